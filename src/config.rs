@@ -1,0 +1,452 @@
+//! Configuration: built-in defaults, then a TOML file, then `CPORT_…` environment variables.
+//! Everything is checked once at start; a bad value stops start-up with the key named.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A string that never shows up in `Debug` output or logs.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("\"***\"")
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub listen: String,
+    pub public_url: String,
+    pub database_url: Secret,
+    pub data_dir: PathBuf,
+    pub api_token: Secret,
+    pub link_secret: Secret,
+    /// Largest request body accepted by the sync API, in bytes.
+    pub max_body_bytes: u64,
+    pub email: EmailConfig,
+    pub smtp: SmtpConfig,
+    pub digest: DigestConfig,
+    pub telegram: TelegramConfig,
+    pub discord: DiscordConfig,
+    pub imap: ImapConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    pub transport: String,
+    pub dir: PathBuf,
+    pub from: String,
+    pub reply_domain: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: String,
+    pub username: String,
+    pub password: Secret,
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DigestConfig {
+    pub schedule: String,
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelegramConfig {
+    pub token: Secret,
+    pub api_url: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscordConfig {
+    pub token: Secret,
+    pub api_url: String,
+    pub public_key: String,
+    pub application_id: String,
+    pub channel_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImapConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: String,
+    pub username: String,
+    pub password: Secret,
+    pub mailbox: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            public_url: "http://127.0.0.1:8080".into(),
+            database_url: Secret::new("sqlite://data/cport.db"),
+            data_dir: "data".into(),
+            api_token: Secret::default(),
+            link_secret: Secret::default(),
+            max_body_bytes: 64 * 1024 * 1024,
+            email: EmailConfig::default(),
+            smtp: SmtpConfig::default(),
+            digest: DigestConfig::default(),
+            telegram: TelegramConfig::default(),
+            discord: DiscordConfig::default(),
+            imap: ImapConfig::default(),
+        }
+    }
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            transport: "file".into(),
+            dir: "data/mail".into(),
+            from: "TOT <notifications@tot.example>".into(),
+            reply_domain: "reply.tot.example".into(),
+        }
+    }
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: String::new(),
+            port: 587,
+            tls: "starttls".into(),
+            username: String::new(),
+            password: Secret::default(),
+            pool_size: 4,
+        }
+    }
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        DigestConfig {
+            schedule: "0 0 8 * * Mon-Fri".into(),
+            timezone: "Europe/London".into(),
+        }
+    }
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            host: String::new(),
+            port: 993,
+            tls: "tls".into(),
+            username: String::new(),
+            password: Secret::default(),
+            mailbox: "INBOX".into(),
+        }
+    }
+}
+
+/// A configuration problem, always naming the key (or file) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
+
+/// Where secrets must be present: `serve` needs them, `digest run --dry-run` does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Secrets,
+    StoreOnly,
+}
+
+impl Config {
+    /// Loads defaults, overlays `file` (if given) and the environment, then validates.
+    pub fn load(file: Option<&Path>, need: Need) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env, need)
+    }
+
+    /// Same as [`Config::load`] with the environment passed in (tests use this).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: &[(String, String)],
+        need: Need,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<defaults>"),
+            message: e.to_string(),
+        })?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let overlay: toml::Value = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.message().to_string(),
+            })?;
+            merge(&mut tree, overlay, "")?;
+        }
+        for (var, value) in env {
+            if let Some(rest) = var.strip_prefix("CPORT_") {
+                apply_env(&mut tree, var, rest, value)?;
+            }
+        }
+        let config: Config = tree.try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: file.map(Path::to_path_buf).unwrap_or_else(|| "<environment>".into()),
+            message: e.message().to_string(),
+        })?;
+        config.validate(need)?;
+        Ok(config)
+    }
+
+    pub fn validate(&self, need: Need) -> Result<(), ConfigError> {
+        SocketAddr::from_str(&self.listen)
+            .map_err(|_| invalid("listen", format!("`{}` is not an address like 127.0.0.1:8080", self.listen)))?;
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return Err(invalid("public_url", "must start with http:// or https://"));
+        }
+        let db = self.database_url.expose();
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            return Err(invalid("database_url", "must start with sqlite: or postgres://"));
+        }
+        if need == Need::Secrets {
+            if self.api_token.is_empty() {
+                return Err(invalid("api_token", "missing; set it in the config file or CPORT_API_TOKEN"));
+            }
+            if self.link_secret.expose().len() < 16 {
+                return Err(invalid(
+                    "link_secret",
+                    "missing or shorter than 16 characters; set it in the config file or CPORT_LINK_SECRET",
+                ));
+            }
+        }
+        match self.email.transport.as_str() {
+            "file" | "smtp" => {}
+            other => return Err(invalid("email.transport", format!("`{other}` is not one of file, smtp"))),
+        }
+        if self.email.transport == "smtp" && self.smtp.host.is_empty() {
+            return Err(invalid("smtp.host", "required when email.transport = \"smtp\""));
+        }
+        for (key, tls) in [("smtp.tls", &self.smtp.tls), ("imap.tls", &self.imap.tls)] {
+            if !matches!(tls.as_str(), "none" | "starttls" | "tls") {
+                return Err(invalid(key, format!("`{tls}` is not one of none, starttls, tls")));
+            }
+        }
+        if self.smtp.pool_size == 0 {
+            return Err(invalid("smtp.pool_size", "must be at least 1"));
+        }
+        if self.email.reply_domain.is_empty() || self.email.reply_domain.contains('@') {
+            return Err(invalid("email.reply_domain", "must be a domain name like reply.tot.example"));
+        }
+        crate::digest::schedule::parse_schedule(&self.digest.schedule)
+            .map_err(|e| invalid("digest.schedule", e))?;
+        self.digest
+            .timezone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| invalid("digest.timezone", format!("`{}` is not an IANA time zone", self.digest.timezone)))?;
+        Ok(())
+    }
+
+    /// The configuration as TOML, secrets included (for `cport demo` to write its file).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The database URL with any password masked, for logs.
+    pub fn database_url_masked(&self) -> String {
+        mask_url_password(self.database_url.expose())
+    }
+}
+
+pub fn mask_url_password(url: &str) -> String {
+    // user:password@host → user:***@host
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        if let Some(at) = rest.find('@') {
+            let creds = &rest[..at];
+            if let Some(colon) = creds.find(':') {
+                return format!("{}://{}:***{}", &url[..scheme_end], &creds[..colon], &rest[at..]);
+            }
+        }
+    }
+    url.to_string()
+}
+
+fn merge(base: &mut toml::Value, overlay: toml::Value, prefix: &str) -> Result<(), ConfigError> {
+    let (toml::Value::Table(base_t), toml::Value::Table(over_t)) = (base, overlay) else {
+        return Ok(());
+    };
+    for (k, v) in over_t {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match base_t.get_mut(&k) {
+            None => return Err(invalid(&key, "unknown key")),
+            Some(existing @ toml::Value::Table(_)) => {
+                if !v.is_table() {
+                    return Err(invalid(&key, "must be a table ([section])"));
+                }
+                merge(existing, v, &key)?;
+            }
+            Some(existing) => {
+                if std::mem::discriminant(existing) != std::mem::discriminant(&v) {
+                    return Err(invalid(
+                        &key,
+                        format!("expected {}, found {}", existing.type_str(), v.type_str()),
+                    ));
+                }
+                *existing = v;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `CPORT_SMTP__HOST` → smtp.host; `CPORT_DATABASE_URL` → database_url;
+/// `CPORT_TELEGRAM_TOKEN` → telegram.token (single underscore after a section name).
+fn apply_env(tree: &mut toml::Value, var: &str, rest: &str, value: &str) -> Result<(), ConfigError> {
+    let lower = rest.to_ascii_lowercase();
+    let path: Vec<String> = if let Some((section, key)) = lower.split_once("__") {
+        vec![section.to_string(), key.to_string()]
+    } else if tree.get(&lower).is_some_and(|v| !v.is_table()) {
+        vec![lower.clone()]
+    } else if let Some((section, key)) = lower.split_once('_') {
+        vec![section.to_string(), key.to_string()]
+    } else {
+        vec![lower.clone()]
+    };
+    let unknown = || ConfigError::Env {
+        var: var.to_string(),
+        message: "does not name a config key".into(),
+    };
+    let mut node = &mut *tree;
+    for part in &path[..path.len() - 1] {
+        node = node.get_mut(part.as_str()).filter(|n| n.is_table()).ok_or_else(unknown)?;
+    }
+    let leaf = node.get_mut(path[path.len() - 1].as_str()).ok_or_else(unknown)?;
+    let parsed = match leaf {
+        toml::Value::Integer(_) => value.parse::<i64>().map(toml::Value::Integer).map_err(|_| ConfigError::Env {
+            var: var.to_string(),
+            message: format!("`{value}` is not a whole number"),
+        })?,
+        toml::Value::Boolean(_) => value.parse::<bool>().map(toml::Value::Boolean).map_err(|_| ConfigError::Env {
+            var: var.to_string(),
+            message: format!("`{value}` is not true or false"),
+        })?,
+        toml::Value::Table(_) => return Err(unknown()),
+        _ => toml::Value::String(value.to_string()),
+    };
+    *leaf = parsed;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn environment_overrides_and_names_bad_keys() {
+        let ok = env(&[
+            ("CPORT_API_TOKEN", "t0ken"),
+            ("CPORT_LINK_SECRET", "0123456789abcdef"),
+            ("CPORT_SMTP__PORT", "2525"),
+            ("CPORT_TELEGRAM_API_URL", "http://127.0.0.1:1"),
+        ]);
+        let c = Config::load_from(None, &ok, Need::Secrets).unwrap();
+        assert_eq!(c.smtp.port, 2525);
+        assert_eq!(c.telegram.api_url, "http://127.0.0.1:1");
+        assert_eq!(format!("{:?}", c.api_token), "\"***\"");
+
+        let cases = [
+            (vec![("CPORT_SMTP__PORT", "many")], "CPORT_SMTP__PORT"),
+            (vec![("CPORT_NOPE", "1")], "CPORT_NOPE"),
+            (vec![("CPORT_DIGEST__SCHEDULE", "every day")], "digest.schedule"),
+            (vec![("CPORT_DIGEST__TIMEZONE", "Mars/Base")], "digest.timezone"),
+            (vec![("CPORT_LISTEN", "here")], "listen"),
+        ];
+        for (extra, named) in cases {
+            let mut e = ok.clone();
+            e.extend(env(&extra));
+            let err = Config::load_from(None, &e, Need::Secrets).unwrap_err().to_string();
+            assert!(err.contains(named), "{extra:?}: error `{err}` should name {named}");
+        }
+    }
+
+    #[test]
+    fn missing_secrets_are_refused_only_when_needed() {
+        let err = Config::load_from(None, &[], Need::Secrets).unwrap_err().to_string();
+        assert!(err.contains("api_token"), "{err}");
+        Config::load_from(None, &[], Need::StoreOnly).unwrap();
+    }
+
+    #[test]
+    fn unknown_and_mistyped_file_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, named) in [
+            ("listn = \"x\"", "listn"),
+            ("[smtp]\nprot = 1", "smtp.prot"),
+            ("[smtp]\nport = \"x\"", "smtp.port"),
+            ("[email]\ntransport = \"pigeon\"", "email.transport"),
+        ] {
+            let p = dir.path().join("c.toml");
+            std::fs::write(&p, text).unwrap();
+            let err = Config::load_from(Some(&p), &[], Need::StoreOnly).unwrap_err().to_string();
+            assert!(err.contains(named), "{text}: `{err}` should name {named}");
+        }
+    }
+
+    #[test]
+    fn database_passwords_are_masked() {
+        assert_eq!(mask_url_password("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(mask_url_password("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}

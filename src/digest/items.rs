@@ -1,0 +1,161 @@
+//! Action items (shared/SPEC.md F1): what needs a contact's attention now.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::model::Role;
+use crate::store::contacts::ContactRow;
+use crate::store::{Db, Result, items};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// A1: colour visuals awaiting approval.
+    VisualApproval,
+    /// A2: open jobs with no delivery instructions.
+    DeliveryInstructions,
+    /// A3: third-party purchase orders not fully delivered.
+    ThirdPartyPo,
+    /// A4: open jobs whose artwork has not arrived.
+    AwaitingArt,
+}
+
+impl Category {
+    pub const ALL: [Category; 4] = [
+        Category::VisualApproval,
+        Category::DeliveryInstructions,
+        Category::ThirdPartyPo,
+        Category::AwaitingArt,
+    ];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Category::VisualApproval => "A1",
+            Category::DeliveryInstructions => "A2",
+            Category::ThirdPartyPo => "A3",
+            Category::AwaitingArt => "A4",
+        }
+    }
+
+    pub fn heading(self) -> &'static str {
+        match self {
+            Category::VisualApproval => "Visuals awaiting your approval",
+            Category::DeliveryInstructions => "Jobs without delivery instructions",
+            Category::ThirdPartyPo => "Third-party purchase orders still open",
+            Category::AwaitingArt => "Artwork not yet received",
+        }
+    }
+
+    /// Which categories a role sees at all. Finance follows spending (A3) only;
+    /// third-party users see what is delegated to them (nothing here yet).
+    pub fn visible_to(self, role: Role) -> bool {
+        match role {
+            Role::Admin | Role::Buyer | Role::Viewer => true,
+            Role::Finance => self == Category::ThirdPartyPo,
+            Role::ThirdParty => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Approve, reject or delegate a visual.
+    ApproveRejectDelegate,
+    /// Give delivery instructions, or say none are needed.
+    GiveDeliveryInstructions,
+    /// Upload the missing artwork.
+    UploadArtwork,
+    /// Information only.
+    None,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionItem {
+    pub category: Category,
+    /// The id of the thing the item is about (visual, job, purchase order).
+    pub id: String,
+    pub title: String,
+    pub detail: String,
+    /// The date that matters: required-by, art due, or ordered on.
+    pub date: Option<NaiveDate>,
+    /// When cport first saw the thing (for "new since last digest").
+    pub since: Option<DateTime<Utc>>,
+    pub action: Action,
+    /// The reply / chat command that acts on or asks about the item.
+    pub command: String,
+}
+
+/// The action items of one contact, in category order, limited to what its role may see.
+pub async fn for_contact(db: &Db, contact: &ContactRow) -> Result<Vec<ActionItem>> {
+    let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
+    let acts = role.acts_on_orders();
+    let client = contact.client_id.as_str();
+    let mut out = Vec::new();
+
+    if Category::VisualApproval.visible_to(role) {
+        for v in items::list_pending_visuals(db, client).await? {
+            out.push(ActionItem {
+                category: Category::VisualApproval,
+                title: format!("Visual {} for {} ({})", v.id, v.job_name, v.category),
+                detail: format!("design {}, job {}", v.design_id, v.job_id),
+                date: v.date_required,
+                since: Some(v.created_at),
+                action: if acts { Action::ApproveRejectDelegate } else { Action::None },
+                command: if acts { format!("APPROVE {}", v.id) } else { "VISUALS".into() },
+                id: v.id,
+            });
+        }
+    }
+    if Category::DeliveryInstructions.visible_to(role) {
+        for j in items::list_jobs_without_delivery(db, client).await? {
+            out.push(ActionItem {
+                category: Category::DeliveryInstructions,
+                title: format!("Job {}: {}", j.id, j.name),
+                detail: match &j.client_ref {
+                    Some(r) => format!("your ref {r}, {}", j.status.replace('_', " ")),
+                    None => j.status.replace('_', " "),
+                },
+                date: j.date_required,
+                since: Some(j.created_at),
+                action: if acts { Action::GiveDeliveryInstructions } else { Action::None },
+                command: if acts { format!("NODELIVERY {}", j.id) } else { format!("JOB {}", j.id) },
+                id: j.id,
+            });
+        }
+    }
+    if Category::ThirdPartyPo.visible_to(role) {
+        for po in items::list_open_third_party_pos(db, client).await? {
+            out.push(ActionItem {
+                category: Category::ThirdPartyPo,
+                title: format!("PO {} from {}", po.tot_ref, po.supplier),
+                detail: format!(
+                    "placed by {}, {} unit(s) outstanding, {}",
+                    po.placed_by.as_deref().unwrap_or("a third party"),
+                    po.outstanding,
+                    po.status.replace('_', " ")
+                ),
+                date: Some(po.date_ordered),
+                since: None,
+                action: Action::None,
+                command: format!("PO {}", po.id),
+                id: po.id,
+            });
+        }
+    }
+    if Category::AwaitingArt.visible_to(role) {
+        for a in items::list_missing_art(db, client).await? {
+            out.push(ActionItem {
+                category: Category::AwaitingArt,
+                title: format!("Artwork for job {}: {}", a.job_id, a.job_name),
+                detail: format!("design {}: {}", a.design_id, a.description),
+                date: a.art_due,
+                since: None,
+                action: if acts { Action::UploadArtwork } else { Action::None },
+                command: format!("JOB {}", a.job_id),
+                id: a.job_id,
+            });
+        }
+    }
+    Ok(out)
+}

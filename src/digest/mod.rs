@@ -1,0 +1,4 @@
+//! Action items, digests and their schedule.
+
+pub mod items;
+pub mod schedule;

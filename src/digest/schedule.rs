@@ -1,0 +1,50 @@
+//! Digest schedules: cron expressions (seconds first) evaluated in a contact's time zone.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use cron::Schedule;
+
+/// Parses a cron expression, explaining the expected form when it is wrong.
+pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
+    Schedule::from_str(expr).map_err(|e| {
+        format!("`{expr}` is not a cron expression with seconds first, like \"0 0 8 * * Mon-Fri\" ({e})")
+    })
+}
+
+/// The first time strictly after `after` that `schedule` fires, read as wall-clock time in `tz`.
+pub fn next_run(schedule: &Schedule, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    schedule
+        .after(&after.with_timezone(&tz))
+        .next()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn weekday_mornings_follow_london_summer_time() {
+        let s = parse_schedule("0 0 8 * * Mon-Fri").unwrap();
+        let tz: Tz = "Europe/London".parse().unwrap();
+        // Friday 27 March 2026, after 08:00 → next is Monday 30 March 08:00 BST = 07:00 UTC
+        // (clocks went forward on Sunday 29 March).
+        let after = Utc.with_ymd_and_hms(2026, 3, 27, 9, 0, 0).unwrap();
+        let next = next_run(&s, tz, after).unwrap();
+        assert_eq!(next, Utc.with_ymd_and_hms(2026, 3, 30, 7, 0, 0).unwrap());
+        // In winter 08:00 London is 08:00 UTC.
+        let after = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+        assert_eq!(next_run(&s, tz, after).unwrap(), Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap());
+    }
+
+    #[test]
+    fn bad_expressions_are_explained() {
+        for bad in ["every day", "0 0 25 * * *", ""] {
+            let e = parse_schedule(bad).unwrap_err();
+            assert!(e.contains("seconds first"), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! cport: tells TOT's clients what needs them over email and chat, and takes their answers
+//! back to TOT's system. See README.md for the flow.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod digest;
+pub mod error;
+pub mod gendata;
+pub mod model;
+pub mod store;
+pub mod sync;
+
+pub use app::{App, AppState};
+pub use config::Config;

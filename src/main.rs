@@ -1,0 +1,373 @@
+//! The `cport` command line: parses arguments, loads config, calls the library.
+#![forbid(unsafe_code)]
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use cport::config::{Config, Need, Secret};
+use cport::digest::items::{ActionItem, for_contact};
+use cport::store::Db;
+use cport::store::contacts::{ContactRow, get_contact, list_active_contacts};
+use cport::sync::SyncError;
+use cport::sync::import::{ImportError, import_file};
+use cport::{App, demo, gendata};
+
+#[derive(Parser)]
+#[command(name = "cport", version, about = "Tells TOT's clients what needs them, over email and chat, and takes their answers back")]
+struct Cli {
+    /// Config file (TOML). Default: ./cport.toml when it exists. CPORT_* variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (health, metrics, sync API) until SIGINT or SIGTERM.
+    Serve,
+    /// Create a fresh demo store with realistic data, write its config, and serve it.
+    Demo(DemoArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Load a JSON document of TOT records (same format and checks as the sync API).
+    Import(ImportArgs),
+    /// Digests: show the action items per contact.
+    Digest {
+        #[command(subcommand)]
+        command: DigestCommand,
+    },
+    /// Write a synthetic data set in the import format (for tests and benchmarks).
+    GenData(GenDataArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Folder for the demo store, pictures, mail and config (emptied of earlier demo files).
+    #[arg(long, default_value = "demo-data", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Address to serve on.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: String,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The JSON document: {"clients": [...], "jobs": [...], ...}.
+    file: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum DigestCommand {
+    /// Run one digest pass now (all contacts, or one).
+    Run(DigestRunArgs),
+}
+
+#[derive(Args)]
+struct DigestRunArgs {
+    /// Only this contact (TOT contact id).
+    #[arg(long, value_name = "ID")]
+    contact: Option<String>,
+    /// Print what would be sent instead of sending.
+    #[arg(long)]
+    dry_run: bool,
+    /// With --dry-run: print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct GenDataArgs {
+    /// Number of clients.
+    #[arg(long, default_value_t = 10)]
+    clients: usize,
+    /// Number of jobs, spread over the clients.
+    #[arg(long, default_value_t = 1000)]
+    jobs: usize,
+    /// Random seed; the same seed gives the same data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Output file (default: standard output).
+    #[arg(long, short, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn config_path(cli: &Cli) -> Option<PathBuf> {
+    cli.config.clone().or_else(|| {
+        let p = PathBuf::from("cport.toml");
+        p.exists().then_some(p)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let path = config_path(&cli);
+    let load = |need| Config::load(path.as_deref(), need);
+    match cli.command {
+        Command::Serve => {
+            let config = load(Need::Secrets)?;
+            tracing::info!(database = %config.database_url_masked(), listen = %config.listen, "starting");
+            let app = App::build(config).await?;
+            app.run(cport::app::shutdown_signal()).await?;
+        }
+        Command::Migrate => {
+            let config = load(Need::StoreOnly)?;
+            let db = Db::connect(config.database_url.expose()).await?;
+            db.migrate().await?;
+            println!("migrations applied ({}, {})", db.engine(), config.database_url_masked());
+        }
+        Command::Import(args) => {
+            let config = load(Need::StoreOnly)?;
+            let db = Db::connect(config.database_url.expose()).await?;
+            db.migrate().await?;
+            return import(&db, &args).await;
+        }
+        Command::Digest {
+            command: DigestCommand::Run(args),
+        } => {
+            let config = load(Need::StoreOnly)?;
+            if !args.dry_run {
+                bail!("sending digests is not available in this version; use `cport digest run --dry-run` to see them");
+            }
+            let db = Db::connect(config.database_url.expose()).await?;
+            db.migrate().await?;
+            dry_run(&db, &args).await?;
+        }
+        Command::GenData(args) => {
+            let doc = gendata::generate(&gendata::Scale {
+                clients: args.clients,
+                jobs: args.jobs,
+                seed: args.seed,
+            });
+            match &args.out {
+                Some(p) => {
+                    let f = std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?;
+                    let mut w = std::io::BufWriter::new(f);
+                    serde_json::to_writer(&mut w, &doc)?;
+                    w.flush()?;
+                    eprintln!("wrote {} records to {}", doc.total(), p.display());
+                }
+                None => {
+                    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+                    serde_json::to_writer(&mut w, &doc)?;
+                    w.flush()?;
+                }
+            }
+        }
+        Command::Demo(args) => run_demo(args).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn import(db: &Db, args: &ImportArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let progress = !args.quiet && std::io::stderr().is_terminal();
+    match import_file(db, &args.file, progress).await {
+        Ok(reports) => {
+            let mut total = 0;
+            for r in &reports {
+                total += r.received;
+                println!(
+                    "{:<18} {:>8} received {:>8} inserted {:>8} updated {:>8} unchanged",
+                    r.entity, r.received, r.inserted, r.updated, r.unchanged
+                );
+            }
+            println!("imported {total} records in {:.1}s", started.elapsed().as_secs_f64());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ImportError::Sync(SyncError::Invalid(errs))) => {
+            for e in errs.iter().take(200) {
+                eprintln!("{e}");
+            }
+            if errs.len() > 200 {
+                eprintln!("… and {} more", errs.len() - 200);
+            }
+            eprintln!("error: {} invalid record(s) in {}; nothing was written", errs.len(), args.file.display());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn dry_run(db: &Db, args: &DigestRunArgs) -> anyhow::Result<()> {
+    let contacts: Vec<ContactRow> = match &args.contact {
+        Some(id) => vec![get_contact(db, id).await.map_err(|e| match e {
+            cport::store::StoreError::NotFound => anyhow::anyhow!("--contact: no contact with id `{id}`"),
+            other => other.into(),
+        })?],
+        None => list_active_contacts(db).await?,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut all = Vec::new();
+    for c in &contacts {
+        let items = for_contact(db, c).await?;
+        if args.json {
+            all.push(serde_json::json!({ "contact": c, "items": items }));
+        } else {
+            print_items(&mut out, c, &items)?;
+        }
+    }
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &all)?;
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn print_items(out: &mut impl Write, c: &ContactRow, items: &[ActionItem]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}  {} <{}> ({}), {}: {} item(s)",
+        c.id,
+        c.name,
+        c.email,
+        c.role,
+        c.client_name,
+        items.len()
+    )?;
+    let mut last = None;
+    for it in items {
+        if last != Some(it.category) {
+            writeln!(out, "  {} {}", it.category.code(), it.category.heading())?;
+            last = Some(it.category);
+        }
+        let date = it.date.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+        writeln!(out, "    {:<10} {:<10} {:<58} {}", it.id, date, truncate(&it.title, 58), it.command)?;
+    }
+    if items.is_empty() {
+        writeln!(out, "    (nothing needs attention; no digest would be sent)")?;
+    }
+    writeln!(out)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn random_secret() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Removes only what an earlier demo wrote, never anything else in the folder.
+fn clear_demo_files(dir: &Path) -> std::io::Result<()> {
+    for f in ["cport.db", "cport.db-wal", "cport.db-shm", "cport.toml"] {
+        let p = dir.join(f);
+        if p.exists() {
+            std::fs::remove_file(p)?;
+        }
+    }
+    for d in ["media", "mail"] {
+        let p = dir.join(d);
+        if p.exists() {
+            std::fs::remove_dir_all(p)?;
+        }
+    }
+    Ok(())
+}
+
+async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+    let dir = &args.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    clear_demo_files(dir).with_context(|| format!("cannot clear the old demo in {}", dir.display()))?;
+    let mut config = Config {
+        listen: args.listen.clone(),
+        public_url: format!("http://{}", args.listen),
+        database_url: Secret::new(format!("sqlite://{}", dir.join("cport.db").display())),
+        data_dir: dir.clone(),
+        api_token: Secret::new(random_secret()),
+        link_secret: Secret::new(random_secret()),
+        ..Config::default()
+    };
+    config.email.dir = dir.join("mail");
+    config.validate(Need::Secrets)?;
+    let config_file = dir.join("cport.toml");
+    std::fs::write(&config_file, format!("# Written by `cport demo`.\n{}", config.to_toml()))
+        .with_context(|| format!("cannot write {}", config_file.display()))?;
+    let pictures = demo::write_media(dir)?;
+
+    let db = Db::connect(config.database_url.expose()).await?;
+    db.migrate().await?;
+    let now = chrono::Utc::now();
+    let doc = demo::document(now);
+    let reports = cport::sync::import::apply_document(&db, &doc, false)
+        .await
+        .map_err(|e| anyhow::anyhow!("demo data did not load: {e}"))?;
+    cport::store::banners::insert_banner(&db, &demo::banner(now), now).await?;
+    let records: usize = reports.iter().map(|r| r.received).sum();
+
+    let app = App::build_with(config.clone(), db).await?;
+    let base = &config.public_url;
+    let cfg = config_file.display();
+    println!();
+    println!("cport demo is running at {base}  (Ctrl-C stops it)");
+    println!();
+    println!("  store      {} ({records} records, {pictures} pictures)", dir.join("cport.db").display());
+    println!("  config     {cfg}");
+    println!("  api token  {}", config.api_token.expose());
+    println!();
+    println!("Try next, in another terminal:");
+    println!("  curl {base}/healthz");
+    println!("  curl -s {base}/metrics | head");
+    println!("  open {base}/media/visuals/V-1001.svg   (a visual awaiting approval)");
+    println!("  cargo run --release -- --config {cfg} digest run --dry-run");
+    println!("  cargo run --release -- --config {cfg} digest run --dry-run --contact P-101 --json");
+    println!("  curl -X PUT {base}/api/v1/visuals -H 'Authorization: Bearer {}' \\", config.api_token.expose());
+    println!("       -H 'Content-Type: application/json' --data @examples/visuals.json");
+    println!();
+    println!("Demo contacts:");
+    for c in demo::DEMO_CONTACTS {
+        println!("  {:<6} {}", c.id, c.who);
+    }
+    println!();
+    std::io::stdout().flush()?;
+    app.run(cport::app::shutdown_signal()).await?;
+    Ok(())
+}

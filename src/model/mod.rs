@@ -1,0 +1,242 @@
+//! Domain types shared by every module: ids, money, roles, and the TOT records
+//! that enter through the sync API and `cport import`.
+
+pub mod records;
+
+use std::fmt;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// One problem with one field of one record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+/// Checks a TOT id: 1–64 characters of letters, digits, `-`, `_`, `.` or `/`.
+pub fn check_id(field: &str, id: &str, errs: &mut Vec<FieldError>) {
+    if id.is_empty() {
+        errs.push(FieldError::new(field, "must not be empty"));
+    } else if id.len() > 64 {
+        errs.push(FieldError::new(field, "longer than 64 characters"));
+    } else if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+    {
+        errs.push(FieldError::new(
+            field,
+            format!("`{id}` may hold only letters, digits, '-', '_', '.', '/'"),
+        ));
+    }
+}
+
+/// Checks a free-text field is present and not absurdly long.
+pub fn check_text(field: &str, s: &str, max: usize, errs: &mut Vec<FieldError>) {
+    if s.trim().is_empty() {
+        errs.push(FieldError::new(field, "must not be empty"));
+    } else if s.chars().count() > max {
+        errs.push(FieldError::new(field, format!("longer than {max} characters")));
+    }
+}
+
+pub fn check_qty(field: &str, q: i64, errs: &mut Vec<FieldError>) {
+    if q < 0 {
+        errs.push(FieldError::new(field, "must not be negative"));
+    } else if q > 1_000_000_000 {
+        errs.push(FieldError::new(field, "is larger than 1,000,000,000"));
+    }
+}
+
+/// Money in the client's currency, held as integer minor units (pence, cents).
+/// In JSON it is a number or string with at most two decimals: `12.5`, `"12.50"`, `1200`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Money(pub i64);
+
+impl Money {
+    pub fn minor(self) -> i64 {
+        self.0
+    }
+
+    /// Parses a decimal amount without going through floating point.
+    pub fn parse(s: &str) -> Result<Money, String> {
+        let s = s.trim();
+        let (neg, digits) = match s.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+        let bad = || format!("`{s}` is not an amount with at most 2 decimals");
+        if whole.is_empty() || !whole.chars().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        if frac.len() > 2 || !frac.chars().all(|c| c.is_ascii_digit()) || (digits.contains('.') && frac.is_empty()) {
+            return Err(bad());
+        }
+        if whole.len() > 13 {
+            return Err(format!("`{s}` is too large"));
+        }
+        let whole: i64 = whole.parse().map_err(|_| bad())?;
+        let frac: i64 = match frac.len() {
+            0 => 0,
+            1 => frac.parse::<i64>().map_err(|_| bad())? * 10,
+            _ => frac.parse().map_err(|_| bad())?,
+        };
+        let v = whole * 100 + frac;
+        Ok(Money(if neg { -v } else { v }))
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let a = self.0.unsigned_abs();
+        write!(f, "{sign}{}.{:02}", a / 100, a % 100)
+    }
+}
+
+impl Serialize for Money {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Money;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an amount with at most 2 decimals")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
+                v.checked_mul(100).map(Money).ok_or_else(|| E::custom("amount is too large"))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
+                i64::try_from(v)
+                    .ok()
+                    .and_then(|v| v.checked_mul(100))
+                    .map(Money)
+                    .ok_or_else(|| E::custom("amount is too large"))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Money, E> {
+                // Display of f64 is the shortest text that reads back as the same number,
+                // so 12.3 arrives as "12.3", never "12.29999".
+                Money::parse(&format!("{v}")).map_err(E::custom)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Money, E> {
+                Money::parse(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What a contact may do; every query is also scoped to the contact's client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Buyer,
+    Finance,
+    Viewer,
+    ThirdParty,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Buyer => "buyer",
+            Role::Finance => "finance",
+            Role::Viewer => "viewer",
+            Role::ThirdParty => "third_party",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "admin" => Role::Admin,
+            "buyer" => Role::Buyer,
+            "finance" => Role::Finance,
+            "viewer" => Role::Viewer,
+            "third_party" => Role::ThirdParty,
+            _ => return None,
+        })
+    }
+
+    /// May act on visuals and delivery instructions (not merely read them).
+    pub fn acts_on_orders(self) -> bool {
+        matches!(self, Role::Admin | Role::Buyer)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Job statuses TOT uses; the first three are "open".
+pub const JOB_STATUSES: &[&str] = &["entered", "in_production", "completed", "delivered", "cancelled"];
+pub const OPEN_JOB_STATUSES: &[&str] = &["entered", "in_production", "completed"];
+pub const DELIVERY_INSTRUCTIONS: &[&str] = &["none", "given", "not_required"];
+pub const VISUAL_STATUSES: &[&str] = &["awaiting_approval", "approved", "rejected"];
+pub const DELIVERY_STATUSES: &[&str] = &["picked", "ready", "sent"];
+pub const PO_STATUSES: &[&str] = &["open", "part_received", "received", "closed", "cancelled"];
+pub const SEVERITIES: &[&str] = &["info", "warning", "urgent"];
+
+pub fn check_one_of(field: &str, v: &str, allowed: &[&str], errs: &mut Vec<FieldError>) {
+    if !allowed.contains(&v) {
+        errs.push(FieldError::new(
+            field,
+            format!("`{v}` is not one of {}", allowed.join(", ")),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_parses_exactly() {
+        let cases = [
+            ("12.5", Some(1250)),
+            ("12.50", Some(1250)),
+            ("0.1", Some(10)),
+            ("1200", Some(120000)),
+            ("-3.07", Some(-307)),
+            ("1.234", None),
+            ("1.", None),
+            ("abc", None),
+            ("", None),
+            (".5", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(Money::parse(text).ok().map(|m| m.0), want, "{text}");
+        }
+        let m: Money = serde_json::from_str("19.99").unwrap();
+        assert_eq!(m, Money(1999));
+        let m: Money = serde_json::from_str("7").unwrap();
+        assert_eq!(m.to_string(), "7.00");
+        assert!(serde_json::from_str::<Money>("0.005").is_err());
+        assert_eq!(Money(-5).to_string(), "-0.05");
+    }
+}

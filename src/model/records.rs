@@ -1,0 +1,753 @@
+//! The JSON records TOT pushes (sync API and `cport import`), one struct per entity.
+//! Unknown fields are refused so a typo is reported, not silently dropped.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::*;
+
+/// Every entity the sync API accepts, in the order an import applies them
+/// (a record may refer only to entities earlier in this list).
+pub const ENTITIES: &[&str] = &[
+    "clients",
+    "contacts",
+    "jobs",
+    "art_requirements",
+    "visuals",
+    "deliveries",
+    "stock",
+    "blank_stock",
+    "purchase_orders",
+    "invoices",
+    "account_summaries",
+    "price_cards",
+];
+
+/// A record that can check itself before it is written.
+pub trait Record: serde::de::DeserializeOwned + Serialize {
+    /// The TOT id (the key for idempotent upserts).
+    fn key(&self) -> &str;
+    /// The client the record belongs to, when it belongs to one.
+    fn client(&self) -> Option<&str>;
+    fn validate(&self, errs: &mut Vec<FieldError>);
+}
+
+fn default_currency() -> String {
+    "GBP".into()
+}
+fn default_tz() -> String {
+    "Europe/London".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_delivery_instructions() -> String {
+    "none".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientIn {
+    pub id: String,
+    pub name: String,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    #[serde(default)]
+    pub third_party_ordering: bool,
+}
+
+impl Record for ClientIn {
+    fn key(&self) -> &str {
+        &self.id
+    }
+    fn client(&self) -> Option<&str> {
+        None
+    }
+    fn validate(&self, e: &mut Vec<FieldError>) {
+        check_id("id", &self.id, e);
+        check_text("name", &self.name, 200, e);
+        if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
+            e.push(FieldError::new("currency", format!("`{}` is not a 3-letter ISO code like GBP", self.currency)));
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactIn {
+    pub id: String,
+    pub client_id: String,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    #[serde(default = "default_tz")]
+    pub timezone: String,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub telegram_chat_id: Option<i64>,
+    #[serde(default)]
+    pub discord_user_id: Option<String>,
+    /// Cron expression (seconds first) overriding the default digest schedule.
+    #[serde(default)]
+    pub digest_schedule: Option<String>,
+    #[serde(default = "default_true")]
+    pub active: bool,
+}
+
+/// A deliberately plain check: one `@`, a dot in the domain, no spaces.
+pub fn valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && s.len() <= 254
+        && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+}
+
+impl Record for ContactIn {
+    fn key(&self) -> &str {
+        &self.id
+    }
+    fn client(&self) -> Option<&str> {
+        Some(&self.client_id)
+    }
+    fn validate(&self, e: &mut Vec<FieldError>) {
+        check_id("id", &self.id, e);
+        check_id("client_id", &self.client_id, e);
+        check_text("name", &self.name, 200, e);
+        if !valid_email(&self.email) {
+            e.push(FieldError::new("email", format!("`{}` is not an email address", self.email)));
+        }
+        if Role::parse(&self.role).is_none() {
+            e.push(FieldError::new(
+                "role",
+                format!("`{}` is not one of admin, buyer, finance, viewer, third_party", self.role),
+            ));
+        }
+        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
+            e.push(FieldError::new("timezone", format!("`{}` is not an IANA time zone", self.timezone)));
+        }
+        if let Some(s) = &self.digest_schedule {
+            if let Err(msg) = crate::digest::schedule::parse_schedule(s) {
+                e.push(FieldError::new("digest_schedule", msg));
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessLineIn {
+    pub status: String,
+    pub process: String,
+    pub position: String,
+    #[serde(default)]
+    pub process_date: Option<NaiveDate>,
+    pub qty: i64,
+    pub unit_price: Money,
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostLineIn {
+    pub description: String,
+    pub qty: i64,
+    pub unit_price: Money,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrintedGarmentIn {
+    pub description: String,
+    pub expected_qty: i64,
+    #[serde(default)]
+    pub produced_qty: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobIn {
+    pub id: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub contact_id: Option<String>,
+    pub name: String,
+    pub status: String,
+    #[serde(default)]
+    pub date_required: Option<NaiveDate>,
+    #[serde(default)]
+    pub order_id: Option<String>,
+    #[serde(default)]
+    pub client_ref: Option<String>,
+    /// `none` (the client has said nothing yet), `given`, or `not_required`.
+    #[serde(default = "default_delivery_instructions")]
+    pub delivery_instructions: String,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub process_lines: Vec<ProcessLineIn>,
+    #[serde(default)]
+    pub art_costs: Vec<CostLineIn>,
+    #[serde(default)]
+    pub blank_garments: Vec<CostLineIn>,
+    #[serde(default)]
+    pub printed_garments: Vec<PrintedGarmentIn>,
+}
+
+fn check_cost_lines(name: &str, lines: &[CostLineIn], e: &mut Vec<FieldError>) {
+    for (i, l) in lines.iter().enumerate() {
+        check_text(&format!("{name}[{i}].description"), &l.description, 500, e);
+        check_qty(&format!("{name}[{i}].qty"), l.qty, e);
+    }
+}
+
+impl Record for JobIn {
+    fn key(&self) -> &str {
+        &self.id
+    }
+    fn client(&self) -> Option<&str> {
+        Some(&self.client_id)
+    }
+    fn validate(&self, e: &mut Vec<FieldError>) {
+        check_id("id", &self.id, e);
+        check_id("client_id", &self.client_id, e);
+        if let Some(c) = &self.contact_id {
+            check_id("contact_id", c, e);
+        }
+        check_text("name", &self.name, 300, e);
+        check_one_of("status", &self.status, JOB_STATUSES, e);
+        check_one_of("delivery_instructions", &self.delivery_instructions, DELIVERY_INSTRUCTIONS, e);
+        for (i, l) in self.process_lines.iter().enumerate() {
+            check_text(&format!("process_lines[{i}].process"), &l.process, 200, e);
+            check_text(&format!("process_lines[{i}].status"), &l.status, 50, e);
+            check_qty(&format!("process_lines[{i}].qty"), l.qty, e);
+        }
+        check_cost_lines("art_costs", &self.art_costs, e);
+        check_cost_lines("blank_garments", &self.blank_garments, e);
+        for (i, l) in self.printed_garments.iter().enumerate() {
+            check_text(&format!("printed_garments[{i}].description"), &l.description, 500, e);
+            check_qty(&format!("printed_garments[{i}].expected_qty"), l.expected_qty, e);
+            check_qty(&format!("printed_garments[{i}].produced_qty"), l.produced_qty, e);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArtRequirementIn {
+    pub id: String,
+    pub client_id: String,
+    pub job_id: String,
+    pub design_id: String,
+    pub description: String,
+    #[serde(default)]
+    pub art_due: Option<NaiveDate>,
+    #[serde(default)]
+    pub art_received: bool,
+}
+
+impl Record for ArtRequirementIn {
+    fn key(&self) -> &str {
+        &self.id
+    }
+    fn client(&self) -> Option<&str> {
+        Some(&self.client_id)
+    }
+    fn validate(&self, e: &mut Vec<FieldError>) {
+        check_id("id", &self.id, e);
+        check_id("client_id", &self.client_id, e);
+        check_id("job_id", &self.job_id, e);
+        check_id("design_id", &self.design_id, e);
+        check_text("description", &self.description, 500, e);
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommentIn {
+    pub author: String,
+    /// `client` or `tot`.
+    pub side: String,
+    pub body: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisualIn {
+    pub id: String,
+    pub client_id: String,
+    pub job_id: String,
+    pub design_id: String,
+    pub category: String,
+    pub designer: String,
+    pub status: String,
+    pub main_image: String,
+    #[serde(default)]
+    pub placement_image: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub charges: Vec<CostLineIn>,
+    #[serde(default)]
+    pub comments: Vec<CommentIn>,
+}
+
+impl Record for VisualIn {
+    fn key(&self) -> &str {
+        &self.id
+    }
+    fn client(&self) -> Option<&str> {
+        Some(&self.client_id)
+    }
+    fn validate(&self, e: &mut Vec<FieldError>) {
+        check_id("id", &self.id, e);
+        check_id("client_id", &self.client_id, e);
+        check_id("job_id", &self.job_id, e);
+        check_id("design_id", &self.design_id, e);
+        check_text("category", &self.category, 100, e);
+        check_text("designer", &self.designer, 200, e);
+        check_one_of("status", &self.status, VISUAL_STATUSES, e);
+        check_text("main_image", &self.main_image, 2000, e);
+        check_cost_lines("charges", &self.charges, e);
+        for (i, c) in self.comments.iter().enumerate() {
+            check_one_of(&format!("comments[{i}].side"), &c.side, &["client", "tot"], e);
+            check_text(&format!("comments[{i}].body"), &c.body, 5000, e);
+            check_text(&format!("comments[{i}].author"), &c.author, 200, e);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackingIn {
+    pub carrier: String,
+    pub number: String,
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryLineIn {
+    pub description: String,
+    pub qty: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackingIn {
+    pub container: String,
+    pub description: String,
+    pub qty: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryCostIn {
+    pub cost_type: String,
+    pub description: String,
+    pub price: Money,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProofOfDeliveryIn {
+    pub signature_image: String,
+    pub boxes: i64,
+    pub courier: String,
+    pub signed_at: DateTime<Utc>,
+    #[serde(default)]
+    pub courier_worker: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryIn {
+    pub id: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub job_id: Option<String>,
+    pub status: String,
+    #[serde(default)]
+    pub delivery_date: Option<NaiveDate>,
+    #[serde(default)]
+    pub sent_date: Option<NaiveDate>,
+    pub venue: String,
+    pub description: String,
+    #[serde(default)]
+    pub contact: Option<String>,
+    #[serde(default)]
+    pub client_ref: Option<String>,
+    #[serde(default)]
+    pub tracking: Option<TrackingIn>,
+    #[serde(default)]
+    pub lines: Vec<DeliveryLineIn>,
+    #[serde(default)]
+    pub packing: Vec<PackingIn>,
+    #[serde(default)]
+    pub costs: Vec<DeliveryCostIn>,
+    #[serde(default)]
+    pub proof_of_delivery: Option<ProofOfDeliveryIn>,
+}
+
+impl Record for DeliveryIn {
+    fn key(&self) -> &str {
+        &self.id
+    }
+    fn client(&self) -> Option<&str> {
+        Some(&self.client_id)
+    }
+    fn validate(&self, e: &mut Vec<FieldError>) {
+        check_id("id", &self.id, e);
+        check_id("client_id", &self.client_id, e);
+        if let Some(j) = &self.job_id {
+            check_id("job_id", j, e);
+        }
+        check_one_of("status", &self.status, DELIVERY_STATUSES, e);
+        check_text("venue", &self.venue, 500, e);
+        check_text("description", &self.description, 500, e);
+        if let Some(t) = &self.tracking {
+            check_text("tracking.carrier", &t.carrier, 100, e);
+            check_text("tracking.number", &t.number, 100, e);
+        }
+        for (i, l) in self.lines.iter().enumerate() {
+            check_text(&format!("lines[{i}].description"), &l.description, 500, e);
+            check_qty(&format!("lines[{i}].qty"), l.qty, e);
+        }
+        for (i, l) in self.packing.iter().enumerate() {
+            check_text(&format!("packing[{i}].container"), &l.container, 100, e);
+            check_qty(&format!("packing[{i}].qty"), l.qty, e);
+        }
+        for (i, l) in self.costs.iter().enumerate() {
+            check_text(&format!("costs[{i}].cost_type"), &l.cost_type, 100, e);
+        }
+        if let Some(p) = &self.proof_of_delivery {
+            check_qty("proof_of_delivery.boxes", p.boxes, e);
+            check_text("proof_of_delivery.courier", &p.courier, 200, e);
+        }
+        if self.status == "sent" && self.sent_date.is_none() {
+            e.push(FieldError::new("sent_date", "required when status is sent"));
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StockIn {
+    pub sku: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_sku: Option<String>,
+    pub description: String,
+    pub warehouse_balance: i64,
+    #[serde(default)]
+    pub expected: i64,
+    #[serde(default)]
+    pub accounted_for: i64,
+    pub available_to_order: i64,
+    #[serde(default)]
+    pub picture: Option<String>,
+}
+
+impl Record for StockIn {
+    fn key(&self) -> &str {
+        &self.sku
+    }
+    fn client(&self) -> Option<&str> {
+        Some(&self.client_id)
+    }
+    fn validate(&self, e: &mut Vec<FieldError>) {
+        check_id("sku", &self.sku, e);
+        check_id("client_id", &self.client_id, e);
+        check_text("description", &self.description, 500, e);
+        check_qty("warehouse_balance", self.warehouse_balance, e);
+        check_qty("expected", self.expected, e);
+        check_qty("accounted_for", self.accounted_for, e);
+        check_qty("available_to_order", self.available_to_order, e);
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlankStockIn {
+    pub sku: String,
+    pub description: String,
+    pub warehouse_balance: i64,
+    #[serde(default)]
+    pub expected: i64,
+    #[serde(default)]
+    pub accounted_for: i64,
+    pub available_to_order: i64,
+}
+
+impl Record for BlankStockIn {
+    fn key(&self) -> &str {
+        &self.sku
+    }
+    fn client(&self) -> Option<&str> {
+        None
+    }
+    fn validate(&self, e: &mut Vec<FieldError>) {
+        check_id("sku", &self.sku, e);
+        check_text("description", &self.description, 500, e);
+        check_qty("warehouse_balance", self.warehouse_balance, e);
+        check_qty("expected", self.expected, e);
+        check_qty("accounted_for", self.accounted_for, e);
+        check_qty("available_to_order", self.available_to_order, e);
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoLineIn {
+    pub status: String,
+    pub sku: String,
+    pub description: String,
+    pub ordered: i64,
+    #[serde(default)]
+    pub received: i64,
+    #[serde(default)]
+    pub cancelled: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoReceiptIn {
+    pub date_received: NaiveDate,
+    pub signed_by: String,
+    #[serde(default)]
+    pub date_checked: Option<NaiveDate>,
+    #[serde(default)]
+    pub check_category: Option<String>,
+    #[serde(default)]
+    pub checked_by: Option<String>,
+    #[serde(default)]
+    pub outers: i64,
+    #[serde(default)]
+    pub handling_cost: Money,
+    #[serde(default)]
+    pub checking_images: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurchaseOrderIn {
+    pub id: String,
+    pub client_id: String,
+    /// Name of whoever placed the order; set together with `third_party`.
+    #[serde(default)]
+    pub placed_by: Option<String>,
+    /// Placed by one of the client's third parties (these show as action items).
+    #[serde(default)]
+    pub third_party: bool,
+    pub status: String,
+    pub date_ordered: NaiveDate,
+    pub tot_ref: String,
+    #[serde(default)]
+    pub client_ref: Option<String>,
+    pub category: String,
+    #[serde(rename = "type")]
+    pub po_type: String,
+    pub supplier: String,
+    #[serde(default)]
+    pub lines: Vec<PoLineIn>,
+    #[serde(default)]
+    pub receipts: Vec<PoReceiptIn>,
+}
+
+impl Record for PurchaseOrderIn {
+    fn key(&self) -> &str {
+        &self.id
+    }
+    fn client(&self) -> Option<&str> {
+        Some(&self.client_id)
+    }
+    fn validate(&self, e: &mut Vec<FieldError>) {
+        check_id("id", &self.id, e);
+        check_id("client_id", &self.client_id, e);
+        check_one_of("status", &self.status, PO_STATUSES, e);
+        check_text("tot_ref", &self.tot_ref, 100, e);
+        check_text("category", &self.category, 100, e);
+        check_text("type", &self.po_type, 100, e);
+        check_text("supplier", &self.supplier, 200, e);
+        for (i, l) in self.lines.iter().enumerate() {
+            check_id(&format!("lines[{i}].sku"), &l.sku, e);
+            check_qty(&format!("lines[{i}].ordered"), l.ordered, e);
+            check_qty(&format!("lines[{i}].received"), l.received, e);
+            check_qty(&format!("lines[{i}].cancelled"), l.cancelled, e);
+            if l.received + l.cancelled > l.ordered {
+                e.push(FieldError::new(
+                    format!("lines[{i}].received"),
+                    "received plus cancelled is more than ordered",
+                ));
+            }
+        }
+        for (i, r) in self.receipts.iter().enumerate() {
+            check_text(&format!("receipts[{i}].signed_by"), &r.signed_by, 200, e);
+            check_qty(&format!("receipts[{i}].outers"), r.outers, e);
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceIn {
+    pub id: String,
+    pub client_id: String,
+    pub date: NaiveDate,
+    #[serde(default)]
+    pub due_date: Option<NaiveDate>,
+    #[serde(default)]
+    pub client_po_ref: Option<String>,
+    pub job_name: String,
+    pub total: Money,
+    #[serde(default)]
+    pub paid: Money,
+}
+
+impl Record for InvoiceIn {
+    fn key(&self) -> &str {
+        &self.id
+    }
+    fn client(&self) -> Option<&str> {
+        Some(&self.client_id)
+    }
+    fn validate(&self, e: &mut Vec<FieldError>) {
+        check_id("id", &self.id, e);
+        check_id("client_id", &self.client_id, e);
+        check_text("job_name", &self.job_name, 300, e);
+        if self.paid.0 < 0 {
+            e.push(FieldError::new("paid", "must not be negative"));
+        }
+        if self.total.0 >= 0 && self.paid.0 > self.total.0 {
+            e.push(FieldError::new("paid", "is more than total"));
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSummaryIn {
+    pub client_id: String,
+    pub as_of: NaiveDate,
+    pub current_balance: Money,
+    #[serde(default)]
+    pub over_30: Money,
+    #[serde(default)]
+    pub over_60: Money,
+    #[serde(default)]
+    pub over_90: Money,
+}
+
+impl Record for AccountSummaryIn {
+    fn key(&self) -> &str {
+        &self.client_id
+    }
+    fn client(&self) -> Option<&str> {
+        Some(&self.client_id)
+    }
+    fn validate(&self, e: &mut Vec<FieldError>) {
+        check_id("client_id", &self.client_id, e);
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceLineIn {
+    pub code: String,
+    pub description: String,
+    pub unit: String,
+    #[serde(default = "one")]
+    pub min_qty: i64,
+    pub price: Money,
+}
+
+fn one() -> i64 {
+    1
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceCardIn {
+    pub id: String,
+    pub client_id: String,
+    pub name: String,
+    pub effective_from: NaiveDate,
+    #[serde(default)]
+    pub lines: Vec<PriceLineIn>,
+}
+
+impl Record for PriceCardIn {
+    fn key(&self) -> &str {
+        &self.id
+    }
+    fn client(&self) -> Option<&str> {
+        Some(&self.client_id)
+    }
+    fn validate(&self, e: &mut Vec<FieldError>) {
+        check_id("id", &self.id, e);
+        check_id("client_id", &self.client_id, e);
+        check_text("name", &self.name, 200, e);
+        for (i, l) in self.lines.iter().enumerate() {
+            check_text(&format!("lines[{i}].code"), &l.code, 50, e);
+            check_text(&format!("lines[{i}].description"), &l.description, 500, e);
+            check_text(&format!("lines[{i}].unit"), &l.unit, 50, e);
+            check_qty(&format!("lines[{i}].min_qty"), l.min_qty, e);
+        }
+    }
+}
+
+/// A whole import document: any of the entities, each an array.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Document {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ClientIn>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<ContactIn>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobIn>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub art_requirements: Vec<ArtRequirementIn>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub visuals: Vec<VisualIn>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<DeliveryIn>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stock: Vec<StockIn>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blank_stock: Vec<BlankStockIn>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purchase_orders: Vec<PurchaseOrderIn>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invoices: Vec<InvoiceIn>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub account_summaries: Vec<AccountSummaryIn>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub price_cards: Vec<PriceCardIn>,
+}
+
+impl Document {
+    pub fn total(&self) -> usize {
+        self.clients.len()
+            + self.contacts.len()
+            + self.jobs.len()
+            + self.art_requirements.len()
+            + self.visuals.len()
+            + self.deliveries.len()
+            + self.stock.len()
+            + self.blank_stock.len()
+            + self.purchase_orders.len()
+            + self.invoices.len()
+            + self.account_summaries.len()
+            + self.price_cards.len()
+    }
+}

@@ -1,0 +1,30 @@
+//! Contacts as cport reads them.
+
+use super::{Db, Result, on_db};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ContactRow {
+    pub id: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub timezone: String,
+    pub digest_schedule: Option<String>,
+    pub active: bool,
+}
+
+const SELECT: &str = "SELECT c.id, c.client_id, cl.name AS client_name, c.name, c.email, c.role, c.timezone,
+    c.digest_schedule, c.active FROM contacts c JOIN clients cl ON cl.id = c.client_id";
+
+pub async fn get_contact(db: &Db, id: &str) -> Result<ContactRow> {
+    let sql = format!("{SELECT} WHERE c.id = $1");
+    Ok(on_db!(db, p => sqlx::query_as::<_, ContactRow>(&sql).bind(id).fetch_one(p).await)?)
+}
+
+/// Every active contact, in id order.
+pub async fn list_active_contacts(db: &Db) -> Result<Vec<ContactRow>> {
+    let sql = format!("{SELECT} WHERE c.active ORDER BY c.client_id, c.id");
+    Ok(on_db!(db, p => sqlx::query_as::<_, ContactRow>(&sql).fetch_all(p).await)?)
+}

@@ -1,0 +1,80 @@
+//! HTTP handlers of the sync API. Bearer token required on every route.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::sync::{DeleteReport, EntityReport, RecordError, delete_batch, upsert_batch};
+
+/// Checks `Authorization: Bearer <api_token>`.
+pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), AppError> {
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AppError::Unauthorized)?;
+    // Compare digests so the comparison takes the same time wherever the strings differ.
+    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(token.as_bytes()));
+    let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    if diff == 0 && !token.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
+fn body_error(entity: &str, reason: String) -> AppError {
+    AppError::Invalid(vec![RecordError {
+        entity: entity.into(),
+        index: None,
+        id: None,
+        field: "body".into(),
+        reason,
+    }])
+}
+
+/// `PUT /api/v1/{entity}`: the body is a JSON array of records.
+pub async fn put_entity(
+    State(state): State<AppState>,
+    Path(entity): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<EntityReport>, AppError> {
+    require_token(&headers, state.config.api_token.expose())?;
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|e| body_error(&entity, format!("not valid JSON: {e}")))?;
+    let Value::Array(values) = value else {
+        return Err(body_error(&entity, "expected a JSON array of records".into()));
+    };
+    let report = upsert_batch(&state.db, &entity, values).await?;
+    tracing::info!(entity, received = report.received, inserted = report.inserted,
+        updated = report.updated, unchanged = report.unchanged, "sync batch applied");
+    Ok(Json(report))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteBody {
+    ids: Vec<String>,
+}
+
+/// `DELETE /api/v1/{entity}`: the body is `{"ids": ["…", …]}`.
+pub async fn delete_entity(
+    State(state): State<AppState>,
+    Path(entity): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<DeleteReport>, AppError> {
+    require_token(&headers, state.config.api_token.expose())?;
+    let parsed: DeleteBody = serde_json::from_slice(&body)
+        .map_err(|e| body_error(&entity, format!("expected {{\"ids\": [\"…\"]}}: {e}")))?;
+    let report = delete_batch(&state.db, &entity, parsed.ids).await?;
+    tracing::info!(entity, deleted = report.deleted, absent = report.absent.len(), "sync delete applied");
+    Ok(Json(report))
+}

@@ -1,0 +1,304 @@
+//! TOT → cport: the sync API (`PUT|DELETE /api/v1/{entity}`) and `cport import`.
+//! Records are parsed, validated and checked against what they refer to before anything is
+//! written; a batch is one transaction, so it lands whole or not at all.
+
+pub mod api;
+pub mod import;
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::Utc;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::model::records::*;
+use crate::model::{FieldError, check_id};
+use crate::store::records::{Outcome, Upsert, delete_keys, existing_hashes, owners};
+use crate::store::{Db, StoreError, Tx};
+
+/// One problem with one record of a batch.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RecordError {
+    pub entity: String,
+    /// Position of the record in its array (none for a problem with the whole body).
+    pub index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub field: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "{}[{i}]", self.entity)?,
+            None => write!(f, "{}", self.entity)?,
+        }
+        if let Some(id) = &self.id {
+            write!(f, " ({id})")?;
+        }
+        write!(f, " {}: {}", self.field, self.reason)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{} invalid record(s); nothing was written", .0.len())]
+    Invalid(Vec<RecordError>),
+    #[error("unknown entity `{0}`; expected one of {list}", list = ENTITIES.join(", "))]
+    UnknownEntity(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Counts for one entity of a batch.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct EntityReport {
+    pub entity: String,
+    pub received: usize,
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// Calls `$body` with the record type `$T` named by `$entity` (a string).
+macro_rules! by_entity {
+    ($entity:expr, $T:ident => $body:expr) => {
+        match $entity {
+            "clients" => { type $T = ClientIn; $body }
+            "contacts" => { type $T = ContactIn; $body }
+            "jobs" => { type $T = JobIn; $body }
+            "art_requirements" => { type $T = ArtRequirementIn; $body }
+            "visuals" => { type $T = VisualIn; $body }
+            "deliveries" => { type $T = DeliveryIn; $body }
+            "stock" => { type $T = StockIn; $body }
+            "blank_stock" => { type $T = BlankStockIn; $body }
+            "purchase_orders" => { type $T = PurchaseOrderIn; $body }
+            "invoices" => { type $T = InvoiceIn; $body }
+            "account_summaries" => { type $T = AccountSummaryIn; $body }
+            "price_cards" => { type $T = PriceCardIn; $body }
+            other => Err(SyncError::UnknownEntity(other.to_string())),
+        }
+    };
+}
+pub(crate) use by_entity;
+
+fn content_hash<T: Serialize>(rec: &T) -> String {
+    let bytes = serde_json::to_vec(rec).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn record_id(v: &serde_json::Value) -> Option<String> {
+    ["id", "sku", "client_id"]
+        .iter()
+        .find_map(|k| v.get(*k).and_then(|x| x.as_str()).map(str::to_string))
+}
+
+/// Parses loose JSON values into records, collecting a [`RecordError`] per bad record.
+pub fn parse_values<T: Upsert>(values: Vec<serde_json::Value>, errs: &mut Vec<RecordError>) -> Vec<(usize, T)> {
+    let mut out = Vec::with_capacity(values.len());
+    for (index, v) in values.into_iter().enumerate() {
+        let id = record_id(&v);
+        if !v.is_object() {
+            errs.push(RecordError {
+                entity: T::ENTITY.into(),
+                index: Some(index),
+                id,
+                field: "record".into(),
+                reason: "expected a JSON object".into(),
+            });
+            continue;
+        }
+        match serde_path_to_error::deserialize::<_, T>(v) {
+            Ok(rec) => out.push((index, rec)),
+            Err(e) => {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                let field = if path == "." || path.is_empty() {
+                    // serde names missing/unknown fields in its message: pull the name out.
+                    inner.split('`').nth(1).unwrap_or("record").to_string()
+                } else {
+                    path
+                };
+                errs.push(RecordError {
+                    entity: T::ENTITY.into(),
+                    index: Some(index),
+                    id,
+                    field,
+                    reason: inner,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Validates `records` (each with its index in the batch), checks references inside `tx`,
+/// and writes them unless any error was found. Errors are appended to `errs`.
+pub async fn stage<T: Upsert>(
+    tx: &mut Tx,
+    records: &[(usize, T)],
+    errs: &mut Vec<RecordError>,
+    mut progress: impl FnMut(u64),
+) -> Result<EntityReport, StoreError> {
+    let entity = T::ENTITY;
+    let mut report = EntityReport {
+        entity: entity.into(),
+        received: records.len(),
+        ..Default::default()
+    };
+    let before = errs.len();
+    let push = |errs: &mut Vec<RecordError>, index: usize, rec: &T, fe: FieldError| {
+        errs.push(RecordError {
+            entity: entity.into(),
+            index: Some(index),
+            id: Some(rec.key().to_string()),
+            field: fe.field,
+            reason: fe.reason,
+        })
+    };
+
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (index, rec) in records {
+        let mut fe = Vec::new();
+        rec.validate(&mut fe);
+        for e in fe {
+            push(errs, *index, rec, e);
+        }
+        if let Some(first) = seen.insert(rec.key(), *index) {
+            push(
+                errs,
+                *index,
+                rec,
+                FieldError::new(T::KEY, format!("`{}` appears twice in this batch (also at index {first})", rec.key())),
+            );
+        }
+    }
+
+    // References: gather ids per table, look them up once.
+    let mut wanted: HashMap<&'static str, HashSet<&str>> = HashMap::new();
+    for (_, rec) in records {
+        for (_, table, id) in rec.refs() {
+            wanted.entry(table).or_default().insert(id);
+        }
+    }
+    let mut found: HashMap<&'static str, HashMap<String, String>> = HashMap::new();
+    for (table, ids) in &wanted {
+        let ids: Vec<&str> = ids.iter().copied().collect();
+        found.insert(table, owners(tx, table, &ids).await?);
+    }
+    for (index, rec) in records {
+        for (field, table, id) in rec.refs() {
+            match found.get(table).and_then(|m| m.get(id)) {
+                None => push(errs, *index, rec, FieldError::new(field, format!("unknown {} `{id}`", singular(table)))),
+                Some(owner) if table != "clients" && Some(owner.as_str()) != rec.client() => push(
+                    errs,
+                    *index,
+                    rec,
+                    FieldError::new(field, format!("{} `{id}` belongs to another client", singular(table))),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    if errs.len() > before {
+        return Ok(report);
+    }
+
+    let keys: Vec<&str> = records.iter().map(|(_, r)| r.key()).collect();
+    let hashes = existing_hashes(tx, T::TABLE, T::KEY, &keys).await?;
+    let now = Utc::now();
+    for (n, (_, rec)) in records.iter().enumerate() {
+        let hash = content_hash(rec);
+        let outcome = match hashes.get(rec.key()) {
+            Some(h) if *h == hash => Outcome::Unchanged,
+            Some(_) => Outcome::Updated,
+            None => Outcome::Inserted,
+        };
+        match outcome {
+            Outcome::Unchanged => report.unchanged += 1,
+            Outcome::Updated => report.updated += 1,
+            Outcome::Inserted => report.inserted += 1,
+        }
+        if outcome != Outcome::Unchanged {
+            rec.write(tx, &hash, now, outcome == Outcome::Updated).await?;
+        }
+        if n % 256 == 255 {
+            progress(256);
+        }
+    }
+    progress((records.len() % 256) as u64);
+    for (label, count) in [
+        ("inserted", report.inserted),
+        ("updated", report.updated),
+        ("unchanged", report.unchanged),
+    ] {
+        metrics::counter!("cport_sync_records_total", "entity" => entity, "outcome" => label).increment(count as u64);
+    }
+    Ok(report)
+}
+
+fn singular(table: &str) -> &str {
+    match table {
+        "clients" => "client",
+        "contacts" => "contact",
+        "jobs" => "job",
+        other => other,
+    }
+}
+
+/// Upserts one batch of one entity, given as loose JSON values (the sync API's body).
+pub async fn upsert_batch(db: &Db, entity: &str, values: Vec<serde_json::Value>) -> Result<EntityReport, SyncError> {
+    by_entity!(entity, T => {
+        let mut errs = Vec::new();
+        let records = parse_values::<T>(values, &mut errs);
+        let mut tx = db.begin().await?;
+        let report = stage(&mut tx, &records, &mut errs, |_| {}).await?;
+        if !errs.is_empty() {
+            tx.rollback().await?;
+            return Err(SyncError::Invalid(errs));
+        }
+        tx.commit().await?;
+        Ok(report)
+    })
+}
+
+/// What a delete batch did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeleteReport {
+    pub entity: String,
+    pub deleted: usize,
+    /// Ids that were not there (deleting them again is not an error, so re-sends are safe).
+    pub absent: Vec<String>,
+}
+
+/// Deletes records by TOT id, with everything that hangs off them.
+pub async fn delete_batch(db: &Db, entity: &str, ids: Vec<String>) -> Result<DeleteReport, SyncError> {
+    by_entity!(entity, T => {
+        let mut errs = Vec::new();
+        for (index, id) in ids.iter().enumerate() {
+            let mut fe = Vec::new();
+            check_id("ids", id, &mut fe);
+            errs.extend(fe.into_iter().map(|e| RecordError {
+                entity: entity.into(),
+                index: Some(index),
+                id: Some(id.clone()),
+                field: e.field,
+                reason: e.reason,
+            }));
+        }
+        if !errs.is_empty() {
+            return Err(SyncError::Invalid(errs));
+        }
+        let mut tx = db.begin().await?;
+        let deleted = delete_keys(&mut tx, <T as Upsert>::TABLE, <T as Upsert>::KEY, &ids).await?;
+        tx.commit().await?;
+        let gone: HashSet<&String> = deleted.iter().collect();
+        Ok(DeleteReport {
+            entity: entity.into(),
+            deleted: deleted.len(),
+            absent: ids.iter().filter(|i| !gone.contains(i)).cloned().collect(),
+        })
+    })
+}
