@@ -39,7 +39,10 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
 }
 
 /// The process-wide metrics recorder (installed once; every `App` shares it).
@@ -65,10 +68,13 @@ impl App {
     }
 
     pub async fn build_with(config: Config, db: Db) -> Result<App, StartError> {
-        let listener = TcpListener::bind(&config.listen).await.map_err(|source| StartError::Bind {
-            addr: config.listen.clone(),
-            source,
-        })?;
+        let listener =
+            TcpListener::bind(&config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen.clone(),
+                    source,
+                })?;
         let state = AppState {
             config: Arc::new(config),
             db,
@@ -79,7 +85,9 @@ impl App {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn port(&self) -> u16 {
@@ -87,10 +95,15 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let router = router(self.state.clone());
         tracing::info!(addr = %self.local_addr(), engine = self.state.db.engine(), "serving");
-        axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await?;
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await?;
         self.state.db.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -103,7 +116,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .route("/api/v1/{entity}", put(api::put_entity).delete(api::delete_entity))
+        .route(
+            "/api/v1/{entity}",
+            put(api::put_entity).delete(api::delete_entity),
+        )
         .nest_service("/media", media)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(track))
@@ -120,7 +136,11 @@ async fn healthz(State(state): State<AppState>) -> Response {
         .into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check: store unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "store unavailable"}))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"status": "store unavailable"})),
+            )
+                .into_response()
         }
     }
 }

@@ -218,10 +218,11 @@ impl Config {
         env: &[(String, String)],
         need: Need,
     ) -> Result<Config, ConfigError> {
-        let mut tree = toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
-            path: PathBuf::from("<defaults>"),
-            message: e.to_string(),
-        })?;
+        let mut tree =
+            toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
+                path: PathBuf::from("<defaults>"),
+                message: e.to_string(),
+            })?;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.to_path_buf(),
@@ -238,27 +239,84 @@ impl Config {
                 apply_env(&mut tree, var, rest, value)?;
             }
         }
-        let config: Config = tree.try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
-            path: file.map(Path::to_path_buf).unwrap_or_else(|| "<environment>".into()),
-            message: e.message().to_string(),
-        })?;
+        let config: Config = tree
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: file
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| "<environment>".into()),
+                message: e.message().to_string(),
+            })?;
         config.validate(need)?;
         Ok(config)
     }
 
     pub fn validate(&self, need: Need) -> Result<(), ConfigError> {
-        SocketAddr::from_str(&self.listen)
-            .map_err(|_| invalid("listen", format!("`{}` is not an address like 127.0.0.1:8080", self.listen)))?;
+        SocketAddr::from_str(&self.listen).map_err(|_| {
+            invalid(
+                "listen",
+                format!("`{}` is not an address like 127.0.0.1:8080", self.listen),
+            )
+        })?;
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
             return Err(invalid("public_url", "must start with http:// or https://"));
         }
         let db = self.database_url.expose();
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
-            return Err(invalid("database_url", "must start with sqlite: or postgres://"));
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite: or postgres://",
+            ));
         }
+        match self.email.transport.as_str() {
+            "file" | "smtp" => {}
+            other => {
+                return Err(invalid(
+                    "email.transport",
+                    format!("`{other}` is not one of file, smtp"),
+                ));
+            }
+        }
+        if self.email.transport == "smtp" && self.smtp.host.is_empty() {
+            return Err(invalid(
+                "smtp.host",
+                "required when email.transport = \"smtp\"",
+            ));
+        }
+        for (key, tls) in [("smtp.tls", &self.smtp.tls), ("imap.tls", &self.imap.tls)] {
+            if !matches!(tls.as_str(), "none" | "starttls" | "tls") {
+                return Err(invalid(
+                    key,
+                    format!("`{tls}` is not one of none, starttls, tls"),
+                ));
+            }
+        }
+        if self.smtp.pool_size == 0 {
+            return Err(invalid("smtp.pool_size", "must be at least 1"));
+        }
+        if self.email.reply_domain.is_empty() || self.email.reply_domain.contains('@') {
+            return Err(invalid(
+                "email.reply_domain",
+                "must be a domain name like reply.tot.example",
+            ));
+        }
+        crate::digest::schedule::parse_schedule(&self.digest.schedule)
+            .map_err(|e| invalid("digest.schedule", e))?;
+        self.digest.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
+            invalid(
+                "digest.timezone",
+                format!("`{}` is not an IANA time zone", self.digest.timezone),
+            )
+        })?;
         if need == Need::Secrets {
             if self.api_token.is_empty() {
-                return Err(invalid("api_token", "missing; set it in the config file or CPORT_API_TOKEN"));
+                return Err(invalid(
+                    "api_token",
+                    "missing; set it in the config file or CPORT_API_TOKEN",
+                ));
             }
             if self.link_secret.expose().len() < 16 {
                 return Err(invalid(
@@ -267,30 +325,6 @@ impl Config {
                 ));
             }
         }
-        match self.email.transport.as_str() {
-            "file" | "smtp" => {}
-            other => return Err(invalid("email.transport", format!("`{other}` is not one of file, smtp"))),
-        }
-        if self.email.transport == "smtp" && self.smtp.host.is_empty() {
-            return Err(invalid("smtp.host", "required when email.transport = \"smtp\""));
-        }
-        for (key, tls) in [("smtp.tls", &self.smtp.tls), ("imap.tls", &self.imap.tls)] {
-            if !matches!(tls.as_str(), "none" | "starttls" | "tls") {
-                return Err(invalid(key, format!("`{tls}` is not one of none, starttls, tls")));
-            }
-        }
-        if self.smtp.pool_size == 0 {
-            return Err(invalid("smtp.pool_size", "must be at least 1"));
-        }
-        if self.email.reply_domain.is_empty() || self.email.reply_domain.contains('@') {
-            return Err(invalid("email.reply_domain", "must be a domain name like reply.tot.example"));
-        }
-        crate::digest::schedule::parse_schedule(&self.digest.schedule)
-            .map_err(|e| invalid("digest.schedule", e))?;
-        self.digest
-            .timezone
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| invalid("digest.timezone", format!("`{}` is not an IANA time zone", self.digest.timezone)))?;
         Ok(())
     }
 
@@ -312,7 +346,12 @@ pub fn mask_url_password(url: &str) -> String {
         if let Some(at) = rest.find('@') {
             let creds = &rest[..at];
             if let Some(colon) = creds.find(':') {
-                return format!("{}://{}:***{}", &url[..scheme_end], &creds[..colon], &rest[at..]);
+                return format!(
+                    "{}://{}:***{}",
+                    &url[..scheme_end],
+                    &creds[..colon],
+                    &rest[at..]
+                );
             }
         }
     }
@@ -324,7 +363,11 @@ fn merge(base: &mut toml::Value, overlay: toml::Value, prefix: &str) -> Result<(
         return Ok(());
     };
     for (k, v) in over_t {
-        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match base_t.get_mut(&k) {
             None => return Err(invalid(&key, "unknown key")),
             Some(existing @ toml::Value::Table(_)) => {
@@ -349,7 +392,12 @@ fn merge(base: &mut toml::Value, overlay: toml::Value, prefix: &str) -> Result<(
 
 /// `CPORT_SMTP__HOST` → smtp.host; `CPORT_DATABASE_URL` → database_url;
 /// `CPORT_TELEGRAM_TOKEN` → telegram.token (single underscore after a section name).
-fn apply_env(tree: &mut toml::Value, var: &str, rest: &str, value: &str) -> Result<(), ConfigError> {
+fn apply_env(
+    tree: &mut toml::Value,
+    var: &str,
+    rest: &str,
+    value: &str,
+) -> Result<(), ConfigError> {
     let lower = rest.to_ascii_lowercase();
     let path: Vec<String> = if let Some((section, key)) = lower.split_once("__") {
         vec![section.to_string(), key.to_string()]
@@ -366,18 +414,33 @@ fn apply_env(tree: &mut toml::Value, var: &str, rest: &str, value: &str) -> Resu
     };
     let mut node = &mut *tree;
     for part in &path[..path.len() - 1] {
-        node = node.get_mut(part.as_str()).filter(|n| n.is_table()).ok_or_else(unknown)?;
+        node = node
+            .get_mut(part.as_str())
+            .filter(|n| n.is_table())
+            .ok_or_else(unknown)?;
     }
-    let leaf = node.get_mut(path[path.len() - 1].as_str()).ok_or_else(unknown)?;
+    let leaf = node
+        .get_mut(path[path.len() - 1].as_str())
+        .ok_or_else(unknown)?;
     let parsed = match leaf {
-        toml::Value::Integer(_) => value.parse::<i64>().map(toml::Value::Integer).map_err(|_| ConfigError::Env {
-            var: var.to_string(),
-            message: format!("`{value}` is not a whole number"),
-        })?,
-        toml::Value::Boolean(_) => value.parse::<bool>().map(toml::Value::Boolean).map_err(|_| ConfigError::Env {
-            var: var.to_string(),
-            message: format!("`{value}` is not true or false"),
-        })?,
+        toml::Value::Integer(_) => {
+            value
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .map_err(|_| ConfigError::Env {
+                    var: var.to_string(),
+                    message: format!("`{value}` is not a whole number"),
+                })?
+        }
+        toml::Value::Boolean(_) => {
+            value
+                .parse::<bool>()
+                .map(toml::Value::Boolean)
+                .map_err(|_| ConfigError::Env {
+                    var: var.to_string(),
+                    message: format!("`{value}` is not true or false"),
+                })?
+        }
         toml::Value::Table(_) => return Err(unknown()),
         _ => toml::Value::String(value.to_string()),
     };
@@ -390,7 +453,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -409,21 +475,34 @@ mod tests {
         let cases = [
             (vec![("CPORT_SMTP__PORT", "many")], "CPORT_SMTP__PORT"),
             (vec![("CPORT_NOPE", "1")], "CPORT_NOPE"),
-            (vec![("CPORT_DIGEST__SCHEDULE", "every day")], "digest.schedule"),
-            (vec![("CPORT_DIGEST__TIMEZONE", "Mars/Base")], "digest.timezone"),
+            (
+                vec![("CPORT_DIGEST__SCHEDULE", "every day")],
+                "digest.schedule",
+            ),
+            (
+                vec![("CPORT_DIGEST__TIMEZONE", "Mars/Base")],
+                "digest.timezone",
+            ),
             (vec![("CPORT_LISTEN", "here")], "listen"),
         ];
         for (extra, named) in cases {
             let mut e = ok.clone();
             e.extend(env(&extra));
-            let err = Config::load_from(None, &e, Need::Secrets).unwrap_err().to_string();
-            assert!(err.contains(named), "{extra:?}: error `{err}` should name {named}");
+            let err = Config::load_from(None, &e, Need::Secrets)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(named),
+                "{extra:?}: error `{err}` should name {named}"
+            );
         }
     }
 
     #[test]
     fn missing_secrets_are_refused_only_when_needed() {
-        let err = Config::load_from(None, &[], Need::Secrets).unwrap_err().to_string();
+        let err = Config::load_from(None, &[], Need::Secrets)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("api_token"), "{err}");
         Config::load_from(None, &[], Need::StoreOnly).unwrap();
     }
@@ -439,14 +518,22 @@ mod tests {
         ] {
             let p = dir.path().join("c.toml");
             std::fs::write(&p, text).unwrap();
-            let err = Config::load_from(Some(&p), &[], Need::StoreOnly).unwrap_err().to_string();
+            let err = Config::load_from(Some(&p), &[], Need::StoreOnly)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(named), "{text}: `{err}` should name {named}");
         }
     }
 
     #[test]
     fn database_passwords_are_masked() {
-        assert_eq!(mask_url_password("postgres://u:pw@h/db"), "postgres://u:***@h/db");
-        assert_eq!(mask_url_password("sqlite://data/x.db"), "sqlite://data/x.db");
+        assert_eq!(
+            mask_url_password("postgres://u:pw@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(
+            mask_url_password("sqlite://data/x.db"),
+            "sqlite://data/x.db"
+        );
     }
 }

@@ -16,10 +16,35 @@ pub struct Scale {
 }
 
 const PROCESSES: &[&str] = &["Screen print", "Embroidery", "Transfer", "DTG print"];
-const POSITIONS: &[&str] = &["Left chest", "Full back", "Right sleeve", "Full front", "Nape"];
-const GARMENTS: &[&str] = &["Heavy cotton tee", "Polo shirt", "Hoodie", "Softshell jacket", "Tote bag", "Cap"];
-const COLOURS: &[&str] = &["black", "navy", "white", "heather grey", "bottle green", "red"];
-const SUPPLIERS: &[&str] = &["Northwear Ltd", "Blank Garments Co", "Bagbase Supplies", "Capital Caps"];
+const POSITIONS: &[&str] = &[
+    "Left chest",
+    "Full back",
+    "Right sleeve",
+    "Full front",
+    "Nape",
+];
+const GARMENTS: &[&str] = &[
+    "Heavy cotton tee",
+    "Polo shirt",
+    "Hoodie",
+    "Softshell jacket",
+    "Tote bag",
+    "Cap",
+];
+const COLOURS: &[&str] = &[
+    "black",
+    "navy",
+    "white",
+    "heather grey",
+    "bottle green",
+    "red",
+];
+const SUPPLIERS: &[&str] = &[
+    "Northwear Ltd",
+    "Blank Garments Co",
+    "Bagbase Supplies",
+    "Capital Caps",
+];
 
 fn pick<'a>(rng: &mut StdRng, xs: &[&'a str]) -> &'a str {
     xs[rng.gen_range(0..xs.len())]
@@ -33,7 +58,10 @@ fn day(base: NaiveDate, offset: i64) -> NaiveDate {
 pub fn generate(scale: &Scale) -> Document {
     let mut rng = StdRng::seed_from_u64(scale.seed);
     let base = NaiveDate::from_ymd_opt(2026, 11, 2).expect("valid date");
-    let t0 = Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).single().expect("valid time");
+    let t0 = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("valid time");
     let mut doc = Document::default();
     let clients = scale.clients.max(1);
     for b in 0..50 {
@@ -75,7 +103,11 @@ pub fn generate(scale: &Scale) -> Document {
                 sku: format!("SKU-{c:05}-{s:02}"),
                 client_id: cid.clone(),
                 client_sku: Some(format!("CS{s:03}")),
-                description: format!("Branded {} {}", pick(&mut rng, GARMENTS), pick(&mut rng, COLOURS)),
+                description: format!(
+                    "Branded {} {}",
+                    pick(&mut rng, GARMENTS),
+                    pick(&mut rng, COLOURS)
+                ),
                 warehouse_balance: bal,
                 expected: rng.gen_range(0..200),
                 accounted_for: bal / 10,
@@ -91,7 +123,12 @@ pub fn generate(scale: &Scale) -> Document {
                 client_id: cid.clone(),
                 placed_by: Some(format!("Reseller {p}")),
                 third_party: p == 0,
-                status: if received < ordered { "part_received" } else { "received" }.into(),
+                status: if received < ordered {
+                    "part_received"
+                } else {
+                    "received"
+                }
+                .into(),
                 date_ordered: day(base, -(rng.gen_range(1..60))),
                 tot_ref: format!("TP{c:05}{p}"),
                 client_ref: None,
@@ -152,7 +189,13 @@ pub fn generate(scale: &Scale) -> Document {
         let c = j % clients;
         let cid = format!("C-{c:05}");
         let jid = format!("J-{j:07}");
-        let status = ["entered", "in_production", "completed", "delivered", "cancelled"][rng.gen_range(0..5)];
+        let status = [
+            "entered",
+            "in_production",
+            "completed",
+            "delivered",
+            "cancelled",
+        ][rng.gen_range(0..5)];
         let qty = rng.gen_range(10..1000);
         let garment = pick(&mut rng, GARMENTS);
         let process = pick(&mut rng, PROCESSES);

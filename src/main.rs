@@ -16,7 +16,11 @@ use cport::sync::import::{ImportError, import_file};
 use cport::{App, demo, gendata};
 
 #[derive(Parser)]
-#[command(name = "cport", version, about = "Tells TOT's clients what needs them, over email and chat, and takes their answers back")]
+#[command(
+    name = "cport",
+    version,
+    about = "Tells TOT's clients what needs them, over email and chat, and takes their answers back"
+)]
 struct Cli {
     /// Config file (TOML). Default: ./cport.toml when it exists. CPORT_* variables override it.
     #[arg(long, global = true, value_name = "FILE")]
@@ -104,7 +108,9 @@ struct GenDataArgs {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {
@@ -152,7 +158,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load(Need::StoreOnly)?;
             let db = Db::connect(config.database_url.expose()).await?;
             db.migrate().await?;
-            println!("migrations applied ({}, {})", db.engine(), config.database_url_masked());
+            println!(
+                "migrations applied ({}, {})",
+                db.engine(),
+                config.database_url_masked()
+            );
         }
         Command::Import(args) => {
             let config = load(Need::StoreOnly)?;
@@ -165,7 +175,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let config = load(Need::StoreOnly)?;
             if !args.dry_run {
-                bail!("sending digests is not available in this version; use `cport digest run --dry-run` to see them");
+                bail!(
+                    "sending digests is not available in this version; use `cport digest run --dry-run` to see them"
+                );
             }
             let db = Db::connect(config.database_url.expose()).await?;
             db.migrate().await?;
@@ -179,7 +191,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             match &args.out {
                 Some(p) => {
-                    let f = std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?;
+                    let f = std::fs::File::create(p)
+                        .with_context(|| format!("cannot write {}", p.display()))?;
                     let mut w = std::io::BufWriter::new(f);
                     serde_json::to_writer(&mut w, &doc)?;
                     w.flush()?;
@@ -210,7 +223,10 @@ async fn import(db: &Db, args: &ImportArgs) -> anyhow::Result<ExitCode> {
                     r.entity, r.received, r.inserted, r.updated, r.unchanged
                 );
             }
-            println!("imported {total} records in {:.1}s", started.elapsed().as_secs_f64());
+            println!(
+                "imported {total} records in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(ImportError::Sync(SyncError::Invalid(errs))) => {
@@ -220,7 +236,11 @@ async fn import(db: &Db, args: &ImportArgs) -> anyhow::Result<ExitCode> {
             if errs.len() > 200 {
                 eprintln!("… and {} more", errs.len() - 200);
             }
-            eprintln!("error: {} invalid record(s) in {}; nothing was written", errs.len(), args.file.display());
+            eprintln!(
+                "error: {} invalid record(s) in {}; nothing was written",
+                errs.len(),
+                args.file.display()
+            );
             Ok(ExitCode::FAILURE)
         }
         Err(e) => Err(e.into()),
@@ -230,7 +250,9 @@ async fn import(db: &Db, args: &ImportArgs) -> anyhow::Result<ExitCode> {
 async fn dry_run(db: &Db, args: &DigestRunArgs) -> anyhow::Result<()> {
     let contacts: Vec<ContactRow> = match &args.contact {
         Some(id) => vec![get_contact(db, id).await.map_err(|e| match e {
-            cport::store::StoreError::NotFound => anyhow::anyhow!("--contact: no contact with id `{id}`"),
+            cport::store::StoreError::NotFound => {
+                anyhow::anyhow!("--contact: no contact with id `{id}`")
+            }
             other => other.into(),
         })?],
         None => list_active_contacts(db).await?,
@@ -271,10 +293,20 @@ fn print_items(out: &mut impl Write, c: &ContactRow, items: &[ActionItem]) -> st
             last = Some(it.category);
         }
         let date = it.date.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
-        writeln!(out, "    {:<10} {:<10} {:<58} {}", it.id, date, truncate(&it.title, 58), it.command)?;
+        writeln!(
+            out,
+            "    {:<10} {:<10} {:<58} {}",
+            it.id,
+            date,
+            truncate(&it.title, 58),
+            it.command
+        )?;
     }
     if items.is_empty() {
-        writeln!(out, "    (nothing needs attention; no digest would be sent)")?;
+        writeln!(
+            out,
+            "    (nothing needs attention; no digest would be sent)"
+        )?;
     }
     writeln!(out)
 }
@@ -316,7 +348,8 @@ fn clear_demo_files(dir: &Path) -> std::io::Result<()> {
 async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    clear_demo_files(dir).with_context(|| format!("cannot clear the old demo in {}", dir.display()))?;
+    clear_demo_files(dir)
+        .with_context(|| format!("cannot clear the old demo in {}", dir.display()))?;
     let mut config = Config {
         listen: args.listen.clone(),
         public_url: format!("http://{}", args.listen),
@@ -329,8 +362,11 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     config.email.dir = dir.join("mail");
     config.validate(Need::Secrets)?;
     let config_file = dir.join("cport.toml");
-    std::fs::write(&config_file, format!("# Written by `cport demo`.\n{}", config.to_toml()))
-        .with_context(|| format!("cannot write {}", config_file.display()))?;
+    std::fs::write(
+        &config_file,
+        format!("# Written by `cport demo`.\n{}", config.to_toml()),
+    )
+    .with_context(|| format!("cannot write {}", config_file.display()))?;
     let pictures = demo::write_media(dir)?;
 
     let db = Db::connect(config.database_url.expose()).await?;
@@ -349,7 +385,10 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("cport demo is running at {base}  (Ctrl-C stops it)");
     println!();
-    println!("  store      {} ({records} records, {pictures} pictures)", dir.join("cport.db").display());
+    println!(
+        "  store      {} ({records} records, {pictures} pictures)",
+        dir.join("cport.db").display()
+    );
     println!("  config     {cfg}");
     println!("  api token  {}", config.api_token.expose());
     println!();
@@ -359,7 +398,10 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("  open {base}/media/visuals/V-1001.svg   (a visual awaiting approval)");
     println!("  cargo run --release -- --config {cfg} digest run --dry-run");
     println!("  cargo run --release -- --config {cfg} digest run --dry-run --contact P-101 --json");
-    println!("  curl -X PUT {base}/api/v1/visuals -H 'Authorization: Bearer {}' \\", config.api_token.expose());
+    println!(
+        "  curl -X PUT {base}/api/v1/visuals -H 'Authorization: Bearer {}' \\",
+        config.api_token.expose()
+    );
     println!("       -H 'Content-Type: application/json' --data @examples/visuals.json");
     println!();
     println!("Demo contacts:");

@@ -101,8 +101,16 @@ pub async fn for_contact(db: &Db, contact: &ContactRow) -> Result<Vec<ActionItem
                 detail: format!("design {}, job {}", v.design_id, v.job_id),
                 date: v.date_required,
                 since: Some(v.created_at),
-                action: if acts { Action::ApproveRejectDelegate } else { Action::None },
-                command: if acts { format!("APPROVE {}", v.id) } else { "VISUALS".into() },
+                action: if acts {
+                    Action::ApproveRejectDelegate
+                } else {
+                    Action::None
+                },
+                command: if acts {
+                    format!("APPROVE {}", v.id)
+                } else {
+                    "VISUALS".into()
+                },
                 id: v.id,
             });
         }
@@ -118,8 +126,16 @@ pub async fn for_contact(db: &Db, contact: &ContactRow) -> Result<Vec<ActionItem
                 },
                 date: j.date_required,
                 since: Some(j.created_at),
-                action: if acts { Action::GiveDeliveryInstructions } else { Action::None },
-                command: if acts { format!("NODELIVERY {}", j.id) } else { format!("JOB {}", j.id) },
+                action: if acts {
+                    Action::GiveDeliveryInstructions
+                } else {
+                    Action::None
+                },
+                command: if acts {
+                    format!("NODELIVERY {}", j.id)
+                } else {
+                    format!("JOB {}", j.id)
+                },
                 id: j.id,
             });
         }
@@ -151,7 +167,11 @@ pub async fn for_contact(db: &Db, contact: &ContactRow) -> Result<Vec<ActionItem
                 detail: format!("design {}: {}", a.design_id, a.description),
                 date: a.art_due,
                 since: None,
-                action: if acts { Action::UploadArtwork } else { Action::None },
+                action: if acts {
+                    Action::UploadArtwork
+                } else {
+                    Action::None
+                },
                 command: format!("JOB {}", a.job_id),
                 id: a.job_id,
             });

@@ -9,7 +9,9 @@ use cron::Schedule;
 /// Parses a cron expression, explaining the expected form when it is wrong.
 pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
     Schedule::from_str(expr).map_err(|e| {
-        format!("`{expr}` is not a cron expression with seconds first, like \"0 0 8 * * Mon-Fri\" ({e})")
+        format!(
+            "`{expr}` is not a cron expression with seconds first, like \"0 0 8 * * Mon-Fri\" ({e})"
+        )
     })
 }
 
@@ -37,7 +39,10 @@ mod tests {
         assert_eq!(next, Utc.with_ymd_and_hms(2026, 3, 30, 7, 0, 0).unwrap());
         // In winter 08:00 London is 08:00 UTC.
         let after = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
-        assert_eq!(next_run(&s, tz, after).unwrap(), Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap());
+        assert_eq!(
+            next_run(&s, tz, after).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap()
+        );
     }
 
     #[test]

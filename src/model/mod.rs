@@ -52,7 +52,10 @@ pub fn check_text(field: &str, s: &str, max: usize, errs: &mut Vec<FieldError>) 
     if s.trim().is_empty() {
         errs.push(FieldError::new(field, "must not be empty"));
     } else if s.chars().count() > max {
-        errs.push(FieldError::new(field, format!("longer than {max} characters")));
+        errs.push(FieldError::new(
+            field,
+            format!("longer than {max} characters"),
+        ));
     }
 }
 
@@ -86,7 +89,10 @@ impl Money {
         if whole.is_empty() || !whole.chars().all(|c| c.is_ascii_digit()) {
             return Err(bad());
         }
-        if frac.len() > 2 || !frac.chars().all(|c| c.is_ascii_digit()) || (digits.contains('.') && frac.is_empty()) {
+        if frac.len() > 2
+            || !frac.chars().all(|c| c.is_ascii_digit())
+            || (digits.contains('.') && frac.is_empty())
+        {
             return Err(bad());
         }
         if whole.len() > 13 {
@@ -126,7 +132,9 @@ impl<'de> Deserialize<'de> for Money {
                 f.write_str("an amount with at most 2 decimals")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
-                v.checked_mul(100).map(Money).ok_or_else(|| E::custom("amount is too large"))
+                v.checked_mul(100)
+                    .map(Money)
+                    .ok_or_else(|| E::custom("amount is too large"))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
                 i64::try_from(v)
@@ -194,7 +202,13 @@ impl fmt::Display for Role {
 }
 
 /// Job statuses TOT uses; the first three are "open".
-pub const JOB_STATUSES: &[&str] = &["entered", "in_production", "completed", "delivered", "cancelled"];
+pub const JOB_STATUSES: &[&str] = &[
+    "entered",
+    "in_production",
+    "completed",
+    "delivered",
+    "cancelled",
+];
 pub const OPEN_JOB_STATUSES: &[&str] = &["entered", "in_production", "completed"];
 pub const DELIVERY_INSTRUCTIONS: &[&str] = &["none", "given", "not_required"];
 pub const VISUAL_STATUSES: &[&str] = &["awaiting_approval", "approved", "rejected"];

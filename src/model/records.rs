@@ -67,7 +67,10 @@ impl Record for ClientIn {
         check_id("id", &self.id, e);
         check_text("name", &self.name, 200, e);
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
-            e.push(FieldError::new("currency", format!("`{}` is not a 3-letter ISO code like GBP", self.currency)));
+            e.push(FieldError::new(
+                "currency",
+                format!("`{}` is not a 3-letter ISO code like GBP", self.currency),
+            ));
         }
     }
 }
@@ -106,7 +109,9 @@ pub fn valid_email(s: &str) -> bool {
         && !domain.ends_with('.')
         && !domain.contains('@')
         && s.len() <= 254
-        && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
 }
 
 impl Record for ContactIn {
@@ -121,16 +126,25 @@ impl Record for ContactIn {
         check_id("client_id", &self.client_id, e);
         check_text("name", &self.name, 200, e);
         if !valid_email(&self.email) {
-            e.push(FieldError::new("email", format!("`{}` is not an email address", self.email)));
+            e.push(FieldError::new(
+                "email",
+                format!("`{}` is not an email address", self.email),
+            ));
         }
         if Role::parse(&self.role).is_none() {
             e.push(FieldError::new(
                 "role",
-                format!("`{}` is not one of admin, buyer, finance, viewer, third_party", self.role),
+                format!(
+                    "`{}` is not one of admin, buyer, finance, viewer, third_party",
+                    self.role
+                ),
             ));
         }
         if self.timezone.parse::<chrono_tz::Tz>().is_err() {
-            e.push(FieldError::new("timezone", format!("`{}` is not an IANA time zone", self.timezone)));
+            e.push(FieldError::new(
+                "timezone",
+                format!("`{}` is not an IANA time zone", self.timezone),
+            ));
         }
         if let Some(s) = &self.digest_schedule {
             if let Err(msg) = crate::digest::schedule::parse_schedule(s) {
@@ -223,7 +237,12 @@ impl Record for JobIn {
         }
         check_text("name", &self.name, 300, e);
         check_one_of("status", &self.status, JOB_STATUSES, e);
-        check_one_of("delivery_instructions", &self.delivery_instructions, DELIVERY_INSTRUCTIONS, e);
+        check_one_of(
+            "delivery_instructions",
+            &self.delivery_instructions,
+            DELIVERY_INSTRUCTIONS,
+            e,
+        );
         for (i, l) in self.process_lines.iter().enumerate() {
             check_text(&format!("process_lines[{i}].process"), &l.process, 200, e);
             check_text(&format!("process_lines[{i}].status"), &l.status, 50, e);
@@ -232,9 +251,22 @@ impl Record for JobIn {
         check_cost_lines("art_costs", &self.art_costs, e);
         check_cost_lines("blank_garments", &self.blank_garments, e);
         for (i, l) in self.printed_garments.iter().enumerate() {
-            check_text(&format!("printed_garments[{i}].description"), &l.description, 500, e);
-            check_qty(&format!("printed_garments[{i}].expected_qty"), l.expected_qty, e);
-            check_qty(&format!("printed_garments[{i}].produced_qty"), l.produced_qty, e);
+            check_text(
+                &format!("printed_garments[{i}].description"),
+                &l.description,
+                500,
+                e,
+            );
+            check_qty(
+                &format!("printed_garments[{i}].expected_qty"),
+                l.expected_qty,
+                e,
+            );
+            check_qty(
+                &format!("printed_garments[{i}].produced_qty"),
+                l.produced_qty,
+                e,
+            );
         }
     }
 }
@@ -318,7 +350,12 @@ impl Record for VisualIn {
         check_text("main_image", &self.main_image, 2000, e);
         check_cost_lines("charges", &self.charges, e);
         for (i, c) in self.comments.iter().enumerate() {
-            check_one_of(&format!("comments[{i}].side"), &c.side, &["client", "tot"], e);
+            check_one_of(
+                &format!("comments[{i}].side"),
+                &c.side,
+                &["client", "tot"],
+                e,
+            );
             check_text(&format!("comments[{i}].body"), &c.body, 5000, e);
             check_text(&format!("comments[{i}].author"), &c.author, 200, e);
         }

@@ -55,7 +55,11 @@ pub async fn insert_banner(db: &Db, b: &NewBanner, now: DateTime<Utc>) -> Result
 
 /// Banners showing now for one client: started, not expired, not retracted, and addressed
 /// to everyone or to this client. Most severe first.
-pub async fn list_active_for_client(db: &Db, client_id: &str, now: DateTime<Utc>) -> Result<Vec<BannerRow>> {
+pub async fn list_active_for_client(
+    db: &Db,
+    client_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<BannerRow>> {
     Ok(on_db!(db, p => sqlx::query_as::<_, BannerRow>(
         "SELECT b.id, b.title, b.body, b.severity, b.starts_at, b.expires_at, b.retracted_at
          FROM banners b

@@ -30,13 +30,24 @@ pub trait Upsert: Record + Sync {
             None => vec![],
         }
     }
-    fn write<'a>(&'a self, tx: &'a mut Tx, hash: &'a str, now: DateTime<Utc>, exists: bool) -> BoxFuture<'a, Result<()>>;
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        hash: &'a str,
+        now: DateTime<Utc>,
+        exists: bool,
+    ) -> BoxFuture<'a, Result<()>>;
 }
 
 const CHUNK: usize = 500;
 
 /// The stored content hash of each of `keys` that exists.
-pub async fn existing_hashes(tx: &mut Tx, table: &str, key: &str, keys: &[&str]) -> Result<HashMap<String, String>> {
+pub async fn existing_hashes(
+    tx: &mut Tx,
+    table: &str,
+    key: &str,
+    keys: &[&str],
+) -> Result<HashMap<String, String>> {
     let mut out = HashMap::new();
     for chunk in keys.chunks(CHUNK) {
         let sql = format!(
@@ -81,11 +92,17 @@ pub async fn owners(tx: &mut Tx, table: &str, ids: &[&str]) -> Result<HashMap<St
 }
 
 /// Deletes the rows with these keys; returns the keys that existed.
-pub async fn delete_keys(tx: &mut Tx, table: &str, key: &str, keys: &[String]) -> Result<Vec<String>> {
+pub async fn delete_keys(
+    tx: &mut Tx,
+    table: &str,
+    key: &str,
+    keys: &[String],
+) -> Result<Vec<String>> {
     let mut deleted = Vec::new();
     let sql = format!("DELETE FROM {table} WHERE {key} = $1");
     for k in keys {
-        let n = on_tx!(tx, c => sqlx::query(&sql).bind(k).execute(c).await.map(|r| r.rows_affected()))?;
+        let n =
+            on_tx!(tx, c => sqlx::query(&sql).bind(k).execute(c).await.map(|r| r.rows_affected()))?;
         if n > 0 {
             deleted.push(k.clone());
         }
@@ -101,7 +118,13 @@ async fn clear_children(tx: &mut Tx, tables: &[&str], fk: &str, id: &str) -> Res
     Ok(())
 }
 
-async fn insert_cost_lines(tx: &mut Tx, table: &str, fk: &str, id: &str, lines: &[CostLineIn]) -> Result<()> {
+async fn insert_cost_lines(
+    tx: &mut Tx,
+    table: &str,
+    fk: &str,
+    id: &str,
+    lines: &[CostLineIn],
+) -> Result<()> {
     let sql = format!(
         "INSERT INTO {table} ({fk}, line_no, description, qty, unit_price) VALUES ($1, $2, $3, $4, $5)"
     );
@@ -122,7 +145,13 @@ impl Upsert for ClientIn {
     const ENTITY: &'static str = "clients";
     const TABLE: &'static str = "clients";
     const KEY: &'static str = "id";
-    fn write<'a>(&'a self, tx: &'a mut Tx, hash: &'a str, now: DateTime<Utc>, _exists: bool) -> BoxFuture<'a, Result<()>> {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        hash: &'a str,
+        now: DateTime<Utc>,
+        _exists: bool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             on_tx!(tx, c => sqlx::query(
                 "INSERT INTO clients (id, name, currency, third_party_ordering, sync_hash, updated_at)
@@ -148,7 +177,13 @@ impl Upsert for ContactIn {
     const ENTITY: &'static str = "contacts";
     const TABLE: &'static str = "contacts";
     const KEY: &'static str = "id";
-    fn write<'a>(&'a self, tx: &'a mut Tx, hash: &'a str, now: DateTime<Utc>, _exists: bool) -> BoxFuture<'a, Result<()>> {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        hash: &'a str,
+        now: DateTime<Utc>,
+        _exists: bool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             on_tx!(tx, c => sqlx::query(
                 "INSERT INTO contacts (id, client_id, name, email, role, timezone, phone, telegram_chat_id,
@@ -191,7 +226,13 @@ impl Upsert for JobIn {
         }
         r
     }
-    fn write<'a>(&'a self, tx: &'a mut Tx, hash: &'a str, now: DateTime<Utc>, exists: bool) -> BoxFuture<'a, Result<()>> {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        hash: &'a str,
+        now: DateTime<Utc>,
+        exists: bool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             on_tx!(tx, c => sqlx::query(
                 "INSERT INTO jobs (id, client_id, contact_id, name, status, date_required, order_id, client_ref,
@@ -221,7 +262,12 @@ impl Upsert for JobIn {
             if exists {
                 clear_children(
                     tx,
-                    &["job_process_lines", "job_art_costs", "job_blank_garments", "job_printed_garments"],
+                    &[
+                        "job_process_lines",
+                        "job_art_costs",
+                        "job_blank_garments",
+                        "job_printed_garments",
+                    ],
                     "job_id",
                     &self.id,
                 )
@@ -245,7 +291,14 @@ impl Upsert for JobIn {
                 .await.map(|r| r.rows_affected()))?;
             }
             insert_cost_lines(tx, "job_art_costs", "job_id", &self.id, &self.art_costs).await?;
-            insert_cost_lines(tx, "job_blank_garments", "job_id", &self.id, &self.blank_garments).await?;
+            insert_cost_lines(
+                tx,
+                "job_blank_garments",
+                "job_id",
+                &self.id,
+                &self.blank_garments,
+            )
+            .await?;
             for (i, l) in self.printed_garments.iter().enumerate() {
                 on_tx!(tx, c => sqlx::query(
                     "INSERT INTO job_printed_garments (job_id, line_no, description, expected_qty, produced_qty)
@@ -269,9 +322,18 @@ impl Upsert for ArtRequirementIn {
     const TABLE: &'static str = "art_requirements";
     const KEY: &'static str = "id";
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
-        vec![("client_id", "clients", &self.client_id), ("job_id", "jobs", &self.job_id)]
+        vec![
+            ("client_id", "clients", &self.client_id),
+            ("job_id", "jobs", &self.job_id),
+        ]
     }
-    fn write<'a>(&'a self, tx: &'a mut Tx, hash: &'a str, now: DateTime<Utc>, _exists: bool) -> BoxFuture<'a, Result<()>> {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        hash: &'a str,
+        now: DateTime<Utc>,
+        _exists: bool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             on_tx!(tx, c => sqlx::query(
                 "INSERT INTO art_requirements (id, client_id, job_id, design_id, description, art_due, art_received, sync_hash, updated_at)
@@ -301,9 +363,18 @@ impl Upsert for VisualIn {
     const TABLE: &'static str = "visuals";
     const KEY: &'static str = "id";
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
-        vec![("client_id", "clients", &self.client_id), ("job_id", "jobs", &self.job_id)]
+        vec![
+            ("client_id", "clients", &self.client_id),
+            ("job_id", "jobs", &self.job_id),
+        ]
     }
-    fn write<'a>(&'a self, tx: &'a mut Tx, hash: &'a str, now: DateTime<Utc>, exists: bool) -> BoxFuture<'a, Result<()>> {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        hash: &'a str,
+        now: DateTime<Utc>,
+        exists: bool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             on_tx!(tx, c => sqlx::query(
                 "INSERT INTO visuals (id, client_id, job_id, design_id, category, designer, status, main_image,
@@ -330,7 +401,13 @@ impl Upsert for VisualIn {
             .execute(c)
             .await.map(|r| r.rows_affected()))?;
             if exists {
-                clear_children(tx, &["visual_charges", "visual_comments"], "visual_id", &self.id).await?;
+                clear_children(
+                    tx,
+                    &["visual_charges", "visual_comments"],
+                    "visual_id",
+                    &self.id,
+                )
+                .await?;
             }
             insert_cost_lines(tx, "visual_charges", "visual_id", &self.id, &self.charges).await?;
             for (i, m) in self.comments.iter().enumerate() {
@@ -363,7 +440,13 @@ impl Upsert for DeliveryIn {
         }
         r
     }
-    fn write<'a>(&'a self, tx: &'a mut Tx, hash: &'a str, now: DateTime<Utc>, exists: bool) -> BoxFuture<'a, Result<()>> {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        hash: &'a str,
+        now: DateTime<Utc>,
+        exists: bool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let t = self.tracking.as_ref();
             let p = self.proof_of_delivery.as_ref();
@@ -405,8 +488,13 @@ impl Upsert for DeliveryIn {
             .execute(c)
             .await.map(|r| r.rows_affected()))?;
             if exists {
-                clear_children(tx, &["delivery_lines", "delivery_packing", "delivery_costs"], "delivery_id", &self.id)
-                    .await?;
+                clear_children(
+                    tx,
+                    &["delivery_lines", "delivery_packing", "delivery_costs"],
+                    "delivery_id",
+                    &self.id,
+                )
+                .await?;
             }
             for (i, l) in self.lines.iter().enumerate() {
                 on_tx!(tx, c => sqlx::query(
@@ -452,7 +540,13 @@ impl Upsert for StockIn {
     const ENTITY: &'static str = "stock";
     const TABLE: &'static str = "stock";
     const KEY: &'static str = "sku";
-    fn write<'a>(&'a self, tx: &'a mut Tx, hash: &'a str, now: DateTime<Utc>, _exists: bool) -> BoxFuture<'a, Result<()>> {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        hash: &'a str,
+        now: DateTime<Utc>,
+        _exists: bool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             on_tx!(tx, c => sqlx::query(
                 "INSERT INTO stock (sku, client_id, client_sku, description, warehouse_balance, expected, accounted_for,
@@ -486,7 +580,13 @@ impl Upsert for BlankStockIn {
     const ENTITY: &'static str = "blank_stock";
     const TABLE: &'static str = "blank_stock";
     const KEY: &'static str = "sku";
-    fn write<'a>(&'a self, tx: &'a mut Tx, hash: &'a str, now: DateTime<Utc>, _exists: bool) -> BoxFuture<'a, Result<()>> {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        hash: &'a str,
+        now: DateTime<Utc>,
+        _exists: bool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             on_tx!(tx, c => sqlx::query(
                 "INSERT INTO blank_stock (sku, description, warehouse_balance, expected, accounted_for,
@@ -516,7 +616,13 @@ impl Upsert for PurchaseOrderIn {
     const ENTITY: &'static str = "purchase_orders";
     const TABLE: &'static str = "purchase_orders";
     const KEY: &'static str = "id";
-    fn write<'a>(&'a self, tx: &'a mut Tx, hash: &'a str, now: DateTime<Utc>, exists: bool) -> BoxFuture<'a, Result<()>> {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        hash: &'a str,
+        now: DateTime<Utc>,
+        exists: bool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             on_tx!(tx, c => sqlx::query(
                 "INSERT INTO purchase_orders (id, client_id, placed_by, third_party, status, date_ordered, tot_ref,
@@ -544,7 +650,13 @@ impl Upsert for PurchaseOrderIn {
             .execute(c)
             .await.map(|r| r.rows_affected()))?;
             if exists {
-                clear_children(tx, &["purchase_order_lines", "purchase_order_receipts"], "po_id", &self.id).await?;
+                clear_children(
+                    tx,
+                    &["purchase_order_lines", "purchase_order_receipts"],
+                    "po_id",
+                    &self.id,
+                )
+                .await?;
             }
             for (i, l) in self.lines.iter().enumerate() {
                 on_tx!(tx, c => sqlx::query(
@@ -563,7 +675,8 @@ impl Upsert for PurchaseOrderIn {
                 .await.map(|r| r.rows_affected()))?;
             }
             for (i, r) in self.receipts.iter().enumerate() {
-                let images = serde_json::to_string(&r.checking_images).unwrap_or_else(|_| "[]".into());
+                let images =
+                    serde_json::to_string(&r.checking_images).unwrap_or_else(|_| "[]".into());
                 on_tx!(tx, c => sqlx::query(
                     "INSERT INTO purchase_order_receipts (po_id, line_no, date_received, signed_by, date_checked,
                        check_category, checked_by, outers, handling_cost, checking_images)
@@ -591,7 +704,13 @@ impl Upsert for InvoiceIn {
     const ENTITY: &'static str = "invoices";
     const TABLE: &'static str = "invoices";
     const KEY: &'static str = "id";
-    fn write<'a>(&'a self, tx: &'a mut Tx, hash: &'a str, now: DateTime<Utc>, _exists: bool) -> BoxFuture<'a, Result<()>> {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        hash: &'a str,
+        now: DateTime<Utc>,
+        _exists: bool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             on_tx!(tx, c => sqlx::query(
                 "INSERT INTO invoices (id, client_id, date, due_date, client_po_ref, job_name, total, paid, sync_hash, updated_at)
@@ -622,7 +741,13 @@ impl Upsert for AccountSummaryIn {
     const ENTITY: &'static str = "account_summaries";
     const TABLE: &'static str = "account_summaries";
     const KEY: &'static str = "client_id";
-    fn write<'a>(&'a self, tx: &'a mut Tx, hash: &'a str, now: DateTime<Utc>, _exists: bool) -> BoxFuture<'a, Result<()>> {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        hash: &'a str,
+        now: DateTime<Utc>,
+        _exists: bool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             on_tx!(tx, c => sqlx::query(
                 "INSERT INTO account_summaries (client_id, as_of, current_balance, over_30, over_60, over_90, sync_hash, updated_at)
@@ -651,7 +776,13 @@ impl Upsert for PriceCardIn {
     const ENTITY: &'static str = "price_cards";
     const TABLE: &'static str = "price_cards";
     const KEY: &'static str = "id";
-    fn write<'a>(&'a self, tx: &'a mut Tx, hash: &'a str, now: DateTime<Utc>, exists: bool) -> BoxFuture<'a, Result<()>> {
+    fn write<'a>(
+        &'a self,
+        tx: &'a mut Tx,
+        hash: &'a str,
+        now: DateTime<Utc>,
+        exists: bool,
+    ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             on_tx!(tx, c => sqlx::query(
                 "INSERT INTO price_cards (id, client_id, name, effective_from, sync_hash, updated_at)

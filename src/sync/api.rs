@@ -1,9 +1,9 @@
 //! HTTP handlers of the sync API. Bearer token required on every route.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -20,8 +20,14 @@ pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), AppError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(AppError::Unauthorized)?;
     // Compare digests so the comparison takes the same time wherever the strings differ.
-    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(token.as_bytes()));
-    let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    let (a, b) = (
+        Sha256::digest(given.as_bytes()),
+        Sha256::digest(token.as_bytes()),
+    );
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
     if diff == 0 && !token.is_empty() {
         Ok(())
     } else {
@@ -47,14 +53,23 @@ pub async fn put_entity(
     body: Bytes,
 ) -> Result<Json<EntityReport>, AppError> {
     require_token(&headers, state.config.api_token.expose())?;
-    let value: Value =
-        serde_json::from_slice(&body).map_err(|e| body_error(&entity, format!("not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| body_error(&entity, format!("not valid JSON: {e}")))?;
     let Value::Array(values) = value else {
-        return Err(body_error(&entity, "expected a JSON array of records".into()));
+        return Err(body_error(
+            &entity,
+            "expected a JSON array of records".into(),
+        ));
     };
     let report = upsert_batch(&state.db, &entity, values).await?;
-    tracing::info!(entity, received = report.received, inserted = report.inserted,
-        updated = report.updated, unchanged = report.unchanged, "sync batch applied");
+    tracing::info!(
+        entity,
+        received = report.received,
+        inserted = report.inserted,
+        updated = report.updated,
+        unchanged = report.unchanged,
+        "sync batch applied"
+    );
     Ok(Json(report))
 }
 
@@ -75,6 +90,11 @@ pub async fn delete_entity(
     let parsed: DeleteBody = serde_json::from_slice(&body)
         .map_err(|e| body_error(&entity, format!("expected {{\"ids\": [\"…\"]}}: {e}")))?;
     let report = delete_batch(&state.db, &entity, parsed.ids).await?;
-    tracing::info!(entity, deleted = report.deleted, absent = report.absent.len(), "sync delete applied");
+    tracing::info!(
+        entity,
+        deleted = report.deleted,
+        absent = report.absent.len(),
+        "sync delete applied"
+    );
     Ok(Json(report))
 }

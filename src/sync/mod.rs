@@ -65,18 +65,54 @@ pub struct EntityReport {
 macro_rules! by_entity {
     ($entity:expr, $T:ident => $body:expr) => {
         match $entity {
-            "clients" => { type $T = ClientIn; $body }
-            "contacts" => { type $T = ContactIn; $body }
-            "jobs" => { type $T = JobIn; $body }
-            "art_requirements" => { type $T = ArtRequirementIn; $body }
-            "visuals" => { type $T = VisualIn; $body }
-            "deliveries" => { type $T = DeliveryIn; $body }
-            "stock" => { type $T = StockIn; $body }
-            "blank_stock" => { type $T = BlankStockIn; $body }
-            "purchase_orders" => { type $T = PurchaseOrderIn; $body }
-            "invoices" => { type $T = InvoiceIn; $body }
-            "account_summaries" => { type $T = AccountSummaryIn; $body }
-            "price_cards" => { type $T = PriceCardIn; $body }
+            "clients" => {
+                type $T = ClientIn;
+                $body
+            }
+            "contacts" => {
+                type $T = ContactIn;
+                $body
+            }
+            "jobs" => {
+                type $T = JobIn;
+                $body
+            }
+            "art_requirements" => {
+                type $T = ArtRequirementIn;
+                $body
+            }
+            "visuals" => {
+                type $T = VisualIn;
+                $body
+            }
+            "deliveries" => {
+                type $T = DeliveryIn;
+                $body
+            }
+            "stock" => {
+                type $T = StockIn;
+                $body
+            }
+            "blank_stock" => {
+                type $T = BlankStockIn;
+                $body
+            }
+            "purchase_orders" => {
+                type $T = PurchaseOrderIn;
+                $body
+            }
+            "invoices" => {
+                type $T = InvoiceIn;
+                $body
+            }
+            "account_summaries" => {
+                type $T = AccountSummaryIn;
+                $body
+            }
+            "price_cards" => {
+                type $T = PriceCardIn;
+                $body
+            }
             other => Err(SyncError::UnknownEntity(other.to_string())),
         }
     };
@@ -96,7 +132,10 @@ fn record_id(v: &serde_json::Value) -> Option<String> {
 }
 
 /// Parses loose JSON values into records, collecting a [`RecordError`] per bad record.
-pub fn parse_values<T: Upsert>(values: Vec<serde_json::Value>, errs: &mut Vec<RecordError>) -> Vec<(usize, T)> {
+pub fn parse_values<T: Upsert>(
+    values: Vec<serde_json::Value>,
+    errs: &mut Vec<RecordError>,
+) -> Vec<(usize, T)> {
     let mut out = Vec::with_capacity(values.len());
     for (index, v) in values.into_iter().enumerate() {
         let id = record_id(&v);
@@ -171,7 +210,13 @@ pub async fn stage<T: Upsert>(
                 errs,
                 *index,
                 rec,
-                FieldError::new(T::KEY, format!("`{}` appears twice in this batch (also at index {first})", rec.key())),
+                FieldError::new(
+                    T::KEY,
+                    format!(
+                        "`{}` appears twice in this batch (also at index {first})",
+                        rec.key()
+                    ),
+                ),
             );
         }
     }
@@ -191,12 +236,20 @@ pub async fn stage<T: Upsert>(
     for (index, rec) in records {
         for (field, table, id) in rec.refs() {
             match found.get(table).and_then(|m| m.get(id)) {
-                None => push(errs, *index, rec, FieldError::new(field, format!("unknown {} `{id}`", singular(table)))),
+                None => push(
+                    errs,
+                    *index,
+                    rec,
+                    FieldError::new(field, format!("unknown {} `{id}`", singular(table))),
+                ),
                 Some(owner) if table != "clients" && Some(owner.as_str()) != rec.client() => push(
                     errs,
                     *index,
                     rec,
-                    FieldError::new(field, format!("{} `{id}` belongs to another client", singular(table))),
+                    FieldError::new(
+                        field,
+                        format!("{} `{id}` belongs to another client", singular(table)),
+                    ),
                 ),
                 Some(_) => {}
             }
@@ -222,7 +275,8 @@ pub async fn stage<T: Upsert>(
             Outcome::Inserted => report.inserted += 1,
         }
         if outcome != Outcome::Unchanged {
-            rec.write(tx, &hash, now, outcome == Outcome::Updated).await?;
+            rec.write(tx, &hash, now, outcome == Outcome::Updated)
+                .await?;
         }
         if n % 256 == 255 {
             progress(256);
@@ -234,7 +288,8 @@ pub async fn stage<T: Upsert>(
         ("updated", report.updated),
         ("unchanged", report.unchanged),
     ] {
-        metrics::counter!("cport_sync_records_total", "entity" => entity, "outcome" => label).increment(count as u64);
+        metrics::counter!("cport_sync_records_total", "entity" => entity, "outcome" => label)
+            .increment(count as u64);
     }
     Ok(report)
 }
@@ -249,7 +304,11 @@ fn singular(table: &str) -> &str {
 }
 
 /// Upserts one batch of one entity, given as loose JSON values (the sync API's body).
-pub async fn upsert_batch(db: &Db, entity: &str, values: Vec<serde_json::Value>) -> Result<EntityReport, SyncError> {
+pub async fn upsert_batch(
+    db: &Db,
+    entity: &str,
+    values: Vec<serde_json::Value>,
+) -> Result<EntityReport, SyncError> {
     by_entity!(entity, T => {
         let mut errs = Vec::new();
         let records = parse_values::<T>(values, &mut errs);
@@ -274,7 +333,11 @@ pub struct DeleteReport {
 }
 
 /// Deletes records by TOT id, with everything that hangs off them.
-pub async fn delete_batch(db: &Db, entity: &str, ids: Vec<String>) -> Result<DeleteReport, SyncError> {
+pub async fn delete_batch(
+    db: &Db,
+    entity: &str,
+    ids: Vec<String>,
+) -> Result<DeleteReport, SyncError> {
     by_entity!(entity, T => {
         let mut errs = Vec::new();
         for (index, id) in ids.iter().enumerate() {

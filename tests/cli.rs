@@ -1,0 +1,259 @@
+//! The `cport` binary as an operator uses it.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::{cport_bin, fresh_database_url};
+
+/// A `cport` command with only the given CPORT_* variables (none inherited).
+fn cport(env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(cport_bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CPORT_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("RUST_LOG", "info,sqlx=warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn output(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().expect("cport runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn gen_data_output_imports_and_reimports_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let file = dir.path().join("data.json");
+    let (ok, _, err) = output(
+        cport(&[])
+            .args([
+                "gen-data",
+                "--clients",
+                "20",
+                "--jobs",
+                "400",
+                "--seed",
+                "7",
+                "--out",
+            ])
+            .arg(&file),
+    );
+    assert!(ok, "{err}");
+
+    // The same seed gives the same bytes.
+    let again = dir.path().join("again.json");
+    output(
+        cport(&[])
+            .args([
+                "gen-data",
+                "--clients",
+                "20",
+                "--jobs",
+                "400",
+                "--seed",
+                "7",
+                "--out",
+            ])
+            .arg(&again),
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+
+    let (ok, out, err) = output(
+        cport(&[("CPORT_DATABASE_URL", &url)])
+            .arg("import")
+            .arg(&file),
+    );
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("jobs")
+            && l.contains("400 received")
+            && l.contains("400 inserted")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("clients") && l.contains("20 inserted")),
+        "{out}"
+    );
+
+    let (ok, out, _) = output(
+        cport(&[("CPORT_DATABASE_URL", &url)])
+            .arg("import")
+            .arg(&file),
+    );
+    assert!(ok);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("jobs") && l.contains("400 unchanged")),
+        "{out}"
+    );
+
+    // The imported contacts have items a dry run can show, as a table and as JSON.
+    let (ok, out, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).args([
+        "digest",
+        "run",
+        "--dry-run",
+        "--contact",
+        "P-00003-0",
+    ]));
+    assert!(ok, "{err}");
+    assert!(out.starts_with("P-00003-0 "), "{out}");
+    let (ok, out, _) = output(cport(&[("CPORT_DATABASE_URL", &url)]).args([
+        "digest",
+        "run",
+        "--dry-run",
+        "--json",
+    ]));
+    assert!(ok);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("--json prints JSON");
+    assert_eq!(v.as_array().unwrap().len(), 80, "20 clients × 4 contacts");
+}
+
+#[tokio::test]
+async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let file = dir.path().join("bad.json");
+    let mut doc = common::world();
+    doc["jobs"][2]["status"] = serde_json::json!("lost");
+    doc["contacts"][1]["email"] = serde_json::json!("not-an-address");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let (ok, _, err) = output(
+        cport(&[("CPORT_DATABASE_URL", &url)])
+            .arg("import")
+            .arg(&file),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("jobs[2] (J-3) status: `lost` is not one of"),
+        "{err}"
+    );
+    assert!(err.contains("contacts[1] (P-1B) email"), "{err}");
+    assert!(err.contains("nothing was written"), "{err}");
+
+    let db = cport::store::Db::connect(&url).await.unwrap();
+    let (n,): (i64,) = cport::store::on_db!(&db, p => sqlx::query_as("SELECT COUNT(*) FROM clients").fetch_one(p).await).unwrap();
+    assert_eq!(n, 0, "valid clients in the same document were not written");
+
+    // A structurally wrong document (wrong type deep inside) is reported by path.
+    std::fs::write(&file, r#"{"clients": [{"id": "C-1", "name": "A"}], "jobs": [{"id": "J-1", "client_id": "C-1", "name": "x", "status": "entered", "process_lines": [{"qty": "ten"}]}]}"#).unwrap();
+    let (ok, _, err) = output(
+        cport(&[("CPORT_DATABASE_URL", &url)])
+            .arg("import")
+            .arg(&file),
+    );
+    assert!(!ok);
+    assert!(err.contains("jobs[0] (J-1) process_lines[0]"), "{err}");
+    let (ok, _, err) = output(
+        cport(&[("CPORT_DATABASE_URL", &url)])
+            .arg("import")
+            .arg(dir.path().join("missing.json")),
+    );
+    assert!(!ok);
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn bad_configuration_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+        ("", vec![], "api_token"),
+        ("", vec![("CPORT_API_TOKEN", "t")], "link_secret"),
+        ("lisen = \"127.0.0.1:1\"\n", vec![], "lisen"),
+        (
+            "[digest]\nschedule = \"at eight\"\n",
+            vec![],
+            "digest.schedule",
+        ),
+        ("[smtp]\nport = \"twenty-five\"\n", vec![], "smtp.port"),
+        ("", vec![("CPORT_SMTP__PORT", "x")], "CPORT_SMTP__PORT"),
+        (
+            "",
+            vec![("CPORT_DATABASE_URL", "mysql://x")],
+            "database_url",
+        ),
+    ];
+    for (file, env, named) in cases {
+        std::fs::write(&cfg, file).unwrap();
+        let (ok, _, err) = output(cport(&env).arg("--config").arg(&cfg).arg("serve"));
+        assert!(!ok, "{named}: should not start");
+        assert!(err.contains(named), "{named}: `{err}`");
+    }
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["demo", "--help"],
+        vec!["migrate", "--help"],
+        vec!["import", "--help"],
+        vec!["digest", "run", "--help"],
+        vec!["gen-data", "--help"],
+    ] {
+        let (ok, out, _) = output(cport(&[]).args(&args));
+        assert!(ok && out.contains("Usage:"), "{args:?}: {out}");
+    }
+}
+
+#[tokio::test]
+async fn serve_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let mut child = cport(&[
+        ("CPORT_DATABASE_URL", &url),
+        ("CPORT_LISTEN", "127.0.0.1:0"),
+        ("CPORT_API_TOKEN", "t"),
+        ("CPORT_LINK_SECRET", "0123456789abcdef0123"),
+        ("CPORT_DATA_DIR", dir.path().to_str().unwrap()),
+        ("NO_COLOR", "1"),
+    ])
+    .arg("--log-format")
+    .arg("json")
+    .arg("serve")
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // The server logs its bound address once it is listening; read it, then connect.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("server printed its address").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["fields"]["message"] == "serving" {
+            break v["fields"]["addr"].as_str().unwrap().to_string();
+        }
+    };
+    let r = reqwest::get(format!("http://{addr}/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
+}

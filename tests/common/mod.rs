@@ -1,0 +1,198 @@
+//! Test harness: a fresh store per test on the engine the run is for (SQLite by default,
+//! PostgreSQL when DATABASE_URL points at one), and the real app on a real socket.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use cport::App;
+use cport::config::{Config, Secret};
+use cport::store::Db;
+use tokio::sync::oneshot;
+
+pub const TOKEN: &str = "test-api-token";
+
+/// A database URL for a brand-new, empty store.
+pub async fn fresh_database_url(dir: &std::path::Path) -> String {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => {
+            use rand::Rng;
+            let name = format!("cport_test_{:016x}", rand::thread_rng().r#gen::<u64>());
+            let admin = Db::connect(&url)
+                .await
+                .expect("PostgreSQL from DATABASE_URL is reachable");
+            cport::store::on_db!(&admin, p => sqlx::query(&format!("CREATE DATABASE {name}")).execute(p).await.map(|_| ()))
+                .expect("create test database");
+            admin.close().await;
+            let (base, _) = url.rsplit_once('/').expect("DATABASE_URL ends in /dbname");
+            format!("{base}/{name}")
+        }
+        _ => format!("sqlite://{}", dir.join("cport.db").display()),
+    }
+}
+
+pub fn engine_name() -> &'static str {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if url.starts_with("postgres") => "postgres",
+        _ => "sqlite",
+    }
+}
+
+pub fn test_config(dir: &std::path::Path, database_url: String) -> Config {
+    let mut c = Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: Secret::new(database_url),
+        data_dir: dir.to_path_buf(),
+        api_token: Secret::new(TOKEN),
+        link_secret: Secret::new("0123456789abcdef0123456789abcdef"),
+        ..Config::default()
+    };
+    c.email.dir = dir.join("mail");
+    c
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub db: Db,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = fresh_database_url(dir.path()).await;
+        let config = test_config(dir.path(), url.clone());
+        let app = App::build(config).await.expect("app builds");
+        let base = format!("http://{}", app.local_addr());
+        let db = app.state.db.clone();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(app.run(async {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base,
+            db,
+            http: reqwest::Client::new(),
+            dir,
+            database_url: url,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// PUT a batch with the right token.
+    pub async fn put(&self, entity: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .put(self.url(&format!("/api/v1/{entity}")))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn delete(&self, entity: &str, ids: &[&str]) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .delete(self.url(&format!("/api/v1/{entity}")))
+            .bearer_auth(TOKEN)
+            .json(&serde_json::json!({ "ids": ids }))
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Number of rows in a table (tests read the store directly to see what was written).
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        let (n,): (i64,) =
+            cport::store::on_db!(&self.db, p => sqlx::query_as(&sql).fetch_one(p).await)
+                .expect("count");
+        n
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await
+                .expect("server task")
+                .expect("server stopped cleanly");
+        }
+    }
+}
+
+pub fn cport_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_cport"))
+}
+
+/// A small, valid world: two clients with contacts of several roles, jobs, visuals, art, POs.
+pub fn world() -> serde_json::Value {
+    serde_json::json!({
+        "clients": [
+            {"id": "C-1", "name": "Alpha Ltd"},
+            {"id": "C-2", "name": "Beta plc", "currency": "EUR"}
+        ],
+        "contacts": [
+            {"id": "P-1A", "client_id": "C-1", "name": "Ann Admin", "email": "ann@alpha.example", "role": "admin"},
+            {"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer", "email": "bob@alpha.example", "role": "buyer"},
+            {"id": "P-1F", "client_id": "C-1", "name": "Fay Finance", "email": "fay@alpha.example", "role": "finance"},
+            {"id": "P-1V", "client_id": "C-1", "name": "Vic Viewer", "email": "vic@alpha.example", "role": "viewer"},
+            {"id": "P-2A", "client_id": "C-2", "name": "Zed Admin", "email": "zed@beta.example", "role": "admin"}
+        ],
+        "jobs": [
+            {"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "in_production", "date_required": "2026-12-01",
+             "process_lines": [{"status": "planned", "process": "Screen print", "position": "Front", "qty": 100, "unit_price": "1.50"}],
+             "printed_garments": [{"description": "Tee", "expected_qty": 100}]},
+            {"id": "J-2", "client_id": "C-1", "name": "Caps", "status": "completed", "delivery_instructions": "given"},
+            {"id": "J-3", "client_id": "C-1", "name": "Old", "status": "delivered"},
+            {"id": "J-9", "client_id": "C-2", "name": "Beta bags", "status": "entered"}
+        ],
+        "art_requirements": [
+            {"id": "AR-1", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-1", "description": "Logo", "art_received": false},
+            {"id": "AR-9", "client_id": "C-2", "job_id": "J-9", "design_id": "DS-9", "description": "Bag art", "art_received": false}
+        ],
+        "visuals": [
+            {"id": "V-1", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-1", "category": "Colour visual",
+             "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v1.svg",
+             "charges": [{"description": "Art", "qty": 1, "unit_price": 25}]},
+            {"id": "V-2", "client_id": "C-1", "job_id": "J-2", "design_id": "DS-2", "category": "Colour visual",
+             "designer": "Des", "status": "approved", "main_image": "/media/v2.svg"},
+            {"id": "V-9", "client_id": "C-2", "job_id": "J-9", "design_id": "DS-9", "category": "Colour visual",
+             "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v9.svg"}
+        ],
+        "purchase_orders": [
+            {"id": "PO-1", "client_id": "C-1", "placed_by": "Reseller R", "third_party": true, "status": "open",
+             "date_ordered": "2026-11-01", "tot_ref": "T1", "category": "Garments", "type": "Third party", "supplier": "S",
+             "lines": [{"status": "open", "sku": "BLK-1", "description": "Tee", "ordered": 10, "received": 4}]},
+            {"id": "PO-2", "client_id": "C-1", "placed_by": "Reseller R", "third_party": true, "status": "received",
+             "date_ordered": "2026-10-01", "tot_ref": "T2", "category": "Garments", "type": "Third party", "supplier": "S",
+             "lines": [{"status": "received", "sku": "BLK-1", "description": "Tee", "ordered": 10, "received": 10}]}
+        ]
+    })
+}
+
+/// Loads [`world`] through the sync API, entity by entity.
+pub async fn load_world(app: &TestApp) {
+    let w = world();
+    for entity in cport::model::records::ENTITIES {
+        if let Some(batch) = w.get(*entity) {
+            let (status, body) = app.put(entity, batch.clone()).await;
+            assert_eq!(status, 200, "loading {entity}: {body}");
+        }
+    }
+}

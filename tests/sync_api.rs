@@ -1,0 +1,316 @@
+//! The sync API over a real socket, on the engine this run is for.
+
+mod common;
+
+use common::{TOKEN, TestApp, load_world};
+use cport::digest::items::{Category, for_contact};
+use cport::store::contacts::get_contact;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_valid_batch_is_stored_and_reported() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .put("clients", json!([{"id": "C-1", "name": "Alpha Ltd"}]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["inserted"], 1);
+    let (status, body) = app
+        .put(
+            "jobs",
+            json!([{"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "entered",
+                "process_lines": [{"status": "planned", "process": "Screen print", "position": "Front", "qty": 10, "unit_price": 1.5}],
+                "art_costs": [{"description": "Set-up", "qty": 1, "unit_price": "35.00"}],
+                "blank_garments": [{"description": "Tee", "qty": 10, "unit_price": 2}],
+                "printed_garments": [{"description": "Tee printed", "expected_qty": 10}]}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["received"].as_i64(), body["inserted"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(app.count("job_process_lines").await, 1);
+    let (price,): (i64,) = cport::store::on_db!(&app.db, p => sqlx::query_as("SELECT unit_price FROM job_process_lines")
+        .fetch_one(p).await).unwrap();
+    assert_eq!(price, 150, "money is stored as minor units");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn requests_without_the_right_token_get_401_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let batch = json!([{"id": "C-1", "name": "Alpha Ltd"}]);
+    let cases: [(&str, Option<String>); 4] = [
+        ("no Authorization header", None),
+        ("wrong token", Some("Bearer nope".into())),
+        ("token in the wrong scheme", Some(format!("Basic {TOKEN}"))),
+        ("empty bearer", Some("Bearer ".into())),
+    ];
+    for (case, header) in cases {
+        let mut req = app.http.put(app.url("/api/v1/clients")).json(&batch);
+        if let Some(h) = header {
+            req = req.header("authorization", h);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{case}");
+        let r = app
+            .http
+            .delete(app.url("/api/v1/clients"))
+            .json(&json!({"ids": ["C-1"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{case} (delete)");
+    }
+    assert_eq!(app.count("clients").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_batch_is_422_with_every_error_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    app.put("clients", json!([{"id": "C-1", "name": "Alpha"}]))
+        .await;
+    let batch = json!([
+        {"id": "J-1", "client_id": "C-1", "name": "Good one", "status": "entered"},
+        {"id": "J-2", "client_id": "C-1", "name": "Bad status", "status": "flying"},
+        {"id": "J-3", "client_id": "C-404", "name": "Unknown client", "status": "entered"},
+        {"id": "J-4", "client_id": "C-1", "name": "Negative", "status": "entered",
+         "printed_garments": [{"description": "Tee", "expected_qty": -5}]},
+        {"id": "J-5", "client_id": "C-1", "name": "Typo", "status": "entered", "date_requried": "2026-01-01"},
+        {"id": "J-6", "client_id": "C-1", "name": "Bad money", "status": "entered",
+         "art_costs": [{"description": "Set-up", "qty": 1, "unit_price": "1.999"}]},
+        {"id": "J-1", "client_id": "C-1", "name": "Duplicate", "status": "entered"},
+        "not an object"
+    ]);
+    let (status, body) = app.put("jobs", batch).await;
+    assert_eq!(status, 422, "{body}");
+    let errors = body["errors"].as_array().expect("errors array");
+    let expect = [
+        (1, "status", "flying"),
+        (2, "client_id", "unknown client"),
+        (3, "printed_garments[0].expected_qty", "negative"),
+        (4, "date_requried", "unknown field"),
+        (5, "art_costs[0].unit_price", "2 decimals"),
+        (6, "id", "appears twice"),
+        (7, "record", "object"),
+    ];
+    for (index, field, words) in expect {
+        assert!(
+            errors.iter().any(|e| e["index"] == index
+                && e["field"].as_str().is_some_and(|f| f.contains(field))
+                && e["reason"].as_str().is_some_and(|r| r.contains(words))),
+            "expected an error for record {index} field {field} mentioning `{words}` in {body:#}"
+        );
+    }
+    assert_eq!(
+        app.count("jobs").await,
+        0,
+        "the good record was not written either"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_an_array_of_records_is_refused() {
+    let app = TestApp::spawn().await;
+    for (case, body, words) in [
+        ("malformed JSON", "{not json", "not valid JSON"),
+        ("an object, not an array", "{\"id\": \"C-1\"}", "array"),
+    ] {
+        let r = app
+            .http
+            .put(app.url("/api/v1/clients"))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 422, "{case}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["errors"][0]["field"], "body", "{case}");
+        assert!(
+            v["errors"][0]["reason"].as_str().unwrap().contains(words),
+            "{case}: {v}"
+        );
+    }
+    let (status, body) = app.put("widgets", json!([])).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown entity `widgets`"),
+        "{body}"
+    );
+    assert_eq!(app.count("clients").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn resending_the_same_batch_changes_nothing() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let stamp = |app: &TestApp| {
+        let db = app.db.clone();
+        async move {
+            let rows: Vec<(String, String)> = cport::store::on_db!(&db, p => sqlx::query_as(
+                "SELECT id, CAST(updated_at AS TEXT) FROM jobs ORDER BY id").fetch_all(p).await)
+            .unwrap();
+            rows
+        }
+    };
+    let before = stamp(&app).await;
+    let lines_before = app.count("job_process_lines").await;
+    let w = common::world();
+    let (status, body) = app.put("jobs", w["jobs"].clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["unchanged"], 4, "{body}");
+    assert_eq!(
+        (body["inserted"].as_i64(), body["updated"].as_i64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(stamp(&app).await, before, "nothing was rewritten");
+    assert_eq!(app.count("job_process_lines").await, lines_before);
+
+    // A real change is applied and its child lines replaced, not duplicated.
+    let mut jobs = w["jobs"].clone();
+    jobs[0]["process_lines"][0]["qty"] = json!(120);
+    let (_, body) = app.put("jobs", jobs).await;
+    assert_eq!(
+        (body["updated"].as_i64(), body["unchanged"].as_i64()),
+        (Some(1), Some(3)),
+        "{body}"
+    );
+    assert_eq!(app.count("job_process_lines").await, lines_before);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn deleting_removes_records_with_their_lines_and_is_safe_to_resend() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let (status, body) = app.delete("jobs", &["J-1", "J-404"]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deleted"], 1);
+    assert_eq!(body["absent"], json!(["J-404"]));
+    assert_eq!(app.count("job_process_lines").await, 0);
+    let (n,): (i64,) = cport::store::on_db!(&app.db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM visuals WHERE job_id = 'J-1'").fetch_one(p).await)
+    .unwrap();
+    assert_eq!(n, 0, "visuals of a deleted job go with it");
+    let (status, body) = app.delete("jobs", &["J-1"]).await;
+    assert_eq!((status, body["deleted"].as_i64()), (200, Some(0)));
+    let (status, body) = app.delete("jobs", &["bad id!"]).await;
+    assert_eq!(status, 422, "{body}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn records_cannot_point_at_another_clients_records() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let (status, body) = app
+        .put(
+            "visuals",
+            json!([{"id": "V-X", "client_id": "C-2", "job_id": "J-1", "design_id": "D", "category": "c",
+                "designer": "d", "status": "awaiting_approval", "main_image": "/x.svg"}]),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "job_id");
+    assert!(
+        body["errors"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("another client")
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn action_items_follow_the_contacts_role() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let items = |id: &'static str| {
+        let db = app.db.clone();
+        async move {
+            let c = get_contact(&db, id).await.unwrap();
+            for_contact(&db, &c).await.unwrap()
+        }
+    };
+    let admin = items("P-1A").await;
+    let got: Vec<(Category, &str)> = admin.iter().map(|i| (i.category, i.id.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Category::VisualApproval, "V-1"),
+            (Category::DeliveryInstructions, "J-1"),
+            (Category::ThirdPartyPo, "PO-1"),
+            (Category::AwaitingArt, "J-1"),
+        ],
+        "approved visuals, jobs with instructions, delivered jobs and received POs are not items"
+    );
+    assert_eq!(admin[0].command, "APPROVE V-1");
+    assert_eq!(admin[1].command, "NODELIVERY J-1");
+
+    let buyer = items("P-1B").await;
+    assert_eq!(buyer.len(), 4);
+    let finance = items("P-1F").await;
+    assert_eq!(
+        finance.iter().map(|i| i.category).collect::<Vec<_>>(),
+        vec![Category::ThirdPartyPo]
+    );
+    let viewer = items("P-1V").await;
+    assert_eq!(viewer.len(), 4);
+    assert!(
+        viewer
+            .iter()
+            .all(|i| i.action == cport::digest::items::Action::None),
+        "a viewer sees items but may not act on them"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_contact_never_gets_another_clients_items() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let beta = get_contact(&app.db, "P-2A").await.unwrap();
+    let items = for_contact(&app.db, &beta).await.unwrap();
+    let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, vec!["V-9", "J-9", "J-9"]);
+    let alpha = get_contact(&app.db, "P-1A").await.unwrap();
+    let alpha_items = for_contact(&app.db, &alpha).await.unwrap();
+    assert!(
+        alpha_items.iter().all(|i| !i.id.ends_with('9')),
+        "{alpha_items:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn health_and_metrics_are_served() {
+    let app = TestApp::spawn().await;
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["engine"], common::engine_name());
+    app.put("clients", json!([{"id": "C-1", "name": "A"}]))
+        .await;
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("cport_http_requests_total"), "{text}");
+    assert!(text.contains("cport_sync_records_total"), "{text}");
+    app.stop().await;
+}
