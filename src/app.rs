@@ -9,23 +9,54 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 use tower_http::services::ServeDir;
 
+use crate::channels::email::Mailer;
 use crate::config::Config;
+use crate::digest::alerts::AlertSignal;
+use crate::links::Signer;
 use crate::store::Db;
 use crate::sync::api;
 
-/// What every handler can reach.
+/// What every handler and background task can reach. Built once; clones share everything.
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
     pub metrics: PrometheusHandle,
     pub started: Instant,
+    pub mailer: Mailer,
+    pub templates: Arc<minijinja::Environment<'static>>,
+    pub signer: Signer,
+    /// Rung when messages are queued, so a dispatcher picks them up at once.
+    pub wake_dispatch: Arc<Notify>,
+    /// Clients changed by a sync, for the alert scanner.
+    pub alerts: Arc<AlertSignal>,
+}
+
+impl AppState {
+    /// Everything but the listener: for the server and for CLI commands alike.
+    pub fn new(config: Config, db: Db) -> Result<AppState, StartError> {
+        let mailer = Mailer::from_config(&config).map_err(|e| StartError::Config(e.to_string()))?;
+        let signer = Signer::new(config.link_secret.expose());
+        Ok(AppState {
+            config: Arc::new(config),
+            db,
+            metrics: metrics_handle(),
+            started: Instant::now(),
+            mailer,
+            templates: Arc::new(crate::templates::environment()),
+            signer,
+            wake_dispatch: Arc::new(Notify::new()),
+            alerts: Arc::new(AlertSignal::default()),
+        })
+    }
 }
 
 /// A built service: store open and migrated, listener bound, not yet serving.
@@ -39,10 +70,9 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The process-wide metrics recorder (installed once; every `App` shares it).
@@ -68,45 +98,51 @@ impl App {
     }
 
     pub async fn build_with(config: Config, db: Db) -> Result<App, StartError> {
-        let listener =
-            TcpListener::bind(&config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen.clone(),
-                    source,
-                })?;
-        let state = AppState {
-            config: Arc::new(config),
-            db,
-            metrics: metrics_handle(),
-            started: Instant::now(),
-        };
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: config.listen.clone(),
+                source,
+            })?;
+        let state = AppState::new(config, db)?;
         Ok(App { listener, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn port(&self) -> u16 {
         self.local_addr().port()
     }
 
-    /// Serves until `shutdown` resolves, then finishes in-flight requests and returns.
-    pub async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let router = router(self.state.clone());
-        tracing::info!(addr = %self.local_addr(), engine = self.state.db.engine(), "serving");
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await?;
-        self.state.db.close().await;
+    /// Serves HTTP and runs the scheduler, alert scanner and dispatchers until `shutdown`
+    /// resolves; then finishes in-flight requests and sends, and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(crate::digest::scheduler::run(state.clone(), stop_rx.clone()));
+        tasks.spawn(crate::digest::alerts::run(state.clone(), stop_rx.clone()));
+        for _ in 0..state.config.outbox.workers {
+            tasks.spawn(crate::outbox::run_worker(state.clone(), stop_rx.clone()));
+        }
+        let router = router(state.clone());
+        tracing::info!(addr = %self.local_addr(), engine = state.db.engine(), "serving");
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "background task ended abnormally");
+            }
+        }
+        state.db.close().await;
         tracing::info!("stopped");
-        Ok(())
+        served
     }
 }
 
@@ -116,10 +152,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .route(
-            "/api/v1/{entity}",
-            put(api::put_entity).delete(api::delete_entity),
-        )
+        .route("/api/v1/banners", post(api::post_banner).get(api::list_banners))
+        .route("/api/v1/banners/{id}", delete(api::retract_banner))
+        .route("/api/v1/{entity}", put(api::put_entity).delete(api::delete_entity))
         .nest_service("/media", media)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(track))

@@ -49,6 +49,9 @@ pub struct Config {
     pub email: EmailConfig,
     pub smtp: SmtpConfig,
     pub digest: DigestConfig,
+    pub alerts: AlertsConfig,
+    pub outbox: OutboxConfig,
+    pub branding: BrandingConfig,
     pub telegram: TelegramConfig,
     pub discord: DiscordConfig,
     pub imap: ImapConfig,
@@ -79,6 +82,50 @@ pub struct SmtpConfig {
 pub struct DigestConfig {
     pub schedule: String,
     pub timezone: String,
+    /// A scheduled digest missed while cport was down is still sent this many hours late.
+    pub catch_up_hours: u32,
+    /// How long the signed links in a digest stay valid.
+    pub link_ttl_days: u32,
+    /// How often the scheduler looks for due digests.
+    pub tick_seconds: u64,
+}
+
+/// Instant alerts: default mode per category (`instant`, `digest` or `off`), batching, scanning.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    pub visual_approval: String,
+    pub delivery_instructions: String,
+    pub third_party_po: String,
+    pub awaiting_art: String,
+    /// Alerts to one contact within this window go out together in one message.
+    pub batch_window_seconds: u64,
+    /// How often every contact is checked for new instant items (a sync checks its clients at once).
+    pub scan_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// Attempts before a message is dead.
+    pub max_attempts: u32,
+    /// First retry delay; doubled per attempt, with jitter, up to `backoff_max_seconds`.
+    pub backoff_base_seconds: u64,
+    pub backoff_max_seconds: u64,
+    /// Messages sent at the same time.
+    pub workers: u32,
+    /// A message claimed by a sender that died is sent again after this long.
+    pub lease_seconds: u64,
+}
+
+/// How TOT looks in emails and pages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrandingConfig {
+    pub name: String,
+    pub logo_url: String,
+    pub colour: String,
+    pub approval_terms: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -122,6 +169,9 @@ impl Default for Config {
             email: EmailConfig::default(),
             smtp: SmtpConfig::default(),
             digest: DigestConfig::default(),
+            alerts: AlertsConfig::default(),
+            outbox: OutboxConfig::default(),
+            branding: BrandingConfig::default(),
             telegram: TelegramConfig::default(),
             discord: DiscordConfig::default(),
             imap: ImapConfig::default(),
@@ -158,6 +208,47 @@ impl Default for DigestConfig {
         DigestConfig {
             schedule: "0 0 8 * * Mon-Fri".into(),
             timezone: "Europe/London".into(),
+            catch_up_hours: 12,
+            link_ttl_days: 14,
+            tick_seconds: 30,
+        }
+    }
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            visual_approval: "instant".into(),
+            delivery_instructions: "digest".into(),
+            third_party_po: "digest".into(),
+            awaiting_art: "digest".into(),
+            batch_window_seconds: 300,
+            scan_seconds: 60,
+        }
+    }
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            max_attempts: 8,
+            backoff_base_seconds: 30,
+            backoff_max_seconds: 3600,
+            workers: 4,
+            lease_seconds: 300,
+        }
+    }
+}
+
+impl Default for BrandingConfig {
+    fn default() -> Self {
+        BrandingConfig {
+            name: "TOT".into(),
+            logo_url: String::new(),
+            colour: "#1f3a5f".into(),
+            approval_terms: "By approving you confirm the artwork, colours, placement and the charges shown, \
+                and ask TOT to go ahead with production."
+                .into(),
         }
     }
 }
@@ -179,10 +270,7 @@ impl Default for ImapConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config key `{key}`: {message}")]
@@ -213,16 +301,11 @@ impl Config {
     }
 
     /// Same as [`Config::load`] with the environment passed in (tests use this).
-    pub fn load_from(
-        file: Option<&Path>,
-        env: &[(String, String)],
-        need: Need,
-    ) -> Result<Config, ConfigError> {
-        let mut tree =
-            toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
-                path: PathBuf::from("<defaults>"),
-                message: e.to_string(),
-            })?;
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)], need: Need) -> Result<Config, ConfigError> {
+        let mut tree = toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<defaults>"),
+            message: e.to_string(),
+        })?;
         if let Some(path) = file {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.to_path_buf(),
@@ -239,14 +322,10 @@ impl Config {
                 apply_env(&mut tree, var, rest, value)?;
             }
         }
-        let config: Config = tree
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse {
-                path: file
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|| "<environment>".into()),
-                message: e.message().to_string(),
-            })?;
+        let config: Config = tree.try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
+            path: file.map(Path::to_path_buf).unwrap_or_else(|| "<environment>".into()),
+            message: e.message().to_string(),
+        })?;
         config.validate(need)?;
         Ok(config)
     }
@@ -262,14 +341,8 @@ impl Config {
             return Err(invalid("public_url", "must start with http:// or https://"));
         }
         let db = self.database_url.expose();
-        if !(db.starts_with("sqlite:")
-            || db.starts_with("postgres://")
-            || db.starts_with("postgresql://"))
-        {
-            return Err(invalid(
-                "database_url",
-                "must start with sqlite: or postgres://",
-            ));
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            return Err(invalid("database_url", "must start with sqlite: or postgres://"));
         }
         match self.email.transport.as_str() {
             "file" | "smtp" => {}
@@ -281,17 +354,11 @@ impl Config {
             }
         }
         if self.email.transport == "smtp" && self.smtp.host.is_empty() {
-            return Err(invalid(
-                "smtp.host",
-                "required when email.transport = \"smtp\"",
-            ));
+            return Err(invalid("smtp.host", "required when email.transport = \"smtp\""));
         }
         for (key, tls) in [("smtp.tls", &self.smtp.tls), ("imap.tls", &self.imap.tls)] {
             if !matches!(tls.as_str(), "none" | "starttls" | "tls") {
-                return Err(invalid(
-                    key,
-                    format!("`{tls}` is not one of none, starttls, tls"),
-                ));
+                return Err(invalid(key, format!("`{tls}` is not one of none, starttls, tls")));
             }
         }
         if self.smtp.pool_size == 0 {
@@ -303,14 +370,32 @@ impl Config {
                 "must be a domain name like reply.tot.example",
             ));
         }
-        crate::digest::schedule::parse_schedule(&self.digest.schedule)
-            .map_err(|e| invalid("digest.schedule", e))?;
+        crate::digest::schedule::parse_schedule(&self.digest.schedule).map_err(|e| invalid("digest.schedule", e))?;
         self.digest.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
             invalid(
                 "digest.timezone",
                 format!("`{}` is not an IANA time zone", self.digest.timezone),
             )
         })?;
+        for (key, mode) in [
+            ("alerts.visual_approval", &self.alerts.visual_approval),
+            ("alerts.delivery_instructions", &self.alerts.delivery_instructions),
+            ("alerts.third_party_po", &self.alerts.third_party_po),
+            ("alerts.awaiting_art", &self.alerts.awaiting_art),
+        ] {
+            if !matches!(mode.as_str(), "instant" | "digest" | "off") {
+                return Err(invalid(key, format!("`{mode}` is not one of instant, digest, off")));
+            }
+        }
+        if self.outbox.max_attempts == 0 {
+            return Err(invalid("outbox.max_attempts", "must be at least 1"));
+        }
+        if self.outbox.workers == 0 {
+            return Err(invalid("outbox.workers", "must be at least 1"));
+        }
+        if self.digest.tick_seconds == 0 || self.alerts.scan_seconds == 0 {
+            return Err(invalid("digest.tick_seconds", "intervals must be at least 1 second"));
+        }
         if need == Need::Secrets {
             if self.api_token.is_empty() {
                 return Err(invalid(
@@ -346,12 +431,7 @@ pub fn mask_url_password(url: &str) -> String {
         if let Some(at) = rest.find('@') {
             let creds = &rest[..at];
             if let Some(colon) = creds.find(':') {
-                return format!(
-                    "{}://{}:***{}",
-                    &url[..scheme_end],
-                    &creds[..colon],
-                    &rest[at..]
-                );
+                return format!("{}://{}:***{}", &url[..scheme_end], &creds[..colon], &rest[at..]);
             }
         }
     }
@@ -392,12 +472,7 @@ fn merge(base: &mut toml::Value, overlay: toml::Value, prefix: &str) -> Result<(
 
 /// `CPORT_SMTP__HOST` → smtp.host; `CPORT_DATABASE_URL` → database_url;
 /// `CPORT_TELEGRAM_TOKEN` → telegram.token (single underscore after a section name).
-fn apply_env(
-    tree: &mut toml::Value,
-    var: &str,
-    rest: &str,
-    value: &str,
-) -> Result<(), ConfigError> {
+fn apply_env(tree: &mut toml::Value, var: &str, rest: &str, value: &str) -> Result<(), ConfigError> {
     let lower = rest.to_ascii_lowercase();
     let path: Vec<String> = if let Some((section, key)) = lower.split_once("__") {
         vec![section.to_string(), key.to_string()]
@@ -419,28 +494,22 @@ fn apply_env(
             .filter(|n| n.is_table())
             .ok_or_else(unknown)?;
     }
-    let leaf = node
-        .get_mut(path[path.len() - 1].as_str())
-        .ok_or_else(unknown)?;
+    let leaf = node.get_mut(path[path.len() - 1].as_str()).ok_or_else(unknown)?;
     let parsed = match leaf {
-        toml::Value::Integer(_) => {
-            value
-                .parse::<i64>()
-                .map(toml::Value::Integer)
-                .map_err(|_| ConfigError::Env {
-                    var: var.to_string(),
-                    message: format!("`{value}` is not a whole number"),
-                })?
-        }
-        toml::Value::Boolean(_) => {
-            value
-                .parse::<bool>()
-                .map(toml::Value::Boolean)
-                .map_err(|_| ConfigError::Env {
-                    var: var.to_string(),
-                    message: format!("`{value}` is not true or false"),
-                })?
-        }
+        toml::Value::Integer(_) => value
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| ConfigError::Env {
+                var: var.to_string(),
+                message: format!("`{value}` is not a whole number"),
+            })?,
+        toml::Value::Boolean(_) => value
+            .parse::<bool>()
+            .map(toml::Value::Boolean)
+            .map_err(|_| ConfigError::Env {
+                var: var.to_string(),
+                message: format!("`{value}` is not true or false"),
+            })?,
         toml::Value::Table(_) => return Err(unknown()),
         _ => toml::Value::String(value.to_string()),
     };
@@ -453,10 +522,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 
     #[test]
@@ -475,34 +541,21 @@ mod tests {
         let cases = [
             (vec![("CPORT_SMTP__PORT", "many")], "CPORT_SMTP__PORT"),
             (vec![("CPORT_NOPE", "1")], "CPORT_NOPE"),
-            (
-                vec![("CPORT_DIGEST__SCHEDULE", "every day")],
-                "digest.schedule",
-            ),
-            (
-                vec![("CPORT_DIGEST__TIMEZONE", "Mars/Base")],
-                "digest.timezone",
-            ),
+            (vec![("CPORT_DIGEST__SCHEDULE", "every day")], "digest.schedule"),
+            (vec![("CPORT_DIGEST__TIMEZONE", "Mars/Base")], "digest.timezone"),
             (vec![("CPORT_LISTEN", "here")], "listen"),
         ];
         for (extra, named) in cases {
             let mut e = ok.clone();
             e.extend(env(&extra));
-            let err = Config::load_from(None, &e, Need::Secrets)
-                .unwrap_err()
-                .to_string();
-            assert!(
-                err.contains(named),
-                "{extra:?}: error `{err}` should name {named}"
-            );
+            let err = Config::load_from(None, &e, Need::Secrets).unwrap_err().to_string();
+            assert!(err.contains(named), "{extra:?}: error `{err}` should name {named}");
         }
     }
 
     #[test]
     fn missing_secrets_are_refused_only_when_needed() {
-        let err = Config::load_from(None, &[], Need::Secrets)
-            .unwrap_err()
-            .to_string();
+        let err = Config::load_from(None, &[], Need::Secrets).unwrap_err().to_string();
         assert!(err.contains("api_token"), "{err}");
         Config::load_from(None, &[], Need::StoreOnly).unwrap();
     }
@@ -527,13 +580,7 @@ mod tests {
 
     #[test]
     fn database_passwords_are_masked() {
-        assert_eq!(
-            mask_url_password("postgres://u:pw@h/db"),
-            "postgres://u:***@h/db"
-        );
-        assert_eq!(
-            mask_url_password("sqlite://data/x.db"),
-            "sqlite://data/x.db"
-        );
+        assert_eq!(mask_url_password("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(mask_url_password("sqlite://data/x.db"), "sqlite://data/x.db");
     }
 }

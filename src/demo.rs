@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 
 use crate::model::Money;
 use crate::model::records::*;
-use crate::store::banners::NewBanner;
+use crate::banners::BannerInput;
 
 /// A demo contact worth trying, with why.
 pub struct DemoContact {
@@ -89,12 +89,7 @@ pub fn write_media(data_dir: &Path) -> std::io::Result<usize> {
     let files: Vec<(PathBuf, String)> = vec![
         (
             media.join("visuals/V-1001.svg"),
-            tee_svg(
-                "#1f3a5f",
-                "#f2c14e",
-                "HARBOUR",
-                "Left chest, 2 spot colours",
-            ),
+            tee_svg("#1f3a5f", "#f2c14e", "HARBOUR", "Left chest, 2 spot colours"),
         ),
         (
             media.join("visuals/V-1001-placement.svg"),
@@ -142,14 +137,7 @@ pub fn write_media(data_dir: &Path) -> std::io::Result<usize> {
         ),
         (
             media.join("process/J-3001-front.svg"),
-            placement_svg(
-                "#1f3a5f",
-                270,
-                150,
-                70,
-                70,
-                "Process: screen print, left chest",
-            ),
+            placement_svg("#1f3a5f", 270, 150, 70, 70, "Process: screen print, left chest"),
         ),
         (media.join("pod/D-2001.svg"), signature_svg("K. Morgan")),
         (media.join("pod/D-2002.svg"), signature_svg("R. Ahmed")),
@@ -217,12 +205,7 @@ fn job(s: JobSpec, today: NaiveDate, now: DateTime<Utc>, age_days: i64) -> JobIn
         created_at: Some(now - Duration::days(age_days)),
         process_lines: vec![
             ProcessLineIn {
-                status: if s.status == "entered" {
-                    "planned"
-                } else {
-                    "done"
-                }
-                .into(),
+                status: if s.status == "entered" { "planned" } else { "done" }.into(),
                 process: s.process.into(),
                 position: s.position.into(),
                 process_date: Some(today + Duration::days(s.required_in_days - 5)),
@@ -288,20 +271,8 @@ pub fn document(now: DateTime<Utc>) -> Document {
         },
     ];
     doc.contacts = vec![
-        contact(
-            "P-101",
-            "C-100",
-            "Maya Patel",
-            "maya@harbourcoffee.example",
-            "admin",
-        ),
-        contact(
-            "P-102",
-            "C-100",
-            "Tom Reid",
-            "tom@harbourcoffee.example",
-            "buyer",
-        ),
+        contact("P-101", "C-100", "Maya Patel", "maya@harbourcoffee.example", "admin"),
+        contact("P-102", "C-100", "Tom Reid", "tom@harbourcoffee.example", "buyer"),
         contact(
             "P-103",
             "C-100",
@@ -309,13 +280,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
             "accounts@harbourcoffee.example",
             "finance",
         ),
-        contact(
-            "P-104",
-            "C-100",
-            "Leo Grant",
-            "leo@harbourcoffee.example",
-            "viewer",
-        ),
+        contact("P-104", "C-100", "Leo Grant", "leo@harbourcoffee.example", "viewer"),
         contact(
             "P-105",
             "C-100",
@@ -323,34 +288,10 @@ pub fn document(now: DateTime<Utc>) -> Document {
             "dana@northsideresellers.example",
             "third_party",
         ),
-        contact(
-            "P-201",
-            "C-200",
-            "Ewan Price",
-            "kit@fellside-rc.example",
-            "admin",
-        ),
-        contact(
-            "P-202",
-            "C-200",
-            "Sophie Hall",
-            "sophie@fellside-rc.example",
-            "buyer",
-        ),
-        contact(
-            "P-301",
-            "C-300",
-            "Nia Okafor",
-            "nia@brightsparks.example",
-            "buyer",
-        ),
-        contact(
-            "P-302",
-            "C-300",
-            "Jonas Berg",
-            "jonas@brightsparks.example",
-            "admin",
-        ),
+        contact("P-201", "C-200", "Ewan Price", "kit@fellside-rc.example", "admin"),
+        contact("P-202", "C-200", "Sophie Hall", "sophie@fellside-rc.example", "buyer"),
+        contact("P-301", "C-300", "Nia Okafor", "nia@brightsparks.example", "buyer"),
+        contact("P-302", "C-300", "Jonas Berg", "jonas@brightsparks.example", "admin"),
     ];
     doc.contacts[8].timezone = "Europe/Berlin".into();
     let specs = vec![
@@ -508,10 +449,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
             6,
         ),
     ];
-    doc.jobs = specs
-        .into_iter()
-        .map(|(s, age)| job(s, today, now, age))
-        .collect();
+    doc.jobs = specs.into_iter().map(|(s, age)| job(s, today, now, age)).collect();
 
     doc.art_requirements = vec![
         ArtRequirementIn {
@@ -549,38 +487,34 @@ pub fn document(now: DateTime<Utc>) -> Document {
         body: body.into(),
         at: now - Duration::hours(hours),
     };
-    let visual = |id: &str,
-                  client: &str,
-                  job: &str,
-                  design: &str,
-                  category: &str,
-                  status: &str,
-                  placement: bool,
-                  hours: i64| VisualIn {
-        id: id.into(),
-        client_id: client.into(),
-        job_id: job.into(),
-        design_id: design.into(),
-        category: category.into(),
-        designer: "Aisha Khan".into(),
-        status: status.into(),
-        main_image: format!("/media/visuals/{id}.svg"),
-        placement_image: placement.then(|| format!("/media/visuals/{id}-placement.svg")),
-        created_at: Some(now - Duration::hours(hours)),
-        charges: vec![
-            CostLineIn {
-                description: "Artwork preparation".into(),
-                qty: 1,
-                unit_price: money(25.0),
-            },
-            CostLineIn {
-                description: "Colour separation".into(),
-                qty: 2,
-                unit_price: money(12.5),
-            },
-        ],
-        comments: vec![],
-    };
+    let visual =
+        |id: &str, client: &str, job: &str, design: &str, category: &str, status: &str, placement: bool, hours: i64| {
+            VisualIn {
+                id: id.into(),
+                client_id: client.into(),
+                job_id: job.into(),
+                design_id: design.into(),
+                category: category.into(),
+                designer: "Aisha Khan".into(),
+                status: status.into(),
+                main_image: format!("/media/visuals/{id}.svg"),
+                placement_image: placement.then(|| format!("/media/visuals/{id}-placement.svg")),
+                created_at: Some(now - Duration::hours(hours)),
+                charges: vec![
+                    CostLineIn {
+                        description: "Artwork preparation".into(),
+                        qty: 1,
+                        unit_price: money(25.0),
+                    },
+                    CostLineIn {
+                        description: "Colour separation".into(),
+                        qty: 2,
+                        unit_price: money(12.5),
+                    },
+                ],
+                comments: vec![],
+            }
+        };
     let mut v1 = visual(
         "V-1001",
         "C-100",
@@ -598,18 +532,8 @@ pub fn document(now: DateTime<Utc>) -> Document {
             "Gold matched to Pantone 7408 C as on your brand sheet.",
             20,
         ),
-        comment(
-            "Tom Reid",
-            "client",
-            "Could the roundel be a touch smaller?",
-            6,
-        ),
-        comment(
-            "Aisha Khan",
-            "tot",
-            "Reduced to 90 mm wide, new visual attached.",
-            2,
-        ),
+        comment("Tom Reid", "client", "Could the roundel be a touch smaller?", 6),
+        comment("Aisha Khan", "tot", "Reduced to 90 mm wide, new visual attached.", 2),
     ];
     doc.visuals = vec![
         v1,
@@ -700,13 +624,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
                 description: "DPD next day, 2 boxes".into(),
                 price: money(14.50),
             }],
-            proof_of_delivery: Some(pod(
-                "/media/pod/D-2001.svg",
-                2,
-                "DPD",
-                24 * 12,
-                "Driver 4471",
-            )),
+            proof_of_delivery: Some(pod("/media/pod/D-2001.svg", 2, "DPD", 24 * 12, "Driver 4471")),
         },
         DeliveryIn {
             id: "D-2002".into(),
@@ -745,13 +663,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
                     price: money(6.0),
                 },
             ],
-            proof_of_delivery: Some(pod(
-                "/media/pod/D-2002.svg",
-                10,
-                "Parcelforce",
-                1,
-                "Driver 118",
-            )),
+            proof_of_delivery: Some(pod("/media/pod/D-2002.svg", 10, "Parcelforce", 1, "Driver 118")),
         },
         DeliveryIn {
             id: "D-2003".into(),
@@ -799,24 +711,18 @@ pub fn document(now: DateTime<Utc>) -> Document {
         },
     ];
 
-    let stock = |sku: &str,
-                 client: &str,
-                 client_sku: &str,
-                 desc: &str,
-                 bal: i64,
-                 exp: i64,
-                 acc: i64,
-                 pic: bool| StockIn {
-        sku: sku.into(),
-        client_id: client.into(),
-        client_sku: Some(client_sku.into()),
-        description: desc.into(),
-        warehouse_balance: bal,
-        expected: exp,
-        accounted_for: acc,
-        available_to_order: bal - acc,
-        picture: pic.then(|| format!("/media/stock/{sku}.svg")),
-    };
+    let stock =
+        |sku: &str, client: &str, client_sku: &str, desc: &str, bal: i64, exp: i64, acc: i64, pic: bool| StockIn {
+            sku: sku.into(),
+            client_id: client.into(),
+            client_sku: Some(client_sku.into()),
+            description: desc.into(),
+            warehouse_balance: bal,
+            expected: exp,
+            accounted_for: acc,
+            available_to_order: bal - acc,
+            picture: pic.then(|| format!("/media/stock/{sku}.svg")),
+        };
     doc.stock = vec![
         stock(
             "SKU-HC-TEE-NAVY",
@@ -858,16 +764,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
             0,
             false,
         ),
-        stock(
-            "SKU-FS-VEST",
-            "C-200",
-            "FRC-V1",
-            "Club vest, red",
-            64,
-            150,
-            10,
-            true,
-        ),
+        stock("SKU-FS-VEST", "C-200", "FRC-V1", "Club vest, red", 64, 150, 10, true),
     ];
     doc.blank_stock = vec![
         BlankStockIn {
@@ -1001,17 +898,16 @@ pub fn document(now: DateTime<Utc>) -> Document {
         },
     ];
 
-    let inv =
-        |id: &str, client: &str, days: i64, po: &str, job: &str, total: f64, paid: f64| InvoiceIn {
-            id: id.into(),
-            client_id: client.into(),
-            date: d(-days),
-            due_date: Some(d(30 - days)),
-            client_po_ref: Some(po.into()),
-            job_name: job.into(),
-            total: money(total),
-            paid: money(paid),
-        };
+    let inv = |id: &str, client: &str, days: i64, po: &str, job: &str, total: f64, paid: f64| InvoiceIn {
+        id: id.into(),
+        client_id: client.into(),
+        date: d(-days),
+        due_date: Some(d(30 - days)),
+        client_po_ref: Some(po.into()),
+        job_name: job.into(),
+        total: money(total),
+        paid: money(paid),
+    };
     doc.invoices = vec![
         inv(
             "INV-9001",
@@ -1022,60 +918,12 @@ pub fn document(now: DateTime<Utc>) -> Document {
             1284.00,
             1000.00,
         ),
-        inv(
-            "INV-9002",
-            "C-100",
-            64,
-            "HC-EVENT",
-            "Event lanyards",
-            310.50,
-            0.0,
-        ),
-        inv(
-            "INV-9003",
-            "C-100",
-            35,
-            "HC-WINTER",
-            "Winter hoodies",
-            642.40,
-            0.0,
-        ),
-        inv(
-            "INV-9004",
-            "C-100",
-            5,
-            "HC-LAUNCH",
-            "Tote bags for launch",
-            968.75,
-            0.0,
-        ),
-        inv(
-            "INV-9005",
-            "C-100",
-            120,
-            "HC-SPRING",
-            "Spring aprons",
-            455.00,
-            455.00,
-        ),
-        inv(
-            "INV-9101",
-            "C-200",
-            12,
-            "FRC-VESTS",
-            "Club vests",
-            391.20,
-            391.20,
-        ),
-        inv(
-            "INV-9201",
-            "C-300",
-            40,
-            "BSE-23",
-            "Crew tees 2026",
-            2150.00,
-            1150.00,
-        ),
+        inv("INV-9002", "C-100", 64, "HC-EVENT", "Event lanyards", 310.50, 0.0),
+        inv("INV-9003", "C-100", 35, "HC-WINTER", "Winter hoodies", 642.40, 0.0),
+        inv("INV-9004", "C-100", 5, "HC-LAUNCH", "Tote bags for launch", 968.75, 0.0),
+        inv("INV-9005", "C-100", 120, "HC-SPRING", "Spring aprons", 455.00, 455.00),
+        inv("INV-9101", "C-200", 12, "FRC-VESTS", "Club vests", 391.20, 391.20),
+        inv("INV-9201", "C-300", 40, "BSE-23", "Crew tees 2026", 2150.00, 1150.00),
     ];
     doc.account_summaries = vec![
         AccountSummaryIn {
@@ -1169,14 +1017,13 @@ pub fn document(now: DateTime<Utc>) -> Document {
 }
 
 /// The demo's stop-press banner.
-pub fn banner(now: DateTime<Utc>) -> NewBanner {
-    NewBanner {
+pub fn banner(now: DateTime<Utc>) -> BannerInput {
+    BannerInput {
         title: "Christmas dispatch deadline".into(),
         body: "Orders approved by 12 December ship before the holidays. Later approvals go out from 5 January.".into(),
         severity: "warning".into(),
-        audience: vec![],
-        starts_at: now - Duration::hours(1),
+        clients: vec![],
+        starts_at: Some(now - Duration::hours(1)),
         expires_at: Some(now + Duration::days(21)),
-        created_by: "demo".into(),
     }
 }

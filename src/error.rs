@@ -88,10 +88,8 @@ impl IntoResponse for AppError {
         };
         let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                "www-authenticate",
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+            resp.headers_mut()
+                .insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
         }
         resp
     }

@@ -16,13 +16,7 @@ pub struct Scale {
 }
 
 const PROCESSES: &[&str] = &["Screen print", "Embroidery", "Transfer", "DTG print"];
-const POSITIONS: &[&str] = &[
-    "Left chest",
-    "Full back",
-    "Right sleeve",
-    "Full front",
-    "Nape",
-];
+const POSITIONS: &[&str] = &["Left chest", "Full back", "Right sleeve", "Full front", "Nape"];
 const GARMENTS: &[&str] = &[
     "Heavy cotton tee",
     "Polo shirt",
@@ -31,20 +25,8 @@ const GARMENTS: &[&str] = &[
     "Tote bag",
     "Cap",
 ];
-const COLOURS: &[&str] = &[
-    "black",
-    "navy",
-    "white",
-    "heather grey",
-    "bottle green",
-    "red",
-];
-const SUPPLIERS: &[&str] = &[
-    "Northwear Ltd",
-    "Blank Garments Co",
-    "Bagbase Supplies",
-    "Capital Caps",
-];
+const COLOURS: &[&str] = &["black", "navy", "white", "heather grey", "bottle green", "red"];
+const SUPPLIERS: &[&str] = &["Northwear Ltd", "Blank Garments Co", "Bagbase Supplies", "Capital Caps"];
 
 fn pick<'a>(rng: &mut StdRng, xs: &[&'a str]) -> &'a str {
     xs[rng.gen_range(0..xs.len())]
@@ -58,10 +40,7 @@ fn day(base: NaiveDate, offset: i64) -> NaiveDate {
 pub fn generate(scale: &Scale) -> Document {
     let mut rng = StdRng::seed_from_u64(scale.seed);
     let base = NaiveDate::from_ymd_opt(2026, 11, 2).expect("valid date");
-    let t0 = Utc
-        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
-        .single()
-        .expect("valid time");
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).single().expect("valid time");
     let mut doc = Document::default();
     let clients = scale.clients.max(1);
     for b in 0..50 {
@@ -103,11 +82,7 @@ pub fn generate(scale: &Scale) -> Document {
                 sku: format!("SKU-{c:05}-{s:02}"),
                 client_id: cid.clone(),
                 client_sku: Some(format!("CS{s:03}")),
-                description: format!(
-                    "Branded {} {}",
-                    pick(&mut rng, GARMENTS),
-                    pick(&mut rng, COLOURS)
-                ),
+                description: format!("Branded {} {}", pick(&mut rng, GARMENTS), pick(&mut rng, COLOURS)),
                 warehouse_balance: bal,
                 expected: rng.gen_range(0..200),
                 accounted_for: bal / 10,
@@ -189,13 +164,7 @@ pub fn generate(scale: &Scale) -> Document {
         let c = j % clients;
         let cid = format!("C-{c:05}");
         let jid = format!("J-{j:07}");
-        let status = [
-            "entered",
-            "in_production",
-            "completed",
-            "delivered",
-            "cancelled",
-        ][rng.gen_range(0..5)];
+        let status = ["entered", "in_production", "completed", "delivered", "cancelled"][rng.gen_range(0..5)];
         let qty = rng.gen_range(10..1000);
         let garment = pick(&mut rng, GARMENTS);
         let process = pick(&mut rng, PROCESSES);

@@ -3,14 +3,19 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod banners;
+pub mod channels;
 pub mod config;
 pub mod demo;
 pub mod digest;
 pub mod error;
 pub mod gendata;
+pub mod links;
 pub mod model;
+pub mod outbox;
 pub mod store;
 pub mod sync;
+pub mod templates;
 
 pub use app::{App, AppState};
 pub use config::Config;

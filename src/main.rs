@@ -13,7 +13,8 @@ use cport::store::Db;
 use cport::store::contacts::{ContactRow, get_contact, list_active_contacts};
 use cport::sync::SyncError;
 use cport::sync::import::{ImportError, import_file};
-use cport::{App, demo, gendata};
+use cport::digest::scheduler::{PassError, Trigger, run_pass};
+use cport::{App, AppState, demo, gendata};
 
 #[derive(Parser)]
 #[command(
@@ -49,6 +50,68 @@ enum Command {
     },
     /// Write a synthetic data set in the import format (for tests and benchmarks).
     GenData(GenDataArgs),
+    /// Stop-press banners: post, list, retract.
+    Banner {
+        #[command(subcommand)]
+        command: BannerCommand,
+    },
+    /// The outbox of messages: list them, re-queue failed or dead ones.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BannerCommand {
+    /// Post a banner; an urgent one is also emailed at once to every contact of its audience.
+    Post(BannerPostArgs),
+    /// List every banner.
+    List,
+    /// Retract a banner so it shows nowhere.
+    Retract {
+        /// The banner's id (from `banner list`).
+        id: i64,
+    },
+}
+
+#[derive(Args)]
+struct BannerPostArgs {
+    #[arg(long)]
+    title: String,
+    #[arg(long)]
+    body: String,
+    /// info, warning or urgent.
+    #[arg(long, default_value = "info")]
+    severity: String,
+    /// Only these clients (repeat the flag); default every client.
+    #[arg(long = "client", value_name = "ID")]
+    clients: Vec<String>,
+    /// Start time (RFC 3339); default now.
+    #[arg(long, value_name = "TIME")]
+    starts: Option<chrono::DateTime<chrono::Utc>>,
+    /// Expiry time (RFC 3339); default never.
+    #[arg(long, value_name = "TIME")]
+    expires: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// List messages, newest first.
+    List {
+        /// Only this status: queued, sending, sent, failed, dead, dropped.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Re-queue a failed or dead message (by id), or every dead one (--dead).
+    Retry {
+        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+        id: Option<i64>,
+        #[arg(long)]
+        dead: bool,
+    },
 }
 
 #[derive(Args)]
@@ -87,6 +150,12 @@ struct DigestRunArgs {
     /// With --dry-run: print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Send again even if this period's digest went out already.
+    #[arg(long)]
+    force: bool,
+    /// Queue only; a running `cport serve` sends.
+    #[arg(long)]
+    no_send: bool,
 }
 
 #[derive(Args)]
@@ -158,11 +227,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load(Need::StoreOnly)?;
             let db = Db::connect(config.database_url.expose()).await?;
             db.migrate().await?;
-            println!(
-                "migrations applied ({}, {})",
-                db.engine(),
-                config.database_url_masked()
-            );
+            println!("migrations applied ({}, {})", db.engine(), config.database_url_masked());
         }
         Command::Import(args) => {
             let config = load(Need::StoreOnly)?;
@@ -173,15 +238,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Digest {
             command: DigestCommand::Run(args),
         } => {
-            let config = load(Need::StoreOnly)?;
-            if !args.dry_run {
-                bail!(
-                    "sending digests is not available in this version; use `cport digest run --dry-run` to see them"
-                );
+            if args.dry_run {
+                let config = load(Need::StoreOnly)?;
+                let db = Db::connect(config.database_url.expose()).await?;
+                db.migrate().await?;
+                dry_run(&db, &args).await?;
+            } else {
+                if args.json {
+                    bail!("--json goes with --dry-run");
+                }
+                let state = open_state(load(Need::Secrets)?).await?;
+                digest_run(&state, &args).await?;
             }
-            let db = Db::connect(config.database_url.expose()).await?;
-            db.migrate().await?;
-            dry_run(&db, &args).await?;
         }
         Command::GenData(args) => {
             let doc = gendata::generate(&gendata::Scale {
@@ -191,8 +259,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             match &args.out {
                 Some(p) => {
-                    let f = std::fs::File::create(p)
-                        .with_context(|| format!("cannot write {}", p.display()))?;
+                    let f = std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?;
                     let mut w = std::io::BufWriter::new(f);
                     serde_json::to_writer(&mut w, &doc)?;
                     w.flush()?;
@@ -206,6 +273,158 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Demo(args) => run_demo(args).await?,
+        Command::Banner { command } => {
+            let state = open_state(load(Need::Secrets)?).await?;
+            return banner(&state, command).await;
+        }
+        Command::Outbox { command } => {
+            let config = load(Need::StoreOnly)?;
+            let db = Db::connect(config.database_url.expose()).await?;
+            db.migrate().await?;
+            return outbox(&db, command).await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open_state(config: Config) -> anyhow::Result<AppState> {
+    let db = Db::connect(config.database_url.expose()).await?;
+    db.migrate().await?;
+    Ok(AppState::new(config, db)?)
+}
+
+async fn digest_run(state: &AppState, args: &DigestRunArgs) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let report = run_pass(state, now, args.contact.as_deref(), Trigger::Manual { force: args.force })
+        .await
+        .map_err(|e| match e {
+            PassError::Store(cport::store::StoreError::NotFound) => {
+                anyhow::anyhow!("--contact: no contact with id `{}`", args.contact.as_deref().unwrap_or(""))
+            }
+            other => other.into(),
+        })?;
+    println!(
+        "digests: {} queued, {} with nothing to send, {} already sent this period (use --force to resend), {} with email off",
+        report.queued, report.empty, report.already_decided, report.email_off
+    );
+    if !args.no_send {
+        let d = cport::outbox::drain(state).await?;
+        println!("outbox: {} sent, {} to retry, {} dead", d.sent, d.retrying, d.dead);
+        if state.config.email.transport == "file" && d.sent > 0 {
+            println!("emails written to {}", state.config.email.dir.display());
+        }
+    }
+    Ok(())
+}
+
+async fn banner(state: &AppState, command: BannerCommand) -> anyhow::Result<ExitCode> {
+    let now = chrono::Utc::now();
+    match command {
+        BannerCommand::Post(a) => {
+            let input = cport::banners::BannerInput {
+                title: a.title,
+                body: a.body,
+                severity: a.severity,
+                clients: a.clients,
+                starts_at: a.starts,
+                expires_at: a.expires,
+            };
+            let posted = cport::banners::post(state, input, "cli", now).await?;
+            println!("banner {} posted", posted.id);
+            if posted.queued > 0 {
+                let d = cport::outbox::drain(state).await?;
+                println!("urgent: {} message(s) queued, {} sent now", posted.queued, d.sent);
+            }
+        }
+        BannerCommand::List => {
+            let rows = cport::store::banners::list_banners(&state.db).await?;
+            println!("{:<5} {:<8} {:<10} {:<17} {:<17} {:<20} TITLE", "ID", "SEVERITY", "STATE", "STARTS", "EXPIRES", "AUDIENCE");
+            for (b, clients) in rows {
+                let st = if b.retracted_at.is_some() {
+                    "retracted"
+                } else if b.starts_at > now {
+                    "scheduled"
+                } else if b.expires_at.is_some_and(|e| e <= now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+                println!(
+                    "{:<5} {:<8} {:<10} {:<17} {:<17} {:<20} {}",
+                    b.id,
+                    b.severity,
+                    st,
+                    fmt(b.starts_at),
+                    b.expires_at.map(fmt).unwrap_or_else(|| "-".into()),
+                    if clients.is_empty() { "all clients".into() } else { clients.join(",") },
+                    b.title
+                );
+            }
+        }
+        BannerCommand::Retract { id } => {
+            if cport::banners::retract(state, id, now).await? {
+                println!("banner {id} retracted");
+            } else {
+                eprintln!("error: no active banner with id {id}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn outbox(db: &Db, command: OutboxCommand) -> anyhow::Result<ExitCode> {
+    use cport::store::outbox as ob;
+    let now = chrono::Utc::now();
+    match command {
+        OutboxCommand::List { status, limit } => {
+            if let Some(s) = &status {
+                if !ob::STATUSES.contains(&s.as_str()) {
+                    bail!("--status: `{s}` is not one of {}", ob::STATUSES.join(", "));
+                }
+            }
+            let counts = ob::counts_by_status(db).await?;
+            let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            println!("outbox: {}", if summary.is_empty() { "empty".into() } else { summary.join(", ") });
+            let suspended = cport::store::settings::list_settings(db)
+                .await?
+                .into_values()
+                .filter(|s| s.email_suspended_at.is_some())
+                .count();
+            if suspended > 0 {
+                println!("email suspended for {suspended} contact(s) after bounces");
+            }
+            println!(
+                "{:<7} {:<8} {:<7} {:<7} {:<4} {:<17} {:<32} LAST ERROR / SUBJECT",
+                "ID", "STATUS", "CHANNEL", "KIND", "TRY", "NEXT ATTEMPT", "RECIPIENT"
+            );
+            for m in ob::list_messages(db, status.as_deref(), limit).await? {
+                println!(
+                    "{:<7} {:<8} {:<7} {:<7} {:<4} {:<17} {:<32} {}",
+                    m.id,
+                    m.status,
+                    m.channel,
+                    m.kind,
+                    m.attempts,
+                    m.next_attempt_at.format("%Y-%m-%d %H:%M"),
+                    truncate(&m.recipient, 32),
+                    m.last_error.as_deref().unwrap_or(&m.subject)
+                );
+            }
+        }
+        OutboxCommand::Retry { id: Some(id), .. } => {
+            if ob::requeue(db, id, now).await? {
+                println!("message {id} queued again");
+            } else {
+                eprintln!("error: message {id} does not exist or is not failed or dead");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        OutboxCommand::Retry { id: None, .. } => {
+            let n = ob::requeue_dead(db, now).await?;
+            println!("{n} dead message(s) queued again");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -223,10 +442,7 @@ async fn import(db: &Db, args: &ImportArgs) -> anyhow::Result<ExitCode> {
                     r.entity, r.received, r.inserted, r.updated, r.unchanged
                 );
             }
-            println!(
-                "imported {total} records in {:.1}s",
-                started.elapsed().as_secs_f64()
-            );
+            println!("imported {total} records in {:.1}s", started.elapsed().as_secs_f64());
             Ok(ExitCode::SUCCESS)
         }
         Err(ImportError::Sync(SyncError::Invalid(errs))) => {
@@ -303,10 +519,7 @@ fn print_items(out: &mut impl Write, c: &ContactRow, items: &[ActionItem]) -> st
         )?;
     }
     if items.is_empty() {
-        writeln!(
-            out,
-            "    (nothing needs attention; no digest would be sent)"
-        )?;
+        writeln!(out, "    (nothing needs attention; no digest would be sent)")?;
     }
     writeln!(out)
 }
@@ -348,8 +561,7 @@ fn clear_demo_files(dir: &Path) -> std::io::Result<()> {
 async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    clear_demo_files(dir)
-        .with_context(|| format!("cannot clear the old demo in {}", dir.display()))?;
+    clear_demo_files(dir).with_context(|| format!("cannot clear the old demo in {}", dir.display()))?;
     let mut config = Config {
         listen: args.listen.clone(),
         public_url: format!("http://{}", args.listen),
@@ -376,10 +588,12 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let reports = cport::sync::import::apply_document(&db, &doc, false)
         .await
         .map_err(|e| anyhow::anyhow!("demo data did not load: {e}"))?;
-    cport::store::banners::insert_banner(&db, &demo::banner(now), now).await?;
     let records: usize = reports.iter().map(|r| r.received).sum();
 
     let app = App::build_with(config.clone(), db).await?;
+    cport::banners::post(&app.state, demo::banner(now), "demo", now).await?;
+    run_pass(&app.state, now, None, Trigger::Manual { force: false }).await?;
+    let sent = cport::outbox::drain(&app.state).await?;
     let base = &config.public_url;
     let cfg = config_file.display();
     println!();
@@ -389,6 +603,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         "  store      {} ({records} records, {pictures} pictures)",
         dir.join("cport.db").display()
     );
+    println!("  digests    {} emails written to {}", sent.sent, config.email.dir.display());
     println!("  config     {cfg}");
     println!("  api token  {}", config.api_token.expose());
     println!();

@@ -38,16 +38,7 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
     let file = dir.path().join("data.json");
     let (ok, _, err) = output(
         cport(&[])
-            .args([
-                "gen-data",
-                "--clients",
-                "20",
-                "--jobs",
-                "400",
-                "--seed",
-                "7",
-                "--out",
-            ])
+            .args(["gen-data", "--clients", "20", "--jobs", "400", "--seed", "7", "--out"])
             .arg(&file),
     );
     assert!(ok, "{err}");
@@ -56,33 +47,16 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
     let again = dir.path().join("again.json");
     output(
         cport(&[])
-            .args([
-                "gen-data",
-                "--clients",
-                "20",
-                "--jobs",
-                "400",
-                "--seed",
-                "7",
-                "--out",
-            ])
+            .args(["gen-data", "--clients", "20", "--jobs", "400", "--seed", "7", "--out"])
             .arg(&again),
     );
-    assert_eq!(
-        std::fs::read(&file).unwrap(),
-        std::fs::read(&again).unwrap()
-    );
+    assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&again).unwrap());
 
-    let (ok, out, err) = output(
-        cport(&[("CPORT_DATABASE_URL", &url)])
-            .arg("import")
-            .arg(&file),
-    );
+    let (ok, out, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     assert!(ok, "{out}\n{err}");
     assert!(
-        out.lines().any(|l| l.starts_with("jobs")
-            && l.contains("400 received")
-            && l.contains("400 inserted")),
+        out.lines()
+            .any(|l| l.starts_with("jobs") && l.contains("400 received") && l.contains("400 inserted")),
         "{out}"
     );
     assert!(
@@ -91,11 +65,7 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
         "{out}"
     );
 
-    let (ok, out, _) = output(
-        cport(&[("CPORT_DATABASE_URL", &url)])
-            .arg("import")
-            .arg(&file),
-    );
+    let (ok, out, _) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     assert!(ok);
     assert!(
         out.lines()
@@ -104,21 +74,11 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
     );
 
     // The imported contacts have items a dry run can show, as a table and as JSON.
-    let (ok, out, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).args([
-        "digest",
-        "run",
-        "--dry-run",
-        "--contact",
-        "P-00003-0",
-    ]));
+    let (ok, out, err) =
+        output(cport(&[("CPORT_DATABASE_URL", &url)]).args(["digest", "run", "--dry-run", "--contact", "P-00003-0"]));
     assert!(ok, "{err}");
     assert!(out.starts_with("P-00003-0 "), "{out}");
-    let (ok, out, _) = output(cport(&[("CPORT_DATABASE_URL", &url)]).args([
-        "digest",
-        "run",
-        "--dry-run",
-        "--json",
-    ]));
+    let (ok, out, _) = output(cport(&[("CPORT_DATABASE_URL", &url)]).args(["digest", "run", "--dry-run", "--json"]));
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).expect("--json prints JSON");
     assert_eq!(v.as_array().unwrap().len(), 80, "20 clients × 4 contacts");
@@ -133,30 +93,20 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
     doc["jobs"][2]["status"] = serde_json::json!("lost");
     doc["contacts"][1]["email"] = serde_json::json!("not-an-address");
     std::fs::write(&file, doc.to_string()).unwrap();
-    let (ok, _, err) = output(
-        cport(&[("CPORT_DATABASE_URL", &url)])
-            .arg("import")
-            .arg(&file),
-    );
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     assert!(!ok);
-    assert!(
-        err.contains("jobs[2] (J-3) status: `lost` is not one of"),
-        "{err}"
-    );
+    assert!(err.contains("jobs[2] (J-3) status: `lost` is not one of"), "{err}");
     assert!(err.contains("contacts[1] (P-1B) email"), "{err}");
     assert!(err.contains("nothing was written"), "{err}");
 
     let db = cport::store::Db::connect(&url).await.unwrap();
-    let (n,): (i64,) = cport::store::on_db!(&db, p => sqlx::query_as("SELECT COUNT(*) FROM clients").fetch_one(p).await).unwrap();
+    let (n,): (i64,) =
+        cport::store::on_db!(&db, p => sqlx::query_as("SELECT COUNT(*) FROM clients").fetch_one(p).await).unwrap();
     assert_eq!(n, 0, "valid clients in the same document were not written");
 
     // A structurally wrong document (wrong type deep inside) is reported by path.
     std::fs::write(&file, r#"{"clients": [{"id": "C-1", "name": "A"}], "jobs": [{"id": "J-1", "client_id": "C-1", "name": "x", "status": "entered", "process_lines": [{"qty": "ten"}]}]}"#).unwrap();
-    let (ok, _, err) = output(
-        cport(&[("CPORT_DATABASE_URL", &url)])
-            .arg("import")
-            .arg(&file),
-    );
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     assert!(!ok);
     assert!(err.contains("jobs[0] (J-1) process_lines[0]"), "{err}");
     let (ok, _, err) = output(
@@ -176,18 +126,10 @@ fn bad_configuration_stops_start_up_naming_the_key() {
         ("", vec![], "api_token"),
         ("", vec![("CPORT_API_TOKEN", "t")], "link_secret"),
         ("lisen = \"127.0.0.1:1\"\n", vec![], "lisen"),
-        (
-            "[digest]\nschedule = \"at eight\"\n",
-            vec![],
-            "digest.schedule",
-        ),
+        ("[digest]\nschedule = \"at eight\"\n", vec![], "digest.schedule"),
         ("[smtp]\nport = \"twenty-five\"\n", vec![], "smtp.port"),
         ("", vec![("CPORT_SMTP__PORT", "x")], "CPORT_SMTP__PORT"),
-        (
-            "",
-            vec![("CPORT_DATABASE_URL", "mysql://x")],
-            "database_url",
-        ),
+        ("", vec![("CPORT_DATABASE_URL", "mysql://x")], "database_url"),
     ];
     for (file, env, named) in cases {
         std::fs::write(&cfg, file).unwrap();
@@ -240,18 +182,10 @@ async fn serve_stops_gracefully_on_sigterm() {
             break v["fields"]["addr"].as_str().unwrap().to_string();
         }
     };
-    let r = reqwest::get(format!("http://{addr}/healthz"))
-        .await
-        .unwrap();
+    let r = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();

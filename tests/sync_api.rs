@@ -10,9 +10,7 @@ use serde_json::json;
 #[tokio::test]
 async fn a_valid_batch_is_stored_and_reported() {
     let app = TestApp::spawn().await;
-    let (status, body) = app
-        .put("clients", json!([{"id": "C-1", "name": "Alpha Ltd"}]))
-        .await;
+    let (status, body) = app.put("clients", json!([{"id": "C-1", "name": "Alpha Ltd"}])).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["inserted"], 1);
     let (status, body) = app
@@ -31,8 +29,10 @@ async fn a_valid_batch_is_stored_and_reported() {
         (Some(1), Some(1))
     );
     assert_eq!(app.count("job_process_lines").await, 1);
-    let (price,): (i64,) = cport::store::on_db!(&app.db, p => sqlx::query_as("SELECT unit_price FROM job_process_lines")
-        .fetch_one(p).await).unwrap();
+    let (price,): (i64,) =
+        cport::store::on_db!(&app.db, p => sqlx::query_as("SELECT unit_price FROM job_process_lines")
+        .fetch_one(p).await)
+        .unwrap();
     assert_eq!(price, 150, "money is stored as minor units");
     app.stop().await;
 }
@@ -70,8 +70,7 @@ async fn requests_without_the_right_token_get_401_and_change_nothing() {
 #[tokio::test]
 async fn an_invalid_batch_is_422_with_every_error_and_writes_nothing() {
     let app = TestApp::spawn().await;
-    app.put("clients", json!([{"id": "C-1", "name": "Alpha"}]))
-        .await;
+    app.put("clients", json!([{"id": "C-1", "name": "Alpha"}])).await;
     let batch = json!([
         {"id": "J-1", "client_id": "C-1", "name": "Good one", "status": "entered"},
         {"id": "J-2", "client_id": "C-1", "name": "Bad status", "status": "flying"},
@@ -104,11 +103,7 @@ async fn an_invalid_batch_is_422_with_every_error_and_writes_nothing() {
             "expected an error for record {index} field {field} mentioning `{words}` in {body:#}"
         );
     }
-    assert_eq!(
-        app.count("jobs").await,
-        0,
-        "the good record was not written either"
-    );
+    assert_eq!(app.count("jobs").await, 0, "the good record was not written either");
     app.stop().await;
 }
 
@@ -139,10 +134,7 @@ async fn a_body_that_is_not_an_array_of_records_is_refused() {
     let (status, body) = app.put("widgets", json!([])).await;
     assert_eq!(status, 400);
     assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("unknown entity `widgets`"),
+        body["error"].as_str().unwrap().contains("unknown entity `widgets`"),
         "{body}"
     );
     assert_eq!(app.count("clients").await, 0);
@@ -221,12 +213,7 @@ async fn records_cannot_point_at_another_clients_records() {
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["errors"][0]["field"], "job_id");
-    assert!(
-        body["errors"][0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("another client")
-    );
+    assert!(body["errors"][0]["reason"].as_str().unwrap().contains("another client"));
     app.stop().await;
 }
 
@@ -266,9 +253,7 @@ async fn action_items_follow_the_contacts_role() {
     let viewer = items("P-1V").await;
     assert_eq!(viewer.len(), 4);
     assert!(
-        viewer
-            .iter()
-            .all(|i| i.action == cport::digest::items::Action::None),
+        viewer.iter().all(|i| i.action == cport::digest::items::Action::None),
         "a viewer sees items but may not act on them"
     );
     app.stop().await;
@@ -284,10 +269,7 @@ async fn a_contact_never_gets_another_clients_items() {
     assert_eq!(ids, vec!["V-9", "J-9", "J-9"]);
     let alpha = get_contact(&app.db, "P-1A").await.unwrap();
     let alpha_items = for_contact(&app.db, &alpha).await.unwrap();
-    assert!(
-        alpha_items.iter().all(|i| !i.id.ends_with('9')),
-        "{alpha_items:?}"
-    );
+    assert!(alpha_items.iter().all(|i| !i.id.ends_with('9')), "{alpha_items:?}");
     app.stop().await;
 }
 
@@ -299,8 +281,7 @@ async fn health_and_metrics_are_served() {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["status"], "ok");
     assert_eq!(v["engine"], common::engine_name());
-    app.put("clients", json!([{"id": "C-1", "name": "A"}]))
-        .await;
+    app.put("clients", json!([{"id": "C-1", "name": "A"}])).await;
     let text = app
         .http
         .get(app.url("/metrics"))

@@ -89,93 +89,114 @@ pub struct ActionItem {
 /// The action items of one contact, in category order, limited to what its role may see.
 pub async fn for_contact(db: &Db, contact: &ContactRow) -> Result<Vec<ActionItem>> {
     let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
-    let acts = role.acts_on_orders();
-    let client = contact.client_id.as_str();
-    let mut out = Vec::new();
+    Ok(for_role(for_client(db, &contact.client_id).await?, role))
+}
 
-    if Category::VisualApproval.visible_to(role) {
-        for v in items::list_pending_visuals(db, client).await? {
-            out.push(ActionItem {
-                category: Category::VisualApproval,
-                title: format!("Visual {} for {} ({})", v.id, v.job_name, v.category),
-                detail: format!("design {}, job {}", v.design_id, v.job_id),
-                date: v.date_required,
-                since: Some(v.created_at),
-                action: if acts {
-                    Action::ApproveRejectDelegate
-                } else {
-                    Action::None
-                },
-                command: if acts {
-                    format!("APPROVE {}", v.id)
-                } else {
-                    "VISUALS".into()
-                },
-                id: v.id,
-            });
-        }
+/// What a contact with `role` sees of its client's items, and which actions it gets.
+pub fn for_role(items: Vec<ActionItem>, role: Role) -> Vec<ActionItem> {
+    let acts = role.acts_on_orders();
+    items
+        .into_iter()
+        .filter(|i| i.category.visible_to(role))
+        .map(|mut i| {
+            if !acts && i.action != Action::None {
+                i.action = Action::None;
+                i.command = match i.category {
+                    Category::VisualApproval => "VISUALS".into(),
+                    _ => format!("JOB {}", i.id),
+                };
+            }
+            i
+        })
+        .collect()
+}
+
+/// Every action item of one client, with the actions an admin would get.
+pub async fn for_client(db: &Db, client: &str) -> Result<Vec<ActionItem>> {
+    let mut out = Vec::new();
+    for v in items::list_pending_visuals(db, client).await? {
+        out.push(ActionItem {
+            category: Category::VisualApproval,
+            title: format!("Visual {} for {} ({})", v.id, v.job_name, v.category),
+            detail: format!("design {}, job {}", v.design_id, v.job_id),
+            date: v.date_required,
+            since: Some(v.created_at),
+            action: Action::ApproveRejectDelegate,
+            command: format!("APPROVE {}", v.id),
+            id: v.id,
+        });
     }
-    if Category::DeliveryInstructions.visible_to(role) {
-        for j in items::list_jobs_without_delivery(db, client).await? {
-            out.push(ActionItem {
-                category: Category::DeliveryInstructions,
-                title: format!("Job {}: {}", j.id, j.name),
-                detail: match &j.client_ref {
-                    Some(r) => format!("your ref {r}, {}", j.status.replace('_', " ")),
-                    None => j.status.replace('_', " "),
-                },
-                date: j.date_required,
-                since: Some(j.created_at),
-                action: if acts {
-                    Action::GiveDeliveryInstructions
-                } else {
-                    Action::None
-                },
-                command: if acts {
-                    format!("NODELIVERY {}", j.id)
-                } else {
-                    format!("JOB {}", j.id)
-                },
-                id: j.id,
-            });
-        }
+    for j in items::list_jobs_without_delivery(db, client).await? {
+        out.push(ActionItem {
+            category: Category::DeliveryInstructions,
+            title: format!("Job {}: {}", j.id, j.name),
+            detail: match &j.client_ref {
+                Some(r) => format!("your ref {r}, {}", j.status.replace('_', " ")),
+                None => j.status.replace('_', " "),
+            },
+            date: j.date_required,
+            since: Some(j.created_at),
+            action: Action::GiveDeliveryInstructions,
+            command: format!("NODELIVERY {}", j.id),
+            id: j.id,
+        });
     }
-    if Category::ThirdPartyPo.visible_to(role) {
-        for po in items::list_open_third_party_pos(db, client).await? {
-            out.push(ActionItem {
-                category: Category::ThirdPartyPo,
-                title: format!("PO {} from {}", po.tot_ref, po.supplier),
-                detail: format!(
-                    "placed by {}, {} unit(s) outstanding, {}",
-                    po.placed_by.as_deref().unwrap_or("a third party"),
-                    po.outstanding,
-                    po.status.replace('_', " ")
-                ),
-                date: Some(po.date_ordered),
-                since: None,
-                action: Action::None,
-                command: format!("PO {}", po.id),
-                id: po.id,
-            });
-        }
+    for po in items::list_open_third_party_pos(db, client).await? {
+        out.push(ActionItem {
+            category: Category::ThirdPartyPo,
+            title: format!("PO {} from {}", po.tot_ref, po.supplier),
+            detail: format!(
+                "placed by {}, {} unit(s) outstanding, {}",
+                po.placed_by.as_deref().unwrap_or("a third party"),
+                po.outstanding,
+                po.status.replace('_', " ")
+            ),
+            date: Some(po.date_ordered),
+            since: None,
+            action: Action::None,
+            command: format!("PO {}", po.id),
+            id: po.id,
+        });
     }
-    if Category::AwaitingArt.visible_to(role) {
-        for a in items::list_missing_art(db, client).await? {
-            out.push(ActionItem {
-                category: Category::AwaitingArt,
-                title: format!("Artwork for job {}: {}", a.job_id, a.job_name),
-                detail: format!("design {}: {}", a.design_id, a.description),
-                date: a.art_due,
-                since: None,
-                action: if acts {
-                    Action::UploadArtwork
-                } else {
-                    Action::None
-                },
-                command: format!("JOB {}", a.job_id),
-                id: a.job_id,
-            });
-        }
+    for a in items::list_missing_art(db, client).await? {
+        out.push(ActionItem {
+            category: Category::AwaitingArt,
+            title: format!("Artwork for job {}: {}", a.job_id, a.job_name),
+            detail: format!("design {}: {}", a.design_id, a.description),
+            date: a.art_due,
+            since: None,
+            action: Action::UploadArtwork,
+            command: format!("JOB {}", a.job_id),
+            id: a.job_id,
+        });
     }
     Ok(out)
+}
+
+impl ActionItem {
+    /// A stable key for "was this in the last digest" and alert ledgers.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.category.code(), self.id)
+    }
+
+    /// The portal page about this item.
+    pub fn path(&self) -> String {
+        match self.category {
+            Category::VisualApproval => format!("/visuals/{}", self.id),
+            Category::DeliveryInstructions => format!("/jobs/{}/delivery", self.id),
+            Category::ThirdPartyPo => format!("/pos/{}", self.id),
+            Category::AwaitingArt => format!("/jobs/{}", self.id),
+        }
+    }
+}
+
+impl Category {
+    pub fn name(self) -> &'static str {
+        match self {
+            Category::VisualApproval => "visual_approval",
+            Category::DeliveryInstructions => "delivery_instructions",
+            Category::ThirdPartyPo => "third_party_po",
+            Category::AwaitingArt => "awaiting_art",
+        }
+    }
 }

@@ -1,4 +1,7 @@
-//! Action items, digests and their schedule.
+//! Action items, digests, instant alerts and their schedule.
 
+pub mod alerts;
+pub mod compose;
 pub mod items;
 pub mod schedule;
+pub mod scheduler;

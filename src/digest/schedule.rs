@@ -8,11 +8,8 @@ use cron::Schedule;
 
 /// Parses a cron expression, explaining the expected form when it is wrong.
 pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
-    Schedule::from_str(expr).map_err(|e| {
-        format!(
-            "`{expr}` is not a cron expression with seconds first, like \"0 0 8 * * Mon-Fri\" ({e})"
-        )
-    })
+    Schedule::from_str(expr)
+        .map_err(|e| format!("`{expr}` is not a cron expression with seconds first, like \"0 0 8 * * Mon-Fri\" ({e})"))
 }
 
 /// The first time strictly after `after` that `schedule` fires, read as wall-clock time in `tz`.

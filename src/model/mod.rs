@@ -52,10 +52,7 @@ pub fn check_text(field: &str, s: &str, max: usize, errs: &mut Vec<FieldError>) 
     if s.trim().is_empty() {
         errs.push(FieldError::new(field, "must not be empty"));
     } else if s.chars().count() > max {
-        errs.push(FieldError::new(
-            field,
-            format!("longer than {max} characters"),
-        ));
+        errs.push(FieldError::new(field, format!("longer than {max} characters")));
     }
 }
 
@@ -89,10 +86,7 @@ impl Money {
         if whole.is_empty() || !whole.chars().all(|c| c.is_ascii_digit()) {
             return Err(bad());
         }
-        if frac.len() > 2
-            || !frac.chars().all(|c| c.is_ascii_digit())
-            || (digits.contains('.') && frac.is_empty())
-        {
+        if frac.len() > 2 || !frac.chars().all(|c| c.is_ascii_digit()) || (digits.contains('.') && frac.is_empty()) {
             return Err(bad());
         }
         if whole.len() > 13 {
@@ -202,13 +196,7 @@ impl fmt::Display for Role {
 }
 
 /// Job statuses TOT uses; the first three are "open".
-pub const JOB_STATUSES: &[&str] = &[
-    "entered",
-    "in_production",
-    "completed",
-    "delivered",
-    "cancelled",
-];
+pub const JOB_STATUSES: &[&str] = &["entered", "in_production", "completed", "delivered", "cancelled"];
 pub const OPEN_JOB_STATUSES: &[&str] = &["entered", "in_production", "completed"];
 pub const DELIVERY_INSTRUCTIONS: &[&str] = &["none", "given", "not_required"];
 pub const VISUAL_STATUSES: &[&str] = &["awaiting_approval", "approved", "rejected"];

@@ -109,9 +109,7 @@ pub fn valid_email(s: &str) -> bool {
         && !domain.ends_with('.')
         && !domain.contains('@')
         && s.len() <= 254
-        && !s
-            .chars()
-            .any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+        && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
 }
 
 impl Record for ContactIn {
@@ -251,22 +249,9 @@ impl Record for JobIn {
         check_cost_lines("art_costs", &self.art_costs, e);
         check_cost_lines("blank_garments", &self.blank_garments, e);
         for (i, l) in self.printed_garments.iter().enumerate() {
-            check_text(
-                &format!("printed_garments[{i}].description"),
-                &l.description,
-                500,
-                e,
-            );
-            check_qty(
-                &format!("printed_garments[{i}].expected_qty"),
-                l.expected_qty,
-                e,
-            );
-            check_qty(
-                &format!("printed_garments[{i}].produced_qty"),
-                l.produced_qty,
-                e,
-            );
+            check_text(&format!("printed_garments[{i}].description"), &l.description, 500, e);
+            check_qty(&format!("printed_garments[{i}].expected_qty"), l.expected_qty, e);
+            check_qty(&format!("printed_garments[{i}].produced_qty"), l.produced_qty, e);
         }
     }
 }
@@ -350,12 +335,7 @@ impl Record for VisualIn {
         check_text("main_image", &self.main_image, 2000, e);
         check_cost_lines("charges", &self.charges, e);
         for (i, c) in self.comments.iter().enumerate() {
-            check_one_of(
-                &format!("comments[{i}].side"),
-                &c.side,
-                &["client", "tot"],
-                e,
-            );
+            check_one_of(&format!("comments[{i}].side"), &c.side, &["client", "tot"], e);
             check_text(&format!("comments[{i}].body"), &c.body, 5000, e);
             check_text(&format!("comments[{i}].author"), &c.author, 200, e);
         }

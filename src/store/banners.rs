@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, on_db, on_tx};
+use super::{Db, Result, Tx, on_db, on_tx};
 
 #[derive(Debug, Clone)]
 pub struct NewBanner {
@@ -27,9 +27,8 @@ pub struct BannerRow {
     pub retracted_at: Option<DateTime<Utc>>,
 }
 
-pub async fn insert_banner(db: &Db, b: &NewBanner, now: DateTime<Utc>) -> Result<i64> {
-    let mut tx = db.begin().await?;
-    let (id,): (i64,) = on_tx!(&mut tx, c => sqlx::query_as(
+pub async fn insert_banner(tx: &mut Tx, b: &NewBanner, now: DateTime<Utc>) -> Result<i64> {
+    let (id,): (i64,) = on_tx!(tx, c => sqlx::query_as(
         "INSERT INTO banners (title, body, severity, starts_at, expires_at, created_by, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
@@ -43,23 +42,18 @@ pub async fn insert_banner(db: &Db, b: &NewBanner, now: DateTime<Utc>) -> Result
     .fetch_one(c)
     .await)?;
     for client in &b.audience {
-        on_tx!(&mut tx, c => sqlx::query("INSERT INTO banner_audience (banner_id, client_id) VALUES ($1, $2)")
+        on_tx!(tx, c => sqlx::query("INSERT INTO banner_audience (banner_id, client_id) VALUES ($1, $2)")
             .bind(id)
             .bind(client)
             .execute(c)
             .await.map(|r| r.rows_affected()))?;
     }
-    tx.commit().await?;
     Ok(id)
 }
 
 /// Banners showing now for one client: started, not expired, not retracted, and addressed
 /// to everyone or to this client. Most severe first.
-pub async fn list_active_for_client(
-    db: &Db,
-    client_id: &str,
-    now: DateTime<Utc>,
-) -> Result<Vec<BannerRow>> {
+pub async fn list_active_for_client(db: &Db, client_id: &str, now: DateTime<Utc>) -> Result<Vec<BannerRow>> {
     Ok(on_db!(db, p => sqlx::query_as::<_, BannerRow>(
         "SELECT b.id, b.title, b.body, b.severity, b.starts_at, b.expires_at, b.retracted_at
          FROM banners b
@@ -72,4 +66,51 @@ pub async fn list_active_for_client(
     .bind(now)
     .fetch_all(p)
     .await)?)
+}
+
+const BANNER_COLS: &str = "b.id, b.title, b.body, b.severity, b.starts_at, b.expires_at, b.retracted_at";
+
+pub async fn get_banner(db: &Db, id: i64) -> Result<BannerRow> {
+    let sql = format!("SELECT {BANNER_COLS} FROM banners b WHERE b.id = $1");
+    Ok(on_db!(db, p => sqlx::query_as::<_, BannerRow>(&sql).bind(id).fetch_one(p).await)?)
+}
+
+/// Every banner, newest first, with its audience (empty = every client).
+pub async fn list_banners(db: &Db) -> Result<Vec<(BannerRow, Vec<String>)>> {
+    let sql = format!("SELECT {BANNER_COLS} FROM banners b ORDER BY b.id DESC");
+    let rows = on_db!(db, p => sqlx::query_as::<_, BannerRow>(&sql).fetch_all(p).await)?;
+    let aud: Vec<(i64, String)> = on_db!(db, p => sqlx::query_as("SELECT banner_id, client_id FROM banner_audience ORDER BY client_id")
+        .fetch_all(p).await)?;
+    Ok(rows
+        .into_iter()
+        .map(|b| {
+            let clients = aud
+                .iter()
+                .filter(|(id, _)| *id == b.id)
+                .map(|(_, c)| c.clone())
+                .collect();
+            (b, clients)
+        })
+        .collect())
+}
+
+/// Retracts a banner; false when there is no such banner or it was retracted already.
+pub async fn retract_banner(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool> {
+    let n = on_db!(db, p => sqlx::query("UPDATE banners SET retracted_at = $2 WHERE id = $1 AND retracted_at IS NULL")
+        .bind(id)
+        .bind(now)
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Which of these client ids exist.
+pub async fn existing_clients(db: &Db, ids: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for id in ids {
+        let row: Option<(String,)> =
+            on_db!(db, p => sqlx::query_as("SELECT id FROM clients WHERE id = $1").bind(id).fetch_optional(p).await)?;
+        out.extend(row.map(|r| r.0));
+    }
+    Ok(out)
 }

@@ -15,8 +15,7 @@ pub struct ContactRow {
     pub active: bool,
 }
 
-const SELECT: &str =
-    "SELECT c.id, c.client_id, cl.name AS client_name, c.name, c.email, c.role, c.timezone,
+const SELECT: &str = "SELECT c.id, c.client_id, cl.name AS client_name, c.name, c.email, c.role, c.timezone,
     c.digest_schedule, c.active FROM contacts c JOIN clients cl ON cl.id = c.client_id";
 
 pub async fn get_contact(db: &Db, id: &str) -> Result<ContactRow> {

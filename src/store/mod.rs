@@ -7,7 +7,10 @@
 pub mod banners;
 pub mod contacts;
 pub mod items;
+pub mod ledgers;
+pub mod outbox;
 pub mod records;
+pub mod settings;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -34,9 +37,7 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
-            sqlx::Error::Database(ref d) if d.is_unique_violation() => {
-                StoreError::Conflict(d.message().to_string())
-            }
+            sqlx::Error::Database(ref d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_string()),
             other => StoreError::Db(other),
         }
     }
@@ -212,8 +213,5 @@ impl Tx {
 
 /// `$1, $2, …, $n` starting at `from`, for IN lists.
 pub(crate) fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }

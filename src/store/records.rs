@@ -42,12 +42,7 @@ pub trait Upsert: Record + Sync {
 const CHUNK: usize = 500;
 
 /// The stored content hash of each of `keys` that exists.
-pub async fn existing_hashes(
-    tx: &mut Tx,
-    table: &str,
-    key: &str,
-    keys: &[&str],
-) -> Result<HashMap<String, String>> {
+pub async fn existing_hashes(tx: &mut Tx, table: &str, key: &str, keys: &[&str]) -> Result<HashMap<String, String>> {
     let mut out = HashMap::new();
     for chunk in keys.chunks(CHUNK) {
         let sql = format!(
@@ -92,17 +87,11 @@ pub async fn owners(tx: &mut Tx, table: &str, ids: &[&str]) -> Result<HashMap<St
 }
 
 /// Deletes the rows with these keys; returns the keys that existed.
-pub async fn delete_keys(
-    tx: &mut Tx,
-    table: &str,
-    key: &str,
-    keys: &[String],
-) -> Result<Vec<String>> {
+pub async fn delete_keys(tx: &mut Tx, table: &str, key: &str, keys: &[String]) -> Result<Vec<String>> {
     let mut deleted = Vec::new();
     let sql = format!("DELETE FROM {table} WHERE {key} = $1");
     for k in keys {
-        let n =
-            on_tx!(tx, c => sqlx::query(&sql).bind(k).execute(c).await.map(|r| r.rows_affected()))?;
+        let n = on_tx!(tx, c => sqlx::query(&sql).bind(k).execute(c).await.map(|r| r.rows_affected()))?;
         if n > 0 {
             deleted.push(k.clone());
         }
@@ -118,16 +107,8 @@ async fn clear_children(tx: &mut Tx, tables: &[&str], fk: &str, id: &str) -> Res
     Ok(())
 }
 
-async fn insert_cost_lines(
-    tx: &mut Tx,
-    table: &str,
-    fk: &str,
-    id: &str,
-    lines: &[CostLineIn],
-) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO {table} ({fk}, line_no, description, qty, unit_price) VALUES ($1, $2, $3, $4, $5)"
-    );
+async fn insert_cost_lines(tx: &mut Tx, table: &str, fk: &str, id: &str, lines: &[CostLineIn]) -> Result<()> {
+    let sql = format!("INSERT INTO {table} ({fk}, line_no, description, qty, unit_price) VALUES ($1, $2, $3, $4, $5)");
     for (i, l) in lines.iter().enumerate() {
         on_tx!(tx, c => sqlx::query(&sql)
             .bind(id)
@@ -291,14 +272,7 @@ impl Upsert for JobIn {
                 .await.map(|r| r.rows_affected()))?;
             }
             insert_cost_lines(tx, "job_art_costs", "job_id", &self.id, &self.art_costs).await?;
-            insert_cost_lines(
-                tx,
-                "job_blank_garments",
-                "job_id",
-                &self.id,
-                &self.blank_garments,
-            )
-            .await?;
+            insert_cost_lines(tx, "job_blank_garments", "job_id", &self.id, &self.blank_garments).await?;
             for (i, l) in self.printed_garments.iter().enumerate() {
                 on_tx!(tx, c => sqlx::query(
                     "INSERT INTO job_printed_garments (job_id, line_no, description, expected_qty, produced_qty)
@@ -401,13 +375,7 @@ impl Upsert for VisualIn {
             .execute(c)
             .await.map(|r| r.rows_affected()))?;
             if exists {
-                clear_children(
-                    tx,
-                    &["visual_charges", "visual_comments"],
-                    "visual_id",
-                    &self.id,
-                )
-                .await?;
+                clear_children(tx, &["visual_charges", "visual_comments"], "visual_id", &self.id).await?;
             }
             insert_cost_lines(tx, "visual_charges", "visual_id", &self.id, &self.charges).await?;
             for (i, m) in self.comments.iter().enumerate() {
@@ -675,8 +643,7 @@ impl Upsert for PurchaseOrderIn {
                 .await.map(|r| r.rows_affected()))?;
             }
             for (i, r) in self.receipts.iter().enumerate() {
-                let images =
-                    serde_json::to_string(&r.checking_images).unwrap_or_else(|_| "[]".into());
+                let images = serde_json::to_string(&r.checking_images).unwrap_or_else(|_| "[]".into());
                 on_tx!(tx, c => sqlx::query(
                     "INSERT INTO purchase_order_receipts (po_id, line_no, date_received, signed_by, date_checked,
                        check_category, checked_by, outers, handling_cost, checking_images)

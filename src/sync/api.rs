@@ -20,14 +20,8 @@ pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), AppError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(AppError::Unauthorized)?;
     // Compare digests so the comparison takes the same time wherever the strings differ.
-    let (a, b) = (
-        Sha256::digest(given.as_bytes()),
-        Sha256::digest(token.as_bytes()),
-    );
-    let diff = a
-        .iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(token.as_bytes()));
+    let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
     if diff == 0 && !token.is_empty() {
         Ok(())
     } else {
@@ -53,15 +47,23 @@ pub async fn put_entity(
     body: Bytes,
 ) -> Result<Json<EntityReport>, AppError> {
     require_token(&headers, state.config.api_token.expose())?;
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| body_error(&entity, format!("not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|e| body_error(&entity, format!("not valid JSON: {e}")))?;
     let Value::Array(values) = value else {
-        return Err(body_error(
-            &entity,
-            "expected a JSON array of records".into(),
-        ));
+        return Err(body_error(&entity, "expected a JSON array of records".into()));
     };
+    let clients: Vec<String> = values
+        .iter()
+        .filter_map(|v| {
+            v.get("client_id")
+                .or_else(|| v.get("id").filter(|_| entity == "clients"))
+        })
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
     let report = upsert_batch(&state.db, &entity, values).await?;
+    if report.inserted + report.updated > 0 {
+        state.alerts.mark(clients);
+    }
     tracing::info!(
         entity,
         received = report.received,
@@ -97,4 +99,51 @@ pub async fn delete_entity(
         "sync delete applied"
     );
     Ok(Json(report))
+}
+
+/// `POST /api/v1/banners`: staff post a stop-press banner.
+pub async fn post_banner(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(axum::http::StatusCode, Json<crate::banners::Posted>), AppError> {
+    require_token(&headers, state.config.api_token.expose())?;
+    let input: crate::banners::BannerInput =
+        serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(format!("banner: {e}")))?;
+    match crate::banners::post(&state, input, "api", chrono::Utc::now()).await {
+        Ok(p) => Ok((axum::http::StatusCode::CREATED, Json(p))),
+        Err(crate::banners::BannerError::Invalid(errs)) => Err(AppError::BadRequest(
+            errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
+        )),
+        Err(crate::banners::BannerError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// `GET /api/v1/banners`: every banner with its audience.
+pub async fn list_banners(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, AppError> {
+    require_token(&headers, state.config.api_token.expose())?;
+    let rows = crate::store::banners::list_banners(&state.db).await?;
+    Ok(Json(Value::Array(
+        rows.into_iter()
+            .map(|(b, clients)| {
+                let mut v = serde_json::to_value(&b).unwrap_or_default();
+                v["clients"] = serde_json::json!(clients);
+                v
+            })
+            .collect(),
+    )))
+}
+
+/// `DELETE /api/v1/banners/{id}`: retract a banner.
+pub async fn retract_banner(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<axum::http::StatusCode, AppError> {
+    require_token(&headers, state.config.api_token.expose())?;
+    if crate::banners::retract(&state, id, chrono::Utc::now()).await? {
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::NotFound)
+    }
 }

@@ -14,10 +14,7 @@ use crate::store::Db;
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("{path} is not a JSON document: {message}")]
     NotJson { path: String, message: String },
     #[error(transparent)]
@@ -31,11 +28,7 @@ impl From<crate::store::StoreError> for ImportError {
 }
 
 /// Reads and applies an import document from a file.
-pub async fn import_file(
-    db: &Db,
-    path: &Path,
-    show_progress: bool,
-) -> Result<Vec<EntityReport>, ImportError> {
+pub async fn import_file(db: &Db, path: &Path, show_progress: bool) -> Result<Vec<EntityReport>, ImportError> {
     let shown = path.display().to_string();
     let read_err = |source| ImportError::Read {
         path: shown.clone(),
@@ -60,8 +53,8 @@ pub async fn import_file(
         Err(typed) => {
             // Re-read loosely so every bad record is reported, not just the first.
             let text = std::fs::read(path).map_err(read_err)?;
-            let loose: BTreeMap<String, serde_json::Value> = serde_json::from_slice(&text)
-                .map_err(|e| ImportError::NotJson {
+            let loose: BTreeMap<String, serde_json::Value> =
+                serde_json::from_slice(&text).map_err(|e| ImportError::NotJson {
                     path: shown.clone(),
                     message: e.to_string(),
                 })?;
@@ -116,19 +109,13 @@ fn indexed<T: Clone>(v: &[T]) -> Vec<(usize, T)> {
 }
 
 /// Applies a parsed document in one transaction, entity by entity in dependency order.
-pub async fn apply_document(
-    db: &Db,
-    doc: &Document,
-    show_progress: bool,
-) -> Result<Vec<EntityReport>, SyncError> {
+pub async fn apply_document(db: &Db, doc: &Document, show_progress: bool) -> Result<Vec<EntityReport>, SyncError> {
     let bar = if show_progress {
         let b = ProgressBar::new(doc.total() as u64);
         b.set_style(
-            ProgressStyle::with_template(
-                "{msg:>18} [{bar:40}] {pos}/{len} records, {per_sec}, eta {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{msg:>18} [{bar:40}] {pos}/{len} records, {per_sec}, eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
         );
         Some(b)
     } else {

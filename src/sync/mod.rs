@@ -132,10 +132,7 @@ fn record_id(v: &serde_json::Value) -> Option<String> {
 }
 
 /// Parses loose JSON values into records, collecting a [`RecordError`] per bad record.
-pub fn parse_values<T: Upsert>(
-    values: Vec<serde_json::Value>,
-    errs: &mut Vec<RecordError>,
-) -> Vec<(usize, T)> {
+pub fn parse_values<T: Upsert>(values: Vec<serde_json::Value>, errs: &mut Vec<RecordError>) -> Vec<(usize, T)> {
     let mut out = Vec::with_capacity(values.len());
     for (index, v) in values.into_iter().enumerate() {
         let id = record_id(&v);
@@ -212,10 +209,7 @@ pub async fn stage<T: Upsert>(
                 rec,
                 FieldError::new(
                     T::KEY,
-                    format!(
-                        "`{}` appears twice in this batch (also at index {first})",
-                        rec.key()
-                    ),
+                    format!("`{}` appears twice in this batch (also at index {first})", rec.key()),
                 ),
             );
         }
@@ -246,10 +240,7 @@ pub async fn stage<T: Upsert>(
                     errs,
                     *index,
                     rec,
-                    FieldError::new(
-                        field,
-                        format!("{} `{id}` belongs to another client", singular(table)),
-                    ),
+                    FieldError::new(field, format!("{} `{id}` belongs to another client", singular(table))),
                 ),
                 Some(_) => {}
             }
@@ -275,8 +266,7 @@ pub async fn stage<T: Upsert>(
             Outcome::Inserted => report.inserted += 1,
         }
         if outcome != Outcome::Unchanged {
-            rec.write(tx, &hash, now, outcome == Outcome::Updated)
-                .await?;
+            rec.write(tx, &hash, now, outcome == Outcome::Updated).await?;
         }
         if n % 256 == 255 {
             progress(256);
@@ -288,8 +278,7 @@ pub async fn stage<T: Upsert>(
         ("updated", report.updated),
         ("unchanged", report.unchanged),
     ] {
-        metrics::counter!("cport_sync_records_total", "entity" => entity, "outcome" => label)
-            .increment(count as u64);
+        metrics::counter!("cport_sync_records_total", "entity" => entity, "outcome" => label).increment(count as u64);
     }
     Ok(report)
 }
@@ -304,11 +293,7 @@ fn singular(table: &str) -> &str {
 }
 
 /// Upserts one batch of one entity, given as loose JSON values (the sync API's body).
-pub async fn upsert_batch(
-    db: &Db,
-    entity: &str,
-    values: Vec<serde_json::Value>,
-) -> Result<EntityReport, SyncError> {
+pub async fn upsert_batch(db: &Db, entity: &str, values: Vec<serde_json::Value>) -> Result<EntityReport, SyncError> {
     by_entity!(entity, T => {
         let mut errs = Vec::new();
         let records = parse_values::<T>(values, &mut errs);
@@ -333,11 +318,7 @@ pub struct DeleteReport {
 }
 
 /// Deletes records by TOT id, with everything that hangs off them.
-pub async fn delete_batch(
-    db: &Db,
-    entity: &str,
-    ids: Vec<String>,
-) -> Result<DeleteReport, SyncError> {
+pub async fn delete_batch(db: &Db, entity: &str, ids: Vec<String>) -> Result<DeleteReport, SyncError> {
     by_entity!(entity, T => {
         let mut errs = Vec::new();
         for (index, id) in ids.iter().enumerate() {

@@ -117,9 +117,7 @@ impl TestApp {
     /// Number of rows in a table (tests read the store directly to see what was written).
     pub async fn count(&self, table: &str) -> i64 {
         let sql = format!("SELECT COUNT(*) FROM {table}");
-        let (n,): (i64,) =
-            cport::store::on_db!(&self.db, p => sqlx::query_as(&sql).fetch_one(p).await)
-                .expect("count");
+        let (n,): (i64,) = cport::store::on_db!(&self.db, p => sqlx::query_as(&sql).fetch_one(p).await).expect("count");
         n
     }
 
@@ -129,9 +127,7 @@ impl TestApp {
             let _ = tx.send(());
         }
         if let Some(t) = self.task.take() {
-            t.await
-                .expect("server task")
-                .expect("server stopped cleanly");
+            t.await.expect("server task").expect("server stopped cleanly");
         }
     }
 }

@@ -1,0 +1,151 @@
+//! Stop-press banners (shared/SPEC.md F7): staff post them from the CLI, the API or chat;
+//! active ones lead every digest, and an urgent one is pushed to its audience at once.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::digest::compose::Composer;
+use crate::model::{FieldError, SEVERITIES, check_one_of, check_text};
+use crate::store::banners::{NewBanner, existing_clients, get_banner, insert_banner};
+use crate::store::contacts::list_active_contacts;
+use crate::store::settings::{ContactSettings, list_settings};
+use crate::store::{StoreError, outbox};
+
+/// A banner as staff describe it (API body; the CLI builds the same).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BannerInput {
+    pub title: String,
+    pub body: String,
+    pub severity: String,
+    /// Client ids; empty or missing means every client.
+    #[serde(default)]
+    pub clients: Vec<String>,
+    #[serde(default)]
+    pub starts_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BannerError {
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Posted {
+    pub id: i64,
+    /// Messages queued at once (urgent banners only).
+    pub queued: usize,
+}
+
+/// Checks and stores a banner; an urgent one is queued to every contact of its audience,
+/// once per contact and channel, in the same transaction.
+pub async fn post(state: &AppState, input: BannerInput, by: &str, now: DateTime<Utc>) -> Result<Posted, BannerError> {
+    let mut errs = Vec::new();
+    check_text("title", &input.title, 200, &mut errs);
+    check_text("body", &input.body, 4000, &mut errs);
+    check_one_of("severity", &input.severity, SEVERITIES, &mut errs);
+    let starts_at = input.starts_at.unwrap_or(now);
+    if let Some(exp) = input.expires_at {
+        if exp <= starts_at {
+            errs.push(FieldError::new("expires_at", "must be after the start"));
+        }
+    }
+    let known = existing_clients(&state.db, &input.clients).await?;
+    for c in input.clients.iter().filter(|c| !known.contains(c)) {
+        errs.push(FieldError::new("clients", format!("unknown client `{c}`")));
+    }
+    if !errs.is_empty() {
+        return Err(BannerError::Invalid(errs));
+    }
+    let banner = NewBanner {
+        title: input.title.trim().to_string(),
+        body: input.body.trim().to_string(),
+        severity: input.severity.clone(),
+        audience: input.clients.clone(),
+        starts_at,
+        expires_at: input.expires_at,
+        created_by: by.to_string(),
+    };
+    // Compose before opening the transaction (SQLite holds one writer at a time).
+    let contacts = if banner.severity == "urgent" {
+        let settings = list_settings(&state.db).await?;
+        list_active_contacts(&state.db)
+            .await?
+            .into_iter()
+            .filter(|c| banner.audience.is_empty() || banner.audience.contains(&c.client_id))
+            .filter(|c| {
+                settings
+                    .get(&c.id)
+                    .cloned()
+                    .unwrap_or_else(|| ContactSettings::defaults(&c.id))
+                    .email_usable()
+            })
+            .collect()
+    } else {
+        vec![]
+    };
+    let mut tx = state.db.begin().await?;
+    let id = insert_banner(&mut tx, &banner, now).await?;
+    let mut queued = 0;
+    if !contacts.is_empty() {
+        let row = crate::store::banners::BannerRow {
+            id,
+            title: banner.title.clone(),
+            body: banner.body.clone(),
+            severity: banner.severity.clone(),
+            starts_at,
+            expires_at: banner.expires_at,
+            retracted_at: None,
+        };
+        let composer = Composer {
+            config: &state.config,
+            env: &state.templates,
+            signer: &state.signer,
+        };
+        for c in &contacts {
+            let token = state.signer.new_reply_token();
+            let Ok(payload) = composer.compose_banner(c, &row, &token, now) else {
+                continue;
+            };
+            let new = outbox::insert_message(
+                &mut tx,
+                &outbox::NewMessage {
+                    contact_id: Some(c.id.clone()),
+                    channel: "email".into(),
+                    kind: "banner".into(),
+                    idem_key: format!("banner:{id}:{}:email", c.id),
+                    reply_token: Some(token),
+                    recipient: c.email.clone(),
+                    subject: payload.subject.clone(),
+                    payload: serde_json::to_string(&payload).unwrap_or_default(),
+                    next_attempt_at: starts_at.max(now),
+                },
+                now,
+            )
+            .await?;
+            queued += usize::from(new.is_some());
+        }
+    }
+    tx.commit().await?;
+    if queued > 0 {
+        state.wake_dispatch.notify_waiters();
+    }
+    tracing::info!(id, severity = %banner.severity, queued, by, "banner posted");
+    Ok(Posted { id, queued })
+}
+
+/// Retracts a banner: it no longer shows anywhere. Messages already sent stay sent.
+pub async fn retract(state: &AppState, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    match get_banner(&state.db, id).await {
+        Ok(_) => {}
+        Err(StoreError::NotFound) => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    crate::store::banners::retract_banner(&state.db, id, now).await
+}

@@ -1,0 +1,162 @@
+//! Email out: lettre with a pooled async SMTP transport, or `.eml` files in a folder.
+
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+
+use super::SendError;
+use crate::config::Config;
+
+/// What the outbox keeps for an email: rendered bodies and the headers that are not derived
+/// from the row itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EmailPayload {
+    pub to_name: String,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub message_id: String,
+    #[serde(default)]
+    pub in_reply_to: Option<String>,
+    #[serde(default)]
+    pub references: Option<String>,
+    /// Item keys shown (digests keep them to mark what is new next time).
+    #[serde(default)]
+    pub item_keys: Vec<String>,
+}
+
+/// One transport, built once at start and shared (the SMTP pool lives inside it).
+#[derive(Clone)]
+pub enum Mailer {
+    File(AsyncFileTransport<Tokio1Executor>),
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    #[error("config key `{key}`: {message}")]
+    Config { key: &'static str, message: String },
+}
+
+impl Mailer {
+    pub fn from_config(config: &Config) -> Result<Mailer, MailerError> {
+        match config.email.transport.as_str() {
+            "smtp" => {
+                let s = &config.smtp;
+                let tls_params = || {
+                    TlsParameters::new(s.host.clone()).map_err(|e| MailerError::Config {
+                        key: "smtp.tls",
+                        message: e.to_string(),
+                    })
+                };
+                let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host).port(s.port);
+                b = match s.tls.as_str() {
+                    "tls" => b.tls(Tls::Wrapper(tls_params()?)),
+                    "starttls" => b.tls(Tls::Required(tls_params()?)),
+                    _ => b.tls(Tls::None),
+                };
+                if !s.username.is_empty() {
+                    b = b.credentials(Credentials::new(s.username.clone(), s.password.expose().to_string()));
+                }
+                b = b.pool_config(PoolConfig::new().max_size(s.pool_size));
+                Ok(Mailer::Smtp(b.build()))
+            }
+            _ => {
+                std::fs::create_dir_all(&config.email.dir).map_err(|e| MailerError::Config {
+                    key: "email.dir",
+                    message: format!("cannot create {}: {e}", config.email.dir.display()),
+                })?;
+                Ok(Mailer::File(AsyncFileTransport::<Tokio1Executor>::new(
+                    &config.email.dir,
+                )))
+            }
+        }
+    }
+
+    /// Sends one message; returns the provider's id (file name or server response).
+    pub async fn send(&self, message: Message) -> Result<String, SendError> {
+        match self {
+            Mailer::File(t) => t
+                .send(message)
+                .await
+                .map(|id| format!("{id}.eml"))
+                .map_err(|e| SendError::Transient(format!("file transport: {e}"))),
+            Mailer::Smtp(t) => match t.send(message).await {
+                Ok(resp) => Ok(resp.message().collect::<Vec<_>>().join(" ")),
+                Err(e) if e.is_permanent() => Err(SendError::Permanent(error_chain(&e))),
+                Err(e) => Err(SendError::Transient(error_chain(&e))),
+            },
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn header(name: &'static str, value: impl Into<String>) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value.into())
+}
+
+/// Builds the RFC 5322 message for an outbox email. `token` is the row's reply token:
+/// replies go to `reply+TOKEN@`, bounces to `bounce+TOKEN@` (VERP).
+pub fn build_message(config: &Config, p: &EmailPayload, token: Option<&str>) -> Result<Message, SendError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| SendError::Permanent(format!("{what}: {e}"));
+    let from: Mailbox = config.email.from.parse().map_err(|e| bad("email.from", &e))?;
+    let to_addr: Address = p.to.parse().map_err(|e| bad("recipient address", &e))?;
+    let to = Mailbox::new(Some(p.to_name.clone()), to_addr.clone());
+    let domain = &config.email.reply_domain;
+    let mut b = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(p.subject.clone())
+        .message_id(Some(p.message_id.clone()))
+        .raw_header(header("Auto-Submitted", "auto-generated"))
+        .raw_header(header(
+            "List-Unsubscribe",
+            format!("<{}/preferences>", config.public_url.trim_end_matches('/')),
+        ));
+    let bounce: Address = match token {
+        Some(t) => {
+            let reply: Address = format!("reply+{t}@{domain}")
+                .parse()
+                .map_err(|e| bad("reply address", &e))?;
+            b = b.reply_to(Mailbox::new(Some(format!("{} replies", config.branding.name)), reply));
+            format!("bounce+{t}@{domain}")
+                .parse()
+                .map_err(|e| bad("bounce address", &e))?
+        }
+        None => from.email.clone(),
+    };
+    if let Some(irt) = &p.in_reply_to {
+        b = b.in_reply_to(irt.clone());
+    }
+    if let Some(r) = &p.references {
+        b = b.references(r.clone());
+    }
+    let envelope = lettre::address::Envelope::new(Some(bounce), vec![to_addr]).map_err(|e| bad("envelope", &e))?;
+    b.envelope(envelope)
+        .multipart(MultiPart::alternative_plain_html(p.text.clone(), p.html.clone()))
+        .map_err(|e| bad("message", &e))
+}
+
+/// A Message-ID in cport's reply domain.
+pub fn new_message_id(config: &Config) -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut b);
+    let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("<{id}@{}>", config.email.reply_domain)
+}

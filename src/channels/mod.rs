@@ -1,0 +1,14 @@
+//! Provider adapters. Each turns an outbox row into a delivery on its channel.
+
+pub mod email;
+
+/// How a send failed, which decides what the dispatcher does next.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// Try again later (4xx, connection trouble, rate limits).
+    #[error("{0}")]
+    Transient(String),
+    /// Never going to work (5xx, bad address): the message goes dead with these words.
+    #[error("{0}")]
+    Permanent(String),
+}

@@ -1,0 +1,289 @@
+//! Instant alerts: items in categories a contact set to `instant` are alerted once, soon
+//! after they appear. Alerts close together are batched, quiet hours hold them, and an alert
+//! whose items were all resolved before it went out is dropped (see `outbox`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, NaiveTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use super::items::{ActionItem, Category, for_client, for_role};
+use crate::app::AppState;
+use crate::config::Config;
+use crate::model::Role;
+use crate::store::contacts::{ContactRow, list_active_contacts};
+use crate::store::settings::{ContactSettings, list_settings};
+use crate::store::{StoreError, ledgers, outbox};
+
+/// Clients whose data changed since the last scan, and a bell to ring.
+#[derive(Default)]
+pub struct AlertSignal {
+    dirty: Mutex<HashSet<String>>,
+    pub notify: Notify,
+}
+
+impl AlertSignal {
+    pub fn mark(&self, clients: impl IntoIterator<Item = String>) {
+        if let Ok(mut d) = self.dirty.lock() {
+            d.extend(clients);
+        }
+        self.notify.notify_one();
+    }
+    fn take(&self) -> HashSet<String> {
+        self.dirty
+            .lock()
+            .map(|mut d| std::mem::take(&mut *d))
+            .unwrap_or_default()
+    }
+}
+
+/// What an alert row carries until it is sent: the items it is about.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AlertPayload {
+    pub items: Vec<String>,
+    pub message_id: String,
+}
+
+/// The mode a contact chose for a category, or the configured default.
+pub fn mode(config: &Config, s: &ContactSettings, cat: Category) -> String {
+    let (own, default) = match cat {
+        Category::VisualApproval => (&s.mode_visual_approval, &config.alerts.visual_approval),
+        Category::DeliveryInstructions => (&s.mode_delivery_instructions, &config.alerts.delivery_instructions),
+        Category::ThirdPartyPo => (&s.mode_third_party_po, &config.alerts.third_party_po),
+        Category::AwaitingArt => (&s.mode_awaiting_art, &config.alerts.awaiting_art),
+    };
+    own.clone().unwrap_or_else(|| default.clone())
+}
+
+/// When quiet hours (local "HH:MM" start and end) hold a message due at `at`, the time they end.
+pub fn quiet_until(s: &ContactSettings, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let start = NaiveTime::parse_from_str(s.quiet_start.as_deref()?, "%H:%M").ok()?;
+    let end = NaiveTime::parse_from_str(s.quiet_end.as_deref()?, "%H:%M").ok()?;
+    let local = at.with_timezone(&tz);
+    let t = local.time();
+    let inside = if start <= end {
+        t >= start && t < end
+    } else {
+        t >= start || t < end
+    };
+    if !inside {
+        return None;
+    }
+    let mut day = local.date_naive();
+    if t >= end {
+        day = day.succ_opt()?;
+    }
+    // The end time may not exist on a DST day; take the first valid instant after it.
+    let naive = day.and_time(end);
+    (0..4).find_map(|h| {
+        (naive + Duration::hours(h))
+            .and_local_timezone(tz)
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+    })
+}
+
+/// One scan: contacts of `clients` (or all), each item in an instant category not alerted
+/// before is queued. Returns how many items were queued.
+pub async fn scan(
+    state: &AppState,
+    now: DateTime<Utc>,
+    clients: Option<&HashSet<String>>,
+) -> Result<usize, StoreError> {
+    let contacts: Vec<ContactRow> = list_active_contacts(&state.db)
+        .await?
+        .into_iter()
+        .filter(|c| clients.is_none_or(|set| set.contains(&c.client_id)))
+        .collect();
+    let settings = list_settings(&state.db).await?;
+    let mut client_items: HashMap<String, Vec<ActionItem>> = HashMap::new();
+    let mut queued = 0;
+    for c in &contacts {
+        let s = settings
+            .get(&c.id)
+            .cloned()
+            .unwrap_or_else(|| ContactSettings::defaults(&c.id));
+        if !s.email_usable() {
+            continue;
+        }
+        let instant: Vec<Category> = Category::ALL
+            .into_iter()
+            .filter(|cat| mode(&state.config, &s, *cat) == "instant")
+            .collect();
+        if instant.is_empty() {
+            continue;
+        }
+        if !client_items.contains_key(&c.client_id) {
+            client_items.insert(c.client_id.clone(), for_client(&state.db, &c.client_id).await?);
+        }
+        let role = Role::parse(&c.role).unwrap_or(Role::Viewer);
+        let items: Vec<ActionItem> = for_role(client_items[&c.client_id].clone(), role)
+            .into_iter()
+            .filter(|i| instant.contains(&i.category))
+            .collect();
+        queued += queue_alerts(state, c, &s, &items, now).await?;
+    }
+    if queued > 0 {
+        state.wake_dispatch.notify_waiters();
+    }
+    Ok(queued)
+}
+
+async fn queue_alerts(
+    state: &AppState,
+    c: &ContactRow,
+    s: &ContactSettings,
+    items: &[ActionItem],
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let channel = "email";
+    let seen = ledgers::alerted_keys(&state.db, &c.id, channel).await?;
+    let fresh: Vec<&ActionItem> = items.iter().filter(|i| !seen.contains(&i.key())).collect();
+    let mut tx = state.db.begin().await?;
+    if ledgers::claim_alert_baseline(&mut tx, &c.id, channel, now).await? {
+        // First look at this contact: what exists now is the baseline, not news.
+        for i in &fresh {
+            ledgers::claim_alert(&mut tx, &c.id, channel, i.category.code(), &i.id, None, now).await?;
+        }
+        tx.commit().await?;
+        return Ok(0);
+    }
+    if fresh.is_empty() {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let (row_id, mut payload) = match outbox::find_held_alert(&mut tx, &c.id, channel, now).await? {
+        Some(row) => (
+            row.id,
+            serde_json::from_str::<AlertPayload>(&row.payload).unwrap_or_default(),
+        ),
+        None => {
+            let window = Duration::seconds(state.config.alerts.batch_window_seconds as i64);
+            let mut at = match outbox::last_alert_at(&mut tx, &c.id, channel).await? {
+                Some(last) if now - last < window => last + window,
+                _ => now,
+            };
+            let tz: Tz = s
+                .timezone
+                .as_deref()
+                .unwrap_or(&c.timezone)
+                .parse()
+                .unwrap_or(chrono_tz::Europe::London);
+            if let Some(end) = quiet_until(s, tz, at) {
+                at = end;
+            }
+            let payload = AlertPayload {
+                items: vec![],
+                message_id: crate::channels::email::new_message_id(&state.config),
+            };
+            let first = fresh[0];
+            let id = outbox::insert_message(
+                &mut tx,
+                &outbox::NewMessage {
+                    contact_id: Some(c.id.clone()),
+                    channel: channel.into(),
+                    kind: "alert".into(),
+                    idem_key: format!("alert:{}:{channel}:{}", c.id, first.key()),
+                    reply_token: Some(state.signer.new_reply_token()),
+                    recipient: c.email.clone(),
+                    subject: first.title.clone(),
+                    payload: serde_json::to_string(&payload).unwrap_or_default(),
+                    next_attempt_at: at,
+                },
+                now,
+            )
+            .await?;
+            match id {
+                Some(id) => (id, payload),
+                None => {
+                    tx.rollback().await?;
+                    return Ok(0);
+                }
+            }
+        }
+    };
+    let mut added = 0;
+    for i in &fresh {
+        if ledgers::claim_alert(&mut tx, &c.id, channel, i.category.code(), &i.id, Some(row_id), now).await? {
+            payload.items.push(i.key());
+            added += 1;
+        }
+    }
+    let subject = match payload.items.len() {
+        1 => fresh[0].title.clone(),
+        n => format!("{n} new things need you"),
+    };
+    outbox::update_queued(
+        &mut tx,
+        row_id,
+        &subject,
+        &serde_json::to_string(&payload).unwrap_or_default(),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(added)
+}
+
+/// The alert loop: scans changed clients when a sync rings, everyone every `alerts.scan_seconds`.
+pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let every = std::time::Duration::from_secs(state.config.alerts.scan_seconds);
+    let mut next_full = tokio::time::Instant::now();
+    loop {
+        let full = tokio::time::Instant::now() >= next_full;
+        let dirty = state.alerts.take();
+        let result = if full {
+            next_full = tokio::time::Instant::now() + every;
+            scan(&state, Utc::now(), None).await
+        } else if !dirty.is_empty() {
+            scan(&state, Utc::now(), Some(&dirty)).await
+        } else {
+            Ok(0)
+        };
+        match result {
+            Ok(n) if n > 0 => tracing::info!(items = n, "alerts queued"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "alert scan failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(next_full) => {}
+            _ = state.alerts.notify.notified() => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    tracing::info!("alert scanner stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn quiet_hours_hold_until_they_end_in_the_contacts_zone() {
+        let s = ContactSettings {
+            quiet_start: Some("22:00".into()),
+            quiet_end: Some("07:00".into()),
+            ..ContactSettings::defaults("P")
+        };
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        // 23:30 Berlin (22:30 UTC in winter) → held until 07:00 Berlin = 06:00 UTC next day.
+        let at = Utc.with_ymd_and_hms(2026, 11, 25, 22, 30, 0).unwrap();
+        assert_eq!(
+            quiet_until(&s, berlin, at),
+            Some(Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).unwrap())
+        );
+        // 05:00 Berlin → same morning 07:00.
+        let early = Utc.with_ymd_and_hms(2026, 11, 26, 4, 0, 0).unwrap();
+        assert_eq!(
+            quiet_until(&s, berlin, early),
+            Some(Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).unwrap())
+        );
+        // Noon is not quiet.
+        let noon = Utc.with_ymd_and_hms(2026, 11, 26, 11, 0, 0).unwrap();
+        assert_eq!(quiet_until(&s, berlin, noon), None);
+    }
+}

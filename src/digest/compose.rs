@@ -1,0 +1,285 @@
+//! Turning action items and banners into email: one `compose_<kind>` per message kind, each
+//! rendering a text + HTML template pair that share header and footer.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use minijinja::Environment;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Serialize;
+
+use super::items::{Action, ActionItem, Category};
+use crate::channels::SendError;
+use crate::channels::email::{EmailPayload, new_message_id};
+use crate::config::Config;
+use crate::links::{Purpose, Signer};
+use crate::store::banners::BannerRow;
+use crate::store::contacts::ContactRow;
+
+/// Everything composing needs, borrowed from the app.
+pub struct Composer<'a> {
+    pub config: &'a Config,
+    pub env: &'a Environment<'static>,
+    pub signer: &'a Signer,
+}
+
+#[derive(Serialize)]
+struct Brand<'a> {
+    name: &'a str,
+    colour: &'a str,
+    logo_url: &'a str,
+}
+
+#[derive(Serialize)]
+struct ContactView<'a> {
+    name: &'a str,
+    email: &'a str,
+    client_name: &'a str,
+}
+
+#[derive(Serialize)]
+struct BannerView<'a> {
+    title: &'a str,
+    body: &'a str,
+    severity: &'a str,
+}
+
+#[derive(Serialize)]
+struct ItemView {
+    id: String,
+    title: String,
+    detail: String,
+    date: Option<String>,
+    date_label: &'static str,
+    is_new: bool,
+    command: String,
+    reject_command: Option<String>,
+    link: String,
+    link_label: &'static str,
+    approve_mailto: Option<String>,
+    reject_mailto: Option<String>,
+}
+
+#[derive(Serialize)]
+struct GroupView {
+    code: &'static str,
+    heading: &'static str,
+    items: Vec<ItemView>,
+}
+
+#[derive(Serialize)]
+struct Ctx<'a> {
+    subject: &'a str,
+    brand: Brand<'a>,
+    contact: ContactView<'a>,
+    banners: Vec<BannerView<'a>>,
+    groups: Vec<GroupView>,
+    total: usize,
+    new_count: usize,
+    portal_link: String,
+    preferences_link: String,
+}
+
+fn mailto(to: &str, subject: &str, body: &str) -> String {
+    format!(
+        "mailto:{to}?subject={}&body={}",
+        utf8_percent_encode(subject, NON_ALPHANUMERIC),
+        utf8_percent_encode(body, NON_ALPHANUMERIC)
+    )
+}
+
+impl Composer<'_> {
+    /// A signed portal link for `contact` to `path`.
+    pub fn link(&self, contact_id: &str, path: &str, now: DateTime<Utc>) -> String {
+        let ttl = Duration::days(i64::from(self.config.digest.link_ttl_days));
+        let token = self.signer.sign(Purpose::Open, path, contact_id, ttl, now);
+        format!("{}/l/{token}", self.config.public_url.trim_end_matches('/'))
+    }
+
+    pub fn reply_address(&self, token: &str) -> String {
+        format!("reply+{token}@{}", self.config.email.reply_domain)
+    }
+
+    fn groups(
+        &self,
+        contact: &ContactRow,
+        items: &[ActionItem],
+        previous: Option<&HashSet<String>>,
+        reply: &str,
+        subject: &str,
+        now: DateTime<Utc>,
+    ) -> (Vec<GroupView>, usize) {
+        let mut groups: Vec<GroupView> = Vec::new();
+        let mut new_count = 0;
+        for cat in Category::ALL {
+            let views: Vec<ItemView> = items
+                .iter()
+                .filter(|i| i.category == cat)
+                .map(|i| {
+                    let is_new = previous.is_some_and(|p| !p.contains(&i.key()));
+                    new_count += usize::from(is_new);
+                    let actionable = i.action == Action::ApproveRejectDelegate;
+                    let re = format!("Re: {subject}");
+                    ItemView {
+                        id: i.id.clone(),
+                        title: i.title.clone(),
+                        detail: i.detail.clone(),
+                        date: i.date.map(|d| d.format("%a %-d %b %Y").to_string()),
+                        date_label: match cat {
+                            Category::VisualApproval | Category::DeliveryInstructions => "needed by",
+                            Category::ThirdPartyPo => "ordered",
+                            Category::AwaitingArt => "art due",
+                        },
+                        is_new,
+                        command: i.command.clone(),
+                        reject_command: actionable.then(|| format!("REJECT {} <reason>", i.id)),
+                        link: self.link(&contact.id, &i.path(), now),
+                        link_label: match i.action {
+                            Action::ApproveRejectDelegate => "Review",
+                            Action::GiveDeliveryInstructions => "Give delivery instructions",
+                            Action::UploadArtwork => "Open job",
+                            Action::None => "View",
+                        },
+                        approve_mailto: actionable.then(|| mailto(reply, &re, &format!("APPROVE {}", i.id))),
+                        reject_mailto: actionable.then(|| mailto(reply, &re, &format!("REJECT {} reason: ", i.id))),
+                    }
+                })
+                .collect();
+            if !views.is_empty() {
+                groups.push(GroupView {
+                    code: cat.code(),
+                    heading: cat.heading(),
+                    items: views,
+                });
+            }
+        }
+        (groups, new_count)
+    }
+
+    fn render(&self, kind: &str, ctx: &Ctx) -> Result<(String, String), SendError> {
+        let render = |name: String| {
+            self.env
+                .get_template(&name)
+                .and_then(|t| t.render(ctx))
+                .map_err(|e| SendError::Permanent(format!("template {name}: {e:#}")))
+        };
+        Ok((
+            render(format!("email/{kind}.txt.j2"))?,
+            render(format!("email/{kind}.html.j2"))?,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn compose(
+        &self,
+        kind: &str,
+        contact: &ContactRow,
+        subject: String,
+        items: &[ActionItem],
+        banners: &[BannerRow],
+        previous: Option<&HashSet<String>>,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<EmailPayload, SendError> {
+        let reply = self.reply_address(token);
+        let (groups, new_count) = self.groups(contact, items, previous, &reply, &subject, now);
+        let ctx = Ctx {
+            subject: &subject,
+            brand: Brand {
+                name: &self.config.branding.name,
+                colour: &self.config.branding.colour,
+                logo_url: &self.config.branding.logo_url,
+            },
+            contact: ContactView {
+                name: &contact.name,
+                email: &contact.email,
+                client_name: &contact.client_name,
+            },
+            banners: banners
+                .iter()
+                .map(|b| BannerView {
+                    title: &b.title,
+                    body: &b.body,
+                    severity: &b.severity,
+                })
+                .collect(),
+            groups,
+            total: items.len(),
+            new_count,
+            portal_link: self.link(&contact.id, "/", now),
+            preferences_link: self.link(&contact.id, "/preferences", now),
+        };
+        let (text, html) = self.render(kind, &ctx)?;
+        Ok(EmailPayload {
+            to_name: contact.name.clone(),
+            to: contact.email.clone(),
+            subject,
+            text,
+            html,
+            message_id: new_message_id(self.config),
+            in_reply_to: None,
+            references: None,
+            item_keys: items.iter().map(ActionItem::key).collect(),
+        })
+    }
+
+    /// The digest: banners, then items grouped by category, new ones marked.
+    pub fn compose_digest(
+        &self,
+        contact: &ContactRow,
+        items: &[ActionItem],
+        banners: &[BannerRow],
+        previous: Option<&HashSet<String>>,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<EmailPayload, SendError> {
+        let new = previous.map_or(0, |p| items.iter().filter(|i| !p.contains(&i.key())).count());
+        let subject = match (items.len(), new) {
+            (1, _) => format!("{}: 1 thing needs you", self.config.branding.name),
+            (n, 0) => format!("{}: {n} things need you", self.config.branding.name),
+            (n, k) => format!("{}: {n} things need you ({k} new)", self.config.branding.name),
+        };
+        self.compose("digest", contact, subject, items, banners, previous, token, now)
+    }
+
+    /// An instant alert about one or more new items.
+    pub fn compose_alert(
+        &self,
+        contact: &ContactRow,
+        items: &[ActionItem],
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<EmailPayload, SendError> {
+        let subject = match items {
+            [one] => format!("{}: {}", self.config.branding.name, one.title),
+            many => format!("{}: {} new things need you", self.config.branding.name, many.len()),
+        };
+        self.compose("alert", contact, subject, items, &[], None, token, now)
+    }
+
+    /// A stop-press banner pushed at once (urgent banners).
+    pub fn compose_banner(
+        &self,
+        contact: &ContactRow,
+        banner: &BannerRow,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<EmailPayload, SendError> {
+        let subject = format!(
+            "{} {}: {}",
+            self.config.branding.name,
+            banner.severity.to_uppercase(),
+            banner.title
+        );
+        self.compose(
+            "banner",
+            contact,
+            subject,
+            &[],
+            std::slice::from_ref(banner),
+            None,
+            token,
+            now,
+        )
+    }
+}

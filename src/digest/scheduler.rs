@@ -1,0 +1,331 @@
+//! Digest scheduling: for each contact, the latest slot of its cron schedule (in its time
+//! zone) is a period; a period is decided once per contact and channel, and a non-empty
+//! digest for it is queued in the same transaction.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono_tz::Tz;
+
+use super::compose::Composer;
+use super::items::{ActionItem, for_client, for_role};
+use super::schedule::parse_schedule;
+use crate::app::AppState;
+use crate::channels::email::EmailPayload;
+use crate::model::Role;
+use crate::store::banners::list_active_for_client;
+use crate::store::contacts::{ContactRow, list_active_contacts};
+use crate::store::settings::{ContactSettings, list_settings};
+use crate::store::{StoreError, ledgers, outbox};
+
+/// Who asked for the pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// The scheduler: only periods that started within `digest.catch_up_hours`.
+    Scheduled,
+    /// `cport digest run`: the current period whatever its age; `force` sends again.
+    Manual { force: bool },
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PassReport {
+    pub contacts: usize,
+    pub queued: usize,
+    pub empty: usize,
+    pub already_decided: usize,
+    pub not_due: usize,
+    pub email_off: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("contact {contact}: {message}")]
+    Contact { contact: String, message: String },
+}
+
+/// The current period of a schedule: its latest slot at or before `now`, in UTC.
+pub fn current_period(schedule: &cron::Schedule, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    // `after(now)` iterates forward; stepping back from it yields the slot before `now`.
+    let local = (now + Duration::seconds(1)).with_timezone(&tz);
+    schedule.after(&local).next_back().map(|t| t.with_timezone(&Utc))
+}
+
+fn contact_schedule(state: &AppState, c: &ContactRow, s: &ContactSettings) -> Result<(cron::Schedule, Tz), String> {
+    let expr = s
+        .digest_schedule
+        .as_deref()
+        .or(c.digest_schedule.as_deref())
+        .unwrap_or(&state.config.digest.schedule);
+    let schedule = parse_schedule(expr)?;
+    let tz_name = s.timezone.as_deref().unwrap_or(&c.timezone);
+    let tz: Tz = tz_name
+        .parse()
+        .map_err(|_| format!("`{tz_name}` is not an IANA time zone"))?;
+    Ok((schedule, tz))
+}
+
+/// One scheduler pass over every active contact (or one).
+pub async fn run_pass(
+    state: &AppState,
+    now: DateTime<Utc>,
+    only: Option<&str>,
+    trigger: Trigger,
+) -> Result<PassReport, PassError> {
+    let contacts: Vec<ContactRow> = match only {
+        Some(id) => vec![crate::store::contacts::get_contact(&state.db, id).await?],
+        None => list_active_contacts(&state.db).await?,
+    };
+    let settings = list_settings(&state.db).await?;
+    let mut report = PassReport {
+        contacts: contacts.len(),
+        ..Default::default()
+    };
+    let mut client_items: HashMap<String, Vec<ActionItem>> = HashMap::new();
+    let catch_up = Duration::hours(i64::from(state.config.digest.catch_up_hours));
+    for c in &contacts {
+        let s = settings
+            .get(&c.id)
+            .cloned()
+            .unwrap_or_else(|| ContactSettings::defaults(&c.id));
+        if !s.email_usable() {
+            report.email_off += 1;
+            continue;
+        }
+        let (schedule, tz) = match contact_schedule(state, c, &s) {
+            Ok(x) => x,
+            Err(message) => {
+                if only.is_some() {
+                    return Err(PassError::Contact {
+                        contact: c.id.clone(),
+                        message,
+                    });
+                }
+                tracing::error!(contact = %c.id, %message, "digest schedule refused; contact skipped");
+                continue;
+            }
+        };
+        let period = match (current_period(&schedule, tz, now), trigger) {
+            (Some(p), Trigger::Scheduled) if now - p <= catch_up => p,
+            (_, Trigger::Scheduled) => {
+                report.not_due += 1;
+                continue;
+            }
+            (Some(p), Trigger::Manual { .. }) => p,
+            (None, Trigger::Manual { .. }) => now,
+        };
+        let force = matches!(trigger, Trigger::Manual { force: true });
+        if !force && ledgers_decided(state, c, &period).await? {
+            report.already_decided += 1;
+            continue;
+        }
+        if !client_items.contains_key(&c.client_id) {
+            client_items.insert(c.client_id.clone(), for_client(&state.db, &c.client_id).await?);
+        }
+        let role = Role::parse(&c.role).unwrap_or(Role::Viewer);
+        let items = for_role(client_items[&c.client_id].clone(), role);
+        match queue_digest(state, c, &items, &period, force, now).await? {
+            Queued::Queued(_) => report.queued += 1,
+            Queued::Empty => report.empty += 1,
+            Queued::AlreadyDecided => report.already_decided += 1,
+        }
+    }
+    if report.queued > 0 {
+        state.wake_dispatch.notify_waiters();
+    }
+    Ok(report)
+}
+
+async fn ledgers_decided(state: &AppState, c: &ContactRow, period: &DateTime<Utc>) -> Result<bool, StoreError> {
+    let key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let row: Option<(i64,)> = crate::store::on_db!(&state.db, p => sqlx::query_as(
+        "SELECT item_count FROM digest_runs WHERE contact_id = $1 AND channel = 'email' AND period = $2",
+    )
+    .bind(&c.id)
+    .bind(&key)
+    .fetch_optional(p)
+    .await)?;
+    Ok(row.is_some())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    Queued(i64),
+    Empty,
+    AlreadyDecided,
+}
+
+/// Decides one contact's digest for one period and, when it has items, queues it — in one
+/// transaction, so the decision and the message exist together or not at all.
+pub async fn queue_digest(
+    state: &AppState,
+    c: &ContactRow,
+    items: &[ActionItem],
+    period: &DateTime<Utc>,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<Queued, StoreError> {
+    let channel = "email";
+    let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let banners = list_active_for_client(&state.db, &c.client_id, now).await?;
+    let mut tx = state.db.begin().await?;
+    if force {
+        ledgers::forget_digest_period(&mut tx, &c.id, channel, &period_key).await?;
+    }
+    if !ledgers::claim_digest_period(&mut tx, &c.id, channel, &period_key, now).await? {
+        tx.rollback().await?;
+        return Ok(Queued::AlreadyDecided);
+    }
+    if items.is_empty() {
+        ledgers::record_digest(&mut tx, &c.id, channel, &period_key, None, 0).await?;
+        tx.commit().await?;
+        return Ok(Queued::Empty);
+    }
+    let previous: Option<HashSet<String>> = outbox::last_digest_payload(&mut tx, &c.id, channel)
+        .await?
+        .and_then(|p| serde_json::from_str::<EmailPayload>(&p).ok())
+        .map(|p| p.item_keys.into_iter().collect());
+    let token = state.signer.new_reply_token();
+    let composer = Composer {
+        config: &state.config,
+        env: &state.templates,
+        signer: &state.signer,
+    };
+    let payload = match composer.compose_digest(c, items, &banners, previous.as_ref(), &token, now) {
+        Ok(p) => p,
+        Err(e) => {
+            tx.rollback().await?;
+            tracing::error!(contact = %c.id, error = %e, "digest could not be composed");
+            return Ok(Queued::Empty);
+        }
+    };
+    let mut idem = format!("digest:{}:{channel}:{period_key}", c.id);
+    if force {
+        idem.push_str(&format!(":forced:{}", now.timestamp_micros()));
+    }
+    let id = outbox::insert_message(
+        &mut tx,
+        &outbox::NewMessage {
+            contact_id: Some(c.id.clone()),
+            channel: channel.into(),
+            kind: "digest".into(),
+            idem_key: idem,
+            reply_token: Some(token),
+            recipient: c.email.clone(),
+            subject: payload.subject.clone(),
+            payload: serde_json::to_string(&payload).unwrap_or_default(),
+            next_attempt_at: now,
+        },
+        now,
+    )
+    .await?;
+    let Some(id) = id else {
+        tx.rollback().await?;
+        return Ok(Queued::AlreadyDecided);
+    };
+    ledgers::record_digest(&mut tx, &c.id, channel, &period_key, Some(id), items.len() as i64).await?;
+    tx.commit().await?;
+    Ok(Queued::Queued(id))
+}
+
+/// The scheduler loop: a pass every `digest.tick_seconds` until shutdown. With PostgreSQL,
+/// only the process holding the advisory lock runs passes (the ledgers would make a second
+/// one harmless, but not free).
+pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let tick = std::time::Duration::from_secs(state.config.digest.tick_seconds);
+    let mut lock = None;
+    loop {
+        if let crate::store::Db::Postgres(pool) = &state.db {
+            if lock.is_none() {
+                lock = try_leader_lock(pool).await;
+            }
+        }
+        if matches!(state.db, crate::store::Db::Sqlite(_)) || lock.is_some() {
+            match run_pass(&state, Utc::now(), None, Trigger::Scheduled).await {
+                Ok(r) if r.queued > 0 => tracing::info!(queued = r.queued, empty = r.empty, "digests queued"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "digest pass failed"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+    tracing::info!("scheduler stopped");
+}
+
+const LEADER_LOCK: i64 = 0x6370_6f72_7401;
+
+async fn try_leader_lock(pool: &sqlx::PgPool) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    let mut conn = pool.acquire().await.ok()?;
+    let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+        .bind(LEADER_LOCK)
+        .fetch_one(&mut *conn)
+        .await
+        .ok()?;
+    if got {
+        tracing::info!("this process runs the digest scheduler");
+        Some(conn)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn the_period_is_the_latest_slot_in_the_contacts_zone() {
+        let s = parse_schedule("0 0 8 * * Mon-Fri").unwrap();
+        let london: Tz = "Europe/London".parse().unwrap();
+        // Wednesday 25 Nov 2026 09:30 UTC: the period began at 08:00 London (= UTC in winter).
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 30, 0).unwrap();
+        assert_eq!(
+            current_period(&s, london, now),
+            Some(Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap())
+        );
+        // At exactly 08:00 the new period has begun.
+        let at = Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap();
+        assert_eq!(current_period(&s, london, at), Some(at));
+        // Saturday: still Friday's period.
+        let sat = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
+        assert_eq!(
+            current_period(&s, london, sat),
+            Some(Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap())
+        );
+    }
+
+    #[test]
+    fn dst_change_days_have_exactly_one_slot() {
+        let s = parse_schedule("0 0 8 * * *").unwrap();
+        let london: Tz = "Europe/London".parse().unwrap();
+        // Sunday 29 March 2026, clocks go forward at 01:00 UTC: 08:00 BST is 07:00 UTC.
+        let now = Utc.with_ymd_and_hms(2026, 3, 29, 7, 30, 0).unwrap();
+        assert_eq!(
+            current_period(&s, london, now),
+            Some(Utc.with_ymd_and_hms(2026, 3, 29, 7, 0, 0).unwrap())
+        );
+        // Sunday 25 October 2026, clocks go back: 08:00 GMT is 08:00 UTC; at 07:30 UTC the
+        // period is still Saturday's (07:00 UTC, BST).
+        let before = Utc.with_ymd_and_hms(2026, 10, 25, 7, 30, 0).unwrap();
+        assert_eq!(
+            current_period(&s, london, before),
+            Some(Utc.with_ymd_and_hms(2026, 10, 24, 7, 0, 0).unwrap())
+        );
+        let after = Utc.with_ymd_and_hms(2026, 10, 25, 8, 30, 0).unwrap();
+        assert_eq!(
+            current_period(&s, london, after),
+            Some(Utc.with_ymd_and_hms(2026, 10, 25, 8, 0, 0).unwrap())
+        );
+        // A slot inside the skipped hour (01:30 on spring-forward day) does not fire twice
+        // or panic; the period moves from Saturday's to Monday's cleanly.
+        let night = parse_schedule("0 30 1 * * *").unwrap();
+        let sun = Utc.with_ymd_and_hms(2026, 3, 29, 12, 0, 0).unwrap();
+        let p = current_period(&night, london, sun).unwrap();
+        assert!(p <= sun && sun - p < Duration::hours(36), "{p}");
+    }
+}

@@ -1,0 +1,210 @@
+//! The dispatcher: claims due outbox rows, sends them on their channel, and records the
+//! result. Failures are retried with exponential backoff and jitter; after
+//! `outbox.max_attempts` (or a permanent error) a message is dead until staff re-queue it.
+
+use std::time::Instant;
+
+use chrono::{DateTime, Duration, Utc};
+use rand::Rng;
+
+use crate::app::AppState;
+use crate::channels::SendError;
+use crate::channels::email::{EmailPayload, build_message};
+use crate::digest::alerts::AlertPayload;
+use crate::digest::compose::Composer;
+use crate::digest::items::for_contact;
+use crate::store::contacts::get_contact;
+use crate::store::outbox::{self, OutboxRow};
+use crate::store::settings::get_settings;
+use crate::store::{StoreError, ledgers};
+
+/// What one dispatch step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Sent,
+    /// Nothing was due.
+    Empty,
+    Retrying,
+    Dead,
+    Dropped,
+}
+
+/// The delay before attempt `attempts + 1`: base × 2^(attempts−1), capped, ±20 % jitter.
+pub fn backoff(state: &AppState, attempts: i64) -> Duration {
+    let base = state.config.outbox.backoff_base_seconds as f64;
+    let max = state.config.outbox.backoff_max_seconds as f64;
+    let exp = (attempts.max(1) - 1).min(30) as i32;
+    let secs = (base * 2f64.powi(exp)).min(max);
+    let jitter = rand::thread_rng().gen_range(0.8..1.2);
+    Duration::milliseconds((secs * jitter * 1000.0) as i64)
+}
+
+/// Claims and sends one due message.
+pub async fn dispatch_one(state: &AppState) -> Result<Outcome, StoreError> {
+    let now = Utc::now();
+    let lease = now + Duration::seconds(state.config.outbox.lease_seconds as i64);
+    let Some(row) = outbox::claim_due(&state.db, now, lease).await? else {
+        return Ok(Outcome::Empty);
+    };
+    let started = Instant::now();
+    let result = match row.channel.as_str() {
+        "email" => send_email(state, &row, now).await?,
+        other => Err(SendError::Permanent(format!("no sender for channel `{other}`"))),
+    };
+    let now = Utc::now();
+    let outcome = match result {
+        Ok(Some(provider_id)) => {
+            outbox::mark_sent(&state.db, row.id, &provider_id, now).await?;
+            metrics::histogram!("cport_outbox_send_seconds", "channel" => row.channel.clone())
+                .record(started.elapsed().as_secs_f64());
+            Outcome::Sent
+        }
+        Ok(None) => {
+            outbox::mark_dropped(&state.db, row.id, "every item was resolved before sending", now).await?;
+            Outcome::Dropped
+        }
+        Err(SendError::Transient(msg)) if row.attempts < i64::from(state.config.outbox.max_attempts) => {
+            let at = now + backoff(state, row.attempts);
+            tracing::warn!(id = row.id, attempts = row.attempts, error = %msg, retry_at = %at, "send failed; will retry");
+            outbox::mark_failed(&state.db, row.id, &msg, Some(at), now).await?;
+            Outcome::Retrying
+        }
+        Err(e) => {
+            tracing::error!(id = row.id, attempts = row.attempts, error = %e, "send failed; message is dead");
+            outbox::mark_failed(&state.db, row.id, &e.to_string(), None, now).await?;
+            Outcome::Dead
+        }
+    };
+    let label = match outcome {
+        Outcome::Sent => "sent",
+        Outcome::Retrying => "failed",
+        Outcome::Dead => "dead",
+        Outcome::Dropped => "dropped",
+        Outcome::Empty => "empty",
+    };
+    metrics::counter!(format!("cport_outbox_{label}_total"), "channel" => row.channel.clone(), "kind" => row.kind.clone())
+        .increment(1);
+    Ok(outcome)
+}
+
+/// Sends an email row. `Ok(None)` means the message should be dropped, not sent.
+async fn send_email(
+    state: &AppState,
+    row: &OutboxRow,
+    now: DateTime<Utc>,
+) -> Result<Result<Option<String>, SendError>, StoreError> {
+    if let Some(contact_id) = &row.contact_id {
+        let s = get_settings(&state.db, contact_id).await?;
+        if s.email_suspended_at.is_some() {
+            return Ok(Err(SendError::Permanent(format!(
+                "email to this contact is suspended: {}",
+                s.email_suspended_reason.unwrap_or_default()
+            ))));
+        }
+    }
+    let payload = if row.kind == "alert" {
+        match alert_email(state, row, now).await? {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(Ok(None)),
+            Err(e) => return Ok(Err(e)),
+        }
+    } else {
+        match serde_json::from_str::<EmailPayload>(&row.payload) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
+        }
+    };
+    let message = match build_message(&state.config, &payload, row.reply_token.as_deref()) {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(state.mailer.send(message).await.map(Some))
+}
+
+/// Alerts are rendered when they go, from the items still open then: resolved items are
+/// left out, and an alert with none left is dropped.
+async fn alert_email(
+    state: &AppState,
+    row: &OutboxRow,
+    now: DateTime<Utc>,
+) -> Result<Result<Option<EmailPayload>, SendError>, StoreError> {
+    let Some(contact_id) = &row.contact_id else {
+        return Ok(Err(SendError::Permanent("alert without a contact".into())));
+    };
+    let p: AlertPayload = serde_json::from_str(&row.payload).unwrap_or_default();
+    let contact = match get_contact(&state.db, contact_id).await {
+        Ok(c) => c,
+        Err(StoreError::NotFound) => return Ok(Ok(None)),
+        Err(e) => return Err(e),
+    };
+    let open: Vec<_> = for_contact(&state.db, &contact)
+        .await?
+        .into_iter()
+        .filter(|i| p.items.contains(&i.key()))
+        .collect();
+    if open.is_empty() {
+        return Ok(Ok(None));
+    }
+    let composer = Composer {
+        config: &state.config,
+        env: &state.templates,
+        signer: &state.signer,
+    };
+    let token = row.reply_token.clone().unwrap_or_default();
+    Ok(composer.compose_alert(&contact, &open, &token, now).map(|mut e| {
+        if !p.message_id.is_empty() {
+            e.message_id = p.message_id.clone();
+        }
+        Some(e)
+    }))
+}
+
+/// Sends everything due now, then returns the counts (for `cport digest run` and tests).
+pub async fn drain(state: &AppState) -> Result<DrainReport, StoreError> {
+    let mut r = DrainReport::default();
+    loop {
+        match dispatch_one(state).await? {
+            Outcome::Empty => return Ok(r),
+            Outcome::Sent => r.sent += 1,
+            Outcome::Retrying => r.retrying += 1,
+            Outcome::Dead => r.dead += 1,
+            Outcome::Dropped => r.dropped += 1,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DrainReport {
+    pub sent: usize,
+    pub retrying: usize,
+    pub dead: usize,
+    pub dropped: usize,
+}
+
+/// One dispatcher worker: sends while there is work, otherwise waits for a wake-up, the
+/// next second, or shutdown. A message being sent when shutdown comes is finished first.
+pub async fn run_worker(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        match dispatch_one(&state).await {
+            Ok(Outcome::Empty) => {}
+            Ok(_) => continue,
+            Err(e) => tracing::error!(error = %e, "dispatcher could not reach the store"),
+        }
+        tokio::select! {
+            _ = state.wake_dispatch.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// A note for staff about why nothing was alerted for an item (used by tests and tools).
+pub async fn was_alerted(state: &AppState, contact: &str, category: &str, item: &str) -> Result<bool, StoreError> {
+    let mut tx = state.db.begin().await?;
+    let r = ledgers::alerted(&mut tx, contact, "email", category, item).await?;
+    tx.rollback().await?;
+    Ok(r)
+}

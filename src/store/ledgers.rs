@@ -1,0 +1,132 @@
+//! Ledgers that make decisions happen once: digest periods, alerted items, used link nonces.
+
+use chrono::{DateTime, Utc};
+
+use super::{Db, Result, Tx, on_db, on_tx};
+
+/// Claims the decision for one contact, channel and digest period. False when it was
+/// already decided (by this process earlier, or by another one).
+pub async fn claim_digest_period(
+    tx: &mut Tx,
+    contact_id: &str,
+    channel: &str,
+    period: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "INSERT INTO digest_runs (contact_id, channel, period, outbox_id, item_count, decided_at)
+         VALUES ($1, $2, $3, NULL, 0, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(contact_id)
+    .bind(channel)
+    .bind(period)
+    .bind(now)
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+pub async fn record_digest(
+    tx: &mut Tx,
+    contact_id: &str,
+    channel: &str,
+    period: &str,
+    outbox_id: Option<i64>,
+    items: i64,
+) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE digest_runs SET outbox_id = $4, item_count = $5 WHERE contact_id = $1 AND channel = $2 AND period = $3",
+    )
+    .bind(contact_id)
+    .bind(channel)
+    .bind(period)
+    .bind(outbox_id)
+    .bind(items)
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Forgets a decided period so `digest run --force` can decide it again.
+pub async fn forget_digest_period(tx: &mut Tx, contact_id: &str, channel: &str, period: &str) -> Result<()> {
+    on_tx!(tx, c => sqlx::query("DELETE FROM digest_runs WHERE contact_id = $1 AND channel = $2 AND period = $3")
+        .bind(contact_id)
+        .bind(channel)
+        .bind(period)
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Records that an item was alerted; false when it had been already.
+pub async fn claim_alert(
+    tx: &mut Tx,
+    contact_id: &str,
+    channel: &str,
+    category: &str,
+    item_id: &str,
+    outbox_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "INSERT INTO alert_ledger (contact_id, channel, category, item_id, outbox_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(contact_id)
+    .bind(channel)
+    .bind(category)
+    .bind(item_id)
+    .bind(outbox_id)
+    .bind(now)
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+pub async fn alerted(tx: &mut Tx, contact_id: &str, channel: &str, category: &str, item_id: &str) -> Result<bool> {
+    let row: Option<(i64,)> = on_tx!(tx, c => sqlx::query_as(
+        "SELECT outbox_id FROM alert_ledger WHERE contact_id = $1 AND channel = $2 AND category = $3 AND item_id = $4",
+    )
+    .bind(contact_id)
+    .bind(channel)
+    .bind(category)
+    .bind(item_id)
+    .fetch_optional(c)
+    .await)?;
+    Ok(row.is_some())
+}
+
+/// Marks a single-use nonce used; false when it was used before (a replay).
+pub async fn use_nonce(db: &Db, nonce: &str, now: DateTime<Utc>) -> Result<bool> {
+    let n = on_db!(db, p => sqlx::query("INSERT INTO used_nonces (nonce, used_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(nonce)
+        .bind(now)
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Records the contact's alert baseline; false when it existed (the contact was scanned before).
+pub async fn claim_alert_baseline(tx: &mut Tx, contact_id: &str, channel: &str, now: DateTime<Utc>) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "INSERT INTO alert_baselines (contact_id, channel, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(contact_id)
+    .bind(channel)
+    .bind(now)
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Item keys (`category:id`) already in this contact's alert ledger.
+pub async fn alerted_keys(db: &Db, contact_id: &str, channel: &str) -> Result<std::collections::HashSet<String>> {
+    let rows: Vec<(String, String)> = on_db!(db, p => sqlx::query_as(
+        "SELECT category, item_id FROM alert_ledger WHERE contact_id = $1 AND channel = $2",
+    )
+    .bind(contact_id)
+    .bind(channel)
+    .fetch_all(p)
+    .await)?;
+    Ok(rows.into_iter().map(|(c, i)| format!("{c}:{i}")).collect())
+}

@@ -1,0 +1,94 @@
+//! Per-contact preferences kept by cport (TOT's data never overwrites them).
+
+use chrono::{DateTime, Utc};
+
+use super::{Db, Result, on_db};
+
+#[derive(Debug, Clone, Default, sqlx::FromRow, serde::Serialize)]
+pub struct ContactSettings {
+    pub contact_id: String,
+    pub timezone: Option<String>,
+    pub digest_schedule: Option<String>,
+    /// Local "HH:MM" times; alerts wait while the clock is between them.
+    pub quiet_start: Option<String>,
+    pub quiet_end: Option<String>,
+    pub mode_visual_approval: Option<String>,
+    pub mode_delivery_instructions: Option<String>,
+    pub mode_third_party_po: Option<String>,
+    pub mode_awaiting_art: Option<String>,
+    pub email_enabled: bool,
+    pub email_suspended_at: Option<DateTime<Utc>>,
+    pub email_suspended_reason: Option<String>,
+    pub soft_bounces: i64,
+}
+
+const COLS: &str = "contact_id, timezone, digest_schedule, quiet_start, quiet_end, mode_visual_approval,
+    mode_delivery_instructions, mode_third_party_po, mode_awaiting_art, email_enabled, email_suspended_at,
+    email_suspended_reason, soft_bounces";
+
+/// The contact's settings, or defaults (everything from config) when none were saved.
+pub async fn get_settings(db: &Db, contact_id: &str) -> Result<ContactSettings> {
+    let sql = format!("SELECT {COLS} FROM contact_settings WHERE contact_id = $1");
+    let row = on_db!(db, p => sqlx::query_as::<_, ContactSettings>(&sql).bind(contact_id).fetch_optional(p).await)?;
+    Ok(row.unwrap_or_else(|| ContactSettings {
+        contact_id: contact_id.to_string(),
+        email_enabled: true,
+        ..Default::default()
+    }))
+}
+
+pub async fn save_settings(db: &Db, s: &ContactSettings, now: DateTime<Utc>) -> Result<()> {
+    on_db!(db, p => sqlx::query(
+        "INSERT INTO contact_settings (contact_id, timezone, digest_schedule, quiet_start, quiet_end,
+           mode_visual_approval, mode_delivery_instructions, mode_third_party_po, mode_awaiting_art,
+           email_enabled, email_suspended_at, email_suspended_reason, soft_bounces, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (contact_id) DO UPDATE SET timezone = excluded.timezone,
+           digest_schedule = excluded.digest_schedule, quiet_start = excluded.quiet_start,
+           quiet_end = excluded.quiet_end, mode_visual_approval = excluded.mode_visual_approval,
+           mode_delivery_instructions = excluded.mode_delivery_instructions,
+           mode_third_party_po = excluded.mode_third_party_po, mode_awaiting_art = excluded.mode_awaiting_art,
+           email_enabled = excluded.email_enabled, email_suspended_at = excluded.email_suspended_at,
+           email_suspended_reason = excluded.email_suspended_reason, soft_bounces = excluded.soft_bounces,
+           updated_at = excluded.updated_at",
+    )
+    .bind(&s.contact_id)
+    .bind(&s.timezone)
+    .bind(&s.digest_schedule)
+    .bind(&s.quiet_start)
+    .bind(&s.quiet_end)
+    .bind(&s.mode_visual_approval)
+    .bind(&s.mode_delivery_instructions)
+    .bind(&s.mode_third_party_po)
+    .bind(&s.mode_awaiting_art)
+    .bind(s.email_enabled)
+    .bind(s.email_suspended_at)
+    .bind(&s.email_suspended_reason)
+    .bind(s.soft_bounces)
+    .bind(now)
+    .execute(p)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Every saved settings row, by contact.
+pub async fn list_settings(db: &Db) -> Result<std::collections::HashMap<String, ContactSettings>> {
+    let sql = format!("SELECT {COLS} FROM contact_settings");
+    let rows = on_db!(db, p => sqlx::query_as::<_, ContactSettings>(&sql).fetch_all(p).await)?;
+    Ok(rows.into_iter().map(|s| (s.contact_id.clone(), s)).collect())
+}
+
+impl ContactSettings {
+    pub fn defaults(contact_id: &str) -> ContactSettings {
+        ContactSettings {
+            contact_id: contact_id.to_string(),
+            email_enabled: true,
+            ..Default::default()
+        }
+    }
+
+    /// Email may be sent: enabled by the contact and not suspended by bounces.
+    pub fn email_usable(&self) -> bool {
+        self.email_enabled && self.email_suspended_at.is_none()
+    }
+}

@@ -1,0 +1,37 @@
+//! The minijinja environment: every template is compiled into the binary, so an installed
+//! `cport` needs no template folder. HTML templates are auto-escaped.
+
+use minijinja::{AutoEscape, Environment};
+
+macro_rules! embed {
+    ($env:ident, $($name:literal),* $(,)?) => {
+        $( $env.add_template($name, include_str!(concat!("../templates/", $name)))
+            .expect(concat!("template ", $name, " parses")); )*
+    };
+}
+
+pub fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|name| {
+        if name.contains(".html") {
+            AutoEscape::Html
+        } else {
+            AutoEscape::None
+        }
+    });
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    embed!(
+        env,
+        "email/_header.html.j2",
+        "email/_footer.html.j2",
+        "email/_banners.html.j2",
+        "email/_items.html.j2",
+        "email/digest.html.j2",
+        "email/digest.txt.j2",
+        "email/alert.html.j2",
+        "email/alert.txt.j2",
+        "email/banner.html.j2",
+        "email/banner.txt.j2",
+    );
+    env
+}
