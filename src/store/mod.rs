@@ -156,9 +156,12 @@ impl Db {
         Ok(())
     }
 
+    /// Starts a write transaction. On SQLite it takes the write lock at once (BEGIN
+    /// IMMEDIATE): a deferred transaction that reads first and writes later fails outright
+    /// when another writer committed in between, instead of waiting its turn.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
