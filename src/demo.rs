@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
+use crate::banners::BannerInput;
 use crate::model::Money;
 use crate::model::records::*;
-use crate::banners::BannerInput;
 
 /// A demo contact worth trying, with why.
 pub struct DemoContact {

@@ -9,11 +9,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use cport::config::{Config, Need, Secret};
 use cport::digest::items::{ActionItem, for_contact};
+use cport::digest::scheduler::{PassError, Trigger, run_pass};
 use cport::store::Db;
 use cport::store::contacts::{ContactRow, get_contact, list_active_contacts};
 use cport::sync::SyncError;
 use cport::sync::import::{ImportError, import_file};
-use cport::digest::scheduler::{PassError, Trigger, run_pass};
 use cport::{App, AppState, demo, gendata};
 
 #[derive(Parser)]
@@ -295,14 +295,22 @@ async fn open_state(config: Config) -> anyhow::Result<AppState> {
 
 async fn digest_run(state: &AppState, args: &DigestRunArgs) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
-    let report = run_pass(state, now, args.contact.as_deref(), Trigger::Manual { force: args.force })
-        .await
-        .map_err(|e| match e {
-            PassError::Store(cport::store::StoreError::NotFound) => {
-                anyhow::anyhow!("--contact: no contact with id `{}`", args.contact.as_deref().unwrap_or(""))
-            }
-            other => other.into(),
-        })?;
+    let report = run_pass(
+        state,
+        now,
+        args.contact.as_deref(),
+        Trigger::Manual { force: args.force },
+    )
+    .await
+    .map_err(|e| match e {
+        PassError::Store(cport::store::StoreError::NotFound) => {
+            anyhow::anyhow!(
+                "--contact: no contact with id `{}`",
+                args.contact.as_deref().unwrap_or("")
+            )
+        }
+        other => other.into(),
+    })?;
     println!(
         "digests: {} queued, {} with nothing to send, {} already sent this period (use --force to resend), {} with email off",
         report.queued, report.empty, report.already_decided, report.email_off
@@ -338,7 +346,10 @@ async fn banner(state: &AppState, command: BannerCommand) -> anyhow::Result<Exit
         }
         BannerCommand::List => {
             let rows = cport::store::banners::list_banners(&state.db).await?;
-            println!("{:<5} {:<8} {:<10} {:<17} {:<17} {:<20} TITLE", "ID", "SEVERITY", "STATE", "STARTS", "EXPIRES", "AUDIENCE");
+            println!(
+                "{:<5} {:<8} {:<10} {:<17} {:<17} {:<20} TITLE",
+                "ID", "SEVERITY", "STATE", "STARTS", "EXPIRES", "AUDIENCE"
+            );
             for (b, clients) in rows {
                 let st = if b.retracted_at.is_some() {
                     "retracted"
@@ -357,7 +368,11 @@ async fn banner(state: &AppState, command: BannerCommand) -> anyhow::Result<Exit
                     st,
                     fmt(b.starts_at),
                     b.expires_at.map(fmt).unwrap_or_else(|| "-".into()),
-                    if clients.is_empty() { "all clients".into() } else { clients.join(",") },
+                    if clients.is_empty() {
+                        "all clients".into()
+                    } else {
+                        clients.join(",")
+                    },
                     b.title
                 );
             }
@@ -386,7 +401,14 @@ async fn outbox(db: &Db, command: OutboxCommand) -> anyhow::Result<ExitCode> {
             }
             let counts = ob::counts_by_status(db).await?;
             let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
-            println!("outbox: {}", if summary.is_empty() { "empty".into() } else { summary.join(", ") });
+            println!(
+                "outbox: {}",
+                if summary.is_empty() {
+                    "empty".into()
+                } else {
+                    summary.join(", ")
+                }
+            );
             let suspended = cport::store::settings::list_settings(db)
                 .await?
                 .into_values()
@@ -603,7 +625,11 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         "  store      {} ({records} records, {pictures} pictures)",
         dir.join("cport.db").display()
     );
-    println!("  digests    {} emails written to {}", sent.sent, config.email.dir.display());
+    println!(
+        "  digests    {} emails written to {}",
+        sent.sent,
+        config.email.dir.display()
+    );
     println!("  config     {cfg}");
     println!("  api token  {}", config.api_token.expose());
     println!();

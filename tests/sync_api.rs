@@ -295,3 +295,61 @@ async fn health_and_metrics_are_served() {
     assert!(text.contains("cport_sync_records_total"), "{text}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn staff_post_list_and_retract_banners_over_the_api() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let url = app.url("/api/v1/banners");
+    let r = app
+        .http
+        .post(&url)
+        .json(&json!({"title": "t", "body": "b", "severity": "info"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .json(&json!({"title": "Works closed", "body": "Back Monday", "severity": "loud"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("severity"), "{v}");
+    let r = app
+        .http
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .json(&json!({"title": "Works closed", "body": "Back Monday", "severity": "warning", "clients": ["C-2"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
+    let list: serde_json::Value = app
+        .http
+        .get(&url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list[0]["title"], "Works closed");
+    assert_eq!(list[0]["clients"], json!(["C-2"]));
+    let del = |id: i64| {
+        app.http
+            .delete(app.url(&format!("/api/v1/banners/{id}")))
+            .bearer_auth(TOKEN)
+            .send()
+    };
+    assert_eq!(del(id).await.unwrap().status().as_u16(), 204);
+    assert_eq!(del(id).await.unwrap().status().as_u16(), 404, "already retracted");
+    assert_eq!(del(999).await.unwrap().status().as_u16(), 404);
+    app.stop().await;
+}

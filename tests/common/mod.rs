@@ -192,3 +192,99 @@ pub async fn load_world(app: &TestApp) {
         }
     }
 }
+
+/// A real SMTP server (Python's aiosmtpd) on a loopback port, stopped when dropped.
+pub struct SmtpServer {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl SmtpServer {
+    pub fn start() -> SmtpServer {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs (scripts/test installs aiosmtpd)");
+        // The server prints its port once it is listening.
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port line");
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("smtp server did not start: `{line}`"));
+        SmtpServer { port, dir, child }
+    }
+
+    /// Every message received so far: (raw message, envelope JSON), in arrival order.
+    pub fn messages(&self) -> Vec<(Vec<u8>, serde_json::Value)> {
+        let mut names: Vec<_> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|p| {
+                let raw = std::fs::read(&p).unwrap();
+                let env = std::fs::read_to_string(p.with_extension("json")).unwrap();
+                (raw, serde_json::from_str(&env).unwrap())
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The app's state without an HTTP server or background tasks: tests drive each step.
+pub struct TestState {
+    pub state: cport::AppState,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestState {
+    pub async fn new(configure: impl FnOnce(&mut Config)) -> TestState {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = fresh_database_url(dir.path()).await;
+        let mut config = test_config(dir.path(), url);
+        configure(&mut config);
+        config
+            .validate(cport::config::Need::Secrets)
+            .expect("test config is valid");
+        let db = Db::connect(config.database_url.expose()).await.expect("store");
+        db.migrate().await.expect("migrations");
+        let state = cport::AppState::new(config, db).expect("state");
+        TestState { state, dir }
+    }
+
+    /// Loads a document of records (same path as `cport import`).
+    pub async fn load(&self, doc: serde_json::Value) {
+        let doc: cport::model::records::Document = serde_json::from_value(doc).expect("document");
+        cport::sync::import::apply_document(&self.state.db, &doc, false)
+            .await
+            .expect("document loads");
+    }
+}
+
+/// Config pointing email at a local SMTP server without TLS.
+pub fn smtp_config(c: &mut Config, port: u16) {
+    c.email.transport = "smtp".into();
+    c.smtp.host = "127.0.0.1".into();
+    c.smtp.port = port;
+    c.smtp.tls = "none".into();
+    c.public_url = "http://127.0.0.1:9".into();
+}

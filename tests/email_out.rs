@@ -1,0 +1,418 @@
+//! Digests, alerts and banners delivered to a real SMTP server through the outbox.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::{SmtpServer, TestState, smtp_config, world};
+use cport::digest::scheduler::{Trigger, run_pass};
+use cport::outbox::drain;
+use cport::store::outbox::list_messages;
+use mail_parser::MessageParser;
+use serde_json::json;
+
+fn parse(raw: &[u8]) -> mail_parser::Message<'_> {
+    MessageParser::default().parse(raw).expect("a parsable message")
+}
+
+#[tokio::test]
+async fn a_digest_arrives_with_both_parts_the_headers_and_signed_links() {
+    let smtp = SmtpServer::start();
+    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
+    t.load(world()).await;
+    let now = Utc::now();
+    let r = run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false })
+        .await
+        .unwrap();
+    assert_eq!(r.queued, 1);
+    assert_eq!(drain(&t.state).await.unwrap().sent, 1);
+
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 1);
+    let (raw, envelope) = &msgs[0];
+    let m = parse(raw);
+    assert_eq!(envelope["rcpt_tos"], json!(["ann@alpha.example"]));
+    let text = m.body_text(0).expect("plain-text part");
+    let html = m.body_html(0).expect("HTML part");
+    for (part, body) in [("text", &text), ("html", &html)] {
+        for want in ["V-1", "APPROVE V-1", "NODELIVERY J-1", "Tees", "Logo"] {
+            assert!(body.contains(want), "{part} part lacks `{want}`");
+        }
+    }
+    assert!(m.message_id().is_some_and(|id| id.ends_with("@reply.tot.example")));
+    assert!(m.date().is_some());
+    assert_eq!(m.header_raw("Auto-Submitted").map(str::trim), Some("auto-generated"));
+    assert!(
+        m.header_raw("List-Unsubscribe")
+            .is_some_and(|v| v.contains("/preferences"))
+    );
+    let reply_to = m
+        .reply_to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap()
+        .to_string();
+    let token = reply_to
+        .strip_prefix("reply+")
+        .and_then(|r| r.strip_suffix("@reply.tot.example"))
+        .unwrap();
+    assert!(
+        t.state.signer.check_reply_token(token).is_some(),
+        "reply token is signed"
+    );
+    assert_eq!(
+        envelope["mail_from"],
+        json!(format!("bounce+{token}@reply.tot.example")),
+        "VERP return path"
+    );
+    assert!(
+        html.contains(&format!("mailto:reply+{token}@reply.tot.example?subject=")),
+        "Approve button opens a reply"
+    );
+    assert!(
+        html.contains("body=APPROVE%20V%2D1"),
+        "the reply is prefilled with the command"
+    );
+
+    // Every link is signed for this contact and the page of its item.
+    let links: Vec<&str> = text.split_whitespace().filter(|w| w.contains("/l/")).collect();
+    assert!(links.len() >= 5, "{links:?}");
+    let subjects: Vec<String> = links
+        .iter()
+        .map(|l| {
+            let token = l.rsplit("/l/").next().unwrap();
+            let claims = t.state.signer.verify(token, now).expect("valid link");
+            assert_eq!(claims.contact_id, "P-1A");
+            claims.subject
+        })
+        .collect();
+    assert!(subjects.contains(&"/visuals/V-1".to_string()), "{subjects:?}");
+    assert!(subjects.contains(&"/jobs/J-1/delivery".to_string()), "{subjects:?}");
+}
+
+#[tokio::test]
+async fn a_4xx_is_retried_with_backoff_and_then_delivered() {
+    let smtp = SmtpServer::start();
+    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
+    let mut w = world();
+    w["contacts"][0]["email"] = json!("tempfail@alpha.example");
+    t.load(w).await;
+    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false })
+        .await
+        .unwrap();
+    let before = Utc::now();
+    let d = drain(&t.state).await.unwrap();
+    assert_eq!((d.sent, d.retrying), (0, 1));
+    let row = list_messages(&t.state.db, None, 1).await.unwrap().remove(0);
+    assert_eq!(row.status, "failed");
+    assert!(
+        row.last_error.as_deref().unwrap().contains("451"),
+        "{:?}",
+        row.last_error
+    );
+    let wait = row.next_attempt_at - before;
+    assert!(
+        wait >= Duration::seconds(23) && wait <= Duration::seconds(37),
+        "first retry after ~30 s, got {wait}"
+    );
+    assert_eq!(drain(&t.state).await.unwrap().sent, 0, "not before its time");
+
+    // Time passes.
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET next_attempt_at = $1").bind(Utc::now()).execute(p).await.map(|_| ()))
+        .unwrap();
+    assert_eq!(drain(&t.state).await.unwrap().sent, 1);
+    let row = list_messages(&t.state.db, None, 1).await.unwrap().remove(0);
+    assert_eq!((row.status.as_str(), row.attempts), ("sent", 2));
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn a_5xx_goes_dead_with_the_servers_words() {
+    let smtp = SmtpServer::start();
+    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
+    let mut w = world();
+    w["contacts"][0]["email"] = json!("reject@alpha.example");
+    t.load(w).await;
+    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false })
+        .await
+        .unwrap();
+    let d = drain(&t.state).await.unwrap();
+    assert_eq!(d.dead, 1);
+    let row = list_messages(&t.state.db, Some("dead"), 1).await.unwrap().remove(0);
+    let err = row.last_error.unwrap();
+    assert!(err.contains("550") && err.contains("no such user here"), "{err}");
+    assert!(smtp.messages().is_empty());
+
+    // Staff re-queue it; it fails again the same way (the address is still wrong).
+    assert!(
+        cport::store::outbox::requeue(&t.state.db, row.id, Utc::now())
+            .await
+            .unwrap()
+    );
+    assert_eq!(drain(&t.state).await.unwrap().dead, 1);
+}
+
+#[tokio::test]
+async fn the_scheduler_sends_one_digest_per_period_however_often_it_runs() {
+    let smtp = SmtpServer::start();
+    let t = TestState::new(|c| {
+        smtp_config(c, smtp.port);
+        c.digest.schedule = "0 0 * * * *".into(); // hourly, so a period has always just begun
+    })
+    .await;
+    t.load(world()).await;
+    let now = Utc::now();
+    // Two schedulers at once (two processes sharing the store), then again later.
+    let (a, b) = tokio::join!(
+        run_pass(&t.state, now, None, Trigger::Scheduled),
+        run_pass(&t.state, now, None, Trigger::Scheduled)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let again = run_pass(&t.state, now + Duration::seconds(30), None, Trigger::Scheduled)
+        .await
+        .unwrap();
+    let manual = run_pass(&t.state, now, None, Trigger::Manual { force: false })
+        .await
+        .unwrap();
+    assert_eq!(a.queued + b.queued, 5, "one digest per contact with items: {a:?} {b:?}");
+    assert_eq!((again.queued, manual.queued), (0, 0));
+    drain(&t.state).await.unwrap();
+    let msgs = smtp.messages();
+    let mut to: Vec<String> = msgs
+        .iter()
+        .map(|(_, e)| e["rcpt_tos"][0].as_str().unwrap().to_string())
+        .collect();
+    to.sort();
+    assert_eq!(
+        to,
+        vec![
+            "ann@alpha.example",
+            "bob@alpha.example",
+            "fay@alpha.example",
+            "vic@alpha.example",
+            "zed@beta.example"
+        ]
+    );
+
+    // --force sends again for the same period; the next period is a new digest.
+    let forced = run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: true })
+        .await
+        .unwrap();
+    assert_eq!(forced.queued, 1);
+    let next = run_pass(&t.state, now + Duration::hours(1), Some("P-1A"), Trigger::Scheduled)
+        .await
+        .unwrap();
+    assert_eq!(next.queued, 1);
+    // (The pass ran an hour ahead; bring its message due now.)
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE status = 'queued'").bind(Utc::now()).execute(p).await.map(|_| ()))
+        .unwrap();
+    drain(&t.state).await.unwrap();
+    assert_eq!(smtp.messages().len(), 7);
+}
+
+#[tokio::test]
+async fn an_empty_digest_is_not_sent_and_new_items_are_marked() {
+    let smtp = SmtpServer::start();
+    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
+    let mut w = world();
+    w["clients"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "C-3", "name": "Quiet Co"}));
+    w["contacts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "P-3", "client_id": "C-3", "name": "Q", "email": "q@quiet.example", "role": "admin"}));
+    t.load(w).await;
+    let now = Utc::now();
+    let r = run_pass(&t.state, now, Some("P-3"), Trigger::Manual { force: false })
+        .await
+        .unwrap();
+    assert_eq!((r.queued, r.empty), (0, 1));
+
+    run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false })
+        .await
+        .unwrap();
+    t.load(json!({"visuals": [{"id": "V-5", "client_id": "C-1", "job_id": "J-1", "design_id": "D5", "category": "Colour visual",
+        "designer": "Des", "status": "awaiting_approval", "main_image": "/v5.svg"}]}))
+        .await;
+    run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: true })
+        .await
+        .unwrap();
+    drain(&t.state).await.unwrap();
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 2);
+    let first = parse(&msgs[0].0).body_text(0).unwrap().into_owned();
+    let second = parse(&msgs[1].0);
+    let text = second.body_text(0).unwrap();
+    assert!(!first.contains("[NEW]"), "the first digest marks nothing as new");
+    assert!(text.contains("[NEW] Visual V-5"), "{text}");
+    assert_eq!(text.matches("[NEW]").count(), 1, "{text}");
+    assert!(second.subject().unwrap().contains("(1 new)"));
+}
+
+#[tokio::test]
+async fn a_crash_between_queueing_and_sending_loses_nothing() {
+    let smtp = SmtpServer::start();
+    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
+    t.load(world()).await;
+    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false })
+        .await
+        .unwrap();
+    run_pass(&t.state, Utc::now(), Some("P-1B"), Trigger::Manual { force: false })
+        .await
+        .unwrap();
+    // One message is claimed by a sender that then dies (its lease is left behind).
+    let claimed = cport::store::outbox::claim_due(&t.state.db, Utc::now(), Utc::now() + Duration::seconds(1))
+        .await
+        .unwrap()
+        .expect("a due message");
+    let config = (*t.state.config).clone();
+    drop(t.state);
+
+    // A new process on the same store sends the other at once, and the abandoned one when
+    // its lease runs out.
+    let db = cport::store::Db::connect(config.database_url.expose()).await.unwrap();
+    let state = cport::AppState::new(config, db).unwrap();
+    assert_eq!(drain(&state).await.unwrap().sent, 1);
+    let later = Utc::now() + Duration::seconds(2);
+    let resent = cport::store::outbox::claim_due(&state.db, later, later + Duration::seconds(300))
+        .await
+        .unwrap();
+    assert_eq!(resent.map(|r| r.id), Some(claimed.id));
+    cport::store::on_db!(&state.db, p => sqlx::query("UPDATE outbox SET status = 'queued' WHERE id = $1").bind(claimed.id).execute(p).await.map(|_| ()))
+        .unwrap();
+    assert_eq!(drain(&state).await.unwrap().sent, 1);
+    assert_eq!(smtp.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn an_urgent_banner_reaches_every_contact_of_its_audience_once() {
+    let smtp = SmtpServer::start();
+    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
+    t.load(world()).await;
+    let now = Utc::now();
+    let input = cport::banners::BannerInput {
+        title: "Snow closes the works".into(),
+        body: "No collections today; deliveries resume tomorrow.".into(),
+        severity: "urgent".into(),
+        clients: vec!["C-1".into()],
+        starts_at: None,
+        expires_at: Some(now + Duration::days(1)),
+    };
+    let posted = cport::banners::post(&t.state, input, "test", now).await.unwrap();
+    assert_eq!(posted.queued, 4);
+    drain(&t.state).await.unwrap();
+    drain(&t.state).await.unwrap();
+    let mut to: Vec<String> = smtp
+        .messages()
+        .iter()
+        .map(|(_, e)| e["rcpt_tos"][0].as_str().unwrap().to_string())
+        .collect();
+    to.sort();
+    assert_eq!(
+        to,
+        vec![
+            "ann@alpha.example",
+            "bob@alpha.example",
+            "fay@alpha.example",
+            "vic@alpha.example"
+        ]
+    );
+    let m = smtp.messages();
+    assert!(
+        parse(&m[0].0)
+            .subject()
+            .unwrap()
+            .contains("URGENT: Snow closes the works")
+    );
+
+    // The banner leads the next digest of its audience, and not of other clients.
+    run_pass(&t.state, now, None, Trigger::Manual { force: false })
+        .await
+        .unwrap();
+    drain(&t.state).await.unwrap();
+    for (raw, env) in smtp.messages().iter().skip(4) {
+        let text = parse(raw).body_text(0).unwrap().into_owned();
+        let alpha = env["rcpt_tos"][0].as_str().unwrap().ends_with("alpha.example");
+        assert_eq!(text.contains("URGENT: Snow closes the works"), alpha, "{env}");
+        if alpha {
+            assert!(
+                text.find("URGENT").unwrap() < text.find("==").unwrap(),
+                "banners come first"
+            );
+        }
+    }
+
+    // Bad input names the field and stores nothing.
+    let bad = cport::banners::BannerInput {
+        title: " ".into(),
+        body: "b".into(),
+        severity: "loud".into(),
+        clients: vec!["C-404".into()],
+        starts_at: None,
+        expires_at: None,
+    };
+    let err = cport::banners::post(&t.state, bad, "test", now)
+        .await
+        .unwrap_err()
+        .to_string();
+    for field in ["title", "severity", "clients: unknown client `C-404`"] {
+        assert!(err.contains(field), "{err}");
+    }
+    assert_eq!(cport::store::banners::list_banners(&t.state.db).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn instant_alerts_are_batched_and_dropped_when_resolved_first() {
+    let smtp = SmtpServer::start();
+    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
+    t.load(world()).await;
+    let now = Utc::now();
+    // The first scan only records what already exists.
+    assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
+
+    let visual = |id: &str| {
+        json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": id, "category": "Colour visual",
+            "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]})
+    };
+    t.load(visual("V-10")).await;
+    // Admin and buyer act on visuals; the viewer sees them too. Finance does not.
+    assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 3);
+    assert_eq!(
+        cport::digest::alerts::scan(&t.state, now, None).await.unwrap(),
+        0,
+        "an item is alerted once"
+    );
+    assert_eq!(drain(&t.state).await.unwrap().sent, 3, "the first alert goes at once");
+
+    // Two more within the batch window: held and sent together as one message each.
+    t.load(visual("V-11")).await;
+    t.load(visual("V-12")).await;
+    assert_eq!(
+        cport::digest::alerts::scan(&t.state, now + Duration::seconds(10), None)
+            .await
+            .unwrap(),
+        6
+    );
+    assert_eq!(drain(&t.state).await.unwrap().sent, 0, "held for the batch window");
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE status = 'queued'").bind(Utc::now()).execute(p).await.map(|_| ()))
+        .unwrap();
+    assert_eq!(drain(&t.state).await.unwrap().sent, 3);
+    let last = smtp.messages().pop().unwrap();
+    let text = parse(&last.0).body_text(0).unwrap().into_owned();
+    assert!(text.contains("V-11") && text.contains("V-12"), "{text}");
+
+    // A visual approved before its alert goes out: the alert is dropped, not sent.
+    t.load(visual("V-13")).await;
+    cport::digest::alerts::scan(&t.state, now + Duration::seconds(20), None)
+        .await
+        .unwrap();
+    let mut approved = visual("V-13");
+    approved["visuals"][0]["status"] = json!("approved");
+    t.load(approved).await;
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE status = 'queued'").bind(Utc::now()).execute(p).await.map(|_| ()))
+        .unwrap();
+    let d = drain(&t.state).await.unwrap();
+    assert_eq!((d.sent, d.dropped), (0, 3));
+    assert_eq!(smtp.messages().len(), 6);
+}

@@ -1,0 +1,60 @@
+"""A real SMTP server for the tests (aiosmtpd), on a loopback port it picks itself.
+
+Usage: python3 tests/smtp_server.py DIR
+Prints the port on the first line of stdout once it is listening, then stores every message
+as DIR/<n>.eml with DIR/<n>.json holding the envelope (mail_from, rcpt_tos).
+Recipients whose address contains "tempfail" are refused with a 451 the first time each is
+seen; those containing "reject" always get a 550.
+"""
+import asyncio
+import json
+import os
+import sys
+
+from aiosmtpd.smtp import SMTP
+
+
+class Handler:
+    def __init__(self, directory):
+        self.dir = directory
+        self.count = 0
+        self.tempfailed = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if "reject" in address:
+            return "550 5.1.1 Mailbox unavailable: no such user here"
+        if "tempfail" in address and address not in self.tempfailed:
+            self.tempfailed.add(address)
+            return "451 4.3.0 Mailbox busy, try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.count += 1
+        base = os.path.join(self.dir, f"{self.count:06d}")
+        with open(base + ".eml.tmp", "wb") as f:
+            f.write(envelope.original_content)
+        with open(base + ".json", "w") as f:
+            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
+        os.rename(base + ".eml.tmp", base + ".eml")
+        return "250 Message accepted for delivery"
+
+
+def main():
+    directory = sys.argv[1]
+    os.makedirs(directory, exist_ok=True)
+    handler = Handler(directory)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    server = loop.run_until_complete(
+        loop.create_server(lambda: SMTP(handler, enable_SMTPUTF8=True), "127.0.0.1", 0)
+    )
+    print(server.sockets[0].getsockname()[1], flush=True)
+    try:
+        loop.run_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
