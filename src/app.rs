@@ -38,6 +38,8 @@ pub struct AppState {
     pub wake_dispatch: Arc<Notify>,
     /// Clients changed by a sync, for the alert scanner.
     pub alerts: Arc<AlertSignal>,
+    /// Failed sign-ins per account and per address.
+    pub limiter: Arc<crate::portal::session::RateLimiter>,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             signer,
             wake_dispatch: Arc::new(Notify::new()),
             alerts: Arc::new(AlertSignal::default()),
+            limiter: Arc::new(Default::default()),
         })
     }
 }
@@ -129,12 +132,15 @@ impl App {
         }
         let router = router(state.clone());
         tracing::info!(addr = %self.local_addr(), engine = state.db.engine(), "serving");
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
-            })
-            .await;
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await;
         while let Some(done) = tasks.join_next().await {
             if let Err(e) = done {
                 tracing::error!(error = %e, "background task ended abnormally");
@@ -152,10 +158,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
+        .route("/api/v1/changes", get(api::list_changes))
         .route("/api/v1/banners", post(api::post_banner).get(api::list_banners))
         .route("/api/v1/banners/{id}", delete(api::retract_banner))
         .route("/api/v1/{entity}", put(api::put_entity).delete(api::delete_entity))
         .nest_service("/media", media)
+        .merge(crate::portal::router())
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(track))
         .with_state(state)

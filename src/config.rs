@@ -52,6 +52,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub outbox: OutboxConfig,
     pub branding: BrandingConfig,
+    pub portal: PortalConfig,
+    pub webhook: WebhookConfig,
     pub telegram: TelegramConfig,
     pub discord: DiscordConfig,
     pub imap: ImapConfig,
@@ -118,6 +120,33 @@ pub struct OutboxConfig {
     pub lease_seconds: u64,
 }
 
+/// The mini-portal: sessions, single-use links, login limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalConfig {
+    /// How long a session (from a password login or a signed link) lasts.
+    pub session_hours: u32,
+    /// How long a delegated approval link stays valid.
+    pub delegation_hours: u32,
+    /// How long a password-reset link stays valid.
+    pub reset_minutes: u32,
+    /// Failed password logins allowed per account, and per client address, in 15 minutes.
+    pub login_attempts_per_account: u32,
+    pub login_attempts_per_address: u32,
+    /// Mark cookies Secure: `auto` (when public_url is https), `always` or `never`.
+    pub secure_cookies: String,
+}
+
+/// Optional push of every change-feed event to TOT's system, HMAC-signed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Where to POST events; empty = no push (TOT reads GET /api/v1/changes).
+    pub url: String,
+    /// Key for the `X-Cport-Signature: sha256=…` header.
+    pub secret: Secret,
+}
+
 /// How TOT looks in emails and pages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -172,6 +201,8 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             outbox: OutboxConfig::default(),
             branding: BrandingConfig::default(),
+            portal: PortalConfig::default(),
+            webhook: WebhookConfig::default(),
             telegram: TelegramConfig::default(),
             discord: DiscordConfig::default(),
             imap: ImapConfig::default(),
@@ -236,6 +267,19 @@ impl Default for OutboxConfig {
             backoff_max_seconds: 3600,
             workers: 4,
             lease_seconds: 300,
+        }
+    }
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            session_hours: 12,
+            delegation_hours: 72,
+            reset_minutes: 30,
+            login_attempts_per_account: 5,
+            login_attempts_per_address: 20,
+            secure_cookies: "auto".into(),
         }
     }
 }
@@ -396,6 +440,26 @@ impl Config {
         if self.digest.tick_seconds == 0 || self.alerts.scan_seconds == 0 {
             return Err(invalid("digest.tick_seconds", "intervals must be at least 1 second"));
         }
+        if !self.webhook.url.is_empty() {
+            if !(self.webhook.url.starts_with("http://") || self.webhook.url.starts_with("https://")) {
+                return Err(invalid("webhook.url", "must start with http:// or https://"));
+            }
+            if self.webhook.secret.expose().len() < 16 {
+                return Err(invalid(
+                    "webhook.secret",
+                    "required (16 characters or more) when webhook.url is set",
+                ));
+            }
+        }
+        if !matches!(self.portal.secure_cookies.as_str(), "auto" | "always" | "never") {
+            return Err(invalid("portal.secure_cookies", "must be auto, always or never"));
+        }
+        if self.portal.session_hours == 0 || self.portal.delegation_hours == 0 || self.portal.reset_minutes == 0 {
+            return Err(invalid(
+                "portal",
+                "session_hours, delegation_hours and reset_minutes must be at least 1",
+            ));
+        }
         if need == Need::Secrets {
             if self.api_token.is_empty() {
                 return Err(invalid(
@@ -416,6 +480,14 @@ impl Config {
     /// The configuration as TOML, secrets included (for `cport demo` to write its file).
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        match self.portal.secure_cookies.as_str() {
+            "always" => true,
+            "never" => false,
+            _ => self.public_url.starts_with("https://"),
+        }
     }
 
     /// The database URL with any password masked, for logs.

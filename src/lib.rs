@@ -2,6 +2,7 @@
 //! back to TOT's system. See README.md for the flow.
 #![forbid(unsafe_code)]
 
+pub mod actions;
 pub mod app;
 pub mod banners;
 pub mod channels;
@@ -13,6 +14,7 @@ pub mod gendata;
 pub mod links;
 pub mod model;
 pub mod outbox;
+pub mod portal;
 pub mod store;
 pub mod sync;
 pub mod templates;

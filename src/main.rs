@@ -50,6 +50,18 @@ enum Command {
     },
     /// Write a synthetic data set in the import format (for tests and benchmarks).
     GenData(GenDataArgs),
+    /// Print a signed portal link that signs a contact in and opens PATH (staff tool).
+    Link {
+        /// The contact's TOT id.
+        #[arg(long, value_name = "ID")]
+        contact: String,
+        /// The portal page, e.g. /visuals/V-1001.
+        #[arg(long, value_name = "PATH", default_value = "/")]
+        to: String,
+        /// How long the link works, in days (default digest.link_ttl_days).
+        #[arg(long)]
+        days: Option<u32>,
+    },
     /// Stop-press banners: post, list, retract.
     Banner {
         #[command(subcommand)]
@@ -105,6 +117,8 @@ enum OutboxCommand {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// Send everything due now with `outbox.workers` senders, then exit (no server needed).
+    Send,
     /// Re-queue a failed or dead message (by id), or every dead one (--dead).
     Retry {
         #[arg(required_unless_present = "dead", conflicts_with = "dead")]
@@ -273,15 +287,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Demo(args) => run_demo(args).await?,
+        Command::Link { contact, to, days } => {
+            let state = open_state(load(Need::Secrets)?).await?;
+            if !to.starts_with('/') || to.starts_with("//") {
+                bail!("--to: `{to}` must be a portal path starting with /");
+            }
+            match cport::store::contacts::get_contact(&state.db, &contact).await {
+                Ok(c) if c.active => {}
+                Ok(_) => bail!("--contact: contact `{contact}` is not active"),
+                Err(cport::store::StoreError::NotFound) => bail!("--contact: no contact with id `{contact}`"),
+                Err(e) => return Err(e.into()),
+            }
+            let ttl = chrono::Duration::days(i64::from(days.unwrap_or(state.config.digest.link_ttl_days)));
+            let token = state
+                .signer
+                .sign(cport::links::Purpose::Open, &to, &contact, ttl, chrono::Utc::now());
+            println!("{}/l/{token}", state.config.public_url.trim_end_matches('/'));
+        }
         Command::Banner { command } => {
             let state = open_state(load(Need::Secrets)?).await?;
             return banner(&state, command).await;
         }
         Command::Outbox { command } => {
-            let config = load(Need::StoreOnly)?;
-            let db = Db::connect(config.database_url.expose()).await?;
-            db.migrate().await?;
-            return outbox(&db, command).await;
+            let need = if matches!(command, OutboxCommand::Send) {
+                Need::Secrets
+            } else {
+                Need::StoreOnly
+            };
+            return outbox(load(need)?, command).await;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -389,8 +422,25 @@ async fn banner(state: &AppState, command: BannerCommand) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-async fn outbox(db: &Db, command: OutboxCommand) -> anyhow::Result<ExitCode> {
+async fn send_outbox(state: &AppState) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let d = cport::outbox::drain_concurrently(state, state.config.outbox.workers as usize).await?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "outbox: {} sent, {} to retry, {} dead, {} dropped in {secs:.2}s ({:.0} messages/s)",
+        d.sent,
+        d.retrying,
+        d.dead,
+        d.dropped,
+        d.sent as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Result<ExitCode> {
     use cport::store::outbox as ob;
+    let db = &Db::connect(config.database_url.expose()).await?;
+    db.migrate().await?;
     let now = chrono::Utc::now();
     match command {
         OutboxCommand::List { status, limit } => {
@@ -443,6 +493,7 @@ async fn outbox(db: &Db, command: OutboxCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        OutboxCommand::Send => send_outbox(&AppState::new(config, db.clone())?).await?,
         OutboxCommand::Retry { id: None, .. } => {
             let n = ob::requeue_dead(db, now).await?;
             println!("{n} dead message(s) queued again");
@@ -645,9 +696,11 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("       -H 'Content-Type: application/json' --data @examples/visuals.json");
     println!();
-    println!("Demo contacts:");
+    println!("Open the portal as a demo contact (each link signs you in):");
+    let ttl = chrono::Duration::days(i64::from(config.digest.link_ttl_days));
     for c in demo::DEMO_CONTACTS {
-        println!("  {:<6} {}", c.id, c.who);
+        let token = app.state.signer.sign(cport::links::Purpose::Open, "/", c.id, ttl, now);
+        println!("  {:<6} {}\n         {base}/l/{token}", c.id, c.who);
     }
     println!();
     std::io::stdout().flush()?;

@@ -19,7 +19,7 @@ pub fn environment() -> Environment<'static> {
             AutoEscape::None
         }
     });
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
     embed!(
         env,
         "email/_header.html.j2",
@@ -32,6 +32,26 @@ pub fn environment() -> Environment<'static> {
         "email/alert.txt.j2",
         "email/banner.html.j2",
         "email/banner.txt.j2",
+        "email/_simple_top.html.j2",
+        "email/_simple_bottom.html.j2",
+        "email/delegation.html.j2",
+        "email/delegation.txt.j2",
+        "email/reset.html.j2",
+        "email/reset.txt.j2",
+        "email/login.html.j2",
+        "email/login.txt.j2",
+        "portal/base.html.j2",
+        "portal/message.html.j2",
+        "portal/login.html.j2",
+        "portal/dashboard.html.j2",
+        "portal/visuals.html.j2",
+        "portal/visual.html.j2",
+        "portal/job.html.j2",
+        "portal/delivery.html.j2",
+        "portal/preferences.html.j2",
+        "portal/password.html.j2",
+        "portal/reset.html.j2",
+        "portal/link_invalid.html.j2",
     );
     env
 }

@@ -173,6 +173,24 @@ pub async fn drain(state: &AppState) -> Result<DrainReport, StoreError> {
     }
 }
 
+/// [`drain`] with `workers` senders at once (each claims its own rows).
+pub async fn drain_concurrently(state: &AppState, workers: usize) -> Result<DrainReport, StoreError> {
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1) {
+        let s = state.clone();
+        set.spawn(async move { drain(&s).await });
+    }
+    let mut total = DrainReport::default();
+    while let Some(r) = set.join_next().await {
+        let r = r.map_err(|e| StoreError::Conflict(format!("sender task failed: {e}")))??;
+        total.sent += r.sent;
+        total.retrying += r.retrying;
+        total.dead += r.dead;
+        total.dropped += r.dropped;
+    }
+    Ok(total)
+}
+
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct DrainReport {
     pub sent: usize,

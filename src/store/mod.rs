@@ -5,12 +5,16 @@
 //! same code for each pool type so sqlx's per-engine types are checked for both.
 
 pub mod banners;
+pub mod changes;
 pub mod contacts;
 pub mod items;
+pub mod jobs;
 pub mod ledgers;
 pub mod outbox;
 pub mod records;
+pub mod sessions;
 pub mod settings;
+pub mod visuals;
 
 use std::str::FromStr;
 use std::time::Duration;

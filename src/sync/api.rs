@@ -147,3 +147,33 @@ pub async fn retract_banner(
         Err(AppError::NotFound)
     }
 }
+
+#[derive(Deserialize)]
+pub struct ChangesQuery {
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/v1/changes?after=SEQ&limit=N`: client actions in sequence order. Page by passing
+/// the last `seq` seen as `after`; `next_after` is that value for the next call.
+pub async fn list_changes(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<ChangesQuery>,
+) -> Result<Json<Value>, AppError> {
+    require_token(&headers, state.config.api_token.expose())?;
+    let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(AppError::BadRequest("after: must be 0 or more".into()));
+    }
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(AppError::BadRequest("limit: must be from 1 to 1000".into()));
+    }
+    let rows = crate::store::changes::list_changes(&state.db, after, limit).await?;
+    let next = rows.last().map(|r| r.seq).unwrap_or(after);
+    Ok(Json(serde_json::json!({
+        "changes": rows.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
+        "next_after": next,
+    })))
+}

@@ -1,0 +1,62 @@
+# Shared by scripts/test and the benchmarks: installing what is missing, and a throwaway
+# PostgreSQL server on a loopback port. Source it; it defines functions only.
+
+log() { printf '\n==> %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_updated=
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        as_root apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+pg_bindir() {
+    if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then
+        dirname "$(command -v pg_ctl)"
+        return
+    fi
+    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+# Starts PostgreSQL in a temp dir; sets PG_URL (admin database), PG_DIR, PG_BIN, PG_PORT.
+# Call pg_stop (for example from an EXIT trap) to stop it and remove its files.
+pg_start() {
+    PG_BIN="$(pg_bindir || true)"
+    if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
+        log "PostgreSQL not found: installing it from the system's packages (apt-get install postgresql)"
+        apt_install postgresql
+        PG_BIN="$(pg_bindir)"
+    fi
+    PG_DIR="$(mktemp -d /tmp/cport-pg.XXXXXX)"
+    PG_PORT="$(free_port)"
+    PG_RUN_AS=()
+    if [ "$(id -u)" -eq 0 ]; then
+        # initdb refuses to run as root: run the server as the postgres system user.
+        id postgres >/dev/null 2>&1 || as_root useradd --system --home-dir "$PG_DIR" postgres
+        chown postgres "$PG_DIR"
+        PG_RUN_AS=(runuser -u postgres --)
+    fi
+    log "starting a throwaway PostgreSQL ($("$PG_BIN/postgres" --version)) on 127.0.0.1:$PG_PORT"
+    "${PG_RUN_AS[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >/dev/null
+    # pg_ctl -w returns once the server accepts connections.
+    "${PG_RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=400 $*" start >/dev/null
+    PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+}
+
+pg_stop() {
+    if [ -n "${PG_DIR:-}" ]; then
+        "${PG_RUN_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+        rm -rf "$PG_DIR"
+    fi
+}

@@ -1,0 +1,210 @@
+//! Delivery instructions for open jobs: "no delivery required", or an address and date for
+//! all or part of the printed-garment lines of one or several jobs.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::json;
+
+use super::{ActionError, Actor, found};
+use crate::app::AppState;
+use crate::model::OPEN_JOB_STATUSES;
+use crate::store::changes::append_change;
+use crate::store::jobs::{self, NewRequest};
+
+fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
+    if actor.may_act() {
+        Ok(())
+    } else {
+        Err(ActionError::Forbidden(format!(
+            "your role ({}) may not give delivery instructions",
+            actor.role
+        )))
+    }
+}
+
+/// The client says this job needs no delivery (collected, or kept at TOT).
+pub async fn no_delivery(
+    state: &AppState,
+    actor: &Actor,
+    job_id: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, ActionError> {
+    check_may_act(actor)?;
+    let mut tx = state.db.begin().await?;
+    let job = found(jobs::get_job_tx(&mut tx, actor.client_id(), job_id).await, || {
+        format!("job {job_id}")
+    })?;
+    if !OPEN_JOB_STATUSES.contains(&job.status.as_str()) {
+        return Err(ActionError::Conflict(format!(
+            "job {job_id} is {}; it needs no instructions",
+            job.status.replace('_', " ")
+        )));
+    }
+    if job.delivery_instructions != "none" {
+        return Err(ActionError::Conflict(format!(
+            "job {job_id} already has delivery instructions ({})",
+            job.delivery_instructions.replace('_', " ")
+        )));
+    }
+    let rid = jobs::insert_request(
+        &mut tx,
+        &NewRequest {
+            client_id: actor.client_id(),
+            contact_id: &actor.contact.id,
+            kind: "no_delivery",
+            address: None,
+            required_date: None,
+            contact_name: None,
+            notes: None,
+        },
+        now,
+    )
+    .await?;
+    jobs::set_delivery_instructions(&mut tx, job_id, "not_required").await?;
+    let seq = append_change(
+        &mut tx,
+        "no_delivery_acknowledged",
+        actor.client_id(),
+        Some(&actor.contact.id),
+        job_id,
+        &json!({"job_id": job_id, "request_id": rid, "by": actor.contact.name, "channel": actor.channel}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(seq)
+}
+
+/// One line of a delivery request: so many of a job's printed-garment line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineQty {
+    pub job_id: String,
+    pub line_no: i64,
+    pub qty: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryRequest {
+    pub lines: Vec<LineQty>,
+    pub address: String,
+    pub required_date: Option<NaiveDate>,
+    pub contact_name: String,
+    pub notes: String,
+}
+
+/// Gives delivery details for lines of one or more open jobs of the actor's client. Each
+/// quantity must be at most what the line holds less what earlier instructions took.
+pub async fn give(
+    state: &AppState,
+    actor: &Actor,
+    req: &DeliveryRequest,
+    now: DateTime<Utc>,
+) -> Result<i64, ActionError> {
+    check_may_act(actor)?;
+    let lines: Vec<&LineQty> = req.lines.iter().filter(|l| l.qty != 0).collect();
+    if lines.is_empty() {
+        return Err(ActionError::invalid("qty", "enter a quantity for at least one line"));
+    }
+    if let Some(l) = lines.iter().find(|l| l.qty < 0) {
+        return Err(ActionError::invalid(
+            &format!("qty[{}:{}]", l.job_id, l.line_no),
+            "must not be negative",
+        ));
+    }
+    let address = req.address.trim();
+    if address.is_empty() {
+        return Err(ActionError::invalid("address", "where should it go?"));
+    }
+    if address.chars().count() > 1000 {
+        return Err(ActionError::invalid("address", "keep it under 1,000 characters"));
+    }
+    if let Some(d) = req.required_date {
+        if d < now.date_naive() {
+            return Err(ActionError::invalid("required_date", "must not be in the past"));
+        }
+    }
+    let mut tx = state.db.begin().await?;
+    let mut by_job: BTreeMap<&str, Vec<&LineQty>> = BTreeMap::new();
+    for l in &lines {
+        by_job.entry(l.job_id.as_str()).or_default().push(l);
+    }
+    for (job_id, wanted) in &by_job {
+        let job = found(jobs::get_job_tx(&mut tx, actor.client_id(), job_id).await, || {
+            format!("job {job_id}")
+        })?;
+        if !OPEN_JOB_STATUSES.contains(&job.status.as_str()) {
+            return Err(ActionError::Conflict(format!(
+                "job {job_id} is {}",
+                job.status.replace('_', " ")
+            )));
+        }
+        let held = jobs::list_garment_lines_tx(&mut tx, job_id).await?;
+        for w in wanted {
+            let field = format!("qty[{job_id}:{}]", w.line_no);
+            let Some(line) = held.iter().find(|h| h.line_no == w.line_no) else {
+                return Err(ActionError::invalid(
+                    &field,
+                    format!("job {job_id} has no line {}", w.line_no),
+                ));
+            };
+            let total: i64 = wanted.iter().filter(|x| x.line_no == w.line_no).map(|x| x.qty).sum();
+            if total > line.remaining() {
+                return Err(ActionError::invalid(
+                    &field,
+                    format!(
+                        "{total} is more than the {} of “{}” still without instructions (job {job_id} holds {}, earlier instructions took {})",
+                        line.remaining(),
+                        line.description,
+                        line.expected_qty,
+                        line.instructed
+                    ),
+                ));
+            }
+        }
+    }
+    let contact_name = req.contact_name.trim();
+    let notes = req.notes.trim();
+    let rid = jobs::insert_request(
+        &mut tx,
+        &NewRequest {
+            client_id: actor.client_id(),
+            contact_id: &actor.contact.id,
+            kind: "delivery",
+            address: Some(address),
+            required_date: req.required_date,
+            contact_name: (!contact_name.is_empty()).then_some(contact_name),
+            notes: (!notes.is_empty()).then_some(notes),
+        },
+        now,
+    )
+    .await?;
+    for l in &lines {
+        jobs::insert_request_line(&mut tx, rid, &l.job_id, l.line_no, l.qty).await?;
+    }
+    for job_id in by_job.keys() {
+        jobs::set_delivery_instructions(&mut tx, job_id, "given").await?;
+    }
+    let seq = append_change(
+        &mut tx,
+        "delivery_instructions_given",
+        actor.client_id(),
+        Some(&actor.contact.id),
+        &format!("DR-{rid}"),
+        &json!({
+            "request_id": rid,
+            "jobs": by_job.keys().collect::<Vec<_>>(),
+            "lines": lines.iter().map(|l| json!({"job_id": l.job_id, "line_no": l.line_no, "qty": l.qty})).collect::<Vec<_>>(),
+            "address": address,
+            "required_date": req.required_date,
+            "contact": contact_name,
+            "notes": notes,
+            "by": actor.contact.name,
+            "channel": actor.channel,
+        }),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(seq)
+}

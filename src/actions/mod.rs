@@ -1,0 +1,97 @@
+//! Client actions: the one place where the rules live. The portal, email replies and chat
+//! all call these functions; each checks role and client scope, then writes the state change
+//! and its change-feed event in one transaction.
+
+pub mod delivery;
+pub mod visuals;
+
+use crate::model::Role;
+use crate::store::StoreError;
+use crate::store::contacts::ContactRow;
+
+/// Who is acting: a contact, possibly through a delegation that limits them to one visual.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub contact: ContactRow,
+    pub role: Role,
+    /// Set when a third party acts through a delegation link (id, visual, their name).
+    pub delegation: Option<Delegated>,
+    /// `portal`, `email`, `telegram`, `discord`: recorded with each action.
+    pub channel: &'static str,
+}
+
+#[derive(Debug, Clone)]
+pub struct Delegated {
+    pub id: i64,
+    pub visual_id: String,
+    pub name: String,
+    pub email: String,
+}
+
+impl Actor {
+    pub fn new(contact: ContactRow, channel: &'static str) -> Actor {
+        let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
+        Actor {
+            contact,
+            role,
+            delegation: None,
+            channel,
+        }
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.contact.client_id
+    }
+
+    /// The name recorded with what this actor does.
+    pub fn display_name(&self) -> String {
+        match &self.delegation {
+            Some(d) => format!("{} (for {})", d.name, self.contact.name),
+            None => self.contact.name.clone(),
+        }
+    }
+
+    /// May act on orders (visuals, delivery instructions).
+    pub fn may_act(&self) -> bool {
+        self.delegation.is_none() && self.role.acts_on_orders()
+    }
+
+    /// May see the visuals list and visual pages at all.
+    pub fn may_see_visuals(&self) -> bool {
+        matches!(self.role, Role::Admin | Role::Buyer | Role::Viewer)
+    }
+}
+
+/// Why an action was refused. Every variant says what to do in words a client understands.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// Missing, or another client's: the same answer for both, so ids reveal nothing.
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ActionError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> ActionError {
+        ActionError::Invalid {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Maps "no such row" to a not-found naming the thing.
+pub(crate) fn found<T>(r: Result<T, StoreError>, what: impl FnOnce() -> String) -> Result<T, ActionError> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(StoreError::NotFound) => Err(ActionError::NotFound(what())),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,317 @@
+//! Approving, rejecting, delegating and commenting on visuals.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+
+use super::{ActionError, Actor, found};
+use crate::app::AppState;
+use crate::model::records::valid_email;
+use crate::store::changes::append_change;
+use crate::store::visuals::{self, DelegationRow, VisualRow};
+
+fn check_scope(actor: &Actor, id: &str) -> Result<(), ActionError> {
+    if let Some(d) = &actor.delegation {
+        if d.visual_id != id {
+            return Err(ActionError::NotFound(format!("visual {id}")));
+        }
+    }
+    Ok(())
+}
+
+fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
+    if actor.delegation.is_some() || actor.role.acts_on_orders() {
+        Ok(())
+    } else {
+        Err(ActionError::Forbidden(format!(
+            "your role ({}) may look at visuals but not approve or reject them",
+            actor.role
+        )))
+    }
+}
+
+/// A visual the actor may see (404 for another client's, or outside a delegation).
+pub async fn visible_visual(state: &AppState, actor: &Actor, id: &str) -> Result<VisualRow, ActionError> {
+    check_scope(actor, id)?;
+    if actor.delegation.is_none() && !actor.may_see_visuals() {
+        return Err(ActionError::Forbidden(format!(
+            "your role ({}) does not show visuals",
+            actor.role
+        )));
+    }
+    found(visuals::get_visual(&state.db, actor.client_id(), id).await, || {
+        format!("visual {id}")
+    })
+}
+
+/// What happened to one visual of an approval.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Decided {
+    pub visual_id: String,
+    pub seq: i64,
+}
+
+async fn decide(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    to: &str,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Decided, ActionError> {
+    check_scope(actor, id)?;
+    check_may_act(actor)?;
+    let mut tx = state.db.begin().await?;
+    let v = found(visuals::get_visual_tx(&mut tx, actor.client_id(), id).await, || {
+        format!("visual {id}")
+    })?;
+    let from = match (v.status.as_str(), to) {
+        ("awaiting_approval", _) => "awaiting_approval",
+        // Un-approving: an approved visual may be rejected with a reason.
+        ("approved", "rejected") => "approved",
+        ("approved", _) => return Err(ActionError::Conflict(format!("visual {id} is already approved"))),
+        ("rejected", _) => {
+            return Err(ActionError::Conflict(format!(
+                "visual {id} was rejected; TOT will send a new visual"
+            )));
+        }
+        (other, _) => return Err(ActionError::Conflict(format!("visual {id} is {other}"))),
+    };
+    if let Some(d) = &actor.delegation {
+        if !visuals::use_delegation(&mut tx, d.id, now).await? {
+            return Err(ActionError::Conflict(
+                "this approval link has been used already or has expired".into(),
+            ));
+        }
+    }
+    if !visuals::set_status(&mut tx, id, from, to).await? {
+        return Err(ActionError::Conflict(format!(
+            "visual {id} was changed by someone else a moment ago"
+        )));
+    }
+    let who = actor.display_name();
+    visuals::insert_decision(&mut tx, id, to, reason, &who, actor.channel, now).await?;
+    let kind = if to == "approved" {
+        "visual_approved"
+    } else {
+        "visual_rejected"
+    };
+    let mut data = json!({
+        "visual_id": id,
+        "job_id": v.job_id,
+        "design_id": v.design_id,
+        "by": who,
+        "channel": actor.channel,
+    });
+    if to == "approved" {
+        let charges = visuals::list_charges(&state.db, id).await?;
+        let total: i64 = charges.iter().map(|c| c.qty * c.unit_price).sum();
+        data["charges_total"] = json!(crate::model::Money(total).to_string());
+        data["terms_accepted"] = json!(state.config.branding.approval_terms);
+    }
+    if let Some(r) = reason {
+        data["reason"] = json!(r);
+    }
+    if from == "approved" {
+        data["unapproved"] = json!(true);
+    }
+    if let Some(d) = &actor.delegation {
+        data["delegation"] = json!({"id": d.id, "name": d.name, "email": d.email});
+    }
+    let seq = append_change(
+        &mut tx,
+        kind,
+        actor.client_id(),
+        Some(&actor.contact.id),
+        id,
+        &data,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_dispatch.notify_waiters();
+    tracing::info!(visual = id, to, by = %who, channel = actor.channel, seq, "visual decided");
+    Ok(Decided {
+        visual_id: id.to_string(),
+        seq,
+    })
+}
+
+/// Approves one or more visuals (and their costs). `terms_accepted` must be true: the
+/// client saw and accepted the approval terms (a chat or email command counts as that).
+/// Each visual is its own transaction; the result lists what happened to each.
+pub async fn approve(
+    state: &AppState,
+    actor: &Actor,
+    ids: &[String],
+    terms_accepted: bool,
+    now: DateTime<Utc>,
+) -> Result<Vec<Result<Decided, ActionError>>, ActionError> {
+    if ids.is_empty() {
+        return Err(ActionError::invalid("visuals", "choose at least one visual"));
+    }
+    if !terms_accepted {
+        return Err(ActionError::invalid(
+            "terms",
+            "tick the box to accept the approval terms",
+        ));
+    }
+    check_may_act(actor)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(decide(state, actor, id, "approved", None, now).await);
+    }
+    Ok(out)
+}
+
+/// Rejects (or un-approves) a visual; a reason is required.
+pub async fn reject(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Decided, ActionError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(ActionError::invalid("reason", "say why the visual is rejected"));
+    }
+    if reason.chars().count() > 2000 {
+        return Err(ActionError::invalid("reason", "keep it under 2,000 characters"));
+    }
+    decide(state, actor, id, "rejected", Some(reason), now).await
+}
+
+/// Adds a comment to a visual's thread.
+pub async fn comment(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, ActionError> {
+    let body = body.trim();
+    if body.is_empty() {
+        return Err(ActionError::invalid("comment", "write something first"));
+    }
+    if body.chars().count() > 5000 {
+        return Err(ActionError::invalid("comment", "keep it under 5,000 characters"));
+    }
+    let v = visible_visual(state, actor, id).await?;
+    if actor.delegation.is_none() && !actor.role.acts_on_orders() {
+        return Err(ActionError::Forbidden(format!(
+            "your role ({}) is read-only",
+            actor.role
+        )));
+    }
+    let who = actor.display_name();
+    let mut tx = state.db.begin().await?;
+    visuals::insert_comment(&mut tx, id, &who, body, now).await?;
+    let seq = append_change(
+        &mut tx,
+        "visual_commented",
+        actor.client_id(),
+        Some(&actor.contact.id),
+        id,
+        &json!({"visual_id": id, "job_id": v.job_id, "by": who, "body": body, "channel": actor.channel}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(seq)
+}
+
+/// What a delegation produced: the link to email and the row.
+#[derive(Debug, Clone)]
+pub struct Delegation {
+    pub id: i64,
+    pub seq: i64,
+    pub link: String,
+}
+
+/// Hands a visual to a third party: a single-use, expiring approval link is emailed to them
+/// through the outbox, in the same transaction as the delegation and its event.
+pub async fn delegate(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    name: &str,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<Delegation, ActionError> {
+    let (name, email) = (name.trim(), email.trim());
+    if name.is_empty() {
+        return Err(ActionError::invalid("name", "who should approve it?"));
+    }
+    if !valid_email(email) {
+        return Err(ActionError::invalid(
+            "email",
+            format!("`{email}` is not an email address"),
+        ));
+    }
+    if actor.delegation.is_some() {
+        return Err(ActionError::Forbidden(
+            "a delegated approval cannot be delegated again".into(),
+        ));
+    }
+    check_may_act(actor)?;
+    let v = visible_visual(state, actor, id).await?;
+    if v.status != "awaiting_approval" {
+        return Err(ActionError::Conflict(format!(
+            "visual {id} is {} and needs no approval",
+            v.status.replace('_', " ")
+        )));
+    }
+    let ttl = Duration::hours(i64::from(state.config.portal.delegation_hours));
+    let mut tx = state.db.begin().await?;
+    let row = DelegationRow {
+        id: 0,
+        visual_id: id.to_string(),
+        client_id: actor.client_id().to_string(),
+        contact_id: actor.contact.id.clone(),
+        name: name.to_string(),
+        email: email.to_string(),
+        expires_at: now + ttl,
+        used_at: None,
+    };
+    let did = visuals::insert_delegation(&mut tx, &row, now).await?;
+    let token = state.signer.sign(
+        crate::links::Purpose::Once,
+        &format!("/visuals/{id}"),
+        &format!("delegation:{did}"),
+        ttl,
+        now,
+    );
+    let link = format!("{}/l/{token}", state.config.public_url.trim_end_matches('/'));
+    let payload = crate::portal::mail::delegation_email(state, &actor.contact, &row, &v, &link, now)
+        .map_err(|e| ActionError::Conflict(format!("the email could not be written: {e}")))?;
+    crate::store::outbox::insert_message(
+        &mut tx,
+        &crate::store::outbox::NewMessage {
+            contact_id: Some(actor.contact.id.clone()),
+            channel: "email".into(),
+            kind: "system".into(),
+            idem_key: format!("delegation:{did}"),
+            reply_token: None,
+            recipient: email.to_string(),
+            subject: payload.subject.clone(),
+            payload: serde_json::to_string(&payload).unwrap_or_default(),
+            next_attempt_at: now,
+        },
+        now,
+    )
+    .await?;
+    let seq = append_change(
+        &mut tx,
+        "visual_delegated",
+        actor.client_id(),
+        Some(&actor.contact.id),
+        id,
+        &json!({"visual_id": id, "job_id": v.job_id, "by": actor.contact.name, "to_name": name, "to_email": email,
+                "expires_at": row.expires_at, "channel": actor.channel}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_dispatch.notify_waiters();
+    Ok(Delegation { id: did, seq, link })
+}

@@ -1,0 +1,532 @@
+//! Signing in and out: signed links, password login (argon2id) with rate limits, password
+//! change and reset by a single-use emailed link, and sign-in links by email.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{Duration, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::session::{self, ANON_CSRF_COOKIE, COOKIE, Session, address_key, cookie, random_token};
+use super::{FormData, PortalError, page};
+use crate::app::AppState;
+use crate::links::{LinkClaims, Purpose};
+use crate::store::contacts::{ContactRow, get_contact};
+use crate::store::sessions::{
+    contacts_by_email, get_password_hash, revoke_contact_sessions, revoke_session, set_password_hash,
+};
+use crate::store::{StoreError, ledgers, outbox};
+
+const MIN_PASSWORD: usize = 10;
+
+/// Only same-site paths may be redirect targets.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+pub fn hash_password(pw: &str) -> Result<String, PortalError> {
+    use rand::RngCore;
+    let mut salt = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|e| PortalError::Unexpected(e.to_string()))?;
+    Argon2::default()
+        .hash_password(pw.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| PortalError::Unexpected(e.to_string()))
+}
+
+fn verify_password(pw: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
+}
+
+/// A hash to verify against when the account does not exist, so both cases take as long.
+fn dummy_hash() -> &'static str {
+    static H: OnceLock<String> = OnceLock::new();
+    H.get_or_init(|| hash_password("not a real password at all").unwrap_or_default())
+}
+
+/// The anonymous CSRF token (double-submit cookie) for forms shown before sign-in.
+fn anon_csrf(headers: &HeaderMap) -> (String, Option<String>) {
+    match cookie(headers, ANON_CSRF_COOKIE) {
+        Some(t) if t.len() == 64 => (t, None),
+        _ => {
+            let t = random_token();
+            (t.clone(), Some(t))
+        }
+    }
+}
+
+fn check_anon_csrf(headers: &HeaderMap, form: &FormData) -> Result<(), PortalError> {
+    match (cookie(headers, ANON_CSRF_COOKIE), form.get("csrf")) {
+        (Some(c), Some(f)) if !c.is_empty() && c == f => Ok(()),
+        _ => Err(PortalError::Csrf),
+    }
+}
+
+async fn anon_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    status: StatusCode,
+    mut ctx: serde_json::Value,
+) -> Result<Response, PortalError> {
+    let (csrf, new_cookie) = anon_csrf(headers);
+    ctx["csrf"] = json!(csrf);
+    let mut resp = page(state, None, name, ctx).await?;
+    *resp.status_mut() = status;
+    if let Some(c) = new_cookie {
+        let v = session::set_cookie(state, ANON_CSRF_COOKIE, &c, 86400);
+        if let Ok(h) = v.parse() {
+            resp.headers_mut().append(header::SET_COOKIE, h);
+        }
+    }
+    Ok(resp)
+}
+
+fn with_cookie(mut resp: Response, cookie: &str) -> Response {
+    if let Ok(h) = cookie.parse() {
+        resp.headers_mut().append(header::SET_COOKIE, h);
+    }
+    resp
+}
+
+async fn invalid_link(state: &AppState, headers: &HeaderMap) -> Result<Response, PortalError> {
+    anon_page(state, headers, "link_invalid", StatusCode::BAD_REQUEST, json!({})).await
+}
+
+/// `GET /l/{token}`: a signed link. It signs the visitor in and sends them on; it never
+/// acts. Every way a link can be bad gets the same page.
+pub async fn signed_link(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, PortalError> {
+    let now = Utc::now();
+    let Ok(claims) = state.signer.verify(&token, now) else {
+        return invalid_link(&state, &headers).await;
+    };
+    match open_link(&state, &claims).await? {
+        Some((cookie, target)) => Ok(with_cookie(Redirect::to(&target).into_response(), &cookie)),
+        None if claims.purpose == Purpose::Once && claims.subject == "/password/reset" => {
+            Ok(Redirect::to(&format!("/password/reset?token={token}")).into_response())
+        }
+        None => invalid_link(&state, &headers).await,
+    }
+}
+
+async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(String, String)>, PortalError> {
+    match claims.purpose {
+        Purpose::Open => {
+            let c = match get_contact(&state.db, &claims.contact_id).await {
+                Ok(c) if c.active => c,
+                Ok(_) | Err(StoreError::NotFound) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let cookie = session::start(state, &c.id, None).await?;
+            Ok(Some((cookie, safe_next(Some(&claims.subject)))))
+        }
+        Purpose::Once => {
+            let Some(id) = claims
+                .contact_id
+                .strip_prefix("delegation:")
+                .and_then(|d| d.parse::<i64>().ok())
+            else {
+                return Ok(None);
+            };
+            let d = match crate::store::visuals::get_delegation(&state.db, id).await {
+                Ok(d) => d,
+                Err(StoreError::NotFound) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            if d.used_at.is_some()
+                || d.expires_at <= Utc::now()
+                || claims.subject != format!("/visuals/{}", d.visual_id)
+            {
+                return Ok(None);
+            }
+            match get_contact(&state.db, &d.contact_id).await {
+                Ok(c) if c.active => {}
+                Ok(_) | Err(StoreError::NotFound) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+            let cookie = session::start(state, &d.contact_id, Some(d.id)).await?;
+            Ok(Some((cookie, format!("/visuals/{}", d.visual_id))))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+    note: Option<String>,
+}
+
+pub async fn login_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Result<Response, PortalError> {
+    anon_page(
+        &state,
+        &headers,
+        "login",
+        StatusCode::OK,
+        json!({"next": safe_next(q.next.as_deref()), "note": q.note}),
+    )
+    .await
+}
+
+/// `POST /login`: email and password.
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let form = FormData::parse(&body);
+    check_anon_csrf(&headers, &form)?;
+    let email = form.text("email").trim().to_lowercase();
+    let next = safe_next(form.get("next"));
+    let acct_key = format!("acct:{email}");
+    let ip_key = address_key(addr.ip());
+    let p = &state.config.portal;
+    let limited = state
+        .limiter
+        .blocked_for(&acct_key, p.login_attempts_per_account)
+        .or_else(|| state.limiter.blocked_for(&ip_key, p.login_attempts_per_address));
+    if let Some(secs) = limited {
+        return Err(PortalError::TooMany(format!(
+            "Too many failed sign-ins. Try again in {} minute(s), or ask for a sign-in link by email.",
+            secs.div_ceil(60)
+        )));
+    }
+    let password = form.text("password");
+    let mut found: Option<String> = None;
+    for id in contacts_by_email(&state.db, &email).await? {
+        if let Some(hash) = get_password_hash(&state.db, &id).await? {
+            if verify_password(&password, &hash) {
+                found = Some(id);
+                break;
+            }
+        }
+    }
+    if found.is_none() {
+        // Spend the same effort whether or not the account exists.
+        let _ = verify_password(&password, dummy_hash());
+    }
+    let Some(contact_id) = found else {
+        state.limiter.fail(&acct_key);
+        state.limiter.fail(&ip_key);
+        tracing::info!(ip = %addr.ip(), "failed portal sign-in");
+        return anon_page(
+            &state,
+            &headers,
+            "login",
+            StatusCode::UNAUTHORIZED,
+            json!({"next": next, "email": email, "error": "That email and password do not match. Try again, or ask for a sign-in link."}),
+        )
+        .await;
+    };
+    state.limiter.clear(&acct_key);
+    let cookie = session::start(&state, &contact_id, None).await?;
+    Ok(with_cookie(Redirect::to(&next).into_response(), &cookie))
+}
+
+async fn queue_email(
+    state: &AppState,
+    c: &ContactRow,
+    kind: &str,
+    idem: String,
+    p: crate::channels::email::EmailPayload,
+) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let mut tx = state.db.begin().await?;
+    outbox::insert_message(
+        &mut tx,
+        &outbox::NewMessage {
+            contact_id: Some(c.id.clone()),
+            channel: "email".into(),
+            kind: kind.into(),
+            idem_key: idem,
+            reply_token: None,
+            recipient: c.email.clone(),
+            subject: p.subject.clone(),
+            payload: serde_json::to_string(&p).unwrap_or_default(),
+            next_attempt_at: now,
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_dispatch.notify_waiters();
+    Ok(())
+}
+
+/// `POST /login/link`: email me a sign-in link. The answer never says whether the address
+/// is known.
+pub async fn request_link(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let form = FormData::parse(&body);
+    check_anon_csrf(&headers, &form)?;
+    let ip_key = format!("link:{}", addr.ip());
+    if state
+        .limiter
+        .blocked_for(&ip_key, state.config.portal.login_attempts_per_address)
+        .is_some()
+    {
+        return Err(PortalError::TooMany(
+            "Too many requests from here. Try again later.".into(),
+        ));
+    }
+    state.limiter.fail(&ip_key);
+    let email = form.text("email").trim().to_string();
+    let now = Utc::now();
+    if let Some(id) = contacts_by_email(&state.db, &email).await?.first() {
+        let c = get_contact(&state.db, id).await?;
+        let ttl = Duration::days(i64::from(state.config.digest.link_ttl_days));
+        let link = format!(
+            "{}/l/{}",
+            state.config.public_url.trim_end_matches('/'),
+            state.signer.sign(Purpose::Open, "/", &c.id, ttl, now)
+        );
+        if let Ok(p) = super::mail::login_email(&state, &c, &link) {
+            queue_email(
+                &state,
+                &c,
+                "system",
+                format!("login-link:{}:{}", c.id, now.timestamp() / 60),
+                p,
+            )
+            .await?;
+        }
+    }
+    message(
+        &state,
+        "Check your email",
+        "If that address belongs to a portal user, a sign-in link is on its way.",
+    )
+    .await
+}
+
+async fn message(state: &AppState, title: &str, text: &str) -> Result<Response, PortalError> {
+    page(state, None, "message", json!({"title": title, "message": text})).await
+}
+
+/// `POST /logout`.
+pub async fn logout(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, PortalError> {
+    session.check_csrf(FormData::parse(&body).get("csrf"))?;
+    revoke_session(&state.db, &session.token_hash, Utc::now()).await?;
+    let clear = super::session::set_cookie(&state, COOKIE, "", 0);
+    Ok(with_cookie(
+        Redirect::to("/login?note=You+are+signed+out.").into_response(),
+        &clear,
+    ))
+}
+
+pub async fn password_form(State(state): State<AppState>, session: Session) -> Result<Response, PortalError> {
+    if session.actor.delegation.is_some() {
+        return Err(PortalError::NotFound);
+    }
+    let has = get_password_hash(&state.db, &session.actor.contact.id).await?.is_some();
+    page(
+        &state,
+        Some(&session),
+        "password",
+        json!({"has_password": has, "min": MIN_PASSWORD}),
+    )
+    .await
+}
+
+fn check_new_password(form: &FormData) -> Result<String, String> {
+    let new = form.text("new_password");
+    if new.chars().count() < MIN_PASSWORD {
+        return Err(format!("The new password needs at least {MIN_PASSWORD} characters."));
+    }
+    if new.chars().count() > 200 {
+        return Err("The new password is too long (200 characters at most).".into());
+    }
+    if new != form.text("confirm_password") {
+        return Err("The two new passwords differ.".into());
+    }
+    Ok(new)
+}
+
+/// `POST /password`: change the password (the current one is needed when there is one).
+pub async fn change_password(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let form = FormData::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    if session.actor.delegation.is_some() {
+        return Err(PortalError::NotFound);
+    }
+    let id = session.actor.contact.id.clone();
+    let existing = get_password_hash(&state.db, &id).await?;
+    let error = match (&existing, check_new_password(&form)) {
+        (Some(h), _) if !verify_password(&form.text("current_password"), h) => {
+            Some("The current password is not right.".to_string())
+        }
+        (_, Err(e)) => Some(e),
+        (_, Ok(new)) => {
+            let now = Utc::now();
+            set_password_hash(&state.db, &id, &hash_password(&new)?, now).await?;
+            revoke_contact_sessions(&state.db, &id, now).await?;
+            let cookie = session::start(&state, &id, None).await?;
+            return Ok(with_cookie(
+                super::see_other("/", "Your password is changed. Other devices were signed out."),
+                &cookie,
+            ));
+        }
+    };
+    let mut resp = page(
+        &state,
+        Some(&session),
+        "password",
+        json!({"has_password": existing.is_some(), "min": MIN_PASSWORD, "error": error}),
+    )
+    .await?;
+    *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+fn reset_claims(state: &AppState, token: &str) -> Option<LinkClaims> {
+    state
+        .signer
+        .verify(token, Utc::now())
+        .ok()
+        .filter(|c| c.purpose == Purpose::Once && c.subject == "/password/reset")
+}
+
+/// `GET /password/reset`: ask for a link, or (with `?token=`) choose the new password.
+pub async fn reset_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Result<Response, PortalError> {
+    match q.token {
+        None => anon_page(&state, &headers, "reset", StatusCode::OK, json!({"stage": "request"})).await,
+        Some(t) => match reset_claims(&state, &t) {
+            Some(c) if !nonce_used(&state, &c.nonce).await? => {
+                anon_page(
+                    &state,
+                    &headers,
+                    "reset",
+                    StatusCode::OK,
+                    json!({"stage": "choose", "token": t, "min": MIN_PASSWORD}),
+                )
+                .await
+            }
+            _ => invalid_link(&state, &headers).await,
+        },
+    }
+}
+
+async fn nonce_used(state: &AppState, nonce: &str) -> Result<bool, StoreError> {
+    let row: Option<(String,)> = crate::store::on_db!(&state.db, p => sqlx::query_as("SELECT nonce FROM used_nonces WHERE nonce = $1")
+        .bind(nonce)
+        .fetch_optional(p)
+        .await)?;
+    Ok(row.is_some())
+}
+
+/// `POST /password/reset`: either send a reset link (email field) or set the new password
+/// (token field). The link works once.
+pub async fn reset(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let form = FormData::parse(&body);
+    check_anon_csrf(&headers, &form)?;
+    let now = Utc::now();
+    if let Some(token) = form.get("token") {
+        let Some(claims) = reset_claims(&state, token) else {
+            return invalid_link(&state, &headers).await;
+        };
+        let new = match check_new_password(&form) {
+            Ok(n) => n,
+            Err(e) => {
+                return anon_page(
+                    &state,
+                    &headers,
+                    "reset",
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"stage": "choose", "token": token, "min": MIN_PASSWORD, "error": e}),
+                )
+                .await;
+            }
+        };
+        if !ledgers::use_nonce(&state.db, &claims.nonce, now).await? {
+            return invalid_link(&state, &headers).await;
+        }
+        set_password_hash(&state.db, &claims.contact_id, &hash_password(&new)?, now).await?;
+        revoke_contact_sessions(&state.db, &claims.contact_id, now).await?;
+        return Ok(super::see_other("/login", "Your new password is set. Sign in with it."));
+    }
+    let ip_key = format!("reset:{}", addr.ip());
+    if state
+        .limiter
+        .blocked_for(&ip_key, state.config.portal.login_attempts_per_address)
+        .is_some()
+    {
+        return Err(PortalError::TooMany(
+            "Too many requests from here. Try again later.".into(),
+        ));
+    }
+    state.limiter.fail(&ip_key);
+    let email = form.text("email").trim().to_string();
+    if let Some(id) = contacts_by_email(&state.db, &email).await?.first() {
+        let c = get_contact(&state.db, id).await?;
+        send_reset_link(&state, &c).await?;
+    }
+    message(
+        &state,
+        "Check your email",
+        "If that address belongs to a portal user, a link to choose a new password is on its way. It works once, for a short time.",
+    )
+    .await
+}
+
+/// Queues a single-use password-reset link for a contact (also used by the `RESET` command).
+pub async fn send_reset_link(state: &AppState, c: &ContactRow) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let ttl = Duration::minutes(i64::from(state.config.portal.reset_minutes));
+    let token = state.signer.sign(Purpose::Once, "/password/reset", &c.id, ttl, now);
+    let link = format!(
+        "{}/password/reset?token={token}",
+        state.config.public_url.trim_end_matches('/')
+    );
+    if let Ok(p) = super::mail::reset_email(state, c, &link) {
+        queue_email(
+            state,
+            c,
+            "system",
+            format!("reset:{}:{}", c.id, now.timestamp_micros()),
+            p,
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! System emails the portal sends through the outbox: delegated approval links, password
+//! resets and sign-in links. One `*_email` function per kind, each a text + HTML pair.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::channels::SendError;
+use crate::channels::email::{EmailPayload, new_message_id};
+use crate::store::contacts::ContactRow;
+use crate::store::visuals::{DelegationRow, VisualRow};
+
+fn render(state: &AppState, kind: &str, ctx: serde_json::Value) -> Result<(String, String), SendError> {
+    let r = |name: String| {
+        state
+            .templates
+            .get_template(&name)
+            .and_then(|t| t.render(&ctx))
+            .map_err(|e| SendError::Permanent(format!("template {name}: {e:#}")))
+    };
+    Ok((r(format!("email/{kind}.txt.j2"))?, r(format!("email/{kind}.html.j2"))?))
+}
+
+fn brand(state: &AppState) -> serde_json::Value {
+    let b = &state.config.branding;
+    json!({"name": b.name, "colour": b.colour, "logo_url": b.logo_url})
+}
+
+fn payload(state: &AppState, to_name: &str, to: &str, subject: String, parts: (String, String)) -> EmailPayload {
+    EmailPayload {
+        to_name: to_name.to_string(),
+        to: to.to_string(),
+        subject,
+        text: parts.0,
+        html: parts.1,
+        message_id: new_message_id(&state.config),
+        in_reply_to: None,
+        references: None,
+        item_keys: vec![],
+    }
+}
+
+/// To a third party: approve or reject one visual through a single-use link.
+pub fn delegation_email(
+    state: &AppState,
+    from: &ContactRow,
+    d: &DelegationRow,
+    v: &VisualRow,
+    link: &str,
+    _now: DateTime<Utc>,
+) -> Result<EmailPayload, SendError> {
+    let base = state.config.public_url.trim_end_matches('/');
+    let image = if v.main_image.starts_with('/') {
+        format!("{base}{}", v.main_image)
+    } else {
+        v.main_image.clone()
+    };
+    let subject = format!(
+        "{} asks you to approve visual {} for {}",
+        from.name, v.id, from.client_name
+    );
+    let parts = render(
+        state,
+        "delegation",
+        json!({
+            "brand": brand(state), "subject": subject, "name": d.name, "from": from.name, "client": from.client_name,
+            "visual": {"id": v.id, "job_name": v.job_name, "category": v.category, "image": image},
+            "link": link, "expires": d.expires_at.format("%a %-d %b %Y %H:%M UTC").to_string(),
+        }),
+    )?;
+    Ok(payload(state, &d.name, &d.email, subject, parts))
+}
+
+/// A single-use password-reset link.
+pub fn reset_email(state: &AppState, c: &ContactRow, link: &str) -> Result<EmailPayload, SendError> {
+    let subject = format!("{}: reset your portal password", state.config.branding.name);
+    let parts = render(
+        state,
+        "reset",
+        json!({"brand": brand(state), "subject": subject, "name": c.name, "link": link,
+               "minutes": state.config.portal.reset_minutes}),
+    )?;
+    Ok(payload(state, &c.name, &c.email, subject, parts))
+}
+
+/// A sign-in link (magic link).
+pub fn login_email(state: &AppState, c: &ContactRow, link: &str) -> Result<EmailPayload, SendError> {
+    let subject = format!("{}: your sign-in link", state.config.branding.name);
+    let parts = render(
+        state,
+        "login",
+        json!({"brand": brand(state), "subject": subject, "name": c.name, "link": link,
+               "days": state.config.digest.link_ttl_days}),
+    )?;
+    Ok(payload(state, &c.name, &c.email, subject, parts))
+}

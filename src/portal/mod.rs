@@ -1,0 +1,223 @@
+//! The mini-portal: server-rendered pages (axum + minijinja) reached through signed links or a
+//! password login. Pages work without JavaScript; a GET never changes anything, every action
+//! is a POST carrying the session's CSRF token, and every action calls `crate::actions`.
+
+pub mod auth;
+pub mod mail;
+pub mod pages;
+pub mod session;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::actions::ActionError;
+use crate::app::AppState;
+use crate::store::StoreError;
+use crate::store::banners::list_active_for_client;
+
+pub use session::Session;
+
+/// What a portal handler can fail with; each maps to a page, never to internal text.
+#[derive(Debug, thiserror::Error)]
+pub enum PortalError {
+    #[error("login required")]
+    LoginRequired { next: String },
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the form was out of date; go back, reload the page and try again")]
+    Csrf,
+    #[error("{0}")]
+    TooMany(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+impl From<ActionError> for PortalError {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::NotFound(_) => PortalError::NotFound,
+            ActionError::Forbidden(m) => PortalError::Forbidden(m),
+            ActionError::Store(s) => PortalError::Store(s),
+            other => PortalError::Unexpected(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for PortalError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match &self {
+            PortalError::LoginRequired { next } => {
+                let target = format!(
+                    "/login?next={}",
+                    percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+                );
+                return Redirect::to(&target).into_response();
+            }
+            PortalError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is nothing here, or it is not yours to see.".to_string(),
+            ),
+            PortalError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m.clone()),
+            PortalError::Csrf => (StatusCode::FORBIDDEN, "Please try again", self.to_string()),
+            PortalError::TooMany(m) => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", m.clone()),
+            PortalError::Store(e) => {
+                tracing::error!(error = %e, "portal: store error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Please try again in a moment.".to_string(),
+                )
+            }
+            PortalError::Unexpected(m) => {
+                tracing::error!(error = %m, "portal: unexpected error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Please try again in a moment.".to_string(),
+                )
+            }
+        };
+        let env = crate::templates::environment();
+        let body = env
+            .get_template("portal/message.html.j2")
+            .and_then(|t| {
+                t.render(json!({
+                    "brand": {"name": "TOT", "colour": "#1f3a5f", "logo_url": ""},
+                    "title": title, "message": message, "me": Value::Null, "banners": [],
+                }))
+            })
+            .unwrap_or_else(|_| format!("<h1>{title}</h1>"));
+        (status, Html(body)).into_response()
+    }
+}
+
+/// A parsed `application/x-www-form-urlencoded` body (repeated names allowed).
+pub struct FormData(pub Vec<(String, String)>);
+
+impl FormData {
+    pub fn parse(body: &[u8]) -> FormData {
+        FormData(form_urlencoded::parse(body).into_owned().collect())
+    }
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self, name: &str) -> String {
+        self.get(name).unwrap_or("").to_string()
+    }
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+    pub fn checked(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|v| !v.is_empty())
+    }
+}
+
+/// Renders a portal page with the shared context (brand, who is signed in, banners).
+pub async fn page(
+    state: &AppState,
+    session: Option<&Session>,
+    name: &str,
+    mut ctx: Value,
+) -> Result<Response, PortalError> {
+    let b = &state.config.branding;
+    ctx["brand"] = json!({"name": b.name, "colour": b.colour, "logo_url": b.logo_url});
+    match session {
+        Some(s) => {
+            let c = &s.actor.contact;
+            ctx["me"] = json!({
+                "name": s.actor.display_name(), "client": c.client_name, "role": s.actor.role.as_str(),
+                "delegated": s.actor.delegation.is_some(), "may_act": s.actor.may_act(),
+                "sees_visuals": s.actor.may_see_visuals(),
+            });
+            ctx["csrf"] = json!(s.csrf);
+            let banners = if s.actor.delegation.is_some() {
+                vec![]
+            } else {
+                list_active_for_client(&state.db, &c.client_id, Utc::now()).await?
+            };
+            ctx["banners"] = serde_json::to_value(banners).unwrap_or(Value::Null);
+        }
+        None => {
+            ctx["me"] = Value::Null;
+            ctx["banners"] = json!([]);
+        }
+    }
+    let body = state
+        .templates
+        .get_template(&format!("portal/{name}.html.j2"))
+        .and_then(|t| t.render(&ctx))
+        .map_err(|e| PortalError::Unexpected(format!("template {name}: {e:#}")))?;
+    Ok(Html(body).into_response())
+}
+
+/// Money in minor units as text with two decimals.
+pub fn money(minor: i64) -> String {
+    crate::model::Money(minor).to_string()
+}
+
+/// A redirect after a successful POST, with a short note for the next page.
+pub fn see_other(path: &str, note: &str) -> Response {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let target = if note.is_empty() {
+        path.to_string()
+    } else {
+        format!(
+            "{path}{sep}note={}",
+            percent_encoding::utf8_percent_encode(note, percent_encoding::NON_ALPHANUMERIC)
+        )
+    };
+    Redirect::to(&target).into_response()
+}
+
+#[derive(Serialize)]
+pub struct Flash {
+    pub kind: &'static str,
+    pub text: String,
+}
+
+const STYLESHEET: &str = include_str!("../../static/portal.css");
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::dashboard))
+        .route("/static/portal.css", get(stylesheet))
+        .route("/l/{token}", get(auth::signed_link))
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/login/link", post(auth::request_link))
+        .route("/logout", post(auth::logout))
+        .route("/password", get(auth::password_form).post(auth::change_password))
+        .route("/password/reset", get(auth::reset_form).post(auth::reset))
+        .route("/preferences", get(pages::preferences).post(pages::save_preferences))
+        .route("/visuals", get(pages::visuals).post(pages::approve_many))
+        .route("/visuals/{id}", get(pages::visual).post(pages::visual_action))
+        .route("/jobs/{id}", get(pages::job))
+        .route(
+            "/jobs/{id}/delivery",
+            get(pages::delivery_form).post(pages::delivery_submit),
+        )
+}

@@ -1,0 +1,561 @@
+//! Portal pages: dashboard, visuals, jobs and delivery instructions, preferences.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{FormData, PortalError, Session, money, page, see_other};
+use crate::actions::delivery::{DeliveryRequest, LineQty};
+use crate::actions::{ActionError, visuals as act};
+use crate::app::AppState;
+use crate::digest::alerts::mode;
+use crate::digest::items::{Category, for_contact};
+use crate::store::jobs;
+use crate::store::settings::{get_settings, save_settings};
+use crate::store::visuals as vstore;
+
+#[derive(Deserialize, Default)]
+pub struct Note {
+    note: Option<String>,
+}
+
+fn no_delegation(s: &Session) -> Result<(), PortalError> {
+    if s.actor.delegation.is_some() {
+        Err(PortalError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+/// `GET /`: banners, then the contact's action items with a way to act on each.
+pub async fn dashboard(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<Note>,
+) -> Result<Response, PortalError> {
+    if let Some(d) = &session.actor.delegation {
+        return Ok(see_other(&format!("/visuals/{}", d.visual_id), ""));
+    }
+    let items = for_contact(&state.db, &session.actor.contact).await?;
+    let groups: Vec<Value> = Category::ALL
+        .iter()
+        .filter_map(|cat| {
+            let list: Vec<Value> = items
+                .iter()
+                .filter(|i| i.category == *cat)
+                .map(|i| {
+                    json!({"id": i.id, "title": i.title, "detail": i.detail, "date": i.date, "action": i.action,
+                           "command": i.command, "path": i.path(), "category": cat.name()})
+                })
+                .collect();
+            (!list.is_empty()).then(|| json!({"code": cat.code(), "heading": cat.heading(), "items": list}))
+        })
+        .collect();
+    page(
+        &state,
+        Some(&session),
+        "dashboard",
+        json!({"groups": groups, "total": items.len(), "note": q.note}),
+    )
+    .await
+}
+
+/// `GET /visuals`: every visual of the client; those awaiting approval can be approved together.
+pub async fn visuals(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<Note>,
+) -> Result<Response, PortalError> {
+    no_delegation(&session)?;
+    if !session.actor.may_see_visuals() {
+        return Err(PortalError::Forbidden(format!(
+            "Your role ({}) does not show visuals.",
+            session.actor.role
+        )));
+    }
+    list_page(&state, &session, q.note, None, StatusCode::OK).await
+}
+
+async fn list_page(
+    state: &AppState,
+    session: &Session,
+    note: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, PortalError> {
+    let rows = vstore::list_visuals(&state.db, session.actor.client_id()).await?;
+    let list: Vec<Value> = rows
+        .iter()
+        .map(|v| {
+            json!({"id": v.id, "job_id": v.job_id, "job_name": v.job_name, "category": v.category, "status": v.status,
+                   "design_id": v.design_id, "main_image": v.main_image, "date_required": v.date_required})
+        })
+        .collect();
+    let mut resp = page(
+        state,
+        Some(session),
+        "visuals",
+        json!({"visuals": list, "note": note, "error": error, "terms": state.config.branding.approval_terms}),
+    )
+    .await?;
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
+/// `POST /visuals`: approve the ticked visuals.
+pub async fn approve_many(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let form = FormData::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    no_delegation(&session)?;
+    let ids = form.all("visual");
+    match act::approve(&state, &session.actor, &ids, form.checked("terms"), Utc::now()).await {
+        Ok(results) => {
+            let ok = results.iter().filter(|r| r.is_ok()).count();
+            let failed: Vec<String> = results
+                .into_iter()
+                .filter_map(|r| r.err().map(|e| e.to_string()))
+                .collect();
+            if failed.is_empty() {
+                Ok(see_other("/visuals", &format!("{ok} visual(s) approved.")))
+            } else {
+                list_page(
+                    &state,
+                    &session,
+                    Some(format!("{ok} visual(s) approved.")),
+                    Some(failed.join(" ")),
+                    StatusCode::CONFLICT,
+                )
+                .await
+            }
+        }
+        Err(ActionError::Invalid { message, .. }) | Err(ActionError::Conflict(message)) => {
+            list_page(&state, &session, None, Some(message), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn visual_page(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    note: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, PortalError> {
+    let v = act::visible_visual(state, &session.actor, id).await?;
+    let charges = vstore::list_charges(&state.db, id).await?;
+    let total: i64 = charges.iter().map(|c| c.qty * c.unit_price).sum();
+    let comments = vstore::list_comments(&state.db, id).await?;
+    let decisions = vstore::list_decisions(&state.db, id).await?;
+    let delegation_used = match &session.actor.delegation {
+        Some(d) => vstore::get_delegation(&state.db, d.id).await?.used_at.is_some(),
+        None => false,
+    };
+    let currency = client_currency(state, session.actor.client_id()).await?;
+    let mut resp = page(
+        state,
+        Some(session),
+        "visual",
+        json!({
+            "v": v,
+            "charges": charges.iter().map(|c| json!({"description": c.description, "qty": c.qty,
+                "unit_price": money(c.unit_price), "total": money(c.qty * c.unit_price)})).collect::<Vec<_>>(),
+            "total": money(total),
+            "currency": currency,
+            "comments": comments,
+            "decisions": decisions,
+            "terms": state.config.branding.approval_terms,
+            "can_decide": (session.actor.may_act() || (session.actor.delegation.is_some() && !delegation_used))
+                && matches!(v.status.as_str(), "awaiting_approval" | "approved"),
+            "can_delegate": session.actor.may_act() && v.status == "awaiting_approval",
+            "can_comment": session.actor.may_act() || session.actor.delegation.is_some(),
+            "note": note,
+            "error": error,
+        }),
+    )
+    .await?;
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
+async fn client_currency(state: &AppState, client_id: &str) -> Result<String, PortalError> {
+    let row: Option<(String,)> =
+        crate::store::on_db!(&state.db, p => sqlx::query_as("SELECT currency FROM clients WHERE id = $1")
+        .bind(client_id)
+        .fetch_optional(p)
+        .await)
+        .map_err(crate::store::StoreError::from)?;
+    Ok(row.map(|r| r.0).unwrap_or_default())
+}
+
+/// `GET /visuals/{id}`: the visual review page.
+pub async fn visual(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(q): Query<Note>,
+) -> Result<Response, PortalError> {
+    visual_page(&state, &session, &id, q.note, None, StatusCode::OK).await
+}
+
+/// `POST /visuals/{id}`: approve, reject, delegate or comment (`action` field).
+pub async fn visual_action(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let form = FormData::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    let now = Utc::now();
+    let a = &session.actor;
+    let result: Result<String, ActionError> = match form.get("action") {
+        Some("approve") => act::approve(&state, a, std::slice::from_ref(&id), form.checked("terms"), now)
+            .await
+            .and_then(|mut r| {
+                r.pop()
+                    .unwrap_or_else(|| Err(ActionError::NotFound(format!("visual {id}"))))
+            })
+            .map(|_| format!("Visual {id} approved. Thank you.")),
+        Some("reject") => act::reject(&state, a, &id, &form.text("reason"), now)
+            .await
+            .map(|_| format!("Visual {id} rejected. TOT will be in touch with a new visual.")),
+        Some("delegate") => act::delegate(&state, a, &id, &form.text("name"), &form.text("email"), now)
+            .await
+            .map(|_| format!("An approval link was sent to {}.", form.text("email").trim())),
+        Some("comment") => act::comment(&state, a, &id, &form.text("body"), now)
+            .await
+            .map(|_| "Comment added.".to_string()),
+        _ => Err(ActionError::invalid(
+            "action",
+            "choose approve, reject, delegate or comment",
+        )),
+    };
+    match result {
+        Ok(note) => Ok(see_other(&format!("/visuals/{id}"), &note)),
+        Err(e @ (ActionError::Invalid { .. } | ActionError::Conflict(_))) => {
+            let msg = match e {
+                ActionError::Invalid { message, .. } => message,
+                other => other.to_string(),
+            };
+            visual_page(&state, &session, &id, None, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn job_json(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+) -> Result<(Value, Vec<jobs::GarmentLine>), PortalError> {
+    no_delegation(session)?;
+    let job = match jobs::get_job(&state.db, session.actor.client_id(), id).await {
+        Ok(j) => j,
+        Err(crate::store::StoreError::NotFound) => return Err(PortalError::NotFound),
+        Err(e) => return Err(e.into()),
+    };
+    let lines = jobs::list_garment_lines(&state.db, id).await?;
+    Ok((serde_json::to_value(&job).unwrap_or(Value::Null), lines))
+}
+
+fn lines_json(lines: &[jobs::GarmentLine]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| {
+            json!({"job_id": l.job_id, "line_no": l.line_no, "description": l.description, "expected_qty": l.expected_qty,
+                   "produced_qty": l.produced_qty, "instructed": l.instructed, "remaining": l.remaining()})
+        })
+        .collect()
+}
+
+/// `GET /jobs/{id}`: the job with its printed garments and what delivery instructions took.
+pub async fn job(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(q): Query<Note>,
+) -> Result<Response, PortalError> {
+    let (job, lines) = job_json(&state, &session, &id).await?;
+    let open = crate::model::OPEN_JOB_STATUSES.contains(&job["status"].as_str().unwrap_or(""));
+    page(
+        &state,
+        Some(&session),
+        "job",
+        json!({"job": job, "lines": lines_json(&lines), "open": open, "note": q.note}),
+    )
+    .await
+}
+
+async fn delivery_page(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+    form: Option<&FormData>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, PortalError> {
+    let (job, lines) = job_json(state, session, id).await?;
+    let mut others = Vec::new();
+    for j in jobs::list_open_jobs(&state.db, session.actor.client_id()).await? {
+        if j.id == id {
+            continue;
+        }
+        let l = jobs::list_garment_lines(&state.db, &j.id).await?;
+        if l.iter().any(|x| x.remaining() > 0) {
+            others.push(json!({"id": j.id, "name": j.name, "lines": lines_json(&l)}));
+        }
+    }
+    let addresses = jobs::saved_addresses(&state.db, session.actor.client_id()).await?;
+    let values: Value = form
+        .map(|f| Value::Object(f.0.iter().map(|(k, v)| (k.clone(), json!(v))).collect()))
+        .unwrap_or(json!({}));
+    let mut resp = page(
+        state,
+        Some(session),
+        "delivery",
+        json!({"job": job, "lines": lines_json(&lines), "others": others, "addresses": addresses,
+               "values": values, "error": error, "today": Utc::now().date_naive()}),
+    )
+    .await?;
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
+/// `GET /jobs/{id}/delivery`: the delivery instructions form (this job, plus other open jobs
+/// whose goods can travel in the same delivery).
+pub async fn delivery_form(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Result<Response, PortalError> {
+    if !session.actor.may_act() {
+        return Err(PortalError::Forbidden(format!(
+            "Your role ({}) may not give delivery instructions.",
+            session.actor.role
+        )));
+    }
+    delivery_page(&state, &session, &id, None, None, StatusCode::OK).await
+}
+
+/// `POST /jobs/{id}/delivery`: `action=none` (no delivery required) or the delivery details.
+pub async fn delivery_submit(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let form = FormData::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    let now = Utc::now();
+    let result = if form.get("action") == Some("none") {
+        crate::actions::delivery::no_delivery(&state, &session.actor, &id, now)
+            .await
+            .map(|_| format!("Noted: job {id} needs no delivery."))
+    } else {
+        match parse_delivery(&form) {
+            Ok(req) => crate::actions::delivery::give(&state, &session.actor, &req, now)
+                .await
+                .map(|_| "Delivery instructions sent to TOT.".to_string()),
+            Err(e) => Err(e),
+        }
+    };
+    match result {
+        Ok(note) => Ok(see_other(&format!("/jobs/{id}"), &note)),
+        Err(ActionError::Invalid { field, message }) => {
+            delivery_page(
+                &state,
+                &session,
+                &id,
+                Some(&form),
+                Some(format!("{field}: {message}")),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(ActionError::Conflict(m)) => {
+            delivery_page(&state, &session, &id, Some(&form), Some(m), StatusCode::CONFLICT).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn parse_delivery(form: &FormData) -> Result<DeliveryRequest, ActionError> {
+    let mut lines = Vec::new();
+    for (k, v) in &form.0 {
+        let Some(rest) = k.strip_prefix("qty:") else { continue };
+        let Some((job, line)) = rest.rsplit_once(':') else {
+            continue;
+        };
+        let v = v.trim();
+        if v.is_empty() {
+            continue;
+        }
+        let qty: i64 = v
+            .parse()
+            .map_err(|_| ActionError::invalid(&format!("qty[{job}:{line}]"), format!("`{v}` is not a whole number")))?;
+        let line_no: i64 = line.parse().map_err(|_| ActionError::invalid("qty", "unknown line"))?;
+        lines.push(LineQty {
+            job_id: job.to_string(),
+            line_no,
+            qty,
+        });
+    }
+    let address = match form.text("address").trim() {
+        "" => form.text("saved_address"),
+        a => a.to_string(),
+    };
+    let required_date = match form.text("required_date").trim() {
+        "" => None,
+        d => Some(
+            NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| ActionError::invalid("required_date", format!("`{d}` is not a date (YYYY-MM-DD)")))?,
+        ),
+    };
+    Ok(DeliveryRequest {
+        lines,
+        address,
+        required_date,
+        contact_name: form.text("contact_name"),
+        notes: form.text("notes"),
+    })
+}
+
+const SCHEDULES: &[(&str, &str)] = &[
+    ("0 0 8 * * Mon-Fri", "Weekdays at 08:00"),
+    ("0 0 8 * * *", "Every day at 08:00"),
+    ("0 0 8 * * Mon", "Mondays at 08:00"),
+    ("0 0 8,14 * * Mon-Fri", "Weekdays at 08:00 and 14:00"),
+];
+
+const ZONES: &[&str] = &[
+    "Europe/London",
+    "Europe/Dublin",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/Madrid",
+    "Europe/Amsterdam",
+    "America/New_York",
+    "America/Chicago",
+    "America/Los_Angeles",
+    "Asia/Dubai",
+    "Asia/Singapore",
+    "Australia/Sydney",
+    "UTC",
+];
+
+async fn prefs_page(
+    state: &AppState,
+    session: &Session,
+    note: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, PortalError> {
+    let c = &session.actor.contact;
+    let s = get_settings(&state.db, &c.id).await?;
+    let schedule = s
+        .digest_schedule
+        .clone()
+        .or(c.digest_schedule.clone())
+        .unwrap_or(state.config.digest.schedule.clone());
+    let modes: Vec<Value> = Category::ALL
+        .iter()
+        .filter(|cat| cat.visible_to(session.actor.role))
+        .map(|cat| json!({"name": cat.name(), "heading": cat.heading(), "mode": mode(&state.config, &s, *cat)}))
+        .collect();
+    let mut resp = page(
+        state,
+        Some(session),
+        "preferences",
+        json!({
+            "s": s, "timezone": s.timezone.clone().unwrap_or(c.timezone.clone()), "zones": ZONES,
+            "schedule": schedule, "schedules": SCHEDULES.iter().map(|(e, l)| json!({"expr": e, "label": l})).collect::<Vec<_>>(),
+            "custom": !SCHEDULES.iter().any(|(e, _)| *e == schedule), "modes": modes, "email": c.email,
+            "note": note, "error": error,
+        }),
+    )
+    .await?;
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
+pub async fn preferences(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<Note>,
+) -> Result<Response, PortalError> {
+    no_delegation(&session)?;
+    prefs_page(&state, &session, q.note, None, StatusCode::OK).await
+}
+
+/// `POST /preferences`: channels, time zone, schedule, quiet hours, mode per category.
+pub async fn save_preferences(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    let form = FormData::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    no_delegation(&session)?;
+    let c = &session.actor.contact;
+    let mut s = get_settings(&state.db, &c.id).await?;
+    let check = || -> Result<(), String> {
+        let tz = form.text("timezone");
+        tz.parse::<chrono_tz::Tz>()
+            .map_err(|_| format!("timezone: `{tz}` is not a time zone"))?;
+        let schedule = match form.text("schedule").as_str() {
+            "custom" => form.text("custom_schedule"),
+            other => other.to_string(),
+        };
+        crate::digest::schedule::parse_schedule(&schedule).map_err(|e| format!("schedule: {e}"))?;
+        for key in ["quiet_start", "quiet_end"] {
+            let v = form.text(key);
+            if !v.is_empty() && chrono::NaiveTime::parse_from_str(&v, "%H:%M").is_err() {
+                return Err(format!("{key}: `{v}` is not a time like 22:00"));
+            }
+        }
+        if form.text("quiet_start").is_empty() != form.text("quiet_end").is_empty() {
+            return Err("quiet hours: give both a start and an end, or neither".into());
+        }
+        for cat in Category::ALL {
+            if let Some(m) = form.get(&format!("mode_{}", cat.name())) {
+                if !matches!(m, "instant" | "digest" | "off") {
+                    return Err(format!("mode_{}: `{m}` is not instant, digest or off", cat.name()));
+                }
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = check() {
+        return prefs_page(&state, &session, None, Some(e), StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let opt = |k: &str| Some(form.text(k)).filter(|v| !v.is_empty());
+    s.timezone = opt("timezone");
+    s.digest_schedule = match form.text("schedule").as_str() {
+        "custom" => opt("custom_schedule"),
+        other => Some(other.to_string()),
+    };
+    s.quiet_start = opt("quiet_start");
+    s.quiet_end = opt("quiet_end");
+    s.email_enabled = form.checked("email_enabled");
+    for cat in Category::ALL {
+        let m = opt(&format!("mode_{}", cat.name()));
+        match cat {
+            Category::VisualApproval => s.mode_visual_approval = m.or(s.mode_visual_approval.take()),
+            Category::DeliveryInstructions => s.mode_delivery_instructions = m.or(s.mode_delivery_instructions.take()),
+            Category::ThirdPartyPo => s.mode_third_party_po = m.or(s.mode_third_party_po.take()),
+            Category::AwaitingArt => s.mode_awaiting_art = m.or(s.mode_awaiting_art.take()),
+        }
+    }
+    save_settings(&state.db, &s, Utc::now()).await?;
+    Ok(see_other("/preferences", "Preferences saved."))
+}

@@ -1,0 +1,180 @@
+//! Portal sessions: a random token in an HttpOnly cookie (only its hash is stored), a CSRF
+//! token per session checked on every POST, and login rate limits.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use chrono::Utc;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::PortalError;
+use crate::actions::{Actor, Delegated};
+use crate::app::AppState;
+use crate::store::StoreError;
+use crate::store::contacts::get_contact;
+use crate::store::sessions::{get_session, insert_session};
+use crate::store::visuals::get_delegation;
+
+pub const COOKIE: &str = "cport_session";
+pub const ANON_CSRF_COOKIE: &str = "cport_csrf";
+
+pub fn random_token() -> String {
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn hash_token(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// The value of one cookie from the request headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// A `Set-Cookie` value with the flags every cport cookie carries.
+pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: i64) -> String {
+    let secure = if state.config.secure_cookies() { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{secure}")
+}
+
+/// Starts a session; returns the cookie to set.
+pub async fn start(state: &AppState, contact_id: &str, delegation_id: Option<i64>) -> Result<String, StoreError> {
+    let token = random_token();
+    let now = Utc::now();
+    let hours = if delegation_id.is_some() {
+        state.config.portal.delegation_hours
+    } else {
+        state.config.portal.session_hours
+    };
+    let expires = now + chrono::Duration::hours(i64::from(hours));
+    insert_session(
+        &state.db,
+        &hash_token(&token),
+        contact_id,
+        &random_token(),
+        delegation_id,
+        now,
+        expires,
+    )
+    .await?;
+    Ok(set_cookie(state, COOKIE, &token, i64::from(hours) * 3600))
+}
+
+/// A signed-in visitor. Handlers that take it require a session; without one the visitor is
+/// sent to the login page.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token_hash: String,
+    pub csrf: String,
+    pub actor: Actor,
+}
+
+impl Session {
+    /// Checks the form's CSRF token against the session's (constant time).
+    pub fn check_csrf(&self, given: Option<&str>) -> Result<(), PortalError> {
+        let given = given.unwrap_or("");
+        let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(self.csrf.as_bytes()));
+        let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+        if diff == 0 && !given.is_empty() {
+            Ok(())
+        } else {
+            Err(PortalError::Csrf)
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = PortalError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let next = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into());
+        let login = || PortalError::LoginRequired { next: next.clone() };
+        let token = cookie(&parts.headers, COOKIE).ok_or_else(login)?;
+        let token_hash = hash_token(&token);
+        let row = get_session(&state.db, &token_hash, Utc::now())
+            .await?
+            .ok_or_else(login)?;
+        let contact = match get_contact(&state.db, &row.contact_id).await {
+            Ok(c) => c,
+            Err(StoreError::NotFound) => return Err(login()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut actor = Actor::new(contact, "portal");
+        if let Some(id) = row.delegation_id {
+            let d = get_delegation(&state.db, id).await?;
+            actor.delegation = Some(Delegated {
+                id,
+                visual_id: d.visual_id,
+                name: d.name,
+                email: d.email,
+            });
+        }
+        Ok(Session {
+            token_hash,
+            csrf: row.csrf,
+            actor,
+        })
+    }
+}
+
+/// Counts failures per key in a sliding 15-minute window. Kept in memory: each process
+/// limits on its own, which still bounds guessing to a handful of tries per window.
+#[derive(Default)]
+pub struct RateLimiter {
+    hits: Mutex<HashMap<String, Vec<Instant>>>,
+}
+
+const WINDOW: Duration = Duration::from_secs(15 * 60);
+
+impl RateLimiter {
+    /// Seconds until `key` may try again, if it has used up `limit`.
+    pub fn blocked_for(&self, key: &str, limit: u32) -> Option<u64> {
+        let mut map = self.hits.lock().ok()?;
+        let now = Instant::now();
+        let hits = map.entry(key.to_string()).or_default();
+        hits.retain(|t| now.duration_since(*t) < WINDOW);
+        if hits.len() as u32 >= limit {
+            hits.first().map(|t| (WINDOW - now.duration_since(*t)).as_secs() + 1)
+        } else {
+            None
+        }
+    }
+
+    pub fn fail(&self, key: &str) {
+        if let Ok(mut map) = self.hits.lock() {
+            map.entry(key.to_string()).or_default().push(Instant::now());
+        }
+    }
+
+    pub fn clear(&self, key: &str) {
+        if let Ok(mut map) = self.hits.lock() {
+            map.remove(key);
+        }
+    }
+}
+
+pub fn address_key(ip: IpAddr) -> String {
+    format!("ip:{ip}")
+}

@@ -1,0 +1,72 @@
+//! The change feed: every client action as an event with a strictly increasing sequence.
+
+use chrono::{DateTime, Utc};
+
+use super::{Db, Result, Tx, on_db, on_tx};
+
+/// Appends an event inside the caller's transaction and returns its sequence number.
+/// The counter row stays locked until the transaction ends, so events commit in order.
+pub async fn append_change(
+    tx: &mut Tx,
+    kind: &str,
+    client_id: &str,
+    contact_id: Option<&str>,
+    subject_id: &str,
+    payload: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let (seq,): (i64,) = on_tx!(tx, c => sqlx::query_as("UPDATE feed_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq")
+        .fetch_one(c)
+        .await)?;
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO changes (seq, kind, client_id, contact_id, subject_id, payload, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(seq)
+    .bind(kind)
+    .bind(client_id)
+    .bind(contact_id)
+    .bind(subject_id)
+    .bind(payload.to_string())
+    .bind(now)
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(seq)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChangeRow {
+    pub seq: i64,
+    pub kind: String,
+    pub client_id: String,
+    pub contact_id: Option<String>,
+    pub subject_id: String,
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ChangeRow {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "seq": self.seq,
+            "kind": self.kind,
+            "client_id": self.client_id,
+            "contact_id": self.contact_id,
+            "subject_id": self.subject_id,
+            "at": self.created_at,
+            "data": serde_json::from_str::<serde_json::Value>(&self.payload).unwrap_or(serde_json::Value::Null),
+        })
+    }
+}
+
+/// Events after `after`, in sequence order.
+pub async fn list_changes(db: &Db, after: i64, limit: i64) -> Result<Vec<ChangeRow>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, ChangeRow>(
+        "SELECT seq, kind, client_id, contact_id, subject_id, payload, created_at FROM changes
+         WHERE seq > $1 ORDER BY seq LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(p)
+    .await)?)
+}
