@@ -19,7 +19,6 @@ pub fn environment() -> Environment<'static> {
             AutoEscape::None
         }
     });
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
     embed!(
         env,
         "email/_header.html.j2",

@@ -62,6 +62,11 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        // Logs show with `cargo test -- --nocapture` (RUST_LOG to filter).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+            .with_test_writer()
+            .try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let url = fresh_database_url(dir.path()).await;
         let config = test_config(dir.path(), url.clone());
@@ -287,4 +292,98 @@ pub fn smtp_config(c: &mut Config, port: u16) {
     c.smtp.port = port;
     c.smtp.tls = "none".into();
     c.public_url = "http://127.0.0.1:9".into();
+}
+
+/// A browser-like HTTP client: keeps cookies, does not follow redirects (tests look at them).
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+/// The CSRF token of the first form on a page.
+pub fn csrf_of(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("page has a form with a CSRF token") + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_string()
+}
+
+impl TestApp {
+    /// A signed portal link for `contact` to `path`.
+    pub fn link(&self, contact: &str, path: &str) -> String {
+        let signer = cport::links::Signer::new("0123456789abcdef0123456789abcdef");
+        let token = signer.sign(
+            cport::links::Purpose::Open,
+            path,
+            contact,
+            chrono::Duration::days(1),
+            chrono::Utc::now(),
+        );
+        self.url(&format!("/l/{token}"))
+    }
+
+    /// A browser signed in as `contact` (through a signed link).
+    pub async fn signed_in(&self, contact: &str) -> reqwest::Client {
+        let b = browser();
+        let r = b.get(self.link(contact, "/")).send().await.expect("link");
+        assert_eq!(r.status().as_u16(), 303, "a signed link signs in and redirects");
+        b
+    }
+
+    /// GET a page; returns status and body.
+    pub async fn page(&self, b: &reqwest::Client, path: &str) -> (u16, String) {
+        let r = b.get(self.url(path)).send().await.expect("request");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    }
+
+    /// POST a form from `path`'s page (its CSRF token added); returns status, Location, body.
+    pub async fn post_form(&self, b: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
+        let (_, html) = self.page(b, path).await;
+        let csrf = if html.contains("name=\"csrf\"") {
+            csrf_of(&html)
+        } else {
+            String::new()
+        };
+        let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.post_raw(b, path, &form).await
+    }
+
+    /// POST exactly these fields.
+    pub async fn post_raw(&self, b: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
+        let r = b.post(self.url(path)).form(fields).send().await.expect("request");
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (status, location, r.text().await.unwrap_or_default())
+    }
+
+    /// The change feed as TOT reads it.
+    pub async fn changes(&self, after: i64) -> Vec<serde_json::Value> {
+        let v: serde_json::Value = self
+            .http
+            .get(self.url(&format!("/api/v1/changes?after={after}")))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["changes"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn visual_status(&self, id: &str) -> String {
+        let (s,): (String,) =
+            cport::store::on_db!(&self.db, p => sqlx::query_as("SELECT status FROM visuals WHERE id = $1")
+            .bind(id).fetch_one(p).await)
+            .unwrap();
+        s
+    }
 }

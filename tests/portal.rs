@@ -1,0 +1,617 @@
+//! The mini-portal over HTTP, as a browser uses it: signed links, sessions, CSRF, roles,
+//! client scope, visual review, delegation, delivery instructions and the change feed.
+
+mod common;
+
+use common::{TestApp, browser, load_world};
+use serde_json::json;
+
+async fn app() -> TestApp {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    app
+}
+
+#[tokio::test]
+async fn a_signed_link_signs_in_and_shows_the_contacts_items() {
+    let app = app().await;
+    let b = browser();
+    let r = b.get(app.link("P-1A", "/visuals/V-1")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/visuals/V-1");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let (status, html) = app.page(&b, "/").await;
+    assert_eq!(status, 200);
+    for want in ["Visual V-1 for Tees", "Job J-1: Tees", "PO T1", "Artwork for job J-1"] {
+        assert!(html.contains(want), "dashboard lacks {want}");
+    }
+    assert!(
+        !html.contains("V-9") && !html.contains("J-9"),
+        "another client's items never show"
+    );
+    // Without a session the portal asks to sign in.
+    let r = browser().get(app.url("/visuals")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login?next="));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_links_all_get_the_same_page_and_sign_nobody_in() {
+    let app = app().await;
+    let now = chrono::Utc::now();
+    let right = cport::links::Signer::new("0123456789abcdef0123456789abcdef");
+    let wrong = cport::links::Signer::new("another-secret-0123456789");
+    let expired = right.sign(
+        cport::links::Purpose::Open,
+        "/",
+        "P-1A",
+        chrono::Duration::seconds(-5),
+        now,
+    );
+    let foreign = wrong.sign(cport::links::Purpose::Open, "/", "P-1A", chrono::Duration::days(1), now);
+    let good = right.sign(cport::links::Purpose::Open, "/", "P-1A", chrono::Duration::days(1), now);
+    let tampered = format!("{}x", good);
+    let unknown_contact = right.sign(
+        cport::links::Purpose::Open,
+        "/",
+        "P-404",
+        chrono::Duration::days(1),
+        now,
+    );
+    let mut pages = Vec::new();
+    for (case, token) in [
+        ("expired", expired),
+        ("signed with another key", foreign),
+        ("tampered", tampered),
+        ("unknown contact", unknown_contact),
+        ("garbage", "abc".to_string()),
+    ] {
+        let b = browser();
+        let r = b.get(app.url(&format!("/l/{token}"))).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{case}");
+        let set = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect::<Vec<_>>();
+        assert!(
+            !set.iter().any(|c| c.starts_with("cport_session=")),
+            "{case}: no session"
+        );
+        let html = r.text().await.unwrap();
+        assert!(html.contains("This link is not valid or has expired"), "{case}");
+        assert!(html.contains("Email me a new link"), "{case}: offers a new link");
+        pages.push(html.replace(&common::csrf_of(&html), ""));
+        let (status, _) = app.page(&b, "/").await;
+        assert_eq!(status, 303, "{case}: still signed out");
+    }
+    assert!(
+        pages.windows(2).all(|w| w[0] == w[1]),
+        "one page for every kind of bad link"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_contact_gets_404_for_another_clients_visual_and_job() {
+    let app = app().await;
+    let b = app.signed_in("P-1A").await;
+    for path in ["/visuals/V-9", "/jobs/J-9", "/jobs/J-9/delivery", "/visuals/V-404"] {
+        let (status, html) = app.page(&b, path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(!html.contains("Beta"), "{path} reveals nothing");
+    }
+    let (_, html) = app.page(&b, "/visuals/V-1").await;
+    let csrf = common::csrf_of(&html);
+    let (status, _, _) = app
+        .post_raw(
+            &b,
+            "/visuals/V-9",
+            &[("csrf", &csrf), ("action", "approve"), ("terms", "1")],
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(app.visual_status("V-9").await, "awaiting_approval");
+    let (status, _, _) = app
+        .post_raw(&b, "/jobs/J-9/delivery", &[("csrf", &csrf), ("action", "none")])
+        .await;
+    assert_eq!(status, 404);
+    assert!(app.changes(0).await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_viewer_reads_but_cannot_act_and_a_missing_csrf_token_is_refused() {
+    let app = app().await;
+    let viewer = app.signed_in("P-1V").await;
+    let (status, html) = app.page(&viewer, "/visuals/V-1").await;
+    assert_eq!(status, 200);
+    assert!(!html.contains("id=\"approve\""), "no approve form for a viewer");
+    let (status, _, body) = app
+        .post_form(&viewer, "/visuals/V-1", &[("action", "approve"), ("terms", "1")])
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, _, _) = app
+        .post_form(&viewer, "/jobs/J-1/delivery", &[("action", "none")])
+        .await;
+    assert_eq!(status, 403);
+
+    let admin = app.signed_in("P-1A").await;
+    for (case, fields) in [
+        ("no token", vec![("action", "approve"), ("terms", "1")]),
+        (
+            "wrong token",
+            vec![("csrf", "0000"), ("action", "approve"), ("terms", "1")],
+        ),
+    ] {
+        let (status, _, _) = app.post_raw(&admin, "/visuals/V-1", &fields).await;
+        assert_eq!(status, 403, "{case}");
+    }
+    // Another session's token is not this session's.
+    let (_, other_html) = app.page(&app.signed_in("P-1B").await, "/visuals/V-1").await;
+    let stolen = common::csrf_of(&other_html);
+    let (status, _, _) = app
+        .post_raw(
+            &admin,
+            "/visuals/V-1",
+            &[("csrf", &stolen), ("action", "approve"), ("terms", "1")],
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
+    assert!(app.changes(0).await.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn approving_rejecting_and_the_change_feed() {
+    let app = app().await;
+    let b = app.signed_in("P-1B").await;
+    // Terms must be accepted.
+    let (status, _, html) = app.post_form(&b, "/visuals/V-1", &[("action", "approve")]).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("accept the approval terms"), "{html}");
+    let (status, location, _) = app
+        .post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")])
+        .await;
+    assert_eq!(status, 303);
+    assert!(location.starts_with("/visuals/V-1?note="));
+    assert_eq!(app.visual_status("V-1").await, "approved");
+    // Approving again is refused with a clear message.
+    let (status, _, html) = app
+        .post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")])
+        .await;
+    assert_eq!(status, 422);
+    assert!(html.contains("already approved"));
+    // Un-approve needs a reason.
+    let (status, _, html) = app
+        .post_form(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "  ")])
+        .await;
+    assert_eq!(status, 422);
+    assert!(html.contains("say why"));
+    let (status, _, _) = app
+        .post_form(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "Gold too dark")])
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(app.visual_status("V-1").await, "rejected");
+    let (status, _, _) = app
+        .post_form(
+            &b,
+            "/visuals/V-1",
+            &[("action", "comment"), ("body", "Please try 7406 C")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (_, html) = app.page(&b, "/visuals/V-1").await;
+    assert!(html.contains("Please try 7406 C") && html.contains("Gold too dark"));
+
+    let feed = app.changes(0).await;
+    let kinds: Vec<&str> = feed.iter().map(|c| c["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["visual_approved", "visual_rejected", "visual_commented"]);
+    let seqs: Vec<i64> = feed.iter().map(|c| c["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
+    assert_eq!(feed[0]["data"]["charges_total"], "25.00");
+    assert_eq!(feed[0]["client_id"], "C-1");
+    assert_eq!(feed[1]["data"]["reason"], "Gold too dark");
+    assert_eq!(feed[1]["data"]["unapproved"], true);
+    // Paging with after= never skips or repeats.
+    let page2 = app.changes(seqs[0]).await;
+    assert_eq!(page2.len(), 2);
+    assert_eq!(page2[0]["seq"].as_i64(), Some(seqs[1]));
+    // The feed needs the API token.
+    let r = app.http.get(app.url("/api/v1/changes")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = app
+        .http
+        .get(app.url("/api/v1/changes?limit=0"))
+        .bearer_auth(common::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn approving_several_visuals_at_once_from_the_list() {
+    let app = app().await;
+    app.put(
+        "visuals",
+        json!([{"id": "V-3", "client_id": "C-1", "job_id": "J-1", "design_id": "D3", "category": "c", "designer": "d",
+                "status": "awaiting_approval", "main_image": "/x.svg"}]),
+    )
+    .await;
+    let b = app.signed_in("P-1A").await;
+    let (status, location, _) = app
+        .post_form(&b, "/visuals", &[("visual", "V-1"), ("visual", "V-3"), ("terms", "1")])
+        .await;
+    assert_eq!(status, 303, "{location}");
+    assert_eq!(app.visual_status("V-1").await, "approved");
+    assert_eq!(app.visual_status("V-3").await, "approved");
+    assert_eq!(app.changes(0).await.len(), 2);
+    let (status, _, html) = app.post_form(&b, "/visuals", &[("terms", "1")]).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("choose at least one visual"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_delegated_link_shows_one_visual_and_works_once() {
+    let app = app().await;
+    app.put(
+        "visuals",
+        json!([{"id": "V-3", "client_id": "C-1", "job_id": "J-1", "design_id": "D3", "category": "c", "designer": "d",
+                "status": "awaiting_approval", "main_image": "/x.svg"}]),
+    )
+    .await;
+    let b = app.signed_in("P-1A").await;
+    let (status, _, html) = app
+        .post_form(
+            &b,
+            "/visuals/V-1",
+            &[("action", "delegate"), ("name", "Dana"), ("email", "not-an-email")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(html.contains("is not an email address"));
+    let (status, _, _) = app
+        .post_form(
+            &b,
+            "/visuals/V-1",
+            &[
+                ("action", "delegate"),
+                ("name", "Dana Cole"),
+                ("email", "dana@reseller.example"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    // The approval link went to the outbox as an email to the third party.
+    let rows = cport::store::outbox::list_messages(&app.db, None, 10).await.unwrap();
+    let mail = rows
+        .iter()
+        .find(|m| m.recipient == "dana@reseller.example")
+        .expect("delegation email queued");
+    let p: cport::channels::email::EmailPayload = serde_json::from_str(&mail.payload).unwrap();
+    let link = p
+        .text
+        .split_whitespace()
+        .find(|w| w.contains("/l/"))
+        .unwrap()
+        .to_string();
+    let link = link.replace("http://127.0.0.1:8080", &app.base);
+
+    let third = browser();
+    let r = third.get(&link).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"], "/visuals/V-1");
+    let (status, html) = app.page(&third, "/visuals/V-1").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Dana Cole (for Ann Admin)"));
+    for path in ["/visuals/V-3", "/visuals", "/jobs/J-1", "/preferences"] {
+        assert_eq!(app.page(&third, path).await.0, 404, "{path} is outside the delegation");
+    }
+    assert_eq!(app.page(&third, "/").await.0, 303, "home leads to the one visual");
+    // Opening the link again (a mail scanner) changed nothing.
+    assert_eq!(browser().get(&link).send().await.unwrap().status().as_u16(), 303);
+    assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
+
+    let (status, _, _) = app
+        .post_form(&third, "/visuals/V-1", &[("action", "approve"), ("terms", "1")])
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(app.visual_status("V-1").await, "approved");
+    let (status, _, _) = app
+        .post_form(
+            &third,
+            "/visuals/V-1",
+            &[("action", "reject"), ("reason", "changed my mind")],
+        )
+        .await;
+    assert_eq!(status, 422, "a delegation decides once");
+    assert_eq!(app.visual_status("V-1").await, "approved");
+    // The used link no longer opens anything.
+    let r = browser().get(&link).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let kinds: Vec<String> = app
+        .changes(0)
+        .await
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, vec!["visual_delegated", "visual_approved"]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
+    let app = app().await;
+    app.put(
+        "jobs",
+        json!([
+            {"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "in_production",
+             "printed_garments": [{"description": "Tee", "expected_qty": 100}]},
+            {"id": "J-4", "client_id": "C-1", "name": "Hoodies", "status": "completed",
+             "printed_garments": [{"description": "Hoodie S", "expected_qty": 20}, {"description": "Hoodie L", "expected_qty": 30}]}
+        ]),
+    )
+    .await;
+    let b = app.signed_in("P-1B").await;
+    let (status, html) = app.page(&b, "/jobs/J-1/delivery").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("qty:J-4:1"), "other open jobs can join the delivery");
+
+    // Too many: refused, naming the line, nothing written.
+    let (status, _, html) = app
+        .post_form(
+            &b,
+            "/jobs/J-1/delivery",
+            &[("qty:J-1:0", "101"), ("address", "1 Quay St"), ("required_date", "")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        html.contains("qty[J-1:0]") && html.contains("101 is more than the 100"),
+        "{html}"
+    );
+    assert!(html.contains("1 Quay St"), "the form keeps what was typed");
+    let (status, _, html) = app.post_form(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "10")]).await;
+    assert_eq!(status, 422);
+    assert!(html.contains("address"));
+    let (status, _, html) = app
+        .post_form(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "ten"), ("address", "x")])
+        .await;
+    assert_eq!(status, 422);
+    assert!(html.contains("not a whole number"));
+    assert!(app.changes(0).await.is_empty());
+
+    // 60 of J-1 and part of J-4 in one delivery.
+    let (status, location, _) = app
+        .post_form(
+            &b,
+            "/jobs/J-1/delivery",
+            &[
+                ("qty:J-1:0", "60"),
+                ("qty:J-4:0", "20"),
+                ("qty:J-4:1", "5"),
+                ("address", "Unit 4, Dock Rd"),
+                ("contact_name", "Sam"),
+                ("notes", "Gate 2"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{location}");
+    // What is left: 40 of J-1, 25 of J-4 line 1.
+    let (_, html) = app.page(&b, "/jobs/J-1").await;
+    assert!(html.contains(">60<") && html.contains(">40<"), "{html}");
+    let (st, pg) = app.page(&b, "/jobs/J-4/delivery").await;
+    assert_eq!(st, 200, "{pg}");
+    let (status, _, html) = app
+        .post_form(
+            &b,
+            "/jobs/J-4/delivery",
+            &[("qty:J-4:1", "26"), ("address", "Unit 4, Dock Rd")],
+        )
+        .await;
+    assert_eq!(status, 422, "earlier instructions count: {html}");
+    assert!(html.contains("more than the 25"));
+    // Saved addresses are offered next time.
+    let (_, html) = app.page(&b, "/jobs/J-4/delivery").await;
+    assert!(html.contains("<option>Unit 4, Dock Rd</option>"));
+
+    // "No delivery required" for a job that has no instructions yet.
+    app.put(
+        "jobs",
+        json!([{"id": "J-5", "client_id": "C-1", "name": "Caps", "status": "entered"}]),
+    )
+    .await;
+    let (status, _, _) = app.post_form(&b, "/jobs/J-5/delivery", &[("action", "none")]).await;
+    assert_eq!(status, 303);
+    let (status, _, html) = app.post_form(&b, "/jobs/J-5/delivery", &[("action", "none")]).await;
+    assert_eq!(status, 409);
+    assert!(html.contains("already has delivery instructions"));
+
+    let feed = app.changes(0).await;
+    assert_eq!(feed.len(), 2);
+    assert_eq!(feed[0]["kind"], "delivery_instructions_given");
+    assert_eq!(feed[0]["data"]["jobs"], json!(["J-1", "J-4"]));
+    assert_eq!(feed[0]["data"]["lines"].as_array().unwrap().len(), 3);
+    assert_eq!(feed[0]["data"]["address"], "Unit 4, Dock Rd");
+    assert_eq!(feed[1]["kind"], "no_delivery_acknowledged");
+    // Both jobs left the A2 list.
+    let (_, html) = app.page(&b, "/").await;
+    assert!(!html.contains("Job J-1: Tees") && !html.contains("Job J-5: Caps"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn passwords_login_limits_and_single_use_reset_links() {
+    let app = app().await;
+    let b = app.signed_in("P-1A").await;
+    let (status, _, html) = app
+        .post_form(
+            &b,
+            "/password",
+            &[("new_password", "short"), ("confirm_password", "short")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(html.contains("at least 10"));
+    let (status, _, _) = app
+        .post_form(
+            &b,
+            "/password",
+            &[
+                ("new_password", "correct horse battery"),
+                ("confirm_password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+
+    let login = |pw: &'static str| {
+        let app = &app;
+        async move {
+            let c = browser();
+            app.post_form(
+                &c,
+                "/login",
+                &[("email", "ANN@alpha.example"), ("password", pw), ("next", "/visuals")],
+            )
+            .await
+        }
+    };
+    let (status, location, _) = login("correct horse battery").await;
+    assert_eq!((status, location.as_str()), (303, "/visuals"));
+    for _ in 0..5 {
+        let (status, _, html) = login("wrong").await;
+        assert_eq!(status, 401);
+        assert!(html.contains("do not match"));
+    }
+    let (status, _, html) = login("correct horse battery").await;
+    assert_eq!(status, 429, "five failures lock the account for a while");
+    assert!(html.contains("Try again in"));
+
+    // Reset by email: the answer never says whether the address exists.
+    let c = browser();
+    let (_, _, known) = app
+        .post_form(&c, "/password/reset", &[("email", "bob@alpha.example")])
+        .await;
+    let (_, _, unknown) = app
+        .post_form(&c, "/password/reset", &[("email", "nobody@alpha.example")])
+        .await;
+    assert_eq!(known, unknown);
+    let rows = cport::store::outbox::list_messages(&app.db, None, 10).await.unwrap();
+    let mail = rows
+        .iter()
+        .find(|m| m.recipient == "bob@alpha.example")
+        .expect("reset email queued");
+    assert_eq!(rows.iter().filter(|m| m.subject.contains("reset")).count(), 1);
+    let p: cport::channels::email::EmailPayload = serde_json::from_str(&mail.payload).unwrap();
+    let link = p
+        .text
+        .split_whitespace()
+        .find(|w| w.contains("token="))
+        .unwrap()
+        .replace("http://127.0.0.1:8080", &app.base);
+    let path = link.strip_prefix(&app.base).unwrap().to_string();
+    let (status, html) = app.page(&c, &path).await;
+    assert_eq!(status, 200);
+    let token = path.split("token=").nth(1).unwrap().to_string();
+    let csrf = common::csrf_of(&html);
+    let set = [
+        ("csrf", csrf.as_str()),
+        ("token", token.as_str()),
+        ("new_password", "bobs new password"),
+        ("confirm_password", "bobs new password"),
+    ];
+    let (status, location, _) = app.post_raw(&c, "/password/reset", &set).await;
+    assert_eq!(status, 303, "{location}");
+    let (status, _, _) = app.post_raw(&c, "/password/reset", &set).await;
+    assert_eq!(status, 400, "the reset link works once");
+    let (status, location, _) = app
+        .post_form(
+            &browser(),
+            "/login",
+            &[("email", "bob@alpha.example"), ("password", "bobs new password")],
+        )
+        .await;
+    assert_eq!((status, location.as_str()), (303, "/"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn preferences_are_saved_and_bad_values_named() {
+    let app = app().await;
+    let b = app.signed_in("P-1A").await;
+    let (status, _, html) = app
+        .post_form(
+            &b,
+            "/preferences",
+            &[("timezone", "Mars/Olympus"), ("schedule", "0 0 8 * * Mon-Fri")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        html.contains("timezone:") && html.contains("is not a time zone"),
+        "{html}"
+    );
+    let (status, _, html) = app
+        .post_form(
+            &b,
+            "/preferences",
+            &[
+                ("timezone", "Europe/Paris"),
+                ("schedule", "custom"),
+                ("custom_schedule", "every morning"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(html.contains("schedule:"));
+    let (status, _, _) = app
+        .post_form(
+            &b,
+            "/preferences",
+            &[
+                ("timezone", "Europe/Paris"),
+                ("schedule", "0 0 8 * * Mon"),
+                ("quiet_start", "21:00"),
+                ("quiet_end", "07:30"),
+                ("email_enabled", "1"),
+                ("mode_visual_approval", "digest"),
+                ("mode_awaiting_art", "off"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
+    assert_eq!(s.timezone.as_deref(), Some("Europe/Paris"));
+    assert_eq!(s.digest_schedule.as_deref(), Some("0 0 8 * * Mon"));
+    assert_eq!(
+        (s.quiet_start.as_deref(), s.quiet_end.as_deref()),
+        (Some("21:00"), Some("07:30"))
+    );
+    assert_eq!(s.mode_visual_approval.as_deref(), Some("digest"));
+    assert_eq!(s.mode_awaiting_art.as_deref(), Some("off"));
+    assert!(s.email_enabled);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session() {
+    let app = app().await;
+    let b = app.signed_in("P-1A").await;
+    let (_, home) = app.page(&b, "/").await;
+    let csrf = common::csrf_of(&home);
+    let (status, location, _) = app.post_raw(&b, "/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303, "{location}");
+    assert_eq!(app.page(&b, "/").await.0, 303);
+    app.stop().await;
+}
