@@ -1,0 +1,162 @@
+//! The portal in a real headless Chromium (through chromedriver, both from the system's
+//! packages; `scripts/test` installs them): open a signed link, approve a visual, reject
+//! one with a reason, give partial delivery instructions for two jobs, read the change feed.
+//! With SCREENSHOT_DIR set, the pages are saved there as PNG (the README's pictures).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::{TestApp, load_world};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let mut child = Command::new("chromedriver")
+            .arg("--port=0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver runs (scripts/test installs chromium-driver)");
+        // It prints the port it bound once it listens.
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let port = loop {
+            let line = lines.next().expect("chromedriver printed its port").expect("line");
+            if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                break rest.trim_end_matches('.').trim().parse().expect("port number");
+            }
+        };
+        // Keep draining its output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Driver { child, port }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn chromium(driver: &Driver, profile: &std::path::Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1000,1300", format!("--user-data-dir={}", profile.display())]
+        }),
+    );
+    // Plain HTTP: chromedriver listens on loopback only.
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{}", driver.port))
+        .await
+        .expect("a Chromium session")
+}
+
+async fn shot(c: &Client, name: &str) {
+    if let Ok(dir) = std::env::var("SCREENSHOT_DIR") {
+        let png = c.screenshot().await.expect("screenshot");
+        std::fs::write(std::path::Path::new(&dir).join(name), png).expect("write screenshot");
+    }
+}
+
+/// The text of the page's note (shown after a successful action), or the page on failure.
+async fn note_text(c: &Client) -> String {
+    // The form posts and the next page loads; wait for it (bounded), not for a fixed time.
+    match c.wait().at_most(std::time::Duration::from_secs(10)).for_element(Locator::Css(".note")).await {
+        Ok(e) => e.text().await.unwrap(),
+        Err(_) => panic!("no note on {:?}: {}", c.current_url().await.ok(), c.source().await.unwrap_or_default()),
+    }
+}
+
+async fn set(c: &Client, css: &str, value: &str) {
+    let e = c.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("no element {css}"));
+    e.clear().await.expect("clear");
+    e.send_keys(value).await.expect("type");
+}
+
+#[tokio::test]
+async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    app.put(
+        "visuals",
+        json!([{"id": "V-3", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-3", "category": "Colour visual",
+                "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v3.svg"}]),
+    )
+    .await;
+    app.put(
+        "jobs",
+        json!([
+            {"id": "J-1", "client_id": "C-1", "name": "Staff tees", "status": "in_production", "date_required": "2026-12-01",
+             "printed_garments": [{"description": "Tee, navy, printed", "expected_qty": 100}]},
+            {"id": "J-4", "client_id": "C-1", "name": "Hoodies", "status": "completed",
+             "printed_garments": [{"description": "Hoodie, grey, embroidered", "expected_qty": 40}]}
+        ]),
+    )
+    .await;
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = chromium(&driver, profile.path()).await;
+
+    // A signed link from an email opens the dashboard, signed in.
+    c.goto(&app.link("P-1B", "/")).await.unwrap();
+    let h1 = c.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    assert!(h1.contains("need you"), "{h1}");
+    shot(&c, "portal-dashboard.png").await;
+
+    // Review and approve V-1.
+    c.find(Locator::Css("a[href='/visuals/V-1']")).await.unwrap().click().await.unwrap();
+    assert!(c.current_url().await.unwrap().path().ends_with("/visuals/V-1"));
+    shot(&c, "portal-visual.png").await;
+    c.find(Locator::Css("#approve input[name=terms]")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#approve button")).await.unwrap().click().await.unwrap();
+    let note = note_text(&c).await;
+    assert!(note.contains("Visual V-1 approved"), "{note}");
+
+    // Reject V-3 with a reason.
+    c.goto(&app.url("/visuals/V-3")).await.unwrap();
+    set(&c, "#reason", "Logo should be white, not yellow").await;
+    c.find(Locator::Css("#reject button")).await.unwrap().click().await.unwrap();
+    let note = note_text(&c).await;
+    assert!(note.contains("Visual V-3 rejected"), "{note}");
+
+    // 60 of the 100 tees and 25 of the 40 hoodies, to one address.
+    c.goto(&app.url("/jobs/J-1/delivery")).await.unwrap();
+    set(&c, "input[name='qty:J-1:0']", "60").await;
+    c.find(Locator::Css("details summary")).await.unwrap().click().await.unwrap();
+    set(&c, "input[name='qty:J-4:0']", "25").await;
+    set(&c, "#address", "Harbour Coffee Roastery, 4 Quay Street, Bristol BS1 4DB").await;
+    set(&c, "#contact_name", "Maya Patel").await;
+    set(&c, "#notes", "Deliver to the side door").await;
+    shot(&c, "portal-delivery.png").await;
+    c.find(Locator::Css("#delivery button.primary")).await.unwrap().click().await.unwrap();
+    let note = note_text(&c).await;
+    assert!(note.contains("Delivery instructions sent"), "{note}");
+    let page = c.source().await.unwrap();
+    assert!(page.contains(">60<") && page.contains(">40<"), "the job shows 60 placed and 40 still to place");
+    c.close().await.unwrap();
+
+    // TOT's system reads what happened.
+    let feed = app.changes(0).await;
+    let kinds: Vec<&str> = feed.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["visual_approved", "visual_rejected", "delivery_instructions_given"]);
+    assert_eq!(feed[1]["data"]["reason"], "Logo should be white, not yellow");
+    assert_eq!(
+        feed[2]["data"]["lines"],
+        json!([{"job_id": "J-1", "line_no": 0, "qty": 60}, {"job_id": "J-4", "line_no": 0, "qty": 25}])
+    );
+    app.stop().await;
+}
