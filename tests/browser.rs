@@ -75,14 +75,26 @@ async fn shot(c: &Client, name: &str) {
 /// The text of the page's note (shown after a successful action), or the page on failure.
 async fn note_text(c: &Client) -> String {
     // The form posts and the next page loads; wait for it (bounded), not for a fixed time.
-    match c.wait().at_most(std::time::Duration::from_secs(10)).for_element(Locator::Css(".note")).await {
+    match c
+        .wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(Locator::Css(".note"))
+        .await
+    {
         Ok(e) => e.text().await.unwrap(),
-        Err(_) => panic!("no note on {:?}: {}", c.current_url().await.ok(), c.source().await.unwrap_or_default()),
+        Err(_) => panic!(
+            "no note on {:?}: {}",
+            c.current_url().await.ok(),
+            c.source().await.unwrap_or_default()
+        ),
     }
 }
 
 async fn set(c: &Client, css: &str, value: &str) {
-    let e = c.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("no element {css}"));
+    let e = c
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|_| panic!("no element {css}"));
     e.clear().await.expect("clear");
     e.send_keys(value).await.expect("type");
 }
@@ -118,41 +130,82 @@ async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser(
     shot(&c, "portal-dashboard.png").await;
 
     // Review and approve V-1.
-    c.find(Locator::Css("a[href='/visuals/V-1']")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("a[href='/visuals/V-1']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     assert!(c.current_url().await.unwrap().path().ends_with("/visuals/V-1"));
     shot(&c, "portal-visual.png").await;
-    c.find(Locator::Css("#approve input[name=terms]")).await.unwrap().click().await.unwrap();
-    c.find(Locator::Css("#approve button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#approve input[name=terms]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("#approve button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let note = note_text(&c).await;
     assert!(note.contains("Visual V-1 approved"), "{note}");
 
     // Reject V-3 with a reason.
     c.goto(&app.url("/visuals/V-3")).await.unwrap();
     set(&c, "#reason", "Logo should be white, not yellow").await;
-    c.find(Locator::Css("#reject button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#reject button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let note = note_text(&c).await;
     assert!(note.contains("Visual V-3 rejected"), "{note}");
 
     // 60 of the 100 tees and 25 of the 40 hoodies, to one address.
     c.goto(&app.url("/jobs/J-1/delivery")).await.unwrap();
     set(&c, "input[name='qty:J-1:0']", "60").await;
-    c.find(Locator::Css("details summary")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("details summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     set(&c, "input[name='qty:J-4:0']", "25").await;
-    set(&c, "#address", "Harbour Coffee Roastery, 4 Quay Street, Bristol BS1 4DB").await;
+    set(
+        &c,
+        "#address",
+        "Harbour Coffee Roastery, 4 Quay Street, Bristol BS1 4DB",
+    )
+    .await;
     set(&c, "#contact_name", "Maya Patel").await;
     set(&c, "#notes", "Deliver to the side door").await;
     shot(&c, "portal-delivery.png").await;
-    c.find(Locator::Css("#delivery button.primary")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#delivery button.primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let note = note_text(&c).await;
     assert!(note.contains("Delivery instructions sent"), "{note}");
     let page = c.source().await.unwrap();
-    assert!(page.contains(">60<") && page.contains(">40<"), "the job shows 60 placed and 40 still to place");
+    assert!(
+        page.contains(">60<") && page.contains(">40<"),
+        "the job shows 60 placed and 40 still to place"
+    );
     c.close().await.unwrap();
 
     // TOT's system reads what happened.
     let feed = app.changes(0).await;
     let kinds: Vec<&str> = feed.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, vec!["visual_approved", "visual_rejected", "delivery_instructions_given"]);
+    assert_eq!(
+        kinds,
+        vec!["visual_approved", "visual_rejected", "delivery_instructions_given"]
+    );
     assert_eq!(feed[1]["data"]["reason"], "Logo should be white, not yellow");
     assert_eq!(
         feed[2]["data"]["lines"],

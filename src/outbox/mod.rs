@@ -2,6 +2,7 @@
 //! result. Failures are retried with exponential backoff and jitter; after
 //! `outbox.max_attempts` (or a permanent error) a message is dead until staff re-queue it.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
@@ -15,7 +16,6 @@ use crate::digest::compose::Composer;
 use crate::digest::items::for_contact;
 use crate::store::contacts::get_contact;
 use crate::store::outbox::{self, OutboxRow};
-use crate::store::settings::get_settings;
 use crate::store::{StoreError, ledgers};
 
 /// What one dispatch step did.
@@ -41,22 +41,62 @@ pub fn backoff(state: &AppState, attempts: i64) -> Duration {
 
 /// Claims and sends one due message.
 pub async fn dispatch_one(state: &AppState) -> Result<Outcome, StoreError> {
+    Ok(dispatch_batch(state, 1).await?.pop().unwrap_or(Outcome::Empty))
+}
+
+/// Messages a sender claims at once: fewer store round trips per message, and still small
+/// enough that a lease covers sending them all.
+pub const BATCH: i64 = 16;
+
+/// Claims up to `limit` due messages and sends them one after another. An empty result
+/// means nothing was due.
+pub async fn dispatch_batch(state: &AppState, limit: i64) -> Result<Vec<Outcome>, StoreError> {
     let now = Utc::now();
     let lease = now + Duration::seconds(state.config.outbox.lease_seconds as i64);
-    let Some(row) = outbox::claim_due(&state.db, now, lease).await? else {
-        return Ok(Outcome::Empty);
-    };
+    let rows = outbox::claim_batch(&state.db, now, lease, limit).await?;
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let suspended = outbox::suspended_contacts(&state.db).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut sent = Vec::new();
+    for row in rows {
+        let (outcome, mark) = send_row(state, row, &suspended).await?;
+        sent.extend(mark);
+        out.push(outcome);
+    }
+    // Sent messages are marked together; a crash before this line sends them again once
+    // their lease runs out (at least once, never lost).
+    outbox::mark_sent_many(&state.db, &sent, Utc::now()).await?;
+    Ok(out)
+}
+
+/// Sends one claimed row and records failures; a success is returned to be marked with its
+/// batch.
+async fn send_row(
+    state: &AppState,
+    row: OutboxRow,
+    suspended: &HashMap<String, String>,
+) -> Result<(Outcome, Option<(i64, String)>), StoreError> {
     let started = Instant::now();
-    let result = match row.channel.as_str() {
-        "email" => send_email(state, &row, now).await?,
-        other => Err(SendError::Permanent(format!("no sender for channel `{other}`"))),
+    let now = Utc::now();
+    let result = match (
+        row.channel.as_str(),
+        row.contact_id.as_ref().and_then(|c| suspended.get(c)),
+    ) {
+        ("email", Some(reason)) => Err(SendError::Permanent(format!(
+            "email to this contact is suspended: {reason}"
+        ))),
+        ("email", None) => send_email(state, &row, now).await?,
+        (other, _) => Err(SendError::Permanent(format!("no sender for channel `{other}`"))),
     };
     let now = Utc::now();
+    let mut mark = None;
     let outcome = match result {
         Ok(Some(provider_id)) => {
-            outbox::mark_sent(&state.db, row.id, &provider_id, now).await?;
             metrics::histogram!("cport_outbox_send_seconds", "channel" => row.channel.clone())
                 .record(started.elapsed().as_secs_f64());
+            mark = Some((row.id, provider_id));
             Outcome::Sent
         }
         Ok(None) => {
@@ -84,7 +124,7 @@ pub async fn dispatch_one(state: &AppState) -> Result<Outcome, StoreError> {
     };
     metrics::counter!(format!("cport_outbox_{label}_total"), "channel" => row.channel.clone(), "kind" => row.kind.clone())
         .increment(1);
-    Ok(outcome)
+    Ok((outcome, mark))
 }
 
 /// Sends an email row. `Ok(None)` means the message should be dropped, not sent.
@@ -93,15 +133,6 @@ async fn send_email(
     row: &OutboxRow,
     now: DateTime<Utc>,
 ) -> Result<Result<Option<String>, SendError>, StoreError> {
-    if let Some(contact_id) = &row.contact_id {
-        let s = get_settings(&state.db, contact_id).await?;
-        if s.email_suspended_at.is_some() {
-            return Ok(Err(SendError::Permanent(format!(
-                "email to this contact is suspended: {}",
-                s.email_suspended_reason.unwrap_or_default()
-            ))));
-        }
-    }
     let payload = if row.kind == "alert" {
         match alert_email(state, row, now).await? {
             Ok(Some(p)) => p,
@@ -163,12 +194,18 @@ async fn alert_email(
 pub async fn drain(state: &AppState) -> Result<DrainReport, StoreError> {
     let mut r = DrainReport::default();
     loop {
-        match dispatch_one(state).await? {
-            Outcome::Empty => return Ok(r),
-            Outcome::Sent => r.sent += 1,
-            Outcome::Retrying => r.retrying += 1,
-            Outcome::Dead => r.dead += 1,
-            Outcome::Dropped => r.dropped += 1,
+        let batch = dispatch_batch(state, BATCH).await?;
+        if batch.is_empty() {
+            return Ok(r);
+        }
+        for o in batch {
+            match o {
+                Outcome::Empty => {}
+                Outcome::Sent => r.sent += 1,
+                Outcome::Retrying => r.retrying += 1,
+                Outcome::Dead => r.dead += 1,
+                Outcome::Dropped => r.dropped += 1,
+            }
         }
     }
 }
@@ -206,8 +243,8 @@ pub async fn run_worker(state: AppState, mut shutdown: tokio::sync::watch::Recei
         if *shutdown.borrow() {
             break;
         }
-        match dispatch_one(&state).await {
-            Ok(Outcome::Empty) => {}
+        match dispatch_batch(&state, BATCH).await {
+            Ok(batch) if batch.is_empty() => {}
             Ok(_) => continue,
             Err(e) => tracing::error!(error = %e, "dispatcher could not reach the store"),
         }

@@ -74,6 +74,16 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> 
 /// Claims the next due message for sending (a lease of `lease_until`); a message whose lease
 /// ran out (its sender died) is due again. Several dispatchers never claim the same row.
 pub async fn claim_due(db: &Db, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<OutboxRow>> {
+    Ok(claim_batch(db, now, lease_until, 1).await?.pop())
+}
+
+/// Claims up to `limit` due messages at once, oldest first.
+pub async fn claim_batch(
+    db: &Db,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<OutboxRow>> {
     let lock = match db {
         Db::Postgres(_) => "FOR UPDATE SKIP LOCKED",
         // SQLite runs one writer at a time, so the UPDATE below is already atomic.
@@ -81,25 +91,37 @@ pub async fn claim_due(db: &Db, now: DateTime<Utc>, lease_until: DateTime<Utc>) 
     };
     let sql = format!(
         "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2, updated_at = $1
-         WHERE id = (SELECT id FROM outbox
+         WHERE id IN (SELECT id FROM outbox
                      WHERE (status IN ('queued', 'failed') AND next_attempt_at <= $1)
                         OR (status = 'sending' AND claimed_until < $1)
-                     ORDER BY next_attempt_at, id LIMIT 1 {lock})
+                     ORDER BY next_attempt_at, id LIMIT $3 {lock})
          RETURNING {COLS}"
     );
-    Ok(on_db!(db, p => sqlx::query_as::<_, OutboxRow>(&sql).bind(now).bind(lease_until).fetch_optional(p).await)?)
+    let mut rows = on_db!(db, p => sqlx::query_as::<_, OutboxRow>(&sql).bind(now).bind(lease_until).bind(limit).fetch_all(p).await)?;
+    rows.sort_by_key(|r| (r.next_attempt_at, r.id));
+    Ok(rows)
 }
 
-pub async fn mark_sent(db: &Db, id: i64, provider_id: &str, now: DateTime<Utc>) -> Result<()> {
-    on_db!(db, p => sqlx::query(
-        "UPDATE outbox SET status = 'sent', provider_id = $2, sent_at = $3, updated_at = $3, claimed_until = NULL,
-           last_error = NULL WHERE id = $1",
-    )
-    .bind(id)
-    .bind(provider_id)
-    .bind(now)
-    .execute(p)
-    .await.map(|r| r.rows_affected()))?;
+/// Marks several messages sent in one statement (provider ids per message).
+pub async fn mark_sent_many(db: &Db, sent: &[(i64, String)], now: DateTime<Utc>) -> Result<()> {
+    for chunk in sent.chunks(200) {
+        let cases: String = (0..chunk.len())
+            .map(|i| format!(" WHEN ${} THEN ${}", 2 + 2 * i, 3 + 2 * i))
+            .collect();
+        let ids: Vec<String> = (0..chunk.len()).map(|i| format!("${}", 2 + 2 * i)).collect();
+        let sql = format!(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, updated_at = $1, claimed_until = NULL, last_error = NULL,
+               provider_id = CASE id{cases} END WHERE id IN ({})",
+            ids.join(", ")
+        );
+        on_db!(db, p => {
+            let mut q = sqlx::query(&sql).bind(now);
+            for (id, provider) in chunk {
+                q = q.bind(*id).bind(provider);
+            }
+            q.execute(p).await.map(|r| r.rows_affected())
+        })?;
+    }
     Ok(())
 }
 
@@ -240,4 +262,14 @@ pub async fn last_digest_payload(tx: &mut Tx, contact_id: &str, channel: &str) -
     .fetch_optional(c)
     .await)?;
     Ok(row.map(|r| r.0))
+}
+
+/// Contacts whose email is suspended (after bounces), with the reason.
+pub async fn suspended_contacts(db: &Db) -> Result<std::collections::HashMap<String, String>> {
+    let rows: Vec<(String, Option<String>)> = on_db!(db, p => sqlx::query_as(
+        "SELECT contact_id, email_suspended_reason FROM contact_settings WHERE email_suspended_at IS NOT NULL",
+    )
+    .fetch_all(p)
+    .await)?;
+    Ok(rows.into_iter().map(|(c, r)| (c, r.unwrap_or_default())).collect())
 }
