@@ -40,6 +40,8 @@ pub struct AppState {
     pub alerts: Arc<AlertSignal>,
     /// Failed sign-ins per account and per address.
     pub limiter: Arc<crate::portal::session::RateLimiter>,
+    /// HTTP client for webhook pushes (one pool for the process).
+    pub http: reqwest::Client,
 }
 
 impl AppState {
@@ -58,6 +60,11 @@ impl AppState {
             wake_dispatch: Arc::new(Notify::new()),
             alerts: Arc::new(AlertSignal::default()),
             limiter: Arc::new(Default::default()),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(15))
+                .user_agent(concat!("cport/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?,
         })
     }
 }

@@ -51,10 +51,10 @@ pub async fn post(state: &AppState, input: BannerInput, by: &str, now: DateTime<
     check_text("body", &input.body, 4000, &mut errs);
     check_one_of("severity", &input.severity, SEVERITIES, &mut errs);
     let starts_at = input.starts_at.unwrap_or(now);
-    if let Some(exp) = input.expires_at {
-        if exp <= starts_at {
-            errs.push(FieldError::new("expires_at", "must be after the start"));
-        }
+    if let Some(exp) = input.expires_at
+        && exp <= starts_at
+    {
+        errs.push(FieldError::new("expires_at", "must be after the start"));
     }
     let known = existing_clients(&state.db, &input.clients).await?;
     for c in input.clients.iter().filter(|c| !known.contains(c)) {

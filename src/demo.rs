@@ -249,8 +249,7 @@ fn job(s: JobSpec, today: NaiveDate, now: DateTime<Utc>, age_days: i64) -> JobIn
 pub fn document(now: DateTime<Utc>) -> Document {
     let today = now.date_naive();
     let d = |n: i64| today + Duration::days(n);
-    let mut doc = Document::default();
-    doc.clients = vec![
+    let clients = vec![
         ClientIn {
             id: "C-100".into(),
             name: "Harbour Coffee Co".into(),
@@ -270,7 +269,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
             third_party_ordering: false,
         },
     ];
-    doc.contacts = vec![
+    let mut contacts = vec![
         contact("P-101", "C-100", "Maya Patel", "maya@harbourcoffee.example", "admin"),
         contact("P-102", "C-100", "Tom Reid", "tom@harbourcoffee.example", "buyer"),
         contact(
@@ -293,7 +292,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
         contact("P-301", "C-300", "Nia Okafor", "nia@brightsparks.example", "buyer"),
         contact("P-302", "C-300", "Jonas Berg", "jonas@brightsparks.example", "admin"),
     ];
-    doc.contacts[8].timezone = "Europe/Berlin".into();
+    contacts[8].timezone = "Europe/Berlin".into();
     let specs = vec![
         (
             JobSpec {
@@ -449,9 +448,9 @@ pub fn document(now: DateTime<Utc>) -> Document {
             6,
         ),
     ];
-    doc.jobs = specs.into_iter().map(|(s, age)| job(s, today, now, age)).collect();
+    let jobs = specs.into_iter().map(|(s, age)| job(s, today, now, age)).collect();
 
-    doc.art_requirements = vec![
+    let art_requirements = vec![
         ArtRequirementIn {
             id: "AR-4001".into(),
             client_id: "C-100".into(),
@@ -535,7 +534,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
         comment("Tom Reid", "client", "Could the roundel be a touch smaller?", 6),
         comment("Aisha Khan", "tot", "Reduced to 90 mm wide, new visual attached.", 2),
     ];
-    doc.visuals = vec![
+    let visuals = vec![
         v1,
         visual(
             "V-1002",
@@ -586,7 +585,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
         signed_at: now - Duration::hours(hours),
         courier_worker: Some(worker.into()),
     };
-    doc.deliveries = vec![
+    let deliveries = vec![
         DeliveryIn {
             id: "D-2001".into(),
             client_id: "C-100".into(),
@@ -723,7 +722,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
             available_to_order: bal - acc,
             picture: pic.then(|| format!("/media/stock/{sku}.svg")),
         };
-    doc.stock = vec![
+    let stock = vec![
         stock(
             "SKU-HC-TEE-NAVY",
             "C-100",
@@ -766,7 +765,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
         ),
         stock("SKU-FS-VEST", "C-200", "FRC-V1", "Club vest, red", 64, 150, 10, true),
     ];
-    doc.blank_stock = vec![
+    let blank_stock = vec![
         BlankStockIn {
             sku: "BLK-TEE-NAVY-M".into(),
             description: "Heavy cotton tee, navy, M".into(),
@@ -801,7 +800,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
         },
     ];
 
-    doc.purchase_orders = vec![
+    let purchase_orders = vec![
         PurchaseOrderIn {
             id: "PO-5001".into(),
             client_id: "C-100".into(),
@@ -908,7 +907,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
         total: money(total),
         paid: money(paid),
     };
-    doc.invoices = vec![
+    let invoices = vec![
         inv(
             "INV-9001",
             "C-100",
@@ -925,7 +924,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
         inv("INV-9101", "C-200", 12, "FRC-VESTS", "Club vests", 391.20, 391.20),
         inv("INV-9201", "C-300", 40, "BSE-23", "Crew tees 2026", 2150.00, 1150.00),
     ];
-    doc.account_summaries = vec![
+    let account_summaries = vec![
         AccountSummaryIn {
             client_id: "C-100".into(),
             as_of: today,
@@ -990,7 +989,7 @@ pub fn document(now: DateTime<Utc>) -> Document {
             },
         ]
     };
-    doc.price_cards = vec![
+    let price_cards = vec![
         PriceCardIn {
             id: "RC-100".into(),
             client_id: "C-100".into(),
@@ -1013,7 +1012,20 @@ pub fn document(now: DateTime<Utc>) -> Document {
             lines: lines(1.1),
         },
     ];
-    doc
+    Document {
+        clients,
+        contacts,
+        jobs,
+        art_requirements,
+        visuals,
+        deliveries,
+        stock,
+        blank_stock,
+        purchase_orders,
+        invoices,
+        account_summaries,
+        price_cards,
+    }
 }
 
 /// The demo's stop-press banner.

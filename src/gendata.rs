@@ -260,7 +260,7 @@ pub fn generate(scale: &Scale) -> Document {
                 }],
                 packing: vec![PackingIn {
                     container: "Box 1".into(),
-                    description: format!("{garment}"),
+                    description: garment.to_string(),
                     qty,
                 }],
                 costs: vec![DeliveryCostIn {

@@ -444,10 +444,10 @@ async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Result<ExitCo
     let now = chrono::Utc::now();
     match command {
         OutboxCommand::List { status, limit } => {
-            if let Some(s) = &status {
-                if !ob::STATUSES.contains(&s.as_str()) {
-                    bail!("--status: `{s}` is not one of {}", ob::STATUSES.join(", "));
-                }
+            if let Some(s) = &status
+                && !ob::STATUSES.contains(&s.as_str())
+            {
+                bail!("--status: `{s}` is not one of {}", ob::STATUSES.join(", "));
             }
             let counts = ob::counts_by_status(db).await?;
             let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();

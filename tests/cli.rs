@@ -122,7 +122,8 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
 fn bad_configuration_stops_start_up_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         ("", vec![], "api_token"),
         ("", vec![("CPORT_API_TOKEN", "t")], "link_secret"),
         ("lisen = \"127.0.0.1:1\"\n", vec![], "lisen"),

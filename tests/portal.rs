@@ -615,3 +615,61 @@ async fn signing_out_ends_the_session() {
     assert_eq!(app.page(&b, "/").await.0, 303);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn change_events_are_pushed_to_the_webhook_signed_and_retried() {
+    use axum::http::{HeaderMap, StatusCode};
+    use hmac::{Hmac, Mac};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    // TOT's receiving end: fails the first delivery, accepts the next.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(HeaderMap, String)>();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let tx = tx.clone();
+            let calls = calls.clone();
+            async move {
+                if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                tx.send((headers, body)).unwrap();
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hook).await });
+
+    let secret = "webhook-secret-0123456789";
+    let app = TestApp::spawn_with(|c| {
+        c.webhook.url = hook_url.clone();
+        c.webhook.secret = cport::config::Secret::new(secret);
+        c.outbox.backoff_base_seconds = 1;
+    })
+    .await;
+    load_world(&app).await;
+    let b = app.signed_in("P-1A").await;
+    let (status, _, _) = app
+        .post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")])
+        .await;
+    assert_eq!(status, 303);
+
+    let (headers, body) = tokio::time::timeout(std::time::Duration::from_secs(20), rx.recv())
+        .await
+        .expect("the event arrives after one retry")
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(event["kind"], "visual_approved");
+    assert_eq!(event["seq"], 1);
+    assert_eq!(event["subject_id"], "V-1");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let want: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(headers["x-cport-signature"].to_str().unwrap(), format!("sha256={want}"));
+    assert_eq!(headers["x-cport-event"], "visual_approved");
+    app.stop().await;
+}

@@ -9,7 +9,6 @@ use serde_json::json;
 use super::{ActionError, Actor, found};
 use crate::app::AppState;
 use crate::model::OPEN_JOB_STATUSES;
-use crate::store::changes::append_change;
 use crate::store::jobs::{self, NewRequest};
 
 fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
@@ -62,11 +61,11 @@ pub async fn no_delivery(
     )
     .await?;
     jobs::set_delivery_instructions(&mut tx, job_id, "not_required").await?;
-    let seq = append_change(
+    let seq = super::record(
+        state,
         &mut tx,
         "no_delivery_acknowledged",
-        actor.client_id(),
-        Some(&actor.contact.id),
+        actor,
         job_id,
         &json!({"job_id": job_id, "request_id": rid, "by": actor.contact.name, "channel": actor.channel}),
         now,
@@ -119,10 +118,10 @@ pub async fn give(
     if address.chars().count() > 1000 {
         return Err(ActionError::invalid("address", "keep it under 1,000 characters"));
     }
-    if let Some(d) = req.required_date {
-        if d < now.date_naive() {
-            return Err(ActionError::invalid("required_date", "must not be in the past"));
-        }
+    if let Some(d) = req.required_date
+        && d < now.date_naive()
+    {
+        return Err(ActionError::invalid("required_date", "must not be in the past"));
     }
     let mut tx = state.db.begin().await?;
     let mut by_job: BTreeMap<&str, Vec<&LineQty>> = BTreeMap::new();
@@ -185,12 +184,7 @@ pub async fn give(
     for job_id in by_job.keys() {
         jobs::set_delivery_instructions(&mut tx, job_id, "given").await?;
     }
-    let seq = append_change(
-        &mut tx,
-        "delivery_instructions_given",
-        actor.client_id(),
-        Some(&actor.contact.id),
-        &format!("DR-{rid}"),
+    let seq = super::record(state, &mut tx, "delivery_instructions_given", actor, &format!("DR-{rid}"),
         &json!({
             "request_id": rid,
             "jobs": by_job.keys().collect::<Vec<_>>(),

@@ -5,9 +5,12 @@
 pub mod delivery;
 pub mod visuals;
 
+use crate::app::AppState;
 use crate::model::Role;
 use crate::store::StoreError;
+use crate::store::changes::append_change;
 use crate::store::contacts::ContactRow;
+use crate::store::outbox::{NewMessage, insert_message};
 
 /// Who is acting: a contact, possibly through a delegation that limits them to one visual.
 #[derive(Debug, Clone)]
@@ -94,4 +97,51 @@ pub(crate) fn found<T>(r: Result<T, StoreError>, what: impl FnOnce() -> String) 
         Err(StoreError::NotFound) => Err(ActionError::NotFound(what())),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Appends a change-feed event in the caller's transaction and, when a webhook is configured,
+/// queues its push through the outbox in the same transaction.
+pub(crate) async fn record(
+    state: &AppState,
+    tx: &mut crate::store::Tx,
+    kind: &str,
+    actor: &Actor,
+    subject_id: &str,
+    data: &serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<i64, StoreError> {
+    let seq = append_change(
+        tx,
+        kind,
+        actor.client_id(),
+        Some(&actor.contact.id),
+        subject_id,
+        data,
+        now,
+    )
+    .await?;
+    let hook = &state.config.webhook;
+    if !hook.url.is_empty() {
+        let event = serde_json::json!({
+            "seq": seq, "kind": kind, "client_id": actor.client_id(), "contact_id": actor.contact.id,
+            "subject_id": subject_id, "at": now, "data": data,
+        });
+        insert_message(
+            tx,
+            &NewMessage {
+                contact_id: None,
+                channel: "webhook".into(),
+                kind: "change".into(),
+                idem_key: format!("change:{seq}"),
+                reply_token: None,
+                recipient: hook.url.clone(),
+                subject: kind.to_string(),
+                payload: event.to_string(),
+                next_attempt_at: now,
+            },
+            now,
+        )
+        .await?;
+    }
+    Ok(seq)
 }

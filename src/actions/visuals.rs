@@ -6,14 +6,13 @@ use serde_json::json;
 use super::{ActionError, Actor, found};
 use crate::app::AppState;
 use crate::model::records::valid_email;
-use crate::store::changes::append_change;
 use crate::store::visuals::{self, DelegationRow, VisualRow};
 
 fn check_scope(actor: &Actor, id: &str) -> Result<(), ActionError> {
-    if let Some(d) = &actor.delegation {
-        if d.visual_id != id {
-            return Err(ActionError::NotFound(format!("visual {id}")));
-        }
+    if let Some(d) = &actor.delegation
+        && d.visual_id != id
+    {
+        return Err(ActionError::NotFound(format!("visual {id}")));
     }
     Ok(())
 }
@@ -76,12 +75,12 @@ async fn decide(
         }
         (other, _) => return Err(ActionError::Conflict(format!("visual {id} is {other}"))),
     };
-    if let Some(d) = &actor.delegation {
-        if !visuals::use_delegation(&mut tx, d.id, now).await? {
-            return Err(ActionError::Conflict(
-                "this approval link has been used already or has expired".into(),
-            ));
-        }
+    if let Some(d) = &actor.delegation
+        && !visuals::use_delegation(&mut tx, d.id, now).await?
+    {
+        return Err(ActionError::Conflict(
+            "this approval link has been used already or has expired".into(),
+        ));
     }
     if !visuals::set_status(&mut tx, id, from, to).await? {
         return Err(ActionError::Conflict(format!(
@@ -117,16 +116,7 @@ async fn decide(
     if let Some(d) = &actor.delegation {
         data["delegation"] = json!({"id": d.id, "name": d.name, "email": d.email});
     }
-    let seq = append_change(
-        &mut tx,
-        kind,
-        actor.client_id(),
-        Some(&actor.contact.id),
-        id,
-        &data,
-        now,
-    )
-    .await?;
+    let seq = super::record(state, &mut tx, kind, actor, id, &data, now).await?;
     tx.commit().await?;
     state.wake_dispatch.notify_waiters();
     tracing::info!(visual = id, to, by = %who, channel = actor.channel, seq, "visual decided");
@@ -206,11 +196,11 @@ pub async fn comment(
     let who = actor.display_name();
     let mut tx = state.db.begin().await?;
     visuals::insert_comment(&mut tx, id, &who, body, now).await?;
-    let seq = append_change(
+    let seq = super::record(
+        state,
         &mut tx,
         "visual_commented",
-        actor.client_id(),
-        Some(&actor.contact.id),
+        actor,
         id,
         &json!({"visual_id": id, "job_id": v.job_id, "by": who, "body": body, "channel": actor.channel}),
         now,
@@ -300,11 +290,11 @@ pub async fn delegate(
         now,
     )
     .await?;
-    let seq = append_change(
+    let seq = super::record(
+        state,
         &mut tx,
         "visual_delegated",
-        actor.client_id(),
-        Some(&actor.contact.id),
+        actor,
         id,
         &json!({"visual_id": id, "job_id": v.job_id, "by": actor.contact.name, "to_name": name, "to_email": email,
                 "expires_at": row.expires_at, "channel": actor.channel}),

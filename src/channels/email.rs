@@ -105,10 +105,10 @@ impl SmtpPool {
             }
             other => other,
         };
-        if !conn.has_broken() {
-            if let Ok(mut idle) = self.idle.lock() {
-                idle.push(conn);
-            }
+        if !conn.has_broken()
+            && let Ok(mut idle) = self.idle.lock()
+        {
+            idle.push(conn);
         }
         result
             .map(|r| r.message().collect::<Vec<_>>().join(" "))

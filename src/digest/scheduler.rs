@@ -236,10 +236,10 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
     let tick = std::time::Duration::from_secs(state.config.digest.tick_seconds);
     let mut lock = None;
     loop {
-        if let crate::store::Db::Postgres(pool) = &state.db {
-            if lock.is_none() {
-                lock = try_leader_lock(pool).await;
-            }
+        if let crate::store::Db::Postgres(pool) = &state.db
+            && lock.is_none()
+        {
+            lock = try_leader_lock(pool).await;
         }
         if matches!(state.db, crate::store::Db::Sqlite(_)) || lock.is_some() {
             match run_pass(&state, Utc::now(), None, Trigger::Scheduled).await {

@@ -144,10 +144,10 @@ impl Record for ContactIn {
                 format!("`{}` is not an IANA time zone", self.timezone),
             ));
         }
-        if let Some(s) = &self.digest_schedule {
-            if let Err(msg) = crate::digest::schedule::parse_schedule(s) {
-                e.push(FieldError::new("digest_schedule", msg));
-            }
+        if let Some(s) = &self.digest_schedule
+            && let Err(msg) = crate::digest::schedule::parse_schedule(s)
+        {
+            e.push(FieldError::new("digest_schedule", msg));
         }
     }
 }

@@ -213,11 +213,11 @@ pub async fn login(
     let password = form.text("password");
     let mut found: Option<String> = None;
     for id in contacts_by_email(&state.db, &email).await? {
-        if let Some(hash) = get_password_hash(&state.db, &id).await? {
-            if verify_password(&password, &hash) {
-                found = Some(id);
-                break;
-            }
+        if let Some(hash) = get_password_hash(&state.db, &id).await?
+            && verify_password(&password, &hash)
+        {
+            found = Some(id);
+            break;
         }
     }
     if found.is_none() {

@@ -527,10 +527,10 @@ pub async fn save_preferences(
             return Err("quiet hours: give both a start and an end, or neither".into());
         }
         for cat in Category::ALL {
-            if let Some(m) = form.get(&format!("mode_{}", cat.name())) {
-                if !matches!(m, "instant" | "digest" | "off") {
-                    return Err(format!("mode_{}: `{m}` is not instant, digest or off", cat.name()));
-                }
+            if let Some(m) = form.get(&format!("mode_{}", cat.name()))
+                && !matches!(m, "instant" | "digest" | "off")
+            {
+                return Err(format!("mode_{}: `{m}` is not instant, digest or off", cat.name()));
             }
         }
         Ok(())

@@ -62,6 +62,10 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         // Logs show with `cargo test -- --nocapture` (RUST_LOG to filter).
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
@@ -69,7 +73,8 @@ impl TestApp {
             .try_init();
         let dir = tempfile::tempdir().expect("temp dir");
         let url = fresh_database_url(dir.path()).await;
-        let config = test_config(dir.path(), url.clone());
+        let mut config = test_config(dir.path(), url.clone());
+        configure(&mut config);
         let app = App::build(config).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());
         let db = app.state.db.clone();
