@@ -166,6 +166,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
         .route("/api/v1/changes", get(api::list_changes))
+        .route("/inbound/email", post(api::inbound_email))
         .route("/api/v1/banners", post(api::post_banner).get(api::list_banners))
         .route("/api/v1/banners/{id}", delete(api::retract_banner))
         .route("/api/v1/{entity}", put(api::put_entity).delete(api::delete_entity))
@@ -196,6 +197,14 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
+    if let Ok(n) = crate::store::inbound::suspended_count(&state.db).await {
+        metrics::gauge!("cport_email_suspended_contacts").set(n as f64);
+    }
+    if let Ok(counts) = crate::store::outbox::counts_by_status(&state.db).await {
+        for (status, n) in counts {
+            metrics::gauge!("cport_outbox_messages", "status" => status).set(n as f64);
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -54,6 +54,7 @@ pub struct Config {
     pub branding: BrandingConfig,
     pub portal: PortalConfig,
     pub webhook: WebhookConfig,
+    pub inbound: InboundConfig,
     pub telegram: TelegramConfig,
     pub discord: DiscordConfig,
     pub imap: ImapConfig,
@@ -147,6 +148,23 @@ pub struct WebhookConfig {
     pub secret: Secret,
 }
 
+/// Email in: replies, bounces, attachments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundConfig {
+    /// Bearer token for POST /inbound/email (empty: the api_token).
+    pub token: Secret,
+    /// Larger messages are refused unread.
+    pub max_bytes: u64,
+    /// authserv-ids of the receiving MTA whose Authentication-Results are believed.
+    pub trusted_authserv_ids: Vec<String>,
+    /// Soft bounces in a row that suspend a contact's email.
+    pub soft_bounce_limit: u32,
+    /// Largest attachment kept as artwork, and the file types accepted.
+    pub max_attachment_bytes: u64,
+    pub artwork_types: Vec<String>,
+}
+
 /// How TOT looks in emails and pages.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -203,6 +221,7 @@ impl Default for Config {
             branding: BrandingConfig::default(),
             portal: PortalConfig::default(),
             webhook: WebhookConfig::default(),
+            inbound: InboundConfig::default(),
             telegram: TelegramConfig::default(),
             discord: DiscordConfig::default(),
             imap: ImapConfig::default(),
@@ -280,6 +299,24 @@ impl Default for PortalConfig {
             login_attempts_per_account: 5,
             login_attempts_per_address: 20,
             secure_cookies: "auto".into(),
+        }
+    }
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig {
+            token: Secret::default(),
+            max_bytes: 10 * 1024 * 1024,
+            trusted_authserv_ids: vec![],
+            soft_bounce_limit: 3,
+            max_attachment_bytes: 20 * 1024 * 1024,
+            artwork_types: [
+                "pdf", "ai", "eps", "svg", "png", "jpg", "jpeg", "tif", "tiff", "psd", "zip",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         }
     }
 }
@@ -460,6 +497,9 @@ impl Config {
                 "session_hours, delegation_hours and reset_minutes must be at least 1",
             ));
         }
+        if self.inbound.soft_bounce_limit == 0 {
+            return Err(invalid("inbound.soft_bounce_limit", "must be at least 1"));
+        }
         if need == Need::Secrets {
             if self.api_token.is_empty() {
                 return Err(invalid(
@@ -582,6 +622,13 @@ fn apply_env(tree: &mut toml::Value, var: &str, rest: &str, value: &str) -> Resu
                 var: var.to_string(),
                 message: format!("`{value}` is not true or false"),
             })?,
+        toml::Value::Array(_) => toml::Value::Array(
+            value
+                .split(',')
+                .map(|v| toml::Value::String(v.trim().to_string()))
+                .filter(|v| v.as_str() != Some(""))
+                .collect(),
+        ),
         toml::Value::Table(_) => return Err(unknown()),
         _ => toml::Value::String(value.to_string()),
     };

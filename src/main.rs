@@ -62,6 +62,14 @@ enum Command {
         #[arg(long)]
         days: Option<u32>,
     },
+    /// Read one email (a reply to cport) on standard input and act on it: the MTA pipe.
+    /// Exit 0 when handled, 75 (EX_TEMPFAIL) when the store is unavailable, 65 when unreadable.
+    InboundEmail,
+    /// Inbound email held for staff (DMARC/DKIM failures).
+    Inbound {
+        #[command(subcommand)]
+        command: InboundCommand,
+    },
     /// Stop-press banners: post, list, retract.
     Banner {
         #[command(subcommand)]
@@ -71,6 +79,15 @@ enum Command {
     Outbox {
         #[command(subcommand)]
         command: OutboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum InboundCommand {
+    /// List messages held because their authentication failed.
+    Held {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
     },
 }
 
@@ -304,6 +321,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .sign(cport::links::Purpose::Open, &to, &contact, ttl, chrono::Utc::now());
             println!("{}/l/{token}", state.config.public_url.trim_end_matches('/'));
         }
+        Command::InboundEmail => return inbound_email(load(Need::Secrets)?).await,
+        Command::Inbound {
+            command: InboundCommand::Held { limit },
+        } => {
+            let config = load(Need::StoreOnly)?;
+            let db = Db::connect(config.database_url.expose()).await?;
+            db.migrate().await?;
+            let rows = cport::store::inbound::list_held(&db, limit).await?;
+            println!("{} held message(s)", rows.len());
+            for r in rows {
+                println!(
+                    "{}  {}  {}  {}",
+                    r.received_at.format("%Y-%m-%d %H:%M"),
+                    r.contact_id.as_deref().unwrap_or("-"),
+                    r.message_id,
+                    r.reason
+                );
+            }
+        }
         Command::Banner { command } => {
             let state = open_state(load(Need::Secrets)?).await?;
             return banner(&state, command).await;
@@ -420,6 +456,39 @@ async fn banner(state: &AppState, command: BannerCommand) -> anyhow::Result<Exit
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `cport inbound-email`: the exit code tells the MTA what to do (75 = try again later).
+async fn inbound_email(config: Config) -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    const EX_DATAERR: u8 = 65;
+    const EX_TEMPFAIL: u8 = 75;
+    let mut raw = Vec::new();
+    let limit = config.inbound.max_bytes;
+    std::io::stdin().take(limit + 1).read_to_end(&mut raw)?;
+    let state = match open_state(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: store unavailable, try again later: {e:#}");
+            return Ok(ExitCode::from(EX_TEMPFAIL));
+        }
+    };
+    match cport::channels::inbound::handle(&state, &raw, chrono::Utc::now()).await {
+        Ok(d) => {
+            println!("{}", serde_json::to_string(&d)?);
+            // Send the answer now if it is due; a running server would also pick it up.
+            cport::outbox::drain(&state).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(cport::channels::inbound::InboundError::Store(e)) => {
+            eprintln!("error: store unavailable, try again later: {e}");
+            Ok(ExitCode::from(EX_TEMPFAIL))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EX_DATAERR))
+        }
+    }
 }
 
 async fn send_outbox(state: &AppState) -> anyhow::Result<()> {

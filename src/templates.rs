@@ -39,6 +39,8 @@ pub fn environment() -> Environment<'static> {
         "email/reset.txt.j2",
         "email/login.html.j2",
         "email/login.txt.j2",
+        "email/reply.html.j2",
+        "email/reply.txt.j2",
         "portal/base.html.j2",
         "portal/message.html.j2",
         "portal/login.html.j2",

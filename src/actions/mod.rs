@@ -2,7 +2,9 @@
 //! all call these functions; each checks role and client scope, then writes the state change
 //! and its change-feed event in one transaction.
 
+pub mod commands;
 pub mod delivery;
+pub mod enquiry;
 pub mod visuals;
 
 use crate::app::AppState;

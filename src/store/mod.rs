@@ -7,6 +7,8 @@
 pub mod banners;
 pub mod changes;
 pub mod contacts;
+pub mod enquiries;
+pub mod inbound;
 pub mod items;
 pub mod jobs;
 pub mod ledgers;

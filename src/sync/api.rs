@@ -177,3 +177,31 @@ pub async fn list_changes(
         "next_after": next,
     })))
 }
+
+/// `POST /inbound/email`: one raw RFC 5322 message as the body (for MTAs that deliver over
+/// HTTP). Bearer token: `inbound.token`, or the API token when that is empty.
+pub async fn inbound_email(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(axum::http::StatusCode, Json<Value>), AppError> {
+    let token = if state.config.inbound.token.is_empty() {
+        &state.config.api_token
+    } else {
+        &state.config.inbound.token
+    };
+    require_token(&headers, token.expose())?;
+    use crate::channels::inbound::{InboundError, handle};
+    match handle(&state, &body, chrono::Utc::now()).await {
+        Ok(d) => Ok((
+            axum::http::StatusCode::OK,
+            Json(serde_json::to_value(d).unwrap_or_default()),
+        )),
+        Err(e @ InboundError::TooLarge { .. }) => Ok((
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            Json(serde_json::json!({"error": e.to_string()})),
+        )),
+        Err(e @ InboundError::Malformed(_)) => Err(AppError::BadRequest(e.to_string())),
+        Err(InboundError::Store(e)) => Err(e.into()),
+    }
+}

@@ -1,0 +1,677 @@
+//! Email in: one raw RFC 5322 message → what it asks, done, and answered. Whatever the way
+//! in (MTA pipe, HTTP, IMAP), every message goes through [`handle`].
+
+use chrono::{DateTime, Duration, Utc};
+use mail_parser::{Address, MessageParser, MimeHeaders};
+use serde::Serialize;
+
+use crate::actions::Actor;
+use crate::actions::commands::{Command, CommandError, parse_line};
+use crate::actions::enquiry::{Answer, Context, run};
+use crate::app::AppState;
+use crate::channels::email::{EmailPayload, new_message_id};
+use crate::digest::alerts::AlertPayload;
+use crate::digest::items::Category;
+use crate::store::contacts::{ContactRow, get_contact};
+use crate::store::outbox::{self, OutboxRow};
+use crate::store::{StoreError, inbound as ledger};
+
+/// What became of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "disposition", content = "reason")]
+pub enum Disposition {
+    /// Commands were read and answered.
+    Processed(String),
+    /// A bounce (DSN) was recorded against the contact.
+    Bounce(String),
+    /// Not acted on and not answered: auto-reply, unknown sender, loop, …
+    Ignored(String),
+    /// Authentication failed: kept for staff, nothing done.
+    Held(String),
+    /// Seen before (same Message-ID).
+    Duplicate(String),
+}
+
+impl Disposition {
+    fn parts(&self) -> (&'static str, &str) {
+        match self {
+            Disposition::Processed(r) => ("processed", r),
+            Disposition::Bounce(r) => ("bounce", r),
+            Disposition::Ignored(r) => ("ignored", r),
+            Disposition::Held(r) => ("held", r),
+            Disposition::Duplicate(r) => ("duplicate", r),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error("message too large: {size} bytes (inbound.max_bytes is {max})")]
+    TooLarge { size: usize, max: u64 },
+    #[error("not an email message: {0}")]
+    Malformed(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn addresses(a: Option<&Address<'_>>) -> Vec<String> {
+    a.map(|a| {
+        a.iter()
+            .filter_map(|x| x.address().map(|s| s.to_ascii_lowercase()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Finds `<prefix>+TOKEN@<reply domain>` among the addresses a message was sent to.
+fn token_for(msg: &mail_parser::Message<'_>, prefix: &str, domain: &str) -> Option<String> {
+    let mut all = addresses(msg.to());
+    all.extend(addresses(msg.cc()));
+    for h in ["Delivered-To", "X-Original-To", "Envelope-To"] {
+        if let Some(v) = msg.header_raw(h) {
+            all.push(v.trim().trim_matches(['<', '>']).to_ascii_lowercase());
+        }
+    }
+    let want = format!("@{}", domain.to_ascii_lowercase());
+    all.iter().find_map(|a| {
+        a.strip_suffix(&want)
+            .and_then(|local| local.strip_prefix(&format!("{prefix}+")))
+            .map(str::to_string)
+    })
+}
+
+/// Auto-replies, vacation messages and list mail: never acted on, never answered.
+fn automatic(msg: &mail_parser::Message<'_>) -> Option<String> {
+    if let Some(v) = msg.header_raw("Auto-Submitted") {
+        if !v.trim().eq_ignore_ascii_case("no") {
+            return Some(format!("Auto-Submitted: {}", v.trim()));
+        }
+    }
+    for h in ["X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress-Reply"] {
+        if msg.header_raw(h).is_some() {
+            return Some(format!("{h} header"));
+        }
+    }
+    if let Some(p) = msg.header_raw("Precedence") {
+        let p = p.trim().to_ascii_lowercase();
+        if matches!(p.as_str(), "bulk" | "junk" | "list" | "auto_reply") {
+            return Some(format!("Precedence: {p}"));
+        }
+    }
+    None
+}
+
+fn is_report(msg: &mail_parser::Message<'_>) -> bool {
+    let report = msg.content_type().is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case("multipart") && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
+    });
+    let null_sender = msg.header_raw("Return-Path").is_some_and(|r| r.trim() == "<>");
+    report || null_sender
+}
+
+/// DMARC or DKIM failure reported by a trusted receiving MTA.
+fn auth_failure(msg: &mail_parser::Message<'_>, trusted: &[String]) -> Option<String> {
+    if trusted.is_empty() {
+        return None;
+    }
+    for v in msg.header_values("Authentication-Results") {
+        let text = match v {
+            mail_parser::HeaderValue::Text(t) => t.to_string(),
+            other => format!("{other:?}"),
+        };
+        let authserv = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if !trusted.iter().any(|t| t.eq_ignore_ascii_case(&authserv)) {
+            continue;
+        }
+        let lower = text.to_ascii_lowercase();
+        for check in ["dmarc", "dkim"] {
+            for verdict in ["fail", "permerror"] {
+                if lower.contains(&format!("{check}={verdict}")) {
+                    return Some(format!("{check}={verdict} from {authserv}"));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The new text of a reply: quoted text, reply headers of common clients, forwarded blocks
+/// and signatures cut away.
+pub fn fresh_text(body: &str) -> String {
+    let mut out = Vec::new();
+    let lines: Vec<&str> = body.lines().collect();
+    for (i, raw) in lines.iter().enumerate() {
+        let line = raw.trim_end();
+        let t = line.trim();
+        let lower = t.to_lowercase();
+        let next = lines.get(i + 1).map(|l| l.trim().to_lowercase()).unwrap_or_default();
+        let header_start = (lower.starts_with("from:") && (next.starts_with("sent:") || next.starts_with("date:")))
+            || (lower.starts_with("de :") || lower.starts_with("von:")) && next.contains(':');
+        let ends_quote_intro = [
+            "wrote:",
+            "a écrit :",
+            "a écrit:",
+            "schrieb:",
+            "escribió:",
+            "ha scritto:",
+            "schreef:",
+            "skrev:",
+            "napisał:",
+            "escreveu:",
+        ]
+        .iter()
+        .any(|w| lower.ends_with(w));
+        let opens_intro = ["on ", "le ", "am ", "el ", "il ", "op ", "den ", "em ", "w dniu "]
+            .iter()
+            .any(|w| lower.starts_with(w));
+        if t.starts_with('>')
+            || line == "-- "
+            || t == "--"
+            || t == "__"
+            || t.starts_with("-----Original Message-----")
+            || t.starts_with("________________________________")
+            || lower.starts_with("---------- forwarded message")
+            || lower.starts_with("begin forwarded message")
+            || lower.starts_with("sent from my ")
+            || header_start
+            || (ends_quote_intro && (opens_intro || i > 0 && lines[i - 1].trim().to_lowercase().starts_with("on ")))
+            || (opens_intro && next.ends_with("wrote:") && lower.contains('@'))
+        {
+            // A quote intro wrapped over two lines: drop the first half already kept.
+            if ends_quote_intro
+                && !opens_intro
+                && out.last().is_some_and(|l: &String| l.to_lowercase().starts_with("on "))
+            {
+                out.pop();
+            }
+            break;
+        }
+        out.push(line.to_string());
+    }
+    out.join("\n").trim().to_string()
+}
+
+/// Commands from the top of the fresh text, until the first line that is not one.
+pub fn read_commands(text: &str) -> (Vec<Command>, Vec<CommandError>) {
+    let (mut cmds, mut errs) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(line) {
+            Ok(Some(c)) => cmds.push(c),
+            Ok(None) => break,
+            Err(e) => errs.push(e),
+        }
+    }
+    (cmds, errs)
+}
+
+fn context_of(row: &OutboxRow, state: &AppState, now: DateTime<Utc>) -> Context {
+    let keys: Vec<String> = match row.kind.as_str() {
+        "alert" => serde_json::from_str::<AlertPayload>(&row.payload)
+            .map(|p| p.items)
+            .unwrap_or_default(),
+        _ => serde_json::from_str::<EmailPayload>(&row.payload)
+            .map(|p| p.item_keys)
+            .unwrap_or_default(),
+    };
+    let item = match keys.as_slice() {
+        [one] => one.split_once(':').and_then(|(code, id)| {
+            Category::ALL
+                .into_iter()
+                .find(|c| c.code() == code)
+                .map(|c| (c, id.to_string()))
+        }),
+        _ => None,
+    };
+    let age = now - row.created_at;
+    Context {
+        item,
+        may_decide: age <= Duration::days(i64::from(state.config.digest.link_ttl_days)),
+    }
+}
+
+/// Processes one raw message.
+pub async fn handle(state: &AppState, raw: &[u8], now: DateTime<Utc>) -> Result<Disposition, InboundError> {
+    let max = state.config.inbound.max_bytes;
+    if raw.len() as u64 > max {
+        return Err(InboundError::TooLarge { size: raw.len(), max });
+    }
+    let msg = MessageParser::default()
+        .parse(raw)
+        .filter(|m| m.from().is_some() || m.message_id().is_some())
+        .ok_or_else(|| InboundError::Malformed("no headers could be read".into()))?;
+    let message_id = match msg.message_id() {
+        Some(id) => id.to_string(),
+        None => {
+            use sha2::Digest;
+            let h = sha2::Sha256::digest(raw);
+            format!(
+                "sha256:{}",
+                h.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>()
+            )
+        }
+    };
+    if ledger::seen(&state.db, &message_id).await? {
+        return Ok(Disposition::Duplicate(format!(
+            "Message-ID {message_id} was processed before"
+        )));
+    }
+    let outcome = decide(state, &msg, raw, &message_id, now).await?;
+    let (disposition, reason) = outcome.0.parts();
+    tracing::info!(message_id = %message_id, disposition, reason, "inbound email");
+    metrics::counter!("cport_inbound_total", "disposition" => disposition).increment(1);
+    Ok(outcome.0)
+}
+
+/// Decides and records. Returns the disposition (and, inside, queues any answer).
+async fn decide(
+    state: &AppState,
+    msg: &mail_parser::Message<'_>,
+    raw: &[u8],
+    message_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(Disposition,), InboundError> {
+    let domain = state.config.email.reply_domain.clone();
+    let from = addresses(msg.from()).into_iter().next().unwrap_or_default();
+    let record = |d: Disposition, contact: Option<String>, keep_raw: bool| {
+        let raw_text = keep_raw.then(|| String::from_utf8_lossy(raw).into_owned());
+        async move {
+            let mut tx = state.db.begin().await?;
+            let (kind, reason) = d.parts();
+            ledger::record(
+                &mut tx,
+                message_id,
+                contact.as_deref(),
+                kind,
+                reason,
+                raw_text.as_deref(),
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>((d,))
+        }
+    };
+
+    // Bounces first: they come from MTAs, to bounce+TOKEN@ or as delivery reports.
+    if let Some(token) =
+        token_for(msg, "bounce", &domain).or_else(|| is_report(msg).then(|| token_for(msg, "reply", &domain)).flatten())
+    {
+        return Ok(bounce(state, msg, raw, &token, message_id, now).await?);
+    }
+    if is_report(msg) {
+        return Ok(record(
+            Disposition::Ignored("a delivery report for no message of ours".into()),
+            None,
+            false,
+        )
+        .await?);
+    }
+    if let Some(why) = automatic(msg) {
+        return Ok(record(Disposition::Ignored(format!("automatic message ({why})")), None, false).await?);
+    }
+    let own = state
+        .config
+        .email
+        .from
+        .rsplit('<')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('>')
+        .trim()
+        .to_ascii_lowercase();
+    if from.is_empty() || from == own || from.ends_with(&format!("@{}", domain.to_ascii_lowercase())) {
+        return Ok(record(
+            Disposition::Ignored("from cport's own address (mail loop)".into()),
+            None,
+            false,
+        )
+        .await?);
+    }
+    let Some(token) = token_for(msg, "reply", &domain).and_then(|t| state.signer.check_reply_token(&t)) else {
+        return Ok(record(
+            Disposition::Ignored(format!("no valid reply token; sender {from} not answered")),
+            None,
+            false,
+        )
+        .await?);
+    };
+    let Some(row) = outbox::find_by_reply_token(&state.db, &token).await? else {
+        return Ok(record(
+            Disposition::Ignored("reply token matches no message".into()),
+            None,
+            false,
+        )
+        .await?);
+    };
+    let Some(contact_id) = row.contact_id.clone() else {
+        return Ok(record(
+            Disposition::Ignored("reply to a message with no contact".into()),
+            None,
+            false,
+        )
+        .await?);
+    };
+    let contact = match get_contact(&state.db, &contact_id).await {
+        Ok(c) if c.active => c,
+        Ok(_) | Err(StoreError::NotFound) => {
+            return Ok(record(
+                Disposition::Ignored("the contact is no longer active".into()),
+                None,
+                false,
+            )
+            .await?);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !from.eq_ignore_ascii_case(&contact.email) {
+        return Ok(record(
+            Disposition::Ignored(format!(
+                "sender {from} is not the contact the token was sent to; not answered"
+            )),
+            Some(contact.id.clone()),
+            false,
+        )
+        .await?);
+    }
+    if let Some(why) = auth_failure(msg, &state.config.inbound.trusted_authserv_ids) {
+        return Ok(record(
+            Disposition::Held(format!("authentication failed: {why}")),
+            Some(contact.id.clone()),
+            true,
+        )
+        .await?);
+    }
+
+    // A real reply from the contact.
+    let body = msg.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
+    let text = fresh_text(&body);
+    let (commands, errors) = read_commands(&text);
+    let ctx = context_of(&row, state, now);
+    let actor = Actor::new(contact.clone(), "email");
+    let mut answers: Vec<Answer> = Vec::new();
+    for e in &errors {
+        answers.push(Answer::error(&e.command, e.to_string()));
+    }
+    for c in &commands {
+        answers.push(run(state, &actor, c, &ctx, now).await?);
+    }
+    let stored = store_attachments(state, msg, &actor, &ctx, now).await?;
+    if let Some(a) = stored {
+        answers.push(a);
+    }
+    if answers.is_empty() {
+        let mut a = Answer::error("", "No command found at the top of your reply.");
+        a.sections.insert(
+            0,
+            crate::actions::enquiry::Section {
+                lines: vec!["Write one command per line at the very top, for example ITEMS or APPROVE V-1001.".into()],
+                ..Default::default()
+            },
+        );
+        answers.push(a);
+        answers.push(run(state, &actor, &Command::Help, &ctx, now).await?);
+    }
+    let summary: Vec<String> = answers
+        .iter()
+        .map(|a| {
+            if a.command.is_empty() {
+                "no command".into()
+            } else {
+                a.command.clone()
+            }
+        })
+        .collect();
+    let payload = compose_answer(state, &contact, msg, message_id, &answers, now)
+        .map_err(|e| InboundError::Malformed(format!("answer could not be written: {e}")))?;
+    let mut tx = state.db.begin().await?;
+    outbox::insert_message(
+        &mut tx,
+        &outbox::NewMessage {
+            contact_id: Some(contact.id.clone()),
+            channel: "email".into(),
+            kind: "reply".into(),
+            idem_key: format!("reply:{message_id}"),
+            reply_token: Some(state.signer.new_reply_token()),
+            recipient: contact.email.clone(),
+            subject: payload.subject.clone(),
+            payload: serde_json::to_string(&payload).unwrap_or_default(),
+            next_attempt_at: now,
+        },
+        now,
+    )
+    .await?;
+    ledger::clear_bounces(&mut tx, &contact.id, now).await?;
+    let d = Disposition::Processed(summary.join("; "));
+    let (kind, reason) = d.parts();
+    ledger::record(&mut tx, message_id, Some(&contact.id), kind, reason, None, now).await?;
+    tx.commit().await?;
+    state.wake_dispatch.notify_waiters();
+    Ok((d,))
+}
+
+async fn bounce(
+    state: &AppState,
+    msg: &mail_parser::Message<'_>,
+    raw: &[u8],
+    token: &str,
+    message_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(Disposition,), StoreError> {
+    let _ = msg;
+    let text = String::from_utf8_lossy(raw);
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.len() > name.len() && l[..name.len()].eq_ignore_ascii_case(name))
+            .map(|l| l[name.len()..].trim().to_string())
+    };
+    let status = field("Status:").unwrap_or_default();
+    let diagnostic = field("Diagnostic-Code:").unwrap_or_default();
+    let hard = status.starts_with('5') || (status.is_empty() && diagnostic.contains(" 5"));
+    let row = match state.signer.check_reply_token(token) {
+        Some(t) => outbox::find_by_reply_token(&state.db, &t).await?,
+        None => None,
+    };
+    let mut tx = state.db.begin().await?;
+    let d = match row.and_then(|r| r.contact_id) {
+        Some(contact) => {
+            let reason = format!("{} bounce {status} {diagnostic}", if hard { "hard" } else { "soft" })
+                .trim()
+                .to_string();
+            let limit = i64::from(state.config.inbound.soft_bounce_limit);
+            let suspended = ledger::record_bounce(&mut tx, &contact, hard, &reason, limit, now).await?;
+            if suspended {
+                tracing::warn!(contact = %contact, %reason, "email suspended for this contact after bounces");
+                metrics::counter!("cport_email_suspended_total").increment(1);
+            }
+            let (kind, r) = (
+                "bounce",
+                format!("{reason}{}", if suspended { "; email suspended" } else { "" }),
+            );
+            ledger::record(&mut tx, message_id, Some(&contact), kind, &r, None, now).await?;
+            Disposition::Bounce(r)
+        }
+        None => {
+            let d = Disposition::Ignored("a bounce for no message of ours".into());
+            ledger::record(&mut tx, message_id, None, "ignored", d.parts().1, None, now).await?;
+            d
+        }
+    };
+    tx.commit().await?;
+    Ok((d,))
+}
+
+/// Files attached to a reply about missing artwork (A4) are kept as the job's artwork.
+async fn store_attachments(
+    state: &AppState,
+    msg: &mail_parser::Message<'_>,
+    actor: &Actor,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Option<Answer>, StoreError> {
+    let files: Vec<_> = msg.attachments().filter(|a| a.attachment_name().is_some()).collect();
+    if files.is_empty() {
+        return Ok(None);
+    }
+    let job_id = match &ctx.item {
+        Some((Category::AwaitingArt, id)) => id.clone(),
+        _ => {
+            let missing = crate::store::items::list_missing_art(&state.db, actor.client_id()).await?;
+            let mut jobs: Vec<String> = missing.into_iter().map(|m| m.job_id).collect();
+            jobs.dedup();
+            match jobs.as_slice() {
+                [one] => one.clone(),
+                _ => {
+                    return Ok(Some(Answer::error(
+                        "ARTWORK",
+                        "Attachments were not kept: reply to the artwork reminder of the job they are for.",
+                    )));
+                }
+            }
+        }
+    };
+    if !actor.may_act() {
+        return Ok(Some(Answer::error(
+            "ARTWORK",
+            format!("Your role ({}) may not send artwork.", actor.role),
+        )));
+    }
+    let cfg = &state.config.inbound;
+    let dir = state.config.data_dir.join("uploads").join("artwork").join(&job_id);
+    let mut kept = Vec::new();
+    let mut refused = Vec::new();
+    for f in files {
+        let name = f.attachment_name().unwrap_or("file").to_string();
+        let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+        let bytes = f.contents();
+        if !cfg.artwork_types.iter().any(|t| t.eq_ignore_ascii_case(&ext)) {
+            refused.push(format!(
+                "{name}: .{ext} files are not accepted ({})",
+                cfg.artwork_types.join(", ")
+            ));
+            continue;
+        }
+        if bytes.len() as u64 > cfg.max_attachment_bytes {
+            refused.push(format!(
+                "{name}: larger than {} MB",
+                cfg.max_attachment_bytes / (1024 * 1024)
+            ));
+            continue;
+        }
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = dir.join(format!("{}-{safe}", now.format("%Y%m%d%H%M%S")));
+        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, bytes)) {
+            tracing::error!(error = %e, path = %path.display(), "artwork could not be stored");
+            refused.push(format!("{name}: could not be stored; TOT has been told"));
+            continue;
+        }
+        let ctype = f
+            .content_type()
+            .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
+            .unwrap_or_default();
+        kept.push((name, ctype, bytes.len() as i64, path.display().to_string()));
+    }
+    if !kept.is_empty() {
+        let mut tx = state.db.begin().await?;
+        for (name, ctype, size, path) in &kept {
+            ledger::insert_artwork(
+                &mut tx,
+                actor.client_id(),
+                &job_id,
+                &actor.contact.id,
+                name,
+                ctype,
+                *size,
+                path,
+                now,
+            )
+            .await?;
+        }
+        crate::actions::record(
+            state,
+            &mut tx,
+            "artwork_uploaded",
+            actor,
+            &job_id,
+            &serde_json::json!({"job_id": job_id, "files": kept.iter().map(|(n, t, s, _)| serde_json::json!({"name": n, "type": t, "bytes": s})).collect::<Vec<_>>(), "channel": actor.channel}),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    let mut lines: Vec<String> = kept
+        .iter()
+        .map(|(n, _, s, _)| format!("{n} ({} KB): received", s / 1024))
+        .collect();
+    lines.extend(refused.iter().cloned());
+    let mut a = Answer {
+        command: "ARTWORK".into(),
+        ok: refused.is_empty(),
+        title: format!("Artwork for job {job_id}:"),
+        sections: vec![crate::actions::enquiry::Section {
+            lines,
+            ..Default::default()
+        }],
+    };
+    if kept.is_empty() {
+        a.title = format!("No artwork kept for job {job_id}:");
+    }
+    Ok(Some(a))
+}
+
+fn compose_answer(
+    state: &AppState,
+    contact: &ContactRow,
+    msg: &mail_parser::Message<'_>,
+    message_id: &str,
+    answers: &[Answer],
+    _now: DateTime<Utc>,
+) -> Result<EmailPayload, String> {
+    let original = msg.subject().unwrap_or("your message").trim().to_string();
+    let subject = if original.to_ascii_lowercase().starts_with("re:") {
+        original
+    } else {
+        format!("Re: {original}")
+    };
+    let references = match msg.header_raw("References") {
+        Some(r) => format!("{} <{message_id}>", r.trim()),
+        None => format!("<{message_id}>"),
+    };
+    let b = &state.config.branding;
+    let ctx = serde_json::json!({
+        "brand": {"name": b.name, "colour": b.colour, "logo_url": b.logo_url},
+        "subject": subject,
+        "contact": {"name": contact.name, "email": contact.email, "client_name": contact.client_name},
+        "answers": answers,
+        "texts": answers.iter().map(|a| a.to_text()).collect::<Vec<_>>(),
+    });
+    let render = |name: &str| {
+        state
+            .templates
+            .get_template(name)
+            .and_then(|t| t.render(&ctx))
+            .map_err(|e| format!("{e:#}"))
+    };
+    Ok(EmailPayload {
+        to_name: contact.name.clone(),
+        to: contact.email.clone(),
+        subject,
+        text: render("email/reply.txt.j2")?,
+        html: render("email/reply.html.j2")?,
+        message_id: new_message_id(&state.config),
+        in_reply_to: Some(format!("<{message_id}>")),
+        references: Some(references),
+        item_keys: vec![],
+    })
+}

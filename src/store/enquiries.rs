@@ -1,0 +1,230 @@
+//! Read-only queries behind the enquiry commands, each scoped to one client.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{Db, Result, on_db};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ProcessLine {
+    pub status: String,
+    pub process: String,
+    pub position: String,
+    pub process_date: Option<NaiveDate>,
+    pub qty: i64,
+    pub unit_price: i64,
+}
+
+pub async fn process_lines(db: &Db, job_id: &str) -> Result<Vec<ProcessLine>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, ProcessLine>(
+        "SELECT status, process, position, process_date, qty, unit_price FROM job_process_lines WHERE job_id = $1 ORDER BY line_no",
+    ).bind(job_id).fetch_all(p).await)?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CostLine {
+    pub description: String,
+    pub qty: i64,
+    pub unit_price: i64,
+}
+
+/// `table` is `job_art_costs` or `job_blank_garments`.
+pub async fn cost_lines(db: &Db, table: &str, job_id: &str) -> Result<Vec<CostLine>> {
+    let sql = format!("SELECT description, qty, unit_price FROM {table} WHERE job_id = $1 ORDER BY line_no");
+    Ok(on_db!(db, p => sqlx::query_as::<_, CostLine>(&sql).bind(job_id).fetch_all(p).await)?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub job_id: Option<String>,
+    pub status: String,
+    pub delivery_date: Option<NaiveDate>,
+    pub sent_date: Option<NaiveDate>,
+    pub venue: String,
+    pub description: String,
+    pub contact: Option<String>,
+    pub client_ref: Option<String>,
+    pub tracking_carrier: Option<String>,
+    pub tracking_number: Option<String>,
+    pub tracking_url: Option<String>,
+    pub pod_boxes: Option<i64>,
+    pub pod_courier: Option<String>,
+    pub pod_signed_at: Option<DateTime<Utc>>,
+    pub pod_courier_worker: Option<String>,
+}
+
+const DELIVERY: &str = "SELECT id, job_id, status, delivery_date, sent_date, venue, description, contact, client_ref,
+    tracking_carrier, tracking_number, tracking_url, pod_boxes, pod_courier, pod_signed_at, pod_courier_worker FROM deliveries";
+
+pub async fn deliveries(db: &Db, client_id: &str, limit: i64) -> Result<Vec<DeliveryRow>> {
+    let sql =
+        format!("{DELIVERY} WHERE client_id = $1 ORDER BY COALESCE(delivery_date, sent_date) DESC, id DESC LIMIT $2");
+    Ok(on_db!(db, p => sqlx::query_as::<_, DeliveryRow>(&sql).bind(client_id).bind(limit).fetch_all(p).await)?)
+}
+
+pub async fn job_deliveries(db: &Db, client_id: &str, job_id: &str) -> Result<Vec<DeliveryRow>> {
+    let sql = format!("{DELIVERY} WHERE client_id = $1 AND job_id = $2 ORDER BY id");
+    Ok(on_db!(db, p => sqlx::query_as::<_, DeliveryRow>(&sql).bind(client_id).bind(job_id).fetch_all(p).await)?)
+}
+
+pub async fn delivery(db: &Db, client_id: &str, id: &str) -> Result<DeliveryRow> {
+    let sql = format!("{DELIVERY} WHERE client_id = $1 AND id = $2");
+    Ok(on_db!(db, p => sqlx::query_as::<_, DeliveryRow>(&sql).bind(client_id).bind(id).fetch_one(p).await)?)
+}
+
+pub async fn delivery_lines(db: &Db, id: &str) -> Result<Vec<(String, i64)>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, (String, i64)>(
+        "SELECT description, qty FROM delivery_lines WHERE delivery_id = $1 ORDER BY line_no",
+    ).bind(id).fetch_all(p).await)?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StockRow {
+    pub sku: String,
+    pub client_sku: Option<String>,
+    pub description: String,
+    pub warehouse_balance: i64,
+    pub expected: i64,
+    pub accounted_for: i64,
+    pub available_to_order: i64,
+}
+
+/// The client's decorated stock, or TOT's blank stock when `client_id` is None, matching `text`.
+pub async fn stock(db: &Db, client_id: Option<&str>, text: Option<&str>, limit: i64) -> Result<Vec<StockRow>> {
+    let pattern = format!("%{}%", text.unwrap_or("").to_lowercase());
+    Ok(match client_id {
+        Some(c) => on_db!(db, p => sqlx::query_as::<_, StockRow>(
+            "SELECT sku, client_sku, description, warehouse_balance, expected, accounted_for, available_to_order FROM stock
+             WHERE client_id = $1 AND (lower(description) LIKE $2 OR lower(sku) LIKE $2 OR lower(COALESCE(client_sku, '')) LIKE $2)
+             ORDER BY sku LIMIT $3",
+        ).bind(c).bind(&pattern).bind(limit).fetch_all(p).await)?,
+        None => on_db!(db, p => sqlx::query_as::<_, StockRow>(
+            "SELECT sku, NULL AS client_sku, description, warehouse_balance, expected, accounted_for, available_to_order
+             FROM blank_stock WHERE lower(description) LIKE $1 OR lower(sku) LIKE $1 ORDER BY sku LIMIT $2",
+        ).bind(&pattern).bind(limit).fetch_all(p).await)?,
+    })
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PoRow {
+    pub id: String,
+    pub status: String,
+    pub date_ordered: NaiveDate,
+    pub tot_ref: String,
+    pub client_ref: Option<String>,
+    pub category: String,
+    pub po_type: String,
+    pub supplier: String,
+    pub placed_by: Option<String>,
+}
+
+const PO: &str =
+    "SELECT id, status, date_ordered, tot_ref, client_ref, category, po_type, supplier, placed_by FROM purchase_orders";
+
+pub async fn purchase_orders(db: &Db, client_id: &str, limit: i64) -> Result<Vec<PoRow>> {
+    let sql = format!("{PO} WHERE client_id = $1 ORDER BY date_ordered DESC, id LIMIT $2");
+    Ok(on_db!(db, p => sqlx::query_as::<_, PoRow>(&sql).bind(client_id).bind(limit).fetch_all(p).await)?)
+}
+
+pub async fn purchase_order(db: &Db, client_id: &str, id: &str) -> Result<PoRow> {
+    let sql = format!("{PO} WHERE client_id = $1 AND id = $2");
+    Ok(on_db!(db, p => sqlx::query_as::<_, PoRow>(&sql).bind(client_id).bind(id).fetch_one(p).await)?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PoLine {
+    pub status: String,
+    pub sku: String,
+    pub description: String,
+    pub ordered: i64,
+    pub received: i64,
+    pub cancelled: i64,
+}
+
+pub async fn po_lines(db: &Db, id: &str) -> Result<Vec<PoLine>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, PoLine>(
+        "SELECT status, sku, description, ordered, received, cancelled FROM purchase_order_lines WHERE po_id = $1 ORDER BY line_no",
+    ).bind(id).fetch_all(p).await)?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PoReceipt {
+    pub date_received: NaiveDate,
+    pub signed_by: String,
+    pub date_checked: Option<NaiveDate>,
+    pub check_category: Option<String>,
+    pub checked_by: Option<String>,
+    pub outers: i64,
+    pub handling_cost: i64,
+}
+
+pub async fn po_receipts(db: &Db, id: &str) -> Result<Vec<PoReceipt>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, PoReceipt>(
+        "SELECT date_received, signed_by, date_checked, check_category, checked_by, outers, handling_cost
+         FROM purchase_order_receipts WHERE po_id = $1 ORDER BY line_no",
+    ).bind(id).fetch_all(p).await)?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InvoiceRow {
+    pub id: String,
+    pub date: NaiveDate,
+    pub client_po_ref: Option<String>,
+    pub job_name: String,
+    pub total: i64,
+    pub paid: i64,
+}
+
+/// Invoices with something outstanding first, then the most recent.
+pub async fn invoices(db: &Db, client_id: &str, limit: i64) -> Result<Vec<InvoiceRow>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, InvoiceRow>(
+        "SELECT id, date, client_po_ref, job_name, total, paid FROM invoices WHERE client_id = $1
+         ORDER BY CASE WHEN total > paid THEN 0 ELSE 1 END, date DESC, id LIMIT $2",
+    ).bind(client_id).bind(limit).fetch_all(p).await)?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Aging {
+    pub as_of: NaiveDate,
+    pub current_balance: i64,
+    pub over_30: i64,
+    pub over_60: i64,
+    pub over_90: i64,
+}
+
+pub async fn aging(db: &Db, client_id: &str) -> Result<Option<Aging>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, Aging>(
+        "SELECT as_of, current_balance, over_30, over_60, over_90 FROM account_summaries WHERE client_id = $1",
+    ).bind(client_id).fetch_optional(p).await)?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PriceLine {
+    pub code: String,
+    pub description: String,
+    pub unit: String,
+    pub min_qty: i64,
+    pub price: i64,
+}
+
+/// The client's current price card (the latest already in effect) and its lines.
+pub async fn price_card(
+    db: &Db,
+    client_id: &str,
+    today: NaiveDate,
+) -> Result<Option<(String, NaiveDate, Vec<PriceLine>)>> {
+    let card: Option<(String, String, NaiveDate)> = on_db!(db, p => sqlx::query_as(
+        "SELECT id, name, effective_from FROM price_cards WHERE client_id = $1 AND effective_from <= $2
+         ORDER BY effective_from DESC LIMIT 1",
+    ).bind(client_id).bind(today).fetch_optional(p).await)?;
+    let Some((id, name, from)) = card else { return Ok(None) };
+    let lines = on_db!(db, p => sqlx::query_as::<_, PriceLine>(
+        "SELECT code, description, unit, min_qty, price FROM price_card_lines WHERE price_card_id = $1 ORDER BY line_no",
+    ).bind(&id).fetch_all(p).await)?;
+    Ok(Some((name, from, lines)))
+}
+
+pub async fn client_currency(db: &Db, client_id: &str) -> Result<String> {
+    let (c,): (String,) = on_db!(db, p => sqlx::query_as("SELECT currency FROM clients WHERE id = $1").bind(client_id).fetch_one(p).await)?;
+    Ok(c)
+}
