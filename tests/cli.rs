@@ -192,3 +192,29 @@ async fn serve_stops_gracefully_on_sigterm() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:?}");
 }
+
+#[test]
+fn inbound_email_asks_the_mta_to_retry_when_the_store_is_down() {
+    // Nothing listens on port 9 of loopback: the store cannot be reached.
+    let mut child = cport(&[
+        ("CPORT_DATABASE_URL", "postgres://cport@127.0.0.1:9/cport"),
+        ("CPORT_API_TOKEN", "t"),
+        ("CPORT_LINK_SECRET", "0123456789abcdef0123"),
+    ])
+    .arg("inbound-email")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"From: a@b.example\nSubject: x\n\nITEMS\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(75), "EX_TEMPFAIL");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("try again later"));
+}

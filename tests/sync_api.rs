@@ -353,3 +353,24 @@ async fn staff_post_list_and_retract_banners_over_the_api() {
     assert_eq!(del(999).await.unwrap().status().as_u16(), 404);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn inbound_email_over_http_needs_the_token_and_refuses_oversized_messages() {
+    let app = TestApp::spawn_with(|c| c.inbound.max_bytes = 2048).await;
+    let url = app.url("/inbound/email");
+    let msg = "From: a@b.example\nTo: reply+aaaaaaaaaaaaaaaaaaaaaaaa@reply.tot.example\nSubject: x\nMessage-ID: <x1@b.example>\n\nITEMS\n";
+    assert_eq!(
+        app.http.post(&url).body(msg).send().await.unwrap().status().as_u16(),
+        401
+    );
+    let r = app.http.post(&url).bearer_auth(TOKEN).body(msg).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["disposition"], "ignored", "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("no valid reply token"));
+    let big = "x".repeat(4096);
+    let r = app.http.post(&url).bearer_auth(TOKEN).body(big).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert!(r.text().await.unwrap().contains("inbound.max_bytes"));
+    app.stop().await;
+}

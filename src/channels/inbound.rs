@@ -164,6 +164,22 @@ pub fn fresh_text(body: &str) -> String {
         let opens_intro = ["on ", "le ", "am ", "el ", "il ", "op ", "den ", "em ", "w dniu "]
             .iter()
             .any(|w| lower.starts_with(w));
+        // "Am 25.11.2026 um 08:00 schrieb TOT <…>:" puts the sender after the verb.
+        let verb_inside = opens_intro
+            && lower.ends_with(':')
+            && [
+                "wrote",
+                "écrit",
+                "schrieb",
+                "escribió",
+                "scritto",
+                "schreef",
+                "skrev",
+                "napisał",
+                "escreveu",
+            ]
+            .iter()
+            .any(|v| lower.contains(v));
         if t.starts_with('>')
             || line == "-- "
             || t == "--"
@@ -174,6 +190,7 @@ pub fn fresh_text(body: &str) -> String {
             || lower.starts_with("begin forwarded message")
             || lower.starts_with("sent from my ")
             || header_start
+            || verb_inside
             || (ends_quote_intro && (opens_intro || i > 0 && lines[i - 1].trim().to_lowercase().starts_with("on ")))
             || (opens_intro && next.ends_with("wrote:") && lower.contains('@'))
         {
@@ -189,6 +206,51 @@ pub fn fresh_text(body: &str) -> String {
         out.push(line.to_string());
     }
     out.join("\n").trim().to_string()
+}
+
+/// HTML to plain text for reading commands: quoted blocks (`<blockquote>`, Gmail's and
+/// Outlook's quote containers) are cut off, block elements become line breaks, tags go,
+/// the common entities are decoded. Hand-written because only this narrow job is needed
+/// and mail-parser's own conversion keeps quoted text inline.
+pub fn html_to_text(html: &str) -> String {
+    let lower = html.to_ascii_lowercase();
+    let cut = [
+        "<blockquote",
+        "class=\"gmail_quote",
+        "id=\"divrplyfwdmsg",
+        "id=\"appendonsend",
+        "<hr",
+    ]
+    .iter()
+    .filter_map(|m| lower.find(m))
+    .min()
+    .unwrap_or(html.len());
+    let cut = lower[..cut].rfind('<').filter(|_| cut < html.len()).unwrap_or(cut);
+    let html = &html[..cut];
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('>') else { break };
+        let tag = rest[start + 1..start + end]
+            .trim_start_matches('/')
+            .to_ascii_lowercase();
+        let name: String = tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        if matches!(
+            name.as_str(),
+            "br" | "div" | "p" | "li" | "tr" | "h1" | "h2" | "h3" | "table"
+        ) {
+            out.push('\n');
+        }
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    out.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
 }
 
 /// Commands from the top of the fresh text, until the first line that is not one.
@@ -386,7 +448,15 @@ async fn decide(
     }
 
     // A real reply from the contact.
-    let body = msg.body_text(0).map(|b| b.into_owned()).unwrap_or_default();
+    let has_plain = msg
+        .parts
+        .iter()
+        .any(|p| matches!(p.body, mail_parser::PartType::Text(_)));
+    let body = match (has_plain, msg.body_html(0)) {
+        // An HTML-only reply: convert it ourselves so quoted blocks are dropped, not inlined.
+        (false, Some(html)) => html_to_text(&html),
+        _ => msg.body_text(0).map(|b| b.into_owned()).unwrap_or_default(),
+    };
     let text = fresh_text(&body);
     let (commands, errors) = read_commands(&text);
     let ctx = context_of(&row, state, now);
@@ -674,4 +744,51 @@ fn compose_answer(
         references: Some(references),
         item_keys: vec![],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_and_signatures_of_common_clients_are_cut() {
+        let cases = [
+            (
+                "APPROVE V-1\n\nOn Wed, 25 Nov 2026 at 08:00, TOT <n@tot.example> wrote:\n> old",
+                "APPROVE V-1",
+            ),
+            (
+                "APPROVE V-1\nOn Wed, 25 Nov 2026 at 08:00, TOT <n@tot.example>\nwrote:\n> old",
+                "APPROVE V-1",
+            ),
+            (
+                "ITEMS\n\nLe mer. 25 nov. 2026 à 08:00, TOT <n@tot.example> a écrit :\n> vieux",
+                "ITEMS",
+            ),
+            (
+                "ITEMS\n\nAm Mi., 25. Nov. 2026 um 08:00 Uhr schrieb TOT <n@tot.example>:\n> alt",
+                "ITEMS",
+            ),
+            (
+                "JOBS\n\nFrom: TOT <n@tot.example>\nSent: Wednesday\nTo: Ann\n\nAPPROVE V-1",
+                "JOBS",
+            ),
+            ("JOBS\n-----Original Message-----\nAPPROVE V-1", "JOBS"),
+            ("TRACK D-1\n-- \nAnn, Alpha Ltd", "TRACK D-1"),
+            ("TRACK D-1\n\nSent from my iPhone", "TRACK D-1"),
+            ("> quoted first\nAPPROVE V-1", ""),
+        ];
+        for (body, want) in cases {
+            assert_eq!(fresh_text(body), want, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn html_replies_lose_their_quoted_part() {
+        let html = "<div>APPROVE V-1</div><div>ITEMS<br></div><div class=\"gmail_quote\">On … wrote:<blockquote>REJECT V-1 x</blockquote></div>";
+        let text = html_to_text(html);
+        assert!(text.contains("APPROVE V-1") && text.contains("ITEMS"));
+        assert!(!text.contains("REJECT"), "{text}");
+        assert_eq!(html_to_text("<p>A &amp; B&nbsp;&lt;ok&gt;</p>").trim(), "A & B <ok>");
+    }
 }

@@ -136,12 +136,18 @@ impl Db {
             Ok(Db::Sqlite(pool))
         } else {
             let opts = PgConnectOptions::from_str(url).map_err(|e| open_err(&e))?;
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect_with(opts)
-                .await
-                .map_err(|e| open_err(&e))?;
+            // A server that is down should be reported soon (the MTA pipe then asks for a
+            // retry), not after the pool's whole acquire timeout.
+            let pool = tokio::time::timeout(
+                Duration::from_secs(8),
+                PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts),
+            )
+            .await
+            .map_err(|_| open_err(&"no answer within 8 seconds"))?
+            .map_err(|e| open_err(&e))?;
             Ok(Db::Postgres(pool))
         }
     }

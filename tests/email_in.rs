@@ -1,0 +1,298 @@
+//! Email replies: a corpus of real-world-shaped messages under tests/fixtures/email/, each
+//! with its expected outcome, through the same `handle` every way in uses.
+
+mod common;
+
+use chrono::Utc;
+use common::{TestState, world};
+use cport::channels::inbound::{Disposition, InboundError, handle};
+use cport::store::outbox::{NewMessage, insert_message, list_messages};
+use serde_json::json;
+
+/// Queues a message to `contact` the way a digest or alert would, and returns its reply token.
+async fn sent_to(t: &TestState, contact: &str, email: &str, kind: &str, items: &[&str]) -> String {
+    let token = t.state.signer.new_reply_token();
+    let payload = if kind == "alert" {
+        json!({"items": items, "message_id": "<alert-1@reply.tot.example>"})
+    } else {
+        json!({"to_name": "x", "to": email, "subject": "TOT: 4 things need you", "text": "", "html": "",
+               "message_id": "<digest-1@reply.tot.example>", "item_keys": items})
+    };
+    let mut tx = t.state.db.begin().await.unwrap();
+    insert_message(
+        &mut tx,
+        &NewMessage {
+            contact_id: Some(contact.into()),
+            channel: "email".into(),
+            kind: kind.into(),
+            idem_key: format!("test:{token}"),
+            reply_token: Some(token.clone()),
+            recipient: email.into(),
+            subject: "TOT".into(),
+            payload: payload.to_string(),
+            next_attempt_at: Utc::now() + chrono::Duration::days(1),
+        },
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    token
+}
+
+struct Corpus {
+    t: TestState,
+    tokens: Vec<(&'static str, String)>,
+}
+
+impl Corpus {
+    async fn new() -> Corpus {
+        let t = TestState::new(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
+        t.load(world()).await;
+        let tokens = vec![
+            (
+                "{{TOKEN_ALERT}}",
+                sent_to(&t, "P-1A", "ann@alpha.example", "alert", &["A1:V-1"]).await,
+            ),
+            (
+                "{{TOKEN_DIGEST}}",
+                sent_to(
+                    &t,
+                    "P-1A",
+                    "ann@alpha.example",
+                    "digest",
+                    &["A1:V-1", "A2:J-1", "A3:PO-1", "A4:J-1"],
+                )
+                .await,
+            ),
+            (
+                "{{TOKEN_ART}}",
+                sent_to(&t, "P-1A", "ann@alpha.example", "alert", &["A4:J-1"]).await,
+            ),
+            (
+                "{{TOKEN_BOB}}",
+                sent_to(&t, "P-1B", "bob@alpha.example", "digest", &["A1:V-1", "A2:J-1"]).await,
+            ),
+        ];
+        Corpus { t, tokens }
+    }
+
+    fn fixture(&self, name: &str) -> Vec<u8> {
+        let path = format!("{}/tests/fixtures/email/{name}", env!("CARGO_MANIFEST_DIR"));
+        let mut raw = std::fs::read(&path).unwrap_or_else(|_| panic!("{path}"));
+        for (placeholder, token) in &self.tokens {
+            let text = String::from_utf8_lossy(placeholder.as_bytes()).to_string();
+            while let Some(pos) = raw.windows(text.len()).position(|w| w == text.as_bytes()) {
+                raw.splice(pos..pos + text.len(), token.bytes());
+            }
+        }
+        raw
+    }
+
+    async fn handle(&self, name: &str) -> Disposition {
+        handle(&self.t.state, &self.fixture(name), Utc::now())
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    async fn visual(&self, id: &str) -> String {
+        let (s,): (String,) =
+            cport::store::on_db!(&self.t.state.db, p => sqlx::query_as("SELECT status FROM visuals WHERE id = $1")
+            .bind(id).fetch_one(p).await)
+            .unwrap();
+        s
+    }
+
+    /// The answers queued so far (newest first): their plain-text bodies.
+    async fn answers(&self) -> Vec<cport::channels::email::EmailPayload> {
+        list_messages(&self.t.state.db, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.kind == "reply")
+            .map(|m| serde_json::from_str(&m.payload).unwrap())
+            .collect()
+    }
+}
+
+fn kind(d: &Disposition) -> &'static str {
+    match d {
+        Disposition::Processed(_) => "processed",
+        Disposition::Bounce(_) => "bounce",
+        Disposition::Ignored(_) => "ignored",
+        Disposition::Held(_) => "held",
+        Disposition::Duplicate(_) => "duplicate",
+    }
+}
+
+fn reason(d: &Disposition) -> String {
+    serde_json::to_value(d).unwrap()["reason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_corpus_has_the_expected_outcomes() {
+    let c = Corpus::new().await;
+    // (fixture, disposition, words in the reason, answered?)
+    let cases: &[(&str, &str, &str, bool)] = &[
+        ("apple_mail_base64.eml", "processed", "ITEMS", true),
+        ("thunderbird_latin1.eml", "processed", "JOB J-1", true),
+        ("html_only.eml", "processed", "JOBS; ART", true),
+        ("forwarded.eml", "processed", "no command", true),
+        ("auto_reply.eml", "ignored", "Auto-Submitted", false),
+        ("vacation_bulk.eml", "ignored", "automatic", false),
+        (
+            "spoofed_from.eml",
+            "ignored",
+            "mallory@evil.example is not the contact",
+            false,
+        ),
+        ("own_address_loop.eml", "ignored", "mail loop", false),
+        ("dmarc_fail.eml", "held", "dmarc=fail", false),
+        ("outlook_cp1252.eml", "processed", "REJECT V-1", true),
+        ("gmail_html_reply.eml", "processed", "APPROVE", true),
+        ("several_commands.eml", "processed", "NODELIVERY J-1; STOCK", true),
+        ("artwork_attachment.eml", "processed", "ARTWORK", true),
+        ("dsn_bounce.eml", "bounce", "hard bounce 5.1.1", false),
+    ];
+    for (name, want, words, answered) in cases {
+        let before = c.answers().await.len();
+        let d = c.handle(name).await;
+        assert_eq!(kind(&d), *want, "{name}: {d:?}");
+        assert!(
+            reason(&d).contains(words),
+            "{name}: `{}` should mention `{words}`",
+            reason(&d)
+        );
+        let after = c.answers().await.len();
+        assert_eq!(after > before, *answered, "{name}: answered?");
+    }
+    // A message seen before is not processed again.
+    assert_eq!(kind(&c.handle("gmail_html_reply.eml").await), "duplicate");
+
+    // What the messages did.
+    let answers = c.answers().await;
+    let text_of = |needle: &str| answers.iter().find(|a| a.text.contains(needle)).map(|a| a.text.clone());
+    // Outlook's windows-1252 reply rejected V-1 with the reason intact, before Gmail's APPROVE
+    // of the alert could: that one is refused with a clear message.
+    let feed = cport::store::changes::list_changes(&c.t.state.db, 0, 100)
+        .await
+        .unwrap();
+    let rejected = feed.iter().find(|e| e.kind == "visual_rejected").expect("a rejection");
+    assert!(
+        rejected.payload.contains("the café logo needs more contrast"),
+        "{}",
+        rejected.payload
+    );
+    assert_eq!(c.visual("V-1").await, "rejected");
+    assert!(
+        text_of("was rejected; TOT will send a new visual").is_some(),
+        "the late APPROVE is answered with why"
+    );
+    // Commands below a signature, a quote or a forwarded block were never run.
+    assert!(text_of("Job J-1: Tees").is_some());
+    let several = text_of("Noted: job J-1 needs no delivery.").expect("NODELIVERY answered");
+    assert!(several.contains("TRACK: which one? an id is missing"), "{several}");
+    assert!(several.contains("Usage: TRACK <delivery id>"), "{several}");
+    assert!(
+        !several.contains("Your account"),
+        "reading stops at the first line that is not a command"
+    );
+    let forwarded = text_of("No command found").expect("a forward without commands gets help");
+    assert!(forwarded.contains("APPROVE <visual id>"), "{forwarded}");
+    // The artwork: the PDF kept, the .exe refused, the event in the feed, A4 gone.
+    let art = text_of("Artwork for job J-1").expect("artwork answer");
+    assert!(
+        art.contains("alpha-logo.pdf") && art.contains("setup.exe: .exe files are not accepted"),
+        "{art}"
+    );
+    assert!(
+        feed.iter()
+            .any(|e| e.kind == "artwork_uploaded" && e.payload.contains("alpha-logo.pdf"))
+    );
+    let stored = c.t.state.config.data_dir.join("uploads/artwork/J-1");
+    let files: Vec<_> = std::fs::read_dir(&stored).unwrap().collect();
+    assert_eq!(files.len(), 1);
+    // The hard bounce suspended Ann's email, visible to staff.
+    let s = cport::store::settings::get_settings(&c.t.state.db, "P-1A")
+        .await
+        .unwrap();
+    assert!(s.email_suspended_at.is_some());
+    assert!(s.email_suspended_reason.unwrap().contains("5.1.1"));
+    // The held message waits for staff.
+    let held = cport::store::inbound::list_held(&c.t.state.db, 10).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert!(held[0].reason.contains("dmarc=fail"));
+    // Answers are threaded.
+    let first = answers
+        .iter()
+        .find(|a| a.in_reply_to.as_deref() == Some("<CAGmail001@mail.gmail.com>"))
+        .expect("threaded answer");
+    assert!(first.subject.starts_with("Re: "));
+    assert!(
+        first
+            .references
+            .as_deref()
+            .unwrap()
+            .contains("<CAGmail001@mail.gmail.com>")
+    );
+}
+
+#[tokio::test]
+async fn a_reply_approves_a_visual_from_its_alert_and_a_later_reply_lifts_a_suspension() {
+    let c = Corpus::new().await;
+    assert_eq!(kind(&c.handle("dsn_bounce.eml").await), "bounce");
+    assert!(
+        cport::store::settings::get_settings(&c.t.state.db, "P-1A")
+            .await
+            .unwrap()
+            .email_suspended_at
+            .is_some()
+    );
+    let d = c.handle("gmail_html_reply.eml").await;
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    assert_eq!(
+        c.visual("V-1").await,
+        "approved",
+        "APPROVE without an id applies to the alert's visual"
+    );
+    let s = cport::store::settings::get_settings(&c.t.state.db, "P-1A")
+        .await
+        .unwrap();
+    assert!(s.email_suspended_at.is_none(), "a real reply proves the address works");
+    let feed = cport::store::changes::list_changes(&c.t.state.db, 0, 10).await.unwrap();
+    assert_eq!(feed.len(), 1);
+    assert!(feed[0].payload.contains("\"channel\":\"email\""));
+}
+
+#[tokio::test]
+async fn oversized_and_unreadable_messages_are_refused_unread() {
+    let c = Corpus::new().await;
+    let big = vec![b'a'; (c.t.state.config.inbound.max_bytes + 1) as usize];
+    assert!(matches!(
+        handle(&c.t.state, &big, Utc::now()).await,
+        Err(InboundError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        handle(&c.t.state, b"\x00\x01 not mail", Utc::now()).await,
+        Err(InboundError::Malformed(_))
+    ));
+    assert!(c.answers().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_old_token_still_answers_enquiries_but_not_approvals() {
+    let c = Corpus::new().await;
+    cport::store::on_db!(&c.t.state.db, p => sqlx::query("UPDATE outbox SET created_at = $1").bind(Utc::now() - chrono::Duration::days(30)).execute(p).await.map(|_| ()))
+        .unwrap();
+    let d = c.handle("gmail_html_reply.eml").await;
+    assert_eq!(kind(&d), "processed");
+    assert_eq!(c.visual("V-1").await, "awaiting_approval");
+    let answer = c.answers().await.remove(0);
+    assert!(answer.text.contains("too old to approve"), "{}", answer.text);
+    assert!(answer.text.contains("/l/"), "with a fresh link");
+    assert_eq!(kind(&c.handle("apple_mail_base64.eml").await), "processed");
+    assert!(c.answers().await[0].text.contains("thing(s) need you"));
+}
