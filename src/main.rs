@@ -64,7 +64,12 @@ enum Command {
     },
     /// Read one email (a reply to cport) on standard input and act on it: the MTA pipe.
     /// Exit 0 when handled, 75 (EX_TEMPFAIL) when the store is unavailable, 65 when unreadable.
-    InboundEmail,
+    InboundEmail {
+        /// Instead of standard input, every file in this folder (a replay, or a benchmark);
+        /// answers are queued, not sent.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Inbound email held for staff (DMARC/DKIM failures).
     Inbound {
         #[command(subcommand)]
@@ -321,7 +326,38 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .sign(cport::links::Purpose::Open, &to, &contact, ttl, chrono::Utc::now());
             println!("{}/l/{token}", state.config.public_url.trim_end_matches('/'));
         }
-        Command::InboundEmail => return inbound_email(load(Need::Secrets)?).await,
+        Command::InboundEmail { dir: None } => return inbound_email(load(Need::Secrets)?).await,
+        Command::InboundEmail { dir: Some(dir) } => {
+            let state = open_state(load(Need::Secrets)?).await?;
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .with_context(|| format!("--dir: cannot read {}", dir.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            let started = std::time::Instant::now();
+            let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+            for f in &files {
+                let raw = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+                let key = match cport::channels::inbound::handle(&state, &raw, chrono::Utc::now()).await {
+                    Ok(d) => serde_json::to_value(&d)?["disposition"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_string(),
+                    Err(cport::channels::inbound::InboundError::Store(e)) => return Err(e.into()),
+                    Err(_) => "refused".to_string(),
+                };
+                *counts.entry(key).or_default() += 1;
+            }
+            let secs = started.elapsed().as_secs_f64();
+            let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            println!(
+                "{} messages in {secs:.2}s ({:.0} messages/s): {}",
+                files.len(),
+                files.len() as f64 / secs.max(1e-9),
+                summary.join(", ")
+            );
+        }
         Command::Inbound {
             command: InboundCommand::Held { limit },
         } => {
