@@ -134,6 +134,9 @@ impl App {
         let mut tasks = JoinSet::new();
         tasks.spawn(crate::digest::scheduler::run(state.clone(), stop_rx.clone()));
         tasks.spawn(crate::digest::alerts::run(state.clone(), stop_rx.clone()));
+        if !state.config.imap.host.is_empty() {
+            tasks.spawn(crate::channels::imap::run(state.clone(), stop_rx.clone()));
+        }
         for _ in 0..state.config.outbox.workers {
             tasks.spawn(crate::outbox::run_worker(state.clone(), stop_rx.clone()));
         }

@@ -195,12 +195,18 @@ pub struct DiscordConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImapConfig {
+    /// Empty: no IMAP polling.
     pub host: String,
     pub port: u16,
+    /// `tls` (implicit, port 993) or `none` (loopback only).
     pub tls: String,
     pub username: String,
     pub password: Secret,
     pub mailbox: String,
+    /// Move handled messages here; empty = flag them \Seen and leave them.
+    pub processed_mailbox: String,
+    /// Poll interval when the server has no IDLE.
+    pub poll_seconds: u64,
 }
 
 impl Default for Config {
@@ -343,6 +349,8 @@ impl Default for ImapConfig {
             username: String::new(),
             password: Secret::default(),
             mailbox: "INBOX".into(),
+            processed_mailbox: String::new(),
+            poll_seconds: 60,
         }
     }
 }
@@ -496,6 +504,17 @@ impl Config {
                 "portal",
                 "session_hours, delegation_hours and reset_minutes must be at least 1",
             ));
+        }
+        if !self.imap.host.is_empty() {
+            if self.imap.tls == "starttls" {
+                return Err(invalid(
+                    "imap.tls",
+                    "starttls is not supported for IMAP; use tls (port 993) or none",
+                ));
+            }
+            if self.imap.username.is_empty() {
+                return Err(invalid("imap.username", "required when imap.host is set"));
+            }
         }
         if self.inbound.soft_bounce_limit == 0 {
             return Err(invalid("inbound.soft_bounce_limit", "must be at least 1"));

@@ -82,10 +82,10 @@ fn token_for(msg: &mail_parser::Message<'_>, prefix: &str, domain: &str) -> Opti
 
 /// Auto-replies, vacation messages and list mail: never acted on, never answered.
 fn automatic(msg: &mail_parser::Message<'_>) -> Option<String> {
-    if let Some(v) = msg.header_raw("Auto-Submitted") {
-        if !v.trim().eq_ignore_ascii_case("no") {
-            return Some(format!("Auto-Submitted: {}", v.trim()));
-        }
+    if let Some(v) = msg.header_raw("Auto-Submitted")
+        && !v.trim().eq_ignore_ascii_case("no")
+    {
+        return Some(format!("Auto-Submitted: {}", v.trim()));
     }
     for h in ["X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress-Reply"] {
         if msg.header_raw(h).is_some() {

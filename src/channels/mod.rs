@@ -1,6 +1,7 @@
 //! Provider adapters. Each turns an outbox row into a delivery on its channel.
 
 pub mod email;
+pub mod imap;
 pub mod inbound;
 
 /// How a send failed, which decides what the dispatcher does next.

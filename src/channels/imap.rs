@@ -1,0 +1,193 @@
+//! Email in by IMAP: polls a mailbox for unseen messages, hands each to
+//! [`inbound::handle`](super::inbound::handle), then flags it seen (or moves it). Uses IDLE
+//! where the server offers it, and reconnects with backoff when the connection drops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::TryStreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::inbound::{InboundError, handle};
+use crate::app::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("connecting to {0}: {1}")]
+    Connect(String, std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("IMAP: {0}")]
+    Imap(#[from] async_imap::error::Error),
+    #[error("the server closed the connection before greeting")]
+    NoGreeting,
+}
+
+/// What one polling pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PollReport {
+    pub handled: usize,
+    pub deferred: usize,
+}
+
+/// Connects, logs in and selects the mailbox, then polls until shutdown (or an error).
+async fn session_loop(
+    state: &AppState,
+    shutdown: &mut watch::Receiver<bool>,
+    once: bool,
+) -> Result<PollReport, ImapError> {
+    let c = &state.config.imap;
+    let addr = format!("{}:{}", c.host, c.port);
+    let tcp = TcpStream::connect((c.host.as_str(), c.port))
+        .await
+        .map_err(|e| ImapError::Connect(addr.clone(), e))?;
+    tcp.set_nodelay(true).ok();
+    if c.tls == "tls" {
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let cfg = tokio_rustls::rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from(c.host.clone())
+            .map_err(|e| ImapError::Tls(e.to_string()))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| ImapError::Tls(e.to_string()))?;
+        run_session(state, tls, shutdown, once).await
+    } else {
+        run_session(state, tcp, shutdown, once).await
+    }
+}
+
+async fn run_session<S>(
+    state: &AppState,
+    stream: S,
+    shutdown: &mut watch::Receiver<bool>,
+    once: bool,
+) -> Result<PollReport, ImapError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
+{
+    let c = &state.config.imap;
+    let mut client = async_imap::Client::new(stream);
+    client
+        .read_response()
+        .await
+        .map_err(|e| ImapError::Connect(c.host.clone(), e))?
+        .ok_or(ImapError::NoGreeting)?;
+    let mut session = client
+        .login(&c.username, c.password.expose())
+        .await
+        .map_err(|(e, _)| e)?;
+    session.select(&c.mailbox).await?;
+    let idle = session.capabilities().await?.has_str("IDLE");
+    tracing::info!(host = %c.host, mailbox = %c.mailbox, idle, "IMAP mailbox open");
+    let mut total = PollReport::default();
+    loop {
+        let r = poll_once(state, &mut session).await?;
+        total.handled += r.handled;
+        total.deferred += r.deferred;
+        if once || *shutdown.borrow() {
+            session.logout().await.ok();
+            return Ok(total);
+        }
+        if idle {
+            let mut handle = session.idle();
+            handle.init().await?;
+            let (wait, stop) = handle.wait_with_timeout(Duration::from_secs(25 * 60));
+            let ended = tokio::select! {
+                r = wait => { r?; false }
+                _ = shutdown.changed() => true,
+            };
+            drop(stop);
+            session = handle.done().await?;
+            if ended {
+                session.logout().await.ok();
+                return Ok(total);
+            }
+        } else {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(c.poll_seconds)) => {}
+                _ = shutdown.changed() => {
+                    session.logout().await.ok();
+                    return Ok(total);
+                }
+            }
+        }
+    }
+}
+
+/// Handles every unseen message once. A message the store could not take stays unseen for
+/// the next pass; every other outcome (processed, ignored, refused) marks it done.
+async fn poll_once<S>(state: &AppState, session: &mut async_imap::Session<S>) -> Result<PollReport, ImapError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
+{
+    let mut uids: Vec<u32> = session.uid_search("UNSEEN").await?.into_iter().collect();
+    uids.sort_unstable();
+    let mut report = PollReport::default();
+    for uid in uids {
+        let raw: Option<Vec<u8>> = {
+            let fetches: Vec<_> = session
+                .uid_fetch(uid.to_string(), "BODY.PEEK[]")
+                .await?
+                .try_collect()
+                .await?;
+            fetches.into_iter().find_map(|f| f.body().map(<[u8]>::to_vec))
+        };
+        let Some(raw) = raw else { continue };
+        match handle(state, &raw, Utc::now()).await {
+            Err(InboundError::Store(e)) => {
+                tracing::warn!(uid, error = %e, "IMAP message left for later: store unavailable");
+                report.deferred += 1;
+                continue;
+            }
+            Err(e) => tracing::warn!(uid, error = %e, "IMAP message refused"),
+            Ok(_) => {}
+        }
+        let moved = match state.config.imap.processed_mailbox.as_str() {
+            "" => false,
+            to => session.uid_mv(uid.to_string(), to).await.is_ok(),
+        };
+        if !moved {
+            let _: Vec<_> = session
+                .uid_store(uid.to_string(), "+FLAGS (\\Seen)")
+                .await?
+                .try_collect()
+                .await?;
+        }
+        report.handled += 1;
+    }
+    Ok(report)
+}
+
+/// One pass (connect, handle what is unseen, log out): for tests and `cport imap poll`.
+pub async fn poll(state: &AppState) -> Result<PollReport, ImapError> {
+    let (_tx, mut rx) = watch::channel(false);
+    session_loop(state, &mut rx, true).await
+}
+
+/// The poller: runs while `imap.host` is set, reconnecting after failures (1 s doubling to 5
+/// minutes) until shutdown.
+pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match session_loop(&state, &mut shutdown, false).await {
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "IMAP connection failed");
+                metrics::counter!("cport_imap_errors_total").increment(1);
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => break,
+        }
+        delay = (delay * 2).min(Duration::from_secs(300));
+    }
+    tracing::info!("IMAP poller stopped");
+}

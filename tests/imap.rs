@@ -1,0 +1,247 @@
+//! IMAP polling against a real Dovecot (from the system's packages; `scripts/test` installs
+//! it), started here on a loopback port with a throwaway configuration.
+
+mod common;
+
+use std::process::Command;
+
+use chrono::Utc;
+use common::{TestState, world};
+use cport::store::outbox::{NewMessage, insert_message, list_messages};
+
+struct Dovecot {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Dovecot {
+    fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("dovecot.conf")
+    }
+
+    fn start() -> Dovecot {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        for sub in ["run", "state", "mail"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(dir.path().join("mail"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::write(dir.path().join("passwd"), "cport:{PLAIN}imap-pass-123\n").unwrap();
+        // A free port: bound here, released, and handed to Dovecot, which binds it before
+        // its start command returns.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conf = format!(
+            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\nprotocols = imap\nlisten = 127.0.0.1\n\
+             ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nmail_location = maildir:{d}/mail/%u\n\
+             first_valid_uid = 1\ndefault_internal_user = dovecot\ndefault_login_user = dovenull\n\
+             passdb {{\n  driver = passwd-file\n  args = {d}/passwd\n}}\n\
+             userdb {{\n  driver = static\n  args = uid=dovecot gid=dovecot home={d}/mail/%u\n}}\n\
+             service imap-login {{\n  chroot =\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service anvil {{\n  chroot =\n}}\n"
+        );
+        let dv = Dovecot { dir, port };
+        std::fs::write(dv.config_path(), conf).unwrap();
+        dv.run(&[]);
+        dv
+    }
+
+    fn run(&self, extra: &[&str]) {
+        let status = Command::new("/usr/sbin/dovecot")
+            .arg("-c")
+            .arg(self.config_path())
+            .args(extra)
+            .status()
+            .expect("dovecot runs (scripts/test installs dovecot-imapd)");
+        assert!(
+            status.success(),
+            "dovecot {extra:?}: {}",
+            std::fs::read_to_string(self.dir.path().join("dovecot.log")).unwrap_or_default()
+        );
+    }
+
+    async fn session(&self) -> async_imap::Session<tokio::net::TcpStream> {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+        let mut client = async_imap::Client::new(tcp);
+        client.read_response().await.unwrap().unwrap();
+        client
+            .login("cport", "imap-pass-123")
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap()
+    }
+
+    async fn deliver(&self, raw: &str) {
+        let mut s = self.session().await;
+        s.append("INBOX", None, None, raw.replace('\n', "\r\n")).await.unwrap();
+        s.logout().await.unwrap();
+    }
+
+    async fn unseen(&self) -> usize {
+        let mut s = self.session().await;
+        s.select("INBOX").await.unwrap();
+        let n = s.uid_search("UNSEEN").await.unwrap().len();
+        s.logout().await.unwrap();
+        n
+    }
+
+    async fn count(&self, mailbox: &str) -> u32 {
+        let mut s = self.session().await;
+        let m = s.select(mailbox).await.unwrap();
+        s.logout().await.unwrap();
+        m.exists
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let _ = Command::new("/usr/sbin/dovecot")
+            .arg("-c")
+            .arg(self.config_path())
+            .arg("stop")
+            .status();
+    }
+}
+
+async fn state_for(dv: &Dovecot, processed: &str) -> (TestState, String) {
+    let port = dv.port;
+    let processed = processed.to_string();
+    let t = TestState::new(move |c| {
+        c.imap.host = "127.0.0.1".into();
+        c.imap.port = port;
+        c.imap.tls = "none".into();
+        c.imap.username = "cport".into();
+        c.imap.password = cport::config::Secret::new("imap-pass-123");
+        c.imap.processed_mailbox = processed;
+    })
+    .await;
+    t.load(world()).await;
+    let token = t.state.signer.new_reply_token();
+    let mut tx = t.state.db.begin().await.unwrap();
+    insert_message(
+        &mut tx,
+        &NewMessage {
+            contact_id: Some("P-1A".into()),
+            channel: "email".into(),
+            kind: "digest".into(),
+            idem_key: "test-digest".into(),
+            reply_token: Some(token.clone()),
+            recipient: "ann@alpha.example".into(),
+            subject: "TOT".into(),
+            payload:
+                serde_json::json!({"to_name": "Ann", "to": "ann@alpha.example", "subject": "TOT: 4 things need you",
+                "text": "", "html": "", "message_id": "<d1@reply.tot.example>", "item_keys": []})
+                .to_string(),
+            next_attempt_at: Utc::now() + chrono::Duration::days(1),
+        },
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    (t, token)
+}
+
+fn reply(token: &str, n: u32, from: &str, extra_header: &str, body: &str) -> String {
+    format!(
+        "From: {from}\nTo: reply+{token}@reply.tot.example\nSubject: Re: TOT\nMessage-ID: <imap-{n}@alpha.example>\n{extra_header}Date: Wed, 25 Nov 2026 09:00:00 +0000\nContent-Type: text/plain; charset=utf-8\n\n{body}\n"
+    )
+}
+
+async fn answers(t: &TestState) -> usize {
+    list_messages(&t.state.db, None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|m| m.kind == "reply")
+        .count()
+}
+
+#[tokio::test]
+async fn unseen_messages_are_handled_once_and_flagged() {
+    let dv = Dovecot::start();
+    let (t, token) = state_for(&dv, "").await;
+    dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "ITEMS"))
+        .await;
+    dv.deliver(&reply(
+        &token,
+        2,
+        "Ann Admin <ann@alpha.example>",
+        "Auto-Submitted: auto-replied\n",
+        "Away",
+    ))
+    .await;
+    dv.deliver(&reply(&token, 3, "Mallory <m@evil.example>", "", "APPROVE V-1"))
+        .await;
+    assert_eq!(dv.unseen().await, 3);
+
+    let r = cport::channels::imap::poll(&t.state).await.expect("poll");
+    assert_eq!(r.handled, 3);
+    assert_eq!(answers(&t).await, 1, "only the real reply is answered");
+    assert_eq!(dv.unseen().await, 0, "handled messages are flagged seen");
+    let r = cport::channels::imap::poll(&t.state).await.unwrap();
+    assert_eq!(r.handled, 0);
+}
+
+#[tokio::test]
+async fn handled_messages_can_be_moved_to_another_mailbox() {
+    let dv = Dovecot::start();
+    {
+        let mut s = dv.session().await;
+        s.create("Processed").await.unwrap();
+        s.logout().await.unwrap();
+    }
+    let (t, token) = state_for(&dv, "Processed").await;
+    dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "JOBS"))
+        .await;
+    cport::channels::imap::poll(&t.state).await.unwrap();
+    assert_eq!(dv.count("INBOX").await, 0);
+    assert_eq!(dv.count("Processed").await, 1);
+    assert_eq!(answers(&t).await, 1);
+}
+
+#[tokio::test]
+async fn the_poller_survives_the_server_going_away() {
+    let dv = Dovecot::start();
+    let (t, token) = state_for(&dv, "").await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(cport::channels::imap::run(t.state.clone(), rx));
+    dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "ITEMS"))
+        .await;
+    wait_for(|| answers(&t), 1).await;
+
+    // Dovecot restarts (the connection drops); the poller reconnects and goes on.
+    dv.run(&["stop"]);
+    dv.run(&[]);
+    dv.deliver(&reply(&token, 2, "Ann Admin <ann@alpha.example>", "", "JOBS"))
+        .await;
+    wait_for(|| answers(&t), 2).await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+/// Waits (bounded) until `f` reaches `want`: the poller works on its own schedule.
+async fn wait_for<F, Fut>(f: F, want: usize)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let got = f().await;
+        if got >= want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {got} of {want} after 30 s"
+        );
+    }
+}
