@@ -119,6 +119,15 @@ pub fn write_media(data_dir: &Path) -> std::io::Result<usize> {
             media.join("visuals/V-1005.svg"),
             tee_svg("#222222", "#00bcd4", "SPARKS", "Embroidered cap front"),
         ),
+        // The pictures of examples/visuals.json, so PUTting it against the demo shows them.
+        (
+            media.join("visuals/V-1006.svg"),
+            tee_svg("#5d4037", "#f2c14e", "HC", "Apron bib, 1 colour"),
+        ),
+        (
+            media.join("visuals/V-1006-placement.svg"),
+            placement_svg("#5d4037", 200, 150, 80, 80, "Centre chest, 100 mm wide"),
+        ),
         (
             media.join("stock/SKU-HC-TEE-NAVY.svg"),
             tee_svg("#1f3a5f", "#f2c14e", "HARBOUR", "Staff tee, navy"),

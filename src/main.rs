@@ -35,7 +35,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP server (health, metrics, sync API) until SIGINT or SIGTERM.
+    /// Run the service until SIGINT or SIGTERM: HTTP (portal, sync API, change feed, health,
+    /// metrics), digest scheduler, alert scanner, outbox dispatchers and IMAP polling.
     Serve,
     /// Create a fresh demo store with realistic data, write its config, and serve it.
     Demo(DemoArgs),
@@ -43,7 +44,7 @@ enum Command {
     Migrate,
     /// Load a JSON document of TOT records (same format and checks as the sync API).
     Import(ImportArgs),
-    /// Digests: show the action items per contact.
+    /// Digests: send this period's digests now, or show the action items (--dry-run).
     Digest {
         #[command(subcommand)]
         command: DigestCommand,
@@ -111,8 +112,10 @@ enum BannerCommand {
 
 #[derive(Args)]
 struct BannerPostArgs {
+    /// The headline, shown first.
     #[arg(long)]
     title: String,
+    /// The message.
     #[arg(long)]
     body: String,
     /// info, warning or urgent.
@@ -215,7 +218,8 @@ fn init_logging(format: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     if format == "json" {
         builder.json().init();
     } else {
@@ -574,7 +578,7 @@ async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Result<ExitCo
             }
             println!(
                 "{:<7} {:<8} {:<7} {:<7} {:<4} {:<17} {:<32} LAST ERROR / SUBJECT",
-                "ID", "STATUS", "CHANNEL", "KIND", "TRY", "NEXT ATTEMPT", "RECIPIENT"
+                "ID", "STATUS", "CHANNEL", "KIND", "TRY", "SENT / NEXT TRY", "RECIPIENT"
             );
             for m in ob::list_messages(db, status.as_deref(), limit).await? {
                 println!(
@@ -584,7 +588,7 @@ async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Result<ExitCo
                     m.channel,
                     m.kind,
                     m.attempts,
-                    m.next_attempt_at.format("%Y-%m-%d %H:%M"),
+                    m.sent_at.unwrap_or(m.next_attempt_at).format("%Y-%m-%d %H:%M"),
                     truncate(&m.recipient, 32),
                     m.last_error.as_deref().unwrap_or(&m.subject)
                 );

@@ -19,6 +19,12 @@ pub fn environment() -> Environment<'static> {
             AutoEscape::None
         }
     });
+    // `{{ t|when }}`: an RFC 3339 time as "2026-11-25 13:28 UTC".
+    env.add_filter("when", |t: String| -> String {
+        chrono::DateTime::parse_from_rfc3339(&t)
+            .map(|d| d.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or(t)
+    });
     embed!(
         env,
         "email/_header.html.j2",

@@ -714,9 +714,14 @@ fn compose_answer(
     } else {
         format!("Re: {original}")
     };
-    let references = match msg.header_raw("References") {
-        Some(r) => format!("{} <{message_id}>", r.trim()),
-        None => format!("<{message_id}>"),
+    // The thread so far: the client's References, else what it replied to, then its message.
+    let earlier = msg
+        .header_raw("References")
+        .or_else(|| msg.header_raw("In-Reply-To"))
+        .map(str::trim);
+    let references = match earlier {
+        Some(r) if !r.is_empty() => format!("{r} <{message_id}>"),
+        _ => format!("<{message_id}>"),
     };
     let b = &state.config.branding;
     let ctx = serde_json::json!({

@@ -144,7 +144,7 @@ pub async fn for_client(db: &Db, client: &str) -> Result<Vec<ActionItem>> {
     for po in items::list_open_third_party_pos(db, client).await? {
         out.push(ActionItem {
             category: Category::ThirdPartyPo,
-            title: format!("PO {} from {}", po.tot_ref, po.supplier),
+            title: format!("PO {} ({}) from {}", po.id, po.tot_ref, po.supplier),
             detail: format!(
                 "placed by {}, {} unit(s) outstanding, {}",
                 po.placed_by.as_deref().unwrap_or("a third party"),
