@@ -26,7 +26,12 @@ async fn a_signed_link_signs_in_and_shows_the_contacts_items() {
     );
     let (status, html) = app.page(&b, "/").await;
     assert_eq!(status, 200);
-    for want in ["Visual V-1 for Tees", "Job J-1: Tees", "PO PO-1 (T1)", "Artwork for job J-1"] {
+    for want in [
+        "Visual V-1 for Tees",
+        "Job J-1: Tees",
+        "PO PO-1 (T1)",
+        "Artwork for job J-1",
+    ] {
         assert!(html.contains(want), "dashboard lacks {want}");
     }
     assert!(
