@@ -534,8 +534,9 @@ async fn bounce(
     let text = String::from_utf8_lossy(raw);
     let field = |name: &str| {
         text.lines()
-            .find(|l| l.len() > name.len() && l[..name.len()].eq_ignore_ascii_case(name))
-            .map(|l| l[name.len()..].trim().to_string())
+            .find(|l| l.get(..name.len()).is_some_and(|h| h.eq_ignore_ascii_case(name)))
+            .and_then(|l| l.get(name.len()..))
+            .map(|v| v.trim().to_string())
     };
     let status = field("Status:").unwrap_or_default();
     let diagnostic = field("Diagnostic-Code:").unwrap_or_default();
