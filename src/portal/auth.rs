@@ -29,7 +29,15 @@ const MIN_PASSWORD: usize = 10;
 /// Only same-site paths may be redirect targets.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        // Browsers drop tabs and newlines and read `\` as `/`: "/\t/evil.example" would
+        // leave the site, so any of them makes the target home.
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace()) =>
+        {
+            n.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -529,4 +537,24 @@ pub async fn send_reset_link(state: &AppState, c: &ContactRow) -> Result<(), Sto
         .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_same_site_paths_are_redirect_targets() {
+        for (next, want) in [
+            (Some("/visuals/V-1?x=1"), "/visuals/V-1?x=1"),
+            (Some("//evil.example"), "/"),
+            (Some("/\t/evil.example"), "/"),
+            (Some("/\\evil.example"), "/"),
+            (Some("https://evil.example"), "/"),
+            (Some("/ok path"), "/"),
+            (None, "/"),
+        ] {
+            assert_eq!(safe_next(next), want, "{next:?}");
+        }
+    }
 }
