@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::HeaderValue;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::channels::email::Mailer;
 use crate::config::Config;
@@ -163,7 +165,17 @@ impl App {
 }
 
 pub fn router(state: AppState) -> Router {
-    let media = ServeDir::new(state.config.data_dir.join("media"));
+    // Pictures are served as files; an SVG must never run script on the portal's origin.
+    let media = tower::ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox; default-src 'none'; style-src 'unsafe-inline'"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .service(ServeDir::new(state.config.data_dir.join("media")));
     let limit = usize::try_from(state.config.max_body_bytes).unwrap_or(usize::MAX);
     Router::new()
         .route("/healthz", get(healthz))
@@ -174,9 +186,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/banners/{id}", delete(api::retract_banner))
         .route("/api/v1/{entity}", put(api::put_entity).delete(api::delete_entity))
         .nest_service("/media", media)
-        .merge(crate::portal::router())
+        .merge(crate::portal::router().layer(DefaultBodyLimit::max(256 * 1024)))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(track))
+        // No page of cport may be framed by another site (clickjacking an approval).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        ))
         .with_state(state)
 }
 

@@ -496,6 +496,13 @@ impl Config {
                 ));
             }
         }
+        let c = &self.branding.colour;
+        if !(c.starts_with('#') && matches!(c.len(), 4 | 7 | 9) && c[1..].chars().all(|x| x.is_ascii_hexdigit())) {
+            return Err(invalid(
+                "branding.colour",
+                format!("`{c}` is not a colour like #1f3a5f"),
+            ));
+        }
         if !matches!(self.portal.secure_cookies.as_str(), "auto" | "always" | "never") {
             return Err(invalid("portal.secure_cookies", "must be auto, always or never"));
         }

@@ -678,3 +678,66 @@ async fn change_events_are_pushed_to_the_webhook_signed_and_retried() {
     assert_eq!(headers["x-cport-event"], "visual_approved");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn hostile_inputs_change_nothing() {
+    let app = app().await;
+    app.put(
+        "jobs",
+        json!([{"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "in_production",
+                "printed_garments": [{"description": "Tee", "expected_qty": 100}]}]),
+    )
+    .await;
+    let b = app.signed_in("P-1B").await;
+    // Two quantities whose sum would wrap around an i64.
+    let (status, _, _) = app
+        .post_form(
+            &b,
+            "/jobs/J-1/delivery",
+            &[
+                ("qty:J-1:0", "9223372036854775807"),
+                ("qty:J-1:0", "2"),
+                ("address", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(app.changes(0).await.is_empty());
+    // Pages cannot be framed by another site.
+    let r = b.get(app.url("/")).send().await.unwrap();
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    // A delegate may decide a visual awaiting approval, never undo the client's approval.
+    let (status, _, _) = app
+        .post_form(
+            &b,
+            "/visuals/V-1",
+            &[
+                ("action", "delegate"),
+                ("name", "Dana"),
+                ("email", "dana@reseller.example"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let (status, _, _) = app
+        .post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")])
+        .await;
+    assert_eq!(status, 303);
+    let rows = cport::store::outbox::list_messages(&app.db, None, 10).await.unwrap();
+    let mail = rows.iter().find(|m| m.recipient == "dana@reseller.example").unwrap();
+    let p: cport::channels::email::EmailPayload = serde_json::from_str(&mail.payload).unwrap();
+    let link = p
+        .text
+        .split_whitespace()
+        .find(|w| w.contains("/l/"))
+        .unwrap()
+        .replace("http://127.0.0.1:8080", &app.base);
+    let third = browser();
+    third.get(&link).send().await.unwrap();
+    let (status, _, _) = app
+        .post_form(&third, "/visuals/V-1", &[("action", "reject"), ("reason", "undo")])
+        .await;
+    assert_eq!(status, 422);
+    assert_eq!(app.visual_status("V-1").await, "approved");
+    app.stop().await;
+}

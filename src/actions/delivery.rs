@@ -138,6 +138,8 @@ pub async fn give(
                 job.status.replace('_', " ")
             )));
         }
+        // Two submissions for the same job wait for each other here (job ids in order).
+        jobs::lock_job(&mut tx, job_id).await?;
         let held = jobs::list_garment_lines_tx(&mut tx, job_id).await?;
         for w in wanted {
             let field = format!("qty[{job_id}:{}]", w.line_no);
@@ -147,7 +149,17 @@ pub async fn give(
                     format!("job {job_id} has no line {}", w.line_no),
                 ));
             };
-            let total: i64 = wanted.iter().filter(|x| x.line_no == w.line_no).map(|x| x.qty).sum();
+            // A single quantity over the line is reported as typed; a sum of several is added
+            // with overflow checks (it cannot wrap past the limit).
+            let total = if w.qty > line.remaining() {
+                w.qty
+            } else {
+                wanted
+                    .iter()
+                    .filter(|x| x.line_no == w.line_no)
+                    .try_fold(0i64, |acc, x| acc.checked_add(x.qty))
+                    .unwrap_or(i64::MAX)
+            };
             if total > line.remaining() {
                 return Err(ActionError::invalid(
                     &field,

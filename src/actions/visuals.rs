@@ -65,8 +65,8 @@ async fn decide(
     })?;
     let from = match (v.status.as_str(), to) {
         ("awaiting_approval", _) => "awaiting_approval",
-        // Un-approving: an approved visual may be rejected with a reason.
-        ("approved", "rejected") => "approved",
+        // Un-approving: an approved visual may be rejected with a reason (not by a delegate).
+        ("approved", "rejected") if actor.delegation.is_none() => "approved",
         ("approved", _) => return Err(ActionError::Conflict(format!("visual {id} is already approved"))),
         ("rejected", _) => {
             return Err(ActionError::Conflict(format!(
@@ -193,6 +193,14 @@ pub async fn comment(
             actor.role
         )));
     }
+    if let Some(d) = &actor.delegation {
+        let row = visuals::get_delegation(&state.db, d.id).await?;
+        if row.used_at.is_some() || row.expires_at <= now {
+            return Err(ActionError::Forbidden(
+                "this approval link has been used or has expired".into(),
+            ));
+        }
+    }
     let who = actor.display_name();
     let mut tx = state.db.begin().await?;
     visuals::insert_comment(&mut tx, id, &who, body, now).await?;
@@ -277,7 +285,8 @@ pub async fn delegate(
     crate::store::outbox::insert_message(
         &mut tx,
         &crate::store::outbox::NewMessage {
-            contact_id: Some(actor.contact.id.clone()),
+            // To a third party: the delegator's own bounces must not stop it.
+            contact_id: None,
             channel: "email".into(),
             kind: "system".into(),
             idem_key: format!("delegation:{did}"),

@@ -101,12 +101,11 @@ fn automatic(msg: &mail_parser::Message<'_>) -> Option<String> {
     None
 }
 
+/// A delivery status notification (RFC 3464): `multipart/report`.
 fn is_report(msg: &mail_parser::Message<'_>) -> bool {
-    let report = msg.content_type().is_some_and(|ct| {
+    msg.content_type().is_some_and(|ct| {
         ct.ctype().eq_ignore_ascii_case("multipart") && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
-    });
-    let null_sender = msg.header_raw("Return-Path").is_some_and(|r| r.trim() == "<>");
-    report || null_sender
+    })
 }
 
 /// DMARC or DKIM failure reported by a trusted receiving MTA.
@@ -227,6 +226,27 @@ pub fn html_to_text(html: &str) -> String {
     .unwrap_or(html.len());
     let cut = lower[..cut].rfind('<').filter(|_| cut < html.len()).unwrap_or(cut);
     let html = &html[..cut];
+    // Drop what is never shown: the head, styles and scripts.
+    let mut shown = String::with_capacity(html.len());
+    let mut rest = html;
+    loop {
+        let lower_rest = rest.to_ascii_lowercase();
+        let hidden = ["<head", "<style", "<script", "<title"]
+            .iter()
+            .filter_map(|t| lower_rest.find(t).map(|i| (i, &t[1..])))
+            .min_by_key(|(i, _)| *i);
+        let Some((start, name)) = hidden else {
+            shown.push_str(rest);
+            break;
+        };
+        shown.push_str(&rest[..start]);
+        let close = format!("</{name}>");
+        match lower_rest[start..].find(&close) {
+            Some(end) => rest = &rest[start + end + close.len()..],
+            None => break,
+        }
+    }
+    let html = shown.as_str();
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
     while let Some(start) = rest.find('<') {
@@ -357,15 +377,22 @@ async fn decide(
         }
     };
 
-    // Bounces first: they come from MTAs, to bounce+TOKEN@ or as delivery reports.
-    if let Some(token) =
-        token_for(msg, "bounce", &domain).or_else(|| is_report(msg).then(|| token_for(msg, "reply", &domain)).flatten())
-    {
-        return Ok(bounce(state, msg, raw, &token, message_id, now).await?);
-    }
+    // Bounces first, and only delivery reports count: a vacation reply sent to the envelope
+    // sender (bounce+TOKEN@) or with a null sender is an automatic message, not a bounce.
     if is_report(msg) {
+        if let Some(token) = token_for(msg, "bounce", &domain).or_else(|| token_for(msg, "reply", &domain)) {
+            return Ok(bounce(state, msg, raw, &token, message_id, now).await?);
+        }
         return Ok(record(
             Disposition::Ignored("a delivery report for no message of ours".into()),
+            None,
+            false,
+        )
+        .await?);
+    }
+    if token_for(msg, "bounce", &domain).is_some() || msg.header_raw("Return-Path").is_some_and(|r| r.trim() == "<>") {
+        return Ok(record(
+            Disposition::Ignored("an automatic message to the bounce address".into()),
             None,
             false,
         )
@@ -582,25 +609,21 @@ async fn store_attachments(
     ctx: &Context,
     now: DateTime<Utc>,
 ) -> Result<Option<Answer>, StoreError> {
-    let files: Vec<_> = msg.attachments().filter(|a| a.attachment_name().is_some()).collect();
+    // Only real attachments: inline pictures (signature logos) are not artwork.
+    let files: Vec<_> = msg
+        .attachments()
+        .filter(|a| a.attachment_name().is_some() && a.content_disposition().is_some_and(|d| d.is_attachment()))
+        .collect();
     if files.is_empty() {
         return Ok(None);
     }
     let job_id = match &ctx.item {
         Some((Category::AwaitingArt, id)) => id.clone(),
         _ => {
-            let missing = crate::store::items::list_missing_art(&state.db, actor.client_id()).await?;
-            let mut jobs: Vec<String> = missing.into_iter().map(|m| m.job_id).collect();
-            jobs.dedup();
-            match jobs.as_slice() {
-                [one] => one.clone(),
-                _ => {
-                    return Ok(Some(Answer::error(
-                        "ARTWORK",
-                        "Attachments were not kept: reply to the artwork reminder of the job they are for.",
-                    )));
-                }
-            }
+            return Ok(Some(Answer::error(
+                "ARTWORK",
+                "Attachments were not kept: reply to the artwork reminder of the job they are for.",
+            )));
         }
     };
     if !actor.may_act() {
@@ -796,5 +819,8 @@ mod tests {
         assert!(text.contains("APPROVE V-1") && text.contains("ITEMS"));
         assert!(!text.contains("REJECT"), "{text}");
         assert_eq!(html_to_text("<p>A &amp; B&nbsp;&lt;ok&gt;</p>").trim(), "A & B <ok>");
+        let styled =
+            "<html><head><title>x</title><style>p{margin:0}</style></head><body><div>APPROVE V-1</div></body></html>";
+        assert_eq!(html_to_text(styled).trim(), "APPROVE V-1");
     }
 }

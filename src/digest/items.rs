@@ -184,7 +184,8 @@ impl ActionItem {
         match self.category {
             Category::VisualApproval => format!("/visuals/{}", self.id),
             Category::DeliveryInstructions => format!("/jobs/{}/delivery", self.id),
-            Category::ThirdPartyPo => format!("/pos/{}", self.id),
+            // The purchase-order pages come with the enquiry pages; until then, the dashboard.
+            Category::ThirdPartyPo => "/".to_string(),
             Category::AwaitingArt => format!("/jobs/{}", self.id),
         }
     }

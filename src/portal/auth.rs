@@ -204,6 +204,9 @@ pub async fn login(
     let form = FormData::parse(&body);
     check_anon_csrf(&headers, &form)?;
     let email = form.text("email").trim().to_lowercase();
+    if email.len() > 254 {
+        return Err(PortalError::TooMany("That is not an email address.".into()));
+    }
     let next = safe_next(form.get("next"));
     let acct_key = format!("acct:{email}");
     let ip_key = address_key(addr.ip());

@@ -15,7 +15,7 @@ use crate::app::AppState;
 use crate::digest::alerts::mode;
 use crate::digest::items::{Category, for_contact};
 use crate::store::jobs;
-use crate::store::settings::{get_settings, save_settings};
+use crate::store::settings::{self, get_settings};
 use crate::store::visuals as vstore;
 
 #[derive(Deserialize, Default)]
@@ -174,8 +174,8 @@ async fn visual_page(
             "comments": comments,
             "decisions": decisions,
             "terms": state.config.branding.approval_terms,
-            "can_decide": (session.actor.may_act() || (session.actor.delegation.is_some() && !delegation_used))
-                && matches!(v.status.as_str(), "awaiting_approval" | "approved"),
+            "can_decide": (session.actor.may_act() && matches!(v.status.as_str(), "awaiting_approval" | "approved"))
+                || (session.actor.delegation.is_some() && !delegation_used && v.status == "awaiting_approval"),
             "can_delegate": session.actor.may_act() && v.status == "awaiting_approval",
             "can_comment": session.actor.may_act() || session.actor.delegation.is_some(),
             "note": note,
@@ -259,6 +259,15 @@ async fn job_json(
     id: &str,
 ) -> Result<(Value, Vec<jobs::GarmentLine>), PortalError> {
     no_delegation(session)?;
+    if !matches!(
+        session.actor.role,
+        crate::model::Role::Admin | crate::model::Role::Buyer | crate::model::Role::Viewer
+    ) {
+        return Err(PortalError::Forbidden(format!(
+            "Your role ({}) does not show jobs.",
+            session.actor.role
+        )));
+    }
     let job = match jobs::get_job(&state.db, session.actor.client_id(), id).await {
         Ok(j) => j,
         Err(crate::store::StoreError::NotFound) => return Err(PortalError::NotFound),
@@ -516,7 +525,17 @@ pub async fn save_preferences(
             "custom" => form.text("custom_schedule"),
             other => other.to_string(),
         };
-        crate::digest::schedule::parse_schedule(&schedule).map_err(|e| format!("schedule: {e}"))?;
+        let parsed = crate::digest::schedule::parse_schedule(&schedule).map_err(|e| format!("schedule: {e}"))?;
+        // A summary more often than every few hours floods the client and hurts delivery.
+        let now = Utc::now();
+        if parsed
+            .after(&now)
+            .take(5)
+            .last()
+            .is_some_and(|t| t - now < chrono::Duration::hours(24))
+        {
+            return Err("schedule: at most four summaries a day".into());
+        }
         for key in ["quiet_start", "quiet_end"] {
             let v = form.text(key);
             if !v.is_empty() && chrono::NaiveTime::parse_from_str(&v, "%H:%M").is_err() {
@@ -556,6 +575,6 @@ pub async fn save_preferences(
             Category::AwaitingArt => s.mode_awaiting_art = m.or(s.mode_awaiting_art.take()),
         }
     }
-    save_settings(&state.db, &s, Utc::now()).await?;
+    settings::save_preferences(&state.db, &s, Utc::now()).await?;
     Ok(see_other("/preferences", "Preferences saved."))
 }

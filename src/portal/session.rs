@@ -153,8 +153,17 @@ impl RateLimiter {
     pub fn blocked_for(&self, key: &str, limit: u32) -> Option<u64> {
         let mut map = self.hits.lock().ok()?;
         let now = Instant::now();
-        let hits = map.entry(key.to_string()).or_default();
+        // Only keys that failed are stored, and stale ones are swept out as they are met.
+        let hits = map.get_mut(key)?;
         hits.retain(|t| now.duration_since(*t) < WINDOW);
+        if hits.is_empty() {
+            map.remove(key);
+            return None;
+        }
+        if map.len() > 100_000 {
+            map.retain(|_, v| v.last().is_some_and(|t| now.duration_since(*t) < WINDOW));
+        }
+        let hits = map.get(key)?;
         if hits.len() as u32 >= limit {
             hits.first().map(|t| (WINDOW - now.duration_since(*t)).as_secs() + 1)
         } else {

@@ -110,6 +110,18 @@ pub async fn insert_request_line(tx: &mut Tx, request_id: i64, job_id: &str, lin
     Ok(())
 }
 
+/// Locks a job row until the transaction ends (PostgreSQL; SQLite's write transaction
+/// already excludes other writers).
+pub async fn lock_job(tx: &mut Tx, job_id: &str) -> Result<()> {
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE")
+            .bind(job_id)
+            .fetch_optional(&mut **t)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Records on the job what the client said (`given` or `not_required`).
 pub async fn set_delivery_instructions(tx: &mut Tx, job_id: &str, value: &str) -> Result<()> {
     on_tx!(tx, c => sqlx::query("UPDATE jobs SET delivery_instructions = $2, sync_hash = '' WHERE id = $1")

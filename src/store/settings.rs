@@ -71,6 +71,36 @@ pub async fn save_settings(db: &Db, s: &ContactSettings, now: DateTime<Utc>) -> 
     Ok(())
 }
 
+/// Saves what the contact chose (not the bounce state, which the inbound side owns).
+pub async fn save_preferences(db: &Db, s: &ContactSettings, now: DateTime<Utc>) -> Result<()> {
+    on_db!(db, p => sqlx::query(
+        "INSERT INTO contact_settings (contact_id, timezone, digest_schedule, quiet_start, quiet_end,
+           mode_visual_approval, mode_delivery_instructions, mode_third_party_po, mode_awaiting_art,
+           email_enabled, soft_bounces, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11)
+         ON CONFLICT (contact_id) DO UPDATE SET timezone = excluded.timezone,
+           digest_schedule = excluded.digest_schedule, quiet_start = excluded.quiet_start,
+           quiet_end = excluded.quiet_end, mode_visual_approval = excluded.mode_visual_approval,
+           mode_delivery_instructions = excluded.mode_delivery_instructions,
+           mode_third_party_po = excluded.mode_third_party_po, mode_awaiting_art = excluded.mode_awaiting_art,
+           email_enabled = excluded.email_enabled, updated_at = excluded.updated_at",
+    )
+    .bind(&s.contact_id)
+    .bind(&s.timezone)
+    .bind(&s.digest_schedule)
+    .bind(&s.quiet_start)
+    .bind(&s.quiet_end)
+    .bind(&s.mode_visual_approval)
+    .bind(&s.mode_delivery_instructions)
+    .bind(&s.mode_third_party_po)
+    .bind(&s.mode_awaiting_art)
+    .bind(s.email_enabled)
+    .bind(now)
+    .execute(p)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
 /// Every saved settings row, by contact.
 pub async fn list_settings(db: &Db) -> Result<std::collections::HashMap<String, ContactSettings>> {
     let sql = format!("SELECT {COLS} FROM contact_settings");
