@@ -703,6 +703,9 @@ async fn hostile_inputs_change_nothing() {
         .await;
     assert_eq!(status, 422);
     assert!(app.changes(0).await.is_empty());
+    // A link cannot put its own words on the portal: notes are signed by cport.
+    let (_, html) = app.page(&b, "/?note=Your+account+is+locked%2C+call+0800+000").await;
+    assert!(!html.contains("Your account is locked"));
     // Pages cannot be framed by another site.
     let r = b.get(app.url("/")).send().await.unwrap();
     assert_eq!(r.headers()["x-frame-options"], "DENY");

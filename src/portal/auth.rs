@@ -177,6 +177,7 @@ async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(Stri
 pub struct NextQuery {
     next: Option<String>,
     note: Option<String>,
+    ns: Option<String>,
 }
 
 pub async fn login_form(
@@ -189,7 +190,7 @@ pub async fn login_form(
         &headers,
         "login",
         StatusCode::OK,
-        json!({"next": safe_next(q.next.as_deref()), "note": q.note}),
+        json!({"next": safe_next(q.next.as_deref()), "note": super::Note { note: q.note, ns: q.ns }.verified(&state)}),
     )
     .await
 }
@@ -306,7 +307,8 @@ pub async fn request_link(
     state.limiter.fail(&ip_key);
     let email = form.text("email").trim().to_string();
     let now = Utc::now();
-    if let Some(id) = contacts_by_email(&state.db, &email).await?.first() {
+    // One link per client the address belongs to (a person may work for two clients).
+    for id in contacts_by_email(&state.db, &email).await?.iter().take(5) {
         let c = get_contact(&state.db, id).await?;
         let ttl = Duration::days(i64::from(state.config.digest.link_ttl_days));
         let link = format!(
@@ -343,7 +345,7 @@ pub async fn logout(State(state): State<AppState>, session: Session, body: Bytes
     revoke_session(&state.db, &session.token_hash, Utc::now()).await?;
     let clear = super::session::set_cookie(&state, COOKIE, "", 0);
     Ok(with_cookie(
-        Redirect::to("/login?note=You+are+signed+out.").into_response(),
+        Redirect::to(&super::with_note(&state, "/login", "You are signed out.")).into_response(),
         &clear,
     ))
 }
@@ -400,7 +402,7 @@ pub async fn change_password(
             revoke_contact_sessions(&state.db, &id, now).await?;
             let cookie = session::start(&state, &id, None).await?;
             return Ok(with_cookie(
-                super::see_other("/", "Your password is changed. Other devices were signed out."),
+                super::see_other(&state, "/", "Your password is changed. Other devices were signed out."),
                 &cookie,
             ));
         }
@@ -494,7 +496,11 @@ pub async fn reset(
         }
         set_password_hash(&state.db, &claims.contact_id, &hash_password(&new)?, now).await?;
         revoke_contact_sessions(&state.db, &claims.contact_id, now).await?;
-        return Ok(super::see_other("/login", "Your new password is set. Sign in with it."));
+        return Ok(super::see_other(
+            &state,
+            "/login",
+            "Your new password is set. Sign in with it.",
+        ));
     }
     let ip_key = format!("reset:{}", addr.ip());
     if state
@@ -508,7 +514,7 @@ pub async fn reset(
     }
     state.limiter.fail(&ip_key);
     let email = form.text("email").trim().to_string();
-    if let Some(id) = contacts_by_email(&state.db, &email).await?.first() {
+    for id in contacts_by_email(&state.db, &email).await?.iter().take(5) {
         let c = get_contact(&state.db, id).await?;
         send_reset_link(&state, &c).await?;
     }

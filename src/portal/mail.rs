@@ -77,7 +77,7 @@ pub fn reset_email(state: &AppState, c: &ContactRow, link: &str) -> Result<Email
     let parts = render(
         state,
         "reset",
-        json!({"brand": brand(state), "subject": subject, "name": c.name, "link": link,
+        json!({"brand": brand(state), "subject": subject, "name": c.name, "link": link, "client": c.client_name,
                "minutes": state.config.portal.reset_minutes}),
     )?;
     Ok(payload(state, &c.name, &c.email, subject, parts))
@@ -89,7 +89,7 @@ pub fn login_email(state: &AppState, c: &ContactRow, link: &str) -> Result<Email
     let parts = render(
         state,
         "login",
-        json!({"brand": brand(state), "subject": subject, "name": c.name, "link": link,
+        json!({"brand": brand(state), "subject": subject, "name": c.name, "link": link, "client": c.client_name,
                "days": state.config.digest.link_ttl_days}),
     )?;
     Ok(payload(state, &c.name, &c.email, subject, parts))

@@ -169,18 +169,33 @@ pub fn money(minor: i64) -> String {
     crate::model::Money(minor).to_string()
 }
 
-/// A redirect after a successful POST, with a short note for the next page.
-pub fn see_other(path: &str, note: &str) -> Response {
+/// A redirect after a successful POST, with a short note for the next page. The note is
+/// signed, so a link cannot put words of its own on the portal.
+pub fn see_other(state: &AppState, path: &str, note: &str) -> Response {
+    Redirect::to(&with_note(state, path, note)).into_response()
+}
+
+pub fn with_note(state: &AppState, path: &str, note: &str) -> String {
     let sep = if path.contains('?') { '&' } else { '?' };
-    let target = if note.is_empty() {
-        path.to_string()
-    } else {
-        format!(
-            "{path}{sep}note={}",
-            percent_encoding::utf8_percent_encode(note, percent_encoding::NON_ALPHANUMERIC)
-        )
-    };
-    Redirect::to(&target).into_response()
+    if note.is_empty() {
+        return path.to_string();
+    }
+    let enc = percent_encoding::utf8_percent_encode(note, percent_encoding::NON_ALPHANUMERIC);
+    format!("{path}{sep}note={enc}&ns={}", state.signer.tag("note", note))
+}
+
+/// The `?note=&ns=` of a page, if cport wrote it.
+#[derive(serde::Deserialize, Default)]
+pub struct Note {
+    pub note: Option<String>,
+    pub ns: Option<String>,
+}
+
+impl Note {
+    pub fn verified(self, state: &AppState) -> Option<String> {
+        let (note, ns) = (self.note?, self.ns?);
+        (state.signer.tag("note", &note) == ns).then_some(note)
+    }
 }
 
 #[derive(Serialize)]

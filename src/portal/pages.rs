@@ -5,10 +5,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{NaiveDate, Utc};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{FormData, PortalError, Session, money, page, see_other};
+use super::{FormData, Note, PortalError, Session, money, page, see_other};
 use crate::actions::delivery::{DeliveryRequest, LineQty};
 use crate::actions::{ActionError, visuals as act};
 use crate::app::AppState;
@@ -17,11 +16,6 @@ use crate::digest::items::{Category, for_contact};
 use crate::store::jobs;
 use crate::store::settings::{self, get_settings};
 use crate::store::visuals as vstore;
-
-#[derive(Deserialize, Default)]
-pub struct Note {
-    note: Option<String>,
-}
 
 fn no_delegation(s: &Session) -> Result<(), PortalError> {
     if s.actor.delegation.is_some() {
@@ -38,7 +32,7 @@ pub async fn dashboard(
     Query(q): Query<Note>,
 ) -> Result<Response, PortalError> {
     if let Some(d) = &session.actor.delegation {
-        return Ok(see_other(&format!("/visuals/{}", d.visual_id), ""));
+        return Ok(see_other(&state, &format!("/visuals/{}", d.visual_id), ""));
     }
     let items = for_contact(&state.db, &session.actor.contact).await?;
     let groups: Vec<Value> = Category::ALL
@@ -59,7 +53,7 @@ pub async fn dashboard(
         &state,
         Some(&session),
         "dashboard",
-        json!({"groups": groups, "total": items.len(), "note": q.note}),
+        json!({"groups": groups, "total": items.len(), "note": q.verified(&state)}),
     )
     .await
 }
@@ -77,7 +71,7 @@ pub async fn visuals(
             session.actor.role
         )));
     }
-    list_page(&state, &session, q.note, None, StatusCode::OK).await
+    list_page(&state, &session, q.verified(&state), None, StatusCode::OK).await
 }
 
 async fn list_page(
@@ -124,7 +118,7 @@ pub async fn approve_many(
                 .filter_map(|r| r.err().map(|e| e.to_string()))
                 .collect();
             if failed.is_empty() {
-                Ok(see_other("/visuals", &format!("{ok} visual(s) approved.")))
+                Ok(see_other(&state, "/visuals", &format!("{ok} visual(s) approved.")))
             } else {
                 list_page(
                     &state,
@@ -204,7 +198,7 @@ pub async fn visual(
     Path(id): Path<String>,
     Query(q): Query<Note>,
 ) -> Result<Response, PortalError> {
-    visual_page(&state, &session, &id, q.note, None, StatusCode::OK).await
+    visual_page(&state, &session, &id, q.verified(&state), None, StatusCode::OK).await
 }
 
 /// `POST /visuals/{id}`: approve, reject, delegate or comment (`action` field).
@@ -241,7 +235,7 @@ pub async fn visual_action(
         )),
     };
     match result {
-        Ok(note) => Ok(see_other(&format!("/visuals/{id}"), &note)),
+        Ok(note) => Ok(see_other(&state, &format!("/visuals/{id}"), &note)),
         Err(e @ (ActionError::Invalid { .. } | ActionError::Conflict(_))) => {
             let msg = match e {
                 ActionError::Invalid { message, .. } => message,
@@ -300,7 +294,7 @@ pub async fn job(
         &state,
         Some(&session),
         "job",
-        json!({"job": job, "lines": lines_json(&lines), "open": open, "note": q.note}),
+        json!({"job": job, "lines": lines_json(&lines), "open": open, "note": q.verified(&state)}),
     )
     .await
 }
@@ -379,7 +373,7 @@ pub async fn delivery_submit(
         }
     };
     match result {
-        Ok(note) => Ok(see_other(&format!("/jobs/{id}"), &note)),
+        Ok(note) => Ok(see_other(&state, &format!("/jobs/{id}"), &note)),
         Err(ActionError::Invalid { field, message }) => {
             delivery_page(
                 &state,
@@ -503,7 +497,7 @@ pub async fn preferences(
     Query(q): Query<Note>,
 ) -> Result<Response, PortalError> {
     no_delegation(&session)?;
-    prefs_page(&state, &session, q.note, None, StatusCode::OK).await
+    prefs_page(&state, &session, q.verified(&state), None, StatusCode::OK).await
 }
 
 /// `POST /preferences`: channels, time zone, schedule, quiet hours, mode per category.
@@ -576,5 +570,5 @@ pub async fn save_preferences(
         }
     }
     settings::save_preferences(&state.db, &s, Utc::now()).await?;
-    Ok(see_other("/preferences", "Preferences saved."))
+    Ok(see_other(&state, "/preferences", "Preferences saved."))
 }
