@@ -284,6 +284,22 @@ async fn queue_email(
     Ok(())
 }
 
+/// Counts a request from this address against `kind`'s limit (sign-in links, resets).
+fn limit_address(state: &AppState, kind: &str, addr: SocketAddr) -> Result<(), PortalError> {
+    let key = format!("{kind}:{}", addr.ip());
+    if state
+        .limiter
+        .blocked_for(&key, state.config.portal.login_attempts_per_address)
+        .is_some()
+    {
+        return Err(PortalError::TooMany(
+            "Too many requests from here. Try again later.".into(),
+        ));
+    }
+    state.limiter.fail(&key);
+    Ok(())
+}
+
 /// `POST /login/link`: email me a sign-in link. The answer never says whether the address
 /// is known.
 pub async fn request_link(
@@ -294,17 +310,7 @@ pub async fn request_link(
 ) -> Result<Response, PortalError> {
     let form = FormData::parse(&body);
     check_anon_csrf(&headers, &form)?;
-    let ip_key = format!("link:{}", addr.ip());
-    if state
-        .limiter
-        .blocked_for(&ip_key, state.config.portal.login_attempts_per_address)
-        .is_some()
-    {
-        return Err(PortalError::TooMany(
-            "Too many requests from here. Try again later.".into(),
-        ));
-    }
-    state.limiter.fail(&ip_key);
+    limit_address(&state, "link", addr)?;
     let email = form.text("email").trim().to_string();
     let now = Utc::now();
     // One link per client the address belongs to (a person may work for two clients).
@@ -502,17 +508,7 @@ pub async fn reset(
             "Your new password is set. Sign in with it.",
         ));
     }
-    let ip_key = format!("reset:{}", addr.ip());
-    if state
-        .limiter
-        .blocked_for(&ip_key, state.config.portal.login_attempts_per_address)
-        .is_some()
-    {
-        return Err(PortalError::TooMany(
-            "Too many requests from here. Try again later.".into(),
-        ));
-    }
-    state.limiter.fail(&ip_key);
+    limit_address(&state, "reset", addr)?;
     let email = form.text("email").trim().to_string();
     for id in contacts_by_email(&state.db, &email).await?.iter().take(5) {
         let c = get_contact(&state.db, id).await?;

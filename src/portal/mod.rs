@@ -164,6 +164,19 @@ pub async fn page(
     Ok(Html(body).into_response())
 }
 
+/// [`page`] with a status other than 200 (a form shown again with its error).
+pub async fn page_status(
+    state: &AppState,
+    session: Option<&Session>,
+    name: &str,
+    ctx: Value,
+    status: StatusCode,
+) -> Result<Response, PortalError> {
+    let mut resp = page(state, session, name, ctx).await?;
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
 /// Money in minor units as text with two decimals.
 pub fn money(minor: i64) -> String {
     crate::model::Money(minor).to_string()

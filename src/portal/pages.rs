@@ -7,7 +7,7 @@ use axum::response::Response;
 use chrono::{NaiveDate, Utc};
 use serde_json::{Value, json};
 
-use super::{FormData, Note, PortalError, Session, money, page, see_other};
+use super::{FormData, Note, PortalError, Session, money, page, page_status, see_other};
 use crate::actions::delivery::{DeliveryRequest, LineQty};
 use crate::actions::{ActionError, visuals as act};
 use crate::app::AppState;
@@ -89,15 +89,14 @@ async fn list_page(
                    "design_id": v.design_id, "main_image": v.main_image, "date_required": v.date_required})
         })
         .collect();
-    let mut resp = page(
+    page_status(
         state,
         Some(session),
         "visuals",
         json!({"visuals": list, "note": note, "error": error, "terms": state.config.branding.approval_terms}),
+        status,
     )
-    .await?;
-    *resp.status_mut() = status;
-    Ok(resp)
+    .await
 }
 
 /// `POST /visuals`: approve the ticked visuals.
@@ -155,7 +154,7 @@ async fn visual_page(
         None => false,
     };
     let currency = client_currency(state, session.actor.client_id()).await?;
-    let mut resp = page(
+    page_status(
         state,
         Some(session),
         "visual",
@@ -175,10 +174,9 @@ async fn visual_page(
             "note": note,
             "error": error,
         }),
+        status,
     )
-    .await?;
-    *resp.status_mut() = status;
-    Ok(resp)
+    .await
 }
 
 async fn client_currency(state: &AppState, client_id: &str) -> Result<String, PortalError> {
@@ -322,16 +320,15 @@ async fn delivery_page(
     let values: Value = form
         .map(|f| Value::Object(f.0.iter().map(|(k, v)| (k.clone(), json!(v))).collect()))
         .unwrap_or(json!({}));
-    let mut resp = page(
+    page_status(
         state,
         Some(session),
         "delivery",
         json!({"job": job, "lines": lines_json(&lines), "others": others, "addresses": addresses,
                "values": values, "error": error, "today": Utc::now().date_naive()}),
+        status,
     )
-    .await?;
-    *resp.status_mut() = status;
-    Ok(resp)
+    .await
 }
 
 /// `GET /jobs/{id}/delivery`: the delivery instructions form (this job, plus other open jobs
@@ -475,7 +472,7 @@ async fn prefs_page(
         .filter(|cat| cat.visible_to(session.actor.role))
         .map(|cat| json!({"name": cat.name(), "heading": cat.heading(), "mode": mode(&state.config, &s, *cat)}))
         .collect();
-    let mut resp = page(
+    page_status(
         state,
         Some(session),
         "preferences",
@@ -484,11 +481,7 @@ async fn prefs_page(
             "schedule": schedule, "schedules": SCHEDULES.iter().map(|(e, l)| json!({"expr": e, "label": l})).collect::<Vec<_>>(),
             "custom": !SCHEDULES.iter().any(|(e, _)| *e == schedule), "modes": modes, "email": c.email,
             "note": note, "error": error,
-        }),
-    )
-    .await?;
-    *resp.status_mut() = status;
-    Ok(resp)
+        }), status).await
 }
 
 pub async fn preferences(
