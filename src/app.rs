@@ -47,6 +47,19 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// A signed link that signs `contact_id` in and opens `path`, valid `digest.link_ttl_days`.
+    pub fn portal_link(&self, contact_id: &str, path: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+        let ttl = chrono::Duration::days(i64::from(self.config.digest.link_ttl_days));
+        self.signer.link_url(
+            &self.config.public_url,
+            crate::links::Purpose::Open,
+            path,
+            contact_id,
+            ttl,
+            now,
+        )
+    }
+
     /// Everything but the listener: for the server and for CLI commands alike.
     pub fn new(config: Config, db: Db) -> Result<AppState, StartError> {
         let mailer = Mailer::from_config(&config).map_err(|e| StartError::Config(e.to_string()))?;

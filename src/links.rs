@@ -104,6 +104,20 @@ impl Signer {
         format!("{}.{}", B64.encode(payload.as_bytes()), B64.encode(tag))
     }
 
+    /// The full URL of a signed link: `{public_url}/l/{token}`.
+    pub fn link_url(
+        &self,
+        public_url: &str,
+        purpose: Purpose,
+        subject: &str,
+        contact_id: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> String {
+        let token = self.sign(purpose, subject, contact_id, ttl, now);
+        format!("{}/l/{token}", public_url.trim_end_matches('/'))
+    }
+
     /// Checks a link token's signature and expiry (single use is the caller's check).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<LinkClaims, LinkError> {
         let (p, t) = token.split_once('.').ok_or(LinkError::Malformed)?;

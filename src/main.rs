@@ -325,10 +325,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => return Err(e.into()),
             }
             let ttl = chrono::Duration::days(i64::from(days.unwrap_or(state.config.digest.link_ttl_days)));
-            let token = state
-                .signer
-                .sign(cport::links::Purpose::Open, &to, &contact, ttl, chrono::Utc::now());
-            println!("{}/l/{token}", state.config.public_url.trim_end_matches('/'));
+            let url = state.signer.link_url(
+                &state.config.public_url,
+                cport::links::Purpose::Open,
+                &to,
+                &contact,
+                ttl,
+                chrono::Utc::now(),
+            );
+            println!("{url}");
         }
         Command::InboundEmail { dir: None } => return inbound_email(load(Need::Secrets)?).await,
         Command::InboundEmail { dir: Some(dir) } => {
@@ -806,10 +811,13 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("       -H 'Content-Type: application/json' --data @examples/visuals.json");
     println!();
     println!("Open the portal as a demo contact (each link signs you in):");
-    let ttl = chrono::Duration::days(i64::from(config.digest.link_ttl_days));
     for c in demo::DEMO_CONTACTS {
-        let token = app.state.signer.sign(cport::links::Purpose::Open, "/", c.id, ttl, now);
-        println!("  {:<6} {}\n         {base}/l/{token}", c.id, c.who);
+        println!(
+            "  {:<6} {}\n         {}",
+            c.id,
+            c.who,
+            app.state.portal_link(c.id, "/", now)
+        );
     }
     println!();
     std::io::stdout().flush()?;

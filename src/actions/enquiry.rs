@@ -1,7 +1,7 @@
 //! Running a parsed command for a contact: enquiries return typed answers (titled tables a
 //! channel renders its own way), actions call the same functions as the portal.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::commands::{Command, help_text};
@@ -195,11 +195,7 @@ fn context_id(ctx: &Context, want: Category, command: &str) -> Result<String, Ac
 }
 
 fn link(state: &AppState, actor: &Actor, path: &str, now: DateTime<Utc>) -> String {
-    let ttl = Duration::days(i64::from(state.config.digest.link_ttl_days));
-    let token = state
-        .signer
-        .sign(crate::links::Purpose::Open, path, &actor.contact.id, ttl, now);
-    format!("{}/l/{token}", state.config.public_url.trim_end_matches('/'))
+    state.portal_link(&actor.contact.id, path, now)
 }
 
 async fn run_inner(

@@ -272,14 +272,14 @@ pub async fn delegate(
         used_at: None,
     };
     let did = visuals::insert_delegation(&mut tx, &row, now).await?;
-    let token = state.signer.sign(
+    let link = state.signer.link_url(
+        &state.config.public_url,
         crate::links::Purpose::Once,
         &format!("/visuals/{id}"),
         &format!("delegation:{did}"),
         ttl,
         now,
     );
-    let link = format!("{}/l/{token}", state.config.public_url.trim_end_matches('/'));
     let payload = crate::portal::mail::delegation_email(state, &actor.contact, &row, &v, &link, now)
         .map_err(|e| ActionError::Conflict(format!("the email could not be written: {e}")))?;
     crate::store::outbox::insert_message(

@@ -3,6 +3,7 @@
 pub mod email;
 pub mod imap;
 pub mod inbound;
+pub mod webhook;
 
 /// How a send failed, which decides what the dispatcher does next.
 #[derive(Debug, Clone, thiserror::Error)]

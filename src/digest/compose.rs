@@ -92,8 +92,8 @@ impl Composer<'_> {
     /// A signed portal link for `contact` to `path`.
     pub fn link(&self, contact_id: &str, path: &str, now: DateTime<Utc>) -> String {
         let ttl = Duration::days(i64::from(self.config.digest.link_ttl_days));
-        let token = self.signer.sign(Purpose::Open, path, contact_id, ttl, now);
-        format!("{}/l/{token}", self.config.public_url.trim_end_matches('/'))
+        self.signer
+            .link_url(&self.config.public_url, Purpose::Open, path, contact_id, ttl, now)
     }
 
     pub fn reply_address(&self, token: &str) -> String {

@@ -116,7 +116,8 @@ pub async fn run_pass(
             (None, Trigger::Manual { .. }) => now,
         };
         let force = matches!(trigger, Trigger::Manual { force: true });
-        if !force && ledgers_decided(state, c, &period).await? {
+        let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
+        if !force && ledgers::digest_decided(&state.db, &c.id, "email", &period_key).await? {
             report.already_decided += 1;
             continue;
         }
@@ -135,18 +136,6 @@ pub async fn run_pass(
         state.wake_dispatch.notify_waiters();
     }
     Ok(report)
-}
-
-async fn ledgers_decided(state: &AppState, c: &ContactRow, period: &DateTime<Utc>) -> Result<bool, StoreError> {
-    let key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let row: Option<(i64,)> = crate::store::on_db!(&state.db, p => sqlx::query_as(
-        "SELECT item_count FROM digest_runs WHERE contact_id = $1 AND channel = 'email' AND period = $2",
-    )
-    .bind(&c.id)
-    .bind(&key)
-    .fetch_optional(p)
-    .await)?;
-    Ok(row.is_some())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,10 +225,11 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
     let tick = std::time::Duration::from_secs(state.config.digest.tick_seconds);
     let mut lock = None;
     loop {
-        if let crate::store::Db::Postgres(pool) = &state.db
-            && lock.is_none()
-        {
-            lock = try_leader_lock(pool).await;
+        if lock.is_none() {
+            lock = ledgers::try_leader_lock(&state.db).await;
+            if lock.is_some() {
+                tracing::info!("this process runs the digest scheduler");
+            }
         }
         if matches!(state.db, crate::store::Db::Sqlite(_)) || lock.is_some() {
             match run_pass(&state, Utc::now(), None, Trigger::Scheduled).await {
@@ -254,23 +244,6 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
         }
     }
     tracing::info!("scheduler stopped");
-}
-
-const LEADER_LOCK: i64 = 0x6370_6f72_7401;
-
-async fn try_leader_lock(pool: &sqlx::PgPool) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
-    let mut conn = pool.acquire().await.ok()?;
-    let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-        .bind(LEADER_LOCK)
-        .fetch_one(&mut *conn)
-        .await
-        .ok()?;
-    if got {
-        tracing::info!("this process runs the digest scheduler");
-        Some(conn)
-    } else {
-        None
-    }
 }
 
 #[cfg(test)]

@@ -88,7 +88,9 @@ async fn send_row(
             "email to this contact is suspended: {reason}"
         ))),
         ("email", None) => send_email(state, &row, now).await?,
-        ("webhook", _) => send_webhook(state, &row).await.map(Some),
+        ("webhook", _) => crate::channels::webhook::send(&state.http, &state.config.webhook, &row)
+            .await
+            .map(Some),
         (other, _) => Err(SendError::Permanent(format!("no sender for channel `{other}`"))),
     };
     let now = Utc::now();
@@ -126,42 +128,6 @@ async fn send_row(
     metrics::counter!(format!("cport_outbox_{label}_total"), "channel" => row.channel.clone(), "kind" => row.kind.clone())
         .increment(1);
     Ok((outcome, mark))
-}
-
-/// Pushes a change-feed event to TOT's webhook, signed with HMAC-SHA256 over the body.
-/// 2xx is delivered; 408, 429 and 5xx (and network trouble) are retried; other 4xx are dead.
-async fn send_webhook(state: &AppState, row: &OutboxRow) -> Result<String, SendError> {
-    use hmac::{Hmac, Mac};
-    let hook = &state.config.webhook;
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(hook.secret.expose().as_bytes())
-        .map_err(|e| SendError::Permanent(e.to_string()))?;
-    mac.update(row.payload.as_bytes());
-    let sig: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    let resp = state
-        .http
-        .post(&row.recipient)
-        .header("content-type", "application/json")
-        .header("x-cport-signature", format!("sha256={sig}"))
-        .header("x-cport-event", &row.subject)
-        .header("x-cport-delivery", row.idem_key.as_str())
-        .body(row.payload.clone())
-        .send()
-        .await
-        .map_err(|e| SendError::Transient(format!("webhook: {e}")))?;
-    let status = resp.status();
-    if status.is_success() {
-        Ok(format!("HTTP {}", status.as_u16()))
-    } else if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
-        Err(SendError::Transient(format!(
-            "webhook answered HTTP {}",
-            status.as_u16()
-        )))
-    } else {
-        Err(SendError::Permanent(format!(
-            "webhook answered HTTP {}",
-            status.as_u16()
-        )))
-    }
 }
 
 /// Sends an email row. `Ok(None)` means the message should be dropped, not sent.

@@ -316,12 +316,7 @@ pub async fn request_link(
     // One link per client the address belongs to (a person may work for two clients).
     for id in contacts_by_email(&state.db, &email).await?.iter().take(5) {
         let c = get_contact(&state.db, id).await?;
-        let ttl = Duration::days(i64::from(state.config.digest.link_ttl_days));
-        let link = format!(
-            "{}/l/{}",
-            state.config.public_url.trim_end_matches('/'),
-            state.signer.sign(Purpose::Open, "/", &c.id, ttl, now)
-        );
+        let link = state.portal_link(&c.id, "/", now);
         if let Ok(p) = super::mail::login_email(&state, &c, &link) {
             queue_email(
                 &state,
@@ -446,7 +441,7 @@ pub async fn reset_form(
     match q.token {
         None => anon_page(&state, &headers, "reset", StatusCode::OK, json!({"stage": "request"})).await,
         Some(t) => match reset_claims(&state, &t) {
-            Some(c) if !nonce_used(&state, &c.nonce).await? => {
+            Some(c) if !ledgers::nonce_used(&state.db, &c.nonce).await? => {
                 anon_page(
                     &state,
                     &headers,
@@ -459,14 +454,6 @@ pub async fn reset_form(
             _ => invalid_link(&state, &headers).await,
         },
     }
-}
-
-async fn nonce_used(state: &AppState, nonce: &str) -> Result<bool, StoreError> {
-    let row: Option<(String,)> = crate::store::on_db!(&state.db, p => sqlx::query_as("SELECT nonce FROM used_nonces WHERE nonce = $1")
-        .bind(nonce)
-        .fetch_optional(p)
-        .await)?;
-    Ok(row.is_some())
 }
 
 /// `POST /password/reset`: either send a reset link (email field) or set the new password

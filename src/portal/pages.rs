@@ -153,7 +153,7 @@ async fn visual_page(
         Some(d) => vstore::get_delegation(&state.db, d.id).await?.used_at.is_some(),
         None => false,
     };
-    let currency = client_currency(state, session.actor.client_id()).await?;
+    let currency = crate::store::enquiries::client_currency(&state.db, session.actor.client_id()).await?;
     page_status(
         state,
         Some(session),
@@ -177,16 +177,6 @@ async fn visual_page(
         status,
     )
     .await
-}
-
-async fn client_currency(state: &AppState, client_id: &str) -> Result<String, PortalError> {
-    let row: Option<(String,)> =
-        crate::store::on_db!(&state.db, p => sqlx::query_as("SELECT currency FROM clients WHERE id = $1")
-        .bind(client_id)
-        .fetch_optional(p)
-        .await)
-        .map_err(crate::store::StoreError::from)?;
-    Ok(row.map(|r| r.0).unwrap_or_default())
 }
 
 /// `GET /visuals/{id}`: the visual review page.

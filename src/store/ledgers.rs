@@ -130,3 +130,40 @@ pub async fn alerted_keys(db: &Db, contact_id: &str, channel: &str) -> Result<st
     .await)?;
     Ok(rows.into_iter().map(|(c, i)| format!("{c}:{i}")).collect())
 }
+
+/// Whether this contact's digest for `period` on `channel` has been decided already.
+pub async fn digest_decided(db: &Db, contact_id: &str, channel: &str, period: &str) -> Result<bool> {
+    let row: Option<(i64,)> = on_db!(db, p => sqlx::query_as(
+        "SELECT item_count FROM digest_runs WHERE contact_id = $1 AND channel = $2 AND period = $3",
+    )
+    .bind(contact_id)
+    .bind(channel)
+    .bind(period)
+    .fetch_optional(p)
+    .await)?;
+    Ok(row.is_some())
+}
+
+/// Whether a single-use nonce has been used (without using it).
+pub async fn nonce_used(db: &Db, nonce: &str) -> Result<bool> {
+    let row: Option<(String,)> = on_db!(db, p => sqlx::query_as("SELECT nonce FROM used_nonces WHERE nonce = $1")
+        .bind(nonce)
+        .fetch_optional(p)
+        .await)?;
+    Ok(row.is_some())
+}
+
+const LEADER_LOCK: i64 = 0x6370_6f72_7401;
+
+/// Takes the PostgreSQL advisory lock that makes one process the scheduler; the lock lives
+/// as long as the returned connection. None when another process holds it (or on SQLite).
+pub async fn try_leader_lock(db: &Db) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    let Db::Postgres(pool) = db else { return None };
+    let mut conn = pool.acquire().await.ok()?;
+    let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
+        .bind(LEADER_LOCK)
+        .fetch_one(&mut *conn)
+        .await
+        .ok()?;
+    got.then_some(conn)
+}
