@@ -2,6 +2,7 @@
 //! all call these functions; each checks role and client scope, then writes the state change
 //! and its change-feed event in one transaction.
 
+pub mod artwork;
 pub mod commands;
 pub mod delivery;
 pub mod enquiry;

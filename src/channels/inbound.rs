@@ -5,9 +5,10 @@ use chrono::{DateTime, Duration, Utc};
 use mail_parser::{Address, MessageParser, MimeHeaders};
 use serde::Serialize;
 
-use crate::actions::Actor;
+use crate::actions::artwork::{self, Upload};
 use crate::actions::commands::{Command, CommandError, parse_line};
 use crate::actions::enquiry::{Answer, Context, run};
+use crate::actions::{ActionError, Actor};
 use crate::app::AppState;
 use crate::channels::email::{EmailPayload, new_message_id};
 use crate::digest::alerts::AlertPayload;
@@ -601,7 +602,7 @@ async fn bounce(
     Ok((d,))
 }
 
-/// Files attached to a reply about missing artwork (A4) are kept as the job's artwork.
+/// Files attached to a reply about missing artwork (A4) go to the artwork action.
 async fn store_attachments(
     state: &AppState,
     msg: &mail_parser::Message<'_>,
@@ -610,118 +611,34 @@ async fn store_attachments(
     now: DateTime<Utc>,
 ) -> Result<Option<Answer>, StoreError> {
     // Only real attachments: inline pictures (signature logos) are not artwork.
-    let files: Vec<_> = msg
+    let files: Vec<Upload<'_>> = msg
         .attachments()
-        .filter(|a| a.attachment_name().is_some() && a.content_disposition().is_some_and(|d| d.is_attachment()))
+        .filter(|a| a.content_disposition().is_some_and(|d| d.is_attachment()))
+        .filter_map(|a| {
+            Some(Upload {
+                name: a.attachment_name()?.to_string(),
+                content_type: a
+                    .content_type()
+                    .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
+                    .unwrap_or_default(),
+                bytes: a.contents(),
+            })
+        })
         .collect();
     if files.is_empty() {
         return Ok(None);
     }
-    let job_id = match &ctx.item {
-        Some((Category::AwaitingArt, id)) => id.clone(),
-        _ => {
-            return Ok(Some(Answer::error(
-                "ARTWORK",
-                "Attachments were not kept: reply to the artwork reminder of the job they are for.",
-            )));
-        }
-    };
-    if !actor.may_act() {
+    let Some((Category::AwaitingArt, job_id)) = &ctx.item else {
         return Ok(Some(Answer::error(
             "ARTWORK",
-            format!("Your role ({}) may not send artwork.", actor.role),
+            "Attachments were not kept: reply to the artwork reminder of the job they are for.",
         )));
-    }
-    let cfg = &state.config.inbound;
-    let dir = state.config.data_dir.join("uploads").join("artwork").join(&job_id);
-    let mut kept = Vec::new();
-    let mut refused = Vec::new();
-    for f in files {
-        let name = f.attachment_name().unwrap_or("file").to_string();
-        let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
-        let bytes = f.contents();
-        if !cfg.artwork_types.iter().any(|t| t.eq_ignore_ascii_case(&ext)) {
-            refused.push(format!(
-                "{name}: .{ext} files are not accepted ({})",
-                cfg.artwork_types.join(", ")
-            ));
-            continue;
-        }
-        if bytes.len() as u64 > cfg.max_attachment_bytes {
-            refused.push(format!(
-                "{name}: larger than {} MB",
-                cfg.max_attachment_bytes / (1024 * 1024)
-            ));
-            continue;
-        }
-        let safe: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let path = dir.join(format!("{}-{safe}", now.format("%Y%m%d%H%M%S")));
-        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, bytes)) {
-            tracing::error!(error = %e, path = %path.display(), "artwork could not be stored");
-            refused.push(format!("{name}: could not be stored; TOT has been told"));
-            continue;
-        }
-        let ctype = f
-            .content_type()
-            .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
-            .unwrap_or_default();
-        kept.push((name, ctype, bytes.len() as i64, path.display().to_string()));
-    }
-    if !kept.is_empty() {
-        let mut tx = state.db.begin().await?;
-        for (name, ctype, size, path) in &kept {
-            ledger::insert_artwork(
-                &mut tx,
-                actor.client_id(),
-                &job_id,
-                &actor.contact.id,
-                name,
-                ctype,
-                *size,
-                path,
-                now,
-            )
-            .await?;
-        }
-        crate::actions::record(
-            state,
-            &mut tx,
-            "artwork_uploaded",
-            actor,
-            &job_id,
-            &serde_json::json!({"job_id": job_id, "files": kept.iter().map(|(n, t, s, _)| serde_json::json!({"name": n, "type": t, "bytes": s})).collect::<Vec<_>>(), "channel": actor.channel}),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-    }
-    let mut lines: Vec<String> = kept
-        .iter()
-        .map(|(n, _, s, _)| format!("{n} ({} KB): received", s / 1024))
-        .collect();
-    lines.extend(refused.iter().cloned());
-    let mut a = Answer {
-        command: "ARTWORK".into(),
-        ok: refused.is_empty(),
-        title: format!("Artwork for job {job_id}:"),
-        sections: vec![crate::actions::enquiry::Section {
-            lines,
-            ..Default::default()
-        }],
     };
-    if kept.is_empty() {
-        a.title = format!("No artwork kept for job {job_id}:");
+    match artwork::upload(state, actor, job_id, &files, now).await {
+        Ok(a) => Ok(Some(a)),
+        Err(ActionError::Store(e)) => Err(e),
+        Err(e) => Ok(Some(Answer::error("ARTWORK", e.to_string()))),
     }
-    Ok(Some(a))
 }
 
 fn compose_answer(

@@ -1,0 +1,122 @@
+//! Artwork a client sends for a job whose art TOT is waiting for.
+
+use chrono::{DateTime, Utc};
+
+use super::enquiry::{Answer, Section};
+use super::{ActionError, Actor, found};
+use crate::app::AppState;
+use crate::store::{inbound, jobs};
+
+/// One file as it arrived.
+pub struct Upload<'a> {
+    pub name: String,
+    pub content_type: String,
+    pub bytes: &'a [u8],
+}
+
+/// Keeps the files of accepted types and sizes under `data_dir/uploads/artwork/JOB/`, marks
+/// the job's art received and records `artwork_uploaded`; the answer lists each file.
+pub async fn upload(
+    state: &AppState,
+    actor: &Actor,
+    job_id: &str,
+    files: &[Upload<'_>],
+    now: DateTime<Utc>,
+) -> Result<Answer, ActionError> {
+    if !actor.may_act() {
+        return Err(ActionError::Forbidden(format!(
+            "Your role ({}) may not send artwork.",
+            actor.role
+        )));
+    }
+    found(jobs::get_job(&state.db, actor.client_id(), job_id).await, || {
+        format!("job {job_id}")
+    })?;
+    let cfg = &state.config.inbound;
+    let dir = state.config.data_dir.join("uploads").join("artwork").join(job_id);
+    let mut kept = Vec::new();
+    let mut refused = Vec::new();
+    for f in files {
+        let name = f.name.clone();
+        let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+        let bytes = f.bytes;
+        if !cfg.artwork_types.iter().any(|t| t.eq_ignore_ascii_case(&ext)) {
+            refused.push(format!(
+                "{name}: .{ext} files are not accepted ({})",
+                cfg.artwork_types.join(", ")
+            ));
+            continue;
+        }
+        if bytes.len() as u64 > cfg.max_attachment_bytes {
+            refused.push(format!(
+                "{name}: larger than {} MB",
+                cfg.max_attachment_bytes / (1024 * 1024)
+            ));
+            continue;
+        }
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = dir.join(format!("{}-{safe}", now.format("%Y%m%d%H%M%S")));
+        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, bytes)) {
+            tracing::error!(error = %e, path = %path.display(), "artwork could not be stored");
+            refused.push(format!("{name}: could not be stored; TOT has been told"));
+            continue;
+        }
+        let ctype = f.content_type.clone();
+        kept.push((name, ctype, bytes.len() as i64, path.display().to_string()));
+    }
+    if !kept.is_empty() {
+        let mut tx = state.db.begin().await?;
+        for (name, ctype, size, path) in &kept {
+            inbound::insert_artwork(
+                &mut tx,
+                actor.client_id(),
+                job_id,
+                &actor.contact.id,
+                name,
+                ctype,
+                *size,
+                path,
+                now,
+            )
+            .await?;
+        }
+        crate::actions::record(
+            state,
+            &mut tx,
+            "artwork_uploaded",
+            actor,
+            job_id,
+            &serde_json::json!({"job_id": job_id, "files": kept.iter().map(|(n, t, s, _)| serde_json::json!({"name": n, "type": t, "bytes": s})).collect::<Vec<_>>(), "channel": actor.channel}),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+    }
+    let mut lines: Vec<String> = kept
+        .iter()
+        .map(|(n, _, s, _)| format!("{n} ({} KB): received", s / 1024))
+        .collect();
+    lines.extend(refused.iter().cloned());
+    let mut a = Answer {
+        command: "ARTWORK".into(),
+        ok: refused.is_empty(),
+        title: format!("Artwork for job {job_id}:"),
+        sections: vec![Section {
+            lines,
+            ..Default::default()
+        }],
+    };
+    if kept.is_empty() {
+        a.title = format!("No artwork kept for job {job_id}:");
+    }
+    Ok(a)
+}
