@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 
-use crate::banners::BannerInput;
+use crate::actions::banners::BannerInput;
 use crate::model::Money;
 use crate::model::records::*;
 

@@ -4,7 +4,6 @@
 
 pub mod actions;
 pub mod app;
-pub mod banners;
 pub mod channels;
 pub mod config;
 pub mod demo;

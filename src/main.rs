@@ -443,7 +443,7 @@ async fn banner(state: &AppState, command: BannerCommand) -> anyhow::Result<Exit
     let now = chrono::Utc::now();
     match command {
         BannerCommand::Post(a) => {
-            let input = cport::banners::BannerInput {
+            let input = cport::actions::banners::BannerInput {
                 title: a.title,
                 body: a.body,
                 severity: a.severity,
@@ -451,7 +451,7 @@ async fn banner(state: &AppState, command: BannerCommand) -> anyhow::Result<Exit
                 starts_at: a.starts,
                 expires_at: a.expires,
             };
-            let posted = cport::banners::post(state, input, "cli", now).await?;
+            let posted = cport::actions::banners::post(state, input, "cli", now).await?;
             println!("banner {} posted", posted.id);
             if posted.queued > 0 {
                 let d = cport::outbox::drain(state).await?;
@@ -492,7 +492,7 @@ async fn banner(state: &AppState, command: BannerCommand) -> anyhow::Result<Exit
             }
         }
         BannerCommand::Retract { id } => {
-            if cport::banners::retract(state, id, now).await? {
+            if cport::actions::banners::retract(state, id, now).await? {
                 println!("banner {id} retracted");
             } else {
                 eprintln!("error: no active banner with id {id}");
@@ -778,7 +778,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let records: usize = reports.iter().map(|r| r.received).sum();
 
     let app = App::build_with(config.clone(), db).await?;
-    cport::banners::post(&app.state, demo::banner(now), "demo", now).await?;
+    cport::actions::banners::post(&app.state, demo::banner(now), "demo", now).await?;
     run_pass(&app.state, now, None, Trigger::Manual { force: false }).await?;
     let sent = cport::outbox::drain(&app.state).await?;
     let base = &config.public_url;

@@ -291,7 +291,7 @@ async fn an_urgent_banner_reaches_every_contact_of_its_audience_once() {
     let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
     t.load(world()).await;
     let now = Utc::now();
-    let input = cport::banners::BannerInput {
+    let input = cport::actions::banners::BannerInput {
         title: "Snow closes the works".into(),
         body: "No collections today; deliveries resume tomorrow.".into(),
         severity: "urgent".into(),
@@ -299,7 +299,9 @@ async fn an_urgent_banner_reaches_every_contact_of_its_audience_once() {
         starts_at: None,
         expires_at: Some(now + Duration::days(1)),
     };
-    let posted = cport::banners::post(&t.state, input, "test", now).await.unwrap();
+    let posted = cport::actions::banners::post(&t.state, input, "test", now)
+        .await
+        .unwrap();
     assert_eq!(posted.queued, 4);
     drain(&t.state).await.unwrap();
     drain(&t.state).await.unwrap();
@@ -344,7 +346,7 @@ async fn an_urgent_banner_reaches_every_contact_of_its_audience_once() {
     }
 
     // Bad input names the field and stores nothing.
-    let bad = cport::banners::BannerInput {
+    let bad = cport::actions::banners::BannerInput {
         title: " ".into(),
         body: "b".into(),
         severity: "loud".into(),
@@ -352,7 +354,7 @@ async fn an_urgent_banner_reaches_every_contact_of_its_audience_once() {
         starts_at: None,
         expires_at: None,
     };
-    let err = cport::banners::post(&t.state, bad, "test", now)
+    let err = cport::actions::banners::post(&t.state, bad, "test", now)
         .await
         .unwrap_err()
         .to_string();

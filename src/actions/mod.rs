@@ -3,6 +3,7 @@
 //! and its change-feed event in one transaction.
 
 pub mod artwork;
+pub mod banners;
 pub mod commands;
 pub mod delivery;
 pub mod enquiry;

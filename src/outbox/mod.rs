@@ -14,9 +14,9 @@ use crate::channels::email::{EmailPayload, build_message};
 use crate::digest::alerts::AlertPayload;
 use crate::digest::compose::Composer;
 use crate::digest::items::for_contact;
+use crate::store::StoreError;
 use crate::store::contacts::get_contact;
 use crate::store::outbox::{self, OutboxRow};
-use crate::store::{StoreError, ledgers};
 
 /// What one dispatch step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,12 +257,4 @@ pub async fn run_worker(state: AppState, mut shutdown: tokio::sync::watch::Recei
             _ = shutdown.changed() => break,
         }
     }
-}
-
-/// A note for staff about why nothing was alerted for an item (used by tests and tools).
-pub async fn was_alerted(state: &AppState, contact: &str, category: &str, item: &str) -> Result<bool, StoreError> {
-    let mut tx = state.db.begin().await?;
-    let r = ledgers::alerted(&mut tx, contact, "email", category, item).await?;
-    tx.rollback().await?;
-    Ok(r)
 }

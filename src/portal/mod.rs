@@ -12,7 +12,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::actions::ActionError;
@@ -209,12 +208,6 @@ impl Note {
         let (note, ns) = (self.note?, self.ns?);
         (state.signer.tag("note", &note) == ns).then_some(note)
     }
-}
-
-#[derive(Serialize)]
-pub struct Flash {
-    pub kind: &'static str,
-    pub text: String,
 }
 
 const STYLESHEET: &str = include_str!("../../static/portal.css");

@@ -83,19 +83,6 @@ pub async fn claim_alert(
     Ok(n == 1)
 }
 
-pub async fn alerted(tx: &mut Tx, contact_id: &str, channel: &str, category: &str, item_id: &str) -> Result<bool> {
-    let row: Option<(i64,)> = on_tx!(tx, c => sqlx::query_as(
-        "SELECT outbox_id FROM alert_ledger WHERE contact_id = $1 AND channel = $2 AND category = $3 AND item_id = $4",
-    )
-    .bind(contact_id)
-    .bind(channel)
-    .bind(category)
-    .bind(item_id)
-    .fetch_optional(c)
-    .await)?;
-    Ok(row.is_some())
-}
-
 /// Marks a single-use nonce used; false when it was used before (a replay).
 pub async fn use_nonce(db: &Db, nonce: &str, now: DateTime<Utc>) -> Result<bool> {
     let n = on_db!(db, p => sqlx::query("INSERT INTO used_nonces (nonce, used_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")

@@ -205,11 +205,6 @@ pub async fn last_alert_at(tx: &mut Tx, contact_id: &str, channel: &str) -> Resu
     Ok(row.map(|r| r.0))
 }
 
-pub async fn get_message(db: &Db, id: i64) -> Result<OutboxRow> {
-    let sql = format!("SELECT {COLS} FROM outbox WHERE id = $1");
-    Ok(on_db!(db, p => sqlx::query_as::<_, OutboxRow>(&sql).bind(id).fetch_one(p).await)?)
-}
-
 pub async fn find_by_reply_token(db: &Db, token: &str) -> Result<Option<OutboxRow>> {
     let sql = format!("SELECT {COLS} FROM outbox WHERE reply_token = $1");
     Ok(on_db!(db, p => sqlx::query_as::<_, OutboxRow>(&sql).bind(token).fetch_optional(p).await)?)

@@ -106,16 +106,16 @@ pub async fn post_banner(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(axum::http::StatusCode, Json<crate::banners::Posted>), AppError> {
+) -> Result<(axum::http::StatusCode, Json<crate::actions::banners::Posted>), AppError> {
     require_token(&headers, state.config.api_token.expose())?;
-    let input: crate::banners::BannerInput =
+    let input: crate::actions::banners::BannerInput =
         serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(format!("banner: {e}")))?;
-    match crate::banners::post(&state, input, "api", chrono::Utc::now()).await {
+    match crate::actions::banners::post(&state, input, "api", chrono::Utc::now()).await {
         Ok(p) => Ok((axum::http::StatusCode::CREATED, Json(p))),
-        Err(crate::banners::BannerError::Invalid(errs)) => Err(AppError::BadRequest(
+        Err(crate::actions::banners::BannerError::Invalid(errs)) => Err(AppError::BadRequest(
             errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
         )),
-        Err(crate::banners::BannerError::Store(e)) => Err(e.into()),
+        Err(crate::actions::banners::BannerError::Store(e)) => Err(e.into()),
     }
 }
 
@@ -141,7 +141,7 @@ pub async fn retract_banner(
     headers: HeaderMap,
 ) -> Result<axum::http::StatusCode, AppError> {
     require_token(&headers, state.config.api_token.expose())?;
-    if crate::banners::retract(&state, id, chrono::Utc::now()).await? {
+    if crate::actions::banners::retract(&state, id, chrono::Utc::now()).await? {
         Ok(axum::http::StatusCode::NO_CONTENT)
     } else {
         Err(AppError::NotFound)
