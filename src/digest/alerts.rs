@@ -2,7 +2,7 @@
 //! after they appear. Alerts close together are batched, quiet hours hold them, and an alert
 //! whose items were all resolved before it went out is dropped (see `outbox`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
@@ -10,10 +10,9 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::items::{ActionItem, Category, for_client, for_role};
+use super::items::{ActionItem, Category, ItemCache};
 use crate::app::AppState;
 use crate::config::Config;
-use crate::model::Role;
 use crate::store::contacts::{ContactRow, list_active_contacts};
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, ledgers, outbox};
@@ -99,7 +98,7 @@ pub async fn scan(
         .filter(|c| clients.is_none_or(|set| set.contains(&c.client_id)))
         .collect();
     let settings = list_settings(&state.db).await?;
-    let mut client_items: HashMap<String, Vec<ActionItem>> = HashMap::new();
+    let mut cache = ItemCache::default();
     let mut queued = 0;
     for c in &contacts {
         let s = settings
@@ -116,11 +115,9 @@ pub async fn scan(
         if instant.is_empty() {
             continue;
         }
-        if !client_items.contains_key(&c.client_id) {
-            client_items.insert(c.client_id.clone(), for_client(&state.db, &c.client_id).await?);
-        }
-        let role = Role::parse(&c.role).unwrap_or(Role::Viewer);
-        let items: Vec<ActionItem> = for_role(client_items[&c.client_id].clone(), role)
+        let items: Vec<ActionItem> = cache
+            .for_contact(&state.db, c)
+            .await?
             .into_iter()
             .filter(|i| instant.contains(&i.category))
             .collect();

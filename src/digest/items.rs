@@ -111,6 +111,22 @@ pub fn for_role(items: Vec<ActionItem>, role: Role) -> Vec<ActionItem> {
         .collect()
 }
 
+/// Items per client, read once per pass however many of the client's contacts need them.
+#[derive(Default)]
+pub struct ItemCache(std::collections::HashMap<String, Vec<ActionItem>>);
+
+impl ItemCache {
+    /// The contact's items (as [`for_contact`]), reading its client's items at most once.
+    pub async fn for_contact(&mut self, db: &Db, contact: &ContactRow) -> Result<Vec<ActionItem>> {
+        if !self.0.contains_key(&contact.client_id) {
+            self.0
+                .insert(contact.client_id.clone(), for_client(db, &contact.client_id).await?);
+        }
+        let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
+        Ok(for_role(self.0[&contact.client_id].clone(), role))
+    }
+}
+
 /// Every action item of one client, with the actions an admin would get.
 pub async fn for_client(db: &Db, client: &str) -> Result<Vec<ActionItem>> {
     let mut out = Vec::new();

@@ -2,17 +2,16 @@
 //! zone) is a period; a period is decided once per contact and channel, and a non-empty
 //! digest for it is queued in the same transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use chrono_tz::Tz;
 
 use super::compose::Composer;
-use super::items::{ActionItem, for_client, for_role};
+use super::items::{ActionItem, ItemCache};
 use super::schedule::parse_schedule;
 use crate::app::AppState;
 use crate::channels::email::EmailPayload;
-use crate::model::Role;
 use crate::store::banners::list_active_for_client;
 use crate::store::contacts::{ContactRow, list_active_contacts};
 use crate::store::settings::{ContactSettings, list_settings};
@@ -82,7 +81,7 @@ pub async fn run_pass(
         contacts: contacts.len(),
         ..Default::default()
     };
-    let mut client_items: HashMap<String, Vec<ActionItem>> = HashMap::new();
+    let mut cache = ItemCache::default();
     let catch_up = Duration::hours(i64::from(state.config.digest.catch_up_hours));
     for c in &contacts {
         let s = settings
@@ -121,11 +120,7 @@ pub async fn run_pass(
             report.already_decided += 1;
             continue;
         }
-        if !client_items.contains_key(&c.client_id) {
-            client_items.insert(c.client_id.clone(), for_client(&state.db, &c.client_id).await?);
-        }
-        let role = Role::parse(&c.role).unwrap_or(Role::Viewer);
-        let items = for_role(client_items[&c.client_id].clone(), role);
+        let items = cache.for_contact(&state.db, c).await?;
         match queue_digest(state, c, &items, &period, force, now).await? {
             Queued::Queued(_) => report.queued += 1,
             Queued::Empty => report.empty += 1,
