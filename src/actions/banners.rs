@@ -115,17 +115,13 @@ pub async fn post(state: &AppState, input: BannerInput, by: &str, now: DateTime<
             };
             let new = outbox::insert_message(
                 &mut tx,
-                &outbox::NewMessage {
-                    contact_id: Some(c.id.clone()),
-                    channel: "email".into(),
-                    kind: "banner".into(),
-                    idem_key: format!("banner:{id}:{}:email", c.id),
-                    reply_token: Some(token),
-                    recipient: c.email.clone(),
-                    subject: payload.subject.clone(),
-                    payload: serde_json::to_string(&payload).unwrap_or_default(),
-                    next_attempt_at: starts_at.max(now),
-                },
+                &payload.queued(
+                    Some(&c.id),
+                    "banner",
+                    format!("banner:{id}:{}:email", c.id),
+                    Some(token),
+                    starts_at.max(now),
+                ),
                 now,
             )
             .await?;

@@ -284,18 +284,8 @@ pub async fn delegate(
         .map_err(|e| ActionError::Conflict(format!("the email could not be written: {e}")))?;
     crate::store::outbox::insert_message(
         &mut tx,
-        &crate::store::outbox::NewMessage {
-            // To a third party: the delegator's own bounces must not stop it.
-            contact_id: None,
-            channel: "email".into(),
-            kind: "system".into(),
-            idem_key: format!("delegation:{did}"),
-            reply_token: None,
-            recipient: email.to_string(),
-            subject: payload.subject.clone(),
-            payload: serde_json::to_string(&payload).unwrap_or_default(),
-            next_attempt_at: now,
-        },
+        // To a third party: no contact, so the delegator's own bounces cannot stop it.
+        &payload.queued(None, "system", format!("delegation:{did}"), None, now),
         now,
     )
     .await?;

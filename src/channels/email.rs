@@ -34,6 +34,31 @@ pub struct EmailPayload {
     pub item_keys: Vec<String>,
 }
 
+impl EmailPayload {
+    /// The outbox row that sends this email. `contact_id` ties it to a contact (bounces and
+    /// suspensions apply); `reply_token` lets replies and bounces find it.
+    pub fn queued(
+        &self,
+        contact_id: Option<&str>,
+        kind: &str,
+        idem_key: String,
+        reply_token: Option<String>,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> crate::store::outbox::NewMessage {
+        crate::store::outbox::NewMessage {
+            contact_id: contact_id.map(str::to_string),
+            channel: "email".into(),
+            kind: kind.into(),
+            idem_key,
+            reply_token,
+            recipient: self.to.clone(),
+            subject: self.subject.clone(),
+            payload: serde_json::to_string(self).unwrap_or_default(),
+            next_attempt_at: at,
+        }
+    }
+}
+
 /// One transport, built once at start and shared (the SMTP pool lives inside it).
 #[derive(Clone)]
 pub enum Mailer {

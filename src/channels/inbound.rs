@@ -527,17 +527,13 @@ async fn decide(
     let mut tx = state.db.begin().await?;
     outbox::insert_message(
         &mut tx,
-        &outbox::NewMessage {
-            contact_id: Some(contact.id.clone()),
-            channel: "email".into(),
-            kind: "reply".into(),
-            idem_key: format!("reply:{message_id}"),
-            reply_token: Some(state.signer.new_reply_token()),
-            recipient: contact.email.clone(),
-            subject: payload.subject.clone(),
-            payload: serde_json::to_string(&payload).unwrap_or_default(),
-            next_attempt_at: now,
-        },
+        &payload.queued(
+            Some(&contact.id),
+            "reply",
+            format!("reply:{message_id}"),
+            Some(state.signer.new_reply_token()),
+            now,
+        ),
         now,
     )
     .await?;

@@ -190,17 +190,7 @@ pub async fn queue_digest(
     }
     let id = outbox::insert_message(
         &mut tx,
-        &outbox::NewMessage {
-            contact_id: Some(c.id.clone()),
-            channel: channel.into(),
-            kind: "digest".into(),
-            idem_key: idem,
-            reply_token: Some(token),
-            recipient: c.email.clone(),
-            subject: payload.subject.clone(),
-            payload: serde_json::to_string(&payload).unwrap_or_default(),
-            next_attempt_at: now,
-        },
+        &payload.queued(Some(&c.id), "digest", idem, Some(token), now),
         now,
     )
     .await?;

@@ -263,22 +263,7 @@ async fn queue_email(
 ) -> Result<(), StoreError> {
     let now = Utc::now();
     let mut tx = state.db.begin().await?;
-    outbox::insert_message(
-        &mut tx,
-        &outbox::NewMessage {
-            contact_id: Some(c.id.clone()),
-            channel: "email".into(),
-            kind: kind.into(),
-            idem_key: idem,
-            reply_token: None,
-            recipient: c.email.clone(),
-            subject: p.subject.clone(),
-            payload: serde_json::to_string(&p).unwrap_or_default(),
-            next_attempt_at: now,
-        },
-        now,
-    )
-    .await?;
+    outbox::insert_message(&mut tx, &p.queued(Some(&c.id), kind, idem, None, now), now).await?;
     tx.commit().await?;
     state.wake_dispatch.notify_waiters();
     Ok(())
