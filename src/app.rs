@@ -44,6 +44,12 @@ pub struct AppState {
     pub limiter: Arc<crate::portal::session::RateLimiter>,
     /// HTTP client for webhook pushes (one pool for the process).
     pub http: reqwest::Client,
+    /// The Telegram bot, when `telegram.token` is set.
+    pub telegram: Option<Arc<crate::channels::telegram::Telegram>>,
+    /// The Discord client, when a token or public key is set.
+    pub discord: Option<Arc<crate::channels::discord::Discord>>,
+    /// Chat senders by channel name, for the outbox.
+    pub chat: crate::channels::chat::ChatSenders,
 }
 
 impl AppState {
@@ -64,6 +70,23 @@ impl AppState {
     pub fn new(config: Config, db: Db) -> Result<AppState, StartError> {
         let mailer = Mailer::from_config(&config).map_err(|e| StartError::Config(e.to_string()))?;
         let signer = Signer::new(config.link_secret.expose());
+        let telegram = if config.telegram.token.is_empty() {
+            None
+        } else {
+            Some(Arc::new(
+                crate::channels::telegram::Telegram::new(&config.telegram).map_err(StartError::Config)?,
+            ))
+        };
+        let discord = (!config.discord.token.is_empty() || !config.discord.public_key.is_empty())
+            .then(|| Arc::new(crate::channels::discord::Discord::new(&config)));
+        let mut chat: std::collections::HashMap<&'static str, Arc<dyn crate::channels::chat::ChatSender>> =
+            Default::default();
+        if let Some(t) = &telegram {
+            chat.insert("telegram", t.clone());
+        }
+        if let Some(d) = discord.as_ref().filter(|_| !config.discord.token.is_empty()) {
+            chat.insert("discord", d.clone());
+        }
         Ok(AppState {
             config: Arc::new(config),
             db,
@@ -80,6 +103,9 @@ impl AppState {
                 .user_agent(concat!("cport/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?,
+            telegram,
+            discord,
+            chat: Arc::new(chat),
         })
     }
 }
@@ -149,6 +175,13 @@ impl App {
         let mut tasks = JoinSet::new();
         tasks.spawn(crate::digest::scheduler::run(state.clone(), stop_rx.clone()));
         tasks.spawn(crate::digest::alerts::run(state.clone(), stop_rx.clone()));
+        if let Some(tg) = state.telegram.clone() {
+            tasks.spawn(crate::channels::telegram::run_polling(
+                state.clone(),
+                tg,
+                stop_rx.clone(),
+            ));
+        }
         if !state.config.imap.host.is_empty() {
             tasks.spawn(crate::channels::imap::run(state.clone(), stop_rx.clone()));
         }
@@ -195,6 +228,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/api/v1/changes", get(api::list_changes))
         .route("/inbound/email", post(api::inbound_email))
+        .route("/telegram/webhook", post(crate::channels::telegram::webhook))
+        .route("/discord/interactions", post(crate::channels::discord::interactions))
         .route("/api/v1/banners", post(api::post_banner).get(api::list_banners))
         .route("/api/v1/banners/{id}", delete(api::retract_banner))
         .route("/api/v1/{entity}", put(api::put_entity).delete(api::delete_entity))

@@ -175,21 +175,77 @@ pub struct BrandingConfig {
     pub approval_terms: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelegramConfig {
+    /// Empty: no Telegram bot.
     pub token: Secret,
+    /// Base of the Bot API (`https://api.telegram.org`, or a local Bot API server / a fake).
     pub api_url: String,
+    /// `polling` (getUpdates, works behind NAT) or `webhook` (Telegram posts to
+    /// `public_url` + `/telegram/webhook`).
+    pub mode: String,
+    /// Required in webhook mode: Telegram sends it back in `X-Telegram-Bot-Api-Secret-Token`.
+    pub webhook_secret: Secret,
+    /// Telegram user ids of TOT staff, who may `/broadcast` and `/outbox`.
+    pub staff: Vec<String>,
+    /// How long one getUpdates call waits for news.
+    pub poll_timeout_seconds: u32,
+    /// Telegram's limits, kept by the sender: overall, and per chat.
+    pub messages_per_second: u32,
+    pub chat_messages_per_second: u32,
+    pub chat_messages_per_minute: u32,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+impl Default for TelegramConfig {
+    fn default() -> Self {
+        TelegramConfig {
+            token: Secret::default(),
+            api_url: "https://api.telegram.org".into(),
+            mode: "polling".into(),
+            webhook_secret: Secret::default(),
+            staff: vec![],
+            poll_timeout_seconds: 30,
+            messages_per_second: 30,
+            chat_messages_per_second: 1,
+            chat_messages_per_minute: 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiscordConfig {
+    /// Bot token for sending. Empty: nothing is sent to Discord.
     pub token: Secret,
+    /// Base of the REST API (`https://discord.com`, or a proxy / a fake).
     pub api_url: String,
+    /// The application's Ed25519 public key (64 hex digits); empty: the interactions
+    /// endpoint answers 404.
     pub public_key: String,
     pub application_id: String,
+    /// When set, digests and alerts are posted to this channel (mentioning the contact)
+    /// instead of the contact's direct messages.
     pub channel_id: String,
+    /// Discord user ids of TOT staff, who may `/broadcast` and `/outbox`.
+    pub staff: Vec<String>,
+    /// Interactions taking longer are answered "thinking…" at once and edited in later
+    /// (Discord waits 3 seconds for the first answer).
+    pub defer_after_ms: u64,
+}
+
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        DiscordConfig {
+            token: Secret::default(),
+            api_url: "https://discord.com".into(),
+            public_key: String::new(),
+            application_id: String::new(),
+            channel_id: String::new(),
+            staff: vec![],
+            defer_after_ms: 2000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -539,6 +595,70 @@ impl Config {
                     "missing or shorter than 16 characters; set it in the config file or CPORT_LINK_SECRET",
                 ));
             }
+        }
+        self.validate_chat()?;
+        Ok(())
+    }
+
+    fn validate_chat(&self) -> Result<(), ConfigError> {
+        let t = &self.telegram;
+        if !(t.api_url.starts_with("http://") || t.api_url.starts_with("https://")) {
+            return Err(invalid("telegram.api_url", "must start with http:// or https://"));
+        }
+        match t.mode.as_str() {
+            "polling" => {}
+            "webhook" if t.token.is_empty() || t.webhook_secret.expose().len() >= 16 => {}
+            "webhook" => {
+                return Err(invalid(
+                    "telegram.webhook_secret",
+                    "required (16 characters or more) when telegram.mode = \"webhook\"",
+                ));
+            }
+            other => {
+                return Err(invalid(
+                    "telegram.mode",
+                    format!("`{other}` is not one of polling, webhook"),
+                ));
+            }
+        }
+        if let Some(bad) = t.staff.iter().find(|s| s.parse::<i64>().is_err()) {
+            return Err(invalid("telegram.staff", format!("`{bad}` is not a Telegram user id")));
+        }
+        if t.messages_per_second == 0 || t.chat_messages_per_second == 0 || t.chat_messages_per_minute == 0 {
+            return Err(invalid(
+                "telegram.messages_per_second",
+                "rate limits must be at least 1",
+            ));
+        }
+        if t.poll_timeout_seconds == 0 || t.poll_timeout_seconds > 50 {
+            return Err(invalid("telegram.poll_timeout_seconds", "must be between 1 and 50"));
+        }
+        let d = &self.discord;
+        if !(d.api_url.starts_with("http://") || d.api_url.starts_with("https://")) {
+            return Err(invalid("discord.api_url", "must start with http:// or https://"));
+        }
+        if !d.public_key.is_empty() && crate::channels::discord::verifier(&d.public_key).is_none() {
+            return Err(invalid(
+                "discord.public_key",
+                "must be the application's public key: 64 hexadecimal digits",
+            ));
+        }
+        for (key, v) in [
+            ("discord.application_id", &d.application_id),
+            ("discord.channel_id", &d.channel_id),
+        ] {
+            if !v.is_empty() && v.parse::<u64>().is_err() {
+                return Err(invalid(key, format!("`{v}` is not a Discord id (digits)")));
+            }
+        }
+        if d.defer_after_ms > 2500 {
+            return Err(invalid(
+                "discord.defer_after_ms",
+                "must be at most 2500 (Discord waits 3 seconds)",
+            ));
+        }
+        if let Some(bad) = d.staff.iter().find(|s| s.parse::<u64>().is_err()) {
+            return Err(invalid("discord.staff", format!("`{bad}` is not a Discord user id")));
         }
         Ok(())
     }

@@ -33,6 +33,12 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Subcommand, Debug)]
+enum DiscordCommand {
+    /// Register every command as a global slash command of the application.
+    RegisterCommands,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the service until SIGINT or SIGTERM: HTTP (portal, sync API, change feed, health,
@@ -62,6 +68,19 @@ enum Command {
         /// How long the link works, in days (default digest.link_ttl_days).
         #[arg(long)]
         days: Option<u32>,
+    },
+    /// Print a one-time code that links a Telegram or Discord user to a contact
+    /// (`/start CODE` to the bot, `/link CODE` in Discord).
+    LinkCode {
+        /// The contact's TOT id.
+        #[arg(long, value_name = "ID")]
+        contact: String,
+    },
+    /// Discord: register the slash commands with Discord (needs discord.token and
+    /// discord.application_id).
+    Discord {
+        #[command(subcommand)]
+        command: DiscordCommand,
     },
     /// Read one email (a reply to cport) on standard input and act on it: the MTA pipe.
     /// Exit 0 when handled, 75 (EX_TEMPFAIL) when the store is unavailable, 65 when unreadable.
@@ -334,6 +353,37 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 chrono::Utc::now(),
             );
             println!("{url}");
+        }
+        Command::LinkCode { contact } => {
+            let state = open_state(load(Need::Secrets)?).await?;
+            match cport::store::contacts::get_contact(&state.db, &contact).await {
+                Ok(c) if c.active => {}
+                Ok(_) => bail!("--contact: contact `{contact}` is not active"),
+                Err(cport::store::StoreError::NotFound) => bail!("--contact: no contact with id `{contact}`"),
+                Err(e) => return Err(e.into()),
+            }
+            let code = cport::channels::chat::new_link_code(&state, &contact, chrono::Utc::now()).await?;
+            println!("{code}");
+            for line in cport::channels::chat::how_to_link(&state, &code) {
+                eprintln!("{line}");
+            }
+        }
+        Command::Discord {
+            command: DiscordCommand::RegisterCommands,
+        } => {
+            let config = load(Need::Secrets)?;
+            if config.discord.token.is_empty() {
+                bail!("discord.token: required to register commands (or CPORT_DISCORD_TOKEN)");
+            }
+            if config.discord.application_id.is_empty() {
+                bail!("discord.application_id: required to register commands (or CPORT_DISCORD_APPLICATION_ID)");
+            }
+            let discord = cport::channels::discord::Discord::new(&config);
+            let n = discord
+                .register_commands()
+                .await
+                .map_err(|e| anyhow::anyhow!("Discord refused the commands: {e}"))?;
+            println!("{n} slash commands registered");
         }
         Command::InboundEmail { dir: None } => return inbound_email(load(Need::Secrets)?).await,
         Command::InboundEmail { dir: Some(dir) } => {

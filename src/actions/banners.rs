@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::app::AppState;
+use crate::channels::chat::{ChatMessage, ChatPayload};
 use crate::digest::compose::Composer;
+use crate::digest::scheduler::Target;
 use crate::model::{FieldError, SEVERITIES, check_one_of, check_text};
 use crate::store::banners::{NewBanner, existing_clients, get_banner, insert_banner};
 use crate::store::contacts::list_active_contacts;
@@ -73,22 +75,19 @@ pub async fn post(state: &AppState, input: BannerInput, by: &str, now: DateTime<
         created_by: by.to_string(),
     };
     // Compose before opening the transaction (SQLite holds one writer at a time).
-    let contacts = if banner.severity == "urgent" {
-        let settings = list_settings(&state.db).await?;
-        list_active_contacts(&state.db)
+    let (contacts, settings, chats) = if banner.severity == "urgent" {
+        let contacts: Vec<_> = list_active_contacts(&state.db)
             .await?
             .into_iter()
             .filter(|c| banner.audience.is_empty() || banner.audience.contains(&c.client_id))
-            .filter(|c| {
-                settings
-                    .get(&c.id)
-                    .cloned()
-                    .unwrap_or_else(|| ContactSettings::defaults(&c.id))
-                    .email_usable()
-            })
-            .collect()
+            .collect();
+        (
+            contacts,
+            list_settings(&state.db).await?,
+            crate::digest::scheduler::targets_by_contact(state).await?,
+        )
     } else {
-        vec![]
+        Default::default()
     };
     let mut tx = state.db.begin().await?;
     let id = insert_banner(&mut tx, &banner, now).await?;
@@ -109,23 +108,49 @@ pub async fn post(state: &AppState, input: BannerInput, by: &str, now: DateTime<
             signer: &state.signer,
         };
         for c in &contacts {
-            let token = state.signer.new_reply_token();
-            let Ok(payload) = composer.compose_banner(c, &row, &token, now) else {
-                continue;
-            };
-            let new = outbox::insert_message(
-                &mut tx,
-                &payload.queued(
-                    Some(&c.id),
-                    "banner",
-                    format!("banner:{id}:{}:email", c.id),
-                    Some(token),
-                    starts_at.max(now),
-                ),
-                now,
-            )
-            .await?;
-            queued += usize::from(new.is_some());
+            let s = settings
+                .get(&c.id)
+                .cloned()
+                .unwrap_or_else(|| ContactSettings::defaults(&c.id));
+            for target in crate::digest::scheduler::targets_of(&s, chats.get(&c.id)) {
+                let new = match &target {
+                    Target::Email => {
+                        let token = state.signer.new_reply_token();
+                        let Ok(payload) = composer.compose_banner(c, &row, &token, now) else {
+                            continue;
+                        };
+                        payload.queued(
+                            Some(&c.id),
+                            "banner",
+                            format!("banner:{id}:{}:email", c.id),
+                            Some(token),
+                            starts_at.max(now),
+                        )
+                    }
+                    Target::Chat(link) => {
+                        let message = ChatMessage::text(
+                            format!("URGENT: {}", row.title),
+                            row.body.lines().map(str::to_string).collect(),
+                        );
+                        outbox::NewMessage {
+                            contact_id: Some(c.id.clone()),
+                            channel: link.channel.clone(),
+                            kind: "banner".into(),
+                            idem_key: format!("banner:{id}:{}:{}", c.id, link.channel),
+                            reply_token: None,
+                            recipient: link.chat_id.clone(),
+                            subject: message.title.clone(),
+                            payload: serde_json::to_string(&ChatPayload {
+                                message: Some(message),
+                                items: vec![],
+                            })
+                            .unwrap_or_default(),
+                            next_attempt_at: starts_at.max(now),
+                        }
+                    }
+                };
+                queued += usize::from(outbox::insert_message(&mut tx, &new, now).await?.is_some());
+            }
         }
     }
     tx.commit().await?;

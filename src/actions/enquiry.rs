@@ -728,11 +728,20 @@ async fn run_inner(
             super::delivery::no_delivery(state, actor, &id, now).await?;
             Answer::ok(name, format!("Noted: job {id} needs no delivery."), vec![])
         }
-        Command::Link => Answer::ok(
-            name,
-            "Your portal link (it signs you in):",
-            vec![Section::text(vec![link(state, actor, "/", now)])],
-        ),
+        Command::Link => {
+            let mut sections = vec![Section::text(vec![link(state, actor, "/", now)])];
+            // By email, LINK also brings a code that ties a chat to this contact.
+            let chat_on = !state.config.telegram.token.is_empty() || !state.config.discord.public_key.is_empty();
+            if actor.channel == "email" && chat_on && actor.delegation.is_none() {
+                let code = crate::channels::chat::new_link_code(state, &actor.contact.id, now).await?;
+                sections.push(Section {
+                    heading: Some(format!("Chat linking code: {code}")),
+                    lines: crate::channels::chat::how_to_link(state, &code),
+                    ..Default::default()
+                });
+            }
+            Answer::ok(name, "Your portal link (it signs you in):", sections)
+        }
         Command::Reset => {
             crate::portal::auth::send_reset_link(state, &actor.contact).await?;
             Answer::ok(

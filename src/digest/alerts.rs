@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use super::items::{ActionItem, Category, ItemCache};
 use crate::app::AppState;
 use crate::config::Config;
+use crate::digest::scheduler::Target;
 use crate::store::contacts::{ContactRow, list_active_contacts};
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, ledgers, outbox};
@@ -98,6 +99,7 @@ pub async fn scan(
         .filter(|c| clients.is_none_or(|set| set.contains(&c.client_id)))
         .collect();
     let settings = list_settings(&state.db).await?;
+    let chats = crate::digest::scheduler::targets_by_contact(state).await?;
     let mut cache = ItemCache::default();
     let mut queued = 0;
     for c in &contacts {
@@ -105,7 +107,8 @@ pub async fn scan(
             .get(&c.id)
             .cloned()
             .unwrap_or_else(|| ContactSettings::defaults(&c.id));
-        if !s.email_usable() {
+        let targets = crate::digest::scheduler::targets_of(&s, chats.get(&c.id));
+        if targets.is_empty() {
             continue;
         }
         let instant: Vec<Category> = Category::ALL
@@ -121,7 +124,9 @@ pub async fn scan(
             .into_iter()
             .filter(|i| instant.contains(&i.category))
             .collect();
-        queued += queue_alerts(state, c, &s, &items, now).await?;
+        for t in &targets {
+            queued += queue_alerts(state, c, &s, t, &items, now).await?;
+        }
     }
     if queued > 0 {
         state.wake_dispatch.notify_waiters();
@@ -133,10 +138,20 @@ async fn queue_alerts(
     state: &AppState,
     c: &ContactRow,
     s: &ContactSettings,
+    target: &Target,
     items: &[ActionItem],
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let channel = "email";
+    let channel = target.channel();
+    // A chat row holds the same item list; the chat sender reads it as a `ChatPayload`.
+    let (recipient, reply_token, message_id) = match target {
+        Target::Email => (
+            c.email.clone(),
+            Some(state.signer.new_reply_token()),
+            crate::channels::email::new_message_id(&state.config),
+        ),
+        Target::Chat(l) => (l.chat_id.clone(), None, String::new()),
+    };
     let seen = ledgers::alerted_keys(&state.db, &c.id, channel).await?;
     let fresh: Vec<&ActionItem> = items.iter().filter(|i| !seen.contains(&i.key())).collect();
     let mut tx = state.db.begin().await?;
@@ -174,7 +189,7 @@ async fn queue_alerts(
             }
             let payload = AlertPayload {
                 items: vec![],
-                message_id: crate::channels::email::new_message_id(&state.config),
+                message_id,
             };
             let first = fresh[0];
             let id = outbox::insert_message(
@@ -184,8 +199,8 @@ async fn queue_alerts(
                     channel: channel.into(),
                     kind: "alert".into(),
                     idem_key: format!("alert:{}:{channel}:{}", c.id, first.key()),
-                    reply_token: Some(state.signer.new_reply_token()),
-                    recipient: c.email.clone(),
+                    reply_token,
+                    recipient,
                     subject: first.title.clone(),
                     payload: serde_json::to_string(&payload).unwrap_or_default(),
                     next_attempt_at: at,

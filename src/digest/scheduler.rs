@@ -11,11 +11,52 @@ use super::compose::Composer;
 use super::items::{ActionItem, ItemCache};
 use super::schedule::parse_schedule;
 use crate::app::AppState;
+use crate::channels::chat::{ChatPayload, digest_message};
 use crate::channels::email::EmailPayload;
 use crate::store::banners::list_active_for_client;
+use crate::store::chat::ChatLink;
 use crate::store::contacts::{ContactRow, list_active_contacts};
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, ledgers, outbox};
+
+/// Where a contact's digest or alert goes: email, or one linked chat.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Email,
+    Chat(ChatLink),
+}
+
+impl Target {
+    pub fn channel(&self) -> &str {
+        match self {
+            Target::Email => "email",
+            Target::Chat(l) => &l.channel,
+        }
+    }
+}
+
+/// Every contact's targets: email when usable, and each linked chat whose channel has a
+/// sender configured.
+pub async fn targets_by_contact(
+    state: &AppState,
+) -> Result<std::collections::HashMap<String, Vec<ChatLink>>, StoreError> {
+    let mut out: std::collections::HashMap<String, Vec<ChatLink>> = Default::default();
+    for l in crate::store::chat::all_chats(&state.db).await? {
+        if state.chat.contains_key(l.channel.as_str()) {
+            out.entry(l.contact_id.clone()).or_default().push(l);
+        }
+    }
+    Ok(out)
+}
+
+pub fn targets_of(s: &ContactSettings, chats: Option<&Vec<ChatLink>>) -> Vec<Target> {
+    let mut t = vec![];
+    if s.email_usable() {
+        t.push(Target::Email);
+    }
+    t.extend(chats.into_iter().flatten().cloned().map(Target::Chat));
+    t
+}
 
 /// Who asked for the pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +122,7 @@ pub async fn run_pass(
         contacts: contacts.len(),
         ..Default::default()
     };
+    let chats = targets_by_contact(state).await?;
     let mut cache = ItemCache::default();
     let catch_up = Duration::hours(i64::from(state.config.digest.catch_up_hours));
     for c in &contacts {
@@ -90,6 +132,9 @@ pub async fn run_pass(
             .unwrap_or_else(|| ContactSettings::defaults(&c.id));
         if !s.email_usable() {
             report.email_off += 1;
+        }
+        let targets = targets_of(&s, chats.get(&c.id));
+        if targets.is_empty() {
             continue;
         }
         let (schedule, tz) = match contact_schedule(state, c, &s) {
@@ -116,15 +161,17 @@ pub async fn run_pass(
         };
         let force = matches!(trigger, Trigger::Manual { force: true });
         let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
-        if !force && ledgers::digest_decided(&state.db, &c.id, "email", &period_key).await? {
-            report.already_decided += 1;
-            continue;
-        }
-        let items = cache.for_contact(&state.db, c).await?;
-        match queue_digest(state, c, &items, &period, force, now).await? {
-            Queued::Queued(_) => report.queued += 1,
-            Queued::Empty => report.empty += 1,
-            Queued::AlreadyDecided => report.already_decided += 1,
+        for target in &targets {
+            if !force && ledgers::digest_decided(&state.db, &c.id, target.channel(), &period_key).await? {
+                report.already_decided += 1;
+                continue;
+            }
+            let items = cache.for_contact(&state.db, c).await?;
+            match queue_digest(state, c, target, &items, &period, force, now).await? {
+                Queued::Queued(_) => report.queued += 1,
+                Queued::Empty => report.empty += 1,
+                Queued::AlreadyDecided => report.already_decided += 1,
+            }
         }
     }
     if report.queued > 0 {
@@ -145,12 +192,13 @@ pub enum Queued {
 pub async fn queue_digest(
     state: &AppState,
     c: &ContactRow,
+    target: &Target,
     items: &[ActionItem],
     period: &DateTime<Utc>,
     force: bool,
     now: DateTime<Utc>,
 ) -> Result<Queued, StoreError> {
-    let channel = "email";
+    let channel = target.channel();
     let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
     let banners = list_active_for_client(&state.db, &c.client_id, now).await?;
     let mut tx = state.db.begin().await?;
@@ -165,6 +213,35 @@ pub async fn queue_digest(
         ledgers::record_digest(&mut tx, &c.id, channel, &period_key, None, 0).await?;
         tx.commit().await?;
         return Ok(Queued::Empty);
+    }
+    let mut idem = format!("digest:{}:{channel}:{period_key}", c.id);
+    if force {
+        idem.push_str(&format!(":forced:{}", now.timestamp_micros()));
+    }
+    if let Target::Chat(link) = target {
+        let message = digest_message(state, c, items, &banners, now);
+        let payload = ChatPayload {
+            message: Some(message.clone()),
+            items: vec![],
+        };
+        let new = outbox::NewMessage {
+            contact_id: Some(c.id.clone()),
+            channel: channel.into(),
+            kind: "digest".into(),
+            idem_key: idem,
+            reply_token: None,
+            recipient: link.chat_id.clone(),
+            subject: message.title,
+            payload: serde_json::to_string(&payload).unwrap_or_default(),
+            next_attempt_at: now,
+        };
+        let Some(id) = outbox::insert_message(&mut tx, &new, now).await? else {
+            tx.rollback().await?;
+            return Ok(Queued::AlreadyDecided);
+        };
+        ledgers::record_digest(&mut tx, &c.id, channel, &period_key, Some(id), items.len() as i64).await?;
+        tx.commit().await?;
+        return Ok(Queued::Queued(id));
     }
     let previous: Option<HashSet<String>> = outbox::last_digest_payload(&mut tx, &c.id, channel)
         .await?
@@ -184,10 +261,6 @@ pub async fn queue_digest(
             return Ok(Queued::Empty);
         }
     };
-    let mut idem = format!("digest:{}:{channel}:{period_key}", c.id);
-    if force {
-        idem.push_str(&format!(":forced:{}", now.timestamp_micros()));
-    }
     let id = outbox::insert_message(
         &mut tx,
         &payload.queued(Some(&c.id), "digest", idem, Some(token), now),

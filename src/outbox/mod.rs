@@ -10,6 +10,7 @@ use rand::Rng;
 
 use crate::app::AppState;
 use crate::channels::SendError;
+use crate::channels::chat::ChatPayload;
 use crate::channels::email::{EmailPayload, build_message};
 use crate::digest::alerts::AlertPayload;
 use crate::digest::compose::Composer;
@@ -51,7 +52,11 @@ pub const BATCH: i64 = 16;
 /// Claims up to `limit` due messages and sends them one after another. An empty result
 /// means nothing was due.
 pub async fn dispatch_batch(state: &AppState, limit: i64) -> Result<Vec<Outcome>, StoreError> {
-    let now = Utc::now();
+    dispatch_batch_at(state, Utc::now(), limit).await
+}
+
+/// [`dispatch_batch`] as if the time were `now` (what is due is decided by it).
+pub async fn dispatch_batch_at(state: &AppState, now: DateTime<Utc>, limit: i64) -> Result<Vec<Outcome>, StoreError> {
     let lease = now + Duration::seconds(state.config.outbox.lease_seconds as i64);
     let rows = outbox::claim_batch(&state.db, now, lease, limit).await?;
     if rows.is_empty() {
@@ -91,6 +96,7 @@ async fn send_row(
         ("webhook", _) => crate::channels::webhook::send(&state.http, &state.config.webhook, &row)
             .await
             .map(Some),
+        (chat, _) if state.chat.contains_key(chat) => send_chat(state, &row, now).await?,
         (other, _) => Err(SendError::Permanent(format!("no sender for channel `{other}`"))),
     };
     let now = Utc::now();
@@ -105,6 +111,20 @@ async fn send_row(
         Ok(None) => {
             outbox::mark_dropped(&state.db, row.id, "every item was resolved before sending", now).await?;
             Outcome::Dropped
+        }
+        // A provider's "wait this long" is obeyed, and does not use up the attempts.
+        Err(SendError::RateLimited(wait)) => {
+            let at = now + Duration::from_std(wait).unwrap_or_else(|_| Duration::seconds(60));
+            tracing::warn!(id = row.id, retry_at = %at, "rate limited by the provider; will retry");
+            outbox::mark_rate_limited(
+                &state.db,
+                row.id,
+                &format!("rate limited; retry after {wait:?}"),
+                at,
+                now,
+            )
+            .await?;
+            Outcome::Retrying
         }
         Err(SendError::Transient(msg)) if row.attempts < i64::from(state.config.outbox.max_attempts) => {
             let at = now + backoff(state, row.attempts);
@@ -153,6 +173,45 @@ async fn send_email(
         Err(e) => return Ok(Err(e)),
     };
     Ok(state.mailer.send(message).await.map(Some))
+}
+
+/// Sends a chat row. Alerts are rendered now from the items still open, like emails.
+async fn send_chat(
+    state: &AppState,
+    row: &OutboxRow,
+    now: DateTime<Utc>,
+) -> Result<Result<Option<String>, SendError>, StoreError> {
+    let Some(sender) = state.chat.get(row.channel.as_str()) else {
+        return Ok(Err(SendError::Permanent(format!(
+            "no sender for channel `{}`",
+            row.channel
+        ))));
+    };
+    let payload: ChatPayload = match serde_json::from_str(&row.payload) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
+    };
+    let message = match (payload.message, row.kind.as_str(), &row.contact_id) {
+        (Some(m), _, _) => m,
+        (None, "alert", Some(contact_id)) => {
+            let contact = match get_contact(&state.db, contact_id).await {
+                Ok(c) => c,
+                Err(StoreError::NotFound) => return Ok(Ok(None)),
+                Err(e) => return Err(e),
+            };
+            let open: Vec<_> = for_contact(&state.db, &contact)
+                .await?
+                .into_iter()
+                .filter(|i| payload.items.contains(&i.key()))
+                .collect();
+            if open.is_empty() {
+                return Ok(Ok(None));
+            }
+            crate::channels::chat::alert_message(state, &contact, &open, now).await?
+        }
+        _ => return Ok(Err(SendError::Permanent("chat message without content".into()))),
+    };
+    Ok(sender.send(&row.recipient, &message).await.map(Some))
 }
 
 /// Alerts are rendered when they go, from the items still open then: resolved items are

@@ -234,6 +234,8 @@ pub fn router() -> Router<AppState> {
         .route("/password", get(auth::password_form).post(auth::change_password))
         .route("/password/reset", get(auth::reset_form).post(auth::reset))
         .route("/preferences", get(pages::preferences).post(pages::save_preferences))
+        .route("/preferences/chat-code", post(pages::chat_code))
+        .route("/preferences/chat-unlink", post(pages::chat_unlink))
         .route("/visuals", get(pages::visuals).post(pages::approve_many))
         .route("/visuals/{id}", get(pages::visual).post(pages::visual_action))
         .route("/jobs/{id}", get(pages::job))

@@ -450,7 +450,23 @@ async fn prefs_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Result<Response, PortalError> {
+    prefs_page_with(state, session, note, error, status, None).await
+}
+
+async fn prefs_page_with(
+    state: &AppState,
+    session: &Session,
+    note: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+    code: Option<(String, Vec<String>)>,
+) -> Result<Response, PortalError> {
     let c = &session.actor.contact;
+    let chats: Vec<Value> = crate::store::chat::chats_of_contact(&state.db, &c.id)
+        .await?
+        .into_iter()
+        .map(|l| json!({"channel": l.channel, "user": l.user_id}))
+        .collect();
     let s = get_settings(&state.db, &c.id).await?;
     let schedule = s
         .digest_schedule
@@ -470,8 +486,42 @@ async fn prefs_page(
             "s": s, "timezone": s.timezone.clone().unwrap_or(c.timezone.clone()), "zones": ZONES,
             "schedule": schedule, "schedules": SCHEDULES.iter().map(|(e, l)| json!({"expr": e, "label": l})).collect::<Vec<_>>(),
             "custom": !SCHEDULES.iter().any(|(e, _)| *e == schedule), "modes": modes, "email": c.email,
-            "note": note, "error": error,
+            "note": note, "error": error, "chats": chats,
+            "code": code.as_ref().map(|c| &c.0), "code_how": code.as_ref().map(|c| &c.1),
         }), status).await
+}
+
+/// `POST /preferences/chat-code`: a one-time code to link Telegram or Discord, shown on the
+/// page (never put in a URL).
+pub async fn chat_code(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, PortalError> {
+    no_delegation(&session)?;
+    let form = FormData::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    let code = crate::channels::chat::new_link_code(&state, &session.actor.contact.id, Utc::now()).await?;
+    let how = crate::channels::chat::how_to_link(&state, &code);
+    prefs_page_with(&state, &session, None, None, StatusCode::OK, Some((code, how))).await
+}
+
+/// `POST /preferences/chat-unlink`: stops messages to a linked chat.
+pub async fn chat_unlink(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    no_delegation(&session)?;
+    let form = FormData::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    let channel = form.get("channel").unwrap_or("");
+    let user = form.get("user").unwrap_or("");
+    let mine = crate::store::chat::chats_of_contact(&state.db, &session.actor.contact.id)
+        .await?
+        .into_iter()
+        .any(|l| l.channel == channel && l.user_id == user);
+    if !mine {
+        return Err(PortalError::NotFound);
+    }
+    crate::store::chat::unlink(&state.db, channel, user).await?;
+    Ok(see_other(&state, "/preferences", "The chat is unlinked."))
 }
 
 pub async fn preferences(

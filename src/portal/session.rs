@@ -91,9 +91,7 @@ impl Session {
     /// Checks the form's CSRF token against the session's (constant time).
     pub fn check_csrf(&self, given: Option<&str>) -> Result<(), PortalError> {
         let given = given.unwrap_or("");
-        let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(self.csrf.as_bytes()));
-        let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-        if diff == 0 && !given.is_empty() {
+        if crate::links::constant_time_eq(given, &self.csrf) && !given.is_empty() {
             Ok(())
         } else {
             Err(PortalError::Csrf)

@@ -6,6 +6,7 @@
 
 pub mod banners;
 pub mod changes;
+pub mod chat;
 pub mod contacts;
 pub mod enquiries;
 pub mod inbound;

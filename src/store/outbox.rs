@@ -148,6 +148,28 @@ pub async fn mark_failed(
     Ok(())
 }
 
+/// A provider asked to wait: due again at `retry_at`, and the attempt is given back.
+pub async fn mark_rate_limited(
+    db: &Db,
+    id: i64,
+    error: &str,
+    retry_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    on_db!(db, p => sqlx::query(
+        "UPDATE outbox SET status = 'failed', last_error = $2, next_attempt_at = $3,
+           attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+           claimed_until = NULL, updated_at = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(retry_at)
+    .bind(now)
+    .execute(p)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
 /// A message that no longer needs sending (its item was resolved first).
 pub async fn mark_dropped(db: &Db, id: i64, reason: &str, now: DateTime<Utc>) -> Result<()> {
     on_db!(db, p => sqlx::query(

@@ -9,6 +9,9 @@ use cport::config::{Config, Secret};
 use cport::store::Db;
 use tokio::sync::oneshot;
 
+pub mod fake_discord;
+pub mod fake_telegram;
+
 pub const TOKEN: &str = "test-api-token";
 
 /// A database URL for a brand-new, empty store.

@@ -1,0 +1,622 @@
+//! What every chat channel shares: linking a chat user to a contact, reading commands and
+//! button presses, answering in a channel-neutral [`ChatMessage`], and the [`ChatSender`]
+//! trait each adapter implements. Telegram and Discord are adapters over this; a Slack or
+//! Microsoft Teams adapter would be one more file implementing [`ChatSender`] and calling
+//! [`handle`] from its webhook.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::SendError;
+use crate::actions::Actor;
+use crate::actions::commands::{Command, parse_line};
+use crate::actions::enquiry::{Answer, Context, run};
+use crate::app::AppState;
+use crate::digest::items::{ActionItem, Category};
+use crate::store::StoreError;
+use crate::store::banners::BannerRow;
+use crate::store::chat as db;
+use crate::store::contacts::{ContactRow, get_contact};
+
+/// How long a linking code works.
+pub const CODE_MINUTES: i64 = 30;
+/// Lines of an answer shown per chat message; the rest behind a "More" button.
+pub const PAGE_LINES: usize = 12;
+/// How long the bot waits for a rejection's reason.
+const PENDING_MINUTES: i64 = 15;
+
+/// A button under a message: it either sends `data` back to cport or opens a URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Button {
+    Action { label: String, data: String },
+    Link { label: String, url: String },
+}
+
+impl Button {
+    fn action(label: &str, data: impl Into<String>) -> Button {
+        Button::Action {
+            label: label.into(),
+            data: data.into(),
+        }
+    }
+    fn link(label: &str, url: impl Into<String>) -> Button {
+        Button::Link {
+            label: label.into(),
+            url: url.into(),
+        }
+    }
+}
+
+/// A message for a chat, in no channel's format: each adapter renders the title, lines,
+/// picture and rows of buttons its own way (Telegram HTML, a Discord embed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    pub title: String,
+    pub lines: Vec<String>,
+    /// Rows of buttons.
+    pub buttons: Vec<Vec<Button>>,
+    /// A picture to show with the message (a public URL).
+    pub photo_url: Option<String>,
+    /// A user to mention (Discord posts in a shared channel).
+    pub mention: Option<String>,
+}
+
+impl ChatMessage {
+    pub fn text(title: impl Into<String>, lines: Vec<String>) -> ChatMessage {
+        ChatMessage {
+            title: title.into(),
+            lines,
+            ..Default::default()
+        }
+    }
+
+    /// Plain text: the title, then the lines.
+    pub fn plain(&self) -> String {
+        let mut out = self.title.clone();
+        for l in &self.lines {
+            out.push('\n');
+            out.push_str(l);
+        }
+        out
+    }
+}
+
+/// What the handler wants done in the chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// A new message.
+    Send(ChatMessage),
+    /// Replace the message whose button was pressed.
+    Edit(ChatMessage),
+    /// A short notice on the button press itself (Telegram's toast).
+    Notice(String),
+}
+
+/// What a chat user did.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Text(String),
+    /// The data of a pressed button.
+    Button(String),
+}
+
+/// One thing a chat user said or pressed.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// `telegram`, `discord`.
+    pub channel: &'static str,
+    /// The chat user (stable across chats).
+    pub user_id: String,
+    /// Where messages to this user go (Telegram chat id; Discord user id).
+    pub chat_id: String,
+    pub input: Input,
+}
+
+/// Sends a [`ChatMessage`] to a chat: the outbox calls this for digests, alerts and
+/// banners. Returns the provider's message id.
+pub trait ChatSender: Send + Sync {
+    fn send<'a>(&'a self, chat_id: &'a str, message: &'a ChatMessage) -> BoxFuture<'a, Result<String, SendError>>;
+}
+
+/// The configured chat senders by channel name.
+pub type ChatSenders = Arc<std::collections::HashMap<&'static str, Arc<dyn ChatSender>>>;
+
+/// What the outbox holds for a chat message: ready to send, or (alerts) the item keys to
+/// render when it goes, so resolved items are left out.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ChatPayload {
+    #[serde(default)]
+    pub message: Option<ChatMessage>,
+    #[serde(default)]
+    pub items: Vec<String>,
+}
+
+fn hash_code(code: &str) -> String {
+    let norm: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    let h = Sha256::digest(norm.as_bytes());
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh one-time linking code for a contact, like `K7PQ-2XMD`. Only its hash is stored.
+pub async fn new_link_code(state: &AppState, contact_id: &str, now: DateTime<Utc>) -> Result<String, StoreError> {
+    use rand::Rng;
+    // No 0/O or 1/I: people type these codes.
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let raw: String = {
+        let mut rng = rand::thread_rng();
+        (0..8)
+            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+            .collect()
+    };
+    let code = format!("{}-{}", &raw[..4], &raw[4..]);
+    db::insert_code(
+        &state.db,
+        &hash_code(&code),
+        contact_id,
+        now,
+        now + Duration::minutes(CODE_MINUTES),
+    )
+    .await?;
+    Ok(code)
+}
+
+/// How a contact links a chat, with a fresh code: for the portal, `LINK` by email and the CLI.
+pub fn how_to_link(state: &AppState, code: &str) -> Vec<String> {
+    let mut out = vec![];
+    if !state.config.telegram.token.is_empty() {
+        out.push(format!("Telegram: send /start {code} to TOT's bot."));
+    }
+    if !state.config.discord.public_key.is_empty() {
+        out.push(format!("Discord: use /link {code} with TOT's app."));
+    }
+    if out.is_empty() {
+        out.push(format!(
+            "In chat, send /start {code} (Telegram) or /link {code} (Discord)."
+        ));
+    }
+    out.push(format!("The code works once, for {CODE_MINUTES} minutes."));
+    out
+}
+
+fn not_linked() -> ChatMessage {
+    ChatMessage::text(
+        "This chat is not linked to a TOT account yet.",
+        vec![
+            "Get a code on the portal's Preferences page (or reply LINK to any TOT email), then send /start CODE here."
+                .into(),
+        ],
+    )
+}
+
+fn is_staff(state: &AppState, channel: &str, user_id: &str) -> bool {
+    let list = match channel {
+        "telegram" => &state.config.telegram.staff,
+        "discord" => &state.config.discord.staff,
+        _ => return false,
+    };
+    list.iter().any(|s| s == user_id)
+}
+
+/// Splits `/word@bot rest` into (`word` lower-cased, `rest`).
+fn head_of(text: &str) -> (String, &str) {
+    let t = text.trim();
+    let stripped = t.strip_prefix('/').unwrap_or(t);
+    let (head, rest) = match stripped.split_once(char::is_whitespace) {
+        Some((h, r)) => (h, r.trim()),
+        None => (stripped, ""),
+    };
+    let head = head.split('@').next().unwrap_or(head).to_ascii_lowercase();
+    (head, rest)
+}
+
+/// Handles one message or button press and says what to answer. Never fails for bad input.
+pub async fn handle(state: &AppState, inc: &Incoming, now: DateTime<Utc>) -> Result<Vec<Reply>, StoreError> {
+    let started = std::time::Instant::now();
+    let replies = handle_inner(state, inc, now).await?;
+    metrics::counter!("cport_chat_inputs_total", "channel" => inc.channel).increment(1);
+    metrics::histogram!("cport_chat_handle_seconds", "channel" => inc.channel).record(started.elapsed().as_secs_f64());
+    Ok(replies)
+}
+
+async fn handle_inner(state: &AppState, inc: &Incoming, now: DateTime<Utc>) -> Result<Vec<Reply>, StoreError> {
+    if let Input::Text(text) = &inc.input
+        && text.trim_start().starts_with('/')
+    {
+        let (head, rest) = head_of(text);
+        match head.as_str() {
+            "start" | "link" if !rest.is_empty() && !rest.contains(char::is_whitespace) => {
+                return link(state, inc, rest, now).await;
+            }
+            "unlink" => {
+                let done = db::unlink(&state.db, inc.channel, &inc.user_id).await?;
+                return Ok(vec![Reply::Send(ChatMessage::text(
+                    if done {
+                        "This chat is no longer linked. You will get no more messages here."
+                    } else {
+                        "This chat was not linked."
+                    },
+                    vec![],
+                ))]);
+            }
+            "broadcast" | "outbox" => return staff(state, inc, &head, rest, now).await,
+            _ => {}
+        }
+    }
+    let Some(contact_id) = db::contact_for_user(&state.db, inc.channel, &inc.user_id).await? else {
+        return Ok(vec![Reply::Send(not_linked())]);
+    };
+    let contact = match get_contact(&state.db, &contact_id).await {
+        Ok(c) => c,
+        Err(StoreError::NotFound) => return Ok(vec![Reply::Send(not_linked())]),
+        Err(e) => return Err(e),
+    };
+    let actor = Actor::new(contact, inc.channel);
+    match &inc.input {
+        Input::Button(data) => button(state, inc, &actor, data, now).await,
+        Input::Text(text) => {
+            let pending = db::take_pending(&state.db, inc.channel, &inc.user_id, now).await?;
+            let text = text.trim();
+            if let Some((action, subject)) = pending
+                && action == "reject"
+                && !text.starts_with('/')
+            {
+                let cmd = Command::Reject {
+                    id: Some(subject),
+                    reason: text.to_string(),
+                };
+                let answer = run(state, &actor, &cmd, &decide_ctx(), now).await?;
+                return Ok(vec![Reply::Send(page(&answer, "", 0))]);
+            }
+            let (head, _) = head_of(text);
+            if head == "start" {
+                let mut a = run(state, &actor, &Command::Help, &decide_ctx(), now).await?;
+                a.title = format!(
+                    "Hello {}. This chat is linked to {}.",
+                    actor.contact.name, actor.contact.client_name
+                );
+                return Ok(vec![Reply::Send(page(&a, "HELP", 0))]);
+            }
+            let answer = match parse_line(text) {
+                Ok(Some(cmd)) => run(state, &actor, &cmd, &decide_ctx(), now).await?,
+                Ok(None) => {
+                    let mut a = run(state, &actor, &Command::Help, &decide_ctx(), now).await?;
+                    a.ok = false;
+                    a.title = format!("I did not understand “{}”. These are the commands:", short(text));
+                    a
+                }
+                Err(e) => Answer::error(&e.command, e.to_string()),
+            };
+            let line = text.strip_prefix('/').unwrap_or(text);
+            Ok(vec![Reply::Send(page(&answer, line, 0))])
+        }
+    }
+}
+
+fn short(text: &str) -> String {
+    let mut s: String = text.chars().take(40).collect();
+    if text.chars().count() > 40 {
+        s.push('…');
+    }
+    s
+}
+
+/// Chat has no "message this replies to": decisions are allowed, ids are explicit.
+fn decide_ctx() -> Context {
+    Context {
+        item: None,
+        may_decide: true,
+    }
+}
+
+async fn link(state: &AppState, inc: &Incoming, code: &str, now: DateTime<Utc>) -> Result<Vec<Reply>, StoreError> {
+    let redeemed = db::redeem_code(
+        &state.db,
+        &hash_code(code),
+        inc.channel,
+        &inc.user_id,
+        &inc.chat_id,
+        now,
+    )
+    .await?;
+    let Some(contact_id) = redeemed else {
+        return Ok(vec![Reply::Send(ChatMessage::text(
+            "That code is not valid: it may be mistyped, used already or older than 30 minutes.",
+            vec!["Get a new code on the portal's Preferences page, then send /start CODE.".into()],
+        ))]);
+    };
+    let c = get_contact(&state.db, &contact_id).await?;
+    tracing::info!(channel = inc.channel, contact = %c.id, "chat linked");
+    Ok(vec![Reply::Send(ChatMessage::text(
+        format!("Linked: this chat is now {} at {}.", c.name, c.client_name),
+        vec!["Digests and alerts will come here too. Try /items, /jobs or /help; /unlink stops it.".into()],
+    ))])
+}
+
+async fn staff(
+    state: &AppState,
+    inc: &Incoming,
+    head: &str,
+    rest: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Reply>, StoreError> {
+    if !is_staff(state, inc.channel, &inc.user_id) {
+        return Ok(vec![Reply::Send(ChatMessage::text(
+            format!("/{head} is for TOT staff only."),
+            vec![],
+        ))]);
+    }
+    if head == "outbox" {
+        let counts = crate::store::outbox::counts_by_status(&state.db).await?;
+        let lines = if counts.is_empty() {
+            vec!["(empty)".into()]
+        } else {
+            counts.iter().map(|(s, n)| format!("{s}: {n}")).collect()
+        };
+        return Ok(vec![Reply::Send(ChatMessage::text(
+            "Outbox messages by status:",
+            lines,
+        ))]);
+    }
+    const USAGE: &str = "Usage: /broadcast urgent|warning|info <title> | <body>";
+    let (severity, rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let Some((title, body)) = rest.split_once('|') else {
+        return Ok(vec![Reply::Send(ChatMessage::text(
+            "/broadcast: a title and a body separated by |",
+            vec![USAGE.into()],
+        ))]);
+    };
+    let input = crate::actions::banners::BannerInput {
+        title: title.trim().into(),
+        body: body.trim().into(),
+        severity: severity.to_ascii_lowercase(),
+        clients: vec![],
+        starts_at: None,
+        expires_at: None,
+    };
+    let by = format!("{}:{}", inc.channel, inc.user_id);
+    match crate::actions::banners::post(state, input, &by, now).await {
+        Ok(p) => Ok(vec![Reply::Send(ChatMessage::text(
+            format!("Banner {} posted.", p.id),
+            vec![format!("{} message(s) queued.", p.queued)],
+        ))]),
+        Err(crate::actions::banners::BannerError::Invalid(errs)) => Ok(vec![Reply::Send(ChatMessage::text(
+            format!(
+                "/broadcast: {}",
+                errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+            ),
+            vec![USAGE.into()],
+        ))]),
+        Err(crate::actions::banners::BannerError::Store(e)) => Err(e),
+    }
+}
+
+/// Button data: `ap:ID` asks to confirm an approval, `ay:ID` approves, `rj:ID` asks for a
+/// reason, `x` cancels, `mo:OFFSET:COMMAND` shows more of an answer.
+async fn button(
+    state: &AppState,
+    inc: &Incoming,
+    actor: &Actor,
+    data: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Reply>, StoreError> {
+    let (verb, arg) = data.split_once(':').unwrap_or((data, ""));
+    match verb {
+        "ap" => {
+            let charges = match crate::store::visuals::get_visual(&state.db, actor.client_id(), arg).await {
+                Ok(_) => crate::store::visuals::list_charges(&state.db, arg).await?,
+                Err(StoreError::NotFound) => return Ok(vec![Reply::Notice(format!("Visual {arg} not found."))]),
+                Err(e) => return Err(e),
+            };
+            let currency = crate::store::enquiries::client_currency(&state.db, actor.client_id()).await?;
+            let mut lines: Vec<String> = charges
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} × {}: {} {currency}",
+                        c.qty,
+                        c.description,
+                        crate::model::Money(c.qty * c.unit_price)
+                    )
+                })
+                .collect();
+            lines.insert(
+                0,
+                "Approving accepts the visual and the charges below, under TOT's terms:".into(),
+            );
+            Ok(vec![Reply::Send(ChatMessage {
+                title: format!("Approve {arg}?"),
+                lines,
+                buttons: vec![vec![
+                    Button::action("Yes, approve", format!("ay:{arg}")),
+                    Button::action("Cancel", "x"),
+                ]],
+                ..Default::default()
+            })])
+        }
+        "ay" => {
+            let a = run(
+                state,
+                actor,
+                &Command::Approve(vec![arg.to_string()]),
+                &decide_ctx(),
+                now,
+            )
+            .await?;
+            Ok(vec![Reply::Edit(page(&a, "", 0))])
+        }
+        "rj" => {
+            db::set_pending(
+                &state.db,
+                inc.channel,
+                &inc.user_id,
+                "reject",
+                arg,
+                now + Duration::minutes(PENDING_MINUTES),
+            )
+            .await?;
+            Ok(vec![
+                Reply::Notice("Send the reason as your next message.".into()),
+                Reply::Send(ChatMessage::text(
+                    format!("Why are you rejecting {arg}?"),
+                    vec!["Send the reason as your next message; TOT's designer will read it.".into()],
+                )),
+            ])
+        }
+        "x" => Ok(vec![Reply::Edit(ChatMessage::text(
+            "Cancelled. Nothing was changed.",
+            vec![],
+        ))]),
+        "mo" => {
+            let (offset, line) = arg.split_once(':').unwrap_or(("0", ""));
+            let offset: usize = offset.parse().unwrap_or(0);
+            match parse_line(line) {
+                Ok(Some(cmd))
+                    if !matches!(
+                        cmd,
+                        Command::Approve(_) | Command::Reject { .. } | Command::NoDelivery(_)
+                    ) =>
+                {
+                    let a = run(state, actor, &cmd, &decide_ctx(), now).await?;
+                    Ok(vec![Reply::Send(page(&a, line, offset))])
+                }
+                _ => Ok(vec![Reply::Notice("This button has expired.".into())]),
+            }
+        }
+        _ => Ok(vec![Reply::Notice("This button has expired.".into())]),
+    }
+}
+
+/// The lines of an answer as chat shows them: headings, text, and one line per table row.
+fn answer_lines(a: &Answer) -> Vec<String> {
+    let mut out = vec![];
+    for s in &a.sections {
+        if let Some(h) = &s.heading {
+            out.push(format!("— {h} —"));
+        }
+        out.extend(s.lines.iter().cloned());
+        for r in &s.rows {
+            let cells: Vec<&str> = r
+                .iter()
+                .map(String::as_str)
+                .filter(|c| !c.is_empty() && *c != "-")
+                .collect();
+            out.push(cells.join(" · "));
+        }
+    }
+    out
+}
+
+/// One page of an answer. A longer answer gets a "More" button that runs `command` again
+/// from the next line (Telegram allows 64 bytes of button data, so long commands get none).
+pub fn page(a: &Answer, command: &str, offset: usize) -> ChatMessage {
+    let lines = answer_lines(a);
+    let end = (offset + PAGE_LINES).min(lines.len());
+    let start = offset.min(end);
+    let mut m = ChatMessage::text(a.title.clone(), lines[start..end].to_vec());
+    if offset > 0 {
+        m.title = format!("{} (continued)", a.title);
+    }
+    let data = format!("mo:{end}:{command}");
+    if end < lines.len() && !command.is_empty() && data.len() <= 64 {
+        m.buttons.push(vec![Button::action(
+            &format!("More ({} left)", lines.len() - end),
+            data,
+        )]);
+    }
+    m
+}
+
+/// A digest for chat: banners first, then the items by category, and a portal button.
+pub fn digest_message(
+    state: &AppState,
+    contact: &ContactRow,
+    items: &[ActionItem],
+    banners: &[BannerRow],
+    now: DateTime<Utc>,
+) -> ChatMessage {
+    let mut lines = vec![];
+    for b in banners {
+        lines.push(format!("[{}] {}: {}", b.severity.to_uppercase(), b.title, b.body));
+    }
+    for cat in Category::ALL {
+        let of: Vec<&ActionItem> = items.iter().filter(|i| i.category == cat).collect();
+        if of.is_empty() {
+            continue;
+        }
+        lines.push(format!("— {} ({}) —", cat.heading(), of.len()));
+        for i in of.iter().take(10) {
+            lines.push(format!("{} · {}", i.title, i.command));
+        }
+        if of.len() > 10 {
+            lines.push(format!("…and {} more", of.len() - 10));
+        }
+    }
+    ChatMessage {
+        title: format!(
+            "{} thing(s) need you, {}",
+            items.len(),
+            contact.name.split_whitespace().next().unwrap_or(&contact.name)
+        ),
+        lines,
+        buttons: vec![vec![
+            Button::action("Items", "mo:0:ITEMS"),
+            Button::link("Open the portal", state.portal_link(&contact.id, "/", now)),
+        ]],
+        ..Default::default()
+    }
+}
+
+/// An alert for chat. One visual to approve comes with its picture and Approve / Reject /
+/// Open buttons; anything else is a list with a portal button.
+pub async fn alert_message(
+    state: &AppState,
+    contact: &ContactRow,
+    items: &[ActionItem],
+    now: DateTime<Utc>,
+) -> Result<ChatMessage, StoreError> {
+    if let [one] = items
+        && one.category == Category::VisualApproval
+    {
+        let v = crate::store::visuals::get_visual(&state.db, &contact.client_id, &one.id).await?;
+        let photo = if v.main_image.starts_with('/') {
+            format!("{}{}", state.config.public_url.trim_end_matches('/'), v.main_image)
+        } else {
+            v.main_image.clone()
+        };
+        let open = Button::link(
+            "Open",
+            state.portal_link(&contact.id, &format!("/visuals/{}", v.id), now),
+        );
+        let acts = crate::model::Role::parse(&contact.role).is_some_and(|r| r.acts_on_orders());
+        let mut row = vec![];
+        if acts {
+            row.push(Button::action("Approve", format!("ap:{}", v.id)));
+            row.push(Button::action("Reject", format!("rj:{}", v.id)));
+        }
+        row.push(open);
+        // Telegram cannot show SVG pictures; they stay behind the Open button.
+        let photo_url = (!photo.to_ascii_lowercase().ends_with(".svg") && photo.starts_with("http")).then_some(photo);
+        return Ok(ChatMessage {
+            title: one.title.clone(),
+            lines: vec![one.detail.clone()],
+            buttons: vec![row],
+            photo_url,
+            mention: None,
+        });
+    }
+    let mut m = digest_message(state, contact, items, &[], now);
+    m.title = match items {
+        [one] => one.title.clone(),
+        _ => format!("{} new things need you", items.len()),
+    };
+    Ok(m)
+}

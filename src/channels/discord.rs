@@ -1,0 +1,448 @@
+//! Discord through serenity: messages out over the REST API (direct messages, or a
+//! configured channel), slash commands and buttons in on `POST /discord/interactions`,
+//! each request's Ed25519 signature checked first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serenity::all::{
+    ButtonStyle, ChannelId, CommandOptionType, CreateActionRow, CreateButton, CreateCommand, CreateCommandOption,
+    CreateEmbed, CreateInteractionResponse, CreateInteractionResponseFollowup, CreateInteractionResponseMessage,
+    CreateMessage, EditInteractionResponse, UserId,
+};
+use serenity::http::{Http, HttpBuilder};
+use serenity::interactions_endpoint::Verifier;
+
+use super::SendError;
+use super::chat::{self, Button, ChatMessage, ChatSender, Incoming, Input, Reply};
+use crate::actions::commands::COMMANDS;
+use crate::app::AppState;
+use crate::config::Config;
+
+/// Discord's own API base; any other `discord.api_url` is used as a proxy base.
+const DISCORD: &str = "https://discord.com";
+/// How old a signed request may be (replays of captured requests are refused).
+const MAX_SKEW_SECONDS: i64 = 300;
+
+/// The Discord channel: a REST client and the key that checks interactions.
+pub struct Discord {
+    pub http: Arc<Http>,
+    verifier: Option<Verifier>,
+    channel_id: Option<ChannelId>,
+    colour: u32,
+    /// Work taking longer than this is answered "thinking…" first and edited in later
+    /// (Discord waits 3 seconds for the first answer).
+    pub defer_after: Duration,
+}
+
+/// A verifier for a 64-hex-digit public key, `None` for anything else.
+pub fn verifier(public_key: &str) -> Option<Verifier> {
+    let k = public_key.trim();
+    if k.len() != 64 || !k.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&k[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Verifier::try_new(bytes).ok()
+}
+
+impl Discord {
+    pub fn new(config: &Config) -> Discord {
+        let cfg = &config.discord;
+        let mut b = HttpBuilder::new(cfg.token.expose());
+        if cfg.api_url.trim_end_matches('/') != DISCORD {
+            b = b.proxy(cfg.api_url.trim_end_matches('/'));
+        }
+        if let Ok(id) = cfg.application_id.parse::<u64>() {
+            b = b.application_id(id.into());
+        }
+        let colour = u32::from_str_radix(
+            config.branding.colour.trim_start_matches('#').get(..6).unwrap_or(""),
+            16,
+        )
+        .unwrap_or(0x1f3a5f);
+        Discord {
+            http: Arc::new(b.build()),
+            verifier: verifier(&cfg.public_key),
+            channel_id: cfg.channel_id.parse::<u64>().ok().map(ChannelId::new),
+            colour,
+            defer_after: Duration::from_millis(cfg.defer_after_ms),
+        }
+    }
+
+    fn embed(&self, m: &ChatMessage) -> CreateEmbed {
+        let mut e = CreateEmbed::new().title(cut(&m.title, 256)).colour(self.colour);
+        if !m.lines.is_empty() {
+            e = e.description(cut(&m.lines.join("\n"), 4096));
+        }
+        if let Some(p) = &m.photo_url {
+            e = e.image(p);
+        }
+        e
+    }
+
+    /// Rows of at most five buttons, at most five rows (Discord's limits).
+    fn components(m: &ChatMessage) -> Vec<CreateActionRow> {
+        m.buttons
+            .iter()
+            .take(5)
+            .map(|row| {
+                CreateActionRow::Buttons(
+                    row.iter()
+                        .take(5)
+                        .map(|b| match b {
+                            Button::Action { label, data } => {
+                                let style = if label.starts_with("Reject") || label == "Cancel" {
+                                    ButtonStyle::Secondary
+                                } else {
+                                    ButtonStyle::Primary
+                                };
+                                CreateButton::new(data.clone()).label(cut(label, 80)).style(style)
+                            }
+                            Button::Link { label, url } => CreateButton::new_link(url.clone()).label(cut(label, 80)),
+                        })
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    fn response_message(&self, m: &ChatMessage) -> CreateInteractionResponseMessage {
+        CreateInteractionResponseMessage::new()
+            .embed(self.embed(m))
+            .components(Self::components(m))
+            .ephemeral(true)
+    }
+
+    /// Registers every command of the grammar (plus `link`, `unlink`, and the staff
+    /// commands) as global slash commands.
+    pub async fn register_commands(&self) -> Result<usize, serenity::Error> {
+        let commands = slash_commands();
+        let n = commands.len();
+        serenity::all::Command::set_global_commands(&self.http, commands).await?;
+        Ok(n)
+    }
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(max - 1).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// The slash commands: the grammar's words, each with one text option when it takes words.
+pub fn slash_commands() -> Vec<CreateCommand> {
+    let mut out: Vec<CreateCommand> = COMMANDS
+        .iter()
+        .map(|(name, usage, what)| {
+            let name = name.to_ascii_lowercase();
+            let c = CreateCommand::new(&name).description(cut(what, 100));
+            if *usage == name.to_ascii_uppercase() && name != "link" {
+                return c;
+            }
+            let (opt, desc, required) = match name.as_str() {
+                "link" => (
+                    "code",
+                    "a linking code from the portal (empty: a portal link)".to_string(),
+                    false,
+                ),
+                _ => ("args", cut(usage, 100), usage.contains(" <")),
+            };
+            c.add_option(CreateCommandOption::new(CommandOptionType::String, opt, desc).required(required))
+        })
+        .collect();
+    out.push(CreateCommand::new("unlink").description("stop messages to you here"));
+    out.push(
+        CreateCommand::new("broadcast")
+            .description("TOT staff: post a banner")
+            .add_option(
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "args",
+                    "urgent|warning|info <title> | <body>",
+                )
+                .required(true),
+            ),
+    );
+    out.push(CreateCommand::new("outbox").description("TOT staff: outbox messages by status"));
+    out
+}
+
+impl ChatSender for Discord {
+    fn send<'a>(&'a self, chat_id: &'a str, message: &'a ChatMessage) -> BoxFuture<'a, Result<String, SendError>> {
+        Box::pin(async move {
+            let user: u64 = chat_id
+                .parse()
+                .map_err(|_| SendError::Permanent(format!("`{chat_id}` is not a Discord user id")))?;
+            let mut b = CreateMessage::new()
+                .embed(self.embed(message))
+                .components(Self::components(message));
+            let channel = match self.channel_id {
+                Some(c) => {
+                    b = b.content(format!("<@{user}>"));
+                    c
+                }
+                None => {
+                    UserId::new(user)
+                        .create_dm_channel(&*self.http)
+                        .await
+                        .map_err(send_error)?
+                        .id
+                }
+            };
+            let sent = channel.send_message(&*self.http, b).await.map_err(send_error)?;
+            Ok(format!("discord:{}:{}", channel.get(), sent.id.get()))
+        })
+    }
+}
+
+/// What a failed REST call means for the outbox.
+fn send_error(e: serenity::Error) -> SendError {
+    use serenity::http::HttpError;
+    match &e {
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => match r.status_code.as_u16() {
+            429 => SendError::RateLimited(Duration::from_secs(5)),
+            s if s >= 500 => SendError::Transient(format!("Discord: {e}")),
+            _ => SendError::Permanent(format!("Discord: {e}")),
+        },
+        serenity::Error::Http(HttpError::Request(_)) | serenity::Error::Io(_) => {
+            SendError::Transient(format!("Discord: {e}"))
+        }
+        _ => SendError::Permanent(format!("Discord: {e}")),
+    }
+}
+
+/// The fields of an interaction cport reads. Parsed by hand rather than into serenity's
+/// full model so a field Discord adds or drops never makes us refuse a user's command.
+#[derive(Debug, Deserialize)]
+struct Interaction {
+    #[serde(rename = "type")]
+    kind: u8,
+    token: Option<String>,
+    application_id: Option<String>,
+    data: Option<InteractionData>,
+    user: Option<DiscordUser>,
+    member: Option<Member>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InteractionData {
+    name: Option<String>,
+    #[serde(default)]
+    options: Vec<CommandOption>,
+    custom_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CommandOption {
+    value: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DiscordUser {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Member {
+    user: DiscordUser,
+}
+
+fn refuse(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// `POST /discord/interactions`.
+pub async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(discord) = state.discord.clone() else {
+        return refuse(StatusCode::NOT_FOUND, "discord is not configured");
+    };
+    let Some(verifier) = &discord.verifier else {
+        return refuse(StatusCode::NOT_FOUND, "discord.public_key is not configured");
+    };
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (signature, timestamp) = (header("x-signature-ed25519"), header("x-signature-timestamp"));
+    if verifier.verify(signature, timestamp, &body).is_err() {
+        return refuse(StatusCode::UNAUTHORIZED, "invalid request signature");
+    }
+    let fresh = timestamp
+        .parse::<i64>()
+        .is_ok_and(|t| (Utc::now().timestamp() - t).abs() <= MAX_SKEW_SECONDS);
+    if !fresh {
+        return refuse(StatusCode::UNAUTHORIZED, "request timestamp is too old");
+    }
+    let it: Interaction = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("body is not an interaction: {e}")),
+    };
+    let user = it
+        .user
+        .as_ref()
+        .or(it.member.as_ref().map(|m| &m.user))
+        .map(|u| u.id.clone());
+    let input = match (it.kind, &it.data, user) {
+        (1, _, _) => {
+            return Json(serde_json::to_value(CreateInteractionResponse::Pong).unwrap_or_default()).into_response();
+        }
+        (2, Some(d), Some(_)) => {
+            let mut text = format!("/{}", d.name.as_deref().unwrap_or(""));
+            for o in &d.options {
+                match &o.value {
+                    Some(serde_json::Value::String(s)) => text.push_str(&format!(" {s}")),
+                    Some(v) => text.push_str(&format!(" {v}")),
+                    None => {}
+                }
+            }
+            Input::Text(text)
+        }
+        (3, Some(d), Some(_)) => Input::Button(d.custom_id.clone().unwrap_or_default()),
+        _ => return refuse(StatusCode::BAD_REQUEST, "unsupported interaction type"),
+    };
+    let user = it
+        .user
+        .as_ref()
+        .or(it.member.as_ref().map(|m| &m.user))
+        .map(|u| u.id.clone())
+        .unwrap_or_default();
+    if discord.http.application_id().is_none()
+        && let Some(id) = it.application_id.as_deref().and_then(|a| a.parse::<u64>().ok())
+    {
+        discord.http.set_application_id(id.into());
+    }
+    let incoming = Incoming {
+        channel: "discord",
+        user_id: user.clone(),
+        chat_id: user,
+        input,
+    };
+    let button = it.kind == 3;
+    let work = {
+        let state = state.clone();
+        tokio::spawn(async move { chat::handle(&state, &incoming, Utc::now()).await })
+    };
+    let mut work = work;
+    match tokio::time::timeout(discord.defer_after, &mut work).await {
+        Ok(done) => {
+            let replies = flatten(done);
+            let (first, rest) = respond(&discord, button, replies);
+            if !rest.is_empty()
+                && let Some(token) = it.token.clone()
+            {
+                tokio::spawn(async move { follow_up(&discord, &token, rest).await });
+            }
+            Json(serde_json::to_value(first).unwrap_or_default()).into_response()
+        }
+        Err(_) => {
+            // Too slow for Discord's window: say "thinking…" now, edit the answer in later.
+            if let Some(token) = it.token.clone() {
+                let d = discord.clone();
+                tokio::spawn(async move {
+                    let replies = flatten(work.await);
+                    let mut msgs = messages(replies);
+                    if msgs.is_empty() {
+                        msgs.push(ChatMessage::text("Done.", vec![]));
+                    }
+                    let first = msgs.remove(0);
+                    let edit = EditInteractionResponse::new()
+                        .embed(d.embed(&first))
+                        .components(Discord::components(&first));
+                    if let Err(e) = d.http.edit_original_interaction_response(&token, &edit, vec![]).await {
+                        tracing::warn!(error = %e, "discord: could not edit the deferred answer");
+                    }
+                    follow_up(&d, &token, msgs).await;
+                });
+            }
+            let defer = if button {
+                CreateInteractionResponse::Acknowledge
+            } else {
+                CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new().ephemeral(true))
+            };
+            Json(serde_json::to_value(defer).unwrap_or_default()).into_response()
+        }
+    }
+}
+
+fn flatten(done: Result<Result<Vec<Reply>, crate::store::StoreError>, tokio::task::JoinError>) -> Vec<Reply> {
+    match done {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "discord: could not handle an interaction");
+            vec![Reply::Send(ChatMessage::text(
+                "Something went wrong on our side. Please try again in a minute.",
+                vec![],
+            ))]
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "discord: handler task failed");
+            vec![Reply::Send(ChatMessage::text(
+                "Something went wrong on our side.",
+                vec![],
+            ))]
+        }
+    }
+}
+
+/// Messages to show, notices turned into text when nothing else is said.
+fn messages(replies: Vec<Reply>) -> Vec<ChatMessage> {
+    let mut notice = None;
+    let mut out = vec![];
+    for r in replies {
+        match r {
+            Reply::Send(m) | Reply::Edit(m) => out.push(m),
+            Reply::Notice(n) => notice = notice.or(Some(n)),
+        }
+    }
+    if out.is_empty()
+        && let Some(n) = notice
+    {
+        out.push(ChatMessage::text(n, vec![]));
+    }
+    out
+}
+
+/// The interaction's own response (a button's `Edit` updates the message it was on), and
+/// what has to follow it.
+fn respond(d: &Discord, button: bool, replies: Vec<Reply>) -> (CreateInteractionResponse, Vec<ChatMessage>) {
+    let edit_first = button && matches!(replies.first(), Some(Reply::Edit(_)));
+    let mut msgs = messages(replies);
+    if msgs.is_empty() {
+        return (CreateInteractionResponse::Acknowledge, vec![]);
+    }
+    let first = msgs.remove(0);
+    let r = if edit_first {
+        CreateInteractionResponse::UpdateMessage(
+            CreateInteractionResponseMessage::new()
+                .embed(d.embed(&first))
+                .components(Discord::components(&first)),
+        )
+    } else {
+        CreateInteractionResponse::Message(d.response_message(&first))
+    };
+    (r, msgs)
+}
+
+async fn follow_up(d: &Discord, token: &str, msgs: Vec<ChatMessage>) {
+    for m in msgs {
+        let f = CreateInteractionResponseFollowup::new()
+            .embed(d.embed(&m))
+            .components(Discord::components(&m))
+            .ephemeral(true);
+        if let Err(e) = d.http.create_followup_message(token, &f, vec![]).await {
+            tracing::warn!(error = %e, "discord: follow-up message failed");
+        }
+    }
+}

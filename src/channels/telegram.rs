@@ -1,0 +1,468 @@
+//! Telegram through teloxide: long polling (or a webhook), commands and inline buttons in,
+//! digests, alerts and answers out. Requests go through teloxide's `Throttle` adaptor, which
+//! keeps to Telegram's limits per chat and overall; a 429 `retry_after` that still comes
+//! back is honoured by the outbox.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use teloxide::adaptors::Throttle;
+use teloxide::adaptors::throttle::{Limits, Settings};
+use teloxide::prelude::*;
+use teloxide::types::{
+    AllowedUpdate, BotCommand, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, MessageId, ParseMode,
+    UpdateKind,
+};
+use teloxide::{ApiError, RequestError};
+
+use super::SendError;
+use super::chat::{self, Button, ChatMessage, ChatSender, Incoming, Input, Reply};
+use crate::actions::commands::COMMANDS;
+use crate::app::AppState;
+use crate::config::TelegramConfig;
+use crate::store::outbox::{NewMessage, insert_message};
+
+/// Telegram's limit on one message's text (and a photo caption's).
+const TEXT_LIMIT: usize = 4096;
+const CAPTION_LIMIT: usize = 1024;
+
+/// The bot: teloxide's client behind the throttle.
+pub struct Telegram {
+    pub bot: Throttle<Bot>,
+}
+
+impl Telegram {
+    /// Must be called inside the tokio runtime (the throttle runs a worker task).
+    pub fn new(cfg: &TelegramConfig) -> Result<Telegram, String> {
+        let url = reqwest::Url::parse(&cfg.api_url).map_err(|e| format!("telegram.api_url: {e}"))?;
+        let bot = Bot::new(cfg.token.expose()).set_api_url(url);
+        let limits = Limits {
+            messages_per_sec_chat: cfg.chat_messages_per_second,
+            messages_per_min_chat: cfg.chat_messages_per_minute,
+            messages_per_min_channel_or_supergroup: cfg.chat_messages_per_minute,
+            messages_per_sec_overall: cfg.messages_per_second,
+        };
+        // The throttle keeps the pace and freezes a chat after a 429, but does not retry by
+        // itself: a retry inside a send would hold the outbox row past its lease. The outbox
+        // reschedules the row at `retry_after` instead.
+        let settings = Settings::default().limits(limits).no_retry();
+        Ok(Telegram {
+            bot: Throttle::spawn_with_settings(bot, settings),
+        })
+    }
+
+    /// Registers the commands (`setMyCommands`) and the delivery mode: no webhook for long
+    /// polling, or cport's webhook URL with its secret.
+    pub async fn register(&self, state: &AppState) -> Result<(), RequestError> {
+        let mut commands: Vec<BotCommand> = COMMANDS
+            .iter()
+            .map(|(name, _, what)| BotCommand::new(name.to_ascii_lowercase(), *what))
+            .collect();
+        commands.push(BotCommand::new("start", "link this chat: /start CODE"));
+        commands.push(BotCommand::new("unlink", "stop messages to this chat"));
+        self.bot.set_my_commands(commands).await?;
+        let cfg = &state.config.telegram;
+        if cfg.mode == "webhook" {
+            let url = format!("{}/telegram/webhook", state.config.public_url.trim_end_matches('/'));
+            let url = reqwest::Url::parse(&url).map_err(|e| RequestError::Io(Arc::new(std::io::Error::other(e))))?;
+            self.bot
+                .set_webhook(url)
+                .secret_token(cfg.webhook_secret.expose().to_string())
+                .await?;
+        } else {
+            self.bot.delete_webhook().await?;
+        }
+        Ok(())
+    }
+
+    async fn send_to(&self, chat: ChatId, m: &ChatMessage) -> Result<teloxide::types::Message, RequestError> {
+        let (html, keyboard) = render(m);
+        if let Some(photo) = m.photo_url.as_deref().and_then(|p| reqwest::Url::parse(p).ok()) {
+            let mut req = self
+                .bot
+                .send_photo(chat, InputFile::url(photo))
+                .caption(cut(&html, CAPTION_LIMIT))
+                .parse_mode(ParseMode::Html);
+            if let Some(k) = keyboard {
+                req = req.reply_markup(k);
+            }
+            return req.await;
+        }
+        let mut req = self
+            .bot
+            .send_message(chat, cut(&html, TEXT_LIMIT))
+            .parse_mode(ParseMode::Html);
+        if let Some(k) = keyboard {
+            req = req.reply_markup(k);
+        }
+        req.await
+    }
+
+    async fn edit(&self, chat: ChatId, id: MessageId, m: &ChatMessage) -> Result<(), RequestError> {
+        let (html, keyboard) = render(m);
+        let mut req = self
+            .bot
+            .edit_message_text(chat, id, cut(&html, TEXT_LIMIT))
+            .parse_mode(ParseMode::Html);
+        req = req.reply_markup(keyboard.unwrap_or_else(|| InlineKeyboardMarkup::new(Vec::<Vec<_>>::new())));
+        req.await.map(|_| ())
+    }
+}
+
+impl ChatSender for Telegram {
+    fn send<'a>(&'a self, chat_id: &'a str, message: &'a ChatMessage) -> BoxFuture<'a, Result<String, SendError>> {
+        Box::pin(async move {
+            let chat: i64 = chat_id
+                .parse()
+                .map_err(|_| SendError::Permanent(format!("`{chat_id}` is not a Telegram chat id")))?;
+            let sent = self.send_to(ChatId(chat), message).await.map_err(send_error)?;
+            Ok(format!("telegram:{chat}:{}", sent.id.0))
+        })
+    }
+}
+
+/// What a failed Bot API call means for the outbox.
+pub fn send_error(e: RequestError) -> SendError {
+    match e {
+        RequestError::RetryAfter(s) => SendError::RateLimited(s.duration()),
+        RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => {
+            SendError::Transient(format!("Telegram: {e}"))
+        }
+        RequestError::Api(ApiError::Unknown(ref text)) if text.contains("Internal Server Error") => {
+            SendError::Transient(format!("Telegram: {e}"))
+        }
+        other => SendError::Permanent(format!("Telegram: {other}")),
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Cuts HTML text at a line break below `max` characters, so no tag is split.
+fn cut(html: &str, max: usize) -> String {
+    if html.chars().count() <= max {
+        return html.to_string();
+    }
+    let mut out = String::new();
+    for line in html.lines() {
+        if out.chars().count() + line.chars().count() + 2 > max {
+            out.push('…');
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Telegram refuses buttons that open loopback or private addresses; such links go in
+/// the text instead.
+fn button_url(url: &str) -> Option<reqwest::Url> {
+    let u = reqwest::Url::parse(url).ok()?;
+    let host = u.host_str()?;
+    let local = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    (!local).then_some(u)
+}
+
+/// HTML text (title in bold) and the inline keyboard.
+pub fn render(m: &ChatMessage) -> (String, Option<InlineKeyboardMarkup>) {
+    let mut html = String::new();
+    if let Some(u) = &m.mention {
+        html.push_str(&format!("<a href=\"tg://user?id={}\">@</a> ", escape(u)));
+    }
+    html.push_str(&format!("<b>{}</b>", escape(&m.title)));
+    for l in &m.lines {
+        html.push('\n');
+        html.push_str(&escape(l));
+    }
+    let mut rows = vec![];
+    for row in &m.buttons {
+        let mut out = vec![];
+        for b in row {
+            match b {
+                Button::Action { label, data } => out.push(InlineKeyboardButton::callback(label.clone(), data.clone())),
+                Button::Link { label, url } => match button_url(url) {
+                    Some(u) => out.push(InlineKeyboardButton::url(label.clone(), u)),
+                    None => html.push_str(&format!("\n{}: {}", escape(label), escape(url))),
+                },
+            }
+        }
+        if !out.is_empty() {
+            rows.push(out);
+        }
+    }
+    let keyboard = (!rows.is_empty()).then(|| InlineKeyboardMarkup::new(rows));
+    (html, keyboard)
+}
+
+/// Handles one update from polling or the webhook: reads it, runs it, answers it.
+pub async fn process(state: &AppState, tg: &Telegram, update: Update) {
+    let now = Utc::now();
+    let (incoming, chat, callback) = match update.kind {
+        UpdateKind::Message(m) => {
+            let Some(from) = m.from.as_ref() else { return };
+            if !m.chat.is_private() {
+                let _ = tg
+                    .bot
+                    .send_message(
+                        m.chat.id,
+                        "Please talk to me in a private chat: your jobs are not for the group.",
+                    )
+                    .await;
+                return;
+            }
+            let text = m.text().unwrap_or("").to_string();
+            if text.trim().is_empty() {
+                let _ = tg
+                    .bot
+                    .send_message(m.chat.id, "Send a command such as /items or /help.")
+                    .await;
+                return;
+            }
+            (
+                Incoming {
+                    channel: "telegram",
+                    user_id: from.id.0.to_string(),
+                    chat_id: m.chat.id.0.to_string(),
+                    input: Input::Text(text),
+                },
+                m.chat.id,
+                None,
+            )
+        }
+        UpdateKind::CallbackQuery(q) => {
+            let Some(msg) = q.message.as_ref() else {
+                let _ = tg.bot.answer_callback_query(q.id.clone()).await;
+                return;
+            };
+            let chat = msg.chat().id;
+            (
+                Incoming {
+                    channel: "telegram",
+                    user_id: q.from.id.0.to_string(),
+                    chat_id: chat.0.to_string(),
+                    input: Input::Button(q.data.clone().unwrap_or_default()),
+                },
+                chat,
+                Some((q.id.clone(), msg.id())),
+            )
+        }
+        _ => return,
+    };
+    let replies = match chat::handle(state, &incoming, now).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "telegram: could not handle an update");
+            vec![Reply::Send(ChatMessage::text(
+                "Something went wrong on our side. Please try again in a minute.",
+                vec![],
+            ))]
+        }
+    };
+    execute(state, tg, chat, callback, replies, now).await;
+}
+
+async fn execute(
+    state: &AppState,
+    tg: &Telegram,
+    chat: ChatId,
+    callback: Option<(teloxide::types::CallbackQueryId, MessageId)>,
+    replies: Vec<Reply>,
+    now: DateTime<Utc>,
+) {
+    let mut noticed = false;
+    for r in replies {
+        let result = match &r {
+            Reply::Send(m) => tg.send_to(chat, m).await.map(|_| ()),
+            Reply::Edit(m) => match &callback {
+                Some((_, id)) => match tg.edit(chat, *id, m).await {
+                    // A photo has a caption, not text: answer with a new message instead.
+                    Err(RequestError::Api(_)) => tg.send_to(chat, m).await.map(|_| ()),
+                    other => other,
+                },
+                None => tg.send_to(chat, m).await.map(|_| ()),
+            },
+            Reply::Notice(text) => match &callback {
+                Some((id, _)) if !noticed => {
+                    noticed = true;
+                    tg.bot
+                        .answer_callback_query(id.clone())
+                        .text(text.clone())
+                        .await
+                        .map(|_| ())
+                }
+                _ => Ok(()),
+            },
+        };
+        if let Err(e) = result {
+            let msg = match r {
+                Reply::Send(m) | Reply::Edit(m) => m,
+                Reply::Notice(_) => continue,
+            };
+            later(state, chat, msg, send_error(e), now).await;
+        }
+    }
+    if let (Some((id, _)), false) = (callback, noticed) {
+        let _ = tg.bot.answer_callback_query(id).await;
+    }
+}
+
+/// An answer Telegram would not take now (rate limit, network) goes to the outbox, due when
+/// Telegram said to come back.
+async fn later(state: &AppState, chat: ChatId, m: ChatMessage, why: SendError, now: DateTime<Utc>) {
+    let at = match &why {
+        SendError::RateLimited(d) => now + chrono::Duration::from_std(*d).unwrap_or_default(),
+        SendError::Transient(_) => now + chrono::Duration::seconds(5),
+        SendError::Permanent(e) => {
+            tracing::warn!(chat = chat.0, error = %e, "telegram: answer refused");
+            return;
+        }
+    };
+    tracing::info!(chat = chat.0, error = %why, retry_at = %at, "telegram: answer queued for later");
+    let payload = chat::ChatPayload {
+        message: Some(m.clone()),
+        items: vec![],
+    };
+    let row = NewMessage {
+        contact_id: None,
+        channel: "telegram".into(),
+        kind: "answer".into(),
+        idem_key: format!(
+            "answer:telegram:{}:{}",
+            chat.0,
+            now.timestamp_nanos_opt().unwrap_or_default()
+        ),
+        reply_token: None,
+        recipient: chat.0.to_string(),
+        subject: m.title.clone(),
+        payload: serde_json::to_string(&payload).unwrap_or_default(),
+        next_attempt_at: at,
+    };
+    let queued = async {
+        let mut tx = state.db.begin().await?;
+        insert_message(&mut tx, &row, now).await?;
+        tx.commit().await
+    };
+    if let Err(e) = queued.await {
+        tracing::error!(error = %e, "telegram: answer lost, the store refused it");
+    }
+}
+
+/// Long polling until shutdown. Written out rather than teloxide's dispatcher so polling and
+/// the webhook share one handler and polling stops on cport's own shutdown signal. Updates
+/// of one batch run concurrently, one chat's in order.
+pub async fn run_polling(state: AppState, tg: Arc<Telegram>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        match tg.register(&state).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "telegram: could not register commands; retrying in 10 s");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+    if state.config.telegram.mode == "webhook" {
+        tracing::info!("telegram: webhook mode, updates arrive on /telegram/webhook");
+        return;
+    }
+    tracing::info!("telegram: long polling");
+    let timeout = state.config.telegram.poll_timeout_seconds;
+    let mut offset: i32 = 0;
+    loop {
+        let req = tg
+            .bot
+            .get_updates()
+            .offset(offset)
+            .timeout(timeout)
+            .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
+        let result = tokio::select! {
+            r = req.send() => r,
+            _ = shutdown.changed() => break,
+        };
+        match result {
+            Ok(updates) => {
+                if let Some(last) = updates.last() {
+                    offset = last.id.0 as i32 + 1;
+                }
+                metrics::counter!("cport_telegram_updates_total").increment(updates.len() as u64);
+                run_batch(&state, &tg, updates).await;
+            }
+            Err(e) => {
+                let wait = match &e {
+                    RequestError::RetryAfter(s) => s.duration(),
+                    _ => std::time::Duration::from_secs(2),
+                };
+                tracing::warn!(error = %e, "telegram: getUpdates failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => break,
+                }
+            }
+        }
+    }
+    tracing::info!("telegram: polling stopped");
+}
+
+fn chat_of(u: &Update) -> i64 {
+    match &u.kind {
+        UpdateKind::Message(m) => m.chat.id.0,
+        UpdateKind::CallbackQuery(q) => q.message.as_ref().map_or(0, |m| m.chat().id.0),
+        _ => 0,
+    }
+}
+
+/// Runs a batch: one task per chat, each chat's updates in order.
+pub async fn run_batch(state: &AppState, tg: &Arc<Telegram>, updates: Vec<Update>) {
+    let mut by_chat: std::collections::BTreeMap<i64, Vec<Update>> = Default::default();
+    for u in updates {
+        by_chat.entry(chat_of(&u)).or_default().push(u);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    for (_, list) in by_chat {
+        let (state, tg) = (state.clone(), tg.clone());
+        set.spawn(async move {
+            for u in list {
+                process(&state, &tg, u).await;
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+}
+
+/// `POST /telegram/webhook`: Telegram's secret header must match; each update is handled
+/// once (Telegram re-delivers when unsure) and after the answer, so Telegram is not kept waiting.
+pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
+    let Some(tg) = state.telegram.clone() else {
+        return (StatusCode::NOT_FOUND, "telegram is not configured");
+    };
+    let want = state.config.telegram.webhook_secret.expose();
+    let got = headers
+        .get("x-telegram-bot-api-secret-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if state.config.telegram.mode != "webhook" || want.is_empty() || !crate::links::constant_time_eq(got, want) {
+        return (StatusCode::UNAUTHORIZED, "secret token missing or wrong");
+    }
+    let update: Update = match serde_json::from_slice(&body) {
+        Ok(u) => u,
+        Err(_) => return (StatusCode::BAD_REQUEST, "body is not a Telegram update"),
+    };
+    match crate::store::chat::first_sighting(&state.db, "telegram", &update.id.0.to_string(), Utc::now()).await {
+        Ok(true) => {}
+        Ok(false) => return (StatusCode::OK, "seen before"),
+        Err(e) => {
+            tracing::error!(error = %e, "telegram webhook: store unavailable");
+            return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable; retry");
+        }
+    }
+    tokio::spawn(async move { process(&state, &tg, update).await });
+    (StatusCode::OK, "ok")
+}

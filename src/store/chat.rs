@@ -1,0 +1,197 @@
+//! Chat users tied to contacts (Telegram, Discord), linking codes, pending questions.
+
+use chrono::{DateTime, Utc};
+
+use super::{Db, Result, on_db, on_tx};
+
+/// A chat user known as a contact. `chat_id` is where messages to them go.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChatLink {
+    pub channel: String,
+    pub user_id: String,
+    pub chat_id: String,
+    pub contact_id: String,
+}
+
+/// Stores a new code (only its hash) for a contact.
+pub async fn insert_code(
+    db: &Db,
+    code_hash: &str,
+    contact_id: &str,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    on_db!(db, p => sqlx::query(
+        "INSERT INTO chat_codes (code_hash, contact_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(code_hash)
+    .bind(contact_id)
+    .bind(now)
+    .bind(expires_at)
+    .execute(p)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Uses a code once and ties the chat user to its contact, replacing any earlier tie of that
+/// user or of that contact on the same channel. `None`: unknown, used or expired code.
+pub async fn redeem_code(
+    db: &Db,
+    code_hash: &str,
+    channel: &str,
+    user_id: &str,
+    chat_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<String>> {
+    let mut tx = db.begin().await?;
+    let row: Option<(String,)> = on_tx!(&mut tx, c => sqlx::query_as(
+        "UPDATE chat_codes SET used_at = $2
+         WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2
+         RETURNING contact_id",
+    )
+    .bind(code_hash)
+    .bind(now)
+    .fetch_optional(c)
+    .await)?;
+    let Some((contact_id,)) = row else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    on_tx!(&mut tx, c => sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND (user_id = $2 OR contact_id = $3)")
+        .bind(channel)
+        .bind(user_id)
+        .bind(&contact_id)
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
+    on_tx!(&mut tx, c => sqlx::query(
+        "INSERT INTO chat_links (channel, user_id, chat_id, contact_id, linked_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(channel)
+    .bind(user_id)
+    .bind(chat_id)
+    .bind(&contact_id)
+    .bind(now)
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
+    tx.commit().await?;
+    Ok(Some(contact_id))
+}
+
+/// Removes a chat user's tie. True when there was one.
+pub async fn unlink(db: &Db, channel: &str, user_id: &str) -> Result<bool> {
+    let n = on_db!(db, p => sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND user_id = $2")
+        .bind(channel)
+        .bind(user_id)
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+/// The active contact a chat user is: tied by a code, or named by TOT's own contact record
+/// (`telegram_chat_id`, `discord_user_id`).
+pub async fn contact_for_user(db: &Db, channel: &str, user_id: &str) -> Result<Option<String>> {
+    let row: Option<(String,)> = on_db!(db, p => sqlx::query_as(
+        "SELECT l.contact_id FROM chat_links l JOIN contacts c ON c.id = l.contact_id
+         WHERE l.channel = $1 AND l.user_id = $2 AND c.active
+         UNION ALL
+         SELECT id FROM contacts
+         WHERE active AND (($1 = 'telegram' AND CAST(telegram_chat_id AS TEXT) = $2)
+                        OR ($1 = 'discord' AND discord_user_id = $2))
+         LIMIT 1",
+    )
+    .bind(channel)
+    .bind(user_id)
+    .fetch_optional(p)
+    .await)?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Where a contact's chat messages go, per channel: tied chats first, else TOT's record.
+pub async fn chats_of_contact(db: &Db, contact_id: &str) -> Result<Vec<ChatLink>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, ChatLink>(
+        "SELECT channel, user_id, chat_id, contact_id FROM chat_links WHERE contact_id = $1
+         UNION ALL
+         SELECT 'telegram', CAST(telegram_chat_id AS TEXT), CAST(telegram_chat_id AS TEXT), id FROM contacts
+         WHERE id = $1 AND telegram_chat_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM chat_links WHERE contact_id = $1 AND channel = 'telegram')
+         UNION ALL
+         SELECT 'discord', discord_user_id, discord_user_id, id FROM contacts
+         WHERE id = $1 AND discord_user_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM chat_links WHERE contact_id = $1 AND channel = 'discord')
+         ORDER BY 1",
+    )
+    .bind(contact_id)
+    .fetch_all(p)
+    .await)?)
+}
+
+/// Every contact with at least one chat, for the scheduler's pass.
+pub async fn all_chats(db: &Db) -> Result<Vec<ChatLink>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, ChatLink>(
+        "SELECT channel, user_id, chat_id, contact_id FROM chat_links
+         UNION ALL
+         SELECT 'telegram', CAST(telegram_chat_id AS TEXT), CAST(telegram_chat_id AS TEXT), id FROM contacts c
+         WHERE telegram_chat_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.contact_id = c.id AND l.channel = 'telegram')
+         UNION ALL
+         SELECT 'discord', discord_user_id, discord_user_id, id FROM contacts c
+         WHERE discord_user_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.contact_id = c.id AND l.channel = 'discord')",
+    )
+    .fetch_all(p)
+    .await)?)
+}
+
+/// Remembers the question a chat user is answering next (one at a time).
+pub async fn set_pending(
+    db: &Db,
+    channel: &str,
+    user_id: &str,
+    action: &str,
+    subject: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    on_db!(db, p => sqlx::query(
+        "INSERT INTO chat_pending (channel, user_id, action, subject, expires_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (channel, user_id) DO UPDATE SET action = excluded.action, subject = excluded.subject,
+           expires_at = excluded.expires_at",
+    )
+    .bind(channel)
+    .bind(user_id)
+    .bind(action)
+    .bind(subject)
+    .bind(expires_at)
+    .execute(p)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Takes (and forgets) a chat user's pending question, if it has not expired.
+pub async fn take_pending(
+    db: &Db,
+    channel: &str,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<(String, String)>> {
+    let row: Option<(String, String, DateTime<Utc>)> = on_db!(db, p => sqlx::query_as(
+        "DELETE FROM chat_pending WHERE channel = $1 AND user_id = $2 RETURNING action, subject, expires_at",
+    )
+    .bind(channel)
+    .bind(user_id)
+    .fetch_optional(p)
+    .await)?;
+    Ok(row.filter(|r| r.2 > now).map(|r| (r.0, r.1)))
+}
+
+/// Records an update id; false when it was seen before (a webhook delivered it twice).
+pub async fn first_sighting(db: &Db, channel: &str, update_id: &str, now: DateTime<Utc>) -> Result<bool> {
+    let n = on_db!(db, p => sqlx::query(
+        "INSERT INTO chat_updates (channel, update_id, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(channel)
+    .bind(update_id)
+    .bind(now)
+    .execute(p)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}

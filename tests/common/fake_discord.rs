@@ -1,0 +1,222 @@
+//! A local stand-in for the Discord REST endpoints serenity calls (open a DM channel, post
+//! a message, edit a deferred interaction answer, send a follow-up, register commands), on
+//! loopback, recording each request; and a signer for interaction requests with a real
+//! Ed25519 key.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::Method;
+use axum::routing::{patch, post, put};
+use axum::{Json, Router};
+use ed25519_dalek::{Signer as _, SigningKey};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+pub const APP_ID: &str = "1100000000000000001";
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: Method,
+    pub path: String,
+    pub body: Value,
+}
+
+#[derive(Default)]
+pub struct Inner {
+    calls: Mutex<Vec<Call>>,
+    new_call: Notify,
+}
+
+#[derive(Clone)]
+pub struct FakeDiscord {
+    pub url: String,
+    pub inner: Arc<Inner>,
+}
+
+fn message(channel: &str, body: &Value) -> Value {
+    json!({
+        "id": "1300000000000000001",
+        "channel_id": channel,
+        "author": {"id": APP_ID, "username": "TOT", "discriminator": "0000", "avatar": null, "bot": true},
+        "content": body.get("content").cloned().unwrap_or(json!("")),
+        "timestamp": "2026-11-25T08:00:00.000000+00:00",
+        "edited_timestamp": null,
+        "tts": false,
+        "mention_everyone": false,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+        "pinned": false,
+        "type": 0
+    })
+}
+
+fn record(inner: &Inner, method: Method, path: String, body: &Bytes) -> Value {
+    let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    inner.calls.lock().unwrap().push(Call {
+        method,
+        path,
+        body: body.clone(),
+    });
+    inner.new_call.notify_waiters();
+    body
+}
+
+async fn dm_channel(State(inner): State<Arc<Inner>>, body: Bytes) -> Json<Value> {
+    let b = record(&inner, Method::POST, "/users/@me/channels".into(), &body);
+    let user = b["recipient_id"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| b["recipient_id"].to_string());
+    Json(json!({
+        "id": format!("9{}", &user[1..]),
+        "type": 1,
+        "last_message_id": null,
+        "recipients": [{"id": user, "username": "client", "discriminator": "0000", "avatar": null}]
+    }))
+}
+
+async fn channel_message(State(inner): State<Arc<Inner>>, Path(channel): Path<String>, body: Bytes) -> Json<Value> {
+    let b = record(&inner, Method::POST, format!("/channels/{channel}/messages"), &body);
+    Json(message(&channel, &b))
+}
+
+async fn edit_original(
+    State(inner): State<Arc<Inner>>,
+    Path((app, token)): Path<(String, String)>,
+    body: Bytes,
+) -> Json<Value> {
+    let b = record(
+        &inner,
+        Method::PATCH,
+        format!("/webhooks/{app}/{token}/messages/@original"),
+        &body,
+    );
+    Json(message("1", &b))
+}
+
+async fn follow_up(
+    State(inner): State<Arc<Inner>>,
+    Path((app, token)): Path<(String, String)>,
+    body: Bytes,
+) -> Json<Value> {
+    let b = record(&inner, Method::POST, format!("/webhooks/{app}/{token}"), &body);
+    Json(message("1", &b))
+}
+
+async fn commands(State(inner): State<Arc<Inner>>, Path(app): Path<String>, body: Bytes) -> Json<Value> {
+    record(&inner, Method::PUT, format!("/applications/{app}/commands"), &body);
+    Json(json!([]))
+}
+
+impl FakeDiscord {
+    pub async fn start() -> FakeDiscord {
+        let inner = Arc::new(Inner::default());
+        let app = Router::new()
+            .route("/api/v10/users/@me/channels", post(dm_channel))
+            .route("/api/v10/channels/{channel}/messages", post(channel_message))
+            .route(
+                "/api/v10/webhooks/{app}/{token}/messages/@original",
+                patch(edit_original),
+            )
+            .route("/api/v10/webhooks/{app}/{token}", post(follow_up))
+            .route("/api/v10/applications/{app}/commands", put(commands))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake discord");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeDiscord { url, inner }
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.inner.calls.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 20 s, then fails the test) for `n` calls whose path ends with `suffix`.
+    pub async fn wait_for(&self, suffix: &str, n: usize) -> Vec<Call> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let notified = self.inner.new_call.notified();
+            let got: Vec<Call> = self.calls().into_iter().filter(|c| c.path.ends_with(suffix)).collect();
+            if got.len() >= n {
+                return got;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!("waited 20 s for {n} call(s) to …{suffix}; got {:#?}", self.calls());
+            }
+        }
+    }
+}
+
+/// Signs interaction requests like Discord does.
+pub struct InteractionSigner {
+    key: SigningKey,
+}
+
+impl InteractionSigner {
+    pub fn new(seed: u8) -> InteractionSigner {
+        InteractionSigner {
+            key: SigningKey::from_bytes(&[seed; 32]),
+        }
+    }
+
+    /// The public key as 64 hex digits (what goes in `discord.public_key`).
+    pub fn public_key_hex(&self) -> String {
+        self.key
+            .verifying_key()
+            .to_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// (signature hex, timestamp) for `body` signed at `timestamp`.
+    pub fn sign(&self, timestamp: i64, body: &str) -> (String, String) {
+        let ts = timestamp.to_string();
+        let sig = self.key.sign(format!("{ts}{body}").as_bytes());
+        (sig.to_bytes().iter().map(|b| format!("{b:02x}")).collect(), ts)
+    }
+}
+
+/// A slash command interaction from a user in their DMs.
+pub fn command(user: &str, name: &str, args: Option<&str>) -> Value {
+    let mut data = json!({"id": "1200000000000000001", "name": name, "type": 1});
+    if let Some(a) = args {
+        let opt = if name == "link" { "code" } else { "args" };
+        data["options"] = json!([{"name": opt, "type": 3, "value": a}]);
+    }
+    json!({
+        "id": "1400000000000000001",
+        "application_id": APP_ID,
+        "type": 2,
+        "token": format!("tok-{name}-{user}"),
+        "version": 1,
+        "channel_id": "1500000000000000001",
+        "user": {"id": user, "username": "client", "discriminator": "0", "avatar": null},
+        "locale": "en-GB",
+        "data": data
+    })
+}
+
+/// A button press on a message the app sent.
+pub fn button(user: &str, custom_id: &str) -> Value {
+    json!({
+        "id": "1400000000000000002",
+        "application_id": APP_ID,
+        "type": 3,
+        "token": format!("tok-button-{user}"),
+        "version": 1,
+        "channel_id": "1500000000000000001",
+        "user": {"id": user, "username": "client", "discriminator": "0", "avatar": null},
+        "locale": "en-GB",
+        "message": {"id": "1300000000000000001", "channel_id": "1500000000000000001"},
+        "data": {"custom_id": custom_id, "component_type": 2}
+    })
+}

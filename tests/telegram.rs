@@ -1,0 +1,397 @@
+//! Telegram end to end: the real teloxide client in cport long-polls a local fake of the Bot
+//! API, which serves scripted updates and records what the bot sends back.
+
+mod common;
+
+use chrono::Utc;
+use common::fake_telegram::FakeTelegram;
+use common::{TestApp, TestState, load_world};
+use cport::config::Config;
+use serde_json::json;
+
+const ANN: i64 = 4_001; // will link as Bob Buyer (P-1B)
+const STRANGER: i64 = 4_002;
+const STAFF: i64 = 4_900;
+
+fn telegram(c: &mut Config, fake: &FakeTelegram) {
+    c.telegram.token = cport::config::Secret::new("123456:TEST");
+    c.telegram.api_url = fake.url.clone();
+    c.telegram.poll_timeout_seconds = 1;
+    // The fake has no limits; the throttle's own behaviour is not what these tests measure.
+    c.telegram.messages_per_second = 1000;
+    c.telegram.chat_messages_per_second = 1000;
+    c.telegram.chat_messages_per_minute = 60_000;
+    c.telegram.staff = vec![STAFF.to_string()];
+}
+
+/// A linking code from the portal's preferences page, as the contact would get it.
+async fn code_from_portal(app: &TestApp, contact: &str) -> String {
+    let b = app.signed_in(contact).await;
+    let (_, page) = app.page(&b, "/preferences").await;
+    let csrf = common::csrf_of(&page);
+    let (status, _, html2) = app
+        .post_raw(&b, "/preferences/chat-code", &[("csrf", csrf.as_str())])
+        .await;
+    assert_eq!(status, 200, "{html2}");
+    let start = html2.find("class=\"code\">").expect("the page shows a code") + "class=\"code\">".len();
+    html2[start..start + 9].to_string()
+}
+
+async fn extra_records(app: &TestApp) {
+    let (s, b) = app
+        .put(
+            "deliveries",
+            json!([{"id": "D-1", "client_id": "C-1", "job_id": "J-2", "status": "sent", "sent_date": "2026-11-24",
+                    "venue": "Alpha HQ", "description": "Caps", "contact": "Bob",
+                    "tracking": {"carrier": "DPD", "number": "155", "url": "https://track.example/155"},
+                    "lines": [{"description": "Cap", "qty": 50}]}]),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = app
+        .put(
+            "visuals",
+            json!([{"id": "V-3", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-3", "category": "Colour visual",
+                    "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v3.png"}]),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+}
+
+#[tokio::test]
+async fn a_client_links_asks_and_approves_by_button() {
+    let fake = FakeTelegram::start().await;
+    let app = TestApp::spawn_with(|c| telegram(c, &fake)).await;
+    load_world(&app).await;
+    extra_records(&app).await;
+
+    // The bot registered its commands and chose long polling.
+    let cmds = fake.wait_for("setMyCommands", 1).await;
+    let names: Vec<&str> = cmds[0].body["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["command"].as_str().unwrap())
+        .collect();
+    for want in ["help", "items", "track", "approve", "reject", "start", "unlink"] {
+        assert!(names.contains(&want), "{want} registered: {names:?}");
+    }
+
+    // Someone unknown gets how to link, and nothing else.
+    fake.say(STRANGER, "/items");
+    let m = fake.next_to(STRANGER, 0).await;
+    assert!(m.text().contains("not linked"), "{}", m.text());
+    assert!(!m.text().contains("V-1"));
+
+    // Linking with a code from the portal.
+    let code = code_from_portal(&app, "P-1B").await;
+    fake.say(ANN, &format!("/start {code}"));
+    let m = fake.next_to(ANN, 0).await;
+    assert!(
+        m.text().contains("Linked") && m.text().contains("Bob Buyer"),
+        "{}",
+        m.text()
+    );
+    assert_eq!(m.body["parse_mode"], "HTML");
+    // A code works once.
+    fake.say(STRANGER, &format!("/start {code}"));
+    let m = fake.next_to(STRANGER, 1).await;
+    assert!(m.text().contains("not valid"), "{}", m.text());
+
+    // Enquiries.
+    fake.say(ANN, "/track D-1");
+    let m = fake.next_to(ANN, 1).await;
+    assert!(m.text().contains("D-1") && m.text().contains("DPD"), "{}", m.text());
+    fake.say(ANN, "/jobs");
+    let m = fake.next_to(ANN, 2).await;
+    assert!(m.text().contains("J-1") && m.text().contains("Tees"), "{}", m.text());
+    assert!(!m.text().contains("J-9"), "another client's job never shows");
+    fake.say(ANN, "/track");
+    let m = fake.next_to(ANN, 3).await;
+    assert!(m.text().contains("TRACK") && m.text().contains("Usage"), "{}", m.text());
+    fake.say(ANN, "hello there");
+    let m = fake.next_to(ANN, 4).await;
+    assert!(m.text().contains("did not understand"), "{}", m.text());
+
+    // Approve by button: one confirmation first, then the approval edits that message.
+    fake.press(ANN, 500, "ap:V-1");
+    let confirm = fake.next_to(ANN, 5).await;
+    assert!(confirm.text().contains("Approve V-1?"), "{}", confirm.text());
+    assert!(
+        confirm.text().contains("Art"),
+        "the charges are shown: {}",
+        confirm.text()
+    );
+    let buttons = confirm.buttons();
+    assert!(
+        buttons.contains(&("Yes, approve".into(), "ay:V-1".into())),
+        "{buttons:?}"
+    );
+    assert_eq!(
+        app.visual_status("V-1").await,
+        "awaiting_approval",
+        "asking changes nothing"
+    );
+    let confirm_id = 777;
+    fake.press(ANN, confirm_id, "ay:V-1");
+    let done = fake.next_to(ANN, 6).await;
+    assert_eq!(done.method, "editMessageText");
+    assert_eq!(done.body["message_id"], confirm_id);
+    assert!(done.text().contains("Approved"), "{}", done.text());
+    assert_eq!(app.visual_status("V-1").await, "approved");
+    let answered = fake.wait_for("answerCallbackQuery", 2).await;
+    assert_eq!(answered.len(), 2, "each button press is answered once");
+    let feed = app.changes(0).await;
+    let approved = feed
+        .iter()
+        .find(|e| e["kind"] == "visual_approved")
+        .expect("approval in the feed");
+    assert_eq!(approved["data"]["channel"], "telegram");
+
+    // Reject: the reason is the next message.
+    fake.press(ANN, 501, "rj:V-3");
+    let ask = fake.next_to(ANN, 7).await;
+    assert!(ask.text().contains("Why are you rejecting V-3"), "{}", ask.text());
+    fake.say(ANN, "colours too dark");
+    let m = fake.next_to(ANN, 8).await;
+    assert!(m.text().contains("V-3 rejected"), "{}", m.text());
+    assert_eq!(app.visual_status("V-3").await, "rejected");
+    let feed = app.changes(0).await;
+    let rejected = feed
+        .iter()
+        .find(|e| e["kind"] == "visual_rejected")
+        .expect("rejection in the feed");
+    assert_eq!(rejected["data"]["reason"], "colours too dark");
+
+    // Unlink: back to a stranger.
+    fake.say(ANN, "/unlink");
+    let m = fake.next_to(ANN, 9).await;
+    assert!(m.text().contains("no longer linked"), "{}", m.text());
+    fake.say(ANN, "/items");
+    let m = fake.next_to(ANN, 10).await;
+    assert!(m.text().contains("not linked"), "{}", m.text());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn long_answers_come_in_pages_with_a_more_button() {
+    let fake = FakeTelegram::start().await;
+    let app = TestApp::spawn_with(|c| telegram(c, &fake)).await;
+    load_world(&app).await;
+    let jobs: Vec<_> = (10..40)
+        .map(|i| json!({"id": format!("J-{i}"), "client_id": "C-1", "name": format!("Run {i}"), "status": "in_production"}))
+        .collect();
+    let (s, b) = app.put("jobs", json!(jobs)).await;
+    assert_eq!(s, 200, "{b}");
+    let code = code_from_portal(&app, "P-1A").await;
+    fake.say(ANN, &format!("/start {code}"));
+    fake.next_to(ANN, 0).await;
+    fake.say(ANN, "/jobs");
+    let first = fake.next_to(ANN, 1).await;
+    let more = first.buttons();
+    let (label, data) = more.first().expect("a More button").clone();
+    assert!(label.starts_with("More"), "{label}");
+    assert_eq!(data, "mo:12:jobs");
+    let shown_first = first.text().lines().count();
+    fake.press(ANN, 600, &data);
+    let second = fake.next_to(ANN, 2).await;
+    assert!(second.text().contains("(continued)"), "{}", second.text());
+    let first_text = first.text();
+    let firsts: Vec<&str> = first_text.lines().skip(1).collect();
+    assert!(
+        second.text().lines().skip(1).all(|l| !firsts.contains(&l)),
+        "page two repeats nothing of page one ({shown_first} lines)"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn staff_broadcast_and_outbox_and_nobody_else() {
+    let fake = FakeTelegram::start().await;
+    let app = TestApp::spawn_with(|c| telegram(c, &fake)).await;
+    load_world(&app).await;
+    fake.say(STRANGER, "/broadcast urgent Closed | We are closed on Friday");
+    let m = fake.next_to(STRANGER, 0).await;
+    assert!(m.text().contains("staff only"), "{}", m.text());
+    assert_eq!(app.count("banners").await, 0);
+    fake.say(STAFF, "/broadcast loud Closed | Friday");
+    let m = fake.next_to(STAFF, 0).await;
+    assert!(m.text().contains("severity"), "the bad field is named: {}", m.text());
+    assert_eq!(app.count("banners").await, 0);
+    fake.say(
+        STAFF,
+        "/broadcast urgent Closed Friday | The works are closed on Friday 27th.",
+    );
+    let m = fake.next_to(STAFF, 1).await;
+    assert!(
+        m.text().contains("Banner") && m.text().contains("posted"),
+        "{}",
+        m.text()
+    );
+    assert_eq!(app.count("banners").await, 1);
+    fake.say(STAFF, "/outbox");
+    let m = fake.next_to(STAFF, 2).await;
+    assert!(m.text().contains("Outbox") && m.text().contains(':'), "{}", m.text());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn webhook_mode_checks_the_secret_token() {
+    let fake = FakeTelegram::start().await;
+    let app = TestApp::spawn_with(|c| {
+        telegram(c, &fake);
+        c.telegram.mode = "webhook".into();
+        c.telegram.webhook_secret = cport::config::Secret::new("a-long-webhook-secret");
+    })
+    .await;
+    let set = fake.wait_for("setWebhook", 1).await;
+    assert!(set[0].body["url"].as_str().unwrap().ends_with("/telegram/webhook"));
+    assert_eq!(set[0].body["secret_token"], "a-long-webhook-secret");
+    let update = json!({"update_id": 1, "message": {"message_id": 1, "date": 0,
+        "chat": {"id": STRANGER, "type": "private", "first_name": "S"},
+        "from": {"id": STRANGER, "is_bot": false, "first_name": "S"}, "text": "/help"}});
+    let post = |secret: &'static str| {
+        app.http
+            .post(app.url("/telegram/webhook"))
+            .header("X-Telegram-Bot-Api-Secret-Token", secret)
+            .json(&update)
+            .send()
+    };
+    assert_eq!(post("wrong").await.unwrap().status().as_u16(), 401);
+    assert!(fake.to_chat(STRANGER).is_empty(), "a forged update is not answered");
+    assert_eq!(post("a-long-webhook-secret").await.unwrap().status().as_u16(), 200);
+    let m = fake.next_to(STRANGER, 0).await;
+    assert!(m.text().contains("not linked"));
+    // Telegram re-delivering the same update does not answer twice.
+    assert_eq!(post("a-long-webhook-secret").await.unwrap().status().as_u16(), 200);
+    let r = app
+        .http
+        .post(app.url("/telegram/webhook"))
+        .header("X-Telegram-Bot-Api-Secret-Token", "a-long-webhook-secret")
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    fake.say(STRANGER, "/help"); // not polled in webhook mode
+    assert_eq!(fake.to_chat(STRANGER).len(), 1);
+    assert!(fake.calls_of("getUpdates").is_empty(), "webhook mode does not poll");
+    app.stop().await;
+}
+
+async fn linked_state(fake: &FakeTelegram) -> TestState {
+    let t = TestState::new(|c| {
+        telegram(c, fake);
+        c.public_url = "https://portal.tot.example".into();
+    })
+    .await;
+    t.load(common::world()).await;
+    let code = cport::channels::chat::new_link_code(&t.state, "P-1A", Utc::now())
+        .await
+        .unwrap();
+    let inc = cport::channels::chat::Incoming {
+        channel: "telegram",
+        user_id: ANN.to_string(),
+        chat_id: ANN.to_string(),
+        input: cport::channels::chat::Input::Text(format!("/start {code}")),
+    };
+    cport::channels::chat::handle(&t.state, &inc, Utc::now()).await.unwrap();
+    t
+}
+
+#[tokio::test]
+async fn alerts_and_digests_reach_a_linked_chat_with_picture_and_buttons() {
+    let fake = FakeTelegram::start().await;
+    let t = linked_state(&fake).await;
+    let now = Utc::now();
+    // The first scan is the baseline; a visual that arrives after it is news.
+    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
+    t.load(
+        json!({"visuals": [{"id": "V-5", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-5",
+        "category": "Colour visual", "designer": "Des", "status": "awaiting_approval",
+        "main_image": "/media/v5.png", "charges": [{"description": "Screen", "qty": 1, "unit_price": 30}]}]}),
+    )
+    .await;
+    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
+    let to_chat: Vec<_> = cport::store::outbox::list_messages(&t.state.db, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.channel == "telegram")
+        .collect();
+    assert_eq!(to_chat.len(), 1, "one alert for the one linked chat");
+    assert_eq!(
+        (to_chat[0].kind.as_str(), to_chat[0].recipient.as_str()),
+        ("alert", "4001")
+    );
+    let r = cport::outbox::drain(&t.state).await.unwrap();
+    assert_eq!(r.dead, 0, "{r:?}");
+    let photo = fake.wait_for("sendPhoto", 1).await.remove(0);
+    assert_eq!(photo.chat(), ANN);
+    assert_eq!(photo.body["photo"], "https://portal.tot.example/media/v5.png");
+    assert!(photo.text().contains("V-5"), "{}", photo.text());
+    let labels: Vec<String> = photo.buttons().into_iter().map(|b| b.0).collect();
+    assert_eq!(labels, ["Approve", "Reject", "Open"]);
+    let open = photo.buttons()[2].1.clone();
+    assert!(open.starts_with("https://portal.tot.example/l/"), "{open}");
+
+    // The digest goes to the chat too, banners and items in it.
+    let report = cport::digest::scheduler::run_pass(
+        &t.state,
+        now,
+        Some("P-1A"),
+        cport::digest::scheduler::Trigger::Manual { force: false },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.queued, 2, "{report:?}");
+    cport::outbox::drain(&t.state).await.unwrap();
+    let digest = fake.wait_for("sendMessage", 1).await.pop().unwrap();
+    assert_eq!(digest.chat(), ANN);
+    assert!(
+        digest.text().contains("need you") && digest.text().contains("V-5"),
+        "{}",
+        digest.text()
+    );
+}
+
+#[tokio::test]
+async fn a_429_is_honoured_and_the_message_sent_after_the_wait() {
+    let fake = FakeTelegram::start().await;
+    let t = linked_state(&fake).await;
+    fake.throttle("sendMessage", 1, 1);
+    let now = Utc::now();
+    cport::digest::scheduler::run_pass(
+        &t.state,
+        now,
+        Some("P-1A"),
+        cport::digest::scheduler::Trigger::Manual { force: false },
+    )
+    .await
+    .unwrap();
+    let r = cport::outbox::drain(&t.state).await.unwrap();
+    assert_eq!(
+        (r.sent, r.retrying, r.dead),
+        (1, 1, 0),
+        "email went, Telegram said wait"
+    );
+    let rows = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].channel, "telegram");
+    assert_eq!(rows[0].attempts, 0, "a rate limit does not use up an attempt");
+    assert!(rows[0].last_error.as_deref().unwrap_or("").contains("retry after"));
+    let wait = rows[0].next_attempt_at - now;
+    assert!(
+        wait >= chrono::Duration::milliseconds(900),
+        "due after retry_after: {wait}"
+    );
+    // Once due, it goes.
+    let later = cport::outbox::dispatch_batch_at(&t.state, rows[0].next_attempt_at, 16)
+        .await
+        .unwrap();
+    assert_eq!(later, vec![cport::outbox::Outcome::Sent]);
+    let sent = fake.calls_of("sendMessage");
+    assert_eq!(sent.len(), 2, "the refused call, then the one that went");
+}
