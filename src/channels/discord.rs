@@ -60,8 +60,11 @@ impl Discord {
     pub fn new(config: &Config) -> Discord {
         let cfg = &config.discord;
         let mut b = HttpBuilder::new(cfg.token.expose());
+        // serenity's rate limiter sends straight to discord.com, ignoring the proxy base, so
+        // another base goes without it (a proxy in front of Discord keeps the limits there);
+        // against Discord itself the limiter stays on.
         if cfg.api_url.trim_end_matches('/') != DISCORD {
-            b = b.proxy(cfg.api_url.trim_end_matches('/'));
+            b = b.proxy(cfg.api_url.trim_end_matches('/')).ratelimiter_disabled(true);
         }
         if let Ok(id) = cfg.application_id.parse::<u64>() {
             b = b.application_id(id.into());
@@ -219,9 +222,16 @@ fn send_error(e: serenity::Error) -> SendError {
             s if s >= 500 => SendError::Transient(format!("Discord: {e}")),
             _ => SendError::Permanent(format!("Discord: {e}")),
         },
-        serenity::Error::Http(HttpError::Request(_)) | serenity::Error::Io(_) => {
-            SendError::Transient(format!("Discord: {e}"))
+        serenity::Error::Http(HttpError::Request(r)) => {
+            let mut msg = format!("Discord: {e}");
+            let mut source = std::error::Error::source(r);
+            while let Some(s) = source {
+                msg.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            SendError::Transient(msg)
         }
+        serenity::Error::Io(_) => SendError::Transient(format!("Discord: {e}")),
         _ => SendError::Permanent(format!("Discord: {e}")),
     }
 }
@@ -335,7 +345,13 @@ pub async fn interactions(State(state): State<AppState>, headers: HeaderMap, bod
         tokio::spawn(async move { chat::handle(&state, &incoming, Utc::now()).await })
     };
     let mut work = work;
-    match tokio::time::timeout(discord.defer_after, &mut work).await {
+    // Zero means "always defer" (a deployment whose store is known to be slow).
+    let quick = if discord.defer_after.is_zero() {
+        None
+    } else {
+        tokio::time::timeout(discord.defer_after, &mut work).await.ok()
+    };
+    match quick.ok_or(()) {
         Ok(done) => {
             let replies = flatten(done);
             let (first, rest) = respond(&discord, button, replies);

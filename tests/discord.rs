@@ -1,0 +1,253 @@
+//! Discord: interactions signed with a real Ed25519 key arrive on `/discord/interactions`;
+//! what cport sends goes through serenity's REST client to a local fake of Discord's API.
+
+mod common;
+
+use chrono::Utc;
+use common::fake_discord::{APP_ID, FakeDiscord, InteractionSigner, button, command};
+use common::{TestApp, TestState, load_world};
+use cport::config::{Config, Secret};
+use serde_json::Value;
+
+const USER: &str = "880000000000000001";
+const STAFF: &str = "880000000000000009";
+
+fn discord(c: &mut Config, fake: &FakeDiscord, signer: &InteractionSigner) {
+    c.discord.token = Secret::new("discord-bot-token");
+    c.discord.api_url = fake.url.clone();
+    c.discord.public_key = signer.public_key_hex();
+    c.discord.application_id = APP_ID.into();
+    c.discord.staff = vec![STAFF.into()];
+}
+
+/// Posts an interaction signed at `ts` with `signer`; returns status and JSON body.
+async fn post_signed(app: &TestApp, signer: &InteractionSigner, ts: i64, body: &Value) -> (u16, Value) {
+    let text = body.to_string();
+    let (sig, ts) = signer.sign(ts, &text);
+    let r = app
+        .http
+        .post(app.url("/discord/interactions"))
+        .header("X-Signature-Ed25519", sig)
+        .header("X-Signature-Timestamp", ts)
+        .header("Content-Type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(app: &TestApp, signer: &InteractionSigner, body: &Value) -> (u16, Value) {
+    post_signed(app, signer, Utc::now().timestamp(), body).await
+}
+
+fn embed_text(response: &Value) -> String {
+    let e = &response["data"]["embeds"][0];
+    format!(
+        "{}\n{}",
+        e["title"].as_str().unwrap_or(""),
+        e["description"].as_str().unwrap_or("")
+    )
+}
+
+fn custom_ids(response: &Value) -> Vec<String> {
+    response["data"]["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .filter_map(|b| b["custom_id"].as_str().map(str::to_string))
+        .collect()
+}
+
+async fn code_for(app: &TestApp, contact: &str) -> String {
+    // tokio's Command: the server under test runs on this same thread and must keep going.
+    let mut cmd = tokio::process::Command::new(common::cport_bin());
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CPORT_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd
+        .args(["link-code", "--contact", contact])
+        .env("CPORT_DATA_DIR", app.dir.path())
+        .env("CPORT_EMAIL_DIR", app.dir.path().join("mail"))
+        .env("CPORT_DATABASE_URL", &app.database_url)
+        .env("CPORT_LINK_SECRET", "0123456789abcdef0123456789abcdef")
+        .env("CPORT_API_TOKEN", common::TOKEN)
+        .output()
+        .await
+        .expect("cport link-code runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn signatures_are_checked_before_anything_else() {
+    let fake = FakeDiscord::start().await;
+    let signer = InteractionSigner::new(7);
+    let app = TestApp::spawn_with(|c| discord(c, &fake, &signer)).await;
+    let ping = serde_json::json!({"id": "1", "application_id": APP_ID, "type": 1, "token": "t", "version": 1});
+    let (s, body) = post(&app, &signer, &ping).await;
+    assert_eq!((s, body["type"].as_i64()), (200, Some(1)), "PING is answered PONG");
+
+    // Tampered body: signed one thing, sent another.
+    let (sig, ts) = signer.sign(Utc::now().timestamp(), &ping.to_string());
+    let tampered = ping.to_string().replace("\"type\":1", "\"type\":2");
+    let r = app
+        .http
+        .post(app.url("/discord/interactions"))
+        .header("X-Signature-Ed25519", &sig)
+        .header("X-Signature-Timestamp", &ts)
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // Signed with another key.
+    let (s, _) = post(&app, &InteractionSigner::new(8), &ping).await;
+    assert_eq!(s, 401);
+    // A validly signed but old request (a replay).
+    let (s, body) = post_signed(&app, &signer, Utc::now().timestamp() - 3600, &ping).await;
+    assert_eq!(s, 401);
+    assert!(body["error"].as_str().unwrap().contains("timestamp"));
+    // No signature at all.
+    let r = app
+        .http
+        .post(app.url("/discord/interactions"))
+        .body(ping.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(fake.calls().is_empty(), "nothing was sent for refused requests");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn commands_and_buttons_run_the_same_actions_as_email() {
+    let fake = FakeDiscord::start().await;
+    let signer = InteractionSigner::new(7);
+    let app = TestApp::spawn_with(|c| discord(c, &fake, &signer)).await;
+    load_world(&app).await;
+
+    let (s, r) = post(&app, &signer, &command(USER, "items", None)).await;
+    assert_eq!(s, 200);
+    assert_eq!(r["type"], 4);
+    assert!(embed_text(&r).contains("not linked"), "{r}");
+    assert_eq!(r["data"]["flags"], 64, "answers are only for the user who asked");
+
+    let code = code_for(&app, "P-1B").await;
+    let (_, r) = post(&app, &signer, &command(USER, "link", Some(&code))).await;
+    assert!(embed_text(&r).contains("Bob Buyer"), "{r}");
+
+    let (_, r) = post(&app, &signer, &command(USER, "jobs", None)).await;
+    assert!(embed_text(&r).contains("J-1"), "{r}");
+    assert!(!embed_text(&r).contains("J-9"));
+    let (_, r) = post(&app, &signer, &command(USER, "job", Some("J-404"))).await;
+    assert!(embed_text(&r).contains("not found"), "{r}");
+
+    // Approve by button, confirmed.
+    let (_, r) = post(&app, &signer, &button(USER, "ap:V-1")).await;
+    assert_eq!(r["type"], 4);
+    assert!(embed_text(&r).contains("Approve V-1?"), "{r}");
+    assert_eq!(custom_ids(&r), ["ay:V-1", "x"]);
+    assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
+    let (_, r) = post(&app, &signer, &button(USER, "ay:V-1")).await;
+    assert_eq!(r["type"], 7, "the confirmation message is updated in place");
+    assert!(embed_text(&r).contains("Approved"), "{r}");
+    assert_eq!(app.visual_status("V-1").await, "approved");
+    let feed = app.changes(0).await;
+    let e = feed.iter().find(|e| e["kind"] == "visual_approved").unwrap();
+    assert_eq!(e["data"]["channel"], "discord");
+
+    // Staff only.
+    let (_, r) = post(&app, &signer, &command(USER, "outbox", None)).await;
+    assert!(embed_text(&r).contains("staff only"), "{r}");
+    let (_, r) = post(&app, &signer, &command(STAFF, "outbox", None)).await;
+    assert!(embed_text(&r).contains("Outbox"), "{r}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn slow_work_is_deferred_and_edited_in() {
+    let fake = FakeDiscord::start().await;
+    let signer = InteractionSigner::new(7);
+    let app = TestApp::spawn_with(|c| {
+        discord(c, &fake, &signer);
+        // Everything counts as slow: the deferred path is what this test is about.
+        c.discord.defer_after_ms = 0;
+    })
+    .await;
+    load_world(&app).await;
+    let (s, r) = post(&app, &signer, &command(USER, "help", None)).await;
+    assert_eq!((s, r["type"].as_i64()), (200, Some(5)), "deferred: {r}");
+    let edits = fake.wait_for("/messages/@original", 1).await;
+    assert!(edits[0].path.contains(&format!("/webhooks/{APP_ID}/tok-help-{USER}")));
+    let title = edits[0].body["embeds"][0]["title"].as_str().unwrap_or("");
+    assert!(title.contains("not linked"), "{:?}", edits[0].body);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn digests_go_out_as_embeds_with_buttons_through_serenity() {
+    let fake = FakeDiscord::start().await;
+    let signer = InteractionSigner::new(7);
+    let t = TestState::new(|c| discord(c, &fake, &signer)).await;
+    t.load(common::world()).await;
+    let code = cport::channels::chat::new_link_code(&t.state, "P-1A", Utc::now())
+        .await
+        .unwrap();
+    let inc = cport::channels::chat::Incoming {
+        channel: "discord",
+        user_id: USER.into(),
+        chat_id: USER.into(),
+        input: cport::channels::chat::Input::Text(format!("/link {code}")),
+    };
+    cport::channels::chat::handle(&t.state, &inc, Utc::now()).await.unwrap();
+    let report = cport::digest::scheduler::run_pass(
+        &t.state,
+        Utc::now(),
+        Some("P-1A"),
+        cport::digest::scheduler::Trigger::Manual { force: false },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.queued, 2, "email and Discord: {report:?}");
+    let r = cport::outbox::drain(&t.state).await.unwrap();
+    let failed = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.sent, r.dead),
+        (2, 0),
+        "{r:?} {:?}",
+        failed.iter().map(|m| &m.last_error).collect::<Vec<_>>()
+    );
+    let dm = fake.wait_for("/users/@me/channels", 1).await;
+    assert_eq!(dm[0].body["recipient_id"].to_string().trim_matches('"'), USER);
+    let posts = fake.wait_for("/messages", 1).await;
+    let msg = &posts[0].body;
+    assert!(posts[0].path.starts_with("/channels/9"), "{}", posts[0].path);
+    let embed = &msg["embeds"][0];
+    assert!(embed["title"].as_str().unwrap().contains("need you"), "{msg}");
+    assert!(embed["description"].as_str().unwrap().contains("V-1"), "{msg}");
+    let buttons = msg["components"][0]["components"].as_array().unwrap();
+    assert_eq!(buttons[0]["custom_id"], "mo:0:ITEMS");
+    assert!(
+        buttons[1]["url"].as_str().unwrap().contains("/l/"),
+        "a signed portal link"
+    );
+
+    // The slash commands Discord is told about.
+    let discord = cport::channels::discord::Discord::new(&t.state.config);
+    let n = discord.register_commands().await.unwrap();
+    let put = fake.wait_for(&format!("/applications/{APP_ID}/commands"), 1).await;
+    let list = put[0].body.as_array().unwrap();
+    assert_eq!(list.len(), n);
+    let track = list.iter().find(|c| c["name"] == "track").expect("track registered");
+    assert_eq!(track["options"][0]["required"], true);
+    assert!(
+        list.iter()
+            .any(|c| c["name"] == "link" && c["options"][0]["name"] == "code")
+    );
+}
