@@ -799,15 +799,15 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     clear_demo_files(dir).with_context(|| format!("cannot clear the old demo in {}", dir.display()))?;
-    let mut config = Config {
-        listen: args.listen.clone(),
-        public_url: format!("http://{}", args.listen),
-        database_url: Secret::new(format!("sqlite://{}", dir.join("cport.db").display())),
-        data_dir: dir.clone(),
-        api_token: Secret::new(random_secret()),
-        link_secret: Secret::new(random_secret()),
-        ..Config::default()
-    };
+    // Defaults and the environment (so CPORT_TELEGRAM_TOKEN, CPORT_DISCORD_* and the like
+    // work here too), then what the demo decides itself.
+    let mut config = Config::load(None, Need::StoreOnly)?;
+    config.listen = args.listen.clone();
+    config.public_url = format!("http://{}", args.listen);
+    config.database_url = Secret::new(format!("sqlite://{}", dir.join("cport.db").display()));
+    config.data_dir = dir.clone();
+    config.api_token = Secret::new(random_secret());
+    config.link_secret = Secret::new(random_secret());
     config.email.dir = dir.join("mail");
     config.validate(Need::Secrets)?;
     let config_file = dir.join("cport.toml");
@@ -860,6 +860,20 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("       -H 'Content-Type: application/json' --data @examples/visuals.json");
     println!();
+    if !config.telegram.token.is_empty() || !config.discord.public_key.is_empty() {
+        let code = cport::channels::chat::new_link_code(&app.state, "P-101", now).await?;
+        println!(
+            "Chat: link yourself as P-101 ({}) with the code {code}:",
+            demo::DEMO_CONTACTS[0].who
+        );
+        for line in cport::channels::chat::how_to_link(&app.state, &code) {
+            println!("  {line}");
+        }
+        println!(
+            "  then try /items, /track D-2002, /visuals; more codes: cport --config {cfg} link-code --contact P-102"
+        );
+        println!();
+    }
     println!("Open the portal as a demo contact (each link signs you in):");
     for c in demo::DEMO_CONTACTS {
         println!(

@@ -285,8 +285,15 @@ async fn handle_inner(state: &AppState, inc: &Incoming, now: DateTime<Utc>) -> R
                 );
                 return Ok(vec![Reply::Send(page(&a, "HELP", 0))]);
             }
+            let mut buttons = vec![];
             let answer = match parse_line(text) {
-                Ok(Some(cmd)) => run(state, &actor, &cmd, &decide_ctx(), now).await?,
+                Ok(Some(cmd)) => {
+                    let a = run(state, &actor, &cmd, &decide_ctx(), now).await?;
+                    if cmd == Command::Visuals && actor.may_act() {
+                        buttons = visual_buttons(&a);
+                    }
+                    a
+                }
                 Ok(None) => {
                     let mut a = run(state, &actor, &Command::Help, &decide_ctx(), now).await?;
                     a.ok = false;
@@ -296,9 +303,27 @@ async fn handle_inner(state: &AppState, inc: &Incoming, now: DateTime<Utc>) -> R
                 Err(e) => Answer::error(&e.command, e.to_string()),
             };
             let line = text.strip_prefix('/').unwrap_or(text);
-            Ok(vec![Reply::Send(page(&answer, line, 0))])
+            let mut m = page(&answer, line, 0);
+            m.buttons.splice(0..0, buttons);
+            Ok(vec![Reply::Send(m)])
         }
     }
+}
+
+/// Approve / Reject buttons under a list of visuals (the first few; the rest are in the portal).
+fn visual_buttons(a: &Answer) -> Vec<Vec<Button>> {
+    a.sections
+        .iter()
+        .flat_map(|s| s.rows.iter())
+        .filter_map(|r| r.first())
+        .take(4)
+        .map(|id| {
+            vec![
+                Button::action(&format!("Approve {id}"), format!("ap:{id}")),
+                Button::action(&format!("Reject {id}"), format!("rj:{id}")),
+            ]
+        })
+        .collect()
 }
 
 fn short(text: &str) -> String {
@@ -518,7 +543,11 @@ fn answer_lines(a: &Answer) -> Vec<String> {
 /// One page of an answer. A longer answer gets a "More" button that runs `command` again
 /// from the next line (Telegram allows 64 bytes of button data, so long commands get none).
 pub fn page(a: &Answer, command: &str, offset: usize) -> ChatMessage {
-    let lines = answer_lines(a);
+    // Answers are written for email ("Reply HELP"); chat says it its way.
+    let lines: Vec<String> = answer_lines(a)
+        .into_iter()
+        .map(|l| l.replace("Reply HELP for", "Send /help for"))
+        .collect();
     let end = (offset + PAGE_LINES).min(lines.len());
     let start = offset.min(end);
     let mut m = ChatMessage::text(a.title.clone(), lines[start..end].to_vec());

@@ -76,6 +76,8 @@ pub struct Inner {
     throttle: Mutex<HashMap<String, VecDeque<u32>>>,
     new_update: Notify,
     new_call: Notify,
+    /// Chat → a listener for messages to it (benchmarks).
+    listeners: Mutex<HashMap<i64, tokio::sync::mpsc::UnboundedSender<Call>>>,
     next_update: AtomicI64,
     next_message: AtomicI64,
 }
@@ -157,6 +159,13 @@ impl FakeTelegram {
         for _ in 0..n {
             q.push_back(retry_after);
         }
+    }
+
+    /// Every later message (send, photo, edit) to `chat`, as it arrives.
+    pub fn subscribe(&self, chat: i64) -> tokio::sync::mpsc::UnboundedReceiver<Call> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        self.inner.listeners.lock().unwrap().insert(chat, tx);
+        rx
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -262,11 +271,17 @@ async fn api(State(inner): State<Arc<Inner>>, Path((_bot, method)): Path<(String
         .unwrap()
         .get_mut(&method)
         .and_then(|q| q.pop_front());
-    inner.calls.lock().unwrap().push(Call {
+    let call = Call {
         method: method.clone(),
         body: body.clone(),
         at: std::time::Instant::now(),
-    });
+    };
+    if matches!(method.as_str(), "sendMessage" | "sendPhoto" | "editMessageText")
+        && let Some(tx) = inner.listeners.lock().unwrap().get(&call.chat())
+    {
+        let _ = tx.send(call.clone());
+    }
+    inner.calls.lock().unwrap().push(call);
     inner.new_call.notify_waiters();
     if let Some(secs) = limited {
         return (
