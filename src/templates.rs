@@ -45,6 +45,8 @@ pub fn environment() -> Environment<'static> {
         "email/reset.txt.j2",
         "email/login.html.j2",
         "email/login.txt.j2",
+        "email/invite.html.j2",
+        "email/invite.txt.j2",
         "email/reply.html.j2",
         "email/reply.txt.j2",
         "portal/base.html.j2",
@@ -59,6 +61,12 @@ pub fn environment() -> Environment<'static> {
         "portal/password.html.j2",
         "portal/reset.html.j2",
         "portal/link_invalid.html.j2",
+        "portal/stock.html.j2",
+        "portal/baskets.html.j2",
+        "portal/basket.html.j2",
+        "portal/orders.html.j2",
+        "portal/users.html.j2",
+        "portal/enquiry.html.j2",
     );
     env
 }

@@ -7,6 +7,7 @@ pub mod banners;
 pub mod commands;
 pub mod delivery;
 pub mod enquiry;
+pub mod orders;
 pub mod visuals;
 
 use crate::app::AppState;

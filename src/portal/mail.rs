@@ -94,3 +94,48 @@ pub fn login_email(state: &AppState, c: &ContactRow, link: &str) -> Result<Email
     )?;
     Ok(payload(state, &c.name, &c.email, subject, parts))
 }
+
+/// How long an invitation link works.
+pub const INVITE_DAYS: i64 = 7;
+
+/// Invites a new third-party user: a signed link that signs them in to choose a password.
+pub async fn send_invitation(
+    state: &AppState,
+    id: &str,
+    name: &str,
+    email: &str,
+    from: &ContactRow,
+    now: DateTime<Utc>,
+) -> Result<(), crate::store::StoreError> {
+    let link = state.signer.link_url(
+        &state.config.public_url,
+        crate::links::Purpose::Open,
+        "/password",
+        id,
+        chrono::Duration::days(INVITE_DAYS),
+        now,
+    );
+    let subject = format!(
+        "{}: {} invites you to order",
+        state.config.branding.name, from.client_name
+    );
+    let Ok(parts) = render(
+        state,
+        "invite",
+        json!({"brand": brand(state), "subject": subject, "name": name, "from": from.name,
+               "client": from.client_name, "link": link, "days": INVITE_DAYS}),
+    ) else {
+        return Ok(());
+    };
+    let p = payload(state, name, email, subject, parts);
+    let mut tx = state.db.begin().await?;
+    crate::store::outbox::insert_message(
+        &mut tx,
+        &p.queued(Some(id), "system", format!("invite:{id}"), None, now),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_dispatch.notify_waiters();
+    Ok(())
+}

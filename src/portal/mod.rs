@@ -19,6 +19,7 @@ use crate::app::AppState;
 use crate::store::StoreError;
 use crate::store::banners::list_active_for_client;
 
+pub mod orders;
 pub use session::Session;
 
 /// What a portal handler can fail with; each maps to a page, never to internal text.
@@ -239,6 +240,11 @@ pub fn router() -> Router<AppState> {
         .route("/visuals", get(pages::visuals).post(pages::approve_many))
         .route("/visuals/{id}", get(pages::visual).post(pages::visual_action))
         .route("/jobs/{id}", get(pages::job))
+        .route("/stock", get(orders::stock).post(orders::stock_add))
+        .route("/baskets", get(orders::baskets).post(orders::create_basket))
+        .route("/baskets/{id}", get(orders::basket).post(orders::basket_action))
+        .route("/orders", get(orders::orders))
+        .route("/users", get(orders::users).post(orders::users_action))
         .route(
             "/jobs/{id}/delivery",
             get(pages::delivery_form).post(pages::delivery_submit),

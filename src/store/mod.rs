@@ -13,6 +13,7 @@ pub mod inbound;
 pub mod items;
 pub mod jobs;
 pub mod ledgers;
+pub mod orders;
 pub mod outbox;
 pub mod records;
 pub mod sessions;

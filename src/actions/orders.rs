@@ -1,0 +1,430 @@
+//! Re-seller orders (shared/SPEC.md F6): baskets filled against the client's stock, placed
+//! in one transaction that re-checks every line against all placed orders; and the third-party
+//! users a client's admin sets up, with the SKUs allocated to them.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::{ActionError, Actor, found, record};
+use crate::app::AppState;
+use crate::model::Role;
+use crate::store::StoreError;
+use crate::store::orders as q;
+
+/// Longest basket name, address and notes.
+const NAME_MAX: usize = 80;
+const TEXT_MAX: usize = 2000;
+
+/// May fill baskets and place orders: buyers, admins and third-party users.
+pub fn may_order(actor: &Actor) -> bool {
+    actor.delegation.is_none() && matches!(actor.role, Role::Admin | Role::Buyer | Role::ThirdParty)
+}
+
+fn require_order(actor: &Actor) -> Result<(), ActionError> {
+    if may_order(actor) {
+        Ok(())
+    } else {
+        Err(ActionError::Forbidden(format!(
+            "Ordering is for buyers and admins; your role is {}.",
+            actor.role
+        )))
+    }
+}
+
+/// Third parties see only their allocated SKUs.
+pub fn allocated_to(actor: &Actor) -> Option<&str> {
+    (actor.role == Role::ThirdParty).then_some(actor.contact.id.as_str())
+}
+
+/// A SKU the actor may order, or "not found" (another client's SKU, or one not allocated).
+async fn orderable(state: &AppState, actor: &Actor, sku: &str) -> Result<q::StockItem, ActionError> {
+    let item = found(q::stock_item(&state.db, actor.client_id(), sku).await, || {
+        format!("SKU {sku}")
+    })?;
+    if let Some(tp) = allocated_to(actor)
+        && !q::allocations(&state.db, tp).await?.iter().any(|s| s == sku)
+    {
+        return Err(ActionError::NotFound(format!("SKU {sku}")));
+    }
+    Ok(item)
+}
+
+fn check_name(name: &str) -> Result<String, ActionError> {
+    let n = name.trim();
+    if n.is_empty() {
+        return Err(ActionError::invalid("name", "give the basket a name"));
+    }
+    if n.chars().count() > NAME_MAX {
+        return Err(ActionError::invalid("name", format!("at most {NAME_MAX} characters")));
+    }
+    Ok(n.to_string())
+}
+
+pub async fn create_basket(
+    state: &AppState,
+    actor: &Actor,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, ActionError> {
+    require_order(actor)?;
+    let name = check_name(name)?;
+    Ok(q::create_basket(&state.db, actor.client_id(), &actor.contact.id, &name, now).await?)
+}
+
+async fn own_basket(state: &AppState, actor: &Actor, id: i64) -> Result<q::Basket, ActionError> {
+    found(q::basket(&state.db, &actor.contact.id, id).await, || {
+        format!("basket {id}")
+    })
+}
+
+/// Adds `qty` of a SKU to a basket: never more than is free to order less what this basket
+/// already holds.
+pub async fn add(
+    state: &AppState,
+    actor: &Actor,
+    basket: i64,
+    sku: &str,
+    qty: i64,
+    now: DateTime<Utc>,
+) -> Result<i64, ActionError> {
+    require_order(actor)?;
+    let b = own_basket(state, actor, basket).await?;
+    if qty < 1 {
+        return Err(ActionError::invalid("qty", "must be a whole number of at least 1"));
+    }
+    let item = orderable(state, actor, sku).await?;
+    let held = q::basket_lines(&state.db, b.id)
+        .await?
+        .into_iter()
+        .find(|l| l.sku == sku)
+        .map_or(0, |l| l.qty);
+    let room = item.available - held;
+    if qty > room {
+        return Err(ActionError::invalid(
+            "qty",
+            format!(
+                "only {} more of {sku} can be ordered ({} free to order, {held} already in this basket)",
+                room.max(0),
+                item.available.max(0)
+            ),
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    q::set_line(&mut tx, b.id, sku, held + qty, now).await?;
+    tx.commit().await?;
+    Ok(held + qty)
+}
+
+/// Sets a line's quantity (0 removes the line), within what is free to order.
+pub async fn set_qty(
+    state: &AppState,
+    actor: &Actor,
+    basket: i64,
+    sku: &str,
+    qty: i64,
+    now: DateTime<Utc>,
+) -> Result<(), ActionError> {
+    require_order(actor)?;
+    let b = own_basket(state, actor, basket).await?;
+    if qty < 0 {
+        return Err(ActionError::invalid("qty", "must be 0 (remove) or more"));
+    }
+    if qty > 0 {
+        let item = orderable(state, actor, sku).await?;
+        if qty > item.available {
+            return Err(ActionError::invalid(
+                "qty",
+                format!("only {} of {sku} are free to order", item.available.max(0)),
+            ));
+        }
+    }
+    let mut tx = state.db.begin().await?;
+    q::set_line(&mut tx, b.id, sku, qty, now).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn save_details(
+    state: &AppState,
+    actor: &Actor,
+    basket: i64,
+    name: &str,
+    address: &str,
+    notes: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ActionError> {
+    require_order(actor)?;
+    let b = own_basket(state, actor, basket).await?;
+    let name = check_name(name)?;
+    for (field, v) in [("address", address), ("notes", notes)] {
+        if v.chars().count() > TEXT_MAX {
+            return Err(ActionError::invalid(field, format!("at most {TEXT_MAX} characters")));
+        }
+    }
+    q::update_basket(&state.db, b.id, &name, address.trim(), notes.trim(), now).await?;
+    Ok(())
+}
+
+pub async fn delete_basket(state: &AppState, actor: &Actor, basket: i64) -> Result<(), ActionError> {
+    require_order(actor)?;
+    let b = own_basket(state, actor, basket).await?;
+    q::delete_basket(&state.db, b.id).await?;
+    Ok(())
+}
+
+/// A line that could not be had when placing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Short {
+    pub sku: String,
+    pub wanted: i64,
+    pub available: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error("{}", .0.iter().map(|s| format!("{}: {} wanted, {} free to order", s.sku, s.wanted, s.available.max(0))).collect::<Vec<_>>().join("; "))]
+    Short(Vec<Short>),
+    #[error(transparent)]
+    Action(#[from] ActionError),
+}
+
+impl From<StoreError> for PlaceError {
+    fn from(e: StoreError) -> Self {
+        PlaceError::Action(ActionError::Store(e))
+    }
+}
+
+/// Places a basket: in one transaction, locks the SKUs, re-checks every line against all
+/// placed orders, records the order and its `reseller_order_placed` event, and empties the
+/// basket. When any line falls short nothing is written and the short lines are returned.
+pub async fn place(state: &AppState, actor: &Actor, basket: i64, now: DateTime<Utc>) -> Result<i64, PlaceError> {
+    require_order(actor)?;
+    let allowed: Option<Vec<String>> = match allocated_to(actor) {
+        Some(tp) => Some(q::allocations(&state.db, tp).await?),
+        None => None,
+    };
+    let mut tx = state.db.begin().await?;
+    let b = match q::basket_tx(&mut tx, &actor.contact.id, basket).await {
+        Ok(b) => b,
+        Err(StoreError::NotFound) => {
+            tx.rollback().await?;
+            return Err(ActionError::NotFound(format!("basket {basket}")).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let lines = q::basket_lines_tx(&mut tx, b.id).await?;
+    if lines.is_empty() {
+        tx.rollback().await?;
+        return Err(ActionError::invalid("basket", "is empty: add something first").into());
+    }
+    if b.address.trim().is_empty() {
+        tx.rollback().await?;
+        return Err(ActionError::invalid("address", "say where the order goes").into());
+    }
+    let skus: Vec<String> = lines.iter().map(|l| l.0.clone()).collect();
+    q::lock_stock(&mut tx, &skus).await?;
+    let mut short = vec![];
+    let mut items = vec![];
+    for (sku, qty) in &lines {
+        let permitted = allowed.as_ref().is_none_or(|a| a.contains(sku));
+        let item = match q::stock_item_tx(&mut tx, actor.client_id(), sku).await {
+            Ok(i) if permitted => i,
+            Ok(_) | Err(StoreError::NotFound) => {
+                short.push(Short {
+                    sku: sku.clone(),
+                    wanted: *qty,
+                    available: 0,
+                });
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if item.available < *qty {
+            short.push(Short {
+                sku: sku.clone(),
+                wanted: *qty,
+                available: item.available,
+            });
+        }
+        items.push((item, *qty));
+    }
+    if !short.is_empty() {
+        tx.rollback().await?;
+        return Err(PlaceError::Short(short));
+    }
+    let order = q::insert_order(
+        &mut tx,
+        &q::NewOrder {
+            client_id: actor.client_id(),
+            contact_id: &actor.contact.id,
+            contact_name: &actor.contact.name,
+            basket_name: &b.name,
+            address: &b.address,
+            notes: &b.notes,
+        },
+        now,
+    )
+    .await?;
+    for (item, qty) in &items {
+        q::insert_order_line(&mut tx, order, &item.sku, &item.description, *qty).await?;
+    }
+    q::clear_basket(&mut tx, b.id, now).await?;
+    let data = json!({
+        "order_id": order,
+        "basket": b.name,
+        "address": b.address,
+        "notes": b.notes,
+        "lines": items.iter().map(|(i, qty)| json!({"sku": i.sku, "description": i.description, "qty": qty})).collect::<Vec<_>>(),
+        "placed_by": actor.contact.name,
+        "channel": actor.channel,
+    });
+    record(
+        state,
+        &mut tx,
+        "reseller_order_placed",
+        actor,
+        &order.to_string(),
+        &data,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_dispatch.notify_waiters();
+    Ok(order)
+}
+
+fn require_admin(actor: &Actor) -> Result<(), ActionError> {
+    if actor.delegation.is_none() && actor.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(ActionError::Forbidden(
+            "Only the client's admins manage third-party users.".into(),
+        ))
+    }
+}
+
+async fn require_third_parties(state: &AppState, actor: &Actor) -> Result<(), ActionError> {
+    require_admin(actor)?;
+    if !q::third_party_ordering(&state.db, actor.client_id()).await? {
+        return Err(ActionError::Forbidden(
+            "Third-party ordering is not enabled for your account; ask TOT.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Creates a third-party user and emails them an invitation (a signed link that signs them
+/// in to set a password).
+pub async fn create_third_party(
+    state: &AppState,
+    actor: &Actor,
+    name: &str,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<String, ActionError> {
+    require_third_parties(state, actor).await?;
+    let name = name.trim();
+    let email = email.trim();
+    if name.is_empty() || name.chars().count() > NAME_MAX {
+        return Err(ActionError::invalid("name", format!("1 to {NAME_MAX} characters")));
+    }
+    let at = email.find('@');
+    if !at.is_some_and(|i| i > 0 && email[i + 1..].contains('.')) || email.contains(char::is_whitespace) {
+        return Err(ActionError::invalid(
+            "email",
+            "is not an email address like name@example.com",
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    let id = q::next_third_party_id(&mut tx, actor.client_id()).await?;
+    q::insert_third_party(
+        &mut tx,
+        &q::NewThirdParty {
+            id: &id,
+            client_id: actor.client_id(),
+            name,
+            email,
+            timezone: &actor.contact.timezone,
+            created_by: &actor.contact.id,
+        },
+        now,
+    )
+    .await?;
+    record(
+        state,
+        &mut tx,
+        "third_party_user_created",
+        actor,
+        &id,
+        &json!({"user_id": id, "name": name, "email": email, "by": actor.contact.name}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    crate::portal::mail::send_invitation(state, &id, name, email, &actor.contact, now).await?;
+    Ok(id)
+}
+
+/// Revokes a third-party user: sessions end at once, links stop working.
+pub async fn revoke_third_party(
+    state: &AppState,
+    actor: &Actor,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ActionError> {
+    require_third_parties(state, actor).await?;
+    let mut tx = state.db.begin().await?;
+    if !q::revoke_third_party(&mut tx, actor.client_id(), id, now).await? {
+        tx.rollback().await?;
+        return Err(ActionError::NotFound(format!("user {id}")));
+    }
+    record(
+        state,
+        &mut tx,
+        "third_party_user_revoked",
+        actor,
+        id,
+        &json!({"user_id": id, "by": actor.contact.name}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    crate::store::sessions::revoke_contact_sessions(&state.db, id, now).await?;
+    Ok(())
+}
+
+/// Allocates or un-allocates one of the client's SKUs to one of its third-party users.
+pub async fn allocate(
+    state: &AppState,
+    actor: &Actor,
+    user: &str,
+    sku: &str,
+    on: bool,
+    now: DateTime<Utc>,
+) -> Result<bool, ActionError> {
+    require_third_parties(state, actor).await?;
+    let users = q::third_parties(&state.db, actor.client_id()).await?;
+    if !users.iter().any(|u| u.id == user && u.active) {
+        return Err(ActionError::NotFound(format!("user {user}")));
+    }
+    found(q::stock_item(&state.db, actor.client_id(), sku).await, || {
+        format!("SKU {sku}")
+    })?;
+    let mut tx = state.db.begin().await?;
+    let changed = q::set_allocation(&mut tx, user, sku, on, now).await?;
+    if changed {
+        let kind = if on { "sku_allocated" } else { "sku_unallocated" };
+        record(
+            state,
+            &mut tx,
+            kind,
+            actor,
+            sku,
+            &json!({"user_id": user, "sku": sku, "by": actor.contact.name}),
+            now,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
+}

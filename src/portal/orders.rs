@@ -1,0 +1,454 @@
+//! Portal pages for re-seller ordering: stock, baskets, placed orders, and the client admin's
+//! third-party users with their SKU allocations.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::{FormData, Note, PortalError, Session, page, page_status, see_other};
+use crate::actions::orders::{self as act, PlaceError};
+use crate::actions::{ActionError, Actor};
+use crate::app::AppState;
+use crate::model::Role;
+use crate::store::orders as q;
+
+/// Stock lines per page.
+const PAGE: i64 = 50;
+
+fn require_orders(s: &Session) -> Result<(), PortalError> {
+    if s.actor.delegation.is_some() {
+        return Err(PortalError::NotFound);
+    }
+    // Viewers may look (stock, orders) but not fill baskets; finance has no business here.
+    if s.actor.role == Role::Finance {
+        return Err(PortalError::Forbidden(
+            "Stock and orders are for buyers and admins.".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn form_error(e: &ActionError) -> Option<String> {
+    match e {
+        ActionError::Invalid { .. } | ActionError::Conflict(_) => Some(e.to_string()),
+        _ => None,
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct StockQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    page: Option<i64>,
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    ns: Option<String>,
+}
+
+/// `GET /stock`: the client's stock (a third party's: its allocated SKUs) with what is free
+/// to order, searchable, with an "add to basket" form on each line.
+pub async fn stock(
+    State(state): State<AppState>,
+    session: Session,
+    Query(sq): Query<StockQuery>,
+) -> Result<Response, PortalError> {
+    stock_page(&state, &session, &sq, None, StatusCode::OK).await
+}
+
+async fn stock_page(
+    state: &AppState,
+    session: &Session,
+    sq: &StockQuery,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, PortalError> {
+    require_orders(session)?;
+    let a = &session.actor;
+    let page_no = sq.page.unwrap_or(1).max(1);
+    let mut items = q::stock(
+        &state.db,
+        a.client_id(),
+        act::allocated_to(a),
+        &sq.q,
+        PAGE + 1,
+        (page_no - 1) * PAGE,
+    )
+    .await?;
+    let more = items.len() as i64 > PAGE;
+    items.truncate(PAGE as usize);
+    let baskets = q::baskets_of(&state.db, &a.contact.id).await?;
+    let note = Note {
+        note: sq.note.clone(),
+        ns: sq.ns.clone(),
+    }
+    .verified(state);
+    page_status(
+        state,
+        Some(session),
+        "stock",
+        json!({"items": items, "q": sq.q, "page": page_no, "more": more, "baskets": baskets,
+               "may_order": act::may_order(a), "note": note, "error": error}),
+        status,
+    )
+    .await
+}
+
+/// `POST /stock`: add a SKU to a basket (a new one when `basket` is `new`).
+pub async fn stock_add(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, PortalError> {
+    require_orders(&session)?;
+    let form = FormData::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    let now = Utc::now();
+    let a = &session.actor;
+    let sku = form.text("sku");
+    let back = StockQuery {
+        q: form.text("q"),
+        ..Default::default()
+    };
+    let qty = match form.text("qty").trim().parse::<i64>() {
+        Ok(n) => n,
+        Err(_) => {
+            let msg = "qty: must be a whole number of at least 1".to_string();
+            return stock_page(&state, &session, &back, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+    };
+    let basket = match form.get("basket").unwrap_or("new") {
+        "new" => {
+            let name = form.text("new_basket");
+            let name = if name.trim().is_empty() {
+                format!("Basket {}", now.format("%-d %b %H:%M"))
+            } else {
+                name
+            };
+            match act::create_basket(&state, a, &name, now).await {
+                Ok(id) => id,
+                Err(e) => return stock_error(&state, &session, &back, e).await,
+            }
+        }
+        id => id.parse::<i64>().map_err(|_| PortalError::NotFound)?,
+    };
+    match act::add(&state, a, basket, &sku, qty, now).await {
+        Ok(total) => Ok(see_other(
+            &state,
+            &format!("/baskets/{basket}"),
+            &format!("Added: {sku}, now {total} in this basket."),
+        )),
+        Err(e) => stock_error(&state, &session, &back, e).await,
+    }
+}
+
+async fn stock_error(
+    state: &AppState,
+    session: &Session,
+    back: &StockQuery,
+    e: ActionError,
+) -> Result<Response, PortalError> {
+    match form_error(&e) {
+        Some(msg) => stock_page(state, session, back, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await,
+        None => Err(e.into()),
+    }
+}
+
+/// `GET /baskets`: the contact's baskets and a form for a new one.
+pub async fn baskets(
+    State(state): State<AppState>,
+    session: Session,
+    Query(n): Query<Note>,
+) -> Result<Response, PortalError> {
+    baskets_page(&state, &session, n.verified(&state), None, StatusCode::OK).await
+}
+
+async fn baskets_page(
+    state: &AppState,
+    session: &Session,
+    note: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, PortalError> {
+    require_orders(session)?;
+    let list = q::baskets_of(&state.db, &session.actor.contact.id).await?;
+    page_status(
+        state,
+        Some(session),
+        "baskets",
+        json!({"baskets": list, "may_order": act::may_order(&session.actor), "note": note, "error": error}),
+        status,
+    )
+    .await
+}
+
+/// `POST /baskets`: a new, empty basket.
+pub async fn create_basket(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    require_orders(&session)?;
+    let form = FormData::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    match act::create_basket(&state, &session.actor, &form.text("name"), Utc::now()).await {
+        Ok(id) => Ok(see_other(&state, &format!("/baskets/{id}"), "Basket created.")),
+        Err(e) => match form_error(&e) {
+            Some(msg) => baskets_page(&state, &session, None, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await,
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// `GET /baskets/{id}`.
+pub async fn basket(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(n): Query<Note>,
+) -> Result<Response, PortalError> {
+    let id = id.parse::<i64>().map_err(|_| PortalError::NotFound)?;
+    basket_page(&state, &session, id, n.verified(&state), None, vec![], StatusCode::OK).await
+}
+
+async fn basket_page(
+    state: &AppState,
+    session: &Session,
+    id: i64,
+    note: Option<String>,
+    error: Option<String>,
+    short: Vec<act::Short>,
+    status: StatusCode,
+) -> Result<Response, PortalError> {
+    require_orders(session)?;
+    let b = match q::basket(&state.db, &session.actor.contact.id, id).await {
+        Ok(b) => b,
+        Err(crate::store::StoreError::NotFound) => return Err(PortalError::NotFound),
+        Err(e) => return Err(e.into()),
+    };
+    let lines = q::basket_lines(&state.db, id).await?;
+    let addresses = crate::store::jobs::saved_addresses(&state.db, session.actor.client_id()).await?;
+    page_status(
+        state,
+        Some(session),
+        "basket",
+        json!({"b": b, "lines": lines, "addresses": addresses, "short": short,
+               "may_order": act::may_order(&session.actor), "note": note, "error": error}),
+        status,
+    )
+    .await
+}
+
+/// `POST /baskets/{id}`: `action` = `qty` (set a line; 0 removes), `remove`, `save`
+/// (name, address, notes), `delete`, or `place`.
+pub async fn basket_action(
+    State(state): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    require_orders(&session)?;
+    let id = id.parse::<i64>().map_err(|_| PortalError::NotFound)?;
+    let form = FormData::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    let now = Utc::now();
+    let a: &Actor = &session.actor;
+    let here = format!("/baskets/{id}");
+    let result: Result<Response, ActionError> = match form.get("action").unwrap_or("") {
+        "qty" | "remove" => {
+            let sku = form.text("sku");
+            let qty = if form.get("action") == Some("remove") {
+                Ok(0)
+            } else {
+                form.text("qty")
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| ActionError::invalid("qty", "must be a whole number (0 removes the line)"))
+            };
+            match qty {
+                Ok(n) => act::set_qty(&state, a, id, &sku, n, now).await.map(|_| {
+                    see_other(
+                        &state,
+                        &here,
+                        &if n == 0 {
+                            format!("{sku} removed.")
+                        } else {
+                            format!("{sku}: {n}.")
+                        },
+                    )
+                }),
+                Err(e) => Err(e),
+            }
+        }
+        "save" => {
+            let address = match form.text("address_choice").as_str() {
+                "" | "new" => form.text("address"),
+                saved => saved.to_string(),
+            };
+            act::save_details(&state, a, id, &form.text("name"), &address, &form.text("notes"), now)
+                .await
+                .map(|_| see_other(&state, &here, "Saved. The basket keeps until you come back."))
+        }
+        "delete" => act::delete_basket(&state, a, id)
+            .await
+            .map(|_| see_other(&state, "/baskets", "Basket deleted.")),
+        "place" => {
+            match act::place(&state, a, id, now).await {
+                Ok(order) => Ok(see_other(
+                    &state,
+                    "/orders",
+                    &format!("Order {order} placed. TOT has it now."),
+                )),
+                Err(PlaceError::Short(short)) => {
+                    let msg = "Not placed: some lines are no longer free to order in that quantity. Lower them and place again.".to_string();
+                    return basket_page(&state, &session, id, None, Some(msg), short, StatusCode::CONFLICT).await;
+                }
+                Err(PlaceError::Action(e)) => Err(e),
+            }
+        }
+        other => Err(ActionError::invalid(
+            "action",
+            format!("`{other}` is not a basket action"),
+        )),
+    };
+    match result {
+        Ok(r) => Ok(r),
+        Err(e) => match form_error(&e) {
+            Some(msg) => {
+                basket_page(
+                    &state,
+                    &session,
+                    id,
+                    None,
+                    Some(msg),
+                    vec![],
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await
+            }
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// `GET /orders`: placed orders with their lines and status (a third party: its own).
+pub async fn orders(
+    State(state): State<AppState>,
+    session: Session,
+    Query(n): Query<Note>,
+) -> Result<Response, PortalError> {
+    require_orders(&session)?;
+    let a = &session.actor;
+    let only = (a.role == Role::ThirdParty).then_some(a.contact.id.as_str());
+    let list = q::orders(&state.db, a.client_id(), only).await?;
+    let mut out: Vec<Value> = Vec::with_capacity(list.len());
+    for o in list {
+        let lines = q::order_lines(&state.db, o.id).await?;
+        out.push(json!({"o": o, "lines": lines.iter().map(|(sku, d, qty)| json!({"sku": sku, "description": d, "qty": qty})).collect::<Vec<_>>()}));
+    }
+    page(
+        &state,
+        Some(&session),
+        "orders",
+        json!({"orders": out, "note": n.verified(&state)}),
+    )
+    .await
+}
+
+fn require_admin(s: &Session) -> Result<(), PortalError> {
+    if s.actor.delegation.is_some() || s.actor.role != Role::Admin {
+        return Err(PortalError::NotFound);
+    }
+    Ok(())
+}
+
+/// `GET /users`: the client's third-party users and their SKUs (admins only).
+pub async fn users(
+    State(state): State<AppState>,
+    session: Session,
+    Query(n): Query<Note>,
+) -> Result<Response, PortalError> {
+    users_page(&state, &session, n.verified(&state), None, StatusCode::OK).await
+}
+
+async fn users_page(
+    state: &AppState,
+    session: &Session,
+    note: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, PortalError> {
+    require_admin(session)?;
+    let client = session.actor.client_id();
+    let enabled = q::third_party_ordering(&state.db, client).await?;
+    let mut users = vec![];
+    for u in q::third_parties(&state.db, client).await? {
+        let skus = q::allocations(&state.db, &u.id).await?;
+        users.push(json!({"u": u, "skus": skus}));
+    }
+    let stock = q::stock(&state.db, client, None, "", 1000, 0).await?;
+    page_status(
+        state,
+        Some(session),
+        "users",
+        json!({"enabled": enabled, "users": users, "stock": stock, "note": note, "error": error}),
+        status,
+    )
+    .await
+}
+
+/// `POST /users`: `action` = `create` (name, email), `revoke` (user), `allocate` /
+/// `unallocate` (user, sku).
+pub async fn users_action(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, PortalError> {
+    require_admin(&session)?;
+    let form = FormData::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    let now = Utc::now();
+    let a = &session.actor;
+    let user = form.text("user");
+    let sku = form.text("sku");
+    let result = match form.get("action").unwrap_or("") {
+        "create" => act::create_third_party(&state, a, &form.text("name"), &form.text("email"), now)
+            .await
+            .map(|id| {
+                format!(
+                    "{} added as {id}; an invitation is on its way.",
+                    form.text("name").trim()
+                )
+            }),
+        "revoke" => act::revoke_third_party(&state, a, &user, now)
+            .await
+            .map(|_| format!("{user} revoked: signed out, links no longer work.")),
+        "allocate" => act::allocate(&state, a, &user, &sku, true, now)
+            .await
+            .map(|_| format!("{sku} allocated to {user}.")),
+        "unallocate" => act::allocate(&state, a, &user, &sku, false, now)
+            .await
+            .map(|_| format!("{sku} no longer allocated to {user}.")),
+        other => Err(ActionError::invalid(
+            "action",
+            format!("`{other}` is not a user action"),
+        )),
+    };
+    match result {
+        Ok(note) => Ok(see_other(&state, "/users", &note)),
+        Err(e) => match (&e, form_error(&e)) {
+            (_, Some(msg)) => users_page(&state, &session, None, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await,
+            (ActionError::NotFound(what), None) => {
+                users_page(
+                    &state,
+                    &session,
+                    None,
+                    Some(format!("{what} not found.")),
+                    StatusCode::NOT_FOUND,
+                )
+                .await
+            }
+            _ => Err(e.into()),
+        },
+    }
+}

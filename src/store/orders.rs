@@ -1,0 +1,352 @@
+//! Re-seller ordering: stock with what is still free to order, baskets, placed orders, and
+//! third-party users with their SKU allocations.
+//!
+//! A placed order holds its quantities until TOT's next stock figure for the SKU: that figure
+//! is taken to include every order placed before it arrived.
+
+use chrono::{DateTime, Utc};
+
+use super::{Db, Result, Tx, on_db, on_tx};
+
+/// A stock line as a client orders from it.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct StockItem {
+    pub sku: String,
+    pub client_sku: Option<String>,
+    pub description: String,
+    pub picture: Option<String>,
+    pub warehouse_balance: i64,
+    /// TOT's figure less what orders placed since then hold.
+    pub available: i64,
+}
+
+const STOCK: &str = "SELECT s.sku, s.client_sku, s.description, s.picture, s.warehouse_balance,
+    s.available_to_order - COALESCE((SELECT SUM(l.qty) FROM reseller_order_lines l
+        JOIN reseller_orders o ON o.id = l.order_id
+        WHERE l.sku = s.sku AND o.status = 'placed' AND o.placed_at > s.updated_at), 0) AS available
+    FROM stock s";
+
+/// The client's stock matching `text` (all of it, or only SKUs allocated to `allocated_to`).
+pub async fn stock(
+    db: &Db,
+    client_id: &str,
+    allocated_to: Option<&str>,
+    text: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<StockItem>> {
+    let sql = format!(
+        "{STOCK} WHERE s.client_id = $1
+           AND (CAST($2 AS TEXT) IS NULL OR s.sku IN (SELECT sku FROM sku_allocations WHERE contact_id = $2))
+           AND (lower(s.description) LIKE $3 OR lower(s.sku) LIKE $3 OR lower(COALESCE(s.client_sku, '')) LIKE $3)
+         ORDER BY s.description, s.sku LIMIT $4 OFFSET $5"
+    );
+    let pattern = format!("%{}%", text.trim().to_lowercase());
+    Ok(on_db!(db, p => sqlx::query_as::<_, StockItem>(&sql)
+        .bind(client_id)
+        .bind(allocated_to)
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(p)
+        .await)?)
+}
+
+/// One SKU of the client, read in the caller's transaction (after [`lock_stock`]).
+pub async fn stock_item_tx(tx: &mut Tx, client_id: &str, sku: &str) -> Result<StockItem> {
+    let sql = format!("{STOCK} WHERE s.client_id = $1 AND s.sku = $2");
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, StockItem>(&sql).bind(client_id).bind(sku).fetch_one(c).await)?)
+}
+
+pub async fn stock_item(db: &Db, client_id: &str, sku: &str) -> Result<StockItem> {
+    let sql = format!("{STOCK} WHERE s.client_id = $1 AND s.sku = $2");
+    Ok(on_db!(db, p => sqlx::query_as::<_, StockItem>(&sql).bind(client_id).bind(sku).fetch_one(p).await)?)
+}
+
+/// Locks stock rows for the rest of the transaction, in SKU order so two placements never
+/// wait on each other crosswise. (SQLite transactions already hold the one write lock.)
+pub async fn lock_stock(tx: &mut Tx, skus: &[String]) -> Result<()> {
+    if let Tx::Postgres(c) = tx {
+        let mut sorted = skus.to_vec();
+        sorted.sort();
+        for sku in sorted {
+            sqlx::query("SELECT sku FROM stock WHERE sku = $1 FOR UPDATE")
+                .bind(sku)
+                .fetch_optional(&mut **c)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Basket {
+    pub id: i64,
+    pub client_id: String,
+    pub contact_id: String,
+    pub name: String,
+    pub address: String,
+    pub notes: String,
+    pub updated_at: DateTime<Utc>,
+    pub lines: i64,
+    pub units: i64,
+}
+
+const BASKET: &str = "SELECT b.id, b.client_id, b.contact_id, b.name, b.address, b.notes, b.updated_at,
+    (SELECT COUNT(*) FROM basket_lines l WHERE l.basket_id = b.id) AS lines,
+    COALESCE((SELECT SUM(qty) FROM basket_lines l WHERE l.basket_id = b.id), 0) AS units
+    FROM baskets b";
+
+pub async fn baskets_of(db: &Db, contact_id: &str) -> Result<Vec<Basket>> {
+    let sql = format!("{BASKET} WHERE b.contact_id = $1 ORDER BY b.updated_at DESC, b.id DESC");
+    Ok(on_db!(db, p => sqlx::query_as::<_, Basket>(&sql).bind(contact_id).fetch_all(p).await)?)
+}
+
+/// A basket of this contact (anyone else's is "not found").
+pub async fn basket(db: &Db, contact_id: &str, id: i64) -> Result<Basket> {
+    let sql = format!("{BASKET} WHERE b.id = $1 AND b.contact_id = $2");
+    Ok(on_db!(db, p => sqlx::query_as::<_, Basket>(&sql).bind(id).bind(contact_id).fetch_one(p).await)?)
+}
+
+pub async fn basket_tx(tx: &mut Tx, contact_id: &str, id: i64) -> Result<Basket> {
+    let sql = format!("{BASKET} WHERE b.id = $1 AND b.contact_id = $2");
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, Basket>(&sql).bind(id).bind(contact_id).fetch_one(c).await)?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct BasketLine {
+    pub sku: String,
+    pub description: String,
+    pub picture: Option<String>,
+    pub qty: i64,
+    pub available: i64,
+}
+
+pub async fn basket_lines(db: &Db, basket_id: i64) -> Result<Vec<BasketLine>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, BasketLine>(&format!(
+        "SELECT l.sku, s.description, s.picture, l.qty, s.available FROM basket_lines l
+         JOIN ({STOCK}) s ON s.sku = l.sku WHERE l.basket_id = $1 ORDER BY s.description, l.sku"
+    ))
+    .bind(basket_id)
+    .fetch_all(p)
+    .await)?)
+}
+
+pub async fn basket_lines_tx(tx: &mut Tx, basket_id: i64) -> Result<Vec<(String, i64)>> {
+    Ok(on_tx!(tx, c => sqlx::query_as::<_, (String, i64)>(
+        "SELECT sku, qty FROM basket_lines WHERE basket_id = $1 ORDER BY sku",
+    )
+    .bind(basket_id)
+    .fetch_all(c)
+    .await)?)
+}
+
+pub async fn create_basket(db: &Db, client_id: &str, contact_id: &str, name: &str, now: DateTime<Utc>) -> Result<i64> {
+    let (id,): (i64,) = on_db!(db, p => sqlx::query_as(
+        "INSERT INTO baskets (client_id, contact_id, name, address, notes, created_at, updated_at)
+         VALUES ($1, $2, $3, '', '', $4, $4) RETURNING id",
+    )
+    .bind(client_id)
+    .bind(contact_id)
+    .bind(name)
+    .bind(now)
+    .fetch_one(p)
+    .await)?;
+    Ok(id)
+}
+
+/// Sets a line's quantity (0 removes it) and touches the basket.
+pub async fn set_line(tx: &mut Tx, basket_id: i64, sku: &str, qty: i64, now: DateTime<Utc>) -> Result<()> {
+    if qty <= 0 {
+        on_tx!(tx, c => sqlx::query("DELETE FROM basket_lines WHERE basket_id = $1 AND sku = $2")
+            .bind(basket_id).bind(sku).execute(c).await.map(|r| r.rows_affected()))?;
+    } else {
+        on_tx!(tx, c => sqlx::query(
+            "INSERT INTO basket_lines (basket_id, sku, qty) VALUES ($1, $2, $3)
+             ON CONFLICT (basket_id, sku) DO UPDATE SET qty = excluded.qty",
+        )
+        .bind(basket_id).bind(sku).bind(qty).execute(c).await.map(|r| r.rows_affected()))?;
+    }
+    on_tx!(tx, c => sqlx::query("UPDATE baskets SET updated_at = $2 WHERE id = $1")
+        .bind(basket_id).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn update_basket(db: &Db, id: i64, name: &str, address: &str, notes: &str, now: DateTime<Utc>) -> Result<()> {
+    on_db!(db, p => sqlx::query("UPDATE baskets SET name = $2, address = $3, notes = $4, updated_at = $5 WHERE id = $1")
+        .bind(id).bind(name).bind(address).bind(notes).bind(now)
+        .execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn delete_basket(db: &Db, id: i64) -> Result<()> {
+    on_db!(db, p => sqlx::query("DELETE FROM baskets WHERE id = $1")
+        .bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn clear_basket(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Result<()> {
+    on_tx!(tx, c => sqlx::query("DELETE FROM basket_lines WHERE basket_id = $1")
+        .bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => sqlx::query("UPDATE baskets SET updated_at = $2 WHERE id = $1")
+        .bind(id).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub struct NewOrder<'a> {
+    pub client_id: &'a str,
+    pub contact_id: &'a str,
+    pub contact_name: &'a str,
+    pub basket_name: &'a str,
+    pub address: &'a str,
+    pub notes: &'a str,
+}
+
+pub async fn insert_order(tx: &mut Tx, o: &NewOrder<'_>, now: DateTime<Utc>) -> Result<i64> {
+    let (id,): (i64,) = on_tx!(tx, c => sqlx::query_as(
+        "INSERT INTO reseller_orders (client_id, contact_id, contact_name, basket_name, address, notes, status, placed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, 'placed', $7) RETURNING id",
+    )
+    .bind(o.client_id).bind(o.contact_id).bind(o.contact_name).bind(o.basket_name)
+    .bind(o.address).bind(o.notes).bind(now)
+    .fetch_one(c)
+    .await)?;
+    Ok(id)
+}
+
+pub async fn insert_order_line(tx: &mut Tx, order_id: i64, sku: &str, description: &str, qty: i64) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO reseller_order_lines (order_id, sku, description, qty) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(order_id).bind(sku).bind(description).bind(qty)
+    .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Order {
+    pub id: i64,
+    pub contact_id: String,
+    pub contact_name: String,
+    pub basket_name: String,
+    pub address: String,
+    pub notes: String,
+    pub status: String,
+    pub placed_at: DateTime<Utc>,
+}
+
+/// Orders of the client, or only those `contact_id` placed.
+pub async fn orders(db: &Db, client_id: &str, contact_id: Option<&str>) -> Result<Vec<Order>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, Order>(
+        "SELECT id, contact_id, contact_name, basket_name, address, notes, status, placed_at FROM reseller_orders
+         WHERE client_id = $1 AND (CAST($2 AS TEXT) IS NULL OR contact_id = $2) ORDER BY placed_at DESC, id DESC LIMIT 200",
+    )
+    .bind(client_id)
+    .bind(contact_id)
+    .fetch_all(p)
+    .await)?)
+}
+
+pub async fn order_lines(db: &Db, order_id: i64) -> Result<Vec<(String, String, i64)>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, (String, String, i64)>(
+        "SELECT sku, description, qty FROM reseller_order_lines WHERE order_id = $1 ORDER BY sku",
+    )
+    .bind(order_id)
+    .fetch_all(p)
+    .await)?)
+}
+
+/// Whether the client lets its admins set up third-party users.
+pub async fn third_party_ordering(db: &Db, client_id: &str) -> Result<bool> {
+    let (on,): (bool,) = on_db!(db, p => sqlx::query_as("SELECT third_party_ordering FROM clients WHERE id = $1")
+        .bind(client_id).fetch_one(p).await)?;
+    Ok(on)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ThirdParty {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub active: bool,
+    pub created_by: Option<String>,
+}
+
+pub async fn third_parties(db: &Db, client_id: &str) -> Result<Vec<ThirdParty>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, ThirdParty>(
+        "SELECT id, name, email, active, created_by FROM contacts
+         WHERE client_id = $1 AND role = 'third_party' ORDER BY active DESC, name, id",
+    )
+    .bind(client_id)
+    .fetch_all(p)
+    .await)?)
+}
+
+/// A third-party user as the client's admin creates it.
+pub struct NewThirdParty<'a> {
+    pub id: &'a str,
+    pub client_id: &'a str,
+    pub name: &'a str,
+    pub email: &'a str,
+    pub timezone: &'a str,
+    pub created_by: &'a str,
+}
+
+/// Adds a third-party user as a contact of the client (role `third_party`).
+pub async fn insert_third_party(tx: &mut Tx, u: &NewThirdParty<'_>, now: DateTime<Utc>) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO contacts (id, client_id, name, email, role, timezone, active, sync_hash, updated_at, created_by)
+         VALUES ($1, $2, $3, $4, 'third_party', $5, TRUE, '', $6, $7)",
+    )
+    .bind(u.id).bind(u.client_id).bind(u.name).bind(u.email).bind(u.timezone).bind(now).bind(u.created_by)
+    .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Deactivates a third-party user: their sessions stop at once (sessions need an active contact).
+pub async fn revoke_third_party(tx: &mut Tx, client_id: &str, id: &str, now: DateTime<Utc>) -> Result<bool> {
+    let n = on_tx!(tx, c => sqlx::query(
+        "UPDATE contacts SET active = FALSE, updated_at = $3
+         WHERE id = $1 AND client_id = $2 AND role = 'third_party' AND active",
+    )
+    .bind(id).bind(client_id).bind(now)
+    .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+pub async fn allocations(db: &Db, contact_id: &str) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = on_db!(db, p => sqlx::query_as(
+        "SELECT sku FROM sku_allocations WHERE contact_id = $1 ORDER BY sku",
+    )
+    .bind(contact_id)
+    .fetch_all(p)
+    .await)?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// Allocates (or, with `on` false, un-allocates) a SKU; true when something changed.
+pub async fn set_allocation(tx: &mut Tx, contact_id: &str, sku: &str, on: bool, now: DateTime<Utc>) -> Result<bool> {
+    let n = if on {
+        on_tx!(tx, c => sqlx::query(
+            "INSERT INTO sku_allocations (contact_id, sku, allocated_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(contact_id).bind(sku).bind(now)
+        .execute(c).await.map(|r| r.rows_affected()))?
+    } else {
+        on_tx!(tx, c => sqlx::query("DELETE FROM sku_allocations WHERE contact_id = $1 AND sku = $2")
+            .bind(contact_id).bind(sku)
+            .execute(c).await.map(|r| r.rows_affected()))?
+    };
+    Ok(n == 1)
+}
+
+/// The next free `TP-<client>-<n>` id for a third-party user.
+pub async fn next_third_party_id(tx: &mut Tx, client_id: &str) -> Result<String> {
+    let (n,): (i64,) = on_tx!(tx, c => sqlx::query_as(
+        "SELECT COUNT(*) FROM contacts WHERE client_id = $1 AND role = 'third_party' AND created_by IS NOT NULL",
+    )
+    .bind(client_id)
+    .fetch_one(c)
+    .await)?;
+    Ok(format!("TP-{client_id}-{}", n + 1))
+}

@@ -1,0 +1,407 @@
+//! Re-seller baskets and orders, and third-party users, through the portal as people use it,
+//! with the placement race run on the engine under test.
+
+mod common;
+
+use chrono::Utc;
+use common::{TestApp, TestState, load_world};
+use serde_json::json;
+
+fn stock() -> serde_json::Value {
+    json!([
+        {"sku": "SKU-TEE", "client_id": "C-1", "client_sku": "T-1", "description": "Tee, black, printed",
+         "warehouse_balance": 40, "expected": 0, "accounted_for": 30, "available_to_order": 10},
+        {"sku": "SKU-CAP", "client_id": "C-1", "description": "Cap, embroidered",
+         "warehouse_balance": 100, "expected": 0, "accounted_for": 0, "available_to_order": 100},
+        {"sku": "SKU-BAG", "client_id": "C-2", "description": "Beta bag",
+         "warehouse_balance": 5, "expected": 0, "accounted_for": 0, "available_to_order": 5}
+    ])
+}
+
+async fn app_with_stock() -> TestApp {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let (s, b) = app.put("stock", stock()).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = app
+        .put(
+            "clients",
+            json!([{"id": "C-1", "name": "Alpha Ltd", "third_party_ordering": true}]),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    app
+}
+
+/// The id of the basket a POST redirected to.
+fn basket_id(location: &str) -> String {
+    location
+        .trim_start_matches("/baskets/")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn available_on(html: &str, sku: &str) -> i64 {
+    let row = html
+        .split(&format!("id=\"sku-{sku}\""))
+        .nth(1)
+        .expect("the SKU is listed");
+    let cell = row.split("class=\"num available\">").nth(1).unwrap();
+    cell.split('<').next().unwrap().trim().parse().unwrap()
+}
+
+#[tokio::test]
+async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
+    let app = app_with_stock().await;
+    let bob = app.signed_in("P-1B").await;
+    let (s, html) = app.page(&bob, "/stock").await;
+    assert_eq!(s, 200);
+    assert_eq!(available_on(&html, "SKU-TEE"), 10);
+    assert!(!html.contains("SKU-BAG"), "another client's stock never shows");
+
+    // Two baskets; more than is free is refused with the field named and nothing written.
+    let (s, loc, _) = app
+        .post_form(
+            &bob,
+            "/stock",
+            &[
+                ("sku", "SKU-TEE"),
+                ("qty", "4"),
+                ("basket", "new"),
+                ("new_basket", "Shop"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 303, "{loc}");
+    let shop = basket_id(&loc);
+    let (s, _, html) = app
+        .post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "7"), ("basket", &shop)])
+        .await;
+    assert_eq!(s, 422);
+    assert!(html.contains("qty: only 6 more of SKU-TEE"), "{html}");
+    let (s, _, html) = app
+        .post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "0"), ("basket", &shop)])
+        .await;
+    assert_eq!(s, 422, "{html}");
+    let (s, _, _) = app
+        .post_form(&bob, "/stock", &[("sku", "SKU-BAG"), ("qty", "1"), ("basket", &shop)])
+        .await;
+    assert_eq!(s, 404, "another client's SKU is not found");
+    let (s, loc, _) = app
+        .post_form(
+            &bob,
+            "/stock",
+            &[
+                ("sku", "SKU-CAP"),
+                ("qty", "20"),
+                ("basket", "new"),
+                ("new_basket", "Event"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 303);
+    let event = basket_id(&loc);
+    assert_ne!(shop, event);
+    let (_, html) = app.page(&bob, "/baskets").await;
+    assert!(html.contains("Shop") && html.contains("Event"));
+
+    // Change and remove lines; save the address and come back on another device.
+    let path = format!("/baskets/{shop}");
+    app.post_form(&bob, &path, &[("action", "qty"), ("sku", "SKU-TEE"), ("qty", "5")])
+        .await;
+    let (s, _, html) = app
+        .post_form(&bob, &path, &[("action", "qty"), ("sku", "SKU-TEE"), ("qty", "11")])
+        .await;
+    assert_eq!(s, 422);
+    assert!(html.contains("only 10 of SKU-TEE"), "{html}");
+    let (s, _, html) = app.post_form(&bob, &path, &[("action", "place")]).await;
+    assert_eq!(s, 422, "no address yet");
+    assert!(html.contains("address: say where the order goes"));
+    let (s, _, _) = app
+        .post_form(
+            &bob,
+            &path,
+            &[
+                ("action", "save"),
+                ("name", "Shop"),
+                ("address_choice", "new"),
+                ("address", "1 High St, Bristol"),
+                ("notes", "Back door"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 303);
+    let other_device = app.signed_in("P-1B").await;
+    let (_, html) = app.page(&other_device, &path).await;
+    assert!(
+        html.contains("1 High St, Bristol") && html.contains("value=\"5\""),
+        "{html}"
+    );
+    // Someone else's basket is not there for them.
+    let ann = app.signed_in("P-1A").await;
+    assert_eq!(app.page(&ann, &path).await.0, 404);
+
+    // Place: the basket empties, stock goes down, the order is listed, TOT hears of it.
+    let (s, loc, _) = app.post_form(&bob, &path, &[("action", "place")]).await;
+    assert_eq!(s, 303, "{loc}");
+    assert!(loc.starts_with("/orders"));
+    let (_, html) = app.page(&bob, "/stock").await;
+    assert_eq!(available_on(&html, "SKU-TEE"), 5);
+    let (_, html) = app.page(&bob, &path).await;
+    assert!(html.contains("This basket is empty"));
+    let (_, html) = app.page(&ann, "/orders").await;
+    assert!(html.contains("SKU-TEE") && html.contains("1 High St, Bristol") && html.contains("placed"));
+    let feed = app.changes(0).await;
+    let placed = feed
+        .iter()
+        .find(|e| e["kind"] == "reseller_order_placed")
+        .expect("in the feed");
+    assert_eq!(placed["data"]["lines"][0]["qty"], 5);
+    assert_eq!(placed["data"]["address"], "1 High St, Bristol");
+
+    // TOT's next stock figure takes the order in: the hold ends.
+    let mut s2 = stock();
+    s2[0]["available_to_order"] = json!(5);
+    app.put("stock", s2).await;
+    let (_, html) = app.page(&bob, "/stock").await;
+    assert_eq!(available_on(&html, "SKU-TEE"), 5, "not counted twice");
+
+    // Deleting a basket.
+    let (s, _, _) = app
+        .post_form(&bob, &format!("/baskets/{event}"), &[("action", "delete")])
+        .await;
+    assert_eq!(s, 303);
+    assert_eq!(app.page(&bob, &format!("/baskets/{event}")).await.0, 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn roles_decide_who_orders() {
+    let app = app_with_stock().await;
+    let fay = app.signed_in("P-1F").await;
+    assert_eq!(app.page(&fay, "/stock").await.0, 403, "finance has no stock pages");
+    assert_eq!(app.page(&fay, "/users").await.0, 404);
+    let vic = app.signed_in("P-1V").await;
+    let (s, html) = app.page(&vic, "/stock").await;
+    assert_eq!(s, 200);
+    assert!(!html.contains("class=\"inline add\""), "a viewer gets no add form");
+    let (s, _, _) = app
+        .post_form(&vic, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new")])
+        .await;
+    assert_eq!(s, 403);
+    assert_eq!(app.count("baskets").await, 0);
+    let bob = app.signed_in("P-1B").await;
+    assert_eq!(app.page(&bob, "/users").await.0, 404, "users are for admins");
+    app.stop().await;
+}
+
+/// Two people place the last units at once: exactly one order, the other told which line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_placements_of_the_last_units_one_wins() {
+    let t = TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    t.load(json!({"stock": stock()})).await;
+    let now = Utc::now();
+    let actor = |id: &str| {
+        let state = t.state.clone();
+        let id = id.to_string();
+        async move {
+            let c = cport::store::contacts::get_contact(&state.db, &id).await.unwrap();
+            cport::actions::Actor::new(c, "portal")
+        }
+    };
+    let (ann, bob) = (actor("P-1A").await, actor("P-1B").await);
+    let mut baskets = vec![];
+    for a in [&ann, &bob] {
+        let b = cport::actions::orders::create_basket(&t.state, a, "Last ones", now)
+            .await
+            .unwrap();
+        cport::actions::orders::add(&t.state, a, b, "SKU-TEE", 8, now)
+            .await
+            .unwrap();
+        cport::actions::orders::add(&t.state, a, b, "SKU-CAP", 1, now)
+            .await
+            .unwrap();
+        cport::actions::orders::save_details(&t.state, a, b, "Last ones", "Somewhere 1", "", now)
+            .await
+            .unwrap();
+        baskets.push(b);
+    }
+    let (s1, s2) = (t.state.clone(), t.state.clone());
+    let (a1, a2) = (ann.clone(), bob.clone());
+    let (b1, b2) = (baskets[0], baskets[1]);
+    let one = tokio::spawn(async move { cport::actions::orders::place(&s1, &a1, b1, Utc::now()).await });
+    let two = tokio::spawn(async move { cport::actions::orders::place(&s2, &a2, b2, Utc::now()).await });
+    let results = [one.await.unwrap(), two.await.unwrap()];
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    let lost = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+    match lost {
+        cport::actions::orders::PlaceError::Short(lines) => {
+            assert_eq!(lines.len(), 1, "only the tee fell short: {lines:?}");
+            assert_eq!(
+                (lines[0].sku.as_str(), lines[0].wanted, lines[0].available),
+                ("SKU-TEE", 8, 2)
+            );
+        }
+        other => panic!("expected a shortfall, got {other}"),
+    }
+    let orders = cport::store::orders::orders(&t.state.db, "C-1", None).await.unwrap();
+    assert_eq!(orders.len(), 1);
+    let item = cport::store::orders::stock_item(&t.state.db, "C-1", "SKU-TEE")
+        .await
+        .unwrap();
+    assert_eq!(item.available, 2);
+}
+
+#[tokio::test]
+async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
+    let app = app_with_stock().await;
+    let ann = app.signed_in("P-1A").await;
+    let (_, html) = app.page(&ann, "/users").await;
+    assert!(html.contains("Add a third-party user"));
+    let (s, _, html) = app
+        .post_form(
+            &ann,
+            "/users",
+            &[
+                ("action", "create"),
+                ("name", "Rita Reseller"),
+                ("email", "not-an-address"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 422);
+    assert!(html.contains("email: is not an email address"), "{html}");
+    let (s, loc, _) = app
+        .post_form(
+            &ann,
+            "/users",
+            &[
+                ("action", "create"),
+                ("name", "Rita Reseller"),
+                ("email", "rita@resell.example"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 303, "{loc}");
+    let rita = "TP-C-1-1";
+    // The invitation is queued to her.
+    let (n,): (i64,) = cport::store::on_db!(&app.db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM outbox WHERE recipient = 'rita@resell.example' AND subject LIKE '%invites you%'")
+        .fetch_one(p).await)
+    .unwrap();
+    assert_eq!(n, 1);
+    let (s, _, _) = app
+        .post_form(
+            &ann,
+            "/users",
+            &[("action", "allocate"), ("user", rita), ("sku", "SKU-CAP")],
+        )
+        .await;
+    assert_eq!(s, 303);
+    let (s, _, _) = app
+        .post_form(
+            &ann,
+            "/users",
+            &[("action", "allocate"), ("user", rita), ("sku", "SKU-BAG")],
+        )
+        .await;
+    assert_eq!(s, 404, "another client's SKU cannot be allocated");
+
+    let r = app.signed_in(rita).await;
+    let (s, html) = app.page(&r, "/stock").await;
+    assert_eq!(s, 200);
+    assert!(
+        html.contains("SKU-CAP") && !html.contains("SKU-TEE"),
+        "only allocated SKUs"
+    );
+    let (s, _, _) = app
+        .post_form(&r, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new")])
+        .await;
+    assert_eq!(s, 404, "an unallocated SKU cannot be ordered");
+    let (s, loc, _) = app
+        .post_form(
+            &r,
+            "/stock",
+            &[
+                ("sku", "SKU-CAP"),
+                ("qty", "3"),
+                ("basket", "new"),
+                ("new_basket", "Rita's"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 303);
+    let path = format!("/baskets/{}", basket_id(&loc));
+    app.post_form(
+        &r,
+        &path,
+        &[
+            ("action", "save"),
+            ("name", "Rita's"),
+            ("address_choice", "new"),
+            ("address", "Rita's shop"),
+        ],
+    )
+    .await;
+    let (s, _, _) = app.post_form(&r, &path, &[("action", "place")]).await;
+    assert_eq!(s, 303);
+    let (_, html) = app.page(&r, "/orders").await;
+    assert!(
+        html.contains("Rita&#x27;s shop") || html.contains("Rita's shop"),
+        "{html}"
+    );
+    // Bob's orders are not Rita's to see.
+    let bob = app.signed_in("P-1B").await;
+    let (s, loc, _) = app
+        .post_form(
+            &bob,
+            "/stock",
+            &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new"), ("new_basket", "B")],
+        )
+        .await;
+    assert_eq!(s, 303);
+    let bpath = format!("/baskets/{}", basket_id(&loc));
+    app.post_form(
+        &bob,
+        &bpath,
+        &[
+            ("action", "save"),
+            ("name", "B"),
+            ("address_choice", "new"),
+            ("address", "Bob's place"),
+        ],
+    )
+    .await;
+    app.post_form(&bob, &bpath, &[("action", "place")]).await;
+    let (_, html) = app.page(&r, "/orders").await;
+    assert!(!html.contains("Bob"), "{html}");
+    assert_eq!(app.page(&r, "/users").await.0, 404);
+    assert_eq!(app.page(&r, "/visuals").await.0, 403);
+
+    // Revoked: her session ends at once.
+    let (s, _, _) = app
+        .post_form(&ann, "/users", &[("action", "revoke"), ("user", rita)])
+        .await;
+    assert_eq!(s, 303);
+    let resp = r.get(app.url("/stock")).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 303, "sent to sign in");
+    let kinds: Vec<String> = app
+        .changes(0)
+        .await
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    for k in [
+        "third_party_user_created",
+        "sku_allocated",
+        "reseller_order_placed",
+        "third_party_user_revoked",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
+    }
+    app.stop().await;
+}
