@@ -8,6 +8,7 @@ pub mod channels;
 pub mod config;
 pub mod demo;
 pub mod digest;
+pub mod documents;
 pub mod error;
 pub mod gendata;
 pub mod links;

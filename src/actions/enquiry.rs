@@ -119,7 +119,8 @@ fn d(date: Option<chrono::NaiveDate>) -> String {
     date.map(|d| d.to_string()).unwrap_or_else(|| "-".into())
 }
 
-fn allowed(role: Role, cmd: &Command) -> bool {
+/// Whether a role may run a command (and see the matching portal page).
+pub fn allowed(role: Role, cmd: &Command) -> bool {
     use Command::*;
     match role {
         Role::Admin | Role::Viewer => true,

@@ -19,6 +19,7 @@ use crate::app::AppState;
 use crate::store::StoreError;
 use crate::store::banners::list_active_for_client;
 
+pub mod enquiry;
 pub mod orders;
 pub use session::Session;
 
@@ -239,7 +240,20 @@ pub fn router() -> Router<AppState> {
         .route("/preferences/chat-unlink", post(pages::chat_unlink))
         .route("/visuals", get(pages::visuals).post(pages::approve_many))
         .route("/visuals/{id}", get(pages::visual).post(pages::visual_action))
+        .route("/jobs", get(enquiry::jobs))
         .route("/jobs/{id}", get(pages::job))
+        .route("/deliveries", get(enquiry::deliveries))
+        .route("/deliveries/{id}", get(enquiry::delivery))
+        .route("/deliveries/{id}/{doc}", get(enquiry::delivery_document))
+        .route("/invoices", get(enquiry::invoices))
+        .route("/invoices/{file}", get(enquiry::invoice_document))
+        .route("/statement.pdf", get(enquiry::statement_pdf))
+        .route("/statement.csv", get(enquiry::statement_csv))
+        .route("/pos", get(enquiry::pos))
+        .route("/pos/{id}", get(enquiry::po))
+        .route("/blanks", get(enquiry::blanks))
+        .route("/prices", get(enquiry::prices))
+        .route("/art", get(enquiry::art))
         .route("/stock", get(orders::stock).post(orders::stock_add))
         .route("/baskets", get(orders::baskets).post(orders::create_basket))
         .route("/baskets/{id}", get(orders::basket).post(orders::basket_action))

@@ -228,3 +228,35 @@ pub async fn client_currency(db: &Db, client_id: &str) -> Result<String> {
     let (c,): (String,) = on_db!(db, p => sqlx::query_as("SELECT currency FROM clients WHERE id = $1").bind(client_id).fetch_one(p).await)?;
     Ok(c)
 }
+
+/// A delivery's packing: (container, description, qty) in order.
+pub async fn delivery_packing(db: &Db, id: &str) -> Result<Vec<(String, String, i64)>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, (String, String, i64)>(
+        "SELECT container, description, qty FROM delivery_packing WHERE delivery_id = $1 ORDER BY line_no",
+    ).bind(id).fetch_all(p).await)?)
+}
+
+/// An invoice as its document shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InvoiceDoc {
+    pub id: String,
+    pub date: NaiveDate,
+    pub due_date: Option<NaiveDate>,
+    pub client_po_ref: Option<String>,
+    pub job_name: String,
+    pub total: i64,
+    pub paid: i64,
+}
+
+const INVOICE_DOC: &str = "SELECT id, date, due_date, client_po_ref, job_name, total, paid FROM invoices";
+
+pub async fn invoice(db: &Db, client_id: &str, id: &str) -> Result<InvoiceDoc> {
+    let sql = format!("{INVOICE_DOC} WHERE client_id = $1 AND id = $2");
+    Ok(on_db!(db, p => sqlx::query_as::<_, InvoiceDoc>(&sql).bind(client_id).bind(id).fetch_one(p).await)?)
+}
+
+/// Invoices with something still to pay, oldest first.
+pub async fn open_invoices(db: &Db, client_id: &str) -> Result<Vec<InvoiceDoc>> {
+    let sql = format!("{INVOICE_DOC} WHERE client_id = $1 AND total > paid ORDER BY date, id");
+    Ok(on_db!(db, p => sqlx::query_as::<_, InvoiceDoc>(&sql).bind(client_id).fetch_all(p).await)?)
+}

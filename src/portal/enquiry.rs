@@ -1,0 +1,397 @@
+//! Enquiry pages: jobs, deliveries, invoices, purchase orders, blank stock, prices and art.
+//! Each page runs the same enquiry as the `JOBS`, `TRACK`, … commands (so email, chat and the
+//! portal never disagree) and shows its tables filterable, sortable and paged; and the
+//! documents: delivery and packing notes, invoices and the statement.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::json;
+
+use super::{PortalError, Session, page};
+use crate::actions::commands::Command;
+use crate::actions::enquiry::{Answer, Context, allowed, run};
+use crate::app::AppState;
+use crate::store::{StoreError, enquiries as q};
+
+/// Table rows per page.
+const ROWS: usize = 25;
+
+#[derive(serde::Deserialize, Default)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+    sort: Option<usize>,
+    #[serde(default)]
+    desc: Option<String>,
+    page: Option<usize>,
+}
+
+fn check(session: &Session, cmd: &Command) -> Result<(), PortalError> {
+    if session.actor.delegation.is_some() {
+        return Err(PortalError::NotFound);
+    }
+    if !allowed(session.actor.role, cmd) {
+        return Err(PortalError::Forbidden(format!(
+            "This page is not available to your role ({}).",
+            session.actor.role
+        )));
+    }
+    Ok(())
+}
+
+/// Compares cells as numbers when both are numbers (money, quantities), else as text.
+fn cmp_cells(a: &str, b: &str) -> std::cmp::Ordering {
+    let num = |s: &str| s.replace(',', "").parse::<f64>().ok();
+    match (num(a), num(b)) {
+        (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+        _ => a.to_lowercase().cmp(&b.to_lowercase()),
+    }
+}
+
+/// Filters, sorts and pages every table of the answer; returns (page, pages).
+fn shape(a: &mut Answer, lq: &ListQuery) -> (usize, usize) {
+    let needle = lq.q.trim().to_lowercase();
+    let mut pages = 1;
+    let page_no = lq.page.unwrap_or(1).max(1);
+    for s in &mut a.sections {
+        if s.columns.is_empty() {
+            continue;
+        }
+        if !needle.is_empty() {
+            s.rows.retain(|r| r.iter().any(|c| c.to_lowercase().contains(&needle)));
+        }
+        if let Some(col) = lq.sort.filter(|c| *c < s.columns.len()) {
+            s.rows.sort_by(|x, y| cmp_cells(&x[col], &y[col]));
+            if lq.desc.is_some() {
+                s.rows.reverse();
+            }
+        }
+        let n = s.rows.len().div_ceil(ROWS).max(1);
+        pages = pages.max(n);
+        let start = ((page_no - 1) * ROWS).min(s.rows.len());
+        let end = (start + ROWS).min(s.rows.len());
+        s.rows = s.rows[start..end].to_vec();
+    }
+    (page_no.min(pages), pages)
+}
+
+struct Spec<'a> {
+    heading: &'a str,
+    /// Cells of the column with this heading link to `prefix + cell + suffix`.
+    link: Option<(&'a str, &'a str, &'a str)>,
+    filterable: bool,
+    documents: Vec<(String, String)>,
+}
+
+async fn show(
+    state: &AppState,
+    session: &Session,
+    cmds: &[Command],
+    spec: Spec<'_>,
+    lq: &ListQuery,
+    detail: bool,
+) -> Result<Response, PortalError> {
+    for c in cmds {
+        check(session, c)?;
+    }
+    let now = Utc::now();
+    let ctx = Context {
+        item: None,
+        may_decide: false,
+    };
+    let mut answer: Option<Answer> = None;
+    for c in cmds {
+        let a = run(state, &session.actor, c, &ctx, now).await?;
+        if detail && !a.ok {
+            return Err(PortalError::NotFound);
+        }
+        match &mut answer {
+            None => answer = Some(a),
+            Some(first) => {
+                first.sections.push(crate::actions::enquiry::Section {
+                    heading: Some(a.title.clone()),
+                    ..Default::default()
+                });
+                first.sections.extend(a.sections);
+            }
+        }
+    }
+    let mut a = answer.ok_or(PortalError::NotFound)?;
+    // Email answers carry portal links and "reply" hints; on the portal they are noise.
+    for s in &mut a.sections {
+        s.lines.retain(|l| !l.contains("/l/") && !l.starts_with("Reply "));
+    }
+    let (page_no, pages) = shape(&mut a, lq);
+    page(
+        state,
+        Some(session),
+        "enquiry",
+        json!({
+            "heading": spec.heading, "a": a, "q": lq.q, "sort": lq.sort, "desc": lq.desc.is_some(),
+            "page": page_no, "pages": pages, "filterable": spec.filterable,
+            "link": spec.link.map(|(column, prefix, suffix)| json!({"column": column, "prefix": prefix, "suffix": suffix})),
+            "documents": spec.documents.iter().map(|(href, label)| json!({"href": href, "label": label})).collect::<Vec<_>>(),
+        }),
+    )
+    .await
+}
+
+fn list(heading: &'static str, link: Option<(&'static str, &'static str, &'static str)>) -> Spec<'static> {
+    Spec {
+        heading,
+        link,
+        filterable: true,
+        documents: vec![],
+    }
+}
+
+pub async fn jobs(
+    State(s): State<AppState>,
+    session: Session,
+    Query(lq): Query<ListQuery>,
+) -> Result<Response, PortalError> {
+    show(
+        &s,
+        &session,
+        &[Command::Jobs],
+        list("Jobs", Some(("Job", "/jobs/", ""))),
+        &lq,
+        false,
+    )
+    .await
+}
+
+pub async fn deliveries(
+    State(s): State<AppState>,
+    session: Session,
+    Query(lq): Query<ListQuery>,
+) -> Result<Response, PortalError> {
+    let spec = list("Deliveries", Some(("Delivery", "/deliveries/", "")));
+    show(&s, &session, &[Command::Deliveries], spec, &lq, false).await
+}
+
+pub async fn delivery(
+    State(s): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(lq): Query<ListQuery>,
+) -> Result<Response, PortalError> {
+    let spec = Spec {
+        heading: "Delivery",
+        link: None,
+        filterable: false,
+        documents: vec![
+            (format!("/deliveries/{id}/note.pdf"), "Delivery note (PDF)".into()),
+            (format!("/deliveries/{id}/packing.pdf"), "Packing note (PDF)".into()),
+        ],
+    };
+    show(
+        &s,
+        &session,
+        &[Command::Track(id.to_ascii_uppercase())],
+        spec,
+        &lq,
+        true,
+    )
+    .await
+}
+
+pub async fn invoices(
+    State(s): State<AppState>,
+    session: Session,
+    Query(lq): Query<ListQuery>,
+) -> Result<Response, PortalError> {
+    let spec = Spec {
+        heading: "Invoices",
+        link: Some(("Invoice", "/invoices/", ".pdf")),
+        filterable: true,
+        documents: vec![
+            ("/statement.pdf".into(), "Statement (PDF)".into()),
+            ("/statement.csv".into(), "Statement (CSV)".into()),
+        ],
+    };
+    show(&s, &session, &[Command::Invoices, Command::Balance], spec, &lq, false).await
+}
+
+pub async fn pos(
+    State(s): State<AppState>,
+    session: Session,
+    Query(lq): Query<ListQuery>,
+) -> Result<Response, PortalError> {
+    show(
+        &s,
+        &session,
+        &[Command::Pos],
+        list("Purchase orders", Some(("PO", "/pos/", ""))),
+        &lq,
+        false,
+    )
+    .await
+}
+
+pub async fn po(
+    State(s): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(lq): Query<ListQuery>,
+) -> Result<Response, PortalError> {
+    let spec = Spec {
+        heading: "Purchase order",
+        link: None,
+        filterable: false,
+        documents: vec![],
+    };
+    show(&s, &session, &[Command::Po(id.to_ascii_uppercase())], spec, &lq, true).await
+}
+
+pub async fn blanks(
+    State(s): State<AppState>,
+    session: Session,
+    Query(lq): Query<ListQuery>,
+) -> Result<Response, PortalError> {
+    show(
+        &s,
+        &session,
+        &[Command::Blanks(None)],
+        list("Blank stock", None),
+        &lq,
+        false,
+    )
+    .await
+}
+
+pub async fn prices(
+    State(s): State<AppState>,
+    session: Session,
+    Query(lq): Query<ListQuery>,
+) -> Result<Response, PortalError> {
+    show(&s, &session, &[Command::Prices], list("Price card", None), &lq, false).await
+}
+
+pub async fn art(
+    State(s): State<AppState>,
+    session: Session,
+    Query(lq): Query<ListQuery>,
+) -> Result<Response, PortalError> {
+    show(
+        &s,
+        &session,
+        &[Command::Art],
+        list("Awaiting art", Some(("Job", "/jobs/", ""))),
+        &lq,
+        false,
+    )
+    .await
+}
+
+fn pdf(name: &str, bytes: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_string()),
+            (header::CONTENT_DISPOSITION, format!("inline; filename=\"{name}\"")),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+fn not_found(e: StoreError) -> PortalError {
+    match e {
+        StoreError::NotFound => PortalError::NotFound,
+        other => other.into(),
+    }
+}
+
+/// `GET /deliveries/{id}/{doc}`: `note.pdf` or `packing.pdf`.
+pub async fn delivery_document(
+    State(s): State<AppState>,
+    session: Session,
+    Path((id, doc)): Path<(String, String)>,
+) -> Result<Response, PortalError> {
+    check(&session, &Command::Track(id.clone()))?;
+    let client = session.actor.client_id();
+    let d = q::delivery(&s.db, client, &id).await.map_err(not_found)?;
+    let name = &session.actor.contact.client_name;
+    match doc.as_str() {
+        "note.pdf" => {
+            let lines = q::delivery_lines(&s.db, &d.id).await?;
+            Ok(pdf(
+                &format!("delivery-note-{}.pdf", d.id),
+                crate::documents::delivery_note(&s.config, name, &d, &lines),
+            ))
+        }
+        "packing.pdf" => {
+            let packing = q::delivery_packing(&s.db, &d.id).await?;
+            Ok(pdf(
+                &format!("packing-note-{}.pdf", d.id),
+                crate::documents::packing_note(&s.config, name, &d, &packing),
+            ))
+        }
+        _ => Err(PortalError::NotFound),
+    }
+}
+
+/// `GET /invoices/{id}.pdf`.
+pub async fn invoice_document(
+    State(s): State<AppState>,
+    session: Session,
+    Path(file): Path<String>,
+) -> Result<Response, PortalError> {
+    check(&session, &Command::Invoices)?;
+    let id = file.strip_suffix(".pdf").ok_or(PortalError::NotFound)?;
+    let client = session.actor.client_id();
+    let i = q::invoice(&s.db, client, id).await.map_err(not_found)?;
+    let currency = q::client_currency(&s.db, client).await?;
+    let bytes = crate::documents::invoice(&s.config, &session.actor.contact.client_name, &currency, &i);
+    Ok(pdf(&format!("invoice-{}.pdf", i.id), bytes))
+}
+
+/// `GET /statement.pdf`.
+pub async fn statement_pdf(State(s): State<AppState>, session: Session) -> Result<Response, PortalError> {
+    statement(&s, &session, "statement.pdf").await
+}
+
+/// `GET /statement.csv`.
+pub async fn statement_csv(State(s): State<AppState>, session: Session) -> Result<Response, PortalError> {
+    statement(&s, &session, "statement.csv").await
+}
+
+async fn statement(s: &AppState, session: &Session, file: &str) -> Result<Response, PortalError> {
+    check(session, &Command::Balance)?;
+    let client = session.actor.client_id();
+    let currency = q::client_currency(&s.db, client).await?;
+    let aging = q::aging(&s.db, client).await?;
+    let open = q::open_invoices(&s.db, client).await?;
+    let today = Utc::now().date_naive();
+    match file {
+        "statement.pdf" => Ok(pdf(
+            &format!("statement-{today}.pdf"),
+            crate::documents::statement(
+                &s.config,
+                &session.actor.contact.client_name,
+                &currency,
+                today,
+                aging.as_ref(),
+                &open,
+            ),
+        )),
+        "statement.csv" => {
+            let bytes = crate::documents::statement_csv(&currency, aging.as_ref(), &open)
+                .map_err(|e| PortalError::Unexpected(format!("statement csv: {e}")))?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"statement-{today}.csv\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response())
+        }
+        _ => Err(PortalError::NotFound),
+    }
+}

@@ -1,0 +1,244 @@
+//! Enquiry pages for every role, and the documents: PDFs read back with `pdftotext`, the
+//! statement CSV read back with Python's csv module.
+
+mod common;
+
+use common::{TestApp, load_world};
+use serde_json::json;
+
+async fn app() -> TestApp {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    for (entity, body) in [
+        (
+            "deliveries",
+            json!([{"id": "D-1", "client_id": "C-1", "job_id": "J-2", "status": "sent", "sent_date": "2026-11-24",
+                    "delivery_date": "2026-11-25", "venue": "Alpha HQ, 1 Quay St, Bristol", "description": "Caps for the team",
+                    "contact": "Bob", "client_ref": "ALPHA-7",
+                    "tracking": {"carrier": "DPD", "number": "155", "url": "https://track.example/155"},
+                    "lines": [{"description": "Cap, embroidered", "qty": 50}, {"description": "Beanie, navy", "qty": 20}],
+                    "packing": [{"container": "Box 1 of 2", "description": "Caps", "qty": 50},
+                                {"container": "Box 2 of 2", "description": "Beanies", "qty": 20}]},
+                   {"id": "D-9", "client_id": "C-2", "status": "sent", "sent_date": "2026-11-20", "venue": "Beta", "description": "Bags",
+                    "lines": [{"description": "Bag", "qty": 1}]}]),
+        ),
+        (
+            "invoices",
+            json!([{"id": "INV-1", "client_id": "C-1", "date": "2026-10-01", "due_date": "2026-10-31",
+                    "client_po_ref": "PO-A", "job_name": "Tees", "total": "734.40", "paid": 200},
+                   {"id": "INV-2", "client_id": "C-1", "date": "2026-11-01", "due_date": "2026-12-01",
+                    "job_name": "Caps", "total": "100.00", "paid": "100.00"},
+                   {"id": "INV-9", "client_id": "C-2", "date": "2026-11-01", "job_name": "Bags", "total": 5, "paid": 0}]),
+        ),
+        (
+            "account_summaries",
+            json!([{"client_id": "C-1", "as_of": "2026-11-25", "current_balance": "300.00", "over_30": "234.40",
+                    "over_60": 0, "over_90": 0}]),
+        ),
+        (
+            "blank_stock",
+            json!([{"sku": "BLK-1", "description": "Tee, blank", "warehouse_balance": 10, "expected": 0,
+                    "accounted_for": 0, "available_to_order": 10}]),
+        ),
+    ] {
+        let (s, b) = app.put(entity, body).await;
+        assert_eq!(s, 200, "{entity}: {b}");
+    }
+    app
+}
+
+fn pdftotext(bytes: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("doc.pdf");
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (poppler-utils) is installed");
+    assert!(
+        out.status.success(),
+        "pdftotext: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+async fn get(app: &TestApp, b: &reqwest::Client, path: &str) -> (u16, String, Vec<u8>) {
+    let r = b.get(app.url(path)).send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    (status, ct, r.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn every_page_for_every_role() {
+    let app = app().await;
+    let (s, _) = app
+        .put("contacts", json!([{"id": "P-1T", "client_id": "C-1", "name": "Tess Third", "email": "t@x.example", "role": "third_party"}]))
+        .await;
+    assert_eq!(s, 200);
+    // admin, buyer, finance, viewer, third party
+    let who = ["P-1A", "P-1B", "P-1F", "P-1V", "P-1T"];
+    let pages: &[(&str, [u16; 5])] = &[
+        ("/jobs", [200, 200, 403, 200, 403]),
+        ("/deliveries", [200, 200, 403, 200, 403]),
+        ("/deliveries/D-1", [200, 200, 403, 200, 403]),
+        ("/deliveries/D-1/note.pdf", [200, 200, 403, 200, 403]),
+        ("/deliveries/D-1/packing.pdf", [200, 200, 403, 200, 403]),
+        ("/invoices", [200, 403, 200, 200, 403]),
+        ("/invoices/INV-1.pdf", [200, 403, 200, 200, 403]),
+        ("/statement.pdf", [200, 403, 200, 200, 403]),
+        ("/statement.csv", [200, 403, 200, 200, 403]),
+        ("/pos", [200, 200, 200, 200, 403]),
+        ("/pos/PO-1", [200, 200, 200, 200, 403]),
+        ("/blanks", [200, 200, 403, 200, 403]),
+        ("/prices", [200, 200, 200, 200, 403]),
+        ("/art", [200, 200, 403, 200, 403]),
+        ("/stock", [200, 200, 403, 200, 200]),
+        ("/orders", [200, 200, 403, 200, 200]),
+        ("/users", [200, 404, 404, 404, 404]),
+        // Another client's things are not found, whoever asks.
+        ("/deliveries/D-9", [404, 404, 403, 404, 403]),
+        ("/deliveries/D-9/note.pdf", [404, 404, 403, 404, 403]),
+        ("/invoices/INV-9.pdf", [404, 403, 404, 404, 403]),
+    ];
+    let mut wrong = vec![];
+    for (i, contact) in who.iter().enumerate() {
+        let b = app.signed_in(contact).await;
+        for (path, want) in pages {
+            let (s, _, _) = get(&app, &b, path).await;
+            if s != want[i] {
+                wrong.push(format!("{contact} {path}: {s}, want {}", want[i]));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn lists_filter_sort_and_link_to_details() {
+    let app = app().await;
+    let ann = app.signed_in("P-1A").await;
+    let (_, _, html) = get(&app, &ann, "/jobs?q=caps").await;
+    let html = String::from_utf8(html).unwrap();
+    assert!(
+        html.contains("href=\"/jobs/J-2\"") && !html.contains("href=\"/jobs/J-1\""),
+        "{html}"
+    );
+    let (_, _, html) = get(&app, &ann, "/invoices").await;
+    let html = String::from_utf8(html).unwrap();
+    assert!(html.contains("href=\"/invoices/INV-1.pdf\""), "{html}");
+    assert!(html.contains("/statement.pdf") && html.contains("/statement.csv"));
+    let (_, _, html) = get(&app, &ann, "/deliveries/D-1").await;
+    let html = String::from_utf8(html).unwrap();
+    assert!(
+        html.contains("DPD") && html.contains("/deliveries/D-1/note.pdf"),
+        "{html}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn pdfs_hold_the_data_and_the_brand() {
+    let app = app().await;
+    let fay = app.signed_in("P-1A").await;
+    let (s, ct, pdf) = get(&app, &fay, "/deliveries/D-1/note.pdf").await;
+    assert_eq!((s, ct.as_str()), (200, "application/pdf"));
+    assert!(pdf.starts_with(b"%PDF-"));
+    let text = pdftotext(&pdf);
+    for want in [
+        "TOT",
+        "Delivery note D-1",
+        "Alpha Ltd",
+        "Alpha HQ, 1 Quay St, Bristol",
+        "ALPHA-7",
+        "Cap, embroidered",
+        "50",
+        "Beanie, navy",
+        "DPD 155",
+        "70 item(s)",
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    let text = pdftotext(&get(&app, &fay, "/deliveries/D-1/packing.pdf").await.2);
+    for want in [
+        "Packing note D-1",
+        "Box 1 of 2",
+        "Box 2 of 2",
+        "Beanies",
+        "2 container(s), 70 item(s)",
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    let text = pdftotext(&get(&app, &fay, "/invoices/INV-1.pdf").await.2);
+    for want in ["Invoice INV-1", "PO-A", "734.40 GBP", "200.00 GBP", "534.40 GBP"] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    let text = pdftotext(&get(&app, &fay, "/statement.pdf").await.2);
+    for want in [
+        "Statement for Alpha Ltd",
+        "300.00",
+        "234.40",
+        "534.40",
+        "INV-1",
+        "1 open invoice(s); outstanding 534.40 GBP",
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    assert!(!text.contains("INV-2"), "a paid invoice is not open");
+    assert!(!text.contains("INV-9"), "another client's invoice never shows");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn statement_csv_has_the_columns_and_rows() {
+    let app = app().await;
+    let fay = app.signed_in("P-1F").await;
+    let (s, ct, csv) = get(&app, &fay, "/statement.csv").await;
+    assert_eq!(s, 200);
+    assert!(ct.starts_with("text/csv"));
+    // Read back by a CSV reader that is not ours.
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import csv,json,sys; print(json.dumps(list(csv.DictReader(sys.stdin))))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&csv)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let header = String::from_utf8(csv.clone())
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        header,
+        "kind,invoice,date,due_date,client_po_ref,job,total,paid,outstanding,currency"
+    );
+    let invoices: Vec<_> = rows.iter().filter(|r| r["kind"] == "invoice").collect();
+    assert_eq!(invoices.len(), 1);
+    assert_eq!(invoices[0]["invoice"], "INV-1");
+    assert_eq!(invoices[0]["outstanding"], "534.40");
+    assert_eq!(invoices[0]["currency"], "GBP");
+    let aging: Vec<_> = rows.iter().filter(|r| r["kind"] == "aging").collect();
+    assert_eq!(aging.len(), 4);
+    assert_eq!(aging[1]["invoice"], "over_30");
+    assert_eq!(aging[1]["outstanding"], "234.40");
+    app.stop().await;
+}
