@@ -213,3 +213,101 @@ async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser(
     );
     app.stop().await;
 }
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|_| panic!("no element {css}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_reseller_fills_a_basket_comes_back_on_another_device_and_places_it() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let (s, b) = app
+        .put(
+            "stock",
+            json!([
+                {"sku": "SKU-TEE", "client_id": "C-1", "client_sku": "T-1", "description": "Tee, black, printed",
+                 "warehouse_balance": 40, "expected": 0, "accounted_for": 30, "available_to_order": 10,
+                 "picture": "/media/stock/tee.svg"},
+                {"sku": "SKU-CAP", "client_id": "C-1", "description": "Cap, embroidered",
+                 "warehouse_balance": 100, "expected": 0, "accounted_for": 0, "available_to_order": 100}
+            ]),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let media = app.dir.path().join("media/stock");
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::write(
+        media.join("tee.svg"),
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96" viewBox="0 0 96 96"><rect width="96" height="96" fill="#f4f5f7"/><path d="M30 18 L48 26 L66 18 L84 34 L74 46 L68 42 L68 84 L28 84 L28 42 L22 46 L12 34 Z" fill="#222"/><circle cx="48" cy="52" r="9" fill="#e0a030"/></svg>"##,
+    )
+    .unwrap();
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = chromium(&driver, profile.path()).await;
+
+    c.goto(&app.link("P-1B", "/stock")).await.unwrap();
+    shot(&c, "portal-stock.png").await;
+    set(&c, "#qty-SKU-TEE", "3").await;
+    set(&c, "#sku-SKU-TEE input[name=new_basket]", "Clifton shop").await;
+    click(&c, "#sku-SKU-TEE form.add button").await;
+    let note = note_text(&c).await;
+    assert!(note.contains("SKU-TEE, now 3"), "{note}");
+    set(&c, "#address", "7 Princess Victoria St, Bristol BS8 4BX").await;
+    set(&c, "#notes", "Deliver before 10:00").await;
+    click(&c, "#save").await;
+    // The page before had a note too: wait for the new one.
+    c.wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(Locator::XPath(
+            "//div[contains(@class, 'note') and contains(., 'Saved')]",
+        ))
+        .await
+        .expect("the basket is saved");
+    shot(&c, "portal-basket.png").await;
+    c.close().await.unwrap();
+
+    // Later, on another device, through a new signed link.
+    let profile2 = tempfile::tempdir().unwrap();
+    let c = chromium(&driver, profile2.path()).await;
+    c.goto(&app.link("P-1B", "/baskets")).await.unwrap();
+    c.find(Locator::LinkText("Clifton shop"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let qty = c
+        .find(Locator::Css("#qty-SKU-TEE"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(qty.as_deref(), Some("3"), "the basket kept its line");
+    let page = c.source().await.unwrap();
+    assert!(page.contains("7 Princess Victoria St"), "and its address");
+    click(&c, "#place").await;
+    let note = note_text(&c).await;
+    assert!(note.contains("placed"), "{note}");
+    assert!(c.current_url().await.unwrap().path().ends_with("/orders"));
+    shot(&c, "portal-orders.png").await;
+    c.goto(&app.url("/stock")).await.unwrap();
+    let free = c
+        .find(Locator::Css("#sku-SKU-TEE .available"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(free, "7", "stock went down by the order");
+    c.close().await.unwrap();
+    let feed = app.changes(0).await;
+    assert_eq!(feed.last().unwrap()["kind"], "reseller_order_placed");
+    app.stop().await;
+}
