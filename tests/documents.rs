@@ -133,6 +133,29 @@ async fn lists_filter_sort_and_link_to_details() {
         html.contains("href=\"/jobs/J-2\"") && !html.contains("href=\"/jobs/J-1\""),
         "{html}"
     );
+    // 32 open jobs: two pages of 25; sorted by name, descending.
+    let jobs: Vec<_> = (10..40)
+        .map(|i| json!({"id": format!("J-{i}"), "client_id": "C-1", "name": format!("Run {i}"), "status": "entered"}))
+        .collect();
+    assert_eq!(app.put("jobs", json!(jobs)).await.0, 200);
+    let (_, _, html) = get(&app, &ann, "/jobs?sort=1&desc=1").await;
+    let html = String::from_utf8(html).unwrap();
+    assert!(html.contains("Page 1 of 2"), "{html}");
+    let first = html.find("href=\"/jobs/J-").unwrap();
+    assert!(
+        html[first..].starts_with("href=\"/jobs/J-1\""),
+        "descending by name: Tees (J-1), Run …, Caps"
+    );
+    let (_, _, html) = get(&app, &ann, "/jobs?sort=1&desc=1&page=2").await;
+    let html = String::from_utf8(html).unwrap();
+    assert!(
+        html.contains("Page 2 of 2") && html.contains("href=\"/jobs/J-2\""),
+        "{html}"
+    );
+    assert!(
+        !html.contains("href=\"/jobs/J-1\""),
+        "page two does not repeat page one"
+    );
     let (_, _, html) = get(&app, &ann, "/invoices").await;
     let html = String::from_utf8(html).unwrap();
     assert!(html.contains("href=\"/invoices/INV-1.pdf\""), "{html}");

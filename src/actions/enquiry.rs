@@ -113,6 +113,14 @@ pub struct Context {
     pub item: Option<(Category, String)>,
     /// False when the link or reply token is too old to approve with (enquiries still work).
     pub may_decide: bool,
+    /// How many rows a list may hold; 0 means the short lists email and chat show.
+    pub list_limit: i64,
+}
+
+impl Context {
+    fn limit(&self, default: i64) -> i64 {
+        if self.list_limit > 0 { self.list_limit } else { default }
+    }
 }
 
 fn d(date: Option<chrono::NaiveDate>) -> String {
@@ -384,7 +392,7 @@ async fn run_inner(
             Answer::ok(name, format!("Delivery {}", x.id), sections)
         }
         Command::Deliveries => {
-            let list = q::deliveries(db, client, 20).await?;
+            let list = q::deliveries(db, client, ctx.limit(20)).await?;
             let rows = list
                 .iter()
                 .map(|x| {
@@ -410,7 +418,7 @@ async fn run_inner(
         }
         Command::Stock(text) | Command::Blanks(text) => {
             let own = matches!(cmd, Command::Stock(_));
-            let list = q::stock(db, own.then_some(client), text.as_deref(), 30).await?;
+            let list = q::stock(db, own.then_some(client), text.as_deref(), ctx.limit(30)).await?;
             let rows = list
                 .iter()
                 .map(|s| {
@@ -440,7 +448,7 @@ async fn run_inner(
             )
         }
         Command::Pos => {
-            let list = q::purchase_orders(db, client, 30).await?;
+            let list = q::purchase_orders(db, client, ctx.limit(30)).await?;
             let rows = list
                 .iter()
                 .map(|p| {
@@ -541,7 +549,7 @@ async fn run_inner(
             Answer::ok(name, format!("Purchase order {}", p.id), sections)
         }
         Command::Invoices => {
-            let list = q::invoices(db, client, 30).await?;
+            let list = q::invoices(db, client, ctx.limit(30)).await?;
             let cur = q::client_currency(db, client).await?;
             let rows = list
                 .iter()

@@ -339,6 +339,7 @@ fn decide_ctx() -> Context {
     Context {
         item: None,
         may_decide: true,
+        list_limit: 0,
     }
 }
 

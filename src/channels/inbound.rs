@@ -312,6 +312,7 @@ fn context_of(row: &OutboxRow, state: &AppState, now: DateTime<Utc>) -> Context 
     Context {
         item,
         may_decide: age <= Duration::days(i64::from(state.config.digest.link_ttl_days)),
+        list_limit: 0,
     }
 }
 
