@@ -21,9 +21,9 @@ pub struct StockItem {
 }
 
 const STOCK: &str = "SELECT s.sku, s.client_sku, s.description, s.picture, s.warehouse_balance,
-    s.available_to_order - COALESCE((SELECT SUM(l.qty) FROM reseller_order_lines l
+    s.available_to_order - CAST(COALESCE((SELECT SUM(l.qty) FROM reseller_order_lines l
         JOIN reseller_orders o ON o.id = l.order_id
-        WHERE l.sku = s.sku AND o.status = 'placed' AND o.placed_at > s.updated_at), 0) AS available
+        WHERE l.sku = s.sku AND o.status = 'placed' AND o.placed_at > s.updated_at), 0) AS BIGINT) AS available
     FROM stock s";
 
 /// The client's stock matching `text` (all of it, or only SKUs allocated to `allocated_to`).
@@ -94,7 +94,7 @@ pub struct Basket {
 
 const BASKET: &str = "SELECT b.id, b.client_id, b.contact_id, b.name, b.address, b.notes, b.updated_at,
     (SELECT COUNT(*) FROM basket_lines l WHERE l.basket_id = b.id) AS lines,
-    COALESCE((SELECT SUM(qty) FROM basket_lines l WHERE l.basket_id = b.id), 0) AS units
+    CAST(COALESCE((SELECT SUM(qty) FROM basket_lines l WHERE l.basket_id = b.id), 0) AS BIGINT) AS units
     FROM baskets b";
 
 pub async fn baskets_of(db: &Db, contact_id: &str) -> Result<Vec<Basket>> {
