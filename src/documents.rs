@@ -426,6 +426,15 @@ pub fn statement(
     w.finish()
 }
 
+/// A text cell a spreadsheet would take for a formula gets a leading `'`.
+fn cell(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
 /// The statement as CSV: one row per open invoice, then one per aging bucket.
 pub fn statement_csv(currency: &str, aging: Option<&Aging>, open: &[InvoiceDoc]) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(vec![]);
@@ -447,8 +456,8 @@ pub fn statement_csv(currency: &str, aging: Option<&Aging>, open: &[InvoiceDoc])
             i.id.clone(),
             i.date.to_string(),
             i.due_date.map(|d| d.to_string()).unwrap_or_default(),
-            i.client_po_ref.clone().unwrap_or_default(),
-            i.job_name.clone(),
+            cell(i.client_po_ref.as_deref().unwrap_or_default()),
+            cell(&i.job_name),
             Money(i.total).to_string(),
             Money(i.paid).to_string(),
             Money(i.total - i.paid).to_string(),
@@ -482,6 +491,12 @@ pub fn statement_csv(currency: &str, aging: Option<&Aging>, open: &[InvoiceDoc])
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formulas_are_not_live_in_the_csv() {
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(cell("Tees"), "Tees");
+    }
 
     #[test]
     fn text_outside_win_ansi_is_replaced_not_dropped() {

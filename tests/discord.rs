@@ -160,6 +160,18 @@ async fn commands_and_buttons_run_the_same_actions_as_email() {
     let e = feed.iter().find(|e| e["kind"] == "visual_approved").unwrap();
     assert_eq!(e["data"]["channel"], "discord");
 
+    // A captured request sent again is not acted on twice.
+    let again = command(USER, "items", None);
+    assert_eq!(post(&app, &signer, &again).await.0, 200);
+    assert_eq!(post(&app, &signer, &again).await.0, 409);
+
+    // A viewer's forged Approve button does nothing.
+    let viewer = "880000000000000002";
+    let code = code_for(&app, "P-1V").await;
+    post(&app, &signer, &command(viewer, "link", Some(&code))).await;
+    let (_, r) = post(&app, &signer, &button(viewer, "ap:V-9")).await;
+    assert!(embed_text(&r).contains("not available to your role"), "{r}");
+
     // Staff only.
     let (_, r) = post(&app, &signer, &command(USER, "outbox", None)).await;
     assert!(embed_text(&r).contains("staff only"), "{r}");
@@ -249,5 +261,55 @@ async fn digests_go_out_as_embeds_with_buttons_through_serenity() {
     assert!(
         list.iter()
             .any(|c| c["name"] == "link" && c["options"][0]["name"] == "code")
+    );
+}
+
+#[tokio::test]
+async fn a_shared_channel_gets_no_details_and_no_sign_in_links() {
+    let fake = FakeDiscord::start().await;
+    let signer = InteractionSigner::new(7);
+    let t = TestState::new(|c| {
+        discord(c, &fake, &signer);
+        c.discord.channel_id = "1600000000000000001".into();
+    })
+    .await;
+    t.load(common::world()).await;
+    // TOT's record names the Discord user: linked without a code.
+    t.load(
+        serde_json::json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
+        "email": "ann@alpha.example", "role": "admin", "discord_user_id": USER}]}),
+    )
+    .await;
+    cport::digest::scheduler::run_pass(
+        &t.state,
+        Utc::now(),
+        Some("P-1A"),
+        cport::digest::scheduler::Trigger::Manual { force: false },
+    )
+    .await
+    .unwrap();
+    cport::outbox::drain(&t.state).await.unwrap();
+    let posts = fake.wait_for("/channels/1600000000000000001/messages", 1).await;
+    let msg = &posts[0].body;
+    assert_eq!(msg["content"], format!("<@{USER}>"));
+    let text = msg.to_string();
+    assert!(!text.contains("/l/"), "no signed link in a shared channel: {text}");
+    assert!(!text.contains("V-1"), "no item details either: {text}");
+    assert!(text.contains("mo:0:ITEMS"), "the Items button stays: {text}");
+
+    // /unlink stops what TOT's record would link.
+    let inc = cport::channels::chat::Incoming {
+        channel: "discord",
+        user_id: USER.into(),
+        chat_id: USER.into(),
+        input: cport::channels::chat::Input::Text("/unlink".into()),
+    };
+    let replies = cport::channels::chat::handle(&t.state, &inc, Utc::now()).await.unwrap();
+    assert!(format!("{replies:?}").contains("no longer linked"), "{replies:?}");
+    assert!(
+        cport::store::chat::chats_of_contact(&t.state.db, "P-1A")
+            .await
+            .unwrap()
+            .is_empty()
     );
 }

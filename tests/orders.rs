@@ -161,6 +161,13 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     assert_eq!(placed["data"]["lines"][0]["qty"], 5);
     assert_eq!(placed["data"]["address"], "1 High St, Bristol");
 
+    // A stock record whose figure did not change (a new description) keeps the hold.
+    let mut renamed = stock();
+    renamed[0]["description"] = json!("Tee, black, printed (2027 range)");
+    app.put("stock", renamed).await;
+    let (_, html) = app.page(&bob, "/stock").await;
+    assert_eq!(available_on(&html, "SKU-TEE"), 5, "still held");
+
     // TOT's next stock figure takes the order in: the hold ends.
     let mut s2 = stock();
     s2[0]["available_to_order"] = json!(5);
@@ -381,6 +388,42 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     assert!(!html.contains("Bob"), "{html}");
     assert_eq!(app.page(&r, "/users").await.0, 404);
     assert_eq!(app.page(&r, "/visuals").await.0, 403);
+
+    // TOT turns third-party ordering off: she can look but no longer order.
+    app.put(
+        "clients",
+        json!([{"id": "C-1", "name": "Alpha Ltd", "third_party_ordering": false}]),
+    )
+    .await;
+    let (s, _, _) = app
+        .post_form(&r, "/stock", &[("sku", "SKU-CAP"), ("qty", "1"), ("basket", "new")])
+        .await;
+    assert_eq!(s, 403);
+    app.put(
+        "clients",
+        json!([{"id": "C-1", "name": "Alpha Ltd", "third_party_ordering": true}]),
+    )
+    .await;
+    // Her basket offers her own past addresses, not the client's.
+    let (s, loc, _) = app
+        .post_form(
+            &r,
+            "/stock",
+            &[
+                ("sku", "SKU-CAP"),
+                ("qty", "1"),
+                ("basket", "new"),
+                ("new_basket", "Next"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 303);
+    let (_, html) = app.page(&r, &format!("/baskets/{}", basket_id(&loc))).await;
+    assert!(
+        html.contains("<option value=\"Rita&#x27;s shop\">") || html.contains("<option value=\"Rita's shop\">"),
+        "{html}"
+    );
+    assert!(!html.contains("Bob&#x27;s place") && !html.contains("Bob's place"));
 
     // Revoked: her session ends at once.
     let (s, _, _) = app

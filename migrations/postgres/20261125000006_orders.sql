@@ -1,5 +1,5 @@
 -- Re-seller ordering: named baskets per contact, placed orders with their lines (which hold
--- stock until TOT's next stock figure for the SKU), and the SKUs a client's admin allocated
+-- stock until TOT sends a new available_to_order figure for the SKU), and the SKUs a client's admin allocated
 -- to each third-party user. Third-party users are contacts with role third_party that the
 -- client's admin created in cport (created_by set).
 
@@ -52,3 +52,6 @@ CREATE TABLE sku_allocations (
 );
 
 ALTER TABLE contacts ADD COLUMN created_by TEXT;
+
+-- When TOT's available_to_order figure for a SKU last changed: orders placed after it hold stock.
+ALTER TABLE stock ADD COLUMN figure_at TIMESTAMPTZ;

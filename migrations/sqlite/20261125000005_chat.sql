@@ -1,5 +1,6 @@
 -- Chat: which Telegram or Discord user is which contact, the one-time codes that tie them,
--- the one question a chat may be answering (a rejection's reason), and updates seen once.
+-- the one question a chat may be answering (a rejection's reason), updates seen once, and
+-- chats that asked for no more messages although TOT's contact record names them.
 
 CREATE TABLE chat_links (
     channel TEXT NOT NULL,
@@ -33,4 +34,11 @@ CREATE TABLE chat_updates (
     update_id TEXT NOT NULL,
     seen_at TEXT NOT NULL,
     PRIMARY KEY (channel, update_id)
+);
+
+CREATE TABLE chat_optouts (
+    channel TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (channel, user_id)
 );

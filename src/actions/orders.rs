@@ -20,15 +20,20 @@ pub fn may_order(actor: &Actor) -> bool {
     actor.delegation.is_none() && matches!(actor.role, Role::Admin | Role::Buyer | Role::ThirdParty)
 }
 
-fn require_order(actor: &Actor) -> Result<(), ActionError> {
-    if may_order(actor) {
-        Ok(())
-    } else {
-        Err(ActionError::Forbidden(format!(
+async fn require_order(state: &AppState, actor: &Actor) -> Result<(), ActionError> {
+    if !may_order(actor) {
+        return Err(ActionError::Forbidden(format!(
             "Ordering is for buyers and admins; your role is {}.",
             actor.role
-        )))
+        )));
     }
+    // TOT can turn third-party ordering off for a client; its third parties stop at once.
+    if actor.role == Role::ThirdParty && !q::third_party_ordering(&state.db, actor.client_id()).await? {
+        return Err(ActionError::Forbidden(
+            "Ordering is not enabled for this account any more.".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Third parties see only their allocated SKUs.
@@ -66,7 +71,7 @@ pub async fn create_basket(
     name: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, ActionError> {
-    require_order(actor)?;
+    require_order(state, actor).await?;
     let name = check_name(name)?;
     Ok(q::create_basket(&state.db, actor.client_id(), &actor.contact.id, &name, now).await?)
 }
@@ -87,7 +92,7 @@ pub async fn add(
     qty: i64,
     now: DateTime<Utc>,
 ) -> Result<i64, ActionError> {
-    require_order(actor)?;
+    require_order(state, actor).await?;
     let b = own_basket(state, actor, basket).await?;
     if qty < 1 {
         return Err(ActionError::invalid("qty", "must be a whole number of at least 1"));
@@ -124,7 +129,7 @@ pub async fn set_qty(
     qty: i64,
     now: DateTime<Utc>,
 ) -> Result<(), ActionError> {
-    require_order(actor)?;
+    require_order(state, actor).await?;
     let b = own_basket(state, actor, basket).await?;
     if qty < 0 {
         return Err(ActionError::invalid("qty", "must be 0 (remove) or more"));
@@ -153,7 +158,7 @@ pub async fn save_details(
     notes: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ActionError> {
-    require_order(actor)?;
+    require_order(state, actor).await?;
     let b = own_basket(state, actor, basket).await?;
     let name = check_name(name)?;
     for (field, v) in [("address", address), ("notes", notes)] {
@@ -166,7 +171,7 @@ pub async fn save_details(
 }
 
 pub async fn delete_basket(state: &AppState, actor: &Actor, basket: i64) -> Result<(), ActionError> {
-    require_order(actor)?;
+    require_order(state, actor).await?;
     let b = own_basket(state, actor, basket).await?;
     q::delete_basket(&state.db, b.id).await?;
     Ok(())
@@ -198,12 +203,13 @@ impl From<StoreError> for PlaceError {
 /// placed orders, records the order and its `reseller_order_placed` event, and empties the
 /// basket. When any line falls short nothing is written and the short lines are returned.
 pub async fn place(state: &AppState, actor: &Actor, basket: i64, now: DateTime<Utc>) -> Result<i64, PlaceError> {
-    require_order(actor)?;
+    require_order(state, actor).await?;
     let allowed: Option<Vec<String>> = match allocated_to(actor) {
         Some(tp) => Some(q::allocations(&state.db, tp).await?),
         None => None,
     };
     let mut tx = state.db.begin().await?;
+    q::lock_basket(&mut tx, basket).await?;
     let b = match q::basket_tx(&mut tx, &actor.contact.id, basket).await {
         Ok(b) => b,
         Err(StoreError::NotFound) => {

@@ -237,7 +237,7 @@ async fn handle_inner(state: &AppState, inc: &Incoming, now: DateTime<Utc>) -> R
                 return link(state, inc, rest, now).await;
             }
             "unlink" => {
-                let done = db::unlink(&state.db, inc.channel, &inc.user_id).await?;
+                let done = db::unlink(&state.db, inc.channel, &inc.user_id, now).await?;
                 return Ok(vec![Reply::Send(ChatMessage::text(
                     if done {
                         "This chat is no longer linked. You will get no more messages here."
@@ -343,7 +343,17 @@ fn decide_ctx() -> Context {
     }
 }
 
+/// Wrong codes one chat user may try before waiting (the limiter's window).
+const CODE_ATTEMPTS: u32 = 5;
+
 async fn link(state: &AppState, inc: &Incoming, code: &str, now: DateTime<Utc>) -> Result<Vec<Reply>, StoreError> {
+    let key = format!("chat-code:{}:{}", inc.channel, inc.user_id);
+    if state.limiter.blocked_for(&key, CODE_ATTEMPTS).is_some() {
+        return Ok(vec![Reply::Send(ChatMessage::text(
+            "Too many wrong codes. Wait a quarter of an hour, then try a new code.",
+            vec![],
+        ))]);
+    }
     let redeemed = db::redeem_code(
         &state.db,
         &hash_code(code),
@@ -354,11 +364,13 @@ async fn link(state: &AppState, inc: &Incoming, code: &str, now: DateTime<Utc>) 
     )
     .await?;
     let Some(contact_id) = redeemed else {
+        state.limiter.fail(&key);
         return Ok(vec![Reply::Send(ChatMessage::text(
             "That code is not valid: it may be mistyped, used already or older than 30 minutes.",
             vec!["Get a new code on the portal's Preferences page, then send /start CODE.".into()],
         ))]);
     };
+    state.limiter.clear(&key);
     let c = get_contact(&state.db, &contact_id).await?;
     tracing::info!(channel = inc.channel, contact = %c.id, "chat linked");
     Ok(vec![Reply::Send(ChatMessage::text(
@@ -435,6 +447,12 @@ async fn button(
     now: DateTime<Utc>,
 ) -> Result<Vec<Reply>, StoreError> {
     let (verb, arg) = data.split_once(':').unwrap_or((data, ""));
+    if matches!(verb, "ap" | "ay" | "rj") && !actor.may_act() {
+        return Ok(vec![Reply::Notice(format!(
+            "Approving and rejecting are not available to your role ({}).",
+            actor.role
+        ))]);
+    }
     match verb {
         "ap" => {
             let charges = match crate::store::visuals::get_visual(&state.db, actor.client_id(), arg).await {
@@ -549,7 +567,7 @@ pub fn page(a: &Answer, command: &str, offset: usize) -> ChatMessage {
         .into_iter()
         .map(|l| l.replace("Reply HELP for", "Send /help for"))
         .collect();
-    let end = (offset + PAGE_LINES).min(lines.len());
+    let end = offset.saturating_add(PAGE_LINES).min(lines.len());
     let start = offset.min(end);
     let mut m = ChatMessage::text(a.title.clone(), lines[start..end].to_vec());
     if offset > 0 {
@@ -616,7 +634,12 @@ pub async fn alert_message(
     if let [one] = items
         && one.category == Category::VisualApproval
     {
-        let v = crate::store::visuals::get_visual(&state.db, &contact.client_id, &one.id).await?;
+        let v = match crate::store::visuals::get_visual(&state.db, &contact.client_id, &one.id).await {
+            Ok(v) => v,
+            // Gone since the alert was queued: the plain list below says what is left.
+            Err(StoreError::NotFound) => return Ok(digest_message(state, contact, items, &[], now)),
+            Err(e) => return Err(e),
+        };
         let photo = if v.main_image.starts_with('/') {
             format!("{}{}", state.config.public_url.trim_end_matches('/'), v.main_image)
         } else {

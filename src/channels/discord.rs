@@ -196,7 +196,28 @@ impl ChatSender for Discord {
                 .components(Self::components(message));
             let channel = match self.channel_id {
                 Some(c) => {
-                    b = b.content(format!("<@{user}>"));
+                    // A shared channel gets the title and the action buttons only: a signed
+                    // link would sign in whoever clicks it, and the details are the client's.
+                    // A button press is answered to the presser alone, as the presser.
+                    let mut shared = ChatMessage::text(
+                        message.title.clone(),
+                        vec!["Use the buttons, or /items here: only you see the answers.".into()],
+                    );
+                    shared.buttons = message
+                        .buttons
+                        .iter()
+                        .map(|row| {
+                            row.iter()
+                                .filter(|b| matches!(b, Button::Action { .. }))
+                                .cloned()
+                                .collect()
+                        })
+                        .filter(|row: &Vec<Button>| !row.is_empty())
+                        .collect();
+                    b = CreateMessage::new()
+                        .content(format!("<@{user}>"))
+                        .embed(self.embed(&shared))
+                        .components(Self::components(&shared));
                     c
                 }
                 None => {
@@ -240,6 +261,8 @@ fn send_error(e: serenity::Error) -> SendError {
 /// full model so a field Discord adds or drops never makes us refuse a user's command.
 #[derive(Debug, Deserialize)]
 struct Interaction {
+    #[serde(default)]
+    id: String,
     #[serde(rename = "type")]
     kind: u8,
     token: Option<String>,
@@ -322,6 +345,15 @@ pub async fn interactions(State(state): State<AppState>, headers: HeaderMap, bod
         (3, Some(d), Some(_)) => Input::Button(d.custom_id.clone().unwrap_or_default()),
         _ => return refuse(StatusCode::BAD_REQUEST, "unsupported interaction type"),
     };
+    // A captured request replayed within the timestamp window is answered once only.
+    match crate::store::chat::first_sighting(&state.db, "discord", &it.id, Utc::now()).await {
+        Ok(true) => {}
+        Ok(false) => return refuse(StatusCode::CONFLICT, "interaction already handled"),
+        Err(e) => {
+            tracing::error!(error = %e, "discord: store unavailable");
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
+        }
+    }
     let user = it
         .user
         .as_ref()
@@ -382,11 +414,9 @@ pub async fn interactions(State(state): State<AppState>, headers: HeaderMap, bod
                     follow_up(&d, &token, msgs).await;
                 });
             }
-            let defer = if button {
-                CreateInteractionResponse::Acknowledge
-            } else {
-                CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new().ephemeral(true))
-            };
+            // Buttons too get a new ephemeral message rather than an edit of the message they
+            // are on (in a shared channel that message is someone else's).
+            let defer = CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new().ephemeral(true));
             Json(serde_json::to_value(defer).unwrap_or_default()).into_response()
         }
     }

@@ -96,7 +96,11 @@ async fn send_row(
         ("webhook", _) => crate::channels::webhook::send(&state.http, &state.config.webhook, &row)
             .await
             .map(Some),
-        (chat, _) if state.chat.contains_key(chat) => send_chat(state, &row, now).await?,
+        // A store error while rendering one chat message must not stop the batch (its sent
+        // rows would go again): it is that message's transient failure.
+        (chat, _) if state.chat.contains_key(chat) => send_chat(state, &row, now)
+            .await
+            .unwrap_or_else(|e| Err(SendError::Transient(format!("store: {e}")))),
         (other, _) => Err(SendError::Permanent(format!("no sender for channel `{other}`"))),
     };
     let now = Utc::now();

@@ -54,7 +54,7 @@ fn cmp_cells(a: &str, b: &str) -> std::cmp::Ordering {
 fn shape(a: &mut Answer, lq: &ListQuery) -> (usize, usize) {
     let needle = lq.q.trim().to_lowercase();
     let mut pages = 1;
-    let page_no = lq.page.unwrap_or(1).max(1);
+    let page_no = lq.page.unwrap_or(1).clamp(1, 100_000);
     for s in &mut a.sections {
         if s.columns.is_empty() {
             continue;
@@ -180,6 +180,7 @@ pub async fn delivery(
     Path(id): Path<String>,
     Query(lq): Query<ListQuery>,
 ) -> Result<Response, PortalError> {
+    let id = id.to_ascii_uppercase();
     let spec = Spec {
         heading: "Delivery",
         link: None,

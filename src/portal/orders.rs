@@ -69,7 +69,7 @@ async fn stock_page(
 ) -> Result<Response, PortalError> {
     require_orders(session)?;
     let a = &session.actor;
-    let page_no = sq.page.unwrap_or(1).max(1);
+    let page_no = sq.page.unwrap_or(1).clamp(1, 10_000);
     let mut items = q::stock(
         &state.db,
         a.client_id(),
@@ -227,7 +227,12 @@ async fn basket_page(
         Err(e) => return Err(e.into()),
     };
     let lines = q::basket_lines(&state.db, id).await?;
-    let addresses = crate::store::jobs::saved_addresses(&state.db, session.actor.client_id()).await?;
+    // A third party sees only where its own orders went, not the client's addresses.
+    let addresses = if session.actor.role == Role::ThirdParty {
+        q::own_addresses(&state.db, &session.actor.contact.id).await?
+    } else {
+        crate::store::jobs::saved_addresses(&state.db, session.actor.client_id()).await?
+    };
     page_status(
         state,
         Some(session),

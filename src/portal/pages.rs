@@ -520,7 +520,7 @@ pub async fn chat_unlink(
     if !mine {
         return Err(PortalError::NotFound);
     }
-    crate::store::chat::unlink(&state.db, channel, user).await?;
+    crate::store::chat::unlink(&state.db, channel, user, Utc::now()).await?;
     Ok(see_other(&state, "/preferences", "The chat is unlinked."))
 }
 

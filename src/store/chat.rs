@@ -63,6 +63,11 @@ pub async fn redeem_code(
         .bind(&contact_id)
         .execute(c)
         .await.map(|r| r.rows_affected()))?;
+    on_tx!(&mut tx, c => sqlx::query("DELETE FROM chat_optouts WHERE channel = $1 AND user_id = $2")
+        .bind(channel)
+        .bind(user_id)
+        .execute(c)
+        .await.map(|r| r.rows_affected()))?;
     on_tx!(&mut tx, c => sqlx::query(
         "INSERT INTO chat_links (channel, user_id, chat_id, contact_id, linked_at) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -77,14 +82,26 @@ pub async fn redeem_code(
     Ok(Some(contact_id))
 }
 
-/// Removes a chat user's tie. True when there was one.
-pub async fn unlink(db: &Db, channel: &str, user_id: &str) -> Result<bool> {
-    let n = on_db!(db, p => sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND user_id = $2")
+/// Removes a chat user's tie, and opts the chat out of what TOT's contact record would
+/// link anyway. True when the chat was linked either way.
+pub async fn unlink(db: &Db, channel: &str, user_id: &str, now: DateTime<Utc>) -> Result<bool> {
+    let was = contact_for_user(db, channel, user_id).await?.is_some();
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, c => sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND user_id = $2")
         .bind(channel)
         .bind(user_id)
-        .execute(p)
+        .execute(c)
         .await.map(|r| r.rows_affected()))?;
-    Ok(n > 0)
+    on_tx!(&mut tx, c => sqlx::query(
+        "INSERT INTO chat_optouts (channel, user_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(channel)
+    .bind(user_id)
+    .bind(now)
+    .execute(c)
+    .await.map(|r| r.rows_affected()))?;
+    tx.commit().await?;
+    Ok(was)
 }
 
 /// The active contact a chat user is: tied by a code, or named by TOT's own contact record
@@ -97,6 +114,7 @@ pub async fn contact_for_user(db: &Db, channel: &str, user_id: &str) -> Result<O
          SELECT id FROM contacts
          WHERE active AND (($1 = 'telegram' AND CAST(telegram_chat_id AS TEXT) = $2)
                         OR ($1 = 'discord' AND discord_user_id = $2))
+           AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = $1 AND o.user_id = $2)
          LIMIT 1",
     )
     .bind(channel)
@@ -114,10 +132,13 @@ pub async fn chats_of_contact(db: &Db, contact_id: &str) -> Result<Vec<ChatLink>
          SELECT 'telegram', CAST(telegram_chat_id AS TEXT), CAST(telegram_chat_id AS TEXT), id FROM contacts
          WHERE id = $1 AND telegram_chat_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM chat_links WHERE contact_id = $1 AND channel = 'telegram')
+           AND NOT EXISTS (SELECT 1 FROM chat_optouts o
+                           WHERE o.channel = 'telegram' AND o.user_id = CAST(telegram_chat_id AS TEXT))
          UNION ALL
          SELECT 'discord', discord_user_id, discord_user_id, id FROM contacts
          WHERE id = $1 AND discord_user_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM chat_links WHERE contact_id = $1 AND channel = 'discord')
+           AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = 'discord' AND o.user_id = discord_user_id)
          ORDER BY 1",
     )
     .bind(contact_id)
@@ -133,10 +154,13 @@ pub async fn all_chats(db: &Db) -> Result<Vec<ChatLink>> {
          SELECT 'telegram', CAST(telegram_chat_id AS TEXT), CAST(telegram_chat_id AS TEXT), id FROM contacts c
          WHERE telegram_chat_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.contact_id = c.id AND l.channel = 'telegram')
+           AND NOT EXISTS (SELECT 1 FROM chat_optouts o
+                           WHERE o.channel = 'telegram' AND o.user_id = CAST(c.telegram_chat_id AS TEXT))
          UNION ALL
          SELECT 'discord', discord_user_id, discord_user_id, id FROM contacts c
          WHERE discord_user_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.contact_id = c.id AND l.channel = 'discord')",
+           AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.contact_id = c.id AND l.channel = 'discord')
+           AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = 'discord' AND o.user_id = c.discord_user_id)",
     )
     .fetch_all(p)
     .await)?)

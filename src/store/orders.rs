@@ -1,8 +1,8 @@
 //! Re-seller ordering: stock with what is still free to order, baskets, placed orders, and
 //! third-party users with their SKU allocations.
 //!
-//! A placed order holds its quantities until TOT's next stock figure for the SKU: that figure
-//! is taken to include every order placed before it arrived.
+//! A placed order holds its quantities until TOT sends a new `available_to_order` figure for
+//! the SKU: that figure is taken to include every order placed before it arrived.
 
 use chrono::{DateTime, Utc};
 
@@ -23,7 +23,7 @@ pub struct StockItem {
 const STOCK: &str = "SELECT s.sku, s.client_sku, s.description, s.picture, s.warehouse_balance,
     s.available_to_order - CAST(COALESCE((SELECT SUM(l.qty) FROM reseller_order_lines l
         JOIN reseller_orders o ON o.id = l.order_id
-        WHERE l.sku = s.sku AND o.status = 'placed' AND o.placed_at > s.updated_at), 0) AS BIGINT) AS available
+        WHERE l.sku = s.sku AND o.status = 'placed' AND o.placed_at > COALESCE(s.figure_at, s.updated_at)), 0) AS BIGINT) AS available
     FROM stock s";
 
 /// The client's stock matching `text` (all of it, or only SKUs allocated to `allocated_to`).
@@ -106,6 +106,18 @@ pub async fn baskets_of(db: &Db, contact_id: &str) -> Result<Vec<Basket>> {
 pub async fn basket(db: &Db, contact_id: &str, id: i64) -> Result<Basket> {
     let sql = format!("{BASKET} WHERE b.id = $1 AND b.contact_id = $2");
     Ok(on_db!(db, p => sqlx::query_as::<_, Basket>(&sql).bind(id).bind(contact_id).fetch_one(p).await)?)
+}
+
+/// Locks a basket row for the rest of the transaction (PostgreSQL; SQLite transactions hold
+/// the one write lock), so the same basket cannot be placed twice at once.
+pub async fn lock_basket(tx: &mut Tx, id: i64) -> Result<()> {
+    if let Tx::Postgres(c) = tx {
+        sqlx::query("SELECT id FROM baskets WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut **c)
+            .await?;
+    }
+    Ok(())
 }
 
 pub async fn basket_tx(tx: &mut Tx, contact_id: &str, id: i64) -> Result<Basket> {
@@ -254,6 +266,18 @@ pub async fn order_lines(db: &Db, order_id: i64) -> Result<Vec<(String, String, 
     .bind(order_id)
     .fetch_all(p)
     .await)?)
+}
+
+/// Addresses a contact's own orders went to, most recent first.
+pub async fn own_addresses(db: &Db, contact_id: &str) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> = on_db!(db, p => sqlx::query_as(
+        "SELECT address FROM reseller_orders WHERE contact_id = $1 AND address <> ''
+         GROUP BY address ORDER BY MAX(placed_at) DESC LIMIT 20",
+    )
+    .bind(contact_id)
+    .fetch_all(p)
+    .await)?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
 /// Whether the client lets its admins set up third-party users.

@@ -518,11 +518,13 @@ impl Upsert for StockIn {
         Box::pin(async move {
             on_tx!(tx, c => sqlx::query(
                 "INSERT INTO stock (sku, client_id, client_sku, description, warehouse_balance, expected, accounted_for,
-                   available_to_order, picture, sync_hash, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                   available_to_order, picture, sync_hash, updated_at, figure_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
                  ON CONFLICT (sku) DO UPDATE SET client_id = excluded.client_id, client_sku = excluded.client_sku,
                    description = excluded.description, warehouse_balance = excluded.warehouse_balance,
                    expected = excluded.expected, accounted_for = excluded.accounted_for,
+                   figure_at = CASE WHEN stock.available_to_order = excluded.available_to_order
+                                    THEN stock.figure_at ELSE excluded.updated_at END,
                    available_to_order = excluded.available_to_order, picture = excluded.picture,
                    sync_hash = excluded.sync_hash, updated_at = excluded.updated_at",
             )

@@ -185,6 +185,13 @@ impl InteractionSigner {
     }
 }
 
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_400_000_000_000_000_000);
+
+/// A fresh interaction id (Discord never sends one twice).
+fn next_id() -> String {
+    NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::SeqCst).to_string()
+}
+
 /// A slash command interaction from a user in their DMs.
 pub fn command(user: &str, name: &str, args: Option<&str>) -> Value {
     let mut data = json!({"id": "1200000000000000001", "name": name, "type": 1});
@@ -193,7 +200,7 @@ pub fn command(user: &str, name: &str, args: Option<&str>) -> Value {
         data["options"] = json!([{"name": opt, "type": 3, "value": a}]);
     }
     json!({
-        "id": "1400000000000000001",
+        "id": next_id(),
         "application_id": APP_ID,
         "type": 2,
         "token": format!("tok-{name}-{user}"),
@@ -208,7 +215,7 @@ pub fn command(user: &str, name: &str, args: Option<&str>) -> Value {
 /// A button press on a message the app sent.
 pub fn button(user: &str, custom_id: &str) -> Value {
     json!({
-        "id": "1400000000000000002",
+        "id": next_id(),
         "application_id": APP_ID,
         "type": 3,
         "token": format!("tok-button-{user}"),
