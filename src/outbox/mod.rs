@@ -197,25 +197,39 @@ async fn send_chat(
     };
     let message = match (payload.message, row.kind.as_str(), &row.contact_id) {
         (Some(m), _, _) => m,
-        (None, "alert", Some(contact_id)) => {
-            let contact = match get_contact(&state.db, contact_id).await {
-                Ok(c) => c,
-                Err(StoreError::NotFound) => return Ok(Ok(None)),
-                Err(e) => return Err(e),
-            };
-            let open: Vec<_> = for_contact(&state.db, &contact)
-                .await?
-                .into_iter()
-                .filter(|i| payload.items.contains(&i.key()))
-                .collect();
-            if open.is_empty() {
-                return Ok(Ok(None));
-            }
-            crate::channels::chat::alert_message(state, &contact, &open, now).await?
-        }
+        (None, "alert", Some(contact_id)) => match still_open(state, contact_id, &payload.items).await? {
+            Some((contact, open)) => crate::channels::chat::alert_message(state, &contact, &open, now).await?,
+            None => return Ok(Ok(None)),
+        },
         _ => return Ok(Err(SendError::Permanent("chat message without content".into()))),
     };
     Ok(sender.send(&row.recipient, &message).await.map(Some))
+}
+
+/// An alert's contact and those of its items still open; `None` when the contact is gone or
+/// nothing is left (the alert is then dropped).
+async fn still_open(
+    state: &AppState,
+    contact_id: &str,
+    keys: &[String],
+) -> Result<
+    Option<(
+        crate::store::contacts::ContactRow,
+        Vec<crate::digest::items::ActionItem>,
+    )>,
+    StoreError,
+> {
+    let contact = match get_contact(&state.db, contact_id).await {
+        Ok(c) => c,
+        Err(StoreError::NotFound) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let open: Vec<_> = for_contact(&state.db, &contact)
+        .await?
+        .into_iter()
+        .filter(|i| keys.contains(&i.key()))
+        .collect();
+    Ok((!open.is_empty()).then_some((contact, open)))
 }
 
 /// Alerts are rendered when they go, from the items still open then: resolved items are
@@ -229,19 +243,9 @@ async fn alert_email(
         return Ok(Err(SendError::Permanent("alert without a contact".into())));
     };
     let p: AlertPayload = serde_json::from_str(&row.payload).unwrap_or_default();
-    let contact = match get_contact(&state.db, contact_id).await {
-        Ok(c) => c,
-        Err(StoreError::NotFound) => return Ok(Ok(None)),
-        Err(e) => return Err(e),
-    };
-    let open: Vec<_> = for_contact(&state.db, &contact)
-        .await?
-        .into_iter()
-        .filter(|i| p.items.contains(&i.key()))
-        .collect();
-    if open.is_empty() {
+    let Some((contact, open)) = still_open(state, contact_id, &p.items).await? else {
         return Ok(Ok(None));
-    }
+    };
     let composer = Composer {
         config: &state.config,
         env: &state.templates,

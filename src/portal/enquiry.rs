@@ -6,6 +6,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
 use chrono::Utc;
 use serde_json::json;
 
@@ -140,6 +141,27 @@ async fn show(
     .await
 }
 
+/// A list page: one enquiry, filterable, sortable and paged, its ids linking to their pages.
+pub fn list_page(
+    heading: &'static str,
+    cmd: Command,
+    link: Option<(&'static str, &'static str, &'static str)>,
+) -> MethodRouter<AppState> {
+    get(
+        move |State(s): State<AppState>, session: Session, Query(lq): Query<ListQuery>| async move {
+            show(
+                &s,
+                &session,
+                std::slice::from_ref(&cmd),
+                list(heading, link),
+                &lq,
+                false,
+            )
+            .await
+        },
+    )
+}
+
 fn list(heading: &'static str, link: Option<(&'static str, &'static str, &'static str)>) -> Spec<'static> {
     Spec {
         heading,
@@ -147,31 +169,6 @@ fn list(heading: &'static str, link: Option<(&'static str, &'static str, &'stati
         filterable: true,
         documents: vec![],
     }
-}
-
-pub async fn jobs(
-    State(s): State<AppState>,
-    session: Session,
-    Query(lq): Query<ListQuery>,
-) -> Result<Response, PortalError> {
-    show(
-        &s,
-        &session,
-        &[Command::Jobs],
-        list("Jobs", Some(("Job", "/jobs/", ""))),
-        &lq,
-        false,
-    )
-    .await
-}
-
-pub async fn deliveries(
-    State(s): State<AppState>,
-    session: Session,
-    Query(lq): Query<ListQuery>,
-) -> Result<Response, PortalError> {
-    let spec = list("Deliveries", Some(("Delivery", "/deliveries/", "")));
-    show(&s, &session, &[Command::Deliveries], spec, &lq, false).await
 }
 
 pub async fn delivery(
@@ -218,22 +215,6 @@ pub async fn invoices(
     show(&s, &session, &[Command::Invoices, Command::Balance], spec, &lq, false).await
 }
 
-pub async fn pos(
-    State(s): State<AppState>,
-    session: Session,
-    Query(lq): Query<ListQuery>,
-) -> Result<Response, PortalError> {
-    show(
-        &s,
-        &session,
-        &[Command::Pos],
-        list("Purchase orders", Some(("PO", "/pos/", ""))),
-        &lq,
-        false,
-    )
-    .await
-}
-
 pub async fn po(
     State(s): State<AppState>,
     session: Session,
@@ -247,46 +228,6 @@ pub async fn po(
         documents: vec![],
     };
     show(&s, &session, &[Command::Po(id.to_ascii_uppercase())], spec, &lq, true).await
-}
-
-pub async fn blanks(
-    State(s): State<AppState>,
-    session: Session,
-    Query(lq): Query<ListQuery>,
-) -> Result<Response, PortalError> {
-    show(
-        &s,
-        &session,
-        &[Command::Blanks(None)],
-        list("Blank stock", None),
-        &lq,
-        false,
-    )
-    .await
-}
-
-pub async fn prices(
-    State(s): State<AppState>,
-    session: Session,
-    Query(lq): Query<ListQuery>,
-) -> Result<Response, PortalError> {
-    show(&s, &session, &[Command::Prices], list("Price card", None), &lq, false).await
-}
-
-pub async fn art(
-    State(s): State<AppState>,
-    session: Session,
-    Query(lq): Query<ListQuery>,
-) -> Result<Response, PortalError> {
-    show(
-        &s,
-        &session,
-        &[Command::Art],
-        list("Awaiting art", Some(("Job", "/jobs/", ""))),
-        &lq,
-        false,
-    )
-    .await
 }
 
 fn pdf(name: &str, bytes: Vec<u8>) -> Response {

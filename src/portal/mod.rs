@@ -15,6 +15,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use crate::actions::ActionError;
+use crate::actions::commands::Command;
 use crate::app::AppState;
 use crate::store::StoreError;
 use crate::store::banners::list_active_for_client;
@@ -240,20 +241,39 @@ pub fn router() -> Router<AppState> {
         .route("/preferences/chat-unlink", post(pages::chat_unlink))
         .route("/visuals", get(pages::visuals).post(pages::approve_many))
         .route("/visuals/{id}", get(pages::visual).post(pages::visual_action))
-        .route("/jobs", get(enquiry::jobs))
+        .route(
+            "/jobs",
+            enquiry::list_page("Jobs", Command::Jobs, Some(("Job", "/jobs/", ""))),
+        )
         .route("/jobs/{id}", get(pages::job))
-        .route("/deliveries", get(enquiry::deliveries))
+        .route(
+            "/deliveries",
+            enquiry::list_page(
+                "Deliveries",
+                Command::Deliveries,
+                Some(("Delivery", "/deliveries/", "")),
+            ),
+        )
         .route("/deliveries/{id}", get(enquiry::delivery))
         .route("/deliveries/{id}/{doc}", get(enquiry::delivery_document))
         .route("/invoices", get(enquiry::invoices))
         .route("/invoices/{file}", get(enquiry::invoice_document))
         .route("/statement.pdf", get(enquiry::statement_pdf))
         .route("/statement.csv", get(enquiry::statement_csv))
-        .route("/pos", get(enquiry::pos))
+        .route(
+            "/pos",
+            enquiry::list_page("Purchase orders", Command::Pos, Some(("PO", "/pos/", ""))),
+        )
         .route("/pos/{id}", get(enquiry::po))
-        .route("/blanks", get(enquiry::blanks))
-        .route("/prices", get(enquiry::prices))
-        .route("/art", get(enquiry::art))
+        .route(
+            "/blanks",
+            enquiry::list_page("Blank stock", Command::Blanks(None), None),
+        )
+        .route("/prices", enquiry::list_page("Price card", Command::Prices, None))
+        .route(
+            "/art",
+            enquiry::list_page("Awaiting art", Command::Art, Some(("Job", "/jobs/", ""))),
+        )
         .route("/stock", get(orders::stock).post(orders::stock_add))
         .route("/baskets", get(orders::baskets).post(orders::create_basket))
         .route("/baskets/{id}", get(orders::basket).post(orders::basket_action))
