@@ -67,6 +67,7 @@ pub fn environment() -> Environment<'static> {
         "portal/orders.html.j2",
         "portal/users.html.j2",
         "portal/enquiry.html.j2",
+        "portal/_answer.html.j2",
     );
     env
 }

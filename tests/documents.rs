@@ -18,7 +18,10 @@ async fn app() -> TestApp {
                     "tracking": {"carrier": "DPD", "number": "155", "url": "https://track.example/155"},
                     "lines": [{"description": "Cap, embroidered", "qty": 50}, {"description": "Beanie, navy", "qty": 20}],
                     "packing": [{"container": "Box 1 of 2", "description": "Caps", "qty": 50},
-                                {"container": "Box 2 of 2", "description": "Beanies", "qty": 20}]},
+                                {"container": "Box 2 of 2", "description": "Beanies", "qty": 20}],
+                    "costs": [{"cost_type": "Carriage", "description": "DPD next day", "price": "14.50"}],
+                    "proof_of_delivery": {"signature_image": "/media/pod/D-1.svg", "boxes": 2, "courier": "DPD",
+                                          "signed_at": "2026-11-25T10:42:00Z", "courier_worker": "Driver 7"}},
                    {"id": "D-9", "client_id": "C-2", "status": "sent", "sent_date": "2026-11-20", "venue": "Beta", "description": "Bags",
                     "lines": [{"description": "Bag", "qty": 1}]}]),
         ),
@@ -165,6 +168,27 @@ async fn lists_filter_sort_and_link_to_details() {
     assert!(
         html.contains("DPD") && html.contains("/deliveries/D-1/note.pdf"),
         "{html}"
+    );
+    // minijinja writes "/" in attributes as &#x2f;, which browsers read as "/".
+    let html = html.replace("&#x2f;", "/");
+    for want in [
+        "Box 1 of 2",
+        "Beanies",
+        "DPD next day",
+        "14.50",
+        "src=\"/media/pod/D-1.svg\"",
+        "href=\"https://track.example/155\"",
+    ] {
+        assert!(html.contains(want), "{want} on the delivery page: {html}");
+    }
+    let (_, _, html) = get(&app, &ann, "/jobs/J-1").await;
+    let html = String::from_utf8(html).unwrap();
+    assert!(html.contains("Processes") && html.contains("Screen print"), "{html}");
+    let (_, _, html) = get(&app, &ann, "/jobs/J-2").await;
+    let html = String::from_utf8(html).unwrap();
+    assert!(
+        html.contains("href=\"/deliveries/D-1\""),
+        "the job links its deliveries: {html}"
     );
     app.stop().await;
 }

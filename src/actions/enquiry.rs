@@ -389,6 +389,22 @@ async fn run_inner(
                     items.into_iter().map(|(d, q)| vec![d, q.to_string()]).collect(),
                 ));
             }
+            let packing = q::delivery_packing(db, id).await?;
+            if !packing.is_empty() {
+                sections.push(Section::table(
+                    Some("Packing"),
+                    &["Container", "Contents", "Qty"],
+                    packing.into_iter().map(|(c, d, q)| vec![c, d, q.to_string()]).collect(),
+                ));
+            }
+            let costs = q::delivery_costs(db, id).await?;
+            if !costs.is_empty() {
+                sections.push(Section::table(
+                    Some("Costs"),
+                    &["Cost", "Description", "Price"],
+                    costs.into_iter().map(|(t, d, p)| vec![t, d, money(p)]).collect(),
+                ));
+            }
             Answer::ok(name, format!("Delivery {}", x.id), sections)
         }
         Command::Deliveries => {

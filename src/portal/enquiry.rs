@@ -80,6 +80,8 @@ fn shape(a: &mut Answer, lq: &ListQuery) -> (usize, usize) {
 
 struct Spec<'a> {
     heading: &'a str,
+    /// Pictures to show under the tables: (URL, caption).
+    images: Vec<(String, String)>,
     /// Cells of the column with this heading link to `prefix + cell + suffix`.
     link: Option<(&'a str, &'a str, &'a str)>,
     filterable: bool,
@@ -133,7 +135,8 @@ async fn show(
         "enquiry",
         json!({
             "heading": spec.heading, "a": a, "q": lq.q, "sort": lq.sort, "desc": lq.desc.is_some(),
-            "page": page_no, "pages": pages, "filterable": spec.filterable,
+            "page": page_no, "pages": pages, "filterable": spec.filterable, "sortable": spec.filterable,
+            "images": spec.images.iter().map(|(src, alt)| json!({"src": src, "alt": alt})).collect::<Vec<_>>(),
             "link": spec.link.map(|(column, prefix, suffix)| json!({"column": column, "prefix": prefix, "suffix": suffix})),
             "documents": spec.documents.iter().map(|(href, label)| json!({"href": href, "label": label})).collect::<Vec<_>>(),
         }),
@@ -165,6 +168,7 @@ pub fn list_page(
 fn list(heading: &'static str, link: Option<(&'static str, &'static str, &'static str)>) -> Spec<'static> {
     Spec {
         heading,
+        images: vec![],
         link,
         filterable: true,
         documents: vec![],
@@ -178,14 +182,35 @@ pub async fn delivery(
     Query(lq): Query<ListQuery>,
 ) -> Result<Response, PortalError> {
     let id = id.to_ascii_uppercase();
+    let mut documents = vec![
+        (format!("/deliveries/{id}/note.pdf"), "Delivery note (PDF)".to_string()),
+        (
+            format!("/deliveries/{id}/packing.pdf"),
+            "Packing note (PDF)".to_string(),
+        ),
+    ];
+    let mut images = vec![];
+    if session.actor.delegation.is_none()
+        && let Ok(d) = q::delivery(&s.db, session.actor.client_id(), &id).await
+    {
+        // Only web addresses from TOT's data become links.
+        if let Some(url) = d
+            .tracking_url
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        {
+            let carrier = d.tracking_carrier.unwrap_or_else(|| "the carrier".into());
+            documents.insert(0, (url, format!("Track with {carrier}")));
+        }
+        if let Some(sig) = d.pod_signature_image {
+            images.push((sig, "Proof of delivery: the signature".to_string()));
+        }
+    }
     let spec = Spec {
         heading: "Delivery",
+        images,
         link: None,
         filterable: false,
-        documents: vec![
-            (format!("/deliveries/{id}/note.pdf"), "Delivery note (PDF)".into()),
-            (format!("/deliveries/{id}/packing.pdf"), "Packing note (PDF)".into()),
-        ],
+        documents,
     };
     show(
         &s,
@@ -205,6 +230,7 @@ pub async fn invoices(
 ) -> Result<Response, PortalError> {
     let spec = Spec {
         heading: "Invoices",
+        images: vec![],
         link: Some(("Invoice", "/invoices/", ".pdf")),
         filterable: true,
         documents: vec![
@@ -223,6 +249,7 @@ pub async fn po(
 ) -> Result<Response, PortalError> {
     let spec = Spec {
         heading: "Purchase order",
+        images: vec![],
         link: None,
         filterable: false,
         documents: vec![],

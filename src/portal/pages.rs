@@ -278,11 +278,18 @@ pub async fn job(
 ) -> Result<Response, PortalError> {
     let (job, lines) = job_json(&state, &session, &id).await?;
     let open = crate::model::OPEN_JOB_STATUSES.contains(&job["status"].as_str().unwrap_or(""));
+    // Processes, costs and deliveries: the JOB enquiry's tables (the facts and printed
+    // garments are shown above them already).
+    let ctx = crate::actions::enquiry::Context::default();
+    let cmd = crate::actions::commands::Command::Job(id.clone());
+    let mut a = crate::actions::enquiry::run(&state, &session.actor, &cmd, &ctx, Utc::now()).await?;
+    a.sections
+        .retain(|s| s.heading.as_deref().is_some_and(|h| h != "Printed garments"));
     page(
         &state,
         Some(&session),
         "job",
-        json!({"job": job, "lines": lines_json(&lines), "open": open, "note": q.verified(&state)}),
+        json!({"job": job, "lines": lines_json(&lines), "open": open, "note": q.verified(&state), "a": a}),
     )
     .await
 }

@@ -51,10 +51,12 @@ pub struct DeliveryRow {
     pub pod_courier: Option<String>,
     pub pod_signed_at: Option<DateTime<Utc>>,
     pub pod_courier_worker: Option<String>,
+    pub pod_signature_image: Option<String>,
 }
 
 const DELIVERY: &str = "SELECT id, job_id, status, delivery_date, sent_date, venue, description, contact, client_ref,
-    tracking_carrier, tracking_number, tracking_url, pod_boxes, pod_courier, pod_signed_at, pod_courier_worker FROM deliveries";
+    tracking_carrier, tracking_number, tracking_url, pod_boxes, pod_courier, pod_signed_at, pod_courier_worker,
+    pod_signature_image FROM deliveries";
 
 pub async fn deliveries(db: &Db, client_id: &str, limit: i64) -> Result<Vec<DeliveryRow>> {
     let sql =
@@ -259,4 +261,11 @@ pub async fn invoice(db: &Db, client_id: &str, id: &str) -> Result<InvoiceDoc> {
 pub async fn open_invoices(db: &Db, client_id: &str) -> Result<Vec<InvoiceDoc>> {
     let sql = format!("{INVOICE_DOC} WHERE client_id = $1 AND total > paid ORDER BY date, id");
     Ok(on_db!(db, p => sqlx::query_as::<_, InvoiceDoc>(&sql).bind(client_id).fetch_all(p).await)?)
+}
+
+/// A delivery's costs: (type, description, price in minor units).
+pub async fn delivery_costs(db: &Db, id: &str) -> Result<Vec<(String, String, i64)>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, (String, String, i64)>(
+        "SELECT cost_type, description, price FROM delivery_costs WHERE delivery_id = $1 ORDER BY line_no",
+    ).bind(id).fetch_all(p).await)?)
 }
