@@ -370,15 +370,14 @@ pub fn statement(
     w.heading("Balance and aging");
     match aging {
         Some(a) => {
-            let total = a.current_balance + a.over_30 + a.over_60 + a.over_90;
+            // TOT's figures as sent: the total owed, and the parts of it overdue.
             w.table(
                 &[
                     Col("As of", 95.0, Align::Left),
-                    Col("Current", 80.0, Align::Right),
-                    Col("Over 30", 80.0, Align::Right),
-                    Col("Over 60", 80.0, Align::Right),
-                    Col("Over 90", 80.0, Align::Right),
-                    Col("Total", 80.0, Align::Right),
+                    Col("Total owed", 100.0, Align::Right),
+                    Col("Over 30 days", 100.0, Align::Right),
+                    Col("Over 60 days", 100.0, Align::Right),
+                    Col("Over 90 days", 100.0, Align::Right),
                 ],
                 &[vec![
                     date(Some(a.as_of)),
@@ -386,7 +385,6 @@ pub fn statement(
                     Money(a.over_30).to_string(),
                     Money(a.over_60).to_string(),
                     Money(a.over_90).to_string(),
-                    Money(total).to_string(),
                 ]],
             );
         }
@@ -435,7 +433,8 @@ fn cell(s: &str) -> String {
     }
 }
 
-/// The statement as CSV: one row per open invoice, then one per aging bucket.
+/// The statement as CSV: one row per open invoice, then the aging: the total owed and the
+/// parts of it overdue by more than 30, 60 and 90 days.
 pub fn statement_csv(currency: &str, aging: Option<&Aging>, open: &[InvoiceDoc]) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(vec![]);
     out.write_record([
@@ -466,7 +465,7 @@ pub fn statement_csv(currency: &str, aging: Option<&Aging>, open: &[InvoiceDoc])
     }
     if let Some(a) = aging {
         for (bucket, v) in [
-            ("current", a.current_balance),
+            ("total_owed", a.current_balance),
             ("over_30", a.over_30),
             ("over_60", a.over_60),
             ("over_90", a.over_90),

@@ -85,10 +85,30 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
         .post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "0"), ("basket", &shop)])
         .await;
     assert_eq!(s, 422, "{html}");
+    // A new basket made for a refused line is not left behind.
+    let (s, _, _) = app
+        .post_form(
+            &bob,
+            "/stock",
+            &[
+                ("sku", "SKU-TEE"),
+                ("qty", "99"),
+                ("basket", "new"),
+                ("new_basket", "Too many"),
+            ],
+        )
+        .await;
+    assert_eq!(s, 422);
+    let (_, html) = app.page(&bob, "/baskets").await;
+    assert!(!html.contains("Too many"), "{html}");
     let (s, _, _) = app
         .post_form(&bob, "/stock", &[("sku", "SKU-BAG"), ("qty", "1"), ("basket", &shop)])
         .await;
     assert_eq!(s, 404, "another client's SKU is not found");
+    let (_, _, html) = app
+        .post_form(&bob, "/stock", &[("sku", "SKU-NOPE"), ("qty", "1"), ("basket", &shop)])
+        .await;
+    assert!(html.contains("SKU SKU-NOPE not found in your stock."), "{html}");
     let (s, loc, _) = app
         .post_form(
             &bob,

@@ -616,7 +616,7 @@ async fn run_inner(
                     format!("Your account on {} ({cur}):", a.as_of),
                     vec![Section::table(
                         None,
-                        &["Current balance", "Over 30 days", "Over 60 days", "Over 90 days"],
+                        &["Total owed", "Over 30 days", "Over 60 days", "Over 90 days"],
                         vec![vec![
                             money(a.current_balance),
                             money(a.over_30),

@@ -1,7 +1,7 @@
 //! Telegram through teloxide: long polling (or a webhook), commands and inline buttons in,
-//! digests, alerts and answers out. Requests go through teloxide's `Throttle` adaptor, which
-//! keeps to Telegram's limits per chat and overall; a 429 `retry_after` that still comes
-//! back is honoured by the outbox.
+//! digests, alerts and answers out. Every message waits for its turn under Telegram's limits
+//! (overall, and per chat per second and per minute; governor's rate limiters); a 429
+//! `retry_after` that still comes back is honoured by the outbox.
 
 use std::sync::Arc;
 
@@ -10,8 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use teloxide::adaptors::Throttle;
-use teloxide::adaptors::throttle::{Limits, Settings};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use teloxide::prelude::*;
 use teloxide::types::{
     AllowedUpdate, BotCommand, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, MessageId, ParseMode,
@@ -30,28 +29,51 @@ use crate::store::outbox::{NewMessage, insert_message};
 const TEXT_LIMIT: usize = 4096;
 const CAPTION_LIMIT: usize = 1024;
 
-/// The bot: teloxide's client behind the throttle.
+/// The bot: teloxide's client, and the pace its messages keep.
 pub struct Telegram {
-    pub bot: Throttle<Bot>,
+    pub bot: Bot,
+    pace: Pace,
+}
+
+/// Telegram's limits, kept before each message. teloxide's `Throttle` adaptor would keep them
+/// too, but it releases waiting messages in 250 ms ticks, so every answer waited a tick;
+/// governor's limiters let a message go the moment it is allowed.
+struct Pace {
+    overall: DefaultDirectRateLimiter,
+    chat_second: DefaultKeyedRateLimiter<i64>,
+    chat_minute: DefaultKeyedRateLimiter<i64>,
+    waits: std::sync::atomic::AtomicU64,
+}
+
+impl Pace {
+    fn new(cfg: &TelegramConfig) -> Pace {
+        let n = |v: u32| std::num::NonZeroU32::new(v).unwrap_or(std::num::NonZeroU32::MIN);
+        Pace {
+            overall: governor::RateLimiter::direct(Quota::per_second(n(cfg.messages_per_second))),
+            chat_second: governor::RateLimiter::keyed(Quota::per_second(n(cfg.chat_messages_per_second))),
+            chat_minute: governor::RateLimiter::keyed(Quota::per_minute(n(cfg.chat_messages_per_minute))),
+            waits: Default::default(),
+        }
+    }
+
+    async fn wait(&self, chat: i64) {
+        self.chat_minute.until_key_ready(&chat).await;
+        self.chat_second.until_key_ready(&chat).await;
+        self.overall.until_ready().await;
+        // Forget chats that have been quiet, now and then, so the keyed state stays small.
+        if self.waits.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 4095 {
+            self.chat_second.retain_recent();
+            self.chat_minute.retain_recent();
+        }
+    }
 }
 
 impl Telegram {
-    /// Must be called inside the tokio runtime (the throttle runs a worker task).
     pub fn new(cfg: &TelegramConfig) -> Result<Telegram, String> {
         let url = reqwest::Url::parse(&cfg.api_url).map_err(|e| format!("telegram.api_url: {e}"))?;
-        let bot = Bot::new(cfg.token.expose()).set_api_url(url);
-        let limits = Limits {
-            messages_per_sec_chat: cfg.chat_messages_per_second,
-            messages_per_min_chat: cfg.chat_messages_per_minute,
-            messages_per_min_channel_or_supergroup: cfg.chat_messages_per_minute,
-            messages_per_sec_overall: cfg.messages_per_second,
-        };
-        // The throttle keeps the pace and freezes a chat after a 429, but does not retry by
-        // itself: a retry inside a send would hold the outbox row past its lease. The outbox
-        // reschedules the row at `retry_after` instead.
-        let settings = Settings::default().limits(limits).no_retry();
         Ok(Telegram {
-            bot: Throttle::spawn_with_settings(bot, settings),
+            bot: Bot::new(cfg.token.expose()).set_api_url(url),
+            pace: Pace::new(cfg),
         })
     }
 
@@ -80,6 +102,7 @@ impl Telegram {
     }
 
     async fn send_to(&self, chat: ChatId, m: &ChatMessage) -> Result<teloxide::types::Message, RequestError> {
+        self.pace.wait(chat.0).await;
         let (html, keyboard) = render(m);
         if let Some(photo) = m.photo_url.as_deref().and_then(|p| reqwest::Url::parse(p).ok()) {
             let mut req = self
@@ -103,6 +126,7 @@ impl Telegram {
     }
 
     async fn edit(&self, chat: ChatId, id: MessageId, m: &ChatMessage) -> Result<(), RequestError> {
+        self.pace.wait(chat.0).await;
         let (html, keyboard) = render(m);
         let mut req = self
             .bot

@@ -117,6 +117,7 @@ pub async fn stock_add(State(state): State<AppState>, session: Session, body: By
             return stock_page(&state, &session, &back, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await;
         }
     };
+    let fresh = form.get("basket").unwrap_or("new") == "new";
     let basket = match form.get("basket").unwrap_or("new") {
         "new" => {
             let name = form.text("new_basket");
@@ -138,7 +139,13 @@ pub async fn stock_add(State(state): State<AppState>, session: Session, body: By
             &format!("/baskets/{basket}"),
             &format!("Added: {sku}, now {total} in this basket."),
         )),
-        Err(e) => stock_error(&state, &session, &back, e).await,
+        Err(e) => {
+            // A basket made for this line alone goes again with it.
+            if fresh {
+                act::delete_basket(&state, a, basket).await?;
+            }
+            stock_error(&state, &session, &back, e).await
+        }
     }
 }
 
@@ -148,9 +155,14 @@ async fn stock_error(
     back: &StockQuery,
     e: ActionError,
 ) -> Result<Response, PortalError> {
-    match form_error(&e) {
-        Some(msg) => stock_page(state, session, back, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await,
-        None => Err(e.into()),
+    match (&e, form_error(&e)) {
+        (_, Some(msg)) => stock_page(state, session, back, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await,
+        // The same words for another client's SKU and for none: ids reveal nothing.
+        (ActionError::NotFound(what), None) => {
+            let msg = format!("{what} not found in your stock.");
+            stock_page(state, session, back, Some(msg), StatusCode::NOT_FOUND).await
+        }
+        _ => Err(e.into()),
     }
 }
 
