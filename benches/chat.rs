@@ -197,7 +197,7 @@ fn main() {
         let _state = cport(&fake, chats, false, dir.path()).await;
         drive(&fake, chats, rounds)
             .await
-            .print("cport: commands on SQLite, throttle limits lifted");
+            .print("cport: commands on SQLite, Telegram's limits lifted");
 
         let dir2 = tempfile::tempdir().unwrap();
         let fake2 = FakeTelegram::start().await;
