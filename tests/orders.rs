@@ -316,11 +316,41 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     assert_eq!(s, 303, "{loc}");
     let rita = "TP-C-1-1";
     // The invitation is queued to her.
-    let (n,): (i64,) = cport::store::on_db!(&app.db, p => sqlx::query_as(
-        "SELECT COUNT(*) FROM outbox WHERE recipient = 'rita@resell.example' AND subject LIKE '%invites you%'")
-        .fetch_one(p).await)
-    .unwrap();
-    assert_eq!(n, 1);
+    let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
+    let invites: Vec<_> = rows
+        .iter()
+        .filter(|m| m.recipient == "rita@resell.example" && m.subject.contains("invites you"))
+        .collect();
+    assert_eq!(invites.len(), 1);
+    // The invitation chooses a password, once; then she signs in with it.
+    let p: cport::channels::email::EmailPayload = serde_json::from_str(&invites[0].payload).unwrap();
+    let link = p.text.split_whitespace().find(|w| w.contains("token=")).unwrap();
+    let path = format!("/password/reset?{}", link.split('?').nth(1).unwrap());
+    let c = common::browser();
+    let (s, html) = app.page(&c, &path).await;
+    assert_eq!(s, 200);
+    let token = path.split("token=").nth(1).unwrap().to_string();
+    let csrf = common::csrf_of(&html);
+    let set = [
+        ("csrf", csrf.as_str()),
+        ("token", token.as_str()),
+        ("new_password", "ritas own password"),
+        ("confirm_password", "ritas own password"),
+    ];
+    assert_eq!(app.post_raw(&c, "/password/reset", &set).await.0, 303);
+    assert_eq!(
+        app.post_raw(&c, "/password/reset", &set).await.0,
+        400,
+        "the invitation works once"
+    );
+    let (s, loc, _) = app
+        .post_form(
+            &common::browser(),
+            "/login",
+            &[("email", "rita@resell.example"), ("password", "ritas own password")],
+        )
+        .await;
+    assert_eq!((s, loc.as_str()), (303, "/"));
     let (s, _, _) = app
         .post_form(
             &ann,

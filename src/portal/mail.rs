@@ -98,7 +98,8 @@ pub fn login_email(state: &AppState, c: &ContactRow, link: &str) -> Result<Email
 /// How long an invitation link works.
 pub const INVITE_DAYS: i64 = 7;
 
-/// Invites a new third-party user: a signed link that signs them in to choose a password.
+/// Invites a new third-party user: a single-use link, valid [`INVITE_DAYS`], to choose a
+/// password (the password-reset page and its one-time token), after which they sign in.
 pub async fn send_invitation(
     state: &AppState,
     id: &str,
@@ -107,13 +108,16 @@ pub async fn send_invitation(
     from: &ContactRow,
     now: DateTime<Utc>,
 ) -> Result<(), crate::store::StoreError> {
-    let link = state.signer.link_url(
-        &state.config.public_url,
-        crate::links::Purpose::Open,
-        "/password",
+    let token = state.signer.sign(
+        crate::links::Purpose::Once,
+        "/password/reset",
         id,
         chrono::Duration::days(INVITE_DAYS),
         now,
+    );
+    let link = format!(
+        "{}/password/reset?token={token}",
+        state.config.public_url.trim_end_matches('/')
     );
     let subject = format!(
         "{}: {} invites you to order",
