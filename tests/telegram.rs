@@ -395,3 +395,35 @@ async fn a_429_is_honoured_and_the_message_sent_after_the_wait() {
     let sent = fake.calls_of("sendMessage");
     assert_eq!(sent.len(), 2, "the refused call, then the one that went");
 }
+
+#[tokio::test]
+async fn old_codes_and_seen_updates_are_pruned() {
+    let fake = FakeTelegram::start().await;
+    let t = linked_state(&fake).await;
+    let now = Utc::now();
+    cport::channels::chat::new_link_code(&t.state, "P-1B", now)
+        .await
+        .unwrap();
+    cport::store::chat::first_sighting(&t.state.db, "telegram", "77", now)
+        .await
+        .unwrap();
+    assert_eq!(
+        cport::store::chat::prune(&t.state.db, now).await.unwrap(),
+        0,
+        "nothing is old yet"
+    );
+    let later = now + chrono::Duration::days(8);
+    assert_eq!(
+        cport::store::chat::prune(&t.state.db, later).await.unwrap(),
+        3,
+        "two codes (one used to link) and one update id"
+    );
+    // The link made with a code stays.
+    assert_eq!(
+        cport::store::chat::chats_of_contact(&t.state.db, "P-1A")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

@@ -290,6 +290,9 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
             }
         }
         if matches!(state.db, crate::store::Db::Sqlite(_)) || lock.is_some() {
+            if let Err(e) = crate::store::chat::prune(&state.db, Utc::now()).await {
+                tracing::warn!(error = %e, "chat ledgers not pruned");
+            }
             match run_pass(&state, Utc::now(), None, Trigger::Scheduled).await {
                 Ok(r) if r.queued > 0 => tracing::info!(queued = r.queued, empty = r.empty, "digests queued"),
                 Ok(_) => {}

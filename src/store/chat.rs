@@ -219,3 +219,17 @@ pub async fn first_sighting(db: &Db, channel: &str, update_id: &str, now: DateTi
     .await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
+
+/// Forgets codes that expired a day ago and update ids seen a week ago (a webhook's
+/// re-delivery and a replayed interaction come within minutes). Returns the rows removed.
+pub async fn prune(db: &Db, now: DateTime<Utc>) -> Result<u64> {
+    let codes = on_db!(db, p => sqlx::query("DELETE FROM chat_codes WHERE expires_at < $1")
+        .bind(now - chrono::Duration::days(1))
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
+    let updates = on_db!(db, p => sqlx::query("DELETE FROM chat_updates WHERE seen_at < $1")
+        .bind(now - chrono::Duration::days(7))
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(codes + updates)
+}
