@@ -319,8 +319,8 @@ async fn require_third_parties(state: &AppState, actor: &Actor) -> Result<(), Ac
     Ok(())
 }
 
-/// Creates a third-party user and emails them an invitation (a signed link that signs them
-/// in to set a password).
+/// Creates a third-party user and emails them an invitation (a single-use link to choose a
+/// password, valid 7 days).
 pub async fn create_third_party(
     state: &AppState,
     actor: &Actor,
