@@ -175,6 +175,15 @@ impl Signer {
     }
 }
 
+/// SHA-256 of a text as 64 lower-case hex digits: how tokens and codes are stored.
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Compares two secrets without leaking where they differ (both are hashed first, so the
 /// time does not depend on their lengths either).
 pub fn constant_time_eq(a: &str, b: &str) -> bool {

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::SendError;
 use crate::actions::Actor;
@@ -142,8 +141,7 @@ fn hash_code(code: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_uppercase())
         .collect();
-    let h = Sha256::digest(norm.as_bytes());
-    h.iter().map(|b| format!("{b:02x}")).collect()
+    crate::links::sha256_hex(&norm)
 }
 
 /// A fresh one-time linking code for a contact, like `K7PQ-2XMD`. Only its hash is stored.

@@ -11,7 +11,6 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use chrono::Utc;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use super::PortalError;
 use crate::actions::{Actor, Delegated};
@@ -31,10 +30,7 @@ pub fn random_token() -> String {
 }
 
 pub fn hash_token(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
+    crate::links::sha256_hex(token)
 }
 
 /// The value of one cookie from the request headers.

@@ -6,7 +6,6 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 use crate::error::AppError;
@@ -19,10 +18,7 @@ pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), AppError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(AppError::Unauthorized)?;
-    // Compare digests so the comparison takes the same time wherever the strings differ.
-    let (a, b) = (Sha256::digest(given.as_bytes()), Sha256::digest(token.as_bytes()));
-    let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    if diff == 0 && !token.is_empty() {
+    if crate::links::constant_time_eq(given, token) && !token.is_empty() {
         Ok(())
     } else {
         Err(AppError::Unauthorized)
