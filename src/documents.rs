@@ -45,14 +45,7 @@ fn win_ansi(s: &str) -> Vec<u8> {
 /// Helvetica's average advance is about half the font size; good enough to cut text that
 /// would run into the next column.
 fn fit(s: &str, width: f32, size: f32) -> String {
-    let max = (width / (size * 0.52)) as usize;
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-        out.push('…');
-        out
-    }
+    crate::model::shorten(s, (width / (size * 0.52)) as usize)
 }
 
 #[derive(Clone, Copy)]

@@ -123,9 +123,9 @@ fn id(command: &str, word: &str) -> Result<String, CommandError> {
     }
 }
 
-/// Reads one line. `Ok(None)`: the line is not a command (a reader stops there);
-/// `Err`: it starts with a command word but the rest is wrong.
-pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
+/// The first word of a line without its slash, `@bot` suffix or trailing punctuation, and
+/// the rest of the line: `/track@SomeBot D-1` → (`track`, `D-1`).
+pub fn split_head(line: &str) -> (&str, &str) {
     let line = line.trim();
     let stripped = line.strip_prefix('/').unwrap_or(line);
     let (head, rest) = match stripped.split_once(char::is_whitespace) {
@@ -138,6 +138,14 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
         .next()
         .unwrap_or(head)
         .trim_end_matches([':', '.', ',', '!']);
+    (head, rest)
+}
+
+/// Reads one line. `Ok(None)`: the line is not a command (a reader stops there);
+/// `Err`: it starts with a command word but the rest is wrong.
+pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
+    let line = line.trim();
+    let (head, rest) = split_head(line);
     let word = head.to_ascii_uppercase();
     let name = match word.as_str() {
         "NO-DELIVERY" => "NODELIVERY",

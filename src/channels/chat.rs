@@ -204,16 +204,10 @@ fn is_staff(state: &AppState, channel: &str, user_id: &str) -> bool {
     list.iter().any(|s| s == user_id)
 }
 
-/// Splits `/word@bot rest` into (`word` lower-cased, `rest`).
+/// `/word@bot rest` as (`word` lower-cased, `rest`), read as the command grammar reads it.
 fn head_of(text: &str) -> (String, &str) {
-    let t = text.trim();
-    let stripped = t.strip_prefix('/').unwrap_or(t);
-    let (head, rest) = match stripped.split_once(char::is_whitespace) {
-        Some((h, r)) => (h, r.trim()),
-        None => (stripped, ""),
-    };
-    let head = head.split('@').next().unwrap_or(head).to_ascii_lowercase();
-    (head, rest)
+    let (head, rest) = crate::actions::commands::split_head(text);
+    (head.to_ascii_lowercase(), rest)
 }
 
 /// Handles one message or button press and says what to answer. Never fails for bad input.
@@ -295,7 +289,10 @@ async fn handle_inner(state: &AppState, inc: &Incoming, now: DateTime<Utc>) -> R
                 Ok(None) => {
                     let mut a = run(state, &actor, &Command::Help, &decide_ctx(), now).await?;
                     a.ok = false;
-                    a.title = format!("I did not understand “{}”. These are the commands:", short(text));
+                    a.title = format!(
+                        "I did not understand “{}”. These are the commands:",
+                        crate::model::shorten(text, 40)
+                    );
                     a
                 }
                 Err(e) => Answer::error(&e.command, e.to_string()),
@@ -322,14 +319,6 @@ fn visual_buttons(a: &Answer) -> Vec<Vec<Button>> {
             ]
         })
         .collect()
-}
-
-fn short(text: &str) -> String {
-    let mut s: String = text.chars().take(40).collect();
-    if text.chars().count() > 40 {
-        s.push('…');
-    }
-    s
 }
 
 /// Chat has no "message this replies to": decisions are allowed, ids are explicit.

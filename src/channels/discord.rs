@@ -26,6 +26,7 @@ use super::chat::{self, Button, ChatMessage, ChatSender, Incoming, Input, Reply}
 use crate::actions::commands::COMMANDS;
 use crate::app::AppState;
 use crate::config::Config;
+use crate::model::shorten;
 
 /// Discord's own API base; any other `discord.api_url` is used as a proxy base.
 const DISCORD: &str = "https://discord.com";
@@ -84,9 +85,9 @@ impl Discord {
     }
 
     fn embed(&self, m: &ChatMessage) -> CreateEmbed {
-        let mut e = CreateEmbed::new().title(cut(&m.title, 256)).colour(self.colour);
+        let mut e = CreateEmbed::new().title(shorten(&m.title, 256)).colour(self.colour);
         if !m.lines.is_empty() {
-            e = e.description(cut(&m.lines.join("\n"), 4096));
+            e = e.description(shorten(&m.lines.join("\n"), 4096));
         }
         if let Some(p) = &m.photo_url {
             e = e.image(p);
@@ -110,9 +111,11 @@ impl Discord {
                                 } else {
                                     ButtonStyle::Primary
                                 };
-                                CreateButton::new(data.clone()).label(cut(label, 80)).style(style)
+                                CreateButton::new(data.clone()).label(shorten(label, 80)).style(style)
                             }
-                            Button::Link { label, url } => CreateButton::new_link(url.clone()).label(cut(label, 80)),
+                            Button::Link { label, url } => {
+                                CreateButton::new_link(url.clone()).label(shorten(label, 80))
+                            }
                         })
                         .collect(),
                 )
@@ -137,23 +140,13 @@ impl Discord {
     }
 }
 
-fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut out: String = s.chars().take(max - 1).collect();
-        out.push('…');
-        out
-    }
-}
-
 /// The slash commands: the grammar's words, each with one text option when it takes words.
 pub fn slash_commands() -> Vec<CreateCommand> {
     let mut out: Vec<CreateCommand> = COMMANDS
         .iter()
         .map(|(name, usage, what)| {
             let name = name.to_ascii_lowercase();
-            let c = CreateCommand::new(&name).description(cut(what, 100));
+            let c = CreateCommand::new(&name).description(shorten(what, 100));
             if *usage == name.to_ascii_uppercase() && name != "link" {
                 return c;
             }
@@ -163,7 +156,7 @@ pub fn slash_commands() -> Vec<CreateCommand> {
                     "a linking code from the portal (empty: a portal link)".to_string(),
                     false,
                 ),
-                _ => ("args", cut(usage, 100), usage.contains(" <")),
+                _ => ("args", shorten(usage, 100), usage.contains(" <")),
             };
             c.add_option(CreateCommandOption::new(CommandOptionType::String, opt, desc).required(required))
         })

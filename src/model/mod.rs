@@ -47,6 +47,16 @@ pub fn check_id(field: &str, id: &str, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// At most `max` characters of `s`, the last one an ellipsis when something was cut.
+pub fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 /// Checks a free-text field is present and not absurdly long.
 pub fn check_text(field: &str, s: &str, max: usize, errs: &mut Vec<FieldError>) {
     if s.trim().is_empty() {
