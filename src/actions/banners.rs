@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::app::AppState;
-use crate::channels::chat::{ChatMessage, ChatPayload};
+use crate::channels::chat::ChatMessage;
 use crate::digest::compose::Composer;
 use crate::digest::scheduler::Target;
 use crate::model::{FieldError, SEVERITIES, check_one_of, check_text};
@@ -132,21 +132,14 @@ pub async fn post(state: &AppState, input: BannerInput, by: &str, now: DateTime<
                             format!("URGENT: {}", row.title),
                             row.body.lines().map(str::to_string).collect(),
                         );
-                        outbox::NewMessage {
-                            contact_id: Some(c.id.clone()),
-                            channel: link.channel.clone(),
-                            kind: "banner".into(),
-                            idem_key: format!("banner:{id}:{}:{}", c.id, link.channel),
-                            reply_token: None,
-                            recipient: link.chat_id.clone(),
-                            subject: message.title.clone(),
-                            payload: serde_json::to_string(&ChatPayload {
-                                message: Some(message),
-                                items: vec![],
-                            })
-                            .unwrap_or_default(),
-                            next_attempt_at: starts_at.max(now),
-                        }
+                        message.queued(
+                            Some(&c.id),
+                            &link.channel,
+                            &link.chat_id,
+                            "banner",
+                            format!("banner:{id}:{}:{}", c.id, link.channel),
+                            starts_at.max(now),
+                        )
                     }
                 };
                 queued += usize::from(outbox::insert_message(&mut tx, &new, now).await?.is_some());

@@ -75,6 +75,34 @@ impl ChatMessage {
     }
 
     /// Plain text: the title, then the lines.
+    /// The outbox row that sends this message to `chat_id` on `channel` (like
+    /// `EmailPayload::queued` for email).
+    pub fn queued(
+        self,
+        contact_id: Option<&str>,
+        channel: &str,
+        chat_id: &str,
+        kind: &str,
+        idem_key: String,
+        at: DateTime<Utc>,
+    ) -> crate::store::outbox::NewMessage {
+        crate::store::outbox::NewMessage {
+            contact_id: contact_id.map(str::to_string),
+            channel: channel.into(),
+            kind: kind.into(),
+            idem_key,
+            reply_token: None,
+            recipient: chat_id.into(),
+            subject: self.title.clone(),
+            payload: serde_json::to_string(&ChatPayload {
+                message: Some(self),
+                items: vec![],
+            })
+            .unwrap_or_default(),
+            next_attempt_at: at,
+        }
+    }
+
     pub fn plain(&self) -> String {
         let mut out = self.title.clone();
         for l in &self.lines {

@@ -23,7 +23,7 @@ use super::chat::{self, Button, ChatMessage, ChatSender, Incoming, Input, Reply}
 use crate::actions::commands::COMMANDS;
 use crate::app::AppState;
 use crate::config::TelegramConfig;
-use crate::store::outbox::{NewMessage, insert_message};
+use crate::store::outbox::insert_message;
 
 /// Telegram's limit on one message's text (and a photo caption's).
 const TEXT_LIMIT: usize = 4096;
@@ -231,21 +231,14 @@ pub async fn process(state: &AppState, tg: &Telegram, update: Update) {
         UpdateKind::Message(m) => {
             let Some(from) = m.from.as_ref() else { return };
             if !m.chat.is_private() {
-                let _ = tg
-                    .bot
-                    .send_message(
-                        m.chat.id,
-                        "Please talk to me in a private chat: your jobs are not for the group.",
-                    )
-                    .await;
+                let no = "Please talk to me in a private chat: your jobs are not for the group.";
+                let _ = tg.send_to(m.chat.id, &ChatMessage::text(no, vec![])).await;
                 return;
             }
             let text = m.text().unwrap_or("").to_string();
             if text.trim().is_empty() {
-                let _ = tg
-                    .bot
-                    .send_message(m.chat.id, "Send a command such as /items or /help.")
-                    .await;
+                let hint = ChatMessage::text("Send a command such as /items or /help.", vec![]);
+                let _ = tg.send_to(m.chat.id, &hint).await;
                 return;
             }
             (
@@ -348,25 +341,12 @@ async fn later(state: &AppState, chat: ChatId, m: ChatMessage, why: SendError, n
         }
     };
     tracing::info!(chat = chat.0, error = %why, retry_at = %at, "telegram: answer queued for later");
-    let payload = chat::ChatPayload {
-        message: Some(m.clone()),
-        items: vec![],
-    };
-    let row = NewMessage {
-        contact_id: None,
-        channel: "telegram".into(),
-        kind: "answer".into(),
-        idem_key: format!(
-            "answer:telegram:{}:{}",
-            chat.0,
-            now.timestamp_nanos_opt().unwrap_or_default()
-        ),
-        reply_token: None,
-        recipient: chat.0.to_string(),
-        subject: m.title.clone(),
-        payload: serde_json::to_string(&payload).unwrap_or_default(),
-        next_attempt_at: at,
-    };
+    let idem = format!(
+        "answer:telegram:{}:{}",
+        chat.0,
+        now.timestamp_nanos_opt().unwrap_or_default()
+    );
+    let row = m.queued(None, "telegram", &chat.0.to_string(), "answer", idem, at);
     let queued = async {
         let mut tx = state.db.begin().await?;
         insert_message(&mut tx, &row, now).await?;

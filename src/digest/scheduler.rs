@@ -11,7 +11,7 @@ use super::compose::Composer;
 use super::items::{ActionItem, ItemCache};
 use super::schedule::parse_schedule;
 use crate::app::AppState;
-use crate::channels::chat::{ChatPayload, digest_message};
+use crate::channels::chat::digest_message;
 use crate::channels::email::EmailPayload;
 use crate::store::banners::list_active_for_client;
 use crate::store::chat::ChatLink;
@@ -219,22 +219,14 @@ pub async fn queue_digest(
         idem.push_str(&format!(":forced:{}", now.timestamp_micros()));
     }
     if let Target::Chat(link) = target {
-        let message = digest_message(state, c, items, &banners, now);
-        let payload = ChatPayload {
-            message: Some(message.clone()),
-            items: vec![],
-        };
-        let new = outbox::NewMessage {
-            contact_id: Some(c.id.clone()),
-            channel: channel.into(),
-            kind: "digest".into(),
-            idem_key: idem,
-            reply_token: None,
-            recipient: link.chat_id.clone(),
-            subject: message.title,
-            payload: serde_json::to_string(&payload).unwrap_or_default(),
-            next_attempt_at: now,
-        };
+        let new = digest_message(state, c, items, &banners, now).queued(
+            Some(&c.id),
+            channel,
+            &link.chat_id,
+            "digest",
+            idem,
+            now,
+        );
         let Some(id) = outbox::insert_message(&mut tx, &new, now).await? else {
             tx.rollback().await?;
             return Ok(Queued::AlreadyDecided);
