@@ -15,6 +15,16 @@ use crate::store::orders as q;
 const NAME_MAX: usize = 80;
 const TEXT_MAX: usize = 2000;
 
+/// May see stock and orders: everyone but finance (viewers look and act on nothing).
+pub fn may_see_orders(actor: &Actor) -> bool {
+    actor.delegation.is_none() && actor.role != Role::Finance
+}
+
+/// Manages the client's third-party users and their SKUs: the client's admins.
+pub fn manages_users(actor: &Actor) -> bool {
+    actor.delegation.is_none() && actor.role == Role::Admin
+}
+
 /// May fill baskets and place orders: buyers, admins and third-party users.
 pub fn may_order(actor: &Actor) -> bool {
     actor.delegation.is_none() && matches!(actor.role, Role::Admin | Role::Buyer | Role::ThirdParty)
@@ -300,7 +310,7 @@ pub async fn place(state: &AppState, actor: &Actor, basket: i64, now: DateTime<U
 }
 
 fn require_admin(actor: &Actor) -> Result<(), ActionError> {
-    if actor.delegation.is_none() && actor.role == Role::Admin {
+    if manages_users(actor) {
         Ok(())
     } else {
         Err(ActionError::Forbidden(

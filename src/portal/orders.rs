@@ -22,8 +22,7 @@ fn require_orders(s: &Session) -> Result<(), PortalError> {
     if s.actor.delegation.is_some() {
         return Err(PortalError::NotFound);
     }
-    // Viewers may look (stock, orders) but not fill baskets; finance has no business here.
-    if s.actor.role == Role::Finance {
+    if !act::may_see_orders(&s.actor) {
         return Err(PortalError::Forbidden(
             "Stock and orders are for buyers and admins.".into(),
         ));
@@ -372,8 +371,9 @@ pub async fn orders(
     .await
 }
 
+/// The users page does not exist for anyone who does not manage users.
 fn require_admin(s: &Session) -> Result<(), PortalError> {
-    if s.actor.delegation.is_some() || s.actor.role != Role::Admin {
+    if !act::manages_users(&s.actor) {
         return Err(PortalError::NotFound);
     }
     Ok(())

@@ -110,16 +110,9 @@ pub async fn insert_request_line(tx: &mut Tx, request_id: i64, job_id: &str, lin
     Ok(())
 }
 
-/// Locks a job row until the transaction ends (PostgreSQL; SQLite's write transaction
-/// already excludes other writers).
+/// Locks a job row until the transaction ends.
 pub async fn lock_job(tx: &mut Tx, job_id: &str) -> Result<()> {
-    if let Tx::Postgres(t) = tx {
-        sqlx::query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE")
-            .bind(job_id)
-            .fetch_optional(&mut **t)
-            .await?;
-    }
-    Ok(())
+    super::lock_row(tx, "SELECT id FROM jobs WHERE id = $1 FOR UPDATE", job_id.to_string()).await
 }
 
 /// Records on the job what the client said (`given` or `not_required`).

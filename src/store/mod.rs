@@ -79,6 +79,21 @@ pub enum Tx {
     Postgres(Transaction<'static, Postgres>),
 }
 
+/// Locks the row a `SELECT … FOR UPDATE` names until the transaction ends. PostgreSQL only:
+/// a SQLite write transaction (`BEGIN IMMEDIATE`) already excludes every other writer.
+pub(crate) async fn lock_row<K>(tx: &mut Tx, select_for_update: &'static str, key: K) -> Result<()>
+where
+    K: 'static + Send + sqlx::Encode<'static, Postgres> + sqlx::Type<Postgres>,
+{
+    if let Tx::Postgres(t) = tx {
+        sqlx::query(select_for_update)
+            .bind(key)
+            .fetch_optional(&mut **t)
+            .await?;
+    }
+    Ok(())
+}
+
 /// Runs `$body` with `$c` bound to the pool, once per engine.
 #[macro_export]
 macro_rules! on_db {

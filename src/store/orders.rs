@@ -64,17 +64,12 @@ pub async fn stock_item(db: &Db, client_id: &str, sku: &str) -> Result<StockItem
 }
 
 /// Locks stock rows for the rest of the transaction, in SKU order so two placements never
-/// wait on each other crosswise. (SQLite transactions already hold the one write lock.)
+/// wait on each other crosswise.
 pub async fn lock_stock(tx: &mut Tx, skus: &[String]) -> Result<()> {
-    if let Tx::Postgres(c) = tx {
-        let mut sorted = skus.to_vec();
-        sorted.sort();
-        for sku in sorted {
-            sqlx::query("SELECT sku FROM stock WHERE sku = $1 FOR UPDATE")
-                .bind(sku)
-                .fetch_optional(&mut **c)
-                .await?;
-        }
+    let mut sorted = skus.to_vec();
+    sorted.sort();
+    for sku in sorted {
+        super::lock_row(tx, "SELECT sku FROM stock WHERE sku = $1 FOR UPDATE", sku).await?;
     }
     Ok(())
 }
@@ -108,16 +103,10 @@ pub async fn basket(db: &Db, contact_id: &str, id: i64) -> Result<Basket> {
     Ok(on_db!(db, p => sqlx::query_as::<_, Basket>(&sql).bind(id).bind(contact_id).fetch_one(p).await)?)
 }
 
-/// Locks a basket row for the rest of the transaction (PostgreSQL; SQLite transactions hold
-/// the one write lock), so the same basket cannot be placed twice at once.
+/// Locks a basket row for the rest of the transaction, so the same basket cannot be placed
+/// twice at once.
 pub async fn lock_basket(tx: &mut Tx, id: i64) -> Result<()> {
-    if let Tx::Postgres(c) = tx {
-        sqlx::query("SELECT id FROM baskets WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut **c)
-            .await?;
-    }
-    Ok(())
+    super::lock_row(tx, "SELECT id FROM baskets WHERE id = $1 FOR UPDATE", id).await
 }
 
 pub async fn basket_tx(tx: &mut Tx, contact_id: &str, id: i64) -> Result<Basket> {
