@@ -49,14 +49,14 @@ fn fit(s: &str, width: f32, size: f32) -> String {
 }
 
 #[derive(Clone, Copy)]
-pub enum Align {
+enum Align {
     Left,
     /// Right-aligned in Courier (figures).
     Right,
 }
 
 /// A column: heading, width in points, alignment.
-pub struct Col<'a>(pub &'a str, pub f32, pub Align);
+struct Col<'a>(pub &'a str, pub f32, pub Align);
 
 /// Pages being laid out top to bottom.
 struct Writer {

@@ -74,7 +74,6 @@ impl ChatMessage {
         }
     }
 
-    /// Plain text: the title, then the lines.
     /// The outbox row that sends this message to `chat_id` on `channel` (like
     /// `EmailPayload::queued` for email).
     pub fn queued(
@@ -101,15 +100,6 @@ impl ChatMessage {
             .unwrap_or_default(),
             next_attempt_at: at,
         }
-    }
-
-    pub fn plain(&self) -> String {
-        let mut out = self.title.clone();
-        for l in &self.lines {
-            out.push('\n');
-            out.push_str(l);
-        }
-        out
     }
 }
 

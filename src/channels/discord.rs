@@ -141,7 +141,7 @@ impl Discord {
 }
 
 /// The slash commands: the grammar's words, each with one text option when it takes words.
-pub fn slash_commands() -> Vec<CreateCommand> {
+fn slash_commands() -> Vec<CreateCommand> {
     let mut out: Vec<CreateCommand> = COMMANDS
         .iter()
         .map(|(name, usage, what)| {

@@ -150,7 +150,7 @@ impl ChatSender for Telegram {
 }
 
 /// What a failed Bot API call means for the outbox.
-pub fn send_error(e: RequestError) -> SendError {
+fn send_error(e: RequestError) -> SendError {
     match e {
         RequestError::RetryAfter(s) => SendError::RateLimited(s.duration()),
         RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => {
@@ -194,7 +194,7 @@ fn button_url(url: &str) -> Option<reqwest::Url> {
 }
 
 /// HTML text (title in bold) and the inline keyboard.
-pub fn render(m: &ChatMessage) -> (String, Option<InlineKeyboardMarkup>) {
+fn render(m: &ChatMessage) -> (String, Option<InlineKeyboardMarkup>) {
     let mut html = String::new();
     if let Some(u) = &m.mention {
         html.push_str(&format!("<a href=\"tg://user?id={}\">@</a> ", escape(u)));
@@ -424,7 +424,7 @@ fn chat_of(u: &Update) -> i64 {
 }
 
 /// Runs a batch: one task per chat, each chat's updates in order.
-pub async fn run_batch(state: &AppState, tg: &Arc<Telegram>, updates: Vec<Update>) {
+async fn run_batch(state: &AppState, tg: &Arc<Telegram>, updates: Vec<Update>) {
     let mut by_chat: std::collections::BTreeMap<i64, Vec<Update>> = Default::default();
     for u in updates {
         by_chat.entry(chat_of(&u)).or_default().push(u);
