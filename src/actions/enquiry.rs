@@ -56,12 +56,14 @@ impl Answer {
             sections,
         }
     }
+    /// A refusal. Where the list of commands is, each channel says its own way (the email
+    /// answer's footer, a line in chat).
     pub fn error(command: &str, message: impl Into<String>) -> Answer {
         Answer {
             command: command.into(),
             ok: false,
             title: message.into(),
-            sections: vec![Section::text(vec!["Reply HELP for the list of commands.".into()])],
+            sections: vec![],
         }
     }
     /// Plain text (email text part, logs, chat fallback).

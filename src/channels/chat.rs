@@ -567,11 +567,10 @@ fn answer_lines(a: &Answer) -> Vec<String> {
 /// One page of an answer. A longer answer gets a "More" button that runs `command` again
 /// from the next line (Telegram allows 64 bytes of button data, so long commands get none).
 pub fn page(a: &Answer, command: &str, offset: usize) -> ChatMessage {
-    // Answers are written for email ("Reply HELP"); chat says it its way.
-    let lines: Vec<String> = answer_lines(a)
-        .into_iter()
-        .map(|l| l.replace("Reply HELP for", "Send /help for"))
-        .collect();
+    let mut lines = answer_lines(a);
+    if !a.ok && a.command != "HELP" {
+        lines.push("Send /help for the list of commands.".into());
+    }
     let end = offset.saturating_add(PAGE_LINES).min(lines.len());
     let start = offset.min(end);
     let mut m = ChatMessage::text(a.title.clone(), lines[start..end].to_vec());

@@ -124,9 +124,10 @@ async fn show(
         }
     }
     let mut a = answer.ok_or(PortalError::NotFound)?;
-    // Email answers carry portal links and "reply" hints; on the portal they are noise.
+    // Answers written for email and chat carry signed portal links; on the portal itself
+    // they are noise.
     for s in &mut a.sections {
-        s.lines.retain(|l| !l.contains("/l/") && !l.starts_with("Reply "));
+        s.lines.retain(|l| !l.contains("/l/"));
     }
     let (page_no, pages) = shape(&mut a, lq);
     page(
