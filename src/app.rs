@@ -50,6 +50,10 @@ pub struct AppState {
     pub discord: Option<Arc<crate::channels::discord::Discord>>,
     /// Chat senders by channel name, for the outbox.
     pub chat: crate::channels::chat::ChatSenders,
+    /// The state of every supervised background task, for `/healthz`.
+    pub health: Arc<crate::supervise::Health>,
+    /// Faults armed by tests (never in production).
+    pub faults: Arc<crate::supervise::Faults>,
 }
 
 impl AppState {
@@ -106,9 +110,13 @@ impl AppState {
             telegram,
             discord,
             chat: Arc::new(chat),
+            health: Arc::new(Default::default()),
+            faults: Arc::new(Default::default()),
         })
     }
 }
+
+type BoxedTask = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A built service: store open and migrated, listener bound, not yet serving.
 pub struct App {
@@ -173,20 +181,53 @@ impl App {
         let state = self.state.clone();
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        tasks.spawn(crate::digest::scheduler::run(state.clone(), stop_rx.clone()));
-        tasks.spawn(crate::digest::alerts::run(state.clone(), stop_rx.clone()));
-        if let Some(tg) = state.telegram.clone() {
-            tasks.spawn(crate::channels::telegram::run_polling(
-                state.clone(),
-                tg,
+        // Each background task runs supervised: restarted with backoff if it panics or
+        // returns early, and reported by /healthz meanwhile.
+        let mut supervised = |name: String, make: Box<dyn Fn() -> BoxedTask + Send>| {
+            tasks.spawn(crate::supervise::supervise(
+                name,
+                state.health.clone(),
                 stop_rx.clone(),
+                make,
             ));
+        };
+        let (s, rx) = (state.clone(), stop_rx.clone());
+        supervised(
+            "scheduler".into(),
+            Box::new(move || Box::pin(crate::digest::scheduler::run(s.clone(), rx.clone()))),
+        );
+        let (s, rx) = (state.clone(), stop_rx.clone());
+        supervised(
+            "alerts".into(),
+            Box::new(move || Box::pin(crate::digest::alerts::run(s.clone(), rx.clone()))),
+        );
+        if let Some(tg) = state.telegram.clone() {
+            let (s, rx) = (state.clone(), stop_rx.clone());
+            supervised(
+                "telegram".into(),
+                Box::new(move || {
+                    Box::pin(crate::channels::telegram::run_polling(
+                        s.clone(),
+                        tg.clone(),
+                        rx.clone(),
+                    ))
+                }),
+            );
         }
         if !state.config.imap.host.is_empty() {
-            tasks.spawn(crate::channels::imap::run(state.clone(), stop_rx.clone()));
+            let (s, rx) = (state.clone(), stop_rx.clone());
+            supervised(
+                "imap".into(),
+                Box::new(move || Box::pin(crate::channels::imap::run(s.clone(), rx.clone()))),
+            );
         }
-        for _ in 0..state.config.outbox.workers {
-            tasks.spawn(crate::outbox::run_worker(state.clone(), stop_rx.clone()));
+        // The dispatchers also push webhooks: the change feed's pushes are outbox rows.
+        for n in 1..=state.config.outbox.workers {
+            let (s, rx) = (state.clone(), stop_rx.clone());
+            supervised(
+                format!("dispatcher-{n}"),
+                Box::new(move || Box::pin(crate::outbox::run_worker(s.clone(), rx.clone()))),
+            );
         }
         let router = router(state.clone());
         tracing::info!(addr = %self.local_addr(), engine = state.db.engine(), "serving");
@@ -250,13 +291,28 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {
+    let tasks = state.health.report();
+    let unhealthy = state.health.unhealthy();
     match state.db.ping().await {
-        Ok(()) => Json(serde_json::json!({
+        Ok(()) if unhealthy.is_empty() => Json(serde_json::json!({
             "status": "ok",
             "engine": state.db.engine(),
             "uptime_seconds": state.started.elapsed().as_secs(),
+            "tasks": tasks,
         }))
         .into_response(),
+        Ok(()) => {
+            let named: Vec<String> = unhealthy.iter().map(|t| format!("{} is {}", t.task, t.state)).collect();
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({
+                    "status": format!("background task down: {}", named.join(", ")),
+                    "engine": state.db.engine(),
+                    "tasks": tasks,
+                })),
+            )
+                .into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "health check: store unreachable");
             (

@@ -78,6 +78,10 @@ pub struct SmtpConfig {
     pub username: String,
     pub password: Secret,
     pub pool_size: u32,
+    /// The limit on each step of an SMTP conversation: connecting, the greeting, each
+    /// command's reply, the reply to the end of data, and each write. A server that stays
+    /// silent longer is dropped and the message retried.
+    pub timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,8 +121,12 @@ pub struct OutboxConfig {
     pub backoff_max_seconds: u64,
     /// Messages sent at the same time.
     pub workers: u32,
-    /// A message claimed by a sender that died is sent again after this long.
+    /// A sender's claim on a message; renewed while the sender works, so it runs out only
+    /// when the sender died. The message is then sent again.
     pub lease_seconds: u64,
+    /// The longest one message may take to send on any channel (every provider call is
+    /// bounded by it); a send that takes longer is abandoned and retried.
+    pub send_timeout_seconds: u64,
 }
 
 /// The mini-portal: sessions, single-use links, login limits.
@@ -311,6 +319,7 @@ impl Default for SmtpConfig {
             username: String::new(),
             password: Secret::default(),
             pool_size: 4,
+            timeout_seconds: 30,
         }
     }
 }
@@ -348,6 +357,7 @@ impl Default for OutboxConfig {
             backoff_max_seconds: 3600,
             workers: 4,
             lease_seconds: 300,
+            send_timeout_seconds: 120,
         }
     }
 }
@@ -537,6 +547,21 @@ impl Config {
         }
         if self.outbox.workers == 0 {
             return Err(invalid("outbox.workers", "must be at least 1"));
+        }
+        for (key, secs) in [
+            ("smtp.timeout_seconds", self.smtp.timeout_seconds),
+            ("outbox.send_timeout_seconds", self.outbox.send_timeout_seconds),
+            ("outbox.lease_seconds", self.outbox.lease_seconds),
+        ] {
+            if secs == 0 {
+                return Err(invalid(key, "must be at least 1 second"));
+            }
+        }
+        if self.outbox.lease_seconds < 3 {
+            return Err(invalid(
+                "outbox.lease_seconds",
+                "must be at least 3 seconds (a sender renews its claim every third of it)",
+            ));
         }
         if self.digest.tick_seconds == 0 || self.alerts.scan_seconds == 0 {
             return Err(invalid("digest.tick_seconds", "intervals must be at least 1 second"));

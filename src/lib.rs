@@ -16,6 +16,7 @@ pub mod model;
 pub mod outbox;
 pub mod portal;
 pub mod store;
+pub mod supervise;
 pub mod sync;
 pub mod templates;
 

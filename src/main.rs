@@ -588,7 +588,13 @@ async fn inbound_email(config: Config) -> anyhow::Result<ExitCode> {
 
 async fn send_outbox(state: &AppState) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let d = cport::outbox::drain_concurrently(state, state.config.outbox.workers as usize).await?;
+    // SIGINT or SIGTERM: each sender finishes the message in hand and hands the rest back.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        cport::app::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let d = cport::outbox::drain_concurrently(state, state.config.outbox.workers as usize, Some(stop_rx)).await?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "outbox: {} sent, {} to retry, {} dead, {} dropped in {secs:.2}s ({:.0} messages/s)",

@@ -1,10 +1,12 @@
 """A real SMTP server for the tests (aiosmtpd), on a loopback port it picks itself.
 
-Usage: python3 tests/smtp_server.py DIR
+Usage: python3 tests/smtp_server.py DIR [--delay SECONDS] [--hang SUBSTRING]
 Prints the port on the first line of stdout once it is listening, then stores every message
 as DIR/<n>.eml with DIR/<n>.json holding the envelope (mail_from, rcpt_tos).
 Recipients whose address contains "tempfail" are refused with a 451 the first time each is
-seen; those containing "reject" always get a 550.
+seen; those containing "reject" always get a 550. --delay makes every message take that
+long to accept (a slow server); --hang makes the server go silent, for good, once a recipient
+containing SUBSTRING is named (a server that accepts and then hangs).
 """
 import asyncio
 import json
@@ -15,12 +17,16 @@ from aiosmtpd.smtp import SMTP
 
 
 class Handler:
-    def __init__(self, directory):
+    def __init__(self, directory, delay=0.0, hang=None):
         self.dir = directory
         self.count = 0
         self.tempfailed = set()
+        self.delay = delay
+        self.hang = hang
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.hang and self.hang in address:
+            await asyncio.Event().wait()
         if "reject" in address:
             return "550 5.1.1 Mailbox unavailable: no such user here"
         if "tempfail" in address and address not in self.tempfailed:
@@ -30,6 +36,8 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.count += 1
         base = os.path.join(self.dir, f"{self.count:06d}")
         with open(base + ".eml.tmp", "wb") as f:
@@ -42,8 +50,11 @@ class Handler:
 
 def main():
     directory = sys.argv[1]
+    args = sys.argv[2:]
+    delay = float(args[args.index("--delay") + 1]) if "--delay" in args else 0.0
+    hang = args[args.index("--hang") + 1] if "--hang" in args else None
     os.makedirs(directory, exist_ok=True)
-    handler = Handler(directory)
+    handler = Handler(directory, delay, hang)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(

@@ -404,9 +404,11 @@ async fn old_codes_and_seen_updates_are_pruned() {
     cport::channels::chat::new_link_code(&t.state, "P-1B", now)
         .await
         .unwrap();
-    cport::store::chat::first_sighting(&t.state.db, "telegram", "77", now)
+    let mut tx = t.state.db.begin().await.unwrap();
+    cport::store::chat::first_sighting(&mut tx, "telegram", "77", now)
         .await
         .unwrap();
+    tx.commit().await.unwrap();
     assert_eq!(
         cport::store::chat::prune(&t.state.db, now).await.unwrap(),
         0,

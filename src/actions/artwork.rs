@@ -18,6 +18,7 @@ pub struct Upload<'a> {
 /// the job's art received and records `artwork_uploaded`; the answer lists each file.
 pub async fn upload(
     state: &AppState,
+    unit: &mut super::Unit,
     actor: &Actor,
     job_id: &str,
     files: &[Upload<'_>],
@@ -37,7 +38,8 @@ pub async fn upload(
     let mut kept = Vec::new();
     let mut refused = Vec::new();
     for f in files {
-        let name = f.name.clone();
+        // The name is shown in answers and the change feed: no control characters.
+        let name = crate::channels::email::header_text(&f.name);
         let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
         let bytes = f.bytes;
         if !cfg.artwork_types.iter().any(|t| t.eq_ignore_ascii_case(&ext)) {
@@ -64,6 +66,8 @@ pub async fn upload(
                 }
             })
             .collect();
+        // The same name for the same message: a retry after a crash rewrites the file the
+        // failed attempt left, rather than adding another.
         let path = dir.join(format!("{}-{safe}", now.format("%Y%m%d%H%M%S")));
         if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, bytes)) {
             tracing::error!(error = %e, path = %path.display(), "artwork could not be stored");
@@ -74,10 +78,10 @@ pub async fn upload(
         kept.push((name, ctype, bytes.len() as i64, path.display().to_string()));
     }
     if !kept.is_empty() {
-        let mut tx = state.db.begin().await?;
+        let tx = unit.tx().await?;
         for (name, ctype, size, path) in &kept {
             inbound::insert_artwork(
-                &mut tx,
+                tx,
                 actor.client_id(),
                 job_id,
                 &actor.contact.id,
@@ -91,7 +95,7 @@ pub async fn upload(
         }
         crate::actions::record(
             state,
-            &mut tx,
+            tx,
             "artwork_uploaded",
             actor,
             job_id,
@@ -99,7 +103,6 @@ pub async fn upload(
             now,
         )
         .await?;
-        tx.commit().await?;
     }
     let mut lines: Vec<String> = kept
         .iter()

@@ -52,6 +52,14 @@ pub async fn post(state: &AppState, input: BannerInput, by: &str, now: DateTime<
     check_text("title", &input.title, 200, &mut errs);
     check_text("body", &input.body, 4000, &mut errs);
     check_one_of("severity", &input.severity, SEVERITIES, &mut errs);
+    for (field, value, lines) in [
+        ("title", &input.title, crate::model::Lines::One),
+        ("body", &input.body, crate::model::Lines::Many),
+    ] {
+        if let Err(e) = crate::model::check_chars(field, value.trim(), lines) {
+            errs.push(e);
+        }
+    }
     let starts_at = input.starts_at.unwrap_or(now);
     if let Some(exp) = input.expires_at
         && exp <= starts_at

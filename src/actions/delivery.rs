@@ -29,9 +29,29 @@ pub async fn no_delivery(
     job_id: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, ActionError> {
-    check_may_act(actor)?;
     let mut tx = state.db.begin().await?;
-    let job = found(jobs::get_job_tx(&mut tx, actor.client_id(), job_id).await, || {
+    match no_delivery_in(state, &mut tx, actor, job_id, now).await {
+        Ok(seq) => {
+            tx.commit().await?;
+            Ok(seq)
+        }
+        Err(e) => {
+            tx.rollback().await?;
+            Err(e)
+        }
+    }
+}
+
+/// [`no_delivery`] inside the caller's transaction (an inbound message's unit).
+pub async fn no_delivery_in(
+    state: &AppState,
+    tx: &mut crate::store::Tx,
+    actor: &Actor,
+    job_id: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, ActionError> {
+    check_may_act(actor)?;
+    let job = found(jobs::get_job_tx(tx, actor.client_id(), job_id).await, || {
         format!("job {job_id}")
     })?;
     if !OPEN_JOB_STATUSES.contains(&job.status.as_str()) {
@@ -47,7 +67,7 @@ pub async fn no_delivery(
         )));
     }
     let rid = jobs::insert_request(
-        &mut tx,
+        tx,
         &NewRequest {
             client_id: actor.client_id(),
             contact_id: &actor.contact.id,
@@ -60,10 +80,10 @@ pub async fn no_delivery(
         now,
     )
     .await?;
-    jobs::set_delivery_instructions(&mut tx, job_id, "not_required").await?;
+    jobs::set_delivery_instructions(tx, job_id, "not_required").await?;
     let seq = super::record(
         state,
-        &mut tx,
+        tx,
         "no_delivery_acknowledged",
         actor,
         job_id,
@@ -71,7 +91,6 @@ pub async fn no_delivery(
         now,
     )
     .await?;
-    tx.commit().await?;
     Ok(seq)
 }
 
@@ -112,6 +131,9 @@ pub async fn give(
         ));
     }
     let address = req.address.trim();
+    super::check_typed("address", address, crate::model::Lines::Many)?;
+    super::check_typed("contact_name", req.contact_name.trim(), crate::model::Lines::One)?;
+    super::check_typed("notes", req.notes.trim(), crate::model::Lines::Many)?;
     if address.is_empty() {
         return Err(ActionError::invalid("address", "where should it go?"));
     }

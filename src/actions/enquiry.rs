@@ -146,6 +146,7 @@ pub fn allowed(role: Role, cmd: &Command) -> bool {
 /// Runs one command for one actor. Never fails for bad input: the answer says what was wrong.
 pub async fn run(
     state: &AppState,
+    unit: &mut super::Unit,
     actor: &Actor,
     cmd: &Command,
     ctx: &Context,
@@ -158,7 +159,7 @@ pub async fn run(
             format!("{name} is not available to your role ({}).", actor.role),
         ));
     }
-    match run_inner(state, actor, cmd, ctx, now, &name).await {
+    match run_inner(state, unit, actor, cmd, ctx, now, &name).await {
         Ok(a) => Ok(a),
         Err(ActionError::Store(e)) => Err(e),
         Err(ActionError::NotFound(what)) => Ok(Answer::error(
@@ -166,6 +167,29 @@ pub async fn run(
             format!("{what} not found. Check the id and try again."),
         )),
         Err(e) => Ok(Answer::error(&name, e.to_string())),
+    }
+}
+
+/// [`run`] as a whole of its own (the portal's enquiry pages): what the command changes is
+/// committed when it succeeds.
+pub async fn run_alone(
+    state: &AppState,
+    actor: &Actor,
+    cmd: &Command,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Answer, StoreError> {
+    let mut unit = super::Unit::new(state);
+    match run(state, &mut unit, actor, cmd, ctx, now).await {
+        Ok(a) => {
+            unit.commit().await?;
+            state.wake_dispatch.notify_waiters();
+            Ok(a)
+        }
+        Err(e) => {
+            unit.rollback().await?;
+            Err(e)
+        }
     }
 }
 
@@ -211,6 +235,7 @@ fn link(state: &AppState, actor: &Actor, path: &str, now: DateTime<Utc>) -> Stri
 
 async fn run_inner(
     state: &AppState,
+    unit: &mut super::Unit,
     actor: &Actor,
     cmd: &Command,
     ctx: &Context,
@@ -706,7 +731,7 @@ async fn run_inner(
                 ids.clone()
             };
             // The command itself is the acceptance: the terms were in the message replied to.
-            let results = super::visuals::approve(state, actor, &ids, true, now).await?;
+            let results = super::visuals::approve_in(state, unit, actor, &ids, now).await?;
             let lines: Vec<String> = ids
                 .iter()
                 .zip(results)
@@ -737,7 +762,7 @@ async fn run_inner(
                 Some(i) => i.clone(),
                 None => context_id(ctx, Category::VisualApproval, "REJECT")?,
             };
-            super::visuals::reject(state, actor, &id, reason, now).await?;
+            super::visuals::reject_in(state, unit, actor, &id, reason, now).await?;
             Answer::ok(
                 name,
                 format!("{id} rejected. TOT will send a new visual."),
@@ -752,7 +777,7 @@ async fn run_inner(
                 Some(i) => i.clone(),
                 None => context_id(ctx, Category::DeliveryInstructions, "NODELIVERY")?,
             };
-            super::delivery::no_delivery(state, actor, &id, now).await?;
+            super::delivery::no_delivery_in(state, unit.tx().await?, actor, &id, now).await?;
             Answer::ok(name, format!("Noted: job {id} needs no delivery."), vec![])
         }
         Command::Link => {
@@ -760,7 +785,7 @@ async fn run_inner(
             // By email, LINK also brings a code that ties a chat to this contact.
             let chat_on = !state.config.telegram.token.is_empty() || !state.config.discord.public_key.is_empty();
             if actor.channel == "email" && chat_on && actor.delegation.is_none() {
-                let code = crate::channels::chat::new_link_code(state, &actor.contact.id, now).await?;
+                let code = crate::channels::chat::new_link_code_in(unit.tx().await?, &actor.contact.id, now).await?;
                 sections.push(Section {
                     heading: Some(format!("Chat linking code: {code}")),
                     lines: crate::channels::chat::how_to_link(state, &code),
@@ -770,7 +795,7 @@ async fn run_inner(
             Answer::ok(name, "Your portal link (it signs you in):", sections)
         }
         Command::Reset => {
-            crate::portal::auth::send_reset_link(state, &actor.contact).await?;
+            crate::portal::auth::queue_reset_link(state, unit.tx().await?, &actor.contact).await?;
             Answer::ok(
                 name,
                 format!("A password-reset link is on its way to {}.", actor.contact.email),

@@ -95,12 +95,79 @@ impl ActionError {
     }
 }
 
+/// Refuses text a person typed when it holds control characters its field may not hold
+/// (the same rule as TOT's records: see [`crate::model::forbidden_char`]).
+pub(crate) fn check_typed(field: &str, s: &str, lines: crate::model::Lines) -> Result<(), ActionError> {
+    crate::model::check_chars(field, s, lines).map_err(|e| ActionError::invalid(&e.field, e.reason))
+}
+
 /// Maps "no such row" to a not-found naming the thing.
 pub(crate) fn found<T>(r: Result<T, StoreError>, what: impl FnOnce() -> String) -> Result<T, ActionError> {
     match r {
         Ok(v) => Ok(v),
         Err(StoreError::NotFound) => Err(ActionError::NotFound(what())),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The changes one inbound message makes (an email reply, a chat update, a Discord
+/// interaction), in one transaction together with the record that the message was seen: a
+/// crash at any point leaves all of it or none of it, so a provider's retry either does the
+/// work or is recognised as a duplicate.
+///
+/// The transaction begins at the first write, so a message that only reads holds no write
+/// lock while it reads. Every write on the way must go through [`Unit::tx`]: on SQLite a
+/// second writer would wait for this one.
+pub struct Unit {
+    db: crate::store::Db,
+    tx: Option<crate::store::Tx>,
+    faults: std::sync::Arc<crate::supervise::Faults>,
+}
+
+impl Unit {
+    pub fn new(state: &AppState) -> Unit {
+        Unit {
+            db: state.db.clone(),
+            tx: None,
+            faults: state.faults.clone(),
+        }
+    }
+
+    /// The unit's transaction, begun now if it was not yet.
+    pub async fn tx(&mut self) -> Result<&mut crate::store::Tx, StoreError> {
+        if self.tx.is_none() {
+            self.tx = Some(self.db.begin().await?);
+        }
+        match self.tx.as_mut() {
+            Some(tx) => Ok(tx),
+            None => Err(StoreError::Conflict("transaction not begun".into())),
+        }
+    }
+
+    /// A named step of the work: fails the whole unit when a test armed `point` (to prove
+    /// that a failure there leaves nothing behind).
+    pub fn step(&self, point: &str) -> Result<(), StoreError> {
+        if self.faults.fires(point) {
+            return Err(StoreError::Conflict(format!("fault injected at {point}")));
+        }
+        Ok(())
+    }
+
+    /// Makes every change of the unit permanent at once.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.step("unit:commit")?;
+        match self.tx {
+            Some(tx) => tx.commit().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets every change of the unit.
+    pub async fn rollback(self) -> Result<(), StoreError> {
+        match self.tx {
+            Some(tx) => tx.rollback().await,
+            None => Ok(()),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{ActionError, Actor, found, record};
 use crate::app::AppState;
-use crate::model::Role;
+use crate::model::{Lines, Role};
 use crate::store::StoreError;
 use crate::store::orders as q;
 
@@ -66,6 +66,7 @@ async fn orderable(state: &AppState, actor: &Actor, sku: &str) -> Result<q::Stoc
 
 fn check_name(name: &str) -> Result<String, ActionError> {
     let n = name.trim();
+    super::check_typed("name", n, Lines::One)?;
     if n.is_empty() {
         return Err(ActionError::invalid("name", "give the basket a name"));
     }
@@ -172,6 +173,7 @@ pub async fn save_details(
     let b = own_basket(state, actor, basket).await?;
     let name = check_name(name)?;
     for (field, v) in [("address", address), ("notes", notes)] {
+        super::check_typed(field, v.trim(), Lines::Many)?;
         if v.chars().count() > TEXT_MAX {
             return Err(ActionError::invalid(field, format!("at most {TEXT_MAX} characters")));
         }
@@ -341,6 +343,8 @@ pub async fn create_third_party(
     require_third_parties(state, actor).await?;
     let name = name.trim();
     let email = email.trim();
+    super::check_typed("name", name, Lines::One)?;
+    super::check_typed("email", email, Lines::One)?;
     if name.is_empty() || name.chars().count() > NAME_MAX {
         return Err(ActionError::invalid("name", format!("1 to {NAME_MAX} characters")));
     }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use super::{ActionError, Actor, found};
+use super::{ActionError, Actor, Unit, found};
 use crate::app::AppState;
 use crate::model::records::valid_email;
 use crate::store::visuals::{self, DelegationRow, VisualRow};
@@ -49,6 +49,7 @@ pub struct Decided {
     pub seq: i64,
 }
 
+/// One decision in its own transaction (the portal's way: each visual of a batch lands alone).
 async fn decide(
     state: &AppState,
     actor: &Actor,
@@ -60,7 +61,33 @@ async fn decide(
     check_scope(actor, id)?;
     check_may_act(actor)?;
     let mut tx = state.db.begin().await?;
-    let v = found(visuals::get_visual_tx(&mut tx, actor.client_id(), id).await, || {
+    match decide_in(state, &mut tx, actor, id, to, reason, now).await {
+        Ok(d) => {
+            tx.commit().await?;
+            state.wake_dispatch.notify_waiters();
+            Ok(d)
+        }
+        Err(e) => {
+            tx.rollback().await?;
+            Err(e)
+        }
+    }
+}
+
+/// One decision inside the caller's transaction; nothing is written unless it succeeds up
+/// to the status change.
+async fn decide_in(
+    state: &AppState,
+    tx: &mut crate::store::Tx,
+    actor: &Actor,
+    id: &str,
+    to: &str,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Decided, ActionError> {
+    check_scope(actor, id)?;
+    check_may_act(actor)?;
+    let v = found(visuals::get_visual_tx(tx, actor.client_id(), id).await, || {
         format!("visual {id}")
     })?;
     let from = match (v.status.as_str(), to) {
@@ -76,19 +103,19 @@ async fn decide(
         (other, _) => return Err(ActionError::Conflict(format!("visual {id} is {other}"))),
     };
     if let Some(d) = &actor.delegation
-        && !visuals::use_delegation(&mut tx, d.id, now).await?
+        && !visuals::use_delegation(tx, d.id, now).await?
     {
         return Err(ActionError::Conflict(
             "this approval link has been used already or has expired".into(),
         ));
     }
-    if !visuals::set_status(&mut tx, id, from, to).await? {
+    if !visuals::set_status(tx, id, from, to).await? {
         return Err(ActionError::Conflict(format!(
             "visual {id} was changed by someone else a moment ago"
         )));
     }
     let who = actor.display_name();
-    visuals::insert_decision(&mut tx, id, to, reason, &who, actor.channel, now).await?;
+    visuals::insert_decision(tx, id, to, reason, &who, actor.channel, now).await?;
     let kind = if to == "approved" {
         "visual_approved"
     } else {
@@ -116,9 +143,7 @@ async fn decide(
     if let Some(d) = &actor.delegation {
         data["delegation"] = json!({"id": d.id, "name": d.name, "email": d.email});
     }
-    let seq = super::record(state, &mut tx, kind, actor, id, &data, now).await?;
-    tx.commit().await?;
-    state.wake_dispatch.notify_waiters();
+    let seq = super::record(state, tx, kind, actor, id, &data, now).await?;
     tracing::info!(visual = id, to, by = %who, channel = actor.channel, seq, "visual decided");
     Ok(Decided {
         visual_id: id.to_string(),
@@ -153,6 +178,51 @@ pub async fn approve(
     Ok(out)
 }
 
+/// [`approve`] as part of an inbound message's [`Unit`] (a command: the terms were in the
+/// message replied to).
+pub async fn approve_in(
+    state: &AppState,
+    unit: &mut Unit,
+    actor: &Actor,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<Vec<Result<Decided, ActionError>>, ActionError> {
+    if ids.is_empty() {
+        return Err(ActionError::invalid("visuals", "choose at least one visual"));
+    }
+    check_may_act(actor)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.push(decide_in(state, unit.tx().await?, actor, id, "approved", None, now).await);
+    }
+    Ok(out)
+}
+
+/// [`reject`] as part of an inbound message's [`Unit`].
+pub async fn reject_in(
+    state: &AppState,
+    unit: &mut Unit,
+    actor: &Actor,
+    id: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<Decided, ActionError> {
+    let reason = check_reason(reason)?;
+    decide_in(state, unit.tx().await?, actor, id, "rejected", Some(reason), now).await
+}
+
+fn check_reason(reason: &str) -> Result<&str, ActionError> {
+    let reason = reason.trim();
+    super::check_typed("reason", reason, crate::model::Lines::Many)?;
+    if reason.is_empty() {
+        return Err(ActionError::invalid("reason", "say why the visual is rejected"));
+    }
+    if reason.chars().count() > 2000 {
+        return Err(ActionError::invalid("reason", "keep it under 2,000 characters"));
+    }
+    Ok(reason)
+}
+
 /// Rejects (or un-approves) a visual; a reason is required.
 pub async fn reject(
     state: &AppState,
@@ -161,13 +231,7 @@ pub async fn reject(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
-    let reason = reason.trim();
-    if reason.is_empty() {
-        return Err(ActionError::invalid("reason", "say why the visual is rejected"));
-    }
-    if reason.chars().count() > 2000 {
-        return Err(ActionError::invalid("reason", "keep it under 2,000 characters"));
-    }
+    let reason = check_reason(reason)?;
     decide(state, actor, id, "rejected", Some(reason), now).await
 }
 
@@ -180,6 +244,7 @@ pub async fn comment(
     now: DateTime<Utc>,
 ) -> Result<i64, ActionError> {
     let body = body.trim();
+    super::check_typed("comment", body, crate::model::Lines::Many)?;
     if body.is_empty() {
         return Err(ActionError::invalid("comment", "write something first"));
     }
@@ -237,6 +302,8 @@ pub async fn delegate(
     now: DateTime<Utc>,
 ) -> Result<Delegation, ActionError> {
     let (name, email) = (name.trim(), email.trim());
+    super::check_typed("name", name, crate::model::Lines::One)?;
+    super::check_typed("email", email, crate::model::Lines::One)?;
     if name.is_empty() {
         return Err(ActionError::invalid("name", "who should approve it?"));
     }

@@ -11,9 +11,9 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use super::SendError;
-use crate::actions::Actor;
 use crate::actions::commands::{Command, parse_line};
 use crate::actions::enquiry::{Answer, Context, run};
+use crate::actions::{Actor, Unit};
 use crate::app::AppState;
 use crate::digest::items::{ActionItem, Category};
 use crate::store::StoreError;
@@ -164,6 +164,18 @@ fn hash_code(code: &str) -> String {
 
 /// A fresh one-time linking code for a contact, like `K7PQ-2XMD`. Only its hash is stored.
 pub async fn new_link_code(state: &AppState, contact_id: &str, now: DateTime<Utc>) -> Result<String, StoreError> {
+    let mut tx = state.db.begin().await?;
+    let code = new_link_code_in(&mut tx, contact_id, now).await?;
+    tx.commit().await?;
+    Ok(code)
+}
+
+/// [`new_link_code`] inside the caller's transaction.
+pub async fn new_link_code_in(
+    tx: &mut crate::store::Tx,
+    contact_id: &str,
+    now: DateTime<Utc>,
+) -> Result<String, StoreError> {
     use rand::Rng;
     // No 0/O or 1/I: people type these codes.
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -175,7 +187,7 @@ pub async fn new_link_code(state: &AppState, contact_id: &str, now: DateTime<Utc
     };
     let code = format!("{}-{}", &raw[..4], &raw[4..]);
     db::insert_code(
-        &state.db,
+        tx,
         &hash_code(&code),
         contact_id,
         now,
@@ -230,14 +242,52 @@ fn head_of(text: &str) -> (String, &str) {
 
 /// Handles one message or button press and says what to answer. Never fails for bad input.
 pub async fn handle(state: &AppState, inc: &Incoming, now: DateTime<Utc>) -> Result<Vec<Reply>, StoreError> {
+    handle_update(state, inc, None, now).await
+}
+
+/// [`handle`] for an input the provider identifies. `update_id` is the provider's id for the input: it is recorded as seen in the same
+/// transaction as what the input changes, so a crash leaves both or neither, and an input
+/// delivered twice is acted on once (the second gets no answer).
+pub async fn handle_update(
+    state: &AppState,
+    inc: &Incoming,
+    update_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Reply>, StoreError> {
     let started = std::time::Instant::now();
-    let replies = handle_inner(state, inc, now).await?;
+    if let Some(id) = update_id
+        && db::seen_update(&state.db, inc.channel, id).await?
+    {
+        return Ok(vec![]);
+    }
+    let mut unit = Unit::new(state);
+    let replies = match handle_inner(state, &mut unit, inc, now).await {
+        Ok(r) => r,
+        Err(e) => {
+            unit.rollback().await?;
+            return Err(e);
+        }
+    };
+    if let Some(id) = update_id {
+        unit.step("chat:before-record")?;
+        if !db::first_sighting(unit.tx().await?, inc.channel, id, now).await? {
+            unit.rollback().await?;
+            return Ok(vec![]);
+        }
+    }
+    unit.commit().await?;
+    state.wake_dispatch.notify_waiters();
     metrics::counter!("cport_chat_inputs_total", "channel" => inc.channel).increment(1);
     metrics::histogram!("cport_chat_handle_seconds", "channel" => inc.channel).record(started.elapsed().as_secs_f64());
     Ok(replies)
 }
 
-async fn handle_inner(state: &AppState, inc: &Incoming, now: DateTime<Utc>) -> Result<Vec<Reply>, StoreError> {
+async fn handle_inner(
+    state: &AppState,
+    unit: &mut Unit,
+    inc: &Incoming,
+    now: DateTime<Utc>,
+) -> Result<Vec<Reply>, StoreError> {
     if let Input::Text(text) = &inc.input
         && text.trim_start().starts_with('/')
     {
@@ -271,7 +321,7 @@ async fn handle_inner(state: &AppState, inc: &Incoming, now: DateTime<Utc>) -> R
     };
     let actor = Actor::new(contact, inc.channel);
     match &inc.input {
-        Input::Button(data) => button(state, inc, &actor, data, now).await,
+        Input::Button(data) => button(state, unit, inc, &actor, data, now).await,
         Input::Text(text) => {
             let pending = db::take_pending(&state.db, inc.channel, &inc.user_id, now).await?;
             let text = text.trim();
@@ -283,12 +333,12 @@ async fn handle_inner(state: &AppState, inc: &Incoming, now: DateTime<Utc>) -> R
                     id: Some(subject),
                     reason: text.to_string(),
                 };
-                let answer = run(state, &actor, &cmd, &decide_ctx(), now).await?;
+                let answer = run(state, unit, &actor, &cmd, &decide_ctx(), now).await?;
                 return Ok(vec![Reply::Send(page(&answer, "", 0))]);
             }
             let (head, _) = head_of(text);
             if head == "start" {
-                let mut a = run(state, &actor, &Command::Help, &decide_ctx(), now).await?;
+                let mut a = run(state, unit, &actor, &Command::Help, &decide_ctx(), now).await?;
                 a.title = format!(
                     "Hello {}. This chat is linked to {}.",
                     actor.contact.name, actor.contact.client_name
@@ -298,14 +348,14 @@ async fn handle_inner(state: &AppState, inc: &Incoming, now: DateTime<Utc>) -> R
             let mut buttons = vec![];
             let answer = match parse_line(text) {
                 Ok(Some(cmd)) => {
-                    let a = run(state, &actor, &cmd, &decide_ctx(), now).await?;
+                    let a = run(state, unit, &actor, &cmd, &decide_ctx(), now).await?;
                     if cmd == Command::Visuals && actor.may_act() {
                         buttons = visual_buttons(&a);
                     }
                     a
                 }
                 Ok(None) => {
-                    let mut a = run(state, &actor, &Command::Help, &decide_ctx(), now).await?;
+                    let mut a = run(state, unit, &actor, &Command::Help, &decide_ctx(), now).await?;
                     a.ok = false;
                     a.title = format!(
                         "I did not understand “{}”. These are the commands:",
@@ -446,6 +496,7 @@ async fn staff(
 /// reason, `x` cancels, `mo:OFFSET:COMMAND` shows more of an answer.
 async fn button(
     state: &AppState,
+    unit: &mut Unit,
     inc: &Incoming,
     actor: &Actor,
     data: &str,
@@ -494,6 +545,7 @@ async fn button(
         "ay" => {
             let a = run(
                 state,
+                unit,
                 actor,
                 &Command::Approve(vec![arg.to_string()]),
                 &decide_ctx(),
@@ -534,7 +586,7 @@ async fn button(
                         Command::Approve(_) | Command::Reject { .. } | Command::NoDelivery(_)
                     ) =>
                 {
-                    let a = run(state, actor, &cmd, &decide_ctx(), now).await?;
+                    let a = run(state, unit, actor, &cmd, &decide_ctx(), now).await?;
                     Ok(vec![Reply::Send(page(&a, line, offset))])
                 }
                 _ => Ok(vec![Reply::Notice("This button has expired.".into())]),

@@ -339,9 +339,10 @@ pub async fn interactions(State(state): State<AppState>, headers: HeaderMap, bod
         _ => return refuse(StatusCode::BAD_REQUEST, "unsupported interaction type"),
     };
     // A captured request replayed within the timestamp window is answered once only.
-    match crate::store::chat::first_sighting(&state.db, "discord", &it.id, Utc::now()).await {
-        Ok(true) => {}
-        Ok(false) => return refuse(StatusCode::CONFLICT, "interaction already handled"),
+    // It is recorded as seen together with what it changes (in `chat::handle`).
+    match crate::store::chat::seen_update(&state.db, "discord", &it.id).await {
+        Ok(false) => {}
+        Ok(true) => return refuse(StatusCode::CONFLICT, "interaction already handled"),
         Err(e) => {
             tracing::error!(error = %e, "discord: store unavailable");
             return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
@@ -367,7 +368,8 @@ pub async fn interactions(State(state): State<AppState>, headers: HeaderMap, bod
     let button = it.kind == 3;
     let work = {
         let state = state.clone();
-        tokio::spawn(async move { chat::handle(&state, &incoming, Utc::now()).await })
+        let id = it.id.clone();
+        tokio::spawn(async move { chat::handle_update(&state, &incoming, Some(&id), Utc::now()).await })
     };
     let mut work = work;
     // Zero means "always defer" (a deployment whose store is known to be slow).

@@ -69,6 +69,60 @@ pub enum Mailer {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
 }
 
+/// A socket whose every read and write must make progress within a time limit. lettre's
+/// async client puts a timeout on connecting only; this one bounds every step after it (the
+/// greeting, each command's reply, the reply to the end of data, and writes to a server that
+/// stopped reading), so a server that accepts and then hangs cannot stall a sender.
+#[derive(Debug)]
+struct TimedStream(std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<tokio::net::TcpStream>>>);
+
+impl TimedStream {
+    fn new(tcp: tokio::net::TcpStream, limit: std::time::Duration) -> TimedStream {
+        let mut s = tokio_io_timeout::TimeoutStream::new(tcp);
+        s.set_read_timeout(Some(limit));
+        s.set_write_timeout(Some(limit));
+        TimedStream(Box::pin(s))
+    }
+}
+
+impl tokio::io::AsyncRead for TimedStream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.0.as_mut().poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TimedStream {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.0.as_mut().poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.0.as_mut().poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.0.as_mut().poll_shutdown(cx)
+    }
+}
+
+impl lettre::transport::smtp::client::AsyncTokioStream for TimedStream {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().peer_addr()
+    }
+}
+
 /// A pool of SMTP connections on sockets with TCP_NODELAY set.
 ///
 /// Written here because lettre 0.11's pooled transport leaves Nagle's algorithm on and ends
@@ -83,13 +137,15 @@ pub struct SmtpPool {
     idle: std::sync::Mutex<Vec<AsyncSmtpConnection>>,
     slots: tokio::sync::Semaphore,
     hello: ClientId,
+    /// The limit on each step of the conversation (`smtp.timeout_seconds`).
+    step: std::time::Duration,
 }
 
 impl SmtpPool {
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
         let where_ = format!("{}:{}", self.host, self.port);
         let tcp = tokio::time::timeout(
-            std::time::Duration::from_secs(30),
+            self.step,
             tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
         )
         .await
@@ -97,9 +153,10 @@ impl SmtpPool {
         .map_err(|e| SendError::Transient(format!("connecting to {where_}: {e}")))?;
         tcp.set_nodelay(true)
             .map_err(|e| SendError::Transient(format!("connecting to {where_}: {e}")))?;
-        let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
-            .await
-            .map_err(classify)?;
+        let mut conn =
+            AsyncSmtpConnection::connect_with_transport(Box::new(TimedStream::new(tcp, self.step)), &self.hello)
+                .await
+                .map_err(classify)?;
         if let Some(tls) = &self.starttls {
             conn.starttls(tls.clone(), &self.hello).await.map_err(classify)?;
         }
@@ -130,7 +187,14 @@ impl SmtpPool {
             }
             other => other,
         };
-        if !conn.has_broken()
+        // Only a connection whose server answered goes back to the pool: after a timeout or
+        // a broken socket the conversation's state is unknown.
+        let answered = match &result {
+            Ok(_) => true,
+            Err(e) => e.is_permanent() || e.is_transient(),
+        };
+        if answered
+            && !conn.has_broken()
             && let Ok(mut idle) = self.idle.lock()
         {
             idle.push(conn);
@@ -169,10 +233,12 @@ impl Mailer {
                         idle: std::sync::Mutex::new(Vec::new()),
                         slots: tokio::sync::Semaphore::new(s.pool_size as usize),
                         hello: ClientId::default(),
+                        step: std::time::Duration::from_secs(s.timeout_seconds),
                     })));
                 }
                 let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
                     .port(s.port)
+                    .timeout(Some(std::time::Duration::from_secs(s.timeout_seconds)))
                     .tls(Tls::Wrapper(tls_params()?));
                 if let Some(c) = credentials {
                     b = b.credentials(c);
@@ -193,15 +259,16 @@ impl Mailer {
     }
 
     /// Sends one message; returns the provider's id (file name or server response).
-    pub async fn send(&self, message: Message) -> Result<String, SendError> {
+    pub async fn send(&self, message: &Built) -> Result<String, SendError> {
+        let (envelope, raw) = (&message.envelope, message.raw.as_slice());
         match self {
             Mailer::File(t) => t
-                .send(message)
+                .send_raw(envelope, raw)
                 .await
                 .map(|id| format!("{id}.eml"))
                 .map_err(|e| SendError::Transient(format!("file transport: {e}"))),
-            Mailer::Pooled(pool) => pool.send(message.envelope(), &message.formatted()).await,
-            Mailer::Smtp(t) => match t.send(message).await {
+            Mailer::Pooled(pool) => pool.send(envelope, raw).await,
+            Mailer::Smtp(t) => match t.send_raw(envelope, raw).await {
                 Ok(resp) => Ok(resp.message().collect::<Vec<_>>().join(" ")),
                 Err(e) if e.is_permanent() => Err(SendError::Permanent(error_chain(&e))),
                 Err(e) => Err(SendError::Transient(error_chain(&e))),
@@ -234,18 +301,56 @@ fn header(name: &'static str, value: impl Into<String>) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), value.into())
 }
 
+/// Text for a header phrase (a display name, a subject): control characters and line
+/// breaks become spaces, runs of blanks one space. lettre encodes what is left (RFC 2047),
+/// but a line break inside it is a header of its own, so none may reach it.
+pub fn header_text(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if crate::model::forbidden_char(c.encode_utf8(&mut [0; 4]), crate::model::Lines::One).is_some() {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A message ready for any transport: its envelope and its bytes.
+pub struct Built {
+    pub envelope: lettre::address::Envelope,
+    pub raw: Vec<u8>,
+}
+
 /// Builds the RFC 5322 message for an outbox email. `token` is the row's reply token:
-/// replies go to `reply+TOKEN@`, bounces to `bounce+TOKEN@` (VERP).
-pub fn build_message(config: &Config, p: &EmailPayload, token: Option<&str>) -> Result<Message, SendError> {
+/// replies go to `reply+TOKEN@`, bounces to `bounce+TOKEN@` (VERP). A message lettre cannot
+/// format is a permanent error for that message, never a panic: lettre's formatting panics
+/// on a header its `Display` refuses, so formatting runs inside `catch_unwind` here.
+pub fn build_message(config: &Config, p: &EmailPayload, token: Option<&str>) -> Result<Built, SendError> {
+    let message = build_typed(config, p, token)?;
+    let envelope = message.envelope().clone();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| message.formatted()))
+        .map(|raw| Built { envelope, raw })
+        .map_err(|panic| {
+            let why = crate::supervise::panic_text(&panic);
+            tracing::error!(error = %why, "bug: the mail library could not format a message");
+            SendError::Permanent(format!("the message could not be formatted: {why}"))
+        })
+}
+
+fn build_typed(config: &Config, p: &EmailPayload, token: Option<&str>) -> Result<Message, SendError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| SendError::Permanent(format!("{what}: {e}"));
     let from: Mailbox = config.email.from.parse().map_err(|e| bad("email.from", &e))?;
     let to_addr: Address = p.to.parse().map_err(|e| bad("recipient address", &e))?;
-    let to = Mailbox::new(Some(p.to_name.clone()), to_addr.clone());
+    let name = header_text(&p.to_name);
+    let to = Mailbox::new((!name.is_empty()).then_some(name), to_addr.clone());
     let domain = &config.email.reply_domain;
     let mut b = Message::builder()
         .from(from.clone())
         .to(to)
-        .subject(p.subject.clone())
+        .subject(header_text(&p.subject))
         .message_id(Some(p.message_id.clone()))
         .raw_header(header("Auto-Submitted", "auto-generated"))
         .raw_header(header(
@@ -257,7 +362,10 @@ pub fn build_message(config: &Config, p: &EmailPayload, token: Option<&str>) -> 
             let reply: Address = format!("reply+{t}@{domain}")
                 .parse()
                 .map_err(|e| bad("reply address", &e))?;
-            b = b.reply_to(Mailbox::new(Some(format!("{} replies", config.branding.name)), reply));
+            b = b.reply_to(Mailbox::new(
+                Some(header_text(&format!("{} replies", config.branding.name))),
+                reply,
+            ));
             format!("bounce+{t}@{domain}")
                 .parse()
                 .map_err(|e| bad("bounce address", &e))?

@@ -176,6 +176,7 @@ pub async fn poll(state: &AppState) -> Result<PollReport, ImapError> {
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let mut delay = Duration::from_secs(1);
     loop {
+        state.faults.panic_if_armed("task:imap");
         match session_loop(&state, &mut shutdown, false).await {
             Ok(_) => break,
             Err(e) => {

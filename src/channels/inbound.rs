@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::actions::artwork::{self, Upload};
 use crate::actions::commands::{Command, CommandError, parse_line};
 use crate::actions::enquiry::{Answer, Context, run};
-use crate::actions::{ActionError, Actor};
+use crate::actions::{ActionError, Actor, Unit};
 use crate::app::AppState;
 use crate::channels::email::{EmailPayload, new_message_id};
 use crate::digest::alerts::AlertPayload;
@@ -486,20 +486,58 @@ async fn decide(
         (false, Some(html)) => html_to_text(&html),
         _ => msg.body_text(0).map(|b| b.into_owned()).unwrap_or_default(),
     };
-    let text = fresh_text(&body);
-    let (commands, errors) = read_commands(&text);
-    let ctx = context_of(&row, state, now);
     let actor = Actor::new(contact.clone(), "email");
+    // Everything this reply changes, its answer and the record that it was seen are one
+    // transaction: a crash at any point leaves all of it or none (the MTA then retries).
+    let mut unit = Unit::new(state);
+    match answer_reply(state, &mut unit, msg, message_id, &row, &contact, &actor, &body, now).await {
+        Ok(Some(d)) => {
+            unit.commit().await?;
+            state.wake_dispatch.notify_waiters();
+            Ok((d,))
+        }
+        Ok(None) => {
+            unit.rollback().await?;
+            Ok((Disposition::Duplicate(format!(
+                "Message-ID {message_id} was processed before"
+            )),))
+        }
+        Err(e) => {
+            unit.rollback().await?;
+            Err(e)
+        }
+    }
+}
+
+/// Runs a contact's reply inside `unit`: its commands, its attachments, the answer queued
+/// and the message recorded. `None` when another process recorded it first.
+#[allow(clippy::too_many_arguments)]
+async fn answer_reply(
+    state: &AppState,
+    unit: &mut Unit,
+    msg: &mail_parser::Message<'_>,
+    message_id: &str,
+    row: &OutboxRow,
+    contact: &ContactRow,
+    actor: &Actor,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Disposition>, InboundError> {
+    let text = fresh_text(body);
+    let (commands, errors) = read_commands(&text);
+    let ctx = context_of(row, state, now);
     let mut answers: Vec<Answer> = Vec::new();
     for e in &errors {
         answers.push(Answer::error(&e.command, e.to_string()));
     }
     for c in &commands {
-        answers.push(run(state, &actor, c, &ctx, now).await?);
+        answers.push(run(state, unit, actor, c, &ctx, now).await?);
+        unit.step("inbound:after-command")?;
     }
-    let stored = store_attachments(state, msg, &actor, &ctx, now).await?;
+    let stored = store_attachments(state, unit, msg, actor, &ctx, now).await?;
     if let Some(a) = stored {
         answers.push(a);
+        unit.step("inbound:after-attachments")?;
     }
     if answers.is_empty() {
         let mut a = Answer::error("", "No command found at the top of your reply.");
@@ -511,7 +549,7 @@ async fn decide(
             },
         );
         answers.push(a);
-        answers.push(run(state, &actor, &Command::Help, &ctx, now).await?);
+        answers.push(run(state, unit, actor, &Command::Help, &ctx, now).await?);
     }
     let summary: Vec<String> = answers
         .iter()
@@ -523,11 +561,11 @@ async fn decide(
             }
         })
         .collect();
-    let payload = compose_answer(state, &contact, msg, message_id, &answers, now)
+    let payload = compose_answer(state, contact, msg, message_id, &answers, now)
         .map_err(|e| InboundError::Malformed(format!("answer could not be written: {e}")))?;
-    let mut tx = state.db.begin().await?;
+    let tx = unit.tx().await?;
     outbox::insert_message(
-        &mut tx,
+        tx,
         &payload.queued(
             Some(&contact.id),
             "reply",
@@ -538,13 +576,16 @@ async fn decide(
         now,
     )
     .await?;
-    ledger::clear_bounces(&mut tx, &contact.id, now).await?;
+    unit.step("inbound:after-answer")?;
+    let tx = unit.tx().await?;
+    ledger::clear_bounces(tx, &contact.id, now).await?;
     let d = Disposition::Processed(summary.join("; "));
     let (kind, reason) = d.parts();
-    ledger::record(&mut tx, message_id, Some(&contact.id), kind, reason, None, now).await?;
-    tx.commit().await?;
-    state.wake_dispatch.notify_waiters();
-    Ok((d,))
+    if !ledger::record(tx, message_id, Some(&contact.id), kind, reason, None, now).await? {
+        return Ok(None);
+    }
+    unit.step("inbound:after-record")?;
+    Ok(Some(d))
 }
 
 async fn bounce(
@@ -602,6 +643,7 @@ async fn bounce(
 /// Files attached to a reply about missing artwork (A4) go to the artwork action.
 async fn store_attachments(
     state: &AppState,
+    unit: &mut Unit,
     msg: &mail_parser::Message<'_>,
     actor: &Actor,
     ctx: &Context,
@@ -631,7 +673,7 @@ async fn store_attachments(
             "Attachments were not kept: reply to the artwork reminder of the job they are for.",
         )));
     };
-    match artwork::upload(state, actor, job_id, &files, now).await {
+    match artwork::upload(state, unit, actor, job_id, &files, now).await {
         Ok(a) => Ok(Some(a)),
         Err(ActionError::Store(e)) => Err(e),
         Err(e) => Ok(Some(Answer::error("ARTWORK", e.to_string()))),

@@ -227,6 +227,7 @@ fn render(m: &ChatMessage) -> (String, Option<InlineKeyboardMarkup>) {
 /// Handles one update from polling or the webhook: reads it, runs it, answers it.
 pub async fn process(state: &AppState, tg: &Telegram, update: Update) {
     let now = Utc::now();
+    let update_id = update.id.0.to_string();
     let (incoming, chat, callback) = match update.kind {
         UpdateKind::Message(m) => {
             let Some(from) = m.from.as_ref() else { return };
@@ -271,7 +272,7 @@ pub async fn process(state: &AppState, tg: &Telegram, update: Update) {
         }
         _ => return,
     };
-    let replies = match chat::handle(state, &incoming, now).await {
+    let replies = match chat::handle_update(state, &incoming, Some(&update_id), now).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "telegram: could not handle an update");
@@ -375,12 +376,15 @@ pub async fn run_polling(state: AppState, tg: Arc<Telegram>, mut shutdown: tokio
     }
     if state.config.telegram.mode == "webhook" {
         tracing::info!("telegram: webhook mode, updates arrive on /telegram/webhook");
+        // Nothing to poll; the task waits for shutdown so its supervisor sees it running.
+        let _ = shutdown.changed().await;
         return;
     }
     tracing::info!("telegram: long polling");
     let timeout = state.config.telegram.poll_timeout_seconds;
     let mut offset: i32 = 0;
     loop {
+        state.faults.panic_if_armed("task:telegram");
         let req = tg
             .bot
             .get_updates()
@@ -459,9 +463,11 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
         Ok(u) => u,
         Err(_) => return (StatusCode::BAD_REQUEST, "body is not a Telegram update"),
     };
-    match crate::store::chat::first_sighting(&state.db, "telegram", &update.id.0.to_string(), Utc::now()).await {
-        Ok(true) => {}
-        Ok(false) => return (StatusCode::OK, "seen before"),
+    // Recorded as seen together with what it changes (in `chat::handle`); this only spares
+    // a known duplicate the work.
+    match crate::store::chat::seen_update(&state.db, "telegram", &update.id.0.to_string()).await {
+        Ok(false) => {}
+        Ok(true) => return (StatusCode::OK, "seen before"),
         Err(e) => {
             tracing::error!(error = %e, "telegram webhook: store unavailable");
             return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable; retry");

@@ -152,9 +152,11 @@ async fn queue_alerts(
         ),
         Target::Chat(l) => (l.chat_id.clone(), None, String::new()),
     };
-    let seen = ledgers::alerted_keys(&state.db, &c.id, channel).await?;
-    let fresh: Vec<&ActionItem> = items.iter().filter(|i| !seen.contains(&i.key())).collect();
+    // The ledger is read inside the transaction that writes it, so two scanners (two
+    // processes) never both take the same item as new.
     let mut tx = state.db.begin().await?;
+    let seen = ledgers::alerted_keys(&mut tx, &c.id, channel).await?;
+    let fresh: Vec<&ActionItem> = items.iter().filter(|i| !seen.contains(&i.key())).collect();
     if ledgers::claim_alert_baseline(&mut tx, &c.id, channel, now).await? {
         // First look at this contact: what exists now is the baseline, not news.
         for i in &fresh {
@@ -224,6 +226,11 @@ async fn queue_alerts(
             added += 1;
         }
     }
+    if added == 0 {
+        // Another scanner alerted all of them first: no row without items is ever queued.
+        tx.rollback().await?;
+        return Ok(0);
+    }
     let subject = match payload.items.len() {
         1 => fresh[0].title.clone(),
         n => format!("{n} new things need you"),
@@ -245,6 +252,7 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
     let every = std::time::Duration::from_secs(state.config.alerts.scan_seconds);
     let mut next_full = tokio::time::Instant::now();
     loop {
+        state.faults.panic_if_armed("task:alerts");
         let full = tokio::time::Instant::now() >= next_full;
         let dirty = state.alerts.take();
         let result = if full {

@@ -275,6 +275,7 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
     let tick = std::time::Duration::from_secs(state.config.digest.tick_seconds);
     let mut lock = None;
     loop {
+        state.faults.panic_if_armed("task:scheduler");
         if lock.is_none() {
             lock = ledgers::try_leader_lock(&state.db).await;
             if lock.is_some() {

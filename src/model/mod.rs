@@ -57,6 +57,93 @@ pub fn shorten(s: &str, max: usize) -> String {
     out
 }
 
+/// Whether a text field may span lines: tab, CR and LF are allowed there and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    One,
+    Many,
+}
+
+/// Fields of TOT records that may span lines (by the last name of their path): free text a
+/// person writes, and addresses. Every other text field is one line.
+pub const MULTILINE_FIELDS: &[&str] = &["description", "body", "venue", "notes", "address"];
+
+/// The first character `s` may not hold, if any. Refused everywhere: C0 and C1 control
+/// characters (NUL, ESC, DEL, …) and the bidirectional overrides and isolates that make text
+/// read differently from what it holds; single-line text also refuses tab, CR, LF and the
+/// Unicode line and paragraph separators, which would break a mail header or a chat line.
+pub fn forbidden_char(s: &str, lines: Lines) -> Option<char> {
+    s.chars().find(|&c| match c {
+        '\t' | '\n' | '\r' => lines == Lines::One,
+        '\u{2028}' | '\u{2029}' => lines == Lines::One,
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => true,
+        c => c.is_control(),
+    })
+}
+
+/// Checks `s` for characters its field may not hold; the error names the field and the
+/// character by its code point (the character itself may not print).
+pub fn check_chars(field: &str, s: &str, lines: Lines) -> Result<(), FieldError> {
+    match forbidden_char(s, lines) {
+        None => Ok(()),
+        Some(c) => Err(FieldError::new(
+            field,
+            format!(
+                "holds the control character U+{:04X}{}",
+                c as u32,
+                if lines == Lines::One {
+                    " (this field is one line: no line breaks or tabs)"
+                } else {
+                    ""
+                }
+            ),
+        )),
+    }
+}
+
+/// Checks every string inside a record (found through its serde form, so a field added
+/// later is covered without being listed) for control characters. Strings under a key in
+/// [`MULTILINE_FIELDS`] may hold tabs and line breaks.
+pub fn check_record_chars<T: Serialize>(record: &T, errs: &mut Vec<FieldError>) {
+    fn walk(v: &serde_json::Value, path: &mut String, lines: Lines, errs: &mut Vec<FieldError>) {
+        match v {
+            serde_json::Value::String(s) => {
+                if let Err(e) = check_chars(path, s, lines) {
+                    errs.push(e);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    walk(item, path, lines, errs);
+                    path.truncate(len);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                    let lines = if MULTILINE_FIELDS.contains(&k.as_str()) {
+                        Lines::Many
+                    } else {
+                        Lines::One
+                    };
+                    walk(item, path, lines, errs);
+                    path.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Ok(v) = serde_json::to_value(record) {
+        walk(&v, &mut String::new(), Lines::One, errs);
+    }
+}
+
 /// Checks a free-text field is present and not absurdly long.
 pub fn check_text(field: &str, s: &str, max: usize, errs: &mut Vec<FieldError>) {
     if s.trim().is_empty() {

@@ -17,7 +17,7 @@ use crate::digest::compose::Composer;
 use crate::digest::items::for_contact;
 use crate::store::StoreError;
 use crate::store::contacts::get_contact;
-use crate::store::outbox::{self, OutboxRow};
+use crate::store::outbox::{self, Mark, OutboxRow};
 
 /// What one dispatch step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +45,9 @@ pub async fn dispatch_one(state: &AppState) -> Result<Outcome, StoreError> {
     Ok(dispatch_batch(state, 1).await?.pop().unwrap_or(Outcome::Empty))
 }
 
-/// Messages a sender claims at once: fewer store round trips per message, and still small
-/// enough that a lease covers sending them all.
+/// Messages a sender claims at once: fewer store round trips per claim. Each is marked as
+/// soon as it is sent, so a sender that dies re-sends at most the one message it was
+/// sending; the rest of its claim is sent once the lease runs out.
 pub const BATCH: i64 = 16;
 
 /// Claims up to `limit` due messages and sends them one after another. An empty result
@@ -57,91 +58,94 @@ pub async fn dispatch_batch(state: &AppState, limit: i64) -> Result<Vec<Outcome>
 
 /// [`dispatch_batch`] as if the time were `now` (what is due is decided by it).
 pub async fn dispatch_batch_at(state: &AppState, now: DateTime<Utc>, limit: i64) -> Result<Vec<Outcome>, StoreError> {
-    let lease = now + Duration::seconds(state.config.outbox.lease_seconds as i64);
-    let rows = outbox::claim_batch(&state.db, now, lease, limit).await?;
+    dispatch(state, now, limit, None).await
+}
+
+/// The step: claims, sends and marks each message, renewing the claim while it works so
+/// no other sender takes a row it is still on. When `stop` turns true, the message in hand
+/// is finished and the rest of the claim handed back.
+async fn dispatch(
+    state: &AppState,
+    now: DateTime<Utc>,
+    limit: i64,
+    stop: Option<&tokio::sync::watch::Receiver<bool>>,
+) -> Result<Vec<Outcome>, StoreError> {
+    let lease = Duration::seconds(state.config.outbox.lease_seconds as i64);
+    let token = outbox::new_claim_token();
+    let rows = outbox::claim_batch(&state.db, now, now + lease, limit, &token).await?;
     if rows.is_empty() {
         return Ok(vec![]);
     }
-    let suspended = outbox::suspended_contacts(&state.db).await?;
     let mut out = Vec::with_capacity(rows.len());
-    let mut sent = Vec::new();
-    for row in rows {
-        let (outcome, mark) = send_row(state, row, &suspended).await?;
-        sent.extend(mark);
-        out.push(outcome);
+    let sends = async {
+        let suspended = outbox::suspended_contacts(&state.db).await?;
+        let mut rows = rows.into_iter();
+        while let Some(row) = rows.next() {
+            if stop.is_some_and(|s| *s.borrow()) {
+                let left: Vec<i64> = std::iter::once(row.id).chain(rows.map(|r| r.id)).collect();
+                let n = outbox::release_claim(&state.db, &token, &left, Utc::now()).await?;
+                tracing::info!(handed_back = n, "stopping: unsent messages handed back to the outbox");
+                break;
+            }
+            out.push(send_guarded(state, &token, row, &suspended).await?);
+        }
+        Ok::<_, StoreError>(())
+    };
+    // The claim outlives every send it covers: it is renewed every third of the lease for
+    // as long as this sender works on it (each send is itself bounded in time).
+    let heartbeat = async {
+        let every = (lease / 3).to_std().unwrap_or(std::time::Duration::from_secs(1));
+        loop {
+            tokio::time::sleep(every).await;
+            if let Err(e) = outbox::renew_claim(&state.db, &token, Utc::now() + lease).await {
+                tracing::warn!(error = %e, "could not renew a claim on the outbox");
+            }
+        }
+    };
+    tokio::select! {
+        r = sends => r?,
+        _ = heartbeat => {}
     }
-    // Sent messages are marked together; a crash before this line sends them again once
-    // their lease runs out (at least once, never lost).
-    outbox::mark_sent_many(&state.db, &sent, Utc::now()).await?;
     Ok(out)
 }
 
-/// Sends one claimed row and records failures; a success is returned to be marked with its
-/// batch.
-async fn send_row(
+/// Sends one claimed row. A panic while building or sending it (a bug) makes that message
+/// dead with the panic's words; the batch and the sender go on.
+async fn send_guarded(
     state: &AppState,
+    token: &str,
     row: OutboxRow,
     suspended: &HashMap<String, String>,
-) -> Result<(Outcome, Option<(i64, String)>), StoreError> {
-    let started = Instant::now();
-    let now = Utc::now();
-    let result = match (
-        row.channel.as_str(),
-        row.contact_id.as_ref().and_then(|c| suspended.get(c)),
-    ) {
-        ("email", Some(reason)) => Err(SendError::Permanent(format!(
-            "email to this contact is suspended: {reason}"
-        ))),
-        ("email", None) => send_email(state, &row, now).await?,
-        ("webhook", _) => crate::channels::webhook::send(&state.http, &state.config.webhook, &row)
-            .await
-            .map(Some),
-        // A store error while rendering one chat message must not stop the batch (its sent
-        // rows would go again): it is that message's transient failure.
-        (chat, _) if state.chat.contains_key(chat) => send_chat(state, &row, now)
-            .await
-            .unwrap_or_else(|e| Err(SendError::Transient(format!("store: {e}")))),
-        (other, _) => Err(SendError::Permanent(format!("no sender for channel `{other}`"))),
-    };
-    let now = Utc::now();
-    let mut mark = None;
-    let outcome = match result {
-        Ok(Some(provider_id)) => {
-            metrics::histogram!("cport_outbox_send_seconds", "channel" => row.channel.clone())
-                .record(started.elapsed().as_secs_f64());
-            mark = Some((row.id, provider_id));
-            Outcome::Sent
-        }
-        Ok(None) => {
-            outbox::mark_dropped(&state.db, row.id, "every item was resolved before sending", now).await?;
-            Outcome::Dropped
-        }
-        // A provider's "wait this long" is obeyed, and does not use up the attempts.
-        Err(SendError::RateLimited(wait)) => {
-            let at = now + Duration::from_std(wait).unwrap_or_else(|_| Duration::seconds(60));
-            tracing::warn!(id = row.id, retry_at = %at, "rate limited by the provider; will retry");
-            outbox::mark_rate_limited(
+) -> Result<Outcome, StoreError> {
+    use futures::FutureExt;
+    let (id, channel, kind) = (row.id, row.channel.clone(), row.kind.clone());
+    match std::panic::AssertUnwindSafe(send_row(state, token, row, suspended))
+        .catch_unwind()
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let why = crate::supervise::panic_text(&panic);
+            tracing::error!(id, error = %why, "bug: sending a message panicked; the message is dead");
+            let error = format!("internal error while sending (a bug; see the log): {why}");
+            let marked = outbox::mark(
                 &state.db,
-                row.id,
-                &format!("rate limited; retry after {wait:?}"),
-                at,
-                now,
+                id,
+                token,
+                Mark::Failed {
+                    error: &error,
+                    retry_at: None,
+                },
+                Utc::now(),
             )
             .await?;
-            Outcome::Retrying
+            count(Outcome::Dead, &channel, &kind, marked);
+            Ok(Outcome::Dead)
         }
-        Err(SendError::Transient(msg)) if row.attempts < i64::from(state.config.outbox.max_attempts) => {
-            let at = now + backoff(state, row.attempts);
-            tracing::warn!(id = row.id, attempts = row.attempts, error = %msg, retry_at = %at, "send failed; will retry");
-            outbox::mark_failed(&state.db, row.id, &msg, Some(at), now).await?;
-            Outcome::Retrying
-        }
-        Err(e) => {
-            tracing::error!(id = row.id, attempts = row.attempts, error = %e, "send failed; message is dead");
-            outbox::mark_failed(&state.db, row.id, &e.to_string(), None, now).await?;
-            Outcome::Dead
-        }
-    };
+    }
+}
+
+fn count(outcome: Outcome, channel: &str, kind: &str, marked: bool) {
     let label = match outcome {
         Outcome::Sent => "sent",
         Outcome::Retrying => "failed",
@@ -149,9 +153,132 @@ async fn send_row(
         Outcome::Dropped => "dropped",
         Outcome::Empty => "empty",
     };
-    metrics::counter!(format!("cport_outbox_{label}_total"), "channel" => row.channel.clone(), "kind" => row.kind.clone())
+    if !marked {
+        // Another sender holds the row now: its outcome is the one that counts.
+        tracing::warn!(
+            channel,
+            kind,
+            outcome = label,
+            "claim lost before marking; the outcome was not recorded"
+        );
+        metrics::counter!("cport_outbox_claims_lost_total").increment(1);
+        return;
+    }
+    metrics::counter!(format!("cport_outbox_{label}_total"), "channel" => channel.to_string(), "kind" => kind.to_string())
         .increment(1);
-    Ok((outcome, mark))
+}
+
+/// Builds and sends one row within `outbox.send_timeout_seconds`. `Ok(None)`: drop it.
+async fn attempt(
+    state: &AppState,
+    row: &OutboxRow,
+    suspended: &HashMap<String, String>,
+) -> Result<Option<String>, SendError> {
+    let now = Utc::now();
+    // A store error while rendering one message must not stop the batch: it is that
+    // message's transient failure.
+    let store = |e: StoreError| SendError::Transient(format!("store: {e}"));
+    match (
+        row.channel.as_str(),
+        row.contact_id.as_ref().and_then(|c| suspended.get(c)),
+    ) {
+        ("email", Some(reason)) => Err(SendError::Permanent(format!(
+            "email to this contact is suspended: {reason}"
+        ))),
+        ("email", None) => send_email(state, row, now).await.map_err(store)?,
+        ("webhook", _) => crate::channels::webhook::send(&state.http, &state.config.webhook, row)
+            .await
+            .map(Some),
+        (chat, _) if state.chat.contains_key(chat) => send_chat(state, row, now).await.map_err(store)?,
+        (other, _) => Err(SendError::Permanent(format!("no sender for channel `{other}`"))),
+    }
+}
+
+/// Sends one claimed row and marks it, if this sender still holds its claim.
+async fn send_row(
+    state: &AppState,
+    token: &str,
+    row: OutboxRow,
+    suspended: &HashMap<String, String>,
+) -> Result<Outcome, StoreError> {
+    let started = Instant::now();
+    let limit = std::time::Duration::from_secs(state.config.outbox.send_timeout_seconds);
+    let result = match tokio::time::timeout(limit, attempt(state, &row, suspended)).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!(id = row.id, channel = %row.channel, "send timed out; the connection was dropped");
+            Err(SendError::Transient(format!(
+                "no answer within {} s (outbox.send_timeout_seconds); the connection was dropped",
+                limit.as_secs()
+            )))
+        }
+    };
+    let now = Utc::now();
+    let (outcome, marked) = match result {
+        Ok(Some(provider_id)) => {
+            metrics::histogram!("cport_outbox_send_seconds", "channel" => row.channel.clone())
+                .record(started.elapsed().as_secs_f64());
+            let marked = outbox::mark(&state.db, row.id, token, Mark::Sent(&provider_id), now).await?;
+            (Outcome::Sent, marked)
+        }
+        Ok(None) => {
+            let reason = "every item was resolved before sending";
+            let marked = outbox::mark(&state.db, row.id, token, Mark::Dropped(reason), now).await?;
+            (Outcome::Dropped, marked)
+        }
+        // A provider's "wait this long" is obeyed, and does not use up the attempts.
+        Err(SendError::RateLimited(wait)) => {
+            let at = now + Duration::from_std(wait).unwrap_or_else(|_| Duration::seconds(60));
+            tracing::warn!(id = row.id, retry_at = %at, "rate limited by the provider; will retry");
+            let error = format!("rate limited; retry after {wait:?}");
+            let marked = outbox::mark(
+                &state.db,
+                row.id,
+                token,
+                Mark::RateLimited {
+                    error: &error,
+                    retry_at: at,
+                },
+                now,
+            )
+            .await?;
+            (Outcome::Retrying, marked)
+        }
+        Err(SendError::Transient(msg)) if row.attempts < i64::from(state.config.outbox.max_attempts) => {
+            let at = now + backoff(state, row.attempts);
+            tracing::warn!(id = row.id, attempts = row.attempts, error = %msg, retry_at = %at, "send failed; will retry");
+            let marked = outbox::mark(
+                &state.db,
+                row.id,
+                token,
+                Mark::Failed {
+                    error: &msg,
+                    retry_at: Some(at),
+                },
+                now,
+            )
+            .await?;
+            (Outcome::Retrying, marked)
+        }
+        Err(e) => {
+            tracing::error!(id = row.id, attempts = row.attempts, error = %e, "send failed; message is dead");
+            let error = e.to_string();
+            let marked = outbox::mark(
+                &state.db,
+                row.id,
+                token,
+                Mark::Failed {
+                    error: &error,
+                    retry_at: None,
+                },
+                now,
+            )
+            .await?;
+            (Outcome::Dead, marked)
+        }
+    };
+    count(outcome, &row.channel, &row.kind, marked);
+    Ok(outcome)
 }
 
 /// Sends an email row. `Ok(None)` means the message should be dropped, not sent.
@@ -176,7 +303,7 @@ async fn send_email(
         Ok(m) => m,
         Err(e) => return Ok(Err(e)),
     };
-    Ok(state.mailer.send(message).await.map(Some))
+    Ok(state.mailer.send(&message).await.map(Some))
 }
 
 /// Sends a chat row. Alerts are rendered now from the items still open, like emails.
@@ -262,9 +389,21 @@ async fn alert_email(
 
 /// Sends everything due now, then returns the counts (for `cport digest run` and tests).
 pub async fn drain(state: &AppState) -> Result<DrainReport, StoreError> {
+    drain_until(state, None).await
+}
+
+/// [`drain`] that stops early when `stop` turns true: the message in hand is finished, the
+/// rest of the claim handed back.
+pub async fn drain_until(
+    state: &AppState,
+    stop: Option<&tokio::sync::watch::Receiver<bool>>,
+) -> Result<DrainReport, StoreError> {
     let mut r = DrainReport::default();
     loop {
-        let batch = dispatch_batch(state, BATCH).await?;
+        if stop.is_some_and(|s| *s.borrow()) {
+            return Ok(r);
+        }
+        let batch = dispatch(state, Utc::now(), BATCH, stop).await?;
         if batch.is_empty() {
             return Ok(r);
         }
@@ -280,12 +419,18 @@ pub async fn drain(state: &AppState) -> Result<DrainReport, StoreError> {
     }
 }
 
-/// [`drain`] with `workers` senders at once (each claims its own rows).
-pub async fn drain_concurrently(state: &AppState, workers: usize) -> Result<DrainReport, StoreError> {
+/// [`drain`] with `workers` senders at once (each claims its own rows), stopping early
+/// like [`drain_until`].
+pub async fn drain_concurrently(
+    state: &AppState,
+    workers: usize,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Result<DrainReport, StoreError> {
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
         let s = state.clone();
-        set.spawn(async move { drain(&s).await });
+        let stop = stop.clone();
+        set.spawn(async move { drain_until(&s, stop.as_ref()).await });
     }
     let mut total = DrainReport::default();
     while let Some(r) = set.join_next().await {
@@ -307,13 +452,15 @@ pub struct DrainReport {
 }
 
 /// One dispatcher worker: sends while there is work, otherwise waits for a wake-up, the
-/// next second, or shutdown. A message being sent when shutdown comes is finished first.
+/// next second, or shutdown. A message being sent when shutdown comes is finished first;
+/// the rest of its claim is handed back.
 pub async fn run_worker(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
         if *shutdown.borrow() {
             break;
         }
-        match dispatch_batch(&state, BATCH).await {
+        state.faults.panic_if_armed("task:dispatcher");
+        match dispatch(&state, Utc::now(), BATCH, Some(&shutdown)).await {
             Ok(batch) if batch.is_empty() => {}
             Ok(_) => continue,
             Err(e) => tracing::error!(error = %e, "dispatcher could not reach the store"),

@@ -494,8 +494,17 @@ pub async fn reset(
     .await
 }
 
-/// Queues a single-use password-reset link for a contact (also used by the `RESET` command).
+/// Queues a single-use password-reset link for a contact.
 pub async fn send_reset_link(state: &AppState, c: &ContactRow) -> Result<(), StoreError> {
+    let mut tx = state.db.begin().await?;
+    queue_reset_link(state, &mut tx, c).await?;
+    tx.commit().await?;
+    state.wake_dispatch.notify_waiters();
+    Ok(())
+}
+
+/// [`send_reset_link`] inside the caller's transaction (the `RESET` command's unit).
+pub async fn queue_reset_link(state: &AppState, tx: &mut crate::store::Tx, c: &ContactRow) -> Result<(), StoreError> {
     let now = Utc::now();
     let ttl = Duration::minutes(i64::from(state.config.portal.reset_minutes));
     let token = state.signer.sign(Purpose::Once, "/password/reset", &c.id, ttl, now);
@@ -504,14 +513,8 @@ pub async fn send_reset_link(state: &AppState, c: &ContactRow) -> Result<(), Sto
         state.config.public_url.trim_end_matches('/')
     );
     if let Ok(p) = super::mail::reset_email(state, c, &link) {
-        queue_email(
-            state,
-            c,
-            "system",
-            format!("reset:{}:{}", c.id, now.timestamp_micros()),
-            p,
-        )
-        .await?;
+        let idem = format!("reset:{}:{}", c.id, now.timestamp_micros());
+        outbox::insert_message(tx, &p.queued(Some(&c.id), "system", idem, None, now), now).await?;
     }
     Ok(())
 }

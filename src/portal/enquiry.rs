@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{PortalError, Session, page};
 use crate::actions::commands::Command;
-use crate::actions::enquiry::{Answer, Context, allowed, run};
+use crate::actions::enquiry::{Answer, Context, allowed, run_alone};
 use crate::app::AppState;
 use crate::store::{StoreError, enquiries as q};
 
@@ -108,7 +108,7 @@ async fn show(
     };
     let mut answer: Option<Answer> = None;
     for c in cmds {
-        let a = run(state, &session.actor, c, &ctx, now).await?;
+        let a = run_alone(state, &session.actor, c, &ctx, now).await?;
         if detail && !a.ok {
             return Err(PortalError::NotFound);
         }

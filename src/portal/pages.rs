@@ -282,7 +282,7 @@ pub async fn job(
     // garments are shown above them already).
     let ctx = crate::actions::enquiry::Context::default();
     let cmd = crate::actions::commands::Command::Job(id.clone());
-    let mut a = crate::actions::enquiry::run(&state, &session.actor, &cmd, &ctx, Utc::now()).await?;
+    let mut a = crate::actions::enquiry::run_alone(&state, &session.actor, &cmd, &ctx, Utc::now()).await?;
     a.sections
         .retain(|s| s.heading.as_deref().is_some_and(|h| h != "Printed garments"));
     page(

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, on_db, on_tx};
+use super::{Db, Result, Tx, on_db, on_tx};
 
 /// A chat user known as a contact. `chat_id` is where messages to them go.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -15,13 +15,13 @@ pub struct ChatLink {
 
 /// Stores a new code (only its hash) for a contact.
 pub async fn insert_code(
-    db: &Db,
+    tx: &mut Tx,
     code_hash: &str,
     contact_id: &str,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    on_db!(db, p => sqlx::query(
+    on_tx!(tx, p => sqlx::query(
         "INSERT INTO chat_codes (code_hash, contact_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(code_hash)
@@ -207,9 +207,21 @@ pub async fn take_pending(
     Ok(row.filter(|r| r.2 > now).map(|r| (r.0, r.1)))
 }
 
+/// Whether an update id was recorded already (a cheap check before the work).
+pub async fn seen_update(db: &Db, channel: &str, update_id: &str) -> Result<bool> {
+    let row: Option<(String,)> = on_db!(db, p => sqlx::query_as(
+        "SELECT update_id FROM chat_updates WHERE channel = $1 AND update_id = $2",
+    )
+    .bind(channel)
+    .bind(update_id)
+    .fetch_optional(p)
+    .await)?;
+    Ok(row.is_some())
+}
+
 /// Records an update id; false when it was seen before (a webhook delivered it twice).
-pub async fn first_sighting(db: &Db, channel: &str, update_id: &str, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_db!(db, p => sqlx::query(
+pub async fn first_sighting(tx: &mut Tx, channel: &str, update_id: &str, now: DateTime<Utc>) -> Result<bool> {
+    let n = on_tx!(tx, p => sqlx::query(
         "INSERT INTO chat_updates (channel, update_id, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     )
     .bind(channel)

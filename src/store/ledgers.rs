@@ -107,8 +107,8 @@ pub async fn claim_alert_baseline(tx: &mut Tx, contact_id: &str, channel: &str, 
 }
 
 /// Item keys (`category:id`) already in this contact's alert ledger.
-pub async fn alerted_keys(db: &Db, contact_id: &str, channel: &str) -> Result<std::collections::HashSet<String>> {
-    let rows: Vec<(String, String)> = on_db!(db, p => sqlx::query_as(
+pub async fn alerted_keys(tx: &mut Tx, contact_id: &str, channel: &str) -> Result<std::collections::HashSet<String>> {
+    let rows: Vec<(String, String)> = on_tx!(tx, p => sqlx::query_as(
         "SELECT category, item_id FROM alert_ledger WHERE contact_id = $1 AND channel = $2",
     )
     .bind(contact_id)

@@ -38,10 +38,13 @@ pub struct OutboxRow {
     pub provider_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The current claim's token while a sender holds the row.
+    #[serde(skip)]
+    pub claim_token: Option<String>,
 }
 
 const COLS: &str = "id, contact_id, channel, kind, idem_key, reply_token, recipient, subject, payload, status,
-    attempts, next_attempt_at, last_error, provider_id, created_at, sent_at";
+    attempts, next_attempt_at, last_error, provider_id, created_at, sent_at, claim_token";
 
 /// Queues a message unless one with the same idempotency key exists. Returns the new id,
 /// or `None` when the key was already used (the decision was made before).
@@ -74,15 +77,24 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> 
 /// Claims the next due message for sending (a lease of `lease_until`); a message whose lease
 /// ran out (its sender died) is due again. Several dispatchers never claim the same row.
 pub async fn claim_due(db: &Db, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<OutboxRow>> {
-    Ok(claim_batch(db, now, lease_until, 1).await?.pop())
+    Ok(claim_batch(db, now, lease_until, 1, &new_claim_token()).await?.pop())
 }
 
-/// Claims up to `limit` due messages at once, oldest first.
+/// A fresh claim token: random, so no two claims (in any process) share one.
+pub fn new_claim_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Claims up to `limit` due messages at once, oldest first, under `token`.
 pub async fn claim_batch(
     db: &Db,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: i64,
+    token: &str,
 ) -> Result<Vec<OutboxRow>> {
     let lock = match db {
         Db::Postgres(_) => "FOR UPDATE SKIP LOCKED",
@@ -90,97 +102,97 @@ pub async fn claim_batch(
         Db::Sqlite(_) => "",
     };
     let sql = format!(
-        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2, updated_at = $1
+        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2, claim_token = $4, updated_at = $1
          WHERE id IN (SELECT id FROM outbox
                      WHERE (status IN ('queued', 'failed') AND next_attempt_at <= $1)
                         OR (status = 'sending' AND claimed_until < $1)
                      ORDER BY next_attempt_at, id LIMIT $3 {lock})
          RETURNING {COLS}"
     );
-    let mut rows = on_db!(db, p => sqlx::query_as::<_, OutboxRow>(&sql).bind(now).bind(lease_until).bind(limit).fetch_all(p).await)?;
+    let mut rows = on_db!(db, p => sqlx::query_as::<_, OutboxRow>(&sql).bind(now).bind(lease_until).bind(limit).bind(token).fetch_all(p).await)?;
     rows.sort_by_key(|r| (r.next_attempt_at, r.id));
     Ok(rows)
 }
 
-/// Marks several messages sent in one statement (provider ids per message).
-pub async fn mark_sent_many(db: &Db, sent: &[(i64, String)], now: DateTime<Utc>) -> Result<()> {
-    for chunk in sent.chunks(200) {
-        let cases: String = (0..chunk.len())
-            .map(|i| format!(" WHEN ${} THEN ${}", 2 + 2 * i, 3 + 2 * i))
-            .collect();
-        let ids: Vec<String> = (0..chunk.len()).map(|i| format!("${}", 2 + 2 * i)).collect();
-        let sql = format!(
-            "UPDATE outbox SET status = 'sent', sent_at = $1, updated_at = $1, claimed_until = NULL, last_error = NULL,
-               provider_id = CASE id{cases} END WHERE id IN ({})",
-            ids.join(", ")
-        );
-        on_db!(db, p => {
-            let mut q = sqlx::query(&sql).bind(now);
-            for (id, provider) in chunk {
-                q = q.bind(*id).bind(provider);
-            }
-            q.execute(p).await.map(|r| r.rows_affected())
-        })?;
+/// Extends the lease of every row still claimed under `token`; the number extended.
+pub async fn renew_claim(db: &Db, token: &str, lease_until: DateTime<Utc>) -> Result<u64> {
+    Ok(on_db!(db, p => sqlx::query(
+        "UPDATE outbox SET claimed_until = $2 WHERE claim_token = $1 AND status = 'sending'",
+    )
+    .bind(token)
+    .bind(lease_until)
+    .execute(p)
+    .await.map(|r| r.rows_affected()))?)
+}
+
+/// Hands back rows claimed under `token` that were not sent (a sender stopping): due again
+/// at once, the attempt given back.
+pub async fn release_claim(db: &Db, token: &str, ids: &[i64], now: DateTime<Utc>) -> Result<u64> {
+    let mut n = 0;
+    for id in ids {
+        n += on_db!(db, p => sqlx::query(
+            "UPDATE outbox SET status = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+               claimed_until = NULL, claim_token = NULL, next_attempt_at = $3, updated_at = $3
+             WHERE id = $1 AND claim_token = $2 AND status = 'sending'",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(now)
+        .execute(p)
+        .await.map(|r| r.rows_affected()))?;
     }
-    Ok(())
+    Ok(n)
 }
 
-/// Records a failed attempt: `failed` with a next attempt time, or `dead` when `retry_at` is None.
-pub async fn mark_failed(
-    db: &Db,
-    id: i64,
-    error: &str,
-    retry_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let status = if retry_at.is_some() { "failed" } else { "dead" };
-    on_db!(db, p => sqlx::query(
-        "UPDATE outbox SET status = $2, last_error = $3, next_attempt_at = COALESCE($4, next_attempt_at),
-           claimed_until = NULL, updated_at = $5 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(status)
-    .bind(error)
-    .bind(retry_at)
-    .bind(now)
-    .execute(p)
-    .await.map(|r| r.rows_affected()))?;
-    Ok(())
+/// What became of a claimed message, recorded by the holder of its claim.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mark<'a> {
+    /// Delivered; the provider's id for it.
+    Sent(&'a str),
+    /// Failed; tried again at the time given, or dead when there is none.
+    Failed {
+        error: &'a str,
+        retry_at: Option<DateTime<Utc>>,
+    },
+    /// The provider asked to wait: due again then, and the attempt is given back.
+    RateLimited { error: &'a str, retry_at: DateTime<Utc> },
+    /// No longer needs sending (its items were resolved first).
+    Dropped(&'a str),
 }
 
-/// A provider asked to wait: due again at `retry_at`, and the attempt is given back.
-pub async fn mark_rate_limited(
-    db: &Db,
-    id: i64,
-    error: &str,
-    retry_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    on_db!(db, p => sqlx::query(
-        "UPDATE outbox SET status = 'failed', last_error = $2, next_attempt_at = $3,
-           attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
-           claimed_until = NULL, updated_at = $4 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(error)
-    .bind(retry_at)
-    .bind(now)
-    .execute(p)
-    .await.map(|r| r.rows_affected()))?;
-    Ok(())
-}
-
-/// A message that no longer needs sending (its item was resolved first).
-pub async fn mark_dropped(db: &Db, id: i64, reason: &str, now: DateTime<Utc>) -> Result<()> {
-    on_db!(db, p => sqlx::query(
-        "UPDATE outbox SET status = 'dropped', last_error = $2, claimed_until = NULL, updated_at = $3 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(reason)
-    .bind(now)
-    .execute(p)
-    .await.map(|r| r.rows_affected()))?;
-    Ok(())
+/// Records the outcome of a send, but only while `token` is still the row's claim: a sender
+/// whose claim ran out and was taken over marks nothing. False when the claim was lost.
+pub async fn mark(db: &Db, id: i64, token: &str, mark: Mark<'_>, now: DateTime<Utc>) -> Result<bool> {
+    const FENCE: &str = "WHERE id = $1 AND claim_token = $2 AND status = 'sending'";
+    let n = match mark {
+        Mark::Sent(provider) => on_db!(db, p => sqlx::query(&format!(
+            "UPDATE outbox SET status = 'sent', sent_at = $3, updated_at = $3, claimed_until = NULL,
+               last_error = NULL, provider_id = $4 {FENCE}"
+        ))
+        .bind(id).bind(token).bind(now).bind(provider)
+        .execute(p).await.map(|r| r.rows_affected()))?,
+        Mark::Failed { error, retry_at } => on_db!(db, p => sqlx::query(&format!(
+            "UPDATE outbox SET status = $4, last_error = $5, next_attempt_at = COALESCE($6, next_attempt_at),
+               claimed_until = NULL, updated_at = $3 {FENCE}"
+        ))
+        .bind(id).bind(token).bind(now)
+        .bind(if retry_at.is_some() { "failed" } else { "dead" })
+        .bind(error).bind(retry_at)
+        .execute(p).await.map(|r| r.rows_affected()))?,
+        Mark::RateLimited { error, retry_at } => on_db!(db, p => sqlx::query(&format!(
+            "UPDATE outbox SET status = 'failed', last_error = $4, next_attempt_at = $5,
+               attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+               claimed_until = NULL, updated_at = $3 {FENCE}"
+        ))
+        .bind(id).bind(token).bind(now).bind(error).bind(retry_at)
+        .execute(p).await.map(|r| r.rows_affected()))?,
+        Mark::Dropped(reason) => on_db!(db, p => sqlx::query(&format!(
+            "UPDATE outbox SET status = 'dropped', last_error = $4, claimed_until = NULL, updated_at = $3 {FENCE}"
+        ))
+        .bind(id).bind(token).bind(now).bind(reason)
+        .execute(p).await.map(|r| r.rows_affected()))?,
+    };
+    Ok(n == 1)
 }
 
 /// Puts a held message back to `queued` with new content (alert batching), in a transaction.

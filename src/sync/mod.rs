@@ -199,6 +199,7 @@ pub async fn stage<T: Upsert>(
     for (index, rec) in records {
         let mut fe = Vec::new();
         rec.validate(&mut fe);
+        crate::model::check_record_chars(rec, &mut fe);
         for e in fe {
             push(errs, *index, rec, e);
         }

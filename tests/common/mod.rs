@@ -56,6 +56,8 @@ pub fn test_config(dir: &std::path::Path, database_url: String) -> Config {
 pub struct TestApp {
     pub base: String,
     pub db: Db,
+    /// The running app's state (its faults, health, config).
+    pub state: cport::AppState,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     pub database_url: String,
@@ -81,6 +83,7 @@ impl TestApp {
         let app = App::build(config).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());
         let db = app.state.db.clone();
+        let state = app.state.clone();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(app.run(async {
             let _ = rx.await;
@@ -88,6 +91,7 @@ impl TestApp {
         TestApp {
             base,
             db,
+            state,
             http: reqwest::Client::new(),
             dir,
             database_url: url,
@@ -215,12 +219,18 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     pub fn start() -> SmtpServer {
+        Self::start_with(&[])
+    }
+
+    /// A server with options of `tests/smtp_server.py` (`--delay S`, `--hang SUBSTRING`).
+    pub fn start_with(args: &[&str]) -> SmtpServer {
         use std::io::BufRead;
         let dir = tempfile::tempdir().expect("temp dir");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_server.py");
         let mut child = std::process::Command::new("python3")
             .arg(script)
             .arg(dir.path())
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("python3 runs (scripts/test installs aiosmtpd)");

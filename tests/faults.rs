@@ -1,0 +1,450 @@
+//! Never silent, never twice: poison input is refused at the door, a message that cannot
+//! be sent dies alone, background tasks come back after a panic, claims are fenced, slow and
+//! hung servers cause no duplicates and no stall, and an inbound message's effects land
+//! exactly once whatever step fails.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::{SmtpServer, TestApp, TestState, smtp_config, world};
+use cport::digest::scheduler::{Trigger, run_pass};
+use cport::outbox::drain;
+use cport::store::outbox::{self as ob, Mark, claim_batch, list_messages, mark};
+use serde_json::json;
+
+fn contact(name: &str) -> serde_json::Value {
+    json!([{"id": "P-X", "client_id": "C-1", "name": name, "email": "x@alpha.example", "role": "buyer"}])
+}
+
+#[tokio::test]
+async fn control_characters_are_refused_in_every_text_field_with_the_field_named() {
+    let app = TestApp::spawn().await;
+    common::load_world(&app).await;
+    let cases: &[(&str, serde_json::Value, &str)] = &[
+        ("contacts", contact("Eve\r\nBcc: x@example.com"), "name"),
+        ("contacts", contact("Eve\u{1b}[31m"), "name"),
+        (
+            "contacts",
+            json!([{"id": "P-X", "client_id": "C-1", "name": "Eve", "email": "x@alpha.example", "role": "buyer", "phone": "0123\n456"}]),
+            "phone",
+        ),
+        (
+            "jobs",
+            json!([{"id": "J-X", "client_id": "C-1", "name": "Tees", "status": "entered", "client_ref": "R\t1"}]),
+            "client_ref",
+        ),
+        (
+            "jobs",
+            json!([{"id": "J-X", "client_id": "C-1", "name": "Tees", "status": "entered",
+                    "process_lines": [{"status": "planned", "process": "Print", "position": "Fr\u{0}ont", "qty": 1, "unit_price": 1}]}]),
+            "process_lines[0].position",
+        ),
+        (
+            "deliveries",
+            json!([{"id": "D-X", "client_id": "C-1", "status": "picked", "venue": "Depot", "description": "Box",
+                    "tracking": {"carrier": "DHL", "number": "1", "url": "https://t.example/\r\nx"}}]),
+            "tracking.url",
+        ),
+        (
+            "clients",
+            json!([{"id": "C-X", "name": "Right\u{202e}gnp.exe"}]),
+            "name",
+        ),
+    ];
+    for (entity, body, field) in cases {
+        let before = app.count(entity).await;
+        let (status, resp) = app.put(entity, body.clone()).await;
+        assert_eq!(status, 422, "{entity} {body}: {resp}");
+        let errors = resp["errors"].as_array().expect("errors listed");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e["field"] == *field && e["reason"].as_str().unwrap().contains("control character")),
+            "{entity}: the error names `{field}`: {resp}"
+        );
+        assert_eq!(app.count(entity).await, before, "{entity}: nothing written");
+    }
+    // Multi-line fields keep their line breaks and tabs.
+    let ok = json!([{"id": "D-Y", "client_id": "C-1", "status": "picked", "venue": "Unit 4\nDock Road",
+                     "description": "Two boxes:\n\t- tees\n\t- caps"}]);
+    let (status, resp) = app.put("deliveries", ok).await;
+    assert_eq!(status, 200, "{resp}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn import_refuses_a_line_break_in_a_name_and_names_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path()).await;
+    let doc = dir.path().join("doc.json");
+    let mut w = world();
+    w["contacts"][0]["name"] = json!("Eve\r\nBcc: x@example.com");
+    std::fs::write(&doc, w.to_string()).unwrap();
+    let out = std::process::Command::new(common::cport_bin())
+        .args(["import"])
+        .arg(&doc)
+        .env("CPORT_DATABASE_URL", &url)
+        .env("CPORT_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "refused: {stdout} {stderr}");
+    assert!(
+        format!("{stdout}{stderr}").contains("contacts[0] (P-1A) name: holds the control character U+000D"),
+        "names the record and field: {stdout} {stderr}"
+    );
+}
+
+/// Puts a contact straight into the store, past validation, as an old row might be.
+async fn poison_contact_name(t: &TestState, id: &str, name: &str) {
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE contacts SET name = $1 WHERE id = $2").bind(name).bind(id).execute(p).await.map(|_| ()))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_message_that_cannot_be_built_dies_alone_and_the_rest_go_out() {
+    let smtp = SmtpServer::start();
+    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
+    t.load(world()).await;
+    // A name with a line break reaches the composer (the store predates the check), and a
+    // payload is damaged after queueing: neither may stop the sender.
+    poison_contact_name(&t, "P-1A", "Ann\r\nBcc: evil@example.com").await;
+    for c in ["P-1A", "P-1B", "P-1V"] {
+        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false })
+            .await
+            .unwrap();
+    }
+    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
+    let victim = rows
+        .iter()
+        .find(|r| r.contact_id.as_deref() == Some("P-1V"))
+        .unwrap()
+        .id;
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET payload = '{not json' WHERE id = $1").bind(victim).execute(p).await.map(|_| ()))
+        .unwrap();
+
+    let report = drain(&t.state).await.unwrap();
+    assert_eq!((report.sent, report.dead), (2, 1), "{report:?}");
+    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
+    let dead = rows.iter().find(|r| r.id == victim).unwrap();
+    assert_eq!(dead.status, "dead");
+    assert!(
+        dead.last_error.as_deref().unwrap().contains("unreadable payload"),
+        "{dead:?}"
+    );
+    // The name was sent as one encoded phrase: no header of its own.
+    let msgs = smtp.messages();
+    let ann = msgs
+        .iter()
+        .map(|(raw, _)| String::from_utf8_lossy(raw).into_owned())
+        .find(|m| m.contains("ann@alpha.example"))
+        .expect("Ann's digest went out");
+    assert!(!ann.lines().any(|l| l.starts_with("Bcc:")), "{ann}");
+    let env = msgs
+        .iter()
+        .find(|(r, _)| String::from_utf8_lossy(r).contains("ann@alpha.example"))
+        .unwrap();
+    assert_eq!(env.1["rcpt_tos"], json!(["ann@alpha.example"]));
+}
+
+async fn health(app: &TestApp) -> (u16, serde_json::Value) {
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// Polls `/healthz` until `want` (bounded: at most `secs` seconds).
+async fn health_becomes(app: &TestApp, want: u16, secs: u64) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let (status, body) = health(app).await;
+        if status == want {
+            return body;
+        }
+        assert!(std::time::Instant::now() < deadline, "healthz stayed {status}: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_background_task_that_panics_is_restarted_and_healthz_says_so_meanwhile() {
+    let app = TestApp::spawn_with(|c| {
+        c.digest.tick_seconds = 1;
+        c.alerts.scan_seconds = 1;
+        c.outbox.workers = 1;
+    })
+    .await;
+    assert_eq!(health(&app).await.0, 200);
+    for (point, task) in [
+        ("task:dispatcher", "dispatcher-1"),
+        ("task:scheduler", "scheduler"),
+        ("task:alerts", "alerts"),
+    ] {
+        app.state.faults.arm(point, 1);
+        app.state.wake_dispatch.notify_waiters();
+        app.state.alerts.notify.notify_one();
+        let body = health_becomes(&app, 503, 10).await;
+        assert!(body["status"].as_str().unwrap().contains(task), "{task}: {body}");
+        let body = health_becomes(&app, 200, 10).await;
+        let t = body["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["task"] == task)
+            .unwrap()
+            .clone();
+        assert_eq!(t["state"], "running", "{body}");
+        assert_eq!(t["restarts"], 1, "{body}");
+    }
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("cport_task_restarts_total{task=\"dispatcher-1\"}"),
+        "restarts counted"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn only_the_holder_of_the_current_claim_may_mark_a_row() {
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false })
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let first = claim_batch(&t.state.db, now, now + Duration::seconds(1), 1, "first")
+        .await
+        .unwrap();
+    let id = first[0].id;
+    // The first sender stalls past its lease; a second takes the row over and delivers it.
+    let later = now + Duration::seconds(5);
+    let second = claim_batch(&t.state.db, later, later + Duration::seconds(60), 1, "second")
+        .await
+        .unwrap();
+    assert_eq!(second[0].id, id);
+    assert!(
+        mark(&t.state.db, id, "second", Mark::Sent("250 ok"), later)
+            .await
+            .unwrap()
+    );
+    // The stalled sender's late answer changes nothing.
+    for late in [
+        Mark::Failed {
+            error: "timed out",
+            retry_at: None,
+        },
+        Mark::Failed {
+            error: "timed out",
+            retry_at: Some(later),
+        },
+        Mark::Sent("250 late"),
+        Mark::Dropped("late"),
+    ] {
+        assert!(
+            !mark(&t.state.db, id, "first", late.clone(), later).await.unwrap(),
+            "{late:?}"
+        );
+    }
+    let row = list_messages(&t.state.db, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == id)
+        .unwrap();
+    assert_eq!(
+        (row.status.as_str(), row.provider_id.as_deref()),
+        ("sent", Some("250 ok"))
+    );
+    // A sent row is never claimed again, so `outbox retry --dead` cannot send it twice.
+    let much_later = later + Duration::days(1);
+    assert!(
+        claim_batch(&t.state.db, much_later, much_later, 10, "third")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!ob::requeue(&t.state.db, id, much_later).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_slow_server_and_short_leases_cause_no_duplicate() {
+    // About half a second a message, a lease of 3 s (renewed every second while sending),
+    // two processes with two senders each: a claim never lapses while its sender works.
+    let smtp = SmtpServer::start_with(&["--delay", "0.5"]);
+    let t = TestState::new(|c| {
+        smtp_config(c, smtp.port);
+        c.outbox.lease_seconds = 3;
+    })
+    .await;
+    t.load(world()).await;
+    for c in ["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"] {
+        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false })
+            .await
+            .unwrap();
+    }
+    let queued = list_messages(&t.state.db, Some("queued"), 100).await.unwrap().len();
+    assert!(queued >= 4, "{queued} digests queued");
+    let other = cport::AppState::new(
+        (*t.state.config).clone(),
+        cport::store::Db::connect(t.state.config.database_url.expose())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let (a, b) = tokio::join!(
+        cport::outbox::drain_concurrently(&t.state, 2, None),
+        cport::outbox::drain_concurrently(&other, 2, None)
+    );
+    assert_eq!(a.unwrap().sent + b.unwrap().sent, queued);
+    assert_eq!(smtp.messages().len(), queued, "each digest delivered once");
+}
+
+#[tokio::test]
+async fn a_server_that_accepts_and_hangs_is_timed_out_and_the_message_retried() {
+    let smtp = SmtpServer::start_with(&["--hang", "ann@"]);
+    let t = TestState::new(|c| {
+        smtp_config(c, smtp.port);
+        c.smtp.timeout_seconds = 1;
+    })
+    .await;
+    t.load(world()).await;
+    for c in ["P-1A", "P-1B"] {
+        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false })
+            .await
+            .unwrap();
+    }
+    let started = std::time::Instant::now();
+    let report = tokio::time::timeout(std::time::Duration::from_secs(30), drain(&t.state))
+        .await
+        .expect("the sender is not stalled by a silent server")
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!((report.sent, report.retrying), (1, 1), "{report:?}");
+    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
+    let ann = rows.iter().find(|r| r.recipient == "ann@alpha.example").unwrap();
+    assert_eq!(ann.status, "failed");
+    assert!(ann.last_error.as_deref().unwrap().contains("timed out"), "{ann:?}");
+    assert_eq!(smtp.messages().len(), 1, "Bob's digest went out");
+}
+
+fn reply(token: &str, message_id: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Ann Admin <ann@alpha.example>\r\nTo: reply+{token}@reply.tot.example\r\n\
+         Subject: Re: your digest\r\nMessage-ID: <{message_id}>\r\nDate: Tue, 1 Dec 2026 10:00:00 +0000\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+async fn digest_token(t: &TestState, contact: &str) -> String {
+    run_pass(&t.state, Utc::now(), Some(contact), Trigger::Manual { force: false })
+        .await
+        .unwrap();
+    list_messages(&t.state.db, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.contact_id.as_deref() == Some(contact) && r.kind == "digest")
+        .and_then(|r| r.reply_token)
+        .expect("a digest with a reply token")
+}
+
+async fn count(t: &TestState, sql: &str) -> i64 {
+    let (n,): (i64,) = cport::store::on_db!(&t.state.db, p => sqlx::query_as(sql).fetch_one(p).await).unwrap();
+    n
+}
+
+#[tokio::test]
+async fn a_reply_whose_processing_fails_at_any_step_leaves_nothing_and_its_retry_acts_once() {
+    use cport::channels::inbound::{Disposition, handle};
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    let token = digest_token(&t, "P-1A").await;
+    let raw = reply(
+        &token,
+        "r-1@alpha.example",
+        "REJECT V-1 the blue is too dark\r\nNODELIVERY J-1",
+    );
+    let replies = "SELECT COUNT(*) FROM outbox WHERE kind = 'reply'";
+    for point in [
+        "inbound:after-command",
+        "inbound:after-answer",
+        "inbound:after-record",
+        "unit:commit",
+    ] {
+        t.state.faults.arm(point, 1);
+        assert!(
+            handle(&t.state, &raw, Utc::now()).await.is_err(),
+            "{point}: the failure is reported"
+        );
+        assert_eq!(count(&t, "SELECT COUNT(*) FROM visual_decisions").await, 0, "{point}");
+        assert_eq!(count(&t, "SELECT COUNT(*) FROM changes").await, 0, "{point}");
+        assert_eq!(count(&t, replies).await, 0, "{point}: no answer queued");
+        assert_eq!(count(&t, "SELECT COUNT(*) FROM inbound_messages").await, 0, "{point}");
+    }
+    // The MTA's retry does the work, once.
+    let d = handle(&t.state, &raw, Utc::now()).await.unwrap();
+    assert!(matches!(d, Disposition::Processed(_)), "{d:?}");
+    assert_eq!(count(&t, "SELECT COUNT(*) FROM visual_decisions").await, 1);
+    assert_eq!(
+        count(&t, "SELECT COUNT(*) FROM changes").await,
+        2,
+        "rejected + no delivery"
+    );
+    assert_eq!(count(&t, replies).await, 1);
+    let again = handle(&t.state, &raw, Utc::now()).await.unwrap();
+    assert!(matches!(again, Disposition::Duplicate(_)), "{again:?}");
+    assert_eq!(count(&t, "SELECT COUNT(*) FROM changes").await, 2);
+    assert_eq!(count(&t, replies).await, 1);
+}
+
+#[tokio::test]
+async fn a_chat_update_whose_processing_fails_leaves_nothing_and_its_redelivery_acts_once() {
+    use cport::channels::chat::{Incoming, Input, handle, handle_update};
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    let code = cport::channels::chat::new_link_code(&t.state, "P-1A", Utc::now())
+        .await
+        .unwrap();
+    let chat = |input: Input| Incoming {
+        channel: "telegram",
+        user_id: "501".into(),
+        chat_id: "501".into(),
+        input,
+    };
+    handle(&t.state, &chat(Input::Text(format!("/start {code}"))), Utc::now())
+        .await
+        .unwrap();
+    let approve = chat(Input::Button("ay:V-1".into()));
+    for point in ["chat:before-record", "unit:commit"] {
+        t.state.faults.arm(point, 1);
+        assert!(
+            handle_update(&t.state, &approve, Some("900"), Utc::now())
+                .await
+                .is_err()
+        );
+        assert_eq!(count(&t, "SELECT COUNT(*) FROM changes").await, 0, "{point}");
+        assert_eq!(count(&t, "SELECT COUNT(*) FROM chat_updates").await, 0, "{point}");
+    }
+    let replies = handle_update(&t.state, &approve, Some("900"), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(
+        count(&t, "SELECT COUNT(*) FROM changes WHERE kind = 'visual_approved'").await,
+        1
+    );
+    let again = handle_update(&t.state, &approve, Some("900"), Utc::now())
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "a redelivered update is not answered again");
+    assert_eq!(count(&t, "SELECT COUNT(*) FROM changes").await, 1);
+}
