@@ -429,3 +429,33 @@ async fn old_codes_and_seen_updates_are_pruned() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_poller_that_panics_is_restarted_and_answers_again() {
+    let fake = FakeTelegram::start().await;
+    let app = TestApp::spawn_with(|c| telegram(c, &fake)).await;
+    load_world(&app).await;
+    fake.wait_for("setMyCommands", 1).await;
+    app.state.faults.arm("task:telegram", 1);
+    // The poller panics at its next turn; /healthz names it until it is back.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let body = loop {
+        let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap();
+        if status == 503 {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "healthz stayed {status}: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(body["status"].as_str().unwrap().contains("telegram"), "{body}");
+    // Restarted, it registers again and answers commands.
+    fake.wait_for("setMyCommands", 2).await;
+    fake.say(STRANGER, "/help");
+    let m = fake.next_to(STRANGER, 0).await;
+    assert!(!m.text().is_empty());
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    app.stop().await;
+}

@@ -195,7 +195,11 @@ def verdict(name, engine, counter, store, kills, workers=WORKERS, allowed_dead=0
             duplicated += 1
             # The server notes a message when it has read all of it; a sender killed just
             # after writing the end of data is killed a moment before that note.
-            between = [k for k in kills if a - SLACK <= k <= b]
+            # The kill that explains it: the first after the first delivery, or else the
+            # last one just before the server's note.
+            after = [k for k in kills if a <= k <= b]
+            before = [k for k in kills if a - SLACK <= k < a]
+            between = after[:1] or before[-1:]
             if not between:
                 unexplained += 1
                 near = min(kills, key=lambda k: abs(k - a), default=None)
