@@ -142,7 +142,7 @@ workers = {WORKERS}
 lease_seconds = 3
 backoff_base_seconds = 1
 backoff_max_seconds = 2
-max_attempts = 3
+max_attempts = 5
 send_timeout_seconds = 10
 [alerts]
 visual_approval = "digest"
@@ -277,7 +277,7 @@ def two_servers(lab, short, engine):
 def bad_servers(lab, short, engine):
     results = []
     cases = [
-        ("(c) 451 for the first 3 s", Counter(tempfail_seconds=3), 0),
+        ("(c) 451 for the first 2 s", Counter(tempfail_seconds=2), 0),
         ("(c) 550 for one recipient", None, 1),
         ("(c) accepts, then hangs for one", None, 1),
         ("(c) slow: 0.5 s a message, 2 senders", Counter(delay=0.5), 0),
