@@ -222,11 +222,12 @@ impl App {
             );
         }
         // The dispatchers also push webhooks: the change feed's pushes are outbox rows.
+        let marker = crate::outbox::Marker::start(state.db.clone());
         for n in 1..=state.config.outbox.workers {
-            let (s, rx) = (state.clone(), stop_rx.clone());
+            let (s, rx, m) = (state.clone(), stop_rx.clone(), marker.clone());
             supervised(
                 format!("dispatcher-{n}"),
-                Box::new(move || Box::pin(crate::outbox::run_worker(s.clone(), rx.clone()))),
+                Box::new(move || Box::pin(crate::outbox::run_worker(s.clone(), m.clone(), rx.clone()))),
             );
         }
         let router = router(state.clone());

@@ -236,7 +236,13 @@ async fn only_the_holder_of_the_current_claim_may_mark_a_row() {
             .await
             .unwrap()
     );
-    // The stalled sender's late answer changes nothing.
+    // The stalled sender's late answer changes nothing, alone or in a group commit.
+    assert!(
+        cport::store::outbox::mark_sent_many(&t.state.db, &[(id, "first", "250 late")], later)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     for late in [
         Mark::Failed {
             error: "timed out",

@@ -58,18 +58,93 @@ pub async fn dispatch_batch(state: &AppState, limit: i64) -> Result<Vec<Outcome>
 
 /// [`dispatch_batch`] as if the time were `now` (what is due is decided by it).
 pub async fn dispatch_batch_at(state: &AppState, now: DateTime<Utc>, limit: i64) -> Result<Vec<Outcome>, StoreError> {
-    dispatch(state, now, limit, None).await
+    dispatch(state, now, limit, &Crew::default()).await
+}
+
+/// What the senders of one process share: the stop signal, and the [`Marker`] that commits
+/// their "sent" marks together.
+#[derive(Clone, Default)]
+pub struct Crew {
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    pub marker: Option<Marker>,
+}
+
+impl Crew {
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+}
+
+/// One sender's "sent" mark, waiting for the next group commit.
+struct SentMark {
+    id: i64,
+    token: String,
+    provider: String,
+    done: tokio::sync::oneshot::Sender<Option<bool>>,
+}
+
+/// Commits the "sent" marks of every sender of a process together (group commit): while
+/// one statement runs, the marks that arrive meanwhile wait and go in the next one. Each
+/// sender still waits for its own mark before it sends again, so a crash re-sends at most
+/// one message per sender; the store does one write for several messages instead of one
+/// each (a SQLite write costs a hop to its worker thread and a WAL frame).
+#[derive(Clone)]
+pub struct Marker {
+    jobs: tokio::sync::mpsc::UnboundedSender<SentMark>,
+}
+
+impl Marker {
+    /// Starts the committing task; it ends when the last clone is dropped.
+    pub fn start(db: crate::store::Db) -> Marker {
+        let (jobs, mut rx) = tokio::sync::mpsc::unbounded_channel::<SentMark>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < 100 {
+                    match rx.try_recv() {
+                        Ok(j) => batch.push(j),
+                        Err(_) => break,
+                    }
+                }
+                let items: Vec<(i64, &str, &str)> = batch
+                    .iter()
+                    .map(|j| (j.id, j.token.as_str(), j.provider.as_str()))
+                    .collect();
+                let result = outbox::mark_sent_many(&db, &items, Utc::now()).await;
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, marks = batch.len(), "group commit of marks failed; each sender marks its own");
+                }
+                for j in batch {
+                    let _ = j.done.send(result.as_ref().ok().map(|marked| marked.contains(&j.id)));
+                }
+            }
+        });
+        Marker { jobs }
+    }
+
+    /// Marks one row sent through the group commit; false when the claim was lost. If the
+    /// group commit could not be made, the row is marked on its own.
+    async fn sent(&self, db: &crate::store::Db, id: i64, token: &str, provider: &str) -> Result<bool, StoreError> {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let job = SentMark {
+            id,
+            token: token.to_string(),
+            provider: provider.to_string(),
+            done,
+        };
+        if self.jobs.send(job).is_ok()
+            && let Ok(Some(marked)) = wait.await
+        {
+            return Ok(marked);
+        }
+        outbox::mark(db, id, token, Mark::Sent(provider), Utc::now()).await
+    }
 }
 
 /// The step: claims, sends and marks each message, renewing the claim while it works so
 /// no other sender takes a row it is still on. When `stop` turns true, the message in hand
 /// is finished and the rest of the claim handed back.
-async fn dispatch(
-    state: &AppState,
-    now: DateTime<Utc>,
-    limit: i64,
-    stop: Option<&tokio::sync::watch::Receiver<bool>>,
-) -> Result<Vec<Outcome>, StoreError> {
+async fn dispatch(state: &AppState, now: DateTime<Utc>, limit: i64, crew: &Crew) -> Result<Vec<Outcome>, StoreError> {
     let lease = Duration::seconds(state.config.outbox.lease_seconds as i64);
     let token = outbox::new_claim_token();
     let rows = outbox::claim_batch(&state.db, now, now + lease, limit, &token).await?;
@@ -81,13 +156,13 @@ async fn dispatch(
         let suspended = outbox::suspended_contacts(&state.db).await?;
         let mut rows = rows.into_iter();
         while let Some(row) = rows.next() {
-            if stop.is_some_and(|s| *s.borrow()) {
+            if crew.stopping() {
                 let left: Vec<i64> = std::iter::once(row.id).chain(rows.map(|r| r.id)).collect();
                 let n = outbox::release_claim(&state.db, &token, &left, Utc::now()).await?;
                 tracing::info!(handed_back = n, "stopping: unsent messages handed back to the outbox");
                 break;
             }
-            out.push(send_guarded(state, &token, row, &suspended).await?);
+            out.push(send_guarded(state, crew, &token, row, &suspended).await?);
         }
         Ok::<_, StoreError>(())
     };
@@ -113,13 +188,14 @@ async fn dispatch(
 /// dead with the panic's words; the batch and the sender go on.
 async fn send_guarded(
     state: &AppState,
+    crew: &Crew,
     token: &str,
     row: OutboxRow,
     suspended: &HashMap<String, String>,
 ) -> Result<Outcome, StoreError> {
     use futures::FutureExt;
     let (id, channel, kind) = (row.id, row.channel.clone(), row.kind.clone());
-    match std::panic::AssertUnwindSafe(send_row(state, token, row, suspended))
+    match std::panic::AssertUnwindSafe(send_row(state, crew, token, row, suspended))
         .catch_unwind()
         .await
     {
@@ -197,6 +273,7 @@ async fn attempt(
 /// Sends one claimed row and marks it, if this sender still holds its claim.
 async fn send_row(
     state: &AppState,
+    crew: &Crew,
     token: &str,
     row: OutboxRow,
     suspended: &HashMap<String, String>,
@@ -218,7 +295,10 @@ async fn send_row(
         Ok(Some(provider_id)) => {
             metrics::histogram!("cport_outbox_send_seconds", "channel" => row.channel.clone())
                 .record(started.elapsed().as_secs_f64());
-            let marked = outbox::mark(&state.db, row.id, token, Mark::Sent(&provider_id), now).await?;
+            let marked = match &crew.marker {
+                Some(m) => m.sent(&state.db, row.id, token, &provider_id).await?,
+                None => outbox::mark(&state.db, row.id, token, Mark::Sent(&provider_id), now).await?,
+            };
             (Outcome::Sent, marked)
         }
         Ok(None) => {
@@ -389,21 +469,18 @@ async fn alert_email(
 
 /// Sends everything due now, then returns the counts (for `cport digest run` and tests).
 pub async fn drain(state: &AppState) -> Result<DrainReport, StoreError> {
-    drain_until(state, None).await
+    drain_with(state, &Crew::default()).await
 }
 
-/// [`drain`] that stops early when `stop` turns true: the message in hand is finished, the
-/// rest of the claim handed back.
-pub async fn drain_until(
-    state: &AppState,
-    stop: Option<&tokio::sync::watch::Receiver<bool>>,
-) -> Result<DrainReport, StoreError> {
+/// [`drain`] as one of a crew: it stops early when the crew's stop turns true (the message
+/// in hand is finished, the rest of the claim handed back), and marks through its marker.
+pub async fn drain_with(state: &AppState, crew: &Crew) -> Result<DrainReport, StoreError> {
     let mut r = DrainReport::default();
     loop {
-        if stop.is_some_and(|s| *s.borrow()) {
+        if crew.stopping() {
             return Ok(r);
         }
-        let batch = dispatch(state, Utc::now(), BATCH, stop).await?;
+        let batch = dispatch(state, Utc::now(), BATCH, crew).await?;
         if batch.is_empty() {
             return Ok(r);
         }
@@ -419,18 +496,22 @@ pub async fn drain_until(
     }
 }
 
-/// [`drain`] with `workers` senders at once (each claims its own rows), stopping early
-/// like [`drain_until`].
+/// [`drain`] with `workers` senders at once (each claims its own rows, their marks are
+/// committed together), stopping early when `stop` turns true.
 pub async fn drain_concurrently(
     state: &AppState,
     workers: usize,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<DrainReport, StoreError> {
+    let crew = Crew {
+        stop,
+        marker: Some(Marker::start(state.db.clone())),
+    };
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
         let s = state.clone();
-        let stop = stop.clone();
-        set.spawn(async move { drain_until(&s, stop.as_ref()).await });
+        let crew = crew.clone();
+        set.spawn(async move { drain_with(&s, &crew).await });
     }
     let mut total = DrainReport::default();
     while let Some(r) = set.join_next().await {
@@ -454,13 +535,17 @@ pub struct DrainReport {
 /// One dispatcher worker: sends while there is work, otherwise waits for a wake-up, the
 /// next second, or shutdown. A message being sent when shutdown comes is finished first;
 /// the rest of its claim is handed back.
-pub async fn run_worker(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run_worker(state: AppState, marker: Marker, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let crew = Crew {
+        stop: Some(shutdown.clone()),
+        marker: Some(marker),
+    };
     loop {
         if *shutdown.borrow() {
             break;
         }
         state.faults.panic_if_armed("task:dispatcher");
-        match dispatch(&state, Utc::now(), BATCH, Some(&shutdown)).await {
+        match dispatch(&state, Utc::now(), BATCH, &crew).await {
             Ok(batch) if batch.is_empty() => {}
             Ok(_) => continue,
             Err(e) => tracing::error!(error = %e, "dispatcher could not reach the store"),

@@ -114,6 +114,40 @@ pub async fn claim_batch(
     Ok(rows)
 }
 
+/// Marks several rows sent in one statement, each only while its token is still its claim
+/// (the dispatcher's group commit). Items are (id, claim token, provider id); returns the ids
+/// that were marked.
+pub async fn mark_sent_many(db: &Db, items: &[(i64, &str, &str)], now: DateTime<Utc>) -> Result<Vec<i64>> {
+    let mut marked = Vec::with_capacity(items.len());
+    for chunk in items.chunks(100) {
+        // Per item: $id, $provider, $token.
+        let at = |i: usize, k: usize| 2 + 3 * i + k;
+        let provider: String = (0..chunk.len())
+            .map(|i| format!(" WHEN ${} THEN ${}", at(i, 0), at(i, 1)))
+            .collect();
+        let token: String = (0..chunk.len())
+            .map(|i| format!(" WHEN ${} THEN ${}", at(i, 0), at(i, 2)))
+            .collect();
+        let ids: Vec<String> = (0..chunk.len()).map(|i| format!("${}", at(i, 0))).collect();
+        let sql = format!(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, updated_at = $1, claimed_until = NULL, last_error = NULL,
+               provider_id = CASE id{provider} END
+             WHERE id IN ({}) AND status = 'sending' AND claim_token = CASE id{token} END
+             RETURNING id",
+            ids.join(", ")
+        );
+        let rows: Vec<(i64,)> = on_db!(db, p => {
+            let mut q = sqlx::query_as(&sql).bind(now);
+            for (id, token, provider) in chunk {
+                q = q.bind(*id).bind(*provider).bind(*token);
+            }
+            q.fetch_all(p).await
+        })?;
+        marked.extend(rows.into_iter().map(|r| r.0));
+    }
+    Ok(marked)
+}
+
 /// Extends the lease of every row still claimed under `token`; the number extended.
 pub async fn renew_claim(db: &Db, token: &str, lease_until: DateTime<Utc>) -> Result<u64> {
     Ok(on_db!(db, p => sqlx::query(
