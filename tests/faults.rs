@@ -455,3 +455,28 @@ async fn a_chat_update_whose_processing_fails_leaves_nothing_and_its_redelivery_
     assert!(again.is_empty(), "a redelivered update is not answered again");
     assert_eq!(count(&t, "SELECT COUNT(*) FROM changes").await, 1);
 }
+
+#[tokio::test]
+async fn a_stopping_sender_hands_back_only_its_own_unsent_rows() {
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    for c in ["P-1A", "P-1B", "P-1V"] {
+        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false })
+            .await
+            .unwrap();
+    }
+    let now = Utc::now();
+    let rows = claim_batch(&t.state.db, now, now + Duration::seconds(60), 3, "mine")
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    // A stale token hands back nothing; the holder hands back the two it did not send.
+    assert_eq!(ob::release_claim(&t.state.db, "other", &ids, now).await.unwrap(), 0);
+    assert_eq!(ob::release_claim(&t.state.db, "mine", &ids[1..], now).await.unwrap(), 2);
+    let all = list_messages(&t.state.db, None, 10).await.unwrap();
+    for r in &all {
+        let want = if r.id == ids[0] { ("sending", 1) } else { ("queued", 0) };
+        assert_eq!((r.status.as_str(), r.attempts), want, "{r:?}");
+    }
+}

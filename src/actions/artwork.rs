@@ -39,7 +39,7 @@ pub async fn upload(
     let mut refused = Vec::new();
     for f in files {
         // The name is shown in answers and the change feed: no control characters.
-        let name = crate::channels::email::header_text(&f.name);
+        let name = crate::model::one_line(&f.name);
         let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
         let bytes = f.bytes;
         if !cfg.artwork_types.iter().any(|t| t.eq_ignore_ascii_case(&ext)) {

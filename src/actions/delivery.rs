@@ -29,17 +29,10 @@ pub async fn no_delivery(
     job_id: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, ActionError> {
-    let mut tx = state.db.begin().await?;
-    match no_delivery_in(state, &mut tx, actor, job_id, now).await {
-        Ok(seq) => {
-            tx.commit().await?;
-            Ok(seq)
-        }
-        Err(e) => {
-            tx.rollback().await?;
-            Err(e)
-        }
-    }
+    state
+        .db
+        .in_transaction(async |tx| no_delivery_in(state, tx, actor, job_id, now).await)
+        .await
 }
 
 /// [`no_delivery`] inside the caller's transaction (an inbound message's unit).

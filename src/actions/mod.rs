@@ -135,13 +135,11 @@ impl Unit {
 
     /// The unit's transaction, begun now if it was not yet.
     pub async fn tx(&mut self) -> Result<&mut crate::store::Tx, StoreError> {
-        if self.tx.is_none() {
-            self.tx = Some(self.db.begin().await?);
-        }
-        match self.tx.as_mut() {
-            Some(tx) => Ok(tx),
-            None => Err(StoreError::Conflict("transaction not begun".into())),
-        }
+        let tx = match self.tx.take() {
+            Some(tx) => tx,
+            None => self.db.begin().await?,
+        };
+        Ok(self.tx.insert(tx))
     }
 
     /// A named step of the work: fails the whole unit when a test armed `point` (to prove

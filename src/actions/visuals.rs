@@ -58,20 +58,12 @@ async fn decide(
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
-    check_scope(actor, id)?;
-    check_may_act(actor)?;
-    let mut tx = state.db.begin().await?;
-    match decide_in(state, &mut tx, actor, id, to, reason, now).await {
-        Ok(d) => {
-            tx.commit().await?;
-            state.wake_dispatch.notify_waiters();
-            Ok(d)
-        }
-        Err(e) => {
-            tx.rollback().await?;
-            Err(e)
-        }
-    }
+    let d = state
+        .db
+        .in_transaction(async |tx| decide_in(state, tx, actor, id, to, reason, now).await)
+        .await?;
+    state.wake_dispatch.notify_waiters();
+    Ok(d)
 }
 
 /// One decision inside the caller's transaction; nothing is written unless it succeeds up

@@ -164,10 +164,10 @@ fn hash_code(code: &str) -> String {
 
 /// A fresh one-time linking code for a contact, like `K7PQ-2XMD`. Only its hash is stored.
 pub async fn new_link_code(state: &AppState, contact_id: &str, now: DateTime<Utc>) -> Result<String, StoreError> {
-    let mut tx = state.db.begin().await?;
-    let code = new_link_code_in(&mut tx, contact_id, now).await?;
-    tx.commit().await?;
-    Ok(code)
+    state
+        .db
+        .in_transaction(async |tx| new_link_code_in(tx, contact_id, now).await)
+        .await
 }
 
 /// [`new_link_code`] inside the caller's transaction.

@@ -301,23 +301,6 @@ fn header(name: &'static str, value: impl Into<String>) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), value.into())
 }
 
-/// Text for a header phrase (a display name, a subject): control characters and line
-/// breaks become spaces, runs of blanks one space. lettre encodes what is left (RFC 2047),
-/// but a line break inside it is a header of its own, so none may reach it.
-pub fn header_text(s: &str) -> String {
-    let cleaned: String = s
-        .chars()
-        .map(|c| {
-            if crate::model::forbidden_char(c.encode_utf8(&mut [0; 4]), crate::model::Lines::One).is_some() {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
-    cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 /// A message ready for any transport: its envelope and its bytes.
 pub struct Built {
     pub envelope: lettre::address::Envelope,
@@ -344,13 +327,13 @@ fn build_typed(config: &Config, p: &EmailPayload, token: Option<&str>) -> Result
     let bad = |what: &str, e: &dyn std::fmt::Display| SendError::Permanent(format!("{what}: {e}"));
     let from: Mailbox = config.email.from.parse().map_err(|e| bad("email.from", &e))?;
     let to_addr: Address = p.to.parse().map_err(|e| bad("recipient address", &e))?;
-    let name = header_text(&p.to_name);
+    let name = crate::model::one_line(&p.to_name);
     let to = Mailbox::new((!name.is_empty()).then_some(name), to_addr.clone());
     let domain = &config.email.reply_domain;
     let mut b = Message::builder()
         .from(from.clone())
         .to(to)
-        .subject(header_text(&p.subject))
+        .subject(crate::model::one_line(&p.subject))
         .message_id(Some(p.message_id.clone()))
         .raw_header(header("Auto-Submitted", "auto-generated"))
         .raw_header(header(
@@ -363,7 +346,7 @@ fn build_typed(config: &Config, p: &EmailPayload, token: Option<&str>) -> Result
                 .parse()
                 .map_err(|e| bad("reply address", &e))?;
             b = b.reply_to(Mailbox::new(
-                Some(header_text(&format!("{} replies", config.branding.name))),
+                Some(crate::model::one_line(&format!("{} replies", config.branding.name))),
                 reply,
             ));
             format!("bounce+{t}@{domain}")

@@ -81,6 +81,23 @@ pub fn forbidden_char(s: &str, lines: Lines) -> Option<char> {
     })
 }
 
+/// `s` as one clean line: each character a one-line field may not hold becomes a space, and
+/// runs of blanks one space. For text shown where a line break would do harm: a mail header
+/// phrase (a line break there starts a header of its own), a file name in an answer.
+pub fn one_line(s: &str) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if forbidden_char(c.encode_utf8(&mut [0; 4]), Lines::One).is_some() {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Checks `s` for characters its field may not hold; the error names the field and the
 /// character by its code point (the character itself may not print).
 pub fn check_chars(field: &str, s: &str, lines: Lines) -> Result<(), FieldError> {

@@ -496,9 +496,10 @@ pub async fn reset(
 
 /// Queues a single-use password-reset link for a contact.
 pub async fn send_reset_link(state: &AppState, c: &ContactRow) -> Result<(), StoreError> {
-    let mut tx = state.db.begin().await?;
-    queue_reset_link(state, &mut tx, c).await?;
-    tx.commit().await?;
+    state
+        .db
+        .in_transaction(async |tx| queue_reset_link(state, tx, c).await)
+        .await?;
     state.wake_dispatch.notify_waiters();
     Ok(())
 }

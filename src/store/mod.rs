@@ -195,6 +195,25 @@ impl Db {
         })
     }
 
+    /// Runs `work` in a transaction of its own: committed when it succeeds, rolled back when
+    /// it fails.
+    pub async fn in_transaction<T, E: From<StoreError>>(
+        &self,
+        work: impl AsyncFnOnce(&mut Tx) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        let mut tx = self.begin().await?;
+        match work(&mut tx).await {
+            Ok(v) => {
+                tx.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                tx.rollback().await?;
+                Err(e)
+            }
+        }
+    }
+
     pub async fn ping(&self) -> Result<()> {
         on_db!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())

@@ -162,20 +162,22 @@ pub async fn renew_claim(db: &Db, token: &str, lease_until: DateTime<Utc>) -> Re
 /// Hands back rows claimed under `token` that were not sent (a sender stopping): due again
 /// at once, the attempt given back.
 pub async fn release_claim(db: &Db, token: &str, ids: &[i64], now: DateTime<Utc>) -> Result<u64> {
-    let mut n = 0;
-    for id in ids {
-        n += on_db!(db, p => sqlx::query(
-            "UPDATE outbox SET status = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
-               claimed_until = NULL, claim_token = NULL, next_attempt_at = $3, updated_at = $3
-             WHERE id = $1 AND claim_token = $2 AND status = 'sending'",
-        )
-        .bind(id)
-        .bind(token)
-        .bind(now)
-        .execute(p)
-        .await.map(|r| r.rows_affected()))?;
+    if ids.is_empty() {
+        return Ok(0);
     }
-    Ok(n)
+    let sql = format!(
+        "UPDATE outbox SET status = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
+           claimed_until = NULL, claim_token = NULL, next_attempt_at = $2, updated_at = $2
+         WHERE claim_token = $1 AND status = 'sending' AND id IN ({})",
+        super::placeholders(3, ids.len())
+    );
+    Ok(on_db!(db, p => {
+        let mut q = sqlx::query(&sql).bind(token).bind(now);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.execute(p).await.map(|r| r.rows_affected())
+    })?)
 }
 
 /// What became of a claimed message, recorded by the holder of its claim.
