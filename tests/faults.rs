@@ -197,15 +197,7 @@ async fn every_background_task_that_panics_is_restarted_and_healthz_says_so_mean
         assert_eq!(t["state"], "running", "{body}");
         assert_eq!(t["restarts"], 1, "{body}");
     }
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.text("/metrics").await;
     assert!(
         metrics.contains("cport_task_restarts_total{task=\"dispatcher-1\"}"),
         "restarts counted"

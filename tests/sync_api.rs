@@ -282,15 +282,7 @@ async fn health_and_metrics_are_served() {
     assert_eq!(v["status"], "ok");
     assert_eq!(v["engine"], common::engine_name());
     app.put("clients", json!([{"id": "C-1", "name": "A"}])).await;
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.text("/metrics").await;
     assert!(text.contains("cport_http_requests_total"), "{text}");
     assert!(text.contains("cport_sync_records_total"), "{text}");
     app.stop().await;

@@ -291,71 +291,51 @@ async fn send_row(
         }
     };
     let now = Utc::now();
-    let (outcome, marked) = match result {
+    let error;
+    let (outcome, mark) = match &result {
         Ok(Some(provider_id)) => {
             metrics::histogram!("cport_outbox_send_seconds", "channel" => row.channel.clone())
                 .record(started.elapsed().as_secs_f64());
-            let marked = match &crew.marker {
-                Some(m) => m.sent(&state.db, row.id, token, &provider_id).await?,
-                None => outbox::mark(&state.db, row.id, token, Mark::Sent(&provider_id), now).await?,
-            };
-            (Outcome::Sent, marked)
+            (Outcome::Sent, Mark::Sent(provider_id))
         }
-        Ok(None) => {
-            let reason = "every item was resolved before sending";
-            let marked = outbox::mark(&state.db, row.id, token, Mark::Dropped(reason), now).await?;
-            (Outcome::Dropped, marked)
-        }
+        Ok(None) => (
+            Outcome::Dropped,
+            Mark::Dropped("every item was resolved before sending"),
+        ),
         // A provider's "wait this long" is obeyed, and does not use up the attempts.
         Err(SendError::RateLimited(wait)) => {
-            let at = now + Duration::from_std(wait).unwrap_or_else(|_| Duration::seconds(60));
+            let at = now + Duration::from_std(*wait).unwrap_or_else(|_| Duration::seconds(60));
             tracing::warn!(id = row.id, retry_at = %at, "rate limited by the provider; will retry");
-            let error = format!("rate limited; retry after {wait:?}");
-            let marked = outbox::mark(
-                &state.db,
-                row.id,
-                token,
-                Mark::RateLimited {
-                    error: &error,
-                    retry_at: at,
-                },
-                now,
-            )
-            .await?;
-            (Outcome::Retrying, marked)
+            error = format!("rate limited; retry after {wait:?}");
+            let mark = Mark::RateLimited {
+                error: &error,
+                retry_at: at,
+            };
+            (Outcome::Retrying, mark)
         }
         Err(SendError::Transient(msg)) if row.attempts < i64::from(state.config.outbox.max_attempts) => {
             let at = now + backoff(state, row.attempts);
             tracing::warn!(id = row.id, attempts = row.attempts, error = %msg, retry_at = %at, "send failed; will retry");
-            let marked = outbox::mark(
-                &state.db,
-                row.id,
-                token,
-                Mark::Failed {
-                    error: &msg,
-                    retry_at: Some(at),
-                },
-                now,
-            )
-            .await?;
-            (Outcome::Retrying, marked)
+            let mark = Mark::Failed {
+                error: msg,
+                retry_at: Some(at),
+            };
+            (Outcome::Retrying, mark)
         }
         Err(e) => {
             tracing::error!(id = row.id, attempts = row.attempts, error = %e, "send failed; message is dead");
-            let error = e.to_string();
-            let marked = outbox::mark(
-                &state.db,
-                row.id,
-                token,
-                Mark::Failed {
-                    error: &error,
-                    retry_at: None,
-                },
-                now,
-            )
-            .await?;
-            (Outcome::Dead, marked)
+            error = e.to_string();
+            let mark = Mark::Failed {
+                error: &error,
+                retry_at: None,
+            };
+            (Outcome::Dead, mark)
         }
+    };
+    // A delivery's mark joins the crew's group commit; every other outcome is marked alone.
+    let marked = match (&mark, &crew.marker) {
+        (Mark::Sent(provider_id), Some(marker)) => marker.sent(&state.db, row.id, token, provider_id).await?,
+        _ => outbox::mark(&state.db, row.id, token, mark, now).await?,
     };
     count(outcome, &row.channel, &row.kind, marked);
     Ok(outcome)
