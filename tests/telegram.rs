@@ -459,3 +459,40 @@ async fn a_poller_that_panics_is_restarted_and_answers_again() {
     assert_eq!(r.status().as_u16(), 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_webhook_update_that_fails_is_refused_so_telegram_sends_it_again() {
+    let fake = FakeTelegram::start().await;
+    let app = TestApp::spawn_with(|c| {
+        telegram(c, &fake);
+        c.telegram.mode = "webhook".into();
+        c.telegram.webhook_secret = cport::config::Secret::new("a-long-webhook-secret");
+    })
+    .await;
+    fake.wait_for("setWebhook", 1).await;
+    let update = json!({"update_id": 7, "message": {"message_id": 1, "date": 0,
+        "chat": {"id": STRANGER, "type": "private", "first_name": "S"},
+        "from": {"id": STRANGER, "is_bot": false, "first_name": "S"}, "text": "/help"}});
+    let post = || {
+        app.http
+            .post(app.url("/telegram/webhook"))
+            .header("X-Telegram-Bot-Api-Secret-Token", "a-long-webhook-secret")
+            .json(&update)
+            .send()
+    };
+    app.state.faults.arm("chat:before-record", 1);
+    assert_eq!(
+        post().await.unwrap().status().as_u16(),
+        503,
+        "Telegram is asked to retry"
+    );
+    assert_eq!(app.count("chat_updates").await, 0, "nothing recorded");
+    assert!(fake.to_chat(STRANGER).is_empty(), "nothing answered");
+    assert_eq!(post().await.unwrap().status().as_u16(), 200);
+    let m = fake.next_to(STRANGER, 0).await;
+    assert!(m.text().contains("not linked"));
+    assert_eq!(post().await.unwrap().status().as_u16(), 200);
+    assert_eq!(app.count("chat_updates").await, 1);
+    assert_eq!(fake.to_chat(STRANGER).len(), 1, "answered once");
+    app.stop().await;
+}

@@ -224,23 +224,48 @@ fn render(m: &ChatMessage) -> (String, Option<InlineKeyboardMarkup>) {
     (html, keyboard)
 }
 
-/// Handles one update from polling or the webhook: reads it, runs it, answers it.
+/// An update read and ready to run: who sent what, where to answer.
+struct Prepared {
+    update_id: String,
+    incoming: Incoming,
+    chat: ChatId,
+    callback: Option<(teloxide::types::CallbackQueryId, MessageId)>,
+}
+
+/// Handles one update from polling: reads it, runs it, answers it.
 pub async fn process(state: &AppState, tg: &Telegram, update: Update) {
     let now = Utc::now();
+    let Some(p) = prepare(tg, update).await else { return };
+    let replies = match chat::handle_update(state, &p.incoming, Some(&p.update_id), now).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "telegram: could not handle an update");
+            vec![Reply::Send(ChatMessage::text(
+                "Something went wrong on our side. Please try again in a minute.",
+                vec![],
+            ))]
+        }
+    };
+    execute(state, tg, p.chat, p.callback, replies, now).await;
+}
+
+/// Reads an update; `None` when there is nothing to run (a group chat or an empty message
+/// get their hint here).
+async fn prepare(tg: &Telegram, update: Update) -> Option<Prepared> {
     let update_id = update.id.0.to_string();
     let (incoming, chat, callback) = match update.kind {
         UpdateKind::Message(m) => {
-            let Some(from) = m.from.as_ref() else { return };
+            let from = m.from.as_ref()?;
             if !m.chat.is_private() {
                 let no = "Please talk to me in a private chat: your jobs are not for the group.";
                 let _ = tg.send_to(m.chat.id, &ChatMessage::text(no, vec![])).await;
-                return;
+                return None;
             }
             let text = m.text().unwrap_or("").to_string();
             if text.trim().is_empty() {
                 let hint = ChatMessage::text("Send a command such as /items or /help.", vec![]);
                 let _ = tg.send_to(m.chat.id, &hint).await;
-                return;
+                return None;
             }
             (
                 Incoming {
@@ -256,7 +281,7 @@ pub async fn process(state: &AppState, tg: &Telegram, update: Update) {
         UpdateKind::CallbackQuery(q) => {
             let Some(msg) = q.message.as_ref() else {
                 let _ = tg.bot.answer_callback_query(q.id.clone()).await;
-                return;
+                return None;
             };
             let chat = msg.chat().id;
             (
@@ -270,19 +295,14 @@ pub async fn process(state: &AppState, tg: &Telegram, update: Update) {
                 Some((q.id.clone(), msg.id())),
             )
         }
-        _ => return,
+        _ => return None,
     };
-    let replies = match chat::handle_update(state, &incoming, Some(&update_id), now).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "telegram: could not handle an update");
-            vec![Reply::Send(ChatMessage::text(
-                "Something went wrong on our side. Please try again in a minute.",
-                vec![],
-            ))]
-        }
-    };
-    execute(state, tg, chat, callback, replies, now).await;
+    Some(Prepared {
+        update_id,
+        incoming,
+        chat,
+        callback,
+    })
 }
 
 async fn execute(
@@ -445,8 +465,10 @@ async fn run_batch(state: &AppState, tg: &Arc<Telegram>, updates: Vec<Update>) {
     while set.join_next().await.is_some() {}
 }
 
-/// `POST /telegram/webhook`: Telegram's secret header must match; each update is handled
-/// once (Telegram re-delivers when unsure) and after the answer, so Telegram is not kept waiting.
+/// `POST /telegram/webhook`: Telegram's secret header must match. An update is run (and
+/// recorded as seen, in one transaction) before Telegram is told 200, so a crash or a store
+/// failure before then makes Telegram deliver it again; the answers go out afterwards, so
+/// Telegram is not kept waiting for them.
 pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
     let Some(tg) = state.telegram.clone() else {
         return (StatusCode::NOT_FOUND, "telegram is not configured");
@@ -473,6 +495,18 @@ pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: By
             return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable; retry");
         }
     }
-    tokio::spawn(async move { process(&state, &tg, update).await });
-    (StatusCode::OK, "ok")
+    let now = Utc::now();
+    let Some(p) = prepare(&tg, update).await else {
+        return (StatusCode::OK, "nothing to run");
+    };
+    match chat::handle_update(&state, &p.incoming, Some(&p.update_id), now).await {
+        Ok(replies) => {
+            tokio::spawn(async move { execute(&state, &tg, p.chat, p.callback, replies, now).await });
+            (StatusCode::OK, "ok")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "telegram webhook: could not handle an update; Telegram will retry");
+            (StatusCode::SERVICE_UNAVAILABLE, "store unavailable; retry")
+        }
+    }
 }
