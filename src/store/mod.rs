@@ -144,7 +144,10 @@ impl Db {
             {
                 std::fs::create_dir_all(parent).map_err(|e| open_err(&e))?;
             }
+            // No ping before each use: a connection to a local file cannot have gone stale,
+            // and sqlx's ping is one more hop to the connection's worker thread on every query.
             let pool = SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(opts)
