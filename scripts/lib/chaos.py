@@ -173,7 +173,7 @@ def drain(lab, config, store, deadline_seconds=120, log=None):
         time.sleep(0.2)
 
 
-def verdict(name, engine, counter, store, kills, workers=WORKERS, allowed_dead=0):
+def verdict(name, engine, counter, store, kills, workers=WORKERS, allowed_dead=0, starts=()):
     ids = store.message_ids()
     statuses = store.statuses()
     with counter.lock:
@@ -195,11 +195,12 @@ def verdict(name, engine, counter, store, kills, workers=WORKERS, allowed_dead=0
             duplicated += 1
             # The server notes a message when it has read all of it; a sender killed just
             # after writing the end of data is killed a moment before that note.
-            # The kill that explains it: the first after the first delivery, or else the
-            # last one just before the server's note.
+            # The kill that explains it. A kill just before the server's note explains it
+            # when no sender had started since (the note is then the killed sender's last
+            # message); otherwise the first kill after the first delivery.
+            before = [k for k in kills if a - SLACK <= k < a and not any(k < s < a for s in starts)]
             after = [k for k in kills if a <= k <= b]
-            before = [k for k in kills if a - SLACK <= k < a]
-            between = after[:1] or before[-1:]
+            between = before[-1:] or after[:1]
             if not between:
                 unexplained += 1
                 near = min(kills, key=lambda k: abs(k - a), default=None)
@@ -222,12 +223,14 @@ def kill_senders(lab, short, engine):
     config, store, d = lab.fresh("kill-9", counter.port, 15 if short else 80)
     lab.cport(config, "digest", "run", "--no-send")
     kills = []
+    starts = []
     target = 5 if short else 50
     end = time.time() + (60 if short else 600)
     while len(kills) < target and time.time() < end:
         if not any(store.statuses().get(k, 0) for k in ("queued", "sending", "failed")):
             # Everything went before the kills ran out: queue the same digests again.
             lab.cport(config, "digest", "run", "--no-send", "--force")
+        starts.append(time.time())
         p = lab.spawn(config, "outbox", "send", log=os.path.join(d, "send.log"))
         time.sleep(random.uniform(0.05, 0.5))
         if p.poll() is None:
@@ -235,7 +238,7 @@ def kill_senders(lab, short, engine):
             p.send_signal(signal.SIGKILL)
         p.wait()
     drain(lab, config, store, log=os.path.join(d, "send.log"))
-    return verdict(f"(a) kill -9 the sender x{len(kills)}", engine, counter, store, kills)
+    return verdict(f"(a) kill -9 the sender x{len(kills)}", engine, counter, store, kills, starts=starts)
 
 
 def two_servers(lab, short, engine):
