@@ -121,7 +121,7 @@ async fn a_message_that_cannot_be_built_dies_alone_and_the_rest_go_out() {
         .find(|r| r.contact_id.as_deref() == Some("P-1V"))
         .unwrap()
         .id;
-    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET payload = '{not json' WHERE id = $1").bind(victim).execute(p).await.map(|_| ()))
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox_payloads SET payload = '{not json' WHERE outbox_id = $1").bind(victim).execute(p).await.map(|_| ()))
         .unwrap();
 
     let report = drain(&t.state).await.unwrap();

@@ -99,7 +99,7 @@ class Store:
 
     def message_ids(self):
         ids = {}
-        for rid, payload, status in self.rows("SELECT id, payload, status FROM outbox WHERE kind = 'digest'"):
+        for rid, payload, status in self.rows("SELECT id, payload, status FROM outbox_full WHERE kind = 'digest'"):
             ids[json.loads(payload)["message_id"]] = (int(rid), status)
         return ids
 

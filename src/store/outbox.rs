@@ -43,16 +43,22 @@ pub struct OutboxRow {
     pub claim_token: Option<String>,
 }
 
+/// Every column of a message, read from `outbox_full` (the row joined with its payload).
 const COLS: &str = "id, contact_id, channel, kind, idem_key, reply_token, recipient, subject, payload, status,
+    attempts, next_attempt_at, last_error, provider_id, created_at, sent_at, claim_token";
+
+/// The row's own columns (`outbox`, without the payload that lives in `outbox_payloads`).
+const ROW_COLS: &str =
+    "id, contact_id, channel, kind, idem_key, reply_token, recipient, subject, '' AS payload, status,
     attempts, next_attempt_at, last_error, provider_id, created_at, sent_at, claim_token";
 
 /// Queues a message unless one with the same idempotency key exists. Returns the new id,
 /// or `None` when the key was already used (the decision was made before).
 pub async fn insert_message(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> Result<Option<i64>> {
     let row: Option<(i64,)> = on_tx!(tx, c => sqlx::query_as(
-        "INSERT INTO outbox (contact_id, channel, kind, idem_key, reply_token, recipient, subject, payload, status,
+        "INSERT INTO outbox (contact_id, channel, kind, idem_key, reply_token, recipient, subject, status,
            attempts, next_attempt_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', 0, $9, $10, $10)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $9, $9)
          ON CONFLICT (idem_key) DO NOTHING RETURNING id",
     )
     .bind(&m.contact_id)
@@ -62,12 +68,17 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> 
     .bind(&m.reply_token)
     .bind(&m.recipient)
     .bind(&m.subject)
-    .bind(&m.payload)
     .bind(m.next_attempt_at)
     .bind(now)
     .fetch_optional(c)
     .await)?;
-    if row.is_some() {
+    if let Some((id,)) = row {
+        on_tx!(tx, c => sqlx::query("INSERT INTO outbox_payloads (outbox_id, payload) VALUES ($1, $2)")
+            .bind(id)
+            .bind(&m.payload)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
         metrics::counter!("cport_outbox_queued_total", "channel" => m.channel.clone(), "kind" => m.kind.clone())
             .increment(1);
     }
@@ -107,10 +118,27 @@ pub async fn claim_batch(
                      WHERE (status IN ('queued', 'failed') AND next_attempt_at <= $1)
                         OR (status = 'sending' AND claimed_until < $1)
                      ORDER BY next_attempt_at, id LIMIT $3 {lock})
-         RETURNING {COLS}"
+         RETURNING {ROW_COLS}"
     );
     let mut rows = on_db!(db, p => sqlx::query_as::<_, OutboxRow>(&sql).bind(now).bind(lease_until).bind(limit).bind(token).fetch_all(p).await)?;
     rows.sort_by_key(|r| (r.next_attempt_at, r.id));
+    if !rows.is_empty() {
+        let sql = format!(
+            "SELECT outbox_id, payload FROM outbox_payloads WHERE outbox_id IN ({})",
+            super::placeholders(1, rows.len())
+        );
+        let payloads: Vec<(i64, String)> = on_db!(db, p => {
+            let mut q = sqlx::query_as(&sql);
+            for r in &rows {
+                q = q.bind(r.id);
+            }
+            q.fetch_all(p).await
+        })?;
+        let mut payloads: std::collections::HashMap<i64, String> = payloads.into_iter().collect();
+        for r in &mut rows {
+            r.payload = payloads.remove(&r.id).unwrap_or_default();
+        }
+    }
     Ok(rows)
 }
 
@@ -234,15 +262,23 @@ pub async fn mark(db: &Db, id: i64, token: &str, mark: Mark<'_>, now: DateTime<U
 /// Puts a held message back to `queued` with new content (alert batching), in a transaction.
 pub async fn update_queued(tx: &mut Tx, id: i64, subject: &str, payload: &str, now: DateTime<Utc>) -> Result<bool> {
     let n = on_tx!(tx, c => sqlx::query(
-        "UPDATE outbox SET subject = $2, payload = $3, updated_at = $4 WHERE id = $1 AND status = 'queued'",
+        "UPDATE outbox SET subject = $2, updated_at = $3 WHERE id = $1 AND status = 'queued'",
     )
     .bind(id)
     .bind(subject)
-    .bind(payload)
     .bind(now)
     .execute(c)
     .await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+    if n != 1 {
+        return Ok(false);
+    }
+    on_tx!(tx, c => sqlx::query("UPDATE outbox_payloads SET payload = $2 WHERE outbox_id = $1")
+        .bind(id)
+        .bind(payload)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(true)
 }
 
 /// A queued alert for this contact and channel that has not gone yet (held for batching or
@@ -254,7 +290,7 @@ pub async fn find_held_alert(
     now: DateTime<Utc>,
 ) -> Result<Option<OutboxRow>> {
     let sql = format!(
-        "SELECT {COLS} FROM outbox WHERE contact_id = $1 AND channel = $2 AND kind = 'alert'
+        "SELECT {COLS} FROM outbox_full WHERE contact_id = $1 AND channel = $2 AND kind = 'alert'
            AND status = 'queued' AND next_attempt_at > $3 ORDER BY id DESC LIMIT 1"
     );
     Ok(
@@ -276,13 +312,13 @@ pub async fn last_alert_at(tx: &mut Tx, contact_id: &str, channel: &str) -> Resu
 }
 
 pub async fn find_by_reply_token(db: &Db, token: &str) -> Result<Option<OutboxRow>> {
-    let sql = format!("SELECT {COLS} FROM outbox WHERE reply_token = $1");
+    let sql = format!("SELECT {COLS} FROM outbox_full WHERE reply_token = $1");
     Ok(on_db!(db, p => sqlx::query_as::<_, OutboxRow>(&sql).bind(token).fetch_optional(p).await)?)
 }
 
 /// The most recent messages, newest first, optionally of one status.
 pub async fn list_messages(db: &Db, status: Option<&str>, limit: i64) -> Result<Vec<OutboxRow>> {
-    let sql = format!("SELECT {COLS} FROM outbox WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2");
+    let sql = format!("SELECT {COLS} FROM outbox_full WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2");
     Ok(on_db!(db, p => sqlx::query_as::<_, OutboxRow>(&sql).bind(status).bind(limit).fetch_all(p).await)?)
 }
 
@@ -319,7 +355,7 @@ pub async fn counts_by_status(db: &Db) -> Result<Vec<(String, i64)>> {
 /// The item keys of the last digest queued for this contact and channel (for "new" marks).
 pub async fn last_digest_payload(tx: &mut Tx, contact_id: &str, channel: &str) -> Result<Option<String>> {
     let row: Option<(String,)> = on_tx!(tx, c => sqlx::query_as(
-        "SELECT payload FROM outbox WHERE contact_id = $1 AND channel = $2 AND kind = 'digest'
+        "SELECT payload FROM outbox_full WHERE contact_id = $1 AND channel = $2 AND kind = 'digest'
          ORDER BY id DESC LIMIT 1",
     )
     .bind(contact_id)
