@@ -235,15 +235,20 @@ async fn staff_broadcast_and_outbox_and_nobody_else() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn webhook_mode_checks_the_secret_token() {
-    let fake = FakeTelegram::start().await;
-    let app = TestApp::spawn_with(|c| {
-        telegram(c, &fake);
+/// The app in webhook mode, with the secret Telegram will send.
+async fn webhook_app(fake: &FakeTelegram) -> TestApp {
+    TestApp::spawn_with(|c| {
+        telegram(c, fake);
         c.telegram.mode = "webhook".into();
         c.telegram.webhook_secret = cport::config::Secret::new("a-long-webhook-secret");
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn webhook_mode_checks_the_secret_token() {
+    let fake = FakeTelegram::start().await;
+    let app = webhook_app(&fake).await;
     let set = fake.wait_for("setWebhook", 1).await;
     assert!(set[0].body["url"].as_str().unwrap().ends_with("/telegram/webhook"));
     assert_eq!(set[0].body["secret_token"], "a-long-webhook-secret");
@@ -463,12 +468,7 @@ async fn a_poller_that_panics_is_restarted_and_answers_again() {
 #[tokio::test]
 async fn a_webhook_update_that_fails_is_refused_so_telegram_sends_it_again() {
     let fake = FakeTelegram::start().await;
-    let app = TestApp::spawn_with(|c| {
-        telegram(c, &fake);
-        c.telegram.mode = "webhook".into();
-        c.telegram.webhook_secret = cport::config::Secret::new("a-long-webhook-secret");
-    })
-    .await;
+    let app = webhook_app(&fake).await;
     fake.wait_for("setWebhook", 1).await;
     let update = json!({"update_id": 7, "message": {"message_id": 1, "date": 0,
         "chat": {"id": STRANGER, "type": "private", "first_name": "S"},
