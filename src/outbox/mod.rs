@@ -46,8 +46,8 @@ pub async fn dispatch_one(state: &AppState) -> Result<Outcome, StoreError> {
 }
 
 /// Messages a sender claims at once: fewer store round trips per claim. Each is marked as
-/// soon as it is sent, so a sender that dies re-sends at most the one message it was
-/// sending; the rest of its claim is sent once the lease runs out.
+/// soon as it is sent, so a sender that dies re-sends at most the messages it was sending
+/// or had just sent (see [`Marker`]); the rest of its claim is sent once the lease runs out.
 pub const BATCH: i64 = 16;
 
 /// Claims up to `limit` due messages and sends them one after another. An empty result
@@ -75,6 +75,9 @@ impl Crew {
     }
 }
 
+/// How long a group commit waits for the other senders' marks.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// One sender's "sent" mark, waiting for the next group commit.
 struct SentMark {
     id: i64,
@@ -84,22 +87,34 @@ struct SentMark {
 }
 
 /// Commits the "sent" marks of every sender of a process together (group commit): while
-/// one statement runs, the marks that arrive meanwhile wait and go in the next one. Each
-/// sender still waits for its own mark before it sends again, so a crash re-sends at most
-/// one message per sender; the store does one write for several messages instead of one
-/// each (a SQLite write costs a hop to its worker thread and a WAL frame).
+/// one statement runs, the marks that arrive meanwhile wait and go in the next one. A
+/// sender's mark commits while it sends its next message, and it waits for that mark
+/// before it sends again, so a crash re-sends at most two messages per sender (the one
+/// just delivered and the one on the wire); the store does one write for several messages
+/// instead of one each (a SQLite write costs a hop to its worker thread and a WAL frame).
 #[derive(Clone)]
 pub struct Marker {
     jobs: tokio::sync::mpsc::UnboundedSender<SentMark>,
 }
 
 impl Marker {
-    /// Starts the committing task; it ends when the last clone is dropped.
-    pub fn start(db: crate::store::Db) -> Marker {
+    /// Starts the committing task for `senders` senders; it ends when the last clone is
+    /// dropped.
+    pub fn start(db: crate::store::Db, senders: usize) -> Marker {
         let (jobs, mut rx) = tokio::sync::mpsc::unbounded_channel::<SentMark>();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut batch = vec![first];
+                // Senders do not wait for their mark until their next send is done, so
+                // the commit may wait a moment for the other senders' marks: one write
+                // then records a delivery of each (bounded by LINGER, far below a send).
+                let until = tokio::time::Instant::now() + LINGER;
+                while batch.len() < senders.max(1) {
+                    match tokio::time::timeout_at(until, rx.recv()).await {
+                        Ok(Some(j)) => batch.push(j),
+                        _ => break,
+                    }
+                }
                 while batch.len() < 100 {
                     match rx.try_recv() {
                         Ok(j) => batch.push(j),
@@ -122,9 +137,8 @@ impl Marker {
         Marker { jobs }
     }
 
-    /// Marks one row sent through the group commit; false when the claim was lost. If the
-    /// group commit could not be made, the row is marked on its own.
-    async fn sent(&self, db: &crate::store::Db, id: i64, token: &str, provider: &str) -> Result<bool, StoreError> {
+    /// Hands one row's "sent" mark to the group commit; the sender settles it later.
+    fn submit(&self, id: i64, token: &str, provider: &str) -> PendingMark {
         let (done, wait) = tokio::sync::oneshot::channel();
         let job = SentMark {
             id,
@@ -132,12 +146,56 @@ impl Marker {
             provider: provider.to_string(),
             done,
         };
-        if self.jobs.send(job).is_ok()
-            && let Ok(Some(marked)) = wait.await
-        {
+        // A closed marker leaves `wait` to fail at once: the sender then marks alone.
+        let _ = self.jobs.send(job);
+        PendingMark {
+            wait,
+            id,
+            token: token.to_string(),
+            provider: provider.to_string(),
+        }
+    }
+}
+
+/// A delivery whose "sent" mark is in the group commit; see [`Settle`].
+struct PendingMark {
+    wait: tokio::sync::oneshot::Receiver<Option<bool>>,
+    id: i64,
+    token: String,
+    provider: String,
+}
+
+impl PendingMark {
+    /// Waits for the group commit; false when the claim was lost. If the group commit
+    /// could not be made, the row is marked on its own.
+    async fn settle(self, db: &crate::store::Db) -> Result<bool, StoreError> {
+        if let Ok(Some(marked)) = self.wait.await {
             return Ok(marked);
         }
-        outbox::mark(db, id, token, Mark::Sent(provider), Utc::now()).await
+        outbox::mark(db, self.id, &self.token, Mark::Sent(&self.provider), Utc::now()).await
+    }
+}
+
+/// How one send ended for the books: marked already, or a mark still committing.
+enum Settle {
+    Done(Outcome),
+    Pending {
+        mark: PendingMark,
+        channel: String,
+        kind: String,
+    },
+}
+
+impl Settle {
+    async fn finish(self, db: &crate::store::Db) -> Result<Outcome, StoreError> {
+        match self {
+            Settle::Done(o) => Ok(o),
+            Settle::Pending { mark, channel, kind } => {
+                let marked = mark.settle(db).await?;
+                count(Outcome::Sent, &channel, &kind, marked);
+                Ok(Outcome::Sent)
+            }
+        }
     }
 }
 
@@ -155,14 +213,26 @@ async fn dispatch(state: &AppState, now: DateTime<Utc>, limit: i64, crew: &Crew)
     let sends = async {
         let suspended = outbox::suspended_contacts(&state.db).await?;
         let mut rows = rows.into_iter();
+        // The previous delivery's mark commits while the next message is sent; it is
+        // settled before another send starts.
+        let mut pending: Option<Settle> = None;
         while let Some(row) = rows.next() {
             if crew.stopping() {
+                if let Some(p) = pending.take() {
+                    out.push(p.finish(&state.db).await?);
+                }
                 let left: Vec<i64> = std::iter::once(row.id).chain(rows.map(|r| r.id)).collect();
                 let n = outbox::release_claim(&state.db, &token, &left, Utc::now()).await?;
                 tracing::info!(handed_back = n, "stopping: unsent messages handed back to the outbox");
                 break;
             }
-            out.push(send_guarded(state, crew, &token, row, &suspended).await?);
+            let this = send_guarded(state, crew, &token, row, &suspended).await?;
+            if let Some(p) = pending.replace(this) {
+                out.push(p.finish(&state.db).await?);
+            }
+        }
+        if let Some(p) = pending {
+            out.push(p.finish(&state.db).await?);
         }
         Ok::<_, StoreError>(())
     };
@@ -192,7 +262,7 @@ async fn send_guarded(
     token: &str,
     row: OutboxRow,
     suspended: &HashMap<String, String>,
-) -> Result<Outcome, StoreError> {
+) -> Result<Settle, StoreError> {
     use futures::FutureExt;
     let (id, channel, kind) = (row.id, row.channel.clone(), row.kind.clone());
     match std::panic::AssertUnwindSafe(send_row(state, crew, token, row, suspended))
@@ -216,7 +286,7 @@ async fn send_guarded(
             )
             .await?;
             count(Outcome::Dead, &channel, &kind, marked);
-            Ok(Outcome::Dead)
+            Ok(Settle::Done(Outcome::Dead))
         }
     }
 }
@@ -270,14 +340,15 @@ async fn attempt(
     }
 }
 
-/// Sends one claimed row and marks it, if this sender still holds its claim.
+/// Sends one claimed row and marks it, if this sender still holds its claim (a delivery's
+/// mark may still be committing when this returns).
 async fn send_row(
     state: &AppState,
     crew: &Crew,
     token: &str,
     row: OutboxRow,
     suspended: &HashMap<String, String>,
-) -> Result<Outcome, StoreError> {
+) -> Result<Settle, StoreError> {
     let started = Instant::now();
     let limit = std::time::Duration::from_secs(state.config.outbox.send_timeout_seconds);
     let result = match tokio::time::timeout(limit, attempt(state, &row, suspended)).await {
@@ -333,12 +404,16 @@ async fn send_row(
         }
     };
     // A delivery's mark joins the crew's group commit; every other outcome is marked alone.
-    let marked = match (&mark, &crew.marker) {
-        (Mark::Sent(provider_id), Some(marker)) => marker.sent(&state.db, row.id, token, provider_id).await?,
-        _ => outbox::mark(&state.db, row.id, token, mark, now).await?,
-    };
+    if let (Mark::Sent(provider_id), Some(marker)) = (&mark, &crew.marker) {
+        return Ok(Settle::Pending {
+            mark: marker.submit(row.id, token, provider_id),
+            channel: row.channel,
+            kind: row.kind,
+        });
+    }
+    let marked = outbox::mark(&state.db, row.id, token, mark, now).await?;
     count(outcome, &row.channel, &row.kind, marked);
-    Ok(outcome)
+    Ok(Settle::Done(outcome))
 }
 
 /// Sends an email row. `Ok(None)` means the message should be dropped, not sent.
@@ -485,7 +560,7 @@ pub async fn drain_concurrently(
 ) -> Result<DrainReport, StoreError> {
     let crew = Crew {
         stop,
-        marker: Some(Marker::start(state.db.clone())),
+        marker: Some(Marker::start(state.db.clone(), workers.max(1))),
     };
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
