@@ -16,7 +16,6 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
-use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::channels::email::Mailer;
@@ -41,7 +40,6 @@ pub struct AppState {
     /// Clients changed by a sync, for the alert scanner.
     pub alerts: Arc<AlertSignal>,
     /// Failed sign-ins per account and per address.
-    pub limiter: Arc<crate::portal::session::RateLimiter>,
     /// HTTP client for webhook pushes (one pool for the process).
     pub http: reqwest::Client,
     /// The Telegram bot, when `telegram.token` is set.
@@ -70,6 +68,18 @@ impl AppState {
         )
     }
 
+    /// A picture's address for a reader without a session (an email): a path under
+    /// `/media` gets a signature that expires at `expires`; TOT's web addresses are kept.
+    pub fn picture_url(&self, picture: &str, expires: chrono::DateTime<chrono::Utc>) -> String {
+        if picture.starts_with("/media/") {
+            self.signer.media_url(&self.config.public_url, picture, expires)
+        } else if picture.starts_with('/') {
+            format!("{}{picture}", self.config.public_url.trim_end_matches('/'))
+        } else {
+            picture.to_string()
+        }
+    }
+
     /// Everything but the listener: for the server and for CLI commands alike.
     pub fn new(config: Config, db: Db) -> Result<AppState, StartError> {
         let mailer = Mailer::from_config(&config).map_err(|e| StartError::Config(e.to_string()))?;
@@ -78,7 +88,7 @@ impl AppState {
             None
         } else {
             Some(Arc::new(
-                crate::channels::telegram::Telegram::new(&config.telegram).map_err(StartError::Config)?,
+                crate::channels::telegram::Telegram::new(&config.telegram, db.clone()).map_err(StartError::Config)?,
             ))
         };
         let discord = (!config.discord.token.is_empty() || !config.discord.public_key.is_empty())
@@ -101,7 +111,6 @@ impl AppState {
             signer,
             wake_dispatch: Arc::new(Notify::new()),
             alerts: Arc::new(AlertSignal::default()),
-            limiter: Arc::new(Default::default()),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(15))
                 .user_agent(concat!("cport/", env!("CARGO_PKG_VERSION")))
@@ -253,17 +262,6 @@ impl App {
 }
 
 pub fn router(state: AppState) -> Router {
-    // Pictures are served as files; an SVG must never run script on the portal's origin.
-    let media = tower::ServiceBuilder::new()
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("sandbox; default-src 'none'; style-src 'unsafe-inline'"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .service(ServeDir::new(state.config.data_dir.join("media")));
     let limit = usize::try_from(state.config.max_body_bytes).unwrap_or(usize::MAX);
     Router::new()
         .route("/healthz", get(healthz))
@@ -275,7 +273,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/banners", post(api::post_banner).get(api::list_banners))
         .route("/api/v1/banners/{id}", delete(api::retract_banner))
         .route("/api/v1/{entity}", put(api::put_entity).delete(api::delete_entity))
-        .nest_service("/media", media)
+        .route("/media/{*path}", get(crate::portal::media::serve))
+        // Artwork files are larger than any form: this route has a limit of its own.
+        .route(
+            "/jobs/{id}/artwork",
+            post(crate::portal::artwork::upload)
+                .layer(DefaultBodyLimit::max(crate::portal::artwork::body_limit(&state))),
+        )
         .merge(crate::portal::router().layer(DefaultBodyLimit::max(256 * 1024)))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(track))

@@ -383,17 +383,22 @@ pub fn statement(
         }
         None => w.paragraph("TOT has not sent an account summary yet."),
     }
-    w.heading("Open invoices");
+    w.heading("Open invoices and credit notes");
     let rows: Vec<Vec<String>> = open
         .iter()
         .map(|i| {
+            let id = if i.is_credit_note() {
+                format!("{} (credit)", i.id)
+            } else {
+                i.id.clone()
+            };
             vec![
-                i.id.clone(),
+                id,
                 date(Some(i.date)),
                 date(i.due_date),
                 i.job_name.clone(),
                 Money(i.total).to_string(),
-                Money(i.total - i.paid).to_string(),
+                Money(i.outstanding()).to_string(),
             ]
         })
         .collect();
@@ -408,12 +413,25 @@ pub fn statement(
         ],
         &rows,
     );
-    let outstanding: i64 = open.iter().map(|i| i.total - i.paid).sum();
+    let outstanding: i64 = open.iter().map(InvoiceDoc::outstanding).sum();
+    let credits = open.iter().filter(|i| i.is_credit_note()).count();
     w.paragraph(&format!(
-        "{} open invoice(s); outstanding {} {currency}.",
-        open.len(),
+        "{} open invoice(s) and {credits} credit note(s); outstanding {} {currency}.",
+        open.len() - credits,
         Money(outstanding)
     ));
+    // The rows and TOT's balance come from different records; when they disagree the
+    // reader is told, rather than left to find the difference.
+    if let Some(a) = aging
+        && a.current_balance != outstanding
+    {
+        w.paragraph(&format!(
+            "TOT's total owed ({} {currency}) differs from these rows by {} {currency}: \
+             payments or charges not yet matched to an invoice.",
+            Money(a.current_balance),
+            Money(a.current_balance - outstanding)
+        ));
+    }
     w.finish()
 }
 
@@ -426,7 +444,7 @@ fn cell(s: &str) -> String {
     }
 }
 
-/// The statement as CSV: one row per open invoice, then the aging: the total owed and the
+/// The statement as CSV: one row per open invoice or credit note, then the aging: the total owed and the
 /// parts of it overdue by more than 30, 60 and 90 days.
 pub fn statement_csv(currency: &str, aging: Option<&Aging>, open: &[InvoiceDoc]) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(vec![]);
@@ -443,8 +461,9 @@ pub fn statement_csv(currency: &str, aging: Option<&Aging>, open: &[InvoiceDoc])
         "currency",
     ])?;
     for i in open {
+        let kind = if i.is_credit_note() { "credit_note" } else { "invoice" };
         out.write_record([
-            "invoice".to_string(),
+            kind.to_string(),
             i.id.clone(),
             i.date.to_string(),
             i.due_date.map(|d| d.to_string()).unwrap_or_default(),
@@ -452,7 +471,7 @@ pub fn statement_csv(currency: &str, aging: Option<&Aging>, open: &[InvoiceDoc])
             cell(&i.job_name),
             Money(i.total).to_string(),
             Money(i.paid).to_string(),
-            Money(i.total - i.paid).to_string(),
+            Money(i.outstanding()).to_string(),
             currency.to_string(),
         ])?;
     }

@@ -118,6 +118,33 @@ impl Signer {
         format!("{}/l/{token}", public_url.trim_end_matches('/'))
     }
 
+    /// A picture's address that opens without a session until `expires` (for emails, whose
+    /// pictures a mail client fetches on its own): `{public_url}{path}?exp=…&sig=…`, the
+    /// signature over the path and the expiry.
+    pub fn media_url(&self, public_url: &str, path: &str, expires: DateTime<Utc>) -> String {
+        let exp = expires.timestamp();
+        let tag = self.media_tag(path, exp);
+        format!("{}{path}?exp={exp}&sig={tag}", public_url.trim_end_matches('/'))
+    }
+
+    fn media_tag(&self, path: &str, exp: i64) -> String {
+        let data = format!("{path}{SEP}{exp}");
+        B64.encode(self.mac("media", data.as_bytes()).finalize().into_bytes())
+    }
+
+    /// Checks a picture address's signature (over `path` and `exp`) and expiry.
+    pub fn verify_media(&self, path: &str, exp: &str, sig: &str, now: DateTime<Utc>) -> Result<(), LinkError> {
+        let exp: i64 = exp.parse().map_err(|_| LinkError::Malformed)?;
+        let tag = B64.decode(sig).map_err(|_| LinkError::Malformed)?;
+        self.mac("media", format!("{path}{SEP}{exp}").as_bytes())
+            .verify_slice(&tag)
+            .map_err(|_| LinkError::BadSignature)?;
+        if exp <= now.timestamp() {
+            return Err(LinkError::Expired);
+        }
+        Ok(())
+    }
+
     /// Checks a link token's signature and expiry (single use is the caller's check).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<LinkClaims, LinkError> {
         let (p, t) = token.split_once('.').ok_or(LinkError::Malformed)?;
@@ -215,6 +242,29 @@ fn base32(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signed_picture_address_opens_only_its_path_until_it_expires() {
+        let s = Signer::new("k");
+        let now = Utc::now();
+        let url = s.media_url("https://p.example/", "/media/visuals/V-1.svg", now + Duration::hours(1));
+        let (path, query) = url.trim_start_matches("https://p.example").split_once('?').unwrap();
+        assert_eq!(path, "/media/visuals/V-1.svg");
+        let q: std::collections::HashMap<_, _> = query.split('&').filter_map(|kv| kv.split_once('=')).collect();
+        assert_eq!(s.verify_media(path, q["exp"], q["sig"], now), Ok(()));
+        assert_eq!(
+            s.verify_media("/media/visuals/V-2.svg", q["exp"], q["sig"], now),
+            Err(LinkError::BadSignature),
+            "another path"
+        );
+        let later = (now + Duration::hours(2)).timestamp().to_string();
+        assert_eq!(s.verify_media(path, &later, q["sig"], now), Err(LinkError::BadSignature), "a longer life");
+        assert_eq!(
+            s.verify_media(path, q["exp"], q["sig"], now + Duration::hours(1)),
+            Err(LinkError::Expired)
+        );
+        assert_eq!(Signer::new("other").verify_media(path, q["exp"], q["sig"], now), Err(LinkError::BadSignature));
+    }
 
     #[test]
     fn a_signed_link_round_trips_and_tampering_is_caught() {

@@ -857,7 +857,12 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("Try next, in another terminal:");
     println!("  curl {base}/healthz");
     println!("  curl -s {base}/metrics | head");
-    println!("  open {base}/media/visuals/V-1001.svg   (a visual awaiting approval)");
+    // Pictures are private: this address is signed and opens for a day without a session.
+    println!(
+        "  open {}   (a visual awaiting approval; signed, for a day)",
+        app.state
+            .picture_url("/media/visuals/V-1001.svg", now + chrono::Duration::days(1))
+    );
     println!("  cargo run --release -- --config {cfg} digest run --dry-run");
     println!("  cargo run --release -- --config {cfg} digest run --dry-run --contact P-101 --json");
     println!(

@@ -31,6 +31,8 @@ async fn app() -> TestApp {
                     "client_po_ref": "PO-A", "job_name": "Tees", "total": "734.40", "paid": 200},
                    {"id": "INV-2", "client_id": "C-1", "date": "2026-11-01", "due_date": "2026-12-01",
                     "job_name": "Caps", "total": "100.00", "paid": "100.00"},
+                   {"id": "CN-3", "client_id": "C-1", "date": "2026-11-10", "job_name": "Credit: misprinted tees",
+                    "total": "-234.40"},
                    {"id": "INV-9", "client_id": "C-2", "date": "2026-11-01", "job_name": "Bags", "total": 5, "paid": 0}]),
         ),
         (
@@ -236,10 +238,16 @@ async fn pdfs_hold_the_data_and_the_brand() {
         "234.40",
         "534.40",
         "INV-1",
-        "1 open invoice(s); outstanding 534.40 GBP",
+        "CN-3 (credit)",
+        "-234.40",
+        "1 open invoice(s) and 1 credit note(s); outstanding 300.00 GBP.",
     ] {
         assert!(text.contains(want), "{want:?} in:\n{text}");
     }
+    assert!(
+        !text.contains("differs from these rows"),
+        "the rows add up to TOT's total owed:\n{text}"
+    );
     assert!(!text.contains("INV-2"), "a paid invoice is not open");
     assert!(!text.contains("INV-9"), "another client's invoice never shows");
     app.stop().await;
@@ -280,11 +288,29 @@ async fn statement_csv_has_the_columns_and_rows() {
     );
     let invoices: Vec<_> = rows.iter().filter(|r| r["kind"] == "invoice").collect();
     assert_eq!(invoices.len(), 1);
+    let credits: Vec<_> = rows.iter().filter(|r| r["kind"] == "credit_note").collect();
+    assert_eq!(credits.len(), 1);
+    assert_eq!(credits[0]["invoice"], "CN-3");
+    assert_eq!(credits[0]["outstanding"], "-234.40");
+    // The rows add up to the total owed the statement shows beside them.
+    let cents = |v: &serde_json::Value| -> i64 {
+        let s = v.as_str().unwrap();
+        let (neg, s) = s.strip_prefix('-').map_or((1, s), |r| (-1, r));
+        let (a, b) = s.split_once('.').unwrap();
+        neg * (a.parse::<i64>().unwrap() * 100 + b.parse::<i64>().unwrap())
+    };
+    let owed: i64 = rows
+        .iter()
+        .filter(|r| r["kind"] != "aging")
+        .map(|r| cents(&r["outstanding"]))
+        .sum();
     assert_eq!(invoices[0]["invoice"], "INV-1");
     assert_eq!(invoices[0]["outstanding"], "534.40");
     assert_eq!(invoices[0]["currency"], "GBP");
     let aging: Vec<_> = rows.iter().filter(|r| r["kind"] == "aging").collect();
     assert_eq!(aging.len(), 4);
+    assert_eq!(aging[0]["invoice"], "total_owed");
+    assert_eq!(owed, cents(&aging[0]["outstanding"]));
     assert_eq!(aging[1]["invoice"], "over_30");
     assert_eq!(aging[1]["outstanding"], "234.40");
     app.stop().await;

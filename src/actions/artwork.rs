@@ -15,12 +15,15 @@ pub struct Upload<'a> {
 }
 
 /// Keeps the files of accepted types and sizes under `data_dir/uploads/artwork/JOB/`, marks
-/// the job's art received and records `artwork_uploaded`; the answer lists each file.
+/// the art they answer received (one requirement, or every one of the job's when
+/// `requirement` is `None`, as for an email reply) and records `artwork_uploaded`; the
+/// answer lists each file, kept or refused and why.
 pub async fn upload(
     state: &AppState,
     unit: &mut super::Unit,
     actor: &Actor,
     job_id: &str,
+    requirement: Option<&str>,
     files: &[Upload<'_>],
     now: DateTime<Utc>,
 ) -> Result<Answer, ActionError> {
@@ -33,11 +36,20 @@ pub async fn upload(
     found(jobs::get_job(&state.db, actor.client_id(), job_id).await, || {
         format!("job {job_id}")
     })?;
+    if let Some(r) = requirement {
+        let known = inbound::art_requirements(&state.db, actor.client_id(), job_id).await?;
+        if !known.iter().any(|k| k.id == r) {
+            return Err(ActionError::NotFound(format!("art requirement {r} of job {job_id}")));
+        }
+    }
+    if files.is_empty() {
+        return Err(ActionError::invalid("files", "choose at least one file to send"));
+    }
     let cfg = &state.config.inbound;
     let dir = state.config.data_dir.join("uploads").join("artwork").join(job_id);
     let mut kept = Vec::new();
     let mut refused = Vec::new();
-    for f in files {
+    for (i, f) in files.iter().enumerate() {
         // The name is shown in answers and the change feed: no control characters.
         let name = crate::model::one_line(&f.name);
         let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
@@ -51,24 +63,15 @@ pub async fn upload(
         }
         if bytes.len() as u64 > cfg.max_attachment_bytes {
             refused.push(format!(
-                "{name}: larger than {} MB",
-                cfg.max_attachment_bytes / (1024 * 1024)
+                "{name}: larger than {}, the most one file may be",
+                crate::model::size_text(cfg.max_attachment_bytes)
             ));
             continue;
         }
-        let safe: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let safe = crate::model::safe_file_name(&name);
         // The same name for the same message: a retry after a crash rewrites the file the
         // failed attempt left, rather than adding another.
-        let path = dir.join(format!("{}-{safe}", now.format("%Y%m%d%H%M%S")));
+        let path = dir.join(format!("{}-{i}-{safe}", now.format("%Y%m%d%H%M%S")));
         if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, bytes)) {
             tracing::error!(error = %e, path = %path.display(), "artwork could not be stored");
             refused.push(format!("{name}: could not be stored; TOT has been told"));
@@ -80,18 +83,17 @@ pub async fn upload(
     if !kept.is_empty() {
         let tx = unit.tx().await?;
         for (name, ctype, size, path) in &kept {
-            inbound::insert_artwork(
-                tx,
-                actor.client_id(),
+            let file = inbound::NewArtwork {
+                client_id: actor.client_id(),
                 job_id,
-                &actor.contact.id,
-                name,
-                ctype,
-                *size,
+                requirement_id: requirement,
+                contact_id: &actor.contact.id,
+                file_name: name,
+                content_type: ctype,
+                size: *size,
                 path,
-                now,
-            )
-            .await?;
+            };
+            inbound::insert_artwork(tx, &file, now).await?;
         }
         crate::actions::record(
             state,
@@ -99,7 +101,7 @@ pub async fn upload(
             "artwork_uploaded",
             actor,
             job_id,
-            &serde_json::json!({"job_id": job_id, "files": kept.iter().map(|(n, t, s, _)| serde_json::json!({"name": n, "type": t, "bytes": s})).collect::<Vec<_>>(), "channel": actor.channel}),
+            &serde_json::json!({"job_id": job_id, "requirement_id": requirement, "files": kept.iter().map(|(n, t, s, _)| serde_json::json!({"name": n, "type": t, "bytes": s})).collect::<Vec<_>>(), "channel": actor.channel}),
             now,
         )
         .await?;

@@ -597,7 +597,9 @@ async fn run_inner(
             let rows = list
                 .iter()
                 .map(|i| {
-                    let status = if i.paid >= i.total {
+                    let status = if i.total < 0 {
+                        "credit"
+                    } else if i.paid >= i.total {
                         "paid"
                     } else if i.paid > 0 {
                         "part paid"

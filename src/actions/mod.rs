@@ -7,6 +7,7 @@ pub mod banners;
 pub mod commands;
 pub mod delivery;
 pub mod enquiry;
+pub mod media;
 pub mod orders;
 pub mod visuals;
 
@@ -67,6 +68,11 @@ impl Actor {
     /// May see the visuals list and visual pages at all.
     pub fn may_see_visuals(&self) -> bool {
         matches!(self.role, Role::Admin | Role::Buyer | Role::Viewer)
+    }
+
+    /// May see job pages (and their pictures and artwork): not through a delegation.
+    pub fn may_see_jobs(&self) -> bool {
+        self.delegation.is_none() && matches!(self.role, Role::Admin | Role::Buyer | Role::Viewer)
     }
 }
 

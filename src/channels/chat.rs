@@ -16,7 +16,7 @@ use crate::actions::enquiry::{Answer, Context, run};
 use crate::actions::{Actor, Unit};
 use crate::app::AppState;
 use crate::digest::items::{ActionItem, Category};
-use crate::store::StoreError;
+use crate::store::{StoreError, limits};
 use crate::store::banners::BannerRow;
 use crate::store::chat as db;
 use crate::store::contacts::{ContactRow, get_contact};
@@ -59,13 +59,43 @@ pub struct ChatMessage {
     pub lines: Vec<String>,
     /// Rows of buttons.
     pub buttons: Vec<Vec<Button>>,
-    /// A picture to show with the message (a public URL).
-    pub photo_url: Option<String>,
+    /// A picture to show with the message, as TOT's data names it: a `/media` path (its
+    /// file is uploaded with the message, see [`ChatMessage::attach_picture`]) or a web
+    /// address of TOT's.
+    #[serde(alias = "photo_url")]
+    pub photo: Option<String>,
+    /// The picture's file name and bytes, read when the message is sent.
+    #[serde(skip)]
+    pub photo_file: Option<(String, Vec<u8>)>,
     /// A user to mention (Discord posts in a shared channel).
     pub mention: Option<String>,
 }
 
 impl ChatMessage {
+    /// Reads a `/media` picture's file so that it is uploaded with the message: pictures
+    /// are private, so a chat provider could not fetch them by address. A picture whose
+    /// file is missing is left out (the message still goes).
+    pub async fn attach_picture(&mut self, media_dir: &std::path::Path) {
+        let Some(path) = self.photo.as_deref().filter(|p| p.starts_with("/media/")) else {
+            return;
+        };
+        let file = crate::model::media_file(media_dir, path);
+        let read = match &file {
+            Some(f) => tokio::fs::read(f).await.ok(),
+            None => None,
+        };
+        match (file, read) {
+            (Some(f), Some(bytes)) => {
+                let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                self.photo_file = Some((name, bytes));
+            }
+            _ => {
+                tracing::warn!(picture = %path, "a chat picture's file is missing; the message goes without it");
+                self.photo = None;
+            }
+        }
+    }
+
     pub fn text(title: impl Into<String>, lines: Vec<String>) -> ChatMessage {
         ChatMessage {
             title: title.into(),
@@ -403,7 +433,11 @@ const CODE_ATTEMPTS: u32 = 5;
 
 async fn link(state: &AppState, inc: &Incoming, code: &str, now: DateTime<Utc>) -> Result<Vec<Reply>, StoreError> {
     let key = format!("chat-code:{}:{}", inc.channel, inc.user_id);
-    if state.limiter.blocked_for(&key, CODE_ATTEMPTS).is_some() {
+    // Counted before the code is tried, in the store: one limit for every process.
+    if limits::attempt(&state.db, &key, CODE_ATTEMPTS, now.timestamp_millis())
+        .await?
+        .is_some()
+    {
         return Ok(vec![Reply::Send(ChatMessage::text(
             "Too many wrong codes. Wait a quarter of an hour, then try a new code.",
             vec![],
@@ -419,13 +453,12 @@ async fn link(state: &AppState, inc: &Incoming, code: &str, now: DateTime<Utc>) 
     )
     .await?;
     let Some(contact_id) = redeemed else {
-        state.limiter.fail(&key);
         return Ok(vec![Reply::Send(ChatMessage::text(
             "That code is not valid: it may be mistyped, used already or older than 30 minutes.",
             vec!["Get a new code on the portal's Preferences page, then send /start CODE.".into()],
         ))]);
     };
-    state.limiter.clear(&key);
+    limits::clear(&state.db, &key).await?;
     let c = get_contact(&state.db, &contact_id).await?;
     tracing::info!(channel = inc.channel, contact = %c.id, "chat linked");
     Ok(vec![Reply::Send(ChatMessage::text(
@@ -696,11 +729,6 @@ pub async fn alert_message(
             Err(StoreError::NotFound) => return Ok(digest_message(state, contact, items, &[], now)),
             Err(e) => return Err(e),
         };
-        let photo = if v.main_image.starts_with('/') {
-            format!("{}{}", state.config.public_url.trim_end_matches('/'), v.main_image)
-        } else {
-            v.main_image.clone()
-        };
         let open = Button::link(
             "Open",
             state.portal_link(&contact.id, &format!("/visuals/{}", v.id), now),
@@ -712,13 +740,17 @@ pub async fn alert_message(
             row.push(Button::action("Reject", format!("rj:{}", v.id)));
         }
         row.push(open);
-        // Telegram cannot show SVG pictures; they stay behind the Open button.
-        let photo_url = (!photo.to_ascii_lowercase().ends_with(".svg") && photo.starts_with("http")).then_some(photo);
+        // Chat apps cannot show SVG pictures; they stay behind the Open button.
+        let image = &v.main_image;
+        let photo = (!image.to_ascii_lowercase().ends_with(".svg")
+            && (image.starts_with("/media/") || image.starts_with("https://") || image.starts_with("http://")))
+        .then(|| image.clone());
         return Ok(ChatMessage {
             title: one.title.clone(),
             lines: vec![one.detail.clone()],
             buttons: vec![row],
-            photo_url,
+            photo,
+            photo_file: None,
             mention: None,
         });
     }

@@ -14,7 +14,7 @@ use chrono::Utc;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serenity::all::{
-    ButtonStyle, ChannelId, CommandOptionType, CreateActionRow, CreateButton, CreateCommand, CreateCommandOption,
+    ButtonStyle, ChannelId, CreateAttachment, CommandOptionType, CreateActionRow, CreateButton, CreateCommand, CreateCommandOption,
     CreateEmbed, CreateInteractionResponse, CreateInteractionResponseFollowup, CreateInteractionResponseMessage,
     CreateMessage, EditInteractionResponse, UserId,
 };
@@ -89,8 +89,12 @@ impl Discord {
         if !m.lines.is_empty() {
             e = e.description(shorten(&m.lines.join("\n"), 4096));
         }
-        if let Some(p) = &m.photo_url {
-            e = e.image(p);
+        // TOT's own pictures go as an attachment of the message (they are private); a web
+        // address of TOT's is passed on.
+        match (&m.photo_file, m.photo.as_deref()) {
+            (Some((name, _)), _) => e = e.image(format!("attachment://{name}")),
+            (None, Some(p)) if p.starts_with("http") => e = e.image(p),
+            _ => {}
         }
         e
     }
@@ -187,6 +191,9 @@ impl ChatSender for Discord {
             let mut b = CreateMessage::new()
                 .embed(self.embed(message))
                 .components(Self::components(message));
+            if let Some((name, bytes)) = &message.photo_file {
+                b = b.add_file(CreateAttachment::bytes(bytes.clone(), name.clone()));
+            }
             let channel = match self.channel_id {
                 Some(c) => {
                     // A shared channel gets the title and the action buttons only: a signed

@@ -673,7 +673,7 @@ async fn store_attachments(
             "Attachments were not kept: reply to the artwork reminder of the job they are for.",
         )));
     };
-    match artwork::upload(state, unit, actor, job_id, &files, now).await {
+    match artwork::upload(state, unit, actor, job_id, None, &files, now).await {
         Ok(a) => Ok(Some(a)),
         Err(ActionError::Store(e)) => Err(e),
         Err(e) => Ok(Some(Answer::error("ARTWORK", e.to_string()))),

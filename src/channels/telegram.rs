@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use teloxide::prelude::*;
 use teloxide::types::{
     AllowedUpdate, BotCommand, ChatId, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, MessageId, ParseMode,
@@ -35,45 +34,55 @@ pub struct Telegram {
     pace: Pace,
 }
 
-/// Telegram's limits, kept before each message. teloxide's `Throttle` adaptor would keep them
-/// too, but it releases waiting messages in 250 ms ticks, so every answer waited a tick;
-/// governor's limiters let a message go the moment it is allowed.
+/// Telegram's limits (per chat per second and per minute, and overall), kept before each
+/// message in the store (see [`crate::store::limits::reserve`]), so that every process on
+/// one database keeps them together. teloxide's `Throttle` adaptor keeps them in one
+/// process only, and releases waiting messages in 250 ms ticks.
 struct Pace {
-    overall: DefaultDirectRateLimiter,
-    chat_second: DefaultKeyedRateLimiter<i64>,
-    chat_minute: DefaultKeyedRateLimiter<i64>,
-    waits: std::sync::atomic::AtomicU64,
+    db: crate::store::Db,
+    per_second: u32,
+    chat_per_second: u32,
+    chat_per_minute: u32,
 }
 
 impl Pace {
-    fn new(cfg: &TelegramConfig) -> Pace {
-        let n = |v: u32| std::num::NonZeroU32::new(v).unwrap_or(std::num::NonZeroU32::MIN);
+    fn new(cfg: &TelegramConfig, db: crate::store::Db) -> Pace {
         Pace {
-            overall: governor::RateLimiter::direct(Quota::per_second(n(cfg.messages_per_second))),
-            chat_second: governor::RateLimiter::keyed(Quota::per_second(n(cfg.chat_messages_per_second))),
-            chat_minute: governor::RateLimiter::keyed(Quota::per_minute(n(cfg.chat_messages_per_minute))),
-            waits: Default::default(),
+            db,
+            per_second: cfg.messages_per_second,
+            chat_per_second: cfg.chat_messages_per_second,
+            chat_per_minute: cfg.chat_messages_per_minute,
         }
     }
 
     async fn wait(&self, chat: i64) {
-        self.chat_minute.until_key_ready(&chat).await;
-        self.chat_second.until_key_ready(&chat).await;
-        self.overall.until_ready().await;
-        // Forget chats that have been quiet, now and then, so the keyed state stays small.
-        if self.waits.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 4095 {
-            self.chat_second.retain_recent();
-            self.chat_minute.retain_recent();
+        use crate::store::limits::{Pace as Rate, reserve};
+        let rates = [
+            Rate::per(format!("telegram:{chat}:second"), self.chat_per_second, 1000),
+            Rate::per(format!("telegram:{chat}:minute"), self.chat_per_minute, 60_000),
+            Rate::per("telegram".into(), self.per_second, 1000),
+        ];
+        let now = chrono::Utc::now().timestamp_millis();
+        let go = match reserve(&self.db, &rates, now).await {
+            Ok(go) => go,
+            Err(e) => {
+                // Without the store, the slowest pace is kept: one chat message a second.
+                tracing::warn!(error = %e, "the chat pace could not be read; waiting a second");
+                now + 1000
+            }
+        };
+        if go > now {
+            tokio::time::sleep(std::time::Duration::from_millis((go - now) as u64)).await;
         }
     }
 }
 
 impl Telegram {
-    pub fn new(cfg: &TelegramConfig) -> Result<Telegram, String> {
+    pub fn new(cfg: &TelegramConfig, db: crate::store::Db) -> Result<Telegram, String> {
         let url = reqwest::Url::parse(&cfg.api_url).map_err(|e| format!("telegram.api_url: {e}"))?;
         Ok(Telegram {
             bot: Bot::new(cfg.token.expose()).set_api_url(url),
-            pace: Pace::new(cfg),
+            pace: Pace::new(cfg, db),
         })
     }
 
@@ -104,10 +113,17 @@ impl Telegram {
     async fn send_to(&self, chat: ChatId, m: &ChatMessage) -> Result<teloxide::types::Message, RequestError> {
         self.pace.wait(chat.0).await;
         let (html, keyboard) = render(m);
-        if let Some(photo) = m.photo_url.as_deref().and_then(|p| reqwest::Url::parse(p).ok()) {
+        // TOT's own pictures are uploaded (they are private); a web address of TOT's is
+        // passed on for Telegram to fetch.
+        let photo = match (&m.photo_file, m.photo.as_deref()) {
+            (Some((name, bytes)), _) => Some(InputFile::memory(bytes.clone()).file_name(name.clone())),
+            (None, Some(p)) if p.starts_with("http") => reqwest::Url::parse(p).ok().map(InputFile::url),
+            _ => None,
+        };
+        if let Some(photo) = photo {
             let mut req = self
                 .bot
-                .send_photo(chat, InputFile::url(photo))
+                .send_photo(chat, photo)
                 .caption(cut(&html, CAPTION_LIMIT))
                 .parse_mode(ParseMode::Html);
             if let Some(k) = keyboard {

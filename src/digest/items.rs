@@ -195,14 +195,19 @@ impl ActionItem {
         format!("{}:{}", self.category.code(), self.id)
     }
 
-    /// The portal page about this item.
+    /// The portal page about this item, one its reader may open: the delivery form only
+    /// to those who may give instructions ([`for_role`] has taken the action away from
+    /// the others), the job page to the rest.
     pub fn path(&self) -> String {
-        match self.category {
-            Category::VisualApproval => format!("/visuals/{}", self.id),
-            Category::DeliveryInstructions => format!("/jobs/{}/delivery", self.id),
-            // The purchase-order pages come with the enquiry pages; until then, the dashboard.
-            Category::ThirdPartyPo => "/".to_string(),
-            Category::AwaitingArt => format!("/jobs/{}", self.id),
+        match (self.category, self.action) {
+            (Category::VisualApproval, _) => format!("/visuals/{}", self.id),
+            (Category::DeliveryInstructions, Action::GiveDeliveryInstructions) => {
+                format!("/jobs/{}/delivery", self.id)
+            }
+            (Category::DeliveryInstructions, _) => format!("/jobs/{}", self.id),
+            (Category::ThirdPartyPo, _) => format!("/pos/{}", self.id),
+            (Category::AwaitingArt, Action::UploadArtwork) => format!("/jobs/{}#artwork", self.id),
+            (Category::AwaitingArt, _) => format!("/jobs/{}", self.id),
         }
     }
 }

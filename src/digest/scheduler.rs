@@ -286,6 +286,9 @@ pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<boo
             if let Err(e) = crate::store::chat::prune(&state.db, Utc::now()).await {
                 tracing::warn!(error = %e, "chat ledgers not pruned");
             }
+            if let Err(e) = crate::store::limits::sweep(&state.db, Utc::now().timestamp_millis()).await {
+                tracing::warn!(error = %e, "stale rate limits not swept");
+            }
             match run_pass(&state, Utc::now(), None, Trigger::Scheduled).await {
                 Ok(r) if r.queued > 0 => tracing::info!(queued = r.queued, empty = r.empty, "digests queued"),
                 Ok(_) => {}

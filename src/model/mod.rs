@@ -356,3 +356,78 @@ mod tests {
         assert_eq!(Money(-5).to_string(), "-0.05");
     }
 }
+
+/// A file name made safe for a disk and a header: ASCII letters, digits and `.-_` kept,
+/// anything else `_`.
+pub fn safe_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// A size as people read it: `20 MB`, `64 KB`, `512 bytes` (binary units, whole numbers).
+pub fn size_text(bytes: u64) -> String {
+    const KB: u64 = 1024;
+    const MB: u64 = 1024 * 1024;
+    match bytes {
+        b if b >= MB && b % MB == 0 => format!("{} MB", b / MB),
+        b if b >= MB => format!("{:.1} MB", b as f64 / MB as f64),
+        b if b >= KB => format!("{} KB", b / KB),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// The file a `/media` path of TOT's names under `media_dir`; `None` for a path that would
+/// leave that folder or holds anything but plain names (`..`, `.`, empty parts, backslashes).
+pub fn media_file(media_dir: &std::path::Path, path: &str) -> Option<std::path::PathBuf> {
+    use std::path::Component;
+    let rest = path.strip_prefix("/media/")?;
+    let mut out = media_dir.to_path_buf();
+    for part in rest.split('/') {
+        let mut c = std::path::Path::new(part).components();
+        match (c.next(), c.next()) {
+            (Some(Component::Normal(name)), None) if !part.contains('\\') => out.push(name),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod media_file_tests {
+    use super::{media_file, size_text};
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(size_text(20 * 1024 * 1024), "20 MB");
+        assert_eq!(size_text(1536 * 1024), "1.5 MB");
+        assert_eq!(size_text(64 * 1024), "64 KB");
+        assert_eq!(size_text(100), "100 bytes");
+    }
+
+    #[test]
+    fn only_plain_names_under_the_media_folder_are_files() {
+        let dir = std::path::Path::new("/data/media");
+        assert_eq!(
+            media_file(dir, "/media/visuals/V-1.svg"),
+            Some("/data/media/visuals/V-1.svg".into())
+        );
+        for bad in [
+            "/media/../cport.db",
+            "/media/visuals/../../x",
+            "/media//etc/passwd",
+            "/media/a/./b",
+            "/media/",
+            "/media/a\\..\\b",
+            "/other/x",
+        ] {
+            assert_eq!(media_file(dir, bad), None, "{bad}");
+        }
+    }
+}

@@ -457,7 +457,7 @@ async fn send_chat(
         Ok(p) => p,
         Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
     };
-    let message = match (payload.message, row.kind.as_str(), &row.contact_id) {
+    let mut message = match (payload.message, row.kind.as_str(), &row.contact_id) {
         (Some(m), _, _) => m,
         (None, "alert", Some(contact_id)) => match still_open(state, contact_id, &payload.items).await? {
             Some((contact, open)) => crate::channels::chat::alert_message(state, &contact, &open, now).await?,
@@ -465,6 +465,7 @@ async fn send_chat(
         },
         _ => return Ok(Err(SendError::Permanent("chat message without content".into()))),
     };
+    message.attach_picture(&state.config.data_dir.join("media")).await;
     Ok(sender.send(&row.recipient, &message).await.map(Some))
 }
 

@@ -22,7 +22,7 @@ use crate::store::contacts::{ContactRow, get_contact};
 use crate::store::sessions::{
     contacts_by_email, get_password_hash, revoke_contact_sessions, revoke_session, set_password_hash,
 };
-use crate::store::{StoreError, ledgers, outbox};
+use crate::store::{StoreError, ledgers, limits, outbox};
 
 const MIN_PASSWORD: usize = 10;
 
@@ -212,11 +212,12 @@ pub async fn login(
     let acct_key = format!("acct:{email}");
     let ip_key = address_key(addr.ip());
     let p = &state.config.portal;
-    let limited = state
-        .limiter
-        .blocked_for(&acct_key, p.login_attempts_per_account)
-        .or_else(|| state.limiter.blocked_for(&ip_key, p.login_attempts_per_address));
-    if let Some(secs) = limited {
+    // Each try is counted before the password is checked, in the store, so that every
+    // process together keeps one limit; a success gives its try back.
+    let now_ms = Utc::now().timestamp_millis();
+    let by_account = limits::attempt(&state.db, &acct_key, p.login_attempts_per_account, now_ms).await?;
+    let by_address = limits::attempt(&state.db, &ip_key, p.login_attempts_per_address, now_ms).await?;
+    if let Some(secs) = by_account.or(by_address) {
         return Err(PortalError::TooMany(format!(
             "Too many failed sign-ins. Try again in {} minute(s), or ask for a sign-in link by email.",
             secs.div_ceil(60)
@@ -237,8 +238,6 @@ pub async fn login(
         let _ = verify_password(&password, dummy_hash());
     }
     let Some(contact_id) = found else {
-        state.limiter.fail(&acct_key);
-        state.limiter.fail(&ip_key);
         tracing::info!(ip = %addr.ip(), "failed portal sign-in");
         return anon_page(
             &state,
@@ -249,7 +248,8 @@ pub async fn login(
         )
         .await;
     };
-    state.limiter.clear(&acct_key);
+    limits::clear(&state.db, &acct_key).await?;
+    limits::refund(&state.db, &ip_key).await?;
     let cookie = session::start(&state, &contact_id, None).await?;
     Ok(with_cookie(Redirect::to(&next).into_response(), &cookie))
 }
@@ -270,18 +270,17 @@ async fn queue_email(
 }
 
 /// Counts a request from this address against `kind`'s limit (sign-in links, resets).
-fn limit_address(state: &AppState, kind: &str, addr: SocketAddr) -> Result<(), PortalError> {
+async fn limit_address(state: &AppState, kind: &str, addr: SocketAddr) -> Result<(), PortalError> {
     let key = format!("{kind}:{}", addr.ip());
-    if state
-        .limiter
-        .blocked_for(&key, state.config.portal.login_attempts_per_address)
+    let limit = state.config.portal.login_attempts_per_address;
+    if limits::attempt(&state.db, &key, limit, Utc::now().timestamp_millis())
+        .await?
         .is_some()
     {
         return Err(PortalError::TooMany(
             "Too many requests from here. Try again later.".into(),
         ));
     }
-    state.limiter.fail(&key);
     Ok(())
 }
 
@@ -295,7 +294,7 @@ pub async fn request_link(
 ) -> Result<Response, PortalError> {
     let form = FormData::parse(&body);
     check_anon_csrf(&headers, &form)?;
-    limit_address(&state, "link", addr)?;
+    limit_address(&state, "link", addr).await?;
     let email = form.text("email").trim().to_string();
     let now = Utc::now();
     // One link per client the address belongs to (a person may work for two clients).
@@ -480,7 +479,7 @@ pub async fn reset(
             "Your new password is set. Sign in with it.",
         ));
     }
-    limit_address(&state, "reset", addr)?;
+    limit_address(&state, "reset", addr).await?;
     let email = form.text("email").trim().to_string();
     for id in contacts_by_email(&state.db, &email).await?.iter().take(5) {
         let c = get_contact(&state.db, id).await?;

@@ -49,12 +49,8 @@ pub fn delegation_email(
     link: &str,
     _now: DateTime<Utc>,
 ) -> Result<EmailPayload, SendError> {
-    let base = state.config.public_url.trim_end_matches('/');
-    let image = if v.main_image.starts_with('/') {
-        format!("{base}{}", v.main_image)
-    } else {
-        v.main_image.clone()
-    };
+    // The picture opens without a session for as long as the link does.
+    let image = state.picture_url(&v.main_image, d.expires_at);
     let subject = format!(
         "{} asks you to approve visual {} for {}",
         from.name, v.id, from.client_name

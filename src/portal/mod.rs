@@ -2,8 +2,10 @@
 //! password login. Pages work without JavaScript; a GET never changes anything, every action
 //! is a POST carrying the session's CSRF token, and every action calls `crate::actions`.
 
+pub mod artwork;
 pub mod auth;
 pub mod mail;
+pub mod media;
 pub mod pages;
 pub mod session;
 
@@ -214,6 +216,19 @@ impl Note {
 }
 
 const STYLESHEET: &str = include_str!("../../static/portal.css");
+const UPLOAD_SCRIPT: &str = include_str!("../../static/upload.js");
+
+/// The artwork forms' drag and drop and progress (the forms work without it).
+async fn upload_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        UPLOAD_SCRIPT,
+    )
+        .into_response()
+}
 
 async fn stylesheet() -> Response {
     (
@@ -230,6 +245,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(pages::dashboard))
         .route("/static/portal.css", get(stylesheet))
+        .route("/static/upload.js", get(upload_script))
         .route("/l/{token}", get(auth::signed_link))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/login/link", post(auth::request_link))
@@ -246,6 +262,7 @@ pub fn router() -> Router<AppState> {
             enquiry::list_page("Jobs", Command::Jobs, Some(("Job", "/jobs/", ""))),
         )
         .route("/jobs/{id}", get(pages::job))
+        .route("/jobs/{id}/artwork/{file}", get(artwork::download))
         .route(
             "/deliveries",
             enquiry::list_page(

@@ -241,10 +241,7 @@ async fn job_json(
     id: &str,
 ) -> Result<(Value, Vec<jobs::GarmentLine>), PortalError> {
     no_delegation(session)?;
-    if !matches!(
-        session.actor.role,
-        crate::model::Role::Admin | crate::model::Role::Buyer | crate::model::Role::Viewer
-    ) {
+    if !session.actor.may_see_jobs() {
         return Err(PortalError::Forbidden(format!(
             "Your role ({}) does not show jobs.",
             session.actor.role
@@ -289,7 +286,8 @@ pub async fn job(
         &state,
         Some(&session),
         "job",
-        json!({"job": job, "lines": lines_json(&lines), "open": open, "note": q.verified(&state), "a": a}),
+        json!({"job": job, "lines": lines_json(&lines), "open": open, "note": q.verified(&state), "a": a,
+               "art": super::artwork::art_json(&state, &session, &id).await?}),
     )
     .await
 }

@@ -1,10 +1,7 @@
 //! Portal sessions: a random token in an HttpOnly cookie (only its hash is stored), a CSRF
 //! token per session checked on every POST, and login rate limits.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
@@ -130,51 +127,6 @@ impl FromRequestParts<AppState> for Session {
             csrf: row.csrf,
             actor,
         })
-    }
-}
-
-/// Counts failures per key in a sliding 15-minute window. Kept in memory: each process
-/// limits on its own, which still bounds guessing to a handful of tries per window.
-#[derive(Default)]
-pub struct RateLimiter {
-    hits: Mutex<HashMap<String, Vec<Instant>>>,
-}
-
-const WINDOW: Duration = Duration::from_secs(15 * 60);
-
-impl RateLimiter {
-    /// Seconds until `key` may try again, if it has used up `limit`.
-    pub fn blocked_for(&self, key: &str, limit: u32) -> Option<u64> {
-        let mut map = self.hits.lock().ok()?;
-        let now = Instant::now();
-        // Only keys that failed are stored, and stale ones are swept out as they are met.
-        let hits = map.get_mut(key)?;
-        hits.retain(|t| now.duration_since(*t) < WINDOW);
-        if hits.is_empty() {
-            map.remove(key);
-            return None;
-        }
-        if map.len() > 100_000 {
-            map.retain(|_, v| v.last().is_some_and(|t| now.duration_since(*t) < WINDOW));
-        }
-        let hits = map.get(key)?;
-        if hits.len() as u32 >= limit {
-            hits.first().map(|t| (WINDOW - now.duration_since(*t)).as_secs() + 1)
-        } else {
-            None
-        }
-    }
-
-    pub fn fail(&self, key: &str) {
-        if let Ok(mut map) = self.hits.lock() {
-            map.entry(key.to_string()).or_default().push(Instant::now());
-        }
-    }
-
-    pub fn clear(&self, key: &str) {
-        if let Ok(mut map) = self.hits.lock() {
-            map.remove(key);
-        }
     }
 }
 

@@ -250,6 +250,18 @@ pub struct InvoiceDoc {
     pub paid: i64,
 }
 
+impl InvoiceDoc {
+    /// What is still owed on it; negative for a credit note's credit.
+    pub fn outstanding(&self) -> i64 {
+        self.total - self.paid
+    }
+
+    /// A credit note is an invoice with a negative total.
+    pub fn is_credit_note(&self) -> bool {
+        self.total < 0
+    }
+}
+
 const INVOICE_DOC: &str = "SELECT id, date, due_date, client_po_ref, job_name, total, paid FROM invoices";
 
 pub async fn invoice(db: &Db, client_id: &str, id: &str) -> Result<InvoiceDoc> {
@@ -257,9 +269,10 @@ pub async fn invoice(db: &Db, client_id: &str, id: &str) -> Result<InvoiceDoc> {
     Ok(on_db!(db, p => sqlx::query_as::<_, InvoiceDoc>(&sql).bind(client_id).bind(id).fetch_one(p).await)?)
 }
 
-/// Invoices with something still to pay, oldest first.
+/// Invoices with something still to pay and credit notes not yet used up (anything whose
+/// outstanding `total − paid` is not zero), oldest first.
 pub async fn open_invoices(db: &Db, client_id: &str) -> Result<Vec<InvoiceDoc>> {
-    let sql = format!("{INVOICE_DOC} WHERE client_id = $1 AND total > paid ORDER BY date, id");
+    let sql = format!("{INVOICE_DOC} WHERE client_id = $1 AND total <> paid ORDER BY date, id");
     Ok(on_db!(db, p => sqlx::query_as::<_, InvoiceDoc>(&sql).bind(client_id).fetch_all(p).await)?)
 }
 

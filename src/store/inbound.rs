@@ -86,24 +86,82 @@ pub async fn suspended_count(db: &Db) -> Result<i64> {
     Ok(n)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub async fn insert_artwork(
-    tx: &mut Tx,
-    client_id: &str,
-    job_id: &str,
-    contact_id: &str,
-    file_name: &str,
-    content_type: &str,
-    size: i64,
-    path: &str,
-    now: DateTime<Utc>,
-) -> Result<()> {
+/// One artwork file kept for a job (and, from the portal, for one of its art requirements).
+pub struct NewArtwork<'a> {
+    pub client_id: &'a str,
+    pub job_id: &'a str,
+    /// The art requirement it answers; `None` answers every one of the job's.
+    pub requirement_id: Option<&'a str>,
+    pub contact_id: &'a str,
+    pub file_name: &'a str,
+    pub content_type: &'a str,
+    pub size: i64,
+    pub path: &'a str,
+}
+
+/// Records an artwork file and marks the art it answers received.
+pub async fn insert_artwork(tx: &mut Tx, a: &NewArtwork<'_>, now: DateTime<Utc>) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "INSERT INTO artwork_uploads (client_id, job_id, contact_id, file_name, content_type, size_bytes, path, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    ).bind(client_id).bind(job_id).bind(contact_id).bind(file_name).bind(content_type).bind(size).bind(path).bind(now)
+        "INSERT INTO artwork_uploads (client_id, job_id, requirement_id, contact_id, file_name, content_type, size_bytes, path, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    ).bind(a.client_id).bind(a.job_id).bind(a.requirement_id).bind(a.contact_id).bind(a.file_name).bind(a.content_type)
+    .bind(a.size).bind(a.path).bind(now)
     .execute(c).await.map(|r| r.rows_affected()))?;
-    on_tx!(tx, c => sqlx::query("UPDATE art_requirements SET art_received = TRUE, sync_hash = '' WHERE job_id = $1 AND client_id = $2")
-        .bind(job_id).bind(client_id).execute(c).await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE art_requirements SET art_received = TRUE, sync_hash = ''
+         WHERE job_id = $1 AND client_id = $2 AND ($3 IS NULL OR id = $3)",
+    )
+    .bind(a.job_id).bind(a.client_id).bind(a.requirement_id).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// An artwork file a client sent, as the job page lists it.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ArtworkRow {
+    pub id: i64,
+    pub requirement_id: Option<String>,
+    pub file_name: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    pub created_at: DateTime<Utc>,
+    pub sent_by: Option<String>,
+    #[serde(skip)]
+    pub path: String,
+}
+
+const ARTWORK: &str = "SELECT a.id, a.requirement_id, a.file_name, a.content_type, a.size_bytes, a.created_at,
+    c.name AS sent_by, a.path FROM artwork_uploads a LEFT JOIN contacts c ON c.id = a.contact_id";
+
+/// The artwork files a client sent for one job, newest first.
+pub async fn list_artwork(db: &Db, client_id: &str, job_id: &str) -> Result<Vec<ArtworkRow>> {
+    let sql = format!("{ARTWORK} WHERE a.client_id = $1 AND a.job_id = $2 ORDER BY a.created_at DESC, a.id DESC");
+    Ok(on_db!(db, p => sqlx::query_as::<_, ArtworkRow>(&sql).bind(client_id).bind(job_id).fetch_all(p).await)?)
+}
+
+/// One artwork file of one client's job (another client's is "not found").
+pub async fn get_artwork(db: &Db, client_id: &str, job_id: &str, id: i64) -> Result<ArtworkRow> {
+    let sql = format!("{ARTWORK} WHERE a.client_id = $1 AND a.job_id = $2 AND a.id = $3");
+    Ok(on_db!(db, p => sqlx::query_as::<_, ArtworkRow>(&sql).bind(client_id).bind(job_id).bind(id).fetch_one(p).await)?)
+}
+
+/// A job's art requirement, received or not.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ArtRequirement {
+    pub id: String,
+    pub design_id: String,
+    pub description: String,
+    pub art_due: Option<chrono::NaiveDate>,
+    pub art_received: bool,
+}
+
+/// A job's art requirements, those still waiting first.
+pub async fn art_requirements(db: &Db, client_id: &str, job_id: &str) -> Result<Vec<ArtRequirement>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, ArtRequirement>(
+        "SELECT id, design_id, description, art_due, art_received FROM art_requirements
+         WHERE client_id = $1 AND job_id = $2 ORDER BY art_received, art_due, id",
+    )
+    .bind(client_id)
+    .bind(job_id)
+    .fetch_all(p)
+    .await)?)
 }

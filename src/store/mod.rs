@@ -12,6 +12,8 @@ pub mod enquiries;
 pub mod inbound;
 pub mod items;
 pub mod jobs;
+pub mod limits;
+pub mod media;
 pub mod ledgers;
 pub mod orders;
 pub mod outbox;

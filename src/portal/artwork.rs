@@ -1,0 +1,192 @@
+//! Artwork on the job page: the art a job waits for, a form per requirement to send files
+//! (drag and drop, with a plain file input beneath), and the files the client sent, for
+//! download. Sending goes through the same action as an email attachment.
+
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::session::Session;
+use super::{PortalError, with_note};
+use crate::actions::ActionError;
+use crate::actions::artwork::Upload;
+use crate::app::AppState;
+use crate::store::{StoreError, inbound};
+
+/// Files one form may send at once; with `inbound.max_attachment_bytes` it bounds a request.
+pub const MAX_FILES: u64 = 10;
+
+/// The body limit of `POST /jobs/{id}/artwork`.
+pub fn body_limit(state: &AppState) -> usize {
+    let per_file = state.config.inbound.max_attachment_bytes.saturating_add(64 * 1024);
+    usize::try_from(per_file.saturating_mul(MAX_FILES)).unwrap_or(usize::MAX)
+}
+
+/// What the job page shows about artwork (the caller has checked the job is the client's).
+pub async fn art_json(state: &AppState, session: &Session, job_id: &str) -> Result<Value, PortalError> {
+    let client = session.actor.client_id();
+    let requirements = inbound::art_requirements(&state.db, client, job_id).await?;
+    let files = inbound::list_artwork(&state.db, client, job_id).await?;
+    let cfg = &state.config.inbound;
+    let files: Vec<Value> = files
+        .iter()
+        .map(|f| {
+            json!({"id": f.id, "name": f.file_name, "size": crate::model::size_text(f.size_bytes.max(0) as u64),
+                   "sent_by": f.sent_by, "at": f.created_at.format("%-d %b %Y %H:%M UTC").to_string(),
+                   "requirement_id": f.requirement_id})
+        })
+        .collect();
+    Ok(json!({
+        "requirements": requirements,
+        "waiting": requirements.iter().filter(|r| !r.art_received).count(),
+        "files": files,
+        "may_upload": session.actor.may_act(),
+        "types": cfg.artwork_types,
+        "accept": cfg.artwork_types.iter().map(|t| format!(".{t}")).collect::<Vec<_>>().join(","),
+        "max_bytes": cfg.max_attachment_bytes,
+        "max_text": crate::model::size_text(cfg.max_attachment_bytes),
+        "max_files": MAX_FILES,
+    }))
+}
+
+/// One file field as read: at most one byte more than the limit is kept, enough for the
+/// action to refuse it as too large without holding all of it.
+struct Part {
+    name: String,
+    content_type: String,
+    bytes: Vec<u8>,
+}
+
+/// `POST /jobs/{id}/artwork` (multipart): `csrf`, `requirement`, one or more `files`.
+pub async fn upload(
+    State(state): State<AppState>,
+    session: Session,
+    Path(job_id): Path<String>,
+    mut form: Multipart,
+) -> Result<Response, PortalError> {
+    // Every answer is the job page at its artwork, with a note saying what happened.
+    let back = |note: &str| {
+        axum::response::Redirect::to(&format!("{}#artwork", with_note(&state, &format!("/jobs/{job_id}"), note)))
+            .into_response()
+    };
+    let keep = state.config.inbound.max_attachment_bytes.saturating_add(1) as usize;
+    let (mut csrf, mut requirement, mut parts) = (None, None, Vec::<Part>::new());
+    loop {
+        let mut field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                // Too large in all, or cut off: nothing was done.
+                tracing::info!(error = %e, "artwork upload refused while reading");
+                let note = format!(
+                    "Nothing was sent: the upload could not be read ({}). Send at most {MAX_FILES} files of up to {} each.",
+                    e.body_text(),
+                    crate::model::size_text(state.config.inbound.max_attachment_bytes)
+                );
+                return Ok(back(&note));
+            }
+        };
+        match field.name() {
+            Some("csrf") => csrf = field.text().await.ok(),
+            Some("requirement") => requirement = field.text().await.ok().filter(|r| !r.is_empty()),
+            Some("files") => {
+                let name = field.file_name().unwrap_or("").to_string();
+                let content_type = field
+                    .content_type()
+                    .unwrap_or("application/octet-stream")
+                    .to_string();
+                let mut bytes = Vec::new();
+                loop {
+                    match field.chunk().await {
+                        Ok(Some(chunk)) => {
+                            let room = keep.saturating_sub(bytes.len());
+                            bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                        }
+                        Ok(None) => break,
+                        Err(e) => {
+                            let note = format!("Nothing was sent: the upload was cut off ({}).", e.body_text());
+                            return Ok(back(&note));
+                        }
+                    }
+                }
+                // A file input left empty sends one part with no name and no bytes.
+                if !name.is_empty() || !bytes.is_empty() {
+                    parts.push(Part {
+                        name,
+                        content_type,
+                        bytes,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    session.check_csrf(csrf.as_deref())?;
+    if parts.len() as u64 > MAX_FILES {
+        let note = format!("Nothing was sent: at most {MAX_FILES} files at once.");
+        return Ok(back(&note));
+    }
+    let files: Vec<Upload<'_>> = parts
+        .iter()
+        .map(|p| Upload {
+            name: p.name.clone(),
+            content_type: p.content_type.clone(),
+            bytes: &p.bytes,
+        })
+        .collect();
+    let mut unit = crate::actions::Unit::new(&state);
+    let now = Utc::now();
+    let result =
+        crate::actions::artwork::upload(&state, &mut unit, &session.actor, &job_id, requirement.as_deref(), &files, now)
+            .await;
+    match result {
+        Ok(answer) => {
+            unit.commit().await?;
+            let lines: Vec<String> = answer.sections.iter().flat_map(|s| s.lines.iter().cloned()).collect();
+            Ok(back(&format!("{} {}", answer.title, lines.join("; "))))
+        }
+        Err(e) => {
+            unit.rollback().await?;
+            match e {
+                ActionError::Invalid { field, message } => {
+                    Ok(back(&format!("Nothing was sent: {field}: {message}.")))
+                }
+                other => Err(other.into()),
+            }
+        }
+    }
+}
+
+/// `GET /jobs/{id}/artwork/{file}`: one of the client's own artwork files, as a download.
+pub async fn download(
+    State(state): State<AppState>,
+    session: Session,
+    Path((job_id, file)): Path<(String, i64)>,
+) -> Result<Response, PortalError> {
+    if !session.actor.may_see_jobs() {
+        return Err(PortalError::NotFound);
+    }
+    let row = match inbound::get_artwork(&state.db, session.actor.client_id(), &job_id, file).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound) => return Err(PortalError::NotFound),
+        Err(e) => return Err(e.into()),
+    };
+    let bytes = tokio::fs::read(&row.path).await.map_err(|e| {
+        tracing::error!(error = %e, path = %row.path, "an artwork file could not be read");
+        PortalError::NotFound
+    })?;
+    let ascii = crate::model::safe_file_name(&row.file_name);
+    let mut response = bytes.into_response();
+    let h = response.headers_mut();
+    // Served as bytes to save, never as a page of the portal's origin.
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox; default-src 'none'"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    Ok(response)
+}

@@ -1,0 +1,125 @@
+//! Limits kept in the store, so that every process on one database keeps one limit
+//! together: attempt counters (sign-ins, chat link codes, sign-in link requests) and paces
+//! (how fast messages may go to one chat, and to a provider overall).
+//!
+//! Each is one statement (an upsert that returns the row it left), which both engines run
+//! atomically: two processes counting the same key at once cannot both take the last try.
+
+use super::{Db, Result, on_db};
+
+/// How long failed attempts are remembered.
+pub const ATTEMPT_WINDOW_SECONDS: i64 = 15 * 60;
+
+/// Counts one attempt against `key` and says whether it is over `limit` within the window
+/// (which starts at the key's first attempt): `Some(seconds)` until it may try again.
+pub async fn attempt(db: &Db, key: &str, limit: u32, now_ms: i64) -> Result<Option<u64>> {
+    let window_ms = ATTEMPT_WINDOW_SECONDS * 1000;
+    let (hits, started): (i64, i64) = on_db!(db, p => sqlx::query_as(
+        "INSERT INTO rate_limits (key, window_start, hits) VALUES ($1, $2, 1)
+         ON CONFLICT (key) DO UPDATE SET
+           hits = CASE WHEN rate_limits.window_start <= $3 THEN 1 ELSE rate_limits.hits + 1 END,
+           window_start = CASE WHEN rate_limits.window_start <= $3 THEN $2 ELSE rate_limits.window_start END
+         RETURNING hits, window_start",
+    )
+    .bind(key)
+    .bind(now_ms)
+    .bind(now_ms - window_ms)
+    .fetch_one(p)
+    .await)?;
+    if hits > i64::from(limit) {
+        let left_ms = (started + window_ms - now_ms).max(0);
+        Ok(Some((left_ms / 1000) as u64 + 1))
+    } else {
+        Ok(None)
+    }
+}
+
+/// Gives back one attempt (it succeeded, so it was not a guess).
+pub async fn refund(db: &Db, key: &str) -> Result<()> {
+    on_db!(db, p => sqlx::query("UPDATE rate_limits SET hits = hits - 1 WHERE key = $1 AND hits > 0")
+        .bind(key)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Forgets a key's attempts (after a success that proves who is trying).
+pub async fn clear(db: &Db, key: &str) -> Result<()> {
+    on_db!(db, p => sqlx::query("DELETE FROM rate_limits WHERE key = $1").bind(key).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// One pace: at most `burst` messages at once, then one every `interval_ms`.
+#[derive(Debug, Clone)]
+pub struct Pace {
+    pub key: String,
+    pub interval_ms: i64,
+    pub burst: i64,
+}
+
+impl Pace {
+    /// `count` messages per `period_ms`, all of them allowed at once.
+    pub fn per(key: String, count: u32, period_ms: i64) -> Pace {
+        let count = i64::from(count.max(1));
+        Pace {
+            key,
+            interval_ms: (period_ms / count).max(1),
+            burst: count,
+        }
+    }
+}
+
+/// Reserves the next moment a message may go under every one of `paces` and returns it
+/// (milliseconds since the epoch; `now_ms` or later). The caller waits until then.
+///
+/// This is the generic cell rate algorithm, kept in the store: each pace holds its
+/// theoretical arrival time `tat`; a message may go at `max(now, tat − (burst − 1) ×
+/// interval)`, and `tat` moves on by one interval from there. A reservation is kept even
+/// when another pace makes the message wait longer, so paces only ever err on the slow side.
+pub async fn reserve(db: &Db, paces: &[Pace], now_ms: i64) -> Result<i64> {
+    let mut go = now_ms;
+    for p in paces {
+        let tolerance = (p.burst - 1).max(0) * p.interval_ms;
+        // The same statement on both engines but for the name of the two-argument maximum.
+        let sql = |max: &str| {
+            format!(
+                "INSERT INTO paces (key, tat, go) VALUES ($1, $2 + $3, $2)
+                 ON CONFLICT (key) DO UPDATE SET
+                   go = {max}($2, paces.tat - $4),
+                   tat = {max}(paces.tat, {max}($2, paces.tat - $4)) + $3
+                 RETURNING go"
+            )
+        };
+        let at: i64 = match db {
+            Db::Sqlite(pool) => {
+                sqlx::query_scalar(&sql("MAX"))
+                    .bind(&p.key)
+                    .bind(now_ms)
+                    .bind(p.interval_ms)
+                    .bind(tolerance)
+                    .fetch_one(pool)
+                    .await?
+            }
+            Db::Postgres(pool) => {
+                sqlx::query_scalar(&sql("GREATEST"))
+                    .bind(&p.key)
+                    .bind(now_ms)
+                    .bind(p.interval_ms)
+                    .bind(tolerance)
+                    .fetch_one(pool)
+                    .await?
+            }
+        };
+        go = go.max(at);
+    }
+    Ok(go)
+}
+
+/// Removes counters and paces nobody has used for a window (run by the scheduler).
+pub async fn sweep(db: &Db, now_ms: i64) -> Result<u64> {
+    let stale = now_ms - ATTEMPT_WINDOW_SECONDS * 1000;
+    let a = on_db!(db, p => sqlx::query("DELETE FROM rate_limits WHERE window_start < $1").bind(stale).execute(p).await.map(|r| r.rows_affected()))?;
+    let b = on_db!(db, p => sqlx::query("DELETE FROM paces WHERE tat < $1").bind(stale).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(a + b)
+}
