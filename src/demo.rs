@@ -931,7 +931,15 @@ pub fn document(now: DateTime<Utc>) -> Document {
         inv("INV-9004", "C-100", 5, "HC-LAUNCH", "Tote bags for launch", 968.75, 0.0),
         inv("INV-9005", "C-100", 120, "HC-SPRING", "Spring aprons", 455.00, 455.00),
         // A credit note: a negative total, counted in the statement's rows.
-        inv("CN-9006", "C-100", 20, "HC-WINTER", "Credit: 4 misprinted hoodies", -46.00, 0.0),
+        inv(
+            "CN-9006",
+            "C-100",
+            20,
+            "HC-WINTER",
+            "Credit: 4 misprinted hoodies",
+            -46.00,
+            0.0,
+        ),
         inv("INV-9101", "C-200", 12, "FRC-VESTS", "Club vests", 391.20, 391.20),
         inv("INV-9201", "C-300", 40, "BSE-23", "Crew tees 2026", 2150.00, 1150.00),
     ];

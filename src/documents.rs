@@ -387,8 +387,9 @@ pub fn statement(
     let rows: Vec<Vec<String>> = open
         .iter()
         .map(|i| {
+            // "CR" marks a credit, as on accountants' statements.
             let id = if i.is_credit_note() {
-                format!("{} (credit)", i.id)
+                format!("{} CR", i.id)
             } else {
                 i.id.clone()
             };
@@ -404,10 +405,10 @@ pub fn statement(
         .collect();
     w.table(
         &[
-            Col("Invoice", 70.0, Align::Left),
+            Col("Invoice", 85.0, Align::Left),
             Col("Date", 70.0, Align::Left),
             Col("Due", 70.0, Align::Left),
-            Col("For", 135.0, Align::Left),
+            Col("For", 120.0, Align::Left),
             Col("Total", 75.0, Align::Right),
             Col("Outstanding", 75.0, Align::Right),
         ],

@@ -258,12 +258,19 @@ mod tests {
             "another path"
         );
         let later = (now + Duration::hours(2)).timestamp().to_string();
-        assert_eq!(s.verify_media(path, &later, q["sig"], now), Err(LinkError::BadSignature), "a longer life");
+        assert_eq!(
+            s.verify_media(path, &later, q["sig"], now),
+            Err(LinkError::BadSignature),
+            "a longer life"
+        );
         assert_eq!(
             s.verify_media(path, q["exp"], q["sig"], now + Duration::hours(1)),
             Err(LinkError::Expired)
         );
-        assert_eq!(Signer::new("other").verify_media(path, q["exp"], q["sig"], now), Err(LinkError::BadSignature));
+        assert_eq!(
+            Signer::new("other").verify_media(path, q["exp"], q["sig"], now),
+            Err(LinkError::BadSignature)
+        );
     }
 
     #[test]

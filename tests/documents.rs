@@ -238,7 +238,7 @@ async fn pdfs_hold_the_data_and_the_brand() {
         "234.40",
         "534.40",
         "INV-1",
-        "CN-3 (credit)",
+        "CN-3 CR",
         "-234.40",
         "1 open invoice(s) and 1 credit note(s); outstanding 300.00 GBP.",
     ] {

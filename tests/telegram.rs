@@ -24,6 +24,10 @@ fn telegram(c: &mut Config, fake: &FakeTelegram) {
     c.telegram.staff = vec![STAFF.to_string()];
 }
 
+/// The first bytes of a PNG picture (what TOT's visual files are, byte for byte, is not
+/// what these tests look at).
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR picture bytes";
+
 /// A linking code from the portal's preferences page, as the contact would get it.
 async fn code_from_portal(app: &TestApp, contact: &str) -> String {
     let b = app.signed_in(contact).await;
@@ -308,6 +312,9 @@ async fn linked_state(fake: &FakeTelegram) -> TestState {
 async fn alerts_and_digests_reach_a_linked_chat_with_picture_and_buttons() {
     let fake = FakeTelegram::start().await;
     let t = linked_state(&fake).await;
+    let media = t.state.config.data_dir.join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::write(media.join("v5.png"), PNG).unwrap();
     let now = Utc::now();
     // The first scan is the baseline; a visual that arrives after it is news.
     cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
@@ -333,7 +340,12 @@ async fn alerts_and_digests_reach_a_linked_chat_with_picture_and_buttons() {
     assert_eq!(r.dead, 0, "{r:?}");
     let photo = fake.wait_for("sendPhoto", 1).await.remove(0);
     assert_eq!(photo.chat(), ANN);
-    assert_eq!(photo.body["photo"], "https://portal.tot.example/media/v5.png");
+    // The picture is private: its bytes are uploaded, no address is handed to Telegram.
+    let sum: u64 = PNG.iter().map(|b| u64::from(*b)).sum();
+    assert_eq!(
+        photo.body["photo"],
+        json!({"file_name": "v5.png", "size": PNG.len(), "sum": sum})
+    );
     assert!(photo.text().contains("V-5"), "{}", photo.text());
     let labels: Vec<String> = photo.buttons().into_iter().map(|b| b.0).collect();
     assert_eq!(labels, ["Approve", "Reject", "Open"]);
@@ -495,4 +507,44 @@ async fn a_webhook_update_that_fails_is_refused_so_telegram_sends_it_again() {
     assert_eq!(app.count("chat_updates").await, 1);
     assert_eq!(fake.to_chat(STRANGER).len(), 1, "answered once");
     app.stop().await;
+}
+
+#[tokio::test]
+async fn two_processes_on_one_store_send_no_faster_to_one_chat_than_one_does() {
+    let fake = FakeTelegram::start().await;
+    // One message a second to a chat, as Telegram asks.
+    let paced = |c: &mut Config| {
+        telegram(c, &fake);
+        c.telegram.chat_messages_per_second = 1;
+    };
+    let a = TestState::new(paced).await;
+    let b = a.beside(paced).await;
+    let send = |t: &TestState, n: usize| {
+        let sender = t.state.chat["telegram"].clone();
+        async move {
+            let m = cport::channels::chat::ChatMessage::text(format!("message {n}"), vec![]);
+            let to = ANN.to_string();
+            sender.send(&to, &m).await.expect("sent")
+        }
+    };
+    // Two messages from each process at once, to the same chat.
+    tokio::join!(send(&a, 1), send(&b, 2), send(&a, 3), send(&b, 4));
+    let mut times: Vec<_> = fake
+        .to_chat(ANN)
+        .into_iter()
+        .filter(|c| c.method == "sendMessage")
+        .map(|c| c.at)
+        .collect();
+    times.sort();
+    assert_eq!(times.len(), 4);
+    for pair in times.windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        // Each process alone would send its two at once, the two together two pairs at
+        // once; one shared pace spaces all four a second apart. Half a second leaves room
+        // for one request taking longer than the next (a new connection, a busy machine).
+        assert!(
+            gap >= std::time::Duration::from_millis(500),
+            "{gap:?} between two messages to one chat"
+        );
+    }
 }

@@ -16,10 +16,10 @@ use crate::actions::enquiry::{Answer, Context, run};
 use crate::actions::{Actor, Unit};
 use crate::app::AppState;
 use crate::digest::items::{ActionItem, Category};
-use crate::store::{StoreError, limits};
 use crate::store::banners::BannerRow;
 use crate::store::chat as db;
 use crate::store::contacts::{ContactRow, get_contact};
+use crate::store::{StoreError, limits};
 
 /// How long a linking code works.
 pub const CODE_MINUTES: i64 = 30;
@@ -86,7 +86,10 @@ impl ChatMessage {
         };
         match (file, read) {
             (Some(f), Some(bytes)) => {
-                let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = f
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 self.photo_file = Some((name, bytes));
             }
             _ => {

@@ -14,9 +14,9 @@ use chrono::Utc;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use serenity::all::{
-    ButtonStyle, ChannelId, CreateAttachment, CommandOptionType, CreateActionRow, CreateButton, CreateCommand, CreateCommandOption,
-    CreateEmbed, CreateInteractionResponse, CreateInteractionResponseFollowup, CreateInteractionResponseMessage,
-    CreateMessage, EditInteractionResponse, UserId,
+    ButtonStyle, ChannelId, CommandOptionType, CreateActionRow, CreateAttachment, CreateButton, CreateCommand,
+    CreateCommandOption, CreateEmbed, CreateInteractionResponse, CreateInteractionResponseFollowup,
+    CreateInteractionResponseMessage, CreateMessage, EditInteractionResponse, UserId,
 };
 use serenity::http::{Http, HttpBuilder};
 use serenity::interactions_endpoint::Verifier;

@@ -68,8 +68,11 @@ pub async fn upload(
 ) -> Result<Response, PortalError> {
     // Every answer is the job page at its artwork, with a note saying what happened.
     let back = |note: &str| {
-        axum::response::Redirect::to(&format!("{}#artwork", with_note(&state, &format!("/jobs/{job_id}"), note)))
-            .into_response()
+        axum::response::Redirect::to(&format!(
+            "{}#artwork",
+            with_note(&state, &format!("/jobs/{job_id}"), note)
+        ))
+        .into_response()
     };
     let keep = state.config.inbound.max_attachment_bytes.saturating_add(1) as usize;
     let (mut csrf, mut requirement, mut parts) = (None, None, Vec::<Part>::new());
@@ -93,10 +96,7 @@ pub async fn upload(
             Some("requirement") => requirement = field.text().await.ok().filter(|r| !r.is_empty()),
             Some("files") => {
                 let name = field.file_name().unwrap_or("").to_string();
-                let content_type = field
-                    .content_type()
-                    .unwrap_or("application/octet-stream")
-                    .to_string();
+                let content_type = field.content_type().unwrap_or("application/octet-stream").to_string();
                 let mut bytes = Vec::new();
                 loop {
                     match field.chunk().await {
@@ -138,9 +138,16 @@ pub async fn upload(
         .collect();
     let mut unit = crate::actions::Unit::new(&state);
     let now = Utc::now();
-    let result =
-        crate::actions::artwork::upload(&state, &mut unit, &session.actor, &job_id, requirement.as_deref(), &files, now)
-            .await;
+    let result = crate::actions::artwork::upload(
+        &state,
+        &mut unit,
+        &session.actor,
+        &job_id,
+        requirement.as_deref(),
+        &files,
+        now,
+    )
+    .await;
     match result {
         Ok(answer) => {
             unit.commit().await?;
@@ -150,9 +157,7 @@ pub async fn upload(
         Err(e) => {
             unit.rollback().await?;
             match e {
-                ActionError::Invalid { field, message } => {
-                    Ok(back(&format!("Nothing was sent: {field}: {message}.")))
-                }
+                ActionError::Invalid { field, message } => Ok(back(&format!("Nothing was sent: {field}: {message}."))),
                 other => Err(other.into()),
             }
         }
@@ -181,12 +186,18 @@ pub async fn download(
     let mut response = bytes.into_response();
     let h = response.headers_mut();
     // Served as bytes to save, never as a page of the portal's origin.
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox; default-src 'none'"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox; default-src 'none'"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     Ok(response)
 }

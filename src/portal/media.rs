@@ -72,4 +72,3 @@ pub async fn serve(
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=300"));
     Ok(response)
 }
-

@@ -238,6 +238,13 @@ async fn read_body(req: Request) -> Value {
         if let Ok(mut mp) = <Multipart as axum::extract::FromRequest<()>>::from_request(req, &()).await {
             while let Ok(Some(field)) = mp.next_field().await {
                 let name = field.name().unwrap_or("").to_string();
+                // An uploaded file is recorded by its name, size and bytes' checksum.
+                if let Some(file_name) = field.file_name().map(str::to_string) {
+                    let bytes = field.bytes().await.unwrap_or_default();
+                    let sum: u64 = bytes.iter().map(|b| u64::from(*b)).sum();
+                    out.insert(name, json!({"file_name": file_name, "size": bytes.len(), "sum": sum}));
+                    continue;
+                }
                 let text = field.text().await.unwrap_or_default();
                 let value = serde_json::from_str::<Value>(&text)
                     .ok()
@@ -245,6 +252,17 @@ async fn read_body(req: Request) -> Value {
                     .unwrap_or(Value::String(text));
                 out.insert(name, value);
             }
+        }
+        // A file sent as `"photo": "attach://ID"` travels in the part named ID.
+        let attached: Vec<(String, Value)> = out
+            .iter()
+            .filter_map(|(k, v)| {
+                let id = v.as_str()?.strip_prefix("attach://")?;
+                Some((k.clone(), out.get(id)?.clone()))
+            })
+            .collect();
+        for (k, file) in attached {
+            out.insert(k, file);
         }
         return Value::Object(out);
     }

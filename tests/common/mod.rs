@@ -71,13 +71,26 @@ impl TestApp {
     }
 
     pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_on(None, configure).await
+    }
+
+    /// A second app process on this one's store (its own folder and listener): what two
+    /// `cport serve` on one database share, they share.
+    pub async fn spawn_beside(&self, configure: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_on(Some(self.database_url.clone()), configure).await
+    }
+
+    async fn spawn_on(database_url: Option<String>, configure: impl FnOnce(&mut Config)) -> TestApp {
         // Logs show with `cargo test -- --nocapture` (RUST_LOG to filter).
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
             .with_test_writer()
             .try_init();
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = fresh_database_url(dir.path()).await;
+        let url = match database_url {
+            Some(u) => u,
+            None => fresh_database_url(dir.path()).await,
+        };
         let mut config = test_config(dir.path(), url.clone());
         configure(&mut config);
         let app = App::build(config).await.expect("app builds");
@@ -293,8 +306,20 @@ pub struct TestState {
 
 impl TestState {
     pub async fn new(configure: impl FnOnce(&mut Config)) -> TestState {
+        Self::on(None, configure).await
+    }
+
+    /// A second process's state on this one's store.
+    pub async fn beside(&self, configure: impl FnOnce(&mut Config)) -> TestState {
+        Self::on(Some(self.state.config.database_url.expose().to_string()), configure).await
+    }
+
+    async fn on(database_url: Option<String>, configure: impl FnOnce(&mut Config)) -> TestState {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = fresh_database_url(dir.path()).await;
+        let url = match database_url {
+            Some(u) => u,
+            None => fresh_database_url(dir.path()).await,
+        };
         let mut config = test_config(dir.path(), url);
         configure(&mut config);
         config

@@ -1,0 +1,425 @@
+//! Never to the wrong eyes: pictures open only for those who may see the record showing
+//! them (or through a signed address that expires), every signed link in a digest opens
+//! for its reader, two processes on one store keep one sign-in limit, and artwork sent on
+//! the portal is the client's own.
+
+mod common;
+
+use chrono::{Duration, Utc};
+use common::{TestApp, browser, load_world};
+use serde_json::json;
+
+/// The world, with one picture of each kind for client C-1 and one for C-2, on disk.
+async fn app_with_pictures() -> TestApp {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    for (entity, body) in [
+        (
+            "jobs",
+            json!([{"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "in_production",
+                    "process_lines": [{"status": "planned", "process": "Screen print", "position": "Front", "qty": 100,
+                                       "unit_price": "1.50", "image": "/media/process/J-1_front.png"}],
+                    "printed_garments": [{"description": "Tee", "expected_qty": 100}]}]),
+        ),
+        (
+            "deliveries",
+            json!([{"id": "D-1", "client_id": "C-1", "job_id": "J-2", "status": "sent", "sent_date": "2026-11-24",
+                    "venue": "Alpha HQ", "description": "Caps", "lines": [{"description": "Cap", "qty": 50}],
+                    "proof_of_delivery": {"signature_image": "/media/pod/D-1.svg", "boxes": 2, "courier": "DPD",
+                                          "signed_at": "2026-11-25T10:42:00Z", "courier_worker": "Driver 7"}}]),
+        ),
+        (
+            "stock",
+            json!([{"sku": "SKU-1", "client_id": "C-1", "description": "Tee, printed", "warehouse_balance": 10,
+                    "expected": 0, "accounted_for": 0, "available_to_order": 10, "picture": "/media/stock/SKU-1.svg"}]),
+        ),
+        (
+            "purchase_orders",
+            json!([{"id": "PO-1", "client_id": "C-1", "placed_by": "Reseller R", "third_party": true, "status": "open",
+                    "date_ordered": "2026-11-01", "tot_ref": "T1", "category": "Garments", "type": "Third party", "supplier": "S",
+                    "lines": [{"status": "open", "sku": "BLK-1", "description": "Tee", "ordered": 10, "received": 4}],
+                    "receipts": [{"date_received": "2026-11-05", "signed_by": "Stores", "outers": 1, "handling_cost": 0,
+                                  "checking_images": ["/media/receipts/PO-1_1.svg"]}]}]),
+        ),
+    ] {
+        let (s, b) = app.put(entity, body).await;
+        assert_eq!(s, 200, "{entity}: {b}");
+    }
+    let media = app.dir.path().join("media");
+    for file in [
+        "v1.svg",
+        "v9.svg",
+        "process/J-1_front.png",
+        "pod/D-1.svg",
+        "stock/SKU-1.svg",
+        "receipts/PO-1_1.svg",
+        // On disk, but no record shows it: nobody may open it.
+        "receipts/PO-1X1.svg",
+        "stray.svg",
+    ] {
+        let path = media.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            &path,
+            format!("<svg xmlns='http://www.w3.org/2000/svg'><title>{file}</title></svg>"),
+        )
+        .unwrap();
+    }
+    std::fs::write(app.dir.path().join("secret.txt"), "not a picture").unwrap();
+    app
+}
+
+async fn status(app: &TestApp, client: &reqwest::Client, path: &str) -> u16 {
+    client.get(app.url(path)).send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn pictures_open_only_for_sessions_that_may_see_their_record() {
+    let app = app_with_pictures().await;
+    // Ann admin, Bob buyer, Fay finance, Vic viewer (all C-1), Zed admin (C-2).
+    let who = ["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"];
+    let mut sessions = vec![];
+    for c in who {
+        sessions.push(app.signed_in(c).await);
+    }
+    let nobody = browser();
+    // Each picture, and who of the five gets it (the rest, and no session, get 404).
+    let table: [(&str, [bool; 5]); 8] = [
+        ("/media/v1.svg", [true, true, false, true, false]),
+        ("/media/v9.svg", [false, false, false, false, true]),
+        ("/media/process/J-1_front.png", [true, true, false, true, false]),
+        ("/media/pod/D-1.svg", [true, true, false, true, false]),
+        ("/media/stock/SKU-1.svg", [true, true, false, true, false]),
+        ("/media/receipts/PO-1_1.svg", [true, true, true, true, false]),
+        // `_` in a name must not match any character of another receipt's picture.
+        ("/media/receipts/PO-1X1.svg", [false; 5]),
+        ("/media/stray.svg", [false; 5]),
+    ];
+    for (path, allowed) in table {
+        for (i, c) in who.iter().enumerate() {
+            let want = if allowed[i] { 200 } else { 404 };
+            assert_eq!(status(&app, &sessions[i], path).await, want, "{path} for {c}");
+        }
+        assert_eq!(status(&app, &nobody, path).await, 404, "{path} without a session");
+    }
+    // A picture is served as a picture that can run nothing, and kept by no shared cache.
+    let r = sessions[0].get(app.url("/media/v1.svg")).send().await.unwrap();
+    let h = r.headers();
+    assert_eq!(h["content-type"], "image/svg+xml");
+    assert!(h["content-security-policy"].to_str().unwrap().starts_with("sandbox"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h["cache-control"].to_str().unwrap().starts_with("private"));
+    // Paths that try to leave the pictures' folder open nothing, for anyone.
+    for path in [
+        "/media/..%2Fsecret.txt",
+        "/media/%2E%2E/secret.txt",
+        "/media/..%5Csecret.txt",
+    ] {
+        assert_eq!(status(&app, &sessions[0], path).await, 404, "{path}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_signed_picture_address_opens_without_a_session_until_it_expires() {
+    let app = app_with_pictures().await;
+    let now = Utc::now();
+    let public = app.state.config.public_url.trim_end_matches('/').to_string();
+    let local = |url: String| url.replace(&public, &app.base);
+    let fresh = local(app.state.picture_url("/media/v1.svg", now + Duration::hours(1)));
+    let nobody = browser();
+    let r = nobody.get(&fresh).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{fresh}");
+    assert!(r.text().await.unwrap().contains("v1.svg"));
+    let expired = local(app.state.picture_url("/media/v1.svg", now - Duration::seconds(1)));
+    assert_eq!(nobody.get(&expired).send().await.unwrap().status(), 404);
+    // The signature is the path's: it opens no other picture.
+    let other = fresh.replace("/media/v1.svg", "/media/v9.svg");
+    assert_eq!(nobody.get(&other).send().await.unwrap().status(), 404);
+    // Its expiry cannot be moved.
+    let (base, query) = fresh.split_once('?').unwrap();
+    let later = (now + Duration::days(365)).timestamp();
+    let sig = query.split('&').find(|kv| kv.starts_with("sig=")).unwrap();
+    let moved = format!("{base}?exp={later}&{sig}");
+    assert_eq!(nobody.get(&moved).send().await.unwrap().status(), 404);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_signed_link_in_every_demo_digest_opens_for_its_reader() {
+    let app = TestApp::spawn().await;
+    let now = Utc::now();
+    cport::demo::write_media(app.dir.path()).unwrap();
+    cport::sync::import::apply_document(&app.db, &cport::demo::document(now), false)
+        .await
+        .unwrap();
+    cport::digest::scheduler::run_pass(
+        &app.state,
+        now,
+        None,
+        cport::digest::scheduler::Trigger::Manual { force: false },
+    )
+    .await
+    .unwrap();
+    let public = app.state.config.public_url.trim_end_matches('/').to_string();
+    let digests: Vec<_> = cport::store::outbox::list_messages(&app.db, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.kind == "digest" && m.channel == "email")
+        .collect();
+    let contacts = cport::store::contacts::list_active_contacts(&app.db).await.unwrap();
+    let mut roles_checked = std::collections::BTreeSet::new();
+    let mut links_checked = 0;
+    let mut targets = std::collections::BTreeSet::new();
+    for m in &digests {
+        let contact = contacts
+            .iter()
+            .find(|c| Some(&c.id) == m.contact_id.as_ref())
+            .expect("a digest's contact");
+        let p: cport::channels::email::EmailPayload = serde_json::from_str(&m.payload).unwrap();
+        let links: Vec<String> = p
+            .text
+            .split_whitespace()
+            .filter(|w| w.starts_with(&format!("{public}/l/")))
+            .map(|w| w.trim_end_matches(['.', ',', ')', '>']).replace(&public, &app.base))
+            .collect();
+        assert!(!links.is_empty(), "{}'s digest has links", contact.id);
+        for link in links {
+            // Each link in a browser of its own, as a mail client opens it.
+            let b = browser();
+            let r = b.get(&link).send().await.unwrap();
+            assert_eq!(r.status(), 303, "{link} for {} ({})", contact.id, contact.role);
+            let target = r.headers()["location"].to_str().unwrap().to_string();
+            let page = target.split('#').next().unwrap();
+            let (s, body) = app.page(&b, page).await;
+            assert_eq!(
+                s,
+                200,
+                "{target} from {}'s digest ({}): {}",
+                contact.id,
+                contact.role,
+                body.chars().take(300).collect::<String>()
+            );
+            links_checked += 1;
+            targets.insert((contact.role.clone(), page.split('/').nth(1).unwrap_or("").to_string()));
+        }
+        roles_checked.insert(contact.role.clone());
+    }
+    for role in ["admin", "buyer", "finance", "viewer"] {
+        assert!(
+            roles_checked.contains(role),
+            "a {role}'s digest was checked: {roles_checked:?}"
+        );
+    }
+    assert!(links_checked >= 20, "{links_checked} links checked");
+    // A purchase order's item opens its own page; a viewer's delivery item opens the job.
+    assert!(targets.contains(&("admin".into(), "pos".into())), "{targets:?}");
+    assert!(targets.contains(&("viewer".into(), "jobs".into())), "{targets:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_processes_on_one_store_keep_one_sign_in_limit() {
+    let a = TestApp::spawn().await;
+    load_world(&a).await;
+    let b = a.spawn_beside(|_| {}).await;
+    let per_account = a.state.config.portal.login_attempts_per_account;
+    let login = |app: &TestApp| {
+        let app = app.url("");
+        async move {
+            let c = browser();
+            let html = c
+                .get(format!("{app}/login"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let csrf = common::csrf_of(&html);
+            c.post(format!("{app}/login"))
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("email", "ann@alpha.example"),
+                    ("password", "wrong"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Wrong passwords, taking turns between the two processes: together they allow what
+    // one would allow, and then both refuse.
+    for i in 0..per_account {
+        let app = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(login(app).await, 401, "try {} of {per_account}", i + 1);
+    }
+    assert_eq!(login(&a).await, 429);
+    assert_eq!(login(&b).await, 429);
+    b.stop().await;
+    a.stop().await;
+}
+
+/// A multipart body with the form's fields and files, as a browser sends it.
+fn multipart(fields: &[(&str, &str)], files: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----cport-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+        );
+    }
+    for (name, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Posts artwork from the job page's form; returns the note of the page it lands on.
+async fn send_artwork(
+    app: &TestApp,
+    b: &reqwest::Client,
+    job: &str,
+    requirement: &str,
+    files: &[(&str, &[u8])],
+) -> (u16, String) {
+    let (_, html) = app.page(b, &format!("/jobs/{job}")).await;
+    let csrf = common::csrf_of(&html);
+    let (ctype, body) = multipart(&[("csrf", &csrf), ("requirement", requirement)], files);
+    let r = b
+        .post(app.url(&format!("/jobs/{job}/artwork")))
+        .header("content-type", ctype)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|l| l.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    if status != 303 {
+        return (status, r.text().await.unwrap_or_default());
+    }
+    assert!(location.ends_with("#artwork"), "{location}");
+    let (_, page) = app.page(b, location.split('#').next().unwrap()).await;
+    let note = page
+        .split("<div class=\"note\" role=\"status\">")
+        .nth(1)
+        .and_then(|n| n.split("</div>").next())
+        .unwrap_or("")
+        .to_string();
+    (status, note)
+}
+
+#[tokio::test]
+async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
+    let app = TestApp::spawn_with(|c| c.inbound.max_attachment_bytes = 64 * 1024).await;
+    load_world(&app).await;
+    let bob = app.signed_in("P-1B").await;
+    let (s, page) = app.page(&bob, "/jobs/J-1").await;
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("id=\"artwork\"") && page.contains("waiting for your artwork"),
+        "{page}"
+    );
+    assert!(
+        page.contains("name=\"files\"") && page.contains("multiple"),
+        "a file input for several files"
+    );
+    let before = app.changes(0).await.len();
+
+    // A refused type and a file over the limit: named, and nothing changes.
+    let big = vec![b'%'; 64 * 1024 + 1];
+    let (s, note) = send_artwork(&app, &bob, "J-1", "AR-1", &[("setup.exe", b"MZ"), ("huge.pdf", &big)]).await;
+    assert_eq!(s, 303);
+    assert!(note.contains("setup.exe: .exe files are not accepted"), "{note}");
+    assert!(note.contains("huge.pdf: larger than 64 KB"), "{note}");
+    assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
+    let (_, page) = app.page(&bob, "/jobs/J-1").await;
+    assert!(page.contains("waiting for your artwork"));
+
+    // Two good files: kept, the art received, one event.
+    let (s, note) = send_artwork(
+        &app,
+        &bob,
+        "J-1",
+        "AR-1",
+        &[("logo.pdf", b"%PDF-1.4 logo"), ("logo.svg", b"<svg/>")],
+    )
+    .await;
+    assert_eq!(s, 303);
+    assert!(note.contains("logo.pdf") && note.contains("received"), "{note}");
+    let changes = app.changes(0).await;
+    let uploaded: Vec<_> = changes.iter().filter(|c| c["kind"] == "artwork_uploaded").collect();
+    assert_eq!(uploaded.len(), 1, "{changes:?}");
+    assert_eq!(uploaded[0]["data"]["requirement_id"], "AR-1");
+    assert_eq!(uploaded[0]["data"]["channel"], "portal");
+    let (_, page) = app.page(&bob, "/jobs/J-1").await;
+    assert!(!page.contains("waiting for your artwork"), "the art is received");
+    assert!(page.contains("logo.pdf") && page.contains("logo.svg"));
+    // The item has left the buyer's items.
+    let contact = cport::store::contacts::get_contact(&app.db, "P-1B").await.unwrap();
+    let items = cport::digest::items::for_contact(&app.db, &contact).await.unwrap();
+    assert!(!items.iter().any(|i| i.key() == "A4:J-1"), "{items:?}");
+
+    // Each file downloads for the client's sessions, as bytes to save; for no one else.
+    let href = page
+        .split("href=\"/jobs/J-1/artwork/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let path = format!("/jobs/J-1/artwork/{href}");
+    let r = bob.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let vic = app.signed_in("P-1V").await;
+    assert_eq!(
+        status(&app, &vic, &path).await,
+        200,
+        "a viewer of the client sees the job's files"
+    );
+    let zed = app.signed_in("P-2A").await;
+    assert_eq!(status(&app, &zed, &path).await, 404, "another client's session");
+    assert_eq!(status(&app, &browser(), &path).await, 303, "no session: sign in first");
+    assert_eq!(status(&app, &zed, "/jobs/J-1").await, 404);
+
+    // A viewer sees the files but gets no form; posting anyway is refused and changes nothing.
+    let (_, page) = app.page(&vic, "/jobs/J-1").await;
+    assert!(!page.contains("name=\"files\""));
+    let (s, _) = send_artwork(&app, &vic, "J-1", "AR-1", &[("x.pdf", b"%PDF")]).await;
+    assert_eq!(s, 403);
+    // Another client's job or requirement: not found.
+    let (s, _) = send_artwork(&app, &bob, "J-1", "AR-9", &[("x.pdf", b"%PDF")]).await;
+    assert_eq!(s, 404);
+    assert_eq!(
+        app.changes(0)
+            .await
+            .iter()
+            .filter(|c| c["kind"] == "artwork_uploaded")
+            .count(),
+        1
+    );
+    app.stop().await;
+}
