@@ -311,3 +311,84 @@ async fn a_reseller_fills_a_basket_comes_back_on_another_device_and_places_it() 
     assert_eq!(feed.last().unwrap()["kind"], "reseller_order_placed");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_buyer_sends_artwork_from_the_job_page_in_a_browser() {
+    let app = TestApp::spawn_with(|c| c.inbound.max_attachment_bytes = 64 * 1024).await;
+    load_world(&app).await;
+    // The visual's picture is private: it shows on the portal through the session.
+    let media = app.dir.path().join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::write(
+        media.join("v1.svg"),
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96"><rect width="96" height="96" fill="#1f3a5f"/></svg>"##,
+    )
+    .unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let exe = files.path().join("setup.exe");
+    std::fs::write(&exe, b"MZ").unwrap();
+    let big = files.path().join("huge.pdf");
+    std::fs::write(&big, vec![b'%'; 64 * 1024 + 1]).unwrap();
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = chromium(&driver, profile.path()).await;
+
+    c.goto(&app.link("P-1B", "/visuals/V-1")).await.unwrap();
+    let width = c
+        .execute("return document.querySelector('img.visual').naturalWidth", vec![])
+        .await
+        .unwrap();
+    assert_eq!(width, json!(96), "the visual's picture loads for the signed-in buyer");
+
+    // The A4 item's link opens the job at its artwork.
+    c.goto(&app.link("P-1B", "/jobs/J-1#artwork")).await.unwrap();
+    let heading = c.find(Locator::Css("#artwork h2")).await.unwrap().text().await.unwrap();
+    assert_eq!(heading, "Artwork");
+    let input = c.find(Locator::Css("form.upload input[type=file]")).await.unwrap();
+    // A refused type and a file over the limit are named before anything is sent.
+    input
+        .send_keys(&format!("{}\n{}", exe.display(), big.display()))
+        .await
+        .unwrap();
+    let problems = c.find(Locator::Css("form.upload .problems")).await.unwrap().text().await.unwrap();
+    assert!(problems.contains("setup.exe: .exe files are not accepted"), "{problems}");
+    assert!(problems.contains("huge.pdf: larger than 64 KB"), "{problems}");
+    click(&c, "form.upload button[type=submit]").await;
+    let problems = c.find(Locator::Css("form.upload .problems")).await.unwrap().text().await.unwrap();
+    assert!(problems.starts_with("Nothing was sent"), "{problems}");
+    assert!(
+        app.changes(0).await.iter().all(|e| e["kind"] != "artwork_uploaded"),
+        "nothing reached TOT"
+    );
+
+    // A good file dropped on the form (a drop event as the browser makes one) goes, and
+    // the page says so; the plain input would send the same.
+    c.execute(
+        r#"const dt = new DataTransfer();
+           dt.items.add(new File(["%PDF-1.4 the logo"], "logo.pdf", {type: "application/pdf"}));
+           document.querySelector("form.upload .drop")
+             .dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));"#,
+        vec![],
+    )
+    .await
+    .unwrap();
+    let chosen = c.find(Locator::Css("form.upload .chosen")).await.unwrap().text().await.unwrap();
+    assert!(chosen.contains("logo.pdf") && !chosen.contains("will not be sent"), "{chosen}");
+    let problems = c.find(Locator::Css("form.upload .problems")).await.unwrap().text().await.unwrap();
+    assert!(problems.is_empty(), "{problems}");
+    shot(&c, "portal-artwork.png").await;
+    click(&c, "form.upload button[type=submit]").await;
+    let note = note_text(&c).await;
+    assert!(note.contains("logo.pdf") && note.contains("received"), "{note}");
+    let listed = c.find(Locator::Css("#artwork")).await.unwrap().text().await.unwrap();
+    assert!(listed.contains("Files you sent") && listed.contains("logo.pdf"), "{listed}");
+    assert!(!listed.contains("waiting for your artwork"), "{listed}");
+    let feed = app.changes(0).await;
+    assert_eq!(
+        feed.iter().filter(|e| e["kind"] == "artwork_uploaded").count(),
+        1,
+        "{feed:?}"
+    );
+    let _ = c.close().await;
+    app.stop().await;
+}
