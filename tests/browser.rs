@@ -350,11 +350,26 @@ async fn a_buyer_sends_artwork_from_the_job_page_in_a_browser() {
         .send_keys(&format!("{}\n{}", exe.display(), big.display()))
         .await
         .unwrap();
-    let problems = c.find(Locator::Css("form.upload .problems")).await.unwrap().text().await.unwrap();
-    assert!(problems.contains("setup.exe: .exe files are not accepted"), "{problems}");
+    let problems = c
+        .find(Locator::Css("form.upload .problems"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        problems.contains("setup.exe: .exe files are not accepted"),
+        "{problems}"
+    );
     assert!(problems.contains("huge.pdf: larger than 64 KB"), "{problems}");
     click(&c, "form.upload button[type=submit]").await;
-    let problems = c.find(Locator::Css("form.upload .problems")).await.unwrap().text().await.unwrap();
+    let problems = c
+        .find(Locator::Css("form.upload .problems"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(problems.starts_with("Nothing was sent"), "{problems}");
     assert!(
         app.changes(0).await.iter().all(|e| e["kind"] != "artwork_uploaded"),
@@ -372,16 +387,34 @@ async fn a_buyer_sends_artwork_from_the_job_page_in_a_browser() {
     )
     .await
     .unwrap();
-    let chosen = c.find(Locator::Css("form.upload .chosen")).await.unwrap().text().await.unwrap();
-    assert!(chosen.contains("logo.pdf") && !chosen.contains("will not be sent"), "{chosen}");
-    let problems = c.find(Locator::Css("form.upload .problems")).await.unwrap().text().await.unwrap();
+    let chosen = c
+        .find(Locator::Css("form.upload .chosen"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        chosen.contains("logo.pdf") && !chosen.contains("will not be sent"),
+        "{chosen}"
+    );
+    let problems = c
+        .find(Locator::Css("form.upload .problems"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(problems.is_empty(), "{problems}");
     shot(&c, "portal-artwork.png").await;
     click(&c, "form.upload button[type=submit]").await;
     let note = note_text(&c).await;
     assert!(note.contains("logo.pdf") && note.contains("received"), "{note}");
     let listed = c.find(Locator::Css("#artwork")).await.unwrap().text().await.unwrap();
-    assert!(listed.contains("Files you sent") && listed.contains("logo.pdf"), "{listed}");
+    assert!(
+        listed.contains("Files you sent") && listed.contains("logo.pdf"),
+        "{listed}"
+    );
     assert!(!listed.contains("waiting for your artwork"), "{listed}");
     let feed = app.changes(0).await;
     assert_eq!(

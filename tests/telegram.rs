@@ -24,6 +24,17 @@ fn telegram(c: &mut Config, fake: &FakeTelegram) {
     c.telegram.staff = vec![STAFF.to_string()];
 }
 
+/// A running app whose chat holds only the conversation a test has with it: no scheduled
+/// digest or instant alert may land between a command and its answer.
+fn conversation(c: &mut Config, fake: &FakeTelegram) {
+    telegram(c, fake);
+    c.digest.catch_up_hours = 0;
+    c.alerts.visual_approval = "digest".into();
+    c.alerts.delivery_instructions = "digest".into();
+    c.alerts.third_party_po = "digest".into();
+    c.alerts.awaiting_art = "digest".into();
+}
+
 /// The first bytes of a PNG picture (what TOT's visual files are, byte for byte, is not
 /// what these tests look at).
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR picture bytes";
@@ -65,7 +76,7 @@ async fn extra_records(app: &TestApp) {
 #[tokio::test]
 async fn a_client_links_asks_and_approves_by_button() {
     let fake = FakeTelegram::start().await;
-    let app = TestApp::spawn_with(|c| telegram(c, &fake)).await;
+    let app = TestApp::spawn_with(|c| conversation(c, &fake)).await;
     load_world(&app).await;
     extra_records(&app).await;
 
@@ -180,7 +191,7 @@ async fn a_client_links_asks_and_approves_by_button() {
 #[tokio::test]
 async fn long_answers_come_in_pages_with_a_more_button() {
     let fake = FakeTelegram::start().await;
-    let app = TestApp::spawn_with(|c| telegram(c, &fake)).await;
+    let app = TestApp::spawn_with(|c| conversation(c, &fake)).await;
     load_world(&app).await;
     let jobs: Vec<_> = (10..40)
         .map(|i| json!({"id": format!("J-{i}"), "client_id": "C-1", "name": format!("Run {i}"), "status": "in_production"}))
@@ -212,7 +223,7 @@ async fn long_answers_come_in_pages_with_a_more_button() {
 #[tokio::test]
 async fn staff_broadcast_and_outbox_and_nobody_else() {
     let fake = FakeTelegram::start().await;
-    let app = TestApp::spawn_with(|c| telegram(c, &fake)).await;
+    let app = TestApp::spawn_with(|c| conversation(c, &fake)).await;
     load_world(&app).await;
     fake.say(STRANGER, "/broadcast urgent Closed | We are closed on Friday");
     let m = fake.next_to(STRANGER, 0).await;
@@ -242,7 +253,7 @@ async fn staff_broadcast_and_outbox_and_nobody_else() {
 /// The app in webhook mode, with the secret Telegram will send.
 async fn webhook_app(fake: &FakeTelegram) -> TestApp {
     TestApp::spawn_with(|c| {
-        telegram(c, fake);
+        conversation(c, fake);
         c.telegram.mode = "webhook".into();
         c.telegram.webhook_secret = cport::config::Secret::new("a-long-webhook-secret");
     })
@@ -450,7 +461,7 @@ async fn old_codes_and_seen_updates_are_pruned() {
 #[tokio::test]
 async fn a_poller_that_panics_is_restarted_and_answers_again() {
     let fake = FakeTelegram::start().await;
-    let app = TestApp::spawn_with(|c| telegram(c, &fake)).await;
+    let app = TestApp::spawn_with(|c| conversation(c, &fake)).await;
     load_world(&app).await;
     fake.wait_for("setMyCommands", 1).await;
     app.state.faults.arm("task:telegram", 1);
