@@ -81,7 +81,39 @@ async fn dm_channel(State(inner): State<Arc<Inner>>, body: Bytes) -> Json<Value>
     }))
 }
 
-async fn channel_message(State(inner): State<Arc<Inner>>, Path(channel): Path<String>, body: Bytes) -> Json<Value> {
+/// A message post: JSON, or multipart when it carries files (`payload_json` and one part
+/// per file; the files are recorded under `"files"` by name and size).
+async fn channel_message(
+    State(inner): State<Arc<Inner>>,
+    Path(channel): Path<String>,
+    req: axum::extract::Request,
+) -> Json<Value> {
+    let multipart = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/"));
+    let body = if multipart {
+        let mut payload = json!({});
+        let mut files = vec![];
+        if let Ok(mut mp) = <axum::extract::Multipart as axum::extract::FromRequest<()>>::from_request(req, &()).await {
+            while let Ok(Some(field)) = mp.next_field().await {
+                match field.file_name().map(str::to_string) {
+                    Some(name) => {
+                        let bytes = field.bytes().await.unwrap_or_default();
+                        files.push(json!({"file_name": name, "size": bytes.len()}));
+                    }
+                    None => {
+                        payload = serde_json::from_str(&field.text().await.unwrap_or_default()).unwrap_or(json!({}))
+                    }
+                }
+            }
+        }
+        payload["files"] = json!(files);
+        Bytes::from(payload.to_string())
+    } else {
+        axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default()
+    };
     let b = record(&inner, Method::POST, format!("/channels/{channel}/messages"), &body);
     Json(message(&channel, &b))
 }
