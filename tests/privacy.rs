@@ -11,7 +11,7 @@ use serde_json::json;
 
 /// The world, with one picture of each kind for client C-1 and one for C-2, on disk.
 async fn app_with_pictures() -> TestApp {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|c| c.branding.logo_url = "/media/brand/logo.svg".into()).await;
     load_world(&app).await;
     for (entity, body) in [
         (
@@ -56,6 +56,7 @@ async fn app_with_pictures() -> TestApp {
         // On disk, but no record shows it: nobody may open it.
         "receipts/PO-1X1.svg",
         "stray.svg",
+        "brand/logo.svg",
     ] {
         let path = media.join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -102,6 +103,8 @@ async fn pictures_open_only_for_sessions_that_may_see_their_record() {
         }
         assert_eq!(status(&app, &nobody, path).await, 404, "{path} without a session");
     }
+    // The brand's logo is for everyone: the sign-in page and emails show it.
+    assert_eq!(status(&app, &nobody, "/media/brand/logo.svg").await, 200);
     // A picture is served as a picture that can run nothing, and kept by no shared cache.
     let r = sessions[0].get(app.url("/media/v1.svg")).send().await.unwrap();
     let h = r.headers();

@@ -36,7 +36,10 @@ pub async fn serve(
         (Some(exp), Some(sig)) => state.signer.verify_media(&path, exp, sig, Utc::now()).is_ok(),
         _ => false,
     };
-    if !by_signature {
+    // The brand's logo (`branding.logo_url`) may live here too: it is shown on the sign-in
+    // page and in every email, to anyone.
+    let public = state.config.branding.logo_url == path;
+    if !by_signature && !public {
         let (mut parts, _) = request.into_parts();
         // No session, or one that may not see any record showing the picture: the same
         // "not found" either way, so a guessed path says nothing about what exists.
