@@ -58,14 +58,8 @@ impl AppState {
     /// A signed link that signs `contact_id` in and opens `path`, valid `digest.link_ttl_days`.
     pub fn portal_link(&self, contact_id: &str, path: &str, now: chrono::DateTime<chrono::Utc>) -> String {
         let ttl = chrono::Duration::days(i64::from(self.config.digest.link_ttl_days));
-        self.signer.link_url(
-            &self.config.public_url,
-            crate::links::Purpose::Open,
-            path,
-            contact_id,
-            ttl,
-            now,
-        )
+        self.signer
+            .open_url(&self.config.public_url, path, contact_id, ttl, now)
     }
 
     /// A picture's address for a reader without a session (an email): a path under

@@ -242,6 +242,22 @@ pub struct DiscordConfig {
     pub defer_after_ms: u64,
 }
 
+impl DiscordConfig {
+    /// The interaction verifier for `public_key` (64 hexadecimal digits, a valid Ed25519
+    /// key), `None` for anything else.
+    pub fn verifier(&self) -> Option<serenity::interactions_endpoint::Verifier> {
+        let k = self.public_key.trim();
+        if k.len() != 64 || !k.chars().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&k[2 * i..2 * i + 2], 16).ok()?;
+        }
+        serenity::interactions_endpoint::Verifier::try_new(bytes).ok()
+    }
+}
+
 impl Default for DiscordConfig {
     fn default() -> Self {
         DiscordConfig {
@@ -525,7 +541,7 @@ impl Config {
                 "must be a domain name like reply.tot.example",
             ));
         }
-        crate::digest::schedule::parse_schedule(&self.digest.schedule).map_err(|e| invalid("digest.schedule", e))?;
+        crate::model::schedule::parse_schedule(&self.digest.schedule).map_err(|e| invalid("digest.schedule", e))?;
         self.digest.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
             invalid(
                 "digest.timezone",
@@ -662,7 +678,7 @@ impl Config {
         if !(d.api_url.starts_with("http://") || d.api_url.starts_with("https://")) {
             return Err(invalid("discord.api_url", "must start with http:// or https://"));
         }
-        if !d.public_key.is_empty() && crate::channels::discord::verifier(&d.public_key).is_none() {
+        if !d.public_key.is_empty() && d.verifier().is_none() {
             return Err(invalid(
                 "discord.public_key",
                 "must be the application's public key: 64 hexadecimal digits",

@@ -1,5 +1,20 @@
 //! cport: tells TOT's clients what needs them over email and chat, and takes their answers
 //! back to TOT's system. See README.md for the flow.
+//!
+//! The modules stand in layers; a module uses its own layer and those below it, never one
+//! above (checked by `tests/layers.rs`, which also lists the upward imports still to go).
+//! From the bottom:
+//! - model, links, supervise, templates: domain types and pure helpers
+//! - config: configuration
+//! - store: the store
+//! - documents: documents rendered from the store
+//! - actions: rules: client actions, commands, enquiries
+//! - channels: providers: email, chat, webhooks, inbound mail
+//! - digest, outbox: engines: digests, alerts, the outbox
+//! - app, portal, sync, error: the application: shared state, HTTP (portal, sync API)
+//! - demo, gendata: commands' helpers: the demo, generated data
+//!
+//! The binary (`src/main.rs`) sits on top of them all.
 #![forbid(unsafe_code)]
 
 pub mod actions;

@@ -49,6 +49,45 @@ pub struct LinkClaims {
     pub nonce: String,
 }
 
+/// What a verified link lets its holder do, read from its claims: the one place that knows
+/// how each purpose is written into a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkFor {
+    /// Sign in as `contact_id` and open `path`.
+    Open { contact_id: String, path: String },
+    /// Decide once on one visual for a contact, through delegation `id`.
+    Delegation { id: i64, path: String },
+    /// Set the password of `contact_id` (a reset, or an invitation's first password).
+    SetPassword { contact_id: String },
+}
+
+/// The path a password link opens, and the `contact` field's prefix of a delegation link.
+const SET_PASSWORD_PATH: &str = "/password/reset";
+const DELEGATION_PREFIX: &str = "delegation:";
+
+impl LinkClaims {
+    /// The link's meaning; `None` for a one-time link of no known kind.
+    pub fn meaning(&self) -> Option<LinkFor> {
+        match self.purpose {
+            Purpose::Open => Some(LinkFor::Open {
+                contact_id: self.contact_id.clone(),
+                path: self.subject.clone(),
+            }),
+            Purpose::Once => {
+                if let Some(id) = self.contact_id.strip_prefix(DELEGATION_PREFIX) {
+                    return Some(LinkFor::Delegation {
+                        id: id.parse().ok()?,
+                        path: self.subject.clone(),
+                    });
+                }
+                (self.subject == SET_PASSWORD_PATH).then(|| LinkFor::SetPassword {
+                    contact_id: self.contact_id.clone(),
+                })
+            }
+        }
+    }
+}
+
 /// Why a token was refused. Callers show one message for all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
@@ -143,6 +182,38 @@ impl Signer {
             return Err(LinkError::Expired);
         }
         Ok(())
+    }
+
+    /// A link that signs `contact_id` in and opens `path`, valid `ttl`.
+    pub fn open_url(
+        &self,
+        public_url: &str,
+        path: &str,
+        contact_id: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> String {
+        self.link_url(public_url, Purpose::Open, path, contact_id, ttl, now)
+    }
+
+    /// The single-use link of delegation `delegation_id` to decide on `visual_id`.
+    pub fn delegation_url(
+        &self,
+        public_url: &str,
+        visual_id: &str,
+        delegation_id: i64,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> String {
+        let subject = format!("/visuals/{visual_id}");
+        let who = format!("{DELEGATION_PREFIX}{delegation_id}");
+        self.link_url(public_url, Purpose::Once, &subject, &who, ttl, now)
+    }
+
+    /// The address of the page where `contact_id` sets a password, with its one-time token.
+    pub fn set_password_url(&self, public_url: &str, contact_id: &str, ttl: Duration, now: DateTime<Utc>) -> String {
+        let token = self.sign(Purpose::Once, SET_PASSWORD_PATH, contact_id, ttl, now);
+        format!("{}{SET_PASSWORD_PATH}?token={token}", public_url.trim_end_matches('/'))
     }
 
     /// Checks a link token's signature and expiry (single use is the caller's check).
@@ -242,6 +313,43 @@ fn base32(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_link_builder_reads_back_as_its_kind() {
+        let s = Signer::new("k");
+        let now = Utc::now();
+        let token = |url: &str| url.rsplit(['/', '=']).next().unwrap().to_string();
+        let open = s.open_url("https://p.example", "/jobs/J-1", "P-1", Duration::days(1), now);
+        assert_eq!(
+            s.verify(&token(&open), now).unwrap().meaning(),
+            Some(LinkFor::Open {
+                contact_id: "P-1".into(),
+                path: "/jobs/J-1".into()
+            })
+        );
+        let delegation = s.delegation_url("https://p.example", "V-1", 42, Duration::days(1), now);
+        assert_eq!(
+            s.verify(&token(&delegation), now).unwrap().meaning(),
+            Some(LinkFor::Delegation {
+                id: 42,
+                path: "/visuals/V-1".into()
+            })
+        );
+        let password = s.set_password_url("https://p.example/", "P-1", Duration::minutes(30), now);
+        assert!(
+            password.starts_with("https://p.example/password/reset?token="),
+            "{password}"
+        );
+        assert_eq!(
+            s.verify(&token(&password), now).unwrap().meaning(),
+            Some(LinkFor::SetPassword {
+                contact_id: "P-1".into()
+            })
+        );
+        // A one-time link of no known kind means nothing.
+        let odd = s.sign(Purpose::Once, "/visuals/V-1", "P-1", Duration::days(1), now);
+        assert_eq!(s.verify(&odd, now).unwrap().meaning(), None);
+    }
 
     #[test]
     fn a_signed_picture_address_opens_only_its_path_until_it_expires() {

@@ -284,14 +284,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => {
             let config = load(Need::StoreOnly)?;
-            let db = Db::connect(config.database_url.expose()).await?;
-            db.migrate().await?;
+            let db = open_store(&config).await?;
             println!("migrations applied ({}, {})", db.engine(), config.database_url_masked());
         }
         Command::Import(args) => {
             let config = load(Need::StoreOnly)?;
-            let db = Db::connect(config.database_url.expose()).await?;
-            db.migrate().await?;
+            let db = open_store(&config).await?;
             return import(&db, &args).await;
         }
         Command::Digest {
@@ -299,8 +297,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             if args.dry_run {
                 let config = load(Need::StoreOnly)?;
-                let db = Db::connect(config.database_url.expose()).await?;
-                db.migrate().await?;
+                let db = open_store(&config).await?;
                 dry_run(&db, &args).await?;
             } else {
                 if args.json {
@@ -344,14 +341,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => return Err(e.into()),
             }
             let ttl = chrono::Duration::days(i64::from(days.unwrap_or(state.config.digest.link_ttl_days)));
-            let url = state.signer.link_url(
-                &state.config.public_url,
-                cport::links::Purpose::Open,
-                &to,
-                &contact,
-                ttl,
-                chrono::Utc::now(),
-            );
+            let url = state
+                .signer
+                .open_url(&state.config.public_url, &to, &contact, ttl, chrono::Utc::now());
             println!("{url}");
         }
         Command::LinkCode { contact } => {
@@ -421,8 +413,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: InboundCommand::Held { limit },
         } => {
             let config = load(Need::StoreOnly)?;
-            let db = Db::connect(config.database_url.expose()).await?;
-            db.migrate().await?;
+            let db = open_store(&config).await?;
             let rows = cport::store::inbound::list_held(&db, limit).await?;
             println!("{} held message(s)", rows.len());
             for r in rows {
@@ -451,9 +442,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn open_state(config: Config) -> anyhow::Result<AppState> {
+/// The store named by the config, its migrations applied: what every command starts from.
+async fn open_store(config: &Config) -> anyhow::Result<Db> {
     let db = Db::connect(config.database_url.expose()).await?;
     db.migrate().await?;
+    Ok(db)
+}
+
+async fn open_state(config: Config) -> anyhow::Result<AppState> {
+    let db = open_store(&config).await?;
     Ok(AppState::new(config, db)?)
 }
 
@@ -575,8 +572,8 @@ async fn inbound_email(config: Config) -> anyhow::Result<ExitCode> {
             cport::outbox::drain(&state).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Err(cport::channels::inbound::InboundError::Store(e)) => {
-            eprintln!("error: store unavailable, try again later: {e}");
+        Err(e) if e.is_temporary() => {
+            eprintln!("error: try again later: {e}");
             Ok(ExitCode::from(EX_TEMPFAIL))
         }
         Err(e) => {
@@ -609,8 +606,7 @@ async fn send_outbox(state: &AppState) -> anyhow::Result<()> {
 
 async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Result<ExitCode> {
     use cport::store::outbox as ob;
-    let db = &Db::connect(config.database_url.expose()).await?;
-    db.migrate().await?;
+    let db = &open_store(&config).await?;
     let now = chrono::Utc::now();
     match command {
         OutboxCommand::List { status, limit } => {
@@ -824,8 +820,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     .with_context(|| format!("cannot write {}", config_file.display()))?;
     let pictures = demo::write_media(dir)?;
 
-    let db = Db::connect(config.database_url.expose()).await?;
-    db.migrate().await?;
+    let db = open_store(&config).await?;
     let now = chrono::Utc::now();
     let doc = demo::document(now);
     let reports = cport::sync::import::apply_document(&db, &doc, false)

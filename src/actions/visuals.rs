@@ -331,14 +331,7 @@ pub async fn delegate(
         used_at: None,
     };
     let did = visuals::insert_delegation(&mut tx, &row, now).await?;
-    let link = state.signer.link_url(
-        &state.config.public_url,
-        crate::links::Purpose::Once,
-        &format!("/visuals/{id}"),
-        &format!("delegation:{did}"),
-        ttl,
-        now,
-    );
+    let link = state.signer.delegation_url(&state.config.public_url, id, did, ttl, now);
     let payload = crate::portal::mail::delegation_email(state, &actor.contact, &row, &v, &link, now)
         .map_err(|e| ActionError::Conflict(format!("the email could not be written: {e}")))?;
     crate::store::outbox::insert_message(

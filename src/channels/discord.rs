@@ -44,19 +44,6 @@ pub struct Discord {
     pub defer_after: Duration,
 }
 
-/// A verifier for a 64-hex-digit public key, `None` for anything else.
-pub fn verifier(public_key: &str) -> Option<Verifier> {
-    let k = public_key.trim();
-    if k.len() != 64 || !k.chars().all(|c| c.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut bytes = [0u8; 32];
-    for (i, b) in bytes.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&k[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Verifier::try_new(bytes).ok()
-}
-
 impl Discord {
     pub fn new(config: &Config) -> Discord {
         let cfg = &config.discord;
@@ -77,7 +64,7 @@ impl Discord {
         .unwrap_or(0x1f3a5f);
         Discord {
             http: Arc::new(b.build()),
-            verifier: verifier(&cfg.public_key),
+            verifier: cfg.verifier(),
             channel_id: cfg.channel_id.parse::<u64>().ok().map(ChannelId::new),
             colour,
             defer_after: Duration::from_millis(cfg.defer_after_ms),

@@ -51,8 +51,20 @@ pub enum InboundError {
     TooLarge { size: usize, max: u64 },
     #[error("not an email message: {0}")]
     Malformed(String),
+    /// cport's own fault (an answer template that does not render): the message is fine
+    /// and should be delivered again once it is mended, never bounced.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl InboundError {
+    /// Whether the sender should try again later (the MTA's exit 75, HTTP 503): the store
+    /// or cport itself failed, not the message.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, InboundError::Store(_) | InboundError::Internal(_))
+    }
 }
 
 fn addresses(a: Option<&Address<'_>>) -> Vec<String> {
@@ -561,8 +573,10 @@ async fn answer_reply(
             }
         })
         .collect();
-    let payload = compose_answer(state, contact, msg, message_id, &answers, now)
-        .map_err(|e| InboundError::Malformed(format!("answer could not be written: {e}")))?;
+    let payload = compose_answer(state, contact, msg, message_id, &answers, now).map_err(|e| {
+        tracing::error!(error = %e, "the answer to a reply could not be rendered; the reply will be retried");
+        InboundError::Internal(format!("answer could not be written: {e}"))
+    })?;
     let tx = unit.tx().await?;
     outbox::insert_message(
         tx,
@@ -712,6 +726,9 @@ fn compose_answer(
         "texts": answers.iter().map(|a| a.to_text()).collect::<Vec<_>>(),
     });
     let render = |name: &str| {
+        if state.faults.fires("render:answer") {
+            return Err("fault injected at render:answer".to_string());
+        }
         state
             .templates
             .get_template(name)

@@ -12,7 +12,7 @@ use super::items::{Action, ActionItem, Category};
 use crate::channels::SendError;
 use crate::channels::email::{EmailPayload, new_message_id};
 use crate::config::Config;
-use crate::links::{Purpose, Signer};
+use crate::links::Signer;
 use crate::store::banners::BannerRow;
 use crate::store::contacts::ContactRow;
 
@@ -93,7 +93,7 @@ impl Composer<'_> {
     pub fn link(&self, contact_id: &str, path: &str, now: DateTime<Utc>) -> String {
         let ttl = Duration::days(i64::from(self.config.digest.link_ttl_days));
         self.signer
-            .link_url(&self.config.public_url, Purpose::Open, path, contact_id, ttl, now)
+            .open_url(&self.config.public_url, path, contact_id, ttl, now)
     }
 
     pub fn reply_address(&self, token: &str) -> String {

@@ -3,5 +3,4 @@
 pub mod alerts;
 pub mod compose;
 pub mod items;
-pub mod schedule;
 pub mod scheduler;

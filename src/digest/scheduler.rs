@@ -9,10 +9,10 @@ use chrono_tz::Tz;
 
 use super::compose::Composer;
 use super::items::{ActionItem, ItemCache};
-use super::schedule::parse_schedule;
 use crate::app::AppState;
 use crate::channels::chat::digest_message;
 use crate::channels::email::EmailPayload;
+use crate::model::schedule::parse_schedule;
 use crate::store::banners::list_active_for_client;
 use crate::store::chat::ChatLink;
 use crate::store::contacts::{ContactRow, list_active_contacts};

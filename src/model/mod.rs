@@ -2,6 +2,7 @@
 //! that enter through the sync API and `cport import`.
 
 pub mod records;
+pub mod schedule;
 
 use std::fmt;
 

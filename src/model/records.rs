@@ -145,7 +145,7 @@ impl Record for ContactIn {
             ));
         }
         if let Some(s) = &self.digest_schedule
-            && let Err(msg) = crate::digest::schedule::parse_schedule(s)
+            && let Err(msg) = crate::model::schedule::parse_schedule(s)
         {
             e.push(FieldError::new("digest_schedule", msg));
         }

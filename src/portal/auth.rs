@@ -17,7 +17,7 @@ use serde_json::json;
 use super::session::{self, ANON_CSRF_COOKIE, COOKIE, Session, address_key, cookie, random_token};
 use super::{FormData, PortalError, page};
 use crate::app::AppState;
-use crate::links::{LinkClaims, Purpose};
+use crate::links::{LinkClaims, LinkFor};
 use crate::store::contacts::{ContactRow, get_contact};
 use crate::store::sessions::{
     contacts_by_email, get_password_hash, revoke_contact_sessions, revoke_session, set_password_hash,
@@ -125,7 +125,7 @@ pub async fn signed_link(
     };
     match open_link(&state, &claims).await? {
         Some((cookie, target)) => Ok(with_cookie(Redirect::to(&target).into_response(), &cookie)),
-        None if claims.purpose == Purpose::Once && claims.subject == "/password/reset" => {
+        None if matches!(claims.meaning(), Some(LinkFor::SetPassword { .. })) => {
             Ok(Redirect::to(&format!("/password/reset?token={token}")).into_response())
         }
         None => invalid_link(&state, &headers).await,
@@ -133,33 +133,23 @@ pub async fn signed_link(
 }
 
 async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(String, String)>, PortalError> {
-    match claims.purpose {
-        Purpose::Open => {
-            let c = match get_contact(&state.db, &claims.contact_id).await {
+    match claims.meaning() {
+        Some(LinkFor::Open { contact_id, path }) => {
+            let c = match get_contact(&state.db, &contact_id).await {
                 Ok(c) if c.active => c,
                 Ok(_) | Err(StoreError::NotFound) => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
             let cookie = session::start(state, &c.id, None).await?;
-            Ok(Some((cookie, safe_next(Some(&claims.subject)))))
+            Ok(Some((cookie, safe_next(Some(&path)))))
         }
-        Purpose::Once => {
-            let Some(id) = claims
-                .contact_id
-                .strip_prefix("delegation:")
-                .and_then(|d| d.parse::<i64>().ok())
-            else {
-                return Ok(None);
-            };
+        Some(LinkFor::Delegation { id, path }) => {
             let d = match crate::store::visuals::get_delegation(&state.db, id).await {
                 Ok(d) => d,
                 Err(StoreError::NotFound) => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
-            if d.used_at.is_some()
-                || d.expires_at <= Utc::now()
-                || claims.subject != format!("/visuals/{}", d.visual_id)
-            {
+            if d.used_at.is_some() || d.expires_at <= Utc::now() || path != format!("/visuals/{}", d.visual_id) {
                 return Ok(None);
             }
             match get_contact(&state.db, &d.contact_id).await {
@@ -170,6 +160,8 @@ async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(Stri
             let cookie = session::start(state, &d.contact_id, Some(d.id)).await?;
             Ok(Some((cookie, format!("/visuals/{}", d.visual_id))))
         }
+        // A password link opens the password page (see `signed_link`), not a session.
+        Some(LinkFor::SetPassword { .. }) | None => Ok(None),
     }
 }
 
@@ -413,7 +405,7 @@ fn reset_claims(state: &AppState, token: &str) -> Option<LinkClaims> {
         .signer
         .verify(token, Utc::now())
         .ok()
-        .filter(|c| c.purpose == Purpose::Once && c.subject == "/password/reset")
+        .filter(|c| matches!(c.meaning(), Some(LinkFor::SetPassword { .. })))
 }
 
 /// `GET /password/reset`: ask for a link, or (with `?token=`) choose the new password.
@@ -507,14 +499,14 @@ pub async fn send_reset_link(state: &AppState, c: &ContactRow) -> Result<(), Sto
 pub async fn queue_reset_link(state: &AppState, tx: &mut crate::store::Tx, c: &ContactRow) -> Result<(), StoreError> {
     let now = Utc::now();
     let ttl = Duration::minutes(i64::from(state.config.portal.reset_minutes));
-    let token = state.signer.sign(Purpose::Once, "/password/reset", &c.id, ttl, now);
-    let link = format!(
-        "{}/password/reset?token={token}",
-        state.config.public_url.trim_end_matches('/')
-    );
-    if let Ok(p) = super::mail::reset_email(state, c, &link) {
-        let idem = format!("reset:{}:{}", c.id, now.timestamp_micros());
-        outbox::insert_message(tx, &p.queued(Some(&c.id), "system", idem, None, now), now).await?;
+    let link = state.signer.set_password_url(&state.config.public_url, &c.id, ttl, now);
+    match super::mail::reset_email(state, c, &link) {
+        Ok(p) => {
+            let idem = format!("reset:{}:{}", c.id, now.timestamp_micros());
+            outbox::insert_message(tx, &p.queued(Some(&c.id), "system", idem, None, now), now).await?;
+        }
+        // A template that does not render is cport's bug: said loudly, never silently dropped.
+        Err(e) => tracing::error!(contact = %c.id, error = %e, "bug: the reset email could not be written"),
     }
     Ok(())
 }

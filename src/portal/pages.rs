@@ -557,7 +557,7 @@ pub async fn save_preferences(
             "custom" => form.text("custom_schedule"),
             other => other.to_string(),
         };
-        let parsed = crate::digest::schedule::parse_schedule(&schedule).map_err(|e| format!("schedule: {e}"))?;
+        let parsed = crate::model::schedule::parse_schedule(&schedule).map_err(|e| format!("schedule: {e}"))?;
         // A summary more often than every few hours floods the client and hurts delivery.
         let now = Utc::now();
         if parsed

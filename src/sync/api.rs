@@ -199,5 +199,6 @@ pub async fn inbound_email(
         )),
         Err(e @ InboundError::Malformed(_)) => Err(AppError::BadRequest(e.to_string())),
         Err(InboundError::Store(e)) => Err(e.into()),
+        Err(e @ InboundError::Internal(_)) => Err(AppError::Unexpected(anyhow::anyhow!(e.to_string()))),
     }
 }

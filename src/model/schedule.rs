@@ -1,4 +1,5 @@
 //! Digest schedules: cron expressions (seconds first) evaluated in a contact's time zone.
+//! Pure: the config, TOT's records and the scheduler all parse schedules here.
 
 use std::str::FromStr;
 
