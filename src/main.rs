@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
+use cport::actions::items::{ActionItem, for_contact};
 use cport::config::{Config, Need, Secret};
-use cport::digest::items::{ActionItem, for_contact};
 use cport::digest::scheduler::{PassError, Trigger, run_pass};
 use cport::store::Db;
 use cport::store::contacts::{ContactRow, get_contact, list_active_contacts};

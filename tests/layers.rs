@@ -47,17 +47,7 @@ const KNOWN: &[(&str, &str, &str)] = &[
     (
         "actions",
         "digest",
-        "action items and digest composition live in digest",
-    ),
-    (
-        "actions",
-        "portal",
-        "system emails (reset, invitation, delegation) live in portal",
-    ),
-    (
-        "channels",
-        "digest",
-        "email replies read the digest's payloads; chat renders items",
+        "an urgent banner is composed and targeted by the digest's composer",
     ),
 ];
 

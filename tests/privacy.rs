@@ -375,7 +375,7 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     assert!(page.contains("logo.pdf") && page.contains("logo.svg"));
     // The item has left the buyer's items.
     let contact = cport::store::contacts::get_contact(&app.db, "P-1B").await.unwrap();
-    let items = cport::digest::items::for_contact(&app.db, &contact).await.unwrap();
+    let items = cport::actions::items::for_contact(&app.db, &contact).await.unwrap();
     assert!(!items.iter().any(|i| i.key() == "A4:J-1"), "{items:?}");
 
     // Each file downloads for the client's sessions, as bytes to save; for no one else.

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{TOKEN, TestApp, load_world};
-use cport::digest::items::{Category, for_contact};
+use cport::actions::items::{Category, for_contact};
 use cport::store::contacts::get_contact;
 use serde_json::json;
 
@@ -253,7 +253,7 @@ async fn action_items_follow_the_contacts_role() {
     let viewer = items("P-1V").await;
     assert_eq!(viewer.len(), 4);
     assert!(
-        viewer.iter().all(|i| i.action == cport::digest::items::Action::None),
+        viewer.iter().all(|i| i.action == cport::actions::items::Action::None),
         "a viewer sees items but may not act on them"
     );
     app.stop().await;

@@ -6,8 +6,8 @@ use serde::Serialize;
 
 use super::commands::{Command, help_text};
 use super::{ActionError, Actor};
+use crate::actions::items::{Category, for_contact};
 use crate::app::AppState;
-use crate::digest::items::{Category, for_contact};
 use crate::model::{Money, Role};
 use crate::store::{StoreError, enquiries as q, jobs};
 
@@ -797,7 +797,7 @@ async fn run_inner(
             Answer::ok(name, "Your portal link (it signs you in):", sections)
         }
         Command::Reset => {
-            crate::portal::auth::queue_reset_link(state, unit.tx().await?, &actor.contact).await?;
+            crate::actions::mail::queue_reset_link(state, unit.tx().await?, &actor.contact).await?;
             Answer::ok(
                 name,
                 format!("A password-reset link is on its way to {}.", actor.contact.email),

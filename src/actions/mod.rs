@@ -7,6 +7,8 @@ pub mod banners;
 pub mod commands;
 pub mod delivery;
 pub mod enquiry;
+pub mod items;
+pub mod mail;
 pub mod media;
 pub mod orders;
 pub mod visuals;

@@ -381,7 +381,7 @@ pub async fn create_third_party(
     )
     .await?;
     tx.commit().await?;
-    crate::portal::mail::send_invitation(state, &id, name, email, &actor.contact, now).await?;
+    crate::actions::mail::send_invitation(state, &id, name, email, &actor.contact, now).await?;
     Ok(id)
 }
 

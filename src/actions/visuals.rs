@@ -332,7 +332,7 @@ pub async fn delegate(
     };
     let did = visuals::insert_delegation(&mut tx, &row, now).await?;
     let link = state.signer.delegation_url(&state.config.public_url, id, did, ttl, now);
-    let payload = crate::portal::mail::delegation_email(state, &actor.contact, &row, &v, &link, now)
+    let payload = crate::actions::mail::delegation_email(state, &actor.contact, &row, &v, &link, now)
         .map_err(|e| ActionError::Conflict(format!("the email could not be written: {e}")))?;
     crate::store::outbox::insert_message(
         &mut tx,

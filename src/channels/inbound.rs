@@ -8,12 +8,12 @@ use serde::Serialize;
 use crate::actions::artwork::{self, Upload};
 use crate::actions::commands::{Command, CommandError, parse_line};
 use crate::actions::enquiry::{Answer, Context, run};
+use crate::actions::items::Category;
 use crate::actions::{ActionError, Actor, Unit};
 use crate::app::AppState;
 use crate::channels::email::{EmailPayload, new_message_id};
-use crate::digest::alerts::AlertPayload;
-use crate::digest::items::Category;
 use crate::store::contacts::{ContactRow, get_contact};
+use crate::store::outbox::AlertPayload;
 use crate::store::outbox::{self, OutboxRow};
 use crate::store::{StoreError, inbound as ledger};
 

@@ -7,14 +7,14 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-use super::items::{ActionItem, Category, ItemCache};
+use crate::actions::items::{ActionItem, Category, ItemCache};
 use crate::app::AppState;
 use crate::config::Config;
 use crate::digest::scheduler::Target;
 use crate::store::contacts::{ContactRow, list_active_contacts};
+use crate::store::outbox::AlertPayload;
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, ledgers, outbox};
 
@@ -38,13 +38,6 @@ impl AlertSignal {
             .map(|mut d| std::mem::take(&mut *d))
             .unwrap_or_default()
     }
-}
-
-/// What an alert row carries until it is sent: the items it is about.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct AlertPayload {
-    pub items: Vec<String>,
-    pub message_id: String,
 }
 
 /// The mode a contact chose for a category, or the configured default.

@@ -8,7 +8,7 @@ use minijinja::Environment;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
-use super::items::{Action, ActionItem, Category};
+use crate::actions::items::{Action, ActionItem, Category};
 use crate::channels::SendError;
 use crate::channels::email::{EmailPayload, new_message_id};
 use crate::config::Config;

@@ -2,5 +2,4 @@
 
 pub mod alerts;
 pub mod compose;
-pub mod items;
 pub mod scheduler;

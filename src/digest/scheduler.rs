@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use chrono_tz::Tz;
 
 use super::compose::Composer;
-use super::items::{ActionItem, ItemCache};
+use crate::actions::items::{ActionItem, ItemCache};
 use crate::app::AppState;
 use crate::channels::chat::digest_message;
 use crate::channels::email::EmailPayload;

@@ -8,15 +8,15 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 
+use crate::actions::items::for_contact;
 use crate::app::AppState;
 use crate::channels::SendError;
 use crate::channels::chat::ChatPayload;
 use crate::channels::email::{EmailPayload, build_message};
-use crate::digest::alerts::AlertPayload;
 use crate::digest::compose::Composer;
-use crate::digest::items::for_contact;
 use crate::store::StoreError;
 use crate::store::contacts::get_contact;
+use crate::store::outbox::AlertPayload;
 use crate::store::outbox::{self, Mark, OutboxRow};
 
 /// What one dispatch step did.
@@ -478,7 +478,7 @@ async fn still_open(
 ) -> Result<
     Option<(
         crate::store::contacts::ContactRow,
-        Vec<crate::digest::items::ActionItem>,
+        Vec<crate::actions::items::ActionItem>,
     )>,
     StoreError,
 > {

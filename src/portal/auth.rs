@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -293,7 +293,7 @@ pub async fn request_link(
     for id in contacts_by_email(&state.db, &email).await?.iter().take(5) {
         let c = get_contact(&state.db, id).await?;
         let link = state.portal_link(&c.id, "/", now);
-        if let Ok(p) = super::mail::login_email(&state, &c, &link) {
+        if let Ok(p) = crate::actions::mail::login_email(&state, &c, &link) {
             queue_email(
                 &state,
                 &c,
@@ -475,7 +475,7 @@ pub async fn reset(
     let email = form.text("email").trim().to_string();
     for id in contacts_by_email(&state.db, &email).await?.iter().take(5) {
         let c = get_contact(&state.db, id).await?;
-        send_reset_link(&state, &c).await?;
+        crate::actions::mail::send_reset_link(&state, &c).await?;
     }
     message(
         &state,
@@ -483,32 +483,6 @@ pub async fn reset(
         "If that address belongs to a portal user, a link to choose a new password is on its way. It works once, for a short time.",
     )
     .await
-}
-
-/// Queues a single-use password-reset link for a contact.
-pub async fn send_reset_link(state: &AppState, c: &ContactRow) -> Result<(), StoreError> {
-    state
-        .db
-        .in_transaction(async |tx| queue_reset_link(state, tx, c).await)
-        .await?;
-    state.wake_dispatch.notify_waiters();
-    Ok(())
-}
-
-/// [`send_reset_link`] inside the caller's transaction (the `RESET` command's unit).
-pub async fn queue_reset_link(state: &AppState, tx: &mut crate::store::Tx, c: &ContactRow) -> Result<(), StoreError> {
-    let now = Utc::now();
-    let ttl = Duration::minutes(i64::from(state.config.portal.reset_minutes));
-    let link = state.signer.set_password_url(&state.config.public_url, &c.id, ttl, now);
-    match super::mail::reset_email(state, c, &link) {
-        Ok(p) => {
-            let idem = format!("reset:{}:{}", c.id, now.timestamp_micros());
-            outbox::insert_message(tx, &p.queued(Some(&c.id), "system", idem, None, now), now).await?;
-        }
-        // A template that does not render is cport's bug: said loudly, never silently dropped.
-        Err(e) => tracing::error!(contact = %c.id, error = %e, "bug: the reset email could not be written"),
-    }
-    Ok(())
 }
 
 #[cfg(test)]

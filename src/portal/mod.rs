@@ -4,7 +4,6 @@
 
 pub mod artwork;
 pub mod auth;
-pub mod mail;
 pub mod media;
 pub mod pages;
 pub mod session;

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 
 use super::{FormData, Note, PortalError, Session, money, page, page_status, see_other};
 use crate::actions::delivery::{DeliveryRequest, LineQty};
+use crate::actions::items::{Category, for_contact};
 use crate::actions::{ActionError, visuals as act};
 use crate::app::AppState;
 use crate::digest::alerts::mode;
-use crate::digest::items::{Category, for_contact};
 use crate::store::jobs;
 use crate::store::settings::{self, get_settings};
 use crate::store::visuals as vstore;

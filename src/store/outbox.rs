@@ -6,6 +6,14 @@ use super::{Db, Result, Tx, on_db, on_tx};
 
 pub const STATUSES: &[&str] = &["queued", "sending", "sent", "failed", "dead", "dropped"];
 
+/// What an alert row carries until it is sent: the keys of the items it is about (it is
+/// rendered when it goes, from those still open).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct AlertPayload {
+    pub items: Vec<String>,
+    pub message_id: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub contact_id: Option<String>,

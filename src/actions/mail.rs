@@ -1,12 +1,13 @@
-//! System emails the portal sends through the outbox: delegated approval links, password
-//! resets and sign-in links. One `*_email` function per kind, each a text + HTML pair.
+//! System emails sent through the outbox: delegated approval links, password resets,
+//! invitations and sign-in links. One `*_email` function per kind, each a text + HTML pair.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use crate::app::AppState;
 use crate::channels::SendError;
 use crate::channels::email::{EmailPayload, new_message_id};
+use crate::store::StoreError;
 use crate::store::contacts::ContactRow;
 use crate::store::visuals::{DelegationRow, VisualRow};
 
@@ -134,5 +135,31 @@ pub async fn send_invitation(
     .await?;
     tx.commit().await?;
     state.wake_dispatch.notify_waiters();
+    Ok(())
+}
+
+/// Queues a single-use password-reset link for a contact.
+pub async fn send_reset_link(state: &AppState, c: &ContactRow) -> Result<(), StoreError> {
+    state
+        .db
+        .in_transaction(async |tx| queue_reset_link(state, tx, c).await)
+        .await?;
+    state.wake_dispatch.notify_waiters();
+    Ok(())
+}
+
+/// [`send_reset_link`] inside the caller's transaction (the `RESET` command's unit).
+pub async fn queue_reset_link(state: &AppState, tx: &mut crate::store::Tx, c: &ContactRow) -> Result<(), StoreError> {
+    let now = Utc::now();
+    let ttl = Duration::minutes(i64::from(state.config.portal.reset_minutes));
+    let link = state.signer.set_password_url(&state.config.public_url, &c.id, ttl, now);
+    match reset_email(state, c, &link) {
+        Ok(p) => {
+            let idem = format!("reset:{}:{}", c.id, now.timestamp_micros());
+            crate::store::outbox::insert_message(tx, &p.queued(Some(&c.id), "system", idem, None, now), now).await?;
+        }
+        // A template that does not render is cport's bug: said loudly, never silently dropped.
+        Err(e) => tracing::error!(contact = %c.id, error = %e, "bug: the reset email could not be written"),
+    }
     Ok(())
 }
