@@ -14,32 +14,28 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::channels::email::Mailer;
 use crate::config::Config;
 use crate::digest::alerts::AlertSignal;
-use crate::links::Signer;
+use crate::services::Services;
 use crate::store::Db;
 use crate::sync::api;
 
-/// What every handler and background task can reach. Built once; clones share everything.
+/// What every handler and background task can reach: the [`Services`] the rules use
+/// (through `Deref`), and the providers, metrics and tasks around them. Built once; clones
+/// share everything.
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
-    pub db: Db,
+    pub services: Services,
     pub metrics: PrometheusHandle,
     pub started: Instant,
     pub mailer: Mailer,
-    pub templates: Arc<minijinja::Environment<'static>>,
-    pub signer: Signer,
-    /// Rung when messages are queued, so a dispatcher picks them up at once.
-    pub wake_dispatch: Arc<Notify>,
     /// Clients changed by a sync, for the alert scanner.
     pub alerts: Arc<AlertSignal>,
-    /// Failed sign-ins per account and per address.
     /// HTTP client for webhook pushes (one pool for the process).
     pub http: reqwest::Client,
     /// The Telegram bot, when `telegram.token` is set.
@@ -50,34 +46,19 @@ pub struct AppState {
     pub chat: crate::channels::chat::ChatSenders,
     /// The state of every supervised background task, for `/healthz`.
     pub health: Arc<crate::supervise::Health>,
-    /// Faults armed by tests (never in production).
-    pub faults: Arc<crate::supervise::Faults>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.services
+    }
 }
 
 impl AppState {
-    /// A signed link that signs `contact_id` in and opens `path`, valid `digest.link_ttl_days`.
-    pub fn portal_link(&self, contact_id: &str, path: &str, now: chrono::DateTime<chrono::Utc>) -> String {
-        let ttl = chrono::Duration::days(i64::from(self.config.digest.link_ttl_days));
-        self.signer
-            .open_url(&self.config.public_url, path, contact_id, ttl, now)
-    }
-
-    /// A picture's address for a reader without a session (an email): a path under
-    /// `/media` gets a signature that expires at `expires`; TOT's web addresses are kept.
-    pub fn picture_url(&self, picture: &str, expires: chrono::DateTime<chrono::Utc>) -> String {
-        if picture.starts_with("/media/") {
-            self.signer.media_url(&self.config.public_url, picture, expires)
-        } else if picture.starts_with('/') {
-            format!("{}{picture}", self.config.public_url.trim_end_matches('/'))
-        } else {
-            picture.to_string()
-        }
-    }
-
     /// Everything but the listener: for the server and for CLI commands alike.
     pub fn new(config: Config, db: Db) -> Result<AppState, StartError> {
         let mailer = Mailer::from_config(&config).map_err(|e| StartError::Config(e.to_string()))?;
-        let signer = Signer::new(config.link_secret.expose());
         let telegram = if config.telegram.token.is_empty() {
             None
         } else {
@@ -89,21 +70,23 @@ impl AppState {
             .then(|| Arc::new(crate::channels::discord::Discord::new(&config)));
         let mut chat: std::collections::HashMap<&'static str, Arc<dyn crate::channels::chat::ChatSender>> =
             Default::default();
-        if let Some(t) = &telegram {
-            chat.insert("telegram", t.clone());
-        }
-        if let Some(d) = discord.as_ref().filter(|_| !config.discord.token.is_empty()) {
-            chat.insert("discord", d.clone());
+        // The senders of `Config::chat_channels`, which the digest's targets are read from.
+        for name in config.chat_channels() {
+            match (name, &telegram, &discord) {
+                ("telegram", Some(t), _) => {
+                    chat.insert(name, t.clone());
+                }
+                ("discord", _, Some(d)) => {
+                    chat.insert(name, d.clone());
+                }
+                _ => {}
+            }
         }
         Ok(AppState {
-            config: Arc::new(config),
-            db,
+            services: Services::new(config, db),
             metrics: metrics_handle(),
             started: Instant::now(),
             mailer,
-            templates: Arc::new(crate::templates::environment()),
-            signer,
-            wake_dispatch: Arc::new(Notify::new()),
             alerts: Arc::new(AlertSignal::default()),
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(15))
@@ -114,7 +97,6 @@ impl AppState {
             discord,
             chat: Arc::new(chat),
             health: Arc::new(Default::default()),
-            faults: Arc::new(Default::default()),
         })
     }
 }

@@ -242,6 +242,21 @@ pub struct DiscordConfig {
     pub defer_after_ms: u64,
 }
 
+impl Config {
+    /// The chat channels cport sends on: those with a bot token (a Discord public key alone
+    /// answers interactions but sends nothing).
+    pub fn chat_channels(&self) -> Vec<&'static str> {
+        let mut out = vec![];
+        if !self.telegram.token.is_empty() {
+            out.push("telegram");
+        }
+        if !self.discord.token.is_empty() {
+            out.push("discord");
+        }
+        out
+    }
+}
+
 impl DiscordConfig {
     /// The interaction verifier for `public_key` (64 hexadecimal digits, a valid Ed25519
     /// key), `None` for anything else.

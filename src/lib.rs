@@ -7,7 +7,7 @@
 //! - model, links, supervise, templates: domain types and pure helpers
 //! - config: configuration
 //! - store: the store
-//! - documents: documents rendered from the store
+//! - services, documents: what the rules use of the process, and documents from the store
 //! - actions: rules: client actions, commands, enquiries
 //! - channels: providers: email, chat, webhooks, inbound mail
 //! - digest, outbox: engines: digests, alerts, the outbox
@@ -30,6 +30,7 @@ pub mod links;
 pub mod model;
 pub mod outbox;
 pub mod portal;
+pub mod services;
 pub mod store;
 pub mod supervise;
 pub mod sync;

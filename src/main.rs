@@ -356,7 +356,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let code = cport::channels::chat::new_link_code(&state, &contact, chrono::Utc::now()).await?;
             println!("{code}");
-            for line in cport::channels::chat::how_to_link(&state, &code) {
+            for line in cport::channels::chat::how_to_link(&state.config, &code) {
                 eprintln!("{line}");
             }
         }
@@ -872,7 +872,7 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
             "Chat: link yourself as P-101 ({}) with the code {code}:",
             demo::DEMO_CONTACTS[0].who
         );
-        for line in cport::channels::chat::how_to_link(&app.state, &code) {
+        for line in cport::channels::chat::how_to_link(&app.state.config, &code) {
             println!("  {line}");
         }
         println!(

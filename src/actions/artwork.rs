@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::enquiry::{Answer, Section};
 use super::{ActionError, Actor, found};
-use crate::app::AppState;
+use crate::services::Services;
 use crate::store::{inbound, jobs};
 
 /// One file as it arrived.
@@ -19,7 +19,7 @@ pub struct Upload<'a> {
 /// `requirement` is `None`, as for an email reply) and records `artwork_uploaded`; the
 /// answer lists each file, kept or refused and why.
 pub async fn upload(
-    state: &AppState,
+    state: &Services,
     unit: &mut super::Unit,
     actor: &Actor,
     job_id: &str,

@@ -4,11 +4,11 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::channels::chat::ChatMessage;
 use crate::digest::compose::Composer;
 use crate::digest::scheduler::Target;
 use crate::model::{FieldError, SEVERITIES, check_one_of, check_text};
+use crate::services::Services;
 use crate::store::banners::{NewBanner, existing_clients, get_banner, insert_banner};
 use crate::store::contacts::list_active_contacts;
 use crate::store::settings::{ContactSettings, list_settings};
@@ -47,7 +47,7 @@ pub struct Posted {
 
 /// Checks and stores a banner; an urgent one is queued to every contact of its audience,
 /// once per contact and channel, in the same transaction.
-pub async fn post(state: &AppState, input: BannerInput, by: &str, now: DateTime<Utc>) -> Result<Posted, BannerError> {
+pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<Utc>) -> Result<Posted, BannerError> {
     let mut errs = Vec::new();
     check_text("title", &input.title, 200, &mut errs);
     check_text("body", &input.body, 4000, &mut errs);
@@ -124,8 +124,13 @@ pub async fn post(state: &AppState, input: BannerInput, by: &str, now: DateTime<
                 let new = match &target {
                     Target::Email => {
                         let token = state.signer.new_reply_token();
-                        let Ok(payload) = composer.compose_banner(c, &row, &token, now) else {
-                            continue;
+                        let payload = match composer.compose_banner(c, &row, &token, now) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                // cport's bug, not the contact's: said loudly; the rest still go.
+                                tracing::error!(contact = %c.id, error = %e, "bug: a banner email could not be written");
+                                continue;
+                            }
                         };
                         payload.queued(
                             Some(&c.id),
@@ -163,7 +168,7 @@ pub async fn post(state: &AppState, input: BannerInput, by: &str, now: DateTime<
 }
 
 /// Retracts a banner: it no longer shows anywhere. Messages already sent stay sent.
-pub async fn retract(state: &AppState, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
+pub async fn retract(state: &Services, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
     match get_banner(&state.db, id).await {
         Ok(_) => {}
         Err(StoreError::NotFound) => return Ok(false),

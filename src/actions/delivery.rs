@@ -7,8 +7,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 
 use super::{ActionError, Actor, found};
-use crate::app::AppState;
 use crate::model::OPEN_JOB_STATUSES;
+use crate::services::Services;
 use crate::store::jobs::{self, NewRequest};
 
 fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
@@ -24,7 +24,7 @@ fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
 
 /// The client says this job needs no delivery (collected, or kept at TOT).
 pub async fn no_delivery(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     job_id: &str,
     now: DateTime<Utc>,
@@ -37,7 +37,7 @@ pub async fn no_delivery(
 
 /// [`no_delivery`] inside the caller's transaction (an inbound message's unit).
 pub async fn no_delivery_in(
-    state: &AppState,
+    state: &Services,
     tx: &mut crate::store::Tx,
     actor: &Actor,
     job_id: &str,
@@ -107,7 +107,7 @@ pub struct DeliveryRequest {
 /// Gives delivery details for lines of one or more open jobs of the actor's client. Each
 /// quantity must be at most what the line holds less what earlier instructions took.
 pub async fn give(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     req: &DeliveryRequest,
     now: DateTime<Utc>,

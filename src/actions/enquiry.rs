@@ -7,8 +7,8 @@ use serde::Serialize;
 use super::commands::{Command, help_text};
 use super::{ActionError, Actor};
 use crate::actions::items::{Category, for_contact};
-use crate::app::AppState;
 use crate::model::{Money, Role};
+use crate::services::Services;
 use crate::store::{StoreError, enquiries as q, jobs};
 
 /// One answer to one command.
@@ -145,7 +145,7 @@ pub fn allowed(role: Role, cmd: &Command) -> bool {
 
 /// Runs one command for one actor. Never fails for bad input: the answer says what was wrong.
 pub async fn run(
-    state: &AppState,
+    state: &Services,
     unit: &mut super::Unit,
     actor: &Actor,
     cmd: &Command,
@@ -173,7 +173,7 @@ pub async fn run(
 /// [`run`] as a whole of its own (the portal's enquiry pages): what the command changes is
 /// committed when it succeeds.
 pub async fn run_alone(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     cmd: &Command,
     ctx: &Context,
@@ -229,12 +229,12 @@ fn context_id(ctx: &Context, want: Category, command: &str) -> Result<String, Ac
     }
 }
 
-fn link(state: &AppState, actor: &Actor, path: &str, now: DateTime<Utc>) -> String {
+fn link(state: &Services, actor: &Actor, path: &str, now: DateTime<Utc>) -> String {
     state.portal_link(&actor.contact.id, path, now)
 }
 
 async fn run_inner(
-    state: &AppState,
+    state: &Services,
     unit: &mut super::Unit,
     actor: &Actor,
     cmd: &Command,
@@ -790,7 +790,7 @@ async fn run_inner(
                 let code = crate::channels::chat::new_link_code_in(unit.tx().await?, &actor.contact.id, now).await?;
                 sections.push(Section {
                     heading: Some(format!("Chat linking code: {code}")),
-                    lines: crate::channels::chat::how_to_link(state, &code),
+                    lines: crate::channels::chat::how_to_link(&state.config, &code),
                     ..Default::default()
                 });
             }

@@ -4,14 +4,14 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::channels::SendError;
 use crate::channels::email::{EmailPayload, new_message_id};
+use crate::services::Services;
 use crate::store::StoreError;
 use crate::store::contacts::ContactRow;
 use crate::store::visuals::{DelegationRow, VisualRow};
 
-fn render(state: &AppState, kind: &str, ctx: serde_json::Value) -> Result<(String, String), SendError> {
+fn render(state: &Services, kind: &str, ctx: serde_json::Value) -> Result<(String, String), SendError> {
     let r = |name: String| {
         state
             .templates
@@ -22,12 +22,12 @@ fn render(state: &AppState, kind: &str, ctx: serde_json::Value) -> Result<(Strin
     Ok((r(format!("email/{kind}.txt.j2"))?, r(format!("email/{kind}.html.j2"))?))
 }
 
-fn brand(state: &AppState) -> serde_json::Value {
+fn brand(state: &Services) -> serde_json::Value {
     let b = &state.config.branding;
     json!({"name": b.name, "colour": b.colour, "logo_url": b.logo_url})
 }
 
-fn payload(state: &AppState, to_name: &str, to: &str, subject: String, parts: (String, String)) -> EmailPayload {
+fn payload(state: &Services, to_name: &str, to: &str, subject: String, parts: (String, String)) -> EmailPayload {
     EmailPayload {
         to_name: to_name.to_string(),
         to: to.to_string(),
@@ -43,7 +43,7 @@ fn payload(state: &AppState, to_name: &str, to: &str, subject: String, parts: (S
 
 /// To a third party: approve or reject one visual through a single-use link.
 pub fn delegation_email(
-    state: &AppState,
+    state: &Services,
     from: &ContactRow,
     d: &DelegationRow,
     v: &VisualRow,
@@ -69,7 +69,7 @@ pub fn delegation_email(
 }
 
 /// A single-use password-reset link.
-pub fn reset_email(state: &AppState, c: &ContactRow, link: &str) -> Result<EmailPayload, SendError> {
+pub fn reset_email(state: &Services, c: &ContactRow, link: &str) -> Result<EmailPayload, SendError> {
     let subject = format!("{}: reset your portal password", state.config.branding.name);
     let parts = render(
         state,
@@ -81,7 +81,7 @@ pub fn reset_email(state: &AppState, c: &ContactRow, link: &str) -> Result<Email
 }
 
 /// A sign-in link (magic link).
-pub fn login_email(state: &AppState, c: &ContactRow, link: &str) -> Result<EmailPayload, SendError> {
+pub fn login_email(state: &Services, c: &ContactRow, link: &str) -> Result<EmailPayload, SendError> {
     let subject = format!("{}: your sign-in link", state.config.branding.name);
     let parts = render(
         state,
@@ -98,7 +98,7 @@ pub const INVITE_DAYS: i64 = 7;
 /// Invites a new third-party user: a single-use link, valid [`INVITE_DAYS`], to choose a
 /// password (the password-reset page and its one-time token), after which they sign in.
 pub async fn send_invitation(
-    state: &AppState,
+    state: &Services,
     id: &str,
     name: &str,
     email: &str,
@@ -139,7 +139,7 @@ pub async fn send_invitation(
 }
 
 /// Queues a single-use password-reset link for a contact.
-pub async fn send_reset_link(state: &AppState, c: &ContactRow) -> Result<(), StoreError> {
+pub async fn send_reset_link(state: &Services, c: &ContactRow) -> Result<(), StoreError> {
     state
         .db
         .in_transaction(async |tx| queue_reset_link(state, tx, c).await)
@@ -149,7 +149,7 @@ pub async fn send_reset_link(state: &AppState, c: &ContactRow) -> Result<(), Sto
 }
 
 /// [`send_reset_link`] inside the caller's transaction (the `RESET` command's unit).
-pub async fn queue_reset_link(state: &AppState, tx: &mut crate::store::Tx, c: &ContactRow) -> Result<(), StoreError> {
+pub async fn queue_reset_link(state: &Services, tx: &mut crate::store::Tx, c: &ContactRow) -> Result<(), StoreError> {
     let now = Utc::now();
     let ttl = Duration::minutes(i64::from(state.config.portal.reset_minutes));
     let link = state.signer.set_password_url(&state.config.public_url, &c.id, ttl, now);

@@ -13,8 +13,8 @@ pub mod media;
 pub mod orders;
 pub mod visuals;
 
-use crate::app::AppState;
 use crate::model::Role;
+use crate::services::Services;
 use crate::store::StoreError;
 use crate::store::changes::append_change;
 use crate::store::contacts::ContactRow;
@@ -133,7 +133,7 @@ pub struct Unit {
 }
 
 impl Unit {
-    pub fn new(state: &AppState) -> Unit {
+    pub fn new(state: &Services) -> Unit {
         Unit {
             db: state.db.clone(),
             tx: None,
@@ -180,7 +180,7 @@ impl Unit {
 /// Appends a change-feed event in the caller's transaction and, when a webhook is configured,
 /// queues its push through the outbox in the same transaction.
 pub(crate) async fn record(
-    state: &AppState,
+    state: &Services,
     tx: &mut crate::store::Tx,
     kind: &str,
     actor: &Actor,

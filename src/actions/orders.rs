@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{ActionError, Actor, found, record};
-use crate::app::AppState;
 use crate::model::{Lines, Role};
+use crate::services::Services;
 use crate::store::StoreError;
 use crate::store::orders as q;
 
@@ -30,7 +30,7 @@ pub fn may_order(actor: &Actor) -> bool {
     actor.delegation.is_none() && matches!(actor.role, Role::Admin | Role::Buyer | Role::ThirdParty)
 }
 
-async fn require_order(state: &AppState, actor: &Actor) -> Result<(), ActionError> {
+async fn require_order(state: &Services, actor: &Actor) -> Result<(), ActionError> {
     if !may_order(actor) {
         return Err(ActionError::Forbidden(format!(
             "Ordering is for buyers and admins; your role is {}.",
@@ -52,7 +52,7 @@ pub fn allocated_to(actor: &Actor) -> Option<&str> {
 }
 
 /// A SKU the actor may order, or "not found" (another client's SKU, or one not allocated).
-async fn orderable(state: &AppState, actor: &Actor, sku: &str) -> Result<q::StockItem, ActionError> {
+async fn orderable(state: &Services, actor: &Actor, sku: &str) -> Result<q::StockItem, ActionError> {
     let item = found(q::stock_item(&state.db, actor.client_id(), sku).await, || {
         format!("SKU {sku}")
     })?;
@@ -77,7 +77,7 @@ fn check_name(name: &str) -> Result<String, ActionError> {
 }
 
 pub async fn create_basket(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     name: &str,
     now: DateTime<Utc>,
@@ -87,7 +87,7 @@ pub async fn create_basket(
     Ok(q::create_basket(&state.db, actor.client_id(), &actor.contact.id, &name, now).await?)
 }
 
-async fn own_basket(state: &AppState, actor: &Actor, id: i64) -> Result<q::Basket, ActionError> {
+async fn own_basket(state: &Services, actor: &Actor, id: i64) -> Result<q::Basket, ActionError> {
     found(q::basket(&state.db, &actor.contact.id, id).await, || {
         format!("basket {id}")
     })
@@ -96,7 +96,7 @@ async fn own_basket(state: &AppState, actor: &Actor, id: i64) -> Result<q::Baske
 /// Adds `qty` of a SKU to a basket: never more than is free to order less what this basket
 /// already holds.
 pub async fn add(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     basket: i64,
     sku: &str,
@@ -133,7 +133,7 @@ pub async fn add(
 
 /// Sets a line's quantity (0 removes the line), within what is free to order.
 pub async fn set_qty(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     basket: i64,
     sku: &str,
@@ -161,7 +161,7 @@ pub async fn set_qty(
 }
 
 pub async fn save_details(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     basket: i64,
     name: &str,
@@ -182,7 +182,7 @@ pub async fn save_details(
     Ok(())
 }
 
-pub async fn delete_basket(state: &AppState, actor: &Actor, basket: i64) -> Result<(), ActionError> {
+pub async fn delete_basket(state: &Services, actor: &Actor, basket: i64) -> Result<(), ActionError> {
     require_order(state, actor).await?;
     let b = own_basket(state, actor, basket).await?;
     q::delete_basket(&state.db, b.id).await?;
@@ -214,7 +214,7 @@ impl From<StoreError> for PlaceError {
 /// Places a basket: in one transaction, locks the SKUs, re-checks every line against all
 /// placed orders, records the order and its `reseller_order_placed` event, and empties the
 /// basket. When any line falls short nothing is written and the short lines are returned.
-pub async fn place(state: &AppState, actor: &Actor, basket: i64, now: DateTime<Utc>) -> Result<i64, PlaceError> {
+pub async fn place(state: &Services, actor: &Actor, basket: i64, now: DateTime<Utc>) -> Result<i64, PlaceError> {
     require_order(state, actor).await?;
     let allowed: Option<Vec<String>> = match allocated_to(actor) {
         Some(tp) => Some(q::allocations(&state.db, tp).await?),
@@ -321,7 +321,7 @@ fn require_admin(actor: &Actor) -> Result<(), ActionError> {
     }
 }
 
-async fn require_third_parties(state: &AppState, actor: &Actor) -> Result<(), ActionError> {
+async fn require_third_parties(state: &Services, actor: &Actor) -> Result<(), ActionError> {
     require_admin(actor)?;
     if !q::third_party_ordering(&state.db, actor.client_id()).await? {
         return Err(ActionError::Forbidden(
@@ -334,7 +334,7 @@ async fn require_third_parties(state: &AppState, actor: &Actor) -> Result<(), Ac
 /// Creates a third-party user and emails them an invitation (a single-use link to choose a
 /// password, valid 7 days).
 pub async fn create_third_party(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     name: &str,
     email: &str,
@@ -387,7 +387,7 @@ pub async fn create_third_party(
 
 /// Revokes a third-party user: sessions end at once, links stop working.
 pub async fn revoke_third_party(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     id: &str,
     now: DateTime<Utc>,
@@ -415,7 +415,7 @@ pub async fn revoke_third_party(
 
 /// Allocates or un-allocates one of the client's SKUs to one of its third-party users.
 pub async fn allocate(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     user: &str,
     sku: &str,

@@ -4,8 +4,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::{ActionError, Actor, Unit, found};
-use crate::app::AppState;
 use crate::model::records::valid_email;
+use crate::services::Services;
 use crate::store::visuals::{self, DelegationRow, VisualRow};
 
 fn check_scope(actor: &Actor, id: &str) -> Result<(), ActionError> {
@@ -29,7 +29,7 @@ fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
 }
 
 /// A visual the actor may see (404 for another client's, or outside a delegation).
-pub async fn visible_visual(state: &AppState, actor: &Actor, id: &str) -> Result<VisualRow, ActionError> {
+pub async fn visible_visual(state: &Services, actor: &Actor, id: &str) -> Result<VisualRow, ActionError> {
     check_scope(actor, id)?;
     if actor.delegation.is_none() && !actor.may_see_visuals() {
         return Err(ActionError::Forbidden(format!(
@@ -51,7 +51,7 @@ pub struct Decided {
 
 /// One decision in its own transaction (the portal's way: each visual of a batch lands alone).
 async fn decide(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     id: &str,
     to: &str,
@@ -69,7 +69,7 @@ async fn decide(
 /// One decision inside the caller's transaction; nothing is written unless it succeeds up
 /// to the status change.
 async fn decide_in(
-    state: &AppState,
+    state: &Services,
     tx: &mut crate::store::Tx,
     actor: &Actor,
     id: &str,
@@ -147,7 +147,7 @@ async fn decide_in(
 /// client saw and accepted the approval terms (a chat or email command counts as that).
 /// Each visual is its own transaction; the result lists what happened to each.
 pub async fn approve(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     ids: &[String],
     terms_accepted: bool,
@@ -173,7 +173,7 @@ pub async fn approve(
 /// [`approve`] as part of an inbound message's [`Unit`] (a command: the terms were in the
 /// message replied to).
 pub async fn approve_in(
-    state: &AppState,
+    state: &Services,
     unit: &mut Unit,
     actor: &Actor,
     ids: &[String],
@@ -192,7 +192,7 @@ pub async fn approve_in(
 
 /// [`reject`] as part of an inbound message's [`Unit`].
 pub async fn reject_in(
-    state: &AppState,
+    state: &Services,
     unit: &mut Unit,
     actor: &Actor,
     id: &str,
@@ -217,7 +217,7 @@ fn check_reason(reason: &str) -> Result<&str, ActionError> {
 
 /// Rejects (or un-approves) a visual; a reason is required.
 pub async fn reject(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     id: &str,
     reason: &str,
@@ -229,7 +229,7 @@ pub async fn reject(
 
 /// Adds a comment to a visual's thread.
 pub async fn comment(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     id: &str,
     body: &str,
@@ -286,7 +286,7 @@ pub struct Delegation {
 /// Hands a visual to a third party: a single-use, expiring approval link is emailed to them
 /// through the outbox, in the same transaction as the delegation and its event.
 pub async fn delegate(
-    state: &AppState,
+    state: &Services,
     actor: &Actor,
     id: &str,
     name: &str,

@@ -231,12 +231,12 @@ pub async fn new_link_code_in(
 }
 
 /// How a contact links a chat, with a fresh code: for the portal, `LINK` by email and the CLI.
-pub fn how_to_link(state: &AppState, code: &str) -> Vec<String> {
+pub fn how_to_link(config: &crate::config::Config, code: &str) -> Vec<String> {
     let mut out = vec![];
-    if !state.config.telegram.token.is_empty() {
+    if !config.telegram.token.is_empty() {
         out.push(format!("Telegram: send /start {code} to TOT's bot."));
     }
-    if !state.config.discord.public_key.is_empty() {
+    if !config.discord.public_key.is_empty() {
         out.push(format!("Discord: use /link {code} with TOT's app."));
     }
     if out.is_empty() {

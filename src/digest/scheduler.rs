@@ -38,11 +38,12 @@ impl Target {
 /// Every contact's targets: email when usable, and each linked chat whose channel has a
 /// sender configured.
 pub async fn targets_by_contact(
-    state: &AppState,
+    services: &crate::services::Services,
 ) -> Result<std::collections::HashMap<String, Vec<ChatLink>>, StoreError> {
     let mut out: std::collections::HashMap<String, Vec<ChatLink>> = Default::default();
-    for l in crate::store::chat::all_chats(&state.db).await? {
-        if state.chat.contains_key(l.channel.as_str()) {
+    let sending = services.config.chat_channels();
+    for l in crate::store::chat::all_chats(&services.db).await? {
+        if sending.contains(&l.channel.as_str()) {
             out.entry(l.contact_id.clone()).or_default().push(l);
         }
     }

@@ -1,0 +1,58 @@
+//! What the rules need of the running process: the configuration, the store, the signer,
+//! the compiled templates, the dispatcher's wake-up and the test fault hooks. Actions take
+//! this, not the whole application state (which adds providers, metrics and tasks), so
+//! their signatures say what they touch; `AppState` derefs to it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::links::Signer;
+use crate::store::Db;
+use crate::supervise::Faults;
+
+#[derive(Clone)]
+pub struct Services {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub signer: Signer,
+    pub templates: Arc<minijinja::Environment<'static>>,
+    /// Rung when messages are queued, so a dispatcher picks them up at once.
+    pub wake_dispatch: Arc<Notify>,
+    /// Faults armed by tests (never in production).
+    pub faults: Arc<Faults>,
+}
+
+impl Services {
+    pub fn new(config: Config, db: Db) -> Services {
+        Services {
+            signer: Signer::new(config.link_secret.expose()),
+            config: Arc::new(config),
+            db,
+            templates: Arc::new(crate::templates::environment()),
+            wake_dispatch: Arc::new(Notify::new()),
+            faults: Arc::new(Faults::default()),
+        }
+    }
+
+    /// A signed link that signs `contact_id` in and opens `path`, valid `digest.link_ttl_days`.
+    pub fn portal_link(&self, contact_id: &str, path: &str, now: DateTime<Utc>) -> String {
+        let ttl = Duration::days(i64::from(self.config.digest.link_ttl_days));
+        self.signer
+            .open_url(&self.config.public_url, path, contact_id, ttl, now)
+    }
+
+    /// A picture's address for a reader without a session (an email): a path under
+    /// `/media` gets a signature that expires at `expires`; TOT's web addresses are kept.
+    pub fn picture_url(&self, picture: &str, expires: DateTime<Utc>) -> String {
+        if picture.starts_with("/media/") {
+            self.signer.media_url(&self.config.public_url, picture, expires)
+        } else if picture.starts_with('/') {
+            format!("{}{picture}", self.config.public_url.trim_end_matches('/'))
+        } else {
+            picture.to_string()
+        }
+    }
+}
