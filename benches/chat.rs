@@ -158,7 +158,7 @@ async fn cport(fake: &FakeTelegram, chats: i64, telegram_limits: bool, dir: &std
     tokio::spawn(app.run(std::future::pending()));
     for i in 0..chats {
         let chat = FIRST_CHAT + i;
-        let code = cport::channels::chat::new_link_code(&state, &format!("P-{i}"), chrono::Utc::now())
+        let code = cport::actions::chat_link::new_link_code(&state, &format!("P-{i}"), chrono::Utc::now())
             .await
             .unwrap();
         let mut rx = fake.subscribe(chat);

@@ -8,6 +8,7 @@
 //! - config: configuration
 //! - store: the store
 //! - services, documents: what the rules use of the process, and documents from the store
+//! - messages: outgoing messages in no provider's format
 //! - actions: rules: client actions, commands, enquiries
 //! - channels: providers: email, chat, webhooks, inbound mail
 //! - digest, outbox: engines: digests, alerts, the outbox
@@ -27,6 +28,7 @@ pub mod documents;
 pub mod error;
 pub mod gendata;
 pub mod links;
+pub mod messages;
 pub mod model;
 pub mod outbox;
 pub mod portal;

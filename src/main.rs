@@ -354,9 +354,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(cport::store::StoreError::NotFound) => bail!("--contact: no contact with id `{contact}`"),
                 Err(e) => return Err(e.into()),
             }
-            let code = cport::channels::chat::new_link_code(&state, &contact, chrono::Utc::now()).await?;
+            let code = cport::actions::chat_link::new_link_code(&state, &contact, chrono::Utc::now()).await?;
             println!("{code}");
-            for line in cport::channels::chat::how_to_link(&state.config, &code) {
+            for line in cport::actions::chat_link::how_to_link(&state.config, &code) {
                 eprintln!("{line}");
             }
         }
@@ -867,12 +867,12 @@ async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("       -H 'Content-Type: application/json' --data @examples/visuals.json");
     println!();
     if !config.telegram.token.is_empty() || !config.discord.public_key.is_empty() {
-        let code = cport::channels::chat::new_link_code(&app.state, "P-101", now).await?;
+        let code = cport::actions::chat_link::new_link_code(&app.state, "P-101", now).await?;
         println!(
             "Chat: link yourself as P-101 ({}) with the code {code}:",
             demo::DEMO_CONTACTS[0].who
         );
-        for line in cport::channels::chat::how_to_link(&app.state.config, &code) {
+        for line in cport::actions::chat_link::how_to_link(&app.state.config, &code) {
             println!("  {line}");
         }
         println!(

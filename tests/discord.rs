@@ -206,7 +206,7 @@ async fn digests_go_out_as_embeds_with_buttons_through_serenity() {
     let signer = InteractionSigner::new(7);
     let t = TestState::new(|c| discord(c, &fake, &signer)).await;
     t.load(common::world()).await;
-    let code = cport::channels::chat::new_link_code(&t.state, "P-1A", Utc::now())
+    let code = cport::actions::chat_link::new_link_code(&t.state, "P-1A", Utc::now())
         .await
         .unwrap();
     let inc = cport::channels::chat::Incoming {

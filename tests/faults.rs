@@ -413,7 +413,7 @@ async fn a_chat_update_whose_processing_fails_leaves_nothing_and_its_redelivery_
     use cport::channels::chat::{Incoming, Input, handle, handle_update};
     let t = TestState::new(|_| {}).await;
     t.load(world()).await;
-    let code = cport::channels::chat::new_link_code(&t.state, "P-1A", Utc::now())
+    let code = cport::actions::chat_link::new_link_code(&t.state, "P-1A", Utc::now())
         .await
         .unwrap();
     let chat = |input: Input| Incoming {

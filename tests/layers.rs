@@ -18,6 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "what the rules use of the process, and documents from the store",
         &["services", "documents"],
     ),
+    ("outgoing messages in no provider's format", &["messages"]),
     ("rules: client actions, commands, enquiries", &["actions"]),
     ("providers: email, chat, webhooks, inbound mail", &["channels"]),
     ("engines: digests, alerts, the outbox", &["digest", "outbox"]),
@@ -37,11 +38,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "the scheduler and alert scanner take the whole AppState",
     ),
     ("outbox", "app", "the dispatcher takes the whole AppState"),
-    (
-        "actions",
-        "channels",
-        "chat link codes and chat messages live with the chat channel",
-    ),
     (
         "actions",
         "digest",

@@ -306,7 +306,7 @@ async fn linked_state(fake: &FakeTelegram) -> TestState {
     })
     .await;
     t.load(common::world()).await;
-    let code = cport::channels::chat::new_link_code(&t.state, "P-1A", Utc::now())
+    let code = cport::actions::chat_link::new_link_code(&t.state, "P-1A", Utc::now())
         .await
         .unwrap();
     let inc = cport::channels::chat::Incoming {
@@ -429,7 +429,7 @@ async fn old_codes_and_seen_updates_are_pruned() {
     let fake = FakeTelegram::start().await;
     let t = linked_state(&fake).await;
     let now = Utc::now();
-    cport::channels::chat::new_link_code(&t.state, "P-1B", now)
+    cport::actions::chat_link::new_link_code(&t.state, "P-1B", now)
         .await
         .unwrap();
     let mut tx = t.state.db.begin().await.unwrap();

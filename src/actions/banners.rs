@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::channels::chat::ChatMessage;
 use crate::digest::compose::Composer;
 use crate::digest::scheduler::Target;
+use crate::messages::ChatMessage;
 use crate::model::{FieldError, SEVERITIES, check_one_of, check_text};
 use crate::services::Services;
 use crate::store::banners::{NewBanner, existing_clients, get_banner, insert_banner};

@@ -787,10 +787,11 @@ async fn run_inner(
             // By email, LINK also brings a code that ties a chat to this contact.
             let chat_on = !state.config.telegram.token.is_empty() || !state.config.discord.public_key.is_empty();
             if actor.channel == "email" && chat_on && actor.delegation.is_none() {
-                let code = crate::channels::chat::new_link_code_in(unit.tx().await?, &actor.contact.id, now).await?;
+                let code =
+                    crate::actions::chat_link::new_link_code_in(unit.tx().await?, &actor.contact.id, now).await?;
                 sections.push(Section {
                     heading: Some(format!("Chat linking code: {code}")),
-                    lines: crate::channels::chat::how_to_link(&state.config, &code),
+                    lines: crate::actions::chat_link::how_to_link(&state.config, &code),
                     ..Default::default()
                 });
             }

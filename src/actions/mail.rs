@@ -4,8 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::channels::SendError;
-use crate::channels::email::{EmailPayload, new_message_id};
+use crate::messages::{EmailPayload, SendError, new_message_id};
 use crate::services::Services;
 use crate::store::StoreError;
 use crate::store::contacts::ContactRow;

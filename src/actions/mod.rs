@@ -4,6 +4,7 @@
 
 pub mod artwork;
 pub mod banners;
+pub mod chat_link;
 pub mod commands;
 pub mod delivery;
 pub mod enquiry;

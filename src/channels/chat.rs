@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
 
 use super::SendError;
 use crate::actions::commands::{Command, parse_line};
@@ -16,125 +15,16 @@ use crate::actions::enquiry::{Answer, Context, run};
 use crate::actions::items::{ActionItem, Category};
 use crate::actions::{Actor, Unit};
 use crate::app::AppState;
+pub use crate::messages::{Button, ChatMessage, ChatPayload};
 use crate::store::banners::BannerRow;
 use crate::store::chat as db;
 use crate::store::contacts::{ContactRow, get_contact};
 use crate::store::{StoreError, limits};
 
-/// How long a linking code works.
-pub const CODE_MINUTES: i64 = 30;
 /// Lines of an answer shown per chat message; the rest behind a "More" button.
 pub const PAGE_LINES: usize = 12;
 /// How long the bot waits for a rejection's reason.
 const PENDING_MINUTES: i64 = 15;
-
-/// A button under a message: it either sends `data` back to cport or opens a URL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Button {
-    Action { label: String, data: String },
-    Link { label: String, url: String },
-}
-
-impl Button {
-    fn action(label: &str, data: impl Into<String>) -> Button {
-        Button::Action {
-            label: label.into(),
-            data: data.into(),
-        }
-    }
-    fn link(label: &str, url: impl Into<String>) -> Button {
-        Button::Link {
-            label: label.into(),
-            url: url.into(),
-        }
-    }
-}
-
-/// A message for a chat, in no channel's format: each adapter renders the title, lines,
-/// picture and rows of buttons its own way (Telegram HTML, a Discord embed).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChatMessage {
-    pub title: String,
-    pub lines: Vec<String>,
-    /// Rows of buttons.
-    pub buttons: Vec<Vec<Button>>,
-    /// A picture to show with the message, as TOT's data names it: a `/media` path (its
-    /// file is uploaded with the message, see [`ChatMessage::attach_picture`]) or a web
-    /// address of TOT's.
-    #[serde(alias = "photo_url")]
-    pub photo: Option<String>,
-    /// The picture's file name and bytes, read when the message is sent.
-    #[serde(skip)]
-    pub photo_file: Option<(String, Vec<u8>)>,
-    /// A user to mention (Discord posts in a shared channel).
-    pub mention: Option<String>,
-}
-
-impl ChatMessage {
-    /// Reads a `/media` picture's file so that it is uploaded with the message: pictures
-    /// are private, so a chat provider could not fetch them by address. A picture whose
-    /// file is missing is left out (the message still goes).
-    pub async fn attach_picture(&mut self, media_dir: &std::path::Path) {
-        let Some(path) = self.photo.as_deref().filter(|p| p.starts_with("/media/")) else {
-            return;
-        };
-        let file = crate::model::media_file(media_dir, path);
-        let read = match &file {
-            Some(f) => tokio::fs::read(f).await.ok(),
-            None => None,
-        };
-        match (file, read) {
-            (Some(f), Some(bytes)) => {
-                let name = f
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                self.photo_file = Some((name, bytes));
-            }
-            _ => {
-                tracing::warn!(picture = %path, "a chat picture's file is missing; the message goes without it");
-                self.photo = None;
-            }
-        }
-    }
-
-    pub fn text(title: impl Into<String>, lines: Vec<String>) -> ChatMessage {
-        ChatMessage {
-            title: title.into(),
-            lines,
-            ..Default::default()
-        }
-    }
-
-    /// The outbox row that sends this message to `chat_id` on `channel` (like
-    /// `EmailPayload::queued` for email).
-    pub fn queued(
-        self,
-        contact_id: Option<&str>,
-        channel: &str,
-        chat_id: &str,
-        kind: &str,
-        idem_key: String,
-        at: DateTime<Utc>,
-    ) -> crate::store::outbox::NewMessage {
-        crate::store::outbox::NewMessage {
-            contact_id: contact_id.map(str::to_string),
-            channel: channel.into(),
-            kind: kind.into(),
-            idem_key,
-            reply_token: None,
-            recipient: chat_id.into(),
-            subject: self.title.clone(),
-            payload: serde_json::to_string(&ChatPayload {
-                message: Some(self),
-                items: vec![],
-            })
-            .unwrap_or_default(),
-            next_attempt_at: at,
-        }
-    }
-}
 
 /// What the handler wants done in the chat.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,78 +65,6 @@ pub trait ChatSender: Send + Sync {
 
 /// The configured chat senders by channel name.
 pub type ChatSenders = Arc<std::collections::HashMap<&'static str, Arc<dyn ChatSender>>>;
-
-/// What the outbox holds for a chat message: ready to send, or (alerts) the item keys to
-/// render when it goes, so resolved items are left out.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ChatPayload {
-    #[serde(default)]
-    pub message: Option<ChatMessage>,
-    #[serde(default)]
-    pub items: Vec<String>,
-}
-
-fn hash_code(code: &str) -> String {
-    let norm: String = code
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    crate::links::sha256_hex(&norm)
-}
-
-/// A fresh one-time linking code for a contact, like `K7PQ-2XMD`. Only its hash is stored.
-pub async fn new_link_code(state: &AppState, contact_id: &str, now: DateTime<Utc>) -> Result<String, StoreError> {
-    state
-        .db
-        .in_transaction(async |tx| new_link_code_in(tx, contact_id, now).await)
-        .await
-}
-
-/// [`new_link_code`] inside the caller's transaction.
-pub async fn new_link_code_in(
-    tx: &mut crate::store::Tx,
-    contact_id: &str,
-    now: DateTime<Utc>,
-) -> Result<String, StoreError> {
-    use rand::Rng;
-    // No 0/O or 1/I: people type these codes.
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let raw: String = {
-        let mut rng = rand::thread_rng();
-        (0..8)
-            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-            .collect()
-    };
-    let code = format!("{}-{}", &raw[..4], &raw[4..]);
-    db::insert_code(
-        tx,
-        &hash_code(&code),
-        contact_id,
-        now,
-        now + Duration::minutes(CODE_MINUTES),
-    )
-    .await?;
-    Ok(code)
-}
-
-/// How a contact links a chat, with a fresh code: for the portal, `LINK` by email and the CLI.
-pub fn how_to_link(config: &crate::config::Config, code: &str) -> Vec<String> {
-    let mut out = vec![];
-    if !config.telegram.token.is_empty() {
-        out.push(format!("Telegram: send /start {code} to TOT's bot."));
-    }
-    if !config.discord.public_key.is_empty() {
-        out.push(format!("Discord: use /link {code} with TOT's app."));
-    }
-    if out.is_empty() {
-        out.push(format!(
-            "In chat, send /start {code} (Telegram) or /link {code} (Discord)."
-        ));
-    }
-    out.push(format!("The code works once, for {CODE_MINUTES} minutes."));
-    out
-}
 
 fn not_linked() -> ChatMessage {
     ChatMessage::text(
@@ -448,7 +266,7 @@ async fn link(state: &AppState, inc: &Incoming, code: &str, now: DateTime<Utc>) 
     }
     let redeemed = db::redeem_code(
         &state.db,
-        &hash_code(code),
+        &crate::actions::chat_link::hash_code(code),
         inc.channel,
         &inc.user_id,
         &inc.chat_id,

@@ -10,54 +10,10 @@ use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use serde::{Deserialize, Serialize};
 
 use super::SendError;
 use crate::config::Config;
-
-/// What the outbox keeps for an email: rendered bodies and the headers that are not derived
-/// from the row itself.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EmailPayload {
-    pub to_name: String,
-    pub to: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    pub message_id: String,
-    #[serde(default)]
-    pub in_reply_to: Option<String>,
-    #[serde(default)]
-    pub references: Option<String>,
-    /// Item keys shown (digests keep them to mark what is new next time).
-    #[serde(default)]
-    pub item_keys: Vec<String>,
-}
-
-impl EmailPayload {
-    /// The outbox row that sends this email. `contact_id` ties it to a contact (bounces and
-    /// suspensions apply); `reply_token` lets replies and bounces find it.
-    pub fn queued(
-        &self,
-        contact_id: Option<&str>,
-        kind: &str,
-        idem_key: String,
-        reply_token: Option<String>,
-        at: chrono::DateTime<chrono::Utc>,
-    ) -> crate::store::outbox::NewMessage {
-        crate::store::outbox::NewMessage {
-            contact_id: contact_id.map(str::to_string),
-            channel: "email".into(),
-            kind: kind.into(),
-            idem_key,
-            reply_token,
-            recipient: self.to.clone(),
-            subject: self.subject.clone(),
-            payload: serde_json::to_string(self).unwrap_or_default(),
-            next_attempt_at: at,
-        }
-    }
-}
+pub use crate::messages::{EmailPayload, new_message_id};
 
 /// One transport, built once at start and shared (the SMTP pool lives inside it).
 #[derive(Clone)]
@@ -365,13 +321,4 @@ fn build_typed(config: &Config, p: &EmailPayload, token: Option<&str>) -> Result
     b.envelope(envelope)
         .multipart(MultiPart::alternative_plain_html(p.text.clone(), p.html.clone()))
         .map_err(|e| bad("message", &e))
-}
-
-/// A Message-ID in cport's reply domain.
-pub fn new_message_id(config: &Config) -> String {
-    use rand::RngCore;
-    let mut b = [0u8; 12];
-    rand::thread_rng().fill_bytes(&mut b);
-    let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("<{id}@{}>", config.email.reply_domain)
 }

@@ -141,7 +141,7 @@ async fn queue_alerts(
         Target::Email => (
             c.email.clone(),
             Some(state.signer.new_reply_token()),
-            crate::channels::email::new_message_id(&state.config),
+            crate::messages::new_message_id(&state.config),
         ),
         Target::Chat(l) => (l.chat_id.clone(), None, String::new()),
     };

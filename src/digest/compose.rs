@@ -9,10 +9,9 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
 use crate::actions::items::{Action, ActionItem, Category};
-use crate::channels::SendError;
-use crate::channels::email::{EmailPayload, new_message_id};
 use crate::config::Config;
 use crate::links::Signer;
+use crate::messages::{EmailPayload, SendError, new_message_id};
 use crate::store::banners::BannerRow;
 use crate::store::contacts::ContactRow;
 

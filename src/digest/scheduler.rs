@@ -11,7 +11,7 @@ use super::compose::Composer;
 use crate::actions::items::{ActionItem, ItemCache};
 use crate::app::AppState;
 use crate::channels::chat::digest_message;
-use crate::channels::email::EmailPayload;
+use crate::messages::EmailPayload;
 use crate::model::schedule::parse_schedule;
 use crate::store::banners::list_active_for_client;
 use crate::store::chat::ChatLink;

@@ -502,8 +502,8 @@ pub async fn chat_code(State(state): State<AppState>, session: Session, body: By
     no_delegation(&session)?;
     let form = FormData::parse(&body);
     session.check_csrf(form.get("csrf"))?;
-    let code = crate::channels::chat::new_link_code(&state, &session.actor.contact.id, Utc::now()).await?;
-    let how = crate::channels::chat::how_to_link(&state.config, &code);
+    let code = crate::actions::chat_link::new_link_code(&state, &session.actor.contact.id, Utc::now()).await?;
+    let how = crate::actions::chat_link::how_to_link(&state.config, &code);
     prefs_page_with(&state, &session, None, None, StatusCode::OK, Some((code, how))).await
 }
 

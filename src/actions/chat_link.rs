@@ -1,0 +1,74 @@
+//! Linking a chat to a contact: one-time codes, shown on the portal or by the `LINK`
+//! command, redeemed by `/start CODE` (Telegram) or `/link CODE` (Discord).
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::services::Services;
+use crate::store::StoreError;
+use crate::store::chat as db;
+
+/// How long a linking code works.
+pub const CODE_MINUTES: i64 = 30;
+
+/// A code as stored: letters and digits only, upper case, hashed.
+pub fn hash_code(code: &str) -> String {
+    let norm: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    crate::links::sha256_hex(&norm)
+}
+
+/// A fresh one-time linking code for a contact, like `K7PQ-2XMD`. Only its hash is stored.
+pub async fn new_link_code(state: &Services, contact_id: &str, now: DateTime<Utc>) -> Result<String, StoreError> {
+    state
+        .db
+        .in_transaction(async |tx| new_link_code_in(tx, contact_id, now).await)
+        .await
+}
+
+/// [`new_link_code`] inside the caller's transaction.
+pub async fn new_link_code_in(
+    tx: &mut crate::store::Tx,
+    contact_id: &str,
+    now: DateTime<Utc>,
+) -> Result<String, StoreError> {
+    use rand::Rng;
+    // No 0/O or 1/I: people type these codes.
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let raw: String = {
+        let mut rng = rand::thread_rng();
+        (0..8)
+            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+            .collect()
+    };
+    let code = format!("{}-{}", &raw[..4], &raw[4..]);
+    db::insert_code(
+        tx,
+        &hash_code(&code),
+        contact_id,
+        now,
+        now + Duration::minutes(CODE_MINUTES),
+    )
+    .await?;
+    Ok(code)
+}
+
+/// How a contact links a chat, with a fresh code: for the portal, `LINK` by email and the CLI.
+pub fn how_to_link(config: &crate::config::Config, code: &str) -> Vec<String> {
+    let mut out = vec![];
+    if !config.telegram.token.is_empty() {
+        out.push(format!("Telegram: send /start {code} to TOT's bot."));
+    }
+    if !config.discord.public_key.is_empty() {
+        out.push(format!("Discord: use /link {code} with TOT's app."));
+    }
+    if out.is_empty() {
+        out.push(format!(
+            "In chat, send /start {code} (Telegram) or /link {code} (Discord)."
+        ));
+    }
+    out.push(format!("The code works once, for {CODE_MINUTES} minutes."));
+    out
+}
