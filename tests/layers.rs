@@ -38,11 +38,6 @@ const KNOWN: &[(&str, &str, &str)] = &[
         "the scheduler and alert scanner take the whole AppState",
     ),
     ("outbox", "app", "the dispatcher takes the whole AppState"),
-    (
-        "actions",
-        "digest",
-        "an urgent banner is composed and targeted by the digest's composer",
-    ),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

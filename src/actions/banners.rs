@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::digest::compose::Composer;
-use crate::digest::scheduler::Target;
+use crate::actions::targets::Target;
 use crate::messages::ChatMessage;
+use crate::messages::compose::Composer;
 use crate::model::{FieldError, SEVERITIES, check_one_of, check_text};
 use crate::services::Services;
 use crate::store::banners::{NewBanner, existing_clients, get_banner, insert_banner};
@@ -92,7 +92,7 @@ pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<
         (
             contacts,
             list_settings(&state.db).await?,
-            crate::digest::scheduler::targets_by_contact(state).await?,
+            crate::actions::targets::targets_by_contact(state).await?,
         )
     } else {
         Default::default()
@@ -120,7 +120,7 @@ pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<
                 .get(&c.id)
                 .cloned()
                 .unwrap_or_else(|| ContactSettings::defaults(&c.id));
-            for target in crate::digest::scheduler::targets_of(&s, chats.get(&c.id)) {
+            for target in crate::actions::targets::targets_of(&s, chats.get(&c.id)) {
                 let new = match &target {
                     Target::Email => {
                         let token = state.signer.new_reply_token();

@@ -1,90 +1,10 @@
-//! Action items (shared/SPEC.md F1): what needs a contact's attention now.
-
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+//! Action items (shared/SPEC.md F1): which ones need a contact's attention now, by the
+//! contact's client and role. The item types are `model::items`.
 
 use crate::model::Role;
+pub use crate::model::items::{Action, ActionItem, Category};
 use crate::store::contacts::ContactRow;
 use crate::store::{Db, Result, items};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Category {
-    /// A1: colour visuals awaiting approval.
-    VisualApproval,
-    /// A2: open jobs with no delivery instructions.
-    DeliveryInstructions,
-    /// A3: third-party purchase orders not fully delivered.
-    ThirdPartyPo,
-    /// A4: open jobs whose artwork has not arrived.
-    AwaitingArt,
-}
-
-impl Category {
-    pub const ALL: [Category; 4] = [
-        Category::VisualApproval,
-        Category::DeliveryInstructions,
-        Category::ThirdPartyPo,
-        Category::AwaitingArt,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Category::VisualApproval => "A1",
-            Category::DeliveryInstructions => "A2",
-            Category::ThirdPartyPo => "A3",
-            Category::AwaitingArt => "A4",
-        }
-    }
-
-    pub fn heading(self) -> &'static str {
-        match self {
-            Category::VisualApproval => "Visuals awaiting your approval",
-            Category::DeliveryInstructions => "Jobs without delivery instructions",
-            Category::ThirdPartyPo => "Third-party purchase orders still open",
-            Category::AwaitingArt => "Artwork not yet received",
-        }
-    }
-
-    /// Which categories a role sees at all. Finance follows spending (A3) only;
-    /// third-party users see what is delegated to them (nothing here yet).
-    pub fn visible_to(self, role: Role) -> bool {
-        match role {
-            Role::Admin | Role::Buyer | Role::Viewer => true,
-            Role::Finance => self == Category::ThirdPartyPo,
-            Role::ThirdParty => false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Approve, reject or delegate a visual.
-    ApproveRejectDelegate,
-    /// Give delivery instructions, or say none are needed.
-    GiveDeliveryInstructions,
-    /// Upload the missing artwork.
-    UploadArtwork,
-    /// Information only.
-    None,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ActionItem {
-    pub category: Category,
-    /// The id of the thing the item is about (visual, job, purchase order).
-    pub id: String,
-    pub title: String,
-    pub detail: String,
-    /// The date that matters: required-by, art due, or ordered on.
-    pub date: Option<NaiveDate>,
-    /// When cport first saw the thing (for "new since last digest").
-    pub since: Option<DateTime<Utc>>,
-    pub action: Action,
-    /// The reply / chat command that acts on or asks about the item.
-    pub command: String,
-}
 
 /// The action items of one contact, in category order, limited to what its role may see.
 pub async fn for_contact(db: &Db, contact: &ContactRow) -> Result<Vec<ActionItem>> {
@@ -187,38 +107,4 @@ pub async fn for_client(db: &Db, client: &str) -> Result<Vec<ActionItem>> {
         });
     }
     Ok(out)
-}
-
-impl ActionItem {
-    /// A stable key for "was this in the last digest" and alert ledgers.
-    pub fn key(&self) -> String {
-        format!("{}:{}", self.category.code(), self.id)
-    }
-
-    /// The portal page about this item, one its reader may open: the delivery form only
-    /// to those who may give instructions ([`for_role`] has taken the action away from
-    /// the others), the job page to the rest.
-    pub fn path(&self) -> String {
-        match (self.category, self.action) {
-            (Category::VisualApproval, _) => format!("/visuals/{}", self.id),
-            (Category::DeliveryInstructions, Action::GiveDeliveryInstructions) => {
-                format!("/jobs/{}/delivery", self.id)
-            }
-            (Category::DeliveryInstructions, _) => format!("/jobs/{}", self.id),
-            (Category::ThirdPartyPo, _) => format!("/pos/{}", self.id),
-            (Category::AwaitingArt, Action::UploadArtwork) => format!("/jobs/{}#artwork", self.id),
-            (Category::AwaitingArt, _) => format!("/jobs/{}", self.id),
-        }
-    }
-}
-
-impl Category {
-    pub fn name(self) -> &'static str {
-        match self {
-            Category::VisualApproval => "visual_approval",
-            Category::DeliveryInstructions => "delivery_instructions",
-            Category::ThirdPartyPo => "third_party_po",
-            Category::AwaitingArt => "awaiting_art",
-        }
-    }
 }

@@ -12,6 +12,7 @@ pub mod items;
 pub mod mail;
 pub mod media;
 pub mod orders;
+pub mod targets;
 pub mod visuals;
 
 use crate::model::Role;

@@ -10,9 +10,9 @@ use chrono_tz::Tz;
 use tokio::sync::Notify;
 
 use crate::actions::items::{ActionItem, Category, ItemCache};
+use crate::actions::targets::Target;
 use crate::app::AppState;
 use crate::config::Config;
-use crate::digest::scheduler::Target;
 use crate::store::contacts::{ContactRow, list_active_contacts};
 use crate::store::outbox::AlertPayload;
 use crate::store::settings::{ContactSettings, list_settings};
@@ -92,7 +92,7 @@ pub async fn scan(
         .filter(|c| clients.is_none_or(|set| set.contains(&c.client_id)))
         .collect();
     let settings = list_settings(&state.db).await?;
-    let chats = crate::digest::scheduler::targets_by_contact(state).await?;
+    let chats = crate::actions::targets::targets_by_contact(state).await?;
     let mut cache = ItemCache::default();
     let mut queued = 0;
     for c in &contacts {
@@ -100,7 +100,7 @@ pub async fn scan(
             .get(&c.id)
             .cloned()
             .unwrap_or_else(|| ContactSettings::defaults(&c.id));
-        let targets = crate::digest::scheduler::targets_of(&s, chats.get(&c.id));
+        let targets = crate::actions::targets::targets_of(&s, chats.get(&c.id));
         if targets.is_empty() {
             continue;
         }

@@ -1,5 +1,4 @@
 //! Action items, digests, instant alerts and their schedule.
 
 pub mod alerts;
-pub mod compose;
 pub mod scheduler;

@@ -7,57 +7,17 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use chrono_tz::Tz;
 
-use super::compose::Composer;
 use crate::actions::items::{ActionItem, ItemCache};
+use crate::actions::targets::{Target, targets_by_contact, targets_of};
 use crate::app::AppState;
 use crate::channels::chat::digest_message;
 use crate::messages::EmailPayload;
+use crate::messages::compose::Composer;
 use crate::model::schedule::parse_schedule;
 use crate::store::banners::list_active_for_client;
-use crate::store::chat::ChatLink;
 use crate::store::contacts::{ContactRow, list_active_contacts};
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, ledgers, outbox};
-
-/// Where a contact's digest or alert goes: email, or one linked chat.
-#[derive(Debug, Clone)]
-pub enum Target {
-    Email,
-    Chat(ChatLink),
-}
-
-impl Target {
-    pub fn channel(&self) -> &str {
-        match self {
-            Target::Email => "email",
-            Target::Chat(l) => &l.channel,
-        }
-    }
-}
-
-/// Every contact's targets: email when usable, and each linked chat whose channel has a
-/// sender configured.
-pub async fn targets_by_contact(
-    services: &crate::services::Services,
-) -> Result<std::collections::HashMap<String, Vec<ChatLink>>, StoreError> {
-    let mut out: std::collections::HashMap<String, Vec<ChatLink>> = Default::default();
-    let sending = services.config.chat_channels();
-    for l in crate::store::chat::all_chats(&services.db).await? {
-        if sending.contains(&l.channel.as_str()) {
-            out.entry(l.contact_id.clone()).or_default().push(l);
-        }
-    }
-    Ok(out)
-}
-
-pub fn targets_of(s: &ContactSettings, chats: Option<&Vec<ChatLink>>) -> Vec<Target> {
-    let mut t = vec![];
-    if s.email_usable() {
-        t.push(Target::Email);
-    }
-    t.extend(chats.into_iter().flatten().cloned().map(Target::Chat));
-    t
-}
 
 /// Who asked for the pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

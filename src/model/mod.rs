@@ -1,6 +1,7 @@
 //! Domain types shared by every module: ids, money, roles, and the TOT records
 //! that enter through the sync API and `cport import`.
 
+pub mod items;
 pub mod records;
 pub mod schedule;
 

@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::channels::SendError;
 use crate::channels::chat::ChatPayload;
 use crate::channels::email::{EmailPayload, build_message};
-use crate::digest::compose::Composer;
+use crate::messages::compose::Composer;
 use crate::store::StoreError;
 use crate::store::contacts::get_contact;
 use crate::store::outbox::AlertPayload;

@@ -8,10 +8,10 @@ use minijinja::Environment;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
-use crate::actions::items::{Action, ActionItem, Category};
+use super::{EmailPayload, SendError, new_message_id};
 use crate::config::Config;
 use crate::links::Signer;
-use crate::messages::{EmailPayload, SendError, new_message_id};
+use crate::model::items::{Action, ActionItem, Category};
 use crate::store::banners::BannerRow;
 use crate::store::contacts::ContactRow;
 

@@ -3,6 +3,8 @@
 //! stores for each, and how sending one can fail. Composers write these; providers
 //! (`channels`) deliver them.
 
+pub mod compose;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
