@@ -192,7 +192,7 @@ impl App {
                 "telegram".into(),
                 Box::new(move || {
                     Box::pin(crate::channels::telegram::run_polling(
-                        s.clone(),
+                        s.services.clone(),
                         tg.clone(),
                         rx.clone(),
                     ))
@@ -203,7 +203,7 @@ impl App {
             let (s, rx) = (state.clone(), stop_rx.clone());
             supervised(
                 "imap".into(),
-                Box::new(move || Box::pin(crate::channels::imap::run(s.clone(), rx.clone()))),
+                Box::new(move || Box::pin(crate::channels::imap::run(s.services.clone(), rx.clone()))),
             );
         }
         // The dispatchers also push webhooks: the change feed's pushes are outbox rows.
@@ -244,8 +244,22 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/api/v1/changes", get(api::list_changes))
         .route("/inbound/email", post(api::inbound_email))
-        .route("/telegram/webhook", post(crate::channels::telegram::webhook))
-        .route("/discord/interactions", post(crate::channels::discord::interactions))
+        .route(
+            "/telegram/webhook",
+            post(
+                |State(s): State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                    crate::channels::telegram::webhook(s.services.clone(), s.telegram.clone(), headers, body).await
+                },
+            ),
+        )
+        .route(
+            "/discord/interactions",
+            post(
+                |State(s): State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                    crate::channels::discord::interactions(s.services.clone(), s.discord.clone(), headers, body).await
+                },
+            ),
+        )
         .route("/api/v1/banners", post(api::post_banner).get(api::list_banners))
         .route("/api/v1/banners/{id}", delete(api::retract_banner))
         .route("/api/v1/{entity}", put(api::put_entity).delete(api::delete_entity))

@@ -210,7 +210,7 @@ async fn the_poller_survives_the_server_going_away() {
     let dv = Dovecot::start();
     let (t, token) = state_for(&dv, "").await;
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(cport::channels::imap::run(t.state.clone(), rx));
+    let task = tokio::spawn(cport::channels::imap::run(t.state.services.clone(), rx));
     dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "ITEMS"))
         .await;
     wait_for(|| answers(&t), 1).await;

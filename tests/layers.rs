@@ -31,7 +31,6 @@ const LAYERS: &[(&str, &[&str])] = &[
 
 /// Upward imports that remain, as (from, to) modules, each with why it is still there.
 const KNOWN: &[(&str, &str, &str)] = &[
-    ("channels", "app", "providers and chat handling take the whole AppState"),
     (
         "digest",
         "app",

@@ -14,8 +14,8 @@ use crate::actions::commands::{Command, parse_line};
 use crate::actions::enquiry::{Answer, Context, run};
 use crate::actions::items::{ActionItem, Category};
 use crate::actions::{Actor, Unit};
-use crate::app::AppState;
 pub use crate::messages::{Button, ChatMessage, ChatPayload};
+use crate::services::Services;
 use crate::store::banners::BannerRow;
 use crate::store::chat as db;
 use crate::store::contacts::{ContactRow, get_contact};
@@ -76,7 +76,7 @@ fn not_linked() -> ChatMessage {
     )
 }
 
-fn is_staff(state: &AppState, channel: &str, user_id: &str) -> bool {
+fn is_staff(state: &Services, channel: &str, user_id: &str) -> bool {
     let list = match channel {
         "telegram" => &state.config.telegram.staff,
         "discord" => &state.config.discord.staff,
@@ -92,7 +92,7 @@ fn head_of(text: &str) -> (String, &str) {
 }
 
 /// Handles one message or button press and says what to answer. Never fails for bad input.
-pub async fn handle(state: &AppState, inc: &Incoming, now: DateTime<Utc>) -> Result<Vec<Reply>, StoreError> {
+pub async fn handle(state: &Services, inc: &Incoming, now: DateTime<Utc>) -> Result<Vec<Reply>, StoreError> {
     handle_update(state, inc, None, now).await
 }
 
@@ -100,7 +100,7 @@ pub async fn handle(state: &AppState, inc: &Incoming, now: DateTime<Utc>) -> Res
 /// transaction as what the input changes, so a crash leaves both or neither, and an input
 /// delivered twice is acted on once (the second gets no answer).
 pub async fn handle_update(
-    state: &AppState,
+    state: &Services,
     inc: &Incoming,
     update_id: Option<&str>,
     now: DateTime<Utc>,
@@ -134,7 +134,7 @@ pub async fn handle_update(
 }
 
 async fn handle_inner(
-    state: &AppState,
+    state: &Services,
     unit: &mut Unit,
     inc: &Incoming,
     now: DateTime<Utc>,
@@ -252,7 +252,7 @@ fn decide_ctx() -> Context {
 /// Wrong codes one chat user may try before waiting (the limiter's window).
 const CODE_ATTEMPTS: u32 = 5;
 
-async fn link(state: &AppState, inc: &Incoming, code: &str, now: DateTime<Utc>) -> Result<Vec<Reply>, StoreError> {
+async fn link(state: &Services, inc: &Incoming, code: &str, now: DateTime<Utc>) -> Result<Vec<Reply>, StoreError> {
     let key = format!("chat-code:{}:{}", inc.channel, inc.user_id);
     // Counted before the code is tried, in the store: one limit for every process.
     if limits::attempt(&state.db, &key, CODE_ATTEMPTS, now.timestamp_millis())
@@ -289,7 +289,7 @@ async fn link(state: &AppState, inc: &Incoming, code: &str, now: DateTime<Utc>) 
 }
 
 async fn staff(
-    state: &AppState,
+    state: &Services,
     inc: &Incoming,
     head: &str,
     rest: &str,
@@ -349,7 +349,7 @@ async fn staff(
 /// Button data: `ap:ID` asks to confirm an approval, `ay:ID` approves, `rj:ID` asks for a
 /// reason, `x` cancels, `mo:OFFSET:COMMAND` shows more of an answer.
 async fn button(
-    state: &AppState,
+    state: &Services,
     unit: &mut Unit,
     inc: &Incoming,
     actor: &Actor,
@@ -495,7 +495,7 @@ pub fn page(a: &Answer, command: &str, offset: usize) -> ChatMessage {
 
 /// A digest for chat: banners first, then the items by category, and a portal button.
 pub fn digest_message(
-    state: &AppState,
+    state: &Services,
     contact: &ContactRow,
     items: &[ActionItem],
     banners: &[BannerRow],
@@ -536,7 +536,7 @@ pub fn digest_message(
 /// An alert for chat. One visual to approve comes with its picture and Approve / Reject /
 /// Open buttons; anything else is a list with a portal button.
 pub async fn alert_message(
-    state: &AppState,
+    state: &Services,
     contact: &ContactRow,
     items: &[ActionItem],
     now: DateTime<Utc>,

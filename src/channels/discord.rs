@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -24,9 +23,9 @@ use serenity::interactions_endpoint::Verifier;
 use super::SendError;
 use super::chat::{self, Button, ChatMessage, ChatSender, Incoming, Input, Reply};
 use crate::actions::commands::COMMANDS;
-use crate::app::AppState;
 use crate::config::Config;
 use crate::model::shorten;
+use crate::services::Services;
 
 /// Discord's own API base; any other `discord.api_url` is used as a proxy base.
 const DISCORD: &str = "https://discord.com";
@@ -287,8 +286,8 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 }
 
 /// `POST /discord/interactions`.
-pub async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(discord) = state.discord.clone() else {
+pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(discord) = discord else {
         return refuse(StatusCode::NOT_FOUND, "discord is not configured");
     };
     let Some(verifier) = &discord.verifier else {

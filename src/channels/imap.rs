@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::inbound::{InboundError, handle};
-use crate::app::AppState;
+use crate::services::Services;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
@@ -35,7 +35,7 @@ pub struct PollReport {
 
 /// Connects, logs in and selects the mailbox, then polls until shutdown (or an error).
 async fn session_loop(
-    state: &AppState,
+    state: &Services,
     shutdown: &mut watch::Receiver<bool>,
     once: bool,
 ) -> Result<PollReport, ImapError> {
@@ -64,7 +64,7 @@ async fn session_loop(
 }
 
 async fn run_session<S>(
-    state: &AppState,
+    state: &Services,
     stream: S,
     shutdown: &mut watch::Receiver<bool>,
     once: bool,
@@ -123,7 +123,7 @@ where
 
 /// Handles every unseen message once. A message the store could not take stays unseen for
 /// the next pass; every other outcome (processed, ignored, refused) marks it done.
-async fn poll_once<S>(state: &AppState, session: &mut async_imap::Session<S>) -> Result<PollReport, ImapError>
+async fn poll_once<S>(state: &Services, session: &mut async_imap::Session<S>) -> Result<PollReport, ImapError>
 where
     S: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
 {
@@ -166,14 +166,14 @@ where
 }
 
 /// One pass (connect, handle what is unseen, log out): for tests and `cport imap poll`.
-pub async fn poll(state: &AppState) -> Result<PollReport, ImapError> {
+pub async fn poll(state: &Services) -> Result<PollReport, ImapError> {
     let (_tx, mut rx) = watch::channel(false);
     session_loop(state, &mut rx, true).await
 }
 
 /// The poller: runs while `imap.host` is set, reconnecting after failures (1 s doubling to 5
 /// minutes) until shutdown.
-pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(state: Services, mut shutdown: watch::Receiver<bool>) {
     let mut delay = Duration::from_secs(1);
     loop {
         state.faults.panic_if_armed("task:imap");

@@ -10,8 +10,8 @@ use crate::actions::commands::{Command, CommandError, parse_line};
 use crate::actions::enquiry::{Answer, Context, run};
 use crate::actions::items::Category;
 use crate::actions::{ActionError, Actor, Unit};
-use crate::app::AppState;
 use crate::channels::email::{EmailPayload, new_message_id};
+use crate::services::Services;
 use crate::store::contacts::{ContactRow, get_contact};
 use crate::store::outbox::AlertPayload;
 use crate::store::outbox::{self, OutboxRow};
@@ -302,7 +302,7 @@ pub fn read_commands(text: &str) -> (Vec<Command>, Vec<CommandError>) {
     (cmds, errs)
 }
 
-fn context_of(row: &OutboxRow, state: &AppState, now: DateTime<Utc>) -> Context {
+fn context_of(row: &OutboxRow, state: &Services, now: DateTime<Utc>) -> Context {
     let keys: Vec<String> = match row.kind.as_str() {
         "alert" => serde_json::from_str::<AlertPayload>(&row.payload)
             .map(|p| p.items)
@@ -329,7 +329,7 @@ fn context_of(row: &OutboxRow, state: &AppState, now: DateTime<Utc>) -> Context 
 }
 
 /// Processes one raw message.
-pub async fn handle(state: &AppState, raw: &[u8], now: DateTime<Utc>) -> Result<Disposition, InboundError> {
+pub async fn handle(state: &Services, raw: &[u8], now: DateTime<Utc>) -> Result<Disposition, InboundError> {
     let max = state.config.inbound.max_bytes;
     if raw.len() as u64 > max {
         return Err(InboundError::TooLarge { size: raw.len(), max });
@@ -363,7 +363,7 @@ pub async fn handle(state: &AppState, raw: &[u8], now: DateTime<Utc>) -> Result<
 
 /// Decides and records. Returns the disposition (and, inside, queues any answer).
 async fn decide(
-    state: &AppState,
+    state: &Services,
     msg: &mail_parser::Message<'_>,
     raw: &[u8],
     message_id: &str,
@@ -525,7 +525,7 @@ async fn decide(
 /// and the message recorded. `None` when another process recorded it first.
 #[allow(clippy::too_many_arguments)]
 async fn answer_reply(
-    state: &AppState,
+    state: &Services,
     unit: &mut Unit,
     msg: &mail_parser::Message<'_>,
     message_id: &str,
@@ -603,7 +603,7 @@ async fn answer_reply(
 }
 
 async fn bounce(
-    state: &AppState,
+    state: &Services,
     msg: &mail_parser::Message<'_>,
     raw: &[u8],
     token: &str,
@@ -656,7 +656,7 @@ async fn bounce(
 
 /// Files attached to a reply about missing artwork (A4) go to the artwork action.
 async fn store_attachments(
-    state: &AppState,
+    state: &Services,
     unit: &mut Unit,
     msg: &mail_parser::Message<'_>,
     actor: &Actor,
@@ -695,7 +695,7 @@ async fn store_attachments(
 }
 
 fn compose_answer(
-    state: &AppState,
+    state: &Services,
     contact: &ContactRow,
     msg: &mail_parser::Message<'_>,
     message_id: &str,

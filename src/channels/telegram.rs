@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -20,8 +19,8 @@ use teloxide::{ApiError, RequestError};
 use super::SendError;
 use super::chat::{self, Button, ChatMessage, ChatSender, Incoming, Input, Reply};
 use crate::actions::commands::COMMANDS;
-use crate::app::AppState;
 use crate::config::TelegramConfig;
+use crate::services::Services;
 use crate::store::outbox::insert_message;
 
 /// Telegram's limit on one message's text (and a photo caption's).
@@ -88,7 +87,7 @@ impl Telegram {
 
     /// Registers the commands (`setMyCommands`) and the delivery mode: no webhook for long
     /// polling, or cport's webhook URL with its secret.
-    pub async fn register(&self, state: &AppState) -> Result<(), RequestError> {
+    pub async fn register(&self, state: &Services) -> Result<(), RequestError> {
         let mut commands: Vec<BotCommand> = COMMANDS
             .iter()
             .map(|(name, _, what)| BotCommand::new(name.to_ascii_lowercase(), *what))
@@ -249,7 +248,7 @@ struct Prepared {
 }
 
 /// Handles one update from polling: reads it, runs it, answers it.
-pub async fn process(state: &AppState, tg: &Telegram, update: Update) {
+pub async fn process(state: &Services, tg: &Telegram, update: Update) {
     let now = Utc::now();
     let Some(p) = prepare(tg, update).await else { return };
     let replies = match chat::handle_update(state, &p.incoming, Some(&p.update_id), now).await {
@@ -322,7 +321,7 @@ async fn prepare(tg: &Telegram, update: Update) -> Option<Prepared> {
 }
 
 async fn execute(
-    state: &AppState,
+    state: &Services,
     tg: &Telegram,
     chat: ChatId,
     callback: Option<(teloxide::types::CallbackQueryId, MessageId)>,
@@ -368,7 +367,7 @@ async fn execute(
 
 /// An answer Telegram would not take now (rate limit, network) goes to the outbox, due when
 /// Telegram said to come back.
-async fn later(state: &AppState, chat: ChatId, m: ChatMessage, why: SendError, now: DateTime<Utc>) {
+async fn later(state: &Services, chat: ChatId, m: ChatMessage, why: SendError, now: DateTime<Utc>) {
     let at = match &why {
         SendError::RateLimited(d) => now + chrono::Duration::from_std(*d).unwrap_or_default(),
         SendError::Transient(_) => now + chrono::Duration::seconds(5),
@@ -397,7 +396,7 @@ async fn later(state: &AppState, chat: ChatId, m: ChatMessage, why: SendError, n
 /// Long polling until shutdown. Written out rather than teloxide's dispatcher so polling and
 /// the webhook share one handler and polling stops on cport's own shutdown signal. Updates
 /// of one batch run concurrently, one chat's in order.
-pub async fn run_polling(state: AppState, tg: Arc<Telegram>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run_polling(state: Services, tg: Arc<Telegram>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
         match tg.register(&state).await {
             Ok(()) => break,
@@ -464,7 +463,7 @@ fn chat_of(u: &Update) -> i64 {
 }
 
 /// Runs a batch: one task per chat, each chat's updates in order.
-async fn run_batch(state: &AppState, tg: &Arc<Telegram>, updates: Vec<Update>) {
+async fn run_batch(state: &Services, tg: &Arc<Telegram>, updates: Vec<Update>) {
     let mut by_chat: std::collections::BTreeMap<i64, Vec<Update>> = Default::default();
     for u in updates {
         by_chat.entry(chat_of(&u)).or_default().push(u);
@@ -485,8 +484,13 @@ async fn run_batch(state: &AppState, tg: &Arc<Telegram>, updates: Vec<Update>) {
 /// recorded as seen, in one transaction) before Telegram is told 200, so a crash or a store
 /// failure before then makes Telegram deliver it again; the answers go out afterwards, so
 /// Telegram is not kept waiting for them.
-pub async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> (StatusCode, &'static str) {
-    let Some(tg) = state.telegram.clone() else {
+pub async fn webhook(
+    state: Services,
+    tg: Option<Arc<Telegram>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    let Some(tg) = tg else {
         return (StatusCode::NOT_FOUND, "telegram is not configured");
     };
     let want = state.config.telegram.webhook_secret.expose();
