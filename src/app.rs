@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -12,94 +11,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use crate::channels::email::Mailer;
 use crate::config::Config;
-use crate::digest::alerts::AlertSignal;
-use crate::services::Services;
+pub use crate::state::{AppState, StartError, metrics_handle};
 use crate::store::Db;
 use crate::sync::api;
-
-/// What every handler and background task can reach: the [`Services`] the rules use
-/// (through `Deref`), and the providers, metrics and tasks around them. Built once; clones
-/// share everything.
-#[derive(Clone)]
-pub struct AppState {
-    pub services: Services,
-    pub metrics: PrometheusHandle,
-    pub started: Instant,
-    pub mailer: Mailer,
-    /// Clients changed by a sync, for the alert scanner.
-    pub alerts: Arc<AlertSignal>,
-    /// HTTP client for webhook pushes (one pool for the process).
-    pub http: reqwest::Client,
-    /// The Telegram bot, when `telegram.token` is set.
-    pub telegram: Option<Arc<crate::channels::telegram::Telegram>>,
-    /// The Discord client, when a token or public key is set.
-    pub discord: Option<Arc<crate::channels::discord::Discord>>,
-    /// Chat senders by channel name, for the outbox.
-    pub chat: crate::channels::chat::ChatSenders,
-    /// The state of every supervised background task, for `/healthz`.
-    pub health: Arc<crate::supervise::Health>,
-}
-
-impl std::ops::Deref for AppState {
-    type Target = Services;
-    fn deref(&self) -> &Services {
-        &self.services
-    }
-}
-
-impl AppState {
-    /// Everything but the listener: for the server and for CLI commands alike.
-    pub fn new(config: Config, db: Db) -> Result<AppState, StartError> {
-        let mailer = Mailer::from_config(&config).map_err(|e| StartError::Config(e.to_string()))?;
-        let telegram = if config.telegram.token.is_empty() {
-            None
-        } else {
-            Some(Arc::new(
-                crate::channels::telegram::Telegram::new(&config.telegram, db.clone()).map_err(StartError::Config)?,
-            ))
-        };
-        let discord = (!config.discord.token.is_empty() || !config.discord.public_key.is_empty())
-            .then(|| Arc::new(crate::channels::discord::Discord::new(&config)));
-        let mut chat: std::collections::HashMap<&'static str, Arc<dyn crate::channels::chat::ChatSender>> =
-            Default::default();
-        // The senders of `Config::chat_channels`, which the digest's targets are read from.
-        for name in config.chat_channels() {
-            match (name, &telegram, &discord) {
-                ("telegram", Some(t), _) => {
-                    chat.insert(name, t.clone());
-                }
-                ("discord", _, Some(d)) => {
-                    chat.insert(name, d.clone());
-                }
-                _ => {}
-            }
-        }
-        Ok(AppState {
-            services: Services::new(config, db),
-            metrics: metrics_handle(),
-            started: Instant::now(),
-            mailer,
-            alerts: Arc::new(AlertSignal::default()),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(15))
-                .user_agent(concat!("cport/", env!("CARGO_PKG_VERSION")))
-                .build()
-                .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?,
-            telegram,
-            discord,
-            chat: Arc::new(chat),
-            health: Arc::new(Default::default()),
-        })
-    }
-}
 
 type BoxedTask = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -107,30 +27,6 @@ type BoxedTask = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 pub struct App {
     listener: TcpListener,
     pub state: AppState,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
-    #[error("{0}")]
-    Config(String),
-}
-
-/// The process-wide metrics recorder (installed once; every `App` shares it).
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            // Another recorder may already be installed (tests); then ours only renders.
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
 }
 
 impl App {
@@ -179,12 +75,12 @@ impl App {
         let (s, rx) = (state.clone(), stop_rx.clone());
         supervised(
             "scheduler".into(),
-            Box::new(move || Box::pin(crate::digest::scheduler::run(s.clone(), rx.clone()))),
+            Box::new(move || Box::pin(crate::digest::scheduler::run(s.providers.services.clone(), rx.clone()))),
         );
         let (s, rx) = (state.clone(), stop_rx.clone());
         supervised(
             "alerts".into(),
-            Box::new(move || Box::pin(crate::digest::alerts::run(s.clone(), rx.clone()))),
+            Box::new(move || Box::pin(crate::digest::alerts::run(s.providers.services.clone(), rx.clone()))),
         );
         if let Some(tg) = state.telegram.clone() {
             let (s, rx) = (state.clone(), stop_rx.clone());
@@ -192,7 +88,7 @@ impl App {
                 "telegram".into(),
                 Box::new(move || {
                     Box::pin(crate::channels::telegram::run_polling(
-                        s.services.clone(),
+                        s.providers.services.clone(),
                         tg.clone(),
                         rx.clone(),
                     ))
@@ -203,7 +99,7 @@ impl App {
             let (s, rx) = (state.clone(), stop_rx.clone());
             supervised(
                 "imap".into(),
-                Box::new(move || Box::pin(crate::channels::imap::run(s.services.clone(), rx.clone()))),
+                Box::new(move || Box::pin(crate::channels::imap::run(s.providers.services.clone(), rx.clone()))),
             );
         }
         // The dispatchers also push webhooks: the change feed's pushes are outbox rows.
@@ -212,7 +108,7 @@ impl App {
             let (s, rx, m) = (state.clone(), stop_rx.clone(), marker.clone());
             supervised(
                 format!("dispatcher-{n}"),
-                Box::new(move || Box::pin(crate::outbox::run_worker(s.clone(), m.clone(), rx.clone()))),
+                Box::new(move || Box::pin(crate::outbox::run_worker(s.providers.clone(), m.clone(), rx.clone()))),
             );
         }
         let router = router(state.clone());
@@ -248,7 +144,8 @@ pub fn router(state: AppState) -> Router {
             "/telegram/webhook",
             post(
                 |State(s): State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
-                    crate::channels::telegram::webhook(s.services.clone(), s.telegram.clone(), headers, body).await
+                    crate::channels::telegram::webhook(s.providers.services.clone(), s.telegram.clone(), headers, body)
+                        .await
                 },
             ),
         )
@@ -256,7 +153,13 @@ pub fn router(state: AppState) -> Router {
             "/discord/interactions",
             post(
                 |State(s): State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
-                    crate::channels::discord::interactions(s.services.clone(), s.discord.clone(), headers, body).await
+                    crate::channels::discord::interactions(
+                        s.providers.services.clone(),
+                        s.discord.clone(),
+                        headers,
+                        body,
+                    )
+                    .await
                 },
             ),
         )

@@ -12,7 +12,9 @@
 //! - actions: rules: client actions, commands, enquiries
 //! - channels: providers: email, chat, webhooks, inbound mail
 //! - digest, outbox: engines: digests, alerts, the outbox
-//! - app, portal, sync, error: the application: shared state, HTTP (portal, sync API)
+//! - state: the application's shared state
+//! - portal, sync: HTTP: the portal and the sync API
+//! - app: the server: routes, background tasks, shutdown
 //! - demo, gendata: commands' helpers: the demo, generated data
 //!
 //! The binary (`src/main.rs`) sits on top of them all.
@@ -25,7 +27,6 @@ pub mod config;
 pub mod demo;
 pub mod digest;
 pub mod documents;
-pub mod error;
 pub mod gendata;
 pub mod links;
 pub mod messages;
@@ -33,10 +34,12 @@ pub mod model;
 pub mod outbox;
 pub mod portal;
 pub mod services;
+pub mod state;
 pub mod store;
 pub mod supervise;
 pub mod sync;
 pub mod templates;
 
-pub use app::{App, AppState};
+pub use app::App;
 pub use config::Config;
+pub use state::AppState;

@@ -3,7 +3,8 @@
 //! this, not the whole application state (which adds providers, metrics and tasks), so
 //! their signatures say what they touch; `AppState` derefs to it.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 use tokio::sync::Notify;
@@ -23,6 +24,30 @@ pub struct Services {
     pub wake_dispatch: Arc<Notify>,
     /// Faults armed by tests (never in production).
     pub faults: Arc<Faults>,
+    /// Clients changed by a sync, for the alert scanner.
+    pub alerts: Arc<AlertSignal>,
+}
+
+/// Clients whose data changed since the last scan, and a bell to ring.
+#[derive(Default)]
+pub struct AlertSignal {
+    dirty: Mutex<HashSet<String>>,
+    pub notify: Notify,
+}
+
+impl AlertSignal {
+    pub fn mark(&self, clients: impl IntoIterator<Item = String>) {
+        if let Ok(mut d) = self.dirty.lock() {
+            d.extend(clients);
+        }
+        self.notify.notify_one();
+    }
+    pub fn take(&self) -> HashSet<String> {
+        self.dirty
+            .lock()
+            .map(|mut d| std::mem::take(&mut *d))
+            .unwrap_or_default()
+    }
 }
 
 impl Services {
@@ -34,6 +59,7 @@ impl Services {
             templates: Arc::new(crate::templates::environment()),
             wake_dispatch: Arc::new(Notify::new()),
             faults: Arc::new(Faults::default()),
+            alerts: Arc::new(AlertSignal::default()),
         }
     }
 

@@ -3,42 +3,18 @@
 //! whose items were all resolved before it went out is dropped (see `outbox`).
 
 use std::collections::HashSet;
-use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, NaiveTime, Utc};
 use chrono_tz::Tz;
-use tokio::sync::Notify;
 
 use crate::actions::items::{ActionItem, Category, ItemCache};
 use crate::actions::targets::Target;
-use crate::app::AppState;
 use crate::config::Config;
+use crate::services::Services;
 use crate::store::contacts::{ContactRow, list_active_contacts};
 use crate::store::outbox::AlertPayload;
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, ledgers, outbox};
-
-/// Clients whose data changed since the last scan, and a bell to ring.
-#[derive(Default)]
-pub struct AlertSignal {
-    dirty: Mutex<HashSet<String>>,
-    pub notify: Notify,
-}
-
-impl AlertSignal {
-    pub fn mark(&self, clients: impl IntoIterator<Item = String>) {
-        if let Ok(mut d) = self.dirty.lock() {
-            d.extend(clients);
-        }
-        self.notify.notify_one();
-    }
-    fn take(&self) -> HashSet<String> {
-        self.dirty
-            .lock()
-            .map(|mut d| std::mem::take(&mut *d))
-            .unwrap_or_default()
-    }
-}
 
 /// The mode a contact chose for a category, or the configured default.
 pub fn mode(config: &Config, s: &ContactSettings, cat: Category) -> String {
@@ -82,7 +58,7 @@ pub fn quiet_until(s: &ContactSettings, tz: Tz, at: DateTime<Utc>) -> Option<Dat
 /// One scan: contacts of `clients` (or all), each item in an instant category not alerted
 /// before is queued. Returns how many items were queued.
 pub async fn scan(
-    state: &AppState,
+    state: &Services,
     now: DateTime<Utc>,
     clients: Option<&HashSet<String>>,
 ) -> Result<usize, StoreError> {
@@ -128,7 +104,7 @@ pub async fn scan(
 }
 
 async fn queue_alerts(
-    state: &AppState,
+    state: &Services,
     c: &ContactRow,
     s: &ContactSettings,
     target: &Target,
@@ -241,7 +217,7 @@ async fn queue_alerts(
 }
 
 /// The alert loop: scans changed clients when a sync rings, everyone every `alerts.scan_seconds`.
-pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let every = std::time::Duration::from_secs(state.config.alerts.scan_seconds);
     let mut next_full = tokio::time::Instant::now();
     loop {

@@ -9,11 +9,11 @@ use chrono_tz::Tz;
 
 use crate::actions::items::{ActionItem, ItemCache};
 use crate::actions::targets::{Target, targets_by_contact, targets_of};
-use crate::app::AppState;
 use crate::channels::chat::digest_message;
 use crate::messages::EmailPayload;
 use crate::messages::compose::Composer;
 use crate::model::schedule::parse_schedule;
+use crate::services::Services;
 use crate::store::banners::list_active_for_client;
 use crate::store::contacts::{ContactRow, list_active_contacts};
 use crate::store::settings::{ContactSettings, list_settings};
@@ -53,7 +53,7 @@ pub fn current_period(schedule: &cron::Schedule, tz: Tz, now: DateTime<Utc>) -> 
     schedule.after(&local).next_back().map(|t| t.with_timezone(&Utc))
 }
 
-fn contact_schedule(state: &AppState, c: &ContactRow, s: &ContactSettings) -> Result<(cron::Schedule, Tz), String> {
+fn contact_schedule(state: &Services, c: &ContactRow, s: &ContactSettings) -> Result<(cron::Schedule, Tz), String> {
     let expr = s
         .digest_schedule
         .as_deref()
@@ -69,7 +69,7 @@ fn contact_schedule(state: &AppState, c: &ContactRow, s: &ContactSettings) -> Re
 
 /// One scheduler pass over every active contact (or one).
 pub async fn run_pass(
-    state: &AppState,
+    state: &Services,
     now: DateTime<Utc>,
     only: Option<&str>,
     trigger: Trigger,
@@ -151,7 +151,7 @@ pub enum Queued {
 /// Decides one contact's digest for one period and, when it has items, queues it — in one
 /// transaction, so the decision and the message exist together or not at all.
 pub async fn queue_digest(
-    state: &AppState,
+    state: &Services,
     c: &ContactRow,
     target: &Target,
     items: &[ActionItem],
@@ -232,7 +232,7 @@ pub async fn queue_digest(
 /// The scheduler loop: a pass every `digest.tick_seconds` until shutdown. With PostgreSQL,
 /// only the process holding the advisory lock runs passes (the ledgers would make a second
 /// one harmless, but not free).
-pub async fn run(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let tick = std::time::Duration::from_secs(state.config.digest.tick_seconds);
     let mut lock = None;
     loop {

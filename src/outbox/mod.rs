@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 
 use crate::actions::items::for_contact;
-use crate::app::AppState;
+use crate::channels::Providers;
 use crate::channels::SendError;
 use crate::channels::chat::ChatPayload;
 use crate::channels::email::{EmailPayload, build_message};
@@ -31,7 +31,7 @@ pub enum Outcome {
 }
 
 /// The delay before attempt `attempts + 1`: base × 2^(attempts−1), capped, ±20 % jitter.
-pub fn backoff(state: &AppState, attempts: i64) -> Duration {
+pub fn backoff(state: &Providers, attempts: i64) -> Duration {
     let base = state.config.outbox.backoff_base_seconds as f64;
     let max = state.config.outbox.backoff_max_seconds as f64;
     let exp = (attempts.max(1) - 1).min(30) as i32;
@@ -41,7 +41,7 @@ pub fn backoff(state: &AppState, attempts: i64) -> Duration {
 }
 
 /// Claims and sends one due message.
-pub async fn dispatch_one(state: &AppState) -> Result<Outcome, StoreError> {
+pub async fn dispatch_one(state: &Providers) -> Result<Outcome, StoreError> {
     Ok(dispatch_batch(state, 1).await?.pop().unwrap_or(Outcome::Empty))
 }
 
@@ -52,12 +52,12 @@ pub const BATCH: i64 = 16;
 
 /// Claims up to `limit` due messages and sends them one after another. An empty result
 /// means nothing was due.
-pub async fn dispatch_batch(state: &AppState, limit: i64) -> Result<Vec<Outcome>, StoreError> {
+pub async fn dispatch_batch(state: &Providers, limit: i64) -> Result<Vec<Outcome>, StoreError> {
     dispatch_batch_at(state, Utc::now(), limit).await
 }
 
 /// [`dispatch_batch`] as if the time were `now` (what is due is decided by it).
-pub async fn dispatch_batch_at(state: &AppState, now: DateTime<Utc>, limit: i64) -> Result<Vec<Outcome>, StoreError> {
+pub async fn dispatch_batch_at(state: &Providers, now: DateTime<Utc>, limit: i64) -> Result<Vec<Outcome>, StoreError> {
     dispatch(state, now, limit, &Crew::default()).await
 }
 
@@ -202,7 +202,7 @@ impl Settle {
 /// The step: claims, sends and marks each message, renewing the claim while it works so
 /// no other sender takes a row it is still on. When `stop` turns true, the message in hand
 /// is finished and the rest of the claim handed back.
-async fn dispatch(state: &AppState, now: DateTime<Utc>, limit: i64, crew: &Crew) -> Result<Vec<Outcome>, StoreError> {
+async fn dispatch(state: &Providers, now: DateTime<Utc>, limit: i64, crew: &Crew) -> Result<Vec<Outcome>, StoreError> {
     let lease = Duration::seconds(state.config.outbox.lease_seconds as i64);
     let token = outbox::new_claim_token();
     let rows = outbox::claim_batch(&state.db, now, now + lease, limit, &token).await?;
@@ -257,7 +257,7 @@ async fn dispatch(state: &AppState, now: DateTime<Utc>, limit: i64, crew: &Crew)
 /// Sends one claimed row. A panic while building or sending it (a bug) makes that message
 /// dead with the panic's words; the batch and the sender go on.
 async fn send_guarded(
-    state: &AppState,
+    state: &Providers,
     crew: &Crew,
     token: &str,
     row: OutboxRow,
@@ -316,7 +316,7 @@ fn count(outcome: Outcome, channel: &str, kind: &str, marked: bool) {
 
 /// Builds and sends one row within `outbox.send_timeout_seconds`. `Ok(None)`: drop it.
 async fn attempt(
-    state: &AppState,
+    state: &Providers,
     row: &OutboxRow,
     suspended: &HashMap<String, String>,
 ) -> Result<Option<String>, SendError> {
@@ -343,7 +343,7 @@ async fn attempt(
 /// Sends one claimed row and marks it, if this sender still holds its claim (a delivery's
 /// mark may still be committing when this returns).
 async fn send_row(
-    state: &AppState,
+    state: &Providers,
     crew: &Crew,
     token: &str,
     row: OutboxRow,
@@ -418,7 +418,7 @@ async fn send_row(
 
 /// Sends an email row. `Ok(None)` means the message should be dropped, not sent.
 async fn send_email(
-    state: &AppState,
+    state: &Providers,
     row: &OutboxRow,
     now: DateTime<Utc>,
 ) -> Result<Result<Option<String>, SendError>, StoreError> {
@@ -443,7 +443,7 @@ async fn send_email(
 
 /// Sends a chat row. Alerts are rendered now from the items still open, like emails.
 async fn send_chat(
-    state: &AppState,
+    state: &Providers,
     row: &OutboxRow,
     now: DateTime<Utc>,
 ) -> Result<Result<Option<String>, SendError>, StoreError> {
@@ -472,7 +472,7 @@ async fn send_chat(
 /// An alert's contact and those of its items still open; `None` when the contact is gone or
 /// nothing is left (the alert is then dropped).
 async fn still_open(
-    state: &AppState,
+    state: &Providers,
     contact_id: &str,
     keys: &[String],
 ) -> Result<
@@ -498,7 +498,7 @@ async fn still_open(
 /// Alerts are rendered when they go, from the items still open then: resolved items are
 /// left out, and an alert with none left is dropped.
 async fn alert_email(
-    state: &AppState,
+    state: &Providers,
     row: &OutboxRow,
     now: DateTime<Utc>,
 ) -> Result<Result<Option<EmailPayload>, SendError>, StoreError> {
@@ -524,13 +524,13 @@ async fn alert_email(
 }
 
 /// Sends everything due now, then returns the counts (for `cport digest run` and tests).
-pub async fn drain(state: &AppState) -> Result<DrainReport, StoreError> {
+pub async fn drain(state: &Providers) -> Result<DrainReport, StoreError> {
     drain_with(state, &Crew::default()).await
 }
 
 /// [`drain`] as one of a crew: it stops early when the crew's stop turns true (the message
 /// in hand is finished, the rest of the claim handed back), and marks through its marker.
-pub async fn drain_with(state: &AppState, crew: &Crew) -> Result<DrainReport, StoreError> {
+pub async fn drain_with(state: &Providers, crew: &Crew) -> Result<DrainReport, StoreError> {
     let mut r = DrainReport::default();
     loop {
         if crew.stopping() {
@@ -555,7 +555,7 @@ pub async fn drain_with(state: &AppState, crew: &Crew) -> Result<DrainReport, St
 /// [`drain`] with `workers` senders at once (each claims its own rows, their marks are
 /// committed together), stopping early when `stop` turns true.
 pub async fn drain_concurrently(
-    state: &AppState,
+    state: &Providers,
     workers: usize,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<DrainReport, StoreError> {
@@ -591,7 +591,7 @@ pub struct DrainReport {
 /// One dispatcher worker: sends while there is work, otherwise waits for a wake-up, the
 /// next second, or shutdown. A message being sent when shutdown comes is finished first;
 /// the rest of its claim is handed back.
-pub async fn run_worker(state: AppState, marker: Marker, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run_worker(state: Providers, marker: Marker, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let crew = Crew {
         stop: Some(shutdown.clone()),
         marker: Some(marker),

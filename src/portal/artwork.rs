@@ -12,7 +12,7 @@ use super::session::Session;
 use super::{PortalError, with_note};
 use crate::actions::ActionError;
 use crate::actions::artwork::Upload;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::{StoreError, inbound};
 
 /// Files one form may send at once; with `inbound.max_attachment_bytes` it bounds a request.

@@ -16,8 +16,8 @@ use serde_json::json;
 
 use super::session::{self, ANON_CSRF_COOKIE, COOKIE, Session, address_key, cookie, random_token};
 use super::{FormData, PortalError, page};
-use crate::app::AppState;
 use crate::links::{LinkClaims, LinkFor};
+use crate::state::AppState;
 use crate::store::contacts::{ContactRow, get_contact};
 use crate::store::sessions::{
     contacts_by_email, get_password_hash, revoke_contact_sessions, revoke_session, set_password_hash,

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::{PortalError, Session, page};
 use crate::actions::commands::Command;
 use crate::actions::enquiry::{Answer, Context, allowed, run_alone};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::{StoreError, enquiries as q};
 
 /// Table rows per page.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::PortalError;
 use super::session::Session;
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Signed {

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use crate::actions::ActionError;
 use crate::actions::commands::Command;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::banners::list_active_for_client;
 

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use super::{FormData, Note, PortalError, Session, page, page_status, see_other};
 use crate::actions::orders::{self as act, PlaceError};
 use crate::actions::{ActionError, Actor};
-use crate::app::AppState;
 use crate::model::Role;
+use crate::state::AppState;
 use crate::store::orders as q;
 
 /// Stock lines per page.

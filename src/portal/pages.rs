@@ -11,8 +11,8 @@ use super::{FormData, Note, PortalError, Session, money, page, page_status, see_
 use crate::actions::delivery::{DeliveryRequest, LineQty};
 use crate::actions::items::{Category, for_contact};
 use crate::actions::{ActionError, visuals as act};
-use crate::app::AppState;
 use crate::digest::alerts::mode;
+use crate::state::AppState;
 use crate::store::jobs;
 use crate::store::settings::{self, get_settings};
 use crate::store::visuals as vstore;

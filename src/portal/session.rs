@@ -11,7 +11,7 @@ use rand::RngCore;
 
 use super::PortalError;
 use crate::actions::{Actor, Delegated};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::contacts::get_contact;
 use crate::store::sessions::{get_session, insert_session};

@@ -7,8 +7,8 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::app::AppState;
-use crate::error::AppError;
+use super::error::AppError;
+use crate::state::AppState;
 use crate::sync::{DeleteReport, EntityReport, RecordError, delete_batch, upsert_batch};
 
 /// Checks `Authorization: Bearer <api_token>`.

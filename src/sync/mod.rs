@@ -3,6 +3,7 @@
 //! written; a batch is one transaction, so it lands whole or not at all.
 
 pub mod api;
+pub mod error;
 pub mod import;
 
 use std::collections::{HashMap, HashSet};

@@ -1,4 +1,4 @@
-//! One error type for HTTP handlers: user-facing variants with fixed status codes, plus
+//! The sync API's error type for its HTTP handlers: user-facing variants with fixed status codes, plus
 //! `Unexpected`, whose details are logged and never shown.
 
 use axum::Json;
@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::{RecordError, SyncError};
 use crate::store::StoreError;
-use crate::sync::{RecordError, SyncError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
