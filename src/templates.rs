@@ -10,6 +10,13 @@ macro_rules! embed {
     };
 }
 
+/// The templates compiled once for the process, for the few places that render without the
+/// application's state (the error page of a request that failed early).
+pub fn shared() -> &'static Environment<'static> {
+    static ENV: std::sync::OnceLock<Environment<'static>> = std::sync::OnceLock::new();
+    ENV.get_or_init(environment)
+}
+
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|name| {

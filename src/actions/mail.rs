@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::messages::{EmailPayload, SendError, new_message_id};
+use crate::messages::{Brand, EmailPayload, SendError, new_message_id};
 use crate::services::Services;
 use crate::store::StoreError;
 use crate::store::contacts::ContactRow;
@@ -21,9 +21,8 @@ fn render(state: &Services, kind: &str, ctx: serde_json::Value) -> Result<(Strin
     Ok((r(format!("email/{kind}.txt.j2"))?, r(format!("email/{kind}.html.j2"))?))
 }
 
-fn brand(state: &Services) -> serde_json::Value {
-    let b = &state.config.branding;
-    json!({"name": b.name, "colour": b.colour, "logo_url": b.logo_url})
+fn brand(state: &Services) -> Brand<'_> {
+    Brand::of(&state.config.branding)
 }
 
 fn payload(state: &Services, to_name: &str, to: &str, subject: String, parts: (String, String)) -> EmailPayload {

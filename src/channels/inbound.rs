@@ -719,7 +719,7 @@ fn compose_answer(
     };
     let b = &state.config.branding;
     let ctx = serde_json::json!({
-        "brand": {"name": b.name, "colour": b.colour, "logo_url": b.logo_url},
+        "brand": crate::messages::Brand::of(b),
         "subject": subject,
         "contact": {"name": contact.name, "email": contact.email, "client_name": contact.client_name},
         "answers": answers,

@@ -8,7 +8,7 @@ use minijinja::Environment;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
-use super::{EmailPayload, SendError, new_message_id};
+use super::{Brand, EmailPayload, SendError, new_message_id};
 use crate::config::Config;
 use crate::links::Signer;
 use crate::model::items::{Action, ActionItem, Category};
@@ -20,13 +20,6 @@ pub struct Composer<'a> {
     pub config: &'a Config,
     pub env: &'a Environment<'static>,
     pub signer: &'a Signer,
-}
-
-#[derive(Serialize)]
-struct Brand<'a> {
-    name: &'a str,
-    colour: &'a str,
-    logo_url: &'a str,
 }
 
 #[derive(Serialize)]
@@ -184,11 +177,7 @@ impl Composer<'_> {
         let (groups, new_count) = self.groups(contact, items, previous, &reply, &subject, now);
         let ctx = Ctx {
             subject: &subject,
-            brand: Brand {
-                name: &self.config.branding.name,
-                colour: &self.config.branding.colour,
-                logo_url: &self.config.branding.logo_url,
-            },
+            brand: Brand::of(&self.config.branding),
             contact: ContactView {
                 name: &contact.name,
                 email: &contact.email,

@@ -194,3 +194,22 @@ pub struct ChatPayload {
     #[serde(default)]
     pub items: Vec<String>,
 }
+
+/// The brand as every template sees it (`brand.name`, `brand.colour`, `brand.logo_url`):
+/// emails, answers and portal pages alike.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Brand<'a> {
+    pub name: &'a str,
+    pub colour: &'a str,
+    pub logo_url: &'a str,
+}
+
+impl<'a> Brand<'a> {
+    pub fn of(b: &'a crate::config::BrandingConfig) -> Brand<'a> {
+        Brand {
+            name: &b.name,
+            colour: &b.colour,
+            logo_url: &b.logo_url,
+        }
+    }
+}

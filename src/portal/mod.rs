@@ -38,6 +38,12 @@ pub enum PortalError {
     Csrf,
     #[error("{0}")]
     TooMany(String),
+    /// What was sent cannot be used; the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// The thing has moved on (decided already, placed already).
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -50,7 +56,8 @@ impl From<ActionError> for PortalError {
             ActionError::NotFound(_) => PortalError::NotFound,
             ActionError::Forbidden(m) => PortalError::Forbidden(m),
             ActionError::Store(s) => PortalError::Store(s),
-            other => PortalError::Unexpected(other.to_string()),
+            e @ ActionError::Invalid { .. } => PortalError::Invalid(e.to_string()),
+            ActionError::Conflict(m) => PortalError::Conflict(m),
         }
     }
 }
@@ -73,6 +80,12 @@ impl IntoResponse for PortalError {
             PortalError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m.clone()),
             PortalError::Csrf => (StatusCode::FORBIDDEN, "Please try again", self.to_string()),
             PortalError::TooMany(m) => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", m.clone()),
+            PortalError::Invalid(m) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Please check what you sent",
+                m.clone(),
+            ),
+            PortalError::Conflict(m) => (StatusCode::CONFLICT, "Already done", m.clone()),
             PortalError::Store(e) => {
                 tracing::error!(error = %e, "portal: store error");
                 (
@@ -90,8 +103,7 @@ impl IntoResponse for PortalError {
                 )
             }
         };
-        let env = crate::templates::environment();
-        let body = env
+        let body = crate::templates::shared()
             .get_template("portal/message.html.j2")
             .and_then(|t| {
                 t.render(json!({
@@ -137,7 +149,7 @@ pub async fn page(
     mut ctx: Value,
 ) -> Result<Response, PortalError> {
     let b = &state.config.branding;
-    ctx["brand"] = json!({"name": b.name, "colour": b.colour, "logo_url": b.logo_url});
+    ctx["brand"] = serde_json::to_value(crate::messages::Brand::of(b)).unwrap_or(Value::Null);
     match session {
         Some(s) => {
             let c = &s.actor.contact;
