@@ -16,13 +16,15 @@
 //! - portal, sync: HTTP: the portal and the sync API
 //! - app: the server: routes, background tasks, shutdown
 //! - demo, gendata: commands' helpers: the demo, generated data
+//! - cli: the command line: one file per command
 //!
-//! The binary (`src/main.rs`) sits on top of them all.
+//! The binary (`src/main.rs`) only calls `cli::main`.
 #![forbid(unsafe_code)]
 
 pub mod actions;
 pub mod app;
 pub mod channels;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod digest;

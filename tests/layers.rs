@@ -26,6 +26,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("HTTP: the portal and the sync API", &["portal", "sync"]),
     ("the server: routes, background tasks, shutdown", &["app"]),
     ("commands' helpers: the demo, generated data", &["demo", "gendata"]),
+    ("the command line: one file per command", &["cli"]),
 ];
 
 /// Upward imports that remain, as (from, to) modules, each with why it is still there.

@@ -1,0 +1,67 @@
+//! `cport banner post|list|retract`: stop-press banners from the command line.
+
+use super::*;
+
+pub(crate) async fn banner(state: &AppState, command: BannerCommand) -> anyhow::Result<ExitCode> {
+    let now = chrono::Utc::now();
+    match command {
+        BannerCommand::Post(a) => {
+            let input = crate::actions::banners::BannerInput {
+                title: a.title,
+                body: a.body,
+                severity: a.severity,
+                clients: a.clients,
+                starts_at: a.starts,
+                expires_at: a.expires,
+            };
+            let posted = crate::actions::banners::post(state, input, "cli", now).await?;
+            println!("banner {} posted", posted.id);
+            if posted.queued > 0 {
+                let d = crate::outbox::drain(state).await?;
+                println!("urgent: {} message(s) queued, {} sent now", posted.queued, d.sent);
+            }
+        }
+        BannerCommand::List => {
+            let rows = crate::store::banners::list_banners(&state.db).await?;
+            println!(
+                "{:<5} {:<8} {:<10} {:<17} {:<17} {:<20} TITLE",
+                "ID", "SEVERITY", "STATE", "STARTS", "EXPIRES", "AUDIENCE"
+            );
+            for (b, clients) in rows {
+                let st = if b.retracted_at.is_some() {
+                    "retracted"
+                } else if b.starts_at > now {
+                    "scheduled"
+                } else if b.expires_at.is_some_and(|e| e <= now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+                println!(
+                    "{:<5} {:<8} {:<10} {:<17} {:<17} {:<20} {}",
+                    b.id,
+                    b.severity,
+                    st,
+                    fmt(b.starts_at),
+                    b.expires_at.map(fmt).unwrap_or_else(|| "-".into()),
+                    if clients.is_empty() {
+                        "all clients".into()
+                    } else {
+                        clients.join(",")
+                    },
+                    b.title
+                );
+            }
+        }
+        BannerCommand::Retract { id } => {
+            if crate::actions::banners::retract(state, id, now).await? {
+                println!("banner {id} retracted");
+            } else {
+                eprintln!("error: no active banner with id {id}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,125 @@
+//! `cport demo`: a store with demo data, its digests written as files, and the server.
+
+use super::*;
+
+pub(crate) fn random_secret() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Removes only what an earlier demo wrote, never anything else in the folder.
+pub(crate) fn clear_demo_files(dir: &Path) -> std::io::Result<()> {
+    for f in ["cport.db", "cport.db-wal", "cport.db-shm", "cport.toml"] {
+        let p = dir.join(f);
+        if p.exists() {
+            std::fs::remove_file(p)?;
+        }
+    }
+    for d in ["media", "mail"] {
+        let p = dir.join(d);
+        if p.exists() {
+            std::fs::remove_dir_all(p)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
+    let dir = &args.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    clear_demo_files(dir).with_context(|| format!("cannot clear the old demo in {}", dir.display()))?;
+    // Defaults and the environment (so CPORT_TELEGRAM_TOKEN, CPORT_DISCORD_* and the like
+    // work here too), then what the demo decides itself.
+    let mut config = Config::load(None, Need::StoreOnly)?;
+    config.listen = args.listen.clone();
+    config.public_url = format!("http://{}", args.listen);
+    config.database_url = Secret::new(format!("sqlite://{}", dir.join("cport.db").display()));
+    config.data_dir = dir.clone();
+    config.api_token = Secret::new(random_secret());
+    config.link_secret = Secret::new(random_secret());
+    config.email.dir = dir.join("mail");
+    config.validate(Need::Secrets)?;
+    let config_file = dir.join("cport.toml");
+    std::fs::write(
+        &config_file,
+        format!("# Written by `cport demo`.\n{}", config.to_toml()),
+    )
+    .with_context(|| format!("cannot write {}", config_file.display()))?;
+    let pictures = crate::demo::write_media(dir)?;
+
+    let db = open_store(&config).await?;
+    let now = chrono::Utc::now();
+    let doc = crate::demo::document(now);
+    let reports = crate::sync::import::apply_document(&db, &doc, false)
+        .await
+        .map_err(|e| anyhow::anyhow!("demo data did not load: {e}"))?;
+    let records: usize = reports.iter().map(|r| r.received).sum();
+
+    let app = App::build_with(config.clone(), db).await?;
+    crate::actions::banners::post(&app.state, crate::demo::banner(now), "demo", now).await?;
+    run_pass(&app.state, now, None, Trigger::Manual { force: false }).await?;
+    let sent = crate::outbox::drain(&app.state).await?;
+    let base = &config.public_url;
+    let cfg = config_file.display();
+    println!();
+    println!("cport demo is running at {base}  (Ctrl-C stops it)");
+    println!();
+    println!(
+        "  store      {} ({records} records, {pictures} pictures)",
+        dir.join("cport.db").display()
+    );
+    println!(
+        "  digests    {} emails written to {}",
+        sent.sent,
+        config.email.dir.display()
+    );
+    println!("  config     {cfg}");
+    println!("  api token  {}", config.api_token.expose());
+    println!();
+    println!("Try next, in another terminal:");
+    println!("  curl {base}/healthz");
+    println!("  curl -s {base}/metrics | head");
+    // Pictures are private: this address is signed and opens for a day without a session.
+    println!(
+        "  open {}   (a visual awaiting approval; signed, for a day)",
+        app.state
+            .picture_url("/media/visuals/V-1001.svg", now + chrono::Duration::days(1))
+    );
+    println!("  cargo run --release -- --config {cfg} digest run --dry-run");
+    println!("  cargo run --release -- --config {cfg} digest run --dry-run --contact P-101 --json");
+    println!(
+        "  curl -X PUT {base}/api/v1/visuals -H 'Authorization: Bearer {}' \\",
+        config.api_token.expose()
+    );
+    println!("       -H 'Content-Type: application/json' --data @examples/visuals.json");
+    println!();
+    if !config.telegram.token.is_empty() || !config.discord.public_key.is_empty() {
+        let code = crate::actions::chat_link::new_link_code(&app.state, "P-101", now).await?;
+        println!(
+            "Chat: link yourself as P-101 ({}) with the code {code}:",
+            crate::demo::DEMO_CONTACTS[0].who
+        );
+        for line in crate::actions::chat_link::how_to_link(&app.state.config, &code) {
+            println!("  {line}");
+        }
+        println!(
+            "  then try /items, /track D-2002, /visuals; more codes: cport --config {cfg} link-code --contact P-102"
+        );
+        println!();
+    }
+    println!("Open the portal as a demo contact (each link signs you in):");
+    for c in crate::demo::DEMO_CONTACTS {
+        println!(
+            "  {:<6} {}\n         {}",
+            c.id,
+            c.who,
+            app.state.portal_link(c.id, "/", now)
+        );
+    }
+    println!();
+    std::io::stdout().flush()?;
+    app.run(crate::app::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! `cport digest run`: a pass now, or (`--dry-run`) what each contact would get.
+
+use super::*;
+
+pub(crate) async fn digest_run(state: &AppState, args: &DigestRunArgs) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let report = run_pass(
+        state,
+        now,
+        args.contact.as_deref(),
+        Trigger::Manual { force: args.force },
+    )
+    .await
+    .map_err(|e| match e {
+        PassError::Store(crate::store::StoreError::NotFound) => {
+            anyhow::anyhow!(
+                "--contact: no contact with id `{}`",
+                args.contact.as_deref().unwrap_or("")
+            )
+        }
+        other => other.into(),
+    })?;
+    println!(
+        "digests: {} queued, {} with nothing to send, {} already sent this period (use --force to resend), {} with email off",
+        report.queued, report.empty, report.already_decided, report.email_off
+    );
+    if !args.no_send {
+        let d = crate::outbox::drain(state).await?;
+        println!("outbox: {} sent, {} to retry, {} dead", d.sent, d.retrying, d.dead);
+        if state.config.email.transport == "file" && d.sent > 0 {
+            println!("emails written to {}", state.config.email.dir.display());
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn dry_run(db: &Db, args: &DigestRunArgs) -> anyhow::Result<()> {
+    let contacts: Vec<ContactRow> = match &args.contact {
+        Some(id) => vec![get_contact(db, id).await.map_err(|e| match e {
+            crate::store::StoreError::NotFound => {
+                anyhow::anyhow!("--contact: no contact with id `{id}`")
+            }
+            other => other.into(),
+        })?],
+        None => list_active_contacts(db).await?,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut all = Vec::new();
+    for c in &contacts {
+        let items = for_contact(db, c).await?;
+        if args.json {
+            all.push(serde_json::json!({ "contact": c, "items": items }));
+        } else {
+            print_items(&mut out, c, &items)?;
+        }
+    }
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &all)?;
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+pub(crate) fn print_items(out: &mut impl Write, c: &ContactRow, items: &[ActionItem]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{}  {} <{}> ({}), {}: {} item(s)",
+        c.id,
+        c.name,
+        c.email,
+        c.role,
+        c.client_name,
+        items.len()
+    )?;
+    let mut last = None;
+    for it in items {
+        if last != Some(it.category) {
+            writeln!(out, "  {} {}", it.category.code(), it.category.heading())?;
+            last = Some(it.category);
+        }
+        let date = it.date.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
+        writeln!(
+            out,
+            "    {:<10} {:<10} {:<58} {}",
+            it.id,
+            date,
+            truncate(&it.title, 58),
+            it.command
+        )?;
+    }
+    if items.is_empty() {
+        writeln!(out, "    (nothing needs attention; no digest would be sent)")?;
+    }
+    writeln!(out)
+}
+
+pub(crate) fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}

@@ -1,0 +1,37 @@
+//! `cport import`: a whole document of TOT's records, as the sync API takes them.
+
+use super::*;
+
+pub(crate) async fn import(db: &Db, args: &ImportArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let progress = !args.quiet && std::io::stderr().is_terminal();
+    match import_file(db, &args.file, progress).await {
+        Ok(reports) => {
+            let mut total = 0;
+            for r in &reports {
+                total += r.received;
+                println!(
+                    "{:<18} {:>8} received {:>8} inserted {:>8} updated {:>8} unchanged",
+                    r.entity, r.received, r.inserted, r.updated, r.unchanged
+                );
+            }
+            println!("imported {total} records in {:.1}s", started.elapsed().as_secs_f64());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ImportError::Sync(SyncError::Invalid(errs))) => {
+            for e in errs.iter().take(200) {
+                eprintln!("{e}");
+            }
+            if errs.len() > 200 {
+                eprintln!("… and {} more", errs.len() - 200);
+            }
+            eprintln!(
+                "error: {} invalid record(s) in {}; nothing was written",
+                errs.len(),
+                args.file.display()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => Err(e.into()),
+    }
+}

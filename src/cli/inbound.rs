@@ -1,0 +1,36 @@
+//! `cport inbound-email`: one reply from the MTA's pipe; the exit code tells the MTA what to do.
+
+use super::*;
+
+/// `cport inbound-email`: the exit code tells the MTA what to do (75 = try again later).
+pub(crate) async fn inbound_email(config: Config) -> anyhow::Result<ExitCode> {
+    use std::io::Read;
+    const EX_DATAERR: u8 = 65;
+    const EX_TEMPFAIL: u8 = 75;
+    let mut raw = Vec::new();
+    let limit = config.inbound.max_bytes;
+    std::io::stdin().take(limit + 1).read_to_end(&mut raw)?;
+    let state = match open_state(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: store unavailable, try again later: {e:#}");
+            return Ok(ExitCode::from(EX_TEMPFAIL));
+        }
+    };
+    match crate::channels::inbound::handle(&state, &raw, chrono::Utc::now()).await {
+        Ok(d) => {
+            println!("{}", serde_json::to_string(&d)?);
+            // Send the answer now if it is due; a running server would also pick it up.
+            crate::outbox::drain(&state).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if e.is_temporary() => {
+            eprintln!("error: try again later: {e}");
+            Ok(ExitCode::from(EX_TEMPFAIL))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EX_DATAERR))
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! `cport outbox list|send|retry|drop`: the queue of outgoing messages.
+
+use super::digest::truncate;
+use super::*;
+
+pub(crate) async fn send_outbox(state: &AppState) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    // SIGINT or SIGTERM: each sender finishes the message in hand and hands the rest back.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        crate::app::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let d = crate::outbox::drain_concurrently(state, state.config.outbox.workers as usize, Some(stop_rx)).await?;
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "outbox: {} sent, {} to retry, {} dead, {} dropped in {secs:.2}s ({:.0} messages/s)",
+        d.sent,
+        d.retrying,
+        d.dead,
+        d.dropped,
+        d.sent as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}
+
+pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Result<ExitCode> {
+    use crate::store::outbox as ob;
+    let db = &open_store(&config).await?;
+    let now = chrono::Utc::now();
+    match command {
+        OutboxCommand::List { status, limit } => {
+            if let Some(s) = &status
+                && !ob::STATUSES.contains(&s.as_str())
+            {
+                bail!("--status: `{s}` is not one of {}", ob::STATUSES.join(", "));
+            }
+            let counts = ob::counts_by_status(db).await?;
+            let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            println!(
+                "outbox: {}",
+                if summary.is_empty() {
+                    "empty".into()
+                } else {
+                    summary.join(", ")
+                }
+            );
+            let suspended = crate::store::settings::list_settings(db)
+                .await?
+                .into_values()
+                .filter(|s| s.email_suspended_at.is_some())
+                .count();
+            if suspended > 0 {
+                println!("email suspended for {suspended} contact(s) after bounces");
+            }
+            println!(
+                "{:<7} {:<8} {:<7} {:<7} {:<4} {:<17} {:<32} LAST ERROR / SUBJECT",
+                "ID", "STATUS", "CHANNEL", "KIND", "TRY", "SENT / NEXT TRY", "RECIPIENT"
+            );
+            for m in ob::list_messages(db, status.as_deref(), limit).await? {
+                println!(
+                    "{:<7} {:<8} {:<7} {:<7} {:<4} {:<17} {:<32} {}",
+                    m.id,
+                    m.status,
+                    m.channel,
+                    m.kind,
+                    m.attempts,
+                    m.sent_at.unwrap_or(m.next_attempt_at).format("%Y-%m-%d %H:%M"),
+                    truncate(&m.recipient, 32),
+                    m.last_error.as_deref().unwrap_or(&m.subject)
+                );
+            }
+        }
+        OutboxCommand::Retry { id: Some(id), .. } => {
+            if ob::requeue(db, id, now).await? {
+                println!("message {id} queued again");
+            } else {
+                eprintln!("error: message {id} does not exist or is not failed or dead");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        OutboxCommand::Send => send_outbox(&AppState::new(config, db.clone())?).await?,
+        OutboxCommand::Retry { id: None, .. } => {
+            let n = ob::requeue_dead(db, now).await?;
+            println!("{n} dead message(s) queued again");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
