@@ -17,6 +17,23 @@ fn check_scope(actor: &Actor, id: &str) -> Result<(), ActionError> {
     Ok(())
 }
 
+/// Whether `actor` may approve or reject a visual whose status is `status` now: admins and
+/// buyers while it awaits approval, and (to withdraw an approval) once it is approved; a
+/// delegate once, while it awaits approval. The portal shows its buttons by this; the
+/// decision itself checks the same in `decide_in`.
+pub fn may_decide(actor: &Actor, status: &str, delegation_used: bool) -> bool {
+    match &actor.delegation {
+        Some(_) => !delegation_used && status == "awaiting_approval",
+        None => actor.may_act() && matches!(status, "awaiting_approval" | "approved"),
+    }
+}
+
+/// Whether `actor` may hand a visual with `status` to someone else to decide on.
+pub fn may_delegate(actor: &Actor, status: &str) -> bool {
+    actor.may_act() && status == "awaiting_approval"
+}
+
+/// Refuses anyone who may not decide on visuals at all (admins, buyers and delegates may).
 fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
     if actor.delegation.is_some() || actor.role.acts_on_orders() {
         Ok(())

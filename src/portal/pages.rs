@@ -167,9 +167,8 @@ async fn visual_page(
             "comments": comments,
             "decisions": decisions,
             "terms": state.config.branding.approval_terms,
-            "can_decide": (session.actor.may_act() && matches!(v.status.as_str(), "awaiting_approval" | "approved"))
-                || (session.actor.delegation.is_some() && !delegation_used && v.status == "awaiting_approval"),
-            "can_delegate": session.actor.may_act() && v.status == "awaiting_approval",
+            "can_decide": crate::actions::visuals::may_decide(&session.actor, &v.status, delegation_used),
+            "can_delegate": crate::actions::visuals::may_delegate(&session.actor, &v.status),
             "can_comment": session.actor.may_act() || session.actor.delegation.is_some(),
             "note": note,
             "error": error,
