@@ -4,6 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::{ActionError, Actor, Unit, found};
+use crate::model::VisualStatus;
 use crate::model::records::valid_email;
 use crate::services::Services;
 use crate::store::visuals::{self, DelegationRow, VisualRow};
@@ -22,15 +23,16 @@ fn check_scope(actor: &Actor, id: &str) -> Result<(), ActionError> {
 /// delegate once, while it awaits approval. The portal shows its buttons by this; the
 /// decision itself checks the same in `decide_in`.
 pub fn may_decide(actor: &Actor, status: &str, delegation_used: bool) -> bool {
+    let status = VisualStatus::parse(status);
     match &actor.delegation {
-        Some(_) => !delegation_used && status == "awaiting_approval",
-        None => actor.may_act() && matches!(status, "awaiting_approval" | "approved"),
+        Some(_) => !delegation_used && status == Some(VisualStatus::AwaitingApproval),
+        None => actor.may_act() && matches!(status, Some(VisualStatus::AwaitingApproval | VisualStatus::Approved)),
     }
 }
 
 /// Whether `actor` may hand a visual with `status` to someone else to decide on.
 pub fn may_delegate(actor: &Actor, status: &str) -> bool {
-    actor.may_act() && status == "awaiting_approval"
+    actor.may_act() && VisualStatus::parse(status) == Some(VisualStatus::AwaitingApproval)
 }
 
 /// Refuses anyone who may not decide on visuals at all (admins, buyers and delegates may).
@@ -71,7 +73,7 @@ async fn decide(
     state: &Services,
     actor: &Actor,
     id: &str,
-    to: &str,
+    to: VisualStatus,
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
@@ -90,7 +92,7 @@ async fn decide_in(
     tx: &mut crate::store::Tx,
     actor: &Actor,
     id: &str,
-    to: &str,
+    to: VisualStatus,
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
@@ -99,17 +101,18 @@ async fn decide_in(
     let v = found(visuals::get_visual_tx(tx, actor.client_id(), id).await, || {
         format!("visual {id}")
     })?;
-    let from = match (v.status.as_str(), to) {
-        ("awaiting_approval", _) => "awaiting_approval",
+    use VisualStatus::{Approved, AwaitingApproval, Rejected};
+    let from = match (VisualStatus::parse(&v.status), to) {
+        (Some(AwaitingApproval), _) => AwaitingApproval,
         // Un-approving: an approved visual may be rejected with a reason (not by a delegate).
-        ("approved", "rejected") if actor.delegation.is_none() => "approved",
-        ("approved", _) => return Err(ActionError::Conflict(format!("visual {id} is already approved"))),
-        ("rejected", _) => {
+        (Some(Approved), Rejected) if actor.delegation.is_none() => Approved,
+        (Some(Approved), _) => return Err(ActionError::Conflict(format!("visual {id} is already approved"))),
+        (Some(Rejected), _) => {
             return Err(ActionError::Conflict(format!(
                 "visual {id} was rejected; TOT will send a new visual"
             )));
         }
-        (other, _) => return Err(ActionError::Conflict(format!("visual {id} is {other}"))),
+        (None, _) => return Err(ActionError::Conflict(format!("visual {id} is {}", v.status))),
     };
     if let Some(d) = &actor.delegation
         && !visuals::use_delegation(tx, d.id, now).await?
@@ -118,14 +121,14 @@ async fn decide_in(
             "this approval link has been used already or has expired".into(),
         ));
     }
-    if !visuals::set_status(tx, id, from, to).await? {
+    if !visuals::set_status(tx, id, from.as_str(), to.as_str()).await? {
         return Err(ActionError::Conflict(format!(
             "visual {id} was changed by someone else a moment ago"
         )));
     }
     let who = actor.display_name();
-    visuals::insert_decision(tx, id, to, reason, &who, actor.channel, now).await?;
-    let kind = if to == "approved" {
+    visuals::insert_decision(tx, id, to.as_str(), reason, &who, actor.channel, now).await?;
+    let kind = if to == Approved {
         "visual_approved"
     } else {
         "visual_rejected"
@@ -137,7 +140,7 @@ async fn decide_in(
         "by": who,
         "channel": actor.channel,
     });
-    if to == "approved" {
+    if to == Approved {
         let charges = visuals::list_charges(&state.db, id).await?;
         let total: i64 = charges.iter().map(|c| c.qty * c.unit_price).sum();
         data["charges_total"] = json!(crate::model::Money(total).to_string());
@@ -146,14 +149,14 @@ async fn decide_in(
     if let Some(r) = reason {
         data["reason"] = json!(r);
     }
-    if from == "approved" {
+    if from == Approved {
         data["unapproved"] = json!(true);
     }
     if let Some(d) = &actor.delegation {
         data["delegation"] = json!({"id": d.id, "name": d.name, "email": d.email});
     }
     let seq = super::record(state, tx, kind, actor, id, &data, now).await?;
-    tracing::info!(visual = id, to, by = %who, channel = actor.channel, seq, "visual decided");
+    tracing::info!(visual = id, to = to.as_str(), by = %who, channel = actor.channel, seq, "visual decided");
     Ok(Decided {
         visual_id: id.to_string(),
         seq,
@@ -182,7 +185,7 @@ pub async fn approve(
     check_may_act(actor)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        out.push(decide(state, actor, id, "approved", None, now).await);
+        out.push(decide(state, actor, id, VisualStatus::Approved, None, now).await);
     }
     Ok(out)
 }
@@ -202,7 +205,7 @@ pub async fn approve_in(
     check_may_act(actor)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        out.push(decide_in(state, unit.tx().await?, actor, id, "approved", None, now).await);
+        out.push(decide_in(state, unit.tx().await?, actor, id, VisualStatus::Approved, None, now).await);
     }
     Ok(out)
 }
@@ -217,7 +220,16 @@ pub async fn reject_in(
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
     let reason = check_reason(reason)?;
-    decide_in(state, unit.tx().await?, actor, id, "rejected", Some(reason), now).await
+    decide_in(
+        state,
+        unit.tx().await?,
+        actor,
+        id,
+        VisualStatus::Rejected,
+        Some(reason),
+        now,
+    )
+    .await
 }
 
 fn check_reason(reason: &str) -> Result<&str, ActionError> {
@@ -241,7 +253,7 @@ pub async fn reject(
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
     let reason = check_reason(reason)?;
-    decide(state, actor, id, "rejected", Some(reason), now).await
+    decide(state, actor, id, VisualStatus::Rejected, Some(reason), now).await
 }
 
 /// Adds a comment to a visual's thread.
@@ -329,7 +341,7 @@ pub async fn delegate(
     }
     check_may_act(actor)?;
     let v = visible_visual(state, actor, id).await?;
-    if v.status != "awaiting_approval" {
+    if VisualStatus::parse(&v.status) != Some(VisualStatus::AwaitingApproval) {
         return Err(ActionError::Conflict(format!(
             "visual {id} is {} and needs no approval",
             v.status.replace('_', " ")

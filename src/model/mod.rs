@@ -316,6 +316,42 @@ pub const JOB_STATUSES: &[&str] = &["entered", "in_production", "completed", "de
 pub const OPEN_JOB_STATUSES: &[&str] = &["entered", "in_production", "completed"];
 pub const DELIVERY_INSTRUCTIONS: &[&str] = &["none", "given", "not_required"];
 pub const VISUAL_STATUSES: &[&str] = &["awaiting_approval", "approved", "rejected"];
+
+/// Where a colour visual stands. TOT's records and the store keep it as its snake_case
+/// name; decisions work on this type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisualStatus {
+    AwaitingApproval,
+    Approved,
+    Rejected,
+}
+
+impl VisualStatus {
+    pub const ALL: [VisualStatus; 3] = [
+        VisualStatus::AwaitingApproval,
+        VisualStatus::Approved,
+        VisualStatus::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VisualStatus::AwaitingApproval => "awaiting_approval",
+            VisualStatus::Approved => "approved",
+            VisualStatus::Rejected => "rejected",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<VisualStatus> {
+        VisualStatus::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+impl fmt::Display for VisualStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 pub const DELIVERY_STATUSES: &[&str] = &["picked", "ready", "sent"];
 pub const PO_STATUSES: &[&str] = &["open", "part_received", "received", "closed", "cancelled"];
 pub const SEVERITIES: &[&str] = &["info", "warning", "urgent"];
@@ -403,7 +439,15 @@ pub fn media_file(media_dir: &std::path::Path, path: &str) -> Option<std::path::
 
 #[cfg(test)]
 mod media_file_tests {
-    use super::{media_file, size_text};
+    use super::{VISUAL_STATUSES, VisualStatus, media_file, size_text};
+
+    #[test]
+    fn visual_statuses_are_the_records_names() {
+        let names: Vec<&str> = VisualStatus::ALL.iter().map(|v| v.as_str()).collect();
+        assert_eq!(names, VISUAL_STATUSES);
+        assert_eq!(VisualStatus::parse("approved"), Some(VisualStatus::Approved));
+        assert_eq!(VisualStatus::parse("Approved"), None);
+    }
 
     #[test]
     fn sizes_read_as_people_write_them() {
