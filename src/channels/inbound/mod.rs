@@ -2,8 +2,16 @@
 //! in (MTA pipe, HTTP, IMAP), every message goes through [`handle`].
 
 use chrono::{DateTime, Duration, Utc};
-use mail_parser::{Address, MessageParser, MimeHeaders};
+use mail_parser::{MessageParser, MimeHeaders};
 use serde::Serialize;
+
+mod bounce;
+mod policy;
+mod text;
+
+use bounce::bounce;
+use policy::{addresses, auth_failure, automatic, is_report, token_for};
+pub use text::{fresh_text, html_to_text};
 
 use crate::actions::artwork::{self, Upload};
 use crate::actions::commands::{Command, CommandError, parse_line};
@@ -65,225 +73,6 @@ impl InboundError {
     pub fn is_temporary(&self) -> bool {
         matches!(self, InboundError::Store(_) | InboundError::Internal(_))
     }
-}
-
-fn addresses(a: Option<&Address<'_>>) -> Vec<String> {
-    a.map(|a| {
-        a.iter()
-            .filter_map(|x| x.address().map(|s| s.to_ascii_lowercase()))
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
-/// Finds `<prefix>+TOKEN@<reply domain>` among the addresses a message was sent to.
-fn token_for(msg: &mail_parser::Message<'_>, prefix: &str, domain: &str) -> Option<String> {
-    let mut all = addresses(msg.to());
-    all.extend(addresses(msg.cc()));
-    for h in ["Delivered-To", "X-Original-To", "Envelope-To"] {
-        if let Some(v) = msg.header_raw(h) {
-            all.push(v.trim().trim_matches(['<', '>']).to_ascii_lowercase());
-        }
-    }
-    let want = format!("@{}", domain.to_ascii_lowercase());
-    all.iter().find_map(|a| {
-        a.strip_suffix(&want)
-            .and_then(|local| local.strip_prefix(&format!("{prefix}+")))
-            .map(str::to_string)
-    })
-}
-
-/// Auto-replies, vacation messages and list mail: never acted on, never answered.
-fn automatic(msg: &mail_parser::Message<'_>) -> Option<String> {
-    if let Some(v) = msg.header_raw("Auto-Submitted")
-        && !v.trim().eq_ignore_ascii_case("no")
-    {
-        return Some(format!("Auto-Submitted: {}", v.trim()));
-    }
-    for h in ["X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress-Reply"] {
-        if msg.header_raw(h).is_some() {
-            return Some(format!("{h} header"));
-        }
-    }
-    if let Some(p) = msg.header_raw("Precedence") {
-        let p = p.trim().to_ascii_lowercase();
-        if matches!(p.as_str(), "bulk" | "junk" | "list" | "auto_reply") {
-            return Some(format!("Precedence: {p}"));
-        }
-    }
-    None
-}
-
-/// A delivery status notification (RFC 3464): `multipart/report`.
-fn is_report(msg: &mail_parser::Message<'_>) -> bool {
-    msg.content_type().is_some_and(|ct| {
-        ct.ctype().eq_ignore_ascii_case("multipart") && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
-    })
-}
-
-/// DMARC or DKIM failure reported by a trusted receiving MTA.
-fn auth_failure(msg: &mail_parser::Message<'_>, trusted: &[String]) -> Option<String> {
-    if trusted.is_empty() {
-        return None;
-    }
-    for v in msg.header_values("Authentication-Results") {
-        let text = match v {
-            mail_parser::HeaderValue::Text(t) => t.to_string(),
-            other => format!("{other:?}"),
-        };
-        let authserv = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        if !trusted.iter().any(|t| t.eq_ignore_ascii_case(&authserv)) {
-            continue;
-        }
-        let lower = text.to_ascii_lowercase();
-        for check in ["dmarc", "dkim"] {
-            for verdict in ["fail", "permerror"] {
-                if lower.contains(&format!("{check}={verdict}")) {
-                    return Some(format!("{check}={verdict} from {authserv}"));
-                }
-            }
-        }
-    }
-    None
-}
-
-/// The new text of a reply: quoted text, reply headers of common clients, forwarded blocks
-/// and signatures cut away.
-pub fn fresh_text(body: &str) -> String {
-    let mut out = Vec::new();
-    let lines: Vec<&str> = body.lines().collect();
-    for (i, raw) in lines.iter().enumerate() {
-        let line = raw.trim_end();
-        let t = line.trim();
-        let lower = t.to_lowercase();
-        let next = lines.get(i + 1).map(|l| l.trim().to_lowercase()).unwrap_or_default();
-        let header_start = (lower.starts_with("from:") && (next.starts_with("sent:") || next.starts_with("date:")))
-            || (lower.starts_with("de :") || lower.starts_with("von:")) && next.contains(':');
-        let ends_quote_intro = [
-            "wrote:",
-            "a écrit :",
-            "a écrit:",
-            "schrieb:",
-            "escribió:",
-            "ha scritto:",
-            "schreef:",
-            "skrev:",
-            "napisał:",
-            "escreveu:",
-        ]
-        .iter()
-        .any(|w| lower.ends_with(w));
-        let opens_intro = ["on ", "le ", "am ", "el ", "il ", "op ", "den ", "em ", "w dniu "]
-            .iter()
-            .any(|w| lower.starts_with(w));
-        // "Am 25.11.2026 um 08:00 schrieb TOT <…>:" puts the sender after the verb.
-        let verb_inside = opens_intro
-            && lower.ends_with(':')
-            && [
-                "wrote",
-                "écrit",
-                "schrieb",
-                "escribió",
-                "scritto",
-                "schreef",
-                "skrev",
-                "napisał",
-                "escreveu",
-            ]
-            .iter()
-            .any(|v| lower.contains(v));
-        if t.starts_with('>')
-            || line == "-- "
-            || t == "--"
-            || t == "__"
-            || t.starts_with("-----Original Message-----")
-            || t.starts_with("________________________________")
-            || lower.starts_with("---------- forwarded message")
-            || lower.starts_with("begin forwarded message")
-            || lower.starts_with("sent from my ")
-            || header_start
-            || verb_inside
-            || (ends_quote_intro && (opens_intro || i > 0 && lines[i - 1].trim().to_lowercase().starts_with("on ")))
-            || (opens_intro && next.ends_with("wrote:") && lower.contains('@'))
-        {
-            // A quote intro wrapped over two lines: drop the first half already kept.
-            if ends_quote_intro
-                && !opens_intro
-                && out.last().is_some_and(|l: &String| l.to_lowercase().starts_with("on "))
-            {
-                out.pop();
-            }
-            break;
-        }
-        out.push(line.to_string());
-    }
-    out.join("\n").trim().to_string()
-}
-
-/// HTML to plain text for reading commands: quoted blocks (`<blockquote>`, Gmail's and
-/// Outlook's quote containers) are cut off, block elements become line breaks, tags go,
-/// the common entities are decoded. Hand-written because only this narrow job is needed
-/// and mail-parser's own conversion keeps quoted text inline.
-pub fn html_to_text(html: &str) -> String {
-    let lower = html.to_ascii_lowercase();
-    let cut = [
-        "<blockquote",
-        "class=\"gmail_quote",
-        "id=\"divrplyfwdmsg",
-        "id=\"appendonsend",
-        "<hr",
-    ]
-    .iter()
-    .filter_map(|m| lower.find(m))
-    .min()
-    .unwrap_or(html.len());
-    let cut = lower[..cut].rfind('<').filter(|_| cut < html.len()).unwrap_or(cut);
-    let html = &html[..cut];
-    // Drop what is never shown: the head, styles and scripts.
-    let mut shown = String::with_capacity(html.len());
-    let mut rest = html;
-    loop {
-        let lower_rest = rest.to_ascii_lowercase();
-        let hidden = ["<head", "<style", "<script", "<title"]
-            .iter()
-            .filter_map(|t| lower_rest.find(t).map(|i| (i, &t[1..])))
-            .min_by_key(|(i, _)| *i);
-        let Some((start, name)) = hidden else {
-            shown.push_str(rest);
-            break;
-        };
-        shown.push_str(&rest[..start]);
-        let close = format!("</{name}>");
-        match lower_rest[start..].find(&close) {
-            Some(end) => rest = &rest[start + end + close.len()..],
-            None => break,
-        }
-    }
-    let html = shown.as_str();
-    let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(start) = rest.find('<') {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find('>') else { break };
-        let tag = rest[start + 1..start + end]
-            .trim_start_matches('/')
-            .to_ascii_lowercase();
-        let name: String = tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
-        if matches!(
-            name.as_str(),
-            "br" | "div" | "p" | "li" | "tr" | "h1" | "h2" | "h3" | "table"
-        ) {
-            out.push('\n');
-        }
-        rest = &rest[start + end + 1..];
-    }
-    out.push_str(rest);
-    out.replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
 }
 
 /// Commands from the top of the fresh text, until the first line that is not one.
@@ -602,58 +391,6 @@ async fn answer_reply(
     Ok(Some(d))
 }
 
-async fn bounce(
-    state: &Services,
-    msg: &mail_parser::Message<'_>,
-    raw: &[u8],
-    token: &str,
-    message_id: &str,
-    now: DateTime<Utc>,
-) -> Result<(Disposition,), StoreError> {
-    let _ = msg;
-    let text = String::from_utf8_lossy(raw);
-    let field = |name: &str| {
-        text.lines()
-            .find(|l| l.get(..name.len()).is_some_and(|h| h.eq_ignore_ascii_case(name)))
-            .and_then(|l| l.get(name.len()..))
-            .map(|v| v.trim().to_string())
-    };
-    let status = field("Status:").unwrap_or_default();
-    let diagnostic = field("Diagnostic-Code:").unwrap_or_default();
-    let hard = status.starts_with('5') || (status.is_empty() && diagnostic.contains(" 5"));
-    let row = match state.signer.check_reply_token(token) {
-        Some(t) => outbox::find_by_reply_token(&state.db, &t).await?,
-        None => None,
-    };
-    let mut tx = state.db.begin().await?;
-    let d = match row.and_then(|r| r.contact_id) {
-        Some(contact) => {
-            let reason = format!("{} bounce {status} {diagnostic}", if hard { "hard" } else { "soft" })
-                .trim()
-                .to_string();
-            let limit = i64::from(state.config.inbound.soft_bounce_limit);
-            let suspended = ledger::record_bounce(&mut tx, &contact, hard, &reason, limit, now).await?;
-            if suspended {
-                tracing::warn!(contact = %contact, %reason, "email suspended for this contact after bounces");
-                metrics::counter!("cport_email_suspended_total").increment(1);
-            }
-            let (kind, r) = (
-                "bounce",
-                format!("{reason}{}", if suspended { "; email suspended" } else { "" }),
-            );
-            ledger::record(&mut tx, message_id, Some(&contact), kind, &r, None, now).await?;
-            Disposition::Bounce(r)
-        }
-        None => {
-            let d = Disposition::Ignored("a bounce for no message of ours".into());
-            ledger::record(&mut tx, message_id, None, "ignored", d.parts().1, None, now).await?;
-            d
-        }
-    };
-    tx.commit().await?;
-    Ok((d,))
-}
-
 /// Files attached to a reply about missing artwork (A4) go to the artwork action.
 async fn store_attachments(
     state: &Services,
@@ -746,54 +483,4 @@ fn compose_answer(
         references: Some(references),
         item_keys: vec![],
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quotes_and_signatures_of_common_clients_are_cut() {
-        let cases = [
-            (
-                "APPROVE V-1\n\nOn Wed, 25 Nov 2026 at 08:00, TOT <n@tot.example> wrote:\n> old",
-                "APPROVE V-1",
-            ),
-            (
-                "APPROVE V-1\nOn Wed, 25 Nov 2026 at 08:00, TOT <n@tot.example>\nwrote:\n> old",
-                "APPROVE V-1",
-            ),
-            (
-                "ITEMS\n\nLe mer. 25 nov. 2026 à 08:00, TOT <n@tot.example> a écrit :\n> vieux",
-                "ITEMS",
-            ),
-            (
-                "ITEMS\n\nAm Mi., 25. Nov. 2026 um 08:00 Uhr schrieb TOT <n@tot.example>:\n> alt",
-                "ITEMS",
-            ),
-            (
-                "JOBS\n\nFrom: TOT <n@tot.example>\nSent: Wednesday\nTo: Ann\n\nAPPROVE V-1",
-                "JOBS",
-            ),
-            ("JOBS\n-----Original Message-----\nAPPROVE V-1", "JOBS"),
-            ("TRACK D-1\n-- \nAnn, Alpha Ltd", "TRACK D-1"),
-            ("TRACK D-1\n\nSent from my iPhone", "TRACK D-1"),
-            ("> quoted first\nAPPROVE V-1", ""),
-        ];
-        for (body, want) in cases {
-            assert_eq!(fresh_text(body), want, "{body:?}");
-        }
-    }
-
-    #[test]
-    fn html_replies_lose_their_quoted_part() {
-        let html = "<div>APPROVE V-1</div><div>ITEMS<br></div><div class=\"gmail_quote\">On … wrote:<blockquote>REJECT V-1 x</blockquote></div>";
-        let text = html_to_text(html);
-        assert!(text.contains("APPROVE V-1") && text.contains("ITEMS"));
-        assert!(!text.contains("REJECT"), "{text}");
-        assert_eq!(html_to_text("<p>A &amp; B&nbsp;&lt;ok&gt;</p>").trim(), "A & B <ok>");
-        let styled =
-            "<html><head><title>x</title><style>p{margin:0}</style></head><body><div>APPROVE V-1</div></body></html>";
-        assert_eq!(html_to_text(styled).trim(), "APPROVE V-1");
-    }
 }

@@ -1,0 +1,84 @@
+//! Who a message is from and whether to act on it: the reply token it was sent to,
+//! automatic replies and reports, and failed sender authentication.
+
+use mail_parser::{Address, MimeHeaders};
+
+pub(super) fn addresses(a: Option<&Address<'_>>) -> Vec<String> {
+    a.map(|a| {
+        a.iter()
+            .filter_map(|x| x.address().map(|s| s.to_ascii_lowercase()))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// Finds `<prefix>+TOKEN@<reply domain>` among the addresses a message was sent to.
+pub(super) fn token_for(msg: &mail_parser::Message<'_>, prefix: &str, domain: &str) -> Option<String> {
+    let mut all = addresses(msg.to());
+    all.extend(addresses(msg.cc()));
+    for h in ["Delivered-To", "X-Original-To", "Envelope-To"] {
+        if let Some(v) = msg.header_raw(h) {
+            all.push(v.trim().trim_matches(['<', '>']).to_ascii_lowercase());
+        }
+    }
+    let want = format!("@{}", domain.to_ascii_lowercase());
+    all.iter().find_map(|a| {
+        a.strip_suffix(&want)
+            .and_then(|local| local.strip_prefix(&format!("{prefix}+")))
+            .map(str::to_string)
+    })
+}
+
+/// Auto-replies, vacation messages and list mail: never acted on, never answered.
+pub(super) fn automatic(msg: &mail_parser::Message<'_>) -> Option<String> {
+    if let Some(v) = msg.header_raw("Auto-Submitted")
+        && !v.trim().eq_ignore_ascii_case("no")
+    {
+        return Some(format!("Auto-Submitted: {}", v.trim()));
+    }
+    for h in ["X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress-Reply"] {
+        if msg.header_raw(h).is_some() {
+            return Some(format!("{h} header"));
+        }
+    }
+    if let Some(p) = msg.header_raw("Precedence") {
+        let p = p.trim().to_ascii_lowercase();
+        if matches!(p.as_str(), "bulk" | "junk" | "list" | "auto_reply") {
+            return Some(format!("Precedence: {p}"));
+        }
+    }
+    None
+}
+
+/// A delivery status notification (RFC 3464): `multipart/report`.
+pub(super) fn is_report(msg: &mail_parser::Message<'_>) -> bool {
+    msg.content_type().is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case("multipart") && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
+    })
+}
+
+/// DMARC or DKIM failure reported by a trusted receiving MTA.
+pub(super) fn auth_failure(msg: &mail_parser::Message<'_>, trusted: &[String]) -> Option<String> {
+    if trusted.is_empty() {
+        return None;
+    }
+    for v in msg.header_values("Authentication-Results") {
+        let text = match v {
+            mail_parser::HeaderValue::Text(t) => t.to_string(),
+            other => format!("{other:?}"),
+        };
+        let authserv = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if !trusted.iter().any(|t| t.eq_ignore_ascii_case(&authserv)) {
+            continue;
+        }
+        let lower = text.to_ascii_lowercase();
+        for check in ["dmarc", "dkim"] {
+            for verdict in ["fail", "permerror"] {
+                if lower.contains(&format!("{check}={verdict}")) {
+                    return Some(format!("{check}={verdict} from {authserv}"));
+                }
+            }
+        }
+    }
+    None
+}

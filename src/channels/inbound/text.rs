@@ -1,0 +1,190 @@
+//! The text a person wrote: quoted history and signatures cut away, HTML turned to text.
+
+/// The new text of a reply: quoted text, reply headers of common clients, forwarded blocks
+/// and signatures cut away.
+pub fn fresh_text(body: &str) -> String {
+    let mut out = Vec::new();
+    let lines: Vec<&str> = body.lines().collect();
+    for (i, raw) in lines.iter().enumerate() {
+        let line = raw.trim_end();
+        let t = line.trim();
+        let lower = t.to_lowercase();
+        let next = lines.get(i + 1).map(|l| l.trim().to_lowercase()).unwrap_or_default();
+        let header_start = (lower.starts_with("from:") && (next.starts_with("sent:") || next.starts_with("date:")))
+            || (lower.starts_with("de :") || lower.starts_with("von:")) && next.contains(':');
+        let ends_quote_intro = [
+            "wrote:",
+            "a écrit :",
+            "a écrit:",
+            "schrieb:",
+            "escribió:",
+            "ha scritto:",
+            "schreef:",
+            "skrev:",
+            "napisał:",
+            "escreveu:",
+        ]
+        .iter()
+        .any(|w| lower.ends_with(w));
+        let opens_intro = ["on ", "le ", "am ", "el ", "il ", "op ", "den ", "em ", "w dniu "]
+            .iter()
+            .any(|w| lower.starts_with(w));
+        // "Am 25.11.2026 um 08:00 schrieb TOT <…>:" puts the sender after the verb.
+        let verb_inside = opens_intro
+            && lower.ends_with(':')
+            && [
+                "wrote",
+                "écrit",
+                "schrieb",
+                "escribió",
+                "scritto",
+                "schreef",
+                "skrev",
+                "napisał",
+                "escreveu",
+            ]
+            .iter()
+            .any(|v| lower.contains(v));
+        if t.starts_with('>')
+            || line == "-- "
+            || t == "--"
+            || t == "__"
+            || t.starts_with("-----Original Message-----")
+            || t.starts_with("________________________________")
+            || lower.starts_with("---------- forwarded message")
+            || lower.starts_with("begin forwarded message")
+            || lower.starts_with("sent from my ")
+            || header_start
+            || verb_inside
+            || (ends_quote_intro && (opens_intro || i > 0 && lines[i - 1].trim().to_lowercase().starts_with("on ")))
+            || (opens_intro && next.ends_with("wrote:") && lower.contains('@'))
+        {
+            // A quote intro wrapped over two lines: drop the first half already kept.
+            if ends_quote_intro
+                && !opens_intro
+                && out.last().is_some_and(|l: &String| l.to_lowercase().starts_with("on "))
+            {
+                out.pop();
+            }
+            break;
+        }
+        out.push(line.to_string());
+    }
+    out.join("\n").trim().to_string()
+}
+
+/// HTML to plain text for reading commands: quoted blocks (`<blockquote>`, Gmail's and
+/// Outlook's quote containers) are cut off, block elements become line breaks, tags go,
+/// the common entities are decoded. Hand-written because only this narrow job is needed
+/// and mail-parser's own conversion keeps quoted text inline.
+pub fn html_to_text(html: &str) -> String {
+    let lower = html.to_ascii_lowercase();
+    let cut = [
+        "<blockquote",
+        "class=\"gmail_quote",
+        "id=\"divrplyfwdmsg",
+        "id=\"appendonsend",
+        "<hr",
+    ]
+    .iter()
+    .filter_map(|m| lower.find(m))
+    .min()
+    .unwrap_or(html.len());
+    let cut = lower[..cut].rfind('<').filter(|_| cut < html.len()).unwrap_or(cut);
+    let html = &html[..cut];
+    // Drop what is never shown: the head, styles and scripts.
+    let mut shown = String::with_capacity(html.len());
+    let mut rest = html;
+    loop {
+        let lower_rest = rest.to_ascii_lowercase();
+        let hidden = ["<head", "<style", "<script", "<title"]
+            .iter()
+            .filter_map(|t| lower_rest.find(t).map(|i| (i, &t[1..])))
+            .min_by_key(|(i, _)| *i);
+        let Some((start, name)) = hidden else {
+            shown.push_str(rest);
+            break;
+        };
+        shown.push_str(&rest[..start]);
+        let close = format!("</{name}>");
+        match lower_rest[start..].find(&close) {
+            Some(end) => rest = &rest[start + end + close.len()..],
+            None => break,
+        }
+    }
+    let html = shown.as_str();
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('>') else { break };
+        let tag = rest[start + 1..start + end]
+            .trim_start_matches('/')
+            .to_ascii_lowercase();
+        let name: String = tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        if matches!(
+            name.as_str(),
+            "br" | "div" | "p" | "li" | "tr" | "h1" | "h2" | "h3" | "table"
+        ) {
+            out.push('\n');
+        }
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    out.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_and_signatures_of_common_clients_are_cut() {
+        let cases = [
+            (
+                "APPROVE V-1\n\nOn Wed, 25 Nov 2026 at 08:00, TOT <n@tot.example> wrote:\n> old",
+                "APPROVE V-1",
+            ),
+            (
+                "APPROVE V-1\nOn Wed, 25 Nov 2026 at 08:00, TOT <n@tot.example>\nwrote:\n> old",
+                "APPROVE V-1",
+            ),
+            (
+                "ITEMS\n\nLe mer. 25 nov. 2026 à 08:00, TOT <n@tot.example> a écrit :\n> vieux",
+                "ITEMS",
+            ),
+            (
+                "ITEMS\n\nAm Mi., 25. Nov. 2026 um 08:00 Uhr schrieb TOT <n@tot.example>:\n> alt",
+                "ITEMS",
+            ),
+            (
+                "JOBS\n\nFrom: TOT <n@tot.example>\nSent: Wednesday\nTo: Ann\n\nAPPROVE V-1",
+                "JOBS",
+            ),
+            ("JOBS\n-----Original Message-----\nAPPROVE V-1", "JOBS"),
+            ("TRACK D-1\n-- \nAnn, Alpha Ltd", "TRACK D-1"),
+            ("TRACK D-1\n\nSent from my iPhone", "TRACK D-1"),
+            ("> quoted first\nAPPROVE V-1", ""),
+        ];
+        for (body, want) in cases {
+            assert_eq!(fresh_text(body), want, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn html_replies_lose_their_quoted_part() {
+        let html = "<div>APPROVE V-1</div><div>ITEMS<br></div><div class=\"gmail_quote\">On … wrote:<blockquote>REJECT V-1 x</blockquote></div>";
+        let text = html_to_text(html);
+        assert!(text.contains("APPROVE V-1") && text.contains("ITEMS"));
+        assert!(!text.contains("REJECT"), "{text}");
+        assert_eq!(html_to_text("<p>A &amp; B&nbsp;&lt;ok&gt;</p>").trim(), "A & B <ok>");
+        let styled =
+            "<html><head><title>x</title><style>p{margin:0}</style></head><body><div>APPROVE V-1</div></body></html>";
+        assert_eq!(html_to_text(styled).trim(), "APPROVE V-1");
+    }
+}
