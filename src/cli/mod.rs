@@ -97,7 +97,7 @@ enum Command {
         command: DiscordCommand,
     },
     /// Read one email (a reply to cport) on standard input and act on it: the MTA pipe.
-    /// Exit 0 when handled, 75 (EX_TEMPFAIL) when the store is unavailable, 65 when unreadable.
+    /// Exit 0 when handled, 75 (EX_TEMPFAIL) when the store or cport failed (retry), 65 when unreadable.
     InboundEmail {
         /// Instead of standard input, every file in this folder (a replay, or a benchmark);
         /// answers are queued, not sent.
