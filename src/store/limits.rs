@@ -59,6 +59,11 @@ pub struct Pace {
 }
 
 impl Pace {
+    /// How far ahead of its schedule a burst may run.
+    fn tolerance(&self) -> i64 {
+        (self.burst - 1).max(0) * self.interval_ms
+    }
+
     /// `count` messages per `period_ms`, all of them allowed at once.
     pub fn per(key: String, count: u32, period_ms: i64) -> Pace {
         let count = i64::from(count.max(1));
@@ -75,45 +80,53 @@ impl Pace {
 ///
 /// This is the generic cell rate algorithm, kept in the store: each pace holds its
 /// theoretical arrival time `tat`; a message may go at `max(now, tat − (burst − 1) ×
-/// interval)`, and `tat` moves on by one interval from there. A reservation is kept even
-/// when another pace makes the message wait longer, so paces only ever err on the slow side.
+/// interval)`, and `tat` moves on by one interval from there. All paces are reserved in one
+/// statement (one write, one round trip). A reservation is kept even when another pace
+/// makes the message wait longer, so paces only ever err on the slow side.
 pub async fn reserve(db: &Db, paces: &[Pace], now_ms: i64) -> Result<i64> {
-    let mut go = now_ms;
-    for p in paces {
-        let tolerance = (p.burst - 1).max(0) * p.interval_ms;
-        // The same statement on both engines but for the name of the two-argument maximum.
-        let sql = |max: &str| {
-            format!(
-                "INSERT INTO paces (key, tat, go) VALUES ($1, $2 + $3, $2)
-                 ON CONFLICT (key) DO UPDATE SET
-                   go = {max}($2, paces.tat - $4),
-                   tat = {max}(paces.tat, {max}($2, paces.tat - $4)) + $3
-                 RETURNING go"
-            )
-        };
-        let at: i64 = match db {
-            Db::Sqlite(pool) => {
-                sqlx::query_scalar(&sql("MAX"))
-                    .bind(&p.key)
-                    .bind(now_ms)
-                    .bind(p.interval_ms)
-                    .bind(tolerance)
-                    .fetch_one(pool)
-                    .await?
-            }
-            Db::Postgres(pool) => {
-                sqlx::query_scalar(&sql("GREATEST"))
-                    .bind(&p.key)
-                    .bind(now_ms)
-                    .bind(p.interval_ms)
-                    .bind(tolerance)
-                    .fetch_one(pool)
-                    .await?
-            }
-        };
-        go = go.max(at);
+    if paces.is_empty() {
+        return Ok(now_ms);
     }
-    Ok(go)
+    // `excluded` is the row offered for insert: its `go` is now, and it carries the pace's
+    // interval and tolerance, so one statement serves paces of different rates.
+    let rows: Vec<String> = (0..paces.len())
+        .map(|i| {
+            let p = 2 + i * 3;
+            format!("(${p}, $1 + ${}, $1, ${}, ${})", p + 1, p + 1, p + 2)
+        })
+        .collect();
+    let sql = |max: &str| {
+        format!(
+            "INSERT INTO paces (key, tat, go, interval_ms, tolerance_ms) VALUES {}
+             ON CONFLICT (key) DO UPDATE SET
+               go = {max}(excluded.go, paces.tat - excluded.tolerance_ms),
+               tat = {max}(paces.tat, {max}(excluded.go, paces.tat - excluded.tolerance_ms)) + excluded.interval_ms,
+               interval_ms = excluded.interval_ms,
+               tolerance_ms = excluded.tolerance_ms
+             RETURNING go",
+            rows.join(", ")
+        )
+    };
+    // The same statement on both engines but for the name of the two-argument maximum.
+    let gos: Vec<i64> = match db {
+        Db::Sqlite(pool) => {
+            let text = sql("MAX");
+            let mut q = sqlx::query_scalar(&text).bind(now_ms);
+            for p in paces {
+                q = q.bind(&p.key).bind(p.interval_ms).bind(p.tolerance());
+            }
+            q.fetch_all(pool).await?
+        }
+        Db::Postgres(pool) => {
+            let text = sql("GREATEST");
+            let mut q = sqlx::query_scalar(&text).bind(now_ms);
+            for p in paces {
+                q = q.bind(&p.key).bind(p.interval_ms).bind(p.tolerance());
+            }
+            q.fetch_all(pool).await?
+        }
+    };
+    Ok(gos.into_iter().fold(now_ms, i64::max))
 }
 
 /// Removes counters and paces nobody has used for a window (run by the scheduler).
