@@ -214,6 +214,16 @@ async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser(
     app.stop().await;
 }
 
+/// The text of the element `css` picks.
+async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|_| panic!("no element {css}"))
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn click(c: &Client, css: &str) {
     c.find(Locator::Css(css))
         .await
@@ -342,7 +352,7 @@ async fn a_buyer_sends_artwork_from_the_job_page_in_a_browser() {
 
     // The A4 item's link opens the job at its artwork.
     c.goto(&app.link("P-1B", "/jobs/J-1#artwork")).await.unwrap();
-    let heading = c.find(Locator::Css("#artwork h2")).await.unwrap().text().await.unwrap();
+    let heading = text_of(&c, "#artwork h2").await;
     assert_eq!(heading, "Artwork");
     let input = c.find(Locator::Css("form.upload input[type=file]")).await.unwrap();
     // A refused type and a file over the limit are named before anything is sent.
@@ -350,26 +360,14 @@ async fn a_buyer_sends_artwork_from_the_job_page_in_a_browser() {
         .send_keys(&format!("{}\n{}", exe.display(), big.display()))
         .await
         .unwrap();
-    let problems = c
-        .find(Locator::Css("form.upload .problems"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let problems = text_of(&c, "form.upload .problems").await;
     assert!(
         problems.contains("setup.exe: .exe files are not accepted"),
         "{problems}"
     );
     assert!(problems.contains("huge.pdf: larger than 64 KB"), "{problems}");
     click(&c, "form.upload button[type=submit]").await;
-    let problems = c
-        .find(Locator::Css("form.upload .problems"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let problems = text_of(&c, "form.upload .problems").await;
     assert!(problems.starts_with("Nothing was sent"), "{problems}");
     assert!(
         app.changes(0).await.iter().all(|e| e["kind"] != "artwork_uploaded"),
@@ -387,30 +385,18 @@ async fn a_buyer_sends_artwork_from_the_job_page_in_a_browser() {
     )
     .await
     .unwrap();
-    let chosen = c
-        .find(Locator::Css("form.upload .chosen"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let chosen = text_of(&c, "form.upload .chosen").await;
     assert!(
         chosen.contains("logo.pdf") && !chosen.contains("will not be sent"),
         "{chosen}"
     );
-    let problems = c
-        .find(Locator::Css("form.upload .problems"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let problems = text_of(&c, "form.upload .problems").await;
     assert!(problems.is_empty(), "{problems}");
     shot(&c, "portal-artwork.png").await;
     click(&c, "form.upload button[type=submit]").await;
     let note = note_text(&c).await;
     assert!(note.contains("logo.pdf") && note.contains("received"), "{note}");
-    let listed = c.find(Locator::Css("#artwork")).await.unwrap().text().await.unwrap();
+    let listed = text_of(&c, "#artwork").await;
     assert!(
         listed.contains("Files you sent") && listed.contains("logo.pdf"),
         "{listed}"
