@@ -95,37 +95,28 @@ pub async fn reserve(db: &Db, paces: &[Pace], now_ms: i64) -> Result<i64> {
             format!("(${p}, $1 + ${}, $1, ${}, ${})", p + 1, p + 1, p + 2)
         })
         .collect();
-    let sql = |max: &str| {
-        format!(
-            "INSERT INTO paces (key, tat, go, interval_ms, tolerance_ms) VALUES {}
-             ON CONFLICT (key) DO UPDATE SET
-               go = {max}(excluded.go, paces.tat - excluded.tolerance_ms),
-               tat = {max}(paces.tat, {max}(excluded.go, paces.tat - excluded.tolerance_ms)) + excluded.interval_ms,
-               interval_ms = excluded.interval_ms,
-               tolerance_ms = excluded.tolerance_ms
-             RETURNING go",
-            rows.join(", ")
-        )
-    };
     // The same statement on both engines but for the name of the two-argument maximum.
-    let gos: Vec<i64> = match db {
-        Db::Sqlite(pool) => {
-            let text = sql("MAX");
-            let mut q = sqlx::query_scalar(&text).bind(now_ms);
-            for p in paces {
-                q = q.bind(&p.key).bind(p.interval_ms).bind(p.tolerance());
-            }
-            q.fetch_all(pool).await?
-        }
-        Db::Postgres(pool) => {
-            let text = sql("GREATEST");
-            let mut q = sqlx::query_scalar(&text).bind(now_ms);
-            for p in paces {
-                q = q.bind(&p.key).bind(p.interval_ms).bind(p.tolerance());
-            }
-            q.fetch_all(pool).await?
-        }
+    let max = match db {
+        Db::Sqlite(_) => "MAX",
+        Db::Postgres(_) => "GREATEST",
     };
+    let sql = format!(
+        "INSERT INTO paces (key, tat, go, interval_ms, tolerance_ms) VALUES {}
+         ON CONFLICT (key) DO UPDATE SET
+           go = {max}(excluded.go, paces.tat - excluded.tolerance_ms),
+           tat = {max}(paces.tat, {max}(excluded.go, paces.tat - excluded.tolerance_ms)) + excluded.interval_ms,
+           interval_ms = excluded.interval_ms,
+           tolerance_ms = excluded.tolerance_ms
+         RETURNING go",
+        rows.join(", ")
+    );
+    let gos: Vec<i64> = on_db!(db, pool => {
+        let mut q = sqlx::query_scalar(&sql).bind(now_ms);
+        for p in paces {
+            q = q.bind(&p.key).bind(p.interval_ms).bind(p.tolerance());
+        }
+        q.fetch_all(pool).await
+    })?;
     Ok(gos.into_iter().fold(now_ms, i64::max))
 }
 
