@@ -43,8 +43,11 @@ pub async fn serve(
         let (mut parts, _) = request.into_parts();
         // No session, or one that may not see any record showing the picture: the same
         // "not found" either way, so a guessed path says nothing about what exists.
-        let Ok(session) = Session::from_request_parts(&mut parts, &state).await else {
-            return Err(PortalError::NotFound);
+        // A store that cannot be read is a 500, as on every page, not a quiet "not found".
+        let session = match Session::from_request_parts(&mut parts, &state).await {
+            Ok(s) => s,
+            Err(PortalError::LoginRequired { .. }) => return Err(PortalError::NotFound),
+            Err(e) => return Err(e),
         };
         if !crate::actions::media::may_open(&state.db, &session.actor, &path).await? {
             return Err(PortalError::NotFound);
