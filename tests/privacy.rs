@@ -354,6 +354,12 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     let (_, page) = app.page(&bob, "/jobs/J-1").await;
     assert!(page.contains("waiting for your artwork"));
 
+    // Nothing chosen: said, and nothing changes.
+    let (s, note) = send_artwork(&app, &bob, "J-1", "AR-1", &[]).await;
+    assert_eq!(s, 303);
+    assert!(note.contains("files: choose at least one file"), "{note}");
+    assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
+
     // Two good files: kept, the art received, one event.
     let (s, note) = send_artwork(
         &app,
