@@ -180,6 +180,53 @@ async fn resending_the_same_batch_changes_nothing() {
     app.stop().await;
 }
 
+/// Two columns are not simply replaced: a job's created time given once is kept when a later
+/// version leaves it out, and a stock line's figure time moves only when its available
+/// quantity changes.
+#[tokio::test]
+async fn kept_columns_survive_an_update() {
+    let app = TestApp::spawn().await;
+    app.put("clients", json!([{"id": "C-1", "name": "Alpha Ltd"}])).await;
+    let job = |name: &str, created: Option<&str>| {
+        let mut j = json!({"id": "J-1", "client_id": "C-1", "name": name, "status": "entered"});
+        if let Some(c) = created {
+            j["created_at"] = json!(c);
+        }
+        json!([j])
+    };
+    let (status, body) = app.put("jobs", job("Tees", Some("2026-01-02T03:04:05Z"))).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = app.put("jobs", job("Tees v2", None)).await;
+    assert_eq!(body["updated"], 1, "{body}");
+    let (name, created): (String, chrono::DateTime<chrono::Utc>) = cport::store::on_db!(&app.db, p =>
+        sqlx::query_as("SELECT name, created_at FROM jobs WHERE id = 'J-1'").fetch_one(p).await)
+    .unwrap();
+    assert_eq!(name, "Tees v2");
+    assert_eq!(created.to_rfc3339(), "2026-01-02T03:04:05+00:00", "the first created time is kept");
+
+    let stock = |available: i64, description: &str| {
+        json!([{"sku": "S-1", "client_id": "C-1", "description": description, "warehouse_balance": 10,
+            "available_to_order": available}])
+    };
+    let figure = |app: &TestApp| {
+        let db = app.db.clone();
+        async move {
+            let (at,): (chrono::DateTime<chrono::Utc>,) = cport::store::on_db!(&db, p =>
+                sqlx::query_as("SELECT figure_at FROM stock WHERE sku = 'S-1'").fetch_one(p).await)
+            .unwrap();
+            at
+        }
+    };
+    let (status, body) = app.put("stock", stock(5, "Tee")).await;
+    assert_eq!(status, 200, "{body}");
+    let first = figure(&app).await;
+    app.put("stock", stock(5, "Tee, navy")).await;
+    assert_eq!(figure(&app).await, first, "same available quantity: the figure time stays");
+    app.put("stock", stock(4, "Tee, navy")).await;
+    assert!(figure(&app).await > first, "a new available quantity moves the figure time");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn deleting_removes_records_with_their_lines_and_is_safe_to_resend() {
     let app = TestApp::spawn().await;

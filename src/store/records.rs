@@ -1,12 +1,17 @@
 //! Writing TOT records: idempotent upserts keyed by TOT id, child lines replaced whole,
 //! deletes by id. A record whose content hash is unchanged is not written again.
+//!
+//! Each entity says which columns it fills and with what (`Upsert::columns`, `Upsert::lines`);
+//! one statement builder (`upsert_sql`) and one writer (`write`) serve them all, so a new
+//! column is one line in one list.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
-use chrono::{DateTime, Utc};
-use futures::future::BoxFuture;
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Result, Tx, on_tx, placeholders};
+use crate::model::Money;
 use crate::model::records::*;
 
 /// What happened to one record of a batch.
@@ -17,11 +22,108 @@ pub enum Outcome {
     Unchanged,
 }
 
+/// One column's value, bound the same way on either engine.
+#[derive(Debug, Clone)]
+pub enum Val<'a> {
+    Text(Option<Cow<'a, str>>),
+    Int(Option<i64>),
+    Bool(bool),
+    Date(Option<NaiveDate>),
+    Time(Option<DateTime<Utc>>),
+}
+
+impl<'a> From<&'a String> for Val<'a> {
+    fn from(s: &'a String) -> Self {
+        Val::Text(Some(Cow::Borrowed(s)))
+    }
+}
+impl<'a> From<&'a str> for Val<'a> {
+    fn from(s: &'a str) -> Self {
+        Val::Text(Some(Cow::Borrowed(s)))
+    }
+}
+impl From<String> for Val<'_> {
+    fn from(s: String) -> Self {
+        Val::Text(Some(Cow::Owned(s)))
+    }
+}
+impl<'a> From<&'a Option<String>> for Val<'a> {
+    fn from(s: &'a Option<String>) -> Self {
+        Val::Text(s.as_deref().map(Cow::Borrowed))
+    }
+}
+impl<'a> From<Option<&'a str>> for Val<'a> {
+    fn from(s: Option<&'a str>) -> Self {
+        Val::Text(s.map(Cow::Borrowed))
+    }
+}
+impl From<i64> for Val<'_> {
+    fn from(n: i64) -> Self {
+        Val::Int(Some(n))
+    }
+}
+impl From<Option<i64>> for Val<'_> {
+    fn from(n: Option<i64>) -> Self {
+        Val::Int(n)
+    }
+}
+impl From<Money> for Val<'_> {
+    fn from(m: Money) -> Self {
+        Val::Int(Some(m.0))
+    }
+}
+impl From<bool> for Val<'_> {
+    fn from(b: bool) -> Self {
+        Val::Bool(b)
+    }
+}
+impl From<NaiveDate> for Val<'_> {
+    fn from(d: NaiveDate) -> Self {
+        Val::Date(Some(d))
+    }
+}
+impl From<Option<NaiveDate>> for Val<'_> {
+    fn from(d: Option<NaiveDate>) -> Self {
+        Val::Date(d)
+    }
+}
+impl From<DateTime<Utc>> for Val<'_> {
+    fn from(t: DateTime<Utc>) -> Self {
+        Val::Time(Some(t))
+    }
+}
+impl From<Option<DateTime<Utc>>> for Val<'_> {
+    fn from(t: Option<DateTime<Utc>>) -> Self {
+        Val::Time(t)
+    }
+}
+
+/// A column name and its value.
+pub type Col<'a> = (&'static str, Val<'a>);
+
+/// Builds a column list: `cols![id = &self.id, qty = l.qty]`.
+macro_rules! cols {
+    ($($name:ident = $val:expr),* $(,)?) => {
+        vec![$((stringify!($name), Val::from($val))),*]
+    };
+}
+
+/// The child lines of one table, each row without its parent key and line number.
+pub struct Lines<'a> {
+    pub table: &'static str,
+    pub rows: Vec<Vec<Col<'a>>>,
+}
+
 /// A record type the store knows how to write.
 pub trait Upsert: Record + Sync {
     const ENTITY: &'static str;
     const TABLE: &'static str;
     const KEY: &'static str;
+    /// Columns not simply replaced on update: (column, VALUES expression, SET expression),
+    /// where `{v}` is the column's own value and `{now}` the write time.
+    const SPECIAL: &'static [(&'static str, &'static str, &'static str)] = &[];
+    /// The column of the child line tables that points at this record.
+    const PARENT: &'static str = "";
     /// Other records this one points at: (field, table, id). The referenced record must exist
     /// and, when it belongs to a client, to this record's client.
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
@@ -30,13 +132,91 @@ pub trait Upsert: Record + Sync {
             None => vec![],
         }
     }
-    fn write<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        hash: &'a str,
-        now: DateTime<Utc>,
-        exists: bool,
-    ) -> BoxFuture<'a, Result<()>>;
+    /// The record's own columns, the key first.
+    fn columns(&self) -> Vec<Col<'_>>;
+    /// Child line tables, each listed even when empty so an update clears it.
+    fn lines(&self) -> Vec<Lines<'_>> {
+        vec![]
+    }
+}
+
+/// `INSERT … ON CONFLICT (key) DO UPDATE SET …` for these columns, `sync_hash` and
+/// `updated_at` last.
+fn upsert_sql<T: Upsert>(cols: &[Col]) -> String {
+    let now = format!("${}", cols.len());
+    let (mut names, mut values, mut sets) = (vec![], vec![], vec![]);
+    for (i, (name, _)) in cols.iter().enumerate() {
+        let v = format!("${}", i + 1);
+        let special = T::SPECIAL.iter().find(|(c, _, _)| c == name);
+        names.push(*name);
+        values.push(match special {
+            Some((_, insert, _)) => insert.replace("{v}", &v).replace("{now}", &now),
+            None => v.clone(),
+        });
+        if *name != T::KEY {
+            sets.push(match special {
+                Some((_, _, update)) => format!("{name} = {}", update.replace("{v}", &v)),
+                None => format!("{name} = excluded.{name}"),
+            });
+        }
+    }
+    format!(
+        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+        T::TABLE,
+        names.join(", "),
+        values.join(", "),
+        T::KEY,
+        sets.join(", ")
+    )
+}
+
+/// Runs one statement with `vals` bound in order.
+async fn execute(tx: &mut Tx, sql: &str, vals: &[&Val<'_>]) -> Result<()> {
+    on_tx!(tx, c => {
+        let mut q = sqlx::query(sql);
+        for v in vals {
+            q = match v {
+                Val::Text(s) => q.bind(s.as_deref()),
+                Val::Int(n) => q.bind(*n),
+                Val::Bool(b) => q.bind(*b),
+                Val::Date(d) => q.bind(*d),
+                Val::Time(t) => q.bind(*t),
+            };
+        }
+        q.execute(c).await.map(|_| ())
+    })?;
+    Ok(())
+}
+
+/// Writes one record and replaces its child lines. `exists` says an older version is stored
+/// (its lines are deleted first).
+pub async fn write<T: Upsert>(tx: &mut Tx, rec: &T, hash: &str, now: DateTime<Utc>, exists: bool) -> Result<()> {
+    let mut cols = rec.columns();
+    cols.extend(cols![sync_hash = hash, updated_at = now]);
+    let vals: Vec<&Val> = cols.iter().map(|(_, v)| v).collect();
+    execute(tx, &upsert_sql::<T>(&cols), &vals).await?;
+    let key = Val::from(rec.key());
+    for lines in rec.lines() {
+        if exists {
+            let sql = format!("DELETE FROM {} WHERE {} = $1", lines.table, T::PARENT);
+            execute(tx, &sql, &[&key]).await?;
+        }
+        for (i, row) in lines.rows.iter().enumerate() {
+            let names: Vec<&str> = row.iter().map(|(n, _)| *n).collect();
+            let sql = format!(
+                "INSERT INTO {} ({}, line_no, {}) VALUES ({})",
+                lines.table,
+                T::PARENT,
+                names.join(", "),
+                placeholders(1, row.len() + 2)
+            );
+            let line_no = Val::from(i as i64);
+            let mut vals: Vec<&Val> = vec![&key, &line_no];
+            vals.extend(row.iter().map(|(_, v)| v));
+            execute(tx, &sql, &vals).await?;
+        }
+    }
+    Ok(())
 }
 
 const CHUNK: usize = 500;
@@ -99,58 +279,34 @@ pub async fn delete_keys(tx: &mut Tx, table: &str, key: &str, keys: &[String]) -
     Ok(deleted)
 }
 
-async fn clear_children(tx: &mut Tx, tables: &[&str], fk: &str, id: &str) -> Result<()> {
-    for t in tables {
-        let sql = format!("DELETE FROM {t} WHERE {fk} = $1");
-        on_tx!(tx, c => sqlx::query(&sql).bind(id).execute(c).await.map(|r| r.rows_affected()))?;
+/// Cost lines (art costs, blank garments, visual charges) share one shape.
+fn cost_lines<'a>(table: &'static str, lines: &'a [CostLineIn]) -> Lines<'a> {
+    Lines {
+        table,
+        rows: lines
+            .iter()
+            .map(|l| cols![description = &l.description, qty = l.qty, unit_price = l.unit_price])
+            .collect(),
     }
-    Ok(())
 }
 
-async fn insert_cost_lines(tx: &mut Tx, table: &str, fk: &str, id: &str, lines: &[CostLineIn]) -> Result<()> {
-    let sql = format!("INSERT INTO {table} ({fk}, line_no, description, qty, unit_price) VALUES ($1, $2, $3, $4, $5)");
-    for (i, l) in lines.iter().enumerate() {
-        on_tx!(tx, c => sqlx::query(&sql)
-            .bind(id)
-            .bind(i as i64)
-            .bind(&l.description)
-            .bind(l.qty)
-            .bind(l.unit_price.0)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
-    }
-    Ok(())
+/// A created time given by TOT wins; without one a new row gets the write time and an
+/// existing row keeps its own.
+const fn created_at(table_created_at: &'static str) -> (&'static str, &'static str, &'static str) {
+    ("created_at", "COALESCE({v}, {now})", table_created_at)
 }
 
 impl Upsert for ClientIn {
     const ENTITY: &'static str = "clients";
     const TABLE: &'static str = "clients";
     const KEY: &'static str = "id";
-    fn write<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        hash: &'a str,
-        now: DateTime<Utc>,
-        _exists: bool,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            on_tx!(tx, c => sqlx::query(
-                "INSERT INTO clients (id, name, currency, third_party_ordering, sync_hash, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, currency = excluded.currency,
-                   third_party_ordering = excluded.third_party_ordering,
-                   sync_hash = excluded.sync_hash, updated_at = excluded.updated_at",
-            )
-            .bind(&self.id)
-            .bind(&self.name)
-            .bind(&self.currency)
-            .bind(self.third_party_ordering)
-            .bind(hash)
-            .bind(now)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
-            Ok(())
-        })
+    fn columns(&self) -> Vec<Col<'_>> {
+        cols![
+            id = &self.id,
+            name = &self.name,
+            currency = &self.currency,
+            third_party_ordering = self.third_party_ordering
+        ]
     }
 }
 
@@ -158,41 +314,20 @@ impl Upsert for ContactIn {
     const ENTITY: &'static str = "contacts";
     const TABLE: &'static str = "contacts";
     const KEY: &'static str = "id";
-    fn write<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        hash: &'a str,
-        now: DateTime<Utc>,
-        _exists: bool,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            on_tx!(tx, c => sqlx::query(
-                "INSERT INTO contacts (id, client_id, name, email, role, timezone, phone, telegram_chat_id,
-                   discord_user_id, digest_schedule, active, sync_hash, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-                 ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, name = excluded.name,
-                   email = excluded.email, role = excluded.role, timezone = excluded.timezone,
-                   phone = excluded.phone, telegram_chat_id = excluded.telegram_chat_id,
-                   discord_user_id = excluded.discord_user_id, digest_schedule = excluded.digest_schedule,
-                   active = excluded.active, sync_hash = excluded.sync_hash, updated_at = excluded.updated_at",
-            )
-            .bind(&self.id)
-            .bind(&self.client_id)
-            .bind(&self.name)
-            .bind(&self.email)
-            .bind(&self.role)
-            .bind(&self.timezone)
-            .bind(&self.phone)
-            .bind(self.telegram_chat_id)
-            .bind(&self.discord_user_id)
-            .bind(&self.digest_schedule)
-            .bind(self.active)
-            .bind(hash)
-            .bind(now)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
-            Ok(())
-        })
+    fn columns(&self) -> Vec<Col<'_>> {
+        cols![
+            id = &self.id,
+            client_id = &self.client_id,
+            name = &self.name,
+            email = &self.email,
+            role = &self.role,
+            timezone = &self.timezone,
+            phone = &self.phone,
+            telegram_chat_id = self.telegram_chat_id,
+            discord_user_id = &self.discord_user_id,
+            digest_schedule = &self.digest_schedule,
+            active = self.active,
+        ]
     }
 }
 
@@ -200,6 +335,9 @@ impl Upsert for JobIn {
     const ENTITY: &'static str = "jobs";
     const TABLE: &'static str = "jobs";
     const KEY: &'static str = "id";
+    const SPECIAL: &'static [(&'static str, &'static str, &'static str)] =
+        &[created_at("COALESCE({v}, jobs.created_at)")];
+    const PARENT: &'static str = "job_id";
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
         let mut r = vec![("client_id", "clients", self.client_id.as_str())];
         if let Some(c) = &self.contact_id {
@@ -207,87 +345,51 @@ impl Upsert for JobIn {
         }
         r
     }
-    fn write<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        hash: &'a str,
-        now: DateTime<Utc>,
-        exists: bool,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            on_tx!(tx, c => sqlx::query(
-                "INSERT INTO jobs (id, client_id, contact_id, name, status, date_required, order_id, client_ref,
-                   delivery_instructions, created_at, sync_hash, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, $12), $11, $12)
-                 ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, contact_id = excluded.contact_id,
-                   name = excluded.name, status = excluded.status, date_required = excluded.date_required,
-                   order_id = excluded.order_id, client_ref = excluded.client_ref,
-                   delivery_instructions = excluded.delivery_instructions,
-                   created_at = COALESCE($10, jobs.created_at),
-                   sync_hash = excluded.sync_hash, updated_at = excluded.updated_at",
-            )
-            .bind(&self.id)
-            .bind(&self.client_id)
-            .bind(&self.contact_id)
-            .bind(&self.name)
-            .bind(&self.status)
-            .bind(self.date_required)
-            .bind(&self.order_id)
-            .bind(&self.client_ref)
-            .bind(&self.delivery_instructions)
-            .bind(self.created_at)
-            .bind(hash)
-            .bind(now)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
-            if exists {
-                clear_children(
-                    tx,
-                    &[
-                        "job_process_lines",
-                        "job_art_costs",
-                        "job_blank_garments",
-                        "job_printed_garments",
-                    ],
-                    "job_id",
-                    &self.id,
-                )
-                .await?;
-            }
-            for (i, l) in self.process_lines.iter().enumerate() {
-                on_tx!(tx, c => sqlx::query(
-                    "INSERT INTO job_process_lines (job_id, line_no, status, process, position, process_date, qty, unit_price, image)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(&self.id)
-                .bind(i as i64)
-                .bind(&l.status)
-                .bind(&l.process)
-                .bind(&l.position)
-                .bind(l.process_date)
-                .bind(l.qty)
-                .bind(l.unit_price.0)
-                .bind(&l.image)
-                .execute(c)
-                .await.map(|r| r.rows_affected()))?;
-            }
-            insert_cost_lines(tx, "job_art_costs", "job_id", &self.id, &self.art_costs).await?;
-            insert_cost_lines(tx, "job_blank_garments", "job_id", &self.id, &self.blank_garments).await?;
-            for (i, l) in self.printed_garments.iter().enumerate() {
-                on_tx!(tx, c => sqlx::query(
-                    "INSERT INTO job_printed_garments (job_id, line_no, description, expected_qty, produced_qty)
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&self.id)
-                .bind(i as i64)
-                .bind(&l.description)
-                .bind(l.expected_qty)
-                .bind(l.produced_qty)
-                .execute(c)
-                .await.map(|r| r.rows_affected()))?;
-            }
-            Ok(())
-        })
+    fn columns(&self) -> Vec<Col<'_>> {
+        cols![
+            id = &self.id,
+            client_id = &self.client_id,
+            contact_id = &self.contact_id,
+            name = &self.name,
+            status = &self.status,
+            date_required = self.date_required,
+            order_id = &self.order_id,
+            client_ref = &self.client_ref,
+            delivery_instructions = &self.delivery_instructions,
+            created_at = self.created_at,
+        ]
+    }
+    fn lines(&self) -> Vec<Lines<'_>> {
+        let process = self.process_lines.iter().map(|l| {
+            cols![
+                status = &l.status,
+                process = &l.process,
+                position = &l.position,
+                process_date = l.process_date,
+                qty = l.qty,
+                unit_price = l.unit_price,
+                image = &l.image,
+            ]
+        });
+        let printed = self.printed_garments.iter().map(|l| {
+            cols![
+                description = &l.description,
+                expected_qty = l.expected_qty,
+                produced_qty = l.produced_qty
+            ]
+        });
+        vec![
+            Lines {
+                table: "job_process_lines",
+                rows: process.collect(),
+            },
+            cost_lines("job_art_costs", &self.art_costs),
+            cost_lines("job_blank_garments", &self.blank_garments),
+            Lines {
+                table: "job_printed_garments",
+                rows: printed.collect(),
+            },
+        ]
     }
 }
 
@@ -301,34 +403,16 @@ impl Upsert for ArtRequirementIn {
             ("job_id", "jobs", &self.job_id),
         ]
     }
-    fn write<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        hash: &'a str,
-        now: DateTime<Utc>,
-        _exists: bool,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            on_tx!(tx, c => sqlx::query(
-                "INSERT INTO art_requirements (id, client_id, job_id, design_id, description, art_due, art_received, sync_hash, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, job_id = excluded.job_id,
-                   design_id = excluded.design_id, description = excluded.description, art_due = excluded.art_due,
-                   art_received = excluded.art_received, sync_hash = excluded.sync_hash, updated_at = excluded.updated_at",
-            )
-            .bind(&self.id)
-            .bind(&self.client_id)
-            .bind(&self.job_id)
-            .bind(&self.design_id)
-            .bind(&self.description)
-            .bind(self.art_due)
-            .bind(self.art_received)
-            .bind(hash)
-            .bind(now)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
-            Ok(())
-        })
+    fn columns(&self) -> Vec<Col<'_>> {
+        cols![
+            id = &self.id,
+            client_id = &self.client_id,
+            job_id = &self.job_id,
+            design_id = &self.design_id,
+            description = &self.description,
+            art_due = self.art_due,
+            art_received = self.art_received,
+        ]
     }
 }
 
@@ -336,64 +420,41 @@ impl Upsert for VisualIn {
     const ENTITY: &'static str = "visuals";
     const TABLE: &'static str = "visuals";
     const KEY: &'static str = "id";
+    const SPECIAL: &'static [(&'static str, &'static str, &'static str)] =
+        &[created_at("COALESCE({v}, visuals.created_at)")];
+    const PARENT: &'static str = "visual_id";
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
         vec![
             ("client_id", "clients", &self.client_id),
             ("job_id", "jobs", &self.job_id),
         ]
     }
-    fn write<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        hash: &'a str,
-        now: DateTime<Utc>,
-        exists: bool,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            on_tx!(tx, c => sqlx::query(
-                "INSERT INTO visuals (id, client_id, job_id, design_id, category, designer, status, main_image,
-                   placement_image, created_at, sync_hash, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, $12), $11, $12)
-                 ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, job_id = excluded.job_id,
-                   design_id = excluded.design_id, category = excluded.category, designer = excluded.designer,
-                   status = excluded.status, main_image = excluded.main_image,
-                   placement_image = excluded.placement_image, created_at = COALESCE($10, visuals.created_at),
-                   sync_hash = excluded.sync_hash, updated_at = excluded.updated_at",
-            )
-            .bind(&self.id)
-            .bind(&self.client_id)
-            .bind(&self.job_id)
-            .bind(&self.design_id)
-            .bind(&self.category)
-            .bind(&self.designer)
-            .bind(&self.status)
-            .bind(&self.main_image)
-            .bind(&self.placement_image)
-            .bind(self.created_at)
-            .bind(hash)
-            .bind(now)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
-            if exists {
-                clear_children(tx, &["visual_charges", "visual_comments"], "visual_id", &self.id).await?;
-            }
-            insert_cost_lines(tx, "visual_charges", "visual_id", &self.id, &self.charges).await?;
-            for (i, m) in self.comments.iter().enumerate() {
-                on_tx!(tx, c => sqlx::query(
-                    "INSERT INTO visual_comments (visual_id, line_no, author, author_side, body, at)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&self.id)
-                .bind(i as i64)
-                .bind(&m.author)
-                .bind(&m.side)
-                .bind(&m.body)
-                .bind(m.at)
-                .execute(c)
-                .await.map(|r| r.rows_affected()))?;
-            }
-            Ok(())
-        })
+    fn columns(&self) -> Vec<Col<'_>> {
+        cols![
+            id = &self.id,
+            client_id = &self.client_id,
+            job_id = &self.job_id,
+            design_id = &self.design_id,
+            category = &self.category,
+            designer = &self.designer,
+            status = &self.status,
+            main_image = &self.main_image,
+            placement_image = &self.placement_image,
+            created_at = self.created_at,
+        ]
+    }
+    fn lines(&self) -> Vec<Lines<'_>> {
+        let comments = self
+            .comments
+            .iter()
+            .map(|m| cols![author = &m.author, author_side = &m.side, body = &m.body, at = m.at]);
+        vec![
+            cost_lines("visual_charges", &self.charges),
+            Lines {
+                table: "visual_comments",
+                rows: comments.collect(),
+            },
+        ]
     }
 }
 
@@ -401,6 +462,7 @@ impl Upsert for DeliveryIn {
     const ENTITY: &'static str = "deliveries";
     const TABLE: &'static str = "deliveries";
     const KEY: &'static str = "id";
+    const PARENT: &'static str = "delivery_id";
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
         let mut r = vec![("client_id", "clients", self.client_id.as_str())];
         if let Some(j) = &self.job_id {
@@ -408,99 +470,57 @@ impl Upsert for DeliveryIn {
         }
         r
     }
-    fn write<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        hash: &'a str,
-        now: DateTime<Utc>,
-        exists: bool,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let t = self.tracking.as_ref();
-            let p = self.proof_of_delivery.as_ref();
-            on_tx!(tx, c => sqlx::query(
-                "INSERT INTO deliveries (id, client_id, job_id, status, delivery_date, sent_date, venue, description,
-                   contact, client_ref, tracking_carrier, tracking_number, tracking_url, pod_signature_image,
-                   pod_boxes, pod_courier, pod_signed_at, pod_courier_worker, sync_hash, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-                 ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, job_id = excluded.job_id,
-                   status = excluded.status, delivery_date = excluded.delivery_date, sent_date = excluded.sent_date,
-                   venue = excluded.venue, description = excluded.description, contact = excluded.contact,
-                   client_ref = excluded.client_ref, tracking_carrier = excluded.tracking_carrier,
-                   tracking_number = excluded.tracking_number, tracking_url = excluded.tracking_url,
-                   pod_signature_image = excluded.pod_signature_image, pod_boxes = excluded.pod_boxes,
-                   pod_courier = excluded.pod_courier, pod_signed_at = excluded.pod_signed_at,
-                   pod_courier_worker = excluded.pod_courier_worker,
-                   sync_hash = excluded.sync_hash, updated_at = excluded.updated_at",
-            )
-            .bind(&self.id)
-            .bind(&self.client_id)
-            .bind(&self.job_id)
-            .bind(&self.status)
-            .bind(self.delivery_date)
-            .bind(self.sent_date)
-            .bind(&self.venue)
-            .bind(&self.description)
-            .bind(&self.contact)
-            .bind(&self.client_ref)
-            .bind(t.map(|t| t.carrier.as_str()))
-            .bind(t.map(|t| t.number.as_str()))
-            .bind(t.and_then(|t| t.url.as_deref()))
-            .bind(p.map(|p| p.signature_image.as_str()))
-            .bind(p.map(|p| p.boxes))
-            .bind(p.map(|p| p.courier.as_str()))
-            .bind(p.map(|p| p.signed_at))
-            .bind(p.and_then(|p| p.courier_worker.as_deref()))
-            .bind(hash)
-            .bind(now)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
-            if exists {
-                clear_children(
-                    tx,
-                    &["delivery_lines", "delivery_packing", "delivery_costs"],
-                    "delivery_id",
-                    &self.id,
-                )
-                .await?;
-            }
-            for (i, l) in self.lines.iter().enumerate() {
-                on_tx!(tx, c => sqlx::query(
-                    "INSERT INTO delivery_lines (delivery_id, line_no, description, qty) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&self.id)
-                .bind(i as i64)
-                .bind(&l.description)
-                .bind(l.qty)
-                .execute(c)
-                .await.map(|r| r.rows_affected()))?;
-            }
-            for (i, l) in self.packing.iter().enumerate() {
-                on_tx!(tx, c => sqlx::query(
-                    "INSERT INTO delivery_packing (delivery_id, line_no, container, description, qty) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&self.id)
-                .bind(i as i64)
-                .bind(&l.container)
-                .bind(&l.description)
-                .bind(l.qty)
-                .execute(c)
-                .await.map(|r| r.rows_affected()))?;
-            }
-            for (i, l) in self.costs.iter().enumerate() {
-                on_tx!(tx, c => sqlx::query(
-                    "INSERT INTO delivery_costs (delivery_id, line_no, cost_type, description, price) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&self.id)
-                .bind(i as i64)
-                .bind(&l.cost_type)
-                .bind(&l.description)
-                .bind(l.price.0)
-                .execute(c)
-                .await.map(|r| r.rows_affected()))?;
-            }
-            Ok(())
-        })
+    fn columns(&self) -> Vec<Col<'_>> {
+        let t = self.tracking.as_ref();
+        let p = self.proof_of_delivery.as_ref();
+        cols![
+            id = &self.id,
+            client_id = &self.client_id,
+            job_id = &self.job_id,
+            status = &self.status,
+            delivery_date = self.delivery_date,
+            sent_date = self.sent_date,
+            venue = &self.venue,
+            description = &self.description,
+            contact = &self.contact,
+            client_ref = &self.client_ref,
+            tracking_carrier = t.map(|t| t.carrier.as_str()),
+            tracking_number = t.map(|t| t.number.as_str()),
+            tracking_url = t.and_then(|t| t.url.as_deref()),
+            pod_signature_image = p.map(|p| p.signature_image.as_str()),
+            pod_boxes = p.map(|p| p.boxes),
+            pod_courier = p.map(|p| p.courier.as_str()),
+            pod_signed_at = p.map(|p| p.signed_at),
+            pod_courier_worker = p.and_then(|p| p.courier_worker.as_deref()),
+        ]
+    }
+    fn lines(&self) -> Vec<Lines<'_>> {
+        let lines = self
+            .lines
+            .iter()
+            .map(|l| cols![description = &l.description, qty = l.qty]);
+        let packing = self
+            .packing
+            .iter()
+            .map(|l| cols![container = &l.container, description = &l.description, qty = l.qty]);
+        let costs = self
+            .costs
+            .iter()
+            .map(|l| cols![cost_type = &l.cost_type, description = &l.description, price = l.price]);
+        vec![
+            Lines {
+                table: "delivery_lines",
+                rows: lines.collect(),
+            },
+            Lines {
+                table: "delivery_packing",
+                rows: packing.collect(),
+            },
+            Lines {
+                table: "delivery_costs",
+                rows: costs.collect(),
+            },
+        ]
     }
 }
 
@@ -508,41 +528,25 @@ impl Upsert for StockIn {
     const ENTITY: &'static str = "stock";
     const TABLE: &'static str = "stock";
     const KEY: &'static str = "sku";
-    fn write<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        hash: &'a str,
-        now: DateTime<Utc>,
-        _exists: bool,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            on_tx!(tx, c => sqlx::query(
-                "INSERT INTO stock (sku, client_id, client_sku, description, warehouse_balance, expected, accounted_for,
-                   available_to_order, picture, sync_hash, updated_at, figure_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
-                 ON CONFLICT (sku) DO UPDATE SET client_id = excluded.client_id, client_sku = excluded.client_sku,
-                   description = excluded.description, warehouse_balance = excluded.warehouse_balance,
-                   expected = excluded.expected, accounted_for = excluded.accounted_for,
-                   figure_at = CASE WHEN stock.available_to_order = excluded.available_to_order
-                                    THEN stock.figure_at ELSE excluded.updated_at END,
-                   available_to_order = excluded.available_to_order, picture = excluded.picture,
-                   sync_hash = excluded.sync_hash, updated_at = excluded.updated_at",
-            )
-            .bind(&self.sku)
-            .bind(&self.client_id)
-            .bind(&self.client_sku)
-            .bind(&self.description)
-            .bind(self.warehouse_balance)
-            .bind(self.expected)
-            .bind(self.accounted_for)
-            .bind(self.available_to_order)
-            .bind(&self.picture)
-            .bind(hash)
-            .bind(now)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
-            Ok(())
-        })
+    /// `figure_at` is when `available_to_order` last changed.
+    const SPECIAL: &'static [(&'static str, &'static str, &'static str)] = &[(
+        "figure_at",
+        "{now}",
+        "CASE WHEN stock.available_to_order = excluded.available_to_order THEN stock.figure_at ELSE excluded.updated_at END",
+    )];
+    fn columns(&self) -> Vec<Col<'_>> {
+        cols![
+            sku = &self.sku,
+            client_id = &self.client_id,
+            client_sku = &self.client_sku,
+            description = &self.description,
+            warehouse_balance = self.warehouse_balance,
+            expected = self.expected,
+            accounted_for = self.accounted_for,
+            available_to_order = self.available_to_order,
+            picture = &self.picture,
+            figure_at = Val::Time(None),
+        ]
     }
 }
 
@@ -550,35 +554,15 @@ impl Upsert for BlankStockIn {
     const ENTITY: &'static str = "blank_stock";
     const TABLE: &'static str = "blank_stock";
     const KEY: &'static str = "sku";
-    fn write<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        hash: &'a str,
-        now: DateTime<Utc>,
-        _exists: bool,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            on_tx!(tx, c => sqlx::query(
-                "INSERT INTO blank_stock (sku, description, warehouse_balance, expected, accounted_for,
-                   available_to_order, sync_hash, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (sku) DO UPDATE SET description = excluded.description,
-                   warehouse_balance = excluded.warehouse_balance, expected = excluded.expected,
-                   accounted_for = excluded.accounted_for, available_to_order = excluded.available_to_order,
-                   sync_hash = excluded.sync_hash, updated_at = excluded.updated_at",
-            )
-            .bind(&self.sku)
-            .bind(&self.description)
-            .bind(self.warehouse_balance)
-            .bind(self.expected)
-            .bind(self.accounted_for)
-            .bind(self.available_to_order)
-            .bind(hash)
-            .bind(now)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
-            Ok(())
-        })
+    fn columns(&self) -> Vec<Col<'_>> {
+        cols![
+            sku = &self.sku,
+            description = &self.description,
+            warehouse_balance = self.warehouse_balance,
+            expected = self.expected,
+            accounted_for = self.accounted_for,
+            available_to_order = self.available_to_order,
+        ]
     }
 }
 
@@ -586,86 +570,55 @@ impl Upsert for PurchaseOrderIn {
     const ENTITY: &'static str = "purchase_orders";
     const TABLE: &'static str = "purchase_orders";
     const KEY: &'static str = "id";
-    fn write<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        hash: &'a str,
-        now: DateTime<Utc>,
-        exists: bool,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            on_tx!(tx, c => sqlx::query(
-                "INSERT INTO purchase_orders (id, client_id, placed_by, third_party, status, date_ordered, tot_ref,
-                   client_ref, category, po_type, supplier, sync_hash, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-                 ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, placed_by = excluded.placed_by,
-                   third_party = excluded.third_party, status = excluded.status,
-                   date_ordered = excluded.date_ordered, tot_ref = excluded.tot_ref,
-                   client_ref = excluded.client_ref, category = excluded.category, po_type = excluded.po_type,
-                   supplier = excluded.supplier, sync_hash = excluded.sync_hash, updated_at = excluded.updated_at",
-            )
-            .bind(&self.id)
-            .bind(&self.client_id)
-            .bind(&self.placed_by)
-            .bind(self.third_party)
-            .bind(&self.status)
-            .bind(self.date_ordered)
-            .bind(&self.tot_ref)
-            .bind(&self.client_ref)
-            .bind(&self.category)
-            .bind(&self.po_type)
-            .bind(&self.supplier)
-            .bind(hash)
-            .bind(now)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
-            if exists {
-                clear_children(
-                    tx,
-                    &["purchase_order_lines", "purchase_order_receipts"],
-                    "po_id",
-                    &self.id,
-                )
-                .await?;
-            }
-            for (i, l) in self.lines.iter().enumerate() {
-                on_tx!(tx, c => sqlx::query(
-                    "INSERT INTO purchase_order_lines (po_id, line_no, status, sku, description, ordered, received, cancelled)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&self.id)
-                .bind(i as i64)
-                .bind(&l.status)
-                .bind(&l.sku)
-                .bind(&l.description)
-                .bind(l.ordered)
-                .bind(l.received)
-                .bind(l.cancelled)
-                .execute(c)
-                .await.map(|r| r.rows_affected()))?;
-            }
-            for (i, r) in self.receipts.iter().enumerate() {
-                let images = serde_json::to_string(&r.checking_images).unwrap_or_else(|_| "[]".into());
-                on_tx!(tx, c => sqlx::query(
-                    "INSERT INTO purchase_order_receipts (po_id, line_no, date_received, signed_by, date_checked,
-                       check_category, checked_by, outers, handling_cost, checking_images)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(&self.id)
-                .bind(i as i64)
-                .bind(r.date_received)
-                .bind(&r.signed_by)
-                .bind(r.date_checked)
-                .bind(&r.check_category)
-                .bind(&r.checked_by)
-                .bind(r.outers)
-                .bind(r.handling_cost.0)
-                .bind(&images)
-                .execute(c)
-                .await.map(|r| r.rows_affected()))?;
-            }
-            Ok(())
-        })
+    const PARENT: &'static str = "po_id";
+    fn columns(&self) -> Vec<Col<'_>> {
+        cols![
+            id = &self.id,
+            client_id = &self.client_id,
+            placed_by = &self.placed_by,
+            third_party = self.third_party,
+            status = &self.status,
+            date_ordered = self.date_ordered,
+            tot_ref = &self.tot_ref,
+            client_ref = &self.client_ref,
+            category = &self.category,
+            po_type = &self.po_type,
+            supplier = &self.supplier,
+        ]
+    }
+    fn lines(&self) -> Vec<Lines<'_>> {
+        let lines = self.lines.iter().map(|l| {
+            cols![
+                status = &l.status,
+                sku = &l.sku,
+                description = &l.description,
+                ordered = l.ordered,
+                received = l.received,
+                cancelled = l.cancelled,
+            ]
+        });
+        let receipts = self.receipts.iter().map(|r| {
+            cols![
+                date_received = r.date_received,
+                signed_by = &r.signed_by,
+                date_checked = r.date_checked,
+                check_category = &r.check_category,
+                checked_by = &r.checked_by,
+                outers = r.outers,
+                handling_cost = r.handling_cost,
+                checking_images = serde_json::to_string(&r.checking_images).unwrap_or_else(|_| "[]".into()),
+            ]
+        });
+        vec![
+            Lines {
+                table: "purchase_order_lines",
+                rows: lines.collect(),
+            },
+            Lines {
+                table: "purchase_order_receipts",
+                rows: receipts.collect(),
+            },
+        ]
     }
 }
 
@@ -673,36 +626,17 @@ impl Upsert for InvoiceIn {
     const ENTITY: &'static str = "invoices";
     const TABLE: &'static str = "invoices";
     const KEY: &'static str = "id";
-    fn write<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        hash: &'a str,
-        now: DateTime<Utc>,
-        _exists: bool,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            on_tx!(tx, c => sqlx::query(
-                "INSERT INTO invoices (id, client_id, date, due_date, client_po_ref, job_name, total, paid, sync_hash, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, date = excluded.date,
-                   due_date = excluded.due_date, client_po_ref = excluded.client_po_ref,
-                   job_name = excluded.job_name, total = excluded.total, paid = excluded.paid,
-                   sync_hash = excluded.sync_hash, updated_at = excluded.updated_at",
-            )
-            .bind(&self.id)
-            .bind(&self.client_id)
-            .bind(self.date)
-            .bind(self.due_date)
-            .bind(&self.client_po_ref)
-            .bind(&self.job_name)
-            .bind(self.total.0)
-            .bind(self.paid.0)
-            .bind(hash)
-            .bind(now)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
-            Ok(())
-        })
+    fn columns(&self) -> Vec<Col<'_>> {
+        cols![
+            id = &self.id,
+            client_id = &self.client_id,
+            date = self.date,
+            due_date = self.due_date,
+            client_po_ref = &self.client_po_ref,
+            job_name = &self.job_name,
+            total = self.total,
+            paid = self.paid,
+        ]
     }
 }
 
@@ -710,34 +644,15 @@ impl Upsert for AccountSummaryIn {
     const ENTITY: &'static str = "account_summaries";
     const TABLE: &'static str = "account_summaries";
     const KEY: &'static str = "client_id";
-    fn write<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        hash: &'a str,
-        now: DateTime<Utc>,
-        _exists: bool,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            on_tx!(tx, c => sqlx::query(
-                "INSERT INTO account_summaries (client_id, as_of, current_balance, over_30, over_60, over_90, sync_hash, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (client_id) DO UPDATE SET as_of = excluded.as_of,
-                   current_balance = excluded.current_balance, over_30 = excluded.over_30,
-                   over_60 = excluded.over_60, over_90 = excluded.over_90,
-                   sync_hash = excluded.sync_hash, updated_at = excluded.updated_at",
-            )
-            .bind(&self.client_id)
-            .bind(self.as_of)
-            .bind(self.current_balance.0)
-            .bind(self.over_30.0)
-            .bind(self.over_60.0)
-            .bind(self.over_90.0)
-            .bind(hash)
-            .bind(now)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
-            Ok(())
-        })
+    fn columns(&self) -> Vec<Col<'_>> {
+        cols![
+            client_id = &self.client_id,
+            as_of = self.as_of,
+            current_balance = self.current_balance,
+            over_30 = self.over_30,
+            over_60 = self.over_60,
+            over_90 = self.over_90,
+        ]
     }
 }
 
@@ -745,48 +660,28 @@ impl Upsert for PriceCardIn {
     const ENTITY: &'static str = "price_cards";
     const TABLE: &'static str = "price_cards";
     const KEY: &'static str = "id";
-    fn write<'a>(
-        &'a self,
-        tx: &'a mut Tx,
-        hash: &'a str,
-        now: DateTime<Utc>,
-        exists: bool,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            on_tx!(tx, c => sqlx::query(
-                "INSERT INTO price_cards (id, client_id, name, effective_from, sync_hash, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (id) DO UPDATE SET client_id = excluded.client_id, name = excluded.name,
-                   effective_from = excluded.effective_from, sync_hash = excluded.sync_hash,
-                   updated_at = excluded.updated_at",
-            )
-            .bind(&self.id)
-            .bind(&self.client_id)
-            .bind(&self.name)
-            .bind(self.effective_from)
-            .bind(hash)
-            .bind(now)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
-            if exists {
-                clear_children(tx, &["price_card_lines"], "price_card_id", &self.id).await?;
-            }
-            for (i, l) in self.lines.iter().enumerate() {
-                on_tx!(tx, c => sqlx::query(
-                    "INSERT INTO price_card_lines (price_card_id, line_no, code, description, unit, min_qty, price)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(&self.id)
-                .bind(i as i64)
-                .bind(&l.code)
-                .bind(&l.description)
-                .bind(&l.unit)
-                .bind(l.min_qty)
-                .bind(l.price.0)
-                .execute(c)
-                .await.map(|r| r.rows_affected()))?;
-            }
-            Ok(())
-        })
+    const PARENT: &'static str = "price_card_id";
+    fn columns(&self) -> Vec<Col<'_>> {
+        cols![
+            id = &self.id,
+            client_id = &self.client_id,
+            name = &self.name,
+            effective_from = self.effective_from
+        ]
+    }
+    fn lines(&self) -> Vec<Lines<'_>> {
+        let lines = self.lines.iter().map(|l| {
+            cols![
+                code = &l.code,
+                description = &l.description,
+                unit = &l.unit,
+                min_qty = l.min_qty,
+                price = l.price,
+            ]
+        });
+        vec![Lines {
+            table: "price_card_lines",
+            rows: lines.collect(),
+        }]
     }
 }

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::records::*;
 use crate::model::{FieldError, check_id};
-use crate::store::records::{Outcome, Upsert, delete_keys, existing_hashes, owners};
+use crate::store::records::{Outcome, Upsert, delete_keys, existing_hashes, owners, write};
 use crate::store::{Db, StoreError, Tx};
 
 /// One problem with one record of a batch.
@@ -268,7 +268,7 @@ pub async fn stage<T: Upsert>(
             Outcome::Inserted => report.inserted += 1,
         }
         if outcome != Outcome::Unchanged {
-            rec.write(tx, &hash, now, outcome == Outcome::Updated).await?;
+            write(tx, rec, &hash, now, outcome == Outcome::Updated).await?;
         }
         if n % 256 == 255 {
             progress(256);
