@@ -202,7 +202,11 @@ async fn kept_columns_survive_an_update() {
         sqlx::query_as("SELECT name, created_at FROM jobs WHERE id = 'J-1'").fetch_one(p).await)
     .unwrap();
     assert_eq!(name, "Tees v2");
-    assert_eq!(created.to_rfc3339(), "2026-01-02T03:04:05+00:00", "the first created time is kept");
+    assert_eq!(
+        created.to_rfc3339(),
+        "2026-01-02T03:04:05+00:00",
+        "the first created time is kept"
+    );
 
     let stock = |available: i64, description: &str| {
         json!([{"sku": "S-1", "client_id": "C-1", "description": description, "warehouse_balance": 10,
@@ -221,9 +225,16 @@ async fn kept_columns_survive_an_update() {
     assert_eq!(status, 200, "{body}");
     let first = figure(&app).await;
     app.put("stock", stock(5, "Tee, navy")).await;
-    assert_eq!(figure(&app).await, first, "same available quantity: the figure time stays");
+    assert_eq!(
+        figure(&app).await,
+        first,
+        "same available quantity: the figure time stays"
+    );
     app.put("stock", stock(4, "Tee, navy")).await;
-    assert!(figure(&app).await > first, "a new available quantity moves the figure time");
+    assert!(
+        figure(&app).await > first,
+        "a new available quantity moves the figure time"
+    );
     app.stop().await;
 }
 

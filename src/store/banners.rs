@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, on_db, on_tx};
+use super::{Db, Result, Tx, bind, on_db, on_tx};
 
 #[derive(Debug, Clone)]
 pub struct NewBanner {
@@ -28,25 +28,15 @@ pub struct BannerRow {
 }
 
 pub async fn insert_banner(tx: &mut Tx, b: &NewBanner, now: DateTime<Utc>) -> Result<i64> {
-    let (id,): (i64,) = on_tx!(tx, c => sqlx::query_as(
+    let (id,): (i64,) = on_tx!(tx, c => bind!(sqlx::query_as(
         "INSERT INTO banners (title, body, severity, starts_at, expires_at, created_by, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    )
-    .bind(&b.title)
-    .bind(&b.body)
-    .bind(&b.severity)
-    .bind(b.starts_at)
-    .bind(b.expires_at)
-    .bind(&b.created_by)
-    .bind(now)
-    .fetch_one(c)
-    .await)?;
+    ), &b.title, &b.body, &b.severity, b.starts_at, b.expires_at, &b.created_by, now)
+    .fetch_one(c).await)?;
     for client in &b.audience {
-        on_tx!(tx, c => sqlx::query("INSERT INTO banner_audience (banner_id, client_id) VALUES ($1, $2)")
-            .bind(id)
-            .bind(client)
-            .execute(c)
-            .await.map(|r| r.rows_affected()))?;
+        on_tx!(tx, c => bind!(sqlx::query("INSERT INTO banner_audience (banner_id, client_id) VALUES ($1, $2)"),
+            id, client)
+            .execute(c).await.map(|r| r.rows_affected()))?;
     }
     Ok(id)
 }
@@ -54,25 +44,22 @@ pub async fn insert_banner(tx: &mut Tx, b: &NewBanner, now: DateTime<Utc>) -> Re
 /// Banners showing now for one client: started, not expired, not retracted, and addressed
 /// to everyone or to this client. Most severe first.
 pub async fn list_active_for_client(db: &Db, client_id: &str, now: DateTime<Utc>) -> Result<Vec<BannerRow>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, BannerRow>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, BannerRow>(
         "SELECT b.id, b.title, b.body, b.severity, b.starts_at, b.expires_at, b.retracted_at
          FROM banners b
          WHERE b.retracted_at IS NULL AND b.starts_at <= $2 AND (b.expires_at IS NULL OR b.expires_at > $2)
            AND (NOT EXISTS (SELECT 1 FROM banner_audience a WHERE a.banner_id = b.id)
                 OR EXISTS (SELECT 1 FROM banner_audience a WHERE a.banner_id = b.id AND a.client_id = $1))
          ORDER BY CASE b.severity WHEN 'urgent' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, b.starts_at DESC",
-    )
-    .bind(client_id)
-    .bind(now)
-    .fetch_all(p)
-    .await)?)
+    ), client_id, now)
+    .fetch_all(p).await)?)
 }
 
 const BANNER_COLS: &str = "b.id, b.title, b.body, b.severity, b.starts_at, b.expires_at, b.retracted_at";
 
 pub async fn get_banner(db: &Db, id: i64) -> Result<BannerRow> {
     let sql = format!("SELECT {BANNER_COLS} FROM banners b WHERE b.id = $1");
-    Ok(on_db!(db, p => sqlx::query_as::<_, BannerRow>(&sql).bind(id).fetch_one(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, BannerRow>(&sql), id).fetch_one(p).await)?)
 }
 
 /// Every banner, newest first, with its audience (empty = every client).
@@ -96,11 +83,9 @@ pub async fn list_banners(db: &Db) -> Result<Vec<(BannerRow, Vec<String>)>> {
 
 /// Retracts a banner; false when there is no such banner or it was retracted already.
 pub async fn retract_banner(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_db!(db, p => sqlx::query("UPDATE banners SET retracted_at = $2 WHERE id = $1 AND retracted_at IS NULL")
-        .bind(id)
-        .bind(now)
-        .execute(p)
-        .await.map(|r| r.rows_affected()))?;
+    let n = on_db!(db, p => bind!(sqlx::query("UPDATE banners SET retracted_at = $2 WHERE id = $1 AND retracted_at IS NULL"),
+        id, now)
+        .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
@@ -109,7 +94,7 @@ pub async fn existing_clients(db: &Db, ids: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for id in ids {
         let row: Option<(String,)> =
-            on_db!(db, p => sqlx::query_as("SELECT id FROM clients WHERE id = $1").bind(id).fetch_optional(p).await)?;
+            on_db!(db, p => bind!(sqlx::query_as("SELECT id FROM clients WHERE id = $1"), id).fetch_optional(p).await)?;
         out.extend(row.map(|r| r.0));
     }
     Ok(out)

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, on_db, on_tx};
+use super::{Db, Result, Tx, bind, on_db, on_tx};
 
 /// Appends an event inside the caller's transaction and returns its sequence number.
 /// The counter row stays locked until the transaction ends, so events commit in order.
@@ -16,21 +16,12 @@ pub async fn append_change(
     now: DateTime<Utc>,
 ) -> Result<i64> {
     let (seq,): (i64,) = on_tx!(tx, c => sqlx::query_as("UPDATE feed_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq")
-        .fetch_one(c)
-        .await)?;
-    on_tx!(tx, c => sqlx::query(
+        .fetch_one(c).await)?;
+    on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO changes (seq, kind, client_id, contact_id, subject_id, payload, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(seq)
-    .bind(kind)
-    .bind(client_id)
-    .bind(contact_id)
-    .bind(subject_id)
-    .bind(payload.to_string())
-    .bind(now)
-    .execute(c)
-    .await.map(|r| r.rows_affected()))?;
+    ), seq, kind, client_id, contact_id, subject_id, payload.to_string(), now)
+    .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(seq)
 }
 
@@ -61,12 +52,9 @@ impl ChangeRow {
 
 /// Events after `after`, in sequence order.
 pub async fn list_changes(db: &Db, after: i64, limit: i64) -> Result<Vec<ChangeRow>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, ChangeRow>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ChangeRow>(
         "SELECT seq, kind, client_id, contact_id, subject_id, payload, created_at FROM changes
          WHERE seq > $1 ORDER BY seq LIMIT $2",
-    )
-    .bind(after)
-    .bind(limit)
-    .fetch_all(p)
-    .await)?)
+    ), after, limit)
+    .fetch_all(p).await)?)
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, on_db, on_tx};
+use super::{Db, Result, Tx, bind, on_db, on_tx};
 
 /// A chat user known as a contact. `chat_id` is where messages to them go.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -21,15 +21,10 @@ pub async fn insert_code(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    on_tx!(tx, p => sqlx::query(
+    on_tx!(tx, p => bind!(sqlx::query(
         "INSERT INTO chat_codes (code_hash, contact_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(code_hash)
-    .bind(contact_id)
-    .bind(now)
-    .bind(expires_at)
-    .execute(p)
-    .await.map(|r| r.rows_affected()))?;
+    ), code_hash, contact_id, now, expires_at)
+    .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -44,40 +39,26 @@ pub async fn redeem_code(
     now: DateTime<Utc>,
 ) -> Result<Option<String>> {
     let mut tx = db.begin().await?;
-    let row: Option<(String,)> = on_tx!(&mut tx, c => sqlx::query_as(
+    let row: Option<(String,)> = on_tx!(&mut tx, c => bind!(sqlx::query_as(
         "UPDATE chat_codes SET used_at = $2
          WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2
          RETURNING contact_id",
-    )
-    .bind(code_hash)
-    .bind(now)
-    .fetch_optional(c)
-    .await)?;
+    ), code_hash, now)
+    .fetch_optional(c).await)?;
     let Some((contact_id,)) = row else {
         tx.rollback().await?;
         return Ok(None);
     };
-    on_tx!(&mut tx, c => sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND (user_id = $2 OR contact_id = $3)")
-        .bind(channel)
-        .bind(user_id)
-        .bind(&contact_id)
-        .execute(c)
-        .await.map(|r| r.rows_affected()))?;
-    on_tx!(&mut tx, c => sqlx::query("DELETE FROM chat_optouts WHERE channel = $1 AND user_id = $2")
-        .bind(channel)
-        .bind(user_id)
-        .execute(c)
-        .await.map(|r| r.rows_affected()))?;
-    on_tx!(&mut tx, c => sqlx::query(
+    on_tx!(&mut tx, c => bind!(sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND (user_id = $2 OR contact_id = $3)"),
+        channel, user_id, &contact_id)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    on_tx!(&mut tx, c => bind!(sqlx::query("DELETE FROM chat_optouts WHERE channel = $1 AND user_id = $2"),
+        channel, user_id)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    on_tx!(&mut tx, c => bind!(sqlx::query(
         "INSERT INTO chat_links (channel, user_id, chat_id, contact_id, linked_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(channel)
-    .bind(user_id)
-    .bind(chat_id)
-    .bind(&contact_id)
-    .bind(now)
-    .execute(c)
-    .await.map(|r| r.rows_affected()))?;
+    ), channel, user_id, chat_id, &contact_id, now)
+    .execute(c).await.map(|r| r.rows_affected()))?;
     tx.commit().await?;
     Ok(Some(contact_id))
 }
@@ -87,19 +68,13 @@ pub async fn redeem_code(
 pub async fn unlink(db: &Db, channel: &str, user_id: &str, now: DateTime<Utc>) -> Result<bool> {
     let was = contact_for_user(db, channel, user_id).await?.is_some();
     let mut tx = db.begin().await?;
-    on_tx!(&mut tx, c => sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND user_id = $2")
-        .bind(channel)
-        .bind(user_id)
-        .execute(c)
-        .await.map(|r| r.rows_affected()))?;
-    on_tx!(&mut tx, c => sqlx::query(
+    on_tx!(&mut tx, c => bind!(sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND user_id = $2"),
+        channel, user_id)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    on_tx!(&mut tx, c => bind!(sqlx::query(
         "INSERT INTO chat_optouts (channel, user_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(channel)
-    .bind(user_id)
-    .bind(now)
-    .execute(c)
-    .await.map(|r| r.rows_affected()))?;
+    ), channel, user_id, now)
+    .execute(c).await.map(|r| r.rows_affected()))?;
     tx.commit().await?;
     Ok(was)
 }
@@ -107,7 +82,7 @@ pub async fn unlink(db: &Db, channel: &str, user_id: &str, now: DateTime<Utc>) -
 /// The active contact a chat user is: tied by a code, or named by TOT's own contact record
 /// (`telegram_chat_id`, `discord_user_id`).
 pub async fn contact_for_user(db: &Db, channel: &str, user_id: &str) -> Result<Option<String>> {
-    let row: Option<(String,)> = on_db!(db, p => sqlx::query_as(
+    let row: Option<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
         "SELECT l.contact_id FROM chat_links l JOIN contacts c ON c.id = l.contact_id
          WHERE l.channel = $1 AND l.user_id = $2 AND c.active
          UNION ALL
@@ -116,17 +91,14 @@ pub async fn contact_for_user(db: &Db, channel: &str, user_id: &str) -> Result<O
                         OR ($1 = 'discord' AND discord_user_id = $2))
            AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = $1 AND o.user_id = $2)
          LIMIT 1",
-    )
-    .bind(channel)
-    .bind(user_id)
-    .fetch_optional(p)
-    .await)?;
+    ), channel, user_id)
+    .fetch_optional(p).await)?;
     Ok(row.map(|r| r.0))
 }
 
 /// Where a contact's chat messages go, per channel: tied chats first, else TOT's record.
 pub async fn chats_of_contact(db: &Db, contact_id: &str) -> Result<Vec<ChatLink>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, ChatLink>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ChatLink>(
         "SELECT channel, user_id, chat_id, contact_id FROM chat_links WHERE contact_id = $1
          UNION ALL
          SELECT 'telegram', CAST(telegram_chat_id AS TEXT), CAST(telegram_chat_id AS TEXT), id FROM contacts
@@ -140,10 +112,8 @@ pub async fn chats_of_contact(db: &Db, contact_id: &str) -> Result<Vec<ChatLink>
            AND NOT EXISTS (SELECT 1 FROM chat_links WHERE contact_id = $1 AND channel = 'discord')
            AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = 'discord' AND o.user_id = discord_user_id)
          ORDER BY 1",
-    )
-    .bind(contact_id)
-    .fetch_all(p)
-    .await)?)
+    ), contact_id)
+    .fetch_all(p).await)?)
 }
 
 /// Every contact with at least one chat, for the scheduler's pass.
@@ -162,8 +132,7 @@ pub async fn all_chats(db: &Db) -> Result<Vec<ChatLink>> {
            AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.contact_id = c.id AND l.channel = 'discord')
            AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = 'discord' AND o.user_id = c.discord_user_id)",
     )
-    .fetch_all(p)
-    .await)?)
+    .fetch_all(p).await)?)
 }
 
 /// Remembers the question a chat user is answering next (one at a time).
@@ -175,18 +144,12 @@ pub async fn set_pending(
     subject: &str,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    on_db!(db, p => sqlx::query(
+    on_db!(db, p => bind!(sqlx::query(
         "INSERT INTO chat_pending (channel, user_id, action, subject, expires_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (channel, user_id) DO UPDATE SET action = excluded.action, subject = excluded.subject,
            expires_at = excluded.expires_at",
-    )
-    .bind(channel)
-    .bind(user_id)
-    .bind(action)
-    .bind(subject)
-    .bind(expires_at)
-    .execute(p)
-    .await.map(|r| r.rows_affected()))?;
+    ), channel, user_id, action, subject, expires_at)
+    .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -197,51 +160,39 @@ pub async fn take_pending(
     user_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<(String, String)>> {
-    let row: Option<(String, String, DateTime<Utc>)> = on_db!(db, p => sqlx::query_as(
+    let row: Option<(String, String, DateTime<Utc>)> = on_db!(db, p => bind!(sqlx::query_as(
         "DELETE FROM chat_pending WHERE channel = $1 AND user_id = $2 RETURNING action, subject, expires_at",
-    )
-    .bind(channel)
-    .bind(user_id)
-    .fetch_optional(p)
-    .await)?;
+    ), channel, user_id)
+    .fetch_optional(p).await)?;
     Ok(row.filter(|r| r.2 > now).map(|r| (r.0, r.1)))
 }
 
 /// Whether an update id was recorded already (a cheap check before the work).
 pub async fn seen_update(db: &Db, channel: &str, update_id: &str) -> Result<bool> {
-    let row: Option<(String,)> = on_db!(db, p => sqlx::query_as(
+    let row: Option<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
         "SELECT update_id FROM chat_updates WHERE channel = $1 AND update_id = $2",
-    )
-    .bind(channel)
-    .bind(update_id)
-    .fetch_optional(p)
-    .await)?;
+    ), channel, update_id)
+    .fetch_optional(p).await)?;
     Ok(row.is_some())
 }
 
 /// Records an update id; false when it was seen before (a webhook delivered it twice).
 pub async fn first_sighting(tx: &mut Tx, channel: &str, update_id: &str, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_tx!(tx, p => sqlx::query(
+    let n = on_tx!(tx, p => bind!(sqlx::query(
         "INSERT INTO chat_updates (channel, update_id, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(channel)
-    .bind(update_id)
-    .bind(now)
-    .execute(p)
-    .await.map(|r| r.rows_affected()))?;
+    ), channel, update_id, now)
+    .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
 /// Forgets codes that expired a day ago and update ids seen a week ago (a webhook's
 /// re-delivery and a replayed interaction come within minutes). Returns the rows removed.
 pub async fn prune(db: &Db, now: DateTime<Utc>) -> Result<u64> {
-    let codes = on_db!(db, p => sqlx::query("DELETE FROM chat_codes WHERE expires_at < $1")
-        .bind(now - chrono::Duration::days(1))
-        .execute(p)
-        .await.map(|r| r.rows_affected()))?;
-    let updates = on_db!(db, p => sqlx::query("DELETE FROM chat_updates WHERE seen_at < $1")
-        .bind(now - chrono::Duration::days(7))
-        .execute(p)
-        .await.map(|r| r.rows_affected()))?;
+    let codes = on_db!(db, p => bind!(sqlx::query("DELETE FROM chat_codes WHERE expires_at < $1"),
+        now - chrono::Duration::days(1))
+        .execute(p).await.map(|r| r.rows_affected()))?;
+    let updates = on_db!(db, p => bind!(sqlx::query("DELETE FROM chat_updates WHERE seen_at < $1"),
+        now - chrono::Duration::days(7))
+        .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(codes + updates)
 }

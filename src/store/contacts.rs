@@ -1,6 +1,6 @@
 //! Contacts as cport reads them.
 
-use super::{Db, Result, on_db};
+use super::{Db, Result, bind, on_db};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct ContactRow {
@@ -20,7 +20,7 @@ const SELECT: &str = "SELECT c.id, c.client_id, cl.name AS client_name, c.name, 
 
 pub async fn get_contact(db: &Db, id: &str) -> Result<ContactRow> {
     let sql = format!("{SELECT} WHERE c.id = $1");
-    Ok(on_db!(db, p => sqlx::query_as::<_, ContactRow>(&sql).bind(id).fetch_one(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ContactRow>(&sql), id).fetch_one(p).await)?)
 }
 
 /// Every active contact, in id order.

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Db, Result, on_db};
+use super::{Db, Result, bind, on_db};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ProcessLine {
@@ -15,9 +15,9 @@ pub struct ProcessLine {
 }
 
 pub async fn process_lines(db: &Db, job_id: &str) -> Result<Vec<ProcessLine>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, ProcessLine>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ProcessLine>(
         "SELECT status, process, position, process_date, qty, unit_price FROM job_process_lines WHERE job_id = $1 ORDER BY line_no",
-    ).bind(job_id).fetch_all(p).await)?)
+    ), job_id).fetch_all(p).await)?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -30,7 +30,7 @@ pub struct CostLine {
 /// `table` is `job_art_costs` or `job_blank_garments`.
 pub async fn cost_lines(db: &Db, table: &str, job_id: &str) -> Result<Vec<CostLine>> {
     let sql = format!("SELECT description, qty, unit_price FROM {table} WHERE job_id = $1 ORDER BY line_no");
-    Ok(on_db!(db, p => sqlx::query_as::<_, CostLine>(&sql).bind(job_id).fetch_all(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, CostLine>(&sql), job_id).fetch_all(p).await)?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -61,17 +61,17 @@ const DELIVERY: &str = "SELECT id, job_id, status, delivery_date, sent_date, ven
 pub async fn deliveries(db: &Db, client_id: &str, limit: i64) -> Result<Vec<DeliveryRow>> {
     let sql =
         format!("{DELIVERY} WHERE client_id = $1 ORDER BY COALESCE(delivery_date, sent_date) DESC, id DESC LIMIT $2");
-    Ok(on_db!(db, p => sqlx::query_as::<_, DeliveryRow>(&sql).bind(client_id).bind(limit).fetch_all(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, DeliveryRow>(&sql), client_id, limit).fetch_all(p).await)?)
 }
 
 pub async fn job_deliveries(db: &Db, client_id: &str, job_id: &str) -> Result<Vec<DeliveryRow>> {
     let sql = format!("{DELIVERY} WHERE client_id = $1 AND job_id = $2 ORDER BY id");
-    Ok(on_db!(db, p => sqlx::query_as::<_, DeliveryRow>(&sql).bind(client_id).bind(job_id).fetch_all(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, DeliveryRow>(&sql), client_id, job_id).fetch_all(p).await)?)
 }
 
 pub async fn delivery(db: &Db, client_id: &str, id: &str) -> Result<DeliveryRow> {
     let sql = format!("{DELIVERY} WHERE client_id = $1 AND id = $2");
-    Ok(on_db!(db, p => sqlx::query_as::<_, DeliveryRow>(&sql).bind(client_id).bind(id).fetch_one(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, DeliveryRow>(&sql), client_id, id).fetch_one(p).await)?)
 }
 
 pub async fn delivery_lines(db: &Db, id: &str) -> Result<Vec<(String, i64)>> {
@@ -95,15 +95,15 @@ pub struct StockRow {
 pub async fn stock(db: &Db, client_id: Option<&str>, text: Option<&str>, limit: i64) -> Result<Vec<StockRow>> {
     let pattern = format!("%{}%", text.unwrap_or("").to_lowercase());
     Ok(match client_id {
-        Some(c) => on_db!(db, p => sqlx::query_as::<_, StockRow>(
+        Some(c) => on_db!(db, p => bind!(sqlx::query_as::<_, StockRow>(
             "SELECT sku, client_sku, description, warehouse_balance, expected, accounted_for, available_to_order FROM stock
              WHERE client_id = $1 AND (lower(description) LIKE $2 OR lower(sku) LIKE $2 OR lower(COALESCE(client_sku, '')) LIKE $2)
              ORDER BY sku LIMIT $3",
-        ).bind(c).bind(&pattern).bind(limit).fetch_all(p).await)?,
-        None => on_db!(db, p => sqlx::query_as::<_, StockRow>(
+        ), c, &pattern, limit).fetch_all(p).await)?,
+        None => on_db!(db, p => bind!(sqlx::query_as::<_, StockRow>(
             "SELECT sku, NULL AS client_sku, description, warehouse_balance, expected, accounted_for, available_to_order
              FROM blank_stock WHERE lower(description) LIKE $1 OR lower(sku) LIKE $1 ORDER BY sku LIMIT $2",
-        ).bind(&pattern).bind(limit).fetch_all(p).await)?,
+        ), &pattern, limit).fetch_all(p).await)?,
     })
 }
 
@@ -125,12 +125,12 @@ const PO: &str =
 
 pub async fn purchase_orders(db: &Db, client_id: &str, limit: i64) -> Result<Vec<PoRow>> {
     let sql = format!("{PO} WHERE client_id = $1 ORDER BY date_ordered DESC, id LIMIT $2");
-    Ok(on_db!(db, p => sqlx::query_as::<_, PoRow>(&sql).bind(client_id).bind(limit).fetch_all(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, PoRow>(&sql), client_id, limit).fetch_all(p).await)?)
 }
 
 pub async fn purchase_order(db: &Db, client_id: &str, id: &str) -> Result<PoRow> {
     let sql = format!("{PO} WHERE client_id = $1 AND id = $2");
-    Ok(on_db!(db, p => sqlx::query_as::<_, PoRow>(&sql).bind(client_id).bind(id).fetch_one(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, PoRow>(&sql), client_id, id).fetch_one(p).await)?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -144,9 +144,9 @@ pub struct PoLine {
 }
 
 pub async fn po_lines(db: &Db, id: &str) -> Result<Vec<PoLine>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, PoLine>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, PoLine>(
         "SELECT status, sku, description, ordered, received, cancelled FROM purchase_order_lines WHERE po_id = $1 ORDER BY line_no",
-    ).bind(id).fetch_all(p).await)?)
+    ), id).fetch_all(p).await)?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -161,10 +161,10 @@ pub struct PoReceipt {
 }
 
 pub async fn po_receipts(db: &Db, id: &str) -> Result<Vec<PoReceipt>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, PoReceipt>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, PoReceipt>(
         "SELECT date_received, signed_by, date_checked, check_category, checked_by, outers, handling_cost
          FROM purchase_order_receipts WHERE po_id = $1 ORDER BY line_no",
-    ).bind(id).fetch_all(p).await)?)
+    ), id).fetch_all(p).await)?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -179,10 +179,10 @@ pub struct InvoiceRow {
 
 /// Invoices with something outstanding first, then the most recent.
 pub async fn invoices(db: &Db, client_id: &str, limit: i64) -> Result<Vec<InvoiceRow>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, InvoiceRow>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, InvoiceRow>(
         "SELECT id, date, client_po_ref, job_name, total, paid FROM invoices WHERE client_id = $1
          ORDER BY CASE WHEN total > paid THEN 0 ELSE 1 END, date DESC, id LIMIT $2",
-    ).bind(client_id).bind(limit).fetch_all(p).await)?)
+    ), client_id, limit).fetch_all(p).await)?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -195,9 +195,9 @@ pub struct Aging {
 }
 
 pub async fn aging(db: &Db, client_id: &str) -> Result<Option<Aging>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, Aging>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, Aging>(
         "SELECT as_of, current_balance, over_30, over_60, over_90 FROM account_summaries WHERE client_id = $1",
-    ).bind(client_id).fetch_optional(p).await)?)
+    ), client_id).fetch_optional(p).await)?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -215,19 +215,20 @@ pub async fn price_card(
     client_id: &str,
     today: NaiveDate,
 ) -> Result<Option<(String, NaiveDate, Vec<PriceLine>)>> {
-    let card: Option<(String, String, NaiveDate)> = on_db!(db, p => sqlx::query_as(
+    let card: Option<(String, String, NaiveDate)> = on_db!(db, p => bind!(sqlx::query_as(
         "SELECT id, name, effective_from FROM price_cards WHERE client_id = $1 AND effective_from <= $2
          ORDER BY effective_from DESC LIMIT 1",
-    ).bind(client_id).bind(today).fetch_optional(p).await)?;
+    ), client_id, today).fetch_optional(p).await)?;
     let Some((id, name, from)) = card else { return Ok(None) };
-    let lines = on_db!(db, p => sqlx::query_as::<_, PriceLine>(
+    let lines = on_db!(db, p => bind!(sqlx::query_as::<_, PriceLine>(
         "SELECT code, description, unit, min_qty, price FROM price_card_lines WHERE price_card_id = $1 ORDER BY line_no",
-    ).bind(&id).fetch_all(p).await)?;
+    ), &id).fetch_all(p).await)?;
     Ok(Some((name, from, lines)))
 }
 
 pub async fn client_currency(db: &Db, client_id: &str) -> Result<String> {
-    let (c,): (String,) = on_db!(db, p => sqlx::query_as("SELECT currency FROM clients WHERE id = $1").bind(client_id).fetch_one(p).await)?;
+    let (c,): (String,) = on_db!(db, p => bind!(sqlx::query_as("SELECT currency FROM clients WHERE id = $1"),
+        client_id).fetch_one(p).await)?;
     Ok(c)
 }
 
@@ -266,14 +267,14 @@ const INVOICE_DOC: &str = "SELECT id, date, due_date, client_po_ref, job_name, t
 
 pub async fn invoice(db: &Db, client_id: &str, id: &str) -> Result<InvoiceDoc> {
     let sql = format!("{INVOICE_DOC} WHERE client_id = $1 AND id = $2");
-    Ok(on_db!(db, p => sqlx::query_as::<_, InvoiceDoc>(&sql).bind(client_id).bind(id).fetch_one(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, InvoiceDoc>(&sql), client_id, id).fetch_one(p).await)?)
 }
 
 /// Invoices with something still to pay and credit notes not yet used up (anything whose
 /// outstanding `total − paid` is not zero), oldest first.
 pub async fn open_invoices(db: &Db, client_id: &str) -> Result<Vec<InvoiceDoc>> {
     let sql = format!("{INVOICE_DOC} WHERE client_id = $1 AND total <> paid ORDER BY date, id");
-    Ok(on_db!(db, p => sqlx::query_as::<_, InvoiceDoc>(&sql).bind(client_id).fetch_all(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, InvoiceDoc>(&sql), client_id).fetch_all(p).await)?)
 }
 
 /// A delivery's costs: (type, description, price in minor units).

@@ -2,11 +2,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, on_db, on_tx};
+use super::{Db, Result, Tx, bind, on_db, on_tx};
 
 pub async fn seen(db: &Db, message_id: &str) -> Result<bool> {
-    let row: Option<(String,)> = on_db!(db, p => sqlx::query_as("SELECT disposition FROM inbound_messages WHERE message_id = $1")
-        .bind(message_id).fetch_optional(p).await)?;
+    let row: Option<(String,)> = on_db!(db, p => bind!(sqlx::query_as("SELECT disposition FROM inbound_messages WHERE message_id = $1"),
+        message_id).fetch_optional(p).await)?;
     Ok(row.is_some())
 }
 
@@ -20,11 +20,10 @@ pub async fn record(
     raw: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = on_tx!(tx, c => sqlx::query(
+    let n = on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO inbound_messages (message_id, received_at, contact_id, disposition, reason, raw)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-    )
-    .bind(message_id).bind(now).bind(contact_id).bind(disposition).bind(reason).bind(raw)
+    ), message_id, now, contact_id, disposition, reason, raw)
     .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
@@ -38,10 +37,10 @@ pub struct HeldRow {
 }
 
 pub async fn list_held(db: &Db, limit: i64) -> Result<Vec<HeldRow>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, HeldRow>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, HeldRow>(
         "SELECT message_id, received_at, contact_id, reason FROM inbound_messages WHERE disposition = 'held'
          ORDER BY received_at DESC LIMIT $1",
-    ).bind(limit).fetch_all(p).await)?)
+    ), limit).fetch_all(p).await)?)
 }
 
 /// Counts a bounce for a contact; suspends email on a hard bounce or after `soft_limit` soft
@@ -54,29 +53,29 @@ pub async fn record_bounce(
     soft_limit: i64,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    on_tx!(tx, c => sqlx::query(
+    on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO contact_settings (contact_id, email_enabled, soft_bounces, updated_at) VALUES ($1, TRUE, 0, $2)
          ON CONFLICT (contact_id) DO NOTHING",
-    ).bind(contact_id).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
-    let (soft,): (i64,) = on_tx!(tx, c => sqlx::query_as(
+    ), contact_id, now).execute(c).await.map(|r| r.rows_affected()))?;
+    let (soft,): (i64,) = on_tx!(tx, c => bind!(sqlx::query_as(
         "UPDATE contact_settings SET soft_bounces = soft_bounces + $2, updated_at = $3 WHERE contact_id = $1 RETURNING soft_bounces",
-    ).bind(contact_id).bind(if hard { 0i64 } else { 1i64 }).bind(now).fetch_one(c).await)?;
+    ), contact_id, if hard { 0i64 } else { 1i64 }, now).fetch_one(c).await)?;
     let suspend = hard || soft >= soft_limit;
     if suspend {
-        on_tx!(tx, c => sqlx::query(
+        on_tx!(tx, c => bind!(sqlx::query(
             "UPDATE contact_settings SET email_suspended_at = COALESCE(email_suspended_at, $2), email_suspended_reason = $3
              WHERE contact_id = $1",
-        ).bind(contact_id).bind(now).bind(reason).execute(c).await.map(|r| r.rows_affected()))?;
+        ), contact_id, now, reason).execute(c).await.map(|r| r.rows_affected()))?;
     }
     Ok(suspend)
 }
 
 /// A message from the contact proves the address works: lift a suspension, reset counts.
 pub async fn clear_bounces(tx: &mut Tx, contact_id: &str, now: DateTime<Utc>) -> Result<()> {
-    on_tx!(tx, c => sqlx::query(
+    on_tx!(tx, c => bind!(sqlx::query(
         "UPDATE contact_settings SET email_suspended_at = NULL, email_suspended_reason = NULL, soft_bounces = 0, updated_at = $2
          WHERE contact_id = $1 AND (email_suspended_at IS NOT NULL OR soft_bounces > 0)",
-    ).bind(contact_id).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+    ), contact_id, now).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -101,17 +100,16 @@ pub struct NewArtwork<'a> {
 
 /// Records an artwork file and marks the art it answers received.
 pub async fn insert_artwork(tx: &mut Tx, a: &NewArtwork<'_>, now: DateTime<Utc>) -> Result<()> {
-    on_tx!(tx, c => sqlx::query(
+    on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO artwork_uploads (client_id, job_id, requirement_id, contact_id, file_name, content_type, size_bytes, path, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    ).bind(a.client_id).bind(a.job_id).bind(a.requirement_id).bind(a.contact_id).bind(a.file_name).bind(a.content_type)
-    .bind(a.size).bind(a.path).bind(now)
+    ), a.client_id, a.job_id, a.requirement_id, a.contact_id, a.file_name, a.content_type, a.size, a.path,
+        now)
     .execute(c).await.map(|r| r.rows_affected()))?;
-    on_tx!(tx, c => sqlx::query(
+    on_tx!(tx, c => bind!(sqlx::query(
         "UPDATE art_requirements SET art_received = TRUE, sync_hash = ''
          WHERE job_id = $1 AND client_id = $2 AND ($3 IS NULL OR id = $3)",
-    )
-    .bind(a.job_id).bind(a.client_id).bind(a.requirement_id).execute(c).await.map(|r| r.rows_affected()))?;
+    ), a.job_id, a.client_id, a.requirement_id).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -135,13 +133,13 @@ const ARTWORK: &str = "SELECT a.id, a.requirement_id, a.file_name, a.content_typ
 /// The artwork files a client sent for one job, newest first.
 pub async fn list_artwork(db: &Db, client_id: &str, job_id: &str) -> Result<Vec<ArtworkRow>> {
     let sql = format!("{ARTWORK} WHERE a.client_id = $1 AND a.job_id = $2 ORDER BY a.created_at DESC, a.id DESC");
-    Ok(on_db!(db, p => sqlx::query_as::<_, ArtworkRow>(&sql).bind(client_id).bind(job_id).fetch_all(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ArtworkRow>(&sql), client_id, job_id).fetch_all(p).await)?)
 }
 
 /// One artwork file of one client's job (another client's is "not found").
 pub async fn get_artwork(db: &Db, client_id: &str, job_id: &str, id: i64) -> Result<ArtworkRow> {
     let sql = format!("{ARTWORK} WHERE a.client_id = $1 AND a.job_id = $2 AND a.id = $3");
-    Ok(on_db!(db, p => sqlx::query_as::<_, ArtworkRow>(&sql).bind(client_id).bind(job_id).bind(id).fetch_one(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ArtworkRow>(&sql), client_id, job_id, id).fetch_one(p).await)?)
 }
 
 /// A job's art requirement, received or not.
@@ -156,12 +154,9 @@ pub struct ArtRequirement {
 
 /// A job's art requirements, those still waiting first.
 pub async fn art_requirements(db: &Db, client_id: &str, job_id: &str) -> Result<Vec<ArtRequirement>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, ArtRequirement>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ArtRequirement>(
         "SELECT id, design_id, description, art_due, art_received FROM art_requirements
          WHERE client_id = $1 AND job_id = $2 ORDER BY art_received, art_due, id",
-    )
-    .bind(client_id)
-    .bind(job_id)
-    .fetch_all(p)
-    .await)?)
+    ), client_id, job_id)
+    .fetch_all(p).await)?)
 }

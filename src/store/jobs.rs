@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Db, Result, Tx, on_db, on_tx};
+use super::{Db, Result, Tx, bind, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct JobRow {
@@ -22,12 +22,12 @@ const SELECT: &str = "SELECT j.id, j.client_id, j.name, j.status, j.date_require
 
 pub async fn get_job(db: &Db, client_id: &str, id: &str) -> Result<JobRow> {
     let sql = format!("{SELECT} WHERE j.id = $1 AND j.client_id = $2");
-    Ok(on_db!(db, p => sqlx::query_as::<_, JobRow>(&sql).bind(id).bind(client_id).fetch_one(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, JobRow>(&sql), id, client_id).fetch_one(p).await)?)
 }
 
 pub async fn get_job_tx(tx: &mut Tx, client_id: &str, id: &str) -> Result<JobRow> {
     let sql = format!("{SELECT} WHERE j.id = $1 AND j.client_id = $2");
-    Ok(on_tx!(tx, c => sqlx::query_as::<_, JobRow>(&sql).bind(id).bind(client_id).fetch_one(c).await)?)
+    Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, JobRow>(&sql), id, client_id).fetch_one(c).await)?)
 }
 
 /// Open jobs of a client (the ones delivery instructions can be given for).
@@ -36,7 +36,7 @@ pub async fn list_open_jobs(db: &Db, client_id: &str) -> Result<Vec<JobRow>> {
         "{SELECT} WHERE j.client_id = $1 AND j.status IN ('entered', 'in_production', 'completed')
          ORDER BY j.date_required, j.id"
     );
-    Ok(on_db!(db, p => sqlx::query_as::<_, JobRow>(&sql).bind(client_id).fetch_all(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, JobRow>(&sql), client_id).fetch_all(p).await)?)
 }
 
 /// A printed-garment line with what earlier instructions already took.
@@ -63,12 +63,12 @@ const LINES: &str = "SELECT g.job_id, g.line_no, g.description, g.expected_qty, 
 
 pub async fn list_garment_lines(db: &Db, job_id: &str) -> Result<Vec<GarmentLine>> {
     let sql = format!("{LINES} WHERE g.job_id = $1 ORDER BY g.line_no");
-    Ok(on_db!(db, p => sqlx::query_as::<_, GarmentLine>(&sql).bind(job_id).fetch_all(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, GarmentLine>(&sql), job_id).fetch_all(p).await)?)
 }
 
 pub async fn list_garment_lines_tx(tx: &mut Tx, job_id: &str) -> Result<Vec<GarmentLine>> {
     let sql = format!("{LINES} WHERE g.job_id = $1 ORDER BY g.line_no");
-    Ok(on_tx!(tx, c => sqlx::query_as::<_, GarmentLine>(&sql).bind(job_id).fetch_all(c).await)?)
+    Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, GarmentLine>(&sql), job_id).fetch_all(c).await)?)
 }
 
 pub struct NewRequest<'a> {
@@ -82,31 +82,18 @@ pub struct NewRequest<'a> {
 }
 
 pub async fn insert_request(tx: &mut Tx, r: &NewRequest<'_>, now: DateTime<Utc>) -> Result<i64> {
-    let (id,): (i64,) = on_tx!(tx, c => sqlx::query_as(
+    let (id,): (i64,) = on_tx!(tx, c => bind!(sqlx::query_as(
         "INSERT INTO delivery_requests (client_id, contact_id, kind, address, required_date, contact_name, notes, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-    )
-    .bind(r.client_id)
-    .bind(r.contact_id)
-    .bind(r.kind)
-    .bind(r.address)
-    .bind(r.required_date)
-    .bind(r.contact_name)
-    .bind(r.notes)
-    .bind(now)
-    .fetch_one(c)
-    .await)?;
+    ), r.client_id, r.contact_id, r.kind, r.address, r.required_date, r.contact_name, r.notes, now)
+    .fetch_one(c).await)?;
     Ok(id)
 }
 
 pub async fn insert_request_line(tx: &mut Tx, request_id: i64, job_id: &str, line_no: i64, qty: i64) -> Result<()> {
-    on_tx!(tx, c => sqlx::query("INSERT INTO delivery_request_lines (request_id, job_id, line_no, qty) VALUES ($1, $2, $3, $4)")
-        .bind(request_id)
-        .bind(job_id)
-        .bind(line_no)
-        .bind(qty)
-        .execute(c)
-        .await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => bind!(sqlx::query("INSERT INTO delivery_request_lines (request_id, job_id, line_no, qty) VALUES ($1, $2, $3, $4)"),
+        request_id, job_id, line_no, qty)
+        .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -117,26 +104,22 @@ pub async fn lock_job(tx: &mut Tx, job_id: &str) -> Result<()> {
 
 /// Records on the job what the client said (`given` or `not_required`).
 pub async fn set_delivery_instructions(tx: &mut Tx, job_id: &str, value: &str) -> Result<()> {
-    on_tx!(tx, c => sqlx::query("UPDATE jobs SET delivery_instructions = $2, sync_hash = '' WHERE id = $1")
-        .bind(job_id)
-        .bind(value)
-        .execute(c)
-        .await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => bind!(sqlx::query("UPDATE jobs SET delivery_instructions = $2, sync_hash = '' WHERE id = $1"),
+        job_id, value)
+        .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Addresses this client used before (earlier instructions and TOT's deliveries), newest first.
 pub async fn saved_addresses(db: &Db, client_id: &str) -> Result<Vec<String>> {
-    let rows: Vec<(String,)> = on_db!(db, p => sqlx::query_as(
+    let rows: Vec<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
         "SELECT address FROM (
            SELECT address, MAX(created_at) AS at FROM delivery_requests
              WHERE client_id = $1 AND address IS NOT NULL GROUP BY address
            UNION ALL
            SELECT venue AS address, MAX(updated_at) AS at FROM deliveries WHERE client_id = $1 GROUP BY venue
          ) a GROUP BY address ORDER BY MAX(at) DESC LIMIT 20",
-    )
-    .bind(client_id)
-    .fetch_all(p)
-    .await)?;
+    ), client_id)
+    .fetch_all(p).await)?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }

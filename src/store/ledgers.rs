@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, on_db, on_tx};
+use super::{Db, Result, Tx, bind, on_db, on_tx};
 
 /// Claims the decision for one contact, channel and digest period. False when it was
 /// already decided (by this process earlier, or by another one).
@@ -13,16 +13,11 @@ pub async fn claim_digest_period(
     period: &str,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = on_tx!(tx, c => sqlx::query(
+    let n = on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO digest_runs (contact_id, channel, period, outbox_id, item_count, decided_at)
          VALUES ($1, $2, $3, NULL, 0, $4) ON CONFLICT DO NOTHING",
-    )
-    .bind(contact_id)
-    .bind(channel)
-    .bind(period)
-    .bind(now)
-    .execute(c)
-    .await.map(|r| r.rows_affected()))?;
+    ), contact_id, channel, period, now)
+    .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
@@ -34,27 +29,18 @@ pub async fn record_digest(
     outbox_id: Option<i64>,
     items: i64,
 ) -> Result<()> {
-    on_tx!(tx, c => sqlx::query(
+    on_tx!(tx, c => bind!(sqlx::query(
         "UPDATE digest_runs SET outbox_id = $4, item_count = $5 WHERE contact_id = $1 AND channel = $2 AND period = $3",
-    )
-    .bind(contact_id)
-    .bind(channel)
-    .bind(period)
-    .bind(outbox_id)
-    .bind(items)
-    .execute(c)
-    .await.map(|r| r.rows_affected()))?;
+    ), contact_id, channel, period, outbox_id, items)
+    .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Forgets a decided period so `digest run --force` can decide it again.
 pub async fn forget_digest_period(tx: &mut Tx, contact_id: &str, channel: &str, period: &str) -> Result<()> {
-    on_tx!(tx, c => sqlx::query("DELETE FROM digest_runs WHERE contact_id = $1 AND channel = $2 AND period = $3")
-        .bind(contact_id)
-        .bind(channel)
-        .bind(period)
-        .execute(c)
-        .await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => bind!(sqlx::query("DELETE FROM digest_runs WHERE contact_id = $1 AND channel = $2 AND period = $3"),
+        contact_id, channel, period)
+        .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -68,75 +54,54 @@ pub async fn claim_alert(
     outbox_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = on_tx!(tx, c => sqlx::query(
+    let n = on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO alert_ledger (contact_id, channel, category, item_id, outbox_id, created_at)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-    )
-    .bind(contact_id)
-    .bind(channel)
-    .bind(category)
-    .bind(item_id)
-    .bind(outbox_id)
-    .bind(now)
-    .execute(c)
-    .await.map(|r| r.rows_affected()))?;
+    ), contact_id, channel, category, item_id, outbox_id, now)
+    .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
 /// Marks a single-use nonce used; false when it was used before (a replay).
 pub async fn use_nonce(db: &Db, nonce: &str, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_db!(db, p => sqlx::query("INSERT INTO used_nonces (nonce, used_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(nonce)
-        .bind(now)
-        .execute(p)
-        .await.map(|r| r.rows_affected()))?;
+    let n = on_db!(db, p => bind!(sqlx::query("INSERT INTO used_nonces (nonce, used_at) VALUES ($1, $2) ON CONFLICT DO NOTHING"),
+        nonce, now)
+        .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
 /// Records the contact's alert baseline; false when it existed (the contact was scanned before).
 pub async fn claim_alert_baseline(tx: &mut Tx, contact_id: &str, channel: &str, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_tx!(tx, c => sqlx::query(
+    let n = on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO alert_baselines (contact_id, channel, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    )
-    .bind(contact_id)
-    .bind(channel)
-    .bind(now)
-    .execute(c)
-    .await.map(|r| r.rows_affected()))?;
+    ), contact_id, channel, now)
+    .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
 /// Item keys (`category:id`) already in this contact's alert ledger.
 pub async fn alerted_keys(tx: &mut Tx, contact_id: &str, channel: &str) -> Result<std::collections::HashSet<String>> {
-    let rows: Vec<(String, String)> = on_tx!(tx, p => sqlx::query_as(
+    let rows: Vec<(String, String)> = on_tx!(tx, p => bind!(sqlx::query_as(
         "SELECT category, item_id FROM alert_ledger WHERE contact_id = $1 AND channel = $2",
-    )
-    .bind(contact_id)
-    .bind(channel)
-    .fetch_all(p)
-    .await)?;
+    ), contact_id, channel)
+    .fetch_all(p).await)?;
     Ok(rows.into_iter().map(|(c, i)| format!("{c}:{i}")).collect())
 }
 
 /// Whether this contact's digest for `period` on `channel` has been decided already.
 pub async fn digest_decided(db: &Db, contact_id: &str, channel: &str, period: &str) -> Result<bool> {
-    let row: Option<(i64,)> = on_db!(db, p => sqlx::query_as(
+    let row: Option<(i64,)> = on_db!(db, p => bind!(sqlx::query_as(
         "SELECT item_count FROM digest_runs WHERE contact_id = $1 AND channel = $2 AND period = $3",
-    )
-    .bind(contact_id)
-    .bind(channel)
-    .bind(period)
-    .fetch_optional(p)
-    .await)?;
+    ), contact_id, channel, period)
+    .fetch_optional(p).await)?;
     Ok(row.is_some())
 }
 
 /// Whether a single-use nonce has been used (without using it).
 pub async fn nonce_used(db: &Db, nonce: &str) -> Result<bool> {
-    let row: Option<(String,)> = on_db!(db, p => sqlx::query_as("SELECT nonce FROM used_nonces WHERE nonce = $1")
-        .bind(nonce)
-        .fetch_optional(p)
-        .await)?;
+    let row: Option<(String,)> = on_db!(db, p => bind!(sqlx::query_as("SELECT nonce FROM used_nonces WHERE nonce = $1"),
+        nonce)
+        .fetch_optional(p).await)?;
     Ok(row.is_some())
 }
 
@@ -147,8 +112,7 @@ const LEADER_LOCK: i64 = 0x6370_6f72_7401;
 pub async fn try_leader_lock(db: &Db) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
     let Db::Postgres(pool) = db else { return None };
     let mut conn = pool.acquire().await.ok()?;
-    let (got,): (bool,) = sqlx::query_as("SELECT pg_try_advisory_lock($1)")
-        .bind(LEADER_LOCK)
+    let (got,): (bool,) = bind!(sqlx::query_as("SELECT pg_try_advisory_lock($1)"), LEADER_LOCK)
         .fetch_one(&mut *conn)
         .await
         .ok()?;

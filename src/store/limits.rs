@@ -5,7 +5,7 @@
 //! Each is one statement (an upsert that returns the row it left), which both engines run
 //! atomically: two processes counting the same key at once cannot both take the last try.
 
-use super::{Db, Result, on_db};
+use super::{Db, Result, bind, on_db};
 
 /// How long failed attempts are remembered.
 pub const ATTEMPT_WINDOW_SECONDS: i64 = 15 * 60;
@@ -14,18 +14,14 @@ pub const ATTEMPT_WINDOW_SECONDS: i64 = 15 * 60;
 /// (which starts at the key's first attempt): `Some(seconds)` until it may try again.
 pub async fn attempt(db: &Db, key: &str, limit: u32, now_ms: i64) -> Result<Option<u64>> {
     let window_ms = ATTEMPT_WINDOW_SECONDS * 1000;
-    let (hits, started): (i64, i64) = on_db!(db, p => sqlx::query_as(
+    let (hits, started): (i64, i64) = on_db!(db, p => bind!(sqlx::query_as(
         "INSERT INTO rate_limits (key, window_start, hits) VALUES ($1, $2, 1)
          ON CONFLICT (key) DO UPDATE SET
            hits = CASE WHEN rate_limits.window_start <= $3 THEN 1 ELSE rate_limits.hits + 1 END,
            window_start = CASE WHEN rate_limits.window_start <= $3 THEN $2 ELSE rate_limits.window_start END
          RETURNING hits, window_start",
-    )
-    .bind(key)
-    .bind(now_ms)
-    .bind(now_ms - window_ms)
-    .fetch_one(p)
-    .await)?;
+    ), key, now_ms, now_ms - window_ms)
+    .fetch_one(p).await)?;
     if hits > i64::from(limit) {
         let left_ms = (started + window_ms - now_ms).max(0);
         Ok(Some((left_ms / 1000) as u64 + 1))
@@ -36,17 +32,14 @@ pub async fn attempt(db: &Db, key: &str, limit: u32, now_ms: i64) -> Result<Opti
 
 /// Gives back one attempt (it succeeded, so it was not a guess).
 pub async fn refund(db: &Db, key: &str) -> Result<()> {
-    on_db!(db, p => sqlx::query("UPDATE rate_limits SET hits = hits - 1 WHERE key = $1 AND hits > 0")
-        .bind(key)
-        .execute(p)
-        .await
+    on_db!(db, p => bind!(sqlx::query("UPDATE rate_limits SET hits = hits - 1 WHERE key = $1 AND hits > 0"), key).execute(p).await
         .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Forgets a key's attempts (after a success that proves who is trying).
 pub async fn clear(db: &Db, key: &str) -> Result<()> {
-    on_db!(db, p => sqlx::query("DELETE FROM rate_limits WHERE key = $1").bind(key).execute(p).await.map(|r| r.rows_affected()))?;
+    on_db!(db, p => bind!(sqlx::query("DELETE FROM rate_limits WHERE key = $1"), key).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -111,7 +104,7 @@ pub async fn reserve(db: &Db, paces: &[Pace], now_ms: i64) -> Result<i64> {
         rows.join(", ")
     );
     let gos: Vec<i64> = on_db!(db, pool => {
-        let mut q = sqlx::query_scalar(&sql).bind(now_ms);
+        let mut q = bind!(sqlx::query_scalar(&sql), now_ms);
         for p in paces {
             q = q.bind(&p.key).bind(p.interval_ms).bind(p.tolerance());
         }
@@ -123,7 +116,7 @@ pub async fn reserve(db: &Db, paces: &[Pace], now_ms: i64) -> Result<i64> {
 /// Removes counters and paces nobody has used for a window (run by the scheduler).
 pub async fn sweep(db: &Db, now_ms: i64) -> Result<u64> {
     let stale = now_ms - ATTEMPT_WINDOW_SECONDS * 1000;
-    let a = on_db!(db, p => sqlx::query("DELETE FROM rate_limits WHERE window_start < $1").bind(stale).execute(p).await.map(|r| r.rows_affected()))?;
-    let b = on_db!(db, p => sqlx::query("DELETE FROM paces WHERE tat < $1").bind(stale).execute(p).await.map(|r| r.rows_affected()))?;
+    let a = on_db!(db, p => bind!(sqlx::query("DELETE FROM rate_limits WHERE window_start < $1"), stale).execute(p).await.map(|r| r.rows_affected()))?;
+    let b = on_db!(db, p => bind!(sqlx::query("DELETE FROM paces WHERE tat < $1"), stale).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(a + b)
 }

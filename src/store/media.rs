@@ -1,6 +1,6 @@
 //! Which records a picture under `/media` belongs to: the lookup behind private pictures.
 
-use super::{Db, Result, on_db};
+use super::{Db, Result, bind, on_db};
 
 /// The kind of record a picture belongs to; each kind has its page and its rule for who
 /// may see it.
@@ -56,7 +56,7 @@ pub async fn owners(db: &Db, path: &str) -> Result<Vec<MediaOwner>> {
         })
         .collect();
     let pattern = format!("%{escaped}%");
-    let rows: Vec<(String, String, String)> = on_db!(db, p => sqlx::query_as(
+    let rows: Vec<(String, String, String)> = on_db!(db, p => bind!(sqlx::query_as(
         "SELECT 'visual', id, client_id FROM visuals WHERE main_image = $1 OR placement_image = $1
          UNION ALL
          SELECT 'job', j.id, j.client_id FROM job_process_lines l JOIN jobs j ON j.id = l.job_id WHERE l.image = $1
@@ -67,11 +67,8 @@ pub async fn owners(db: &Db, path: &str) -> Result<Vec<MediaOwner>> {
          UNION ALL
          SELECT 'po', o.id, o.client_id FROM purchase_order_receipts r JOIN purchase_orders o ON o.id = r.po_id
           WHERE r.checking_images LIKE $2 ESCAPE '\\'",
-    )
-    .bind(path)
-    .bind(&pattern)
-    .fetch_all(p)
-    .await)?;
+    ), path, &pattern)
+    .fetch_all(p).await)?;
     Ok(rows
         .into_iter()
         .filter_map(|(kind, id, client_id)| {

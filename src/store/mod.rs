@@ -88,8 +88,7 @@ where
     K: 'static + Send + sqlx::Encode<'static, Postgres> + sqlx::Type<Postgres>,
 {
     if let Tx::Postgres(t) = tx {
-        sqlx::query(select_for_update)
-            .bind(key)
+        bind!(sqlx::query(select_for_update), key)
             .fetch_optional(&mut **t)
             .await?;
     }
@@ -124,7 +123,16 @@ macro_rules! on_tx {
     };
 }
 
-pub use crate::{on_db, on_tx};
+/// `$query` with each argument bound in turn: `bind!(sqlx::query(SQL), a, b)` is
+/// `sqlx::query(SQL).bind(a).bind(b)`. Used inside `on_db!`/`on_tx!`, so it expands per engine.
+#[macro_export]
+macro_rules! bind {
+    ($query:expr $(, $arg:expr)* $(,)?) => {
+        $query$(.bind($arg))*
+    };
+}
+
+pub use crate::{bind, on_db, on_tx};
 
 impl Db {
     /// Opens the pool. A SQLite file (and its folder) is created when missing.

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, on_db, on_tx};
+use super::{Db, Result, Tx, bind, on_db, on_tx};
 
 /// A stock line as a client orders from it.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -42,25 +42,20 @@ pub async fn stock(
          ORDER BY s.description, s.sku LIMIT $4 OFFSET $5"
     );
     let pattern = format!("%{}%", text.trim().to_lowercase());
-    Ok(on_db!(db, p => sqlx::query_as::<_, StockItem>(&sql)
-        .bind(client_id)
-        .bind(allocated_to)
-        .bind(&pattern)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(p)
-        .await)?)
+    let rows = on_db!(db, p => bind!(sqlx::query_as::<_, StockItem>(&sql), client_id, allocated_to, &pattern, limit, offset)
+        .fetch_all(p).await)?;
+    Ok(rows)
 }
 
 /// One SKU of the client, read in the caller's transaction (after [`lock_stock`]).
 pub async fn stock_item_tx(tx: &mut Tx, client_id: &str, sku: &str) -> Result<StockItem> {
     let sql = format!("{STOCK} WHERE s.client_id = $1 AND s.sku = $2");
-    Ok(on_tx!(tx, c => sqlx::query_as::<_, StockItem>(&sql).bind(client_id).bind(sku).fetch_one(c).await)?)
+    Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, StockItem>(&sql), client_id, sku).fetch_one(c).await)?)
 }
 
 pub async fn stock_item(db: &Db, client_id: &str, sku: &str) -> Result<StockItem> {
     let sql = format!("{STOCK} WHERE s.client_id = $1 AND s.sku = $2");
-    Ok(on_db!(db, p => sqlx::query_as::<_, StockItem>(&sql).bind(client_id).bind(sku).fetch_one(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, StockItem>(&sql), client_id, sku).fetch_one(p).await)?)
 }
 
 /// Locks stock rows for the rest of the transaction, in SKU order so two placements never
@@ -94,13 +89,13 @@ const BASKET: &str = "SELECT b.id, b.client_id, b.contact_id, b.name, b.address,
 
 pub async fn baskets_of(db: &Db, contact_id: &str) -> Result<Vec<Basket>> {
     let sql = format!("{BASKET} WHERE b.contact_id = $1 ORDER BY b.updated_at DESC, b.id DESC");
-    Ok(on_db!(db, p => sqlx::query_as::<_, Basket>(&sql).bind(contact_id).fetch_all(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, Basket>(&sql), contact_id).fetch_all(p).await)?)
 }
 
 /// A basket of this contact (anyone else's is "not found").
 pub async fn basket(db: &Db, contact_id: &str, id: i64) -> Result<Basket> {
     let sql = format!("{BASKET} WHERE b.id = $1 AND b.contact_id = $2");
-    Ok(on_db!(db, p => sqlx::query_as::<_, Basket>(&sql).bind(id).bind(contact_id).fetch_one(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, Basket>(&sql), id, contact_id).fetch_one(p).await)?)
 }
 
 /// Locks a basket row for the rest of the transaction, so the same basket cannot be placed
@@ -111,7 +106,7 @@ pub async fn lock_basket(tx: &mut Tx, id: i64) -> Result<()> {
 
 pub async fn basket_tx(tx: &mut Tx, contact_id: &str, id: i64) -> Result<Basket> {
     let sql = format!("{BASKET} WHERE b.id = $1 AND b.contact_id = $2");
-    Ok(on_tx!(tx, c => sqlx::query_as::<_, Basket>(&sql).bind(id).bind(contact_id).fetch_one(c).await)?)
+    Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, Basket>(&sql), id, contact_id).fetch_one(c).await)?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -124,13 +119,11 @@ pub struct BasketLine {
 }
 
 pub async fn basket_lines(db: &Db, basket_id: i64) -> Result<Vec<BasketLine>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, BasketLine>(&format!(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, BasketLine>(&format!(
         "SELECT l.sku, s.description, s.picture, l.qty, s.available FROM basket_lines l
          JOIN ({STOCK}) s ON s.sku = l.sku WHERE l.basket_id = $1 ORDER BY s.description, l.sku"
-    ))
-    .bind(basket_id)
-    .fetch_all(p)
-    .await)?)
+    )), basket_id)
+    .fetch_all(p).await)?)
 }
 
 pub async fn basket_lines_tx(tx: &mut Tx, basket_id: i64) -> Result<Vec<(String, i64)>> {
@@ -138,59 +131,48 @@ pub async fn basket_lines_tx(tx: &mut Tx, basket_id: i64) -> Result<Vec<(String,
         "SELECT sku, qty FROM basket_lines WHERE basket_id = $1 ORDER BY sku",
     )
     .bind(basket_id)
-    .fetch_all(c)
-    .await)?)
+    .fetch_all(c).await)?)
 }
 
 pub async fn create_basket(db: &Db, client_id: &str, contact_id: &str, name: &str, now: DateTime<Utc>) -> Result<i64> {
-    let (id,): (i64,) = on_db!(db, p => sqlx::query_as(
+    let (id,): (i64,) = on_db!(db, p => bind!(sqlx::query_as(
         "INSERT INTO baskets (client_id, contact_id, name, address, notes, created_at, updated_at)
          VALUES ($1, $2, $3, '', '', $4, $4) RETURNING id",
-    )
-    .bind(client_id)
-    .bind(contact_id)
-    .bind(name)
-    .bind(now)
-    .fetch_one(p)
-    .await)?;
+    ), client_id, contact_id, name, now)
+    .fetch_one(p).await)?;
     Ok(id)
 }
 
 /// Sets a line's quantity (0 removes it) and touches the basket.
 pub async fn set_line(tx: &mut Tx, basket_id: i64, sku: &str, qty: i64, now: DateTime<Utc>) -> Result<()> {
     if qty <= 0 {
-        on_tx!(tx, c => sqlx::query("DELETE FROM basket_lines WHERE basket_id = $1 AND sku = $2")
-            .bind(basket_id).bind(sku).execute(c).await.map(|r| r.rows_affected()))?;
+        on_tx!(tx, c => bind!(sqlx::query("DELETE FROM basket_lines WHERE basket_id = $1 AND sku = $2"),
+            basket_id, sku).execute(c).await.map(|r| r.rows_affected()))?;
     } else {
-        on_tx!(tx, c => sqlx::query(
+        on_tx!(tx, c => bind!(sqlx::query(
             "INSERT INTO basket_lines (basket_id, sku, qty) VALUES ($1, $2, $3)
              ON CONFLICT (basket_id, sku) DO UPDATE SET qty = excluded.qty",
-        )
-        .bind(basket_id).bind(sku).bind(qty).execute(c).await.map(|r| r.rows_affected()))?;
+        ), basket_id, sku, qty).execute(c).await.map(|r| r.rows_affected()))?;
     }
-    on_tx!(tx, c => sqlx::query("UPDATE baskets SET updated_at = $2 WHERE id = $1")
-        .bind(basket_id).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => bind!(sqlx::query("UPDATE baskets SET updated_at = $2 WHERE id = $1"), basket_id, now).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 pub async fn update_basket(db: &Db, id: i64, name: &str, address: &str, notes: &str, now: DateTime<Utc>) -> Result<()> {
-    on_db!(db, p => sqlx::query("UPDATE baskets SET name = $2, address = $3, notes = $4, updated_at = $5 WHERE id = $1")
-        .bind(id).bind(name).bind(address).bind(notes).bind(now)
+    on_db!(db, p => bind!(sqlx::query("UPDATE baskets SET name = $2, address = $3, notes = $4, updated_at = $5 WHERE id = $1"),
+        id, name, address, notes, now)
         .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 pub async fn delete_basket(db: &Db, id: i64) -> Result<()> {
-    on_db!(db, p => sqlx::query("DELETE FROM baskets WHERE id = $1")
-        .bind(id).execute(p).await.map(|r| r.rows_affected()))?;
+    on_db!(db, p => bind!(sqlx::query("DELETE FROM baskets WHERE id = $1"), id).execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 pub async fn clear_basket(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Result<()> {
-    on_tx!(tx, c => sqlx::query("DELETE FROM basket_lines WHERE basket_id = $1")
-        .bind(id).execute(c).await.map(|r| r.rows_affected()))?;
-    on_tx!(tx, c => sqlx::query("UPDATE baskets SET updated_at = $2 WHERE id = $1")
-        .bind(id).bind(now).execute(c).await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => bind!(sqlx::query("DELETE FROM basket_lines WHERE basket_id = $1"), id).execute(c).await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => bind!(sqlx::query("UPDATE baskets SET updated_at = $2 WHERE id = $1"), id, now).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -204,22 +186,18 @@ pub struct NewOrder<'a> {
 }
 
 pub async fn insert_order(tx: &mut Tx, o: &NewOrder<'_>, now: DateTime<Utc>) -> Result<i64> {
-    let (id,): (i64,) = on_tx!(tx, c => sqlx::query_as(
+    let (id,): (i64,) = on_tx!(tx, c => bind!(sqlx::query_as(
         "INSERT INTO reseller_orders (client_id, contact_id, contact_name, basket_name, address, notes, status, placed_at)
          VALUES ($1, $2, $3, $4, $5, $6, 'placed', $7) RETURNING id",
-    )
-    .bind(o.client_id).bind(o.contact_id).bind(o.contact_name).bind(o.basket_name)
-    .bind(o.address).bind(o.notes).bind(now)
-    .fetch_one(c)
-    .await)?;
+    ), o.client_id, o.contact_id, o.contact_name, o.basket_name, o.address, o.notes, now)
+    .fetch_one(c).await)?;
     Ok(id)
 }
 
 pub async fn insert_order_line(tx: &mut Tx, order_id: i64, sku: &str, description: &str, qty: i64) -> Result<()> {
-    on_tx!(tx, c => sqlx::query(
+    on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO reseller_order_lines (order_id, sku, description, qty) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(order_id).bind(sku).bind(description).bind(qty)
+    ), order_id, sku, description, qty)
     .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -238,14 +216,11 @@ pub struct Order {
 
 /// Orders of the client, or only those `contact_id` placed.
 pub async fn orders(db: &Db, client_id: &str, contact_id: Option<&str>) -> Result<Vec<Order>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, Order>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, Order>(
         "SELECT id, contact_id, contact_name, basket_name, address, notes, status, placed_at FROM reseller_orders
          WHERE client_id = $1 AND (CAST($2 AS TEXT) IS NULL OR contact_id = $2) ORDER BY placed_at DESC, id DESC LIMIT 200",
-    )
-    .bind(client_id)
-    .bind(contact_id)
-    .fetch_all(p)
-    .await)?)
+    ), client_id, contact_id)
+    .fetch_all(p).await)?)
 }
 
 pub async fn order_lines(db: &Db, order_id: i64) -> Result<Vec<(String, String, i64)>> {
@@ -253,26 +228,23 @@ pub async fn order_lines(db: &Db, order_id: i64) -> Result<Vec<(String, String, 
         "SELECT sku, description, qty FROM reseller_order_lines WHERE order_id = $1 ORDER BY sku",
     )
     .bind(order_id)
-    .fetch_all(p)
-    .await)?)
+    .fetch_all(p).await)?)
 }
 
 /// Addresses a contact's own orders went to, most recent first.
 pub async fn own_addresses(db: &Db, contact_id: &str) -> Result<Vec<String>> {
-    let rows: Vec<(String,)> = on_db!(db, p => sqlx::query_as(
+    let rows: Vec<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
         "SELECT address FROM reseller_orders WHERE contact_id = $1 AND address <> ''
          GROUP BY address ORDER BY MAX(placed_at) DESC LIMIT 20",
-    )
-    .bind(contact_id)
-    .fetch_all(p)
-    .await)?;
+    ), contact_id)
+    .fetch_all(p).await)?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
 /// Whether the client lets its admins set up third-party users.
 pub async fn third_party_ordering(db: &Db, client_id: &str) -> Result<bool> {
-    let (on,): (bool,) = on_db!(db, p => sqlx::query_as("SELECT third_party_ordering FROM clients WHERE id = $1")
-        .bind(client_id).fetch_one(p).await)?;
+    let (on,): (bool,) = on_db!(db, p => bind!(sqlx::query_as("SELECT third_party_ordering FROM clients WHERE id = $1"),
+        client_id).fetch_one(p).await)?;
     Ok(on)
 }
 
@@ -286,13 +258,11 @@ pub struct ThirdParty {
 }
 
 pub async fn third_parties(db: &Db, client_id: &str) -> Result<Vec<ThirdParty>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, ThirdParty>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ThirdParty>(
         "SELECT id, name, email, active, created_by FROM contacts
          WHERE client_id = $1 AND role = 'third_party' ORDER BY active DESC, name, id",
-    )
-    .bind(client_id)
-    .fetch_all(p)
-    .await)?)
+    ), client_id)
+    .fetch_all(p).await)?)
 }
 
 /// A third-party user as the client's admin creates it.
@@ -307,47 +277,42 @@ pub struct NewThirdParty<'a> {
 
 /// Adds a third-party user as a contact of the client (role `third_party`).
 pub async fn insert_third_party(tx: &mut Tx, u: &NewThirdParty<'_>, now: DateTime<Utc>) -> Result<()> {
-    on_tx!(tx, c => sqlx::query(
+    on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO contacts (id, client_id, name, email, role, timezone, active, sync_hash, updated_at, created_by)
          VALUES ($1, $2, $3, $4, 'third_party', $5, TRUE, '', $6, $7)",
-    )
-    .bind(u.id).bind(u.client_id).bind(u.name).bind(u.email).bind(u.timezone).bind(now).bind(u.created_by)
+    ), u.id, u.client_id, u.name, u.email, u.timezone, now, u.created_by)
     .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Deactivates a third-party user: their sessions stop at once (sessions need an active contact).
 pub async fn revoke_third_party(tx: &mut Tx, client_id: &str, id: &str, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_tx!(tx, c => sqlx::query(
+    let n = on_tx!(tx, c => bind!(sqlx::query(
         "UPDATE contacts SET active = FALSE, updated_at = $3
          WHERE id = $1 AND client_id = $2 AND role = 'third_party' AND active",
-    )
-    .bind(id).bind(client_id).bind(now)
+    ), id, client_id, now)
     .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
 pub async fn allocations(db: &Db, contact_id: &str) -> Result<Vec<String>> {
-    let rows: Vec<(String,)> = on_db!(db, p => sqlx::query_as(
+    let rows: Vec<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
         "SELECT sku FROM sku_allocations WHERE contact_id = $1 ORDER BY sku",
-    )
-    .bind(contact_id)
-    .fetch_all(p)
-    .await)?;
+    ), contact_id)
+    .fetch_all(p).await)?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }
 
 /// Allocates (or, with `on` false, un-allocates) a SKU; true when something changed.
 pub async fn set_allocation(tx: &mut Tx, contact_id: &str, sku: &str, on: bool, now: DateTime<Utc>) -> Result<bool> {
     let n = if on {
-        on_tx!(tx, c => sqlx::query(
+        on_tx!(tx, c => bind!(sqlx::query(
             "INSERT INTO sku_allocations (contact_id, sku, allocated_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(contact_id).bind(sku).bind(now)
+        ), contact_id, sku, now)
         .execute(c).await.map(|r| r.rows_affected()))?
     } else {
-        on_tx!(tx, c => sqlx::query("DELETE FROM sku_allocations WHERE contact_id = $1 AND sku = $2")
-            .bind(contact_id).bind(sku)
+        on_tx!(tx, c => bind!(sqlx::query("DELETE FROM sku_allocations WHERE contact_id = $1 AND sku = $2"),
+            contact_id, sku)
             .execute(c).await.map(|r| r.rows_affected()))?
     };
     Ok(n == 1)
@@ -355,11 +320,9 @@ pub async fn set_allocation(tx: &mut Tx, contact_id: &str, sku: &str, on: bool, 
 
 /// The next free `TP-<client>-<n>` id for a third-party user.
 pub async fn next_third_party_id(tx: &mut Tx, client_id: &str) -> Result<String> {
-    let (n,): (i64,) = on_tx!(tx, c => sqlx::query_as(
+    let (n,): (i64,) = on_tx!(tx, c => bind!(sqlx::query_as(
         "SELECT COUNT(*) FROM contacts WHERE client_id = $1 AND role = 'third_party' AND created_by IS NOT NULL",
-    )
-    .bind(client_id)
-    .fetch_one(c)
-    .await)?;
+    ), client_id)
+    .fetch_one(c).await)?;
     Ok(format!("TP-{client_id}-{}", n + 1))
 }

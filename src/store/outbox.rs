@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, on_db, on_tx};
+use super::{Db, Result, Tx, bind, on_db, on_tx};
 
 pub const STATUSES: &[&str] = &["queued", "sending", "sent", "failed", "dead", "dropped"];
 
@@ -63,29 +63,18 @@ const ROW_COLS: &str =
 /// Queues a message unless one with the same idempotency key exists. Returns the new id,
 /// or `None` when the key was already used (the decision was made before).
 pub async fn insert_message(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> Result<Option<i64>> {
-    let row: Option<(i64,)> = on_tx!(tx, c => sqlx::query_as(
+    let row: Option<(i64,)> = on_tx!(tx, c => bind!(sqlx::query_as(
         "INSERT INTO outbox (contact_id, channel, kind, idem_key, reply_token, recipient, subject, status,
            attempts, next_attempt_at, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $9, $9)
          ON CONFLICT (idem_key) DO NOTHING RETURNING id",
-    )
-    .bind(&m.contact_id)
-    .bind(&m.channel)
-    .bind(&m.kind)
-    .bind(&m.idem_key)
-    .bind(&m.reply_token)
-    .bind(&m.recipient)
-    .bind(&m.subject)
-    .bind(m.next_attempt_at)
-    .bind(now)
-    .fetch_optional(c)
-    .await)?;
+    ), &m.contact_id, &m.channel, &m.kind, &m.idem_key, &m.reply_token, &m.recipient, &m.subject,
+        m.next_attempt_at, now)
+    .fetch_optional(c).await)?;
     if let Some((id,)) = row {
-        on_tx!(tx, c => sqlx::query("INSERT INTO outbox_payloads (outbox_id, payload) VALUES ($1, $2)")
-            .bind(id)
-            .bind(&m.payload)
-            .execute(c)
-            .await
+        on_tx!(tx, c => bind!(sqlx::query("INSERT INTO outbox_payloads (outbox_id, payload) VALUES ($1, $2)"),
+            id, &m.payload)
+            .execute(c).await
             .map(|r| r.rows_affected()))?;
         metrics::counter!("cport_outbox_queued_total", "channel" => m.channel.clone(), "kind" => m.kind.clone())
             .increment(1);
@@ -128,7 +117,7 @@ pub async fn claim_batch(
                      ORDER BY next_attempt_at, id LIMIT $3 {lock})
          RETURNING {ROW_COLS}"
     );
-    let mut rows = on_db!(db, p => sqlx::query_as::<_, OutboxRow>(&sql).bind(now).bind(lease_until).bind(limit).bind(token).fetch_all(p).await)?;
+    let mut rows = on_db!(db, p => bind!(sqlx::query_as::<_, OutboxRow>(&sql), now, lease_until, limit, token).fetch_all(p).await)?;
     rows.sort_by_key(|r| (r.next_attempt_at, r.id));
     if !rows.is_empty() {
         let sql = format!(
@@ -173,7 +162,7 @@ pub async fn mark_sent_many(db: &Db, items: &[(i64, &str, &str)], now: DateTime<
             ids.join(", ")
         );
         let rows: Vec<(i64,)> = on_db!(db, p => {
-            let mut q = sqlx::query_as(&sql).bind(now);
+            let mut q = bind!(sqlx::query_as(&sql), now);
             for (id, token, provider) in chunk {
                 q = q.bind(*id).bind(*provider).bind(*token);
             }
@@ -186,13 +175,10 @@ pub async fn mark_sent_many(db: &Db, items: &[(i64, &str, &str)], now: DateTime<
 
 /// Extends the lease of every row still claimed under `token`; the number extended.
 pub async fn renew_claim(db: &Db, token: &str, lease_until: DateTime<Utc>) -> Result<u64> {
-    Ok(on_db!(db, p => sqlx::query(
+    Ok(on_db!(db, p => bind!(sqlx::query(
         "UPDATE outbox SET claimed_until = $2 WHERE claim_token = $1 AND status = 'sending'",
-    )
-    .bind(token)
-    .bind(lease_until)
-    .execute(p)
-    .await.map(|r| r.rows_affected()))?)
+    ), token, lease_until)
+    .execute(p).await.map(|r| r.rows_affected()))?)
 }
 
 /// Hands back rows claimed under `token` that were not sent (a sender stopping): due again
@@ -208,7 +194,7 @@ pub async fn release_claim(db: &Db, token: &str, ids: &[i64], now: DateTime<Utc>
         super::placeholders(3, ids.len())
     );
     Ok(on_db!(db, p => {
-        let mut q = sqlx::query(&sql).bind(token).bind(now);
+        let mut q = bind!(sqlx::query(&sql), token, now);
         for id in ids {
             q = q.bind(*id);
         }
@@ -237,31 +223,25 @@ pub enum Mark<'a> {
 pub async fn mark(db: &Db, id: i64, token: &str, mark: Mark<'_>, now: DateTime<Utc>) -> Result<bool> {
     const FENCE: &str = "WHERE id = $1 AND claim_token = $2 AND status = 'sending'";
     let n = match mark {
-        Mark::Sent(provider) => on_db!(db, p => sqlx::query(&format!(
+        Mark::Sent(provider) => on_db!(db, p => bind!(sqlx::query(&format!(
             "UPDATE outbox SET status = 'sent', sent_at = $3, updated_at = $3, claimed_until = NULL,
                last_error = NULL, provider_id = $4 {FENCE}"
-        ))
-        .bind(id).bind(token).bind(now).bind(provider)
+        )), id, token, now, provider)
         .execute(p).await.map(|r| r.rows_affected()))?,
-        Mark::Failed { error, retry_at } => on_db!(db, p => sqlx::query(&format!(
+        Mark::Failed { error, retry_at } => on_db!(db, p => bind!(sqlx::query(&format!(
             "UPDATE outbox SET status = $4, last_error = $5, next_attempt_at = COALESCE($6, next_attempt_at),
                claimed_until = NULL, updated_at = $3 {FENCE}"
-        ))
-        .bind(id).bind(token).bind(now)
-        .bind(if retry_at.is_some() { "failed" } else { "dead" })
-        .bind(error).bind(retry_at)
+        )), id, token, now, if retry_at.is_some() { "failed" } else { "dead" }, error, retry_at)
         .execute(p).await.map(|r| r.rows_affected()))?,
-        Mark::RateLimited { error, retry_at } => on_db!(db, p => sqlx::query(&format!(
+        Mark::RateLimited { error, retry_at } => on_db!(db, p => bind!(sqlx::query(&format!(
             "UPDATE outbox SET status = 'failed', last_error = $4, next_attempt_at = $5,
                attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
                claimed_until = NULL, updated_at = $3 {FENCE}"
-        ))
-        .bind(id).bind(token).bind(now).bind(error).bind(retry_at)
+        )), id, token, now, error, retry_at)
         .execute(p).await.map(|r| r.rows_affected()))?,
-        Mark::Dropped(reason) => on_db!(db, p => sqlx::query(&format!(
+        Mark::Dropped(reason) => on_db!(db, p => bind!(sqlx::query(&format!(
             "UPDATE outbox SET status = 'dropped', last_error = $4, claimed_until = NULL, updated_at = $3 {FENCE}"
-        ))
-        .bind(id).bind(token).bind(now).bind(reason)
+        )), id, token, now, reason)
         .execute(p).await.map(|r| r.rows_affected()))?,
     };
     Ok(n == 1)
@@ -269,22 +249,16 @@ pub async fn mark(db: &Db, id: i64, token: &str, mark: Mark<'_>, now: DateTime<U
 
 /// Puts a held message back to `queued` with new content (alert batching), in a transaction.
 pub async fn update_queued(tx: &mut Tx, id: i64, subject: &str, payload: &str, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_tx!(tx, c => sqlx::query(
+    let n = on_tx!(tx, c => bind!(sqlx::query(
         "UPDATE outbox SET subject = $2, updated_at = $3 WHERE id = $1 AND status = 'queued'",
-    )
-    .bind(id)
-    .bind(subject)
-    .bind(now)
-    .execute(c)
-    .await.map(|r| r.rows_affected()))?;
+    ), id, subject, now)
+    .execute(c).await.map(|r| r.rows_affected()))?;
     if n != 1 {
         return Ok(false);
     }
-    on_tx!(tx, c => sqlx::query("UPDATE outbox_payloads SET payload = $2 WHERE outbox_id = $1")
-        .bind(id)
-        .bind(payload)
-        .execute(c)
-        .await
+    on_tx!(tx, c => bind!(sqlx::query("UPDATE outbox_payloads SET payload = $2 WHERE outbox_id = $1"), id,
+        payload)
+        .execute(c).await
         .map(|r| r.rows_affected()))?;
     Ok(true)
 }
@@ -301,75 +275,61 @@ pub async fn find_held_alert(
         "SELECT {COLS} FROM outbox_full WHERE contact_id = $1 AND channel = $2 AND kind = 'alert'
            AND status = 'queued' AND next_attempt_at > $3 ORDER BY id DESC LIMIT 1"
     );
-    Ok(
-        on_tx!(tx, c => sqlx::query_as::<_, OutboxRow>(&sql).bind(contact_id).bind(channel).bind(now).fetch_optional(c).await)?,
-    )
+    Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, OutboxRow>(&sql), contact_id, channel, now).fetch_optional(c).await)?)
 }
 
 /// When the last message of `kind` went to (or was queued for) this contact on this channel.
 pub async fn last_alert_at(tx: &mut Tx, contact_id: &str, channel: &str) -> Result<Option<DateTime<Utc>>> {
-    let row: Option<(DateTime<Utc>,)> = on_tx!(tx, c => sqlx::query_as(
+    let row: Option<(DateTime<Utc>,)> = on_tx!(tx, c => bind!(sqlx::query_as(
         "SELECT next_attempt_at FROM outbox WHERE contact_id = $1 AND channel = $2 AND kind = 'alert'
            AND status <> 'dropped' ORDER BY next_attempt_at DESC LIMIT 1",
-    )
-    .bind(contact_id)
-    .bind(channel)
-    .fetch_optional(c)
-    .await)?;
+    ), contact_id, channel)
+    .fetch_optional(c).await)?;
     Ok(row.map(|r| r.0))
 }
 
 pub async fn find_by_reply_token(db: &Db, token: &str) -> Result<Option<OutboxRow>> {
     let sql = format!("SELECT {COLS} FROM outbox_full WHERE reply_token = $1");
-    Ok(on_db!(db, p => sqlx::query_as::<_, OutboxRow>(&sql).bind(token).fetch_optional(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, OutboxRow>(&sql), token).fetch_optional(p).await)?)
 }
 
 /// The most recent messages, newest first, optionally of one status.
 pub async fn list_messages(db: &Db, status: Option<&str>, limit: i64) -> Result<Vec<OutboxRow>> {
     let sql = format!("SELECT {COLS} FROM outbox_full WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2");
-    Ok(on_db!(db, p => sqlx::query_as::<_, OutboxRow>(&sql).bind(status).bind(limit).fetch_all(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, OutboxRow>(&sql), status, limit).fetch_all(p).await)?)
 }
 
 /// Sends a failed or dead message again from scratch. Returns false when it was not retryable.
 pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_db!(db, p => sqlx::query(
+    let n = on_db!(db, p => bind!(sqlx::query(
         "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $2, updated_at = $2
          WHERE id = $1 AND status IN ('failed', 'dead')",
-    )
-    .bind(id)
-    .bind(now)
-    .execute(p)
-    .await.map(|r| r.rows_affected()))?;
+    ), id, now)
+    .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
 pub async fn requeue_dead(db: &Db, now: DateTime<Utc>) -> Result<u64> {
-    Ok(on_db!(db, p => sqlx::query(
+    Ok(on_db!(db, p => bind!(sqlx::query(
         "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1, updated_at = $1 WHERE status = 'dead'",
-    )
-    .bind(now)
-    .execute(p)
-    .await.map(|r| r.rows_affected()))?)
+    ), now)
+    .execute(p).await.map(|r| r.rows_affected()))?)
 }
 
 pub async fn counts_by_status(db: &Db) -> Result<Vec<(String, i64)>> {
     Ok(on_db!(db, p => sqlx::query_as::<_, (String, i64)>(
         "SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status",
     )
-    .fetch_all(p)
-    .await)?)
+    .fetch_all(p).await)?)
 }
 
 /// The item keys of the last digest queued for this contact and channel (for "new" marks).
 pub async fn last_digest_payload(tx: &mut Tx, contact_id: &str, channel: &str) -> Result<Option<String>> {
-    let row: Option<(String,)> = on_tx!(tx, c => sqlx::query_as(
+    let row: Option<(String,)> = on_tx!(tx, c => bind!(sqlx::query_as(
         "SELECT payload FROM outbox_full WHERE contact_id = $1 AND channel = $2 AND kind = 'digest'
          ORDER BY id DESC LIMIT 1",
-    )
-    .bind(contact_id)
-    .bind(channel)
-    .fetch_optional(c)
-    .await)?;
+    ), contact_id, channel)
+    .fetch_optional(c).await)?;
     Ok(row.map(|r| r.0))
 }
 
@@ -378,7 +338,6 @@ pub async fn suspended_contacts(db: &Db) -> Result<std::collections::HashMap<Str
     let rows: Vec<(String, Option<String>)> = on_db!(db, p => sqlx::query_as(
         "SELECT contact_id, email_suspended_reason FROM contact_settings WHERE email_suspended_at IS NOT NULL",
     )
-    .fetch_all(p)
-    .await)?;
+    .fetch_all(p).await)?;
     Ok(rows.into_iter().map(|(c, r)| (c, r.unwrap_or_default())).collect())
 }

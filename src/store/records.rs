@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Result, Tx, on_tx, placeholders};
+use super::{Result, Tx, bind, on_tx, placeholders};
 use crate::model::Money;
 use crate::model::records::*;
 
@@ -271,7 +271,7 @@ pub async fn delete_keys(tx: &mut Tx, table: &str, key: &str, keys: &[String]) -
     let mut deleted = Vec::new();
     let sql = format!("DELETE FROM {table} WHERE {key} = $1");
     for k in keys {
-        let n = on_tx!(tx, c => sqlx::query(&sql).bind(k).execute(c).await.map(|r| r.rows_affected()))?;
+        let n = on_tx!(tx, c => bind!(sqlx::query(&sql), k).execute(c).await.map(|r| r.rows_affected()))?;
         if n > 0 {
             deleted.push(k.clone());
         }

@@ -2,27 +2,22 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, on_db};
+use super::{Db, Result, bind, on_db};
 
 pub async fn get_password_hash(db: &Db, contact_id: &str) -> Result<Option<String>> {
-    let row: Option<(String,)> = on_db!(db, p => sqlx::query_as("SELECT password_hash FROM accounts WHERE contact_id = $1")
-        .bind(contact_id)
-        .fetch_optional(p)
-        .await)?;
+    let row: Option<(String,)> = on_db!(db, p => bind!(sqlx::query_as("SELECT password_hash FROM accounts WHERE contact_id = $1"),
+        contact_id)
+        .fetch_optional(p).await)?;
     Ok(row.map(|r| r.0))
 }
 
 pub async fn set_password_hash(db: &Db, contact_id: &str, hash: &str, now: DateTime<Utc>) -> Result<()> {
-    on_db!(db, p => sqlx::query(
+    on_db!(db, p => bind!(sqlx::query(
         "INSERT INTO accounts (contact_id, password_hash, password_set_at) VALUES ($1, $2, $3)
          ON CONFLICT (contact_id) DO UPDATE SET password_hash = excluded.password_hash,
            password_set_at = excluded.password_set_at",
-    )
-    .bind(contact_id)
-    .bind(hash)
-    .bind(now)
-    .execute(p)
-    .await.map(|r| r.rows_affected()))?;
+    ), contact_id, hash, now)
+    .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -43,61 +38,42 @@ pub async fn insert_session(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    on_db!(db, p => sqlx::query(
+    on_db!(db, p => bind!(sqlx::query(
         "INSERT INTO sessions (token_hash, contact_id, csrf, delegation_id, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(token_hash)
-    .bind(contact_id)
-    .bind(csrf)
-    .bind(delegation_id)
-    .bind(now)
-    .bind(expires_at)
-    .execute(p)
-    .await.map(|r| r.rows_affected()))?;
+    ), token_hash, contact_id, csrf, delegation_id, now, expires_at)
+    .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// A live session: not expired, not revoked, and its contact still active.
 pub async fn get_session(db: &Db, token_hash: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, SessionRow>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, SessionRow>(
         "SELECT s.contact_id, s.csrf, s.delegation_id, s.expires_at FROM sessions s
          JOIN contacts c ON c.id = s.contact_id
          WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND c.active",
-    )
-    .bind(token_hash)
-    .bind(now)
-    .fetch_optional(p)
-    .await)?)
+    ), token_hash, now)
+    .fetch_optional(p).await)?)
 }
 
 pub async fn revoke_session(db: &Db, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
-    on_db!(db, p => sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE token_hash = $1")
-        .bind(token_hash)
-        .bind(now)
-        .execute(p)
-        .await.map(|r| r.rows_affected()))?;
+    on_db!(db, p => bind!(sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE token_hash = $1"), token_hash,
+        now)
+        .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Ends every session of a contact (password changed or reset, user revoked).
 pub async fn revoke_contact_sessions(db: &Db, contact_id: &str, now: DateTime<Utc>) -> Result<u64> {
-    Ok(
-        on_db!(db, p => sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE contact_id = $1 AND revoked_at IS NULL")
-        .bind(contact_id)
-        .bind(now)
-        .execute(p)
-        .await.map(|r| r.rows_affected()))?,
-    )
+    const SQL: &str = "UPDATE sessions SET revoked_at = $2 WHERE contact_id = $1 AND revoked_at IS NULL";
+    Ok(on_db!(db, p => bind!(sqlx::query(SQL), contact_id, now).execute(p).await.map(|r| r.rows_affected()))?)
 }
 
 /// Contacts whose email matches (case-insensitively), active only.
 pub async fn contacts_by_email(db: &Db, email: &str) -> Result<Vec<String>> {
-    let rows: Vec<(String,)> = on_db!(db, p => sqlx::query_as(
+    let rows: Vec<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
         "SELECT id FROM contacts WHERE lower(email) = lower($1) AND active ORDER BY id",
-    )
-    .bind(email)
-    .fetch_all(p)
-    .await)?;
+    ), email)
+    .fetch_all(p).await)?;
     Ok(rows.into_iter().map(|r| r.0).collect())
 }

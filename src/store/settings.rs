@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, on_db};
+use super::{Db, Result, bind, on_db};
 
 #[derive(Debug, Clone, Default, sqlx::FromRow, serde::Serialize)]
 pub struct ContactSettings {
@@ -29,7 +29,7 @@ const COLS: &str = "contact_id, timezone, digest_schedule, quiet_start, quiet_en
 /// The contact's settings, or defaults (everything from config) when none were saved.
 pub async fn get_settings(db: &Db, contact_id: &str) -> Result<ContactSettings> {
     let sql = format!("SELECT {COLS} FROM contact_settings WHERE contact_id = $1");
-    let row = on_db!(db, p => sqlx::query_as::<_, ContactSettings>(&sql).bind(contact_id).fetch_optional(p).await)?;
+    let row = on_db!(db, p => bind!(sqlx::query_as::<_, ContactSettings>(&sql), contact_id).fetch_optional(p).await)?;
     Ok(row.unwrap_or_else(|| ContactSettings {
         contact_id: contact_id.to_string(),
         email_enabled: true,
@@ -38,7 +38,7 @@ pub async fn get_settings(db: &Db, contact_id: &str) -> Result<ContactSettings> 
 }
 
 pub async fn save_settings(db: &Db, s: &ContactSettings, now: DateTime<Utc>) -> Result<()> {
-    on_db!(db, p => sqlx::query(
+    on_db!(db, p => bind!(sqlx::query(
         "INSERT INTO contact_settings (contact_id, timezone, digest_schedule, quiet_start, quiet_end,
            mode_visual_approval, mode_delivery_instructions, mode_third_party_po, mode_awaiting_art,
            email_enabled, email_suspended_at, email_suspended_reason, soft_bounces, updated_at)
@@ -51,29 +51,16 @@ pub async fn save_settings(db: &Db, s: &ContactSettings, now: DateTime<Utc>) -> 
            email_enabled = excluded.email_enabled, email_suspended_at = excluded.email_suspended_at,
            email_suspended_reason = excluded.email_suspended_reason, soft_bounces = excluded.soft_bounces,
            updated_at = excluded.updated_at",
-    )
-    .bind(&s.contact_id)
-    .bind(&s.timezone)
-    .bind(&s.digest_schedule)
-    .bind(&s.quiet_start)
-    .bind(&s.quiet_end)
-    .bind(&s.mode_visual_approval)
-    .bind(&s.mode_delivery_instructions)
-    .bind(&s.mode_third_party_po)
-    .bind(&s.mode_awaiting_art)
-    .bind(s.email_enabled)
-    .bind(s.email_suspended_at)
-    .bind(&s.email_suspended_reason)
-    .bind(s.soft_bounces)
-    .bind(now)
-    .execute(p)
-    .await.map(|r| r.rows_affected()))?;
+    ), &s.contact_id, &s.timezone, &s.digest_schedule, &s.quiet_start, &s.quiet_end,
+        &s.mode_visual_approval, &s.mode_delivery_instructions, &s.mode_third_party_po, &s.mode_awaiting_art,
+        s.email_enabled, s.email_suspended_at, &s.email_suspended_reason, s.soft_bounces, now)
+    .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Saves what the contact chose (not the bounce state, which the inbound side owns).
 pub async fn save_preferences(db: &Db, s: &ContactSettings, now: DateTime<Utc>) -> Result<()> {
-    on_db!(db, p => sqlx::query(
+    on_db!(db, p => bind!(sqlx::query(
         "INSERT INTO contact_settings (contact_id, timezone, digest_schedule, quiet_start, quiet_end,
            mode_visual_approval, mode_delivery_instructions, mode_third_party_po, mode_awaiting_art,
            email_enabled, soft_bounces, updated_at)
@@ -84,20 +71,10 @@ pub async fn save_preferences(db: &Db, s: &ContactSettings, now: DateTime<Utc>) 
            mode_delivery_instructions = excluded.mode_delivery_instructions,
            mode_third_party_po = excluded.mode_third_party_po, mode_awaiting_art = excluded.mode_awaiting_art,
            email_enabled = excluded.email_enabled, updated_at = excluded.updated_at",
-    )
-    .bind(&s.contact_id)
-    .bind(&s.timezone)
-    .bind(&s.digest_schedule)
-    .bind(&s.quiet_start)
-    .bind(&s.quiet_end)
-    .bind(&s.mode_visual_approval)
-    .bind(&s.mode_delivery_instructions)
-    .bind(&s.mode_third_party_po)
-    .bind(&s.mode_awaiting_art)
-    .bind(s.email_enabled)
-    .bind(now)
-    .execute(p)
-    .await.map(|r| r.rows_affected()))?;
+    ), &s.contact_id, &s.timezone, &s.digest_schedule, &s.quiet_start, &s.quiet_end,
+        &s.mode_visual_approval, &s.mode_delivery_instructions, &s.mode_third_party_po, &s.mode_awaiting_art,
+        s.email_enabled, now)
+    .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 

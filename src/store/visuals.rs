@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Db, Result, Tx, on_db, on_tx};
+use super::{Db, Result, Tx, bind, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct VisualRow {
@@ -28,12 +28,12 @@ const SELECT: &str = "SELECT v.id, v.client_id, v.job_id, j.name AS job_name, c.
 /// One visual of one client (a visual of another client is "not found").
 pub async fn get_visual(db: &Db, client_id: &str, id: &str) -> Result<VisualRow> {
     let sql = format!("{SELECT} WHERE v.id = $1 AND v.client_id = $2");
-    Ok(on_db!(db, p => sqlx::query_as::<_, VisualRow>(&sql).bind(id).bind(client_id).fetch_one(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, VisualRow>(&sql), id, client_id).fetch_one(p).await)?)
 }
 
 pub async fn get_visual_tx(tx: &mut Tx, client_id: &str, id: &str) -> Result<VisualRow> {
     let sql = format!("{SELECT} WHERE v.id = $1 AND v.client_id = $2");
-    Ok(on_tx!(tx, c => sqlx::query_as::<_, VisualRow>(&sql).bind(id).bind(client_id).fetch_one(c).await)?)
+    Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, VisualRow>(&sql), id, client_id).fetch_one(c).await)?)
 }
 
 /// A client's visuals, those awaiting approval first, newest first.
@@ -42,7 +42,7 @@ pub async fn list_visuals(db: &Db, client_id: &str) -> Result<Vec<VisualRow>> {
         "{SELECT} WHERE v.client_id = $1
          ORDER BY CASE v.status WHEN 'awaiting_approval' THEN 0 ELSE 1 END, v.created_at DESC, v.id"
     );
-    Ok(on_db!(db, p => sqlx::query_as::<_, VisualRow>(&sql).bind(client_id).fetch_all(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, VisualRow>(&sql), client_id).fetch_all(p).await)?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -53,12 +53,10 @@ pub struct ChargeRow {
 }
 
 pub async fn list_charges(db: &Db, visual_id: &str) -> Result<Vec<ChargeRow>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, ChargeRow>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ChargeRow>(
         "SELECT description, qty, unit_price FROM visual_charges WHERE visual_id = $1 ORDER BY line_no",
-    )
-    .bind(visual_id)
-    .fetch_all(p)
-    .await)?)
+    ), visual_id)
+    .fetch_all(p).await)?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -71,36 +69,27 @@ pub struct CommentRow {
 
 /// TOT's comments (from sync) and the portal's, in time order.
 pub async fn list_comments(db: &Db, visual_id: &str) -> Result<Vec<CommentRow>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, CommentRow>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, CommentRow>(
         "SELECT author, author_side AS side, body, at FROM visual_comments WHERE visual_id = $1
          UNION ALL
          SELECT author, 'client' AS side, body, at FROM portal_comments WHERE visual_id = $1
          ORDER BY at",
-    )
-    .bind(visual_id)
-    .fetch_all(p)
-    .await)?)
+    ), visual_id)
+    .fetch_all(p).await)?)
 }
 
 pub async fn insert_comment(tx: &mut Tx, visual_id: &str, author: &str, body: &str, now: DateTime<Utc>) -> Result<()> {
-    on_tx!(tx, c => sqlx::query("INSERT INTO portal_comments (visual_id, author, body, at) VALUES ($1, $2, $3, $4)")
-        .bind(visual_id)
-        .bind(author)
-        .bind(body)
-        .bind(now)
-        .execute(c)
-        .await.map(|r| r.rows_affected()))?;
+    on_tx!(tx, c => bind!(sqlx::query("INSERT INTO portal_comments (visual_id, author, body, at) VALUES ($1, $2, $3, $4)"),
+        visual_id, author, body, now)
+        .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// Sets a visual's status if it is still `from`; false when someone else changed it first.
 pub async fn set_status(tx: &mut Tx, id: &str, from: &str, to: &str) -> Result<bool> {
-    let n = on_tx!(tx, c => sqlx::query("UPDATE visuals SET status = $3, sync_hash = '' WHERE id = $1 AND status = $2")
-        .bind(id)
-        .bind(from)
-        .bind(to)
-        .execute(c)
-        .await.map(|r| r.rows_affected()))?;
+    let n = on_tx!(tx, c => bind!(sqlx::query("UPDATE visuals SET status = $3, sync_hash = '' WHERE id = $1 AND status = $2"),
+        id, from, to)
+        .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
@@ -113,17 +102,10 @@ pub async fn insert_decision(
     channel: &str,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    on_tx!(tx, c => sqlx::query(
+    on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO visual_decisions (visual_id, decision, reason, decided_by, channel, at) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(visual_id)
-    .bind(decision)
-    .bind(reason)
-    .bind(by)
-    .bind(channel)
-    .bind(now)
-    .execute(c)
-    .await.map(|r| r.rows_affected()))?;
+    ), visual_id, decision, reason, by, channel, now)
+    .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -137,12 +119,10 @@ pub struct DecisionRow {
 }
 
 pub async fn list_decisions(db: &Db, visual_id: &str) -> Result<Vec<DecisionRow>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, DecisionRow>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, DecisionRow>(
         "SELECT decision, reason, decided_by, channel, at FROM visual_decisions WHERE visual_id = $1 ORDER BY id",
-    )
-    .bind(visual_id)
-    .fetch_all(p)
-    .await)?)
+    ), visual_id)
+    .fetch_all(p).await)?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -158,37 +138,25 @@ pub struct DelegationRow {
 }
 
 pub async fn insert_delegation(tx: &mut Tx, d: &DelegationRow, now: DateTime<Utc>) -> Result<i64> {
-    let (id,): (i64,) = on_tx!(tx, c => sqlx::query_as(
+    let (id,): (i64,) = on_tx!(tx, c => bind!(sqlx::query_as(
         "INSERT INTO delegations (visual_id, client_id, contact_id, name, email, expires_at, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-    )
-    .bind(&d.visual_id)
-    .bind(&d.client_id)
-    .bind(&d.contact_id)
-    .bind(&d.name)
-    .bind(&d.email)
-    .bind(d.expires_at)
-    .bind(now)
-    .fetch_one(c)
-    .await)?;
+    ), &d.visual_id, &d.client_id, &d.contact_id, &d.name, &d.email, d.expires_at, now)
+    .fetch_one(c).await)?;
     Ok(id)
 }
 
 pub async fn get_delegation(db: &Db, id: i64) -> Result<DelegationRow> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, DelegationRow>(
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, DelegationRow>(
         "SELECT id, visual_id, client_id, contact_id, name, email, expires_at, used_at FROM delegations WHERE id = $1",
-    )
-    .bind(id)
-    .fetch_one(p)
-    .await)?)
+    ), id)
+    .fetch_one(p).await)?)
 }
 
 /// Marks a delegation used; false when it was used already (it works once).
 pub async fn use_delegation(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_tx!(tx, c => sqlx::query("UPDATE delegations SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND expires_at > $2")
-        .bind(id)
-        .bind(now)
-        .execute(c)
-        .await.map(|r| r.rows_affected()))?;
+    let n = on_tx!(tx, c => bind!(sqlx::query("UPDATE delegations SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND expires_at > $2"),
+        id, now)
+        .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }

@@ -1,0 +1,526 @@
+//! The enquiry commands: one function per command, each reading what the contact may see
+//! and answering with titled tables.
+
+use super::{Answer, Ask, Section};
+use crate::actions::commands::help_text;
+use crate::actions::items::for_contact;
+use crate::actions::{ActionError, found};
+use crate::model::Money;
+use crate::store::{enquiries as q, jobs};
+
+fn d(date: Option<chrono::NaiveDate>) -> String {
+    date.map(|d| d.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn money(minor: i64) -> String {
+    Money(minor).to_string()
+}
+
+pub(super) fn help(a: &Ask<'_>) -> Result<Answer, ActionError> {
+    let Ask { name, .. } = *a;
+    Ok(Answer::ok(
+        name,
+        "Commands you can reply with (one per line):",
+        vec![Section::text(help_text().lines().map(str::to_string).collect())],
+    ))
+}
+
+pub(super) async fn items(a: &Ask<'_>) -> Result<Answer, ActionError> {
+    let Ask { actor, name, .. } = *a;
+    let db = &a.state.db;
+    let items = for_contact(db, &actor.contact).await?;
+    Ok(if items.is_empty() {
+        Answer::ok(name, "Nothing needs you right now.", vec![])
+    } else {
+        let rows = items
+            .iter()
+            .map(|i| vec![i.category.code().into(), i.title.clone(), d(i.date), i.command.clone()])
+            .collect();
+        Answer::table(
+            name,
+            format!("{} thing(s) need you:", items.len()),
+            &["", "Item", "Date", "Reply"],
+            rows,
+        )
+    })
+}
+
+pub(super) async fn jobs(a: &Ask<'_>) -> Result<Answer, ActionError> {
+    let Ask { name, .. } = *a;
+    let db = &a.state.db;
+    let client = a.actor.client_id();
+    let list = jobs::list_open_jobs(db, client).await?;
+    let rows = list
+        .iter()
+        .map(|j| {
+            vec![
+                j.id.clone(),
+                j.name.clone(),
+                j.status.replace('_', " "),
+                d(j.date_required),
+                j.client_ref.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    Ok(Answer::table(
+        name,
+        format!("{} open job(s):", list.len()),
+        &["Job", "Name", "Status", "Required", "Your ref"],
+        rows,
+    ))
+}
+
+pub(super) async fn job(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
+    let Ask { name, .. } = *a;
+    let db = &a.state.db;
+    let client = a.actor.client_id();
+    let j = found(jobs::get_job(db, client, id).await, || format!("job {id}"))?;
+    let mut sections = vec![Section::text(vec![
+        format!("Status: {}", j.status.replace('_', " ")),
+        format!("Date required: {}", d(j.date_required)),
+        format!("Order: {}", j.order_id.clone().unwrap_or_else(|| "-".into())),
+        format!("Contact: {}", j.contact_name.clone().unwrap_or_else(|| "-".into())),
+        format!("Your ref: {}", j.client_ref.clone().unwrap_or_else(|| "-".into())),
+    ])];
+    let pl = q::process_lines(db, id).await?;
+    if !pl.is_empty() {
+        let rows = pl
+            .iter()
+            .map(|p| {
+                vec![
+                    p.status.clone(),
+                    p.process.clone(),
+                    p.position.clone(),
+                    d(p.process_date),
+                    p.qty.to_string(),
+                    money(p.unit_price),
+                ]
+            })
+            .collect();
+        sections.push(Section::table(
+            Some("Processes"),
+            &["Status", "Process", "Position", "Date", "Qty", "Unit price"],
+            rows,
+        ));
+    }
+    for (table, heading) in [("job_art_costs", "Art costs"), ("job_blank_garments", "Blank garments")] {
+        let lines = q::cost_lines(db, table, id).await?;
+        if !lines.is_empty() {
+            let rows = lines
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.description.clone(),
+                        c.qty.to_string(),
+                        money(c.unit_price),
+                        money(c.qty * c.unit_price),
+                    ]
+                })
+                .collect();
+            sections.push(Section::table(
+                Some(heading),
+                &["Description", "Qty", "Unit price", "Total"],
+                rows,
+            ));
+        }
+    }
+    let garments = jobs::list_garment_lines(db, id).await?;
+    if !garments.is_empty() {
+        let rows = garments
+            .iter()
+            .map(|g| {
+                vec![
+                    g.description.clone(),
+                    g.expected_qty.to_string(),
+                    g.produced_qty.to_string(),
+                ]
+            })
+            .collect();
+        sections.push(Section::table(
+            Some("Printed garments"),
+            &["Description", "Expected", "Produced"],
+            rows,
+        ));
+    }
+    let dels = q::job_deliveries(db, client, id).await?;
+    if !dels.is_empty() {
+        let rows = dels
+            .iter()
+            .map(|x| vec![x.id.clone(), x.status.clone(), d(x.delivery_date), x.venue.clone()])
+            .collect();
+        sections.push(Section::table(
+            Some("Deliveries"),
+            &["Delivery", "Status", "Date", "Venue"],
+            rows,
+        ));
+    }
+    Ok(Answer::ok(name, format!("Job {}: {}", j.id, j.name), sections))
+}
+
+pub(super) async fn track(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
+    let Ask { name, .. } = *a;
+    let db = &a.state.db;
+    let client = a.actor.client_id();
+    let x = found(q::delivery(db, client, id).await, || format!("delivery {id}"))?;
+    let mut lines = vec![
+        format!("Status: {}", x.status),
+        format!("Delivery date: {}", d(x.delivery_date)),
+        format!("Sent: {}", d(x.sent_date)),
+        format!("To: {}", x.venue),
+        format!("What: {}", x.description),
+    ];
+    if let (Some(c), Some(n)) = (&x.tracking_carrier, &x.tracking_number) {
+        lines.push(format!(
+            "Tracking: {c} {n}{}",
+            x.tracking_url.as_ref().map(|u| format!(" ({u})")).unwrap_or_default()
+        ));
+    }
+    if let Some(at) = x.pod_signed_at {
+        lines.push(format!(
+            "Delivered: signed {} by courier {}{}, {} box(es)",
+            at.format("%Y-%m-%d %H:%M UTC"),
+            x.pod_courier.clone().unwrap_or_default(),
+            x.pod_courier_worker
+                .as_ref()
+                .map(|w| format!(" ({w})"))
+                .unwrap_or_default(),
+            x.pod_boxes.unwrap_or(0)
+        ));
+    }
+    let items = q::delivery_lines(db, id).await?;
+    let mut sections = vec![Section::text(lines)];
+    if !items.is_empty() {
+        sections.push(Section::table(
+            Some("Lines"),
+            &["Description", "Qty"],
+            items.into_iter().map(|(d, q)| vec![d, q.to_string()]).collect(),
+        ));
+    }
+    let packing = q::delivery_packing(db, id).await?;
+    if !packing.is_empty() {
+        sections.push(Section::table(
+            Some("Packing"),
+            &["Container", "Contents", "Qty"],
+            packing.into_iter().map(|(c, d, q)| vec![c, d, q.to_string()]).collect(),
+        ));
+    }
+    let costs = q::delivery_costs(db, id).await?;
+    if !costs.is_empty() {
+        sections.push(Section::table(
+            Some("Costs"),
+            &["Cost", "Description", "Price"],
+            costs.into_iter().map(|(t, d, p)| vec![t, d, money(p)]).collect(),
+        ));
+    }
+    Ok(Answer::ok(name, format!("Delivery {}", x.id), sections))
+}
+
+pub(super) async fn deliveries(a: &Ask<'_>) -> Result<Answer, ActionError> {
+    let Ask { ctx, name, .. } = *a;
+    let db = &a.state.db;
+    let client = a.actor.client_id();
+    let list = q::deliveries(db, client, ctx.limit(20)).await?;
+    let rows = list
+        .iter()
+        .map(|x| {
+            vec![
+                x.id.clone(),
+                x.status.clone(),
+                d(x.delivery_date),
+                d(x.sent_date),
+                x.venue.clone(),
+                x.tracking_number.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    Ok(Answer::table(
+        name,
+        format!("{} recent deliveries:", list.len()),
+        &["Delivery", "Status", "Date", "Sent", "Venue", "Tracking"],
+        rows,
+    ))
+}
+
+pub(super) async fn stock(a: &Ask<'_>, own: bool, text: Option<&str>) -> Result<Answer, ActionError> {
+    let Ask { ctx, name, .. } = *a;
+    let db = &a.state.db;
+    let client = a.actor.client_id();
+    let list = q::stock(db, own.then_some(client), text.as_deref(), ctx.limit(30)).await?;
+    let rows = list
+        .iter()
+        .map(|s| {
+            vec![
+                s.sku.clone(),
+                s.client_sku.clone().unwrap_or_default(),
+                s.description.clone(),
+                s.warehouse_balance.to_string(),
+                s.expected.to_string(),
+                s.available_to_order.to_string(),
+            ]
+        })
+        .collect();
+    let what = if own { "stock line(s)" } else { "blank stock line(s)" };
+    Ok(Answer::table(
+        name,
+        format!(
+            "{} {what}{}:",
+            list.len(),
+            text.as_ref().map(|t| format!(" matching \"{t}\"")).unwrap_or_default()
+        ),
+        &["SKU", "Your SKU", "Description", "Balance", "Expected", "Available"],
+        rows,
+    ))
+}
+
+pub(super) async fn pos(a: &Ask<'_>) -> Result<Answer, ActionError> {
+    let Ask { ctx, name, .. } = *a;
+    let db = &a.state.db;
+    let client = a.actor.client_id();
+    let list = q::purchase_orders(db, client, ctx.limit(30)).await?;
+    let rows = list
+        .iter()
+        .map(|p| {
+            vec![
+                p.id.clone(),
+                p.status.replace('_', " "),
+                p.date_ordered.to_string(),
+                p.tot_ref.clone(),
+                p.client_ref.clone().unwrap_or_default(),
+                p.supplier.clone(),
+            ]
+        })
+        .collect();
+    Ok(Answer::table(
+        name,
+        format!("{} purchase order(s):", list.len()),
+        &["PO", "Status", "Ordered", "TOT ref", "Your ref", "Supplier"],
+        rows,
+    ))
+}
+
+pub(super) async fn po(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
+    let Ask { name, .. } = *a;
+    let db = &a.state.db;
+    let client = a.actor.client_id();
+    let p = found(q::purchase_order(db, client, id).await, || {
+        format!("purchase order {id}")
+    })?;
+    let mut sections = vec![Section::text(vec![
+        format!("Status: {}", p.status.replace('_', " ")),
+        format!(
+            "Ordered: {} by {}",
+            p.date_ordered,
+            p.placed_by.clone().unwrap_or_else(|| "-".into())
+        ),
+        format!(
+            "TOT ref {}, your ref {}",
+            p.tot_ref,
+            p.client_ref.clone().unwrap_or_else(|| "-".into())
+        ),
+        format!("{} / {} from {}", p.category, p.po_type, p.supplier),
+    ])];
+    let lines = q::po_lines(db, id).await?;
+    sections.push(Section::table(
+        Some("Lines"),
+        &[
+            "Status",
+            "SKU",
+            "Description",
+            "Ordered",
+            "Received",
+            "Cancelled",
+            "Outstanding",
+        ],
+        lines
+            .iter()
+            .map(|l| {
+                vec![
+                    l.status.clone(),
+                    l.sku.clone(),
+                    l.description.clone(),
+                    l.ordered.to_string(),
+                    l.received.to_string(),
+                    l.cancelled.to_string(),
+                    (l.ordered - l.received - l.cancelled).to_string(),
+                ]
+            })
+            .collect(),
+    ));
+    let receipts = q::po_receipts(db, id).await?;
+    if !receipts.is_empty() {
+        sections.push(Section::table(
+            Some("Receipts"),
+            &[
+                "Received",
+                "Signed by",
+                "Checked",
+                "Check",
+                "Checked by",
+                "Outers",
+                "Handling",
+            ],
+            receipts
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.date_received.to_string(),
+                        r.signed_by.clone(),
+                        d(r.date_checked),
+                        r.check_category.clone().unwrap_or_default(),
+                        r.checked_by.clone().unwrap_or_default(),
+                        r.outers.to_string(),
+                        money(r.handling_cost),
+                    ]
+                })
+                .collect(),
+        ));
+    }
+    Ok(Answer::ok(name, format!("Purchase order {}", p.id), sections))
+}
+
+pub(super) async fn invoices(a: &Ask<'_>) -> Result<Answer, ActionError> {
+    let Ask { ctx, name, .. } = *a;
+    let db = &a.state.db;
+    let client = a.actor.client_id();
+    let list = q::invoices(db, client, ctx.limit(30)).await?;
+    let cur = q::client_currency(db, client).await?;
+    let rows = list
+        .iter()
+        .map(|i| {
+            let status = if i.total < 0 {
+                "credit"
+            } else if i.paid >= i.total {
+                "paid"
+            } else if i.paid > 0 {
+                "part paid"
+            } else {
+                "unpaid"
+            };
+            vec![
+                status.into(),
+                i.id.clone(),
+                i.date.to_string(),
+                i.client_po_ref.clone().unwrap_or_default(),
+                i.job_name.clone(),
+                money(i.total),
+                money(i.paid),
+                money(i.total - i.paid),
+            ]
+        })
+        .collect();
+    Ok(Answer::table(
+        name,
+        format!("{} invoice(s), amounts in {cur}:", list.len()),
+        &[
+            "Status",
+            "Invoice",
+            "Date",
+            "Your PO",
+            "Job",
+            "Total",
+            "Paid",
+            "Outstanding",
+        ],
+        rows,
+    ))
+}
+
+pub(super) async fn balance(a: &Ask<'_>) -> Result<Answer, ActionError> {
+    let Ask { name, .. } = *a;
+    let db = &a.state.db;
+    let client = a.actor.client_id();
+    Ok(match q::aging(db, client).await? {
+        Some(a) => {
+            let cur = q::client_currency(db, client).await?;
+            Answer::ok(
+                name,
+                format!("Your account on {} ({cur}):", a.as_of),
+                vec![Section::table(
+                    None,
+                    &["Total owed", "Over 30 days", "Over 60 days", "Over 90 days"],
+                    vec![vec![
+                        money(a.current_balance),
+                        money(a.over_30),
+                        money(a.over_60),
+                        money(a.over_90),
+                    ]],
+                )],
+            )
+        }
+        None => Answer::ok(name, "No account summary from TOT yet.", vec![]),
+    })
+}
+
+pub(super) async fn prices(a: &Ask<'_>) -> Result<Answer, ActionError> {
+    let Ask { now, name, .. } = *a;
+    let db = &a.state.db;
+    let client = a.actor.client_id();
+    Ok(match q::price_card(db, client, now.date_naive()).await? {
+        Some((card, from, lines)) => {
+            let cur = q::client_currency(db, client).await?;
+            let rows = lines
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.code.clone(),
+                        l.description.clone(),
+                        l.unit.clone(),
+                        l.min_qty.to_string(),
+                        money(l.price),
+                    ]
+                })
+                .collect();
+            Answer::table(
+                name,
+                format!("{card} (from {from}, {cur}):"),
+                &["Code", "Description", "Unit", "Min qty", "Price"],
+                rows,
+            )
+        }
+        None => Answer::ok(name, "No price card yet.", vec![]),
+    })
+}
+
+pub(super) async fn art(a: &Ask<'_>) -> Result<Answer, ActionError> {
+    let Ask { name, .. } = *a;
+    let db = &a.state.db;
+    let client = a.actor.client_id();
+    let list = crate::store::items::list_missing_art(db, client).await?;
+    let rows = list
+        .iter()
+        .map(|a| {
+            vec![
+                d(a.art_due),
+                a.description.clone(),
+                a.design_id.clone(),
+                a.job_id.clone(),
+                "no".into(),
+            ]
+        })
+        .collect();
+    Ok(Answer::table(
+        name,
+        format!("TOT is waiting for {} piece(s) of artwork:", list.len()),
+        &["Art due", "Description", "Design", "Job", "Received"],
+        rows,
+    ))
+}
+
+pub(super) async fn visuals(a: &Ask<'_>) -> Result<Answer, ActionError> {
+    let Ask { name, .. } = *a;
+    let db = &a.state.db;
+    let client = a.actor.client_id();
+    let list = crate::store::items::list_pending_visuals(db, client).await?;
+    let rows = list
+        .iter()
+        .map(|v| vec![v.id.clone(), v.job_name.clone(), v.category.clone(), d(v.date_required)])
+        .collect();
+    Ok(Answer::ok(
+        name,
+        format!("{} visual(s) awaiting approval:", list.len()),
+        vec![
+            Section::table(None, &["Visual", "Job", "Category", "Needed by"], rows),
+            Section::text(vec![format!("Review them: {}", a.link("/visuals"))]),
+        ],
+    ))
+}

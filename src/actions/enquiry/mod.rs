@@ -1,0 +1,419 @@
+//! Running a parsed command for a contact: enquiries return typed answers (titled tables a
+//! channel renders its own way), actions call the same functions as the portal.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::commands::Command;
+mod answers;
+
+use answers::*;
+
+use super::{ActionError, Actor, Unit};
+use crate::actions::items::Category;
+use crate::model::Role;
+use crate::services::Services;
+use crate::store::StoreError;
+
+/// One answer to one command.
+#[derive(Debug, Clone, Serialize)]
+pub struct Answer {
+    /// The command as understood, e.g. `TRACK D-2001`.
+    pub command: String,
+    pub ok: bool,
+    pub title: String,
+    pub sections: Vec<Section>,
+}
+
+/// A block of an answer: a few lines of text and/or a table.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Section {
+    pub heading: Option<String>,
+    pub lines: Vec<String>,
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Section {
+    fn text(lines: Vec<String>) -> Section {
+        Section {
+            lines,
+            ..Default::default()
+        }
+    }
+    fn table(heading: Option<&str>, columns: &[&str], rows: Vec<Vec<String>>) -> Section {
+        Section {
+            heading: heading.map(str::to_string),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows,
+            ..Default::default()
+        }
+    }
+}
+
+impl Answer {
+    fn ok(command: &str, title: impl Into<String>, sections: Vec<Section>) -> Answer {
+        Answer {
+            command: command.into(),
+            ok: true,
+            title: title.into(),
+            sections,
+        }
+    }
+    /// A refusal. Where the list of commands is, each channel says its own way (the email
+    /// answer's footer, a line in chat).
+    /// An answer that is one table under its title.
+    fn table(command: &str, title: impl Into<String>, columns: &[&str], rows: Vec<Vec<String>>) -> Answer {
+        Answer::ok(command, title, vec![Section::table(None, columns, rows)])
+    }
+
+    pub fn error(command: &str, message: impl Into<String>) -> Answer {
+        Answer {
+            command: command.into(),
+            ok: false,
+            title: message.into(),
+            sections: vec![],
+        }
+    }
+    /// Plain text (email text part, logs, chat fallback).
+    pub fn to_text(&self) -> String {
+        let mut out = format!("{}\n", self.title);
+        for s in &self.sections {
+            if let Some(h) = &s.heading {
+                out.push_str(&format!("\n{h}\n"));
+            }
+            for l in &s.lines {
+                out.push_str(&format!("{l}\n"));
+            }
+            if !s.columns.is_empty() {
+                let widths: Vec<usize> = (0..s.columns.len())
+                    .map(|i| {
+                        s.rows
+                            .iter()
+                            .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                            .chain([s.columns[i].len()])
+                            .max()
+                            .unwrap_or(0)
+                    })
+                    .collect();
+                let fmt_row = |cells: &[String]| {
+                    cells
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+                        .collect::<Vec<_>>()
+                        .join("  ")
+                        .trim_end()
+                        .to_string()
+                };
+                out.push_str(&fmt_row(&s.columns));
+                out.push('\n');
+                for r in &s.rows {
+                    out.push_str(&fmt_row(r));
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What a message is about, when it is about one item (an alert, a delegation).
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub item: Option<(Category, String)>,
+    /// False when the link or reply token is too old to approve with (enquiries still work).
+    pub may_decide: bool,
+    /// How many rows a list may hold; 0 means the short lists email and chat show.
+    pub list_limit: i64,
+}
+
+impl Context {
+    fn limit(&self, default: i64) -> i64 {
+        if self.list_limit > 0 { self.list_limit } else { default }
+    }
+}
+
+/// Whether a role may run a command (and see the matching portal page).
+pub fn allowed(role: Role, cmd: &Command) -> bool {
+    use Command::*;
+    match role {
+        Role::Admin | Role::Viewer => true,
+        Role::Buyer => !matches!(cmd, Invoices | Balance),
+        Role::Finance => matches!(
+            cmd,
+            Help | Items | Invoices | Balance | Prices | Pos | Po(_) | Link | Reset
+        ),
+        Role::ThirdParty => matches!(cmd, Help | Link | Reset),
+    }
+}
+
+/// Runs one command for one actor. Never fails for bad input: the answer says what was wrong.
+pub async fn run(
+    state: &Services,
+    unit: &mut Unit,
+    actor: &Actor,
+    cmd: &Command,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Answer, StoreError> {
+    let name = command_name(cmd);
+    if !allowed(actor.role, cmd) {
+        return Ok(Answer::error(
+            &name,
+            format!("{name} is not available to your role ({}).", actor.role),
+        ));
+    }
+    match run_inner(state, unit, actor, cmd, ctx, now, &name).await {
+        Ok(a) => Ok(a),
+        Err(ActionError::Store(e)) => Err(e),
+        Err(ActionError::NotFound(what)) => Ok(Answer::error(
+            &name,
+            format!("{what} not found. Check the id and try again."),
+        )),
+        Err(e) => Ok(Answer::error(&name, e.to_string())),
+    }
+}
+
+/// [`run`] as a whole of its own (the portal's enquiry pages): what the command changes is
+/// committed when it succeeds.
+pub async fn run_alone(
+    state: &Services,
+    actor: &Actor,
+    cmd: &Command,
+    ctx: &Context,
+    now: DateTime<Utc>,
+) -> Result<Answer, StoreError> {
+    let mut unit = super::Unit::new(state);
+    match run(state, &mut unit, actor, cmd, ctx, now).await {
+        Ok(a) => {
+            unit.commit().await?;
+            state.wake_dispatch.notify_waiters();
+            Ok(a)
+        }
+        Err(e) => {
+            unit.rollback().await?;
+            Err(e)
+        }
+    }
+}
+
+pub fn command_name(cmd: &Command) -> String {
+    use Command::*;
+    match cmd {
+        Help => "HELP".into(),
+        Items => "ITEMS".into(),
+        Jobs => "JOBS".into(),
+        Job(i) => format!("JOB {i}"),
+        Track(i) => format!("TRACK {i}"),
+        Deliveries => "DELIVERIES".into(),
+        Stock(t) => format!("STOCK {}", t.as_deref().unwrap_or("")).trim_end().into(),
+        Blanks(t) => format!("BLANKS {}", t.as_deref().unwrap_or("")).trim_end().into(),
+        Po(i) => format!("PO {i}"),
+        Pos => "POS".into(),
+        Invoices => "INVOICES".into(),
+        Balance => "BALANCE".into(),
+        Prices => "PRICES".into(),
+        Art => "ART".into(),
+        Visuals => "VISUALS".into(),
+        Approve(ids) => format!("APPROVE {}", ids.join(", ")).trim_end().into(),
+        Reject { id, .. } => format!("REJECT {}", id.as_deref().unwrap_or("")).trim_end().into(),
+        NoDelivery(i) => format!("NODELIVERY {}", i.as_deref().unwrap_or("")).trim_end().into(),
+        Link => "LINK".into(),
+        Reset => "RESET".into(),
+    }
+}
+
+fn context_id(ctx: &Context, want: Category, command: &str) -> Result<String, ActionError> {
+    match &ctx.item {
+        Some((cat, id)) if *cat == want => Ok(id.clone()),
+        _ => Err(ActionError::invalid(
+            command,
+            "say which one, for example APPROVE V-1001",
+        )),
+    }
+}
+
+/// What every command is given: who asks, with what context, and when.
+#[derive(Clone, Copy)]
+struct Ask<'a> {
+    state: &'a Services,
+    actor: &'a Actor,
+    ctx: &'a Context,
+    now: DateTime<Utc>,
+    /// The command as understood (the answer's `command`).
+    name: &'a str,
+}
+
+impl Ask<'_> {
+    /// A signed portal link for the asking contact.
+    fn link(&self, path: &str) -> String {
+        self.state.portal_link(&self.actor.contact.id, path, self.now)
+    }
+}
+
+/// Approving from an old email or link is refused; a fresh link is offered instead.
+fn refuse_old(a: &Ask) -> ActionError {
+    ActionError::Forbidden(format!(
+        "This email is too old to approve or reject from. Open a fresh link instead: {}",
+        a.link("/visuals")
+    ))
+}
+
+async fn run_inner(
+    state: &Services,
+    unit: &mut Unit,
+    actor: &Actor,
+    cmd: &Command,
+    ctx: &Context,
+    now: DateTime<Utc>,
+    name: &str,
+) -> Result<Answer, ActionError> {
+    let a = Ask {
+        state,
+        actor,
+        ctx,
+        now,
+        name,
+    };
+    match cmd {
+        Command::Help => help(&a),
+        Command::Items => items(&a).await,
+        Command::Jobs => jobs(&a).await,
+        Command::Job(id) => job(&a, id).await,
+        Command::Track(id) => track(&a, id).await,
+        Command::Deliveries => deliveries(&a).await,
+        Command::Stock(text) => stock(&a, true, text.as_deref()).await,
+        Command::Blanks(text) => stock(&a, false, text.as_deref()).await,
+        Command::Pos => pos(&a).await,
+        Command::Po(id) => po(&a, id).await,
+        Command::Invoices => invoices(&a).await,
+        Command::Balance => balance(&a).await,
+        Command::Prices => prices(&a).await,
+        Command::Art => art(&a).await,
+        Command::Visuals => visuals(&a).await,
+        Command::Approve(ids) => approve(&a, unit, ids).await,
+        Command::Reject { id, reason } => reject(&a, unit, id.as_deref(), reason).await,
+        Command::NoDelivery(id) => no_delivery(&a, unit, id.as_deref()).await,
+        Command::Link => link(&a, unit).await,
+        Command::Reset => reset(&a, unit).await,
+    }
+}
+
+async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer, ActionError> {
+    let Ask {
+        state,
+        actor,
+        ctx,
+        now,
+        name,
+        ..
+    } = *a;
+    if !ctx.may_decide {
+        return Err(refuse_old(a));
+    }
+    let ids = if ids.is_empty() {
+        vec![context_id(ctx, Category::VisualApproval, "APPROVE")?]
+    } else {
+        ids.to_vec()
+    };
+    // The command itself is the acceptance: the terms were in the message replied to.
+    let results = super::visuals::approve_in(state, unit, actor, &ids, now).await?;
+    let lines: Vec<String> = ids
+        .iter()
+        .zip(results)
+        .map(|(id, r)| match r {
+            Ok(_) => format!("{id}: approved"),
+            Err(ActionError::NotFound(_)) => format!("{id}: not found"),
+            Err(e) => format!("{id}: {e}"),
+        })
+        .collect();
+    let all_ok = lines.iter().all(|l| l.ends_with("approved"));
+    let mut a = Answer::ok(
+        name,
+        if all_ok {
+            "Approved. Thank you."
+        } else {
+            "Not everything could be approved:"
+        },
+        vec![Section::text(lines)],
+    );
+    a.ok = all_ok;
+    Ok(a)
+}
+
+async fn reject(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>, reason: &str) -> Result<Answer, ActionError> {
+    let Ask {
+        state,
+        actor,
+        ctx,
+        now,
+        name,
+        ..
+    } = *a;
+    if !ctx.may_decide {
+        return Err(refuse_old(a));
+    }
+    let id = match id {
+        Some(i) => i.to_string(),
+        None => context_id(ctx, Category::VisualApproval, "REJECT")?,
+    };
+    super::visuals::reject_in(state, unit, actor, &id, reason, now).await?;
+    Ok(Answer::ok(
+        name,
+        format!("{id} rejected. TOT will send a new visual."),
+        vec![Section::text(vec![format!("Your reason: {reason}")])],
+    ))
+}
+
+async fn no_delivery(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>) -> Result<Answer, ActionError> {
+    let Ask {
+        state,
+        actor,
+        ctx,
+        now,
+        name,
+        ..
+    } = *a;
+    if !ctx.may_decide {
+        return Err(refuse_old(a));
+    }
+    let id = match id {
+        Some(i) => i.to_string(),
+        None => context_id(ctx, Category::DeliveryInstructions, "NODELIVERY")?,
+    };
+    super::delivery::no_delivery_in(state, unit.tx().await?, actor, &id, now).await?;
+    Ok(Answer::ok(name, format!("Noted: job {id} needs no delivery."), vec![]))
+}
+
+async fn link(a: &Ask<'_>, unit: &mut Unit) -> Result<Answer, ActionError> {
+    let Ask {
+        state,
+        actor,
+        now,
+        name,
+        ..
+    } = *a;
+    let mut sections = vec![Section::text(vec![a.link("/")])];
+    // By email, LINK also brings a code that ties a chat to this contact.
+    let chat_on = !state.config.telegram.token.is_empty() || !state.config.discord.public_key.is_empty();
+    if actor.channel == "email" && chat_on && actor.delegation.is_none() {
+        let code = crate::actions::chat_link::new_link_code_in(unit.tx().await?, &actor.contact.id, now).await?;
+        sections.push(Section {
+            heading: Some(format!("Chat linking code: {code}")),
+            lines: crate::actions::chat_link::how_to_link(&state.config, &code),
+            ..Default::default()
+        });
+    }
+    Ok(Answer::ok(name, "Your portal link (it signs you in):", sections))
+}
+
+async fn reset(a: &Ask<'_>, unit: &mut Unit) -> Result<Answer, ActionError> {
+    let Ask { state, actor, name, .. } = *a;
+    crate::actions::mail::queue_reset_link(state, unit.tx().await?, &actor.contact).await?;
+    Ok(Answer::ok(
+        name,
+        format!("A password-reset link is on its way to {}.", actor.contact.email),
+        vec![],
+    ))
+}
