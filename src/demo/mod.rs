@@ -1,0 +1,113 @@
+//! `cport demo`: a realistic data set for three clients, with generated pictures, loaded into a
+//! fresh SQLite store, so a newcomer can see cport work without TOT's system.
+//!
+//! The data set is `document.json`, in the same format as `cport import`. It is written as of
+//! [`DATED`]; [`document`] moves every date and time in it by the time since, so due dates,
+//! ages and deliveries look current whenever the demo runs.
+
+mod pictures;
+
+use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, TimeZone, Utc};
+use serde_json::Value;
+
+pub use pictures::write_media;
+
+use crate::actions::banners::BannerInput;
+use crate::model::records::Document;
+
+/// The moment `document.json` is written as of.
+pub const DATED: (i32, u32, u32, u32) = (2026, 6, 1, 9);
+
+const DOCUMENT: &str = include_str!("document.json");
+
+/// A demo contact worth trying, with why.
+pub struct DemoContact {
+    pub id: &'static str,
+    pub who: &'static str,
+}
+
+pub const DEMO_CONTACTS: &[DemoContact] = &[
+    DemoContact {
+        id: "P-101",
+        who: "Maya Patel, admin at Harbour Coffee Co",
+    },
+    DemoContact {
+        id: "P-102",
+        who: "Tom Reid, buyer at Harbour Coffee Co",
+    },
+    DemoContact {
+        id: "P-103",
+        who: "Priya Shah, finance at Harbour Coffee Co",
+    },
+    DemoContact {
+        id: "P-104",
+        who: "Leo Grant, viewer at Harbour Coffee Co",
+    },
+    DemoContact {
+        id: "P-201",
+        who: "Ewan Price, admin at Fellside Running Club",
+    },
+    DemoContact {
+        id: "P-301",
+        who: "Nia Okafor, buyer at Bright Sparks Events",
+    },
+];
+
+/// The demo data set, dated around `now`.
+pub fn document(now: DateTime<Utc>) -> Document {
+    let (y, m, d, h) = DATED;
+    let dated = Utc
+        .with_ymd_and_hms(y, m, d, h, 0, 0)
+        .single()
+        .expect("DATED is a valid time");
+    let mut doc: Value = serde_json::from_str(DOCUMENT).expect("document.json is valid JSON");
+    shift_dates(&mut doc, now - dated, now.date_naive() - dated.date_naive());
+    serde_json::from_value(doc).expect("document.json holds import records")
+}
+
+/// Moves every date (`2026-06-01`) by `days` and every time (RFC 3339) by `by`, wherever it
+/// stands in the document.
+fn shift_dates(v: &mut Value, by: Duration, days: Duration) {
+    match v {
+        Value::String(s) => {
+            if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                *s = (d + days).to_string();
+            } else if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                *s = (t.with_timezone(&Utc) + by).to_rfc3339_opts(SecondsFormat::Secs, true);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|x| shift_dates(x, by, days)),
+        Value::Object(fields) => fields.values_mut().for_each(|x| shift_dates(x, by, days)),
+        _ => {}
+    }
+}
+
+/// The demo's stop-press banner.
+pub fn banner(now: DateTime<Utc>) -> BannerInput {
+    BannerInput {
+        title: "Christmas dispatch deadline".into(),
+        body: "Orders approved by 12 December ship before the holidays. Later approvals go out from 5 January.".into(),
+        severity: "warning".into(),
+        clients: vec![],
+        starts_at: Some(now - Duration::hours(1)),
+        expires_at: Some(now + Duration::days(21)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_loads_and_its_dates_follow_today() {
+        let now = Utc.with_ymd_and_hms(2027, 3, 10, 15, 30, 0).unwrap();
+        let doc = document(now);
+        let job = doc.jobs.iter().find(|j| j.id == "J-3001").expect("J-3001 in the demo");
+        assert_eq!(job.date_required, Some(now.date_naive() + Duration::days(9)));
+        assert_eq!(job.created_at, Some(now - Duration::days(12)));
+        assert!(
+            doc.clients.len() == 3 && doc.contacts.len() == 9,
+            "three clients, nine contacts"
+        );
+    }
+}
