@@ -8,6 +8,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::AlertMode;
+use crate::named_enum;
+
 /// A string that never shows up in `Debug` output or logs.
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
@@ -63,7 +66,7 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmailConfig {
-    pub transport: String,
+    pub transport: Transport,
     pub dir: PathBuf,
     pub from: String,
     pub reply_domain: String,
@@ -74,7 +77,7 @@ pub struct EmailConfig {
 pub struct SmtpConfig {
     pub host: String,
     pub port: u16,
-    pub tls: String,
+    pub tls: Tls,
     pub username: String,
     pub password: Secret,
     pub pool_size: u32,
@@ -101,10 +104,10 @@ pub struct DigestConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
-    pub visual_approval: String,
-    pub delivery_instructions: String,
-    pub third_party_po: String,
-    pub awaiting_art: String,
+    pub visual_approval: AlertMode,
+    pub delivery_instructions: AlertMode,
+    pub third_party_po: AlertMode,
+    pub awaiting_art: AlertMode,
     /// Alerts to one contact within this window go out together in one message.
     pub batch_window_seconds: u64,
     /// How often every contact is checked for new instant items (a sync checks its clients at once).
@@ -143,7 +146,7 @@ pub struct PortalConfig {
     pub login_attempts_per_account: u32,
     pub login_attempts_per_address: u32,
     /// Mark cookies Secure: `auto` (when public_url is https), `always` or `never`.
-    pub secure_cookies: String,
+    pub secure_cookies: CookieMode,
 }
 
 /// Optional push of every change-feed event to TOT's system, HMAC-signed.
@@ -192,7 +195,7 @@ pub struct TelegramConfig {
     pub api_url: String,
     /// `polling` (getUpdates, works behind NAT) or `webhook` (Telegram posts to
     /// `public_url` + `/telegram/webhook`).
-    pub mode: String,
+    pub mode: TelegramMode,
     /// Required in webhook mode: Telegram sends it back in `X-Telegram-Bot-Api-Secret-Token`.
     pub webhook_secret: Secret,
     /// Telegram user ids of TOT staff, who may `/broadcast` and `/outbox`.
@@ -210,7 +213,7 @@ impl Default for TelegramConfig {
         TelegramConfig {
             token: Secret::default(),
             api_url: "https://api.telegram.org".into(),
-            mode: "polling".into(),
+            mode: TelegramMode::Polling,
             webhook_secret: Secret::default(),
             staff: vec![],
             poll_timeout_seconds: 30,
@@ -294,7 +297,7 @@ pub struct ImapConfig {
     pub host: String,
     pub port: u16,
     /// `tls` (implicit, port 993) or `none` (loopback only).
-    pub tls: String,
+    pub tls: Tls,
     pub username: String,
     pub password: Secret,
     pub mailbox: String,
@@ -333,7 +336,7 @@ impl Default for Config {
 impl Default for EmailConfig {
     fn default() -> Self {
         EmailConfig {
-            transport: "file".into(),
+            transport: Transport::File,
             dir: "data/mail".into(),
             from: "TOT <notifications@tot.example>".into(),
             reply_domain: "reply.tot.example".into(),
@@ -346,7 +349,7 @@ impl Default for SmtpConfig {
         SmtpConfig {
             host: String::new(),
             port: 587,
-            tls: "starttls".into(),
+            tls: Tls::Starttls,
             username: String::new(),
             password: Secret::default(),
             pool_size: 4,
@@ -370,10 +373,10 @@ impl Default for DigestConfig {
 impl Default for AlertsConfig {
     fn default() -> Self {
         AlertsConfig {
-            visual_approval: "instant".into(),
-            delivery_instructions: "digest".into(),
-            third_party_po: "digest".into(),
-            awaiting_art: "digest".into(),
+            visual_approval: AlertMode::Instant,
+            delivery_instructions: AlertMode::Digest,
+            third_party_po: AlertMode::Digest,
+            awaiting_art: AlertMode::Digest,
             batch_window_seconds: 300,
             scan_seconds: 60,
         }
@@ -401,7 +404,7 @@ impl Default for PortalConfig {
             reset_minutes: 30,
             login_attempts_per_account: 5,
             login_attempts_per_address: 20,
-            secure_cookies: "auto".into(),
+            secure_cookies: CookieMode::Auto,
         }
     }
 }
@@ -442,13 +445,47 @@ impl Default for ImapConfig {
         ImapConfig {
             host: String::new(),
             port: 993,
-            tls: "tls".into(),
+            tls: Tls::Tls,
             username: String::new(),
             password: Secret::default(),
             mailbox: "INBOX".into(),
             processed_mailbox: String::new(),
             poll_seconds: 60,
         }
+    }
+}
+
+named_enum! {
+    /// How email leaves: `.eml` files in a folder, or SMTP.
+    pub enum Transport {
+        File = "file",
+        Smtp = "smtp",
+    }
+}
+
+named_enum! {
+    /// TLS on a mail connection: none (loopback only), STARTTLS, or implicit TLS.
+    pub enum Tls {
+        None = "none",
+        Starttls = "starttls",
+        Tls = "tls",
+    }
+}
+
+named_enum! {
+    /// When session cookies are marked Secure: `auto` follows `public_url`'s scheme.
+    pub enum CookieMode {
+        Auto = "auto",
+        Always = "always",
+        Never = "never",
+    }
+}
+
+named_enum! {
+    /// How Telegram updates arrive: cport polls, or Telegram posts to the webhook.
+    pub enum TelegramMode {
+        Polling = "polling",
+        Webhook = "webhook",
     }
 }
 
@@ -508,9 +545,18 @@ impl Config {
                 apply_env(&mut tree, var, rest, value)?;
             }
         }
-        let config: Config = tree.try_into().map_err(|e: toml::de::Error| ConfigError::Parse {
-            path: file.map(Path::to_path_buf).unwrap_or_else(|| "<environment>".into()),
-            message: e.message().to_string(),
+        // The path of a value that does not fit its type (a misspelt mode) names the key.
+        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.into_inner().message().to_string();
+            if key.is_empty() || key == "." {
+                ConfigError::Parse {
+                    path: file.map(Path::to_path_buf).unwrap_or_else(|| "<environment>".into()),
+                    message,
+                }
+            } else {
+                invalid(&key, message)
+            }
         })?;
         config.validate(need)?;
         Ok(config)
@@ -530,22 +576,8 @@ impl Config {
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
             return Err(invalid("database_url", "must start with sqlite: or postgres://"));
         }
-        match self.email.transport.as_str() {
-            "file" | "smtp" => {}
-            other => {
-                return Err(invalid(
-                    "email.transport",
-                    format!("`{other}` is not one of file, smtp"),
-                ));
-            }
-        }
-        if self.email.transport == "smtp" && self.smtp.host.is_empty() {
+        if self.email.transport == Transport::Smtp && self.smtp.host.is_empty() {
             return Err(invalid("smtp.host", "required when email.transport = \"smtp\""));
-        }
-        for (key, tls) in [("smtp.tls", &self.smtp.tls), ("imap.tls", &self.imap.tls)] {
-            if !matches!(tls.as_str(), "none" | "starttls" | "tls") {
-                return Err(invalid(key, format!("`{tls}` is not one of none, starttls, tls")));
-            }
         }
         if self.smtp.pool_size == 0 {
             return Err(invalid("smtp.pool_size", "must be at least 1"));
@@ -563,16 +595,6 @@ impl Config {
                 format!("`{}` is not an IANA time zone", self.digest.timezone),
             )
         })?;
-        for (key, mode) in [
-            ("alerts.visual_approval", &self.alerts.visual_approval),
-            ("alerts.delivery_instructions", &self.alerts.delivery_instructions),
-            ("alerts.third_party_po", &self.alerts.third_party_po),
-            ("alerts.awaiting_art", &self.alerts.awaiting_art),
-        ] {
-            if !matches!(mode.as_str(), "instant" | "digest" | "off") {
-                return Err(invalid(key, format!("`{mode}` is not one of instant, digest, off")));
-            }
-        }
         if self.outbox.max_attempts == 0 {
             return Err(invalid("outbox.max_attempts", "must be at least 1"));
         }
@@ -615,9 +637,6 @@ impl Config {
                 format!("`{c}` is not a colour like #1f3a5f"),
             ));
         }
-        if !matches!(self.portal.secure_cookies.as_str(), "auto" | "always" | "never") {
-            return Err(invalid("portal.secure_cookies", "must be auto, always or never"));
-        }
         if self.portal.session_hours == 0 || self.portal.delegation_hours == 0 || self.portal.reset_minutes == 0 {
             return Err(invalid(
                 "portal",
@@ -625,7 +644,7 @@ impl Config {
             ));
         }
         if !self.imap.host.is_empty() {
-            if self.imap.tls == "starttls" {
+            if self.imap.tls == Tls::Starttls {
                 return Err(invalid(
                     "imap.tls",
                     "starttls is not supported for IMAP; use tls (port 993) or none",
@@ -661,21 +680,11 @@ impl Config {
         if !(t.api_url.starts_with("http://") || t.api_url.starts_with("https://")) {
             return Err(invalid("telegram.api_url", "must start with http:// or https://"));
         }
-        match t.mode.as_str() {
-            "polling" => {}
-            "webhook" if t.token.is_empty() || t.webhook_secret.expose().len() >= 16 => {}
-            "webhook" => {
-                return Err(invalid(
-                    "telegram.webhook_secret",
-                    "required (16 characters or more) when telegram.mode = \"webhook\"",
-                ));
-            }
-            other => {
-                return Err(invalid(
-                    "telegram.mode",
-                    format!("`{other}` is not one of polling, webhook"),
-                ));
-            }
+        if t.mode == TelegramMode::Webhook && !t.token.is_empty() && t.webhook_secret.expose().len() < 16 {
+            return Err(invalid(
+                "telegram.webhook_secret",
+                "required (16 characters or more) when telegram.mode = \"webhook\"",
+            ));
         }
         if let Some(bad) = t.staff.iter().find(|s| s.parse::<i64>().is_err()) {
             return Err(invalid("telegram.staff", format!("`{bad}` is not a Telegram user id")));
@@ -725,10 +734,10 @@ impl Config {
     }
 
     pub fn secure_cookies(&self) -> bool {
-        match self.portal.secure_cookies.as_str() {
-            "always" => true,
-            "never" => false,
-            _ => self.public_url.starts_with("https://"),
+        match self.portal.secure_cookies {
+            CookieMode::Always => true,
+            CookieMode::Never => false,
+            CookieMode::Auto => self.public_url.starts_with("https://"),
         }
     }
 
@@ -889,6 +898,10 @@ mod tests {
             ("[smtp]\nprot = 1", "smtp.prot"),
             ("[smtp]\nport = \"x\"", "smtp.port"),
             ("[email]\ntransport = \"pigeon\"", "email.transport"),
+            ("[smtp]\ntls = \"ssl\"", "smtp.tls"),
+            ("[alerts]\nvisual_approval = \"loud\"", "alerts.visual_approval"),
+            ("[portal]\nsecure_cookies = \"sometimes\"", "portal.secure_cookies"),
+            ("[telegram]\nmode = \"push\"", "telegram.mode"),
         ] {
             let p = dir.path().join("c.toml");
             std::fs::write(&p, text).unwrap();

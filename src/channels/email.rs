@@ -12,7 +12,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::SendError;
-use crate::config::Config;
+use crate::config::{self, Config, Transport};
 pub use crate::messages::{EmailPayload, new_message_id};
 
 /// One transport, built once at start and shared (the SMTP pool lives inside it).
@@ -169,8 +169,8 @@ pub enum MailerError {
 
 impl Mailer {
     pub fn from_config(config: &Config) -> Result<Mailer, MailerError> {
-        match config.email.transport.as_str() {
-            "smtp" => {
+        match config.email.transport {
+            Transport::Smtp => {
                 let s = &config.smtp;
                 let tls_params = || {
                     TlsParameters::new(s.host.clone()).map_err(|e| MailerError::Config {
@@ -180,11 +180,15 @@ impl Mailer {
                 };
                 let credentials = (!s.username.is_empty())
                     .then(|| Credentials::new(s.username.clone(), s.password.expose().to_string()));
-                if s.tls != "tls" {
+                if s.tls != config::Tls::Tls {
                     return Ok(Mailer::Pooled(Arc::new(SmtpPool {
                         host: s.host.clone(),
                         port: s.port,
-                        starttls: if s.tls == "starttls" { Some(tls_params()?) } else { None },
+                        starttls: if s.tls == config::Tls::Starttls {
+                            Some(tls_params()?)
+                        } else {
+                            None
+                        },
                         credentials,
                         idle: std::sync::Mutex::new(Vec::new()),
                         slots: tokio::sync::Semaphore::new(s.pool_size as usize),

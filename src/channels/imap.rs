@@ -45,7 +45,7 @@ async fn session_loop(
         .await
         .map_err(|e| ImapError::Connect(addr.clone(), e))?;
     tcp.set_nodelay(true).ok();
-    if c.tls == "tls" {
+    if c.tls == crate::config::Tls::Tls {
         let mut roots = tokio_rustls::rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let cfg = tokio_rustls::rustls::ClientConfig::builder()

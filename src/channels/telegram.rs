@@ -19,7 +19,7 @@ use teloxide::{ApiError, RequestError};
 use super::SendError;
 use super::chat::{self, Button, ChatMessage, ChatSender, Incoming, Input, Reply};
 use crate::actions::commands::COMMANDS;
-use crate::config::TelegramConfig;
+use crate::config::{TelegramConfig, TelegramMode};
 use crate::services::Services;
 use crate::store::outbox::insert_message;
 
@@ -96,7 +96,7 @@ impl Telegram {
         commands.push(BotCommand::new("unlink", "stop messages to this chat"));
         self.bot.set_my_commands(commands).await?;
         let cfg = &state.config.telegram;
-        if cfg.mode == "webhook" {
+        if cfg.mode == TelegramMode::Webhook {
             let url = format!("{}/telegram/webhook", state.config.public_url.trim_end_matches('/'));
             let url = reqwest::Url::parse(&url).map_err(|e| RequestError::Io(Arc::new(std::io::Error::other(e))))?;
             self.bot
@@ -409,7 +409,7 @@ pub async fn run_polling(state: Services, tg: Arc<Telegram>, mut shutdown: tokio
             }
         }
     }
-    if state.config.telegram.mode == "webhook" {
+    if state.config.telegram.mode == TelegramMode::Webhook {
         tracing::info!("telegram: webhook mode, updates arrive on /telegram/webhook");
         // Nothing to poll; the task waits for shutdown so its supervisor sees it running.
         let _ = shutdown.changed().await;
@@ -498,7 +498,10 @@ pub async fn webhook(
         .get("x-telegram-bot-api-secret-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if state.config.telegram.mode != "webhook" || want.is_empty() || !crate::links::constant_time_eq(got, want) {
+    if state.config.telegram.mode != TelegramMode::Webhook
+        || want.is_empty()
+        || !crate::links::constant_time_eq(got, want)
+    {
         return (StatusCode::UNAUTHORIZED, "secret token missing or wrong");
     }
     let update: Update = match serde_json::from_slice(&body) {

@@ -10,21 +10,23 @@ use chrono_tz::Tz;
 use crate::actions::items::{ActionItem, Category, ItemCache};
 use crate::actions::targets::Target;
 use crate::config::Config;
+use crate::model::AlertMode;
 use crate::services::Services;
 use crate::store::contacts::{ContactRow, list_active_contacts};
 use crate::store::outbox::AlertPayload;
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, ledgers, outbox};
 
-/// The mode a contact chose for a category, or the configured default.
-pub fn mode(config: &Config, s: &ContactSettings, cat: Category) -> String {
+/// The mode a contact chose for a category, or the configured default (also when what is
+/// stored is not a mode this version knows).
+pub fn mode(config: &Config, s: &ContactSettings, cat: Category) -> AlertMode {
     let (own, default) = match cat {
         Category::VisualApproval => (&s.mode_visual_approval, &config.alerts.visual_approval),
         Category::DeliveryInstructions => (&s.mode_delivery_instructions, &config.alerts.delivery_instructions),
         Category::ThirdPartyPo => (&s.mode_third_party_po, &config.alerts.third_party_po),
         Category::AwaitingArt => (&s.mode_awaiting_art, &config.alerts.awaiting_art),
     };
-    own.clone().unwrap_or_else(|| default.clone())
+    own.as_deref().and_then(AlertMode::parse).unwrap_or(*default)
 }
 
 /// When quiet hours (local "HH:MM" start and end) hold a message due at `at`, the time they end.
@@ -82,7 +84,7 @@ pub async fn scan(
         }
         let instant: Vec<Category> = Category::ALL
             .into_iter()
-            .filter(|cat| mode(&state.config, &s, *cat) == "instant")
+            .filter(|cat| mode(&state.config, &s, *cat) == AlertMode::Instant)
             .collect();
         if instant.is_empty() {
             continue;

@@ -266,48 +266,71 @@ impl<'de> Deserialize<'de> for Money {
     }
 }
 
-/// What a contact may do; every query is also scoped to the contact's client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Admin,
-    Buyer,
-    Finance,
-    Viewer,
-    ThirdParty,
+/// An enum whose values have fixed snake_case names, as config, records and the store spell
+/// them: serde by that name, `as_str`, `parse`, `Display` and `ALL`.
+#[macro_export]
+macro_rules! named_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$name> {
+                match s {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// Every name, for messages: `a, b, c`.
+            pub fn names() -> String {
+                [$($text),+].join(", ")
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// What a contact may do; every query is also scoped to the contact's client.
+    pub enum Role {
+        Admin = "admin",
+        Buyer = "buyer",
+        Finance = "finance",
+        Viewer = "viewer",
+        ThirdParty = "third_party",
+    }
 }
 
 impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Buyer => "buyer",
-            Role::Finance => "finance",
-            Role::Viewer => "viewer",
-            Role::ThirdParty => "third_party",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        Some(match s {
-            "admin" => Role::Admin,
-            "buyer" => Role::Buyer,
-            "finance" => Role::Finance,
-            "viewer" => Role::Viewer,
-            "third_party" => Role::ThirdParty,
-            _ => return None,
-        })
-    }
-
     /// May act on visuals and delivery instructions (not merely read them).
     pub fn acts_on_orders(self) -> bool {
         matches!(self, Role::Admin | Role::Buyer)
     }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+named_enum! {
+    /// How a contact hears of one category of item: at once, in the digest, or not at all.
+    pub enum AlertMode {
+        Instant = "instant",
+        Digest = "digest",
+        Off = "off",
     }
 }
 
@@ -317,41 +340,16 @@ pub const OPEN_JOB_STATUSES: &[&str] = &["entered", "in_production", "completed"
 pub const DELIVERY_INSTRUCTIONS: &[&str] = &["none", "given", "not_required"];
 pub const VISUAL_STATUSES: &[&str] = &["awaiting_approval", "approved", "rejected"];
 
-/// Where a colour visual stands. TOT's records and the store keep it as its snake_case
-/// name; decisions work on this type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum VisualStatus {
-    AwaitingApproval,
-    Approved,
-    Rejected,
-}
-
-impl VisualStatus {
-    pub const ALL: [VisualStatus; 3] = [
-        VisualStatus::AwaitingApproval,
-        VisualStatus::Approved,
-        VisualStatus::Rejected,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VisualStatus::AwaitingApproval => "awaiting_approval",
-            VisualStatus::Approved => "approved",
-            VisualStatus::Rejected => "rejected",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<VisualStatus> {
-        VisualStatus::ALL.into_iter().find(|v| v.as_str() == s)
+named_enum! {
+    /// Where a colour visual stands. TOT's records and the store keep it as its snake_case
+    /// name; decisions work on this type.
+    pub enum VisualStatus {
+        AwaitingApproval = "awaiting_approval",
+        Approved = "approved",
+        Rejected = "rejected",
     }
 }
 
-impl fmt::Display for VisualStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 pub const DELIVERY_STATUSES: &[&str] = &["picked", "ready", "sent"];
 pub const PO_STATUSES: &[&str] = &["open", "part_received", "received", "closed", "cancelled"];
 pub const SEVERITIES: &[&str] = &["info", "warning", "urgent"];

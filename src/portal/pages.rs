@@ -12,6 +12,7 @@ use crate::actions::delivery::{DeliveryRequest, LineQty};
 use crate::actions::items::{Category, for_contact};
 use crate::actions::{ActionError, visuals as act};
 use crate::digest::alerts::mode;
+use crate::model::AlertMode;
 use crate::state::AppState;
 use crate::store::jobs;
 use crate::store::settings::{self, get_settings};
@@ -578,9 +579,13 @@ pub async fn save_preferences(
         }
         for cat in Category::ALL {
             if let Some(m) = form.get(&format!("mode_{}", cat.name()))
-                && !matches!(m, "instant" | "digest" | "off")
+                && AlertMode::parse(m).is_none()
             {
-                return Err(format!("mode_{}: `{m}` is not instant, digest or off", cat.name()));
+                return Err(format!(
+                    "mode_{}: `{m}` is not one of {}",
+                    cat.name(),
+                    AlertMode::names()
+                ));
             }
         }
         Ok(())
