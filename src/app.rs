@@ -166,14 +166,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/banners", post(api::post_banner).get(api::list_banners))
         .route("/api/v1/banners/{id}", delete(api::retract_banner))
         .route("/api/v1/{entity}", put(api::put_entity).delete(api::delete_entity))
-        .route("/media/{*path}", get(crate::portal::media::serve))
-        // Artwork files are larger than any form: this route has a limit of its own.
-        .route(
-            "/jobs/{id}/artwork",
-            post(crate::portal::artwork::upload)
-                .layer(DefaultBodyLimit::max(crate::portal::artwork::body_limit(&state))),
-        )
-        .merge(crate::portal::router().layer(DefaultBodyLimit::max(256 * 1024)))
+        .merge(portal_routes(&state))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(track))
         // No page of cport may be framed by another site (clickjacking an approval).
@@ -186,6 +179,20 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("frame-ancestors 'none'"),
         ))
         .with_state(state)
+}
+
+/// The portal's pages, pictures and artwork uploads: their errors are shown as pages.
+fn portal_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/media/{*path}", get(crate::portal::media::serve))
+        // Artwork files are larger than any form: this route has a limit of its own.
+        .route(
+            "/jobs/{id}/artwork",
+            post(crate::portal::artwork::upload)
+                .layer(DefaultBodyLimit::max(crate::portal::artwork::body_limit(state))),
+        )
+        .merge(crate::portal::router().layer(DefaultBodyLimit::max(256 * 1024)))
+        .layer(middleware::map_response(crate::web::render_page))
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

@@ -13,6 +13,7 @@
 //! - channels: providers: email, chat, webhooks, inbound mail
 //! - digest, outbox: engines: digests, alerts, the outbox
 //! - state: the application's shared state
+//! - web: what both HTTP doors share: one error type, shown as JSON or as a page
 //! - portal, sync: HTTP: the portal and the sync API
 //! - app: the server: routes, background tasks, shutdown
 //! - demo, gendata: commands' helpers: the demo, generated data
@@ -41,6 +42,7 @@ pub mod store;
 pub mod supervise;
 pub mod sync;
 pub mod templates;
+pub mod web;
 
 pub use app::App;
 pub use config::Config;

@@ -114,7 +114,7 @@ async fn state_for(dv: &Dovecot, processed: &str) -> (TestState, String) {
     let t = TestState::new(move |c| {
         c.imap.host = "127.0.0.1".into();
         c.imap.port = port;
-        c.imap.tls = "none".into();
+        c.imap.tls = cport::config::Tls::None;
         c.imap.username = "cport".into();
         c.imap.password = cport::config::Secret::new("imap-pass-123");
         c.imap.processed_mailbox = processed;

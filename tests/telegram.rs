@@ -29,10 +29,10 @@ fn telegram(c: &mut Config, fake: &FakeTelegram) {
 fn conversation(c: &mut Config, fake: &FakeTelegram) {
     telegram(c, fake);
     c.digest.catch_up_hours = 0;
-    c.alerts.visual_approval = "digest".into();
-    c.alerts.delivery_instructions = "digest".into();
-    c.alerts.third_party_po = "digest".into();
-    c.alerts.awaiting_art = "digest".into();
+    c.alerts.visual_approval = cport::model::AlertMode::Digest;
+    c.alerts.delivery_instructions = cport::model::AlertMode::Digest;
+    c.alerts.third_party_po = cport::model::AlertMode::Digest;
+    c.alerts.awaiting_art = cport::model::AlertMode::Digest;
 }
 
 /// The first bytes of a PNG picture (what TOT's visual files are, byte for byte, is not
@@ -254,7 +254,7 @@ async fn staff_broadcast_and_outbox_and_nobody_else() {
 async fn webhook_app(fake: &FakeTelegram) -> TestApp {
     TestApp::spawn_with(|c| {
         conversation(c, fake);
-        c.telegram.mode = "webhook".into();
+        c.telegram.mode = cport::config::TelegramMode::Webhook;
         c.telegram.webhook_secret = cport::config::Secret::new("a-long-webhook-secret");
     })
     .await

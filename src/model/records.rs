@@ -768,3 +768,28 @@ impl Document {
             + self.price_cards.len()
     }
 }
+
+/// One problem with one record of a batch.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RecordError {
+    pub entity: String,
+    /// Position of the record in its array (none for a problem with the whole body).
+    pub index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub field: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "{}[{i}]", self.entity)?,
+            None => write!(f, "{}", self.entity)?,
+        }
+        if let Some(id) = &self.id {
+            write!(f, " ({id})")?;
+        }
+        write!(f, " {}: {}", self.field, self.reason)
+    }
+}

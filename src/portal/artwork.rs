@@ -9,7 +9,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::session::Session;
-use super::{PortalError, with_note};
+use super::{HttpError, with_note};
 use crate::actions::ActionError;
 use crate::actions::artwork::Upload;
 use crate::state::AppState;
@@ -25,7 +25,7 @@ pub fn body_limit(state: &AppState) -> usize {
 }
 
 /// What the job page shows about artwork (the caller has checked the job is the client's).
-pub async fn art_json(state: &AppState, session: &Session, job_id: &str) -> Result<Value, PortalError> {
+pub async fn art_json(state: &AppState, session: &Session, job_id: &str) -> Result<Value, HttpError> {
     let client = session.actor.client_id();
     let requirements = inbound::art_requirements(&state.db, client, job_id).await?;
     let files = inbound::list_artwork(&state.db, client, job_id).await?;
@@ -65,7 +65,7 @@ pub async fn upload(
     session: Session,
     Path(job_id): Path<String>,
     mut form: Multipart,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     // Every answer is the job page at its artwork, with a note saying what happened.
     let back = |note: &str| {
         axum::response::Redirect::to(&format!(
@@ -169,18 +169,18 @@ pub async fn download(
     State(state): State<AppState>,
     session: Session,
     Path((job_id, file)): Path<(String, i64)>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     if !session.actor.may_see_jobs() {
-        return Err(PortalError::NotFound);
+        return Err(HttpError::NotFound);
     }
     let row = match inbound::get_artwork(&state.db, session.actor.client_id(), &job_id, file).await {
         Ok(r) => r,
-        Err(StoreError::NotFound) => return Err(PortalError::NotFound),
+        Err(StoreError::NotFound) => return Err(HttpError::NotFound),
         Err(e) => return Err(e.into()),
     };
     let bytes = tokio::fs::read(&row.path).await.map_err(|e| {
         tracing::error!(error = %e, path = %row.path, "an artwork file could not be read");
-        PortalError::NotFound
+        HttpError::NotFound
     })?;
     let ascii = crate::model::safe_file_name(&row.file_name);
     let mut response = bytes.into_response();

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::session::{self, ANON_CSRF_COOKIE, COOKIE, Session, address_key, cookie, random_token};
-use super::{FormData, PortalError, page};
+use super::{FormData, HttpError, page};
 use crate::links::{LinkClaims, LinkFor};
 use crate::state::AppState;
 use crate::store::contacts::{ContactRow, get_contact};
@@ -42,15 +42,15 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-pub fn hash_password(pw: &str) -> Result<String, PortalError> {
+pub fn hash_password(pw: &str) -> Result<String, HttpError> {
     use rand::RngCore;
     let mut salt = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| PortalError::Unexpected(e.to_string()))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| HttpError::unexpected(e.to_string()))?;
     Argon2::default()
         .hash_password(pw.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| PortalError::Unexpected(e.to_string()))
+        .map_err(|e| HttpError::unexpected(e.to_string()))
 }
 
 fn verify_password(pw: &str, hash: &str) -> bool {
@@ -74,10 +74,10 @@ fn anon_csrf(headers: &HeaderMap) -> (String, Option<String>) {
     }
 }
 
-fn check_anon_csrf(headers: &HeaderMap, form: &FormData) -> Result<(), PortalError> {
+fn check_anon_csrf(headers: &HeaderMap, form: &FormData) -> Result<(), HttpError> {
     match (cookie(headers, ANON_CSRF_COOKIE), form.get("csrf")) {
         (Some(c), Some(f)) if !c.is_empty() && c == f => Ok(()),
-        _ => Err(PortalError::Csrf),
+        _ => Err(HttpError::Csrf),
     }
 }
 
@@ -87,7 +87,7 @@ async fn anon_page(
     name: &str,
     status: StatusCode,
     mut ctx: serde_json::Value,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let (csrf, new_cookie) = anon_csrf(headers);
     ctx["csrf"] = json!(csrf);
     let mut resp = page(state, None, name, ctx).await?;
@@ -108,7 +108,7 @@ fn with_cookie(mut resp: Response, cookie: &str) -> Response {
     resp
 }
 
-async fn invalid_link(state: &AppState, headers: &HeaderMap) -> Result<Response, PortalError> {
+async fn invalid_link(state: &AppState, headers: &HeaderMap) -> Result<Response, HttpError> {
     anon_page(state, headers, "link_invalid", StatusCode::BAD_REQUEST, json!({})).await
 }
 
@@ -118,7 +118,7 @@ pub async fn signed_link(
     State(state): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let now = Utc::now();
     let Ok(claims) = state.signer.verify(&token, now) else {
         return invalid_link(&state, &headers).await;
@@ -132,7 +132,7 @@ pub async fn signed_link(
     }
 }
 
-async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(String, String)>, PortalError> {
+async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(String, String)>, HttpError> {
     match claims.meaning() {
         Some(LinkFor::Open { contact_id, path }) => {
             let c = match get_contact(&state.db, &contact_id).await {
@@ -176,7 +176,7 @@ pub async fn login_form(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<NextQuery>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     anon_page(
         &state,
         &headers,
@@ -193,12 +193,12 @@ pub async fn login(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let form = FormData::parse(&body);
     check_anon_csrf(&headers, &form)?;
     let email = form.text("email").trim().to_lowercase();
     if email.len() > 254 {
-        return Err(PortalError::TooMany("That is not an email address.".into()));
+        return Err(HttpError::TooMany("That is not an email address.".into()));
     }
     let next = safe_next(form.get("next"));
     let acct_key = format!("acct:{email}");
@@ -210,7 +210,7 @@ pub async fn login(
     let by_account = limits::attempt(&state.db, &acct_key, p.login_attempts_per_account, now_ms).await?;
     let by_address = limits::attempt(&state.db, &ip_key, p.login_attempts_per_address, now_ms).await?;
     if let Some(secs) = by_account.or(by_address) {
-        return Err(PortalError::TooMany(format!(
+        return Err(HttpError::TooMany(format!(
             "Too many failed sign-ins. Try again in {} minute(s), or ask for a sign-in link by email.",
             secs.div_ceil(60)
         )));
@@ -262,14 +262,14 @@ async fn queue_email(
 }
 
 /// Counts a request from this address against `kind`'s limit (sign-in links, resets).
-async fn limit_address(state: &AppState, kind: &str, addr: SocketAddr) -> Result<(), PortalError> {
+async fn limit_address(state: &AppState, kind: &str, addr: SocketAddr) -> Result<(), HttpError> {
     let key = format!("{kind}:{}", addr.ip());
     let limit = state.config.portal.login_attempts_per_address;
     if limits::attempt(&state.db, &key, limit, Utc::now().timestamp_millis())
         .await?
         .is_some()
     {
-        return Err(PortalError::TooMany(
+        return Err(HttpError::TooMany(
             "Too many requests from here. Try again later.".into(),
         ));
     }
@@ -283,7 +283,7 @@ pub async fn request_link(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let form = FormData::parse(&body);
     check_anon_csrf(&headers, &form)?;
     limit_address(&state, "link", addr).await?;
@@ -312,12 +312,12 @@ pub async fn request_link(
     .await
 }
 
-async fn message(state: &AppState, title: &str, text: &str) -> Result<Response, PortalError> {
+async fn message(state: &AppState, title: &str, text: &str) -> Result<Response, HttpError> {
     page(state, None, "message", json!({"title": title, "message": text})).await
 }
 
 /// `POST /logout`.
-pub async fn logout(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, PortalError> {
+pub async fn logout(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, HttpError> {
     session.check_csrf(FormData::parse(&body).get("csrf"))?;
     revoke_session(&state.db, &session.token_hash, Utc::now()).await?;
     let clear = super::session::set_cookie(&state, COOKIE, "", 0);
@@ -327,9 +327,9 @@ pub async fn logout(State(state): State<AppState>, session: Session, body: Bytes
     ))
 }
 
-pub async fn password_form(State(state): State<AppState>, session: Session) -> Result<Response, PortalError> {
+pub async fn password_form(State(state): State<AppState>, session: Session) -> Result<Response, HttpError> {
     if session.actor.delegation.is_some() {
-        return Err(PortalError::NotFound);
+        return Err(HttpError::NotFound);
     }
     let has = get_password_hash(&state.db, &session.actor.contact.id).await?.is_some();
     page(
@@ -360,11 +360,11 @@ pub async fn change_password(
     State(state): State<AppState>,
     session: Session,
     body: Bytes,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let form = FormData::parse(&body);
     session.check_csrf(form.get("csrf"))?;
     if session.actor.delegation.is_some() {
-        return Err(PortalError::NotFound);
+        return Err(HttpError::NotFound);
     }
     let id = session.actor.contact.id.clone();
     let existing = get_password_hash(&state.db, &id).await?;
@@ -413,7 +413,7 @@ pub async fn reset_form(
     State(state): State<AppState>,
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     match q.token {
         None => anon_page(&state, &headers, "reset", StatusCode::OK, json!({"stage": "request"})).await,
         Some(t) => match reset_claims(&state, &t) {
@@ -439,7 +439,7 @@ pub async fn reset(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let form = FormData::parse(&body);
     check_anon_csrf(&headers, &form)?;
     let now = Utc::now();

@@ -10,7 +10,7 @@ use axum::routing::{MethodRouter, get};
 use chrono::Utc;
 use serde_json::json;
 
-use super::{PortalError, Session, page};
+use super::{HttpError, Session, page};
 use crate::actions::commands::Command;
 use crate::actions::enquiry::{Answer, Context, allowed, run_alone};
 use crate::state::AppState;
@@ -29,12 +29,12 @@ pub struct ListQuery {
     page: Option<usize>,
 }
 
-fn check(session: &Session, cmd: &Command) -> Result<(), PortalError> {
+fn check(session: &Session, cmd: &Command) -> Result<(), HttpError> {
     if session.actor.delegation.is_some() {
-        return Err(PortalError::NotFound);
+        return Err(HttpError::NotFound);
     }
     if !allowed(session.actor.role, cmd) {
-        return Err(PortalError::Forbidden(format!(
+        return Err(HttpError::Forbidden(format!(
             "This page is not available to your role ({}).",
             session.actor.role
         )));
@@ -95,7 +95,7 @@ async fn show(
     spec: Spec<'_>,
     lq: &ListQuery,
     detail: bool,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     for c in cmds {
         check(session, c)?;
     }
@@ -110,7 +110,7 @@ async fn show(
     for c in cmds {
         let a = run_alone(state, &session.actor, c, &ctx, now).await?;
         if detail && !a.ok {
-            return Err(PortalError::NotFound);
+            return Err(HttpError::NotFound);
         }
         match &mut answer {
             None => answer = Some(a),
@@ -123,7 +123,7 @@ async fn show(
             }
         }
     }
-    let mut a = answer.ok_or(PortalError::NotFound)?;
+    let mut a = answer.ok_or(HttpError::NotFound)?;
     // Answers written for email and chat carry signed portal links; on the portal itself
     // they are noise.
     for s in &mut a.sections {
@@ -181,7 +181,7 @@ pub async fn delivery(
     session: Session,
     Path(id): Path<String>,
     Query(lq): Query<ListQuery>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let id = id.to_ascii_uppercase();
     let mut documents = vec![
         (format!("/deliveries/{id}/note.pdf"), "Delivery note (PDF)".to_string()),
@@ -228,7 +228,7 @@ pub async fn invoices(
     State(s): State<AppState>,
     session: Session,
     Query(lq): Query<ListQuery>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let spec = Spec {
         heading: "Invoices",
         images: vec![],
@@ -247,7 +247,7 @@ pub async fn po(
     session: Session,
     Path(id): Path<String>,
     Query(lq): Query<ListQuery>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let spec = Spec {
         heading: "Purchase order",
         images: vec![],
@@ -269,9 +269,9 @@ fn pdf(name: &str, bytes: Vec<u8>) -> Response {
         .into_response()
 }
 
-fn not_found(e: StoreError) -> PortalError {
+fn not_found(e: StoreError) -> HttpError {
     match e {
-        StoreError::NotFound => PortalError::NotFound,
+        StoreError::NotFound => HttpError::NotFound,
         other => other.into(),
     }
 }
@@ -281,7 +281,7 @@ pub async fn delivery_document(
     State(s): State<AppState>,
     session: Session,
     Path((id, doc)): Path<(String, String)>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     check(&session, &Command::Track(id.clone()))?;
     let client = session.actor.client_id();
     let d = q::delivery(&s.db, client, &id).await.map_err(not_found)?;
@@ -301,7 +301,7 @@ pub async fn delivery_document(
                 crate::documents::packing_note(&s.config, name, &d, &packing),
             ))
         }
-        _ => Err(PortalError::NotFound),
+        _ => Err(HttpError::NotFound),
     }
 }
 
@@ -310,9 +310,9 @@ pub async fn invoice_document(
     State(s): State<AppState>,
     session: Session,
     Path(file): Path<String>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     check(&session, &Command::Invoices)?;
-    let id = file.strip_suffix(".pdf").ok_or(PortalError::NotFound)?;
+    let id = file.strip_suffix(".pdf").ok_or(HttpError::NotFound)?;
     let client = session.actor.client_id();
     let i = q::invoice(&s.db, client, id).await.map_err(not_found)?;
     let currency = q::client_currency(&s.db, client).await?;
@@ -321,16 +321,16 @@ pub async fn invoice_document(
 }
 
 /// `GET /statement.pdf`.
-pub async fn statement_pdf(State(s): State<AppState>, session: Session) -> Result<Response, PortalError> {
+pub async fn statement_pdf(State(s): State<AppState>, session: Session) -> Result<Response, HttpError> {
     statement(&s, &session, "statement.pdf").await
 }
 
 /// `GET /statement.csv`.
-pub async fn statement_csv(State(s): State<AppState>, session: Session) -> Result<Response, PortalError> {
+pub async fn statement_csv(State(s): State<AppState>, session: Session) -> Result<Response, HttpError> {
     statement(&s, &session, "statement.csv").await
 }
 
-async fn statement(s: &AppState, session: &Session, file: &str) -> Result<Response, PortalError> {
+async fn statement(s: &AppState, session: &Session, file: &str) -> Result<Response, HttpError> {
     check(session, &Command::Balance)?;
     let client = session.actor.client_id();
     let currency = q::client_currency(&s.db, client).await?;
@@ -351,7 +351,7 @@ async fn statement(s: &AppState, session: &Session, file: &str) -> Result<Respon
         )),
         "statement.csv" => {
             let bytes = crate::documents::statement_csv(&currency, aging.as_ref(), &open)
-                .map_err(|e| PortalError::Unexpected(format!("statement csv: {e}")))?;
+                .map_err(|e| HttpError::unexpected(format!("statement csv: {e}")))?;
             Ok((
                 [
                     (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -364,6 +364,6 @@ async fn statement(s: &AppState, session: &Session, file: &str) -> Result<Respon
             )
                 .into_response())
         }
-        _ => Err(PortalError::NotFound),
+        _ => Err(HttpError::NotFound),
     }
 }

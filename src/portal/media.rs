@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::PortalError;
 use super::session::Session;
 use crate::state::AppState;
+use crate::web::HttpError;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Signed {
@@ -30,7 +30,7 @@ pub async fn serve(
     Path(rest): Path<String>,
     Query(signed): Query<Signed>,
     request: Request,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let path = format!("/media/{rest}");
     let by_signature = match (&signed.exp, &signed.sig) {
         (Some(exp), Some(sig)) => state.signer.verify_media(&path, exp, sig, Utc::now()).is_ok(),
@@ -46,20 +46,20 @@ pub async fn serve(
         // A store that cannot be read is a 500, as on every page, not a quiet "not found".
         let session = match Session::from_request_parts(&mut parts, &state).await {
             Ok(s) => s,
-            Err(PortalError::LoginRequired { .. }) => return Err(PortalError::NotFound),
+            Err(HttpError::LoginRequired { .. }) => return Err(HttpError::NotFound),
             Err(e) => return Err(e),
         };
         if !crate::actions::media::may_open(&state.db, &session.actor, &path).await? {
-            return Err(PortalError::NotFound);
+            return Err(HttpError::NotFound);
         }
     }
-    let file = file_of(&state, &path).ok_or(PortalError::NotFound)?;
+    let file = file_of(&state, &path).ok_or(HttpError::NotFound)?;
     let bytes = match tokio::fs::read(&file).await {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(PortalError::NotFound),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(HttpError::NotFound),
         Err(e) => {
             tracing::error!(error = %e, file = %file.display(), "a picture could not be read");
-            return Err(PortalError::NotFound);
+            return Err(HttpError::NotFound);
         }
     };
     let mime = mime_guess::from_path(&file).first_or_octet_stream();

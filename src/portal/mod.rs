@@ -15,106 +15,15 @@ use axum::routing::{get, post};
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use crate::actions::ActionError;
 use crate::actions::commands::Command;
 use crate::state::AppState;
-use crate::store::StoreError;
 use crate::store::banners::list_active_for_client;
 
 pub mod enquiry;
 pub mod orders;
 pub use session::Session;
 
-/// What a portal handler can fail with; each maps to a page, never to internal text.
-#[derive(Debug, thiserror::Error)]
-pub enum PortalError {
-    #[error("login required")]
-    LoginRequired { next: String },
-    #[error("not found")]
-    NotFound,
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("the form was out of date; go back, reload the page and try again")]
-    Csrf,
-    #[error("{0}")]
-    TooMany(String),
-    /// What was sent cannot be used; the message names the field.
-    #[error("{0}")]
-    Invalid(String),
-    /// The thing has moved on (decided already, placed already).
-    #[error("{0}")]
-    Conflict(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{0}")]
-    Unexpected(String),
-}
-
-impl From<ActionError> for PortalError {
-    fn from(e: ActionError) -> Self {
-        match e {
-            ActionError::NotFound(_) => PortalError::NotFound,
-            ActionError::Forbidden(m) => PortalError::Forbidden(m),
-            ActionError::Store(s) => PortalError::Store(s),
-            e @ ActionError::Invalid { .. } => PortalError::Invalid(e.to_string()),
-            ActionError::Conflict(m) => PortalError::Conflict(m),
-        }
-    }
-}
-
-impl IntoResponse for PortalError {
-    fn into_response(self) -> Response {
-        let (status, title, message) = match &self {
-            PortalError::LoginRequired { next } => {
-                let target = format!(
-                    "/login?next={}",
-                    percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
-                );
-                return Redirect::to(&target).into_response();
-            }
-            PortalError::NotFound => (
-                StatusCode::NOT_FOUND,
-                "Not found",
-                "There is nothing here, or it is not yours to see.".to_string(),
-            ),
-            PortalError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m.clone()),
-            PortalError::Csrf => (StatusCode::FORBIDDEN, "Please try again", self.to_string()),
-            PortalError::TooMany(m) => (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", m.clone()),
-            PortalError::Invalid(m) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Please check what you sent",
-                m.clone(),
-            ),
-            PortalError::Conflict(m) => (StatusCode::CONFLICT, "Already done", m.clone()),
-            PortalError::Store(e) => {
-                tracing::error!(error = %e, "portal: store error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong",
-                    "Please try again in a moment.".to_string(),
-                )
-            }
-            PortalError::Unexpected(m) => {
-                tracing::error!(error = %m, "portal: unexpected error");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong",
-                    "Please try again in a moment.".to_string(),
-                )
-            }
-        };
-        let body = crate::templates::shared()
-            .get_template("portal/message.html.j2")
-            .and_then(|t| {
-                t.render(json!({
-                    "brand": {"name": "TOT", "colour": "#1f3a5f", "logo_url": ""},
-                    "title": title, "message": message, "me": Value::Null, "banners": [],
-                }))
-            })
-            .unwrap_or_else(|_| format!("<h1>{title}</h1>"));
-        (status, Html(body)).into_response()
-    }
-}
+pub use crate::web::HttpError;
 
 /// A parsed `application/x-www-form-urlencoded` body (repeated names allowed).
 pub struct FormData(pub Vec<(String, String)>);
@@ -147,7 +56,7 @@ pub async fn page(
     session: Option<&Session>,
     name: &str,
     mut ctx: Value,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let b = &state.config.branding;
     ctx["brand"] = serde_json::to_value(crate::messages::Brand::of(b)).unwrap_or(Value::Null);
     match session {
@@ -175,7 +84,7 @@ pub async fn page(
         .templates
         .get_template(&format!("portal/{name}.html.j2"))
         .and_then(|t| t.render(&ctx))
-        .map_err(|e| PortalError::Unexpected(format!("template {name}: {e:#}")))?;
+        .map_err(|e| HttpError::unexpected(format!("template {name}: {e:#}")))?;
     Ok(Html(body).into_response())
 }
 
@@ -186,7 +95,7 @@ pub async fn page_status(
     name: &str,
     ctx: Value,
     status: StatusCode,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let mut resp = page(state, session, name, ctx).await?;
     *resp.status_mut() = status;
     Ok(resp)

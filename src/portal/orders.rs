@@ -8,7 +8,7 @@ use axum::response::Response;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::{FormData, Note, PortalError, Session, page, page_status, see_other};
+use super::{FormData, HttpError, Note, Session, page, page_status, see_other};
 use crate::actions::orders::{self as act, PlaceError};
 use crate::actions::{ActionError, Actor};
 use crate::model::Role;
@@ -18,12 +18,12 @@ use crate::store::orders as q;
 /// Stock lines per page.
 const PAGE: i64 = 50;
 
-fn require_orders(s: &Session) -> Result<(), PortalError> {
+fn require_orders(s: &Session) -> Result<(), HttpError> {
     if s.actor.delegation.is_some() {
-        return Err(PortalError::NotFound);
+        return Err(HttpError::NotFound);
     }
     if !act::may_see_orders(&s.actor) {
-        return Err(PortalError::Forbidden(
+        return Err(HttpError::Forbidden(
             "Stock and orders are for buyers and admins.".into(),
         ));
     }
@@ -55,7 +55,7 @@ pub async fn stock(
     State(state): State<AppState>,
     session: Session,
     Query(sq): Query<StockQuery>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     stock_page(&state, &session, &sq, None, StatusCode::OK).await
 }
 
@@ -65,7 +65,7 @@ async fn stock_page(
     sq: &StockQuery,
     error: Option<String>,
     status: StatusCode,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     require_orders(session)?;
     let a = &session.actor;
     let page_no = sq.page.unwrap_or(1).clamp(1, 10_000);
@@ -98,7 +98,7 @@ async fn stock_page(
 }
 
 /// `POST /stock`: add a SKU to a basket (a new one when `basket` is `new`).
-pub async fn stock_add(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, PortalError> {
+pub async fn stock_add(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, HttpError> {
     require_orders(&session)?;
     let form = FormData::parse(&body);
     session.check_csrf(form.get("csrf"))?;
@@ -130,7 +130,7 @@ pub async fn stock_add(State(state): State<AppState>, session: Session, body: By
                 Err(e) => return stock_error(&state, &session, &back, e).await,
             }
         }
-        id => id.parse::<i64>().map_err(|_| PortalError::NotFound)?,
+        id => id.parse::<i64>().map_err(|_| HttpError::NotFound)?,
     };
     match act::add(&state, a, basket, &sku, qty, now).await {
         Ok(total) => Ok(see_other(
@@ -153,7 +153,7 @@ async fn stock_error(
     session: &Session,
     back: &StockQuery,
     e: ActionError,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     match (&e, form_error(&e)) {
         (_, Some(msg)) => stock_page(state, session, back, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await,
         // The same words for another client's SKU and for none: ids reveal nothing.
@@ -170,7 +170,7 @@ pub async fn baskets(
     State(state): State<AppState>,
     session: Session,
     Query(n): Query<Note>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     baskets_page(&state, &session, n.verified(&state), None, StatusCode::OK).await
 }
 
@@ -180,7 +180,7 @@ async fn baskets_page(
     note: Option<String>,
     error: Option<String>,
     status: StatusCode,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     require_orders(session)?;
     let list = q::baskets_of(&state.db, &session.actor.contact.id).await?;
     page_status(
@@ -198,7 +198,7 @@ pub async fn create_basket(
     State(state): State<AppState>,
     session: Session,
     body: Bytes,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     require_orders(&session)?;
     let form = FormData::parse(&body);
     session.check_csrf(form.get("csrf"))?;
@@ -217,8 +217,8 @@ pub async fn basket(
     session: Session,
     Path(id): Path<String>,
     Query(n): Query<Note>,
-) -> Result<Response, PortalError> {
-    let id = id.parse::<i64>().map_err(|_| PortalError::NotFound)?;
+) -> Result<Response, HttpError> {
+    let id = id.parse::<i64>().map_err(|_| HttpError::NotFound)?;
     basket_page(&state, &session, id, n.verified(&state), None, vec![], StatusCode::OK).await
 }
 
@@ -230,11 +230,11 @@ async fn basket_page(
     error: Option<String>,
     short: Vec<act::Short>,
     status: StatusCode,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     require_orders(session)?;
     let b = match q::basket(&state.db, &session.actor.contact.id, id).await {
         Ok(b) => b,
-        Err(crate::store::StoreError::NotFound) => return Err(PortalError::NotFound),
+        Err(crate::store::StoreError::NotFound) => return Err(HttpError::NotFound),
         Err(e) => return Err(e.into()),
     };
     let lines = q::basket_lines(&state.db, id).await?;
@@ -262,9 +262,9 @@ pub async fn basket_action(
     session: Session,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     require_orders(&session)?;
-    let id = id.parse::<i64>().map_err(|_| PortalError::NotFound)?;
+    let id = id.parse::<i64>().map_err(|_| HttpError::NotFound)?;
     let form = FormData::parse(&body);
     session.check_csrf(form.get("csrf"))?;
     let now = Utc::now();
@@ -352,7 +352,7 @@ pub async fn orders(
     State(state): State<AppState>,
     session: Session,
     Query(n): Query<Note>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     require_orders(&session)?;
     let a = &session.actor;
     let only = (a.role == Role::ThirdParty).then_some(a.contact.id.as_str());
@@ -372,9 +372,9 @@ pub async fn orders(
 }
 
 /// The users page does not exist for anyone who does not manage users.
-fn require_admin(s: &Session) -> Result<(), PortalError> {
+fn require_admin(s: &Session) -> Result<(), HttpError> {
     if !act::manages_users(&s.actor) {
-        return Err(PortalError::NotFound);
+        return Err(HttpError::NotFound);
     }
     Ok(())
 }
@@ -384,7 +384,7 @@ pub async fn users(
     State(state): State<AppState>,
     session: Session,
     Query(n): Query<Note>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     users_page(&state, &session, n.verified(&state), None, StatusCode::OK).await
 }
 
@@ -394,7 +394,7 @@ async fn users_page(
     note: Option<String>,
     error: Option<String>,
     status: StatusCode,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     require_admin(session)?;
     let client = session.actor.client_id();
     let enabled = q::third_party_ordering(&state.db, client).await?;
@@ -416,11 +416,7 @@ async fn users_page(
 
 /// `POST /users`: `action` = `create` (name, email), `revoke` (user), `allocate` /
 /// `unallocate` (user, sku).
-pub async fn users_action(
-    State(state): State<AppState>,
-    session: Session,
-    body: Bytes,
-) -> Result<Response, PortalError> {
+pub async fn users_action(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, HttpError> {
     require_admin(&session)?;
     let form = FormData::parse(&body);
     session.check_csrf(form.get("csrf"))?;

@@ -7,7 +7,7 @@ use axum::response::Response;
 use chrono::{NaiveDate, Utc};
 use serde_json::{Value, json};
 
-use super::{FormData, Note, PortalError, Session, money, page, page_status, see_other};
+use super::{FormData, HttpError, Note, Session, money, page, page_status, see_other};
 use crate::actions::delivery::{DeliveryRequest, LineQty};
 use crate::actions::items::{Category, for_contact};
 use crate::actions::{ActionError, visuals as act};
@@ -18,9 +18,9 @@ use crate::store::jobs;
 use crate::store::settings::{self, get_settings};
 use crate::store::visuals as vstore;
 
-fn no_delegation(s: &Session) -> Result<(), PortalError> {
+fn no_delegation(s: &Session) -> Result<(), HttpError> {
     if s.actor.delegation.is_some() {
-        Err(PortalError::NotFound)
+        Err(HttpError::NotFound)
     } else {
         Ok(())
     }
@@ -31,7 +31,7 @@ pub async fn dashboard(
     State(state): State<AppState>,
     session: Session,
     Query(q): Query<Note>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     if let Some(d) = &session.actor.delegation {
         return Ok(see_other(&state, &format!("/visuals/{}", d.visual_id), ""));
     }
@@ -64,10 +64,10 @@ pub async fn visuals(
     State(state): State<AppState>,
     session: Session,
     Query(q): Query<Note>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     no_delegation(&session)?;
     if !session.actor.may_see_visuals() {
-        return Err(PortalError::Forbidden(format!(
+        return Err(HttpError::Forbidden(format!(
             "Your role ({}) does not show visuals.",
             session.actor.role
         )));
@@ -81,7 +81,7 @@ async fn list_page(
     note: Option<String>,
     error: Option<String>,
     status: StatusCode,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let rows = vstore::list_visuals(&state.db, session.actor.client_id()).await?;
     let list: Vec<Value> = rows
         .iter()
@@ -101,11 +101,7 @@ async fn list_page(
 }
 
 /// `POST /visuals`: approve the ticked visuals.
-pub async fn approve_many(
-    State(state): State<AppState>,
-    session: Session,
-    body: Bytes,
-) -> Result<Response, PortalError> {
+pub async fn approve_many(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, HttpError> {
     let form = FormData::parse(&body);
     session.check_csrf(form.get("csrf"))?;
     no_delegation(&session)?;
@@ -144,7 +140,7 @@ async fn visual_page(
     note: Option<String>,
     error: Option<String>,
     status: StatusCode,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let v = act::visible_visual(state, &session.actor, id).await?;
     let charges = vstore::list_charges(&state.db, id).await?;
     let total: i64 = charges.iter().map(|c| c.qty * c.unit_price).sum();
@@ -185,7 +181,7 @@ pub async fn visual(
     session: Session,
     Path(id): Path<String>,
     Query(q): Query<Note>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     visual_page(&state, &session, &id, q.verified(&state), None, StatusCode::OK).await
 }
 
@@ -195,7 +191,7 @@ pub async fn visual_action(
     session: Session,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let form = FormData::parse(&body);
     session.check_csrf(form.get("csrf"))?;
     let now = Utc::now();
@@ -235,21 +231,17 @@ pub async fn visual_action(
     }
 }
 
-async fn job_json(
-    state: &AppState,
-    session: &Session,
-    id: &str,
-) -> Result<(Value, Vec<jobs::GarmentLine>), PortalError> {
+async fn job_json(state: &AppState, session: &Session, id: &str) -> Result<(Value, Vec<jobs::GarmentLine>), HttpError> {
     no_delegation(session)?;
     if !session.actor.may_see_jobs() {
-        return Err(PortalError::Forbidden(format!(
+        return Err(HttpError::Forbidden(format!(
             "Your role ({}) does not show jobs.",
             session.actor.role
         )));
     }
     let job = match jobs::get_job(&state.db, session.actor.client_id(), id).await {
         Ok(j) => j,
-        Err(crate::store::StoreError::NotFound) => return Err(PortalError::NotFound),
+        Err(crate::store::StoreError::NotFound) => return Err(HttpError::NotFound),
         Err(e) => return Err(e.into()),
     };
     let lines = jobs::list_garment_lines(&state.db, id).await?;
@@ -272,7 +264,7 @@ pub async fn job(
     session: Session,
     Path(id): Path<String>,
     Query(q): Query<Note>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let (job, lines) = job_json(&state, &session, &id).await?;
     let open = crate::model::OPEN_JOB_STATUSES.contains(&job["status"].as_str().unwrap_or(""));
     // Processes, costs and deliveries: the JOB enquiry's tables (the facts and printed
@@ -299,7 +291,7 @@ async fn delivery_page(
     form: Option<&FormData>,
     error: Option<String>,
     status: StatusCode,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let (job, lines) = job_json(state, session, id).await?;
     let mut others = Vec::new();
     for j in jobs::list_open_jobs(&state.db, session.actor.client_id()).await? {
@@ -332,9 +324,9 @@ pub async fn delivery_form(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     if !session.actor.may_act() {
-        return Err(PortalError::Forbidden(format!(
+        return Err(HttpError::Forbidden(format!(
             "Your role ({}) may not give delivery instructions.",
             session.actor.role
         )));
@@ -348,7 +340,7 @@ pub async fn delivery_submit(
     session: Session,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let form = FormData::parse(&body);
     session.check_csrf(form.get("csrf"))?;
     let now = Utc::now();
@@ -454,7 +446,7 @@ async fn prefs_page(
     note: Option<String>,
     error: Option<String>,
     status: StatusCode,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     prefs_page_with(state, session, note, error, status, None).await
 }
 
@@ -465,7 +457,7 @@ async fn prefs_page_with(
     error: Option<String>,
     status: StatusCode,
     code: Option<(String, Vec<String>)>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let c = &session.actor.contact;
     let chats: Vec<Value> = crate::store::chat::chats_of_contact(&state.db, &c.id)
         .await?
@@ -498,7 +490,7 @@ async fn prefs_page_with(
 
 /// `POST /preferences/chat-code`: a one-time code to link Telegram or Discord, shown on the
 /// page (never put in a URL).
-pub async fn chat_code(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, PortalError> {
+pub async fn chat_code(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, HttpError> {
     no_delegation(&session)?;
     let form = FormData::parse(&body);
     session.check_csrf(form.get("csrf"))?;
@@ -508,11 +500,7 @@ pub async fn chat_code(State(state): State<AppState>, session: Session, body: By
 }
 
 /// `POST /preferences/chat-unlink`: stops messages to a linked chat.
-pub async fn chat_unlink(
-    State(state): State<AppState>,
-    session: Session,
-    body: Bytes,
-) -> Result<Response, PortalError> {
+pub async fn chat_unlink(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, HttpError> {
     no_delegation(&session)?;
     let form = FormData::parse(&body);
     session.check_csrf(form.get("csrf"))?;
@@ -523,7 +511,7 @@ pub async fn chat_unlink(
         .into_iter()
         .any(|l| l.channel == channel && l.user_id == user);
     if !mine {
-        return Err(PortalError::NotFound);
+        return Err(HttpError::NotFound);
     }
     crate::store::chat::unlink(&state.db, channel, user, Utc::now()).await?;
     Ok(see_other(&state, "/preferences", "The chat is unlinked."))
@@ -533,7 +521,7 @@ pub async fn preferences(
     State(state): State<AppState>,
     session: Session,
     Query(q): Query<Note>,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     no_delegation(&session)?;
     prefs_page(&state, &session, q.verified(&state), None, StatusCode::OK).await
 }
@@ -543,7 +531,7 @@ pub async fn save_preferences(
     State(state): State<AppState>,
     session: Session,
     body: Bytes,
-) -> Result<Response, PortalError> {
+) -> Result<Response, HttpError> {
     let form = FormData::parse(&body);
     session.check_csrf(form.get("csrf"))?;
     no_delegation(&session)?;

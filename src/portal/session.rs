@@ -9,13 +9,13 @@ use axum::http::request::Parts;
 use chrono::Utc;
 use rand::RngCore;
 
-use super::PortalError;
 use crate::actions::{Actor, Delegated};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::store::contacts::get_contact;
 use crate::store::sessions::{get_session, insert_session};
 use crate::store::visuals::get_delegation;
+use crate::web::HttpError;
 
 pub const COOKIE: &str = "cport_session";
 pub const ANON_CSRF_COOKIE: &str = "cport_csrf";
@@ -82,18 +82,18 @@ pub struct Session {
 
 impl Session {
     /// Checks the form's CSRF token against the session's (constant time).
-    pub fn check_csrf(&self, given: Option<&str>) -> Result<(), PortalError> {
+    pub fn check_csrf(&self, given: Option<&str>) -> Result<(), HttpError> {
         let given = given.unwrap_or("");
         if crate::links::constant_time_eq(given, &self.csrf) && !given.is_empty() {
             Ok(())
         } else {
-            Err(PortalError::Csrf)
+            Err(HttpError::Csrf)
         }
     }
 }
 
 impl FromRequestParts<AppState> for Session {
-    type Rejection = PortalError;
+    type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let next = parts
@@ -101,7 +101,7 @@ impl FromRequestParts<AppState> for Session {
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into());
-        let login = || PortalError::LoginRequired { next: next.clone() };
+        let login = || HttpError::LoginRequired { next: next.clone() };
         let token = cookie(&parts.headers, COOKIE).ok_or_else(login)?;
         let token_hash = hash_token(&token);
         let row = get_session(&state.db, &token_hash, Utc::now())

@@ -7,26 +7,26 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::error::AppError;
 use crate::state::AppState;
 use crate::sync::{DeleteReport, EntityReport, RecordError, delete_batch, upsert_batch};
+use crate::web::HttpError;
 
 /// Checks `Authorization: Bearer <api_token>`.
-pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), AppError> {
+pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), HttpError> {
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(AppError::Unauthorized)?;
+        .ok_or(HttpError::Unauthorized)?;
     if crate::links::constant_time_eq(given, token) && !token.is_empty() {
         Ok(())
     } else {
-        Err(AppError::Unauthorized)
+        Err(HttpError::Unauthorized)
     }
 }
 
-fn body_error(entity: &str, reason: String) -> AppError {
-    AppError::Invalid(vec![RecordError {
+fn body_error(entity: &str, reason: String) -> HttpError {
+    HttpError::InvalidRecords(vec![RecordError {
         entity: entity.into(),
         index: None,
         id: None,
@@ -41,7 +41,7 @@ pub async fn put_entity(
     Path(entity): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<EntityReport>, AppError> {
+) -> Result<Json<EntityReport>, HttpError> {
     require_token(&headers, state.config.api_token.expose())?;
     let value: Value =
         serde_json::from_slice(&body).map_err(|e| body_error(&entity, format!("not valid JSON: {e}")))?;
@@ -83,7 +83,7 @@ pub async fn delete_entity(
     Path(entity): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<DeleteReport>, AppError> {
+) -> Result<Json<DeleteReport>, HttpError> {
     require_token(&headers, state.config.api_token.expose())?;
     let parsed: DeleteBody = serde_json::from_slice(&body)
         .map_err(|e| body_error(&entity, format!("expected {{\"ids\": [\"…\"]}}: {e}")))?;
@@ -102,13 +102,13 @@ pub async fn post_banner(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(axum::http::StatusCode, Json<crate::actions::banners::Posted>), AppError> {
+) -> Result<(axum::http::StatusCode, Json<crate::actions::banners::Posted>), HttpError> {
     require_token(&headers, state.config.api_token.expose())?;
     let input: crate::actions::banners::BannerInput =
-        serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(format!("banner: {e}")))?;
+        serde_json::from_slice(&body).map_err(|e| HttpError::BadRequest(format!("banner: {e}")))?;
     match crate::actions::banners::post(&state, input, "api", chrono::Utc::now()).await {
         Ok(p) => Ok((axum::http::StatusCode::CREATED, Json(p))),
-        Err(crate::actions::banners::BannerError::Invalid(errs)) => Err(AppError::BadRequest(
+        Err(crate::actions::banners::BannerError::Invalid(errs)) => Err(HttpError::BadRequest(
             errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
         )),
         Err(crate::actions::banners::BannerError::Store(e)) => Err(e.into()),
@@ -116,7 +116,7 @@ pub async fn post_banner(
 }
 
 /// `GET /api/v1/banners`: every banner with its audience.
-pub async fn list_banners(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, AppError> {
+pub async fn list_banners(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, HttpError> {
     require_token(&headers, state.config.api_token.expose())?;
     let rows = crate::store::banners::list_banners(&state.db).await?;
     Ok(Json(Value::Array(
@@ -135,12 +135,12 @@ pub async fn retract_banner(
     State(state): State<AppState>,
     Path(id): Path<i64>,
     headers: HeaderMap,
-) -> Result<axum::http::StatusCode, AppError> {
+) -> Result<axum::http::StatusCode, HttpError> {
     require_token(&headers, state.config.api_token.expose())?;
     if crate::actions::banners::retract(&state, id, chrono::Utc::now()).await? {
         Ok(axum::http::StatusCode::NO_CONTENT)
     } else {
-        Err(AppError::NotFound)
+        Err(HttpError::NotFound)
     }
 }
 
@@ -156,15 +156,15 @@ pub async fn list_changes(
     State(state): State<AppState>,
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<ChangesQuery>,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Value>, HttpError> {
     require_token(&headers, state.config.api_token.expose())?;
     let after = q.after.unwrap_or(0);
     if after < 0 {
-        return Err(AppError::BadRequest("after: must be 0 or more".into()));
+        return Err(HttpError::BadRequest("after: must be 0 or more".into()));
     }
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(AppError::BadRequest("limit: must be from 1 to 1000".into()));
+        return Err(HttpError::BadRequest("limit: must be from 1 to 1000".into()));
     }
     let rows = crate::store::changes::list_changes(&state.db, after, limit).await?;
     let next = rows.last().map(|r| r.seq).unwrap_or(after);
@@ -180,7 +180,7 @@ pub async fn inbound_email(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(axum::http::StatusCode, Json<Value>), AppError> {
+) -> Result<(axum::http::StatusCode, Json<Value>), HttpError> {
     let token = if state.config.inbound.token.is_empty() {
         &state.config.api_token
     } else {
@@ -197,8 +197,8 @@ pub async fn inbound_email(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
             Json(serde_json::json!({"error": e.to_string()})),
         )),
-        Err(e @ InboundError::Malformed(_)) => Err(AppError::BadRequest(e.to_string())),
+        Err(e @ InboundError::Malformed(_)) => Err(HttpError::BadRequest(e.to_string())),
         Err(InboundError::Store(e)) => Err(e.into()),
-        Err(e @ InboundError::Internal(_)) => Err(AppError::Unexpected(anyhow::anyhow!(e.to_string()))),
+        Err(e @ InboundError::Internal(_)) => Err(HttpError::unexpected(e)),
     }
 }

@@ -17,30 +17,7 @@ use crate::model::{FieldError, check_id};
 use crate::store::records::{Outcome, Upsert, delete_keys, existing_hashes, owners, write};
 use crate::store::{Db, StoreError, Tx};
 
-/// One problem with one record of a batch.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct RecordError {
-    pub entity: String,
-    /// Position of the record in its array (none for a problem with the whole body).
-    pub index: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    pub field: String,
-    pub reason: String,
-}
-
-impl std::fmt::Display for RecordError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.index {
-            Some(i) => write!(f, "{}[{i}]", self.entity)?,
-            None => write!(f, "{}", self.entity)?,
-        }
-        if let Some(id) = &self.id {
-            write!(f, " ({id})")?;
-        }
-        write!(f, " {}: {}", self.field, self.reason)
-    }
-}
+pub use crate::model::records::RecordError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {

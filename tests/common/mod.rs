@@ -342,10 +342,10 @@ impl TestState {
 
 /// Config pointing email at a local SMTP server without TLS.
 pub fn smtp_config(c: &mut Config, port: u16) {
-    c.email.transport = "smtp".into();
+    c.email.transport = cport::config::Transport::Smtp;
     c.smtp.host = "127.0.0.1".into();
     c.smtp.port = port;
-    c.smtp.tls = "none".into();
+    c.smtp.tls = cport::config::Tls::None;
     c.public_url = "http://127.0.0.1:9".into();
 }
 

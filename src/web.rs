@@ -1,0 +1,186 @@
+//! What both HTTP doors (the portal and the sync API) share: one error type, mapped to its
+//! status once. An error answers JSON by default (`{"error": …}`); the portal's routes pass
+//! their responses through [`render_page`], which turns the same error into a branded page
+//! (or, for a missing session, a redirect to the login form).
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde_json::{Value, json};
+
+use crate::actions::ActionError;
+use crate::model::records::RecordError;
+use crate::store::StoreError;
+
+/// What an HTTP handler can fail with. User-facing variants carry their message; the
+/// details of `Unexpected` are logged and never shown.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The sync API's bearer token is missing or wrong.
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    /// A portal page needs a session; the login form comes back to `next`.
+    #[error("login required")]
+    LoginRequired { next: String },
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the form was out of date; go back, reload the page and try again")]
+    Csrf,
+    #[error("{0}")]
+    TooMany(String),
+    /// The request itself cannot be read (a body that is not JSON, a bad query value).
+    #[error("{0}")]
+    BadRequest(String),
+    /// What was sent cannot be used; the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// Records of a sync batch that cannot be used, each naming its field.
+    #[error("{} invalid record(s); nothing was written", .0.len())]
+    InvalidRecords(Vec<RecordError>),
+    /// The thing has moved on (decided already, placed already).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the service is not available right now")]
+    Unavailable,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl HttpError {
+    /// An unexpected failure, described for the log only.
+    pub fn unexpected(what: impl std::fmt::Display) -> HttpError {
+        HttpError::Unexpected(anyhow::anyhow!("{what}"))
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            HttpError::Unauthorized | HttpError::LoginRequired { .. } => StatusCode::UNAUTHORIZED,
+            HttpError::NotFound => StatusCode::NOT_FOUND,
+            HttpError::Forbidden(_) | HttpError::Csrf => StatusCode::FORBIDDEN,
+            HttpError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            HttpError::Invalid(_) | HttpError::InvalidRecords(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            HttpError::Conflict(_) => StatusCode::CONFLICT,
+            HttpError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            HttpError::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The heading of the error page.
+    fn title(&self) -> &'static str {
+        match self {
+            HttpError::NotFound => "Not found",
+            HttpError::Forbidden(_) | HttpError::Unauthorized | HttpError::LoginRequired { .. } => "Not allowed",
+            HttpError::Csrf => "Please try again",
+            HttpError::TooMany(_) => "Too many attempts",
+            HttpError::BadRequest(_) | HttpError::Invalid(_) | HttpError::InvalidRecords(_) => {
+                "Please check what you sent"
+            }
+            HttpError::Conflict(_) => "Already done",
+            HttpError::Unavailable | HttpError::Unexpected(_) => "Something went wrong",
+        }
+    }
+
+    /// What a client is told; never internal detail.
+    fn public_message(&self) -> String {
+        match self {
+            HttpError::NotFound => "There is nothing here, or it is not yours to see.".into(),
+            HttpError::Unavailable | HttpError::Unexpected(_) => "Please try again in a moment.".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for HttpError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => HttpError::NotFound,
+            StoreError::Conflict(m) => HttpError::Conflict(m),
+            e if e.is_unavailable() => {
+                tracing::error!(error = %e, "store unavailable");
+                HttpError::Unavailable
+            }
+            e => HttpError::Unexpected(e.into()),
+        }
+    }
+}
+
+impl From<ActionError> for HttpError {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::NotFound(_) => HttpError::NotFound,
+            ActionError::Forbidden(m) => HttpError::Forbidden(m),
+            ActionError::Store(s) => s.into(),
+            e @ ActionError::Invalid { .. } => HttpError::Invalid(e.to_string()),
+            ActionError::Conflict(m) => HttpError::Conflict(m),
+        }
+    }
+}
+
+/// How a portal route shows an error: carried from [`HttpError::into_response`] to
+/// [`render_page`] in the response's extensions.
+#[derive(Debug, Clone)]
+struct ErrorPage {
+    title: &'static str,
+    message: String,
+    login_next: Option<String>,
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let HttpError::Unexpected(e) = &self {
+            tracing::error!(error = ?e, "unexpected error");
+        }
+        let body = match &self {
+            HttpError::InvalidRecords(errs) => json!({"error": self.to_string(), "errors": errs}),
+            HttpError::Unexpected(_) => json!({"error": "internal error; it has been logged"}),
+            other => json!({"error": other.public_message()}),
+        };
+        let page = ErrorPage {
+            title: self.title(),
+            message: self.public_message(),
+            login_next: match self {
+                HttpError::LoginRequired { next } => Some(next),
+                _ => None,
+            },
+        };
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp.extensions_mut().insert(page);
+        resp
+    }
+}
+
+/// For the portal's routes (`axum::middleware::map_response`): an error becomes a page in the
+/// portal's look, and a missing session a redirect to the login form.
+pub async fn render_page(mut resp: Response) -> Response {
+    let Some(page) = resp.extensions_mut().remove::<ErrorPage>() else {
+        return resp;
+    };
+    if let Some(next) = page.login_next {
+        let target = format!(
+            "/login?next={}",
+            percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC)
+        );
+        return Redirect::to(&target).into_response();
+    }
+    let body = crate::templates::shared()
+        .get_template("portal/message.html.j2")
+        .and_then(|t| {
+            t.render(json!({
+                "brand": {"name": "TOT", "colour": "#1f3a5f", "logo_url": ""},
+                "title": page.title, "message": page.message, "me": Value::Null, "banners": [],
+            }))
+        })
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "error page template failed");
+            format!("<h1>{}</h1>", page.title)
+        });
+    (resp.status(), Html(body)).into_response()
+}
