@@ -1,0 +1,212 @@
+//! Loading: the defaults as a TOML tree, the file laid over it (unknown keys refused), then
+//! `CPORT_…` variables, then one typed parse that names the key of any value that does not fit.
+
+use std::path::{Path, PathBuf};
+
+use super::{Config, ConfigError, Need, invalid};
+
+impl Config {
+    /// Loads defaults, overlays `file` (if given) and the environment, then validates.
+    pub fn load(file: Option<&Path>, need: Need) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env, need)
+    }
+
+    /// Same as [`Config::load`] with the environment passed in (tests use this).
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)], need: Need) -> Result<Config, ConfigError> {
+        let mut tree = toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<defaults>"),
+            message: e.to_string(),
+        })?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let overlay: toml::Value = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: e.message().to_string(),
+            })?;
+            merge(&mut tree, overlay, "")?;
+        }
+        for (var, value) in env {
+            if let Some(rest) = var.strip_prefix("CPORT_") {
+                apply_env(&mut tree, var, rest, value)?;
+            }
+        }
+        // The path of a value that does not fit its type (a misspelt mode) names the key.
+        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.into_inner().message().to_string();
+            if key.is_empty() || key == "." {
+                ConfigError::Parse {
+                    path: file.map(Path::to_path_buf).unwrap_or_else(|| "<environment>".into()),
+                    message,
+                }
+            } else {
+                invalid(&key, message)
+            }
+        })?;
+        config.validate(need)?;
+        Ok(config)
+    }
+}
+
+fn merge(base: &mut toml::Value, overlay: toml::Value, prefix: &str) -> Result<(), ConfigError> {
+    let (toml::Value::Table(base_t), toml::Value::Table(over_t)) = (base, overlay) else {
+        return Ok(());
+    };
+    for (k, v) in over_t {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match base_t.get_mut(&k) {
+            None => return Err(invalid(&key, "unknown key")),
+            Some(existing @ toml::Value::Table(_)) => {
+                if !v.is_table() {
+                    return Err(invalid(&key, "must be a table ([section])"));
+                }
+                merge(existing, v, &key)?;
+            }
+            Some(existing) => {
+                if std::mem::discriminant(existing) != std::mem::discriminant(&v) {
+                    return Err(invalid(
+                        &key,
+                        format!("expected {}, found {}", existing.type_str(), v.type_str()),
+                    ));
+                }
+                *existing = v;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `CPORT_SMTP__HOST` → smtp.host; `CPORT_DATABASE_URL` → database_url;
+/// `CPORT_TELEGRAM_TOKEN` → telegram.token (single underscore after a section name).
+fn apply_env(tree: &mut toml::Value, var: &str, rest: &str, value: &str) -> Result<(), ConfigError> {
+    let lower = rest.to_ascii_lowercase();
+    let path: Vec<String> = if let Some((section, key)) = lower.split_once("__") {
+        vec![section.to_string(), key.to_string()]
+    } else if tree.get(&lower).is_some_and(|v| !v.is_table()) {
+        vec![lower.clone()]
+    } else if let Some((section, key)) = lower.split_once('_') {
+        vec![section.to_string(), key.to_string()]
+    } else {
+        vec![lower.clone()]
+    };
+    let unknown = || ConfigError::Env {
+        var: var.to_string(),
+        message: "does not name a config key".into(),
+    };
+    let mut node = &mut *tree;
+    for part in &path[..path.len() - 1] {
+        node = node
+            .get_mut(part.as_str())
+            .filter(|n| n.is_table())
+            .ok_or_else(unknown)?;
+    }
+    let leaf = node.get_mut(path[path.len() - 1].as_str()).ok_or_else(unknown)?;
+    let parsed = match leaf {
+        toml::Value::Integer(_) => value
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .map_err(|_| ConfigError::Env {
+                var: var.to_string(),
+                message: format!("`{value}` is not a whole number"),
+            })?,
+        toml::Value::Boolean(_) => value
+            .parse::<bool>()
+            .map(toml::Value::Boolean)
+            .map_err(|_| ConfigError::Env {
+                var: var.to_string(),
+                message: format!("`{value}` is not true or false"),
+            })?,
+        toml::Value::Array(_) => toml::Value::Array(
+            value
+                .split(',')
+                .map(|v| toml::Value::String(v.trim().to_string()))
+                .filter(|v| v.as_str() != Some(""))
+                .collect(),
+        ),
+        toml::Value::Table(_) => return Err(unknown()),
+        _ => toml::Value::String(value.to_string()),
+    };
+    *leaf = parsed;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::mask_url_password;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn environment_overrides_and_names_bad_keys() {
+        let ok = env(&[
+            ("CPORT_API_TOKEN", "t0ken"),
+            ("CPORT_LINK_SECRET", "0123456789abcdef"),
+            ("CPORT_SMTP__PORT", "2525"),
+            ("CPORT_TELEGRAM_API_URL", "http://127.0.0.1:1"),
+        ]);
+        let c = Config::load_from(None, &ok, Need::Secrets).unwrap();
+        assert_eq!(c.smtp.port, 2525);
+        assert_eq!(c.telegram.api_url, "http://127.0.0.1:1");
+        assert_eq!(format!("{:?}", c.api_token), "\"***\"");
+
+        let cases = [
+            (vec![("CPORT_SMTP__PORT", "many")], "CPORT_SMTP__PORT"),
+            (vec![("CPORT_NOPE", "1")], "CPORT_NOPE"),
+            (vec![("CPORT_DIGEST__SCHEDULE", "every day")], "digest.schedule"),
+            (vec![("CPORT_DIGEST__TIMEZONE", "Mars/Base")], "digest.timezone"),
+            (vec![("CPORT_LISTEN", "here")], "listen"),
+        ];
+        for (extra, named) in cases {
+            let mut e = ok.clone();
+            e.extend(env(&extra));
+            let err = Config::load_from(None, &e, Need::Secrets).unwrap_err().to_string();
+            assert!(err.contains(named), "{extra:?}: error `{err}` should name {named}");
+        }
+    }
+
+    #[test]
+    fn missing_secrets_are_refused_only_when_needed() {
+        let err = Config::load_from(None, &[], Need::Secrets).unwrap_err().to_string();
+        assert!(err.contains("api_token"), "{err}");
+        Config::load_from(None, &[], Need::StoreOnly).unwrap();
+    }
+
+    #[test]
+    fn unknown_and_mistyped_file_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        for (text, named) in [
+            ("listn = \"x\"", "listn"),
+            ("[smtp]\nprot = 1", "smtp.prot"),
+            ("[smtp]\nport = \"x\"", "smtp.port"),
+            ("[email]\ntransport = \"pigeon\"", "email.transport"),
+            ("[smtp]\ntls = \"ssl\"", "smtp.tls"),
+            ("[alerts]\nvisual_approval = \"loud\"", "alerts.visual_approval"),
+            ("[portal]\nsecure_cookies = \"sometimes\"", "portal.secure_cookies"),
+            ("[telegram]\nmode = \"push\"", "telegram.mode"),
+        ] {
+            let p = dir.path().join("c.toml");
+            std::fs::write(&p, text).unwrap();
+            let err = Config::load_from(Some(&p), &[], Need::StoreOnly)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named), "{text}: `{err}` should name {named}");
+        }
+    }
+
+    #[test]
+    fn database_passwords_are_masked() {
+        assert_eq!(mask_url_password("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(mask_url_password("sqlite://data/x.db"), "sqlite://data/x.db");
+    }
+}
