@@ -6,6 +6,8 @@
 //! PDF objects, and a document here is a header, a few label/value lines and tables. Text
 //! uses the standard Helvetica fonts (no embedding) in WinAnsi encoding; figures are set in
 //! Courier so columns of numbers line up exactly.
+//!
+//! Over 500 lines: the four documents share one page layout and its helpers here.
 
 use chrono::NaiveDate;
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};

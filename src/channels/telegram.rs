@@ -2,6 +2,8 @@
 //! digests, alerts and answers out. Every message waits for its turn under Telegram's limits
 //! (overall, and per chat per second and per minute; governor's rate limiters); a 429
 //! `retry_after` that still comes back is honoured by the outbox.
+//! Over 500 lines: the adapter (sender, limits, polling, webhook, update decoding) is kept
+//! whole so the Telegram surface is in one place, as `discord.rs` is for Discord.
 
 use std::sync::Arc;
 

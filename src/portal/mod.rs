@@ -6,6 +6,7 @@ pub mod artwork;
 pub mod auth;
 pub mod media;
 pub mod pages;
+pub mod preferences;
 pub mod session;
 
 use axum::Router;
@@ -172,9 +173,12 @@ pub fn router() -> Router<AppState> {
         .route("/logout", post(auth::logout))
         .route("/password", get(auth::password_form).post(auth::change_password))
         .route("/password/reset", get(auth::reset_form).post(auth::reset))
-        .route("/preferences", get(pages::preferences).post(pages::save_preferences))
-        .route("/preferences/chat-code", post(pages::chat_code))
-        .route("/preferences/chat-unlink", post(pages::chat_unlink))
+        .route(
+            "/preferences",
+            get(preferences::preferences).post(preferences::save_preferences),
+        )
+        .route("/preferences/chat-code", post(preferences::chat_code))
+        .route("/preferences/chat-unlink", post(preferences::chat_unlink))
         .route("/visuals", get(pages::visuals).post(pages::approve_many))
         .route("/visuals/{id}", get(pages::visual).post(pages::visual_action))
         .route(

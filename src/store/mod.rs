@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod records;
 pub mod sessions;
 pub mod settings;
+pub mod values;
 pub mod visuals;
 
 use std::str::FromStr;

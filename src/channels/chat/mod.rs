@@ -12,14 +12,16 @@ use futures::future::BoxFuture;
 use super::SendError;
 use crate::actions::commands::{Command, parse_line};
 use crate::actions::enquiry::{Answer, Context, run};
-use crate::actions::items::{ActionItem, Category};
 use crate::actions::{Actor, Unit};
 pub use crate::messages::{Button, ChatMessage, ChatPayload};
 use crate::services::Services;
-use crate::store::banners::BannerRow;
 use crate::store::chat as db;
-use crate::store::contacts::{ContactRow, get_contact};
+use crate::store::contacts::get_contact;
 use crate::store::{StoreError, limits};
+
+mod render;
+
+pub use render::{alert_message, digest_message, page};
 
 /// Lines of an answer shown per chat message; the rest behind a "More" button.
 pub const PAGE_LINES: usize = 12;
@@ -448,137 +450,4 @@ async fn button(
         }
         _ => Ok(vec![Reply::Notice("This button has expired.".into())]),
     }
-}
-
-/// The lines of an answer as chat shows them: headings, text, and one line per table row.
-fn answer_lines(a: &Answer) -> Vec<String> {
-    let mut out = vec![];
-    for s in &a.sections {
-        if let Some(h) = &s.heading {
-            out.push(format!("— {h} —"));
-        }
-        out.extend(s.lines.iter().cloned());
-        for r in &s.rows {
-            let cells: Vec<&str> = r
-                .iter()
-                .map(String::as_str)
-                .filter(|c| !c.is_empty() && *c != "-")
-                .collect();
-            out.push(cells.join(" · "));
-        }
-    }
-    out
-}
-
-/// One page of an answer. A longer answer gets a "More" button that runs `command` again
-/// from the next line (Telegram allows 64 bytes of button data, so long commands get none).
-pub fn page(a: &Answer, command: &str, offset: usize) -> ChatMessage {
-    let mut lines = answer_lines(a);
-    if !a.ok && a.command != "HELP" {
-        lines.push("Send /help for the list of commands.".into());
-    }
-    let end = offset.saturating_add(PAGE_LINES).min(lines.len());
-    let start = offset.min(end);
-    let mut m = ChatMessage::text(a.title.clone(), lines[start..end].to_vec());
-    if offset > 0 {
-        m.title = format!("{} (continued)", a.title);
-    }
-    let data = format!("mo:{end}:{command}");
-    if end < lines.len() && !command.is_empty() && data.len() <= 64 {
-        m.buttons.push(vec![Button::action(
-            &format!("More ({} left)", lines.len() - end),
-            data,
-        )]);
-    }
-    m
-}
-
-/// A digest for chat: banners first, then the items by category, and a portal button.
-pub fn digest_message(
-    state: &Services,
-    contact: &ContactRow,
-    items: &[ActionItem],
-    banners: &[BannerRow],
-    now: DateTime<Utc>,
-) -> ChatMessage {
-    let mut lines = vec![];
-    for b in banners {
-        lines.push(format!("[{}] {}: {}", b.severity.to_uppercase(), b.title, b.body));
-    }
-    for cat in Category::ALL {
-        let of: Vec<&ActionItem> = items.iter().filter(|i| i.category == cat).collect();
-        if of.is_empty() {
-            continue;
-        }
-        lines.push(format!("— {} ({}) —", cat.heading(), of.len()));
-        for i in of.iter().take(10) {
-            lines.push(format!("{} · {}", i.title, i.command));
-        }
-        if of.len() > 10 {
-            lines.push(format!("…and {} more", of.len() - 10));
-        }
-    }
-    ChatMessage {
-        title: format!(
-            "{} thing(s) need you, {}",
-            items.len(),
-            contact.name.split_whitespace().next().unwrap_or(&contact.name)
-        ),
-        lines,
-        buttons: vec![vec![
-            Button::action("Items", "mo:0:ITEMS"),
-            Button::link("Open the portal", state.portal_link(&contact.id, "/", now)),
-        ]],
-        ..Default::default()
-    }
-}
-
-/// An alert for chat. One visual to approve comes with its picture and Approve / Reject /
-/// Open buttons; anything else is a list with a portal button.
-pub async fn alert_message(
-    state: &Services,
-    contact: &ContactRow,
-    items: &[ActionItem],
-    now: DateTime<Utc>,
-) -> Result<ChatMessage, StoreError> {
-    if let [one] = items
-        && one.category == Category::VisualApproval
-    {
-        let v = match crate::store::visuals::get_visual(&state.db, &contact.client_id, &one.id).await {
-            Ok(v) => v,
-            // Gone since the alert was queued: the plain list below says what is left.
-            Err(StoreError::NotFound) => return Ok(digest_message(state, contact, items, &[], now)),
-            Err(e) => return Err(e),
-        };
-        let open = Button::link(
-            "Open",
-            state.portal_link(&contact.id, &format!("/visuals/{}", v.id), now),
-        );
-        let acts = crate::model::Role::parse(&contact.role).is_some_and(|r| r.acts_on_orders());
-        let mut row = vec![];
-        if acts {
-            row.push(Button::action("Approve", format!("ap:{}", v.id)));
-            row.push(Button::action("Reject", format!("rj:{}", v.id)));
-        }
-        row.push(open);
-        // Chat apps cannot show SVG pictures; they stay behind the Open button.
-        let image = &v.main_image;
-        let photo = (!image.to_ascii_lowercase().ends_with(".svg")
-            && (image.starts_with("/media/") || image.starts_with("https://") || image.starts_with("http://")))
-        .then(|| image.clone());
-        return Ok(ChatMessage {
-            title: one.title.clone(),
-            lines: vec![one.detail.clone()],
-            buttons: vec![row],
-            photo,
-            photo_file: None,
-            mention: None,
-        });
-    }
-    let mut m = digest_message(state, contact, items, &[], now);
-    m.title = match items {
-        [one] => one.title.clone(),
-        _ => format!("{} new things need you", items.len()),
-    };
-    Ok(m)
 }

@@ -1,0 +1,122 @@
+//! Marking deliveries: the senders of one process hand their "sent" marks to one task that
+//! commits them together.
+
+use chrono::Utc;
+
+use crate::store::StoreError;
+use crate::store::outbox::{self, Mark};
+
+/// What the senders of one process share: the stop signal, and the [`Marker`] that commits
+/// their "sent" marks together.
+#[derive(Clone, Default)]
+pub struct Crew {
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+    pub marker: Option<Marker>,
+}
+
+impl Crew {
+    pub(super) fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|s| *s.borrow())
+    }
+}
+
+/// How long a group commit waits for the other senders' marks.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// One sender's "sent" mark, waiting for the next group commit.
+struct SentMark {
+    id: i64,
+    token: String,
+    provider: String,
+    done: tokio::sync::oneshot::Sender<Option<bool>>,
+}
+
+/// Commits the "sent" marks of every sender of a process together (group commit): while
+/// one statement runs, the marks that arrive meanwhile wait and go in the next one. A
+/// sender's mark commits while it sends its next message, and it waits for that mark
+/// before it sends again, so a crash re-sends at most two messages per sender (the one
+/// just delivered and the one on the wire); the store does one write for several messages
+/// instead of one each (a SQLite write costs a hop to its worker thread and a WAL frame).
+#[derive(Clone)]
+pub struct Marker {
+    jobs: tokio::sync::mpsc::UnboundedSender<SentMark>,
+}
+
+impl Marker {
+    /// Starts the committing task for `senders` senders; it ends when the last clone is
+    /// dropped.
+    pub fn start(db: crate::store::Db, senders: usize) -> Marker {
+        let (jobs, mut rx) = tokio::sync::mpsc::unbounded_channel::<SentMark>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                // Senders do not wait for their mark until their next send is done, so
+                // the commit may wait a moment for the other senders' marks: one write
+                // then records a delivery of each (bounded by LINGER, far below a send).
+                let until = tokio::time::Instant::now() + LINGER;
+                while batch.len() < senders.max(1) {
+                    match tokio::time::timeout_at(until, rx.recv()).await {
+                        Ok(Some(j)) => batch.push(j),
+                        _ => break,
+                    }
+                }
+                while batch.len() < 100 {
+                    match rx.try_recv() {
+                        Ok(j) => batch.push(j),
+                        Err(_) => break,
+                    }
+                }
+                let items: Vec<(i64, &str, &str)> = batch
+                    .iter()
+                    .map(|j| (j.id, j.token.as_str(), j.provider.as_str()))
+                    .collect();
+                let result = outbox::mark_sent_many(&db, &items, Utc::now()).await;
+                if let Err(e) = &result {
+                    tracing::warn!(error = %e, marks = batch.len(), "group commit of marks failed; each sender marks its own");
+                }
+                for j in batch {
+                    let _ = j.done.send(result.as_ref().ok().map(|marked| marked.contains(&j.id)));
+                }
+            }
+        });
+        Marker { jobs }
+    }
+
+    /// Hands one row's "sent" mark to the group commit; the sender settles it later.
+    pub(super) fn submit(&self, id: i64, token: &str, provider: &str) -> PendingMark {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let job = SentMark {
+            id,
+            token: token.to_string(),
+            provider: provider.to_string(),
+            done,
+        };
+        // A closed marker leaves `wait` to fail at once: the sender then marks alone.
+        let _ = self.jobs.send(job);
+        PendingMark {
+            wait,
+            id,
+            token: token.to_string(),
+            provider: provider.to_string(),
+        }
+    }
+}
+
+/// A delivery whose "sent" mark is in the group commit; see [`Settle`].
+pub(super) struct PendingMark {
+    wait: tokio::sync::oneshot::Receiver<Option<bool>>,
+    id: i64,
+    token: String,
+    provider: String,
+}
+
+impl PendingMark {
+    /// Waits for the group commit; false when the claim was lost. If the group commit
+    /// could not be made, the row is marked on its own.
+    pub(super) async fn settle(self, db: &crate::store::Db) -> Result<bool, StoreError> {
+        if let Ok(Some(marked)) = self.wait.await {
+            return Ok(marked);
+        }
+        outbox::mark(db, self.id, &self.token, Mark::Sent(&self.provider), Utc::now()).await
+    }
+}

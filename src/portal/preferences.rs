@@ -1,0 +1,203 @@
+//! The preferences page: digest schedule, time zone, quiet hours, alert modes per category,
+//! email on or off, and linking or unlinking a chat.
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::pages::no_delegation;
+use super::{FormData, HttpError, Note, Session, page_status, see_other};
+use crate::actions::items::Category;
+use crate::digest::alerts::mode;
+use crate::model::AlertMode;
+use crate::state::AppState;
+use crate::store::settings::{self, get_settings};
+
+const SCHEDULES: &[(&str, &str)] = &[
+    ("0 0 8 * * Mon-Fri", "Weekdays at 08:00"),
+    ("0 0 8 * * *", "Every day at 08:00"),
+    ("0 0 8 * * Mon", "Mondays at 08:00"),
+    ("0 0 8,14 * * Mon-Fri", "Weekdays at 08:00 and 14:00"),
+];
+
+const ZONES: &[&str] = &[
+    "Europe/London",
+    "Europe/Dublin",
+    "Europe/Paris",
+    "Europe/Berlin",
+    "Europe/Madrid",
+    "Europe/Amsterdam",
+    "America/New_York",
+    "America/Chicago",
+    "America/Los_Angeles",
+    "Asia/Dubai",
+    "Asia/Singapore",
+    "Australia/Sydney",
+    "UTC",
+];
+
+async fn prefs_page(
+    state: &AppState,
+    session: &Session,
+    note: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, HttpError> {
+    prefs_page_with(state, session, note, error, status, None).await
+}
+
+async fn prefs_page_with(
+    state: &AppState,
+    session: &Session,
+    note: Option<String>,
+    error: Option<String>,
+    status: StatusCode,
+    code: Option<(String, Vec<String>)>,
+) -> Result<Response, HttpError> {
+    let c = &session.actor.contact;
+    let chats: Vec<Value> = crate::store::chat::chats_of_contact(&state.db, &c.id)
+        .await?
+        .into_iter()
+        .map(|l| json!({"channel": l.channel, "user": l.user_id}))
+        .collect();
+    let s = get_settings(&state.db, &c.id).await?;
+    let schedule = s
+        .digest_schedule
+        .clone()
+        .or(c.digest_schedule.clone())
+        .unwrap_or(state.config.digest.schedule.clone());
+    let modes: Vec<Value> = Category::ALL
+        .iter()
+        .filter(|cat| cat.visible_to(session.actor.role))
+        .map(|cat| json!({"name": cat.name(), "heading": cat.heading(), "mode": mode(&state.config, &s, *cat)}))
+        .collect();
+    page_status(
+        state,
+        Some(session),
+        "preferences",
+        json!({
+            "s": s, "timezone": s.timezone.clone().unwrap_or(c.timezone.clone()), "zones": ZONES,
+            "schedule": schedule, "schedules": SCHEDULES.iter().map(|(e, l)| json!({"expr": e, "label": l})).collect::<Vec<_>>(),
+            "custom": !SCHEDULES.iter().any(|(e, _)| *e == schedule), "modes": modes, "email": c.email,
+            "note": note, "error": error, "chats": chats,
+            "code": code.as_ref().map(|c| &c.0), "code_how": code.as_ref().map(|c| &c.1),
+        }), status).await
+}
+
+/// `POST /preferences/chat-code`: a one-time code to link Telegram or Discord, shown on the
+/// page (never put in a URL).
+pub async fn chat_code(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, HttpError> {
+    no_delegation(&session)?;
+    let form = FormData::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    let code = crate::actions::chat_link::new_link_code(&state, &session.actor.contact.id, Utc::now()).await?;
+    let how = crate::actions::chat_link::how_to_link(&state.config, &code);
+    prefs_page_with(&state, &session, None, None, StatusCode::OK, Some((code, how))).await
+}
+
+/// `POST /preferences/chat-unlink`: stops messages to a linked chat.
+pub async fn chat_unlink(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, HttpError> {
+    no_delegation(&session)?;
+    let form = FormData::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    let channel = form.get("channel").unwrap_or("");
+    let user = form.get("user").unwrap_or("");
+    let mine = crate::store::chat::chats_of_contact(&state.db, &session.actor.contact.id)
+        .await?
+        .into_iter()
+        .any(|l| l.channel == channel && l.user_id == user);
+    if !mine {
+        return Err(HttpError::NotFound);
+    }
+    crate::store::chat::unlink(&state.db, channel, user, Utc::now()).await?;
+    Ok(see_other(&state, "/preferences", "The chat is unlinked."))
+}
+
+pub async fn preferences(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<Note>,
+) -> Result<Response, HttpError> {
+    no_delegation(&session)?;
+    prefs_page(&state, &session, q.verified(&state), None, StatusCode::OK).await
+}
+
+/// `POST /preferences`: channels, time zone, schedule, quiet hours, mode per category.
+pub async fn save_preferences(
+    State(state): State<AppState>,
+    session: Session,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let form = FormData::parse(&body);
+    session.check_csrf(form.get("csrf"))?;
+    no_delegation(&session)?;
+    let c = &session.actor.contact;
+    let mut s = get_settings(&state.db, &c.id).await?;
+    let check = || -> Result<(), String> {
+        let tz = form.text("timezone");
+        tz.parse::<chrono_tz::Tz>()
+            .map_err(|_| format!("timezone: `{tz}` is not a time zone"))?;
+        let schedule = match form.text("schedule").as_str() {
+            "custom" => form.text("custom_schedule"),
+            other => other.to_string(),
+        };
+        let parsed = crate::model::schedule::parse_schedule(&schedule).map_err(|e| format!("schedule: {e}"))?;
+        // A summary more often than every few hours floods the client and hurts delivery.
+        let now = Utc::now();
+        if parsed
+            .after(&now)
+            .take(5)
+            .last()
+            .is_some_and(|t| t - now < chrono::Duration::hours(24))
+        {
+            return Err("schedule: at most four summaries a day".into());
+        }
+        for key in ["quiet_start", "quiet_end"] {
+            let v = form.text(key);
+            if !v.is_empty() && chrono::NaiveTime::parse_from_str(&v, "%H:%M").is_err() {
+                return Err(format!("{key}: `{v}` is not a time like 22:00"));
+            }
+        }
+        if form.text("quiet_start").is_empty() != form.text("quiet_end").is_empty() {
+            return Err("quiet hours: give both a start and an end, or neither".into());
+        }
+        for cat in Category::ALL {
+            if let Some(m) = form.get(&format!("mode_{}", cat.name()))
+                && AlertMode::parse(m).is_none()
+            {
+                return Err(format!(
+                    "mode_{}: `{m}` is not one of {}",
+                    cat.name(),
+                    AlertMode::names()
+                ));
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = check() {
+        return prefs_page(&state, &session, None, Some(e), StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let opt = |k: &str| Some(form.text(k)).filter(|v| !v.is_empty());
+    s.timezone = opt("timezone");
+    s.digest_schedule = match form.text("schedule").as_str() {
+        "custom" => opt("custom_schedule"),
+        other => Some(other.to_string()),
+    };
+    s.quiet_start = opt("quiet_start");
+    s.quiet_end = opt("quiet_end");
+    s.email_enabled = form.checked("email_enabled");
+    for cat in Category::ALL {
+        let m = opt(&format!("mode_{}", cat.name()));
+        match cat {
+            Category::VisualApproval => s.mode_visual_approval = m.or(s.mode_visual_approval.take()),
+            Category::DeliveryInstructions => s.mode_delivery_instructions = m.or(s.mode_delivery_instructions.take()),
+            Category::ThirdPartyPo => s.mode_third_party_po = m.or(s.mode_third_party_po.take()),
+            Category::AwaitingArt => s.mode_awaiting_art = m.or(s.mode_awaiting_art.take()),
+        }
+    }
+    settings::save_preferences(&state.db, &s, Utc::now()).await?;
+    Ok(see_other(&state, "/preferences", "Preferences saved."))
+}

@@ -1,0 +1,114 @@
+//! Column values of either engine: what the record writer binds, built from a column list.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{Result, Tx, on_tx};
+use crate::model::Money;
+
+/// One column's value, bound the same way on either engine.
+#[derive(Debug, Clone)]
+pub enum Val<'a> {
+    Text(Option<Cow<'a, str>>),
+    Int(Option<i64>),
+    Bool(bool),
+    Date(Option<NaiveDate>),
+    Time(Option<DateTime<Utc>>),
+}
+
+impl<'a> From<&'a String> for Val<'a> {
+    fn from(s: &'a String) -> Self {
+        Val::Text(Some(Cow::Borrowed(s)))
+    }
+}
+impl<'a> From<&'a str> for Val<'a> {
+    fn from(s: &'a str) -> Self {
+        Val::Text(Some(Cow::Borrowed(s)))
+    }
+}
+impl From<String> for Val<'_> {
+    fn from(s: String) -> Self {
+        Val::Text(Some(Cow::Owned(s)))
+    }
+}
+impl<'a> From<&'a Option<String>> for Val<'a> {
+    fn from(s: &'a Option<String>) -> Self {
+        Val::Text(s.as_deref().map(Cow::Borrowed))
+    }
+}
+impl<'a> From<Option<&'a str>> for Val<'a> {
+    fn from(s: Option<&'a str>) -> Self {
+        Val::Text(s.map(Cow::Borrowed))
+    }
+}
+impl From<i64> for Val<'_> {
+    fn from(n: i64) -> Self {
+        Val::Int(Some(n))
+    }
+}
+impl From<Option<i64>> for Val<'_> {
+    fn from(n: Option<i64>) -> Self {
+        Val::Int(n)
+    }
+}
+impl From<Money> for Val<'_> {
+    fn from(m: Money) -> Self {
+        Val::Int(Some(m.0))
+    }
+}
+impl From<bool> for Val<'_> {
+    fn from(b: bool) -> Self {
+        Val::Bool(b)
+    }
+}
+impl From<NaiveDate> for Val<'_> {
+    fn from(d: NaiveDate) -> Self {
+        Val::Date(Some(d))
+    }
+}
+impl From<Option<NaiveDate>> for Val<'_> {
+    fn from(d: Option<NaiveDate>) -> Self {
+        Val::Date(d)
+    }
+}
+impl From<DateTime<Utc>> for Val<'_> {
+    fn from(t: DateTime<Utc>) -> Self {
+        Val::Time(Some(t))
+    }
+}
+impl From<Option<DateTime<Utc>>> for Val<'_> {
+    fn from(t: Option<DateTime<Utc>>) -> Self {
+        Val::Time(t)
+    }
+}
+
+/// A column name and its value.
+pub type Col<'a> = (&'static str, Val<'a>);
+
+/// Builds a column list: `cols![id = &self.id, qty = l.qty]`.
+macro_rules! cols {
+    ($($name:ident = $val:expr),* $(,)?) => {
+        vec![$((stringify!($name), Val::from($val))),*]
+    };
+}
+
+/// Runs one statement with `vals` bound in order.
+pub(super) async fn execute(tx: &mut Tx, sql: &str, vals: &[&Val<'_>]) -> Result<()> {
+    on_tx!(tx, c => {
+        let mut q = sqlx::query(sql);
+        for v in vals {
+            q = match v {
+                Val::Text(s) => q.bind(s.as_deref()),
+                Val::Int(n) => q.bind(*n),
+                Val::Bool(b) => q.bind(*b),
+                Val::Date(d) => q.bind(*d),
+                Val::Time(t) => q.bind(*t),
+            };
+        }
+        q.execute(c).await.map(|_| ())
+    })?;
+    Ok(())
+}
+
+pub(super) use cols;
