@@ -210,7 +210,7 @@ async fn digests_go_out_as_embeds_with_buttons_through_serenity() {
         .await
         .unwrap();
     let inc = cport::channels::chat::Incoming {
-        channel: "discord",
+        channel: cport::model::Channel::Discord,
         user_id: USER.into(),
         chat_id: USER.into(),
         input: cport::channels::chat::Input::Text(format!("/link {code}")),
@@ -336,7 +336,7 @@ async fn a_shared_channel_gets_no_details_and_no_sign_in_links() {
 
     // /unlink stops what TOT's record would link.
     let inc = cport::channels::chat::Incoming {
-        channel: "discord",
+        channel: cport::model::Channel::Discord,
         user_id: USER.into(),
         chat_id: USER.into(),
         input: cport::channels::chat::Input::Text("/unlink".into()),

@@ -417,7 +417,7 @@ async fn a_chat_update_whose_processing_fails_leaves_nothing_and_its_redelivery_
         .await
         .unwrap();
     let chat = |input: Input| Incoming {
-        channel: "telegram",
+        channel: cport::model::Channel::Telegram,
         user_id: "501".into(),
         chat_id: "501".into(),
         input,

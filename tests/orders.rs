@@ -236,7 +236,7 @@ async fn two_placements_of_the_last_units_one_wins() {
         let id = id.to_string();
         async move {
             let c = cport::store::contacts::get_contact(&state.db, &id).await.unwrap();
-            cport::actions::Actor::new(c, "portal")
+            cport::actions::Actor::new(c, cport::model::Channel::Portal)
         }
     };
     let (ann, bob) = (actor("P-1A").await, actor("P-1B").await);

@@ -310,7 +310,7 @@ async fn linked_state(fake: &FakeTelegram) -> TestState {
         .await
         .unwrap();
     let inc = cport::channels::chat::Incoming {
-        channel: "telegram",
+        channel: cport::model::Channel::Telegram,
         user_id: ANN.to_string(),
         chat_id: ANN.to_string(),
         input: cport::channels::chat::Input::Text(format!("/start {code}")),

@@ -15,7 +15,7 @@ pub mod orders;
 pub mod targets;
 pub mod visuals;
 
-use crate::model::Role;
+use crate::model::{Channel, Role};
 use crate::services::Services;
 use crate::store::StoreError;
 use crate::store::changes::append_change;
@@ -30,7 +30,7 @@ pub struct Actor {
     /// Set when a third party acts through a delegation link (id, visual, their name).
     pub delegation: Option<Delegated>,
     /// `portal`, `email`, `telegram`, `discord`: recorded with each action.
-    pub channel: &'static str,
+    pub channel: Channel,
 }
 
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ pub struct Delegated {
 }
 
 impl Actor {
-    pub fn new(contact: ContactRow, channel: &'static str) -> Actor {
+    pub fn new(contact: ContactRow, channel: Channel) -> Actor {
         let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
         Actor {
             contact,

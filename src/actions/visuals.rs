@@ -127,7 +127,7 @@ async fn decide_in(
         )));
     }
     let who = actor.display_name();
-    visuals::insert_decision(tx, id, to.as_str(), reason, &who, actor.channel, now).await?;
+    visuals::insert_decision(tx, id, to.as_str(), reason, &who, actor.channel.as_str(), now).await?;
     let kind = if to == Approved {
         "visual_approved"
     } else {
@@ -156,7 +156,7 @@ async fn decide_in(
         data["delegation"] = json!({"id": d.id, "name": d.name, "email": d.email});
     }
     let seq = super::record(state, tx, kind, actor, id, &data, now).await?;
-    tracing::info!(visual = id, to = to.as_str(), by = %who, channel = actor.channel, seq, "visual decided");
+    tracing::info!(visual = id, to = to.as_str(), by = %who, channel = %actor.channel, seq, "visual decided");
     Ok(Decided {
         visual_id: id.to_string(),
         seq,

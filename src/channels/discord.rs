@@ -353,7 +353,7 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
         discord.http.set_application_id(id.into());
     }
     let incoming = Incoming {
-        channel: "discord",
+        channel: crate::model::Channel::Discord,
         user_id: user.clone(),
         chat_id: user,
         input,

@@ -286,7 +286,7 @@ async fn prepare(tg: &Telegram, update: Update) -> Option<Prepared> {
             }
             (
                 Incoming {
-                    channel: "telegram",
+                    channel: crate::model::Channel::Telegram,
                     user_id: from.id.0.to_string(),
                     chat_id: m.chat.id.0.to_string(),
                     input: Input::Text(text),
@@ -303,7 +303,7 @@ async fn prepare(tg: &Telegram, update: Update) -> Option<Prepared> {
             let chat = msg.chat().id;
             (
                 Incoming {
-                    channel: "telegram",
+                    channel: crate::model::Channel::Telegram,
                     user_id: q.from.id.0.to_string(),
                     chat_id: chat.0.to_string(),
                     input: Input::Button(q.data.clone().unwrap_or_default()),

@@ -326,6 +326,16 @@ impl Role {
 }
 
 named_enum! {
+    /// Where a contact is reached or acts from.
+    pub enum Channel {
+        Email = "email",
+        Telegram = "telegram",
+        Discord = "discord",
+        Portal = "portal",
+    }
+}
+
+named_enum! {
     /// How a contact hears of one category of item: at once, in the digest, or not at all.
     pub enum AlertMode {
         Instant = "instant",

@@ -112,7 +112,7 @@ impl FromRequestParts<AppState> for Session {
             Err(StoreError::NotFound) => return Err(login()),
             Err(e) => return Err(e.into()),
         };
-        let mut actor = Actor::new(contact, "portal");
+        let mut actor = Actor::new(contact, crate::model::Channel::Portal);
         if let Some(id) = row.delegation_id {
             let d = get_delegation(&state.db, id).await?;
             actor.delegation = Some(Delegated {

@@ -14,6 +14,7 @@ use crate::actions::commands::{Command, parse_line};
 use crate::actions::enquiry::{Answer, Context, run};
 use crate::actions::{Actor, Unit};
 pub use crate::messages::{Button, ChatMessage, ChatPayload};
+use crate::model::Channel;
 use crate::services::Services;
 use crate::store::chat as db;
 use crate::store::contacts::get_contact;
@@ -51,7 +52,7 @@ pub enum Input {
 #[derive(Debug, Clone)]
 pub struct Incoming {
     /// `telegram`, `discord`.
-    pub channel: &'static str,
+    pub channel: Channel,
     /// The chat user (stable across chats).
     pub user_id: String,
     /// Where messages to this user go (Telegram chat id; Discord user id).
@@ -78,11 +79,11 @@ fn not_linked() -> ChatMessage {
     )
 }
 
-fn is_staff(state: &Services, channel: &str, user_id: &str) -> bool {
+fn is_staff(state: &Services, channel: Channel, user_id: &str) -> bool {
     let list = match channel {
-        "telegram" => &state.config.telegram.staff,
-        "discord" => &state.config.discord.staff,
-        _ => return false,
+        Channel::Telegram => &state.config.telegram.staff,
+        Channel::Discord => &state.config.discord.staff,
+        Channel::Email | Channel::Portal => return false,
     };
     list.iter().any(|s| s == user_id)
 }
@@ -109,7 +110,7 @@ pub async fn handle_update(
 ) -> Result<Vec<Reply>, StoreError> {
     let started = std::time::Instant::now();
     if let Some(id) = update_id
-        && db::seen_update(&state.db, inc.channel, id).await?
+        && db::seen_update(&state.db, inc.channel.as_str(), id).await?
     {
         return Ok(vec![]);
     }
@@ -123,15 +124,16 @@ pub async fn handle_update(
     };
     if let Some(id) = update_id {
         unit.step("chat:before-record")?;
-        if !db::first_sighting(unit.tx().await?, inc.channel, id, now).await? {
+        if !db::first_sighting(unit.tx().await?, inc.channel.as_str(), id, now).await? {
             unit.rollback().await?;
             return Ok(vec![]);
         }
     }
     unit.commit().await?;
     state.wake_dispatch.notify_waiters();
-    metrics::counter!("cport_chat_inputs_total", "channel" => inc.channel).increment(1);
-    metrics::histogram!("cport_chat_handle_seconds", "channel" => inc.channel).record(started.elapsed().as_secs_f64());
+    metrics::counter!("cport_chat_inputs_total", "channel" => inc.channel.as_str()).increment(1);
+    metrics::histogram!("cport_chat_handle_seconds", "channel" => inc.channel.as_str())
+        .record(started.elapsed().as_secs_f64());
     Ok(replies)
 }
 
@@ -150,7 +152,7 @@ async fn handle_inner(
                 return link(state, inc, rest, now).await;
             }
             "unlink" => {
-                let done = db::unlink(&state.db, inc.channel, &inc.user_id, now).await?;
+                let done = db::unlink(&state.db, inc.channel.as_str(), &inc.user_id, now).await?;
                 return Ok(vec![Reply::Send(ChatMessage::text(
                     if done {
                         "This chat is no longer linked. You will get no more messages here."
@@ -164,7 +166,7 @@ async fn handle_inner(
             _ => {}
         }
     }
-    let Some(contact_id) = db::contact_for_user(&state.db, inc.channel, &inc.user_id).await? else {
+    let Some(contact_id) = db::contact_for_user(&state.db, inc.channel.as_str(), &inc.user_id).await? else {
         return Ok(vec![Reply::Send(not_linked())]);
     };
     let contact = match get_contact(&state.db, &contact_id).await {
@@ -176,7 +178,7 @@ async fn handle_inner(
     match &inc.input {
         Input::Button(data) => button(state, unit, inc, &actor, data, now).await,
         Input::Text(text) => {
-            let pending = db::take_pending(&state.db, inc.channel, &inc.user_id, now).await?;
+            let pending = db::take_pending(&state.db, inc.channel.as_str(), &inc.user_id, now).await?;
             let text = text.trim();
             if let Some((action, subject)) = pending
                 && action == "reject"
@@ -269,7 +271,7 @@ async fn link(state: &Services, inc: &Incoming, code: &str, now: DateTime<Utc>) 
     let redeemed = db::redeem_code(
         &state.db,
         &crate::actions::chat_link::hash_code(code),
-        inc.channel,
+        inc.channel.as_str(),
         &inc.user_id,
         &inc.chat_id,
         now,
@@ -283,7 +285,7 @@ async fn link(state: &Services, inc: &Incoming, code: &str, now: DateTime<Utc>) 
     };
     limits::clear(&state.db, &key).await?;
     let c = get_contact(&state.db, &contact_id).await?;
-    tracing::info!(channel = inc.channel, contact = %c.id, "chat linked");
+    tracing::info!(channel = %inc.channel, contact = %c.id, "chat linked");
     Ok(vec![Reply::Send(ChatMessage::text(
         format!("Linked: this chat is now {} at {}.", c.name, c.client_name),
         vec!["Digests and alerts will come here too. Try /items, /jobs or /help; /unlink stops it.".into()],
@@ -413,7 +415,7 @@ async fn button(
         "rj" => {
             db::set_pending(
                 &state.db,
-                inc.channel,
+                inc.channel.as_str(),
                 &inc.user_id,
                 "reject",
                 arg,

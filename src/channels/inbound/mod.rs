@@ -287,7 +287,7 @@ async fn decide(
         (false, Some(html)) => html_to_text(&html),
         _ => msg.body_text(0).map(|b| b.into_owned()).unwrap_or_default(),
     };
-    let actor = Actor::new(contact.clone(), "email");
+    let actor = Actor::new(contact.clone(), crate::model::Channel::Email);
     // Everything this reply changes, its answer and the record that it was seen are one
     // transaction: a crash at any point leaves all of it or none (the MTA then retries).
     let mut unit = Unit::new(state);
