@@ -418,3 +418,47 @@ async fn instant_alerts_are_batched_and_dropped_when_resolved_first() {
     assert_eq!((d.sent, d.dropped), (0, 3));
     assert_eq!(smtp.messages().len(), 6);
 }
+
+/// The SMTP pool pipelines MAIL, RCPT and DATA when the server offers PIPELINING and talks
+/// one command at a time when it does not; either way a message arrives byte for byte
+/// (lines that start with a dot included), and a refused recipient leaves the next message
+/// on the pool unharmed.
+#[tokio::test]
+async fn messages_arrive_whole_with_and_without_pipelining() {
+    use cport::channels::SendError;
+    use cport::channels::email::{Built, Mailer};
+    for args in [&[][..], &["--no-pipelining"][..]] {
+        let smtp = SmtpServer::start_with(args);
+        let mut config = cport::config::Config::default();
+        smtp_config(&mut config, smtp.port);
+        config.smtp.pool_size = 1;
+        let mailer = Mailer::from_config(&config).unwrap();
+        let built = |to: &str, body: &str| Built {
+            envelope: lettre::address::Envelope::new(
+                Some("digest@tot.example".parse().unwrap()),
+                vec![to.parse().unwrap()],
+            )
+            .unwrap(),
+            raw: format!("Subject: dots\r\nTo: {to}\r\n\r\n{body}").into_bytes(),
+        };
+        let body = ".a line that starts with a dot\r\n..and two\r\n.\r\nthe end\r\n";
+        mailer.send(&built("ann@alpha.example", body)).await.unwrap();
+        let refused = mailer.send(&built("reject@alpha.example", "x\r\n")).await;
+        assert!(
+            matches!(&refused, Err(SendError::Permanent(m)) if m.contains("550")),
+            "{args:?}: {refused:?}"
+        );
+        mailer
+            .send(&built("bob@alpha.example", "after the refusal\r\n"))
+            .await
+            .unwrap();
+        let got = smtp.messages();
+        assert_eq!(got.len(), 2, "{args:?}");
+        // (Without pipelining, lettre ends DATA with a line break of its own after the
+        // message's: one empty line more at the end.)
+        let text = String::from_utf8(got[0].0.clone()).unwrap();
+        assert!(text.trim_end().ends_with(body.trim_end()), "{args:?}: {text:?}");
+        assert!(text.contains(&format!("\r\n\r\n{body}")), "{args:?}: {text:?}");
+        assert_eq!(got[1].1["rcpt_tos"][0], "bob@alpha.example", "{args:?}");
+    }
+}

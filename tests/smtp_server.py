@@ -1,12 +1,13 @@
 """A real SMTP server for the tests (aiosmtpd), on a loopback port it picks itself.
 
-Usage: python3 tests/smtp_server.py DIR [--delay SECONDS] [--hang SUBSTRING]
+Usage: python3 tests/smtp_server.py DIR [--delay SECONDS] [--hang SUBSTRING] [--no-pipelining]
 Prints the port on the first line of stdout once it is listening, then stores every message
 as DIR/<n>.eml with DIR/<n>.json holding the envelope (mail_from, rcpt_tos).
 Recipients whose address contains "tempfail" are refused with a 451 the first time each is
 seen; those containing "reject" always get a 550. --delay makes every message take that
 long to accept (a slow server); --hang makes the server go silent, for good, once a recipient
-containing SUBSTRING is named (a server that accepts and then hangs).
+containing SUBSTRING is named (a server that accepts and then hangs). The server offers
+PIPELINING (RFC 2920; it reads commands in order either way) unless --no-pipelining is given.
 """
 import asyncio
 import json
@@ -17,12 +18,19 @@ from aiosmtpd.smtp import SMTP
 
 
 class Handler:
-    def __init__(self, directory, delay=0.0, hang=None):
+    def __init__(self, directory, delay=0.0, hang=None, pipelining=True):
         self.dir = directory
+        self.pipelining = pipelining
         self.count = 0
         self.tempfailed = set()
         self.delay = delay
         self.hang = hang
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.hang and self.hang in address:
@@ -54,7 +62,7 @@ def main():
     delay = float(args[args.index("--delay") + 1]) if "--delay" in args else 0.0
     hang = args[args.index("--hang") + 1] if "--hang" in args else None
     os.makedirs(directory, exist_ok=True)
-    handler = Handler(directory, delay, hang)
+    handler = Handler(directory, delay, hang, "--no-pipelining" not in args)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(

@@ -5,13 +5,12 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
 use std::sync::Arc;
 
-use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
 use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::SendError;
+use super::smtp::{SmtpPool, error_chain};
 use crate::config::{self, Config, Transport};
 pub use crate::messages::{EmailPayload, new_message_id};
 
@@ -23,142 +22,6 @@ pub enum Mailer {
     Pooled(Arc<SmtpPool>),
     /// Implicit TLS: lettre's pooled transport.
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-}
-
-/// A socket whose every read and write must make progress within a time limit. lettre's
-/// async client puts a timeout on connecting only; this one bounds every step after it (the
-/// greeting, each command's reply, the reply to the end of data, and writes to a server that
-/// stopped reading), so a server that accepts and then hangs cannot stall a sender.
-#[derive(Debug)]
-struct TimedStream(std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<tokio::net::TcpStream>>>);
-
-impl TimedStream {
-    fn new(tcp: tokio::net::TcpStream, limit: std::time::Duration) -> TimedStream {
-        let mut s = tokio_io_timeout::TimeoutStream::new(tcp);
-        s.set_read_timeout(Some(limit));
-        s.set_write_timeout(Some(limit));
-        TimedStream(Box::pin(s))
-    }
-}
-
-impl tokio::io::AsyncRead for TimedStream {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        self.0.as_mut().poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for TimedStream {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        self.0.as_mut().poll_write(cx, buf)
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        self.0.as_mut().poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        self.0.as_mut().poll_shutdown(cx)
-    }
-}
-
-impl lettre::transport::smtp::client::AsyncTokioStream for TimedStream {
-    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.0.get_ref().peer_addr()
-    }
-}
-
-/// A pool of SMTP connections on sockets with TCP_NODELAY set.
-///
-/// Written here because lettre 0.11's pooled transport leaves Nagle's algorithm on and ends
-/// DATA with a separate small write ("\r\n.\r\n"): each message then waits for the server's
-/// delayed ACK, about 40 ms, capping a connection at ~25 messages a second. lettre's
-/// connection type does the SMTP; this only owns the sockets.
-pub struct SmtpPool {
-    host: String,
-    port: u16,
-    starttls: Option<TlsParameters>,
-    credentials: Option<Credentials>,
-    idle: std::sync::Mutex<Vec<AsyncSmtpConnection>>,
-    slots: tokio::sync::Semaphore,
-    hello: ClientId,
-    /// The limit on each step of the conversation (`smtp.timeout_seconds`).
-    step: std::time::Duration,
-}
-
-impl SmtpPool {
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
-        let where_ = format!("{}:{}", self.host, self.port);
-        let tcp = tokio::time::timeout(
-            self.step,
-            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
-        )
-        .await
-        .map_err(|_| SendError::Transient(format!("connecting to {where_}: timed out")))?
-        .map_err(|e| SendError::Transient(format!("connecting to {where_}: {e}")))?;
-        tcp.set_nodelay(true)
-            .map_err(|e| SendError::Transient(format!("connecting to {where_}: {e}")))?;
-        let mut conn =
-            AsyncSmtpConnection::connect_with_transport(Box::new(TimedStream::new(tcp, self.step)), &self.hello)
-                .await
-                .map_err(classify)?;
-        if let Some(tls) = &self.starttls {
-            conn.starttls(tls.clone(), &self.hello).await.map_err(classify)?;
-        }
-        if let Some(c) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
-                .await
-                .map_err(classify)?;
-        }
-        Ok(conn)
-    }
-
-    async fn send(&self, envelope: &lettre::address::Envelope, raw: &[u8]) -> Result<String, SendError> {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|e| SendError::Transient(e.to_string()))?;
-        let reused = self.idle.lock().ok().and_then(|mut v| v.pop());
-        let (mut conn, was_reused) = match reused {
-            Some(c) => (c, true),
-            None => (self.connect().await?, false),
-        };
-        let result = match conn.send(envelope, raw).await {
-            // An idle connection the server closed meanwhile: one more try on a fresh one.
-            Err(e) if was_reused && !e.is_permanent() && !e.is_transient() => {
-                conn = self.connect().await?;
-                conn.send(envelope, raw).await
-            }
-            other => other,
-        };
-        // Only a connection whose server answered goes back to the pool: after a timeout or
-        // a broken socket the conversation's state is unknown.
-        let answered = match &result {
-            Ok(_) => true,
-            Err(e) => e.is_permanent() || e.is_transient(),
-        };
-        if answered
-            && !conn.has_broken()
-            && let Ok(mut idle) = self.idle.lock()
-        {
-            idle.push(conn);
-        }
-        result
-            .map(|r| r.message().collect::<Vec<_>>().join(" "))
-            .map_err(classify)
-    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,20 +44,12 @@ impl Mailer {
                 let credentials = (!s.username.is_empty())
                     .then(|| Credentials::new(s.username.clone(), s.password.expose().to_string()));
                 if s.tls != config::Tls::Tls {
-                    return Ok(Mailer::Pooled(Arc::new(SmtpPool {
-                        host: s.host.clone(),
-                        port: s.port,
-                        starttls: if s.tls == config::Tls::Starttls {
-                            Some(tls_params()?)
-                        } else {
-                            None
-                        },
-                        credentials,
-                        idle: std::sync::Mutex::new(Vec::new()),
-                        slots: tokio::sync::Semaphore::new(s.pool_size as usize),
-                        hello: ClientId::default(),
-                        step: std::time::Duration::from_secs(s.timeout_seconds),
-                    })));
+                    let starttls = if s.tls == config::Tls::Starttls {
+                        Some(tls_params()?)
+                    } else {
+                        None
+                    };
+                    return Ok(Mailer::Pooled(Arc::new(SmtpPool::new(s, starttls, credentials))));
                 }
                 let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
                     .port(s.port)
@@ -235,26 +90,6 @@ impl Mailer {
             },
         }
     }
-}
-
-/// 5xx replies are permanent; everything else (4xx, network, TLS) is worth another try.
-fn classify(e: lettre::transport::smtp::Error) -> SendError {
-    if e.is_permanent() {
-        SendError::Permanent(error_chain(&e))
-    } else {
-        SendError::Transient(error_chain(&e))
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 fn header(name: &'static str, value: impl Into<String>) -> HeaderValue {

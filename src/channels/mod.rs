@@ -5,6 +5,7 @@ pub mod discord;
 pub mod email;
 pub mod imap;
 pub mod inbound;
+pub mod smtp;
 pub mod telegram;
 pub mod webhook;
 
