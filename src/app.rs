@@ -103,7 +103,7 @@ impl App {
             );
         }
         // The dispatchers also push webhooks: the change feed's pushes are outbox rows.
-        let marker = crate::outbox::Marker::start(state.db.clone(), state.config.outbox.workers as usize);
+        let marker = crate::outbox::Marker::start(state.db.clone());
         for n in 1..=state.config.outbox.workers {
             let (s, rx, m) = (state.clone(), stop_rx.clone(), marker.clone());
             supervised(

@@ -425,8 +425,8 @@ async fn instant_alerts_are_batched_and_dropped_when_resolved_first() {
 /// on the pool unharmed.
 #[tokio::test]
 async fn messages_arrive_whole_with_and_without_pipelining() {
-    use cport::channels::SendError;
     use cport::channels::email::{Built, Mailer};
+    use cport::channels::{Gate, SendError};
     for args in [&[][..], &["--no-pipelining"][..]] {
         let smtp = SmtpServer::start_with(args);
         let mut config = cport::config::Config::default();
@@ -442,14 +442,19 @@ async fn messages_arrive_whole_with_and_without_pipelining() {
             raw: format!("Subject: dots\r\nTo: {to}\r\n\r\n{body}").into_bytes(),
         };
         let body = ".a line that starts with a dot\r\n..and two\r\n.\r\nthe end\r\n";
-        mailer.send(&built("ann@alpha.example", body)).await.unwrap();
-        let refused = mailer.send(&built("reject@alpha.example", "x\r\n")).await;
+        mailer
+            .send(&built("ann@alpha.example", body), &Gate::open())
+            .await
+            .unwrap();
+        let refused = mailer
+            .send(&built("reject@alpha.example", "x\r\n"), &Gate::open())
+            .await;
         assert!(
             matches!(&refused, Err(SendError::Permanent(m)) if m.contains("550")),
             "{args:?}: {refused:?}"
         );
         mailer
-            .send(&built("bob@alpha.example", "after the refusal\r\n"))
+            .send(&built("bob@alpha.example", "after the refusal\r\n"), &Gate::open())
             .await
             .unwrap();
         let got = smtp.messages();
@@ -460,5 +465,39 @@ async fn messages_arrive_whole_with_and_without_pipelining() {
         assert!(text.trim_end().ends_with(body.trim_end()), "{args:?}: {text:?}");
         assert!(text.contains(&format!("\r\n\r\n{body}")), "{args:?}: {text:?}");
         assert_eq!(got[1].1["rcpt_tos"][0], "bob@alpha.example", "{args:?}");
+    }
+}
+
+/// A send whose gate is closed goes no further than the server's "go ahead" for the data:
+/// nothing is delivered until the gate opens (the outbox opens it once the sender's previous
+/// delivery is marked, so a killed sender leaves at most one delivery unmarked).
+#[tokio::test]
+async fn a_closed_gate_holds_the_delivery_until_it_opens() {
+    use cport::channels::Gate;
+    use cport::channels::email::{Built, Mailer};
+    for args in [&[][..], &["--no-pipelining"][..]] {
+        let smtp = SmtpServer::start_with(args);
+        let mut config = cport::config::Config::default();
+        smtp_config(&mut config, smtp.port);
+        let mailer = Mailer::from_config(&config).unwrap();
+        let message = Built {
+            envelope: lettre::address::Envelope::new(
+                Some("digest@tot.example".parse().unwrap()),
+                vec!["ann@alpha.example".parse().unwrap()],
+            )
+            .unwrap(),
+            raw: b"Subject: held\r\n\r\nheld\r\n".to_vec(),
+        };
+        let (key, gate) = Gate::closed();
+        let send = mailer.send(&message, &gate);
+        tokio::pin!(send);
+        tokio::select! {
+            r = &mut send => panic!("{args:?}: delivered through a closed gate: {r:?}"),
+            _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
+        }
+        assert!(smtp.messages().is_empty(), "{args:?}");
+        key.open();
+        send.await.unwrap();
+        assert_eq!(smtp.messages().len(), 1, "{args:?}");
     }
 }

@@ -9,8 +9,8 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::SendError;
 use super::smtp::{SmtpPool, error_chain};
+use super::{Gate, SendError};
 use crate::config::{self, Config, Transport};
 pub use crate::messages::{EmailPayload, new_message_id};
 
@@ -74,15 +74,19 @@ impl Mailer {
     }
 
     /// Sends one message; returns the provider's id (file name or server response).
-    pub async fn send(&self, message: &Built) -> Result<String, SendError> {
+    /// The message is handed over only once `gate` is open.
+    pub async fn send(&self, message: &Built, gate: &Gate) -> Result<String, SendError> {
         let (envelope, raw) = (&message.envelope, message.raw.as_slice());
+        if !matches!(self, Mailer::Pooled(_)) {
+            gate.pass().await;
+        }
         match self {
             Mailer::File(t) => t
                 .send_raw(envelope, raw)
                 .await
                 .map(|id| format!("{id}.eml"))
                 .map_err(|e| SendError::Transient(format!("file transport: {e}"))),
-            Mailer::Pooled(pool) => pool.send(envelope, raw).await,
+            Mailer::Pooled(pool) => pool.send(envelope, raw, gate).await,
             Mailer::Smtp(t) => match t.send_raw(envelope, raw).await {
                 Ok(resp) => Ok(resp.message().collect::<Vec<_>>().join(" ")),
                 Err(e) if e.is_permanent() => Err(SendError::Permanent(error_chain(&e))),

@@ -11,6 +11,43 @@ pub mod webhook;
 
 pub use crate::messages::SendError;
 
+/// Holds a send back at the moment the receiving side would take the message (for pipelined
+/// SMTP, the end of data; elsewhere, before the request), until its [`GateKey`] opens it or is
+/// dropped. The outbox lets a sender start its next message while the previous delivery's
+/// mark commits, and gates the next delivery on that mark: a sender killed at any moment
+/// leaves at most one delivered message unmarked.
+#[derive(Clone, Default)]
+pub struct Gate(Option<tokio::sync::watch::Receiver<bool>>);
+
+/// Opens its [`Gate`].
+pub struct GateKey(tokio::sync::watch::Sender<bool>);
+
+impl Gate {
+    /// A gate that is open from the start.
+    pub fn open() -> Gate {
+        Gate(None)
+    }
+
+    /// A closed gate and its key.
+    pub fn closed() -> (GateKey, Gate) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (GateKey(tx), Gate(Some(rx)))
+    }
+
+    /// Returns once the gate is open (or its key is gone).
+    pub async fn pass(&self) {
+        if let Some(rx) = &self.0 {
+            let _ = rx.clone().wait_for(|open| *open).await;
+        }
+    }
+}
+
+impl GateKey {
+    pub fn open(self) {
+        let _ = self.0.send(true);
+    }
+}
+
 /// The senders the engines deliver through (email, chat, webhooks), with the [`Services`]
 /// they deref to. The digest scheduler, alerts and outbox take this, not the application.
 ///

@@ -8,7 +8,7 @@ use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 
-use super::SendError;
+use super::{Gate, SendError};
 use crate::config::SmtpConfig;
 
 /// A socket whose every read and write must make progress within a time limit. lettre's
@@ -141,7 +141,8 @@ impl SmtpPool {
         Ok(Pooled { conn, pipelining })
     }
 
-    pub async fn send(&self, envelope: &Envelope, raw: &[u8]) -> Result<String, SendError> {
+    /// Sends one message; its end of data (which makes the server take it) waits for `gate`.
+    pub async fn send(&self, envelope: &Envelope, raw: &[u8], gate: &Gate) -> Result<String, SendError> {
         let _slot = self
             .slots
             .acquire()
@@ -152,11 +153,11 @@ impl SmtpPool {
             Some(c) => (c, true),
             None => (self.connect().await?, false),
         };
-        let result = match pooled.send(envelope, raw).await {
+        let result = match pooled.send(envelope, raw, gate).await {
             // An idle connection the server closed meanwhile: one more try on a fresh one.
             Err(e) if was_reused && !e.is_permanent() && !e.is_transient() => {
                 pooled = self.connect().await?;
-                pooled.send(envelope, raw).await
+                pooled.send(envelope, raw, gate).await
             }
             other => other,
         };
@@ -180,7 +181,12 @@ impl SmtpPool {
 }
 
 impl Pooled {
-    async fn send(&mut self, envelope: &Envelope, raw: &[u8]) -> Result<Response, lettre::transport::smtp::Error> {
+    async fn send(
+        &mut self,
+        envelope: &Envelope,
+        raw: &[u8],
+        gate: &Gate,
+    ) -> Result<Response, lettre::transport::smtp::Error> {
         // Non-ASCII addresses or content need MAIL parameters lettre chooses from the
         // server's extensions; such a message goes through lettre's own conversation.
         let text = std::str::from_utf8(raw).ok().filter(|t| t.is_ascii());
@@ -190,6 +196,7 @@ impl Pooled {
             .chain(envelope.to())
             .all(|a: &lettre::Address| AsRef::<str>::as_ref(a).is_ascii());
         let (true, Some(text), true) = (self.pipelining, text, ascii_addresses) else {
+            gate.pass().await;
             return self.conn.send(envelope, raw).await;
         };
         let mut commands = Mail::new(envelope.from().cloned(), vec![]).to_string();
@@ -218,6 +225,7 @@ impl Pooled {
         if let Some(e) = refused {
             return Err(e);
         }
+        gate.pass().await;
         self.conn.command(DataBody(text)).await
     }
 }

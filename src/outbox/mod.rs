@@ -10,9 +10,9 @@ use rand::Rng;
 
 use crate::actions::items::for_contact;
 use crate::channels::Providers;
-use crate::channels::SendError;
 use crate::channels::chat::ChatPayload;
 use crate::channels::email::{EmailPayload, build_message};
+use crate::channels::{Gate, SendError};
 use crate::messages::compose::Composer;
 use crate::store::StoreError;
 use crate::store::contacts::get_contact;
@@ -103,8 +103,8 @@ async fn dispatch(state: &Providers, now: DateTime<Utc>, limit: i64, crew: &Crew
     let sends = async {
         let suspended = outbox::suspended_contacts(&state.db).await?;
         let mut rows = rows.into_iter();
-        // The previous delivery's mark commits while the next message is sent; it is
-        // settled before another send starts.
+        // The previous delivery's mark commits while the next message is built and begun;
+        // it is settled before the next one is delivered.
         let mut pending: Option<Settle> = None;
         while let Some(row) = rows.next() {
             if crew.stopping() {
@@ -116,10 +116,24 @@ async fn dispatch(state: &Providers, now: DateTime<Utc>, limit: i64, crew: &Crew
                 tracing::info!(handed_back = n, "stopping: unsent messages handed back to the outbox");
                 break;
             }
-            let this = send_guarded(state, crew, &token, row, &suspended).await?;
-            if let Some(p) = pending.replace(this) {
-                out.push(p.finish(&state.db).await?);
-            }
+            // The next message goes as far as it can while the previous mark commits; its
+            // delivery waits for that mark (see `Gate`).
+            let this = match pending.take() {
+                None => send_guarded(state, crew, &token, row, &suspended, &Gate::open()).await?,
+                Some(previous) => {
+                    let (key, gate) = Gate::closed();
+                    let settle = async {
+                        let settled = previous.finish(&state.db).await;
+                        key.open();
+                        settled
+                    };
+                    let (this, settled) =
+                        tokio::join!(send_guarded(state, crew, &token, row, &suspended, &gate), settle);
+                    out.push(settled?);
+                    this?
+                }
+            };
+            pending = Some(this);
         }
         if let Some(p) = pending {
             out.push(p.finish(&state.db).await?);
@@ -152,10 +166,11 @@ async fn send_guarded(
     token: &str,
     row: OutboxRow,
     suspended: &HashMap<String, String>,
+    gate: &Gate,
 ) -> Result<Settle, StoreError> {
     use futures::FutureExt;
     let (id, channel, kind) = (row.id, row.channel.clone(), row.kind.clone());
-    match std::panic::AssertUnwindSafe(send_row(state, crew, token, row, suspended))
+    match std::panic::AssertUnwindSafe(send_row(state, crew, token, row, suspended, gate))
         .catch_unwind()
         .await
     {
@@ -209,6 +224,7 @@ async fn attempt(
     state: &Providers,
     row: &OutboxRow,
     suspended: &HashMap<String, String>,
+    gate: &Gate,
 ) -> Result<Option<String>, SendError> {
     let now = Utc::now();
     // A store error while rendering one message must not stop the batch: it is that
@@ -221,11 +237,14 @@ async fn attempt(
         ("email", Some(reason)) => Err(SendError::Permanent(format!(
             "email to this contact is suspended: {reason}"
         ))),
-        ("email", None) => send_email(state, row, now).await.map_err(store)?,
-        ("webhook", _) => crate::channels::webhook::send(&state.http, &state.config.webhook, row)
-            .await
-            .map(Some),
-        (chat, _) if state.chat.contains_key(chat) => send_chat(state, row, now).await.map_err(store)?,
+        ("email", None) => send_email(state, row, now, gate).await.map_err(store)?,
+        ("webhook", _) => {
+            gate.pass().await;
+            crate::channels::webhook::send(&state.http, &state.config.webhook, row)
+                .await
+                .map(Some)
+        }
+        (chat, _) if state.chat.contains_key(chat) => send_chat(state, row, now, gate).await.map_err(store)?,
         (other, _) => Err(SendError::Permanent(format!("no sender for channel `{other}`"))),
     }
 }
@@ -238,10 +257,11 @@ async fn send_row(
     token: &str,
     row: OutboxRow,
     suspended: &HashMap<String, String>,
+    gate: &Gate,
 ) -> Result<Settle, StoreError> {
     let started = Instant::now();
     let limit = std::time::Duration::from_secs(state.config.outbox.send_timeout_seconds);
-    let result = match tokio::time::timeout(limit, attempt(state, &row, suspended)).await {
+    let result = match tokio::time::timeout(limit, attempt(state, &row, suspended, gate)).await {
         Ok(r) => r,
         Err(_) => {
             tracing::warn!(id = row.id, channel = %row.channel, "send timed out; the connection was dropped");
@@ -311,6 +331,7 @@ async fn send_email(
     state: &Providers,
     row: &OutboxRow,
     now: DateTime<Utc>,
+    gate: &Gate,
 ) -> Result<Result<Option<String>, SendError>, StoreError> {
     let payload = if row.kind == "alert" {
         match alert_email(state, row, now).await? {
@@ -328,7 +349,7 @@ async fn send_email(
         Ok(m) => m,
         Err(e) => return Ok(Err(e)),
     };
-    Ok(state.mailer.send(&message).await.map(Some))
+    Ok(state.mailer.send(&message, gate).await.map(Some))
 }
 
 /// Sends a chat row. Alerts are rendered now from the items still open, like emails.
@@ -336,6 +357,7 @@ async fn send_chat(
     state: &Providers,
     row: &OutboxRow,
     now: DateTime<Utc>,
+    gate: &Gate,
 ) -> Result<Result<Option<String>, SendError>, StoreError> {
     let Some(sender) = state.chat.get(row.channel.as_str()) else {
         return Ok(Err(SendError::Permanent(format!(
@@ -356,6 +378,7 @@ async fn send_chat(
         _ => return Ok(Err(SendError::Permanent("chat message without content".into()))),
     };
     message.attach_picture(&state.config.data_dir.join("media")).await;
+    gate.pass().await;
     Ok(sender.send(&row.recipient, &message).await.map(Some))
 }
 
@@ -451,7 +474,7 @@ pub async fn drain_concurrently(
 ) -> Result<DrainReport, StoreError> {
     let crew = Crew {
         stop,
-        marker: Some(Marker::start(state.db.clone(), workers.max(1))),
+        marker: Some(Marker::start(state.db.clone())),
     };
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
