@@ -83,7 +83,7 @@ pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<
         created_by: by.to_string(),
     };
     // Compose before opening the transaction (SQLite holds one writer at a time).
-    let (contacts, settings, chats) = if banner.severity == "urgent" {
+    let (contacts, settings, chats) = if banner.severity == crate::model::Severity::Urgent.as_str() {
         let contacts: Vec<_> = list_active_contacts(&state.db)
             .await?
             .into_iter()

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 
 use super::{ActionError, Actor, found};
-use crate::model::OPEN_JOB_STATUSES;
+use crate::model::{DeliveryInstructions, OPEN_JOB_STATUSES};
 use crate::services::Services;
 use crate::store::jobs::{self, NewRequest};
 
@@ -73,7 +73,7 @@ pub async fn no_delivery_in(
         now,
     )
     .await?;
-    jobs::set_delivery_instructions(tx, job_id, "not_required").await?;
+    jobs::set_delivery_instructions(tx, job_id, DeliveryInstructions::NotRequired.as_str()).await?;
     let seq = super::record(
         state,
         tx,
@@ -209,7 +209,7 @@ pub async fn give(
         jobs::insert_request_line(&mut tx, rid, &l.job_id, l.line_no, l.qty).await?;
     }
     for job_id in by_job.keys() {
-        jobs::set_delivery_instructions(&mut tx, job_id, "given").await?;
+        jobs::set_delivery_instructions(&mut tx, job_id, DeliveryInstructions::Given.as_str()).await?;
     }
     let seq = super::record(state, &mut tx, "delivery_instructions_given", actor, &format!("DR-{rid}"),
         &json!({

@@ -279,8 +279,10 @@ macro_rules! named_enum {
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// Every name, in order.
+            pub const NAMES: &'static [&'static str] = &[$($text),+];
 
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $text),+
                 }
@@ -295,7 +297,7 @@ macro_rules! named_enum {
 
             /// Every name, for messages: `a, b, c`.
             pub fn names() -> String {
-                [$($text),+].join(", ")
+                Self::NAMES.join(", ")
             }
         }
 
@@ -344,11 +346,63 @@ named_enum! {
     }
 }
 
-/// Job statuses TOT uses; the first three are "open".
-pub const JOB_STATUSES: &[&str] = &["entered", "in_production", "completed", "delivered", "cancelled"];
-pub const OPEN_JOB_STATUSES: &[&str] = &["entered", "in_production", "completed"];
-pub const DELIVERY_INSTRUCTIONS: &[&str] = &["none", "given", "not_required"];
-pub const VISUAL_STATUSES: &[&str] = &["awaiting_approval", "approved", "rejected"];
+named_enum! {
+    /// Where a job stands at TOT; the first three are "open".
+    pub enum JobStatus {
+        Entered = "entered",
+        InProduction = "in_production",
+        Completed = "completed",
+        Delivered = "delivered",
+        Cancelled = "cancelled",
+    }
+}
+
+named_enum! {
+    /// Whether a job's delivery instructions are still wanted.
+    pub enum DeliveryInstructions {
+        None = "none",
+        Given = "given",
+        NotRequired = "not_required",
+    }
+}
+
+named_enum! {
+    /// Where a delivery stands.
+    pub enum DeliveryStatus {
+        Picked = "picked",
+        Ready = "ready",
+        Sent = "sent",
+    }
+}
+
+named_enum! {
+    /// Where a purchase order stands.
+    pub enum PoStatus {
+        Open = "open",
+        PartReceived = "part_received",
+        Received = "received",
+        Closed = "closed",
+        Cancelled = "cancelled",
+    }
+}
+
+named_enum! {
+    /// How loud a stop-press banner is; urgent ones are also sent at once.
+    pub enum Severity {
+        Info = "info",
+        Warning = "warning",
+        Urgent = "urgent",
+    }
+}
+
+pub const JOB_STATUSES: &[&str] = JobStatus::NAMES;
+pub const OPEN_JOB_STATUSES: &[&str] = &[
+    JobStatus::Entered.as_str(),
+    JobStatus::InProduction.as_str(),
+    JobStatus::Completed.as_str(),
+];
+pub const DELIVERY_INSTRUCTIONS: &[&str] = DeliveryInstructions::NAMES;
+pub const VISUAL_STATUSES: &[&str] = VisualStatus::NAMES;
 
 named_enum! {
     /// Where a colour visual stands. TOT's records and the store keep it as its snake_case
@@ -360,9 +414,9 @@ named_enum! {
     }
 }
 
-pub const DELIVERY_STATUSES: &[&str] = &["picked", "ready", "sent"];
-pub const PO_STATUSES: &[&str] = &["open", "part_received", "received", "closed", "cancelled"];
-pub const SEVERITIES: &[&str] = &["info", "warning", "urgent"];
+pub const DELIVERY_STATUSES: &[&str] = DeliveryStatus::NAMES;
+pub const PO_STATUSES: &[&str] = PoStatus::NAMES;
+pub const SEVERITIES: &[&str] = Severity::NAMES;
 
 pub fn check_one_of(field: &str, v: &str, allowed: &[&str], errs: &mut Vec<FieldError>) {
     if !allowed.contains(&v) {

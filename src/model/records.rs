@@ -452,7 +452,7 @@ impl Record for DeliveryIn {
             check_qty("proof_of_delivery.boxes", p.boxes, e);
             check_text("proof_of_delivery.courier", &p.courier, 200, e);
         }
-        if self.status == "sent" && self.sent_date.is_none() {
+        if DeliveryStatus::parse(&self.status) == Some(DeliveryStatus::Sent) && self.sent_date.is_none() {
             e.push(FieldError::new("sent_date", "required when status is sent"));
         }
     }
