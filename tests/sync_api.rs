@@ -424,3 +424,29 @@ async fn inbound_email_over_http_needs_the_token_and_refuses_oversized_messages(
     assert!(r.text().await.unwrap().contains("inbound.max_bytes"));
     app.stop().await;
 }
+
+/// A pass over many contacts reads items for a batch of clients at once; each contact gets
+/// exactly what reading its own client alone gives, in the same order.
+#[tokio::test]
+async fn the_batched_item_scan_matches_each_contacts_own_read() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let contacts = cport::store::contacts::list_active_contacts(&app.db).await.unwrap();
+    assert!(contacts.len() > 2, "the world has several contacts");
+    let mut cache = cport::actions::items::ItemCache::new(&contacts);
+    let mut seen_items = 0;
+    for c in &contacts {
+        let batched = cache.for_contact(&app.db, c).await.unwrap();
+        let alone = for_contact(&app.db, c).await.unwrap();
+        let ids = |items: &[cport::actions::items::ActionItem]| {
+            items
+                .iter()
+                .map(|i| (i.category, i.id.clone(), i.command.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&batched), ids(&alone), "contact {}", c.id);
+        seen_items += batched.len();
+    }
+    assert!(seen_items > 0, "the world has items");
+    app.stop().await;
+}

@@ -1,6 +1,8 @@
 //! Action items (shared/SPEC.md F1): which ones need a contact's attention now, by the
 //! contact's client and role. The item types are `model::items`.
 
+use std::collections::HashMap;
+
 use crate::model::Role;
 pub use crate::model::items::{Action, ActionItem, Category};
 use crate::store::contacts::ContactRow;
@@ -31,27 +33,59 @@ pub fn for_role(items: Vec<ActionItem>, role: Role) -> Vec<ActionItem> {
         .collect()
 }
 
-/// Items per client, read once per pass however many of the client's contacts need them.
-#[derive(Default)]
-pub struct ItemCache(std::collections::HashMap<String, Vec<ActionItem>>);
+/// Items per client for a pass over many contacts: the items of a batch of clients are read
+/// together (one query per category, see `store::items`), and a batch is dropped when the
+/// pass moves on to the next, so a pass over the whole store holds one batch at a time.
+/// Contacts are expected in client order (as `list_active_contacts` gives them); out of order
+/// they are still right, only read more often.
+pub struct ItemCache {
+    /// Every client the pass will ask for, in order, each once.
+    clients: Vec<String>,
+    batch: HashMap<String, Vec<ActionItem>>,
+}
 
 impl ItemCache {
-    /// The contact's items (as [`for_contact`]), reading its client's items at most once.
+    /// A cache for a pass over `contacts`.
+    pub fn new(contacts: &[ContactRow]) -> ItemCache {
+        let mut clients: Vec<String> = contacts.iter().map(|c| c.client_id.clone()).collect();
+        clients.dedup();
+        ItemCache {
+            clients,
+            batch: HashMap::new(),
+        }
+    }
+
+    /// The contact's items (as [`for_contact`]), reading its client's batch when it is not
+    /// the one in hand.
     pub async fn for_contact(&mut self, db: &Db, contact: &ContactRow) -> Result<Vec<ActionItem>> {
-        if !self.0.contains_key(&contact.client_id) {
-            self.0
-                .insert(contact.client_id.clone(), for_client(db, &contact.client_id).await?);
+        if !self.batch.contains_key(&contact.client_id) {
+            let from = self.clients.iter().position(|c| *c == contact.client_id);
+            let batch: Vec<&str> = match from {
+                Some(i) => self.clients[i..].iter().take(BATCH).map(String::as_str).collect(),
+                None => vec![contact.client_id.as_str()],
+            };
+            self.batch = for_clients(db, &batch).await?;
         }
         let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
-        Ok(for_role(self.0[&contact.client_id].clone(), role))
+        let items = self.batch.get(&contact.client_id).cloned().unwrap_or_default();
+        Ok(for_role(items, role))
     }
 }
 
+/// Clients whose items are read together.
+const BATCH: usize = items::CLIENTS_PER_QUERY;
+
 /// Every action item of one client, with the actions an admin would get.
 pub async fn for_client(db: &Db, client: &str) -> Result<Vec<ActionItem>> {
-    let mut out = Vec::new();
-    for v in items::list_pending_visuals(db, client).await? {
-        out.push(ActionItem {
+    Ok(for_clients(db, &[client]).await?.remove(client).unwrap_or_default())
+}
+
+/// Every action item of each of `clients` (a client without items has none in the map), in
+/// category order.
+pub async fn for_clients(db: &Db, clients: &[&str]) -> Result<HashMap<String, Vec<ActionItem>>> {
+    let mut out: HashMap<String, Vec<ActionItem>> = HashMap::new();
+    for v in items::list_pending_visuals(db, clients).await? {
+        out.entry(v.client_id).or_default().push(ActionItem {
             category: Category::VisualApproval,
             title: format!("Visual {} for {} ({})", v.id, v.job_name, v.category),
             detail: format!("design {}, job {}", v.design_id, v.job_id),
@@ -62,8 +96,8 @@ pub async fn for_client(db: &Db, client: &str) -> Result<Vec<ActionItem>> {
             id: v.id,
         });
     }
-    for j in items::list_jobs_without_delivery(db, client).await? {
-        out.push(ActionItem {
+    for j in items::list_jobs_without_delivery(db, clients).await? {
+        out.entry(j.client_id).or_default().push(ActionItem {
             category: Category::DeliveryInstructions,
             title: format!("Job {}: {}", j.id, j.name),
             detail: match &j.client_ref {
@@ -77,8 +111,8 @@ pub async fn for_client(db: &Db, client: &str) -> Result<Vec<ActionItem>> {
             id: j.id,
         });
     }
-    for po in items::list_open_third_party_pos(db, client).await? {
-        out.push(ActionItem {
+    for po in items::list_open_third_party_pos(db, clients).await? {
+        out.entry(po.client_id).or_default().push(ActionItem {
             category: Category::ThirdPartyPo,
             title: format!("PO {} ({}) from {}", po.id, po.tot_ref, po.supplier),
             detail: format!(
@@ -94,8 +128,8 @@ pub async fn for_client(db: &Db, client: &str) -> Result<Vec<ActionItem>> {
             id: po.id,
         });
     }
-    for a in items::list_missing_art(db, client).await? {
-        out.push(ActionItem {
+    for a in items::list_missing_art(db, clients).await? {
+        out.entry(a.client_id).or_default().push(ActionItem {
             category: Category::AwaitingArt,
             title: format!("Artwork for job {}: {}", a.job_id, a.job_name),
             detail: format!("design {}: {}", a.design_id, a.description),

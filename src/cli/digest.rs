@@ -45,18 +45,28 @@ pub(crate) async fn dry_run(db: &Db, args: &DigestRunArgs) -> anyhow::Result<()>
         None => list_active_contacts(db).await?,
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut all = Vec::new();
-    for c in &contacts {
-        let items = for_contact(db, c).await?;
+    let mut cache = ItemCache::new(&contacts);
+    // The JSON array is written one contact at a time (as `to_writer_pretty` would lay it
+    // out), so a pass over the whole store never holds every contact's items at once.
+    if args.json {
+        write!(out, "[")?;
+    }
+    for (n, c) in contacts.iter().enumerate() {
+        let items = cache.for_contact(db, c).await?;
         if args.json {
-            all.push(serde_json::json!({ "contact": c, "items": items }));
+            let one = serde_json::to_string_pretty(&serde_json::json!({ "contact": c, "items": items }))?;
+            write!(
+                out,
+                "{}\n  {}",
+                if n == 0 { "" } else { "," },
+                one.replace('\n', "\n  ")
+            )?;
         } else {
             print_items(&mut out, c, &items)?;
         }
     }
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &all)?;
-        writeln!(out)?;
+        writeln!(out, "{}]", if contacts.is_empty() { "" } else { "\n" })?;
     }
     out.flush()?;
     Ok(())

@@ -19,7 +19,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::actions::items::{ActionItem, for_contact};
+use crate::actions::items::{ActionItem, ItemCache};
 use crate::config::{Config, Need, Secret};
 use crate::digest::scheduler::{PassError, Trigger, run_pass};
 use crate::store::Db;

@@ -71,7 +71,7 @@ pub async fn scan(
         .collect();
     let settings = list_settings(&state.db).await?;
     let chats = crate::actions::targets::targets_by_contact(state).await?;
-    let mut cache = ItemCache::default();
+    let mut cache = ItemCache::new(&contacts);
     let mut queued = 0;
     for c in &contacts {
         let s = settings

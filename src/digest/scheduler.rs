@@ -84,7 +84,7 @@ pub async fn run_pass(
         ..Default::default()
     };
     let chats = targets_by_contact(state).await?;
-    let mut cache = ItemCache::default();
+    let mut cache = ItemCache::new(&contacts);
     let catch_up = Duration::hours(i64::from(state.config.digest.catch_up_hours));
     for c in &contacts {
         let s = settings

@@ -1,11 +1,40 @@
-//! The queries behind action items (shared/SPEC.md F1), each scoped to one client.
+//! The queries behind action items (shared/SPEC.md F1), each over a set of clients: one
+//! query per category serves a whole batch of clients (the scheduler, alerts and `digest run`
+//! read many clients at once; a page reads one).
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Db, Result, bind, on_db};
+use super::{Db, Result, on_db, placeholders};
+
+/// How many clients one item query names (well under both engines' parameter limits).
+pub const CLIENTS_PER_QUERY: usize = 500;
+
+/// Runs `sql` (with `{clients}` standing for the IN list) for `clients`, in chunks.
+async fn for_clients<T>(db: &Db, sql: &str, clients: &[&str]) -> Result<Vec<T>>
+where
+    T: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    let mut out = Vec::new();
+    for chunk in clients.chunks(CLIENTS_PER_QUERY) {
+        let sql = sql.replace("{clients}", &placeholders(1, chunk.len()));
+        let rows: Vec<T> = on_db!(db, p => {
+            let mut q = sqlx::query_as::<_, T>(&sql);
+            for c in chunk {
+                q = q.bind(*c);
+            }
+            q.fetch_all(p).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PendingVisual {
+    pub client_id: String,
     pub id: String,
     pub design_id: String,
     pub category: String,
@@ -15,19 +44,19 @@ pub struct PendingVisual {
     pub created_at: DateTime<Utc>,
 }
 
-/// A1: visuals awaiting the client's approval.
-pub async fn list_pending_visuals(db: &Db, client_id: &str) -> Result<Vec<PendingVisual>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, PendingVisual>(
-        "SELECT v.id, v.design_id, v.category, v.job_id, j.name AS job_name, j.date_required, v.created_at
+/// A1: visuals awaiting the clients' approval.
+pub async fn list_pending_visuals(db: &Db, clients: &[&str]) -> Result<Vec<PendingVisual>> {
+    let sql = "SELECT v.client_id, v.id, v.design_id, v.category, v.job_id, j.name AS job_name, j.date_required,
+                      v.created_at
          FROM visuals v JOIN jobs j ON j.id = v.job_id
-         WHERE v.client_id = $1 AND v.status = 'awaiting_approval'
-         ORDER BY v.created_at, v.id",
-    ), client_id)
-    .fetch_all(p).await)?)
+         WHERE v.client_id IN ({clients}) AND v.status = 'awaiting_approval'
+         ORDER BY v.created_at, v.id";
+    for_clients(db, sql, clients).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OpenJob {
+    pub client_id: String,
     pub id: String,
     pub name: String,
     pub status: String,
@@ -36,19 +65,18 @@ pub struct OpenJob {
     pub created_at: DateTime<Utc>,
 }
 
-/// A2: open jobs for which the client has given no delivery instructions.
-pub async fn list_jobs_without_delivery(db: &Db, client_id: &str) -> Result<Vec<OpenJob>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, OpenJob>(
-        "SELECT id, name, status, date_required, client_ref, created_at FROM jobs
-         WHERE client_id = $1 AND status IN ('entered', 'in_production', 'completed')
+/// A2: open jobs for which the clients have given no delivery instructions.
+pub async fn list_jobs_without_delivery(db: &Db, clients: &[&str]) -> Result<Vec<OpenJob>> {
+    let sql = "SELECT client_id, id, name, status, date_required, client_ref, created_at FROM jobs
+         WHERE client_id IN ({clients}) AND status IN ('entered', 'in_production', 'completed')
            AND delivery_instructions = 'none'
-         ORDER BY date_required, id",
-    ), client_id)
-    .fetch_all(p).await)?)
+         ORDER BY date_required, id";
+    for_clients(db, sql, clients).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OpenThirdPartyPo {
+    pub client_id: String,
     pub id: String,
     pub tot_ref: String,
     pub placed_by: Option<String>,
@@ -58,22 +86,21 @@ pub struct OpenThirdPartyPo {
     pub outstanding: i64,
 }
 
-/// A3: purchase orders placed by the client's third parties and not fully delivered.
-pub async fn list_open_third_party_pos(db: &Db, client_id: &str) -> Result<Vec<OpenThirdPartyPo>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, OpenThirdPartyPo>(
-        "SELECT po.id, po.tot_ref, po.placed_by, po.supplier, po.status, po.date_ordered,
+/// A3: purchase orders placed by the clients' third parties and not fully delivered.
+pub async fn list_open_third_party_pos(db: &Db, clients: &[&str]) -> Result<Vec<OpenThirdPartyPo>> {
+    let sql = "SELECT po.client_id, po.id, po.tot_ref, po.placed_by, po.supplier, po.status, po.date_ordered,
                 CAST(SUM(l.ordered - l.received - l.cancelled) AS BIGINT) AS outstanding
          FROM purchase_orders po JOIN purchase_order_lines l ON l.po_id = po.id
-         WHERE po.client_id = $1 AND po.third_party AND po.status NOT IN ('closed', 'cancelled')
-         GROUP BY po.id, po.tot_ref, po.placed_by, po.supplier, po.status, po.date_ordered
+         WHERE po.client_id IN ({clients}) AND po.third_party AND po.status NOT IN ('closed', 'cancelled')
+         GROUP BY po.client_id, po.id, po.tot_ref, po.placed_by, po.supplier, po.status, po.date_ordered
          HAVING SUM(l.ordered - l.received - l.cancelled) > 0
-         ORDER BY po.date_ordered, po.id",
-    ), client_id)
-    .fetch_all(p).await)?)
+         ORDER BY po.date_ordered, po.id";
+    for_clients(db, sql, clients).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MissingArt {
+    pub client_id: String,
     pub id: String,
     pub job_id: String,
     pub job_name: String,
@@ -83,13 +110,11 @@ pub struct MissingArt {
 }
 
 /// A4: art requirements of open jobs whose artwork has not arrived.
-pub async fn list_missing_art(db: &Db, client_id: &str) -> Result<Vec<MissingArt>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, MissingArt>(
-        "SELECT a.id, a.job_id, j.name AS job_name, a.design_id, a.description, a.art_due
+pub async fn list_missing_art(db: &Db, clients: &[&str]) -> Result<Vec<MissingArt>> {
+    let sql = "SELECT a.client_id, a.id, a.job_id, j.name AS job_name, a.design_id, a.description, a.art_due
          FROM art_requirements a JOIN jobs j ON j.id = a.job_id
-         WHERE a.client_id = $1 AND NOT a.art_received
+         WHERE a.client_id IN ({clients}) AND NOT a.art_received
            AND j.status IN ('entered', 'in_production', 'completed')
-         ORDER BY a.art_due, a.id",
-    ), client_id)
-    .fetch_all(p).await)?)
+         ORDER BY a.art_due, a.id";
+    for_clients(db, sql, clients).await
 }

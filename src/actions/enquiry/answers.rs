@@ -487,7 +487,7 @@ pub(super) async fn art(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { name, .. } = *a;
     let db = &a.state.db;
     let client = a.actor.client_id();
-    let list = crate::store::items::list_missing_art(db, client).await?;
+    let list = crate::store::items::list_missing_art(db, &[client]).await?;
     let rows = list
         .iter()
         .map(|a| {
@@ -512,7 +512,7 @@ pub(super) async fn visuals(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { name, .. } = *a;
     let db = &a.state.db;
     let client = a.actor.client_id();
-    let list = crate::store::items::list_pending_visuals(db, client).await?;
+    let list = crate::store::items::list_pending_visuals(db, &[client]).await?;
     let rows = list
         .iter()
         .map(|v| vec![v.id.clone(), v.job_name.clone(), v.category.clone(), d(v.date_required)])
