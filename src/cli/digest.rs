@@ -46,28 +46,34 @@ pub(crate) async fn dry_run(db: &Db, args: &DigestRunArgs) -> anyhow::Result<()>
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut cache = ItemCache::new(&contacts);
-    // The JSON array is written one contact at a time (as `to_writer_pretty` would lay it
-    // out), so a pass over the whole store never holds every contact's items at once.
-    if args.json {
-        write!(out, "[")?;
-    }
-    for (n, c) in contacts.iter().enumerate() {
-        let items = cache.for_contact(db, c).await?;
-        if args.json {
-            let one = serde_json::to_string_pretty(&serde_json::json!({ "contact": c, "items": items }))?;
-            write!(
-                out,
-                "{}\n  {}",
-                if n == 0 { "" } else { "," },
-                one.replace('\n', "\n  ")
-            )?;
-        } else {
-            print_items(&mut out, c, &items)?;
+    if !args.json {
+        for c in &contacts {
+            print_items(&mut out, c, &cache.for_contact(db, c).await?)?;
         }
+        out.flush()?;
+        return Ok(());
     }
-    if args.json {
-        writeln!(out, "{}]", if contacts.is_empty() { "" } else { "\n" })?;
+    // The JSON array is written one contact at a time, so a pass over the whole store never
+    // holds every contact's items at once.
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        contact: &'a ContactRow,
+        items: &'a [ActionItem],
     }
+    let mut json = serde_json::Serializer::pretty(&mut out);
+    let mut array = serde::Serializer::serialize_seq(&mut json, Some(contacts.len()))?;
+    for c in &contacts {
+        let items = cache.for_contact(db, c).await?;
+        serde::ser::SerializeSeq::serialize_element(
+            &mut array,
+            &Entry {
+                contact: c,
+                items: &items,
+            },
+        )?;
+    }
+    serde::ser::SerializeSeq::end(array)?;
+    writeln!(out)?;
     out.flush()?;
     Ok(())
 }
