@@ -3,6 +3,13 @@
 
 log() { printf '\n==> %s\n' "$*"; }
 
+# summary PATH CPORT REFERENCE RATIO: one row for scripts/bench's table, appended to the file
+# named by $BENCH_SUMMARY when it is set (a benchmark run alone prints its own table).
+summary() {
+    if [ -n "${BENCH_SUMMARY:-}" ]; then printf '%s\t%s\t%s\t%s\n' "$@" >> "$BENCH_SUMMARY"; fi
+}
+ratio() { python3 -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$1" "$2"; }
+
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }

@@ -118,10 +118,16 @@ impl FakeTelegram {
         })
     }
 
+    /// Queues an update under the next id. The id is taken while the queue is locked: taken
+    /// before, two chats speaking at once could queue ids out of order, and a poll that saw
+    /// only the later one would move its offset past the earlier one, which is then dropped
+    /// (the bare bot of `benches/chat.rs` once waited 60 s for such an answer).
     fn push(&self, mut update: Value) -> i64 {
+        let mut queue = self.inner.updates.lock().unwrap();
         let id = self.inner.next_update.fetch_add(1, Ordering::SeqCst);
         update["update_id"] = json!(id);
-        self.inner.updates.lock().unwrap().push_back(update);
+        queue.push_back(update);
+        drop(queue);
         self.inner.new_update.notify_waiters();
         id
     }
