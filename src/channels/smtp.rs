@@ -263,8 +263,12 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        // lettre's errors repeat their source's words ("permanent error (550): 5.1.1 …: 5.1.1 …").
+        let more = c.to_string();
+        if !s.contains(&more) {
+            s.push_str(": ");
+            s.push_str(&more);
+        }
         cur = c.source();
     }
     s
