@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::model::records::*;
 use crate::model::{FieldError, check_id};
-use crate::store::records::{Outcome, Upsert, delete_keys, existing_hashes, owners, write};
+use crate::store::records::{Outcome, Upsert, delete_keys, existing_hashes, owners, write_many};
 use crate::store::{Db, StoreError, Tx};
 
 pub use crate::model::records::RecordError;
@@ -232,26 +232,28 @@ pub async fn stage<T: Upsert>(
     let keys: Vec<&str> = records.iter().map(|(_, r)| r.key()).collect();
     let hashes = existing_hashes(tx, T::TABLE, T::KEY, &keys).await?;
     let now = Utc::now();
-    for (n, (_, rec)) in records.iter().enumerate() {
-        let hash = content_hash(rec);
-        let outcome = match hashes.get(rec.key()) {
-            Some(h) if *h == hash => Outcome::Unchanged,
-            Some(_) => Outcome::Updated,
-            None => Outcome::Inserted,
-        };
-        match outcome {
-            Outcome::Unchanged => report.unchanged += 1,
-            Outcome::Updated => report.updated += 1,
-            Outcome::Inserted => report.inserted += 1,
+    for chunk in records.chunks(256) {
+        let mut changed: Vec<(&T, String, bool)> = Vec::new();
+        for (_, rec) in chunk {
+            let hash = content_hash(rec);
+            let outcome = match hashes.get(rec.key()) {
+                Some(h) if *h == hash => Outcome::Unchanged,
+                Some(_) => Outcome::Updated,
+                None => Outcome::Inserted,
+            };
+            match outcome {
+                Outcome::Unchanged => report.unchanged += 1,
+                Outcome::Updated => report.updated += 1,
+                Outcome::Inserted => report.inserted += 1,
+            }
+            if outcome != Outcome::Unchanged {
+                changed.push((rec, hash, outcome == Outcome::Updated));
+            }
         }
-        if outcome != Outcome::Unchanged {
-            write(tx, rec, &hash, now, outcome == Outcome::Updated).await?;
-        }
-        if n % 256 == 255 {
-            progress(256);
-        }
+        let changed: Vec<(&T, &str, bool)> = changed.iter().map(|(r, h, e)| (*r, h.as_str(), *e)).collect();
+        write_many(tx, &changed, now).await?;
+        progress(chunk.len() as u64);
     }
-    progress((records.len() % 256) as u64);
     for (label, count) in [
         ("inserted", report.inserted),
         ("updated", report.updated),
