@@ -208,6 +208,36 @@ async fn kept_columns_survive_an_update() {
         "the first created time is kept"
     );
 
+    // Records with and without a created time in one batch (written together).
+    let created_of = |app: &TestApp, id: &'static str| {
+        let db = app.db.clone();
+        async move {
+            let (at,): (chrono::DateTime<chrono::Utc>,) = cport::store::on_db!(&db, p =>
+                sqlx::query_as("SELECT created_at FROM jobs WHERE id = $1").bind(id).fetch_one(p).await)
+            .unwrap();
+            at.to_rfc3339()
+        }
+    };
+    let two = |first: Option<&str>, second: Option<&str>| {
+        let mut a = job("Tees v3", first)[0].clone();
+        let mut b = job("Caps", second)[0].clone();
+        a["id"] = json!("J-1");
+        b["id"] = json!("J-2");
+        json!([a, b])
+    };
+    let (status, body) = app.put("jobs", two(None, Some("2026-03-04T05:06:07Z"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(created_of(&app, "J-1").await, "2026-01-02T03:04:05+00:00");
+    assert_eq!(created_of(&app, "J-2").await, "2026-03-04T05:06:07+00:00");
+    let (status, body) = app.put("jobs", two(Some("2026-02-02T00:00:00Z"), None)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        created_of(&app, "J-1").await,
+        "2026-02-02T00:00:00+00:00",
+        "a new created time is taken"
+    );
+    assert_eq!(created_of(&app, "J-2").await, "2026-03-04T05:06:07+00:00");
+
     let stock = |available: i64, description: &str| {
         json!([{"sku": "S-1", "client_id": "C-1", "description": description, "warehouse_balance": 10,
             "available_to_order": available}])

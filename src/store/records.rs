@@ -34,8 +34,10 @@ pub trait Upsert: Record + Sync {
     const ENTITY: &'static str;
     const TABLE: &'static str;
     const KEY: &'static str;
-    /// Columns not simply replaced on update: (column, VALUES expression, SET expression),
-    /// where `{v}` is the column's own value and `{now}` the write time.
+    /// Columns not simply replaced on update: (column, VALUES expression, SET expression).
+    /// In the VALUES expression `{v}` is the column's value and `{now}` the write time; in
+    /// the SET expression `{v}` is the value sent (NULL when none was), so a VALUES
+    /// expression must give the value itself whenever it is not NULL.
     const SPECIAL: &'static [(&'static str, &'static str, &'static str)] = &[];
     /// The column of the child line tables that points at this record.
     const PARENT: &'static str = "";
@@ -55,28 +57,48 @@ pub trait Upsert: Record + Sync {
     }
 }
 
-/// `INSERT … ON CONFLICT (key) DO UPDATE SET …` for these columns, `sync_hash` and
-/// `updated_at` last.
-fn upsert_sql<T: Upsert>(cols: &[Col]) -> String {
-    let now = format!("${}", cols.len());
-    let (mut names, mut values, mut sets) = (vec![], vec![], vec![]);
-    for (i, (name, _)) in cols.iter().enumerate() {
-        let v = format!("${}", i + 1);
-        let special = T::SPECIAL.iter().find(|(c, _, _)| c == name);
-        names.push(*name);
-        values.push(match special {
-            Some((_, insert, _)) => insert.replace("{v}", &v).replace("{now}", &now),
-            None => v.clone(),
-        });
-        if *name != T::KEY {
-            sets.push(match special {
-                Some((_, _, update)) => format!("{name} = {}", update.replace("{v}", &v)),
-                None => format!("{name} = excluded.{name}"),
-            });
-        }
-    }
+/// `INSERT … ON CONFLICT (key) DO UPDATE SET …` for `rows` rows of these columns
+/// (`sync_hash` and `updated_at` last), `cols` being the first row's. Rows go in one
+/// statement only when they agree on which special columns were sent NULL (see `SPECIAL`).
+fn upsert_sql<T: Upsert>(cols: &[Col], rows: usize) -> String {
+    let per_row = cols.len();
+    let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
+    let special = |name: &str| T::SPECIAL.iter().find(|(c, _, _)| *c == name);
+    let values: Vec<String> = (0..rows)
+        .map(|r| {
+            let base = r * per_row;
+            let now = format!("${}", base + per_row);
+            let exprs: Vec<String> = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let v = format!("${}", base + i + 1);
+                    match special(name) {
+                        Some((_, insert, _)) => insert.replace("{v}", &v).replace("{now}", &now),
+                        None => v,
+                    }
+                })
+                .collect();
+            format!("({})", exprs.join(", "))
+        })
+        .collect();
+    let sets: Vec<String> = cols
+        .iter()
+        .filter(|(name, _)| *name != T::KEY)
+        .map(|(name, val)| match special(name) {
+            Some((_, _, update)) => {
+                let sent = if val.is_null() {
+                    "NULL".to_string()
+                } else {
+                    format!("excluded.{name}")
+                };
+                format!("{name} = {}", update.replace("{v}", &sent))
+            }
+            None => format!("{name} = excluded.{name}"),
+        })
+        .collect();
     format!(
-        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO UPDATE SET {}",
+        "INSERT INTO {} ({}) VALUES {} ON CONFLICT ({}) DO UPDATE SET {}",
         T::TABLE,
         names.join(", "),
         values.join(", "),
@@ -85,16 +107,41 @@ fn upsert_sql<T: Upsert>(cols: &[Col]) -> String {
     )
 }
 
-/// Writes records of one entity and replaces their child lines: each record is one upsert;
-/// the lines of all of them go in multi-row inserts, one statement for many lines (an import
-/// has four times as many lines as records). `exists` says an older version of that record
+/// Writes records of one entity and replaces their child lines, many rows a statement (an
+/// import has four times as many lines as records, and one statement costs as much as
+/// many rows). `exists` says an older version of that record
 /// is stored (its lines are deleted first).
 pub async fn write_many<T: Upsert>(tx: &mut Tx, recs: &[(&T, &str, bool)], now: DateTime<Utc>) -> Result<()> {
-    for (rec, hash, _) in recs {
-        let mut cols = rec.columns();
-        cols.extend(cols![sync_hash = *hash, updated_at = now]);
-        let vals: Vec<&Val> = cols.iter().map(|(_, v)| v).collect();
-        execute(tx, &upsert_sql::<T>(&cols), &vals).await?;
+    // The records themselves: multi-row upserts of records that agree on which special
+    // columns they sent NULL (the SET clause differs by that).
+    let rows: Vec<Vec<Col>> = recs
+        .iter()
+        .map(|(rec, hash, _)| {
+            let mut cols = rec.columns();
+            cols.extend(cols![sync_hash = *hash, updated_at = now]);
+            cols
+        })
+        .collect();
+    let nulls = |cols: &[Col]| -> Vec<bool> {
+        cols.iter()
+            .filter(|(n, _)| T::SPECIAL.iter().any(|(c, _, update)| c == n && update.contains("{v}")))
+            .map(|(_, v)| v.is_null())
+            .collect()
+    };
+    let mut groups: Vec<(Vec<bool>, Vec<&Vec<Col>>)> = Vec::new();
+    for cols in &rows {
+        let key = nulls(cols);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, g)) => g.push(cols),
+            None => groups.push((key, vec![cols])),
+        }
+    }
+    for (_, group) in &groups {
+        let per_row = group[0].len();
+        for chunk in group.chunks((PARAMS_PER_STATEMENT / per_row).max(1)) {
+            let vals: Vec<&Val> = chunk.iter().flat_map(|cols| cols.iter().map(|(_, v)| v)).collect();
+            execute(tx, &upsert_sql::<T>(chunk[0], chunk.len()), &vals).await?;
+        }
     }
     // Every line of every record, by table: (parent key, line number, columns).
     let mut tables: Vec<(&'static str, Vec<(Val, Val, Vec<Col>)>)> = Vec::new();

@@ -83,6 +83,18 @@ impl From<Option<DateTime<Utc>>> for Val<'_> {
     }
 }
 
+impl Val<'_> {
+    pub fn is_null(&self) -> bool {
+        match self {
+            Val::Text(v) => v.is_none(),
+            Val::Int(v) => v.is_none(),
+            Val::Bool(_) => false,
+            Val::Date(v) => v.is_none(),
+            Val::Time(v) => v.is_none(),
+        }
+    }
+}
+
 /// A column name and its value.
 pub type Col<'a> = (&'static str, Val<'a>);
 
