@@ -73,7 +73,7 @@ impl ItemCache {
 }
 
 /// Clients whose items are read together.
-const BATCH: usize = items::CLIENTS_PER_QUERY;
+const BATCH: usize = crate::store::IN_CHUNK;
 
 /// Every action item of one client, with the actions an admin would get.
 pub async fn for_client(db: &Db, client: &str) -> Result<Vec<ActionItem>> {

@@ -4,11 +4,14 @@
 pub mod items;
 pub mod records;
 pub mod schedule;
+pub mod states;
 
 use std::fmt;
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use states::*;
 
 /// One problem with one field of one record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -265,158 +268,6 @@ impl<'de> Deserialize<'de> for Money {
         d.deserialize_any(V)
     }
 }
-
-/// An enum whose values have fixed snake_case names, as config, records and the store spell
-/// them: serde by that name, `as_str`, `parse`, `Display` and `ALL`.
-#[macro_export]
-macro_rules! named_enum {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-        pub enum $name {
-            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-            /// Every name, in order.
-            pub const NAMES: &'static [&'static str] = &[$($text),+];
-
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-
-            pub fn parse(s: &str) -> Option<$name> {
-                match s {
-                    $($text => Some($name::$variant),)+
-                    _ => None,
-                }
-            }
-
-            /// Every name, for messages: `a, b, c`.
-            pub fn names() -> String {
-                Self::NAMES.join(", ")
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-named_enum! {
-    /// What a contact may do; every query is also scoped to the contact's client.
-    pub enum Role {
-        Admin = "admin",
-        Buyer = "buyer",
-        Finance = "finance",
-        Viewer = "viewer",
-        ThirdParty = "third_party",
-    }
-}
-
-impl Role {
-    /// May act on visuals and delivery instructions (not merely read them).
-    pub fn acts_on_orders(self) -> bool {
-        matches!(self, Role::Admin | Role::Buyer)
-    }
-}
-
-named_enum! {
-    /// Where a contact is reached or acts from.
-    pub enum Channel {
-        Email = "email",
-        Telegram = "telegram",
-        Discord = "discord",
-        Portal = "portal",
-    }
-}
-
-named_enum! {
-    /// How a contact hears of one category of item: at once, in the digest, or not at all.
-    pub enum AlertMode {
-        Instant = "instant",
-        Digest = "digest",
-        Off = "off",
-    }
-}
-
-named_enum! {
-    /// Where a job stands at TOT; the first three are "open".
-    pub enum JobStatus {
-        Entered = "entered",
-        InProduction = "in_production",
-        Completed = "completed",
-        Delivered = "delivered",
-        Cancelled = "cancelled",
-    }
-}
-
-named_enum! {
-    /// Whether a job's delivery instructions are still wanted.
-    pub enum DeliveryInstructions {
-        None = "none",
-        Given = "given",
-        NotRequired = "not_required",
-    }
-}
-
-named_enum! {
-    /// Where a delivery stands.
-    pub enum DeliveryStatus {
-        Picked = "picked",
-        Ready = "ready",
-        Sent = "sent",
-    }
-}
-
-named_enum! {
-    /// Where a purchase order stands.
-    pub enum PoStatus {
-        Open = "open",
-        PartReceived = "part_received",
-        Received = "received",
-        Closed = "closed",
-        Cancelled = "cancelled",
-    }
-}
-
-named_enum! {
-    /// How loud a stop-press banner is; urgent ones are also sent at once.
-    pub enum Severity {
-        Info = "info",
-        Warning = "warning",
-        Urgent = "urgent",
-    }
-}
-
-pub const JOB_STATUSES: &[&str] = JobStatus::NAMES;
-pub const OPEN_JOB_STATUSES: &[&str] = &[
-    JobStatus::Entered.as_str(),
-    JobStatus::InProduction.as_str(),
-    JobStatus::Completed.as_str(),
-];
-pub const DELIVERY_INSTRUCTIONS: &[&str] = DeliveryInstructions::NAMES;
-pub const VISUAL_STATUSES: &[&str] = VisualStatus::NAMES;
-
-named_enum! {
-    /// Where a colour visual stands. TOT's records and the store keep it as its snake_case
-    /// name; decisions work on this type.
-    pub enum VisualStatus {
-        AwaitingApproval = "awaiting_approval",
-        Approved = "approved",
-        Rejected = "rejected",
-    }
-}
-
-pub const DELIVERY_STATUSES: &[&str] = DeliveryStatus::NAMES;
-pub const PO_STATUSES: &[&str] = PoStatus::NAMES;
-pub const SEVERITIES: &[&str] = Severity::NAMES;
 
 pub fn check_one_of(field: &str, v: &str, allowed: &[&str], errs: &mut Vec<FieldError>) {
     if !allowed.contains(&v) {

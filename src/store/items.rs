@@ -4,12 +4,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Db, Result, on_db, placeholders};
+use super::{Db, Result, fetch_in};
 
-/// How many clients one item query names (well under both engines' parameter limits).
-pub const CLIENTS_PER_QUERY: usize = 500;
-
-/// Runs `sql` (with `{clients}` standing for the IN list) for `clients`, in chunks.
+/// Runs `sql` (with `{clients}` standing for the IN list) for `clients`.
 async fn for_clients<T>(db: &Db, sql: &str, clients: &[&str]) -> Result<Vec<T>>
 where
     T: Send
@@ -17,19 +14,7 @@ where
         + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
         + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
 {
-    let mut out = Vec::new();
-    for chunk in clients.chunks(CLIENTS_PER_QUERY) {
-        let sql = sql.replace("{clients}", &placeholders(1, chunk.len()));
-        let rows: Vec<T> = on_db!(db, p => {
-            let mut q = sqlx::query_as::<_, T>(&sql);
-            for c in chunk {
-                q = q.bind(*c);
-            }
-            q.fetch_all(p).await
-        })?;
-        out.extend(rows);
-    }
-    Ok(out)
+    fetch_in!(on_db, db, sql.replace("{clients}", "{in}"), clients)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

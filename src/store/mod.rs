@@ -136,7 +136,43 @@ macro_rules! bind {
     };
 }
 
-pub use crate::{bind, on_db, on_tx};
+/// Keys one `IN (…)` list names at most (kept small for the reason given at
+/// `records::PARAMS_PER_STATEMENT`).
+pub const IN_CHUNK: usize = 250;
+
+/// Rows of `$sql` for every key of `$keys`, on a pool (`on_db`) or a transaction (`on_tx`):
+/// `{in}` in the SQL stands for a list of placeholders, filled [`IN_CHUNK`] keys at a time.
+/// Evaluates to `Result<Vec<Row>>`.
+#[macro_export]
+macro_rules! fetch_in {
+    ($on:ident, $conn:expr, $sql:expr, $keys:expr) => {{
+        let mut rows = Vec::new();
+        let mut failed = None;
+        for chunk in $keys.chunks($crate::store::IN_CHUNK) {
+            let sql = $sql.replace("{in}", &$crate::store::placeholders(1, chunk.len()));
+            let got = $crate::$on!($conn, c => {
+                let mut q = sqlx::query_as(&sql);
+                for k in chunk {
+                    q = q.bind(*k);
+                }
+                q.fetch_all(c).await
+            });
+            match got {
+                Ok(r) => rows.extend(r),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        match failed {
+            Some(e) => Err($crate::store::StoreError::from(e)),
+            None => Ok(rows),
+        }
+    }};
+}
+
+pub use crate::{bind, fetch_in, on_db, on_tx};
 
 impl Db {
     /// Opens the pool. A SQLite file (and its folder) is created when missing.
@@ -285,6 +321,6 @@ impl Tx {
 }
 
 /// `$1, $2, …, $n` starting at `from`, for IN lists.
-pub(crate) fn placeholders(from: usize, n: usize) -> String {
+pub fn placeholders(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }

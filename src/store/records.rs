@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::values::{Col, Val, cols, execute};
-use super::{Result, Tx, bind, on_tx, placeholders};
+use super::{Result, Tx, bind, fetch_in, on_tx, placeholders};
 use crate::model::records::*;
 
 /// What happened to one record of a batch.
@@ -170,7 +170,7 @@ pub async fn write_many<T: Upsert>(tx: &mut Tx, recs: &[(&T, &str, bool)], now: 
             .map(|(r, _, _)| r.lines().iter().map(|l| l.table).collect())
             .unwrap_or_default();
         for table in all_tables {
-            for chunk in replaced.chunks(CHUNK) {
+            for chunk in replaced.chunks(super::IN_CHUNK) {
                 let sql = format!(
                     "DELETE FROM {table} WHERE {} IN ({})",
                     T::PARENT,
@@ -214,26 +214,11 @@ pub async fn write_many<T: Upsert>(tx: &mut Tx, recs: &[(&T, &str, bool)], now: 
 /// SQLite: 19.3 s at 100, 17.7 s at 250, 19.5 s at 500, 23.4 s at 1,000.
 const PARAMS_PER_STATEMENT: usize = 250;
 
-const CHUNK: usize = 500;
-
 /// The stored content hash of each of `keys` that exists.
 pub async fn existing_hashes(tx: &mut Tx, table: &str, key: &str, keys: &[&str]) -> Result<HashMap<String, String>> {
-    let mut out = HashMap::new();
-    for chunk in keys.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT {key}, sync_hash FROM {table} WHERE {key} IN ({})",
-            placeholders(1, chunk.len())
-        );
-        let rows: Vec<(String, String)> = on_tx!(tx, c => {
-            let mut q = sqlx::query_as(&sql);
-            for k in chunk {
-                q = q.bind(*k);
-            }
-            q.fetch_all(c).await
-        })?;
-        out.extend(rows);
-    }
-    Ok(out)
+    let sql = format!("SELECT {key}, sync_hash FROM {table} WHERE {key} IN ({{in}})");
+    let rows: Vec<(String, String)> = fetch_in!(on_tx, tx, sql, keys)?;
+    Ok(rows.into_iter().collect())
 }
 
 /// For each id of `table` that exists: the client it belongs to.
@@ -243,22 +228,9 @@ pub async fn owners(tx: &mut Tx, table: &str, ids: &[&str]) -> Result<HashMap<St
         "stock" | "blank_stock" => ("sku", "client_id"),
         _ => ("id", "client_id"),
     };
-    let mut out = HashMap::new();
-    for chunk in ids.chunks(CHUNK) {
-        let sql = format!(
-            "SELECT {key}, {owner} FROM {table} WHERE {key} IN ({})",
-            placeholders(1, chunk.len())
-        );
-        let rows: Vec<(String, String)> = on_tx!(tx, c => {
-            let mut q = sqlx::query_as(&sql);
-            for k in chunk {
-                q = q.bind(*k);
-            }
-            q.fetch_all(c).await
-        })?;
-        out.extend(rows);
-    }
-    Ok(out)
+    let sql = format!("SELECT {key}, {owner} FROM {table} WHERE {key} IN ({{in}})");
+    let rows: Vec<(String, String)> = fetch_in!(on_tx, tx, sql, ids)?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Deletes the rows with these keys; returns the keys that existed.
