@@ -67,7 +67,10 @@ impl ItemCache {
             self.batch = for_clients(db, &batch).await?;
         }
         let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
-        let items = self.batch.get(&contact.client_id).cloned().unwrap_or_default();
+        // Only what the role sees is copied out of the batch.
+        let items = self.batch.get(&contact.client_id).map_or_else(Vec::new, |all| {
+            all.iter().filter(|i| i.category.visible_to(role)).cloned().collect()
+        });
         Ok(for_role(items, role))
     }
 }
