@@ -14,7 +14,7 @@ use crate::messages::EmailPayload;
 use crate::messages::compose::Composer;
 use crate::model::schedule::parse_schedule;
 use crate::services::Services;
-use crate::store::banners::list_active_for_client;
+use crate::store::banners::{BannerRow, list_active_for_client};
 use crate::store::contacts::{ContactRow, list_active_contacts};
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, ledgers, outbox};
@@ -85,6 +85,7 @@ pub async fn run_pass(
     };
     let chats = targets_by_contact(state).await?;
     let mut cache = ItemCache::new(&contacts);
+    let mut banners: Option<(String, Vec<BannerRow>)> = None;
     let catch_up = Duration::hours(i64::from(state.config.digest.catch_up_hours));
     for c in &contacts {
         let s = settings
@@ -128,7 +129,13 @@ pub async fn run_pass(
                 continue;
             }
             let items = cache.for_contact(&state.db, c).await?;
-            match queue_digest(state, c, target, &items, &period, force, now).await? {
+            // Contacts come in client order: a client's banners are read once.
+            if banners.as_ref().is_none_or(|(client, _)| *client != c.client_id) {
+                let list = list_active_for_client(&state.db, &c.client_id, now).await?;
+                banners = Some((c.client_id.clone(), list));
+            }
+            let client_banners = banners.as_ref().map_or(&[][..], |(_, b)| b.as_slice());
+            match queue_digest(state, c, target, &items, client_banners, &period, force, now).await? {
                 Queued::Queued(_) => report.queued += 1,
                 Queued::Empty => report.empty += 1,
                 Queued::AlreadyDecided => report.already_decided += 1,
@@ -155,13 +162,13 @@ pub async fn queue_digest(
     c: &ContactRow,
     target: &Target,
     items: &[ActionItem],
+    banners: &[BannerRow],
     period: &DateTime<Utc>,
     force: bool,
     now: DateTime<Utc>,
 ) -> Result<Queued, StoreError> {
     let channel = target.channel();
     let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let banners = list_active_for_client(&state.db, &c.client_id, now).await?;
     let mut tx = state.db.begin().await?;
     if force {
         ledgers::forget_digest_period(&mut tx, &c.id, channel, &period_key).await?;
@@ -180,7 +187,7 @@ pub async fn queue_digest(
         idem.push_str(&format!(":forced:{}", now.timestamp_micros()));
     }
     if let Target::Chat(link) = target {
-        let new = digest_message(state, c, items, &banners, now).queued(
+        let new = digest_message(state, c, items, banners, now).queued(
             Some(&c.id),
             channel,
             &link.chat_id,
@@ -206,7 +213,7 @@ pub async fn queue_digest(
         env: &state.templates,
         signer: &state.signer,
     };
-    let payload = match composer.compose_digest(c, items, &banners, previous.as_ref(), &token, now) {
+    let payload = match composer.compose_digest(c, items, banners, previous.as_ref(), &token, now) {
         Ok(p) => p,
         Err(e) => {
             tx.rollback().await?;
