@@ -224,9 +224,24 @@ pub fn command_name(cmd: &Command) -> String {
     }
 }
 
-fn context_id(ctx: &Context, want: Category, command: &str) -> Result<String, ActionError> {
-    match &ctx.item {
-        Some((cat, id)) if *cat == want => Ok(id.clone()),
+/// Deciding from an old email or link is refused; a fresh link is offered instead.
+fn may_decide(a: &Ask) -> Result<(), ActionError> {
+    if a.ctx.may_decide {
+        return Ok(());
+    }
+    Err(ActionError::Forbidden(format!(
+        "This email is too old to approve or reject from. Open a fresh link instead: {}",
+        a.link("/visuals")
+    )))
+}
+
+/// The item a decision is about: the one named, or else the one the message replied to is
+/// about. Refused when the message is too old to decide from.
+fn decision_id(a: &Ask, named: Option<&str>, want: Category, command: &str) -> Result<String, ActionError> {
+    may_decide(a)?;
+    match (named, &a.ctx.item) {
+        (Some(id), _) => Ok(id.to_string()),
+        (None, Some((cat, id))) if *cat == want => Ok(id.clone()),
         _ => Err(ActionError::invalid(
             command,
             "say which one, for example APPROVE V-1001",
@@ -250,14 +265,6 @@ impl Ask<'_> {
     fn link(&self, path: &str) -> String {
         self.state.portal_link(&self.actor.contact.id, path, self.now)
     }
-}
-
-/// Approving from an old email or link is refused; a fresh link is offered instead.
-fn refuse_old(a: &Ask) -> ActionError {
-    ActionError::Forbidden(format!(
-        "This email is too old to approve or reject from. Open a fresh link instead: {}",
-        a.link("/visuals")
-    ))
 }
 
 async fn run_inner(
@@ -304,17 +311,14 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
     let Ask {
         state,
         actor,
-        ctx,
         now,
         name,
         ..
     } = *a;
-    if !ctx.may_decide {
-        return Err(refuse_old(a));
-    }
     let ids = if ids.is_empty() {
-        vec![context_id(ctx, Category::VisualApproval, "APPROVE")?]
+        vec![decision_id(a, None, Category::VisualApproval, "APPROVE")?]
     } else {
+        may_decide(a)?;
         ids.to_vec()
     };
     // The command itself is the acceptance: the terms were in the message replied to.
@@ -346,18 +350,11 @@ async fn reject(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>, reason: &str) ->
     let Ask {
         state,
         actor,
-        ctx,
         now,
         name,
         ..
     } = *a;
-    if !ctx.may_decide {
-        return Err(refuse_old(a));
-    }
-    let id = match id {
-        Some(i) => i.to_string(),
-        None => context_id(ctx, Category::VisualApproval, "REJECT")?,
-    };
+    let id = decision_id(a, id, Category::VisualApproval, "REJECT")?;
     super::visuals::reject_in(state, unit, actor, &id, reason, now).await?;
     Ok(Answer::ok(
         name,
@@ -370,18 +367,11 @@ async fn no_delivery(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>) -> Result<A
     let Ask {
         state,
         actor,
-        ctx,
         now,
         name,
         ..
     } = *a;
-    if !ctx.may_decide {
-        return Err(refuse_old(a));
-    }
-    let id = match id {
-        Some(i) => i.to_string(),
-        None => context_id(ctx, Category::DeliveryInstructions, "NODELIVERY")?,
-    };
+    let id = decision_id(a, id, Category::DeliveryInstructions, "NODELIVERY")?;
     super::delivery::no_delivery_in(state, unit.tx().await?, actor, &id, now).await?;
     Ok(Answer::ok(name, format!("Noted: job {id} needs no delivery."), vec![]))
 }
