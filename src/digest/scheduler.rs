@@ -134,8 +134,11 @@ pub async fn run_pass(
                 let list = list_active_for_client(&state.db, &c.client_id, now).await?;
                 banners = Some((c.client_id.clone(), list));
             }
-            let client_banners = banners.as_ref().map_or(&[][..], |(_, b)| b.as_slice());
-            match queue_digest(state, c, target, &items, client_banners, &period, force, now).await? {
+            let content = DigestContent {
+                items: &items,
+                banners: banners.as_ref().map_or(&[][..], |(_, b)| b.as_slice()),
+            };
+            match queue_digest(state, c, target, content, &period, force, now).await? {
                 Queued::Queued(_) => report.queued += 1,
                 Queued::Empty => report.empty += 1,
                 Queued::AlreadyDecided => report.already_decided += 1,
@@ -155,18 +158,25 @@ pub enum Queued {
     AlreadyDecided,
 }
 
+/// What one digest shows: the contact's items and the banners of its client.
+#[derive(Clone, Copy)]
+pub struct DigestContent<'a> {
+    pub items: &'a [ActionItem],
+    pub banners: &'a [BannerRow],
+}
+
 /// Decides one contact's digest for one period and, when it has items, queues it — in one
 /// transaction, so the decision and the message exist together or not at all.
 pub async fn queue_digest(
     state: &Services,
     c: &ContactRow,
     target: &Target,
-    items: &[ActionItem],
-    banners: &[BannerRow],
+    content: DigestContent<'_>,
     period: &DateTime<Utc>,
     force: bool,
     now: DateTime<Utc>,
 ) -> Result<Queued, StoreError> {
+    let DigestContent { items, banners } = content;
     let channel = target.channel();
     let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
     let mut tx = state.db.begin().await?;

@@ -144,7 +144,7 @@ pub async fn write_many<T: Upsert>(tx: &mut Tx, recs: &[(&T, &str, bool)], now: 
         }
     }
     // Every line of every record, by table: (parent key, line number, columns).
-    let mut tables: Vec<(&'static str, Vec<(Val, Val, Vec<Col>)>)> = Vec::new();
+    let mut tables: Vec<(&'static str, Vec<LineRow>)> = Vec::new();
     let mut replaced: Vec<Val> = Vec::new();
     for (rec, _, exists) in recs {
         if *exists {
@@ -207,6 +207,9 @@ pub async fn write_many<T: Upsert>(tx: &mut Tx, recs: &[(&T, &str, bool)], now: 
     }
     Ok(())
 }
+
+/// One child line as written: its parent's key, its line number and its columns.
+type LineRow<'a> = (Val<'a>, Val<'a>, Vec<Col<'a>>);
 
 /// Parameters one multi-row statement binds at most. Not more: sqlx's SQLite binding looks
 /// each parameter up by name among all of the statement's, so a bind costs in proportion to

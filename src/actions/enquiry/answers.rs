@@ -247,7 +247,7 @@ pub(super) async fn stock(a: &Ask<'_>, own: bool, text: Option<&str>) -> Result<
     let Ask { ctx, name, .. } = *a;
     let db = &a.state.db;
     let client = a.actor.client_id();
-    let list = q::stock(db, own.then_some(client), text.as_deref(), ctx.limit(30)).await?;
+    let list = q::stock(db, own.then_some(client), text, ctx.limit(30)).await?;
     let rows = list
         .iter()
         .map(|s| {
