@@ -459,8 +459,6 @@ async fn messages_arrive_whole_with_and_without_pipelining() {
             .unwrap();
         let got = smtp.messages();
         assert_eq!(got.len(), 2, "{args:?}");
-        // (Without pipelining, lettre ends DATA with a line break of its own after the
-        // message's: one empty line more at the end.)
         let text = String::from_utf8(got[0].0.clone()).unwrap();
         assert!(text.trim_end().ends_with(body.trim_end()), "{args:?}: {text:?}");
         assert!(text.contains(&format!("\r\n\r\n{body}")), "{args:?}: {text:?}");
@@ -499,5 +497,48 @@ async fn a_closed_gate_holds_the_delivery_until_it_opens() {
         key.open();
         send.await.unwrap();
         assert_eq!(smtp.messages().len(), 1, "{args:?}");
+    }
+}
+
+/// A reused connection the server closed while idle fails before the message is written:
+/// the pool tries once more on a fresh connection and the message arrives. A connection lost
+/// after the end of data was written is never retried by the pool: the server may have taken
+/// the message, so the send reports a temporary failure (the outbox retries after its
+/// backoff) and the server holds exactly one copy.
+#[tokio::test]
+async fn only_a_message_not_yet_written_is_retried_on_a_fresh_connection() {
+    use cport::channels::email::{Built, Mailer};
+    use cport::channels::{Gate, SendError};
+    let built = |to: &str| Built {
+        envelope: lettre::address::Envelope::new(
+            Some("digest@tot.example".parse().unwrap()),
+            vec![to.parse().unwrap()],
+        )
+        .unwrap(),
+        raw: format!("Subject: once\r\nTo: {to}\r\n\r\nonce\r\n").into_bytes(),
+    };
+    for pipelining in [&[][..], &["--no-pipelining"][..]] {
+        let closes_idle = SmtpServer::start_with(&[&["--one-per-connection"], pipelining].concat());
+        let mut config = cport::config::Config::default();
+        smtp_config(&mut config, closes_idle.port);
+        config.smtp.pool_size = 1;
+        let mailer = Mailer::from_config(&config).unwrap();
+        for to in ["ann@alpha.example", "bob@alpha.example", "cy@alpha.example"] {
+            mailer.send(&built(to), &Gate::open()).await.unwrap();
+        }
+        assert_eq!(closes_idle.messages().len(), 3, "{pipelining:?}");
+
+        let drops = SmtpServer::start_with(&[&["--drop", "dropped"], pipelining].concat());
+        smtp_config(&mut config, drops.port);
+        let mailer = Mailer::from_config(&config).unwrap();
+        mailer.send(&built("ann@alpha.example"), &Gate::open()).await.unwrap();
+        let lost = mailer.send(&built("dropped@alpha.example"), &Gate::open()).await;
+        assert!(matches!(lost, Err(SendError::Transient(_))), "{pipelining:?}: {lost:?}");
+        let got = drops.messages();
+        assert_eq!(got.len(), 2, "{pipelining:?}: the lost message was sent again");
+        assert_eq!(got[1].1["rcpt_tos"][0], "dropped@alpha.example");
+        // The pool is still usable after the lost connection.
+        mailer.send(&built("bob@alpha.example"), &Gate::open()).await.unwrap();
+        assert_eq!(drops.messages().len(), 3, "{pipelining:?}");
     }
 }

@@ -1,12 +1,17 @@
 """A real SMTP server for the tests (aiosmtpd), on a loopback port it picks itself.
 
-Usage: python3 tests/smtp_server.py DIR [--delay SECONDS] [--hang SUBSTRING] [--no-pipelining]
+Usage: python3 tests/smtp_server.py DIR [--delay SECONDS] [--hang SUBSTRING] [--drop SUBSTRING]
+                                         [--one-per-connection] [--no-pipelining]
 Prints the port on the first line of stdout once it is listening, then stores every message
 as DIR/<n>.eml with DIR/<n>.json holding the envelope (mail_from, rcpt_tos).
 Recipients whose address contains "tempfail" are refused with a 451 the first time each is
 seen; those containing "reject" always get a 550. --delay makes every message take that
 long to accept (a slow server); --hang makes the server go silent, for good, once a recipient
-containing SUBSTRING is named (a server that accepts and then hangs). The server offers
+containing SUBSTRING is named (a server that accepts and then hangs). --drop stores a message
+to a recipient containing SUBSTRING and closes the connection before answering its end of
+data (a connection lost after the message was taken); --one-per-connection closes each
+connection after answering its first message (an idle connection the server dropped). The
+server offers
 PIPELINING (RFC 2920; it reads commands in order either way) unless --no-pipelining is given.
 """
 import asyncio
@@ -18,8 +23,10 @@ from aiosmtpd.smtp import SMTP
 
 
 class Handler:
-    def __init__(self, directory, delay=0.0, hang=None, pipelining=True):
+    def __init__(self, directory, delay=0.0, hang=None, pipelining=True, drop=None, one=False):
         self.dir = directory
+        self.drop = drop
+        self.one = one
         self.pipelining = pipelining
         self.count = 0
         self.tempfailed = set()
@@ -53,6 +60,12 @@ class Handler:
         with open(base + ".json", "w") as f:
             json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
         os.rename(base + ".eml.tmp", base + ".eml")
+        if self.drop and any(self.drop in r for r in envelope.rcpt_tos):
+            server.transport.close()
+        elif self.one:
+            await server.push("250 Message accepted for delivery")
+            server.transport.close()
+        # (Written to a closed connection, the reply goes nowhere.)
         return "250 Message accepted for delivery"
 
 
@@ -62,7 +75,10 @@ def main():
     delay = float(args[args.index("--delay") + 1]) if "--delay" in args else 0.0
     hang = args[args.index("--hang") + 1] if "--hang" in args else None
     os.makedirs(directory, exist_ok=True)
-    handler = Handler(directory, delay, hang, "--no-pipelining" not in args)
+    drop = args[args.index("--drop") + 1] if "--drop" in args else None
+    handler = Handler(
+        directory, delay, hang, "--no-pipelining" not in args, drop, "--one-per-connection" in args
+    )
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(

@@ -5,7 +5,7 @@ use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 
 use super::{Gate, SendError};
@@ -154,21 +154,20 @@ impl SmtpPool {
             None => (self.connect().await?, false),
         };
         let result = match pooled.send(envelope, raw, gate).await {
-            // An idle connection the server closed meanwhile: one more try on a fresh one.
-            Err(e) if was_reused && !e.is_permanent() && !e.is_transient() => {
+            // An idle connection the server closed meanwhile fails before the message is
+            // written: one more try on a fresh one. Once the end of data may have reached the
+            // server, never: the server may have taken the message, and a second try could
+            // deliver it twice; the outbox decides on a retry, after its backoff.
+            Err(f) if was_reused && f.broken && !f.maybe_delivered => {
                 pooled = self.connect().await?;
                 pooled.send(envelope, raw, gate).await
             }
             other => other,
         };
-        // Only a connection whose server answered goes back to the pool: after a timeout or
-        // a broken socket the conversation's state is unknown. A pipelined refusal leaves it
-        // unknown too (the server may be waiting for the message), so that one is closed.
-        let answered = match &result {
-            Ok(_) => true,
-            Err(e) => !pooled.pipelining && (e.is_permanent() || e.is_transient()),
-        };
-        if answered
+        // Only a connection whose conversation ended in step goes back to the pool: after a
+        // refusal (lettre and a pipelined server may both be mid-conversation), a timeout or
+        // a broken socket its state is unknown.
+        if result.is_ok()
             && !pooled.conn.has_broken()
             && let Ok(mut idle) = self.idle.lock()
         {
@@ -176,57 +175,104 @@ impl SmtpPool {
         }
         result
             .map(|r| r.message().collect::<Vec<_>>().join(" "))
-            .map_err(classify)
+            .map_err(|f| f.error)
+    }
+}
+
+/// A send that failed, and how far it got.
+#[derive(Debug)]
+struct Failed {
+    error: SendError,
+    /// The connection broke (no SMTP reply said why).
+    broken: bool,
+    /// The end of data was written: the server may have taken the message.
+    maybe_delivered: bool,
+}
+
+impl Failed {
+    fn at(e: lettre::transport::smtp::Error, maybe_delivered: bool) -> Failed {
+        Failed {
+            broken: !e.is_permanent() && !e.is_transient(),
+            error: classify(e),
+            maybe_delivered,
+        }
     }
 }
 
 impl Pooled {
-    async fn send(
-        &mut self,
-        envelope: &Envelope,
-        raw: &[u8],
-        gate: &Gate,
-    ) -> Result<Response, lettre::transport::smtp::Error> {
-        // Non-ASCII addresses or content need MAIL parameters lettre chooses from the
-        // server's extensions; such a message goes through lettre's own conversation.
-        let text = std::str::from_utf8(raw).ok().filter(|t| t.is_ascii());
-        let ascii_addresses = envelope
+    /// MAIL, RCPT and DATA (in one write when the server pipelines, else one at a time),
+    /// then the message and its end of data in one write once `gate` opens.
+    async fn send(&mut self, envelope: &Envelope, raw: &[u8], gate: &Gate) -> Result<Response, Failed> {
+        let mut commands = vec![Mail::new(envelope.from().cloned(), self.mail_options(envelope, raw)?).to_string()];
+        for to in envelope.to() {
+            commands.push(Rcpt::new(to.clone(), vec![]).to_string());
+        }
+        commands.push(Data.to_string());
+        if self.pipelining {
+            // Every reply is read, even after a refusal, so the conversation stays in step;
+            // a broken connection ends it at once.
+            let mut refused = None;
+            for n in 0..commands.len() {
+                let reply = if n == 0 {
+                    self.conn.command(commands.concat()).await
+                } else {
+                    self.conn.read_response().await
+                };
+                match reply {
+                    Ok(_) => {}
+                    Err(e) if e.is_permanent() || e.is_transient() => {
+                        refused.get_or_insert(e);
+                    }
+                    Err(e) => return Err(Failed::at(e, false)),
+                }
+            }
+            if let Some(e) = refused {
+                return Err(Failed::at(e, false));
+            }
+        } else {
+            for c in commands {
+                self.conn.command(c).await.map_err(|e| Failed::at(e, false))?;
+            }
+        }
+        gate.pass().await;
+        let reply = match std::str::from_utf8(raw) {
+            Ok(text) => self.conn.command(DataBody(text)).await,
+            // lettre's codec stuffs the dots of a message that is not UTF-8.
+            Err(_) => self.conn.message(raw).await,
+        };
+        reply.map_err(|e| Failed::at(e, true))
+    }
+
+    /// The MAIL parameters a message needs (RFC 6531 SMTPUTF8 for non-ASCII addresses,
+    /// RFC 6152 8BITMIME for non-ASCII content), refused at once when the server lacks them.
+    fn mail_options(&self, envelope: &Envelope, raw: &[u8]) -> Result<Vec<MailParameter>, Failed> {
+        let lacks = |what: &str| Failed {
+            error: SendError::Permanent(format!(
+                "the message needs {what}, which the SMTP server does not offer"
+            )),
+            broken: false,
+            maybe_delivered: false,
+        };
+        let info = self.conn.server_info();
+        let mut options = vec![];
+        let non_ascii_address = envelope
             .from()
             .into_iter()
             .chain(envelope.to())
-            .all(|a: &lettre::Address| AsRef::<str>::as_ref(a).is_ascii());
-        let (true, Some(text), true) = (self.pipelining, text, ascii_addresses) else {
-            gate.pass().await;
-            return self.conn.send(envelope, raw).await;
-        };
-        let mut commands = Mail::new(envelope.from().cloned(), vec![]).to_string();
-        for to in envelope.to() {
-            commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
-        }
-        commands.push_str(&Data.to_string());
-        // Every reply is read, even after a refusal, so the conversation stays in step; a
-        // broken connection ends it at once.
-        let mut refused = None;
-        let replies = 1 + envelope.to().len() + 1;
-        for n in 0..replies {
-            let reply = if n == 0 {
-                self.conn.command(&commands).await
-            } else {
-                self.conn.read_response().await
-            };
-            match reply {
-                Ok(_) => {}
-                Err(e) if e.is_permanent() || e.is_transient() => {
-                    refused.get_or_insert(e);
-                }
-                Err(e) => return Err(e),
+            .any(|a: &lettre::Address| !AsRef::<str>::as_ref(a).is_ascii());
+        if non_ascii_address {
+            if !info.supports_feature(Extension::SmtpUtfEight) {
+                return Err(lacks("SMTPUTF8 (an address is not ASCII)"));
             }
+            options.push(MailParameter::SmtpUtfEight);
         }
-        if let Some(e) = refused {
-            return Err(e);
+        if !raw.is_ascii() {
+            if !info.supports_feature(Extension::EightBitMime) {
+                return Err(lacks("8BITMIME (the content is not ASCII)"));
+            }
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        gate.pass().await;
-        self.conn.command(DataBody(text)).await
+        Ok(options)
     }
 }
 
