@@ -125,55 +125,30 @@ async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser(
 
     // A signed link from an email opens the dashboard, signed in.
     c.goto(&app.link("P-1B", "/")).await.unwrap();
-    let h1 = c.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    let h1 = text_of(&c, "h1").await;
     assert!(h1.contains("need you"), "{h1}");
     shot(&c, "portal-dashboard.png").await;
 
     // Review and approve V-1.
-    c.find(Locator::Css("a[href='/visuals/V-1']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "a[href='/visuals/V-1']").await;
     assert!(c.current_url().await.unwrap().path().ends_with("/visuals/V-1"));
     shot(&c, "portal-visual.png").await;
-    c.find(Locator::Css("#approve input[name=terms]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Css("#approve button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#approve input[name=terms]").await;
+    click(&c, "#approve button").await;
     let note = note_text(&c).await;
     assert!(note.contains("Visual V-1 approved"), "{note}");
 
     // Reject V-3 with a reason.
     c.goto(&app.url("/visuals/V-3")).await.unwrap();
     set(&c, "#reason", "Logo should be white, not yellow").await;
-    c.find(Locator::Css("#reject button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#reject button").await;
     let note = note_text(&c).await;
     assert!(note.contains("Visual V-3 rejected"), "{note}");
 
     // 60 of the 100 tees and 25 of the 40 hoodies, to one address.
     c.goto(&app.url("/jobs/J-1/delivery")).await.unwrap();
     set(&c, "input[name='qty:J-1:0']", "60").await;
-    c.find(Locator::Css("details summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "details summary").await;
     set(&c, "input[name='qty:J-4:0']", "25").await;
     set(
         &c,
@@ -184,12 +159,7 @@ async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser(
     set(&c, "#contact_name", "Maya Patel").await;
     set(&c, "#notes", "Deliver to the side door").await;
     shot(&c, "portal-delivery.png").await;
-    c.find(Locator::Css("#delivery button.primary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#delivery button.primary").await;
     let note = note_text(&c).await;
     assert!(note.contains("Delivery instructions sent"), "{note}");
     let page = c.source().await.unwrap();
@@ -308,13 +278,7 @@ async fn a_reseller_fills_a_basket_comes_back_on_another_device_and_places_it() 
     assert!(c.current_url().await.unwrap().path().ends_with("/orders"));
     shot(&c, "portal-orders.png").await;
     c.goto(&app.url("/stock")).await.unwrap();
-    let free = c
-        .find(Locator::Css("#sku-SKU-TEE .available"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let free = text_of(&c, "#sku-SKU-TEE .available").await;
     assert_eq!(free, "7", "stock went down by the order");
     c.close().await.unwrap();
     let feed = app.changes(0).await;
