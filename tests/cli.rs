@@ -118,6 +118,77 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
     assert!(err.contains("cannot read"), "{err}");
 }
 
+/// `cport import` streams the document in batches: entities listed before those they refer
+/// to (here alphabetically, so art requirements come before clients) still land, a key
+/// repeated thousands of records apart is still caught, and an entity named twice or
+/// unknown is refused; each refusal writes nothing.
+#[tokio::test]
+async fn an_import_streams_in_any_order_and_still_sees_the_whole_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database_url(dir.path()).await;
+    let file = dir.path().join("doc.json");
+    let import = || output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
+    let count = |table: &'static str| {
+        let url = url.clone();
+        async move {
+            let db = cport::store::Db::connect(&url).await.unwrap();
+            let sql = format!("SELECT COUNT(*) FROM {table}");
+            let (n,): (i64,) = cport::store::on_db!(&db, p => sqlx::query_as(&sql).fetch_one(p).await).unwrap();
+            n
+        }
+    };
+    let mut doc = common::world();
+    let many: Vec<serde_json::Value> = (0..5_000)
+        .map(|i| serde_json::json!({"id": format!("J-B{i}"), "client_id": "C-1", "name": "Bulk", "status": "entered"}))
+        .collect();
+    doc["jobs"].as_array_mut().unwrap().extend(many);
+    let jobs = doc["jobs"].as_array().unwrap().len();
+    let text = doc.to_string();
+    assert!(
+        text.find("\"art_requirements\"") < text.find("\"clients\""),
+        "keys out of order"
+    );
+
+    // The same with J-1 again at the end: refused, naming both places.
+    let first = doc["jobs"][0].clone();
+    doc["jobs"].as_array_mut().unwrap().push(first);
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let (ok, _, err) = import();
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("jobs[{jobs}] (J-1) id")) && err.contains("also at index 0"),
+        "{err}"
+    );
+    assert_eq!(count("jobs").await, 0);
+
+    for (bad, named) in [
+        (r#"{"clients": [], "clients": []}"#, "`clients` appears twice"),
+        (r#"{"clients": [], "widgets": []}"#, "unknown entity `widgets`"),
+        (r#"{"clients": {"id": "C-1"}}"#, "expected an array"),
+        (r#"{"clients": [{"id": "C-1", "name": "A"}"#, "not a JSON document"),
+    ] {
+        std::fs::write(&file, bad).unwrap();
+        let (ok, _, err) = import();
+        assert!(!ok, "{bad}");
+        assert!(err.contains(named), "{bad}: {err}");
+    }
+    assert_eq!(count("clients").await, 0);
+
+    std::fs::write(&file, &text).unwrap();
+    let (ok, out, err) = import();
+    assert!(ok, "{out}\n{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("jobs") && l.contains(&format!("{jobs} inserted"))),
+        "{out}"
+    );
+    assert_eq!(count("jobs").await, jobs as i64);
+    assert_eq!(
+        count("art_requirements").await,
+        doc["art_requirements"].as_array().unwrap().len() as i64
+    );
+}
+
 #[test]
 fn bad_configuration_stops_start_up_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -143,6 +143,12 @@ pub const IN_CHUNK: usize = 250;
 /// Rows of `$sql` for every key of `$keys`, on a pool (`on_db`) or a transaction (`on_tx`):
 /// `{in}` in the SQL stands for a list of placeholders, filled [`IN_CHUNK`] keys at a time.
 /// Evaluates to `Result<Vec<Row>>`.
+///
+/// The statements are not kept prepared: PostgreSQL plans such a statement for its arguments
+/// and the table's current size each time. A kept one gets a generic plan after five runs,
+/// and one made while a table was nearly empty (a sequential scan) stays as an import or a
+/// sync batch fills the table, each lookup then reading all of it: an import at scale S took
+/// 100 s instead of 25 that way.
 #[macro_export]
 macro_rules! fetch_in {
     ($on:ident, $conn:expr, $sql:expr, $keys:expr) => {{
@@ -151,7 +157,7 @@ macro_rules! fetch_in {
         for chunk in $keys.chunks($crate::store::IN_CHUNK) {
             let sql = $sql.replace("{in}", &$crate::store::placeholders(1, chunk.len()));
             let got = $crate::$on!($conn, c => {
-                let mut q = sqlx::query_as(&sql);
+                let mut q = sqlx::query_as(&sql).persistent(false);
                 for k in chunk {
                     q = q.bind(*k);
                 }

@@ -1,11 +1,15 @@
 //! `cport import FILE`: a whole document of TOT records, through the same validation as the
 //! sync API, applied in one transaction (all of it or none of it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::BufReader;
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use serde::de::{
+    DeserializeOwned, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
 
 use super::{EntityReport, RecordError, SyncError, by_entity, parse_values, stage};
 use crate::model::records::*;
@@ -27,51 +31,338 @@ impl From<crate::store::StoreError> for ImportError {
     }
 }
 
-/// Reads and applies an import document from a file.
+/// Records the reader hands to the writer at a time.
+const BATCH: usize = 2_000;
+
+/// Batches the reader may run ahead of the writer (bounds memory to a few batches).
+const AHEAD: usize = 4;
+
+/// One batch of one entity from the reader: the entity's place in [`ENTITIES`] and its
+/// records, each with its index in the entity's array, as `Vec<(usize, T)>`.
+type Batch = (usize, Box<dyn std::any::Any + Send>);
+
+/// Reads and applies an import document from a file, streaming it: records are parsed on a
+/// blocking thread and staged in batches of [`BATCH`] inside one transaction, so memory stays
+/// at a few batches whatever the document's size. Entities are applied in the order of
+/// [`ENTITIES`]; a document that lists one before an entity it may refer to has that one
+/// held in memory until the end. A document that does not parse as records is read again
+/// loosely to report every bad record; nothing is written then.
 pub async fn import_file(db: &Db, path: &Path, show_progress: bool) -> Result<Vec<EntityReport>, ImportError> {
     let shown = path.display().to_string();
     let read_err = |source| ImportError::Read {
         path: shown.clone(),
         source,
     };
-    let spinner = if show_progress {
+    let spinner = show_progress.then(|| {
         let s = ProgressBar::new_spinner();
         s.set_message(format!("reading {shown}"));
         s.enable_steady_tick(std::time::Duration::from_millis(120));
-        Some(s)
-    } else {
-        None
-    };
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
-    let parsed: Result<Document, _> = serde_path_to_error::deserialize(&mut de);
+        s
+    });
+    let outline = read_outline(path);
     if let Some(s) = spinner {
         s.finish_and_clear();
     }
-    let doc = match parsed {
-        Ok(doc) => doc,
-        Err(typed) => {
-            // Re-read loosely so every bad record is reported, not just the first.
-            let text = std::fs::read(path).map_err(read_err)?;
-            let loose: BTreeMap<String, serde_json::Value> =
-                serde_json::from_slice(&text).map_err(|e| ImportError::NotJson {
-                    path: shown.clone(),
-                    message: e.to_string(),
-                })?;
-            let mut errs = loose_errors(loose);
-            if errs.is_empty() {
-                errs.push(RecordError {
-                    entity: "document".into(),
-                    index: None,
-                    id: None,
-                    field: typed.path().to_string(),
-                    reason: typed.into_inner().to_string(),
-                });
+    let outline = match outline {
+        Ok(o) if o.iter().all(|(e, _)| ENTITIES.contains(&e.as_str())) => o,
+        Ok(_) => return Err(loose_report(path, &shown, None)),
+        Err(OutlineError::Read(e)) => return Err(read_err(e)),
+        Err(OutlineError::Parse(e)) => return Err(loose_report(path, &shown, Some(e))),
+    };
+    if let Some(twice) = outline
+        .iter()
+        .enumerate()
+        .find_map(|(i, (e, _))| outline[..i].iter().any(|(f, _)| f == e).then_some(e))
+    {
+        return Err(SyncError::Invalid(vec![RecordError {
+            entity: twice.clone(),
+            index: None,
+            id: None,
+            field: twice.clone(),
+            reason: format!("`{twice}` appears twice in the document"),
+        }])
+        .into());
+    }
+    let place = |entity: &str| ENTITIES.iter().position(|e| *e == entity).unwrap_or(usize::MAX);
+    // An entity streams when every entity it may refer to that the document holds comes
+    // earlier in the file and streams too; otherwise it waits for the end.
+    let mut held = [false; ENTITIES.len()];
+    let in_file: Vec<usize> = outline.iter().map(|(e, _)| place(e)).collect();
+    for (pos, &p) in in_file.iter().enumerate() {
+        held[p] = in_file
+            .iter()
+            .enumerate()
+            .any(|(q, &other)| other < p && (q > pos || held[other]));
+    }
+
+    let bar = progress_bar(show_progress, outline.iter().map(|(_, n)| *n).sum());
+    let (sender, mut batches) = tokio::sync::mpsc::channel::<Batch>(AHEAD);
+    let file = path.to_path_buf();
+    let reader = tokio::task::spawn_blocking(move || stream_document(&file, &sender));
+
+    let mut writer = Writer::new(bar.as_ref());
+    let mut tx = db.begin().await?;
+    let mut waiting: Vec<Batch> = Vec::new();
+    let mut failed = None;
+    while let Some(batch) = batches.recv().await {
+        if held[batch.0] {
+            waiting.push(batch);
+        } else if let Err(e) = writer.apply(&mut tx, batch).await {
+            // Dropping the receiver stops the reader at its next batch.
+            failed = Some(e);
+            break;
+        }
+    }
+    drop(batches);
+    let read = reader.await.map_err(|e| {
+        SyncError::Store(crate::store::StoreError::Open {
+            url: shown.clone(),
+            message: format!("the reader stopped: {e}"),
+        })
+    })?;
+    if let Some(e) = failed {
+        tx.rollback().await?;
+        return Err(e.into());
+    }
+    if let Err(e) = read {
+        tx.rollback().await?;
+        return Err(match e {
+            StreamError::Read(e) => read_err(e),
+            StreamError::Parse(e) => loose_report(path, &shown, Some(e)),
+        });
+    }
+    waiting.sort_by_key(|b| b.0);
+    for batch in waiting {
+        writer.apply(&mut tx, batch).await?;
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if !writer.errs.is_empty() {
+        tx.rollback().await?;
+        return Err(SyncError::Invalid(writer.errs).into());
+    }
+    tx.commit().await?;
+    Ok(writer.reports.into_iter().flatten().collect())
+}
+
+fn progress_bar(show: bool, total: usize) -> Option<ProgressBar> {
+    show.then(|| {
+        let b = ProgressBar::new(total as u64);
+        b.set_style(
+            ProgressStyle::with_template("{msg:>18} [{bar:40}] {pos}/{len} records, {per_sec}, eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        b
+    })
+}
+
+/// Stages batches of any entity, keeping per entity the keys seen and the counts.
+struct Writer<'a> {
+    bar: Option<&'a ProgressBar>,
+    seen: Vec<HashMap<String, usize>>,
+    reports: Vec<Option<EntityReport>>,
+    errs: Vec<RecordError>,
+}
+
+impl<'a> Writer<'a> {
+    fn new(bar: Option<&'a ProgressBar>) -> Writer<'a> {
+        Writer {
+            bar,
+            seen: vec![HashMap::new(); ENTITIES.len()],
+            reports: vec![None; ENTITIES.len()],
+            errs: Vec::new(),
+        }
+    }
+
+    async fn apply(&mut self, tx: &mut crate::store::Tx, (place, records): Batch) -> Result<(), SyncError> {
+        let bar = self.bar;
+        let tick = |n: u64| {
+            if let Some(b) = bar {
+                b.inc(n)
             }
-            return Err(SyncError::Invalid(errs).into());
+        };
+        if let Some(b) = bar {
+            b.set_message(ENTITIES[place]);
+        }
+        let part = by_entity!(ENTITIES[place], T => {
+            let records = records
+                .downcast::<Vec<(usize, T)>>()
+                .map_err(|_| SyncError::UnknownEntity(ENTITIES[place].to_string()))?;
+            Ok(stage(tx, &records, &mut self.seen[place], &mut self.errs, tick).await?)
+        })?;
+        self.reports[place]
+            .get_or_insert_with(|| EntityReport {
+                entity: ENTITIES[place].to_string(),
+                ..Default::default()
+            })
+            .add(&part);
+        Ok(())
+    }
+}
+
+enum OutlineError {
+    Read(std::io::Error),
+    Parse(String),
+}
+
+/// The document's entities in the order the file lists them, each with its number of
+/// records, read without keeping any record.
+fn read_outline(path: &Path) -> Result<Vec<(String, usize)>, OutlineError> {
+    struct Outline(Vec<(String, usize)>);
+    struct Count(usize);
+    impl<'de> Deserialize<'de> for Count {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Count;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an array of records")
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
+                    let mut n = 0;
+                    while seq.next_element::<IgnoredAny>()?.is_some() {
+                        n += 1;
+                    }
+                    Ok(Count(n))
+                }
+            }
+            d.deserialize_seq(V)
+        }
+    }
+    impl<'de> Deserialize<'de> for Outline {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Outline;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object of entity arrays")
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Outline, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(key) = map.next_key::<String>()? {
+                        let Count(n) = map.next_value()?;
+                        out.push((key, n));
+                    }
+                    Ok(Outline(out))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    let file = std::fs::File::open(path).map_err(OutlineError::Read)?;
+    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
+    let outline = Outline::deserialize(&mut de).map_err(|e| match e.classify() {
+        serde_json::error::Category::Io => OutlineError::Read(e.into()),
+        _ => OutlineError::Parse(e.to_string()),
+    })?;
+    de.end().map_err(|e| OutlineError::Parse(e.to_string()))?;
+    Ok(outline.0)
+}
+
+enum StreamError {
+    Read(std::io::Error),
+    Parse(String),
+}
+
+/// Parses the document's records and sends them in batches; stops early (with `Ok`) when
+/// the writer has gone.
+fn stream_document(path: &Path, sender: &tokio::sync::mpsc::Sender<Batch>) -> Result<(), StreamError> {
+    /// Why the reader stopped before the end: the writer has gone.
+    const GONE: &str = "the writer has stopped";
+    struct Doc<'s>(&'s tokio::sync::mpsc::Sender<Batch>);
+    struct Records<'s, T>(usize, &'s tokio::sync::mpsc::Sender<Batch>, std::marker::PhantomData<T>);
+    impl<'de, T: DeserializeOwned + Send + 'static> DeserializeSeed<'de> for Records<'_, T> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+    impl<'de, T: DeserializeOwned + Send + 'static> Visitor<'de> for Records<'_, T> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of records")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut index: usize = 0;
+            let mut batch: Vec<(usize, T)> = Vec::with_capacity(BATCH);
+            while let Some(rec) = seq.next_element::<T>()? {
+                batch.push((index, rec));
+                index += 1;
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    self.1
+                        .blocking_send((self.0, Box::new(full)))
+                        .map_err(|_| A::Error::custom(GONE))?;
+                }
+            }
+            if !batch.is_empty() {
+                self.1
+                    .blocking_send((self.0, Box::new(batch)))
+                    .map_err(|_| A::Error::custom(GONE))?;
+            }
+            Ok(())
+        }
+    }
+    impl<'de> Visitor<'de> for Doc<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of entity arrays")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                let place = ENTITIES.iter().position(|e| *e == key);
+                let read: Result<Result<(), A::Error>, SyncError> = by_entity!(key.as_str(), T => {
+                    Ok(map.next_value_seed(Records::<T>(place.unwrap_or(0), self.0, std::marker::PhantomData)))
+                });
+                read.map_err(|e| A::Error::custom(e.to_string()))??;
+            }
+            Ok(())
+        }
+    }
+    let file = std::fs::File::open(path).map_err(StreamError::Read)?;
+    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
+    match de.deserialize_map(Doc(sender)) {
+        Ok(()) => Ok(()),
+        Err(_) if sender.is_closed() => Ok(()),
+        Err(e) if e.classify() == serde_json::error::Category::Io => Err(StreamError::Read(e.into())),
+        Err(e) => Err(StreamError::Parse(e.to_string())),
+    }
+}
+
+/// The error for a document that did not parse as records: every bad record, found by
+/// reading it again loosely, or `typed` (the strict reader's message) when none is found.
+fn loose_report(path: &Path, shown: &str, typed: Option<String>) -> ImportError {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(source) => {
+            return ImportError::Read {
+                path: shown.to_string(),
+                source,
+            };
         }
     };
-    Ok(apply_document(db, &doc, show_progress).await?)
+    let loose: BTreeMap<String, serde_json::Value> = match serde_json::from_slice(&text) {
+        Ok(l) => l,
+        Err(e) => {
+            return ImportError::NotJson {
+                path: shown.to_string(),
+                message: e.to_string(),
+            };
+        }
+    };
+    let mut errs = loose_errors(loose);
+    if errs.is_empty() {
+        errs.push(RecordError {
+            entity: "document".into(),
+            index: None,
+            id: None,
+            field: "document".into(),
+            reason: typed.unwrap_or_else(|| "not a document of records".into()),
+        });
+    }
+    SyncError::Invalid(errs).into()
 }
 
 fn loose_errors(loose: BTreeMap<String, serde_json::Value>) -> Vec<RecordError> {
@@ -104,60 +395,40 @@ fn loose_errors(loose: BTreeMap<String, serde_json::Value>) -> Vec<RecordError> 
     errs
 }
 
-fn indexed<T: Clone>(v: &[T]) -> Vec<(usize, T)> {
-    v.iter().cloned().enumerate().collect()
+fn indexed<T: Clone + Send + 'static>(place: &str, v: &[T]) -> Option<Batch> {
+    let place = ENTITIES.iter().position(|e| *e == place)?;
+    (!v.is_empty()).then(|| (place, Box::new(v.iter().cloned().enumerate().collect::<Vec<_>>()) as _))
 }
 
 /// Applies a parsed document in one transaction, entity by entity in dependency order.
 pub async fn apply_document(db: &Db, doc: &Document, show_progress: bool) -> Result<Vec<EntityReport>, SyncError> {
-    let bar = if show_progress {
-        let b = ProgressBar::new(doc.total() as u64);
-        b.set_style(
-            ProgressStyle::with_template("{msg:>18} [{bar:40}] {pos}/{len} records, {per_sec}, eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        Some(b)
-    } else {
-        None
-    };
-    let tick = |n: u64| {
-        if let Some(b) = &bar {
-            b.inc(n)
-        }
-    };
-    let mut errs = Vec::new();
-    let mut reports = Vec::new();
+    let bar = progress_bar(show_progress, doc.total());
+    let mut writer = Writer::new(bar.as_ref());
     let mut tx = db.begin().await?;
-    macro_rules! step {
-        ($field:ident) => {
-            if !doc.$field.is_empty() {
-                if let Some(b) = &bar {
-                    b.set_message(stringify!($field));
-                }
-                reports.push(stage(&mut tx, &indexed(&doc.$field), &mut errs, tick).await?);
-            }
-        };
+    let batches = [
+        indexed("clients", &doc.clients),
+        indexed("contacts", &doc.contacts),
+        indexed("jobs", &doc.jobs),
+        indexed("art_requirements", &doc.art_requirements),
+        indexed("visuals", &doc.visuals),
+        indexed("deliveries", &doc.deliveries),
+        indexed("stock", &doc.stock),
+        indexed("blank_stock", &doc.blank_stock),
+        indexed("purchase_orders", &doc.purchase_orders),
+        indexed("invoices", &doc.invoices),
+        indexed("account_summaries", &doc.account_summaries),
+        indexed("price_cards", &doc.price_cards),
+    ];
+    for batch in batches.into_iter().flatten() {
+        writer.apply(&mut tx, batch).await?;
     }
-    step!(clients);
-    step!(contacts);
-    step!(jobs);
-    step!(art_requirements);
-    step!(visuals);
-    step!(deliveries);
-    step!(stock);
-    step!(blank_stock);
-    step!(purchase_orders);
-    step!(invoices);
-    step!(account_summaries);
-    step!(price_cards);
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    if !errs.is_empty() {
+    if !writer.errs.is_empty() {
         tx.rollback().await?;
-        return Err(SyncError::Invalid(errs));
+        return Err(SyncError::Invalid(writer.errs));
     }
     tx.commit().await?;
-    Ok(reports)
+    Ok(writer.reports.into_iter().flatten().collect())
 }

@@ -39,6 +39,16 @@ pub struct EntityReport {
     pub unchanged: usize,
 }
 
+impl EntityReport {
+    /// Adds the counts of another part of the same entity's batch.
+    pub fn add(&mut self, part: &EntityReport) {
+        self.received += part.received;
+        self.inserted += part.inserted;
+        self.updated += part.updated;
+        self.unchanged += part.unchanged;
+    }
+}
+
 /// Calls `$body` with the record type `$T` named by `$entity` (a string).
 macro_rules! by_entity {
     ($entity:expr, $T:ident => $body:expr) => {
@@ -149,10 +159,12 @@ pub fn parse_values<T: Upsert>(values: Vec<serde_json::Value>, errs: &mut Vec<Re
 }
 
 /// Validates `records` (each with its index in the batch), checks references inside `tx`,
-/// and writes them unless any error was found. Errors are appended to `errs`.
+/// and writes them unless any error was found. Errors are appended to `errs`. `seen` holds
+/// the keys met so far in this batch with their index (a batch may be staged in parts).
 pub async fn stage<T: Upsert>(
     tx: &mut Tx,
     records: &[(usize, T)],
+    seen: &mut HashMap<String, usize>,
     errs: &mut Vec<RecordError>,
     mut progress: impl FnMut(u64),
 ) -> Result<EntityReport, StoreError> {
@@ -173,7 +185,6 @@ pub async fn stage<T: Upsert>(
         })
     };
 
-    let mut seen: HashMap<&str, usize> = HashMap::new();
     for (index, rec) in records {
         let mut fe = Vec::new();
         rec.validate(&mut fe);
@@ -181,7 +192,7 @@ pub async fn stage<T: Upsert>(
         for e in fe {
             push(errs, *index, rec, e);
         }
-        if let Some(first) = seen.insert(rec.key(), *index) {
+        if let Some(first) = seen.insert(rec.key().to_string(), *index) {
             push(
                 errs,
                 *index,
@@ -279,7 +290,7 @@ pub async fn upsert_batch(db: &Db, entity: &str, values: Vec<serde_json::Value>)
         let mut errs = Vec::new();
         let records = parse_values::<T>(values, &mut errs);
         let mut tx = db.begin().await?;
-        let report = stage(&mut tx, &records, &mut errs, |_| {}).await?;
+        let report = stage(&mut tx, &records, &mut HashMap::new(), &mut errs, |_| {}).await?;
         if !errs.is_empty() {
             tx.rollback().await?;
             return Err(SyncError::Invalid(errs));
