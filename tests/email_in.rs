@@ -296,3 +296,61 @@ async fn an_old_token_still_answers_enquiries_but_not_approvals() {
     assert_eq!(kind(&c.handle("apple_mail_base64.eml").await), "processed");
     assert!(c.answers().await[0].text.contains("thing(s) need you"));
 }
+
+/// `inbound-email --dir` handles a backlog with senders side by side, but one sender's
+/// messages in the order given: Ann's REJECT comes first and stands, her later APPROVE of
+/// the same visual is refused as already decided. A repeated Message-ID is a duplicate and a
+/// file that is not mail is refused; neither stops the rest.
+#[tokio::test]
+async fn a_backlog_keeps_each_senders_order_and_handles_the_rest_alongside() {
+    let c = Corpus::new().await;
+    let token = |name: &str| c.tokens.iter().find(|(p, _)| *p == name).unwrap().1.clone();
+    let mail = |from: &str, token: &str, id: &str, body: &str| {
+        format!(
+            "From: {from}\r\nTo: TOT replies <reply+{token}@reply.tot.example>\r\nSubject: Re: TOT\r\n\
+             Message-ID: <{id}@client.example>\r\nDate: Wed, 25 Nov 2026 09:00:00 +0000\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let digest = token("{{TOKEN_DIGEST}}");
+    let mut files = Vec::new();
+    let mut put = |name: &str, text: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        files.push(path);
+    };
+    put(
+        "001.eml",
+        mail("ann@alpha.example", &digest, "a1", "REJECT V-1 the logo is too small"),
+    );
+    for i in 0..20 {
+        put(
+            &format!("002-{i:02}.eml"),
+            mail("bob@alpha.example", &token("{{TOKEN_BOB}}"), &format!("b{i}"), "ITEMS"),
+        );
+    }
+    put("003.eml", mail("ann@alpha.example", &digest, "a2", "APPROVE V-1"));
+    put(
+        "004.eml",
+        mail("ann@alpha.example", &digest, "a1", "REJECT V-1 the logo is too small"),
+    );
+    put("005.eml", "\u{0}\u{1} not mail at all".to_string());
+    let counts = cport::channels::inbound::handle_backlog(&c.t.state, &files)
+        .await
+        .unwrap();
+    assert_eq!(c.visual("V-1").await, "rejected", "Ann's first message decided");
+    assert_eq!(counts.get("processed"), Some(&22), "{counts:?}");
+    assert_eq!(counts.get("duplicate"), Some(&1), "{counts:?}");
+    assert_eq!(counts.get("refused"), Some(&1), "{counts:?}");
+    let answers = c.answers().await;
+    assert_eq!(answers.len(), 22, "one answer per processed message");
+    assert!(
+        answers.iter().any(|a| a.text.contains("V-1: visual V-1 was rejected")),
+        "the later APPROVE was answered as already decided: {:?}",
+        answers
+            .iter()
+            .map(|a| a.text.lines().take(4).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    );
+}

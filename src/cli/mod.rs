@@ -401,19 +401,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .collect();
             files.sort();
             let started = std::time::Instant::now();
-            let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
-            for f in &files {
-                let raw = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
-                let key = match crate::channels::inbound::handle(&state, &raw, chrono::Utc::now()).await {
-                    Ok(d) => serde_json::to_value(&d)?["disposition"]
-                        .as_str()
-                        .unwrap_or("?")
-                        .to_string(),
-                    Err(crate::channels::inbound::InboundError::Store(e)) => return Err(e.into()),
-                    Err(_) => "refused".to_string(),
-                };
-                *counts.entry(key).or_default() += 1;
-            }
+            let counts = crate::channels::inbound::handle_backlog(&state, &files).await?;
             let secs = started.elapsed().as_secs_f64();
             let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
             println!(

@@ -144,20 +144,27 @@ pub const IN_CHUNK: usize = 250;
 /// `{in}` in the SQL stands for a list of placeholders, filled [`IN_CHUNK`] keys at a time.
 /// Evaluates to `Result<Vec<Row>>`.
 ///
-/// The statements are not kept prepared: PostgreSQL plans such a statement for its arguments
-/// and the table's current size each time. A kept one gets a generic plan after five runs,
-/// and one made while a table was nearly empty (a sequential scan) stays as an import or a
-/// sync batch fills the table, each lookup then reading all of it: an import at scale S took
-/// 100 s instead of 25 that way.
+/// With `once` last, the statements are not kept prepared, for lookups into tables that the
+/// same transaction is filling (an import, a sync batch): PostgreSQL then plans each for its
+/// arguments and the table's current size. A kept one gets a generic plan after five runs,
+/// and one made while a table was nearly empty (a sequential scan) stays as the table
+/// fills, each lookup then reading all of it: an import at scale S took 100 s instead of 25
+/// that way.
 #[macro_export]
 macro_rules! fetch_in {
-    ($on:ident, $conn:expr, $sql:expr, $keys:expr) => {{
+    ($on:ident, $conn:expr, $sql:expr, $keys:expr) => {
+        $crate::fetch_in!($on, $conn, $sql, $keys, true)
+    };
+    ($on:ident, $conn:expr, $sql:expr, $keys:expr, once) => {
+        $crate::fetch_in!($on, $conn, $sql, $keys, false)
+    };
+    ($on:ident, $conn:expr, $sql:expr, $keys:expr, $keep:expr) => {{
         let mut rows = Vec::new();
         let mut failed = None;
         for chunk in $keys.chunks($crate::store::IN_CHUNK) {
             let sql = $sql.replace("{in}", &$crate::store::placeholders(1, chunk.len()));
             let got = $crate::$on!($conn, c => {
-                let mut q = sqlx::query_as(&sql).persistent(false);
+                let mut q = sqlx::query_as(&sql).persistent($keep);
                 for k in chunk {
                     q = q.bind(*k);
                 }

@@ -220,7 +220,7 @@ const PARAMS_PER_STATEMENT: usize = 250;
 /// The stored content hash of each of `keys` that exists.
 pub async fn existing_hashes(tx: &mut Tx, table: &str, key: &str, keys: &[&str]) -> Result<HashMap<String, String>> {
     let sql = format!("SELECT {key}, sync_hash FROM {table} WHERE {key} IN ({{in}})");
-    let rows: Vec<(String, String)> = fetch_in!(on_tx, tx, sql, keys)?;
+    let rows: Vec<(String, String)> = fetch_in!(on_tx, tx, sql, keys, once)?;
     Ok(rows.into_iter().collect())
 }
 
@@ -232,7 +232,7 @@ pub async fn owners(tx: &mut Tx, table: &str, ids: &[&str]) -> Result<HashMap<St
         _ => ("id", "client_id"),
     };
     let sql = format!("SELECT {key}, {owner} FROM {table} WHERE {key} IN ({{in}})");
-    let rows: Vec<(String, String)> = fetch_in!(on_tx, tx, sql, ids)?;
+    let rows: Vec<(String, String)> = fetch_in!(on_tx, tx, sql, ids, once)?;
     Ok(rows.into_iter().collect())
 }
 
