@@ -3,7 +3,7 @@
 //! this, not the whole application state (which adds providers, metrics and tasks), so
 //! their signatures say what they touch; `AppState` derefs to it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::links::Signer;
+use crate::model::items::ActionItem;
 use crate::store::Db;
 use crate::supervise::Faults;
 
@@ -26,6 +27,38 @@ pub struct Services {
     pub faults: Arc<Faults>,
     /// Clients changed by a sync, for the alert scanner.
     pub alerts: Arc<AlertSignal>,
+    /// Each client's action items as last read, for pages and chat (`actions::items::current`).
+    pub items: Arc<ItemSnapshots>,
+}
+
+/// Clients whose items are kept at most; past it the snapshots start again from none.
+const SNAPSHOT_CLIENTS: usize = 10_000;
+
+/// Each client's action items (all of them, before any role's filter) with the version of
+/// the client they were read at (`ContactRow::items_version`, raised by the store on every
+/// write to what items are made of, from any process). A snapshot serves only a reader that
+/// saw the same version, so it is never older than what that reader could see itself.
+#[derive(Default)]
+pub struct ItemSnapshots(Mutex<HashMap<String, (i64, Arc<Vec<ActionItem>>)>>);
+
+impl ItemSnapshots {
+    /// The client's items if they were read at `version`.
+    pub fn get(&self, client: &str, version: i64) -> Option<Arc<Vec<ActionItem>>> {
+        let map = self.0.lock().ok()?;
+        map.get(client)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, items)| items.clone())
+    }
+
+    /// Keeps `items`, read after the client's version was seen to be `version`.
+    pub fn put(&self, client: &str, version: i64, items: Arc<Vec<ActionItem>>) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= SNAPSHOT_CLIENTS && !map.contains_key(client) {
+                map.clear();
+            }
+            map.insert(client.to_string(), (version, items));
+        }
+    }
 }
 
 /// Clients whose data changed since the last scan, and a bell to ring.
@@ -60,6 +93,7 @@ impl Services {
             wake_dispatch: Arc::new(Notify::new()),
             faults: Arc::new(Faults::default()),
             alerts: Arc::new(AlertSignal::default()),
+            items: Arc::new(ItemSnapshots::default()),
         }
     }
 

@@ -480,3 +480,65 @@ async fn the_batched_item_scan_matches_each_contacts_own_read() {
     assert!(seen_items > 0, "the world has items");
     app.stop().await;
 }
+
+/// Pages and chat read a client's items from a snapshot kept with the client's version; a
+/// write from another process (here a second state on the same store, as a second `cport
+/// serve` on PostgreSQL would be) raises the version, so the next request sees it. A reader
+/// holding the version a snapshot was read at is served from it without a query.
+#[tokio::test]
+async fn a_change_by_one_process_is_seen_by_the_next_request_on_another() {
+    use cport::actions::items::current;
+    let a = common::TestState::new(|_| {}).await;
+    a.load(common::world()).await;
+    let b = a.beside(|_| {}).await;
+    let keys = |items: &[cport::actions::items::ActionItem]| {
+        let mut k: Vec<String> = items.iter().map(|i| i.key()).collect();
+        k.sort();
+        k
+    };
+    let before = get_contact(&a.state.db, "P-1A").await.unwrap();
+    let first = keys(&current(&a.state, &before).await.unwrap());
+    assert!(first.contains(&"A1:V-1".to_string()), "{first:?}");
+    assert!(first.contains(&"A3:PO-1".to_string()), "{first:?}");
+
+    // Process B: the visual is decided on and the purchase order's line fully received.
+    let w = common::world();
+    let mut visual = w["visuals"][0].clone();
+    visual["status"] = json!("approved");
+    cport::sync::upsert_batch(&b.state.db, "visuals", vec![visual])
+        .await
+        .unwrap();
+    let mut po = w["purchase_orders"][0].clone();
+    po["lines"][0]["received"] = json!(10);
+    cport::sync::upsert_batch(&b.state.db, "purchase_orders", vec![po])
+        .await
+        .unwrap();
+
+    // A's next request reads the contact afresh and sees both changes.
+    let after = get_contact(&a.state.db, "P-1A").await.unwrap();
+    assert_ne!(after.items_version, before.items_version);
+    let now = keys(&current(&a.state, &after).await.unwrap());
+    assert!(!now.contains(&"A1:V-1".to_string()), "{now:?}");
+    assert!(!now.contains(&"A3:PO-1".to_string()), "{now:?}");
+    assert_eq!(now, keys(&for_contact(&a.state.db, &after).await.unwrap()));
+    // Another client's version did not move.
+    let beta = get_contact(&a.state.db, "P-2A").await.unwrap();
+    let beta_items = current(&a.state, &beta).await.unwrap();
+    assert_eq!(keys(&beta_items), keys(&for_contact(&a.state.db, &beta).await.unwrap()));
+
+    // B gives J-1's delivery instructions. A reader still holding the version it read
+    // before is served the snapshot read at that version, from memory; the next request,
+    // reading the contact afresh, sees the change.
+    let mut job = w["jobs"][0].clone();
+    job["delivery_instructions"] = json!("given");
+    cport::sync::upsert_batch(&b.state.db, "jobs", vec![job]).await.unwrap();
+    assert!(now.contains(&"A2:J-1".to_string()), "{now:?}");
+    assert_eq!(
+        keys(&current(&a.state, &after).await.unwrap()),
+        now,
+        "served from the snapshot"
+    );
+    let next = get_contact(&a.state.db, "P-1A").await.unwrap();
+    let fresh = keys(&current(&a.state, &next).await.unwrap());
+    assert!(!fresh.contains(&"A2:J-1".to_string()), "{fresh:?}");
+}

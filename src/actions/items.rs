@@ -2,9 +2,11 @@
 //! contact's client and role. The item types are `model::items`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::model::Role;
 pub use crate::model::items::{Action, ActionItem, Category};
+use crate::services::Services;
 use crate::store::contacts::ContactRow;
 use crate::store::{Db, Result, items};
 
@@ -12,6 +14,26 @@ use crate::store::{Db, Result, items};
 pub async fn for_contact(db: &Db, contact: &ContactRow) -> Result<Vec<ActionItem>> {
     let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
     Ok(for_role(for_client(db, &contact.client_id).await?, role))
+}
+
+/// The action items of one contact for a page or a chat answer: its client's snapshot when
+/// the client's version has not moved since it was read (no query at all), else read again
+/// and kept. `contact` must have been read for this request: its `items_version` says which
+/// snapshot is current.
+pub async fn current(state: &Services, contact: &ContactRow) -> Result<Vec<ActionItem>> {
+    let all = match state.items.get(&contact.client_id, contact.items_version) {
+        Some(items) => items,
+        None => {
+            let items = Arc::new(for_client(&state.db, &contact.client_id).await?);
+            state
+                .items
+                .put(&contact.client_id, contact.items_version, items.clone());
+            items
+        }
+    };
+    let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
+    let visible = all.iter().filter(|i| i.category.visible_to(role)).cloned().collect();
+    Ok(for_role(visible, role))
 }
 
 /// What a contact with `role` sees of its client's items, and which actions it gets.

@@ -8,7 +8,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 
-use crate::actions::items::for_contact;
+use crate::actions::items::current;
 use crate::channels::Providers;
 use crate::channels::chat::ChatPayload;
 use crate::channels::email::{EmailPayload, build_message};
@@ -400,7 +400,7 @@ async fn still_open(
         Err(StoreError::NotFound) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let open: Vec<_> = for_contact(&state.db, &contact)
+    let open: Vec<_> = current(state, &contact)
         .await?
         .into_iter()
         .filter(|i| keys.contains(&i.key()))

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{FormData, HttpError, Note, Session, money, page, page_status, see_other};
 use crate::actions::delivery::{DeliveryRequest, LineQty};
-use crate::actions::items::{Category, for_contact};
+use crate::actions::items::{Category, current};
 use crate::actions::{ActionError, visuals as act};
 use crate::state::AppState;
 use crate::store::jobs;
@@ -32,7 +32,7 @@ pub async fn dashboard(
     if let Some(d) = &session.actor.delegation {
         return Ok(see_other(&state, &format!("/visuals/{}", d.visual_id), ""));
     }
-    let items = for_contact(&state.db, &session.actor.contact).await?;
+    let items = current(&state, &session.actor.contact).await?;
     let groups: Vec<Value> = Category::ALL
         .iter()
         .filter_map(|cat| {

@@ -13,10 +13,15 @@ pub struct ContactRow {
     pub timezone: String,
     pub digest_schedule: Option<String>,
     pub active: bool,
+    /// The version of the client's action items when this row was read (see the
+    /// `client_versions` migration): a page's items snapshot is current while it matches.
+    pub items_version: i64,
 }
 
 const SELECT: &str = "SELECT c.id, c.client_id, cl.name AS client_name, c.name, c.email, c.role, c.timezone,
-    c.digest_schedule, c.active FROM contacts c JOIN clients cl ON cl.id = c.client_id";
+    c.digest_schedule, c.active,
+    COALESCE((SELECT v.version FROM client_versions v WHERE v.client_id = c.client_id), 0) AS items_version
+    FROM contacts c JOIN clients cl ON cl.id = c.client_id";
 
 pub async fn get_contact(db: &Db, id: &str) -> Result<ContactRow> {
     let sql = format!("{SELECT} WHERE c.id = $1");

@@ -5,7 +5,7 @@
 
 use super::{Answer, Ask, Section};
 use crate::actions::commands::help_text;
-use crate::actions::items::for_contact;
+use crate::actions::items::current;
 use crate::actions::{ActionError, found};
 use crate::model::Money;
 use crate::store::{enquiries as q, jobs};
@@ -29,8 +29,7 @@ pub(super) fn help(a: &Ask<'_>) -> Result<Answer, ActionError> {
 
 pub(super) async fn items(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { actor, name, .. } = *a;
-    let db = &a.state.db;
-    let items = for_contact(db, &actor.contact).await?;
+    let items = current(a.state, &actor.contact).await?;
     Ok(if items.is_empty() {
         Answer::ok(name, "Nothing needs you right now.", vec![])
     } else {
