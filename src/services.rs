@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::links::Signer;
 use crate::model::items::ActionItem;
 use crate::store::Db;
+use crate::store::banners::LiveBanner;
 use crate::supervise::Faults;
 
 #[derive(Clone)]
@@ -29,6 +30,28 @@ pub struct Services {
     pub alerts: Arc<AlertSignal>,
     /// Each client's action items as last read, for pages and chat (`actions::items::current`).
     pub items: Arc<ItemSnapshots>,
+    /// The live banners as last read, for pages (`actions::banners::showing`).
+    pub banners: Arc<BannerSnapshot>,
+}
+
+/// The live banners with the banners' version they were read at (raised by the store on
+/// every write to banners or their audiences, from any process).
+#[derive(Default)]
+pub struct BannerSnapshot(Mutex<Option<Versioned<Vec<LiveBanner>>>>);
+
+impl BannerSnapshot {
+    /// The banners if they were read at `version`.
+    pub fn get(&self, version: i64) -> Option<Arc<Vec<LiveBanner>>> {
+        let kept = self.0.lock().ok()?;
+        kept.as_ref().filter(|(v, _)| *v == version).map(|(_, b)| b.clone())
+    }
+
+    /// Keeps `banners`, read after the version was seen to be `version`.
+    pub fn put(&self, version: i64, banners: Arc<Vec<LiveBanner>>) {
+        if let Ok(mut kept) = self.0.lock() {
+            *kept = Some((version, banners));
+        }
+    }
 }
 
 /// Clients whose items are kept at most; past it the snapshots start again from none.
@@ -39,7 +62,10 @@ const SNAPSHOT_CLIENTS: usize = 10_000;
 /// write to what items are made of, from any process). A snapshot serves only a reader that
 /// saw the same version, so it is never older than what that reader could see itself.
 #[derive(Default)]
-pub struct ItemSnapshots(Mutex<HashMap<String, (i64, Arc<Vec<ActionItem>>)>>);
+pub struct ItemSnapshots(Mutex<HashMap<String, Versioned<Vec<ActionItem>>>>);
+
+/// What was read, with the version it was read at.
+type Versioned<T> = (i64, Arc<T>);
 
 impl ItemSnapshots {
     /// The client's items if they were read at `version`.
@@ -94,6 +120,7 @@ impl Services {
             faults: Arc::new(Faults::default()),
             alerts: Arc::new(AlertSignal::default()),
             items: Arc::new(ItemSnapshots::default()),
+            banners: Arc::new(BannerSnapshot::default()),
         }
     }
 

@@ -744,3 +744,54 @@ async fn hostile_inputs_change_nothing() {
     assert_eq!(app.visual_status("V-1").await, "approved");
     app.stop().await;
 }
+
+/// The dashboard keeps items and banners in memory between requests, yet a change made
+/// through another server on the same store (a second `cport serve`) shows on the very next
+/// request: a visual decided on, a banner posted (only to its audience), then retracted.
+#[tokio::test]
+async fn a_second_server_s_changes_show_on_the_next_page() {
+    let a = app().await;
+    let b = a.spawn_beside(|_| {}).await;
+    let ann = a.signed_in("P-1A").await;
+    let zed = a.signed_in("P-2A").await;
+    // The dashboard's link to V-1 (minijinja escapes the slashes).
+    const V1: &str = "&#x2f;visuals&#x2f;V-1";
+    let (_, html) = a.page(&ann, "/").await;
+    assert!(html.contains(V1), "{html}");
+    let (_, html) = a.page(&ann, "/").await;
+    assert!(html.contains(V1), "served again from memory: {html}");
+
+    let mut visual = common::world()["visuals"][0].clone();
+    visual["status"] = json!("approved");
+    assert_eq!(b.put("visuals", json!([visual])).await.0, 200);
+    let posted: serde_json::Value = b
+        .http
+        .post(b.url("/api/v1/banners"))
+        .bearer_auth(common::TOKEN)
+        .json(&json!({"title": "Closed Friday", "body": "Back Monday.", "severity": "warning", "clients": ["C-1"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (_, html) = a.page(&ann, "/").await;
+    assert!(!html.contains(V1), "the decided visual is gone: {html}");
+    assert!(html.contains("Closed Friday"), "the new banner shows: {html}");
+    let (_, html) = a.page(&zed, "/").await;
+    assert!(!html.contains("Closed Friday"), "not to another client: {html}");
+
+    let id = posted["id"].as_i64().expect("the banner's id");
+    let r = b
+        .http
+        .delete(b.url(&format!("/api/v1/banners/{id}")))
+        .bearer_auth(common::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let (_, html) = a.page(&ann, "/").await;
+    assert!(!html.contains("Closed Friday"), "the retracted banner is gone: {html}");
+    b.stop().await;
+    a.stop().await;
+}

@@ -67,3 +67,22 @@ CREATE TRIGGER purchase_order_lines_version_update_old AFTER UPDATE ON purchase_
     REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION bump_client_versions_of_lines();
 CREATE TRIGGER purchase_order_lines_version_delete AFTER DELETE ON purchase_order_lines
     REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION bump_client_versions_of_lines();
+
+-- The same for stop-press banners, one version for all: a page keeps the live banners in
+-- memory with it (services::BannerSnapshot).
+CREATE TABLE store_versions (
+    name TEXT PRIMARY KEY,
+    version BIGINT NOT NULL
+);
+INSERT INTO store_versions (name, version) VALUES ('banners', 0);
+
+CREATE FUNCTION bump_banners_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE store_versions SET version = version + 1 WHERE name = 'banners';
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER banners_version AFTER INSERT OR UPDATE OR DELETE ON banners
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_banners_version();
+CREATE TRIGGER banner_audience_version AFTER INSERT OR UPDATE OR DELETE ON banner_audience
+    FOR EACH STATEMENT EXECUTE FUNCTION bump_banners_version();

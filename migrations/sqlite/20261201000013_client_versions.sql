@@ -86,3 +86,35 @@ CREATE TRIGGER purchase_order_lines_version_delete AFTER DELETE ON purchase_orde
     UPDATE client_versions SET version = version + 1
      WHERE client_id = (SELECT client_id FROM purchase_orders WHERE id = OLD.po_id);
 END;
+
+-- The same for stop-press banners, one version for all: a page keeps the live banners in
+-- memory with it (services::BannerSnapshot).
+CREATE TABLE store_versions (
+    name TEXT PRIMARY KEY,
+    version BIGINT NOT NULL
+);
+INSERT INTO store_versions (name, version) VALUES ('banners', 0);
+
+CREATE TRIGGER banners_version_insert AFTER INSERT ON banners BEGIN
+    UPDATE store_versions SET version = version + 1 WHERE name = 'banners';
+END;
+
+CREATE TRIGGER banners_version_update AFTER UPDATE ON banners BEGIN
+    UPDATE store_versions SET version = version + 1 WHERE name = 'banners';
+END;
+
+CREATE TRIGGER banners_version_delete AFTER DELETE ON banners BEGIN
+    UPDATE store_versions SET version = version + 1 WHERE name = 'banners';
+END;
+
+CREATE TRIGGER banner_audience_version_insert AFTER INSERT ON banner_audience BEGIN
+    UPDATE store_versions SET version = version + 1 WHERE name = 'banners';
+END;
+
+CREATE TRIGGER banner_audience_version_update AFTER UPDATE ON banner_audience BEGIN
+    UPDATE store_versions SET version = version + 1 WHERE name = 'banners';
+END;
+
+CREATE TRIGGER banner_audience_version_delete AFTER DELETE ON banner_audience BEGIN
+    UPDATE store_versions SET version = version + 1 WHERE name = 'banners';
+END;

@@ -9,7 +9,7 @@ use crate::messages::ChatMessage;
 use crate::messages::compose::Composer;
 use crate::model::{FieldError, SEVERITIES, check_one_of, check_text};
 use crate::services::Services;
-use crate::store::banners::{NewBanner, existing_clients, get_banner, insert_banner};
+use crate::store::banners::{BannerRow, NewBanner, existing_clients, get_banner, insert_banner, list_live};
 use crate::store::contacts::list_active_contacts;
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, outbox};
@@ -175,4 +175,28 @@ pub async fn retract(state: &Services, id: i64, now: DateTime<Utc>) -> Result<bo
         Err(e) => return Err(e),
     }
     crate::store::banners::retract_banner(&state.db, id, now).await
+}
+
+/// The banners showing for `client` at `now`, from the live banners kept in memory while the
+/// banners' version is `version` (read with the request's session), else read again and kept.
+/// A banner's start and expiry are checked at `now`, so a kept list stays right over time.
+pub async fn showing(
+    state: &Services,
+    version: i64,
+    client: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<BannerRow>, StoreError> {
+    let live = match state.banners.get(version) {
+        Some(live) => live,
+        None => {
+            let live = std::sync::Arc::new(list_live(&state.db, now).await?);
+            state.banners.put(version, live.clone());
+            live
+        }
+    };
+    Ok(live
+        .iter()
+        .filter(|b| b.shows(client, now))
+        .map(|b| b.row.clone())
+        .collect())
 }

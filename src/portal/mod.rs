@@ -16,9 +16,9 @@ use axum::routing::{get, post};
 use chrono::Utc;
 use serde_json::{Value, json};
 
+use crate::actions::banners::showing;
 use crate::actions::commands::Command;
 use crate::state::AppState;
-use crate::store::banners::list_active_for_client;
 
 pub mod enquiry;
 pub mod orders;
@@ -72,7 +72,7 @@ pub async fn page(
             let banners = if s.actor.delegation.is_some() {
                 vec![]
             } else {
-                list_active_for_client(&state.db, &c.client_id, Utc::now()).await?
+                showing(state, s.banners_version, &c.client_id, Utc::now()).await?
             };
             ctx["banners"] = serde_json::to_value(banners).unwrap_or(Value::Null);
         }

@@ -12,8 +12,7 @@ use rand::RngCore;
 use crate::actions::{Actor, Delegated};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::contacts::get_contact;
-use crate::store::sessions::{get_session, insert_session};
+use crate::store::sessions::{SignedIn, get_signed_in, insert_session};
 use crate::store::visuals::get_delegation;
 use crate::web::HttpError;
 
@@ -78,6 +77,8 @@ pub struct Session {
     pub token_hash: String,
     pub csrf: String,
     pub actor: Actor,
+    /// The banners' version when the session was read (which kept banners are current).
+    pub banners_version: i64,
 }
 
 impl Session {
@@ -104,14 +105,13 @@ impl FromRequestParts<AppState> for Session {
         let login = || HttpError::LoginRequired { next: next.clone() };
         let token = cookie(&parts.headers, COOKIE).ok_or_else(login)?;
         let token_hash = hash_token(&token);
-        let row = get_session(&state.db, &token_hash, Utc::now())
+        let SignedIn {
+            session: row,
+            contact,
+            banners_version,
+        } = get_signed_in(&state.db, &token_hash, Utc::now())
             .await?
             .ok_or_else(login)?;
-        let contact = match get_contact(&state.db, &row.contact_id).await {
-            Ok(c) => c,
-            Err(StoreError::NotFound) => return Err(login()),
-            Err(e) => return Err(e.into()),
-        };
         let mut actor = Actor::new(contact, crate::model::Channel::Portal);
         if let Some(id) = row.delegation_id {
             let d = get_delegation(&state.db, id).await?;
@@ -126,6 +126,7 @@ impl FromRequestParts<AppState> for Session {
             token_hash,
             csrf: row.csrf,
             actor,
+            banners_version,
         })
     }
 }

@@ -41,6 +41,50 @@ pub async fn insert_banner(tx: &mut Tx, b: &NewBanner, now: DateTime<Utc>) -> Re
     Ok(id)
 }
 
+/// A banner neither retracted nor expired when read, with its audience (empty = every client).
+#[derive(Debug, Clone)]
+pub struct LiveBanner {
+    pub row: BannerRow,
+    pub audience: Vec<String>,
+}
+
+impl LiveBanner {
+    /// Whether it shows for `client` at `now` (the rule of [`list_active_for_client`]).
+    pub fn shows(&self, client: &str, now: DateTime<Utc>) -> bool {
+        let b = &self.row;
+        b.retracted_at.is_none()
+            && b.starts_at <= now
+            && b.expires_at.is_none_or(|e| e > now)
+            && (self.audience.is_empty() || self.audience.iter().any(|c| c == client))
+    }
+}
+
+/// Every banner not retracted and not expired at `now` (some may start later), most severe
+/// first, each with its audience.
+pub async fn list_live(db: &Db, now: DateTime<Utc>) -> Result<Vec<LiveBanner>> {
+    let live = "b.retracted_at IS NULL AND (b.expires_at IS NULL OR b.expires_at > $1)";
+    let sql = format!(
+        "SELECT {BANNER_COLS} FROM banners b WHERE {live}
+         ORDER BY CASE b.severity WHEN 'urgent' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, b.starts_at DESC"
+    );
+    let rows: Vec<BannerRow> = on_db!(db, p => bind!(sqlx::query_as(&sql), now).fetch_all(p).await)?;
+    let sql = format!(
+        "SELECT a.banner_id, a.client_id FROM banner_audience a JOIN banners b ON b.id = a.banner_id WHERE {live}"
+    );
+    let audience: Vec<(i64, String)> = on_db!(db, p => bind!(sqlx::query_as(&sql), now).fetch_all(p).await)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| LiveBanner {
+            audience: audience
+                .iter()
+                .filter(|(b, _)| *b == row.id)
+                .map(|(_, c)| c.clone())
+                .collect(),
+            row,
+        })
+        .collect())
+}
+
 /// Banners showing now for one client: started, not expired, not retracted, and addressed
 /// to everyone or to this client. Most severe first.
 pub async fn list_active_for_client(db: &Db, client_id: &str, now: DateTime<Utc>) -> Result<Vec<BannerRow>> {

@@ -18,18 +18,20 @@ pub struct ContactRow {
     pub items_version: i64,
 }
 
-const SELECT: &str = "SELECT c.id, c.client_id, cl.name AS client_name, c.name, c.email, c.role, c.timezone,
+/// A [`ContactRow`]'s columns, from `contacts c` joined with `clients cl`.
+pub(super) const COLS: &str = "c.id, c.client_id, cl.name AS client_name, c.name, c.email, c.role, c.timezone,
     c.digest_schedule, c.active,
-    COALESCE((SELECT v.version FROM client_versions v WHERE v.client_id = c.client_id), 0) AS items_version
-    FROM contacts c JOIN clients cl ON cl.id = c.client_id";
+    COALESCE((SELECT v.version FROM client_versions v WHERE v.client_id = c.client_id), 0) AS items_version";
+
+const FROM: &str = "FROM contacts c JOIN clients cl ON cl.id = c.client_id";
 
 pub async fn get_contact(db: &Db, id: &str) -> Result<ContactRow> {
-    let sql = format!("{SELECT} WHERE c.id = $1");
+    let sql = format!("SELECT {COLS} {FROM} WHERE c.id = $1");
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ContactRow>(&sql), id).fetch_one(p).await)?)
 }
 
 /// Every active contact, in id order.
 pub async fn list_active_contacts(db: &Db) -> Result<Vec<ContactRow>> {
-    let sql = format!("{SELECT} WHERE c.active ORDER BY c.client_id, c.id");
+    let sql = format!("SELECT {COLS} {FROM} WHERE c.active ORDER BY c.client_id, c.id");
     Ok(on_db!(db, p => sqlx::query_as::<_, ContactRow>(&sql).fetch_all(p).await)?)
 }

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::contacts::{COLS, ContactRow};
 use super::{Db, Result, bind, on_db};
 
 pub async fn get_password_hash(db: &Db, contact_id: &str) -> Result<Option<String>> {
@@ -47,13 +48,27 @@ pub async fn insert_session(
 }
 
 /// A live session: not expired, not revoked, and its contact still active.
-pub async fn get_session(db: &Db, token_hash: &str, now: DateTime<Utc>) -> Result<Option<SessionRow>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, SessionRow>(
-        "SELECT s.contact_id, s.csrf, s.delegation_id, s.expires_at FROM sessions s
-         JOIN contacts c ON c.id = s.contact_id
-         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND c.active",
-    ), token_hash, now)
-    .fetch_optional(p).await)?)
+/// A live session and its contact, as one row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SignedIn {
+    #[sqlx(flatten)]
+    pub session: SessionRow,
+    #[sqlx(flatten)]
+    pub contact: ContactRow,
+    /// The banners' version when read (see `list_live`).
+    pub banners_version: i64,
+}
+
+/// The session with this token and its (active) contact, read together: every page asks.
+pub async fn get_signed_in(db: &Db, token_hash: &str, now: DateTime<Utc>) -> Result<Option<SignedIn>> {
+    let sql = format!(
+        "SELECT s.contact_id, s.csrf, s.delegation_id, s.expires_at, {COLS},
+                COALESCE((SELECT version FROM store_versions WHERE name = 'banners'), 0) AS banners_version
+         FROM sessions s
+         JOIN contacts c ON c.id = s.contact_id JOIN clients cl ON cl.id = c.client_id
+         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND c.active"
+    );
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, SignedIn>(&sql), token_hash, now).fetch_optional(p).await)?)
 }
 
 pub async fn revoke_session(db: &Db, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
