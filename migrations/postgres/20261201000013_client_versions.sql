@@ -7,19 +7,35 @@ CREATE TABLE client_versions (
     version BIGINT NOT NULL
 );
 
--- Statement-level triggers: one bump per client per statement, whatever the rows.
-CREATE FUNCTION bump_client_versions() RETURNS trigger LANGUAGE plpgsql AS $$
+INSERT INTO client_versions (client_id, version) SELECT id, 0 FROM clients;
+
+-- Statement-level triggers. The version is the id of the last transaction that wrote (not a
+-- count): it only has to change, and a transaction that writes many rows of one client (an
+-- import) then updates its row once, not once a statement, which would leave a chain of
+-- row versions for every later lookup to walk.
+CREATE FUNCTION add_client_versions() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO client_versions (client_id, version)
-    SELECT DISTINCT client_id, 1 FROM changed
-    ON CONFLICT (client_id) DO UPDATE SET version = client_versions.version + 1;
+    SELECT id, txid_current() FROM changed
+    ON CONFLICT (client_id) DO NOTHING;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER clients_version_insert AFTER INSERT ON clients
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION add_client_versions();
+
+CREATE FUNCTION bump_client_versions() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE client_versions SET version = txid_current()
+     WHERE client_id IN (SELECT client_id FROM changed) AND version <> txid_current();
     RETURN NULL;
 END $$;
 
 CREATE FUNCTION bump_client_versions_of_lines() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE client_versions SET version = version + 1
-     WHERE client_id IN (SELECT po.client_id FROM purchase_orders po JOIN changed l ON l.po_id = po.id);
+    UPDATE client_versions SET version = txid_current()
+     WHERE client_id IN (SELECT po.client_id FROM purchase_orders po JOIN changed l ON l.po_id = po.id)
+       AND version <> txid_current();
     RETURN NULL;
 END $$;
 
@@ -78,7 +94,7 @@ INSERT INTO store_versions (name, version) VALUES ('banners', 0);
 
 CREATE FUNCTION bump_banners_version() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE store_versions SET version = version + 1 WHERE name = 'banners';
+    UPDATE store_versions SET version = txid_current() WHERE name = 'banners' AND version <> txid_current();
     RETURN NULL;
 END $$;
 
