@@ -764,17 +764,9 @@ async fn a_second_server_s_changes_show_on_the_next_page() {
     let mut visual = common::world()["visuals"][0].clone();
     visual["status"] = json!("approved");
     assert_eq!(b.put("visuals", json!([visual])).await.0, 200);
-    let posted: serde_json::Value = b
-        .http
-        .post(b.url("/api/v1/banners"))
-        .bearer_auth(common::TOKEN)
-        .json(&json!({"title": "Closed Friday", "body": "Back Monday.", "severity": "warning", "clients": ["C-1"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let banner = json!({"title": "Closed Friday", "body": "Back Monday.", "severity": "warning", "clients": ["C-1"]});
+    let (status, posted) = b.api(reqwest::Method::POST, "/api/v1/banners", Some(banner)).await;
+    assert_eq!(status, 201, "{posted}");
     let (_, html) = a.page(&ann, "/").await;
     assert!(!html.contains(V1), "the decided visual is gone: {html}");
     assert!(html.contains("Closed Friday"), "the new banner shows: {html}");
@@ -782,14 +774,8 @@ async fn a_second_server_s_changes_show_on_the_next_page() {
     assert!(!html.contains("Closed Friday"), "not to another client: {html}");
 
     let id = posted["id"].as_i64().expect("the banner's id");
-    let r = b
-        .http
-        .delete(b.url(&format!("/api/v1/banners/{id}")))
-        .bearer_auth(common::TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 204);
+    let path = format!("/api/v1/banners/{id}");
+    assert_eq!(b.api(reqwest::Method::DELETE, &path, None).await.0, 204);
     let (_, html) = a.page(&ann, "/").await;
     assert!(!html.contains("Closed Friday"), "the retracted banner is gone: {html}");
     b.stop().await;

@@ -117,31 +117,32 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
-    /// PUT a batch with the right token.
-    pub async fn put(&self, entity: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .put(self.url(&format!("/api/v1/{entity}")))
-            .bearer_auth(TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
+    /// Any API call with the right token: the status and the JSON body (null when none).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
-    pub async fn delete(&self, entity: &str, ids: &[&str]) -> (u16, serde_json::Value) {
-        let r = self
-            .http
-            .delete(self.url(&format!("/api/v1/{entity}")))
-            .bearer_auth(TOKEN)
-            .json(&serde_json::json!({ "ids": ids }))
-            .send()
+    /// PUT a batch with the right token.
+    pub async fn put(&self, entity: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.api(reqwest::Method::PUT, &format!("/api/v1/{entity}"), Some(body))
             .await
-            .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn delete(&self, entity: &str, ids: &[&str]) -> (u16, serde_json::Value) {
+        let body = serde_json::json!({ "ids": ids });
+        self.api(reqwest::Method::DELETE, &format!("/api/v1/{entity}"), Some(body))
+            .await
     }
 
     /// GET a path and read the body as text.
@@ -421,16 +422,8 @@ impl TestApp {
 
     /// The change feed as TOT reads it.
     pub async fn changes(&self, after: i64) -> Vec<serde_json::Value> {
-        let v: serde_json::Value = self
-            .http
-            .get(self.url(&format!("/api/v1/changes?after={after}")))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let path = format!("/api/v1/changes?after={after}");
+        let (_, v) = self.api(reqwest::Method::GET, &path, None).await;
         v["changes"].as_array().cloned().unwrap_or_default()
     }
 
