@@ -5,10 +5,12 @@ use chrono::{DateTime, Duration, Utc};
 use mail_parser::{MessageParser, MimeHeaders};
 use serde::Serialize;
 
+mod backlog;
 mod bounce;
 mod policy;
 mod text;
 
+pub use backlog::{BacklogError, handle_backlog};
 use bounce::bounce;
 use policy::{addresses, auth_failure, automatic, is_report, token_for};
 pub use text::{fresh_text, html_to_text};
@@ -115,72 +117,6 @@ fn context_of(row: &OutboxRow, state: &Services, now: DateTime<Utc>) -> Context 
         may_decide: age <= Duration::days(i64::from(state.config.digest.link_ttl_days)),
         list_limit: 0,
     }
-}
-
-/// Messages of a backlog handled side by side (each lane a sequence of one store round trip
-/// after another, so lanes fill the time each one waits for the store).
-const LANES: usize = 8;
-
-/// Handles a backlog of message files (`inbound-email --dir`): messages from one sender are
-/// handled in the order given (a later reply may depend on an earlier one), different
-/// senders side by side. Returns how many ended in each disposition ("refused" for messages
-/// that could not be read as mail); stops at the first store error.
-pub async fn handle_backlog(
-    state: &Services,
-    files: &[std::path::PathBuf],
-) -> Result<std::collections::BTreeMap<String, usize>, BacklogError> {
-    use std::hash::{Hash, Hasher};
-    let mut lanes: Vec<Vec<&std::path::PathBuf>> = vec![Vec::new(); LANES];
-    for f in files {
-        let raw = std::fs::read(f).map_err(|source| BacklogError::Read {
-            path: f.clone(),
-            source,
-        })?;
-        let sender = MessageParser::default()
-            .parse_headers(&raw[..])
-            .and_then(|m| addresses(m.from()).into_iter().next())
-            .unwrap_or_default();
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        sender.hash(&mut h);
-        lanes[(h.finish() % LANES as u64) as usize].push(f);
-    }
-    async fn lane(
-        state: &Services,
-        files: Vec<&std::path::PathBuf>,
-    ) -> Result<std::collections::BTreeMap<String, usize>, BacklogError> {
-        let mut counts = std::collections::BTreeMap::<String, usize>::new();
-        for f in files {
-            let raw = std::fs::read(f).map_err(|source| BacklogError::Read {
-                path: f.clone(),
-                source,
-            })?;
-            let key = match handle(state, &raw, Utc::now()).await {
-                Ok(d) => d.parts().0.to_string(),
-                Err(InboundError::Store(e)) => return Err(BacklogError::Store(e)),
-                Err(_) => "refused".to_string(),
-            };
-            *counts.entry(key).or_default() += 1;
-        }
-        Ok(counts)
-    }
-    let mut total = std::collections::BTreeMap::new();
-    for counts in futures::future::join_all(lanes.into_iter().map(|l| lane(state, l))).await {
-        for (k, n) in counts? {
-            *total.entry(k).or_default() += n;
-        }
-    }
-    Ok(total)
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum BacklogError {
-    #[error("cannot read {}: {source}", path.display())]
-    Read {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
 }
 
 /// Processes one raw message.
