@@ -9,7 +9,7 @@ use crate::messages::ChatMessage;
 use crate::messages::compose::Composer;
 use crate::model::{FieldError, SEVERITIES, check_one_of, check_text};
 use crate::services::Services;
-use crate::store::banners::{BannerRow, NewBanner, existing_clients, get_banner, insert_banner, list_live};
+use crate::store::banners::{BannerRow, LiveBanner, NewBanner, existing_clients, get_banner, insert_banner, list_live};
 use crate::store::contacts::list_active_contacts;
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, outbox};
@@ -194,9 +194,21 @@ pub async fn showing(
             live
         }
     };
-    Ok(live
-        .iter()
-        .filter(|b| b.shows(client, now))
+    Ok(for_client(&live, client, now))
+}
+
+/// The banners of `live` that show for `client` at `now`: started, not expired, not
+/// retracted, and addressed to every client or to this one; in `live`'s order (most severe
+/// first).
+pub fn for_client(live: &[LiveBanner], client: &str, now: DateTime<Utc>) -> Vec<BannerRow> {
+    live.iter()
+        .filter(|b| {
+            let r = &b.row;
+            r.retracted_at.is_none()
+                && r.starts_at <= now
+                && r.expires_at.is_none_or(|e| e > now)
+                && (b.audience.is_empty() || b.audience.iter().any(|c| c == client))
+        })
         .map(|b| b.row.clone())
-        .collect())
+        .collect()
 }

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use chrono_tz::Tz;
 
+use crate::actions::banners::for_client;
 use crate::actions::items::{ActionItem, ItemCache};
 use crate::actions::targets::{Target, targets_by_contact, targets_of};
 use crate::channels::chat::digest_message;
@@ -14,7 +15,7 @@ use crate::messages::EmailPayload;
 use crate::messages::compose::Composer;
 use crate::model::schedule::parse_schedule;
 use crate::services::Services;
-use crate::store::banners::{BannerRow, list_active_for_client};
+use crate::store::banners::{BannerRow, list_live};
 use crate::store::contacts::{ContactRow, list_active_contacts};
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, ledgers, outbox};
@@ -85,6 +86,8 @@ pub async fn run_pass(
     };
     let chats = targets_by_contact(state).await?;
     let mut cache = ItemCache::new(&contacts);
+    // The live banners are read once a pass; each client's are picked from them.
+    let live = list_live(&state.db, now).await?;
     let mut banners: Option<(String, Vec<BannerRow>)> = None;
     let catch_up = Duration::hours(i64::from(state.config.digest.catch_up_hours));
     for c in &contacts {
@@ -129,10 +132,9 @@ pub async fn run_pass(
                 continue;
             }
             let items = cache.for_contact(&state.db, c).await?;
-            // Contacts come in client order: a client's banners are read once.
+            // Contacts come in client order: a client's banners are picked once.
             if banners.as_ref().is_none_or(|(client, _)| *client != c.client_id) {
-                let list = list_active_for_client(&state.db, &c.client_id, now).await?;
-                banners = Some((c.client_id.clone(), list));
+                banners = Some((c.client_id.clone(), for_client(&live, &c.client_id, now)));
             }
             let content = DigestContent {
                 items: &items,

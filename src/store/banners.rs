@@ -48,17 +48,6 @@ pub struct LiveBanner {
     pub audience: Vec<String>,
 }
 
-impl LiveBanner {
-    /// Whether it shows for `client` at `now` (the rule of [`list_active_for_client`]).
-    pub fn shows(&self, client: &str, now: DateTime<Utc>) -> bool {
-        let b = &self.row;
-        b.retracted_at.is_none()
-            && b.starts_at <= now
-            && b.expires_at.is_none_or(|e| e > now)
-            && (self.audience.is_empty() || self.audience.iter().any(|c| c == client))
-    }
-}
-
 /// Every banner not retracted and not expired at `now` (some may start later), most severe
 /// first, each with its audience.
 pub async fn list_live(db: &Db, now: DateTime<Utc>) -> Result<Vec<LiveBanner>> {
@@ -83,20 +72,6 @@ pub async fn list_live(db: &Db, now: DateTime<Utc>) -> Result<Vec<LiveBanner>> {
             row,
         })
         .collect())
-}
-
-/// Banners showing now for one client: started, not expired, not retracted, and addressed
-/// to everyone or to this client. Most severe first.
-pub async fn list_active_for_client(db: &Db, client_id: &str, now: DateTime<Utc>) -> Result<Vec<BannerRow>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, BannerRow>(
-        "SELECT b.id, b.title, b.body, b.severity, b.starts_at, b.expires_at, b.retracted_at
-         FROM banners b
-         WHERE b.retracted_at IS NULL AND b.starts_at <= $2 AND (b.expires_at IS NULL OR b.expires_at > $2)
-           AND (NOT EXISTS (SELECT 1 FROM banner_audience a WHERE a.banner_id = b.id)
-                OR EXISTS (SELECT 1 FROM banner_audience a WHERE a.banner_id = b.id AND a.client_id = $1))
-         ORDER BY CASE b.severity WHEN 'urgent' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, b.starts_at DESC",
-    ), client_id, now)
-    .fetch_all(p).await)?)
 }
 
 const BANNER_COLS: &str = "b.id, b.title, b.body, b.severity, b.starts_at, b.expires_at, b.retracted_at";

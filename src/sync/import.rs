@@ -21,6 +21,8 @@ pub enum ImportError {
     Read { path: String, source: std::io::Error },
     #[error("{path} is not a JSON document: {message}")]
     NotJson { path: String, message: String },
+    #[error("reading {path} stopped: {message}")]
+    Reader { path: String, message: String },
     #[error(transparent)]
     Sync(#[from] SyncError),
 }
@@ -211,26 +213,6 @@ enum OutlineError {
 /// records, read without keeping any record.
 fn read_outline(path: &Path) -> Result<Vec<(String, usize)>, OutlineError> {
     struct Outline(Vec<(String, usize)>);
-    struct Count(usize);
-    impl<'de> Deserialize<'de> for Count {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Count;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("an array of records")
-                }
-                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
-                    let mut n = 0;
-                    while seq.next_element::<IgnoredAny>()?.is_some() {
-                        n += 1;
-                    }
-                    Ok(Count(n))
-                }
-            }
-            d.deserialize_seq(V)
-        }
-    }
     impl<'de> Deserialize<'de> for Outline {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             struct V;
@@ -242,8 +224,9 @@ fn read_outline(path: &Path) -> Result<Vec<(String, usize)>, OutlineError> {
                 fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Outline, A::Error> {
                     let mut out = Vec::new();
                     while let Some(key) = map.next_key::<String>()? {
-                        let Count(n) = map.next_value()?;
-                        out.push((key, n));
+                        // A sequence of zero-sized values: counted, nothing kept.
+                        let records: Vec<IgnoredAny> = map.next_value()?;
+                        out.push((key, records.len()));
                     }
                     Ok(Outline(out))
                 }
@@ -312,11 +295,13 @@ fn stream_document(path: &Path, sender: &tokio::sync::mpsc::Sender<Batch>) -> Re
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             while let Some(key) = map.next_key::<String>()? {
-                let place = ENTITIES.iter().position(|e| *e == key);
+                let Some(place) = ENTITIES.iter().position(|e| *e == key) else {
+                    return Err(A::Error::custom(SyncError::UnknownEntity(key)));
+                };
                 let read: Result<Result<(), A::Error>, SyncError> = by_entity!(key.as_str(), T => {
-                    Ok(map.next_value_seed(Records::<T>(place.unwrap_or(0), self.0, std::marker::PhantomData)))
+                    Ok(map.next_value_seed(Records::<T>(place, self.0, std::marker::PhantomData)))
                 });
-                read.map_err(|e| A::Error::custom(e.to_string()))??;
+                read.map_err(A::Error::custom)??;
             }
             Ok(())
         }

@@ -20,6 +20,8 @@ const LANES: usize = 8;
 /// senders side by side. Returns how many ended in each disposition ("refused" for messages
 /// that could not be read as mail); stops at the first store error.
 pub async fn handle_backlog(state: &Services, files: &[PathBuf]) -> Result<BTreeMap<String, usize>, BacklogError> {
+    // Files are read here for their sender and again in their lane, so a backlog of any
+    // size is not held in memory.
     let mut lanes: Vec<Vec<&PathBuf>> = vec![Vec::new(); LANES];
     for f in files {
         let raw = std::fs::read(f).map_err(|source| BacklogError::Read {
