@@ -181,7 +181,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The portal's pages, pictures and artwork uploads: their errors are shown as pages.
+/// The portal's pages, pictures and artwork uploads, and the staff console: their errors are
+/// shown as pages.
 fn portal_routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/media/{*path}", get(crate::portal::media::serve))
@@ -192,6 +193,7 @@ fn portal_routes(state: &AppState) -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(crate::portal::artwork::body_limit(state))),
         )
         .merge(crate::portal::router().layer(DefaultBodyLimit::max(256 * 1024)))
+        .merge(crate::console::router().layer(DefaultBodyLimit::max(256 * 1024)))
         .layer(middleware::map_response(crate::web::render_page))
 }
 

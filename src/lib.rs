@@ -14,7 +14,7 @@
 //! - digest, outbox: engines: digests, alerts, the outbox
 //! - state: the application's shared state
 //! - web: what both HTTP doors share: one error type, shown as JSON or as a page
-//! - portal, sync: HTTP: the portal and the sync API
+//! - portal, console, sync: HTTP: the client portal, the staff console and the sync API
 //! - app: the server: routes, background tasks, shutdown
 //! - demo, gendata: commands' helpers: the demo, generated data
 //! - cli: the command line: one file per command
@@ -27,6 +27,7 @@ pub mod app;
 pub mod channels;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod digest;
 pub mod documents;

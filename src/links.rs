@@ -59,11 +59,16 @@ pub enum LinkFor {
     Delegation { id: i64, path: String },
     /// Set the password of `contact_id` (a reset, or an invitation's first password).
     SetPassword { contact_id: String },
+    /// Set the password of staff account `staff_id` (its first, or a new one).
+    StaffPassword { staff_id: i64 },
 }
 
 /// The path a password link opens, and the `contact` field's prefix of a delegation link.
 const SET_PASSWORD_PATH: &str = "/password/reset";
 const DELEGATION_PREFIX: &str = "delegation:";
+/// The path a staff password link opens, and the `contact` field's prefix of one.
+const STAFF_PASSWORD_PATH: &str = "/staff/password";
+const STAFF_PREFIX: &str = "staff:";
 
 impl LinkClaims {
     /// The link's meaning; `None` for a one-time link of no known kind.
@@ -78,6 +83,11 @@ impl LinkClaims {
                     return Some(LinkFor::Delegation {
                         id: id.parse().ok()?,
                         path: self.subject.clone(),
+                    });
+                }
+                if let Some(id) = self.contact_id.strip_prefix(STAFF_PREFIX) {
+                    return (self.subject == STAFF_PASSWORD_PATH).then_some(LinkFor::StaffPassword {
+                        staff_id: id.parse().ok()?,
                     });
                 }
                 (self.subject == SET_PASSWORD_PATH).then(|| LinkFor::SetPassword {
@@ -216,6 +226,16 @@ impl Signer {
         format!("{}{SET_PASSWORD_PATH}?token={token}", public_url.trim_end_matches('/'))
     }
 
+    /// The address of the page where staff account `staff_id` sets its password.
+    pub fn staff_password_url(&self, public_url: &str, staff_id: i64, ttl: Duration, now: DateTime<Utc>) -> String {
+        let who = format!("{STAFF_PREFIX}{staff_id}");
+        let token = self.sign(Purpose::Once, STAFF_PASSWORD_PATH, &who, ttl, now);
+        format!(
+            "{}{STAFF_PASSWORD_PATH}?token={token}",
+            public_url.trim_end_matches('/')
+        )
+    }
+
     /// Checks a link token's signature and expiry (single use is the caller's check).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<LinkClaims, LinkError> {
         let (p, t) = token.split_once('.').ok_or(LinkError::Malformed)?;
@@ -345,6 +365,12 @@ mod tests {
             Some(LinkFor::SetPassword {
                 contact_id: "P-1".into()
             })
+        );
+        let staff = s.staff_password_url("https://p.example", 7, Duration::hours(1), now);
+        assert!(staff.starts_with("https://p.example/staff/password?token="), "{staff}");
+        assert_eq!(
+            s.verify(&token(&staff), now).unwrap().meaning(),
+            Some(LinkFor::StaffPassword { staff_id: 7 })
         );
         // A one-time link of no known kind means nothing.
         let odd = s.sign(Purpose::Once, "/visuals/V-1", "P-1", Duration::days(1), now);

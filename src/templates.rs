@@ -56,6 +56,8 @@ pub fn environment() -> Environment<'static> {
         "email/invite.txt.j2",
         "email/reply.html.j2",
         "email/reply.txt.j2",
+        "email/access.html.j2",
+        "email/access.txt.j2",
         "portal/base.html.j2",
         "portal/message.html.j2",
         "portal/login.html.j2",
@@ -75,6 +77,17 @@ pub fn environment() -> Environment<'static> {
         "portal/users.html.j2",
         "portal/enquiry.html.j2",
         "portal/_answer.html.j2",
+        "staff/base.html.j2",
+        "staff/login.html.j2",
+        "staff/password.html.j2",
+        "staff/overview.html.j2",
+        "staff/chase.html.j2",
+        "staff/outbox.html.j2",
+        "staff/message.html.j2",
+        "staff/banners.html.j2",
+        "staff/contacts.html.j2",
+        "staff/held.html.j2",
+        "staff/access.html.j2",
     );
     env
 }

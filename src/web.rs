@@ -22,6 +22,9 @@ pub enum HttpError {
     /// A portal page needs a session; the login form comes back to `next`.
     #[error("login required")]
     LoginRequired { next: String },
+    /// A staff console page needs a staff session; the staff sign-in comes back to `next`.
+    #[error("staff sign-in required")]
+    StaffLoginRequired { next: String },
     #[error("not found")]
     NotFound,
     #[error("{0}")]
@@ -56,7 +59,9 @@ impl HttpError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            HttpError::Unauthorized | HttpError::LoginRequired { .. } => StatusCode::UNAUTHORIZED,
+            HttpError::Unauthorized | HttpError::LoginRequired { .. } | HttpError::StaffLoginRequired { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::Forbidden(_) | HttpError::Csrf => StatusCode::FORBIDDEN,
             HttpError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -72,7 +77,10 @@ impl HttpError {
     fn title(&self) -> &'static str {
         match self {
             HttpError::NotFound => "Not found",
-            HttpError::Forbidden(_) | HttpError::Unauthorized | HttpError::LoginRequired { .. } => "Not allowed",
+            HttpError::Forbidden(_)
+            | HttpError::Unauthorized
+            | HttpError::LoginRequired { .. }
+            | HttpError::StaffLoginRequired { .. } => "Not allowed",
             HttpError::Csrf => "Please try again",
             HttpError::TooMany(_) => "Too many attempts",
             HttpError::BadRequest(_) | HttpError::Invalid(_) | HttpError::InvalidRecords(_) => {
@@ -125,7 +133,8 @@ impl From<ActionError> for HttpError {
 struct ErrorPage {
     title: &'static str,
     message: String,
-    login_next: Option<String>,
+    /// Where a missing session sends the visitor instead (the sign-in form that fits).
+    sign_in: Option<String>,
 }
 
 impl IntoResponse for HttpError {
@@ -142,8 +151,9 @@ impl IntoResponse for HttpError {
         let page = ErrorPage {
             title: self.title(),
             message: self.public_message(),
-            login_next: match self {
-                HttpError::LoginRequired { next } => Some(next),
+            sign_in: match self {
+                HttpError::LoginRequired { next } => Some(sign_in_at("/login", &next)),
+                HttpError::StaffLoginRequired { next } => Some(sign_in_at("/staff/login", &next)),
                 _ => None,
             },
         };
@@ -157,17 +167,20 @@ impl IntoResponse for HttpError {
     }
 }
 
+fn sign_in_at(form: &str, next: &str) -> String {
+    format!(
+        "{form}?next={}",
+        percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
+    )
+}
+
 /// For the portal's routes (`axum::middleware::map_response`): an error becomes a page in the
 /// portal's look, and a missing session a redirect to the login form.
 pub async fn render_page(mut resp: Response) -> Response {
     let Some(page) = resp.extensions_mut().remove::<ErrorPage>() else {
         return resp;
     };
-    if let Some(next) = page.login_next {
-        let target = format!(
-            "/login?next={}",
-            percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC)
-        );
+    if let Some(target) = page.sign_in {
         return Redirect::to(&target).into_response();
     }
     let body = crate::templates::shared()

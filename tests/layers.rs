@@ -27,7 +27,10 @@ const LAYERS: &[(&str, &[&str])] = &[
         "what both HTTP doors share: one error type, shown as JSON or as a page",
         &["web"],
     ),
-    ("HTTP: the portal and the sync API", &["portal", "sync"]),
+    (
+        "HTTP: the client portal, the staff console and the sync API",
+        &["portal", "console", "sync"],
+    ),
     ("the server: routes, background tasks, shutdown", &["app"]),
     ("commands' helpers: the demo, generated data", &["demo", "gendata"]),
     ("the command line: one file per command", &["cli"]),

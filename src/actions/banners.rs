@@ -10,7 +10,7 @@ use crate::messages::compose::Composer;
 use crate::model::{FieldError, SEVERITIES, check_one_of, check_text};
 use crate::services::Services;
 use crate::store::banners::{BannerRow, LiveBanner, NewBanner, existing_clients, get_banner, insert_banner, list_live};
-use crate::store::contacts::list_active_contacts;
+use crate::store::contacts::{ContactRow, list_active_contacts};
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, outbox};
 
@@ -45,9 +45,14 @@ pub struct Posted {
     pub queued: usize,
 }
 
-/// Checks and stores a banner; an urgent one is queued to every contact of its audience,
-/// once per contact and channel, in the same transaction.
-pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<Utc>) -> Result<Posted, BannerError> {
+/// Checks a banner as staff describe it and gives the banner to store; nothing is written.
+/// Each problem names its field.
+pub async fn check(
+    state: &Services,
+    input: &BannerInput,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<NewBanner, BannerError> {
     let mut errs = Vec::new();
     check_text("title", &input.title, 200, &mut errs);
     check_text("body", &input.body, 4000, &mut errs);
@@ -73,7 +78,7 @@ pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<
     if !errs.is_empty() {
         return Err(BannerError::Invalid(errs));
     }
-    let banner = NewBanner {
+    Ok(NewBanner {
         title: input.title.trim().to_string(),
         body: input.body.trim().to_string(),
         severity: input.severity.clone(),
@@ -81,46 +86,82 @@ pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<
         starts_at,
         expires_at: input.expires_at,
         created_by: by.to_string(),
-    };
+    })
+}
+
+/// Each active contact an urgent banner goes to at once, with where it goes; nobody for
+/// other severities (they wait for the digests).
+async fn audience(state: &Services, banner: &NewBanner) -> Result<Vec<(ContactRow, Vec<Target>)>, StoreError> {
+    if banner.severity != crate::model::Severity::Urgent.as_str() {
+        return Ok(vec![]);
+    }
+    let contacts = list_active_contacts(&state.db).await?;
+    let settings = list_settings(&state.db).await?;
+    let chats = crate::actions::targets::targets_by_contact(state).await?;
+    Ok(contacts
+        .into_iter()
+        .filter(|c| banner.audience.is_empty() || banner.audience.contains(&c.client_id))
+        .map(|c| {
+            let s = settings
+                .get(&c.id)
+                .cloned()
+                .unwrap_or_else(|| ContactSettings::defaults(&c.id));
+            let targets = crate::actions::targets::targets_of(&s, chats.get(&c.id));
+            (c, targets)
+        })
+        .collect())
+}
+
+/// Whom an urgent banner reaches when it is posted: contacts, and the emails and chat
+/// messages that go to them.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Reach {
+    pub contacts: usize,
+    pub emails: usize,
+    pub chats: usize,
+}
+
+pub async fn reach(state: &Services, banner: &NewBanner) -> Result<Reach, StoreError> {
+    let mut r = Reach::default();
+    for (_, targets) in audience(state, banner).await? {
+        r.contacts += usize::from(!targets.is_empty());
+        for t in targets {
+            match t {
+                Target::Email => r.emails += 1,
+                Target::Chat(_) => r.chats += 1,
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// An urgent banner as its chat message.
+pub fn urgent_chat(row: &BannerRow) -> ChatMessage {
+    ChatMessage::text(
+        format!("URGENT: {}", row.title),
+        row.body.lines().map(str::to_string).collect(),
+    )
+}
+
+/// Checks and stores a banner; an urgent one is queued to every contact of its audience,
+/// once per contact and channel, in the same transaction.
+pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<Utc>) -> Result<Posted, BannerError> {
+    let banner = check(state, &input, by, now).await?;
+    let starts_at = banner.starts_at;
     // Compose before opening the transaction (SQLite holds one writer at a time).
-    let (contacts, settings, chats) = if banner.severity == crate::model::Severity::Urgent.as_str() {
-        let contacts: Vec<_> = list_active_contacts(&state.db)
-            .await?
-            .into_iter()
-            .filter(|c| banner.audience.is_empty() || banner.audience.contains(&c.client_id))
-            .collect();
-        (
-            contacts,
-            list_settings(&state.db).await?,
-            crate::actions::targets::targets_by_contact(state).await?,
-        )
-    } else {
-        Default::default()
-    };
+    let audience = audience(state, &banner).await?;
     let mut tx = state.db.begin().await?;
     let id = insert_banner(&mut tx, &banner, now).await?;
     let mut queued = 0;
-    if !contacts.is_empty() {
-        let row = crate::store::banners::BannerRow {
-            id,
-            title: banner.title.clone(),
-            body: banner.body.clone(),
-            severity: banner.severity.clone(),
-            starts_at,
-            expires_at: banner.expires_at,
-            retracted_at: None,
-        };
+    if !audience.is_empty() {
+        let row = banner.row(id);
         let composer = Composer {
             config: &state.config,
             env: &state.templates,
             signer: &state.signer,
         };
-        for c in &contacts {
-            let s = settings
-                .get(&c.id)
-                .cloned()
-                .unwrap_or_else(|| ContactSettings::defaults(&c.id));
-            for target in crate::actions::targets::targets_of(&s, chats.get(&c.id)) {
+        for (c, targets) in &audience {
+            for target in targets {
                 let new = match &target {
                     Target::Email => {
                         let token = state.signer.new_reply_token();
@@ -141,10 +182,7 @@ pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<
                         )
                     }
                     Target::Chat(link) => {
-                        let message = ChatMessage::text(
-                            format!("URGENT: {}", row.title),
-                            row.body.lines().map(str::to_string).collect(),
-                        );
+                        let message = urgent_chat(&row);
                         message.queued(
                             Some(&c.id),
                             &link.channel,

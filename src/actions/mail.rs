@@ -90,6 +90,46 @@ pub fn login_email(state: &Services, c: &ContactRow, link: &str) -> Result<Email
     Ok(payload(state, &c.name, &c.email, subject, parts))
 }
 
+/// To someone who asked for a portal account: it was made, or it was not.
+pub fn access_email(
+    state: &Services,
+    r: &crate::store::access::AccessRequest,
+    granted: bool,
+) -> Result<EmailPayload, SendError> {
+    let subject = if granted {
+        format!("{}: your portal account", state.config.branding.name)
+    } else {
+        format!("{}: your request for a portal account", state.config.branding.name)
+    };
+    let parts = render(
+        state,
+        "access",
+        json!({"brand": brand(state), "subject": subject, "name": r.name, "company": r.company, "granted": granted,
+               "login": format!("{}/login", state.config.public_url.trim_end_matches('/'))}),
+    )?;
+    Ok(payload(state, &r.name, &r.email, subject, parts))
+}
+
+/// Queues a sign-in link to a contact (asked for on the sign-in page, or sent by staff); at
+/// most one a minute per contact.
+pub async fn send_login_link(state: &Services, c: &ContactRow, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let link = state.portal_link(&c.id, "/", now);
+    let p = match login_email(state, c, &link) {
+        Ok(p) => p,
+        Err(e) => {
+            // cport's bug, not the contact's: said loudly, never silently dropped.
+            tracing::error!(contact = %c.id, error = %e, "bug: the sign-in email could not be written");
+            return Ok(());
+        }
+    };
+    let idem = format!("login-link:{}:{}", c.id, now.timestamp() / 60);
+    let mut tx = state.db.begin().await?;
+    crate::store::outbox::insert_message(&mut tx, &p.queued(Some(&c.id), "system", idem, None, now), now).await?;
+    tx.commit().await?;
+    state.wake_dispatch.notify_waiters();
+    Ok(())
+}
+
 /// How long an invitation link works.
 pub const INVITE_DAYS: i64 = 7;
 

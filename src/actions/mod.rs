@@ -2,8 +2,10 @@
 //! all call these functions; each checks role and client scope, then writes the state change
 //! and its change-feed event in one transaction.
 
+pub mod access;
 pub mod artwork;
 pub mod banners;
+pub mod chase;
 pub mod chat_link;
 pub mod commands;
 pub mod delivery;
@@ -190,20 +192,27 @@ pub(crate) async fn record(
     data: &serde_json::Value,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<i64, StoreError> {
-    let seq = append_change(
-        tx,
-        kind,
-        actor.client_id(),
-        Some(&actor.contact.id),
-        subject_id,
-        data,
-        now,
-    )
-    .await?;
+    let by = Some(actor.contact.id.as_str());
+    record_event(state, tx, kind, (actor.client_id(), by), subject_id, data, now).await
+}
+
+/// [`record`] for an event no contact made: `who` is the client (empty for none) and the
+/// contact, if any.
+pub(crate) async fn record_event(
+    state: &Services,
+    tx: &mut crate::store::Tx,
+    kind: &str,
+    who: (&str, Option<&str>),
+    subject_id: &str,
+    data: &serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<i64, StoreError> {
+    let (client_id, contact_id) = who;
+    let seq = append_change(tx, kind, client_id, contact_id, subject_id, data, now).await?;
     let hook = &state.config.webhook;
     if !hook.url.is_empty() {
         let event = serde_json::json!({
-            "seq": seq, "kind": kind, "client_id": actor.client_id(), "contact_id": actor.contact.id,
+            "seq": seq, "kind": kind, "client_id": client_id, "contact_id": contact_id,
             "subject_id": subject_id, "at": now, "data": data,
         });
         insert_message(

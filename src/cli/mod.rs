@@ -7,6 +7,7 @@ mod digest;
 mod importing;
 mod inbound;
 mod outbox;
+mod staff;
 
 use banner::banner;
 use demo::run_demo;
@@ -14,6 +15,7 @@ use digest::{digest_run, dry_run};
 use importing::import;
 use inbound::inbound_email;
 use outbox::outbox;
+use staff::staff;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -118,6 +120,28 @@ enum Command {
     Outbox {
         #[command(subcommand)]
         command: OutboxCommand,
+    },
+    /// Staff accounts for the console at /staff: add (prints a password link), list, remove.
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Add a staff account and print a single-use link to set its password; for an existing
+    /// account, print a new link (a forgotten password).
+    Add {
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+    },
+    /// List the staff accounts.
+    List,
+    /// Remove a staff account and end its sessions.
+    Remove {
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
     },
 }
 
@@ -431,6 +455,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Banner { command } => {
             let state = open_state(load(Need::Secrets)?).await?;
             return banner(&state, command).await;
+        }
+        Command::Staff { command } => {
+            let state = open_state(load(Need::Secrets)?).await?;
+            return staff(&state, command).await;
         }
         Command::Outbox { command } => {
             let need = if matches!(command, OutboxCommand::Send) {

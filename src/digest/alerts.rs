@@ -202,6 +202,8 @@ async fn queue_alerts(
         tx.rollback().await?;
         return Ok(0);
     }
+    let told: Vec<String> = payload.items[payload.items.len() - added..].to_vec();
+    ledgers::note_items(&mut tx, &c.id, channel, &told, now).await?;
     let subject = match payload.items.len() {
         1 => fresh[0].title.clone(),
         n => format!("{n} new things need you"),

@@ -212,6 +212,7 @@ pub async fn queue_digest(
             return Ok(Queued::AlreadyDecided);
         };
         ledgers::record_digest(&mut tx, &c.id, channel, &period_key, Some(id), items.len() as i64).await?;
+        ledgers::note_items(&mut tx, &c.id, channel, &item_keys(items), now).await?;
         tx.commit().await?;
         return Ok(Queued::Queued(id));
     }
@@ -244,8 +245,13 @@ pub async fn queue_digest(
         return Ok(Queued::AlreadyDecided);
     };
     ledgers::record_digest(&mut tx, &c.id, channel, &period_key, Some(id), items.len() as i64).await?;
+    ledgers::note_items(&mut tx, &c.id, channel, &item_keys(items), now).await?;
     tx.commit().await?;
     Ok(Queued::Queued(id))
+}
+
+fn item_keys(items: &[ActionItem]) -> Vec<String> {
+    items.iter().map(ActionItem::key).collect()
 }
 
 /// The scheduler loop: a pass every `digest.tick_seconds` until shutdown. With PostgreSQL,

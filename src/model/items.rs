@@ -37,6 +37,11 @@ impl Category {
         }
     }
 
+    /// The category with this code (`A1` to `A4`, either case).
+    pub fn from_code(code: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.code().eq_ignore_ascii_case(code))
+    }
+
     pub fn heading(self) -> &'static str {
         match self {
             Category::VisualApproval => "Visuals awaiting your approval",

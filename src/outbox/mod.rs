@@ -365,21 +365,37 @@ async fn send_chat(
             row.channel
         ))));
     };
-    let payload: ChatPayload = match serde_json::from_str(&row.payload) {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
-    };
-    let mut message = match (payload.message, row.kind.as_str(), &row.contact_id) {
-        (Some(m), _, _) => m,
-        (None, "alert", Some(contact_id)) => match still_open(state, contact_id, &payload.items).await? {
-            Some((contact, open)) => crate::channels::chat::alert_message(state, &contact, &open, now).await?,
-            None => return Ok(Ok(None)),
-        },
-        _ => return Ok(Err(SendError::Permanent("chat message without content".into()))),
+    let mut message = match chat_message(state, row, now).await? {
+        Ok(Some(m)) => m,
+        Ok(None) => return Ok(Ok(None)),
+        Err(e) => return Ok(Err(SendError::Permanent(e))),
     };
     message.attach_picture(&state.config.data_dir.join("media")).await;
     gate.pass().await;
     Ok(sender.send(&row.recipient, &message).await.map(Some))
+}
+
+/// A chat row's message: its own, or an alert's made now from its items still open (`None`
+/// when none is left); an error says why the row cannot be read.
+async fn chat_message(
+    state: &Providers,
+    row: &OutboxRow,
+    now: DateTime<Utc>,
+) -> Result<Result<Option<crate::messages::ChatMessage>, String>, StoreError> {
+    let payload: ChatPayload = match serde_json::from_str(&row.payload) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(format!("unreadable payload: {e}"))),
+    };
+    Ok(match (payload.message, row.kind.as_str(), &row.contact_id) {
+        (Some(m), _, _) => Ok(Some(m)),
+        (None, "alert", Some(contact_id)) => match still_open(state, contact_id, &payload.items).await? {
+            Some((contact, open)) => Ok(Some(
+                crate::channels::chat::alert_message(state, &contact, &open, now).await?,
+            )),
+            None => Ok(None),
+        },
+        _ => Err("chat message without content".into()),
+    })
 }
 
 /// An alert's contact and those of its items still open; `None` when the contact is gone or
@@ -434,6 +450,80 @@ async fn alert_email(
         }
         Some(e)
     }))
+}
+
+/// A message as it goes, or went: what the staff console shows of it. Alerts are rendered
+/// when they go, so theirs is what would go now.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "as", rename_all = "snake_case")]
+pub enum Rendered {
+    /// The header block as written to the server, and the two bodies.
+    Email {
+        headers: String,
+        text: String,
+        html: String,
+    },
+    Chat {
+        title: String,
+        lines: Vec<String>,
+    },
+    /// A webhook's JSON body.
+    Json {
+        body: String,
+    },
+    /// Nothing would go now: an alert whose items were all resolved.
+    Nothing,
+    Unreadable {
+        error: String,
+    },
+}
+
+pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Result<Rendered, StoreError> {
+    if row.channel == "webhook" {
+        let body = serde_json::from_str::<serde_json::Value>(&row.payload)
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .unwrap_or_else(|_| row.payload.clone());
+        return Ok(Rendered::Json { body });
+    }
+    if row.channel == "email" {
+        let payload = if row.kind == "alert" {
+            match alert_email(state, row, now).await? {
+                Ok(Some(p)) => p,
+                Ok(None) => return Ok(Rendered::Nothing),
+                Err(e) => return Ok(Rendered::Unreadable { error: e.to_string() }),
+            }
+        } else {
+            match serde_json::from_str::<EmailPayload>(&row.payload) {
+                Ok(p) => p,
+                Err(e) => {
+                    return Ok(Rendered::Unreadable {
+                        error: format!("unreadable payload: {e}"),
+                    });
+                }
+            }
+        };
+        let headers = match build_message(&state.config, &payload, row.reply_token.as_deref()) {
+            Ok(b) => {
+                let raw = String::from_utf8_lossy(&b.raw);
+                raw.split("\r\n\r\n").next().unwrap_or_default().replace("\r\n", "\n")
+            }
+            Err(e) => return Ok(Rendered::Unreadable { error: e.to_string() }),
+        };
+        return Ok(Rendered::Email {
+            headers,
+            text: payload.text,
+            html: payload.html,
+        });
+    }
+    let message = match chat_message(state, row, now).await? {
+        Ok(Some(m)) => m,
+        Ok(None) => return Ok(Rendered::Nothing),
+        Err(error) => return Ok(Rendered::Unreadable { error }),
+    };
+    Ok(Rendered::Chat {
+        title: message.title,
+        lines: message.lines,
+    })
 }
 
 /// Sends everything due now, then returns the counts (for `cport digest run` and tests).

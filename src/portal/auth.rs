@@ -18,16 +18,16 @@ use super::session::{self, ANON_CSRF_COOKIE, COOKIE, Session, address_key, cooki
 use super::{FormData, HttpError, page};
 use crate::links::{LinkClaims, LinkFor};
 use crate::state::AppState;
-use crate::store::contacts::{ContactRow, get_contact};
+use crate::store::contacts::get_contact;
 use crate::store::sessions::{
     contacts_by_email, get_password_hash, revoke_contact_sessions, revoke_session, set_password_hash,
 };
-use crate::store::{StoreError, ledgers, limits, outbox};
+use crate::store::{StoreError, ledgers, limits};
 
 const MIN_PASSWORD: usize = 10;
 
 /// Only same-site paths may be redirect targets.
-fn safe_next(next: Option<&str>) -> String {
+pub(crate) fn safe_next(next: Option<&str>) -> String {
     match next {
         // Browsers drop tabs and newlines and read `\` as `/`: "/\t/evil.example" would
         // leave the site, so any of them makes the target home.
@@ -53,18 +53,18 @@ pub fn hash_password(pw: &str) -> Result<String, HttpError> {
         .map_err(|e| HttpError::unexpected(e.to_string()))
 }
 
-fn verify_password(pw: &str, hash: &str) -> bool {
+pub(crate) fn verify_password(pw: &str, hash: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
 }
 
 /// A hash to verify against when the account does not exist, so both cases take as long.
-fn dummy_hash() -> &'static str {
+pub(crate) fn dummy_hash() -> &'static str {
     static H: OnceLock<String> = OnceLock::new();
     H.get_or_init(|| hash_password("not a real password at all").unwrap_or_default())
 }
 
 /// The anonymous CSRF token (double-submit cookie) for forms shown before sign-in.
-fn anon_csrf(headers: &HeaderMap) -> (String, Option<String>) {
+pub(crate) fn anon_csrf(headers: &HeaderMap) -> (String, Option<String>) {
     match cookie(headers, ANON_CSRF_COOKIE) {
         Some(t) if t.len() == 64 => (t, None),
         _ => {
@@ -74,7 +74,7 @@ fn anon_csrf(headers: &HeaderMap) -> (String, Option<String>) {
     }
 }
 
-fn check_anon_csrf(headers: &HeaderMap, form: &FormData) -> Result<(), HttpError> {
+pub(crate) fn check_anon_csrf(headers: &HeaderMap, form: &FormData) -> Result<(), HttpError> {
     match (cookie(headers, ANON_CSRF_COOKIE), form.get("csrf")) {
         (Some(c), Some(f)) if !c.is_empty() && c == f => Ok(()),
         _ => Err(HttpError::Csrf),
@@ -101,7 +101,7 @@ async fn anon_page(
     Ok(resp)
 }
 
-fn with_cookie(mut resp: Response, cookie: &str) -> Response {
+pub(crate) fn with_cookie(mut resp: Response, cookie: &str) -> Response {
     if let Ok(h) = cookie.parse() {
         resp.headers_mut().append(header::SET_COOKIE, h);
     }
@@ -161,7 +161,7 @@ async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(Stri
             Ok(Some((cookie, format!("/visuals/{}", d.visual_id))))
         }
         // A password link opens the password page (see `signed_link`), not a session.
-        Some(LinkFor::SetPassword { .. }) | None => Ok(None),
+        Some(LinkFor::SetPassword { .. } | LinkFor::StaffPassword { .. }) | None => Ok(None),
     }
 }
 
@@ -246,21 +246,6 @@ pub async fn login(
     Ok(with_cookie(Redirect::to(&next).into_response(), &cookie))
 }
 
-async fn queue_email(
-    state: &AppState,
-    c: &ContactRow,
-    kind: &str,
-    idem: String,
-    p: crate::channels::email::EmailPayload,
-) -> Result<(), StoreError> {
-    let now = Utc::now();
-    let mut tx = state.db.begin().await?;
-    outbox::insert_message(&mut tx, &p.queued(Some(&c.id), kind, idem, None, now), now).await?;
-    tx.commit().await?;
-    state.wake_dispatch.notify_waiters();
-    Ok(())
-}
-
 /// Counts a request from this address against `kind`'s limit (sign-in links, resets).
 async fn limit_address(state: &AppState, kind: &str, addr: SocketAddr) -> Result<(), HttpError> {
     let key = format!("{kind}:{}", addr.ip());
@@ -292,17 +277,7 @@ pub async fn request_link(
     // One link per client the address belongs to (a person may work for two clients).
     for id in contacts_by_email(&state.db, &email).await?.iter().take(5) {
         let c = get_contact(&state.db, id).await?;
-        let link = state.portal_link(&c.id, "/", now);
-        if let Ok(p) = crate::actions::mail::login_email(&state, &c, &link) {
-            queue_email(
-                &state,
-                &c,
-                "system",
-                format!("login-link:{}:{}", c.id, now.timestamp() / 60),
-                p,
-            )
-            .await?;
-        }
+        crate::actions::mail::send_login_link(&state, &c, now).await?;
     }
     message(
         &state,
@@ -310,6 +285,47 @@ pub async fn request_link(
         "If that address belongs to a portal user, a sign-in link is on its way.",
     )
     .await
+}
+
+/// `POST /access`: someone without an account asks for one. The answer is the same whoever
+/// asks, known address or not.
+pub async fn request_access(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let form = FormData::parse(&body);
+    check_anon_csrf(&headers, &form)?;
+    limit_address(&state, "access", addr).await?;
+    let input = crate::actions::access::AccessInput {
+        name: form.text("name"),
+        email: form.text("email"),
+        company: form.text("company"),
+        note: form.text("note"),
+    };
+    match crate::actions::access::request(&state, &input, Utc::now()).await {
+        Ok(_) => {
+            message(
+                &state,
+                "Request sent",
+                "Thank you. Your request is with our team; you will hear from us by email.",
+            )
+            .await
+        }
+        Err(e @ crate::actions::ActionError::Invalid { .. }) => {
+            anon_page(
+                &state,
+                &headers,
+                "login",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"next": "/", "access": {"name": input.name, "email": input.email, "company": input.company,
+                       "note": input.note, "error": e.to_string()}}),
+            )
+            .await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn message(state: &AppState, title: &str, text: &str) -> Result<Response, HttpError> {

@@ -170,6 +170,7 @@ pub fn router() -> Router<AppState> {
         .route("/l/{token}", get(auth::signed_link))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/login/link", post(auth::request_link))
+        .route("/access", post(auth::request_access))
         .route("/logout", post(auth::logout))
         .route("/password", get(auth::password_form).post(auth::change_password))
         .route("/password/reset", get(auth::reset_form).post(auth::reset))

@@ -27,6 +27,21 @@ pub struct BannerRow {
     pub retracted_at: Option<DateTime<Utc>>,
 }
 
+impl NewBanner {
+    /// The banner as stored under `id`.
+    pub fn row(&self, id: i64) -> BannerRow {
+        BannerRow {
+            id,
+            title: self.title.clone(),
+            body: self.body.clone(),
+            severity: self.severity.clone(),
+            starts_at: self.starts_at,
+            expires_at: self.expires_at,
+            retracted_at: None,
+        }
+    }
+}
+
 pub async fn insert_banner(tx: &mut Tx, b: &NewBanner, now: DateTime<Utc>) -> Result<i64> {
     let (id,): (i64,) = on_tx!(tx, c => bind!(sqlx::query_as(
         "INSERT INTO banners (title, body, severity, starts_at, expires_at, created_by, created_at)

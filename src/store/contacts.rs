@@ -30,6 +30,12 @@ pub async fn get_contact(db: &Db, id: &str) -> Result<ContactRow> {
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ContactRow>(&sql), id).fetch_one(p).await)?)
 }
 
+/// The active contacts of one client, by name.
+pub async fn list_client_contacts(db: &Db, client_id: &str) -> Result<Vec<ContactRow>> {
+    let sql = format!("SELECT {COLS} {FROM} WHERE c.active AND c.client_id = $1 ORDER BY c.name, c.id");
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ContactRow>(&sql), client_id).fetch_all(p).await)?)
+}
+
 /// Every active contact, in id order.
 pub async fn list_active_contacts(db: &Db) -> Result<Vec<ContactRow>> {
     let sql = format!("SELECT {COLS} {FROM} WHERE c.active ORDER BY c.client_id, c.id");

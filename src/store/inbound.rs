@@ -20,20 +20,48 @@ pub async fn record(
     raw: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
+    // A held message is recorded again when staff release it (nothing else reaches a
+    // message already recorded: `seen` turns it away first).
     let n = on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO inbound_messages (message_id, received_at, contact_id, disposition, reason, raw)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (message_id) DO UPDATE SET received_at = excluded.received_at, contact_id = excluded.contact_id,
+           disposition = excluded.disposition, reason = excluded.reason, raw = excluded.raw
+         WHERE inbound_messages.disposition = 'held'",
     ), message_id, now, contact_id, disposition, reason, raw)
     .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct HeldRow {
     pub message_id: String,
     pub received_at: DateTime<Utc>,
     pub contact_id: Option<String>,
     pub reason: String,
+}
+
+/// A held message as received.
+pub async fn get_held(db: &Db, message_id: &str) -> Result<Option<(HeldRow, String)>> {
+    #[derive(sqlx::FromRow)]
+    struct WithRaw {
+        #[sqlx(flatten)]
+        row: HeldRow,
+        raw: Option<String>,
+    }
+    let found: Option<WithRaw> = on_db!(db, p => bind!(sqlx::query_as(
+        "SELECT message_id, received_at, contact_id, reason, raw FROM inbound_messages
+         WHERE message_id = $1 AND disposition = 'held'"), message_id).fetch_optional(p).await)?;
+    Ok(found.map(|f| (f.row, f.raw.unwrap_or_default())))
+}
+
+/// Discards a held message: it stays recorded (so it is never taken again) without its text.
+pub async fn discard_held(db: &Db, message_id: &str, why: &str) -> Result<bool> {
+    let n = on_db!(db, p => bind!(sqlx::query(
+        "UPDATE inbound_messages SET disposition = 'ignored', reason = $2, raw = NULL
+         WHERE message_id = $1 AND disposition = 'held'"), message_id, why)
+        .execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 pub async fn list_held(db: &Db, limit: i64) -> Result<Vec<HeldRow>> {

@@ -4,9 +4,11 @@
 //! whichever engine is configured through the `on_db!` / `on_tx!` macros, which expand the
 //! same code for each pool type so sqlx's per-engine types are checked for both.
 
+pub mod access;
 pub mod banners;
 pub mod changes;
 pub mod chat;
+pub mod console;
 pub mod contacts;
 pub mod enquiries;
 pub mod inbound;
@@ -20,6 +22,7 @@ pub mod outbox;
 pub mod records;
 pub mod sessions;
 pub mod settings;
+pub mod staff;
 pub mod values;
 pub mod visuals;
 

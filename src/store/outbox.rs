@@ -222,6 +222,16 @@ pub enum Mark<'a> {
 /// whose claim ran out and was taken over marks nothing. False when the claim was lost.
 pub async fn mark(db: &Db, id: i64, token: &str, mark: Mark<'_>, now: DateTime<Utc>) -> Result<bool> {
     const FENCE: &str = "WHERE id = $1 AND claim_token = $2 AND status = 'sending'";
+    let failure = match &mark {
+        Mark::Sent(_) => None,
+        Mark::Failed {
+            error,
+            retry_at: Some(_),
+        } => Some(("failed", *error)),
+        Mark::Failed { error, retry_at: None } => Some(("dead", *error)),
+        Mark::RateLimited { error, .. } => Some(("rate limited", *error)),
+        Mark::Dropped(reason) => Some(("dropped", *reason)),
+    };
     let n = match mark {
         Mark::Sent(provider) => on_db!(db, p => bind!(sqlx::query(&format!(
             "UPDATE outbox SET status = 'sent', sent_at = $3, updated_at = $3, claimed_until = NULL,
@@ -244,7 +254,29 @@ pub async fn mark(db: &Db, id: i64, token: &str, mark: Mark<'_>, now: DateTime<U
         )), id, token, now, reason)
         .execute(p).await.map(|r| r.rows_affected()))?,
     };
+    if n == 1
+        && let Some((outcome, error)) = failure
+    {
+        on_db!(db, p => bind!(sqlx::query(
+            "INSERT INTO outbox_attempts (outbox_id, at, outcome, error) VALUES ($1, $2, $3, $4)"),
+            id, now, outcome, error).execute(p).await.map(|r| r.rows_affected()))?;
+    }
     Ok(n == 1)
+}
+
+/// A send that did not deliver a message.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct Attempt {
+    pub at: DateTime<Utc>,
+    pub outcome: String,
+    pub error: String,
+}
+
+/// The message's failed sends, oldest first.
+pub async fn attempts_of(db: &Db, id: i64) -> Result<Vec<Attempt>> {
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, Attempt>(
+        "SELECT at, outcome, error FROM outbox_attempts WHERE outbox_id = $1 ORDER BY id"), id)
+        .fetch_all(p).await)?)
 }
 
 /// Puts a held message back to `queued` with new content (alert batching), in a transaction.
@@ -297,6 +329,23 @@ pub async fn find_by_reply_token(db: &Db, token: &str) -> Result<Option<OutboxRo
 pub async fn list_messages(db: &Db, status: Option<&str>, limit: i64) -> Result<Vec<OutboxRow>> {
     let sql = format!("SELECT {COLS} FROM outbox_full WHERE ($1 IS NULL OR status = $1) ORDER BY id DESC LIMIT $2");
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, OutboxRow>(&sql), status, limit).fetch_all(p).await)?)
+}
+
+/// One message with its payload.
+pub async fn get_message(db: &Db, id: i64) -> Result<Option<OutboxRow>> {
+    let sql = format!("SELECT {COLS} FROM outbox_full WHERE id = $1");
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, OutboxRow>(&sql), id).fetch_optional(p).await)?)
+}
+
+/// Drops a message still waiting to be sent (not one a sender holds). False when it was not
+/// queued or failed.
+pub async fn drop_waiting(db: &Db, id: i64, why: &str, now: DateTime<Utc>) -> Result<bool> {
+    let n = on_db!(db, p => bind!(sqlx::query(
+        "UPDATE outbox SET status = 'dropped', last_error = $3, updated_at = $2
+         WHERE id = $1 AND status IN ('queued', 'failed')",
+    ), id, now, why)
+    .execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 /// Sends a failed or dead message again from scratch. Returns false when it was not retryable.

@@ -121,6 +121,31 @@ fn context_of(row: &OutboxRow, state: &Services, now: DateTime<Utc>) -> Context 
 
 /// Processes one raw message.
 pub async fn handle(state: &Services, raw: &[u8], now: DateTime<Utc>) -> Result<Disposition, InboundError> {
+    handle_as(state, raw, None, now).await
+}
+
+/// Processes a message held for failed authentication as if it had passed: staff looked at
+/// it and released it. `Ok(None)` when no such message is held (released or discarded
+/// already).
+pub async fn release(
+    state: &Services,
+    message_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Disposition>, InboundError> {
+    let Some((_, raw)) = ledger::get_held(&state.db, message_id).await? else {
+        return Ok(None);
+    };
+    handle_as(state, raw.as_bytes(), Some(message_id), now).await.map(Some)
+}
+
+/// [`handle`]; with `released`, the held message of that id, taken without its
+/// authentication check.
+async fn handle_as(
+    state: &Services,
+    raw: &[u8],
+    released: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Disposition, InboundError> {
     let max = state.config.inbound.max_bytes;
     if raw.len() as u64 > max {
         return Err(InboundError::TooLarge { size: raw.len(), max });
@@ -140,12 +165,13 @@ pub async fn handle(state: &Services, raw: &[u8], now: DateTime<Utc>) -> Result<
             )
         }
     };
-    if ledger::seen(&state.db, &message_id).await? {
+    let released = released.is_some_and(|id| id == message_id);
+    if !released && ledger::seen(&state.db, &message_id).await? {
         return Ok(Disposition::Duplicate(format!(
             "Message-ID {message_id} was processed before"
         )));
     }
-    let outcome = decide(state, &msg, raw, &message_id, now).await?;
+    let outcome = decide(state, &msg, raw, &message_id, released, now).await?;
     let (disposition, reason) = outcome.0.parts();
     tracing::info!(message_id = %message_id, disposition, reason, "inbound email");
     metrics::counter!("cport_inbound_total", "disposition" => disposition).increment(1);
@@ -158,6 +184,7 @@ async fn decide(
     msg: &mail_parser::Message<'_>,
     raw: &[u8],
     message_id: &str,
+    released: bool,
     now: DateTime<Utc>,
 ) -> Result<(Disposition,), InboundError> {
     let domain = state.config.email.reply_domain.clone();
@@ -270,7 +297,7 @@ async fn decide(
         )
         .await?);
     }
-    if let Some(why) = auth_failure(msg, &state.config.inbound.trusted_authserv_ids) {
+    if let Some(why) = auth_failure(msg, &state.config.inbound.trusted_authserv_ids).filter(|_| !released) {
         return Ok(record(
             Disposition::Held(format!("authentication failed: {why}")),
             Some(contact.id.clone()),

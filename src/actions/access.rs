@@ -1,0 +1,133 @@
+//! Access requests: a newcomer asks for a portal account from the sign-in page; the request
+//! goes to the staff console and, as `access_requested`, to the change feed for TOT's system
+//! (where contacts are made). Staff mark it done or refused, and the person is told by email.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::{ActionError, record_event};
+use crate::model::{FieldError, Lines, check_chars, check_text};
+use crate::services::Services;
+use crate::store::access;
+
+/// What the form asks.
+#[derive(Debug, Clone, Default)]
+pub struct AccessInput {
+    pub name: String,
+    pub email: String,
+    pub company: String,
+    pub note: String,
+}
+
+fn check(input: &AccessInput) -> Vec<FieldError> {
+    let mut errs = vec![];
+    check_text("name", &input.name, 200, &mut errs);
+    check_text("company", &input.company, 200, &mut errs);
+    if input.note.chars().count() > 2000 {
+        errs.push(FieldError::new("note", "longer than 2000 characters"));
+    }
+    if !crate::model::records::valid_email(input.email.trim()) {
+        errs.push(FieldError::new("email", "is not an email address"));
+    }
+    for (field, value, lines) in [
+        ("name", &input.name, Lines::One),
+        ("email", &input.email, Lines::One),
+        ("company", &input.company, Lines::One),
+        ("note", &input.note, Lines::Many),
+    ] {
+        if let Err(e) = check_chars(field, value.trim(), lines) {
+            errs.push(e);
+        }
+    }
+    errs
+}
+
+/// Records a request and its change-feed event together. Whether the address is known is
+/// never looked at: the answer is the same for everyone.
+pub async fn request(state: &Services, input: &AccessInput, now: DateTime<Utc>) -> Result<i64, ActionError> {
+    if let Some(e) = check(input).into_iter().next() {
+        return Err(ActionError::invalid(&e.field, e.reason));
+    }
+    let (name, email, company, note) = (
+        input.name.trim(),
+        input.email.trim(),
+        input.company.trim(),
+        input.note.trim(),
+    );
+    let mut tx = state.db.begin().await?;
+    let id = access::insert(&mut tx, name, email, company, note, now).await?;
+    let data = json!({"id": id, "name": name, "email": email, "company": company, "note": note});
+    record_event(
+        state,
+        &mut tx,
+        "access_requested",
+        ("", None),
+        &id.to_string(),
+        &data,
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_dispatch.notify_waiters();
+    Ok(id)
+}
+
+/// How staff decide a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The account was made (in TOT's system, which sends contacts to cport).
+    Done,
+    Refused,
+}
+
+impl Decision {
+    pub fn parse(s: &str) -> Option<Decision> {
+        match s {
+            "done" => Some(Decision::Done),
+            "refused" => Some(Decision::Refused),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Done => "done",
+            Decision::Refused => "refused",
+        }
+    }
+}
+
+/// Decides an open request and queues the email that tells the person, in one transaction.
+pub async fn decide(
+    state: &Services,
+    id: i64,
+    decision: Decision,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ActionError> {
+    let Some(r) = access::get(&state.db, id).await? else {
+        return Err(ActionError::NotFound(format!("access request {id}")));
+    };
+    let email = match super::mail::access_email(state, &r, decision == Decision::Done) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            // cport's bug, not the person's: said loudly; the decision still stands.
+            tracing::error!(request = id, error = %e, "bug: the access answer could not be written");
+            None
+        }
+    };
+    let mut tx = state.db.begin().await?;
+    if !access::decide(&mut tx, id, decision.as_str(), by, now).await? {
+        tx.rollback().await?;
+        return Err(ActionError::Conflict(format!(
+            "access request {id} was already {}",
+            r.status
+        )));
+    }
+    if let Some(email) = email {
+        let row = email.queued(None, "system", format!("access:{id}"), None, now);
+        crate::store::outbox::insert_message(&mut tx, &row, now).await?;
+    }
+    tx.commit().await?;
+    state.wake_dispatch.notify_waiters();
+    Ok(())
+}

@@ -1,0 +1,279 @@
+//! The chase list: every open action item across all clients, oldest first, with who was told
+//! of it, when and how, and whether they came back since; and "remind now", which queues one
+//! reminder about one item to one contact, at most once a day per item, contact and channel.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveTime, Utc};
+
+use super::ActionError;
+use super::items::{ActionItem, Category, current, for_clients};
+use super::targets::targets_of;
+use crate::model::Role;
+use crate::services::Services;
+use crate::store::console::{self, ContactBrief};
+use crate::store::contacts::get_contact;
+use crate::store::outbox::{AlertPayload, NewMessage, insert_message};
+use crate::store::{StoreError, chat, ledgers, settings};
+
+/// What the list is narrowed to; every part optional.
+#[derive(Debug, Clone, Default)]
+pub struct ChaseFilter {
+    pub category: Option<Category>,
+    pub client: Option<String>,
+    /// Only items waiting at least this many days.
+    pub min_age_days: Option<u32>,
+}
+
+/// Channels something went out on, each with the first time.
+type Channels = Vec<(String, DateTime<Utc>)>;
+
+/// A contact of the item's client who sees it, and what they were told.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Told {
+    pub contact: ContactBrief,
+    /// Channels the item went out on to this contact, with the first time on each.
+    pub channels: Channels,
+    /// Opened a portal link or signed in after first being told.
+    pub opened: bool,
+    /// Replied by email after first being told.
+    pub replied: bool,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChaseRow {
+    pub client_id: String,
+    pub client_name: String,
+    pub item: ActionItem,
+    pub key: String,
+    /// The category's code (`A1` to `A4`).
+    pub code: &'static str,
+    /// Since when it has waited: when it appeared, or its date.
+    pub waiting_since: Option<DateTime<Utc>>,
+    pub age_days: Option<i64>,
+    /// The first time anyone was told of it.
+    pub first_sent: Option<DateTime<Utc>>,
+    pub contacts: Vec<Told>,
+}
+
+/// Every client's items (all of them), from the snapshots where a client's version has not
+/// moved since they were read, reading the rest a batch of clients at a time.
+pub async fn everywhere(state: &Services) -> Result<Vec<(console::ClientVersion, Arc<Vec<ActionItem>>)>, StoreError> {
+    let clients = console::client_versions(&state.db).await?;
+    let mut out = Vec::with_capacity(clients.len());
+    let mut stale = vec![];
+    for c in clients {
+        match state.items.get(&c.id, c.version) {
+            Some(items) => out.push((c, items)),
+            None => stale.push(c),
+        }
+    }
+    for batch in stale.chunks(crate::store::IN_CHUNK) {
+        let ids: Vec<&str> = batch.iter().map(|c| c.id.as_str()).collect();
+        let mut read = for_clients(&state.db, &ids).await?;
+        for c in batch {
+            let items = Arc::new(read.remove(&c.id).unwrap_or_default());
+            state.items.put(&c.id, c.version, items.clone());
+            out.push((c.clone(), items));
+        }
+    }
+    Ok(out)
+}
+
+/// Since when an item has waited: when it appeared, else the start of its date.
+fn waiting_since(i: &ActionItem) -> Option<DateTime<Utc>> {
+    i.since.or_else(|| i.date.map(|d| d.and_time(NaiveTime::MIN).and_utc()))
+}
+
+/// The open items matching `filter`, oldest first: how many in all, and `limit` of them
+/// from `offset` with who was told of each.
+pub async fn list(
+    state: &Services,
+    filter: &ChaseFilter,
+    offset: usize,
+    limit: usize,
+    now: DateTime<Utc>,
+) -> Result<(usize, Vec<ChaseRow>), StoreError> {
+    let cutoff = filter.min_age_days.map(|d| now - Duration::days(i64::from(d)));
+    let mut all: Vec<(Option<DateTime<Utc>>, &console::ClientVersion, &ActionItem)> = vec![];
+    let clients = everywhere(state).await?;
+    for (client, items) in &clients {
+        if filter.client.as_ref().is_some_and(|f| *f != client.id) {
+            continue;
+        }
+        for i in items.iter() {
+            let since = waiting_since(i);
+            let old_enough = match (cutoff, since) {
+                (Some(c), Some(s)) => s <= c,
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            if old_enough && filter.category.is_none_or(|c| c == i.category) {
+                all.push((since, client, i));
+            }
+        }
+    }
+    // Oldest first; items with no date last; then by key, so the order is stable.
+    all.sort_by(|a, b| {
+        match (a.0, b.0) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        }
+        .then_with(|| a.2.key().cmp(&b.2.key()))
+    });
+    let total = all.len();
+    let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
+    let rows = told(state, page, now).await?;
+    Ok((total, rows))
+}
+
+/// Who of each item's client sees it, and what they were told of it.
+async fn told(
+    state: &Services,
+    page: Vec<(Option<DateTime<Utc>>, &console::ClientVersion, &ActionItem)>,
+    now: DateTime<Utc>,
+) -> Result<Vec<ChaseRow>, StoreError> {
+    let client_ids: BTreeSet<&str> = page.iter().map(|(_, c, _)| c.id.as_str()).collect();
+    let client_ids: Vec<&str> = client_ids.into_iter().collect();
+    let keys: Vec<String> = page.iter().map(|(_, _, i)| i.key()).collect();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let contacts = console::contacts_of(&state.db, &client_ids).await?;
+    let contact_ids: Vec<&str> = contacts.iter().map(|c| c.id.as_str()).collect();
+    let mut notices: HashMap<(String, String), Channels> = HashMap::new();
+    for n in console::notices_of(&state.db, &key_refs).await? {
+        notices
+            .entry((n.item_key, n.contact_id))
+            .or_default()
+            .push((n.channel, n.first_at));
+    }
+    let sessions: HashMap<String, DateTime<Utc>> = console::last_sessions(&state.db, &contact_ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.contact_id, s.at))
+        .collect();
+    let replies: HashMap<String, DateTime<Utc>> = console::last_replies(&state.db, &contact_ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.contact_id, s.at))
+        .collect();
+    let mut by_client: HashMap<&str, Vec<&ContactBrief>> = HashMap::new();
+    for c in &contacts {
+        by_client.entry(c.client_id.as_str()).or_default().push(c);
+    }
+    Ok(page
+        .into_iter()
+        .zip(keys)
+        .map(|((since, client, item), key)| {
+            let mut first_sent: Option<DateTime<Utc>> = None;
+            let contacts: Vec<Told> = by_client
+                .get(client.id.as_str())
+                .into_iter()
+                .flatten()
+                .filter(|c| item.category.visible_to(Role::parse(&c.role).unwrap_or(Role::Viewer)))
+                .map(|c| {
+                    let mut channels = notices.remove(&(key.clone(), c.id.clone())).unwrap_or_default();
+                    channels.sort();
+                    let first = channels.iter().map(|(_, at)| *at).min();
+                    if let Some(f) = first {
+                        first_sent = Some(first_sent.map_or(f, |x| x.min(f)));
+                    }
+                    let after = |at: Option<&DateTime<Utc>>| matches!((first, at), (Some(f), Some(a)) if *a >= f);
+                    Told {
+                        opened: after(sessions.get(&c.id)),
+                        replied: after(replies.get(&c.id)),
+                        contact: (*c).clone(),
+                        channels,
+                    }
+                })
+                .collect();
+            ChaseRow {
+                client_id: client.id.clone(),
+                client_name: client.name.clone(),
+                age_days: since.map(|s| (now - s).num_days()),
+                waiting_since: since,
+                first_sent,
+                key,
+                code: item.category.code(),
+                item: item.clone(),
+                contacts,
+            }
+        })
+        .collect())
+}
+
+/// Queues a reminder about item `key` to `contact_id` on each channel that reaches them (an
+/// alert about that one item, rendered when it goes). Once per item, contact, channel and
+/// day: a second click the same day queues nothing and says so.
+pub async fn remind(state: &Services, contact_id: &str, key: &str, now: DateTime<Utc>) -> Result<usize, ActionError> {
+    let contact = match get_contact(&state.db, contact_id).await {
+        Ok(c) if c.active => c,
+        Ok(_) | Err(StoreError::NotFound) => return Err(ActionError::NotFound(format!("contact {contact_id}"))),
+        Err(e) => return Err(e.into()),
+    };
+    let items = current(state, &contact).await?;
+    let Some(item) = items.iter().find(|i| i.key() == key) else {
+        return Err(ActionError::Conflict(format!(
+            "{key} is no longer open for {}, or is not theirs to see",
+            contact.name
+        )));
+    };
+    let s = settings::get_settings(&state.db, &contact.id).await?;
+    let sending = state.config.chat_channels();
+    let chats: Vec<_> = chat::chats_of_contact(&state.db, &contact.id)
+        .await?
+        .into_iter()
+        .filter(|l| sending.contains(&l.channel.as_str()))
+        .collect();
+    let targets = targets_of(&s, Some(&chats));
+    if targets.is_empty() {
+        return Err(ActionError::Conflict(format!(
+            "nothing reaches {}: email is suspended or off and no chat is linked",
+            contact.name
+        )));
+    }
+    let day = now.format("%Y-%m-%d");
+    let mut tx = state.db.begin().await?;
+    let mut queued = 0;
+    for t in &targets {
+        let channel = t.channel().to_string();
+        let (recipient, reply_token, message_id) = match t {
+            super::targets::Target::Email => (
+                contact.email.clone(),
+                Some(state.signer.new_reply_token()),
+                crate::messages::new_message_id(&state.config),
+            ),
+            super::targets::Target::Chat(l) => (l.chat_id.clone(), None, String::new()),
+        };
+        let payload = AlertPayload {
+            items: vec![key.to_string()],
+            message_id,
+        };
+        let new = NewMessage {
+            contact_id: Some(contact.id.clone()),
+            channel: channel.clone(),
+            kind: "alert".into(),
+            idem_key: format!("remind:{}:{channel}:{key}:{day}", contact.id),
+            reply_token,
+            recipient,
+            subject: format!("Reminder: {}", item.title),
+            payload: serde_json::to_string(&payload).unwrap_or_default(),
+            next_attempt_at: now,
+        };
+        if insert_message(&mut tx, &new, now).await?.is_some() {
+            ledgers::note_items(&mut tx, &contact.id, &channel, &[key.to_string()], now).await?;
+            queued += 1;
+        }
+    }
+    tx.commit().await?;
+    if queued == 0 {
+        return Err(ActionError::Conflict(format!(
+            "{} was already reminded of {key} today",
+            contact.name
+        )));
+    }
+    state.wake_dispatch.notify_waiters();
+    Ok(queued)
+}

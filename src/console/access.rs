@@ -1,0 +1,54 @@
+//! `/staff/access`: requests for a portal account from the sign-in page; mark one done (the
+//! account was made in TOT's system) or refused, and the person is told by email.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use chrono::Utc;
+use serde_json::json;
+
+use super::{Staff, page};
+use crate::actions::access::{Decision, decide};
+use crate::portal::{FormData, Note, see_other};
+use crate::state::AppState;
+use crate::store::access;
+use crate::web::HttpError;
+
+pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
+    let q = FormData::parse(q.unwrap_or_default().as_bytes());
+    let note = Note {
+        note: q.get("note").map(str::to_string),
+        ns: q.get("ns").map(str::to_string),
+    }
+    .verified(&state);
+    let rows = access::list(&state.db, 200).await?;
+    page(&state, Some(&staff), "access", json!({"requests": rows, "note": note}))
+}
+
+/// `POST /staff/access`: `decision` (`done` or `refused`) for request `id`.
+pub async fn act(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
+    let form = FormData::parse(&body);
+    staff.check_csrf(form.get("csrf"))?;
+    let id: i64 = form
+        .text("id")
+        .parse()
+        .map_err(|_| HttpError::Invalid("id: not a request number".into()))?;
+    let decision = Decision::parse(form.get("decision").unwrap_or(""))
+        .ok_or_else(|| HttpError::Invalid("decision: `done` or `refused`".into()))?;
+    decide(&state, id, decision, &staff.email, Utc::now()).await?;
+    staff
+        .record(
+            &state,
+            &format!("marked access request {}", decision.as_str()),
+            &id.to_string(),
+        )
+        .await?;
+    Ok(see_other(
+        &state,
+        "/staff/access",
+        &format!(
+            "Request {id} marked {}; the person is told by email.",
+            decision.as_str()
+        ),
+    ))
+}

@@ -1,0 +1,261 @@
+//! Staff signing in and out, and choosing a password through the single-use link that
+//! `cport staff add` prints. The same argon2 hashing, limits and anonymous CSRF token as the
+//! client portal's sign-in.
+
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{COOKIE, Staff, page};
+use crate::links::LinkFor;
+use crate::portal::FormData;
+use crate::portal::auth::{
+    anon_csrf, check_anon_csrf, dummy_hash, hash_password, safe_next, verify_password, with_cookie,
+};
+use crate::portal::session::{self as client_session, address_key, hash_token, random_token};
+use crate::state::AppState;
+use crate::store::{ledgers, limits, staff};
+use crate::web::HttpError;
+
+const MIN_PASSWORD: usize = 12;
+
+/// The console cookie: HttpOnly, sent to `/staff` only, and never on a cross-site request.
+fn staff_cookie(state: &AppState, value: &str, max_age_secs: i64) -> String {
+    let secure = if state.config.secure_cookies() { "; Secure" } else { "" };
+    format!("{COOKIE}={value}; Path=/staff; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{secure}")
+}
+
+/// A console page shown before sign-in, with the anonymous CSRF token its form carries.
+fn anon_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    status: StatusCode,
+    mut ctx: Value,
+) -> Result<Response, HttpError> {
+    let (csrf, new_cookie) = anon_csrf(headers);
+    ctx["csrf"] = json!(csrf);
+    let mut resp = page(state, None, name, ctx)?;
+    *resp.status_mut() = status;
+    Ok(match new_cookie {
+        Some(c) => with_cookie(
+            resp,
+            &client_session::set_cookie(state, client_session::ANON_CSRF_COOKIE, &c, 86400),
+        ),
+        None => resp,
+    })
+}
+
+/// Only console paths are targets after sign-in.
+fn staff_next(next: Option<&str>) -> String {
+    let n = safe_next(next);
+    if n == "/staff" || n.starts_with("/staff/") || n.starts_with("/staff?") {
+        n
+    } else {
+        "/staff".into()
+    }
+}
+
+#[derive(Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+pub async fn login_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Result<Response, HttpError> {
+    anon_page(
+        &state,
+        &headers,
+        "login",
+        StatusCode::OK,
+        json!({"next": staff_next(q.next.as_deref())}),
+    )
+}
+
+/// `POST /staff/login`: email and password, limited per account and per address like clients'.
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let form = FormData::parse(&body);
+    check_anon_csrf(&headers, &form)?;
+    let email = form.text("email").trim().to_lowercase();
+    let next = staff_next(form.get("next"));
+    if email.is_empty() || email.len() > 254 {
+        return anon_page(
+            &state,
+            &headers,
+            "login",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"next": next, "error": "email: give the address of your staff account."}),
+        );
+    }
+    let acct_key = format!("staff:{email}");
+    let ip_key = address_key(addr.ip());
+    let p = &state.config.portal;
+    let now_ms = Utc::now().timestamp_millis();
+    let by_account = limits::attempt(&state.db, &acct_key, p.login_attempts_per_account, now_ms).await?;
+    let by_address = limits::attempt(&state.db, &ip_key, p.login_attempts_per_address, now_ms).await?;
+    if let Some(secs) = by_account.or(by_address) {
+        return Err(HttpError::TooMany(format!(
+            "Too many failed sign-ins. Try again in {} minute(s).",
+            secs.div_ceil(60)
+        )));
+    }
+    let password = form.text("password");
+    let found = match staff::by_email(&state.db, &email).await? {
+        Some((id, Some(hash))) if verify_password(&password, &hash) => Some(id),
+        _ => {
+            // The same effort whether or not the account exists.
+            let _ = verify_password(&password, dummy_hash());
+            None
+        }
+    };
+    let Some(id) = found else {
+        tracing::info!(ip = %addr.ip(), "failed staff sign-in");
+        return anon_page(
+            &state,
+            &headers,
+            "login",
+            StatusCode::UNAUTHORIZED,
+            json!({"next": next, "email": email, "error": "That email and password do not match."}),
+        );
+    };
+    limits::clear(&state.db, &acct_key).await?;
+    limits::refund(&state.db, &ip_key).await?;
+    let token = random_token();
+    let now = Utc::now();
+    let hours = i64::from(state.config.portal.session_hours);
+    staff::insert_session(
+        &state.db,
+        &hash_token(&token),
+        id,
+        &random_token(),
+        now,
+        now + chrono::Duration::hours(hours),
+    )
+    .await?;
+    staff::audit(&state.db, &email, "signed in", &addr.ip().to_string(), now).await?;
+    Ok(with_cookie(
+        Redirect::to(&next).into_response(),
+        &staff_cookie(&state, &token, hours * 3600),
+    ))
+}
+
+/// `POST /staff/logout`.
+pub async fn logout(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
+    staff.check_csrf(FormData::parse(&body).get("csrf"))?;
+    staff::revoke_session(&state.db, &staff.token_hash, Utc::now()).await?;
+    let mut resp = Redirect::to("/staff/login").into_response();
+    if let Ok(h) = staff_cookie(&state, "", 0).parse() {
+        resp.headers_mut().append(header::SET_COOKIE, h);
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+/// The staff account a password link is for, when the link is good and unused.
+async fn link_account(state: &AppState, token: &str) -> Result<Option<(i64, String)>, HttpError> {
+    let Ok(claims) = state.signer.verify(token, Utc::now()) else {
+        return Ok(None);
+    };
+    let Some(LinkFor::StaffPassword { staff_id }) = claims.meaning() else {
+        return Ok(None);
+    };
+    if ledgers::nonce_used(&state.db, &claims.nonce).await? {
+        return Ok(None);
+    }
+    Ok(staff::get(&state.db, staff_id).await?.map(|s| (s.id, claims.nonce)))
+}
+
+fn invalid_link(state: &AppState, headers: &HeaderMap) -> Result<Response, HttpError> {
+    anon_page(
+        state,
+        headers,
+        "password",
+        StatusCode::BAD_REQUEST,
+        json!({"invalid": true}),
+    )
+}
+
+/// `GET /staff/password?token=`: choose a password.
+pub async fn password_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Result<Response, HttpError> {
+    let token = q.token.unwrap_or_default();
+    match link_account(&state, &token).await? {
+        Some(_) => anon_page(
+            &state,
+            &headers,
+            "password",
+            StatusCode::OK,
+            json!({"token": token, "min": MIN_PASSWORD}),
+        ),
+        None => invalid_link(&state, &headers),
+    }
+}
+
+/// `POST /staff/password`: sets the password once per link, and ends the account's sessions.
+pub async fn set_password(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let form = FormData::parse(&body);
+    check_anon_csrf(&headers, &form)?;
+    let token = form.text("token");
+    let Some((id, nonce)) = link_account(&state, &token).await? else {
+        return invalid_link(&state, &headers);
+    };
+    let new = form.text("new_password");
+    let error = if new.chars().count() < MIN_PASSWORD {
+        Some(format!("new_password: at least {MIN_PASSWORD} characters."))
+    } else if new.chars().count() > 200 {
+        Some("new_password: 200 characters at most.".to_string())
+    } else if new != form.text("confirm_password") {
+        Some("confirm_password: the two passwords differ.".to_string())
+    } else {
+        None
+    };
+    if let Some(error) = error {
+        return anon_page(
+            &state,
+            &headers,
+            "password",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"token": token, "min": MIN_PASSWORD, "error": error}),
+        );
+    }
+    let now = Utc::now();
+    if !ledgers::use_nonce(&state.db, &nonce, now).await? {
+        return invalid_link(&state, &headers);
+    }
+    staff::set_password(&state.db, id, &hash_password(&new)?, now).await?;
+    if let Some(s) = staff::get(&state.db, id).await? {
+        staff::audit(&state.db, &s.email, "set password", &s.email, now).await?;
+    }
+    anon_page(
+        &state,
+        &headers,
+        "login",
+        StatusCode::OK,
+        json!({"next": "/staff", "note": "Your password is set. Sign in with it."}),
+    )
+}

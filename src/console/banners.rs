@@ -1,0 +1,238 @@
+//! `/staff/banners`: compose a stop-press banner with a preview of how it looks in the email
+//! digest, in chat and on the portal (and, for an urgent one, whom it reaches at once); post,
+//! list and retract. The same rules as `cport banner post` and `POST /api/v1/banners`: all
+//! three call `actions::banners`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::{Value, json};
+
+use super::{Staff, page};
+use crate::actions::banners::{self, BannerError, BannerInput};
+use crate::actions::items::current;
+use crate::messages::ChatMessage;
+use crate::messages::compose::Composer;
+use crate::portal::{FormData, Note, see_other};
+use crate::state::AppState;
+use crate::store::banners::{NewBanner, list_banners};
+use crate::store::contacts::list_active_contacts;
+use crate::web::HttpError;
+
+/// A time from a `datetime-local` field (read as UTC), or an RFC 3339 one; empty is none.
+fn time_field(form: &FormData, name: &str) -> Result<Option<DateTime<Utc>>, String> {
+    let v = form.text(name);
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(v, f).ok())
+        .map(|t| Some(t.and_utc()))
+        .ok_or_else(|| format!("{name}: `{v}` is not a date and time (YYYY-MM-DDTHH:MM, UTC)"))
+}
+
+/// The form as a banner input; a field that cannot be read is an error naming it.
+fn input_of(form: &FormData) -> Result<BannerInput, String> {
+    let clients: Vec<String> = match form.get("audience") {
+        Some("chosen") => form
+            .text("clients")
+            .split([',', ' ', '\n', '\r'])
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => vec![],
+    };
+    if form.get("audience") == Some("chosen") && clients.is_empty() {
+        return Err("clients: name at least one client id, or choose every client".into());
+    }
+    Ok(BannerInput {
+        title: form.text("title"),
+        body: form.text("body"),
+        severity: form.text("severity"),
+        clients,
+        starts_at: time_field(form, "starts_at")?,
+        expires_at: time_field(form, "expires_at")?,
+    })
+}
+
+/// What the form showed, to show it again.
+fn form_values(form: &FormData) -> Value {
+    json!({
+        "title": form.text("title"), "body": form.text("body"), "severity": form.text("severity"),
+        "audience": form.text("audience"), "clients": form.text("clients"),
+        "starts_at": form.text("starts_at"), "expires_at": form.text("expires_at"),
+    })
+}
+
+async fn list_page(state: &AppState, staff: &Staff, mut ctx: Value, status: StatusCode) -> Result<Response, HttpError> {
+    let now = Utc::now();
+    let rows: Vec<Value> = list_banners(&state.db)
+        .await?
+        .into_iter()
+        .map(|(b, clients)| {
+            let live = b.retracted_at.is_none() && b.expires_at.is_none_or(|e| e > now);
+            let mut v = serde_json::to_value(&b).unwrap_or_default();
+            v["clients"] = json!(clients);
+            v["live"] = json!(live);
+            v["waiting"] = json!(live && b.starts_at > now);
+            v
+        })
+        .collect();
+    ctx["banners"] = json!(rows);
+    if ctx.get("form").is_none() {
+        ctx["form"] = json!({"severity": "info", "audience": "all"});
+    }
+    let mut resp = page(state, Some(staff), "banners", ctx)?;
+    *resp.status_mut() = status;
+    Ok(resp)
+}
+
+pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
+    let q = FormData::parse(q.unwrap_or_default().as_bytes());
+    let note = Note {
+        note: q.get("note").map(str::to_string),
+        ns: q.get("ns").map(str::to_string),
+    }
+    .verified(&state);
+    list_page(&state, &staff, json!({"note": note}), StatusCode::OK).await
+}
+
+/// The banner checked, or the form again with what is wrong.
+async fn checked(state: &AppState, staff: &Staff, form: &FormData) -> Result<Result<NewBanner, Response>, HttpError> {
+    let again = |error: String| async move {
+        list_page(
+            state,
+            staff,
+            json!({"error": error, "form": form_values(form)}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await
+    };
+    let input = match input_of(form) {
+        Ok(i) => i,
+        Err(e) => return Ok(Err(again(e).await?)),
+    };
+    match banners::check(state, &input, &staff.email, Utc::now()).await {
+        Ok(b) => Ok(Ok(b)),
+        Err(BannerError::Invalid(errs)) => {
+            let e = errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            Ok(Err(again(e).await?))
+        }
+        Err(BannerError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// `POST /staff/banners/preview`: the banner as each channel shows it, nothing written.
+pub async fn preview(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
+    let form = FormData::parse(&body);
+    staff.check_csrf(form.get("csrf"))?;
+    let banner = match checked(&state, &staff, &form).await? {
+        Ok(b) => b,
+        Err(resp) => return Ok(resp),
+    };
+    let now = Utc::now();
+    let row = banner.row(0);
+    // Shown as one contact of the audience would get it, with their own items.
+    let sample = list_active_contacts(&state.db)
+        .await?
+        .into_iter()
+        .find(|c| banner.audience.is_empty() || banner.audience.contains(&c.client_id));
+    let (email, chat) = match &sample {
+        None => (None, None),
+        Some(c) => {
+            let composer = Composer {
+                config: &state.config,
+                env: &state.templates,
+                signer: &state.signer,
+            };
+            let items = current(&state, c).await?;
+            let urgent = banner.severity == crate::model::Severity::Urgent.as_str();
+            let email = if urgent {
+                composer.compose_banner(c, &row, "preview", now)
+            } else {
+                composer.compose_digest(c, &items, std::slice::from_ref(&row), None, "preview", now)
+            }
+            .map_err(|e| HttpError::unexpected(format!("banner preview: {e}")))?;
+            let chat: ChatMessage = if urgent {
+                banners::urgent_chat(&row)
+            } else {
+                crate::channels::chat::digest_message(&state, c, &items, std::slice::from_ref(&row), now)
+            };
+            (
+                Some(
+                    json!({"subject": email.subject, "html": email.html, "text": email.text, "to": c.name, "client": c.client_name}),
+                ),
+                Some(json!({"title": chat.title, "lines": chat.lines})),
+            )
+        }
+    };
+    let reach = banners::reach(&state, &banner).await?;
+    list_page(
+        &state,
+        &staff,
+        json!({
+            "form": form_values(&form), "preview": {"banner": row, "email": email, "chat": chat,
+            "urgent": banner.severity == crate::model::Severity::Urgent.as_str(), "reach": reach},
+        }),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// `POST /staff/banners`: post it.
+pub async fn post(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
+    let form = FormData::parse(&body);
+    staff.check_csrf(form.get("csrf"))?;
+    if let Err(resp) = checked(&state, &staff, &form).await? {
+        return Ok(resp);
+    }
+    let input = input_of(&form).map_err(HttpError::Invalid)?;
+    match banners::post(&state, input, &staff.email, Utc::now()).await {
+        Ok(p) => {
+            staff
+                .record(
+                    &state,
+                    "posted banner",
+                    &format!("{} ({})", p.id, form.text("title").trim()),
+                )
+                .await?;
+            let note = if p.queued > 0 {
+                format!(
+                    "Banner {} posted; {} message(s) queued to its audience.",
+                    p.id, p.queued
+                )
+            } else {
+                format!("Banner {} posted.", p.id)
+            };
+            Ok(see_other(&state, "/staff/banners", &note))
+        }
+        Err(BannerError::Invalid(errs)) => Err(HttpError::Invalid(
+            errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        )),
+        Err(BannerError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// `POST /staff/banners/{id}/retract`.
+pub async fn retract(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    staff.check_csrf(FormData::parse(&body).get("csrf"))?;
+    let id: i64 = id.parse().map_err(|_| HttpError::NotFound)?;
+    if !banners::retract(&state, id, Utc::now()).await? {
+        return Err(HttpError::NotFound);
+    }
+    staff.record(&state, "retracted banner", &id.to_string()).await?;
+    Ok(see_other(&state, "/staff/banners", &format!("Banner {id} retracted.")))
+}

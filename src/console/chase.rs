@@ -1,0 +1,197 @@
+//! `/staff/chase`: every open action item across all clients, oldest first, with who was told
+//! and whether they came back; a CSV of the same list; "remind now".
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde_json::json;
+
+use super::{Staff, page};
+use crate::actions::chase::{self, ChaseFilter, ChaseRow};
+use crate::actions::items::Category;
+use crate::portal::{FormData, see_other};
+use crate::state::AppState;
+use crate::web::HttpError;
+
+const PAGE: usize = 50;
+/// The CSV holds the whole filtered list, up to this many rows.
+const CSV_ROWS: usize = 100_000;
+
+/// The filter from the query string; a value that cannot be used is an error naming it.
+fn filter_of(q: &FormData) -> Result<(ChaseFilter, usize), HttpError> {
+    let text = |name: &str| q.get(name).map(str::trim).filter(|v| !v.is_empty());
+    let category = match text("category") {
+        None => None,
+        Some(c) => Some(
+            Category::from_code(c)
+                .ok_or_else(|| HttpError::BadRequest(format!("category: `{c}` is not one of A1, A2, A3, A4")))?,
+        ),
+    };
+    let min_age_days = match text("older") {
+        None => None,
+        Some(d) => Some(
+            d.parse::<u32>()
+                .ok()
+                .filter(|d| *d <= 3650)
+                .ok_or_else(|| HttpError::BadRequest("older: a whole number of days from 0 to 3650".into()))?,
+        ),
+    };
+    let client = match text("client") {
+        Some(c) if c.len() > 64 || c.chars().any(char::is_control) => {
+            return Err(HttpError::BadRequest("client: not a client id".into()));
+        }
+        c => c.map(str::to_string),
+    };
+    let page = match text("page") {
+        None => 1,
+        Some(p) => p
+            .parse::<usize>()
+            .ok()
+            .filter(|p| (1..=100_000).contains(p))
+            .ok_or_else(|| HttpError::BadRequest("page: a page number from 1".into()))?,
+    };
+    Ok((
+        ChaseFilter {
+            category,
+            client,
+            min_age_days,
+        },
+        page,
+    ))
+}
+
+pub async fn chase(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
+    let q = FormData::parse(q.unwrap_or_default().as_bytes());
+    let (filter, page_no) = filter_of(&q)?;
+    let now = Utc::now();
+    let (total, rows) = chase::list(&state, &filter, (page_no - 1) * PAGE, PAGE, now).await?;
+    let pages = total.div_ceil(PAGE).max(1);
+    let query = |p: usize| {
+        let mut parts = vec![];
+        for name in ["category", "client", "older"] {
+            if let Some(v) = q.get(name).filter(|v| !v.trim().is_empty()) {
+                parts.push(format!(
+                    "{name}={}",
+                    percent_encoding::utf8_percent_encode(v.trim(), percent_encoding::NON_ALPHANUMERIC)
+                ));
+            }
+        }
+        if p > 1 {
+            parts.push(format!("page={p}"));
+        }
+        parts.join("&")
+    };
+    page(
+        &state,
+        Some(&staff),
+        "chase",
+        json!({
+            "rows": rows, "total": total, "page": page_no, "pages": pages,
+            "prev": (page_no > 1).then(|| query(page_no - 1)),
+            "next": (page_no < pages).then(|| query(page_no + 1)),
+            "csv": query(1),
+            "categories": Category::ALL.iter().map(|c| json!({"code": c.code(), "heading": c.heading()})).collect::<Vec<_>>(),
+            "f": {"category": filter.category.map(Category::code), "client": filter.client, "older": filter.min_age_days},
+            "note": crate::portal::Note { note: q.get("note").map(str::to_string), ns: q.get("ns").map(str::to_string) }.verified(&state),
+        }),
+    )
+}
+
+/// A CSV field: quoted when it holds a separator, a quote or a line break, and never read as
+/// a formula by a spreadsheet.
+fn field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+fn csv_line(r: &ChaseRow) -> String {
+    let when = |t: Option<chrono::DateTime<Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
+    let mut channels: Vec<&str> = r
+        .contacts
+        .iter()
+        .flat_map(|c| c.channels.iter().map(|(ch, _)| ch.as_str()))
+        .collect();
+    channels.sort_unstable();
+    channels.dedup();
+    let names: Vec<&str> = r.contacts.iter().map(|c| c.contact.name.as_str()).collect();
+    [
+        r.item.category.code().to_string(),
+        r.item.id.clone(),
+        r.client_id.clone(),
+        r.client_name.clone(),
+        r.item.title.clone(),
+        when(r.waiting_since),
+        r.age_days.map(|d| d.to_string()).unwrap_or_default(),
+        when(r.first_sent),
+        channels.join(" "),
+        r.contacts.iter().any(|c| c.opened).to_string(),
+        r.contacts.iter().any(|c| c.replied).to_string(),
+        names.join("; "),
+    ]
+    .iter()
+    .map(|f| field(f))
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+/// `GET /staff/chase.csv`: the same filtered list, every page.
+pub async fn chase_csv(
+    State(state): State<AppState>,
+    _staff: Staff,
+    RawQuery(q): RawQuery,
+) -> Result<Response, HttpError> {
+    let q = FormData::parse(q.unwrap_or_default().as_bytes());
+    let (filter, _) = filter_of(&q)?;
+    let (_, rows) = chase::list(&state, &filter, 0, CSV_ROWS, Utc::now()).await?;
+    let mut out = String::from(
+        "category,id,client_id,client,title,waiting_since,age_days,first_sent,channels,opened_link,replied,contacts\r\n",
+    );
+    for r in &rows {
+        out.push_str(&csv_line(r));
+        out.push_str("\r\n");
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"chase.csv\""),
+        ],
+        out,
+    )
+        .into_response())
+}
+
+/// `POST /staff/chase/remind`: contact and item key; back to the list with what happened.
+pub async fn remind(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
+    let form = FormData::parse(&body);
+    staff.check_csrf(form.get("csrf"))?;
+    let contact = form.text("contact");
+    let key = form.text("item");
+    if contact.is_empty() || key.is_empty() {
+        return Err(HttpError::Invalid("contact and item: both are needed".into()));
+    }
+    let back = crate::portal::auth::safe_next(form.get("back"));
+    let back = if back.starts_with("/staff/chase") {
+        back
+    } else {
+        "/staff/chase".into()
+    };
+    let note = match chase::remind(&state, &contact, &key, Utc::now()).await {
+        Ok(n) => {
+            staff.record(&state, "reminded", &format!("{contact} of {key}")).await?;
+            format!("Reminder about {key} queued to {contact} ({n} channel(s)).")
+        }
+        Err(crate::actions::ActionError::Conflict(m)) => format!("No reminder queued: {m}."),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(see_other(&state, &back, &note))
+}

@@ -1,0 +1,136 @@
+//! `/staff/contacts`: find a client; its contacts with role, channels (email working or
+//! suspended after bounces, chats linked), last digest and open items; resume a suspended
+//! email, issue a chat link code, send a sign-in link.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::{Staff, page};
+use crate::actions::items::current;
+use crate::portal::{FormData, Note, see_other};
+use crate::state::AppState;
+use crate::store::contacts::{get_contact, list_client_contacts};
+use crate::store::{StoreError, chat, console, inbound, settings};
+use crate::web::HttpError;
+
+pub async fn contacts(
+    State(state): State<AppState>,
+    staff: Staff,
+    RawQuery(q): RawQuery,
+) -> Result<Response, HttpError> {
+    let q = FormData::parse(q.unwrap_or_default().as_bytes());
+    let note = Note {
+        note: q.get("note").map(str::to_string),
+        ns: q.get("ns").map(str::to_string),
+    }
+    .verified(&state);
+    let find = q.text("find");
+    let find = find.trim();
+    if find.chars().count() > 100 || find.chars().any(char::is_control) {
+        return Err(HttpError::BadRequest(
+            "find: up to 100 characters of a client's id or name".into(),
+        ));
+    }
+    let client = q.text("client");
+    let client = client.trim();
+    if client.is_empty() {
+        let clients = console::find_clients(&state.db, find, 100).await?;
+        return page(
+            &state,
+            Some(&staff),
+            "contacts",
+            json!({"find": find, "clients": clients, "note": note}),
+        );
+    }
+    let rows = list_client_contacts(&state.db, client).await?;
+    let ids: Vec<&str> = rows.iter().map(|c| c.id.as_str()).collect();
+    let last_digest: HashMap<String, DateTime<Utc>> = console::last_digests(&state.db, &ids)
+        .await?
+        .into_iter()
+        .map(|s| (s.contact_id, s.at))
+        .collect();
+    let mut out = vec![];
+    for c in &rows {
+        let s = settings::get_settings(&state.db, &c.id).await?;
+        let chats: Vec<_> = chat::chats_of_contact(&state.db, &c.id)
+            .await?
+            .into_iter()
+            .map(|l| json!({"channel": l.channel, "chat": l.chat_id}))
+            .collect();
+        let items = current(&state, c).await?;
+        out.push(json!({
+            "id": c.id, "name": c.name, "email": c.email, "role": c.role,
+            "email_enabled": s.email_enabled, "suspended_at": s.email_suspended_at, "suspended_why": s.email_suspended_reason,
+            "soft_bounces": s.soft_bounces, "chats": chats, "last_digest": last_digest.get(&c.id),
+            "items": items.len(),
+        }));
+    }
+    let name = rows.first().map(|c| c.client_name.clone());
+    if name.is_none()
+        && console::find_clients(&state.db, client, 1)
+            .await?
+            .iter()
+            .all(|c| c.id != client)
+    {
+        return Err(HttpError::NotFound);
+    }
+    page(
+        &state,
+        Some(&staff),
+        "contacts",
+        json!({"client": client, "client_name": name, "contacts": out, "note": note}),
+    )
+}
+
+/// `POST /staff/contacts`: `action` is `resume`, `chat-code` or `sign-in-link` for `contact`.
+pub async fn act(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
+    let form = FormData::parse(&body);
+    staff.check_csrf(form.get("csrf"))?;
+    let id = form.text("contact");
+    let c = match get_contact(&state.db, &id).await {
+        Ok(c) if c.active => c,
+        Ok(_) | Err(StoreError::NotFound) => {
+            return Err(HttpError::Invalid(format!("contact: no active contact `{id}`")));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let back = format!(
+        "/staff/contacts?client={}",
+        percent_encoding::utf8_percent_encode(&c.client_id, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let now = Utc::now();
+    let note = match form.get("action") {
+        Some("resume") => {
+            let mut tx = state.db.begin().await?;
+            inbound::clear_bounces(&mut tx, &c.id, now).await?;
+            tx.commit().await?;
+            staff.record(&state, "resumed email", &c.id).await?;
+            format!("Email to {} is resumed.", c.name)
+        }
+        Some("chat-code") => {
+            let code = crate::actions::chat_link::new_link_code(&state, &c.id, now).await?;
+            staff.record(&state, "issued chat link code", &c.id).await?;
+            format!(
+                "Chat link code for {}: {code} (send /start {code} to the bot, or /link {code} in Discord; it works once, for a short time).",
+                c.name
+            )
+        }
+        Some("sign-in-link") => {
+            crate::actions::mail::send_login_link(&state, &c, now).await?;
+            staff.record(&state, "sent sign-in link", &c.id).await?;
+            format!("A sign-in link is on its way to {}.", c.email)
+        }
+        other => {
+            return Err(HttpError::Invalid(format!(
+                "action: `{}` is not resume, chat-code or sign-in-link",
+                other.unwrap_or("")
+            )));
+        }
+    };
+    Ok(see_other(&state, &back, &note))
+}

@@ -1,0 +1,123 @@
+//! `/staff/held`: inbound mail held because its authentication failed, as received, with its
+//! Authentication-Results; release it (processed now, as if it had passed) or discard it.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use chrono::Utc;
+use serde_json::json;
+
+use super::{Staff, page};
+use crate::portal::{FormData, Note, see_other};
+use crate::state::AppState;
+use crate::store::inbound;
+use crate::web::HttpError;
+
+/// How much of a message the page shows.
+const SHOWN: usize = 64 * 1024;
+
+/// The message's `Authentication-Results` headers, unfolded.
+fn auth_results(raw: &str) -> Vec<String> {
+    let head = raw
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .split("\n\n")
+        .next()
+        .unwrap_or("");
+    let mut out: Vec<String> = vec![];
+    let mut current: Option<String> = None;
+    for line in head.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some(c) = current.as_mut() {
+                c.push(' ');
+                c.push_str(line.trim());
+            }
+            continue;
+        }
+        out.extend(current.take());
+        if line.len() > 23 && line[..23].eq_ignore_ascii_case("Authentication-Results:") {
+            current = Some(line[23..].trim().to_string());
+        }
+    }
+    out.extend(current);
+    out
+}
+
+pub async fn held(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
+    let q = FormData::parse(q.unwrap_or_default().as_bytes());
+    let note = Note {
+        note: q.get("note").map(str::to_string),
+        ns: q.get("ns").map(str::to_string),
+    }
+    .verified(&state);
+    let mut out = vec![];
+    for h in inbound::list_held(&state.db, 50).await? {
+        let raw = inbound::get_held(&state.db, &h.message_id)
+            .await?
+            .map(|(_, r)| r)
+            .unwrap_or_default();
+        let mut shown: String = raw.chars().take(SHOWN).collect();
+        if shown.len() < raw.len() {
+            shown.push_str("\n[… the rest is not shown]");
+        }
+        out.push(json!({"m": h, "auth": auth_results(&raw), "raw": shown}));
+    }
+    page(&state, Some(&staff), "held", json!({"held": out, "note": note}))
+}
+
+/// `POST /staff/held`: `action` is `release` or `discard` for `message_id`.
+pub async fn act(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
+    let form = FormData::parse(&body);
+    staff.check_csrf(form.get("csrf"))?;
+    let id = form.text("message_id");
+    let note = match form.get("action") {
+        Some("release") => match crate::channels::inbound::release(&state, &id, Utc::now()).await {
+            Ok(Some(d)) => {
+                staff.record(&state, "released held mail", &id).await?;
+                format!(
+                    "Released: {}",
+                    serde_json::to_value(&d)
+                        .ok()
+                        .and_then(|v| v["reason"].as_str().map(str::to_string))
+                        .unwrap_or_default()
+                )
+            }
+            Ok(None) => {
+                return Err(HttpError::Conflict(format!(
+                    "message_id: `{id}` is not held (released or discarded already)"
+                )));
+            }
+            Err(e) if e.is_temporary() => return Err(HttpError::Unavailable),
+            Err(e) => return Err(HttpError::Invalid(format!("the held message cannot be processed: {e}"))),
+        },
+        Some("discard") => {
+            if !inbound::discard_held(&state.db, &id, &format!("discarded by {}", staff.email)).await? {
+                return Err(HttpError::Conflict(format!(
+                    "message_id: `{id}` is not held (released or discarded already)"
+                )));
+            }
+            staff.record(&state, "discarded held mail", &id).await?;
+            "Discarded.".to_string()
+        }
+        other => {
+            return Err(HttpError::Invalid(format!(
+                "action: `{}` is not release or discard",
+                other.unwrap_or("")
+            )));
+        }
+    };
+    Ok(see_other(&state, "/staff/held", &note))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn authentication_results_are_read_unfolded() {
+        let raw = "From: a@b\r\nAuthentication-Results: mx.tot.example;\r\n dmarc=fail header.from=b\r\nSubject: x\r\n\r\nAuthentication-Results: in the body\r\n";
+        assert_eq!(
+            super::auth_results(raw),
+            vec!["mx.tot.example; dmarc=fail header.from=b".to_string()]
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! The staff console at `/staff`: TOT's own pages. Staff accounts and sessions are apart from
+//! clients' (their own table and cookie, scoped to `/staff`): a client session never opens a
+//! staff page, which answers 404 to it, and a staff session opens no client page. Pages work
+//! without JavaScript, a GET never changes anything, every POST carries the session's CSRF
+//! token, and every action is recorded with who took it.
+
+pub mod access;
+pub mod auth;
+pub mod banners;
+pub mod chase;
+pub mod contacts;
+pub mod held;
+pub mod outbox;
+pub mod overview;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::portal::session::{cookie, hash_token};
+use crate::state::AppState;
+use crate::store::staff;
+use crate::web::HttpError;
+
+/// The console session's cookie, sent only to `/staff` paths.
+pub const COOKIE: &str = "cport_staff";
+
+/// A signed-in staff member. Handlers that take it require a console session: without one, a
+/// visitor with a client session gets 404 (the console is not theirs to know about) and anyone
+/// else the staff sign-in form.
+#[derive(Debug, Clone)]
+pub struct Staff {
+    pub id: i64,
+    pub email: String,
+    pub csrf: String,
+    token_hash: String,
+}
+
+impl Staff {
+    /// Checks a form's CSRF token against the session's (constant time).
+    pub fn check_csrf(&self, given: Option<&str>) -> Result<(), HttpError> {
+        let given = given.unwrap_or("");
+        if !given.is_empty() && crate::links::constant_time_eq(given, &self.csrf) {
+            Ok(())
+        } else {
+            Err(HttpError::Csrf)
+        }
+    }
+
+    /// Records an action this staff member took.
+    pub async fn record(&self, state: &AppState, action: &str, subject: &str) -> Result<(), HttpError> {
+        staff::audit(&state.db, &self.email, action, subject, Utc::now()).await?;
+        tracing::info!(staff = %self.email, action, subject, "staff action");
+        Ok(())
+    }
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let refuse = || {
+            if cookie(&parts.headers, crate::portal::session::COOKIE).is_some() {
+                HttpError::NotFound
+            } else {
+                let next = parts.uri.path_and_query().map_or("/staff", |p| p.as_str()).to_string();
+                HttpError::StaffLoginRequired { next }
+            }
+        };
+        let Some(token) = cookie(&parts.headers, COOKIE) else {
+            return Err(refuse());
+        };
+        let token_hash = hash_token(&token);
+        match staff::get_session(&state.db, &token_hash, Utc::now()).await? {
+            Some(s) => Ok(Staff {
+                id: s.staff_id,
+                email: s.email,
+                csrf: s.csrf,
+                token_hash,
+            }),
+            None => Err(refuse()),
+        }
+    }
+}
+
+/// Renders a console page (`templates/staff/{name}.html.j2`) with who is signed in.
+pub fn page(state: &AppState, staff: Option<&Staff>, name: &str, mut ctx: Value) -> Result<Response, HttpError> {
+    ctx["brand"] = serde_json::to_value(crate::messages::Brand::of(&state.config.branding)).unwrap_or(Value::Null);
+    if let Some(s) = staff {
+        ctx["me"] = serde_json::json!({"email": s.email});
+        ctx["csrf"] = serde_json::json!(s.csrf);
+    }
+    let body = state
+        .templates
+        .get_template(&format!("staff/{name}.html.j2"))
+        .and_then(|t| t.render(&ctx))
+        .map_err(|e| HttpError::unexpected(format!("template staff/{name}: {e:#}")))?;
+    Ok(Html(body).into_response())
+}
+
+/// The console's routes; their errors are shown as pages (see `app::router`).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/staff", get(overview::overview))
+        .route("/staff/login", get(auth::login_form).post(auth::login))
+        .route("/staff/logout", post(auth::logout))
+        .route("/staff/password", get(auth::password_form).post(auth::set_password))
+        .route("/staff/chase", get(chase::chase))
+        .route("/staff/chase.csv", get(chase::chase_csv))
+        .route("/staff/chase/remind", post(chase::remind))
+        .route("/staff/outbox", get(outbox::list))
+        .route("/staff/outbox/{id}", get(outbox::message).post(outbox::act))
+        .route("/staff/outbox/{id}/body", get(outbox::body))
+        .route("/staff/banners", get(banners::list).post(banners::post))
+        .route("/staff/banners/preview", post(banners::preview))
+        .route("/staff/banners/{id}/retract", post(banners::retract))
+        .route("/staff/contacts", get(contacts::contacts).post(contacts::act))
+        .route("/staff/held", get(held::held).post(held::act))
+        .route("/staff/access", get(access::list).post(access::act))
+        // Any other path under /staff is as unknown as the rest of the console to a stranger.
+        .route("/staff/{*rest}", get(overview::unknown))
+}

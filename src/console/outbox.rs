@@ -1,0 +1,192 @@
+//! `/staff/outbox`: messages by status, channel, kind, contact, client and date; a message's
+//! page with its body as sent (HTML in a sandboxed frame), headers and failed attempts;
+//! re-queue a failed or dead message, drop a waiting one.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::json;
+
+use super::{Staff, page};
+use crate::outbox::{Rendered, render};
+use crate::portal::{FormData, Note, see_other};
+use crate::state::AppState;
+use crate::store::console::{OutboxFilter, list_outbox};
+use crate::store::outbox::{self as ob, STATUSES};
+use crate::web::HttpError;
+
+const PAGE: i64 = 100;
+const KINDS: &[&str] = &["digest", "alert", "banner", "reply", "answer", "system", "change"];
+const CHANNELS: &[&str] = &["email", "telegram", "discord", "webhook"];
+
+fn one_of(q: &FormData, name: &str, allowed: &[&str]) -> Result<Option<String>, HttpError> {
+    match q.get(name).map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) if allowed.contains(&v) => Ok(Some(v.to_string())),
+        Some(v) => Err(HttpError::BadRequest(format!(
+            "{name}: `{v}` is not one of {}",
+            allowed.join(", ")
+        ))),
+    }
+}
+
+fn id_field(q: &FormData, name: &str) -> Result<Option<String>, HttpError> {
+    match q.get(name).map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) if v.len() <= 64 && !v.chars().any(char::is_control) => Ok(Some(v.to_string())),
+        Some(_) => Err(HttpError::BadRequest(format!("{name}: not an id"))),
+    }
+}
+
+fn day_field(q: &FormData, name: &str, end: bool) -> Result<Option<DateTime<Utc>>, HttpError> {
+    match q.get(name).map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => {
+            let d = NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map_err(|_| HttpError::BadRequest(format!("{name}: `{v}` is not a date (YYYY-MM-DD)")))?;
+            let d = if end { d.succ_opt().unwrap_or(d) } else { d };
+            Ok(Some(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()))
+        }
+    }
+}
+
+pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
+    let q = FormData::parse(q.unwrap_or_default().as_bytes());
+    let filter = OutboxFilter {
+        status: one_of(&q, "status", STATUSES)?,
+        channel: one_of(&q, "channel", CHANNELS)?,
+        kind: one_of(&q, "kind", KINDS)?,
+        contact_id: id_field(&q, "contact")?,
+        client_id: id_field(&q, "client")?,
+        from: day_field(&q, "from", false)?,
+        until: day_field(&q, "until", true)?,
+    };
+    let page_no: i64 = match q.get("page").filter(|p| !p.is_empty()) {
+        None => 1,
+        Some(p) => p
+            .parse()
+            .ok()
+            .filter(|p| (1..=1_000_000).contains(p))
+            .ok_or_else(|| HttpError::BadRequest("page: a page number from 1".into()))?,
+    };
+    let mut rows = list_outbox(&state.db, &filter, PAGE + 1, (page_no - 1) * PAGE).await?;
+    let more = rows.len() as i64 > PAGE;
+    rows.truncate(PAGE as usize);
+    let kept: Vec<(String, String)> =
+        q.0.iter()
+            .filter(|(k, v)| k != "page" && k != "note" && k != "ns" && !v.is_empty())
+            .cloned()
+            .collect();
+    let link = |p: i64| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &kept {
+            s.append_pair(k, v);
+        }
+        s.append_pair("page", &p.to_string());
+        s.finish()
+    };
+    page(
+        &state,
+        Some(&staff),
+        "outbox",
+        json!({
+            "rows": rows, "statuses": STATUSES, "channels": CHANNELS, "kinds": KINDS,
+            "f": {"status": filter.status, "channel": filter.channel, "kind": filter.kind, "contact": filter.contact_id,
+                  "client": filter.client_id, "from": q.get("from"), "until": q.get("until")},
+            "page": page_no, "prev": (page_no > 1).then(|| link(page_no - 1)), "next": more.then(|| link(page_no + 1)),
+            "note": Note { note: q.get("note").map(str::to_string), ns: q.get("ns").map(str::to_string) }.verified(&state),
+        }),
+    )
+}
+
+async fn row_of(state: &AppState, id: &str) -> Result<ob::OutboxRow, HttpError> {
+    let id: i64 = id.parse().map_err(|_| HttpError::NotFound)?;
+    ob::get_message(&state.db, id).await?.ok_or(HttpError::NotFound)
+}
+
+pub async fn message(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, HttpError> {
+    let q = FormData::parse(q.unwrap_or_default().as_bytes());
+    let row = row_of(&state, &id).await?;
+    let rendered = render(&state, &row, Utc::now()).await?;
+    let attempts = ob::attempts_of(&state.db, row.id).await?;
+    page(
+        &state,
+        Some(&staff),
+        "message",
+        json!({
+            "m": row, "rendered": rendered, "attempts": attempts,
+            "may_requeue": matches!(row.status.as_str(), "failed" | "dead"),
+            "may_drop": matches!(row.status.as_str(), "queued" | "failed"),
+            "note": Note { note: q.get("note").map(str::to_string), ns: q.get("ns").map(str::to_string) }.verified(&state),
+        }),
+    )
+}
+
+/// `GET /staff/outbox/{id}/body`: an email's HTML body alone, for the message page's frame.
+/// It may be framed by the console only, runs no script and loads nothing but pictures.
+pub async fn body(State(state): State<AppState>, _staff: Staff, Path(id): Path<String>) -> Result<Response, HttpError> {
+    let row = row_of(&state, &id).await?;
+    let html = match render(&state, &row, Utc::now()).await? {
+        Rendered::Email { html, .. } => html,
+        _ => return Err(HttpError::NotFound),
+    };
+    let mut resp = Html(html).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("SAMEORIGIN"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline'; frame-ancestors 'self'",
+        ),
+    );
+    Ok(resp)
+}
+
+/// `POST /staff/outbox/{id}`: `action=requeue` or `action=drop`.
+pub async fn act(
+    State(state): State<AppState>,
+    staff: Staff,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let form = FormData::parse(&body);
+    staff.check_csrf(form.get("csrf"))?;
+    let row = row_of(&state, &id).await?;
+    let now = Utc::now();
+    let back = format!("/staff/outbox/{}", row.id);
+    match form.get("action") {
+        Some("requeue") => {
+            if !ob::requeue(&state.db, row.id, now).await? {
+                return Err(HttpError::Conflict(format!(
+                    "message {} is {}: only a failed or dead message is queued again",
+                    row.id, row.status
+                )));
+            }
+            staff.record(&state, "re-queued message", &row.id.to_string()).await?;
+            state.wake_dispatch.notify_waiters();
+            Ok(see_other(&state, &back, "Queued again; it goes with the next send."))
+        }
+        Some("drop") => {
+            let why = format!("dropped by {}", staff.email);
+            if !ob::drop_waiting(&state.db, row.id, &why, now).await? {
+                return Err(HttpError::Conflict(format!(
+                    "message {} is {}: only a queued or failed message is dropped",
+                    row.id, row.status
+                )));
+            }
+            staff.record(&state, "dropped message", &row.id.to_string()).await?;
+            Ok(see_other(&state, &back, "Dropped; it will not be sent."))
+        }
+        other => Err(HttpError::Invalid(format!(
+            "action: `{}` is not requeue or drop",
+            other.unwrap_or("")
+        ))),
+    }
+}

@@ -1,0 +1,172 @@
+//! What the staff console reads across the whole store: message counts, the clients' item
+//! versions, who was told of which item and when, and the outbox by filter.
+
+use chrono::{DateTime, Utc};
+
+use super::outbox::OutboxRow;
+use super::{Db, Result, bind, fetch_in, on_db};
+
+/// Messages created since `since`, counted by status and channel.
+pub async fn message_counts(db: &Db, since: DateTime<Utc>) -> Result<Vec<(String, String, i64)>> {
+    Ok(on_db!(db, p => bind!(sqlx::query_as(
+        "SELECT status, channel, COUNT(*) FROM outbox WHERE created_at >= $1 GROUP BY status, channel
+         ORDER BY status, channel"), since).fetch_all(p).await)?)
+}
+
+/// When the last digest decision was taken (by any process's scheduler or `digest run`).
+pub async fn last_digest_decided(db: &Db) -> Result<Option<DateTime<Utc>>> {
+    let row: Option<(Option<DateTime<Utc>>,)> = on_db!(db, p => sqlx::query_as(
+        "SELECT MAX(decided_at) FROM digest_runs").fetch_optional(p).await)?;
+    Ok(row.and_then(|r| r.0))
+}
+
+/// Inbound mail held for a person to look at, and dead messages.
+pub async fn waiting_counts(db: &Db) -> Result<(i64, i64)> {
+    let (held,): (i64,) = on_db!(db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM inbound_messages WHERE disposition = 'held'").fetch_one(p).await)?;
+    let (dead,): (i64,) = on_db!(db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'dead'").fetch_one(p).await)?;
+    Ok((held, dead))
+}
+
+/// A client with the version of its items (see `client_versions`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClientVersion {
+    pub id: String,
+    pub name: String,
+    pub version: i64,
+}
+
+/// Every client, by id, with its items' version.
+pub async fn client_versions(db: &Db) -> Result<Vec<ClientVersion>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, ClientVersion>(
+        "SELECT cl.id, cl.name, COALESCE(v.version, 0) AS version
+         FROM clients cl LEFT JOIN client_versions v ON v.client_id = cl.id ORDER BY cl.id").fetch_all(p).await)?)
+}
+
+/// A contact as the console lists it.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ContactBrief {
+    pub id: String,
+    pub client_id: String,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+}
+
+/// The active contacts of `clients`.
+pub async fn contacts_of(db: &Db, clients: &[&str]) -> Result<Vec<ContactBrief>> {
+    fetch_in!(
+        on_db,
+        db,
+        "SELECT id, client_id, name, email, role FROM contacts WHERE active AND client_id IN ({in}) ORDER BY client_id, name, id",
+        clients
+    )
+}
+
+/// One contact told of one item on one channel, first at `first_at`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Notice {
+    pub item_key: String,
+    pub contact_id: String,
+    pub channel: String,
+    pub first_at: DateTime<Utc>,
+}
+
+pub async fn notices_of(db: &Db, keys: &[&str]) -> Result<Vec<Notice>> {
+    fetch_in!(
+        on_db,
+        db,
+        "SELECT item_key, contact_id, channel, first_at FROM item_notices WHERE item_key IN ({in})",
+        keys
+    )
+}
+
+/// When each of `contacts` last opened a portal link or signed in, and last replied by email.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LastSeen {
+    pub contact_id: String,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn last_sessions(db: &Db, contacts: &[&str]) -> Result<Vec<LastSeen>> {
+    fetch_in!(
+        on_db,
+        db,
+        "SELECT contact_id, MAX(created_at) AS at FROM sessions WHERE contact_id IN ({in}) GROUP BY contact_id",
+        contacts
+    )
+}
+
+pub async fn last_replies(db: &Db, contacts: &[&str]) -> Result<Vec<LastSeen>> {
+    fetch_in!(
+        on_db,
+        db,
+        "SELECT contact_id, MAX(received_at) AS at FROM inbound_messages
+         WHERE contact_id IN ({in}) AND disposition = 'processed' GROUP BY contact_id",
+        contacts
+    )
+}
+
+/// What the outbox page filters by; every field optional.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxFilter {
+    pub status: Option<String>,
+    pub channel: Option<String>,
+    pub kind: Option<String>,
+    pub contact_id: Option<String>,
+    pub client_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Messages matching `f`, newest first, `limit` from `offset` (without their payloads).
+pub async fn list_outbox(db: &Db, f: &OutboxFilter, limit: i64, offset: i64) -> Result<Vec<OutboxRow>> {
+    let sql = "SELECT o.id, o.contact_id, o.channel, o.kind, o.idem_key, o.reply_token, o.recipient, o.subject,
+            '' AS payload, o.status, o.attempts, o.next_attempt_at, o.last_error, o.provider_id, o.created_at,
+            o.sent_at, o.claim_token
+         FROM outbox o
+         WHERE ($1 IS NULL OR o.status = $1) AND ($2 IS NULL OR o.channel = $2) AND ($3 IS NULL OR o.kind = $3)
+           AND ($4 IS NULL OR o.contact_id = $4)
+           AND ($5 IS NULL OR o.contact_id IN (SELECT id FROM contacts WHERE client_id = $5))
+           AND ($6 IS NULL OR o.created_at >= $6) AND ($7 IS NULL OR o.created_at < $7)
+         ORDER BY o.id DESC LIMIT $8 OFFSET $9";
+    Ok(
+        on_db!(db, p => bind!(sqlx::query_as::<_, OutboxRow>(sql), &f.status, &f.channel, &f.kind, &f.contact_id,
+        &f.client_id, f.from, f.until, limit, offset).fetch_all(p).await)?,
+    )
+}
+
+/// A client as the console's contacts page lists it.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct ClientBrief {
+    pub id: String,
+    pub name: String,
+    pub contacts: i64,
+}
+
+/// Clients whose id or name holds `text` (any case), by name, at most `limit`.
+pub async fn find_clients(db: &Db, text: &str, limit: i64) -> Result<Vec<ClientBrief>> {
+    let like = format!(
+        "%{}%",
+        text.to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ClientBrief>(
+        "SELECT cl.id, cl.name, (SELECT COUNT(*) FROM contacts c WHERE c.client_id = cl.id AND c.active) AS contacts
+         FROM clients cl WHERE LOWER(cl.id) LIKE $1 ESCAPE '\\' OR LOWER(cl.name) LIKE $1 ESCAPE '\\'
+         ORDER BY cl.name, cl.id LIMIT $2"), like, limit).fetch_all(p).await)?)
+}
+
+/// When each of `contacts` was last sent a digest (queued by the scheduler or `digest run`).
+pub async fn last_digests(db: &Db, contacts: &[&str]) -> Result<Vec<LastSeen>> {
+    fetch_in!(
+        on_db,
+        db,
+        "SELECT contact_id, MAX(decided_at) AS at FROM digest_runs
+         WHERE contact_id IN ({in}) AND outbox_id IS NOT NULL GROUP BY contact_id",
+        contacts
+    )
+}

@@ -1,0 +1,143 @@
+//! TOT's staff: accounts, console sessions (apart from clients' sessions), the audit trail of
+//! what staff did, and access requests from people without an account.
+
+use chrono::{DateTime, Utc};
+
+use super::{Db, Result, bind, on_db};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct StaffRow {
+    pub id: i64,
+    pub email: String,
+    pub has_password: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+const STAFF_COLS: &str = "id, email, password_hash IS NOT NULL AS has_password, created_at";
+
+/// Adds a staff account (no password yet), or returns the existing one's id when the address
+/// already has an account that was not removed. A removed account comes back without a
+/// password.
+pub async fn add(db: &Db, email: &str, now: DateTime<Utc>) -> Result<(i64, bool)> {
+    let existing: Option<(i64, Option<DateTime<Utc>>)> = on_db!(db, p => bind!(sqlx::query_as(
+        "SELECT id, removed_at FROM staff WHERE email = $1"), email).fetch_optional(p).await)?;
+    match existing {
+        Some((id, None)) => Ok((id, false)),
+        Some((id, Some(_))) => {
+            on_db!(db, p => bind!(sqlx::query(
+                "UPDATE staff SET removed_at = NULL, password_hash = NULL, created_at = $2 WHERE id = $1"),
+                id, now).execute(p).await.map(|r| r.rows_affected()))?;
+            Ok((id, true))
+        }
+        None => {
+            let (id,): (i64,) = on_db!(db, p => bind!(sqlx::query_as(
+                "INSERT INTO staff (email, created_at) VALUES ($1, $2) RETURNING id"), email, now)
+                .fetch_one(p).await)?;
+            Ok((id, true))
+        }
+    }
+}
+
+/// Every staff account not removed, by address.
+pub async fn list(db: &Db) -> Result<Vec<StaffRow>> {
+    let sql = format!("SELECT {STAFF_COLS} FROM staff WHERE removed_at IS NULL ORDER BY email");
+    Ok(on_db!(db, p => sqlx::query_as::<_, StaffRow>(&sql).fetch_all(p).await)?)
+}
+
+/// The live account with this address.
+pub async fn by_email(db: &Db, email: &str) -> Result<Option<(i64, Option<String>)>> {
+    Ok(on_db!(db, p => bind!(sqlx::query_as(
+        "SELECT id, password_hash FROM staff WHERE email = $1 AND removed_at IS NULL"), email)
+        .fetch_optional(p).await)?)
+}
+
+/// The live account with this id.
+pub async fn get(db: &Db, id: i64) -> Result<Option<StaffRow>> {
+    let sql = format!("SELECT {STAFF_COLS} FROM staff WHERE id = $1 AND removed_at IS NULL");
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, StaffRow>(&sql), id).fetch_optional(p).await)?)
+}
+
+/// Removes an account and ends its sessions. False when there was no such live account.
+pub async fn remove(db: &Db, email: &str, now: DateTime<Utc>) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    let n = super::on_tx!(&mut tx, c => bind!(sqlx::query(
+        "UPDATE staff SET removed_at = $2, password_hash = NULL WHERE email = $1 AND removed_at IS NULL"),
+        email, now).execute(c).await.map(|r| r.rows_affected()))?;
+    super::on_tx!(&mut tx, c => bind!(sqlx::query(
+        "UPDATE staff_sessions SET revoked_at = $2
+         WHERE revoked_at IS NULL AND staff_id IN (SELECT id FROM staff WHERE email = $1)"),
+        email, now).execute(c).await.map(|r| r.rows_affected()))?;
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+/// Sets the password and ends every session of the account.
+pub async fn set_password(db: &Db, id: i64, hash: &str, now: DateTime<Utc>) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    let n = super::on_tx!(&mut tx, c => bind!(sqlx::query(
+        "UPDATE staff SET password_hash = $2 WHERE id = $1 AND removed_at IS NULL"), id, hash)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    super::on_tx!(&mut tx, c => bind!(sqlx::query(
+        "UPDATE staff_sessions SET revoked_at = $2 WHERE staff_id = $1 AND revoked_at IS NULL"), id, now)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+pub async fn insert_session(
+    db: &Db,
+    token_hash: &str,
+    staff_id: i64,
+    csrf: &str,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    on_db!(db, p => bind!(sqlx::query(
+        "INSERT INTO staff_sessions (token_hash, staff_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)"),
+        token_hash, staff_id, csrf, now, expires_at).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// A live console session: its account (not removed) and CSRF token.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StaffSessionRow {
+    pub staff_id: i64,
+    pub email: String,
+    pub csrf: String,
+}
+
+pub async fn get_session(db: &Db, token_hash: &str, now: DateTime<Utc>) -> Result<Option<StaffSessionRow>> {
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, StaffSessionRow>(
+        "SELECT s.staff_id, st.email, s.csrf FROM staff_sessions s JOIN staff st ON st.id = s.staff_id
+         WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 AND st.removed_at IS NULL"),
+        token_hash, now).fetch_optional(p).await)?)
+}
+
+pub async fn revoke_session(db: &Db, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
+    on_db!(db, p => bind!(sqlx::query("UPDATE staff_sessions SET revoked_at = $2 WHERE token_hash = $1"),
+        token_hash, now).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Records what a staff member did (`action`) to what (`subject`).
+pub async fn audit(db: &Db, staff_email: &str, action: &str, subject: &str, now: DateTime<Utc>) -> Result<()> {
+    on_db!(db, p => bind!(sqlx::query(
+        "INSERT INTO staff_audit (staff_email, action, subject, at) VALUES ($1, $2, $3, $4)"),
+        staff_email, action, subject, now).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct AuditRow {
+    pub staff_email: String,
+    pub action: String,
+    pub subject: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The most recent staff actions, newest first.
+pub async fn recent_audit(db: &Db, limit: i64) -> Result<Vec<AuditRow>> {
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, AuditRow>(
+        "SELECT staff_email, action, subject, at FROM staff_audit ORDER BY id DESC LIMIT $1"), limit)
+        .fetch_all(p).await)?)
+}

@@ -1,0 +1,757 @@
+//! The staff console over HTTP, as a browser without JavaScript uses it: signing in with the
+//! link `cport staff add` prints, sessions kept apart from clients', CSRF on every POST, and
+//! each page and action (chase list and reminders, outbox, banners, contacts, held mail,
+//! access requests).
+
+mod common;
+
+use chrono::Utc;
+use common::{TestApp, browser, csrf_of, load_world};
+use cport::digest::scheduler::{Trigger, run_pass};
+
+const PASSWORD: &str = "a staff password 42";
+
+/// A staff account for `email` with its password set through the single-use link.
+async fn staff_account(app: &TestApp, email: &str) -> String {
+    let now = Utc::now();
+    let (id, new) = cport::store::staff::add(&app.db, email, now).await.unwrap();
+    assert!(new);
+    let link = app
+        .state
+        .signer
+        .staff_password_url(&app.base, id, chrono::Duration::hours(1), now);
+    let path = link.strip_prefix(&app.base).expect("a link to this server").to_string();
+    let b = browser();
+    let (status, html) = app.page(&b, &path).await;
+    assert_eq!(status, 200, "{html}");
+    let token = path.split("token=").nth(1).unwrap().to_string();
+    let csrf = csrf_of(&html);
+    // Too short: refused, naming the field; the link still works.
+    let (status, _, body) = app
+        .post_raw(
+            &b,
+            "/staff/password",
+            &[
+                ("csrf", &csrf),
+                ("token", &token),
+                ("new_password", "short"),
+                ("confirm_password", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(body.contains("new_password"), "{body}");
+    let (status, _, body) = app
+        .post_raw(
+            &b,
+            "/staff/password",
+            &[
+                ("csrf", &csrf),
+                ("token", &token),
+                ("new_password", PASSWORD),
+                ("confirm_password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Your password is set"), "{body}");
+    // The link works once.
+    let (status, html) = app.page(&b, &path).await;
+    assert_eq!(status, 400);
+    assert!(html.contains("does not work"), "{html}");
+    path
+}
+
+/// A browser signed in to the console.
+async fn staff_browser(app: &TestApp, email: &str) -> reqwest::Client {
+    let b = browser();
+    let (_, html) = app.page(&b, "/staff/login").await;
+    let csrf = csrf_of(&html);
+    let (status, location, body) = app
+        .post_raw(
+            &b,
+            "/staff/login",
+            &[
+                ("csrf", &csrf),
+                ("email", email),
+                ("password", PASSWORD),
+                ("next", "/staff"),
+            ],
+        )
+        .await;
+    assert_eq!((status, location.as_str()), (303, "/staff"), "{body}");
+    b
+}
+
+/// Every console page a GET reaches, and every form it posts to.
+const PAGES: &[&str] = &[
+    "/staff",
+    "/staff/chase",
+    "/staff/chase.csv",
+    "/staff/outbox",
+    "/staff/outbox/1",
+    "/staff/outbox/1/body",
+    "/staff/banners",
+    "/staff/contacts",
+    "/staff/contacts?client=C-1",
+    "/staff/held",
+    "/staff/access",
+    "/staff/anything/else",
+];
+const FORMS: &[&str] = &[
+    "/staff/logout",
+    "/staff/chase/remind",
+    "/staff/outbox/1",
+    "/staff/banners",
+    "/staff/banners/preview",
+    "/staff/banners/1/retract",
+    "/staff/contacts",
+    "/staff/held",
+    "/staff/access",
+];
+
+async fn digest_for_all(app: &TestApp) {
+    for c in ["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"] {
+        run_pass(&app.state, Utc::now(), Some(c), Trigger::Manual { force: false })
+            .await
+            .unwrap();
+    }
+}
+
+async fn status_of(app: &TestApp, id: i64) -> String {
+    let (s,): (String,) = cport::store::on_db!(&app.db, p => sqlx::query_as("SELECT status FROM outbox WHERE id = $1")
+        .bind(id).fetch_one(p).await)
+    .unwrap();
+    s
+}
+
+#[tokio::test]
+async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    digest_for_all(&app).await;
+    staff_account(&app, "sam@tot.example").await;
+
+    // Nobody signed in: the staff sign-in, coming back to the page asked for.
+    let anon = browser();
+    let r = anon.get(app.url("/staff/chase?category=A1")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/staff/login?next=%2Fstaff%2Fchase%3Fcategory%3DA1"
+    );
+
+    // A client session: 404 on every console path, GET or POST, as if there were none.
+    let client = app.signed_in("P-1A").await;
+    for path in PAGES {
+        let (status, _) = app.page(&client, path).await;
+        assert_eq!(status, 404, "GET {path} with a client session");
+    }
+    for path in FORMS {
+        let (status, _, _) = app.post_raw(&client, path, &[("csrf", "x")]).await;
+        assert_eq!(status, 404, "POST {path} with a client session");
+    }
+
+    // A wrong password is refused and counted; the right one signs in.
+    let b = browser();
+    let (_, html) = app.page(&b, "/staff/login").await;
+    let csrf = csrf_of(&html);
+    let (status, _, body) = app
+        .post_raw(
+            &b,
+            "/staff/login",
+            &[
+                ("csrf", &csrf),
+                ("email", "sam@tot.example"),
+                ("password", "not it at all"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert!(body.contains("do not match"), "{body}");
+    let staff = staff_browser(&app, "sam@tot.example").await;
+    let r = staff.get(app.url("/staff")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, html) = app.page(&staff, "/staff").await;
+    assert!(html.contains("Signed in as sam@tot.example"), "{html}");
+    // The staff cookie goes to /staff only: the client portal does not see a session.
+    let r = staff.get(app.url("/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303, "a staff session opens no client page");
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
+
+    // Every POST without the session's CSRF token is refused and changes nothing.
+    let before = (
+        app.count("banners").await,
+        app.count("outbox").await,
+        app.count("staff_sessions").await,
+    );
+    for path in FORMS {
+        let (status, _, _) = app
+            .post_raw(
+                &staff,
+                path,
+                &[
+                    ("title", "T"),
+                    ("body", "B"),
+                    ("severity", "urgent"),
+                    ("action", "drop"),
+                    ("contact", "P-1A"),
+                    ("item", "A1:V-1"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 403, "POST {path} without a CSRF token");
+        let (status, _, _) = app
+            .post_raw(&staff, path, &[("csrf", "forged"), ("action", "drop")])
+            .await;
+        assert_eq!(status, 403, "POST {path} with a wrong CSRF token");
+    }
+    let after = (
+        app.count("banners").await,
+        app.count("outbox").await,
+        app.count("staff_sessions").await,
+    );
+    assert_eq!(before, after);
+    let (_, html) = app.page(&staff, "/staff").await;
+    assert!(html.contains("Signed in"), "still signed in after refused posts");
+
+    // Sign-ins are recorded; removing the account ends its session at once.
+    let audit = cport::store::staff::recent_audit(&app.db, 10).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "signed in" && a.staff_email == "sam@tot.example"),
+        "{audit:?}"
+    );
+    assert!(
+        cport::store::staff::remove(&app.db, "sam@tot.example", Utc::now())
+            .await
+            .unwrap()
+    );
+    let r = staff.get(app.url("/staff")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+}
+
+#[tokio::test]
+async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    staff_account(&app, "sam@tot.example").await;
+    let staff = staff_browser(&app, "sam@tot.example").await;
+
+    let (status, html) = app.page(&staff, "/staff/chase").await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("not yet"), "nothing was sent yet: {html}");
+    digest_for_all(&app).await;
+    let (_, html) = app.page(&staff, "/staff/chase").await;
+    // PO-1 (ordered 2026-11-01) has waited longest; then the visuals and jobs of today.
+    let first = html.find("id=\"A3:PO-1\"").expect("PO-1 listed");
+    for other in ["A1:V-1", "A1:V-9", "A2:J-1"] {
+        let at = html
+            .find(&format!("id=\"{other}\""))
+            .unwrap_or_else(|| panic!("{other} listed"));
+        assert!(first < at, "PO-1 before {other}");
+    }
+    assert!(!html.contains("id=\"A1:V-2\""), "an approved visual is not waiting");
+    assert!(
+        html.contains("Ann Admin") && html.contains("email"),
+        "who was told, and how"
+    );
+
+    // Filters: category, client, age; each bad value named.
+    let (_, html) = app.page(&staff, "/staff/chase?category=A1").await;
+    assert!(html.contains("id=\"A1:V-1\"") && html.contains("id=\"A1:V-9\"") && !html.contains("id=\"A3:PO-1\""));
+    let (_, html) = app.page(&staff, "/staff/chase?client=C-2").await;
+    assert!(html.contains("id=\"A1:V-9\"") && !html.contains("id=\"A1:V-1\""));
+    let (_, html) = app.page(&staff, "/staff/chase?older=3").await;
+    assert!(
+        html.contains("id=\"A3:PO-1\"") && !html.contains("id=\"A1:V-1\""),
+        "only what waited 3 days"
+    );
+    for (query, field) in [
+        ("category=Z9", "category"),
+        ("older=-1", "older"),
+        ("older=lots", "older"),
+        ("page=0", "page"),
+    ] {
+        let (status, body) = app.page(&staff, &format!("/staff/chase?{query}")).await;
+        assert_eq!(status, 400, "{query}");
+        assert!(body.contains(field), "{query}: {body}");
+    }
+
+    // The CSV holds the same list.
+    let r = staff.get(app.url("/staff/chase.csv?category=A1")).send().await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let csv = r.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("category,id,client_id"), "{csv}");
+    assert_eq!(lines.len(), 3, "a header and the two visuals: {csv}");
+    assert!(lines.iter().any(|l| l.starts_with("A1,V-1,C-1,Alpha Ltd,")), "{csv}");
+
+    // Remind now: queued once per item, contact and day.
+    let outbox = app.count("outbox").await;
+    let (_, html) = app.page(&staff, "/staff/chase").await;
+    let csrf = csrf_of(&html);
+    let remind = [
+        ("csrf", csrf.as_str()),
+        ("contact", "P-1B"),
+        ("item", "A1:V-1"),
+        ("back", "/staff/chase?category=A1"),
+    ];
+    let (status, location, _) = app.post_raw(&staff, "/staff/chase/remind", &remind).await;
+    assert_eq!(status, 303);
+    assert!(
+        location.starts_with("/staff/chase?category=A1&note=Reminder"),
+        "{location}"
+    );
+    assert_eq!(app.count("outbox").await, outbox + 1);
+    let (idem,): (String,) =
+        cport::store::on_db!(&app.db, p => sqlx::query_as("SELECT idem_key FROM outbox ORDER BY id DESC LIMIT 1")
+        .fetch_one(p).await)
+        .unwrap();
+    assert!(idem.starts_with("remind:P-1B:email:A1:V-1:"), "{idem}");
+    let (status, location, _) = app.post_raw(&staff, "/staff/chase/remind", &remind).await;
+    assert_eq!(status, 303);
+    assert!(location.contains("already%20reminded"), "{location}");
+    assert_eq!(app.count("outbox").await, outbox + 1, "once a day");
+    // An item the contact does not see, and a contact that does not exist.
+    let (_, location, _) = app
+        .post_raw(
+            &staff,
+            "/staff/chase/remind",
+            &[("csrf", &csrf), ("contact", "P-1F"), ("item", "A1:V-1")],
+        )
+        .await;
+    assert!(
+        location.contains("no%20longer%20open"),
+        "finance does not see visuals: {location}"
+    );
+    let (status, _, _) = app
+        .post_raw(
+            &staff,
+            "/staff/chase/remind",
+            &[("csrf", &csrf), ("contact", "P-404"), ("item", "A1:V-1")],
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(app.count("outbox").await, outbox + 1);
+    let audit = cport::store::staff::recent_audit(&app.db, 10).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "reminded" && a.subject == "P-1B of A1:V-1"),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queued_one() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    digest_for_all(&app).await;
+    staff_account(&app, "sam@tot.example").await;
+    let staff = staff_browser(&app, "sam@tot.example").await;
+
+    // Two messages due in 12 hours (the running dispatcher leaves them be): one fails for
+    // good through the dispatcher's own mark, the other waits.
+    let now = Utc::now();
+    let later = now + chrono::Duration::hours(12);
+    let ann = cport::store::contacts::get_contact(&app.db, "P-1A").await.unwrap();
+    let mut ids = vec![];
+    for key in ["test:dead", "test:waiting"] {
+        let p = cport::actions::mail::login_email(&app.state, &ann, "http://127.0.0.1:9/l/x").unwrap();
+        let mut tx = app.db.begin().await.unwrap();
+        let id = cport::store::outbox::insert_message(
+            &mut tx,
+            &p.queued(Some("P-1A"), "system", key.into(), None, later),
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        tx.commit().await.unwrap();
+        ids.push(id);
+    }
+    let (dead, waiting) = (ids[0], ids[1]);
+    cport::store::on_db!(&app.db, p => sqlx::query(
+        "UPDATE outbox SET status = 'sending', claim_token = 'held-by-test', attempts = 1 WHERE id = $1")
+        .bind(dead).execute(p).await.map(|_| ()))
+    .unwrap();
+    let mark = cport::store::outbox::Mark::Failed {
+        error: "550 5.1.1 no such user",
+        retry_at: None,
+    };
+    assert!(
+        cport::store::outbox::mark(&app.db, dead, "held-by-test", mark, now)
+            .await
+            .unwrap()
+    );
+
+    let (status, html) = app.page(&staff, "/staff/outbox?status=dead").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(&format!("/staff/outbox/{dead}\"")) && html.contains("550 5.1.1"),
+        "{html}"
+    );
+    let (_, html) = app
+        .page(&staff, "/staff/outbox?status=sent&channel=email&kind=digest&client=C-1")
+        .await;
+    assert!(
+        !html.contains(&format!("/staff/outbox/{dead}\"")),
+        "a dead message is not sent"
+    );
+    assert!(
+        html.contains("ann@alpha.example") && !html.contains("zed@beta.example"),
+        "client C-1 only"
+    );
+    for (query, field) in [
+        ("status=lost", "status"),
+        ("channel=fax", "channel"),
+        ("from=yesterday", "from"),
+    ] {
+        let (status, body) = app.page(&staff, &format!("/staff/outbox?{query}")).await;
+        assert_eq!(status, 400, "{query}");
+        assert!(body.contains(field), "{query}: {body}");
+    }
+
+    let (status, html) = app.page(&staff, &format!("/staff/outbox/{dead}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Subject:") && html.contains("Message-ID:"),
+        "the headers as written: {html}"
+    );
+    assert!(
+        html.contains("dead") && html.contains("550 5.1.1 no such user"),
+        "the failed attempt"
+    );
+    assert!(html.contains(&format!("src=\"/staff/outbox/{dead}/body\"")) && html.contains("sandbox"));
+    let r = staff
+        .get(app.url(&format!("/staff/outbox/{dead}/body")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(
+        csp.contains("sandbox") && csp.contains("frame-ancestors 'self'"),
+        "{csp}"
+    );
+    assert!(r.text().await.unwrap().contains("<html"), "the email's HTML");
+
+    // Re-queue the dead one (and only once: then it is queued, or already sent again);
+    // drop the waiting one.
+    let (status, location, _) = app
+        .post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")])
+        .await;
+    assert_eq!(status, 303, "{location}");
+    assert_ne!(status_of(&app, dead).await, "dead");
+    let (status, _, body) = app
+        .post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")])
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, _, _) = app
+        .post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")])
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(status_of(&app, waiting).await, "dropped");
+    let (status, _, _) = app
+        .post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")])
+        .await;
+    assert_eq!(status, 409, "dropped once");
+    let (status, _, body) = app
+        .post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "burn")])
+        .await;
+    assert_eq!(status, 422);
+    assert!(body.contains("action"), "{body}");
+    let (status, _) = app.page(&staff, "/staff/outbox/999999").await;
+    assert_eq!(status, 404);
+    let audit = cport::store::staff::recent_audit(&app.db, 10).await.unwrap();
+    let done: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
+    assert!(
+        done.contains(&"re-queued message") && done.contains(&"dropped message"),
+        "{done:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    staff_account(&app, "sam@tot.example").await;
+    let staff = staff_browser(&app, "sam@tot.example").await;
+
+    let form = [
+        ("title", "Closed Friday"),
+        ("body", "The works close at noon on Friday."),
+        ("severity", "urgent"),
+        ("audience", "chosen"),
+        ("clients", "C-1"),
+        ("starts_at", ""),
+        ("expires_at", ""),
+    ];
+    let (status, _, html) = app.post_form(&staff, "/staff/banners", &[]).await;
+    assert_eq!(status, 422, "an empty form is refused: {html}");
+    let (status, _, html) = {
+        let (_, page) = app.page(&staff, "/staff/banners").await;
+        let csrf = csrf_of(&page);
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend_from_slice(&form);
+        app.post_raw(&staff, "/staff/banners/preview", &fields).await
+    };
+    assert_eq!(status, 200, "{html}");
+    // Client C-1 has four contacts, each with email.
+    assert!(
+        html.contains("queues it at once to <strong>4</strong> contact(s): 4 email(s) and 0 chat message(s)"),
+        "{html}"
+    );
+    assert!(
+        html.contains("srcdoc=") && html.contains("URGENT: Closed Friday"),
+        "email and chat forms: {html}"
+    );
+    assert_eq!(app.count("banners").await, 0, "a preview writes nothing");
+
+    for (field, value, named) in [
+        ("title", "", "title"),
+        ("severity", "dire", "severity"),
+        ("clients", "C-404", "C-404"),
+        ("expires_at", "2020-01-01T00:00", "expires_at"),
+        ("starts_at", "soon", "starts_at"),
+        ("title", "two\u{7}lines", "title"),
+    ] {
+        let fields: Vec<(&str, &str)> = form
+            .iter()
+            .map(|(k, v)| if *k == field { (*k, value) } else { (*k, *v) })
+            .collect();
+        let (status, _, body) = app.post_form(&staff, "/staff/banners", &fields).await;
+        assert_eq!(status, 422, "{field}={value:?}");
+        assert!(body.contains(named), "{field}={value:?} names {named}: {body}");
+    }
+    assert_eq!(app.count("banners").await, 0);
+
+    let outbox = app.count("outbox").await;
+    let (status, location, _) = app.post_form(&staff, "/staff/banners", &form).await;
+    assert_eq!(status, 303);
+    assert!(location.contains("4%20message"), "{location}");
+    assert_eq!(app.count("banners").await, 1);
+    assert_eq!(app.count("outbox").await, outbox + 4);
+    // The client portal shows it to C-1 and not to C-2.
+    let (_, page) = app.page(&app.signed_in("P-1B").await, "/").await;
+    assert!(page.contains("Closed Friday"));
+    let (_, page) = app.page(&app.signed_in("P-2A").await, "/").await;
+    assert!(!page.contains("Closed Friday"));
+
+    let (_, html) = app.page(&staff, "/staff/banners").await;
+    let id: i64 = {
+        let at = html.find("/retract\"").expect("a retract form");
+        let start = html[..at].rfind("/staff/banners/").unwrap() + "/staff/banners/".len();
+        html[start..at].parse().unwrap()
+    };
+    let (_, html) = app.page(&staff, "/staff/banners").await;
+    let csrf = csrf_of(&html);
+    let (status, _, _) = app
+        .post_raw(&staff, &format!("/staff/banners/{id}/retract"), &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 303);
+    let (_, page) = app.page(&app.signed_in("P-1B").await, "/").await;
+    assert!(!page.contains("Closed Friday"), "retracted");
+    let (status, _, _) = app
+        .post_raw(&staff, "/staff/banners/424242/retract", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let visitor = browser();
+    let (_, html) = app.page(&visitor, "/login").await;
+    assert!(html.contains("Request access"), "{html}");
+    let csrf = csrf_of(&html);
+    let ask = |name: &'static str, email: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("name", name.to_string()),
+            ("email", email.to_string()),
+            ("company", "Gamma Events".to_string()),
+            ("note", "We order hoodies".to_string()),
+        ]
+    };
+    for (fields, named) in [
+        (ask("Gus", "not-an-address"), "email"),
+        (ask("", "gus@gamma.example"), "name"),
+        (ask("Gus\u{1b}[2J", "gus@gamma.example"), "name"),
+    ] {
+        let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, _, body) = app.post_raw(&visitor, "/access", &f).await;
+        assert_eq!(status, 422);
+        assert!(body.contains(named), "{named}: {body}");
+    }
+    assert_eq!(app.count("access_requests").await, 0);
+    // A known address and an unknown one get the same answer.
+    let mut answers = vec![];
+    for (name, email) in [("Gus Gamma", "gus@gamma.example"), ("Ann", "ann@alpha.example")] {
+        let f = ask(name, email);
+        let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, _, body) = app.post_raw(&visitor, "/access", &f).await;
+        assert_eq!(status, 200);
+        answers.push(body);
+    }
+    assert_eq!(answers[0], answers[1]);
+    let feed = app.changes(0).await;
+    let asked: Vec<_> = feed.iter().filter(|c| c["kind"] == "access_requested").collect();
+    assert_eq!(asked.len(), 2, "{feed:?}");
+    assert_eq!(asked[0]["data"]["email"], "gus@gamma.example");
+
+    staff_account(&app, "sam@tot.example").await;
+    let staff = staff_browser(&app, "sam@tot.example").await;
+    let (_, html) = app.page(&staff, "/staff").await;
+    assert!(html.contains("<strong>2</strong> open access request(s)"), "{html}");
+    let (_, html) = app.page(&staff, "/staff/access").await;
+    assert!(html.contains("Gus Gamma") && html.contains("We order hoodies"));
+    let id = asked[0]["subject_id"].as_str().unwrap().to_string();
+    let (status, _, _) = app
+        .post_form(&staff, "/staff/access", &[("id", &id), ("decision", "done")])
+        .await;
+    assert_eq!(status, 303);
+    let (status, _, body) = app
+        .post_form(&staff, "/staff/access", &[("id", &id), ("decision", "refused")])
+        .await;
+    assert_eq!(status, 409, "decided once: {body}");
+    let told: Vec<_> = cport::store::outbox::list_messages(&app.db, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.recipient == "gus@gamma.example")
+        .collect();
+    assert_eq!(told.len(), 1);
+    assert!(told[0].payload.contains("is ready"), "{}", told[0].payload);
+}
+
+#[tokio::test]
+async fn contacts_held_mail_and_the_overview() {
+    let app = TestApp::spawn_with(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
+    load_world(&app).await;
+    digest_for_all(&app).await;
+    staff_account(&app, "sam@tot.example").await;
+    let staff = staff_browser(&app, "sam@tot.example").await;
+
+    // A reply whose authentication failed is held; staff release it and it is acted on.
+    let token = cport::store::outbox::list_messages(&app.db, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.contact_id.as_deref() == Some("P-1A") && m.kind == "digest")
+        .and_then(|m| m.reply_token)
+        .unwrap();
+    let domain = app.state.config.email.reply_domain.clone();
+    let raw = format!(
+        "Authentication-Results: mx.tot.example; dmarc=fail (p=none) header.from=alpha.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
+         Message-ID: <held-1@alpha.example>\r\nDate: Wed, 02 Dec 2026 09:00:00 +0000\r\n\r\nAPPROVE V-1\r\n"
+    );
+    let d = cport::channels::inbound::handle(&app.state, raw.as_bytes(), Utc::now())
+        .await
+        .unwrap();
+    assert!(matches!(d, cport::channels::inbound::Disposition::Held(_)), "{d:?}");
+    let second = raw.replace("held-1@", "held-2@");
+    cport::channels::inbound::handle(&app.state, second.as_bytes(), Utc::now())
+        .await
+        .unwrap();
+    let (_, html) = app.page(&staff, "/staff").await;
+    assert!(html.contains("<strong>2</strong> held inbound mail"), "{html}");
+    let (_, html) = app.page(&staff, "/staff/held").await;
+    assert!(
+        html.contains("dmarc=fail (p=none) header.from=alpha.example") && html.contains("APPROVE V-1"),
+        "{html}"
+    );
+    assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
+    let (status, location, _) = app
+        .post_form(
+            &staff,
+            "/staff/held",
+            &[("message_id", "held-1@alpha.example"), ("action", "release")],
+        )
+        .await;
+    assert_eq!(status, 303, "{location}");
+    assert_eq!(app.visual_status("V-1").await, "approved", "released and acted on");
+    let (status, _, _) = app
+        .post_form(
+            &staff,
+            "/staff/held",
+            &[("message_id", "held-1@alpha.example"), ("action", "release")],
+        )
+        .await;
+    assert_eq!(status, 409, "released once");
+    let (status, _, _) = app
+        .post_form(
+            &staff,
+            "/staff/held",
+            &[("message_id", "held-2@alpha.example"), ("action", "discard")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let held = cport::store::inbound::list_held(&app.db, 10).await.unwrap();
+    assert!(held.is_empty(), "{held:?}");
+
+    // Contacts: a suspended address is shown with its bounce and resumed.
+    cport::store::on_db!(&app.db, p => sqlx::query(
+        "INSERT INTO contact_settings (contact_id, email_enabled, email_suspended_at, email_suspended_reason, soft_bounces, updated_at)
+         VALUES ('P-1B', TRUE, $1, '550 mailbox unavailable', 0, $1)
+         ON CONFLICT (contact_id) DO UPDATE SET email_suspended_at = excluded.email_suspended_at,
+           email_suspended_reason = excluded.email_suspended_reason").bind(Utc::now()).execute(p).await.map(|_| ()))
+    .unwrap();
+    let (_, html) = app.page(&staff, "/staff/contacts?find=alpha").await;
+    assert!(html.contains("Alpha Ltd") && !html.contains("Beta plc"), "{html}");
+    let (status, html) = app.page(&staff, "/staff/contacts?client=C-1").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("550 mailbox unavailable") && html.contains("Resume email"),
+        "{html}"
+    );
+    let (status, location, _) = app
+        .post_form(
+            &staff,
+            "/staff/contacts?client=C-1",
+            &[("contact", "P-1B"), ("action", "resume")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert!(
+        location.starts_with("/staff/contacts?client=C%2D1&note=Email%20to%20Bob"),
+        "{location}"
+    );
+    let s = cport::store::settings::get_settings(&app.db, "P-1B").await.unwrap();
+    assert!(s.email_suspended_at.is_none());
+    let (_, location, _) = app
+        .post_form(
+            &staff,
+            "/staff/contacts?client=C-1",
+            &[("contact", "P-1A"), ("action", "chat-code")],
+        )
+        .await;
+    assert!(location.contains("Chat%20link%20code"), "{location}");
+    let outbox = app.count("outbox").await;
+    let (status, _, _) = app
+        .post_form(
+            &staff,
+            "/staff/contacts?client=C-1",
+            &[("contact", "P-1A"), ("action", "sign-in-link")],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert_eq!(app.count("outbox").await, outbox + 1);
+    let (status, _) = app.page(&staff, "/staff/contacts?client=C-404").await;
+    assert_eq!(status, 404);
+
+    // The overview counts what was sent and lists what staff did.
+    let (_, html) = app.page(&staff, "/staff").await;
+    assert!(
+        html.contains("Messages, last 24 hours") && html.contains("status=sent"),
+        "{html}"
+    );
+    assert!(
+        html.contains("released held mail") && html.contains("resumed email"),
+        "{html}"
+    );
+}
