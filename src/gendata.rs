@@ -141,6 +141,7 @@ pub fn generate(scale: &Scale) -> Document {
             over_30: Money(rng.gen_range(0..100_000)),
             over_60: Money(rng.gen_range(0..50_000)),
             over_90: Money(0),
+            credit_limit: (c % 2 == 0).then_some(Money(1_500_000)),
         });
         doc.price_cards.push(PriceCardIn {
             id: format!("RC-{c:05}"),

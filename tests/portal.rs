@@ -781,3 +781,46 @@ async fn a_second_server_s_changes_show_on_the_next_page() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn the_dashboard_shows_the_account_to_roles_that_see_invoices() {
+    let app = app().await;
+    let (status, body) = app
+        .put(
+            "account_summaries",
+            json!([{"client_id": "C-1", "as_of": "2026-11-30", "current_balance": "1250.00", "over_30": "300.00",
+                    "over_60": "120.00", "over_90": "0", "credit_limit": "5000.00"}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for who in ["P-1F", "P-1A", "P-1V"] {
+        let (_, page) = app.page(&app.signed_in(who).await, "/").await;
+        assert!(page.contains("Your account"), "{who}: {page}");
+        assert!(
+            page.contains("1250.00") && page.contains("300.00 over 30 days") && page.contains("5000.00"),
+            "{who}: {page}"
+        );
+        assert!(page.contains("href=\"/statement.pdf\""), "{who}");
+    }
+    let (_, page) = app.page(&app.signed_in("P-1B").await, "/").await;
+    assert!(!page.contains("Your account"), "a buyer does not see invoices");
+    // Without a credit limit the line is left out; BALANCE by reply or chat says the same.
+    app.put(
+        "account_summaries",
+        json!([{"client_id": "C-1", "as_of": "2026-11-30", "current_balance": "10.00"}]),
+    )
+    .await;
+    let (_, page) = app.page(&app.signed_in("P-1F").await, "/").await;
+    assert!(
+        page.contains("10.00") && !page.contains("Credit limit") && !page.contains("Overdue"),
+        "{page}"
+    );
+    let (status, body) = app
+        .put(
+            "account_summaries",
+            json!([{"client_id": "C-1", "as_of": "2026-11-30", "current_balance": "10.00", "credit_limit": "lots"}]),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("credit_limit"), "{body}");
+}

@@ -114,15 +114,15 @@ pub async fn list(
             }
         }
     }
-    // Oldest first; items with no date last; then by key, so the order is stable.
-    all.sort_by(|a, b| {
-        match (a.0, b.0) {
+    // Oldest first; items with no date last; then by category and id, so the order is stable.
+    all.sort_unstable_by(|a, b| {
+        let when = match (a.0, b.0) {
             (Some(x), Some(y)) => x.cmp(&y),
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
             (None, None) => std::cmp::Ordering::Equal,
-        }
-        .then_with(|| a.2.key().cmp(&b.2.key()))
+        };
+        when.then_with(|| (a.2.category, &a.2.id).cmp(&(b.2.category, &b.2.id)))
     });
     let total = all.len();
     let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();

@@ -664,6 +664,9 @@ pub struct AccountSummaryIn {
     pub over_60: Money,
     #[serde(default)]
     pub over_90: Money,
+    /// The client's credit limit, when TOT keeps one.
+    #[serde(default)]
+    pub credit_limit: Option<Money>,
 }
 
 impl Record for AccountSummaryIn {

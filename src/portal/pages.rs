@@ -47,11 +47,26 @@ pub async fn dashboard(
             (!list.is_empty()).then(|| json!({"code": cat.code(), "heading": cat.heading(), "items": list}))
         })
         .collect();
+    // The account summary, for the roles that see invoices.
+    let balance = if crate::actions::enquiry::allowed(session.actor.role, &crate::actions::commands::Command::Balance) {
+        let client = &session.actor.contact.client_id;
+        match crate::store::enquiries::aging(&state.db, client).await? {
+            Some(a) => Some(json!({
+                "as_of": a.as_of, "owed": money(a.current_balance), "over_30": money(a.over_30),
+                "over_60": money(a.over_60), "over_90": money(a.over_90), "overdue": a.over_30 > 0,
+                "credit_limit": a.credit_limit.map(money),
+                "currency": a.currency,
+            })),
+            None => None,
+        }
+    } else {
+        None
+    };
     page(
         &state,
         Some(&session),
         "dashboard",
-        json!({"groups": groups, "total": items.len(), "note": q.verified(&state)}),
+        json!({"groups": groups, "total": items.len(), "note": q.verified(&state), "balance": balance}),
     )
     .await
 }

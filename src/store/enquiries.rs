@@ -192,11 +192,15 @@ pub struct Aging {
     pub over_30: i64,
     pub over_60: i64,
     pub over_90: i64,
+    pub credit_limit: Option<i64>,
+    /// The client's currency.
+    pub currency: String,
 }
 
 pub async fn aging(db: &Db, client_id: &str) -> Result<Option<Aging>> {
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, Aging>(
-        "SELECT as_of, current_balance, over_30, over_60, over_90 FROM account_summaries WHERE client_id = $1",
+        "SELECT a.as_of, a.current_balance, a.over_30, a.over_60, a.over_90, a.credit_limit, cl.currency
+         FROM account_summaries a JOIN clients cl ON cl.id = a.client_id WHERE a.client_id = $1",
     ), client_id).fetch_optional(p).await)?)
 }
 

@@ -622,6 +622,7 @@ impl Upsert for AccountSummaryIn {
             over_30 = self.over_30,
             over_60 = self.over_60,
             over_90 = self.over_90,
+            credit_limit = self.credit_limit,
         ]
     }
 }

@@ -57,6 +57,12 @@ impl From<Money> for Val<'_> {
         Val::Int(Some(m.0))
     }
 }
+impl From<Option<Money>> for Val<'_> {
+    fn from(m: Option<Money>) -> Self {
+        Val::from(m.map(Money::minor))
+    }
+}
+
 impl From<bool> for Val<'_> {
     fn from(b: bool) -> Self {
         Val::Bool(b)

@@ -431,12 +431,28 @@ pub(super) async fn balance(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let db = &a.state.db;
     let client = a.actor.client_id();
     Ok(match q::aging(db, client).await? {
-        Some(a) => {
-            let cur = q::client_currency(db, client).await?;
-            Answer::ok(
-                name,
-                format!("Your account on {} ({cur}):", a.as_of),
-                vec![Section::table(
+        Some(a) => Answer::ok(
+            name,
+            format!("Your account on {} ({}):", a.as_of, a.currency),
+            vec![match a.credit_limit {
+                Some(limit) => Section::table(
+                    None,
+                    &[
+                        "Total owed",
+                        "Over 30 days",
+                        "Over 60 days",
+                        "Over 90 days",
+                        "Credit limit",
+                    ],
+                    vec![vec![
+                        money(a.current_balance),
+                        money(a.over_30),
+                        money(a.over_60),
+                        money(a.over_90),
+                        money(limit),
+                    ]],
+                ),
+                None => Section::table(
                     None,
                     &["Total owed", "Over 30 days", "Over 60 days", "Over 90 days"],
                     vec![vec![
@@ -445,9 +461,9 @@ pub(super) async fn balance(a: &Ask<'_>) -> Result<Answer, ActionError> {
                         money(a.over_60),
                         money(a.over_90),
                     ]],
-                )],
-            )
-        }
+                ),
+            }],
+        ),
         None => Answer::ok(name, "No account summary from TOT yet.", vec![]),
     })
 }
