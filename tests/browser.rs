@@ -375,3 +375,236 @@ async fn a_buyer_sends_artwork_from_the_job_page_in_a_browser() {
     let _ = c.close().await;
     app.stop().await;
 }
+
+/// Waits (bounded) for a note that holds `text`, after a form posts and the next page loads.
+async fn note_with(c: &Client, text: &str) -> String {
+    let xpath = format!("//div[contains(@class, 'note') and contains(., '{text}')]");
+    match c
+        .wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(Locator::XPath(&xpath))
+        .await
+    {
+        Ok(e) => e.text().await.unwrap(),
+        Err(_) => panic!(
+            "no note with {text:?} on {:?}: {}",
+            c.current_url().await.ok(),
+            c.source().await.unwrap_or_default()
+        ),
+    }
+}
+
+#[tokio::test]
+async fn staff_use_the_console_in_a_browser() {
+    use chrono::Utc;
+    let app = TestApp::spawn_with(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
+    load_world(&app).await;
+    for who in ["P-1A", "P-1B", "P-2A"] {
+        cport::digest::scheduler::run_pass(
+            &app.state,
+            Utc::now(),
+            Some(who),
+            cport::digest::scheduler::Trigger::Manual { force: false },
+        )
+        .await
+        .unwrap();
+    }
+    // A dead message (as a bounce leaves one), a held reply, an access request.
+    let now = Utc::now();
+    let ann = cport::store::contacts::get_contact(&app.db, "P-1A").await.unwrap();
+    let p = cport::actions::mail::login_email(&app.state, &ann, "http://127.0.0.1:9/l/x").unwrap();
+    let mut tx = app.db.begin().await.unwrap();
+    let later = now + chrono::Duration::hours(12);
+    let dead = cport::store::outbox::insert_message(
+        &mut tx,
+        &p.queued(Some("P-1A"), "system", "test:dead".into(), None, later),
+        now,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(cport::store::console::hold_for(&app.db, dead, "t", now).await.unwrap());
+    let bounce = cport::store::outbox::Mark::Failed {
+        error: "552 5.2.2 mailbox full",
+        retry_at: None,
+    };
+    assert!(
+        cport::store::outbox::mark(&app.db, dead, "t", bounce, now)
+            .await
+            .unwrap()
+    );
+    let token = cport::store::outbox::list_messages(&app.db, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.contact_id.as_deref() == Some("P-1A") && m.kind == "digest")
+        .and_then(|m| m.reply_token)
+        .unwrap();
+    let held = format!(
+        "Authentication-Results: mx.tot.example; dmarc=fail (p=none) header.from=alpha.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{}\r\nSubject: Re: digest\r\n\
+         Message-ID: <held-b@alpha.example>\r\n\r\nAPPROVE V-1\r\n",
+        app.state.config.email.reply_domain
+    );
+    cport::channels::inbound::handle(&app.state, held.as_bytes(), now)
+        .await
+        .unwrap();
+    let (id, _) = cport::store::staff::add(&app.db, "sam@tot.example", now).await.unwrap();
+    let link = app
+        .state
+        .signer
+        .staff_password_url(&app.base, id, chrono::Duration::hours(1), now);
+
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = chromium(&driver, profile.path()).await;
+
+    // A newcomer asks for access on the sign-in page.
+    c.goto(&app.url("/login")).await.unwrap();
+    click(&c, "#request-access summary").await;
+    set(&c, "#access-name", "Gus Gamma").await;
+    set(&c, "#access-email", "gus@gamma.example").await;
+    set(&c, "#access-company", "Gamma Events").await;
+    click(&c, "#request-access button").await;
+    c.wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(Locator::XPath("//h1[contains(., 'Request sent')]"))
+        .await
+        .expect("request sent");
+
+    // The password link from `cport staff add`, then sign in.
+    c.goto(&link).await.unwrap();
+    set(&c, "#new_password", "a staff password 42").await;
+    set(&c, "#confirm_password", "a staff password 42").await;
+    click(&c, "button.primary").await;
+    note_with(&c, "Your password is set").await;
+    set(&c, "#email", "sam@tot.example").await;
+    set(&c, "#password", "a staff password 42").await;
+    click(&c, "button.primary").await;
+    c.wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(Locator::XPath("//h1[. = 'Overview']"))
+        .await
+        .expect("the overview");
+    let page = c.source().await.unwrap();
+    assert!(
+        page.contains("<strong>1</strong> dead letter(s) waiting")
+            && page.contains("<strong>1</strong> held inbound mail"),
+        "{page}"
+    );
+    shot(&c, "console-overview.png").await;
+
+    // The chase list: the oldest visual awaiting approval, and a reminder.
+    click(&c, "nav a[href='/staff/chase']").await;
+    c.find(Locator::Css("#category"))
+        .await
+        .unwrap()
+        .select_by_value("A1")
+        .await
+        .unwrap();
+    click(&c, "form.search button").await;
+    c.wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(Locator::Css("tr[id='A1:V-1']"))
+        .await
+        .expect("visuals");
+    let first = c
+        .find(Locator::Css("table.chase tbody tr"))
+        .await
+        .unwrap()
+        .attr("id")
+        .await
+        .unwrap();
+    assert_eq!(first.as_deref(), Some("A1:V-1"), "the oldest visual first");
+    shot(&c, "console-chase.png").await;
+    click(&c, "tr[id='A1:V-1'] button.remind").await;
+    let note = note_with(&c, "Reminder about A1:V-1").await;
+    assert!(note.contains("queued"), "{note}");
+
+    // An urgent banner: preview (the email in its frame), then post.
+    click(&c, "nav a[href='/staff/banners']").await;
+    set(&c, "#title", "Closed Friday").await;
+    set(&c, "#body", "The works close at noon on Friday.").await;
+    c.find(Locator::Css("#severity"))
+        .await
+        .unwrap()
+        .select_by_value("urgent")
+        .await
+        .unwrap();
+    click(&c, "button.preview").await;
+    let reach = c
+        .wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(Locator::Css("p.reach"))
+        .await
+        .expect("the reach")
+        .text()
+        .await
+        .unwrap();
+    assert!(reach.contains("5 contact(s)"), "{reach}");
+    c.find(Locator::Css("iframe.mail"))
+        .await
+        .unwrap()
+        .enter_frame()
+        .await
+        .unwrap();
+    let mail = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    assert!(mail.contains("Closed Friday"), "the email as HTML: {mail}");
+    c.enter_parent_frame().await.unwrap();
+    c.execute("document.getElementById('preview').scrollIntoView()", vec![]).await.unwrap();
+    shot(&c, "console-banner-preview.png").await;
+    click(&c, "button.post").await;
+    let note = note_with(&c, "posted").await;
+    assert!(note.contains("5 message(s) queued"), "{note}");
+
+    // The outbox: the dead message, queued again.
+    c.goto(&app.url("/staff/outbox?status=dead")).await.unwrap();
+    click(&c, &format!("td a[href='/staff/outbox/{dead}']")).await;
+    let page = c.source().await.unwrap();
+    assert!(page.contains("552 5.2.2 mailbox full"), "{page}");
+    c.find(Locator::Css("iframe.mail"))
+        .await
+        .unwrap()
+        .enter_frame()
+        .await
+        .unwrap();
+    let mail = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
+    assert!(
+        mail.contains("sign-in") || mail.contains("portal"),
+        "the sent email in its frame: {mail}"
+    );
+    c.enter_parent_frame().await.unwrap();
+    click(&c, "button[value=requeue]").await;
+    note_with(&c, "Queued again").await;
+
+    // Contacts, held mail, access requests.
+    c.goto(&app.url("/staff/contacts?client=C-1")).await.unwrap();
+    click(&c, "tr[id='P-1A'] button[value='sign-in-link']").await;
+    note_with(&c, "sign-in link is on its way").await;
+    click(&c, "nav a[href='/staff/held']").await;
+    assert!(c.source().await.unwrap().contains("dmarc=fail"));
+    click(&c, "button[value=release]").await;
+    note_with(&c, "Released").await;
+    assert_eq!(app.visual_status("V-1").await, "approved");
+    click(&c, "nav a[href='/staff/access']").await;
+    click(&c, "button[value=done]").await;
+    note_with(&c, "marked done").await;
+    click(&c, "nav button.link").await;
+    c.wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(Locator::XPath("//h1[. = 'Staff sign-in']"))
+        .await
+        .expect("signed out");
+    c.close().await.unwrap();
+
+    // A client's browser finds no console.
+    let profile2 = tempfile::tempdir().unwrap();
+    let c = chromium(&driver, profile2.path()).await;
+    c.goto(&app.link("P-1B", "/")).await.unwrap();
+    c.goto(&app.url("/staff")).await.unwrap();
+    let h1 = text_of(&c, "h1").await;
+    assert_eq!(h1, "Not found");
+    c.close().await.unwrap();
+    app.stop().await;
+}

@@ -373,10 +373,11 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
         ids.push(id);
     }
     let (dead, waiting) = (ids[0], ids[1]);
-    cport::store::on_db!(&app.db, p => sqlx::query(
-        "UPDATE outbox SET status = 'sending', claim_token = 'held-by-test', attempts = 1 WHERE id = $1")
-        .bind(dead).execute(p).await.map(|_| ()))
-    .unwrap();
+    assert!(
+        cport::store::console::hold_for(&app.db, dead, "held-by-test", now)
+            .await
+            .unwrap()
+    );
     let mark = cport::store::outbox::Mark::Failed {
         error: "550 5.1.1 no such user",
         retry_at: None,

@@ -61,6 +61,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     crate::actions::banners::post(&app.state, crate::demo::banner(now), "demo", now).await?;
     run_pass(&app.state, now, None, Trigger::Manual { force: false }).await?;
     let sent = crate::outbox::drain(&app.state).await?;
+    crate::demo::dead_letter(&app.state, now).await?;
     let base = &config.public_url;
     let cfg = config_file.display();
     println!();
@@ -87,8 +88,14 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         app.state
             .picture_url("/media/visuals/V-1001.svg", now + chrono::Duration::days(1))
     );
-    println!("  cargo run --release -- --config {cfg} digest run --dry-run");
-    println!("  cargo run --release -- --config {cfg} digest run --dry-run --contact P-101 --json");
+    // The command as this binary was started: from cargo in a clone, or installed.
+    let cport = if std::env::current_exe().is_ok_and(|p| p.components().any(|c| c.as_os_str() == "target")) {
+        "cargo run --release --"
+    } else {
+        "cport"
+    };
+    println!("  {cport} --config {cfg} digest run --dry-run");
+    println!("  {cport} --config {cfg} digest run --dry-run --contact P-101 --json");
     println!(
         "  curl -X PUT {base}/api/v1/visuals -H 'Authorization: Bearer {}' \\",
         config.api_token.expose()
@@ -105,10 +112,14 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
             println!("  {line}");
         }
         println!(
-            "  then try /items, /track D-2002, /visuals; more codes: cport --config {cfg} link-code --contact P-102"
+            "  then try /items, /track D-2002, /visuals; more codes: {cport} --config {cfg} link-code --contact P-102"
         );
         println!();
     }
+    println!("Staff console ({base}/staff): make yourself an account, then open the link it prints:");
+    println!("  {cport} --config {cfg} staff add --email you@tot.example");
+    println!("  (one dead message, a made-up bounce, waits in its outbox to be queued again)");
+    println!();
     println!("Open the portal as a demo contact (each link signs you in):");
     for c in crate::demo::DEMO_CONTACTS {
         println!(

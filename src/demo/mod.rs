@@ -94,6 +94,40 @@ pub fn banner(now: DateTime<Utc>) -> BannerInput {
     }
 }
 
+/// One message the demo leaves dead in the outbox, as a bounce would, for the staff console's
+/// re-queue: a sign-in link to Priya Shah (P-103) whose server answered "mailbox full".
+pub async fn dead_letter(state: &crate::services::Services, now: DateTime<Utc>) -> anyhow::Result<i64> {
+    use crate::store::outbox::{Mark, insert_message, mark};
+    let c = crate::store::contacts::get_contact(&state.db, "P-103").await?;
+    let link = state.portal_link(&c.id, "/", now);
+    let p = crate::actions::mail::login_email(state, &c, &link).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut tx = state.db.begin().await?;
+    // Due tomorrow, so no sender takes it before it is marked.
+    let later = now + Duration::days(1);
+    let id = insert_message(
+        &mut tx,
+        &p.queued(Some(&c.id), "system", "demo:dead-letter".into(), None, later),
+        now,
+    )
+    .await?
+    .ok_or_else(|| anyhow::anyhow!("the demo's dead letter exists already"))?;
+    tx.commit().await?;
+    crate::store::console::hold_for(&state.db, id, "demo", now).await?;
+    let error = format!("552 5.2.2 <{}>: mailbox full (a bounce the demo makes up)", c.email);
+    mark(
+        &state.db,
+        id,
+        "demo",
+        Mark::Failed {
+            error: &error,
+            retry_at: None,
+        },
+        now,
+    )
+    .await?;
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

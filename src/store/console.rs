@@ -170,3 +170,13 @@ pub async fn last_digests(db: &Db, contacts: &[&str]) -> Result<Vec<LastSeen>> {
         contacts
     )
 }
+
+/// Puts a queued message in the hands of a sender holding `token`, as a claim does (the
+/// demo's made-up bounce goes through the senders' own `mark` from here).
+pub async fn hold_for(db: &Db, id: i64, token: &str, now: DateTime<Utc>) -> Result<bool> {
+    let n = on_db!(db, p => bind!(sqlx::query(
+        "UPDATE outbox SET status = 'sending', claim_token = $2, attempts = attempts + 1, updated_at = $3
+         WHERE id = $1 AND status = 'queued'"), id, token, now)
+        .execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
