@@ -552,11 +552,15 @@ async fn staff_use_the_console_in_a_browser() {
     let mail = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
     assert!(mail.contains("Closed Friday"), "the email as HTML: {mail}");
     c.enter_parent_frame().await.unwrap();
-    c.execute("document.getElementById('preview').scrollIntoView()", vec![]).await.unwrap();
+    c.execute("document.getElementById('preview').scrollIntoView()", vec![])
+        .await
+        .unwrap();
     shot(&c, "console-banner-preview.png").await;
     click(&c, "button.post").await;
     let note = note_with(&c, "posted").await;
     assert!(note.contains("5 message(s) queued"), "{note}");
+    click(&c, "table.list button.danger").await;
+    note_with(&c, "retracted").await;
 
     // The outbox: the dead message, queued again.
     c.goto(&app.url("/staff/outbox?status=dead")).await.unwrap();
@@ -582,6 +586,9 @@ async fn staff_use_the_console_in_a_browser() {
     c.goto(&app.url("/staff/contacts?client=C-1")).await.unwrap();
     click(&c, "tr[id='P-1A'] button[value='sign-in-link']").await;
     note_with(&c, "sign-in link is on its way").await;
+    click(&c, "tr[id='P-1B'] button[value='chat-code']").await;
+    let code = note_with(&c, "Chat link code for Bob Buyer").await;
+    assert!(code.contains("/start "), "{code}");
     click(&c, "nav a[href='/staff/held']").await;
     assert!(c.source().await.unwrap().contains("dmarc=fail"));
     click(&c, "button[value=release]").await;

@@ -57,9 +57,26 @@ pub struct ChaseRow {
     pub contacts: Vec<Told>,
 }
 
+/// One reading of every client's items at a time: a second caller waits for the first, then
+/// finds what it kept.
+static READING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Reads every client's items into the snapshots in the background. A staff member just
+/// signed in: the chase list is likely next, and its first reading of a large store takes
+/// most of a second.
+pub fn read_ahead(state: &Services) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(e) = everywhere(&state).await {
+            tracing::warn!(error = %e, "reading every client's items ahead failed");
+        }
+    });
+}
+
 /// Every client's items (all of them), from the snapshots where a client's version has not
 /// moved since they were read, reading the rest a batch of clients at a time.
 pub async fn everywhere(state: &Services) -> Result<Vec<(console::ClientVersion, Arc<Vec<ActionItem>>)>, StoreError> {
+    let _one = READING.lock().await;
     let clients = console::client_versions(&state.db).await?;
     let mut out = Vec::with_capacity(clients.len());
     let mut stale = vec![];

@@ -15,12 +15,8 @@ use crate::store::access;
 use crate::web::HttpError;
 
 pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
-    let q = FormData::parse(q.unwrap_or_default().as_bytes());
-    let note = Note {
-        note: q.get("note").map(str::to_string),
-        ns: q.get("ns").map(str::to_string),
-    }
-    .verified(&state);
+    let q = FormData::query(q);
+    let note = Note::of(&q).verified(&state);
     let rows = access::list(&state.db, 200).await?;
     page(&state, Some(&staff), "access", json!({"requests": rows, "note": note}))
 }

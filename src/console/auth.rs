@@ -16,11 +16,11 @@ use super::{COOKIE, Staff, page};
 use crate::links::LinkFor;
 use crate::portal::FormData;
 use crate::portal::auth::{
-    anon_csrf, check_anon_csrf, dummy_hash, hash_password, safe_next, verify_password, with_cookie,
+    SignInTries, anon_csrf, check_anon_csrf, dummy_hash, hash_password, safe_next, verify_password, with_cookie,
 };
-use crate::portal::session::{self as client_session, address_key, hash_token, random_token};
+use crate::portal::session::{self as client_session, hash_token, random_token};
 use crate::state::AppState;
-use crate::store::{ledgers, limits, staff};
+use crate::store::{ledgers, staff};
 use crate::web::HttpError;
 
 const MIN_PASSWORD: usize = 12;
@@ -101,18 +101,7 @@ pub async fn login(
             json!({"next": next, "error": "email: give the address of your staff account."}),
         );
     }
-    let acct_key = format!("staff:{email}");
-    let ip_key = address_key(addr.ip());
-    let p = &state.config.portal;
-    let now_ms = Utc::now().timestamp_millis();
-    let by_account = limits::attempt(&state.db, &acct_key, p.login_attempts_per_account, now_ms).await?;
-    let by_address = limits::attempt(&state.db, &ip_key, p.login_attempts_per_address, now_ms).await?;
-    if let Some(secs) = by_account.or(by_address) {
-        return Err(HttpError::TooMany(format!(
-            "Too many failed sign-ins. Try again in {} minute(s).",
-            secs.div_ceil(60)
-        )));
-    }
+    let tries = SignInTries::count(&state, format!("staff:{email}"), addr, "or ask for a new password link").await?;
     let password = form.text("password");
     let found = match staff::by_email(&state.db, &email).await? {
         Some((id, Some(hash))) if verify_password(&password, &hash) => Some(id),
@@ -132,8 +121,7 @@ pub async fn login(
             json!({"next": next, "email": email, "error": "That email and password do not match."}),
         );
     };
-    limits::clear(&state.db, &acct_key).await?;
-    limits::refund(&state.db, &ip_key).await?;
+    tries.succeeded(&state).await?;
     let token = random_token();
     let now = Utc::now();
     let hours = i64::from(state.config.portal.session_hours);
@@ -147,6 +135,7 @@ pub async fn login(
     )
     .await?;
     staff::audit(&state.db, &email, "signed in", &addr.ip().to_string(), now).await?;
+    crate::actions::chase::read_ahead(&state);
     Ok(with_cookie(
         Redirect::to(&next).into_response(),
         &staff_cookie(&state, &token, hours * 3600),

@@ -96,12 +96,8 @@ async fn list_page(state: &AppState, staff: &Staff, mut ctx: Value, status: Stat
 }
 
 pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
-    let q = FormData::parse(q.unwrap_or_default().as_bytes());
-    let note = Note {
-        note: q.get("note").map(str::to_string),
-        ns: q.get("ns").map(str::to_string),
-    }
-    .verified(&state);
+    let q = FormData::query(q);
+    let note = Note::of(&q).verified(&state);
     list_page(&state, &staff, json!({"note": note}), StatusCode::OK).await
 }
 

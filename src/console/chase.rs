@@ -63,7 +63,7 @@ fn filter_of(q: &FormData) -> Result<(ChaseFilter, usize), HttpError> {
 }
 
 pub async fn chase(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
-    let q = FormData::parse(q.unwrap_or_default().as_bytes());
+    let q = FormData::query(q);
     let (filter, page_no) = filter_of(&q)?;
     let now = Utc::now();
     let (total, rows) = chase::list(&state, &filter, (page_no - 1) * PAGE, PAGE, now).await?;
@@ -94,7 +94,7 @@ pub async fn chase(State(state): State<AppState>, staff: Staff, RawQuery(q): Raw
             "csv": query(1),
             "categories": Category::ALL.iter().map(|c| json!({"code": c.code(), "heading": c.heading()})).collect::<Vec<_>>(),
             "f": {"category": filter.category.map(Category::code), "client": filter.client, "older": filter.min_age_days},
-            "note": crate::portal::Note { note: q.get("note").map(str::to_string), ns: q.get("ns").map(str::to_string) }.verified(&state),
+            "note": crate::portal::Note::of(&q).verified(&state),
         }),
     )
 }
@@ -150,7 +150,7 @@ pub async fn chase_csv(
     _staff: Staff,
     RawQuery(q): RawQuery,
 ) -> Result<Response, HttpError> {
-    let q = FormData::parse(q.unwrap_or_default().as_bytes());
+    let q = FormData::query(q);
     let (filter, _) = filter_of(&q)?;
     let (_, rows) = chase::list(&state, &filter, 0, CSV_ROWS, Utc::now()).await?;
     let mut out = String::from(

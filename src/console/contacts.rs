@@ -23,12 +23,8 @@ pub async fn contacts(
     staff: Staff,
     RawQuery(q): RawQuery,
 ) -> Result<Response, HttpError> {
-    let q = FormData::parse(q.unwrap_or_default().as_bytes());
-    let note = Note {
-        note: q.get("note").map(str::to_string),
-        ns: q.get("ns").map(str::to_string),
-    }
-    .verified(&state);
+    let q = FormData::query(q);
+    let note = Note::of(&q).verified(&state);
     let find = q.text("find");
     let find = find.trim();
     if find.chars().count() > 100 || find.chars().any(char::is_control) {

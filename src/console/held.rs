@@ -45,12 +45,8 @@ fn auth_results(raw: &str) -> Vec<String> {
 }
 
 pub async fn held(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
-    let q = FormData::parse(q.unwrap_or_default().as_bytes());
-    let note = Note {
-        note: q.get("note").map(str::to_string),
-        ns: q.get("ns").map(str::to_string),
-    }
-    .verified(&state);
+    let q = FormData::query(q);
+    let note = Note::of(&q).verified(&state);
     let mut out = vec![];
     for h in inbound::list_held(&state.db, 50).await? {
         let raw = inbound::get_held(&state.db, &h.message_id)

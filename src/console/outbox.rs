@@ -53,7 +53,7 @@ fn day_field(q: &FormData, name: &str, end: bool) -> Result<Option<DateTime<Utc>
 }
 
 pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
-    let q = FormData::parse(q.unwrap_or_default().as_bytes());
+    let q = FormData::query(q);
     let filter = OutboxFilter {
         status: one_of(&q, "status", STATUSES)?,
         channel: one_of(&q, "channel", CHANNELS)?,
@@ -96,7 +96,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
             "f": {"status": filter.status, "channel": filter.channel, "kind": filter.kind, "contact": filter.contact_id,
                   "client": filter.client_id, "from": q.get("from"), "until": q.get("until")},
             "page": page_no, "prev": (page_no > 1).then(|| link(page_no - 1)), "next": more.then(|| link(page_no + 1)),
-            "note": Note { note: q.get("note").map(str::to_string), ns: q.get("ns").map(str::to_string) }.verified(&state),
+            "note": Note::of(&q).verified(&state),
         }),
     )
 }
@@ -112,7 +112,7 @@ pub async fn message(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, HttpError> {
-    let q = FormData::parse(q.unwrap_or_default().as_bytes());
+    let q = FormData::query(q);
     let row = row_of(&state, &id).await?;
     let rendered = render(&state, &row, Utc::now()).await?;
     let attempts = ob::attempts_of(&state.db, row.id).await?;
@@ -124,7 +124,7 @@ pub async fn message(
             "m": row, "rendered": rendered, "attempts": attempts,
             "may_requeue": matches!(row.status.as_str(), "failed" | "dead"),
             "may_drop": matches!(row.status.as_str(), "queued" | "failed"),
-            "note": Note { note: q.get("note").map(str::to_string), ns: q.get("ns").map(str::to_string) }.verified(&state),
+            "note": Note::of(&q).verified(&state),
         }),
     )
 }

@@ -165,6 +165,45 @@ async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(Stri
     }
 }
 
+/// A sign-in try, counted before the password is checked, against the account's and the
+/// address's limits (in the store, so every process together keeps one limit).
+pub(crate) struct SignInTries {
+    account: String,
+    address: String,
+}
+
+impl SignInTries {
+    /// Counts the try; too many lately is an error that says when to try again, and `or`
+    /// what else to do.
+    pub(crate) async fn count(
+        state: &AppState,
+        account: String,
+        addr: SocketAddr,
+        or: &str,
+    ) -> Result<SignInTries, HttpError> {
+        let address = address_key(addr.ip());
+        let p = &state.config.portal;
+        let now_ms = Utc::now().timestamp_millis();
+        let by_account = limits::attempt(&state.db, &account, p.login_attempts_per_account, now_ms).await?;
+        let by_address = limits::attempt(&state.db, &address, p.login_attempts_per_address, now_ms).await?;
+        if let Some(secs) = by_account.or(by_address) {
+            return Err(HttpError::TooMany(format!(
+                "Too many failed sign-ins. Try again in {} minute(s), {or}.",
+                secs.div_ceil(60)
+            )));
+        }
+        Ok(SignInTries { account, address })
+    }
+
+    /// The password was right: the account's count starts again and the address gets its
+    /// try back.
+    pub(crate) async fn succeeded(self, state: &AppState) -> Result<(), HttpError> {
+        limits::clear(&state.db, &self.account).await?;
+        limits::refund(&state.db, &self.address).await?;
+        Ok(())
+    }
+}
+
 #[derive(Deserialize)]
 pub struct NextQuery {
     next: Option<String>,
@@ -201,20 +240,13 @@ pub async fn login(
         return Err(HttpError::TooMany("That is not an email address.".into()));
     }
     let next = safe_next(form.get("next"));
-    let acct_key = format!("acct:{email}");
-    let ip_key = address_key(addr.ip());
-    let p = &state.config.portal;
-    // Each try is counted before the password is checked, in the store, so that every
-    // process together keeps one limit; a success gives its try back.
-    let now_ms = Utc::now().timestamp_millis();
-    let by_account = limits::attempt(&state.db, &acct_key, p.login_attempts_per_account, now_ms).await?;
-    let by_address = limits::attempt(&state.db, &ip_key, p.login_attempts_per_address, now_ms).await?;
-    if let Some(secs) = by_account.or(by_address) {
-        return Err(HttpError::TooMany(format!(
-            "Too many failed sign-ins. Try again in {} minute(s), or ask for a sign-in link by email.",
-            secs.div_ceil(60)
-        )));
-    }
+    let tries = SignInTries::count(
+        &state,
+        format!("acct:{email}"),
+        addr,
+        "or ask for a sign-in link by email",
+    )
+    .await?;
     let password = form.text("password");
     let mut found: Option<String> = None;
     for id in contacts_by_email(&state.db, &email).await? {
@@ -240,8 +272,7 @@ pub async fn login(
         )
         .await;
     };
-    limits::clear(&state.db, &acct_key).await?;
-    limits::refund(&state.db, &ip_key).await?;
+    tries.succeeded(&state).await?;
     let cookie = session::start(&state, &contact_id, None).await?;
     Ok(with_cookie(Redirect::to(&next).into_response(), &cookie))
 }

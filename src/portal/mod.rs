@@ -33,6 +33,10 @@ impl FormData {
     pub fn parse(body: &[u8]) -> FormData {
         FormData(form_urlencoded::parse(body).into_owned().collect())
     }
+    /// A query string (`RawQuery`), read the same way; none is empty.
+    pub fn query(raw: Option<String>) -> FormData {
+        FormData::parse(raw.unwrap_or_default().as_bytes())
+    }
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
@@ -130,6 +134,14 @@ pub struct Note {
 }
 
 impl Note {
+    /// The note of a query string read as a form.
+    pub fn of(q: &FormData) -> Note {
+        Note {
+            note: q.get("note").map(str::to_string),
+            ns: q.get("ns").map(str::to_string),
+        }
+    }
+
     pub fn verified(self, state: &AppState) -> Option<String> {
         let (note, ns) = (self.note?, self.ns?);
         (state.signer.tag("note", &note) == ns).then_some(note)
