@@ -152,6 +152,15 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
         assert_eq!(status, 404, "POST {path} with a client session");
     }
 
+    // A client cookie that signs nobody in is no client: the staff sign-in, not a 404.
+    let r = anon
+        .get(app.url("/staff"))
+        .header("cookie", "cport_session=stale")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+
     // A wrong password is refused and counted; the right one signs in.
     let b = browser();
     let (_, html) = app.page(&b, "/staff/login").await;
@@ -409,6 +418,8 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
         ("status=lost", "status"),
         ("channel=fax", "channel"),
         ("from=yesterday", "from"),
+        ("until=-5000-01-01", "until"),
+        ("from=99999-01-01", "from"),
     ] {
         let (status, body) = app.page(&staff, &format!("/staff/outbox?{query}")).await;
         assert_eq!(status, 400, "{query}");
@@ -424,6 +435,10 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
     assert!(
         html.contains("dead") && html.contains("550 5.1.1 no such user"),
         "the failed attempt"
+    );
+    assert!(
+        html.contains("(link token hidden)") && !html.contains("&#x2f;l&#x2f;x"),
+        "no working sign-in link for staff: {html}"
     );
     assert!(html.contains(&format!("src=\"/staff/outbox/{dead}/body\"")) && html.contains("sandbox"));
     let r = staff
@@ -692,6 +707,25 @@ async fn contacts_held_mail_and_the_overview() {
         )
         .await;
     assert_eq!(status, 303);
+    // One without a Message-ID and with a byte that is not UTF-8 keeps its id when released.
+    let mut bare = raw
+        .replace("Message-ID: <held-1@alpha.example>\r\n", "")
+        .replace("Subject: Re: digest", "Subject: Re: caf\u{1}")
+        .into_bytes();
+    let at = bare.iter().position(|b| *b == 1).unwrap();
+    bare[at] = 0xE9;
+    let d = cport::channels::inbound::handle(&app.state, &bare, Utc::now())
+        .await
+        .unwrap();
+    assert!(matches!(d, cport::channels::inbound::Disposition::Held(_)), "{d:?}");
+    let id = cport::store::inbound::list_held(&app.db, 10).await.unwrap()[0]
+        .message_id
+        .clone();
+    assert!(id.starts_with("sha256:"), "{id}");
+    let (status, location, _) = app
+        .post_form(&staff, "/staff/held", &[("message_id", &id), ("action", "release")])
+        .await;
+    assert_eq!(status, 303, "{location}");
     let held = cport::store::inbound::list_held(&app.db, 10).await.unwrap();
     assert!(held.is_empty(), "{held:?}");
 
@@ -744,6 +778,11 @@ async fn contacts_held_mail_and_the_overview() {
     assert_eq!(app.count("outbox").await, outbox + 1);
     let (status, _) = app.page(&staff, "/staff/contacts?client=C-404").await;
     assert_eq!(status, 404);
+    app.put("clients", serde_json::json!([{"id": "C-1X", "name": "Alpha Extra"}]))
+        .await;
+    let (status, html) = app.page(&staff, "/staff/contacts?client=C-1X").await;
+    assert_eq!(status, 200, "a client without contacts: {html}");
+    assert!(html.contains("No active contacts"), "{html}");
 
     // The overview counts what was sent and lists what staff did.
     let (_, html) = app.page(&staff, "/staff").await;

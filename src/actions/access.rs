@@ -119,8 +119,7 @@ pub async fn decide(
     if !access::decide(&mut tx, id, decision.as_str(), by, now).await? {
         tx.rollback().await?;
         return Err(ActionError::Conflict(format!(
-            "access request {id} was already {}",
-            r.status
+            "access request {id} was decided already"
         )));
     }
     if let Some(email) = email {

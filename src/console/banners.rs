@@ -7,10 +7,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{Staff, page};
+use super::{Staff, page, without_link_tokens};
 use crate::actions::banners::{self, BannerError, BannerInput};
 use crate::actions::items::current;
 use crate::messages::ChatMessage;
@@ -34,6 +34,7 @@ fn time_field(form: &FormData, name: &str) -> Result<Option<DateTime<Utc>>, Stri
     ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
         .iter()
         .find_map(|f| NaiveDateTime::parse_from_str(v, f).ok())
+        .filter(|t| (1970..=9999).contains(&t.year()))
         .map(|t| Some(t.and_utc()))
         .ok_or_else(|| format!("{name}: `{v}` is not a date and time (YYYY-MM-DDTHH:MM, UTC)"))
 }
@@ -164,9 +165,11 @@ pub async fn preview(State(state): State<AppState>, staff: Staff, body: Bytes) -
             };
             (
                 Some(
-                    json!({"subject": email.subject, "html": email.html, "text": email.text, "to": c.name, "client": c.client_name}),
+                    json!({"subject": email.subject, "html": without_link_tokens(&email.html),
+                            "text": without_link_tokens(&email.text), "to": c.name, "client": c.client_name}),
                 ),
-                Some(json!({"title": chat.title, "lines": chat.lines})),
+                Some(json!({"title": chat.title,
+                            "lines": chat.lines.iter().map(|l| without_link_tokens(l)).collect::<Vec<_>>()})),
             )
         }
     };

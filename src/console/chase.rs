@@ -102,7 +102,7 @@ pub async fn chase(State(state): State<AppState>, staff: Staff, RawQuery(q): Raw
 /// A CSV field: quoted when it holds a separator, a quote or a line break, and never read as
 /// a formula by a spreadsheet.
 fn field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_string()

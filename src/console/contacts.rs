@@ -66,15 +66,9 @@ pub async fn contacts(
             "items": items.len(),
         }));
     }
-    let name = rows.first().map(|c| c.client_name.clone());
-    if name.is_none()
-        && console::find_clients(&state.db, client, 1)
-            .await?
-            .iter()
-            .all(|c| c.id != client)
-    {
+    let Some(name) = console::client_name(&state.db, client).await? else {
         return Err(HttpError::NotFound);
-    }
+    };
     page(
         &state,
         Some(&staff),

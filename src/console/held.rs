@@ -36,8 +36,9 @@ fn auth_results(raw: &str) -> Vec<String> {
             continue;
         }
         out.extend(current.take());
-        if line.len() > 23 && line[..23].eq_ignore_ascii_case("Authentication-Results:") {
-            current = Some(line[23..].trim().to_string());
+        const NAME: &str = "Authentication-Results:";
+        if line.get(..NAME.len()).is_some_and(|n| n.eq_ignore_ascii_case(NAME)) {
+            current = line.get(NAME.len()..).map(|v| v.trim().to_string());
         }
     }
     out.extend(current);

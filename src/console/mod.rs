@@ -63,27 +63,53 @@ impl FromRequestParts<AppState> for Staff {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let refuse = || {
-            if cookie(&parts.headers, crate::portal::session::COOKIE).is_some() {
-                HttpError::NotFound
-            } else {
-                let next = parts.uri.path_and_query().map_or("/staff", |p| p.as_str()).to_string();
-                HttpError::StaffLoginRequired { next }
-            }
-        };
-        let Some(token) = cookie(&parts.headers, COOKIE) else {
-            return Err(refuse());
-        };
-        let token_hash = hash_token(&token);
-        match staff::get_session(&state.db, &token_hash, Utc::now()).await? {
-            Some(s) => Ok(Staff {
+        let now = Utc::now();
+        if let Some(token) = cookie(&parts.headers, COOKIE)
+            && let Some(s) = staff::get_session(&state.db, &hash_token(&token), now).await?
+        {
+            return Ok(Staff {
                 id: s.staff_id,
                 email: s.email,
                 csrf: s.csrf,
-                token_hash,
-            }),
-            None => Err(refuse()),
+                token_hash: hash_token(&token),
+            });
         }
+        // A signed-in client finds nothing here; anyone else is asked to sign in as staff.
+        if let Some(token) = cookie(&parts.headers, crate::portal::session::COOKIE)
+            && crate::store::sessions::get_signed_in(&state.db, &hash_token(&token), now)
+                .await?
+                .is_some()
+        {
+            return Err(HttpError::NotFound);
+        }
+        let next = parts.uri.path_and_query().map_or("/staff", |p| p.as_str()).to_string();
+        Err(HttpError::StaffLoginRequired { next })
+    }
+}
+
+/// A message's text with the tokens of its signed links taken out: what a client was sent,
+/// without letting staff sign in as the client (a portal link), choose their password (a
+/// reset link) or decide for them (a delegation link).
+pub fn without_link_tokens(text: &str) -> String {
+    let token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '%');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let next = ["/l/", "token="]
+            .iter()
+            .filter_map(|m| rest.find(m).map(|at| (at, m.len())))
+            .min();
+        let Some((at, len)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..at + len]);
+        rest = &rest[at + len..];
+        let end = rest.find(|c: char| !token_char(c)).unwrap_or(rest.len());
+        if end > 0 {
+            out.push_str("(link token hidden)");
+        }
+        rest = &rest[end..];
     }
 }
 
@@ -123,4 +149,21 @@ pub fn router() -> Router<AppState> {
         .route("/staff/access", get(access::list).post(access::act))
         // Any other path under /staff is as unknown as the rest of the console to a stranger.
         .route("/staff/{*rest}", get(overview::unknown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_link_tokens;
+
+    #[test]
+    fn link_tokens_are_hidden_and_the_rest_kept() {
+        let text = "Open <a href=\"https://p.example/l/bx8v.rWn-_q\">it</a> or https://p.example/password/reset?token=MR8v.y2&x=1 \
+                    and /media/v.svg?exp=1&sig=abc";
+        assert_eq!(
+            without_link_tokens(text),
+            "Open <a href=\"https://p.example/l/(link token hidden)\">it</a> or \
+             https://p.example/password/reset?token=(link token hidden)&x=1 and /media/v.svg?exp=1&sig=abc"
+        );
+        assert_eq!(without_link_tokens("ends with /l/"), "ends with /l/");
+    }
 }

@@ -6,10 +6,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::json;
 
-use super::{Staff, page};
+use super::{Staff, page, without_link_tokens};
 use crate::outbox::{Rendered, render};
 use crate::portal::{FormData, Note, see_other};
 use crate::state::AppState;
@@ -45,7 +45,9 @@ fn day_field(q: &FormData, name: &str, end: bool) -> Result<Option<DateTime<Utc>
         None => Ok(None),
         Some(v) => {
             let d = NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                .map_err(|_| HttpError::BadRequest(format!("{name}: `{v}` is not a date (YYYY-MM-DD)")))?;
+                .ok()
+                .filter(|d| (1970..=9999).contains(&d.year()))
+                .ok_or_else(|| HttpError::BadRequest(format!("{name}: `{v}` is not a date (YYYY-MM-DD)")))?;
             let d = if end { d.succ_opt().unwrap_or(d) } else { d };
             Ok(Some(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()))
         }
@@ -101,6 +103,22 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
     )
 }
 
+/// A message as the console shows it: as rendered, with its signed links' tokens hidden.
+async fn shown(state: &AppState, row: &ob::OutboxRow) -> Result<Rendered, HttpError> {
+    Ok(match render(state, row, Utc::now()).await? {
+        Rendered::Email { headers, text, html } => Rendered::Email {
+            headers,
+            text: without_link_tokens(&text),
+            html: without_link_tokens(&html),
+        },
+        Rendered::Chat { title, lines } => Rendered::Chat {
+            title,
+            lines: lines.iter().map(|l| without_link_tokens(l)).collect(),
+        },
+        other => other,
+    })
+}
+
 async fn row_of(state: &AppState, id: &str) -> Result<ob::OutboxRow, HttpError> {
     let id: i64 = id.parse().map_err(|_| HttpError::NotFound)?;
     ob::get_message(&state.db, id).await?.ok_or(HttpError::NotFound)
@@ -114,7 +132,7 @@ pub async fn message(
 ) -> Result<Response, HttpError> {
     let q = FormData::query(q);
     let row = row_of(&state, &id).await?;
-    let rendered = render(&state, &row, Utc::now()).await?;
+    let rendered = shown(&state, &row).await?;
     let attempts = ob::attempts_of(&state.db, row.id).await?;
     page(
         &state,
@@ -133,7 +151,7 @@ pub async fn message(
 /// It may be framed by the console only, runs no script and loads nothing but pictures.
 pub async fn body(State(state): State<AppState>, _staff: Staff, Path(id): Path<String>) -> Result<Response, HttpError> {
     let row = row_of(&state, &id).await?;
-    let html = match render(&state, &row, Utc::now()).await? {
+    let html = match shown(&state, &row).await? {
         Rendered::Email { html, .. } => html,
         _ => return Err(HttpError::NotFound),
     };

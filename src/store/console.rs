@@ -180,3 +180,10 @@ pub async fn hold_for(db: &Db, id: i64, token: &str, now: DateTime<Utc>) -> Resu
         .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
+
+/// A client's name, by its exact id.
+pub async fn client_name(db: &Db, id: &str) -> Result<Option<String>> {
+    let row: Option<(String,)> = on_db!(db, p => bind!(sqlx::query_as("SELECT name FROM clients WHERE id = $1"), id)
+        .fetch_optional(p).await)?;
+    Ok(row.map(|r| r.0))
+}

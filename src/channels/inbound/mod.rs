@@ -154,9 +154,12 @@ async fn handle_as(
         .parse(raw)
         .filter(|m| m.from().is_some() || m.message_id().is_some())
         .ok_or_else(|| InboundError::Malformed("no headers could be read".into()))?;
-    let message_id = match msg.message_id() {
-        Some(id) => id.to_string(),
-        None => {
+    // A released message keeps the id it was held under (one without a Message-ID is known by
+    // a hash of its bytes, and the held copy's bytes may differ from the original's).
+    let message_id = match (released, msg.message_id()) {
+        (Some(id), _) => id.to_string(),
+        (None, Some(id)) => id.to_string(),
+        (None, None) => {
             use sha2::Digest;
             let h = sha2::Sha256::digest(raw);
             format!(
@@ -165,7 +168,7 @@ async fn handle_as(
             )
         }
     };
-    let released = released.is_some_and(|id| id == message_id);
+    let released = released.is_some();
     if !released && ledger::seen(&state.db, &message_id).await? {
         return Ok(Disposition::Duplicate(format!(
             "Message-ID {message_id} was processed before"
