@@ -21,6 +21,9 @@ pub enum Purpose {
     Open,
     /// Act once (delegated approval, password reset): the nonce is recorded when used.
     Once,
+    /// Turn off one kind of email for the contact (a mail client's one-click unsubscribe).
+    /// Works again and again until it expires, and signs nobody in.
+    Unsubscribe,
 }
 
 impl Purpose {
@@ -28,12 +31,14 @@ impl Purpose {
         match self {
             Purpose::Open => "o",
             Purpose::Once => "1",
+            Purpose::Unsubscribe => "u",
         }
     }
     fn from_code(s: &str) -> Option<Purpose> {
         match s {
             "o" => Some(Purpose::Open),
             "1" => Some(Purpose::Once),
+            "u" => Some(Purpose::Unsubscribe),
             _ => None,
         }
     }
@@ -61,6 +66,8 @@ pub enum LinkFor {
     SetPassword { contact_id: String },
     /// Set the password of staff account `staff_id` (its first, or a new one).
     StaffPassword { staff_id: i64 },
+    /// Stop `contact_id`'s emails of kind `what` (`digest` or `alert`).
+    Unsubscribe { contact_id: String, what: String },
 }
 
 /// The path a password link opens, and the `contact` field's prefix of a delegation link.
@@ -74,6 +81,10 @@ impl LinkClaims {
     /// The link's meaning; `None` for a one-time link of no known kind.
     pub fn meaning(&self) -> Option<LinkFor> {
         match self.purpose {
+            Purpose::Unsubscribe => Some(LinkFor::Unsubscribe {
+                contact_id: self.contact_id.clone(),
+                what: self.subject.clone(),
+            }),
             Purpose::Open => Some(LinkFor::Open {
                 contact_id: self.contact_id.clone(),
                 path: self.subject.clone(),
@@ -226,6 +237,19 @@ impl Signer {
         format!("{}{SET_PASSWORD_PATH}?token={token}", public_url.trim_end_matches('/'))
     }
 
+    /// The one-click unsubscribe address for `contact_id`'s emails of kind `what`.
+    pub fn unsubscribe_url(
+        &self,
+        public_url: &str,
+        contact_id: &str,
+        what: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> String {
+        let token = self.sign(Purpose::Unsubscribe, what, contact_id, ttl, now);
+        format!("{}/unsubscribe/{token}", public_url.trim_end_matches('/'))
+    }
+
     /// The address of the page where staff account `staff_id` sets its password.
     pub fn staff_password_url(&self, public_url: &str, staff_id: i64, ttl: Duration, now: DateTime<Utc>) -> String {
         let who = format!("{STAFF_PREFIX}{staff_id}");
@@ -371,6 +395,16 @@ mod tests {
         assert_eq!(
             s.verify(&token(&staff), now).unwrap().meaning(),
             Some(LinkFor::StaffPassword { staff_id: 7 })
+        );
+        let stop = s.unsubscribe_url("https://p.example", "P-1", "digest", Duration::days(90), now);
+        assert!(stop.starts_with("https://p.example/unsubscribe/"), "{stop}");
+        let token = stop.rsplit('/').next().unwrap();
+        assert_eq!(
+            s.verify(token, now).unwrap().meaning(),
+            Some(LinkFor::Unsubscribe {
+                contact_id: "P-1".into(),
+                what: "digest".into()
+            })
         );
         // A one-time link of no known kind means nothing.
         let odd = s.sign(Purpose::Once, "/visuals/V-1", "P-1", Duration::days(1), now);

@@ -77,6 +77,7 @@ pub fn environment() -> Environment<'static> {
         "portal/users.html.j2",
         "portal/enquiry.html.j2",
         "portal/_answer.html.j2",
+        "portal/unsubscribe.html.j2",
         "staff/base.html.j2",
         "staff/login.html.j2",
         "staff/password.html.j2",

@@ -289,3 +289,87 @@ fn inbound_email_asks_the_mta_to_retry_when_the_store_is_down() {
     assert_eq!(out.status.code(), Some(75), "EX_TEMPFAIL");
     assert!(String::from_utf8_lossy(&out.stderr).contains("try again later"));
 }
+
+#[test]
+fn inbound_email_with_a_broken_config_defers_and_names_no_path() {
+    let dir = tempfile::tempdir().unwrap();
+    for (what, config) in [
+        ("missing", dir.path().join("secret-place/cport.toml")),
+        ("unreadable TOML", dir.path().join("broken-secret.toml")),
+    ] {
+        std::fs::write(dir.path().join("broken-secret.toml"), "link_secret = [unclosed").unwrap();
+        let mut child = cport(&[])
+            .arg("--config")
+            .arg(&config)
+            .arg("inbound-email")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"From: a@b.example\nSubject: x\n\nITEMS\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(75),
+            "{what}: EX_TEMPFAIL, so the MTA keeps the message"
+        );
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(said.contains("try"), "{what}: {said}");
+        assert!(
+            !said.contains("secret"),
+            "{what}: no path or content of the config: {said}"
+        );
+    }
+}
+
+#[test]
+fn the_demo_keeps_its_secrets_to_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = cport(&[])
+        .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Bounded: the demo prints its banner once the store is ready.
+    let mut seen = vec![];
+    let ready = loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains("is running") => break true,
+            Some(Ok(l)) => seen.push(l),
+            _ => break false,
+        }
+    };
+    // What it prints next, up to its list of portal links (bounded by the output's end).
+    for l in lines.by_ref() {
+        let Ok(l) = l else { break };
+        let end = l.contains("Open the portal");
+        seen.push(l);
+        if end {
+            break;
+        }
+    }
+    let mode = std::fs::metadata(dir.path().join("cport.toml")).map(|m| {
+        use std::os::unix::fs::PermissionsExt;
+        m.permissions().mode() & 0o777
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ready, "the demo started: {seen:?}");
+    assert_eq!(mode.unwrap(), 0o600, "the config holds the API token and link secret");
+    let hints: Vec<&String> = seen.iter().filter(|l| l.contains("staff add")).collect();
+    assert_eq!(hints.len(), 1, "the demo says how to make a staff account: {seen:?}");
+}

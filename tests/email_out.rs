@@ -41,9 +41,17 @@ async fn a_digest_arrives_with_both_parts_the_headers_and_signed_links() {
     assert!(m.message_id().is_some_and(|id| id.ends_with("@reply.tot.example")));
     assert!(m.date().is_some());
     assert_eq!(m.header_raw("Auto-Submitted").map(str::trim), Some("auto-generated"));
+    // A digest unsubscribes in one click (RFC 8058): its own signed address, and the POST
+    // header a mail client needs to use it.
     assert!(
         m.header_raw("List-Unsubscribe")
-            .is_some_and(|v| v.contains("/preferences"))
+            .is_some_and(|v| v.contains("/unsubscribe/")),
+        "{:?}",
+        m.header_raw("List-Unsubscribe")
+    );
+    assert_eq!(
+        m.header_raw("List-Unsubscribe-Post").map(str::trim),
+        Some("List-Unsubscribe=One-Click")
     );
     let reply_to = m
         .reply_to()

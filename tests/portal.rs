@@ -824,3 +824,157 @@ async fn the_dashboard_shows_the_account_to_roles_that_see_invoices() {
     assert_eq!(status, 422, "{body}");
     assert!(body.to_string().contains("credit_limit"), "{body}");
 }
+
+/// The `.eml` files the app has written so far (the demo's and tests' mail transport).
+fn written_mail(app: &TestApp) -> Vec<String> {
+    let dir = app.dir.path().join("mail");
+    let mut out = vec![];
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        out.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+    }
+    out
+}
+
+/// The value of a header (unfolded) in a raw message.
+fn header_of(raw: &str, name: &str) -> Option<String> {
+    let head = raw.split("\r\n\r\n").next()?;
+    let mut value: Option<String> = None;
+    for line in head.split("\r\n") {
+        if let Some(v) = value.as_mut() {
+            if line.starts_with([' ', '\t']) {
+                v.push_str(line.trim_start());
+                continue;
+            }
+            return value;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case(name)
+        {
+            value = Some(v.trim().to_string());
+        }
+    }
+    value
+}
+
+#[tokio::test]
+async fn a_digest_unsubscribes_in_one_click_and_no_more_digests_come() {
+    use cport::digest::scheduler::{Trigger, run_pass};
+    let app = app().await;
+    let now = chrono::Utc::now();
+    run_pass(&app.state, now, Some("P-1A"), Trigger::Manual { force: false })
+        .await
+        .unwrap();
+    cport::outbox::drain(&app.state).await.unwrap();
+    let digest = written_mail(&app)
+        .into_iter()
+        .find(|m| m.contains("ann@alpha.example") && m.contains("List-Unsubscribe-Post"))
+        .expect("Ann's digest was written");
+    assert_eq!(
+        header_of(&digest, "List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click")
+    );
+    let list = header_of(&digest, "List-Unsubscribe").unwrap();
+    let url = list.trim_start_matches('<').split('>').next().unwrap().to_string();
+    let public = app.state.config.public_url.trim_end_matches('/').to_string();
+    assert!(url.starts_with(&format!("{public}/unsubscribe/")), "{list}");
+    let path = url[public.len()..].to_string();
+
+    // A link scanner's GET changes nothing.
+    let plain = reqwest::Client::new();
+    let r = plain.get(app.url(&path)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().await.unwrap().contains("Stop these emails?"));
+    let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
+    assert!(s.email_digests);
+
+    // A mail client's POST: no cookie, no form token, only the body RFC 8058 gives it.
+    let r = plain
+        .post(app.url(&path))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
+    assert!(
+        !s.email_digests && s.email_alerts && s.email_enabled,
+        "only digests stop"
+    );
+    let feed = app.changes(0).await;
+    let stops: Vec<_> = feed.iter().filter(|c| c["kind"] == "email_unsubscribed").collect();
+    assert_eq!(stops.len(), 1, "{feed:?}");
+    assert_eq!(stops[0]["contact_id"], "P-1A");
+    assert_eq!(stops[0]["data"]["what"], "digest");
+    // Again: still off, no second event.
+    let r = plain
+        .post(app.url(&path))
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        app.changes(0)
+            .await
+            .iter()
+            .filter(|c| c["kind"] == "email_unsubscribed")
+            .count(),
+        1
+    );
+
+    // The next digest goes nowhere by email.
+    let before = app.count("outbox").await;
+    run_pass(&app.state, now, Some("P-1A"), Trigger::Manual { force: true })
+        .await
+        .unwrap();
+    assert_eq!(app.count("outbox").await, before, "no more digests by email");
+
+    // A tampered or foreign token does nothing; a portal link is no unsubscribe link.
+    let tampered = format!("{}x", path);
+    let r = plain
+        .post(app.url(&tampered))
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let portal = app.link("P-1B", "/").rsplit('/').next().unwrap().to_string();
+    let r = plain
+        .post(app.url(&format!("/unsubscribe/{portal}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(
+        cport::store::settings::get_settings(&app.db, "P-1B")
+            .await
+            .unwrap()
+            .email_digests
+    );
+
+    // The preferences page turns digests back on.
+    let b = app.signed_in("P-1A").await;
+    let (_, html) = app.page(&b, "/preferences").await;
+    assert!(html.contains("name=\"email_digests\"") && !html.contains("name=\"email_digests\" value=\"1\" checked"));
+    let (status, _, _) = app
+        .post_form(
+            &b,
+            "/preferences",
+            &[
+                ("email_enabled", "1"),
+                ("email_digests", "1"),
+                ("email_alerts", "1"),
+                ("schedule", "0 0 8 * * Mon-Fri"),
+                ("timezone", "Europe/London"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    assert!(
+        cport::store::settings::get_settings(&app.db, "P-1A")
+            .await
+            .unwrap()
+            .email_digests
+    );
+}

@@ -106,7 +106,8 @@ async fn audience(state: &Services, banner: &NewBanner) -> Result<Vec<(ContactRo
                 .get(&c.id)
                 .cloned()
                 .unwrap_or_else(|| ContactSettings::defaults(&c.id));
-            let targets = crate::actions::targets::targets_of(&s, chats.get(&c.id));
+            let targets =
+                crate::actions::targets::targets_of(&s, chats.get(&c.id), crate::store::settings::Sending::Other);
             (c, targets)
         })
         .collect())

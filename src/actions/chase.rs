@@ -244,7 +244,7 @@ pub async fn remind(state: &Services, contact_id: &str, key: &str, now: DateTime
         .into_iter()
         .filter(|l| sending.contains(&l.channel.as_str()))
         .collect();
-    let targets = targets_of(&s, Some(&chats));
+    let targets = targets_of(&s, Some(&chats), crate::store::settings::Sending::Alert);
     if targets.is_empty() {
         return Err(ActionError::Conflict(format!(
             "nothing reaches {}: email is suspended or off and no chat is linked",

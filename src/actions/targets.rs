@@ -4,7 +4,7 @@
 use crate::services::Services;
 use crate::store::StoreError;
 use crate::store::chat::ChatLink;
-use crate::store::settings::ContactSettings;
+use crate::store::settings::{ContactSettings, Sending};
 
 /// Where a contact's digest or alert goes: email, or one linked chat.
 #[derive(Debug, Clone)]
@@ -37,9 +37,10 @@ pub async fn targets_by_contact(
     Ok(out)
 }
 
-pub fn targets_of(s: &ContactSettings, chats: Option<&Vec<ChatLink>>) -> Vec<Target> {
+/// Where a contact's message of this kind goes: email when usable for it, and each chat.
+pub fn targets_of(s: &ContactSettings, chats: Option<&Vec<ChatLink>>, kind: Sending) -> Vec<Target> {
     let mut t = vec![];
-    if s.email_usable() {
+    if s.email_usable_for(kind) {
         t.push(Target::Email);
     }
     t.extend(chats.into_iter().flatten().cloned().map(Target::Chat));

@@ -17,7 +17,8 @@ pub use crate::messages::{EmailPayload, new_message_id};
 /// One transport, built once at start and shared (the SMTP pool lives inside it).
 #[derive(Clone)]
 pub enum Mailer {
-    File(AsyncFileTransport<Tokio1Executor>),
+    /// Each message a `.eml` file in this folder (the demo's and tests' transport).
+    File(AsyncFileTransport<Tokio1Executor>, std::path::PathBuf),
     /// Plain or STARTTLS: cport's own pool of lettre connections (see [`SmtpPool`]).
     Pooled(Arc<SmtpPool>),
     /// Implicit TLS: lettre's pooled transport.
@@ -66,9 +67,10 @@ impl Mailer {
                     key: "email.dir",
                     message: format!("cannot create {}: {e}", config.email.dir.display()),
                 })?;
-                Ok(Mailer::File(AsyncFileTransport::<Tokio1Executor>::new(
-                    &config.email.dir,
-                )))
+                Ok(Mailer::File(
+                    AsyncFileTransport::<Tokio1Executor>::new(&config.email.dir),
+                    config.email.dir.clone(),
+                ))
             }
         }
     }
@@ -81,11 +83,18 @@ impl Mailer {
             gate.pass().await;
         }
         match self {
-            Mailer::File(t) => t
-                .send_raw(envelope, raw)
-                .await
-                .map(|id| format!("{id}.eml"))
-                .map_err(|e| SendError::Transient(format!("file transport: {e}"))),
+            Mailer::File(t, dir) => {
+                let id = t
+                    .send_raw(envelope, raw)
+                    .await
+                    .map_err(|e| SendError::Transient(format!("file transport: {e}")))?;
+                let name = format!("{id}.eml");
+                // Readable by the service's other processes whichever wrote it: the MTA's
+                // pipe runs with a umask of 077.
+                use std::os::unix::fs::PermissionsExt;
+                let _ = tokio::fs::set_permissions(dir.join(&name), std::fs::Permissions::from_mode(0o644)).await;
+                Ok(name)
+            }
             Mailer::Pooled(pool) => pool.send(envelope, raw, gate).await,
             Mailer::Smtp(t) => match t.send_raw(envelope, raw).await {
                 Ok(resp) => Ok(resp.message().collect::<Vec<_>>().join(" ")),
@@ -107,11 +116,17 @@ pub struct Built {
 }
 
 /// Builds the RFC 5322 message for an outbox email. `token` is the row's reply token:
-/// replies go to `reply+TOKEN@`, bounces to `bounce+TOKEN@` (VERP). A message lettre cannot
+/// replies go to `reply+TOKEN@`, bounces to `bounce+TOKEN@` (VERP). `unsubscribe` is the
+/// one-click address of a digest or alert (RFC 8058); other mail points at the preferences. A message lettre cannot
 /// format is a permanent error for that message, never a panic: lettre's formatting panics
 /// on a header its `Display` refuses, so formatting runs inside `catch_unwind` here.
-pub fn build_message(config: &Config, p: &EmailPayload, token: Option<&str>) -> Result<Built, SendError> {
-    let message = build_typed(config, p, token)?;
+pub fn build_message(
+    config: &Config,
+    p: &EmailPayload,
+    token: Option<&str>,
+    unsubscribe: Option<&str>,
+) -> Result<Built, SendError> {
+    let message = build_typed(config, p, token, unsubscribe)?;
     let envelope = message.envelope().clone();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| message.formatted()))
         .map(|raw| Built { envelope, raw })
@@ -122,7 +137,12 @@ pub fn build_message(config: &Config, p: &EmailPayload, token: Option<&str>) -> 
         })
 }
 
-fn build_typed(config: &Config, p: &EmailPayload, token: Option<&str>) -> Result<Message, SendError> {
+fn build_typed(
+    config: &Config,
+    p: &EmailPayload,
+    token: Option<&str>,
+    unsubscribe: Option<&str>,
+) -> Result<Message, SendError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| SendError::Permanent(format!("{what}: {e}"));
     let from: Mailbox = config.email.from.parse().map_err(|e| bad("email.from", &e))?;
     let to_addr: Address = p.to.parse().map_err(|e| bad("recipient address", &e))?;
@@ -134,11 +154,16 @@ fn build_typed(config: &Config, p: &EmailPayload, token: Option<&str>) -> Result
         .to(to)
         .subject(crate::model::one_line(&p.subject))
         .message_id(Some(p.message_id.clone()))
-        .raw_header(header("Auto-Submitted", "auto-generated"))
-        .raw_header(header(
+        .raw_header(header("Auto-Submitted", "auto-generated"));
+    b = match unsubscribe {
+        Some(url) => b
+            .raw_header(header("List-Unsubscribe", format!("<{url}>")))
+            .raw_header(header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")),
+        None => b.raw_header(header(
             "List-Unsubscribe",
             format!("<{}/preferences>", config.public_url.trim_end_matches('/')),
-        ));
+        )),
+    };
     let bounce: Address = match token {
         Some(t) => {
             let reply: Address = format!("reply+{t}@{domain}")

@@ -26,6 +26,21 @@ pub(crate) fn clear_demo_files(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes a file that holds secrets: readable by its owner only (0600), whatever the umask.
+fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An older file keeps its mode through `open`: set it.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)
+}
+
 pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let dir = &args.data_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -42,9 +57,9 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     config.email.dir = dir.join("mail");
     config.validate(Need::Secrets)?;
     let config_file = dir.join("cport.toml");
-    std::fs::write(
+    write_secret_file(
         &config_file,
-        format!("# Written by `cport demo`.\n{}", config.to_toml()),
+        format!("# Written by `cport demo`.\n{}", config.to_toml()).as_bytes(),
     )
     .with_context(|| format!("cannot write {}", config_file.display()))?;
     let pictures = crate::demo::write_media(dir)?;

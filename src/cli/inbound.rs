@@ -3,13 +3,19 @@
 use super::*;
 
 /// `cport inbound-email`: the exit code tells the MTA what to do (75 = try again later).
+/// sysexits.h: the message cannot be used (the MTA bounces it).
+pub(crate) const EX_DATAERR: u8 = 65;
+/// sysexits.h: try again later (the MTA keeps the message and retries).
+pub(crate) const EX_TEMPFAIL: u8 = 75;
+
 pub(crate) async fn inbound_email(config: Config) -> anyhow::Result<ExitCode> {
     use std::io::Read;
-    const EX_DATAERR: u8 = 65;
-    const EX_TEMPFAIL: u8 = 75;
     let mut raw = Vec::new();
     let limit = config.inbound.max_bytes;
-    std::io::stdin().take(limit + 1).read_to_end(&mut raw)?;
+    if let Err(e) = std::io::stdin().take(limit + 1).read_to_end(&mut raw) {
+        eprintln!("error: the message could not be read, try again later: {e}");
+        return Ok(ExitCode::from(EX_TEMPFAIL));
+    }
     let state = match open_state(config).await {
         Ok(s) => s,
         Err(e) => {
@@ -19,9 +25,12 @@ pub(crate) async fn inbound_email(config: Config) -> anyhow::Result<ExitCode> {
     };
     match crate::channels::inbound::handle(&state, &raw, chrono::Utc::now()).await {
         Ok(d) => {
-            println!("{}", serde_json::to_string(&d)?);
-            // Send the answer now if it is due; a running server would also pick it up.
-            crate::outbox::drain(&state).await?;
+            println!("{}", serde_json::to_string(&d).unwrap_or_default());
+            // Send the answer now if it is due; a running server would also pick it up. The
+            // message is handled either way: a failure here must not make the MTA bounce it.
+            if let Err(e) = crate::outbox::drain(&state).await {
+                tracing::warn!(error = %e, "the answer is queued; sending it now failed");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if e.is_temporary() => {

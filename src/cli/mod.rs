@@ -317,6 +317,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => {
             let config = load(Need::Secrets)?;
             tracing::info!(database = %config.database_url_masked(), listen = %config.listen, "starting");
+            if config.inbound.trusted_authserv_ids.is_empty() {
+                tracing::warn!(
+                    "email replies are acted on without a trusted DMARC or DKIM result \
+                     (inbound.trusted_authserv_ids is empty): an approval by email then rests on \
+                     the secrecy of the reply address; put a DMARC check in front of cport and name it there"
+                );
+            }
             let app = App::build(config).await?;
             app.run(crate::app::shutdown_signal()).await?;
         }
@@ -415,7 +422,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("Discord refused the commands: {e}"))?;
             println!("{n} slash commands registered");
         }
-        Command::InboundEmail { dir: None } => return inbound_email(load(Need::Secrets)?).await,
+        Command::InboundEmail { dir: None } => match load(Need::Secrets) {
+            Ok(config) => return inbound_email(config).await,
+            // The MTA shows this to no one but its log while it retries (exit 75); it names
+            // neither the file nor what is in it, since a final bounce would carry it.
+            Err(e) => {
+                tracing::debug!(error = %e, "inbound-email: configuration");
+                eprintln!(
+                    "error: cport's configuration cannot be used; the message is kept for a later try (run `cport migrate` as this user to see why)"
+                );
+                return Ok(ExitCode::from(inbound::EX_TEMPFAIL));
+            }
+        },
         Command::InboundEmail { dir: Some(dir) } => {
             let state = open_state(load(Need::Secrets)?).await?;
             let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)

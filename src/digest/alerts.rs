@@ -78,7 +78,7 @@ pub async fn scan(
             .get(&c.id)
             .cloned()
             .unwrap_or_else(|| ContactSettings::defaults(&c.id));
-        let targets = crate::actions::targets::targets_of(&s, chats.get(&c.id));
+        let targets = crate::actions::targets::targets_of(&s, chats.get(&c.id), crate::store::settings::Sending::Alert);
         if targets.is_empty() {
             continue;
         }

@@ -95,10 +95,10 @@ pub async fn run_pass(
             .get(&c.id)
             .cloned()
             .unwrap_or_else(|| ContactSettings::defaults(&c.id));
-        if !s.email_usable() {
+        if !s.email_usable_for(crate::store::settings::Sending::Digest) {
             report.email_off += 1;
         }
-        let targets = targets_of(&s, chats.get(&c.id));
+        let targets = targets_of(&s, chats.get(&c.id), crate::store::settings::Sending::Digest);
         if targets.is_empty() {
             continue;
         }

@@ -345,11 +345,37 @@ async fn send_email(
             Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
         }
     };
-    let message = match build_message(&state.config, &payload, row.reply_token.as_deref()) {
+    let unsubscribe = unsubscribe_url(state, row, now);
+    let message = match build_message(
+        &state.config,
+        &payload,
+        row.reply_token.as_deref(),
+        unsubscribe.as_deref(),
+    ) {
         Ok(m) => m,
         Err(e) => return Ok(Err(e)),
     };
     Ok(state.mailer.send(&message, gate).await.map(Some))
+}
+
+/// How long a one-click unsubscribe address works (a mail client may use it weeks later).
+const UNSUBSCRIBE_DAYS: i64 = 90;
+
+/// The one-click unsubscribe address of a digest or alert email (RFC 8058); none for others.
+fn unsubscribe_url(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Option<String> {
+    let contact = row.contact_id.as_deref()?;
+    let what = match crate::store::settings::Sending::of_kind(&row.kind) {
+        crate::store::settings::Sending::Digest => "digest",
+        crate::store::settings::Sending::Alert => "alert",
+        crate::store::settings::Sending::Other => return None,
+    };
+    Some(state.signer.unsubscribe_url(
+        &state.config.public_url,
+        contact,
+        what,
+        Duration::days(UNSUBSCRIBE_DAYS),
+        now,
+    ))
 }
 
 /// Sends a chat row. Alerts are rendered now from the items still open, like emails.
@@ -502,7 +528,13 @@ pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> R
                 }
             }
         };
-        let headers = match build_message(&state.config, &payload, row.reply_token.as_deref()) {
+        let unsubscribe = unsubscribe_url(state, row, now);
+        let headers = match build_message(
+            &state.config,
+            &payload,
+            row.reply_token.as_deref(),
+            unsubscribe.as_deref(),
+        ) {
             Ok(b) => {
                 let raw = String::from_utf8_lossy(&b.raw);
                 raw.split("\r\n\r\n").next().unwrap_or_default().replace("\r\n", "\n")

@@ -161,7 +161,9 @@ async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(Stri
             Ok(Some((cookie, format!("/visuals/{}", d.visual_id))))
         }
         // A password link opens the password page (see `signed_link`), not a session.
-        Some(LinkFor::SetPassword { .. } | LinkFor::StaffPassword { .. }) | None => Ok(None),
+        Some(LinkFor::SetPassword { .. } | LinkFor::StaffPassword { .. } | LinkFor::Unsubscribe { .. }) | None => {
+            Ok(None)
+        }
     }
 }
 

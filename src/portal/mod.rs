@@ -8,6 +8,7 @@ pub mod media;
 pub mod pages;
 pub mod preferences;
 pub mod session;
+pub mod unsubscribe;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
@@ -183,6 +184,10 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/login/link", post(auth::request_link))
         .route("/access", post(auth::request_access))
+        .route(
+            "/unsubscribe/{token}",
+            get(unsubscribe::confirm).post(unsubscribe::stop),
+        )
         .route("/logout", post(auth::logout))
         .route("/password", get(auth::password_form).post(auth::change_password))
         .route("/password/reset", get(auth::reset_form).post(auth::reset))

@@ -189,6 +189,8 @@ pub async fn save_preferences(
     s.quiet_start = opt("quiet_start");
     s.quiet_end = opt("quiet_end");
     s.email_enabled = form.checked("email_enabled");
+    s.email_digests = form.checked("email_digests");
+    s.email_alerts = form.checked("email_alerts");
     for cat in Category::ALL {
         let m = opt(&format!("mode_{}", cat.name()));
         match cat {

@@ -2,7 +2,27 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, bind, on_db};
+use super::{Db, Result, Tx, bind, on_db, on_tx};
+
+/// What a message to a contact is, for the kinds of email a contact may turn off one by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sending {
+    Digest,
+    Alert,
+    /// Banners, answers and the rest: only email on or off rules them.
+    Other,
+}
+
+impl Sending {
+    /// The kind of an outbox row (`digest`, `alert`, …).
+    pub fn of_kind(kind: &str) -> Sending {
+        match kind {
+            "digest" => Sending::Digest,
+            "alert" => Sending::Alert,
+            _ => Sending::Other,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Default, sqlx::FromRow, serde::Serialize)]
 pub struct ContactSettings {
@@ -17,32 +37,33 @@ pub struct ContactSettings {
     pub mode_third_party_po: Option<String>,
     pub mode_awaiting_art: Option<String>,
     pub email_enabled: bool,
+    /// Digest emails (off after a one-click unsubscribe from one; email_enabled still rules).
+    pub email_digests: bool,
+    /// Alert emails (the same for alerts).
+    pub email_alerts: bool,
     pub email_suspended_at: Option<DateTime<Utc>>,
     pub email_suspended_reason: Option<String>,
     pub soft_bounces: i64,
 }
 
 const COLS: &str = "contact_id, timezone, digest_schedule, quiet_start, quiet_end, mode_visual_approval,
-    mode_delivery_instructions, mode_third_party_po, mode_awaiting_art, email_enabled, email_suspended_at,
-    email_suspended_reason, soft_bounces";
+    mode_delivery_instructions, mode_third_party_po, mode_awaiting_art, email_enabled, email_digests, email_alerts,
+    email_suspended_at, email_suspended_reason, soft_bounces";
 
 /// The contact's settings, or defaults (everything from config) when none were saved.
 pub async fn get_settings(db: &Db, contact_id: &str) -> Result<ContactSettings> {
     let sql = format!("SELECT {COLS} FROM contact_settings WHERE contact_id = $1");
     let row = on_db!(db, p => bind!(sqlx::query_as::<_, ContactSettings>(&sql), contact_id).fetch_optional(p).await)?;
-    Ok(row.unwrap_or_else(|| ContactSettings {
-        contact_id: contact_id.to_string(),
-        email_enabled: true,
-        ..Default::default()
-    }))
+    Ok(row.unwrap_or_else(|| ContactSettings::defaults(contact_id)))
 }
 
 pub async fn save_settings(db: &Db, s: &ContactSettings, now: DateTime<Utc>) -> Result<()> {
     on_db!(db, p => bind!(sqlx::query(
         "INSERT INTO contact_settings (contact_id, timezone, digest_schedule, quiet_start, quiet_end,
            mode_visual_approval, mode_delivery_instructions, mode_third_party_po, mode_awaiting_art,
-           email_enabled, email_suspended_at, email_suspended_reason, soft_bounces, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+           email_enabled, email_suspended_at, email_suspended_reason, soft_bounces, updated_at,
+           email_digests, email_alerts)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
          ON CONFLICT (contact_id) DO UPDATE SET timezone = excluded.timezone,
            digest_schedule = excluded.digest_schedule, quiet_start = excluded.quiet_start,
            quiet_end = excluded.quiet_end, mode_visual_approval = excluded.mode_visual_approval,
@@ -50,10 +71,12 @@ pub async fn save_settings(db: &Db, s: &ContactSettings, now: DateTime<Utc>) -> 
            mode_third_party_po = excluded.mode_third_party_po, mode_awaiting_art = excluded.mode_awaiting_art,
            email_enabled = excluded.email_enabled, email_suspended_at = excluded.email_suspended_at,
            email_suspended_reason = excluded.email_suspended_reason, soft_bounces = excluded.soft_bounces,
-           updated_at = excluded.updated_at",
+           updated_at = excluded.updated_at, email_digests = excluded.email_digests,
+           email_alerts = excluded.email_alerts",
     ), &s.contact_id, &s.timezone, &s.digest_schedule, &s.quiet_start, &s.quiet_end,
         &s.mode_visual_approval, &s.mode_delivery_instructions, &s.mode_third_party_po, &s.mode_awaiting_art,
-        s.email_enabled, s.email_suspended_at, &s.email_suspended_reason, s.soft_bounces, now)
+        s.email_enabled, s.email_suspended_at, &s.email_suspended_reason, s.soft_bounces, now,
+        s.email_digests, s.email_alerts)
     .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -63,19 +86,43 @@ pub async fn save_preferences(db: &Db, s: &ContactSettings, now: DateTime<Utc>) 
     on_db!(db, p => bind!(sqlx::query(
         "INSERT INTO contact_settings (contact_id, timezone, digest_schedule, quiet_start, quiet_end,
            mode_visual_approval, mode_delivery_instructions, mode_third_party_po, mode_awaiting_art,
-           email_enabled, soft_bounces, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11)
+           email_enabled, soft_bounces, updated_at, email_digests, email_alerts)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13)
          ON CONFLICT (contact_id) DO UPDATE SET timezone = excluded.timezone,
            digest_schedule = excluded.digest_schedule, quiet_start = excluded.quiet_start,
            quiet_end = excluded.quiet_end, mode_visual_approval = excluded.mode_visual_approval,
            mode_delivery_instructions = excluded.mode_delivery_instructions,
            mode_third_party_po = excluded.mode_third_party_po, mode_awaiting_art = excluded.mode_awaiting_art,
-           email_enabled = excluded.email_enabled, updated_at = excluded.updated_at",
+           email_enabled = excluded.email_enabled, updated_at = excluded.updated_at,
+           email_digests = excluded.email_digests, email_alerts = excluded.email_alerts",
     ), &s.contact_id, &s.timezone, &s.digest_schedule, &s.quiet_start, &s.quiet_end,
         &s.mode_visual_approval, &s.mode_delivery_instructions, &s.mode_third_party_po, &s.mode_awaiting_art,
-        s.email_enabled, now)
+        s.email_enabled, now, s.email_digests, s.email_alerts)
     .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// Turns one kind of email on or off for a contact, in `tx`. True when it changed.
+pub async fn set_email_kind(
+    tx: &mut Tx,
+    contact_id: &str,
+    kind: Sending,
+    on: bool,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let column = match kind {
+        Sending::Digest => "email_digests",
+        Sending::Alert => "email_alerts",
+        Sending::Other => return Ok(false),
+    };
+    let sql = format!(
+        "INSERT INTO contact_settings (contact_id, email_enabled, soft_bounces, updated_at, {column})
+         VALUES ($1, TRUE, 0, $3, $2)
+         ON CONFLICT (contact_id) DO UPDATE SET {column} = excluded.{column}, updated_at = excluded.updated_at
+         WHERE contact_settings.{column} <> excluded.{column}"
+    );
+    let n = on_tx!(tx, c => bind!(sqlx::query(&sql), contact_id, on, now).execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
 }
 
 /// Every saved settings row, by contact.
@@ -90,8 +137,20 @@ impl ContactSettings {
         ContactSettings {
             contact_id: contact_id.to_string(),
             email_enabled: true,
+            email_digests: true,
+            email_alerts: true,
             ..Default::default()
         }
+    }
+
+    /// Email of this kind may be sent: email is usable, and this kind is not turned off.
+    pub fn email_usable_for(&self, kind: Sending) -> bool {
+        self.email_usable()
+            && match kind {
+                Sending::Digest => self.email_digests,
+                Sending::Alert => self.email_alerts,
+                Sending::Other => true,
+            }
     }
 
     /// Email may be sent: enabled by the contact and not suspended by bounces.

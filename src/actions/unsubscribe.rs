@@ -1,0 +1,46 @@
+//! One-click unsubscribe (RFC 8058): the signed address in a digest's or alert's
+//! `List-Unsubscribe` turns that kind of email off for that contact, without a session. The
+//! contact turns it back on from the preferences page.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::{ActionError, Actor, record};
+use crate::services::Services;
+use crate::store::StoreError;
+use crate::store::contacts::{ContactRow, get_contact};
+use crate::store::settings::{Sending, set_email_kind};
+
+/// The kinds of email a contact can stop by one click.
+pub fn kind_of(what: &str) -> Option<Sending> {
+    match what {
+        "digest" => Some(Sending::Digest),
+        "alert" => Some(Sending::Alert),
+        _ => None,
+    }
+}
+
+/// Turns off `what` (`digest` or `alert`) email for the contact and records it in the change
+/// feed (`email_unsubscribed`) when it changed anything. Doing it again changes nothing.
+pub async fn unsubscribe(
+    state: &Services,
+    contact_id: &str,
+    what: &str,
+    now: DateTime<Utc>,
+) -> Result<ContactRow, ActionError> {
+    let kind = kind_of(what).ok_or_else(|| ActionError::invalid("what", format!("`{what}` is not digest or alert")))?;
+    let contact = match get_contact(&state.db, contact_id).await {
+        Ok(c) if c.active => c,
+        Ok(_) | Err(StoreError::NotFound) => return Err(ActionError::NotFound(format!("contact {contact_id}"))),
+        Err(e) => return Err(e.into()),
+    };
+    let mut tx = state.db.begin().await?;
+    if set_email_kind(&mut tx, &contact.id, kind, false, now).await? {
+        let actor = Actor::new(contact.clone(), crate::model::Channel::Email);
+        let data = json!({"what": what, "via": "one-click"});
+        record(state, &mut tx, "email_unsubscribed", &actor, &contact.id, &data, now).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(contact = %contact.id, what, "one-click unsubscribe");
+    Ok(contact)
+}
