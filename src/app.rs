@@ -235,6 +235,12 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     if let Ok(n) = crate::store::inbound::suspended_count(&state.db).await {
         metrics::gauge!("cport_email_suspended_contacts").set(n as f64);
     }
+    // Recorded by every route that takes mail in, this process or another (the MTA's pipe).
+    if let Ok(counts) = crate::store::inbound::counts_by_disposition(&state.db).await {
+        for (disposition, n) in counts {
+            metrics::gauge!("cport_inbound_messages", "disposition" => disposition).set(n as f64);
+        }
+    }
     if let Ok(counts) = crate::store::outbox::counts_by_status(&state.db).await {
         for (status, n) in counts {
             metrics::gauge!("cport_outbox_messages", "status" => status).set(n as f64);

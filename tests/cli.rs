@@ -373,3 +373,45 @@ fn the_demo_keeps_its_secrets_to_its_owner() {
     let hints: Vec<&String> = seen.iter().filter(|l| l.contains("staff add")).collect();
     assert_eq!(hints.len(), 1, "the demo says how to make a staff account: {seen:?}");
 }
+
+#[tokio::test]
+async fn mail_the_pipe_handled_shows_in_inbound_list_and_the_servers_metrics() {
+    let app = common::TestApp::spawn().await;
+    let env = [
+        ("CPORT_DATABASE_URL", app.database_url.as_str()),
+        ("CPORT_API_TOKEN", "t"),
+        ("CPORT_LINK_SECRET", "0123456789abcdef0123"),
+    ];
+    let mut child = cport(&env)
+        .arg("inbound-email")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"From: stranger@elsewhere.example\nTo: help@tot.example\nMessage-ID: <pipe-1@elsewhere.example>\nSubject: hello\n\nITEMS\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+
+    let (ok, stdout, stderr) = output(cport(&env).args(["inbound", "list"]));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("inbound: ignored 1"), "{stdout}");
+    assert!(
+        stdout.contains("pipe-1@elsewhere.example") && stdout.contains("no valid reply token"),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = output(cport(&env).args(["inbound", "list", "--disposition", "lost"]));
+    assert!(!ok && stderr.contains("--disposition"), "{stderr}");
+
+    let metrics = app.text("/metrics").await;
+    assert!(
+        metrics.contains("cport_inbound_messages{disposition=\"ignored\"} 1"),
+        "{metrics}"
+    );
+}

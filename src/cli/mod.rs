@@ -152,6 +152,14 @@ enum InboundCommand {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+    /// The latest inbound messages with what became of each, whichever route took them.
+    List {
+        /// Only this outcome: processed, bounce, ignored, held or duplicate.
+        #[arg(long, value_name = "DISPOSITION")]
+        disposition: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -452,6 +460,45 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 files.len() as f64 / secs.max(1e-9),
                 summary.join(", ")
             );
+        }
+        Command::Inbound {
+            command: InboundCommand::List { disposition, limit },
+        } => {
+            const DISPOSITIONS: &[&str] = &["processed", "bounce", "ignored", "held", "duplicate"];
+            if let Some(d) = &disposition
+                && !DISPOSITIONS.contains(&d.as_str())
+            {
+                bail!("--disposition: `{d}` is not one of {}", DISPOSITIONS.join(", "));
+            }
+            if !(1..=10_000).contains(&limit) {
+                bail!("--limit: from 1 to 10000");
+            }
+            let config = load(Need::StoreOnly)?;
+            let db = open_store(&config).await?;
+            let counts = crate::store::inbound::counts_by_disposition(&db).await?;
+            let summary: Vec<String> = counts.iter().map(|(d, n)| format!("{d} {n}")).collect();
+            println!(
+                "inbound: {}",
+                if summary.is_empty() {
+                    "nothing yet".into()
+                } else {
+                    summary.join(", ")
+                }
+            );
+            println!(
+                "{:<17} {:<10} {:<10} {:<40} REASON",
+                "RECEIVED", "OUTCOME", "CONTACT", "MESSAGE-ID"
+            );
+            for r in crate::store::inbound::list_recent(&db, disposition.as_deref(), limit).await? {
+                println!(
+                    "{:<17} {:<10} {:<10} {:<40} {}",
+                    r.received_at.format("%Y-%m-%d %H:%M"),
+                    r.disposition,
+                    r.contact_id.as_deref().unwrap_or("-"),
+                    digest::truncate(&r.message_id, 40),
+                    r.reason
+                );
+            }
         }
         Command::Inbound {
             command: InboundCommand::Held { limit },

@@ -41,6 +41,32 @@ pub struct HeldRow {
     pub reason: String,
 }
 
+/// An inbound message as recorded, whichever route took it (the MTA pipe, the HTTP route,
+/// IMAP or `--dir`).
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct InboundRow {
+    pub message_id: String,
+    pub received_at: DateTime<Utc>,
+    pub contact_id: Option<String>,
+    pub disposition: String,
+    pub reason: String,
+}
+
+/// The latest inbound messages, newest first, optionally of one disposition.
+pub async fn list_recent(db: &Db, disposition: Option<&str>, limit: i64) -> Result<Vec<InboundRow>> {
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, InboundRow>(
+        "SELECT message_id, received_at, contact_id, disposition, reason FROM inbound_messages
+         WHERE ($1 IS NULL OR disposition = $1) ORDER BY received_at DESC, message_id LIMIT $2"),
+        disposition, limit).fetch_all(p).await)?)
+}
+
+/// Recorded inbound messages by disposition (for `/metrics`, whichever process took them).
+pub async fn counts_by_disposition(db: &Db) -> Result<Vec<(String, i64)>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, (String, i64)>(
+        "SELECT disposition, COUNT(*) FROM inbound_messages GROUP BY disposition ORDER BY disposition")
+        .fetch_all(p).await)?)
+}
+
 /// A held message as received.
 pub async fn get_held(db: &Db, message_id: &str) -> Result<Option<(HeldRow, String)>> {
     #[derive(sqlx::FromRow)]
