@@ -40,6 +40,7 @@ impl AppState {
     /// Everything but the listener: for the server and for CLI commands alike.
     pub fn new(config: Config, db: Db) -> Result<AppState, StartError> {
         let mailer = Mailer::from_config(&config).map_err(|e| StartError::Config(e.to_string()))?;
+        let dkim = crate::channels::email::dkim_signer(&config).map_err(|e| StartError::Config(e.to_string()))?;
         let telegram = if config.telegram.token.is_empty() {
             None
         } else {
@@ -67,6 +68,7 @@ impl AppState {
             providers: Providers {
                 services: Services::new(config, db),
                 mailer,
+                dkim,
                 http: reqwest::Client::builder()
                     .timeout(std::time::Duration::from_secs(15))
                     .user_agent(concat!("cport/", env!("CARGO_PKG_VERSION")))

@@ -550,3 +550,125 @@ async fn only_a_message_not_yet_written_is_retried_on_a_fresh_connection() {
         assert_eq!(drops.messages().len(), 3, "{pipelining:?}");
     }
 }
+
+/// Checks a message's DKIM signature with dkimpy (an independent verifier, from PyPI), the
+/// public key served for `selector._domainkey.domain` by its DNS hook.
+fn dkim_verifies(raw: &[u8], txt: &str) -> Result<(), String> {
+    use std::io::Write;
+    let script = "import dkim, sys\n\
+                  txt = sys.argv[1].encode()\n\
+                  def dns(name, timeout=5):\n    return txt if name.startswith(b'cport1._domainkey.tot.example') else None\n\
+                  ok = dkim.verify(sys.stdin.buffer.read(), dnsfunc=dns)\n\
+                  sys.exit(0 if ok else 1)\n";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script, txt])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (scripts/test installs dkimpy)");
+    child.stdin.take().unwrap().write_all(raw).unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[tokio::test]
+async fn with_dkim_every_message_is_signed_and_an_independent_verifier_accepts_it() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("dkim.pem");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    run(&["genrsa", "-traditional", "-out", key.to_str().unwrap(), "2048"]);
+    let public = run(&["rsa", "-in", key.to_str().unwrap(), "-pubout", "-outform", "DER"]);
+    use base64::Engine;
+    let txt = format!(
+        "v=DKIM1; k=rsa; p={}",
+        base64::engine::general_purpose::STANDARD.encode(public)
+    );
+
+    let smtp = SmtpServer::start();
+    let t = TestState::new(|c| {
+        smtp_config(c, smtp.port);
+        c.email.from = "TOT <notifications@tot.example>".into();
+        c.email.dkim.selector = "cport1".into();
+        c.email.dkim.domain = "tot.example".into();
+        c.email.dkim.key_file = key.clone();
+    })
+    .await;
+    t.load(world()).await;
+    let now = Utc::now();
+    // A digest, an urgent banner, a sign-in link: three kinds of message.
+    run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false })
+        .await
+        .unwrap();
+    let banner = cport::actions::banners::BannerInput {
+        title: "Closed Friday".into(),
+        body: "Back on Monday.".into(),
+        severity: "urgent".into(),
+        clients: vec!["C-2".into()],
+        starts_at: None,
+        expires_at: None,
+    };
+    cport::actions::banners::post(&t.state, banner, "test", now)
+        .await
+        .unwrap();
+    let ann = cport::store::contacts::get_contact(&t.state.db, "P-1A").await.unwrap();
+    cport::actions::mail::send_login_link(&t.state, &ann, now)
+        .await
+        .unwrap();
+    assert_eq!(drain(&t.state).await.unwrap().sent, 3);
+
+    let msgs = smtp.messages();
+    assert_eq!(msgs.len(), 3);
+    for (raw, _) in &msgs {
+        let m = parse(raw);
+        let sig = m.header_raw("DKIM-Signature").expect("signed");
+        assert!(sig.contains("d=tot.example") && sig.contains("s=cport1"), "{sig}");
+        assert!(
+            sig.contains("list-unsubscribe") || !m.header_raw("List-Unsubscribe").is_some(),
+            "{sig}"
+        );
+        if let Err(e) = dkim_verifies(raw, &txt) {
+            panic!("dkimpy refused the signature of {:?}: {e}", m.subject());
+        }
+        // Changed in transit, it no longer verifies: the check is real.
+        let mut tampered = raw.clone();
+        let at = tampered
+            .windows(5)
+            .position(|w| w == b"Hello")
+            .unwrap_or(tampered.len() - 10);
+        tampered[at] ^= 0x20;
+        assert!(dkim_verifies(&tampered, &txt).is_err(), "a changed body is refused");
+    }
+}
+
+#[tokio::test]
+async fn a_dkim_key_that_cannot_be_used_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("not-a-key.pem");
+    std::fs::write(
+        &key,
+        "-----BEGIN RSA PRIVATE KEY-----\nnonsense\n-----END RSA PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let mut c = common::test_config(dir.path(), format!("sqlite://{}", dir.path().join("c.db").display()));
+    c.email.dkim.selector = "cport1".into();
+    c.email.dkim.domain = "tot.example".into();
+    c.email.dkim.key_file = key;
+    let db = cport::store::Db::connect(c.database_url.expose()).await.unwrap();
+    let err = cport::AppState::new(c, db).err().expect("refused").to_string();
+    assert!(err.contains("email.dkim.key_file"), "{err}");
+}

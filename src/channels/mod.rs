@@ -56,6 +56,8 @@ impl GateKey {
 pub struct Providers {
     pub services: crate::services::Services,
     pub mailer: email::Mailer,
+    /// The DKIM signer, when `[email.dkim]` is on.
+    pub dkim: Option<std::sync::Arc<lettre::message::dkim::DkimConfig>>,
     /// HTTP client for webhook pushes (one pool for the process).
     pub http: reqwest::Client,
     /// Chat senders by channel name (see `Config::chat_channels`).

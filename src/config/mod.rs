@@ -75,6 +75,38 @@ pub struct EmailConfig {
     pub dir: PathBuf,
     pub from: String,
     pub reply_domain: String,
+    /// DKIM signing of every message cport sends (off while `selector` is empty), for
+    /// sending without a relay that signs.
+    pub dkim: DkimConfig,
+}
+
+/// `[email.dkim]`: the key cport signs with, and where its public half is published.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DkimConfig {
+    /// The selector the public key is published under (`SELECTOR._domainkey.DOMAIN`).
+    pub selector: String,
+    /// The signing domain (`d=`); it should be the From address's domain.
+    pub domain: String,
+    /// The private key: an RSA key in PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`), or for
+    /// `algorithm = "ed25519"` the base64 of the 32-byte secret key.
+    pub key_file: PathBuf,
+    /// `rsa` (default) or `ed25519`.
+    pub algorithm: DkimAlgorithm,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DkimAlgorithm {
+    #[default]
+    Rsa,
+    Ed25519,
+}
+
+impl DkimConfig {
+    pub fn enabled(&self) -> bool {
+        !self.selector.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -345,6 +377,7 @@ impl Default for EmailConfig {
             dir: "data/mail".into(),
             from: "TOT <notifications@tot.example>".into(),
             reply_domain: "reply.tot.example".into(),
+            dkim: DkimConfig::default(),
         }
     }
 }

@@ -24,6 +24,32 @@ impl Config {
         if self.email.transport == Transport::Smtp && self.smtp.host.is_empty() {
             return Err(invalid("smtp.host", "required when email.transport = \"smtp\""));
         }
+        let dkim = &self.email.dkim;
+        if dkim.enabled() || !dkim.domain.is_empty() || !dkim.key_file.as_os_str().is_empty() {
+            let dns = |s: &str| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            };
+            if !dns(&dkim.selector) {
+                return Err(invalid(
+                    "email.dkim.selector",
+                    "required with email.dkim, a DNS label like `cport1`",
+                ));
+            }
+            if !dns(&dkim.domain) {
+                return Err(invalid(
+                    "email.dkim.domain",
+                    "required with email.dkim, a domain like tot.example",
+                ));
+            }
+            if dkim.key_file.as_os_str().is_empty() {
+                return Err(invalid(
+                    "email.dkim.key_file",
+                    "required with email.dkim: the private key's file",
+                ));
+            }
+        }
         if self.smtp.pool_size == 0 {
             return Err(invalid("smtp.pool_size", "must be at least 1"));
         }

@@ -348,6 +348,7 @@ async fn send_email(
     let unsubscribe = unsubscribe_url(state, row, now);
     let message = match build_message(
         &state.config,
+        state.dkim.as_deref(),
         &payload,
         row.reply_token.as_deref(),
         unsubscribe.as_deref(),
@@ -531,6 +532,7 @@ pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> R
         let unsubscribe = unsubscribe_url(state, row, now);
         let headers = match build_message(
             &state.config,
+            state.dkim.as_deref(),
             &payload,
             row.reply_token.as_deref(),
             unsubscribe.as_deref(),
