@@ -202,6 +202,18 @@ fn bad_configuration_stops_start_up_naming_the_key() {
         ("[smtp]\nport = \"twenty-five\"\n", vec![], "smtp.port"),
         ("", vec![("CPORT_SMTP__PORT", "x")], "CPORT_SMTP__PORT"),
         ("", vec![("CPORT_DATABASE_URL", "mysql://x")], "database_url"),
+        ("[inbound]\nmax_bytes = 10485760\n", vec![], "inbound.max_bytes"),
+        (
+            "max_body_bytes = 1048576\n[inbound]\nmax_attachment_bytes = 65536\n",
+            vec![],
+            "max_body_bytes",
+        ),
+        ("[email.dkim]\nselector = \"s1\"\n", vec![], "email.dkim.domain"),
+        (
+            "[email.dkim]\nselector = \"s1\"\ndomain = \"tot.example\"\n",
+            vec![],
+            "email.dkim.key_file",
+        ),
     ];
     for (file, env, named) in cases {
         std::fs::write(&cfg, file).unwrap();

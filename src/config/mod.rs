@@ -451,7 +451,8 @@ impl Default for InboundConfig {
     fn default() -> Self {
         InboundConfig {
             token: Secret::default(),
-            max_bytes: 10 * 1024 * 1024,
+            // Room for a `max_attachment_bytes` file in base64 (4/3) with the rest of a reply.
+            max_bytes: 28 * 1024 * 1024,
             trusted_authserv_ids: vec![],
             soft_bounce_limit: 3,
             max_attachment_bytes: 20 * 1024 * 1024,

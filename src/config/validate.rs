@@ -24,6 +24,26 @@ impl Config {
         if self.email.transport == Transport::Smtp && self.smtp.host.is_empty() {
             return Err(invalid("smtp.host", "required when email.transport = \"smtp\""));
         }
+        // An artwork file travels in base64 (4/3 of its size) inside a reply with a quote.
+        let needed = self.inbound.max_attachment_bytes.saturating_mul(4) / 3 + 64 * 1024;
+        if self.inbound.max_bytes < needed {
+            return Err(invalid(
+                "inbound.max_bytes",
+                format!(
+                    "{} is too small for an attachment of inbound.max_attachment_bytes ({}) to arrive by email: at least {needed}",
+                    self.inbound.max_bytes, self.inbound.max_attachment_bytes
+                ),
+            ));
+        }
+        if self.max_body_bytes < self.inbound.max_bytes {
+            return Err(invalid(
+                "max_body_bytes",
+                format!(
+                    "must be at least inbound.max_bytes ({}), or POST /inbound/email refuses what the pipe takes",
+                    self.inbound.max_bytes
+                ),
+            ));
+        }
         let dkim = &self.email.dkim;
         if dkim.enabled() || !dkim.domain.is_empty() || !dkim.key_file.as_os_str().is_empty() {
             let dns = |s: &str| {
