@@ -242,13 +242,12 @@ async fn a_reseller_fills_a_basket_comes_back_on_another_device_and_places_it() 
     set(&c, "#notes", "Deliver before 10:00").await;
     click(&c, "#save").await;
     // The page before had a note too: wait for the new one.
-    c.wait()
-        .at_most(std::time::Duration::from_secs(10))
-        .for_element(Locator::XPath(
-            "//div[contains(@class, 'note') and contains(., 'Saved')]",
-        ))
-        .await
-        .expect("the basket is saved");
+    wait_for(
+        &c,
+        Locator::XPath("//div[contains(@class, 'note') and contains(., 'Saved')]"),
+        "the basket is saved",
+    )
+    .await;
     shot(&c, "portal-basket.png").await;
     c.close().await.unwrap();
 
@@ -376,6 +375,15 @@ async fn a_buyer_sends_artwork_from_the_job_page_in_a_browser() {
     app.stop().await;
 }
 
+/// Waits (bounded) for an element after a form posts and the next page loads.
+async fn wait_for(c: &Client, at: Locator<'_>, what: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(std::time::Duration::from_secs(10))
+        .for_element(at)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
 /// Waits (bounded) for a note that holds `text`, after a form posts and the next page loads.
 async fn note_with(c: &Client, text: &str) -> String {
     let xpath = format!("//div[contains(@class, 'note') and contains(., '{text}')]");
@@ -467,11 +475,7 @@ async fn staff_use_the_console_in_a_browser() {
     set(&c, "#access-email", "gus@gamma.example").await;
     set(&c, "#access-company", "Gamma Events").await;
     click(&c, "#request-access button").await;
-    c.wait()
-        .at_most(std::time::Duration::from_secs(10))
-        .for_element(Locator::XPath("//h1[contains(., 'Request sent')]"))
-        .await
-        .expect("request sent");
+    wait_for(&c, Locator::XPath("//h1[contains(., 'Request sent')]"), "request sent").await;
 
     // The password link from `cport staff add`, then sign in.
     c.goto(&link).await.unwrap();
@@ -482,11 +486,7 @@ async fn staff_use_the_console_in_a_browser() {
     set(&c, "#email", "sam@tot.example").await;
     set(&c, "#password", "a staff password 42").await;
     click(&c, "button.primary").await;
-    c.wait()
-        .at_most(std::time::Duration::from_secs(10))
-        .for_element(Locator::XPath("//h1[. = 'Overview']"))
-        .await
-        .expect("the overview");
+    wait_for(&c, Locator::XPath("//h1[. = 'Overview']"), "the overview").await;
     let page = c.source().await.unwrap();
     assert!(
         page.contains("<strong>1</strong> dead letter(s) waiting")
@@ -504,11 +504,7 @@ async fn staff_use_the_console_in_a_browser() {
         .await
         .unwrap();
     click(&c, "form.search button").await;
-    c.wait()
-        .at_most(std::time::Duration::from_secs(10))
-        .for_element(Locator::Css("tr[id='A1:V-1']"))
-        .await
-        .expect("visuals");
+    wait_for(&c, Locator::Css("tr[id='A1:V-1']"), "visuals").await;
     let first = c
         .find(Locator::Css("table.chase tbody tr"))
         .await
@@ -598,11 +594,7 @@ async fn staff_use_the_console_in_a_browser() {
     click(&c, "button[value=done]").await;
     note_with(&c, "marked done").await;
     click(&c, "nav button.link").await;
-    c.wait()
-        .at_most(std::time::Duration::from_secs(10))
-        .for_element(Locator::XPath("//h1[. = 'Staff sign-in']"))
-        .await
-        .expect("signed out");
+    wait_for(&c, Locator::XPath("//h1[. = 'Staff sign-in']"), "signed out").await;
     c.close().await.unwrap();
 
     // A client's browser finds no console.

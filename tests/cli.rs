@@ -31,6 +31,19 @@ fn output(cmd: &mut Command) -> (bool, String, String) {
     )
 }
 
+/// Runs `cmd` with `input` on its standard input, as an MTA's pipe does.
+fn piped(cmd: &mut Command, input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[tokio::test]
 async fn gen_data_output_imports_and_reimports_unchanged() {
     let dir = tempfile::tempdir().unwrap();
@@ -279,25 +292,15 @@ async fn serve_stops_gracefully_on_sigterm() {
 #[test]
 fn inbound_email_asks_the_mta_to_retry_when_the_store_is_down() {
     // Nothing listens on port 9 of loopback: the store cannot be reached.
-    let mut child = cport(&[
-        ("CPORT_DATABASE_URL", "postgres://cport@127.0.0.1:9/cport"),
-        ("CPORT_API_TOKEN", "t"),
-        ("CPORT_LINK_SECRET", "0123456789abcdef0123"),
-    ])
-    .arg("inbound-email")
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"From: a@b.example\nSubject: x\n\nITEMS\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = piped(
+        cport(&[
+            ("CPORT_DATABASE_URL", "postgres://cport@127.0.0.1:9/cport"),
+            ("CPORT_API_TOKEN", "t"),
+            ("CPORT_LINK_SECRET", "0123456789abcdef0123"),
+        ])
+        .arg("inbound-email"),
+        b"From: a@b.example\nSubject: x\n\nITEMS\n",
+    );
     assert_eq!(out.status.code(), Some(75), "EX_TEMPFAIL");
     assert!(String::from_utf8_lossy(&out.stderr).contains("try again later"));
 }
@@ -310,23 +313,10 @@ fn inbound_email_with_a_broken_config_defers_and_names_no_path() {
         ("unreadable TOML", dir.path().join("broken-secret.toml")),
     ] {
         std::fs::write(dir.path().join("broken-secret.toml"), "link_secret = [unclosed").unwrap();
-        let mut child = cport(&[])
-            .arg("--config")
-            .arg(&config)
-            .arg("inbound-email")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"From: a@b.example\nSubject: x\n\nITEMS\n")
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = piped(
+            cport(&[]).arg("--config").arg(&config).arg("inbound-email"),
+            b"From: a@b.example\nSubject: x\n\nITEMS\n",
+        );
         assert_eq!(
             out.status.code(),
             Some(75),
@@ -394,21 +384,10 @@ async fn mail_the_pipe_handled_shows_in_inbound_list_and_the_servers_metrics() {
         ("CPORT_API_TOKEN", "t"),
         ("CPORT_LINK_SECRET", "0123456789abcdef0123"),
     ];
-    let mut child = cport(&env)
-        .arg("inbound-email")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"From: stranger@elsewhere.example\nTo: help@tot.example\nMessage-ID: <pipe-1@elsewhere.example>\nSubject: hello\n\nITEMS\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = piped(
+        cport(&env).arg("inbound-email"),
+        b"From: stranger@elsewhere.example\nTo: help@tot.example\nMessage-ID: <pipe-1@elsewhere.example>\nSubject: hello\n\nITEMS\n",
+    );
     assert_eq!(out.status.code(), Some(0));
 
     let (ok, stdout, stderr) = output(cport(&env).args(["inbound", "list"]));

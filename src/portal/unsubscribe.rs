@@ -3,7 +3,7 @@
 //! off; a GET only shows a page with the button, so a link scanner changes nothing.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use serde_json::json;
@@ -30,62 +30,37 @@ fn described(what: &str) -> &'static str {
     }
 }
 
-async fn invalid(state: &AppState, headers: &HeaderMap) -> Result<Response, HttpError> {
-    let _ = headers;
-    page_status(
-        state,
-        None,
-        "unsubscribe",
-        json!({"invalid": true}),
-        StatusCode::BAD_REQUEST,
-    )
-    .await
+/// The page: `stage` is `confirm` or `done`; none means the link does not work.
+async fn shown(state: &AppState, stage: Option<(&str, &str, &str)>) -> Result<Response, HttpError> {
+    let (ctx, status) = match stage {
+        Some((stage, what, email)) => (
+            json!({"stage": stage, "what": described(what), "email": email}),
+            StatusCode::OK,
+        ),
+        None => (json!({"invalid": true}), StatusCode::BAD_REQUEST),
+    };
+    page_status(state, None, "unsubscribe", ctx, status).await
 }
 
 /// `GET /unsubscribe/{token}`: what the button will stop; nothing changes.
-pub async fn confirm(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, HttpError> {
+pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, HttpError> {
     let Some((contact_id, what)) = claims_of(&state, &token) else {
-        return invalid(&state, &headers).await;
+        return shown(&state, None).await;
     };
-    let c = match crate::store::contacts::get_contact(&state.db, &contact_id).await {
-        Ok(c) if c.active => c,
-        _ => return invalid(&state, &headers).await,
-    };
-    page_status(
-        &state,
-        None,
-        "unsubscribe",
-        json!({"stage": "confirm", "token": token, "what": described(&what), "email": c.email}),
-        StatusCode::OK,
-    )
-    .await
+    match crate::store::contacts::get_contact(&state.db, &contact_id).await {
+        Ok(c) if c.active => shown(&state, Some(("confirm", &what, &c.email))).await,
+        _ => shown(&state, None).await,
+    }
 }
 
 /// `POST /unsubscribe/{token}`: stops that kind of email (again is fine).
-pub async fn stop(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, HttpError> {
+pub async fn stop(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, HttpError> {
     let Some((contact_id, what)) = claims_of(&state, &token) else {
-        return invalid(&state, &headers).await;
+        return shown(&state, None).await;
     };
     match unsubscribe(&state, &contact_id, &what, Utc::now()).await {
-        Ok(c) => {
-            page_status(
-                &state,
-                None,
-                "unsubscribe",
-                json!({"stage": "done", "what": described(&what), "email": c.email}),
-                StatusCode::OK,
-            )
-            .await
-        }
-        Err(ActionError::NotFound(_)) => invalid(&state, &headers).await,
+        Ok(c) => shown(&state, Some(("done", &what, &c.email))).await,
+        Err(ActionError::NotFound(_)) => shown(&state, None).await,
         Err(e) => Err(e.into()),
     }
 }
