@@ -1,5 +1,5 @@
 //! cport: tells TOT's clients what needs them over email and chat, and takes their answers
-//! back to TOT's system. See README.md for the flow.
+//! back to TOT's system. See README.md, and the documentation in docs/ (how-it-works), for the flow.
 //!
 //! The modules stand in layers; a module uses its own layer and those below it, never one
 //! above (checked by `tests/layers.rs`, which also lists the upward imports still to go).

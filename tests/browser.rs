@@ -1,7 +1,8 @@
 //! The portal in a real headless Chromium (through chromedriver, both from the system's
 //! packages; `scripts/test` installs them): open a signed link, approve a visual, reject
 //! one with a reason, give partial delivery instructions for two jobs, read the change feed.
-//! With SCREENSHOT_DIR set, the pages are saved there as PNG (the README's pictures).
+//! With SCREENSHOT_DIR set, the pages are saved there as PNG (the pictures of the README and the
+//! documentation: SCREENSHOT_DIR=docs/src/images).
 
 mod common;
 

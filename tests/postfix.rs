@@ -1,4 +1,4 @@
-//! The operator's mail path, as the README's "Postfix pipe" steps set it up: a throwaway
+//! The operator's mail path, as the documentation's "Postfix pipe" steps set it up: a throwaway
 //! Postfix instance (its own configuration, queue and log in a temp dir, listening on a
 //! loopback port) pipes real SMTP replies into `cport inbound-email` as an unprivileged user.
 //! A reply is acted on once; with a configuration cport cannot read, Postfix defers the
@@ -70,7 +70,7 @@ fn start_postfix(dir: tempfile::TempDir, bin: &Path, config: &Path) -> Instance 
         c = conf.display(),
     );
     std::fs::write(conf.join("main.cf"), main_cf).unwrap();
-    // The system's master.cf with smtpd on our loopback port, and the README's pipe.
+    // The system's master.cf with smtpd on our loopback port, and the documented pipe.
     let base = std::fs::read_to_string("/etc/postfix/master.cf").expect("Postfix is installed");
     let mut master = format!("127.0.0.1:{port} inet n - n - - smtpd\n");
     for line in base.lines() {
