@@ -354,3 +354,71 @@ async fn a_backlog_keeps_each_senders_order_and_handles_the_rest_alongside() {
             .collect::<Vec<_>>()
     );
 }
+
+#[tokio::test]
+async fn a_reply_to_the_unsubscribe_mailto_stops_that_kind_of_email_without_an_answer() {
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    let digest = sent_to(&t, "P-1A", "ann@alpha.example", "digest", &["A1:V-1"]).await;
+    let alert = sent_to(&t, "P-1B", "bob@alpha.example", "alert", &["A1:V-1"]).await;
+    let stop = |from: &str, token: &str, id: &str, subject: &str| {
+        format!(
+            "From: <{from}>\r\nTo: reply+{token}@reply.tot.example\r\nSubject: {subject}\r\n\
+             Message-ID: <{id}@alpha.example>\r\nDate: Wed, 02 Dec 2026 09:00:00 +0000\r\n\r\n"
+        )
+    };
+    let replies = || async {
+        list_messages(&t.state.db, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.kind == "reply")
+            .count()
+    };
+    let before = replies().await;
+    let d = handle(
+        &t.state,
+        stop("ann@alpha.example", &digest, "u1", "unsubscribe").as_bytes(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(d, Disposition::Processed("unsubscribed from digest emails".into()));
+    let d = handle(
+        &t.state,
+        stop("bob@alpha.example", &alert, "u2", "Unsubscribe ").as_bytes(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(d, Disposition::Processed("unsubscribed from alert emails".into()));
+    let ann = cport::store::settings::get_settings(&t.state.db, "P-1A").await.unwrap();
+    let bob = cport::store::settings::get_settings(&t.state.db, "P-1B").await.unwrap();
+    assert!(!ann.email_digests && ann.email_alerts, "Ann: digests only");
+    assert!(bob.email_digests && !bob.email_alerts, "Bob: alerts only");
+    assert_eq!(replies().await, before, "no answer to an unsubscribe");
+    let feed = cport::store::changes::list_changes(&t.state.db, 0, 100).await.unwrap();
+    let stops: Vec<_> = feed.iter().filter(|c| c.kind == "email_unsubscribed").collect();
+    assert_eq!(stops.len(), 2);
+    assert!(stops[0].payload.contains("\"via\":\"email\""), "{}", stops[0].payload);
+    // Someone else's From, or another subject, is no unsubscribe.
+    let d = handle(
+        &t.state,
+        stop("eve@elsewhere.example", &digest, "u3", "unsubscribe").as_bytes(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(d, Disposition::Ignored(_)), "{d:?}");
+    let d = handle(
+        &t.state,
+        stop("ann@alpha.example", &digest, "u4", "Re: TOT: 4 things need you").as_bytes(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(d, Disposition::Processed(ref r) if r.starts_with("no command")),
+        "{d:?}"
+    );
+}

@@ -45,7 +45,9 @@ async fn a_digest_arrives_with_both_parts_the_headers_and_signed_links() {
     // header a mail client needs to use it.
     assert!(
         m.header_raw("List-Unsubscribe")
-            .is_some_and(|v| v.contains("/unsubscribe/")),
+            .is_some_and(|v| v.contains("/unsubscribe/")
+                && v.contains("<mailto:reply+")
+                && v.contains("?subject=unsubscribe>")),
         "{:?}",
         m.header_raw("List-Unsubscribe")
     );

@@ -7,9 +7,9 @@ use serde_json::json;
 
 use super::{ActionError, Actor, record};
 use crate::services::Services;
-use crate::store::StoreError;
 use crate::store::contacts::{ContactRow, get_contact};
 use crate::store::settings::{Sending, set_email_kind};
+use crate::store::{StoreError, Tx};
 
 /// The kinds of email a contact can stop by one click.
 pub fn kind_of(what: &str) -> Option<Sending> {
@@ -28,19 +28,35 @@ pub async fn unsubscribe(
     what: &str,
     now: DateTime<Utc>,
 ) -> Result<ContactRow, ActionError> {
-    let kind = kind_of(what).ok_or_else(|| ActionError::invalid("what", format!("`{what}` is not digest or alert")))?;
     let contact = match get_contact(&state.db, contact_id).await {
         Ok(c) if c.active => c,
         Ok(_) | Err(StoreError::NotFound) => return Err(ActionError::NotFound(format!("contact {contact_id}"))),
         Err(e) => return Err(e.into()),
     };
     let mut tx = state.db.begin().await?;
-    if set_email_kind(&mut tx, &contact.id, kind, false, now).await? {
-        let actor = Actor::new(contact.clone(), crate::model::Channel::Email);
-        let data = json!({"what": what, "via": "one-click"});
-        record(state, &mut tx, "email_unsubscribed", &actor, &contact.id, &data, now).await?;
-    }
+    unsubscribe_in(state, &mut tx, &contact, what, "one-click", now).await?;
     tx.commit().await?;
-    tracing::info!(contact = %contact.id, what, "one-click unsubscribe");
     Ok(contact)
+}
+
+/// [`unsubscribe`] inside the caller's transaction (a reply to the `mailto:` address of a
+/// digest's `List-Unsubscribe`, with the subject `unsubscribe`); `via` says which. True
+/// when it changed anything.
+pub async fn unsubscribe_in(
+    state: &Services,
+    tx: &mut Tx,
+    contact: &ContactRow,
+    what: &str,
+    via: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, ActionError> {
+    let kind = kind_of(what).ok_or_else(|| ActionError::invalid("what", format!("`{what}` is not digest or alert")))?;
+    if !set_email_kind(tx, &contact.id, kind, false, now).await? {
+        return Ok(false);
+    }
+    let actor = Actor::new(contact.clone(), crate::model::Channel::Email);
+    let data = json!({"what": what, "via": via});
+    record(state, tx, "email_unsubscribed", &actor, &contact.id, &data, now).await?;
+    tracing::info!(contact = %contact.id, what, via, "unsubscribed");
+    Ok(true)
 }

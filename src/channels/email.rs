@@ -215,8 +215,15 @@ fn build_typed(
         .message_id(Some(p.message_id.clone()))
         .raw_header(header("Auto-Submitted", "auto-generated"));
     b = match unsubscribe {
+        // The https address first (RFC 8058's one click), then a reply that says so.
         Some(url) => b
-            .raw_header(header("List-Unsubscribe", format!("<{url}>")))
+            .raw_header(header(
+                "List-Unsubscribe",
+                match token {
+                    Some(t) => format!("<{url}>, <mailto:reply+{t}@{domain}?subject=unsubscribe>"),
+                    None => format!("<{url}>"),
+                },
+            ))
             .raw_header(header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")),
         None => b.raw_header(header(
             "List-Unsubscribe",

@@ -358,6 +358,29 @@ async fn answer_reply(
 ) -> Result<Option<Disposition>, InboundError> {
     let text = fresh_text(body);
     let (commands, errors) = read_commands(&text);
+    // The `mailto:` of a digest's or alert's List-Unsubscribe: the subject says it, the body
+    // says nothing. It is done without an answer (nobody waits for one).
+    let asked_to_stop = commands.is_empty()
+        && errors.is_empty()
+        && msg
+            .subject()
+            .is_some_and(|s| s.trim().eq_ignore_ascii_case("unsubscribe"));
+    if asked_to_stop && matches!(row.kind.as_str(), "digest" | "alert") {
+        let tx = unit.tx().await?;
+        crate::actions::unsubscribe::unsubscribe_in(state, tx, contact, &row.kind, "email", now)
+            .await
+            .map_err(|e| match e {
+                ActionError::Store(s) => InboundError::Store(s),
+                other => InboundError::Internal(other.to_string()),
+            })?;
+        ledger::clear_bounces(tx, &contact.id, now).await?;
+        let d = Disposition::Processed(format!("unsubscribed from {} emails", row.kind));
+        let (kind, reason) = d.parts();
+        if !ledger::record(tx, message_id, Some(&contact.id), kind, reason, None, now).await? {
+            return Ok(None);
+        }
+        return Ok(Some(d));
+    }
     let ctx = context_of(row, state, now);
     let mut answers: Vec<Answer> = Vec::new();
     for e in &errors {
