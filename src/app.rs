@@ -60,6 +60,11 @@ impl App {
     /// resolves; then finishes in-flight requests and sends, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let state = self.state.clone();
+        // Where staff use the console, its chase list reads every client's items: begin now,
+        // so the first staff to open it need not wait for that reading.
+        if crate::store::staff::any(&state.db).await.unwrap_or(false) {
+            crate::actions::chase::read_ahead(&state);
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         // Each background task runs supervised: restarted with backoff if it panics or

@@ -86,10 +86,24 @@ pub async fn everywhere(state: &Services) -> Result<Vec<(console::ClientVersion,
             None => stale.push(c),
         }
     }
-    for batch in stale.chunks(crate::store::IN_CHUNK) {
-        let ids: Vec<&str> = batch.iter().map(|c| c.id.as_str()).collect();
-        let mut read = for_clients(&state.db, &ids).await?;
-        for c in batch {
+    // Two batches at a time: SQLite's readers and PostgreSQL's connections work side by side.
+    use futures::StreamExt;
+    let batches: Vec<Vec<console::ClientVersion>> = stale.chunks(crate::store::IN_CHUNK).map(<[_]>::to_vec).collect();
+    let mut reads = futures::stream::iter(batches)
+        .map(|batch| {
+            let db = state.db.clone();
+            async move {
+                let read = {
+                    let ids: Vec<&str> = batch.iter().map(|c| c.id.as_str()).collect();
+                    for_clients(&db, &ids).await
+                };
+                read.map(|read| (batch, read))
+            }
+        })
+        .buffered(2);
+    while let Some(done) = reads.next().await {
+        let (batch, mut read) = done?;
+        for c in &batch {
             let items = Arc::new(read.remove(&c.id).unwrap_or_default());
             state.items.put(&c.id, c.version, items.clone());
             out.push((c.clone(), items));

@@ -38,6 +38,13 @@ pub async fn add(db: &Db, email: &str, now: DateTime<Utc>) -> Result<(i64, bool)
     }
 }
 
+/// Whether any staff account exists (the console is in use).
+pub async fn any(db: &Db) -> Result<bool> {
+    let row: Option<(i64,)> = on_db!(db, p => sqlx::query_as("SELECT id FROM staff WHERE removed_at IS NULL LIMIT 1")
+        .fetch_optional(p).await)?;
+    Ok(row.is_some())
+}
+
 /// Every staff account not removed, by address.
 pub async fn list(db: &Db) -> Result<Vec<StaffRow>> {
     let sql = format!("SELECT {STAFF_COLS} FROM staff WHERE removed_at IS NULL ORDER BY email");
