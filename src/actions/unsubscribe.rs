@@ -60,3 +60,10 @@ pub async fn unsubscribe_in(
     tracing::info!(contact = %contact.id, what, via, "unsubscribed");
     Ok(true)
 }
+
+/// Lifts a suspension after bounces (staff saw the address works again), in one transaction.
+pub async fn resume_email(state: &Services, contact_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut tx = state.db.begin().await?;
+    crate::store::inbound::clear_bounces(&mut tx, contact_id, now).await?;
+    tx.commit().await
+}

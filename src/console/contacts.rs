@@ -15,7 +15,7 @@ use crate::actions::items::current;
 use crate::portal::{FormData, Note, see_other};
 use crate::state::AppState;
 use crate::store::contacts::{get_contact, list_client_contacts};
-use crate::store::{StoreError, chat, console, inbound, settings};
+use crate::store::{StoreError, chat, console, settings};
 use crate::web::HttpError;
 
 pub async fn contacts(
@@ -96,9 +96,7 @@ pub async fn act(State(state): State<AppState>, staff: Staff, body: Bytes) -> Re
     let now = Utc::now();
     let note = match form.get("action") {
         Some("resume") => {
-            let mut tx = state.db.begin().await?;
-            inbound::clear_bounces(&mut tx, &c.id, now).await?;
-            tx.commit().await?;
+            crate::actions::unsubscribe::resume_email(&state, &c.id, now).await?;
             staff.record(&state, "resumed email", &c.id).await?;
             format!("Email to {} is resumed.", c.name)
         }
