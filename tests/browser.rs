@@ -131,18 +131,18 @@ async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser(
     shot(&c, "portal-dashboard.png").await;
 
     // Review and approve V-1.
-    click(&c, "a[href='/visuals/V-1']").await;
+    follow(&c, "a[href='/visuals/V-1']").await;
     assert!(c.current_url().await.unwrap().path().ends_with("/visuals/V-1"));
     shot(&c, "portal-visual.png").await;
     click(&c, "#approve input[name=terms]").await;
-    click(&c, "#approve button").await;
+    follow(&c, "#approve button").await;
     let note = note_text(&c).await;
     assert!(note.contains("Visual V-1 approved"), "{note}");
 
     // Reject V-3 with a reason.
     c.goto(&app.url("/visuals/V-3")).await.unwrap();
     set(&c, "#reason", "Logo should be white, not yellow").await;
-    click(&c, "#reject button").await;
+    follow(&c, "#reject button").await;
     let note = note_text(&c).await;
     assert!(note.contains("Visual V-3 rejected"), "{note}");
 
@@ -160,7 +160,7 @@ async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser(
     set(&c, "#contact_name", "Maya Patel").await;
     set(&c, "#notes", "Deliver to the side door").await;
     shot(&c, "portal-delivery.png").await;
-    click(&c, "#delivery button.primary").await;
+    follow(&c, "#delivery button.primary").await;
     let note = note_text(&c).await;
     assert!(note.contains("Delivery instructions sent"), "{note}");
     let page = c.source().await.unwrap();
@@ -204,6 +204,23 @@ async fn click(c: &Client, css: &str) {
         .unwrap();
 }
 
+/// Clicks something that loads a new page (a link, a form's button) and waits, bounded, until
+/// the page it was on is gone: a wait for an element that both pages hold (a row of a list
+/// before and after filtering) would otherwise find it on the old page, which then goes stale.
+async fn follow(c: &Client, css: &str) {
+    let old = c.find(Locator::Css("html")).await.unwrap();
+    click(c, css).await;
+    // A WebDriver client has no event for "this document was replaced": poll the old root,
+    // which answers until the new page has taken its place (at most 10 s).
+    for _ in 0..200 {
+        if old.tag_name().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("clicking {css} did not load a page within 10 s");
+}
+
 #[tokio::test]
 async fn a_reseller_fills_a_basket_comes_back_on_another_device_and_places_it() {
     let app = TestApp::spawn().await;
@@ -236,12 +253,12 @@ async fn a_reseller_fills_a_basket_comes_back_on_another_device_and_places_it() 
     shot(&c, "portal-stock.png").await;
     set(&c, "#qty-SKU-TEE", "3").await;
     set(&c, "#sku-SKU-TEE input[name=new_basket]", "Clifton shop").await;
-    click(&c, "#sku-SKU-TEE form.add button").await;
+    follow(&c, "#sku-SKU-TEE form.add button").await;
     let note = note_text(&c).await;
     assert!(note.contains("SKU-TEE, now 3"), "{note}");
     set(&c, "#address", "7 Princess Victoria St, Bristol BS8 4BX").await;
     set(&c, "#notes", "Deliver before 10:00").await;
-    click(&c, "#save").await;
+    follow(&c, "#save").await;
     // The page before had a note too: wait for the new one.
     wait_for(
         &c,
@@ -272,7 +289,7 @@ async fn a_reseller_fills_a_basket_comes_back_on_another_device_and_places_it() 
     assert_eq!(qty.as_deref(), Some("3"), "the basket kept its line");
     let page = c.source().await.unwrap();
     assert!(page.contains("7 Princess Victoria St"), "and its address");
-    click(&c, "#place").await;
+    follow(&c, "#place").await;
     let note = note_text(&c).await;
     assert!(note.contains("placed"), "{note}");
     assert!(c.current_url().await.unwrap().path().ends_with("/orders"));
@@ -475,18 +492,18 @@ async fn staff_use_the_console_in_a_browser() {
     set(&c, "#access-name", "Gus Gamma").await;
     set(&c, "#access-email", "gus@gamma.example").await;
     set(&c, "#access-company", "Gamma Events").await;
-    click(&c, "#request-access button").await;
+    follow(&c, "#request-access button").await;
     wait_for(&c, Locator::XPath("//h1[contains(., 'Request sent')]"), "request sent").await;
 
     // The password link from `cport staff add`, then sign in.
     c.goto(&link).await.unwrap();
     set(&c, "#new_password", "a staff password 42").await;
     set(&c, "#confirm_password", "a staff password 42").await;
-    click(&c, "button.primary").await;
+    follow(&c, "button.primary").await;
     note_with(&c, "Your password is set").await;
     set(&c, "#email", "sam@tot.example").await;
     set(&c, "#password", "a staff password 42").await;
-    click(&c, "button.primary").await;
+    follow(&c, "button.primary").await;
     wait_for(&c, Locator::XPath("//h1[. = 'Overview']"), "the overview").await;
     let page = c.source().await.unwrap();
     assert!(
@@ -497,14 +514,14 @@ async fn staff_use_the_console_in_a_browser() {
     shot(&c, "console-overview.png").await;
 
     // The chase list: the oldest visual awaiting approval, and a reminder.
-    click(&c, "nav a[href='/staff/chase']").await;
+    follow(&c, "nav a[href='/staff/chase']").await;
     c.find(Locator::Css("#category"))
         .await
         .unwrap()
         .select_by_value("A1")
         .await
         .unwrap();
-    click(&c, "form.search button").await;
+    follow(&c, "form.search button").await;
     wait_for(&c, Locator::Css("tr[id='A1:V-1']"), "visuals").await;
     let first = c
         .find(Locator::Css("table.chase tbody tr"))
@@ -515,12 +532,12 @@ async fn staff_use_the_console_in_a_browser() {
         .unwrap();
     assert_eq!(first.as_deref(), Some("A1:V-1"), "the oldest visual first");
     shot(&c, "console-chase.png").await;
-    click(&c, "tr[id='A1:V-1'] button.remind").await;
+    follow(&c, "tr[id='A1:V-1'] button.remind").await;
     let note = note_with(&c, "Reminder about A1:V-1").await;
     assert!(note.contains("queued"), "{note}");
 
     // An urgent banner: preview (the email in its frame), then post.
-    click(&c, "nav a[href='/staff/banners']").await;
+    follow(&c, "nav a[href='/staff/banners']").await;
     set(&c, "#title", "Closed Friday").await;
     set(&c, "#body", "The works close at noon on Friday.").await;
     c.find(Locator::Css("#severity"))
@@ -553,15 +570,15 @@ async fn staff_use_the_console_in_a_browser() {
         .await
         .unwrap();
     shot(&c, "console-banner-preview.png").await;
-    click(&c, "button.post").await;
+    follow(&c, "button.post").await;
     let note = note_with(&c, "posted").await;
     assert!(note.contains("5 message(s) queued"), "{note}");
-    click(&c, "table.list button.danger").await;
+    follow(&c, "table.list button.danger").await;
     note_with(&c, "retracted").await;
 
     // The outbox: the dead message, queued again.
     c.goto(&app.url("/staff/outbox?status=dead")).await.unwrap();
-    click(&c, &format!("td a[href='/staff/outbox/{dead}']")).await;
+    follow(&c, &format!("td a[href='/staff/outbox/{dead}']")).await;
     let page = c.source().await.unwrap();
     assert!(page.contains("552 5.2.2 mailbox full"), "{page}");
     c.find(Locator::Css("iframe.mail"))
@@ -576,7 +593,7 @@ async fn staff_use_the_console_in_a_browser() {
         "the sent email in its frame: {mail}"
     );
     c.enter_parent_frame().await.unwrap();
-    click(&c, "button[value=requeue]").await;
+    follow(&c, "button[value=requeue]").await;
     note_with(&c, "Queued again").await;
 
     // Contacts, held mail, access requests.
@@ -586,15 +603,15 @@ async fn staff_use_the_console_in_a_browser() {
     click(&c, "tr[id='P-1B'] button[value='chat-code']").await;
     let code = note_with(&c, "Chat link code for Bob Buyer").await;
     assert!(code.contains("/start "), "{code}");
-    click(&c, "nav a[href='/staff/held']").await;
+    follow(&c, "nav a[href='/staff/held']").await;
     assert!(c.source().await.unwrap().contains("dmarc=fail"));
-    click(&c, "button[value=release]").await;
+    follow(&c, "button[value=release]").await;
     note_with(&c, "Released").await;
     assert_eq!(app.visual_status("V-1").await, "approved");
-    click(&c, "nav a[href='/staff/access']").await;
-    click(&c, "button[value=done]").await;
+    follow(&c, "nav a[href='/staff/access']").await;
+    follow(&c, "button[value=done]").await;
     note_with(&c, "marked done").await;
-    click(&c, "nav button.link").await;
+    follow(&c, "nav button.link").await;
     wait_for(&c, Locator::XPath("//h1[. = 'Staff sign-in']"), "signed out").await;
     c.close().await.unwrap();
 

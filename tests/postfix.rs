@@ -86,7 +86,10 @@ fn start_postfix(dir: tempfile::TempDir, bin: &Path, config: &Path) -> Instance 
     ));
     std::fs::write(conf.join("master.cf"), master).unwrap();
     std::fs::write(conf.join("transport"), "reply.tot.example  cport:\n").unwrap();
+    // `-c`: this instance's main.cf (a system that never configured Postfix has none).
     let out = Command::new("postmap")
+        .arg("-c")
+        .arg(&conf)
         .arg(conf.join("transport"))
         .output()
         .expect("postmap runs");
