@@ -9,7 +9,7 @@ use axum::http::HeaderValue;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -143,8 +143,6 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .route("/api/v1/changes", get(api::list_changes))
-        .route("/inbound/email", post(api::inbound_email))
         .route(
             "/telegram/webhook",
             post(
@@ -168,9 +166,7 @@ pub fn router(state: AppState) -> Router {
                 },
             ),
         )
-        .route("/api/v1/banners", post(api::post_banner).get(api::list_banners))
-        .route("/api/v1/banners/{id}", delete(api::retract_banner))
-        .route("/api/v1/{entity}", put(api::put_entity).delete(api::delete_entity))
+        .merge(api::router())
         .merge(portal_routes(&state))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(track))

@@ -144,9 +144,18 @@ impl IntoResponse for HttpError {
             tracing::error!(error = ?e, "unexpected error");
         }
         let body = match &self {
-            HttpError::InvalidRecords(errs) => json!({"error": self.to_string(), "errors": errs}),
-            HttpError::Unexpected(_) => json!({"error": "internal error; it has been logged"}),
-            other => json!({"error": other.public_message()}),
+            HttpError::InvalidRecords(errs) => ErrorBody {
+                error: self.to_string(),
+                errors: errs.clone(),
+            },
+            HttpError::Unexpected(_) => ErrorBody {
+                error: "internal error; it has been logged".into(),
+                errors: vec![],
+            },
+            other => ErrorBody {
+                error: other.public_message(),
+                errors: vec![],
+            },
         };
         let page = ErrorPage {
             title: self.title(),
@@ -165,6 +174,16 @@ impl IntoResponse for HttpError {
         resp.extensions_mut().insert(page);
         resp
     }
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// What is wrong, in words.
+    pub error: String,
+    /// For invalid records: each problem with its record and field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<crate::model::records::RecordError>,
 }
 
 fn sign_in_at(form: &str, next: &str) -> String {

@@ -67,3 +67,12 @@ pg_stop() {
         rm -rf "$PG_DIR"
     fi
 }
+
+# cargo-deb builds the Debian package (scripts/package, tests/package.rs).
+CARGO_DEB_VERSION=3.8.0
+ensure_cargo_deb() {
+    if ! cargo deb --version >/dev/null 2>&1; then
+        log "cargo-deb not found: installing it with cargo install (a few minutes, once)"
+        cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
+    fi
+}

@@ -15,17 +15,23 @@ use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, outbox};
 
 /// A banner as staff describe it (API body; the CLI builds the same).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BannerInput {
+    /// The headline, shown first (at most 200 characters, one line).
     pub title: String,
+    /// The message (at most 4,000 characters).
     pub body: String,
+    /// How loud it is; `urgent` ones are also sent at once.
+    #[schemars(with = "crate::model::Severity")]
     pub severity: String,
     /// Client ids; empty or missing means every client.
     #[serde(default)]
     pub clients: Vec<String>,
+    /// When it starts showing; default now.
     #[serde(default)]
     pub starts_at: Option<DateTime<Utc>>,
+    /// When it stops showing; default never.
     #[serde(default)]
     pub expires_at: Option<DateTime<Utc>>,
 }
@@ -38,8 +44,9 @@ pub enum BannerError {
     Store(#[from] StoreError),
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Posted {
+    /// The banner's id (to retract it).
     pub id: i64,
     /// Messages queued at once (urgent banners only).
     pub queued: usize,

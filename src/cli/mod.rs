@@ -7,6 +7,7 @@ mod digest;
 mod importing;
 mod inbound;
 mod outbox;
+pub mod reference;
 mod staff;
 
 use banner::banner;
@@ -133,6 +134,7 @@ enum StaffCommand {
     /// Add a staff account and print a single-use link to set its password; for an existing
     /// account, print a new link (a forgotten password).
     Add {
+        /// The staff member's email address (their sign-in name).
         #[arg(long, value_name = "EMAIL")]
         email: String,
     },
@@ -140,6 +142,7 @@ enum StaffCommand {
     List,
     /// Remove a staff account and end its sessions.
     Remove {
+        /// The account's email address.
         #[arg(long, value_name = "EMAIL")]
         email: String,
     },
@@ -149,6 +152,7 @@ enum StaffCommand {
 enum InboundCommand {
     /// List messages held because their authentication failed.
     Held {
+        /// At most this many, newest first.
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
@@ -157,6 +161,7 @@ enum InboundCommand {
         /// Only this outcome: processed, bounce, ignored, held or duplicate.
         #[arg(long, value_name = "DISPOSITION")]
         disposition: Option<String>,
+        /// At most this many, newest first.
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
@@ -204,6 +209,7 @@ enum OutboxCommand {
         /// Only this status: queued, sending, sent, failed, dead, dropped.
         #[arg(long)]
         status: Option<String>,
+        /// At most this many, newest first.
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
@@ -211,8 +217,10 @@ enum OutboxCommand {
     Send,
     /// Re-queue a failed or dead message (by id), or every dead one (--dead).
     Retry {
+        /// The message's id (from `outbox list`).
         #[arg(required_unless_present = "dead", conflicts_with = "dead")]
         id: Option<i64>,
+        /// Every dead message.
         #[arg(long)]
         dead: bool,
     },
@@ -290,6 +298,12 @@ fn init_logging(format: &str) {
     } else {
         builder.init();
     }
+}
+
+/// The whole command line as clap describes it (for the command-line reference).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
 }
 
 fn config_path(cli: &Cli) -> Option<PathBuf> {

@@ -88,8 +88,9 @@ fn merge(base: &mut toml::Value, overlay: toml::Value, prefix: &str) -> Result<(
 /// `CPORT_TELEGRAM_TOKEN` → telegram.token (single underscore after a section name).
 fn apply_env(tree: &mut toml::Value, var: &str, rest: &str, value: &str) -> Result<(), ConfigError> {
     let lower = rest.to_ascii_lowercase();
-    let path: Vec<String> = if let Some((section, key)) = lower.split_once("__") {
-        vec![section.to_string(), key.to_string()]
+    // `__` separates every level (`CPORT_EMAIL__DKIM__SELECTOR`); a single `_` only the first.
+    let path: Vec<String> = if lower.contains("__") {
+        lower.split("__").map(str::to_string).collect()
     } else if tree.get(&lower).is_some_and(|v| !v.is_table()) {
         vec![lower.clone()]
     } else if let Some((section, key)) = lower.split_once('_') {

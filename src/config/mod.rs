@@ -1,14 +1,18 @@
 //! Configuration: built-in defaults, then a TOML file, then `CPORT_…` environment variables.
 //! Everything is checked once at start; a bad value stops start-up with the key named.
 //!
-//! This file holds every key with its type, its documentation and its default: it is the
-//! configuration reference, kept whole on purpose (over 500 lines). Loading is in `load.rs`,
-//! the checks across keys in `validate.rs`.
+//! This file holds every key with its type, its documentation and its default: the
+//! configuration reference (`docs/src/reference/configuration.md`) is generated from it by
+//! `reference.rs`, so a key's doc comment is what operators read. Kept whole on purpose (over
+//! 500 lines). Loading is in `load.rs`, the checks across keys in `validate.rs`.
 
 use std::fmt;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+pub mod reference;
 
 mod load;
 mod validate;
@@ -33,6 +37,19 @@ impl Secret {
     }
 }
 
+/// A secret is a string in the file; the reference marks it so (`format: password`).
+impl JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "password", "writeOnly": true})
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.is_empty() {
@@ -43,59 +60,94 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// The address and port the HTTP server listens on (portal, sync API, change feed,
+    /// health, metrics).
     pub listen: String,
+    /// The address clients reach the portal at: the base of every signed link, and `https://`
+    /// in production (it also decides `portal.secure_cookies = "auto"`).
     pub public_url: String,
+    /// The store: `sqlite://PATH` (created when missing) or `postgres://USER:PASS@HOST/DB`.
+    /// Its password is masked in logs.
     pub database_url: Secret,
+    /// The folder for pictures (`media/`) and other files cport keeps.
     pub data_dir: PathBuf,
+    /// The bearer token TOT's system sends to `/api/v1` (required by `serve`).
     pub api_token: Secret,
+    /// The HMAC key that signs portal links, reply addresses and unsubscribe links: at least
+    /// 16 characters (required by `serve`). Changing it invalidates every link sent.
     pub link_secret: Secret,
     /// Largest request body accepted by the sync API, in bytes.
     pub max_body_bytes: u64,
+    /// Email out: how it leaves, the sender, the reply domain, DKIM.
     pub email: EmailConfig,
+    /// The SMTP relay, when `email.transport = "smtp"`.
     pub smtp: SmtpConfig,
+    /// When digests go out.
     pub digest: DigestConfig,
+    /// Instant alerts: the default mode per category (`instant`, `digest` or `off`; a
+    /// contact's own choice wins), batching and scanning.
     pub alerts: AlertsConfig,
+    /// The outbox: retries, backoff and the senders.
     pub outbox: OutboxConfig,
+    /// How TOT looks in emails and pages.
     pub branding: BrandingConfig,
+    /// The mini-portal: sessions, single-use links, sign-in limits.
     pub portal: PortalConfig,
+    /// Optional push of every change-feed event to TOT's system, HMAC-signed.
     pub webhook: WebhookConfig,
+    /// Email in: replies, bounces, attachments.
     pub inbound: InboundConfig,
+    /// The Telegram bot; off while `token` is empty.
     pub telegram: TelegramConfig,
+    /// The Discord bot; sending is off while `token` is empty.
     pub discord: DiscordConfig,
+    /// Polling a mailbox for replies over IMAP; off while `host` is empty.
     pub imap: ImapConfig,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmailConfig {
+    /// How email leaves: `file` writes `.eml` files to `dir` (the demo, tests), `smtp` hands
+    /// them to the relay in `[smtp]`.
     pub transport: Transport,
+    /// Where the `file` transport writes `.eml` files.
     pub dir: PathBuf,
+    /// The From of every message, with a display name.
     pub from: String,
+    /// The domain of the `reply+TOKEN@` and `bounce+TOKEN@` addresses: its mail must reach
+    /// cport (Postfix pipe, `POST /inbound/email` or IMAP).
     pub reply_domain: String,
-    /// DKIM signing of every message cport sends (off while `selector` is empty), for
-    /// sending without a relay that signs.
+    /// DKIM signing of every message cport sends, for sending without a relay that signs; off
+    /// while `selector` is empty. cport signs with lettre's DKIM signer (`rsa-sha256` or
+    /// `ed25519-sha256`, relaxed/relaxed; From, To, Subject, Date, Message-ID, Reply-To,
+    /// In-Reply-To, References, List-Unsubscribe, List-Unsubscribe-Post and MIME-Version
+    /// signed). Publish the public key as a TXT record at `SELECTOR._domainkey.DOMAIN`:
+    /// `v=DKIM1; k=rsa; p=` followed by `openssl rsa -in KEY -pubout -outform DER | base64
+    /// -w0`. A key that cannot be read stops start-up naming `email.dkim.key_file`.
     pub dkim: DkimConfig,
 }
 
 /// `[email.dkim]`: the key cport signs with, and where its public half is published.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DkimConfig {
     /// The selector the public key is published under (`SELECTOR._domainkey.DOMAIN`).
     pub selector: String,
     /// The signing domain (`d=`); it should be the From address's domain.
     pub domain: String,
-    /// The private key: an RSA key in PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`), or for
-    /// `algorithm = "ed25519"` the base64 of the 32-byte secret key.
+    /// The private key: an RSA key in PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`, as `openssl genrsa
+    /// -traditional 2048` writes it), or for `algorithm = "ed25519"` the base64 of the 32-byte
+    /// secret key.
     pub key_file: PathBuf,
-    /// `rsa` (default) or `ed25519`.
+    /// The signing algorithm.
     pub algorithm: DkimAlgorithm,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DkimAlgorithm {
     #[default]
@@ -109,14 +161,20 @@ impl DkimConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpConfig {
+    /// The relay's host name.
     pub host: String,
+    /// The relay's port: 587 for STARTTLS, 465 for implicit TLS, 25 unencrypted.
     pub port: u16,
+    /// TLS to the relay; `none` only on loopback.
     pub tls: Tls,
+    /// The user name to sign in with; empty: no authentication.
     pub username: String,
+    /// The password to sign in with.
     pub password: Secret,
+    /// Connections to the relay kept open and used side by side.
     pub pool_size: u32,
     /// The limit on each step of an SMTP conversation: connecting, the greeting, each
     /// command's reply, the reply to the end of data, and each write. A server that stays
@@ -124,10 +182,13 @@ pub struct SmtpConfig {
     pub timeout_seconds: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DigestConfig {
+    /// When digests go out: a cron expression with seconds first (`0 0 8 * * Mon-Fri` is 08:00
+    /// on weekdays). A contact's own schedule wins.
     pub schedule: String,
+    /// The time zone `schedule` is read in (an IANA name).
     pub timezone: String,
     /// A scheduled digest missed while cport was down is still sent this many hours late.
     pub catch_up_hours: u32,
@@ -138,12 +199,16 @@ pub struct DigestConfig {
 }
 
 /// Instant alerts: default mode per category (`instant`, `digest` or `off`), batching, scanning.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
+    /// Visuals awaiting approval.
     pub visual_approval: AlertMode,
+    /// Jobs with no delivery instructions.
     pub delivery_instructions: AlertMode,
+    /// Third-party purchase orders still open.
     pub third_party_po: AlertMode,
+    /// Jobs whose artwork has not arrived.
     pub awaiting_art: AlertMode,
     /// Alerts to one contact within this window go out together in one message.
     pub batch_window_seconds: u64,
@@ -151,13 +216,14 @@ pub struct AlertsConfig {
     pub scan_seconds: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboxConfig {
     /// Attempts before a message is dead.
     pub max_attempts: u32,
     /// First retry delay; doubled per attempt, with jitter, up to `backoff_max_seconds`.
     pub backoff_base_seconds: u64,
+    /// The longest delay between two attempts.
     pub backoff_max_seconds: u64,
     /// Messages sent at the same time.
     pub workers: u32,
@@ -170,7 +236,7 @@ pub struct OutboxConfig {
 }
 
 /// The mini-portal: sessions, single-use links, login limits.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PortalConfig {
     /// How long a session (from a password login or a signed link) lasts.
@@ -179,51 +245,63 @@ pub struct PortalConfig {
     pub delegation_hours: u32,
     /// How long a password-reset link stays valid.
     pub reset_minutes: u32,
-    /// Failed password logins allowed per account, and per client address, in 15 minutes.
+    /// Failed password sign-ins allowed per account in 15 minutes (staff accounts too).
     pub login_attempts_per_account: u32,
+    /// Failed password sign-ins allowed per client address in 15 minutes.
     pub login_attempts_per_address: u32,
     /// Mark cookies Secure: `auto` (when public_url is https), `always` or `never`.
     pub secure_cookies: CookieMode,
 }
 
 /// Optional push of every change-feed event to TOT's system, HMAC-signed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
     /// Where to POST events; empty = no push (TOT reads GET /api/v1/changes).
     pub url: String,
-    /// Key for the `X-Cport-Signature: sha256=…` header.
+    /// Key for the `X-Cport-Signature: sha256=…` header: at least 16 characters when `url`
+    /// is set.
     pub secret: Secret,
 }
 
 /// Email in: replies, bounces, attachments.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct InboundConfig {
     /// Bearer token for POST /inbound/email (empty: the api_token).
     pub token: Secret,
-    /// Larger messages are refused unread.
+    /// Larger messages are refused unread. At least 4/3 × `max_attachment_bytes` + 64 KiB (an
+    /// attachment travels in base64), and Postfix's `message_size_limit` should be at least
+    /// this.
     pub max_bytes: u64,
-    /// authserv-ids of the receiving MTA whose Authentication-Results are believed.
+    /// authserv-ids of the receiving MTA whose Authentication-Results are believed (e.g.
+    /// `["mx.tot.example"]`). Empty: replies are acted on without a DMARC check, and `serve`
+    /// warns once at start.
     pub trusted_authserv_ids: Vec<String>,
     /// Soft bounces in a row that suspend a contact's email.
     pub soft_bounce_limit: u32,
-    /// Largest attachment kept as artwork, and the file types accepted.
+    /// Largest attachment kept as artwork, in bytes.
     pub max_attachment_bytes: u64,
+    /// The file types accepted as artwork, by extension.
     pub artwork_types: Vec<String>,
 }
 
 /// How TOT looks in emails and pages.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct BrandingConfig {
+    /// The name in subjects, greetings and page titles.
     pub name: String,
+    /// The logo in emails and pages: a web address, or a path under `/media` (served to
+    /// anyone). Empty: the name in text.
     pub logo_url: String,
+    /// The brand colour of headers and buttons (`#rrggbb`).
     pub colour: String,
+    /// What a contact accepts by approving a visual; recorded with each approval.
     pub approval_terms: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelegramConfig {
     /// Empty: no Telegram bot.
@@ -239,9 +317,11 @@ pub struct TelegramConfig {
     pub staff: Vec<String>,
     /// How long one getUpdates call waits for news.
     pub poll_timeout_seconds: u32,
-    /// Telegram's limits, kept by the sender: overall, and per chat.
+    /// Telegram's limit on messages a second, kept by the sender.
     pub messages_per_second: u32,
+    /// Telegram's limit on messages a second to one chat.
     pub chat_messages_per_second: u32,
+    /// Telegram's limit on messages a minute to one group chat.
     pub chat_messages_per_minute: u32,
 }
 
@@ -261,7 +341,7 @@ impl Default for TelegramConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiscordConfig {
     /// Bot token for sending. Empty: nothing is sent to Discord.
@@ -271,6 +351,7 @@ pub struct DiscordConfig {
     /// The application's Ed25519 public key (64 hex digits); empty: the interactions
     /// endpoint answers 404.
     pub public_key: String,
+    /// The application's id (for `cport discord register-commands`).
     pub application_id: String,
     /// When set, digests and alerts are posted to this channel (mentioning the contact)
     /// instead of the contact's direct messages.
@@ -327,16 +408,20 @@ impl Default for DiscordConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImapConfig {
     /// Empty: no IMAP polling.
     pub host: String,
+    /// The server's port: 993 for implicit TLS.
     pub port: u16,
     /// `tls` (implicit, port 993) or `none` (loopback only).
     pub tls: Tls,
+    /// The user name to sign in with.
     pub username: String,
+    /// The password to sign in with.
     pub password: Secret,
+    /// The folder replies arrive in.
     pub mailbox: String,
     /// Move handled messages here; empty = flag them \Seen and leave them.
     pub processed_mailbox: String,

@@ -230,6 +230,22 @@ impl fmt::Display for Money {
     }
 }
 
+/// In the API contract: a number, or a string of digits with at most two decimals.
+impl schemars::JsonSchema for Money {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Money".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An amount in the client's currency with at most two decimals: `12.5`, `\"12.50\"`, `1200`. Answers spell it as a string.",
+            "anyOf": [
+                {"type": "number"},
+                {"type": "string", "pattern": "^-?[0-9]{1,13}(\\.[0-9]{1,2})?$"}
+            ]
+        })
+    }
+}
+
 impl Serialize for Money {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_string())

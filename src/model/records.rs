@@ -4,6 +4,7 @@
 //! are the import format's reference and read best as one file.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::*;
@@ -47,7 +48,7 @@ fn default_delivery_instructions() -> String {
     "none".into()
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientIn {
     pub id: String,
@@ -77,7 +78,7 @@ impl Record for ClientIn {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactIn {
     pub id: String,
@@ -154,7 +155,7 @@ impl Record for ContactIn {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessLineIn {
     pub status: String,
@@ -168,7 +169,7 @@ pub struct ProcessLineIn {
     pub image: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CostLineIn {
     pub description: String,
@@ -176,7 +177,7 @@ pub struct CostLineIn {
     pub unit_price: Money,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrintedGarmentIn {
     pub description: String,
@@ -185,7 +186,7 @@ pub struct PrintedGarmentIn {
     pub produced_qty: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobIn {
     pub id: String,
@@ -258,7 +259,7 @@ impl Record for JobIn {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArtRequirementIn {
     pub id: String,
@@ -288,7 +289,7 @@ impl Record for ArtRequirementIn {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentIn {
     pub author: String,
@@ -298,7 +299,7 @@ pub struct CommentIn {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisualIn {
     pub id: String,
@@ -344,7 +345,7 @@ impl Record for VisualIn {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackingIn {
     pub carrier: String,
@@ -353,14 +354,14 @@ pub struct TrackingIn {
     pub url: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryLineIn {
     pub description: String,
     pub qty: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackingIn {
     pub container: String,
@@ -368,7 +369,7 @@ pub struct PackingIn {
     pub qty: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryCostIn {
     pub cost_type: String,
@@ -376,7 +377,7 @@ pub struct DeliveryCostIn {
     pub price: Money,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProofOfDeliveryIn {
     pub signature_image: String,
@@ -387,7 +388,7 @@ pub struct ProofOfDeliveryIn {
     pub courier_worker: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryIn {
     pub id: String,
@@ -458,7 +459,7 @@ impl Record for DeliveryIn {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockIn {
     pub sku: String,
@@ -494,7 +495,7 @@ impl Record for StockIn {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlankStockIn {
     pub sku: String,
@@ -524,7 +525,7 @@ impl Record for BlankStockIn {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoLineIn {
     pub status: String,
@@ -537,7 +538,7 @@ pub struct PoLineIn {
     pub cancelled: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoReceiptIn {
     pub date_received: NaiveDate,
@@ -556,7 +557,7 @@ pub struct PoReceiptIn {
     pub checking_images: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseOrderIn {
     pub id: String,
@@ -616,7 +617,7 @@ impl Record for PurchaseOrderIn {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvoiceIn {
     pub id: String,
@@ -652,7 +653,7 @@ impl Record for InvoiceIn {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSummaryIn {
     pub client_id: String,
@@ -681,7 +682,7 @@ impl Record for AccountSummaryIn {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceLineIn {
     pub code: String,
@@ -696,7 +697,7 @@ fn one() -> i64 {
     1
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceCardIn {
     pub id: String,
@@ -728,7 +729,7 @@ impl Record for PriceCardIn {
 }
 
 /// A whole import document: any of the entities, each an array.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Document {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -775,7 +776,7 @@ impl Document {
 }
 
 /// One problem with one record of a batch.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, JsonSchema)]
 pub struct RecordError {
     pub entity: String,
     /// Position of the record in its array (none for a problem with the whole body).

@@ -41,6 +41,19 @@ macro_rules! named_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        /// The names, for the configuration reference and the API contract.
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn inline_schema() -> bool {
+                true
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({"type": "string", "enum": $name::NAMES})
+            }
+        }
     };
 }
 

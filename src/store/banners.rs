@@ -16,7 +16,7 @@ pub struct NewBanner {
     pub created_by: String,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, schemars::JsonSchema)]
 pub struct BannerRow {
     pub id: i64,
     pub title: String,

@@ -36,20 +36,6 @@ pub struct ChangeRow {
     pub created_at: DateTime<Utc>,
 }
 
-impl ChangeRow {
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "seq": self.seq,
-            "kind": self.kind,
-            "client_id": self.client_id,
-            "contact_id": self.contact_id,
-            "subject_id": self.subject_id,
-            "at": self.created_at,
-            "data": serde_json::from_str::<serde_json::Value>(&self.payload).unwrap_or(serde_json::Value::Null),
-        })
-    }
-}
-
 /// Events after `after`, in sequence order.
 pub async fn list_changes(db: &Db, after: i64, limit: i64) -> Result<Vec<ChangeRow>> {
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ChangeRow>(

@@ -1,15 +1,48 @@
 //! HTTP handlers of the sync API. Bearer token required on every route.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use serde::Deserialize;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::state::AppState;
 use crate::sync::{DeleteReport, EntityReport, RecordError, delete_batch, upsert_batch};
 use crate::web::HttpError;
+
+/// Every route of the API, as `(method, path)`: [`router`] serves these, and the OpenAPI
+/// document describes each (`{entity}` once per entity). `tests/openapi.rs` holds the three
+/// together.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("PUT", "/api/v1/{entity}"),
+    ("DELETE", "/api/v1/{entity}"),
+    ("POST", "/api/v1/banners"),
+    ("GET", "/api/v1/banners"),
+    ("DELETE", "/api/v1/banners/{id}"),
+    ("GET", "/api/v1/changes"),
+    ("GET", "/api/v1/openapi.json"),
+    ("POST", "/inbound/email"),
+];
+
+/// The API's routes (see [`ROUTES`]).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/changes", get(list_changes))
+        .route("/inbound/email", post(inbound_email))
+        .route("/api/v1/banners", post(post_banner).get(list_banners))
+        .route("/api/v1/banners/{id}", delete(retract_banner))
+        .route("/api/v1/{entity}", put(put_entity).delete(delete_entity))
+}
+
+/// `GET /api/v1/openapi.json`: the API contract (no token needed: it tells nothing the
+/// documentation does not).
+pub async fn openapi(State(state): State<AppState>) -> Json<Value> {
+    Json(super::openapi::document(&state.config.public_url))
+}
 
 /// Checks `Authorization: Bearer <api_token>`.
 pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), HttpError> {
@@ -71,10 +104,13 @@ pub async fn put_entity(
     Ok(Json(report))
 }
 
-#[derive(Deserialize)]
+/// The body of a delete.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct DeleteBody {
-    ids: Vec<String>,
+pub struct DeleteBody {
+    /// The keys of the records to delete: `id`, or `sku` for `stock` and `blank_stock`, or the
+    /// client id for `account_summaries`.
+    pub ids: Vec<String>,
 }
 
 /// `DELETE /api/v1/{entity}`: the body is `{"ids": ["…", …]}`.
@@ -115,19 +151,27 @@ pub async fn post_banner(
     }
 }
 
+/// A banner as `GET /api/v1/banners` lists it.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct ListedBanner {
+    #[serde(flatten)]
+    pub banner: crate::store::banners::BannerRow,
+    /// The clients it shows to; empty for every client.
+    pub clients: Vec<String>,
+}
+
 /// `GET /api/v1/banners`: every banner with its audience.
-pub async fn list_banners(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, HttpError> {
+pub async fn list_banners(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<ListedBanner>>, HttpError> {
     require_token(&headers, state.config.api_token.expose())?;
     let rows = crate::store::banners::list_banners(&state.db).await?;
-    Ok(Json(Value::Array(
+    Ok(Json(
         rows.into_iter()
-            .map(|(b, clients)| {
-                let mut v = serde_json::to_value(&b).unwrap_or_default();
-                v["clients"] = serde_json::json!(clients);
-                v
-            })
+            .map(|(banner, clients)| ListedBanner { banner, clients })
             .collect(),
-    )))
+    ))
 }
 
 /// `DELETE /api/v1/banners/{id}`: retract a banner.
@@ -150,13 +194,44 @@ pub struct ChangesQuery {
     limit: Option<i64>,
 }
 
+/// One event of the change feed (the webhook posts the same object).
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct Change {
+    /// Its place in the feed; strictly increasing.
+    pub seq: i64,
+    /// What happened: `visual_approved`, `visual_rejected`, `visual_delegated`,
+    /// `visual_commented`, `delivery_instructions_given`, `no_delivery_acknowledged`,
+    /// `artwork_uploaded`, `reseller_order_placed`, `third_party_user_created`,
+    /// `third_party_user_revoked`, `sku_allocated`, `sku_unallocated`, `email_unsubscribed`,
+    /// `access_requested`.
+    pub kind: String,
+    /// The client it concerns (empty for an access request).
+    pub client_id: String,
+    /// The contact who did it, when a contact did.
+    pub contact_id: Option<String>,
+    /// The record it is about (a visual, a job, an order…).
+    pub subject_id: String,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// The details, by kind (see the change-feed reference).
+    pub data: Value,
+}
+
+/// A page of the change feed.
+#[derive(Serialize, schemars::JsonSchema)]
+pub struct ChangesPage {
+    pub changes: Vec<Change>,
+    /// The `after` of the next call: the last `seq` of this page (or the `after` given).
+    pub next_after: i64,
+}
+
 /// `GET /api/v1/changes?after=SEQ&limit=N`: client actions in sequence order. Page by passing
 /// the last `seq` seen as `after`; `next_after` is that value for the next call.
 pub async fn list_changes(
     State(state): State<AppState>,
     headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<ChangesQuery>,
-) -> Result<Json<Value>, HttpError> {
+) -> Result<Json<ChangesPage>, HttpError> {
     require_token(&headers, state.config.api_token.expose())?;
     let after = q.after.unwrap_or(0);
     if after < 0 {
@@ -168,10 +243,21 @@ pub async fn list_changes(
     }
     let rows = crate::store::changes::list_changes(&state.db, after, limit).await?;
     let next = rows.last().map(|r| r.seq).unwrap_or(after);
-    Ok(Json(serde_json::json!({
-        "changes": rows.iter().map(|r| r.to_json()).collect::<Vec<_>>(),
-        "next_after": next,
-    })))
+    Ok(Json(ChangesPage {
+        changes: rows
+            .into_iter()
+            .map(|r| Change {
+                data: serde_json::from_str(&r.payload).unwrap_or(Value::Null),
+                seq: r.seq,
+                kind: r.kind,
+                client_id: r.client_id,
+                contact_id: r.contact_id,
+                subject_id: r.subject_id,
+                at: r.created_at,
+            })
+            .collect(),
+        next_after: next,
+    }))
 }
 
 /// `POST /inbound/email`: one raw RFC 5322 message as the body (for MTAs that deliver over

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod error;
 pub mod import;
+pub mod openapi;
 
 use std::collections::{HashMap, HashSet};
 
@@ -30,7 +31,7 @@ pub enum SyncError {
 }
 
 /// Counts for one entity of a batch.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct EntityReport {
     pub entity: String,
     pub received: usize,
@@ -301,7 +302,7 @@ pub async fn upsert_batch(db: &Db, entity: &str, values: Vec<serde_json::Value>)
 }
 
 /// What a delete batch did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DeleteReport {
     pub entity: String,
     pub deleted: usize,

@@ -28,7 +28,7 @@ use crate::store::outbox::{self, OutboxRow};
 use crate::store::{StoreError, inbound as ledger};
 
 /// What became of a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "disposition", content = "reason")]
 pub enum Disposition {
     /// Commands were read and answered.
