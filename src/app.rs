@@ -168,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(api::router())
         .merge(portal_routes(&state))
+        .layer(middleware::map_response(crate::web::rejections_as_errors))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(track))
         // No page of cport may be framed by another site (clickjacking an approval).
@@ -195,6 +196,7 @@ fn portal_routes(state: &AppState) -> Router<AppState> {
         )
         .merge(crate::portal::router().layer(DefaultBodyLimit::max(256 * 1024)))
         .merge(crate::console::router().layer(DefaultBodyLimit::max(256 * 1024)))
+        .layer(middleware::map_response(crate::web::rejections_as_errors))
         .layer(middleware::map_response(crate::web::render_page))
 }
 

@@ -39,6 +39,10 @@ pub enum HttpError {
     /// What was sent cannot be used; the message names the field.
     #[error("{0}")]
     Invalid(String),
+    /// The framework refused the request before a handler saw it (a query, path or form value
+    /// of the wrong type, a body over its limit): its status and words, in this error's shape.
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
     /// Records of a sync batch that cannot be used, each naming its field.
     #[error("{} invalid record(s); nothing was written", .0.len())]
     InvalidRecords(Vec<RecordError>),
@@ -66,6 +70,7 @@ impl HttpError {
             HttpError::Forbidden(_) | HttpError::Csrf => StatusCode::FORBIDDEN,
             HttpError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            HttpError::Rejected { status, .. } => *status,
             HttpError::Invalid(_) | HttpError::InvalidRecords(_) => StatusCode::UNPROCESSABLE_ENTITY,
             HttpError::Conflict(_) => StatusCode::CONFLICT,
             HttpError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -83,9 +88,10 @@ impl HttpError {
             | HttpError::StaffLoginRequired { .. } => "Not allowed",
             HttpError::Csrf => "Please try again",
             HttpError::TooMany(_) => "Too many attempts",
-            HttpError::BadRequest(_) | HttpError::Invalid(_) | HttpError::InvalidRecords(_) => {
-                "Please check what you sent"
-            }
+            HttpError::BadRequest(_)
+            | HttpError::Rejected { .. }
+            | HttpError::Invalid(_)
+            | HttpError::InvalidRecords(_) => "Please check what you sent",
             HttpError::Conflict(_) => "Already done",
             HttpError::Unavailable | HttpError::Unexpected(_) => "Something went wrong",
         }
@@ -191,6 +197,33 @@ fn sign_in_at(form: &str, next: &str) -> String {
         "{form}?next={}",
         percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
     )
+}
+
+/// For every route (`axum::middleware::map_response`, inside [`render_page`]): a request
+/// axum's extractors refused (a `?limit=abc`, a repeated query key, `/banners/x` for a
+/// number, a form of the wrong type, a body over its limit) answers in cport's error shape (JSON,
+/// or the portal's page) instead of axum's plain text, with axum's words, which name the field.
+pub async fn rejections_as_errors(resp: Response) -> Response {
+    let status = resp.status();
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    let refused = [
+        StatusCode::BAD_REQUEST,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    ];
+    if !plain || !refused.contains(&status) || resp.extensions().get::<ErrorPage>().is_some() {
+        return resp;
+    }
+    let body = axum::body::to_bytes(resp.into_body(), 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = String::from_utf8_lossy(&body).trim().to_string();
+    HttpError::Rejected { status, message }.into_response()
 }
 
 /// For the portal's routes (`axum::middleware::map_response`): an error becomes a page in the

@@ -316,3 +316,114 @@ async fn what_the_server_answers_matches_the_document() {
     conforms("/api/v1/changes", "get", status, &r.json().await.unwrap());
     app.stop().await;
 }
+
+/// The data-format reference is written by hand; its table of each entity lists exactly the
+/// fields the record type has, and says "required" of exactly the required ones. A field added
+/// to a record and not to the reference (or the reverse) fails here.
+#[test]
+fn the_data_format_reference_lists_exactly_the_fields_of_each_record() {
+    let doc = document();
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src/reference/data-format.md"))
+        .unwrap();
+    let mut checked = 0;
+    for entity in cport::model::records::ENTITIES {
+        // The first table after the entity's heading.
+        let heading = format!("\n### {entity}\n");
+        let at = text
+            .find(&heading)
+            .unwrap_or_else(|| panic!("data-format.md has no section {entity}"));
+        let rows: Vec<(String, bool)> = text[at + heading.len()..]
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .skip(2)
+            .map(|row| {
+                let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+                (cells[1].trim_matches('`').to_string(), cells[3].starts_with("required"))
+            })
+            .collect();
+        let items = doc
+            .pointer(&format!(
+                "{}/items/$ref",
+                request_pointer(&format!("/api/v1/{entity}"), "put")
+            ))
+            .unwrap();
+        let name = items.as_str().unwrap().rsplit('/').next().unwrap();
+        let schema = &doc["components"]["schemas"][name];
+        let mut fields: Vec<String> = schema["properties"].as_object().unwrap().keys().cloned().collect();
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let mut listed: Vec<String> = rows.iter().map(|(f, _)| f.clone()).collect();
+        fields.sort();
+        listed.sort();
+        assert_eq!(listed, fields, "the fields of {entity} in data-format.md");
+        for (field, says_required) in &rows {
+            assert_eq!(
+                *says_required,
+                required.contains(&field.as_str()),
+                "data-format.md, {entity}.{field}: required or not"
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, cport::model::records::ENTITIES.len());
+}
+
+/// A request axum refuses before a handler sees it (a query or path value of the wrong type,
+/// a repeated key, a form of the wrong type) answers in cport's error shape, naming the field:
+/// JSON on the API, the portal's page on the portal; never axum's plain text.
+#[tokio::test]
+async fn a_refused_request_answers_in_the_error_shape_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let doc = document();
+    for (method, path, documented, names) in [
+        (Method::GET, "/api/v1/changes?limit=abc", "/api/v1/changes", "limit"),
+        (
+            Method::GET,
+            "/api/v1/changes?after=1&after=2",
+            "/api/v1/changes",
+            "after",
+        ),
+        (Method::DELETE, "/api/v1/banners/abc", "/api/v1/banners/{id}", "id"),
+    ] {
+        let r = app
+            .http
+            .request(method.clone(), app.url(path))
+            .bearer_auth(common::TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert_eq!(status, 400, "{method} {path}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{method} {path}: {:?}",
+            r.headers()["content-type"]
+        );
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains(names),
+            "{method} {path}: {body}"
+        );
+        check(
+            &doc,
+            &answer_pointer(documented, &method.as_str().to_ascii_lowercase(), status),
+            &body,
+        )
+        .unwrap();
+    }
+    // The portal: a page, not plain text.
+    common::load_world(&app).await;
+    let b = app.signed_in("P-1B").await;
+    let (status, html) = app.page(&b, "/?note=a&note=b").await;
+    assert_eq!(status, 400);
+    assert!(html.contains("<html") && html.contains("note"), "{html}");
+    app.stop().await;
+}

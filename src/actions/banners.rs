@@ -19,8 +19,10 @@ use crate::store::{StoreError, outbox};
 #[serde(deny_unknown_fields)]
 pub struct BannerInput {
     /// The headline, shown first (at most 200 characters, one line).
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub title: String,
     /// The message (at most 4,000 characters).
+    #[schemars(length(min = 1, max = 4000), regex(pattern = r"\S"))]
     pub body: String,
     /// How loud it is; `urgent` ones are also sent at once.
     #[schemars(with = "crate::model::Severity")]

@@ -177,10 +177,13 @@ pub async fn list_banners(
 /// `DELETE /api/v1/banners/{id}`: retract a banner.
 pub async fn retract_banner(
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<axum::http::StatusCode, HttpError> {
     require_token(&headers, state.config.api_token.expose())?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| HttpError::BadRequest(format!("id: `{id}` is not a banner id (a whole number)")))?;
     if crate::actions::banners::retract(&state, id, chrono::Utc::now()).await? {
         Ok(axum::http::StatusCode::NO_CONTENT)
     } else {

@@ -37,7 +37,7 @@ fn with_errors(mut responses: Value, error: &Value, codes: &[(&str, &str)]) -> V
         ),
         ("503", "The store is unreachable; send again later."),
     ];
-    for (code, why) in codes.iter().chain(common.iter()) {
+    for (code, why) in common.iter().chain(codes.iter()) {
         responses[*code] = answer(why, error.clone());
     }
     responses
@@ -150,7 +150,10 @@ pub fn document(server: &str) -> Value {
                 "responses": with_errors(
                     json!({"204": {"description": "The banner was retracted."}}),
                     &error,
-                    &[("404", "No such banner.")],
+                    &[
+                        ("400", "The id is not a number."),
+                        ("404", "No such banner."),
+                    ],
                 ),
             },
         }),
