@@ -4,8 +4,9 @@
 //! The schemas are generated (schemars) from the types the handlers read and write: the
 //! records of `model::records`, the reports of `sync`, the banner input, the change, the error
 //! body. The operations are listed here, one per entry of [`super::api::ROUTES`];
-//! `tests/openapi.rs` checks that the two agree, that every route is served, and that every
-//! example of the data-format reference and of `examples/` validates against the document.
+//! `tests/openapi.rs` checks that the two agree, that every route is served, that every
+//! example of the data-format reference and of `examples/` validates against the document, and
+//! (with schemathesis) that generated requests get the answers it documents.
 //! `docs/src/reference/api.md` is [`markdown`] of it.
 
 use schemars::JsonSchema;
