@@ -51,10 +51,15 @@ fn default_delivery_instructions() -> String {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientIn {
+    /// TOT's client id.
     pub id: String,
+    /// Company name.
     pub name: String,
+    /// Three upper-case letters (ISO 4217 code such as `GBP`, `EUR`); all money of the client's
+    /// records is in this currency.
     #[serde(default = "default_currency")]
     pub currency: String,
+    /// The client's admins may let third-party users order allocated SKUs.
     #[serde(default)]
     pub third_party_ordering: bool,
 }
@@ -81,22 +86,35 @@ impl Record for ClientIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactIn {
+    /// TOT's contact id.
     pub id: String,
+    /// The client (must exist).
     pub client_id: String,
+    /// Full name.
     pub name: String,
+    /// Email address: one `@`, a dot inside the domain, no spaces, `<`, `>` or commas, at most
+    /// 254 characters.
     pub email: String,
+    /// `admin` (everything), `buyer` (orders, baskets, deliveries, visuals), `finance`
+    /// (invoices, statements, balance), `viewer` (read-only), `third_party` (only what was
+    /// delegated or allocated).
     pub role: String,
+    /// IANA time zone name, e.g. `Europe/Berlin`; digests are scheduled in it.
     #[serde(default = "default_tz")]
     pub timezone: String,
+    /// Phone number, free form.
     #[serde(default)]
     pub phone: Option<String>,
+    /// Telegram chat id (may be negative for groups).
     #[serde(default)]
     pub telegram_chat_id: Option<i64>,
+    /// Discord user id (a snowflake, as a string).
     #[serde(default)]
     pub discord_user_id: Option<String>,
     /// Cron expression (seconds first) overriding the default digest schedule.
     #[serde(default)]
     pub digest_schedule: Option<String>,
+    /// `false` leaves the contact out of digest runs.
     #[serde(default = "default_true")]
     pub active: bool,
 }
@@ -158,13 +176,20 @@ impl Record for ContactIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessLineIn {
+    /// Status of the step, free text (e.g. `planned`, `done`).
     pub status: String,
+    /// E.g. `Screen print`, `Embroidery`.
     pub process: String,
+    /// Where on the garment, e.g. `Left chest`.
     pub position: String,
+    /// Planned or actual date of the step.
     #[serde(default)]
     pub process_date: Option<NaiveDate>,
+    /// Quantity.
     pub qty: i64,
+    /// Price per unit.
     pub unit_price: Money,
+    /// Picture of the step.
     #[serde(default)]
     pub image: Option<String>,
 }
@@ -172,16 +197,22 @@ pub struct ProcessLineIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CostLineIn {
+    /// What is charged.
     pub description: String,
+    /// Quantity.
     pub qty: i64,
+    /// Price per unit; the line total is `qty × unit_price`.
     pub unit_price: Money,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrintedGarmentIn {
+    /// The decorated garment.
     pub description: String,
+    /// Quantity ordered.
     pub expected_qty: i64,
+    /// Quantity produced so far.
     #[serde(default)]
     pub produced_qty: i64,
 }
@@ -189,29 +220,43 @@ pub struct PrintedGarmentIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobIn {
+    /// TOT's job id.
     pub id: String,
+    /// The client (must exist).
     pub client_id: String,
+    /// The client's contact for the job (must exist and belong to the same client).
     #[serde(default)]
     pub contact_id: Option<String>,
+    /// Job name.
     pub name: String,
+    /// `entered`, `in_production`, `completed` (these three are *open*), `delivered`,
+    /// `cancelled`.
     pub status: String,
+    /// Date the client needs the goods.
     #[serde(default)]
     pub date_required: Option<NaiveDate>,
+    /// TOT's sales order number.
     #[serde(default)]
     pub order_id: Option<String>,
+    /// The client's own reference.
     #[serde(default)]
     pub client_ref: Option<String>,
     /// `none` (the client has said nothing yet), `given`, or `not_required`.
     #[serde(default = "default_delivery_instructions")]
     pub delivery_instructions: String,
+    /// When the job was entered; if left out, the time of first insert is used and kept.
     #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,
+    /// Decoration steps.
     #[serde(default)]
     pub process_lines: Vec<ProcessLineIn>,
+    /// Artwork charges.
     #[serde(default)]
     pub art_costs: Vec<CostLineIn>,
+    /// Undecorated garments used.
     #[serde(default)]
     pub blank_garments: Vec<CostLineIn>,
+    /// Decorated output.
     #[serde(default)]
     pub printed_garments: Vec<PrintedGarmentIn>,
 }
@@ -262,13 +307,20 @@ impl Record for JobIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArtRequirementIn {
+    /// TOT's id for the requirement.
     pub id: String,
+    /// The client (must exist).
     pub client_id: String,
+    /// The job (must exist and belong to the same client).
     pub job_id: String,
+    /// TOT's design id (not checked against anything).
     pub design_id: String,
+    /// What artwork is needed.
     pub description: String,
+    /// Date the artwork is needed by.
     #[serde(default)]
     pub art_due: Option<NaiveDate>,
+    /// The artwork has arrived.
     #[serde(default)]
     pub art_received: bool,
 }
@@ -292,30 +344,45 @@ impl Record for ArtRequirementIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentIn {
+    /// Who wrote it.
     pub author: String,
     /// `client` or `tot`.
     pub side: String,
+    /// The comment.
     pub body: String,
+    /// When it was written.
     pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisualIn {
+    /// TOT's visual id.
     pub id: String,
+    /// The client (must exist).
     pub client_id: String,
+    /// The job (must exist and belong to the same client).
     pub job_id: String,
+    /// TOT's design id (not checked against anything).
     pub design_id: String,
+    /// E.g. `Colour visual`, `Embroidery sew-out`.
     pub category: String,
+    /// Who drew it.
     pub designer: String,
+    /// `awaiting_approval`, `approved`, `rejected`.
     pub status: String,
+    /// The visual.
     pub main_image: String,
+    /// Where the design sits on the garment.
     #[serde(default)]
     pub placement_image: Option<String>,
+    /// When the visual was issued; if left out, the time of first insert is used and kept.
     #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,
+    /// Art charges, see [jobs](#jobs) for the cost line.
     #[serde(default)]
     pub charges: Vec<CostLineIn>,
+    /// The thread between client and TOT, oldest first.
     #[serde(default)]
     pub comments: Vec<CommentIn>,
 }
@@ -348,8 +415,11 @@ impl Record for VisualIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TrackingIn {
+    /// E.g. `DPD`.
     pub carrier: String,
+    /// Tracking number.
     pub number: String,
+    /// Tracking page.
     #[serde(default)]
     pub url: Option<String>,
 }
@@ -357,33 +427,46 @@ pub struct TrackingIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryLineIn {
+    /// The goods.
     pub description: String,
+    /// Quantity.
     pub qty: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PackingIn {
+    /// E.g. `Box 1 of 2`, `Pallet 1`.
     pub container: String,
+    /// Contents.
     pub description: String,
+    /// Quantity in the container.
     pub qty: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryCostIn {
+    /// E.g. `Carriage`, `Packing`.
     pub cost_type: String,
+    /// Details.
     pub description: String,
+    /// Amount.
     pub price: Money,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProofOfDeliveryIn {
+    /// Picture of the signature.
     pub signature_image: String,
+    /// Boxes handed over.
     pub boxes: i64,
+    /// Courier company.
     pub courier: String,
+    /// When it was signed for.
     pub signed_at: DateTime<Utc>,
+    /// Driver or worker id.
     #[serde(default)]
     pub courier_worker: Option<String>,
 }
@@ -391,29 +474,44 @@ pub struct ProofOfDeliveryIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryIn {
+    /// TOT's delivery id.
     pub id: String,
+    /// The client (must exist).
     pub client_id: String,
+    /// The job delivered (must exist and belong to the same client).
     #[serde(default)]
     pub job_id: Option<String>,
+    /// `picked`, `ready`, `sent`.
     pub status: String,
+    /// Date due at the venue.
     #[serde(default)]
     pub delivery_date: Option<NaiveDate>,
+    /// Date dispatched; **required when `status` is `sent`**.
     #[serde(default)]
     pub sent_date: Option<NaiveDate>,
+    /// Delivery address or place (e.g. `Collect from TOT`).
     pub venue: String,
+    /// What is being delivered.
     pub description: String,
+    /// Name of the person receiving it (free text, not a contact id).
     #[serde(default)]
     pub contact: Option<String>,
+    /// The client's own reference.
     #[serde(default)]
     pub client_ref: Option<String>,
+    /// Carrier tracking.
     #[serde(default)]
     pub tracking: Option<TrackingIn>,
+    /// Goods in the delivery.
     #[serde(default)]
     pub lines: Vec<DeliveryLineIn>,
+    /// Goods by container.
     #[serde(default)]
     pub packing: Vec<PackingIn>,
+    /// Carriage and other charges.
     #[serde(default)]
     pub costs: Vec<DeliveryCostIn>,
+    /// The courier's record of handover.
     #[serde(default)]
     pub proof_of_delivery: Option<ProofOfDeliveryIn>,
 }
@@ -462,17 +560,26 @@ impl Record for DeliveryIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockIn {
+    /// TOT's SKU.
     pub sku: String,
+    /// The client (must exist).
     pub client_id: String,
+    /// The client's own code for the item.
     #[serde(default)]
     pub client_sku: Option<String>,
+    /// The item.
     pub description: String,
+    /// Units in the warehouse.
     pub warehouse_balance: i64,
+    /// Units on their way in.
     #[serde(default)]
     pub expected: i64,
+    /// Units already committed to orders.
     #[serde(default)]
     pub accounted_for: i64,
+    /// Units the client may order now (sent by TOT, not computed by cport).
     pub available_to_order: i64,
+    /// Picture of the item.
     #[serde(default)]
     pub picture: Option<String>,
 }
@@ -498,13 +605,19 @@ impl Record for StockIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BlankStockIn {
+    /// TOT's SKU.
     pub sku: String,
+    /// The garment.
     pub description: String,
+    /// Units in the warehouse.
     pub warehouse_balance: i64,
+    /// Units on their way in.
     #[serde(default)]
     pub expected: i64,
+    /// Units already committed.
     #[serde(default)]
     pub accounted_for: i64,
+    /// Units available.
     pub available_to_order: i64,
 }
 
@@ -528,12 +641,18 @@ impl Record for BlankStockIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoLineIn {
+    /// Status of the line, free text (e.g. `open`, `received`).
     pub status: String,
+    /// The item's SKU (not checked against stock).
     pub sku: String,
+    /// The item.
     pub description: String,
+    /// Units ordered.
     pub ordered: i64,
+    /// Units received; `received + cancelled` must not exceed `ordered`.
     #[serde(default)]
     pub received: i64,
+    /// Units cancelled.
     #[serde(default)]
     pub cancelled: i64,
 }
@@ -541,18 +660,26 @@ pub struct PoLineIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoReceiptIn {
+    /// Date the goods arrived.
     pub date_received: NaiveDate,
+    /// Who signed for them.
     pub signed_by: String,
+    /// Date they were checked.
     #[serde(default)]
     pub date_checked: Option<NaiveDate>,
+    /// Kind of check, e.g. `Count and quality`.
     #[serde(default)]
     pub check_category: Option<String>,
+    /// Who checked them.
     #[serde(default)]
     pub checked_by: Option<String>,
+    /// Outer cartons received.
     #[serde(default)]
     pub outers: i64,
+    /// Handling charge.
     #[serde(default)]
     pub handling_cost: Money,
+    /// Pictures taken at the check.
     #[serde(default)]
     pub checking_images: Vec<String>,
 }
@@ -560,7 +687,9 @@ pub struct PoReceiptIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PurchaseOrderIn {
+    /// TOT's purchase order id.
     pub id: String,
+    /// The client (must exist).
     pub client_id: String,
     /// Name of whoever placed the order; set together with `third_party`.
     #[serde(default)]
@@ -568,17 +697,26 @@ pub struct PurchaseOrderIn {
     /// Placed by one of the client's third parties (these show as action items).
     #[serde(default)]
     pub third_party: bool,
+    /// `open`, `part_received`, `received`, `closed`, `cancelled`.
     pub status: String,
+    /// Order date.
     pub date_ordered: NaiveDate,
+    /// TOT's reference.
     pub tot_ref: String,
+    /// The client's reference.
     #[serde(default)]
     pub client_ref: Option<String>,
+    /// E.g. `Blank garments`.
     pub category: String,
+    /// Order type, e.g. `Third party`, `Client`.
     #[serde(rename = "type")]
     pub po_type: String,
+    /// Supplier name.
     pub supplier: String,
+    /// What was ordered.
     #[serde(default)]
     pub lines: Vec<PoLineIn>,
+    /// Goods-in records.
     #[serde(default)]
     pub receipts: Vec<PoReceiptIn>,
 }
@@ -620,15 +758,24 @@ impl Record for PurchaseOrderIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvoiceIn {
+    /// Invoice number.
     pub id: String,
+    /// The client (must exist).
     pub client_id: String,
+    /// Invoice date.
     pub date: NaiveDate,
+    /// Payment due date.
     #[serde(default)]
     pub due_date: Option<NaiveDate>,
+    /// The client's purchase order reference.
     #[serde(default)]
     pub client_po_ref: Option<String>,
+    /// What was invoiced.
     pub job_name: String,
+    /// Invoice total; may be negative (a credit note).
     pub total: Money,
+    /// Amount paid so far; must not be negative and, when `total` is not negative, not more
+    /// than `total`. Outstanding is `total − paid`.
     #[serde(default)]
     pub paid: Money,
 }
@@ -656,13 +803,19 @@ impl Record for InvoiceIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSummaryIn {
+    /// The client (must exist).
     pub client_id: String,
+    /// Date the figures were taken.
     pub as_of: NaiveDate,
+    /// Total owed.
     pub current_balance: Money,
+    /// Part overdue by more than 30 days.
     #[serde(default)]
     pub over_30: Money,
+    /// Part overdue by more than 60 days.
     #[serde(default)]
     pub over_60: Money,
+    /// Part overdue by more than 90 days.
     #[serde(default)]
     pub over_90: Money,
     /// The client's credit limit, when TOT keeps one.
@@ -685,11 +838,16 @@ impl Record for AccountSummaryIn {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceLineIn {
+    /// Rate code, e.g. `SP1`.
     pub code: String,
+    /// What the rate is for.
     pub description: String,
+    /// E.g. `each`, `per colour`.
     pub unit: String,
+    /// Minimum quantity the rate applies to.
     #[serde(default = "one")]
     pub min_qty: i64,
+    /// Price per unit.
     pub price: Money,
 }
 
@@ -700,10 +858,15 @@ fn one() -> i64 {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceCardIn {
+    /// TOT's rate card id.
     pub id: String,
+    /// The client (must exist).
     pub client_id: String,
+    /// Name of the card.
     pub name: String,
+    /// Date the rates apply from.
     pub effective_from: NaiveDate,
+    /// The rates.
     #[serde(default)]
     pub lines: Vec<PriceLineIn>,
 }
