@@ -4,7 +4,7 @@
 //! The modules stand in layers; a module uses its own layer and those below it, never one
 //! above (checked by `tests/layers.rs`, which also lists the upward imports still to go).
 //! From the bottom:
-//! - model, links, supervise, templates: domain types and pure helpers
+//! - model, links, supervise, templates, markdown: domain types and pure helpers
 //! - config: configuration
 //! - store: the store
 //! - services, documents: what the rules use of the process, and documents from the store
@@ -33,6 +33,7 @@ pub mod digest;
 pub mod documents;
 pub mod gendata;
 pub mod links;
+pub mod markdown;
 pub mod messages;
 pub mod model;
 pub mod outbox;

@@ -10,7 +10,7 @@ use std::path::Path;
 const LAYERS: &[(&str, &[&str])] = &[
     (
         "domain types and pure helpers",
-        &["model", "links", "supervise", "templates"],
+        &["model", "links", "supervise", "templates", "markdown"],
     ),
     ("configuration", &["config"]),
     ("the store", &["store"]),

@@ -6,6 +6,7 @@
 //! table per command in the documentation site's own layout, with defaults and choices, and
 //! the walk is short.
 
+use crate::markdown::{cell, sentence};
 use clap::{Arg, Command};
 
 /// One argument of a command, as the page shows it.
@@ -118,20 +119,6 @@ const INTRO: &str = "\
 error (the message names the argument, key or record at fault), 2 on a bad command line;
 `inbound-email` uses the mail system's codes instead (see its entry).
 ";
-
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace("\n\n", " ").replace('\n', " ")
-}
-
-/// clap drops the full stop that ends a one-sentence doc comment; the page puts it back.
-fn sentence(s: &str) -> String {
-    let s = s.trim();
-    if s.is_empty() || s.ends_with(['.', '!', '?', ')', '`']) {
-        s.to_string()
-    } else {
-        format!("{s}.")
-    }
-}
 
 /// The page: the arguments every command takes, then one section per command.
 pub fn markdown() -> String {

@@ -8,6 +8,7 @@ use schemars::generate::SchemaSettings;
 use serde_json::Value;
 
 use super::Config;
+use crate::markdown::cell;
 
 /// One key of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,10 +147,6 @@ An unknown key, a value of the wrong type, a bad cron expression or time zone st
 with an error that names the key or variable. Secrets never appear in logs, and a database
 URL's password is masked.
 ";
-
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace("\n\n", " ").replace('\n', " ")
-}
 
 /// The page: an introduction, then one table per table of the file.
 pub fn markdown() -> String {

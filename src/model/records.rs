@@ -379,7 +379,7 @@ pub struct VisualIn {
     /// When the visual was issued; if left out, the time of first insert is used and kept.
     #[serde(default)]
     pub created_at: Option<DateTime<Utc>>,
-    /// Art charges, see [jobs](#jobs) for the cost line.
+    /// Art charges (cost lines, as a job has).
     #[serde(default)]
     pub charges: Vec<CostLineIn>,
     /// The thread between client and TOT, oldest first.

@@ -14,6 +14,7 @@ use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Map, Value, json};
 
 use super::{DeleteReport, EntityReport, SyncError, by_entity};
+use crate::markdown::cell;
 use crate::model::records::*;
 
 /// The schema of `T`, its parts added to the generator's components.
@@ -295,10 +296,6 @@ fn kind(s: &Value) -> String {
         _ if s.get("properties").is_some() => "object".into(),
         _ => "any JSON value".into(),
     }
-}
-
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace("\n\n", " ").replace('\n', " ")
 }
 
 const INTRO: &str = "\
