@@ -112,6 +112,7 @@ impl From<StoreError> for HttpError {
         match e {
             StoreError::NotFound => HttpError::NotFound,
             StoreError::Conflict(m) => HttpError::Conflict(m),
+            e @ StoreError::Unstorable => HttpError::BadRequest(e.to_string()),
             e if e.is_unavailable() => {
                 tracing::error!(error = %e, "store unavailable");
                 HttpError::Unavailable

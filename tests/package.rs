@@ -69,6 +69,7 @@ fn the_debian_package_installs_into_a_root_verifies_and_migrates() {
         "./usr/lib/sysusers.d/cport.conf",
         "./etc/cport/cport.toml",
         "./usr/share/doc/cport/configuration.md",
+        "./usr/share/man/man1/cport.1",
     ] {
         assert!(contents.contains(path), "{path} is not in the package:\n{contents}");
     }

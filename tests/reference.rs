@@ -47,6 +47,13 @@ fn the_command_line_reference_is_what_clap_generates() {
 }
 
 #[test]
+fn the_manual_page_is_what_clap_generates() {
+    let page = cport::cli::reference::man_page();
+    assert!(page.starts_with(".ie") || page.contains(".TH cport 1"), "{page}");
+    matches_committed("deploy/cport.1", &page);
+}
+
+#[test]
 fn the_api_reference_is_what_the_openapi_document_says() {
     let doc = cport::sync::openapi::document("http://127.0.0.1:8080");
     let mut json = serde_json::to_string_pretty(&doc).unwrap();

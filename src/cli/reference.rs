@@ -120,6 +120,15 @@ error (the message names the argument, key or record at fault), 2 on a bad comma
 `inbound-email` uses the mail system's codes instead (see its entry).
 ";
 
+/// The manual page, `cport(1)`, from the same description (clap_mangen writes the roff):
+/// `deploy/cport.1`, which the Debian package installs.
+pub fn man_page() -> String {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = clap_mangen::Man::new(super::command()).render(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The page: the arguments every command takes, then one section per command.
 pub fn markdown() -> String {
     let mut out = String::from(INTRO);

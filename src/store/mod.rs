@@ -39,6 +39,10 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A value no row can hold: PostgreSQL refuses a NUL character (U+0000) in text, even
+    /// to compare with. What was sent is at fault, not the store.
+    #[error("text holds a NUL character (U+0000), which cannot be stored or looked up")]
+    Unstorable,
     #[error("database error: {0}")]
     Db(#[source] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -52,6 +56,8 @@ impl From<sqlx::Error> for StoreError {
         match e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(ref d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_string()),
+            // SQLSTATE 22021, character_not_in_repertoire: a NUL in a bound text value.
+            sqlx::Error::Database(ref d) if d.code().as_deref() == Some("22021") => StoreError::Unstorable,
             other => StoreError::Db(other),
         }
     }
