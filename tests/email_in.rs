@@ -422,3 +422,25 @@ async fn a_reply_to_the_unsubscribe_mailto_stops_that_kind_of_email_without_an_a
         "{d:?}"
     );
 }
+
+/// NUL bytes in a reply (its Message-ID, its subject as an encoded word, its body, and so in
+/// what is kept of a held message) are no reason to fail: on PostgreSQL, which refuses NUL in
+/// text, the message must still get an outcome, or the mail system would retry it for days.
+#[tokio::test]
+async fn a_reply_holding_nul_bytes_gets_an_outcome_on_both_engines() {
+    let c = Corpus::new().await;
+    let token = sent_to(&c.t, "P-1A", "ann@alpha.example", "digest", &["A1:V-1"]).await;
+    let domain = c.t.state.config.email.reply_domain.clone();
+    for (n, auth) in [(1, "dmarc=pass"), (2, "dmarc=fail (p=none)")] {
+        let mail = format!(
+            "Authentication-Results: mx.tot.example; {auth} header.from=alpha.example\r\n\
+             From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\n\
+             Subject: =?utf-8?q?Re=00_digest?=\r\nMessage-ID: <nul-{n}\0@alpha.example>\r\n\r\n\
+             APPROVE V-1\0\r\nthanks\0\r\n"
+        );
+        let d = handle(&c.t.state, mail.as_bytes(), Utc::now())
+            .await
+            .unwrap_or_else(|e| panic!("{auth}: {e}"));
+        assert!(["processed", "held", "ignored"].contains(&kind(&d)), "{auth}: {d:?}");
+    }
+}

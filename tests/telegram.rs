@@ -559,3 +559,31 @@ async fn two_processes_on_one_store_send_no_faster_to_one_chat_than_one_does() {
         );
     }
 }
+
+/// NUL characters in what a chat sends (a link code, a command's id or text) get a plain
+/// answer on both engines (PostgreSQL refuses NUL in text, even to look it up), and the bot
+/// goes on answering.
+#[tokio::test]
+async fn nul_characters_in_a_chat_get_an_answer_and_the_bot_goes_on() {
+    let fake = FakeTelegram::start().await;
+    let app = TestApp::spawn_with(|c| conversation(c, &fake)).await;
+    load_world(&app).await;
+    fake.say(STRANGER, "/start ab\u{0}cd");
+    let m = fake.next_to(STRANGER, 0).await;
+    assert!(m.text().contains("not valid"), "{}", m.text());
+    let code = code_from_portal(&app, "P-1B").await;
+    fake.say(ANN, &format!("/start {code}"));
+    let m = fake.next_to(ANN, 0).await;
+    assert!(m.text().contains("Linked"), "{}", m.text());
+    fake.say(ANN, "/reject V-1 too\u{0} dark");
+    let m = fake.next_to(ANN, 1).await;
+    assert!(!m.text().is_empty());
+    fake.say(ANN, "/track D-\u{0}1");
+    let m = fake.next_to(ANN, 2).await;
+    assert!(!m.text().is_empty());
+    fake.say(ANN, "/jobs");
+    let m = fake.next_to(ANN, 3).await;
+    assert!(m.text().contains("J-1"), "the bot still answers: {}", m.text());
+    assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
+    app.stop().await;
+}

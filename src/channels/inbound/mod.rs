@@ -138,6 +138,12 @@ pub async fn release(
     handle_as(state, raw.as_bytes(), Some(message_id), now).await.map(Some)
 }
 
+/// Text decoded from a message (`=00` in an encoded word, a NUL in a base64 text part) without
+/// its NUL characters, which PostgreSQL cannot keep (the answer's subject, quoted commands).
+fn without_nul(s: &str) -> String {
+    s.replace('\0', "")
+}
+
 /// [`handle`]; with `released`, the held message of that id, taken without its
 /// authentication check.
 async fn handle_as(
@@ -150,6 +156,16 @@ async fn handle_as(
     if raw.len() as u64 > max {
         return Err(InboundError::TooLarge { size: raw.len(), max });
     }
+    // A NUL byte has no place in a message as mail carries it (RFC 5322 2.3; binary parts
+    // travel encoded), and PostgreSQL cannot keep one in text, not even in a Message-ID or a
+    // held copy: drop them, so such a message gets an outcome instead of a retry for days.
+    let cleaned: Vec<u8>;
+    let raw = if raw.contains(&0) {
+        cleaned = raw.iter().copied().filter(|&b| b != 0).collect();
+        &cleaned[..]
+    } else {
+        raw
+    };
     let msg = MessageParser::default()
         .parse(raw)
         .filter(|m| m.from().is_some() || m.message_id().is_some())
@@ -319,6 +335,7 @@ async fn decide(
         (false, Some(html)) => html_to_text(&html),
         _ => msg.body_text(0).map(|b| b.into_owned()).unwrap_or_default(),
     };
+    let body = without_nul(&body);
     let actor = Actor::new(contact.clone(), crate::model::Channel::Email);
     // Everything this reply changes, its answer and the record that it was seen are one
     // transaction: a crash at any point leaves all of it or none (the MTA then retries).
@@ -494,7 +511,7 @@ fn compose_answer(
     answers: &[Answer],
     _now: DateTime<Utc>,
 ) -> Result<EmailPayload, String> {
-    let original = msg.subject().unwrap_or("your message").trim().to_string();
+    let original = without_nul(msg.subject().unwrap_or("your message").trim());
     let subject = if original.to_ascii_lowercase().starts_with("re:") {
         original
     } else {
