@@ -212,10 +212,15 @@ pub(crate) async fn record_event(
     let seq = append_change(tx, kind, client_id, contact_id, subject_id, data, now).await?;
     let hook = &state.config.webhook;
     if !hook.url.is_empty() {
-        let event = serde_json::json!({
-            "seq": seq, "kind": kind, "client_id": client_id, "contact_id": contact_id,
-            "subject_id": subject_id, "at": now, "data": data,
-        });
+        let event = crate::model::Change {
+            seq,
+            kind: kind.to_string(),
+            client_id: client_id.to_string(),
+            contact_id: contact_id.map(str::to_string),
+            subject_id: subject_id.to_string(),
+            at: now,
+            data: data.clone(),
+        };
         insert_message(
             tx,
             &NewMessage {
@@ -226,7 +231,7 @@ pub(crate) async fn record_event(
                 reply_token: None,
                 recipient: hook.url.clone(),
                 subject: kind.to_string(),
-                payload: event.to_string(),
+                payload: serde_json::to_string(&event).unwrap_or_default(),
                 next_attempt_at: now,
             },
             now,

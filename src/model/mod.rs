@@ -294,6 +294,29 @@ pub fn check_one_of(field: &str, v: &str, allowed: &[&str], errs: &mut Vec<Field
     }
 }
 
+/// One event of the change feed: what `GET /api/v1/changes` lists and the webhook posts.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Change {
+    /// Its place in the feed; strictly increasing.
+    pub seq: i64,
+    /// What happened: `visual_approved`, `visual_rejected`, `visual_delegated`,
+    /// `visual_commented`, `delivery_instructions_given`, `no_delivery_acknowledged`,
+    /// `artwork_uploaded`, `reseller_order_placed`, `third_party_user_created`,
+    /// `third_party_user_revoked`, `sku_allocated`, `sku_unallocated`, `email_unsubscribed`,
+    /// `access_requested`.
+    pub kind: String,
+    /// The client it concerns (empty for an access request).
+    pub client_id: String,
+    /// The contact who did it, when a contact did.
+    pub contact_id: Option<String>,
+    /// The record it is about (a visual, a job, an order…).
+    pub subject_id: String,
+    /// When it happened.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// The details, by kind (see the change-feed reference).
+    pub data: serde_json::Value,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

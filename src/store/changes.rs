@@ -36,6 +36,21 @@ pub struct ChangeRow {
     pub created_at: DateTime<Utc>,
 }
 
+impl ChangeRow {
+    /// The event as the feed shows it.
+    pub fn change(self) -> crate::model::Change {
+        crate::model::Change {
+            data: serde_json::from_str(&self.payload).unwrap_or(serde_json::Value::Null),
+            seq: self.seq,
+            kind: self.kind,
+            client_id: self.client_id,
+            contact_id: self.contact_id,
+            subject_id: self.subject_id,
+            at: self.created_at,
+        }
+    }
+}
+
 /// Events after `after`, in sequence order.
 pub async fn list_changes(db: &Db, after: i64, limit: i64) -> Result<Vec<ChangeRow>> {
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ChangeRow>(

@@ -5,11 +5,11 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::state::AppState;
+use crate::store::changes::ChangeRow;
 use crate::sync::{DeleteReport, EntityReport, RecordError, delete_batch, upsert_batch};
 use crate::web::HttpError;
 
@@ -197,33 +197,10 @@ pub struct ChangesQuery {
     limit: Option<i64>,
 }
 
-/// One event of the change feed (the webhook posts the same object).
-#[derive(Serialize, schemars::JsonSchema)]
-pub struct Change {
-    /// Its place in the feed; strictly increasing.
-    pub seq: i64,
-    /// What happened: `visual_approved`, `visual_rejected`, `visual_delegated`,
-    /// `visual_commented`, `delivery_instructions_given`, `no_delivery_acknowledged`,
-    /// `artwork_uploaded`, `reseller_order_placed`, `third_party_user_created`,
-    /// `third_party_user_revoked`, `sku_allocated`, `sku_unallocated`, `email_unsubscribed`,
-    /// `access_requested`.
-    pub kind: String,
-    /// The client it concerns (empty for an access request).
-    pub client_id: String,
-    /// The contact who did it, when a contact did.
-    pub contact_id: Option<String>,
-    /// The record it is about (a visual, a job, an order…).
-    pub subject_id: String,
-    /// When it happened.
-    pub at: DateTime<Utc>,
-    /// The details, by kind (see the change-feed reference).
-    pub data: Value,
-}
-
 /// A page of the change feed.
 #[derive(Serialize, schemars::JsonSchema)]
 pub struct ChangesPage {
-    pub changes: Vec<Change>,
+    pub changes: Vec<crate::model::Change>,
     /// The `after` of the next call: the last `seq` of this page (or the `after` given).
     pub next_after: i64,
 }
@@ -247,18 +224,7 @@ pub async fn list_changes(
     let rows = crate::store::changes::list_changes(&state.db, after, limit).await?;
     let next = rows.last().map(|r| r.seq).unwrap_or(after);
     Ok(Json(ChangesPage {
-        changes: rows
-            .into_iter()
-            .map(|r| Change {
-                data: serde_json::from_str(&r.payload).unwrap_or(Value::Null),
-                seq: r.seq,
-                kind: r.kind,
-                client_id: r.client_id,
-                contact_id: r.contact_id,
-                subject_id: r.subject_id,
-                at: r.created_at,
-            })
-            .collect(),
+        changes: rows.into_iter().map(ChangeRow::change).collect(),
         next_after: next,
     }))
 }
