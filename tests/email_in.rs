@@ -444,3 +444,14 @@ async fn a_reply_holding_nul_bytes_gets_an_outcome_on_both_engines() {
         assert!(["processed", "held", "ignored"].contains(&kind(&d)), "{auth}: {d:?}");
     }
 }
+
+/// Text the store cannot hold is the message's fault: the MTA is told not to try again (the
+/// pipe exits 65, IMAP moves on), while a store that fails is worth another try (75).
+#[test]
+fn only_a_failing_store_or_cport_itself_asks_for_another_try() {
+    use cport::store::StoreError;
+    assert!(!InboundError::Store(StoreError::Unstorable).is_temporary());
+    assert!(InboundError::Store(StoreError::Conflict("x".into())).is_temporary());
+    assert!(InboundError::Internal("template".into()).is_temporary());
+    assert!(!InboundError::Malformed("x".into()).is_temporary());
+}

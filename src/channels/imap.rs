@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::inbound::{InboundError, handle};
+use super::inbound::handle;
 use crate::services::Services;
 
 #[derive(Debug, thiserror::Error)]
@@ -141,8 +141,8 @@ where
         };
         let Some(raw) = raw else { continue };
         match handle(state, &raw, Utc::now()).await {
-            Err(InboundError::Store(e)) => {
-                tracing::warn!(uid, error = %e, "IMAP message left for later: store unavailable");
+            Err(e) if e.is_temporary() => {
+                tracing::warn!(uid, error = %e, "IMAP message left for later");
                 report.deferred += 1;
                 continue;
             }

@@ -10,6 +10,7 @@ use mail_parser::MessageParser;
 use super::policy::addresses;
 use super::{InboundError, handle};
 use crate::services::Services;
+use crate::store::StoreError;
 
 /// Messages of a backlog handled side by side (each lane a sequence of one store round trip
 /// after another, so lanes fill the time each one waits for the store).
@@ -45,7 +46,9 @@ pub async fn handle_backlog(state: &Services, files: &[PathBuf]) -> Result<BTree
             })?;
             let key = match handle(state, &raw, Utc::now()).await {
                 Ok(d) => d.parts().0.to_string(),
-                Err(InboundError::Store(e)) => return Err(BacklogError::Store(e)),
+                Err(InboundError::Store(e)) if !matches!(e, StoreError::Unstorable) => {
+                    return Err(BacklogError::Store(e));
+                }
                 Err(_) => "refused".to_string(),
             };
             *counts.entry(key).or_default() += 1;

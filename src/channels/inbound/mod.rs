@@ -73,7 +73,12 @@ impl InboundError {
     /// Whether the sender should try again later (the MTA's exit 75, HTTP 503): the store
     /// or cport itself failed, not the message.
     pub fn is_temporary(&self) -> bool {
-        matches!(self, InboundError::Store(_) | InboundError::Internal(_))
+        match self {
+            // Text the store cannot hold is the message's doing: trying again cannot help.
+            InboundError::Store(StoreError::Unstorable) => false,
+            InboundError::Store(_) | InboundError::Internal(_) => true,
+            InboundError::TooLarge { .. } | InboundError::Malformed(_) => false,
+        }
     }
 }
 
