@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use serde::Deserialize;
@@ -16,9 +16,10 @@ use super::{COOKIE, Staff, page};
 use crate::links::LinkFor;
 use crate::portal::FormData;
 use crate::portal::auth::{
-    SignInTries, anon_csrf, check_anon_csrf, dummy_hash, hash_password, safe_next, verify_password, with_cookie,
+    SignInTries, anon_form, anon_response, check_anon_csrf, check_new_password, dummy_hash, hash_password, safe_next,
+    verify_password, with_cookie,
 };
-use crate::portal::session::{self as client_session, hash_token, random_token};
+use crate::portal::session::{hash_token, random_token};
 use crate::state::AppState;
 use crate::store::{ledgers, staff};
 use crate::web::HttpError;
@@ -39,17 +40,8 @@ fn anon_page(
     status: StatusCode,
     mut ctx: Value,
 ) -> Result<Response, HttpError> {
-    let (csrf, new_cookie) = anon_csrf(headers);
-    ctx["csrf"] = json!(csrf);
-    let mut resp = page(state, None, name, ctx)?;
-    *resp.status_mut() = status;
-    Ok(match new_cookie {
-        Some(c) => with_cookie(
-            resp,
-            &client_session::set_cookie(state, client_session::ANON_CSRF_COOKIE, &c, 86400),
-        ),
-        None => resp,
-    })
+    let new_cookie = anon_form(state, headers, &mut ctx);
+    Ok(anon_response(page(state, None, name, ctx)?, status, new_cookie))
 }
 
 /// Only console paths are targets after sign-in.
@@ -146,11 +138,10 @@ pub async fn login(
 pub async fn logout(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
     staff.check_csrf(FormData::parse(&body).get("csrf"))?;
     staff::revoke_session(&state.db, &staff.token_hash, Utc::now()).await?;
-    let mut resp = Redirect::to("/staff/login").into_response();
-    if let Ok(h) = staff_cookie(&state, "", 0).parse() {
-        resp.headers_mut().append(header::SET_COOKIE, h);
-    }
-    Ok(resp)
+    Ok(with_cookie(
+        Redirect::to("/staff/login").into_response(),
+        &staff_cookie(&state, "", 0),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -213,15 +204,9 @@ pub async fn set_password(
     let Some((id, nonce)) = link_account(&state, &token).await? else {
         return invalid_link(&state, &headers);
     };
-    let new = form.text("new_password");
-    let error = if new.chars().count() < MIN_PASSWORD {
-        Some(format!("new_password: at least {MIN_PASSWORD} characters."))
-    } else if new.chars().count() > 200 {
-        Some("new_password: 200 characters at most.".to_string())
-    } else if new != form.text("confirm_password") {
-        Some("confirm_password: the two passwords differ.".to_string())
-    } else {
-        None
+    let (new, error) = match check_new_password(&form, MIN_PASSWORD) {
+        Ok(new) => (new, None),
+        Err(e) => (String::new(), Some(e)),
     };
     if let Some(error) = error {
         return anon_page(

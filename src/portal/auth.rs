@@ -88,17 +88,25 @@ async fn anon_page(
     status: StatusCode,
     mut ctx: serde_json::Value,
 ) -> Result<Response, HttpError> {
+    let new_cookie = anon_form(state, headers, &mut ctx);
+    Ok(anon_response(page(state, None, name, ctx).await?, status, new_cookie))
+}
+
+/// Puts the anonymous CSRF token into the context of a form shown before sign-in; gives the
+/// cookie to set when the visitor has none yet.
+pub(crate) fn anon_form(state: &AppState, headers: &HeaderMap, ctx: &mut serde_json::Value) -> Option<String> {
     let (csrf, new_cookie) = anon_csrf(headers);
     ctx["csrf"] = json!(csrf);
-    let mut resp = page(state, None, name, ctx).await?;
+    new_cookie.map(|c| session::set_cookie(state, ANON_CSRF_COOKIE, &c, 86400))
+}
+
+/// The rendered page of [`anon_form`] with its status and, when new, the token's cookie.
+pub(crate) fn anon_response(mut resp: Response, status: StatusCode, new_cookie: Option<String>) -> Response {
     *resp.status_mut() = status;
-    if let Some(c) = new_cookie {
-        let v = session::set_cookie(state, ANON_CSRF_COOKIE, &c, 86400);
-        if let Ok(h) = v.parse() {
-            resp.headers_mut().append(header::SET_COOKIE, h);
-        }
+    match new_cookie {
+        Some(c) => with_cookie(resp, &c),
+        None => resp,
     }
-    Ok(resp)
 }
 
 pub(crate) fn with_cookie(mut resp: Response, cookie: &str) -> Response {
@@ -390,16 +398,18 @@ pub async fn password_form(State(state): State<AppState>, session: Session) -> R
     .await
 }
 
-fn check_new_password(form: &FormData) -> Result<String, String> {
+/// The new password a form chose (`new_password`, repeated in `confirm_password`), or what is
+/// wrong with it, naming the field. Clients and staff choose passwords by the same rule.
+pub(crate) fn check_new_password(form: &FormData, min: usize) -> Result<String, String> {
     let new = form.text("new_password");
-    if new.chars().count() < MIN_PASSWORD {
-        return Err(format!("The new password needs at least {MIN_PASSWORD} characters."));
+    if new.chars().count() < min {
+        return Err(format!("new_password: at least {min} characters."));
     }
     if new.chars().count() > 200 {
-        return Err("The new password is too long (200 characters at most).".into());
+        return Err("new_password: 200 characters at most.".into());
     }
     if new != form.text("confirm_password") {
-        return Err("The two new passwords differ.".into());
+        return Err("confirm_password: the two passwords differ.".into());
     }
     Ok(new)
 }
@@ -417,7 +427,7 @@ pub async fn change_password(
     }
     let id = session.actor.contact.id.clone();
     let existing = get_password_hash(&state.db, &id).await?;
-    let error = match (&existing, check_new_password(&form)) {
+    let error = match (&existing, check_new_password(&form, MIN_PASSWORD)) {
         (Some(h), _) if !verify_password(&form.text("current_password"), h) => {
             Some("The current password is not right.".to_string())
         }
@@ -496,7 +506,7 @@ pub async fn reset(
         let Some(claims) = reset_claims(&state, token) else {
             return invalid_link(&state, &headers).await;
         };
-        let new = match check_new_password(&form) {
+        let new = match check_new_password(&form, MIN_PASSWORD) {
             Ok(n) => n,
             Err(e) => {
                 return anon_page(
