@@ -63,11 +63,7 @@ async fn drive(fake: &FakeTelegram, chats: i64, rounds: usize) -> Figures {
     while let Some(l) = set.join_next().await {
         latencies.extend(l.expect("chat task"));
     }
-    Figures {
-        commands: latencies.len(),
-        elapsed: start.elapsed(),
-        latencies,
-    }
+    Figures { commands: latencies.len(), elapsed: start.elapsed(), latencies }
 }
 
 /// The reference: a bot that answers every update with one sendMessage and does nothing else.
@@ -152,15 +148,12 @@ async fn cport(fake: &FakeTelegram, chats: i64, telegram_limits: bool, dir: &std
     let app = cport::App::build(config).await.expect("cport starts");
     let state = app.state.clone();
     let doc: cport::model::records::Document = serde_json::from_value(world(chats)).unwrap();
-    cport::sync::import::apply_document(&state.db, &doc, false)
-        .await
-        .expect("data loads");
+    cport::sync::import::apply_document(&state.db, &doc, false).await.expect("data loads");
     tokio::spawn(app.run(std::future::pending()));
     for i in 0..chats {
         let chat = FIRST_CHAT + i;
-        let code = cport::actions::chat_link::new_link_code(&state, &format!("P-{i}"), chrono::Utc::now())
-            .await
-            .unwrap();
+        let code =
+            cport::actions::chat_link::new_link_code(&state, &format!("P-{i}"), chrono::Utc::now()).await.unwrap();
         let mut rx = fake.subscribe(chat);
         fake.say(chat, &format!("/start {code}"));
         rx.recv().await.expect("linked");
@@ -172,38 +165,26 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let chats: i64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(50);
     let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(40);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         println!(
             "{chats} chats × {rounds} commands ({}), loopback, {} cores",
             COMMANDS.join(", "),
             std::thread::available_parallelism().map_or(0, |n| n.get())
         );
-        println!(
-            "{:<58} {:>7} {:>10} {:>9} {:>9}",
-            "run", "answers", "per second", "p50 ms", "p99 ms"
-        );
+        println!("{:<58} {:>7} {:>10} {:>9} {:>9}", "run", "answers", "per second", "p50 ms", "p99 ms");
         let reference = FakeTelegram::start().await;
         tokio::spawn(bare_bot(reference.url.clone()));
-        drive(&reference, chats, rounds)
-            .await
-            .print("reference: bare bot loop (no store, no logic)");
+        drive(&reference, chats, rounds).await.print("reference: bare bot loop (no store, no logic)");
 
         let dir = tempfile::tempdir().unwrap();
         let fake = FakeTelegram::start().await;
         let _state = cport(&fake, chats, false, dir.path()).await;
-        drive(&fake, chats, rounds)
-            .await
-            .print("cport: commands on SQLite, Telegram's limits lifted");
+        drive(&fake, chats, rounds).await.print("cport: commands on SQLite, Telegram's limits lifted");
 
         let dir2 = tempfile::tempdir().unwrap();
         let fake2 = FakeTelegram::start().await;
         let _state2 = cport(&fake2, chats, true, dir2.path()).await;
-        drive(&fake2, chats, 3)
-            .await
-            .print("cport: Telegram's limits kept (30 msg/s, 1 per chat per s)");
+        drive(&fake2, chats, 3).await.print("cport: Telegram's limits kept (30 msg/s, 1 per chat per s)");
     });
 }

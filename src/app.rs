@@ -40,10 +40,7 @@ impl App {
     pub async fn build_with(config: Config, db: Db) -> Result<App, StartError> {
         let listener = TcpListener::bind(&config.listen)
             .await
-            .map_err(|source| StartError::Bind {
-                addr: config.listen.clone(),
-                source,
-            })?;
+            .map_err(|source| StartError::Bind { addr: config.listen.clone(), source })?;
         let state = AppState::new(config, db)?;
         Ok(App { listener, state })
     }
@@ -70,12 +67,7 @@ impl App {
         // Each background task runs supervised: restarted with backoff if it panics or
         // returns early, and reported by /healthz meanwhile.
         let mut supervised = |name: String, make: Box<dyn Fn() -> BoxedTask + Send>| {
-            tasks.spawn(crate::supervise::supervise(
-                name,
-                state.health.clone(),
-                stop_rx.clone(),
-                make,
-            ));
+            tasks.spawn(crate::supervise::supervise(name, state.health.clone(), stop_rx.clone(), make));
         };
         let (s, rx) = (state.clone(), stop_rx.clone());
         supervised(
@@ -118,15 +110,12 @@ impl App {
         }
         let router = router(state.clone());
         tracing::info!(addr = %self.local_addr(), engine = state.db.engine(), "serving");
-        let served = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        })
-        .await;
+        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
+            .await;
         while let Some(done) = tasks.join_next().await {
             if let Err(e) = done {
                 tracing::error!(error = %e, "background task ended abnormally");
@@ -145,26 +134,17 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .route(
             "/telegram/webhook",
-            post(
-                |State(s): State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
-                    crate::channels::telegram::webhook(s.providers.services.clone(), s.telegram.clone(), headers, body)
-                        .await
-                },
-            ),
+            post(|State(s): State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                crate::channels::telegram::webhook(s.providers.services.clone(), s.telegram.clone(), headers, body)
+                    .await
+            }),
         )
         .route(
             "/discord/interactions",
-            post(
-                |State(s): State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
-                    crate::channels::discord::interactions(
-                        s.providers.services.clone(),
-                        s.discord.clone(),
-                        headers,
-                        body,
-                    )
+            post(|State(s): State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                crate::channels::discord::interactions(s.providers.services.clone(), s.discord.clone(), headers, body)
                     .await
-                },
-            ),
+            }),
         )
         .merge(api::router())
         .merge(portal_routes(&state))
@@ -172,10 +152,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(track))
         // No page of cport may be framed by another site (clickjacking an approval).
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("frame-ancestors 'none'"),
@@ -225,11 +202,7 @@ async fn healthz(State(state): State<AppState>) -> Response {
         }
         Err(e) => {
             tracing::error!(error = %e, "health check: store unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({"status": "store unavailable"})),
-            )
-                .into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "store unavailable"}))).into_response()
         }
     }
 }
@@ -249,22 +222,15 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
             metrics::gauge!("cport_outbox_messages", "status" => status).set(n as f64);
         }
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
 /// Counts requests and their latency per route and status.
 async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().to_string();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    let route =
+        req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
     metrics::counter!("cport_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)

@@ -224,9 +224,7 @@ impl Writer {
         let mut page_ids = vec![];
         pdf.catalog(catalog).pages(tree);
         for (_, id, base) in &fonts {
-            pdf.type1_font(*id)
-                .base_font(Name(base.as_bytes()))
-                .encoding_predefined(Name(b"WinAnsiEncoding"));
+            pdf.type1_font(*id).base_font(Name(base.as_bytes())).encoding_predefined(Name(b"WinAnsiEncoding"));
         }
         let title = format!("{} — {}", self.brand, self.title);
         pdf.document_info(info).title(TextStr(&title)).creator(TextStr("cport"));
@@ -285,14 +283,8 @@ pub fn delivery_note(config: &Config, client_name: &str, d: &DeliveryRow, lines:
     w.heading(&format!("Delivery note {}", d.id));
     w.fields(&delivery_fields(client_name, d));
     w.heading("Contents");
-    let rows: Vec<Vec<String>> = lines
-        .iter()
-        .map(|(desc, qty)| vec![desc.clone(), qty.to_string()])
-        .collect();
-    w.table(
-        &[Col("Item", 395.0, Align::Left), Col("Quantity", 100.0, Align::Right)],
-        &rows,
-    );
+    let rows: Vec<Vec<String>> = lines.iter().map(|(desc, qty)| vec![desc.clone(), qty.to_string()]).collect();
+    w.table(&[Col("Item", 395.0, Align::Left), Col("Quantity", 100.0, Align::Right)], &rows);
     let total: i64 = lines.iter().map(|l| l.1).sum();
     w.paragraph(&format!("{} line(s), {total} item(s) in all.", lines.len()));
     w.y -= 30.0;
@@ -306,10 +298,8 @@ pub fn packing_note(config: &Config, client_name: &str, d: &DeliveryRow, packing
     w.heading(&format!("Packing note {}", d.id));
     w.fields(&delivery_fields(client_name, d));
     w.heading("Packing");
-    let rows: Vec<Vec<String>> = packing
-        .iter()
-        .map(|(c, desc, qty)| vec![c.clone(), desc.clone(), qty.to_string()])
-        .collect();
+    let rows: Vec<Vec<String>> =
+        packing.iter().map(|(c, desc, qty)| vec![c.clone(), desc.clone(), qty.to_string()]).collect();
     w.table(
         &[
             Col("Container", 140.0, Align::Left),
@@ -319,11 +309,7 @@ pub fn packing_note(config: &Config, client_name: &str, d: &DeliveryRow, packing
         &rows,
     );
     let containers: std::collections::BTreeSet<&str> = packing.iter().map(|p| p.0.as_str()).collect();
-    w.paragraph(&format!(
-        "{} container(s), {} item(s).",
-        containers.len(),
-        packing.iter().map(|p| p.2).sum::<i64>()
-    ));
+    w.paragraph(&format!("{} container(s), {} item(s).", containers.len(), packing.iter().map(|p| p.2).sum::<i64>()));
     w.finish()
 }
 
@@ -390,11 +376,7 @@ pub fn statement(
         .iter()
         .map(|i| {
             // "CR" marks a credit, as on accountants' statements.
-            let id = if i.is_credit_note() {
-                format!("{} CR", i.id)
-            } else {
-                i.id.clone()
-            };
+            let id = if i.is_credit_note() { format!("{} CR", i.id) } else { i.id.clone() };
             vec![
                 id,
                 date(Some(i.date)),
@@ -440,11 +422,7 @@ pub fn statement(
 
 /// A text cell a spreadsheet would take for a formula gets a leading `'`.
 fn cell(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    }
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() }
 }
 
 /// The statement as CSV: one row per open invoice or credit note, then the aging: the total owed and the
@@ -479,12 +457,9 @@ pub fn statement_csv(currency: &str, aging: Option<&Aging>, open: &[InvoiceDoc])
         ])?;
     }
     if let Some(a) = aging {
-        for (bucket, v) in [
-            ("total_owed", a.current_balance),
-            ("over_30", a.over_30),
-            ("over_60", a.over_60),
-            ("over_90", a.over_90),
-        ] {
+        for (bucket, v) in
+            [("total_owed", a.current_balance), ("over_30", a.over_30), ("over_60", a.over_60), ("over_90", a.over_90)]
+        {
             out.write_record([
                 "aging".to_string(),
                 bucket.to_string(),

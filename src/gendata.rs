@@ -17,14 +17,7 @@ pub struct Scale {
 
 const PROCESSES: &[&str] = &["Screen print", "Embroidery", "Transfer", "DTG print"];
 const POSITIONS: &[&str] = &["Left chest", "Full back", "Right sleeve", "Full front", "Nape"];
-const GARMENTS: &[&str] = &[
-    "Heavy cotton tee",
-    "Polo shirt",
-    "Hoodie",
-    "Softshell jacket",
-    "Tote bag",
-    "Cap",
-];
+const GARMENTS: &[&str] = &["Heavy cotton tee", "Polo shirt", "Hoodie", "Softshell jacket", "Tote bag", "Cap"];
 const COLOURS: &[&str] = &["black", "navy", "white", "heather grey", "bottle green", "red"];
 const SUPPLIERS: &[&str] = &["Northwear Ltd", "Blank Garments Co", "Bagbase Supplies", "Capital Caps"];
 
@@ -98,12 +91,7 @@ pub fn generate(scale: &Scale) -> Document {
                 client_id: cid.clone(),
                 placed_by: Some(format!("Reseller {p}")),
                 third_party: p == 0,
-                status: if received < ordered {
-                    "part_received"
-                } else {
-                    "received"
-                }
-                .into(),
+                status: if received < ordered { "part_received" } else { "received" }.into(),
                 date_ordered: day(base, -(rng.gen_range(1..60))),
                 tot_ref: format!("TP{c:05}{p}"),
                 client_ref: None,
@@ -191,11 +179,7 @@ pub fn generate(scale: &Scale) -> Document {
                     image: None,
                 })
                 .collect(),
-            art_costs: vec![CostLineIn {
-                description: "Screen set-up".into(),
-                qty: 1,
-                unit_price: Money(2500),
-            }],
+            art_costs: vec![CostLineIn { description: "Screen set-up".into(), qty: 1, unit_price: Money(2500) }],
             blank_garments: vec![CostLineIn {
                 description: format!("{garment} {}", pick(&mut rng, COLOURS)),
                 qty,
@@ -219,11 +203,7 @@ pub fn generate(scale: &Scale) -> Document {
                 main_image: format!("/media/visuals/V-{j:07}.svg"),
                 placement_image: None,
                 created_at: Some(t0),
-                charges: vec![CostLineIn {
-                    description: "Artwork".into(),
-                    qty: 1,
-                    unit_price: Money(1500),
-                }],
+                charges: vec![CostLineIn { description: "Artwork".into(), qty: 1, unit_price: Money(1500) }],
                 comments: vec![],
             });
         }
@@ -250,20 +230,9 @@ pub fn generate(scale: &Scale) -> Document {
                 description: format!("{qty} x {garment}"),
                 contact: None,
                 client_ref: None,
-                tracking: Some(TrackingIn {
-                    carrier: "DPD".into(),
-                    number: format!("15501{j:08}"),
-                    url: None,
-                }),
-                lines: vec![DeliveryLineIn {
-                    description: format!("{garment}, decorated"),
-                    qty,
-                }],
-                packing: vec![PackingIn {
-                    container: "Box 1".into(),
-                    description: garment.to_string(),
-                    qty,
-                }],
+                tracking: Some(TrackingIn { carrier: "DPD".into(), number: format!("15501{j:08}"), url: None }),
+                lines: vec![DeliveryLineIn { description: format!("{garment}, decorated"), qty }],
+                packing: vec![PackingIn { container: "Box 1".into(), description: garment.to_string(), qty }],
                 costs: vec![DeliveryCostIn {
                     cost_type: "Carriage".into(),
                     description: "Next day".into(),

@@ -81,29 +81,20 @@ impl LinkClaims {
     /// The link's meaning; `None` for a one-time link of no known kind.
     pub fn meaning(&self) -> Option<LinkFor> {
         match self.purpose {
-            Purpose::Unsubscribe => Some(LinkFor::Unsubscribe {
-                contact_id: self.contact_id.clone(),
-                what: self.subject.clone(),
-            }),
-            Purpose::Open => Some(LinkFor::Open {
-                contact_id: self.contact_id.clone(),
-                path: self.subject.clone(),
-            }),
+            Purpose::Unsubscribe => {
+                Some(LinkFor::Unsubscribe { contact_id: self.contact_id.clone(), what: self.subject.clone() })
+            }
+            Purpose::Open => Some(LinkFor::Open { contact_id: self.contact_id.clone(), path: self.subject.clone() }),
             Purpose::Once => {
                 if let Some(id) = self.contact_id.strip_prefix(DELEGATION_PREFIX) {
-                    return Some(LinkFor::Delegation {
-                        id: id.parse().ok()?,
-                        path: self.subject.clone(),
-                    });
+                    return Some(LinkFor::Delegation { id: id.parse().ok()?, path: self.subject.clone() });
                 }
                 if let Some(id) = self.contact_id.strip_prefix(STAFF_PREFIX) {
-                    return (self.subject == STAFF_PASSWORD_PATH).then_some(LinkFor::StaffPassword {
-                        staff_id: id.parse().ok()?,
-                    });
+                    return (self.subject == STAFF_PASSWORD_PATH)
+                        .then_some(LinkFor::StaffPassword { staff_id: id.parse().ok()? });
                 }
-                (self.subject == SET_PASSWORD_PATH).then(|| LinkFor::SetPassword {
-                    contact_id: self.contact_id.clone(),
-                })
+                (self.subject == SET_PASSWORD_PATH)
+                    .then(|| LinkFor::SetPassword { contact_id: self.contact_id.clone() })
             }
         }
     }
@@ -135,9 +126,7 @@ const SEP: char = '\u{1f}';
 
 impl Signer {
     pub fn new(secret: &str) -> Signer {
-        Signer {
-            key: secret.as_bytes().to_vec(),
-        }
+        Signer { key: secret.as_bytes().to_vec() }
     }
 
     fn mac(&self, domain: &str, data: &[u8]) -> HmacSha256 {
@@ -254,10 +243,7 @@ impl Signer {
     pub fn staff_password_url(&self, public_url: &str, staff_id: i64, ttl: Duration, now: DateTime<Utc>) -> String {
         let who = format!("{STAFF_PREFIX}{staff_id}");
         let token = self.sign(Purpose::Once, STAFF_PASSWORD_PATH, &who, ttl, now);
-        format!(
-            "{}{STAFF_PASSWORD_PATH}?token={token}",
-            public_url.trim_end_matches('/')
-        )
+        format!("{}{STAFF_PASSWORD_PATH}?token={token}", public_url.trim_end_matches('/'))
     }
 
     /// Checks a link token's signature and expiry (single use is the caller's check).
@@ -266,9 +252,7 @@ impl Signer {
         let payload = B64.decode(p).map_err(|_| LinkError::Malformed)?;
         let tag = B64.decode(t).map_err(|_| LinkError::Malformed)?;
         // verify_slice compares in constant time.
-        self.mac("link", &payload)
-            .verify_slice(&tag)
-            .map_err(|_| LinkError::BadSignature)?;
+        self.mac("link", &payload).verify_slice(&tag).map_err(|_| LinkError::BadSignature)?;
         let text = String::from_utf8(payload).map_err(|_| LinkError::Malformed)?;
         let parts: Vec<&str> = text.split(SEP).collect();
         let [purpose, subject, contact, exp, nonce] = parts[..] else {
@@ -320,10 +304,7 @@ impl Signer {
 /// SHA-256 of a text as 64 lower-case hex digits: how tokens and codes are stored.
 pub fn sha256_hex(s: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha2::Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Compares two secrets without leaking where they differ (both are hashed first, so the
@@ -366,45 +347,28 @@ mod tests {
         let open = s.open_url("https://p.example", "/jobs/J-1", "P-1", Duration::days(1), now);
         assert_eq!(
             s.verify(&token(&open), now).unwrap().meaning(),
-            Some(LinkFor::Open {
-                contact_id: "P-1".into(),
-                path: "/jobs/J-1".into()
-            })
+            Some(LinkFor::Open { contact_id: "P-1".into(), path: "/jobs/J-1".into() })
         );
         let delegation = s.delegation_url("https://p.example", "V-1", 42, Duration::days(1), now);
         assert_eq!(
             s.verify(&token(&delegation), now).unwrap().meaning(),
-            Some(LinkFor::Delegation {
-                id: 42,
-                path: "/visuals/V-1".into()
-            })
+            Some(LinkFor::Delegation { id: 42, path: "/visuals/V-1".into() })
         );
         let password = s.set_password_url("https://p.example/", "P-1", Duration::minutes(30), now);
-        assert!(
-            password.starts_with("https://p.example/password/reset?token="),
-            "{password}"
-        );
+        assert!(password.starts_with("https://p.example/password/reset?token="), "{password}");
         assert_eq!(
             s.verify(&token(&password), now).unwrap().meaning(),
-            Some(LinkFor::SetPassword {
-                contact_id: "P-1".into()
-            })
+            Some(LinkFor::SetPassword { contact_id: "P-1".into() })
         );
         let staff = s.staff_password_url("https://p.example", 7, Duration::hours(1), now);
         assert!(staff.starts_with("https://p.example/staff/password?token="), "{staff}");
-        assert_eq!(
-            s.verify(&token(&staff), now).unwrap().meaning(),
-            Some(LinkFor::StaffPassword { staff_id: 7 })
-        );
+        assert_eq!(s.verify(&token(&staff), now).unwrap().meaning(), Some(LinkFor::StaffPassword { staff_id: 7 }));
         let stop = s.unsubscribe_url("https://p.example", "P-1", "digest", Duration::days(90), now);
         assert!(stop.starts_with("https://p.example/unsubscribe/"), "{stop}");
         let token = stop.rsplit('/').next().unwrap();
         assert_eq!(
             s.verify(token, now).unwrap().meaning(),
-            Some(LinkFor::Unsubscribe {
-                contact_id: "P-1".into(),
-                what: "digest".into()
-            })
+            Some(LinkFor::Unsubscribe { contact_id: "P-1".into(), what: "digest".into() })
         );
         // A one-time link of no known kind means nothing.
         let odd = s.sign(Purpose::Once, "/visuals/V-1", "P-1", Duration::days(1), now);
@@ -426,19 +390,9 @@ mod tests {
             "another path"
         );
         let later = (now + Duration::hours(2)).timestamp().to_string();
-        assert_eq!(
-            s.verify_media(path, &later, q["sig"], now),
-            Err(LinkError::BadSignature),
-            "a longer life"
-        );
-        assert_eq!(
-            s.verify_media(path, q["exp"], q["sig"], now + Duration::hours(1)),
-            Err(LinkError::Expired)
-        );
-        assert_eq!(
-            Signer::new("other").verify_media(path, q["exp"], q["sig"], now),
-            Err(LinkError::BadSignature)
-        );
+        assert_eq!(s.verify_media(path, &later, q["sig"], now), Err(LinkError::BadSignature), "a longer life");
+        assert_eq!(s.verify_media(path, q["exp"], q["sig"], now + Duration::hours(1)), Err(LinkError::Expired));
+        assert_eq!(Signer::new("other").verify_media(path, q["exp"], q["sig"], now), Err(LinkError::BadSignature));
     }
 
     #[test]
@@ -447,21 +401,12 @@ mod tests {
         let now = Utc::now();
         let t = s.sign(Purpose::Open, "/visuals/V-1001", "P-1", Duration::days(1), now);
         let c = s.verify(&t, now).unwrap();
-        assert_eq!(
-            (c.subject.as_str(), c.contact_id.as_str(), c.purpose),
-            ("/visuals/V-1001", "P-1", Purpose::Open)
-        );
+        assert_eq!((c.subject.as_str(), c.contact_id.as_str(), c.purpose), ("/visuals/V-1001", "P-1", Purpose::Open));
         assert_eq!(s.verify(&t, now + Duration::days(2)), Err(LinkError::Expired));
-        assert_eq!(
-            Signer::new("another secret!!").verify(&t, now),
-            Err(LinkError::BadSignature)
-        );
+        assert_eq!(Signer::new("another secret!!").verify(&t, now), Err(LinkError::BadSignature));
         let (p, tag) = t.split_once('.').unwrap();
         let forged = String::from_utf8(B64.decode(p).unwrap()).unwrap().replace("P-1", "P-2");
-        assert_eq!(
-            s.verify(&format!("{}.{tag}", B64.encode(forged)), now),
-            Err(LinkError::BadSignature)
-        );
+        assert_eq!(s.verify(&format!("{}.{tag}", B64.encode(forged)), now), Err(LinkError::BadSignature));
         assert_eq!(s.verify("garbage", now), Err(LinkError::Malformed));
     }
 

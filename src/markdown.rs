@@ -10,11 +10,7 @@ pub fn cell(s: &str) -> String {
 /// comment, and the pages put it back.
 pub fn sentence(s: &str) -> String {
     let s = s.trim();
-    if s.is_empty() || s.ends_with(['.', '!', '?', ')', '`']) {
-        s.to_string()
-    } else {
-        format!("{s}.")
-    }
+    if s.is_empty() || s.ends_with(['.', '!', '?', ')', '`']) { s.to_string() } else { format!("{s}.") }
 }
 
 #[cfg(test)]

@@ -71,9 +71,7 @@ impl ItemSnapshots {
     /// The client's items if they were read at `version`.
     pub fn get(&self, client: &str, version: i64) -> Option<Arc<Vec<ActionItem>>> {
         let map = self.0.lock().ok()?;
-        map.get(client)
-            .filter(|(v, _)| *v == version)
-            .map(|(_, items)| items.clone())
+        map.get(client).filter(|(v, _)| *v == version).map(|(_, items)| items.clone())
     }
 
     /// Keeps `items`, read after the client's version was seen to be `version`.
@@ -102,10 +100,7 @@ impl AlertSignal {
         self.notify.notify_one();
     }
     pub fn take(&self) -> HashSet<String> {
-        self.dirty
-            .lock()
-            .map(|mut d| std::mem::take(&mut *d))
-            .unwrap_or_default()
+        self.dirty.lock().map(|mut d| std::mem::take(&mut *d)).unwrap_or_default()
     }
 }
 
@@ -127,8 +122,7 @@ impl Services {
     /// A signed link that signs `contact_id` in and opens `path`, valid `digest.link_ttl_days`.
     pub fn portal_link(&self, contact_id: &str, path: &str, now: DateTime<Utc>) -> String {
         let ttl = Duration::days(i64::from(self.config.digest.link_ttl_days));
-        self.signer
-            .open_url(&self.config.public_url, path, contact_id, ttl, now)
+        self.signer.open_url(&self.config.public_url, path, contact_id, ttl, now)
     }
 
     /// A picture's address for a reader without a session (an email): a path under

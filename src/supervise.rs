@@ -84,22 +84,14 @@ impl Health {
                     TaskState::Down { error } => ("down", Some(error.clone())),
                     TaskState::Stopped => ("stopped", None),
                 };
-                TaskReport {
-                    task: name.clone(),
-                    state,
-                    restarts: rec.restarts,
-                    error,
-                }
+                TaskReport { task: name.clone(), state, restarts: rec.restarts, error }
             })
             .collect()
     }
 
     /// The tasks that make the process unhealthy: down, or restarting in a loop.
     pub fn unhealthy(&self) -> Vec<TaskReport> {
-        self.report()
-            .into_iter()
-            .filter(|t| matches!(t.state, "down" | "restarting"))
-            .collect()
+        self.report().into_iter().filter(|t| matches!(t.state, "down" | "restarting")).collect()
     }
 }
 

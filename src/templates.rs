@@ -19,13 +19,7 @@ pub fn shared() -> &'static Environment<'static> {
 
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
-    env.set_auto_escape_callback(|name| {
-        if name.contains(".html") {
-            AutoEscape::Html
-        } else {
-            AutoEscape::None
-        }
-    });
+    env.set_auto_escape_callback(|name| if name.contains(".html") { AutoEscape::Html } else { AutoEscape::None });
     // `{{ t|when }}`: an RFC 3339 time as "2026-11-25 13:28 UTC".
     env.add_filter("when", |t: String| -> String {
         chrono::DateTime::parse_from_rfc3339(&t)

@@ -151,18 +151,11 @@ impl IntoResponse for HttpError {
             tracing::error!(error = ?e, "unexpected error");
         }
         let body = match &self {
-            HttpError::InvalidRecords(errs) => ErrorBody {
-                error: self.to_string(),
-                errors: errs.clone(),
-            },
-            HttpError::Unexpected(_) => ErrorBody {
-                error: "internal error; it has been logged".into(),
-                errors: vec![],
-            },
-            other => ErrorBody {
-                error: other.public_message(),
-                errors: vec![],
-            },
+            HttpError::InvalidRecords(errs) => ErrorBody { error: self.to_string(), errors: errs.clone() },
+            HttpError::Unexpected(_) => {
+                ErrorBody { error: "internal error; it has been logged".into(), errors: vec![] }
+            }
+            other => ErrorBody { error: other.public_message(), errors: vec![] },
         };
         let page = ErrorPage {
             title: self.title(),
@@ -175,8 +168,7 @@ impl IntoResponse for HttpError {
         };
         let mut resp = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp.extensions_mut().insert(page);
         resp
@@ -194,10 +186,7 @@ pub struct ErrorBody {
 }
 
 fn sign_in_at(form: &str, next: &str) -> String {
-    format!(
-        "{form}?next={}",
-        percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC)
-    )
+    format!("{form}?next={}", percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC))
 }
 
 /// For every route (`axum::middleware::map_response`, inside [`render_page`]): a request
@@ -220,9 +209,7 @@ pub async fn rejections_as_errors(resp: Response) -> Response {
     if !plain || !refused.contains(&status) || resp.extensions().get::<ErrorPage>().is_some() {
         return resp;
     }
-    let body = axum::body::to_bytes(resp.into_body(), 16 * 1024)
-        .await
-        .unwrap_or_default();
+    let body = axum::body::to_bytes(resp.into_body(), 16 * 1024).await.unwrap_or_default();
     let message = String::from_utf8_lossy(&body).trim().to_string();
     HttpError::Rejected { status, message }.into_response()
 }

@@ -76,26 +76,14 @@ async fn shot(c: &Client, name: &str) {
 /// The text of the page's note (shown after a successful action), or the page on failure.
 async fn note_text(c: &Client) -> String {
     // The form posts and the next page loads; wait for it (bounded), not for a fixed time.
-    match c
-        .wait()
-        .at_most(std::time::Duration::from_secs(10))
-        .for_element(Locator::Css(".note"))
-        .await
-    {
+    match c.wait().at_most(std::time::Duration::from_secs(10)).for_element(Locator::Css(".note")).await {
         Ok(e) => e.text().await.unwrap(),
-        Err(_) => panic!(
-            "no note on {:?}: {}",
-            c.current_url().await.ok(),
-            c.source().await.unwrap_or_default()
-        ),
+        Err(_) => panic!("no note on {:?}: {}", c.current_url().await.ok(), c.source().await.unwrap_or_default()),
     }
 }
 
 async fn set(c: &Client, css: &str, value: &str) {
-    let e = c
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|_| panic!("no element {css}"));
+    let e = c.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("no element {css}"));
     e.clear().await.expect("clear");
     e.send_keys(value).await.expect("type");
 }
@@ -151,12 +139,7 @@ async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser(
     set(&c, "input[name='qty:J-1:0']", "60").await;
     click(&c, "details summary").await;
     set(&c, "input[name='qty:J-4:0']", "25").await;
-    set(
-        &c,
-        "#address",
-        "Harbour Coffee Roastery, 4 Quay Street, Bristol BS1 4DB",
-    )
-    .await;
+    set(&c, "#address", "Harbour Coffee Roastery, 4 Quay Street, Bristol BS1 4DB").await;
     set(&c, "#contact_name", "Maya Patel").await;
     set(&c, "#notes", "Deliver to the side door").await;
     shot(&c, "portal-delivery.png").await;
@@ -164,19 +147,13 @@ async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser(
     let note = note_text(&c).await;
     assert!(note.contains("Delivery instructions sent"), "{note}");
     let page = c.source().await.unwrap();
-    assert!(
-        page.contains(">60<") && page.contains(">40<"),
-        "the job shows 60 placed and 40 still to place"
-    );
+    assert!(page.contains(">60<") && page.contains(">40<"), "the job shows 60 placed and 40 still to place");
     c.close().await.unwrap();
 
     // TOT's system reads what happened.
     let feed = app.changes(0).await;
     let kinds: Vec<&str> = feed.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(
-        kinds,
-        vec!["visual_approved", "visual_rejected", "delivery_instructions_given"]
-    );
+    assert_eq!(kinds, vec!["visual_approved", "visual_rejected", "delivery_instructions_given"]);
     assert_eq!(feed[1]["data"]["reason"], "Logo should be white, not yellow");
     assert_eq!(
         feed[2]["data"]["lines"],
@@ -187,21 +164,11 @@ async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser(
 
 /// The text of the element `css` picks.
 async fn text_of(c: &Client, css: &str) -> String {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|_| panic!("no element {css}"))
-        .text()
-        .await
-        .unwrap()
+    c.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("no element {css}")).text().await.unwrap()
 }
 
 async fn click(c: &Client, css: &str) {
-    c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|_| panic!("no element {css}"))
-        .click()
-        .await
-        .unwrap();
+    c.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("no element {css}")).click().await.unwrap();
 }
 
 /// Clicks something that loads a new page (a link, a form's button) and waits, bounded, until
@@ -260,12 +227,8 @@ async fn a_reseller_fills_a_basket_comes_back_on_another_device_and_places_it() 
     set(&c, "#notes", "Deliver before 10:00").await;
     follow(&c, "#save").await;
     // The page before had a note too: wait for the new one.
-    wait_for(
-        &c,
-        Locator::XPath("//div[contains(@class, 'note') and contains(., 'Saved')]"),
-        "the basket is saved",
-    )
-    .await;
+    wait_for(&c, Locator::XPath("//div[contains(@class, 'note') and contains(., 'Saved')]"), "the basket is saved")
+        .await;
     shot(&c, "portal-basket.png").await;
     c.close().await.unwrap();
 
@@ -273,19 +236,8 @@ async fn a_reseller_fills_a_basket_comes_back_on_another_device_and_places_it() 
     let profile2 = tempfile::tempdir().unwrap();
     let c = chromium(&driver, profile2.path()).await;
     c.goto(&app.link("P-1B", "/baskets")).await.unwrap();
-    c.find(Locator::LinkText("Clifton shop"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let qty = c
-        .find(Locator::Css("#qty-SKU-TEE"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap();
+    c.find(Locator::LinkText("Clifton shop")).await.unwrap().click().await.unwrap();
+    let qty = c.find(Locator::Css("#qty-SKU-TEE")).await.unwrap().prop("value").await.unwrap();
     assert_eq!(qty.as_deref(), Some("3"), "the basket kept its line");
     let page = c.source().await.unwrap();
     assert!(page.contains("7 Princess Victoria St"), "and its address");
@@ -325,10 +277,7 @@ async fn a_buyer_sends_artwork_from_the_job_page_in_a_browser() {
     let c = chromium(&driver, profile.path()).await;
 
     c.goto(&app.link("P-1B", "/visuals/V-1")).await.unwrap();
-    let width = c
-        .execute("return document.querySelector('img.visual').naturalWidth", vec![])
-        .await
-        .unwrap();
+    let width = c.execute("return document.querySelector('img.visual').naturalWidth", vec![]).await.unwrap();
     assert_eq!(width, json!(96), "the visual's picture loads for the signed-in buyer");
 
     // The A4 item's link opens the job at its artwork.
@@ -337,23 +286,14 @@ async fn a_buyer_sends_artwork_from_the_job_page_in_a_browser() {
     assert_eq!(heading, "Artwork");
     let input = c.find(Locator::Css("form.upload input[type=file]")).await.unwrap();
     // A refused type and a file over the limit are named before anything is sent.
-    input
-        .send_keys(&format!("{}\n{}", exe.display(), big.display()))
-        .await
-        .unwrap();
+    input.send_keys(&format!("{}\n{}", exe.display(), big.display())).await.unwrap();
     let problems = text_of(&c, "form.upload .problems").await;
-    assert!(
-        problems.contains("setup.exe: .exe files are not accepted"),
-        "{problems}"
-    );
+    assert!(problems.contains("setup.exe: .exe files are not accepted"), "{problems}");
     assert!(problems.contains("huge.pdf: larger than 64 KB"), "{problems}");
     click(&c, "form.upload button[type=submit]").await;
     let problems = text_of(&c, "form.upload .problems").await;
     assert!(problems.starts_with("Nothing was sent"), "{problems}");
-    assert!(
-        app.changes(0).await.iter().all(|e| e["kind"] != "artwork_uploaded"),
-        "nothing reached TOT"
-    );
+    assert!(app.changes(0).await.iter().all(|e| e["kind"] != "artwork_uploaded"), "nothing reached TOT");
 
     // A good file dropped on the form (a drop event as the browser makes one) goes, and
     // the page says so; the plain input would send the same.
@@ -367,10 +307,7 @@ async fn a_buyer_sends_artwork_from_the_job_page_in_a_browser() {
     .await
     .unwrap();
     let chosen = text_of(&c, "form.upload .chosen").await;
-    assert!(
-        chosen.contains("logo.pdf") && !chosen.contains("will not be sent"),
-        "{chosen}"
-    );
+    assert!(chosen.contains("logo.pdf") && !chosen.contains("will not be sent"), "{chosen}");
     let problems = text_of(&c, "form.upload .problems").await;
     assert!(problems.is_empty(), "{problems}");
     shot(&c, "portal-artwork.png").await;
@@ -378,39 +315,23 @@ async fn a_buyer_sends_artwork_from_the_job_page_in_a_browser() {
     let note = note_text(&c).await;
     assert!(note.contains("logo.pdf") && note.contains("received"), "{note}");
     let listed = text_of(&c, "#artwork").await;
-    assert!(
-        listed.contains("Files you sent") && listed.contains("logo.pdf"),
-        "{listed}"
-    );
+    assert!(listed.contains("Files you sent") && listed.contains("logo.pdf"), "{listed}");
     assert!(!listed.contains("waiting for your artwork"), "{listed}");
     let feed = app.changes(0).await;
-    assert_eq!(
-        feed.iter().filter(|e| e["kind"] == "artwork_uploaded").count(),
-        1,
-        "{feed:?}"
-    );
+    assert_eq!(feed.iter().filter(|e| e["kind"] == "artwork_uploaded").count(), 1, "{feed:?}");
     let _ = c.close().await;
     app.stop().await;
 }
 
 /// Waits (bounded) for an element after a form posts and the next page loads.
 async fn wait_for(c: &Client, at: Locator<'_>, what: &str) -> fantoccini::elements::Element {
-    c.wait()
-        .at_most(std::time::Duration::from_secs(10))
-        .for_element(at)
-        .await
-        .unwrap_or_else(|e| panic!("{what}: {e}"))
+    c.wait().at_most(std::time::Duration::from_secs(10)).for_element(at).await.unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// Waits (bounded) for a note that holds `text`, after a form posts and the next page loads.
 async fn note_with(c: &Client, text: &str) -> String {
     let xpath = format!("//div[contains(@class, 'note') and contains(., '{text}')]");
-    match c
-        .wait()
-        .at_most(std::time::Duration::from_secs(10))
-        .for_element(Locator::XPath(&xpath))
-        .await
-    {
+    match c.wait().at_most(std::time::Duration::from_secs(10)).for_element(Locator::XPath(&xpath)).await {
         Ok(e) => e.text().await.unwrap(),
         Err(_) => panic!(
             "no note with {text:?} on {:?}: {}",
@@ -451,15 +372,8 @@ async fn staff_use_the_console_in_a_browser() {
     .unwrap();
     tx.commit().await.unwrap();
     assert!(cport::store::console::hold_for(&app.db, dead, "t", now).await.unwrap());
-    let bounce = cport::store::outbox::Mark::Failed {
-        error: "552 5.2.2 mailbox full",
-        retry_at: None,
-    };
-    assert!(
-        cport::store::outbox::mark(&app.db, dead, "t", bounce, now)
-            .await
-            .unwrap()
-    );
+    let bounce = cport::store::outbox::Mark::Failed { error: "552 5.2.2 mailbox full", retry_at: None };
+    assert!(cport::store::outbox::mark(&app.db, dead, "t", bounce, now).await.unwrap());
     let token = cport::store::outbox::list_messages(&app.db, None, 50)
         .await
         .unwrap()
@@ -473,14 +387,9 @@ async fn staff_use_the_console_in_a_browser() {
          Message-ID: <held-b@alpha.example>\r\n\r\nAPPROVE V-1\r\n",
         app.state.config.email.reply_domain
     );
-    cport::channels::inbound::handle(&app.state, held.as_bytes(), now)
-        .await
-        .unwrap();
+    cport::channels::inbound::handle(&app.state, held.as_bytes(), now).await.unwrap();
     let (id, _) = cport::store::staff::add(&app.db, "sam@tot.example", now).await.unwrap();
-    let link = app
-        .state
-        .signer
-        .staff_password_url(&app.base, id, chrono::Duration::hours(1), now);
+    let link = app.state.signer.staff_password_url(&app.base, id, chrono::Duration::hours(1), now);
 
     let driver = Driver::start();
     let profile = tempfile::tempdir().unwrap();
@@ -515,21 +424,10 @@ async fn staff_use_the_console_in_a_browser() {
 
     // The chase list: the oldest visual awaiting approval, and a reminder.
     follow(&c, "nav a[href='/staff/chase']").await;
-    c.find(Locator::Css("#category"))
-        .await
-        .unwrap()
-        .select_by_value("A1")
-        .await
-        .unwrap();
+    c.find(Locator::Css("#category")).await.unwrap().select_by_value("A1").await.unwrap();
     follow(&c, "form.search button").await;
     wait_for(&c, Locator::Css("tr[id='A1:V-1']"), "visuals").await;
-    let first = c
-        .find(Locator::Css("table.chase tbody tr"))
-        .await
-        .unwrap()
-        .attr("id")
-        .await
-        .unwrap();
+    let first = c.find(Locator::Css("table.chase tbody tr")).await.unwrap().attr("id").await.unwrap();
     assert_eq!(first.as_deref(), Some("A1:V-1"), "the oldest visual first");
     shot(&c, "console-chase.png").await;
     follow(&c, "tr[id='A1:V-1'] button.remind").await;
@@ -540,12 +438,7 @@ async fn staff_use_the_console_in_a_browser() {
     follow(&c, "nav a[href='/staff/banners']").await;
     set(&c, "#title", "Closed Friday").await;
     set(&c, "#body", "The works close at noon on Friday.").await;
-    c.find(Locator::Css("#severity"))
-        .await
-        .unwrap()
-        .select_by_value("urgent")
-        .await
-        .unwrap();
+    c.find(Locator::Css("#severity")).await.unwrap().select_by_value("urgent").await.unwrap();
     click(&c, "button.preview").await;
     let reach = c
         .wait()
@@ -557,18 +450,11 @@ async fn staff_use_the_console_in_a_browser() {
         .await
         .unwrap();
     assert!(reach.contains("5 contact(s)"), "{reach}");
-    c.find(Locator::Css("iframe.mail"))
-        .await
-        .unwrap()
-        .enter_frame()
-        .await
-        .unwrap();
+    c.find(Locator::Css("iframe.mail")).await.unwrap().enter_frame().await.unwrap();
     let mail = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
     assert!(mail.contains("Closed Friday"), "the email as HTML: {mail}");
     c.enter_parent_frame().await.unwrap();
-    c.execute("document.getElementById('preview').scrollIntoView()", vec![])
-        .await
-        .unwrap();
+    c.execute("document.getElementById('preview').scrollIntoView()", vec![]).await.unwrap();
     shot(&c, "console-banner-preview.png").await;
     follow(&c, "button.post").await;
     let note = note_with(&c, "posted").await;
@@ -581,17 +467,9 @@ async fn staff_use_the_console_in_a_browser() {
     follow(&c, &format!("td a[href='/staff/outbox/{dead}']")).await;
     let page = c.source().await.unwrap();
     assert!(page.contains("552 5.2.2 mailbox full"), "{page}");
-    c.find(Locator::Css("iframe.mail"))
-        .await
-        .unwrap()
-        .enter_frame()
-        .await
-        .unwrap();
+    c.find(Locator::Css("iframe.mail")).await.unwrap().enter_frame().await.unwrap();
     let mail = c.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
-    assert!(
-        mail.contains("sign-in") || mail.contains("portal"),
-        "the sent email in its frame: {mail}"
-    );
+    assert!(mail.contains("sign-in") || mail.contains("portal"), "the sent email in its frame: {mail}");
     c.enter_parent_frame().await.unwrap();
     follow(&c, "button[value=requeue]").await;
     note_with(&c, "Queued again").await;

@@ -34,12 +34,7 @@ fn output(cmd: &mut Command) -> (bool, String, String) {
 /// Runs `cmd` with `input` on its standard input, as an MTA's pipe does.
 fn piped(cmd: &mut Command, input: &[u8]) -> std::process::Output {
     use std::io::Write;
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(input).unwrap();
     child.wait_with_output().unwrap()
 }
@@ -49,42 +44,26 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(dir.path()).await;
     let file = dir.path().join("data.json");
-    let (ok, _, err) = output(
-        cport(&[])
-            .args(["gen-data", "--clients", "20", "--jobs", "400", "--seed", "7", "--out"])
-            .arg(&file),
-    );
+    let (ok, _, err) =
+        output(cport(&[]).args(["gen-data", "--clients", "20", "--jobs", "400", "--seed", "7", "--out"]).arg(&file));
     assert!(ok, "{err}");
 
     // The same seed gives the same bytes.
     let again = dir.path().join("again.json");
-    output(
-        cport(&[])
-            .args(["gen-data", "--clients", "20", "--jobs", "400", "--seed", "7", "--out"])
-            .arg(&again),
-    );
+    output(cport(&[]).args(["gen-data", "--clients", "20", "--jobs", "400", "--seed", "7", "--out"]).arg(&again));
     assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&again).unwrap());
 
     let (ok, out, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     assert!(ok, "{out}\n{err}");
     assert!(
-        out.lines()
-            .any(|l| l.starts_with("jobs") && l.contains("400 received") && l.contains("400 inserted")),
+        out.lines().any(|l| l.starts_with("jobs") && l.contains("400 received") && l.contains("400 inserted")),
         "{out}"
     );
-    assert!(
-        out.lines()
-            .any(|l| l.starts_with("clients") && l.contains("20 inserted")),
-        "{out}"
-    );
+    assert!(out.lines().any(|l| l.starts_with("clients") && l.contains("20 inserted")), "{out}");
 
     let (ok, out, _) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     assert!(ok);
-    assert!(
-        out.lines()
-            .any(|l| l.starts_with("jobs") && l.contains("400 unchanged")),
-        "{out}"
-    );
+    assert!(out.lines().any(|l| l.starts_with("jobs") && l.contains("400 unchanged")), "{out}");
 
     // The imported contacts have items a dry run can show, as a table and as JSON.
     let (ok, out, err) =
@@ -122,11 +101,8 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
     let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     assert!(!ok);
     assert!(err.contains("jobs[0] (J-1) process_lines[0]"), "{err}");
-    let (ok, _, err) = output(
-        cport(&[("CPORT_DATABASE_URL", &url)])
-            .arg("import")
-            .arg(dir.path().join("missing.json")),
-    );
+    let (ok, _, err) =
+        output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(dir.path().join("missing.json")));
     assert!(!ok);
     assert!(err.contains("cannot read"), "{err}");
 }
@@ -157,10 +133,7 @@ async fn an_import_streams_in_any_order_and_still_sees_the_whole_document() {
     doc["jobs"].as_array_mut().unwrap().extend(many);
     let jobs = doc["jobs"].as_array().unwrap().len();
     let text = doc.to_string();
-    assert!(
-        text.find("\"art_requirements\"") < text.find("\"clients\""),
-        "keys out of order"
-    );
+    assert!(text.find("\"art_requirements\"") < text.find("\"clients\""), "keys out of order");
 
     // The same with J-1 again at the end: refused, naming both places.
     let first = doc["jobs"][0].clone();
@@ -168,10 +141,7 @@ async fn an_import_streams_in_any_order_and_still_sees_the_whole_document() {
     std::fs::write(&file, doc.to_string()).unwrap();
     let (ok, _, err) = import();
     assert!(!ok);
-    assert!(
-        err.contains(&format!("jobs[{jobs}] (J-1) id")) && err.contains("also at index 0"),
-        "{err}"
-    );
+    assert!(err.contains(&format!("jobs[{jobs}] (J-1) id")) && err.contains("also at index 0"), "{err}");
     assert_eq!(count("jobs").await, 0);
 
     for (bad, named) in [
@@ -190,16 +160,9 @@ async fn an_import_streams_in_any_order_and_still_sees_the_whole_document() {
     std::fs::write(&file, &text).unwrap();
     let (ok, out, err) = import();
     assert!(ok, "{out}\n{err}");
-    assert!(
-        out.lines()
-            .any(|l| l.starts_with("jobs") && l.contains(&format!("{jobs} inserted"))),
-        "{out}"
-    );
+    assert!(out.lines().any(|l| l.starts_with("jobs") && l.contains(&format!("{jobs} inserted"))), "{out}");
     assert_eq!(count("jobs").await, jobs as i64);
-    assert_eq!(
-        count("art_requirements").await,
-        doc["art_requirements"].as_array().unwrap().len() as i64
-    );
+    assert_eq!(count("art_requirements").await, doc["art_requirements"].as_array().unwrap().len() as i64);
 }
 
 #[test]
@@ -216,17 +179,9 @@ fn bad_configuration_stops_start_up_naming_the_key() {
         ("", vec![("CPORT_SMTP__PORT", "x")], "CPORT_SMTP__PORT"),
         ("", vec![("CPORT_DATABASE_URL", "mysql://x")], "database_url"),
         ("[inbound]\nmax_bytes = 10485760\n", vec![], "inbound.max_bytes"),
-        (
-            "max_body_bytes = 1048576\n[inbound]\nmax_attachment_bytes = 65536\n",
-            vec![],
-            "max_body_bytes",
-        ),
+        ("max_body_bytes = 1048576\n[inbound]\nmax_attachment_bytes = 65536\n", vec![], "max_body_bytes"),
         ("[email.dkim]\nselector = \"s1\"\n", vec![], "email.dkim.domain"),
-        (
-            "[email.dkim]\nselector = \"s1\"\ndomain = \"tot.example\"\n",
-            vec![],
-            "email.dkim.key_file",
-        ),
+        ("[email.dkim]\nselector = \"s1\"\ndomain = \"tot.example\"\n", vec![], "email.dkim.key_file"),
     ];
     for (file, env, named) in cases {
         std::fs::write(&cfg, file).unwrap();
@@ -317,21 +272,10 @@ fn inbound_email_with_a_broken_config_defers_and_names_no_path() {
             cport(&[]).arg("--config").arg(&config).arg("inbound-email"),
             b"From: a@b.example\nSubject: x\n\nITEMS\n",
         );
-        assert_eq!(
-            out.status.code(),
-            Some(75),
-            "{what}: EX_TEMPFAIL, so the MTA keeps the message"
-        );
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_eq!(out.status.code(), Some(75), "{what}: EX_TEMPFAIL, so the MTA keeps the message");
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(said.contains("try"), "{what}: {said}");
-        assert!(
-            !said.contains("secret"),
-            "{what}: no path or content of the config: {said}"
-        );
+        assert!(!said.contains("secret"), "{what}: no path or content of the config: {said}");
     }
 }
 
@@ -393,16 +337,10 @@ async fn mail_the_pipe_handled_shows_in_inbound_list_and_the_servers_metrics() {
     let (ok, stdout, stderr) = output(cport(&env).args(["inbound", "list"]));
     assert!(ok, "{stderr}");
     assert!(stdout.contains("inbound: ignored 1"), "{stdout}");
-    assert!(
-        stdout.contains("pipe-1@elsewhere.example") && stdout.contains("no valid reply token"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("pipe-1@elsewhere.example") && stdout.contains("no valid reply token"), "{stdout}");
     let (ok, _, stderr) = output(cport(&env).args(["inbound", "list", "--disposition", "lost"]));
     assert!(!ok && stderr.contains("--disposition"), "{stderr}");
 
     let metrics = app.text("/metrics").await;
-    assert!(
-        metrics.contains("cport_inbound_messages{disposition=\"ignored\"} 1"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("cport_inbound_messages{disposition=\"ignored\"} 1"), "{metrics}");
 }

@@ -16,10 +16,7 @@ async fn staff_account(app: &TestApp, email: &str) -> String {
     let now = Utc::now();
     let (id, new) = cport::store::staff::add(&app.db, email, now).await.unwrap();
     assert!(new);
-    let link = app
-        .state
-        .signer
-        .staff_password_url(&app.base, id, chrono::Duration::hours(1), now);
+    let link = app.state.signer.staff_password_url(&app.base, id, chrono::Duration::hours(1), now);
     let path = link.strip_prefix(&app.base).expect("a link to this server").to_string();
     let b = browser();
     let (status, html) = app.page(&b, &path).await;
@@ -31,12 +28,7 @@ async fn staff_account(app: &TestApp, email: &str) -> String {
         .post_raw(
             &b,
             "/staff/password",
-            &[
-                ("csrf", &csrf),
-                ("token", &token),
-                ("new_password", "short"),
-                ("confirm_password", "short"),
-            ],
+            &[("csrf", &csrf), ("token", &token), ("new_password", "short"), ("confirm_password", "short")],
         )
         .await;
     assert_eq!(status, 422);
@@ -45,12 +37,7 @@ async fn staff_account(app: &TestApp, email: &str) -> String {
         .post_raw(
             &b,
             "/staff/password",
-            &[
-                ("csrf", &csrf),
-                ("token", &token),
-                ("new_password", PASSWORD),
-                ("confirm_password", PASSWORD),
-            ],
+            &[("csrf", &csrf), ("token", &token), ("new_password", PASSWORD), ("confirm_password", PASSWORD)],
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -68,16 +55,7 @@ async fn staff_browser(app: &TestApp, email: &str) -> reqwest::Client {
     let (_, html) = app.page(&b, "/staff/login").await;
     let csrf = csrf_of(&html);
     let (status, location, body) = app
-        .post_raw(
-            &b,
-            "/staff/login",
-            &[
-                ("csrf", &csrf),
-                ("email", email),
-                ("password", PASSWORD),
-                ("next", "/staff"),
-            ],
-        )
+        .post_raw(&b, "/staff/login", &[("csrf", &csrf), ("email", email), ("password", PASSWORD), ("next", "/staff")])
         .await;
     assert_eq!((status, location.as_str()), (303, "/staff"), "{body}");
     b
@@ -112,9 +90,7 @@ const FORMS: &[&str] = &[
 
 async fn digest_for_all(app: &TestApp) {
     for c in ["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"] {
-        run_pass(&app.state, Utc::now(), Some(c), Trigger::Manual { force: false })
-            .await
-            .unwrap();
+        run_pass(&app.state, Utc::now(), Some(c), Trigger::Manual { force: false }).await.unwrap();
     }
 }
 
@@ -136,10 +112,7 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
     let anon = browser();
     let r = anon.get(app.url("/staff/chase?category=A1")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 303);
-    assert_eq!(
-        r.headers()["location"],
-        "/staff/login?next=%2Fstaff%2Fchase%3Fcategory%3DA1"
-    );
+    assert_eq!(r.headers()["location"], "/staff/login?next=%2Fstaff%2Fchase%3Fcategory%3DA1");
 
     // A client session: 404 on every console path, GET or POST, as if there were none.
     let client = app.signed_in("P-1A").await;
@@ -153,12 +126,7 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
     }
 
     // A client cookie that signs nobody in is no client: the staff sign-in, not a 404.
-    let r = anon
-        .get(app.url("/staff"))
-        .header("cookie", "cport_session=stale")
-        .send()
-        .await
-        .unwrap();
+    let r = anon.get(app.url("/staff")).header("cookie", "cport_session=stale").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 303);
 
     // A wrong password is refused and counted; the right one signs in.
@@ -166,15 +134,7 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
     let (_, html) = app.page(&b, "/staff/login").await;
     let csrf = csrf_of(&html);
     let (status, _, body) = app
-        .post_raw(
-            &b,
-            "/staff/login",
-            &[
-                ("csrf", &csrf),
-                ("email", "sam@tot.example"),
-                ("password", "not it at all"),
-            ],
-        )
+        .post_raw(&b, "/staff/login", &[("csrf", &csrf), ("email", "sam@tot.example"), ("password", "not it at all")])
         .await;
     assert_eq!(status, 401);
     assert!(body.contains("do not match"), "{body}");
@@ -189,11 +149,7 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
     assert!(r.headers()["location"].to_str().unwrap().starts_with("/login"));
 
     // Every POST without the session's CSRF token is refused and changes nothing.
-    let before = (
-        app.count("banners").await,
-        app.count("outbox").await,
-        app.count("staff_sessions").await,
-    );
+    let before = (app.count("banners").await, app.count("outbox").await, app.count("staff_sessions").await);
     for path in FORMS {
         let (status, _, _) = app
             .post_raw(
@@ -210,33 +166,18 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
             )
             .await;
         assert_eq!(status, 403, "POST {path} without a CSRF token");
-        let (status, _, _) = app
-            .post_raw(&staff, path, &[("csrf", "forged"), ("action", "drop")])
-            .await;
+        let (status, _, _) = app.post_raw(&staff, path, &[("csrf", "forged"), ("action", "drop")]).await;
         assert_eq!(status, 403, "POST {path} with a wrong CSRF token");
     }
-    let after = (
-        app.count("banners").await,
-        app.count("outbox").await,
-        app.count("staff_sessions").await,
-    );
+    let after = (app.count("banners").await, app.count("outbox").await, app.count("staff_sessions").await);
     assert_eq!(before, after);
     let (_, html) = app.page(&staff, "/staff").await;
     assert!(html.contains("Signed in"), "still signed in after refused posts");
 
     // Sign-ins are recorded; removing the account ends its session at once.
     let audit = cport::store::staff::recent_audit(&app.db, 10).await.unwrap();
-    assert!(
-        audit
-            .iter()
-            .any(|a| a.action == "signed in" && a.staff_email == "sam@tot.example"),
-        "{audit:?}"
-    );
-    assert!(
-        cport::store::staff::remove(&app.db, "sam@tot.example", Utc::now())
-            .await
-            .unwrap()
-    );
+    assert!(audit.iter().any(|a| a.action == "signed in" && a.staff_email == "sam@tot.example"), "{audit:?}");
+    assert!(cport::store::staff::remove(&app.db, "sam@tot.example", Utc::now()).await.unwrap());
     let r = staff.get(app.url("/staff")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 303);
 }
@@ -256,16 +197,11 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     // PO-1 (ordered 2026-11-01) has waited longest; then the visuals and jobs of today.
     let first = html.find("id=\"A3:PO-1\"").expect("PO-1 listed");
     for other in ["A1:V-1", "A1:V-9", "A2:J-1"] {
-        let at = html
-            .find(&format!("id=\"{other}\""))
-            .unwrap_or_else(|| panic!("{other} listed"));
+        let at = html.find(&format!("id=\"{other}\"")).unwrap_or_else(|| panic!("{other} listed"));
         assert!(first < at, "PO-1 before {other}");
     }
     assert!(!html.contains("id=\"A1:V-2\""), "an approved visual is not waiting");
-    assert!(
-        html.contains("Ann Admin") && html.contains("email"),
-        "who was told, and how"
-    );
+    assert!(html.contains("Ann Admin") && html.contains("email"), "who was told, and how");
 
     // Filters: category, client, age; each bad value named.
     let (_, html) = app.page(&staff, "/staff/chase?category=A1").await;
@@ -273,16 +209,10 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     let (_, html) = app.page(&staff, "/staff/chase?client=C-2").await;
     assert!(html.contains("id=\"A1:V-9\"") && !html.contains("id=\"A1:V-1\""));
     let (_, html) = app.page(&staff, "/staff/chase?older=3").await;
-    assert!(
-        html.contains("id=\"A3:PO-1\"") && !html.contains("id=\"A1:V-1\""),
-        "only what waited 3 days"
-    );
-    for (query, field) in [
-        ("category=Z9", "category"),
-        ("older=-1", "older"),
-        ("older=lots", "older"),
-        ("page=0", "page"),
-    ] {
+    assert!(html.contains("id=\"A3:PO-1\"") && !html.contains("id=\"A1:V-1\""), "only what waited 3 days");
+    for (query, field) in
+        [("category=Z9", "category"), ("older=-1", "older"), ("older=lots", "older"), ("page=0", "page")]
+    {
         let (status, body) = app.page(&staff, &format!("/staff/chase?{query}")).await;
         assert_eq!(status, 400, "{query}");
         assert!(body.contains(field), "{query}: {body}");
@@ -301,18 +231,11 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     let outbox = app.count("outbox").await;
     let (_, html) = app.page(&staff, "/staff/chase").await;
     let csrf = csrf_of(&html);
-    let remind = [
-        ("csrf", csrf.as_str()),
-        ("contact", "P-1B"),
-        ("item", "A1:V-1"),
-        ("back", "/staff/chase?category=A1"),
-    ];
+    let remind =
+        [("csrf", csrf.as_str()), ("contact", "P-1B"), ("item", "A1:V-1"), ("back", "/staff/chase?category=A1")];
     let (status, location, _) = app.post_raw(&staff, "/staff/chase/remind", &remind).await;
     assert_eq!(status, 303);
-    assert!(
-        location.starts_with("/staff/chase?category=A1&note=Reminder"),
-        "{location}"
-    );
+    assert!(location.starts_with("/staff/chase?category=A1&note=Reminder"), "{location}");
     assert_eq!(app.count("outbox").await, outbox + 1);
     let (idem,): (String,) =
         cport::store::on_db!(&app.db, p => sqlx::query_as("SELECT idem_key FROM outbox ORDER BY id DESC LIMIT 1")
@@ -324,33 +247,15 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     assert!(location.contains("already%20reminded"), "{location}");
     assert_eq!(app.count("outbox").await, outbox + 1, "once a day");
     // An item the contact does not see, and a contact that does not exist.
-    let (_, location, _) = app
-        .post_raw(
-            &staff,
-            "/staff/chase/remind",
-            &[("csrf", &csrf), ("contact", "P-1F"), ("item", "A1:V-1")],
-        )
-        .await;
-    assert!(
-        location.contains("no%20longer%20open"),
-        "finance does not see visuals: {location}"
-    );
-    let (status, _, _) = app
-        .post_raw(
-            &staff,
-            "/staff/chase/remind",
-            &[("csrf", &csrf), ("contact", "P-404"), ("item", "A1:V-1")],
-        )
-        .await;
+    let (_, location, _) =
+        app.post_raw(&staff, "/staff/chase/remind", &[("csrf", &csrf), ("contact", "P-1F"), ("item", "A1:V-1")]).await;
+    assert!(location.contains("no%20longer%20open"), "finance does not see visuals: {location}");
+    let (status, _, _) =
+        app.post_raw(&staff, "/staff/chase/remind", &[("csrf", &csrf), ("contact", "P-404"), ("item", "A1:V-1")]).await;
     assert_eq!(status, 404);
     assert_eq!(app.count("outbox").await, outbox + 1);
     let audit = cport::store::staff::recent_audit(&app.db, 10).await.unwrap();
-    assert!(
-        audit
-            .iter()
-            .any(|a| a.action == "reminded" && a.subject == "P-1B of A1:V-1"),
-        "{audit:?}"
-    );
+    assert!(audit.iter().any(|a| a.action == "reminded" && a.subject == "P-1B of A1:V-1"), "{audit:?}");
 }
 
 #[tokio::test]
@@ -382,38 +287,16 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
         ids.push(id);
     }
     let (dead, waiting) = (ids[0], ids[1]);
-    assert!(
-        cport::store::console::hold_for(&app.db, dead, "held-by-test", now)
-            .await
-            .unwrap()
-    );
-    let mark = cport::store::outbox::Mark::Failed {
-        error: "550 5.1.1 no such user",
-        retry_at: None,
-    };
-    assert!(
-        cport::store::outbox::mark(&app.db, dead, "held-by-test", mark, now)
-            .await
-            .unwrap()
-    );
+    assert!(cport::store::console::hold_for(&app.db, dead, "held-by-test", now).await.unwrap());
+    let mark = cport::store::outbox::Mark::Failed { error: "550 5.1.1 no such user", retry_at: None };
+    assert!(cport::store::outbox::mark(&app.db, dead, "held-by-test", mark, now).await.unwrap());
 
     let (status, html) = app.page(&staff, "/staff/outbox?status=dead").await;
     assert_eq!(status, 200);
-    assert!(
-        html.contains(&format!("/staff/outbox/{dead}\"")) && html.contains("550 5.1.1"),
-        "{html}"
-    );
-    let (_, html) = app
-        .page(&staff, "/staff/outbox?status=sent&channel=email&kind=digest&client=C-1")
-        .await;
-    assert!(
-        !html.contains(&format!("/staff/outbox/{dead}\"")),
-        "a dead message is not sent"
-    );
-    assert!(
-        html.contains("ann@alpha.example") && !html.contains("zed@beta.example"),
-        "client C-1 only"
-    );
+    assert!(html.contains(&format!("/staff/outbox/{dead}\"")) && html.contains("550 5.1.1"), "{html}");
+    let (_, html) = app.page(&staff, "/staff/outbox?status=sent&channel=email&kind=digest&client=C-1").await;
+    assert!(!html.contains(&format!("/staff/outbox/{dead}\"")), "a dead message is not sent");
+    assert!(html.contains("ann@alpha.example") && !html.contains("zed@beta.example"), "client C-1 only");
     for (query, field) in [
         ("status=lost", "status"),
         ("channel=fax", "channel"),
@@ -428,65 +311,39 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
 
     let (status, html) = app.page(&staff, &format!("/staff/outbox/{dead}")).await;
     assert_eq!(status, 200);
-    assert!(
-        html.contains("Subject:") && html.contains("Message-ID:"),
-        "the headers as written: {html}"
-    );
-    assert!(
-        html.contains("dead") && html.contains("550 5.1.1 no such user"),
-        "the failed attempt"
-    );
+    assert!(html.contains("Subject:") && html.contains("Message-ID:"), "the headers as written: {html}");
+    assert!(html.contains("dead") && html.contains("550 5.1.1 no such user"), "the failed attempt");
     assert!(
         html.contains("(link token hidden)") && !html.contains("&#x2f;l&#x2f;x"),
         "no working sign-in link for staff: {html}"
     );
     assert!(html.contains(&format!("src=\"/staff/outbox/{dead}/body\"")) && html.contains("sandbox"));
-    let r = staff
-        .get(app.url(&format!("/staff/outbox/{dead}/body")))
-        .send()
-        .await
-        .unwrap();
+    let r = staff.get(app.url(&format!("/staff/outbox/{dead}/body"))).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
-    assert!(
-        csp.contains("sandbox") && csp.contains("frame-ancestors 'self'"),
-        "{csp}"
-    );
+    assert!(csp.contains("sandbox") && csp.contains("frame-ancestors 'self'"), "{csp}");
     assert!(r.text().await.unwrap().contains("<html"), "the email's HTML");
 
     // Re-queue the dead one (and only once: then it is queued, or already sent again);
     // drop the waiting one.
-    let (status, location, _) = app
-        .post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")])
-        .await;
+    let (status, location, _) = app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")]).await;
     assert_eq!(status, 303, "{location}");
     assert_ne!(status_of(&app, dead).await, "dead");
-    let (status, _, body) = app
-        .post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")])
-        .await;
+    let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")]).await;
     assert_eq!(status, 409, "{body}");
-    let (status, _, _) = app
-        .post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")])
-        .await;
+    let (status, _, _) = app.post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await;
     assert_eq!(status, 303);
     assert_eq!(status_of(&app, waiting).await, "dropped");
-    let (status, _, _) = app
-        .post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")])
-        .await;
+    let (status, _, _) = app.post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await;
     assert_eq!(status, 409, "dropped once");
-    let (status, _, body) = app
-        .post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "burn")])
-        .await;
+    let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "burn")]).await;
     assert_eq!(status, 422);
     assert!(body.contains("action"), "{body}");
     let (status, _) = app.page(&staff, "/staff/outbox/999999").await;
     assert_eq!(status, 404);
     let audit = cport::store::staff::recent_audit(&app.db, 10).await.unwrap();
     let done: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
-    assert!(
-        done.contains(&"re-queued message") && done.contains(&"dropped message"),
-        "{done:?}"
-    );
+    assert!(done.contains(&"re-queued message") && done.contains(&"dropped message"), "{done:?}");
 }
 
 #[tokio::test]
@@ -520,10 +377,7 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
         html.contains("queues it at once to <strong>4</strong> contact(s): 4 email(s) and 0 chat message(s)"),
         "{html}"
     );
-    assert!(
-        html.contains("srcdoc=") && html.contains("URGENT: Closed Friday"),
-        "email and chat forms: {html}"
-    );
+    assert!(html.contains("srcdoc=") && html.contains("URGENT: Closed Friday"), "email and chat forms: {html}");
     assert_eq!(app.count("banners").await, 0, "a preview writes nothing");
 
     for (field, value, named) in [
@@ -534,10 +388,8 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
         ("starts_at", "soon", "starts_at"),
         ("title", "two\u{7}lines", "title"),
     ] {
-        let fields: Vec<(&str, &str)> = form
-            .iter()
-            .map(|(k, v)| if *k == field { (*k, value) } else { (*k, *v) })
-            .collect();
+        let fields: Vec<(&str, &str)> =
+            form.iter().map(|(k, v)| if *k == field { (*k, value) } else { (*k, *v) }).collect();
         let (status, _, body) = app.post_form(&staff, "/staff/banners", &fields).await;
         assert_eq!(status, 422, "{field}={value:?}");
         assert!(body.contains(named), "{field}={value:?} names {named}: {body}");
@@ -564,15 +416,11 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
     };
     let (_, html) = app.page(&staff, "/staff/banners").await;
     let csrf = csrf_of(&html);
-    let (status, _, _) = app
-        .post_raw(&staff, &format!("/staff/banners/{id}/retract"), &[("csrf", &csrf)])
-        .await;
+    let (status, _, _) = app.post_raw(&staff, &format!("/staff/banners/{id}/retract"), &[("csrf", &csrf)]).await;
     assert_eq!(status, 303);
     let (_, page) = app.page(&app.signed_in("P-1B").await, "/").await;
     assert!(!page.contains("Closed Friday"), "retracted");
-    let (status, _, _) = app
-        .post_raw(&staff, "/staff/banners/424242/retract", &[("csrf", &csrf)])
-        .await;
+    let (status, _, _) = app.post_raw(&staff, "/staff/banners/424242/retract", &[("csrf", &csrf)]).await;
     assert_eq!(status, 404);
 }
 
@@ -626,13 +474,9 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
     let (_, html) = app.page(&staff, "/staff/access").await;
     assert!(html.contains("Gus Gamma") && html.contains("We order hoodies"));
     let id = asked[0]["subject_id"].as_str().unwrap().to_string();
-    let (status, _, _) = app
-        .post_form(&staff, "/staff/access", &[("id", &id), ("decision", "done")])
-        .await;
+    let (status, _, _) = app.post_form(&staff, "/staff/access", &[("id", &id), ("decision", "done")]).await;
     assert_eq!(status, 303);
-    let (status, _, body) = app
-        .post_form(&staff, "/staff/access", &[("id", &id), ("decision", "refused")])
-        .await;
+    let (status, _, body) = app.post_form(&staff, "/staff/access", &[("id", &id), ("decision", "refused")]).await;
     assert_eq!(status, 409, "decided once: {body}");
     let told: Vec<_> = cport::store::outbox::list_messages(&app.db, None, 50)
         .await
@@ -666,46 +510,24 @@ async fn contacts_held_mail_and_the_overview() {
          From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
          Message-ID: <held-1@alpha.example>\r\nDate: Wed, 02 Dec 2026 09:00:00 +0000\r\n\r\nAPPROVE V-1\r\n"
     );
-    let d = cport::channels::inbound::handle(&app.state, raw.as_bytes(), Utc::now())
-        .await
-        .unwrap();
+    let d = cport::channels::inbound::handle(&app.state, raw.as_bytes(), Utc::now()).await.unwrap();
     assert!(matches!(d, cport::channels::inbound::Disposition::Held(_)), "{d:?}");
     let second = raw.replace("held-1@", "held-2@");
-    cport::channels::inbound::handle(&app.state, second.as_bytes(), Utc::now())
-        .await
-        .unwrap();
+    cport::channels::inbound::handle(&app.state, second.as_bytes(), Utc::now()).await.unwrap();
     let (_, html) = app.page(&staff, "/staff").await;
     assert!(html.contains("<strong>2</strong> held inbound mail"), "{html}");
     let (_, html) = app.page(&staff, "/staff/held").await;
-    assert!(
-        html.contains("dmarc=fail (p=none) header.from=alpha.example") && html.contains("APPROVE V-1"),
-        "{html}"
-    );
+    assert!(html.contains("dmarc=fail (p=none) header.from=alpha.example") && html.contains("APPROVE V-1"), "{html}");
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
-    let (status, location, _) = app
-        .post_form(
-            &staff,
-            "/staff/held",
-            &[("message_id", "held-1@alpha.example"), ("action", "release")],
-        )
-        .await;
+    let (status, location, _) =
+        app.post_form(&staff, "/staff/held", &[("message_id", "held-1@alpha.example"), ("action", "release")]).await;
     assert_eq!(status, 303, "{location}");
     assert_eq!(app.visual_status("V-1").await, "approved", "released and acted on");
-    let (status, _, _) = app
-        .post_form(
-            &staff,
-            "/staff/held",
-            &[("message_id", "held-1@alpha.example"), ("action", "release")],
-        )
-        .await;
+    let (status, _, _) =
+        app.post_form(&staff, "/staff/held", &[("message_id", "held-1@alpha.example"), ("action", "release")]).await;
     assert_eq!(status, 409, "released once");
-    let (status, _, _) = app
-        .post_form(
-            &staff,
-            "/staff/held",
-            &[("message_id", "held-2@alpha.example"), ("action", "discard")],
-        )
-        .await;
+    let (status, _, _) =
+        app.post_form(&staff, "/staff/held", &[("message_id", "held-2@alpha.example"), ("action", "discard")]).await;
     assert_eq!(status, 303);
     // One without a Message-ID and with a byte that is not UTF-8 keeps its id when released.
     let mut bare = raw
@@ -714,17 +536,12 @@ async fn contacts_held_mail_and_the_overview() {
         .into_bytes();
     let at = bare.iter().position(|b| *b == 1).unwrap();
     bare[at] = 0xE9;
-    let d = cport::channels::inbound::handle(&app.state, &bare, Utc::now())
-        .await
-        .unwrap();
+    let d = cport::channels::inbound::handle(&app.state, &bare, Utc::now()).await.unwrap();
     assert!(matches!(d, cport::channels::inbound::Disposition::Held(_)), "{d:?}");
-    let id = cport::store::inbound::list_held(&app.db, 10).await.unwrap()[0]
-        .message_id
-        .clone();
+    let id = cport::store::inbound::list_held(&app.db, 10).await.unwrap()[0].message_id.clone();
     assert!(id.starts_with("sha256:"), "{id}");
-    let (status, location, _) = app
-        .post_form(&staff, "/staff/held", &[("message_id", &id), ("action", "release")])
-        .await;
+    let (status, location, _) =
+        app.post_form(&staff, "/staff/held", &[("message_id", &id), ("action", "release")]).await;
     assert_eq!(status, 303, "{location}");
     let held = cport::store::inbound::list_held(&app.db, 10).await.unwrap();
     assert!(held.is_empty(), "{held:?}");
@@ -740,58 +557,30 @@ async fn contacts_held_mail_and_the_overview() {
     assert!(html.contains("Alpha Ltd") && !html.contains("Beta plc"), "{html}");
     let (status, html) = app.page(&staff, "/staff/contacts?client=C-1").await;
     assert_eq!(status, 200);
-    assert!(
-        html.contains("550 mailbox unavailable") && html.contains("Resume email"),
-        "{html}"
-    );
-    let (status, location, _) = app
-        .post_form(
-            &staff,
-            "/staff/contacts?client=C-1",
-            &[("contact", "P-1B"), ("action", "resume")],
-        )
-        .await;
+    assert!(html.contains("550 mailbox unavailable") && html.contains("Resume email"), "{html}");
+    let (status, location, _) =
+        app.post_form(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1B"), ("action", "resume")]).await;
     assert_eq!(status, 303);
-    assert!(
-        location.starts_with("/staff/contacts?client=C%2D1&note=Email%20to%20Bob"),
-        "{location}"
-    );
+    assert!(location.starts_with("/staff/contacts?client=C%2D1&note=Email%20to%20Bob"), "{location}");
     let s = cport::store::settings::get_settings(&app.db, "P-1B").await.unwrap();
     assert!(s.email_suspended_at.is_none());
-    let (_, location, _) = app
-        .post_form(
-            &staff,
-            "/staff/contacts?client=C-1",
-            &[("contact", "P-1A"), ("action", "chat-code")],
-        )
-        .await;
+    let (_, location, _) =
+        app.post_form(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1A"), ("action", "chat-code")]).await;
     assert!(location.contains("Chat%20link%20code"), "{location}");
     let outbox = app.count("outbox").await;
-    let (status, _, _) = app
-        .post_form(
-            &staff,
-            "/staff/contacts?client=C-1",
-            &[("contact", "P-1A"), ("action", "sign-in-link")],
-        )
-        .await;
+    let (status, _, _) =
+        app.post_form(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1A"), ("action", "sign-in-link")]).await;
     assert_eq!(status, 303);
     assert_eq!(app.count("outbox").await, outbox + 1);
     let (status, _) = app.page(&staff, "/staff/contacts?client=C-404").await;
     assert_eq!(status, 404);
-    app.put("clients", serde_json::json!([{"id": "C-1X", "name": "Alpha Extra"}]))
-        .await;
+    app.put("clients", serde_json::json!([{"id": "C-1X", "name": "Alpha Extra"}])).await;
     let (status, html) = app.page(&staff, "/staff/contacts?client=C-1X").await;
     assert_eq!(status, 200, "a client without contacts: {html}");
     assert!(html.contains("No active contacts"), "{html}");
 
     // The overview counts what was sent and lists what staff did.
     let (_, html) = app.page(&staff, "/staff").await;
-    assert!(
-        html.contains("Messages, last 24 hours") && html.contains("status=sent"),
-        "{html}"
-    );
-    assert!(
-        html.contains("released held mail") && html.contains("resumed email"),
-        "{html}"
-    );
+    assert!(html.contains("Messages, last 24 hours") && html.contains("status=sent"), "{html}");
+    assert!(html.contains("released held mail") && html.contains("resumed email"), "{html}");
 }

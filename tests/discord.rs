@@ -44,11 +44,7 @@ async fn post(app: &TestApp, signer: &InteractionSigner, body: &Value) -> (u16, 
 
 fn embed_text(response: &Value) -> String {
     let e = &response["data"]["embeds"][0];
-    format!(
-        "{}\n{}",
-        e["title"].as_str().unwrap_or(""),
-        e["description"].as_str().unwrap_or("")
-    )
+    format!("{}\n{}", e["title"].as_str().unwrap_or(""), e["description"].as_str().unwrap_or(""))
 }
 
 fn custom_ids(response: &Value) -> Vec<String> {
@@ -111,13 +107,7 @@ async fn signatures_are_checked_before_anything_else() {
     assert_eq!(s, 401);
     assert!(body["error"].as_str().unwrap().contains("timestamp"));
     // No signature at all.
-    let r = app
-        .http
-        .post(app.url("/discord/interactions"))
-        .body(ping.to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.post(app.url("/discord/interactions")).body(ping.to_string()).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
     assert!(fake.calls().is_empty(), "nothing was sent for refused requests");
     app.stop().await;
@@ -206,9 +196,7 @@ async fn digests_go_out_as_embeds_with_buttons_through_serenity() {
     let signer = InteractionSigner::new(7);
     let t = TestState::new(|c| discord(c, &fake, &signer)).await;
     t.load(common::world()).await;
-    let code = cport::actions::chat_link::new_link_code(&t.state, "P-1A", Utc::now())
-        .await
-        .unwrap();
+    let code = cport::actions::chat_link::new_link_code(&t.state, "P-1A", Utc::now()).await.unwrap();
     let inc = cport::channels::chat::Incoming {
         channel: cport::model::Channel::Discord,
         user_id: USER.into(),
@@ -226,15 +214,8 @@ async fn digests_go_out_as_embeds_with_buttons_through_serenity() {
     .unwrap();
     assert_eq!(report.queued, 2, "email and Discord: {report:?}");
     let r = cport::outbox::drain(&t.state).await.unwrap();
-    let failed = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10)
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.sent, r.dead),
-        (2, 0),
-        "{r:?} {:?}",
-        failed.iter().map(|m| &m.last_error).collect::<Vec<_>>()
-    );
+    let failed = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10).await.unwrap();
+    assert_eq!((r.sent, r.dead), (2, 0), "{r:?} {:?}", failed.iter().map(|m| &m.last_error).collect::<Vec<_>>());
     let dm = fake.wait_for("/users/@me/channels", 1).await;
     assert_eq!(dm[0].body["recipient_id"].to_string().trim_matches('"'), USER);
     let posts = fake.wait_for("/messages", 1).await;
@@ -245,10 +226,7 @@ async fn digests_go_out_as_embeds_with_buttons_through_serenity() {
     assert!(embed["description"].as_str().unwrap().contains("V-1"), "{msg}");
     let buttons = msg["components"][0]["components"].as_array().unwrap();
     assert_eq!(buttons[0]["custom_id"], "mo:0:ITEMS");
-    assert!(
-        buttons[1]["url"].as_str().unwrap().contains("/l/"),
-        "a signed portal link"
-    );
+    assert!(buttons[1]["url"].as_str().unwrap().contains("/l/"), "a signed portal link");
 
     // The slash commands Discord is told about.
     let discord = cport::channels::discord::Discord::new(&t.state.config);
@@ -258,10 +236,7 @@ async fn digests_go_out_as_embeds_with_buttons_through_serenity() {
     assert_eq!(list.len(), n);
     let track = list.iter().find(|c| c["name"] == "track").expect("track registered");
     assert_eq!(track["options"][0]["required"], true);
-    assert!(
-        list.iter()
-            .any(|c| c["name"] == "link" && c["options"][0]["name"] == "code")
-    );
+    assert!(list.iter().any(|c| c["name"] == "link" && c["options"][0]["name"] == "code"));
 }
 
 #[tokio::test]
@@ -270,11 +245,9 @@ async fn an_alerts_picture_is_uploaded_with_the_direct_message() {
     let signer = InteractionSigner::new(7);
     let t = TestState::new(|c| discord(c, &fake, &signer)).await;
     t.load(common::world()).await;
-    t.load(
-        serde_json::json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
-        "email": "ann@alpha.example", "role": "admin", "discord_user_id": USER}]}),
-    )
-    .await;
+    t.load(serde_json::json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
+        "email": "ann@alpha.example", "role": "admin", "discord_user_id": USER}]}))
+        .await;
     let media = t.state.config.data_dir.join("media");
     std::fs::create_dir_all(&media).unwrap();
     let png: &[u8] = b"\x89PNG\r\n\x1a\n the picture";
@@ -292,11 +265,7 @@ async fn an_alerts_picture_is_uploaded_with_the_direct_message() {
     let posts = fake.wait_for("/messages", 1).await;
     let msg = &posts[0].body;
     // The picture is private: it travels as the message's attachment, shown by the embed.
-    assert_eq!(
-        msg["files"],
-        serde_json::json!([{"file_name": "v5.png", "size": png.len()}]),
-        "{msg}"
-    );
+    assert_eq!(msg["files"], serde_json::json!([{"file_name": "v5.png", "size": png.len()}]), "{msg}");
     assert_eq!(msg["embeds"][0]["image"]["url"], "attachment://v5.png", "{msg}");
     assert!(!msg.to_string().contains("/media/"), "no address of the picture: {msg}");
 }
@@ -312,11 +281,9 @@ async fn a_shared_channel_gets_no_details_and_no_sign_in_links() {
     .await;
     t.load(common::world()).await;
     // TOT's record names the Discord user: linked without a code.
-    t.load(
-        serde_json::json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
-        "email": "ann@alpha.example", "role": "admin", "discord_user_id": USER}]}),
-    )
-    .await;
+    t.load(serde_json::json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
+        "email": "ann@alpha.example", "role": "admin", "discord_user_id": USER}]}))
+        .await;
     cport::digest::scheduler::run_pass(
         &t.state,
         Utc::now(),
@@ -343,10 +310,5 @@ async fn a_shared_channel_gets_no_details_and_no_sign_in_links() {
     };
     let replies = cport::channels::chat::handle(&t.state, &inc, Utc::now()).await.unwrap();
     assert!(format!("{replies:?}").contains("no longer linked"), "{replies:?}");
-    assert!(
-        cport::store::chat::chats_of_contact(&t.state.db, "P-1A")
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(cport::store::chat::chats_of_contact(&t.state.db, "P-1A").await.unwrap().is_empty());
 }

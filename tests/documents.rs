@@ -62,23 +62,14 @@ fn pdftotext(bytes: &[u8]) -> String {
         .arg("-")
         .output()
         .expect("pdftotext (poppler-utils) is installed");
-    assert!(
-        out.status.success(),
-        "pdftotext: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "pdftotext: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
 async fn get(app: &TestApp, b: &reqwest::Client, path: &str) -> (u16, String, Vec<u8>) {
     let r = b.get(app.url(path)).send().await.unwrap();
     let status = r.status().as_u16();
-    let ct = r
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     (status, ct, r.bytes().await.unwrap().to_vec())
 }
 
@@ -134,10 +125,7 @@ async fn lists_filter_sort_and_link_to_details() {
     let ann = app.signed_in("P-1A").await;
     let (_, _, html) = get(&app, &ann, "/jobs?q=caps").await;
     let html = String::from_utf8(html).unwrap();
-    assert!(
-        html.contains("href=\"/jobs/J-2\"") && !html.contains("href=\"/jobs/J-1\""),
-        "{html}"
-    );
+    assert!(html.contains("href=\"/jobs/J-2\"") && !html.contains("href=\"/jobs/J-1\""), "{html}");
     // 32 open jobs: two pages of 25; sorted by name, descending.
     let jobs: Vec<_> = (10..40)
         .map(|i| json!({"id": format!("J-{i}"), "client_id": "C-1", "name": format!("Run {i}"), "status": "entered"}))
@@ -147,30 +135,18 @@ async fn lists_filter_sort_and_link_to_details() {
     let html = String::from_utf8(html).unwrap();
     assert!(html.contains("Page 1 of 2"), "{html}");
     let first = html.find("href=\"/jobs/J-").unwrap();
-    assert!(
-        html[first..].starts_with("href=\"/jobs/J-1\""),
-        "descending by name: Tees (J-1), Run …, Caps"
-    );
+    assert!(html[first..].starts_with("href=\"/jobs/J-1\""), "descending by name: Tees (J-1), Run …, Caps");
     let (_, _, html) = get(&app, &ann, "/jobs?sort=1&desc=1&page=2").await;
     let html = String::from_utf8(html).unwrap();
-    assert!(
-        html.contains("Page 2 of 2") && html.contains("href=\"/jobs/J-2\""),
-        "{html}"
-    );
-    assert!(
-        !html.contains("href=\"/jobs/J-1\""),
-        "page two does not repeat page one"
-    );
+    assert!(html.contains("Page 2 of 2") && html.contains("href=\"/jobs/J-2\""), "{html}");
+    assert!(!html.contains("href=\"/jobs/J-1\""), "page two does not repeat page one");
     let (_, _, html) = get(&app, &ann, "/invoices").await;
     let html = String::from_utf8(html).unwrap();
     assert!(html.contains("href=\"/invoices/INV-1.pdf\""), "{html}");
     assert!(html.contains("/statement.pdf") && html.contains("/statement.csv"));
     let (_, _, html) = get(&app, &ann, "/deliveries/D-1").await;
     let html = String::from_utf8(html).unwrap();
-    assert!(
-        html.contains("DPD") && html.contains("/deliveries/D-1/note.pdf"),
-        "{html}"
-    );
+    assert!(html.contains("DPD") && html.contains("/deliveries/D-1/note.pdf"), "{html}");
     // minijinja writes "/" in attributes as &#x2f;, which browsers read as "/".
     let html = html.replace("&#x2f;", "/");
     for want in [
@@ -188,10 +164,7 @@ async fn lists_filter_sort_and_link_to_details() {
     assert!(html.contains("Processes") && html.contains("Screen print"), "{html}");
     let (_, _, html) = get(&app, &ann, "/jobs/J-2").await;
     let html = String::from_utf8(html).unwrap();
-    assert!(
-        html.contains("href=\"/deliveries/D-1\""),
-        "the job links its deliveries: {html}"
-    );
+    assert!(html.contains("href=\"/deliveries/D-1\""), "the job links its deliveries: {html}");
     app.stop().await;
 }
 
@@ -218,13 +191,7 @@ async fn pdfs_hold_the_data_and_the_brand() {
         assert!(text.contains(want), "{want:?} in:\n{text}");
     }
     let text = pdftotext(&get(&app, &fay, "/deliveries/D-1/packing.pdf").await.2);
-    for want in [
-        "Packing note D-1",
-        "Box 1 of 2",
-        "Box 2 of 2",
-        "Beanies",
-        "2 container(s), 70 item(s)",
-    ] {
+    for want in ["Packing note D-1", "Box 1 of 2", "Box 2 of 2", "Beanies", "2 container(s), 70 item(s)"] {
         assert!(text.contains(want), "{want:?} in:\n{text}");
     }
     let text = pdftotext(&get(&app, &fay, "/invoices/INV-1.pdf").await.2);
@@ -244,10 +211,7 @@ async fn pdfs_hold_the_data_and_the_brand() {
     ] {
         assert!(text.contains(want), "{want:?} in:\n{text}");
     }
-    assert!(
-        !text.contains("differs from these rows"),
-        "the rows add up to TOT's total owed:\n{text}"
-    );
+    assert!(!text.contains("differs from these rows"), "the rows add up to TOT's total owed:\n{text}");
     assert!(!text.contains("INV-2"), "a paid invoice is not open");
     assert!(!text.contains("INV-9"), "another client's invoice never shows");
     app.stop().await;
@@ -262,10 +226,7 @@ async fn statement_csv_has_the_columns_and_rows() {
     assert!(ct.starts_with("text/csv"));
     // Read back by a CSV reader that is not ours.
     let out = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import csv,json,sys; print(json.dumps(list(csv.DictReader(sys.stdin))))",
-        ])
+        .args(["-c", "import csv,json,sys; print(json.dumps(list(csv.DictReader(sys.stdin))))"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -276,16 +237,8 @@ async fn statement_csv_has_the_columns_and_rows() {
         })
         .unwrap();
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    let header = String::from_utf8(csv.clone())
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        header,
-        "kind,invoice,date,due_date,client_po_ref,job,total,paid,outstanding,currency"
-    );
+    let header = String::from_utf8(csv.clone()).unwrap().lines().next().unwrap().to_string();
+    assert_eq!(header, "kind,invoice,date,due_date,client_po_ref,job,total,paid,outstanding,currency");
     let invoices: Vec<_> = rows.iter().filter(|r| r["kind"] == "invoice").collect();
     assert_eq!(invoices.len(), 1);
     let credits: Vec<_> = rows.iter().filter(|r| r["kind"] == "credit_note").collect();
@@ -299,11 +252,7 @@ async fn statement_csv_has_the_columns_and_rows() {
         let (a, b) = s.split_once('.').unwrap();
         neg * (a.parse::<i64>().unwrap() * 100 + b.parse::<i64>().unwrap())
     };
-    let owed: i64 = rows
-        .iter()
-        .filter(|r| r["kind"] != "aging")
-        .map(|r| cents(&r["outstanding"]))
-        .sum();
+    let owed: i64 = rows.iter().filter(|r| r["kind"] != "aging").map(|r| cents(&r["outstanding"])).sum();
     assert_eq!(invoices[0]["invoice"], "INV-1");
     assert_eq!(invoices[0]["outstanding"], "534.40");
     assert_eq!(invoices[0]["currency"], "GBP");

@@ -50,29 +50,13 @@ impl Corpus {
         let t = TestState::new(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
         t.load(world()).await;
         let tokens = vec![
-            (
-                "{{TOKEN_ALERT}}",
-                sent_to(&t, "P-1A", "ann@alpha.example", "alert", &["A1:V-1"]).await,
-            ),
+            ("{{TOKEN_ALERT}}", sent_to(&t, "P-1A", "ann@alpha.example", "alert", &["A1:V-1"]).await),
             (
                 "{{TOKEN_DIGEST}}",
-                sent_to(
-                    &t,
-                    "P-1A",
-                    "ann@alpha.example",
-                    "digest",
-                    &["A1:V-1", "A2:J-1", "A3:PO-1", "A4:J-1"],
-                )
-                .await,
+                sent_to(&t, "P-1A", "ann@alpha.example", "digest", &["A1:V-1", "A2:J-1", "A3:PO-1", "A4:J-1"]).await,
             ),
-            (
-                "{{TOKEN_ART}}",
-                sent_to(&t, "P-1A", "ann@alpha.example", "alert", &["A4:J-1"]).await,
-            ),
-            (
-                "{{TOKEN_BOB}}",
-                sent_to(&t, "P-1B", "bob@alpha.example", "digest", &["A1:V-1", "A2:J-1"]).await,
-            ),
+            ("{{TOKEN_ART}}", sent_to(&t, "P-1A", "ann@alpha.example", "alert", &["A4:J-1"]).await),
+            ("{{TOKEN_BOB}}", sent_to(&t, "P-1B", "bob@alpha.example", "digest", &["A1:V-1", "A2:J-1"]).await),
         ];
         Corpus { t, tokens }
     }
@@ -90,9 +74,7 @@ impl Corpus {
     }
 
     async fn handle(&self, name: &str) -> Disposition {
-        handle(&self.t.state, &self.fixture(name), Utc::now())
-            .await
-            .unwrap_or_else(|e| panic!("{name}: {e}"))
+        handle(&self.t.state, &self.fixture(name), Utc::now()).await.unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 
     async fn visual(&self, id: &str) -> String {
@@ -126,10 +108,7 @@ fn kind(d: &Disposition) -> &'static str {
 }
 
 fn reason(d: &Disposition) -> String {
-    serde_json::to_value(d).unwrap()["reason"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
+    serde_json::to_value(d).unwrap()["reason"].as_str().unwrap_or("").to_string()
 }
 
 #[tokio::test]
@@ -143,12 +122,7 @@ async fn the_corpus_has_the_expected_outcomes() {
         ("forwarded.eml", "processed", "no command", true),
         ("auto_reply.eml", "ignored", "Auto-Submitted", false),
         ("vacation_bulk.eml", "ignored", "automatic", false),
-        (
-            "spoofed_from.eml",
-            "ignored",
-            "mallory@evil.example is not the contact",
-            false,
-        ),
+        ("spoofed_from.eml", "ignored", "mallory@evil.example is not the contact", false),
         ("own_address_loop.eml", "ignored", "mail loop", false),
         ("dmarc_fail.eml", "held", "dmarc=fail", false),
         ("outlook_cp1252.eml", "processed", "REJECT V-1", true),
@@ -161,11 +135,7 @@ async fn the_corpus_has_the_expected_outcomes() {
         let before = c.answers().await.len();
         let d = c.handle(name).await;
         assert_eq!(kind(&d), *want, "{name}: {d:?}");
-        assert!(
-            reason(&d).contains(words),
-            "{name}: `{}` should mention `{words}`",
-            reason(&d)
-        );
+        assert!(reason(&d).contains(words), "{name}: `{}` should mention `{words}`", reason(&d));
         let after = c.answers().await.len();
         assert_eq!(after > before, *answered, "{name}: answered?");
     }
@@ -177,48 +147,28 @@ async fn the_corpus_has_the_expected_outcomes() {
     let text_of = |needle: &str| answers.iter().find(|a| a.text.contains(needle)).map(|a| a.text.clone());
     // Outlook's windows-1252 reply rejected V-1 with the reason intact, before Gmail's APPROVE
     // of the alert could: that one is refused with a clear message.
-    let feed = cport::store::changes::list_changes(&c.t.state.db, 0, 100)
-        .await
-        .unwrap();
+    let feed = cport::store::changes::list_changes(&c.t.state.db, 0, 100).await.unwrap();
     let rejected = feed.iter().find(|e| e.kind == "visual_rejected").expect("a rejection");
-    assert!(
-        rejected.payload.contains("the café logo needs more contrast"),
-        "{}",
-        rejected.payload
-    );
+    assert!(rejected.payload.contains("the café logo needs more contrast"), "{}", rejected.payload);
     assert_eq!(c.visual("V-1").await, "rejected");
-    assert!(
-        text_of("was rejected; TOT will send a new visual").is_some(),
-        "the late APPROVE is answered with why"
-    );
+    assert!(text_of("was rejected; TOT will send a new visual").is_some(), "the late APPROVE is answered with why");
     // Commands below a signature, a quote or a forwarded block were never run.
     assert!(text_of("Job J-1: Tees").is_some());
     let several = text_of("Noted: job J-1 needs no delivery.").expect("NODELIVERY answered");
     assert!(several.contains("TRACK: which one? an id is missing"), "{several}");
     assert!(several.contains("Usage: TRACK <delivery id>"), "{several}");
-    assert!(
-        !several.contains("Your account"),
-        "reading stops at the first line that is not a command"
-    );
+    assert!(!several.contains("Your account"), "reading stops at the first line that is not a command");
     let forwarded = text_of("No command found").expect("a forward without commands gets help");
     assert!(forwarded.contains("APPROVE <visual id>"), "{forwarded}");
     // The artwork: the PDF kept, the .exe refused, the event in the feed, A4 gone.
     let art = text_of("Artwork for job J-1").expect("artwork answer");
-    assert!(
-        art.contains("alpha-logo.pdf") && art.contains("setup.exe: .exe files are not accepted"),
-        "{art}"
-    );
-    assert!(
-        feed.iter()
-            .any(|e| e.kind == "artwork_uploaded" && e.payload.contains("alpha-logo.pdf"))
-    );
+    assert!(art.contains("alpha-logo.pdf") && art.contains("setup.exe: .exe files are not accepted"), "{art}");
+    assert!(feed.iter().any(|e| e.kind == "artwork_uploaded" && e.payload.contains("alpha-logo.pdf")));
     let stored = c.t.state.config.data_dir.join("uploads/artwork/J-1");
     let files: Vec<_> = std::fs::read_dir(&stored).unwrap().collect();
     assert_eq!(files.len(), 1);
     // The hard bounce suspended Ann's email, visible to staff.
-    let s = cport::store::settings::get_settings(&c.t.state.db, "P-1A")
-        .await
-        .unwrap();
+    let s = cport::store::settings::get_settings(&c.t.state.db, "P-1A").await.unwrap();
     assert!(s.email_suspended_at.is_some());
     assert!(s.email_suspended_reason.unwrap().contains("5.1.1"));
     // The held message waits for staff.
@@ -231,36 +181,18 @@ async fn the_corpus_has_the_expected_outcomes() {
         .find(|a| a.in_reply_to.as_deref() == Some("<CAGmail001@mail.gmail.com>"))
         .expect("threaded answer");
     assert!(first.subject.starts_with("Re: "));
-    assert!(
-        first
-            .references
-            .as_deref()
-            .unwrap()
-            .contains("<CAGmail001@mail.gmail.com>")
-    );
+    assert!(first.references.as_deref().unwrap().contains("<CAGmail001@mail.gmail.com>"));
 }
 
 #[tokio::test]
 async fn a_reply_approves_a_visual_from_its_alert_and_a_later_reply_lifts_a_suspension() {
     let c = Corpus::new().await;
     assert_eq!(kind(&c.handle("dsn_bounce.eml").await), "bounce");
-    assert!(
-        cport::store::settings::get_settings(&c.t.state.db, "P-1A")
-            .await
-            .unwrap()
-            .email_suspended_at
-            .is_some()
-    );
+    assert!(cport::store::settings::get_settings(&c.t.state.db, "P-1A").await.unwrap().email_suspended_at.is_some());
     let d = c.handle("gmail_html_reply.eml").await;
     assert_eq!(kind(&d), "processed", "{d:?}");
-    assert_eq!(
-        c.visual("V-1").await,
-        "approved",
-        "APPROVE without an id applies to the alert's visual"
-    );
-    let s = cport::store::settings::get_settings(&c.t.state.db, "P-1A")
-        .await
-        .unwrap();
+    assert_eq!(c.visual("V-1").await, "approved", "APPROVE without an id applies to the alert's visual");
+    let s = cport::store::settings::get_settings(&c.t.state.db, "P-1A").await.unwrap();
     assert!(s.email_suspended_at.is_none(), "a real reply proves the address works");
     let feed = cport::store::changes::list_changes(&c.t.state.db, 0, 10).await.unwrap();
     assert_eq!(feed.len(), 1);
@@ -271,14 +203,8 @@ async fn a_reply_approves_a_visual_from_its_alert_and_a_later_reply_lifts_a_susp
 async fn oversized_and_unreadable_messages_are_refused_unread() {
     let c = Corpus::new().await;
     let big = vec![b'a'; (c.t.state.config.inbound.max_bytes + 1) as usize];
-    assert!(matches!(
-        handle(&c.t.state, &big, Utc::now()).await,
-        Err(InboundError::TooLarge { .. })
-    ));
-    assert!(matches!(
-        handle(&c.t.state, b"\x00\x01 not mail", Utc::now()).await,
-        Err(InboundError::Malformed(_))
-    ));
+    assert!(matches!(handle(&c.t.state, &big, Utc::now()).await, Err(InboundError::TooLarge { .. })));
+    assert!(matches!(handle(&c.t.state, b"\x00\x01 not mail", Utc::now()).await, Err(InboundError::Malformed(_))));
     assert!(c.answers().await.is_empty());
 }
 
@@ -320,25 +246,14 @@ async fn a_backlog_keeps_each_senders_order_and_handles_the_rest_alongside() {
         std::fs::write(&path, text).unwrap();
         files.push(path);
     };
-    put(
-        "001.eml",
-        mail("ann@alpha.example", &digest, "a1", "REJECT V-1 the logo is too small"),
-    );
+    put("001.eml", mail("ann@alpha.example", &digest, "a1", "REJECT V-1 the logo is too small"));
     for i in 0..20 {
-        put(
-            &format!("002-{i:02}.eml"),
-            mail("bob@alpha.example", &token("{{TOKEN_BOB}}"), &format!("b{i}"), "ITEMS"),
-        );
+        put(&format!("002-{i:02}.eml"), mail("bob@alpha.example", &token("{{TOKEN_BOB}}"), &format!("b{i}"), "ITEMS"));
     }
     put("003.eml", mail("ann@alpha.example", &digest, "a2", "APPROVE V-1"));
-    put(
-        "004.eml",
-        mail("ann@alpha.example", &digest, "a1", "REJECT V-1 the logo is too small"),
-    );
+    put("004.eml", mail("ann@alpha.example", &digest, "a1", "REJECT V-1 the logo is too small"));
     put("005.eml", "\u{0}\u{1} not mail at all".to_string());
-    let counts = cport::channels::inbound::handle_backlog(&c.t.state, &files)
-        .await
-        .unwrap();
+    let counts = cport::channels::inbound::handle_backlog(&c.t.state, &files).await.unwrap();
     assert_eq!(c.visual("V-1").await, "rejected", "Ann's first message decided");
     assert_eq!(counts.get("processed"), Some(&22), "{counts:?}");
     assert_eq!(counts.get("duplicate"), Some(&1), "{counts:?}");
@@ -348,10 +263,7 @@ async fn a_backlog_keeps_each_senders_order_and_handles_the_rest_alongside() {
     assert!(
         answers.iter().any(|a| a.text.contains("V-1: visual V-1 was rejected")),
         "the later APPROVE was answered as already decided: {:?}",
-        answers
-            .iter()
-            .map(|a| a.text.lines().take(4).collect::<Vec<_>>())
-            .collect::<Vec<_>>()
+        answers.iter().map(|a| a.text.lines().take(4).collect::<Vec<_>>()).collect::<Vec<_>>()
     );
 }
 
@@ -368,29 +280,14 @@ async fn a_reply_to_the_unsubscribe_mailto_stops_that_kind_of_email_without_an_a
         )
     };
     let replies = || async {
-        list_messages(&t.state.db, None, 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|m| m.kind == "reply")
-            .count()
+        list_messages(&t.state.db, None, 100).await.unwrap().into_iter().filter(|m| m.kind == "reply").count()
     };
     let before = replies().await;
-    let d = handle(
-        &t.state,
-        stop("ann@alpha.example", &digest, "u1", "unsubscribe").as_bytes(),
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    let d =
+        handle(&t.state, stop("ann@alpha.example", &digest, "u1", "unsubscribe").as_bytes(), Utc::now()).await.unwrap();
     assert_eq!(d, Disposition::Processed("unsubscribed from digest emails".into()));
-    let d = handle(
-        &t.state,
-        stop("bob@alpha.example", &alert, "u2", "Unsubscribe ").as_bytes(),
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    let d =
+        handle(&t.state, stop("bob@alpha.example", &alert, "u2", "Unsubscribe ").as_bytes(), Utc::now()).await.unwrap();
     assert_eq!(d, Disposition::Processed("unsubscribed from alert emails".into()));
     let ann = cport::store::settings::get_settings(&t.state.db, "P-1A").await.unwrap();
     let bob = cport::store::settings::get_settings(&t.state.db, "P-1B").await.unwrap();
@@ -402,25 +299,15 @@ async fn a_reply_to_the_unsubscribe_mailto_stops_that_kind_of_email_without_an_a
     assert_eq!(stops.len(), 2);
     assert!(stops[0].payload.contains("\"via\":\"email\""), "{}", stops[0].payload);
     // Someone else's From, or another subject, is no unsubscribe.
-    let d = handle(
-        &t.state,
-        stop("eve@elsewhere.example", &digest, "u3", "unsubscribe").as_bytes(),
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    let d = handle(&t.state, stop("eve@elsewhere.example", &digest, "u3", "unsubscribe").as_bytes(), Utc::now())
+        .await
+        .unwrap();
     assert!(matches!(d, Disposition::Ignored(_)), "{d:?}");
-    let d = handle(
-        &t.state,
-        stop("ann@alpha.example", &digest, "u4", "Re: TOT: 4 things need you").as_bytes(),
-        Utc::now(),
-    )
-    .await
-    .unwrap();
-    assert!(
-        matches!(d, Disposition::Processed(ref r) if r.starts_with("no command")),
-        "{d:?}"
-    );
+    let d =
+        handle(&t.state, stop("ann@alpha.example", &digest, "u4", "Re: TOT: 4 things need you").as_bytes(), Utc::now())
+            .await
+            .unwrap();
+    assert!(matches!(d, Disposition::Processed(ref r) if r.starts_with("no command")), "{d:?}");
 }
 
 /// NUL bytes in a reply (its Message-ID, its subject as an encoded word, its body, and so in
@@ -438,9 +325,7 @@ async fn a_reply_holding_nul_bytes_gets_an_outcome_on_both_engines() {
              Subject: =?utf-8?q?Re=00_digest?=\r\nMessage-ID: <nul-{n}\0@alpha.example>\r\n\r\n\
              APPROVE V-1\0\r\nthanks\0\r\n"
         );
-        let d = handle(&c.t.state, mail.as_bytes(), Utc::now())
-            .await
-            .unwrap_or_else(|e| panic!("{auth}: {e}"));
+        let d = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap_or_else(|e| panic!("{auth}: {e}"));
         assert!(["processed", "held", "ignored"].contains(&kind(&d)), "{auth}: {d:?}");
     }
 }

@@ -20,9 +20,7 @@ async fn a_digest_arrives_with_both_parts_the_headers_and_signed_links() {
     let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
     t.load(world()).await;
     let now = Utc::now();
-    let r = run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false })
-        .await
-        .unwrap();
+    let r = run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
     assert_eq!(r.queued, 1);
     assert_eq!(drain(&t.state).await.unwrap().sent, 1);
 
@@ -44,44 +42,19 @@ async fn a_digest_arrives_with_both_parts_the_headers_and_signed_links() {
     // A digest unsubscribes in one click (RFC 8058): its own signed address, and the POST
     // header a mail client needs to use it.
     assert!(
-        m.header_raw("List-Unsubscribe")
-            .is_some_and(|v| v.contains("/unsubscribe/")
-                && v.contains("<mailto:reply+")
-                && v.contains("?subject=unsubscribe>")),
+        m.header_raw("List-Unsubscribe").is_some_and(|v| v.contains("/unsubscribe/")
+            && v.contains("<mailto:reply+")
+            && v.contains("?subject=unsubscribe>")),
         "{:?}",
         m.header_raw("List-Unsubscribe")
     );
-    assert_eq!(
-        m.header_raw("List-Unsubscribe-Post").map(str::trim),
-        Some("List-Unsubscribe=One-Click")
-    );
-    let reply_to = m
-        .reply_to()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .unwrap()
-        .to_string();
-    let token = reply_to
-        .strip_prefix("reply+")
-        .and_then(|r| r.strip_suffix("@reply.tot.example"))
-        .unwrap();
-    assert!(
-        t.state.signer.check_reply_token(token).is_some(),
-        "reply token is signed"
-    );
-    assert_eq!(
-        envelope["mail_from"],
-        json!(format!("bounce+{token}@reply.tot.example")),
-        "VERP return path"
-    );
-    assert!(
-        html.contains(&format!("mailto:reply+{token}@reply.tot.example?subject=")),
-        "Approve button opens a reply"
-    );
-    assert!(
-        html.contains("body=APPROVE%20V%2D1"),
-        "the reply is prefilled with the command"
-    );
+    assert_eq!(m.header_raw("List-Unsubscribe-Post").map(str::trim), Some("List-Unsubscribe=One-Click"));
+    let reply_to = m.reply_to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap().to_string();
+    let token = reply_to.strip_prefix("reply+").and_then(|r| r.strip_suffix("@reply.tot.example")).unwrap();
+    assert!(t.state.signer.check_reply_token(token).is_some(), "reply token is signed");
+    assert_eq!(envelope["mail_from"], json!(format!("bounce+{token}@reply.tot.example")), "VERP return path");
+    assert!(html.contains(&format!("mailto:reply+{token}@reply.tot.example?subject=")), "Approve button opens a reply");
+    assert!(html.contains("body=APPROVE%20V%2D1"), "the reply is prefilled with the command");
 
     // Every link is signed for this contact and the page of its item.
     let links: Vec<&str> = text.split_whitespace().filter(|w| w.contains("/l/")).collect();
@@ -106,24 +79,15 @@ async fn a_4xx_is_retried_with_backoff_and_then_delivered() {
     let mut w = world();
     w["contacts"][0]["email"] = json!("tempfail@alpha.example");
     t.load(w).await;
-    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false })
-        .await
-        .unwrap();
+    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
     let before = Utc::now();
     let d = drain(&t.state).await.unwrap();
     assert_eq!((d.sent, d.retrying), (0, 1));
     let row = list_messages(&t.state.db, None, 1).await.unwrap().remove(0);
     assert_eq!(row.status, "failed");
-    assert!(
-        row.last_error.as_deref().unwrap().contains("451"),
-        "{:?}",
-        row.last_error
-    );
+    assert!(row.last_error.as_deref().unwrap().contains("451"), "{:?}", row.last_error);
     let wait = row.next_attempt_at - before;
-    assert!(
-        wait >= Duration::seconds(23) && wait <= Duration::seconds(37),
-        "first retry after ~30 s, got {wait}"
-    );
+    assert!(wait >= Duration::seconds(23) && wait <= Duration::seconds(37), "first retry after ~30 s, got {wait}");
     assert_eq!(drain(&t.state).await.unwrap().sent, 0, "not before its time");
 
     // Time passes.
@@ -142,9 +106,7 @@ async fn a_5xx_goes_dead_with_the_servers_words() {
     let mut w = world();
     w["contacts"][0]["email"] = json!("reject@alpha.example");
     t.load(w).await;
-    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false })
-        .await
-        .unwrap();
+    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
     let d = drain(&t.state).await.unwrap();
     assert_eq!(d.dead, 1);
     let row = list_messages(&t.state.db, Some("dead"), 1).await.unwrap().remove(0);
@@ -153,11 +115,7 @@ async fn a_5xx_goes_dead_with_the_servers_words() {
     assert!(smtp.messages().is_empty());
 
     // Staff re-queue it; it fails again the same way (the address is still wrong).
-    assert!(
-        cport::store::outbox::requeue(&t.state.db, row.id, Utc::now())
-            .await
-            .unwrap()
-    );
+    assert!(cport::store::outbox::requeue(&t.state.db, row.id, Utc::now()).await.unwrap());
     assert_eq!(drain(&t.state).await.unwrap().dead, 1);
 }
 
@@ -177,40 +135,23 @@ async fn the_scheduler_sends_one_digest_per_period_however_often_it_runs() {
         run_pass(&t.state, now, None, Trigger::Scheduled)
     );
     let (a, b) = (a.unwrap(), b.unwrap());
-    let again = run_pass(&t.state, now + Duration::seconds(30), None, Trigger::Scheduled)
-        .await
-        .unwrap();
-    let manual = run_pass(&t.state, now, None, Trigger::Manual { force: false })
-        .await
-        .unwrap();
+    let again = run_pass(&t.state, now + Duration::seconds(30), None, Trigger::Scheduled).await.unwrap();
+    let manual = run_pass(&t.state, now, None, Trigger::Manual { force: false }).await.unwrap();
     assert_eq!(a.queued + b.queued, 5, "one digest per contact with items: {a:?} {b:?}");
     assert_eq!((again.queued, manual.queued), (0, 0));
     drain(&t.state).await.unwrap();
     let msgs = smtp.messages();
-    let mut to: Vec<String> = msgs
-        .iter()
-        .map(|(_, e)| e["rcpt_tos"][0].as_str().unwrap().to_string())
-        .collect();
+    let mut to: Vec<String> = msgs.iter().map(|(_, e)| e["rcpt_tos"][0].as_str().unwrap().to_string()).collect();
     to.sort();
     assert_eq!(
         to,
-        vec![
-            "ann@alpha.example",
-            "bob@alpha.example",
-            "fay@alpha.example",
-            "vic@alpha.example",
-            "zed@beta.example"
-        ]
+        vec!["ann@alpha.example", "bob@alpha.example", "fay@alpha.example", "vic@alpha.example", "zed@beta.example"]
     );
 
     // --force sends again for the same period; the next period is a new digest.
-    let forced = run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: true })
-        .await
-        .unwrap();
+    let forced = run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: true }).await.unwrap();
     assert_eq!(forced.queued, 1);
-    let next = run_pass(&t.state, now + Duration::hours(1), Some("P-1A"), Trigger::Scheduled)
-        .await
-        .unwrap();
+    let next = run_pass(&t.state, now + Duration::hours(1), Some("P-1A"), Trigger::Scheduled).await.unwrap();
     assert_eq!(next.queued, 1);
     // (The pass ran an hour ahead; bring its message due now.)
     cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE status = 'queued'").bind(Utc::now()).execute(p).await.map(|_| ()))
@@ -224,30 +165,21 @@ async fn an_empty_digest_is_not_sent_and_new_items_are_marked() {
     let smtp = SmtpServer::start();
     let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
     let mut w = world();
-    w["clients"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"id": "C-3", "name": "Quiet Co"}));
+    w["clients"].as_array_mut().unwrap().push(json!({"id": "C-3", "name": "Quiet Co"}));
     w["contacts"]
         .as_array_mut()
         .unwrap()
         .push(json!({"id": "P-3", "client_id": "C-3", "name": "Q", "email": "q@quiet.example", "role": "admin"}));
     t.load(w).await;
     let now = Utc::now();
-    let r = run_pass(&t.state, now, Some("P-3"), Trigger::Manual { force: false })
-        .await
-        .unwrap();
+    let r = run_pass(&t.state, now, Some("P-3"), Trigger::Manual { force: false }).await.unwrap();
     assert_eq!((r.queued, r.empty), (0, 1));
 
-    run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false })
-        .await
-        .unwrap();
+    run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
     t.load(json!({"visuals": [{"id": "V-5", "client_id": "C-1", "job_id": "J-1", "design_id": "D5", "category": "Colour visual",
         "designer": "Des", "status": "awaiting_approval", "main_image": "/v5.svg"}]}))
         .await;
-    run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: true })
-        .await
-        .unwrap();
+    run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: true }).await.unwrap();
     drain(&t.state).await.unwrap();
     let msgs = smtp.messages();
     assert_eq!(msgs.len(), 2);
@@ -265,12 +197,8 @@ async fn a_crash_between_queueing_and_sending_loses_nothing() {
     let smtp = SmtpServer::start();
     let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
     t.load(world()).await;
-    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false })
-        .await
-        .unwrap();
-    run_pass(&t.state, Utc::now(), Some("P-1B"), Trigger::Manual { force: false })
-        .await
-        .unwrap();
+    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
+    run_pass(&t.state, Utc::now(), Some("P-1B"), Trigger::Manual { force: false }).await.unwrap();
     // One message is claimed by a sender that then dies (its lease is left behind).
     let claimed = cport::store::outbox::claim_due(&t.state.db, Utc::now(), Utc::now() + Duration::seconds(1))
         .await
@@ -285,9 +213,7 @@ async fn a_crash_between_queueing_and_sending_loses_nothing() {
     let state = cport::AppState::new(config, db).unwrap();
     assert_eq!(drain(&state).await.unwrap().sent, 1);
     let later = Utc::now() + Duration::seconds(2);
-    let resent = cport::store::outbox::claim_due(&state.db, later, later + Duration::seconds(300))
-        .await
-        .unwrap();
+    let resent = cport::store::outbox::claim_due(&state.db, later, later + Duration::seconds(300)).await.unwrap();
     assert_eq!(resent.map(|r| r.id), Some(claimed.id));
     cport::store::on_db!(&state.db, p => sqlx::query("UPDATE outbox SET status = 'queued' WHERE id = $1").bind(claimed.id).execute(p).await.map(|_| ()))
         .unwrap();
@@ -309,49 +235,26 @@ async fn an_urgent_banner_reaches_every_contact_of_its_audience_once() {
         starts_at: None,
         expires_at: Some(now + Duration::days(1)),
     };
-    let posted = cport::actions::banners::post(&t.state, input, "test", now)
-        .await
-        .unwrap();
+    let posted = cport::actions::banners::post(&t.state, input, "test", now).await.unwrap();
     assert_eq!(posted.queued, 4);
     drain(&t.state).await.unwrap();
     drain(&t.state).await.unwrap();
-    let mut to: Vec<String> = smtp
-        .messages()
-        .iter()
-        .map(|(_, e)| e["rcpt_tos"][0].as_str().unwrap().to_string())
-        .collect();
+    let mut to: Vec<String> =
+        smtp.messages().iter().map(|(_, e)| e["rcpt_tos"][0].as_str().unwrap().to_string()).collect();
     to.sort();
-    assert_eq!(
-        to,
-        vec![
-            "ann@alpha.example",
-            "bob@alpha.example",
-            "fay@alpha.example",
-            "vic@alpha.example"
-        ]
-    );
+    assert_eq!(to, vec!["ann@alpha.example", "bob@alpha.example", "fay@alpha.example", "vic@alpha.example"]);
     let m = smtp.messages();
-    assert!(
-        parse(&m[0].0)
-            .subject()
-            .unwrap()
-            .contains("URGENT: Snow closes the works")
-    );
+    assert!(parse(&m[0].0).subject().unwrap().contains("URGENT: Snow closes the works"));
 
     // The banner leads the next digest of its audience, and not of other clients.
-    run_pass(&t.state, now, None, Trigger::Manual { force: false })
-        .await
-        .unwrap();
+    run_pass(&t.state, now, None, Trigger::Manual { force: false }).await.unwrap();
     drain(&t.state).await.unwrap();
     for (raw, env) in smtp.messages().iter().skip(4) {
         let text = parse(raw).body_text(0).unwrap().into_owned();
         let alpha = env["rcpt_tos"][0].as_str().unwrap().ends_with("alpha.example");
         assert_eq!(text.contains("URGENT: Snow closes the works"), alpha, "{env}");
         if alpha {
-            assert!(
-                text.find("URGENT").unwrap() < text.find("==").unwrap(),
-                "banners come first"
-            );
+            assert!(text.find("URGENT").unwrap() < text.find("==").unwrap(), "banners come first");
         }
     }
 
@@ -364,10 +267,7 @@ async fn an_urgent_banner_reaches_every_contact_of_its_audience_once() {
         starts_at: None,
         expires_at: None,
     };
-    let err = cport::actions::banners::post(&t.state, bad, "test", now)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = cport::actions::banners::post(&t.state, bad, "test", now).await.unwrap_err().to_string();
     for field in ["title", "severity", "clients: unknown client `C-404`"] {
         assert!(err.contains(field), "{err}");
     }
@@ -390,22 +290,13 @@ async fn instant_alerts_are_batched_and_dropped_when_resolved_first() {
     t.load(visual("V-10")).await;
     // Admin and buyer act on visuals; the viewer sees them too. Finance does not.
     assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 3);
-    assert_eq!(
-        cport::digest::alerts::scan(&t.state, now, None).await.unwrap(),
-        0,
-        "an item is alerted once"
-    );
+    assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0, "an item is alerted once");
     assert_eq!(drain(&t.state).await.unwrap().sent, 3, "the first alert goes at once");
 
     // Two more within the batch window: held and sent together as one message each.
     t.load(visual("V-11")).await;
     t.load(visual("V-12")).await;
-    assert_eq!(
-        cport::digest::alerts::scan(&t.state, now + Duration::seconds(10), None)
-            .await
-            .unwrap(),
-        6
-    );
+    assert_eq!(cport::digest::alerts::scan(&t.state, now + Duration::seconds(10), None).await.unwrap(), 6);
     assert_eq!(drain(&t.state).await.unwrap().sent, 0, "held for the batch window");
     cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE status = 'queued'").bind(Utc::now()).execute(p).await.map(|_| ()))
         .unwrap();
@@ -416,9 +307,7 @@ async fn instant_alerts_are_batched_and_dropped_when_resolved_first() {
 
     // A visual approved before its alert goes out: the alert is dropped, not sent.
     t.load(visual("V-13")).await;
-    cport::digest::alerts::scan(&t.state, now + Duration::seconds(20), None)
-        .await
-        .unwrap();
+    cport::digest::alerts::scan(&t.state, now + Duration::seconds(20), None).await.unwrap();
     let mut approved = visual("V-13");
     approved["visuals"][0]["status"] = json!("approved");
     t.load(approved).await;
@@ -452,21 +341,10 @@ async fn messages_arrive_whole_with_and_without_pipelining() {
             raw: format!("Subject: dots\r\nTo: {to}\r\n\r\n{body}").into_bytes(),
         };
         let body = ".a line that starts with a dot\r\n..and two\r\n.\r\nthe end\r\n";
-        mailer
-            .send(&built("ann@alpha.example", body), &Gate::open())
-            .await
-            .unwrap();
-        let refused = mailer
-            .send(&built("reject@alpha.example", "x\r\n"), &Gate::open())
-            .await;
-        assert!(
-            matches!(&refused, Err(SendError::Permanent(m)) if m.contains("550")),
-            "{args:?}: {refused:?}"
-        );
-        mailer
-            .send(&built("bob@alpha.example", "after the refusal\r\n"), &Gate::open())
-            .await
-            .unwrap();
+        mailer.send(&built("ann@alpha.example", body), &Gate::open()).await.unwrap();
+        let refused = mailer.send(&built("reject@alpha.example", "x\r\n"), &Gate::open()).await;
+        assert!(matches!(&refused, Err(SendError::Permanent(m)) if m.contains("550")), "{args:?}: {refused:?}");
+        mailer.send(&built("bob@alpha.example", "after the refusal\r\n"), &Gate::open()).await.unwrap();
         let got = smtp.messages();
         assert_eq!(got.len(), 2, "{args:?}");
         let text = String::from_utf8(got[0].0.clone()).unwrap();
@@ -570,11 +448,7 @@ fn dkim_verifies(raw: &[u8], txt: &str) -> Result<(), String> {
         .expect("python3 runs (scripts/test installs dkimpy)");
     child.stdin.take().unwrap().write_all(raw).unwrap();
     let out = child.wait_with_output().unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
 }
 
 #[tokio::test]
@@ -582,24 +456,14 @@ async fn with_dkim_every_message_is_signed_and_an_independent_verifier_accepts_i
     let keys = tempfile::tempdir().unwrap();
     let key = keys.path().join("dkim.pem");
     let run = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = std::process::Command::new("openssl").args(args).output().expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         out.stdout
     };
     run(&["genrsa", "-traditional", "-out", key.to_str().unwrap(), "2048"]);
     let public = run(&["rsa", "-in", key.to_str().unwrap(), "-pubout", "-outform", "DER"]);
     use base64::Engine;
-    let txt = format!(
-        "v=DKIM1; k=rsa; p={}",
-        base64::engine::general_purpose::STANDARD.encode(public)
-    );
+    let txt = format!("v=DKIM1; k=rsa; p={}", base64::engine::general_purpose::STANDARD.encode(public));
 
     let smtp = SmtpServer::start();
     let t = TestState::new(|c| {
@@ -613,9 +477,7 @@ async fn with_dkim_every_message_is_signed_and_an_independent_verifier_accepts_i
     t.load(world()).await;
     let now = Utc::now();
     // A digest, an urgent banner, a sign-in link: three kinds of message.
-    run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false })
-        .await
-        .unwrap();
+    run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
     let banner = cport::actions::banners::BannerInput {
         title: "Closed Friday".into(),
         body: "Back on Monday.".into(),
@@ -624,13 +486,9 @@ async fn with_dkim_every_message_is_signed_and_an_independent_verifier_accepts_i
         starts_at: None,
         expires_at: None,
     };
-    cport::actions::banners::post(&t.state, banner, "test", now)
-        .await
-        .unwrap();
+    cport::actions::banners::post(&t.state, banner, "test", now).await.unwrap();
     let ann = cport::store::contacts::get_contact(&t.state.db, "P-1A").await.unwrap();
-    cport::actions::mail::send_login_link(&t.state, &ann, now)
-        .await
-        .unwrap();
+    cport::actions::mail::send_login_link(&t.state, &ann, now).await.unwrap();
     assert_eq!(drain(&t.state).await.unwrap().sent, 3);
 
     let msgs = smtp.messages();
@@ -639,19 +497,13 @@ async fn with_dkim_every_message_is_signed_and_an_independent_verifier_accepts_i
         let m = parse(raw);
         let sig = m.header_raw("DKIM-Signature").expect("signed");
         assert!(sig.contains("d=tot.example") && sig.contains("s=cport1"), "{sig}");
-        assert!(
-            sig.contains("list-unsubscribe") || m.header_raw("List-Unsubscribe").is_none(),
-            "{sig}"
-        );
+        assert!(sig.contains("list-unsubscribe") || m.header_raw("List-Unsubscribe").is_none(), "{sig}");
         if let Err(e) = dkim_verifies(raw, &txt) {
             panic!("dkimpy refused the signature of {:?}: {e}", m.subject());
         }
         // Changed in transit, it no longer verifies: the check is real.
         let mut tampered = raw.clone();
-        let at = tampered
-            .windows(5)
-            .position(|w| w == b"Hello")
-            .unwrap_or(tampered.len() - 10);
+        let at = tampered.windows(5).position(|w| w == b"Hello").unwrap_or(tampered.len() - 10);
         tampered[at] ^= 0x20;
         assert!(dkim_verifies(&tampered, &txt).is_err(), "a changed body is refused");
     }
@@ -661,11 +513,7 @@ async fn with_dkim_every_message_is_signed_and_an_independent_verifier_accepts_i
 async fn a_dkim_key_that_cannot_be_used_stops_start_up_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("not-a-key.pem");
-    std::fs::write(
-        &key,
-        "-----BEGIN RSA PRIVATE KEY-----\nnonsense\n-----END RSA PRIVATE KEY-----\n",
-    )
-    .unwrap();
+    std::fs::write(&key, "-----BEGIN RSA PRIVATE KEY-----\nnonsense\n-----END RSA PRIVATE KEY-----\n").unwrap();
     let mut c = common::test_config(dir.path(), format!("sqlite://{}", dir.path().join("c.db").display()));
     c.email.dkim.selector = "cport1".into();
     c.email.dkim.domain = "tot.example".into();

@@ -45,11 +45,7 @@ async fn control_characters_are_refused_in_every_text_field_with_the_field_named
                     "tracking": {"carrier": "DHL", "number": "1", "url": "https://t.example/\r\nx"}}]),
             "tracking.url",
         ),
-        (
-            "clients",
-            json!([{"id": "C-X", "name": "Right\u{202e}gnp.exe"}]),
-            "name",
-        ),
+        ("clients", json!([{"id": "C-X", "name": "Right\u{202e}gnp.exe"}]), "name"),
     ];
     for (entity, body, field) in cases {
         let before = app.count(entity).await;
@@ -57,9 +53,7 @@ async fn control_characters_are_refused_in_every_text_field_with_the_field_named
         assert_eq!(status, 422, "{entity} {body}: {resp}");
         let errors = resp["errors"].as_array().expect("errors listed");
         assert!(
-            errors
-                .iter()
-                .any(|e| e["field"] == *field && e["reason"].as_str().unwrap().contains("control character")),
+            errors.iter().any(|e| e["field"] == *field && e["reason"].as_str().unwrap().contains("control character")),
             "{entity}: the error names `{field}`: {resp}"
         );
         assert_eq!(app.count(entity).await, before, "{entity}: nothing written");
@@ -111,16 +105,10 @@ async fn a_message_that_cannot_be_built_dies_alone_and_the_rest_go_out() {
     // payload is damaged after queueing: neither may stop the sender.
     poison_contact_name(&t, "P-1A", "Ann\r\nBcc: evil@example.com").await;
     for c in ["P-1A", "P-1B", "P-1V"] {
-        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false })
-            .await
-            .unwrap();
+        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false }).await.unwrap();
     }
     let rows = list_messages(&t.state.db, None, 10).await.unwrap();
-    let victim = rows
-        .iter()
-        .find(|r| r.contact_id.as_deref() == Some("P-1V"))
-        .unwrap()
-        .id;
+    let victim = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1V")).unwrap().id;
     cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox_payloads SET payload = '{not json' WHERE outbox_id = $1").bind(victim).execute(p).await.map(|_| ()))
         .unwrap();
 
@@ -129,10 +117,7 @@ async fn a_message_that_cannot_be_built_dies_alone_and_the_rest_go_out() {
     let rows = list_messages(&t.state.db, None, 10).await.unwrap();
     let dead = rows.iter().find(|r| r.id == victim).unwrap();
     assert_eq!(dead.status, "dead");
-    assert!(
-        dead.last_error.as_deref().unwrap().contains("unreadable payload"),
-        "{dead:?}"
-    );
+    assert!(dead.last_error.as_deref().unwrap().contains("unreadable payload"), "{dead:?}");
     // The name was sent as one encoded phrase: no header of its own.
     let msgs = smtp.messages();
     let ann = msgs
@@ -142,10 +127,7 @@ async fn a_message_that_cannot_be_built_dies_alone_and_the_rest_go_out() {
         .expect("Ann's digest went out");
     let headers = ann.split("\r\n\r\n").next().unwrap();
     assert!(!headers.lines().any(|l| l.starts_with("Bcc:")), "{headers}");
-    let env = msgs
-        .iter()
-        .find(|(r, _)| String::from_utf8_lossy(r).contains("ann@alpha.example"))
-        .unwrap();
+    let env = msgs.iter().find(|(r, _)| String::from_utf8_lossy(r).contains("ann@alpha.example")).unwrap();
     assert_eq!(env.1["rcpt_tos"], json!(["ann@alpha.example"]));
 }
 
@@ -176,32 +158,21 @@ async fn every_background_task_that_panics_is_restarted_and_healthz_says_so_mean
     })
     .await;
     assert_eq!(health(&app).await.0, 200);
-    for (point, task) in [
-        ("task:dispatcher", "dispatcher-1"),
-        ("task:scheduler", "scheduler"),
-        ("task:alerts", "alerts"),
-    ] {
+    for (point, task) in
+        [("task:dispatcher", "dispatcher-1"), ("task:scheduler", "scheduler"), ("task:alerts", "alerts")]
+    {
         app.state.faults.arm(point, 1);
         app.state.wake_dispatch.notify_waiters();
         app.state.alerts.notify.notify_one();
         let body = health_becomes(&app, 503, 10).await;
         assert!(body["status"].as_str().unwrap().contains(task), "{task}: {body}");
         let body = health_becomes(&app, 200, 10).await;
-        let t = body["tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["task"] == task)
-            .unwrap()
-            .clone();
+        let t = body["tasks"].as_array().unwrap().iter().find(|t| t["task"] == task).unwrap().clone();
         assert_eq!(t["state"], "running", "{body}");
         assert_eq!(t["restarts"], 1, "{body}");
     }
     let metrics = app.text("/metrics").await;
-    assert!(
-        metrics.contains("cport_task_restarts_total{task=\"dispatcher-1\"}"),
-        "restarts counted"
-    );
+    assert!(metrics.contains("cport_task_restarts_total{task=\"dispatcher-1\"}"), "restarts counted");
     app.stop().await;
 }
 
@@ -209,25 +180,15 @@ async fn every_background_task_that_panics_is_restarted_and_healthz_says_so_mean
 async fn only_the_holder_of_the_current_claim_may_mark_a_row() {
     let t = TestState::new(|_| {}).await;
     t.load(world()).await;
-    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false })
-        .await
-        .unwrap();
+    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
     let now = Utc::now();
-    let first = claim_batch(&t.state.db, now, now + Duration::seconds(1), 1, "first")
-        .await
-        .unwrap();
+    let first = claim_batch(&t.state.db, now, now + Duration::seconds(1), 1, "first").await.unwrap();
     let id = first[0].id;
     // The first sender stalls past its lease; a second takes the row over and delivers it.
     let later = now + Duration::seconds(5);
-    let second = claim_batch(&t.state.db, later, later + Duration::seconds(60), 1, "second")
-        .await
-        .unwrap();
+    let second = claim_batch(&t.state.db, later, later + Duration::seconds(60), 1, "second").await.unwrap();
     assert_eq!(second[0].id, id);
-    assert!(
-        mark(&t.state.db, id, "second", Mark::Sent("250 ok"), later)
-            .await
-            .unwrap()
-    );
+    assert!(mark(&t.state.db, id, "second", Mark::Sent("250 ok"), later).await.unwrap());
     // The stalled sender's late answer changes nothing, alone or in a group commit.
     assert!(
         cport::store::outbox::mark_sent_many(&t.state.db, &[(id, "first", "250 late")], later)
@@ -236,40 +197,18 @@ async fn only_the_holder_of_the_current_claim_may_mark_a_row() {
             .is_empty()
     );
     for late in [
-        Mark::Failed {
-            error: "timed out",
-            retry_at: None,
-        },
-        Mark::Failed {
-            error: "timed out",
-            retry_at: Some(later),
-        },
+        Mark::Failed { error: "timed out", retry_at: None },
+        Mark::Failed { error: "timed out", retry_at: Some(later) },
         Mark::Sent("250 late"),
         Mark::Dropped("late"),
     ] {
-        assert!(
-            !mark(&t.state.db, id, "first", late.clone(), later).await.unwrap(),
-            "{late:?}"
-        );
+        assert!(!mark(&t.state.db, id, "first", late.clone(), later).await.unwrap(), "{late:?}");
     }
-    let row = list_messages(&t.state.db, None, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|r| r.id == id)
-        .unwrap();
-    assert_eq!(
-        (row.status.as_str(), row.provider_id.as_deref()),
-        ("sent", Some("250 ok"))
-    );
+    let row = list_messages(&t.state.db, None, 10).await.unwrap().into_iter().find(|r| r.id == id).unwrap();
+    assert_eq!((row.status.as_str(), row.provider_id.as_deref()), ("sent", Some("250 ok")));
     // A sent row is never claimed again, so `outbox retry --dead` cannot send it twice.
     let much_later = later + Duration::days(1);
-    assert!(
-        claim_batch(&t.state.db, much_later, much_later, 10, "third")
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(claim_batch(&t.state.db, much_later, much_later, 10, "third").await.unwrap().is_empty());
     assert!(!ob::requeue(&t.state.db, id, much_later).await.unwrap());
 }
 
@@ -285,17 +224,13 @@ async fn a_slow_server_and_short_leases_cause_no_duplicate() {
     .await;
     t.load(world()).await;
     for c in ["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"] {
-        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false })
-            .await
-            .unwrap();
+        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false }).await.unwrap();
     }
     let queued = list_messages(&t.state.db, Some("queued"), 100).await.unwrap().len();
     assert!(queued >= 4, "{queued} digests queued");
     let other = cport::AppState::new(
         (*t.state.config).clone(),
-        cport::store::Db::connect(t.state.config.database_url.expose())
-            .await
-            .unwrap(),
+        cport::store::Db::connect(t.state.config.database_url.expose()).await.unwrap(),
     )
     .unwrap();
     let (a, b) = tokio::join!(
@@ -316,9 +251,7 @@ async fn a_server_that_accepts_and_hangs_is_timed_out_and_the_message_retried() 
     .await;
     t.load(world()).await;
     for c in ["P-1A", "P-1B"] {
-        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false })
-            .await
-            .unwrap();
+        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false }).await.unwrap();
     }
     let started = std::time::Instant::now();
     let report = tokio::time::timeout(std::time::Duration::from_secs(30), drain(&t.state))
@@ -344,9 +277,7 @@ fn reply(token: &str, message_id: &str, body: &str) -> Vec<u8> {
 }
 
 async fn digest_token(t: &TestState, contact: &str) -> String {
-    run_pass(&t.state, Utc::now(), Some(contact), Trigger::Manual { force: false })
-        .await
-        .unwrap();
+    run_pass(&t.state, Utc::now(), Some(contact), Trigger::Manual { force: false }).await.unwrap();
     list_messages(&t.state.db, None, 50)
         .await
         .unwrap()
@@ -367,11 +298,7 @@ async fn a_reply_whose_processing_fails_at_any_step_leaves_nothing_and_its_retry
     let t = TestState::new(|_| {}).await;
     t.load(world()).await;
     let token = digest_token(&t, "P-1A").await;
-    let raw = reply(
-        &token,
-        "r-1@alpha.example",
-        "REJECT V-1 the blue is too dark\r\nNODELIVERY J-1",
-    );
+    let raw = reply(&token, "r-1@alpha.example", "REJECT V-1 the blue is too dark\r\nNODELIVERY J-1");
     let replies = "SELECT COUNT(*) FROM outbox WHERE kind = 'reply'";
     for point in [
         "inbound:after-command",
@@ -383,10 +310,7 @@ async fn a_reply_whose_processing_fails_at_any_step_leaves_nothing_and_its_retry
     ] {
         t.state.faults.arm(point, 1);
         let e = handle(&t.state, &raw, Utc::now()).await.expect_err(point);
-        assert!(
-            e.is_temporary(),
-            "{point}: the MTA is told to try again (75), not to bounce: {e}"
-        );
+        assert!(e.is_temporary(), "{point}: the MTA is told to try again (75), not to bounce: {e}");
         assert_eq!(count(&t, "SELECT COUNT(*) FROM visual_decisions").await, 0, "{point}");
         assert_eq!(count(&t, "SELECT COUNT(*) FROM changes").await, 0, "{point}");
         assert_eq!(count(&t, replies).await, 0, "{point}: no answer queued");
@@ -396,11 +320,7 @@ async fn a_reply_whose_processing_fails_at_any_step_leaves_nothing_and_its_retry
     let d = handle(&t.state, &raw, Utc::now()).await.unwrap();
     assert!(matches!(d, Disposition::Processed(_)), "{d:?}");
     assert_eq!(count(&t, "SELECT COUNT(*) FROM visual_decisions").await, 1);
-    assert_eq!(
-        count(&t, "SELECT COUNT(*) FROM changes").await,
-        2,
-        "rejected + no delivery"
-    );
+    assert_eq!(count(&t, "SELECT COUNT(*) FROM changes").await, 2, "rejected + no delivery");
     assert_eq!(count(&t, replies).await, 1);
     let again = handle(&t.state, &raw, Utc::now()).await.unwrap();
     assert!(matches!(again, Disposition::Duplicate(_)), "{again:?}");
@@ -413,40 +333,25 @@ async fn a_chat_update_whose_processing_fails_leaves_nothing_and_its_redelivery_
     use cport::channels::chat::{Incoming, Input, handle, handle_update};
     let t = TestState::new(|_| {}).await;
     t.load(world()).await;
-    let code = cport::actions::chat_link::new_link_code(&t.state, "P-1A", Utc::now())
-        .await
-        .unwrap();
+    let code = cport::actions::chat_link::new_link_code(&t.state, "P-1A", Utc::now()).await.unwrap();
     let chat = |input: Input| Incoming {
         channel: cport::model::Channel::Telegram,
         user_id: "501".into(),
         chat_id: "501".into(),
         input,
     };
-    handle(&t.state, &chat(Input::Text(format!("/start {code}"))), Utc::now())
-        .await
-        .unwrap();
+    handle(&t.state, &chat(Input::Text(format!("/start {code}"))), Utc::now()).await.unwrap();
     let approve = chat(Input::Button("ay:V-1".into()));
     for point in ["chat:before-record", "unit:commit"] {
         t.state.faults.arm(point, 1);
-        assert!(
-            handle_update(&t.state, &approve, Some("900"), Utc::now())
-                .await
-                .is_err()
-        );
+        assert!(handle_update(&t.state, &approve, Some("900"), Utc::now()).await.is_err());
         assert_eq!(count(&t, "SELECT COUNT(*) FROM changes").await, 0, "{point}");
         assert_eq!(count(&t, "SELECT COUNT(*) FROM chat_updates").await, 0, "{point}");
     }
-    let replies = handle_update(&t.state, &approve, Some("900"), Utc::now())
-        .await
-        .unwrap();
+    let replies = handle_update(&t.state, &approve, Some("900"), Utc::now()).await.unwrap();
     assert_eq!(replies.len(), 1);
-    assert_eq!(
-        count(&t, "SELECT COUNT(*) FROM changes WHERE kind = 'visual_approved'").await,
-        1
-    );
-    let again = handle_update(&t.state, &approve, Some("900"), Utc::now())
-        .await
-        .unwrap();
+    assert_eq!(count(&t, "SELECT COUNT(*) FROM changes WHERE kind = 'visual_approved'").await, 1);
+    let again = handle_update(&t.state, &approve, Some("900"), Utc::now()).await.unwrap();
     assert!(again.is_empty(), "a redelivered update is not answered again");
     assert_eq!(count(&t, "SELECT COUNT(*) FROM changes").await, 1);
 }
@@ -456,14 +361,10 @@ async fn a_stopping_sender_hands_back_only_its_own_unsent_rows() {
     let t = TestState::new(|_| {}).await;
     t.load(world()).await;
     for c in ["P-1A", "P-1B", "P-1V"] {
-        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false })
-            .await
-            .unwrap();
+        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false }).await.unwrap();
     }
     let now = Utc::now();
-    let rows = claim_batch(&t.state.db, now, now + Duration::seconds(60), 3, "mine")
-        .await
-        .unwrap();
+    let rows = claim_batch(&t.state.db, now, now + Duration::seconds(60), 3, "mine").await.unwrap();
     assert_eq!(rows.len(), 3);
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     // A stale token hands back nothing; the holder hands back the two it did not send.

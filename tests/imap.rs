@@ -31,11 +31,7 @@ impl Dovecot {
         std::fs::write(dir.path().join("passwd"), "cport:{PLAIN}imap-pass-123\n").unwrap();
         // A free port: bound here, released, and handed to Dovecot, which binds it before
         // its start command returns.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let conf = format!(
             "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\nprotocols = imap\nlisten = 127.0.0.1\n\
              ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nmail_location = maildir:{d}/mail/%u\n\
@@ -69,11 +65,7 @@ impl Dovecot {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
         let mut client = async_imap::Client::new(tcp);
         client.read_response().await.unwrap().unwrap();
-        client
-            .login("cport", "imap-pass-123")
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap()
+        client.login("cport", "imap-pass-123").await.map_err(|(e, _)| e).unwrap()
     }
 
     async fn deliver(&self, raw: &str) {
@@ -100,11 +92,7 @@ impl Dovecot {
 
 impl Drop for Dovecot {
     fn drop(&mut self) {
-        let _ = Command::new("/usr/sbin/dovecot")
-            .arg("-c")
-            .arg(self.config_path())
-            .arg("stop")
-            .status();
+        let _ = Command::new("/usr/sbin/dovecot").arg("-c").arg(self.config_path()).arg("stop").status();
     }
 }
 
@@ -154,30 +142,16 @@ fn reply(token: &str, n: u32, from: &str, extra_header: &str, body: &str) -> Str
 }
 
 async fn answers(t: &TestState) -> usize {
-    list_messages(&t.state.db, None, 100)
-        .await
-        .unwrap()
-        .iter()
-        .filter(|m| m.kind == "reply")
-        .count()
+    list_messages(&t.state.db, None, 100).await.unwrap().iter().filter(|m| m.kind == "reply").count()
 }
 
 #[tokio::test]
 async fn unseen_messages_are_handled_once_and_flagged() {
     let dv = Dovecot::start();
     let (t, token) = state_for(&dv, "").await;
-    dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "ITEMS"))
-        .await;
-    dv.deliver(&reply(
-        &token,
-        2,
-        "Ann Admin <ann@alpha.example>",
-        "Auto-Submitted: auto-replied\n",
-        "Away",
-    ))
-    .await;
-    dv.deliver(&reply(&token, 3, "Mallory <m@evil.example>", "", "APPROVE V-1"))
-        .await;
+    dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "ITEMS")).await;
+    dv.deliver(&reply(&token, 2, "Ann Admin <ann@alpha.example>", "Auto-Submitted: auto-replied\n", "Away")).await;
+    dv.deliver(&reply(&token, 3, "Mallory <m@evil.example>", "", "APPROVE V-1")).await;
     assert_eq!(dv.unseen().await, 3);
 
     let r = cport::channels::imap::poll(&t.state).await.expect("poll");
@@ -197,8 +171,7 @@ async fn handled_messages_can_be_moved_to_another_mailbox() {
         s.logout().await.unwrap();
     }
     let (t, token) = state_for(&dv, "Processed").await;
-    dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "JOBS"))
-        .await;
+    dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "JOBS")).await;
     cport::channels::imap::poll(&t.state).await.unwrap();
     assert_eq!(dv.count("INBOX").await, 0);
     assert_eq!(dv.count("Processed").await, 1);
@@ -211,15 +184,13 @@ async fn the_poller_survives_the_server_going_away() {
     let (t, token) = state_for(&dv, "").await;
     let (stop, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(cport::channels::imap::run(t.state.services.clone(), rx));
-    dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "ITEMS"))
-        .await;
+    dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "ITEMS")).await;
     wait_for(|| answers(&t), 1).await;
 
     // Dovecot restarts (the connection drops); the poller reconnects and goes on.
     dv.run(&["stop"]);
     dv.run(&[]);
-    dv.deliver(&reply(&token, 2, "Ann Admin <ann@alpha.example>", "", "JOBS"))
-        .await;
+    dv.deliver(&reply(&token, 2, "Ann Admin <ann@alpha.example>", "", "JOBS")).await;
     wait_for(|| answers(&t), 2).await;
     stop.send(true).unwrap();
     task.await.unwrap();
@@ -239,9 +210,6 @@ where
         if got >= want {
             return;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {got} of {want} after 30 s"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "only {got} of {want} after 30 s");
     }
 }

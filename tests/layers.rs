@@ -8,29 +8,17 @@ use std::path::Path;
 
 /// The layers, from the bottom; a module may use modules of its own layer and below.
 const LAYERS: &[(&str, &[&str])] = &[
-    (
-        "domain types and pure helpers",
-        &["model", "links", "supervise", "templates", "markdown"],
-    ),
+    ("domain types and pure helpers", &["model", "links", "supervise", "templates", "markdown"]),
     ("configuration", &["config"]),
     ("the store", &["store"]),
-    (
-        "what the rules use of the process, and documents from the store",
-        &["services", "documents"],
-    ),
+    ("what the rules use of the process, and documents from the store", &["services", "documents"]),
     ("outgoing messages in no provider's format", &["messages"]),
     ("rules: client actions, commands, enquiries", &["actions"]),
     ("providers: email, chat, webhooks, inbound mail", &["channels"]),
     ("engines: digests, alerts, the outbox", &["digest", "outbox"]),
     ("the application's shared state", &["state"]),
-    (
-        "what both HTTP doors share: one error type, shown as JSON or as a page",
-        &["web"],
-    ),
-    (
-        "HTTP: the client portal, the staff console and the sync API",
-        &["portal", "console", "sync"],
-    ),
+    ("what both HTTP doors share: one error type, shown as JSON or as a page", &["web"]),
+    ("HTTP: the client portal, the staff console and the sync API", &["portal", "console", "sync"]),
     ("the server: routes, background tasks, shutdown", &["app"]),
     ("commands' helpers: the demo, generated data", &["demo", "gendata"]),
     ("the command line: one file per command", &["cli"]),
@@ -73,10 +61,7 @@ fn exported_macros(src: &Path, files: &[std::path::PathBuf]) -> BTreeMap<String,
         let mut exported = false;
         for line in text.lines().map(str::trim) {
             if let Some(rest) = line.strip_prefix("macro_rules! ").filter(|_| exported) {
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                    .collect();
+                let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
                 out.insert(name, module.clone());
             }
             exported = line == "#[macro_export]";
@@ -93,10 +78,7 @@ fn crate_paths(text: &str) -> Vec<(usize, String)> {
         let mut rest = line;
         while let Some(i) = rest.find("crate::") {
             let after = &rest[i + "crate::".len()..];
-            let name: String = after
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
+            let name: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
             // `$crate::` in macros and `cport::` from outside are not this crate's own paths.
             let before = &rest[..i];
             if !before.ends_with('$') && !name.is_empty() && name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -140,10 +122,7 @@ fn every_import_points_down_or_is_a_known_debt() {
             }
         }
     }
-    assert!(
-        unplaced.is_empty(),
-        "modules in no layer (add them to LAYERS here and in src/lib.rs): {unplaced:?}"
-    );
+    assert!(unplaced.is_empty(), "modules in no layer (add them to LAYERS here and in src/lib.rs): {unplaced:?}");
     let known: BTreeSet<(String, String)> = KNOWN.iter().map(|(a, b, _)| (a.to_string(), b.to_string())).collect();
     let new: Vec<String> = upward
         .iter()
@@ -151,16 +130,9 @@ fn every_import_points_down_or_is_a_known_debt() {
         .map(|((a, b), at)| format!("{a} → {b} at {}", at.join(", ")))
         .collect();
     assert!(new.is_empty(), "imports that point up a layer:\n{}", new.join("\n"));
-    let gone: Vec<String> = known
-        .iter()
-        .filter(|k| !upward.contains_key(*k))
-        .map(|(a, b)| format!("{a} → {b}"))
-        .collect();
-    assert!(
-        gone.is_empty(),
-        "no longer imported; remove from KNOWN: {}",
-        gone.join(", ")
-    );
+    let gone: Vec<String> =
+        known.iter().filter(|k| !upward.contains_key(*k)).map(|(a, b)| format!("{a} → {b}")).collect();
+    assert!(gone.is_empty(), "no longer imported; remove from KNOWN: {}", gone.join(", "));
 }
 
 /// The module graph: every module and the modules it names.

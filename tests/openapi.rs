@@ -18,39 +18,24 @@ fn check(doc: &Value, pointer: &str, instance: &Value) -> Result<(), String> {
     root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
     root["$ref"] = json!(format!("#{pointer}"));
     let validator = jsonschema::validator_for(&root).map_err(|e| format!("the schema at {pointer}: {e}"))?;
-    let errors: Vec<String> = validator
-        .iter_errors(instance)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors.join("; "))
-    }
+    let errors: Vec<String> =
+        validator.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
 }
 
 /// A path as a JSON pointer token inside a URI fragment (`{` and `}` percent-encoded).
 fn escape(path: &str) -> String {
-    path.replace('~', "~0")
-        .replace('/', "~1")
-        .replace('{', "%7B")
-        .replace('}', "%7D")
+    path.replace('~', "~0").replace('/', "~1").replace('{', "%7B").replace('}', "%7D")
 }
 
 /// The schema of an operation's JSON request body.
 fn request_pointer(path: &str, method: &str) -> String {
-    format!(
-        "/paths/{}/{method}/requestBody/content/application~1json/schema",
-        escape(path)
-    )
+    format!("/paths/{}/{method}/requestBody/content/application~1json/schema", escape(path))
 }
 
 /// The schema of an operation's JSON answer with `status`.
 fn answer_pointer(path: &str, method: &str, status: u16) -> String {
-    format!(
-        "/paths/{}/{method}/responses/{status}/content/application~1json/schema",
-        escape(path)
-    )
+    format!("/paths/{}/{method}/responses/{status}/content/application~1json/schema", escape(path))
 }
 
 fn document() -> Value {
@@ -187,10 +172,7 @@ fn every_file_of_examples_validates_and_a_bad_record_does_not() {
         let pointer = if name == "import" {
             "/components/schemas/Document".to_string()
         } else {
-            assert!(
-                cport::model::records::ENTITIES.contains(&name.as_str()),
-                "examples/{name}.json names no entity"
-            );
+            assert!(cport::model::records::ENTITIES.contains(&name.as_str()), "examples/{name}.json names no entity");
             request_pointer(&format!("/api/v1/{name}"), "put")
         };
         check(&doc, &pointer, &value).unwrap_or_else(|e| panic!("examples/{name}.json: {e}"));
@@ -202,10 +184,7 @@ fn every_file_of_examples_validates_and_a_bad_record_does_not() {
     assert!(check(&doc, &clients, &json!([{"id": "C-1", "name": "A"}])).is_ok());
     let e = check(&doc, &clients, &json!([{"id": "C-1", "name": "A", "colour": "red"}])).unwrap_err();
     assert!(e.contains("colour"), "{e}");
-    assert!(
-        check(&doc, &clients, &json!([{"name": "A"}])).is_err(),
-        "id is required"
-    );
+    assert!(check(&doc, &clients, &json!([{"name": "A"}])).is_err(), "id is required");
     let invoices = request_pointer("/api/v1/invoices", "put");
     let mut invoice: Value = serde_json::from_slice(&std::fs::read(dir.join("invoices.json")).unwrap()).unwrap();
     invoice[0]["total"] = json!("12.345");
@@ -217,24 +196,13 @@ fn every_file_of_examples_validates_and_a_bad_record_does_not() {
 #[tokio::test]
 async fn what_the_server_answers_matches_the_document() {
     let app = TestApp::spawn().await;
-    let doc: Value = app
-        .http
-        .get(app.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: Value = app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(doc["paths"], document()["paths"]);
 
     let conforms = |path: &str, method: &str, status: u16, body: &Value| {
         let documented = &doc["paths"][path][method]["responses"][status.to_string()];
-        assert!(
-            documented.is_object(),
-            "{method} {path} answered {status}, which the document does not list"
-        );
+        assert!(documented.is_object(), "{method} {path} answered {status}, which the document does not list");
         if documented.get("content").is_some() {
             check(&doc, &answer_pointer(path, method, status), body)
                 .unwrap_or_else(|e| panic!("{method} {path} → {status}: {e}\n{body:#}"));
@@ -249,9 +217,7 @@ async fn what_the_server_answers_matches_the_document() {
         // Examples refer to one another; the import document holds them all in order.
         conforms(&path, "put", status, &answer);
     }
-    let (status, answer) = app
-        .put("clients", json!([{"id": "C-1", "name": "A", "colour": "red"}]))
-        .await;
+    let (status, answer) = app.put("clients", json!([{"id": "C-1", "name": "A", "colour": "red"}])).await;
     assert_eq!(status, 422);
     conforms("/api/v1/clients", "put", status, &answer);
     let (status, answer) = app.delete("jobs", &["J-404"]).await;
@@ -268,13 +234,8 @@ async fn what_the_server_answers_matches_the_document() {
     assert_eq!(status, 201);
     conforms("/api/v1/banners", "post", status, &answer);
     let id = answer["id"].as_i64().unwrap();
-    let (status, answer) = app
-        .api(
-            Method::POST,
-            "/api/v1/banners",
-            Some(json!({"title": "", "body": "x", "severity": "loud"})),
-        )
-        .await;
+    let (status, answer) =
+        app.api(Method::POST, "/api/v1/banners", Some(json!({"title": "", "body": "x", "severity": "loud"}))).await;
     conforms("/api/v1/banners", "post", status, &answer);
     let (status, answer) = app.api(Method::GET, "/api/v1/banners", None).await;
     conforms("/api/v1/banners", "get", status, &answer);
@@ -286,9 +247,7 @@ async fn what_the_server_answers_matches_the_document() {
     // A change to read: an approval through the portal's action.
     common::load_world(&app).await;
     let b = app.signed_in("P-1B").await;
-    let (status, _, _) = app
-        .post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")])
-        .await;
+    let (status, _, _) = app.post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert!(status < 400, "the approval: {status}");
     let (status, answer) = app.api(Method::GET, "/api/v1/changes?after=0&limit=10", None).await;
     conforms("/api/v1/changes", "get", status, &answer);
@@ -329,9 +288,7 @@ fn the_data_format_reference_lists_exactly_the_fields_of_each_record() {
     for entity in cport::model::records::ENTITIES {
         // The first table after the entity's heading.
         let heading = format!("\n### {entity}\n");
-        let at = text
-            .find(&heading)
-            .unwrap_or_else(|| panic!("data-format.md has no section {entity}"));
+        let at = text.find(&heading).unwrap_or_else(|| panic!("data-format.md has no section {entity}"));
         let rows: Vec<(String, bool)> = text[at + heading.len()..]
             .lines()
             .skip_while(|l| !l.starts_with('|'))
@@ -342,21 +299,12 @@ fn the_data_format_reference_lists_exactly_the_fields_of_each_record() {
                 (cells[1].trim_matches('`').to_string(), cells[3].starts_with("required"))
             })
             .collect();
-        let items = doc
-            .pointer(&format!(
-                "{}/items/$ref",
-                request_pointer(&format!("/api/v1/{entity}"), "put")
-            ))
-            .unwrap();
+        let items =
+            doc.pointer(&format!("{}/items/$ref", request_pointer(&format!("/api/v1/{entity}"), "put"))).unwrap();
         let name = items.as_str().unwrap().rsplit('/').next().unwrap();
         let schema = &doc["components"]["schemas"][name];
         let mut fields: Vec<String> = schema["properties"].as_object().unwrap().keys().cloned().collect();
-        let required: Vec<&str> = schema["required"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
+        let required: Vec<&str> = schema["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
         let mut listed: Vec<String> = rows.iter().map(|(f, _)| f.clone()).collect();
         fields.sort();
         listed.sort();
@@ -382,42 +330,20 @@ async fn a_refused_request_answers_in_the_error_shape_naming_the_field() {
     let doc = document();
     for (method, path, documented, names) in [
         (Method::GET, "/api/v1/changes?limit=abc", "/api/v1/changes", "limit"),
-        (
-            Method::GET,
-            "/api/v1/changes?after=1&after=2",
-            "/api/v1/changes",
-            "after",
-        ),
+        (Method::GET, "/api/v1/changes?after=1&after=2", "/api/v1/changes", "after"),
         (Method::DELETE, "/api/v1/banners/abc", "/api/v1/banners/{id}", "id"),
     ] {
-        let r = app
-            .http
-            .request(method.clone(), app.url(path))
-            .bearer_auth(common::TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let r = app.http.request(method.clone(), app.url(path)).bearer_auth(common::TOKEN).send().await.unwrap();
         let status = r.status().as_u16();
         assert_eq!(status, 400, "{method} {path}");
         assert!(
-            r.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("application/json"),
+            r.headers()["content-type"].to_str().unwrap().starts_with("application/json"),
             "{method} {path}: {:?}",
             r.headers()["content-type"]
         );
         let body: Value = r.json().await.unwrap();
-        assert!(
-            body["error"].as_str().unwrap().contains(names),
-            "{method} {path}: {body}"
-        );
-        check(
-            &doc,
-            &answer_pointer(documented, &method.as_str().to_ascii_lowercase(), status),
-            &body,
-        )
-        .unwrap();
+        assert!(body["error"].as_str().unwrap().contains(names), "{method} {path}: {body}");
+        check(&doc, &answer_pointer(documented, &method.as_str().to_ascii_lowercase(), status), &body).unwrap();
     }
     // The portal: a page, not plain text.
     common::load_world(&app).await;
@@ -445,20 +371,8 @@ async fn the_api_keeps_its_contract_under_generated_requests() {
         .current_dir(cwd.path())
         .args(["run", &app.url("/api/v1/openapi.json"), "--url", &app.base])
         .args(["-H", &format!("Authorization: Bearer {}", common::TOKEN)])
-        .args([
-            "--phases",
-            "coverage,fuzzing",
-            "--max-examples",
-            "15",
-            "--seed",
-            "20261202",
-        ])
-        .args([
-            "--exclude-checks",
-            "positive_data_acceptance",
-            "--exclude-path",
-            "/inbound/email",
-        ])
+        .args(["--phases", "coverage,fuzzing", "--max-examples", "15", "--seed", "20261202"])
+        .args(["--exclude-checks", "positive_data_acceptance", "--exclude-path", "/inbound/email"])
         .args(["--workers", "1"])
         .env("NO_COLOR", "1")
         .output()

@@ -23,31 +23,18 @@ async fn app_with_stock() -> TestApp {
     load_world(&app).await;
     let (s, b) = app.put("stock", stock()).await;
     assert_eq!(s, 200, "{b}");
-    let (s, b) = app
-        .put(
-            "clients",
-            json!([{"id": "C-1", "name": "Alpha Ltd", "third_party_ordering": true}]),
-        )
-        .await;
+    let (s, b) = app.put("clients", json!([{"id": "C-1", "name": "Alpha Ltd", "third_party_ordering": true}])).await;
     assert_eq!(s, 200, "{b}");
     app
 }
 
 /// The id of the basket a POST redirected to.
 fn basket_id(location: &str) -> String {
-    location
-        .trim_start_matches("/baskets/")
-        .split('?')
-        .next()
-        .unwrap()
-        .to_string()
+    location.trim_start_matches("/baskets/").split('?').next().unwrap().to_string()
 }
 
 fn available_on(html: &str, sku: &str) -> i64 {
-    let row = html
-        .split(&format!("id=\"sku-{sku}\""))
-        .nth(1)
-        .expect("the SKU is listed");
+    let row = html.split(&format!("id=\"sku-{sku}\"")).nth(1).expect("the SKU is listed");
     let cell = row.split("class=\"num available\">").nth(1).unwrap();
     cell.split('<').next().unwrap().trim().parse().unwrap()
 }
@@ -63,63 +50,28 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
 
     // Two baskets; more than is free is refused with the field named and nothing written.
     let (s, loc, _) = app
-        .post_form(
-            &bob,
-            "/stock",
-            &[
-                ("sku", "SKU-TEE"),
-                ("qty", "4"),
-                ("basket", "new"),
-                ("new_basket", "Shop"),
-            ],
-        )
+        .post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "4"), ("basket", "new"), ("new_basket", "Shop")])
         .await;
     assert_eq!(s, 303, "{loc}");
     let shop = basket_id(&loc);
-    let (s, _, html) = app
-        .post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "7"), ("basket", &shop)])
-        .await;
+    let (s, _, html) = app.post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "7"), ("basket", &shop)]).await;
     assert_eq!(s, 422);
     assert!(html.contains("qty: only 6 more of SKU-TEE"), "{html}");
-    let (s, _, html) = app
-        .post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "0"), ("basket", &shop)])
-        .await;
+    let (s, _, html) = app.post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "0"), ("basket", &shop)]).await;
     assert_eq!(s, 422, "{html}");
     // A new basket made for a refused line is not left behind.
     let (s, _, _) = app
-        .post_form(
-            &bob,
-            "/stock",
-            &[
-                ("sku", "SKU-TEE"),
-                ("qty", "99"),
-                ("basket", "new"),
-                ("new_basket", "Too many"),
-            ],
-        )
+        .post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "99"), ("basket", "new"), ("new_basket", "Too many")])
         .await;
     assert_eq!(s, 422);
     let (_, html) = app.page(&bob, "/baskets").await;
     assert!(!html.contains("Too many"), "{html}");
-    let (s, _, _) = app
-        .post_form(&bob, "/stock", &[("sku", "SKU-BAG"), ("qty", "1"), ("basket", &shop)])
-        .await;
+    let (s, _, _) = app.post_form(&bob, "/stock", &[("sku", "SKU-BAG"), ("qty", "1"), ("basket", &shop)]).await;
     assert_eq!(s, 404, "another client's SKU is not found");
-    let (_, _, html) = app
-        .post_form(&bob, "/stock", &[("sku", "SKU-NOPE"), ("qty", "1"), ("basket", &shop)])
-        .await;
+    let (_, _, html) = app.post_form(&bob, "/stock", &[("sku", "SKU-NOPE"), ("qty", "1"), ("basket", &shop)]).await;
     assert!(html.contains("SKU SKU-NOPE not found in your stock."), "{html}");
     let (s, loc, _) = app
-        .post_form(
-            &bob,
-            "/stock",
-            &[
-                ("sku", "SKU-CAP"),
-                ("qty", "20"),
-                ("basket", "new"),
-                ("new_basket", "Event"),
-            ],
-        )
+        .post_form(&bob, "/stock", &[("sku", "SKU-CAP"), ("qty", "20"), ("basket", "new"), ("new_basket", "Event")])
         .await;
     assert_eq!(s, 303);
     let event = basket_id(&loc);
@@ -129,11 +81,8 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
 
     // Change and remove lines; save the address and come back on another device.
     let path = format!("/baskets/{shop}");
-    app.post_form(&bob, &path, &[("action", "qty"), ("sku", "SKU-TEE"), ("qty", "5")])
-        .await;
-    let (s, _, html) = app
-        .post_form(&bob, &path, &[("action", "qty"), ("sku", "SKU-TEE"), ("qty", "11")])
-        .await;
+    app.post_form(&bob, &path, &[("action", "qty"), ("sku", "SKU-TEE"), ("qty", "5")]).await;
+    let (s, _, html) = app.post_form(&bob, &path, &[("action", "qty"), ("sku", "SKU-TEE"), ("qty", "11")]).await;
     assert_eq!(s, 422);
     assert!(html.contains("only 10 of SKU-TEE"), "{html}");
     let (s, _, html) = app.post_form(&bob, &path, &[("action", "place")]).await;
@@ -155,10 +104,7 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     assert_eq!(s, 303);
     let other_device = app.signed_in("P-1B").await;
     let (_, html) = app.page(&other_device, &path).await;
-    assert!(
-        html.contains("1 High St, Bristol") && html.contains("value=\"5\""),
-        "{html}"
-    );
+    assert!(html.contains("1 High St, Bristol") && html.contains("value=\"5\""), "{html}");
     // Someone else's basket is not there for them.
     let ann = app.signed_in("P-1A").await;
     assert_eq!(app.page(&ann, &path).await.0, 404);
@@ -174,10 +120,7 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     let (_, html) = app.page(&ann, "/orders").await;
     assert!(html.contains("SKU-TEE") && html.contains("1 High St, Bristol") && html.contains("placed"));
     let feed = app.changes(0).await;
-    let placed = feed
-        .iter()
-        .find(|e| e["kind"] == "reseller_order_placed")
-        .expect("in the feed");
+    let placed = feed.iter().find(|e| e["kind"] == "reseller_order_placed").expect("in the feed");
     assert_eq!(placed["data"]["lines"][0]["qty"], 5);
     assert_eq!(placed["data"]["address"], "1 High St, Bristol");
 
@@ -196,9 +139,7 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     assert_eq!(available_on(&html, "SKU-TEE"), 5, "not counted twice");
 
     // Deleting a basket.
-    let (s, _, _) = app
-        .post_form(&bob, &format!("/baskets/{event}"), &[("action", "delete")])
-        .await;
+    let (s, _, _) = app.post_form(&bob, &format!("/baskets/{event}"), &[("action", "delete")]).await;
     assert_eq!(s, 303);
     assert_eq!(app.page(&bob, &format!("/baskets/{event}")).await.0, 404);
     app.stop().await;
@@ -214,9 +155,7 @@ async fn roles_decide_who_orders() {
     let (s, html) = app.page(&vic, "/stock").await;
     assert_eq!(s, 200);
     assert!(!html.contains("class=\"inline add\""), "a viewer gets no add form");
-    let (s, _, _) = app
-        .post_form(&vic, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new")])
-        .await;
+    let (s, _, _) = app.post_form(&vic, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new")]).await;
     assert_eq!(s, 403);
     assert_eq!(app.count("baskets").await, 0);
     let bob = app.signed_in("P-1B").await;
@@ -242,18 +181,10 @@ async fn two_placements_of_the_last_units_one_wins() {
     let (ann, bob) = (actor("P-1A").await, actor("P-1B").await);
     let mut baskets = vec![];
     for a in [&ann, &bob] {
-        let b = cport::actions::orders::create_basket(&t.state, a, "Last ones", now)
-            .await
-            .unwrap();
-        cport::actions::orders::add(&t.state, a, b, "SKU-TEE", 8, now)
-            .await
-            .unwrap();
-        cport::actions::orders::add(&t.state, a, b, "SKU-CAP", 1, now)
-            .await
-            .unwrap();
-        cport::actions::orders::save_details(&t.state, a, b, "Last ones", "Somewhere 1", "", now)
-            .await
-            .unwrap();
+        let b = cport::actions::orders::create_basket(&t.state, a, "Last ones", now).await.unwrap();
+        cport::actions::orders::add(&t.state, a, b, "SKU-TEE", 8, now).await.unwrap();
+        cport::actions::orders::add(&t.state, a, b, "SKU-CAP", 1, now).await.unwrap();
+        cport::actions::orders::save_details(&t.state, a, b, "Last ones", "Somewhere 1", "", now).await.unwrap();
         baskets.push(b);
     }
     let (s1, s2) = (t.state.clone(), t.state.clone());
@@ -268,18 +199,13 @@ async fn two_placements_of_the_last_units_one_wins() {
     match lost {
         cport::actions::orders::PlaceError::Short(lines) => {
             assert_eq!(lines.len(), 1, "only the tee fell short: {lines:?}");
-            assert_eq!(
-                (lines[0].sku.as_str(), lines[0].wanted, lines[0].available),
-                ("SKU-TEE", 8, 2)
-            );
+            assert_eq!((lines[0].sku.as_str(), lines[0].wanted, lines[0].available), ("SKU-TEE", 8, 2));
         }
         other => panic!("expected a shortfall, got {other}"),
     }
     let orders = cport::store::orders::orders(&t.state.db, "C-1", None).await.unwrap();
     assert_eq!(orders.len(), 1);
-    let item = cport::store::orders::stock_item(&t.state.db, "C-1", "SKU-TEE")
-        .await
-        .unwrap();
+    let item = cport::store::orders::stock_item(&t.state.db, "C-1", "SKU-TEE").await.unwrap();
     assert_eq!(item.available, 2);
 }
 
@@ -290,37 +216,19 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     let (_, html) = app.page(&ann, "/users").await;
     assert!(html.contains("Add a third-party user"));
     let (s, _, html) = app
-        .post_form(
-            &ann,
-            "/users",
-            &[
-                ("action", "create"),
-                ("name", "Rita Reseller"),
-                ("email", "not-an-address"),
-            ],
-        )
+        .post_form(&ann, "/users", &[("action", "create"), ("name", "Rita Reseller"), ("email", "not-an-address")])
         .await;
     assert_eq!(s, 422);
     assert!(html.contains("email: is not an email address"), "{html}");
     let (s, loc, _) = app
-        .post_form(
-            &ann,
-            "/users",
-            &[
-                ("action", "create"),
-                ("name", "Rita Reseller"),
-                ("email", "rita@resell.example"),
-            ],
-        )
+        .post_form(&ann, "/users", &[("action", "create"), ("name", "Rita Reseller"), ("email", "rita@resell.example")])
         .await;
     assert_eq!(s, 303, "{loc}");
     let rita = "TP-C-1-1";
     // The invitation is queued to her.
     let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
-    let invites: Vec<_> = rows
-        .iter()
-        .filter(|m| m.recipient == "rita@resell.example" && m.subject.contains("invites you"))
-        .collect();
+    let invites: Vec<_> =
+        rows.iter().filter(|m| m.recipient == "rita@resell.example" && m.subject.contains("invites you")).collect();
     assert_eq!(invites.len(), 1);
     // The invitation chooses a password, once; then she signs in with it.
     let p: cport::channels::email::EmailPayload = serde_json::from_str(&invites[0].payload).unwrap();
@@ -338,11 +246,7 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
         ("confirm_password", "ritas own password"),
     ];
     assert_eq!(app.post_raw(&c, "/password/reset", &set).await.0, 303);
-    assert_eq!(
-        app.post_raw(&c, "/password/reset", &set).await.0,
-        400,
-        "the invitation works once"
-    );
+    assert_eq!(app.post_raw(&c, "/password/reset", &set).await.0, 400, "the invitation works once");
     let (s, loc, _) = app
         .post_form(
             &common::browser(),
@@ -351,86 +255,43 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
         )
         .await;
     assert_eq!((s, loc.as_str()), (303, "/"));
-    let (s, _, _) = app
-        .post_form(
-            &ann,
-            "/users",
-            &[("action", "allocate"), ("user", rita), ("sku", "SKU-CAP")],
-        )
-        .await;
+    let (s, _, _) = app.post_form(&ann, "/users", &[("action", "allocate"), ("user", rita), ("sku", "SKU-CAP")]).await;
     assert_eq!(s, 303);
-    let (s, _, _) = app
-        .post_form(
-            &ann,
-            "/users",
-            &[("action", "allocate"), ("user", rita), ("sku", "SKU-BAG")],
-        )
-        .await;
+    let (s, _, _) = app.post_form(&ann, "/users", &[("action", "allocate"), ("user", rita), ("sku", "SKU-BAG")]).await;
     assert_eq!(s, 404, "another client's SKU cannot be allocated");
 
     let r = app.signed_in(rita).await;
     let (s, html) = app.page(&r, "/stock").await;
     assert_eq!(s, 200);
-    assert!(
-        html.contains("SKU-CAP") && !html.contains("SKU-TEE"),
-        "only allocated SKUs"
-    );
-    let (s, _, _) = app
-        .post_form(&r, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new")])
-        .await;
+    assert!(html.contains("SKU-CAP") && !html.contains("SKU-TEE"), "only allocated SKUs");
+    let (s, _, _) = app.post_form(&r, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new")]).await;
     assert_eq!(s, 404, "an unallocated SKU cannot be ordered");
     let (s, loc, _) = app
-        .post_form(
-            &r,
-            "/stock",
-            &[
-                ("sku", "SKU-CAP"),
-                ("qty", "3"),
-                ("basket", "new"),
-                ("new_basket", "Rita's"),
-            ],
-        )
+        .post_form(&r, "/stock", &[("sku", "SKU-CAP"), ("qty", "3"), ("basket", "new"), ("new_basket", "Rita's")])
         .await;
     assert_eq!(s, 303);
     let path = format!("/baskets/{}", basket_id(&loc));
     app.post_form(
         &r,
         &path,
-        &[
-            ("action", "save"),
-            ("name", "Rita's"),
-            ("address_choice", "new"),
-            ("address", "Rita's shop"),
-        ],
+        &[("action", "save"), ("name", "Rita's"), ("address_choice", "new"), ("address", "Rita's shop")],
     )
     .await;
     let (s, _, _) = app.post_form(&r, &path, &[("action", "place")]).await;
     assert_eq!(s, 303);
     let (_, html) = app.page(&r, "/orders").await;
-    assert!(
-        html.contains("Rita&#x27;s shop") || html.contains("Rita's shop"),
-        "{html}"
-    );
+    assert!(html.contains("Rita&#x27;s shop") || html.contains("Rita's shop"), "{html}");
     // Bob's orders are not Rita's to see.
     let bob = app.signed_in("P-1B").await;
     let (s, loc, _) = app
-        .post_form(
-            &bob,
-            "/stock",
-            &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new"), ("new_basket", "B")],
-        )
+        .post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new"), ("new_basket", "B")])
         .await;
     assert_eq!(s, 303);
     let bpath = format!("/baskets/{}", basket_id(&loc));
     app.post_form(
         &bob,
         &bpath,
-        &[
-            ("action", "save"),
-            ("name", "B"),
-            ("address_choice", "new"),
-            ("address", "Bob's place"),
-        ],
+        &[("action", "save"), ("name", "B"), ("address_choice", "new"), ("address", "Bob's place")],
     )
     .await;
     app.post_form(&bob, &bpath, &[("action", "place")]).await;
@@ -440,32 +301,13 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     assert_eq!(app.page(&r, "/visuals").await.0, 403);
 
     // TOT turns third-party ordering off: she can look but no longer order.
-    app.put(
-        "clients",
-        json!([{"id": "C-1", "name": "Alpha Ltd", "third_party_ordering": false}]),
-    )
-    .await;
-    let (s, _, _) = app
-        .post_form(&r, "/stock", &[("sku", "SKU-CAP"), ("qty", "1"), ("basket", "new")])
-        .await;
+    app.put("clients", json!([{"id": "C-1", "name": "Alpha Ltd", "third_party_ordering": false}])).await;
+    let (s, _, _) = app.post_form(&r, "/stock", &[("sku", "SKU-CAP"), ("qty", "1"), ("basket", "new")]).await;
     assert_eq!(s, 403);
-    app.put(
-        "clients",
-        json!([{"id": "C-1", "name": "Alpha Ltd", "third_party_ordering": true}]),
-    )
-    .await;
+    app.put("clients", json!([{"id": "C-1", "name": "Alpha Ltd", "third_party_ordering": true}])).await;
     // Her basket offers her own past addresses, not the client's.
     let (s, loc, _) = app
-        .post_form(
-            &r,
-            "/stock",
-            &[
-                ("sku", "SKU-CAP"),
-                ("qty", "1"),
-                ("basket", "new"),
-                ("new_basket", "Next"),
-            ],
-        )
+        .post_form(&r, "/stock", &[("sku", "SKU-CAP"), ("qty", "1"), ("basket", "new"), ("new_basket", "Next")])
         .await;
     assert_eq!(s, 303);
     let (_, html) = app.page(&r, &format!("/baskets/{}", basket_id(&loc))).await;
@@ -476,24 +318,12 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     assert!(!html.contains("Bob&#x27;s place") && !html.contains("Bob's place"));
 
     // Revoked: her session ends at once.
-    let (s, _, _) = app
-        .post_form(&ann, "/users", &[("action", "revoke"), ("user", rita)])
-        .await;
+    let (s, _, _) = app.post_form(&ann, "/users", &[("action", "revoke"), ("user", rita)]).await;
     assert_eq!(s, 303);
     let resp = r.get(app.url("/stock")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 303, "sent to sign in");
-    let kinds: Vec<String> = app
-        .changes(0)
-        .await
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_string())
-        .collect();
-    for k in [
-        "third_party_user_created",
-        "sku_allocated",
-        "reseller_order_placed",
-        "third_party_user_revoked",
-    ] {
+    let kinds: Vec<String> = app.changes(0).await.iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
+    for k in ["third_party_user_created", "sku_allocated", "reseller_order_placed", "third_party_user_revoked"] {
         assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");
     }
     app.stop().await;

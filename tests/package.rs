@@ -55,14 +55,9 @@ fn the_debian_package_installs_into_a_root_verifies_and_migrates() {
     let info =
         String::from_utf8(run("dpkg-deb --info", Command::new("dpkg-deb").arg("--info").arg(&deb)).stdout).unwrap();
     assert!(info.contains("Package: cport") && info.contains("Depends:"), "{info}");
-    let contents = String::from_utf8(
-        run(
-            "dpkg-deb --contents",
-            Command::new("dpkg-deb").arg("--contents").arg(&deb),
-        )
-        .stdout,
-    )
-    .unwrap();
+    let contents =
+        String::from_utf8(run("dpkg-deb --contents", Command::new("dpkg-deb").arg("--contents").arg(&deb)).stdout)
+            .unwrap();
     for path in [
         "./usr/bin/cport",
         "./lib/systemd/system/cport.service",
@@ -82,21 +77,11 @@ fn the_debian_package_installs_into_a_root_verifies_and_migrates() {
     std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
     run(
         "dpkg --install",
-        dpkg(&root)
-            .args([
-                "--force-depends",
-                "--force-script-chrootless",
-                "--force-not-root",
-                "--install",
-            ])
-            .arg(&deb),
+        dpkg(&root).args(["--force-depends", "--force-script-chrootless", "--force-not-root", "--install"]).arg(&deb),
     );
     let status = String::from_utf8(run("dpkg --status", dpkg(&root).args(["--status", "cport"])).stdout).unwrap();
     assert!(status.contains("Status: install ok installed"), "{status}");
-    assert!(
-        status.contains("/etc/cport/cport.toml"),
-        "the config is a conffile:\n{status}"
-    );
+    assert!(status.contains("/etc/cport/cport.toml"), "the config is a conffile:\n{status}");
 
     // The maintainer script made the service user, and the configuration (secrets) is
     // readable by its group only.
@@ -108,10 +93,7 @@ fn the_debian_package_installs_into_a_root_verifies_and_migrates() {
         .and_then(|g| g.parse().ok())
         .unwrap_or_else(|| panic!("no group cport in the root:\n{group}"));
     let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
-    assert!(
-        passwd.lines().any(|l| l.starts_with("cport:")),
-        "no user cport:\n{passwd}"
-    );
+    assert!(passwd.lines().any(|l| l.starts_with("cport:")), "no user cport:\n{passwd}");
     let meta = std::fs::metadata(root.join("etc/cport/cport.toml")).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o640);
     assert_eq!((meta.uid(), meta.gid()), (0, gid), "root:cport");
@@ -121,10 +103,7 @@ fn the_debian_package_installs_into_a_root_verifies_and_migrates() {
     // verifier must print nothing at all.
     let units = root.join("usr/lib/systemd");
     std::fs::create_dir_all(&units).unwrap();
-    run(
-        "copy the host's units",
-        Command::new("cp").arg("-r").arg("/usr/lib/systemd/system").arg(&units),
-    );
+    run("copy the host's units", Command::new("cp").arg("-r").arg("/usr/lib/systemd/system").arg(&units));
     let verified = run(
         "systemd-analyze verify",
         Command::new("systemd-analyze")
@@ -132,11 +111,7 @@ fn the_debian_package_installs_into_a_root_verifies_and_migrates() {
             .arg(format!("--root={}", root.display()))
             .arg("cport.service"),
     );
-    assert_eq!(
-        String::from_utf8_lossy(&verified.stderr).trim(),
-        "",
-        "systemd-analyze verify warned about the unit"
-    );
+    assert_eq!(String::from_utf8_lossy(&verified.stderr).trim(), "", "systemd-analyze verify warned about the unit");
 
     let cport = root.join("usr/bin/cport");
     let version = String::from_utf8(run("cport --version", Command::new(&cport).arg("--version")).stdout).unwrap();
@@ -155,10 +130,7 @@ fn the_debian_package_installs_into_a_root_verifies_and_migrates() {
     assert!(store.exists(), "{}", String::from_utf8_lossy(&migrated.stderr));
 
     // Removing the package keeps the store and the user.
-    run(
-        "dpkg --remove",
-        dpkg(&root).args(["--force-script-chrootless", "--force-not-root", "--remove", "cport"]),
-    );
+    run("dpkg --remove", dpkg(&root).args(["--force-script-chrootless", "--force-not-root", "--remove", "cport"]));
     assert!(!cport.exists());
     assert!(store.exists());
 }

@@ -20,24 +20,13 @@ async fn a_signed_link_signs_in_and_shows_the_contacts_items() {
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(r.headers()["location"], "/visuals/V-1");
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
-        "{cookie}"
-    );
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
     let (status, html) = app.page(&b, "/").await;
     assert_eq!(status, 200);
-    for want in [
-        "Visual V-1 for Tees",
-        "Job J-1: Tees",
-        "PO PO-1 (T1)",
-        "Artwork for job J-1",
-    ] {
+    for want in ["Visual V-1 for Tees", "Job J-1: Tees", "PO PO-1 (T1)", "Artwork for job J-1"] {
         assert!(html.contains(want), "dashboard lacks {want}");
     }
-    assert!(
-        !html.contains("V-9") && !html.contains("J-9"),
-        "another client's items never show"
-    );
+    assert!(!html.contains("V-9") && !html.contains("J-9"), "another client's items never show");
     // Without a session the portal asks to sign in.
     let r = browser().get(app.url("/visuals")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 303);
@@ -51,23 +40,11 @@ async fn bad_links_all_get_the_same_page_and_sign_nobody_in() {
     let now = chrono::Utc::now();
     let right = cport::links::Signer::new("0123456789abcdef0123456789abcdef");
     let wrong = cport::links::Signer::new("another-secret-0123456789");
-    let expired = right.sign(
-        cport::links::Purpose::Open,
-        "/",
-        "P-1A",
-        chrono::Duration::seconds(-5),
-        now,
-    );
+    let expired = right.sign(cport::links::Purpose::Open, "/", "P-1A", chrono::Duration::seconds(-5), now);
     let foreign = wrong.sign(cport::links::Purpose::Open, "/", "P-1A", chrono::Duration::days(1), now);
     let good = right.sign(cport::links::Purpose::Open, "/", "P-1A", chrono::Duration::days(1), now);
     let tampered = format!("{}x", good);
-    let unknown_contact = right.sign(
-        cport::links::Purpose::Open,
-        "/",
-        "P-404",
-        chrono::Duration::days(1),
-        now,
-    );
+    let unknown_contact = right.sign(cport::links::Purpose::Open, "/", "P-404", chrono::Duration::days(1), now);
     let mut pages = Vec::new();
     for (case, token) in [
         ("expired", expired),
@@ -79,16 +56,8 @@ async fn bad_links_all_get_the_same_page_and_sign_nobody_in() {
         let b = browser();
         let r = b.get(app.url(&format!("/l/{token}"))).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 400, "{case}");
-        let set = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().to_string())
-            .collect::<Vec<_>>();
-        assert!(
-            !set.iter().any(|c| c.starts_with("cport_session=")),
-            "{case}: no session"
-        );
+        let set = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect::<Vec<_>>();
+        assert!(!set.iter().any(|c| c.starts_with("cport_session=")), "{case}: no session");
         let html = r.text().await.unwrap();
         assert!(html.contains("This link is not valid or has expired"), "{case}");
         assert!(html.contains("Email me a new link"), "{case}: offers a new link");
@@ -96,10 +65,7 @@ async fn bad_links_all_get_the_same_page_and_sign_nobody_in() {
         let (status, _) = app.page(&b, "/").await;
         assert_eq!(status, 303, "{case}: still signed out");
     }
-    assert!(
-        pages.windows(2).all(|w| w[0] == w[1]),
-        "one page for every kind of bad link"
-    );
+    assert!(pages.windows(2).all(|w| w[0] == w[1]), "one page for every kind of bad link");
     app.stop().await;
 }
 
@@ -114,18 +80,11 @@ async fn a_contact_gets_404_for_another_clients_visual_and_job() {
     }
     let (_, html) = app.page(&b, "/visuals/V-1").await;
     let csrf = common::csrf_of(&html);
-    let (status, _, _) = app
-        .post_raw(
-            &b,
-            "/visuals/V-9",
-            &[("csrf", &csrf), ("action", "approve"), ("terms", "1")],
-        )
-        .await;
+    let (status, _, _) =
+        app.post_raw(&b, "/visuals/V-9", &[("csrf", &csrf), ("action", "approve"), ("terms", "1")]).await;
     assert_eq!(status, 404);
     assert_eq!(app.visual_status("V-9").await, "awaiting_approval");
-    let (status, _, _) = app
-        .post_raw(&b, "/jobs/J-9/delivery", &[("csrf", &csrf), ("action", "none")])
-        .await;
+    let (status, _, _) = app.post_raw(&b, "/jobs/J-9/delivery", &[("csrf", &csrf), ("action", "none")]).await;
     assert_eq!(status, 404);
     assert!(app.changes(0).await.is_empty());
     app.stop().await;
@@ -138,22 +97,15 @@ async fn a_viewer_reads_but_cannot_act_and_a_missing_csrf_token_is_refused() {
     let (status, html) = app.page(&viewer, "/visuals/V-1").await;
     assert_eq!(status, 200);
     assert!(!html.contains("id=\"approve\""), "no approve form for a viewer");
-    let (status, _, body) = app
-        .post_form(&viewer, "/visuals/V-1", &[("action", "approve"), ("terms", "1")])
-        .await;
+    let (status, _, body) = app.post_form(&viewer, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert_eq!(status, 403, "{body}");
-    let (status, _, _) = app
-        .post_form(&viewer, "/jobs/J-1/delivery", &[("action", "none")])
-        .await;
+    let (status, _, _) = app.post_form(&viewer, "/jobs/J-1/delivery", &[("action", "none")]).await;
     assert_eq!(status, 403);
 
     let admin = app.signed_in("P-1A").await;
     for (case, fields) in [
         ("no token", vec![("action", "approve"), ("terms", "1")]),
-        (
-            "wrong token",
-            vec![("csrf", "0000"), ("action", "approve"), ("terms", "1")],
-        ),
+        ("wrong token", vec![("csrf", "0000"), ("action", "approve"), ("terms", "1")]),
     ] {
         let (status, _, _) = app.post_raw(&admin, "/visuals/V-1", &fields).await;
         assert_eq!(status, 403, "{case}");
@@ -161,13 +113,8 @@ async fn a_viewer_reads_but_cannot_act_and_a_missing_csrf_token_is_refused() {
     // Another session's token is not this session's.
     let (_, other_html) = app.page(&app.signed_in("P-1B").await, "/visuals/V-1").await;
     let stolen = common::csrf_of(&other_html);
-    let (status, _, _) = app
-        .post_raw(
-            &admin,
-            "/visuals/V-1",
-            &[("csrf", &stolen), ("action", "approve"), ("terms", "1")],
-        )
-        .await;
+    let (status, _, _) =
+        app.post_raw(&admin, "/visuals/V-1", &[("csrf", &stolen), ("action", "approve"), ("terms", "1")]).await;
     assert_eq!(status, 403);
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
     assert!(app.changes(0).await.is_empty());
@@ -182,36 +129,23 @@ async fn approving_rejecting_and_the_change_feed() {
     let (status, _, html) = app.post_form(&b, "/visuals/V-1", &[("action", "approve")]).await;
     assert_eq!(status, 422);
     assert!(html.contains("accept the approval terms"), "{html}");
-    let (status, location, _) = app
-        .post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")])
-        .await;
+    let (status, location, _) = app.post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert_eq!(status, 303);
     assert!(location.starts_with("/visuals/V-1?note="));
     assert_eq!(app.visual_status("V-1").await, "approved");
     // Approving again is refused with a clear message.
-    let (status, _, html) = app
-        .post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")])
-        .await;
+    let (status, _, html) = app.post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert_eq!(status, 422);
     assert!(html.contains("already approved"));
     // Un-approve needs a reason.
-    let (status, _, html) = app
-        .post_form(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "  ")])
-        .await;
+    let (status, _, html) = app.post_form(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "  ")]).await;
     assert_eq!(status, 422);
     assert!(html.contains("say why"));
-    let (status, _, _) = app
-        .post_form(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "Gold too dark")])
-        .await;
+    let (status, _, _) = app.post_form(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "Gold too dark")]).await;
     assert_eq!(status, 303);
     assert_eq!(app.visual_status("V-1").await, "rejected");
-    let (status, _, _) = app
-        .post_form(
-            &b,
-            "/visuals/V-1",
-            &[("action", "comment"), ("body", "Please try 7406 C")],
-        )
-        .await;
+    let (status, _, _) =
+        app.post_form(&b, "/visuals/V-1", &[("action", "comment"), ("body", "Please try 7406 C")]).await;
     assert_eq!(status, 303);
     let (_, html) = app.page(&b, "/visuals/V-1").await;
     assert!(html.contains("Please try 7406 C") && html.contains("Gold too dark"));
@@ -232,13 +166,7 @@ async fn approving_rejecting_and_the_change_feed() {
     // The feed needs the API token.
     let r = app.http.get(app.url("/api/v1/changes")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
-    let r = app
-        .http
-        .get(app.url("/api/v1/changes?limit=0"))
-        .bearer_auth(common::TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.get(app.url("/api/v1/changes?limit=0")).bearer_auth(common::TOKEN).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
     app.stop().await;
 }
@@ -253,9 +181,8 @@ async fn approving_several_visuals_at_once_from_the_list() {
     )
     .await;
     let b = app.signed_in("P-1A").await;
-    let (status, location, _) = app
-        .post_form(&b, "/visuals", &[("visual", "V-1"), ("visual", "V-3"), ("terms", "1")])
-        .await;
+    let (status, location, _) =
+        app.post_form(&b, "/visuals", &[("visual", "V-1"), ("visual", "V-3"), ("terms", "1")]).await;
     assert_eq!(status, 303, "{location}");
     assert_eq!(app.visual_status("V-1").await, "approved");
     assert_eq!(app.visual_status("V-3").await, "approved");
@@ -276,40 +203,23 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
     )
     .await;
     let b = app.signed_in("P-1A").await;
-    let (status, _, html) = app
-        .post_form(
-            &b,
-            "/visuals/V-1",
-            &[("action", "delegate"), ("name", "Dana"), ("email", "not-an-email")],
-        )
-        .await;
+    let (status, _, html) =
+        app.post_form(&b, "/visuals/V-1", &[("action", "delegate"), ("name", "Dana"), ("email", "not-an-email")]).await;
     assert_eq!(status, 422);
     assert!(html.contains("is not an email address"));
     let (status, _, _) = app
         .post_form(
             &b,
             "/visuals/V-1",
-            &[
-                ("action", "delegate"),
-                ("name", "Dana Cole"),
-                ("email", "dana@reseller.example"),
-            ],
+            &[("action", "delegate"), ("name", "Dana Cole"), ("email", "dana@reseller.example")],
         )
         .await;
     assert_eq!(status, 303);
     // The approval link went to the outbox as an email to the third party.
     let rows = cport::store::outbox::list_messages(&app.db, None, 10).await.unwrap();
-    let mail = rows
-        .iter()
-        .find(|m| m.recipient == "dana@reseller.example")
-        .expect("delegation email queued");
+    let mail = rows.iter().find(|m| m.recipient == "dana@reseller.example").expect("delegation email queued");
     let p: cport::channels::email::EmailPayload = serde_json::from_str(&mail.payload).unwrap();
-    let link = p
-        .text
-        .split_whitespace()
-        .find(|w| w.contains("/l/"))
-        .unwrap()
-        .to_string();
+    let link = p.text.split_whitespace().find(|w| w.contains("/l/")).unwrap().to_string();
     let link = link.replace("http://127.0.0.1:8080", &app.base);
 
     let third = browser();
@@ -327,29 +237,17 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
     assert_eq!(browser().get(&link).send().await.unwrap().status().as_u16(), 303);
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
 
-    let (status, _, _) = app
-        .post_form(&third, "/visuals/V-1", &[("action", "approve"), ("terms", "1")])
-        .await;
+    let (status, _, _) = app.post_form(&third, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert_eq!(status, 303);
     assert_eq!(app.visual_status("V-1").await, "approved");
-    let (status, _, _) = app
-        .post_form(
-            &third,
-            "/visuals/V-1",
-            &[("action", "reject"), ("reason", "changed my mind")],
-        )
-        .await;
+    let (status, _, _) =
+        app.post_form(&third, "/visuals/V-1", &[("action", "reject"), ("reason", "changed my mind")]).await;
     assert_eq!(status, 422, "a delegation decides once");
     assert_eq!(app.visual_status("V-1").await, "approved");
     // The used link no longer opens anything.
     let r = browser().get(&link).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    let kinds: Vec<String> = app
-        .changes(0)
-        .await
-        .iter()
-        .map(|c| c["kind"].as_str().unwrap().to_string())
-        .collect();
+    let kinds: Vec<String> = app.changes(0).await.iter().map(|c| c["kind"].as_str().unwrap().to_string()).collect();
     assert_eq!(kinds, vec!["visual_delegated", "visual_approved"]);
     app.stop().await;
 }
@@ -374,24 +272,15 @@ async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
 
     // Too many: refused, naming the line, nothing written.
     let (status, _, html) = app
-        .post_form(
-            &b,
-            "/jobs/J-1/delivery",
-            &[("qty:J-1:0", "101"), ("address", "1 Quay St"), ("required_date", "")],
-        )
+        .post_form(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "101"), ("address", "1 Quay St"), ("required_date", "")])
         .await;
     assert_eq!(status, 422);
-    assert!(
-        html.contains("qty[J-1:0]") && html.contains("101 is more than the 100"),
-        "{html}"
-    );
+    assert!(html.contains("qty[J-1:0]") && html.contains("101 is more than the 100"), "{html}");
     assert!(html.contains("1 Quay St"), "the form keeps what was typed");
     let (status, _, html) = app.post_form(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "10")]).await;
     assert_eq!(status, 422);
     assert!(html.contains("address"));
-    let (status, _, html) = app
-        .post_form(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "ten"), ("address", "x")])
-        .await;
+    let (status, _, html) = app.post_form(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "ten"), ("address", "x")]).await;
     assert_eq!(status, 422);
     assert!(html.contains("not a whole number"));
     assert!(app.changes(0).await.is_empty());
@@ -417,13 +306,8 @@ async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
     assert!(html.contains(">60<") && html.contains(">40<"), "{html}");
     let (st, pg) = app.page(&b, "/jobs/J-4/delivery").await;
     assert_eq!(st, 200, "{pg}");
-    let (status, _, html) = app
-        .post_form(
-            &b,
-            "/jobs/J-4/delivery",
-            &[("qty:J-4:1", "26"), ("address", "Unit 4, Dock Rd")],
-        )
-        .await;
+    let (status, _, html) =
+        app.post_form(&b, "/jobs/J-4/delivery", &[("qty:J-4:1", "26"), ("address", "Unit 4, Dock Rd")]).await;
     assert_eq!(status, 422, "earlier instructions count: {html}");
     assert!(html.contains("more than the 25"));
     // Saved addresses are offered next time.
@@ -431,11 +315,7 @@ async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
     assert!(html.contains("<option>Unit 4, Dock Rd</option>"));
 
     // "No delivery required" for a job that has no instructions yet.
-    app.put(
-        "jobs",
-        json!([{"id": "J-5", "client_id": "C-1", "name": "Caps", "status": "entered"}]),
-    )
-    .await;
+    app.put("jobs", json!([{"id": "J-5", "client_id": "C-1", "name": "Caps", "status": "entered"}])).await;
     let (status, _, _) = app.post_form(&b, "/jobs/J-5/delivery", &[("action", "none")]).await;
     assert_eq!(status, 303);
     let (status, _, html) = app.post_form(&b, "/jobs/J-5/delivery", &[("action", "none")]).await;
@@ -459,23 +339,15 @@ async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
 async fn passwords_login_limits_and_single_use_reset_links() {
     let app = app().await;
     let b = app.signed_in("P-1A").await;
-    let (status, _, html) = app
-        .post_form(
-            &b,
-            "/password",
-            &[("new_password", "short"), ("confirm_password", "short")],
-        )
-        .await;
+    let (status, _, html) =
+        app.post_form(&b, "/password", &[("new_password", "short"), ("confirm_password", "short")]).await;
     assert_eq!(status, 422);
     assert!(html.contains("at least 10"));
     let (status, _, _) = app
         .post_form(
             &b,
             "/password",
-            &[
-                ("new_password", "correct horse battery"),
-                ("confirm_password", "correct horse battery"),
-            ],
+            &[("new_password", "correct horse battery"), ("confirm_password", "correct horse battery")],
         )
         .await;
     assert_eq!(status, 303);
@@ -484,12 +356,7 @@ async fn passwords_login_limits_and_single_use_reset_links() {
         let app = &app;
         async move {
             let c = browser();
-            app.post_form(
-                &c,
-                "/login",
-                &[("email", "ANN@alpha.example"), ("password", pw), ("next", "/visuals")],
-            )
-            .await
+            app.post_form(&c, "/login", &[("email", "ANN@alpha.example"), ("password", pw), ("next", "/visuals")]).await
         }
     };
     let (status, location, _) = login("correct horse battery").await;
@@ -505,26 +372,15 @@ async fn passwords_login_limits_and_single_use_reset_links() {
 
     // Reset by email: the answer never says whether the address exists.
     let c = browser();
-    let (_, _, known) = app
-        .post_form(&c, "/password/reset", &[("email", "bob@alpha.example")])
-        .await;
-    let (_, _, unknown) = app
-        .post_form(&c, "/password/reset", &[("email", "nobody@alpha.example")])
-        .await;
+    let (_, _, known) = app.post_form(&c, "/password/reset", &[("email", "bob@alpha.example")]).await;
+    let (_, _, unknown) = app.post_form(&c, "/password/reset", &[("email", "nobody@alpha.example")]).await;
     assert_eq!(known, unknown);
     let rows = cport::store::outbox::list_messages(&app.db, None, 10).await.unwrap();
-    let mail = rows
-        .iter()
-        .find(|m| m.recipient == "bob@alpha.example")
-        .expect("reset email queued");
+    let mail = rows.iter().find(|m| m.recipient == "bob@alpha.example").expect("reset email queued");
     assert_eq!(rows.iter().filter(|m| m.subject.contains("reset")).count(), 1);
     let p: cport::channels::email::EmailPayload = serde_json::from_str(&mail.payload).unwrap();
-    let link = p
-        .text
-        .split_whitespace()
-        .find(|w| w.contains("token="))
-        .unwrap()
-        .replace("http://127.0.0.1:8080", &app.base);
+    let link =
+        p.text.split_whitespace().find(|w| w.contains("token=")).unwrap().replace("http://127.0.0.1:8080", &app.base);
     let path = link.strip_prefix(&app.base).unwrap().to_string();
     let (status, html) = app.page(&c, &path).await;
     assert_eq!(status, 200);
@@ -540,13 +396,8 @@ async fn passwords_login_limits_and_single_use_reset_links() {
     assert_eq!(status, 303, "{location}");
     let (status, _, _) = app.post_raw(&c, "/password/reset", &set).await;
     assert_eq!(status, 400, "the reset link works once");
-    let (status, location, _) = app
-        .post_form(
-            &browser(),
-            "/login",
-            &[("email", "bob@alpha.example"), ("password", "bobs new password")],
-        )
-        .await;
+    let (status, location, _) =
+        app.post_form(&browser(), "/login", &[("email", "bob@alpha.example"), ("password", "bobs new password")]).await;
     assert_eq!((status, location.as_str()), (303, "/"));
     app.stop().await;
 }
@@ -555,27 +406,15 @@ async fn passwords_login_limits_and_single_use_reset_links() {
 async fn preferences_are_saved_and_bad_values_named() {
     let app = app().await;
     let b = app.signed_in("P-1A").await;
-    let (status, _, html) = app
-        .post_form(
-            &b,
-            "/preferences",
-            &[("timezone", "Mars/Olympus"), ("schedule", "0 0 8 * * Mon-Fri")],
-        )
-        .await;
+    let (status, _, html) =
+        app.post_form(&b, "/preferences", &[("timezone", "Mars/Olympus"), ("schedule", "0 0 8 * * Mon-Fri")]).await;
     assert_eq!(status, 422);
-    assert!(
-        html.contains("timezone:") && html.contains("is not a time zone"),
-        "{html}"
-    );
+    assert!(html.contains("timezone:") && html.contains("is not a time zone"), "{html}");
     let (status, _, html) = app
         .post_form(
             &b,
             "/preferences",
-            &[
-                ("timezone", "Europe/Paris"),
-                ("schedule", "custom"),
-                ("custom_schedule", "every morning"),
-            ],
+            &[("timezone", "Europe/Paris"), ("schedule", "custom"), ("custom_schedule", "every morning")],
         )
         .await;
     assert_eq!(status, 422);
@@ -599,10 +438,7 @@ async fn preferences_are_saved_and_bad_values_named() {
     let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
     assert_eq!(s.timezone.as_deref(), Some("Europe/Paris"));
     assert_eq!(s.digest_schedule.as_deref(), Some("0 0 8 * * Mon"));
-    assert_eq!(
-        (s.quiet_start.as_deref(), s.quiet_end.as_deref()),
-        (Some("21:00"), Some("07:30"))
-    );
+    assert_eq!((s.quiet_start.as_deref(), s.quiet_end.as_deref()), (Some("21:00"), Some("07:30")));
     assert_eq!(s.mode_visual_approval.as_deref(), Some("digest"));
     assert_eq!(s.mode_awaiting_art.as_deref(), Some("off"));
     assert!(s.email_enabled);
@@ -658,9 +494,7 @@ async fn change_events_are_pushed_to_the_webhook_signed_and_retried() {
     .await;
     load_world(&app).await;
     let b = app.signed_in("P-1A").await;
-    let (status, _, _) = app
-        .post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")])
-        .await;
+    let (status, _, _) = app.post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert_eq!(status, 303);
 
     let (headers, body) = tokio::time::timeout(std::time::Duration::from_secs(20), rx.recv())
@@ -694,11 +528,7 @@ async fn hostile_inputs_change_nothing() {
         .post_form(
             &b,
             "/jobs/J-1/delivery",
-            &[
-                ("qty:J-1:0", "9223372036854775807"),
-                ("qty:J-1:0", "2"),
-                ("address", "x"),
-            ],
+            &[("qty:J-1:0", "9223372036854775807"), ("qty:J-1:0", "2"), ("address", "x")],
         )
         .await;
     assert_eq!(status, 422);
@@ -711,35 +541,19 @@ async fn hostile_inputs_change_nothing() {
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     // A delegate may decide a visual awaiting approval, never undo the client's approval.
     let (status, _, _) = app
-        .post_form(
-            &b,
-            "/visuals/V-1",
-            &[
-                ("action", "delegate"),
-                ("name", "Dana"),
-                ("email", "dana@reseller.example"),
-            ],
-        )
+        .post_form(&b, "/visuals/V-1", &[("action", "delegate"), ("name", "Dana"), ("email", "dana@reseller.example")])
         .await;
     assert_eq!(status, 303);
-    let (status, _, _) = app
-        .post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")])
-        .await;
+    let (status, _, _) = app.post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert_eq!(status, 303);
     let rows = cport::store::outbox::list_messages(&app.db, None, 10).await.unwrap();
     let mail = rows.iter().find(|m| m.recipient == "dana@reseller.example").unwrap();
     let p: cport::channels::email::EmailPayload = serde_json::from_str(&mail.payload).unwrap();
-    let link = p
-        .text
-        .split_whitespace()
-        .find(|w| w.contains("/l/"))
-        .unwrap()
-        .replace("http://127.0.0.1:8080", &app.base);
+    let link =
+        p.text.split_whitespace().find(|w| w.contains("/l/")).unwrap().replace("http://127.0.0.1:8080", &app.base);
     let third = browser();
     third.get(&link).send().await.unwrap();
-    let (status, _, _) = app
-        .post_form(&third, "/visuals/V-1", &[("action", "reject"), ("reason", "undo")])
-        .await;
+    let (status, _, _) = app.post_form(&third, "/visuals/V-1", &[("action", "reject"), ("reason", "undo")]).await;
     assert_eq!(status, 422);
     assert_eq!(app.visual_status("V-1").await, "approved");
     app.stop().await;
@@ -805,16 +619,10 @@ async fn the_dashboard_shows_the_account_to_roles_that_see_invoices() {
     let (_, page) = app.page(&app.signed_in("P-1B").await, "/").await;
     assert!(!page.contains("Your account"), "a buyer does not see invoices");
     // Without a credit limit the line is left out; BALANCE by reply or chat says the same.
-    app.put(
-        "account_summaries",
-        json!([{"client_id": "C-1", "as_of": "2026-11-30", "current_balance": "10.00"}]),
-    )
-    .await;
+    app.put("account_summaries", json!([{"client_id": "C-1", "as_of": "2026-11-30", "current_balance": "10.00"}]))
+        .await;
     let (_, page) = app.page(&app.signed_in("P-1F").await, "/").await;
-    assert!(
-        page.contains("10.00") && !page.contains("Credit limit") && !page.contains("Overdue"),
-        "{page}"
-    );
+    assert!(page.contains("10.00") && !page.contains("Credit limit") && !page.contains("Overdue"), "{page}");
     let (status, body) = app
         .put(
             "account_summaries",
@@ -861,26 +669,20 @@ async fn a_digest_unsubscribes_in_one_click_and_no_more_digests_come() {
     use cport::digest::scheduler::{Trigger, run_pass};
     let app = app().await;
     let now = chrono::Utc::now();
-    run_pass(&app.state, now, Some("P-1A"), Trigger::Manual { force: false })
-        .await
-        .unwrap();
+    run_pass(&app.state, now, Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
     cport::outbox::drain(&app.state).await.unwrap();
     // The server's own senders may hold the digest: wait (bounded) for its file.
     let mut digest = None;
     for _ in 0..500 {
-        digest = written_mail(&app)
-            .into_iter()
-            .find(|m| m.contains("ann@alpha.example") && m.contains("things need you"));
+        digest =
+            written_mail(&app).into_iter().find(|m| m.contains("ann@alpha.example") && m.contains("things need you"));
         if digest.is_some() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let digest = digest.expect("Ann's digest was written");
-    assert_eq!(
-        header_of(&digest, "List-Unsubscribe-Post").as_deref(),
-        Some("List-Unsubscribe=One-Click")
-    );
+    assert_eq!(header_of(&digest, "List-Unsubscribe-Post").as_deref(), Some("List-Unsubscribe=One-Click"));
     let list = header_of(&digest, "List-Unsubscribe").unwrap();
     let url = list.trim_start_matches('<').split('>').next().unwrap().to_string();
     let public = app.state.config.public_url.trim_end_matches('/').to_string();
@@ -905,62 +707,31 @@ async fn a_digest_unsubscribes_in_one_click_and_no_more_digests_come() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
-    assert!(
-        !s.email_digests && s.email_alerts && s.email_enabled,
-        "only digests stop"
-    );
+    assert!(!s.email_digests && s.email_alerts && s.email_enabled, "only digests stop");
     let feed = app.changes(0).await;
     let stops: Vec<_> = feed.iter().filter(|c| c["kind"] == "email_unsubscribed").collect();
     assert_eq!(stops.len(), 1, "{feed:?}");
     assert_eq!(stops[0]["contact_id"], "P-1A");
     assert_eq!(stops[0]["data"]["what"], "digest");
     // Again: still off, no second event.
-    let r = plain
-        .post(app.url(&path))
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
+    let r = plain.post(app.url(&path)).body("List-Unsubscribe=One-Click").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(
-        app.changes(0)
-            .await
-            .iter()
-            .filter(|c| c["kind"] == "email_unsubscribed")
-            .count(),
-        1
-    );
+    assert_eq!(app.changes(0).await.iter().filter(|c| c["kind"] == "email_unsubscribed").count(), 1);
 
     // The next digest goes nowhere by email.
     let digests = "outbox WHERE contact_id = 'P-1A' AND kind = 'digest'";
     let before = app.count(digests).await;
-    run_pass(&app.state, now, Some("P-1A"), Trigger::Manual { force: true })
-        .await
-        .unwrap();
+    run_pass(&app.state, now, Some("P-1A"), Trigger::Manual { force: true }).await.unwrap();
     assert_eq!(app.count(digests).await, before, "no more digests by email");
 
     // A tampered or foreign token does nothing; a portal link is no unsubscribe link.
     let tampered = format!("{}x", path);
-    let r = plain
-        .post(app.url(&tampered))
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
+    let r = plain.post(app.url(&tampered)).body("List-Unsubscribe=One-Click").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let portal = app.link("P-1B", "/").rsplit('/').next().unwrap().to_string();
-    let r = plain
-        .post(app.url(&format!("/unsubscribe/{portal}")))
-        .send()
-        .await
-        .unwrap();
+    let r = plain.post(app.url(&format!("/unsubscribe/{portal}"))).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    assert!(
-        cport::store::settings::get_settings(&app.db, "P-1B")
-            .await
-            .unwrap()
-            .email_digests
-    );
+    assert!(cport::store::settings::get_settings(&app.db, "P-1B").await.unwrap().email_digests);
 
     // The preferences page turns digests back on.
     let b = app.signed_in("P-1A").await;
@@ -980,10 +751,5 @@ async fn a_digest_unsubscribes_in_one_click_and_no_more_digests_come() {
         )
         .await;
     assert_eq!(status, 303);
-    assert!(
-        cport::store::settings::get_settings(&app.db, "P-1A")
-            .await
-            .unwrap()
-            .email_digests
-    );
+    assert!(cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap().email_digests);
 }

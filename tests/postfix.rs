@@ -17,10 +17,7 @@ use common::{cport_bin, world};
 /// shows them when it fails.
 fn postfix(conf: &Path, args: &[&str]) {
     let cmd = format!("postfix -c {} {}", conf.display(), args.join(" "));
-    let out = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .output()
-        .expect("script runs");
+    let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().expect("script runs");
     assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stdout));
 }
 
@@ -52,11 +49,7 @@ fn start_postfix(dir: tempfile::TempDir, bin: &Path, config: &Path) -> Instance 
     for d in ["conf", "queue", "data"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let main_cf = format!(
         "compatibility_level = 3.6\nqueue_directory = {q}\ndata_directory = {d}\nmail_owner = postfix\n\
          setgid_group = postdrop\ninet_interfaces = 127.0.0.1\ninet_protocols = ipv4\nmyhostname = mx.test.example\n\
@@ -87,17 +80,8 @@ fn start_postfix(dir: tempfile::TempDir, bin: &Path, config: &Path) -> Instance 
     std::fs::write(conf.join("master.cf"), master).unwrap();
     std::fs::write(conf.join("transport"), "reply.tot.example  cport:\n").unwrap();
     // `-c`: this instance's main.cf (a system that never configured Postfix has none).
-    let out = Command::new("postmap")
-        .arg("-c")
-        .arg(&conf)
-        .arg(conf.join("transport"))
-        .output()
-        .expect("postmap runs");
-    assert!(
-        out.status.success(),
-        "postmap: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("postmap").arg("-c").arg(&conf).arg(conf.join("transport")).output().expect("postmap runs");
+    assert!(out.status.success(), "postmap: {}", String::from_utf8_lossy(&out.stderr));
     chown_postfix(&root.join("data"));
     postfix(&conf, &["start"]);
     Instance { dir, port }
@@ -169,21 +153,14 @@ async fn a_reply_through_postfix_is_acted_on_once_and_a_broken_config_defers() {
     chmod(&config, 0o644);
     let doc = root.join("world.json");
     std::fs::write(&doc, world().to_string()).unwrap();
-    for args in [
-        vec!["import", "--quiet"],
-        vec!["digest", "run", "--contact", "P-1A", "--no-send"],
-    ] {
+    for args in [vec!["import", "--quiet"], vec!["digest", "run", "--contact", "P-1A", "--no-send"]] {
         let mut cmd = Command::new(&bin);
         cmd.arg("--config").arg(&config).args(&args);
         if args[0] == "import" {
             cmd.arg(&doc);
         }
         let out = cmd.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
     for p in [store.clone(), store.join("mail")] {
         chmod(&p, 0o777);
@@ -193,9 +170,7 @@ async fn a_reply_through_postfix_is_acted_on_once_and_a_broken_config_defers() {
             chmod(&e.path(), 0o666);
         }
     }
-    let db = cport::store::Db::connect(&format!("sqlite://{}/cport.db", store.display()))
-        .await
-        .unwrap();
+    let db = cport::store::Db::connect(&format!("sqlite://{}/cport.db", store.display())).await.unwrap();
     let token = cport::store::outbox::list_messages(&db, None, 10)
         .await
         .unwrap()
@@ -215,17 +190,9 @@ async fn a_reply_through_postfix_is_acted_on_once_and_a_broken_config_defers() {
     // The same message again (an MTA retry): handled, not acted on twice.
     send(pf.port, "ann@alpha.example", &to, "pf-1@alpha.example", "APPROVE V-1");
     let log = log_shows(&pf, "duplicate").await;
-    assert_eq!(
-        log.matches("status=sent (delivered via cport service").count(),
-        2,
-        "{log}"
-    );
+    assert_eq!(log.matches("status=sent (delivered via cport service").count(), 2, "{log}");
     let changes = cport::store::changes::list_changes(&db, 0, 100).await.unwrap();
-    assert_eq!(
-        changes.iter().filter(|c| c.kind == "visual_approved").count(),
-        1,
-        "acted on once"
-    );
+    assert_eq!(changes.iter().filter(|c| c.kind == "visual_approved").count(), 1, "acted on once");
 
     // cport's configuration unreadable: Postfix keeps the message and tries again later.
     chmod(&config, 0o600);
@@ -233,10 +200,7 @@ async fn a_reply_through_postfix_is_acted_on_once_and_a_broken_config_defers() {
     let log = log_shows(&pf, "status=deferred").await;
     assert!(!log.contains("status=bounced"), "{log}");
     let deferred = log.lines().find(|l| l.contains("status=deferred")).unwrap();
-    assert!(
-        !deferred.contains(&config.display().to_string()),
-        "no path in what Postfix keeps: {deferred}"
-    );
+    assert!(!deferred.contains(&config.display().to_string()), "no path in what Postfix keeps: {deferred}");
     // Back in order, the kept message goes through.
     chmod(&config, 0o644);
     postfix(&pf.conf(), &["flush"]);
@@ -246,9 +210,5 @@ async fn a_reply_through_postfix_is_acted_on_once_and_a_broken_config_defers() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(
-        cport::store::inbound::seen(&db, "pf-2@alpha.example").await.unwrap(),
-        "{}",
-        pf.log()
-    );
+    assert!(cport::store::inbound::seen(&db, "pf-2@alpha.example").await.unwrap(), "{}", pf.log());
 }

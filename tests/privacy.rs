@@ -60,11 +60,7 @@ async fn app_with_pictures() -> TestApp {
     ] {
         let path = media.join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(
-            &path,
-            format!("<svg xmlns='http://www.w3.org/2000/svg'><title>{file}</title></svg>"),
-        )
-        .unwrap();
+        std::fs::write(&path, format!("<svg xmlns='http://www.w3.org/2000/svg'><title>{file}</title></svg>")).unwrap();
     }
     std::fs::write(app.dir.path().join("secret.txt"), "not a picture").unwrap();
     app
@@ -113,11 +109,7 @@ async fn pictures_open_only_for_sessions_that_may_see_their_record() {
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert!(h["cache-control"].to_str().unwrap().starts_with("private"));
     // Paths that try to leave the pictures' folder open nothing, for anyone.
-    for path in [
-        "/media/..%2Fsecret.txt",
-        "/media/%2E%2E/secret.txt",
-        "/media/..%5Csecret.txt",
-    ] {
+    for path in ["/media/..%2Fsecret.txt", "/media/%2E%2E/secret.txt", "/media/..%5Csecret.txt"] {
         assert_eq!(status(&app, &sessions[0], path).await, 404, "{path}");
     }
     app.stop().await;
@@ -153,9 +145,7 @@ async fn every_signed_link_in_every_demo_digest_opens_for_its_reader() {
     let app = TestApp::spawn().await;
     let now = Utc::now();
     cport::demo::write_media(app.dir.path()).unwrap();
-    cport::sync::import::apply_document(&app.db, &cport::demo::document(now), false)
-        .await
-        .unwrap();
+    cport::sync::import::apply_document(&app.db, &cport::demo::document(now), false).await.unwrap();
     cport::digest::scheduler::run_pass(
         &app.state,
         now,
@@ -176,10 +166,7 @@ async fn every_signed_link_in_every_demo_digest_opens_for_its_reader() {
     let mut links_checked = 0;
     let mut targets = std::collections::BTreeSet::new();
     for m in &digests {
-        let contact = contacts
-            .iter()
-            .find(|c| Some(&c.id) == m.contact_id.as_ref())
-            .expect("a digest's contact");
+        let contact = contacts.iter().find(|c| Some(&c.id) == m.contact_id.as_ref()).expect("a digest's contact");
         let p: cport::channels::email::EmailPayload = serde_json::from_str(&m.payload).unwrap();
         let links: Vec<String> = p
             .text
@@ -210,10 +197,7 @@ async fn every_signed_link_in_every_demo_digest_opens_for_its_reader() {
         roles_checked.insert(contact.role.clone());
     }
     for role in ["admin", "buyer", "finance", "viewer"] {
-        assert!(
-            roles_checked.contains(role),
-            "a {role}'s digest was checked: {roles_checked:?}"
-        );
+        assert!(roles_checked.contains(role), "a {role}'s digest was checked: {roles_checked:?}");
     }
     assert!(links_checked >= 20, "{links_checked} links checked");
     // A purchase order's item opens its own page; a viewer's delivery item opens the job.
@@ -232,21 +216,10 @@ async fn two_processes_on_one_store_keep_one_sign_in_limit() {
         let app = app.url("");
         async move {
             let c = browser();
-            let html = c
-                .get(format!("{app}/login"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let html = c.get(format!("{app}/login")).send().await.unwrap().text().await.unwrap();
             let csrf = common::csrf_of(&html);
             c.post(format!("{app}/login"))
-                .form(&[
-                    ("csrf", csrf.as_str()),
-                    ("email", "ann@alpha.example"),
-                    ("password", "wrong"),
-                ])
+                .form(&[("csrf", csrf.as_str()), ("email", "ann@alpha.example"), ("password", "wrong")])
                 .send()
                 .await
                 .unwrap()
@@ -300,19 +273,10 @@ async fn send_artwork(
     let (_, html) = app.page(b, &format!("/jobs/{job}")).await;
     let csrf = common::csrf_of(&html);
     let (ctype, body) = multipart(&[("csrf", &csrf), ("requirement", requirement)], files);
-    let r = b
-        .post(app.url(&format!("/jobs/{job}/artwork")))
-        .header("content-type", ctype)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let r =
+        b.post(app.url(&format!("/jobs/{job}/artwork"))).header("content-type", ctype).body(body).send().await.unwrap();
     let status = r.status().as_u16();
-    let location = r
-        .headers()
-        .get("location")
-        .map(|l| l.to_str().unwrap().to_string())
-        .unwrap_or_default();
+    let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default();
     if status != 303 {
         return (status, r.text().await.unwrap_or_default());
     }
@@ -334,14 +298,8 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     let bob = app.signed_in("P-1B").await;
     let (s, page) = app.page(&bob, "/jobs/J-1").await;
     assert_eq!(s, 200);
-    assert!(
-        page.contains("id=\"artwork\"") && page.contains("waiting for your artwork"),
-        "{page}"
-    );
-    assert!(
-        page.contains("name=\"files\"") && page.contains("multiple"),
-        "a file input for several files"
-    );
+    assert!(page.contains("id=\"artwork\"") && page.contains("waiting for your artwork"), "{page}");
+    assert!(page.contains("name=\"files\"") && page.contains("multiple"), "a file input for several files");
     let before = app.changes(0).await.len();
 
     // A refused type and a file over the limit: named, and nothing changes.
@@ -361,14 +319,8 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
 
     // Two good files: kept, the art received, one event.
-    let (s, note) = send_artwork(
-        &app,
-        &bob,
-        "J-1",
-        "AR-1",
-        &[("logo.pdf", b"%PDF-1.4 logo"), ("logo.svg", b"<svg/>")],
-    )
-    .await;
+    let (s, note) =
+        send_artwork(&app, &bob, "J-1", "AR-1", &[("logo.pdf", b"%PDF-1.4 logo"), ("logo.svg", b"<svg/>")]).await;
     assert_eq!(s, 303);
     assert!(note.contains("logo.pdf") && note.contains("received"), "{note}");
     let changes = app.changes(0).await;
@@ -385,30 +337,14 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     assert!(!items.iter().any(|i| i.key() == "A4:J-1"), "{items:?}");
 
     // Each file downloads for the client's sessions, as bytes to save; for no one else.
-    let href = page
-        .split("href=\"/jobs/J-1/artwork/")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let href = page.split("href=\"/jobs/J-1/artwork/").nth(1).unwrap().split('"').next().unwrap().to_string();
     let path = format!("/jobs/J-1/artwork/{href}");
     let r = bob.get(app.url(&path)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/octet-stream");
-    assert!(
-        r.headers()["content-disposition"]
-            .to_str()
-            .unwrap()
-            .starts_with("attachment")
-    );
+    assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
     let vic = app.signed_in("P-1V").await;
-    assert_eq!(
-        status(&app, &vic, &path).await,
-        200,
-        "a viewer of the client sees the job's files"
-    );
+    assert_eq!(status(&app, &vic, &path).await, 200, "a viewer of the client sees the job's files");
     let zed = app.signed_in("P-2A").await;
     assert_eq!(status(&app, &zed, &path).await, 404, "another client's session");
     assert_eq!(status(&app, &browser(), &path).await, 303, "no session: sign in first");
@@ -422,13 +358,6 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     // Another client's job or requirement: not found.
     let (s, _) = send_artwork(&app, &bob, "J-1", "AR-9", &[("x.pdf", b"%PDF")]).await;
     assert_eq!(s, 404);
-    assert_eq!(
-        app.changes(0)
-            .await
-            .iter()
-            .filter(|c| c["kind"] == "artwork_uploaded")
-            .count(),
-        1
-    );
+    assert_eq!(app.changes(0).await.iter().filter(|c| c["kind"] == "artwork_uploaded").count(), 1);
     app.stop().await;
 }

@@ -35,10 +35,7 @@ fn matches_committed(path: &str, generated: &str) {
 
 #[test]
 fn the_configuration_reference_is_what_the_config_types_generate() {
-    matches_committed(
-        "docs/src/reference/configuration.md",
-        &cport::config::reference::markdown(),
-    );
+    matches_committed("docs/src/reference/configuration.md", &cport::config::reference::markdown());
 }
 
 #[test]
@@ -68,30 +65,13 @@ fn every_key_has_a_type_a_default_and_a_description() {
     let keys: Vec<_> = sections.iter().flat_map(|s| &s.keys).collect();
     assert!(keys.len() > 80, "{} keys", keys.len());
     for k in &keys {
-        assert!(
-            !k.description.trim().is_empty(),
-            "config key `{}` has no doc comment",
-            k.path
-        );
-        assert!(
-            !k.kind.is_empty() && k.kind != "value",
-            "config key `{}`: type {:?}",
-            k.path,
-            k.kind
-        );
+        assert!(!k.description.trim().is_empty(), "config key `{}` has no doc comment", k.path);
+        assert!(!k.kind.is_empty() && k.kind != "value", "config key `{}`: type {:?}", k.path, k.kind);
     }
     for s in sections.iter().filter(|s| !s.path.is_empty()) {
-        assert!(
-            !s.description.is_empty(),
-            "config table [{}] has no doc comment",
-            s.path
-        );
+        assert!(!s.description.is_empty(), "config table [{}] has no doc comment", s.path);
     }
-    let find = |p: &str| {
-        keys.iter()
-            .find(|k| k.path == p)
-            .unwrap_or_else(|| panic!("no key {p}"))
-    };
+    let find = |p: &str| keys.iter().find(|k| k.path == p).unwrap_or_else(|| panic!("no key {p}"));
     // Spot checks against the types, one of each kind.
     assert_eq!(find("smtp.tls").kind, "`none` \\| `starttls` \\| `tls`");
     assert_eq!(find("smtp.port").default, "587");
@@ -120,10 +100,7 @@ fn every_environment_variable_on_the_page_sets_its_key() {
             match Config::load_from(None, &env, Need::StoreOnly) {
                 Ok(config) => {
                     let tree = toml::Value::try_from(&config).unwrap();
-                    let got = k
-                        .path
-                        .split('.')
-                        .fold(Some(&tree), |n, part| n.and_then(|n| n.get(part)));
+                    let got = k.path.split('.').fold(Some(&tree), |n, part| n.and_then(|n| n.get(part)));
                     let got = match got {
                         Some(toml::Value::String(s)) => s.clone(),
                         Some(toml::Value::Array(a)) => {
@@ -138,11 +115,7 @@ fn every_environment_variable_on_the_page_sets_its_key() {
                 // too-short secret) still proves the variable named a key.
                 Err(ConfigError::Invalid { key, .. }) => {
                     let table = k.path.rsplit_once('.').map(|(t, _)| t).unwrap_or("");
-                    assert!(
-                        key.starts_with(table),
-                        "{} was refused for another table's key: {key}",
-                        k.env
-                    )
+                    assert!(key.starts_with(table), "{} was refused for another table's key: {key}", k.env)
                 }
                 Err(e) => panic!("{} (from the configuration reference): {e}", k.env),
             }
@@ -157,12 +130,7 @@ fn every_command_and_argument_is_described() {
     for e in &entries {
         assert!(!e.about.trim().is_empty(), "`{}` has no description", e.name);
         for a in &e.arguments {
-            assert!(
-                !a.help.trim().is_empty(),
-                "`{} {}` has no description",
-                e.name,
-                a.spelling
-            );
+            assert!(!a.help.trim().is_empty(), "`{} {}` has no description", e.name, a.spelling);
         }
     }
 }

@@ -24,10 +24,7 @@ async fn a_valid_batch_is_stored_and_reported() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        (body["received"].as_i64(), body["inserted"].as_i64()),
-        (Some(1), Some(1))
-    );
+    assert_eq!((body["received"].as_i64(), body["inserted"].as_i64()), (Some(1), Some(1)));
     assert_eq!(app.count("job_process_lines").await, 1);
     let (price,): (i64,) =
         cport::store::on_db!(&app.db, p => sqlx::query_as("SELECT unit_price FROM job_process_lines")
@@ -54,13 +51,7 @@ async fn requests_without_the_right_token_get_401_and_change_nothing() {
         }
         let r = req.send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{case}");
-        let r = app
-            .http
-            .delete(app.url("/api/v1/clients"))
-            .json(&json!({"ids": ["C-1"]}))
-            .send()
-            .await
-            .unwrap();
+        let r = app.http.delete(app.url("/api/v1/clients")).json(&json!({"ids": ["C-1"]})).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{case} (delete)");
     }
     assert_eq!(app.count("clients").await, 0);
@@ -110,10 +101,9 @@ async fn an_invalid_batch_is_422_with_every_error_and_writes_nothing() {
 #[tokio::test]
 async fn a_body_that_is_not_an_array_of_records_is_refused() {
     let app = TestApp::spawn().await;
-    for (case, body, words) in [
-        ("malformed JSON", "{not json", "not valid JSON"),
-        ("an object, not an array", "{\"id\": \"C-1\"}", "array"),
-    ] {
+    for (case, body, words) in
+        [("malformed JSON", "{not json", "not valid JSON"), ("an object, not an array", "{\"id\": \"C-1\"}", "array")]
+    {
         let r = app
             .http
             .put(app.url("/api/v1/clients"))
@@ -126,17 +116,11 @@ async fn a_body_that_is_not_an_array_of_records_is_refused() {
         assert_eq!(r.status().as_u16(), 422, "{case}");
         let v: serde_json::Value = r.json().await.unwrap();
         assert_eq!(v["errors"][0]["field"], "body", "{case}");
-        assert!(
-            v["errors"][0]["reason"].as_str().unwrap().contains(words),
-            "{case}: {v}"
-        );
+        assert!(v["errors"][0]["reason"].as_str().unwrap().contains(words), "{case}: {v}");
     }
     let (status, body) = app.put("widgets", json!([])).await;
     assert_eq!(status, 400);
-    assert!(
-        body["error"].as_str().unwrap().contains("unknown entity `widgets`"),
-        "{body}"
-    );
+    assert!(body["error"].as_str().unwrap().contains("unknown entity `widgets`"), "{body}");
     assert_eq!(app.count("clients").await, 0);
     app.stop().await;
 }
@@ -160,10 +144,7 @@ async fn resending_the_same_batch_changes_nothing() {
     let (status, body) = app.put("jobs", w["jobs"].clone()).await;
     assert_eq!(status, 200);
     assert_eq!(body["unchanged"], 4, "{body}");
-    assert_eq!(
-        (body["inserted"].as_i64(), body["updated"].as_i64()),
-        (Some(0), Some(0))
-    );
+    assert_eq!((body["inserted"].as_i64(), body["updated"].as_i64()), (Some(0), Some(0)));
     assert_eq!(stamp(&app).await, before, "nothing was rewritten");
     assert_eq!(app.count("job_process_lines").await, lines_before);
 
@@ -171,11 +152,7 @@ async fn resending_the_same_batch_changes_nothing() {
     let mut jobs = w["jobs"].clone();
     jobs[0]["process_lines"][0]["qty"] = json!(120);
     let (_, body) = app.put("jobs", jobs).await;
-    assert_eq!(
-        (body["updated"].as_i64(), body["unchanged"].as_i64()),
-        (Some(1), Some(3)),
-        "{body}"
-    );
+    assert_eq!((body["updated"].as_i64(), body["unchanged"].as_i64()), (Some(1), Some(3)), "{body}");
     assert_eq!(app.count("job_process_lines").await, lines_before);
     app.stop().await;
 }
@@ -202,11 +179,7 @@ async fn kept_columns_survive_an_update() {
         sqlx::query_as("SELECT name, created_at FROM jobs WHERE id = 'J-1'").fetch_one(p).await)
     .unwrap();
     assert_eq!(name, "Tees v2");
-    assert_eq!(
-        created.to_rfc3339(),
-        "2026-01-02T03:04:05+00:00",
-        "the first created time is kept"
-    );
+    assert_eq!(created.to_rfc3339(), "2026-01-02T03:04:05+00:00", "the first created time is kept");
 
     // Records with and without a created time in one batch (written together).
     let created_of = |app: &TestApp, id: &'static str| {
@@ -231,11 +204,7 @@ async fn kept_columns_survive_an_update() {
     assert_eq!(created_of(&app, "J-2").await, "2026-03-04T05:06:07+00:00");
     let (status, body) = app.put("jobs", two(Some("2026-02-02T00:00:00Z"), None)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        created_of(&app, "J-1").await,
-        "2026-02-02T00:00:00+00:00",
-        "a new created time is taken"
-    );
+    assert_eq!(created_of(&app, "J-1").await, "2026-02-02T00:00:00+00:00", "a new created time is taken");
     assert_eq!(created_of(&app, "J-2").await, "2026-03-04T05:06:07+00:00");
 
     let stock = |available: i64, description: &str| {
@@ -255,16 +224,9 @@ async fn kept_columns_survive_an_update() {
     assert_eq!(status, 200, "{body}");
     let first = figure(&app).await;
     app.put("stock", stock(5, "Tee, navy")).await;
-    assert_eq!(
-        figure(&app).await,
-        first,
-        "same available quantity: the figure time stays"
-    );
+    assert_eq!(figure(&app).await, first, "same available quantity: the figure time stays");
     app.put("stock", stock(4, "Tee, navy")).await;
-    assert!(
-        figure(&app).await > first,
-        "a new available quantity moves the figure time"
-    );
+    assert!(figure(&app).await > first, "a new available quantity moves the figure time");
     app.stop().await;
 }
 
@@ -334,10 +296,7 @@ async fn action_items_follow_the_contacts_role() {
     let buyer = items("P-1B").await;
     assert_eq!(buyer.len(), 4);
     let finance = items("P-1F").await;
-    assert_eq!(
-        finance.iter().map(|i| i.category).collect::<Vec<_>>(),
-        vec![Category::ThirdPartyPo]
-    );
+    assert_eq!(finance.iter().map(|i| i.category).collect::<Vec<_>>(), vec![Category::ThirdPartyPo]);
     let viewer = items("P-1V").await;
     assert_eq!(viewer.len(), 4);
     assert!(
@@ -381,13 +340,7 @@ async fn staff_post_list_and_retract_banners_over_the_api() {
     let app = TestApp::spawn().await;
     load_world(&app).await;
     let url = app.url("/api/v1/banners");
-    let r = app
-        .http
-        .post(&url)
-        .json(&json!({"title": "t", "body": "b", "severity": "info"}))
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.post(&url).json(&json!({"title": "t", "body": "b", "severity": "info"})).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
     let r = app
         .http
@@ -410,24 +363,10 @@ async fn staff_post_list_and_retract_banners_over_the_api() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
     let id = r.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
-    let list: serde_json::Value = app
-        .http
-        .get(&url)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: serde_json::Value = app.http.get(&url).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!(list[0]["title"], "Works closed");
     assert_eq!(list[0]["clients"], json!(["C-2"]));
-    let del = |id: i64| {
-        app.http
-            .delete(app.url(&format!("/api/v1/banners/{id}")))
-            .bearer_auth(TOKEN)
-            .send()
-    };
+    let del = |id: i64| app.http.delete(app.url(&format!("/api/v1/banners/{id}"))).bearer_auth(TOKEN).send();
     assert_eq!(del(id).await.unwrap().status().as_u16(), 204);
     assert_eq!(del(id).await.unwrap().status().as_u16(), 404, "already retracted");
     assert_eq!(del(999).await.unwrap().status().as_u16(), 404);
@@ -439,10 +378,7 @@ async fn inbound_email_over_http_needs_the_token_and_refuses_oversized_messages(
     let app = TestApp::spawn_with(|c| c.inbound.max_bytes = 2048).await;
     let url = app.url("/inbound/email");
     let msg = "From: a@b.example\nTo: reply+aaaaaaaaaaaaaaaaaaaaaaaa@reply.tot.example\nSubject: x\nMessage-ID: <x1@b.example>\n\nITEMS\n";
-    assert_eq!(
-        app.http.post(&url).body(msg).send().await.unwrap().status().as_u16(),
-        401
-    );
+    assert_eq!(app.http.post(&url).body(msg).send().await.unwrap().status().as_u16(), 401);
     let r = app.http.post(&url).bearer_auth(TOKEN).body(msg).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let v: serde_json::Value = r.json().await.unwrap();
@@ -469,10 +405,7 @@ async fn the_batched_item_scan_matches_each_contacts_own_read() {
         let batched = cache.for_contact(&app.db, c).await.unwrap();
         let alone = for_contact(&app.db, c).await.unwrap();
         let ids = |items: &[cport::actions::items::ActionItem]| {
-            items
-                .iter()
-                .map(|i| (i.category, i.id.clone(), i.command.clone()))
-                .collect::<Vec<_>>()
+            items.iter().map(|i| (i.category, i.id.clone(), i.command.clone())).collect::<Vec<_>>()
         };
         assert_eq!(ids(&batched), ids(&alone), "contact {}", c.id);
         seen_items += batched.len();
@@ -505,14 +438,10 @@ async fn a_change_by_one_process_is_seen_by_the_next_request_on_another() {
     let w = common::world();
     let mut visual = w["visuals"][0].clone();
     visual["status"] = json!("approved");
-    cport::sync::upsert_batch(&b.state.db, "visuals", vec![visual])
-        .await
-        .unwrap();
+    cport::sync::upsert_batch(&b.state.db, "visuals", vec![visual]).await.unwrap();
     let mut po = w["purchase_orders"][0].clone();
     po["lines"][0]["received"] = json!(10);
-    cport::sync::upsert_batch(&b.state.db, "purchase_orders", vec![po])
-        .await
-        .unwrap();
+    cport::sync::upsert_batch(&b.state.db, "purchase_orders", vec![po]).await.unwrap();
 
     // A's next request reads the contact afresh and sees both changes.
     let after = get_contact(&a.state.db, "P-1A").await.unwrap();
@@ -533,11 +462,7 @@ async fn a_change_by_one_process_is_seen_by_the_next_request_on_another() {
     job["delivery_instructions"] = json!("given");
     cport::sync::upsert_batch(&b.state.db, "jobs", vec![job]).await.unwrap();
     assert!(now.contains(&"A2:J-1".to_string()), "{now:?}");
-    assert_eq!(
-        keys(&current(&a.state, &after).await.unwrap()),
-        now,
-        "served from the snapshot"
-    );
+    assert_eq!(keys(&current(&a.state, &after).await.unwrap()), now, "served from the snapshot");
     let next = get_contact(&a.state.db, "P-1A").await.unwrap();
     let fresh = keys(&current(&a.state, &next).await.unwrap());
     assert!(!fresh.contains(&"A2:J-1".to_string()), "{fresh:?}");
@@ -561,15 +486,11 @@ async fn a_nul_character_is_refused_by_name_never_a_server_error() {
     assert_eq!(status, 422, "{body}");
     let errors = body["errors"].as_array().unwrap();
     assert!(
-        errors
-            .iter()
-            .any(|e| e["field"] == "client_id" && e["reason"].as_str().unwrap().contains("U+0000")),
+        errors.iter().any(|e| e["field"] == "client_id" && e["reason"].as_str().unwrap().contains("U+0000")),
         "{body}"
     );
     assert!(
-        errors
-            .iter()
-            .any(|e| e["field"] == "client_id" && e["reason"].as_str().unwrap().contains("unknown client")),
+        errors.iter().any(|e| e["field"] == "client_id" && e["reason"].as_str().unwrap().contains("unknown client")),
         "{body}"
     );
     let (status, body) = app.delete("jobs", &["J-\u{0}1"]).await;

@@ -44,9 +44,7 @@ async fn code_from_portal(app: &TestApp, contact: &str) -> String {
     let b = app.signed_in(contact).await;
     let (_, page) = app.page(&b, "/preferences").await;
     let csrf = common::csrf_of(&page);
-    let (status, _, html2) = app
-        .post_raw(&b, "/preferences/chat-code", &[("csrf", csrf.as_str())])
-        .await;
+    let (status, _, html2) = app.post_raw(&b, "/preferences/chat-code", &[("csrf", csrf.as_str())]).await;
     assert_eq!(status, 200, "{html2}");
     let start = html2.find("class=\"code\">").expect("the page shows a code") + "class=\"code\">".len();
     html2[start..start + 9].to_string()
@@ -82,12 +80,8 @@ async fn a_client_links_asks_and_approves_by_button() {
 
     // The bot registered its commands and chose long polling.
     let cmds = fake.wait_for("setMyCommands", 1).await;
-    let names: Vec<&str> = cmds[0].body["commands"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["command"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> =
+        cmds[0].body["commands"].as_array().unwrap().iter().map(|c| c["command"].as_str().unwrap()).collect();
     for want in ["help", "items", "track", "approve", "reject", "start", "unlink"] {
         assert!(names.contains(&want), "{want} registered: {names:?}");
     }
@@ -102,11 +96,7 @@ async fn a_client_links_asks_and_approves_by_button() {
     let code = code_from_portal(&app, "P-1B").await;
     fake.say(ANN, &format!("/start {code}"));
     let m = fake.next_to(ANN, 0).await;
-    assert!(
-        m.text().contains("Linked") && m.text().contains("Bob Buyer"),
-        "{}",
-        m.text()
-    );
+    assert!(m.text().contains("Linked") && m.text().contains("Bob Buyer"), "{}", m.text());
     assert_eq!(m.body["parse_mode"], "HTML");
     // A code works once.
     fake.say(STRANGER, &format!("/start {code}"));
@@ -132,21 +122,10 @@ async fn a_client_links_asks_and_approves_by_button() {
     fake.press(ANN, 500, "ap:V-1");
     let confirm = fake.next_to(ANN, 5).await;
     assert!(confirm.text().contains("Approve V-1?"), "{}", confirm.text());
-    assert!(
-        confirm.text().contains("Art"),
-        "the charges are shown: {}",
-        confirm.text()
-    );
+    assert!(confirm.text().contains("Art"), "the charges are shown: {}", confirm.text());
     let buttons = confirm.buttons();
-    assert!(
-        buttons.contains(&("Yes, approve".into(), "ay:V-1".into())),
-        "{buttons:?}"
-    );
-    assert_eq!(
-        app.visual_status("V-1").await,
-        "awaiting_approval",
-        "asking changes nothing"
-    );
+    assert!(buttons.contains(&("Yes, approve".into(), "ay:V-1".into())), "{buttons:?}");
+    assert_eq!(app.visual_status("V-1").await, "awaiting_approval", "asking changes nothing");
     let confirm_id = 777;
     fake.press(ANN, confirm_id, "ay:V-1");
     let done = fake.next_to(ANN, 6).await;
@@ -157,10 +136,7 @@ async fn a_client_links_asks_and_approves_by_button() {
     let answered = fake.wait_for("answerCallbackQuery", 2).await;
     assert_eq!(answered.len(), 2, "each button press is answered once");
     let feed = app.changes(0).await;
-    let approved = feed
-        .iter()
-        .find(|e| e["kind"] == "visual_approved")
-        .expect("approval in the feed");
+    let approved = feed.iter().find(|e| e["kind"] == "visual_approved").expect("approval in the feed");
     assert_eq!(approved["data"]["channel"], "telegram");
 
     // Reject: the reason is the next message.
@@ -172,10 +148,7 @@ async fn a_client_links_asks_and_approves_by_button() {
     assert!(m.text().contains("V-3 rejected"), "{}", m.text());
     assert_eq!(app.visual_status("V-3").await, "rejected");
     let feed = app.changes(0).await;
-    let rejected = feed
-        .iter()
-        .find(|e| e["kind"] == "visual_rejected")
-        .expect("rejection in the feed");
+    let rejected = feed.iter().find(|e| e["kind"] == "visual_rejected").expect("rejection in the feed");
     assert_eq!(rejected["data"]["reason"], "colours too dark");
 
     // Unlink: back to a stranger.
@@ -233,16 +206,9 @@ async fn staff_broadcast_and_outbox_and_nobody_else() {
     let m = fake.next_to(STAFF, 0).await;
     assert!(m.text().contains("severity"), "the bad field is named: {}", m.text());
     assert_eq!(app.count("banners").await, 0);
-    fake.say(
-        STAFF,
-        "/broadcast urgent Closed Friday | The works are closed on Friday 27th.",
-    );
+    fake.say(STAFF, "/broadcast urgent Closed Friday | The works are closed on Friday 27th.");
     let m = fake.next_to(STAFF, 1).await;
-    assert!(
-        m.text().contains("Banner") && m.text().contains("posted"),
-        "{}",
-        m.text()
-    );
+    assert!(m.text().contains("Banner") && m.text().contains("posted"), "{}", m.text());
     assert_eq!(app.count("banners").await, 1);
     fake.say(STAFF, "/outbox");
     let m = fake.next_to(STAFF, 2).await;
@@ -306,9 +272,7 @@ async fn linked_state(fake: &FakeTelegram) -> TestState {
     })
     .await;
     t.load(common::world()).await;
-    let code = cport::actions::chat_link::new_link_code(&t.state, "P-1A", Utc::now())
-        .await
-        .unwrap();
+    let code = cport::actions::chat_link::new_link_code(&t.state, "P-1A", Utc::now()).await.unwrap();
     let inc = cport::channels::chat::Incoming {
         channel: cport::model::Channel::Telegram,
         user_id: ANN.to_string(),
@@ -329,12 +293,10 @@ async fn alerts_and_digests_reach_a_linked_chat_with_picture_and_buttons() {
     let now = Utc::now();
     // The first scan is the baseline; a visual that arrives after it is news.
     cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
-    t.load(
-        json!({"visuals": [{"id": "V-5", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-5",
+    t.load(json!({"visuals": [{"id": "V-5", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-5",
         "category": "Colour visual", "designer": "Des", "status": "awaiting_approval",
-        "main_image": "/media/v5.png", "charges": [{"description": "Screen", "qty": 1, "unit_price": 30}]}]}),
-    )
-    .await;
+        "main_image": "/media/v5.png", "charges": [{"description": "Screen", "qty": 1, "unit_price": 30}]}]}))
+        .await;
     cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
     let to_chat: Vec<_> = cport::store::outbox::list_messages(&t.state.db, None, 100)
         .await
@@ -343,20 +305,14 @@ async fn alerts_and_digests_reach_a_linked_chat_with_picture_and_buttons() {
         .filter(|m| m.channel == "telegram")
         .collect();
     assert_eq!(to_chat.len(), 1, "one alert for the one linked chat");
-    assert_eq!(
-        (to_chat[0].kind.as_str(), to_chat[0].recipient.as_str()),
-        ("alert", "4001")
-    );
+    assert_eq!((to_chat[0].kind.as_str(), to_chat[0].recipient.as_str()), ("alert", "4001"));
     let r = cport::outbox::drain(&t.state).await.unwrap();
     assert_eq!(r.dead, 0, "{r:?}");
     let photo = fake.wait_for("sendPhoto", 1).await.remove(0);
     assert_eq!(photo.chat(), ANN);
     // The picture is private: its bytes are uploaded, no address is handed to Telegram.
     let sum: u64 = PNG.iter().map(|b| u64::from(*b)).sum();
-    assert_eq!(
-        photo.body["photo"],
-        json!({"file_name": "v5.png", "size": PNG.len(), "sum": sum})
-    );
+    assert_eq!(photo.body["photo"], json!({"file_name": "v5.png", "size": PNG.len(), "sum": sum}));
     assert!(photo.text().contains("V-5"), "{}", photo.text());
     let labels: Vec<String> = photo.buttons().into_iter().map(|b| b.0).collect();
     assert_eq!(labels, ["Approve", "Reject", "Open"]);
@@ -376,11 +332,7 @@ async fn alerts_and_digests_reach_a_linked_chat_with_picture_and_buttons() {
     cport::outbox::drain(&t.state).await.unwrap();
     let digest = fake.wait_for("sendMessage", 1).await.pop().unwrap();
     assert_eq!(digest.chat(), ANN);
-    assert!(
-        digest.text().contains("need you") && digest.text().contains("V-5"),
-        "{}",
-        digest.text()
-    );
+    assert!(digest.text().contains("need you") && digest.text().contains("V-5"), "{}", digest.text());
 }
 
 #[tokio::test]
@@ -398,27 +350,16 @@ async fn a_429_is_honoured_and_the_message_sent_after_the_wait() {
     .await
     .unwrap();
     let r = cport::outbox::drain(&t.state).await.unwrap();
-    assert_eq!(
-        (r.sent, r.retrying, r.dead),
-        (1, 1, 0),
-        "email went, Telegram said wait"
-    );
-    let rows = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10)
-        .await
-        .unwrap();
+    assert_eq!((r.sent, r.retrying, r.dead), (1, 1, 0), "email went, Telegram said wait");
+    let rows = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].channel, "telegram");
     assert_eq!(rows[0].attempts, 0, "a rate limit does not use up an attempt");
     assert!(rows[0].last_error.as_deref().unwrap_or("").contains("retry after"));
     let wait = rows[0].next_attempt_at - now;
-    assert!(
-        wait >= chrono::Duration::milliseconds(900),
-        "due after retry_after: {wait}"
-    );
+    assert!(wait >= chrono::Duration::milliseconds(900), "due after retry_after: {wait}");
     // Once due, it goes.
-    let later = cport::outbox::dispatch_batch_at(&t.state, rows[0].next_attempt_at, 16)
-        .await
-        .unwrap();
+    let later = cport::outbox::dispatch_batch_at(&t.state, rows[0].next_attempt_at, 16).await.unwrap();
     assert_eq!(later, vec![cport::outbox::Outcome::Sent]);
     let sent = fake.calls_of("sendMessage");
     assert_eq!(sent.len(), 2, "the refused call, then the one that went");
@@ -429,19 +370,11 @@ async fn old_codes_and_seen_updates_are_pruned() {
     let fake = FakeTelegram::start().await;
     let t = linked_state(&fake).await;
     let now = Utc::now();
-    cport::actions::chat_link::new_link_code(&t.state, "P-1B", now)
-        .await
-        .unwrap();
+    cport::actions::chat_link::new_link_code(&t.state, "P-1B", now).await.unwrap();
     let mut tx = t.state.db.begin().await.unwrap();
-    cport::store::chat::first_sighting(&mut tx, "telegram", "77", now)
-        .await
-        .unwrap();
+    cport::store::chat::first_sighting(&mut tx, "telegram", "77", now).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(
-        cport::store::chat::prune(&t.state.db, now).await.unwrap(),
-        0,
-        "nothing is old yet"
-    );
+    assert_eq!(cport::store::chat::prune(&t.state.db, now).await.unwrap(), 0, "nothing is old yet");
     let later = now + chrono::Duration::days(8);
     assert_eq!(
         cport::store::chat::prune(&t.state.db, later).await.unwrap(),
@@ -449,13 +382,7 @@ async fn old_codes_and_seen_updates_are_pruned() {
         "two codes (one used to link) and one update id"
     );
     // The link made with a code stays.
-    assert_eq!(
-        cport::store::chat::chats_of_contact(&t.state.db, "P-1A")
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(cport::store::chat::chats_of_contact(&t.state.db, "P-1A").await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -504,11 +431,7 @@ async fn a_webhook_update_that_fails_is_refused_so_telegram_sends_it_again() {
             .send()
     };
     app.state.faults.arm("chat:before-record", 1);
-    assert_eq!(
-        post().await.unwrap().status().as_u16(),
-        503,
-        "Telegram is asked to retry"
-    );
+    assert_eq!(post().await.unwrap().status().as_u16(), 503, "Telegram is asked to retry");
     assert_eq!(app.count("chat_updates").await, 0, "nothing recorded");
     assert!(fake.to_chat(STRANGER).is_empty(), "nothing answered");
     assert_eq!(post().await.unwrap().status().as_u16(), 200);
@@ -540,12 +463,7 @@ async fn two_processes_on_one_store_send_no_faster_to_one_chat_than_one_does() {
     };
     // Two messages from each process at once, to the same chat.
     tokio::join!(send(&a, 1), send(&b, 2), send(&a, 3), send(&b, 4));
-    let mut times: Vec<_> = fake
-        .to_chat(ANN)
-        .into_iter()
-        .filter(|c| c.method == "sendMessage")
-        .map(|c| c.at)
-        .collect();
+    let mut times: Vec<_> = fake.to_chat(ANN).into_iter().filter(|c| c.method == "sendMessage").map(|c| c.at).collect();
     times.sort();
     assert_eq!(times.len(), 4);
     for pair in times.windows(2) {
@@ -553,10 +471,7 @@ async fn two_processes_on_one_store_send_no_faster_to_one_chat_than_one_does() {
         // Each process alone would send its two at once, the two together two pairs at
         // once; one shared pace spaces all four a second apart. Half a second leaves room
         // for one request taking longer than the next (a new connection, a busy machine).
-        assert!(
-            gap >= std::time::Duration::from_millis(500),
-            "{gap:?} between two messages to one chat"
-        );
+        assert!(gap >= std::time::Duration::from_millis(500), "{gap:?} between two messages to one chat");
     }
 }
 

@@ -48,25 +48,11 @@ pub async fn request(state: &Services, input: &AccessInput, now: DateTime<Utc>) 
     if let Some(e) = check(input).into_iter().next() {
         return Err(ActionError::invalid(&e.field, e.reason));
     }
-    let (name, email, company, note) = (
-        input.name.trim(),
-        input.email.trim(),
-        input.company.trim(),
-        input.note.trim(),
-    );
+    let (name, email, company, note) = (input.name.trim(), input.email.trim(), input.company.trim(), input.note.trim());
     let mut tx = state.db.begin().await?;
     let id = access::insert(&mut tx, name, email, company, note, now).await?;
     let data = json!({"id": id, "name": name, "email": email, "company": company, "note": note});
-    record_event(
-        state,
-        &mut tx,
-        "access_requested",
-        ("", None),
-        &id.to_string(),
-        &data,
-        now,
-    )
-    .await?;
+    record_event(state, &mut tx, "access_requested", ("", None), &id.to_string(), &data, now).await?;
     tx.commit().await?;
     state.wake_dispatch.notify_waiters();
     Ok(id)
@@ -118,9 +104,7 @@ pub async fn decide(
     let mut tx = state.db.begin().await?;
     if !access::decide(&mut tx, id, decision.as_str(), by, now).await? {
         tx.rollback().await?;
-        return Err(ActionError::Conflict(format!(
-            "access request {id} was decided already"
-        )));
+        return Err(ActionError::Conflict(format!("access request {id} was decided already")));
     }
     if let Some(email) = email {
         let row = email.queued(None, "system", format!("access:{id}"), None, now);

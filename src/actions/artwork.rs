@@ -28,14 +28,9 @@ pub async fn upload(
     now: DateTime<Utc>,
 ) -> Result<Answer, ActionError> {
     if !actor.may_act() {
-        return Err(ActionError::Forbidden(format!(
-            "Your role ({}) may not send artwork.",
-            actor.role
-        )));
+        return Err(ActionError::Forbidden(format!("Your role ({}) may not send artwork.", actor.role)));
     }
-    found(jobs::get_job(&state.db, actor.client_id(), job_id).await, || {
-        format!("job {job_id}")
-    })?;
+    found(jobs::get_job(&state.db, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
     if let Some(r) = requirement {
         let known = inbound::art_requirements(&state.db, actor.client_id(), job_id).await?;
         if !known.iter().any(|k| k.id == r) {
@@ -55,10 +50,7 @@ pub async fn upload(
         let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
         let bytes = f.bytes;
         if !cfg.artwork_types.iter().any(|t| t.eq_ignore_ascii_case(&ext)) {
-            refused.push(format!(
-                "{name}: .{ext} files are not accepted ({})",
-                cfg.artwork_types.join(", ")
-            ));
+            refused.push(format!("{name}: .{ext} files are not accepted ({})", cfg.artwork_types.join(", ")));
             continue;
         }
         if bytes.len() as u64 > cfg.max_attachment_bytes {
@@ -106,19 +98,13 @@ pub async fn upload(
         )
         .await?;
     }
-    let mut lines: Vec<String> = kept
-        .iter()
-        .map(|(n, _, s, _)| format!("{n} ({} KB): received", s / 1024))
-        .collect();
+    let mut lines: Vec<String> = kept.iter().map(|(n, _, s, _)| format!("{n} ({} KB): received", s / 1024)).collect();
     lines.extend(refused.iter().cloned());
     let mut a = Answer {
         command: "ARTWORK".into(),
         ok: refused.is_empty(),
         title: format!("Artwork for job {job_id}:"),
-        sections: vec![Section {
-            lines,
-            ..Default::default()
-        }],
+        sections: vec![Section { lines, ..Default::default() }],
     };
     if kept.is_empty() {
         a.title = format!("No artwork kept for job {job_id}:");

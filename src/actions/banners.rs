@@ -66,10 +66,9 @@ pub async fn check(
     check_text("title", &input.title, 200, &mut errs);
     check_text("body", &input.body, 4000, &mut errs);
     check_one_of("severity", &input.severity, SEVERITIES, &mut errs);
-    for (field, value, lines) in [
-        ("title", &input.title, crate::model::Lines::One),
-        ("body", &input.body, crate::model::Lines::Many),
-    ] {
+    for (field, value, lines) in
+        [("title", &input.title, crate::model::Lines::One), ("body", &input.body, crate::model::Lines::Many)]
+    {
         if let Err(e) = crate::model::check_chars(field, value.trim(), lines) {
             errs.push(e);
         }
@@ -111,10 +110,7 @@ async fn audience(state: &Services, banner: &NewBanner) -> Result<Vec<(ContactRo
         .into_iter()
         .filter(|c| banner.audience.is_empty() || banner.audience.contains(&c.client_id))
         .map(|c| {
-            let s = settings
-                .get(&c.id)
-                .cloned()
-                .unwrap_or_else(|| ContactSettings::defaults(&c.id));
+            let s = settings.get(&c.id).cloned().unwrap_or_else(|| ContactSettings::defaults(&c.id));
             let targets =
                 crate::actions::targets::targets_of(&s, chats.get(&c.id), crate::store::settings::Sending::Other);
             (c, targets)
@@ -147,10 +143,7 @@ pub async fn reach(state: &Services, banner: &NewBanner) -> Result<Reach, StoreE
 
 /// An urgent banner as its chat message.
 pub fn urgent_chat(row: &BannerRow) -> ChatMessage {
-    ChatMessage::text(
-        format!("URGENT: {}", row.title),
-        row.body.lines().map(str::to_string).collect(),
-    )
+    ChatMessage::text(format!("URGENT: {}", row.title), row.body.lines().map(str::to_string).collect())
 }
 
 /// Checks and stores a banner; an urgent one is queued to every contact of its audience,
@@ -165,11 +158,7 @@ pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<
     let mut queued = 0;
     if !audience.is_empty() {
         let row = banner.row(id);
-        let composer = Composer {
-            config: &state.config,
-            env: &state.templates,
-            signer: &state.signer,
-        };
+        let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
         for (c, targets) in &audience {
             for target in targets {
                 let new = match &target {

@@ -175,21 +175,12 @@ async fn told(
     let contact_ids: Vec<&str> = contacts.iter().map(|c| c.id.as_str()).collect();
     let mut notices: HashMap<(String, String), Channels> = HashMap::new();
     for n in console::notices_of(&state.db, &key_refs).await? {
-        notices
-            .entry((n.item_key, n.contact_id))
-            .or_default()
-            .push((n.channel, n.first_at));
+        notices.entry((n.item_key, n.contact_id)).or_default().push((n.channel, n.first_at));
     }
-    let sessions: HashMap<String, DateTime<Utc>> = console::last_sessions(&state.db, &contact_ids)
-        .await?
-        .into_iter()
-        .map(|s| (s.contact_id, s.at))
-        .collect();
-    let replies: HashMap<String, DateTime<Utc>> = console::last_replies(&state.db, &contact_ids)
-        .await?
-        .into_iter()
-        .map(|s| (s.contact_id, s.at))
-        .collect();
+    let sessions: HashMap<String, DateTime<Utc>> =
+        console::last_sessions(&state.db, &contact_ids).await?.into_iter().map(|s| (s.contact_id, s.at)).collect();
+    let replies: HashMap<String, DateTime<Utc>> =
+        console::last_replies(&state.db, &contact_ids).await?.into_iter().map(|s| (s.contact_id, s.at)).collect();
     let mut by_client: HashMap<&str, Vec<&ContactBrief>> = HashMap::new();
     for c in &contacts {
         by_client.entry(c.client_id.as_str()).or_default().push(c);
@@ -278,10 +269,7 @@ pub async fn remind(state: &Services, contact_id: &str, key: &str, now: DateTime
             ),
             super::targets::Target::Chat(l) => (l.chat_id.clone(), None, String::new()),
         };
-        let payload = AlertPayload {
-            items: vec![key.to_string()],
-            message_id,
-        };
+        let payload = AlertPayload { items: vec![key.to_string()], message_id };
         let new = NewMessage {
             contact_id: Some(contact.id.clone()),
             channel: channel.clone(),
@@ -300,10 +288,7 @@ pub async fn remind(state: &Services, contact_id: &str, key: &str, now: DateTime
     }
     tx.commit().await?;
     if queued == 0 {
-        return Err(ActionError::Conflict(format!(
-            "{} was already reminded of {key} today",
-            contact.name
-        )));
+        return Err(ActionError::Conflict(format!("{} was already reminded of {key} today", contact.name)));
     }
     state.wake_dispatch.notify_waiters();
     Ok(queued)

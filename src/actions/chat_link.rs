@@ -12,20 +12,13 @@ pub const CODE_MINUTES: i64 = 30;
 
 /// A code as stored: letters and digits only, upper case, hashed.
 pub fn hash_code(code: &str) -> String {
-    let norm: String = code
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
+    let norm: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect();
     crate::links::sha256_hex(&norm)
 }
 
 /// A fresh one-time linking code for a contact, like `K7PQ-2XMD`. Only its hash is stored.
 pub async fn new_link_code(state: &Services, contact_id: &str, now: DateTime<Utc>) -> Result<String, StoreError> {
-    state
-        .db
-        .in_transaction(async |tx| new_link_code_in(tx, contact_id, now).await)
-        .await
+    state.db.in_transaction(async |tx| new_link_code_in(tx, contact_id, now).await).await
 }
 
 /// [`new_link_code`] inside the caller's transaction.
@@ -39,19 +32,10 @@ pub async fn new_link_code_in(
     const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let raw: String = {
         let mut rng = rand::thread_rng();
-        (0..8)
-            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-            .collect()
+        (0..8).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
     };
     let code = format!("{}-{}", &raw[..4], &raw[4..]);
-    db::insert_code(
-        tx,
-        &hash_code(&code),
-        contact_id,
-        now,
-        now + Duration::minutes(CODE_MINUTES),
-    )
-    .await?;
+    db::insert_code(tx, &hash_code(&code), contact_id, now, now + Duration::minutes(CODE_MINUTES)).await?;
     Ok(code)
 }
 
@@ -65,9 +49,7 @@ pub fn how_to_link(config: &crate::config::Config, code: &str) -> Vec<String> {
         out.push(format!("Discord: use /link {code} with TOT's app."));
     }
     if out.is_empty() {
-        out.push(format!(
-            "In chat, send /start {code} (Telegram) or /link {code} (Discord)."
-        ));
+        out.push(format!("In chat, send /start {code} (Telegram) or /link {code} (Discord)."));
     }
     out.push(format!("The code works once, for {CODE_MINUTES} minutes."));
     out

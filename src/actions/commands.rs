@@ -53,35 +53,19 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ("HELP", "HELP", "this list"),
     ("ITEMS", "ITEMS", "what needs you now"),
     ("JOBS", "JOBS", "open job orders"),
-    (
-        "JOB",
-        "JOB <job id>",
-        "one job: status, dates, processes, garments, deliveries",
-    ),
+    ("JOB", "JOB <job id>", "one job: status, dates, processes, garments, deliveries"),
     ("TRACK", "TRACK <delivery id>", "where a delivery is"),
     ("DELIVERIES", "DELIVERIES", "recent deliveries"),
-    (
-        "STOCK",
-        "STOCK [text]",
-        "your decorated stock (optionally matching text)",
-    ),
+    ("STOCK", "STOCK [text]", "your decorated stock (optionally matching text)"),
     ("BLANKS", "BLANKS [text]", "TOT's blank garment stock"),
-    (
-        "PO",
-        "PO <purchase order id>",
-        "one purchase order with lines and receipts",
-    ),
+    ("PO", "PO <purchase order id>", "one purchase order with lines and receipts"),
     ("POS", "POS", "purchase orders"),
     ("INVOICES", "INVOICES", "invoices and what is outstanding"),
     ("BALANCE", "BALANCE", "your account balance and aging"),
     ("PRICES", "PRICES", "your price card"),
     ("ART", "ART", "artwork TOT is waiting for"),
     ("VISUALS", "VISUALS", "visuals awaiting approval"),
-    (
-        "APPROVE",
-        "APPROVE <visual id>[, <visual id>…]",
-        "approve visuals and their charges",
-    ),
+    ("APPROVE", "APPROVE <visual id>[, <visual id>…]", "approve visuals and their charges"),
     ("REJECT", "REJECT <visual id> <reason>", "reject a visual, saying why"),
     ("NODELIVERY", "NODELIVERY <job id>", "the job needs no delivery"),
     ("LINK", "LINK", "a signed link to the portal"),
@@ -89,11 +73,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
 ];
 
 fn usage(name: &str) -> &'static str {
-    COMMANDS
-        .iter()
-        .find(|(n, _, _)| *n == name)
-        .map(|(_, u, _)| *u)
-        .unwrap_or("HELP")
+    COMMANDS.iter().find(|(n, _, _)| *n == name).map(|(_, u, _)| *u).unwrap_or("HELP")
 }
 
 /// True for a word shaped like a TOT id: letters, a dash, then letters and digits.
@@ -133,11 +113,7 @@ pub fn split_head(line: &str) -> (&str, &str) {
         None => (stripped, ""),
     };
     // Telegram sends `/track@SomeBot` in groups.
-    let head = head
-        .split('@')
-        .next()
-        .unwrap_or(head)
-        .trim_end_matches([':', '.', ',', '!']);
+    let head = head.split('@').next().unwrap_or(head).trim_end_matches([':', '.', ',', '!']);
     (head, rest)
 }
 
@@ -220,11 +196,8 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
             };
             // The mailto: button pre-fills "reason:" for the client to complete.
             let reason = reason.trim_start_matches([':', '-']).trim();
-            let reason = reason
-                .strip_prefix("reason:")
-                .or_else(|| reason.strip_prefix("Reason:"))
-                .unwrap_or(reason)
-                .trim();
+            let reason =
+                reason.strip_prefix("reason:").or_else(|| reason.strip_prefix("Reason:")).unwrap_or(reason).trim();
             if reason.is_empty() {
                 return Err(CommandError {
                     command: name.into(),
@@ -232,10 +205,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
                     usage: usage(name),
                 });
             }
-            Ok(Some(Command::Reject {
-                id: id_part,
-                reason: reason.to_string(),
-            }))
+            Ok(Some(Command::Reject { id: id_part, reason: reason.to_string() }))
         }
         _ => Ok(None),
     }
@@ -243,11 +213,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
 
 /// The help text, one command a line.
 pub fn help_text() -> String {
-    COMMANDS
-        .iter()
-        .map(|(_, u, what)| format!("{u:<38} {what}"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    COMMANDS.iter().map(|(_, u, what)| format!("{u:<38} {what}")).collect::<Vec<_>>().join("\n")
 }
 
 #[cfg(test)]
@@ -260,35 +226,22 @@ mod tests {
             ("APPROVE V-1001", Some(Command::Approve(vec!["V-1001".into()]))),
             (
                 "approve v-1001, V-1002 and V-1003",
-                Some(Command::Approve(vec![
-                    "V-1001".into(),
-                    "V-1002".into(),
-                    "V-1003".into(),
-                ])),
+                Some(Command::Approve(vec!["V-1001".into(), "V-1002".into(), "V-1003".into()])),
             ),
             ("Approve", Some(Command::Approve(vec![]))),
             ("/track D-2001", Some(Command::Track("D-2001".into()))),
             ("/track@TotBot d-2001", Some(Command::Track("D-2001".into()))),
             (
                 "REJECT V-1001 gold is too dark",
-                Some(Command::Reject {
-                    id: Some("V-1001".into()),
-                    reason: "gold is too dark".into(),
-                }),
+                Some(Command::Reject { id: Some("V-1001".into()), reason: "gold is too dark".into() }),
             ),
             (
                 "reject V-1001 reason: wrong size",
-                Some(Command::Reject {
-                    id: Some("V-1001".into()),
-                    reason: "wrong size".into(),
-                }),
+                Some(Command::Reject { id: Some("V-1001".into()), reason: "wrong size".into() }),
             ),
             (
                 "REJECT please make it bigger",
-                Some(Command::Reject {
-                    id: None,
-                    reason: "please make it bigger".into(),
-                }),
+                Some(Command::Reject { id: None, reason: "please make it bigger".into() }),
             ),
             ("NODELIVERY", Some(Command::NoDelivery(None))),
             ("nodelivery j-3001", Some(Command::NoDelivery(Some("J-3001".into())))),

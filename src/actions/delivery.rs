@@ -15,10 +15,7 @@ fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
     if actor.may_act() {
         Ok(())
     } else {
-        Err(ActionError::Forbidden(format!(
-            "your role ({}) may not give delivery instructions",
-            actor.role
-        )))
+        Err(ActionError::Forbidden(format!("your role ({}) may not give delivery instructions", actor.role)))
     }
 }
 
@@ -29,10 +26,7 @@ pub async fn no_delivery(
     job_id: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, ActionError> {
-    state
-        .db
-        .in_transaction(async |tx| no_delivery_in(state, tx, actor, job_id, now).await)
-        .await
+    state.db.in_transaction(async |tx| no_delivery_in(state, tx, actor, job_id, now).await).await
 }
 
 /// [`no_delivery`] inside the caller's transaction (an inbound message's unit).
@@ -44,9 +38,7 @@ pub async fn no_delivery_in(
     now: DateTime<Utc>,
 ) -> Result<i64, ActionError> {
     check_may_act(actor)?;
-    let job = found(jobs::get_job_tx(tx, actor.client_id(), job_id).await, || {
-        format!("job {job_id}")
-    })?;
+    let job = found(jobs::get_job_tx(tx, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
     if !OPEN_JOB_STATUSES.contains(&job.status.as_str()) {
         return Err(ActionError::Conflict(format!(
             "job {job_id} is {}; it needs no instructions",
@@ -118,10 +110,7 @@ pub async fn give(
         return Err(ActionError::invalid("qty", "enter a quantity for at least one line"));
     }
     if let Some(l) = lines.iter().find(|l| l.qty < 0) {
-        return Err(ActionError::invalid(
-            &format!("qty[{}:{}]", l.job_id, l.line_no),
-            "must not be negative",
-        ));
+        return Err(ActionError::invalid(&format!("qty[{}:{}]", l.job_id, l.line_no), "must not be negative"));
     }
     let address = req.address.trim();
     super::check_typed("address", address, crate::model::Lines::Many)?;
@@ -144,14 +133,9 @@ pub async fn give(
         by_job.entry(l.job_id.as_str()).or_default().push(l);
     }
     for (job_id, wanted) in &by_job {
-        let job = found(jobs::get_job_tx(&mut tx, actor.client_id(), job_id).await, || {
-            format!("job {job_id}")
-        })?;
+        let job = found(jobs::get_job_tx(&mut tx, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
         if !OPEN_JOB_STATUSES.contains(&job.status.as_str()) {
-            return Err(ActionError::Conflict(format!(
-                "job {job_id} is {}",
-                job.status.replace('_', " ")
-            )));
+            return Err(ActionError::Conflict(format!("job {job_id} is {}", job.status.replace('_', " "))));
         }
         // Two submissions for the same job wait for each other here (job ids in order).
         jobs::lock_job(&mut tx, job_id).await?;
@@ -159,10 +143,7 @@ pub async fn give(
         for w in wanted {
             let field = format!("qty[{job_id}:{}]", w.line_no);
             let Some(line) = held.iter().find(|h| h.line_no == w.line_no) else {
-                return Err(ActionError::invalid(
-                    &field,
-                    format!("job {job_id} has no line {}", w.line_no),
-                ));
+                return Err(ActionError::invalid(&field, format!("job {job_id} has no line {}", w.line_no)));
             };
             // A single quantity over the line is reported as typed; a sum of several is added
             // with overflow checks (it cannot wrap past the limit).

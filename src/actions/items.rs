@@ -25,9 +25,7 @@ pub async fn current(state: &Services, contact: &ContactRow) -> Result<Vec<Actio
         Some(items) => items,
         None => {
             let items = Arc::new(for_client(&state.db, &contact.client_id).await?);
-            state
-                .items
-                .put(&contact.client_id, contact.items_version, items.clone());
+            state.items.put(&contact.client_id, contact.items_version, items.clone());
             items
         }
     };
@@ -71,10 +69,7 @@ impl ItemCache {
     pub fn new(contacts: &[ContactRow]) -> ItemCache {
         let mut clients: Vec<String> = contacts.iter().map(|c| c.client_id.clone()).collect();
         clients.dedup();
-        ItemCache {
-            clients,
-            batch: HashMap::new(),
-        }
+        ItemCache { clients, batch: HashMap::new() }
     }
 
     /// The contact's items (as [`for_contact`]), reading its client's batch when it is not
@@ -90,9 +85,10 @@ impl ItemCache {
         }
         let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
         // Only what the role sees is copied out of the batch.
-        let items = self.batch.get(&contact.client_id).map_or_else(Vec::new, |all| {
-            all.iter().filter(|i| i.category.visible_to(role)).cloned().collect()
-        });
+        let items = self
+            .batch
+            .get(&contact.client_id)
+            .map_or_else(Vec::new, |all| all.iter().filter(|i| i.category.visible_to(role)).cloned().collect());
         Ok(for_role(items, role))
     }
 }

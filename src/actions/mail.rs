@@ -50,10 +50,7 @@ pub fn delegation_email(
 ) -> Result<EmailPayload, SendError> {
     // The picture opens without a session for as long as the link does.
     let image = state.picture_url(&v.main_image, d.expires_at);
-    let subject = format!(
-        "{} asks you to approve visual {} for {}",
-        from.name, v.id, from.client_name
-    );
+    let subject = format!("{} asks you to approve visual {} for {}", from.name, v.id, from.client_name);
     let parts = render(
         state,
         "delegation",
@@ -143,13 +140,8 @@ pub async fn send_invitation(
     from: &ContactRow,
     now: DateTime<Utc>,
 ) -> Result<(), crate::store::StoreError> {
-    let link = state
-        .signer
-        .set_password_url(&state.config.public_url, id, chrono::Duration::days(INVITE_DAYS), now);
-    let subject = format!(
-        "{}: {} invites you to order",
-        state.config.branding.name, from.client_name
-    );
+    let link = state.signer.set_password_url(&state.config.public_url, id, chrono::Duration::days(INVITE_DAYS), now);
+    let subject = format!("{}: {} invites you to order", state.config.branding.name, from.client_name);
     let parts = match render(
         state,
         "invite",
@@ -178,10 +170,7 @@ pub async fn send_invitation(
 
 /// Queues a single-use password-reset link for a contact.
 pub async fn send_reset_link(state: &Services, c: &ContactRow) -> Result<(), StoreError> {
-    state
-        .db
-        .in_transaction(async |tx| queue_reset_link(state, tx, c).await)
-        .await?;
+    state.db.in_transaction(async |tx| queue_reset_link(state, tx, c).await).await?;
     state.wake_dispatch.notify_waiters();
     Ok(())
 }

@@ -47,12 +47,7 @@ pub struct Delegated {
 impl Actor {
     pub fn new(contact: ContactRow, channel: Channel) -> Actor {
         let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
-        Actor {
-            contact,
-            role,
-            delegation: None,
-            channel,
-        }
+        Actor { contact, role, delegation: None, channel }
     }
 
     pub fn client_id(&self) -> &str {
@@ -101,10 +96,7 @@ pub enum ActionError {
 
 impl ActionError {
     pub fn invalid(field: &str, message: impl Into<String>) -> ActionError {
-        ActionError::Invalid {
-            field: field.to_string(),
-            message: message.into(),
-        }
+        ActionError::Invalid { field: field.to_string(), message: message.into() }
     }
 }
 
@@ -139,11 +131,7 @@ pub struct Unit {
 
 impl Unit {
     pub fn new(state: &Services) -> Unit {
-        Unit {
-            db: state.db.clone(),
-            tx: None,
-            faults: state.faults.clone(),
-        }
+        Unit { db: state.db.clone(), tx: None, faults: state.faults.clone() }
     }
 
     /// The unit's transaction, begun now if it was not yet.

@@ -32,16 +32,11 @@ pub fn may_order(actor: &Actor) -> bool {
 
 async fn require_order(state: &Services, actor: &Actor) -> Result<(), ActionError> {
     if !may_order(actor) {
-        return Err(ActionError::Forbidden(format!(
-            "Ordering is for buyers and admins; your role is {}.",
-            actor.role
-        )));
+        return Err(ActionError::Forbidden(format!("Ordering is for buyers and admins; your role is {}.", actor.role)));
     }
     // TOT can turn third-party ordering off for a client; its third parties stop at once.
     if actor.role == Role::ThirdParty && !q::third_party_ordering(&state.db, actor.client_id()).await? {
-        return Err(ActionError::Forbidden(
-            "Ordering is not enabled for this account any more.".into(),
-        ));
+        return Err(ActionError::Forbidden("Ordering is not enabled for this account any more.".into()));
     }
     Ok(())
 }
@@ -53,9 +48,7 @@ pub fn allocated_to(actor: &Actor) -> Option<&str> {
 
 /// A SKU the actor may order, or "not found" (another client's SKU, or one not allocated).
 async fn orderable(state: &Services, actor: &Actor, sku: &str) -> Result<q::StockItem, ActionError> {
-    let item = found(q::stock_item(&state.db, actor.client_id(), sku).await, || {
-        format!("SKU {sku}")
-    })?;
+    let item = found(q::stock_item(&state.db, actor.client_id(), sku).await, || format!("SKU {sku}"))?;
     if let Some(tp) = allocated_to(actor)
         && !q::allocations(&state.db, tp).await?.iter().any(|s| s == sku)
     {
@@ -88,9 +81,7 @@ pub async fn create_basket(
 }
 
 async fn own_basket(state: &Services, actor: &Actor, id: i64) -> Result<q::Basket, ActionError> {
-    found(q::basket(&state.db, &actor.contact.id, id).await, || {
-        format!("basket {id}")
-    })
+    found(q::basket(&state.db, &actor.contact.id, id).await, || format!("basket {id}"))
 }
 
 /// Adds `qty` of a SKU to a basket: never more than is free to order less what this basket
@@ -109,11 +100,7 @@ pub async fn add(
         return Err(ActionError::invalid("qty", "must be a whole number of at least 1"));
     }
     let item = orderable(state, actor, sku).await?;
-    let held = q::basket_lines(&state.db, b.id)
-        .await?
-        .into_iter()
-        .find(|l| l.sku == sku)
-        .map_or(0, |l| l.qty);
+    let held = q::basket_lines(&state.db, b.id).await?.into_iter().find(|l| l.sku == sku).map_or(0, |l| l.qty);
     let room = item.available - held;
     if qty > room {
         return Err(ActionError::invalid(
@@ -248,21 +235,13 @@ pub async fn place(state: &Services, actor: &Actor, basket: i64, now: DateTime<U
         let item = match q::stock_item_tx(&mut tx, actor.client_id(), sku).await {
             Ok(i) if permitted => i,
             Ok(_) | Err(StoreError::NotFound) => {
-                short.push(Short {
-                    sku: sku.clone(),
-                    wanted: *qty,
-                    available: 0,
-                });
+                short.push(Short { sku: sku.clone(), wanted: *qty, available: 0 });
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
         if item.available < *qty {
-            short.push(Short {
-                sku: sku.clone(),
-                wanted: *qty,
-                available: item.available,
-            });
+            short.push(Short { sku: sku.clone(), wanted: *qty, available: item.available });
         }
         items.push((item, *qty));
     }
@@ -296,16 +275,7 @@ pub async fn place(state: &Services, actor: &Actor, basket: i64, now: DateTime<U
         "placed_by": actor.contact.name,
         "channel": actor.channel,
     });
-    record(
-        state,
-        &mut tx,
-        "reseller_order_placed",
-        actor,
-        &order.to_string(),
-        &data,
-        now,
-    )
-    .await?;
+    record(state, &mut tx, "reseller_order_placed", actor, &order.to_string(), &data, now).await?;
     tx.commit().await?;
     state.wake_dispatch.notify_waiters();
     Ok(order)
@@ -315,18 +285,14 @@ fn require_admin(actor: &Actor) -> Result<(), ActionError> {
     if manages_users(actor) {
         Ok(())
     } else {
-        Err(ActionError::Forbidden(
-            "Only the client's admins manage third-party users.".into(),
-        ))
+        Err(ActionError::Forbidden("Only the client's admins manage third-party users.".into()))
     }
 }
 
 async fn require_third_parties(state: &Services, actor: &Actor) -> Result<(), ActionError> {
     require_admin(actor)?;
     if !q::third_party_ordering(&state.db, actor.client_id()).await? {
-        return Err(ActionError::Forbidden(
-            "Third-party ordering is not enabled for your account; ask TOT.".into(),
-        ));
+        return Err(ActionError::Forbidden("Third-party ordering is not enabled for your account; ask TOT.".into()));
     }
     Ok(())
 }
@@ -350,10 +316,7 @@ pub async fn create_third_party(
     }
     let at = email.find('@');
     if !at.is_some_and(|i| i > 0 && email[i + 1..].contains('.')) || email.contains(char::is_whitespace) {
-        return Err(ActionError::invalid(
-            "email",
-            "is not an email address like name@example.com",
-        ));
+        return Err(ActionError::invalid("email", "is not an email address like name@example.com"));
     }
     let mut tx = state.db.begin().await?;
     let id = q::next_third_party_id(&mut tx, actor.client_id()).await?;
@@ -427,23 +390,13 @@ pub async fn allocate(
     if !users.iter().any(|u| u.id == user && u.active) {
         return Err(ActionError::NotFound(format!("user {user}")));
     }
-    found(q::stock_item(&state.db, actor.client_id(), sku).await, || {
-        format!("SKU {sku}")
-    })?;
+    found(q::stock_item(&state.db, actor.client_id(), sku).await, || format!("SKU {sku}"))?;
     let mut tx = state.db.begin().await?;
     let changed = q::set_allocation(&mut tx, user, sku, on, now).await?;
     if changed {
         let kind = if on { "sku_allocated" } else { "sku_unallocated" };
-        record(
-            state,
-            &mut tx,
-            kind,
-            actor,
-            sku,
-            &json!({"user_id": user, "sku": sku, "by": actor.contact.name}),
-            now,
-        )
-        .await?;
+        record(state, &mut tx, kind, actor, sku, &json!({"user_id": user, "sku": sku, "by": actor.contact.name}), now)
+            .await?;
     }
     tx.commit().await?;
     Ok(changed)

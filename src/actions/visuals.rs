@@ -51,14 +51,9 @@ fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
 pub async fn visible_visual(state: &Services, actor: &Actor, id: &str) -> Result<VisualRow, ActionError> {
     check_scope(actor, id)?;
     if actor.delegation.is_none() && !actor.may_see_visuals() {
-        return Err(ActionError::Forbidden(format!(
-            "your role ({}) does not show visuals",
-            actor.role
-        )));
+        return Err(ActionError::Forbidden(format!("your role ({}) does not show visuals", actor.role)));
     }
-    found(visuals::get_visual(&state.db, actor.client_id(), id).await, || {
-        format!("visual {id}")
-    })
+    found(visuals::get_visual(&state.db, actor.client_id(), id).await, || format!("visual {id}"))
 }
 
 /// What happened to one visual of an approval.
@@ -77,10 +72,7 @@ async fn decide(
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
-    let d = state
-        .db
-        .in_transaction(async |tx| decide_in(state, tx, actor, id, to, reason, now).await)
-        .await?;
+    let d = state.db.in_transaction(async |tx| decide_in(state, tx, actor, id, to, reason, now).await).await?;
     state.wake_dispatch.notify_waiters();
     Ok(d)
 }
@@ -98,9 +90,7 @@ async fn decide_in(
 ) -> Result<Decided, ActionError> {
     check_scope(actor, id)?;
     check_may_act(actor)?;
-    let v = found(visuals::get_visual_tx(tx, actor.client_id(), id).await, || {
-        format!("visual {id}")
-    })?;
+    let v = found(visuals::get_visual_tx(tx, actor.client_id(), id).await, || format!("visual {id}"))?;
     use VisualStatus::{Approved, AwaitingApproval, Rejected};
     let from = match (VisualStatus::parse(&v.status), to) {
         (Some(AwaitingApproval), _) => AwaitingApproval,
@@ -108,31 +98,21 @@ async fn decide_in(
         (Some(Approved), Rejected) if actor.delegation.is_none() => Approved,
         (Some(Approved), _) => return Err(ActionError::Conflict(format!("visual {id} is already approved"))),
         (Some(Rejected), _) => {
-            return Err(ActionError::Conflict(format!(
-                "visual {id} was rejected; TOT will send a new visual"
-            )));
+            return Err(ActionError::Conflict(format!("visual {id} was rejected; TOT will send a new visual")));
         }
         (None, _) => return Err(ActionError::Conflict(format!("visual {id} is {}", v.status))),
     };
     if let Some(d) = &actor.delegation
         && !visuals::use_delegation(tx, d.id, now).await?
     {
-        return Err(ActionError::Conflict(
-            "this approval link has been used already or has expired".into(),
-        ));
+        return Err(ActionError::Conflict("this approval link has been used already or has expired".into()));
     }
     if !visuals::set_status(tx, id, from.as_str(), to.as_str()).await? {
-        return Err(ActionError::Conflict(format!(
-            "visual {id} was changed by someone else a moment ago"
-        )));
+        return Err(ActionError::Conflict(format!("visual {id} was changed by someone else a moment ago")));
     }
     let who = actor.display_name();
     visuals::insert_decision(tx, id, to.as_str(), reason, &who, actor.channel.as_str(), now).await?;
-    let kind = if to == Approved {
-        "visual_approved"
-    } else {
-        "visual_rejected"
-    };
+    let kind = if to == Approved { "visual_approved" } else { "visual_rejected" };
     let mut data = json!({
         "visual_id": id,
         "job_id": v.job_id,
@@ -157,10 +137,7 @@ async fn decide_in(
     }
     let seq = super::record(state, tx, kind, actor, id, &data, now).await?;
     tracing::info!(visual = id, to = to.as_str(), by = %who, channel = %actor.channel, seq, "visual decided");
-    Ok(Decided {
-        visual_id: id.to_string(),
-        seq,
-    })
+    Ok(Decided { visual_id: id.to_string(), seq })
 }
 
 /// Approves one or more visuals (and their costs). `terms_accepted` must be true: the
@@ -177,10 +154,7 @@ pub async fn approve(
         return Err(ActionError::invalid("visuals", "choose at least one visual"));
     }
     if !terms_accepted {
-        return Err(ActionError::invalid(
-            "terms",
-            "tick the box to accept the approval terms",
-        ));
+        return Err(ActionError::invalid("terms", "tick the box to accept the approval terms"));
     }
     check_may_act(actor)?;
     let mut out = Vec::with_capacity(ids.len());
@@ -220,16 +194,7 @@ pub async fn reject_in(
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
     let reason = check_reason(reason)?;
-    decide_in(
-        state,
-        unit.tx().await?,
-        actor,
-        id,
-        VisualStatus::Rejected,
-        Some(reason),
-        now,
-    )
-    .await
+    decide_in(state, unit.tx().await?, actor, id, VisualStatus::Rejected, Some(reason), now).await
 }
 
 fn check_reason(reason: &str) -> Result<&str, ActionError> {
@@ -274,17 +239,12 @@ pub async fn comment(
     }
     let v = visible_visual(state, actor, id).await?;
     if actor.delegation.is_none() && !actor.role.acts_on_orders() {
-        return Err(ActionError::Forbidden(format!(
-            "your role ({}) is read-only",
-            actor.role
-        )));
+        return Err(ActionError::Forbidden(format!("your role ({}) is read-only", actor.role)));
     }
     if let Some(d) = &actor.delegation {
         let row = visuals::get_delegation(&state.db, d.id).await?;
         if row.used_at.is_some() || row.expires_at <= now {
-            return Err(ActionError::Forbidden(
-                "this approval link has been used or has expired".into(),
-            ));
+            return Err(ActionError::Forbidden("this approval link has been used or has expired".into()));
         }
     }
     let who = actor.display_name();
@@ -329,15 +289,10 @@ pub async fn delegate(
         return Err(ActionError::invalid("name", "who should approve it?"));
     }
     if !valid_email(email) {
-        return Err(ActionError::invalid(
-            "email",
-            format!("`{email}` is not an email address"),
-        ));
+        return Err(ActionError::invalid("email", format!("`{email}` is not an email address")));
     }
     if actor.delegation.is_some() {
-        return Err(ActionError::Forbidden(
-            "a delegated approval cannot be delegated again".into(),
-        ));
+        return Err(ActionError::Forbidden("a delegated approval cannot be delegated again".into()));
     }
     check_may_act(actor)?;
     let v = visible_visual(state, actor, id).await?;

@@ -56,11 +56,8 @@ impl Discord {
         if let Ok(id) = cfg.application_id.parse::<u64>() {
             b = b.application_id(id.into());
         }
-        let colour = u32::from_str_radix(
-            config.branding.colour.trim_start_matches('#').get(..6).unwrap_or(""),
-            16,
-        )
-        .unwrap_or(0x1f3a5f);
+        let colour = u32::from_str_radix(config.branding.colour.trim_start_matches('#').get(..6).unwrap_or(""), 16)
+            .unwrap_or(0x1f3a5f);
         Discord {
             http: Arc::new(b.build()),
             verifier: cfg.verifier(),
@@ -114,10 +111,7 @@ impl Discord {
     }
 
     fn response_message(&self, m: &ChatMessage) -> CreateInteractionResponseMessage {
-        CreateInteractionResponseMessage::new()
-            .embed(self.embed(m))
-            .components(Self::components(m))
-            .ephemeral(true)
+        CreateInteractionResponseMessage::new().embed(self.embed(m)).components(Self::components(m)).ephemeral(true)
     }
 
     /// Registers every command of the grammar (plus `link`, `unlink`, and the staff
@@ -141,11 +135,7 @@ fn slash_commands() -> Vec<CreateCommand> {
                 return c;
             }
             let (opt, desc, required) = match name.as_str() {
-                "link" => (
-                    "code",
-                    "a linking code from the portal (empty: a portal link)".to_string(),
-                    false,
-                ),
+                "link" => ("code", "a linking code from the portal (empty: a portal link)".to_string(), false),
                 _ => ("args", shorten(usage, 100), usage.contains(" <")),
             };
             c.add_option(CreateCommandOption::new(CommandOptionType::String, opt, desc).required(required))
@@ -153,16 +143,10 @@ fn slash_commands() -> Vec<CreateCommand> {
         .collect();
     out.push(CreateCommand::new("unlink").description("stop messages to you here"));
     out.push(
-        CreateCommand::new("broadcast")
-            .description("TOT staff: post a banner")
-            .add_option(
-                CreateCommandOption::new(
-                    CommandOptionType::String,
-                    "args",
-                    "urgent|warning|info <title> | <body>",
-                )
+        CreateCommand::new("broadcast").description("TOT staff: post a banner").add_option(
+            CreateCommandOption::new(CommandOptionType::String, "args", "urgent|warning|info <title> | <body>")
                 .required(true),
-            ),
+        ),
     );
     out.push(CreateCommand::new("outbox").description("TOT staff: outbox messages by status"));
     out
@@ -171,12 +155,9 @@ fn slash_commands() -> Vec<CreateCommand> {
 impl ChatSender for Discord {
     fn send<'a>(&'a self, chat_id: &'a str, message: &'a ChatMessage) -> BoxFuture<'a, Result<String, SendError>> {
         Box::pin(async move {
-            let user: u64 = chat_id
-                .parse()
-                .map_err(|_| SendError::Permanent(format!("`{chat_id}` is not a Discord user id")))?;
-            let mut b = CreateMessage::new()
-                .embed(self.embed(message))
-                .components(Self::components(message));
+            let user: u64 =
+                chat_id.parse().map_err(|_| SendError::Permanent(format!("`{chat_id}` is not a Discord user id")))?;
+            let mut b = CreateMessage::new().embed(self.embed(message)).components(Self::components(message));
             if let Some((name, bytes)) = &message.photo_file {
                 b = b.add_file(CreateAttachment::bytes(bytes.clone(), name.clone()));
             }
@@ -192,12 +173,7 @@ impl ChatSender for Discord {
                     shared.buttons = message
                         .buttons
                         .iter()
-                        .map(|row| {
-                            row.iter()
-                                .filter(|b| matches!(b, Button::Action { .. }))
-                                .cloned()
-                                .collect()
-                        })
+                        .map(|row| row.iter().filter(|b| matches!(b, Button::Action { .. })).cloned().collect())
                         .filter(|row: &Vec<Button>| !row.is_empty())
                         .collect();
                     b = CreateMessage::new()
@@ -206,13 +182,7 @@ impl ChatSender for Discord {
                         .components(Self::components(&shared));
                     c
                 }
-                None => {
-                    UserId::new(user)
-                        .create_dm_channel(&*self.http)
-                        .await
-                        .map_err(send_error)?
-                        .id
-                }
+                None => UserId::new(user).create_dm_channel(&*self.http).await.map_err(send_error)?.id,
             };
             let sent = channel.send_message(&*self.http, b).await.map_err(send_error)?;
             Ok(format!("discord:{}:{}", channel.get(), sent.id.get()))
@@ -298,9 +268,7 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
     if verifier.verify(signature, timestamp, &body).is_err() {
         return refuse(StatusCode::UNAUTHORIZED, "invalid request signature");
     }
-    let fresh = timestamp
-        .parse::<i64>()
-        .is_ok_and(|t| (Utc::now().timestamp() - t).abs() <= MAX_SKEW_SECONDS);
+    let fresh = timestamp.parse::<i64>().is_ok_and(|t| (Utc::now().timestamp() - t).abs() <= MAX_SKEW_SECONDS);
     if !fresh {
         return refuse(StatusCode::UNAUTHORIZED, "request timestamp is too old");
     }
@@ -308,11 +276,7 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
         Ok(i) => i,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("body is not an interaction: {e}")),
     };
-    let user = it
-        .user
-        .as_ref()
-        .or(it.member.as_ref().map(|m| &m.user))
-        .map(|u| u.id.clone());
+    let user = it.user.as_ref().or(it.member.as_ref().map(|m| &m.user)).map(|u| u.id.clone());
     let input = match (it.kind, &it.data, user) {
         (1, _, _) => {
             return Json(serde_json::to_value(CreateInteractionResponse::Pong).unwrap_or_default()).into_response();
@@ -341,23 +305,13 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
             return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
         }
     }
-    let user = it
-        .user
-        .as_ref()
-        .or(it.member.as_ref().map(|m| &m.user))
-        .map(|u| u.id.clone())
-        .unwrap_or_default();
+    let user = it.user.as_ref().or(it.member.as_ref().map(|m| &m.user)).map(|u| u.id.clone()).unwrap_or_default();
     if discord.http.application_id().is_none()
         && let Some(id) = it.application_id.as_deref().and_then(|a| a.parse::<u64>().ok())
     {
         discord.http.set_application_id(id.into());
     }
-    let incoming = Incoming {
-        channel: crate::model::Channel::Discord,
-        user_id: user.clone(),
-        chat_id: user,
-        input,
-    };
+    let incoming = Incoming { channel: crate::model::Channel::Discord, user_id: user.clone(), chat_id: user, input };
     let button = it.kind == 3;
     let work = {
         let state = state.clone();
@@ -393,9 +347,8 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
                         msgs.push(ChatMessage::text("Done.", vec![]));
                     }
                     let first = msgs.remove(0);
-                    let edit = EditInteractionResponse::new()
-                        .embed(d.embed(&first))
-                        .components(Discord::components(&first));
+                    let edit =
+                        EditInteractionResponse::new().embed(d.embed(&first)).components(Discord::components(&first));
                     if let Err(e) = d.http.edit_original_interaction_response(&token, &edit, vec![]).await {
                         tracing::warn!(error = %e, "discord: could not edit the deferred answer");
                     }
@@ -422,10 +375,7 @@ fn flatten(done: Result<Result<Vec<Reply>, crate::store::StoreError>, tokio::tas
         }
         Err(e) => {
             tracing::error!(error = %e, "discord: handler task failed");
-            vec![Reply::Send(ChatMessage::text(
-                "Something went wrong on our side.",
-                vec![],
-            ))]
+            vec![Reply::Send(ChatMessage::text("Something went wrong on our side.", vec![]))]
         }
     }
 }
@@ -459,9 +409,7 @@ fn respond(d: &Discord, button: bool, replies: Vec<Reply>) -> (CreateInteraction
     let first = msgs.remove(0);
     let r = if edit_first {
         CreateInteractionResponse::UpdateMessage(
-            CreateInteractionResponseMessage::new()
-                .embed(d.embed(&first))
-                .components(Discord::components(&first)),
+            CreateInteractionResponseMessage::new().embed(d.embed(&first)).components(Discord::components(&first)),
         )
     } else {
         CreateInteractionResponse::Message(d.response_message(&first))

@@ -40,19 +40,13 @@ impl Mailer {
             Transport::Smtp => {
                 let s = &config.smtp;
                 let tls_params = || {
-                    TlsParameters::new(s.host.clone()).map_err(|e| MailerError::Config {
-                        key: "smtp.tls",
-                        message: e.to_string(),
-                    })
+                    TlsParameters::new(s.host.clone())
+                        .map_err(|e| MailerError::Config { key: "smtp.tls", message: e.to_string() })
                 };
                 let credentials = (!s.username.is_empty())
                     .then(|| Credentials::new(s.username.clone(), s.password.expose().to_string()));
                 if s.tls != config::Tls::Tls {
-                    let starttls = if s.tls == config::Tls::Starttls {
-                        Some(tls_params()?)
-                    } else {
-                        None
-                    };
+                    let starttls = if s.tls == config::Tls::Starttls { Some(tls_params()?) } else { None };
                     return Ok(Mailer::Pooled(Arc::new(SmtpPool::new(s, starttls, credentials))));
                 }
                 let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
@@ -70,10 +64,7 @@ impl Mailer {
                     key: "email.dir",
                     message: format!("cannot create {}: {e}", config.email.dir.display()),
                 })?;
-                Ok(Mailer::File(
-                    AsyncFileTransport::<Tokio1Executor>::new(&config.email.dir),
-                    config.email.dir.clone(),
-                ))
+                Ok(Mailer::File(AsyncFileTransport::<Tokio1Executor>::new(&config.email.dir), config.email.dir.clone()))
             }
         }
     }
@@ -115,10 +106,7 @@ pub fn dkim_signer(config: &Config) -> Result<Option<Arc<DkimConfig>>, MailerErr
     if !d.enabled() {
         return Ok(None);
     }
-    let bad = |message: String| MailerError::Config {
-        key: "email.dkim.key_file",
-        message,
-    };
+    let bad = |message: String| MailerError::Config { key: "email.dkim.key_file", message };
     let pem = std::fs::read_to_string(&d.key_file).map_err(|e| bad(format!("cannot read the key: {e}")))?;
     let algorithm = match d.algorithm {
         crate::config::DkimAlgorithm::Rsa => DkimSigningAlgorithm::Rsa,
@@ -144,17 +132,9 @@ pub fn dkim_signer(config: &Config) -> Result<Option<Arc<DkimConfig>>, MailerErr
     .into_iter()
     .map(HeaderName::new_from_ascii_str)
     .collect();
-    let canonical = DkimCanonicalization {
-        header: DkimCanonicalizationType::Relaxed,
-        body: DkimCanonicalizationType::Relaxed,
-    };
-    Ok(Some(Arc::new(DkimConfig::new(
-        d.selector.clone(),
-        d.domain.clone(),
-        key,
-        headers,
-        canonical,
-    ))))
+    let canonical =
+        DkimCanonicalization { header: DkimCanonicalizationType::Relaxed, body: DkimCanonicalizationType::Relaxed };
+    Ok(Some(Arc::new(DkimConfig::new(d.selector.clone(), d.domain.clone(), key, headers, canonical))))
 }
 
 fn header(name: &'static str, value: impl Into<String>) -> HeaderValue {
@@ -232,16 +212,12 @@ fn build_typed(
     };
     let bounce: Address = match token {
         Some(t) => {
-            let reply: Address = format!("reply+{t}@{domain}")
-                .parse()
-                .map_err(|e| bad("reply address", &e))?;
+            let reply: Address = format!("reply+{t}@{domain}").parse().map_err(|e| bad("reply address", &e))?;
             b = b.reply_to(Mailbox::new(
                 Some(crate::model::one_line(&format!("{} replies", config.branding.name))),
                 reply,
             ));
-            format!("bounce+{t}@{domain}")
-                .parse()
-                .map_err(|e| bad("bounce address", &e))?
+            format!("bounce+{t}@{domain}").parse().map_err(|e| bad("bounce address", &e))?
         }
         None => from.email.clone(),
     };

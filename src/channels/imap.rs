@@ -41,16 +41,12 @@ async fn session_loop(
 ) -> Result<PollReport, ImapError> {
     let c = &state.config.imap;
     let addr = format!("{}:{}", c.host, c.port);
-    let tcp = TcpStream::connect((c.host.as_str(), c.port))
-        .await
-        .map_err(|e| ImapError::Connect(addr.clone(), e))?;
+    let tcp = TcpStream::connect((c.host.as_str(), c.port)).await.map_err(|e| ImapError::Connect(addr.clone(), e))?;
     tcp.set_nodelay(true).ok();
     if c.tls == crate::config::Tls::Tls {
         let mut roots = tokio_rustls::rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let cfg = tokio_rustls::rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let cfg = tokio_rustls::rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
         let name = tokio_rustls::rustls::pki_types::ServerName::try_from(c.host.clone())
             .map_err(|e| ImapError::Tls(e.to_string()))?;
         let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
@@ -74,15 +70,8 @@ where
 {
     let c = &state.config.imap;
     let mut client = async_imap::Client::new(stream);
-    client
-        .read_response()
-        .await
-        .map_err(|e| ImapError::Connect(c.host.clone(), e))?
-        .ok_or(ImapError::NoGreeting)?;
-    let mut session = client
-        .login(&c.username, c.password.expose())
-        .await
-        .map_err(|(e, _)| e)?;
+    client.read_response().await.map_err(|e| ImapError::Connect(c.host.clone(), e))?.ok_or(ImapError::NoGreeting)?;
+    let mut session = client.login(&c.username, c.password.expose()).await.map_err(|(e, _)| e)?;
     session.select(&c.mailbox).await?;
     let idle = session.capabilities().await?.has_str("IDLE");
     tracing::info!(host = %c.host, mailbox = %c.mailbox, idle, "IMAP mailbox open");
@@ -132,11 +121,7 @@ where
     let mut report = PollReport::default();
     for uid in uids {
         let raw: Option<Vec<u8>> = {
-            let fetches: Vec<_> = session
-                .uid_fetch(uid.to_string(), "BODY.PEEK[]")
-                .await?
-                .try_collect()
-                .await?;
+            let fetches: Vec<_> = session.uid_fetch(uid.to_string(), "BODY.PEEK[]").await?.try_collect().await?;
             fetches.into_iter().find_map(|f| f.body().map(<[u8]>::to_vec))
         };
         let Some(raw) = raw else { continue };
@@ -154,11 +139,7 @@ where
             to => session.uid_mv(uid.to_string(), to).await.is_ok(),
         };
         if !moved {
-            let _: Vec<_> = session
-                .uid_store(uid.to_string(), "+FLAGS (\\Seen)")
-                .await?
-                .try_collect()
-                .await?;
+            let _: Vec<_> = session.uid_store(uid.to_string(), "+FLAGS (\\Seen)").await?.try_collect().await?;
         }
         report.handled += 1;
     }

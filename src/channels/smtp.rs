@@ -109,15 +109,11 @@ impl SmtpPool {
 
     async fn connect(&self) -> Result<Pooled, SendError> {
         let where_ = format!("{}:{}", self.host, self.port);
-        let tcp = tokio::time::timeout(
-            self.step,
-            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
-        )
-        .await
-        .map_err(|_| SendError::Transient(format!("connecting to {where_}: timed out")))?
-        .map_err(|e| SendError::Transient(format!("connecting to {where_}: {e}")))?;
-        tcp.set_nodelay(true)
+        let tcp = tokio::time::timeout(self.step, tokio::net::TcpStream::connect((self.host.as_str(), self.port)))
+            .await
+            .map_err(|_| SendError::Transient(format!("connecting to {where_}: timed out")))?
             .map_err(|e| SendError::Transient(format!("connecting to {where_}: {e}")))?;
+        tcp.set_nodelay(true).map_err(|e| SendError::Transient(format!("connecting to {where_}: {e}")))?;
         let mut conn =
             AsyncSmtpConnection::connect_with_transport(Box::new(TimedStream::new(tcp, self.step)), &self.hello)
                 .await
@@ -128,26 +124,18 @@ impl SmtpPool {
         // lettre keeps only the extensions it uses; PIPELINING is read from a second EHLO
         // (before AUTH, which an EHLO could reset).
         let ehlo = conn.command(Ehlo::new(self.hello.clone())).await.map_err(classify)?;
-        let pipelining = ehlo.message().any(|line| {
-            line.split_whitespace()
-                .next()
-                .is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING"))
-        });
+        let pipelining = ehlo
+            .message()
+            .any(|line| line.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING")));
         if let Some(c) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
-                .await
-                .map_err(classify)?;
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await.map_err(classify)?;
         }
         Ok(Pooled { conn, pipelining })
     }
 
     /// Sends one message; its end of data (which makes the server take it) waits for `gate`.
     pub async fn send(&self, envelope: &Envelope, raw: &[u8], gate: &Gate) -> Result<String, SendError> {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|e| SendError::Transient(e.to_string()))?;
+        let _slot = self.slots.acquire().await.map_err(|e| SendError::Transient(e.to_string()))?;
         let reused = self.idle.lock().ok().and_then(|mut v| v.pop());
         let (mut pooled, was_reused) = match reused {
             Some(c) => (c, true),
@@ -173,9 +161,7 @@ impl SmtpPool {
         {
             idle.push(pooled);
         }
-        result
-            .map(|r| r.message().collect::<Vec<_>>().join(" "))
-            .map_err(|f| f.error)
+        result.map(|r| r.message().collect::<Vec<_>>().join(" ")).map_err(|f| f.error)
     }
 }
 
@@ -191,11 +177,7 @@ struct Failed {
 
 impl Failed {
     fn at(e: lettre::transport::smtp::Error, maybe_delivered: bool) -> Failed {
-        Failed {
-            broken: !e.is_permanent() && !e.is_transient(),
-            error: classify(e),
-            maybe_delivered,
-        }
+        Failed { broken: !e.is_permanent() && !e.is_transient(), error: classify(e), maybe_delivered }
     }
 }
 
@@ -213,11 +195,8 @@ impl Pooled {
             // a broken connection ends it at once.
             let mut refused = None;
             for n in 0..commands.len() {
-                let reply = if n == 0 {
-                    self.conn.command(commands.concat()).await
-                } else {
-                    self.conn.read_response().await
-                };
+                let reply =
+                    if n == 0 { self.conn.command(commands.concat()).await } else { self.conn.read_response().await };
                 match reply {
                     Ok(_) => {}
                     Err(e) if e.is_permanent() || e.is_transient() => {
@@ -247,9 +226,7 @@ impl Pooled {
     /// RFC 6152 8BITMIME for non-ASCII content), refused at once when the server lacks them.
     fn mail_options(&self, envelope: &Envelope, raw: &[u8]) -> Result<Vec<MailParameter>, Failed> {
         let lacks = |what: &str| Failed {
-            error: SendError::Permanent(format!(
-                "the message needs {what}, which the SMTP server does not offer"
-            )),
+            error: SendError::Permanent(format!("the message needs {what}, which the SMTP server does not offer")),
             broken: false,
             maybe_delivered: false,
         };
@@ -298,11 +275,7 @@ impl std::fmt::Display for DataBody<'_> {
 
 /// 5xx replies are permanent; everything else (4xx, network, TLS) is worth another try.
 pub(super) fn classify(e: lettre::transport::smtp::Error) -> SendError {
-    if e.is_permanent() {
-        SendError::Permanent(error_chain(&e))
-    } else {
-        SendError::Transient(error_chain(&e))
-    }
+    if e.is_permanent() { SendError::Permanent(error_chain(&e)) } else { SendError::Transient(error_chain(&e)) }
 }
 
 pub(super) fn error_chain(e: &dyn std::error::Error) -> String {

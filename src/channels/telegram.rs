@@ -81,19 +81,14 @@ impl Pace {
 impl Telegram {
     pub fn new(cfg: &TelegramConfig, db: crate::store::Db) -> Result<Telegram, String> {
         let url = reqwest::Url::parse(&cfg.api_url).map_err(|e| format!("telegram.api_url: {e}"))?;
-        Ok(Telegram {
-            bot: Bot::new(cfg.token.expose()).set_api_url(url),
-            pace: Pace::new(cfg, db),
-        })
+        Ok(Telegram { bot: Bot::new(cfg.token.expose()).set_api_url(url), pace: Pace::new(cfg, db) })
     }
 
     /// Registers the commands (`setMyCommands`) and the delivery mode: no webhook for long
     /// polling, or cport's webhook URL with its secret.
     pub async fn register(&self, state: &Services) -> Result<(), RequestError> {
-        let mut commands: Vec<BotCommand> = COMMANDS
-            .iter()
-            .map(|(name, _, what)| BotCommand::new(name.to_ascii_lowercase(), *what))
-            .collect();
+        let mut commands: Vec<BotCommand> =
+            COMMANDS.iter().map(|(name, _, what)| BotCommand::new(name.to_ascii_lowercase(), *what)).collect();
         commands.push(BotCommand::new("start", "link this chat: /start CODE"));
         commands.push(BotCommand::new("unlink", "stop messages to this chat"));
         self.bot.set_my_commands(commands).await?;
@@ -101,10 +96,7 @@ impl Telegram {
         if cfg.mode == TelegramMode::Webhook {
             let url = format!("{}/telegram/webhook", state.config.public_url.trim_end_matches('/'));
             let url = reqwest::Url::parse(&url).map_err(|e| RequestError::Io(Arc::new(std::io::Error::other(e))))?;
-            self.bot
-                .set_webhook(url)
-                .secret_token(cfg.webhook_secret.expose().to_string())
-                .await?;
+            self.bot.set_webhook(url).secret_token(cfg.webhook_secret.expose().to_string()).await?;
         } else {
             self.bot.delete_webhook().await?;
         }
@@ -122,20 +114,14 @@ impl Telegram {
             _ => None,
         };
         if let Some(photo) = photo {
-            let mut req = self
-                .bot
-                .send_photo(chat, photo)
-                .caption(cut(&html, CAPTION_LIMIT))
-                .parse_mode(ParseMode::Html);
+            let mut req =
+                self.bot.send_photo(chat, photo).caption(cut(&html, CAPTION_LIMIT)).parse_mode(ParseMode::Html);
             if let Some(k) = keyboard {
                 req = req.reply_markup(k);
             }
             return req.await;
         }
-        let mut req = self
-            .bot
-            .send_message(chat, cut(&html, TEXT_LIMIT))
-            .parse_mode(ParseMode::Html);
+        let mut req = self.bot.send_message(chat, cut(&html, TEXT_LIMIT)).parse_mode(ParseMode::Html);
         if let Some(k) = keyboard {
             req = req.reply_markup(k);
         }
@@ -145,10 +131,7 @@ impl Telegram {
     async fn edit(&self, chat: ChatId, id: MessageId, m: &ChatMessage) -> Result<(), RequestError> {
         self.pace.wait(chat.0).await;
         let (html, keyboard) = render(m);
-        let mut req = self
-            .bot
-            .edit_message_text(chat, id, cut(&html, TEXT_LIMIT))
-            .parse_mode(ParseMode::Html);
+        let mut req = self.bot.edit_message_text(chat, id, cut(&html, TEXT_LIMIT)).parse_mode(ParseMode::Html);
         req = req.reply_markup(keyboard.unwrap_or_else(|| InlineKeyboardMarkup::new(Vec::<Vec<_>>::new())));
         req.await.map(|_| ())
     }
@@ -157,9 +140,8 @@ impl Telegram {
 impl ChatSender for Telegram {
     fn send<'a>(&'a self, chat_id: &'a str, message: &'a ChatMessage) -> BoxFuture<'a, Result<String, SendError>> {
         Box::pin(async move {
-            let chat: i64 = chat_id
-                .parse()
-                .map_err(|_| SendError::Permanent(format!("`{chat_id}` is not a Telegram chat id")))?;
+            let chat: i64 =
+                chat_id.parse().map_err(|_| SendError::Permanent(format!("`{chat_id}` is not a Telegram chat id")))?;
             let sent = self.send_to(ChatId(chat), message).await.map_err(send_error)?;
             Ok(format!("telegram:{chat}:{}", sent.id.0))
         })
@@ -314,12 +296,7 @@ async fn prepare(tg: &Telegram, update: Update) -> Option<Prepared> {
         }
         _ => return None,
     };
-    Some(Prepared {
-        update_id,
-        incoming,
-        chat,
-        callback,
-    })
+    Some(Prepared { update_id, incoming, chat, callback })
 }
 
 async fn execute(
@@ -345,11 +322,7 @@ async fn execute(
             Reply::Notice(text) => match &callback {
                 Some((id, _)) if !noticed => {
                     noticed = true;
-                    tg.bot
-                        .answer_callback_query(id.clone())
-                        .text(text.clone())
-                        .await
-                        .map(|_| ())
+                    tg.bot.answer_callback_query(id.clone()).text(text.clone()).await.map(|_| ())
                 }
                 _ => Ok(()),
             },
@@ -379,11 +352,7 @@ async fn later(state: &Services, chat: ChatId, m: ChatMessage, why: SendError, n
         }
     };
     tracing::info!(chat = chat.0, error = %why, retry_at = %at, "telegram: answer queued for later");
-    let idem = format!(
-        "answer:telegram:{}:{}",
-        chat.0,
-        now.timestamp_nanos_opt().unwrap_or_default()
-    );
+    let idem = format!("answer:telegram:{}:{}", chat.0, now.timestamp_nanos_opt().unwrap_or_default());
     let row = m.queued(None, "telegram", &chat.0.to_string(), "answer", idem, at);
     let queued = async {
         let mut tx = state.db.begin().await?;
@@ -496,10 +465,7 @@ pub async fn webhook(
         return (StatusCode::NOT_FOUND, "telegram is not configured");
     };
     let want = state.config.telegram.webhook_secret.expose();
-    let got = headers
-        .get("x-telegram-bot-api-secret-token")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let got = headers.get("x-telegram-bot-api-secret-token").and_then(|v| v.to_str().ok()).unwrap_or("");
     if state.config.telegram.mode != TelegramMode::Webhook
         || want.is_empty()
         || !crate::links::constant_time_eq(got, want)

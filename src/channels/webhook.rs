@@ -27,14 +27,8 @@ pub async fn send(http: &reqwest::Client, hook: &WebhookConfig, row: &OutboxRow)
     if status.is_success() {
         Ok(format!("HTTP {}", status.as_u16()))
     } else if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
-        Err(SendError::Transient(format!(
-            "webhook answered HTTP {}",
-            status.as_u16()
-        )))
+        Err(SendError::Transient(format!("webhook answered HTTP {}", status.as_u16())))
     } else {
-        Err(SendError::Permanent(format!(
-            "webhook answered HTTP {}",
-            status.as_u16()
-        )))
+        Err(SendError::Permanent(format!("webhook answered HTTP {}", status.as_u16())))
     }
 }

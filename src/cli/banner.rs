@@ -45,11 +45,7 @@ pub(crate) async fn banner(state: &AppState, command: BannerCommand) -> anyhow::
                     st,
                     fmt(b.starts_at),
                     b.expires_at.map(fmt).unwrap_or_else(|| "-".into()),
-                    if clients.is_empty() {
-                        "all clients".into()
-                    } else {
-                        clients.join(",")
-                    },
+                    if clients.is_empty() { "all clients".into() } else { clients.join(",") },
                     b.title
                 );
             }

@@ -30,12 +30,7 @@ pub(crate) fn clear_demo_files(dir: &Path) -> std::io::Result<()> {
 fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     // An older file keeps its mode through `open`: set it.
     f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(bytes)
@@ -57,11 +52,8 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     config.email.dir = dir.join("mail");
     config.validate(Need::Secrets)?;
     let config_file = dir.join("cport.toml");
-    write_secret_file(
-        &config_file,
-        format!("# Written by `cport demo`.\n{}", config.to_toml()).as_bytes(),
-    )
-    .with_context(|| format!("cannot write {}", config_file.display()))?;
+    write_secret_file(&config_file, format!("# Written by `cport demo`.\n{}", config.to_toml()).as_bytes())
+        .with_context(|| format!("cannot write {}", config_file.display()))?;
     let pictures = crate::demo::write_media(dir)?;
 
     let db = open_store(&config).await?;
@@ -82,15 +74,8 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("cport demo is running at {base}  (Ctrl-C stops it)");
     println!();
-    println!(
-        "  store      {} ({records} records, {pictures} pictures)",
-        dir.join("cport.db").display()
-    );
-    println!(
-        "  digests    {} emails written to {}",
-        sent.sent,
-        config.email.dir.display()
-    );
+    println!("  store      {} ({records} records, {pictures} pictures)", dir.join("cport.db").display());
+    println!("  digests    {} emails written to {}", sent.sent, config.email.dir.display());
     println!("  config     {cfg}");
     println!("  api token  {}", config.api_token.expose());
     println!();
@@ -100,8 +85,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     // Pictures are private: this address is signed and opens for a day without a session.
     println!(
         "  open '{}'   (a visual awaiting approval; signed, for a day)",
-        app.state
-            .picture_url("/media/visuals/V-1001.svg", now + chrono::Duration::days(1))
+        app.state.picture_url("/media/visuals/V-1001.svg", now + chrono::Duration::days(1))
     );
     // The command as this binary was started: from cargo in a clone, or installed.
     let cport = if std::env::current_exe().is_ok_and(|p| p.components().any(|c| c.as_os_str() == "target")) {
@@ -111,18 +95,12 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     };
     println!("  {cport} --config {cfg} digest run --dry-run");
     println!("  {cport} --config {cfg} digest run --dry-run --contact P-101 --json");
-    println!(
-        "  curl -X PUT {base}/api/v1/visuals -H 'Authorization: Bearer {}' \\",
-        config.api_token.expose()
-    );
+    println!("  curl -X PUT {base}/api/v1/visuals -H 'Authorization: Bearer {}' \\", config.api_token.expose());
     println!("       -H 'Content-Type: application/json' --data @examples/visuals.json");
     println!();
     if !config.telegram.token.is_empty() || !config.discord.public_key.is_empty() {
         let code = crate::actions::chat_link::new_link_code(&app.state, "P-101", now).await?;
-        println!(
-            "Chat: link yourself as P-101 ({}) with the code {code}:",
-            crate::demo::DEMO_CONTACTS[0].who
-        );
+        println!("Chat: link yourself as P-101 ({}) with the code {code}:", crate::demo::DEMO_CONTACTS[0].who);
         for line in crate::actions::chat_link::how_to_link(&app.state.config, &code) {
             println!("  {line}");
         }
@@ -137,12 +115,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     println!("Open the portal as a demo contact (each link signs you in):");
     for c in crate::demo::DEMO_CONTACTS {
-        println!(
-            "  {:<6} {}\n         {}",
-            c.id,
-            c.who,
-            app.state.portal_link(c.id, "/", now)
-        );
+        println!("  {:<6} {}\n         {}", c.id, c.who, app.state.portal_link(c.id, "/", now));
     }
     println!();
     std::io::stdout().flush()?;

@@ -4,22 +4,14 @@ use super::*;
 
 pub(crate) async fn digest_run(state: &AppState, args: &DigestRunArgs) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
-    let report = run_pass(
-        state,
-        now,
-        args.contact.as_deref(),
-        Trigger::Manual { force: args.force },
-    )
-    .await
-    .map_err(|e| match e {
-        PassError::Store(crate::store::StoreError::NotFound) => {
-            anyhow::anyhow!(
-                "--contact: no contact with id `{}`",
-                args.contact.as_deref().unwrap_or("")
-            )
-        }
-        other => other.into(),
-    })?;
+    let report = run_pass(state, now, args.contact.as_deref(), Trigger::Manual { force: args.force }).await.map_err(
+        |e| match e {
+            PassError::Store(crate::store::StoreError::NotFound) => {
+                anyhow::anyhow!("--contact: no contact with id `{}`", args.contact.as_deref().unwrap_or(""))
+            }
+            other => other.into(),
+        },
+    )?;
     println!(
         "digests: {} queued, {} with nothing to send, {} already sent this period (use --force to resend), {} with email off",
         report.queued, report.empty, report.already_decided, report.email_off
@@ -64,13 +56,7 @@ pub(crate) async fn dry_run(db: &Db, args: &DigestRunArgs) -> anyhow::Result<()>
     let mut array = serde::Serializer::serialize_seq(&mut json, Some(contacts.len()))?;
     for c in &contacts {
         let items = cache.for_contact(db, c).await?;
-        serde::ser::SerializeSeq::serialize_element(
-            &mut array,
-            &Entry {
-                contact: c,
-                items: &items,
-            },
-        )?;
+        serde::ser::SerializeSeq::serialize_element(&mut array, &Entry { contact: c, items: &items })?;
     }
     serde::ser::SerializeSeq::end(array)?;
     writeln!(out)?;
@@ -79,16 +65,7 @@ pub(crate) async fn dry_run(db: &Db, args: &DigestRunArgs) -> anyhow::Result<()>
 }
 
 pub(crate) fn print_items(out: &mut impl Write, c: &ContactRow, items: &[ActionItem]) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{}  {} <{}> ({}), {}: {} item(s)",
-        c.id,
-        c.name,
-        c.email,
-        c.role,
-        c.client_name,
-        items.len()
-    )?;
+    writeln!(out, "{}  {} <{}> ({}), {}: {} item(s)", c.id, c.name, c.email, c.role, c.client_name, items.len())?;
     let mut last = None;
     for it in items {
         if last != Some(it.category) {
@@ -96,14 +73,7 @@ pub(crate) fn print_items(out: &mut impl Write, c: &ContactRow, items: &[ActionI
             last = Some(it.category);
         }
         let date = it.date.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
-        writeln!(
-            out,
-            "    {:<10} {:<10} {:<58} {}",
-            it.id,
-            date,
-            truncate(&it.title, 58),
-            it.command
-        )?;
+        writeln!(out, "    {:<10} {:<10} {:<58} {}", it.id, date, truncate(&it.title, 58), it.command)?;
     }
     if items.is_empty() {
         writeln!(out, "    (nothing needs attention; no digest would be sent)")?;

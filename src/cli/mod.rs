@@ -359,9 +359,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let db = open_store(&config).await?;
             return import(&db, &args).await;
         }
-        Command::Digest {
-            command: DigestCommand::Run(args),
-        } => {
+        Command::Digest { command: DigestCommand::Run(args) } => {
             if args.dry_run {
                 let config = load(Need::StoreOnly)?;
                 let db = open_store(&config).await?;
@@ -375,11 +373,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::GenData(args) => {
-            let doc = gendata::generate(&gendata::Scale {
-                clients: args.clients,
-                jobs: args.jobs,
-                seed: args.seed,
-            });
+            let doc = gendata::generate(&gendata::Scale { clients: args.clients, jobs: args.jobs, seed: args.seed });
             match &args.out {
                 Some(p) => {
                     let f = std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?;
@@ -408,9 +402,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Err(e) => return Err(e.into()),
             }
             let ttl = chrono::Duration::days(i64::from(days.unwrap_or(state.config.digest.link_ttl_days)));
-            let url = state
-                .signer
-                .open_url(&state.config.public_url, &to, &contact, ttl, chrono::Utc::now());
+            let url = state.signer.open_url(&state.config.public_url, &to, &contact, ttl, chrono::Utc::now());
             println!("{url}");
         }
         Command::LinkCode { contact } => {
@@ -427,9 +419,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("{line}");
             }
         }
-        Command::Discord {
-            command: DiscordCommand::RegisterCommands,
-        } => {
+        Command::Discord { command: DiscordCommand::RegisterCommands } => {
             let config = load(Need::Secrets)?;
             if config.discord.token.is_empty() {
                 bail!("discord.token: required to register commands (or CPORT_DISCORD_TOKEN)");
@@ -438,10 +428,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("discord.application_id: required to register commands (or CPORT_DISCORD_APPLICATION_ID)");
             }
             let discord = crate::channels::discord::Discord::new(&config);
-            let n = discord
-                .register_commands()
-                .await
-                .map_err(|e| anyhow::anyhow!("Discord refused the commands: {e}"))?;
+            let n =
+                discord.register_commands().await.map_err(|e| anyhow::anyhow!("Discord refused the commands: {e}"))?;
             println!("{n} slash commands registered");
         }
         Command::InboundEmail { dir: None } => match load(Need::Secrets) {
@@ -475,9 +463,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 summary.join(", ")
             );
         }
-        Command::Inbound {
-            command: InboundCommand::List { disposition, limit },
-        } => {
+        Command::Inbound { command: InboundCommand::List { disposition, limit } } => {
             const DISPOSITIONS: &[&str] = &["processed", "bounce", "ignored", "held", "duplicate"];
             if let Some(d) = &disposition
                 && !DISPOSITIONS.contains(&d.as_str())
@@ -491,18 +477,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let db = open_store(&config).await?;
             let counts = crate::store::inbound::counts_by_disposition(&db).await?;
             let summary: Vec<String> = counts.iter().map(|(d, n)| format!("{d} {n}")).collect();
-            println!(
-                "inbound: {}",
-                if summary.is_empty() {
-                    "nothing yet".into()
-                } else {
-                    summary.join(", ")
-                }
-            );
-            println!(
-                "{:<17} {:<10} {:<10} {:<40} REASON",
-                "RECEIVED", "OUTCOME", "CONTACT", "MESSAGE-ID"
-            );
+            println!("inbound: {}", if summary.is_empty() { "nothing yet".into() } else { summary.join(", ") });
+            println!("{:<17} {:<10} {:<10} {:<40} REASON", "RECEIVED", "OUTCOME", "CONTACT", "MESSAGE-ID");
             for r in crate::store::inbound::list_recent(&db, disposition.as_deref(), limit).await? {
                 println!(
                     "{:<17} {:<10} {:<10} {:<40} {}",
@@ -514,9 +490,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        Command::Inbound {
-            command: InboundCommand::Held { limit },
-        } => {
+        Command::Inbound { command: InboundCommand::Held { limit } } => {
             let config = load(Need::StoreOnly)?;
             let db = open_store(&config).await?;
             let rows = crate::store::inbound::list_held(&db, limit).await?;
@@ -540,11 +514,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return staff(&state, command).await;
         }
         Command::Outbox { command } => {
-            let need = if matches!(command, OutboxCommand::Send) {
-                Need::Secrets
-            } else {
-                Need::StoreOnly
-            };
+            let need = if matches!(command, OutboxCommand::Send) { Need::Secrets } else { Need::StoreOnly };
             return outbox(load(need)?, command).await;
         }
     }

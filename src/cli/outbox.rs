@@ -37,14 +37,7 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
             }
             let counts = ob::counts_by_status(db).await?;
             let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
-            println!(
-                "outbox: {}",
-                if summary.is_empty() {
-                    "empty".into()
-                } else {
-                    summary.join(", ")
-                }
-            );
+            println!("outbox: {}", if summary.is_empty() { "empty".into() } else { summary.join(", ") });
             let suspended = crate::store::settings::list_settings(db)
                 .await?
                 .into_values()

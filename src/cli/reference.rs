@@ -42,20 +42,11 @@ fn argument(a: &Arg) -> Argument {
         (None, Some(short)) => format!("-{short}"),
         (None, None) => value,
     };
-    let default: Vec<String> = a
-        .get_default_values()
-        .iter()
-        .map(|v| v.to_string_lossy().into_owned())
-        .collect();
+    let default: Vec<String> = a.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
     Argument {
         spelling,
         default: (!default.is_empty() && takes_value).then(|| default.join(",")),
-        choices: a
-            .get_possible_values()
-            .iter()
-            .filter(|_| takes_value)
-            .map(|p| p.get_name().to_string())
-            .collect(),
+        choices: a.get_possible_values().iter().filter(|_| takes_value).map(|p| p.get_name().to_string()).collect(),
         required: a.is_required_set(),
         help: a.get_help().map(|h| h.to_string()).unwrap_or_default(),
     }
@@ -81,10 +72,7 @@ pub fn entries() -> Vec<Entry> {
 }
 
 fn collect(parent: &Command, out: &mut Vec<Entry>) {
-    for sub in parent
-        .get_subcommands()
-        .filter(|s| s.get_name() != "help" && !s.is_hide_set())
-    {
+    for sub in parent.get_subcommands().filter(|s| s.get_name() != "help" && !s.is_hide_set()) {
         let name = sub.get_bin_name().unwrap_or(sub.get_name()).to_string();
         if sub.has_subcommands() {
             collect(sub, out);
@@ -93,16 +81,8 @@ fn collect(parent: &Command, out: &mut Vec<Entry>) {
         let usage = sub.clone().render_usage().to_string();
         out.push(Entry {
             usage: usage.trim_start_matches("Usage: ").trim().to_string(),
-            about: sub
-                .get_long_about()
-                .or(sub.get_about())
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
-            arguments: sub
-                .get_arguments()
-                .filter(|a| shown(a) && !a.is_global_set())
-                .map(argument)
-                .collect(),
+            about: sub.get_long_about().or(sub.get_about()).map(|s| s.to_string()).unwrap_or_default(),
+            arguments: sub.get_arguments().filter(|a| shown(a) && !a.is_global_set()).map(argument).collect(),
             name,
         });
     }
@@ -136,12 +116,7 @@ pub fn markdown() -> String {
         if e.name == "cport" {
             out.push_str(&format!("\n{}\n\n## Every command\n\n", sentence(&e.about)));
         } else {
-            out.push_str(&format!(
-                "\n## `{}`\n\n```text\n{}\n```\n\n{}\n",
-                e.name,
-                e.usage,
-                sentence(&e.about)
-            ));
+            out.push_str(&format!("\n## `{}`\n\n```text\n{}\n```\n\n{}\n", e.name, e.usage, sentence(&e.about)));
             if e.arguments.is_empty() {
                 continue;
             }

@@ -16,17 +16,8 @@ pub(crate) async fn staff(state: &AppState, command: StaffCommand) -> anyhow::Re
             }
             let (id, new) = st::add(&state.db, &email, now).await?;
             let link =
-                state
-                    .signer
-                    .staff_password_url(&state.config.public_url, id, chrono::Duration::hours(LINK_HOURS), now);
-            st::audit(
-                &state.db,
-                "cli",
-                if new { "added staff" } else { "issued password link" },
-                &email,
-                now,
-            )
-            .await?;
+                state.signer.staff_password_url(&state.config.public_url, id, chrono::Duration::hours(LINK_HOURS), now);
+            st::audit(&state.db, "cli", if new { "added staff" } else { "issued password link" }, &email, now).await?;
             if new {
                 println!("staff account {email} added");
             } else {

@@ -14,19 +14,13 @@ impl Config {
 
     /// Same as [`Config::load`] with the environment passed in (tests use this).
     pub fn load_from(file: Option<&Path>, env: &[(String, String)], need: Need) -> Result<Config, ConfigError> {
-        let mut tree = toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse {
-            path: PathBuf::from("<defaults>"),
-            message: e.to_string(),
-        })?;
+        let mut tree = toml::Value::try_from(Config::default())
+            .map_err(|e| ConfigError::Parse { path: PathBuf::from("<defaults>"), message: e.to_string() })?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            let overlay: toml::Value = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                path: path.to_path_buf(),
-                message: e.message().to_string(),
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+            let overlay: toml::Value = toml::from_str(&text)
+                .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.message().to_string() })?;
             merge(&mut tree, overlay, "")?;
         }
         for (var, value) in env {
@@ -57,11 +51,7 @@ fn merge(base: &mut toml::Value, overlay: toml::Value, prefix: &str) -> Result<(
         return Ok(());
     };
     for (k, v) in over_t {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
         match base_t.get_mut(&k) {
             None => return Err(invalid(&key, "unknown key")),
             Some(existing @ toml::Value::Table(_)) => {
@@ -72,10 +62,7 @@ fn merge(base: &mut toml::Value, overlay: toml::Value, prefix: &str) -> Result<(
             }
             Some(existing) => {
                 if std::mem::discriminant(existing) != std::mem::discriminant(&v) {
-                    return Err(invalid(
-                        &key,
-                        format!("expected {}, found {}", existing.type_str(), v.type_str()),
-                    ));
+                    return Err(invalid(&key, format!("expected {}, found {}", existing.type_str(), v.type_str())));
                 }
                 *existing = v;
             }
@@ -98,43 +85,30 @@ fn apply_env(tree: &mut toml::Value, var: &str, rest: &str, value: &str) -> Resu
     } else {
         vec![lower.clone()]
     };
-    let unknown = || ConfigError::Env {
-        var: var.to_string(),
-        message: "does not name a config key".into(),
-    };
+    let unknown = || ConfigError::Env { var: var.to_string(), message: "does not name a config key".into() };
     let mut node = &mut *tree;
     for part in &path[..path.len() - 1] {
-        node = node
-            .get_mut(part.as_str())
-            .filter(|n| n.is_table())
-            .ok_or_else(unknown)?;
+        node = node.get_mut(part.as_str()).filter(|n| n.is_table()).ok_or_else(unknown)?;
     }
     let leaf = node.get_mut(path[path.len() - 1].as_str()).ok_or_else(unknown)?;
-    let parsed = match leaf {
-        toml::Value::Integer(_) => value
-            .parse::<i64>()
-            .map(toml::Value::Integer)
-            .map_err(|_| ConfigError::Env {
-                var: var.to_string(),
-                message: format!("`{value}` is not a whole number"),
+    let parsed =
+        match leaf {
+            toml::Value::Integer(_) => value.parse::<i64>().map(toml::Value::Integer).map_err(|_| {
+                ConfigError::Env { var: var.to_string(), message: format!("`{value}` is not a whole number") }
             })?,
-        toml::Value::Boolean(_) => value
-            .parse::<bool>()
-            .map(toml::Value::Boolean)
-            .map_err(|_| ConfigError::Env {
-                var: var.to_string(),
-                message: format!("`{value}` is not true or false"),
+            toml::Value::Boolean(_) => value.parse::<bool>().map(toml::Value::Boolean).map_err(|_| {
+                ConfigError::Env { var: var.to_string(), message: format!("`{value}` is not true or false") }
             })?,
-        toml::Value::Array(_) => toml::Value::Array(
-            value
-                .split(',')
-                .map(|v| toml::Value::String(v.trim().to_string()))
-                .filter(|v| v.as_str() != Some(""))
-                .collect(),
-        ),
-        toml::Value::Table(_) => return Err(unknown()),
-        _ => toml::Value::String(value.to_string()),
-    };
+            toml::Value::Array(_) => toml::Value::Array(
+                value
+                    .split(',')
+                    .map(|v| toml::Value::String(v.trim().to_string()))
+                    .filter(|v| v.as_str() != Some(""))
+                    .collect(),
+            ),
+            toml::Value::Table(_) => return Err(unknown()),
+            _ => toml::Value::String(value.to_string()),
+        };
     *leaf = parsed;
     Ok(())
 }
@@ -198,9 +172,7 @@ mod tests {
         ] {
             let p = dir.path().join("c.toml");
             std::fs::write(&p, text).unwrap();
-            let err = Config::load_from(Some(&p), &[], Need::StoreOnly)
-                .unwrap_err()
-                .to_string();
+            let err = Config::load_from(Some(&p), &[], Need::StoreOnly).unwrap_err().to_string();
             assert!(err.contains(named), "{text}: `{err}` should name {named}");
         }
     }

@@ -52,11 +52,7 @@ impl JsonSchema for Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("\"\"")
-        } else {
-            f.write_str("\"***\"")
-        }
+        if self.0.is_empty() { f.write_str("\"\"") } else { f.write_str("\"***\"") }
     }
 }
 
@@ -541,12 +537,10 @@ impl Default for InboundConfig {
             trusted_authserv_ids: vec![],
             soft_bounce_limit: 3,
             max_attachment_bytes: 20 * 1024 * 1024,
-            artwork_types: [
-                "pdf", "ai", "eps", "svg", "png", "jpg", "jpeg", "tif", "tiff", "psd", "zip",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+            artwork_types: ["pdf", "ai", "eps", "svg", "png", "jpg", "jpeg", "tif", "tiff", "psd", "zip"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -627,10 +621,7 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_string(),
-        message: message.into(),
-    }
+    ConfigError::Invalid { key: key.to_string(), message: message.into() }
 }
 
 /// Where secrets must be present: `serve` needs them, `digest run --dry-run` does not.

@@ -35,9 +35,7 @@ pub struct Section {
 
 /// The JSON Schema of [`Config`], every sub-table inlined.
 pub fn schema() -> Value {
-    let generator = SchemaSettings::draft2020_12()
-        .with(|s| s.inline_subschemas = true)
-        .into_generator();
+    let generator = SchemaSettings::draft2020_12().with(|s| s.inline_subschemas = true).into_generator();
     generator.into_root_schema_for::<Config>().to_value()
 }
 
@@ -50,23 +48,12 @@ pub fn sections() -> Vec<Section> {
 }
 
 fn walk(schema: &Value, defaults: &toml::Value, path: &str, description: &str, out: &mut Vec<Section>) {
-    let mut section = Section {
-        path: path.to_string(),
-        description: description.to_string(),
-        keys: vec![],
-    };
+    let mut section = Section { path: path.to_string(), description: description.to_string(), keys: vec![] };
     let mut tables = vec![];
     let properties = schema.get("properties").and_then(Value::as_object);
     for (name, property) in properties.into_iter().flatten() {
-        let key = if path.is_empty() {
-            name.clone()
-        } else {
-            format!("{path}.{name}")
-        };
-        let default = defaults
-            .get(name)
-            .cloned()
-            .unwrap_or(toml::Value::String(String::new()));
+        let key = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+        let default = defaults.get(name).cloned().unwrap_or(toml::Value::String(String::new()));
         let doc = text(property.get("description"));
         if property.get("properties").is_some() {
             tables.push((property, default, key, doc));
@@ -92,11 +79,7 @@ fn text(v: Option<&Value>) -> String {
 
 fn kind(p: &Value) -> String {
     if let Some(choices) = p.get("enum").and_then(Value::as_array) {
-        let names: Vec<String> = choices
-            .iter()
-            .filter_map(Value::as_str)
-            .map(|c| format!("`{c}`"))
-            .collect();
+        let names: Vec<String> = choices.iter().filter_map(Value::as_str).map(|c| format!("`{c}`")).collect();
         return names.join(" \\| ");
     }
     // A field whose type is an enum with a doc comment of its own comes as `allOf: [enum]` or
@@ -105,19 +88,13 @@ fn kind(p: &Value) -> String {
         return kind(inner);
     }
     if let Some(one_of) = p.get("oneOf").and_then(Value::as_array) {
-        let names: Vec<String> = one_of
-            .iter()
-            .filter_map(|v| v.get("const").and_then(Value::as_str))
-            .map(|c| format!("`{c}`"))
-            .collect();
+        let names: Vec<String> =
+            one_of.iter().filter_map(|v| v.get("const").and_then(Value::as_str)).map(|c| format!("`{c}`")).collect();
         if !names.is_empty() {
             return names.join(" \\| ");
         }
     }
-    match (
-        p.get("type").and_then(Value::as_str),
-        p.get("format").and_then(Value::as_str),
-    ) {
+    match (p.get("type").and_then(Value::as_str), p.get("format").and_then(Value::as_str)) {
         (Some("string"), Some("password")) => "secret".into(),
         (Some("array"), _) => match p.pointer("/items/type").and_then(Value::as_str) {
             Some(t) => format!("list of {t}s"),

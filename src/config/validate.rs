@@ -8,12 +8,8 @@ use super::{Config, ConfigError, Need, TelegramMode, Tls, Transport, invalid};
 
 impl Config {
     pub fn validate(&self, need: Need) -> Result<(), ConfigError> {
-        SocketAddr::from_str(&self.listen).map_err(|_| {
-            invalid(
-                "listen",
-                format!("`{}` is not an address like 127.0.0.1:8080", self.listen),
-            )
-        })?;
+        SocketAddr::from_str(&self.listen)
+            .map_err(|_| invalid("listen", format!("`{}` is not an address like 127.0.0.1:8080", self.listen)))?;
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
             return Err(invalid("public_url", "must start with http:// or https://"));
         }
@@ -46,46 +42,29 @@ impl Config {
         }
         let dkim = &self.email.dkim;
         if dkim.enabled() || !dkim.domain.is_empty() || !dkim.key_file.as_os_str().is_empty() {
-            let dns = |s: &str| {
-                !s.is_empty()
-                    && s.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            };
+            let dns =
+                |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
             if !dns(&dkim.selector) {
-                return Err(invalid(
-                    "email.dkim.selector",
-                    "required with email.dkim, a DNS label like `cport1`",
-                ));
+                return Err(invalid("email.dkim.selector", "required with email.dkim, a DNS label like `cport1`"));
             }
             if !dns(&dkim.domain) {
-                return Err(invalid(
-                    "email.dkim.domain",
-                    "required with email.dkim, a domain like tot.example",
-                ));
+                return Err(invalid("email.dkim.domain", "required with email.dkim, a domain like tot.example"));
             }
             if dkim.key_file.as_os_str().is_empty() {
-                return Err(invalid(
-                    "email.dkim.key_file",
-                    "required with email.dkim: the private key's file",
-                ));
+                return Err(invalid("email.dkim.key_file", "required with email.dkim: the private key's file"));
             }
         }
         if self.smtp.pool_size == 0 {
             return Err(invalid("smtp.pool_size", "must be at least 1"));
         }
         if self.email.reply_domain.is_empty() || self.email.reply_domain.contains('@') {
-            return Err(invalid(
-                "email.reply_domain",
-                "must be a domain name like reply.tot.example",
-            ));
+            return Err(invalid("email.reply_domain", "must be a domain name like reply.tot.example"));
         }
         crate::model::schedule::parse_schedule(&self.digest.schedule).map_err(|e| invalid("digest.schedule", e))?;
-        self.digest.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
-            invalid(
-                "digest.timezone",
-                format!("`{}` is not an IANA time zone", self.digest.timezone),
-            )
-        })?;
+        self.digest
+            .timezone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| invalid("digest.timezone", format!("`{}` is not an IANA time zone", self.digest.timezone)))?;
         if self.outbox.max_attempts == 0 {
             return Err(invalid("outbox.max_attempts", "must be at least 1"));
         }
@@ -115,31 +94,19 @@ impl Config {
                 return Err(invalid("webhook.url", "must start with http:// or https://"));
             }
             if self.webhook.secret.expose().len() < 16 {
-                return Err(invalid(
-                    "webhook.secret",
-                    "required (16 characters or more) when webhook.url is set",
-                ));
+                return Err(invalid("webhook.secret", "required (16 characters or more) when webhook.url is set"));
             }
         }
         let c = &self.branding.colour;
         if !(c.starts_with('#') && matches!(c.len(), 4 | 7 | 9) && c[1..].chars().all(|x| x.is_ascii_hexdigit())) {
-            return Err(invalid(
-                "branding.colour",
-                format!("`{c}` is not a colour like #1f3a5f"),
-            ));
+            return Err(invalid("branding.colour", format!("`{c}` is not a colour like #1f3a5f")));
         }
         if self.portal.session_hours == 0 || self.portal.delegation_hours == 0 || self.portal.reset_minutes == 0 {
-            return Err(invalid(
-                "portal",
-                "session_hours, delegation_hours and reset_minutes must be at least 1",
-            ));
+            return Err(invalid("portal", "session_hours, delegation_hours and reset_minutes must be at least 1"));
         }
         if !self.imap.host.is_empty() {
             if self.imap.tls == Tls::Starttls {
-                return Err(invalid(
-                    "imap.tls",
-                    "starttls is not supported for IMAP; use tls (port 993) or none",
-                ));
+                return Err(invalid("imap.tls", "starttls is not supported for IMAP; use tls (port 993) or none"));
             }
             if self.imap.username.is_empty() {
                 return Err(invalid("imap.username", "required when imap.host is set"));
@@ -150,10 +117,7 @@ impl Config {
         }
         if need == Need::Secrets {
             if self.api_token.is_empty() {
-                return Err(invalid(
-                    "api_token",
-                    "missing; set it in the config file or CPORT_API_TOKEN",
-                ));
+                return Err(invalid("api_token", "missing; set it in the config file or CPORT_API_TOKEN"));
             }
             if self.link_secret.expose().len() < 16 {
                 return Err(invalid(
@@ -181,10 +145,7 @@ impl Config {
             return Err(invalid("telegram.staff", format!("`{bad}` is not a Telegram user id")));
         }
         if t.messages_per_second == 0 || t.chat_messages_per_second == 0 || t.chat_messages_per_minute == 0 {
-            return Err(invalid(
-                "telegram.messages_per_second",
-                "rate limits must be at least 1",
-            ));
+            return Err(invalid("telegram.messages_per_second", "rate limits must be at least 1"));
         }
         if t.poll_timeout_seconds == 0 || t.poll_timeout_seconds > 50 {
             return Err(invalid("telegram.poll_timeout_seconds", "must be between 1 and 50"));
@@ -194,24 +155,15 @@ impl Config {
             return Err(invalid("discord.api_url", "must start with http:// or https://"));
         }
         if !d.public_key.is_empty() && d.verifier().is_none() {
-            return Err(invalid(
-                "discord.public_key",
-                "must be the application's public key: 64 hexadecimal digits",
-            ));
+            return Err(invalid("discord.public_key", "must be the application's public key: 64 hexadecimal digits"));
         }
-        for (key, v) in [
-            ("discord.application_id", &d.application_id),
-            ("discord.channel_id", &d.channel_id),
-        ] {
+        for (key, v) in [("discord.application_id", &d.application_id), ("discord.channel_id", &d.channel_id)] {
             if !v.is_empty() && v.parse::<u64>().is_err() {
                 return Err(invalid(key, format!("`{v}` is not a Discord id (digits)")));
             }
         }
         if d.defer_after_ms > 2500 {
-            return Err(invalid(
-                "discord.defer_after_ms",
-                "must be at most 2500 (Discord waits 3 seconds)",
-            ));
+            return Err(invalid("discord.defer_after_ms", "must be at most 2500 (Discord waits 3 seconds)"));
         }
         if let Some(bad) = d.staff.iter().find(|s| s.parse::<u64>().is_err()) {
             return Err(invalid("discord.staff", format!("`{bad}` is not a Discord user id")));

@@ -25,26 +25,14 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
 pub async fn act(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
     let form = FormData::parse(&body);
     staff.check_csrf(form.get("csrf"))?;
-    let id: i64 = form
-        .text("id")
-        .parse()
-        .map_err(|_| HttpError::Invalid("id: not a request number".into()))?;
+    let id: i64 = form.text("id").parse().map_err(|_| HttpError::Invalid("id: not a request number".into()))?;
     let decision = Decision::parse(form.get("decision").unwrap_or(""))
         .ok_or_else(|| HttpError::Invalid("decision: `done` or `refused`".into()))?;
     decide(&state, id, decision, &staff.email, Utc::now()).await?;
-    staff
-        .record(
-            &state,
-            &format!("marked access request {}", decision.as_str()),
-            &id.to_string(),
-        )
-        .await?;
+    staff.record(&state, &format!("marked access request {}", decision.as_str()), &id.to_string()).await?;
     Ok(see_other(
         &state,
         "/staff/access",
-        &format!(
-            "Request {id} marked {}; the person is told by email.",
-            decision.as_str()
-        ),
+        &format!("Request {id} marked {}; the person is told by email.", decision.as_str()),
     ))
 }

@@ -47,11 +47,7 @@ fn anon_page(
 /// Only console paths are targets after sign-in.
 fn staff_next(next: Option<&str>) -> String {
     let n = safe_next(next);
-    if n == "/staff" || n.starts_with("/staff/") || n.starts_with("/staff?") {
-        n
-    } else {
-        "/staff".into()
-    }
+    if n == "/staff" || n.starts_with("/staff/") || n.starts_with("/staff?") { n } else { "/staff".into() }
 }
 
 #[derive(Deserialize)]
@@ -64,13 +60,7 @@ pub async fn login_form(
     headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Result<Response, HttpError> {
-    anon_page(
-        &state,
-        &headers,
-        "login",
-        StatusCode::OK,
-        json!({"next": staff_next(q.next.as_deref())}),
-    )
+    anon_page(&state, &headers, "login", StatusCode::OK, json!({"next": staff_next(q.next.as_deref())}))
 }
 
 /// `POST /staff/login`: email and password, limited per account and per address like clients'.
@@ -128,20 +118,14 @@ pub async fn login(
     .await?;
     staff::audit(&state.db, &email, "signed in", &addr.ip().to_string(), now).await?;
     crate::actions::chase::read_ahead(&state);
-    Ok(with_cookie(
-        Redirect::to(&next).into_response(),
-        &staff_cookie(&state, &token, hours * 3600),
-    ))
+    Ok(with_cookie(Redirect::to(&next).into_response(), &staff_cookie(&state, &token, hours * 3600)))
 }
 
 /// `POST /staff/logout`.
 pub async fn logout(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
     staff.check_csrf(FormData::parse(&body).get("csrf"))?;
     staff::revoke_session(&state.db, &staff.token_hash, Utc::now()).await?;
-    Ok(with_cookie(
-        Redirect::to("/staff/login").into_response(),
-        &staff_cookie(&state, "", 0),
-    ))
+    Ok(with_cookie(Redirect::to("/staff/login").into_response(), &staff_cookie(&state, "", 0)))
 }
 
 #[derive(Deserialize)]
@@ -164,13 +148,7 @@ async fn link_account(state: &AppState, token: &str) -> Result<Option<(i64, Stri
 }
 
 fn invalid_link(state: &AppState, headers: &HeaderMap) -> Result<Response, HttpError> {
-    anon_page(
-        state,
-        headers,
-        "password",
-        StatusCode::BAD_REQUEST,
-        json!({"invalid": true}),
-    )
+    anon_page(state, headers, "password", StatusCode::BAD_REQUEST, json!({"invalid": true}))
 }
 
 /// `GET /staff/password?token=`: choose a password.
@@ -181,13 +159,9 @@ pub async fn password_form(
 ) -> Result<Response, HttpError> {
     let token = q.token.unwrap_or_default();
     match link_account(&state, &token).await? {
-        Some(_) => anon_page(
-            &state,
-            &headers,
-            "password",
-            StatusCode::OK,
-            json!({"token": token, "min": MIN_PASSWORD}),
-        ),
+        Some(_) => {
+            anon_page(&state, &headers, "password", StatusCode::OK, json!({"token": token, "min": MIN_PASSWORD}))
+        }
         None => invalid_link(&state, &headers),
     }
 }

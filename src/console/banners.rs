@@ -105,13 +105,8 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
 /// The banner checked, or the form again with what is wrong.
 async fn checked(state: &AppState, staff: &Staff, form: &FormData) -> Result<Result<NewBanner, Response>, HttpError> {
     let again = |error: String| async move {
-        list_page(
-            state,
-            staff,
-            json!({"error": error, "form": form_values(form)}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await
+        list_page(state, staff, json!({"error": error, "form": form_values(form)}), StatusCode::UNPROCESSABLE_ENTITY)
+            .await
     };
     let input = match input_of(form) {
         Ok(i) => i,
@@ -145,11 +140,7 @@ pub async fn preview(State(state): State<AppState>, staff: Staff, body: Bytes) -
     let (email, chat) = match &sample {
         None => (None, None),
         Some(c) => {
-            let composer = Composer {
-                config: &state.config,
-                env: &state.templates,
-                signer: &state.signer,
-            };
+            let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
             let items = current(&state, c).await?;
             let urgent = banner.severity == crate::model::Severity::Urgent.as_str();
             let email = if urgent {
@@ -164,10 +155,8 @@ pub async fn preview(State(state): State<AppState>, staff: Staff, body: Bytes) -
                 crate::channels::chat::digest_message(&state, c, &items, std::slice::from_ref(&row), now)
             };
             (
-                Some(
-                    json!({"subject": email.subject, "html": without_link_tokens(&email.html),
-                            "text": without_link_tokens(&email.text), "to": c.name, "client": c.client_name}),
-                ),
+                Some(json!({"subject": email.subject, "html": without_link_tokens(&email.html),
+                            "text": without_link_tokens(&email.text), "to": c.name, "client": c.client_name})),
                 Some(json!({"title": chat.title,
                             "lines": chat.lines.iter().map(|l| without_link_tokens(l)).collect::<Vec<_>>()})),
             )
@@ -196,26 +185,17 @@ pub async fn post(State(state): State<AppState>, staff: Staff, body: Bytes) -> R
     let input = input_of(&form).map_err(HttpError::Invalid)?;
     match banners::post(&state, input, &staff.email, Utc::now()).await {
         Ok(p) => {
-            staff
-                .record(
-                    &state,
-                    "posted banner",
-                    &format!("{} ({})", p.id, form.text("title").trim()),
-                )
-                .await?;
+            staff.record(&state, "posted banner", &format!("{} ({})", p.id, form.text("title").trim())).await?;
             let note = if p.queued > 0 {
-                format!(
-                    "Banner {} posted; {} message(s) queued to its audience.",
-                    p.id, p.queued
-                )
+                format!("Banner {} posted; {} message(s) queued to its audience.", p.id, p.queued)
             } else {
                 format!("Banner {} posted.", p.id)
             };
             Ok(see_other(&state, "/staff/banners", &note))
         }
-        Err(BannerError::Invalid(errs)) => Err(HttpError::Invalid(
-            errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
-        )),
+        Err(BannerError::Invalid(errs)) => {
+            Err(HttpError::Invalid(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))
+        }
         Err(BannerError::Store(e)) => Err(e.into()),
     }
 }

@@ -52,14 +52,7 @@ fn filter_of(q: &FormData) -> Result<(ChaseFilter, usize), HttpError> {
             .filter(|p| (1..=100_000).contains(p))
             .ok_or_else(|| HttpError::BadRequest("page: a page number from 1".into()))?,
     };
-    Ok((
-        ChaseFilter {
-            category,
-            client,
-            min_age_days,
-        },
-        page,
-    ))
+    Ok((ChaseFilter { category, client, min_age_days }, page))
 }
 
 pub async fn chase(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
@@ -102,25 +95,14 @@ pub async fn chase(State(state): State<AppState>, staff: Staff, RawQuery(q): Raw
 /// A CSV field: quoted when it holds a separator, a quote or a line break, and never read as
 /// a formula by a spreadsheet.
 fn field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
 fn csv_line(r: &ChaseRow) -> String {
     let when = |t: Option<chrono::DateTime<Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
-    let mut channels: Vec<&str> = r
-        .contacts
-        .iter()
-        .flat_map(|c| c.channels.iter().map(|(ch, _)| ch.as_str()))
-        .collect();
+    let mut channels: Vec<&str> =
+        r.contacts.iter().flat_map(|c| c.channels.iter().map(|(ch, _)| ch.as_str())).collect();
     channels.sort_unstable();
     channels.dedup();
     let names: Vec<&str> = r.contacts.iter().map(|c| c.contact.name.as_str()).collect();
@@ -180,11 +162,7 @@ pub async fn remind(State(state): State<AppState>, staff: Staff, body: Bytes) ->
         return Err(HttpError::Invalid("contact and item: both are needed".into()));
     }
     let back = crate::portal::auth::safe_next(form.get("back"));
-    let back = if back.starts_with("/staff/chase") {
-        back
-    } else {
-        "/staff/chase".into()
-    };
+    let back = if back.starts_with("/staff/chase") { back } else { "/staff/chase".into() };
     let note = match chase::remind(&state, &contact, &key, Utc::now()).await {
         Ok(n) => {
             staff.record(&state, "reminded", &format!("{contact} of {key}")).await?;

@@ -28,28 +28,18 @@ pub async fn contacts(
     let find = q.text("find");
     let find = find.trim();
     if find.chars().count() > 100 || find.chars().any(char::is_control) {
-        return Err(HttpError::BadRequest(
-            "find: up to 100 characters of a client's id or name".into(),
-        ));
+        return Err(HttpError::BadRequest("find: up to 100 characters of a client's id or name".into()));
     }
     let client = q.text("client");
     let client = client.trim();
     if client.is_empty() {
         let clients = console::find_clients(&state.db, find, 100).await?;
-        return page(
-            &state,
-            Some(&staff),
-            "contacts",
-            json!({"find": find, "clients": clients, "note": note}),
-        );
+        return page(&state, Some(&staff), "contacts", json!({"find": find, "clients": clients, "note": note}));
     }
     let rows = list_client_contacts(&state.db, client).await?;
     let ids: Vec<&str> = rows.iter().map(|c| c.id.as_str()).collect();
-    let last_digest: HashMap<String, DateTime<Utc>> = console::last_digests(&state.db, &ids)
-        .await?
-        .into_iter()
-        .map(|s| (s.contact_id, s.at))
-        .collect();
+    let last_digest: HashMap<String, DateTime<Utc>> =
+        console::last_digests(&state.db, &ids).await?.into_iter().map(|s| (s.contact_id, s.at)).collect();
     let mut out = vec![];
     for c in &rows {
         let s = settings::get_settings(&state.db, &c.id).await?;

@@ -18,13 +18,7 @@ const SHOWN: usize = 64 * 1024;
 
 /// The message's `Authentication-Results` headers, unfolded.
 fn auth_results(raw: &str) -> Vec<String> {
-    let head = raw
-        .split("\r\n\r\n")
-        .next()
-        .unwrap_or("")
-        .split("\n\n")
-        .next()
-        .unwrap_or("");
+    let head = raw.split("\r\n\r\n").next().unwrap_or("").split("\n\n").next().unwrap_or("");
     let mut out: Vec<String> = vec![];
     let mut current: Option<String> = None;
     for line in head.lines() {
@@ -50,10 +44,7 @@ pub async fn held(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
     let note = Note::of(&q).verified(&state);
     let mut out = vec![];
     for h in inbound::list_held(&state.db, 50).await? {
-        let raw = inbound::get_held(&state.db, &h.message_id)
-            .await?
-            .map(|(_, r)| r)
-            .unwrap_or_default();
+        let raw = inbound::get_held(&state.db, &h.message_id).await?.map(|(_, r)| r).unwrap_or_default();
         let mut shown: String = raw.chars().take(SHOWN).collect();
         if shown.len() < raw.len() {
             shown.push_str("\n[… the rest is not shown]");
@@ -98,10 +89,7 @@ pub async fn act(State(state): State<AppState>, staff: Staff, body: Bytes) -> Re
             "Discarded.".to_string()
         }
         other => {
-            return Err(HttpError::Invalid(format!(
-                "action: `{}` is not release or discard",
-                other.unwrap_or("")
-            )));
+            return Err(HttpError::Invalid(format!("action: `{}` is not release or discard", other.unwrap_or(""))));
         }
     };
     Ok(see_other(&state, "/staff/held", &note))
@@ -112,9 +100,6 @@ mod tests {
     #[test]
     fn authentication_results_are_read_unfolded() {
         let raw = "From: a@b\r\nAuthentication-Results: mx.tot.example;\r\n dmarc=fail header.from=b\r\nSubject: x\r\n\r\nAuthentication-Results: in the body\r\n";
-        assert_eq!(
-            super::auth_results(raw),
-            vec!["mx.tot.example; dmarc=fail header.from=b".to_string()]
-        );
+        assert_eq!(super::auth_results(raw), vec!["mx.tot.example; dmarc=fail header.from=b".to_string()]);
     }
 }

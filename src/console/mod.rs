@@ -67,18 +67,11 @@ impl FromRequestParts<AppState> for Staff {
         if let Some(token) = cookie(&parts.headers, COOKIE)
             && let Some(s) = staff::get_session(&state.db, &hash_token(&token), now).await?
         {
-            return Ok(Staff {
-                id: s.staff_id,
-                email: s.email,
-                csrf: s.csrf,
-                token_hash: hash_token(&token),
-            });
+            return Ok(Staff { id: s.staff_id, email: s.email, csrf: s.csrf, token_hash: hash_token(&token) });
         }
         // A signed-in client finds nothing here; anyone else is asked to sign in as staff.
         if let Some(token) = cookie(&parts.headers, crate::portal::session::COOKIE)
-            && crate::store::sessions::get_signed_in(&state.db, &hash_token(&token), now)
-                .await?
-                .is_some()
+            && crate::store::sessions::get_signed_in(&state.db, &hash_token(&token), now).await?.is_some()
         {
             return Err(HttpError::NotFound);
         }
@@ -95,10 +88,7 @@ pub fn without_link_tokens(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     loop {
-        let next = ["/l/", "token="]
-            .iter()
-            .filter_map(|m| rest.find(m).map(|at| (at, m.len())))
-            .min();
+        let next = ["/l/", "token="].iter().filter_map(|m| rest.find(m).map(|at| (at, m.len()))).min();
         let Some((at, len)) = next else {
             out.push_str(rest);
             return out;

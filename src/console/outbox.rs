@@ -25,10 +25,7 @@ fn one_of(q: &FormData, name: &str, allowed: &[&str]) -> Result<Option<String>, 
     match q.get(name).map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) if allowed.contains(&v) => Ok(Some(v.to_string())),
-        Some(v) => Err(HttpError::BadRequest(format!(
-            "{name}: `{v}` is not one of {}",
-            allowed.join(", ")
-        ))),
+        Some(v) => Err(HttpError::BadRequest(format!("{name}: `{v}` is not one of {}", allowed.join(", ")))),
     }
 }
 
@@ -77,10 +74,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
     let more = rows.len() as i64 > PAGE;
     rows.truncate(PAGE as usize);
     let kept: Vec<(String, String)> =
-        q.0.iter()
-            .filter(|(k, v)| k != "page" && k != "note" && k != "ns" && !v.is_empty())
-            .cloned()
-            .collect();
+        q.0.iter().filter(|(k, v)| k != "page" && k != "note" && k != "ns" && !v.is_empty()).cloned().collect();
     let link = |p: i64| {
         let mut s = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &kept {
@@ -106,15 +100,12 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
 /// A message as the console shows it: as rendered, with its signed links' tokens hidden.
 async fn shown(state: &AppState, row: &ob::OutboxRow) -> Result<Rendered, HttpError> {
     Ok(match render(state, row, Utc::now()).await? {
-        Rendered::Email { headers, text, html } => Rendered::Email {
-            headers,
-            text: without_link_tokens(&text),
-            html: without_link_tokens(&html),
-        },
-        Rendered::Chat { title, lines } => Rendered::Chat {
-            title,
-            lines: lines.iter().map(|l| without_link_tokens(l)).collect(),
-        },
+        Rendered::Email { headers, text, html } => {
+            Rendered::Email { headers, text: without_link_tokens(&text), html: without_link_tokens(&html) }
+        }
+        Rendered::Chat { title, lines } => {
+            Rendered::Chat { title, lines: lines.iter().map(|l| without_link_tokens(l)).collect() }
+        }
         other => other,
     })
 }
@@ -202,9 +193,6 @@ pub async fn act(
             staff.record(&state, "dropped message", &row.id.to_string()).await?;
             Ok(see_other(&state, &back, "Dropped; it will not be sent."))
         }
-        other => Err(HttpError::Invalid(format!(
-            "action: `{}` is not requeue or drop",
-            other.unwrap_or("")
-        ))),
+        other => Err(HttpError::Invalid(format!("action: `{}` is not requeue or drop", other.unwrap_or("")))),
     }
 }

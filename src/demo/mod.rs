@@ -27,39 +27,18 @@ pub struct DemoContact {
 }
 
 pub const DEMO_CONTACTS: &[DemoContact] = &[
-    DemoContact {
-        id: "P-101",
-        who: "Maya Patel, admin at Harbour Coffee Co",
-    },
-    DemoContact {
-        id: "P-102",
-        who: "Tom Reid, buyer at Harbour Coffee Co",
-    },
-    DemoContact {
-        id: "P-103",
-        who: "Priya Shah, finance at Harbour Coffee Co",
-    },
-    DemoContact {
-        id: "P-104",
-        who: "Leo Grant, viewer at Harbour Coffee Co",
-    },
-    DemoContact {
-        id: "P-201",
-        who: "Ewan Price, admin at Fellside Running Club",
-    },
-    DemoContact {
-        id: "P-301",
-        who: "Nia Okafor, buyer at Bright Sparks Events",
-    },
+    DemoContact { id: "P-101", who: "Maya Patel, admin at Harbour Coffee Co" },
+    DemoContact { id: "P-102", who: "Tom Reid, buyer at Harbour Coffee Co" },
+    DemoContact { id: "P-103", who: "Priya Shah, finance at Harbour Coffee Co" },
+    DemoContact { id: "P-104", who: "Leo Grant, viewer at Harbour Coffee Co" },
+    DemoContact { id: "P-201", who: "Ewan Price, admin at Fellside Running Club" },
+    DemoContact { id: "P-301", who: "Nia Okafor, buyer at Bright Sparks Events" },
 ];
 
 /// The demo data set, dated around `now`.
 pub fn document(now: DateTime<Utc>) -> Document {
     let (y, m, d, h) = DATED;
-    let dated = Utc
-        .with_ymd_and_hms(y, m, d, h, 0, 0)
-        .single()
-        .expect("DATED is a valid time");
+    let dated = Utc.with_ymd_and_hms(y, m, d, h, 0, 0).single().expect("DATED is a valid time");
     let mut doc: Value = serde_json::from_str(DOCUMENT).expect("document.json is valid JSON");
     shift_dates(&mut doc, now - dated, now.date_naive() - dated.date_naive());
     serde_json::from_value(doc).expect("document.json holds import records")
@@ -104,27 +83,13 @@ pub async fn dead_letter(state: &crate::services::Services, now: DateTime<Utc>) 
     let mut tx = state.db.begin().await?;
     // Due tomorrow, so no sender takes it before it is marked.
     let later = now + Duration::days(1);
-    let id = insert_message(
-        &mut tx,
-        &p.queued(Some(&c.id), "system", "demo:dead-letter".into(), None, later),
-        now,
-    )
-    .await?
-    .ok_or_else(|| anyhow::anyhow!("the demo's dead letter exists already"))?;
+    let id = insert_message(&mut tx, &p.queued(Some(&c.id), "system", "demo:dead-letter".into(), None, later), now)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the demo's dead letter exists already"))?;
     tx.commit().await?;
     crate::store::console::hold_for(&state.db, id, "demo", now).await?;
     let error = format!("552 5.2.2 <{}>: mailbox full (a bounce the demo makes up)", c.email);
-    mark(
-        &state.db,
-        id,
-        "demo",
-        Mark::Failed {
-            error: &error,
-            retry_at: None,
-        },
-        now,
-    )
-    .await?;
+    mark(&state.db, id, "demo", Mark::Failed { error: &error, retry_at: None }, now).await?;
     Ok(id)
 }
 
@@ -139,9 +104,6 @@ mod tests {
         let job = doc.jobs.iter().find(|j| j.id == "J-3001").expect("J-3001 in the demo");
         assert_eq!(job.date_required, Some(now.date_naive() + Duration::days(9)));
         assert_eq!(job.created_at, Some(now - Duration::days(12)));
-        assert!(
-            doc.clients.len() == 3 && doc.contacts.len() == 9,
-            "three clients, nine contacts"
-        );
+        assert!(doc.clients.len() == 3 && doc.contacts.len() == 9, "three clients, nine contacts");
     }
 }

@@ -44,73 +44,40 @@ fn signature_svg(name: &str) -> String {
 pub fn write_media(data_dir: &Path) -> std::io::Result<usize> {
     let media = data_dir.join("media");
     let files: Vec<(PathBuf, String)> = vec![
-        (
-            media.join("visuals/V-1001.svg"),
-            tee_svg("#1f3a5f", "#f2c14e", "HARBOUR", "Left chest, 2 spot colours"),
-        ),
+        (media.join("visuals/V-1001.svg"), tee_svg("#1f3a5f", "#f2c14e", "HARBOUR", "Left chest, 2 spot colours")),
         (
             media.join("visuals/V-1001-placement.svg"),
             placement_svg("#1f3a5f", 270, 150, 70, 70, "Left chest, 90 mm wide"),
         ),
-        (
-            media.join("visuals/V-1002.svg"),
-            tee_svg("#f2efe6", "#6b3e26", "BARISTA", "Full back, 1 colour"),
-        ),
+        (media.join("visuals/V-1002.svg"), tee_svg("#f2efe6", "#6b3e26", "BARISTA", "Full back, 1 colour")),
         (
             media.join("visuals/V-1002-placement.svg"),
             placement_svg("#f2efe6", 160, 130, 160, 200, "Full back, 280 mm wide"),
         ),
-        (
-            media.join("visuals/V-1003.svg"),
-            tee_svg("#c62828", "#ffffff", "FELLSIDE", "10K 2027, front"),
-        ),
+        (media.join("visuals/V-1003.svg"), tee_svg("#c62828", "#ffffff", "FELLSIDE", "10K 2027, front")),
         (
             media.join("visuals/V-1003-placement.svg"),
             placement_svg("#c62828", 170, 140, 140, 120, "Full front, 250 mm wide"),
         ),
-        (
-            media.join("visuals/V-1004.svg"),
-            tee_svg("#2e7d32", "#ffffff", "CREW", "Bright Sparks crew, back"),
-        ),
-        (
-            media.join("visuals/V-1005.svg"),
-            tee_svg("#222222", "#00bcd4", "SPARKS", "Embroidered cap front"),
-        ),
+        (media.join("visuals/V-1004.svg"), tee_svg("#2e7d32", "#ffffff", "CREW", "Bright Sparks crew, back")),
+        (media.join("visuals/V-1005.svg"), tee_svg("#222222", "#00bcd4", "SPARKS", "Embroidered cap front")),
         // The pictures of examples/visuals.json, so PUTting it against the demo shows them.
-        (
-            media.join("visuals/V-1006.svg"),
-            tee_svg("#5d4037", "#f2c14e", "HC", "Apron bib, 1 colour"),
-        ),
+        (media.join("visuals/V-1006.svg"), tee_svg("#5d4037", "#f2c14e", "HC", "Apron bib, 1 colour")),
         (
             media.join("visuals/V-1006-placement.svg"),
             placement_svg("#5d4037", 200, 150, 80, 80, "Centre chest, 100 mm wide"),
         ),
-        (
-            media.join("stock/SKU-HC-TEE-NAVY.svg"),
-            tee_svg("#1f3a5f", "#f2c14e", "HARBOUR", "Staff tee, navy"),
-        ),
-        (
-            media.join("stock/SKU-HC-APRON.svg"),
-            tee_svg("#5d4037", "#f2c14e", "HC", "Barista apron"),
-        ),
-        (
-            media.join("stock/SKU-HC-TOTE.svg"),
-            tee_svg("#efe6d2", "#1f3a5f", "HARBOUR", "Tote bag"),
-        ),
-        (
-            media.join("stock/SKU-FS-VEST.svg"),
-            tee_svg("#c62828", "#ffffff", "FELLSIDE", "Club vest"),
-        ),
+        (media.join("stock/SKU-HC-TEE-NAVY.svg"), tee_svg("#1f3a5f", "#f2c14e", "HARBOUR", "Staff tee, navy")),
+        (media.join("stock/SKU-HC-APRON.svg"), tee_svg("#5d4037", "#f2c14e", "HC", "Barista apron")),
+        (media.join("stock/SKU-HC-TOTE.svg"), tee_svg("#efe6d2", "#1f3a5f", "HARBOUR", "Tote bag")),
+        (media.join("stock/SKU-FS-VEST.svg"), tee_svg("#c62828", "#ffffff", "FELLSIDE", "Club vest")),
         (
             media.join("process/J-3001-front.svg"),
             placement_svg("#1f3a5f", 270, 150, 70, 70, "Process: screen print, left chest"),
         ),
         (media.join("pod/D-2001.svg"), signature_svg("K. Morgan")),
         (media.join("pod/D-2002.svg"), signature_svg("R. Ahmed")),
-        (
-            media.join("receipts/PO-5001-1.svg"),
-            tee_svg("#9e9e9e", "#333333", "CHECKED", "12 outers, sealed"),
-        ),
+        (media.join("receipts/PO-5001-1.svg"), tee_svg("#9e9e9e", "#333333", "CHECKED", "12 outers, sealed")),
     ];
     for (path, body) in &files {
         if let Some(parent) = path.parent() {

@@ -35,11 +35,7 @@ pub fn quiet_until(s: &ContactSettings, tz: Tz, at: DateTime<Utc>) -> Option<Dat
     let end = NaiveTime::parse_from_str(s.quiet_end.as_deref()?, "%H:%M").ok()?;
     let local = at.with_timezone(&tz);
     let t = local.time();
-    let inside = if start <= end {
-        t >= start && t < end
-    } else {
-        t >= start || t < end
-    };
+    let inside = if start <= end { t >= start && t < end } else { t >= start || t < end };
     if !inside {
         return None;
     }
@@ -49,12 +45,7 @@ pub fn quiet_until(s: &ContactSettings, tz: Tz, at: DateTime<Utc>) -> Option<Dat
     }
     // The end time may not exist on a DST day; take the first valid instant after it.
     let naive = day.and_time(end);
-    (0..4).find_map(|h| {
-        (naive + Duration::hours(h))
-            .and_local_timezone(tz)
-            .earliest()
-            .map(|t| t.with_timezone(&Utc))
-    })
+    (0..4).find_map(|h| (naive + Duration::hours(h)).and_local_timezone(tz).earliest().map(|t| t.with_timezone(&Utc)))
 }
 
 /// One scan: contacts of `clients` (or all), each item in an instant category not alerted
@@ -74,27 +65,18 @@ pub async fn scan(
     let mut cache = ItemCache::new(&contacts);
     let mut queued = 0;
     for c in &contacts {
-        let s = settings
-            .get(&c.id)
-            .cloned()
-            .unwrap_or_else(|| ContactSettings::defaults(&c.id));
+        let s = settings.get(&c.id).cloned().unwrap_or_else(|| ContactSettings::defaults(&c.id));
         let targets = crate::actions::targets::targets_of(&s, chats.get(&c.id), crate::store::settings::Sending::Alert);
         if targets.is_empty() {
             continue;
         }
-        let instant: Vec<Category> = Category::ALL
-            .into_iter()
-            .filter(|cat| mode(&state.config, &s, *cat) == AlertMode::Instant)
-            .collect();
+        let instant: Vec<Category> =
+            Category::ALL.into_iter().filter(|cat| mode(&state.config, &s, *cat) == AlertMode::Instant).collect();
         if instant.is_empty() {
             continue;
         }
-        let items: Vec<ActionItem> = cache
-            .for_contact(&state.db, c)
-            .await?
-            .into_iter()
-            .filter(|i| instant.contains(&i.category))
-            .collect();
+        let items: Vec<ActionItem> =
+            cache.for_contact(&state.db, c).await?.into_iter().filter(|i| instant.contains(&i.category)).collect();
         for t in &targets {
             queued += queue_alerts(state, c, &s, t, &items, now).await?;
         }
@@ -116,11 +98,9 @@ async fn queue_alerts(
     let channel = target.channel();
     // A chat row holds the same item list; the chat sender reads it as a `ChatPayload`.
     let (recipient, reply_token, message_id) = match target {
-        Target::Email => (
-            c.email.clone(),
-            Some(state.signer.new_reply_token()),
-            crate::messages::new_message_id(&state.config),
-        ),
+        Target::Email => {
+            (c.email.clone(), Some(state.signer.new_reply_token()), crate::messages::new_message_id(&state.config))
+        }
         Target::Chat(l) => (l.chat_id.clone(), None, String::new()),
     };
     // The ledger is read inside the transaction that writes it, so two scanners (two
@@ -141,29 +121,18 @@ async fn queue_alerts(
         return Ok(0);
     }
     let (row_id, mut payload) = match outbox::find_held_alert(&mut tx, &c.id, channel, now).await? {
-        Some(row) => (
-            row.id,
-            serde_json::from_str::<AlertPayload>(&row.payload).unwrap_or_default(),
-        ),
+        Some(row) => (row.id, serde_json::from_str::<AlertPayload>(&row.payload).unwrap_or_default()),
         None => {
             let window = Duration::seconds(state.config.alerts.batch_window_seconds as i64);
             let mut at = match outbox::last_alert_at(&mut tx, &c.id, channel).await? {
                 Some(last) if now - last < window => last + window,
                 _ => now,
             };
-            let tz: Tz = s
-                .timezone
-                .as_deref()
-                .unwrap_or(&c.timezone)
-                .parse()
-                .unwrap_or(chrono_tz::Europe::London);
+            let tz: Tz = s.timezone.as_deref().unwrap_or(&c.timezone).parse().unwrap_or(chrono_tz::Europe::London);
             if let Some(end) = quiet_until(s, tz, at) {
                 at = end;
             }
-            let payload = AlertPayload {
-                items: vec![],
-                message_id,
-            };
+            let payload = AlertPayload { items: vec![], message_id };
             let first = fresh[0];
             let id = outbox::insert_message(
                 &mut tx,
@@ -208,14 +177,7 @@ async fn queue_alerts(
         1 => fresh[0].title.clone(),
         n => format!("{n} new things need you"),
     };
-    outbox::update_queued(
-        &mut tx,
-        row_id,
-        &subject,
-        &serde_json::to_string(&payload).unwrap_or_default(),
-        now,
-    )
-    .await?;
+    outbox::update_queued(&mut tx, row_id, &subject, &serde_json::to_string(&payload).unwrap_or_default(), now).await?;
     tx.commit().await?;
     Ok(added)
 }
@@ -265,16 +227,10 @@ mod tests {
         let berlin: Tz = "Europe/Berlin".parse().unwrap();
         // 23:30 Berlin (22:30 UTC in winter) → held until 07:00 Berlin = 06:00 UTC next day.
         let at = Utc.with_ymd_and_hms(2026, 11, 25, 22, 30, 0).unwrap();
-        assert_eq!(
-            quiet_until(&s, berlin, at),
-            Some(Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).unwrap())
-        );
+        assert_eq!(quiet_until(&s, berlin, at), Some(Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).unwrap()));
         // 05:00 Berlin → same morning 07:00.
         let early = Utc.with_ymd_and_hms(2026, 11, 26, 4, 0, 0).unwrap();
-        assert_eq!(
-            quiet_until(&s, berlin, early),
-            Some(Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).unwrap())
-        );
+        assert_eq!(quiet_until(&s, berlin, early), Some(Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).unwrap()));
         // Noon is not quiet.
         let noon = Utc.with_ymd_and_hms(2026, 11, 26, 11, 0, 0).unwrap();
         assert_eq!(quiet_until(&s, berlin, noon), None);

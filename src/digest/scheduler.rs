@@ -55,16 +55,10 @@ pub fn current_period(schedule: &cron::Schedule, tz: Tz, now: DateTime<Utc>) -> 
 }
 
 fn contact_schedule(state: &Services, c: &ContactRow, s: &ContactSettings) -> Result<(cron::Schedule, Tz), String> {
-    let expr = s
-        .digest_schedule
-        .as_deref()
-        .or(c.digest_schedule.as_deref())
-        .unwrap_or(&state.config.digest.schedule);
+    let expr = s.digest_schedule.as_deref().or(c.digest_schedule.as_deref()).unwrap_or(&state.config.digest.schedule);
     let schedule = parse_schedule(expr)?;
     let tz_name = s.timezone.as_deref().unwrap_or(&c.timezone);
-    let tz: Tz = tz_name
-        .parse()
-        .map_err(|_| format!("`{tz_name}` is not an IANA time zone"))?;
+    let tz: Tz = tz_name.parse().map_err(|_| format!("`{tz_name}` is not an IANA time zone"))?;
     Ok((schedule, tz))
 }
 
@@ -80,10 +74,7 @@ pub async fn run_pass(
         None => list_active_contacts(&state.db).await?,
     };
     let settings = list_settings(&state.db).await?;
-    let mut report = PassReport {
-        contacts: contacts.len(),
-        ..Default::default()
-    };
+    let mut report = PassReport { contacts: contacts.len(), ..Default::default() };
     let chats = targets_by_contact(state).await?;
     let mut cache = ItemCache::new(&contacts);
     // The live banners are read once a pass; each client's are picked from them.
@@ -91,10 +82,7 @@ pub async fn run_pass(
     let mut banners: Option<(String, Vec<BannerRow>)> = None;
     let catch_up = Duration::hours(i64::from(state.config.digest.catch_up_hours));
     for c in &contacts {
-        let s = settings
-            .get(&c.id)
-            .cloned()
-            .unwrap_or_else(|| ContactSettings::defaults(&c.id));
+        let s = settings.get(&c.id).cloned().unwrap_or_else(|| ContactSettings::defaults(&c.id));
         if !s.email_usable_for(crate::store::settings::Sending::Digest) {
             report.email_off += 1;
         }
@@ -106,10 +94,7 @@ pub async fn run_pass(
             Ok(x) => x,
             Err(message) => {
                 if only.is_some() {
-                    return Err(PassError::Contact {
-                        contact: c.id.clone(),
-                        message,
-                    });
+                    return Err(PassError::Contact { contact: c.id.clone(), message });
                 }
                 tracing::error!(contact = %c.id, %message, "digest schedule refused; contact skipped");
                 continue;
@@ -136,10 +121,8 @@ pub async fn run_pass(
             if banners.as_ref().is_none_or(|(client, _)| *client != c.client_id) {
                 banners = Some((c.client_id.clone(), for_client(&live, &c.client_id, now)));
             }
-            let content = DigestContent {
-                items: &items,
-                banners: banners.as_ref().map_or(&[][..], |(_, b)| b.as_slice()),
-            };
+            let content =
+                DigestContent { items: &items, banners: banners.as_ref().map_or(&[][..], |(_, b)| b.as_slice()) };
             match queue_digest(state, c, target, content, &period, force, now).await? {
                 Queued::Queued(_) => report.queued += 1,
                 Queued::Empty => report.empty += 1,
@@ -221,11 +204,7 @@ pub async fn queue_digest(
         .and_then(|p| serde_json::from_str::<EmailPayload>(&p).ok())
         .map(|p| p.item_keys.into_iter().collect());
     let token = state.signer.new_reply_token();
-    let composer = Composer {
-        config: &state.config,
-        env: &state.templates,
-        signer: &state.signer,
-    };
+    let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
     let payload = match composer.compose_digest(c, items, banners, previous.as_ref(), &token, now) {
         Ok(p) => p,
         Err(e) => {
@@ -234,12 +213,8 @@ pub async fn queue_digest(
             return Ok(Queued::Empty);
         }
     };
-    let id = outbox::insert_message(
-        &mut tx,
-        &payload.queued(Some(&c.id), "digest", idem, Some(token), now),
-        now,
-    )
-    .await?;
+    let id =
+        outbox::insert_message(&mut tx, &payload.queued(Some(&c.id), "digest", idem, Some(token), now), now).await?;
     let Some(id) = id else {
         tx.rollback().await?;
         return Ok(Queued::AlreadyDecided);
@@ -300,19 +275,13 @@ mod tests {
         let london: Tz = "Europe/London".parse().unwrap();
         // Wednesday 25 Nov 2026 09:30 UTC: the period began at 08:00 London (= UTC in winter).
         let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 30, 0).unwrap();
-        assert_eq!(
-            current_period(&s, london, now),
-            Some(Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap())
-        );
+        assert_eq!(current_period(&s, london, now), Some(Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap()));
         // At exactly 08:00 the new period has begun.
         let at = Utc.with_ymd_and_hms(2026, 11, 25, 8, 0, 0).unwrap();
         assert_eq!(current_period(&s, london, at), Some(at));
         // Saturday: still Friday's period.
         let sat = Utc.with_ymd_and_hms(2026, 11, 28, 12, 0, 0).unwrap();
-        assert_eq!(
-            current_period(&s, london, sat),
-            Some(Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap())
-        );
+        assert_eq!(current_period(&s, london, sat), Some(Utc.with_ymd_and_hms(2026, 11, 27, 8, 0, 0).unwrap()));
     }
 
     #[test]
@@ -321,22 +290,13 @@ mod tests {
         let london: Tz = "Europe/London".parse().unwrap();
         // Sunday 29 March 2026, clocks go forward at 01:00 UTC: 08:00 BST is 07:00 UTC.
         let now = Utc.with_ymd_and_hms(2026, 3, 29, 7, 30, 0).unwrap();
-        assert_eq!(
-            current_period(&s, london, now),
-            Some(Utc.with_ymd_and_hms(2026, 3, 29, 7, 0, 0).unwrap())
-        );
+        assert_eq!(current_period(&s, london, now), Some(Utc.with_ymd_and_hms(2026, 3, 29, 7, 0, 0).unwrap()));
         // Sunday 25 October 2026, clocks go back: 08:00 GMT is 08:00 UTC; at 07:30 UTC the
         // period is still Saturday's (07:00 UTC, BST).
         let before = Utc.with_ymd_and_hms(2026, 10, 25, 7, 30, 0).unwrap();
-        assert_eq!(
-            current_period(&s, london, before),
-            Some(Utc.with_ymd_and_hms(2026, 10, 24, 7, 0, 0).unwrap())
-        );
+        assert_eq!(current_period(&s, london, before), Some(Utc.with_ymd_and_hms(2026, 10, 24, 7, 0, 0).unwrap()));
         let after = Utc.with_ymd_and_hms(2026, 10, 25, 8, 30, 0).unwrap();
-        assert_eq!(
-            current_period(&s, london, after),
-            Some(Utc.with_ymd_and_hms(2026, 10, 25, 8, 0, 0).unwrap())
-        );
+        assert_eq!(current_period(&s, london, after), Some(Utc.with_ymd_and_hms(2026, 10, 25, 8, 0, 0).unwrap()));
         // A slot inside the skipped hour (01:30 on spring-forward day) does not fire twice
         // or panic; the period moves from Saturday's to Monday's cleanly.
         let night = parse_schedule("0 30 1 * * *").unwrap();

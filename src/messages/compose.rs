@@ -84,8 +84,7 @@ impl Composer<'_> {
     /// A signed portal link for `contact` to `path`.
     pub fn link(&self, contact_id: &str, path: &str, now: DateTime<Utc>) -> String {
         let ttl = Duration::days(i64::from(self.config.digest.link_ttl_days));
-        self.signer
-            .open_url(&self.config.public_url, path, contact_id, ttl, now)
+        self.signer.open_url(&self.config.public_url, path, contact_id, ttl, now)
     }
 
     pub fn reply_address(&self, token: &str) -> String {
@@ -138,11 +137,7 @@ impl Composer<'_> {
                 })
                 .collect();
             if !views.is_empty() {
-                groups.push(GroupView {
-                    code: cat.code(),
-                    heading: cat.heading(),
-                    items: views,
-                });
+                groups.push(GroupView { code: cat.code(), heading: cat.heading(), items: views });
             }
         }
         (groups, new_count)
@@ -155,10 +150,7 @@ impl Composer<'_> {
                 .and_then(|t| t.render(ctx))
                 .map_err(|e| SendError::Permanent(format!("template {name}: {e:#}")))
         };
-        Ok((
-            render(format!("email/{kind}.txt.j2"))?,
-            render(format!("email/{kind}.html.j2"))?,
-        ))
+        Ok((render(format!("email/{kind}.txt.j2"))?, render(format!("email/{kind}.html.j2"))?))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -178,18 +170,10 @@ impl Composer<'_> {
         let ctx = Ctx {
             subject: &subject,
             brand: Brand::of(&self.config.branding),
-            contact: ContactView {
-                name: &contact.name,
-                email: &contact.email,
-                client_name: &contact.client_name,
-            },
+            contact: ContactView { name: &contact.name, email: &contact.email, client_name: &contact.client_name },
             banners: banners
                 .iter()
-                .map(|b| BannerView {
-                    title: &b.title,
-                    body: &b.body,
-                    severity: &b.severity,
-                })
+                .map(|b| BannerView { title: &b.title, body: &b.body, severity: &b.severity })
                 .collect(),
             groups,
             total: items.len(),
@@ -253,21 +237,7 @@ impl Composer<'_> {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<EmailPayload, SendError> {
-        let subject = format!(
-            "{} {}: {}",
-            self.config.branding.name,
-            banner.severity.to_uppercase(),
-            banner.title
-        );
-        self.compose(
-            "banner",
-            contact,
-            subject,
-            &[],
-            std::slice::from_ref(banner),
-            None,
-            token,
-            now,
-        )
+        let subject = format!("{} {}: {}", self.config.branding.name, banner.severity.to_uppercase(), banner.title);
+        self.compose("banner", contact, subject, &[], std::slice::from_ref(banner), None, token, now)
     }
 }

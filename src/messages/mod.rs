@@ -87,16 +87,10 @@ pub enum Button {
 
 impl Button {
     pub fn action(label: &str, data: impl Into<String>) -> Button {
-        Button::Action {
-            label: label.into(),
-            data: data.into(),
-        }
+        Button::Action { label: label.into(), data: data.into() }
     }
     pub fn link(label: &str, url: impl Into<String>) -> Button {
-        Button::Link {
-            label: label.into(),
-            url: url.into(),
-        }
+        Button::Link { label: label.into(), url: url.into() }
     }
 }
 
@@ -135,10 +129,7 @@ impl ChatMessage {
         };
         match (file, read) {
             (Some(f), Some(bytes)) => {
-                let name = f
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
+                let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 self.photo_file = Some((name, bytes));
             }
             _ => {
@@ -149,11 +140,7 @@ impl ChatMessage {
     }
 
     pub fn text(title: impl Into<String>, lines: Vec<String>) -> ChatMessage {
-        ChatMessage {
-            title: title.into(),
-            lines,
-            ..Default::default()
-        }
+        ChatMessage { title: title.into(), lines, ..Default::default() }
     }
 
     /// The outbox row that sends this message to `chat_id` on `channel` (like
@@ -175,11 +162,7 @@ impl ChatMessage {
             reply_token: None,
             recipient: chat_id.into(),
             subject: self.title.clone(),
-            payload: serde_json::to_string(&ChatPayload {
-                message: Some(self),
-                items: vec![],
-            })
-            .unwrap_or_default(),
+            payload: serde_json::to_string(&ChatPayload { message: Some(self), items: vec![] }).unwrap_or_default(),
             next_attempt_at: at,
         }
     }
@@ -206,10 +189,6 @@ pub struct Brand<'a> {
 
 impl<'a> Brand<'a> {
     pub fn of(b: &'a crate::config::BrandingConfig) -> Brand<'a> {
-        Brand {
-            name: &b.name,
-            colour: &b.colour,
-            logo_url: &b.logo_url,
-        }
+        Brand { name: &b.name, colour: &b.colour, logo_url: &b.logo_url }
     }
 }

@@ -21,12 +21,8 @@ pub enum Category {
 }
 
 impl Category {
-    pub const ALL: [Category; 4] = [
-        Category::VisualApproval,
-        Category::DeliveryInstructions,
-        Category::ThirdPartyPo,
-        Category::AwaitingArt,
-    ];
+    pub const ALL: [Category; 4] =
+        [Category::VisualApproval, Category::DeliveryInstructions, Category::ThirdPartyPo, Category::AwaitingArt];
 
     pub fn code(self) -> &'static str {
         match self {

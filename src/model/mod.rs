@@ -22,10 +22,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        FieldError { field: field.into(), reason: reason.into() }
     }
 }
 
@@ -41,14 +38,8 @@ pub fn check_id(field: &str, id: &str, errs: &mut Vec<FieldError>) {
         errs.push(FieldError::new(field, "must not be empty"));
     } else if id.len() > 64 {
         errs.push(FieldError::new(field, "longer than 64 characters"));
-    } else if !id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
-    {
-        errs.push(FieldError::new(
-            field,
-            format!("`{id}` may hold only letters, digits, '-', '_', '.', '/'"),
-        ));
+    } else if !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')) {
+        errs.push(FieldError::new(field, format!("`{id}` may hold only letters, digits, '-', '_', '.', '/'")));
     }
 }
 
@@ -92,13 +83,7 @@ pub fn forbidden_char(s: &str, lines: Lines) -> Option<char> {
 pub fn one_line(s: &str) -> String {
     let cleaned: String = s
         .chars()
-        .map(|c| {
-            if forbidden_char(c.encode_utf8(&mut [0; 4]), Lines::One).is_some() {
-                ' '
-            } else {
-                c
-            }
-        })
+        .map(|c| if forbidden_char(c.encode_utf8(&mut [0; 4]), Lines::One).is_some() { ' ' } else { c })
         .collect();
     cleaned.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -113,11 +98,7 @@ pub fn check_chars(field: &str, s: &str, lines: Lines) -> Result<(), FieldError>
             format!(
                 "holds the control character U+{:04X}{}",
                 c as u32,
-                if lines == Lines::One {
-                    " (this field is one line: no line breaks or tabs)"
-                } else {
-                    ""
-                }
+                if lines == Lines::One { " (this field is one line: no line breaks or tabs)" } else { "" }
             ),
         )),
     }
@@ -149,11 +130,7 @@ pub fn check_record_chars<T: Serialize>(record: &T, errs: &mut Vec<FieldError>) 
                         path.push('.');
                     }
                     path.push_str(k);
-                    let lines = if MULTILINE_FIELDS.contains(&k.as_str()) {
-                        Lines::Many
-                    } else {
-                        Lines::One
-                    };
+                    let lines = if MULTILINE_FIELDS.contains(&k.as_str()) { Lines::Many } else { Lines::One };
                     walk(item, path, lines, errs);
                     path.truncate(len);
                 }
@@ -261,9 +238,7 @@ impl<'de> Deserialize<'de> for Money {
                 f.write_str("an amount with at most 2 decimals")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
-                v.checked_mul(100)
-                    .map(Money)
-                    .ok_or_else(|| E::custom("amount is too large"))
+                v.checked_mul(100).map(Money).ok_or_else(|| E::custom("amount is too large"))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
                 i64::try_from(v)
@@ -287,10 +262,7 @@ impl<'de> Deserialize<'de> for Money {
 
 pub fn check_one_of(field: &str, v: &str, allowed: &[&str], errs: &mut Vec<FieldError>) {
     if !allowed.contains(&v) {
-        errs.push(FieldError::new(
-            field,
-            format!("`{v}` is not one of {}", allowed.join(", ")),
-        ));
+        errs.push(FieldError::new(field, format!("`{v}` is not one of {}", allowed.join(", "))));
     }
 }
 
@@ -350,15 +322,7 @@ mod tests {
 /// A file name made safe for a disk and a header: ASCII letters, digits and `.-_` kept,
 /// anything else `_`.
 pub fn safe_file_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect()
 }
 
 /// A size as people read it: `20 MB`, `64 KB`, `512 bytes` (binary units, whole numbers).
@@ -412,10 +376,7 @@ mod media_file_tests {
     #[test]
     fn only_plain_names_under_the_media_folder_are_files() {
         let dir = std::path::Path::new("/data/media");
-        assert_eq!(
-            media_file(dir, "/media/visuals/V-1.svg"),
-            Some("/data/media/visuals/V-1.svg".into())
-        );
+        assert_eq!(media_file(dir, "/media/visuals/V-1.svg"), Some("/data/media/visuals/V-1.svg".into()));
         for bad in [
             "/media/../cport.db",
             "/media/visuals/../../x",

@@ -75,10 +75,7 @@ impl Record for ClientIn {
         check_id("id", &self.id, e);
         check_text("name", &self.name, 200, e);
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
-            e.push(FieldError::new(
-                "currency",
-                format!("`{}` is not a 3-letter ISO code like GBP", self.currency),
-            ));
+            e.push(FieldError::new("currency", format!("`{}` is not a 3-letter ISO code like GBP", self.currency)));
         }
     }
 }
@@ -145,25 +142,16 @@ impl Record for ContactIn {
         check_id("client_id", &self.client_id, e);
         check_text("name", &self.name, 200, e);
         if !valid_email(&self.email) {
-            e.push(FieldError::new(
-                "email",
-                format!("`{}` is not an email address", self.email),
-            ));
+            e.push(FieldError::new("email", format!("`{}` is not an email address", self.email)));
         }
         if Role::parse(&self.role).is_none() {
             e.push(FieldError::new(
                 "role",
-                format!(
-                    "`{}` is not one of admin, buyer, finance, viewer, third_party",
-                    self.role
-                ),
+                format!("`{}` is not one of admin, buyer, finance, viewer, third_party", self.role),
             ));
         }
         if self.timezone.parse::<chrono_tz::Tz>().is_err() {
-            e.push(FieldError::new(
-                "timezone",
-                format!("`{}` is not an IANA time zone", self.timezone),
-            ));
+            e.push(FieldError::new("timezone", format!("`{}` is not an IANA time zone", self.timezone)));
         }
         if let Some(s) = &self.digest_schedule
             && let Err(msg) = crate::model::schedule::parse_schedule(s)
@@ -283,12 +271,7 @@ impl Record for JobIn {
         }
         check_text("name", &self.name, 300, e);
         check_one_of("status", &self.status, JOB_STATUSES, e);
-        check_one_of(
-            "delivery_instructions",
-            &self.delivery_instructions,
-            DELIVERY_INSTRUCTIONS,
-            e,
-        );
+        check_one_of("delivery_instructions", &self.delivery_instructions, DELIVERY_INSTRUCTIONS, e);
         for (i, l) in self.process_lines.iter().enumerate() {
             check_text(&format!("process_lines[{i}].process"), &l.process, 200, e);
             check_text(&format!("process_lines[{i}].status"), &l.status, 50, e);
@@ -742,10 +725,7 @@ impl Record for PurchaseOrderIn {
             check_qty(&format!("lines[{i}].received"), l.received, e);
             check_qty(&format!("lines[{i}].cancelled"), l.cancelled, e);
             if l.received + l.cancelled > l.ordered {
-                e.push(FieldError::new(
-                    format!("lines[{i}].received"),
-                    "received plus cancelled is more than ordered",
-                ));
+                e.push(FieldError::new(format!("lines[{i}].received"), "received plus cancelled is more than ordered"));
             }
         }
         for (i, r) in self.receipts.iter().enumerate() {

@@ -15,10 +15,7 @@ pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
 
 /// The first time strictly after `after` that `schedule` fires, read as wall-clock time in `tz`.
 pub fn next_run(schedule: &Schedule, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    schedule
-        .after(&after.with_timezone(&tz))
-        .next()
-        .map(|t| t.with_timezone(&Utc))
+    schedule.after(&after.with_timezone(&tz)).next().map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]
@@ -37,10 +34,7 @@ mod tests {
         assert_eq!(next, Utc.with_ymd_and_hms(2026, 3, 30, 7, 0, 0).unwrap());
         // In winter 08:00 London is 08:00 UTC.
         let after = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
-        assert_eq!(
-            next_run(&s, tz, after).unwrap(),
-            Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap()
-        );
+        assert_eq!(next_run(&s, tz, after).unwrap(), Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap());
     }
 
     #[test]

@@ -144,11 +144,8 @@ named_enum! {
 }
 
 pub const JOB_STATUSES: &[&str] = JobStatus::NAMES;
-pub const OPEN_JOB_STATUSES: &[&str] = &[
-    JobStatus::Entered.as_str(),
-    JobStatus::InProduction.as_str(),
-    JobStatus::Completed.as_str(),
-];
+pub const OPEN_JOB_STATUSES: &[&str] =
+    &[JobStatus::Entered.as_str(), JobStatus::InProduction.as_str(), JobStatus::Completed.as_str()];
 pub const DELIVERY_INSTRUCTIONS: &[&str] = DeliveryInstructions::NAMES;
 pub const VISUAL_STATUSES: &[&str] = VisualStatus::NAMES;
 

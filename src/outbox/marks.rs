@@ -57,10 +57,8 @@ impl Marker {
                         Err(_) => break,
                     }
                 }
-                let items: Vec<(i64, &str, &str)> = batch
-                    .iter()
-                    .map(|j| (j.id, j.token.as_str(), j.provider.as_str()))
-                    .collect();
+                let items: Vec<(i64, &str, &str)> =
+                    batch.iter().map(|j| (j.id, j.token.as_str(), j.provider.as_str())).collect();
                 let result = outbox::mark_sent_many(&db, &items, Utc::now()).await;
                 if let Err(e) = &result {
                     tracing::warn!(error = %e, marks = batch.len(), "group commit of marks failed; each sender marks its own");
@@ -76,20 +74,10 @@ impl Marker {
     /// Hands one row's "sent" mark to the group commit; the sender settles it later.
     pub(super) fn submit(&self, id: i64, token: &str, provider: &str) -> PendingMark {
         let (done, wait) = tokio::sync::oneshot::channel();
-        let job = SentMark {
-            id,
-            token: token.to_string(),
-            provider: provider.to_string(),
-            done,
-        };
+        let job = SentMark { id, token: token.to_string(), provider: provider.to_string(), done };
         // A closed marker leaves `wait` to fail at once: the sender then marks alone.
         let _ = self.jobs.send(job);
-        PendingMark {
-            wait,
-            id,
-            token: token.to_string(),
-            provider: provider.to_string(),
-        }
+        PendingMark { wait, id, token: token.to_string(), provider: provider.to_string() }
     }
 }
 

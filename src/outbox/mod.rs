@@ -69,11 +69,7 @@ pub async fn dispatch_batch_at(state: &Providers, now: DateTime<Utc>, limit: i64
 /// How one send ended for the books: marked already, or a mark still committing.
 enum Settle {
     Done(Outcome),
-    Pending {
-        mark: PendingMark,
-        channel: String,
-        kind: String,
-    },
+    Pending { mark: PendingMark, channel: String, kind: String },
 }
 
 impl Settle {
@@ -170,26 +166,14 @@ async fn send_guarded(
 ) -> Result<Settle, StoreError> {
     use futures::FutureExt;
     let (id, channel, kind) = (row.id, row.channel.clone(), row.kind.clone());
-    match std::panic::AssertUnwindSafe(send_row(state, crew, token, row, suspended, gate))
-        .catch_unwind()
-        .await
-    {
+    match std::panic::AssertUnwindSafe(send_row(state, crew, token, row, suspended, gate)).catch_unwind().await {
         Ok(outcome) => outcome,
         Err(panic) => {
             let why = crate::supervise::panic_text(&panic);
             tracing::error!(id, error = %why, "bug: sending a message panicked; the message is dead");
             let error = format!("internal error while sending (a bug; see the log): {why}");
-            let marked = outbox::mark(
-                &state.db,
-                id,
-                token,
-                Mark::Failed {
-                    error: &error,
-                    retry_at: None,
-                },
-                Utc::now(),
-            )
-            .await?;
+            let marked =
+                outbox::mark(&state.db, id, token, Mark::Failed { error: &error, retry_at: None }, Utc::now()).await?;
             count(Outcome::Dead, &channel, &kind, marked);
             Ok(Settle::Done(Outcome::Dead))
         }
@@ -206,12 +190,7 @@ fn count(outcome: Outcome, channel: &str, kind: &str, marked: bool) {
     };
     if !marked {
         // Another sender holds the row now: its outcome is the one that counts.
-        tracing::warn!(
-            channel,
-            kind,
-            outcome = label,
-            "claim lost before marking; the outcome was not recorded"
-        );
+        tracing::warn!(channel, kind, outcome = label, "claim lost before marking; the outcome was not recorded");
         metrics::counter!("cport_outbox_claims_lost_total").increment(1);
         return;
     }
@@ -230,19 +209,12 @@ async fn attempt(
     // A store error while rendering one message must not stop the batch: it is that
     // message's transient failure.
     let store = |e: StoreError| SendError::Transient(format!("store: {e}"));
-    match (
-        row.channel.as_str(),
-        row.contact_id.as_ref().and_then(|c| suspended.get(c)),
-    ) {
-        ("email", Some(reason)) => Err(SendError::Permanent(format!(
-            "email to this contact is suspended: {reason}"
-        ))),
+    match (row.channel.as_str(), row.contact_id.as_ref().and_then(|c| suspended.get(c))) {
+        ("email", Some(reason)) => Err(SendError::Permanent(format!("email to this contact is suspended: {reason}"))),
         ("email", None) => send_email(state, row, now, gate).await.map_err(store)?,
         ("webhook", _) => {
             gate.pass().await;
-            crate::channels::webhook::send(&state.http, &state.config.webhook, row)
-                .await
-                .map(Some)
+            crate::channels::webhook::send(&state.http, &state.config.webhook, row).await.map(Some)
         }
         (chat, _) if state.chat.contains_key(chat) => send_chat(state, row, now, gate).await.map_err(store)?,
         (other, _) => Err(SendError::Permanent(format!("no sender for channel `{other}`"))),
@@ -279,37 +251,25 @@ async fn send_row(
                 .record(started.elapsed().as_secs_f64());
             (Outcome::Sent, Mark::Sent(provider_id))
         }
-        Ok(None) => (
-            Outcome::Dropped,
-            Mark::Dropped("every item was resolved before sending"),
-        ),
+        Ok(None) => (Outcome::Dropped, Mark::Dropped("every item was resolved before sending")),
         // A provider's "wait this long" is obeyed, and does not use up the attempts.
         Err(SendError::RateLimited(wait)) => {
             let at = now + Duration::from_std(*wait).unwrap_or_else(|_| Duration::seconds(60));
             tracing::warn!(id = row.id, retry_at = %at, "rate limited by the provider; will retry");
             error = format!("rate limited; retry after {wait:?}");
-            let mark = Mark::RateLimited {
-                error: &error,
-                retry_at: at,
-            };
+            let mark = Mark::RateLimited { error: &error, retry_at: at };
             (Outcome::Retrying, mark)
         }
         Err(SendError::Transient(msg)) if row.attempts < i64::from(state.config.outbox.max_attempts) => {
             let at = now + backoff(state, row.attempts);
             tracing::warn!(id = row.id, attempts = row.attempts, error = %msg, retry_at = %at, "send failed; will retry");
-            let mark = Mark::Failed {
-                error: msg,
-                retry_at: Some(at),
-            };
+            let mark = Mark::Failed { error: msg, retry_at: Some(at) };
             (Outcome::Retrying, mark)
         }
         Err(e) => {
             tracing::error!(id = row.id, attempts = row.attempts, error = %e, "send failed; message is dead");
             error = e.to_string();
-            let mark = Mark::Failed {
-                error: &error,
-                retry_at: None,
-            };
+            let mark = Mark::Failed { error: &error, retry_at: None };
             (Outcome::Dead, mark)
         }
     };
@@ -370,13 +330,7 @@ fn unsubscribe_url(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Op
         crate::store::settings::Sending::Alert => "alert",
         crate::store::settings::Sending::Other => return None,
     };
-    Some(state.signer.unsubscribe_url(
-        &state.config.public_url,
-        contact,
-        what,
-        Duration::days(UNSUBSCRIBE_DAYS),
-        now,
-    ))
+    Some(state.signer.unsubscribe_url(&state.config.public_url, contact, what, Duration::days(UNSUBSCRIBE_DAYS), now))
 }
 
 /// Sends a chat row. Alerts are rendered now from the items still open, like emails.
@@ -387,10 +341,7 @@ async fn send_chat(
     gate: &Gate,
 ) -> Result<Result<Option<String>, SendError>, StoreError> {
     let Some(sender) = state.chat.get(row.channel.as_str()) else {
-        return Ok(Err(SendError::Permanent(format!(
-            "no sender for channel `{}`",
-            row.channel
-        ))));
+        return Ok(Err(SendError::Permanent(format!("no sender for channel `{}`", row.channel))));
     };
     let mut message = match chat_message(state, row, now).await? {
         Ok(Some(m)) => m,
@@ -416,9 +367,7 @@ async fn chat_message(
     Ok(match (payload.message, row.kind.as_str(), &row.contact_id) {
         (Some(m), _, _) => Ok(Some(m)),
         (None, "alert", Some(contact_id)) => match still_open(state, contact_id, &payload.items).await? {
-            Some((contact, open)) => Ok(Some(
-                crate::channels::chat::alert_message(state, &contact, &open, now).await?,
-            )),
+            Some((contact, open)) => Ok(Some(crate::channels::chat::alert_message(state, &contact, &open, now).await?)),
             None => Ok(None),
         },
         _ => Err("chat message without content".into()),
@@ -431,23 +380,13 @@ async fn still_open(
     state: &Providers,
     contact_id: &str,
     keys: &[String],
-) -> Result<
-    Option<(
-        crate::store::contacts::ContactRow,
-        Vec<crate::actions::items::ActionItem>,
-    )>,
-    StoreError,
-> {
+) -> Result<Option<(crate::store::contacts::ContactRow, Vec<crate::actions::items::ActionItem>)>, StoreError> {
     let contact = match get_contact(&state.db, contact_id).await {
         Ok(c) => c,
         Err(StoreError::NotFound) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let open: Vec<_> = current(state, &contact)
-        .await?
-        .into_iter()
-        .filter(|i| keys.contains(&i.key()))
-        .collect();
+    let open: Vec<_> = current(state, &contact).await?.into_iter().filter(|i| keys.contains(&i.key())).collect();
     Ok((!open.is_empty()).then_some((contact, open)))
 }
 
@@ -465,11 +404,7 @@ async fn alert_email(
     let Some((contact, open)) = still_open(state, contact_id, &p.items).await? else {
         return Ok(Ok(None));
     };
-    let composer = Composer {
-        config: &state.config,
-        env: &state.templates,
-        signer: &state.signer,
-    };
+    let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
     let token = row.reply_token.clone().unwrap_or_default();
     Ok(composer.compose_alert(&contact, &open, &token, now).map(|mut e| {
         if !p.message_id.is_empty() {
@@ -523,9 +458,7 @@ pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> R
             match serde_json::from_str::<EmailPayload>(&row.payload) {
                 Ok(p) => p,
                 Err(e) => {
-                    return Ok(Rendered::Unreadable {
-                        error: format!("unreadable payload: {e}"),
-                    });
+                    return Ok(Rendered::Unreadable { error: format!("unreadable payload: {e}") });
                 }
             }
         };
@@ -543,21 +476,14 @@ pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> R
             }
             Err(e) => return Ok(Rendered::Unreadable { error: e.to_string() }),
         };
-        return Ok(Rendered::Email {
-            headers,
-            text: payload.text,
-            html: payload.html,
-        });
+        return Ok(Rendered::Email { headers, text: payload.text, html: payload.html });
     }
     let message = match chat_message(state, row, now).await? {
         Ok(Some(m)) => m,
         Ok(None) => return Ok(Rendered::Nothing),
         Err(error) => return Ok(Rendered::Unreadable { error }),
     };
-    Ok(Rendered::Chat {
-        title: message.title,
-        lines: message.lines,
-    })
+    Ok(Rendered::Chat { title: message.title, lines: message.lines })
 }
 
 /// Sends everything due now, then returns the counts (for `cport digest run` and tests).
@@ -596,10 +522,7 @@ pub async fn drain_concurrently(
     workers: usize,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<DrainReport, StoreError> {
-    let crew = Crew {
-        stop,
-        marker: Some(Marker::start(state.db.clone())),
-    };
+    let crew = Crew { stop, marker: Some(Marker::start(state.db.clone())) };
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
         let s = state.clone();
@@ -629,10 +552,7 @@ pub struct DrainReport {
 /// next second, or shutdown. A message being sent when shutdown comes is finished first;
 /// the rest of its claim is handed back.
 pub async fn run_worker(state: Providers, marker: Marker, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let crew = Crew {
-        stop: Some(shutdown.clone()),
-        marker: Some(marker),
-    };
+    let crew = Crew { stop: Some(shutdown.clone()), marker: Some(marker) };
     loop {
         if *shutdown.borrow() {
             break;

@@ -68,11 +68,8 @@ pub async fn upload(
 ) -> Result<Response, HttpError> {
     // Every answer is the job page at its artwork, with a note saying what happened.
     let back = |note: &str| {
-        axum::response::Redirect::to(&format!(
-            "{}#artwork",
-            with_note(&state, &format!("/jobs/{job_id}"), note)
-        ))
-        .into_response()
+        axum::response::Redirect::to(&format!("{}#artwork", with_note(&state, &format!("/jobs/{job_id}"), note)))
+            .into_response()
     };
     let keep = state.config.inbound.max_attachment_bytes.saturating_add(1) as usize;
     let (mut csrf, mut requirement, mut parts) = (None, None, Vec::<Part>::new());
@@ -113,11 +110,7 @@ pub async fn upload(
                 }
                 // A file input left empty sends one part with no name and no bytes.
                 if !name.is_empty() || !bytes.is_empty() {
-                    parts.push(Part {
-                        name,
-                        content_type,
-                        bytes,
-                    });
+                    parts.push(Part { name, content_type, bytes });
                 }
             }
             _ => {}
@@ -130,11 +123,7 @@ pub async fn upload(
     }
     let files: Vec<Upload<'_>> = parts
         .iter()
-        .map(|p| Upload {
-            name: p.name.clone(),
-            content_type: p.content_type.clone(),
-            bytes: &p.bytes,
-        })
+        .map(|p| Upload { name: p.name.clone(), content_type: p.content_type.clone(), bytes: &p.bytes })
         .collect();
     let mut unit = crate::actions::Unit::new(&state);
     let now = Utc::now();
@@ -186,18 +175,12 @@ pub async fn download(
     let mut response = bytes.into_response();
     let h = response.headers_mut();
     // Served as bytes to save, never as a page of the portal's origin.
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'"),
-    );
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox; default-src 'none'"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     Ok(response)
 }

@@ -250,13 +250,7 @@ pub async fn login(
         return Err(HttpError::TooMany("That is not an email address.".into()));
     }
     let next = safe_next(form.get("next"));
-    let tries = SignInTries::count(
-        &state,
-        format!("acct:{email}"),
-        addr,
-        "or ask for a sign-in link by email",
-    )
-    .await?;
+    let tries = SignInTries::count(&state, format!("acct:{email}"), addr, "or ask for a sign-in link by email").await?;
     let password = form.text("password");
     let mut found: Option<String> = None;
     for id in contacts_by_email(&state.db, &email).await? {
@@ -291,13 +285,8 @@ pub async fn login(
 async fn limit_address(state: &AppState, kind: &str, addr: SocketAddr) -> Result<(), HttpError> {
     let key = format!("{kind}:{}", addr.ip());
     let limit = state.config.portal.login_attempts_per_address;
-    if limits::attempt(&state.db, &key, limit, Utc::now().timestamp_millis())
-        .await?
-        .is_some()
-    {
-        return Err(HttpError::TooMany(
-            "Too many requests from here. Try again later.".into(),
-        ));
+    if limits::attempt(&state.db, &key, limit, Utc::now().timestamp_millis()).await?.is_some() {
+        return Err(HttpError::TooMany("Too many requests from here. Try again later.".into()));
     }
     Ok(())
 }
@@ -320,12 +309,7 @@ pub async fn request_link(
         let c = get_contact(&state.db, id).await?;
         crate::actions::mail::send_login_link(&state, &c, now).await?;
     }
-    message(
-        &state,
-        "Check your email",
-        "If that address belongs to a portal user, a sign-in link is on its way.",
-    )
-    .await
+    message(&state, "Check your email", "If that address belongs to a portal user, a sign-in link is on its way.").await
 }
 
 /// `POST /access`: someone without an account asks for one. The answer is the same whoever
@@ -347,12 +331,8 @@ pub async fn request_access(
     };
     match crate::actions::access::request(&state, &input, Utc::now()).await {
         Ok(_) => {
-            message(
-                &state,
-                "Request sent",
-                "Thank you. Your request is with our team; you will hear from us by email.",
-            )
-            .await
+            message(&state, "Request sent", "Thank you. Your request is with our team; you will hear from us by email.")
+                .await
         }
         Err(e @ crate::actions::ActionError::Invalid { .. }) => {
             anon_page(
@@ -378,10 +358,7 @@ pub async fn logout(State(state): State<AppState>, session: Session, body: Bytes
     session.check_csrf(FormData::parse(&body).get("csrf"))?;
     revoke_session(&state.db, &session.token_hash, Utc::now()).await?;
     let clear = super::session::set_cookie(&state, COOKIE, "", 0);
-    Ok(with_cookie(
-        Redirect::to(&super::with_note(&state, "/login", "You are signed out.")).into_response(),
-        &clear,
-    ))
+    Ok(with_cookie(Redirect::to(&super::with_note(&state, "/login", "You are signed out.")).into_response(), &clear))
 }
 
 pub async fn password_form(State(state): State<AppState>, session: Session) -> Result<Response, HttpError> {
@@ -389,13 +366,7 @@ pub async fn password_form(State(state): State<AppState>, session: Session) -> R
         return Err(HttpError::NotFound);
     }
     let has = get_password_hash(&state.db, &session.actor.contact.id).await?.is_some();
-    page(
-        &state,
-        Some(&session),
-        "password",
-        json!({"has_password": has, "min": MIN_PASSWORD}),
-    )
-    .await
+    page(&state, Some(&session), "password", json!({"has_password": has, "min": MIN_PASSWORD})).await
 }
 
 /// The new password a form chose (`new_password`, repeated in `confirm_password`), or what is
@@ -460,11 +431,7 @@ pub struct TokenQuery {
 }
 
 fn reset_claims(state: &AppState, token: &str) -> Option<LinkClaims> {
-    state
-        .signer
-        .verify(token, Utc::now())
-        .ok()
-        .filter(|c| matches!(c.meaning(), Some(LinkFor::SetPassword { .. })))
+    state.signer.verify(token, Utc::now()).ok().filter(|c| matches!(c.meaning(), Some(LinkFor::SetPassword { .. })))
 }
 
 /// `GET /password/reset`: ask for a link, or (with `?token=`) choose the new password.
@@ -524,11 +491,7 @@ pub async fn reset(
         }
         set_password_hash(&state.db, &claims.contact_id, &hash_password(&new)?, now).await?;
         revoke_contact_sessions(&state.db, &claims.contact_id, now).await?;
-        return Ok(super::see_other(
-            &state,
-            "/login",
-            "Your new password is set. Sign in with it.",
-        ));
+        return Ok(super::see_other(&state, "/login", "Your new password is set. Sign in with it."));
     }
     limit_address(&state, "reset", addr).await?;
     let email = form.text("email").trim().to_string();

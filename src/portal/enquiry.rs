@@ -34,10 +34,7 @@ fn check(session: &Session, cmd: &Command) -> Result<(), HttpError> {
         return Err(HttpError::NotFound);
     }
     if !allowed(session.actor.role, cmd) {
-        return Err(HttpError::Forbidden(format!(
-            "This page is not available to your role ({}).",
-            session.actor.role
-        )));
+        return Err(HttpError::Forbidden(format!("This page is not available to your role ({}).", session.actor.role)));
     }
     Ok(())
 }
@@ -101,11 +98,7 @@ async fn show(
     }
     let now = Utc::now();
     // The portal pages its lists itself, so it asks for all of them.
-    let ctx = Context {
-        item: None,
-        may_decide: false,
-        list_limit: 5000,
-    };
+    let ctx = Context { item: None, may_decide: false, list_limit: 5000 };
     let mut answer: Option<Answer> = None;
     for c in cmds {
         let a = run_alone(state, &session.actor, c, &ctx, now).await?;
@@ -115,10 +108,9 @@ async fn show(
         match &mut answer {
             None => answer = Some(a),
             Some(first) => {
-                first.sections.push(crate::actions::enquiry::Section {
-                    heading: Some(a.title.clone()),
-                    ..Default::default()
-                });
+                first
+                    .sections
+                    .push(crate::actions::enquiry::Section { heading: Some(a.title.clone()), ..Default::default() });
                 first.sections.extend(a.sections);
             }
         }
@@ -151,29 +143,13 @@ pub fn list_page(
     cmd: Command,
     link: Option<(&'static str, &'static str, &'static str)>,
 ) -> MethodRouter<AppState> {
-    get(
-        move |State(s): State<AppState>, session: Session, Query(lq): Query<ListQuery>| async move {
-            show(
-                &s,
-                &session,
-                std::slice::from_ref(&cmd),
-                list(heading, link),
-                &lq,
-                false,
-            )
-            .await
-        },
-    )
+    get(move |State(s): State<AppState>, session: Session, Query(lq): Query<ListQuery>| async move {
+        show(&s, &session, std::slice::from_ref(&cmd), list(heading, link), &lq, false).await
+    })
 }
 
 fn list(heading: &'static str, link: Option<(&'static str, &'static str, &'static str)>) -> Spec<'static> {
-    Spec {
-        heading,
-        images: vec![],
-        link,
-        filterable: true,
-        documents: vec![],
-    }
+    Spec { heading, images: vec![], link, filterable: true, documents: vec![] }
 }
 
 pub async fn delivery(
@@ -185,20 +161,14 @@ pub async fn delivery(
     let id = id.to_ascii_uppercase();
     let mut documents = vec![
         (format!("/deliveries/{id}/note.pdf"), "Delivery note (PDF)".to_string()),
-        (
-            format!("/deliveries/{id}/packing.pdf"),
-            "Packing note (PDF)".to_string(),
-        ),
+        (format!("/deliveries/{id}/packing.pdf"), "Packing note (PDF)".to_string()),
     ];
     let mut images = vec![];
     if session.actor.delegation.is_none()
         && let Ok(d) = q::delivery(&s.db, session.actor.client_id(), &id).await
     {
         // Only web addresses from TOT's data become links.
-        if let Some(url) = d
-            .tracking_url
-            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-        {
+        if let Some(url) = d.tracking_url.filter(|u| u.starts_with("https://") || u.starts_with("http://")) {
             let carrier = d.tracking_carrier.unwrap_or_else(|| "the carrier".into());
             documents.insert(0, (url, format!("Track with {carrier}")));
         }
@@ -206,22 +176,8 @@ pub async fn delivery(
             images.push((sig, "Proof of delivery: the signature".to_string()));
         }
     }
-    let spec = Spec {
-        heading: "Delivery",
-        images,
-        link: None,
-        filterable: false,
-        documents,
-    };
-    show(
-        &s,
-        &session,
-        &[Command::Track(id.to_ascii_uppercase())],
-        spec,
-        &lq,
-        true,
-    )
-    .await
+    let spec = Spec { heading: "Delivery", images, link: None, filterable: false, documents };
+    show(&s, &session, &[Command::Track(id.to_ascii_uppercase())], spec, &lq, true).await
 }
 
 pub async fn invoices(
@@ -248,13 +204,7 @@ pub async fn po(
     Path(id): Path<String>,
     Query(lq): Query<ListQuery>,
 ) -> Result<Response, HttpError> {
-    let spec = Spec {
-        heading: "Purchase order",
-        images: vec![],
-        link: None,
-        filterable: false,
-        documents: vec![],
-    };
+    let spec = Spec { heading: "Purchase order", images: vec![], link: None, filterable: false, documents: vec![] };
     show(&s, &session, &[Command::Po(id.to_ascii_uppercase())], spec, &lq, true).await
 }
 
@@ -355,10 +305,7 @@ async fn statement(s: &AppState, session: &Session, file: &str) -> Result<Respon
             Ok((
                 [
                     (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        format!("attachment; filename=\"statement-{today}.csv\""),
-                    ),
+                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"statement-{today}.csv\"")),
                 ],
                 bytes,
             )

@@ -45,11 +45,7 @@ impl FormData {
         self.get(name).unwrap_or("").to_string()
     }
     pub fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
     }
     pub fn checked(&self, name: &str) -> bool {
         self.get(name).is_some_and(|v| !v.is_empty())
@@ -137,10 +133,7 @@ pub struct Note {
 impl Note {
     /// The note of a query string read as a form.
     pub fn of(q: &FormData) -> Note {
-        Note {
-            note: q.get("note").map(str::to_string),
-            ns: q.get("ns").map(str::to_string),
-        }
+        Note { note: q.get("note").map(str::to_string), ns: q.get("ns").map(str::to_string) }
     }
 
     pub fn verified(self, state: &AppState) -> Option<String> {
@@ -155,23 +148,14 @@ const UPLOAD_SCRIPT: &str = include_str!("../../static/upload.js");
 /// The artwork forms' drag and drop and progress (the forms work without it).
 async fn upload_script() -> Response {
     (
-        [
-            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
         UPLOAD_SCRIPT,
     )
         .into_response()
 }
 
 async fn stylesheet() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        STYLESHEET,
-    )
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
         .into_response()
 }
 
@@ -184,34 +168,21 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/login/link", post(auth::request_link))
         .route("/access", post(auth::request_access))
-        .route(
-            "/unsubscribe/{token}",
-            get(unsubscribe::confirm).post(unsubscribe::stop),
-        )
+        .route("/unsubscribe/{token}", get(unsubscribe::confirm).post(unsubscribe::stop))
         .route("/logout", post(auth::logout))
         .route("/password", get(auth::password_form).post(auth::change_password))
         .route("/password/reset", get(auth::reset_form).post(auth::reset))
-        .route(
-            "/preferences",
-            get(preferences::preferences).post(preferences::save_preferences),
-        )
+        .route("/preferences", get(preferences::preferences).post(preferences::save_preferences))
         .route("/preferences/chat-code", post(preferences::chat_code))
         .route("/preferences/chat-unlink", post(preferences::chat_unlink))
         .route("/visuals", get(pages::visuals).post(pages::approve_many))
         .route("/visuals/{id}", get(pages::visual).post(pages::visual_action))
-        .route(
-            "/jobs",
-            enquiry::list_page("Jobs", Command::Jobs, Some(("Job", "/jobs/", ""))),
-        )
+        .route("/jobs", enquiry::list_page("Jobs", Command::Jobs, Some(("Job", "/jobs/", ""))))
         .route("/jobs/{id}", get(pages::job))
         .route("/jobs/{id}/artwork/{file}", get(artwork::download))
         .route(
             "/deliveries",
-            enquiry::list_page(
-                "Deliveries",
-                Command::Deliveries,
-                Some(("Delivery", "/deliveries/", "")),
-            ),
+            enquiry::list_page("Deliveries", Command::Deliveries, Some(("Delivery", "/deliveries/", ""))),
         )
         .route("/deliveries/{id}", get(enquiry::delivery))
         .route("/deliveries/{id}/{doc}", get(enquiry::delivery_document))
@@ -219,27 +190,15 @@ pub fn router() -> Router<AppState> {
         .route("/invoices/{file}", get(enquiry::invoice_document))
         .route("/statement.pdf", get(enquiry::statement_pdf))
         .route("/statement.csv", get(enquiry::statement_csv))
-        .route(
-            "/pos",
-            enquiry::list_page("Purchase orders", Command::Pos, Some(("PO", "/pos/", ""))),
-        )
+        .route("/pos", enquiry::list_page("Purchase orders", Command::Pos, Some(("PO", "/pos/", ""))))
         .route("/pos/{id}", get(enquiry::po))
-        .route(
-            "/blanks",
-            enquiry::list_page("Blank stock", Command::Blanks(None), None),
-        )
+        .route("/blanks", enquiry::list_page("Blank stock", Command::Blanks(None), None))
         .route("/prices", enquiry::list_page("Price card", Command::Prices, None))
-        .route(
-            "/art",
-            enquiry::list_page("Awaiting art", Command::Art, Some(("Job", "/jobs/", ""))),
-        )
+        .route("/art", enquiry::list_page("Awaiting art", Command::Art, Some(("Job", "/jobs/", ""))))
         .route("/stock", get(orders::stock).post(orders::stock_add))
         .route("/baskets", get(orders::baskets).post(orders::create_basket))
         .route("/baskets/{id}", get(orders::basket).post(orders::basket_action))
         .route("/orders", get(orders::orders))
         .route("/users", get(orders::users).post(orders::users_action))
-        .route(
-            "/jobs/{id}/delivery",
-            get(pages::delivery_form).post(pages::delivery_submit),
-        )
+        .route("/jobs/{id}/delivery", get(pages::delivery_form).post(pages::delivery_submit))
 }

@@ -23,9 +23,7 @@ fn require_orders(s: &Session) -> Result<(), HttpError> {
         return Err(HttpError::NotFound);
     }
     if !act::may_see_orders(&s.actor) {
-        return Err(HttpError::Forbidden(
-            "Stock and orders are for buyers and admins.".into(),
-        ));
+        return Err(HttpError::Forbidden("Stock and orders are for buyers and admins.".into()));
     }
     Ok(())
 }
@@ -69,23 +67,12 @@ async fn stock_page(
     require_orders(session)?;
     let a = &session.actor;
     let page_no = sq.page.unwrap_or(1).clamp(1, 10_000);
-    let mut items = q::stock(
-        &state.db,
-        a.client_id(),
-        act::allocated_to(a),
-        &sq.q,
-        PAGE + 1,
-        (page_no - 1) * PAGE,
-    )
-    .await?;
+    let mut items =
+        q::stock(&state.db, a.client_id(), act::allocated_to(a), &sq.q, PAGE + 1, (page_no - 1) * PAGE).await?;
     let more = items.len() as i64 > PAGE;
     items.truncate(PAGE as usize);
     let baskets = q::baskets_of(&state.db, &a.contact.id).await?;
-    let note = Note {
-        note: sq.note.clone(),
-        ns: sq.ns.clone(),
-    }
-    .verified(state);
+    let note = Note { note: sq.note.clone(), ns: sq.ns.clone() }.verified(state);
     page_status(
         state,
         Some(session),
@@ -105,10 +92,7 @@ pub async fn stock_add(State(state): State<AppState>, session: Session, body: By
     let now = Utc::now();
     let a = &session.actor;
     let sku = form.text("sku");
-    let back = StockQuery {
-        q: form.text("q"),
-        ..Default::default()
-    };
+    let back = StockQuery { q: form.text("q"), ..Default::default() };
     let qty = match form.text("qty").trim().parse::<i64>() {
         Ok(n) => n,
         Err(_) => {
@@ -120,11 +104,7 @@ pub async fn stock_add(State(state): State<AppState>, session: Session, body: By
     let basket = match form.get("basket").unwrap_or("new") {
         "new" => {
             let name = form.text("new_basket");
-            let name = if name.trim().is_empty() {
-                format!("Basket {}", now.format("%-d %b %H:%M"))
-            } else {
-                name
-            };
+            let name = if name.trim().is_empty() { format!("Basket {}", now.format("%-d %b %H:%M")) } else { name };
             match act::create_basket(&state, a, &name, now).await {
                 Ok(id) => id,
                 Err(e) => return stock_error(&state, &session, &back, e).await,
@@ -133,11 +113,9 @@ pub async fn stock_add(State(state): State<AppState>, session: Session, body: By
         id => id.parse::<i64>().map_err(|_| HttpError::NotFound)?,
     };
     match act::add(&state, a, basket, &sku, qty, now).await {
-        Ok(total) => Ok(see_other(
-            &state,
-            &format!("/baskets/{basket}"),
-            &format!("Added: {sku}, now {total} in this basket."),
-        )),
+        Ok(total) => {
+            Ok(see_other(&state, &format!("/baskets/{basket}"), &format!("Added: {sku}, now {total} in this basket.")))
+        }
         Err(e) => {
             // A basket made for this line alone goes again with it.
             if fresh {
@@ -283,15 +261,7 @@ pub async fn basket_action(
             };
             match qty {
                 Ok(n) => act::set_qty(&state, a, id, &sku, n, now).await.map(|_| {
-                    see_other(
-                        &state,
-                        &here,
-                        &if n == 0 {
-                            format!("{sku} removed.")
-                        } else {
-                            format!("{sku}: {n}.")
-                        },
-                    )
+                    see_other(&state, &here, &if n == 0 { format!("{sku} removed.") } else { format!("{sku}: {n}.") })
                 }),
                 Err(e) => Err(e),
             }
@@ -305,16 +275,10 @@ pub async fn basket_action(
                 .await
                 .map(|_| see_other(&state, &here, "Saved. The basket keeps until you come back."))
         }
-        "delete" => act::delete_basket(&state, a, id)
-            .await
-            .map(|_| see_other(&state, "/baskets", "Basket deleted.")),
+        "delete" => act::delete_basket(&state, a, id).await.map(|_| see_other(&state, "/baskets", "Basket deleted.")),
         "place" => {
             match act::place(&state, a, id, now).await {
-                Ok(order) => Ok(see_other(
-                    &state,
-                    "/orders",
-                    &format!("Order {order} placed. TOT has it now."),
-                )),
+                Ok(order) => Ok(see_other(&state, "/orders", &format!("Order {order} placed. TOT has it now."))),
                 Err(PlaceError::Short(short)) => {
                     let msg = "Not placed: some lines are no longer free to order in that quantity. Lower them and place again.".to_string();
                     return basket_page(&state, &session, id, None, Some(msg), short, StatusCode::CONFLICT).await;
@@ -322,25 +286,13 @@ pub async fn basket_action(
                 Err(PlaceError::Action(e)) => Err(e),
             }
         }
-        other => Err(ActionError::invalid(
-            "action",
-            format!("`{other}` is not a basket action"),
-        )),
+        other => Err(ActionError::invalid("action", format!("`{other}` is not a basket action"))),
     };
     match result {
         Ok(r) => Ok(r),
         Err(e) => match form_error(&e) {
             Some(msg) => {
-                basket_page(
-                    &state,
-                    &session,
-                    id,
-                    None,
-                    Some(msg),
-                    vec![],
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await
+                basket_page(&state, &session, id, None, Some(msg), vec![], StatusCode::UNPROCESSABLE_ENTITY).await
             }
             None => Err(e.into()),
         },
@@ -362,13 +314,7 @@ pub async fn orders(
         let lines = q::order_lines(&state.db, o.id).await?;
         out.push(json!({"o": o, "lines": lines.iter().map(|(sku, d, qty)| json!({"sku": sku, "description": d, "qty": qty})).collect::<Vec<_>>()}));
     }
-    page(
-        &state,
-        Some(&session),
-        "orders",
-        json!({"orders": out, "note": n.verified(&state)}),
-    )
-    .await
+    page(&state, Some(&session), "orders", json!({"orders": out, "note": n.verified(&state)})).await
 }
 
 /// The users page does not exist for anyone who does not manage users.
@@ -427,39 +373,24 @@ pub async fn users_action(State(state): State<AppState>, session: Session, body:
     let result = match form.get("action").unwrap_or("") {
         "create" => act::create_third_party(&state, a, &form.text("name"), &form.text("email"), now)
             .await
-            .map(|id| {
-                format!(
-                    "{} added as {id}; an invitation is on its way.",
-                    form.text("name").trim()
-                )
-            }),
+            .map(|id| format!("{} added as {id}; an invitation is on its way.", form.text("name").trim())),
         "revoke" => act::revoke_third_party(&state, a, &user, now)
             .await
             .map(|_| format!("{user} revoked: signed out, links no longer work.")),
-        "allocate" => act::allocate(&state, a, &user, &sku, true, now)
-            .await
-            .map(|_| format!("{sku} allocated to {user}.")),
+        "allocate" => {
+            act::allocate(&state, a, &user, &sku, true, now).await.map(|_| format!("{sku} allocated to {user}."))
+        }
         "unallocate" => act::allocate(&state, a, &user, &sku, false, now)
             .await
             .map(|_| format!("{sku} no longer allocated to {user}.")),
-        other => Err(ActionError::invalid(
-            "action",
-            format!("`{other}` is not a user action"),
-        )),
+        other => Err(ActionError::invalid("action", format!("`{other}` is not a user action"))),
     };
     match result {
         Ok(note) => Ok(see_other(&state, "/users", &note)),
         Err(e) => match (&e, form_error(&e)) {
             (_, Some(msg)) => users_page(&state, &session, None, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await,
             (ActionError::NotFound(what), None) => {
-                users_page(
-                    &state,
-                    &session,
-                    None,
-                    Some(format!("{what} not found.")),
-                    StatusCode::NOT_FOUND,
-                )
-                .await
+                users_page(&state, &session, None, Some(format!("{what} not found.")), StatusCode::NOT_FOUND).await
             }
             _ => Err(e.into()),
         },

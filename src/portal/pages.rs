@@ -16,11 +16,7 @@ use crate::store::jobs;
 use crate::store::visuals as vstore;
 
 pub(super) fn no_delegation(s: &Session) -> Result<(), HttpError> {
-    if s.actor.delegation.is_some() {
-        Err(HttpError::NotFound)
-    } else {
-        Ok(())
-    }
+    if s.actor.delegation.is_some() { Err(HttpError::NotFound) } else { Ok(()) }
 }
 
 /// `GET /`: banners, then the contact's action items with a way to act on each.
@@ -79,10 +75,7 @@ pub async fn visuals(
 ) -> Result<Response, HttpError> {
     no_delegation(&session)?;
     if !session.actor.may_see_visuals() {
-        return Err(HttpError::Forbidden(format!(
-            "Your role ({}) does not show visuals.",
-            session.actor.role
-        )));
+        return Err(HttpError::Forbidden(format!("Your role ({}) does not show visuals.", session.actor.role)));
     }
     list_page(&state, &session, q.verified(&state), None, StatusCode::OK).await
 }
@@ -121,10 +114,7 @@ pub async fn approve_many(State(state): State<AppState>, session: Session, body:
     match act::approve(&state, &session.actor, &ids, form.checked("terms"), Utc::now()).await {
         Ok(results) => {
             let ok = results.iter().filter(|r| r.is_ok()).count();
-            let failed: Vec<String> = results
-                .into_iter()
-                .filter_map(|r| r.err().map(|e| e.to_string()))
-                .collect();
+            let failed: Vec<String> = results.into_iter().filter_map(|r| r.err().map(|e| e.to_string())).collect();
             if failed.is_empty() {
                 Ok(see_other(&state, "/visuals", &format!("{ok} visual(s) approved.")))
             } else {
@@ -211,10 +201,7 @@ pub async fn visual_action(
     let result: Result<String, ActionError> = match form.get("action") {
         Some("approve") => act::approve(&state, a, std::slice::from_ref(&id), form.checked("terms"), now)
             .await
-            .and_then(|mut r| {
-                r.pop()
-                    .unwrap_or_else(|| Err(ActionError::NotFound(format!("visual {id}"))))
-            })
+            .and_then(|mut r| r.pop().unwrap_or_else(|| Err(ActionError::NotFound(format!("visual {id}")))))
             .map(|_| format!("Visual {id} approved. Thank you.")),
         Some("reject") => act::reject(&state, a, &id, &form.text("reason"), now)
             .await
@@ -222,13 +209,10 @@ pub async fn visual_action(
         Some("delegate") => act::delegate(&state, a, &id, &form.text("name"), &form.text("email"), now)
             .await
             .map(|_| format!("An approval link was sent to {}.", form.text("email").trim())),
-        Some("comment") => act::comment(&state, a, &id, &form.text("body"), now)
-            .await
-            .map(|_| "Comment added.".to_string()),
-        _ => Err(ActionError::invalid(
-            "action",
-            "choose approve, reject, delegate or comment",
-        )),
+        Some("comment") => {
+            act::comment(&state, a, &id, &form.text("body"), now).await.map(|_| "Comment added.".to_string())
+        }
+        _ => Err(ActionError::invalid("action", "choose approve, reject, delegate or comment")),
     };
     match result {
         Ok(note) => Ok(see_other(&state, &format!("/visuals/{id}"), &note)),
@@ -246,10 +230,7 @@ pub async fn visual_action(
 async fn job_json(state: &AppState, session: &Session, id: &str) -> Result<(Value, Vec<jobs::GarmentLine>), HttpError> {
     no_delegation(session)?;
     if !session.actor.may_see_jobs() {
-        return Err(HttpError::Forbidden(format!(
-            "Your role ({}) does not show jobs.",
-            session.actor.role
-        )));
+        return Err(HttpError::Forbidden(format!("Your role ({}) does not show jobs.", session.actor.role)));
     }
     let job = match jobs::get_job(&state.db, session.actor.client_id(), id).await {
         Ok(j) => j,
@@ -284,8 +265,7 @@ pub async fn job(
     let ctx = crate::actions::enquiry::Context::default();
     let cmd = crate::actions::commands::Command::Job(id.clone());
     let mut a = crate::actions::enquiry::run_alone(&state, &session.actor, &cmd, &ctx, Utc::now()).await?;
-    a.sections
-        .retain(|s| s.heading.as_deref().is_some_and(|h| h != "Printed garments"));
+    a.sections.retain(|s| s.heading.as_deref().is_some_and(|h| h != "Printed garments"));
     page(
         &state,
         Some(&session),
@@ -316,9 +296,8 @@ async fn delivery_page(
         }
     }
     let addresses = jobs::saved_addresses(&state.db, session.actor.client_id()).await?;
-    let values: Value = form
-        .map(|f| Value::Object(f.0.iter().map(|(k, v)| (k.clone(), json!(v))).collect()))
-        .unwrap_or(json!({}));
+    let values: Value =
+        form.map(|f| Value::Object(f.0.iter().map(|(k, v)| (k.clone(), json!(v))).collect())).unwrap_or(json!({}));
     page_status(
         state,
         Some(session),
@@ -403,11 +382,7 @@ fn parse_delivery(form: &FormData) -> Result<DeliveryRequest, ActionError> {
             .parse()
             .map_err(|_| ActionError::invalid(&format!("qty[{job}:{line}]"), format!("`{v}` is not a whole number")))?;
         let line_no: i64 = line.parse().map_err(|_| ActionError::invalid("qty", "unknown line"))?;
-        lines.push(LineQty {
-            job_id: job.to_string(),
-            line_no,
-            qty,
-        });
+        lines.push(LineQty { job_id: job.to_string(), line_no, qty });
     }
     let address = match form.text("address").trim() {
         "" => form.text("saved_address"),

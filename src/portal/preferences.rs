@@ -64,11 +64,8 @@ async fn prefs_page_with(
         .map(|l| json!({"channel": l.channel, "user": l.user_id}))
         .collect();
     let s = get_settings(&state.db, &c.id).await?;
-    let schedule = s
-        .digest_schedule
-        .clone()
-        .or(c.digest_schedule.clone())
-        .unwrap_or(state.config.digest.schedule.clone());
+    let schedule =
+        s.digest_schedule.clone().or(c.digest_schedule.clone()).unwrap_or(state.config.digest.schedule.clone());
     let modes: Vec<Value> = Category::ALL
         .iter()
         .filter(|cat| cat.visible_to(session.actor.role))
@@ -138,8 +135,7 @@ pub async fn save_preferences(
     let mut s = get_settings(&state.db, &c.id).await?;
     let check = || -> Result<(), String> {
         let tz = form.text("timezone");
-        tz.parse::<chrono_tz::Tz>()
-            .map_err(|_| format!("timezone: `{tz}` is not a time zone"))?;
+        tz.parse::<chrono_tz::Tz>().map_err(|_| format!("timezone: `{tz}` is not a time zone"))?;
         let schedule = match form.text("schedule").as_str() {
             "custom" => form.text("custom_schedule"),
             other => other.to_string(),
@@ -147,12 +143,7 @@ pub async fn save_preferences(
         let parsed = crate::model::schedule::parse_schedule(&schedule).map_err(|e| format!("schedule: {e}"))?;
         // A summary more often than every few hours floods the client and hurts delivery.
         let now = Utc::now();
-        if parsed
-            .after(&now)
-            .take(5)
-            .last()
-            .is_some_and(|t| t - now < chrono::Duration::hours(24))
-        {
+        if parsed.after(&now).take(5).last().is_some_and(|t| t - now < chrono::Duration::hours(24)) {
             return Err("schedule: at most four summaries a day".into());
         }
         for key in ["quiet_start", "quiet_end"] {
@@ -168,11 +159,7 @@ pub async fn save_preferences(
             if let Some(m) = form.get(&format!("mode_{}", cat.name()))
                 && AlertMode::parse(m).is_none()
             {
-                return Err(format!(
-                    "mode_{}: `{m}` is not one of {}",
-                    cat.name(),
-                    AlertMode::names()
-                ));
+                return Err(format!("mode_{}: `{m}` is not one of {}", cat.name(), AlertMode::names()));
             }
         }
         Ok(())

@@ -51,22 +51,10 @@ pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: i64) 
 pub async fn start(state: &AppState, contact_id: &str, delegation_id: Option<i64>) -> Result<String, StoreError> {
     let token = random_token();
     let now = Utc::now();
-    let hours = if delegation_id.is_some() {
-        state.config.portal.delegation_hours
-    } else {
-        state.config.portal.session_hours
-    };
+    let hours =
+        if delegation_id.is_some() { state.config.portal.delegation_hours } else { state.config.portal.session_hours };
     let expires = now + chrono::Duration::hours(i64::from(hours));
-    insert_session(
-        &state.db,
-        &hash_token(&token),
-        contact_id,
-        &random_token(),
-        delegation_id,
-        now,
-        expires,
-    )
-    .await?;
+    insert_session(&state.db, &hash_token(&token), contact_id, &random_token(), delegation_id, now, expires).await?;
     Ok(set_cookie(state, COOKIE, &token, i64::from(hours) * 3600))
 }
 
@@ -97,37 +85,18 @@ impl FromRequestParts<AppState> for Session {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let next = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into());
+        let next = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
         let login = || HttpError::LoginRequired { next: next.clone() };
         let token = cookie(&parts.headers, COOKIE).ok_or_else(login)?;
         let token_hash = hash_token(&token);
-        let SignedIn {
-            session: row,
-            contact,
-            banners_version,
-        } = get_signed_in(&state.db, &token_hash, Utc::now())
-            .await?
-            .ok_or_else(login)?;
+        let SignedIn { session: row, contact, banners_version } =
+            get_signed_in(&state.db, &token_hash, Utc::now()).await?.ok_or_else(login)?;
         let mut actor = Actor::new(contact, crate::model::Channel::Portal);
         if let Some(id) = row.delegation_id {
             let d = get_delegation(&state.db, id).await?;
-            actor.delegation = Some(Delegated {
-                id,
-                visual_id: d.visual_id,
-                name: d.name,
-                email: d.email,
-            });
+            actor.delegation = Some(Delegated { id, visual_id: d.visual_id, name: d.name, email: d.email });
         }
-        Ok(Session {
-            token_hash,
-            csrf: row.csrf,
-            actor,
-            banners_version,
-        })
+        Ok(Session { token_hash, csrf: row.csrf, actor, banners_version })
     }
 }
 

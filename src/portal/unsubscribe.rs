@@ -23,20 +23,15 @@ fn claims_of(state: &AppState, token: &str) -> Option<(String, String)> {
 }
 
 fn described(what: &str) -> &'static str {
-    if what == "alert" {
-        "alert emails (something new needs you)"
-    } else {
-        "summary emails (digests)"
-    }
+    if what == "alert" { "alert emails (something new needs you)" } else { "summary emails (digests)" }
 }
 
 /// The page: `stage` is `confirm` or `done`; none means the link does not work.
 async fn shown(state: &AppState, stage: Option<(&str, &str, &str)>) -> Result<Response, HttpError> {
     let (ctx, status) = match stage {
-        Some((stage, what, email)) => (
-            json!({"stage": stage, "what": described(what), "email": email}),
-            StatusCode::OK,
-        ),
+        Some((stage, what, email)) => {
+            (json!({"stage": stage, "what": described(what), "email": email}), StatusCode::OK)
+        }
         None => (json!({"invalid": true}), StatusCode::BAD_REQUEST),
     };
     page_status(state, None, "unsubscribe", ctx, status).await

@@ -79,11 +79,7 @@ pub async fn list_live(db: &Db, now: DateTime<Utc>) -> Result<Vec<LiveBanner>> {
     Ok(rows
         .into_iter()
         .map(|row| LiveBanner {
-            audience: audience
-                .iter()
-                .filter(|(b, _)| *b == row.id)
-                .map(|(_, c)| c.clone())
-                .collect(),
+            audience: audience.iter().filter(|(b, _)| *b == row.id).map(|(_, c)| c.clone()).collect(),
             row,
         })
         .collect())
@@ -105,11 +101,7 @@ pub async fn list_banners(db: &Db) -> Result<Vec<(BannerRow, Vec<String>)>> {
     Ok(rows
         .into_iter()
         .map(|b| {
-            let clients = aud
-                .iter()
-                .filter(|(id, _)| *id == b.id)
-                .map(|(_, c)| c.clone())
-                .collect();
+            let clients = aud.iter().filter(|(id, _)| *id == b.id).map(|(_, c)| c.clone()).collect();
             (b, clients)
         })
         .collect())

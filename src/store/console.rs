@@ -131,10 +131,8 @@ pub async fn list_outbox(db: &Db, f: &OutboxFilter, limit: i64, offset: i64) -> 
            AND ($5 IS NULL OR o.contact_id IN (SELECT id FROM contacts WHERE client_id = $5))
            AND ($6 IS NULL OR o.created_at >= $6) AND ($7 IS NULL OR o.created_at < $7)
          ORDER BY o.id DESC LIMIT $8 OFFSET $9";
-    Ok(
-        on_db!(db, p => bind!(sqlx::query_as::<_, OutboxRow>(sql), &f.status, &f.channel, &f.kind, &f.contact_id,
-        &f.client_id, f.from, f.until, limit, offset).fetch_all(p).await)?,
-    )
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, OutboxRow>(sql), &f.status, &f.channel, &f.kind, &f.contact_id,
+        &f.client_id, f.from, f.until, limit, offset).fetch_all(p).await)?)
 }
 
 /// A client as the console's contacts page lists it.
@@ -147,13 +145,7 @@ pub struct ClientBrief {
 
 /// Clients whose id or name holds `text` (any case), by name, at most `limit`.
 pub async fn find_clients(db: &Db, text: &str, limit: i64) -> Result<Vec<ClientBrief>> {
-    let like = format!(
-        "%{}%",
-        text.to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
+    let like = format!("%{}%", text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ClientBrief>(
         "SELECT cl.id, cl.name, (SELECT COUNT(*) FROM contacts c WHERE c.client_id = cl.id AND c.active) AS contacts
          FROM clients cl WHERE LOWER(cl.id) LIKE $1 ESCAPE '\\' OR LOWER(cl.name) LIKE $1 ESCAPE '\\'

@@ -112,10 +112,8 @@ const LEADER_LOCK: i64 = 0x6370_6f72_7401;
 pub async fn try_leader_lock(db: &Db) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
     let Db::Postgres(pool) = db else { return None };
     let mut conn = pool.acquire().await.ok()?;
-    let (got,): (bool,) = bind!(sqlx::query_as("SELECT pg_try_advisory_lock($1)"), LEADER_LOCK)
-        .fetch_one(&mut *conn)
-        .await
-        .ok()?;
+    let (got,): (bool,) =
+        bind!(sqlx::query_as("SELECT pg_try_advisory_lock($1)"), LEADER_LOCK).fetch_one(&mut *conn).await.ok()?;
     got.then_some(conn)
 }
 

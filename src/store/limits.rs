@@ -60,11 +60,7 @@ impl Pace {
     /// `count` messages per `period_ms`, all of them allowed at once.
     pub fn per(key: String, count: u32, period_ms: i64) -> Pace {
         let count = i64::from(count.max(1));
-        Pace {
-            key,
-            interval_ms: (period_ms / count).max(1),
-            burst: count,
-        }
+        Pace { key, interval_ms: (period_ms / count).max(1), burst: count }
     }
 }
 

@@ -71,12 +71,6 @@ pub async fn owners(db: &Db, path: &str) -> Result<Vec<MediaOwner>> {
     .fetch_all(p).await)?;
     Ok(rows
         .into_iter()
-        .filter_map(|(kind, id, client_id)| {
-            Some(MediaOwner {
-                kind: MediaKind::from_code(&kind)?,
-                id,
-                client_id,
-            })
-        })
+        .filter_map(|(kind, id, client_id)| Some(MediaOwner { kind: MediaKind::from_code(&kind)?, id, client_id }))
         .collect())
 }

@@ -101,9 +101,7 @@ where
     K: 'static + Send + sqlx::Encode<'static, Postgres> + sqlx::Type<Postgres>,
 {
     if let Tx::Postgres(t) = tx {
-        bind!(sqlx::query(select_for_update), key)
-            .fetch_optional(&mut **t)
-            .await?;
+        bind!(sqlx::query(select_for_update), key).fetch_optional(&mut **t).await?;
     }
     Ok(())
 }
@@ -237,10 +235,7 @@ impl Db {
             // retry), not after the pool's whole acquire timeout.
             let pool = tokio::time::timeout(
                 Duration::from_secs(8),
-                PgPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(opts),
+                PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(30)).connect_with(opts),
             )
             .await
             .map_err(|_| open_err(&"no answer within 8 seconds"))?
@@ -315,9 +310,8 @@ impl Db {
                 Ok(pages * size)
             }
             Db::Postgres(p) => {
-                let (size,): (i64,) = sqlx::query_as("SELECT pg_database_size(current_database())")
-                    .fetch_one(p)
-                    .await?;
+                let (size,): (i64,) =
+                    sqlx::query_as("SELECT pg_database_size(current_database())").fetch_one(p).await?;
                 Ok(size)
             }
         }

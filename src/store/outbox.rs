@@ -147,12 +147,8 @@ pub async fn mark_sent_many(db: &Db, items: &[(i64, &str, &str)], now: DateTime<
     for chunk in items.chunks(100) {
         // Per item: $id, $provider, $token.
         let at = |i: usize, k: usize| 2 + 3 * i + k;
-        let provider: String = (0..chunk.len())
-            .map(|i| format!(" WHEN ${} THEN ${}", at(i, 0), at(i, 1)))
-            .collect();
-        let token: String = (0..chunk.len())
-            .map(|i| format!(" WHEN ${} THEN ${}", at(i, 0), at(i, 2)))
-            .collect();
+        let provider: String = (0..chunk.len()).map(|i| format!(" WHEN ${} THEN ${}", at(i, 0), at(i, 1))).collect();
+        let token: String = (0..chunk.len()).map(|i| format!(" WHEN ${} THEN ${}", at(i, 0), at(i, 2))).collect();
         let ids: Vec<String> = (0..chunk.len()).map(|i| format!("${}", at(i, 0))).collect();
         let sql = format!(
             "UPDATE outbox SET status = 'sent', sent_at = $1, updated_at = $1, claimed_until = NULL, last_error = NULL,
@@ -208,10 +204,7 @@ pub enum Mark<'a> {
     /// Delivered; the provider's id for it.
     Sent(&'a str),
     /// Failed; tried again at the time given, or dead when there is none.
-    Failed {
-        error: &'a str,
-        retry_at: Option<DateTime<Utc>>,
-    },
+    Failed { error: &'a str, retry_at: Option<DateTime<Utc>> },
     /// The provider asked to wait: due again then, and the attempt is given back.
     RateLimited { error: &'a str, retry_at: DateTime<Utc> },
     /// No longer needs sending (its items were resolved first).
@@ -224,10 +217,7 @@ pub async fn mark(db: &Db, id: i64, token: &str, mark: Mark<'_>, now: DateTime<U
     const FENCE: &str = "WHERE id = $1 AND claim_token = $2 AND status = 'sending'";
     let failure = match &mark {
         Mark::Sent(_) => None,
-        Mark::Failed {
-            error,
-            retry_at: Some(_),
-        } => Some(("failed", *error)),
+        Mark::Failed { error, retry_at: Some(_) } => Some(("failed", *error)),
         Mark::Failed { error, retry_at: None } => Some(("dead", *error)),
         Mark::RateLimited { error, .. } => Some(("rate limited", *error)),
         Mark::Dropped(reason) => Some(("dropped", *reason)),

@@ -87,11 +87,7 @@ fn upsert_sql<T: Upsert>(cols: &[Col], rows: usize) -> String {
         .filter(|(name, _)| *name != T::KEY)
         .map(|(name, val)| match special(name) {
             Some((_, _, update)) => {
-                let sent = if val.is_null() {
-                    "NULL".to_string()
-                } else {
-                    format!("excluded.{name}")
-                };
+                let sent = if val.is_null() { "NULL".to_string() } else { format!("excluded.{name}") };
                 format!("{name} = {}", update.replace("{v}", &sent))
             }
             None => format!("{name} = excluded.{name}"),
@@ -165,17 +161,11 @@ pub async fn write_many<T: Upsert>(tx: &mut Tx, recs: &[(&T, &str, bool)], now: 
     }
     if !replaced.is_empty() {
         // Tables come from any record's `lines`, which lists each table even when empty.
-        let all_tables: Vec<&str> = recs
-            .first()
-            .map(|(r, _, _)| r.lines().iter().map(|l| l.table).collect())
-            .unwrap_or_default();
+        let all_tables: Vec<&str> =
+            recs.first().map(|(r, _, _)| r.lines().iter().map(|l| l.table).collect()).unwrap_or_default();
         for table in all_tables {
             for chunk in replaced.chunks(super::IN_CHUNK) {
-                let sql = format!(
-                    "DELETE FROM {table} WHERE {} IN ({})",
-                    T::PARENT,
-                    placeholders(1, chunk.len())
-                );
+                let sql = format!("DELETE FROM {table} WHERE {} IN ({})", T::PARENT, placeholders(1, chunk.len()));
                 let vals: Vec<&Val> = chunk.iter().collect();
                 execute(tx, &sql, &vals).await?;
             }
@@ -187,9 +177,8 @@ pub async fn write_many<T: Upsert>(tx: &mut Tx, recs: &[(&T, &str, bool)], now: 
         let per_row = names.len() + 2;
         let rows_per_statement = (PARAMS_PER_STATEMENT / per_row).max(1);
         for chunk in rows.chunks(rows_per_statement) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|r| format!("({})", placeholders(1 + r * per_row, per_row)))
-                .collect();
+            let values: Vec<String> =
+                (0..chunk.len()).map(|r| format!("({})", placeholders(1 + r * per_row, per_row))).collect();
             let sql = format!(
                 "INSERT INTO {table} ({}, line_no, {}) VALUES {}",
                 T::PARENT,
@@ -350,24 +339,15 @@ impl Upsert for JobIn {
                 image = &l.image,
             ]
         });
-        let printed = self.printed_garments.iter().map(|l| {
-            cols![
-                description = &l.description,
-                expected_qty = l.expected_qty,
-                produced_qty = l.produced_qty
-            ]
-        });
+        let printed = self
+            .printed_garments
+            .iter()
+            .map(|l| cols![description = &l.description, expected_qty = l.expected_qty, produced_qty = l.produced_qty]);
         vec![
-            Lines {
-                table: "job_process_lines",
-                rows: process.collect(),
-            },
+            Lines { table: "job_process_lines", rows: process.collect() },
             cost_lines("job_art_costs", &self.art_costs),
             cost_lines("job_blank_garments", &self.blank_garments),
-            Lines {
-                table: "job_printed_garments",
-                rows: printed.collect(),
-            },
+            Lines { table: "job_printed_garments", rows: printed.collect() },
         ]
     }
 }
@@ -377,10 +357,7 @@ impl Upsert for ArtRequirementIn {
     const TABLE: &'static str = "art_requirements";
     const KEY: &'static str = "id";
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
-        vec![
-            ("client_id", "clients", &self.client_id),
-            ("job_id", "jobs", &self.job_id),
-        ]
+        vec![("client_id", "clients", &self.client_id), ("job_id", "jobs", &self.job_id)]
     }
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
@@ -403,10 +380,7 @@ impl Upsert for VisualIn {
         &[created_at("COALESCE({v}, visuals.created_at)")];
     const PARENT: &'static str = "visual_id";
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
-        vec![
-            ("client_id", "clients", &self.client_id),
-            ("job_id", "jobs", &self.job_id),
-        ]
+        vec![("client_id", "clients", &self.client_id), ("job_id", "jobs", &self.job_id)]
     }
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
@@ -423,17 +397,9 @@ impl Upsert for VisualIn {
         ]
     }
     fn lines(&self) -> Vec<Lines<'_>> {
-        let comments = self
-            .comments
-            .iter()
-            .map(|m| cols![author = &m.author, author_side = &m.side, body = &m.body, at = m.at]);
-        vec![
-            cost_lines("visual_charges", &self.charges),
-            Lines {
-                table: "visual_comments",
-                rows: comments.collect(),
-            },
-        ]
+        let comments =
+            self.comments.iter().map(|m| cols![author = &m.author, author_side = &m.side, body = &m.body, at = m.at]);
+        vec![cost_lines("visual_charges", &self.charges), Lines { table: "visual_comments", rows: comments.collect() }]
     }
 }
 
@@ -474,31 +440,15 @@ impl Upsert for DeliveryIn {
         ]
     }
     fn lines(&self) -> Vec<Lines<'_>> {
-        let lines = self
-            .lines
-            .iter()
-            .map(|l| cols![description = &l.description, qty = l.qty]);
-        let packing = self
-            .packing
-            .iter()
-            .map(|l| cols![container = &l.container, description = &l.description, qty = l.qty]);
-        let costs = self
-            .costs
-            .iter()
-            .map(|l| cols![cost_type = &l.cost_type, description = &l.description, price = l.price]);
+        let lines = self.lines.iter().map(|l| cols![description = &l.description, qty = l.qty]);
+        let packing =
+            self.packing.iter().map(|l| cols![container = &l.container, description = &l.description, qty = l.qty]);
+        let costs =
+            self.costs.iter().map(|l| cols![cost_type = &l.cost_type, description = &l.description, price = l.price]);
         vec![
-            Lines {
-                table: "delivery_lines",
-                rows: lines.collect(),
-            },
-            Lines {
-                table: "delivery_packing",
-                rows: packing.collect(),
-            },
-            Lines {
-                table: "delivery_costs",
-                rows: costs.collect(),
-            },
+            Lines { table: "delivery_lines", rows: lines.collect() },
+            Lines { table: "delivery_packing", rows: packing.collect() },
+            Lines { table: "delivery_costs", rows: costs.collect() },
         ]
     }
 }
@@ -589,14 +539,8 @@ impl Upsert for PurchaseOrderIn {
             ]
         });
         vec![
-            Lines {
-                table: "purchase_order_lines",
-                rows: lines.collect(),
-            },
-            Lines {
-                table: "purchase_order_receipts",
-                rows: receipts.collect(),
-            },
+            Lines { table: "purchase_order_lines", rows: lines.collect() },
+            Lines { table: "purchase_order_receipts", rows: receipts.collect() },
         ]
     }
 }
@@ -642,26 +586,12 @@ impl Upsert for PriceCardIn {
     const KEY: &'static str = "id";
     const PARENT: &'static str = "price_card_id";
     fn columns(&self) -> Vec<Col<'_>> {
-        cols![
-            id = &self.id,
-            client_id = &self.client_id,
-            name = &self.name,
-            effective_from = self.effective_from
-        ]
+        cols![id = &self.id, client_id = &self.client_id, name = &self.name, effective_from = self.effective_from]
     }
     fn lines(&self) -> Vec<Lines<'_>> {
         let lines = self.lines.iter().map(|l| {
-            cols![
-                code = &l.code,
-                description = &l.description,
-                unit = &l.unit,
-                min_qty = l.min_qty,
-                price = l.price,
-            ]
+            cols![code = &l.code, description = &l.description, unit = &l.unit, min_qty = l.min_qty, price = l.price,]
         });
-        vec![Lines {
-            table: "price_card_lines",
-            rows: lines.collect(),
-        }]
+        vec![Lines { table: "price_card_lines", rows: lines.collect() }]
     }
 }

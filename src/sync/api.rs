@@ -83,10 +83,7 @@ pub async fn put_entity(
     };
     let clients: Vec<String> = values
         .iter()
-        .filter_map(|v| {
-            v.get("client_id")
-                .or_else(|| v.get("id").filter(|_| entity == "clients"))
-        })
+        .filter_map(|v| v.get("client_id").or_else(|| v.get("id").filter(|_| entity == "clients")))
         .filter_map(|c| c.as_str().map(str::to_string))
         .collect();
     let report = upsert_batch(&state.db, &entity, values).await?;
@@ -124,12 +121,7 @@ pub async fn delete_entity(
     let parsed: DeleteBody = serde_json::from_slice(&body)
         .map_err(|e| body_error(&entity, format!("expected {{\"ids\": [\"…\"]}}: {e}")))?;
     let report = delete_batch(&state.db, &entity, parsed.ids).await?;
-    tracing::info!(
-        entity,
-        deleted = report.deleted,
-        absent = report.absent.len(),
-        "sync delete applied"
-    );
+    tracing::info!(entity, deleted = report.deleted, absent = report.absent.len(), "sync delete applied");
     Ok(Json(report))
 }
 
@@ -144,9 +136,9 @@ pub async fn post_banner(
         serde_json::from_slice(&body).map_err(|e| HttpError::BadRequest(format!("banner: {e}")))?;
     match crate::actions::banners::post(&state, input, "api", chrono::Utc::now()).await {
         Ok(p) => Ok((axum::http::StatusCode::CREATED, Json(p))),
-        Err(crate::actions::banners::BannerError::Invalid(errs)) => Err(HttpError::BadRequest(
-            errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
-        )),
+        Err(crate::actions::banners::BannerError::Invalid(errs)) => {
+            Err(HttpError::BadRequest(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")))
+        }
         Err(crate::actions::banners::BannerError::Store(e)) => Err(e.into()),
     }
 }
@@ -167,11 +159,7 @@ pub async fn list_banners(
 ) -> Result<Json<Vec<ListedBanner>>, HttpError> {
     require_token(&headers, state.config.api_token.expose())?;
     let rows = crate::store::banners::list_banners(&state.db).await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|(banner, clients)| ListedBanner { banner, clients })
-            .collect(),
-    ))
+    Ok(Json(rows.into_iter().map(|(banner, clients)| ListedBanner { banner, clients }).collect()))
 }
 
 /// `DELETE /api/v1/banners/{id}`: retract a banner.
@@ -181,9 +169,8 @@ pub async fn retract_banner(
     headers: HeaderMap,
 ) -> Result<axum::http::StatusCode, HttpError> {
     require_token(&headers, state.config.api_token.expose())?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| HttpError::BadRequest(format!("id: `{id}` is not a banner id (a whole number)")))?;
+    let id: i64 =
+        id.parse().map_err(|_| HttpError::BadRequest(format!("id: `{id}` is not a banner id (a whole number)")))?;
     if crate::actions::banners::retract(&state, id, chrono::Utc::now()).await? {
         Ok(axum::http::StatusCode::NO_CONTENT)
     } else {
@@ -223,10 +210,7 @@ pub async fn list_changes(
     }
     let rows = crate::store::changes::list_changes(&state.db, after, limit).await?;
     let next = rows.last().map(|r| r.seq).unwrap_or(after);
-    Ok(Json(ChangesPage {
-        changes: rows.into_iter().map(ChangeRow::change).collect(),
-        next_after: next,
-    }))
+    Ok(Json(ChangesPage { changes: rows.into_iter().map(ChangeRow::change).collect(), next_after: next }))
 }
 
 /// `POST /inbound/email`: one raw RFC 5322 message as the body (for MTAs that deliver over
@@ -236,22 +220,15 @@ pub async fn inbound_email(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(axum::http::StatusCode, Json<Value>), HttpError> {
-    let token = if state.config.inbound.token.is_empty() {
-        &state.config.api_token
-    } else {
-        &state.config.inbound.token
-    };
+    let token =
+        if state.config.inbound.token.is_empty() { &state.config.api_token } else { &state.config.inbound.token };
     require_token(&headers, token.expose())?;
     use crate::channels::inbound::{InboundError, handle};
     match handle(&state, &body, chrono::Utc::now()).await {
-        Ok(d) => Ok((
-            axum::http::StatusCode::OK,
-            Json(serde_json::to_value(d).unwrap_or_default()),
-        )),
-        Err(e @ InboundError::TooLarge { .. }) => Ok((
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            Json(serde_json::json!({"error": e.to_string()})),
-        )),
+        Ok(d) => Ok((axum::http::StatusCode::OK, Json(serde_json::to_value(d).unwrap_or_default()))),
+        Err(e @ InboundError::TooLarge { .. }) => {
+            Ok((axum::http::StatusCode::PAYLOAD_TOO_LARGE, Json(serde_json::json!({"error": e.to_string()}))))
+        }
         Err(e @ InboundError::Malformed(_)) => Err(HttpError::BadRequest(e.to_string())),
         Err(InboundError::Store(e)) => Err(e.into()),
         Err(e @ InboundError::Internal(_)) => Err(HttpError::unexpected(e)),

@@ -51,10 +51,7 @@ type Batch = (usize, Box<dyn std::any::Any + Send>);
 /// loosely to report every bad record; nothing is written then.
 pub async fn import_file(db: &Db, path: &Path, show_progress: bool) -> Result<Vec<EntityReport>, ImportError> {
     let shown = path.display().to_string();
-    let read_err = |source| ImportError::Read {
-        path: shown.clone(),
-        source,
-    };
+    let read_err = |source| ImportError::Read { path: shown.clone(), source };
     let spinner = show_progress.then(|| {
         let s = ProgressBar::new_spinner();
         s.set_message(format!("reading {shown}"));
@@ -71,10 +68,8 @@ pub async fn import_file(db: &Db, path: &Path, show_progress: bool) -> Result<Ve
         Err(OutlineError::Read(e)) => return Err(read_err(e)),
         Err(OutlineError::Parse(e)) => return Err(loose_report(path, &shown, Some(e))),
     };
-    if let Some(twice) = outline
-        .iter()
-        .enumerate()
-        .find_map(|(i, (e, _))| outline[..i].iter().any(|(f, _)| f == e).then_some(e))
+    if let Some(twice) =
+        outline.iter().enumerate().find_map(|(i, (e, _))| outline[..i].iter().any(|(f, _)| f == e).then_some(e))
     {
         return Err(SyncError::Invalid(vec![RecordError {
             entity: twice.clone(),
@@ -91,10 +86,7 @@ pub async fn import_file(db: &Db, path: &Path, show_progress: bool) -> Result<Ve
     let mut held = [false; ENTITIES.len()];
     let in_file: Vec<usize> = outline.iter().map(|(e, _)| place(e)).collect();
     for (pos, &p) in in_file.iter().enumerate() {
-        held[p] = in_file
-            .iter()
-            .enumerate()
-            .any(|(q, &other)| other < p && (q > pos || held[other]));
+        held[p] = in_file.iter().enumerate().any(|(q, &other)| other < p && (q > pos || held[other]));
     }
 
     let bar = progress_bar(show_progress, outline.iter().map(|(_, n)| *n).sum());
@@ -195,10 +187,7 @@ impl<'a> Writer<'a> {
             Ok(stage(tx, &records, &mut self.seen[place], &mut self.errs, tick).await?)
         })?;
         self.reports[place]
-            .get_or_insert_with(|| EntityReport {
-                entity: ENTITIES[place].to_string(),
-                ..Default::default()
-            })
+            .get_or_insert_with(|| EntityReport { entity: ENTITIES[place].to_string(), ..Default::default() })
             .add(&part);
         Ok(())
     }
@@ -275,15 +264,11 @@ fn stream_document(path: &Path, sender: &tokio::sync::mpsc::Sender<Batch>) -> Re
                 index += 1;
                 if batch.len() == BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    self.1
-                        .blocking_send((self.0, Box::new(full)))
-                        .map_err(|_| A::Error::custom(GONE))?;
+                    self.1.blocking_send((self.0, Box::new(full))).map_err(|_| A::Error::custom(GONE))?;
                 }
             }
             if !batch.is_empty() {
-                self.1
-                    .blocking_send((self.0, Box::new(batch)))
-                    .map_err(|_| A::Error::custom(GONE))?;
+                self.1.blocking_send((self.0, Box::new(batch))).map_err(|_| A::Error::custom(GONE))?;
             }
             Ok(())
         }
@@ -322,19 +307,13 @@ fn loose_report(path: &Path, shown: &str, typed: Option<String>) -> ImportError 
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(source) => {
-            return ImportError::Read {
-                path: shown.to_string(),
-                source,
-            };
+            return ImportError::Read { path: shown.to_string(), source };
         }
     };
     let loose: BTreeMap<String, serde_json::Value> = match serde_json::from_slice(&text) {
         Ok(l) => l,
         Err(e) => {
-            return ImportError::NotJson {
-                path: shown.to_string(),
-                message: e.to_string(),
-            };
+            return ImportError::NotJson { path: shown.to_string(), message: e.to_string() };
         }
     };
     let mut errs = loose_errors(loose);

@@ -115,9 +115,7 @@ fn content_hash<T: Serialize>(rec: &T) -> String {
 }
 
 fn record_id(v: &serde_json::Value) -> Option<String> {
-    ["id", "sku", "client_id"]
-        .iter()
-        .find_map(|k| v.get(*k).and_then(|x| x.as_str()).map(str::to_string))
+    ["id", "sku", "client_id"].iter().find_map(|k| v.get(*k).and_then(|x| x.as_str()).map(str::to_string))
 }
 
 /// Parses loose JSON values into records, collecting a [`RecordError`] per bad record.
@@ -146,13 +144,7 @@ pub fn parse_values<T: Upsert>(values: Vec<serde_json::Value>, errs: &mut Vec<Re
                 } else {
                     path
                 };
-                errs.push(RecordError {
-                    entity: T::ENTITY.into(),
-                    index: Some(index),
-                    id,
-                    field,
-                    reason: inner,
-                });
+                errs.push(RecordError { entity: T::ENTITY.into(), index: Some(index), id, field, reason: inner });
             }
         }
     }
@@ -170,11 +162,7 @@ pub async fn stage<T: Upsert>(
     mut progress: impl FnMut(u64),
 ) -> Result<EntityReport, StoreError> {
     let entity = T::ENTITY;
-    let mut report = EntityReport {
-        entity: entity.into(),
-        received: records.len(),
-        ..Default::default()
-    };
+    let mut report = EntityReport { entity: entity.into(), received: records.len(), ..Default::default() };
     let before = errs.len();
     let push = |errs: &mut Vec<RecordError>, index: usize, rec: &T, fe: FieldError| {
         errs.push(RecordError {
@@ -198,10 +186,7 @@ pub async fn stage<T: Upsert>(
                 errs,
                 *index,
                 rec,
-                FieldError::new(
-                    T::KEY,
-                    format!("`{}` appears twice in this batch (also at index {first})", rec.key()),
-                ),
+                FieldError::new(T::KEY, format!("`{}` appears twice in this batch (also at index {first})", rec.key())),
             );
         }
     }
@@ -221,12 +206,7 @@ pub async fn stage<T: Upsert>(
     for (index, rec) in records {
         for (field, table, id) in rec.refs() {
             match found.get(table).and_then(|m| m.get(id)) {
-                None => push(
-                    errs,
-                    *index,
-                    rec,
-                    FieldError::new(field, format!("unknown {} `{id}`", singular(table))),
-                ),
+                None => push(errs, *index, rec, FieldError::new(field, format!("unknown {} `{id}`", singular(table)))),
                 Some(owner) if table != "clients" && Some(owner.as_str()) != rec.client() => push(
                     errs,
                     *index,
@@ -266,11 +246,8 @@ pub async fn stage<T: Upsert>(
         write_many(tx, &changed, now).await?;
         progress(chunk.len() as u64);
     }
-    for (label, count) in [
-        ("inserted", report.inserted),
-        ("updated", report.updated),
-        ("unchanged", report.unchanged),
-    ] {
+    for (label, count) in [("inserted", report.inserted), ("updated", report.updated), ("unchanged", report.unchanged)]
+    {
         metrics::counter!("cport_sync_records_total", "entity" => entity, "outcome" => label).increment(count as u64);
     }
     Ok(report)

@@ -33,10 +33,7 @@ fn answer(description: &str, schema: Value) -> Value {
 /// The error answers every bearer-token route can give.
 fn with_errors(mut responses: Value, error: &Value, codes: &[(&str, &str)]) -> Value {
     let common = [
-        (
-            "401",
-            "The bearer token is missing or wrong (`WWW-Authenticate: Bearer`).",
-        ),
+        ("401", "The bearer token is missing or wrong (`WWW-Authenticate: Bearer`)."),
         ("503", "The store is unreachable; send again later."),
     ];
     for (code, why) in common.iter().chain(codes.iter()) {
@@ -52,9 +49,8 @@ fn record_schema(entity: &str, g: &mut SchemaGenerator) -> Result<Value, SyncErr
 
 /// The whole document. `server` is the public base URL the API is reached at.
 pub fn document(server: &str) -> Value {
-    let mut g = SchemaSettings::draft2020_12()
-        .with(|s| s.definitions_path = "/components/schemas".into())
-        .into_generator();
+    let mut g =
+        SchemaSettings::draft2020_12().with(|s| s.definitions_path = "/components/schemas".into()).into_generator();
     let error = schema::<crate::web::ErrorBody>(&mut g);
     // The import document (`cport import FILE`) is no request body, but the same records: its
     // schema is in the components for those who write such files.
@@ -260,10 +256,7 @@ fn kind(s: &Value) -> String {
         return format!("[{name}](#{})", name.to_ascii_lowercase());
     }
     if let Some(choices) = s.get("enum").and_then(Value::as_array) {
-        let names: Vec<String> = choices
-            .iter()
-            .map(|c| format!("`{}`", c.as_str().unwrap_or("null")))
-            .collect();
+        let names: Vec<String> = choices.iter().map(|c| format!("`{}`", c.as_str().unwrap_or("null"))).collect();
         return names.join(" \\| ");
     }
     if let Some(c) = s.get("const") {
@@ -277,22 +270,14 @@ fn kind(s: &Value) -> String {
     let format = s.get("format").and_then(Value::as_str);
     let one = |t: &str| -> String {
         match (t, format) {
-            ("array", _) => format!(
-                "array of {}",
-                s.get("items").map(kind).unwrap_or_else(|| "values".into())
-            ),
+            ("array", _) => format!("array of {}", s.get("items").map(kind).unwrap_or_else(|| "values".into())),
             ("string", Some(f @ ("date" | "date-time"))) => format!("{f} string"),
             (t, _) => t.to_string(),
         }
     };
     match s.get("type") {
         Some(Value::String(t)) => one(t),
-        Some(Value::Array(ts)) => ts
-            .iter()
-            .filter_map(Value::as_str)
-            .map(one)
-            .collect::<Vec<_>>()
-            .join(" or "),
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).map(one).collect::<Vec<_>>().join(" or "),
         _ if s.get("properties").is_some() => "object".into(),
         _ => "any JSON value".into(),
     }
@@ -364,10 +349,8 @@ pub fn markdown(doc: &Value) -> String {
         }
         match s["properties"].as_object() {
             Some(props) => {
-                let required: Vec<&str> = s["required"]
-                    .as_array()
-                    .map(|r| r.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
+                let required: Vec<&str> =
+                    s["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
                 out.push_str("| field | type | required / default | what it is |\n|---|---|---|---|\n");
                 for (field, p) in props {
                     let need = if required.contains(&field.as_str()) {

@@ -58,21 +58,14 @@ fn message(channel: &str, body: &Value) -> Value {
 
 fn record(inner: &Inner, method: Method, path: String, body: &Bytes) -> Value {
     let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    inner.calls.lock().unwrap().push(Call {
-        method,
-        path,
-        body: body.clone(),
-    });
+    inner.calls.lock().unwrap().push(Call { method, path, body: body.clone() });
     inner.new_call.notify_waiters();
     body
 }
 
 async fn dm_channel(State(inner): State<Arc<Inner>>, body: Bytes) -> Json<Value> {
     let b = record(&inner, Method::POST, "/users/@me/channels".into(), &body);
-    let user = b["recipient_id"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| b["recipient_id"].to_string());
+    let user = b["recipient_id"].as_str().map(str::to_string).unwrap_or_else(|| b["recipient_id"].to_string());
     Json(json!({
         "id": format!("9{}", &user[1..]),
         "type": 1,
@@ -123,12 +116,7 @@ async fn edit_original(
     Path((app, token)): Path<(String, String)>,
     body: Bytes,
 ) -> Json<Value> {
-    let b = record(
-        &inner,
-        Method::PATCH,
-        format!("/webhooks/{app}/{token}/messages/@original"),
-        &body,
-    );
+    let b = record(&inner, Method::PATCH, format!("/webhooks/{app}/{token}/messages/@original"), &body);
     Json(message("1", &b))
 }
 
@@ -152,16 +140,11 @@ impl FakeDiscord {
         let app = Router::new()
             .route("/api/v10/users/@me/channels", post(dm_channel))
             .route("/api/v10/channels/{channel}/messages", post(channel_message))
-            .route(
-                "/api/v10/webhooks/{app}/{token}/messages/@original",
-                patch(edit_original),
-            )
+            .route("/api/v10/webhooks/{app}/{token}/messages/@original", patch(edit_original))
             .route("/api/v10/webhooks/{app}/{token}", post(follow_up))
             .route("/api/v10/applications/{app}/commands", put(commands))
             .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind fake discord");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake discord");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
         FakeDiscord { url, inner }
@@ -194,19 +177,12 @@ pub struct InteractionSigner {
 
 impl InteractionSigner {
     pub fn new(seed: u8) -> InteractionSigner {
-        InteractionSigner {
-            key: SigningKey::from_bytes(&[seed; 32]),
-        }
+        InteractionSigner { key: SigningKey::from_bytes(&[seed; 32]) }
     }
 
     /// The public key as 64 hex digits (what goes in `discord.public_key`).
     pub fn public_key_hex(&self) -> String {
-        self.key
-            .verifying_key()
-            .to_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        self.key.verifying_key().to_bytes().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// (signature hex, timestamp) for `body` signed at `timestamp`.

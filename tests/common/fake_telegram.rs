@@ -29,12 +29,7 @@ pub struct Call {
 impl Call {
     /// The message text (or photo caption).
     pub fn text(&self) -> String {
-        self.body
-            .get("text")
-            .or_else(|| self.body.get("caption"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
+        self.body.get("text").or_else(|| self.body.get("caption")).and_then(Value::as_str).unwrap_or("").to_string()
     }
     pub fn chat(&self) -> i64 {
         match self.body.get("chat_id") {
@@ -57,11 +52,7 @@ impl Call {
             .flat_map(|row| row.as_array().cloned().unwrap_or_default())
             .map(|b| {
                 let label = b["text"].as_str().unwrap_or("").to_string();
-                let data = b["callback_data"]
-                    .as_str()
-                    .or(b["url"].as_str())
-                    .unwrap_or("")
-                    .to_string();
+                let data = b["callback_data"].as_str().or(b["url"].as_str()).unwrap_or("").to_string();
                 (label, data)
             })
             .collect()
@@ -92,17 +83,10 @@ pub struct FakeTelegram {
 impl FakeTelegram {
     /// Binds a loopback port first, then serves on it.
     pub async fn start() -> FakeTelegram {
-        let inner = Arc::new(Inner {
-            next_update: AtomicI64::new(1),
-            next_message: AtomicI64::new(100),
-            ..Default::default()
-        });
-        let app = Router::new()
-            .route("/{bot}/{method}", post(api))
-            .with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind fake telegram");
+        let inner =
+            Arc::new(Inner { next_update: AtomicI64::new(1), next_message: AtomicI64::new(100), ..Default::default() });
+        let app = Router::new().route("/{bot}/{method}", post(api)).with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake telegram");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
         FakeTelegram { url, inner }
@@ -279,27 +263,13 @@ async fn read_body(req: Request) -> Value {
 async fn api(State(inner): State<Arc<Inner>>, Path((_bot, method)): Path<(String, String)>, req: Request) -> Response {
     // Bot API method names are case-insensitive; teloxide sends `SendMessage`.
     let mut chars = method.chars();
-    let method: String = chars
-        .next()
-        .map(|c| c.to_ascii_lowercase())
-        .into_iter()
-        .chain(chars)
-        .collect();
+    let method: String = chars.next().map(|c| c.to_ascii_lowercase()).into_iter().chain(chars).collect();
     let body = read_body(req).await;
     if method == "getUpdates" {
         return get_updates(&inner, &body).await;
     }
-    let limited = inner
-        .throttle
-        .lock()
-        .unwrap()
-        .get_mut(&method)
-        .and_then(|q| q.pop_front());
-    let call = Call {
-        method: method.clone(),
-        body: body.clone(),
-        at: std::time::Instant::now(),
-    };
+    let limited = inner.throttle.lock().unwrap().get_mut(&method).and_then(|q| q.pop_front());
+    let call = Call { method: method.clone(), body: body.clone(), at: std::time::Instant::now() };
     if matches!(method.as_str(), "sendMessage" | "sendPhoto" | "editMessageText")
         && let Some(tx) = inner.listeners.lock().unwrap().get(&call.chat())
     {
@@ -325,9 +295,7 @@ async fn api(State(inner): State<Arc<Inner>>, Path((_bot, method)): Path<(String
                 Value::String(s) => s.parse().unwrap_or(0),
                 _ => 0,
             };
-            let id = body["message_id"]
-                .as_i64()
-                .unwrap_or_else(|| inner.next_message.fetch_add(1, Ordering::SeqCst));
+            let id = body["message_id"].as_i64().unwrap_or_else(|| inner.next_message.fetch_add(1, Ordering::SeqCst));
             json!({
                 "message_id": id,
                 "date": chrono::Utc::now().timestamp(),

@@ -20,9 +20,7 @@ pub async fn fresh_database_url(dir: &std::path::Path) -> String {
         Ok(url) if url.starts_with("postgres") => {
             use rand::Rng;
             let name = format!("cport_test_{:016x}", rand::thread_rng().r#gen::<u64>());
-            let admin = Db::connect(&url)
-                .await
-                .expect("PostgreSQL from DATABASE_URL is reachable");
+            let admin = Db::connect(&url).await.expect("PostgreSQL from DATABASE_URL is reachable");
             cport::store::on_db!(&admin, p => sqlx::query(&format!("CREATE DATABASE {name}")).execute(p).await.map(|_| ()))
                 .expect("create test database");
             admin.close().await;
@@ -135,26 +133,17 @@ impl TestApp {
 
     /// PUT a batch with the right token.
     pub async fn put(&self, entity: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-        self.api(reqwest::Method::PUT, &format!("/api/v1/{entity}"), Some(body))
-            .await
+        self.api(reqwest::Method::PUT, &format!("/api/v1/{entity}"), Some(body)).await
     }
 
     pub async fn delete(&self, entity: &str, ids: &[&str]) -> (u16, serde_json::Value) {
         let body = serde_json::json!({ "ids": ids });
-        self.api(reqwest::Method::DELETE, &format!("/api/v1/{entity}"), Some(body))
-            .await
+        self.api(reqwest::Method::DELETE, &format!("/api/v1/{entity}"), Some(body)).await
     }
 
     /// GET a path and read the body as text.
     pub async fn text(&self, path: &str) -> String {
-        self.http
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("request")
-            .text()
-            .await
-            .expect("body")
+        self.http.get(self.url(path)).send().await.expect("request").text().await.expect("body")
     }
 
     /// Number of rows in a table (tests read the store directly to see what was written).
@@ -262,13 +251,8 @@ impl SmtpServer {
             .expect("python3 runs (scripts/test installs aiosmtpd)");
         // The server prints its port once it is listening.
         let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("port line");
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("smtp server did not start: `{line}`"));
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("port line");
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("smtp server did not start: `{line}`"));
         SmtpServer { port, dir, child }
     }
 
@@ -323,9 +307,7 @@ impl TestState {
         };
         let mut config = test_config(dir.path(), url);
         configure(&mut config);
-        config
-            .validate(cport::config::Need::Secrets)
-            .expect("test config is valid");
+        config.validate(cport::config::Need::Secrets).expect("test config is valid");
         let db = Db::connect(config.database_url.expose()).await.expect("store");
         db.migrate().await.expect("migrations");
         let state = cport::AppState::new(config, db).expect("state");
@@ -335,9 +317,7 @@ impl TestState {
     /// Loads a document of records (same path as `cport import`).
     pub async fn load(&self, doc: serde_json::Value) {
         let doc: cport::model::records::Document = serde_json::from_value(doc).expect("document");
-        cport::sync::import::apply_document(&self.state.db, &doc, false)
-            .await
-            .expect("document loads");
+        cport::sync::import::apply_document(&self.state.db, &doc, false).await.expect("document loads");
     }
 }
 
@@ -352,11 +332,7 @@ pub fn smtp_config(c: &mut Config, port: u16) {
 
 /// A browser-like HTTP client: keeps cookies, does not follow redirects (tests look at them).
 pub fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 
 /// The CSRF token of the first form on a page.
@@ -370,13 +346,8 @@ impl TestApp {
     /// A signed portal link for `contact` to `path`.
     pub fn link(&self, contact: &str, path: &str) -> String {
         let signer = cport::links::Signer::new("0123456789abcdef0123456789abcdef");
-        let token = signer.sign(
-            cport::links::Purpose::Open,
-            path,
-            contact,
-            chrono::Duration::days(1),
-            chrono::Utc::now(),
-        );
+        let token =
+            signer.sign(cport::links::Purpose::Open, path, contact, chrono::Duration::days(1), chrono::Utc::now());
         self.url(&format!("/l/{token}"))
     }
 
@@ -397,11 +368,7 @@ impl TestApp {
     /// POST a form from `path`'s page (its CSRF token added); returns status, Location, body.
     pub async fn post_form(&self, b: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
         let (_, html) = self.page(b, path).await;
-        let csrf = if html.contains("name=\"csrf\"") {
-            csrf_of(&html)
-        } else {
-            String::new()
-        };
+        let csrf = if html.contains("name=\"csrf\"") { csrf_of(&html) } else { String::new() };
         let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
         form.extend_from_slice(fields);
         self.post_raw(b, path, &form).await
@@ -411,12 +378,7 @@ impl TestApp {
     pub async fn post_raw(&self, b: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
         let r = b.post(self.url(path)).form(fields).send().await.expect("request");
         let status = r.status().as_u16();
-        let location = r
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let location = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
         (status, location, r.text().await.unwrap_or_default())
     }
 

@@ -37,12 +37,7 @@ pub(super) async fn items(a: &Ask<'_>) -> Result<Answer, ActionError> {
             .iter()
             .map(|i| vec![i.category.code().into(), i.title.clone(), d(i.date), i.command.clone()])
             .collect();
-        Answer::table(
-            name,
-            format!("{} thing(s) need you:", items.len()),
-            &["", "Item", "Date", "Reply"],
-            rows,
-        )
+        Answer::table(name, format!("{} thing(s) need you:", items.len()), &["", "Item", "Date", "Reply"], rows)
     })
 }
 
@@ -110,50 +105,25 @@ pub(super) async fn job(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
             let rows = lines
                 .iter()
                 .map(|c| {
-                    vec![
-                        c.description.clone(),
-                        c.qty.to_string(),
-                        money(c.unit_price),
-                        money(c.qty * c.unit_price),
-                    ]
+                    vec![c.description.clone(), c.qty.to_string(), money(c.unit_price), money(c.qty * c.unit_price)]
                 })
                 .collect();
-            sections.push(Section::table(
-                Some(heading),
-                &["Description", "Qty", "Unit price", "Total"],
-                rows,
-            ));
+            sections.push(Section::table(Some(heading), &["Description", "Qty", "Unit price", "Total"], rows));
         }
     }
     let garments = jobs::list_garment_lines(db, id).await?;
     if !garments.is_empty() {
         let rows = garments
             .iter()
-            .map(|g| {
-                vec![
-                    g.description.clone(),
-                    g.expected_qty.to_string(),
-                    g.produced_qty.to_string(),
-                ]
-            })
+            .map(|g| vec![g.description.clone(), g.expected_qty.to_string(), g.produced_qty.to_string()])
             .collect();
-        sections.push(Section::table(
-            Some("Printed garments"),
-            &["Description", "Expected", "Produced"],
-            rows,
-        ));
+        sections.push(Section::table(Some("Printed garments"), &["Description", "Expected", "Produced"], rows));
     }
     let dels = q::job_deliveries(db, client, id).await?;
     if !dels.is_empty() {
-        let rows = dels
-            .iter()
-            .map(|x| vec![x.id.clone(), x.status.clone(), d(x.delivery_date), x.venue.clone()])
-            .collect();
-        sections.push(Section::table(
-            Some("Deliveries"),
-            &["Delivery", "Status", "Date", "Venue"],
-            rows,
-        ));
+        let rows =
+            dels.iter().map(|x| vec![x.id.clone(), x.status.clone(), d(x.delivery_date), x.venue.clone()]).collect();
+        sections.push(Section::table(Some("Deliveries"), &["Delivery", "Status", "Date", "Venue"], rows));
     }
     Ok(Answer::ok(name, format!("Job {}: {}", j.id, j.name), sections))
 }
@@ -181,10 +151,7 @@ pub(super) async fn track(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> 
             "Delivered: signed {} by courier {}{}, {} box(es)",
             at.format("%Y-%m-%d %H:%M UTC"),
             x.pod_courier.clone().unwrap_or_default(),
-            x.pod_courier_worker
-                .as_ref()
-                .map(|w| format!(" ({w})"))
-                .unwrap_or_default(),
+            x.pod_courier_worker.as_ref().map(|w| format!(" ({w})")).unwrap_or_default(),
             x.pod_boxes.unwrap_or(0)
         ));
     }
@@ -263,11 +230,7 @@ pub(super) async fn stock(a: &Ask<'_>, own: bool, text: Option<&str>) -> Result<
     let what = if own { "stock line(s)" } else { "blank stock line(s)" };
     Ok(Answer::table(
         name,
-        format!(
-            "{} {what}{}:",
-            list.len(),
-            text.as_ref().map(|t| format!(" matching \"{t}\"")).unwrap_or_default()
-        ),
+        format!("{} {what}{}:", list.len(), text.as_ref().map(|t| format!(" matching \"{t}\"")).unwrap_or_default()),
         &["SKU", "Your SKU", "Description", "Balance", "Expected", "Available"],
         rows,
     ))
@@ -303,35 +266,17 @@ pub(super) async fn po(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
     let Ask { name, .. } = *a;
     let db = &a.state.db;
     let client = a.actor.client_id();
-    let p = found(q::purchase_order(db, client, id).await, || {
-        format!("purchase order {id}")
-    })?;
+    let p = found(q::purchase_order(db, client, id).await, || format!("purchase order {id}"))?;
     let mut sections = vec![Section::text(vec![
         format!("Status: {}", p.status.replace('_', " ")),
-        format!(
-            "Ordered: {} by {}",
-            p.date_ordered,
-            p.placed_by.clone().unwrap_or_else(|| "-".into())
-        ),
-        format!(
-            "TOT ref {}, your ref {}",
-            p.tot_ref,
-            p.client_ref.clone().unwrap_or_else(|| "-".into())
-        ),
+        format!("Ordered: {} by {}", p.date_ordered, p.placed_by.clone().unwrap_or_else(|| "-".into())),
+        format!("TOT ref {}, your ref {}", p.tot_ref, p.client_ref.clone().unwrap_or_else(|| "-".into())),
         format!("{} / {} from {}", p.category, p.po_type, p.supplier),
     ])];
     let lines = q::po_lines(db, id).await?;
     sections.push(Section::table(
         Some("Lines"),
-        &[
-            "Status",
-            "SKU",
-            "Description",
-            "Ordered",
-            "Received",
-            "Cancelled",
-            "Outstanding",
-        ],
+        &["Status", "SKU", "Description", "Ordered", "Received", "Cancelled", "Outstanding"],
         lines
             .iter()
             .map(|l| {
@@ -351,15 +296,7 @@ pub(super) async fn po(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
     if !receipts.is_empty() {
         sections.push(Section::table(
             Some("Receipts"),
-            &[
-                "Received",
-                "Signed by",
-                "Checked",
-                "Check",
-                "Checked by",
-                "Outers",
-                "Handling",
-            ],
+            &["Received", "Signed by", "Checked", "Check", "Checked by", "Outers", "Handling"],
             receipts
                 .iter()
                 .map(|r| {
@@ -412,16 +349,7 @@ pub(super) async fn invoices(a: &Ask<'_>) -> Result<Answer, ActionError> {
     Ok(Answer::table(
         name,
         format!("{} invoice(s), amounts in {cur}:", list.len()),
-        &[
-            "Status",
-            "Invoice",
-            "Date",
-            "Your PO",
-            "Job",
-            "Total",
-            "Paid",
-            "Outstanding",
-        ],
+        &["Status", "Invoice", "Date", "Your PO", "Job", "Total", "Paid", "Outstanding"],
         rows,
     ))
 }
@@ -437,13 +365,7 @@ pub(super) async fn balance(a: &Ask<'_>) -> Result<Answer, ActionError> {
             vec![match a.credit_limit {
                 Some(limit) => Section::table(
                     None,
-                    &[
-                        "Total owed",
-                        "Over 30 days",
-                        "Over 60 days",
-                        "Over 90 days",
-                        "Credit limit",
-                    ],
+                    &["Total owed", "Over 30 days", "Over 60 days", "Over 90 days", "Credit limit"],
                     vec![vec![
                         money(a.current_balance),
                         money(a.over_30),
@@ -455,12 +377,7 @@ pub(super) async fn balance(a: &Ask<'_>) -> Result<Answer, ActionError> {
                 None => Section::table(
                     None,
                     &["Total owed", "Over 30 days", "Over 60 days", "Over 90 days"],
-                    vec![vec![
-                        money(a.current_balance),
-                        money(a.over_30),
-                        money(a.over_60),
-                        money(a.over_90),
-                    ]],
+                    vec![vec![money(a.current_balance), money(a.over_30), money(a.over_60), money(a.over_90)]],
                 ),
             }],
         ),
@@ -478,13 +395,7 @@ pub(super) async fn prices(a: &Ask<'_>) -> Result<Answer, ActionError> {
             let rows = lines
                 .iter()
                 .map(|l| {
-                    vec![
-                        l.code.clone(),
-                        l.description.clone(),
-                        l.unit.clone(),
-                        l.min_qty.to_string(),
-                        money(l.price),
-                    ]
+                    vec![l.code.clone(), l.description.clone(), l.unit.clone(), l.min_qty.to_string(), money(l.price)]
                 })
                 .collect();
             Answer::table(
@@ -505,15 +416,7 @@ pub(super) async fn art(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let list = crate::store::items::list_missing_art(db, &[client]).await?;
     let rows = list
         .iter()
-        .map(|a| {
-            vec![
-                d(a.art_due),
-                a.description.clone(),
-                a.design_id.clone(),
-                a.job_id.clone(),
-                "no".into(),
-            ]
-        })
+        .map(|a| vec![d(a.art_due), a.description.clone(), a.design_id.clone(), a.job_id.clone(), "no".into()])
         .collect();
     Ok(Answer::table(
         name,
@@ -528,10 +431,8 @@ pub(super) async fn visuals(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let db = &a.state.db;
     let client = a.actor.client_id();
     let list = crate::store::items::list_pending_visuals(db, &[client]).await?;
-    let rows = list
-        .iter()
-        .map(|v| vec![v.id.clone(), v.job_name.clone(), v.category.clone(), d(v.date_required)])
-        .collect();
+    let rows =
+        list.iter().map(|v| vec![v.id.clone(), v.job_name.clone(), v.category.clone(), d(v.date_required)]).collect();
     Ok(Answer::ok(
         name,
         format!("{} visual(s) awaiting approval:", list.len()),

@@ -36,10 +36,7 @@ pub struct Section {
 
 impl Section {
     fn text(lines: Vec<String>) -> Section {
-        Section {
-            lines,
-            ..Default::default()
-        }
+        Section { lines, ..Default::default() }
     }
     fn table(heading: Option<&str>, columns: &[&str], rows: Vec<Vec<String>>) -> Section {
         Section {
@@ -53,12 +50,7 @@ impl Section {
 
 impl Answer {
     fn ok(command: &str, title: impl Into<String>, sections: Vec<Section>) -> Answer {
-        Answer {
-            command: command.into(),
-            ok: true,
-            title: title.into(),
-            sections,
-        }
+        Answer { command: command.into(), ok: true, title: title.into(), sections }
     }
     /// A refusal. Where the list of commands is, each channel says its own way (the email
     /// answer's footer, a line in chat).
@@ -68,12 +60,7 @@ impl Answer {
     }
 
     pub fn error(command: &str, message: impl Into<String>) -> Answer {
-        Answer {
-            command: command.into(),
-            ok: false,
-            title: message.into(),
-            sections: vec![],
-        }
+        Answer { command: command.into(), ok: false, title: message.into(), sections: vec![] }
     }
     /// Plain text (email text part, logs, chat fallback).
     pub fn to_text(&self) -> String {
@@ -140,10 +127,7 @@ pub fn allowed(role: Role, cmd: &Command) -> bool {
     match role {
         Role::Admin | Role::Viewer => true,
         Role::Buyer => !matches!(cmd, Invoices | Balance),
-        Role::Finance => matches!(
-            cmd,
-            Help | Items | Invoices | Balance | Prices | Pos | Po(_) | Link | Reset
-        ),
+        Role::Finance => matches!(cmd, Help | Items | Invoices | Balance | Prices | Pos | Po(_) | Link | Reset),
         Role::ThirdParty => matches!(cmd, Help | Link | Reset),
     }
 }
@@ -159,18 +143,14 @@ pub async fn run(
 ) -> Result<Answer, StoreError> {
     let name = command_name(cmd);
     if !allowed(actor.role, cmd) {
-        return Ok(Answer::error(
-            &name,
-            format!("{name} is not available to your role ({}).", actor.role),
-        ));
+        return Ok(Answer::error(&name, format!("{name} is not available to your role ({}).", actor.role)));
     }
     match run_inner(state, unit, actor, cmd, ctx, now, &name).await {
         Ok(a) => Ok(a),
         Err(ActionError::Store(e)) => Err(e),
-        Err(ActionError::NotFound(what)) => Ok(Answer::error(
-            &name,
-            format!("{what} not found. Check the id and try again."),
-        )),
+        Err(ActionError::NotFound(what)) => {
+            Ok(Answer::error(&name, format!("{what} not found. Check the id and try again.")))
+        }
         Err(e) => Ok(Answer::error(&name, e.to_string())),
     }
 }
@@ -242,10 +222,7 @@ fn decision_id(a: &Ask, named: Option<&str>, want: Category, command: &str) -> R
     match (named, &a.ctx.item) {
         (Some(id), _) => Ok(id.to_string()),
         (None, Some((cat, id))) if *cat == want => Ok(id.clone()),
-        _ => Err(ActionError::invalid(
-            command,
-            "say which one, for example APPROVE V-1001",
-        )),
+        _ => Err(ActionError::invalid(command, "say which one, for example APPROVE V-1001")),
     }
 }
 
@@ -276,13 +253,7 @@ async fn run_inner(
     now: DateTime<Utc>,
     name: &str,
 ) -> Result<Answer, ActionError> {
-    let a = Ask {
-        state,
-        actor,
-        ctx,
-        now,
-        name,
-    };
+    let a = Ask { state, actor, ctx, now, name };
     match cmd {
         Command::Help => help(&a),
         Command::Items => items(&a).await,
@@ -308,13 +279,7 @@ async fn run_inner(
 }
 
 async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer, ActionError> {
-    let Ask {
-        state,
-        actor,
-        now,
-        name,
-        ..
-    } = *a;
+    let Ask { state, actor, now, name, .. } = *a;
     let ids = if ids.is_empty() {
         vec![decision_id(a, None, Category::VisualApproval, "APPROVE")?]
     } else {
@@ -335,11 +300,7 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
     let all_ok = lines.iter().all(|l| l.ends_with("approved"));
     let mut a = Answer::ok(
         name,
-        if all_ok {
-            "Approved. Thank you."
-        } else {
-            "Not everything could be approved:"
-        },
+        if all_ok { "Approved. Thank you." } else { "Not everything could be approved:" },
         vec![Section::text(lines)],
     );
     a.ok = all_ok;
@@ -347,13 +308,7 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
 }
 
 async fn reject(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>, reason: &str) -> Result<Answer, ActionError> {
-    let Ask {
-        state,
-        actor,
-        now,
-        name,
-        ..
-    } = *a;
+    let Ask { state, actor, now, name, .. } = *a;
     let id = decision_id(a, id, Category::VisualApproval, "REJECT")?;
     super::visuals::reject_in(state, unit, actor, &id, reason, now).await?;
     Ok(Answer::ok(
@@ -364,26 +319,14 @@ async fn reject(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>, reason: &str) ->
 }
 
 async fn no_delivery(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>) -> Result<Answer, ActionError> {
-    let Ask {
-        state,
-        actor,
-        now,
-        name,
-        ..
-    } = *a;
+    let Ask { state, actor, now, name, .. } = *a;
     let id = decision_id(a, id, Category::DeliveryInstructions, "NODELIVERY")?;
     super::delivery::no_delivery_in(state, unit.tx().await?, actor, &id, now).await?;
     Ok(Answer::ok(name, format!("Noted: job {id} needs no delivery."), vec![]))
 }
 
 async fn link(a: &Ask<'_>, unit: &mut Unit) -> Result<Answer, ActionError> {
-    let Ask {
-        state,
-        actor,
-        now,
-        name,
-        ..
-    } = *a;
+    let Ask { state, actor, now, name, .. } = *a;
     let mut sections = vec![Section::text(vec![a.link("/")])];
     // By email, LINK also brings a code that ties a chat to this contact.
     let chat_on = !state.config.telegram.token.is_empty() || !state.config.discord.public_key.is_empty();
@@ -401,9 +344,5 @@ async fn link(a: &Ask<'_>, unit: &mut Unit) -> Result<Answer, ActionError> {
 async fn reset(a: &Ask<'_>, unit: &mut Unit) -> Result<Answer, ActionError> {
     let Ask { state, actor, name, .. } = *a;
     crate::actions::mail::queue_reset_link(state, unit.tx().await?, &actor.contact).await?;
-    Ok(Answer::ok(
-        name,
-        format!("A password-reset link is on its way to {}.", actor.contact.email),
-        vec![],
-    ))
+    Ok(Answer::ok(name, format!("A password-reset link is on its way to {}.", actor.contact.email), vec![]))
 }

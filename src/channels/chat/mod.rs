@@ -184,20 +184,15 @@ async fn handle_inner(
                 && action == "reject"
                 && !text.starts_with('/')
             {
-                let cmd = Command::Reject {
-                    id: Some(subject),
-                    reason: text.to_string(),
-                };
+                let cmd = Command::Reject { id: Some(subject), reason: text.to_string() };
                 let answer = run(state, unit, &actor, &cmd, &decide_ctx(), now).await?;
                 return Ok(vec![Reply::Send(page(&answer, "", 0))]);
             }
             let (head, _) = head_of(text);
             if head == "start" {
                 let mut a = run(state, unit, &actor, &Command::Help, &decide_ctx(), now).await?;
-                a.title = format!(
-                    "Hello {}. This chat is linked to {}.",
-                    actor.contact.name, actor.contact.client_name
-                );
+                a.title =
+                    format!("Hello {}. This chat is linked to {}.", actor.contact.name, actor.contact.client_name);
                 return Ok(vec![Reply::Send(page(&a, "HELP", 0))]);
             }
             let mut buttons = vec![];
@@ -212,10 +207,8 @@ async fn handle_inner(
                 Ok(None) => {
                     let mut a = run(state, unit, &actor, &Command::Help, &decide_ctx(), now).await?;
                     a.ok = false;
-                    a.title = format!(
-                        "I did not understand “{}”. These are the commands:",
-                        crate::model::shorten(text, 40)
-                    );
+                    a.title =
+                        format!("I did not understand “{}”. These are the commands:", crate::model::shorten(text, 40));
                     a
                 }
                 Err(e) => Answer::error(&e.command, e.to_string()),
@@ -246,11 +239,7 @@ fn visual_buttons(a: &Answer) -> Vec<Vec<Button>> {
 
 /// Chat has no "message this replies to": decisions are allowed, ids are explicit.
 fn decide_ctx() -> Context {
-    Context {
-        item: None,
-        may_decide: true,
-        list_limit: 0,
-    }
+    Context { item: None, may_decide: true, list_limit: 0 }
 }
 
 /// Wrong codes one chat user may try before waiting (the limiter's window).
@@ -259,10 +248,7 @@ const CODE_ATTEMPTS: u32 = 5;
 async fn link(state: &Services, inc: &Incoming, code: &str, now: DateTime<Utc>) -> Result<Vec<Reply>, StoreError> {
     let key = format!("chat-code:{}:{}", inc.channel, inc.user_id);
     // Counted before the code is tried, in the store: one limit for every process.
-    if limits::attempt(&state.db, &key, CODE_ATTEMPTS, now.timestamp_millis())
-        .await?
-        .is_some()
-    {
+    if limits::attempt(&state.db, &key, CODE_ATTEMPTS, now.timestamp_millis()).await?.is_some() {
         return Ok(vec![Reply::Send(ChatMessage::text(
             "Too many wrong codes. Wait a quarter of an hour, then try a new code.",
             vec![],
@@ -300,10 +286,7 @@ async fn staff(
     now: DateTime<Utc>,
 ) -> Result<Vec<Reply>, StoreError> {
     if !is_staff(state, inc.channel, &inc.user_id) {
-        return Ok(vec![Reply::Send(ChatMessage::text(
-            format!("/{head} is for TOT staff only."),
-            vec![],
-        ))]);
+        return Ok(vec![Reply::Send(ChatMessage::text(format!("/{head} is for TOT staff only."), vec![]))]);
     }
     if head == "outbox" {
         let counts = crate::store::outbox::counts_by_status(&state.db).await?;
@@ -312,10 +295,7 @@ async fn staff(
         } else {
             counts.iter().map(|(s, n)| format!("{s}: {n}")).collect()
         };
-        return Ok(vec![Reply::Send(ChatMessage::text(
-            "Outbox messages by status:",
-            lines,
-        ))]);
+        return Ok(vec![Reply::Send(ChatMessage::text("Outbox messages by status:", lines))]);
     }
     const USAGE: &str = "Usage: /broadcast urgent|warning|info <title> | <body>";
     let (severity, rest) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
@@ -340,10 +320,7 @@ async fn staff(
             vec![format!("{} message(s) queued.", p.queued)],
         ))]),
         Err(crate::actions::banners::BannerError::Invalid(errs)) => Ok(vec![Reply::Send(ChatMessage::text(
-            format!(
-                "/broadcast: {}",
-                errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
-            ),
+            format!("/broadcast: {}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")),
             vec![USAGE.into()],
         ))]),
         Err(crate::actions::banners::BannerError::Store(e)) => Err(e),
@@ -378,38 +355,19 @@ async fn button(
             let mut lines: Vec<String> = charges
                 .iter()
                 .map(|c| {
-                    format!(
-                        "{} × {}: {} {currency}",
-                        c.qty,
-                        c.description,
-                        crate::model::Money(c.qty * c.unit_price)
-                    )
+                    format!("{} × {}: {} {currency}", c.qty, c.description, crate::model::Money(c.qty * c.unit_price))
                 })
                 .collect();
-            lines.insert(
-                0,
-                "Approving accepts the visual and the charges below, under TOT's terms:".into(),
-            );
+            lines.insert(0, "Approving accepts the visual and the charges below, under TOT's terms:".into());
             Ok(vec![Reply::Send(ChatMessage {
                 title: format!("Approve {arg}?"),
                 lines,
-                buttons: vec![vec![
-                    Button::action("Yes, approve", format!("ay:{arg}")),
-                    Button::action("Cancel", "x"),
-                ]],
+                buttons: vec![vec![Button::action("Yes, approve", format!("ay:{arg}")), Button::action("Cancel", "x")]],
                 ..Default::default()
             })])
         }
         "ay" => {
-            let a = run(
-                state,
-                unit,
-                actor,
-                &Command::Approve(vec![arg.to_string()]),
-                &decide_ctx(),
-                now,
-            )
-            .await?;
+            let a = run(state, unit, actor, &Command::Approve(vec![arg.to_string()]), &decide_ctx(), now).await?;
             Ok(vec![Reply::Edit(page(&a, "", 0))])
         }
         "rj" => {
@@ -430,19 +388,13 @@ async fn button(
                 )),
             ])
         }
-        "x" => Ok(vec![Reply::Edit(ChatMessage::text(
-            "Cancelled. Nothing was changed.",
-            vec![],
-        ))]),
+        "x" => Ok(vec![Reply::Edit(ChatMessage::text("Cancelled. Nothing was changed.", vec![]))]),
         "mo" => {
             let (offset, line) = arg.split_once(':').unwrap_or(("0", ""));
             let offset: usize = offset.parse().unwrap_or(0);
             match parse_line(line) {
                 Ok(Some(cmd))
-                    if !matches!(
-                        cmd,
-                        Command::Approve(_) | Command::Reject { .. } | Command::NoDelivery(_)
-                    ) =>
+                    if !matches!(cmd, Command::Approve(_) | Command::Reject { .. } | Command::NoDelivery(_)) =>
                 {
                     let a = run(state, unit, actor, &cmd, &decide_ctx(), now).await?;
                     Ok(vec![Reply::Send(page(&a, line, offset))])

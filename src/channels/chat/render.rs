@@ -20,11 +20,7 @@ fn answer_lines(a: &Answer) -> Vec<String> {
         }
         out.extend(s.lines.iter().cloned());
         for r in &s.rows {
-            let cells: Vec<&str> = r
-                .iter()
-                .map(String::as_str)
-                .filter(|c| !c.is_empty() && *c != "-")
-                .collect();
+            let cells: Vec<&str> = r.iter().map(String::as_str).filter(|c| !c.is_empty() && *c != "-").collect();
             out.push(cells.join(" · "));
         }
     }
@@ -46,10 +42,7 @@ pub fn page(a: &Answer, command: &str, offset: usize) -> ChatMessage {
     }
     let data = format!("mo:{end}:{command}");
     if end < lines.len() && !command.is_empty() && data.len() <= 64 {
-        m.buttons.push(vec![Button::action(
-            &format!("More ({} left)", lines.len() - end),
-            data,
-        )]);
+        m.buttons.push(vec![Button::action(&format!("More ({} left)", lines.len() - end), data)]);
     }
     m
 }
@@ -111,10 +104,7 @@ pub async fn alert_message(
             Err(StoreError::NotFound) => return Ok(digest_message(state, contact, items, &[], now)),
             Err(e) => return Err(e),
         };
-        let open = Button::link(
-            "Open",
-            state.portal_link(&contact.id, &format!("/visuals/{}", v.id), now),
-        );
+        let open = Button::link("Open", state.portal_link(&contact.id, &format!("/visuals/{}", v.id), now));
         let acts = crate::model::Role::parse(&contact.role).is_some_and(|r| r.acts_on_orders());
         let mut row = vec![];
         if acts {

@@ -25,10 +25,7 @@ pub async fn handle_backlog(state: &Services, files: &[PathBuf]) -> Result<BTree
     // size is not held in memory.
     let mut lanes: Vec<Vec<&PathBuf>> = vec![Vec::new(); LANES];
     for f in files {
-        let raw = std::fs::read(f).map_err(|source| BacklogError::Read {
-            path: f.clone(),
-            source,
-        })?;
+        let raw = std::fs::read(f).map_err(|source| BacklogError::Read { path: f.clone(), source })?;
         let sender = MessageParser::default()
             .parse_headers(&raw[..])
             .and_then(|m| addresses(m.from()).into_iter().next())
@@ -40,10 +37,7 @@ pub async fn handle_backlog(state: &Services, files: &[PathBuf]) -> Result<BTree
     async fn lane(state: &Services, files: Vec<&PathBuf>) -> Result<BTreeMap<String, usize>, BacklogError> {
         let mut counts = BTreeMap::<String, usize>::new();
         for f in files {
-            let raw = std::fs::read(f).map_err(|source| BacklogError::Read {
-                path: f.clone(),
-                source,
-            })?;
+            let raw = std::fs::read(f).map_err(|source| BacklogError::Read { path: f.clone(), source })?;
             let key = match handle(state, &raw, Utc::now()).await {
                 Ok(d) => d.parts().0.to_string(),
                 Err(InboundError::Store(e)) if !matches!(e, StoreError::Unstorable) => {

@@ -34,19 +34,15 @@ pub(super) async fn bounce(
     let mut tx = state.db.begin().await?;
     let d = match row.and_then(|r| r.contact_id) {
         Some(contact) => {
-            let reason = format!("{} bounce {status} {diagnostic}", if hard { "hard" } else { "soft" })
-                .trim()
-                .to_string();
+            let reason =
+                format!("{} bounce {status} {diagnostic}", if hard { "hard" } else { "soft" }).trim().to_string();
             let limit = i64::from(state.config.inbound.soft_bounce_limit);
             let suspended = ledger::record_bounce(&mut tx, &contact, hard, &reason, limit, now).await?;
             if suspended {
                 tracing::warn!(contact = %contact, %reason, "email suspended for this contact after bounces");
                 metrics::counter!("cport_email_suspended_total").increment(1);
             }
-            let (kind, r) = (
-                "bounce",
-                format!("{reason}{}", if suspended { "; email suspended" } else { "" }),
-            );
+            let (kind, r) = ("bounce", format!("{reason}{}", if suspended { "; email suspended" } else { "" }));
             ledger::record(&mut tx, message_id, Some(&contact), kind, &r, None, now).await?;
             Disposition::Bounce(r)
         }

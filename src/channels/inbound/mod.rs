@@ -100,28 +100,17 @@ pub fn read_commands(text: &str) -> (Vec<Command>, Vec<CommandError>) {
 
 fn context_of(row: &OutboxRow, state: &Services, now: DateTime<Utc>) -> Context {
     let keys: Vec<String> = match row.kind.as_str() {
-        "alert" => serde_json::from_str::<AlertPayload>(&row.payload)
-            .map(|p| p.items)
-            .unwrap_or_default(),
-        _ => serde_json::from_str::<EmailPayload>(&row.payload)
-            .map(|p| p.item_keys)
-            .unwrap_or_default(),
+        "alert" => serde_json::from_str::<AlertPayload>(&row.payload).map(|p| p.items).unwrap_or_default(),
+        _ => serde_json::from_str::<EmailPayload>(&row.payload).map(|p| p.item_keys).unwrap_or_default(),
     };
     let item = match keys.as_slice() {
-        [one] => one.split_once(':').and_then(|(code, id)| {
-            Category::ALL
-                .into_iter()
-                .find(|c| c.code() == code)
-                .map(|c| (c, id.to_string()))
-        }),
+        [one] => one
+            .split_once(':')
+            .and_then(|(code, id)| Category::ALL.into_iter().find(|c| c.code() == code).map(|c| (c, id.to_string()))),
         _ => None,
     };
     let age = now - row.created_at;
-    Context {
-        item,
-        may_decide: age <= Duration::days(i64::from(state.config.digest.link_ttl_days)),
-        list_limit: 0,
-    }
+    Context { item, may_decide: age <= Duration::days(i64::from(state.config.digest.link_ttl_days)), list_limit: 0 }
 }
 
 /// Processes one raw message.
@@ -183,17 +172,12 @@ async fn handle_as(
         (None, None) => {
             use sha2::Digest;
             let h = sha2::Sha256::digest(raw);
-            format!(
-                "sha256:{}",
-                h.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>()
-            )
+            format!("sha256:{}", h.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>())
         }
     };
     let released = released.is_some();
     if !released && ledger::seen(&state.db, &message_id).await? {
-        return Ok(Disposition::Duplicate(format!(
-            "Message-ID {message_id} was processed before"
-        )));
+        return Ok(Disposition::Duplicate(format!("Message-ID {message_id} was processed before")));
     }
     let outcome = decide(state, &msg, raw, &message_id, released, now).await?;
     let (disposition, reason) = outcome.0.parts();
@@ -218,16 +202,7 @@ async fn decide(
         async move {
             let mut tx = state.db.begin().await?;
             let (kind, reason) = d.parts();
-            ledger::record(
-                &mut tx,
-                message_id,
-                contact.as_deref(),
-                kind,
-                reason,
-                raw_text.as_deref(),
-                now,
-            )
-            .await?;
+            ledger::record(&mut tx, message_id, contact.as_deref(), kind, reason, raw_text.as_deref(), now).await?;
             tx.commit().await?;
             Ok::<_, StoreError>((d,))
         }
@@ -239,41 +214,20 @@ async fn decide(
         if let Some(token) = token_for(msg, "bounce", &domain).or_else(|| token_for(msg, "reply", &domain)) {
             return Ok(bounce(state, msg, raw, &token, message_id, now).await?);
         }
-        return Ok(record(
-            Disposition::Ignored("a delivery report for no message of ours".into()),
-            None,
-            false,
-        )
-        .await?);
+        return Ok(record(Disposition::Ignored("a delivery report for no message of ours".into()), None, false).await?);
     }
     if token_for(msg, "bounce", &domain).is_some() || msg.header_raw("Return-Path").is_some_and(|r| r.trim() == "<>") {
-        return Ok(record(
-            Disposition::Ignored("an automatic message to the bounce address".into()),
-            None,
-            false,
-        )
-        .await?);
+        return Ok(
+            record(Disposition::Ignored("an automatic message to the bounce address".into()), None, false).await?
+        );
     }
     if let Some(why) = automatic(msg) {
         return Ok(record(Disposition::Ignored(format!("automatic message ({why})")), None, false).await?);
     }
-    let own = state
-        .config
-        .email
-        .from
-        .rsplit('<')
-        .next()
-        .unwrap_or("")
-        .trim_end_matches('>')
-        .trim()
-        .to_ascii_lowercase();
+    let own =
+        state.config.email.from.rsplit('<').next().unwrap_or("").trim_end_matches('>').trim().to_ascii_lowercase();
     if from.is_empty() || from == own || from.ends_with(&format!("@{}", domain.to_ascii_lowercase())) {
-        return Ok(record(
-            Disposition::Ignored("from cport's own address (mail loop)".into()),
-            None,
-            false,
-        )
-        .await?);
+        return Ok(record(Disposition::Ignored("from cport's own address (mail loop)".into()), None, false).await?);
     }
     let Some(token) = token_for(msg, "reply", &domain).and_then(|t| state.signer.check_reply_token(&t)) else {
         return Ok(record(
@@ -284,57 +238,34 @@ async fn decide(
         .await?);
     };
     let Some(row) = outbox::find_by_reply_token(&state.db, &token).await? else {
-        return Ok(record(
-            Disposition::Ignored("reply token matches no message".into()),
-            None,
-            false,
-        )
-        .await?);
+        return Ok(record(Disposition::Ignored("reply token matches no message".into()), None, false).await?);
     };
     let Some(contact_id) = row.contact_id.clone() else {
-        return Ok(record(
-            Disposition::Ignored("reply to a message with no contact".into()),
-            None,
-            false,
-        )
-        .await?);
+        return Ok(record(Disposition::Ignored("reply to a message with no contact".into()), None, false).await?);
     };
     let contact = match get_contact(&state.db, &contact_id).await {
         Ok(c) if c.active => c,
         Ok(_) | Err(StoreError::NotFound) => {
-            return Ok(record(
-                Disposition::Ignored("the contact is no longer active".into()),
-                None,
-                false,
-            )
-            .await?);
+            return Ok(record(Disposition::Ignored("the contact is no longer active".into()), None, false).await?);
         }
         Err(e) => return Err(e.into()),
     };
     if !from.eq_ignore_ascii_case(&contact.email) {
         return Ok(record(
-            Disposition::Ignored(format!(
-                "sender {from} is not the contact the token was sent to; not answered"
-            )),
+            Disposition::Ignored(format!("sender {from} is not the contact the token was sent to; not answered")),
             Some(contact.id.clone()),
             false,
         )
         .await?);
     }
     if let Some(why) = auth_failure(msg, &state.config.inbound.trusted_authserv_ids).filter(|_| !released) {
-        return Ok(record(
-            Disposition::Held(format!("authentication failed: {why}")),
-            Some(contact.id.clone()),
-            true,
-        )
-        .await?);
+        return Ok(
+            record(Disposition::Held(format!("authentication failed: {why}")), Some(contact.id.clone()), true).await?
+        );
     }
 
     // A real reply from the contact.
-    let has_plain = msg
-        .parts
-        .iter()
-        .any(|p| matches!(p.body, mail_parser::PartType::Text(_)));
+    let has_plain = msg.parts.iter().any(|p| matches!(p.body, mail_parser::PartType::Text(_)));
     let body = match (has_plain, msg.body_html(0)) {
         // An HTML-only reply: convert it ourselves so quoted blocks are dropped, not inlined.
         (false, Some(html)) => html_to_text(&html),
@@ -353,9 +284,7 @@ async fn decide(
         }
         Ok(None) => {
             unit.rollback().await?;
-            Ok((Disposition::Duplicate(format!(
-                "Message-ID {message_id} was processed before"
-            )),))
+            Ok((Disposition::Duplicate(format!("Message-ID {message_id} was processed before")),))
         }
         Err(e) => {
             unit.rollback().await?;
@@ -384,17 +313,15 @@ async fn answer_reply(
     // says nothing. It is done without an answer (nobody waits for one).
     let asked_to_stop = commands.is_empty()
         && errors.is_empty()
-        && msg
-            .subject()
-            .is_some_and(|s| s.trim().eq_ignore_ascii_case("unsubscribe"));
+        && msg.subject().is_some_and(|s| s.trim().eq_ignore_ascii_case("unsubscribe"));
     if asked_to_stop && matches!(row.kind.as_str(), "digest" | "alert") {
         let tx = unit.tx().await?;
-        crate::actions::unsubscribe::unsubscribe_in(state, tx, contact, &row.kind, "email", now)
-            .await
-            .map_err(|e| match e {
+        crate::actions::unsubscribe::unsubscribe_in(state, tx, contact, &row.kind, "email", now).await.map_err(
+            |e| match e {
                 ActionError::Store(s) => InboundError::Store(s),
                 other => InboundError::Internal(other.to_string()),
-            })?;
+            },
+        )?;
         ledger::clear_bounces(tx, &contact.id, now).await?;
         let d = Disposition::Processed(format!("unsubscribed from {} emails", row.kind));
         let (kind, reason) = d.parts();
@@ -429,16 +356,8 @@ async fn answer_reply(
         answers.push(a);
         answers.push(run(state, unit, actor, &Command::Help, &ctx, now).await?);
     }
-    let summary: Vec<String> = answers
-        .iter()
-        .map(|a| {
-            if a.command.is_empty() {
-                "no command".into()
-            } else {
-                a.command.clone()
-            }
-        })
-        .collect();
+    let summary: Vec<String> =
+        answers.iter().map(|a| if a.command.is_empty() { "no command".into() } else { a.command.clone() }).collect();
     let payload = compose_answer(state, contact, msg, message_id, &answers, now).map_err(|e| {
         tracing::error!(error = %e, "the answer to a reply could not be rendered; the reply will be retried");
         InboundError::Internal(format!("answer could not be written: {e}"))
@@ -517,16 +436,9 @@ fn compose_answer(
     _now: DateTime<Utc>,
 ) -> Result<EmailPayload, String> {
     let original = without_nul(msg.subject().unwrap_or("your message").trim());
-    let subject = if original.to_ascii_lowercase().starts_with("re:") {
-        original
-    } else {
-        format!("Re: {original}")
-    };
+    let subject = if original.to_ascii_lowercase().starts_with("re:") { original } else { format!("Re: {original}") };
     // The thread so far: the client's References, else what it replied to, then its message.
-    let earlier = msg
-        .header_raw("References")
-        .or_else(|| msg.header_raw("In-Reply-To"))
-        .map(str::trim);
+    let earlier = msg.header_raw("References").or_else(|| msg.header_raw("In-Reply-To")).map(str::trim);
     let references = match earlier {
         Some(r) if !r.is_empty() => format!("{r} <{message_id}>"),
         _ => format!("<{message_id}>"),
@@ -543,11 +455,7 @@ fn compose_answer(
         if state.faults.fires("render:answer") {
             return Err("fault injected at render:answer".to_string());
         }
-        state
-            .templates
-            .get_template(name)
-            .and_then(|t| t.render(&ctx))
-            .map_err(|e| format!("{e:#}"))
+        state.templates.get_template(name).and_then(|t| t.render(&ctx)).map_err(|e| format!("{e:#}"))
     };
     Ok(EmailPayload {
         to_name: contact.name.clone(),

@@ -4,12 +4,7 @@
 use mail_parser::{Address, MimeHeaders};
 
 pub(super) fn addresses(a: Option<&Address<'_>>) -> Vec<String> {
-    a.map(|a| {
-        a.iter()
-            .filter_map(|x| x.address().map(|s| s.to_ascii_lowercase()))
-            .collect()
-    })
-    .unwrap_or_default()
+    a.map(|a| a.iter().filter_map(|x| x.address().map(|s| s.to_ascii_lowercase())).collect()).unwrap_or_default()
 }
 
 /// Finds `<prefix>+TOKEN@<reply domain>` among the addresses a message was sent to.
@@ -23,9 +18,7 @@ pub(super) fn token_for(msg: &mail_parser::Message<'_>, prefix: &str, domain: &s
     }
     let want = format!("@{}", domain.to_ascii_lowercase());
     all.iter().find_map(|a| {
-        a.strip_suffix(&want)
-            .and_then(|local| local.strip_prefix(&format!("{prefix}+")))
-            .map(str::to_string)
+        a.strip_suffix(&want).and_then(|local| local.strip_prefix(&format!("{prefix}+"))).map(str::to_string)
     })
 }
 

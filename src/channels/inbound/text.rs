@@ -26,25 +26,14 @@ pub fn fresh_text(body: &str) -> String {
         ]
         .iter()
         .any(|w| lower.ends_with(w));
-        let opens_intro = ["on ", "le ", "am ", "el ", "il ", "op ", "den ", "em ", "w dniu "]
-            .iter()
-            .any(|w| lower.starts_with(w));
+        let opens_intro =
+            ["on ", "le ", "am ", "el ", "il ", "op ", "den ", "em ", "w dniu "].iter().any(|w| lower.starts_with(w));
         // "Am 25.11.2026 um 08:00 schrieb TOT <…>:" puts the sender after the verb.
         let verb_inside = opens_intro
             && lower.ends_with(':')
-            && [
-                "wrote",
-                "écrit",
-                "schrieb",
-                "escribió",
-                "scritto",
-                "schreef",
-                "skrev",
-                "napisał",
-                "escreveu",
-            ]
-            .iter()
-            .any(|v| lower.contains(v));
+            && ["wrote", "écrit", "schrieb", "escribió", "scritto", "schreef", "skrev", "napisał", "escreveu"]
+                .iter()
+                .any(|v| lower.contains(v));
         if t.starts_with('>')
             || line == "-- "
             || t == "--"
@@ -79,17 +68,11 @@ pub fn fresh_text(body: &str) -> String {
 /// and mail-parser's own conversion keeps quoted text inline.
 pub fn html_to_text(html: &str) -> String {
     let lower = html.to_ascii_lowercase();
-    let cut = [
-        "<blockquote",
-        "class=\"gmail_quote",
-        "id=\"divrplyfwdmsg",
-        "id=\"appendonsend",
-        "<hr",
-    ]
-    .iter()
-    .filter_map(|m| lower.find(m))
-    .min()
-    .unwrap_or(html.len());
+    let cut = ["<blockquote", "class=\"gmail_quote", "id=\"divrplyfwdmsg", "id=\"appendonsend", "<hr"]
+        .iter()
+        .filter_map(|m| lower.find(m))
+        .min()
+        .unwrap_or(html.len());
     let cut = lower[..cut].rfind('<').filter(|_| cut < html.len()).unwrap_or(cut);
     let html = &html[..cut];
     // Drop what is never shown: the head, styles and scripts.
@@ -118,14 +101,9 @@ pub fn html_to_text(html: &str) -> String {
     while let Some(start) = rest.find('<') {
         out.push_str(&rest[..start]);
         let Some(end) = rest[start..].find('>') else { break };
-        let tag = rest[start + 1..start + end]
-            .trim_start_matches('/')
-            .to_ascii_lowercase();
+        let tag = rest[start + 1..start + end].trim_start_matches('/').to_ascii_lowercase();
         let name: String = tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
-        if matches!(
-            name.as_str(),
-            "br" | "div" | "p" | "li" | "tr" | "h1" | "h2" | "h3" | "table"
-        ) {
+        if matches!(name.as_str(), "br" | "div" | "p" | "li" | "tr" | "h1" | "h2" | "h3" | "table") {
             out.push('\n');
         }
         rest = &rest[start + end + 1..];
@@ -146,26 +124,11 @@ mod tests {
     #[test]
     fn quotes_and_signatures_of_common_clients_are_cut() {
         let cases = [
-            (
-                "APPROVE V-1\n\nOn Wed, 25 Nov 2026 at 08:00, TOT <n@tot.example> wrote:\n> old",
-                "APPROVE V-1",
-            ),
-            (
-                "APPROVE V-1\nOn Wed, 25 Nov 2026 at 08:00, TOT <n@tot.example>\nwrote:\n> old",
-                "APPROVE V-1",
-            ),
-            (
-                "ITEMS\n\nLe mer. 25 nov. 2026 à 08:00, TOT <n@tot.example> a écrit :\n> vieux",
-                "ITEMS",
-            ),
-            (
-                "ITEMS\n\nAm Mi., 25. Nov. 2026 um 08:00 Uhr schrieb TOT <n@tot.example>:\n> alt",
-                "ITEMS",
-            ),
-            (
-                "JOBS\n\nFrom: TOT <n@tot.example>\nSent: Wednesday\nTo: Ann\n\nAPPROVE V-1",
-                "JOBS",
-            ),
+            ("APPROVE V-1\n\nOn Wed, 25 Nov 2026 at 08:00, TOT <n@tot.example> wrote:\n> old", "APPROVE V-1"),
+            ("APPROVE V-1\nOn Wed, 25 Nov 2026 at 08:00, TOT <n@tot.example>\nwrote:\n> old", "APPROVE V-1"),
+            ("ITEMS\n\nLe mer. 25 nov. 2026 à 08:00, TOT <n@tot.example> a écrit :\n> vieux", "ITEMS"),
+            ("ITEMS\n\nAm Mi., 25. Nov. 2026 um 08:00 Uhr schrieb TOT <n@tot.example>:\n> alt", "ITEMS"),
+            ("JOBS\n\nFrom: TOT <n@tot.example>\nSent: Wednesday\nTo: Ann\n\nAPPROVE V-1", "JOBS"),
             ("JOBS\n-----Original Message-----\nAPPROVE V-1", "JOBS"),
             ("TRACK D-1\n-- \nAnn, Alpha Ltd", "TRACK D-1"),
             ("TRACK D-1\n\nSent from my iPhone", "TRACK D-1"),
