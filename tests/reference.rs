@@ -100,7 +100,7 @@ fn every_environment_variable_on_the_page_sets_its_key() {
             match Config::load_from(None, &env, Need::StoreOnly) {
                 Ok(config) => {
                     let tree = toml::Value::try_from(&config).unwrap();
-                    let got = k.path.split('.').fold(Some(&tree), |n, part| n.and_then(|n| n.get(part)));
+                    let got = k.path.split('.').try_fold(&tree, |n, part| n.get(part));
                     let got = match got {
                         Some(toml::Value::String(s)) => s.clone(),
                         Some(toml::Value::Array(a)) => {

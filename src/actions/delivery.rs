@@ -112,16 +112,9 @@ pub async fn give(
     if let Some(l) = lines.iter().find(|l| l.qty < 0) {
         return Err(ActionError::invalid(&format!("qty[{}:{}]", l.job_id, l.line_no), "must not be negative"));
     }
-    let address = req.address.trim();
-    super::check_typed("address", address, crate::model::Lines::Many)?;
+    let address = super::typed_text("address", &req.address, crate::model::Lines::Many, 1000, "where should it go?")?;
     super::check_typed("contact_name", req.contact_name.trim(), crate::model::Lines::One)?;
     super::check_typed("notes", req.notes.trim(), crate::model::Lines::Many)?;
-    if address.is_empty() {
-        return Err(ActionError::invalid("address", "where should it go?"));
-    }
-    if address.chars().count() > 1000 {
-        return Err(ActionError::invalid("address", "keep it under 1,000 characters"));
-    }
     if let Some(d) = req.required_date
         && d < now.date_naive()
     {

@@ -65,26 +65,32 @@ pub fn delegation_email(
 
 /// A single-use password-reset link.
 pub fn reset_email(state: &Services, c: &ContactRow, link: &str) -> Result<EmailPayload, SendError> {
-    let subject = format!("{}: reset your portal password", state.config.branding.name);
-    let parts = render(
-        state,
-        "reset",
-        json!({"brand": brand(state), "subject": subject, "name": c.name, "link": link, "client": c.client_name,
-               "minutes": state.config.portal.reset_minutes}),
-    )?;
-    Ok(payload(state, &c.name, &c.email, subject, parts))
+    let minutes = json!({"minutes": state.config.portal.reset_minutes});
+    link_email(state, c, link, "reset", "reset your portal password", minutes)
 }
 
 /// A sign-in link (magic link).
 pub fn login_email(state: &Services, c: &ContactRow, link: &str) -> Result<EmailPayload, SendError> {
-    let subject = format!("{}: your sign-in link", state.config.branding.name);
-    let parts = render(
-        state,
-        "login",
-        json!({"brand": brand(state), "subject": subject, "name": c.name, "link": link, "client": c.client_name,
-               "days": state.config.digest.link_ttl_days}),
-    )?;
-    Ok(payload(state, &c.name, &c.email, subject, parts))
+    let days = json!({"days": state.config.digest.link_ttl_days});
+    link_email(state, c, link, "login", "your sign-in link", days)
+}
+
+/// An email to a contact whose point is one signed link; `extra` adds to the template's context.
+fn link_email(
+    state: &Services,
+    c: &ContactRow,
+    link: &str,
+    template: &str,
+    about: &str,
+    extra: serde_json::Value,
+) -> Result<EmailPayload, SendError> {
+    let subject = format!("{}: {about}", state.config.branding.name);
+    let mut ctx =
+        json!({"brand": brand(state), "subject": subject, "name": c.name, "link": link, "client": c.client_name});
+    if let (Some(ctx), serde_json::Value::Object(extra)) = (ctx.as_object_mut(), extra) {
+        ctx.extend(extra);
+    }
+    Ok(payload(state, &c.name, &c.email, subject, render(state, template, ctx)?))
 }
 
 /// To someone who asked for a portal account: it was made, or it was not.

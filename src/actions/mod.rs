@@ -106,6 +106,27 @@ pub(crate) fn check_typed(field: &str, s: &str, lines: crate::model::Lines) -> R
     crate::model::check_chars(field, s, lines).map_err(|e| ActionError::invalid(&e.field, e.reason))
 }
 
+/// Text a person typed for `field`, trimmed. Refused, naming the field, when it holds
+/// characters the field may not hold, when it is empty (`empty` says what to give instead)
+/// or when it runs over `max` characters.
+pub(crate) fn typed_text<'a>(
+    field: &str,
+    s: &'a str,
+    lines: crate::model::Lines,
+    max: usize,
+    empty: &str,
+) -> Result<&'a str, ActionError> {
+    let s = s.trim();
+    check_typed(field, s, lines)?;
+    if s.is_empty() {
+        return Err(ActionError::invalid(field, empty));
+    }
+    if s.chars().count() > max {
+        return Err(ActionError::invalid(field, format!("at most {max} characters")));
+    }
+    Ok(s)
+}
+
 /// Maps "no such row" to a not-found naming the thing.
 pub(crate) fn found<T>(r: Result<T, StoreError>, what: impl FnOnce() -> String) -> Result<T, ActionError> {
     match r {

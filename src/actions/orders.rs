@@ -58,15 +58,7 @@ async fn orderable(state: &Services, actor: &Actor, sku: &str) -> Result<q::Stoc
 }
 
 fn check_name(name: &str) -> Result<String, ActionError> {
-    let n = name.trim();
-    super::check_typed("name", n, Lines::One)?;
-    if n.is_empty() {
-        return Err(ActionError::invalid("name", "give the basket a name"));
-    }
-    if n.chars().count() > NAME_MAX {
-        return Err(ActionError::invalid("name", format!("at most {NAME_MAX} characters")));
-    }
-    Ok(n.to_string())
+    Ok(super::typed_text("name", name, Lines::One, NAME_MAX, "give the basket a name")?.to_string())
 }
 
 pub async fn create_basket(
@@ -307,13 +299,9 @@ pub async fn create_third_party(
     now: DateTime<Utc>,
 ) -> Result<String, ActionError> {
     require_third_parties(state, actor).await?;
-    let name = name.trim();
+    let name = super::typed_text("name", name, Lines::One, NAME_MAX, "give the person's name")?;
     let email = email.trim();
-    super::check_typed("name", name, Lines::One)?;
     super::check_typed("email", email, Lines::One)?;
-    if name.is_empty() || name.chars().count() > NAME_MAX {
-        return Err(ActionError::invalid("name", format!("1 to {NAME_MAX} characters")));
-    }
     let at = email.find('@');
     if !at.is_some_and(|i| i > 0 && email[i + 1..].contains('.')) || email.contains(char::is_whitespace) {
         return Err(ActionError::invalid("email", "is not an email address like name@example.com"));

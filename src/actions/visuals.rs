@@ -198,15 +198,7 @@ pub async fn reject_in(
 }
 
 fn check_reason(reason: &str) -> Result<&str, ActionError> {
-    let reason = reason.trim();
-    super::check_typed("reason", reason, crate::model::Lines::Many)?;
-    if reason.is_empty() {
-        return Err(ActionError::invalid("reason", "say why the visual is rejected"));
-    }
-    if reason.chars().count() > 2000 {
-        return Err(ActionError::invalid("reason", "keep it under 2,000 characters"));
-    }
-    Ok(reason)
+    super::typed_text("reason", reason, crate::model::Lines::Many, 2000, "say why the visual is rejected")
 }
 
 /// Rejects (or un-approves) a visual; a reason is required.
@@ -229,14 +221,7 @@ pub async fn comment(
     body: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, ActionError> {
-    let body = body.trim();
-    super::check_typed("comment", body, crate::model::Lines::Many)?;
-    if body.is_empty() {
-        return Err(ActionError::invalid("comment", "write something first"));
-    }
-    if body.chars().count() > 5000 {
-        return Err(ActionError::invalid("comment", "keep it under 5,000 characters"));
-    }
+    let body = super::typed_text("comment", body, crate::model::Lines::Many, 5000, "write something first")?;
     let v = visible_visual(state, actor, id).await?;
     if actor.delegation.is_none() && !actor.role.acts_on_orders() {
         return Err(ActionError::Forbidden(format!("your role ({}) is read-only", actor.role)));

@@ -1,7 +1,6 @@
 //! `/staff/access`: requests for a portal account from the sign-in page; mark one done (the
 //! account was made in TOT's system) or refused, and the person is told by email.
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use chrono::Utc;
@@ -9,7 +8,7 @@ use serde_json::json;
 
 use super::{Staff, page};
 use crate::actions::access::{Decision, decide};
-use crate::portal::{FormData, Note, see_other};
+use crate::portal::{CsrfForm, FormData, Note, see_other};
 use crate::state::AppState;
 use crate::store::access;
 use crate::web::HttpError;
@@ -22,9 +21,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
 }
 
 /// `POST /staff/access`: `decision` (`done` or `refused`) for request `id`.
-pub async fn act(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    staff.check_csrf(form.get("csrf"))?;
+pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Result<Response, HttpError> {
     let id: i64 = form.text("id").parse().map_err(|_| HttpError::Invalid("id: not a request number".into()))?;
     let decision = Decision::parse(form.get("decision").unwrap_or(""))
         .ok_or_else(|| HttpError::Invalid("decision: `done` or `refused`".into()))?;

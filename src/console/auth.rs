@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -14,12 +13,12 @@ use serde_json::{Value, json};
 
 use super::{COOKIE, Staff, page};
 use crate::links::LinkFor;
-use crate::portal::FormData;
 use crate::portal::auth::{
-    SignInTries, anon_form, anon_response, check_anon_csrf, check_new_password, dummy_hash, hash_password, safe_next,
-    verify_password, with_cookie,
+    SignInTries, anon_form, anon_response, check_new_password, dummy_hash, hash_password, safe_next, verify_password,
+    with_cookie,
 };
 use crate::portal::session::{hash_token, random_token};
+use crate::portal::{AnonForm, CsrfForm};
 use crate::state::AppState;
 use crate::store::{ledgers, staff};
 use crate::web::HttpError;
@@ -68,10 +67,8 @@ pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    AnonForm(form): AnonForm,
 ) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    check_anon_csrf(&headers, &form)?;
     let email = form.text("email").trim().to_lowercase();
     let next = staff_next(form.get("next"));
     if email.is_empty() || email.len() > 254 {
@@ -122,8 +119,7 @@ pub async fn login(
 }
 
 /// `POST /staff/logout`.
-pub async fn logout(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
-    staff.check_csrf(FormData::parse(&body).get("csrf"))?;
+pub async fn logout(State(state): State<AppState>, CsrfForm(staff, _): CsrfForm<Staff>) -> Result<Response, HttpError> {
     staff::revoke_session(&state.db, &staff.token_hash, Utc::now()).await?;
     Ok(with_cookie(Redirect::to("/staff/login").into_response(), &staff_cookie(&state, "", 0)))
 }
@@ -170,10 +166,8 @@ pub async fn password_form(
 pub async fn set_password(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    AnonForm(form): AnonForm,
 ) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    check_anon_csrf(&headers, &form)?;
     let token = form.text("token");
     let Some((id, nonce)) = link_account(&state, &token).await? else {
         return invalid_link(&state, &headers);

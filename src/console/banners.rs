@@ -3,7 +3,6 @@
 //! list and retract. The same rules as `cport banner post` and `POST /api/v1/banners`: all
 //! three call `actions::banners`.
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -15,7 +14,7 @@ use crate::actions::banners::{self, BannerError, BannerInput};
 use crate::actions::items::current;
 use crate::messages::ChatMessage;
 use crate::messages::compose::Composer;
-use crate::portal::{FormData, Note, see_other};
+use crate::portal::{CsrfForm, FormData, Note, see_other};
 use crate::state::AppState;
 use crate::store::banners::{NewBanner, list_banners};
 use crate::store::contacts::list_active_contacts;
@@ -123,9 +122,10 @@ async fn checked(state: &AppState, staff: &Staff, form: &FormData) -> Result<Res
 }
 
 /// `POST /staff/banners/preview`: the banner as each channel shows it, nothing written.
-pub async fn preview(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    staff.check_csrf(form.get("csrf"))?;
+pub async fn preview(
+    State(state): State<AppState>,
+    CsrfForm(staff, form): CsrfForm<Staff>,
+) -> Result<Response, HttpError> {
     let banner = match checked(&state, &staff, &form).await? {
         Ok(b) => b,
         Err(resp) => return Ok(resp),
@@ -176,9 +176,10 @@ pub async fn preview(State(state): State<AppState>, staff: Staff, body: Bytes) -
 }
 
 /// `POST /staff/banners`: post it.
-pub async fn post(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    staff.check_csrf(form.get("csrf"))?;
+pub async fn post(
+    State(state): State<AppState>,
+    CsrfForm(staff, form): CsrfForm<Staff>,
+) -> Result<Response, HttpError> {
     if let Err(resp) = checked(&state, &staff, &form).await? {
         return Ok(resp);
     }
@@ -203,11 +204,9 @@ pub async fn post(State(state): State<AppState>, staff: Staff, body: Bytes) -> R
 /// `POST /staff/banners/{id}/retract`.
 pub async fn retract(
     State(state): State<AppState>,
-    staff: Staff,
     Path(id): Path<String>,
-    body: Bytes,
+    CsrfForm(staff, _): CsrfForm<Staff>,
 ) -> Result<Response, HttpError> {
-    staff.check_csrf(FormData::parse(&body).get("csrf"))?;
     let id: i64 = id.parse().map_err(|_| HttpError::NotFound)?;
     if !banners::retract(&state, id, Utc::now()).await? {
         return Err(HttpError::NotFound);

@@ -1,7 +1,6 @@
 //! `/staff/chase`: every open action item across all clients, oldest first, with who was told
 //! and whether they came back; a CSV of the same list; "remind now".
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -11,7 +10,7 @@ use serde_json::json;
 use super::{Staff, page};
 use crate::actions::chase::{self, ChaseFilter, ChaseRow};
 use crate::actions::items::Category;
-use crate::portal::{FormData, see_other};
+use crate::portal::{CsrfForm, FormData, see_other};
 use crate::state::AppState;
 use crate::web::HttpError;
 
@@ -153,9 +152,10 @@ pub async fn chase_csv(
 }
 
 /// `POST /staff/chase/remind`: contact and item key; back to the list with what happened.
-pub async fn remind(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    staff.check_csrf(form.get("csrf"))?;
+pub async fn remind(
+    State(state): State<AppState>,
+    CsrfForm(staff, form): CsrfForm<Staff>,
+) -> Result<Response, HttpError> {
     let contact = form.text("contact");
     let key = form.text("item");
     if contact.is_empty() || key.is_empty() {

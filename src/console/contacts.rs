@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
@@ -12,7 +11,7 @@ use serde_json::json;
 
 use super::{Staff, page};
 use crate::actions::items::current;
-use crate::portal::{FormData, Note, see_other};
+use crate::portal::{CsrfForm, FormData, Note, see_other};
 use crate::state::AppState;
 use crate::store::contacts::{get_contact, list_client_contacts};
 use crate::store::{StoreError, chat, console, settings};
@@ -68,9 +67,7 @@ pub async fn contacts(
 }
 
 /// `POST /staff/contacts`: `action` is `resume`, `chat-code` or `sign-in-link` for `contact`.
-pub async fn act(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    staff.check_csrf(form.get("csrf"))?;
+pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Result<Response, HttpError> {
     let id = form.text("contact");
     let c = match get_contact(&state.db, &id).await {
         Ok(c) if c.active => c,

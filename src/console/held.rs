@@ -1,14 +1,13 @@
 //! `/staff/held`: inbound mail held because its authentication failed, as received, with its
 //! Authentication-Results; release it (processed now, as if it had passed) or discard it.
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use chrono::Utc;
 use serde_json::json;
 
 use super::{Staff, page};
-use crate::portal::{FormData, Note, see_other};
+use crate::portal::{CsrfForm, FormData, Note, see_other};
 use crate::state::AppState;
 use crate::store::inbound;
 use crate::web::HttpError;
@@ -55,9 +54,7 @@ pub async fn held(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
 }
 
 /// `POST /staff/held`: `action` is `release` or `discard` for `message_id`.
-pub async fn act(State(state): State<AppState>, staff: Staff, body: Bytes) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    staff.check_csrf(form.get("csrf"))?;
+pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Result<Response, HttpError> {
     let id = form.text("message_id");
     let note = match form.get("action") {
         Some("release") => match crate::channels::inbound::release(&state, &id, Utc::now()).await {

@@ -40,17 +40,13 @@ pub struct Staff {
     token_hash: String,
 }
 
-impl Staff {
-    /// Checks a form's CSRF token against the session's (constant time).
-    pub fn check_csrf(&self, given: Option<&str>) -> Result<(), HttpError> {
-        let given = given.unwrap_or("");
-        if !given.is_empty() && crate::links::constant_time_eq(given, &self.csrf) {
-            Ok(())
-        } else {
-            Err(HttpError::Csrf)
-        }
+impl crate::portal::HoldsCsrf for Staff {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
+}
 
+impl Staff {
     /// Records an action this staff member took.
     pub async fn record(&self, state: &AppState, action: &str, subject: &str) -> Result<(), HttpError> {
         staff::audit(&state.db, &self.email, action, subject, Utc::now()).await?;

@@ -2,7 +2,6 @@
 //! page with its body as sent (HTML in a sandboxed frame), headers and failed attempts;
 //! re-queue a failed or dead message, drop a waiting one.
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -11,7 +10,7 @@ use serde_json::json;
 
 use super::{Staff, page, without_link_tokens};
 use crate::outbox::{Rendered, render};
-use crate::portal::{FormData, Note, see_other};
+use crate::portal::{CsrfForm, FormData, Note, see_other};
 use crate::state::AppState;
 use crate::store::console::{OutboxFilter, list_outbox};
 use crate::store::outbox::{self as ob, STATUSES};
@@ -161,12 +160,9 @@ pub async fn body(State(state): State<AppState>, _staff: Staff, Path(id): Path<S
 /// `POST /staff/outbox/{id}`: `action=requeue` or `action=drop`.
 pub async fn act(
     State(state): State<AppState>,
-    staff: Staff,
     Path(id): Path<String>,
-    body: Bytes,
+    CsrfForm(staff, form): CsrfForm<Staff>,
 ) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    staff.check_csrf(form.get("csrf"))?;
     let row = row_of(&state, &id).await?;
     let now = Utc::now();
     let back = format!("/staff/outbox/{}", row.id);

@@ -98,6 +98,7 @@ async fn dispatch(state: &Providers, now: DateTime<Utc>, limit: i64, crew: &Crew
     let mut out = Vec::with_capacity(rows.len());
     let sends = async {
         let suspended = outbox::suspended_contacts(&state.db).await?;
+        let batch = Batch { state, crew, token: &token, suspended: &suspended };
         let mut rows = rows.into_iter();
         // The previous delivery's mark commits while the next message is built and begun;
         // it is settled before the next one is delivered.
@@ -115,7 +116,7 @@ async fn dispatch(state: &Providers, now: DateTime<Utc>, limit: i64, crew: &Crew
             // The next message goes as far as it can while the previous mark commits; its
             // delivery waits for that mark (see `Gate`).
             let this = match pending.take() {
-                None => send_guarded(state, crew, &token, row, &suspended, &Gate::open()).await?,
+                None => send_guarded(&batch, row, &Gate::open()).await?,
                 Some(previous) => {
                     let (key, gate) = Gate::closed();
                     let settle = async {
@@ -123,8 +124,7 @@ async fn dispatch(state: &Providers, now: DateTime<Utc>, limit: i64, crew: &Crew
                         key.open();
                         settled
                     };
-                    let (this, settled) =
-                        tokio::join!(send_guarded(state, crew, &token, row, &suspended, &gate), settle);
+                    let (this, settled) = tokio::join!(send_guarded(&batch, row, &gate), settle);
                     out.push(settled?);
                     this?
                 }
@@ -154,19 +154,23 @@ async fn dispatch(state: &Providers, now: DateTime<Utc>, limit: i64, crew: &Crew
     Ok(out)
 }
 
+/// What every send of one claimed batch shares.
+struct Batch<'a> {
+    state: &'a Providers,
+    crew: &'a Crew,
+    /// The claim the batch's rows are held by.
+    token: &'a str,
+    /// Contacts whose email is suspended (after bounces), with the reason.
+    suspended: &'a HashMap<String, String>,
+}
+
 /// Sends one claimed row. A panic while building or sending it (a bug) makes that message
 /// dead with the panic's words; the batch and the sender go on.
-async fn send_guarded(
-    state: &Providers,
-    crew: &Crew,
-    token: &str,
-    row: OutboxRow,
-    suspended: &HashMap<String, String>,
-    gate: &Gate,
-) -> Result<Settle, StoreError> {
+async fn send_guarded(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Settle, StoreError> {
     use futures::FutureExt;
+    let Batch { state, token, .. } = *batch;
     let (id, channel, kind) = (row.id, row.channel.clone(), row.kind.clone());
-    match std::panic::AssertUnwindSafe(send_row(state, crew, token, row, suspended, gate)).catch_unwind().await {
+    match std::panic::AssertUnwindSafe(send_row(batch, row, gate)).catch_unwind().await {
         Ok(outcome) => outcome,
         Err(panic) => {
             let why = crate::supervise::panic_text(&panic);
@@ -223,14 +227,8 @@ async fn attempt(
 
 /// Sends one claimed row and marks it, if this sender still holds its claim (a delivery's
 /// mark may still be committing when this returns).
-async fn send_row(
-    state: &Providers,
-    crew: &Crew,
-    token: &str,
-    row: OutboxRow,
-    suspended: &HashMap<String, String>,
-    gate: &Gate,
-) -> Result<Settle, StoreError> {
+async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Settle, StoreError> {
+    let Batch { state, crew, token, suspended } = *batch;
     let started = Instant::now();
     let limit = std::time::Duration::from_secs(state.config.outbox.send_timeout_seconds);
     let result = match tokio::time::timeout(limit, attempt(state, &row, suspended, gate)).await {

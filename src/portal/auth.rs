@@ -6,7 +6,6 @@ use std::sync::OnceLock;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -15,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::session::{self, ANON_CSRF_COOKIE, COOKIE, Session, address_key, cookie, random_token};
-use super::{FormData, HttpError, page};
+use super::{AnonForm, CsrfForm, FormData, HttpError, page};
 use crate::links::{LinkClaims, LinkFor};
 use crate::state::AppState;
 use crate::store::contacts::get_contact;
@@ -241,10 +240,8 @@ pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    AnonForm(form): AnonForm,
 ) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    check_anon_csrf(&headers, &form)?;
     let email = form.text("email").trim().to_lowercase();
     if email.len() > 254 {
         return Err(HttpError::TooMany("That is not an email address.".into()));
@@ -296,11 +293,8 @@ async fn limit_address(state: &AppState, kind: &str, addr: SocketAddr) -> Result
 pub async fn request_link(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
+    AnonForm(form): AnonForm,
 ) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    check_anon_csrf(&headers, &form)?;
     limit_address(&state, "link", addr).await?;
     let email = form.text("email").trim().to_string();
     let now = Utc::now();
@@ -318,10 +312,8 @@ pub async fn request_access(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    AnonForm(form): AnonForm,
 ) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    check_anon_csrf(&headers, &form)?;
     limit_address(&state, "access", addr).await?;
     let input = crate::actions::access::AccessInput {
         name: form.text("name"),
@@ -354,8 +346,10 @@ async fn message(state: &AppState, title: &str, text: &str) -> Result<Response, 
 }
 
 /// `POST /logout`.
-pub async fn logout(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, HttpError> {
-    session.check_csrf(FormData::parse(&body).get("csrf"))?;
+pub async fn logout(
+    State(state): State<AppState>,
+    CsrfForm(session, _): CsrfForm<Session>,
+) -> Result<Response, HttpError> {
     revoke_session(&state.db, &session.token_hash, Utc::now()).await?;
     let clear = super::session::set_cookie(&state, COOKIE, "", 0);
     Ok(with_cookie(Redirect::to(&super::with_note(&state, "/login", "You are signed out.")).into_response(), &clear))
@@ -388,11 +382,8 @@ pub(crate) fn check_new_password(form: &FormData, min: usize) -> Result<String, 
 /// `POST /password`: change the password (the current one is needed when there is one).
 pub async fn change_password(
     State(state): State<AppState>,
-    session: Session,
-    body: Bytes,
+    CsrfForm(session, form): CsrfForm<Session>,
 ) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    session.check_csrf(form.get("csrf"))?;
     if session.actor.delegation.is_some() {
         return Err(HttpError::NotFound);
     }
@@ -464,10 +455,8 @@ pub async fn reset(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    AnonForm(form): AnonForm,
 ) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    check_anon_csrf(&headers, &form)?;
     let now = Utc::now();
     if let Some(token) = form.get("token") {
         let Some(claims) = reset_claims(&state, token) else {

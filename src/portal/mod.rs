@@ -50,6 +50,62 @@ impl FormData {
     pub fn checked(&self, name: &str) -> bool {
         self.get(name).is_some_and(|v| !v.is_empty())
     }
+    /// The form a signed-in page posted, when its `csrf` field is the session's token.
+    pub fn with_csrf(body: &[u8], session_csrf: &str) -> Result<FormData, HttpError> {
+        let form = FormData::parse(body);
+        check_csrf(form.get("csrf"), session_csrf)?;
+        Ok(form)
+    }
+}
+
+/// A signed-in session's CSRF check, for clients and staff alike (constant time).
+pub fn check_csrf(given: Option<&str>, session_csrf: &str) -> Result<(), HttpError> {
+    match given {
+        Some(given) if !given.is_empty() && crate::links::constant_time_eq(given, session_csrf) => Ok(()),
+        _ => Err(HttpError::Csrf),
+    }
+}
+
+/// Whoever a form is posted by, holding the CSRF token the form must carry: a client session
+/// or a staff one.
+pub trait HoldsCsrf {
+    fn csrf(&self) -> &str;
+}
+
+/// A form posted by a signed-in client or staff member: `CsrfForm(session, form)`. The form's
+/// `csrf` field is checked against the session's as it is read, so no handler can forget to.
+pub struct CsrfForm<S>(pub S, pub FormData);
+
+impl<S> axum::extract::FromRequest<AppState> for CsrfForm<S>
+where
+    S: axum::extract::FromRequestParts<AppState, Rejection = HttpError> + HoldsCsrf + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let who = S::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        let req = axum::extract::Request::from_parts(parts, body);
+        let body = axum::body::Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        let form = FormData::with_csrf(&body, who.csrf()).map_err(IntoResponse::into_response)?;
+        Ok(CsrfForm(who, form))
+    }
+}
+
+/// A form posted before sign-in (login, reset, access request), its anonymous CSRF token
+/// (double-submit cookie) checked as it is read.
+pub struct AnonForm(pub FormData);
+
+impl axum::extract::FromRequest<AppState> for AnonForm {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let body = axum::body::Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
+        let form = FormData::parse(&body);
+        auth::check_anon_csrf(&headers, &form).map_err(IntoResponse::into_response)?;
+        Ok(AnonForm(form))
+    }
 }
 
 /// Renders a portal page with the shared context (brand, who is signed in, banners).

@@ -1,14 +1,13 @@
 //! Portal pages for re-seller ordering: stock, baskets, placed orders, and the client admin's
 //! third-party users with their SKU allocations.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::{FormData, HttpError, Note, Session, page, page_status, see_other};
+use super::{CsrfForm, HttpError, Note, Session, page, page_status, see_other};
 use crate::actions::orders::{self as act, PlaceError};
 use crate::actions::{ActionError, Actor};
 use crate::model::Role;
@@ -85,10 +84,11 @@ async fn stock_page(
 }
 
 /// `POST /stock`: add a SKU to a basket (a new one when `basket` is `new`).
-pub async fn stock_add(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, HttpError> {
+pub async fn stock_add(
+    State(state): State<AppState>,
+    CsrfForm(session, form): CsrfForm<Session>,
+) -> Result<Response, HttpError> {
     require_orders(&session)?;
-    let form = FormData::parse(&body);
-    session.check_csrf(form.get("csrf"))?;
     let now = Utc::now();
     let a = &session.actor;
     let sku = form.text("sku");
@@ -174,12 +174,9 @@ async fn baskets_page(
 /// `POST /baskets`: a new, empty basket.
 pub async fn create_basket(
     State(state): State<AppState>,
-    session: Session,
-    body: Bytes,
+    CsrfForm(session, form): CsrfForm<Session>,
 ) -> Result<Response, HttpError> {
     require_orders(&session)?;
-    let form = FormData::parse(&body);
-    session.check_csrf(form.get("csrf"))?;
     match act::create_basket(&state, &session.actor, &form.text("name"), Utc::now()).await {
         Ok(id) => Ok(see_other(&state, &format!("/baskets/{id}"), "Basket created.")),
         Err(e) => match form_error(&e) {
@@ -237,14 +234,11 @@ async fn basket_page(
 /// (name, address, notes), `delete`, or `place`.
 pub async fn basket_action(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    body: Bytes,
+    CsrfForm(session, form): CsrfForm<Session>,
 ) -> Result<Response, HttpError> {
     require_orders(&session)?;
     let id = id.parse::<i64>().map_err(|_| HttpError::NotFound)?;
-    let form = FormData::parse(&body);
-    session.check_csrf(form.get("csrf"))?;
     let now = Utc::now();
     let a: &Actor = &session.actor;
     let here = format!("/baskets/{id}");
@@ -362,10 +356,11 @@ async fn users_page(
 
 /// `POST /users`: `action` = `create` (name, email), `revoke` (user), `allocate` /
 /// `unallocate` (user, sku).
-pub async fn users_action(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, HttpError> {
+pub async fn users_action(
+    State(state): State<AppState>,
+    CsrfForm(session, form): CsrfForm<Session>,
+) -> Result<Response, HttpError> {
     require_admin(&session)?;
-    let form = FormData::parse(&body);
-    session.check_csrf(form.get("csrf"))?;
     let now = Utc::now();
     let a = &session.actor;
     let user = form.text("user");

@@ -1,13 +1,12 @@
 //! Portal pages: dashboard, visuals, jobs and delivery instructions.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{NaiveDate, Utc};
 use serde_json::{Value, json};
 
-use super::{FormData, HttpError, Note, Session, money, page, page_status, see_other};
+use super::{CsrfForm, FormData, HttpError, Note, Session, money, page, page_status, see_other};
 use crate::actions::delivery::{DeliveryRequest, LineQty};
 use crate::actions::items::{Category, current};
 use crate::actions::{ActionError, visuals as act};
@@ -106,9 +105,10 @@ async fn list_page(
 }
 
 /// `POST /visuals`: approve the ticked visuals.
-pub async fn approve_many(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    session.check_csrf(form.get("csrf"))?;
+pub async fn approve_many(
+    State(state): State<AppState>,
+    CsrfForm(session, form): CsrfForm<Session>,
+) -> Result<Response, HttpError> {
     no_delegation(&session)?;
     let ids = form.all("visual");
     match act::approve(&state, &session.actor, &ids, form.checked("terms"), Utc::now()).await {
@@ -190,12 +190,9 @@ pub async fn visual(
 /// `POST /visuals/{id}`: approve, reject, delegate or comment (`action` field).
 pub async fn visual_action(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    body: Bytes,
+    CsrfForm(session, form): CsrfForm<Session>,
 ) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    session.check_csrf(form.get("csrf"))?;
     let now = Utc::now();
     let a = &session.actor;
     let result: Result<String, ActionError> = match form.get("action") {
@@ -328,12 +325,9 @@ pub async fn delivery_form(
 /// `POST /jobs/{id}/delivery`: `action=none` (no delivery required) or the delivery details.
 pub async fn delivery_submit(
     State(state): State<AppState>,
-    session: Session,
     Path(id): Path<String>,
-    body: Bytes,
+    CsrfForm(session, form): CsrfForm<Session>,
 ) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    session.check_csrf(form.get("csrf"))?;
     let now = Utc::now();
     let result = if form.get("action") == Some("none") {
         crate::actions::delivery::no_delivery(&state, &session.actor, &id, now)

@@ -1,7 +1,6 @@
 //! The preferences page: digest schedule, time zone, quiet hours, alert modes per category,
 //! email on or off, and linking or unlinking a chat.
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -9,7 +8,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::pages::no_delegation;
-use super::{FormData, HttpError, Note, Session, page_status, see_other};
+use super::{CsrfForm, HttpError, Note, Session, page_status, see_other};
 use crate::actions::items::Category;
 use crate::digest::alerts::mode;
 use crate::model::AlertMode;
@@ -86,20 +85,22 @@ async fn prefs_page_with(
 
 /// `POST /preferences/chat-code`: a one-time code to link Telegram or Discord, shown on the
 /// page (never put in a URL).
-pub async fn chat_code(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, HttpError> {
+pub async fn chat_code(
+    State(state): State<AppState>,
+    CsrfForm(session, _): CsrfForm<Session>,
+) -> Result<Response, HttpError> {
     no_delegation(&session)?;
-    let form = FormData::parse(&body);
-    session.check_csrf(form.get("csrf"))?;
     let code = crate::actions::chat_link::new_link_code(&state, &session.actor.contact.id, Utc::now()).await?;
     let how = crate::actions::chat_link::how_to_link(&state.config, &code);
     prefs_page_with(&state, &session, None, None, StatusCode::OK, Some((code, how))).await
 }
 
 /// `POST /preferences/chat-unlink`: stops messages to a linked chat.
-pub async fn chat_unlink(State(state): State<AppState>, session: Session, body: Bytes) -> Result<Response, HttpError> {
+pub async fn chat_unlink(
+    State(state): State<AppState>,
+    CsrfForm(session, form): CsrfForm<Session>,
+) -> Result<Response, HttpError> {
     no_delegation(&session)?;
-    let form = FormData::parse(&body);
-    session.check_csrf(form.get("csrf"))?;
     let channel = form.get("channel").unwrap_or("");
     let user = form.get("user").unwrap_or("");
     let mine = crate::store::chat::chats_of_contact(&state.db, &session.actor.contact.id)
@@ -125,11 +126,8 @@ pub async fn preferences(
 /// `POST /preferences`: channels, time zone, schedule, quiet hours, mode per category.
 pub async fn save_preferences(
     State(state): State<AppState>,
-    session: Session,
-    body: Bytes,
+    CsrfForm(session, form): CsrfForm<Session>,
 ) -> Result<Response, HttpError> {
-    let form = FormData::parse(&body);
-    session.check_csrf(form.get("csrf"))?;
     no_delegation(&session)?;
     let c = &session.actor.contact;
     let mut s = get_settings(&state.db, &c.id).await?;

@@ -70,14 +70,15 @@ pub struct Session {
 }
 
 impl Session {
-    /// Checks the form's CSRF token against the session's (constant time).
+    /// Checks a CSRF token given outside a form body (a multipart upload's field).
     pub fn check_csrf(&self, given: Option<&str>) -> Result<(), HttpError> {
-        let given = given.unwrap_or("");
-        if crate::links::constant_time_eq(given, &self.csrf) && !given.is_empty() {
-            Ok(())
-        } else {
-            Err(HttpError::Csrf)
-        }
+        super::check_csrf(given, &self.csrf)
+    }
+}
+
+impl super::HoldsCsrf for Session {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
 }
 

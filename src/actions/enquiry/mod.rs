@@ -145,7 +145,7 @@ pub async fn run(
     if !allowed(actor.role, cmd) {
         return Ok(Answer::error(&name, format!("{name} is not available to your role ({}).", actor.role)));
     }
-    match run_inner(state, unit, actor, cmd, ctx, now, &name).await {
+    match run_inner(Ask { state, actor, ctx, now, name: &name }, unit, cmd).await {
         Ok(a) => Ok(a),
         Err(ActionError::Store(e)) => Err(e),
         Err(ActionError::NotFound(what)) => {
@@ -244,16 +244,7 @@ impl Ask<'_> {
     }
 }
 
-async fn run_inner(
-    state: &Services,
-    unit: &mut Unit,
-    actor: &Actor,
-    cmd: &Command,
-    ctx: &Context,
-    now: DateTime<Utc>,
-    name: &str,
-) -> Result<Answer, ActionError> {
-    let a = Ask { state, actor, ctx, now, name };
+async fn run_inner(a: Ask<'_>, unit: &mut Unit, cmd: &Command) -> Result<Answer, ActionError> {
     match cmd {
         Command::Help => help(&a),
         Command::Items => items(&a).await,
