@@ -121,8 +121,7 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
         assert_eq!(status, 404, "GET {path} with a client session");
     }
     for path in FORMS {
-        let (status, _, _) = app.post_raw(&client, path, &[("csrf", "x")]).await;
-        assert_eq!(status, 404, "POST {path} with a client session");
+        assert_eq!(app.post_raw(&client, path, &[("csrf", "x")]).await.0, 404, "POST {path} with a client session");
     }
 
     // A client cookie that signs nobody in is no client: the staff sign-in, not a 404.
@@ -151,8 +150,8 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
     // Every POST without the session's CSRF token is refused and changes nothing.
     let before = (app.count("banners").await, app.count("outbox").await, app.count("staff_sessions").await);
     for path in FORMS {
-        let (status, _, _) = app
-            .post_raw(
+        assert_eq!(
+            app.post_raw(
                 &staff,
                 path,
                 &[
@@ -162,12 +161,18 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
                     ("action", "drop"),
                     ("contact", "P-1A"),
                     ("item", "A1:V-1"),
-                ],
+                ]
             )
-            .await;
-        assert_eq!(status, 403, "POST {path} without a CSRF token");
-        let (status, _, _) = app.post_raw(&staff, path, &[("csrf", "forged"), ("action", "drop")]).await;
-        assert_eq!(status, 403, "POST {path} with a wrong CSRF token");
+            .await
+            .0,
+            403,
+            "POST {path} without a CSRF token"
+        );
+        assert_eq!(
+            app.post_raw(&staff, path, &[("csrf", "forged"), ("action", "drop")]).await.0,
+            403,
+            "POST {path} with a wrong CSRF token"
+        );
     }
     let after = (app.count("banners").await, app.count("outbox").await, app.count("staff_sessions").await);
     assert_eq!(before, after);
@@ -250,9 +255,12 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     let (_, location, _) =
         app.post_raw(&staff, "/staff/chase/remind", &[("csrf", &csrf), ("contact", "P-1F"), ("item", "A1:V-1")]).await;
     assert!(location.contains("no%20longer%20open"), "finance does not see visuals: {location}");
-    let (status, _, _) =
-        app.post_raw(&staff, "/staff/chase/remind", &[("csrf", &csrf), ("contact", "P-404"), ("item", "A1:V-1")]).await;
-    assert_eq!(status, 404);
+    assert_eq!(
+        app.post_raw(&staff, "/staff/chase/remind", &[("csrf", &csrf), ("contact", "P-404"), ("item", "A1:V-1")])
+            .await
+            .0,
+        404
+    );
     assert_eq!(app.count("outbox").await, outbox + 1);
     let audit = cport::store::staff::recent_audit(&app.db, 10).await.unwrap();
     assert!(audit.iter().any(|a| a.action == "reminded" && a.subject == "P-1B of A1:V-1"), "{audit:?}");
@@ -331,11 +339,13 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
     assert_ne!(status_of(&app, dead).await, "dead");
     let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")]).await;
     assert_eq!(status, 409, "{body}");
-    let (status, _, _) = app.post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await;
-    assert_eq!(status, 303);
+    assert_eq!(app.post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await.0, 303);
     assert_eq!(status_of(&app, waiting).await, "dropped");
-    let (status, _, _) = app.post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await;
-    assert_eq!(status, 409, "dropped once");
+    assert_eq!(
+        app.post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await.0,
+        409,
+        "dropped once"
+    );
     let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "burn")]).await;
     assert_eq!(status, 422);
     assert!(body.contains("action"), "{body}");
@@ -416,12 +426,10 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
     };
     let (_, html) = app.page(&staff, "/staff/banners").await;
     let csrf = csrf_of(&html);
-    let (status, _, _) = app.post_raw(&staff, &format!("/staff/banners/{id}/retract"), &[("csrf", &csrf)]).await;
-    assert_eq!(status, 303);
+    assert_eq!(app.post_raw(&staff, &format!("/staff/banners/{id}/retract"), &[("csrf", &csrf)]).await.0, 303);
     let (_, page) = app.page(&app.signed_in("P-1B").await, "/").await;
     assert!(!page.contains("Closed Friday"), "retracted");
-    let (status, _, _) = app.post_raw(&staff, "/staff/banners/424242/retract", &[("csrf", &csrf)]).await;
-    assert_eq!(status, 404);
+    assert_eq!(app.post_raw(&staff, "/staff/banners/424242/retract", &[("csrf", &csrf)]).await.0, 404);
 }
 
 #[tokio::test]
@@ -474,8 +482,7 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
     let (_, html) = app.page(&staff, "/staff/access").await;
     assert!(html.contains("Gus Gamma") && html.contains("We order hoodies"));
     let id = asked[0]["subject_id"].as_str().unwrap().to_string();
-    let (status, _, _) = app.post_form(&staff, "/staff/access", &[("id", &id), ("decision", "done")]).await;
-    assert_eq!(status, 303);
+    assert_eq!(app.post_form(&staff, "/staff/access", &[("id", &id), ("decision", "done")]).await.0, 303);
     let (status, _, body) = app.post_form(&staff, "/staff/access", &[("id", &id), ("decision", "refused")]).await;
     assert_eq!(status, 409, "decided once: {body}");
     let told: Vec<_> = cport::store::outbox::list_messages(&app.db, None, 50)
@@ -523,12 +530,15 @@ async fn contacts_held_mail_and_the_overview() {
         app.post_form(&staff, "/staff/held", &[("message_id", "held-1@alpha.example"), ("action", "release")]).await;
     assert_eq!(status, 303, "{location}");
     assert_eq!(app.visual_status("V-1").await, "approved", "released and acted on");
-    let (status, _, _) =
-        app.post_form(&staff, "/staff/held", &[("message_id", "held-1@alpha.example"), ("action", "release")]).await;
-    assert_eq!(status, 409, "released once");
-    let (status, _, _) =
-        app.post_form(&staff, "/staff/held", &[("message_id", "held-2@alpha.example"), ("action", "discard")]).await;
-    assert_eq!(status, 303);
+    assert_eq!(
+        app.post_form(&staff, "/staff/held", &[("message_id", "held-1@alpha.example"), ("action", "release")]).await.0,
+        409,
+        "released once"
+    );
+    assert_eq!(
+        app.post_form(&staff, "/staff/held", &[("message_id", "held-2@alpha.example"), ("action", "discard")]).await.0,
+        303
+    );
     // One without a Message-ID and with a byte that is not UTF-8 keeps its id when released.
     let mut bare = raw
         .replace("Message-ID: <held-1@alpha.example>\r\n", "")
@@ -568,9 +578,10 @@ async fn contacts_held_mail_and_the_overview() {
         app.post_form(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1A"), ("action", "chat-code")]).await;
     assert!(location.contains("Chat%20link%20code"), "{location}");
     let outbox = app.count("outbox").await;
-    let (status, _, _) =
-        app.post_form(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1A"), ("action", "sign-in-link")]).await;
-    assert_eq!(status, 303);
+    assert_eq!(
+        app.post_form(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1A"), ("action", "sign-in-link")]).await.0,
+        303
+    );
     assert_eq!(app.count("outbox").await, outbox + 1);
     let (status, _) = app.page(&staff, "/staff/contacts?client=C-404").await;
     assert_eq!(status, 404);

@@ -12,6 +12,18 @@ async fn app() -> TestApp {
     app
 }
 
+/// The world, with V-3 awaiting approval beside V-1.
+async fn app_with_a_second_visual() -> TestApp {
+    let app = app().await;
+    app.put(
+        "visuals",
+        json!([{"id": "V-3", "client_id": "C-1", "job_id": "J-1", "design_id": "D3", "category": "c", "designer": "d",
+                "status": "awaiting_approval", "main_image": "/x.svg"}]),
+    )
+    .await;
+    app
+}
+
 #[tokio::test]
 async fn a_signed_link_signs_in_and_shows_the_contacts_items() {
     let app = app().await;
@@ -80,12 +92,12 @@ async fn a_contact_gets_404_for_another_clients_visual_and_job() {
     }
     let (_, html) = app.page(&b, "/visuals/V-1").await;
     let csrf = common::csrf_of(&html);
-    let (status, _, _) =
-        app.post_raw(&b, "/visuals/V-9", &[("csrf", &csrf), ("action", "approve"), ("terms", "1")]).await;
-    assert_eq!(status, 404);
+    assert_eq!(
+        app.post_raw(&b, "/visuals/V-9", &[("csrf", &csrf), ("action", "approve"), ("terms", "1")]).await.0,
+        404
+    );
     assert_eq!(app.visual_status("V-9").await, "awaiting_approval");
-    let (status, _, _) = app.post_raw(&b, "/jobs/J-9/delivery", &[("csrf", &csrf), ("action", "none")]).await;
-    assert_eq!(status, 404);
+    assert_eq!(app.post_raw(&b, "/jobs/J-9/delivery", &[("csrf", &csrf), ("action", "none")]).await.0, 404);
     assert!(app.changes(0).await.is_empty());
     app.stop().await;
 }
@@ -99,23 +111,22 @@ async fn a_viewer_reads_but_cannot_act_and_a_missing_csrf_token_is_refused() {
     assert!(!html.contains("id=\"approve\""), "no approve form for a viewer");
     let (status, _, body) = app.post_form(&viewer, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert_eq!(status, 403, "{body}");
-    let (status, _, _) = app.post_form(&viewer, "/jobs/J-1/delivery", &[("action", "none")]).await;
-    assert_eq!(status, 403);
+    assert_eq!(app.post_form(&viewer, "/jobs/J-1/delivery", &[("action", "none")]).await.0, 403);
 
     let admin = app.signed_in("P-1A").await;
     for (case, fields) in [
         ("no token", vec![("action", "approve"), ("terms", "1")]),
         ("wrong token", vec![("csrf", "0000"), ("action", "approve"), ("terms", "1")]),
     ] {
-        let (status, _, _) = app.post_raw(&admin, "/visuals/V-1", &fields).await;
-        assert_eq!(status, 403, "{case}");
+        assert_eq!(app.post_raw(&admin, "/visuals/V-1", &fields).await.0, 403, "{case}");
     }
     // Another session's token is not this session's.
     let (_, other_html) = app.page(&app.signed_in("P-1B").await, "/visuals/V-1").await;
     let stolen = common::csrf_of(&other_html);
-    let (status, _, _) =
-        app.post_raw(&admin, "/visuals/V-1", &[("csrf", &stolen), ("action", "approve"), ("terms", "1")]).await;
-    assert_eq!(status, 403);
+    assert_eq!(
+        app.post_raw(&admin, "/visuals/V-1", &[("csrf", &stolen), ("action", "approve"), ("terms", "1")]).await.0,
+        403
+    );
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
     assert!(app.changes(0).await.is_empty());
     app.stop().await;
@@ -126,27 +137,21 @@ async fn approving_rejecting_and_the_change_feed() {
     let app = app().await;
     let b = app.signed_in("P-1B").await;
     // Terms must be accepted.
-    let (status, _, html) = app.post_form(&b, "/visuals/V-1", &[("action", "approve")]).await;
-    assert_eq!(status, 422);
+    let html = app.post_refused(&b, "/visuals/V-1", &[("action", "approve")]).await;
     assert!(html.contains("accept the approval terms"), "{html}");
     let (status, location, _) = app.post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert_eq!(status, 303);
     assert!(location.starts_with("/visuals/V-1?note="));
     assert_eq!(app.visual_status("V-1").await, "approved");
     // Approving again is refused with a clear message.
-    let (status, _, html) = app.post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
-    assert_eq!(status, 422);
+    let html = app.post_refused(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert!(html.contains("already approved"));
     // Un-approve needs a reason.
-    let (status, _, html) = app.post_form(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "  ")]).await;
-    assert_eq!(status, 422);
+    let html = app.post_refused(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "  ")]).await;
     assert!(html.contains("say why"));
-    let (status, _, _) = app.post_form(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "Gold too dark")]).await;
-    assert_eq!(status, 303);
+    assert_eq!(app.post_form(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "Gold too dark")]).await.0, 303);
     assert_eq!(app.visual_status("V-1").await, "rejected");
-    let (status, _, _) =
-        app.post_form(&b, "/visuals/V-1", &[("action", "comment"), ("body", "Please try 7406 C")]).await;
-    assert_eq!(status, 303);
+    assert_eq!(app.post_form(&b, "/visuals/V-1", &[("action", "comment"), ("body", "Please try 7406 C")]).await.0, 303);
     let (_, html) = app.page(&b, "/visuals/V-1").await;
     assert!(html.contains("Please try 7406 C") && html.contains("Gold too dark"));
 
@@ -173,13 +178,7 @@ async fn approving_rejecting_and_the_change_feed() {
 
 #[tokio::test]
 async fn approving_several_visuals_at_once_from_the_list() {
-    let app = app().await;
-    app.put(
-        "visuals",
-        json!([{"id": "V-3", "client_id": "C-1", "job_id": "J-1", "design_id": "D3", "category": "c", "designer": "d",
-                "status": "awaiting_approval", "main_image": "/x.svg"}]),
-    )
-    .await;
+    let app = app_with_a_second_visual().await;
     let b = app.signed_in("P-1A").await;
     let (status, location, _) =
         app.post_form(&b, "/visuals", &[("visual", "V-1"), ("visual", "V-3"), ("terms", "1")]).await;
@@ -187,34 +186,29 @@ async fn approving_several_visuals_at_once_from_the_list() {
     assert_eq!(app.visual_status("V-1").await, "approved");
     assert_eq!(app.visual_status("V-3").await, "approved");
     assert_eq!(app.changes(0).await.len(), 2);
-    let (status, _, html) = app.post_form(&b, "/visuals", &[("terms", "1")]).await;
-    assert_eq!(status, 422);
+    let html = app.post_refused(&b, "/visuals", &[("terms", "1")]).await;
     assert!(html.contains("choose at least one visual"));
     app.stop().await;
 }
 
 #[tokio::test]
 async fn a_delegated_link_shows_one_visual_and_works_once() {
-    let app = app().await;
-    app.put(
-        "visuals",
-        json!([{"id": "V-3", "client_id": "C-1", "job_id": "J-1", "design_id": "D3", "category": "c", "designer": "d",
-                "status": "awaiting_approval", "main_image": "/x.svg"}]),
-    )
-    .await;
+    let app = app_with_a_second_visual().await;
     let b = app.signed_in("P-1A").await;
-    let (status, _, html) =
-        app.post_form(&b, "/visuals/V-1", &[("action", "delegate"), ("name", "Dana"), ("email", "not-an-email")]).await;
-    assert_eq!(status, 422);
+    let html = app
+        .post_refused(&b, "/visuals/V-1", &[("action", "delegate"), ("name", "Dana"), ("email", "not-an-email")])
+        .await;
     assert!(html.contains("is not an email address"));
-    let (status, _, _) = app
-        .post_form(
+    assert_eq!(
+        app.post_form(
             &b,
             "/visuals/V-1",
-            &[("action", "delegate"), ("name", "Dana Cole"), ("email", "dana@reseller.example")],
+            &[("action", "delegate"), ("name", "Dana Cole"), ("email", "dana@reseller.example")]
         )
-        .await;
-    assert_eq!(status, 303);
+        .await
+        .0,
+        303
+    );
     // The approval link went to the outbox as an email to the third party.
     let rows = cport::store::outbox::list_messages(&app.db, None, 10).await.unwrap();
     let mail = rows.iter().find(|m| m.recipient == "dana@reseller.example").expect("delegation email queued");
@@ -237,12 +231,13 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
     assert_eq!(browser().get(&link).send().await.unwrap().status().as_u16(), 303);
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
 
-    let (status, _, _) = app.post_form(&third, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
-    assert_eq!(status, 303);
+    assert_eq!(app.post_form(&third, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await.0, 303);
     assert_eq!(app.visual_status("V-1").await, "approved");
-    let (status, _, _) =
-        app.post_form(&third, "/visuals/V-1", &[("action", "reject"), ("reason", "changed my mind")]).await;
-    assert_eq!(status, 422, "a delegation decides once");
+    assert_eq!(
+        app.post_form(&third, "/visuals/V-1", &[("action", "reject"), ("reason", "changed my mind")]).await.0,
+        422,
+        "a delegation decides once"
+    );
     assert_eq!(app.visual_status("V-1").await, "approved");
     // The used link no longer opens anything.
     let r = browser().get(&link).send().await.unwrap();
@@ -271,17 +266,18 @@ async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
     assert!(html.contains("qty:J-4:1"), "other open jobs can join the delivery");
 
     // Too many: refused, naming the line, nothing written.
-    let (status, _, html) = app
-        .post_form(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "101"), ("address", "1 Quay St"), ("required_date", "")])
+    let html = app
+        .post_refused(
+            &b,
+            "/jobs/J-1/delivery",
+            &[("qty:J-1:0", "101"), ("address", "1 Quay St"), ("required_date", "")],
+        )
         .await;
-    assert_eq!(status, 422);
     assert!(html.contains("qty[J-1:0]") && html.contains("101 is more than the 100"), "{html}");
     assert!(html.contains("1 Quay St"), "the form keeps what was typed");
-    let (status, _, html) = app.post_form(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "10")]).await;
-    assert_eq!(status, 422);
+    let html = app.post_refused(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "10")]).await;
     assert!(html.contains("address"));
-    let (status, _, html) = app.post_form(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "ten"), ("address", "x")]).await;
-    assert_eq!(status, 422);
+    let html = app.post_refused(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "ten"), ("address", "x")]).await;
     assert!(html.contains("not a whole number"));
     assert!(app.changes(0).await.is_empty());
 
@@ -316,8 +312,7 @@ async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
 
     // "No delivery required" for a job that has no instructions yet.
     app.put("jobs", json!([{"id": "J-5", "client_id": "C-1", "name": "Caps", "status": "entered"}])).await;
-    let (status, _, _) = app.post_form(&b, "/jobs/J-5/delivery", &[("action", "none")]).await;
-    assert_eq!(status, 303);
+    assert_eq!(app.post_form(&b, "/jobs/J-5/delivery", &[("action", "none")]).await.0, 303);
     let (status, _, html) = app.post_form(&b, "/jobs/J-5/delivery", &[("action", "none")]).await;
     assert_eq!(status, 409);
     assert!(html.contains("already has delivery instructions"));
@@ -339,18 +334,18 @@ async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
 async fn passwords_login_limits_and_single_use_reset_links() {
     let app = app().await;
     let b = app.signed_in("P-1A").await;
-    let (status, _, html) =
-        app.post_form(&b, "/password", &[("new_password", "short"), ("confirm_password", "short")]).await;
-    assert_eq!(status, 422);
+    let html = app.post_refused(&b, "/password", &[("new_password", "short"), ("confirm_password", "short")]).await;
     assert!(html.contains("at least 10"));
-    let (status, _, _) = app
-        .post_form(
+    assert_eq!(
+        app.post_form(
             &b,
             "/password",
-            &[("new_password", "correct horse battery"), ("confirm_password", "correct horse battery")],
+            &[("new_password", "correct horse battery"), ("confirm_password", "correct horse battery")]
         )
-        .await;
-    assert_eq!(status, 303);
+        .await
+        .0,
+        303
+    );
 
     let login = |pw: &'static str| {
         let app = &app;
@@ -394,8 +389,7 @@ async fn passwords_login_limits_and_single_use_reset_links() {
     ];
     let (status, location, _) = app.post_raw(&c, "/password/reset", &set).await;
     assert_eq!(status, 303, "{location}");
-    let (status, _, _) = app.post_raw(&c, "/password/reset", &set).await;
-    assert_eq!(status, 400, "the reset link works once");
+    assert_eq!(app.post_raw(&c, "/password/reset", &set).await.0, 400, "the reset link works once");
     let (status, location, _) =
         app.post_form(&browser(), "/login", &[("email", "bob@alpha.example"), ("password", "bobs new password")]).await;
     assert_eq!((status, location.as_str()), (303, "/"));
@@ -406,21 +400,19 @@ async fn passwords_login_limits_and_single_use_reset_links() {
 async fn preferences_are_saved_and_bad_values_named() {
     let app = app().await;
     let b = app.signed_in("P-1A").await;
-    let (status, _, html) =
-        app.post_form(&b, "/preferences", &[("timezone", "Mars/Olympus"), ("schedule", "0 0 8 * * Mon-Fri")]).await;
-    assert_eq!(status, 422);
+    let html =
+        app.post_refused(&b, "/preferences", &[("timezone", "Mars/Olympus"), ("schedule", "0 0 8 * * Mon-Fri")]).await;
     assert!(html.contains("timezone:") && html.contains("is not a time zone"), "{html}");
-    let (status, _, html) = app
-        .post_form(
+    let html = app
+        .post_refused(
             &b,
             "/preferences",
             &[("timezone", "Europe/Paris"), ("schedule", "custom"), ("custom_schedule", "every morning")],
         )
         .await;
-    assert_eq!(status, 422);
     assert!(html.contains("schedule:"));
-    let (status, _, _) = app
-        .post_form(
+    assert_eq!(
+        app.post_form(
             &b,
             "/preferences",
             &[
@@ -431,10 +423,12 @@ async fn preferences_are_saved_and_bad_values_named() {
                 ("email_enabled", "1"),
                 ("mode_visual_approval", "digest"),
                 ("mode_awaiting_art", "off"),
-            ],
+            ]
         )
-        .await;
-    assert_eq!(status, 303);
+        .await
+        .0,
+        303
+    );
     let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
     assert_eq!(s.timezone.as_deref(), Some("Europe/Paris"));
     assert_eq!(s.digest_schedule.as_deref(), Some("0 0 8 * * Mon"));
@@ -494,8 +488,7 @@ async fn change_events_are_pushed_to_the_webhook_signed_and_retried() {
     .await;
     load_world(&app).await;
     let b = app.signed_in("P-1A").await;
-    let (status, _, _) = app.post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
-    assert_eq!(status, 303);
+    assert_eq!(app.post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await.0, 303);
 
     let (headers, body) = tokio::time::timeout(std::time::Duration::from_secs(20), rx.recv())
         .await
@@ -524,14 +517,13 @@ async fn hostile_inputs_change_nothing() {
     .await;
     let b = app.signed_in("P-1B").await;
     // Two quantities whose sum would wrap around an i64.
-    let (status, _, _) = app
-        .post_form(
+    let _ = app
+        .post_refused(
             &b,
             "/jobs/J-1/delivery",
             &[("qty:J-1:0", "9223372036854775807"), ("qty:J-1:0", "2"), ("address", "x")],
         )
         .await;
-    assert_eq!(status, 422);
     assert!(app.changes(0).await.is_empty());
     // A link cannot put its own words on the portal: notes are signed by cport.
     let (_, html) = app.page(&b, "/?note=Your+account+is+locked%2C+call+0800+000").await;
@@ -540,12 +532,17 @@ async fn hostile_inputs_change_nothing() {
     let r = b.get(app.url("/")).send().await.unwrap();
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     // A delegate may decide a visual awaiting approval, never undo the client's approval.
-    let (status, _, _) = app
-        .post_form(&b, "/visuals/V-1", &[("action", "delegate"), ("name", "Dana"), ("email", "dana@reseller.example")])
-        .await;
-    assert_eq!(status, 303);
-    let (status, _, _) = app.post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
-    assert_eq!(status, 303);
+    assert_eq!(
+        app.post_form(
+            &b,
+            "/visuals/V-1",
+            &[("action", "delegate"), ("name", "Dana"), ("email", "dana@reseller.example")]
+        )
+        .await
+        .0,
+        303
+    );
+    assert_eq!(app.post_form(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await.0, 303);
     let rows = cport::store::outbox::list_messages(&app.db, None, 10).await.unwrap();
     let mail = rows.iter().find(|m| m.recipient == "dana@reseller.example").unwrap();
     let p: cport::channels::email::EmailPayload = serde_json::from_str(&mail.payload).unwrap();
@@ -553,8 +550,7 @@ async fn hostile_inputs_change_nothing() {
         p.text.split_whitespace().find(|w| w.contains("/l/")).unwrap().replace("http://127.0.0.1:8080", &app.base);
     let third = browser();
     third.get(&link).send().await.unwrap();
-    let (status, _, _) = app.post_form(&third, "/visuals/V-1", &[("action", "reject"), ("reason", "undo")]).await;
-    assert_eq!(status, 422);
+    let _ = app.post_refused(&third, "/visuals/V-1", &[("action", "reject"), ("reason", "undo")]).await;
     assert_eq!(app.visual_status("V-1").await, "approved");
     app.stop().await;
 }
@@ -737,8 +733,8 @@ async fn a_digest_unsubscribes_in_one_click_and_no_more_digests_come() {
     let b = app.signed_in("P-1A").await;
     let (_, html) = app.page(&b, "/preferences").await;
     assert!(html.contains("name=\"email_digests\"") && !html.contains("name=\"email_digests\" value=\"1\" checked"));
-    let (status, _, _) = app
-        .post_form(
+    assert_eq!(
+        app.post_form(
             &b,
             "/preferences",
             &[
@@ -747,9 +743,11 @@ async fn a_digest_unsubscribes_in_one_click_and_no_more_digests_come() {
                 ("email_alerts", "1"),
                 ("schedule", "0 0 8 * * Mon-Fri"),
                 ("timezone", "Europe/London"),
-            ],
+            ]
         )
-        .await;
-    assert_eq!(status, 303);
+        .await
+        .0,
+        303
+    );
     assert!(cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap().email_digests);
 }

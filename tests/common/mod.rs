@@ -374,6 +374,13 @@ impl TestApp {
         self.post_raw(b, path, &form).await
     }
 
+    /// Posts a form that must be refused: answers 422, and gives the page that says why.
+    pub async fn post_refused(&self, b: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> String {
+        let (status, location, html) = self.post_form(b, path, fields).await;
+        assert_eq!(status, 422, "{path} {fields:?} was not refused: {location} {html}");
+        html
+    }
+
     /// POST exactly these fields.
     pub async fn post_raw(&self, b: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
         let r = b.post(self.url(path)).form(fields).send().await.expect("request");
