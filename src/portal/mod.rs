@@ -108,6 +108,41 @@ impl axum::extract::FromRequest<AppState> for AnonForm {
     }
 }
 
+/// How a page with a form is shown: fresh (with the note a redirect carried, see [`Note`]), or
+/// again after its form was refused, with the message and the status that says why.
+pub struct Shown {
+    pub note: Option<String>,
+    pub error: Option<String>,
+    pub status: StatusCode,
+}
+
+impl Shown {
+    pub fn fresh(note: Option<String>) -> Shown {
+        Shown { note, error: None, status: StatusCode::OK }
+    }
+    /// A form refused for what it holds (422).
+    pub fn refused(error: String) -> Shown {
+        Shown::error(StatusCode::UNPROCESSABLE_ENTITY, error)
+    }
+    pub fn error(status: StatusCode, error: String) -> Shown {
+        Shown { note: None, error: Some(error), status }
+    }
+}
+
+/// A page fetched with GET is shown fresh, with the note a redirect carried when cport wrote
+/// it (a forged `?note=` is dropped).
+impl axum::extract::FromRequestParts<AppState> for Shown {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let query = FormData::query(parts.uri.query().map(str::to_string));
+        Ok(Shown::fresh(Note::of(&query).verified(state)))
+    }
+}
+
 /// Renders a portal page with the shared context (brand, who is signed in, banners).
 pub async fn page(
     state: &AppState,

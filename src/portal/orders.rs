@@ -7,7 +7,7 @@ use axum::response::Response;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::{CsrfForm, HttpError, Note, Session, page, page_status, see_other};
+use super::{CsrfForm, HttpError, Note, Session, Shown, page, page_status, see_other};
 use crate::actions::orders::{self as act, PlaceError};
 use crate::actions::{ActionError, Actor};
 use crate::model::Role;
@@ -144,21 +144,12 @@ async fn stock_error(
 }
 
 /// `GET /baskets`: the contact's baskets and a form for a new one.
-pub async fn baskets(
-    State(state): State<AppState>,
-    session: Session,
-    Query(n): Query<Note>,
-) -> Result<Response, HttpError> {
-    baskets_page(&state, &session, n.verified(&state), None, StatusCode::OK).await
+pub async fn baskets(State(state): State<AppState>, session: Session, shown: Shown) -> Result<Response, HttpError> {
+    baskets_page(&state, &session, shown).await
 }
 
-async fn baskets_page(
-    state: &AppState,
-    session: &Session,
-    note: Option<String>,
-    error: Option<String>,
-    status: StatusCode,
-) -> Result<Response, HttpError> {
+async fn baskets_page(state: &AppState, session: &Session, shown: Shown) -> Result<Response, HttpError> {
+    let Shown { note, error, status } = shown;
     require_orders(session)?;
     let list = q::baskets_of(&state.db, &session.actor.contact.id).await?;
     page_status(
@@ -180,7 +171,7 @@ pub async fn create_basket(
     match act::create_basket(&state, &session.actor, &form.text("name"), Utc::now()).await {
         Ok(id) => Ok(see_other(&state, &format!("/baskets/{id}"), "Basket created.")),
         Err(e) => match form_error(&e) {
-            Some(msg) => baskets_page(&state, &session, None, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await,
+            Some(msg) => baskets_page(&state, &session, Shown::refused(msg)).await,
             None => Err(e.into()),
         },
     }
@@ -191,21 +182,20 @@ pub async fn basket(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
-    Query(n): Query<Note>,
+    shown: Shown,
 ) -> Result<Response, HttpError> {
     let id = id.parse::<i64>().map_err(|_| HttpError::NotFound)?;
-    basket_page(&state, &session, id, n.verified(&state), None, vec![], StatusCode::OK).await
+    basket_page(&state, &session, id, vec![], shown).await
 }
 
 async fn basket_page(
     state: &AppState,
     session: &Session,
     id: i64,
-    note: Option<String>,
-    error: Option<String>,
     short: Vec<act::Short>,
-    status: StatusCode,
+    shown: Shown,
 ) -> Result<Response, HttpError> {
+    let Shown { note, error, status } = shown;
     require_orders(session)?;
     let b = match q::basket(&state.db, &session.actor.contact.id, id).await {
         Ok(b) => b,
@@ -275,7 +265,7 @@ pub async fn basket_action(
                 Ok(order) => Ok(see_other(&state, "/orders", &format!("Order {order} placed. TOT has it now."))),
                 Err(PlaceError::Short(short)) => {
                     let msg = "Not placed: some lines are no longer free to order in that quantity. Lower them and place again.".to_string();
-                    return basket_page(&state, &session, id, None, Some(msg), short, StatusCode::CONFLICT).await;
+                    return basket_page(&state, &session, id, short, Shown::error(StatusCode::CONFLICT, msg)).await;
                 }
                 Err(PlaceError::Action(e)) => Err(e),
             }
@@ -286,7 +276,7 @@ pub async fn basket_action(
         Ok(r) => Ok(r),
         Err(e) => match form_error(&e) {
             Some(msg) => {
-                basket_page(&state, &session, id, None, Some(msg), vec![], StatusCode::UNPROCESSABLE_ENTITY).await
+                basket_page(&state, &session, id, vec![], Shown::error(StatusCode::UNPROCESSABLE_ENTITY, msg)).await
             }
             None => Err(e.into()),
         },
@@ -294,11 +284,7 @@ pub async fn basket_action(
 }
 
 /// `GET /orders`: placed orders with their lines and status (a third party: its own).
-pub async fn orders(
-    State(state): State<AppState>,
-    session: Session,
-    Query(n): Query<Note>,
-) -> Result<Response, HttpError> {
+pub async fn orders(State(state): State<AppState>, session: Session, shown: Shown) -> Result<Response, HttpError> {
     require_orders(&session)?;
     let a = &session.actor;
     let only = (a.role == Role::ThirdParty).then_some(a.contact.id.as_str());
@@ -308,7 +294,7 @@ pub async fn orders(
         let lines = q::order_lines(&state.db, o.id).await?;
         out.push(json!({"o": o, "lines": lines.iter().map(|(sku, d, qty)| json!({"sku": sku, "description": d, "qty": qty})).collect::<Vec<_>>()}));
     }
-    page(&state, Some(&session), "orders", json!({"orders": out, "note": n.verified(&state)})).await
+    page(&state, Some(&session), "orders", json!({"orders": out, "note": shown.note})).await
 }
 
 /// The users page does not exist for anyone who does not manage users.
@@ -320,21 +306,12 @@ fn require_admin(s: &Session) -> Result<(), HttpError> {
 }
 
 /// `GET /users`: the client's third-party users and their SKUs (admins only).
-pub async fn users(
-    State(state): State<AppState>,
-    session: Session,
-    Query(n): Query<Note>,
-) -> Result<Response, HttpError> {
-    users_page(&state, &session, n.verified(&state), None, StatusCode::OK).await
+pub async fn users(State(state): State<AppState>, session: Session, shown: Shown) -> Result<Response, HttpError> {
+    users_page(&state, &session, shown).await
 }
 
-async fn users_page(
-    state: &AppState,
-    session: &Session,
-    note: Option<String>,
-    error: Option<String>,
-    status: StatusCode,
-) -> Result<Response, HttpError> {
+async fn users_page(state: &AppState, session: &Session, shown: Shown) -> Result<Response, HttpError> {
+    let Shown { note, error, status } = shown;
     require_admin(session)?;
     let client = session.actor.client_id();
     let enabled = q::third_party_ordering(&state.db, client).await?;
@@ -383,9 +360,9 @@ pub async fn users_action(
     match result {
         Ok(note) => Ok(see_other(&state, "/users", &note)),
         Err(e) => match (&e, form_error(&e)) {
-            (_, Some(msg)) => users_page(&state, &session, None, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await,
+            (_, Some(msg)) => users_page(&state, &session, Shown::refused(msg)).await,
             (ActionError::NotFound(what), None) => {
-                users_page(&state, &session, None, Some(format!("{what} not found.")), StatusCode::NOT_FOUND).await
+                users_page(&state, &session, Shown::error(StatusCode::NOT_FOUND, format!("{what} not found."))).await
             }
             _ => Err(e.into()),
         },

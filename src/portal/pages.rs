@@ -1,12 +1,12 @@
 //! Portal pages: dashboard, visuals, jobs and delivery instructions.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{NaiveDate, Utc};
 use serde_json::{Value, json};
 
-use super::{CsrfForm, FormData, HttpError, Note, Session, money, page, page_status, see_other};
+use super::{CsrfForm, FormData, HttpError, Session, Shown, money, page, page_status, see_other};
 use crate::actions::delivery::{DeliveryRequest, LineQty};
 use crate::actions::items::{Category, current};
 use crate::actions::{ActionError, visuals as act};
@@ -19,11 +19,7 @@ pub(super) fn no_delegation(s: &Session) -> Result<(), HttpError> {
 }
 
 /// `GET /`: banners, then the contact's action items with a way to act on each.
-pub async fn dashboard(
-    State(state): State<AppState>,
-    session: Session,
-    Query(q): Query<Note>,
-) -> Result<Response, HttpError> {
+pub async fn dashboard(State(state): State<AppState>, session: Session, shown: Shown) -> Result<Response, HttpError> {
     if let Some(d) = &session.actor.delegation {
         return Ok(see_other(&state, &format!("/visuals/{}", d.visual_id), ""));
     }
@@ -61,31 +57,22 @@ pub async fn dashboard(
         &state,
         Some(&session),
         "dashboard",
-        json!({"groups": groups, "total": items.len(), "note": q.verified(&state), "balance": balance}),
+        json!({"groups": groups, "total": items.len(), "note": shown.note, "balance": balance}),
     )
     .await
 }
 
 /// `GET /visuals`: every visual of the client; those awaiting approval can be approved together.
-pub async fn visuals(
-    State(state): State<AppState>,
-    session: Session,
-    Query(q): Query<Note>,
-) -> Result<Response, HttpError> {
+pub async fn visuals(State(state): State<AppState>, session: Session, shown: Shown) -> Result<Response, HttpError> {
     no_delegation(&session)?;
     if !session.actor.may_see_visuals() {
         return Err(HttpError::Forbidden(format!("Your role ({}) does not show visuals.", session.actor.role)));
     }
-    list_page(&state, &session, q.verified(&state), None, StatusCode::OK).await
+    list_page(&state, &session, shown).await
 }
 
-async fn list_page(
-    state: &AppState,
-    session: &Session,
-    note: Option<String>,
-    error: Option<String>,
-    status: StatusCode,
-) -> Result<Response, HttpError> {
+async fn list_page(state: &AppState, session: &Session, shown: Shown) -> Result<Response, HttpError> {
+    let Shown { note, error, status } = shown;
     let rows = vstore::list_visuals(&state.db, session.actor.client_id()).await?;
     let list: Vec<Value> = rows
         .iter()
@@ -118,31 +105,23 @@ pub async fn approve_many(
             if failed.is_empty() {
                 Ok(see_other(&state, "/visuals", &format!("{ok} visual(s) approved.")))
             } else {
-                list_page(
-                    &state,
-                    &session,
-                    Some(format!("{ok} visual(s) approved.")),
-                    Some(failed.join(" ")),
-                    StatusCode::CONFLICT,
-                )
-                .await
+                let shown = Shown {
+                    note: Some(format!("{ok} visual(s) approved.")),
+                    error: Some(failed.join(" ")),
+                    status: StatusCode::CONFLICT,
+                };
+                list_page(&state, &session, shown).await
             }
         }
         Err(ActionError::Invalid { message, .. }) | Err(ActionError::Conflict(message)) => {
-            list_page(&state, &session, None, Some(message), StatusCode::UNPROCESSABLE_ENTITY).await
+            list_page(&state, &session, Shown::refused(message)).await
         }
         Err(e) => Err(e.into()),
     }
 }
 
-async fn visual_page(
-    state: &AppState,
-    session: &Session,
-    id: &str,
-    note: Option<String>,
-    error: Option<String>,
-    status: StatusCode,
-) -> Result<Response, HttpError> {
+async fn visual_page(state: &AppState, session: &Session, id: &str, shown: Shown) -> Result<Response, HttpError> {
+    let Shown { note, error, status } = shown;
     let v = act::visible_visual(state, &session.actor, id).await?;
     let charges = vstore::list_charges(&state.db, id).await?;
     let total: i64 = charges.iter().map(|c| c.qty * c.unit_price).sum();
@@ -182,9 +161,9 @@ pub async fn visual(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
-    Query(q): Query<Note>,
+    shown: Shown,
 ) -> Result<Response, HttpError> {
-    visual_page(&state, &session, &id, q.verified(&state), None, StatusCode::OK).await
+    visual_page(&state, &session, &id, shown).await
 }
 
 /// `POST /visuals/{id}`: approve, reject, delegate or comment (`action` field).
@@ -218,7 +197,7 @@ pub async fn visual_action(
                 ActionError::Invalid { message, .. } => message,
                 other => other.to_string(),
             };
-            visual_page(&state, &session, &id, None, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await
+            visual_page(&state, &session, &id, Shown::refused(msg)).await
         }
         Err(e) => Err(e.into()),
     }
@@ -253,7 +232,7 @@ pub async fn job(
     State(state): State<AppState>,
     session: Session,
     Path(id): Path<String>,
-    Query(q): Query<Note>,
+    shown: Shown,
 ) -> Result<Response, HttpError> {
     let (job, lines) = job_json(&state, &session, &id).await?;
     let open = crate::model::OPEN_JOB_STATUSES.contains(&job["status"].as_str().unwrap_or(""));
@@ -267,7 +246,7 @@ pub async fn job(
         &state,
         Some(&session),
         "job",
-        json!({"job": job, "lines": lines_json(&lines), "open": open, "note": q.verified(&state), "a": a,
+        json!({"job": job, "lines": lines_json(&lines), "open": open, "note": shown.note, "a": a,
                "art": super::artwork::art_json(&state, &session, &id).await?}),
     )
     .await
@@ -278,9 +257,9 @@ async fn delivery_page(
     session: &Session,
     id: &str,
     form: Option<&FormData>,
-    error: Option<String>,
-    status: StatusCode,
+    shown: Shown,
 ) -> Result<Response, HttpError> {
+    let Shown { error, status, .. } = shown;
     let (job, lines) = job_json(state, session, id).await?;
     let mut others = Vec::new();
     for j in jobs::list_open_jobs(&state.db, session.actor.client_id()).await? {
@@ -319,7 +298,7 @@ pub async fn delivery_form(
             session.actor.role
         )));
     }
-    delivery_page(&state, &session, &id, None, None, StatusCode::OK).await
+    delivery_page(&state, &session, &id, None, Shown::fresh(None)).await
 }
 
 /// `POST /jobs/{id}/delivery`: `action=none` (no delivery required) or the delivery details.
@@ -344,18 +323,10 @@ pub async fn delivery_submit(
     match result {
         Ok(note) => Ok(see_other(&state, &format!("/jobs/{id}"), &note)),
         Err(ActionError::Invalid { field, message }) => {
-            delivery_page(
-                &state,
-                &session,
-                &id,
-                Some(&form),
-                Some(format!("{field}: {message}")),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+            delivery_page(&state, &session, &id, Some(&form), Shown::refused(format!("{field}: {message}"))).await
         }
         Err(ActionError::Conflict(m)) => {
-            delivery_page(&state, &session, &id, Some(&form), Some(m), StatusCode::CONFLICT).await
+            delivery_page(&state, &session, &id, Some(&form), Shown::error(StatusCode::CONFLICT, m)).await
         }
         Err(e) => Err(e.into()),
     }

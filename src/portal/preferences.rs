@@ -1,14 +1,13 @@
 //! The preferences page: digest schedule, time zone, quiet hours, alert modes per category,
 //! email on or off, and linking or unlinking a chat.
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::State;
 use axum::response::Response;
 use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::pages::no_delegation;
-use super::{CsrfForm, HttpError, Note, Session, page_status, see_other};
+use super::{CsrfForm, HttpError, Session, Shown, page_status, see_other};
 use crate::actions::items::Category;
 use crate::digest::alerts::mode;
 use crate::model::AlertMode;
@@ -41,21 +40,10 @@ const ZONES: &[&str] = &[
 async fn prefs_page(
     state: &AppState,
     session: &Session,
-    note: Option<String>,
-    error: Option<String>,
-    status: StatusCode,
-) -> Result<Response, HttpError> {
-    prefs_page_with(state, session, note, error, status, None).await
-}
-
-async fn prefs_page_with(
-    state: &AppState,
-    session: &Session,
-    note: Option<String>,
-    error: Option<String>,
-    status: StatusCode,
+    shown: Shown,
     code: Option<(String, Vec<String>)>,
 ) -> Result<Response, HttpError> {
+    let Shown { note, error, status } = shown;
     let c = &session.actor.contact;
     let chats: Vec<Value> = crate::store::chat::chats_of_contact(&state.db, &c.id)
         .await?
@@ -92,7 +80,7 @@ pub async fn chat_code(
     no_delegation(&session)?;
     let code = crate::actions::chat_link::new_link_code(&state, &session.actor.contact.id, Utc::now()).await?;
     let how = crate::actions::chat_link::how_to_link(&state.config, &code);
-    prefs_page_with(&state, &session, None, None, StatusCode::OK, Some((code, how))).await
+    prefs_page(&state, &session, Shown::fresh(None), Some((code, how))).await
 }
 
 /// `POST /preferences/chat-unlink`: stops messages to a linked chat.
@@ -114,13 +102,9 @@ pub async fn chat_unlink(
     Ok(see_other(&state, "/preferences", "The chat is unlinked."))
 }
 
-pub async fn preferences(
-    State(state): State<AppState>,
-    session: Session,
-    Query(q): Query<Note>,
-) -> Result<Response, HttpError> {
+pub async fn preferences(State(state): State<AppState>, session: Session, shown: Shown) -> Result<Response, HttpError> {
     no_delegation(&session)?;
-    prefs_page(&state, &session, q.verified(&state), None, StatusCode::OK).await
+    prefs_page(&state, &session, shown, None).await
 }
 
 /// `POST /preferences`: channels, time zone, schedule, quiet hours, mode per category.
@@ -163,7 +147,7 @@ pub async fn save_preferences(
         Ok(())
     };
     if let Err(e) = check() {
-        return prefs_page(&state, &session, None, Some(e), StatusCode::UNPROCESSABLE_ENTITY).await;
+        return prefs_page(&state, &session, Shown::refused(e), None).await;
     }
     let opt = |k: &str| Some(form.text(k)).filter(|v| !v.is_empty());
     s.timezone = opt("timezone");
