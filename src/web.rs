@@ -12,6 +12,9 @@ use crate::actions::ActionError;
 use crate::model::records::RecordError;
 use crate::store::StoreError;
 
+/// What a page or API handler answers: a response, or an error shown in the route's look.
+pub type Reply = Result<Response, HttpError>;
+
 /// What an HTTP handler can fail with. User-facing variants carry their message; the
 /// details of `Unexpected` are logged and never shown.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,6 @@
 //! account was made in TOT's system) or refused, and the person is told by email.
 
 use axum::extract::{RawQuery, State};
-use axum::response::Response;
 use chrono::Utc;
 use serde_json::json;
 
@@ -12,8 +11,9 @@ use crate::portal::{CsrfForm, FormData, Note, see_other};
 use crate::state::AppState;
 use crate::store::access;
 use crate::web::HttpError;
+use crate::web::Reply;
 
-pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
+pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Reply {
     let q = FormData::query(q);
     let note = Note::of(&q).verified(&state);
     let rows = access::list(&state.db, 200).await?;
@@ -21,7 +21,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
 }
 
 /// `POST /staff/access`: `decision` (`done` or `refused`) for request `id`.
-pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Result<Response, HttpError> {
+pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Reply {
     let id: i64 = form.text("id").parse().map_err(|_| HttpError::Invalid("id: not a request number".into()))?;
     let decision = Decision::parse(form.get("decision").unwrap_or(""))
         .ok_or_else(|| HttpError::Invalid("decision: `done` or `refused`".into()))?;

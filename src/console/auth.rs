@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,6 +22,7 @@ use crate::portal::{AnonForm, CsrfForm};
 use crate::state::AppState;
 use crate::store::{ledgers, staff};
 use crate::web::HttpError;
+use crate::web::Reply;
 
 const MIN_PASSWORD: usize = 12;
 
@@ -32,13 +33,7 @@ fn staff_cookie(state: &AppState, value: &str, max_age_secs: i64) -> String {
 }
 
 /// A console page shown before sign-in, with the anonymous CSRF token its form carries.
-fn anon_page(
-    state: &AppState,
-    headers: &HeaderMap,
-    name: &str,
-    status: StatusCode,
-    mut ctx: Value,
-) -> Result<Response, HttpError> {
+fn anon_page(state: &AppState, headers: &HeaderMap, name: &str, status: StatusCode, mut ctx: Value) -> Reply {
     let new_cookie = anon_form(state, headers, &mut ctx);
     Ok(anon_response(page(state, None, name, ctx)?, status, new_cookie))
 }
@@ -54,11 +49,7 @@ pub struct NextQuery {
     next: Option<String>,
 }
 
-pub async fn login_form(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<NextQuery>,
-) -> Result<Response, HttpError> {
+pub async fn login_form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<NextQuery>) -> Reply {
     anon_page(&state, &headers, "login", StatusCode::OK, json!({"next": staff_next(q.next.as_deref())}))
 }
 
@@ -68,7 +59,7 @@ pub async fn login(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     AnonForm(form): AnonForm,
-) -> Result<Response, HttpError> {
+) -> Reply {
     let email = form.text("email").trim().to_lowercase();
     let next = staff_next(form.get("next"));
     if email.is_empty() || email.len() > 254 {
@@ -119,7 +110,7 @@ pub async fn login(
 }
 
 /// `POST /staff/logout`.
-pub async fn logout(State(state): State<AppState>, CsrfForm(staff, _): CsrfForm<Staff>) -> Result<Response, HttpError> {
+pub async fn logout(State(state): State<AppState>, CsrfForm(staff, _): CsrfForm<Staff>) -> Reply {
     staff::revoke_session(&state.db, &staff.token_hash, Utc::now()).await?;
     Ok(with_cookie(Redirect::to("/staff/login").into_response(), &staff_cookie(&state, "", 0)))
 }
@@ -143,16 +134,12 @@ async fn link_account(state: &AppState, token: &str) -> Result<Option<(i64, Stri
     Ok(staff::get(&state.db, staff_id).await?.map(|s| (s.id, claims.nonce)))
 }
 
-fn invalid_link(state: &AppState, headers: &HeaderMap) -> Result<Response, HttpError> {
+fn invalid_link(state: &AppState, headers: &HeaderMap) -> Reply {
     anon_page(state, headers, "password", StatusCode::BAD_REQUEST, json!({"invalid": true}))
 }
 
 /// `GET /staff/password?token=`: choose a password.
-pub async fn password_form(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
-) -> Result<Response, HttpError> {
+pub async fn password_form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Reply {
     let token = q.token.unwrap_or_default();
     match link_account(&state, &token).await? {
         Some(_) => {
@@ -163,11 +150,7 @@ pub async fn password_form(
 }
 
 /// `POST /staff/password`: sets the password once per link, and ends the account's sessions.
-pub async fn set_password(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    AnonForm(form): AnonForm,
-) -> Result<Response, HttpError> {
+pub async fn set_password(State(state): State<AppState>, headers: HeaderMap, AnonForm(form): AnonForm) -> Reply {
     let token = form.text("token");
     let Some((id, nonce)) = link_account(&state, &token).await? else {
         return invalid_link(&state, &headers);

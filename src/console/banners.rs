@@ -19,6 +19,7 @@ use crate::state::AppState;
 use crate::store::banners::{NewBanner, list_banners};
 use crate::store::contacts::list_active_contacts;
 use crate::web::HttpError;
+use crate::web::Reply;
 
 /// A time from a `datetime-local` field (read as UTC), or an RFC 3339 one; empty is none.
 fn time_field(form: &FormData, name: &str) -> Result<Option<DateTime<Utc>>, String> {
@@ -72,7 +73,7 @@ fn form_values(form: &FormData) -> Value {
     })
 }
 
-async fn list_page(state: &AppState, staff: &Staff, mut ctx: Value, status: StatusCode) -> Result<Response, HttpError> {
+async fn list_page(state: &AppState, staff: &Staff, mut ctx: Value, status: StatusCode) -> Reply {
     let now = Utc::now();
     let rows: Vec<Value> = list_banners(&state.db)
         .await?
@@ -95,7 +96,7 @@ async fn list_page(state: &AppState, staff: &Staff, mut ctx: Value, status: Stat
     Ok(resp)
 }
 
-pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
+pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Reply {
     let q = FormData::query(q);
     let note = Note::of(&q).verified(&state);
     list_page(&state, &staff, json!({"note": note}), StatusCode::OK).await
@@ -122,10 +123,7 @@ async fn checked(state: &AppState, staff: &Staff, form: &FormData) -> Result<Res
 }
 
 /// `POST /staff/banners/preview`: the banner as each channel shows it, nothing written.
-pub async fn preview(
-    State(state): State<AppState>,
-    CsrfForm(staff, form): CsrfForm<Staff>,
-) -> Result<Response, HttpError> {
+pub async fn preview(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Reply {
     let banner = match checked(&state, &staff, &form).await? {
         Ok(b) => b,
         Err(resp) => return Ok(resp),
@@ -176,10 +174,7 @@ pub async fn preview(
 }
 
 /// `POST /staff/banners`: post it.
-pub async fn post(
-    State(state): State<AppState>,
-    CsrfForm(staff, form): CsrfForm<Staff>,
-) -> Result<Response, HttpError> {
+pub async fn post(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Reply {
     if let Err(resp) = checked(&state, &staff, &form).await? {
         return Ok(resp);
     }
@@ -206,7 +201,7 @@ pub async fn retract(
     State(state): State<AppState>,
     Path(id): Path<String>,
     CsrfForm(staff, _): CsrfForm<Staff>,
-) -> Result<Response, HttpError> {
+) -> Reply {
     let id: i64 = id.parse().map_err(|_| HttpError::NotFound)?;
     if !banners::retract(&state, id, Utc::now()).await? {
         return Err(HttpError::NotFound);

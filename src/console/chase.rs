@@ -3,7 +3,7 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use chrono::Utc;
 use serde_json::json;
 
@@ -13,6 +13,7 @@ use crate::actions::items::Category;
 use crate::portal::{CsrfForm, FormData, see_other};
 use crate::state::AppState;
 use crate::web::HttpError;
+use crate::web::Reply;
 
 const PAGE: usize = 50;
 /// The CSV holds the whole filtered list, up to this many rows.
@@ -54,7 +55,7 @@ fn filter_of(q: &FormData) -> Result<(ChaseFilter, usize), HttpError> {
     Ok((ChaseFilter { category, client, min_age_days }, page))
 }
 
-pub async fn chase(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
+pub async fn chase(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Reply {
     let q = FormData::query(q);
     let (filter, page_no) = filter_of(&q)?;
     let now = Utc::now();
@@ -126,11 +127,7 @@ fn csv_line(r: &ChaseRow) -> String {
 }
 
 /// `GET /staff/chase.csv`: the same filtered list, every page.
-pub async fn chase_csv(
-    State(state): State<AppState>,
-    _staff: Staff,
-    RawQuery(q): RawQuery,
-) -> Result<Response, HttpError> {
+pub async fn chase_csv(State(state): State<AppState>, _staff: Staff, RawQuery(q): RawQuery) -> Reply {
     let q = FormData::query(q);
     let (filter, _) = filter_of(&q)?;
     let (_, rows) = chase::list(&state, &filter, 0, CSV_ROWS, Utc::now()).await?;
@@ -152,10 +149,7 @@ pub async fn chase_csv(
 }
 
 /// `POST /staff/chase/remind`: contact and item key; back to the list with what happened.
-pub async fn remind(
-    State(state): State<AppState>,
-    CsrfForm(staff, form): CsrfForm<Staff>,
-) -> Result<Response, HttpError> {
+pub async fn remind(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Reply {
     let contact = form.text("contact");
     let key = form.text("item");
     if contact.is_empty() || key.is_empty() {

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use axum::extract::{RawQuery, State};
-use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -16,12 +15,9 @@ use crate::state::AppState;
 use crate::store::contacts::{get_contact, list_client_contacts};
 use crate::store::{StoreError, chat, console, settings};
 use crate::web::HttpError;
+use crate::web::Reply;
 
-pub async fn contacts(
-    State(state): State<AppState>,
-    staff: Staff,
-    RawQuery(q): RawQuery,
-) -> Result<Response, HttpError> {
+pub async fn contacts(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Reply {
     let q = FormData::query(q);
     let note = Note::of(&q).verified(&state);
     let find = q.text("find");
@@ -67,7 +63,7 @@ pub async fn contacts(
 }
 
 /// `POST /staff/contacts`: `action` is `resume`, `chat-code` or `sign-in-link` for `contact`.
-pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Result<Response, HttpError> {
+pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Reply {
     let id = form.text("contact");
     let c = match get_contact(&state.db, &id).await {
         Ok(c) if c.active => c,

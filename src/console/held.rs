@@ -2,7 +2,6 @@
 //! Authentication-Results; release it (processed now, as if it had passed) or discard it.
 
 use axum::extract::{RawQuery, State};
-use axum::response::Response;
 use chrono::Utc;
 use serde_json::json;
 
@@ -11,6 +10,7 @@ use crate::portal::{CsrfForm, FormData, Note, see_other};
 use crate::state::AppState;
 use crate::store::inbound;
 use crate::web::HttpError;
+use crate::web::Reply;
 
 /// How much of a message the page shows.
 const SHOWN: usize = 64 * 1024;
@@ -38,7 +38,7 @@ fn auth_results(raw: &str) -> Vec<String> {
     out
 }
 
-pub async fn held(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
+pub async fn held(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Reply {
     let q = FormData::query(q);
     let note = Note::of(&q).verified(&state);
     let mut out = vec![];
@@ -54,7 +54,7 @@ pub async fn held(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
 }
 
 /// `POST /staff/held`: `action` is `release` or `discard` for `message_id`.
-pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Result<Response, HttpError> {
+pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Reply {
     let id = form.text("message_id");
     let note = match form.get("action") {
         Some("release") => match crate::channels::inbound::release(&state, &id, Utc::now()).await {

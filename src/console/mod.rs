@@ -16,7 +16,7 @@ pub mod overview;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use chrono::Utc;
 use serde_json::Value;
@@ -25,6 +25,7 @@ use crate::portal::session::{cookie, hash_token};
 use crate::state::AppState;
 use crate::store::staff;
 use crate::web::HttpError;
+use crate::web::Reply;
 
 /// The console session's cookie, sent only to `/staff` paths.
 pub const COOKIE: &str = "cport_staff";
@@ -100,7 +101,7 @@ pub fn without_link_tokens(text: &str) -> String {
 }
 
 /// Renders a console page (`templates/staff/{name}.html.j2`) with who is signed in.
-pub fn page(state: &AppState, staff: Option<&Staff>, name: &str, mut ctx: Value) -> Result<Response, HttpError> {
+pub fn page(state: &AppState, staff: Option<&Staff>, name: &str, mut ctx: Value) -> Reply {
     ctx["brand"] = serde_json::to_value(crate::messages::Brand::of(&state.config.branding)).unwrap_or(Value::Null);
     if let Some(s) = staff {
         ctx["me"] = serde_json::json!({"email": s.email});

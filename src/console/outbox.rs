@@ -4,7 +4,7 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde_json::json;
 
@@ -15,6 +15,7 @@ use crate::state::AppState;
 use crate::store::console::{OutboxFilter, list_outbox};
 use crate::store::outbox::{self as ob, STATUSES};
 use crate::web::HttpError;
+use crate::web::Reply;
 
 const PAGE: i64 = 100;
 const KINDS: &[&str] = &["digest", "alert", "banner", "reply", "answer", "system", "change"];
@@ -50,7 +51,7 @@ fn day_field(q: &FormData, name: &str, end: bool) -> Result<Option<DateTime<Utc>
     }
 }
 
-pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Result<Response, HttpError> {
+pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Reply {
     let q = FormData::query(q);
     let filter = OutboxFilter {
         status: one_of(&q, "status", STATUSES)?,
@@ -119,7 +120,7 @@ pub async fn message(
     staff: Staff,
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
-) -> Result<Response, HttpError> {
+) -> Reply {
     let q = FormData::query(q);
     let row = row_of(&state, &id).await?;
     let rendered = shown(&state, &row).await?;
@@ -139,7 +140,7 @@ pub async fn message(
 
 /// `GET /staff/outbox/{id}/body`: an email's HTML body alone, for the message page's frame.
 /// It may be framed by the console only, runs no script and loads nothing but pictures.
-pub async fn body(State(state): State<AppState>, _staff: Staff, Path(id): Path<String>) -> Result<Response, HttpError> {
+pub async fn body(State(state): State<AppState>, _staff: Staff, Path(id): Path<String>) -> Reply {
     let row = row_of(&state, &id).await?;
     let html = match shown(&state, &row).await? {
         Rendered::Email { html, .. } => html,
@@ -162,7 +163,7 @@ pub async fn act(
     State(state): State<AppState>,
     Path(id): Path<String>,
     CsrfForm(staff, form): CsrfForm<Staff>,
-) -> Result<Response, HttpError> {
+) -> Reply {
     let row = row_of(&state, &id).await?;
     let now = Utc::now();
     let back = format!("/staff/outbox/{}", row.id);

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use axum::extract::State;
-use axum::response::Response;
 use chrono::{Duration, Utc};
 use serde_json::json;
 
@@ -12,6 +11,7 @@ use super::{Staff, page};
 use crate::state::AppState;
 use crate::store::{console, staff as staff_store};
 use crate::web::HttpError;
+use crate::web::Reply;
 
 /// Counts as a table: one row per status, one column per channel, and totals.
 fn table(counts: Vec<(String, String, i64)>) -> serde_json::Value {
@@ -32,7 +32,7 @@ fn table(counts: Vec<(String, String, i64)>) -> serde_json::Value {
     json!({"channels": channels, "rows": rows})
 }
 
-pub async fn overview(State(state): State<AppState>, staff: Staff) -> Result<Response, HttpError> {
+pub async fn overview(State(state): State<AppState>, staff: Staff) -> Reply {
     let now = Utc::now();
     let day = console::message_counts(&state.db, now - Duration::days(1)).await?;
     let week = console::message_counts(&state.db, now - Duration::days(7)).await?;
@@ -52,6 +52,6 @@ pub async fn overview(State(state): State<AppState>, staff: Staff) -> Result<Res
 }
 
 /// Any other `/staff` path: nothing there (a client session got 404 before reaching it).
-pub async fn unknown(_staff: Staff) -> Result<Response, HttpError> {
+pub async fn unknown(_staff: Staff) -> Reply {
     Err(HttpError::NotFound)
 }

@@ -4,7 +4,7 @@
 
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use chrono::Utc;
 use serde_json::{Value, json};
 
@@ -14,6 +14,7 @@ use crate::actions::ActionError;
 use crate::actions::artwork::Upload;
 use crate::state::AppState;
 use crate::store::{StoreError, inbound};
+use crate::web::Reply;
 
 /// Files one form may send at once; with `inbound.max_attachment_bytes` it bounds a request.
 pub const MAX_FILES: u64 = 10;
@@ -65,7 +66,7 @@ pub async fn upload(
     session: Session,
     Path(job_id): Path<String>,
     mut form: Multipart,
-) -> Result<Response, HttpError> {
+) -> Reply {
     // Every answer is the job page at its artwork, with a note saying what happened.
     let back = |note: &str| {
         axum::response::Redirect::to(&format!("{}#artwork", with_note(&state, &format!("/jobs/{job_id}"), note)))
@@ -158,7 +159,7 @@ pub async fn download(
     State(state): State<AppState>,
     session: Session,
     Path((job_id, file)): Path<(String, i64)>,
-) -> Result<Response, HttpError> {
+) -> Reply {
     if !session.actor.may_see_jobs() {
         return Err(HttpError::NotFound);
     }

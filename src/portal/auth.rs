@@ -22,6 +22,7 @@ use crate::store::sessions::{
     contacts_by_email, get_password_hash, revoke_contact_sessions, revoke_session, set_password_hash,
 };
 use crate::store::{StoreError, ledgers, limits};
+use crate::web::Reply;
 
 const MIN_PASSWORD: usize = 10;
 
@@ -86,7 +87,7 @@ async fn anon_page(
     name: &str,
     status: StatusCode,
     mut ctx: serde_json::Value,
-) -> Result<Response, HttpError> {
+) -> Reply {
     let new_cookie = anon_form(state, headers, &mut ctx);
     Ok(anon_response(page(state, None, name, ctx).await?, status, new_cookie))
 }
@@ -115,17 +116,13 @@ pub(crate) fn with_cookie(mut resp: Response, cookie: &str) -> Response {
     resp
 }
 
-async fn invalid_link(state: &AppState, headers: &HeaderMap) -> Result<Response, HttpError> {
+async fn invalid_link(state: &AppState, headers: &HeaderMap) -> Reply {
     anon_page(state, headers, "link_invalid", StatusCode::BAD_REQUEST, json!({})).await
 }
 
 /// `GET /l/{token}`: a signed link. It signs the visitor in and sends them on; it never
 /// acts. Every way a link can be bad gets the same page.
-pub async fn signed_link(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, HttpError> {
+pub async fn signed_link(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Reply {
     let now = Utc::now();
     let Ok(claims) = state.signer.verify(&token, now) else {
         return invalid_link(&state, &headers).await;
@@ -220,11 +217,7 @@ pub struct NextQuery {
     ns: Option<String>,
 }
 
-pub async fn login_form(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<NextQuery>,
-) -> Result<Response, HttpError> {
+pub async fn login_form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<NextQuery>) -> Reply {
     anon_page(
         &state,
         &headers,
@@ -241,7 +234,7 @@ pub async fn login(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     AnonForm(form): AnonForm,
-) -> Result<Response, HttpError> {
+) -> Reply {
     let email = form.text("email").trim().to_lowercase();
     if email.len() > 254 {
         return Err(HttpError::TooMany("That is not an email address.".into()));
@@ -294,7 +287,7 @@ pub async fn request_link(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     AnonForm(form): AnonForm,
-) -> Result<Response, HttpError> {
+) -> Reply {
     limit_address(&state, "link", addr).await?;
     let email = form.text("email").trim().to_string();
     let now = Utc::now();
@@ -313,7 +306,7 @@ pub async fn request_access(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     AnonForm(form): AnonForm,
-) -> Result<Response, HttpError> {
+) -> Reply {
     limit_address(&state, "access", addr).await?;
     let input = crate::actions::access::AccessInput {
         name: form.text("name"),
@@ -341,21 +334,18 @@ pub async fn request_access(
     }
 }
 
-async fn message(state: &AppState, title: &str, text: &str) -> Result<Response, HttpError> {
+async fn message(state: &AppState, title: &str, text: &str) -> Reply {
     page(state, None, "message", json!({"title": title, "message": text})).await
 }
 
 /// `POST /logout`.
-pub async fn logout(
-    State(state): State<AppState>,
-    CsrfForm(session, _): CsrfForm<Session>,
-) -> Result<Response, HttpError> {
+pub async fn logout(State(state): State<AppState>, CsrfForm(session, _): CsrfForm<Session>) -> Reply {
     revoke_session(&state.db, &session.token_hash, Utc::now()).await?;
     let clear = super::session::set_cookie(&state, COOKIE, "", 0);
     Ok(with_cookie(Redirect::to(&super::with_note(&state, "/login", "You are signed out.")).into_response(), &clear))
 }
 
-pub async fn password_form(State(state): State<AppState>, session: Session) -> Result<Response, HttpError> {
+pub async fn password_form(State(state): State<AppState>, session: Session) -> Reply {
     if session.actor.delegation.is_some() {
         return Err(HttpError::NotFound);
     }
@@ -380,10 +370,7 @@ pub(crate) fn check_new_password(form: &FormData, min: usize) -> Result<String, 
 }
 
 /// `POST /password`: change the password (the current one is needed when there is one).
-pub async fn change_password(
-    State(state): State<AppState>,
-    CsrfForm(session, form): CsrfForm<Session>,
-) -> Result<Response, HttpError> {
+pub async fn change_password(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     if session.actor.delegation.is_some() {
         return Err(HttpError::NotFound);
     }
@@ -426,11 +413,7 @@ fn reset_claims(state: &AppState, token: &str) -> Option<LinkClaims> {
 }
 
 /// `GET /password/reset`: ask for a link, or (with `?token=`) choose the new password.
-pub async fn reset_form(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
-) -> Result<Response, HttpError> {
+pub async fn reset_form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Reply {
     match q.token {
         None => anon_page(&state, &headers, "reset", StatusCode::OK, json!({"stage": "request"})).await,
         Some(t) => match reset_claims(&state, &t) {
@@ -456,7 +439,7 @@ pub async fn reset(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     AnonForm(form): AnonForm,
-) -> Result<Response, HttpError> {
+) -> Reply {
     let now = Utc::now();
     if let Some(token) = form.get("token") {
         let Some(claims) = reset_claims(&state, token) else {

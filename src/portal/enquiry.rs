@@ -15,6 +15,7 @@ use crate::actions::commands::Command;
 use crate::actions::enquiry::{Answer, Context, allowed, run_alone};
 use crate::state::AppState;
 use crate::store::{StoreError, enquiries as q};
+use crate::web::Reply;
 
 /// Table rows per page.
 const ROWS: usize = 25;
@@ -92,7 +93,7 @@ async fn show(
     spec: Spec<'_>,
     lq: &ListQuery,
     detail: bool,
-) -> Result<Response, HttpError> {
+) -> Reply {
     for c in cmds {
         check(session, c)?;
     }
@@ -157,7 +158,7 @@ pub async fn delivery(
     session: Session,
     Path(id): Path<String>,
     Query(lq): Query<ListQuery>,
-) -> Result<Response, HttpError> {
+) -> Reply {
     let id = id.to_ascii_uppercase();
     let mut documents = vec![
         (format!("/deliveries/{id}/note.pdf"), "Delivery note (PDF)".to_string()),
@@ -180,11 +181,7 @@ pub async fn delivery(
     show(&s, &session, &[Command::Track(id.to_ascii_uppercase())], spec, &lq, true).await
 }
 
-pub async fn invoices(
-    State(s): State<AppState>,
-    session: Session,
-    Query(lq): Query<ListQuery>,
-) -> Result<Response, HttpError> {
+pub async fn invoices(State(s): State<AppState>, session: Session, Query(lq): Query<ListQuery>) -> Reply {
     let spec = Spec {
         heading: "Invoices",
         images: vec![],
@@ -203,7 +200,7 @@ pub async fn po(
     session: Session,
     Path(id): Path<String>,
     Query(lq): Query<ListQuery>,
-) -> Result<Response, HttpError> {
+) -> Reply {
     let spec = Spec { heading: "Purchase order", images: vec![], link: None, filterable: false, documents: vec![] };
     show(&s, &session, &[Command::Po(id.to_ascii_uppercase())], spec, &lq, true).await
 }
@@ -231,7 +228,7 @@ pub async fn delivery_document(
     State(s): State<AppState>,
     session: Session,
     Path((id, doc)): Path<(String, String)>,
-) -> Result<Response, HttpError> {
+) -> Reply {
     check(&session, &Command::Track(id.clone()))?;
     let client = session.actor.client_id();
     let d = q::delivery(&s.db, client, &id).await.map_err(not_found)?;
@@ -256,11 +253,7 @@ pub async fn delivery_document(
 }
 
 /// `GET /invoices/{id}.pdf`.
-pub async fn invoice_document(
-    State(s): State<AppState>,
-    session: Session,
-    Path(file): Path<String>,
-) -> Result<Response, HttpError> {
+pub async fn invoice_document(State(s): State<AppState>, session: Session, Path(file): Path<String>) -> Reply {
     check(&session, &Command::Invoices)?;
     let id = file.strip_suffix(".pdf").ok_or(HttpError::NotFound)?;
     let client = session.actor.client_id();
@@ -271,16 +264,16 @@ pub async fn invoice_document(
 }
 
 /// `GET /statement.pdf`.
-pub async fn statement_pdf(State(s): State<AppState>, session: Session) -> Result<Response, HttpError> {
+pub async fn statement_pdf(State(s): State<AppState>, session: Session) -> Reply {
     statement(&s, &session, "statement.pdf").await
 }
 
 /// `GET /statement.csv`.
-pub async fn statement_csv(State(s): State<AppState>, session: Session) -> Result<Response, HttpError> {
+pub async fn statement_csv(State(s): State<AppState>, session: Session) -> Reply {
     statement(&s, &session, "statement.csv").await
 }
 
-async fn statement(s: &AppState, session: &Session, file: &str) -> Result<Response, HttpError> {
+async fn statement(s: &AppState, session: &Session, file: &str) -> Reply {
     check(session, &Command::Balance)?;
     let client = session.actor.client_id();
     let currency = q::client_currency(&s.db, client).await?;

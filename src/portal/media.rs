@@ -6,13 +6,14 @@ use std::path::PathBuf;
 
 use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use chrono::Utc;
 use serde::Deserialize;
 
 use super::session::Session;
 use crate::state::AppState;
 use crate::web::HttpError;
+use crate::web::Reply;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Signed {
@@ -30,7 +31,7 @@ pub async fn serve(
     Path(rest): Path<String>,
     Query(signed): Query<Signed>,
     request: Request,
-) -> Result<Response, HttpError> {
+) -> Reply {
     let path = format!("/media/{rest}");
     let by_signature = match (&signed.exp, &signed.sig) {
         (Some(exp), Some(sig)) => state.signer.verify_media(&path, exp, sig, Utc::now()).is_ok(),

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use crate::actions::banners::showing;
 use crate::actions::commands::Command;
 use crate::state::AppState;
+use crate::web::Reply;
 
 pub mod enquiry;
 pub mod orders;
@@ -144,12 +145,7 @@ impl axum::extract::FromRequestParts<AppState> for Shown {
 }
 
 /// Renders a portal page with the shared context (brand, who is signed in, banners).
-pub async fn page(
-    state: &AppState,
-    session: Option<&Session>,
-    name: &str,
-    mut ctx: Value,
-) -> Result<Response, HttpError> {
+pub async fn page(state: &AppState, session: Option<&Session>, name: &str, mut ctx: Value) -> Reply {
     let b = &state.config.branding;
     ctx["brand"] = serde_json::to_value(crate::messages::Brand::of(b)).unwrap_or(Value::Null);
     match session {
@@ -188,7 +184,7 @@ pub async fn page_status(
     name: &str,
     ctx: Value,
     status: StatusCode,
-) -> Result<Response, HttpError> {
+) -> Reply {
     let mut resp = page(state, session, name, ctx).await?;
     *resp.status_mut() = status;
     Ok(resp)

@@ -13,6 +13,7 @@ use crate::actions::{ActionError, Actor};
 use crate::model::Role;
 use crate::state::AppState;
 use crate::store::orders as q;
+use crate::web::Reply;
 
 /// Stock lines per page.
 const PAGE: i64 = 50;
@@ -48,11 +49,7 @@ pub struct StockQuery {
 
 /// `GET /stock`: the client's stock (a third party's: its allocated SKUs) with what is free
 /// to order, searchable, with an "add to basket" form on each line.
-pub async fn stock(
-    State(state): State<AppState>,
-    session: Session,
-    Query(sq): Query<StockQuery>,
-) -> Result<Response, HttpError> {
+pub async fn stock(State(state): State<AppState>, session: Session, Query(sq): Query<StockQuery>) -> Reply {
     stock_page(&state, &session, &sq, None, StatusCode::OK).await
 }
 
@@ -62,7 +59,7 @@ async fn stock_page(
     sq: &StockQuery,
     error: Option<String>,
     status: StatusCode,
-) -> Result<Response, HttpError> {
+) -> Reply {
     require_orders(session)?;
     let a = &session.actor;
     let page_no = sq.page.unwrap_or(1).clamp(1, 10_000);
@@ -84,10 +81,7 @@ async fn stock_page(
 }
 
 /// `POST /stock`: add a SKU to a basket (a new one when `basket` is `new`).
-pub async fn stock_add(
-    State(state): State<AppState>,
-    CsrfForm(session, form): CsrfForm<Session>,
-) -> Result<Response, HttpError> {
+pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     require_orders(&session)?;
     let now = Utc::now();
     let a = &session.actor;
@@ -126,12 +120,7 @@ pub async fn stock_add(
     }
 }
 
-async fn stock_error(
-    state: &AppState,
-    session: &Session,
-    back: &StockQuery,
-    e: ActionError,
-) -> Result<Response, HttpError> {
+async fn stock_error(state: &AppState, session: &Session, back: &StockQuery, e: ActionError) -> Reply {
     match (&e, form_error(&e)) {
         (_, Some(msg)) => stock_page(state, session, back, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await,
         // The same words for another client's SKU and for none: ids reveal nothing.
@@ -144,11 +133,11 @@ async fn stock_error(
 }
 
 /// `GET /baskets`: the contact's baskets and a form for a new one.
-pub async fn baskets(State(state): State<AppState>, session: Session, shown: Shown) -> Result<Response, HttpError> {
+pub async fn baskets(State(state): State<AppState>, session: Session, shown: Shown) -> Reply {
     baskets_page(&state, &session, shown).await
 }
 
-async fn baskets_page(state: &AppState, session: &Session, shown: Shown) -> Result<Response, HttpError> {
+async fn baskets_page(state: &AppState, session: &Session, shown: Shown) -> Reply {
     let Shown { note, error, status } = shown;
     require_orders(session)?;
     let list = q::baskets_of(&state.db, &session.actor.contact.id).await?;
@@ -163,10 +152,7 @@ async fn baskets_page(state: &AppState, session: &Session, shown: Shown) -> Resu
 }
 
 /// `POST /baskets`: a new, empty basket.
-pub async fn create_basket(
-    State(state): State<AppState>,
-    CsrfForm(session, form): CsrfForm<Session>,
-) -> Result<Response, HttpError> {
+pub async fn create_basket(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     require_orders(&session)?;
     match act::create_basket(&state, &session.actor, &form.text("name"), Utc::now()).await {
         Ok(id) => Ok(see_other(&state, &format!("/baskets/{id}"), "Basket created.")),
@@ -178,23 +164,12 @@ pub async fn create_basket(
 }
 
 /// `GET /baskets/{id}`.
-pub async fn basket(
-    State(state): State<AppState>,
-    session: Session,
-    Path(id): Path<String>,
-    shown: Shown,
-) -> Result<Response, HttpError> {
+pub async fn basket(State(state): State<AppState>, session: Session, Path(id): Path<String>, shown: Shown) -> Reply {
     let id = id.parse::<i64>().map_err(|_| HttpError::NotFound)?;
     basket_page(&state, &session, id, vec![], shown).await
 }
 
-async fn basket_page(
-    state: &AppState,
-    session: &Session,
-    id: i64,
-    short: Vec<act::Short>,
-    shown: Shown,
-) -> Result<Response, HttpError> {
+async fn basket_page(state: &AppState, session: &Session, id: i64, short: Vec<act::Short>, shown: Shown) -> Reply {
     let Shown { note, error, status } = shown;
     require_orders(session)?;
     let b = match q::basket(&state.db, &session.actor.contact.id, id).await {
@@ -226,7 +201,7 @@ pub async fn basket_action(
     State(state): State<AppState>,
     Path(id): Path<String>,
     CsrfForm(session, form): CsrfForm<Session>,
-) -> Result<Response, HttpError> {
+) -> Reply {
     require_orders(&session)?;
     let id = id.parse::<i64>().map_err(|_| HttpError::NotFound)?;
     let now = Utc::now();
@@ -284,7 +259,7 @@ pub async fn basket_action(
 }
 
 /// `GET /orders`: placed orders with their lines and status (a third party: its own).
-pub async fn orders(State(state): State<AppState>, session: Session, shown: Shown) -> Result<Response, HttpError> {
+pub async fn orders(State(state): State<AppState>, session: Session, shown: Shown) -> Reply {
     require_orders(&session)?;
     let a = &session.actor;
     let only = (a.role == Role::ThirdParty).then_some(a.contact.id.as_str());
@@ -306,11 +281,11 @@ fn require_admin(s: &Session) -> Result<(), HttpError> {
 }
 
 /// `GET /users`: the client's third-party users and their SKUs (admins only).
-pub async fn users(State(state): State<AppState>, session: Session, shown: Shown) -> Result<Response, HttpError> {
+pub async fn users(State(state): State<AppState>, session: Session, shown: Shown) -> Reply {
     users_page(&state, &session, shown).await
 }
 
-async fn users_page(state: &AppState, session: &Session, shown: Shown) -> Result<Response, HttpError> {
+async fn users_page(state: &AppState, session: &Session, shown: Shown) -> Reply {
     let Shown { note, error, status } = shown;
     require_admin(session)?;
     let client = session.actor.client_id();
@@ -333,10 +308,7 @@ async fn users_page(state: &AppState, session: &Session, shown: Shown) -> Result
 
 /// `POST /users`: `action` = `create` (name, email), `revoke` (user), `allocate` /
 /// `unallocate` (user, sku).
-pub async fn users_action(
-    State(state): State<AppState>,
-    CsrfForm(session, form): CsrfForm<Session>,
-) -> Result<Response, HttpError> {
+pub async fn users_action(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     require_admin(&session)?;
     let now = Utc::now();
     let a = &session.actor;

@@ -2,7 +2,6 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use chrono::{NaiveDate, Utc};
 use serde_json::{Value, json};
 
@@ -13,13 +12,14 @@ use crate::actions::{ActionError, visuals as act};
 use crate::state::AppState;
 use crate::store::jobs;
 use crate::store::visuals as vstore;
+use crate::web::Reply;
 
 pub(super) fn no_delegation(s: &Session) -> Result<(), HttpError> {
     if s.actor.delegation.is_some() { Err(HttpError::NotFound) } else { Ok(()) }
 }
 
 /// `GET /`: banners, then the contact's action items with a way to act on each.
-pub async fn dashboard(State(state): State<AppState>, session: Session, shown: Shown) -> Result<Response, HttpError> {
+pub async fn dashboard(State(state): State<AppState>, session: Session, shown: Shown) -> Reply {
     if let Some(d) = &session.actor.delegation {
         return Ok(see_other(&state, &format!("/visuals/{}", d.visual_id), ""));
     }
@@ -63,7 +63,7 @@ pub async fn dashboard(State(state): State<AppState>, session: Session, shown: S
 }
 
 /// `GET /visuals`: every visual of the client; those awaiting approval can be approved together.
-pub async fn visuals(State(state): State<AppState>, session: Session, shown: Shown) -> Result<Response, HttpError> {
+pub async fn visuals(State(state): State<AppState>, session: Session, shown: Shown) -> Reply {
     no_delegation(&session)?;
     if !session.actor.may_see_visuals() {
         return Err(HttpError::Forbidden(format!("Your role ({}) does not show visuals.", session.actor.role)));
@@ -71,7 +71,7 @@ pub async fn visuals(State(state): State<AppState>, session: Session, shown: Sho
     list_page(&state, &session, shown).await
 }
 
-async fn list_page(state: &AppState, session: &Session, shown: Shown) -> Result<Response, HttpError> {
+async fn list_page(state: &AppState, session: &Session, shown: Shown) -> Reply {
     let Shown { note, error, status } = shown;
     let rows = vstore::list_visuals(&state.db, session.actor.client_id()).await?;
     let list: Vec<Value> = rows
@@ -92,10 +92,7 @@ async fn list_page(state: &AppState, session: &Session, shown: Shown) -> Result<
 }
 
 /// `POST /visuals`: approve the ticked visuals.
-pub async fn approve_many(
-    State(state): State<AppState>,
-    CsrfForm(session, form): CsrfForm<Session>,
-) -> Result<Response, HttpError> {
+pub async fn approve_many(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     no_delegation(&session)?;
     let ids = form.all("visual");
     match act::approve(&state, &session.actor, &ids, form.checked("terms"), Utc::now()).await {
@@ -120,7 +117,7 @@ pub async fn approve_many(
     }
 }
 
-async fn visual_page(state: &AppState, session: &Session, id: &str, shown: Shown) -> Result<Response, HttpError> {
+async fn visual_page(state: &AppState, session: &Session, id: &str, shown: Shown) -> Reply {
     let Shown { note, error, status } = shown;
     let v = act::visible_visual(state, &session.actor, id).await?;
     let charges = vstore::list_charges(&state.db, id).await?;
@@ -157,12 +154,7 @@ async fn visual_page(state: &AppState, session: &Session, id: &str, shown: Shown
 }
 
 /// `GET /visuals/{id}`: the visual review page.
-pub async fn visual(
-    State(state): State<AppState>,
-    session: Session,
-    Path(id): Path<String>,
-    shown: Shown,
-) -> Result<Response, HttpError> {
+pub async fn visual(State(state): State<AppState>, session: Session, Path(id): Path<String>, shown: Shown) -> Reply {
     visual_page(&state, &session, &id, shown).await
 }
 
@@ -171,7 +163,7 @@ pub async fn visual_action(
     State(state): State<AppState>,
     Path(id): Path<String>,
     CsrfForm(session, form): CsrfForm<Session>,
-) -> Result<Response, HttpError> {
+) -> Reply {
     let now = Utc::now();
     let a = &session.actor;
     let result: Result<String, ActionError> = match form.get("action") {
@@ -228,12 +220,7 @@ fn lines_json(lines: &[jobs::GarmentLine]) -> Vec<Value> {
 }
 
 /// `GET /jobs/{id}`: the job with its printed garments and what delivery instructions took.
-pub async fn job(
-    State(state): State<AppState>,
-    session: Session,
-    Path(id): Path<String>,
-    shown: Shown,
-) -> Result<Response, HttpError> {
+pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path<String>, shown: Shown) -> Reply {
     let (job, lines) = job_json(&state, &session, &id).await?;
     let open = crate::model::OPEN_JOB_STATUSES.contains(&job["status"].as_str().unwrap_or(""));
     // Processes, costs and deliveries: the JOB enquiry's tables (the facts and printed
@@ -252,13 +239,7 @@ pub async fn job(
     .await
 }
 
-async fn delivery_page(
-    state: &AppState,
-    session: &Session,
-    id: &str,
-    form: Option<&FormData>,
-    shown: Shown,
-) -> Result<Response, HttpError> {
+async fn delivery_page(state: &AppState, session: &Session, id: &str, form: Option<&FormData>, shown: Shown) -> Reply {
     let Shown { error, status, .. } = shown;
     let (job, lines) = job_json(state, session, id).await?;
     let mut others = Vec::new();
@@ -287,11 +268,7 @@ async fn delivery_page(
 
 /// `GET /jobs/{id}/delivery`: the delivery instructions form (this job, plus other open jobs
 /// whose goods can travel in the same delivery).
-pub async fn delivery_form(
-    State(state): State<AppState>,
-    session: Session,
-    Path(id): Path<String>,
-) -> Result<Response, HttpError> {
+pub async fn delivery_form(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> Reply {
     if !session.actor.may_act() {
         return Err(HttpError::Forbidden(format!(
             "Your role ({}) may not give delivery instructions.",
@@ -306,7 +283,7 @@ pub async fn delivery_submit(
     State(state): State<AppState>,
     Path(id): Path<String>,
     CsrfForm(session, form): CsrfForm<Session>,
-) -> Result<Response, HttpError> {
+) -> Reply {
     let now = Utc::now();
     let result = if form.get("action") == Some("none") {
         crate::actions::delivery::no_delivery(&state, &session.actor, &id, now)

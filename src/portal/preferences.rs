@@ -2,7 +2,6 @@
 //! email on or off, and linking or unlinking a chat.
 
 use axum::extract::State;
-use axum::response::Response;
 use chrono::Utc;
 use serde_json::{Value, json};
 
@@ -13,6 +12,7 @@ use crate::digest::alerts::mode;
 use crate::model::AlertMode;
 use crate::state::AppState;
 use crate::store::settings::{self, get_settings};
+use crate::web::Reply;
 
 const SCHEDULES: &[(&str, &str)] = &[
     ("0 0 8 * * Mon-Fri", "Weekdays at 08:00"),
@@ -37,12 +37,7 @@ const ZONES: &[&str] = &[
     "UTC",
 ];
 
-async fn prefs_page(
-    state: &AppState,
-    session: &Session,
-    shown: Shown,
-    code: Option<(String, Vec<String>)>,
-) -> Result<Response, HttpError> {
+async fn prefs_page(state: &AppState, session: &Session, shown: Shown, code: Option<(String, Vec<String>)>) -> Reply {
     let Shown { note, error, status } = shown;
     let c = &session.actor.contact;
     let chats: Vec<Value> = crate::store::chat::chats_of_contact(&state.db, &c.id)
@@ -73,10 +68,7 @@ async fn prefs_page(
 
 /// `POST /preferences/chat-code`: a one-time code to link Telegram or Discord, shown on the
 /// page (never put in a URL).
-pub async fn chat_code(
-    State(state): State<AppState>,
-    CsrfForm(session, _): CsrfForm<Session>,
-) -> Result<Response, HttpError> {
+pub async fn chat_code(State(state): State<AppState>, CsrfForm(session, _): CsrfForm<Session>) -> Reply {
     no_delegation(&session)?;
     let code = crate::actions::chat_link::new_link_code(&state, &session.actor.contact.id, Utc::now()).await?;
     let how = crate::actions::chat_link::how_to_link(&state.config, &code);
@@ -84,10 +76,7 @@ pub async fn chat_code(
 }
 
 /// `POST /preferences/chat-unlink`: stops messages to a linked chat.
-pub async fn chat_unlink(
-    State(state): State<AppState>,
-    CsrfForm(session, form): CsrfForm<Session>,
-) -> Result<Response, HttpError> {
+pub async fn chat_unlink(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     no_delegation(&session)?;
     let channel = form.get("channel").unwrap_or("");
     let user = form.get("user").unwrap_or("");
@@ -102,16 +91,13 @@ pub async fn chat_unlink(
     Ok(see_other(&state, "/preferences", "The chat is unlinked."))
 }
 
-pub async fn preferences(State(state): State<AppState>, session: Session, shown: Shown) -> Result<Response, HttpError> {
+pub async fn preferences(State(state): State<AppState>, session: Session, shown: Shown) -> Reply {
     no_delegation(&session)?;
     prefs_page(&state, &session, shown, None).await
 }
 
 /// `POST /preferences`: channels, time zone, schedule, quiet hours, mode per category.
-pub async fn save_preferences(
-    State(state): State<AppState>,
-    CsrfForm(session, form): CsrfForm<Session>,
-) -> Result<Response, HttpError> {
+pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     no_delegation(&session)?;
     let c = &session.actor.contact;
     let mut s = get_settings(&state.db, &c.id).await?;

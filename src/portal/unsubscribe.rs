@@ -4,15 +4,15 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use chrono::Utc;
 use serde_json::json;
 
-use super::{HttpError, page_status};
+use super::page_status;
 use crate::actions::ActionError;
 use crate::actions::unsubscribe::{kind_of, unsubscribe};
 use crate::links::LinkFor;
 use crate::state::AppState;
+use crate::web::Reply;
 
 /// The contact and the kind of email a good token stops.
 fn claims_of(state: &AppState, token: &str) -> Option<(String, String)> {
@@ -27,7 +27,7 @@ fn described(what: &str) -> &'static str {
 }
 
 /// The page: `stage` is `confirm` or `done`; none means the link does not work.
-async fn shown(state: &AppState, stage: Option<(&str, &str, &str)>) -> Result<Response, HttpError> {
+async fn shown(state: &AppState, stage: Option<(&str, &str, &str)>) -> Reply {
     let (ctx, status) = match stage {
         Some((stage, what, email)) => {
             (json!({"stage": stage, "what": described(what), "email": email}), StatusCode::OK)
@@ -38,7 +38,7 @@ async fn shown(state: &AppState, stage: Option<(&str, &str, &str)>) -> Result<Re
 }
 
 /// `GET /unsubscribe/{token}`: what the button will stop; nothing changes.
-pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, HttpError> {
+pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Reply {
     let Some((contact_id, what)) = claims_of(&state, &token) else {
         return shown(&state, None).await;
     };
@@ -49,7 +49,7 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -
 }
 
 /// `POST /unsubscribe/{token}`: stops that kind of email (again is fine).
-pub async fn stop(State(state): State<AppState>, Path(token): Path<String>) -> Result<Response, HttpError> {
+pub async fn stop(State(state): State<AppState>, Path(token): Path<String>) -> Reply {
     let Some((contact_id, what)) = claims_of(&state, &token) else {
         return shown(&state, None).await;
     };
