@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::actions::targets::Target;
 use crate::messages::ChatMessage;
-use crate::messages::compose::Composer;
+use crate::messages::compose::{Composer, Recipient};
 use crate::model::{FieldError, SEVERITIES, check_one_of, check_text};
 use crate::services::Services;
 use crate::store::banners::{BannerRow, LiveBanner, NewBanner, existing_clients, get_banner, insert_banner, list_live};
@@ -164,7 +164,8 @@ pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<
                 let new = match &target {
                     Target::Email => {
                         let token = state.signer.new_reply_token();
-                        let payload = match composer.compose_banner(c, &row, &token, now) {
+                        let payload = match composer.compose_banner(&Recipient { contact: c, token: &token, now }, &row)
+                        {
                             Ok(p) => p,
                             Err(e) => {
                                 // cport's bug, not the contact's: said loudly; the rest still go.

@@ -14,8 +14,7 @@ use serde_json::{Value, json};
 use super::{COOKIE, Staff, page};
 use crate::links::LinkFor;
 use crate::portal::auth::{
-    SignInTries, anon_form, anon_response, check_new_password, dummy_hash, hash_password, safe_next, verify_password,
-    with_cookie,
+    SignInTries, anon_form, anon_response, check_new_password, hash_password, matching_account, safe_next, with_cookie,
 };
 use crate::portal::session::{hash_token, random_token};
 use crate::portal::{AnonForm, CsrfForm};
@@ -72,16 +71,8 @@ pub async fn login(
         );
     }
     let tries = SignInTries::count(&state, format!("staff:{email}"), addr, "or ask for a new password link").await?;
-    let password = form.text("password");
-    let found = match staff::by_email(&state.db, &email).await? {
-        Some((id, Some(hash))) if verify_password(&password, &hash) => Some(id),
-        _ => {
-            // The same effort whether or not the account exists.
-            let _ = verify_password(&password, dummy_hash());
-            None
-        }
-    };
-    let Some(id) = found else {
+    let account = staff::by_email(&state.db, &email).await?;
+    let Some(id) = matching_account(&form.text("password"), account.into_iter().collect()) else {
         tracing::info!(ip = %addr.ip(), "failed staff sign-in");
         return anon_page(
             &state,

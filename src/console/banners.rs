@@ -13,7 +13,7 @@ use super::{Staff, page, without_link_tokens};
 use crate::actions::banners::{self, BannerError, BannerInput};
 use crate::actions::items::current;
 use crate::messages::ChatMessage;
-use crate::messages::compose::Composer;
+use crate::messages::compose::{Composer, Recipient};
 use crate::portal::{CsrfForm, FormData, Note, see_other};
 use crate::state::AppState;
 use crate::store::banners::{NewBanner, list_banners};
@@ -142,9 +142,14 @@ pub async fn preview(State(state): State<AppState>, CsrfForm(staff, form): CsrfF
             let items = current(&state, c).await?;
             let urgent = banner.severity == crate::model::Severity::Urgent.as_str();
             let email = if urgent {
-                composer.compose_banner(c, &row, "preview", now)
+                composer.compose_banner(&Recipient { contact: c, token: "preview", now }, &row)
             } else {
-                composer.compose_digest(c, &items, std::slice::from_ref(&row), None, "preview", now)
+                composer.compose_digest(
+                    &Recipient { contact: c, token: "preview", now },
+                    &items,
+                    std::slice::from_ref(&row),
+                    None,
+                )
             }
             .map_err(|e| HttpError::unexpected(format!("banner preview: {e}")))?;
             let chat: ChatMessage = if urgent {

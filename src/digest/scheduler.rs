@@ -12,7 +12,7 @@ use crate::actions::items::{ActionItem, ItemCache};
 use crate::actions::targets::{Target, targets_by_contact, targets_of};
 use crate::channels::chat::digest_message;
 use crate::messages::EmailPayload;
-use crate::messages::compose::Composer;
+use crate::messages::compose::{Composer, Recipient};
 use crate::model::schedule::parse_schedule;
 use crate::services::Services;
 use crate::store::banners::{BannerRow, list_live};
@@ -205,14 +205,16 @@ pub async fn queue_digest(
         .map(|p| p.item_keys.into_iter().collect());
     let token = state.signer.new_reply_token();
     let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
-    let payload = match composer.compose_digest(c, items, banners, previous.as_ref(), &token, now) {
-        Ok(p) => p,
-        Err(e) => {
-            tx.rollback().await?;
-            tracing::error!(contact = %c.id, error = %e, "digest could not be composed");
-            return Ok(Queued::Empty);
-        }
-    };
+    let payload =
+        match composer.compose_digest(&Recipient { contact: c, token: &token, now }, items, banners, previous.as_ref())
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tx.rollback().await?;
+                tracing::error!(contact = %c.id, error = %e, "digest could not be composed");
+                return Ok(Queued::Empty);
+            }
+        };
     let id =
         outbox::insert_message(&mut tx, &payload.queued(Some(&c.id), "digest", idem, Some(token), now), now).await?;
     let Some(id) = id else {

@@ -15,6 +15,15 @@ use crate::model::items::{Action, ActionItem, Category};
 use crate::store::banners::BannerRow;
 use crate::store::contacts::ContactRow;
 
+/// Whom an email is composed for: the contact, the reply token its replies carry, and the
+/// time its signed links count from.
+#[derive(Clone, Copy)]
+pub struct Recipient<'a> {
+    pub contact: &'a ContactRow,
+    pub token: &'a str,
+    pub now: DateTime<Utc>,
+}
+
 /// Everything composing needs, borrowed from the app.
 pub struct Composer<'a> {
     pub config: &'a Config,
@@ -153,18 +162,16 @@ impl Composer<'_> {
         Ok((render(format!("email/{kind}.txt.j2"))?, render(format!("email/{kind}.html.j2"))?))
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn compose(
         &self,
         kind: &str,
-        contact: &ContactRow,
+        to: &Recipient,
         subject: String,
         items: &[ActionItem],
         banners: &[BannerRow],
         previous: Option<&HashSet<String>>,
-        token: &str,
-        now: DateTime<Utc>,
     ) -> Result<EmailPayload, SendError> {
+        let Recipient { contact, token, now } = *to;
         let reply = self.reply_address(token);
         let (groups, new_count) = self.groups(contact, items, previous, &reply, &subject, now);
         let ctx = Ctx {
@@ -198,12 +205,10 @@ impl Composer<'_> {
     /// The digest: banners, then items grouped by category, new ones marked.
     pub fn compose_digest(
         &self,
-        contact: &ContactRow,
+        to: &Recipient,
         items: &[ActionItem],
         banners: &[BannerRow],
         previous: Option<&HashSet<String>>,
-        token: &str,
-        now: DateTime<Utc>,
     ) -> Result<EmailPayload, SendError> {
         let new = previous.map_or(0, |p| items.iter().filter(|i| !p.contains(&i.key())).count());
         let subject = match (items.len(), new) {
@@ -211,33 +216,21 @@ impl Composer<'_> {
             (n, 0) => format!("{}: {n} things need you", self.config.branding.name),
             (n, k) => format!("{}: {n} things need you ({k} new)", self.config.branding.name),
         };
-        self.compose("digest", contact, subject, items, banners, previous, token, now)
+        self.compose("digest", to, subject, items, banners, previous)
     }
 
     /// An instant alert about one or more new items.
-    pub fn compose_alert(
-        &self,
-        contact: &ContactRow,
-        items: &[ActionItem],
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<EmailPayload, SendError> {
+    pub fn compose_alert(&self, to: &Recipient, items: &[ActionItem]) -> Result<EmailPayload, SendError> {
         let subject = match items {
             [one] => format!("{}: {}", self.config.branding.name, one.title),
             many => format!("{}: {} new things need you", self.config.branding.name, many.len()),
         };
-        self.compose("alert", contact, subject, items, &[], None, token, now)
+        self.compose("alert", to, subject, items, &[], None)
     }
 
     /// A stop-press banner pushed at once (urgent banners).
-    pub fn compose_banner(
-        &self,
-        contact: &ContactRow,
-        banner: &BannerRow,
-        token: &str,
-        now: DateTime<Utc>,
-    ) -> Result<EmailPayload, SendError> {
+    pub fn compose_banner(&self, to: &Recipient, banner: &BannerRow) -> Result<EmailPayload, SendError> {
         let subject = format!("{} {}: {}", self.config.branding.name, banner.severity.to_uppercase(), banner.title);
-        self.compose("banner", contact, subject, &[], std::slice::from_ref(banner), None, token, now)
+        self.compose("banner", to, subject, &[], std::slice::from_ref(banner), None)
     }
 }

@@ -13,7 +13,7 @@ use crate::channels::Providers;
 use crate::channels::chat::ChatPayload;
 use crate::channels::email::{EmailPayload, build_message};
 use crate::channels::{Gate, SendError};
-use crate::messages::compose::Composer;
+use crate::messages::compose::{Composer, Recipient};
 use crate::store::StoreError;
 use crate::store::contacts::get_contact;
 use crate::store::outbox::AlertPayload;
@@ -404,7 +404,7 @@ async fn alert_email(
     };
     let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
     let token = row.reply_token.clone().unwrap_or_default();
-    Ok(composer.compose_alert(&contact, &open, &token, now).map(|mut e| {
+    Ok(composer.compose_alert(&Recipient { contact: &contact, token: &token, now }, &open).map(|mut e| {
         if !p.message_id.is_empty() {
             e.message_id = p.message_id.clone();
         }

@@ -63,6 +63,24 @@ pub(crate) fn dummy_hash() -> &'static str {
     H.get_or_init(|| hash_password("not a real password at all").unwrap_or_default())
 }
 
+/// The first account whose password hash `password` matches. When no account has a hash to
+/// try, a dummy one is tried instead, so an unknown address takes as long as a known one.
+pub(crate) fn matching_account<T>(password: &str, accounts: Vec<(T, Option<String>)>) -> Option<T> {
+    let mut tried = false;
+    for (id, hash) in accounts {
+        if let Some(hash) = hash {
+            tried = true;
+            if verify_password(password, &hash) {
+                return Some(id);
+            }
+        }
+    }
+    if !tried {
+        let _ = verify_password(password, dummy_hash());
+    }
+    None
+}
+
 /// The anonymous CSRF token (double-submit cookie) for forms shown before sign-in.
 pub(crate) fn anon_csrf(headers: &HeaderMap) -> (String, Option<String>) {
     match cookie(headers, ANON_CSRF_COOKIE) {
@@ -241,21 +259,12 @@ pub async fn login(
     }
     let next = safe_next(form.get("next"));
     let tries = SignInTries::count(&state, format!("acct:{email}"), addr, "or ask for a sign-in link by email").await?;
-    let password = form.text("password");
-    let mut found: Option<String> = None;
+    let mut accounts = vec![];
     for id in contacts_by_email(&state.db, &email).await? {
-        if let Some(hash) = get_password_hash(&state.db, &id).await?
-            && verify_password(&password, &hash)
-        {
-            found = Some(id);
-            break;
-        }
+        let hash = get_password_hash(&state.db, &id).await?;
+        accounts.push((id, hash));
     }
-    if found.is_none() {
-        // Spend the same effort whether or not the account exists.
-        let _ = verify_password(&password, dummy_hash());
-    }
-    let Some(contact_id) = found else {
+    let Some(contact_id) = matching_account(&form.text("password"), accounts) else {
         tracing::info!(ip = %addr.ip(), "failed portal sign-in");
         return anon_page(
             &state,
