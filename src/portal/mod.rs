@@ -131,16 +131,15 @@ impl Shown {
 }
 
 /// A page fetched with GET is shown fresh, with the note a redirect carried when cport wrote
-/// it (a forged `?note=` is dropped).
+/// it (a forged `?note=` is dropped; a repeated one refused like any ambiguous query).
 impl axum::extract::FromRequestParts<AppState> for Shown {
-    type Rejection = std::convert::Infallible;
+    type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let query = FormData::query(parts.uri.query().map(str::to_string));
-        Ok(Shown::fresh(Note::of(&query).verified(state)))
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, Response> {
+        let axum::extract::Query(note) = axum::extract::Query::<Note>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Shown::fresh(note.verified(state)))
     }
 }
 
