@@ -71,11 +71,17 @@ async fn extra_records(app: &TestApp) {
     assert_eq!(s, 200, "{b}");
 }
 
-#[tokio::test]
-async fn a_client_links_asks_and_approves_by_button() {
+/// The world loaded, and cport talking to a fake Bot API.
+async fn conversing() -> (FakeTelegram, TestApp) {
     let fake = FakeTelegram::start().await;
     let app = TestApp::spawn_with(|c| conversation(c, &fake)).await;
     load_world(&app).await;
+    (fake, app)
+}
+
+#[tokio::test]
+async fn a_client_links_asks_and_approves_by_button() {
+    let (fake, app) = conversing().await;
     extra_records(&app).await;
 
     // The bot registered its commands and chose long polling.
@@ -87,35 +93,28 @@ async fn a_client_links_asks_and_approves_by_button() {
     }
 
     // Someone unknown gets how to link, and nothing else.
-    fake.say(STRANGER, "/items");
-    let m = fake.next_to(STRANGER, 0).await;
+    let m = fake.ask(STRANGER, "/items", 0).await;
     assert!(m.text().contains("not linked"), "{}", m.text());
     assert!(!m.text().contains("V-1"));
 
     // Linking with a code from the portal.
     let code = code_from_portal(&app, "P-1B").await;
-    fake.say(ANN, &format!("/start {code}"));
-    let m = fake.next_to(ANN, 0).await;
+    let m = fake.ask(ANN, &format!("/start {code}"), 0).await;
     assert!(m.text().contains("Linked") && m.text().contains("Bob Buyer"), "{}", m.text());
     assert_eq!(m.body["parse_mode"], "HTML");
     // A code works once.
-    fake.say(STRANGER, &format!("/start {code}"));
-    let m = fake.next_to(STRANGER, 1).await;
+    let m = fake.ask(STRANGER, &format!("/start {code}"), 1).await;
     assert!(m.text().contains("not valid"), "{}", m.text());
 
     // Enquiries.
-    fake.say(ANN, "/track D-1");
-    let m = fake.next_to(ANN, 1).await;
+    let m = fake.ask(ANN, "/track D-1", 1).await;
     assert!(m.text().contains("D-1") && m.text().contains("DPD"), "{}", m.text());
-    fake.say(ANN, "/jobs");
-    let m = fake.next_to(ANN, 2).await;
+    let m = fake.ask(ANN, "/jobs", 2).await;
     assert!(m.text().contains("J-1") && m.text().contains("Tees"), "{}", m.text());
     assert!(!m.text().contains("J-9"), "another client's job never shows");
-    fake.say(ANN, "/track");
-    let m = fake.next_to(ANN, 3).await;
+    let m = fake.ask(ANN, "/track", 3).await;
     assert!(m.text().contains("TRACK") && m.text().contains("Usage"), "{}", m.text());
-    fake.say(ANN, "hello there");
-    let m = fake.next_to(ANN, 4).await;
+    let m = fake.ask(ANN, "hello there", 4).await;
     assert!(m.text().contains("did not understand"), "{}", m.text());
 
     // Approve by button: one confirmation first, then the approval edits that message.
@@ -143,8 +142,7 @@ async fn a_client_links_asks_and_approves_by_button() {
     fake.press(ANN, 501, "rj:V-3");
     let ask = fake.next_to(ANN, 7).await;
     assert!(ask.text().contains("Why are you rejecting V-3"), "{}", ask.text());
-    fake.say(ANN, "colours too dark");
-    let m = fake.next_to(ANN, 8).await;
+    let m = fake.ask(ANN, "colours too dark", 8).await;
     assert!(m.text().contains("V-3 rejected"), "{}", m.text());
     assert_eq!(app.visual_status("V-3").await, "rejected");
     let feed = app.changes(0).await;
@@ -152,20 +150,16 @@ async fn a_client_links_asks_and_approves_by_button() {
     assert_eq!(rejected["data"]["reason"], "colours too dark");
 
     // Unlink: back to a stranger.
-    fake.say(ANN, "/unlink");
-    let m = fake.next_to(ANN, 9).await;
+    let m = fake.ask(ANN, "/unlink", 9).await;
     assert!(m.text().contains("no longer linked"), "{}", m.text());
-    fake.say(ANN, "/items");
-    let m = fake.next_to(ANN, 10).await;
+    let m = fake.ask(ANN, "/items", 10).await;
     assert!(m.text().contains("not linked"), "{}", m.text());
     app.stop().await;
 }
 
 #[tokio::test]
 async fn long_answers_come_in_pages_with_a_more_button() {
-    let fake = FakeTelegram::start().await;
-    let app = TestApp::spawn_with(|c| conversation(c, &fake)).await;
-    load_world(&app).await;
+    let (fake, app) = conversing().await;
     let jobs: Vec<_> = (10..40)
         .map(|i| json!({"id": format!("J-{i}"), "client_id": "C-1", "name": format!("Run {i}"), "status": "in_production"}))
         .collect();
@@ -174,8 +168,7 @@ async fn long_answers_come_in_pages_with_a_more_button() {
     let code = code_from_portal(&app, "P-1A").await;
     fake.say(ANN, &format!("/start {code}"));
     fake.next_to(ANN, 0).await;
-    fake.say(ANN, "/jobs");
-    let first = fake.next_to(ANN, 1).await;
+    let first = fake.ask(ANN, "/jobs", 1).await;
     let more = first.buttons();
     let (label, data) = more.first().expect("a More button").clone();
     assert!(label.starts_with("More"), "{label}");
@@ -195,23 +188,17 @@ async fn long_answers_come_in_pages_with_a_more_button() {
 
 #[tokio::test]
 async fn staff_broadcast_and_outbox_and_nobody_else() {
-    let fake = FakeTelegram::start().await;
-    let app = TestApp::spawn_with(|c| conversation(c, &fake)).await;
-    load_world(&app).await;
-    fake.say(STRANGER, "/broadcast urgent Closed | We are closed on Friday");
-    let m = fake.next_to(STRANGER, 0).await;
+    let (fake, app) = conversing().await;
+    let m = fake.ask(STRANGER, "/broadcast urgent Closed | We are closed on Friday", 0).await;
     assert!(m.text().contains("staff only"), "{}", m.text());
     assert_eq!(app.count("banners").await, 0);
-    fake.say(STAFF, "/broadcast loud Closed | Friday");
-    let m = fake.next_to(STAFF, 0).await;
+    let m = fake.ask(STAFF, "/broadcast loud Closed | Friday", 0).await;
     assert!(m.text().contains("severity"), "the bad field is named: {}", m.text());
     assert_eq!(app.count("banners").await, 0);
-    fake.say(STAFF, "/broadcast urgent Closed Friday | The works are closed on Friday 27th.");
-    let m = fake.next_to(STAFF, 1).await;
+    let m = fake.ask(STAFF, "/broadcast urgent Closed Friday | The works are closed on Friday 27th.", 1).await;
     assert!(m.text().contains("Banner") && m.text().contains("posted"), "{}", m.text());
     assert_eq!(app.count("banners").await, 1);
-    fake.say(STAFF, "/outbox");
-    let m = fake.next_to(STAFF, 2).await;
+    let m = fake.ask(STAFF, "/outbox", 2).await;
     assert!(m.text().contains("Outbox") && m.text().contains(':'), "{}", m.text());
     app.stop().await;
 }
@@ -387,9 +374,7 @@ async fn old_codes_and_seen_updates_are_pruned() {
 
 #[tokio::test]
 async fn a_poller_that_panics_is_restarted_and_answers_again() {
-    let fake = FakeTelegram::start().await;
-    let app = TestApp::spawn_with(|c| conversation(c, &fake)).await;
-    load_world(&app).await;
+    let (fake, app) = conversing().await;
     fake.wait_for("setMyCommands", 1).await;
     app.state.faults.arm("task:telegram", 1);
     // The poller panics at its next turn; /healthz names it until it is back.
@@ -407,8 +392,7 @@ async fn a_poller_that_panics_is_restarted_and_answers_again() {
     assert!(body["status"].as_str().unwrap().contains("telegram"), "{body}");
     // Restarted, it registers again and answers commands.
     fake.wait_for("setMyCommands", 2).await;
-    fake.say(STRANGER, "/help");
-    let m = fake.next_to(STRANGER, 0).await;
+    let m = fake.ask(STRANGER, "/help", 0).await;
     assert!(!m.text().is_empty());
     let r = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
@@ -480,24 +464,17 @@ async fn two_processes_on_one_store_send_no_faster_to_one_chat_than_one_does() {
 /// goes on answering.
 #[tokio::test]
 async fn nul_characters_in_a_chat_get_an_answer_and_the_bot_goes_on() {
-    let fake = FakeTelegram::start().await;
-    let app = TestApp::spawn_with(|c| conversation(c, &fake)).await;
-    load_world(&app).await;
-    fake.say(STRANGER, "/start ab\u{0}cd");
-    let m = fake.next_to(STRANGER, 0).await;
+    let (fake, app) = conversing().await;
+    let m = fake.ask(STRANGER, "/start ab\u{0}cd", 0).await;
     assert!(m.text().contains("not valid"), "{}", m.text());
     let code = code_from_portal(&app, "P-1B").await;
-    fake.say(ANN, &format!("/start {code}"));
-    let m = fake.next_to(ANN, 0).await;
+    let m = fake.ask(ANN, &format!("/start {code}"), 0).await;
     assert!(m.text().contains("Linked"), "{}", m.text());
-    fake.say(ANN, "/reject V-1 too\u{0} dark");
-    let m = fake.next_to(ANN, 1).await;
+    let m = fake.ask(ANN, "/reject V-1 too\u{0} dark", 1).await;
     assert!(!m.text().is_empty());
-    fake.say(ANN, "/track D-\u{0}1");
-    let m = fake.next_to(ANN, 2).await;
+    let m = fake.ask(ANN, "/track D-\u{0}1", 2).await;
     assert!(!m.text().is_empty());
-    fake.say(ANN, "/jobs");
-    let m = fake.next_to(ANN, 3).await;
+    let m = fake.ask(ANN, "/jobs", 3).await;
     assert!(m.text().contains("J-1"), "the bot still answers: {}", m.text());
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
     app.stop().await;

@@ -187,6 +187,12 @@ impl FakeTelegram {
     }
 
     /// The next message sent to `chat` after `after` messages to it were already seen.
+    /// Says `text` as `user` and waits for the answer, the call to that chat after `after`.
+    pub async fn ask(&self, user: i64, text: &str, after: usize) -> Call {
+        self.say(user, text);
+        self.next_to(user, after).await
+    }
+
     pub async fn next_to(&self, chat: i64, after: usize) -> Call {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
