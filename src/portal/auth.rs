@@ -68,7 +68,8 @@ pub(crate) fn dummy_hash() -> &'static str {
 pub(crate) fn matching_account<T>(password: &str, accounts: Vec<(T, Option<String>)>) -> Option<T> {
     let mut tried = false;
     for (id, hash) in accounts {
-        if let Some(hash) = hash {
+        // A hash that cannot be read fails at once; it does not count as the effort spent.
+        if let Some(hash) = hash.filter(|h| PasswordHash::new(h).is_ok()) {
             tried = true;
             if verify_password(password, &hash) {
                 return Some(id);
