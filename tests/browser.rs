@@ -347,14 +347,7 @@ async fn staff_use_the_console_in_a_browser() {
     let app = TestApp::spawn_with(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
     load_world(&app).await;
     for who in ["P-1A", "P-1B", "P-2A"] {
-        cport::digest::scheduler::run_pass(
-            &app.state,
-            Utc::now(),
-            Some(who),
-            cport::digest::scheduler::Trigger::Manual { force: false },
-        )
-        .await
-        .unwrap();
+        common::digest_now(&app.state, who).await;
     }
     // A dead message (as a bounce leaves one), a held reply, an access request.
     let now = Utc::now();

@@ -7,7 +7,6 @@ mod common;
 
 use chrono::Utc;
 use common::{TestApp, browser, csrf_of, load_world};
-use cport::digest::scheduler::{Trigger, run_pass};
 
 const PASSWORD: &str = "a staff password 42";
 
@@ -90,7 +89,7 @@ const FORMS: &[&str] = &[
 
 async fn digest_for_all(app: &TestApp) {
     for c in ["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"] {
-        run_pass(&app.state, Utc::now(), Some(c), Trigger::Manual { force: false }).await.unwrap();
+        common::digest_now(&app.state, c).await;
     }
 }
 

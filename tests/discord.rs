@@ -204,14 +204,7 @@ async fn digests_go_out_as_embeds_with_buttons_through_serenity() {
         input: cport::channels::chat::Input::Text(format!("/link {code}")),
     };
     cport::channels::chat::handle(&t.state, &inc, Utc::now()).await.unwrap();
-    let report = cport::digest::scheduler::run_pass(
-        &t.state,
-        Utc::now(),
-        Some("P-1A"),
-        cport::digest::scheduler::Trigger::Manual { force: false },
-    )
-    .await
-    .unwrap();
+    let report = common::digest_now(&t.state, "P-1A").await;
     assert_eq!(report.queued, 2, "email and Discord: {report:?}");
     let r = cport::outbox::drain(&t.state).await.unwrap();
     let failed = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10).await.unwrap();
@@ -284,14 +277,7 @@ async fn a_shared_channel_gets_no_details_and_no_sign_in_links() {
     t.load(serde_json::json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
         "email": "ann@alpha.example", "role": "admin", "discord_user_id": USER}]}))
         .await;
-    cport::digest::scheduler::run_pass(
-        &t.state,
-        Utc::now(),
-        Some("P-1A"),
-        cport::digest::scheduler::Trigger::Manual { force: false },
-    )
-    .await
-    .unwrap();
+    common::digest_now(&t.state, "P-1A").await;
     cport::outbox::drain(&t.state).await.unwrap();
     let posts = fake.wait_for("/channels/1600000000000000001/messages", 1).await;
     let msg = &posts[0].body;

@@ -79,7 +79,7 @@ async fn a_4xx_is_retried_with_backoff_and_then_delivered() {
     let mut w = world();
     w["contacts"][0]["email"] = json!("tempfail@alpha.example");
     t.load(w).await;
-    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
+    common::digest_now(&t.state, "P-1A").await;
     let before = Utc::now();
     let d = drain(&t.state).await.unwrap();
     assert_eq!((d.sent, d.retrying), (0, 1));
@@ -106,7 +106,7 @@ async fn a_5xx_goes_dead_with_the_servers_words() {
     let mut w = world();
     w["contacts"][0]["email"] = json!("reject@alpha.example");
     t.load(w).await;
-    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
+    common::digest_now(&t.state, "P-1A").await;
     let d = drain(&t.state).await.unwrap();
     assert_eq!(d.dead, 1);
     let row = list_messages(&t.state.db, Some("dead"), 1).await.unwrap().remove(0);
@@ -197,8 +197,8 @@ async fn a_crash_between_queueing_and_sending_loses_nothing() {
     let smtp = SmtpServer::start();
     let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
     t.load(world()).await;
-    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
-    run_pass(&t.state, Utc::now(), Some("P-1B"), Trigger::Manual { force: false }).await.unwrap();
+    common::digest_now(&t.state, "P-1A").await;
+    common::digest_now(&t.state, "P-1B").await;
     // One message is claimed by a sender that then dies (its lease is left behind).
     let claimed = cport::store::outbox::claim_due(&t.state.db, Utc::now(), Utc::now() + Duration::seconds(1))
         .await

@@ -7,7 +7,6 @@ mod common;
 
 use chrono::{Duration, Utc};
 use common::{SmtpServer, TestApp, TestState, smtp_config, world};
-use cport::digest::scheduler::{Trigger, run_pass};
 use cport::outbox::drain;
 use cport::store::outbox::{self as ob, Mark, claim_batch, list_messages, mark};
 use serde_json::json;
@@ -105,7 +104,7 @@ async fn a_message_that_cannot_be_built_dies_alone_and_the_rest_go_out() {
     // payload is damaged after queueing: neither may stop the sender.
     poison_contact_name(&t, "P-1A", "Ann\r\nBcc: evil@example.com").await;
     for c in ["P-1A", "P-1B", "P-1V"] {
-        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false }).await.unwrap();
+        common::digest_now(&t.state, c).await;
     }
     let rows = list_messages(&t.state.db, None, 10).await.unwrap();
     let victim = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1V")).unwrap().id;
@@ -180,7 +179,7 @@ async fn every_background_task_that_panics_is_restarted_and_healthz_says_so_mean
 async fn only_the_holder_of_the_current_claim_may_mark_a_row() {
     let t = TestState::new(|_| {}).await;
     t.load(world()).await;
-    run_pass(&t.state, Utc::now(), Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
+    common::digest_now(&t.state, "P-1A").await;
     let now = Utc::now();
     let first = claim_batch(&t.state.db, now, now + Duration::seconds(1), 1, "first").await.unwrap();
     let id = first[0].id;
@@ -224,7 +223,7 @@ async fn a_slow_server_and_short_leases_cause_no_duplicate() {
     .await;
     t.load(world()).await;
     for c in ["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"] {
-        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false }).await.unwrap();
+        common::digest_now(&t.state, c).await;
     }
     let queued = list_messages(&t.state.db, Some("queued"), 100).await.unwrap().len();
     assert!(queued >= 4, "{queued} digests queued");
@@ -251,7 +250,7 @@ async fn a_server_that_accepts_and_hangs_is_timed_out_and_the_message_retried() 
     .await;
     t.load(world()).await;
     for c in ["P-1A", "P-1B"] {
-        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false }).await.unwrap();
+        common::digest_now(&t.state, c).await;
     }
     let started = std::time::Instant::now();
     let report = tokio::time::timeout(std::time::Duration::from_secs(30), drain(&t.state))
@@ -277,7 +276,7 @@ fn reply(token: &str, message_id: &str, body: &str) -> Vec<u8> {
 }
 
 async fn digest_token(t: &TestState, contact: &str) -> String {
-    run_pass(&t.state, Utc::now(), Some(contact), Trigger::Manual { force: false }).await.unwrap();
+    common::digest_now(&t.state, contact).await;
     list_messages(&t.state.db, None, 50)
         .await
         .unwrap()
@@ -361,7 +360,7 @@ async fn a_stopping_sender_hands_back_only_its_own_unsent_rows() {
     let t = TestState::new(|_| {}).await;
     t.load(world()).await;
     for c in ["P-1A", "P-1B", "P-1V"] {
-        run_pass(&t.state, Utc::now(), Some(c), Trigger::Manual { force: false }).await.unwrap();
+        common::digest_now(&t.state, c).await;
     }
     let now = Utc::now();
     let rows = claim_batch(&t.state.db, now, now + Duration::seconds(60), 3, "mine").await.unwrap();

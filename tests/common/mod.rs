@@ -283,6 +283,12 @@ impl Drop for SmtpServer {
     }
 }
 
+/// A digest asked for now by hand (`cport digest run --contact`), for one contact.
+pub async fn digest_now(state: &cport::services::Services, contact: &str) -> cport::digest::scheduler::PassReport {
+    let manual = cport::digest::scheduler::Trigger::Manual { force: false };
+    cport::digest::scheduler::run_pass(state, chrono::Utc::now(), Some(contact), manual).await.expect("a digest pass")
+}
+
 /// The app's state without an HTTP server or background tasks: tests drive each step.
 pub struct TestState {
     pub state: cport::AppState,
