@@ -215,7 +215,7 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use crate::model::schedule::utc;
 
     #[test]
     fn quiet_hours_hold_until_they_end_in_the_contacts_zone() {
@@ -226,13 +226,13 @@ mod tests {
         };
         let berlin: Tz = "Europe/Berlin".parse().unwrap();
         // 23:30 Berlin (22:30 UTC in winter) → held until 07:00 Berlin = 06:00 UTC next day.
-        let at = Utc.with_ymd_and_hms(2026, 11, 25, 22, 30, 0).unwrap();
-        assert_eq!(quiet_until(&s, berlin, at), Some(Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).unwrap()));
+        let at = utc(2026, 11, 25, 22, 30);
+        assert_eq!(quiet_until(&s, berlin, at), Some(utc(2026, 11, 26, 6, 0)));
         // 05:00 Berlin → same morning 07:00.
-        let early = Utc.with_ymd_and_hms(2026, 11, 26, 4, 0, 0).unwrap();
-        assert_eq!(quiet_until(&s, berlin, early), Some(Utc.with_ymd_and_hms(2026, 11, 26, 6, 0, 0).unwrap()));
+        let early = utc(2026, 11, 26, 4, 0);
+        assert_eq!(quiet_until(&s, berlin, early), Some(utc(2026, 11, 26, 6, 0)));
         // Noon is not quiet.
-        let noon = Utc.with_ymd_and_hms(2026, 11, 26, 11, 0, 0).unwrap();
+        let noon = utc(2026, 11, 26, 11, 0);
         assert_eq!(quiet_until(&s, berlin, noon), None);
     }
 }

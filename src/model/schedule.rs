@@ -18,10 +18,16 @@ pub fn next_run(schedule: &Schedule, tz: Tz, after: DateTime<Utc>) -> Option<Dat
     schedule.after(&after.with_timezone(&tz)).next().map(|t| t.with_timezone(&Utc))
 }
 
+/// A UTC time to the minute, for tests that read like a calendar.
+#[cfg(test)]
+pub(crate) fn utc(year: i32, month: u32, day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.with_ymd_and_hms(year, month, day, hour, minute, 0).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
     #[test]
     fn weekday_mornings_follow_london_summer_time() {
@@ -29,12 +35,12 @@ mod tests {
         let tz: Tz = "Europe/London".parse().unwrap();
         // Friday 27 March 2026, after 08:00 → next is Monday 30 March 08:00 BST = 07:00 UTC
         // (clocks went forward on Sunday 29 March).
-        let after = Utc.with_ymd_and_hms(2026, 3, 27, 9, 0, 0).unwrap();
+        let after = utc(2026, 3, 27, 9, 0);
         let next = next_run(&s, tz, after).unwrap();
-        assert_eq!(next, Utc.with_ymd_and_hms(2026, 3, 30, 7, 0, 0).unwrap());
+        assert_eq!(next, utc(2026, 3, 30, 7, 0));
         // In winter 08:00 London is 08:00 UTC.
-        let after = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
-        assert_eq!(next_run(&s, tz, after).unwrap(), Utc.with_ymd_and_hms(2026, 11, 26, 8, 0, 0).unwrap());
+        let after = utc(2026, 11, 25, 9, 0);
+        assert_eq!(next_run(&s, tz, after).unwrap(), utc(2026, 11, 26, 8, 0));
     }
 
     #[test]
