@@ -503,13 +503,7 @@ async fn contacts_held_mail_and_the_overview() {
     let staff = staff_browser(&app, "sam@tot.example").await;
 
     // A reply whose authentication failed is held; staff release it and it is acted on.
-    let token = cport::store::outbox::list_messages(&app.db, None, 50)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|m| m.contact_id.as_deref() == Some("P-1A") && m.kind == "digest")
-        .and_then(|m| m.reply_token)
-        .unwrap();
+    let token = common::digest_reply_token(&app.db, "P-1A").await;
     let domain = app.state.config.email.reply_domain.clone();
     let raw = format!(
         "Authentication-Results: mx.tot.example; dmarc=fail (p=none) header.from=alpha.example\r\n\

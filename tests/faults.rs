@@ -277,13 +277,7 @@ fn reply(token: &str, message_id: &str, body: &str) -> Vec<u8> {
 
 async fn digest_token(t: &TestState, contact: &str) -> String {
     common::digest_now(&t.state, contact).await;
-    list_messages(&t.state.db, None, 50)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|r| r.contact_id.as_deref() == Some(contact) && r.kind == "digest")
-        .and_then(|r| r.reply_token)
-        .expect("a digest with a reply token")
+    common::digest_reply_token(&t.state.db, contact).await
 }
 
 async fn count(t: &TestState, sql: &str) -> i64 {

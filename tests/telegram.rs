@@ -307,14 +307,7 @@ async fn alerts_and_digests_reach_a_linked_chat_with_picture_and_buttons() {
     assert!(open.starts_with("https://portal.tot.example/l/"), "{open}");
 
     // The digest goes to the chat too, banners and items in it.
-    let report = cport::digest::scheduler::run_pass(
-        &t.state,
-        now,
-        Some("P-1A"),
-        cport::digest::scheduler::Trigger::Manual { force: false },
-    )
-    .await
-    .unwrap();
+    let report = common::digest_now(&t.state, "P-1A").await;
     assert_eq!(report.queued, 2, "{report:?}");
     cport::outbox::drain(&t.state).await.unwrap();
     let digest = fake.wait_for("sendMessage", 1).await.pop().unwrap();
@@ -328,14 +321,7 @@ async fn a_429_is_honoured_and_the_message_sent_after_the_wait() {
     let t = linked_state(&fake).await;
     fake.throttle("sendMessage", 1, 1);
     let now = Utc::now();
-    cport::digest::scheduler::run_pass(
-        &t.state,
-        now,
-        Some("P-1A"),
-        cport::digest::scheduler::Trigger::Manual { force: false },
-    )
-    .await
-    .unwrap();
+    common::digest_now(&t.state, "P-1A").await;
     let r = cport::outbox::drain(&t.state).await.unwrap();
     assert_eq!((r.sent, r.retrying, r.dead), (1, 1, 0), "email went, Telegram said wait");
     let rows = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10).await.unwrap();

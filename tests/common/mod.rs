@@ -283,6 +283,17 @@ impl Drop for SmtpServer {
     }
 }
 
+/// The reply token of the digest last queued for `contact` (what a reply to it is addressed to).
+pub async fn digest_reply_token(db: &Db, contact: &str) -> String {
+    cport::store::outbox::list_messages(db, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.contact_id.as_deref() == Some(contact) && m.kind == "digest")
+        .and_then(|m| m.reply_token)
+        .expect("a digest with a reply token")
+}
+
 /// A digest asked for now by hand (`cport digest run --contact`), for one contact.
 pub async fn digest_now(state: &cport::services::Services, contact: &str) -> cport::digest::scheduler::PassReport {
     let manual = cport::digest::scheduler::Trigger::Manual { force: false };
