@@ -2,9 +2,7 @@
 //! `cport staff add` prints. The same argon2 hashing, limits and anonymous CSRF token as the
 //! client portal's sign-in.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use chrono::Utc;
@@ -53,12 +51,7 @@ pub async fn login_form(State(state): State<AppState>, headers: HeaderMap, Query
 }
 
 /// `POST /staff/login`: email and password, limited per account and per address like clients'.
-pub async fn login(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    AnonForm(form): AnonForm,
-) -> Reply {
+pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr }: AnonForm) -> Reply {
     let email = form.text("email").trim().to_lowercase();
     let next = staff_next(form.get("next"));
     if email.is_empty() || email.len() > 254 {
@@ -141,7 +134,7 @@ pub async fn password_form(State(state): State<AppState>, headers: HeaderMap, Qu
 }
 
 /// `POST /staff/password`: sets the password once per link, and ends the account's sessions.
-pub async fn set_password(State(state): State<AppState>, headers: HeaderMap, AnonForm(form): AnonForm) -> Reply {
+pub async fn set_password(State(state): State<AppState>, AnonForm { form, headers, .. }: AnonForm) -> Reply {
     let token = form.text("token");
     let Some((id, nonce)) = link_account(&state, &token).await? else {
         return invalid_link(&state, &headers);

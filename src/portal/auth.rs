@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
@@ -248,12 +248,7 @@ pub async fn login_form(State(state): State<AppState>, headers: HeaderMap, Query
 }
 
 /// `POST /login`: email and password.
-pub async fn login(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    AnonForm(form): AnonForm,
-) -> Reply {
+pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr }: AnonForm) -> Reply {
     let email = form.text("email").trim().to_lowercase();
     if email.len() > 254 {
         return Err(HttpError::TooMany("That is not an email address.".into()));
@@ -293,11 +288,7 @@ async fn limit_address(state: &AppState, kind: &str, addr: SocketAddr) -> Result
 
 /// `POST /login/link`: email me a sign-in link. The answer never says whether the address
 /// is known.
-pub async fn request_link(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    AnonForm(form): AnonForm,
-) -> Reply {
+pub async fn request_link(State(state): State<AppState>, AnonForm { form, addr, .. }: AnonForm) -> Reply {
     limit_address(&state, "link", addr).await?;
     let email = form.text("email").trim().to_string();
     let now = Utc::now();
@@ -311,12 +302,7 @@ pub async fn request_link(
 
 /// `POST /access`: someone without an account asks for one. The answer is the same whoever
 /// asks, known address or not.
-pub async fn request_access(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    AnonForm(form): AnonForm,
-) -> Reply {
+pub async fn request_access(State(state): State<AppState>, AnonForm { form, headers, addr }: AnonForm) -> Reply {
     limit_address(&state, "access", addr).await?;
     let input = crate::actions::access::AccessInput {
         name: form.text("name"),
@@ -444,12 +430,7 @@ pub async fn reset_form(State(state): State<AppState>, headers: HeaderMap, Query
 
 /// `POST /password/reset`: either send a reset link (email field) or set the new password
 /// (token field). The link works once.
-pub async fn reset(
-    State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    AnonForm(form): AnonForm,
-) -> Reply {
+pub async fn reset(State(state): State<AppState>, AnonForm { form, headers, addr }: AnonForm) -> Reply {
     let now = Utc::now();
     if let Some(token) = form.get("token") {
         let Some(claims) = reset_claims(&state, token) else {

@@ -95,17 +95,28 @@ where
 
 /// A form posted before sign-in (login, reset, access request), its anonymous CSRF token
 /// (double-submit cookie) checked as it is read.
-pub struct AnonForm(pub FormData);
+pub struct AnonForm {
+    pub form: FormData,
+    /// The request's headers (the anonymous CSRF cookie a page shown again needs).
+    pub headers: axum::http::HeaderMap,
+    /// Where the request came from, for the per-address limits.
+    pub addr: std::net::SocketAddr,
+}
 
 impl axum::extract::FromRequest<AppState> for AnonForm {
     type Rejection = Response;
 
     async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
         let headers = req.headers().clone();
+        let Some(axum::extract::ConnectInfo(addr)) =
+            req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().copied()
+        else {
+            return Err(HttpError::unexpected("no peer address (served without connect info)").into_response());
+        };
         let body = axum::body::Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
         let form = FormData::parse(&body);
         auth::check_anon_csrf(&headers, &form).map_err(IntoResponse::into_response)?;
-        Ok(AnonForm(form))
+        Ok(AnonForm { form, headers, addr })
     }
 }
 
