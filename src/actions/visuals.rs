@@ -63,16 +63,37 @@ pub struct Decided {
     pub seq: i64,
 }
 
+/// What a client decides about a visual: a rejection always has its reason, an approval none.
+#[derive(Clone, Copy)]
+enum Verdict<'a> {
+    Approve,
+    Reject { reason: &'a str },
+}
+
+impl<'a> Verdict<'a> {
+    fn status(self) -> VisualStatus {
+        match self {
+            Verdict::Approve => VisualStatus::Approved,
+            Verdict::Reject { .. } => VisualStatus::Rejected,
+        }
+    }
+    fn reason(self) -> Option<&'a str> {
+        match self {
+            Verdict::Approve => None,
+            Verdict::Reject { reason } => Some(reason),
+        }
+    }
+}
+
 /// One decision in its own transaction (the portal's way: each visual of a batch lands alone).
 async fn decide(
     state: &Services,
     actor: &Actor,
     id: &str,
-    to: VisualStatus,
-    reason: Option<&str>,
+    verdict: Verdict<'_>,
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
-    let d = state.db.in_transaction(async |tx| decide_in(state, tx, actor, id, to, reason, now).await).await?;
+    let d = state.db.in_transaction(async |tx| decide_in(state, tx, actor, id, verdict, now).await).await?;
     state.wake_dispatch.notify_waiters();
     Ok(d)
 }
@@ -84,10 +105,10 @@ async fn decide_in(
     tx: &mut crate::store::Tx,
     actor: &Actor,
     id: &str,
-    to: VisualStatus,
-    reason: Option<&str>,
+    verdict: Verdict<'_>,
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
+    let (to, reason) = (verdict.status(), verdict.reason());
     check_scope(actor, id)?;
     check_may_act(actor)?;
     let v = found(visuals::get_visual_tx(tx, actor.client_id(), id).await, || format!("visual {id}"))?;
@@ -159,7 +180,7 @@ pub async fn approve(
     check_may_act(actor)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        out.push(decide(state, actor, id, VisualStatus::Approved, None, now).await);
+        out.push(decide(state, actor, id, Verdict::Approve, now).await);
     }
     Ok(out)
 }
@@ -179,7 +200,7 @@ pub async fn approve_in(
     check_may_act(actor)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        out.push(decide_in(state, unit.tx().await?, actor, id, VisualStatus::Approved, None, now).await);
+        out.push(decide_in(state, unit.tx().await?, actor, id, Verdict::Approve, now).await);
     }
     Ok(out)
 }
@@ -194,7 +215,7 @@ pub async fn reject_in(
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
     let reason = check_reason(reason)?;
-    decide_in(state, unit.tx().await?, actor, id, VisualStatus::Rejected, Some(reason), now).await
+    decide_in(state, unit.tx().await?, actor, id, Verdict::Reject { reason }, now).await
 }
 
 fn check_reason(reason: &str) -> Result<&str, ActionError> {
@@ -210,7 +231,7 @@ pub async fn reject(
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
     let reason = check_reason(reason)?;
-    decide(state, actor, id, VisualStatus::Rejected, Some(reason), now).await
+    decide(state, actor, id, Verdict::Reject { reason }, now).await
 }
 
 /// Adds a comment to a visual's thread.
