@@ -751,3 +751,72 @@ async fn a_digest_unsubscribes_in_one_click_and_no_more_digests_come() {
     );
     assert!(cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap().email_digests);
 }
+
+/// Input that would be accepted only to fail later (an address the sender refuses, a schedule
+/// that never fires, text no mail line can hold) is refused at the form, naming the field, and
+/// changes nothing.
+#[tokio::test]
+async fn input_that_could_only_fail_later_is_refused_at_the_form() {
+    let app = app().await;
+    app.put(
+        "jobs",
+        json!([{"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "in_production",
+                "printed_garments": [{"description": "Tee", "expected_qty": 100}]}]),
+    )
+    .await;
+    let b = app.signed_in("P-1A").await;
+    // Addresses the mail sender would refuse: a 70-character domain label, two dots.
+    for email in [format!("sam@{}.example", "b".repeat(70)), "y@a..example".to_string()] {
+        let html =
+            app.post_refused(&b, "/visuals/V-1", &[("action", "delegate"), ("name", "Sam"), ("email", &email)]).await;
+        assert!(html.contains("email: is not an email address"), "{email}: {html}");
+    }
+    assert_eq!(app.count("delegations").await, 0);
+    assert_eq!(app.count("outbox").await, 0);
+    // A name no mail header line can hold.
+    let html = app
+        .post_refused(
+            &b,
+            "/visuals/V-1",
+            &[("action", "delegate"), ("name", &"S".repeat(5000)), ("email", "sam@reseller.example")],
+        )
+        .await;
+    assert!(html.contains("name: at most 200 characters"), "{html}");
+    // The field is named on the visual page too.
+    let html = app.post_refused(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "too\u{7}dark")]).await;
+    assert!(html.contains("reason:"), "{html}");
+    // Delivery notes and contact name are bounded like the address.
+    for (field, value) in [("notes", "n".repeat(2001)), ("contact_name", "c".repeat(201))] {
+        let html = app
+            .post_refused(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "1"), ("address", "Unit 1"), (field, &value)])
+            .await;
+        assert!(html.contains(&format!("{field}: at most")), "{field}: {html}");
+    }
+    // A schedule that can never fire (31 February; a year gone by).
+    for cron in ["0 0 0 31 2 *", "0 0 8 * * * 2000"] {
+        let html = app
+            .post_refused(
+                &b,
+                "/preferences",
+                &[("timezone", "Europe/London"), ("schedule", "custom"), ("custom_schedule", cron)],
+            )
+            .await;
+        assert!(html.contains("never fires"), "{cron}: {html}");
+    }
+    // A batch names each visual once, and at most 100.
+    let many: Vec<String> = (0..101).map(|i| format!("V-{i}")).collect();
+    let mut fields: Vec<(&str, &str)> = many.iter().map(|v| ("visual", v.as_str())).collect();
+    fields.push(("terms", "1"));
+    let html = app.post_refused(&b, "/visuals", &fields).await;
+    assert!(html.contains("at most 100 visuals at once"), "{html}");
+    let (status, location, _) = app
+        .post_form(&b, "/visuals", &[("visual", "V-1"), ("visual", "V-1"), ("visual", " V-1 "), ("terms", "1")])
+        .await;
+    assert_eq!(status, 303, "{location}");
+    assert!(location.contains("1%20visual"), "approved once: {location}");
+    assert!(app.changes(0).await.iter().filter(|c| c["kind"] == "visual_approved").count() == 1);
+    // Signing in: an address too long is named.
+    let html = app.post_refused(&browser(), "/login", &[("email", &"a".repeat(300)), ("password", "x")]).await;
+    assert!(html.contains("email: give the address"), "{html}");
+    app.stop().await;
+}

@@ -318,6 +318,23 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     assert!(note.contains("files: choose at least one file"), "{note}");
     assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
 
+    // An empty file, and a name too long for a file system: refused by name, and the long
+    // name is not echoed whole.
+    let long = format!("{}.pdf", "n".repeat(300));
+    let (s, note) = send_artwork(&app, &bob, "J-1", "AR-1", &[("empty.pdf", b""), (&long, b"%PDF")]).await;
+    assert_eq!(s, 303);
+    assert!(note.contains("empty.pdf: the file is empty"), "{note}");
+    assert!(note.contains("the file name is longer than 200 characters") && note.len() < 1000, "{note}");
+    assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
+
+    // A cancelled job takes no artwork.
+    app.put("jobs", serde_json::json!([{"id": "J-9", "client_id": "C-1", "name": "Dropped", "status": "cancelled"}]))
+        .await;
+    let (s, body) = send_artwork(&app, &bob, "J-9", "", &[("logo.pdf", b"%PDF")]).await;
+    assert_eq!(s, 409, "{body}");
+    assert!(body.contains("job J-9 is cancelled"), "{body}");
+    assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
+
     // Two good files: kept, the art received, one event.
     let (s, note) =
         send_artwork(&app, &bob, "J-1", "AR-1", &[("logo.pdf", b"%PDF-1.4 logo"), ("logo.svg", b"<svg/>")]).await;

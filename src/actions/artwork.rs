@@ -14,6 +14,9 @@ pub struct Upload<'a> {
     pub bytes: &'a [u8],
 }
 
+/// The longest file name kept (it is shown in answers, the change feed and on disk).
+const NAME_MAX: usize = 200;
+
 /// Keeps the files of accepted types and sizes under `data_dir/uploads/artwork/JOB/`, marks
 /// the art they answer received (one requirement, or every one of the job's when
 /// `requirement` is `None`, as for an email reply) and records `artwork_uploaded`; the
@@ -30,7 +33,10 @@ pub async fn upload(
     if !actor.may_act() {
         return Err(ActionError::Forbidden(format!("Your role ({}) may not send artwork.", actor.role)));
     }
-    found(jobs::get_job(&state.db, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
+    let job = found(jobs::get_job(&state.db, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
+    if job.status == crate::model::JobStatus::Cancelled.as_str() {
+        return Err(ActionError::Conflict(format!("job {job_id} is cancelled; it takes no artwork")));
+    }
     if let Some(r) = requirement {
         let known = inbound::art_requirements(&state.db, actor.client_id(), job_id).await?;
         if !known.iter().any(|k| k.id == r) {
@@ -47,8 +53,17 @@ pub async fn upload(
     for (i, f) in files.iter().enumerate() {
         // The name is shown in answers and the change feed: no control characters.
         let name = crate::model::one_line(&f.name);
+        if name.chars().count() > NAME_MAX {
+            let shown = crate::model::shortened(&name, 40);
+            refused.push(format!("{shown}: the file name is longer than {NAME_MAX} characters"));
+            continue;
+        }
         let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
         let bytes = f.bytes;
+        if bytes.is_empty() {
+            refused.push(format!("{name}: the file is empty"));
+            continue;
+        }
         if !cfg.artwork_types.iter().any(|t| t.eq_ignore_ascii_case(&ext)) {
             refused.push(format!("{name}: .{ext} files are not accepted ({})", cfg.artwork_types.join(", ")));
             continue;

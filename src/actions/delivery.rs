@@ -113,8 +113,8 @@ pub async fn give(
         return Err(ActionError::invalid(&format!("qty[{}:{}]", l.job_id, l.line_no), "must not be negative"));
     }
     let address = super::typed_text("address", &req.address, crate::model::Lines::Many, 1000, "where should it go?")?;
-    super::check_typed("contact_name", req.contact_name.trim(), crate::model::Lines::One)?;
-    super::check_typed("notes", req.notes.trim(), crate::model::Lines::Many)?;
+    super::optional_text("contact_name", &req.contact_name, crate::model::Lines::One, 200)?;
+    super::optional_text("notes", &req.notes, crate::model::Lines::Many, 2000)?;
     if let Some(d) = req.required_date
         && d < now.date_naive()
     {

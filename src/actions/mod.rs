@@ -116,13 +116,35 @@ pub(crate) fn typed_text<'a>(
     max: usize,
     empty: &str,
 ) -> Result<&'a str, ActionError> {
-    let s = s.trim();
-    check_typed(field, s, lines)?;
+    let s = optional_text(field, s, lines, max)?;
     if s.is_empty() {
         return Err(ActionError::invalid(field, empty));
     }
+    Ok(s)
+}
+
+/// [`typed_text`] for a field that may be left empty.
+pub(crate) fn optional_text<'a>(
+    field: &str,
+    s: &'a str,
+    lines: crate::model::Lines,
+    max: usize,
+) -> Result<&'a str, ActionError> {
+    let s = s.trim();
+    check_typed(field, s, lines)?;
     if s.chars().count() > max {
         return Err(ActionError::invalid(field, format!("at most {max} characters")));
+    }
+    Ok(s)
+}
+
+/// An email address a person typed, trimmed; refused, naming the field, unless cport can send
+/// to it (see [`crate::model::records::valid_email`]).
+pub(crate) fn typed_email<'a>(field: &str, s: &'a str) -> Result<&'a str, ActionError> {
+    let s = s.trim();
+    check_typed(field, s, crate::model::Lines::One)?;
+    if !crate::model::records::valid_email(s) {
+        return Err(ActionError::invalid(field, "is not an email address like name@example.com"));
     }
     Ok(s)
 }

@@ -300,12 +300,7 @@ pub async fn create_third_party(
 ) -> Result<String, ActionError> {
     require_third_parties(state, actor).await?;
     let name = super::typed_text("name", name, Lines::One, NAME_MAX, "give the person's name")?;
-    let email = email.trim();
-    super::check_typed("email", email, Lines::One)?;
-    let at = email.find('@');
-    if !at.is_some_and(|i| i > 0 && email[i + 1..].contains('.')) || email.contains(char::is_whitespace) {
-        return Err(ActionError::invalid("email", "is not an email address like name@example.com"));
-    }
+    let email = super::typed_email("email", email)?;
     let mut tx = state.db.begin().await?;
     let id = q::next_third_party_id(&mut tx, actor.client_id()).await?;
     q::insert_third_party(

@@ -5,7 +5,6 @@ use serde_json::json;
 
 use super::{ActionError, Actor, Unit, found};
 use crate::model::VisualStatus;
-use crate::model::records::valid_email;
 use crate::services::Services;
 use crate::store::visuals::{self, DelegationRow, VisualRow};
 
@@ -171,9 +170,7 @@ pub async fn approve(
     terms_accepted: bool,
     now: DateTime<Utc>,
 ) -> Result<Vec<Result<Decided, ActionError>>, ActionError> {
-    if ids.is_empty() {
-        return Err(ActionError::invalid("visuals", "choose at least one visual"));
-    }
+    let ids = distinct_ids(ids)?;
     if !terms_accepted {
         return Err(ActionError::invalid("terms", "tick the box to accept the approval terms"));
     }
@@ -185,6 +182,22 @@ pub async fn approve(
     Ok(out)
 }
 
+/// The visuals a batch decision names, each once; refused when there are none or too many.
+fn distinct_ids(ids: &[String]) -> Result<Vec<&str>, ActionError> {
+    const MOST: usize = 100;
+    let mut out: Vec<&str> = Vec::new();
+    for id in ids.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    match out.len() {
+        0 => Err(ActionError::invalid("visuals", "choose at least one visual")),
+        n if n > MOST => Err(ActionError::invalid("visuals", format!("at most {MOST} visuals at once"))),
+        _ => Ok(out),
+    }
+}
+
 /// [`approve`] as part of an inbound message's [`Unit`] (a command: the terms were in the
 /// message replied to).
 pub async fn approve_in(
@@ -194,9 +207,7 @@ pub async fn approve_in(
     ids: &[String],
     now: DateTime<Utc>,
 ) -> Result<Vec<Result<Decided, ActionError>>, ActionError> {
-    if ids.is_empty() {
-        return Err(ActionError::invalid("visuals", "choose at least one visual"));
-    }
+    let ids = distinct_ids(ids)?;
     check_may_act(actor)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -288,15 +299,8 @@ pub async fn delegate(
     email: &str,
     now: DateTime<Utc>,
 ) -> Result<Delegation, ActionError> {
-    let (name, email) = (name.trim(), email.trim());
-    super::check_typed("name", name, crate::model::Lines::One)?;
-    super::check_typed("email", email, crate::model::Lines::One)?;
-    if name.is_empty() {
-        return Err(ActionError::invalid("name", "who should approve it?"));
-    }
-    if !valid_email(email) {
-        return Err(ActionError::invalid("email", format!("`{email}` is not an email address")));
-    }
+    let name = super::typed_text("name", name, crate::model::Lines::One, 200, "who should approve it?")?;
+    let email = super::typed_email("email", email)?;
     if actor.delegation.is_some() {
         return Err(ActionError::Forbidden("a delegated approval cannot be delegated again".into()));
     }

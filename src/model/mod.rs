@@ -294,6 +294,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shortened_text_keeps_whole_characters() {
+        assert_eq!(shortened("abc", 3), "abc");
+        assert_eq!(shortened("abcd", 3), "ab…");
+        assert_eq!(shortened("ééééé", 4), "ééé…");
+        assert_eq!(shortened("", 3), "");
+    }
+
+    #[test]
     fn money_parses_exactly() {
         let cases = [
             ("12.5", Some(1250)),
@@ -321,6 +329,14 @@ mod tests {
 
 /// A file name made safe for a disk and a header: ASCII letters, digits and `.-_` kept,
 /// anything else `_`.
+/// `s` cut to at most `max` characters, with `…` in place of what was cut.
+pub fn shortened(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(max.saturating_sub(1)) {
+        Some((cut, _)) if s.chars().count() > max => format!("{}…", &s[..cut]).into(),
+        _ => s.into(),
+    }
+}
+
 pub fn safe_file_name(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect()
 }

@@ -116,12 +116,16 @@ pub struct ContactIn {
     pub active: bool,
 }
 
-/// A deliberately plain check: one `@`, a dot in the domain, no spaces.
+/// An address cport can send to: one `@`, a dot in the domain, no spaces, at most 64
+/// characters before the `@` and 254 in all, and one the mail sender itself accepts (so an
+/// address taken here never turns into a dead message later).
 pub fn valid_email(s: &str) -> bool {
     let Some((local, domain)) = s.split_once('@') else {
         return false;
     };
-    !local.is_empty()
+    local.len() <= 64
+        && s.parse::<lettre::Address>().is_ok()
+        && !local.is_empty()
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')

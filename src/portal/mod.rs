@@ -207,6 +207,9 @@ pub fn money(minor: i64) -> String {
 
 /// A redirect after a successful POST, with a short note for the next page. The note is
 /// signed, so a link cannot put words of its own on the portal.
+/// The most characters a note carried by a redirect shows.
+const NOTE_MAX: usize = 500;
+
 pub fn see_other(state: &AppState, path: &str, note: &str) -> Response {
     Redirect::to(&with_note(state, path, note)).into_response()
 }
@@ -216,6 +219,8 @@ pub fn with_note(state: &AppState, path: &str, note: &str) -> String {
     if note.is_empty() {
         return path.to_string();
     }
+    // A note can quote what someone typed: it is cut short so a redirect stays a sane size.
+    let note = &crate::model::shortened(note, NOTE_MAX);
     let enc = percent_encoding::utf8_percent_encode(note, percent_encoding::NON_ALPHANUMERIC);
     format!("{path}{sep}note={enc}&ns={}", state.signer.tag("note", note))
 }

@@ -110,7 +110,8 @@ pub async fn approve_many(State(state): State<AppState>, CsrfForm(session, form)
                 list_page(&state, &session, shown).await
             }
         }
-        Err(ActionError::Invalid { message, .. }) | Err(ActionError::Conflict(message)) => {
+        Err(e @ ActionError::Invalid { .. }) | Err(e @ ActionError::Conflict(_)) => {
+            let message = e.to_string();
             list_page(&state, &session, Shown::refused(message)).await
         }
         Err(e) => Err(e.into()),
@@ -186,7 +187,7 @@ pub async fn visual_action(
         Ok(note) => Ok(see_other(&state, &format!("/visuals/{id}"), &note)),
         Err(e @ (ActionError::Invalid { .. } | ActionError::Conflict(_))) => {
             let msg = match e {
-                ActionError::Invalid { message, .. } => message,
+                e @ ActionError::Invalid { .. } => e.to_string(),
                 other => other.to_string(),
             };
             visual_page(&state, &session, &id, Shown::refused(msg)).await
