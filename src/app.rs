@@ -148,6 +148,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(api::router())
         .merge(portal_routes(&state))
+        .fallback(not_found)
         .layer(middleware::map_response(crate::web::rejections_as_errors))
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(track))
@@ -175,6 +176,12 @@ fn portal_routes(state: &AppState) -> Router<AppState> {
         .merge(crate::console::router().layer(DefaultBodyLimit::max(256 * 1024)))
         .layer(middleware::map_response(crate::web::rejections_as_errors))
         .layer(middleware::map_response(crate::web::render_page))
+}
+
+/// A path no route serves: the error in JSON under `/api/`, the portal's page elsewhere.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let resp = crate::web::HttpError::NotFound.into_response();
+    if uri.path().starts_with("/api/") { resp } else { crate::web::render_page(resp).await }
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

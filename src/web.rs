@@ -198,6 +198,16 @@ fn sign_in_at(form: &str, next: &str) -> String {
 /// or the portal's page) instead of axum's plain text, with axum's words, which name the field.
 pub async fn rejections_as_errors(resp: Response) -> Response {
     let status = resp.status();
+    // axum answers a method a path does not take with an empty 405: the same error shape,
+    // keeping the `Allow` header that says which methods it does take.
+    if status == StatusCode::METHOD_NOT_ALLOWED && resp.extensions().get::<ErrorPage>().is_none() {
+        let message = "method: this path does not take it (see the Allow header)".to_string();
+        let mut answer = HttpError::Rejected { status, message }.into_response();
+        if let Some(allow) = resp.headers().get(header::ALLOW) {
+            answer.headers_mut().insert(header::ALLOW, allow.clone());
+        }
+        return answer;
+    }
     let plain = resp
         .headers()
         .get(header::CONTENT_TYPE)

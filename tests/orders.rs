@@ -66,6 +66,13 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     assert_eq!(s, 422);
     let (_, html) = app.page(&bob, "/baskets").await;
     assert!(!html.contains("Too many"), "{html}");
+    // A basket that is not a basket, and a new basket's name no one can read: named.
+    let html = app.post_refused(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "abc")]).await;
+    assert!(html.contains("basket: choose one of your baskets"), "{html}");
+    let html = app
+        .post_refused(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new"), ("new_basket", "a\u{7}b")])
+        .await;
+    assert!(html.contains("new_basket:"), "{html}");
     let (s, _, _) = app.post_form(&bob, "/stock", &[("sku", "SKU-BAG"), ("qty", "1"), ("basket", &shop)]).await;
     assert_eq!(s, 404, "another client's SKU is not found");
     let (_, _, html) = app.post_form(&bob, "/stock", &[("sku", "SKU-NOPE"), ("qty", "1"), ("basket", &shop)]).await;

@@ -227,6 +227,11 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
         assert_eq!(app.page(&third, path).await.0, 404, "{path} is outside the delegation");
     }
     assert_eq!(app.page(&third, "/").await.0, 303, "home leads to the one visual");
+    // Nor does it act outside it, even with its good token: the same 404, no role named.
+    let csrf = common::csrf_of(&html);
+    assert_eq!(app.page(&third, "/jobs/J-1/delivery").await.0, 404);
+    let (status, _, body) = app.post_raw(&third, "/jobs/J-1/delivery", &[("csrf", &csrf), ("action", "none")]).await;
+    assert_eq!(status, 404, "{body}");
     // Opening the link again (a mail scanner) changed nothing.
     assert_eq!(browser().get(&link).send().await.unwrap().status().as_u16(), 303);
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
@@ -766,13 +771,15 @@ async fn input_that_could_only_fail_later_is_refused_at_the_form() {
     .await;
     let b = app.signed_in("P-1A").await;
     // Addresses the mail sender would refuse: a 70-character domain label, two dots.
-    for email in [format!("sam@{}.example", "b".repeat(70)), "y@a..example".to_string()] {
+    let bad = [format!("sam@{}.example", "b".repeat(70)), "y@a..example".to_string()];
+    for email in &bad {
         let html =
-            app.post_refused(&b, "/visuals/V-1", &[("action", "delegate"), ("name", "Sam"), ("email", &email)]).await;
+            app.post_refused(&b, "/visuals/V-1", &[("action", "delegate"), ("name", "Sam"), ("email", email)]).await;
         assert!(html.contains("email: is not an email address"), "{email}: {html}");
     }
     assert_eq!(app.count("delegations").await, 0);
-    assert_eq!(app.count("outbox").await, 0);
+    let queued = cport::store::outbox::list_messages(&app.db, None, 100).await.unwrap();
+    assert!(!queued.iter().any(|m| bad.contains(&m.recipient)), "nothing queued to them");
     // A name no mail header line can hold.
     let html = app
         .post_refused(
@@ -818,5 +825,18 @@ async fn input_that_could_only_fail_later_is_refused_at_the_form() {
     // Signing in: an address too long is named.
     let html = app.post_refused(&browser(), "/login", &[("email", &"a".repeat(300)), ("password", "x")]).await;
     assert!(html.contains("email: give the address"), "{html}");
+    // A path nothing serves: the portal's page, or the error in JSON under /api/.
+    let (status, html) = app.page(&b, "/no/such/page").await;
+    assert_eq!(status, 404);
+    assert!(html.contains("<html") && html.contains("Not found"), "{html}");
+    let (status, body) = app.api(reqwest::Method::GET, "/api/v1/no/such/thing", None).await;
+    assert_eq!(status, 404);
+    assert!(body["error"].is_string(), "{body}");
+    // A method the path does not take: 405 in the same shape, saying which it does take.
+    let r = app.http.get(app.url("/api/v1/clients")).bearer_auth(common::TOKEN).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert!(r.headers().contains_key("allow"));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().starts_with("method:"), "{body}");
     app.stop().await;
 }

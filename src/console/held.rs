@@ -70,7 +70,7 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
             }
             Ok(None) => {
                 return Err(HttpError::Conflict(format!(
-                    "message_id: `{id}` is not held (released or discarded already)"
+                    "message_id: `{id}` is not waiting in held mail (never held, or released or discarded already)"
                 )));
             }
             Err(e) if e.is_temporary() => return Err(HttpError::Unavailable),
@@ -79,7 +79,7 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
         Some("discard") => {
             if !inbound::discard_held(&state.db, &id, &format!("discarded by {}", staff.email)).await? {
                 return Err(HttpError::Conflict(format!(
-                    "message_id: `{id}` is not held (released or discarded already)"
+                    "message_id: `{id}` is not waiting in held mail (never held, or released or discarded already)"
                 )));
             }
             staff.record(&state, "discarded held mail", &id).await?;

@@ -67,6 +67,8 @@ pub async fn upload(
     Path(job_id): Path<String>,
     mut form: Multipart,
 ) -> Reply {
+    // A delegate's session is for the one visual it was sent.
+    super::pages::no_delegation(&session)?;
     // Every answer is the job page at its artwork, with a note saying what happened.
     let back = |note: &str| {
         axum::response::Redirect::to(&format!("{}#artwork", with_note(&state, &format!("/jobs/{job_id}"), note)))
@@ -160,7 +162,7 @@ pub async fn download(
     session: Session,
     Path((job_id, file)): Path<(String, i64)>,
 ) -> Reply {
-    if !session.actor.may_see_jobs() {
+    if !session.actor.may_see_jobs() || session.actor.delegation.is_some() {
         return Err(HttpError::NotFound);
     }
     let row = match inbound::get_artwork(&state.db, session.actor.client_id(), &job_id, file).await {

@@ -101,10 +101,20 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
             let name = if name.trim().is_empty() { format!("Basket {}", now.format("%-d %b %H:%M")) } else { name };
             match act::create_basket(&state, a, &name, now).await {
                 Ok(id) => id,
+                // The form's field for the new basket's name is `new_basket`.
+                Err(ActionError::Invalid { message, .. }) => {
+                    return stock_error(&state, &session, &back, ActionError::invalid("new_basket", message)).await;
+                }
                 Err(e) => return stock_error(&state, &session, &back, e).await,
             }
         }
-        id => id.parse::<i64>().map_err(|_| HttpError::NotFound)?,
+        id => match id.parse::<i64>() {
+            Ok(id) => id,
+            Err(_) => {
+                let msg = "basket: choose one of your baskets, or a new one".to_string();
+                return stock_page(&state, &session, &back, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await;
+            }
+        },
     };
     match act::add(&state, a, basket, &sku, qty, now).await {
         Ok(total) => {

@@ -270,6 +270,7 @@ async fn delivery_page(state: &AppState, session: &Session, id: &str, form: Opti
 /// `GET /jobs/{id}/delivery`: the delivery instructions form (this job, plus other open jobs
 /// whose goods can travel in the same delivery).
 pub async fn delivery_form(State(state): State<AppState>, session: Session, Path(id): Path<String>) -> Reply {
+    no_delegation(&session)?;
     if !session.actor.may_act() {
         return Err(HttpError::Forbidden(format!(
             "Your role ({}) may not give delivery instructions.",
@@ -285,6 +286,8 @@ pub async fn delivery_submit(
     Path(id): Path<String>,
     CsrfForm(session, form): CsrfForm<Session>,
 ) -> Reply {
+    // A delegate's session is for the one visual it was sent.
+    no_delegation(&session)?;
     let now = Utc::now();
     let result = if form.get("action") == Some("none") {
         crate::actions::delivery::no_delivery(&state, &session.actor, &id, now)
