@@ -232,6 +232,11 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
         .await;
     assert_eq!(s, 303, "{loc}");
     let rita = "TP-C-1-1";
+    // The same person twice is refused, by the address, whatever its case.
+    let html = app
+        .post_refused(&ann, "/users", &[("action", "create"), ("name", "Rita again"), ("email", "RITA@resell.example")])
+        .await;
+    assert!(html.contains("email: RITA@resell.example already has an account here"), "{html}");
     // The invitation is queued to her.
     let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
     let invites: Vec<_> =

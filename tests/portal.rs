@@ -822,6 +822,19 @@ async fn input_that_could_only_fail_later_is_refused_at_the_form() {
     assert_eq!(status, 303, "{location}");
     assert!(location.contains("1%20visual"), "approved once: {location}");
     assert!(app.changes(0).await.iter().filter(|c| c["kind"] == "visual_approved").count() == 1);
+    // Bytes that are not UTF-8 are refused by field, not stored as U+FFFD.
+    let (_, page) = app.page(&b, "/visuals/V-1").await;
+    let csrf = common::csrf_of(&page);
+    let r = b
+        .post(app.url("/visuals/V-1"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&action=comment&body=ok%ff%fe"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("body: not text in UTF-8"));
+    assert!(!app.changes(0).await.iter().any(|c| c["kind"] == "visual_commented"));
     // Signing in: an address too long is named.
     let html = app.post_refused(&browser(), "/login", &[("email", &"a".repeat(300)), ("password", "x")]).await;
     assert!(html.contains("email: give the address"), "{html}");

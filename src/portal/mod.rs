@@ -51,9 +51,34 @@ impl FormData {
     pub fn checked(&self, name: &str) -> bool {
         self.get(name).is_some_and(|v| !v.is_empty())
     }
+    /// A posted form. A name or value whose bytes are not UTF-8 is refused, naming the field,
+    /// rather than stored with U+FFFD in place of what was sent.
+    pub fn posted(body: &[u8]) -> Result<FormData, HttpError> {
+        // `form_urlencoded` decodes lossily; each part is decoded again here to see whether
+        // anything was lost.
+        for pair in body.split(|b| *b == b'&') {
+            let mut parts = pair.splitn(2, |b| *b == b'=');
+            let (name, value) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+            let utf8 = |raw: &[u8]| {
+                let raw: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+                String::from_utf8(percent_encoding::percent_decode(&raw).collect()).is_ok()
+            };
+            if !utf8(name) || !utf8(value) {
+                let field = String::from_utf8_lossy(&percent_encoding::percent_decode(name).collect::<Vec<u8>>())
+                    .chars()
+                    .take(100)
+                    .collect::<String>();
+                return Err(HttpError::Rejected {
+                    status: StatusCode::BAD_REQUEST,
+                    message: format!("{field}: not text in UTF-8"),
+                });
+            }
+        }
+        Ok(FormData::parse(body))
+    }
     /// The form a signed-in page posted, when its `csrf` field is the session's token.
     pub fn with_csrf(body: &[u8], session_csrf: &str) -> Result<FormData, HttpError> {
-        let form = FormData::parse(body);
+        let form = FormData::posted(body)?;
         check_csrf(form.get("csrf"), session_csrf)?;
         Ok(form)
     }
@@ -114,7 +139,7 @@ impl axum::extract::FromRequest<AppState> for AnonForm {
             return Err(HttpError::unexpected("no peer address (served without connect info)").into_response());
         };
         let body = axum::body::Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
-        let form = FormData::parse(&body);
+        let form = FormData::posted(&body).map_err(IntoResponse::into_response)?;
         auth::check_anon_csrf(&headers, &form).map_err(IntoResponse::into_response)?;
         Ok(AnonForm { form, headers, addr })
     }
