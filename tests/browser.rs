@@ -19,24 +19,40 @@ struct Driver {
 }
 
 impl Driver {
+    /// Starts chromedriver on a port of its choosing. Now and then it exits before it listens
+    /// (seen on a busy 2-core machine); it is started again, three times at most, and what it
+    /// said is shown if it never listens.
     fn start() -> Driver {
-        let mut child = Command::new("chromedriver")
-            .arg("--port=0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver runs (scripts/test installs chromium-driver)");
-        // It prints the port it bound once it listens.
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let port = loop {
-            let line = lines.next().expect("chromedriver printed its port").expect("line");
-            if let Some(rest) = line.split("started successfully on port ").nth(1) {
-                break rest.trim_end_matches('.').trim().parse().expect("port number");
+        let mut said = Vec::new();
+        for _ in 0..3 {
+            let mut child = Command::new("chromedriver")
+                .arg("--port=0")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver runs (scripts/test installs chromium-driver)");
+            // It prints the port it bound once it listens.
+            let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+            let port = loop {
+                let Some(Ok(line)) = lines.next() else { break None };
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    break rest.trim_end_matches('.').trim().parse::<u16>().ok();
+                }
+                said.push(line);
+            };
+            match port {
+                Some(port) => {
+                    // Keep draining its output so it never blocks on a full pipe.
+                    std::thread::spawn(move || for _ in lines {});
+                    return Driver { child, port };
+                }
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
             }
-        };
-        // Keep draining its output so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Driver { child, port }
+        }
+        panic!("chromedriver never said it was listening; it said: {said:?}")
     }
 }
 
@@ -367,7 +383,7 @@ async fn staff_use_the_console_in_a_browser() {
     assert!(cport::store::console::hold_for(&app.db, dead, "t", now).await.unwrap());
     let bounce = cport::store::outbox::Mark::Failed { error: "552 5.2.2 mailbox full", retry_at: None };
     assert!(cport::store::outbox::mark(&app.db, dead, "t", bounce, now).await.unwrap());
-    let token = common::digest_reply_token(&app.db, "P-1A").await;
+    let token = common::reply_token_of(&app.db, "P-1A").await;
     let held = format!(
         "Authentication-Results: mx.tot.example; dmarc=fail (p=none) header.from=alpha.example\r\n\
          From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{}\r\nSubject: Re: digest\r\n\

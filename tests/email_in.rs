@@ -340,3 +340,81 @@ fn only_a_failing_store_or_cport_itself_asks_for_another_try() {
     assert!(InboundError::Internal("template".into()).is_temporary());
     assert!(!InboundError::Malformed("x".into()).is_temporary());
 }
+
+/// A reply to `token` from Ann with this Message-ID, extra headers and body.
+async fn ann_replies(c: &Corpus, token: &str, message_id: &str, headers: &str, body: &str) -> Disposition {
+    let domain = c.t.state.config.email.reply_domain.clone();
+    let mail = format!(
+        "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
+         Message-ID: <{message_id}>\r\n{headers}\r\n{body}\r\n"
+    );
+    handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap_or_else(|e| panic!("{message_id:.40}: {e}"))
+}
+
+/// The answer queued last, as it will be sent.
+async fn last_answer(c: &Corpus) -> cport::channels::email::EmailPayload {
+    let rows = list_messages(&c.t.state.db, None, 200).await.unwrap();
+    let row = rows.iter().filter(|m| m.kind == "reply").max_by_key(|m| m.id).expect("an answer");
+    serde_json::from_str(&row.payload).unwrap()
+}
+
+/// Replies no person would write still get an outcome (never a failure the mail system would
+/// retry for days) and a bounded answer: a Message-ID too long for an index, more commands
+/// than a reply runs, a search too long for a LIKE pattern, HTML of endless hidden tags,
+/// threading headers holding control characters.
+#[tokio::test]
+async fn odd_replies_get_an_outcome_and_a_bounded_answer() {
+    let c = Corpus::new().await;
+    let token = sent_to(&c.t, "P-1A", "ann@alpha.example", "digest", &["A1:V-1"]).await;
+
+    // A 3,000-character Message-ID: known by its hash, once; not written back into headers.
+    let long_id = format!("{}@alpha.example", "x".repeat(3000));
+    let d = ann_replies(&c, &token, &long_id, "", "ITEMS").await;
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    let answer = last_answer(&c).await;
+    assert!(answer.in_reply_to.is_none(), "{:?}", answer.in_reply_to);
+    assert_eq!(kind(&ann_replies(&c, &token, &long_id, "", "ITEMS").await), "duplicate");
+
+    // Threading headers: a folded References and ids holding control characters.
+    let refs = "References: <a@alpha.example>\r\n <b\u{1}@alpha.example> <c@alpha.example>\r\n";
+    ann_replies(&c, &token, "thread-1@alpha.example", refs, "ITEMS").await;
+    let answer = last_answer(&c).await;
+    assert_eq!(answer.in_reply_to.as_deref(), Some("<thread-1@alpha.example>"));
+    assert_eq!(
+        answer.references.as_deref(),
+        Some("<a@alpha.example> <c@alpha.example> <thread-1@alpha.example>"),
+        "clean ids only, on one line"
+    );
+
+    // Fifteen commands, one of them five times: each runs once, ten at most, the rest named.
+    let mut body: Vec<String> = (1..=14).map(|i| format!("JOB J-{i}")).collect();
+    body.extend(std::iter::repeat_n("RESET".to_string(), 5));
+    let before = list_messages(&c.t.state.db, None, 500).await.unwrap().len();
+    let d = ann_replies(&c, &token, "many@alpha.example", "", &body.join("\r\n")).await;
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    let answer = last_answer(&c).await;
+    assert!(answer.text.contains("only the first 10 commands of a reply are run"), "{}", answer.text);
+    let after = list_messages(&c.t.state.db, None, 500).await.unwrap().len();
+    assert!(after - before <= 2, "one answer, and at most one reset email: {before} → {after}");
+
+    // A search of 60,000 characters (SQLite refuses LIKE patterns over 50,000 bytes), and `%`
+    // searched as itself.
+    let d = ann_replies(&c, &token, "search@alpha.example", "", &format!("STOCK {}", "a".repeat(60_000))).await;
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    c.t.load(json!({"stock": [{"sku": "SKU-1", "client_id": "C-1", "description": "Tee", "warehouse_balance": 5,
+                                "available_to_order": 5}]}))
+        .await;
+    ann_replies(&c, &token, "tee@alpha.example", "", "STOCK tee").await;
+    assert!(last_answer(&c).await.text.contains("SKU-1"), "a search finds the tee");
+    ann_replies(&c, &token, "percent@alpha.example", "", "STOCK %").await;
+    let answer = last_answer(&c).await;
+    assert!(!answer.text.contains("SKU-1"), "`%` is searched as itself: {}", answer.text);
+
+    // HTML only, with 40,000 hidden tags before the command.
+    let html = format!("<html>{}<body><div>ITEMS</div></body></html>", "<head></head>".repeat(40_000));
+    let headers = "Content-Type: text/html; charset=utf-8\r\n";
+    let d = ann_replies(&c, &token, "html@alpha.example", headers, &html).await;
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    assert!(last_answer(&c).await.text.contains("need you"), "ITEMS was read");
+}

@@ -277,7 +277,7 @@ fn reply(token: &str, message_id: &str, body: &str) -> Vec<u8> {
 
 async fn digest_token(t: &TestState, contact: &str) -> String {
     common::digest_now(&t.state, contact).await;
-    common::digest_reply_token(&t.state.db, contact).await
+    common::reply_token_of(&t.state.db, contact).await
 }
 
 async fn count(t: &TestState, sql: &str) -> i64 {

@@ -503,3 +503,25 @@ async fn a_nul_character_is_refused_by_name_never_a_server_error() {
     }
     app.stop().await;
 }
+
+/// A cost line whose `qty × unit_price` no total can hold is refused on the way in, naming it,
+/// though each figure alone is within its limit: a page, an answer or an approval summing it
+/// must never overflow.
+#[tokio::test]
+async fn a_line_no_total_can_hold_is_refused_by_name() {
+    let app = TestApp::spawn().await;
+    app.put("clients", json!([{"id": "C-1", "name": "Alpha"}])).await;
+    let huge = json!([{"description": "Set-up", "qty": 1_000_000_000, "unit_price": "9999999999999.99"}]);
+    let (status, body) = app
+        .put("jobs", json!([{"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "entered", "art_costs": huge}]))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let errors = body["errors"].as_array().expect("errors array");
+    assert!(
+        errors.iter().any(|e| e["field"] == "art_costs[0].unit_price"
+            && e["reason"].as_str().is_some_and(|r| r.contains("qty × unit_price is more than"))),
+        "{body:#}"
+    );
+    assert_eq!(app.count("jobs").await, 0);
+    app.stop().await;
+}

@@ -142,7 +142,7 @@ async fn decide_in(
     });
     if to == Approved {
         let charges = visuals::list_charges(&state.db, id).await?;
-        let total: i64 = charges.iter().map(|c| c.qty * c.unit_price).sum();
+        let total = crate::model::lines_total(charges.iter().map(|c| (c.qty, c.unit_price)));
         data["charges_total"] = json!(crate::model::Money(total).to_string());
         data["terms_accepted"] = json!(state.config.branding.approval_terms);
     }

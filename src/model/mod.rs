@@ -160,6 +160,18 @@ pub fn check_qty(field: &str, q: i64, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// A line's total, `qty × unit_price` in minor units. It saturates rather than overflow, so no
+/// figure TOT sends can stop a page or an answer (records whose totals do not fit are refused
+/// on the way in: see `records::check_line_total`).
+pub fn line_total(qty: i64, unit_price: i64) -> i64 {
+    qty.saturating_mul(unit_price)
+}
+
+/// The sum of line totals, saturating like [`line_total`].
+pub fn lines_total(lines: impl IntoIterator<Item = (i64, i64)>) -> i64 {
+    lines.into_iter().map(|(q, p)| line_total(q, p)).fold(0, i64::saturating_add)
+}
+
 /// Money in the client's currency, held as integer minor units (pence, cents).
 /// In JSON it is a number or string with at most two decimals: `12.5`, `"12.50"`, `1200`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -292,6 +304,14 @@ pub struct Change {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_totals_saturate_instead_of_overflowing() {
+        assert_eq!(line_total(3, 250), 750);
+        assert_eq!(line_total(1_000_000_000, 999_999_999_999_999), i64::MAX);
+        assert_eq!(lines_total([(1, i64::MAX), (1, 1)]), i64::MAX);
+        assert_eq!(lines_total([(2, 5), (1, -3)]), 7);
+    }
 
     #[test]
     fn shortened_text_keeps_whole_characters() {

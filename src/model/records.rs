@@ -253,10 +253,22 @@ pub struct JobIn {
     pub printed_garments: Vec<PrintedGarmentIn>,
 }
 
+/// The largest line total cport takes, in minor units (ten trillion in the currency's units):
+/// far above any real charge, and far enough below `i64::MAX` that many lines still sum.
+const MOST_LINE_TOTAL: i64 = 1_000_000_000_000_000;
+
+/// Refuses a line whose `qty × unit_price` no total could hold.
+pub(crate) fn check_line_total(field: &str, qty: i64, unit_price: Money, e: &mut Vec<FieldError>) {
+    if qty.checked_mul(unit_price.minor()).is_none_or(|t| t.abs() > MOST_LINE_TOTAL) {
+        e.push(FieldError::new(field, "qty × unit_price is more than 10,000,000,000,000.00"));
+    }
+}
+
 fn check_cost_lines(name: &str, lines: &[CostLineIn], e: &mut Vec<FieldError>) {
     for (i, l) in lines.iter().enumerate() {
         check_text(&format!("{name}[{i}].description"), &l.description, 500, e);
         check_qty(&format!("{name}[{i}].qty"), l.qty, e);
+        check_line_total(&format!("{name}[{i}].unit_price"), l.qty, l.unit_price, e);
     }
 }
 
@@ -280,6 +292,7 @@ impl Record for JobIn {
             check_text(&format!("process_lines[{i}].process"), &l.process, 200, e);
             check_text(&format!("process_lines[{i}].status"), &l.status, 50, e);
             check_qty(&format!("process_lines[{i}].qty"), l.qty, e);
+            check_line_total(&format!("process_lines[{i}].unit_price"), l.qty, l.unit_price, e);
         }
         check_cost_lines("art_costs", &self.art_costs, e);
         check_cost_lines("blank_garments", &self.blank_garments, e);

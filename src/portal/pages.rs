@@ -122,7 +122,7 @@ async fn visual_page(state: &AppState, session: &Session, id: &str, shown: Shown
     let Shown { note, error, status } = shown;
     let v = act::visible_visual(state, &session.actor, id).await?;
     let charges = vstore::list_charges(&state.db, id).await?;
-    let total: i64 = charges.iter().map(|c| c.qty * c.unit_price).sum();
+    let total = crate::model::lines_total(charges.iter().map(|c| (c.qty, c.unit_price)));
     let comments = vstore::list_comments(&state.db, id).await?;
     let decisions = vstore::list_decisions(&state.db, id).await?;
     let delegation_used = match &session.actor.delegation {
@@ -137,7 +137,7 @@ async fn visual_page(state: &AppState, session: &Session, id: &str, shown: Shown
         json!({
             "v": v,
             "charges": charges.iter().map(|c| json!({"description": c.description, "qty": c.qty,
-                "unit_price": money(c.unit_price), "total": money(c.qty * c.unit_price)})).collect::<Vec<_>>(),
+                "unit_price": money(c.unit_price), "total": money(crate::model::line_total(c.qty, c.unit_price))})).collect::<Vec<_>>(),
             "total": money(total),
             "currency": currency,
             "comments": comments,

@@ -145,7 +145,7 @@ pub struct ClientBrief {
 
 /// Clients whose id or name holds `text` (any case), by name, at most `limit`.
 pub async fn find_clients(db: &Db, text: &str, limit: i64) -> Result<Vec<ClientBrief>> {
-    let like = format!("%{}%", text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let like = super::contains_pattern(text);
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ClientBrief>(
         "SELECT cl.id, cl.name, (SELECT COUNT(*) FROM contacts c WHERE c.client_id = cl.id AND c.active) AS contacts
          FROM clients cl WHERE LOWER(cl.id) LIKE $1 ESCAPE '\\' OR LOWER(cl.name) LIKE $1 ESCAPE '\\'

@@ -337,6 +337,15 @@ impl Tx {
 }
 
 /// `$1, $2, …, $n` starting at `from`, for IN lists.
+/// A LIKE pattern (for `LOWER(column) LIKE $n ESCAPE '\'`) that matches text holding
+/// `text` in any case. LIKE's own wildcards in it are escaped, so `%` finds a percent sign, and
+/// it is cut to 200 characters: a search is a few words, and SQLite refuses patterns over
+/// 50,000 bytes as "too complex".
+pub fn contains_pattern(text: &str) -> String {
+    let text: String = text.trim().to_lowercase().chars().take(200).collect();
+    format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
 pub fn placeholders(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }

@@ -283,15 +283,19 @@ impl Drop for SmtpServer {
     }
 }
 
-/// The reply token of the digest last queued for `contact` (what a reply to it is addressed to).
-pub async fn digest_reply_token(db: &Db, contact: &str) -> String {
-    cport::store::outbox::list_messages(db, None, 50)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|m| m.contact_id.as_deref() == Some(contact) && m.kind == "digest")
-        .and_then(|m| m.reply_token)
-        .expect("a digest with a reply token")
+/// The reply token of the last digest queued for `contact` (what a reply to it is addressed
+/// to), or, where the running app's alert scanner reached the contact first and the digest
+/// had nothing new to say, of the last alert.
+pub async fn reply_token_of(db: &Db, contact: &str) -> String {
+    let rows = cport::store::outbox::list_messages(db, None, i64::MAX).await.unwrap();
+    let to_contact = |kind: &str| {
+        rows.iter().find(|m| m.contact_id.as_deref() == Some(contact) && m.kind == kind && m.reply_token.is_some())
+    };
+    let found = to_contact("digest").or_else(|| to_contact("alert"));
+    found.and_then(|m| m.reply_token.clone()).unwrap_or_else(|| {
+        let seen: Vec<_> = rows.iter().map(|m| (&m.contact_id, &m.kind, &m.status)).collect();
+        panic!("no digest or alert with a reply token for {contact} among {seen:?}")
+    })
 }
 
 /// A digest asked for now by hand (`cport digest run --contact`), for one contact.

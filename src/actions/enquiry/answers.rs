@@ -105,7 +105,12 @@ pub(super) async fn job(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
             let rows = lines
                 .iter()
                 .map(|c| {
-                    vec![c.description.clone(), c.qty.to_string(), money(c.unit_price), money(c.qty * c.unit_price)]
+                    vec![
+                        c.description.clone(),
+                        c.qty.to_string(),
+                        money(c.unit_price),
+                        money(crate::model::line_total(c.qty, c.unit_price)),
+                    ]
                 })
                 .collect();
             sections.push(Section::table(Some(heading), &["Description", "Qty", "Unit price", "Total"], rows));

@@ -355,7 +355,12 @@ async fn button(
             let mut lines: Vec<String> = charges
                 .iter()
                 .map(|c| {
-                    format!("{} × {}: {} {currency}", c.qty, c.description, crate::model::Money(c.qty * c.unit_price))
+                    format!(
+                        "{} × {}: {} {currency}",
+                        c.qty,
+                        c.description,
+                        crate::model::Money(crate::model::line_total(c.qty, c.unit_price))
+                    )
                 })
                 .collect();
             lines.insert(0, "Approving accepts the visual and the charges below, under TOT's terms:".into());

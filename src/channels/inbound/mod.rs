@@ -82,18 +82,33 @@ impl InboundError {
     }
 }
 
-/// Commands from the top of the fresh text, until the first line that is not one.
+/// The most commands one reply runs; a reply is a person's answer, not a batch job.
+pub const MOST_COMMANDS: usize = 10;
+
+/// Commands from the top of the fresh text, until the first line that is not one. A command
+/// given twice runs once; past [`MOST_COMMANDS`] the rest are refused with one error.
 pub fn read_commands(text: &str) -> (Vec<Command>, Vec<CommandError>) {
     let (mut cmds, mut errs) = (Vec::new(), Vec::new());
+    let mut over = 0;
     for line in text.lines() {
         if line.trim().is_empty() {
             continue;
         }
         match parse_line(line) {
+            Ok(Some(c)) if cmds.contains(&c) => {}
+            Ok(Some(_)) if cmds.len() + errs.len() >= MOST_COMMANDS => over += 1,
             Ok(Some(c)) => cmds.push(c),
             Ok(None) => break,
+            Err(_) if cmds.len() + errs.len() >= MOST_COMMANDS => over += 1,
             Err(e) => errs.push(e),
         }
+    }
+    if over > 0 {
+        errs.push(CommandError {
+            command: "REPLY".into(),
+            message: format!("only the first {MOST_COMMANDS} commands of a reply are run; {over} more were not"),
+            usage: "one command a line, at most 10 a reply",
+        });
     }
     (cmds, errs)
 }
@@ -166,14 +181,17 @@ async fn handle_as(
         .ok_or_else(|| InboundError::Malformed("no headers could be read".into()))?;
     // A released message keeps the id it was held under (one without a Message-ID is known by
     // a hash of its bytes, and the held copy's bytes may differ from the original's).
+    // An id too long for an index or holding control characters is known by its hash too.
+    let hashed = |bytes: &[u8]| {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(bytes);
+        format!("sha256:{}", h.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>())
+    };
     let message_id = match (released, msg.message_id()) {
         (Some(id), _) => id.to_string(),
-        (None, Some(id)) => id.to_string(),
-        (None, None) => {
-            use sha2::Digest;
-            let h = sha2::Sha256::digest(raw);
-            format!("sha256:{}", h.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>())
-        }
+        (None, Some(id)) if threadable(id) => id.to_string(),
+        (None, Some(id)) => hashed(id.as_bytes()),
+        (None, None) => hashed(raw),
     };
     let released = released.is_some();
     if !released && ledger::seen(&state.db, &message_id).await? {
@@ -358,7 +376,7 @@ async fn answer_reply(
     }
     let summary: Vec<String> =
         answers.iter().map(|a| if a.command.is_empty() { "no command".into() } else { a.command.clone() }).collect();
-    let payload = compose_answer(state, contact, msg, message_id, &answers, now).map_err(|e| {
+    let payload = compose_answer(state, contact, msg, &answers, now).map_err(|e| {
         tracing::error!(error = %e, "the answer to a reply could not be rendered; the reply will be retried");
         InboundError::Internal(format!("answer could not be written: {e}"))
     })?;
@@ -427,22 +445,32 @@ async fn store_attachments(
     }
 }
 
+/// A Message-ID that can be kept and written back into threading headers as it came: visible
+/// ASCII, no angle brackets, at most 500 bytes (an index entry PostgreSQL can hold).
+fn threadable(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 500 && id.bytes().all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+}
+
 fn compose_answer(
     state: &Services,
     contact: &ContactRow,
     msg: &mail_parser::Message<'_>,
-    message_id: &str,
     answers: &[Answer],
     _now: DateTime<Utc>,
 ) -> Result<EmailPayload, String> {
     let original = without_nul(msg.subject().unwrap_or("your message").trim());
     let subject = if original.to_ascii_lowercase().starts_with("re:") { original } else { format!("Re: {original}") };
-    // The thread so far: the client's References, else what it replied to, then its message.
-    let earlier = msg.header_raw("References").or_else(|| msg.header_raw("In-Reply-To")).map(str::trim);
-    let references = match earlier {
-        Some(r) if !r.is_empty() => format!("{r} <{message_id}>"),
-        _ => format!("<{message_id}>"),
-    };
+    // The thread so far: the client's References, else what it replied to, then its message;
+    // each id as one plain token (the last 20), and only ids that can be written back as they
+    // came (one known by its hash is not).
+    let earlier = msg.header_raw("References").or_else(|| msg.header_raw("In-Reply-To")).unwrap_or("");
+    let ours = msg.message_id().filter(|id| threadable(id)).map(|id| format!("<{id}>"));
+    let mut thread: Vec<String> = earlier
+        .split_whitespace()
+        .filter_map(|t| t.strip_prefix('<')?.strip_suffix('>').filter(|id| threadable(id)).map(|id| format!("<{id}>")))
+        .collect();
+    thread.drain(..thread.len().saturating_sub(20));
+    thread.extend(ours.clone());
     let b = &state.config.branding;
     let ctx = serde_json::json!({
         "brand": crate::messages::Brand::of(b),
@@ -464,8 +492,8 @@ fn compose_answer(
         text: render("email/reply.txt.j2")?,
         html: render("email/reply.html.j2")?,
         message_id: new_message_id(&state.config),
-        in_reply_to: Some(format!("<{message_id}>")),
-        references: Some(references),
+        in_reply_to: ours,
+        references: (!thread.is_empty()).then(|| thread.join(" ")),
         item_keys: vec![],
     })
 }

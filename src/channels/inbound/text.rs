@@ -75,23 +75,29 @@ pub fn html_to_text(html: &str) -> String {
         .unwrap_or(html.len());
     let cut = lower[..cut].rfind('<').filter(|_| cut < html.len()).unwrap_or(cut);
     let html = &html[..cut];
-    // Drop what is never shown: the head, styles and scripts.
+    let lower = &lower[..cut];
+    // Drop what is never shown: the head, styles and scripts. Each kind's next opening is
+    // looked for again only once it is passed, so a message of many hidden tags is read in
+    // one pass, not once per tag (ASCII lowercasing keeps every byte offset).
+    const HIDDEN: [&str; 4] = ["<head", "<style", "<script", "<title"];
     let mut shown = String::with_capacity(html.len());
-    let mut rest = html;
+    let mut next: [Option<usize>; 4] = HIDDEN.map(|t| lower.find(t));
+    let mut pos = 0;
     loop {
-        let lower_rest = rest.to_ascii_lowercase();
-        let hidden = ["<head", "<style", "<script", "<title"]
-            .iter()
-            .filter_map(|t| lower_rest.find(t).map(|i| (i, &t[1..])))
-            .min_by_key(|(i, _)| *i);
+        for (n, t) in next.iter_mut().zip(HIDDEN) {
+            if n.is_some_and(|at| at < pos) {
+                *n = lower[pos..].find(t).map(|at| at + pos);
+            }
+        }
+        let hidden = next.iter().zip(HIDDEN).filter_map(|(n, t)| n.map(|at| (at, &t[1..]))).min_by_key(|(at, _)| *at);
         let Some((start, name)) = hidden else {
-            shown.push_str(rest);
+            shown.push_str(&html[pos..]);
             break;
         };
-        shown.push_str(&rest[..start]);
+        shown.push_str(&html[pos..start]);
         let close = format!("</{name}>");
-        match lower_rest[start..].find(&close) {
-            Some(end) => rest = &rest[start + end + close.len()..],
+        match lower[start..].find(&close) {
+            Some(end) => pos = start + end + close.len(),
             None => break,
         }
     }
