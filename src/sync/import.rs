@@ -1,7 +1,7 @@
 //! `cport import FILE`: a whole document of TOT records, through the same validation as the
 //! sync API, applied in one transaction (all of it or none of it).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -11,7 +11,7 @@ use serde::de::{
     DeserializeOwned, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 
-use super::{EntityReport, RecordError, SyncError, by_entity, parse_values, stage};
+use super::{EntityReport, RecordError, SyncError, by_entity, stage};
 use crate::model::records::*;
 use crate::store::Db;
 
@@ -301,22 +301,33 @@ fn stream_document(path: &Path, sender: &tokio::sync::mpsc::Sender<Batch>) -> Re
     }
 }
 
-/// The error for a document that did not parse as records: every bad record, found by
-/// reading it again loosely, or `typed` (the strict reader's message) when none is found.
+/// The error for a document that did not parse as records: every bad record (the first
+/// [`MOST_ERRORS`]), found by reading it again loosely, or `typed` (the strict reader's message)
+/// when none is found. The second reading streams like the first, one record at a time, so a
+/// large document with one bad value needs no more memory than a good one.
 fn loose_report(path: &Path, shown: &str, typed: Option<String>) -> ImportError {
-    let text = match std::fs::read(path) {
-        Ok(t) => t,
-        Err(source) => {
-            return ImportError::Read { path: shown.to_string(), source };
-        }
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(source) => return ImportError::Read { path: shown.to_string(), source },
     };
-    let loose: BTreeMap<String, serde_json::Value> = match serde_json::from_slice(&text) {
-        Ok(l) => l,
-        Err(e) => {
-            return ImportError::NotJson { path: shown.to_string(), message: e.to_string() };
-        }
-    };
-    let mut errs = loose_errors(loose);
+    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
+    let mut found = Loose::default();
+    if let Err(e) = de.deserialize_map(LooseDoc(&mut found)) {
+        return match e.classify() {
+            serde_json::error::Category::Io => ImportError::Read { path: shown.to_string(), source: e.into() },
+            _ => ImportError::NotJson { path: shown.to_string(), message: e.to_string() },
+        };
+    }
+    let Loose { mut errs, more } = found;
+    if more > 0 {
+        errs.push(RecordError {
+            entity: "document".into(),
+            index: None,
+            id: None,
+            field: "document".into(),
+            reason: format!("{more} more errors are not listed"),
+        });
+    }
     if errs.is_empty() {
         errs.push(RecordError {
             entity: "document".into(),
@@ -329,34 +340,114 @@ fn loose_report(path: &Path, shown: &str, typed: Option<String>) -> ImportError 
     SyncError::Invalid(errs).into()
 }
 
-fn loose_errors(loose: BTreeMap<String, serde_json::Value>) -> Vec<RecordError> {
-    let mut errs = Vec::new();
-    for (entity, value) in loose {
-        let serde_json::Value::Array(values) = value else {
-            errs.push(RecordError {
-                entity: entity.clone(),
-                index: None,
-                id: None,
-                field: entity.clone(),
-                reason: "expected an array of records".into(),
-            });
-            continue;
-        };
-        let result: Result<(), SyncError> = by_entity!(entity.as_str(), T => {
-            parse_values::<T>(values, &mut errs);
-            Ok(())
-        });
-        if let Err(e) = result {
-            errs.push(RecordError {
-                entity: entity.clone(),
-                index: None,
-                id: None,
-                field: entity.clone(),
-                reason: e.to_string(),
-            });
+/// The most record errors one report lists.
+const MOST_ERRORS: usize = 1000;
+
+/// What the loose reading found: the errors listed, and how many more there were.
+#[derive(Default)]
+struct Loose {
+    errs: Vec<RecordError>,
+    more: usize,
+}
+
+impl Loose {
+    fn push(&mut self, errs: Vec<RecordError>) {
+        for e in errs {
+            if self.errs.len() < MOST_ERRORS {
+                self.errs.push(e);
+            } else {
+                self.more += 1;
+            }
         }
     }
-    errs
+    fn entity(&mut self, entity: &str, reason: String) {
+        let field = entity.to_string();
+        self.push(vec![RecordError { entity: field.clone(), index: None, id: None, field, reason }]);
+    }
+}
+
+/// The document read loosely: each entity's value, record by record.
+struct LooseDoc<'a>(&'a mut Loose);
+
+impl<'de> Visitor<'de> for LooseDoc<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object of entity arrays")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(entity) = map.next_key::<String>()? {
+            map.next_value_seed(LooseEntity { entity: &entity, found: &mut *self.0 })?;
+        }
+        Ok(())
+    }
+}
+
+/// One entity's value read loosely: an array whose records are each checked as that entity's.
+struct LooseEntity<'a> {
+    entity: &'a str,
+    found: &'a mut Loose,
+}
+
+impl<'de> DeserializeSeed<'de> for LooseEntity<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl LooseEntity<'_> {
+    fn not_an_array<E>(self) -> Result<(), E> {
+        self.found.entity(self.entity, "expected an array of records".into());
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for LooseEntity<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of records")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if !ENTITIES.contains(&self.entity) {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            self.found.entity(self.entity, SyncError::UnknownEntity(self.entity.to_string()).to_string());
+            return Ok(());
+        }
+        let mut index = 0;
+        while let Some(v) = seq.next_element::<serde_json::Value>()? {
+            let mut errs = Vec::new();
+            // Every name is known here (checked above), so `by_entity!` always has a type.
+            let _: Result<(), SyncError> = by_entity!(self.entity, T => {
+                super::parse_value::<T>(index, v, &mut errs);
+                Ok(())
+            });
+            self.found.push(errs);
+            index += 1;
+        }
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        self.not_an_array()
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        self.not_an_array()
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.not_an_array()
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.not_an_array()
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        self.not_an_array()
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.not_an_array()
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.not_an_array()
+    }
 }
 
 fn indexed<T: Clone + Send + 'static>(place: &str, v: &[T]) -> Option<Batch> {

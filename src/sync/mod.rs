@@ -122,33 +122,41 @@ fn record_id(v: &serde_json::Value) -> Option<String> {
 pub fn parse_values<T: Upsert>(values: Vec<serde_json::Value>, errs: &mut Vec<RecordError>) -> Vec<(usize, T)> {
     let mut out = Vec::with_capacity(values.len());
     for (index, v) in values.into_iter().enumerate() {
-        let id = record_id(&v);
-        if !v.is_object() {
-            errs.push(RecordError {
-                entity: T::ENTITY.into(),
-                index: Some(index),
-                id,
-                field: "record".into(),
-                reason: "expected a JSON object".into(),
-            });
-            continue;
-        }
-        match serde_path_to_error::deserialize::<_, T>(v) {
-            Ok(rec) => out.push((index, rec)),
-            Err(e) => {
-                let path = e.path().to_string();
-                let inner = e.into_inner().to_string();
-                let field = if path == "." || path.is_empty() {
-                    // serde names missing/unknown fields in its message: pull the name out.
-                    inner.split('`').nth(1).unwrap_or("record").to_string()
-                } else {
-                    path
-                };
-                errs.push(RecordError { entity: T::ENTITY.into(), index: Some(index), id, field, reason: inner });
-            }
+        if let Some(rec) = parse_value::<T>(index, v, errs) {
+            out.push((index, rec));
         }
     }
     out
+}
+
+/// One record of a batch read as `T`; what is wrong with it goes to `errs`, naming the field.
+pub fn parse_value<T: Upsert>(index: usize, v: serde_json::Value, errs: &mut Vec<RecordError>) -> Option<T> {
+    let id = record_id(&v);
+    if !v.is_object() {
+        errs.push(RecordError {
+            entity: T::ENTITY.into(),
+            index: Some(index),
+            id,
+            field: "record".into(),
+            reason: "expected a JSON object".into(),
+        });
+        return None;
+    }
+    match serde_path_to_error::deserialize::<_, T>(v) {
+        Ok(rec) => Some(rec),
+        Err(e) => {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let field = if path == "." || path.is_empty() {
+                // serde names missing/unknown fields in its message: pull the name out.
+                inner.split('`').nth(1).unwrap_or("record").to_string()
+            } else {
+                path
+            };
+            errs.push(RecordError { entity: T::ENTITY.into(), index: Some(index), id, field, reason: inner });
+            None
+        }
+    }
 }
 
 /// Validates `records` (each with its index in the batch), checks references inside `tx`,
