@@ -12,6 +12,18 @@ async fn app() -> TestApp {
     app
 }
 
+/// The world, with J-1 in production: 100 tees to give delivery instructions for.
+async fn app_with_tees_in_production() -> TestApp {
+    let app = app().await;
+    app.put(
+        "jobs",
+        json!([{"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "in_production",
+                "printed_garments": [{"description": "Tee", "expected_qty": 100}]}]),
+    )
+    .await;
+    app
+}
+
 /// The world, with V-3 awaiting approval beside V-1.
 async fn app_with_a_second_visual() -> TestApp {
     let app = app().await;
@@ -513,13 +525,7 @@ async fn change_events_are_pushed_to_the_webhook_signed_and_retried() {
 
 #[tokio::test]
 async fn hostile_inputs_change_nothing() {
-    let app = app().await;
-    app.put(
-        "jobs",
-        json!([{"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "in_production",
-                "printed_garments": [{"description": "Tee", "expected_qty": 100}]}]),
-    )
-    .await;
+    let app = app_with_tees_in_production().await;
     let b = app.signed_in("P-1B").await;
     // Two quantities whose sum would wrap around an i64.
     let _ = app
@@ -762,13 +768,7 @@ async fn a_digest_unsubscribes_in_one_click_and_no_more_digests_come() {
 /// changes nothing.
 #[tokio::test]
 async fn input_that_could_only_fail_later_is_refused_at_the_form() {
-    let app = app().await;
-    app.put(
-        "jobs",
-        json!([{"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "in_production",
-                "printed_garments": [{"description": "Tee", "expected_qty": 100}]}]),
-    )
-    .await;
+    let app = app_with_tees_in_production().await;
     let b = app.signed_in("P-1A").await;
     // Addresses the mail sender would refuse: a 70-character domain label, two dots.
     let bad = [format!("sam@{}.example", "b".repeat(70)), "y@a..example".to_string()];
