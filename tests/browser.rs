@@ -387,7 +387,7 @@ async fn staff_use_the_console_in_a_browser() {
     assert!(cport::store::console::hold_for(&app.db, dead, "t", now).await.unwrap());
     let bounce = cport::store::outbox::Mark::Failed { error: "552 5.2.2 mailbox full", retry_at: None };
     assert!(cport::store::outbox::mark(&app.db, dead, "t", bounce, now).await.unwrap());
-    let token = common::reply_token_of(&app.db, "P-1A").await;
+    let token = common::digest_to_reply_to(&app.db, &app.state.signer, "P-1A", "ann@alpha.example").await;
     let held = format!(
         "Authentication-Results: mx.tot.example; dmarc=fail (p=none) header.from=alpha.example\r\n\
          From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{}\r\nSubject: Re: digest\r\n\

@@ -507,7 +507,7 @@ async fn contacts_held_mail_and_the_overview() {
     let staff = staff_browser(&app, "sam@tot.example").await;
 
     // A reply whose authentication failed is held; staff release it and it is acted on.
-    let token = common::reply_token_of(&app.db, "P-1A").await;
+    let token = common::digest_to_reply_to(&app.db, &app.state.signer, "P-1A", "ann@alpha.example").await;
     let domain = app.state.config.email.reply_domain.clone();
     let raw = format!(
         "Authentication-Results: mx.tot.example; dmarc=fail (p=none) header.from=alpha.example\r\n\

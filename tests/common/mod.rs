@@ -283,6 +283,30 @@ impl Drop for SmtpServer {
     }
 }
 
+/// Queues a digest to `contact` as the scheduler would (not to be sent before tomorrow) and
+/// gives its reply token: for tests about replies, which need a message to reply to whatever
+/// the running app's scheduler and alert scanner have done.
+pub async fn digest_to_reply_to(db: &Db, signer: &cport::links::Signer, contact: &str, email: &str) -> String {
+    let token = signer.new_reply_token();
+    let payload = serde_json::json!({"to_name": contact, "to": email, "subject": "TOT: things need you", "text": "",
+                                     "html": "", "message_id": format!("<digest-{token}@reply.tot.example>"), "item_keys": []});
+    let mut tx = db.begin().await.unwrap();
+    let message = cport::store::outbox::NewMessage {
+        contact_id: Some(contact.into()),
+        channel: "email".into(),
+        kind: "digest".into(),
+        idem_key: format!("test:{token}"),
+        reply_token: Some(token.clone()),
+        recipient: email.into(),
+        subject: "TOT".into(),
+        payload: payload.to_string(),
+        next_attempt_at: chrono::Utc::now() + chrono::Duration::days(1),
+    };
+    cport::store::outbox::insert_message(&mut tx, &message, chrono::Utc::now()).await.unwrap();
+    tx.commit().await.unwrap();
+    token
+}
+
 /// The reply token of the last digest queued for `contact` (what a reply to it is addressed
 /// to), or, where the running app's alert scanner reached the contact first and the digest
 /// had nothing new to say, of the last alert.
