@@ -360,11 +360,7 @@ async fn note_with(c: &Client, text: &str) -> String {
 #[tokio::test]
 async fn staff_use_the_console_in_a_browser() {
     use chrono::Utc;
-    let app = TestApp::spawn_with(|c| {
-        common::digests_only(c);
-        c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()];
-    })
-    .await;
+    let app = TestApp::spawn_with(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
     load_world(&app).await;
     for who in ["P-1A", "P-1B", "P-2A"] {
         common::digest_now(&app.state, who).await;

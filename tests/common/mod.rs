@@ -367,17 +367,6 @@ impl TestState {
 }
 
 /// Config pointing email at a local SMTP server without TLS.
-/// Every category in the digest, none at once: for tests that read what a digest queued,
-/// which the running app's alert scanner would otherwise race (an item alerted first is not new
-/// to the digest).
-pub fn digests_only(c: &mut Config) {
-    use cport::model::AlertMode::Digest;
-    c.alerts.visual_approval = Digest;
-    c.alerts.delivery_instructions = Digest;
-    c.alerts.third_party_po = Digest;
-    c.alerts.awaiting_art = Digest;
-}
-
 pub fn smtp_config(c: &mut Config, port: u16) {
     c.email.transport = cport::config::Transport::Smtp;
     c.smtp.host = "127.0.0.1".into();
