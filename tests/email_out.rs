@@ -125,6 +125,7 @@ async fn the_scheduler_sends_one_digest_per_period_however_often_it_runs() {
     let t = TestState::new(|c| {
         smtp_config(c, smtp.port);
         c.digest.schedule = "0 0 * * * *".into(); // hourly, so a period has always just begun
+        c.digest.catch_up_hours = 1;
     })
     .await;
     t.load(world()).await;

@@ -28,7 +28,6 @@ fn telegram(c: &mut Config, fake: &FakeTelegram) {
 /// digest or instant alert may land between a command and its answer.
 fn conversation(c: &mut Config, fake: &FakeTelegram) {
     telegram(c, fake);
-    c.digest.catch_up_hours = 0;
     c.alerts.visual_approval = cport::model::AlertMode::Digest;
     c.alerts.delivery_instructions = cport::model::AlertMode::Digest;
     c.alerts.third_party_po = cport::model::AlertMode::Digest;
