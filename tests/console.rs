@@ -102,7 +102,7 @@ async fn status_of(app: &TestApp, id: i64) -> String {
 
 #[tokio::test]
 async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(common::no_instant_alerts).await;
     load_world(&app).await;
     digest_for_all(&app).await;
     staff_account(&app, "sam@tot.example").await;
@@ -188,7 +188,7 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
 
 #[tokio::test]
 async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(common::no_instant_alerts).await;
     load_world(&app).await;
     staff_account(&app, "sam@tot.example").await;
     let staff = staff_browser(&app, "sam@tot.example").await;
@@ -267,7 +267,7 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
 
 #[tokio::test]
 async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queued_one() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(common::no_instant_alerts).await;
     load_world(&app).await;
     digest_for_all(&app).await;
     staff_account(&app, "sam@tot.example").await;
@@ -357,7 +357,7 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
 
 #[tokio::test]
 async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(common::no_instant_alerts).await;
     load_world(&app).await;
     staff_account(&app, "sam@tot.example").await;
     let staff = staff_browser(&app, "sam@tot.example").await;
@@ -435,7 +435,7 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
 
 #[tokio::test]
 async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(common::no_instant_alerts).await;
     load_world(&app).await;
     let visitor = browser();
     let (_, html) = app.page(&visitor, "/login").await;

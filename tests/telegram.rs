@@ -28,10 +28,7 @@ fn telegram(c: &mut Config, fake: &FakeTelegram) {
 /// digest or instant alert may land between a command and its answer.
 fn conversation(c: &mut Config, fake: &FakeTelegram) {
     telegram(c, fake);
-    c.alerts.visual_approval = cport::model::AlertMode::Digest;
-    c.alerts.delivery_instructions = cport::model::AlertMode::Digest;
-    c.alerts.third_party_po = cport::model::AlertMode::Digest;
-    c.alerts.awaiting_art = cport::model::AlertMode::Digest;
+    common::no_instant_alerts(c);
 }
 
 /// The first bytes of a PNG picture (what TOT's visual files are, byte for byte, is not

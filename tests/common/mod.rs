@@ -56,6 +56,15 @@ pub fn test_config(dir: &std::path::Path, database_url: String) -> Config {
     c
 }
 
+/// Every alert category waits for the digest, so the running app's alert scanner queues
+/// nothing by itself: for tests that count the messages they cause (the scanner runs after
+/// each sync, and how far it got while the world was loading is a race).
+pub fn no_instant_alerts(c: &mut Config) {
+    use cport::model::AlertMode::Digest;
+    (c.alerts.visual_approval, c.alerts.delivery_instructions, c.alerts.third_party_po, c.alerts.awaiting_art) =
+        (Digest, Digest, Digest, Digest);
+}
+
 pub struct TestApp {
     pub base: String,
     pub db: Db,
