@@ -417,4 +417,11 @@ async fn odd_replies_get_an_outcome_and_a_bounded_answer() {
     let d = ann_replies(&c, &token, "html@alpha.example", headers, &html).await;
     assert_eq!(kind(&d), "processed", "{d:?}");
     assert!(last_answer(&c).await.text.contains("need you"), "ITEMS was read");
+
+    // A refusal names the command it answers, even when its reason is about a field.
+    let ids: Vec<String> = (1..=101).map(|i| format!("V-{i}")).collect();
+    ann_replies(&c, &token, "batch@alpha.example", "", &format!("APPROVE {}\r\nJOB J-404", ids.join(" "))).await;
+    let answer = last_answer(&c).await.text;
+    assert!(answer.contains("APPROVE: visuals: at most 100 visuals at once"), "{answer}");
+    assert!(answer.contains("JOB: job J-404 not found"), "{answer}");
 }

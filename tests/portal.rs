@@ -296,6 +296,14 @@ async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
     assert!(html.contains("address"));
     let html = app.post_refused(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "ten"), ("address", "x")]).await;
     assert!(html.contains("not a whole number"));
+    // A date: written YYYY-MM-DD, not in the past, not beyond two years.
+    let far = (chrono::Utc::now().date_naive() + chrono::Days::new(800)).to_string();
+    for (date, says) in [("2026-1-5", "YYYY-MM-DD"), ("2020-01-01", "in the past"), (far.as_str(), "within two years")]
+    {
+        let fields = [("qty:J-1:0", "10"), ("address", "x"), ("required_date", date)];
+        let html = app.post_refused(&b, "/jobs/J-1/delivery", &fields).await;
+        assert!(html.contains("required_date") && html.contains(says), "{date}: {html}");
+    }
     assert!(app.changes(0).await.is_empty());
 
     // 60 of J-1 and part of J-4 in one delivery.

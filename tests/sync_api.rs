@@ -525,3 +525,33 @@ async fn a_line_no_total_can_hold_is_refused_by_name() {
     assert_eq!(app.count("jobs").await, 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn dates_and_times_are_read_to_the_letter_and_each_bad_one_is_named() {
+    let app = TestApp::spawn().await;
+    app.put("clients", json!([{"id": "C-1", "name": "Alpha"}])).await;
+    let job = |field: &str, value: &str| {
+        let mut j = json!({"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "entered"});
+        j[field] = json!(value);
+        json!([j])
+    };
+    for (field, value, says) in [
+        ("date_required", "2026-1-5", "YYYY-MM-DD"),
+        ("date_required", "10000-01-01", "YYYY-MM-DD"),
+        ("date_required", "0000-01-01", "between the years 1900 and 9999"),
+        ("date_required", "2026-02-30", "not a day of the calendar"),
+        ("created_at", "2026-11-25 09:30:00Z", "RFC 3339"),
+        ("created_at", "2026-11-25T09:30:00", "RFC 3339"),
+        ("created_at", "0001-01-01T00:00:00Z", "between the years"),
+    ] {
+        let (status, body) = app.put("jobs", job(field, value)).await;
+        assert_eq!(status, 422, "{field} = {value}: {body}");
+        let e = &body["errors"][0];
+        assert_eq!(e["field"], field, "{body:#}");
+        assert!(e["reason"].as_str().is_some_and(|r| r.contains(says)), "{field} = {value}: {body:#}");
+    }
+    assert_eq!(app.count("jobs").await, 0, "nothing written");
+    let (status, body) = app.put("jobs", job("date_required", "2026-01-05")).await;
+    assert_eq!(status, 200, "{body}");
+    app.stop().await;
+}

@@ -31,10 +31,10 @@ pub struct BannerInput {
     #[serde(default)]
     pub clients: Vec<String>,
     /// When it starts showing; default now.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::model::dates::optional_time")]
     pub starts_at: Option<DateTime<Utc>>,
     /// When it stops showing; default never.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::model::dates::optional_time")]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -71,6 +71,19 @@ pub async fn check(
     {
         if let Err(e) = crate::model::check_chars(field, value.trim(), lines) {
             errs.push(e);
+        }
+    }
+    // What the API reads is checked as it is read; the console and the command line give
+    // times of their own making, checked here for all three.
+    let years = crate::model::dates::YEARS;
+    for (field, at) in [("starts_at", input.starts_at), ("expires_at", input.expires_at)] {
+        if let Some(at) = at
+            && !years.contains(&chrono::Datelike::year(&at))
+        {
+            errs.push(FieldError::new(
+                field,
+                format!("must be between the years {} and {}", years.start(), years.end()),
+            ));
         }
     }
     let starts_at = input.starts_at.unwrap_or(now);

@@ -11,6 +11,10 @@ use crate::model::{DeliveryInstructions, OPEN_JOB_STATUSES};
 use crate::services::Services;
 use crate::store::jobs::{self, NewRequest};
 
+/// How far ahead a delivery may be asked for: two years, beyond any order TOT takes; a date
+/// further out is a slip of the keyboard (2062 for 2026).
+const MOST_DAYS_AHEAD: u64 = 731;
+
 fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
     if actor.may_act() {
         Ok(())
@@ -115,10 +119,13 @@ pub async fn give(
     let address = super::typed_text("address", &req.address, crate::model::Lines::Many, 1000, "where should it go?")?;
     super::optional_text("contact_name", &req.contact_name, crate::model::Lines::One, 200)?;
     super::optional_text("notes", &req.notes, crate::model::Lines::Many, 2000)?;
-    if let Some(d) = req.required_date
-        && d < now.date_naive()
-    {
-        return Err(ActionError::invalid("required_date", "must not be in the past"));
+    if let Some(d) = req.required_date {
+        if d < now.date_naive() {
+            return Err(ActionError::invalid("required_date", "must not be in the past"));
+        }
+        if d > now.date_naive() + chrono::Days::new(MOST_DAYS_AHEAD) {
+            return Err(ActionError::invalid("required_date", "must be within two years from today"));
+        }
     }
     let mut tx = state.db.begin().await?;
     let mut by_job: BTreeMap<&str, Vec<&LineQty>> = BTreeMap::new();

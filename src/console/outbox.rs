@@ -5,7 +5,7 @@
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse};
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{Staff, page, without_link_tokens};
@@ -41,10 +41,7 @@ fn day_field(q: &FormData, name: &str, end: bool) -> Result<Option<DateTime<Utc>
     match q.get(name).map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => {
-            let d = NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                .ok()
-                .filter(|d| (1970..=9999).contains(&d.year()))
-                .ok_or_else(|| HttpError::BadRequest(format!("{name}: `{v}` is not a date (YYYY-MM-DD)")))?;
+            let d = crate::model::dates::parse_date(v).map_err(|e| HttpError::BadRequest(format!("{name}: {e}")))?;
             let d = if end { d.succ_opt().unwrap_or(d) } else { d };
             Ok(Some(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()))
         }

@@ -1,6 +1,7 @@
 //! Domain types shared by every module: ids, money, roles, and the TOT records
 //! that enter through the sync API and `cport import`.
 
+pub mod dates;
 pub mod items;
 pub mod records;
 pub mod schedule;
@@ -347,8 +348,6 @@ mod tests {
     }
 }
 
-/// A file name made safe for a disk and a header: ASCII letters, digits and `.-_` kept,
-/// anything else `_`.
 /// `s` cut to at most `max` characters, with `…` in place of what was cut.
 pub fn shortened(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
     match s.char_indices().nth(max.saturating_sub(1)) {
@@ -357,6 +356,8 @@ pub fn shortened(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A file name made safe for a disk and a header: ASCII letters, digits and `.-_` kept,
+/// anything else `_`.
 pub fn safe_file_name(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect()
 }

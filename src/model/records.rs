@@ -175,7 +175,7 @@ pub struct ProcessLineIn {
     /// Where on the garment, e.g. `Left chest`.
     pub position: String,
     /// Planned or actual date of the step.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "dates::optional_date")]
     pub process_date: Option<NaiveDate>,
     /// Quantity.
     pub qty: i64,
@@ -225,7 +225,7 @@ pub struct JobIn {
     /// `cancelled`.
     pub status: String,
     /// Date the client needs the goods.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "dates::optional_date")]
     pub date_required: Option<NaiveDate>,
     /// TOT's sales order number.
     #[serde(default)]
@@ -237,7 +237,7 @@ pub struct JobIn {
     #[serde(default = "default_delivery_instructions")]
     pub delivery_instructions: String,
     /// When the job was entered; if left out, the time of first insert is used and kept.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "dates::optional_time")]
     pub created_at: Option<DateTime<Utc>>,
     /// Decoration steps.
     #[serde(default)]
@@ -318,7 +318,7 @@ pub struct ArtRequirementIn {
     /// What artwork is needed.
     pub description: String,
     /// Date the artwork is needed by.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "dates::optional_date")]
     pub art_due: Option<NaiveDate>,
     /// The artwork has arrived.
     #[serde(default)]
@@ -351,6 +351,7 @@ pub struct CommentIn {
     /// The comment.
     pub body: String,
     /// When it was written.
+    #[serde(deserialize_with = "dates::time")]
     pub at: DateTime<Utc>,
 }
 
@@ -377,7 +378,7 @@ pub struct VisualIn {
     #[serde(default)]
     pub placement_image: Option<String>,
     /// When the visual was issued; if left out, the time of first insert is used and kept.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "dates::optional_time")]
     pub created_at: Option<DateTime<Utc>>,
     /// Art charges (cost lines, as a job has).
     #[serde(default)]
@@ -465,6 +466,7 @@ pub struct ProofOfDeliveryIn {
     /// Courier company.
     pub courier: String,
     /// When it was signed for.
+    #[serde(deserialize_with = "dates::time")]
     pub signed_at: DateTime<Utc>,
     /// Driver or worker id.
     #[serde(default)]
@@ -484,10 +486,10 @@ pub struct DeliveryIn {
     /// `picked`, `ready`, `sent`.
     pub status: String,
     /// Date due at the venue.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "dates::optional_date")]
     pub delivery_date: Option<NaiveDate>,
     /// Date dispatched; **required when `status` is `sent`**.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "dates::optional_date")]
     pub sent_date: Option<NaiveDate>,
     /// Delivery address or place (e.g. `Collect from TOT`).
     pub venue: String,
@@ -661,11 +663,12 @@ pub struct PoLineIn {
 #[serde(deny_unknown_fields)]
 pub struct PoReceiptIn {
     /// Date the goods arrived.
+    #[serde(deserialize_with = "dates::date")]
     pub date_received: NaiveDate,
     /// Who signed for them.
     pub signed_by: String,
     /// Date they were checked.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "dates::optional_date")]
     pub date_checked: Option<NaiveDate>,
     /// Kind of check, e.g. `Count and quality`.
     #[serde(default)]
@@ -700,6 +703,7 @@ pub struct PurchaseOrderIn {
     /// `open`, `part_received`, `received`, `closed`, `cancelled`.
     pub status: String,
     /// Order date.
+    #[serde(deserialize_with = "dates::date")]
     pub date_ordered: NaiveDate,
     /// TOT's reference.
     pub tot_ref: String,
@@ -760,9 +764,10 @@ pub struct InvoiceIn {
     /// The client (must exist).
     pub client_id: String,
     /// Invoice date.
+    #[serde(deserialize_with = "dates::date")]
     pub date: NaiveDate,
     /// Payment due date.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "dates::optional_date")]
     pub due_date: Option<NaiveDate>,
     /// The client's purchase order reference.
     #[serde(default)]
@@ -803,6 +808,7 @@ pub struct AccountSummaryIn {
     /// The client (must exist).
     pub client_id: String,
     /// Date the figures were taken.
+    #[serde(deserialize_with = "dates::date")]
     pub as_of: NaiveDate,
     /// Total owed.
     pub current_balance: Money,
@@ -862,6 +868,7 @@ pub struct PriceCardIn {
     /// Name of the card.
     pub name: String,
     /// Date the rates apply from.
+    #[serde(deserialize_with = "dates::date")]
     pub effective_from: NaiveDate,
     /// The rates.
     #[serde(default)]

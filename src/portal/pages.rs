@@ -2,7 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::{CsrfForm, FormData, HttpError, Session, Shown, money, page, page_status, see_other};
@@ -336,10 +336,7 @@ fn parse_delivery(form: &FormData) -> Result<DeliveryRequest, ActionError> {
     };
     let required_date = match form.text("required_date").trim() {
         "" => None,
-        d => Some(
-            NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                .map_err(|_| ActionError::invalid("required_date", format!("`{d}` is not a date (YYYY-MM-DD)")))?,
-        ),
+        d => Some(crate::model::dates::parse_date(d).map_err(|e| ActionError::invalid("required_date", e))?),
     };
     Ok(DeliveryRequest {
         lines,

@@ -52,15 +52,20 @@ impl Answer {
     fn ok(command: &str, title: impl Into<String>, sections: Vec<Section>) -> Answer {
         Answer { command: command.into(), ok: true, title: title.into(), sections }
     }
-    /// A refusal. Where the list of commands is, each channel says its own way (the email
-    /// answer's footer, a line in chat).
     /// An answer that is one table under its title.
     fn table(command: &str, title: impl Into<String>, columns: &[&str], rows: Vec<Vec<String>>) -> Answer {
         Answer::ok(command, title, vec![Section::table(None, columns, rows)])
     }
 
+    /// A refusal, its message naming the command it answers (`APPROVE: …`, the command's
+    /// word without its arguments, which may be a hundred ids), since a reply
+    /// may hold several and the reason alone may name only a field. Where the list of
+    /// commands is, each channel says its own way (the email answer's footer, a line in chat).
     pub fn error(command: &str, message: impl Into<String>) -> Answer {
-        Answer { command: command.into(), ok: false, title: message.into(), sections: vec![] }
+        let message = message.into();
+        let verb = command.split_whitespace().next().unwrap_or_default();
+        let title = if verb.is_empty() || message.starts_with(verb) { message } else { format!("{verb}: {message}") };
+        Answer { command: command.into(), ok: false, title, sections: vec![] }
     }
     /// Plain text (email text part, logs, chat fallback).
     pub fn to_text(&self) -> String {

@@ -8,25 +8,18 @@ use crate::services::Services;
 use crate::store::outbox;
 use crate::store::{StoreError, inbound as ledger};
 
+/// The longest diagnostic kept from a report: enough for an MTA's sentence, not a whole
+/// transcript a hostile or broken server may send.
+const MOST_DIAGNOSTIC_CHARS: usize = 300;
+
 pub(super) async fn bounce(
     state: &Services,
-    msg: &mail_parser::Message<'_>,
     raw: &[u8],
     token: &str,
     message_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(Disposition,), StoreError> {
-    let _ = msg;
-    let text = String::from_utf8_lossy(raw);
-    let field = |name: &str| {
-        text.lines()
-            .find(|l| l.get(..name.len()).is_some_and(|h| h.eq_ignore_ascii_case(name)))
-            .and_then(|l| l.get(name.len()..))
-            .map(|v| v.trim().to_string())
-    };
-    let status = field("Status:").unwrap_or_default();
-    let diagnostic = field("Diagnostic-Code:").unwrap_or_default();
-    let hard = status.starts_with('5') || (status.is_empty() && diagnostic.contains(" 5"));
+    let Report { status, diagnostic, hard } = Report::read(raw);
     let row = match state.signer.check_reply_token(token) {
         Some(t) => outbox::find_by_reply_token(&state.db, &t).await?,
         None => None,
@@ -54,4 +47,69 @@ pub(super) async fn bounce(
     };
     tx.commit().await?;
     Ok((d,))
+}
+
+/// What a delivery report says, read from its `message/delivery-status` fields (the first of
+/// each in the message). The fields are looked up as text: mail-parser gives the part's body
+/// but not its per-recipient fields, and two of them are all cport needs.
+#[derive(Debug, PartialEq)]
+struct Report {
+    /// An RFC 3463 status code (`5.1.1`), or empty when the report has none that is one.
+    status: String,
+    /// The remote server's words: one line of printable text, at most
+    /// [`MOST_DIAGNOSTIC_CHARS`] characters.
+    diagnostic: String,
+    /// A permanent failure: a 5.x.x status, or, without one, a 5xx reply in the diagnostic.
+    hard: bool,
+}
+
+impl Report {
+    fn read(raw: &[u8]) -> Report {
+        let text = String::from_utf8_lossy(raw);
+        let field = |name: &str| {
+            text.lines()
+                .find(|l| l.get(..name.len()).is_some_and(|h| h.eq_ignore_ascii_case(name)))
+                .and_then(|l| l.get(name.len()..))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        let status = field("Status:");
+        let status = if is_status_code(&status) { status } else { String::new() };
+        let diagnostic = crate::model::one_line(&field("Diagnostic-Code:"));
+        let diagnostic = crate::model::shortened(&diagnostic, MOST_DIAGNOSTIC_CHARS).into_owned();
+        let hard = status.starts_with('5') || (status.is_empty() && diagnostic.contains(" 5"));
+        Report { status, diagnostic, hard }
+    }
+}
+
+/// `class.subject.detail`: a class of 2, 4 or 5, then two numbers of one to three digits.
+fn is_status_code(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('.').collect();
+    matches!(parts.as_slice(), [class, subject, detail]
+        if matches!(*class, "2" | "4" | "5")
+            && [subject, detail].iter().all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_is_read_into_a_clean_bounded_reason() {
+        let r = Report::read(b"Action: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 no such user\r\n");
+        assert_eq!(r, Report { status: "5.1.1".into(), diagnostic: "smtp; 550 no such user".into(), hard: true });
+
+        // Control characters (a terminal escape, a NUL) become spaces; a long sentence is cut.
+        let odd = format!("Status: 4.2.2\r\nDiagnostic-Code: smtp; 452 \u{1b}[31mfull\u{0}box {}\r\n", "x".repeat(400));
+        let r = Report::read(odd.as_bytes());
+        assert!(!r.hard && r.status == "4.2.2");
+        assert!(r.diagnostic.starts_with("smtp; 452 [31mfull box x"), "{}", r.diagnostic);
+        assert!(!r.diagnostic.chars().any(char::is_control));
+        assert_eq!(r.diagnostic.chars().count(), MOST_DIAGNOSTIC_CHARS);
+
+        // A status that is not a code is not kept; the diagnostic still decides.
+        let r = Report::read(b"Status: 5.1.1 <script>\r\nDiagnostic-Code: smtp; 550 gone\r\n");
+        assert_eq!((r.status.as_str(), r.hard), ("", true));
+        assert!(!is_status_code("5.1") && !is_status_code("7.1.1") && !is_status_code("5.1.1234"));
+    }
 }

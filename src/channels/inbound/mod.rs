@@ -230,7 +230,7 @@ async fn decide(
     // sender (bounce+TOKEN@) or with a null sender is an automatic message, not a bounce.
     if is_report(msg) {
         if let Some(token) = token_for(msg, "bounce", &domain).or_else(|| token_for(msg, "reply", &domain)) {
-            return Ok(bounce(state, msg, raw, &token, message_id, now).await?);
+            return Ok(bounce(state, raw, &token, message_id, now).await?);
         }
         return Ok(record(Disposition::Ignored("a delivery report for no message of ours".into()), None, false).await?);
     }
