@@ -164,7 +164,12 @@ async fn the_scheduler_sends_one_digest_per_period_however_often_it_runs() {
 #[tokio::test]
 async fn an_empty_digest_is_not_sent_and_new_items_are_marked() {
     let smtp = SmtpServer::start();
-    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
+    let t = TestState::new(|c| {
+        smtp_config(c, smtp.port);
+        // Weekdays at 08:00: from Friday's slot to Monday's is 72 hours.
+        c.digest.catch_up_hours = 100;
+    })
+    .await;
     let mut w = world();
     w["clients"].as_array_mut().unwrap().push(json!({"id": "C-3", "name": "Quiet Co"}));
     w["contacts"]
@@ -176,13 +181,26 @@ async fn an_empty_digest_is_not_sent_and_new_items_are_marked() {
     let r = run_pass(&t.state, now, Some("P-3"), Trigger::Manual { force: false }).await.unwrap();
     assert_eq!((r.queued, r.empty), (0, 1));
 
+    // Quiet Co's first job arrives later in the period: the scheduler has decided the period
+    // and stays quiet, `digest run` decides it again and sends; then the period is sent.
+    t.load(json!({"jobs": [{"id": "J-30", "client_id": "C-3", "name": "Aprons", "status": "entered"}]})).await;
+    let later = run_pass(&t.state, now, Some("P-3"), Trigger::Scheduled).await.unwrap();
+    assert_eq!((later.queued, later.already_decided), (0, 1), "a scheduled pass does not decide again: {later:?}");
+    let r = run_pass(&t.state, now, Some("P-3"), Trigger::Manual { force: false }).await.unwrap();
+    assert_eq!((r.queued, r.empty), (1, 0), "{r:?}");
+    let r = run_pass(&t.state, now, Some("P-3"), Trigger::Manual { force: false }).await.unwrap();
+    assert_eq!((r.queued, r.already_decided), (0, 1), "{r:?}");
+    drain(&t.state).await.unwrap();
+    let to_quiet = smtp.messages().into_iter().filter(|(_, e)| e["rcpt_tos"][0] == "q@quiet.example").count();
+    assert_eq!(to_quiet, 1);
+
     run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
     t.load(json!({"visuals": [{"id": "V-5", "client_id": "C-1", "job_id": "J-1", "design_id": "D5", "category": "Colour visual",
         "designer": "Des", "status": "awaiting_approval", "main_image": "/v5.svg"}]}))
         .await;
     run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: true }).await.unwrap();
     drain(&t.state).await.unwrap();
-    let msgs = smtp.messages();
+    let msgs: Vec<_> = smtp.messages().into_iter().filter(|(_, e)| e["rcpt_tos"][0] == "ann@alpha.example").collect();
     assert_eq!(msgs.len(), 2);
     let first = parse(&msgs[0].0).body_text(0).unwrap().into_owned();
     let second = parse(&msgs[1].0);

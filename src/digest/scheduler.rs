@@ -17,6 +17,7 @@ use crate::model::schedule::parse_schedule;
 use crate::services::Services;
 use crate::store::banners::{BannerRow, list_live};
 use crate::store::contacts::{ContactRow, list_active_contacts};
+use crate::store::ledgers::Decision;
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, ledgers, outbox};
 
@@ -25,8 +26,38 @@ use crate::store::{StoreError, ledgers, outbox};
 pub enum Trigger {
     /// The scheduler: only periods that started within `digest.catch_up_hours`.
     Scheduled,
-    /// `cport digest run`: the current period whatever its age; `force` sends again.
+    /// `cport digest run`: the current period whatever its age. A period decided empty is
+    /// decided again (what has come since is said now); `force` sends again even when a
+    /// digest went out for it.
     Manual { force: bool },
+}
+
+impl Trigger {
+    /// Which decisions of the current period this pass takes again.
+    fn again(self) -> Again {
+        match self {
+            Trigger::Scheduled => Again::Never,
+            Trigger::Manual { force: false } => Again::IfEmpty,
+            Trigger::Manual { force: true } => Again::Always,
+        }
+    }
+}
+
+/// Whether a period already decided is decided again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Again {
+    Never,
+    IfEmpty,
+    Always,
+}
+
+impl Again {
+    fn retakes(self, d: Decision) -> bool {
+        match (d, self) {
+            (Decision::Open, _) | (_, Again::Always) | (Decision::Empty, Again::IfEmpty) => true,
+            (Decision::Empty | Decision::Sent, Again::Never) | (Decision::Sent, Again::IfEmpty) => false,
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -109,10 +140,10 @@ pub async fn run_pass(
             (Some(p), Trigger::Manual { .. }) => p,
             (None, Trigger::Manual { .. }) => now,
         };
-        let force = matches!(trigger, Trigger::Manual { force: true });
+        let again = trigger.again();
         let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
         for target in &targets {
-            if !force && ledgers::digest_decided(&state.db, &c.id, target.channel(), &period_key).await? {
+            if !again.retakes(ledgers::digest_decision(&state.db, &c.id, target.channel(), &period_key).await?) {
                 report.already_decided += 1;
                 continue;
             }
@@ -123,7 +154,7 @@ pub async fn run_pass(
             }
             let content =
                 DigestContent { items: &items, banners: banners.as_ref().map_or(&[][..], |(_, b)| b.as_slice()) };
-            match queue_digest(state, c, target, content, &period, force, now).await? {
+            match queue_digest(state, c, target, content, &period, again, now).await? {
                 Queued::Queued(_) => report.queued += 1,
                 Queued::Empty => report.empty += 1,
                 Queued::AlreadyDecided => report.already_decided += 1,
@@ -158,15 +189,15 @@ pub async fn queue_digest(
     target: &Target,
     content: DigestContent<'_>,
     period: &DateTime<Utc>,
-    force: bool,
+    again: Again,
     now: DateTime<Utc>,
 ) -> Result<Queued, StoreError> {
     let DigestContent { items, banners } = content;
     let channel = target.channel();
     let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
     let mut tx = state.db.begin().await?;
-    if force {
-        ledgers::forget_digest_period(&mut tx, &c.id, channel, &period_key).await?;
+    if again != Again::Never {
+        ledgers::forget_digest_period(&mut tx, &c.id, channel, &period_key, again == Again::IfEmpty).await?;
     }
     if !ledgers::claim_digest_period(&mut tx, &c.id, channel, &period_key, now).await? {
         tx.rollback().await?;
@@ -178,7 +209,7 @@ pub async fn queue_digest(
         return Ok(Queued::Empty);
     }
     let mut idem = format!("digest:{}:{channel}:{period_key}", c.id);
-    if force {
+    if again == Again::Always {
         idem.push_str(&format!(":forced:{}", now.timestamp_micros()));
     }
     if let Target::Chat(link) = target {

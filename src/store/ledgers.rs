@@ -36,10 +36,19 @@ pub async fn record_digest(
     Ok(())
 }
 
-/// Forgets a decided period so `digest run --force` can decide it again.
-pub async fn forget_digest_period(tx: &mut Tx, contact_id: &str, channel: &str, period: &str) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query("DELETE FROM digest_runs WHERE contact_id = $1 AND channel = $2 AND period = $3"),
-        contact_id, channel, period)
+/// Forgets a decided period so it can be decided again: any decision (`digest run --force`),
+/// or only an empty one (`digest run`).
+pub async fn forget_digest_period(
+    tx: &mut Tx,
+    contact_id: &str,
+    channel: &str,
+    period: &str,
+    only_empty: bool,
+) -> Result<()> {
+    on_tx!(tx, c => bind!(sqlx::query(
+        "DELETE FROM digest_runs WHERE contact_id = $1 AND channel = $2 AND period = $3
+           AND (outbox_id IS NULL OR NOT $4)"),
+        contact_id, channel, period, only_empty)
         .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
@@ -89,12 +98,27 @@ pub async fn alerted_keys(tx: &mut Tx, contact_id: &str, channel: &str) -> Resul
 }
 
 /// Whether this contact's digest for `period` on `channel` has been decided already.
-pub async fn digest_decided(db: &Db, contact_id: &str, channel: &str, period: &str) -> Result<bool> {
-    let row: Option<(i64,)> = on_db!(db, p => bind!(sqlx::query_as(
-        "SELECT item_count FROM digest_runs WHERE contact_id = $1 AND channel = $2 AND period = $3",
+/// How a contact's digest period stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Not decided yet.
+    Open,
+    /// Decided with nothing to say: no message was queued.
+    Empty,
+    /// Decided, and a digest queued.
+    Sent,
+}
+
+pub async fn digest_decision(db: &Db, contact_id: &str, channel: &str, period: &str) -> Result<Decision> {
+    let row: Option<(Option<i64>,)> = on_db!(db, p => bind!(sqlx::query_as(
+        "SELECT outbox_id FROM digest_runs WHERE contact_id = $1 AND channel = $2 AND period = $3",
     ), contact_id, channel, period)
     .fetch_optional(p).await)?;
-    Ok(row.is_some())
+    Ok(match row {
+        None => Decision::Open,
+        Some((None,)) => Decision::Empty,
+        Some((Some(_),)) => Decision::Sent,
+    })
 }
 
 /// Whether a single-use nonce has been used (without using it).

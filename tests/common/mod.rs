@@ -321,18 +321,13 @@ pub async fn digest_to_reply_to(db: &Db, signer: &cport::links::Signer, contact:
     token
 }
 
-/// The reply token of the last digest queued for `contact` (what a reply to it is addressed
-/// to), or, where the running app's alert scanner reached the contact first and the digest
-/// had nothing new to say, of the last alert.
+/// The reply token of the last digest queued for `contact` (what a reply to it is addressed to).
 pub async fn reply_token_of(db: &Db, contact: &str) -> String {
     let rows = cport::store::outbox::list_messages(db, None, i64::MAX).await.unwrap();
-    let to_contact = |kind: &str| {
-        rows.iter().find(|m| m.contact_id.as_deref() == Some(contact) && m.kind == kind && m.reply_token.is_some())
-    };
-    let found = to_contact("digest").or_else(|| to_contact("alert"));
-    found.and_then(|m| m.reply_token.clone()).unwrap_or_else(|| {
+    let digest = rows.iter().find(|m| m.contact_id.as_deref() == Some(contact) && m.kind == "digest");
+    digest.and_then(|m| m.reply_token.clone()).unwrap_or_else(|| {
         let seen: Vec<_> = rows.iter().map(|m| (&m.contact_id, &m.kind, &m.status)).collect();
-        panic!("no digest or alert with a reply token for {contact} among {seen:?}")
+        panic!("no digest with a reply token for {contact} among {seen:?}")
     })
 }
 
