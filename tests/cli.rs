@@ -182,6 +182,13 @@ fn bad_configuration_stops_start_up_naming_the_key() {
         ("max_body_bytes = 1048576\n[inbound]\nmax_attachment_bytes = 65536\n", vec![], "max_body_bytes"),
         ("[email.dkim]\nselector = \"s1\"\n", vec![], "email.dkim.domain"),
         ("[email.dkim]\nselector = \"s1\"\ndomain = \"tot.example\"\n", vec![], "email.dkim.key_file"),
+        // Numbers out of range: a zero that stops the work, a size that overflows or floods.
+        ("[digest]\nlink_ttl_days = 100000000\n", SECRETS.to_vec(), "digest.link_ttl_days"),
+        ("[outbox]\nworkers = 4000000000\n", SECRETS.to_vec(), "outbox.workers"),
+        ("[outbox]\nlease_seconds = 10000000000000\n", SECRETS.to_vec(), "outbox.lease_seconds"),
+        ("[portal]\nlogin_attempts_per_account = 0\n", SECRETS.to_vec(), "portal.login_attempts_per_account"),
+        ("[alerts]\nbatch_window_seconds = 10000000000000\n", SECRETS.to_vec(), "alerts.batch_window_seconds"),
+        ("[outbox]\nbackoff_base_seconds = 600\nbackoff_max_seconds = 60\n", SECRETS.to_vec(), "outbox.backoff_max"),
     ];
     for (file, env, named) in cases {
         std::fs::write(&cfg, file).unwrap();
@@ -189,6 +196,28 @@ fn bad_configuration_stops_start_up_naming_the_key() {
         assert!(!ok, "{named}: should not start");
         assert!(err.contains(named), "{named}: `{err}`");
     }
+}
+
+/// The secrets `serve` needs, so that a case can reach the check it is about.
+const SECRETS: [(&str, &str); 2] = [("CPORT_API_TOKEN", "t"), ("CPORT_LINK_SECRET", "0123456789abcdef0123")];
+
+#[test]
+fn environment_variables_that_are_not_utf8_stop_only_when_they_are_cports() {
+    use std::os::unix::ffi::OsStrExt;
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"caf\xe9");
+    // Where the default store would be made.
+    let dir = tempfile::tempdir().unwrap();
+    // Someone else's variable: ignored (a `--help` that reads no config, and a command that does).
+    let (ok, out, err) = output(cport(&[]).env("LEGACY_NAME", not_utf8).args(["link", "--help"]));
+    assert!(ok && out.contains("Usage:"), "{err}");
+    let (ok, _, err) =
+        output(cport(&SECRETS).current_dir(&dir).env("LEGACY_NAME", not_utf8).args(["link", "--contact", "P-404"]));
+    assert!(!ok && !err.contains("panicked"), "{err}");
+    // cport's own: refused, named.
+    let (ok, _, err) =
+        output(cport(&SECRETS).current_dir(&dir).env("CPORT_PUBLIC_URL", not_utf8).args(["link", "--contact", "P-1"]));
+    assert!(!ok && err.contains("CPORT_PUBLIC_URL") && err.contains("UTF-8"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

@@ -182,9 +182,12 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
             _ => one_id(|i| Command::NoDelivery(Some(i))),
         },
         "APPROVE" => {
+            // One more than a batch may hold is enough for the action to refuse the batch:
+            // the rest of a long line is not read.
             let ids = rest
                 .split([',', ' ', '\t', ';'])
                 .filter(|w| !w.is_empty() && !w.eq_ignore_ascii_case("and"))
+                .take(super::visuals::MOST_AT_ONCE + 1)
                 .map(|w| id(name, w))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Some(Command::Approve(ids)))

@@ -182,20 +182,26 @@ pub async fn approve(
     Ok(out)
 }
 
-/// The visuals a batch decision names, each once; refused when there are none or too many.
+/// The most visuals one batch decision may name.
+pub const MOST_AT_ONCE: usize = 100;
+
+/// The visuals a batch decision names, each once; refused when there are none or too many
+/// (found as soon as one more than the most is seen, however long the list).
 fn distinct_ids(ids: &[String]) -> Result<Vec<&str>, ActionError> {
-    const MOST: usize = 100;
+    let mut seen = std::collections::HashSet::new();
     let mut out: Vec<&str> = Vec::new();
     for id in ids.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
-        if !out.contains(&id) {
+        if seen.insert(id) {
             out.push(id);
         }
+        if out.len() > MOST_AT_ONCE {
+            return Err(ActionError::invalid("visuals", format!("at most {MOST_AT_ONCE} visuals at once")));
+        }
     }
-    match out.len() {
-        0 => Err(ActionError::invalid("visuals", "choose at least one visual")),
-        n if n > MOST => Err(ActionError::invalid("visuals", format!("at most {MOST} visuals at once"))),
-        _ => Ok(out),
+    if out.is_empty() {
+        return Err(ActionError::invalid("visuals", "choose at least one visual"));
     }
+    Ok(out)
 }
 
 /// [`approve`] as part of an inbound message's [`Unit`] (a command: the terms were in the

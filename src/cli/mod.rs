@@ -82,8 +82,8 @@ enum Command {
         /// The portal page, e.g. /visuals/V-1001.
         #[arg(long, value_name = "PATH", default_value = "/")]
         to: String,
-        /// How long the link works, in days (default digest.link_ttl_days).
-        #[arg(long)]
+        /// How long the link works, in days, 1 to 366 (default digest.link_ttl_days).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=366))]
         days: Option<u32>,
     },
     /// Print a one-time code that links a Telegram or Discord user to a contact
@@ -152,8 +152,8 @@ enum StaffCommand {
 enum InboundCommand {
     /// List messages held because their authentication failed.
     Held {
-        /// At most this many, newest first.
-        #[arg(long, default_value_t = 50)]
+        /// At most this many, newest first (1 to 10000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
     },
     /// The latest inbound messages with what became of each, whichever route took them.
@@ -161,8 +161,8 @@ enum InboundCommand {
         /// Only this outcome: processed, bounce, ignored, held or duplicate.
         #[arg(long, value_name = "DISPOSITION")]
         disposition: Option<String>,
-        /// At most this many, newest first.
-        #[arg(long, default_value_t = 50)]
+        /// At most this many, newest first (1 to 10000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
     },
 }
@@ -209,8 +209,8 @@ enum OutboxCommand {
         /// Only this status: queued, sending, sent, failed, dead, dropped.
         #[arg(long)]
         status: Option<String>,
-        /// At most this many, newest first.
-        #[arg(long, default_value_t = 50)]
+        /// At most this many, newest first (1 to 10000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
     },
     /// Send everything due now with `outbox.workers` senders, then exit (no server needed).
@@ -469,9 +469,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 && !DISPOSITIONS.contains(&d.as_str())
             {
                 bail!("--disposition: `{d}` is not one of {}", DISPOSITIONS.join(", "));
-            }
-            if !(1..=10_000).contains(&limit) {
-                bail!("--limit: from 1 to 10000");
             }
             let config = load(Need::StoreOnly)?;
             let db = open_store(&config).await?;

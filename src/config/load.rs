@@ -8,7 +8,16 @@ use super::{Config, ConfigError, Need, invalid};
 impl Config {
     /// Loads defaults, overlays `file` (if given) and the environment, then validates.
     pub fn load(file: Option<&Path>, need: Need) -> Result<Config, ConfigError> {
-        let env: Vec<(String, String)> = std::env::vars().collect();
+        // `vars()` would panic on any variable that is not UTF-8, cport's or not: only
+        // cport's own must be.
+        let mut env = Vec::new();
+        for (var, value) in std::env::vars_os() {
+            let Some(var) = var.to_str().filter(|v| v.starts_with("CPORT_")) else { continue };
+            let value = value
+                .into_string()
+                .map_err(|_| ConfigError::Env { var: var.to_string(), message: "is not UTF-8 text".into() })?;
+            env.push((var.to_string(), value));
+        }
         Self::load_from(file, &env, need)
     }
 

@@ -65,30 +65,6 @@ impl Config {
             .timezone
             .parse::<chrono_tz::Tz>()
             .map_err(|_| invalid("digest.timezone", format!("`{}` is not an IANA time zone", self.digest.timezone)))?;
-        if self.outbox.max_attempts == 0 {
-            return Err(invalid("outbox.max_attempts", "must be at least 1"));
-        }
-        if self.outbox.workers == 0 {
-            return Err(invalid("outbox.workers", "must be at least 1"));
-        }
-        for (key, secs) in [
-            ("smtp.timeout_seconds", self.smtp.timeout_seconds),
-            ("outbox.send_timeout_seconds", self.outbox.send_timeout_seconds),
-            ("outbox.lease_seconds", self.outbox.lease_seconds),
-        ] {
-            if secs == 0 {
-                return Err(invalid(key, "must be at least 1 second"));
-            }
-        }
-        if self.outbox.lease_seconds < 3 {
-            return Err(invalid(
-                "outbox.lease_seconds",
-                "must be at least 3 seconds (a sender renews its claim every third of it)",
-            ));
-        }
-        if self.digest.tick_seconds == 0 || self.alerts.scan_seconds == 0 {
-            return Err(invalid("digest.tick_seconds", "intervals must be at least 1 second"));
-        }
         if !self.webhook.url.is_empty() {
             if !(self.webhook.url.starts_with("http://") || self.webhook.url.starts_with("https://")) {
                 return Err(invalid("webhook.url", "must start with http:// or https://"));
@@ -101,9 +77,6 @@ impl Config {
         if !(c.starts_with('#') && matches!(c.len(), 4 | 7 | 9) && c[1..].chars().all(|x| x.is_ascii_hexdigit())) {
             return Err(invalid("branding.colour", format!("`{c}` is not a colour like #1f3a5f")));
         }
-        if self.portal.session_hours == 0 || self.portal.delegation_hours == 0 || self.portal.reset_minutes == 0 {
-            return Err(invalid("portal", "session_hours, delegation_hours and reset_minutes must be at least 1"));
-        }
         if !self.imap.host.is_empty() {
             if self.imap.tls == Tls::Starttls {
                 return Err(invalid("imap.tls", "starttls is not supported for IMAP; use tls (port 993) or none"));
@@ -111,9 +84,6 @@ impl Config {
             if self.imap.username.is_empty() {
                 return Err(invalid("imap.username", "required when imap.host is set"));
             }
-        }
-        if self.inbound.soft_bounce_limit == 0 {
-            return Err(invalid("inbound.soft_bounce_limit", "must be at least 1"));
         }
         if need == Need::Secrets {
             if self.api_token.is_empty() {
@@ -127,6 +97,55 @@ impl Config {
             }
         }
         self.validate_chat()?;
+        self.check_ranges()
+    }
+
+    /// Every number in the configuration within a range that makes sense: a zero where a
+    /// count or an interval is needed stops the work, and a number past the top overflows
+    /// the date arithmetic it feeds (a link's expiry, a lease) or starts millions of tasks.
+    fn check_ranges(&self) -> Result<(), ConfigError> {
+        const MINUTE: u64 = 60;
+        const HOUR: u64 = 60 * MINUTE;
+        const DAY: u64 = 24 * HOUR;
+        let (t, d, o, p) = (&self.telegram, &self.discord, &self.outbox, &self.portal);
+        let ranges: [(&str, u64, u64, u64, &str); 26] = [
+            ("smtp.pool_size", self.smtp.pool_size.into(), 1, 64, ""),
+            ("smtp.timeout_seconds", self.smtp.timeout_seconds, 1, HOUR, " seconds"),
+            ("digest.catch_up_hours", self.digest.catch_up_hours.into(), 0, 7 * 24, " hours"),
+            ("digest.link_ttl_days", self.digest.link_ttl_days.into(), 1, 366, " days"),
+            ("digest.tick_seconds", self.digest.tick_seconds, 1, HOUR, " seconds"),
+            ("alerts.batch_window_seconds", self.alerts.batch_window_seconds, 0, DAY, " seconds"),
+            ("alerts.scan_seconds", self.alerts.scan_seconds, 1, DAY, " seconds"),
+            ("outbox.max_attempts", o.max_attempts.into(), 1, 100, ""),
+            ("outbox.backoff_base_seconds", o.backoff_base_seconds, 1, DAY, " seconds"),
+            ("outbox.backoff_max_seconds", o.backoff_max_seconds, 1, 7 * DAY, " seconds"),
+            ("outbox.workers", o.workers.into(), 1, 64, ""),
+            // A sender renews its claim every third of the lease.
+            ("outbox.lease_seconds", o.lease_seconds, 3, DAY, " seconds"),
+            ("outbox.send_timeout_seconds", o.send_timeout_seconds, 1, HOUR, " seconds"),
+            ("portal.session_hours", p.session_hours.into(), 1, 366 * 24, " hours"),
+            ("portal.delegation_hours", p.delegation_hours.into(), 1, 366 * 24, " hours"),
+            ("portal.reset_minutes", p.reset_minutes.into(), 1, 7 * 24 * 60, " minutes"),
+            ("portal.login_attempts_per_account", p.login_attempts_per_account.into(), 1, 1000, ""),
+            ("portal.login_attempts_per_address", p.login_attempts_per_address.into(), 1, 100_000, ""),
+            ("inbound.soft_bounce_limit", self.inbound.soft_bounce_limit.into(), 1, 1000, ""),
+            ("telegram.poll_timeout_seconds", t.poll_timeout_seconds.into(), 1, 50, " seconds"),
+            ("telegram.messages_per_second", t.messages_per_second.into(), 1, 1_000_000, ""),
+            ("telegram.chat_messages_per_second", t.chat_messages_per_second.into(), 1, 1_000_000, ""),
+            ("telegram.chat_messages_per_minute", t.chat_messages_per_minute.into(), 1, 1_000_000, ""),
+            // Discord waits 3 seconds for the first answer to an interaction.
+            ("discord.defer_after_ms", d.defer_after_ms, 0, 2500, " ms"),
+            ("imap.poll_seconds", self.imap.poll_seconds, 1, DAY, " seconds"),
+            ("inbound.max_attachment_bytes", self.inbound.max_attachment_bytes, 1, 1 << 30, " bytes"),
+        ];
+        for (key, value, min, max, unit) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(invalid(key, format!("{value} is not between {min} and {max}{unit}")));
+            }
+        }
+        if o.backoff_max_seconds < o.backoff_base_seconds {
+            return Err(invalid("outbox.backoff_max_seconds", "must be at least outbox.backoff_base_seconds"));
+        }
         Ok(())
     }
 
@@ -144,12 +163,6 @@ impl Config {
         if let Some(bad) = t.staff.iter().find(|s| s.parse::<i64>().is_err()) {
             return Err(invalid("telegram.staff", format!("`{bad}` is not a Telegram user id")));
         }
-        if t.messages_per_second == 0 || t.chat_messages_per_second == 0 || t.chat_messages_per_minute == 0 {
-            return Err(invalid("telegram.messages_per_second", "rate limits must be at least 1"));
-        }
-        if t.poll_timeout_seconds == 0 || t.poll_timeout_seconds > 50 {
-            return Err(invalid("telegram.poll_timeout_seconds", "must be between 1 and 50"));
-        }
         let d = &self.discord;
         if !(d.api_url.starts_with("http://") || d.api_url.starts_with("https://")) {
             return Err(invalid("discord.api_url", "must start with http:// or https://"));
@@ -161,9 +174,6 @@ impl Config {
             if !v.is_empty() && v.parse::<u64>().is_err() {
                 return Err(invalid(key, format!("`{v}` is not a Discord id (digits)")));
             }
-        }
-        if d.defer_after_ms > 2500 {
-            return Err(invalid("discord.defer_after_ms", "must be at most 2500 (Discord waits 3 seconds)"));
         }
         if let Some(bad) = d.staff.iter().find(|s| s.parse::<u64>().is_err()) {
             return Err(invalid("discord.staff", format!("`{bad}` is not a Discord user id")));

@@ -40,12 +40,17 @@ fn check(session: &Session, cmd: &Command) -> Result<(), HttpError> {
     Ok(())
 }
 
-/// Compares cells as numbers when both are numbers (money, quantities), else as text.
+/// A sorted column's order: numbers (money, quantities) first, by value, then text without
+/// regard to case. It must be a total order (`sort_by` may panic on one that is not), so a
+/// number never compares with text as text, and `NaN` or `inf` count as text.
 fn cmp_cells(a: &str, b: &str) -> std::cmp::Ordering {
-    let num = |s: &str| s.replace(',', "").parse::<f64>().ok();
+    use std::cmp::Ordering::{Greater, Less};
+    let num = |s: &str| s.replace(',', "").parse::<f64>().ok().filter(|x| x.is_finite());
     match (num(a), num(b)) {
-        (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
-        _ => a.to_lowercase().cmp(&b.to_lowercase()),
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => Less,
+        (None, Some(_)) => Greater,
+        (None, None) => a.to_lowercase().cmp(&b.to_lowercase()),
     }
 }
 
@@ -305,5 +310,19 @@ async fn statement(s: &AppState, session: &Session, file: &str) -> Reply {
                 .into_response())
         }
         _ => Err(HttpError::NotFound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cmp_cells;
+
+    #[test]
+    fn a_mixed_column_sorts_in_one_total_order() {
+        let mut cells = vec!["10", "1a", "9", "nan", "B", "-2", "a", "1,000", "inf"];
+        cells.sort_by(|x, y| cmp_cells(x, y));
+        assert_eq!(cells, ["-2", "9", "10", "1,000", "1a", "a", "B", "inf", "nan"]);
+        // Transitive where the old rule was not: 10 > 9, 9 > 1a (as text), 1a > 10 (as text).
+        assert!(cmp_cells("9", "10").is_lt() && cmp_cells("10", "1a").is_lt() && cmp_cells("9", "1a").is_lt());
     }
 }

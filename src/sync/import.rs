@@ -132,9 +132,9 @@ pub async fn import_file(db: &Db, path: &Path, show_progress: bool) -> Result<Ve
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    if !writer.errs.is_empty() {
+    if !writer.found.errs.is_empty() {
         tx.rollback().await?;
-        return Err(SyncError::Invalid(writer.errs).into());
+        return Err(writer.found.into_error(None).into());
     }
     tx.commit().await?;
     Ok(writer.reports.into_iter().flatten().collect())
@@ -157,7 +157,9 @@ struct Writer<'a> {
     bar: Option<&'a ProgressBar>,
     seen: Vec<HashMap<String, usize>>,
     reports: Vec<Option<EntityReport>>,
-    errs: Vec<RecordError>,
+    /// What validation found, bounded like the loose reading's report: a document of a
+    /// million bad records is refused without holding a million errors.
+    found: Loose,
 }
 
 impl<'a> Writer<'a> {
@@ -166,7 +168,7 @@ impl<'a> Writer<'a> {
             bar,
             seen: vec![HashMap::new(); ENTITIES.len()],
             reports: vec![None; ENTITIES.len()],
-            errs: Vec::new(),
+            found: Loose::default(),
         }
     }
 
@@ -184,7 +186,10 @@ impl<'a> Writer<'a> {
             let records = records
                 .downcast::<Vec<(usize, T)>>()
                 .map_err(|_| SyncError::UnknownEntity(ENTITIES[place].to_string()))?;
-            Ok(stage(tx, &records, &mut self.seen[place], &mut self.errs, tick).await?)
+            let mut errs = Vec::new();
+            let part = stage(tx, &records, &mut self.seen[place], &mut errs, tick).await?;
+            self.found.push(errs);
+            Ok(part)
         })?;
         self.reports[place]
             .get_or_insert_with(|| EntityReport { entity: ENTITIES[place].to_string(), ..Default::default() })
@@ -318,26 +323,7 @@ fn loose_report(path: &Path, shown: &str, typed: Option<String>) -> ImportError 
             _ => ImportError::NotJson { path: shown.to_string(), message: e.to_string() },
         };
     }
-    let Loose { mut errs, more } = found;
-    if more > 0 {
-        errs.push(RecordError {
-            entity: "document".into(),
-            index: None,
-            id: None,
-            field: "document".into(),
-            reason: format!("{more} more errors are not listed"),
-        });
-    }
-    if errs.is_empty() {
-        errs.push(RecordError {
-            entity: "document".into(),
-            index: None,
-            id: None,
-            field: "document".into(),
-            reason: typed.unwrap_or_else(|| "not a document of records".into()),
-        });
-    }
-    SyncError::Invalid(errs).into()
+    found.into_error(Some(typed.unwrap_or_else(|| "not a document of records".into()))).into()
 }
 
 /// The most record errors one report lists.
@@ -351,6 +337,26 @@ struct Loose {
 }
 
 impl Loose {
+    /// The refusal: the errors listed, a last row counting those that are not, and, when
+    /// none was found, `otherwise` as the document's one error.
+    fn into_error(self, otherwise: Option<String>) -> SyncError {
+        let Loose { mut errs, more } = self;
+        let document = |reason: String| RecordError {
+            entity: "document".into(),
+            index: None,
+            id: None,
+            field: "document".into(),
+            reason,
+        };
+        if more > 0 {
+            errs.push(document(format!("{more} more errors are not listed")));
+        }
+        if let (true, Some(reason)) = (errs.is_empty(), otherwise) {
+            errs.push(document(reason));
+        }
+        SyncError::Invalid(errs)
+    }
+
     fn push(&mut self, errs: Vec<RecordError>) {
         for e in errs {
             if self.errs.len() < MOST_ERRORS {
@@ -480,9 +486,9 @@ pub async fn apply_document(db: &Db, doc: &Document, show_progress: bool) -> Res
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    if !writer.errs.is_empty() {
+    if !writer.found.errs.is_empty() {
         tx.rollback().await?;
-        return Err(SyncError::Invalid(writer.errs));
+        return Err(writer.found.into_error(None));
     }
     tx.commit().await?;
     Ok(writer.reports.into_iter().flatten().collect())
