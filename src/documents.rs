@@ -47,7 +47,7 @@ fn win_ansi(s: &str) -> Vec<u8> {
 /// Helvetica's average advance is about half the font size; good enough to cut text that
 /// would run into the next column.
 fn fit(s: &str, width: f32, size: f32) -> String {
-    crate::model::shorten(s, (width / (size * 0.52)) as usize)
+    crate::model::shortened(s, (width / (size * 0.52)) as usize).into_owned()
 }
 
 #[derive(Clone, Copy)]
@@ -398,7 +398,7 @@ pub fn statement(
         ],
         &rows,
     );
-    let outstanding: i64 = open.iter().map(InvoiceDoc::outstanding).sum();
+    let outstanding = open.iter().map(InvoiceDoc::outstanding).fold(0, i64::saturating_add);
     let credits = open.iter().filter(|i| i.is_credit_note()).count();
     w.paragraph(&format!(
         "{} open invoice(s) and {credits} credit note(s); outstanding {} {currency}.",
@@ -414,7 +414,7 @@ pub fn statement(
             "TOT's total owed ({} {currency}) differs from these rows by {} {currency}: \
              payments or charges not yet matched to an invoice.",
             Money(a.current_balance),
-            Money(a.current_balance - outstanding)
+            Money(a.current_balance.saturating_sub(outstanding))
         ));
     }
     w.finish()

@@ -555,3 +555,56 @@ async fn dates_and_times_are_read_to_the_letter_and_each_bad_one_is_named() {
     assert_eq!(status, 200, "{body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn values_that_could_only_break_later_are_refused_by_name() {
+    let app = TestApp::spawn().await;
+    app.put("clients", json!([{"id": "C-1", "name": "Alpha"}])).await;
+    let long = "x".repeat(2001);
+    let cases = [
+        (
+            "invoices",
+            json!({"id": "I-1", "client_id": "C-1", "date": "2026-11-01", "job_name": "Tees",
+                             "total": -90_000_000_000_000_000_i64, "paid": 0}),
+            "total",
+        ),
+        (
+            "invoices",
+            json!({"id": "I-1", "client_id": "C-1", "date": "2026-11-01", "job_name": "Tees",
+                             "total": "-10.00", "paid": "25.00"}),
+            "paid",
+        ),
+        (
+            "purchase_orders",
+            json!({"id": "PO-1", "client_id": "C-1", "placed_by": "R", "third_party": true, "status": "open",
+                                    "date_ordered": "2026-11-01", "tot_ref": "T", "category": "G", "type": "T", "supplier": "S",
+                                    "lines": [{"status": "open", "sku": "S-1", "description": "Tee", "ordered": 10,
+                                               "received": i64::MAX, "cancelled": 1}]}),
+            "lines[0].received",
+        ),
+        ("jobs", json!({"id": "../../x", "client_id": "C-1", "name": "Tees", "status": "entered"}), "id"),
+        (
+            "jobs",
+            json!({"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "entered", "order_id": long}),
+            "order_id",
+        ),
+        (
+            "contacts",
+            json!({"id": "P-1", "client_id": "C-1", "name": "Ann", "email": "ann@alpha.example", "role": "admin",
+                             "discord_user_id": "abc"}),
+            "discord_user_id",
+        ),
+    ];
+    for (entity, record, field) in cases {
+        let (status, body) = app.put(entity, json!([record])).await;
+        assert_eq!(status, 422, "{entity} {field}: {body}");
+        let errors = body["errors"].as_array().expect("errors");
+        assert!(errors.iter().any(|e| e["field"] == field), "{entity} {field}: {body:#}");
+        let shown = body.to_string();
+        assert!(shown.len() < 2000, "a refused value is not repeated whole: {} bytes", shown.len());
+    }
+    for table in ["invoices", "purchase_orders", "jobs", "contacts"] {
+        assert_eq!(app.count(table).await, 0, "{table}: nothing written");
+    }
+    app.stop().await;
+}

@@ -47,7 +47,9 @@ pub async fn upload(
         return Err(ActionError::invalid("files", "choose at least one file to send"));
     }
     let cfg = &state.config.inbound;
-    let dir = state.config.data_dir.join("uploads").join("artwork").join(job_id);
+    // One folder per job; its name made safe whatever an id may hold (ids are checked as they
+    // arrive, but a folder name is no place to rely on that).
+    let dir = state.config.data_dir.join("uploads").join("artwork").join(crate::model::safe_file_name(job_id));
     let mut kept = Vec::new();
     let mut refused = Vec::new();
     for (i, f) in files.iter().enumerate() {

@@ -94,7 +94,7 @@ pub async fn check(
     }
     let known = existing_clients(&state.db, &input.clients).await?;
     for c in input.clients.iter().filter(|c| !known.contains(c)) {
-        errs.push(FieldError::new("clients", format!("unknown client `{c}`")));
+        errs.push(FieldError::new("clients", format!("unknown client {}", crate::model::quoted(c))));
     }
     if !errs.is_empty() {
         return Err(BannerError::Invalid(errs));

@@ -97,7 +97,7 @@ fn id(command: &str, word: &str) -> Result<String, CommandError> {
     } else {
         Err(CommandError {
             command: command.into(),
-            message: format!("`{word}` is not an id like V-1001"),
+            message: format!("{} is not an id like V-1001", crate::model::quoted(word)),
             usage: usage(command),
         })
     }
@@ -138,7 +138,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
         } else {
             Err(CommandError {
                 command: name.into(),
-                message: format!("takes nothing after it, found `{rest}`"),
+                message: format!("takes nothing after it, found {}", crate::model::quoted(rest)),
                 usage: usage(name),
             })
         }
@@ -153,7 +153,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
             }),
             _ => Err(CommandError {
                 command: name.into(),
-                message: format!("expects one id, found `{rest}`"),
+                message: format!("expects one id, found {}", crate::model::quoted(rest)),
                 usage: usage(name),
             }),
         }

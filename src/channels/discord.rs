@@ -24,7 +24,7 @@ use super::SendError;
 use super::chat::{self, Button, ChatMessage, ChatSender, Incoming, Input, Reply};
 use crate::actions::commands::COMMANDS;
 use crate::config::Config;
-use crate::model::shorten;
+use crate::model::shortened;
 use crate::services::Services;
 
 /// Discord's own API base; any other `discord.api_url` is used as a proxy base.
@@ -68,9 +68,9 @@ impl Discord {
     }
 
     fn embed(&self, m: &ChatMessage) -> CreateEmbed {
-        let mut e = CreateEmbed::new().title(shorten(&m.title, 256)).colour(self.colour);
+        let mut e = CreateEmbed::new().title(shortened(&m.title, 256).into_owned()).colour(self.colour);
         if !m.lines.is_empty() {
-            e = e.description(shorten(&m.lines.join("\n"), 4096));
+            e = e.description(shortened(&m.lines.join("\n"), 4096).into_owned());
         }
         // TOT's own pictures go as an attachment of the message (they are private); a web
         // address of TOT's is passed on.
@@ -98,10 +98,10 @@ impl Discord {
                                 } else {
                                     ButtonStyle::Primary
                                 };
-                                CreateButton::new(data.clone()).label(shorten(label, 80)).style(style)
+                                CreateButton::new(data.clone()).label(shortened(label, 80).into_owned()).style(style)
                             }
                             Button::Link { label, url } => {
-                                CreateButton::new_link(url.clone()).label(shorten(label, 80))
+                                CreateButton::new_link(url.clone()).label(shortened(label, 80).into_owned())
                             }
                         })
                         .collect(),
@@ -130,13 +130,13 @@ fn slash_commands() -> Vec<CreateCommand> {
         .iter()
         .map(|(name, usage, what)| {
             let name = name.to_ascii_lowercase();
-            let c = CreateCommand::new(&name).description(shorten(what, 100));
+            let c = CreateCommand::new(&name).description(shortened(what, 100).into_owned());
             if *usage == name.to_ascii_uppercase() && name != "link" {
                 return c;
             }
             let (opt, desc, required) = match name.as_str() {
                 "link" => ("code", "a linking code from the portal (empty: a portal link)".to_string(), false),
-                _ => ("args", shorten(usage, 100), usage.contains(" <")),
+                _ => ("args", shortened(usage, 100).into_owned(), usage.contains(" <")),
             };
             c.add_option(CreateCommandOption::new(CommandOptionType::String, opt, desc).required(required))
         })

@@ -24,10 +24,9 @@ fn filter_of(q: &FormData) -> Result<(ChaseFilter, usize), HttpError> {
     let text = |name: &str| q.get(name).map(str::trim).filter(|v| !v.is_empty());
     let category = match text("category") {
         None => None,
-        Some(c) => Some(
-            Category::from_code(c)
-                .ok_or_else(|| HttpError::BadRequest(format!("category: `{c}` is not one of A1, A2, A3, A4")))?,
-        ),
+        Some(c) => Some(Category::from_code(c).ok_or_else(|| {
+            HttpError::BadRequest(format!("category: {} is not one of A1, A2, A3, A4", crate::model::quoted(c)))
+        })?),
     };
     let min_age_days = match text("older") {
         None => None,

@@ -25,7 +25,11 @@ fn one_of(q: &FormData, name: &str, allowed: &[&str]) -> Result<Option<String>, 
     match q.get(name).map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) if allowed.contains(&v) => Ok(Some(v.to_string())),
-        Some(v) => Err(HttpError::BadRequest(format!("{name}: `{v}` is not one of {}", allowed.join(", ")))),
+        Some(v) => Err(HttpError::BadRequest(format!(
+            "{name}: {} is not one of {}",
+            crate::model::quoted(v),
+            allowed.join(", ")
+        ))),
     }
 }
 
@@ -187,6 +191,9 @@ pub async fn act(
             staff.record(&state, "dropped message", &row.id.to_string()).await?;
             Ok(see_other(&state, &back, "Dropped; it will not be sent."))
         }
-        other => Err(HttpError::Invalid(format!("action: `{}` is not requeue or drop", other.unwrap_or("")))),
+        other => Err(HttpError::Invalid(format!(
+            "action: {} is not requeue or drop",
+            crate::model::quoted(other.unwrap_or(""))
+        ))),
     }
 }

@@ -9,14 +9,11 @@ use std::ops::RangeInclusive;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Deserializer};
 
-use super::shortened;
+use super::quoted;
 
 /// The years a record's date or time may fall in: four digits, none before TOT's trade could
 /// have a record.
 pub const YEARS: RangeInclusive<i32> = 1900..=9999;
-
-/// The longest part of a refused value an error repeats.
-const SHOWN: usize = 40;
 
 /// A date written `YYYY-MM-DD`, a real day of the calendar, in [`YEARS`]. The error says why
 /// not, quoting (the start of) what was given.
@@ -25,7 +22,7 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
     let shaped = b.len() == 10
         && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() });
     if !shaped {
-        return Err(format!("`{}` is not a date written YYYY-MM-DD", shortened(s, SHOWN)));
+        return Err(format!("{} is not a date written YYYY-MM-DD", quoted(s)));
     }
     let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("`{s}` is not a day of the calendar"))?;
     in_years(d.year(), s)?;
@@ -36,7 +33,7 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
 /// required: chrono also takes the space RFC 3339 allows in prose, which TOT's system does not
 /// send, so a time with one is more likely a local time pasted by hand.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    let refused = || format!("`{}` is not a time in RFC 3339, for example 2026-11-25T09:30:00Z", shortened(s, SHOWN));
+    let refused = || format!("{} is not a time in RFC 3339, for example 2026-11-25T09:30:00Z", quoted(s));
     if s.as_bytes().get(10) != Some(&b'T') {
         return Err(refused());
     }
@@ -49,7 +46,7 @@ fn in_years(year: i32, s: &str) -> Result<(), String> {
     if YEARS.contains(&year) {
         Ok(())
     } else {
-        Err(format!("`{s}` is not between the years {} and {}", YEARS.start(), YEARS.end()))
+        Err(format!("{} is not between the years {} and {}", quoted(s), YEARS.start(), YEARS.end()))
     }
 }
 

@@ -40,7 +40,10 @@ pub fn check_id(field: &str, id: &str, errs: &mut Vec<FieldError>) {
     } else if id.len() > 64 {
         errs.push(FieldError::new(field, "longer than 64 characters"));
     } else if !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')) {
-        errs.push(FieldError::new(field, format!("`{id}` may hold only letters, digits, '-', '_', '.', '/'")));
+        errs.push(FieldError::new(field, format!("{} may hold only letters, digits, '-', '_', '.', '/'", quoted(id))));
+    } else if id.split('/').any(|part| matches!(part, "" | "." | "..")) {
+        // An id names folders (a job's artwork): no empty, `.` or `..` part between slashes.
+        errs.push(FieldError::new(field, format!("{} has an empty, `.` or `..` part between slashes", quoted(id))));
     }
 }
 
@@ -105,15 +108,25 @@ pub fn check_chars(field: &str, s: &str, lines: Lines) -> Result<(), FieldError>
     }
 }
 
+/// The longest a record's text may be where its field sets no lower bound of its own: a
+/// line (a name, a reference, a picture's address) or text that spans lines (a description,
+/// an address). Every answer, digest and document repeats what is stored.
+pub const MOST_LINE_CHARS: usize = 2_000;
+pub const MOST_TEXT_CHARS: usize = 20_000;
+
 /// Checks every string inside a record (found through its serde form, so a field added
-/// later is covered without being listed) for control characters. Strings under a key in
-/// [`MULTILINE_FIELDS`] may hold tabs and line breaks.
+/// later is covered without being listed) for control characters and for a length past
+/// [`MOST_LINE_CHARS`] or [`MOST_TEXT_CHARS`]. Strings under a key in [`MULTILINE_FIELDS`]
+/// may hold tabs and line breaks.
 pub fn check_record_chars<T: Serialize>(record: &T, errs: &mut Vec<FieldError>) {
     fn walk(v: &serde_json::Value, path: &mut String, lines: Lines, errs: &mut Vec<FieldError>) {
         match v {
             serde_json::Value::String(s) => {
+                let most = if lines == Lines::One { MOST_LINE_CHARS } else { MOST_TEXT_CHARS };
                 if let Err(e) = check_chars(path, s, lines) {
                     errs.push(e);
+                } else if s.chars().nth(most).is_some() && !errs.iter().any(|e| e.field == *path) {
+                    errs.push(FieldError::new(path.as_str(), format!("longer than {most} characters")));
                 }
             }
             serde_json::Value::Array(items) => {
@@ -179,6 +192,10 @@ pub fn lines_total(lines: impl IntoIterator<Item = (i64, i64)>) -> i64 {
 pub struct Money(pub i64);
 
 impl Money {
+    /// The largest whole amount, in either direction: 13 digits, so that sums of many
+    /// amounts stay far inside an `i64` of minor units.
+    pub const MOST_WHOLE: u64 = 9_999_999_999_999;
+
     pub fn minor(self) -> i64 {
         self.0
     }
@@ -191,7 +208,7 @@ impl Money {
             None => (false, s),
         };
         let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
-        let bad = || format!("`{s}` is not an amount with at most 2 decimals");
+        let bad = || format!("{} is not an amount with at most 2 decimals", quoted(s));
         if whole.is_empty() || !whole.chars().all(|c| c.is_ascii_digit()) {
             return Err(bad());
         }
@@ -199,7 +216,7 @@ impl Money {
             return Err(bad());
         }
         if whole.len() > 13 {
-            return Err(format!("`{s}` is too large"));
+            return Err(format!("{} is too large (at most 13 digits before the point)", quoted(s)));
         }
         let whole: i64 = whole.parse().map_err(|_| bad())?;
         let frac: i64 = match frac.len() {
@@ -250,15 +267,18 @@ impl<'de> Deserialize<'de> for Money {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an amount with at most 2 decimals")
             }
+            // A whole number has the same bound as a written amount: 13 digits.
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
-                v.checked_mul(100).map(Money).ok_or_else(|| E::custom("amount is too large"))
+                if v.unsigned_abs() > Money::MOST_WHOLE {
+                    return Err(E::custom(format!("{v} is too large (at most 13 digits before the point)")));
+                }
+                Ok(Money(v * 100))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Money, E> {
-                i64::try_from(v)
-                    .ok()
-                    .and_then(|v| v.checked_mul(100))
-                    .map(Money)
-                    .ok_or_else(|| E::custom("amount is too large"))
+                match i64::try_from(v) {
+                    Ok(v) => self.visit_i64(v),
+                    Err(_) => Err(E::custom(format!("{v} is too large (at most 13 digits before the point)"))),
+                }
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Money, E> {
                 // Display of f64 is the shortest text that reads back as the same number,
@@ -275,7 +295,7 @@ impl<'de> Deserialize<'de> for Money {
 
 pub fn check_one_of(field: &str, v: &str, allowed: &[&str], errs: &mut Vec<FieldError>) {
     if !allowed.contains(&v) {
-        errs.push(FieldError::new(field, format!("`{v}` is not one of {}", allowed.join(", "))));
+        errs.push(FieldError::new(field, format!("{} is not one of {}", quoted(v), allowed.join(", "))));
     }
 }
 
@@ -341,11 +361,23 @@ mod tests {
         }
         let m: Money = serde_json::from_str("19.99").unwrap();
         assert_eq!(m, Money(1999));
+        for huge in ["10000000000000", "-90000000000000000", "18446744073709551615", "1e20"] {
+            let e = serde_json::from_str::<Money>(huge).unwrap_err().to_string();
+            assert!(e.contains("too large"), "{huge}: {e}");
+        }
+        assert_eq!(serde_json::from_str::<Money>("9999999999999").unwrap(), Money(999_999_999_999_900));
         let m: Money = serde_json::from_str("7").unwrap();
         assert_eq!(m.to_string(), "7.00");
         assert!(serde_json::from_str::<Money>("0.005").is_err());
         assert_eq!(Money(-5).to_string(), "-0.05");
     }
+}
+
+/// A refused value as an error message repeats it: in backquotes, on one line, at most 40
+/// characters. What was refused may be megabytes long or hold control characters, and the
+/// message goes to logs, terminals and pages.
+pub fn quoted(s: &str) -> String {
+    format!("`{}`", shortened(&one_line(s), 40))
 }
 
 /// `s` cut to at most `max` characters, with `…` in place of what was cut.

@@ -75,7 +75,10 @@ impl Record for ClientIn {
         check_id("id", &self.id, e);
         check_text("name", &self.name, 200, e);
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
-            e.push(FieldError::new("currency", format!("`{}` is not a 3-letter ISO code like GBP", self.currency)));
+            e.push(FieldError::new(
+                "currency",
+                format!("{} is not a 3-letter ISO code like GBP", quoted(&self.currency)),
+            ));
         }
     }
 }
@@ -146,21 +149,28 @@ impl Record for ContactIn {
         check_id("client_id", &self.client_id, e);
         check_text("name", &self.name, 200, e);
         if !valid_email(&self.email) {
-            e.push(FieldError::new("email", format!("`{}` is not an email address", self.email)));
+            e.push(FieldError::new("email", format!("{} is not an email address", quoted(&self.email))));
         }
         if Role::parse(&self.role).is_none() {
             e.push(FieldError::new(
                 "role",
-                format!("`{}` is not one of admin, buyer, finance, viewer, third_party", self.role),
+                format!("{} is not one of admin, buyer, finance, viewer, third_party", quoted(&self.role)),
             ));
         }
         if self.timezone.parse::<chrono_tz::Tz>().is_err() {
-            e.push(FieldError::new("timezone", format!("`{}` is not an IANA time zone", self.timezone)));
+            e.push(FieldError::new("timezone", format!("{} is not an IANA time zone", quoted(&self.timezone))));
         }
         if let Some(s) = &self.digest_schedule
             && let Err(msg) = crate::model::schedule::parse_schedule(s)
         {
             e.push(FieldError::new("digest_schedule", msg));
+        }
+        // A snowflake: digits that fit 64 bits (Discord refuses anything else, so a message
+        // to the contact would only go dead later).
+        if let Some(d) = &self.discord_user_id
+            && (d.is_empty() || d.len() > 20 || !d.bytes().all(|b| b.is_ascii_digit()) || d.parse::<u64>().is_err())
+        {
+            e.push(FieldError::new("discord_user_id", format!("{} is not a Discord user id (digits)", quoted(d))));
         }
     }
 }
@@ -255,11 +265,11 @@ pub struct JobIn {
 
 /// The largest line total cport takes, in minor units (ten trillion in the currency's units):
 /// far above any real charge, and far enough below `i64::MAX` that many lines still sum.
-const MOST_LINE_TOTAL: i64 = 1_000_000_000_000_000;
+const MOST_LINE_TOTAL: u64 = 1_000_000_000_000_000;
 
 /// Refuses a line whose `qty × unit_price` no total could hold.
 pub(crate) fn check_line_total(field: &str, qty: i64, unit_price: Money, e: &mut Vec<FieldError>) {
-    if qty.checked_mul(unit_price.minor()).is_none_or(|t| t.abs() > MOST_LINE_TOTAL) {
+    if qty.checked_mul(unit_price.minor()).is_none_or(|t| t.unsigned_abs() > MOST_LINE_TOTAL) {
         e.push(FieldError::new(field, "qty × unit_price is more than 10,000,000,000,000.00"));
     }
 }
@@ -745,7 +755,7 @@ impl Record for PurchaseOrderIn {
             check_qty(&format!("lines[{i}].ordered"), l.ordered, e);
             check_qty(&format!("lines[{i}].received"), l.received, e);
             check_qty(&format!("lines[{i}].cancelled"), l.cancelled, e);
-            if l.received + l.cancelled > l.ordered {
+            if l.received.saturating_add(l.cancelled) > l.ordered {
                 e.push(FieldError::new(format!("lines[{i}].received"), "received plus cancelled is more than ordered"));
             }
         }
@@ -796,8 +806,9 @@ impl Record for InvoiceIn {
         if self.paid.0 < 0 {
             e.push(FieldError::new("paid", "must not be negative"));
         }
-        if self.total.0 >= 0 && self.paid.0 > self.total.0 {
-            e.push(FieldError::new("paid", "is more than total"));
+        // A credit note (a negative total) may be paid out up to its amount.
+        if self.paid.0 > self.total.0.abs() {
+            e.push(FieldError::new("paid", "is more than the total's amount"));
         }
     }
 }

@@ -10,11 +10,11 @@ use cron::Schedule;
 /// Parses a cron expression, explaining the expected form when it is wrong.
 pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
     let schedule = Schedule::from_str(expr).map_err(|e| {
-        format!("`{expr}` is not a cron expression with seconds first, like \"0 0 8 * * Mon-Fri\" ({e})")
+        format!("{} is not a cron expression with seconds first, like \"0 0 8 * * Mon-Fri\" ({e})", super::quoted(expr))
     })?;
     // One that can never fire (31 February, a year gone by) would silently send nothing.
     if schedule.upcoming(Utc).next().is_none() {
-        return Err(format!("`{expr}` never fires: no time from now on matches it"));
+        return Err(format!("{} never fires: no time from now on matches it", super::quoted(expr)));
     }
     Ok(schedule)
 }

@@ -255,7 +255,7 @@ pub async fn basket_action(
                 Err(PlaceError::Action(e)) => Err(e),
             }
         }
-        other => Err(ActionError::invalid("action", format!("`{other}` is not a basket action"))),
+        other => Err(ActionError::invalid("action", format!("{} is not a basket action", crate::model::quoted(other)))),
     };
     match result {
         Ok(r) => Ok(r),
@@ -337,7 +337,7 @@ pub async fn users_action(State(state): State<AppState>, CsrfForm(session, form)
         "unallocate" => act::allocate(&state, a, &user, &sku, false, now)
             .await
             .map(|_| format!("{sku} no longer allocated to {user}.")),
-        other => Err(ActionError::invalid("action", format!("`{other}` is not a user action"))),
+        other => Err(ActionError::invalid("action", format!("{} is not a user action", crate::model::quoted(other)))),
     };
     match result {
         Ok(note) => Ok(see_other(&state, "/users", &note)),

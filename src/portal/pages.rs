@@ -324,9 +324,12 @@ fn parse_delivery(form: &FormData) -> Result<DeliveryRequest, ActionError> {
         if v.is_empty() {
             continue;
         }
-        let qty: i64 = v
-            .parse()
-            .map_err(|_| ActionError::invalid(&format!("qty[{job}:{line}]"), format!("`{v}` is not a whole number")))?;
+        let qty: i64 = v.parse().map_err(|_| {
+            ActionError::invalid(
+                &format!("qty[{job}:{line}]"),
+                format!("{} is not a whole number", crate::model::quoted(v)),
+            )
+        })?;
         let line_no: i64 = line.parse().map_err(|_| ActionError::invalid("qty", "unknown line"))?;
         lines.push(LineQty { job_id: job.to_string(), line_no, qty });
     }

@@ -235,7 +235,11 @@ pub(super) async fn stock(a: &Ask<'_>, own: bool, text: Option<&str>) -> Result<
     let what = if own { "stock line(s)" } else { "blank stock line(s)" };
     Ok(Answer::table(
         name,
-        format!("{} {what}{}:", list.len(), text.as_ref().map(|t| format!(" matching \"{t}\"")).unwrap_or_default()),
+        format!(
+            "{} {what}{}:",
+            list.len(),
+            text.as_ref().map(|t| format!(" matching {}", crate::model::quoted(t))).unwrap_or_default()
+        ),
         &["SKU", "Your SKU", "Description", "Balance", "Expected", "Available"],
         rows,
     ))

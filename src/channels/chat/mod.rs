@@ -207,8 +207,10 @@ async fn handle_inner(
                 Ok(None) => {
                     let mut a = run(state, unit, &actor, &Command::Help, &decide_ctx(), now).await?;
                     a.ok = false;
-                    a.title =
-                        format!("I did not understand “{}”. These are the commands:", crate::model::shorten(text, 40));
+                    a.title = format!(
+                        "I did not understand “{}”. These are the commands:",
+                        crate::model::shortened(text, 40)
+                    );
                     a
                 }
                 Err(e) => Answer::error(&e.command, e.to_string()),
