@@ -151,6 +151,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(middleware::map_response(crate::web::rejections_as_errors))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(crate::web::refuse_nul))
         .layer(middleware::from_fn(track))
         // No page of cport may be framed by another site (clickjacking an approval).
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
@@ -180,8 +181,7 @@ fn portal_routes(state: &AppState) -> Router<AppState> {
 
 /// A path no route serves: the error in JSON under `/api/`, the portal's page elsewhere.
 async fn not_found(uri: axum::http::Uri) -> Response {
-    let resp = crate::web::HttpError::NotFound.into_response();
-    if uri.path().starts_with("/api/") { resp } else { crate::web::render_page(resp).await }
+    crate::web::in_shape_for(uri.path(), crate::web::HttpError::NotFound).await
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

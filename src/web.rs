@@ -227,6 +227,37 @@ pub async fn rejections_as_errors(resp: Response) -> Response {
     HttpError::Rejected { status, message }.into_response()
 }
 
+/// For every route (`axum::middleware::from_fn`, outermost): a path or query holding a NUL
+/// character (`%00`) is refused naming where it is, before a handler looks anything up with
+/// it. No stored text holds one, and PostgreSQL refuses it even to compare with, which would
+/// otherwise surface as an error that names no field.
+pub async fn refuse_nul(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let uri = req.uri();
+    let field = if percent_encoding::percent_decode_str(uri.path()).any(|b| b == 0) {
+        Some("path".to_string())
+    } else {
+        uri.query().and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+                .map(|(k, _)| crate::model::shortened(&crate::model::one_line(&k), 60).into_owned())
+        })
+    };
+    match field {
+        Some(field) => {
+            let message = format!("{field}: holds a NUL character (U+0000)");
+            in_shape_for(uri.path(), HttpError::Rejected { status: StatusCode::BAD_REQUEST, message }).await
+        }
+        None => next.run(req).await,
+    }
+}
+
+/// An error answered outside the routes' own layers: JSON under `/api/`, the portal's page
+/// elsewhere.
+pub async fn in_shape_for(path: &str, e: HttpError) -> Response {
+    let resp = e.into_response();
+    if path.starts_with("/api/") { resp } else { render_page(resp).await }
+}
+
 /// For the portal's routes (`axum::middleware::map_response`): an error becomes a page in the
 /// portal's look, and a missing session a redirect to the login form.
 pub async fn render_page(mut resp: Response) -> Response {

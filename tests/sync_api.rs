@@ -498,9 +498,36 @@ async fn a_nul_character_is_refused_by_name_never_a_server_error() {
 
     let b = app.signed_in("P-1B").await;
     for path in ["/visuals/V-1%00", "/jobs/J-1%00/delivery", "/enquiries/E%00"] {
-        let (status, _) = app.page(&b, path).await;
-        assert!((400..500).contains(&status), "{path}: {status}");
+        let (status, body) = app.page(&b, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains("path: holds a NUL character"), "{path}: {body}");
     }
+    let (status, body) = app.page(&b, "/stock?q=te%00e").await;
+    assert_eq!((status, body.contains("q: holds a NUL character")), (400, true), "{body}");
+    let (status, body) = app.api(reqwest::Method::GET, "/api/v1/changes?after=%00", None).await;
+    assert_eq!(
+        (status, body["error"].as_str().is_some_and(|e| e.contains("after: holds a NUL"))),
+        (400, true),
+        "{body}"
+    );
+    // Text looked up, not stored: an address to sign in with, a banner's audience.
+    let anon = common::browser();
+    let (_, html) = app.page(&anon, "/login").await;
+    let csrf = common::csrf_of(&html);
+    let (status, _, body) = app
+        .post_raw(&anon, "/login", &[("csrf", csrf.as_str()), ("email", "ann@alpha.example\u{0}"), ("password", "x")])
+        .await;
+    assert_eq!((status, body.contains("email: holds a NUL character")), (400, true), "{body}");
+    let (status, body) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/banners",
+            Some(json!({"title": "T", "body": "B", "severity": "info",
+                                                                    "clients": ["C-\u{0}1"]})),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.starts_with("clients[0]: ")), "{body}");
     app.stop().await;
 }
 

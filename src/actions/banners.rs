@@ -92,8 +92,17 @@ pub async fn check(
     {
         errs.push(FieldError::new("expires_at", "must be after the start"));
     }
-    let known = existing_clients(&state.db, &input.clients).await?;
-    for c in input.clients.iter().filter(|c| !known.contains(c)) {
+    // Only what could be an id is looked up (a NUL in one cannot be, on PostgreSQL).
+    let mut ids = Vec::new();
+    for (i, c) in input.clients.iter().enumerate() {
+        let before = errs.len();
+        crate::model::check_id(&format!("clients[{i}]"), c, &mut errs);
+        if errs.len() == before {
+            ids.push(c.clone());
+        }
+    }
+    let known = existing_clients(&state.db, &ids).await?;
+    for c in ids.iter().filter(|c| !known.contains(c)) {
         errs.push(FieldError::new("clients", format!("unknown client {}", crate::model::quoted(c))));
     }
     if !errs.is_empty() {

@@ -120,8 +120,12 @@ between the parts (`CPORT_SMTP__HOST`, `CPORT_EMAIL__DKIM__SELECTOR`); for a key
 `CPORT_<TABLE>_<KEY>` works too when unambiguous (`CPORT_TELEGRAM_TOKEN`). A list is given
 comma-separated. The environment wins over the file, the file over the defaults.
 
-An unknown key, a value of the wrong type, a bad cron expression or time zone stops start-up
-with an error that names the key or variable. Secrets never appear in logs, and a database
+An unknown key, a value of the wrong type, a number outside its range, a bad cron expression
+or time zone stops start-up with an error that names the key or variable. Every count and
+interval has a range, given in the error (`outbox.workers` 1 to 64, `digest.link_ttl_days`
+1 to 366, `outbox.lease_seconds` 3 to 86400…): a zero would stop the work it counts, and a
+number past the top would overflow the time it feeds. A `CPORT_` variable must be UTF-8 text;
+other variables are not read. Secrets never appear in logs, and a database
 URL's password is masked.
 ";
 

@@ -63,16 +63,19 @@ impl FormData {
                 let raw: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
                 String::from_utf8(percent_encoding::percent_decode(&raw).collect()).is_ok()
             };
-            if !utf8(name) || !utf8(value) {
-                let field = String::from_utf8_lossy(&percent_encoding::percent_decode(name).collect::<Vec<u8>>())
-                    .chars()
-                    .take(100)
-                    .collect::<String>();
-                return Err(HttpError::Rejected {
-                    status: StatusCode::BAD_REQUEST,
-                    message: format!("{field}: not text in UTF-8"),
-                });
-            }
+            let nul = |raw: &[u8]| percent_encoding::percent_decode(raw).any(|b| b == 0);
+            let wrong = if !utf8(name) || !utf8(value) {
+                "not text in UTF-8"
+            } else if nul(name) || nul(value) {
+                // No stored text holds one; PostgreSQL refuses it even to look up with.
+                "holds a NUL character (U+0000)"
+            } else {
+                continue;
+            };
+            let field =
+                String::from_utf8_lossy(&percent_encoding::percent_decode(name).collect::<Vec<u8>>()).into_owned();
+            let field = crate::model::shortened(&crate::model::one_line(&field), 100).into_owned();
+            return Err(HttpError::Rejected { status: StatusCode::BAD_REQUEST, message: format!("{field}: {wrong}") });
         }
         Ok(FormData::parse(body))
     }
