@@ -287,6 +287,18 @@ async fn a_shared_channel_gets_no_details_and_no_sign_in_links() {
     assert!(!text.contains("V-1"), "no item details either: {text}");
     assert!(text.contains("mo:0:ITEMS"), "the Items button stays: {text}");
 
+    // An alert's title names the job: in a shared channel it says nothing of the client.
+    cport::digest::alerts::scan(&t.state, Utc::now(), None).await.unwrap();
+    t.load(serde_json::json!({"visuals": [{"id": "V-5", "client_id": "C-1", "job_id": "J-1", "design_id": "D5",
+        "category": "Colour visual", "designer": "Des", "status": "awaiting_approval", "main_image": "/v5.svg"}]}))
+        .await;
+    assert!(cport::digest::alerts::scan(&t.state, Utc::now(), None).await.unwrap() > 0, "V-5 alerted");
+    cport::outbox::drain(&t.state).await.unwrap();
+    let posts = fake.wait_for("/channels/1600000000000000001/messages", 2).await;
+    let text = posts[1].body.to_string();
+    assert!(text.contains("Something at TOT needs you"), "{text}");
+    assert!(!text.contains("Tees") && !text.contains("Colour visual"), "no job or visual named: {text}");
+
     // /unlink stops what TOT's record would link.
     let inc = cport::channels::chat::Incoming {
         channel: cport::model::Channel::Discord,

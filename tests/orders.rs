@@ -10,9 +10,11 @@ use serde_json::json;
 fn stock() -> serde_json::Value {
     json!([
         {"sku": "SKU-TEE", "client_id": "C-1", "client_sku": "T-1", "description": "Tee, black, printed",
-         "warehouse_balance": 40, "expected": 0, "accounted_for": 30, "available_to_order": 10},
+         "warehouse_balance": 40, "expected": 0, "accounted_for": 30, "available_to_order": 10,
+         "picture": "/media/stock/SKU-TEE.svg"},
         {"sku": "SKU-CAP", "client_id": "C-1", "description": "Cap, embroidered",
-         "warehouse_balance": 100, "expected": 0, "accounted_for": 0, "available_to_order": 100},
+         "warehouse_balance": 100, "expected": 0, "accounted_for": 0, "available_to_order": 100,
+         "picture": "/media/stock/SKU-CAP.svg"},
         {"sku": "SKU-BAG", "client_id": "C-2", "description": "Beta bag",
          "warehouse_balance": 5, "expected": 0, "accounted_for": 0, "available_to_order": 5}
     ])
@@ -276,6 +278,17 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     let (s, html) = app.page(&r, "/stock").await;
     assert_eq!(s, 200);
     assert!(html.contains("SKU-CAP") && !html.contains("SKU-TEE"), "only allocated SKUs");
+    // And only their pictures, which Bob, a buyer, sees both of.
+    let stock_pictures = app.dir.path().join("media").join("stock");
+    std::fs::create_dir_all(&stock_pictures).unwrap();
+    for sku in ["SKU-TEE", "SKU-CAP"] {
+        std::fs::write(stock_pictures.join(format!("{sku}.svg")), "<svg xmlns='http://www.w3.org/2000/svg'/>").unwrap();
+    }
+    let buyer = app.signed_in("P-1B").await;
+    for (path, for_rita) in [("/media/stock/SKU-CAP.svg", 200), ("/media/stock/SKU-TEE.svg", 404)] {
+        assert_eq!(app.page(&r, path).await.0, for_rita, "{path} for the third party");
+        assert_eq!(app.page(&buyer, path).await.0, 200, "{path} for a buyer");
+    }
     let (s, _, _) = app.post_form(&r, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new")]).await;
     assert_eq!(s, 404, "an unallocated SKU cannot be ordered");
     let (s, loc, _) = app

@@ -261,6 +261,13 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
     assert_eq!(r.status().as_u16(), 400);
     let kinds: Vec<String> = app.changes(0).await.iter().map(|c| c["kind"].as_str().unwrap().to_string()).collect();
     assert_eq!(kinds, vec!["visual_delegated", "visual_approved"]);
+
+    // The delegate's session ends when the delegation expires...
+    assert_eq!(app.page(&third, "/visuals/V-1").await.0, 200, "the decision stays in view meanwhile");
+    let past = chrono::Utc::now() - chrono::Duration::minutes(1);
+    cport::store::on_db!(&app.db, p => sqlx::query("UPDATE delegations SET expires_at = $1").bind(past).execute(p).await.map(|_| ()))
+        .unwrap();
+    assert_eq!(app.page(&third, "/visuals/V-1").await.0, 303, "an expired delegation opens nothing");
     app.stop().await;
 }
 

@@ -3,6 +3,7 @@
 
 use super::Actor;
 use super::commands::Command;
+use crate::model::Role;
 use crate::store::media::{MediaKind, MediaOwner, owners};
 use crate::store::{Db, StoreError};
 
@@ -25,7 +26,20 @@ pub fn may_see(actor: &Actor, owner: &MediaOwner) -> bool {
     }
 }
 
-/// Whether `actor` may see the picture at `path` (a path under `/media`).
+/// Whether `actor` may see the picture at `path` (a path under `/media`). A third party sees
+/// the pictures of the SKUs allocated to them only, as `/stock` lists only those.
 pub async fn may_open(db: &Db, actor: &Actor, path: &str) -> Result<bool, StoreError> {
-    Ok(owners(db, path).await?.iter().any(|o| may_see(actor, o)))
+    let mut allocated: Option<Vec<String>> = None;
+    for o in owners(db, path).await?.iter().filter(|o| may_see(actor, o)) {
+        if o.kind == MediaKind::Stock && actor.role == Role::ThirdParty {
+            if allocated.is_none() {
+                allocated = Some(crate::store::orders::allocations(db, &actor.contact.id).await?);
+            }
+            if !allocated.as_ref().is_some_and(|skus| skus.contains(&o.id)) {
+                continue;
+            }
+        }
+        return Ok(true);
+    }
+    Ok(false)
 }

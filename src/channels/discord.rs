@@ -152,6 +152,9 @@ fn slash_commands() -> Vec<CreateCommand> {
     out
 }
 
+/// The title of every message in a shared channel, whatever it is about.
+const SHARED_TITLE: &str = "Something at TOT needs you";
+
 impl ChatSender for Discord {
     fn send<'a>(&'a self, chat_id: &'a str, message: &'a ChatMessage) -> BoxFuture<'a, Result<String, SendError>> {
         Box::pin(async move {
@@ -163,11 +166,12 @@ impl ChatSender for Discord {
             }
             let channel = match self.channel_id {
                 Some(c) => {
-                    // A shared channel gets the title and the action buttons only: a signed
-                    // link would sign in whoever clicks it, and the details are the client's.
-                    // A button press is answered to the presser alone, as the presser.
+                    // A shared channel gets a title that says nothing of the client and the
+                    // action buttons only: a signed link would sign in whoever clicks it, and
+                    // the details (an alert's title names the job and the supplier) are the
+                    // client's. A button press is answered to the presser alone, as the presser.
                     let mut shared = ChatMessage::text(
-                        message.title.clone(),
+                        SHARED_TITLE.to_string(),
                         vec!["Use the buttons, or /items here: only you see the answers.".into()],
                     );
                     shared.buttons = message

@@ -77,15 +77,17 @@ impl FromRequestParts<AppState> for Staff {
     }
 }
 
-/// A message's text with the tokens of its signed links taken out: what a client was sent,
-/// without letting staff sign in as the client (a portal link), choose their password (a
-/// reset link) or decide for them (a delegation link).
+/// A message's text (or its headers) with the tokens of its signed links and addresses taken
+/// out: what a client was sent, without letting staff sign in as the client (a portal link),
+/// choose their password (a reset link), decide for them (a delegation link, a reply to the
+/// `reply+` address), unsubscribe them, or report a bounce in their name.
 pub fn without_link_tokens(text: &str) -> String {
+    const MARKERS: [&str; 5] = ["/l/", "token=", "/unsubscribe/", "reply+", "bounce+"];
     let token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '%');
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     loop {
-        let next = ["/l/", "token="].iter().filter_map(|m| rest.find(m).map(|at| (at, m.len()))).min();
+        let next = MARKERS.iter().filter_map(|m| rest.find(m).map(|at| (at, m.len()))).min();
         let Some((at, len)) = next else {
             out.push_str(rest);
             return out;
@@ -152,5 +154,16 @@ mod tests {
              https://p.example/password/reset?token=(link token hidden)&x=1 and /media/v.svg?exp=1&sig=abc"
         );
         assert_eq!(without_link_tokens("ends with /l/"), "ends with /l/");
+        let headers =
+            "Reply-To: <reply+Ab3.x-Y@reply.tot.example>\r\nList-Unsubscribe: <https://p.example/unsubscribe/Zz9.q>";
+        assert_eq!(
+            without_link_tokens(headers),
+            "Reply-To: <reply+(link token hidden)@reply.tot.example>\r\n\
+             List-Unsubscribe: <https://p.example/unsubscribe/(link token hidden)>"
+        );
+        assert_eq!(
+            without_link_tokens("mailto:reply+T0k.en@reply.tot.example?subject=APPROVE"),
+            "mailto:reply+(link token hidden)@reply.tot.example?subject=APPROVE"
+        );
     }
 }

@@ -101,9 +101,11 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
 /// A message as the console shows it: as rendered, with its signed links' tokens hidden.
 async fn shown(state: &AppState, row: &ob::OutboxRow) -> Result<Rendered, HttpError> {
     Ok(match render(state, row, Utc::now()).await? {
-        Rendered::Email { headers, text, html } => {
-            Rendered::Email { headers, text: without_link_tokens(&text), html: without_link_tokens(&html) }
-        }
+        Rendered::Email { headers, text, html } => Rendered::Email {
+            headers: without_link_tokens(&headers),
+            text: without_link_tokens(&text),
+            html: without_link_tokens(&html),
+        },
         Rendered::Chat { title, lines } => {
             Rendered::Chat { title, lines: lines.iter().map(|l| without_link_tokens(l)).collect() }
         }

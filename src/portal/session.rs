@@ -90,11 +90,17 @@ impl FromRequestParts<AppState> for Session {
         let login = || HttpError::LoginRequired { next: next.clone() };
         let token = cookie(&parts.headers, COOKIE).ok_or_else(login)?;
         let token_hash = hash_token(&token);
+        let now = Utc::now();
         let SignedIn { session: row, contact, banners_version } =
-            get_signed_in(&state.db, &token_hash, Utc::now()).await?.ok_or_else(login)?;
+            get_signed_in(&state.db, &token_hash, now).await?.ok_or_else(login)?;
         let mut actor = Actor::new(contact, crate::model::Channel::Portal);
         if let Some(id) = row.delegation_id {
             let d = get_delegation(&state.db, id).await?;
+            // A delegate's session ends with the delegation, and with its giver's right to
+            // decide on visuals (a buyer made a viewer since cannot lend what they lost).
+            if d.expires_at <= now || !actor.role.acts_on_orders() {
+                return Err(login());
+            }
             actor.delegation = Some(Delegated { id, visual_id: d.visual_id, name: d.name, email: d.email });
         }
         Ok(Session { token_hash, csrf: row.csrf, actor, banners_version })
