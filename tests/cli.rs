@@ -249,6 +249,7 @@ async fn serve_stops_gracefully_on_sigterm() {
         ("CPORT_DATA_DIR", dir.path().to_str().unwrap()),
         ("NO_COLOR", "1"),
     ])
+    .current_dir(dir.path())
     .arg("--log-format")
     .arg("json")
     .arg("serve")
@@ -358,6 +359,12 @@ async fn mail_the_pipe_handled_shows_in_inbound_list_and_the_servers_metrics() {
         ("CPORT_API_TOKEN", "t"),
         ("CPORT_LINK_SECRET", "0123456789abcdef0123"),
     ];
+    // Run in the app's folder: the default mail folder is made where cport runs.
+    let cport = |env: &[(&str, &str)]| {
+        let mut c = cport(env);
+        c.current_dir(app.dir.path());
+        c
+    };
     let out = piped(
         cport(&env).arg("inbound-email"),
         b"From: stranger@elsewhere.example\nTo: help@tot.example\nMessage-ID: <pipe-1@elsewhere.example>\nSubject: hello\n\nITEMS\n",
