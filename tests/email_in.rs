@@ -425,3 +425,31 @@ async fn odd_replies_get_an_outcome_and_a_bounded_answer() {
     assert!(answer.contains("APPROVE: visuals: at most 100 visuals at once"), "{answer}");
     assert!(answer.contains("JOB: job J-404 not found"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_report_counts_only_on_the_bounce_address_and_for_the_address_the_message_went_to() {
+    let c = Corpus::new().await;
+    let real = String::from_utf8(c.fixture("dsn_bounce.eml")).unwrap();
+    let suspended = || async {
+        cport::store::settings::get_settings(&c.t.state.db, "P-1A").await.unwrap().email_suspended_at.is_some()
+    };
+    // To the reply address (printed in every message, so anyone forwarded one has it): not a bounce.
+    let to_reply = real.replacen("To: bounce+", "To: reply+", 1).replace("dsn-0001@", "dsn-0002@");
+    assert_eq!(kind(&handle(&c.t.state, to_reply.as_bytes(), Utc::now()).await.unwrap()), "ignored");
+    // About another address (a forward's failure): not this contact's bounce.
+    let other =
+        real.replace("rfc822; ann@alpha.example", "rfc822; ann@elsewhere.example").replace("dsn-0001@", "dsn-0003@");
+    assert_eq!(kind(&handle(&c.t.state, other.as_bytes(), Utc::now()).await.unwrap()), "ignored");
+    // Naming no address at all: not a bounce either.
+    let unnamed: String = real
+        .lines()
+        .filter(|l| !l.starts_with("Final-Recipient") && !l.starts_with("Original-Recipient"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        .replace("dsn-0001@", "dsn-0004@");
+    assert_eq!(kind(&handle(&c.t.state, unnamed.as_bytes(), Utc::now()).await.unwrap()), "ignored");
+    assert!(!suspended().await, "none of these suspended Ann's email");
+    // The real one, to the bounce address and about Ann's address, does.
+    assert_eq!(kind(&c.handle("dsn_bounce.eml").await), "bounce");
+    assert!(suspended().await);
+}

@@ -328,11 +328,13 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
 
     // A cancelled job takes no artwork.
-    app.put("jobs", serde_json::json!([{"id": "J-9", "client_id": "C-1", "name": "Dropped", "status": "cancelled"}]))
+    let (s, body) = app
+        .put("jobs", serde_json::json!([{"id": "J-8", "client_id": "C-1", "name": "Dropped", "status": "cancelled"}]))
         .await;
-    let (s, body) = send_artwork(&app, &bob, "J-9", "", &[("logo.pdf", b"%PDF")]).await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = send_artwork(&app, &bob, "J-8", "", &[("logo.pdf", b"%PDF")]).await;
     assert_eq!(s, 409, "{body}");
-    assert!(body.contains("job J-9 is cancelled"), "{body}");
+    assert!(body.contains("job J-8 is cancelled"), "{body}");
     assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
 
     // Two good files: kept, the art received, one event.

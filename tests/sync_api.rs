@@ -635,3 +635,25 @@ async fn values_that_could_only_break_later_are_refused_by_name() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_record_does_not_move_to_another_client() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    // J-1 has C-1's visual V-1 and art AR-1: sent again for C-2, it would show in C-1's pages
+    // as C-2's job.
+    let (status, body) =
+        app.put("jobs", json!([{"id": "J-1", "client_id": "C-2", "name": "Moved", "status": "entered"}])).await;
+    assert_eq!(status, 422, "{body}");
+    let e = &body["errors"][0];
+    assert_eq!(e["field"], "client_id", "{body}");
+    assert!(e["reason"].as_str().unwrap().contains("does not move between clients"), "{body}");
+    let b = app.signed_in("P-1B").await;
+    let (_, html) = app.page(&b, "/jobs/J-1").await;
+    assert!(html.contains("Tees") && !html.contains("Moved"), "nothing changed");
+    // The same record for its own client still updates.
+    let (status, body) =
+        app.put("jobs", json!([{"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "in_production"}])).await;
+    assert_eq!(status, 200, "{body}");
+    app.stop().await;
+}

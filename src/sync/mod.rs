@@ -225,6 +225,24 @@ pub async fn stage<T: Upsert>(
             }
         }
     }
+    // A record does not move between clients: what hangs off it (a job's visuals, deliveries
+    // and artwork) stays with the client it was sent for and would show the other's job.
+    if T::TABLE != "clients" && T::KEY != "client_id" {
+        let keys: Vec<&str> = records.iter().filter(|(_, r)| r.client().is_some()).map(|(_, r)| r.key()).collect();
+        let was = if keys.is_empty() { HashMap::new() } else { owners(tx, T::TABLE, &keys).await? };
+        for (index, rec) in records {
+            if let (Some(old), Some(new)) = (was.get(rec.key()), rec.client())
+                && old != new
+            {
+                let why = format!(
+                    "{} `{}` is client `{old}`'s; a record does not move between clients (delete it, then send it anew)",
+                    singular(T::TABLE),
+                    rec.key()
+                );
+                push(errs, *index, rec, FieldError::new("client_id", why));
+            }
+        }
+    }
     if errs.len() > before {
         return Ok(report);
     }

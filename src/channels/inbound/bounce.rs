@@ -19,13 +19,17 @@ pub(super) async fn bounce(
     message_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(Disposition,), StoreError> {
-    let Report { status, diagnostic, hard } = Report::read(raw);
+    let Report { status, diagnostic, hard, recipient } = Report::read(raw);
     let row = match state.signer.check_reply_token(token) {
         Some(t) => outbox::find_by_reply_token(&state.db, &t).await?,
         None => None,
     };
+    // A report counts against a contact only when it is about the address the message went
+    // to: a forged one (the token can be read off a forwarded message) must at least name it,
+    // and a real report about another address (a forward's) is not this contact's bounce.
+    let ours = row.filter(|r| recipient.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(r.recipient.trim())));
     let mut tx = state.db.begin().await?;
-    let d = match row.and_then(|r| r.contact_id) {
+    let d = match ours.and_then(|r| r.contact_id) {
         Some(contact) => {
             let reason =
                 format!("{} bounce {status} {diagnostic}", if hard { "hard" } else { "soft" }).trim().to_string();
@@ -40,7 +44,7 @@ pub(super) async fn bounce(
             Disposition::Bounce(r)
         }
         None => {
-            let d = Disposition::Ignored("a bounce for no message of ours".into());
+            let d = Disposition::Ignored("a bounce for no message of ours, or for another address".into());
             ledger::record(&mut tx, message_id, None, "ignored", d.parts().1, None, now).await?;
             d
         }
@@ -61,6 +65,8 @@ struct Report {
     diagnostic: String,
     /// A permanent failure: a 5.x.x status, or, without one, a 5xx reply in the diagnostic.
     hard: bool,
+    /// The address that failed (`Final-Recipient: rfc822; ann@alpha.example`), when given.
+    recipient: Option<String>,
 }
 
 impl Report {
@@ -78,7 +84,12 @@ impl Report {
         let diagnostic = crate::model::one_line(&field("Diagnostic-Code:"));
         let diagnostic = crate::model::shortened(&diagnostic, MOST_DIAGNOSTIC_CHARS).into_owned();
         let hard = status.starts_with('5') || (status.is_empty() && diagnostic.contains(" 5"));
-        Report { status, diagnostic, hard }
+        let final_recipient = field("Final-Recipient:");
+        let recipient = final_recipient
+            .split_once(';')
+            .map(|(_, address)| address.trim().trim_matches(['<', '>']).to_string())
+            .filter(|a| !a.is_empty());
+        Report { status, diagnostic, hard, recipient }
     }
 }
 
@@ -96,8 +107,17 @@ mod tests {
 
     #[test]
     fn a_report_is_read_into_a_clean_bounded_reason() {
-        let r = Report::read(b"Action: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 no such user\r\n");
-        assert_eq!(r, Report { status: "5.1.1".into(), diagnostic: "smtp; 550 no such user".into(), hard: true });
+        let r = Report::read(
+            b"Final-Recipient: rfc822; <Ann@alpha.example>\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+              Diagnostic-Code: smtp; 550 no such user\r\n",
+        );
+        let want = Report {
+            status: "5.1.1".into(),
+            diagnostic: "smtp; 550 no such user".into(),
+            hard: true,
+            recipient: Some("Ann@alpha.example".into()),
+        };
+        assert_eq!(r, want);
 
         // Control characters (a terminal escape, a NUL) become spaces; a long sentence is cut.
         let odd = format!("Status: 4.2.2\r\nDiagnostic-Code: smtp; 452 \u{1b}[31mfull\u{0}box {}\r\n", "x".repeat(400));

@@ -229,7 +229,9 @@ async fn decide(
     // Bounces first, and only delivery reports count: a vacation reply sent to the envelope
     // sender (bounce+TOKEN@) or with a null sender is an automatic message, not a bounce.
     if is_report(msg) {
-        if let Some(token) = token_for(msg, "bounce", &domain).or_else(|| token_for(msg, "reply", &domain)) {
+        // Reports go to the envelope sender, `bounce+TOKEN@`; the reply address is printed in
+        // every message, so a report sent there is not taken as one.
+        if let Some(token) = token_for(msg, "bounce", &domain) {
             return Ok(bounce(state, raw, &token, message_id, now).await?);
         }
         return Ok(record(Disposition::Ignored("a delivery report for no message of ours".into()), None, false).await?);
