@@ -239,7 +239,7 @@ pub async fn refuse_nul(req: axum::extract::Request, next: axum::middleware::Nex
         uri.query().and_then(|q| {
             form_urlencoded::parse(q.as_bytes())
                 .find(|(k, v)| k.contains('\0') || v.contains('\0'))
-                .map(|(k, _)| crate::model::shortened(&crate::model::one_line(&k), 60).into_owned())
+                .map(|(k, _)| crate::model::shown(&k, 60))
         })
     };
     match field {

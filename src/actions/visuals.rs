@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::{ActionError, Actor, Unit, found};
-use crate::model::VisualStatus;
+use crate::model::{Role, VisualStatus};
 use crate::services::Services;
 use crate::store::visuals::{self, DelegationRow, VisualRow};
 
@@ -32,6 +32,12 @@ pub fn may_decide(actor: &Actor, status: &str, delegation_used: bool) -> bool {
 /// Whether `actor` may hand a visual with `status` to someone else to decide on.
 pub fn may_delegate(actor: &Actor, status: &str) -> bool {
     actor.may_act() && VisualStatus::parse(status) == Some(VisualStatus::AwaitingApproval)
+}
+
+/// Whether a delegation still lends its giver's right to decide on one visual: it has not
+/// expired, and the giver (whose role may have changed since) may still decide on visuals.
+pub fn delegation_holds(giver: Role, d: &DelegationRow, now: DateTime<Utc>) -> bool {
+    d.expires_at > now && giver.acts_on_orders()
 }
 
 /// Refuses anyone who may not decide on visuals at all (admins, buyers and delegates may).

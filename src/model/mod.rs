@@ -377,7 +377,13 @@ mod tests {
 /// characters. What was refused may be megabytes long or hold control characters, and the
 /// message goes to logs, terminals and pages.
 pub fn quoted(s: &str) -> String {
-    format!("`{}`", shortened(&one_line(s), 40))
+    format!("`{}`", shown(s, 40))
+}
+
+/// Text from outside (a field's name, a server's words) made fit to show: one clean line of
+/// at most `max` characters.
+pub fn shown(s: &str, max: usize) -> String {
+    shortened(&one_line(s), max).into_owned()
 }
 
 /// `s` cut to at most `max` characters, with `…` in place of what was cut.

@@ -173,13 +173,17 @@ async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(Stri
                 Err(StoreError::NotFound) => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
-            if d.used_at.is_some() || d.expires_at <= Utc::now() || path != format!("/visuals/{}", d.visual_id) {
+            if d.used_at.is_some() || path != format!("/visuals/{}", d.visual_id) {
                 return Ok(None);
             }
-            match get_contact(&state.db, &d.contact_id).await {
-                Ok(c) if c.active => {}
+            // The same rule as every request of the session it opens.
+            let giver = match get_contact(&state.db, &d.contact_id).await {
+                Ok(c) if c.active => crate::model::Role::parse(&c.role).unwrap_or(crate::model::Role::Viewer),
                 Ok(_) | Err(StoreError::NotFound) => return Ok(None),
                 Err(e) => return Err(e.into()),
+            };
+            if !crate::actions::visuals::delegation_holds(giver, &d, Utc::now()) {
+                return Ok(None);
             }
             let cookie = session::start(state, &d.contact_id, Some(d.id)).await?;
             Ok(Some((cookie, format!("/visuals/{}", d.visual_id))))

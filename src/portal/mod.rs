@@ -74,7 +74,7 @@ impl FormData {
             };
             let field =
                 String::from_utf8_lossy(&percent_encoding::percent_decode(name).collect::<Vec<u8>>()).into_owned();
-            let field = crate::model::shortened(&crate::model::one_line(&field), 100).into_owned();
+            let field = crate::model::shown(&field, 100);
             return Err(HttpError::Rejected { status: StatusCode::BAD_REQUEST, message: format!("{field}: {wrong}") });
         }
         Ok(FormData::parse(body))

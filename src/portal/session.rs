@@ -96,9 +96,8 @@ impl FromRequestParts<AppState> for Session {
         let mut actor = Actor::new(contact, crate::model::Channel::Portal);
         if let Some(id) = row.delegation_id {
             let d = get_delegation(&state.db, id).await?;
-            // A delegate's session ends with the delegation, and with its giver's right to
-            // decide on visuals (a buyer made a viewer since cannot lend what they lost).
-            if d.expires_at <= now || !actor.role.acts_on_orders() {
+            // A delegate's session ends with the delegation.
+            if !crate::actions::visuals::delegation_holds(actor.role, &d, now) {
                 return Err(login());
             }
             actor.delegation = Some(Delegated { id, visual_id: d.visual_id, name: d.name, email: d.email });

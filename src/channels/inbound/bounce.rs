@@ -81,8 +81,7 @@ impl Report {
         };
         let status = field("Status:");
         let status = if is_status_code(&status) { status } else { String::new() };
-        let diagnostic = crate::model::one_line(&field("Diagnostic-Code:"));
-        let diagnostic = crate::model::shortened(&diagnostic, MOST_DIAGNOSTIC_CHARS).into_owned();
+        let diagnostic = crate::model::shown(&field("Diagnostic-Code:"), MOST_DIAGNOSTIC_CHARS);
         let hard = status.starts_with('5') || (status.is_empty() && diagnostic.contains(" 5"));
         let final_recipient = field("Final-Recipient:");
         let recipient = final_recipient
