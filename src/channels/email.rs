@@ -60,11 +60,12 @@ impl Mailer {
                 Ok(Mailer::Smtp(b.build()))
             }
             _ => {
-                std::fs::create_dir_all(&config.email.dir).map_err(|e| MailerError::Config {
+                let dir = config.mail_dir();
+                std::fs::create_dir_all(&dir).map_err(|e| MailerError::Config {
                     key: "email.dir",
-                    message: format!("cannot create {}: {e}", config.email.dir.display()),
+                    message: format!("cannot create {}: {e}", dir.display()),
                 })?;
-                Ok(Mailer::File(AsyncFileTransport::<Tokio1Executor>::new(&config.email.dir), config.email.dir.clone()))
+                Ok(Mailer::File(AsyncFileTransport::<Tokio1Executor>::new(&dir), dir))
             }
         }
     }

@@ -75,7 +75,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("cport demo is running at {base}  (Ctrl-C stops it)");
     println!();
     println!("  store      {} ({records} records, {pictures} pictures)", dir.join("cport.db").display());
-    println!("  digests    {} emails written to {}", sent.sent, config.email.dir.display());
+    println!("  digests    {} emails written to {}", sent.sent, config.mail_dir().display());
     println!("  config     {cfg}");
     println!("  api token  {}", config.api_token.expose());
     println!();

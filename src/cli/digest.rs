@@ -20,7 +20,7 @@ pub(crate) async fn digest_run(state: &AppState, args: &DigestRunArgs) -> anyhow
         let d = crate::outbox::drain(state).await?;
         println!("outbox: {} sent, {} to retry, {} dead", d.sent, d.retrying, d.dead);
         if state.config.email.transport == crate::config::Transport::File && d.sent > 0 {
-            println!("emails written to {}", state.config.email.dir.display());
+            println!("emails written to {}", state.config.mail_dir().display());
         }
     }
     Ok(())

@@ -160,6 +160,16 @@ mod tests {
     }
 
     #[test]
+    fn mail_goes_under_the_data_folder_unless_a_folder_is_named() {
+        let moved = env(&[("CPORT_DATA_DIR", "/var/lib/cport")]);
+        let c = Config::load_from(None, &moved, Need::StoreOnly).unwrap();
+        assert_eq!(c.mail_dir(), Path::new("/var/lib/cport/mail"));
+        let named = env(&[("CPORT_DATA_DIR", "/var/lib/cport"), ("CPORT_EMAIL__DIR", "/srv/outgoing")]);
+        let c = Config::load_from(None, &named, Need::StoreOnly).unwrap();
+        assert_eq!(c.mail_dir(), Path::new("/srv/outgoing"));
+    }
+
+    #[test]
     fn missing_secrets_are_refused_only_when_needed() {
         let err = Config::load_from(None, &[], Need::Secrets).unwrap_err().to_string();
         assert!(err.contains("api_token"), "{err}");

@@ -110,7 +110,7 @@ pub struct EmailConfig {
     /// How email leaves: `file` writes `.eml` files to `dir` (the demo, tests), `smtp` hands
     /// them to the relay in `[smtp]`.
     pub transport: Transport,
-    /// Where the `file` transport writes `.eml` files.
+    /// Where the `file` transport writes `.eml` files; empty: `mail` under `data_dir`.
     pub dir: PathBuf,
     /// The From of every message, with a display name.
     pub from: String,
@@ -455,7 +455,7 @@ impl Default for EmailConfig {
     fn default() -> Self {
         EmailConfig {
             transport: Transport::File,
-            dir: "data/mail".into(),
+            dir: PathBuf::new(),
             from: "TOT <notifications@tot.example>".into(),
             reply_domain: "reply.tot.example".into(),
             dkim: DkimConfig::default(),
@@ -643,6 +643,12 @@ impl Config {
             CookieMode::Never => false,
             CookieMode::Auto => self.public_url.starts_with("https://"),
         }
+    }
+
+    /// Where the `file` transport writes: `email.dir`, or `mail` under `data_dir` when that is
+    /// not set (so moving `data_dir` moves the mail with it, whatever folder cport starts in).
+    pub fn mail_dir(&self) -> PathBuf {
+        if self.email.dir.as_os_str().is_empty() { self.data_dir.join("mail") } else { self.email.dir.clone() }
     }
 
     /// The database URL with any password masked, for logs.
