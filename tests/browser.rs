@@ -373,7 +373,7 @@ async fn staff_use_the_console_in_a_browser() {
     let later = now + chrono::Duration::hours(12);
     let dead = cport::store::outbox::insert_message(
         &mut tx,
-        &p.queued(Some("P-1A"), "system", "test:dead".into(), None, later),
+        &p.queued(Some("P-1A"), cport::model::MessageKind::System, "test:dead".into(), None, later),
         now,
     )
     .await

@@ -284,7 +284,7 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
         let mut tx = app.db.begin().await.unwrap();
         let id = cport::store::outbox::insert_message(
             &mut tx,
-            &p.queued(Some("P-1A"), "system", key.into(), None, later),
+            &p.queued(Some("P-1A"), cport::model::MessageKind::System, key.into(), None, later),
             now,
         )
         .await

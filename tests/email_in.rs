@@ -23,8 +23,8 @@ async fn sent_to(t: &TestState, contact: &str, email: &str, kind: &str, items: &
         &mut tx,
         &NewMessage {
             contact_id: Some(contact.into()),
-            channel: "email".into(),
-            kind: kind.into(),
+            channel: cport::model::Outlet::Email,
+            kind: cport::model::MessageKind::parse(kind).expect("a message kind"),
             idem_key: format!("test:{token}"),
             reply_token: Some(token.clone()),
             recipient: email.into(),
@@ -91,7 +91,7 @@ impl Corpus {
             .await
             .unwrap()
             .into_iter()
-            .filter(|m| m.kind == "reply")
+            .filter(|m| m.kind.as_str() == "reply")
             .map(|m| serde_json::from_str(&m.payload).unwrap())
             .collect()
     }
@@ -280,7 +280,7 @@ async fn a_reply_to_the_unsubscribe_mailto_stops_that_kind_of_email_without_an_a
         )
     };
     let replies = || async {
-        list_messages(&t.state.db, None, 100).await.unwrap().into_iter().filter(|m| m.kind == "reply").count()
+        list_messages(&t.state.db, None, 100).await.unwrap().into_iter().filter(|m| m.kind.as_str() == "reply").count()
     };
     let before = replies().await;
     let d =
@@ -355,7 +355,7 @@ async fn ann_replies(c: &Corpus, token: &str, message_id: &str, headers: &str, b
 /// The answer queued last, as it will be sent.
 async fn last_answer(c: &Corpus) -> cport::channels::email::EmailPayload {
     let rows = list_messages(&c.t.state.db, None, 200).await.unwrap();
-    let row = rows.iter().filter(|m| m.kind == "reply").max_by_key(|m| m.id).expect("an answer");
+    let row = rows.iter().filter(|m| m.kind.as_str() == "reply").max_by_key(|m| m.id).expect("an answer");
     serde_json::from_str(&row.payload).unwrap()
 }
 

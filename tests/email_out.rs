@@ -84,7 +84,7 @@ async fn a_4xx_is_retried_with_backoff_and_then_delivered() {
     let d = drain(&t.state).await.unwrap();
     assert_eq!((d.sent, d.retrying), (0, 1));
     let row = list_messages(&t.state.db, None, 1).await.unwrap().remove(0);
-    assert_eq!(row.status, "failed");
+    assert_eq!(row.status.as_str(), "failed");
     assert!(row.last_error.as_deref().unwrap().contains("451"), "{:?}", row.last_error);
     let wait = row.next_attempt_at - before;
     assert!(wait >= Duration::seconds(23) && wait <= Duration::seconds(37), "first retry after ~30 s, got {wait}");

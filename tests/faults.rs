@@ -115,7 +115,7 @@ async fn a_message_that_cannot_be_built_dies_alone_and_the_rest_go_out() {
     assert_eq!((report.sent, report.dead), (2, 1), "{report:?}");
     let rows = list_messages(&t.state.db, None, 10).await.unwrap();
     let dead = rows.iter().find(|r| r.id == victim).unwrap();
-    assert_eq!(dead.status, "dead");
+    assert_eq!(dead.status.as_str(), "dead");
     assert!(dead.last_error.as_deref().unwrap().contains("unreadable payload"), "{dead:?}");
     // The name was sent as one encoded phrase: no header of its own.
     let msgs = smtp.messages();
@@ -261,7 +261,7 @@ async fn a_server_that_accepts_and_hangs_is_timed_out_and_the_message_retried() 
     assert_eq!((report.sent, report.retrying), (1, 1), "{report:?}");
     let rows = list_messages(&t.state.db, None, 10).await.unwrap();
     let ann = rows.iter().find(|r| r.recipient == "ann@alpha.example").unwrap();
-    assert_eq!(ann.status, "failed");
+    assert_eq!(ann.status.as_str(), "failed");
     assert!(ann.last_error.as_deref().unwrap().contains("timed out"), "{ann:?}");
     assert_eq!(smtp.messages().len(), 1, "Bob's digest went out");
 }
@@ -368,4 +368,21 @@ async fn a_stopping_sender_hands_back_only_its_own_unsent_rows() {
         let want = if r.id == ids[0] { ("sending", 1) } else { ("queued", 0) };
         assert_eq!((r.status.as_str(), r.attempts), want, "{r:?}");
     }
+}
+
+/// Rows come back typed: a state column holding a name cport never writes (a hand edit of
+/// the database) is refused as it is read, naming the state and the value, and the rows
+/// beside it still read.
+#[tokio::test]
+async fn a_state_the_store_should_not_hold_is_named_when_read() {
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE contacts SET role = 'boss' WHERE id = 'P-1A'")
+        .execute(p).await.map(|r| r.rows_affected()))
+    .unwrap();
+    let err = cport::store::contacts::get_contact(&t.state.db, "P-1A").await.expect_err("an unknown role is refused");
+    let text = err.to_string();
+    assert!(text.contains("Role") && text.contains("\"boss\"") && text.contains("buyer"), "{text}");
+    let bob = cport::store::contacts::get_contact(&t.state.db, "P-1B").await.expect("another contact reads");
+    assert_eq!(bob.role, cport::model::Role::Buyer);
 }

@@ -115,8 +115,8 @@ async fn state_for(dv: &Dovecot, processed: &str) -> (TestState, String) {
         &mut tx,
         &NewMessage {
             contact_id: Some("P-1A".into()),
-            channel: "email".into(),
-            kind: "digest".into(),
+            channel: cport::model::Outlet::Email,
+            kind: cport::model::MessageKind::Digest,
             idem_key: "test-digest".into(),
             reply_token: Some(token.clone()),
             recipient: "ann@alpha.example".into(),
@@ -142,7 +142,7 @@ fn reply(token: &str, n: u32, from: &str, extra_header: &str, body: &str) -> Str
 }
 
 async fn answers(t: &TestState) -> usize {
-    list_messages(&t.state.db, None, 100).await.unwrap().iter().filter(|m| m.kind == "reply").count()
+    list_messages(&t.state.db, None, 100).await.unwrap().iter().filter(|m| m.kind.as_str() == "reply").count()
 }
 
 #[tokio::test]

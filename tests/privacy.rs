@@ -159,7 +159,7 @@ async fn every_signed_link_in_every_demo_digest_opens_for_its_reader() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|m| m.kind == "digest" && m.channel == "email")
+        .filter(|m| m.kind.as_str() == "digest" && m.channel.as_str() == "email")
         .collect();
     let contacts = cport::store::contacts::list_active_contacts(&app.db).await.unwrap();
     let mut roles_checked = std::collections::BTreeSet::new();
@@ -192,9 +192,9 @@ async fn every_signed_link_in_every_demo_digest_opens_for_its_reader() {
                 body.chars().take(300).collect::<String>()
             );
             links_checked += 1;
-            targets.insert((contact.role.clone(), page.split('/').nth(1).unwrap_or("").to_string()));
+            targets.insert((contact.role.to_string(), page.split('/').nth(1).unwrap_or("").to_string()));
         }
-        roles_checked.insert(contact.role.clone());
+        roles_checked.insert(contact.role.to_string());
     }
     for role in ["admin", "buyer", "finance", "viewer"] {
         assert!(roles_checked.contains(role), "a {role}'s digest was checked: {roles_checked:?}");

@@ -285,7 +285,7 @@ async fn alerts_and_digests_reach_a_linked_chat_with_picture_and_buttons() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|m| m.channel == "telegram")
+        .filter(|m| m.channel.as_str() == "telegram")
         .collect();
     assert_eq!(to_chat.len(), 1, "one alert for the one linked chat");
     assert_eq!((to_chat[0].kind.as_str(), to_chat[0].recipient.as_str()), ("alert", "4001"));
@@ -322,7 +322,7 @@ async fn a_429_is_honoured_and_the_message_sent_after_the_wait() {
     assert_eq!((r.sent, r.retrying, r.dead), (1, 1, 0), "email went, Telegram said wait");
     let rows = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10).await.unwrap();
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].channel, "telegram");
+    assert_eq!(rows[0].channel.as_str(), "telegram");
     assert_eq!(rows[0].attempts, 0, "a rate limit does not use up an attempt");
     assert!(rows[0].last_error.as_deref().unwrap_or("").contains("retry after"));
     let wait = rows[0].next_attempt_at - now;

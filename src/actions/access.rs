@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{ActionError, record_event};
-use crate::model::{FieldError, Lines, check_chars, check_text};
+use crate::model::{FieldError, Lines, MessageKind, check_chars, check_text};
 use crate::services::Services;
 use crate::store::access;
 
@@ -75,9 +75,14 @@ impl Decision {
         }
     }
     pub fn as_str(self) -> &'static str {
+        self.status().as_str()
+    }
+
+    /// What the request's status becomes.
+    pub fn status(self) -> crate::model::AccessStatus {
         match self {
-            Decision::Done => "done",
-            Decision::Refused => "refused",
+            Decision::Done => crate::model::AccessStatus::Done,
+            Decision::Refused => crate::model::AccessStatus::Refused,
         }
     }
 }
@@ -102,12 +107,12 @@ pub async fn decide(
         }
     };
     let mut tx = state.db.begin().await?;
-    if !access::decide(&mut tx, id, decision.as_str(), by, now).await? {
+    if !access::decide(&mut tx, id, decision.status(), by, now).await? {
         tx.rollback().await?;
         return Err(ActionError::Conflict(format!("access request {id} was decided already")));
     }
     if let Some(email) = email {
-        let row = email.queued(None, "system", format!("access:{id}"), None, now);
+        let row = email.queued(None, MessageKind::System, format!("access:{id}"), None, now);
         crate::store::outbox::insert_message(&mut tx, &row, now).await?;
     }
     tx.commit().await?;

@@ -34,7 +34,7 @@ pub async fn upload(
         return Err(ActionError::Forbidden(format!("Your role ({}) may not send artwork.", actor.role)));
     }
     let job = found(jobs::get_job(&state.db, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
-    if job.status == crate::model::JobStatus::Cancelled.as_str() {
+    if job.status == crate::model::JobStatus::Cancelled {
         return Err(ActionError::Conflict(format!("job {job_id} is cancelled; it takes no artwork")));
     }
     if let Some(r) = requirement {

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::actions::targets::Target;
 use crate::messages::ChatMessage;
 use crate::messages::compose::{Composer, Recipient};
-use crate::model::{FieldError, SEVERITIES, check_one_of, check_text};
+use crate::model::{FieldError, MessageKind, SEVERITIES, check_one_of, check_text};
 use crate::services::Services;
 use crate::store::banners::{BannerRow, LiveBanner, NewBanner, existing_clients, get_banner, insert_banner, list_live};
 use crate::store::contacts::{ContactRow, list_active_contacts};
@@ -65,7 +65,10 @@ pub async fn check(
     let mut errs = Vec::new();
     check_text("title", &input.title, 200, &mut errs);
     check_text("body", &input.body, 4000, &mut errs);
-    check_one_of("severity", &input.severity, SEVERITIES, &mut errs);
+    let severity = crate::model::Severity::parse(&input.severity);
+    if severity.is_none() {
+        check_one_of("severity", &input.severity, SEVERITIES, &mut errs);
+    }
     for (field, value, lines) in
         [("title", &input.title, crate::model::Lines::One), ("body", &input.body, crate::model::Lines::Many)]
     {
@@ -105,13 +108,13 @@ pub async fn check(
     for c in ids.iter().filter(|c| !known.contains(c)) {
         errs.push(FieldError::new("clients", format!("unknown client {}", crate::model::quoted(c))));
     }
-    if !errs.is_empty() {
+    let Some(severity) = severity.filter(|_| errs.is_empty()) else {
         return Err(BannerError::Invalid(errs));
-    }
+    };
     Ok(NewBanner {
         title: input.title.trim().to_string(),
         body: input.body.trim().to_string(),
-        severity: input.severity.clone(),
+        severity,
         audience: input.clients.clone(),
         starts_at,
         expires_at: input.expires_at,
@@ -122,7 +125,7 @@ pub async fn check(
 /// Each active contact an urgent banner goes to at once, with where it goes; nobody for
 /// other severities (they wait for the digests).
 async fn audience(state: &Services, banner: &NewBanner) -> Result<Vec<(ContactRow, Vec<Target>)>, StoreError> {
-    if banner.severity != crate::model::Severity::Urgent.as_str() {
+    if banner.severity != crate::model::Severity::Urgent {
         return Ok(vec![]);
     }
     let contacts = list_active_contacts(&state.db).await?;
@@ -197,7 +200,7 @@ pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<
                         };
                         payload.queued(
                             Some(&c.id),
-                            "banner",
+                            MessageKind::Banner,
                             format!("banner:{id}:{}:email", c.id),
                             Some(token),
                             starts_at.max(now),
@@ -207,9 +210,9 @@ pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<
                         let message = urgent_chat(&row);
                         message.queued(
                             Some(&c.id),
-                            &link.channel,
+                            link.channel,
                             &link.chat_id,
-                            "banner",
+                            MessageKind::Banner,
                             format!("banner:{id}:{}:{}", c.id, link.channel),
                             starts_at.max(now),
                         )

@@ -10,7 +10,6 @@ use chrono::{DateTime, Duration, NaiveTime, Utc};
 use super::ActionError;
 use super::items::{ActionItem, Category, current, for_clients};
 use super::targets::targets_of;
-use crate::model::Role;
 use crate::services::Services;
 use crate::store::console::{self, ContactBrief};
 use crate::store::contacts::get_contact;
@@ -194,7 +193,7 @@ async fn told(
                 .get(client.id.as_str())
                 .into_iter()
                 .flatten()
-                .filter(|c| item.category.visible_to(Role::parse(&c.role).unwrap_or(Role::Viewer)))
+                .filter(|c| item.category.visible_to(c.role))
                 .map(|c| {
                     let mut channels = notices.remove(&(key.clone(), c.id.clone())).unwrap_or_default();
                     channels.sort();
@@ -260,7 +259,8 @@ pub async fn remind(state: &Services, contact_id: &str, key: &str, now: DateTime
     let mut tx = state.db.begin().await?;
     let mut queued = 0;
     for t in &targets {
-        let channel = t.channel().to_string();
+        let outlet = t.outlet();
+        let channel = outlet.as_str();
         let (recipient, reply_token, message_id) = match t {
             super::targets::Target::Email => (
                 contact.email.clone(),
@@ -272,8 +272,8 @@ pub async fn remind(state: &Services, contact_id: &str, key: &str, now: DateTime
         let payload = AlertPayload { items: vec![key.to_string()], message_id };
         let new = NewMessage {
             contact_id: Some(contact.id.clone()),
-            channel: channel.clone(),
-            kind: "alert".into(),
+            channel: outlet,
+            kind: crate::model::MessageKind::Alert,
             idem_key: format!("remind:{}:{channel}:{key}:{day}", contact.id),
             reply_token,
             recipient,
@@ -282,7 +282,7 @@ pub async fn remind(state: &Services, contact_id: &str, key: &str, now: DateTime
             next_attempt_at: now,
         };
         if insert_message(&mut tx, &new, now).await?.is_some() {
-            ledgers::note_items(&mut tx, &contact.id, &channel, &[key.to_string()], now).await?;
+            ledgers::note_items(&mut tx, &contact.id, channel, &[key.to_string()], now).await?;
             queued += 1;
         }
     }

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::json;
 
 use super::{ActionError, Actor, found};
-use crate::model::{DeliveryInstructions, OPEN_JOB_STATUSES};
+use crate::model::DeliveryInstructions;
 use crate::services::Services;
 use crate::store::jobs::{self, NewRequest};
 
@@ -43,16 +43,13 @@ pub async fn no_delivery_in(
 ) -> Result<i64, ActionError> {
     check_may_act(actor)?;
     let job = found(jobs::get_job_tx(tx, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
-    if !OPEN_JOB_STATUSES.contains(&job.status.as_str()) {
-        return Err(ActionError::Conflict(format!(
-            "job {job_id} is {}; it needs no instructions",
-            job.status.replace('_', " ")
-        )));
+    if !job.status.is_open() {
+        return Err(ActionError::Conflict(format!("job {job_id} is {}; it needs no instructions", job.status.words())));
     }
-    if job.delivery_instructions != "none" {
+    if job.delivery_instructions != DeliveryInstructions::None {
         return Err(ActionError::Conflict(format!(
             "job {job_id} already has delivery instructions ({})",
-            job.delivery_instructions.replace('_', " ")
+            job.delivery_instructions.words()
         )));
     }
     let rid = jobs::insert_request(
@@ -134,8 +131,8 @@ pub async fn give(
     }
     for (job_id, wanted) in &by_job {
         let job = found(jobs::get_job_tx(&mut tx, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
-        if !OPEN_JOB_STATUSES.contains(&job.status.as_str()) {
-            return Err(ActionError::Conflict(format!("job {job_id} is {}", job.status.replace('_', " "))));
+        if !job.status.is_open() {
+            return Err(ActionError::Conflict(format!("job {job_id} is {}", job.status.words())));
         }
         // Two submissions for the same job wait for each other here (job ids in order).
         jobs::lock_job(&mut tx, job_id).await?;

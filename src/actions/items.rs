@@ -12,7 +12,7 @@ use crate::store::{Db, Result, items};
 
 /// The action items of one contact, in category order, limited to what its role may see.
 pub async fn for_contact(db: &Db, contact: &ContactRow) -> Result<Vec<ActionItem>> {
-    let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
+    let role = contact.role;
     Ok(for_role(for_client(db, &contact.client_id).await?, role))
 }
 
@@ -29,7 +29,7 @@ pub async fn current(state: &Services, contact: &ContactRow) -> Result<Vec<Actio
             items
         }
     };
-    let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
+    let role = contact.role;
     let visible = all.iter().filter(|i| i.category.visible_to(role)).cloned().collect();
     Ok(for_role(visible, role))
 }
@@ -83,7 +83,7 @@ impl ItemCache {
             };
             self.batch = for_clients(db, &batch).await?;
         }
-        let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
+        let role = contact.role;
         // Only what the role sees is copied out of the batch.
         let items = self
             .batch
@@ -122,8 +122,8 @@ pub async fn for_clients(db: &Db, clients: &[&str]) -> Result<HashMap<String, Ve
             category: Category::DeliveryInstructions,
             title: format!("Job {}: {}", j.id, j.name),
             detail: match &j.client_ref {
-                Some(r) => format!("your ref {r}, {}", j.status.replace('_', " ")),
-                None => j.status.replace('_', " "),
+                Some(r) => format!("your ref {r}, {}", j.status.words()),
+                None => j.status.words(),
             },
             date: j.date_required,
             since: Some(j.created_at),
@@ -140,7 +140,7 @@ pub async fn for_clients(db: &Db, clients: &[&str]) -> Result<HashMap<String, Ve
                 "placed by {}, {} unit(s) outstanding, {}",
                 po.placed_by.as_deref().unwrap_or("a third party"),
                 po.outstanding,
-                po.status.replace('_', " ")
+                po.status.words()
             ),
             date: Some(po.date_ordered),
             since: None,

@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use crate::messages::{Brand, EmailPayload, SendError, new_message_id};
+use crate::model::MessageKind;
 use crate::services::Services;
 use crate::store::StoreError;
 use crate::store::contacts::ContactRow;
@@ -127,7 +128,8 @@ pub async fn send_login_link(state: &Services, c: &ContactRow, now: DateTime<Utc
     };
     let idem = format!("login-link:{}:{}", c.id, now.timestamp() / 60);
     let mut tx = state.db.begin().await?;
-    crate::store::outbox::insert_message(&mut tx, &p.queued(Some(&c.id), "system", idem, None, now), now).await?;
+    crate::store::outbox::insert_message(&mut tx, &p.queued(Some(&c.id), MessageKind::System, idem, None, now), now)
+        .await?;
     tx.commit().await?;
     state.wake_dispatch.notify_waiters();
     Ok(())
@@ -165,7 +167,7 @@ pub async fn send_invitation(
     let mut tx = state.db.begin().await?;
     crate::store::outbox::insert_message(
         &mut tx,
-        &p.queued(Some(id), "system", format!("invite:{id}"), None, now),
+        &p.queued(Some(id), MessageKind::System, format!("invite:{id}"), None, now),
         now,
     )
     .await?;
@@ -189,7 +191,8 @@ pub async fn queue_reset_link(state: &Services, tx: &mut crate::store::Tx, c: &C
     match reset_email(state, c, &link) {
         Ok(p) => {
             let idem = format!("reset:{}:{}", c.id, now.timestamp_micros());
-            crate::store::outbox::insert_message(tx, &p.queued(Some(&c.id), "system", idem, None, now), now).await?;
+            crate::store::outbox::insert_message(tx, &p.queued(Some(&c.id), MessageKind::System, idem, None, now), now)
+                .await?;
         }
         // A template that does not render is cport's bug: said loudly, never silently dropped.
         Err(e) => tracing::error!(contact = %c.id, error = %e, "bug: the reset email could not be written"),

@@ -46,7 +46,7 @@ pub struct Delegated {
 
 impl Actor {
     pub fn new(contact: ContactRow, channel: Channel) -> Actor {
-        let role = Role::parse(&contact.role).unwrap_or(Role::Viewer);
+        let role = contact.role;
         Actor { contact, role, delegation: None, channel }
     }
 
@@ -256,8 +256,8 @@ pub(crate) async fn record_event(
             tx,
             &NewMessage {
                 contact_id: None,
-                channel: "webhook".into(),
-                kind: "change".into(),
+                channel: crate::model::Outlet::Webhook,
+                kind: crate::model::MessageKind::Change,
                 idem_key: format!("change:{seq}"),
                 reply_token: None,
                 recipient: hook.url.clone(),

@@ -14,10 +14,10 @@ pub enum Target {
 }
 
 impl Target {
-    pub fn channel(&self) -> &str {
+    pub fn outlet(&self) -> crate::model::Outlet {
         match self {
-            Target::Email => "email",
-            Target::Chat(l) => &l.channel,
+            Target::Email => crate::model::Outlet::Email,
+            Target::Chat(l) => l.channel.into(),
         }
     }
 }

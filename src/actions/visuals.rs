@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::{ActionError, Actor, Unit, found};
-use crate::model::{Role, VisualStatus};
+use crate::model::{MessageKind, Role, VisualStatus};
 use crate::services::Services;
 use crate::store::visuals::{self, DelegationRow, VisualRow};
 
@@ -21,17 +21,16 @@ fn check_scope(actor: &Actor, id: &str) -> Result<(), ActionError> {
 /// buyers while it awaits approval, and (to withdraw an approval) once it is approved; a
 /// delegate once, while it awaits approval. The portal shows its buttons by this; the
 /// decision itself checks the same in `decide_in`.
-pub fn may_decide(actor: &Actor, status: &str, delegation_used: bool) -> bool {
-    let status = VisualStatus::parse(status);
+pub fn may_decide(actor: &Actor, status: VisualStatus, delegation_used: bool) -> bool {
     match &actor.delegation {
-        Some(_) => !delegation_used && status == Some(VisualStatus::AwaitingApproval),
-        None => actor.may_act() && matches!(status, Some(VisualStatus::AwaitingApproval | VisualStatus::Approved)),
+        Some(_) => !delegation_used && status == VisualStatus::AwaitingApproval,
+        None => actor.may_act() && matches!(status, VisualStatus::AwaitingApproval | VisualStatus::Approved),
     }
 }
 
 /// Whether `actor` may hand a visual with `status` to someone else to decide on.
-pub fn may_delegate(actor: &Actor, status: &str) -> bool {
-    actor.may_act() && VisualStatus::parse(status) == Some(VisualStatus::AwaitingApproval)
+pub fn may_delegate(actor: &Actor, status: VisualStatus) -> bool {
+    actor.may_act() && status == VisualStatus::AwaitingApproval
 }
 
 /// Whether a delegation still lends its giver's right to decide on one visual: it has not
@@ -118,15 +117,14 @@ async fn decide_in(
     check_may_act(actor)?;
     let v = found(visuals::get_visual_tx(tx, actor.client_id(), id).await, || format!("visual {id}"))?;
     use VisualStatus::{Approved, AwaitingApproval, Rejected};
-    let from = match (VisualStatus::parse(&v.status), to) {
-        (Some(AwaitingApproval), _) => AwaitingApproval,
+    let from = match (v.status, to) {
+        (AwaitingApproval, _) => AwaitingApproval,
         // Un-approving: an approved visual may be rejected with a reason (not by a delegate).
-        (Some(Approved), Rejected) if actor.delegation.is_none() => Approved,
-        (Some(Approved), _) => return Err(ActionError::Conflict(format!("visual {id} is already approved"))),
-        (Some(Rejected), _) => {
+        (Approved, Rejected) if actor.delegation.is_none() => Approved,
+        (Approved, _) => return Err(ActionError::Conflict(format!("visual {id} is already approved"))),
+        (Rejected, _) => {
             return Err(ActionError::Conflict(format!("visual {id} was rejected; TOT will send a new visual")));
         }
-        (None, _) => return Err(ActionError::Conflict(format!("visual {id} is {}", v.status))),
     };
     if let Some(d) = &actor.delegation
         && !visuals::use_delegation(tx, d.id, now).await?
@@ -318,11 +316,8 @@ pub async fn delegate(
     }
     check_may_act(actor)?;
     let v = visible_visual(state, actor, id).await?;
-    if VisualStatus::parse(&v.status) != Some(VisualStatus::AwaitingApproval) {
-        return Err(ActionError::Conflict(format!(
-            "visual {id} is {} and needs no approval",
-            v.status.replace('_', " ")
-        )));
+    if v.status != VisualStatus::AwaitingApproval {
+        return Err(ActionError::Conflict(format!("visual {id} is {} and needs no approval", v.status.words())));
     }
     let ttl = Duration::hours(i64::from(state.config.portal.delegation_hours));
     let mut tx = state.db.begin().await?;
@@ -343,7 +338,7 @@ pub async fn delegate(
     crate::store::outbox::insert_message(
         &mut tx,
         // To a third party: no contact, so the delegator's own bounces cannot stop it.
-        &payload.queued(None, "system", format!("delegation:{did}"), None, now),
+        &payload.queued(None, MessageKind::System, format!("delegation:{did}"), None, now),
         now,
     )
     .await?;

@@ -353,7 +353,8 @@ async fn later(state: &Services, chat: ChatId, m: ChatMessage, why: SendError, n
     };
     tracing::info!(chat = chat.0, error = %why, retry_at = %at, "telegram: answer queued for later");
     let idem = format!("answer:telegram:{}:{}", chat.0, now.timestamp_nanos_opt().unwrap_or_default());
-    let row = m.queued(None, "telegram", &chat.0.to_string(), "answer", idem, at);
+    let row =
+        m.queued(None, crate::model::Chat::Telegram, &chat.0.to_string(), crate::model::MessageKind::Answer, idem, at);
     let queued = async {
         let mut tx = state.db.begin().await?;
         insert_message(&mut tx, &row, now).await?;

@@ -31,9 +31,9 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
     match command {
         OutboxCommand::List { status, limit } => {
             if let Some(s) = &status
-                && !ob::STATUSES.contains(&s.as_str())
+                && crate::model::OutboxStatus::parse(s).is_none()
             {
-                bail!("--status: `{s}` is not one of {}", ob::STATUSES.join(", "));
+                bail!("--status: `{s}` is not one of {}", crate::model::OutboxStatus::names());
             }
             let counts = ob::counts_by_status(db).await?;
             let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();

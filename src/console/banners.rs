@@ -140,7 +140,7 @@ pub async fn preview(State(state): State<AppState>, CsrfForm(staff, form): CsrfF
         Some(c) => {
             let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
             let items = current(&state, c).await?;
-            let urgent = banner.severity == crate::model::Severity::Urgent.as_str();
+            let urgent = banner.severity == crate::model::Severity::Urgent;
             let email = if urgent {
                 composer.compose_banner(&Recipient { contact: c, token: "preview", now }, &row)
             } else {
@@ -171,7 +171,7 @@ pub async fn preview(State(state): State<AppState>, CsrfForm(staff, form): CsrfF
         &staff,
         json!({
             "form": form_values(&form), "preview": {"banner": row, "email": email, "chat": chat,
-            "urgent": banner.severity == crate::model::Severity::Urgent.as_str(), "reach": reach},
+            "urgent": banner.severity == crate::model::Severity::Urgent, "reach": reach},
         }),
         StatusCode::OK,
     )

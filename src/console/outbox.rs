@@ -9,27 +9,23 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{Staff, page, without_link_tokens};
+use crate::model::{MessageKind, OutboxStatus, Outlet};
 use crate::outbox::{Rendered, render};
 use crate::portal::{CsrfForm, FormData, Note, see_other};
 use crate::state::AppState;
 use crate::store::console::{OutboxFilter, list_outbox};
-use crate::store::outbox::{self as ob, STATUSES};
+use crate::store::outbox as ob;
 use crate::web::HttpError;
 use crate::web::Reply;
 
 const PAGE: i64 = 100;
-const KINDS: &[&str] = &["digest", "alert", "banner", "reply", "answer", "system", "change"];
-const CHANNELS: &[&str] = &["email", "telegram", "discord", "webhook"];
-
-fn one_of(q: &FormData, name: &str, allowed: &[&str]) -> Result<Option<String>, HttpError> {
+/// The named state a filter field chooses, if any.
+fn one_of<T>(q: &FormData, name: &str, parse: fn(&str) -> Option<T>, names: &[&str]) -> Result<Option<T>, HttpError> {
     match q.get(name).map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
-        Some(v) if allowed.contains(&v) => Ok(Some(v.to_string())),
-        Some(v) => Err(HttpError::BadRequest(format!(
-            "{name}: {} is not one of {}",
-            crate::model::quoted(v),
-            allowed.join(", ")
-        ))),
+        Some(v) => parse(v).map(Some).ok_or_else(|| {
+            HttpError::BadRequest(format!("{name}: {} is not one of {}", crate::model::quoted(v), names.join(", ")))
+        }),
     }
 }
 
@@ -55,9 +51,9 @@ fn day_field(q: &FormData, name: &str, end: bool) -> Result<Option<DateTime<Utc>
 pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Reply {
     let q = FormData::query(q);
     let filter = OutboxFilter {
-        status: one_of(&q, "status", STATUSES)?,
-        channel: one_of(&q, "channel", CHANNELS)?,
-        kind: one_of(&q, "kind", KINDS)?,
+        status: one_of(&q, "status", OutboxStatus::parse, OutboxStatus::NAMES)?,
+        channel: one_of(&q, "channel", Outlet::parse, Outlet::NAMES)?,
+        kind: one_of(&q, "kind", MessageKind::parse, MessageKind::NAMES)?,
         contact_id: id_field(&q, "contact")?,
         client_id: id_field(&q, "client")?,
         from: day_field(&q, "from", false)?,
@@ -89,7 +85,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
         Some(&staff),
         "outbox",
         json!({
-            "rows": rows, "statuses": STATUSES, "channels": CHANNELS, "kinds": KINDS,
+            "rows": rows, "statuses": OutboxStatus::NAMES, "channels": Outlet::NAMES, "kinds": MessageKind::NAMES,
             "f": {"status": filter.status, "channel": filter.channel, "kind": filter.kind, "contact": filter.contact_id,
                   "client": filter.client_id, "from": q.get("from"), "until": q.get("until")},
             "page": page_no, "prev": (page_no > 1).then(|| link(page_no - 1)), "next": more.then(|| link(page_no + 1)),

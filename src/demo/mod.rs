@@ -13,6 +13,7 @@ use serde_json::Value;
 pub use pictures::write_media;
 
 use crate::actions::banners::BannerInput;
+use crate::model::MessageKind;
 use crate::model::records::Document;
 
 /// The moment `document.json` is written as of.
@@ -83,9 +84,13 @@ pub async fn dead_letter(state: &crate::services::Services, now: DateTime<Utc>) 
     let mut tx = state.db.begin().await?;
     // Due tomorrow, so no sender takes it before it is marked.
     let later = now + Duration::days(1);
-    let id = insert_message(&mut tx, &p.queued(Some(&c.id), "system", "demo:dead-letter".into(), None, later), now)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the demo's dead letter exists already"))?;
+    let id = insert_message(
+        &mut tx,
+        &p.queued(Some(&c.id), MessageKind::System, "demo:dead-letter".into(), None, later),
+        now,
+    )
+    .await?
+    .ok_or_else(|| anyhow::anyhow!("the demo's dead letter exists already"))?;
     tx.commit().await?;
     crate::store::console::hold_for(&state.db, id, "demo", now).await?;
     let error = format!("552 5.2.2 <{}>: mailbox full (a bounce the demo makes up)", c.email);

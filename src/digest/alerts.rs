@@ -95,7 +95,8 @@ async fn queue_alerts(
     items: &[ActionItem],
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let channel = target.channel();
+    let outlet = target.outlet();
+    let channel = outlet.as_str();
     // A chat row holds the same item list; the chat sender reads it as a `ChatPayload`.
     let (recipient, reply_token, message_id) = match target {
         Target::Email => {
@@ -138,8 +139,8 @@ async fn queue_alerts(
                 &mut tx,
                 &outbox::NewMessage {
                     contact_id: Some(c.id.clone()),
-                    channel: channel.into(),
-                    kind: "alert".into(),
+                    channel: outlet,
+                    kind: crate::model::MessageKind::Alert,
                     idem_key: format!("alert:{}:{channel}:{}", c.id, first.key()),
                     reply_token,
                     recipient,

@@ -13,6 +13,7 @@ use crate::actions::targets::{Target, targets_by_contact, targets_of};
 use crate::channels::chat::digest_message;
 use crate::messages::EmailPayload;
 use crate::messages::compose::{Composer, Recipient};
+use crate::model::MessageKind;
 use crate::model::schedule::parse_schedule;
 use crate::services::Services;
 use crate::store::banners::{BannerRow, list_live};
@@ -143,7 +144,8 @@ pub async fn run_pass(
         let again = trigger.again();
         let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
         for target in &targets {
-            if !again.retakes(ledgers::digest_decision(&state.db, &c.id, target.channel(), &period_key).await?) {
+            if !again.retakes(ledgers::digest_decision(&state.db, &c.id, target.outlet().as_str(), &period_key).await?)
+            {
                 report.already_decided += 1;
                 continue;
             }
@@ -193,7 +195,7 @@ pub async fn queue_digest(
     now: DateTime<Utc>,
 ) -> Result<Queued, StoreError> {
     let DigestContent { items, banners } = content;
-    let channel = target.channel();
+    let channel = target.outlet().as_str();
     let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
     let mut tx = state.db.begin().await?;
     if again != Again::Never {
@@ -215,9 +217,9 @@ pub async fn queue_digest(
     if let Target::Chat(link) = target {
         let new = digest_message(state, c, items, banners, now).queued(
             Some(&c.id),
-            channel,
+            link.channel,
             &link.chat_id,
-            "digest",
+            MessageKind::Digest,
             idem,
             now,
         );
@@ -247,7 +249,8 @@ pub async fn queue_digest(
             }
         };
     let id =
-        outbox::insert_message(&mut tx, &payload.queued(Some(&c.id), "digest", idem, Some(token), now), now).await?;
+        outbox::insert_message(&mut tx, &payload.queued(Some(&c.id), MessageKind::Digest, idem, Some(token), now), now)
+            .await?;
     let Some(id) = id else {
         tx.rollback().await?;
         return Ok(Queued::AlreadyDecided);

@@ -180,7 +180,7 @@ impl Composer<'_> {
             contact: ContactView { name: &contact.name, email: &contact.email, client_name: &contact.client_name },
             banners: banners
                 .iter()
-                .map(|b| BannerView { title: &b.title, body: &b.body, severity: &b.severity })
+                .map(|b| BannerView { title: &b.title, body: &b.body, severity: b.severity.as_str() })
                 .collect(),
             groups,
             total: items.len(),
@@ -230,7 +230,8 @@ impl Composer<'_> {
 
     /// A stop-press banner pushed at once (urgent banners).
     pub fn compose_banner(&self, to: &Recipient, banner: &BannerRow) -> Result<EmailPayload, SendError> {
-        let subject = format!("{} {}: {}", self.config.branding.name, banner.severity.to_uppercase(), banner.title);
+        let subject =
+            format!("{} {}: {}", self.config.branding.name, banner.severity.as_str().to_uppercase(), banner.title);
         self.compose("banner", to, subject, &[], std::slice::from_ref(banner), None)
     }
 }

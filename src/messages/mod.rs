@@ -49,15 +49,15 @@ impl EmailPayload {
     pub fn queued(
         &self,
         contact_id: Option<&str>,
-        kind: &str,
+        kind: crate::model::MessageKind,
         idem_key: String,
         reply_token: Option<String>,
         at: chrono::DateTime<chrono::Utc>,
     ) -> crate::store::outbox::NewMessage {
         crate::store::outbox::NewMessage {
             contact_id: contact_id.map(str::to_string),
-            channel: "email".into(),
-            kind: kind.into(),
+            channel: crate::model::Outlet::Email,
+            kind,
             idem_key,
             reply_token,
             recipient: self.to.clone(),
@@ -148,16 +148,16 @@ impl ChatMessage {
     pub fn queued(
         self,
         contact_id: Option<&str>,
-        channel: &str,
+        channel: crate::model::Chat,
         chat_id: &str,
-        kind: &str,
+        kind: crate::model::MessageKind,
         idem_key: String,
         at: DateTime<Utc>,
     ) -> crate::store::outbox::NewMessage {
         crate::store::outbox::NewMessage {
             contact_id: contact_id.map(str::to_string),
             channel: channel.into(),
-            kind: kind.into(),
+            kind,
             idem_key,
             reply_token: None,
             recipient: chat_id.into(),

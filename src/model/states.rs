@@ -30,6 +30,11 @@ macro_rules! named_enum {
                 }
             }
 
+            /// The name as words, for people: `awaiting approval`.
+            pub fn words(self) -> String {
+                self.as_str().replace('_', " ")
+            }
+
             /// Every name, for messages: `a, b, c`.
             pub fn names() -> String {
                 Self::NAMES.join(", ")
@@ -143,9 +148,14 @@ named_enum! {
     }
 }
 
+impl JobStatus {
+    /// Still at TOT: delivery instructions may be given for it.
+    pub fn is_open(self) -> bool {
+        matches!(self, JobStatus::Entered | JobStatus::InProduction | JobStatus::Completed)
+    }
+}
+
 pub const JOB_STATUSES: &[&str] = JobStatus::NAMES;
-pub const OPEN_JOB_STATUSES: &[&str] =
-    &[JobStatus::Entered.as_str(), JobStatus::InProduction.as_str(), JobStatus::Completed.as_str()];
 pub const DELIVERY_INSTRUCTIONS: &[&str] = DeliveryInstructions::NAMES;
 pub const VISUAL_STATUSES: &[&str] = VisualStatus::NAMES;
 
@@ -162,3 +172,80 @@ named_enum! {
 pub const DELIVERY_STATUSES: &[&str] = DeliveryStatus::NAMES;
 pub const PO_STATUSES: &[&str] = PoStatus::NAMES;
 pub const SEVERITIES: &[&str] = Severity::NAMES;
+
+named_enum! {
+    /// The way an outbox message leaves: a mail, a chat message, or a call to TOT's webhook.
+    pub enum Outlet {
+        Email = "email",
+        Telegram = "telegram",
+        Discord = "discord",
+        Webhook = "webhook",
+    }
+}
+
+named_enum! {
+    /// A chat provider a contact links an account of (and TOT's record may name one of).
+    pub enum Chat {
+        Telegram = "telegram",
+        Discord = "discord",
+    }
+}
+
+impl From<Chat> for Channel {
+    fn from(c: Chat) -> Channel {
+        match c {
+            Chat::Telegram => Channel::Telegram,
+            Chat::Discord => Channel::Discord,
+        }
+    }
+}
+
+impl From<Chat> for Outlet {
+    fn from(c: Chat) -> Outlet {
+        match c {
+            Chat::Telegram => Outlet::Telegram,
+            Chat::Discord => Outlet::Discord,
+        }
+    }
+}
+
+named_enum! {
+    /// What an outbox message is, for its sender, the console's filters and the metrics.
+    pub enum MessageKind {
+        /// The scheduled summary of a contact's items.
+        Digest = "digest",
+        /// Something new that needs a contact, sent at once.
+        Alert = "alert",
+        /// An urgent stop-press banner, sent at once.
+        Banner = "banner",
+        /// The answer to an emailed reply.
+        Reply = "reply",
+        /// The answer to a chat command.
+        Answer = "answer",
+        /// Sign-in, reset, invitation, delegation and access-request mail.
+        System = "system",
+        /// A change-feed notice to TOT's webhook.
+        Change = "change",
+    }
+}
+
+named_enum! {
+    /// Where an outbox message stands. `Sending` is a claim held by one dispatcher.
+    pub enum OutboxStatus {
+        Queued = "queued",
+        Sending = "sending",
+        Sent = "sent",
+        Failed = "failed",
+        Dead = "dead",
+        Dropped = "dropped",
+    }
+}
+
+named_enum! {
+    /// Where a request for a portal account stands.
+    pub enum AccessStatus {
+        Open = "open",
+        Done = "done",
+        Refused = "refused",
+    }
+}

@@ -14,6 +14,7 @@ use crate::channels::chat::ChatPayload;
 use crate::channels::email::{EmailPayload, build_message};
 use crate::channels::{Gate, SendError};
 use crate::messages::compose::{Composer, Recipient};
+use crate::model::{MessageKind, Outlet};
 use crate::store::StoreError;
 use crate::store::contacts::get_contact;
 use crate::store::outbox::AlertPayload;
@@ -69,7 +70,7 @@ pub async fn dispatch_batch_at(state: &Providers, now: DateTime<Utc>, limit: i64
 /// How one send ended for the books: marked already, or a mark still committing.
 enum Settle {
     Done(Outcome),
-    Pending { mark: PendingMark, channel: String, kind: String },
+    Pending { mark: PendingMark, channel: Outlet, kind: MessageKind },
 }
 
 impl Settle {
@@ -78,7 +79,7 @@ impl Settle {
             Settle::Done(o) => Ok(o),
             Settle::Pending { mark, channel, kind } => {
                 let marked = mark.settle(db).await?;
-                count(Outcome::Sent, &channel, &kind, marked);
+                count(Outcome::Sent, channel, kind, marked);
                 Ok(Outcome::Sent)
             }
         }
@@ -169,7 +170,7 @@ struct Batch<'a> {
 async fn send_guarded(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Settle, StoreError> {
     use futures::FutureExt;
     let Batch { state, token, .. } = *batch;
-    let (id, channel, kind) = (row.id, row.channel.clone(), row.kind.clone());
+    let (id, channel, kind) = (row.id, row.channel, row.kind);
     match std::panic::AssertUnwindSafe(send_row(batch, row, gate)).catch_unwind().await {
         Ok(outcome) => outcome,
         Err(panic) => {
@@ -178,13 +179,13 @@ async fn send_guarded(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<
             let error = format!("internal error while sending (a bug; see the log): {why}");
             let marked =
                 outbox::mark(&state.db, id, token, Mark::Failed { error: &error, retry_at: None }, Utc::now()).await?;
-            count(Outcome::Dead, &channel, &kind, marked);
+            count(Outcome::Dead, channel, kind, marked);
             Ok(Settle::Done(Outcome::Dead))
         }
     }
 }
 
-fn count(outcome: Outcome, channel: &str, kind: &str, marked: bool) {
+fn count(outcome: Outcome, channel: Outlet, kind: MessageKind, marked: bool) {
     let label = match outcome {
         Outcome::Sent => "sent",
         Outcome::Retrying => "failed",
@@ -194,11 +195,11 @@ fn count(outcome: Outcome, channel: &str, kind: &str, marked: bool) {
     };
     if !marked {
         // Another sender holds the row now: its outcome is the one that counts.
-        tracing::warn!(channel, kind, outcome = label, "claim lost before marking; the outcome was not recorded");
+        tracing::warn!(%channel, %kind, outcome = label, "claim lost before marking; the outcome was not recorded");
         metrics::counter!("cport_outbox_claims_lost_total").increment(1);
         return;
     }
-    metrics::counter!(format!("cport_outbox_{label}_total"), "channel" => channel.to_string(), "kind" => kind.to_string())
+    metrics::counter!(format!("cport_outbox_{label}_total"), "channel" => channel.as_str(), "kind" => kind.as_str())
         .increment(1);
 }
 
@@ -213,14 +214,16 @@ async fn attempt(
     // A store error while rendering one message must not stop the batch: it is that
     // message's transient failure.
     let store = |e: StoreError| SendError::Transient(format!("store: {e}"));
-    match (row.channel.as_str(), row.contact_id.as_ref().and_then(|c| suspended.get(c))) {
-        ("email", Some(reason)) => Err(SendError::Permanent(format!("email to this contact is suspended: {reason}"))),
-        ("email", None) => send_email(state, row, now, gate).await.map_err(store)?,
-        ("webhook", _) => {
+    match (row.channel, row.contact_id.as_ref().and_then(|c| suspended.get(c))) {
+        (Outlet::Email, Some(reason)) => {
+            Err(SendError::Permanent(format!("email to this contact is suspended: {reason}")))
+        }
+        (Outlet::Email, None) => send_email(state, row, now, gate).await.map_err(store)?,
+        (Outlet::Webhook, _) => {
             gate.pass().await;
             crate::channels::webhook::send(&state.http, &state.config.webhook, row).await.map(Some)
         }
-        (chat, _) if state.chat.contains_key(chat) => send_chat(state, row, now, gate).await.map_err(store)?,
+        (chat, _) if state.chat.contains_key(chat.as_str()) => send_chat(state, row, now, gate).await.map_err(store)?,
         (other, _) => Err(SendError::Permanent(format!("no sender for channel `{other}`"))),
     }
 }
@@ -245,7 +248,7 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
     let error;
     let (outcome, mark) = match &result {
         Ok(Some(provider_id)) => {
-            metrics::histogram!("cport_outbox_send_seconds", "channel" => row.channel.clone())
+            metrics::histogram!("cport_outbox_send_seconds", "channel" => row.channel.as_str())
                 .record(started.elapsed().as_secs_f64());
             (Outcome::Sent, Mark::Sent(provider_id))
         }
@@ -280,7 +283,7 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
         });
     }
     let marked = outbox::mark(&state.db, row.id, token, mark, now).await?;
-    count(outcome, &row.channel, &row.kind, marked);
+    count(outcome, row.channel, row.kind, marked);
     Ok(Settle::Done(outcome))
 }
 
@@ -291,7 +294,7 @@ async fn send_email(
     now: DateTime<Utc>,
     gate: &Gate,
 ) -> Result<Result<Option<String>, SendError>, StoreError> {
-    let payload = if row.kind == "alert" {
+    let payload = if row.kind == MessageKind::Alert {
         match alert_email(state, row, now).await? {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(Ok(None)),
@@ -323,7 +326,7 @@ const UNSUBSCRIBE_DAYS: i64 = 90;
 /// The one-click unsubscribe address of a digest or alert email (RFC 8058); none for others.
 fn unsubscribe_url(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Option<String> {
     let contact = row.contact_id.as_deref()?;
-    let what = match crate::store::settings::Sending::of_kind(&row.kind) {
+    let what = match crate::store::settings::Sending::of_kind(row.kind) {
         crate::store::settings::Sending::Digest => "digest",
         crate::store::settings::Sending::Alert => "alert",
         crate::store::settings::Sending::Other => return None,
@@ -362,9 +365,9 @@ async fn chat_message(
         Ok(p) => p,
         Err(e) => return Ok(Err(format!("unreadable payload: {e}"))),
     };
-    Ok(match (payload.message, row.kind.as_str(), &row.contact_id) {
+    Ok(match (payload.message, row.kind, &row.contact_id) {
         (Some(m), _, _) => Ok(Some(m)),
-        (None, "alert", Some(contact_id)) => match still_open(state, contact_id, &payload.items).await? {
+        (None, MessageKind::Alert, Some(contact_id)) => match still_open(state, contact_id, &payload.items).await? {
             Some((contact, open)) => Ok(Some(crate::channels::chat::alert_message(state, &contact, &open, now).await?)),
             None => Ok(None),
         },
@@ -439,14 +442,14 @@ pub enum Rendered {
 }
 
 pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Result<Rendered, StoreError> {
-    if row.channel == "webhook" {
+    if row.channel == Outlet::Webhook {
         let body = serde_json::from_str::<serde_json::Value>(&row.payload)
             .and_then(|v| serde_json::to_string_pretty(&v))
             .unwrap_or_else(|_| row.payload.clone());
         return Ok(Rendered::Json { body });
     }
-    if row.channel == "email" {
-        let payload = if row.kind == "alert" {
+    if row.channel == Outlet::Email {
+        let payload = if row.kind == MessageKind::Alert {
             match alert_email(state, row, now).await? {
                 Ok(Some(p)) => p,
                 Ok(None) => return Ok(Rendered::Nothing),

@@ -178,7 +178,7 @@ async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(Stri
             }
             // The same rule as every request of the session it opens.
             let giver = match get_contact(&state.db, &d.contact_id).await {
-                Ok(c) if c.active => crate::model::Role::parse(&c.role).unwrap_or(crate::model::Role::Viewer),
+                Ok(c) if c.active => c.role,
                 Ok(_) | Err(StoreError::NotFound) => return Ok(None),
                 Err(e) => return Err(e.into()),
             };

@@ -143,8 +143,8 @@ async fn visual_page(state: &AppState, session: &Session, id: &str, shown: Shown
             "comments": comments,
             "decisions": decisions,
             "terms": state.config.branding.approval_terms,
-            "can_decide": crate::actions::visuals::may_decide(&session.actor, &v.status, delegation_used),
-            "can_delegate": crate::actions::visuals::may_delegate(&session.actor, &v.status),
+            "can_decide": crate::actions::visuals::may_decide(&session.actor, v.status, delegation_used),
+            "can_delegate": crate::actions::visuals::may_delegate(&session.actor, v.status),
             "can_comment": session.actor.may_act() || session.actor.delegation.is_some(),
             "note": note,
             "error": error,
@@ -196,7 +196,11 @@ pub async fn visual_action(
     }
 }
 
-async fn job_json(state: &AppState, session: &Session, id: &str) -> Result<(Value, Vec<jobs::GarmentLine>), HttpError> {
+async fn job_with_lines(
+    state: &AppState,
+    session: &Session,
+    id: &str,
+) -> Result<(jobs::JobRow, Vec<jobs::GarmentLine>), HttpError> {
     no_delegation(session)?;
     if !session.actor.may_see_jobs() {
         return Err(HttpError::Forbidden(format!("Your role ({}) does not show jobs.", session.actor.role)));
@@ -207,7 +211,7 @@ async fn job_json(state: &AppState, session: &Session, id: &str) -> Result<(Valu
         Err(e) => return Err(e.into()),
     };
     let lines = jobs::list_garment_lines(&state.db, id).await?;
-    Ok((serde_json::to_value(&job).unwrap_or(Value::Null), lines))
+    Ok((job, lines))
 }
 
 fn lines_json(lines: &[jobs::GarmentLine]) -> Vec<Value> {
@@ -222,8 +226,8 @@ fn lines_json(lines: &[jobs::GarmentLine]) -> Vec<Value> {
 
 /// `GET /jobs/{id}`: the job with its printed garments and what delivery instructions took.
 pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path<String>, shown: Shown) -> Reply {
-    let (job, lines) = job_json(&state, &session, &id).await?;
-    let open = crate::model::OPEN_JOB_STATUSES.contains(&job["status"].as_str().unwrap_or(""));
+    let (job, lines) = job_with_lines(&state, &session, &id).await?;
+    let open = job.status.is_open();
     // Processes, costs and deliveries: the JOB enquiry's tables (the facts and printed
     // garments are shown above them already).
     let ctx = crate::actions::enquiry::Context::default();
@@ -242,7 +246,7 @@ pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path
 
 async fn delivery_page(state: &AppState, session: &Session, id: &str, form: Option<&FormData>, shown: Shown) -> Reply {
     let Shown { error, status, .. } = shown;
-    let (job, lines) = job_json(state, session, id).await?;
+    let (job, lines) = job_with_lines(state, session, id).await?;
     let mut others = Vec::new();
     for j in jobs::list_open_jobs(&state.db, session.actor.client_id()).await? {
         if j.id == id {

@@ -83,7 +83,7 @@ pub async fn chat_unlink(State(state): State<AppState>, CsrfForm(session, form):
     let mine = crate::store::chat::chats_of_contact(&state.db, &session.actor.contact.id)
         .await?
         .into_iter()
-        .any(|l| l.channel == channel && l.user_id == user);
+        .any(|l| l.channel.as_str() == channel && l.user_id == user);
     if !mine {
         return Err(HttpError::NotFound);
     }

@@ -12,7 +12,7 @@ pub struct AccessRequest {
     pub company: String,
     pub note: String,
     /// `open`, `done` or `refused`.
-    pub status: String,
+    pub status: crate::model::AccessStatus,
     pub created_at: DateTime<Utc>,
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
@@ -57,7 +57,13 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<AccessRequest>> {
 }
 
 /// Decides an open request (`done` or `refused`) in `tx`. False when it was not open.
-pub async fn decide(tx: &mut Tx, id: i64, status: &str, by: &str, now: DateTime<Utc>) -> Result<bool> {
+pub async fn decide(
+    tx: &mut Tx,
+    id: i64,
+    status: crate::model::AccessStatus,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
     let n = on_tx!(tx, c => bind!(sqlx::query(
         "UPDATE access_requests SET status = $2, decided_by = $3, decided_at = $4 WHERE id = $1 AND status = 'open'"),
         id, status, by, now).execute(c).await.map(|r| r.rows_affected()))?;

@@ -8,7 +8,7 @@ use super::{Db, Result, Tx, bind, on_db, on_tx};
 pub struct NewBanner {
     pub title: String,
     pub body: String,
-    pub severity: String,
+    pub severity: crate::model::Severity,
     /// Empty = every client.
     pub audience: Vec<String>,
     pub starts_at: DateTime<Utc>,
@@ -21,7 +21,7 @@ pub struct BannerRow {
     pub id: i64,
     pub title: String,
     pub body: String,
-    pub severity: String,
+    pub severity: crate::model::Severity,
     pub starts_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub retracted_at: Option<DateTime<Utc>>,
@@ -34,7 +34,7 @@ impl NewBanner {
             id,
             title: self.title.clone(),
             body: self.body.clone(),
-            severity: self.severity.clone(),
+            severity: self.severity,
             starts_at: self.starts_at,
             expires_at: self.expires_at,
             retracted_at: None,

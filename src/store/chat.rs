@@ -7,7 +7,7 @@ use super::{Db, Result, Tx, bind, on_db, on_tx};
 /// A chat user known as a contact. `chat_id` is where messages to them go.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ChatLink {
-    pub channel: String,
+    pub channel: crate::model::Chat,
     pub user_id: String,
     pub chat_id: String,
     pub contact_id: String,

@@ -51,7 +51,7 @@ pub struct ContactBrief {
     pub client_id: String,
     pub name: String,
     pub email: String,
-    pub role: String,
+    pub role: crate::model::Role,
 }
 
 /// The active contacts of `clients`.
@@ -111,9 +111,9 @@ pub async fn last_replies(db: &Db, contacts: &[&str]) -> Result<Vec<LastSeen>> {
 /// What the outbox page filters by; every field optional.
 #[derive(Debug, Clone, Default)]
 pub struct OutboxFilter {
-    pub status: Option<String>,
-    pub channel: Option<String>,
-    pub kind: Option<String>,
+    pub status: Option<crate::model::OutboxStatus>,
+    pub channel: Option<crate::model::Outlet>,
+    pub kind: Option<crate::model::MessageKind>,
     pub contact_id: Option<String>,
     pub client_id: Option<String>,
     pub from: Option<DateTime<Utc>>,

@@ -9,7 +9,7 @@ pub struct ContactRow {
     pub client_name: String,
     pub name: String,
     pub email: String,
-    pub role: String,
+    pub role: crate::model::Role,
     pub timezone: String,
     pub digest_schedule: Option<String>,
     pub active: bool,

@@ -37,7 +37,7 @@ pub async fn cost_lines(db: &Db, table: &str, job_id: &str) -> Result<Vec<CostLi
 pub struct DeliveryRow {
     pub id: String,
     pub job_id: Option<String>,
-    pub status: String,
+    pub status: crate::model::DeliveryStatus,
     pub delivery_date: Option<NaiveDate>,
     pub sent_date: Option<NaiveDate>,
     pub venue: String,
@@ -112,7 +112,7 @@ pub async fn stock(db: &Db, client_id: Option<&str>, text: Option<&str>, limit: 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PoRow {
     pub id: String,
-    pub status: String,
+    pub status: crate::model::PoStatus,
     pub date_ordered: NaiveDate,
     pub tot_ref: String,
     pub client_ref: Option<String>,

@@ -44,7 +44,7 @@ pub struct OpenJob {
     pub client_id: String,
     pub id: String,
     pub name: String,
-    pub status: String,
+    pub status: crate::model::JobStatus,
     pub date_required: Option<NaiveDate>,
     pub client_ref: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -66,7 +66,7 @@ pub struct OpenThirdPartyPo {
     pub tot_ref: String,
     pub placed_by: Option<String>,
     pub supplier: String,
-    pub status: String,
+    pub status: crate::model::PoStatus,
     pub date_ordered: NaiveDate,
     pub outstanding: i64,
 }

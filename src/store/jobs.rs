@@ -9,12 +9,12 @@ pub struct JobRow {
     pub id: String,
     pub client_id: String,
     pub name: String,
-    pub status: String,
+    pub status: crate::model::JobStatus,
     pub date_required: Option<NaiveDate>,
     pub order_id: Option<String>,
     pub client_ref: Option<String>,
     pub contact_name: Option<String>,
-    pub delivery_instructions: String,
+    pub delivery_instructions: crate::model::DeliveryInstructions,
 }
 
 const SELECT: &str = "SELECT j.id, j.client_id, j.name, j.status, j.date_required, j.order_id, j.client_ref,

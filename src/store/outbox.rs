@@ -3,8 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Db, Result, Tx, bind, on_db, on_tx};
-
-pub const STATUSES: &[&str] = &["queued", "sending", "sent", "failed", "dead", "dropped"];
+use crate::model::{MessageKind, OutboxStatus, Outlet};
 
 /// What an alert row carries until it is sent: the keys of the items it is about (it is
 /// rendered when it goes, from those still open).
@@ -17,8 +16,8 @@ pub struct AlertPayload {
 #[derive(Debug, Clone)]
 pub struct NewMessage {
     pub contact_id: Option<String>,
-    pub channel: String,
-    pub kind: String,
+    pub channel: Outlet,
+    pub kind: MessageKind,
     pub idem_key: String,
     pub reply_token: Option<String>,
     pub recipient: String,
@@ -31,15 +30,15 @@ pub struct NewMessage {
 pub struct OutboxRow {
     pub id: i64,
     pub contact_id: Option<String>,
-    pub channel: String,
-    pub kind: String,
+    pub channel: Outlet,
+    pub kind: MessageKind,
     pub idem_key: String,
     pub reply_token: Option<String>,
     pub recipient: String,
     pub subject: String,
     #[serde(skip)]
     pub payload: String,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i64,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
@@ -76,7 +75,7 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> 
             id, &m.payload)
             .execute(c).await
             .map(|r| r.rows_affected()))?;
-        metrics::counter!("cport_outbox_queued_total", "channel" => m.channel.clone(), "kind" => m.kind.clone())
+        metrics::counter!("cport_outbox_queued_total", "channel" => m.channel.as_str(), "kind" => m.kind.as_str())
             .increment(1);
     }
     Ok(row.map(|r| r.0))

@@ -15,10 +15,10 @@ pub enum Sending {
 
 impl Sending {
     /// The kind of an outbox row (`digest`, `alert`, …).
-    pub fn of_kind(kind: &str) -> Sending {
+    pub fn of_kind(kind: crate::model::MessageKind) -> Sending {
         match kind {
-            "digest" => Sending::Digest,
-            "alert" => Sending::Alert,
+            crate::model::MessageKind::Digest => Sending::Digest,
+            crate::model::MessageKind::Alert => Sending::Alert,
             _ => Sending::Other,
         }
     }

@@ -4,8 +4,14 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+
 use super::{Result, Tx, on_tx};
-use crate::model::Money;
+use crate::model::{
+    AccessStatus, AlertMode, Channel, Chat, DeliveryInstructions, DeliveryStatus, JobStatus, MessageKind, Money,
+    OutboxStatus, Outlet, PoStatus, Role, Severity, VisualStatus,
+};
 
 /// One column's value, bound the same way on either engine.
 #[derive(Debug, Clone)]
@@ -88,6 +94,74 @@ impl From<Option<DateTime<Utc>>> for Val<'_> {
         Val::Time(t)
     }
 }
+
+/// A named state kept as its name in a TEXT column, on either engine: written with `as_str`,
+/// read back with `parse`, so a row carries the type and no query result is compared as a
+/// string. Written by hand rather than with `#[derive(sqlx::Type)]` because the names already
+/// live in `named_enum!` (one list per state) and the model layer stays free of sqlx.
+macro_rules! text_column {
+    ($($name:ident),+ $(,)?) => {$(
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            str: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <str as sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <str as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            &'r str: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: DB::ValueRef<'r>) -> std::result::Result<Self, BoxDynError> {
+                let text = <&str as sqlx::Decode<DB>>::decode(value)?;
+                $name::parse(text).ok_or_else(|| {
+                    format!("the store holds {text:?} where {} names one of {}", stringify!($name), $name::names())
+                        .into()
+                })
+            }
+        }
+
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
+        where
+            &'q str: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> std::result::Result<IsNull, BoxDynError> {
+                <&str as sqlx::Encode<DB>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl From<$name> for Val<'_> {
+            fn from(v: $name) -> Self {
+                Val::Text(Some(Cow::Borrowed(v.as_str())))
+            }
+        }
+    )+};
+}
+
+text_column!(
+    Role,
+    Channel,
+    Chat,
+    AlertMode,
+    JobStatus,
+    DeliveryInstructions,
+    DeliveryStatus,
+    PoStatus,
+    VisualStatus,
+    Severity,
+    Outlet,
+    MessageKind,
+    OutboxStatus,
+    AccessStatus,
+);
 
 impl Val<'_> {
     pub fn is_null(&self) -> bool {

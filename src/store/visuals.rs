@@ -15,7 +15,7 @@ pub struct VisualRow {
     pub design_id: String,
     pub category: String,
     pub designer: String,
-    pub status: String,
+    pub status: crate::model::VisualStatus,
     pub main_image: String,
     pub placement_image: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -111,10 +111,10 @@ pub async fn insert_decision(
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct DecisionRow {
-    pub decision: String,
+    pub decision: crate::model::VisualStatus,
     pub reason: Option<String>,
     pub decided_by: String,
-    pub channel: String,
+    pub channel: crate::model::Channel,
     pub at: DateTime<Utc>,
 }
 

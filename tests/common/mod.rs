@@ -307,8 +307,8 @@ pub async fn digest_to_reply_to(db: &Db, signer: &cport::links::Signer, contact:
     let mut tx = db.begin().await.unwrap();
     let message = cport::store::outbox::NewMessage {
         contact_id: Some(contact.into()),
-        channel: "email".into(),
-        kind: "digest".into(),
+        channel: cport::model::Outlet::Email,
+        kind: cport::model::MessageKind::Digest,
         idem_key: format!("test:{token}"),
         reply_token: Some(token.clone()),
         recipient: email.into(),
@@ -324,7 +324,7 @@ pub async fn digest_to_reply_to(db: &Db, signer: &cport::links::Signer, contact:
 /// The reply token of the last digest queued for `contact` (what a reply to it is addressed to).
 pub async fn reply_token_of(db: &Db, contact: &str) -> String {
     let rows = cport::store::outbox::list_messages(db, None, i64::MAX).await.unwrap();
-    let digest = rows.iter().find(|m| m.contact_id.as_deref() == Some(contact) && m.kind == "digest");
+    let digest = rows.iter().find(|m| m.contact_id.as_deref() == Some(contact) && m.kind.as_str() == "digest");
     digest.and_then(|m| m.reply_token.clone()).unwrap_or_else(|| {
         let seen: Vec<_> = rows.iter().map(|m| (&m.contact_id, &m.kind, &m.status)).collect();
         panic!("no digest with a reply token for {contact} among {seen:?}")

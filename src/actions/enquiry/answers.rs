@@ -52,7 +52,7 @@ pub(super) async fn jobs(a: &Ask<'_>) -> Result<Answer, ActionError> {
             vec![
                 j.id.clone(),
                 j.name.clone(),
-                j.status.replace('_', " "),
+                j.status.words(),
                 d(j.date_required),
                 j.client_ref.clone().unwrap_or_default(),
             ]
@@ -72,7 +72,7 @@ pub(super) async fn job(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
     let client = a.actor.client_id();
     let j = found(jobs::get_job(db, client, id).await, || format!("job {id}"))?;
     let mut sections = vec![Section::text(vec![
-        format!("Status: {}", j.status.replace('_', " ")),
+        format!("Status: {}", j.status.words()),
         format!("Date required: {}", d(j.date_required)),
         format!("Order: {}", j.order_id.clone().unwrap_or_else(|| "-".into())),
         format!("Contact: {}", j.contact_name.clone().unwrap_or_else(|| "-".into())),
@@ -126,8 +126,10 @@ pub(super) async fn job(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
     }
     let dels = q::job_deliveries(db, client, id).await?;
     if !dels.is_empty() {
-        let rows =
-            dels.iter().map(|x| vec![x.id.clone(), x.status.clone(), d(x.delivery_date), x.venue.clone()]).collect();
+        let rows = dels
+            .iter()
+            .map(|x| vec![x.id.clone(), x.status.to_string(), d(x.delivery_date), x.venue.clone()])
+            .collect();
         sections.push(Section::table(Some("Deliveries"), &["Delivery", "Status", "Date", "Venue"], rows));
     }
     Ok(Answer::ok(name, format!("Job {}: {}", j.id, j.name), sections))
@@ -198,7 +200,7 @@ pub(super) async fn deliveries(a: &Ask<'_>) -> Result<Answer, ActionError> {
         .map(|x| {
             vec![
                 x.id.clone(),
-                x.status.clone(),
+                x.status.to_string(),
                 d(x.delivery_date),
                 d(x.sent_date),
                 x.venue.clone(),
@@ -255,7 +257,7 @@ pub(super) async fn pos(a: &Ask<'_>) -> Result<Answer, ActionError> {
         .map(|p| {
             vec![
                 p.id.clone(),
-                p.status.replace('_', " "),
+                p.status.words(),
                 p.date_ordered.to_string(),
                 p.tot_ref.clone(),
                 p.client_ref.clone().unwrap_or_default(),
@@ -277,7 +279,7 @@ pub(super) async fn po(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
     let client = a.actor.client_id();
     let p = found(q::purchase_order(db, client, id).await, || format!("purchase order {id}"))?;
     let mut sections = vec![Section::text(vec![
-        format!("Status: {}", p.status.replace('_', " ")),
+        format!("Status: {}", p.status.words()),
         format!("Ordered: {} by {}", p.date_ordered, p.placed_by.clone().unwrap_or_else(|| "-".into())),
         format!("TOT ref {}, your ref {}", p.tot_ref, p.client_ref.clone().unwrap_or_else(|| "-".into())),
         format!("{} / {} from {}", p.category, p.po_type, p.supplier),

@@ -57,7 +57,7 @@ pub fn digest_message(
 ) -> ChatMessage {
     let mut lines = vec![];
     for b in banners {
-        lines.push(format!("[{}] {}: {}", b.severity.to_uppercase(), b.title, b.body));
+        lines.push(format!("[{}] {}: {}", b.severity.as_str().to_uppercase(), b.title, b.body));
     }
     for cat in Category::ALL {
         let of: Vec<&ActionItem> = items.iter().filter(|i| i.category == cat).collect();
@@ -105,7 +105,7 @@ pub async fn alert_message(
             Err(e) => return Err(e),
         };
         let open = Button::link("Open", state.portal_link(&contact.id, &format!("/visuals/{}", v.id), now));
-        let acts = crate::model::Role::parse(&contact.role).is_some_and(|r| r.acts_on_orders());
+        let acts = contact.role.acts_on_orders();
         let mut row = vec![];
         if acts {
             row.push(Button::action("Approve", format!("ap:{}", v.id)));

@@ -21,6 +21,7 @@ use crate::actions::enquiry::{Answer, Context, run};
 use crate::actions::items::Category;
 use crate::actions::{ActionError, Actor, Unit};
 use crate::channels::email::{EmailPayload, new_message_id};
+use crate::model::MessageKind;
 use crate::services::Services;
 use crate::store::contacts::{ContactRow, get_contact};
 use crate::store::outbox::AlertPayload;
@@ -114,8 +115,8 @@ pub fn read_commands(text: &str) -> (Vec<Command>, Vec<CommandError>) {
 }
 
 fn context_of(row: &OutboxRow, state: &Services, now: DateTime<Utc>) -> Context {
-    let keys: Vec<String> = match row.kind.as_str() {
-        "alert" => serde_json::from_str::<AlertPayload>(&row.payload).map(|p| p.items).unwrap_or_default(),
+    let keys: Vec<String> = match row.kind {
+        MessageKind::Alert => serde_json::from_str::<AlertPayload>(&row.payload).map(|p| p.items).unwrap_or_default(),
         _ => serde_json::from_str::<EmailPayload>(&row.payload).map(|p| p.item_keys).unwrap_or_default(),
     };
     let item = match keys.as_slice() {
@@ -334,14 +335,14 @@ async fn answer_reply(
     let asked_to_stop = commands.is_empty()
         && errors.is_empty()
         && msg.subject().is_some_and(|s| s.trim().eq_ignore_ascii_case("unsubscribe"));
-    if asked_to_stop && matches!(row.kind.as_str(), "digest" | "alert") {
+    if asked_to_stop && matches!(row.kind, MessageKind::Digest | MessageKind::Alert) {
         let tx = unit.tx().await?;
-        crate::actions::unsubscribe::unsubscribe_in(state, tx, contact, &row.kind, "email", now).await.map_err(
-            |e| match e {
+        crate::actions::unsubscribe::unsubscribe_in(state, tx, contact, row.kind.as_str(), "email", now)
+            .await
+            .map_err(|e| match e {
                 ActionError::Store(s) => InboundError::Store(s),
                 other => InboundError::Internal(other.to_string()),
-            },
-        )?;
+            })?;
         ledger::clear_bounces(tx, &contact.id, now).await?;
         let d = Disposition::Processed(format!("unsubscribed from {} emails", row.kind));
         let (kind, reason) = d.parts();
@@ -387,7 +388,7 @@ async fn answer_reply(
         tx,
         &payload.queued(
             Some(&contact.id),
-            "reply",
+            crate::model::MessageKind::Reply,
             format!("reply:{message_id}"),
             Some(state.signer.new_reply_token()),
             now,
