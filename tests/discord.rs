@@ -196,14 +196,7 @@ async fn digests_go_out_as_embeds_with_buttons_through_serenity() {
     let signer = InteractionSigner::new(7);
     let t = TestState::new(|c| discord(c, &fake, &signer)).await;
     t.load(common::world()).await;
-    let code = cport::actions::chat_link::new_link_code(&t.state, "P-1A", Utc::now()).await.unwrap();
-    let inc = cport::channels::chat::Incoming {
-        channel: cport::model::Channel::Discord,
-        user_id: USER.into(),
-        chat_id: USER.into(),
-        input: cport::channels::chat::Input::Text(format!("/link {code}")),
-    };
-    cport::channels::chat::handle(&t.state, &inc, Utc::now()).await.unwrap();
+    common::link_chat(&t.state, cport::model::Channel::Discord, "/link", USER, "P-1A").await;
     let report = common::digest_now(&t.state, "P-1A").await;
     assert_eq!(report.queued, 2, "email and Discord: {report:?}");
     let r = cport::outbox::drain(&t.state).await.unwrap();
@@ -300,13 +293,7 @@ async fn a_shared_channel_gets_no_details_and_no_sign_in_links() {
     assert!(!text.contains("Tees") && !text.contains("Colour visual"), "no job or visual named: {text}");
 
     // /unlink stops what TOT's record would link.
-    let inc = cport::channels::chat::Incoming {
-        channel: cport::model::Channel::Discord,
-        user_id: USER.into(),
-        chat_id: USER.into(),
-        input: cport::channels::chat::Input::Text("/unlink".into()),
-    };
-    let replies = cport::channels::chat::handle(&t.state, &inc, Utc::now()).await.unwrap();
+    let replies = common::say_in_chat(&t.state, cport::model::Channel::Discord, USER, "/unlink").await;
     assert!(format!("{replies:?}").contains("no longer linked"), "{replies:?}");
     assert!(cport::store::chat::chats_of_contact(&t.state.db, "P-1A").await.unwrap().is_empty());
 }

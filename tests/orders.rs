@@ -248,19 +248,9 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     let p: cport::channels::email::EmailPayload = serde_json::from_str(&invites[0].payload).unwrap();
     let link = p.text.split_whitespace().find(|w| w.contains("token=")).unwrap();
     let path = format!("/password/reset?{}", link.split('?').nth(1).unwrap());
-    let c = common::browser();
-    let (s, html) = app.page(&c, &path).await;
-    assert_eq!(s, 200);
-    let token = path.split("token=").nth(1).unwrap().to_string();
-    let csrf = common::csrf_of(&html);
-    let set = [
-        ("csrf", csrf.as_str()),
-        ("token", token.as_str()),
-        ("new_password", "ritas own password"),
-        ("confirm_password", "ritas own password"),
-    ];
-    assert_eq!(app.post_raw(&c, "/password/reset", &set).await.0, 303);
-    assert_eq!(app.post_raw(&c, "/password/reset", &set).await.0, 400, "the invitation works once");
+    let ((first, _), again) = app.choose_password_twice(&common::browser(), &path, "ritas own password").await;
+    assert_eq!(first, 303);
+    assert_eq!(again, 400, "the invitation works once");
     let (s, loc, _) = app
         .post_form(
             &common::browser(),

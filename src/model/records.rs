@@ -28,11 +28,23 @@ pub const ENTITIES: &[&str] = &[
 
 /// A record that can check itself before it is written.
 pub trait Record: serde::de::DeserializeOwned + Serialize {
+    /// The key's field, and its column in the store.
+    const KEY: &'static str = "id";
     /// The TOT id (the key for idempotent upserts).
     fn key(&self) -> &str;
     /// The client the record belongs to, when it belongs to one.
     fn client(&self) -> Option<&str>;
+    /// The checks of the record's own fields; [`Record::check`] adds the key and the client.
     fn validate(&self, errs: &mut Vec<FieldError>);
+
+    /// Every check of the record: its key and its client are ids, then its own fields.
+    fn check(&self, errs: &mut Vec<FieldError>) {
+        check_id(Self::KEY, self.key(), errs);
+        if let Some(client) = self.client().filter(|_| Self::KEY != "client_id") {
+            check_id("client_id", client, errs);
+        }
+        self.validate(errs);
+    }
 }
 
 fn default_currency() -> String {
@@ -72,7 +84,6 @@ impl Record for ClientIn {
         None
     }
     fn validate(&self, e: &mut Vec<FieldError>) {
-        check_id("id", &self.id, e);
         check_text("name", &self.name, 200, e);
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
             e.push(FieldError::new(
@@ -145,8 +156,6 @@ impl Record for ContactIn {
         Some(&self.client_id)
     }
     fn validate(&self, e: &mut Vec<FieldError>) {
-        check_id("id", &self.id, e);
-        check_id("client_id", &self.client_id, e);
         check_text("name", &self.name, 200, e);
         if !valid_email(&self.email) {
             e.push(FieldError::new("email", format!("{} is not an email address", quoted(&self.email))));
@@ -290,8 +299,6 @@ impl Record for JobIn {
         Some(&self.client_id)
     }
     fn validate(&self, e: &mut Vec<FieldError>) {
-        check_id("id", &self.id, e);
-        check_id("client_id", &self.client_id, e);
         if let Some(c) = &self.contact_id {
             check_id("contact_id", c, e);
         }
@@ -343,8 +350,6 @@ impl Record for ArtRequirementIn {
         Some(&self.client_id)
     }
     fn validate(&self, e: &mut Vec<FieldError>) {
-        check_id("id", &self.id, e);
-        check_id("client_id", &self.client_id, e);
         check_id("job_id", &self.job_id, e);
         check_id("design_id", &self.design_id, e);
         check_text("description", &self.description, 500, e);
@@ -406,8 +411,6 @@ impl Record for VisualIn {
         Some(&self.client_id)
     }
     fn validate(&self, e: &mut Vec<FieldError>) {
-        check_id("id", &self.id, e);
-        check_id("client_id", &self.client_id, e);
         check_id("job_id", &self.job_id, e);
         check_id("design_id", &self.design_id, e);
         check_text("category", &self.category, 100, e);
@@ -536,8 +539,6 @@ impl Record for DeliveryIn {
         Some(&self.client_id)
     }
     fn validate(&self, e: &mut Vec<FieldError>) {
-        check_id("id", &self.id, e);
-        check_id("client_id", &self.client_id, e);
         if let Some(j) = &self.job_id {
             check_id("job_id", j, e);
         }
@@ -597,6 +598,7 @@ pub struct StockIn {
 }
 
 impl Record for StockIn {
+    const KEY: &'static str = "sku";
     fn key(&self) -> &str {
         &self.sku
     }
@@ -604,8 +606,6 @@ impl Record for StockIn {
         Some(&self.client_id)
     }
     fn validate(&self, e: &mut Vec<FieldError>) {
-        check_id("sku", &self.sku, e);
-        check_id("client_id", &self.client_id, e);
         check_text("description", &self.description, 500, e);
         check_qty("warehouse_balance", self.warehouse_balance, e);
         check_qty("expected", self.expected, e);
@@ -634,6 +634,7 @@ pub struct BlankStockIn {
 }
 
 impl Record for BlankStockIn {
+    const KEY: &'static str = "sku";
     fn key(&self) -> &str {
         &self.sku
     }
@@ -641,7 +642,6 @@ impl Record for BlankStockIn {
         None
     }
     fn validate(&self, e: &mut Vec<FieldError>) {
-        check_id("sku", &self.sku, e);
         check_text("description", &self.description, 500, e);
         check_qty("warehouse_balance", self.warehouse_balance, e);
         check_qty("expected", self.expected, e);
@@ -743,8 +743,6 @@ impl Record for PurchaseOrderIn {
         Some(&self.client_id)
     }
     fn validate(&self, e: &mut Vec<FieldError>) {
-        check_id("id", &self.id, e);
-        check_id("client_id", &self.client_id, e);
         check_one_of("status", &self.status, PO_STATUSES, e);
         check_text("tot_ref", &self.tot_ref, 100, e);
         check_text("category", &self.category, 100, e);
@@ -800,8 +798,6 @@ impl Record for InvoiceIn {
         Some(&self.client_id)
     }
     fn validate(&self, e: &mut Vec<FieldError>) {
-        check_id("id", &self.id, e);
-        check_id("client_id", &self.client_id, e);
         check_text("job_name", &self.job_name, 300, e);
         if self.paid.0 < 0 {
             e.push(FieldError::new("paid", "must not be negative"));
@@ -838,15 +834,15 @@ pub struct AccountSummaryIn {
 }
 
 impl Record for AccountSummaryIn {
+    const KEY: &'static str = "client_id";
     fn key(&self) -> &str {
         &self.client_id
     }
     fn client(&self) -> Option<&str> {
         Some(&self.client_id)
     }
-    fn validate(&self, e: &mut Vec<FieldError>) {
-        check_id("client_id", &self.client_id, e);
-    }
+    /// Its key is its client, checked by [`Record::check`]; nothing else needs checking.
+    fn validate(&self, _: &mut Vec<FieldError>) {}
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -894,8 +890,6 @@ impl Record for PriceCardIn {
         Some(&self.client_id)
     }
     fn validate(&self, e: &mut Vec<FieldError>) {
-        check_id("id", &self.id, e);
-        check_id("client_id", &self.client_id, e);
         check_text("name", &self.name, 200, e);
         for (i, l) in self.lines.iter().enumerate() {
             check_text(&format!("lines[{i}].code"), &l.code, 50, e);

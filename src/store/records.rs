@@ -33,7 +33,6 @@ pub struct Lines<'a> {
 pub trait Upsert: Record + Sync {
     const ENTITY: &'static str;
     const TABLE: &'static str;
-    const KEY: &'static str;
     /// Columns not simply replaced on update: (column, VALUES expression, SET expression).
     /// In the VALUES expression `{v}` is the column's value and `{now}` the write time; in
     /// the SET expression `{v}` is the value sent (NULL when none was), so a VALUES
@@ -267,7 +266,6 @@ const fn created_at(table_created_at: &'static str) -> (&'static str, &'static s
 impl Upsert for ClientIn {
     const ENTITY: &'static str = "clients";
     const TABLE: &'static str = "clients";
-    const KEY: &'static str = "id";
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
             id = &self.id,
@@ -281,7 +279,6 @@ impl Upsert for ClientIn {
 impl Upsert for ContactIn {
     const ENTITY: &'static str = "contacts";
     const TABLE: &'static str = "contacts";
-    const KEY: &'static str = "id";
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
             id = &self.id,
@@ -302,7 +299,6 @@ impl Upsert for ContactIn {
 impl Upsert for JobIn {
     const ENTITY: &'static str = "jobs";
     const TABLE: &'static str = "jobs";
-    const KEY: &'static str = "id";
     const SPECIAL: &'static [(&'static str, &'static str, &'static str)] =
         &[created_at("COALESCE({v}, jobs.created_at)")];
     const PARENT: &'static str = "job_id";
@@ -355,7 +351,6 @@ impl Upsert for JobIn {
 impl Upsert for ArtRequirementIn {
     const ENTITY: &'static str = "art_requirements";
     const TABLE: &'static str = "art_requirements";
-    const KEY: &'static str = "id";
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
         vec![("client_id", "clients", &self.client_id), ("job_id", "jobs", &self.job_id)]
     }
@@ -375,7 +370,6 @@ impl Upsert for ArtRequirementIn {
 impl Upsert for VisualIn {
     const ENTITY: &'static str = "visuals";
     const TABLE: &'static str = "visuals";
-    const KEY: &'static str = "id";
     const SPECIAL: &'static [(&'static str, &'static str, &'static str)] =
         &[created_at("COALESCE({v}, visuals.created_at)")];
     const PARENT: &'static str = "visual_id";
@@ -406,7 +400,6 @@ impl Upsert for VisualIn {
 impl Upsert for DeliveryIn {
     const ENTITY: &'static str = "deliveries";
     const TABLE: &'static str = "deliveries";
-    const KEY: &'static str = "id";
     const PARENT: &'static str = "delivery_id";
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
         let mut r = vec![("client_id", "clients", self.client_id.as_str())];
@@ -456,7 +449,6 @@ impl Upsert for DeliveryIn {
 impl Upsert for StockIn {
     const ENTITY: &'static str = "stock";
     const TABLE: &'static str = "stock";
-    const KEY: &'static str = "sku";
     /// `figure_at` is when `available_to_order` last changed.
     const SPECIAL: &'static [(&'static str, &'static str, &'static str)] = &[(
         "figure_at",
@@ -482,7 +474,6 @@ impl Upsert for StockIn {
 impl Upsert for BlankStockIn {
     const ENTITY: &'static str = "blank_stock";
     const TABLE: &'static str = "blank_stock";
-    const KEY: &'static str = "sku";
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
             sku = &self.sku,
@@ -498,7 +489,6 @@ impl Upsert for BlankStockIn {
 impl Upsert for PurchaseOrderIn {
     const ENTITY: &'static str = "purchase_orders";
     const TABLE: &'static str = "purchase_orders";
-    const KEY: &'static str = "id";
     const PARENT: &'static str = "po_id";
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
@@ -548,7 +538,6 @@ impl Upsert for PurchaseOrderIn {
 impl Upsert for InvoiceIn {
     const ENTITY: &'static str = "invoices";
     const TABLE: &'static str = "invoices";
-    const KEY: &'static str = "id";
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
             id = &self.id,
@@ -566,7 +555,6 @@ impl Upsert for InvoiceIn {
 impl Upsert for AccountSummaryIn {
     const ENTITY: &'static str = "account_summaries";
     const TABLE: &'static str = "account_summaries";
-    const KEY: &'static str = "client_id";
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
             client_id = &self.client_id,
@@ -583,7 +571,6 @@ impl Upsert for AccountSummaryIn {
 impl Upsert for PriceCardIn {
     const ENTITY: &'static str = "price_cards";
     const TABLE: &'static str = "price_cards";
-    const KEY: &'static str = "id";
     const PARENT: &'static str = "price_card_id";
     fn columns(&self) -> Vec<Col<'_>> {
         cols![id = &self.id, client_id = &self.client_id, name = &self.name, effective_from = self.effective_from]

@@ -184,7 +184,7 @@ pub async fn stage<T: Upsert>(
 
     for (index, rec) in records {
         let mut fe = Vec::new();
-        rec.validate(&mut fe);
+        rec.check(&mut fe);
         crate::model::check_record_chars(rec, &mut fe);
         for e in fe {
             push(errs, *index, rec, e);
@@ -332,7 +332,7 @@ pub async fn delete_batch(db: &Db, entity: &str, ids: Vec<String>) -> Result<Del
             return Err(SyncError::Invalid(errs));
         }
         let mut tx = db.begin().await?;
-        let deleted = delete_keys(&mut tx, <T as Upsert>::TABLE, <T as Upsert>::KEY, &ids).await?;
+        let deleted = delete_keys(&mut tx, <T as Upsert>::TABLE, <T as Record>::KEY, &ids).await?;
         tx.commit().await?;
         let gone: HashSet<&String> = deleted.iter().collect();
         Ok(DeleteReport {

@@ -435,6 +435,25 @@ impl TestApp {
         html
     }
 
+    /// Opens the set-password page of a reset or invitation link (`path`, with its token),
+    /// chooses `password` there, then posts the same form again. Gives the first answer's
+    /// status and Location, and the second answer's status (a single-use link refuses it).
+    pub async fn choose_password_twice(&self, b: &reqwest::Client, path: &str, password: &str) -> ((u16, String), u16) {
+        let (status, html) = self.page(b, path).await;
+        assert_eq!(status, 200, "{path} opens");
+        let token = path.split("token=").nth(1).expect("a token in the link").to_string();
+        let csrf = csrf_of(&html);
+        let set = [
+            ("csrf", csrf.as_str()),
+            ("token", token.as_str()),
+            ("new_password", password),
+            ("confirm_password", password),
+        ];
+        let (status, location, _) = self.post_raw(b, "/password/reset", &set).await;
+        let again = self.post_raw(b, "/password/reset", &set).await.0;
+        ((status, location), again)
+    }
+
     /// POST exactly these fields.
     pub async fn post_raw(&self, b: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
         let r = b.post(self.url(path)).form(fields).send().await.expect("request");
@@ -457,4 +476,34 @@ impl TestApp {
             .unwrap();
         s
     }
+}
+
+/// What `user` types in a direct chat on `channel`, handled as the chat adapters hand it on;
+/// gives cport's answers.
+pub async fn say_in_chat(
+    state: &cport::services::Services,
+    channel: cport::model::Channel,
+    user: &str,
+    text: &str,
+) -> Vec<cport::channels::chat::Reply> {
+    let inc = cport::channels::chat::Incoming {
+        channel,
+        user_id: user.into(),
+        chat_id: user.into(),
+        input: cport::channels::chat::Input::Text(text.into()),
+    };
+    cport::channels::chat::handle(state, &inc, chrono::Utc::now()).await.unwrap()
+}
+
+/// Links `user`'s chat on `channel` to `contact` with a fresh code, sent with `command`
+/// (`/start` on Telegram, `/link` on Discord).
+pub async fn link_chat(
+    state: &cport::services::Services,
+    channel: cport::model::Channel,
+    command: &str,
+    user: &str,
+    contact: &str,
+) {
+    let code = cport::actions::chat_link::new_link_code(state, contact, chrono::Utc::now()).await.unwrap();
+    say_in_chat(state, channel, user, &format!("{command} {code}")).await;
 }
