@@ -130,6 +130,35 @@ async fn a_message_that_cannot_be_built_dies_alone_and_the_rest_go_out() {
     assert_eq!(env.1["rcpt_tos"], json!(["ann@alpha.example"]));
 }
 
+/// An outbox row whose kind is no kind cport writes (a hand edit of the store) dies alone at
+/// its claim, saying what it holds; the others in the batch go out, and every later batch
+/// too. Reading the outbox names the value until someone mends or removes the row.
+#[tokio::test]
+async fn an_outbox_row_holding_an_unknown_kind_dies_alone_at_its_claim() {
+    let smtp = SmtpServer::start();
+    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
+    t.load(world()).await;
+    for c in ["P-1A", "P-1B"] {
+        common::digest_now(&t.state, c).await;
+    }
+    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
+    let victim = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1B")).unwrap().id;
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET kind = 'postcard' WHERE id = $1")
+        .bind(victim).execute(p).await.map(|_| ()))
+    .unwrap();
+
+    let report = drain(&t.state).await.unwrap();
+    assert_eq!(report.sent, 1, "Ann's digest went: {report:?}");
+    let (status, error): (String, String) = cport::store::on_db!(&t.state.db, p => sqlx::query_as(
+        "SELECT status, last_error FROM outbox WHERE id = $1").bind(victim).fetch_one(p).await)
+    .unwrap();
+    assert_eq!(status, "dead");
+    assert!(error.contains("`postcard`") && error.contains("digest"), "{error}");
+    assert_eq!(drain(&t.state).await.unwrap().sent, 0, "nothing is left to send, and nothing fails");
+    let read = list_messages(&t.state.db, None, 10).await.expect_err("the unknown kind is named when read");
+    assert!(read.to_string().contains("\"postcard\""), "{read}");
+}
+
 async fn health(app: &TestApp) -> (u16, serde_json::Value) {
     let r = app.http.get(app.url("/healthz")).send().await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap())

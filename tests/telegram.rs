@@ -255,14 +255,7 @@ async fn linked_state(fake: &FakeTelegram) -> TestState {
     })
     .await;
     t.load(common::world()).await;
-    let code = cport::actions::chat_link::new_link_code(&t.state, "P-1A", Utc::now()).await.unwrap();
-    let inc = cport::channels::chat::Incoming {
-        channel: cport::model::Channel::Telegram,
-        user_id: ANN.to_string(),
-        chat_id: ANN.to_string(),
-        input: cport::channels::chat::Input::Text(format!("/start {code}")),
-    };
-    cport::channels::chat::handle(&t.state, &inc, Utc::now()).await.unwrap();
+    common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", &ANN.to_string(), "P-1A").await;
     t
 }
 
@@ -341,7 +334,7 @@ async fn old_codes_and_seen_updates_are_pruned() {
     let now = Utc::now();
     cport::actions::chat_link::new_link_code(&t.state, "P-1B", now).await.unwrap();
     let mut tx = t.state.db.begin().await.unwrap();
-    cport::store::chat::first_sighting(&mut tx, "telegram", "77", now).await.unwrap();
+    cport::store::chat::first_sighting(&mut tx, cport::model::Channel::Telegram, "77", now).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(cport::store::chat::prune(&t.state.db, now).await.unwrap(), 0, "nothing is old yet");
     let later = now + chrono::Duration::days(8);

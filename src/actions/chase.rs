@@ -259,8 +259,7 @@ pub async fn remind(state: &Services, contact_id: &str, key: &str, now: DateTime
     let mut tx = state.db.begin().await?;
     let mut queued = 0;
     for t in &targets {
-        let outlet = t.outlet();
-        let channel = outlet.as_str();
+        let channel = t.outlet();
         let (recipient, reply_token, message_id) = match t {
             super::targets::Target::Email => (
                 contact.email.clone(),
@@ -272,7 +271,7 @@ pub async fn remind(state: &Services, contact_id: &str, key: &str, now: DateTime
         let payload = AlertPayload { items: vec![key.to_string()], message_id };
         let new = NewMessage {
             contact_id: Some(contact.id.clone()),
-            channel: outlet,
+            channel,
             kind: crate::model::MessageKind::Alert,
             idem_key: format!("remind:{}:{channel}:{key}:{day}", contact.id),
             reply_token,

@@ -301,7 +301,7 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
     };
     // A captured request replayed within the timestamp window is answered once only.
     // It is recorded as seen together with what it changes (in `chat::handle`).
-    match crate::store::chat::seen_update(&state.db, "discord", &it.id).await {
+    match crate::store::chat::seen_update(&state.db, crate::model::Channel::Discord, &it.id).await {
         Ok(false) => {}
         Ok(true) => return refuse(StatusCode::CONFLICT, "interaction already handled"),
         Err(e) => {

@@ -62,7 +62,7 @@ impl Mailer {
             _ => {
                 let dir = config.mail_dir();
                 std::fs::create_dir_all(&dir).map_err(|e| MailerError::Config {
-                    key: "email.dir",
+                    key: if config.email.dir.as_os_str().is_empty() { "data_dir" } else { "email.dir" },
                     message: format!("cannot create {}: {e}", dir.display()),
                 })?;
                 Ok(Mailer::File(AsyncFileTransport::<Tokio1Executor>::new(&dir), dir))

@@ -479,7 +479,7 @@ pub async fn webhook(
     };
     // Recorded as seen together with what it changes (in `chat::handle`); this only spares
     // a known duplicate the work.
-    match crate::store::chat::seen_update(&state.db, "telegram", &update.id.0.to_string()).await {
+    match crate::store::chat::seen_update(&state.db, crate::model::Channel::Telegram, &update.id.0.to_string()).await {
         Ok(false) => {}
         Ok(true) => return (StatusCode::OK, "seen before"),
         Err(e) => {

@@ -68,7 +68,8 @@ pub struct Config {
     /// The store: `sqlite://PATH` (created when missing) or `postgres://USER:PASS@HOST/DB`.
     /// Its password is masked in logs.
     pub database_url: Secret,
-    /// The folder for pictures (`media/`) and other files cport keeps.
+    /// The folder for pictures (`media/`), uploaded artwork, the `file` transport's mail
+    /// (`mail/`, unless `email.dir` names another) and other files cport keeps.
     pub data_dir: PathBuf,
     /// The bearer token TOT's system sends to `/api/v1` (required by `serve`).
     pub api_token: Secret,

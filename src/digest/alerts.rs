@@ -95,8 +95,7 @@ async fn queue_alerts(
     items: &[ActionItem],
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
-    let outlet = target.outlet();
-    let channel = outlet.as_str();
+    let channel = target.outlet();
     // A chat row holds the same item list; the chat sender reads it as a `ChatPayload`.
     let (recipient, reply_token, message_id) = match target {
         Target::Email => {
@@ -139,7 +138,7 @@ async fn queue_alerts(
                 &mut tx,
                 &outbox::NewMessage {
                     contact_id: Some(c.id.clone()),
-                    channel: outlet,
+                    channel,
                     kind: crate::model::MessageKind::Alert,
                     idem_key: format!("alert:{}:{channel}:{}", c.id, first.key()),
                     reply_token,

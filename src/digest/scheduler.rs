@@ -144,8 +144,7 @@ pub async fn run_pass(
         let again = trigger.again();
         let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
         for target in &targets {
-            if !again.retakes(ledgers::digest_decision(&state.db, &c.id, target.outlet().as_str(), &period_key).await?)
-            {
+            if !again.retakes(ledgers::digest_decision(&state.db, &c.id, target.outlet(), &period_key).await?) {
                 report.already_decided += 1;
                 continue;
             }
@@ -195,7 +194,7 @@ pub async fn queue_digest(
     now: DateTime<Utc>,
 ) -> Result<Queued, StoreError> {
     let DigestContent { items, banners } = content;
-    let channel = target.outlet().as_str();
+    let channel = target.outlet();
     let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
     let mut tx = state.db.begin().await?;
     if again != Again::Never {

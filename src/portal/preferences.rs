@@ -78,15 +78,18 @@ pub async fn chat_code(State(state): State<AppState>, CsrfForm(session, _): Csrf
 /// `POST /preferences/chat-unlink`: stops messages to a linked chat.
 pub async fn chat_unlink(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     no_delegation(&session)?;
-    let channel = form.get("channel").unwrap_or("");
+    let Some(channel) = crate::model::Chat::parse(form.get("channel").unwrap_or("")) else {
+        return Err(HttpError::NotFound);
+    };
     let user = form.get("user").unwrap_or("");
     let mine = crate::store::chat::chats_of_contact(&state.db, &session.actor.contact.id)
         .await?
         .into_iter()
-        .any(|l| l.channel.as_str() == channel && l.user_id == user);
+        .any(|l| l.channel == channel && l.user_id == user);
     if !mine {
         return Err(HttpError::NotFound);
     }
+    let channel = crate::model::Channel::from(channel);
     crate::store::chat::unlink(&state.db, channel, user, Utc::now()).await?;
     Ok(see_other(&state, "/preferences", "The chat is unlinked."))
 }

@@ -33,7 +33,7 @@ pub async fn insert_code(
 pub async fn redeem_code(
     db: &Db,
     code_hash: &str,
-    channel: &str,
+    channel: crate::model::Channel,
     user_id: &str,
     chat_id: &str,
     now: DateTime<Utc>,
@@ -65,7 +65,7 @@ pub async fn redeem_code(
 
 /// Removes a chat user's tie, and opts the chat out of what TOT's contact record would
 /// link anyway. True when the chat was linked either way.
-pub async fn unlink(db: &Db, channel: &str, user_id: &str, now: DateTime<Utc>) -> Result<bool> {
+pub async fn unlink(db: &Db, channel: crate::model::Channel, user_id: &str, now: DateTime<Utc>) -> Result<bool> {
     let was = contact_for_user(db, channel, user_id).await?.is_some();
     let mut tx = db.begin().await?;
     on_tx!(&mut tx, c => bind!(sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND user_id = $2"),
@@ -81,7 +81,7 @@ pub async fn unlink(db: &Db, channel: &str, user_id: &str, now: DateTime<Utc>) -
 
 /// The active contact a chat user is: tied by a code, or named by TOT's own contact record
 /// (`telegram_chat_id`, `discord_user_id`).
-pub async fn contact_for_user(db: &Db, channel: &str, user_id: &str) -> Result<Option<String>> {
+pub async fn contact_for_user(db: &Db, channel: crate::model::Channel, user_id: &str) -> Result<Option<String>> {
     let row: Option<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
         "SELECT l.contact_id FROM chat_links l JOIN contacts c ON c.id = l.contact_id
          WHERE l.channel = $1 AND l.user_id = $2 AND c.active
@@ -138,7 +138,7 @@ pub async fn all_chats(db: &Db) -> Result<Vec<ChatLink>> {
 /// Remembers the question a chat user is answering next (one at a time).
 pub async fn set_pending(
     db: &Db,
-    channel: &str,
+    channel: crate::model::Channel,
     user_id: &str,
     action: &str,
     subject: &str,
@@ -156,7 +156,7 @@ pub async fn set_pending(
 /// Takes (and forgets) a chat user's pending question, if it has not expired.
 pub async fn take_pending(
     db: &Db,
-    channel: &str,
+    channel: crate::model::Channel,
     user_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<(String, String)>> {
@@ -168,7 +168,7 @@ pub async fn take_pending(
 }
 
 /// Whether an update id was recorded already (a cheap check before the work).
-pub async fn seen_update(db: &Db, channel: &str, update_id: &str) -> Result<bool> {
+pub async fn seen_update(db: &Db, channel: crate::model::Channel, update_id: &str) -> Result<bool> {
     let row: Option<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
         "SELECT update_id FROM chat_updates WHERE channel = $1 AND update_id = $2",
     ), channel, update_id)
@@ -177,7 +177,12 @@ pub async fn seen_update(db: &Db, channel: &str, update_id: &str) -> Result<bool
 }
 
 /// Records an update id; false when it was seen before (a webhook delivered it twice).
-pub async fn first_sighting(tx: &mut Tx, channel: &str, update_id: &str, now: DateTime<Utc>) -> Result<bool> {
+pub async fn first_sighting(
+    tx: &mut Tx,
+    channel: crate::model::Channel,
+    update_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
     let n = on_tx!(tx, p => bind!(sqlx::query(
         "INSERT INTO chat_updates (channel, update_id, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     ), channel, update_id, now)

@@ -9,7 +9,7 @@ use super::{Db, Result, Tx, bind, on_db, on_tx};
 pub async fn claim_digest_period(
     tx: &mut Tx,
     contact_id: &str,
-    channel: &str,
+    channel: crate::model::Outlet,
     period: &str,
     now: DateTime<Utc>,
 ) -> Result<bool> {
@@ -24,7 +24,7 @@ pub async fn claim_digest_period(
 pub async fn record_digest(
     tx: &mut Tx,
     contact_id: &str,
-    channel: &str,
+    channel: crate::model::Outlet,
     period: &str,
     outbox_id: Option<i64>,
     items: i64,
@@ -41,7 +41,7 @@ pub async fn record_digest(
 pub async fn forget_digest_period(
     tx: &mut Tx,
     contact_id: &str,
-    channel: &str,
+    channel: crate::model::Outlet,
     period: &str,
     only_empty: bool,
 ) -> Result<()> {
@@ -57,7 +57,7 @@ pub async fn forget_digest_period(
 pub async fn claim_alert(
     tx: &mut Tx,
     contact_id: &str,
-    channel: &str,
+    channel: crate::model::Outlet,
     category: &str,
     item_id: &str,
     outbox_id: Option<i64>,
@@ -80,7 +80,12 @@ pub async fn use_nonce(db: &Db, nonce: &str, now: DateTime<Utc>) -> Result<bool>
 }
 
 /// Records the contact's alert baseline; false when it existed (the contact was scanned before).
-pub async fn claim_alert_baseline(tx: &mut Tx, contact_id: &str, channel: &str, now: DateTime<Utc>) -> Result<bool> {
+pub async fn claim_alert_baseline(
+    tx: &mut Tx,
+    contact_id: &str,
+    channel: crate::model::Outlet,
+    now: DateTime<Utc>,
+) -> Result<bool> {
     let n = on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO alert_baselines (contact_id, channel, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     ), contact_id, channel, now)
@@ -89,7 +94,11 @@ pub async fn claim_alert_baseline(tx: &mut Tx, contact_id: &str, channel: &str, 
 }
 
 /// Item keys (`category:id`) already in this contact's alert ledger.
-pub async fn alerted_keys(tx: &mut Tx, contact_id: &str, channel: &str) -> Result<std::collections::HashSet<String>> {
+pub async fn alerted_keys(
+    tx: &mut Tx,
+    contact_id: &str,
+    channel: crate::model::Outlet,
+) -> Result<std::collections::HashSet<String>> {
     let rows: Vec<(String, String)> = on_tx!(tx, p => bind!(sqlx::query_as(
         "SELECT category, item_id FROM alert_ledger WHERE contact_id = $1 AND channel = $2",
     ), contact_id, channel)
@@ -109,7 +118,12 @@ pub enum Decision {
     Sent,
 }
 
-pub async fn digest_decision(db: &Db, contact_id: &str, channel: &str, period: &str) -> Result<Decision> {
+pub async fn digest_decision(
+    db: &Db,
+    contact_id: &str,
+    channel: crate::model::Outlet,
+    period: &str,
+) -> Result<Decision> {
     let row: Option<(Option<i64>,)> = on_db!(db, p => bind!(sqlx::query_as(
         "SELECT outbox_id FROM digest_runs WHERE contact_id = $1 AND channel = $2 AND period = $3",
     ), contact_id, channel, period)
@@ -146,7 +160,7 @@ pub async fn try_leader_lock(db: &Db) -> Option<sqlx::pool::PoolConnection<sqlx:
 pub async fn note_items(
     tx: &mut Tx,
     contact_id: &str,
-    channel: &str,
+    channel: crate::model::Outlet,
     keys: &[String],
     now: DateTime<Utc>,
 ) -> Result<()> {

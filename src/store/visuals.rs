@@ -99,7 +99,7 @@ pub async fn insert_decision(
     decision: &str,
     reason: Option<&str>,
     by: &str,
-    channel: &str,
+    channel: crate::model::Channel,
     now: DateTime<Utc>,
 ) -> Result<()> {
     on_tx!(tx, c => bind!(sqlx::query(

@@ -110,7 +110,7 @@ pub async fn handle_update(
 ) -> Result<Vec<Reply>, StoreError> {
     let started = std::time::Instant::now();
     if let Some(id) = update_id
-        && db::seen_update(&state.db, inc.channel.as_str(), id).await?
+        && db::seen_update(&state.db, inc.channel, id).await?
     {
         return Ok(vec![]);
     }
@@ -124,7 +124,7 @@ pub async fn handle_update(
     };
     if let Some(id) = update_id {
         unit.step("chat:before-record")?;
-        if !db::first_sighting(unit.tx().await?, inc.channel.as_str(), id, now).await? {
+        if !db::first_sighting(unit.tx().await?, inc.channel, id, now).await? {
             unit.rollback().await?;
             return Ok(vec![]);
         }
@@ -152,7 +152,7 @@ async fn handle_inner(
                 return link(state, inc, rest, now).await;
             }
             "unlink" => {
-                let done = db::unlink(&state.db, inc.channel.as_str(), &inc.user_id, now).await?;
+                let done = db::unlink(&state.db, inc.channel, &inc.user_id, now).await?;
                 return Ok(vec![Reply::Send(ChatMessage::text(
                     if done {
                         "This chat is no longer linked. You will get no more messages here."
@@ -166,7 +166,7 @@ async fn handle_inner(
             _ => {}
         }
     }
-    let Some(contact_id) = db::contact_for_user(&state.db, inc.channel.as_str(), &inc.user_id).await? else {
+    let Some(contact_id) = db::contact_for_user(&state.db, inc.channel, &inc.user_id).await? else {
         return Ok(vec![Reply::Send(not_linked())]);
     };
     let contact = match get_contact(&state.db, &contact_id).await {
@@ -178,7 +178,7 @@ async fn handle_inner(
     match &inc.input {
         Input::Button(data) => button(state, unit, inc, &actor, data, now).await,
         Input::Text(text) => {
-            let pending = db::take_pending(&state.db, inc.channel.as_str(), &inc.user_id, now).await?;
+            let pending = db::take_pending(&state.db, inc.channel, &inc.user_id, now).await?;
             let text = text.trim();
             if let Some((action, subject)) = pending
                 && action == "reject"
@@ -259,7 +259,7 @@ async fn link(state: &Services, inc: &Incoming, code: &str, now: DateTime<Utc>) 
     let redeemed = db::redeem_code(
         &state.db,
         &crate::actions::chat_link::hash_code(code),
-        inc.channel.as_str(),
+        inc.channel,
         &inc.user_id,
         &inc.chat_id,
         now,
@@ -380,7 +380,7 @@ async fn button(
         "rj" => {
             db::set_pending(
                 &state.db,
-                inc.channel.as_str(),
+                inc.channel,
                 &inc.user_id,
                 "reject",
                 arg,
