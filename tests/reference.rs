@@ -134,3 +134,11 @@ fn every_command_and_argument_is_described() {
         }
     }
 }
+
+#[test]
+fn every_change_kind_is_on_the_change_feed_page() {
+    let page = std::fs::read_to_string("docs/src/reference/change-feed.md").unwrap();
+    for kind in cport::model::ChangeKind::NAMES {
+        assert!(page.contains(&format!("`{kind}`")), "docs/src/reference/change-feed.md does not name `{kind}`");
+    }
+}

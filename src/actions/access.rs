@@ -52,7 +52,8 @@ pub async fn request(state: &Services, input: &AccessInput, now: DateTime<Utc>) 
     let mut tx = state.db.begin().await?;
     let id = access::insert(&mut tx, name, email, company, note, now).await?;
     let data = json!({"id": id, "name": name, "email": email, "company": company, "note": note});
-    record_event(state, &mut tx, "access_requested", ("", None), &id.to_string(), &data, now).await?;
+    record_event(state, &mut tx, crate::model::ChangeKind::AccessRequested, ("", None), &id.to_string(), &data, now)
+        .await?;
     tx.commit().await?;
     state.wake_dispatch.notify_waiters();
     Ok(id)

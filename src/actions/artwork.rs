@@ -107,7 +107,7 @@ pub async fn upload(
         crate::actions::record(
             state,
             tx,
-            "artwork_uploaded",
+            crate::model::ChangeKind::ArtworkUploaded,
             actor,
             job_id,
             &serde_json::json!({"job_id": job_id, "requirement_id": requirement, "files": kept.iter().map(|(n, t, s, _)| serde_json::json!({"name": n, "type": t, "bytes": s})).collect::<Vec<_>>(), "channel": actor.channel}),

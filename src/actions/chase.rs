@@ -26,7 +26,7 @@ pub struct ChaseFilter {
 }
 
 /// Channels something went out on, each with the first time.
-type Channels = Vec<(String, DateTime<Utc>)>;
+type Channels = Vec<(crate::model::Outlet, DateTime<Utc>)>;
 
 /// A contact of the item's client who sees it, and what they were told.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -196,7 +196,7 @@ async fn told(
                 .filter(|c| item.category.visible_to(c.role))
                 .map(|c| {
                     let mut channels = notices.remove(&(key.clone(), c.id.clone())).unwrap_or_default();
-                    channels.sort();
+                    channels.sort_by_key(|(channel, at)| (channel.as_str(), *at));
                     let first = channels.iter().map(|(_, at)| *at).min();
                     if let Some(f) = first {
                         first_sent = Some(first_sent.map_or(f, |x| x.min(f)));

@@ -70,7 +70,7 @@ pub async fn no_delivery_in(
     let seq = super::record(
         state,
         tx,
-        "no_delivery_acknowledged",
+        crate::model::ChangeKind::NoDeliveryAcknowledged,
         actor,
         job_id,
         &json!({"job_id": job_id, "request_id": rid, "by": actor.contact.name, "channel": actor.channel}),
@@ -189,7 +189,7 @@ pub async fn give(
     for job_id in by_job.keys() {
         jobs::set_delivery_instructions(&mut tx, job_id, DeliveryInstructions::Given.as_str()).await?;
     }
-    let seq = super::record(state, &mut tx, "delivery_instructions_given", actor, &format!("DR-{rid}"),
+    let seq = super::record(state, &mut tx, crate::model::ChangeKind::DeliveryInstructionsGiven, actor, &format!("DR-{rid}"),
         &json!({
             "request_id": rid,
             "jobs": by_job.keys().collect::<Vec<_>>(),

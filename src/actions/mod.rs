@@ -218,7 +218,7 @@ impl Unit {
 pub(crate) async fn record(
     state: &Services,
     tx: &mut crate::store::Tx,
-    kind: &str,
+    kind: crate::model::ChangeKind,
     actor: &Actor,
     subject_id: &str,
     data: &serde_json::Value,
@@ -233,7 +233,7 @@ pub(crate) async fn record(
 pub(crate) async fn record_event(
     state: &Services,
     tx: &mut crate::store::Tx,
-    kind: &str,
+    kind: crate::model::ChangeKind,
     who: (&str, Option<&str>),
     subject_id: &str,
     data: &serde_json::Value,

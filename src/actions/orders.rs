@@ -267,7 +267,8 @@ pub async fn place(state: &Services, actor: &Actor, basket: i64, now: DateTime<U
         "placed_by": actor.contact.name,
         "channel": actor.channel,
     });
-    record(state, &mut tx, "reseller_order_placed", actor, &order.to_string(), &data, now).await?;
+    record(state, &mut tx, crate::model::ChangeKind::ResellerOrderPlaced, actor, &order.to_string(), &data, now)
+        .await?;
     tx.commit().await?;
     state.wake_dispatch.notify_waiters();
     Ok(order)
@@ -323,7 +324,7 @@ pub async fn create_third_party(
     record(
         state,
         &mut tx,
-        "third_party_user_created",
+        crate::model::ChangeKind::ThirdPartyUserCreated,
         actor,
         &id,
         &json!({"user_id": id, "name": name, "email": email, "by": actor.contact.name}),
@@ -351,7 +352,7 @@ pub async fn revoke_third_party(
     record(
         state,
         &mut tx,
-        "third_party_user_revoked",
+        crate::model::ChangeKind::ThirdPartyUserRevoked,
         actor,
         id,
         &json!({"user_id": id, "by": actor.contact.name}),
@@ -381,7 +382,7 @@ pub async fn allocate(
     let mut tx = state.db.begin().await?;
     let changed = q::set_allocation(&mut tx, user, sku, on, now).await?;
     if changed {
-        let kind = if on { "sku_allocated" } else { "sku_unallocated" };
+        let kind = if on { crate::model::ChangeKind::SkuAllocated } else { crate::model::ChangeKind::SkuUnallocated };
         record(state, &mut tx, kind, actor, sku, &json!({"user_id": user, "sku": sku, "by": actor.contact.name}), now)
             .await?;
     }

@@ -56,7 +56,7 @@ pub async fn unsubscribe_in(
     }
     let actor = Actor::new(contact.clone(), crate::model::Channel::Email);
     let data = json!({"what": what, "via": via});
-    record(state, tx, "email_unsubscribed", &actor, &contact.id, &data, now).await?;
+    record(state, tx, crate::model::ChangeKind::EmailUnsubscribed, &actor, &contact.id, &data, now).await?;
     tracing::info!(contact = %contact.id, what, via, "unsubscribed");
     Ok(true)
 }

@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::{ActionError, Actor, Unit, found};
-use crate::model::{MessageKind, Role, VisualStatus};
+use crate::model::{ChangeKind, MessageKind, Role, VisualStatus};
 use crate::services::Services;
 use crate::store::visuals::{self, DelegationRow, VisualRow};
 
@@ -136,7 +136,7 @@ async fn decide_in(
     }
     let who = actor.display_name();
     visuals::insert_decision(tx, id, to.as_str(), reason, &who, actor.channel, now).await?;
-    let kind = if to == Approved { "visual_approved" } else { "visual_rejected" };
+    let kind = if to == Approved { ChangeKind::VisualApproved } else { ChangeKind::VisualRejected };
     let mut data = json!({
         "visual_id": id,
         "job_id": v.job_id,
@@ -280,7 +280,7 @@ pub async fn comment(
     let seq = super::record(
         state,
         &mut tx,
-        "visual_commented",
+        crate::model::ChangeKind::VisualCommented,
         actor,
         id,
         &json!({"visual_id": id, "job_id": v.job_id, "by": who, "body": body, "channel": actor.channel}),
@@ -345,7 +345,7 @@ pub async fn delegate(
     let seq = super::record(
         state,
         &mut tx,
-        "visual_delegated",
+        crate::model::ChangeKind::VisualDelegated,
         actor,
         id,
         &json!({"visual_id": id, "job_id": v.job_id, "by": actor.contact.name, "to_name": name, "to_email": email,

@@ -308,7 +308,8 @@ pub struct Change {
     /// `visual_commented`, `delivery_instructions_given`, `no_delivery_acknowledged`,
     /// `artwork_uploaded`, `reseller_order_placed`, `third_party_user_created`,
     /// `third_party_user_revoked`, `sku_allocated`, `sku_unallocated`, `email_unsubscribed`,
-    /// `access_requested`.
+    /// `access_requested` (`ChangeKind`). Text, not an enum: later versions add kinds, and a
+    /// reader ignores those it does not know.
     pub kind: String,
     /// The client it concerns (empty for an access request).
     pub client_id: String,

@@ -249,3 +249,24 @@ named_enum! {
         Refused = "refused",
     }
 }
+
+named_enum! {
+    /// What a change-feed event says happened. Written by cport; read back as text, since the
+    /// feed is TOT's record of every version's events and the list only grows.
+    pub enum ChangeKind {
+        VisualApproved = "visual_approved",
+        VisualRejected = "visual_rejected",
+        VisualDelegated = "visual_delegated",
+        VisualCommented = "visual_commented",
+        DeliveryInstructionsGiven = "delivery_instructions_given",
+        NoDeliveryAcknowledged = "no_delivery_acknowledged",
+        ArtworkUploaded = "artwork_uploaded",
+        ResellerOrderPlaced = "reseller_order_placed",
+        ThirdPartyUserCreated = "third_party_user_created",
+        ThirdPartyUserRevoked = "third_party_user_revoked",
+        SkuAllocated = "sku_allocated",
+        SkuUnallocated = "sku_unallocated",
+        EmailUnsubscribed = "email_unsubscribed",
+        AccessRequested = "access_requested",
+    }
+}

@@ -8,7 +8,7 @@ use super::{Db, Result, Tx, bind, on_db, on_tx};
 /// The counter row stays locked until the transaction ends, so events commit in order.
 pub async fn append_change(
     tx: &mut Tx,
-    kind: &str,
+    kind: crate::model::ChangeKind,
     client_id: &str,
     contact_id: Option<&str>,
     subject_id: &str,
@@ -20,7 +20,7 @@ pub async fn append_change(
     on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO changes (seq, kind, client_id, contact_id, subject_id, payload, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    ), seq, kind, client_id, contact_id, subject_id, payload.to_string(), now)
+    ), seq, kind.as_str(), client_id, contact_id, subject_id, payload.to_string(), now)
     .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(seq)
 }

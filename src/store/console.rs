@@ -69,7 +69,7 @@ pub async fn contacts_of(db: &Db, clients: &[&str]) -> Result<Vec<ContactBrief>>
 pub struct Notice {
     pub item_key: String,
     pub contact_id: String,
-    pub channel: String,
+    pub channel: crate::model::Outlet,
     pub first_at: DateTime<Utc>,
 }
 
