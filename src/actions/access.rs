@@ -59,26 +59,16 @@ pub async fn request(state: &Services, input: &AccessInput, now: DateTime<Utc>) 
     Ok(id)
 }
 
-/// How staff decide a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    /// The account was made (in TOT's system, which sends contacts to cport).
-    Done,
-    Refused,
+crate::named_enum! {
+    /// How staff decide a request.
+    pub enum Decision {
+        /// The account was made (in TOT's system, which sends contacts to cport).
+        Done = "done",
+        Refused = "refused",
+    }
 }
 
 impl Decision {
-    pub fn parse(s: &str) -> Option<Decision> {
-        match s {
-            "done" => Some(Decision::Done),
-            "refused" => Some(Decision::Refused),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        self.status().as_str()
-    }
-
     /// What the request's status becomes.
     pub fn status(self) -> crate::model::AccessStatus {
         match self {

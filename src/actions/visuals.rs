@@ -135,7 +135,7 @@ async fn decide_in(
         return Err(ActionError::Conflict(format!("visual {id} was changed by someone else a moment ago")));
     }
     let who = actor.display_name();
-    visuals::insert_decision(tx, id, to.as_str(), reason, &who, actor.channel, now).await?;
+    visuals::insert_decision(tx, id, to, reason, &who, actor.channel, now).await?;
     let kind = if to == Approved { ChangeKind::VisualApproved } else { ChangeKind::VisualRejected };
     let mut data = json!({
         "visual_id": id,

@@ -40,6 +40,7 @@ pub trait Record: serde::de::DeserializeOwned + Serialize {
     /// Every check of the record: its key and its client are ids, then its own fields.
     fn check(&self, errs: &mut Vec<FieldError>) {
         check_id(Self::KEY, self.key(), errs);
+        // An account summary's key is its client: checked once, above.
         if let Some(client) = self.client().filter(|_| Self::KEY != "client_id") {
             check_id("client_id", client, errs);
         }

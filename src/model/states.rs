@@ -191,23 +191,21 @@ named_enum! {
     }
 }
 
-impl From<Chat> for Channel {
-    fn from(c: Chat) -> Channel {
-        match c {
-            Chat::Telegram => Channel::Telegram,
-            Chat::Discord => Channel::Discord,
+/// A chat provider is also a channel contacts act from and a way messages leave.
+macro_rules! from_chat {
+    ($($to:ident),+) => {$(
+        impl From<Chat> for $to {
+            fn from(c: Chat) -> $to {
+                match c {
+                    Chat::Telegram => $to::Telegram,
+                    Chat::Discord => $to::Discord,
+                }
+            }
         }
-    }
+    )+};
 }
 
-impl From<Chat> for Outlet {
-    fn from(c: Chat) -> Outlet {
-        match c {
-            Chat::Telegram => Outlet::Telegram,
-            Chat::Discord => Outlet::Discord,
-        }
-    }
-}
+from_chat!(Channel, Outlet);
 
 named_enum! {
     /// What an outbox message is, for its sender, the console's filters and the metrics.

@@ -137,12 +137,6 @@ macro_rules! text_column {
                 <&str as sqlx::Encode<DB>>::encode(self.as_str(), buf)
             }
         }
-
-        impl From<$name> for Val<'_> {
-            fn from(v: $name) -> Self {
-                Val::Text(Some(Cow::Borrowed(v.as_str())))
-            }
-        }
     )+};
 }
 

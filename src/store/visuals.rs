@@ -96,7 +96,7 @@ pub async fn set_status(tx: &mut Tx, id: &str, from: &str, to: &str) -> Result<b
 pub async fn insert_decision(
     tx: &mut Tx,
     visual_id: &str,
-    decision: &str,
+    decision: crate::model::VisualStatus,
     reason: Option<&str>,
     by: &str,
     channel: crate::model::Channel,
