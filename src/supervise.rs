@@ -134,6 +134,7 @@ pub async fn supervise<F, Fut>(
                 tracing::error!(task = %name, error = %panic_text(&e.into_panic()), "background task panicked while stopping");
             }
             health.set(&name, TaskState::Stopped, false);
+            tracing::info!(task = %name, "background task stopped");
             return;
         }
         let error = match ended {

@@ -258,6 +258,15 @@ pub async fn in_shape_for(path: &str, e: HttpError) -> Response {
     if path.starts_with("/api/") { resp } else { render_page(resp).await }
 }
 
+/// The page `templates/{name}` renders from `ctx`; a template that fails is a 500 naming it.
+pub fn html(templates: &minijinja::Environment<'_>, name: &str, ctx: &Value) -> Result<Response, HttpError> {
+    let body = templates
+        .get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| HttpError::unexpected(format!("template {name}: {e:#}")))?;
+    Ok(Html(body).into_response())
+}
+
 /// For the portal's routes (`axum::middleware::map_response`): an error becomes a page in the
 /// portal's look, and a missing session a redirect to the login form.
 pub async fn render_page(mut resp: Response) -> Response {

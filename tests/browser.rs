@@ -106,8 +106,7 @@ async fn set(c: &Client, css: &str, value: &str) {
 
 #[tokio::test]
 async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser() {
-    let app = TestApp::spawn().await;
-    load_world(&app).await;
+    let app = TestApp::with_world().await;
     app.put(
         "visuals",
         json!([{"id": "V-3", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-3", "category": "Colour visual",
@@ -206,8 +205,7 @@ async fn follow(c: &Client, css: &str) {
 
 #[tokio::test]
 async fn a_reseller_fills_a_basket_comes_back_on_another_device_and_places_it() {
-    let app = TestApp::spawn().await;
-    load_world(&app).await;
+    let app = TestApp::with_world().await;
     let (s, b) = app
         .put(
             "stock",
@@ -362,9 +360,7 @@ async fn staff_use_the_console_in_a_browser() {
     use chrono::Utc;
     let app = TestApp::spawn_with(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
     load_world(&app).await;
-    for who in ["P-1A", "P-1B", "P-2A"] {
-        common::digest_now(&app.state, who).await;
-    }
+    common::digests_now(&app.state, &["P-1A", "P-1B", "P-2A"]).await;
     // A dead message (as a bounce leaves one), a held reply, an access request.
     let now = Utc::now();
     let ann = cport::store::contacts::get_contact(&app.db, "P-1A").await.unwrap();

@@ -18,8 +18,7 @@ async fn staff_account(app: &TestApp, email: &str) -> String {
     let link = app.state.signer.staff_password_url(&app.base, id, chrono::Duration::hours(1), now);
     let path = link.strip_prefix(&app.base).expect("a link to this server").to_string();
     let b = browser();
-    let (status, html) = app.page(&b, &path).await;
-    assert_eq!(status, 200, "{html}");
+    let html = app.shown(&b, &path).await;
     let token = path.split("token=").nth(1).unwrap().to_string();
     let csrf = csrf_of(&html);
     // Too short: refused, naming the field; the link still works.
@@ -87,10 +86,24 @@ const FORMS: &[&str] = &[
     "/staff/access",
 ];
 
-async fn digest_for_all(app: &TestApp) {
-    for c in ["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"] {
-        common::digest_now(&app.state, c).await;
+/// Sam, TOT's member of staff in these tests.
+const SAM: &str = "sam@tot.example";
+
+/// An app holding the test world (each contact sent a digest when `digests`), and Sam signed
+/// in to its console.
+async fn console(digests: bool) -> (TestApp, reqwest::Client) {
+    let app = TestApp::spawn_with(common::no_instant_alerts).await;
+    load_world(&app).await;
+    if digests {
+        digest_for_all(&app).await;
     }
+    staff_account(&app, SAM).await;
+    let staff = staff_browser(&app, SAM).await;
+    (app, staff)
+}
+
+async fn digest_for_all(app: &TestApp) {
+    common::digests_now(&app.state, &["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"]).await;
 }
 
 async fn status_of(app: &TestApp, id: i64) -> String {
@@ -105,7 +118,7 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
     let app = TestApp::spawn_with(common::no_instant_alerts).await;
     load_world(&app).await;
     digest_for_all(&app).await;
-    staff_account(&app, "sam@tot.example").await;
+    staff_account(&app, SAM).await;
 
     // Nobody signed in: the staff sign-in, coming back to the page asked for.
     let anon = browser();
@@ -131,12 +144,11 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
     let b = browser();
     let (_, html) = app.page(&b, "/staff/login").await;
     let csrf = csrf_of(&html);
-    let (status, _, body) = app
-        .post_raw(&b, "/staff/login", &[("csrf", &csrf), ("email", "sam@tot.example"), ("password", "not it at all")])
-        .await;
+    let (status, _, body) =
+        app.post_raw(&b, "/staff/login", &[("csrf", &csrf), ("email", SAM), ("password", "not it at all")]).await;
     assert_eq!(status, 401);
     assert!(body.contains("do not match"), "{body}");
-    let staff = staff_browser(&app, "sam@tot.example").await;
+    let staff = staff_browser(&app, SAM).await;
     let r = staff.get(app.url("/staff")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let (_, html) = app.page(&staff, "/staff").await;
@@ -180,21 +192,17 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
 
     // Sign-ins are recorded; removing the account ends its session at once.
     let audit = cport::store::staff::recent_audit(&app.db, 10).await.unwrap();
-    assert!(audit.iter().any(|a| a.action == "signed in" && a.staff_email == "sam@tot.example"), "{audit:?}");
-    assert!(cport::store::staff::remove(&app.db, "sam@tot.example", Utc::now()).await.unwrap());
+    assert!(audit.iter().any(|a| a.action == "signed in" && a.staff_email == SAM), "{audit:?}");
+    assert!(cport::store::staff::remove(&app.db, SAM, Utc::now()).await.unwrap());
     let r = staff.get(app.url("/staff")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 303);
 }
 
 #[tokio::test]
 async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day() {
-    let app = TestApp::spawn_with(common::no_instant_alerts).await;
-    load_world(&app).await;
-    staff_account(&app, "sam@tot.example").await;
-    let staff = staff_browser(&app, "sam@tot.example").await;
+    let (app, staff) = console(false).await;
 
-    let (status, html) = app.page(&staff, "/staff/chase").await;
-    assert_eq!(status, 200, "{html}");
+    let html = app.shown(&staff, "/staff/chase").await;
     assert!(html.contains("not yet"), "nothing was sent yet: {html}");
     digest_for_all(&app).await;
     let (_, html) = app.page(&staff, "/staff/chase").await;
@@ -267,11 +275,7 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
 
 #[tokio::test]
 async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queued_one() {
-    let app = TestApp::spawn_with(common::no_instant_alerts).await;
-    load_world(&app).await;
-    digest_for_all(&app).await;
-    staff_account(&app, "sam@tot.example").await;
-    let staff = staff_browser(&app, "sam@tot.example").await;
+    let (app, staff) = console(true).await;
 
     // Two messages due in 12 hours (the running dispatcher leaves them be): one fails for
     // good through the dispatcher's own mark, the other waits.
@@ -298,8 +302,7 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
     let mark = cport::store::outbox::Mark::Failed { error: "550 5.1.1 no such user", retry_at: None };
     assert!(cport::store::outbox::mark(&app.db, dead, "held-by-test", mark, now).await.unwrap());
 
-    let (status, html) = app.page(&staff, "/staff/outbox?status=dead").await;
-    assert_eq!(status, 200);
+    let html = app.shown(&staff, "/staff/outbox?status=dead").await;
     assert!(html.contains(&format!("/staff/outbox/{dead}\"")) && html.contains("550 5.1.1"), "{html}");
     let (_, html) = app.page(&staff, "/staff/outbox?status=sent&channel=email&kind=digest&client=C-1").await;
     assert!(!html.contains(&format!("/staff/outbox/{dead}\"")), "a dead message is not sent");
@@ -316,8 +319,7 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
         assert!(body.contains(field), "{query}: {body}");
     }
 
-    let (status, html) = app.page(&staff, &format!("/staff/outbox/{dead}")).await;
-    assert_eq!(status, 200);
+    let html = app.shown(&staff, &format!("/staff/outbox/{dead}")).await;
     assert!(html.contains("Subject:") && html.contains("Message-ID:"), "the headers as written: {html}");
     assert!(html.contains("dead") && html.contains("550 5.1.1 no such user"), "the failed attempt");
     assert!(
@@ -333,12 +335,11 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
 
     // Re-queue the dead one (and only once: then it is queued, or already sent again);
     // drop the waiting one.
-    let (status, location, _) = app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")]).await;
-    assert_eq!(status, 303, "{location}");
+    app.submit(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")]).await;
     assert_ne!(status_of(&app, dead).await, "dead");
     let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")]).await;
     assert_eq!(status, 409, "{body}");
-    assert_eq!(app.post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await.0, 303);
+    app.submit(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await;
     assert_eq!(status_of(&app, waiting).await, "dropped");
     assert_eq!(
         app.post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await.0,
@@ -357,10 +358,7 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
 
 #[tokio::test]
 async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
-    let app = TestApp::spawn_with(common::no_instant_alerts).await;
-    load_world(&app).await;
-    staff_account(&app, "sam@tot.example").await;
-    let staff = staff_browser(&app, "sam@tot.example").await;
+    let (app, staff) = console(false).await;
 
     let form = [
         ("title", "Closed Friday"),
@@ -408,8 +406,7 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
     // Banner messages only: the running app's alert scanner may queue alerts meanwhile.
     let banners_queued = "outbox WHERE kind = 'banner'";
     let outbox = app.count(banners_queued).await;
-    let (status, location, _) = app.post_form(&staff, "/staff/banners", &form).await;
-    assert_eq!(status, 303);
+    let location = app.submit(&staff, "/staff/banners", &form).await;
     assert!(location.contains("4%20message"), "{location}");
     assert_eq!(app.count("banners").await, 1);
     assert_eq!(app.count(banners_queued).await, outbox + 4);
@@ -476,14 +473,14 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
     assert_eq!(asked.len(), 2, "{feed:?}");
     assert_eq!(asked[0]["data"]["email"], "gus@gamma.example");
 
-    staff_account(&app, "sam@tot.example").await;
-    let staff = staff_browser(&app, "sam@tot.example").await;
+    staff_account(&app, SAM).await;
+    let staff = staff_browser(&app, SAM).await;
     let (_, html) = app.page(&staff, "/staff").await;
     assert!(html.contains("<strong>2</strong> open access request(s)"), "{html}");
     let (_, html) = app.page(&staff, "/staff/access").await;
     assert!(html.contains("Gus Gamma") && html.contains("We order hoodies"));
     let id = asked[0]["subject_id"].as_str().unwrap().to_string();
-    assert_eq!(app.post_form(&staff, "/staff/access", &[("id", &id), ("decision", "done")]).await.0, 303);
+    app.submit(&staff, "/staff/access", &[("id", &id), ("decision", "done")]).await;
     let (status, _, body) = app.post_form(&staff, "/staff/access", &[("id", &id), ("decision", "refused")]).await;
     assert_eq!(status, 409, "decided once: {body}");
     let told: Vec<_> = cport::store::outbox::list_messages(&app.db, None, 50)
@@ -501,8 +498,8 @@ async fn contacts_held_mail_and_the_overview() {
     let app = TestApp::spawn_with(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
     load_world(&app).await;
     digest_for_all(&app).await;
-    staff_account(&app, "sam@tot.example").await;
-    let staff = staff_browser(&app, "sam@tot.example").await;
+    staff_account(&app, SAM).await;
+    let staff = staff_browser(&app, SAM).await;
 
     // A reply whose authentication failed is held; staff release it and it is acted on.
     let token = common::digest_to_reply_to(&app.db, &app.state.signer, "P-1A", "ann@alpha.example").await;
@@ -521,19 +518,14 @@ async fn contacts_held_mail_and_the_overview() {
     let (_, html) = app.page(&staff, "/staff/held").await;
     assert!(html.contains("dmarc=fail (p=none) header.from=alpha.example") && html.contains("APPROVE V-1"), "{html}");
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
-    let (status, location, _) =
-        app.post_form(&staff, "/staff/held", &[("message_id", "held-1@alpha.example"), ("action", "release")]).await;
-    assert_eq!(status, 303, "{location}");
+    app.submit(&staff, "/staff/held", &[("message_id", "held-1@alpha.example"), ("action", "release")]).await;
     assert_eq!(app.visual_status("V-1").await, "approved", "released and acted on");
     assert_eq!(
         app.post_form(&staff, "/staff/held", &[("message_id", "held-1@alpha.example"), ("action", "release")]).await.0,
         409,
         "released once"
     );
-    assert_eq!(
-        app.post_form(&staff, "/staff/held", &[("message_id", "held-2@alpha.example"), ("action", "discard")]).await.0,
-        303
-    );
+    app.submit(&staff, "/staff/held", &[("message_id", "held-2@alpha.example"), ("action", "discard")]).await;
     // One without a Message-ID and with a byte that is not UTF-8 keeps its id when released.
     let mut bare = raw
         .replace("Message-ID: <held-1@alpha.example>\r\n", "")
@@ -545,9 +537,7 @@ async fn contacts_held_mail_and_the_overview() {
     assert!(matches!(d, cport::channels::inbound::Disposition::Held(_)), "{d:?}");
     let id = cport::store::inbound::list_held(&app.db, 10).await.unwrap()[0].message_id.clone();
     assert!(id.starts_with("sha256:"), "{id}");
-    let (status, location, _) =
-        app.post_form(&staff, "/staff/held", &[("message_id", &id), ("action", "release")]).await;
-    assert_eq!(status, 303, "{location}");
+    app.submit(&staff, "/staff/held", &[("message_id", &id), ("action", "release")]).await;
     let held = cport::store::inbound::list_held(&app.db, 10).await.unwrap();
     assert!(held.is_empty(), "{held:?}");
 
@@ -560,12 +550,9 @@ async fn contacts_held_mail_and_the_overview() {
     .unwrap();
     let (_, html) = app.page(&staff, "/staff/contacts?find=alpha").await;
     assert!(html.contains("Alpha Ltd") && !html.contains("Beta plc"), "{html}");
-    let (status, html) = app.page(&staff, "/staff/contacts?client=C-1").await;
-    assert_eq!(status, 200);
+    let html = app.shown(&staff, "/staff/contacts?client=C-1").await;
     assert!(html.contains("550 mailbox unavailable") && html.contains("Resume email"), "{html}");
-    let (status, location, _) =
-        app.post_form(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1B"), ("action", "resume")]).await;
-    assert_eq!(status, 303);
+    let location = app.submit(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1B"), ("action", "resume")]).await;
     assert!(location.starts_with("/staff/contacts?client=C%2D1&note=Email%20to%20Bob"), "{location}");
     let s = cport::store::settings::get_settings(&app.db, "P-1B").await.unwrap();
     assert!(s.email_suspended_at.is_none());
@@ -573,16 +560,12 @@ async fn contacts_held_mail_and_the_overview() {
         app.post_form(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1A"), ("action", "chat-code")]).await;
     assert!(location.contains("Chat%20link%20code"), "{location}");
     let outbox = app.count("outbox").await;
-    assert_eq!(
-        app.post_form(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1A"), ("action", "sign-in-link")]).await.0,
-        303
-    );
+    app.submit(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1A"), ("action", "sign-in-link")]).await;
     assert_eq!(app.count("outbox").await, outbox + 1);
     let (status, _) = app.page(&staff, "/staff/contacts?client=C-404").await;
     assert_eq!(status, 404);
     app.put("clients", serde_json::json!([{"id": "C-1X", "name": "Alpha Extra"}])).await;
-    let (status, html) = app.page(&staff, "/staff/contacts?client=C-1X").await;
-    assert_eq!(status, 200, "a client without contacts: {html}");
+    let html = app.shown(&staff, "/staff/contacts?client=C-1X").await;
     assert!(html.contains("No active contacts"), "{html}");
 
     // The overview counts what was sent and lists what staff did.

@@ -20,6 +20,24 @@ fn discord(c: &mut Config, fake: &FakeDiscord, signer: &InteractionSigner) {
     c.discord.staff = vec![STAFF.into()];
 }
 
+/// The fake Discord API, and the key its interactions are signed with.
+async fn fakes() -> (FakeDiscord, InteractionSigner) {
+    (FakeDiscord::start().await, InteractionSigner::new(7))
+}
+
+/// A state holding the test world that speaks to a fake Discord; `configure` changes the
+/// config after that.
+async fn discord_world(configure: impl FnOnce(&mut Config)) -> (FakeDiscord, TestState) {
+    let (fake, signer) = fakes().await;
+    let t = TestState::new(|c| {
+        discord(c, &fake, &signer);
+        configure(c)
+    })
+    .await;
+    t.load(common::world()).await;
+    (fake, t)
+}
+
 /// Posts an interaction signed at `ts` with `signer`; returns status and JSON body.
 async fn post_signed(app: &TestApp, signer: &InteractionSigner, ts: i64, body: &Value) -> (u16, Value) {
     let text = body.to_string();
@@ -79,8 +97,7 @@ async fn code_for(app: &TestApp, contact: &str) -> String {
 
 #[tokio::test]
 async fn signatures_are_checked_before_anything_else() {
-    let fake = FakeDiscord::start().await;
-    let signer = InteractionSigner::new(7);
+    let (fake, signer) = fakes().await;
     let app = TestApp::spawn_with(|c| discord(c, &fake, &signer)).await;
     let ping = serde_json::json!({"id": "1", "application_id": APP_ID, "type": 1, "token": "t", "version": 1});
     let (s, body) = post(&app, &signer, &ping).await;
@@ -115,8 +132,7 @@ async fn signatures_are_checked_before_anything_else() {
 
 #[tokio::test]
 async fn commands_and_buttons_run_the_same_actions_as_email() {
-    let fake = FakeDiscord::start().await;
-    let signer = InteractionSigner::new(7);
+    let (fake, signer) = fakes().await;
     let app = TestApp::spawn_with(|c| discord(c, &fake, &signer)).await;
     load_world(&app).await;
 
@@ -172,8 +188,7 @@ async fn commands_and_buttons_run_the_same_actions_as_email() {
 
 #[tokio::test]
 async fn slow_work_is_deferred_and_edited_in() {
-    let fake = FakeDiscord::start().await;
-    let signer = InteractionSigner::new(7);
+    let (fake, signer) = fakes().await;
     let app = TestApp::spawn_with(|c| {
         discord(c, &fake, &signer);
         // Everything counts as slow: the deferred path is what this test is about.
@@ -192,10 +207,7 @@ async fn slow_work_is_deferred_and_edited_in() {
 
 #[tokio::test]
 async fn digests_go_out_as_embeds_with_buttons_through_serenity() {
-    let fake = FakeDiscord::start().await;
-    let signer = InteractionSigner::new(7);
-    let t = TestState::new(|c| discord(c, &fake, &signer)).await;
-    t.load(common::world()).await;
+    let (fake, t) = discord_world(|_| {}).await;
     common::link_chat(&t.state, cport::model::Channel::Discord, "/link", USER, "P-1A").await;
     let report = common::digest_now(&t.state, "P-1A").await;
     assert_eq!(report.queued, 2, "email and Discord: {report:?}");
@@ -227,10 +239,7 @@ async fn digests_go_out_as_embeds_with_buttons_through_serenity() {
 
 #[tokio::test]
 async fn an_alerts_picture_is_uploaded_with_the_direct_message() {
-    let fake = FakeDiscord::start().await;
-    let signer = InteractionSigner::new(7);
-    let t = TestState::new(|c| discord(c, &fake, &signer)).await;
-    t.load(common::world()).await;
+    let (fake, t) = discord_world(|_| {}).await;
     t.load(serde_json::json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
         "email": "ann@alpha.example", "role": "admin", "discord_user_id": USER}]}))
         .await;
@@ -258,14 +267,10 @@ async fn an_alerts_picture_is_uploaded_with_the_direct_message() {
 
 #[tokio::test]
 async fn a_shared_channel_gets_no_details_and_no_sign_in_links() {
-    let fake = FakeDiscord::start().await;
-    let signer = InteractionSigner::new(7);
-    let t = TestState::new(|c| {
-        discord(c, &fake, &signer);
+    let (fake, t) = discord_world(|c| {
         c.discord.channel_id = "1600000000000000001".into();
     })
     .await;
-    t.load(common::world()).await;
     // TOT's record names the Discord user: linked without a code.
     t.load(serde_json::json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
         "email": "ann@alpha.example", "role": "admin", "discord_user_id": USER}]}))

@@ -3,12 +3,11 @@
 
 mod common;
 
-use common::{TestApp, load_world};
+use common::TestApp;
 use serde_json::json;
 
 async fn app() -> TestApp {
-    let app = TestApp::spawn().await;
-    load_world(&app).await;
+    let app = TestApp::with_world().await;
     for (entity, body) in [
         (
             "deliveries",
@@ -50,6 +49,13 @@ async fn app() -> TestApp {
         assert_eq!(s, 200, "{entity}: {b}");
     }
     app
+}
+
+/// The app, and a browser signed in as `contact`.
+async fn app_as(contact: &str) -> (TestApp, reqwest::Client) {
+    let app = app().await;
+    let b = app.signed_in(contact).await;
+    (app, b)
 }
 
 fn pdftotext(bytes: &[u8]) -> String {
@@ -121,8 +127,7 @@ async fn every_page_for_every_role() {
 
 #[tokio::test]
 async fn lists_filter_sort_and_link_to_details() {
-    let app = app().await;
-    let ann = app.signed_in("P-1A").await;
+    let (app, ann) = app_as("P-1A").await;
     let (_, _, html) = get(&app, &ann, "/jobs?q=caps").await;
     let html = String::from_utf8(html).unwrap();
     assert!(html.contains("href=\"/jobs/J-2\"") && !html.contains("href=\"/jobs/J-1\""), "{html}");
@@ -170,8 +175,7 @@ async fn lists_filter_sort_and_link_to_details() {
 
 #[tokio::test]
 async fn pdfs_hold_the_data_and_the_brand() {
-    let app = app().await;
-    let fay = app.signed_in("P-1A").await;
+    let (app, fay) = app_as("P-1A").await;
     let (s, ct, pdf) = get(&app, &fay, "/deliveries/D-1/note.pdf").await;
     assert_eq!((s, ct.as_str()), (200, "application/pdf"));
     assert!(pdf.starts_with(b"%PDF-"));
@@ -219,8 +223,7 @@ async fn pdfs_hold_the_data_and_the_brand() {
 
 #[tokio::test]
 async fn statement_csv_has_the_columns_and_rows() {
-    let app = app().await;
-    let fay = app.signed_in("P-1F").await;
+    let (app, fay) = app_as("P-1F").await;
     let (s, ct, csv) = get(&app, &fay, "/statement.csv").await;
     assert_eq!(s, 200);
     assert!(ct.starts_with("text/csv"));

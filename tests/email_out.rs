@@ -4,6 +4,8 @@ mod common;
 
 use chrono::{Duration, Utc};
 use common::{SmtpServer, TestState, smtp_config, world};
+use cport::actions::banners::BannerInput;
+use cport::channels::email::{Built, Mailer};
 use cport::digest::scheduler::{Trigger, run_pass};
 use cport::outbox::drain;
 use cport::store::outbox::list_messages;
@@ -14,11 +16,19 @@ fn parse(raw: &[u8]) -> mail_parser::Message<'_> {
     MessageParser::default().parse(raw).expect("a parsable message")
 }
 
-#[tokio::test]
-async fn a_digest_arrives_with_both_parts_the_headers_and_signed_links() {
+/// A store holding the test world (changed by `edit` first), mailing to a fresh SMTP server.
+async fn mailing_world(edit: impl FnOnce(&mut serde_json::Value)) -> (SmtpServer, TestState) {
     let smtp = SmtpServer::start();
     let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
-    t.load(world()).await;
+    let mut w = world();
+    edit(&mut w);
+    t.load(w).await;
+    (smtp, t)
+}
+
+#[tokio::test]
+async fn a_digest_arrives_with_both_parts_the_headers_and_signed_links() {
+    let (smtp, t) = mailing_world(|_| ()).await;
     let now = Utc::now();
     let r = run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
     assert_eq!(r.queued, 1);
@@ -74,11 +84,7 @@ async fn a_digest_arrives_with_both_parts_the_headers_and_signed_links() {
 
 #[tokio::test]
 async fn a_4xx_is_retried_with_backoff_and_then_delivered() {
-    let smtp = SmtpServer::start();
-    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
-    let mut w = world();
-    w["contacts"][0]["email"] = json!("tempfail@alpha.example");
-    t.load(w).await;
+    let (smtp, t) = mailing_world(|w| w["contacts"][0]["email"] = json!("tempfail@alpha.example")).await;
     common::digest_now(&t.state, "P-1A").await;
     let before = Utc::now();
     let d = drain(&t.state).await.unwrap();
@@ -91,8 +97,7 @@ async fn a_4xx_is_retried_with_backoff_and_then_delivered() {
     assert_eq!(drain(&t.state).await.unwrap().sent, 0, "not before its time");
 
     // Time passes.
-    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET next_attempt_at = $1").bind(Utc::now()).execute(p).await.map(|_| ()))
-        .unwrap();
+    time_passes(&t.state.db, "").await;
     assert_eq!(drain(&t.state).await.unwrap().sent, 1);
     let row = list_messages(&t.state.db, None, 1).await.unwrap().remove(0);
     assert_eq!((row.status.as_str(), row.attempts), ("sent", 2));
@@ -101,11 +106,7 @@ async fn a_4xx_is_retried_with_backoff_and_then_delivered() {
 
 #[tokio::test]
 async fn a_5xx_goes_dead_with_the_servers_words() {
-    let smtp = SmtpServer::start();
-    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
-    let mut w = world();
-    w["contacts"][0]["email"] = json!("reject@alpha.example");
-    t.load(w).await;
+    let (smtp, t) = mailing_world(|w| w["contacts"][0]["email"] = json!("reject@alpha.example")).await;
     common::digest_now(&t.state, "P-1A").await;
     let d = drain(&t.state).await.unwrap();
     assert_eq!(d.dead, 1);
@@ -122,13 +123,11 @@ async fn a_5xx_goes_dead_with_the_servers_words() {
 #[tokio::test]
 async fn the_scheduler_sends_one_digest_per_period_however_often_it_runs() {
     let smtp = SmtpServer::start();
-    let t = TestState::new(|c| {
-        smtp_config(c, smtp.port);
+    let t = TestState::mailing(&smtp, |c| {
         c.digest.schedule = "0 0 * * * *".into(); // hourly, so a period has always just begun
         c.digest.catch_up_hours = 1;
     })
     .await;
-    t.load(world()).await;
     let now = Utc::now();
     // Two schedulers at once (two processes sharing the store), then again later.
     let (a, b) = tokio::join!(
@@ -155,8 +154,7 @@ async fn the_scheduler_sends_one_digest_per_period_however_often_it_runs() {
     let next = run_pass(&t.state, now + Duration::hours(1), Some("P-1A"), Trigger::Scheduled).await.unwrap();
     assert_eq!(next.queued, 1);
     // (The pass ran an hour ahead; bring its message due now.)
-    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE status = 'queued'").bind(Utc::now()).execute(p).await.map(|_| ()))
-        .unwrap();
+    time_passes(&t.state.db, "WHERE status = 'queued'").await;
     drain(&t.state).await.unwrap();
     assert_eq!(smtp.messages().len(), 7);
 }
@@ -213,9 +211,7 @@ async fn an_empty_digest_is_not_sent_and_new_items_are_marked() {
 
 #[tokio::test]
 async fn a_crash_between_queueing_and_sending_loses_nothing() {
-    let smtp = SmtpServer::start();
-    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
-    t.load(world()).await;
+    let (smtp, t) = mailing_world(|_| ()).await;
     common::digest_now(&t.state, "P-1A").await;
     common::digest_now(&t.state, "P-1B").await;
     // One message is claimed by a sender that then dies (its lease is left behind).
@@ -242,19 +238,13 @@ async fn a_crash_between_queueing_and_sending_loses_nothing() {
 
 #[tokio::test]
 async fn an_urgent_banner_reaches_every_contact_of_its_audience_once() {
-    let smtp = SmtpServer::start();
-    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
-    t.load(world()).await;
+    let (smtp, t) = mailing_world(|_| ()).await;
     let now = Utc::now();
-    let input = cport::actions::banners::BannerInput {
-        title: "Snow closes the works".into(),
-        body: "No collections today; deliveries resume tomorrow.".into(),
-        severity: "urgent".into(),
-        clients: vec!["C-1".into()],
-        starts_at: None,
+    let input = BannerInput {
         expires_at: Some(now + Duration::days(1)),
+        ..urgent("Snow closes the works", "No collections today; deliveries resume tomorrow.", "C-1")
     };
-    let posted = cport::actions::banners::post(&t.state, input, "test", now).await.unwrap();
+    let posted = cport::actions::banners::post(&t.state, input.clone(), "test", now).await.unwrap();
     assert_eq!(posted.queued, 4);
     drain(&t.state).await.unwrap();
     drain(&t.state).await.unwrap();
@@ -278,14 +268,7 @@ async fn an_urgent_banner_reaches_every_contact_of_its_audience_once() {
     }
 
     // Bad input names the field and stores nothing.
-    let bad = cport::actions::banners::BannerInput {
-        title: " ".into(),
-        body: "b".into(),
-        severity: "loud".into(),
-        clients: vec!["C-404".into()],
-        starts_at: None,
-        expires_at: None,
-    };
+    let bad = BannerInput { title: " ".into(), severity: "loud".into(), clients: vec!["C-404".into()], ..input };
     let err = cport::actions::banners::post(&t.state, bad, "test", now).await.unwrap_err().to_string();
     for field in ["title", "severity", "clients: unknown client `C-404`"] {
         assert!(err.contains(field), "{err}");
@@ -295,9 +278,7 @@ async fn an_urgent_banner_reaches_every_contact_of_its_audience_once() {
 
 #[tokio::test]
 async fn instant_alerts_are_batched_and_dropped_when_resolved_first() {
-    let smtp = SmtpServer::start();
-    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
-    t.load(world()).await;
+    let (smtp, t) = mailing_world(|_| ()).await;
     let now = Utc::now();
     // The first scan only records what already exists.
     assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
@@ -317,8 +298,7 @@ async fn instant_alerts_are_batched_and_dropped_when_resolved_first() {
     t.load(visual("V-12")).await;
     assert_eq!(cport::digest::alerts::scan(&t.state, now + Duration::seconds(10), None).await.unwrap(), 6);
     assert_eq!(drain(&t.state).await.unwrap().sent, 0, "held for the batch window");
-    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE status = 'queued'").bind(Utc::now()).execute(p).await.map(|_| ()))
-        .unwrap();
+    time_passes(&t.state.db, "WHERE status = 'queued'").await;
     assert_eq!(drain(&t.state).await.unwrap().sent, 3);
     let last = smtp.messages().pop().unwrap();
     let text = parse(&last.0).body_text(0).unwrap().into_owned();
@@ -330,11 +310,44 @@ async fn instant_alerts_are_batched_and_dropped_when_resolved_first() {
     let mut approved = visual("V-13");
     approved["visuals"][0]["status"] = json!("approved");
     t.load(approved).await;
-    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE status = 'queued'").bind(Utc::now()).execute(p).await.map(|_| ()))
-        .unwrap();
+    time_passes(&t.state.db, "WHERE status = 'queued'").await;
     let d = drain(&t.state).await.unwrap();
     assert_eq!((d.sent, d.dropped), (0, 3));
     assert_eq!(smtp.messages().len(), 6);
+}
+
+/// Makes the outbox's messages (those `filter` picks) due now, as if their wait had passed.
+async fn time_passes(db: &cport::store::Db, filter: &str) {
+    let sql = format!("UPDATE outbox SET next_attempt_at = $1 {filter}");
+    cport::store::on_db!(db, p => sqlx::query(&sql).bind(Utc::now()).execute(p).await.map(|_| ())).unwrap();
+}
+
+/// An urgent banner for one client, from now on, with no end.
+fn urgent(title: &str, body: &str, client: &str) -> BannerInput {
+    BannerInput {
+        title: title.into(),
+        body: body.into(),
+        severity: "urgent".into(),
+        clients: vec![client.into()],
+        starts_at: None,
+        expires_at: None,
+    }
+}
+
+/// A message from the digest address to `to`, `raw` as it goes on the wire.
+fn built(to: &str, raw: String) -> Built {
+    let from = Some("digest@tot.example".parse().unwrap());
+    Built { envelope: lettre::address::Envelope::new(from, vec![to.parse().unwrap()]).unwrap(), raw: raw.into_bytes() }
+}
+
+/// A mailer for `smtp`, its pool `pool` connections (the default when none).
+fn mailer_for(smtp: &SmtpServer, pool: Option<u32>) -> Mailer {
+    let mut config = cport::config::Config::default();
+    smtp_config(&mut config, smtp.port);
+    if let Some(n) = pool {
+        config.smtp.pool_size = n;
+    }
+    Mailer::from_config(&config).unwrap()
 }
 
 /// The SMTP pool pipelines MAIL, RCPT and DATA when the server offers PIPELINING and talks
@@ -343,22 +356,11 @@ async fn instant_alerts_are_batched_and_dropped_when_resolved_first() {
 /// on the pool unharmed.
 #[tokio::test]
 async fn messages_arrive_whole_with_and_without_pipelining() {
-    use cport::channels::email::{Built, Mailer};
     use cport::channels::{Gate, SendError};
     for args in [&[][..], &["--no-pipelining"][..]] {
         let smtp = SmtpServer::start_with(args);
-        let mut config = cport::config::Config::default();
-        smtp_config(&mut config, smtp.port);
-        config.smtp.pool_size = 1;
-        let mailer = Mailer::from_config(&config).unwrap();
-        let built = |to: &str, body: &str| Built {
-            envelope: lettre::address::Envelope::new(
-                Some("digest@tot.example".parse().unwrap()),
-                vec![to.parse().unwrap()],
-            )
-            .unwrap(),
-            raw: format!("Subject: dots\r\nTo: {to}\r\n\r\n{body}").into_bytes(),
-        };
+        let mailer = mailer_for(&smtp, Some(1));
+        let built = |to: &str, body: &str| built(to, format!("Subject: dots\r\nTo: {to}\r\n\r\n{body}"));
         let body = ".a line that starts with a dot\r\n..and two\r\n.\r\nthe end\r\n";
         mailer.send(&built("ann@alpha.example", body), &Gate::open()).await.unwrap();
         let refused = mailer.send(&built("reject@alpha.example", "x\r\n"), &Gate::open()).await;
@@ -379,20 +381,10 @@ async fn messages_arrive_whole_with_and_without_pipelining() {
 #[tokio::test]
 async fn a_closed_gate_holds_the_delivery_until_it_opens() {
     use cport::channels::Gate;
-    use cport::channels::email::{Built, Mailer};
     for args in [&[][..], &["--no-pipelining"][..]] {
         let smtp = SmtpServer::start_with(args);
-        let mut config = cport::config::Config::default();
-        smtp_config(&mut config, smtp.port);
-        let mailer = Mailer::from_config(&config).unwrap();
-        let message = Built {
-            envelope: lettre::address::Envelope::new(
-                Some("digest@tot.example".parse().unwrap()),
-                vec!["ann@alpha.example".parse().unwrap()],
-            )
-            .unwrap(),
-            raw: b"Subject: held\r\n\r\nheld\r\n".to_vec(),
-        };
+        let mailer = mailer_for(&smtp, None);
+        let message = built("ann@alpha.example", "Subject: held\r\n\r\nheld\r\n".into());
         let (key, gate) = Gate::closed();
         let send = mailer.send(&message, &gate);
         tokio::pin!(send);
@@ -414,30 +406,18 @@ async fn a_closed_gate_holds_the_delivery_until_it_opens() {
 /// backoff) and the server holds exactly one copy.
 #[tokio::test]
 async fn only_a_message_not_yet_written_is_retried_on_a_fresh_connection() {
-    use cport::channels::email::{Built, Mailer};
     use cport::channels::{Gate, SendError};
-    let built = |to: &str| Built {
-        envelope: lettre::address::Envelope::new(
-            Some("digest@tot.example".parse().unwrap()),
-            vec![to.parse().unwrap()],
-        )
-        .unwrap(),
-        raw: format!("Subject: once\r\nTo: {to}\r\n\r\nonce\r\n").into_bytes(),
-    };
+    let built = |to: &str| built(to, format!("Subject: once\r\nTo: {to}\r\n\r\nonce\r\n"));
     for pipelining in [&[][..], &["--no-pipelining"][..]] {
         let closes_idle = SmtpServer::start_with(&[&["--one-per-connection"], pipelining].concat());
-        let mut config = cport::config::Config::default();
-        smtp_config(&mut config, closes_idle.port);
-        config.smtp.pool_size = 1;
-        let mailer = Mailer::from_config(&config).unwrap();
+        let mailer = mailer_for(&closes_idle, Some(1));
         for to in ["ann@alpha.example", "bob@alpha.example", "cy@alpha.example"] {
             mailer.send(&built(to), &Gate::open()).await.unwrap();
         }
         assert_eq!(closes_idle.messages().len(), 3, "{pipelining:?}");
 
         let drops = SmtpServer::start_with(&[&["--drop", "dropped"], pipelining].concat());
-        smtp_config(&mut config, drops.port);
-        let mailer = Mailer::from_config(&config).unwrap();
+        let mailer = mailer_for(&drops, Some(1));
         mailer.send(&built("ann@alpha.example"), &Gate::open()).await.unwrap();
         let lost = mailer.send(&built("dropped@alpha.example"), &Gate::open()).await;
         assert!(matches!(lost, Err(SendError::Transient(_))), "{pipelining:?}: {lost:?}");
@@ -485,27 +465,19 @@ async fn with_dkim_every_message_is_signed_and_an_independent_verifier_accepts_i
     let txt = format!("v=DKIM1; k=rsa; p={}", base64::engine::general_purpose::STANDARD.encode(public));
 
     let smtp = SmtpServer::start();
-    let t = TestState::new(|c| {
-        smtp_config(c, smtp.port);
+    let t = TestState::mailing(&smtp, |c| {
         c.email.from = "TOT <notifications@tot.example>".into();
         c.email.dkim.selector = "cport1".into();
         c.email.dkim.domain = "tot.example".into();
         c.email.dkim.key_file = key.clone();
     })
     .await;
-    t.load(world()).await;
     let now = Utc::now();
     // A digest, an urgent banner, a sign-in link: three kinds of message.
     run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
-    let banner = cport::actions::banners::BannerInput {
-        title: "Closed Friday".into(),
-        body: "Back on Monday.".into(),
-        severity: "urgent".into(),
-        clients: vec!["C-2".into()],
-        starts_at: None,
-        expires_at: None,
-    };
-    cport::actions::banners::post(&t.state, banner, "test", now).await.unwrap();
+    cport::actions::banners::post(&t.state, urgent("Closed Friday", "Back on Monday.", "C-2"), "test", now)
+        .await
+        .unwrap();
     let ann = cport::store::contacts::get_contact(&t.state.db, "P-1A").await.unwrap();
     cport::actions::mail::send_login_link(&t.state, &ann, now).await.unwrap();
     assert_eq!(drain(&t.state).await.unwrap().sent, 3);

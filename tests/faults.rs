@@ -6,7 +6,7 @@
 mod common;
 
 use chrono::{Duration, Utc};
-use common::{SmtpServer, TestApp, TestState, smtp_config, world};
+use common::{SmtpServer, TestApp, TestState, world};
 use cport::outbox::drain;
 use cport::store::outbox::{self as ob, Mark, claim_batch, list_messages, mark};
 use serde_json::json;
@@ -98,14 +98,11 @@ async fn poison_contact_name(t: &TestState, id: &str, name: &str) {
 #[tokio::test]
 async fn a_message_that_cannot_be_built_dies_alone_and_the_rest_go_out() {
     let smtp = SmtpServer::start();
-    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
-    t.load(world()).await;
+    let t = TestState::mailing(&smtp, |_| ()).await;
     // A name with a line break reaches the composer (the store predates the check), and a
     // payload is damaged after queueing: neither may stop the sender.
     poison_contact_name(&t, "P-1A", "Ann\r\nBcc: evil@example.com").await;
-    for c in ["P-1A", "P-1B", "P-1V"] {
-        common::digest_now(&t.state, c).await;
-    }
+    common::digests_now(&t.state, &["P-1A", "P-1B", "P-1V"]).await;
     let rows = list_messages(&t.state.db, None, 10).await.unwrap();
     let victim = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1V")).unwrap().id;
     cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox_payloads SET payload = '{not json' WHERE outbox_id = $1").bind(victim).execute(p).await.map(|_| ()))
@@ -136,11 +133,8 @@ async fn a_message_that_cannot_be_built_dies_alone_and_the_rest_go_out() {
 #[tokio::test]
 async fn an_outbox_row_holding_an_unknown_kind_dies_alone_at_its_claim() {
     let smtp = SmtpServer::start();
-    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
-    t.load(world()).await;
-    for c in ["P-1A", "P-1B"] {
-        common::digest_now(&t.state, c).await;
-    }
+    let t = TestState::mailing(&smtp, |_| ()).await;
+    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
     let rows = list_messages(&t.state.db, None, 10).await.unwrap();
     let victim = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1B")).unwrap().id;
     cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET kind = 'postcard' WHERE id = $1")
@@ -245,22 +239,13 @@ async fn a_slow_server_and_short_leases_cause_no_duplicate() {
     // About half a second a message, a lease of 3 s (renewed every second while sending),
     // two processes with two senders each: a claim never lapses while its sender works.
     let smtp = SmtpServer::start_with(&["--delay", "0.5"]);
-    let t = TestState::new(|c| {
-        smtp_config(c, smtp.port);
-        c.outbox.lease_seconds = 3;
-    })
-    .await;
-    t.load(world()).await;
-    for c in ["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"] {
-        common::digest_now(&t.state, c).await;
-    }
+    let t = TestState::mailing(&smtp, |c| c.outbox.lease_seconds = 3).await;
+    common::digests_now(&t.state, &["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"]).await;
     let queued = list_messages(&t.state.db, Some("queued"), 100).await.unwrap().len();
     assert!(queued >= 4, "{queued} digests queued");
-    let other = cport::AppState::new(
-        (*t.state.config).clone(),
-        cport::store::Db::connect(t.state.config.database_url.expose()).await.unwrap(),
-    )
-    .unwrap();
+    // A second process: the same config, its own pool on the same store.
+    let db = cport::store::Db::connect(t.state.config.database_url.expose()).await.unwrap();
+    let other = cport::AppState::new((*t.state.config).clone(), db).unwrap();
     let (a, b) = tokio::join!(
         cport::outbox::drain_concurrently(&t.state, 2, None),
         cport::outbox::drain_concurrently(&other, 2, None)
@@ -272,15 +257,8 @@ async fn a_slow_server_and_short_leases_cause_no_duplicate() {
 #[tokio::test]
 async fn a_server_that_accepts_and_hangs_is_timed_out_and_the_message_retried() {
     let smtp = SmtpServer::start_with(&["--hang", "ann@"]);
-    let t = TestState::new(|c| {
-        smtp_config(c, smtp.port);
-        c.smtp.timeout_seconds = 1;
-    })
-    .await;
-    t.load(world()).await;
-    for c in ["P-1A", "P-1B"] {
-        common::digest_now(&t.state, c).await;
-    }
+    let t = TestState::mailing(&smtp, |c| c.smtp.timeout_seconds = 1).await;
+    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
     let started = std::time::Instant::now();
     let report = tokio::time::timeout(std::time::Duration::from_secs(30), drain(&t.state))
         .await
@@ -382,9 +360,7 @@ async fn a_chat_update_whose_processing_fails_leaves_nothing_and_its_redelivery_
 async fn a_stopping_sender_hands_back_only_its_own_unsent_rows() {
     let t = TestState::new(|_| {}).await;
     t.load(world()).await;
-    for c in ["P-1A", "P-1B", "P-1V"] {
-        common::digest_now(&t.state, c).await;
-    }
+    common::digests_now(&t.state, &["P-1A", "P-1B", "P-1V"]).await;
     let now = Utc::now();
     let rows = claim_batch(&t.state.db, now, now + Duration::seconds(60), 3, "mine").await.unwrap();
     assert_eq!(rows.len(), 3);

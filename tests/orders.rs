@@ -4,7 +4,7 @@
 mod common;
 
 use chrono::Utc;
-use common::{TestApp, TestState, load_world};
+use common::{TestApp, TestState};
 use serde_json::json;
 
 fn stock() -> serde_json::Value {
@@ -21,8 +21,7 @@ fn stock() -> serde_json::Value {
 }
 
 async fn app_with_stock() -> TestApp {
-    let app = TestApp::spawn().await;
-    load_world(&app).await;
+    let app = TestApp::with_world().await;
     let (s, b) = app.put("stock", stock()).await;
     assert_eq!(s, 200, "{b}");
     let (s, b) = app.put("clients", json!([{"id": "C-1", "name": "Alpha Ltd", "third_party_ordering": true}])).await;
@@ -35,6 +34,18 @@ fn basket_id(location: &str) -> String {
     location.trim_start_matches("/baskets/").split('?').next().unwrap().to_string()
 }
 
+/// Adds `qty` of `sku` to a new basket called `name`; gives the basket's id.
+async fn new_basket(app: &TestApp, b: &reqwest::Client, sku: &str, qty: &str, name: &str) -> String {
+    let loc = app.submit(b, "/stock", &[("sku", sku), ("qty", qty), ("basket", "new"), ("new_basket", name)]).await;
+    basket_id(&loc)
+}
+
+/// Names the basket at `path`, sends it to a new `address`, and places it.
+async fn place(app: &TestApp, b: &reqwest::Client, path: &str, name: &str, address: &str) {
+    app.submit(b, path, &[("action", "save"), ("name", name), ("address_choice", "new"), ("address", address)]).await;
+    app.submit(b, path, &[("action", "place")]).await;
+}
+
 fn available_on(html: &str, sku: &str) -> i64 {
     let row = html.split(&format!("id=\"sku-{sku}\"")).nth(1).expect("the SKU is listed");
     let cell = row.split("class=\"num available\">").nth(1).unwrap();
@@ -45,17 +56,12 @@ fn available_on(html: &str, sku: &str) -> i64 {
 async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     let app = app_with_stock().await;
     let bob = app.signed_in("P-1B").await;
-    let (s, html) = app.page(&bob, "/stock").await;
-    assert_eq!(s, 200);
+    let html = app.shown(&bob, "/stock").await;
     assert_eq!(available_on(&html, "SKU-TEE"), 10);
     assert!(!html.contains("SKU-BAG"), "another client's stock never shows");
 
     // Two baskets; more than is free is refused with the field named and nothing written.
-    let (s, loc, _) = app
-        .post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "4"), ("basket", "new"), ("new_basket", "Shop")])
-        .await;
-    assert_eq!(s, 303, "{loc}");
-    let shop = basket_id(&loc);
+    let shop = new_basket(&app, &bob, "SKU-TEE", "4", "Shop").await;
     let (s, _, html) = app.post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "7"), ("basket", &shop)]).await;
     assert_eq!(s, 422);
     assert!(html.contains("qty: only 6 more of SKU-TEE"), "{html}");
@@ -79,11 +85,7 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     assert_eq!(s, 404, "another client's SKU is not found");
     let (_, _, html) = app.post_form(&bob, "/stock", &[("sku", "SKU-NOPE"), ("qty", "1"), ("basket", &shop)]).await;
     assert!(html.contains("SKU SKU-NOPE not found in your stock."), "{html}");
-    let (s, loc, _) = app
-        .post_form(&bob, "/stock", &[("sku", "SKU-CAP"), ("qty", "20"), ("basket", "new"), ("new_basket", "Event")])
-        .await;
-    assert_eq!(s, 303);
-    let event = basket_id(&loc);
+    let event = new_basket(&app, &bob, "SKU-CAP", "20", "Event").await;
     assert_ne!(shop, event);
     let (_, html) = app.page(&bob, "/baskets").await;
     assert!(html.contains("Shop") && html.contains("Event"));
@@ -97,20 +99,18 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     let (s, _, html) = app.post_form(&bob, &path, &[("action", "place")]).await;
     assert_eq!(s, 422, "no address yet");
     assert!(html.contains("address: say where the order goes"));
-    let (s, _, _) = app
-        .post_form(
-            &bob,
-            &path,
-            &[
-                ("action", "save"),
-                ("name", "Shop"),
-                ("address_choice", "new"),
-                ("address", "1 High St, Bristol"),
-                ("notes", "Back door"),
-            ],
-        )
-        .await;
-    assert_eq!(s, 303);
+    app.submit(
+        &bob,
+        &path,
+        &[
+            ("action", "save"),
+            ("name", "Shop"),
+            ("address_choice", "new"),
+            ("address", "1 High St, Bristol"),
+            ("notes", "Back door"),
+        ],
+    )
+    .await;
     let other_device = app.signed_in("P-1B").await;
     let (_, html) = app.page(&other_device, &path).await;
     assert!(html.contains("1 High St, Bristol") && html.contains("value=\"5\""), "{html}");
@@ -119,8 +119,7 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     assert_eq!(app.page(&ann, &path).await.0, 404);
 
     // Place: the basket empties, stock goes down, the order is listed, TOT hears of it.
-    let (s, loc, _) = app.post_form(&bob, &path, &[("action", "place")]).await;
-    assert_eq!(s, 303, "{loc}");
+    let loc = app.submit(&bob, &path, &[("action", "place")]).await;
     assert!(loc.starts_with("/orders"));
     let (_, html) = app.page(&bob, "/stock").await;
     assert_eq!(available_on(&html, "SKU-TEE"), 5);
@@ -148,8 +147,7 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     assert_eq!(available_on(&html, "SKU-TEE"), 5, "not counted twice");
 
     // Deleting a basket.
-    let (s, _, _) = app.post_form(&bob, &format!("/baskets/{event}"), &[("action", "delete")]).await;
-    assert_eq!(s, 303);
+    app.submit(&bob, &format!("/baskets/{event}"), &[("action", "delete")]).await;
     assert_eq!(app.page(&bob, &format!("/baskets/{event}")).await.0, 404);
     app.stop().await;
 }
@@ -161,8 +159,7 @@ async fn roles_decide_who_orders() {
     assert_eq!(app.page(&fay, "/stock").await.0, 403, "finance has no stock pages");
     assert_eq!(app.page(&fay, "/users").await.0, 404);
     let vic = app.signed_in("P-1V").await;
-    let (s, html) = app.page(&vic, "/stock").await;
-    assert_eq!(s, 200);
+    let html = app.shown(&vic, "/stock").await;
     assert!(!html.contains("class=\"inline add\""), "a viewer gets no add form");
     let (s, _, _) = app.post_form(&vic, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new")]).await;
     assert_eq!(s, 403);
@@ -229,10 +226,8 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
         .await;
     assert_eq!(s, 422);
     assert!(html.contains("email: is not an email address"), "{html}");
-    let (s, loc, _) = app
-        .post_form(&ann, "/users", &[("action", "create"), ("name", "Rita Reseller"), ("email", "rita@resell.example")])
+    app.submit(&ann, "/users", &[("action", "create"), ("name", "Rita Reseller"), ("email", "rita@resell.example")])
         .await;
-    assert_eq!(s, 303, "{loc}");
     let rita = "TP-C-1-1";
     // The same person twice is refused, by the address, whatever its case.
     let html = app
@@ -259,14 +254,12 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
         )
         .await;
     assert_eq!((s, loc.as_str()), (303, "/"));
-    let (s, _, _) = app.post_form(&ann, "/users", &[("action", "allocate"), ("user", rita), ("sku", "SKU-CAP")]).await;
-    assert_eq!(s, 303);
+    app.submit(&ann, "/users", &[("action", "allocate"), ("user", rita), ("sku", "SKU-CAP")]).await;
     let (s, _, _) = app.post_form(&ann, "/users", &[("action", "allocate"), ("user", rita), ("sku", "SKU-BAG")]).await;
     assert_eq!(s, 404, "another client's SKU cannot be allocated");
 
     let r = app.signed_in(rita).await;
-    let (s, html) = app.page(&r, "/stock").await;
-    assert_eq!(s, 200);
+    let html = app.shown(&r, "/stock").await;
     assert!(html.contains("SKU-CAP") && !html.contains("SKU-TEE"), "only allocated SKUs");
     // And only their pictures, which Bob, a buyer, sees both of.
     let stock_pictures = app.dir.path().join("media").join("stock");
@@ -281,35 +274,16 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     }
     let (s, _, _) = app.post_form(&r, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new")]).await;
     assert_eq!(s, 404, "an unallocated SKU cannot be ordered");
-    let (s, loc, _) = app
-        .post_form(&r, "/stock", &[("sku", "SKU-CAP"), ("qty", "3"), ("basket", "new"), ("new_basket", "Rita's")])
-        .await;
-    assert_eq!(s, 303);
-    let path = format!("/baskets/{}", basket_id(&loc));
-    app.post_form(
-        &r,
-        &path,
-        &[("action", "save"), ("name", "Rita's"), ("address_choice", "new"), ("address", "Rita's shop")],
-    )
-    .await;
-    let (s, _, _) = app.post_form(&r, &path, &[("action", "place")]).await;
-    assert_eq!(s, 303);
+    let basket = new_basket(&app, &r, "SKU-CAP", "3", "Rita's").await;
+    let path = format!("/baskets/{basket}");
+    place(&app, &r, &path, "Rita's", "Rita's shop").await;
     let (_, html) = app.page(&r, "/orders").await;
     assert!(html.contains("Rita&#x27;s shop") || html.contains("Rita's shop"), "{html}");
     // Bob's orders are not Rita's to see.
     let bob = app.signed_in("P-1B").await;
-    let (s, loc, _) = app
-        .post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new"), ("new_basket", "B")])
-        .await;
-    assert_eq!(s, 303);
-    let bpath = format!("/baskets/{}", basket_id(&loc));
-    app.post_form(
-        &bob,
-        &bpath,
-        &[("action", "save"), ("name", "B"), ("address_choice", "new"), ("address", "Bob's place")],
-    )
-    .await;
-    app.post_form(&bob, &bpath, &[("action", "place")]).await;
+    let basket = new_basket(&app, &bob, "SKU-TEE", "1", "B").await;
+    let bpath = format!("/baskets/{basket}");
+    place(&app, &bob, &bpath, "B", "Bob's place").await;
     let (_, html) = app.page(&r, "/orders").await;
     assert!(!html.contains("Bob"), "{html}");
     assert_eq!(app.page(&r, "/users").await.0, 404);
@@ -321,11 +295,8 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     assert_eq!(s, 403);
     app.put("clients", json!([{"id": "C-1", "name": "Alpha Ltd", "third_party_ordering": true}])).await;
     // Her basket offers her own past addresses, not the client's.
-    let (s, loc, _) = app
-        .post_form(&r, "/stock", &[("sku", "SKU-CAP"), ("qty", "1"), ("basket", "new"), ("new_basket", "Next")])
-        .await;
-    assert_eq!(s, 303);
-    let (_, html) = app.page(&r, &format!("/baskets/{}", basket_id(&loc))).await;
+    let basket = new_basket(&app, &r, "SKU-CAP", "1", "Next").await;
+    let (_, html) = app.page(&r, &format!("/baskets/{basket}")).await;
     assert!(
         html.contains("<option value=\"Rita&#x27;s shop\">") || html.contains("<option value=\"Rita's shop\">"),
         "{html}"
@@ -333,8 +304,7 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     assert!(!html.contains("Bob&#x27;s place") && !html.contains("Bob's place"));
 
     // Revoked: her session ends at once.
-    let (s, _, _) = app.post_form(&ann, "/users", &[("action", "revoke"), ("user", rita)]).await;
-    assert_eq!(s, 303);
+    app.submit(&ann, "/users", &[("action", "revoke"), ("user", rita)]).await;
     let resp = r.get(app.url("/stock")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 303, "sent to sign in");
     let kinds: Vec<String> = app.changes(0).await.iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();

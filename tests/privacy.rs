@@ -208,8 +208,7 @@ async fn every_signed_link_in_every_demo_digest_opens_for_its_reader() {
 
 #[tokio::test]
 async fn two_processes_on_one_store_keep_one_sign_in_limit() {
-    let a = TestApp::spawn().await;
-    load_world(&a).await;
+    let a = TestApp::with_world().await;
     let b = a.spawn_beside(|_| {}).await;
     let per_account = a.state.config.portal.login_attempts_per_account;
     let login = |app: &TestApp| {
@@ -296,8 +295,7 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     let app = TestApp::spawn_with(|c| c.inbound.max_attachment_bytes = 64 * 1024).await;
     load_world(&app).await;
     let bob = app.signed_in("P-1B").await;
-    let (s, page) = app.page(&bob, "/jobs/J-1").await;
-    assert_eq!(s, 200);
+    let page = app.shown(&bob, "/jobs/J-1").await;
     assert!(page.contains("id=\"artwork\"") && page.contains("waiting for your artwork"), "{page}");
     assert!(page.contains("name=\"files\"") && page.contains("multiple"), "a file input for several files");
     let before = app.changes(0).await.len();

@@ -22,16 +22,22 @@ import sys
 from aiosmtpd.smtp import SMTP
 
 
-class Handler:
-    def __init__(self, directory, delay=0.0, hang=None, pipelining=True, drop=None, one=False):
-        self.dir = directory
-        self.drop = drop
-        self.one = one
-        self.pipelining = pipelining
-        self.count = 0
-        self.tempfailed = set()
+class Behaviour:
+    """What the test server and the chaos experiments' counting server share: PIPELINING
+    offered or not, a recipient to hang on for good, recipients refused for good (550) or
+    for now (451), and a pause before each message is taken. Subclasses say who is refused
+    (`rejects`, `tempfails`) and what happens to a message (`handle_DATA`)."""
+
+    def __init__(self, delay=0.0, hang=None, pipelining=True):
         self.delay = delay
         self.hang = hang
+        self.pipelining = pipelining
+
+    def rejects(self, address):
+        return False
+
+    def tempfails(self, address):
+        return False
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
@@ -42,17 +48,38 @@ class Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.hang and self.hang in address:
             await asyncio.Event().wait()
-        if "reject" in address:
+        if self.rejects(address):
             return "550 5.1.1 Mailbox unavailable: no such user here"
-        if "tempfail" in address and address not in self.tempfailed:
-            self.tempfailed.add(address)
+        if self.tempfails(address):
             return "451 4.3.0 Mailbox busy, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):
+    async def pause(self):
         if self.delay:
             await asyncio.sleep(self.delay)
+
+
+class Handler(Behaviour):
+    def __init__(self, directory, delay=0.0, hang=None, pipelining=True, drop=None, one=False):
+        super().__init__(delay, hang, pipelining)
+        self.dir = directory
+        self.drop = drop
+        self.one = one
+        self.count = 0
+        self.tempfailed = set()
+
+    def rejects(self, address):
+        return "reject" in address
+
+    def tempfails(self, address):
+        if "tempfail" in address and address not in self.tempfailed:
+            self.tempfailed.add(address)
+            return True
+        return False
+
+    async def handle_DATA(self, server, session, envelope):
+        await self.pause()
         self.count += 1
         base = os.path.join(self.dir, f"{self.count:06d}")
         with open(base + ".eml.tmp", "wb") as f:

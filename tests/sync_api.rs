@@ -2,10 +2,18 @@
 
 mod common;
 
-use common::{TOKEN, TestApp, load_world};
+use common::{TOKEN, TestApp};
 use cport::actions::items::{Category, for_contact};
 use cport::store::contacts::get_contact;
 use serde_json::json;
+
+/// An app whose store holds one client, C-1, and nothing else.
+async fn with_one_client() -> TestApp {
+    let app = TestApp::spawn().await;
+    let (status, body) = app.put("clients", json!([{"id": "C-1", "name": "Alpha"}])).await;
+    assert_eq!(status, 200, "{body}");
+    app
+}
 
 #[tokio::test]
 async fn a_valid_batch_is_stored_and_reported() {
@@ -60,8 +68,7 @@ async fn requests_without_the_right_token_get_401_and_change_nothing() {
 
 #[tokio::test]
 async fn an_invalid_batch_is_422_with_every_error_and_writes_nothing() {
-    let app = TestApp::spawn().await;
-    app.put("clients", json!([{"id": "C-1", "name": "Alpha"}])).await;
+    let app = with_one_client().await;
     let batch = json!([
         {"id": "J-1", "client_id": "C-1", "name": "Good one", "status": "entered"},
         {"id": "J-2", "client_id": "C-1", "name": "Bad status", "status": "flying"},
@@ -127,8 +134,7 @@ async fn a_body_that_is_not_an_array_of_records_is_refused() {
 
 #[tokio::test]
 async fn resending_the_same_batch_changes_nothing() {
-    let app = TestApp::spawn().await;
-    load_world(&app).await;
+    let app = TestApp::with_world().await;
     let stamp = |app: &TestApp| {
         let db = app.db.clone();
         async move {
@@ -232,8 +238,7 @@ async fn kept_columns_survive_an_update() {
 
 #[tokio::test]
 async fn deleting_removes_records_with_their_lines_and_is_safe_to_resend() {
-    let app = TestApp::spawn().await;
-    load_world(&app).await;
+    let app = TestApp::with_world().await;
     let (status, body) = app.delete("jobs", &["J-1", "J-404"]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["deleted"], 1);
@@ -252,8 +257,7 @@ async fn deleting_removes_records_with_their_lines_and_is_safe_to_resend() {
 
 #[tokio::test]
 async fn records_cannot_point_at_another_clients_records() {
-    let app = TestApp::spawn().await;
-    load_world(&app).await;
+    let app = TestApp::with_world().await;
     let (status, body) = app
         .put(
             "visuals",
@@ -269,8 +273,7 @@ async fn records_cannot_point_at_another_clients_records() {
 
 #[tokio::test]
 async fn action_items_follow_the_contacts_role() {
-    let app = TestApp::spawn().await;
-    load_world(&app).await;
+    let app = TestApp::with_world().await;
     let items = |id: &'static str| {
         let db = app.db.clone();
         async move {
@@ -308,8 +311,7 @@ async fn action_items_follow_the_contacts_role() {
 
 #[tokio::test]
 async fn a_contact_never_gets_another_clients_items() {
-    let app = TestApp::spawn().await;
-    load_world(&app).await;
+    let app = TestApp::with_world().await;
     let beta = get_contact(&app.db, "P-2A").await.unwrap();
     let items = for_contact(&app.db, &beta).await.unwrap();
     let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
@@ -337,8 +339,7 @@ async fn health_and_metrics_are_served() {
 
 #[tokio::test]
 async fn staff_post_list_and_retract_banners_over_the_api() {
-    let app = TestApp::spawn().await;
-    load_world(&app).await;
+    let app = TestApp::with_world().await;
     let url = app.url("/api/v1/banners");
     let r = app.http.post(&url).json(&json!({"title": "t", "body": "b", "severity": "info"})).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
@@ -395,8 +396,7 @@ async fn inbound_email_over_http_needs_the_token_and_refuses_oversized_messages(
 /// exactly what reading its own client alone gives, in the same order.
 #[tokio::test]
 async fn the_batched_item_scan_matches_each_contacts_own_read() {
-    let app = TestApp::spawn().await;
-    load_world(&app).await;
+    let app = TestApp::with_world().await;
     let contacts = cport::store::contacts::list_active_contacts(&app.db).await.unwrap();
     assert!(contacts.len() > 2, "the world has several contacts");
     let mut cache = cport::actions::items::ItemCache::new(&contacts);
@@ -474,8 +474,7 @@ async fn a_change_by_one_process_is_seen_by_the_next_request_on_another() {
 /// on the portal or the API, answers 4xx too.
 #[tokio::test]
 async fn a_nul_character_is_refused_by_name_never_a_server_error() {
-    let app = TestApp::spawn().await;
-    load_world(&app).await;
+    let app = TestApp::with_world().await;
     let (status, body) = app
         .put(
             "jobs",
@@ -536,8 +535,7 @@ async fn a_nul_character_is_refused_by_name_never_a_server_error() {
 /// must never overflow.
 #[tokio::test]
 async fn a_line_no_total_can_hold_is_refused_by_name() {
-    let app = TestApp::spawn().await;
-    app.put("clients", json!([{"id": "C-1", "name": "Alpha"}])).await;
+    let app = with_one_client().await;
     let huge = json!([{"description": "Set-up", "qty": 1_000_000_000, "unit_price": "9999999999999.99"}]);
     let (status, body) = app
         .put("jobs", json!([{"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "entered", "art_costs": huge}]))
@@ -555,8 +553,7 @@ async fn a_line_no_total_can_hold_is_refused_by_name() {
 
 #[tokio::test]
 async fn dates_and_times_are_read_to_the_letter_and_each_bad_one_is_named() {
-    let app = TestApp::spawn().await;
-    app.put("clients", json!([{"id": "C-1", "name": "Alpha"}])).await;
+    let app = with_one_client().await;
     let job = |field: &str, value: &str| {
         let mut j = json!({"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "entered"});
         j[field] = json!(value);
@@ -585,8 +582,7 @@ async fn dates_and_times_are_read_to_the_letter_and_each_bad_one_is_named() {
 
 #[tokio::test]
 async fn values_that_could_only_break_later_are_refused_by_name() {
-    let app = TestApp::spawn().await;
-    app.put("clients", json!([{"id": "C-1", "name": "Alpha"}])).await;
+    let app = with_one_client().await;
     let long = "x".repeat(2001);
     let cases = [
         (
@@ -638,8 +634,7 @@ async fn values_that_could_only_break_later_are_refused_by_name() {
 
 #[tokio::test]
 async fn a_record_does_not_move_to_another_client() {
-    let app = TestApp::spawn().await;
-    load_world(&app).await;
+    let app = TestApp::with_world().await;
     // J-1 has C-1's visual V-1 and art AR-1: sent again for C-2, it would show in C-1's pages
     // as C-2's job.
     let (status, body) =

@@ -25,43 +25,36 @@ from email.parser import BytesHeaderParser
 
 from aiosmtpd.smtp import SMTP
 
+# The fake SMTP server's behaviours are the test suite's (tests/smtp_server.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests"))
+from smtp_server import Behaviour  # noqa: E402
+
 WORKERS = 4
 # Seconds by which a kill may precede the server's note of the message it interrupted.
 SLACK = 0.5
 
 
-class Counter:
+class Counter(Behaviour):
     """An SMTP server that records each accepted message's Message-ID and the moment it
     said 250. Modes: tempfail for the first seconds, reject one recipient, hang on one
     recipient, or take a while over each message."""
 
     def __init__(self, tempfail_seconds=0.0, reject=None, hang=None, delay=0.0):
+        super().__init__(delay, hang)
         self.deliveries = []  # (message_id, recipient, time)
         self.lock = threading.Lock()
         self.started = time.time()
         self.tempfail_seconds = tempfail_seconds
         self.reject = reject
-        self.hang = hang
-        self.delay = delay
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        session.host_name = hostname
-        responses.insert(-1, "250-PIPELINING")
-        return responses
+    def rejects(self, address):
+        return bool(self.reject) and self.reject in address
 
-    async def handle_RCPT(self, server, session, envelope, address, options):
-        if self.hang and self.hang in address:
-            await asyncio.Event().wait()
-        if self.reject and self.reject in address:
-            return "550 5.1.1 no such user here"
-        if time.time() - self.started < self.tempfail_seconds:
-            return "451 4.3.0 try again later"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
+    def tempfails(self, address):
+        return time.time() - self.started < self.tempfail_seconds
 
     async def handle_DATA(self, server, session, envelope):
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        await self.pause()
         headers = BytesHeaderParser().parsebytes(envelope.original_content)
         with self.lock:
             self.deliveries.append((headers.get("Message-ID", "").strip(), ",".join(envelope.rcpt_tos), time.time()))

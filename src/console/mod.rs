@@ -16,7 +16,6 @@ pub mod overview;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 use chrono::Utc;
 use serde_json::Value;
@@ -109,12 +108,7 @@ pub fn page(state: &AppState, staff: Option<&Staff>, name: &str, mut ctx: Value)
         ctx["me"] = serde_json::json!({"email": s.email});
         ctx["csrf"] = serde_json::json!(s.csrf);
     }
-    let body = state
-        .templates
-        .get_template(&format!("staff/{name}.html.j2"))
-        .and_then(|t| t.render(&ctx))
-        .map_err(|e| HttpError::unexpected(format!("template staff/{name}: {e:#}")))?;
-    Ok(Html(body).into_response())
+    crate::web::html(&state.templates, &format!("staff/{name}.html.j2"), &ctx)
 }
 
 /// The console's routes; their errors are shown as pages (see `app::router`).

@@ -209,7 +209,6 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
             _ = shutdown.changed() => break,
         }
     }
-    tracing::info!("alert scanner stopped");
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::channels::chat::digest_message;
 use crate::messages::EmailPayload;
 use crate::messages::compose::{Composer, Recipient};
 use crate::model::MessageKind;
-use crate::model::schedule::parse_schedule;
+use crate::model::schedule::{current_period, parse_schedule};
 use crate::services::Services;
 use crate::store::banners::{BannerRow, list_live};
 use crate::store::contacts::{ContactRow, list_active_contacts};
@@ -77,13 +77,6 @@ pub enum PassError {
     Store(#[from] StoreError),
     #[error("contact {contact}: {message}")]
     Contact { contact: String, message: String },
-}
-
-/// The current period of a schedule: its latest slot at or before `now`, in UTC.
-pub fn current_period(schedule: &cron::Schedule, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    // `after(now)` iterates forward; stepping back from it yields the slot before `now`.
-    let local = (now + Duration::seconds(1)).with_timezone(&tz);
-    schedule.after(&local).next_back().map(|t| t.with_timezone(&Utc))
 }
 
 fn contact_schedule(state: &Services, c: &ContactRow, s: &ContactSettings) -> Result<(cron::Schedule, Tz), String> {
@@ -295,48 +288,5 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
             _ = tokio::time::sleep(tick) => {}
             _ = shutdown.changed() => break,
         }
-    }
-    tracing::info!("scheduler stopped");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::schedule::utc;
-
-    #[test]
-    fn the_period_is_the_latest_slot_in_the_contacts_zone() {
-        let s = parse_schedule("0 0 8 * * Mon-Fri").unwrap();
-        let london: Tz = "Europe/London".parse().unwrap();
-        // Wednesday 25 Nov 2026 09:30 UTC: the period began at 08:00 London (= UTC in winter).
-        let now = utc(2026, 11, 25, 9, 30);
-        assert_eq!(current_period(&s, london, now), Some(utc(2026, 11, 25, 8, 0)));
-        // At exactly 08:00 the new period has begun.
-        let at = utc(2026, 11, 25, 8, 0);
-        assert_eq!(current_period(&s, london, at), Some(at));
-        // Saturday: still Friday's period.
-        let sat = utc(2026, 11, 28, 12, 0);
-        assert_eq!(current_period(&s, london, sat), Some(utc(2026, 11, 27, 8, 0)));
-    }
-
-    #[test]
-    fn dst_change_days_have_exactly_one_slot() {
-        let s = parse_schedule("0 0 8 * * *").unwrap();
-        let london: Tz = "Europe/London".parse().unwrap();
-        // Sunday 29 March 2026, clocks go forward at 01:00 UTC: 08:00 BST is 07:00 UTC.
-        let now = utc(2026, 3, 29, 7, 30);
-        assert_eq!(current_period(&s, london, now), Some(utc(2026, 3, 29, 7, 0)));
-        // Sunday 25 October 2026, clocks go back: 08:00 GMT is 08:00 UTC; at 07:30 UTC the
-        // period is still Saturday's (07:00 UTC, BST).
-        let before = utc(2026, 10, 25, 7, 30);
-        assert_eq!(current_period(&s, london, before), Some(utc(2026, 10, 24, 7, 0)));
-        let after = utc(2026, 10, 25, 8, 30);
-        assert_eq!(current_period(&s, london, after), Some(utc(2026, 10, 25, 8, 0)));
-        // A slot inside the skipped hour (01:30 on spring-forward day) does not fire twice
-        // or panic; the period moves from Saturday's to Monday's cleanly.
-        let night = parse_schedule("0 30 1 * * *").unwrap();
-        let sun = utc(2026, 3, 29, 12, 0);
-        let p = current_period(&night, london, sun).unwrap();
-        assert!(p <= sun && sun - p < Duration::hours(36), "{p}");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use cron::Schedule;
 
@@ -24,6 +24,13 @@ pub fn next_run(schedule: &Schedule, tz: Tz, after: DateTime<Utc>) -> Option<Dat
     schedule.after(&after.with_timezone(&tz)).next().map(|t| t.with_timezone(&Utc))
 }
 
+/// The current period of a schedule: its latest slot at or before `now`, in UTC.
+pub fn current_period(schedule: &Schedule, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    // `after(now)` iterates forward; stepping back from it yields the slot before `now`.
+    let local = (now + Duration::seconds(1)).with_timezone(&tz);
+    schedule.after(&local).next_back().map(|t| t.with_timezone(&Utc))
+}
+
 /// A UTC time to the minute, for tests that read like a calendar.
 #[cfg(test)]
 pub(crate) fn utc(year: i32, month: u32, day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
@@ -34,19 +41,19 @@ pub(crate) fn utc(year: i32, month: u32, day: u32, hour: u32, minute: u32) -> Da
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono_tz::Europe::London;
 
     #[test]
     fn weekday_mornings_follow_london_summer_time() {
         let s = parse_schedule("0 0 8 * * Mon-Fri").unwrap();
-        let tz: Tz = "Europe/London".parse().unwrap();
         // Friday 27 March 2026, after 08:00 → next is Monday 30 March 08:00 BST = 07:00 UTC
         // (clocks went forward on Sunday 29 March).
         let after = utc(2026, 3, 27, 9, 0);
-        let next = next_run(&s, tz, after).unwrap();
+        let next = next_run(&s, London, after).unwrap();
         assert_eq!(next, utc(2026, 3, 30, 7, 0));
         // In winter 08:00 London is 08:00 UTC.
         let after = utc(2026, 11, 25, 9, 0);
-        assert_eq!(next_run(&s, tz, after).unwrap(), utc(2026, 11, 26, 8, 0));
+        assert_eq!(next_run(&s, London, after).unwrap(), utc(2026, 11, 26, 8, 0));
     }
 
     #[test]
@@ -55,5 +62,39 @@ mod tests {
             let e = parse_schedule(bad).unwrap_err();
             assert!(e.contains("seconds first"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn the_period_is_the_latest_slot_in_the_contacts_zone() {
+        let s = parse_schedule("0 0 8 * * Mon-Fri").unwrap();
+        // Wednesday 25 Nov 2026 09:30 UTC: the period began at 08:00 London (= UTC in winter).
+        let now = utc(2026, 11, 25, 9, 30);
+        assert_eq!(current_period(&s, London, now), Some(utc(2026, 11, 25, 8, 0)));
+        // At exactly 08:00 the new period has begun.
+        let at = utc(2026, 11, 25, 8, 0);
+        assert_eq!(current_period(&s, London, at), Some(at));
+        // Saturday: still Friday's period.
+        let sat = utc(2026, 11, 28, 12, 0);
+        assert_eq!(current_period(&s, London, sat), Some(utc(2026, 11, 27, 8, 0)));
+    }
+
+    #[test]
+    fn dst_change_days_have_exactly_one_slot() {
+        let s = parse_schedule("0 0 8 * * *").unwrap();
+        // Sunday 29 March 2026, clocks go forward at 01:00 UTC: 08:00 BST is 07:00 UTC.
+        let now = utc(2026, 3, 29, 7, 30);
+        assert_eq!(current_period(&s, London, now), Some(utc(2026, 3, 29, 7, 0)));
+        // Sunday 25 October 2026, clocks go back: 08:00 GMT is 08:00 UTC; at 07:30 UTC the
+        // period is still Saturday's (07:00 UTC, BST).
+        let before = utc(2026, 10, 25, 7, 30);
+        assert_eq!(current_period(&s, London, before), Some(utc(2026, 10, 24, 7, 0)));
+        let after = utc(2026, 10, 25, 8, 30);
+        assert_eq!(current_period(&s, London, after), Some(utc(2026, 10, 25, 8, 0)));
+        // A slot inside the skipped hour (01:30 on spring-forward day) does not fire twice
+        // or panic; the period moves from Saturday's to Monday's cleanly.
+        let night = parse_schedule("0 30 1 * * *").unwrap();
+        let sun = utc(2026, 3, 29, 12, 0);
+        let p = current_period(&night, London, sun).unwrap();
+        assert!(p <= sun && sun - p < Duration::hours(36), "{p}");
     }
 }

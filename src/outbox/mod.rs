@@ -11,7 +11,7 @@ use rand::Rng;
 use crate::actions::items::current;
 use crate::channels::Providers;
 use crate::channels::chat::ChatPayload;
-use crate::channels::email::{EmailPayload, build_message};
+use crate::channels::email::{Built, EmailPayload, build_message};
 use crate::channels::{Gate, SendError};
 use crate::messages::compose::{Composer, Recipient};
 use crate::model::{MessageKind, Outlet};
@@ -294,6 +294,21 @@ async fn send_email(
     now: DateTime<Utc>,
     gate: &Gate,
 ) -> Result<Result<Option<String>, SendError>, StoreError> {
+    let message = match email_of(state, row, now).await? {
+        Ok(Some((_, message))) => message,
+        Ok(None) => return Ok(Ok(None)),
+        Err(e) => return Ok(Err(e)),
+    };
+    Ok(state.mailer.send(&message, gate).await.map(Some))
+}
+
+/// An email row as it would go now: its payload (an alert's composed afresh from the items
+/// still open) and the message built from it. `Ok(None)`: nothing would go.
+async fn email_of(
+    state: &Providers,
+    row: &OutboxRow,
+    now: DateTime<Utc>,
+) -> Result<Result<Option<(EmailPayload, Built)>, SendError>, StoreError> {
     let payload = if row.kind == MessageKind::Alert {
         match alert_email(state, row, now).await? {
             Ok(Some(p)) => p,
@@ -307,17 +322,14 @@ async fn send_email(
         }
     };
     let unsubscribe = unsubscribe_url(state, row, now);
-    let message = match build_message(
+    let built = build_message(
         &state.config,
         state.dkim.as_deref(),
         &payload,
         row.reply_token.as_deref(),
         unsubscribe.as_deref(),
-    ) {
-        Ok(m) => m,
-        Err(e) => return Ok(Err(e)),
-    };
-    Ok(state.mailer.send(&message, gate).await.map(Some))
+    );
+    Ok(built.map(|m| Some((payload, m))))
 }
 
 /// How long a one-click unsubscribe address works (a mail client may use it weeks later).
@@ -449,35 +461,15 @@ pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> R
         return Ok(Rendered::Json { body });
     }
     if row.channel == Outlet::Email {
-        let payload = if row.kind == MessageKind::Alert {
-            match alert_email(state, row, now).await? {
-                Ok(Some(p)) => p,
-                Ok(None) => return Ok(Rendered::Nothing),
-                Err(e) => return Ok(Rendered::Unreadable { error: e.to_string() }),
+        return Ok(match email_of(state, row, now).await? {
+            Ok(Some((payload, built))) => {
+                let raw = String::from_utf8_lossy(&built.raw);
+                let headers = raw.split("\r\n\r\n").next().unwrap_or_default().replace("\r\n", "\n");
+                Rendered::Email { headers, text: payload.text, html: payload.html }
             }
-        } else {
-            match serde_json::from_str::<EmailPayload>(&row.payload) {
-                Ok(p) => p,
-                Err(e) => {
-                    return Ok(Rendered::Unreadable { error: format!("unreadable payload: {e}") });
-                }
-            }
-        };
-        let unsubscribe = unsubscribe_url(state, row, now);
-        let headers = match build_message(
-            &state.config,
-            state.dkim.as_deref(),
-            &payload,
-            row.reply_token.as_deref(),
-            unsubscribe.as_deref(),
-        ) {
-            Ok(b) => {
-                let raw = String::from_utf8_lossy(&b.raw);
-                raw.split("\r\n\r\n").next().unwrap_or_default().replace("\r\n", "\n")
-            }
-            Err(e) => return Ok(Rendered::Unreadable { error: e.to_string() }),
-        };
-        return Ok(Rendered::Email { headers, text: payload.text, html: payload.html });
+            Ok(None) => Rendered::Nothing,
+            Err(e) => Rendered::Unreadable { error: e.to_string() },
+        });
     }
     let message = match chat_message(state, row, now).await? {
         Ok(Some(m)) => m,

@@ -12,7 +12,7 @@ pub mod unsubscribe;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -207,12 +207,7 @@ pub async fn page(state: &AppState, session: Option<&Session>, name: &str, mut c
             ctx["banners"] = json!([]);
         }
     }
-    let body = state
-        .templates
-        .get_template(&format!("portal/{name}.html.j2"))
-        .and_then(|t| t.render(&ctx))
-        .map_err(|e| HttpError::unexpected(format!("template {name}: {e:#}")))?;
-    Ok(Html(body).into_response())
+    crate::web::html(&state.templates, &format!("portal/{name}.html.j2"), &ctx)
 }
 
 /// [`page`] with a status other than 200 (a form shown again with its error).

@@ -57,30 +57,6 @@ pub async fn get_settings(db: &Db, contact_id: &str) -> Result<ContactSettings> 
     Ok(row.unwrap_or_else(|| ContactSettings::defaults(contact_id)))
 }
 
-pub async fn save_settings(db: &Db, s: &ContactSettings, now: DateTime<Utc>) -> Result<()> {
-    on_db!(db, p => bind!(sqlx::query(
-        "INSERT INTO contact_settings (contact_id, timezone, digest_schedule, quiet_start, quiet_end,
-           mode_visual_approval, mode_delivery_instructions, mode_third_party_po, mode_awaiting_art,
-           email_enabled, email_suspended_at, email_suspended_reason, soft_bounces, updated_at,
-           email_digests, email_alerts)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-         ON CONFLICT (contact_id) DO UPDATE SET timezone = excluded.timezone,
-           digest_schedule = excluded.digest_schedule, quiet_start = excluded.quiet_start,
-           quiet_end = excluded.quiet_end, mode_visual_approval = excluded.mode_visual_approval,
-           mode_delivery_instructions = excluded.mode_delivery_instructions,
-           mode_third_party_po = excluded.mode_third_party_po, mode_awaiting_art = excluded.mode_awaiting_art,
-           email_enabled = excluded.email_enabled, email_suspended_at = excluded.email_suspended_at,
-           email_suspended_reason = excluded.email_suspended_reason, soft_bounces = excluded.soft_bounces,
-           updated_at = excluded.updated_at, email_digests = excluded.email_digests,
-           email_alerts = excluded.email_alerts",
-    ), &s.contact_id, &s.timezone, &s.digest_schedule, &s.quiet_start, &s.quiet_end,
-        &s.mode_visual_approval, &s.mode_delivery_instructions, &s.mode_third_party_po, &s.mode_awaiting_art,
-        s.email_enabled, s.email_suspended_at, &s.email_suspended_reason, s.soft_bounces, now,
-        s.email_digests, s.email_alerts)
-    .execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(())
-}
-
 /// Saves what the contact chose (not the bounce state, which the inbound side owns).
 pub async fn save_preferences(db: &Db, s: &ContactSettings, now: DateTime<Utc>) -> Result<()> {
     on_db!(db, p => bind!(sqlx::query(

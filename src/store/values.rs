@@ -48,16 +48,23 @@ impl<'a> From<Option<&'a str>> for Val<'a> {
         Val::Text(s.map(Cow::Borrowed))
     }
 }
-impl From<i64> for Val<'_> {
-    fn from(n: i64) -> Self {
-        Val::Int(Some(n))
-    }
+/// `From` a plain value and from its `Option` (NULL when none), for the variant that holds it.
+macro_rules! val_from {
+    ($($t:ty => $variant:ident),+ $(,)?) => {$(
+        impl From<$t> for Val<'_> {
+            fn from(v: $t) -> Self {
+                Val::$variant(Some(v))
+            }
+        }
+        impl From<Option<$t>> for Val<'_> {
+            fn from(v: Option<$t>) -> Self {
+                Val::$variant(v)
+            }
+        }
+    )+};
 }
-impl From<Option<i64>> for Val<'_> {
-    fn from(n: Option<i64>) -> Self {
-        Val::Int(n)
-    }
-}
+val_from!(i64 => Int, NaiveDate => Date, DateTime<Utc> => Time);
+
 impl From<Money> for Val<'_> {
     fn from(m: Money) -> Self {
         Val::Int(Some(m.0))
@@ -68,30 +75,9 @@ impl From<Option<Money>> for Val<'_> {
         Val::from(m.map(Money::minor))
     }
 }
-
 impl From<bool> for Val<'_> {
     fn from(b: bool) -> Self {
         Val::Bool(b)
-    }
-}
-impl From<NaiveDate> for Val<'_> {
-    fn from(d: NaiveDate) -> Self {
-        Val::Date(Some(d))
-    }
-}
-impl From<Option<NaiveDate>> for Val<'_> {
-    fn from(d: Option<NaiveDate>) -> Self {
-        Val::Date(d)
-    }
-}
-impl From<DateTime<Utc>> for Val<'_> {
-    fn from(t: DateTime<Utc>) -> Self {
-        Val::Time(Some(t))
-    }
-}
-impl From<Option<DateTime<Utc>>> for Val<'_> {
-    fn from(t: Option<DateTime<Utc>>) -> Self {
-        Val::Time(t)
     }
 }
 

@@ -1,8 +1,9 @@
 //! HTTP handlers of the sync API. Bearer token required on every route.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,19 @@ pub async fn openapi(State(state): State<AppState>) -> Json<Value> {
     Json(super::openapi::document(&state.config.public_url))
 }
 
+/// A request that carries the API token (`Authorization: Bearer <api_token>`). As the first
+/// extractor of a handler, it refuses any other request with 401 before the rest is read.
+pub struct Tot;
+
+impl FromRequestParts<AppState> for Tot {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        require_token(&parts.headers, state.config.api_token.expose())?;
+        Ok(Tot)
+    }
+}
+
 /// Checks `Authorization: Bearer <api_token>`.
 pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), HttpError> {
     let given = headers
@@ -70,12 +84,11 @@ fn body_error(entity: &str, reason: String) -> HttpError {
 
 /// `PUT /api/v1/{entity}`: the body is a JSON array of records.
 pub async fn put_entity(
+    _: Tot,
     State(state): State<AppState>,
     Path(entity): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<EntityReport>, HttpError> {
-    require_token(&headers, state.config.api_token.expose())?;
     let value: Value =
         serde_json::from_slice(&body).map_err(|e| body_error(&entity, format!("not valid JSON: {e}")))?;
     let Value::Array(values) = value else {
@@ -112,12 +125,11 @@ pub struct DeleteBody {
 
 /// `DELETE /api/v1/{entity}`: the body is `{"ids": ["…", …]}`.
 pub async fn delete_entity(
+    _: Tot,
     State(state): State<AppState>,
     Path(entity): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<DeleteReport>, HttpError> {
-    require_token(&headers, state.config.api_token.expose())?;
     let parsed: DeleteBody = serde_json::from_slice(&body)
         .map_err(|e| body_error(&entity, format!("expected {{\"ids\": [\"…\"]}}: {e}")))?;
     let report = delete_batch(&state.db, &entity, parsed.ids).await?;
@@ -127,11 +139,10 @@ pub async fn delete_entity(
 
 /// `POST /api/v1/banners`: staff post a stop-press banner.
 pub async fn post_banner(
+    _: Tot,
     State(state): State<AppState>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<(axum::http::StatusCode, Json<crate::actions::banners::Posted>), HttpError> {
-    require_token(&headers, state.config.api_token.expose())?;
     let input: crate::actions::banners::BannerInput =
         serde_json::from_slice(&body).map_err(|e| HttpError::BadRequest(format!("banner: {e}")))?;
     match crate::actions::banners::post(&state, input, "api", chrono::Utc::now()).await {
@@ -153,22 +164,17 @@ pub struct ListedBanner {
 }
 
 /// `GET /api/v1/banners`: every banner with its audience.
-pub async fn list_banners(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Vec<ListedBanner>>, HttpError> {
-    require_token(&headers, state.config.api_token.expose())?;
+pub async fn list_banners(_: Tot, State(state): State<AppState>) -> Result<Json<Vec<ListedBanner>>, HttpError> {
     let rows = crate::store::banners::list_banners(&state.db).await?;
     Ok(Json(rows.into_iter().map(|(banner, clients)| ListedBanner { banner, clients }).collect()))
 }
 
 /// `DELETE /api/v1/banners/{id}`: retract a banner.
 pub async fn retract_banner(
+    _: Tot,
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Result<axum::http::StatusCode, HttpError> {
-    require_token(&headers, state.config.api_token.expose())?;
     let id: i64 =
         id.parse().map_err(|_| HttpError::BadRequest(format!("id: `{id}` is not a banner id (a whole number)")))?;
     if crate::actions::banners::retract(&state, id, chrono::Utc::now()).await? {
@@ -195,11 +201,10 @@ pub struct ChangesPage {
 /// `GET /api/v1/changes?after=SEQ&limit=N`: client actions in sequence order. Page by passing
 /// the last `seq` seen as `after`; `next_after` is that value for the next call.
 pub async fn list_changes(
+    _: Tot,
     State(state): State<AppState>,
-    headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<ChangesQuery>,
 ) -> Result<Json<ChangesPage>, HttpError> {
-    require_token(&headers, state.config.api_token.expose())?;
     let after = q.after.unwrap_or(0);
     if after < 0 {
         return Err(HttpError::BadRequest("after: must be 0 or more".into()));

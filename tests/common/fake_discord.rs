@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::Method;
+use axum::http::{Method, Uri};
 use axum::routing::{patch, post, put};
 use axum::{Json, Router};
 use ed25519_dalek::{Signer as _, SigningKey};
@@ -111,21 +111,9 @@ async fn channel_message(
     Json(message(&channel, &b))
 }
 
-async fn edit_original(
-    State(inner): State<Arc<Inner>>,
-    Path((app, token)): Path<(String, String)>,
-    body: Bytes,
-) -> Json<Value> {
-    let b = record(&inner, Method::PATCH, format!("/webhooks/{app}/{token}/messages/@original"), &body);
-    Json(message("1", &b))
-}
-
-async fn follow_up(
-    State(inner): State<Arc<Inner>>,
-    Path((app, token)): Path<(String, String)>,
-    body: Bytes,
-) -> Json<Value> {
-    let b = record(&inner, Method::POST, format!("/webhooks/{app}/{token}"), &body);
+/// An interaction's answers (its original message edited, a follow-up), recorded as sent.
+async fn interaction_answer(State(inner): State<Arc<Inner>>, method: Method, uri: Uri, body: Bytes) -> Json<Value> {
+    let b = record(&inner, method, uri.path().trim_start_matches("/api/v10").to_string(), &body);
     Json(message("1", &b))
 }
 
@@ -140,8 +128,8 @@ impl FakeDiscord {
         let app = Router::new()
             .route("/api/v10/users/@me/channels", post(dm_channel))
             .route("/api/v10/channels/{channel}/messages", post(channel_message))
-            .route("/api/v10/webhooks/{app}/{token}/messages/@original", patch(edit_original))
-            .route("/api/v10/webhooks/{app}/{token}", post(follow_up))
+            .route("/api/v10/webhooks/{app}/{token}/messages/@original", patch(interaction_answer))
+            .route("/api/v10/webhooks/{app}/{token}", post(interaction_answer))
             .route("/api/v10/applications/{app}/commands", put(commands))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake discord");

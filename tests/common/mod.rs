@@ -82,6 +82,13 @@ impl TestApp {
         Self::spawn_with(|_| {}).await
     }
 
+    /// An app whose store holds the test world (sent through the API).
+    pub async fn with_world() -> TestApp {
+        let app = Self::spawn().await;
+        load_world(&app).await;
+        app
+    }
+
     pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
         Self::spawn_on(None, configure).await
     }
@@ -337,6 +344,13 @@ pub async fn digest_now(state: &cport::services::Services, contact: &str) -> cpo
     cport::digest::scheduler::run_pass(state, chrono::Utc::now(), Some(contact), manual).await.expect("a digest pass")
 }
 
+/// A digest for each of `contacts` now (a manual pass each).
+pub async fn digests_now(state: &cport::services::Services, contacts: &[&str]) {
+    for c in contacts {
+        digest_now(state, c).await;
+    }
+}
+
 /// The app's state without an HTTP server or background tasks: tests drive each step.
 pub struct TestState {
     pub state: cport::AppState,
@@ -366,6 +380,18 @@ impl TestState {
         db.migrate().await.expect("migrations");
         let state = cport::AppState::new(config, db).expect("state");
         TestState { state, dir }
+    }
+
+    /// A state holding the test world whose mail goes to `smtp`; `configure` changes the
+    /// config after that.
+    pub async fn mailing(smtp: &SmtpServer, configure: impl FnOnce(&mut Config)) -> TestState {
+        let t = TestState::new(|c| {
+            smtp_config(c, smtp.port);
+            configure(c)
+        })
+        .await;
+        t.load(world()).await;
+        t
     }
 
     /// Loads a document of records (same path as `cport import`).
@@ -419,6 +445,13 @@ impl TestApp {
         (r.status().as_u16(), r.text().await.unwrap_or_default())
     }
 
+    /// GET a page that must be shown (200); gives its HTML.
+    pub async fn shown(&self, b: &reqwest::Client, path: &str) -> String {
+        let (status, html) = self.page(b, path).await;
+        assert_eq!(status, 200, "{path}: {html}");
+        html
+    }
+
     /// POST a form from `path`'s page (its CSRF token added); returns status, Location, body.
     pub async fn post_form(&self, b: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> (u16, String, String) {
         let (_, html) = self.page(b, path).await;
@@ -426,6 +459,23 @@ impl TestApp {
         let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
         form.extend_from_slice(fields);
         self.post_raw(b, path, &form).await
+    }
+
+    /// Posts a form that must be taken: answers 303; gives where it leads.
+    pub async fn submit(&self, b: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> String {
+        let (status, location, html) = self.post_form(b, path, fields).await;
+        assert_eq!(status, 303, "{path} {fields:?} was not taken: {html}");
+        location
+    }
+
+    /// The first word holding `marker` (a link) in the newest queued email to `recipient`,
+    /// pointed at this app.
+    pub async fn link_mailed_to(&self, recipient: &str, marker: &str) -> String {
+        let rows = cport::store::outbox::list_messages(&self.db, None, 50).await.unwrap();
+        let mail = rows.iter().find(|m| m.recipient == recipient).unwrap_or_else(|| panic!("no mail to {recipient}"));
+        let p: cport::channels::email::EmailPayload = serde_json::from_str(&mail.payload).unwrap();
+        let word = p.text.split_whitespace().find(|w| w.contains(marker)).expect("a link in the mail");
+        word.replace("http://127.0.0.1:8080", &self.base)
     }
 
     /// Posts a form that must be refused: answers 422, and gives the page that says why.
