@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// The layers, from the bottom; a module may use modules of its own layer and below.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("domain types and pure helpers", &["model", "links", "supervise", "templates", "markdown"]),
+    ("domain types and pure helpers", &["model", "links", "supervise", "memory", "templates", "markdown"]),
     ("configuration", &["config"]),
     ("the store", &["store"]),
     ("what the rules use of the process, and documents from the store", &["services", "documents"]),

@@ -69,6 +69,7 @@ pub fn read_ahead(state: &Services) {
         if let Err(e) = everywhere(&state).await {
             tracing::warn!(error = %e, "reading every client's items ahead failed");
         }
+        crate::memory::give_back();
     });
 }
 

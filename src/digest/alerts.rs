@@ -203,6 +203,10 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "alert scan failed"),
         }
+        if full {
+            // A full scan reads every client's items; what it freed goes back to the system.
+            crate::memory::give_back();
+        }
         tokio::select! {
             _ = tokio::time::sleep_until(next_full) => {}
             _ = state.alerts.notify.notified() => {}

@@ -283,6 +283,7 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "digest pass failed"),
             }
+            crate::memory::give_back();
         }
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}

@@ -33,14 +33,6 @@ pub async fn record(
     Ok(n == 1)
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
-pub struct HeldRow {
-    pub message_id: String,
-    pub received_at: DateTime<Utc>,
-    pub contact_id: Option<String>,
-    pub reason: String,
-}
-
 /// An inbound message as recorded, whichever route took it (the MTA pipe, the HTTP route,
 /// IMAP or `--dir`).
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -68,15 +60,15 @@ pub async fn counts_by_disposition(db: &Db) -> Result<Vec<(String, i64)>> {
 }
 
 /// A held message as received.
-pub async fn get_held(db: &Db, message_id: &str) -> Result<Option<(HeldRow, String)>> {
+pub async fn get_held(db: &Db, message_id: &str) -> Result<Option<(InboundRow, String)>> {
     #[derive(sqlx::FromRow)]
     struct WithRaw {
         #[sqlx(flatten)]
-        row: HeldRow,
+        row: InboundRow,
         raw: Option<String>,
     }
     let found: Option<WithRaw> = on_db!(db, p => bind!(sqlx::query_as(
-        "SELECT message_id, received_at, contact_id, reason, raw FROM inbound_messages
+        "SELECT message_id, received_at, contact_id, disposition, reason, raw FROM inbound_messages
          WHERE message_id = $1 AND disposition = 'held'"), message_id).fetch_optional(p).await)?;
     Ok(found.map(|f| (f.row, f.raw.unwrap_or_default())))
 }
@@ -90,11 +82,9 @@ pub async fn discard_held(db: &Db, message_id: &str, why: &str) -> Result<bool> 
     Ok(n == 1)
 }
 
-pub async fn list_held(db: &Db, limit: i64) -> Result<Vec<HeldRow>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, HeldRow>(
-        "SELECT message_id, received_at, contact_id, reason FROM inbound_messages WHERE disposition = 'held'
-         ORDER BY received_at DESC LIMIT $1",
-    ), limit).fetch_all(p).await)?)
+/// The messages held for a person to look at, newest first.
+pub async fn list_held(db: &Db, limit: i64) -> Result<Vec<InboundRow>> {
+    list_recent(db, Some("held"), limit).await
 }
 
 /// Counts a bounce for a contact; suspends email on a hard bounce or after `soft_limit` soft
