@@ -20,7 +20,7 @@
 //! - cli: the command line: one file per command
 //!
 //! The binary (`src/main.rs`) only calls `cli::main`.
-// One audited exception, `memory::give_back` (glibc's `malloc_trim`); nothing else may use it.
+// The audited exceptions are in `memory` (the allocators' tuning); nothing else may use it.
 #![deny(unsafe_code)]
 
 pub mod actions;
