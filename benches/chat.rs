@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 use fake_telegram::FakeTelegram;
 use serde_json::json;
 
+/// The allocator the `cport` binary runs with (`src/main.rs`), so the figures are its figures.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const COMMANDS: [&str; 4] = ["/jobs", "/track D-1", "/items", "/job J-1"];
 const FIRST_CHAT: i64 = 10_000;
 
@@ -162,6 +166,7 @@ async fn cport(fake: &FakeTelegram, chats: i64, telegram_limits: bool, dir: &std
 }
 
 fn main() {
+    cport::memory::tune();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let chats: i64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(50);
     let rounds: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(40);
