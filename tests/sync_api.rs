@@ -62,6 +62,16 @@ async fn requests_without_the_right_token_get_401_and_change_nothing() {
         let r = app.http.delete(app.url("/api/v1/clients")).json(&json!({"ids": ["C-1"]})).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{case} (delete)");
     }
+    // The token is checked first: what else is wrong with a request is not told without it.
+    for (method, path, body) in [
+        (reqwest::Method::PUT, "/api/v1/clients", "not json"),
+        (reqwest::Method::DELETE, "/api/v1/banners/not-a-number", ""),
+        (reqwest::Method::GET, "/api/v1/changes?after=soon", ""),
+        (reqwest::Method::POST, "/api/v1/banners", "{}"),
+    ] {
+        let r = app.http.request(method.clone(), app.url(path)).body(body).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{method} {path}");
+    }
     assert_eq!(app.count("clients").await, 0);
     app.stop().await;
 }
