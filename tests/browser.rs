@@ -206,19 +206,17 @@ async fn follow(c: &Client, css: &str) {
 #[tokio::test]
 async fn a_reseller_fills_a_basket_comes_back_on_another_device_and_places_it() {
     let app = TestApp::with_world().await;
-    let (s, b) = app
-        .put(
-            "stock",
-            json!([
-                {"sku": "SKU-TEE", "client_id": "C-1", "client_sku": "T-1", "description": "Tee, black, printed",
-                 "warehouse_balance": 40, "expected": 0, "accounted_for": 30, "available_to_order": 10,
-                 "picture": "/media/stock/tee.svg"},
-                {"sku": "SKU-CAP", "client_id": "C-1", "description": "Cap, embroidered",
-                 "warehouse_balance": 100, "expected": 0, "accounted_for": 0, "available_to_order": 100}
-            ]),
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
+    app.synced(
+        "stock",
+        json!([
+            {"sku": "SKU-TEE", "client_id": "C-1", "client_sku": "T-1", "description": "Tee, black, printed",
+             "warehouse_balance": 40, "expected": 0, "accounted_for": 30, "available_to_order": 10,
+             "picture": "/media/stock/tee.svg"},
+            {"sku": "SKU-CAP", "client_id": "C-1", "description": "Cap, embroidered",
+             "warehouse_balance": 100, "expected": 0, "accounted_for": 0, "available_to_order": 100}
+        ]),
+    )
+    .await;
     let media = app.dir.path().join("media/stock");
     std::fs::create_dir_all(&media).unwrap();
     std::fs::write(

@@ -42,16 +42,12 @@ async fn discord_world(configure: impl FnOnce(&mut Config)) -> (FakeDiscord, Tes
 async fn post_signed(app: &TestApp, signer: &InteractionSigner, ts: i64, body: &Value) -> (u16, Value) {
     let text = body.to_string();
     let (sig, ts) = signer.sign(ts, &text);
-    let r = app
-        .http
-        .post(app.url("/discord/interactions"))
-        .header("X-Signature-Ed25519", sig)
-        .header("X-Signature-Timestamp", ts)
-        .header("Content-Type", "application/json")
-        .body(text)
-        .send()
-        .await
-        .unwrap();
+    let headers = [
+        ("X-Signature-Ed25519", sig.as_str()),
+        ("X-Signature-Timestamp", ts.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let r = app.post_with(&app.http, "/discord/interactions", &headers, text).await;
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
@@ -106,15 +102,8 @@ async fn signatures_are_checked_before_anything_else() {
     // Tampered body: signed one thing, sent another.
     let (sig, ts) = signer.sign(Utc::now().timestamp(), &ping.to_string());
     let tampered = ping.to_string().replace("\"type\":1", "\"type\":2");
-    let r = app
-        .http
-        .post(app.url("/discord/interactions"))
-        .header("X-Signature-Ed25519", &sig)
-        .header("X-Signature-Timestamp", &ts)
-        .body(tampered)
-        .send()
-        .await
-        .unwrap();
+    let headers = [("X-Signature-Ed25519", sig.as_str()), ("X-Signature-Timestamp", ts.as_str())];
+    let r = app.post_with(&app.http, "/discord/interactions", &headers, tampered).await;
     assert_eq!(r.status().as_u16(), 401);
     // Signed with another key.
     let (s, _) = post(&app, &InteractionSigner::new(8), &ping).await;

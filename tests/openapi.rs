@@ -257,15 +257,9 @@ async fn what_the_server_answers_matches_the_document() {
     conforms("/api/v1/changes", "get", status, &answer);
 
     let mail = "From: someone@else.example\r\nTo: nobody@tot.example\r\nSubject: hi\r\nMessage-ID: <x@else.example>\r\n\r\nhello\r\n";
-    let r = app
-        .http
-        .post(app.url("/inbound/email"))
-        .bearer_auth(common::TOKEN)
-        .header("content-type", "message/rfc822")
-        .body(mail)
-        .send()
-        .await
-        .unwrap();
+    let bearer = format!("Bearer {}", common::TOKEN);
+    let headers = [("authorization", bearer.as_str()), ("content-type", "message/rfc822")];
+    let r = app.post_with(&app.http, "/inbound/email", &headers, mail).await;
     let status = r.status().as_u16();
     conforms("/inbound/email", "post", status, &r.json().await.unwrap());
 

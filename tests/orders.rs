@@ -22,10 +22,8 @@ fn stock() -> serde_json::Value {
 
 async fn app_with_stock() -> TestApp {
     let app = TestApp::with_world().await;
-    let (s, b) = app.put("stock", stock()).await;
-    assert_eq!(s, 200, "{b}");
-    let (s, b) = app.put("clients", json!([{"id": "C-1", "name": "Alpha Ltd", "third_party_ordering": true}])).await;
-    assert_eq!(s, 200, "{b}");
+    app.synced("stock", stock()).await;
+    app.synced("clients", json!([{"id": "C-1", "name": "Alpha Ltd", "third_party_ordering": true}])).await;
     app
 }
 

@@ -574,14 +574,12 @@ async fn a_second_server_s_changes_show_on_the_next_page() {
 #[tokio::test]
 async fn the_dashboard_shows_the_account_to_roles_that_see_invoices() {
     let app = app().await;
-    let (status, body) = app
-        .put(
-            "account_summaries",
-            json!([{"client_id": "C-1", "as_of": "2026-11-30", "current_balance": "1250.00", "over_30": "300.00",
+    app.synced(
+        "account_summaries",
+        json!([{"client_id": "C-1", "as_of": "2026-11-30", "current_balance": "1250.00", "over_30": "300.00",
                     "over_60": "120.00", "over_90": "0", "credit_limit": "5000.00"}]),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    )
+    .await;
     for who in ["P-1F", "P-1A", "P-1V"] {
         let (_, page) = app.page(&app.signed_in(who).await, "/").await;
         assert!(page.contains("Your account"), "{who}: {page}");
@@ -598,13 +596,12 @@ async fn the_dashboard_shows_the_account_to_roles_that_see_invoices() {
         .await;
     let (_, page) = app.page(&app.signed_in("P-1F").await, "/").await;
     assert!(page.contains("10.00") && !page.contains("Credit limit") && !page.contains("Overdue"), "{page}");
-    let (status, body) = app
-        .put(
+    let body = app
+        .refused(
             "account_summaries",
             json!([{"client_id": "C-1", "as_of": "2026-11-30", "current_balance": "10.00", "credit_limit": "lots"}]),
         )
         .await;
-    assert_eq!(status, 422, "{body}");
     assert!(body.to_string().contains("credit_limit"), "{body}");
 }
 
@@ -673,13 +670,8 @@ async fn a_digest_unsubscribes_in_one_click_and_no_more_digests_come() {
     assert!(s.email_digests);
 
     // A mail client's POST: no cookie, no form token, only the body RFC 8058 gives it.
-    let r = plain
-        .post(app.url(&path))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("List-Unsubscribe=One-Click")
-        .send()
-        .await
-        .unwrap();
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let r = app.post_with(&plain, &path, &form, "List-Unsubscribe=One-Click").await;
     assert_eq!(r.status().as_u16(), 200);
     let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
     assert!(!s.email_digests && s.email_alerts && s.email_enabled, "only digests stop");
@@ -787,13 +779,8 @@ async fn input_that_could_only_fail_later_is_refused_at_the_form() {
     // Bytes that are not UTF-8 are refused by field, not stored as U+FFFD.
     let (_, page) = app.page(&b, "/visuals/V-1").await;
     let csrf = common::csrf_of(&page);
-    let r = b
-        .post(app.url("/visuals/V-1"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("csrf={csrf}&action=comment&body=ok%ff%fe"))
-        .send()
-        .await
-        .unwrap();
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let r = app.post_with(&b, "/visuals/V-1", &form, format!("csrf={csrf}&action=comment&body=ok%ff%fe")).await;
     assert_eq!(r.status().as_u16(), 400);
     assert!(r.text().await.unwrap().contains("body: not text in UTF-8"));
     assert!(!app.changes(0).await.iter().any(|c| c["kind"] == "visual_commented"));

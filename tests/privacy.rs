@@ -42,8 +42,7 @@ async fn app_with_pictures() -> TestApp {
                                   "checking_images": ["/media/receipts/PO-1_1.svg"]}]}]),
         ),
     ] {
-        let (s, b) = app.put(entity, body).await;
-        assert_eq!(s, 200, "{entity}: {b}");
+        app.synced(entity, body).await;
     }
     let media = app.dir.path().join("media");
     for file in [
@@ -326,10 +325,11 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
 
     // A cancelled job takes no artwork.
-    let (s, body) = app
-        .put("jobs", serde_json::json!([{"id": "J-8", "client_id": "C-1", "name": "Dropped", "status": "cancelled"}]))
-        .await;
-    assert_eq!(s, 200, "{body}");
+    app.synced(
+        "jobs",
+        serde_json::json!([{"id": "J-8", "client_id": "C-1", "name": "Dropped", "status": "cancelled"}]),
+    )
+    .await;
     let (s, body) = send_artwork(&app, &bob, "J-8", "", &[("logo.pdf", b"%PDF")]).await;
     assert_eq!(s, 409, "{body}");
     assert!(body.contains("job J-8 is cancelled"), "{body}");

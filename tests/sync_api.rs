@@ -10,28 +10,23 @@ use serde_json::json;
 /// An app whose store holds one client, C-1, and nothing else.
 async fn with_one_client() -> TestApp {
     let app = TestApp::spawn().await;
-    let (status, body) = app.put("clients", json!([{"id": "C-1", "name": "Alpha"}])).await;
-    assert_eq!(status, 200, "{body}");
+    app.synced("clients", json!([{"id": "C-1", "name": "Alpha"}])).await;
     app
 }
 
 #[tokio::test]
 async fn a_valid_batch_is_stored_and_reported() {
     let app = TestApp::spawn().await;
-    let (status, body) = app.put("clients", json!([{"id": "C-1", "name": "Alpha Ltd"}])).await;
-    assert_eq!(status, 200, "{body}");
+    let body = app.synced("clients", json!([{"id": "C-1", "name": "Alpha Ltd"}])).await;
     assert_eq!(body["inserted"], 1);
-    let (status, body) = app
-        .put(
+    let body = app.synced(
             "jobs",
             json!([{"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "entered",
                 "process_lines": [{"status": "planned", "process": "Screen print", "position": "Front", "qty": 10, "unit_price": 1.5}],
                 "art_costs": [{"description": "Set-up", "qty": 1, "unit_price": "35.00"}],
                 "blank_garments": [{"description": "Tee", "qty": 10, "unit_price": 2}],
                 "printed_garments": [{"description": "Tee printed", "expected_qty": 10}]}]),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+        ).await;
     assert_eq!((body["received"].as_i64(), body["inserted"].as_i64()), (Some(1), Some(1)));
     assert_eq!(app.count("job_process_lines").await, 1);
     let (price,): (i64,) =
@@ -91,8 +86,7 @@ async fn an_invalid_batch_is_422_with_every_error_and_writes_nothing() {
         {"id": "J-1", "client_id": "C-1", "name": "Duplicate", "status": "entered"},
         "not an object"
     ]);
-    let (status, body) = app.put("jobs", batch).await;
-    assert_eq!(status, 422, "{body}");
+    let body = app.refused("jobs", batch).await;
     let errors = body["errors"].as_array().expect("errors array");
     let expect = [
         (1, "status", "flying"),
@@ -157,8 +151,7 @@ async fn resending_the_same_batch_changes_nothing() {
     let before = stamp(&app).await;
     let lines_before = app.count("job_process_lines").await;
     let w = common::world();
-    let (status, body) = app.put("jobs", w["jobs"].clone()).await;
-    assert_eq!(status, 200);
+    let body = app.synced("jobs", w["jobs"].clone()).await;
     assert_eq!(body["unchanged"], 4, "{body}");
     assert_eq!((body["inserted"].as_i64(), body["updated"].as_i64()), (Some(0), Some(0)));
     assert_eq!(stamp(&app).await, before, "nothing was rewritten");
@@ -187,9 +180,8 @@ async fn kept_columns_survive_an_update() {
         }
         json!([j])
     };
-    let (status, body) = app.put("jobs", job("Tees", Some("2026-01-02T03:04:05Z"))).await;
-    assert_eq!(status, 200, "{body}");
-    let (_, body) = app.put("jobs", job("Tees v2", None)).await;
+    app.synced("jobs", job("Tees", Some("2026-01-02T03:04:05Z"))).await;
+    let body = app.synced("jobs", job("Tees v2", None)).await;
     assert_eq!(body["updated"], 1, "{body}");
     let (name, created): (String, chrono::DateTime<chrono::Utc>) = cport::store::on_db!(&app.db, p =>
         sqlx::query_as("SELECT name, created_at FROM jobs WHERE id = 'J-1'").fetch_one(p).await)
@@ -214,12 +206,10 @@ async fn kept_columns_survive_an_update() {
         b["id"] = json!("J-2");
         json!([a, b])
     };
-    let (status, body) = app.put("jobs", two(None, Some("2026-03-04T05:06:07Z"))).await;
-    assert_eq!(status, 200, "{body}");
+    app.synced("jobs", two(None, Some("2026-03-04T05:06:07Z"))).await;
     assert_eq!(created_of(&app, "J-1").await, "2026-01-02T03:04:05+00:00");
     assert_eq!(created_of(&app, "J-2").await, "2026-03-04T05:06:07+00:00");
-    let (status, body) = app.put("jobs", two(Some("2026-02-02T00:00:00Z"), None)).await;
-    assert_eq!(status, 200, "{body}");
+    app.synced("jobs", two(Some("2026-02-02T00:00:00Z"), None)).await;
     assert_eq!(created_of(&app, "J-1").await, "2026-02-02T00:00:00+00:00", "a new created time is taken");
     assert_eq!(created_of(&app, "J-2").await, "2026-03-04T05:06:07+00:00");
 
@@ -236,8 +226,7 @@ async fn kept_columns_survive_an_update() {
             at
         }
     };
-    let (status, body) = app.put("stock", stock(5, "Tee")).await;
-    assert_eq!(status, 200, "{body}");
+    app.synced("stock", stock(5, "Tee")).await;
     let first = figure(&app).await;
     app.put("stock", stock(5, "Tee, navy")).await;
     assert_eq!(figure(&app).await, first, "same available quantity: the figure time stays");
@@ -268,14 +257,13 @@ async fn deleting_removes_records_with_their_lines_and_is_safe_to_resend() {
 #[tokio::test]
 async fn records_cannot_point_at_another_clients_records() {
     let app = TestApp::with_world().await;
-    let (status, body) = app
-        .put(
+    let body = app
+        .refused(
             "visuals",
             json!([{"id": "V-X", "client_id": "C-2", "job_id": "J-1", "design_id": "D", "category": "c",
                 "designer": "d", "status": "awaiting_approval", "main_image": "/x.svg"}]),
         )
         .await;
-    assert_eq!(status, 422, "{body}");
     assert_eq!(body["errors"][0]["field"], "job_id");
     assert!(body["errors"][0]["reason"].as_str().unwrap().contains("another client"));
     app.stop().await;
@@ -485,14 +473,13 @@ async fn a_change_by_one_process_is_seen_by_the_next_request_on_another() {
 #[tokio::test]
 async fn a_nul_character_is_refused_by_name_never_a_server_error() {
     let app = TestApp::with_world().await;
-    let (status, body) = app
-        .put(
+    let body = app
+        .refused(
             "jobs",
             json!([{"id": "J-\u{0}9", "client_id": "C-\u{0}1", "name": "N\u{0}", "status": "entered",
                     "contact_id": "P-\u{0}1"}]),
         )
         .await;
-    assert_eq!(status, 422, "{body}");
     let errors = body["errors"].as_array().unwrap();
     assert!(
         errors.iter().any(|e| e["field"] == "client_id" && e["reason"].as_str().unwrap().contains("U+0000")),
@@ -547,10 +534,12 @@ async fn a_nul_character_is_refused_by_name_never_a_server_error() {
 async fn a_line_no_total_can_hold_is_refused_by_name() {
     let app = with_one_client().await;
     let huge = json!([{"description": "Set-up", "qty": 1_000_000_000, "unit_price": "9999999999999.99"}]);
-    let (status, body) = app
-        .put("jobs", json!([{"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "entered", "art_costs": huge}]))
+    let body = app
+        .refused(
+            "jobs",
+            json!([{"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "entered", "art_costs": huge}]),
+        )
         .await;
-    assert_eq!(status, 422, "{body}");
     let errors = body["errors"].as_array().expect("errors array");
     assert!(
         errors.iter().any(|e| e["field"] == "art_costs[0].unit_price"
@@ -578,15 +567,13 @@ async fn dates_and_times_are_read_to_the_letter_and_each_bad_one_is_named() {
         ("created_at", "2026-11-25T09:30:00", "RFC 3339"),
         ("created_at", "0001-01-01T00:00:00Z", "between the years"),
     ] {
-        let (status, body) = app.put("jobs", job(field, value)).await;
-        assert_eq!(status, 422, "{field} = {value}: {body}");
+        let body = app.refused("jobs", job(field, value)).await;
         let e = &body["errors"][0];
         assert_eq!(e["field"], field, "{body:#}");
         assert!(e["reason"].as_str().is_some_and(|r| r.contains(says)), "{field} = {value}: {body:#}");
     }
     assert_eq!(app.count("jobs").await, 0, "nothing written");
-    let (status, body) = app.put("jobs", job("date_required", "2026-01-05")).await;
-    assert_eq!(status, 200, "{body}");
+    app.synced("jobs", job("date_required", "2026-01-05")).await;
     app.stop().await;
 }
 
@@ -629,8 +616,7 @@ async fn values_that_could_only_break_later_are_refused_by_name() {
         ),
     ];
     for (entity, record, field) in cases {
-        let (status, body) = app.put(entity, json!([record])).await;
-        assert_eq!(status, 422, "{entity} {field}: {body}");
+        let body = app.refused(entity, json!([record])).await;
         let errors = body["errors"].as_array().expect("errors");
         assert!(errors.iter().any(|e| e["field"] == field), "{entity} {field}: {body:#}");
         let shown = body.to_string();

@@ -47,24 +47,20 @@ async fn code_from_portal(app: &TestApp, contact: &str) -> String {
 }
 
 async fn extra_records(app: &TestApp) {
-    let (s, b) = app
-        .put(
-            "deliveries",
-            json!([{"id": "D-1", "client_id": "C-1", "job_id": "J-2", "status": "sent", "sent_date": "2026-11-24",
+    app.synced(
+        "deliveries",
+        json!([{"id": "D-1", "client_id": "C-1", "job_id": "J-2", "status": "sent", "sent_date": "2026-11-24",
                     "venue": "Alpha HQ", "description": "Caps", "contact": "Bob",
                     "tracking": {"carrier": "DPD", "number": "155", "url": "https://track.example/155"},
                     "lines": [{"description": "Cap", "qty": 50}]}]),
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
-    let (s, b) = app
-        .put(
-            "visuals",
-            json!([{"id": "V-3", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-3", "category": "Colour visual",
+    )
+    .await;
+    app.synced(
+        "visuals",
+        json!([{"id": "V-3", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-3", "category": "Colour visual",
                     "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v3.png"}]),
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
+    )
+    .await;
 }
 
 /// The world loaded, and cport talking to a fake Bot API.
@@ -159,8 +155,7 @@ async fn long_answers_come_in_pages_with_a_more_button() {
     let jobs: Vec<_> = (10..40)
         .map(|i| json!({"id": format!("J-{i}"), "client_id": "C-1", "name": format!("Run {i}"), "status": "in_production"}))
         .collect();
-    let (s, b) = app.put("jobs", json!(jobs)).await;
-    assert_eq!(s, 200, "{b}");
+    app.synced("jobs", json!(jobs)).await;
     let code = code_from_portal(&app, "P-1A").await;
     fake.say(ANN, &format!("/start {code}"));
     fake.next_to(ANN, 0).await;
@@ -233,14 +228,8 @@ async fn webhook_mode_checks_the_secret_token() {
     assert!(m.text().contains("not linked"));
     // Telegram re-delivering the same update does not answer twice.
     assert_eq!(post("a-long-webhook-secret").await.unwrap().status().as_u16(), 200);
-    let r = app
-        .http
-        .post(app.url("/telegram/webhook"))
-        .header("X-Telegram-Bot-Api-Secret-Token", "a-long-webhook-secret")
-        .body("not json")
-        .send()
-        .await
-        .unwrap();
+    let secret = [("X-Telegram-Bot-Api-Secret-Token", "a-long-webhook-secret")];
+    let r = app.post_with(&app.http, "/telegram/webhook", &secret, "not json").await;
     assert_eq!(r.status().as_u16(), 400);
     fake.say(STRANGER, "/help"); // not polled in webhook mode
     assert_eq!(fake.to_chat(STRANGER).len(), 1);

@@ -91,7 +91,7 @@ fn collect(parent: &Command, out: &mut Vec<Entry>) {
 const INTRO: &str = "\
 # Command line
 
-<!-- Generated from the clap definitions in src/cli/mod.rs by src/cli/reference.rs: edit the
+<!-- Generated from the clap definitions in src/cli/args.rs by src/cli/reference.rs: edit the
      doc comments there, then run scripts/reference. tests/reference.rs fails when this page is
      out of date. -->
 

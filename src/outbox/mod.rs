@@ -8,22 +8,19 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 
-use crate::actions::items::current;
 use crate::channels::Providers;
-use crate::channels::chat::ChatPayload;
-use crate::channels::email::{Built, EmailPayload, build_message};
 use crate::channels::{Gate, SendError};
-use crate::messages::compose::{Composer, Recipient};
 use crate::model::{MessageKind, Outlet};
 use crate::store::StoreError;
-use crate::store::contacts::get_contact;
-use crate::store::outbox::AlertPayload;
 use crate::store::outbox::{self, Mark, OutboxRow};
 
 mod marks;
+mod render;
 
 use marks::PendingMark;
 pub use marks::{Crew, Marker};
+pub use render::{Rendered, render};
+use render::{chat_message, email_of};
 
 /// What one dispatch step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,50 +299,6 @@ async fn send_email(
     Ok(state.mailer.send(&message, gate).await.map(Some))
 }
 
-/// An email row as it would go now: its payload (an alert's composed afresh from the items
-/// still open) and the message built from it. `Ok(None)`: nothing would go.
-async fn email_of(
-    state: &Providers,
-    row: &OutboxRow,
-    now: DateTime<Utc>,
-) -> Result<Result<Option<(EmailPayload, Built)>, SendError>, StoreError> {
-    let payload = if row.kind == MessageKind::Alert {
-        match alert_email(state, row, now).await? {
-            Ok(Some(p)) => p,
-            Ok(None) => return Ok(Ok(None)),
-            Err(e) => return Ok(Err(e)),
-        }
-    } else {
-        match serde_json::from_str::<EmailPayload>(&row.payload) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
-        }
-    };
-    let unsubscribe = unsubscribe_url(state, row, now);
-    let built = build_message(
-        &state.config,
-        state.dkim.as_deref(),
-        &payload,
-        row.reply_token.as_deref(),
-        unsubscribe.as_deref(),
-    );
-    Ok(built.map(|m| Some((payload, m))))
-}
-
-/// How long a one-click unsubscribe address works (a mail client may use it weeks later).
-const UNSUBSCRIBE_DAYS: i64 = 90;
-
-/// The one-click unsubscribe address of a digest or alert email (RFC 8058); none for others.
-fn unsubscribe_url(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Option<String> {
-    let contact = row.contact_id.as_deref()?;
-    let what = match crate::store::settings::Sending::of_kind(row.kind) {
-        crate::store::settings::Sending::Digest => "digest",
-        crate::store::settings::Sending::Alert => "alert",
-        crate::store::settings::Sending::Other => return None,
-    };
-    Some(state.signer.unsubscribe_url(&state.config.public_url, contact, what, Duration::days(UNSUBSCRIBE_DAYS), now))
-}
-
 /// Sends a chat row. Alerts are rendered now from the items still open, like emails.
 async fn send_chat(
     state: &Providers,
@@ -364,119 +317,6 @@ async fn send_chat(
     message.attach_picture(&state.config.data_dir.join("media")).await;
     gate.pass().await;
     Ok(sender.send(&row.recipient, &message).await.map(Some))
-}
-
-/// A chat row's message: its own, or an alert's made now from its items still open (`None`
-/// when none is left); an error says why the row cannot be read.
-async fn chat_message(
-    state: &Providers,
-    row: &OutboxRow,
-    now: DateTime<Utc>,
-) -> Result<Result<Option<crate::messages::ChatMessage>, String>, StoreError> {
-    let payload: ChatPayload = match serde_json::from_str(&row.payload) {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(format!("unreadable payload: {e}"))),
-    };
-    Ok(match (payload.message, row.kind, &row.contact_id) {
-        (Some(m), _, _) => Ok(Some(m)),
-        (None, MessageKind::Alert, Some(contact_id)) => match still_open(state, contact_id, &payload.items).await? {
-            Some((contact, open)) => Ok(Some(crate::channels::chat::alert_message(state, &contact, &open, now).await?)),
-            None => Ok(None),
-        },
-        _ => Err("chat message without content".into()),
-    })
-}
-
-/// An alert's contact and those of its items still open; `None` when the contact is gone or
-/// nothing is left (the alert is then dropped).
-async fn still_open(
-    state: &Providers,
-    contact_id: &str,
-    keys: &[String],
-) -> Result<Option<(crate::store::contacts::ContactRow, Vec<crate::actions::items::ActionItem>)>, StoreError> {
-    let contact = match get_contact(&state.db, contact_id).await {
-        Ok(c) => c,
-        Err(StoreError::NotFound) => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let open: Vec<_> = current(state, &contact).await?.into_iter().filter(|i| keys.contains(&i.key())).collect();
-    Ok((!open.is_empty()).then_some((contact, open)))
-}
-
-/// Alerts are rendered when they go, from the items still open then: resolved items are
-/// left out, and an alert with none left is dropped.
-async fn alert_email(
-    state: &Providers,
-    row: &OutboxRow,
-    now: DateTime<Utc>,
-) -> Result<Result<Option<EmailPayload>, SendError>, StoreError> {
-    let Some(contact_id) = &row.contact_id else {
-        return Ok(Err(SendError::Permanent("alert without a contact".into())));
-    };
-    let p: AlertPayload = serde_json::from_str(&row.payload).unwrap_or_default();
-    let Some((contact, open)) = still_open(state, contact_id, &p.items).await? else {
-        return Ok(Ok(None));
-    };
-    let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
-    let token = row.reply_token.clone().unwrap_or_default();
-    Ok(composer.compose_alert(&Recipient { contact: &contact, token: &token, now }, &open).map(|mut e| {
-        if !p.message_id.is_empty() {
-            e.message_id = p.message_id.clone();
-        }
-        Some(e)
-    }))
-}
-
-/// A message as it goes, or went: what the staff console shows of it. Alerts are rendered
-/// when they go, so theirs is what would go now.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(tag = "as", rename_all = "snake_case")]
-pub enum Rendered {
-    /// The header block as written to the server, and the two bodies.
-    Email {
-        headers: String,
-        text: String,
-        html: String,
-    },
-    Chat {
-        title: String,
-        lines: Vec<String>,
-    },
-    /// A webhook's JSON body.
-    Json {
-        body: String,
-    },
-    /// Nothing would go now: an alert whose items were all resolved.
-    Nothing,
-    Unreadable {
-        error: String,
-    },
-}
-
-pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Result<Rendered, StoreError> {
-    if row.channel == Outlet::Webhook {
-        let body = serde_json::from_str::<serde_json::Value>(&row.payload)
-            .and_then(|v| serde_json::to_string_pretty(&v))
-            .unwrap_or_else(|_| row.payload.clone());
-        return Ok(Rendered::Json { body });
-    }
-    if row.channel == Outlet::Email {
-        return Ok(match email_of(state, row, now).await? {
-            Ok(Some((payload, built))) => {
-                let raw = String::from_utf8_lossy(&built.raw);
-                let headers = raw.split("\r\n\r\n").next().unwrap_or_default().replace("\r\n", "\n");
-                Rendered::Email { headers, text: payload.text, html: payload.html }
-            }
-            Ok(None) => Rendered::Nothing,
-            Err(e) => Rendered::Unreadable { error: e.to_string() },
-        });
-    }
-    let message = match chat_message(state, row, now).await? {
-        Ok(Some(m)) => m,
-        Ok(None) => return Ok(Rendered::Nothing),
-        Err(error) => return Ok(Rendered::Unreadable { error }),
-    };
-    Ok(Rendered::Chat { title: message.title, lines: message.lines })
 }
 
 /// Sends everything due now, then returns the counts (for `cport digest run` and tests).

@@ -195,11 +195,16 @@ pub fn command(user: &str, name: &str, args: Option<&str>) -> Value {
         let opt = if name == "link" { "code" } else { "args" };
         data["options"] = json!([{"name": opt, "type": 3, "value": a}]);
     }
+    interaction(2, &format!("tok-{name}-{user}"), user, data)
+}
+
+/// An interaction of `kind` from `user` in their DMs, answered with `token`.
+fn interaction(kind: u8, token: &str, user: &str, data: Value) -> Value {
     json!({
         "id": next_id(),
         "application_id": APP_ID,
-        "type": 2,
-        "token": format!("tok-{name}-{user}"),
+        "type": kind,
+        "token": token,
         "version": 1,
         "channel_id": "1500000000000000001",
         "user": {"id": user, "username": "client", "discriminator": "0", "avatar": null},
@@ -210,16 +215,8 @@ pub fn command(user: &str, name: &str, args: Option<&str>) -> Value {
 
 /// A button press on a message the app sent.
 pub fn button(user: &str, custom_id: &str) -> Value {
-    json!({
-        "id": next_id(),
-        "application_id": APP_ID,
-        "type": 3,
-        "token": format!("tok-button-{user}"),
-        "version": 1,
-        "channel_id": "1500000000000000001",
-        "user": {"id": user, "username": "client", "discriminator": "0", "avatar": null},
-        "locale": "en-GB",
-        "message": {"id": "1300000000000000001", "channel_id": "1500000000000000001"},
-        "data": {"custom_id": custom_id, "component_type": 2}
-    })
+    let mut press =
+        interaction(3, &format!("tok-button-{user}"), user, json!({"custom_id": custom_id, "component_type": 2}));
+    press["message"] = json!({"id": "1300000000000000001", "channel_id": "1500000000000000001"});
+    press
 }

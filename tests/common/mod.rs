@@ -157,6 +157,35 @@ impl TestApp {
         self.api(reqwest::Method::PUT, &format!("/api/v1/{entity}"), Some(body)).await
     }
 
+    /// POST `body` to `path` from `client` with these headers and nothing else: the response.
+    pub async fn post_with(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut req = client.post(self.url(path));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.body(body).send().await.expect("request")
+    }
+
+    /// PUT a batch that must be taken (200); gives the report.
+    pub async fn synced(&self, entity: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, report) = self.put(entity, body).await;
+        assert_eq!(status, 200, "PUT {entity} was not taken: {report}");
+        report
+    }
+
+    /// PUT a batch that must be refused as a whole (422); gives the error report.
+    pub async fn refused(&self, entity: &str, body: serde_json::Value) -> serde_json::Value {
+        let (status, report) = self.put(entity, body).await;
+        assert_eq!(status, 422, "PUT {entity} was not refused: {report}");
+        report
+    }
+
     pub async fn delete(&self, entity: &str, ids: &[&str]) -> (u16, serde_json::Value) {
         let body = serde_json::json!({ "ids": ids });
         self.api(reqwest::Method::DELETE, &format!("/api/v1/{entity}"), Some(body)).await

@@ -2,20 +2,21 @@
 //! in (MTA pipe, HTTP, IMAP), every message goes through [`handle`].
 
 use chrono::{DateTime, Duration, Utc};
-use mail_parser::{MessageParser, MimeHeaders};
+use mail_parser::MessageParser;
 use serde::Serialize;
 
+mod attachments;
 mod backlog;
 mod bounce;
 mod policy;
 mod text;
 
+use attachments::store_attachments;
 pub use backlog::{BacklogError, handle_backlog};
 use bounce::bounce;
 use policy::{addresses, auth_failure, automatic, is_report, token_for};
 pub use text::{fresh_text, html_to_text};
 
-use crate::actions::artwork::{self, Upload};
 use crate::actions::commands::{Command, CommandError, parse_line};
 use crate::actions::enquiry::{Answer, Context, run};
 use crate::actions::items::Category;
@@ -406,46 +407,6 @@ async fn answer_reply(
     }
     unit.step("inbound:after-record")?;
     Ok(Some(d))
-}
-
-/// Files attached to a reply about missing artwork (A4) go to the artwork action.
-async fn store_attachments(
-    state: &Services,
-    unit: &mut Unit,
-    msg: &mail_parser::Message<'_>,
-    actor: &Actor,
-    ctx: &Context,
-    now: DateTime<Utc>,
-) -> Result<Option<Answer>, StoreError> {
-    // Only real attachments: inline pictures (signature logos) are not artwork.
-    let files: Vec<Upload<'_>> = msg
-        .attachments()
-        .filter(|a| a.content_disposition().is_some_and(|d| d.is_attachment()))
-        .filter_map(|a| {
-            Some(Upload {
-                name: a.attachment_name()?.to_string(),
-                content_type: a
-                    .content_type()
-                    .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
-                    .unwrap_or_default(),
-                bytes: a.contents(),
-            })
-        })
-        .collect();
-    if files.is_empty() {
-        return Ok(None);
-    }
-    let Some((Category::AwaitingArt, job_id)) = &ctx.item else {
-        return Ok(Some(Answer::error(
-            "ARTWORK",
-            "Attachments were not kept: reply to the artwork reminder of the job they are for.",
-        )));
-    };
-    match artwork::upload(state, unit, actor, job_id, None, &files, now).await {
-        Ok(a) => Ok(Some(a)),
-        Err(ActionError::Store(e)) => Err(e),
-        Err(e) => Ok(Some(Answer::error("ARTWORK", e.to_string()))),
-    }
 }
 
 /// A Message-ID that can be kept and written back into threading headers as it came: visible
