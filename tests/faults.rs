@@ -125,8 +125,8 @@ async fn a_message_that_cannot_be_built_dies_alone_and_the_rest_go_out() {
     assert_eq!(env.1["rcpt_tos"], json!(["ann@alpha.example"]));
 }
 
-/// An outbox row whose kind is no kind cport writes (a hand edit of the store) dies alone at
-/// its claim, saying what it holds; the others in the batch go out, and every later batch
+/// An outbox row whose kind is no kind cport writes (a hand edit of a store from before the
+/// state guards) dies alone at its claim, saying what it holds; the others in the batch go out, and every later batch
 /// too. Reading the outbox names the value until someone mends or removes the row.
 #[tokio::test]
 async fn an_outbox_row_holding_an_unknown_kind_dies_alone_at_its_claim() {
@@ -135,6 +135,7 @@ async fn an_outbox_row_holding_an_unknown_kind_dies_alone_at_its_claim() {
     common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
     let rows = list_messages(&t.state.db, None, 10).await.unwrap();
     let victim = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1B")).unwrap().id;
+    unguarded(&t.state.db, "outbox", "kind").await;
     cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET kind = 'postcard' WHERE id = $1")
         .bind(victim).execute(p).await.map(|_| ()))
     .unwrap();
@@ -374,12 +375,13 @@ async fn a_stopping_sender_hands_back_only_its_own_unsent_rows() {
 }
 
 /// Rows come back typed: a state column holding a name cport never writes (a hand edit of
-/// the database) is refused as it is read, naming the state and the value, and the rows
+/// the database before its state guards were made) is refused as it is read, naming the state and the value, and the rows
 /// beside it still read.
 #[tokio::test]
 async fn a_state_the_store_should_not_hold_is_named_when_read() {
     let t = TestState::new(|_| {}).await;
     t.load(world()).await;
+    unguarded(&t.state.db, "contacts", "role").await;
     cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE contacts SET role = 'boss' WHERE id = 'P-1A'")
         .execute(p).await.map(|r| r.rows_affected()))
     .unwrap();
@@ -388,4 +390,101 @@ async fn a_state_the_store_should_not_hold_is_named_when_read() {
     assert!(text.contains("Role") && text.contains("\"boss\"") && text.contains("buyer"), "{text}");
     let bob = cport::store::contacts::get_contact(&t.state.db, "P-1B").await.expect("another contact reads");
     assert_eq!(bob.role, cport::model::Role::Buyer);
+}
+
+/// Takes away the state guard of one column, as in a store written before guards existed.
+async fn unguarded(db: &cport::store::Db, table: &str, column: &str) {
+    let pattern = format!("known_{table}_{column}_%");
+    let (find, drop) = match db.engine() {
+        "sqlite" => ("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE $1", "DROP TRIGGER"),
+        _ => ("SELECT conname::text FROM pg_constraint WHERE conname LIKE $1", "ALTER TABLE {table} DROP CONSTRAINT"),
+    };
+    let names: Vec<(String,)> =
+        cport::store::on_db!(db, p => sqlx::query_as(find).bind(&pattern).fetch_all(p).await).unwrap();
+    assert!(!names.is_empty(), "{table}.{column} was guarded");
+    for (name,) in names {
+        by_hand(db, &format!("{} \"{name}\"", drop.replace("{table}", table))).await.unwrap();
+    }
+}
+
+/// The error of a statement run by hand on the store (as someone with a SQL shell would).
+async fn by_hand(db: &cport::store::Db, sql: &str) -> Result<u64, String> {
+    cport::store::on_db!(db, p => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()))
+        .map_err(|e| e.to_string())
+}
+
+/// A hand edit of the store that writes a state no type knows is refused by the database,
+/// naming the column, and changes nothing: the rows stay readable and digests still go.
+#[tokio::test]
+async fn a_hand_edit_writing_a_state_no_type_knows_is_refused_naming_the_column() {
+    use cport::store::guards::GUARDED;
+    let app = TestApp::with_world().await;
+    let db = &app.db;
+    for (table, column) in [
+        ("contacts", "role"),
+        ("jobs", "status"),
+        ("jobs", "delivery_instructions"),
+        ("visuals", "status"),
+        ("purchase_orders", "status"),
+    ] {
+        assert!(app.count(table).await > 0, "{table} has rows to edit");
+        let err = by_hand(db, &format!("UPDATE {table} SET {column} = 'emperor'")).await.expect_err(table);
+        assert!(err.contains(table) && err.contains(column), "{table}.{column}: {err}");
+        let n = app.count(&format!("{table} WHERE {column} = 'emperor'")).await;
+        assert_eq!(n, 0, "{table}.{column}: nothing written");
+    }
+    // Every name of each type is taken, in every guarded column that holds rows here.
+    for g in GUARDED {
+        if app.count(g.table).await == 0 {
+            continue;
+        }
+        for name in g.names {
+            let sql = format!("UPDATE {} SET {} = '{name}' WHERE {} IS NOT NULL", g.table, g.column, g.column);
+            let mut tx = db.begin().await.unwrap();
+            let done = cport::store::on_tx!(&mut tx, c => sqlx::query(&sql).execute(c).await.map(|_| ()));
+            assert!(done.is_ok(), "{}.{} = {name}: {done:?}", g.table, g.column);
+            tx.rollback().await.unwrap();
+        }
+    }
+    // A new row with an unknown state is refused as well.
+    let insert = "INSERT INTO banners (title, body, severity, starts_at, created_by, created_at)
+                  VALUES ('t', 'b', 'apocalyptic', '2026-01-01T00:00:00Z', 'sql', '2026-01-01T00:00:00Z')";
+    let err = by_hand(db, insert).await.expect_err("a banner of an unknown severity");
+    assert!(err.contains("banners") && err.contains("severity"), "{err}");
+    let before = app.count("outbox").await;
+    common::digest_now(&app.state, "P-1A").await;
+    assert!(app.count("outbox").await > before, "the digest pass still reads every contact");
+    app.stop().await;
+}
+
+/// The guards follow the types' name lists: a list that changes replaces its guard at the
+/// next start (no migration), and a start with nothing changed makes nothing again.
+#[tokio::test]
+async fn a_guard_follows_its_types_names() {
+    use cport::store::guards::{GUARDED, Guard, install};
+    let app = TestApp::with_world().await;
+    let db = &app.db;
+    let guards = |table: &str| {
+        let sqlite = format!("sqlite_master WHERE type = 'trigger' AND name LIKE 'known_{table}_%'");
+        let postgres = format!("pg_constraint WHERE conname LIKE 'known_{table}_%'");
+        if db.engine() == "sqlite" { sqlite } else { postgres }
+    };
+    let each = if db.engine() == "sqlite" { 2 } else { 1 };
+    assert_eq!(app.count(&guards("contacts_role")).await, each);
+    let roles: &'static [&'static str] = &["admin", "buyer", "finance", "viewer", "third_party", "auditor"];
+    install(db, &[Guard { table: "contacts", column: "role", names: roles }]).await.unwrap();
+    assert_eq!(app.count(&guards("contacts_role")).await, each, "the old guard was replaced");
+    assert_eq!(by_hand(db, "UPDATE contacts SET role = 'auditor' WHERE id = 'P-1V'").await, Ok(1));
+    by_hand(db, "UPDATE contacts SET role = 'viewer' WHERE id = 'P-1V'").await.unwrap();
+    install(db, GUARDED).await.unwrap();
+    install(db, GUARDED).await.unwrap();
+    assert_eq!(app.count(&guards("contacts_role")).await, each);
+    let all = if db.engine() == "sqlite" {
+        "sqlite_master WHERE type = 'trigger' AND name LIKE 'known_%'"
+    } else {
+        "pg_constraint WHERE conname LIKE 'known_%'"
+    };
+    assert_eq!(app.count(all).await, GUARDED.len() as i64 * each);
+    assert!(by_hand(db, "UPDATE contacts SET role = 'auditor' WHERE id = 'P-1V'").await.is_err());
+    app.stop().await;
 }

@@ -11,6 +11,7 @@ pub mod chat;
 pub mod console;
 pub mod contacts;
 pub mod enquiries;
+pub mod guards;
 pub mod inbound;
 pub mod items;
 pub mod jobs;
@@ -251,13 +252,14 @@ impl Db {
         }
     }
 
-    /// Applies every pending migration of this engine (append-only files under `migrations/`).
+    /// Applies every pending migration of this engine (append-only files under `migrations/`),
+    /// then puts the state guards in place ([`guards`]).
     pub async fn migrate(&self) -> Result<()> {
         match self {
             Db::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await?,
             Db::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await?,
         }
-        Ok(())
+        guards::install(self, guards::GUARDED).await
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock at once (BEGIN
