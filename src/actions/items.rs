@@ -106,60 +106,43 @@ pub async fn for_client(db: &Db, client: &str) -> Result<Vec<ActionItem>> {
 pub async fn for_clients(db: &Db, clients: &[&str]) -> Result<HashMap<String, Vec<ActionItem>>> {
     let mut out: HashMap<String, Vec<ActionItem>> = HashMap::new();
     for v in items::list_pending_visuals(db, clients).await? {
-        out.entry(v.client_id).or_default().push(ActionItem {
-            category: Category::VisualApproval,
-            title: format!("Visual {} for {} ({})", v.id, v.job_name, v.category),
-            detail: format!("design {}, job {}", v.design_id, v.job_id),
-            date: v.date_required,
-            since: Some(v.created_at),
-            action: Action::ApproveRejectDelegate,
-            command: format!("APPROVE {}", v.id),
-            id: v.id,
-        });
+        let title = format!("Visual {} for {} ({})", v.id, v.job_name, v.category);
+        let detail = format!("design {}, job {}", v.design_id, v.job_id);
+        let item = ActionItem::new(Category::VisualApproval, v.id, title, detail, v.date_required, Some(v.created_at));
+        out.entry(v.client_id).or_default().push(item);
     }
     for j in items::list_jobs_without_delivery(db, clients).await? {
-        out.entry(j.client_id).or_default().push(ActionItem {
-            category: Category::DeliveryInstructions,
-            title: format!("Job {}: {}", j.id, j.name),
-            detail: match &j.client_ref {
-                Some(r) => format!("your ref {r}, {}", j.status.words()),
-                None => j.status.words(),
-            },
-            date: j.date_required,
-            since: Some(j.created_at),
-            action: Action::GiveDeliveryInstructions,
-            command: format!("NODELIVERY {}", j.id),
-            id: j.id,
-        });
+        let title = format!("Job {}: {}", j.id, j.name);
+        let detail = match &j.client_ref {
+            Some(r) => format!("your ref {r}, {}", j.status.words()),
+            None => j.status.words(),
+        };
+        let item =
+            ActionItem::new(Category::DeliveryInstructions, j.id, title, detail, j.date_required, Some(j.created_at));
+        out.entry(j.client_id).or_default().push(item);
     }
     for po in items::list_open_third_party_pos(db, clients).await? {
-        out.entry(po.client_id).or_default().push(ActionItem {
-            category: Category::ThirdPartyPo,
-            title: format!("PO {} ({}) from {}", po.id, po.tot_ref, po.supplier),
-            detail: format!(
-                "placed by {}, {} unit(s) outstanding, {}",
-                po.placed_by.as_deref().unwrap_or("a third party"),
-                po.outstanding,
-                po.status.words()
-            ),
-            date: Some(po.date_ordered),
-            since: None,
-            action: Action::None,
-            command: format!("PO {}", po.id),
-            id: po.id,
-        });
+        let title = format!("PO {} ({}) from {}", po.id, po.tot_ref, po.supplier);
+        let detail = format!(
+            "placed by {}, {} unit(s) outstanding, {}",
+            po.placed_by.as_deref().unwrap_or("a third party"),
+            po.outstanding,
+            po.status.words()
+        );
+        let item = ActionItem::new(Category::ThirdPartyPo, po.id, title, detail, Some(po.date_ordered), None);
+        out.entry(po.client_id).or_default().push(item);
     }
     for a in items::list_missing_art(db, clients).await? {
-        out.entry(a.client_id).or_default().push(ActionItem {
-            category: Category::AwaitingArt,
-            title: format!("Artwork for job {}: {}", a.job_id, a.job_name),
-            detail: format!("design {}: {}", a.design_id, a.description),
-            date: a.art_due,
-            since: None,
-            action: Action::UploadArtwork,
-            command: format!("JOB {}", a.job_id),
-            id: a.job_id,
-        });
+        let title = format!("Artwork for job {}: {}", a.job_id, a.job_name);
+        let detail = format!("design {}: {}", a.design_id, a.description);
+        out.entry(a.client_id).or_default().push(ActionItem::new(
+            Category::AwaitingArt,
+            a.job_id,
+            title,
+            detail,
+            a.art_due,
+            None,
+        ));
     }
     Ok(out)
 }

@@ -88,6 +88,27 @@ pub struct ActionItem {
 }
 
 impl ActionItem {
+    /// An item about the thing `id`, with the action and command its category gives.
+    pub fn new(
+        category: Category,
+        id: String,
+        title: String,
+        detail: String,
+        date: Option<NaiveDate>,
+        since: Option<DateTime<Utc>>,
+    ) -> ActionItem {
+        ActionItem {
+            category,
+            action: category.action(),
+            command: category.command(&id),
+            id,
+            title,
+            detail,
+            date,
+            since,
+        }
+    }
+
     /// A stable key for "was this in the last digest" and alert ledgers.
     pub fn key(&self) -> String {
         format!("{}:{}", self.category.code(), self.id)
@@ -111,6 +132,27 @@ impl ActionItem {
 }
 
 impl Category {
+    /// What an admin may do about an item of this category (`for_role` narrows it for the
+    /// other roles).
+    pub fn action(self) -> Action {
+        match self {
+            Category::VisualApproval => Action::ApproveRejectDelegate,
+            Category::DeliveryInstructions => Action::GiveDeliveryInstructions,
+            Category::ThirdPartyPo => Action::None,
+            Category::AwaitingArt => Action::UploadArtwork,
+        }
+    }
+
+    /// The reply or chat command that acts on, or asks about, the item about `id`.
+    pub fn command(self, id: &str) -> String {
+        match self {
+            Category::VisualApproval => format!("APPROVE {id}"),
+            Category::DeliveryInstructions => format!("NODELIVERY {id}"),
+            Category::ThirdPartyPo => format!("PO {id}"),
+            Category::AwaitingArt => format!("JOB {id}"),
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Category::VisualApproval => "visual_approval",
