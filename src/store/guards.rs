@@ -16,7 +16,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::{Db, Result, Tx, bind, on_tx};
+use super::{Db, Result, Tx, bind, on_db, on_tx};
 use crate::model::{
     AccessStatus, AlertMode, Channel, Chat, DeliveryInstructions, DeliveryStatus, JobStatus, MessageKind, OutboxStatus,
     PoStatus, Role, Severity, VisualStatus,
@@ -104,7 +104,19 @@ impl Guard {
 /// current ones are left. Called by [`Db::migrate`] with [`GUARDED`].
 pub async fn install(db: &Db, guards: &[Guard]) -> Result<()> {
     let sqlite = matches!(db, Db::Sqlite(_));
+    // Most starts (every MTA pipe's process among them) find every guard current: that is
+    // read without taking the write lock.
+    let mut current = true;
+    for g in guards {
+        let rows: Vec<(String,)> =
+            on_db!(db, p => bind!(sqlx::query_as(present_sql(sqlite)), g.prefix(), g.table).fetch_all(p).await)?;
+        current &= rows.into_iter().map(|r| r.0).eq(g.objects(sqlite));
+    }
+    if current {
+        return Ok(());
+    }
     let mut tx = db.begin().await?;
+    let mut made = 0;
     if !sqlite {
         // Two processes starting at once would otherwise both add the same constraint.
         on_tx!(&mut tx, c => sqlx::query("SELECT pg_advisory_xact_lock(7340531)").execute(c).await.map(|_| ()))?;
@@ -126,14 +138,26 @@ pub async fn install(db: &Db, guards: &[Guard]) -> Result<()> {
         for sql in &statements {
             on_tx!(&mut tx, c => sqlx::query(sql).execute(c).await.map(|_| ()))?;
         }
-        tracing::info!(table = g.table, column = g.column, "state guard made");
+        tracing::debug!(table = g.table, column = g.column, "state guard made");
+        made += 1;
     }
-    tx.commit().await
+    tx.commit().await?;
+    if made > 0 {
+        tracing::info!(made, "state guards made or brought up to date");
+    }
+    Ok(())
 }
 
 /// The guards of `g`'s column now in the store, by name.
 async fn present(tx: &mut Tx, sqlite: bool, g: &Guard) -> Result<Vec<String>> {
-    let sql = match sqlite {
+    let rows: Vec<(String,)> =
+        on_tx!(tx, c => bind!(sqlx::query_as(present_sql(sqlite)), g.prefix(), g.table).fetch_all(c).await)?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// The names of a column's guards ($1 the prefix, $2 the table), in name order.
+fn present_sql(sqlite: bool) -> &'static str {
+    match sqlite {
         true => {
             "SELECT name FROM sqlite_master WHERE type = 'trigger' AND substr(name, 1, length($1)) = $1
                AND tbl_name = $2 ORDER BY name"
@@ -142,9 +166,7 @@ async fn present(tx: &mut Tx, sqlite: bool, g: &Guard) -> Result<Vec<String>> {
             "SELECT conname::text FROM pg_constraint WHERE left(conname::text, length($1)) = $1
                AND conrelid = to_regclass($2) ORDER BY conname"
         }
-    };
-    let rows: Vec<(String,)> = on_tx!(tx, c => bind!(sqlx::query_as(sql), g.prefix(), g.table).fetch_all(c).await)?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    }
 }
 
 /// The statements that make `g`'s guard, named `names`: on SQLite a trigger for inserts and
