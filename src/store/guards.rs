@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::{Db, Result, Tx, bind, on_db, on_tx};
 use crate::model::{
     AccessStatus, AlertMode, Channel, Chat, DeliveryInstructions, DeliveryStatus, JobStatus, MessageKind, OutboxStatus,
-    PoStatus, Role, Severity, VisualStatus,
+    Outlet, PoStatus, Role, Severity, VisualStatus,
 };
 
 /// One guarded column: its table, its name, and the names it may hold.
@@ -54,7 +54,7 @@ pub const GUARDED: &[Guard] = &[
     bulk("deliveries", "status", DeliveryStatus::NAMES),
     bulk("purchase_orders", "status", PoStatus::NAMES),
     guard("banners", "severity", Severity::NAMES),
-    guard("outbox", "channel", crate::model::Outlet::NAMES),
+    guard("outbox", "channel", Outlet::NAMES),
     guard("outbox", "kind", MessageKind::NAMES),
     guard("outbox", "status", OutboxStatus::NAMES),
     guard("chat_links", "channel", Chat::NAMES),
@@ -118,6 +118,9 @@ pub async fn install(db: &Db, guards: &[Guard]) -> Result<()> {
     let mut tx = db.begin().await?;
     let mut made = 0;
     if !sqlite {
+        // Adding a constraint waits for every transaction on its table (an import in another
+        // process): a start that cannot have the lock soon fails saying so, and is retried.
+        on_tx!(&mut tx, c => sqlx::query("SET LOCAL lock_timeout = '30s'").execute(c).await.map(|_| ()))?;
         // Two processes starting at once would otherwise both add the same constraint.
         on_tx!(&mut tx, c => sqlx::query("SELECT pg_advisory_xact_lock(7340531)").execute(c).await.map(|_| ()))?;
     }
