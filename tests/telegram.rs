@@ -443,3 +443,22 @@ async fn nul_characters_in_a_chat_get_an_answer_and_the_bot_goes_on() {
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_command_naming_a_visual_twice_answers_for_each_visual_once() {
+    let (fake, app) = conversing().await;
+    extra_records(&app).await;
+    let code = code_from_portal(&app, "P-1B").await;
+    let m = fake.ask(ANN, &format!("/start {code}"), 0).await;
+    assert!(m.text().contains("Linked"), "{}", m.text());
+
+    let m = fake.ask(ANN, "/approve V-1,V-1,V-404", 1).await;
+    let text = m.text();
+    assert!(text.contains("V-1: approved"), "{text}");
+    assert!(text.contains("V-404: not found"), "{text}");
+    assert_eq!(text.matches("V-1:").count(), 1, "V-1 is answered for once: {text}");
+    assert_eq!(app.visual_status("V-1").await, "approved");
+    let feed = app.changes(0).await;
+    assert_eq!(feed.iter().filter(|e| e["kind"] == "visual_approved").count(), 1, "one approval recorded");
+    app.stop().await;
+}

@@ -42,7 +42,7 @@ pub async fn no_delivery_in(
     now: DateTime<Utc>,
 ) -> Result<i64, ActionError> {
     check_may_act(actor)?;
-    let job = found(jobs::get_job_tx(tx, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
+    let job = found(jobs::get_job(&mut *tx, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
     if !job.status.is_open() {
         return Err(ActionError::Conflict(format!("job {job_id} is {}; it needs no instructions", job.status.words())));
     }
@@ -130,13 +130,13 @@ pub async fn give(
         by_job.entry(l.job_id.as_str()).or_default().push(l);
     }
     for (job_id, wanted) in &by_job {
-        let job = found(jobs::get_job_tx(&mut tx, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
+        let job = found(jobs::get_job(&mut tx, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
         if !job.status.is_open() {
             return Err(ActionError::Conflict(format!("job {job_id} is {}", job.status.words())));
         }
         // Two submissions for the same job wait for each other here (job ids in order).
         jobs::lock_job(&mut tx, job_id).await?;
-        let held = jobs::list_garment_lines_tx(&mut tx, job_id).await?;
+        let held = jobs::list_garment_lines(&mut tx, job_id).await?;
         for w in wanted {
             let field = format!("qty[{job_id}:{}]", w.line_no);
             let Some(line) = held.iter().find(|h| h.line_no == w.line_no) else {

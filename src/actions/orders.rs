@@ -201,7 +201,7 @@ pub async fn place(state: &Services, actor: &Actor, basket: i64, now: DateTime<U
     };
     let mut tx = state.db.begin().await?;
     q::lock_basket(&mut tx, basket).await?;
-    let b = match q::basket_tx(&mut tx, &actor.contact.id, basket).await {
+    let b = match q::basket(&mut tx, &actor.contact.id, basket).await {
         Ok(b) => b,
         Err(StoreError::NotFound) => {
             tx.rollback().await?;
@@ -224,7 +224,7 @@ pub async fn place(state: &Services, actor: &Actor, basket: i64, now: DateTime<U
     let mut items = vec![];
     for (sku, qty) in &lines {
         let permitted = allowed.as_ref().is_none_or(|a| a.contains(sku));
-        let item = match q::stock_item_tx(&mut tx, actor.client_id(), sku).await {
+        let item = match q::stock_item(&mut tx, actor.client_id(), sku).await {
             Ok(i) if permitted => i,
             Ok(_) | Err(StoreError::NotFound) => {
                 short.push(Short { sku: sku.clone(), wanted: *qty, available: 0 });

@@ -89,14 +89,19 @@ impl<'a> Verdict<'a> {
     }
 }
 
-/// One decision in its own transaction (the portal's way: each visual of a batch lands alone).
+/// One decision: inside an inbound message's [`Unit`] when given one, else in its own
+/// transaction (the portal's way: each visual of a batch lands alone).
 async fn decide(
     state: &Services,
+    unit: Option<&mut Unit>,
     actor: &Actor,
     id: &str,
     verdict: Verdict<'_>,
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
+    if let Some(unit) = unit {
+        return decide_in(state, unit.tx().await?, actor, id, verdict, now).await;
+    }
     let d = state.db.in_transaction(async |tx| decide_in(state, tx, actor, id, verdict, now).await).await?;
     state.wake_dispatch.notify_waiters();
     Ok(d)
@@ -115,7 +120,7 @@ async fn decide_in(
     let (to, reason) = (verdict.status(), verdict.reason());
     check_scope(actor, id)?;
     check_may_act(actor)?;
-    let v = found(visuals::get_visual_tx(tx, actor.client_id(), id).await, || format!("visual {id}"))?;
+    let v = found(visuals::get_visual(&mut *tx, actor.client_id(), id).await, || format!("visual {id}"))?;
     use VisualStatus::{Approved, AwaitingApproval, Rejected};
     let from = match (v.status, to) {
         (AwaitingApproval, _) => AwaitingApproval,
@@ -165,15 +170,18 @@ async fn decide_in(
 }
 
 /// Approves one or more visuals (and their costs). `terms_accepted` must be true: the
-/// client saw and accepted the approval terms (a chat or email command counts as that).
-/// Each visual is its own transaction; the result lists what happened to each.
+/// client saw and accepted the approval terms (a chat or email command counts as that: the
+/// terms were in the message replied to). Without a `unit` each visual is its own
+/// transaction; the result lists what happened to each, by id (each named once, in the order
+/// first named).
 pub async fn approve(
     state: &Services,
+    mut unit: Option<&mut Unit>,
     actor: &Actor,
     ids: &[String],
     terms_accepted: bool,
     now: DateTime<Utc>,
-) -> Result<Vec<Result<Decided, ActionError>>, ActionError> {
+) -> Result<Vec<(String, Result<Decided, ActionError>)>, ActionError> {
     let ids = distinct_ids(ids)?;
     if !terms_accepted {
         return Err(ActionError::invalid("terms", "tick the box to accept the approval terms"));
@@ -181,7 +189,7 @@ pub async fn approve(
     check_may_act(actor)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        out.push(decide(state, actor, id, Verdict::Approve, now).await);
+        out.push((id.to_string(), decide(state, unit.as_deref_mut(), actor, id, Verdict::Approve, now).await));
     }
     Ok(out)
 }
@@ -208,51 +216,18 @@ fn distinct_ids(ids: &[String]) -> Result<Vec<&str>, ActionError> {
     Ok(out)
 }
 
-/// [`approve`] as part of an inbound message's [`Unit`] (a command: the terms were in the
-/// message replied to).
-pub async fn approve_in(
-    state: &Services,
-    unit: &mut Unit,
-    actor: &Actor,
-    ids: &[String],
-    now: DateTime<Utc>,
-) -> Result<Vec<Result<Decided, ActionError>>, ActionError> {
-    let ids = distinct_ids(ids)?;
-    check_may_act(actor)?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        out.push(decide_in(state, unit.tx().await?, actor, id, Verdict::Approve, now).await);
-    }
-    Ok(out)
-}
-
-/// [`reject`] as part of an inbound message's [`Unit`].
-pub async fn reject_in(
-    state: &Services,
-    unit: &mut Unit,
-    actor: &Actor,
-    id: &str,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<Decided, ActionError> {
-    let reason = check_reason(reason)?;
-    decide_in(state, unit.tx().await?, actor, id, Verdict::Reject { reason }, now).await
-}
-
-fn check_reason(reason: &str) -> Result<&str, ActionError> {
-    super::typed_text("reason", reason, crate::model::Lines::Many, 2000, "say why the visual is rejected")
-}
-
-/// Rejects (or un-approves) a visual; a reason is required.
+/// Rejects (or un-approves) a visual; a reason is required. Inside `unit` when given one.
 pub async fn reject(
     state: &Services,
+    unit: Option<&mut Unit>,
     actor: &Actor,
     id: &str,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
-    let reason = check_reason(reason)?;
-    decide(state, actor, id, Verdict::Reject { reason }, now).await
+    let reason =
+        super::typed_text("reason", reason, crate::model::Lines::Many, 2000, "say why the visual is rejected")?;
+    decide(state, unit, actor, id, Verdict::Reject { reason }, now).await
 }
 
 /// Adds a comment to a visual's thread.

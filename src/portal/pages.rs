@@ -95,10 +95,10 @@ async fn list_page(state: &AppState, session: &Session, shown: Shown) -> Reply {
 pub async fn approve_many(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     no_delegation(&session)?;
     let ids = form.all("visual");
-    match act::approve(&state, &session.actor, &ids, form.checked("terms"), Utc::now()).await {
+    match act::approve(&state, None, &session.actor, &ids, form.checked("terms"), Utc::now()).await {
         Ok(results) => {
-            let ok = results.iter().filter(|r| r.is_ok()).count();
-            let failed: Vec<String> = results.into_iter().filter_map(|r| r.err().map(|e| e.to_string())).collect();
+            let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
+            let failed: Vec<String> = results.into_iter().filter_map(|(_, r)| r.err().map(|e| e.to_string())).collect();
             if failed.is_empty() {
                 Ok(see_other(&state, "/visuals", &format!("{ok} visual(s) approved.")))
             } else {
@@ -168,11 +168,11 @@ pub async fn visual_action(
     let now = Utc::now();
     let a = &session.actor;
     let result: Result<String, ActionError> = match form.get("action") {
-        Some("approve") => act::approve(&state, a, std::slice::from_ref(&id), form.checked("terms"), now)
+        Some("approve") => act::approve(&state, None, a, std::slice::from_ref(&id), form.checked("terms"), now)
             .await
-            .and_then(|mut r| r.pop().unwrap_or_else(|| Err(ActionError::NotFound(format!("visual {id}")))))
+            .and_then(|mut r| r.pop().map_or_else(|| Err(ActionError::NotFound(format!("visual {id}"))), |(_, r)| r))
             .map(|_| format!("Visual {id} approved. Thank you.")),
-        Some("reject") => act::reject(&state, a, &id, &form.text("reason"), now)
+        Some("reject") => act::reject(&state, None, a, &id, &form.text("reason"), now)
             .await
             .map(|_| format!("Visual {id} rejected. TOT will be in touch with a new visual.")),
         Some("delegate") => act::delegate(&state, a, &id, &form.text("name"), &form.text("email"), now)

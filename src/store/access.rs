@@ -28,7 +28,7 @@ pub async fn insert(
     note: &str,
     now: DateTime<Utc>,
 ) -> Result<i64> {
-    let (id,): (i64,) = on_tx!(tx, c => bind!(sqlx::query_as(
+    let id: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "INSERT INTO access_requests (name, email, company, note, status, created_at)
          VALUES ($1, $2, $3, $4, 'open', $5) RETURNING id"), name, email, company, note, now)
         .fetch_one(c).await)?;
@@ -36,7 +36,7 @@ pub async fn insert(
 }
 
 pub async fn count_open(db: &Db) -> Result<i64> {
-    let (n,): (i64,) = on_db!(db, p => sqlx::query_as(
+    let n: i64 = on_db!(db, p => sqlx::query_scalar(
         "SELECT COUNT(*) FROM access_requests WHERE status = 'open'").fetch_one(p).await)?;
     Ok(n)
 }

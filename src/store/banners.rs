@@ -43,7 +43,7 @@ impl NewBanner {
 }
 
 pub async fn insert_banner(tx: &mut Tx, b: &NewBanner, now: DateTime<Utc>) -> Result<i64> {
-    let (id,): (i64,) = on_tx!(tx, c => bind!(sqlx::query_as(
+    let id: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "INSERT INTO banners (title, body, severity, starts_at, expires_at, created_by, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     ), &b.title, &b.body, &b.severity, b.starts_at, b.expires_at, &b.created_by, now)
@@ -119,9 +119,8 @@ pub async fn retract_banner(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool
 pub async fn existing_clients(db: &Db, ids: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for id in ids {
-        let row: Option<(String,)> =
-            on_db!(db, p => bind!(sqlx::query_as("SELECT id FROM clients WHERE id = $1"), id).fetch_optional(p).await)?;
-        out.extend(row.map(|r| r.0));
+        let known: Option<String> = on_db!(db, p => bind!(sqlx::query_scalar("SELECT id FROM clients WHERE id = $1"), id).fetch_optional(p).await)?;
+        out.extend(known);
     }
     Ok(out)
 }

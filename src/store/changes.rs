@@ -15,7 +15,7 @@ pub async fn append_change(
     payload: &serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<i64> {
-    let (seq,): (i64,) = on_tx!(tx, c => sqlx::query_as("UPDATE feed_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq")
+    let seq: i64 = on_tx!(tx, c => sqlx::query_scalar("UPDATE feed_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq")
         .fetch_one(c).await)?;
     on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO changes (seq, kind, client_id, contact_id, subject_id, payload, created_at)

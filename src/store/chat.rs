@@ -39,13 +39,13 @@ pub async fn redeem_code(
     now: DateTime<Utc>,
 ) -> Result<Option<String>> {
     let mut tx = db.begin().await?;
-    let row: Option<(String,)> = on_tx!(&mut tx, c => bind!(sqlx::query_as(
+    let row: Option<String> = on_tx!(&mut tx, c => bind!(sqlx::query_scalar(
         "UPDATE chat_codes SET used_at = $2
          WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2
          RETURNING contact_id",
     ), code_hash, now)
     .fetch_optional(c).await)?;
-    let Some((contact_id,)) = row else {
+    let Some(contact_id) = row else {
         tx.rollback().await?;
         return Ok(None);
     };
@@ -82,7 +82,7 @@ pub async fn unlink(db: &Db, channel: crate::model::Channel, user_id: &str, now:
 /// The active contact a chat user is: tied by a code, or named by TOT's own contact record
 /// (`telegram_chat_id`, `discord_user_id`).
 pub async fn contact_for_user(db: &Db, channel: crate::model::Channel, user_id: &str) -> Result<Option<String>> {
-    let row: Option<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
+    Ok(on_db!(db, p => bind!(sqlx::query_scalar(
         "SELECT l.contact_id FROM chat_links l JOIN contacts c ON c.id = l.contact_id
          WHERE l.channel = $1 AND l.user_id = $2 AND c.active
          UNION ALL
@@ -92,8 +92,7 @@ pub async fn contact_for_user(db: &Db, channel: crate::model::Channel, user_id: 
            AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = $1 AND o.user_id = $2)
          LIMIT 1",
     ), channel, user_id)
-    .fetch_optional(p).await)?;
-    Ok(row.map(|r| r.0))
+    .fetch_optional(p).await)?)
 }
 
 /// Where a contact's chat messages go, per channel: tied chats first, else TOT's record.
@@ -169,7 +168,7 @@ pub async fn take_pending(
 
 /// Whether an update id was recorded already (a cheap check before the work).
 pub async fn seen_update(db: &Db, channel: crate::model::Channel, update_id: &str) -> Result<bool> {
-    let row: Option<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
+    let row: Option<String> = on_db!(db, p => bind!(sqlx::query_scalar(
         "SELECT update_id FROM chat_updates WHERE channel = $1 AND update_id = $2",
     ), channel, update_id)
     .fetch_optional(p).await)?;

@@ -15,16 +15,14 @@ pub async fn message_counts(db: &Db, since: DateTime<Utc>) -> Result<Vec<(String
 
 /// When the last digest decision was taken (by any process's scheduler or `digest run`).
 pub async fn last_digest_decided(db: &Db) -> Result<Option<DateTime<Utc>>> {
-    let row: Option<(Option<DateTime<Utc>>,)> = on_db!(db, p => sqlx::query_as(
-        "SELECT MAX(decided_at) FROM digest_runs").fetch_optional(p).await)?;
-    Ok(row.and_then(|r| r.0))
+    Ok(on_db!(db, p => sqlx::query_scalar("SELECT MAX(decided_at) FROM digest_runs").fetch_one(p).await)?)
 }
 
 /// Inbound mail held for a person to look at, and dead messages.
 pub async fn waiting_counts(db: &Db) -> Result<(i64, i64)> {
-    let (held,): (i64,) = on_db!(db, p => sqlx::query_as(
+    let held: i64 = on_db!(db, p => sqlx::query_scalar(
         "SELECT COUNT(*) FROM inbound_messages WHERE disposition = 'held'").fetch_one(p).await)?;
-    let (dead,): (i64,) = on_db!(db, p => sqlx::query_as(
+    let dead: i64 = on_db!(db, p => sqlx::query_scalar(
         "SELECT COUNT(*) FROM outbox WHERE status = 'dead'").fetch_one(p).await)?;
     Ok((held, dead))
 }
@@ -175,7 +173,6 @@ pub async fn hold_for(db: &Db, id: i64, token: &str, now: DateTime<Utc>) -> Resu
 
 /// A client's name, by its exact id.
 pub async fn client_name(db: &Db, id: &str) -> Result<Option<String>> {
-    let row: Option<(String,)> = on_db!(db, p => bind!(sqlx::query_as("SELECT name FROM clients WHERE id = $1"), id)
-        .fetch_optional(p).await)?;
-    Ok(row.map(|r| r.0))
+    Ok(on_db!(db, p => bind!(sqlx::query_scalar("SELECT name FROM clients WHERE id = $1"), id)
+        .fetch_optional(p).await)?)
 }

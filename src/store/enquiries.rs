@@ -233,7 +233,7 @@ pub async fn price_card(
 }
 
 pub async fn client_currency(db: &Db, client_id: &str) -> Result<String> {
-    let (c,): (String,) = on_db!(db, p => bind!(sqlx::query_as("SELECT currency FROM clients WHERE id = $1"),
+    let c: String = on_db!(db, p => bind!(sqlx::query_scalar("SELECT currency FROM clients WHERE id = $1"),
         client_id).fetch_one(p).await)?;
     Ok(c)
 }

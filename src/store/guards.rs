@@ -108,9 +108,9 @@ pub async fn install(db: &Db, guards: &[Guard]) -> Result<()> {
     // read without taking the write lock.
     let mut current = true;
     for g in guards {
-        let rows: Vec<(String,)> =
-            on_db!(db, p => bind!(sqlx::query_as(present_sql(sqlite)), g.prefix(), g.table).fetch_all(p).await)?;
-        current &= rows.into_iter().map(|r| r.0).eq(g.objects(sqlite));
+        let names: Vec<String> =
+            on_db!(db, p => bind!(sqlx::query_scalar(present_sql(sqlite)), g.prefix(), g.table).fetch_all(p).await)?;
+        current &= names.into_iter().eq(g.objects(sqlite));
     }
     if current {
         return Ok(());
@@ -153,9 +153,7 @@ pub async fn install(db: &Db, guards: &[Guard]) -> Result<()> {
 
 /// The guards of `g`'s column now in the store, by name.
 async fn present(tx: &mut Tx, sqlite: bool, g: &Guard) -> Result<Vec<String>> {
-    let rows: Vec<(String,)> =
-        on_tx!(tx, c => bind!(sqlx::query_as(present_sql(sqlite)), g.prefix(), g.table).fetch_all(c).await)?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(present_sql(sqlite)), g.prefix(), g.table).fetch_all(c).await)?)
 }
 
 /// The names of a column's guards ($1 the prefix, $2 the table), in name order.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{Db, Result, Tx, bind, on_db, on_tx};
 
 pub async fn seen(db: &Db, message_id: &str) -> Result<bool> {
-    let row: Option<(String,)> = on_db!(db, p => bind!(sqlx::query_as("SELECT disposition FROM inbound_messages WHERE message_id = $1"),
+    let row: Option<String> = on_db!(db, p => bind!(sqlx::query_scalar("SELECT disposition FROM inbound_messages WHERE message_id = $1"),
         message_id).fetch_optional(p).await)?;
     Ok(row.is_some())
 }
@@ -101,7 +101,7 @@ pub async fn record_bounce(
         "INSERT INTO contact_settings (contact_id, email_enabled, soft_bounces, updated_at) VALUES ($1, TRUE, 0, $2)
          ON CONFLICT (contact_id) DO NOTHING",
     ), contact_id, now).execute(c).await.map(|r| r.rows_affected()))?;
-    let (soft,): (i64,) = on_tx!(tx, c => bind!(sqlx::query_as(
+    let soft: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "UPDATE contact_settings SET soft_bounces = soft_bounces + $2, updated_at = $3 WHERE contact_id = $1 RETURNING soft_bounces",
     ), contact_id, if hard { 0i64 } else { 1i64 }, now).fetch_one(c).await)?;
     let suspend = hard || soft >= soft_limit;
@@ -124,7 +124,7 @@ pub async fn clear_bounces(tx: &mut Tx, contact_id: &str, now: DateTime<Utc>) ->
 }
 
 pub async fn suspended_count(db: &Db) -> Result<i64> {
-    let (n,): (i64,) = on_db!(db, p => sqlx::query_as("SELECT COUNT(*) FROM contact_settings WHERE email_suspended_at IS NOT NULL")
+    let n: i64 = on_db!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM contact_settings WHERE email_suspended_at IS NOT NULL")
         .fetch_one(p).await)?;
     Ok(n)
 }

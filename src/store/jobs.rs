@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Db, Result, Tx, bind, on_db, on_tx};
+use super::{Conn, Db, Result, Tx, bind, on_conn, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct JobRow {
@@ -20,14 +20,9 @@ pub struct JobRow {
 const SELECT: &str = "SELECT j.id, j.client_id, j.name, j.status, j.date_required, j.order_id, j.client_ref,
     c.name AS contact_name, j.delivery_instructions FROM jobs j LEFT JOIN contacts c ON c.id = j.contact_id";
 
-pub async fn get_job(db: &Db, client_id: &str, id: &str) -> Result<JobRow> {
+pub async fn get_job(conn: impl Into<Conn<'_>>, client_id: &str, id: &str) -> Result<JobRow> {
     let sql = format!("{SELECT} WHERE j.id = $1 AND j.client_id = $2");
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, JobRow>(&sql), id, client_id).fetch_one(p).await)?)
-}
-
-pub async fn get_job_tx(tx: &mut Tx, client_id: &str, id: &str) -> Result<JobRow> {
-    let sql = format!("{SELECT} WHERE j.id = $1 AND j.client_id = $2");
-    Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, JobRow>(&sql), id, client_id).fetch_one(c).await)?)
+    Ok(on_conn!(conn.into(), c => bind!(sqlx::query_as::<_, JobRow>(&sql), id, client_id).fetch_one(c).await)?)
 }
 
 /// Open jobs of a client (the ones delivery instructions can be given for).
@@ -61,14 +56,9 @@ const LINES: &str = "SELECT g.job_id, g.line_no, g.description, g.expected_qty, 
                    WHERE l.job_id = g.job_id AND l.line_no = g.line_no), 0) AS BIGINT) AS instructed
     FROM job_printed_garments g";
 
-pub async fn list_garment_lines(db: &Db, job_id: &str) -> Result<Vec<GarmentLine>> {
+pub async fn list_garment_lines(conn: impl Into<Conn<'_>>, job_id: &str) -> Result<Vec<GarmentLine>> {
     let sql = format!("{LINES} WHERE g.job_id = $1 ORDER BY g.line_no");
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, GarmentLine>(&sql), job_id).fetch_all(p).await)?)
-}
-
-pub async fn list_garment_lines_tx(tx: &mut Tx, job_id: &str) -> Result<Vec<GarmentLine>> {
-    let sql = format!("{LINES} WHERE g.job_id = $1 ORDER BY g.line_no");
-    Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, GarmentLine>(&sql), job_id).fetch_all(c).await)?)
+    Ok(on_conn!(conn.into(), c => bind!(sqlx::query_as::<_, GarmentLine>(&sql), job_id).fetch_all(c).await)?)
 }
 
 pub struct NewRequest<'a> {
@@ -82,7 +72,7 @@ pub struct NewRequest<'a> {
 }
 
 pub async fn insert_request(tx: &mut Tx, r: &NewRequest<'_>, now: DateTime<Utc>) -> Result<i64> {
-    let (id,): (i64,) = on_tx!(tx, c => bind!(sqlx::query_as(
+    let id: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "INSERT INTO delivery_requests (client_id, contact_id, kind, address, required_date, contact_name, notes, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     ), r.client_id, r.contact_id, r.kind, r.address, r.required_date, r.contact_name, r.notes, now)
@@ -112,7 +102,7 @@ pub async fn set_delivery_instructions(tx: &mut Tx, job_id: &str, value: &str) -
 
 /// Addresses this client used before (earlier instructions and TOT's deliveries), newest first.
 pub async fn saved_addresses(db: &Db, client_id: &str) -> Result<Vec<String>> {
-    let rows: Vec<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
+    Ok(on_db!(db, p => bind!(sqlx::query_scalar(
         "SELECT address FROM (
            SELECT address, MAX(created_at) AS at FROM delivery_requests
              WHERE client_id = $1 AND address IS NOT NULL GROUP BY address
@@ -120,6 +110,5 @@ pub async fn saved_addresses(db: &Db, client_id: &str) -> Result<Vec<String>> {
            SELECT venue AS address, MAX(updated_at) AS at FROM deliveries WHERE client_id = $1 GROUP BY venue
          ) a GROUP BY address ORDER BY MAX(at) DESC LIMIT 20",
     ), client_id)
-    .fetch_all(p).await)?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    .fetch_all(p).await)?)
 }

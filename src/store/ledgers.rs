@@ -124,20 +124,20 @@ pub async fn digest_decision(
     channel: crate::model::Outlet,
     period: &str,
 ) -> Result<Decision> {
-    let row: Option<(Option<i64>,)> = on_db!(db, p => bind!(sqlx::query_as(
+    let row: Option<Option<i64>> = on_db!(db, p => bind!(sqlx::query_scalar(
         "SELECT outbox_id FROM digest_runs WHERE contact_id = $1 AND channel = $2 AND period = $3",
     ), contact_id, channel, period)
     .fetch_optional(p).await)?;
     Ok(match row {
         None => Decision::Open,
-        Some((None,)) => Decision::Empty,
-        Some((Some(_),)) => Decision::Sent,
+        Some(None) => Decision::Empty,
+        Some(Some(_)) => Decision::Sent,
     })
 }
 
 /// Whether a single-use nonce has been used (without using it).
 pub async fn nonce_used(db: &Db, nonce: &str) -> Result<bool> {
-    let row: Option<(String,)> = on_db!(db, p => bind!(sqlx::query_as("SELECT nonce FROM used_nonces WHERE nonce = $1"),
+    let row: Option<String> = on_db!(db, p => bind!(sqlx::query_scalar("SELECT nonce FROM used_nonces WHERE nonce = $1"),
         nonce)
         .fetch_optional(p).await)?;
     Ok(row.is_some())
@@ -150,8 +150,8 @@ const LEADER_LOCK: i64 = 0x6370_6f72_7401;
 pub async fn try_leader_lock(db: &Db) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
     let Db::Postgres(pool) = db else { return None };
     let mut conn = pool.acquire().await.ok()?;
-    let (got,): (bool,) =
-        bind!(sqlx::query_as("SELECT pg_try_advisory_lock($1)"), LEADER_LOCK).fetch_one(&mut *conn).await.ok()?;
+    let got: bool =
+        bind!(sqlx::query_scalar("SELECT pg_try_advisory_lock($1)"), LEADER_LOCK).fetch_one(&mut *conn).await.ok()?;
     got.then_some(conn)
 }
 

@@ -95,6 +95,25 @@ pub enum Tx {
     Postgres(Transaction<'static, Postgres>),
 }
 
+/// Where a read runs: on the pool, or in a transaction the caller holds. A read both kinds
+/// of caller need is written once, taking `impl Into<Conn>`: `&db` or `&mut tx`.
+pub enum Conn<'a> {
+    Db(&'a Db),
+    Tx(&'a mut Tx),
+}
+
+impl<'a> From<&'a Db> for Conn<'a> {
+    fn from(db: &'a Db) -> Self {
+        Conn::Db(db)
+    }
+}
+
+impl<'a> From<&'a mut Tx> for Conn<'a> {
+    fn from(tx: &'a mut Tx) -> Self {
+        Conn::Tx(tx)
+    }
+}
+
 /// Locks the row a `SELECT … FOR UPDATE` names until the transaction ends. PostgreSQL only:
 /// a SQLite write transaction (`BEGIN IMMEDIATE`) already excludes every other writer.
 pub(crate) async fn lock_row<K>(tx: &mut Tx, select_for_update: &'static str, key: K) -> Result<()>
@@ -131,6 +150,17 @@ macro_rules! on_tx {
                 let $c = &mut **t;
                 $body
             }
+        }
+    };
+}
+
+/// Runs `$body` with `$c` bound to a [`Conn`]'s pool or transaction, once per engine and kind.
+#[macro_export]
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::store::Conn::Db(db) => $crate::on_db!(db, $c => $body),
+            $crate::store::Conn::Tx(tx) => $crate::on_tx!(tx, $c => $body),
         }
     };
 }
@@ -193,7 +223,7 @@ macro_rules! fetch_in {
     }};
 }
 
-pub use crate::{bind, fetch_in, on_db, on_tx};
+pub use crate::{bind, fetch_in, on_conn, on_db, on_tx};
 
 impl Db {
     /// Opens the pool. A SQLite file (and its folder) is created when missing.
@@ -312,8 +342,7 @@ impl Db {
                 Ok(pages * size)
             }
             Db::Postgres(p) => {
-                let (size,): (i64,) =
-                    sqlx::query_as("SELECT pg_database_size(current_database())").fetch_one(p).await?;
+                let size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())").fetch_one(p).await?;
                 Ok(size)
             }
         }

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, bind, on_db, on_tx};
+use super::{Conn, Db, Result, Tx, bind, on_conn, on_db, on_tx};
 
 /// A stock line as a client orders from it.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -48,15 +48,10 @@ pub async fn stock(
     Ok(rows)
 }
 
-/// One SKU of the client, read in the caller's transaction (after [`lock_stock`]).
-pub async fn stock_item_tx(tx: &mut Tx, client_id: &str, sku: &str) -> Result<StockItem> {
+/// One SKU of the client (in a placement, read in its transaction after [`lock_stock`]).
+pub async fn stock_item(conn: impl Into<Conn<'_>>, client_id: &str, sku: &str) -> Result<StockItem> {
     let sql = format!("{STOCK} WHERE s.client_id = $1 AND s.sku = $2");
-    Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, StockItem>(&sql), client_id, sku).fetch_one(c).await)?)
-}
-
-pub async fn stock_item(db: &Db, client_id: &str, sku: &str) -> Result<StockItem> {
-    let sql = format!("{STOCK} WHERE s.client_id = $1 AND s.sku = $2");
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, StockItem>(&sql), client_id, sku).fetch_one(p).await)?)
+    Ok(on_conn!(conn.into(), c => bind!(sqlx::query_as::<_, StockItem>(&sql), client_id, sku).fetch_one(c).await)?)
 }
 
 /// Locks stock rows for the rest of the transaction, in SKU order so two placements never
@@ -94,20 +89,15 @@ pub async fn baskets_of(db: &Db, contact_id: &str) -> Result<Vec<Basket>> {
 }
 
 /// A basket of this contact (anyone else's is "not found").
-pub async fn basket(db: &Db, contact_id: &str, id: i64) -> Result<Basket> {
+pub async fn basket(conn: impl Into<Conn<'_>>, contact_id: &str, id: i64) -> Result<Basket> {
     let sql = format!("{BASKET} WHERE b.id = $1 AND b.contact_id = $2");
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, Basket>(&sql), id, contact_id).fetch_one(p).await)?)
+    Ok(on_conn!(conn.into(), c => bind!(sqlx::query_as::<_, Basket>(&sql), id, contact_id).fetch_one(c).await)?)
 }
 
 /// Locks a basket row for the rest of the transaction, so the same basket cannot be placed
 /// twice at once.
 pub async fn lock_basket(tx: &mut Tx, id: i64) -> Result<()> {
     super::lock_row(tx, "SELECT id FROM baskets WHERE id = $1 FOR UPDATE", id).await
-}
-
-pub async fn basket_tx(tx: &mut Tx, contact_id: &str, id: i64) -> Result<Basket> {
-    let sql = format!("{BASKET} WHERE b.id = $1 AND b.contact_id = $2");
-    Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, Basket>(&sql), id, contact_id).fetch_one(c).await)?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -136,7 +126,7 @@ pub async fn basket_lines_tx(tx: &mut Tx, basket_id: i64) -> Result<Vec<(String,
 }
 
 pub async fn create_basket(db: &Db, client_id: &str, contact_id: &str, name: &str, now: DateTime<Utc>) -> Result<i64> {
-    let (id,): (i64,) = on_db!(db, p => bind!(sqlx::query_as(
+    let id: i64 = on_db!(db, p => bind!(sqlx::query_scalar(
         "INSERT INTO baskets (client_id, contact_id, name, address, notes, created_at, updated_at)
          VALUES ($1, $2, $3, '', '', $4, $4) RETURNING id",
     ), client_id, contact_id, name, now)
@@ -187,7 +177,7 @@ pub struct NewOrder<'a> {
 }
 
 pub async fn insert_order(tx: &mut Tx, o: &NewOrder<'_>, now: DateTime<Utc>) -> Result<i64> {
-    let (id,): (i64,) = on_tx!(tx, c => bind!(sqlx::query_as(
+    let id: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "INSERT INTO reseller_orders (client_id, contact_id, contact_name, basket_name, address, notes, status, placed_at)
          VALUES ($1, $2, $3, $4, $5, $6, 'placed', $7) RETURNING id",
     ), o.client_id, o.contact_id, o.contact_name, o.basket_name, o.address, o.notes, now)
@@ -234,17 +224,16 @@ pub async fn order_lines(db: &Db, order_id: i64) -> Result<Vec<(String, String, 
 
 /// Addresses a contact's own orders went to, most recent first.
 pub async fn own_addresses(db: &Db, contact_id: &str) -> Result<Vec<String>> {
-    let rows: Vec<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
+    Ok(on_db!(db, p => bind!(sqlx::query_scalar(
         "SELECT address FROM reseller_orders WHERE contact_id = $1 AND address <> ''
          GROUP BY address ORDER BY MAX(placed_at) DESC LIMIT 20",
     ), contact_id)
-    .fetch_all(p).await)?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    .fetch_all(p).await)?)
 }
 
 /// Whether the client lets its admins set up third-party users.
 pub async fn third_party_ordering(db: &Db, client_id: &str) -> Result<bool> {
-    let (on,): (bool,) = on_db!(db, p => bind!(sqlx::query_as("SELECT third_party_ordering FROM clients WHERE id = $1"),
+    let on: bool = on_db!(db, p => bind!(sqlx::query_scalar("SELECT third_party_ordering FROM clients WHERE id = $1"),
         client_id).fetch_one(p).await)?;
     Ok(on)
 }
@@ -297,11 +286,10 @@ pub async fn revoke_third_party(tx: &mut Tx, client_id: &str, id: &str, now: Dat
 }
 
 pub async fn allocations(db: &Db, contact_id: &str) -> Result<Vec<String>> {
-    let rows: Vec<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
+    Ok(on_db!(db, p => bind!(sqlx::query_scalar(
         "SELECT sku FROM sku_allocations WHERE contact_id = $1 ORDER BY sku",
     ), contact_id)
-    .fetch_all(p).await)?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    .fetch_all(p).await)?)
 }
 
 /// Allocates (or, with `on` false, un-allocates) a SKU; true when something changed.
@@ -321,7 +309,7 @@ pub async fn set_allocation(tx: &mut Tx, contact_id: &str, sku: &str, on: bool, 
 
 /// The next free `TP-<client>-<n>` id for a third-party user.
 pub async fn next_third_party_id(tx: &mut Tx, client_id: &str) -> Result<String> {
-    let (n,): (i64,) = on_tx!(tx, c => bind!(sqlx::query_as(
+    let n: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "SELECT COUNT(*) FROM contacts WHERE client_id = $1 AND role = 'third_party' AND created_by IS NOT NULL",
     ), client_id)
     .fetch_one(c).await)?;

@@ -57,7 +57,7 @@ const COLS: &str = "id, contact_id, channel, kind, idem_key, reply_token, recipi
 /// Queues a message unless one with the same idempotency key exists. Returns the new id,
 /// or `None` when the key was already used (the decision was made before).
 pub async fn insert_message(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> Result<Option<i64>> {
-    let row: Option<(i64,)> = on_tx!(tx, c => bind!(sqlx::query_as(
+    let row: Option<i64> = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "INSERT INTO outbox (contact_id, channel, kind, idem_key, reply_token, recipient, subject, status,
            attempts, next_attempt_at, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $9, $9)
@@ -65,7 +65,7 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> 
     ), &m.contact_id, &m.channel, &m.kind, &m.idem_key, &m.reply_token, &m.recipient, &m.subject,
         m.next_attempt_at, now)
     .fetch_optional(c).await)?;
-    if let Some((id,)) = row {
+    if let Some(id) = row {
         on_tx!(tx, c => bind!(sqlx::query("INSERT INTO outbox_payloads (outbox_id, payload) VALUES ($1, $2)"),
             id, &m.payload)
             .execute(c).await
@@ -73,7 +73,7 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> 
         metrics::counter!("cport_outbox_queued_total", "channel" => m.channel.as_str(), "kind" => m.kind.as_str())
             .increment(1);
     }
-    Ok(row.map(|r| r.0))
+    Ok(row)
 }
 
 /// Claims the next due message for sending (a lease of `lease_until`); a message whose lease
@@ -156,14 +156,14 @@ pub async fn mark_sent_many(db: &Db, items: &[(i64, &str, &str)], now: DateTime<
              RETURNING id",
             ids.join(", ")
         );
-        let rows: Vec<(i64,)> = on_db!(db, p => {
-            let mut q = bind!(sqlx::query_as(&sql), now);
+        let sent: Vec<i64> = on_db!(db, p => {
+            let mut q = bind!(sqlx::query_scalar(&sql), now);
             for (id, token, provider) in chunk {
                 q = q.bind(*id).bind(*provider).bind(*token);
             }
             q.fetch_all(p).await
         })?;
-        marked.extend(rows.into_iter().map(|r| r.0));
+        marked.extend(sent);
     }
     Ok(marked)
 }
@@ -305,12 +305,11 @@ pub async fn last_alert_at(
     contact_id: &str,
     channel: crate::model::Outlet,
 ) -> Result<Option<DateTime<Utc>>> {
-    let row: Option<(DateTime<Utc>,)> = on_tx!(tx, c => bind!(sqlx::query_as(
+    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
         "SELECT next_attempt_at FROM outbox WHERE contact_id = $1 AND channel = $2 AND kind = 'alert'
            AND status <> 'dropped' ORDER BY next_attempt_at DESC LIMIT 1",
     ), contact_id, channel)
-    .fetch_optional(c).await)?;
-    Ok(row.map(|r| r.0))
+    .fetch_optional(c).await)?)
 }
 
 pub async fn find_by_reply_token(db: &Db, token: &str) -> Result<Option<OutboxRow>> {
@@ -371,12 +370,11 @@ pub async fn last_digest_payload(
     contact_id: &str,
     channel: crate::model::Outlet,
 ) -> Result<Option<String>> {
-    let row: Option<(String,)> = on_tx!(tx, c => bind!(sqlx::query_as(
+    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
         "SELECT payload FROM outbox_full WHERE contact_id = $1 AND channel = $2 AND kind = 'digest'
          ORDER BY id DESC LIMIT 1",
     ), contact_id, channel)
-    .fetch_optional(c).await)?;
-    Ok(row.map(|r| r.0))
+    .fetch_optional(c).await)?)
 }
 
 /// Contacts whose email is suspended (after bounces), with the reason.

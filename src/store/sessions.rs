@@ -6,10 +6,9 @@ use super::contacts::{COLS, ContactRow};
 use super::{Db, Result, bind, on_db};
 
 pub async fn get_password_hash(db: &Db, contact_id: &str) -> Result<Option<String>> {
-    let row: Option<(String,)> = on_db!(db, p => bind!(sqlx::query_as("SELECT password_hash FROM accounts WHERE contact_id = $1"),
+    Ok(on_db!(db, p => bind!(sqlx::query_scalar("SELECT password_hash FROM accounts WHERE contact_id = $1"),
         contact_id)
-        .fetch_optional(p).await)?;
-    Ok(row.map(|r| r.0))
+        .fetch_optional(p).await)?)
 }
 
 pub async fn set_password_hash(db: &Db, contact_id: &str, hash: &str, now: DateTime<Utc>) -> Result<()> {
@@ -86,9 +85,8 @@ pub async fn revoke_contact_sessions(db: &Db, contact_id: &str, now: DateTime<Ut
 
 /// Contacts whose email matches (case-insensitively), active only.
 pub async fn contacts_by_email(db: &Db, email: &str) -> Result<Vec<String>> {
-    let rows: Vec<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
+    Ok(on_db!(db, p => bind!(sqlx::query_scalar(
         "SELECT id FROM contacts WHERE lower(email) = lower($1) AND active ORDER BY id",
     ), email)
-    .fetch_all(p).await)?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
+    .fetch_all(p).await)?)
 }

@@ -30,7 +30,7 @@ pub async fn add(db: &Db, email: &str, now: DateTime<Utc>) -> Result<(i64, bool)
             Ok((id, true))
         }
         None => {
-            let (id,): (i64,) = on_db!(db, p => bind!(sqlx::query_as(
+            let id: i64 = on_db!(db, p => bind!(sqlx::query_scalar(
                 "INSERT INTO staff (email, created_at) VALUES ($1, $2) RETURNING id"), email, now)
                 .fetch_one(p).await)?;
             Ok((id, true))
@@ -40,7 +40,7 @@ pub async fn add(db: &Db, email: &str, now: DateTime<Utc>) -> Result<(i64, bool)
 
 /// Whether any staff account exists (the console is in use).
 pub async fn any(db: &Db) -> Result<bool> {
-    let row: Option<(i64,)> = on_db!(db, p => sqlx::query_as("SELECT id FROM staff WHERE removed_at IS NULL LIMIT 1")
+    let row: Option<i64> = on_db!(db, p => sqlx::query_scalar("SELECT id FROM staff WHERE removed_at IS NULL LIMIT 1")
         .fetch_optional(p).await)?;
     Ok(row.is_some())
 }

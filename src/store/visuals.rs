@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Db, Result, Tx, bind, on_db, on_tx};
+use super::{Conn, Db, Result, Tx, bind, on_conn, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct VisualRow {
@@ -26,14 +26,9 @@ const SELECT: &str = "SELECT v.id, v.client_id, v.job_id, j.name AS job_name, c.
     FROM visuals v JOIN jobs j ON j.id = v.job_id LEFT JOIN contacts c ON c.id = j.contact_id";
 
 /// One visual of one client (a visual of another client is "not found").
-pub async fn get_visual(db: &Db, client_id: &str, id: &str) -> Result<VisualRow> {
+pub async fn get_visual(conn: impl Into<Conn<'_>>, client_id: &str, id: &str) -> Result<VisualRow> {
     let sql = format!("{SELECT} WHERE v.id = $1 AND v.client_id = $2");
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, VisualRow>(&sql), id, client_id).fetch_one(p).await)?)
-}
-
-pub async fn get_visual_tx(tx: &mut Tx, client_id: &str, id: &str) -> Result<VisualRow> {
-    let sql = format!("{SELECT} WHERE v.id = $1 AND v.client_id = $2");
-    Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, VisualRow>(&sql), id, client_id).fetch_one(c).await)?)
+    Ok(on_conn!(conn.into(), c => bind!(sqlx::query_as::<_, VisualRow>(&sql), id, client_id).fetch_one(c).await)?)
 }
 
 /// A client's visuals, those awaiting approval first, newest first.
@@ -138,7 +133,7 @@ pub struct DelegationRow {
 }
 
 pub async fn insert_delegation(tx: &mut Tx, d: &DelegationRow, now: DateTime<Utc>) -> Result<i64> {
-    let (id,): (i64,) = on_tx!(tx, c => bind!(sqlx::query_as(
+    let id: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "INSERT INTO delegations (visual_id, client_id, contact_id, name, email, expires_at, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     ), &d.visual_id, &d.client_id, &d.contact_id, &d.name, &d.email, d.expires_at, now)

@@ -283,10 +283,9 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
         ids.to_vec()
     };
     // The command itself is the acceptance: the terms were in the message replied to.
-    let results = super::visuals::approve_in(state, unit, actor, &ids, now).await?;
-    let lines: Vec<String> = ids
-        .iter()
-        .zip(results)
+    let results = super::visuals::approve(state, Some(unit), actor, &ids, true, now).await?;
+    let lines: Vec<String> = results
+        .into_iter()
         .map(|(id, r)| match r {
             Ok(_) => format!("{id}: approved"),
             Err(ActionError::NotFound(_)) => format!("{id}: not found"),
@@ -306,7 +305,7 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
 async fn reject(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>, reason: &str) -> Result<Answer, ActionError> {
     let Ask { state, actor, now, name, .. } = *a;
     let id = decision_id(a, id, Category::VisualApproval, "REJECT")?;
-    super::visuals::reject_in(state, unit, actor, &id, reason, now).await?;
+    super::visuals::reject(state, Some(unit), actor, &id, reason, now).await?;
     Ok(Answer::ok(
         name,
         format!("{id} rejected. TOT will send a new visual."),
