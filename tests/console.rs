@@ -494,6 +494,40 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
 }
 
 #[tokio::test]
+async fn a_large_held_message_shows_its_start_and_its_authentication_results() {
+    let app = TestApp::spawn_with(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
+    load_world(&app).await;
+    digest_for_all(&app).await;
+    staff_account(&app, SAM).await;
+    let staff = staff_browser(&app, SAM).await;
+    let token = common::digest_to_reply_to(&app.db, &app.state.signer, "P-1A", "ann@alpha.example").await;
+    let domain = app.state.config.email.reply_domain.clone();
+    // 100,000 two-byte characters: more than the page shows, cut on a character.
+    let body = "\u{3a9}".repeat(100_000);
+    let raw = format!(
+        "Authentication-Results: mx.tot.example; dmarc=fail (p=reject) header.from=alpha.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
+         Message-ID: <big-1@alpha.example>\r\nDate: Wed, 02 Dec 2026 09:00:00 +0000\r\n\r\nAPPROVE V-1\r\n{body}\r\nLAST-LINE\r\n"
+    );
+    let d = cport::channels::inbound::handle(&app.state, raw.as_bytes(), Utc::now()).await.unwrap();
+    assert!(matches!(d, cport::channels::inbound::Disposition::Held(_)), "{d:?}");
+
+    let (_, html) = app.page(&staff, "/staff/held").await;
+    assert!(html.contains("big-1@alpha.example"), "the message is listed");
+    assert!(html.contains("dmarc=fail (p=reject) header.from=alpha.example"), "its Authentication-Results are shown");
+    assert!(
+        html.contains("APPROVE V-1") && html.contains("the rest is not shown"),
+        "its start is shown, and that it goes on"
+    );
+    assert!(!html.contains("LAST-LINE"), "the page does not carry the whole message");
+
+    // Released, the whole message is acted on.
+    app.submit(&staff, "/staff/held", &[("message_id", "big-1@alpha.example"), ("action", "release")]).await;
+    assert_eq!(app.visual_status("V-1").await, "approved");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn contacts_held_mail_and_the_overview() {
     let app = TestApp::spawn_with(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
     load_world(&app).await;

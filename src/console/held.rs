@@ -12,8 +12,12 @@ use crate::store::inbound;
 use crate::web::HttpError;
 use crate::web::Reply;
 
-/// How much of a message the page shows.
-const SHOWN: usize = 64 * 1024;
+/// How much of a message the page shows, in characters (the Authentication-Results are read
+/// from this part: a header block longer than this is not looked at further).
+const SHOWN: i64 = 64 * 1024;
+
+/// Held messages one page shows.
+const PAGE: i64 = 50;
 
 /// The message's `Authentication-Results` headers, unfolded.
 fn auth_results(raw: &str) -> Vec<String> {
@@ -42,13 +46,13 @@ pub async fn held(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
     let q = FormData::query(q);
     let note = Note::of(&q).verified(&state);
     let mut out = vec![];
-    for h in inbound::list_held(&state.db, 50).await? {
-        let raw = inbound::get_held(&state.db, &h.message_id).await?.map(|(_, r)| r).unwrap_or_default();
-        let mut shown: String = raw.chars().take(SHOWN).collect();
-        if shown.len() < raw.len() {
+    for h in inbound::held_heads(&state.db, PAGE, SHOWN).await? {
+        let auth = auth_results(&h.head);
+        let mut shown = h.head;
+        if h.cut {
             shown.push_str("\n[… the rest is not shown]");
         }
-        out.push(json!({"m": h, "auth": auth_results(&raw), "raw": shown}));
+        out.push(json!({"m": h.row, "auth": auth, "raw": shown}));
     }
     page(&state, Some(&staff), "held", json!({"held": out, "note": note}))
 }

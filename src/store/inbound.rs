@@ -87,6 +87,28 @@ pub async fn list_held(db: &Db, limit: i64) -> Result<Vec<InboundRow>> {
     list_recent(db, Some("held"), limit).await
 }
 
+/// A held message with the start of its text, as the console shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct HeldHead {
+    #[sqlx(flatten)]
+    pub row: InboundRow,
+    /// The first characters of the message as received.
+    pub head: String,
+    /// Whether the message goes on past `head`.
+    pub cut: bool,
+}
+
+/// [`list_held`] with the first `chars` characters of each message, in one query: a page of
+/// held mail reads a bounded amount however large the messages are.
+pub async fn held_heads(db: &Db, limit: i64, chars: i64) -> Result<Vec<HeldHead>> {
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, HeldHead>(
+        "SELECT message_id, received_at, contact_id, disposition, reason,
+                COALESCE(substr(raw, 1, CAST($2 AS INTEGER)), '') AS head,
+                COALESCE(length(raw) > CAST($2 AS INTEGER), FALSE) AS cut
+         FROM inbound_messages WHERE disposition = 'held' ORDER BY received_at DESC, message_id LIMIT $1"),
+        limit, chars).fetch_all(p).await)?)
+}
+
 /// Counts a bounce for a contact; suspends email on a hard bounce or after `soft_limit` soft
 /// ones in a row. Returns whether email is now suspended.
 pub async fn record_bounce(
