@@ -149,10 +149,18 @@ named_enum! {
 }
 
 impl JobStatus {
-    /// Still at TOT: delivery instructions may be given for it.
+    /// Still at TOT: delivery instructions may be given for it, and its items (no
+    /// instructions yet, art not received) are open. The store's queries read this list.
+    pub const OPEN: &'static [JobStatus] = &[JobStatus::Entered, JobStatus::InProduction, JobStatus::Completed];
+
     pub fn is_open(self) -> bool {
-        matches!(self, JobStatus::Entered | JobStatus::InProduction | JobStatus::Completed)
+        Self::OPEN.contains(&self)
     }
+}
+
+impl PoStatus {
+    /// Done with: nothing more is chased for it, whatever its lines say.
+    pub const FINISHED: &'static [PoStatus] = &[PoStatus::Closed, PoStatus::Cancelled];
 }
 
 pub const JOB_STATUSES: &[&str] = JobStatus::NAMES;

@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Db, Result, fetch_in};
+use super::{Db, Result, fetch_in, state_list};
+use crate::model::{DeliveryInstructions, JobStatus, PoStatus, VisualStatus};
 
 /// Runs `sql` (with `{clients}` standing for the IN list) for `clients`.
 async fn for_clients<T>(db: &Db, sql: &str, clients: &[&str]) -> Result<Vec<T>>
@@ -31,12 +32,15 @@ pub struct PendingVisual {
 
 /// A1: visuals awaiting the clients' approval.
 pub async fn list_pending_visuals(db: &Db, clients: &[&str]) -> Result<Vec<PendingVisual>> {
-    let sql = "SELECT v.client_id, v.id, v.design_id, v.category, v.job_id, j.name AS job_name, j.date_required,
-                      v.created_at
+    let sql = format!(
+        "SELECT v.client_id, v.id, v.design_id, v.category, v.job_id, j.name AS job_name, j.date_required,
+                v.created_at
          FROM visuals v JOIN jobs j ON j.id = v.job_id
-         WHERE v.client_id IN ({clients}) AND v.status = 'awaiting_approval'
-         ORDER BY v.created_at, v.id";
-    for_clients(db, sql, clients).await
+         WHERE v.client_id IN ({{clients}}) AND v.status = '{awaiting}'
+         ORDER BY v.created_at, v.id",
+        awaiting = VisualStatus::AwaitingApproval
+    );
+    for_clients(db, &sql, clients).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -44,7 +48,7 @@ pub struct OpenJob {
     pub client_id: String,
     pub id: String,
     pub name: String,
-    pub status: crate::model::JobStatus,
+    pub status: JobStatus,
     pub date_required: Option<NaiveDate>,
     pub client_ref: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -52,11 +56,14 @@ pub struct OpenJob {
 
 /// A2: open jobs for which the clients have given no delivery instructions.
 pub async fn list_jobs_without_delivery(db: &Db, clients: &[&str]) -> Result<Vec<OpenJob>> {
-    let sql = "SELECT client_id, id, name, status, date_required, client_ref, created_at FROM jobs
-         WHERE client_id IN ({clients}) AND status IN ('entered', 'in_production', 'completed')
-           AND delivery_instructions = 'none'
-         ORDER BY date_required, id";
-    for_clients(db, sql, clients).await
+    let sql = format!(
+        "SELECT client_id, id, name, status, date_required, client_ref, created_at FROM jobs
+         WHERE client_id IN ({{clients}}) AND status IN ({open}) AND delivery_instructions = '{none}'
+         ORDER BY date_required, id",
+        open = state_list(JobStatus::OPEN),
+        none = DeliveryInstructions::None
+    );
+    for_clients(db, &sql, clients).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -66,21 +73,24 @@ pub struct OpenThirdPartyPo {
     pub tot_ref: String,
     pub placed_by: Option<String>,
     pub supplier: String,
-    pub status: crate::model::PoStatus,
+    pub status: PoStatus,
     pub date_ordered: NaiveDate,
     pub outstanding: i64,
 }
 
 /// A3: purchase orders placed by the clients' third parties and not fully delivered.
 pub async fn list_open_third_party_pos(db: &Db, clients: &[&str]) -> Result<Vec<OpenThirdPartyPo>> {
-    let sql = "SELECT po.client_id, po.id, po.tot_ref, po.placed_by, po.supplier, po.status, po.date_ordered,
+    let sql = format!(
+        "SELECT po.client_id, po.id, po.tot_ref, po.placed_by, po.supplier, po.status, po.date_ordered,
                 CAST(SUM(l.ordered - l.received - l.cancelled) AS BIGINT) AS outstanding
          FROM purchase_orders po JOIN purchase_order_lines l ON l.po_id = po.id
-         WHERE po.client_id IN ({clients}) AND po.third_party AND po.status NOT IN ('closed', 'cancelled')
+         WHERE po.client_id IN ({{clients}}) AND po.third_party AND po.status NOT IN ({finished})
          GROUP BY po.client_id, po.id, po.tot_ref, po.placed_by, po.supplier, po.status, po.date_ordered
          HAVING SUM(l.ordered - l.received - l.cancelled) > 0
-         ORDER BY po.date_ordered, po.id";
-    for_clients(db, sql, clients).await
+         ORDER BY po.date_ordered, po.id",
+        finished = state_list(PoStatus::FINISHED)
+    );
+    for_clients(db, &sql, clients).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -96,10 +106,12 @@ pub struct MissingArt {
 
 /// A4: art requirements of open jobs whose artwork has not arrived.
 pub async fn list_missing_art(db: &Db, clients: &[&str]) -> Result<Vec<MissingArt>> {
-    let sql = "SELECT a.client_id, a.id, a.job_id, j.name AS job_name, a.design_id, a.description, a.art_due
+    let sql = format!(
+        "SELECT a.client_id, a.id, a.job_id, j.name AS job_name, a.design_id, a.description, a.art_due
          FROM art_requirements a JOIN jobs j ON j.id = a.job_id
-         WHERE a.client_id IN ({clients}) AND NOT a.art_received
-           AND j.status IN ('entered', 'in_production', 'completed')
-         ORDER BY a.art_due, a.id";
-    for_clients(db, sql, clients).await
+         WHERE a.client_id IN ({{clients}}) AND NOT a.art_received AND j.status IN ({open})
+         ORDER BY a.art_due, a.id",
+        open = state_list(JobStatus::OPEN)
+    );
+    for_clients(db, &sql, clients).await
 }

@@ -3,13 +3,14 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Conn, Db, Result, Tx, bind, on_conn, on_db, on_tx};
+use crate::model::JobStatus;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct JobRow {
     pub id: String,
     pub client_id: String,
     pub name: String,
-    pub status: crate::model::JobStatus,
+    pub status: JobStatus,
     pub date_required: Option<NaiveDate>,
     pub order_id: Option<String>,
     pub client_ref: Option<String>,
@@ -28,8 +29,8 @@ pub async fn get_job(conn: impl Into<Conn<'_>>, client_id: &str, id: &str) -> Re
 /// Open jobs of a client (the ones delivery instructions can be given for).
 pub async fn list_open_jobs(db: &Db, client_id: &str) -> Result<Vec<JobRow>> {
     let sql = format!(
-        "{SELECT} WHERE j.client_id = $1 AND j.status IN ('entered', 'in_production', 'completed')
-         ORDER BY j.date_required, j.id"
+        "{SELECT} WHERE j.client_id = $1 AND j.status IN ({open}) ORDER BY j.date_required, j.id",
+        open = super::state_list(JobStatus::OPEN)
     );
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, JobRow>(&sql), client_id).fetch_all(p).await)?)
 }

@@ -377,6 +377,13 @@ pub fn contains_pattern(text: &str) -> String {
     format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
 }
 
+/// `'a', 'b'`: states for an SQL `IN (…)` list, spelled by the type that owns them (so a rule
+/// such as "a job is open" lives in the model once). The names are fixed snake_case words:
+/// nothing in them needs escaping.
+pub fn state_list<T: Copy + std::fmt::Display>(states: &[T]) -> String {
+    states.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")
+}
+
 pub fn placeholders(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }

@@ -35,7 +35,8 @@ pub async fn get_visual(conn: impl Into<Conn<'_>>, client_id: &str, id: &str) ->
 pub async fn list_visuals(db: &Db, client_id: &str) -> Result<Vec<VisualRow>> {
     let sql = format!(
         "{SELECT} WHERE v.client_id = $1
-         ORDER BY CASE v.status WHEN 'awaiting_approval' THEN 0 ELSE 1 END, v.created_at DESC, v.id"
+         ORDER BY CASE v.status WHEN '{awaiting}' THEN 0 ELSE 1 END, v.created_at DESC, v.id",
+        awaiting = crate::model::VisualStatus::AwaitingApproval
     );
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, VisualRow>(&sql), client_id).fetch_all(p).await)?)
 }
