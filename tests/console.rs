@@ -493,8 +493,9 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
     assert!(told[0].payload.contains("is ready"), "{}", told[0].payload);
 }
 
-#[tokio::test]
-async fn a_large_held_message_shows_its_start_and_its_authentication_results() {
+/// A world whose mail is checked against `mx.tot.example`'s results, Sam signed in to the
+/// console, and the reply token and domain of a digest to Ann.
+async fn holding_mail() -> (TestApp, reqwest::Client, String, String) {
     let app = TestApp::spawn_with(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
     load_world(&app).await;
     digest_for_all(&app).await;
@@ -502,6 +503,12 @@ async fn a_large_held_message_shows_its_start_and_its_authentication_results() {
     let staff = staff_browser(&app, SAM).await;
     let token = common::digest_to_reply_to(&app.db, &app.state.signer, "P-1A", "ann@alpha.example").await;
     let domain = app.state.config.email.reply_domain.clone();
+    (app, staff, token, domain)
+}
+
+#[tokio::test]
+async fn a_large_held_message_shows_its_start_and_its_authentication_results() {
+    let (app, staff, token, domain) = holding_mail().await;
     // 100,000 two-byte characters: more than the page shows, cut on a character.
     let body = "\u{3a9}".repeat(100_000);
     let raw = format!(
@@ -529,15 +536,9 @@ async fn a_large_held_message_shows_its_start_and_its_authentication_results() {
 
 #[tokio::test]
 async fn contacts_held_mail_and_the_overview() {
-    let app = TestApp::spawn_with(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
-    load_world(&app).await;
-    digest_for_all(&app).await;
-    staff_account(&app, SAM).await;
-    let staff = staff_browser(&app, SAM).await;
+    let (app, staff, token, domain) = holding_mail().await;
 
     // A reply whose authentication failed is held; staff release it and it is acted on.
-    let token = common::digest_to_reply_to(&app.db, &app.state.signer, "P-1A", "ann@alpha.example").await;
-    let domain = app.state.config.email.reply_domain.clone();
     let raw = format!(
         "Authentication-Results: mx.tot.example; dmarc=fail (p=none) header.from=alpha.example\r\n\
          From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\

@@ -48,7 +48,7 @@ pub struct OpenJob {
     pub client_id: String,
     pub id: String,
     pub name: String,
-    pub status: JobStatus,
+    pub status: crate::model::JobStatus,
     pub date_required: Option<NaiveDate>,
     pub client_ref: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -73,7 +73,7 @@ pub struct OpenThirdPartyPo {
     pub tot_ref: String,
     pub placed_by: Option<String>,
     pub supplier: String,
-    pub status: PoStatus,
+    pub status: crate::model::PoStatus,
     pub date_ordered: NaiveDate,
     pub outstanding: i64,
 }

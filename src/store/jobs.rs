@@ -3,14 +3,13 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{Conn, Db, Result, Tx, bind, on_conn, on_db, on_tx};
-use crate::model::JobStatus;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct JobRow {
     pub id: String,
     pub client_id: String,
     pub name: String,
-    pub status: JobStatus,
+    pub status: crate::model::JobStatus,
     pub date_required: Option<NaiveDate>,
     pub order_id: Option<String>,
     pub client_ref: Option<String>,
@@ -30,7 +29,7 @@ pub async fn get_job(conn: impl Into<Conn<'_>>, client_id: &str, id: &str) -> Re
 pub async fn list_open_jobs(db: &Db, client_id: &str) -> Result<Vec<JobRow>> {
     let sql = format!(
         "{SELECT} WHERE j.client_id = $1 AND j.status IN ({open}) ORDER BY j.date_required, j.id",
-        open = super::state_list(JobStatus::OPEN)
+        open = super::state_list(crate::model::JobStatus::OPEN)
     );
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, JobRow>(&sql), client_id).fetch_all(p).await)?)
 }
