@@ -4,7 +4,7 @@
 mod common;
 
 use chrono::Utc;
-use common::fake_discord::{APP_ID, FakeDiscord, InteractionSigner, button, command};
+use common::fake_discord::{APP_ID, FakeDiscord, InteractionSigner, button, command, form};
 use common::{TestApp, TestState, load_world};
 use cport::config::{Config, Secret};
 use serde_json::Value;
@@ -172,6 +172,39 @@ async fn commands_and_buttons_run_the_same_actions_as_email() {
     assert!(embed_text(&r).contains("staff only"), "{r}");
     let (_, r) = post(&app, &signer, &command(STAFF, "outbox", None)).await;
     assert!(embed_text(&r).contains("Outbox"), "{r}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reject_button_asks_for_the_reason_in_a_form() {
+    let (fake, signer) = fakes().await;
+    let app = TestApp::spawn_with(|c| discord(c, &fake, &signer)).await;
+    load_world(&app).await;
+    // Someone unknown is told Discord's way to link.
+    let (_, r) = post(&app, &signer, &command(USER, "items", None)).await;
+    assert!(embed_text(&r).contains("/link CODE") && !embed_text(&r).contains("/start"), "{r}");
+    let code = code_for(&app, "P-1B").await;
+    post(&app, &signer, &command(USER, "link", Some(&code))).await;
+
+    // Discord's app hears no free text: the reason is asked for in a form.
+    let (_, r) = post(&app, &signer, &button(USER, "rj:V-1")).await;
+    assert_eq!(r["type"], 9, "a form: {r}");
+    assert!(r["data"]["title"].as_str().unwrap().contains("V-1"), "{r}");
+    assert_eq!(app.visual_status("V-1").await, "awaiting_approval", "asking changes nothing");
+    let (_, r) = post(&app, &signer, &form(USER, "answer", "text", "the navy is too light")).await;
+    assert_eq!(r["type"], 4, "{r}");
+    assert!(embed_text(&r).contains("V-1 rejected"), "{r}");
+    assert_eq!(app.visual_status("V-1").await, "rejected");
+    let feed = app.changes(0).await;
+    let e = feed.iter().find(|e| e["kind"] == "visual_rejected").expect("the rejection is in the feed");
+    assert_eq!(e["data"]["reason"], "the navy is too light");
+    assert_eq!(e["data"]["channel"], "discord");
+
+    // The form sent again finds no question: it says so and changes nothing.
+    let (_, r) = post(&app, &signer, &form(USER, "answer", "text", "and again")).await;
+    assert!(embed_text(&r).contains("expired"), "{r}");
+    let feed = app.changes(0).await;
+    assert_eq!(feed.iter().filter(|e| e["kind"] == "visual_rejected").count(), 1);
     app.stop().await;
 }
 

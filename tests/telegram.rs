@@ -460,5 +460,47 @@ async fn a_command_naming_a_visual_twice_answers_for_each_visual_once() {
     assert_eq!(app.visual_status("V-1").await, "approved");
     let feed = app.changes(0).await;
     assert_eq!(feed.iter().filter(|e| e["kind"] == "visual_approved").count(), 1, "one approval recorded");
+
+    // Approving it again approves nothing, and the answer does not say it did.
+    let m = fake.ask(ANN, "/approve V-1", 2).await;
+    let text = m.text();
+    assert!(text.contains("already approved"), "{text}");
+    assert!(!text.contains("Thank you"), "{text}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_question_is_answered_by_the_next_words_only() {
+    let (fake, app) = conversing().await;
+    extra_records(&app).await;
+    let code = code_from_portal(&app, "P-1B").await;
+    fake.ask(ANN, &format!("/start {code}"), 0).await;
+
+    // Asked why V-3 is rejected, Ann sends a command instead: the command runs, V-3 stays.
+    fake.press(ANN, 600, "rj:V-3");
+    let ask = fake.next_to(ANN, 1).await;
+    assert!(ask.text().contains("Why are you rejecting V-3"), "{}", ask.text());
+    let m = fake.ask(ANN, "approve V-1", 2).await;
+    assert!(m.text().contains("V-1: approved"), "{}", m.text());
+    assert_eq!(app.visual_status("V-3").await, "awaiting_approval", "a command is not a reason");
+    // The question was dropped: later words are not taken as a reason either.
+    let m = fake.ask(ANN, "thanks", 3).await;
+    assert!(m.text().contains("did not understand"), "{}", m.text());
+    assert_eq!(app.visual_status("V-3").await, "awaiting_approval");
+
+    // The help shown for words not understood goes on with "More", which shows the rest.
+    let more = m.buttons().into_iter().find(|(_, data)| data.starts_with("mo:")).expect("a More button");
+    assert!(more.1.ends_with(":HELP"), "{more:?}");
+    fake.press(ANN, 601, &more.1);
+    let rest = fake.next_to(ANN, 4).await;
+    assert!(rest.text().contains("RESET") || rest.text().contains("LINK"), "the rest of the help: {}", rest.text());
+
+    // A button pressed instead of answering drops the question too.
+    fake.press(ANN, 602, "rj:V-3");
+    fake.next_to(ANN, 5).await;
+    fake.press(ANN, 603, "x");
+    fake.next_to(ANN, 6).await;
+    fake.ask(ANN, "looks fine now", 7).await;
+    assert_eq!(app.visual_status("V-3").await, "awaiting_approval", "the question went with the button");
     app.stop().await;
 }

@@ -182,12 +182,13 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
             _ => one_id(|i| Command::NoDelivery(Some(i))),
         },
         "APPROVE" => {
-            // One more than a batch may hold is enough for the action to refuse the batch:
-            // the rest of a long line is not read.
+            // Every word is read (a line is bounded by the message's size), so a word that is
+            // not an id is named however late it comes; the action refuses a batch of more
+            // distinct visuals than it takes. Any white space separates, a no-break space
+            // from an HTML mail included.
             let ids = rest
-                .split([',', ' ', '\t', ';'])
+                .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';'))
                 .filter(|w| !w.is_empty() && !w.eq_ignore_ascii_case("and"))
-                .take(super::visuals::MOST_AT_ONCE + 1)
                 .map(|w| id(name, w))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Some(Command::Approve(ids)))
@@ -199,8 +200,11 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
             };
             // The mailto: button pre-fills "reason:" for the client to complete.
             let reason = reason.trim_start_matches([':', '-']).trim();
-            let reason =
-                reason.strip_prefix("reason:").or_else(|| reason.strip_prefix("Reason:")).unwrap_or(reason).trim();
+            const LABEL: &str = "reason:";
+            let reason = match reason.get(..LABEL.len()) {
+                Some(head) if head.eq_ignore_ascii_case(LABEL) => reason[LABEL.len()..].trim(),
+                _ => reason,
+            };
             if reason.is_empty() {
                 return Err(CommandError {
                     command: name.into(),
@@ -232,6 +236,8 @@ mod tests {
                 Some(Command::Approve(vec!["V-1001".into(), "V-1002".into(), "V-1003".into()])),
             ),
             ("Approve", Some(Command::Approve(vec![]))),
+            // A no-break space (an HTML mail's &nbsp;) separates like any other.
+            ("APPROVE V-1001\u{a0}V-1002", Some(Command::Approve(vec!["V-1001".into(), "V-1002".into()]))),
             ("/track D-2001", Some(Command::Track("D-2001".into()))),
             ("/track@TotBot d-2001", Some(Command::Track("D-2001".into()))),
             (
@@ -241,6 +247,10 @@ mod tests {
             (
                 "reject V-1001 reason: wrong size",
                 Some(Command::Reject { id: Some("V-1001".into()), reason: "wrong size".into() }),
+            ),
+            (
+                "REJECT V-1001 REASON: too dark",
+                Some(Command::Reject { id: Some("V-1001".into()), reason: "too dark".into() }),
             ),
             (
                 "REJECT please make it bigger",
@@ -272,6 +282,9 @@ mod tests {
             ("REJECT V-1001 reason: ", "REJECT", "reason is required"),
             ("BALANCE now", "BALANCE", "takes nothing"),
         ];
+        // A word that is not an id is named however late in the line it comes.
+        let long = format!("APPROVE {} please", "V-1 ".repeat(150));
+        let cases = cases.into_iter().chain([(long.as_str(), "APPROVE", "`please`")]);
         for (line, command, words) in cases {
             let e = parse_line(line).unwrap_err();
             assert_eq!(e.command, command, "{line}");

@@ -14,8 +14,8 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use serenity::all::{
     ButtonStyle, ChannelId, CommandOptionType, CreateActionRow, CreateAttachment, CreateButton, CreateCommand,
-    CreateCommandOption, CreateEmbed, CreateInteractionResponse, CreateInteractionResponseFollowup,
-    CreateInteractionResponseMessage, CreateMessage, EditInteractionResponse, UserId,
+    CreateCommandOption, CreateEmbed, CreateInputText, CreateInteractionResponse, CreateInteractionResponseFollowup,
+    CreateInteractionResponseMessage, CreateMessage, CreateModal, EditInteractionResponse, InputTextStyle, UserId,
 };
 use serenity::http::{Http, HttpBuilder};
 use serenity::interactions_endpoint::Verifier;
@@ -31,6 +31,11 @@ use crate::services::Services;
 const DISCORD: &str = "https://discord.com";
 /// How old a signed request may be (replays of captured requests are refused).
 const MAX_SKEW_SECONDS: i64 = 300;
+/// The custom ids of the form a question is asked in, and of its one field.
+const ANSWER_FORM: &str = "answer";
+const ANSWER_FIELD: &str = "text";
+/// The most characters a button's custom id may carry.
+const CUSTOM_ID_CHARS: usize = 100;
 
 /// The Discord channel: a REST client and the key that checks interactions.
 pub struct Discord {
@@ -86,11 +91,19 @@ impl Discord {
     fn components(m: &ChatMessage) -> Vec<CreateActionRow> {
         m.buttons
             .iter()
+            .map(|row| {
+                row.iter()
+                    // Discord refuses a custom id over 100 characters: such a button is left
+                    // out (the text still says how).
+                    .filter(|b| !matches!(b, Button::Action { data, .. } if data.chars().count() > CUSTOM_ID_CHARS))
+                    .take(5)
+                    .collect::<Vec<_>>()
+            })
+            .filter(|row| !row.is_empty())
             .take(5)
             .map(|row| {
                 CreateActionRow::Buttons(
-                    row.iter()
-                        .take(5)
+                    row.into_iter()
                         .map(|b| match b {
                             Button::Action { label, data } => {
                                 let style = if label.starts_with("Reject") || label == "Cancel" {
@@ -238,6 +251,32 @@ struct InteractionData {
     #[serde(default)]
     options: Vec<CommandOption>,
     custom_id: Option<String>,
+    /// A submitted form's rows of fields.
+    #[serde(default)]
+    components: Vec<FormRow>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FormRow {
+    #[serde(default)]
+    components: Vec<FormField>,
+}
+
+#[derive(Debug, Deserialize)]
+struct FormField {
+    custom_id: Option<String>,
+    value: Option<String>,
+}
+
+impl InteractionData {
+    /// The answer typed into a question's form.
+    fn answer(&self) -> Option<String> {
+        self.components
+            .iter()
+            .flat_map(|r| &r.components)
+            .find(|f| f.custom_id.as_deref() == Some(ANSWER_FIELD))
+            .and_then(|f| f.value.clone())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -297,6 +336,10 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
             Input::Text(text)
         }
         (3, Some(d), Some(_)) => Input::Button(d.custom_id.clone().unwrap_or_default()),
+        (5, Some(d), Some(_)) if d.custom_id.as_deref() == Some(ANSWER_FORM) => match d.answer() {
+            Some(text) => Input::Answer(text),
+            None => return refuse(StatusCode::BAD_REQUEST, "a form without its answer field"),
+        },
         _ => return refuse(StatusCode::BAD_REQUEST, "unsupported interaction type"),
     };
     // A captured request replayed within the timestamp window is answered once only.
@@ -392,6 +435,10 @@ fn messages(replies: Vec<Reply>) -> Vec<ChatMessage> {
         match r {
             Reply::Send(m) | Reply::Edit(m) => out.push(m),
             Reply::Notice(n) => notice = notice.or(Some(n)),
+            // No form can follow a deferred answer: say the command instead.
+            Reply::Ask { message, typed, .. } => {
+                out.push(ChatMessage::text(message.title, vec![format!("Use {typed}.")]))
+            }
         }
     }
     if out.is_empty()
@@ -405,6 +452,9 @@ fn messages(replies: Vec<Reply>) -> Vec<ChatMessage> {
 /// The interaction's own response (a button's `Edit` updates the message it was on), and
 /// what has to follow it.
 fn respond(d: &Discord, button: bool, replies: Vec<Reply>) -> (CreateInteractionResponse, Vec<ChatMessage>) {
+    if let Some(Reply::Ask { message, label, .. }) = replies.iter().find(|r| matches!(r, Reply::Ask { .. })) {
+        return (CreateInteractionResponse::Modal(question_form(message, label)), vec![]);
+    }
     let edit_first = button && matches!(replies.first(), Some(Reply::Edit(_)));
     let mut msgs = messages(replies);
     if msgs.is_empty() {
@@ -419,6 +469,14 @@ fn respond(d: &Discord, button: bool, replies: Vec<Reply>) -> (CreateInteraction
         CreateInteractionResponse::Message(d.response_message(&first))
     };
     (r, msgs)
+}
+
+/// Discord's form for a question: its title (at most 45 characters) and one paragraph field
+/// (at most as long as a reason may be).
+fn question_form(message: &ChatMessage, label: &str) -> CreateModal {
+    let field = CreateInputText::new(InputTextStyle::Paragraph, label, ANSWER_FIELD).max_length(2000);
+    CreateModal::new(ANSWER_FORM, shortened(&message.title, 45).into_owned())
+        .components(vec![CreateActionRow::InputText(field)])
 }
 
 async fn follow_up(d: &Discord, token: &str, msgs: Vec<ChatMessage>) {

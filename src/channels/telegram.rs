@@ -28,6 +28,8 @@ use crate::store::outbox::insert_message;
 /// Telegram's limit on one message's text (and a photo caption's).
 const TEXT_LIMIT: usize = 4096;
 const CAPTION_LIMIT: usize = 1024;
+/// The most bytes a button's callback data may carry.
+const CALLBACK_BYTES: usize = 64;
 
 /// The bot: teloxide's client, and the pace its messages keep.
 pub struct Telegram {
@@ -208,6 +210,9 @@ fn render(m: &ChatMessage) -> (String, Option<InlineKeyboardMarkup>) {
         let mut out = vec![];
         for b in row {
             match b {
+                // Telegram refuses a whole message whose button carries more than 64 bytes
+                // (`ap:` and a long id): such a button is left out, the text still says how.
+                Button::Action { data, .. } if data.len() > CALLBACK_BYTES => {}
                 Button::Action { label, data } => out.push(InlineKeyboardButton::callback(label.clone(), data.clone())),
                 Button::Link { label, url } => match button_url(url) {
                     Some(u) => out.push(InlineKeyboardButton::url(label.clone(), u)),
@@ -310,7 +315,7 @@ async fn execute(
     let mut noticed = false;
     for r in replies {
         let result = match &r {
-            Reply::Send(m) => tg.send_to(chat, m).await.map(|_| ()),
+            Reply::Send(m) | Reply::Ask { message: m, .. } => tg.send_to(chat, m).await.map(|_| ()),
             Reply::Edit(m) => match &callback {
                 Some((_, id)) => match tg.edit(chat, *id, m).await {
                     // A photo has a caption, not text: answer with a new message instead.
@@ -329,7 +334,7 @@ async fn execute(
         };
         if let Err(e) = result {
             let msg = match r {
-                Reply::Send(m) | Reply::Edit(m) => m,
+                Reply::Send(m) | Reply::Edit(m) | Reply::Ask { message: m, .. } => m,
                 Reply::Notice(_) => continue,
             };
             later(state, chat, msg, send_error(e), now).await;

@@ -213,6 +213,12 @@ fn interaction(kind: u8, token: &str, user: &str, data: Value) -> Value {
     })
 }
 
+/// A form (a modal) submitted with one field filled in.
+pub fn form(user: &str, custom_id: &str, field: &str, value: &str) -> Value {
+    let rows = json!([{"type": 1, "components": [{"type": 4, "custom_id": field, "value": value}]}]);
+    interaction(5, &format!("tok-form-{user}"), user, json!({"custom_id": custom_id, "components": rows}))
+}
+
 /// A button press on a message the app sent.
 pub fn button(user: &str, custom_id: &str) -> Value {
     let mut press =

@@ -284,6 +284,7 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
     };
     // The command itself is the acceptance: the terms were in the message replied to.
     let results = super::visuals::approve(state, Some(unit), actor, &ids, true, now).await?;
+    let all_ok = results.iter().all(|(_, r)| r.is_ok());
     let lines: Vec<String> = results
         .into_iter()
         .map(|(id, r)| match r {
@@ -292,7 +293,6 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
             Err(e) => format!("{id}: {e}"),
         })
         .collect();
-    let all_ok = lines.iter().all(|l| l.ends_with("approved"));
     let mut a = Answer::ok(
         name,
         if all_ok { "Approved. Thank you." } else { "Not everything could be approved:" },

@@ -38,6 +38,11 @@ pub enum Reply {
     Edit(ChatMessage),
     /// A short notice on the button press itself (Telegram's toast).
     Notice(String),
+    /// A question whose answer is the user's next words (why a visual is rejected). A chat
+    /// shows `message` and takes the next message as the answer; Discord's app, which hears
+    /// no free text, asks in a form with one field called `label`, and says `typed` (the
+    /// command that does the same in one go) when it cannot show a form.
+    Ask { message: ChatMessage, label: &'static str, typed: String },
 }
 
 /// What a chat user did.
@@ -46,6 +51,8 @@ pub enum Input {
     Text(String),
     /// The data of a pressed button.
     Button(String),
+    /// The words typed into the form a [`Reply::Ask`] showed.
+    Answer(String),
 }
 
 /// One thing a chat user said or pressed.
@@ -69,13 +76,21 @@ pub trait ChatSender: Send + Sync {
 /// The configured chat senders by channel name.
 pub type ChatSenders = Arc<std::collections::HashMap<&'static str, Arc<dyn ChatSender>>>;
 
-fn not_linked() -> ChatMessage {
+/// How a code is sent on `channel`: Telegram's bot takes `/start CODE`, Discord's app `/link CODE`.
+fn link_command(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Discord => "/link CODE",
+        _ => "/start CODE",
+    }
+}
+
+fn not_linked(channel: Channel) -> ChatMessage {
     ChatMessage::text(
         "This chat is not linked to a TOT account yet.",
-        vec![
-            "Get a code on the portal's Preferences page (or reply LINK to any TOT email), then send /start CODE here."
-                .into(),
-        ],
+        vec![format!(
+            "Get a code on the portal's Preferences page (or reply LINK to any TOT email), then send {} here.",
+            link_command(channel)
+        )],
     )
 }
 
@@ -167,26 +182,33 @@ async fn handle_inner(
         }
     }
     let Some(contact_id) = db::contact_for_user(&state.db, inc.channel, &inc.user_id).await? else {
-        return Ok(vec![Reply::Send(not_linked())]);
+        return Ok(vec![Reply::Send(not_linked(inc.channel))]);
     };
     let contact = match get_contact(&state.db, &contact_id).await {
         Ok(c) => c,
-        Err(StoreError::NotFound) => return Ok(vec![Reply::Send(not_linked())]),
+        Err(StoreError::NotFound) => return Ok(vec![Reply::Send(not_linked(inc.channel))]),
         Err(e) => return Err(e),
     };
     let actor = Actor::new(contact, inc.channel);
+    // A question asked (the reason for a rejection) is answered by the next message only: a
+    // button pressed or a command sent instead drops it.
+    let pending = db::take_pending(&state.db, inc.channel, &inc.user_id, now).await?;
     match &inc.input {
         Input::Button(data) => button(state, unit, inc, &actor, data, now).await,
+        Input::Answer(text) => match pending {
+            Some(pending) => answer_pending(state, unit, &actor, pending, text.trim(), now).await,
+            None => Ok(vec![Reply::Send(ChatMessage::text(
+                "That question has expired: nothing was changed. Press the button again.",
+                vec![],
+            ))]),
+        },
         Input::Text(text) => {
-            let pending = db::take_pending(&state.db, inc.channel, &inc.user_id, now).await?;
             let text = text.trim();
-            if let Some((action, subject)) = pending
-                && action == "reject"
+            if let Some(pending) = pending
                 && !text.starts_with('/')
+                && !matches!(parse_line(text), Ok(Some(_)))
             {
-                let cmd = Command::Reject { id: Some(subject), reason: text.to_string() };
-                let answer = run(state, unit, &actor, &cmd, &decide_ctx(), now).await?;
-                return Ok(vec![Reply::Send(page(&answer, "", 0))]);
+                return answer_pending(state, unit, &actor, pending, text, now).await;
             }
             let (head, _) = head_of(text);
             if head == "start" {
@@ -196,6 +218,7 @@ async fn handle_inner(
                 return Ok(vec![Reply::Send(page(&a, "HELP", 0))]);
             }
             let mut buttons = vec![];
+            let mut line = text.strip_prefix('/').unwrap_or(text);
             let answer = match parse_line(text) {
                 Ok(Some(cmd)) => {
                     let a = run(state, unit, &actor, &cmd, &decide_ctx(), now).await?;
@@ -205,6 +228,8 @@ async fn handle_inner(
                     a
                 }
                 Ok(None) => {
+                    // What follows (a "More" button) is the help, not the words not understood.
+                    line = "HELP";
                     let mut a = run(state, unit, &actor, &Command::Help, &decide_ctx(), now).await?;
                     a.ok = false;
                     a.title = format!(
@@ -215,12 +240,30 @@ async fn handle_inner(
                 }
                 Err(e) => Answer::error(&e.command, e.to_string()),
             };
-            let line = text.strip_prefix('/').unwrap_or(text);
             let mut m = page(&answer, line, 0);
             m.buttons.splice(0..0, buttons);
             Ok(vec![Reply::Send(m)])
         }
     }
+}
+
+/// The answer to the question asked: `(action, subject)` as [`db::set_pending`] kept it.
+async fn answer_pending(
+    state: &Services,
+    unit: &mut Unit,
+    actor: &Actor,
+    (action, subject): (String, String),
+    text: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Reply>, StoreError> {
+    let cmd = match action.as_str() {
+        "reject" => Command::Reject { id: Some(subject), reason: text.to_string() },
+        _ => {
+            return Ok(vec![Reply::Send(ChatMessage::text("That question has expired: nothing was changed.", vec![]))]);
+        }
+    };
+    let answer = run(state, unit, actor, &cmd, &decide_ctx(), now).await?;
+    Ok(vec![Reply::Send(page(&answer, "", 0))])
 }
 
 /// Approve / Reject buttons under a list of visuals (the first few; the rest are in the portal).
@@ -268,7 +311,7 @@ async fn link(state: &Services, inc: &Incoming, code: &str, now: DateTime<Utc>) 
     let Some(contact_id) = redeemed else {
         return Ok(vec![Reply::Send(ChatMessage::text(
             "That code is not valid: it may be mistyped, used already or older than 30 minutes.",
-            vec!["Get a new code on the portal's Preferences page, then send /start CODE.".into()],
+            vec![format!("Get a new code on the portal's Preferences page, then send {}.", link_command(inc.channel))],
         ))]);
     };
     limits::clear(&state.db, &key).await?;
@@ -389,10 +432,17 @@ async fn button(
             .await?;
             Ok(vec![
                 Reply::Notice("Send the reason as your next message.".into()),
-                Reply::Send(ChatMessage::text(
-                    format!("Why are you rejecting {arg}?"),
-                    vec!["Send the reason as your next message; TOT's designer will read it.".into()],
-                )),
+                Reply::Ask {
+                    message: ChatMessage::text(
+                        format!("Why are you rejecting {arg}?"),
+                        vec![
+                            "Send the reason as your next message; TOT's designer will read it.".into(),
+                            "A command or a button instead leaves the visual as it is.".into(),
+                        ],
+                    ),
+                    label: "Reason",
+                    typed: format!("/reject {arg} <reason>"),
+                },
             ])
         }
         "x" => Ok(vec![Reply::Edit(ChatMessage::text("Cancelled. Nothing was changed.", vec![]))]),
