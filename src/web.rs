@@ -114,7 +114,14 @@ impl From<StoreError> for HttpError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => HttpError::NotFound,
-            StoreError::Conflict(m) => HttpError::Conflict(m),
+            StoreError::Conflict(detail) => {
+                // A write met a row written at the same moment (a unique key). The detail
+                // names the store's tables and columns: it goes to the log, not to the person.
+                tracing::warn!(%detail, "a write collided with another");
+                HttpError::Conflict(
+                    "This was changed at the same moment elsewhere; nothing was saved. Try again.".into(),
+                )
+            }
             e @ StoreError::Unstorable => HttpError::BadRequest(e.to_string()),
             e if e.is_unavailable() => {
                 tracing::error!(error = %e, "store unavailable");

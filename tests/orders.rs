@@ -311,3 +311,24 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_new_third_party_user_never_takes_an_id_already_in_use() {
+    let app = app_with_stock().await;
+    // TOT's records already hold a contact with the id the first user cport makes would get.
+    app.synced(
+        "contacts",
+        json!([{"id": "TP-C-1-1", "client_id": "C-1", "name": "Rex Reseller", "email": "rex@resell.example",
+                "role": "viewer"}]),
+    )
+    .await;
+    let ann = app.signed_in("P-1A").await;
+    app.submit(&ann, "/users", &[("action", "create"), ("name", "Rita Reseller"), ("email", "rita@resell.example")])
+        .await;
+    let (_, html) = app.page(&ann, "/users").await;
+    assert!(html.contains("Rita Reseller"), "{html}");
+    let feed = app.changes(0).await;
+    let made = feed.iter().find(|e| e["kind"] == "third_party_user_created").expect("in the feed");
+    assert_eq!(made["subject_id"], "TP-C-1-2", "{made}");
+    app.stop().await;
+}

@@ -504,6 +504,22 @@ async fn change_events_are_pushed_to_the_webhook_signed_and_retried() {
 }
 
 #[tokio::test]
+async fn a_line_named_twice_is_one_line_with_both_quantities() {
+    let app = app_with_tees_in_production().await;
+    let b = app.signed_in("P-1B").await;
+    let fields = [("qty:J-1:0", "3"), ("qty:J-1:0", "4"), ("address", "1 Quay St")];
+    app.submit(&b, "/jobs/J-1/delivery", &fields).await;
+    let feed = app.changes(0).await;
+    let e = feed.iter().find(|e| e["kind"] == "delivery_instructions_given").expect("the instructions are in the feed");
+    assert_eq!(e["data"]["lines"], serde_json::json!([{"job_id": "J-1", "line_no": 0, "qty": 7}]));
+    // A line that is not a number is named as the field it came in.
+    let html = app.post_refused(&b, "/jobs/J-1/delivery", &[("qty:J-1:x", "1"), ("address", "x")]).await;
+    assert!(html.contains("qty[J-1:x]"), "{html}");
+    assert_eq!(app.changes(0).await.len(), feed.len(), "nothing more was recorded");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn hostile_inputs_change_nothing() {
     let app = app_with_tees_in_production().await;
     let b = app.signed_in("P-1B").await;

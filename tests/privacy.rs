@@ -378,3 +378,27 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     assert_eq!(app.changes(0).await.iter().filter(|c| c["kind"] == "artwork_uploaded").count(), 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn two_uploads_of_one_name_keep_their_own_bytes() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let bob = app.signed_in("P-1B").await;
+    // Sent one after the other (within the same second, as a double click would).
+    send_artwork(&app, &bob, "J-1", "AR-1", &[("logo.pdf", b"%PDF first version")]).await;
+    send_artwork(&app, &bob, "J-1", "AR-1", &[("logo.pdf", b"%PDF second version")]).await;
+    let (_, page) = app.page(&bob, "/jobs/J-1").await;
+    let mut got = vec![];
+    for href in page.split("href=\"/jobs/J-1/artwork/").skip(1).map(|h| h.split('"').next().unwrap().to_string()) {
+        let r = bob.get(app.url(&format!("/jobs/J-1/artwork/{href}"))).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        got.push(r.text().await.unwrap());
+    }
+    got.sort();
+    assert_eq!(got, ["%PDF first version", "%PDF second version"]);
+
+    // A name that is only a type's letters has no type.
+    let (_, note) = send_artwork(&app, &bob, "J-1", "AR-1", &[("pdf", b"%PDF")]).await;
+    assert!(note.contains("pdf: the name has no type"), "{note}");
+    app.stop().await;
+}

@@ -365,6 +365,13 @@ async fn staff_post_list_and_retract_banners_over_the_api() {
     let list: serde_json::Value = app.http.get(&url).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!(list[0]["title"], "Works closed");
     assert_eq!(list[0]["clients"], json!(["C-2"]));
+    // A client named twice is one audience, not a refusal from the store.
+    let twice = json!({"title": "Stocktake", "body": "Friday", "severity": "info", "clients": ["C-1", "C-2", "C-1"]});
+    let r = app.http.post(&url).bearer_auth(TOKEN).json(&twice).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap());
+    let list: serde_json::Value = app.http.get(&url).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    let stocktake = list.as_array().unwrap().iter().find(|b| b["title"] == "Stocktake").expect("listed");
+    assert_eq!(stocktake["clients"], json!(["C-1", "C-2"]));
     let del = |id: i64| app.http.delete(app.url(&format!("/api/v1/banners/{id}"))).bearer_auth(TOKEN).send();
     assert_eq!(del(id).await.unwrap().status().as_u16(), 204);
     assert_eq!(del(id).await.unwrap().status().as_u16(), 404, "already retracted");

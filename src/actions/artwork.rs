@@ -1,6 +1,7 @@
 //! Artwork a client sends for a job whose art TOT is waiting for.
 
 use chrono::{DateTime, Utc};
+use sha2::Digest;
 
 use super::enquiry::{Answer, Section};
 use super::{ActionError, Actor, found};
@@ -52,7 +53,7 @@ pub async fn upload(
     let dir = state.config.data_dir.join("uploads").join("artwork").join(crate::model::safe_file_name(job_id));
     let mut kept = Vec::new();
     let mut refused = Vec::new();
-    for (i, f) in files.iter().enumerate() {
+    for f in files {
         // The name is shown in answers and the change feed: no control characters.
         let name = crate::model::one_line(&f.name);
         if name.chars().count() > NAME_MAX {
@@ -60,10 +61,15 @@ pub async fn upload(
             refused.push(format!("{shown}: the file name is longer than {NAME_MAX} characters"));
             continue;
         }
-        let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+        // The letters after the last dot; a name without a dot has no type.
+        let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("").to_ascii_lowercase();
         let bytes = f.bytes;
         if bytes.is_empty() {
             refused.push(format!("{name}: the file is empty"));
+            continue;
+        }
+        if ext.is_empty() {
+            refused.push(format!("{name}: the name has no type, like .pdf ({})", cfg.artwork_types.join(", ")));
             continue;
         }
         if !cfg.artwork_types.iter().any(|t| t.eq_ignore_ascii_case(&ext)) {
@@ -78,9 +84,11 @@ pub async fn upload(
             continue;
         }
         let safe = crate::model::safe_file_name(&name);
-        // The same name for the same message: a retry after a crash rewrites the file the
-        // failed attempt left, rather than adding another.
-        let path = dir.join(format!("{}-{i}-{safe}", now.format("%Y%m%d%H%M%S")));
+        // Named by its content: a retry after a crash rewrites the file the failed attempt
+        // left (same bytes, same name) rather than adding another, and two uploads of one
+        // name to one job in the same second never write over each other.
+        let digest: String = sha2::Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect();
+        let path = dir.join(format!("{}-{digest}-{safe}", now.format("%Y%m%d%H%M%S")));
         if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, bytes)) {
             tracing::error!(error = %e, path = %path.display(), "artwork could not be stored");
             refused.push(format!("{name}: could not be stored; TOT has been told"));

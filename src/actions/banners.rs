@@ -104,6 +104,9 @@ pub async fn check(
             ids.push(c.clone());
         }
     }
+    // A client named twice is one audience (the store keeps each client once per banner).
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|c| seen.insert(c.clone()));
     let known = existing_clients(&state.db, &ids).await?;
     for c in ids.iter().filter(|c| !known.contains(c)) {
         errs.push(FieldError::new("clients", format!("unknown client {}", crate::model::quoted(c))));
@@ -115,7 +118,7 @@ pub async fn check(
         title: input.title.trim().to_string(),
         body: input.body.trim().to_string(),
         severity,
-        audience: input.clients.clone(),
+        audience: ids,
         starts_at,
         expires_at: input.expires_at,
         created_by: by.to_string(),

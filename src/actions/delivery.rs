@@ -167,6 +167,12 @@ pub async fn give(
             }
         }
     }
+    // A line named twice is one line of the request, its quantities added (the sum was
+    // checked against the line above, so it cannot overflow).
+    let mut merged: BTreeMap<(&str, i64), i64> = BTreeMap::new();
+    for l in &lines {
+        *merged.entry((l.job_id.as_str(), l.line_no)).or_default() += l.qty;
+    }
     let contact_name = req.contact_name.trim();
     let notes = req.notes.trim();
     let rid = jobs::insert_request(
@@ -183,8 +189,8 @@ pub async fn give(
         now,
     )
     .await?;
-    for l in &lines {
-        jobs::insert_request_line(&mut tx, rid, &l.job_id, l.line_no, l.qty).await?;
+    for ((job_id, line_no), qty) in &merged {
+        jobs::insert_request_line(&mut tx, rid, job_id, *line_no, *qty).await?;
     }
     for job_id in by_job.keys() {
         jobs::set_delivery_instructions(&mut tx, job_id, DeliveryInstructions::Given.as_str()).await?;
@@ -193,7 +199,7 @@ pub async fn give(
         &json!({
             "request_id": rid,
             "jobs": by_job.keys().collect::<Vec<_>>(),
-            "lines": lines.iter().map(|l| json!({"job_id": l.job_id, "line_no": l.line_no, "qty": l.qty})).collect::<Vec<_>>(),
+            "lines": merged.iter().map(|((job_id, line_no), qty)| json!({"job_id": job_id, "line_no": line_no, "qty": qty})).collect::<Vec<_>>(),
             "address": address,
             "required_date": req.required_date,
             "contact": contact_name,

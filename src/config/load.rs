@@ -188,6 +188,12 @@ mod tests {
             ("[alerts]\nvisual_approval = \"loud\"", "alerts.visual_approval"),
             ("[portal]\nsecure_cookies = \"sometimes\"", "portal.secure_cookies"),
             ("[telegram]\nmode = \"push\"", "telegram.mode"),
+            ("[email]\nfrom = \"TOT notifications\"", "email.from"),
+            ("[email]\nfrom = \"TOT <notifications@tot.example\"", "email.from"),
+            ("[email]\nreply_domain = \"reply tot.example\"", "email.reply_domain"),
+            ("[email]\nreply_domain = \"cport@reply.tot.example\"", "email.reply_domain"),
+            ("[inbound]\nartwork_types = []", "inbound.artwork_types"),
+            ("[inbound]\nartwork_types = [\"pdf\", \".png\"]", "inbound.artwork_types"),
         ] {
             let p = dir.path().join("c.toml");
             std::fs::write(&p, text).unwrap();

@@ -40,10 +40,10 @@ impl Config {
                 ),
             ));
         }
+        let dns =
+            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         let dkim = &self.email.dkim;
         if dkim.enabled() || !dkim.domain.is_empty() || !dkim.key_file.as_os_str().is_empty() {
-            let dns =
-                |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
             if !dns(&dkim.selector) {
                 return Err(invalid("email.dkim.selector", "required with email.dkim, a DNS label like `cport1`"));
             }
@@ -57,8 +57,29 @@ impl Config {
         if self.smtp.pool_size == 0 {
             return Err(invalid("smtp.pool_size", "must be at least 1"));
         }
-        if self.email.reply_domain.is_empty() || self.email.reply_domain.contains('@') {
-            return Err(invalid("email.reply_domain", "must be a domain name like reply.tot.example"));
+        let reply = &self.email.reply_domain;
+        if !dns(reply) || reply.starts_with(['.', '-']) || reply.ends_with(['.', '-']) {
+            return Err(invalid(
+                "email.reply_domain",
+                format!("`{reply}` is not a domain name like reply.tot.example"),
+            ));
+        }
+        // Every mail carries it: refused here rather than by every message when it is sent.
+        if let Err(e) = self.email.from.parse::<lettre::message::Mailbox>() {
+            return Err(invalid(
+                "email.from",
+                format!("`{}` is not an address like `TOT <notifications@tot.example>`: {e}", self.email.from),
+            ));
+        }
+        let types = &self.inbound.artwork_types;
+        if types.is_empty() {
+            return Err(invalid("inbound.artwork_types", "name at least one file type, like [\"pdf\", \"png\"]"));
+        }
+        if let Some(t) = types.iter().find(|t| t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric())) {
+            return Err(invalid(
+                "inbound.artwork_types",
+                format!("`{t}` is not a file type: give the extension's letters, like `pdf` (no dot)"),
+            ));
         }
         crate::model::schedule::parse_schedule(&self.digest.schedule).map_err(|e| invalid("digest.schedule", e))?;
         self.digest

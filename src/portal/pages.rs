@@ -334,7 +334,9 @@ fn parse_delivery(form: &FormData) -> Result<DeliveryRequest, ActionError> {
                 format!("{} is not a whole number", crate::model::quoted(v)),
             )
         })?;
-        let line_no: i64 = line.parse().map_err(|_| ActionError::invalid("qty", "unknown line"))?;
+        let line_no: i64 = line.parse().map_err(|_| {
+            ActionError::invalid(&format!("qty[{job}:{line}]"), format!("job {job} has no line {line}"))
+        })?;
         lines.push(LineQty { job_id: job.to_string(), line_no, qty });
     }
     let address = match form.text("address").trim() {

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Conn, Db, Result, Tx, bind, on_conn, on_db, on_tx};
+use super::{Conn, Db, Result, StoreError, Tx, bind, on_conn, on_db, on_tx};
 
 /// A stock line as a client orders from it.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -307,11 +307,20 @@ pub async fn set_allocation(tx: &mut Tx, contact_id: &str, sku: &str, on: bool, 
     Ok(n == 1)
 }
 
-/// The next free `TP-<client>-<n>` id for a third-party user.
+/// The next free `TP-<client>-<n>` id for a third-party user: after those cport made, and
+/// past any id taken meanwhile (TOT's records may hold one, or one may have been deleted).
 pub async fn next_third_party_id(tx: &mut Tx, client_id: &str) -> Result<String> {
-    let n: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
+    let made: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "SELECT COUNT(*) FROM contacts WHERE client_id = $1 AND role = 'third_party' AND created_by IS NOT NULL",
     ), client_id)
     .fetch_one(c).await)?;
-    Ok(format!("TP-{client_id}-{}", n + 1))
+    // Bounded: each step passes one id that exists, and a client has few contacts.
+    for n in made + 1..=made + 1000 {
+        let id = format!("TP-{client_id}-{n}");
+        let taken: Option<String> = on_tx!(tx, c => bind!(sqlx::query_scalar("SELECT id FROM contacts WHERE id = $1"), &id).fetch_optional(c).await)?;
+        if taken.is_none() {
+            return Ok(id);
+        }
+    }
+    Err(StoreError::Conflict(format!("no free third-party id after TP-{client_id}-{made}")))
 }
