@@ -39,6 +39,14 @@ async fn discord_world(configure: impl FnOnce(&mut Config)) -> (FakeDiscord, Tes
 }
 
 /// Posts an interaction signed at `ts` with `signer`; returns status and JSON body.
+/// A server with the world loaded, answering Discord's interactions.
+async fn discord_app() -> (FakeDiscord, InteractionSigner, TestApp) {
+    let (fake, signer) = fakes().await;
+    let app = TestApp::spawn_with(|c| discord(c, &fake, &signer)).await;
+    load_world(&app).await;
+    (fake, signer, app)
+}
+
 async fn post_signed(app: &TestApp, signer: &InteractionSigner, ts: i64, body: &Value) -> (u16, Value) {
     let text = body.to_string();
     let (sig, ts) = signer.sign(ts, &text);
@@ -121,9 +129,7 @@ async fn signatures_are_checked_before_anything_else() {
 
 #[tokio::test]
 async fn commands_and_buttons_run_the_same_actions_as_email() {
-    let (fake, signer) = fakes().await;
-    let app = TestApp::spawn_with(|c| discord(c, &fake, &signer)).await;
-    load_world(&app).await;
+    let (_fake, signer, app) = discord_app().await;
 
     let (s, r) = post(&app, &signer, &command(USER, "items", None)).await;
     assert_eq!(s, 200);
@@ -177,9 +183,7 @@ async fn commands_and_buttons_run_the_same_actions_as_email() {
 
 #[tokio::test]
 async fn a_reject_button_asks_for_the_reason_in_a_form() {
-    let (fake, signer) = fakes().await;
-    let app = TestApp::spawn_with(|c| discord(c, &fake, &signer)).await;
-    load_world(&app).await;
+    let (_fake, signer, app) = discord_app().await;
     // Someone unknown is told Discord's way to link.
     let (_, r) = post(&app, &signer, &command(USER, "items", None)).await;
     assert!(embed_text(&r).contains("/link CODE") && !embed_text(&r).contains("/start"), "{r}");

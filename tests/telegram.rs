@@ -71,6 +71,17 @@ async fn conversing() -> (FakeTelegram, TestApp) {
     (fake, app)
 }
 
+/// [`conversing`] with the extra records, and Ann's chat linked to Bob Buyer (its first
+/// answer, index 0, is the link's).
+async fn linked() -> (FakeTelegram, TestApp) {
+    let (fake, app) = conversing().await;
+    extra_records(&app).await;
+    let code = code_from_portal(&app, "P-1B").await;
+    let m = fake.ask(ANN, &format!("/start {code}"), 0).await;
+    assert!(m.text().contains("Linked"), "{}", m.text());
+    (fake, app)
+}
+
 #[tokio::test]
 async fn a_client_links_asks_and_approves_by_button() {
     let (fake, app) = conversing().await;
@@ -446,11 +457,7 @@ async fn nul_characters_in_a_chat_get_an_answer_and_the_bot_goes_on() {
 
 #[tokio::test]
 async fn a_command_naming_a_visual_twice_answers_for_each_visual_once() {
-    let (fake, app) = conversing().await;
-    extra_records(&app).await;
-    let code = code_from_portal(&app, "P-1B").await;
-    let m = fake.ask(ANN, &format!("/start {code}"), 0).await;
-    assert!(m.text().contains("Linked"), "{}", m.text());
+    let (fake, app) = linked().await;
 
     let m = fake.ask(ANN, "/approve V-1,V-1,V-404", 1).await;
     let text = m.text();
@@ -471,10 +478,7 @@ async fn a_command_naming_a_visual_twice_answers_for_each_visual_once() {
 
 #[tokio::test]
 async fn a_question_is_answered_by_the_next_words_only() {
-    let (fake, app) = conversing().await;
-    extra_records(&app).await;
-    let code = code_from_portal(&app, "P-1B").await;
-    fake.ask(ANN, &format!("/start {code}"), 0).await;
+    let (fake, app) = linked().await;
 
     // Asked why V-3 is rejected, Ann sends a command instead: the command runs, V-3 stays.
     fake.press(ANN, 600, "rj:V-3");
