@@ -508,3 +508,21 @@ async fn a_question_is_answered_by_the_next_words_only() {
     assert_eq!(app.visual_status("V-3").await, "awaiting_approval", "the question went with the button");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_chat_tied_by_code_replaces_the_one_in_tots_record() {
+    let (fake, app) = linked().await;
+    // TOT's record names another chat for Bob; his tied chat (Ann's) is the one that counts.
+    app.synced(
+        "contacts",
+        json!([{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer", "email": "bob@alpha.example", "role": "buyer",
+                "telegram_chat_id": STRANGER}]),
+    )
+    .await;
+    let m = fake.ask(STRANGER, "/approve V-1", 0).await;
+    assert!(m.text().contains("not linked"), "{}", m.text());
+    assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
+    let m = fake.ask(ANN, "/jobs", 1).await;
+    assert!(m.text().contains("J-1"), "{}", m.text());
+    app.stop().await;
+}

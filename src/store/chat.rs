@@ -79,18 +79,22 @@ pub async fn unlink(db: &Db, channel: crate::model::Channel, user_id: &str, now:
     Ok(was)
 }
 
-/// The active contact a chat user is: tied by a code, or named by TOT's own contact record
-/// (`telegram_chat_id`, `discord_user_id`).
+/// The active contact a chat user is: tied by a code, or else named by TOT's own contact
+/// record (`telegram_chat_id`, `discord_user_id`) of a contact who has tied no chat of that
+/// channel (as [`chats_of_contact`] sends: the tied chat replaces the record's). Where TOT's
+/// records name one chat for several contacts, the first by id.
 pub async fn contact_for_user(db: &Db, channel: crate::model::Channel, user_id: &str) -> Result<Option<String>> {
     Ok(on_db!(db, p => bind!(sqlx::query_scalar(
-        "SELECT l.contact_id FROM chat_links l JOIN contacts c ON c.id = l.contact_id
-         WHERE l.channel = $1 AND l.user_id = $2 AND c.active
-         UNION ALL
-         SELECT id FROM contacts
-         WHERE active AND (($1 = 'telegram' AND CAST(telegram_chat_id AS TEXT) = $2)
-                        OR ($1 = 'discord' AND discord_user_id = $2))
-           AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = $1 AND o.user_id = $2)
-         LIMIT 1",
+        "SELECT contact_id FROM (
+           SELECT l.contact_id, 0 AS rank FROM chat_links l JOIN contacts c ON c.id = l.contact_id
+           WHERE l.channel = $1 AND l.user_id = $2 AND c.active
+           UNION ALL
+           SELECT c.id, 1 FROM contacts c
+           WHERE c.active AND (($1 = 'telegram' AND CAST(c.telegram_chat_id AS TEXT) = $2)
+                            OR ($1 = 'discord' AND c.discord_user_id = $2))
+             AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = $1 AND o.user_id = $2)
+             AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.contact_id = c.id AND l.channel = $1)
+         ) u ORDER BY rank, contact_id LIMIT 1",
     ), channel, user_id)
     .fetch_optional(p).await)?)
 }

@@ -227,7 +227,14 @@ fn decision_id(a: &Ask, named: Option<&str>, want: Category, command: &str) -> R
     match (named, &a.ctx.item) {
         (Some(id), _) => Ok(id.to_string()),
         (None, Some((cat, id))) if *cat == want => Ok(id.clone()),
-        _ => Err(ActionError::invalid(command, "say which one, for example APPROVE V-1001")),
+        _ => {
+            let example = match want {
+                Category::DeliveryInstructions => "NODELIVERY J-3001",
+                _ if command == "REJECT" => "REJECT V-1001 the navy is too light",
+                _ => "APPROVE V-1001",
+            };
+            Err(ActionError::invalid(command, format!("say which one, for example {example}")))
+        }
     }
 }
 
