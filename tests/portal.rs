@@ -512,6 +512,10 @@ async fn a_line_named_twice_is_one_line_with_both_quantities() {
     let feed = app.changes(0).await;
     let e = feed.iter().find(|e| e["kind"] == "delivery_instructions_given").expect("the instructions are in the feed");
     assert_eq!(e["data"]["lines"], serde_json::json!([{"job_id": "J-1", "line_no": 0, "qty": 7}]));
+    // A job that is not the client's, named in a field, is refused by that field.
+    let fields = [("qty:J-1:0", "1"), ("qty:J-9:0", "1"), ("address", "x")];
+    let html = app.post_refused(&b, "/jobs/J-1/delivery", &fields).await;
+    assert!(html.contains("qty[J-9:0]") && html.contains("you have no job J-9"), "{html}");
     // A line that is not a number is named as the field it came in.
     let html = app.post_refused(&b, "/jobs/J-1/delivery", &[("qty:J-1:x", "1"), ("address", "x")]).await;
     assert!(html.contains("qty[J-1:x]"), "{html}");

@@ -9,6 +9,7 @@ use serde_json::json;
 use super::{ActionError, Actor, found};
 use crate::model::DeliveryInstructions;
 use crate::services::Services;
+use crate::store::StoreError;
 use crate::store::jobs::{self, NewRequest};
 
 /// How far ahead a delivery may be asked for: two years, beyond any order TOT takes; a date
@@ -130,7 +131,16 @@ pub async fn give(
         by_job.entry(l.job_id.as_str()).or_default().push(l);
     }
     for (job_id, wanted) in &by_job {
-        let job = found(jobs::get_job(&mut tx, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
+        // A job is named by the form's fields: one that is not the client's is refused by its
+        // field, and the form is kept.
+        let job = match jobs::get_job(&mut tx, actor.client_id(), job_id).await {
+            Ok(j) => j,
+            Err(StoreError::NotFound) => {
+                let field = format!("qty[{job_id}:{}]", wanted[0].line_no);
+                return Err(ActionError::invalid(&field, format!("you have no job {job_id}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
         if !job.status.is_open() {
             return Err(ActionError::Conflict(format!("job {job_id} is {}", job.status.words())));
         }

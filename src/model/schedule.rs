@@ -5,16 +5,25 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
-use cron::Schedule;
+use cron::{Schedule, TimeUnitSpec};
 
 /// Parses a cron expression, explaining the expected form when it is wrong.
 pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
+    /// Longer than any schedule a person means (`0 30 7,12,17 * * Mon-Fri` is 25).
+    const MOST: usize = 100;
+    if expr.chars().count() > MOST {
+        return Err(format!("is longer than {MOST} characters; a schedule is like \"0 0 8 * * Mon-Fri\""));
+    }
     let schedule = Schedule::from_str(expr).map_err(|e| {
         format!("{} is not a cron expression with seconds first, like \"0 0 8 * * Mon-Fri\" ({e})", super::quoted(expr))
     })?;
     // One that can never fire (31 February, a year gone by) would silently send nothing.
     if schedule.upcoming(Utc).next().is_none() {
         return Err(format!("{} never fires: no time from now on matches it", super::quoted(expr)));
+    }
+    // One that stops (a year named) would go silent later, with no one told.
+    if !schedule.years().is_all() {
+        return Err(format!("{} names a year, so it would stop: leave the year out", super::quoted(expr)));
     }
     Ok(schedule)
 }
@@ -41,6 +50,7 @@ pub(crate) fn utc(year: i32, month: u32, day: u32, hour: u32, minute: u32) -> Da
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
     use chrono_tz::Europe::London;
 
     #[test]
@@ -61,6 +71,16 @@ mod tests {
         for bad in ["every day", "0 0 25 * * *", ""] {
             let e = parse_schedule(bad).unwrap_err();
             assert!(e.contains("seconds first"), "{bad}: {e}");
+        }
+        let next_year = Utc::now().year() + 1;
+        for (bad, says) in [
+            ("0 0 8 31 2 *", "never fires"),
+            (&format!("0 0 8 * * * {next_year}"), "names a year"),
+            (&format!("0 0 8 * * * {next_year}-2099"), "names a year"),
+            (&format!("0 0 8 * * * {}", " ".repeat(120)), "longer than 100 characters"),
+        ] {
+            let e = parse_schedule(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
         }
     }
 
