@@ -95,7 +95,7 @@ impl HttpError {
             | HttpError::Rejected { .. }
             | HttpError::Invalid(_)
             | HttpError::InvalidRecords(_) => "Please check what you sent",
-            HttpError::Conflict(_) => "Already done",
+            HttpError::Conflict(_) => "Not done",
             HttpError::Unavailable | HttpError::Unexpected(_) => "Something went wrong",
         }
     }
@@ -114,9 +114,9 @@ impl From<StoreError> for HttpError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => HttpError::NotFound,
-            StoreError::Conflict(detail) => {
-                // A write met a row written at the same moment (a unique key). The detail
-                // names the store's tables and columns: it goes to the log, not to the person.
+            StoreError::Conflict(m) => HttpError::Conflict(m),
+            StoreError::Collision(detail) => {
+                // The detail names the store's tables and columns: the log's, not the person's.
                 tracing::warn!(%detail, "a write collided with another");
                 HttpError::Conflict(
                     "This was changed at the same moment elsewhere; nothing was saved. Try again.".into(),

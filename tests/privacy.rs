@@ -381,24 +381,31 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
 
 #[tokio::test]
 async fn two_uploads_of_one_name_keep_their_own_bytes() {
-    let app = TestApp::spawn().await;
-    load_world(&app).await;
-    let bob = app.signed_in("P-1B").await;
-    // Sent one after the other (within the same second, as a double click would).
-    send_artwork(&app, &bob, "J-1", "AR-1", &[("logo.pdf", b"%PDF first version")]).await;
-    send_artwork(&app, &bob, "J-1", "AR-1", &[("logo.pdf", b"%PDF second version")]).await;
-    let (_, page) = app.page(&bob, "/jobs/J-1").await;
-    let mut got = vec![];
-    for href in page.split("href=\"/jobs/J-1/artwork/").skip(1).map(|h| h.split('"').next().unwrap().to_string()) {
-        let r = bob.get(app.url(&format!("/jobs/J-1/artwork/{href}"))).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        got.push(r.text().await.unwrap());
+    let t = common::TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    let bob = cport::store::contacts::get_contact(&t.state.db, "P-1B").await.unwrap();
+    let bob = cport::actions::Actor::new(bob, cport::model::Channel::Portal);
+    // Two uploads of one name to one job in the same second (a double click, two tabs).
+    let now = Utc::now();
+    for bytes in [&b"%PDF first version"[..], b"%PDF second version"] {
+        let file =
+            cport::actions::artwork::Upload { name: "logo.pdf".into(), content_type: "application/pdf".into(), bytes };
+        let mut unit = cport::actions::Unit::new(&t.state);
+        let answer =
+            cport::actions::artwork::upload(&t.state, &mut unit, &bob, "J-1", None, &[file], now).await.unwrap();
+        assert!(answer.ok, "{answer:?}");
+        unit.commit().await.unwrap();
     }
-    got.sort();
-    assert_eq!(got, ["%PDF first version", "%PDF second version"]);
+    let rows = cport::store::inbound::list_artwork(&t.state.db, "C-1", "J-1").await.unwrap();
+    let mut kept: Vec<Vec<u8>> = rows.iter().map(|r| std::fs::read(&r.path).unwrap()).collect();
+    kept.sort();
+    assert_eq!(kept, [b"%PDF first version".to_vec(), b"%PDF second version".to_vec()]);
 
     // A name that is only a type's letters has no type.
-    let (_, note) = send_artwork(&app, &bob, "J-1", "AR-1", &[("pdf", b"%PDF")]).await;
-    assert!(note.contains("pdf: the name has no type"), "{note}");
-    app.stop().await;
+    let file =
+        cport::actions::artwork::Upload { name: "pdf".into(), content_type: "application/pdf".into(), bytes: b"%PDF" };
+    let mut unit = cport::actions::Unit::new(&t.state);
+    let answer = cport::actions::artwork::upload(&t.state, &mut unit, &bob, "J-1", None, &[file], now).await.unwrap();
+    let said = format!("{answer:?}");
+    assert!(!answer.ok && said.contains("pdf: the name has no type"), "{said}");
 }

@@ -484,7 +484,7 @@ async fn a_question_is_answered_by_the_next_words_only() {
     fake.press(ANN, 600, "rj:V-3");
     let ask = fake.next_to(ANN, 1).await;
     assert!(ask.text().contains("Why are you rejecting V-3"), "{}", ask.text());
-    let m = fake.ask(ANN, "approve V-1", 2).await;
+    let m = fake.ask(ANN, "/approve V-1", 2).await;
     assert!(m.text().contains("V-1: approved"), "{}", m.text());
     assert_eq!(app.visual_status("V-3").await, "awaiting_approval", "a command is not a reason");
     // The question was dropped: later words are not taken as a reason either.
@@ -506,6 +506,12 @@ async fn a_question_is_answered_by_the_next_words_only() {
     fake.next_to(ANN, 6).await;
     fake.ask(ANN, "looks fine now", 7).await;
     assert_eq!(app.visual_status("V-3").await, "awaiting_approval", "the question went with the button");
+    // Words that look like a command are still the answer to the question asked.
+    fake.press(ANN, 604, "rj:V-3");
+    fake.next_to(ANN, 8).await;
+    let m = fake.ask(ANN, "Stock colour is wrong on the sleeve", 9).await;
+    assert!(m.text().contains("V-3 rejected"), "{}", m.text());
+    assert_eq!(app.visual_status("V-3").await, "rejected");
     app.stop().await;
 }
 

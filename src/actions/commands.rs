@@ -182,15 +182,24 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
             _ => one_id(|i| Command::NoDelivery(Some(i))),
         },
         "APPROVE" => {
-            // Every word is read (a line is bounded by the message's size), so a word that is
-            // not an id is named however late it comes; the action refuses a batch of more
-            // distinct visuals than it takes. Any white space separates, a no-break space
-            // from an HTML mail included.
-            let ids = rest
+            // Each id is kept once, as first named, and every word is read, so a word that is
+            // not an id is named however late it comes; reading stops once one more visual
+            // than a batch takes is named (the action refuses that batch), so a long line
+            // holds at most that many. Any white space separates, a no-break space from an
+            // HTML mail included.
+            let mut ids: Vec<String> = Vec::new();
+            let words = rest
                 .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';'))
-                .filter(|w| !w.is_empty() && !w.eq_ignore_ascii_case("and"))
-                .map(|w| id(name, w))
-                .collect::<Result<Vec<_>, _>>()?;
+                .filter(|w| !w.is_empty() && !w.eq_ignore_ascii_case("and"));
+            for w in words {
+                let i = id(name, w)?;
+                if !ids.contains(&i) {
+                    ids.push(i);
+                }
+                if ids.len() > super::visuals::MOST_AT_ONCE {
+                    break;
+                }
+            }
             Ok(Some(Command::Approve(ids)))
         }
         "REJECT" => {
@@ -238,6 +247,8 @@ mod tests {
             ("Approve", Some(Command::Approve(vec![]))),
             // A no-break space (an HTML mail's &nbsp;) separates like any other.
             ("APPROVE V-1001\u{a0}V-1002", Some(Command::Approve(vec!["V-1001".into(), "V-1002".into()]))),
+            // Named twice, kept once.
+            ("APPROVE V-1001, v-1001", Some(Command::Approve(vec!["V-1001".into()]))),
             ("/track D-2001", Some(Command::Track("D-2001".into()))),
             ("/track@TotBot d-2001", Some(Command::Track("D-2001".into()))),
             (

@@ -7,23 +7,31 @@ use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 use cron::{Schedule, TimeUnitSpec};
 
-/// Parses a cron expression, explaining the expected form when it is wrong.
-pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
-    /// Longer than any schedule a person means (`0 30 7,12,17 * * Mon-Fri` is 25).
+/// A schedule as it is entered (config, TOT's contact records, the portal's preferences):
+/// [`parse_schedule`], and refused when it is longer than any a person means or names a year
+/// (it would stop, and go silent later with no one told). One already stored is read with
+/// [`parse_schedule`] alone, so an upgrade never silences a contact.
+pub fn check_schedule(expr: &str) -> Result<Schedule, String> {
+    /// `0 30 7,12,17 * * Mon-Fri` is 25.
     const MOST: usize = 100;
     if expr.chars().count() > MOST {
         return Err(format!("is longer than {MOST} characters; a schedule is like \"0 0 8 * * Mon-Fri\""));
     }
+    let schedule = parse_schedule(expr)?;
+    if !schedule.years().is_all() {
+        return Err(format!("{} names a year, so it would stop: leave the year out", super::quoted(expr)));
+    }
+    Ok(schedule)
+}
+
+/// Parses a cron expression, explaining the expected form when it is wrong.
+pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
     let schedule = Schedule::from_str(expr).map_err(|e| {
         format!("{} is not a cron expression with seconds first, like \"0 0 8 * * Mon-Fri\" ({e})", super::quoted(expr))
     })?;
     // One that can never fire (31 February, a year gone by) would silently send nothing.
     if schedule.upcoming(Utc).next().is_none() {
         return Err(format!("{} never fires: no time from now on matches it", super::quoted(expr)));
-    }
-    // One that stops (a year named) would go silent later, with no one told.
-    if !schedule.years().is_all() {
-        return Err(format!("{} names a year, so it would stop: leave the year out", super::quoted(expr)));
     }
     Ok(schedule)
 }
@@ -79,9 +87,12 @@ mod tests {
             (&format!("0 0 8 * * * {next_year}-2099"), "names a year"),
             (&format!("0 0 8 * * * {}", " ".repeat(120)), "longer than 100 characters"),
         ] {
-            let e = parse_schedule(bad).unwrap_err();
+            let e = check_schedule(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
+        // Any year is no year; and one stored before the rule still reads, for the scheduler.
+        check_schedule("0 0 8 * * * *").unwrap();
+        parse_schedule(&format!("0 0 8 * * * {next_year}")).unwrap();
     }
 
     #[test]

@@ -111,7 +111,7 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
             "custom" => form.text("custom_schedule"),
             other => other.to_string(),
         };
-        let parsed = crate::model::schedule::parse_schedule(&schedule).map_err(|e| format!("schedule: {e}"))?;
+        let parsed = crate::model::schedule::check_schedule(&schedule).map_err(|e| format!("schedule: {e}"))?;
         // A summary more often than every few hours floods the client and hurts delivery.
         let now = Utc::now();
         if parsed.after(&now).take(5).last().is_some_and(|t| t - now < chrono::Duration::hours(24)) {

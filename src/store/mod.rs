@@ -40,6 +40,10 @@ pub enum StoreError {
     NotFound,
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A write met a row written at the same moment (a unique key). The text is the
+    /// database's, naming tables and columns: for the log, not for people.
+    #[error("a write collided with another: {0}")]
+    Collision(String),
     /// A value no row can hold: PostgreSQL refuses a NUL character (U+0000) in text, even
     /// to compare with. What was sent is at fault, not the store.
     #[error("text holds a NUL character (U+0000), which cannot be stored or looked up")]
@@ -56,7 +60,7 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
-            sqlx::Error::Database(ref d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_string()),
+            sqlx::Error::Database(ref d) if d.is_unique_violation() => StoreError::Collision(d.message().to_string()),
             // SQLSTATE 22021, character_not_in_repertoire: a NUL in a bound text value.
             sqlx::Error::Database(ref d) if d.code().as_deref() == Some("22021") => StoreError::Unstorable,
             other => StoreError::Db(other),

@@ -191,7 +191,7 @@ async fn handle_inner(
     };
     let actor = Actor::new(contact, inc.channel);
     // A question asked (the reason for a rejection) is answered by the next message only: a
-    // button pressed or a command sent instead drops it.
+    // button pressed or a /command sent instead drops it.
     let pending = db::take_pending(&state.db, inc.channel, &inc.user_id, now).await?;
     match &inc.input {
         Input::Button(data) => button(state, unit, inc, &actor, data, now).await,
@@ -204,9 +204,10 @@ async fn handle_inner(
         },
         Input::Text(text) => {
             let text = text.trim();
+            // Words that merely look like a command ("Stock colour is wrong") are the
+            // answer: only a /command, like a button, leaves the question unanswered.
             if let Some(pending) = pending
                 && !text.starts_with('/')
-                && !matches!(parse_line(text), Ok(Some(_)))
             {
                 return answer_pending(state, unit, &actor, pending, text, now).await;
             }
@@ -437,7 +438,7 @@ async fn button(
                         format!("Why are you rejecting {arg}?"),
                         vec![
                             "Send the reason as your next message; TOT's designer will read it.".into(),
-                            "A command or a button instead leaves the visual as it is.".into(),
+                            "A /command or a button instead leaves the visual as it is.".into(),
                         ],
                     ),
                     label: "Reason",
