@@ -532,3 +532,14 @@ async fn a_chat_tied_by_code_replaces_the_one_in_tots_record() {
     assert!(m.text().contains("J-1"), "{}", m.text());
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_code_typed_with_a_space_links() {
+    let (fake, app) = conversing().await;
+    let code = code_from_portal(&app, "P-1B").await;
+    let typed = code.replace('-', " ").to_lowercase();
+    assert!(typed.contains(' '), "{typed}");
+    let m = fake.ask(ANN, &format!("/start {typed}"), 0).await;
+    assert!(m.text().contains("Linked") && m.text().contains("Bob Buyer"), "{}", m.text());
+    app.stop().await;
+}

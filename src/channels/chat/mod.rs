@@ -163,7 +163,9 @@ async fn handle_inner(
     {
         let (head, rest) = head_of(text);
         match head.as_str() {
-            "start" | "link" if !rest.is_empty() && !rest.contains(char::is_whitespace) => {
+            // A code is read without its spaces and dashes (`K7PQ 2XMD` as typed from a
+            // screen): two words at most, so a sentence after /start is not taken for one.
+            "start" | "link" if !rest.is_empty() && rest.split_whitespace().count() <= 2 => {
                 return link(state, inc, rest, now).await;
             }
             "unlink" => {
