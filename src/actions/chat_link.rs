@@ -39,17 +39,28 @@ pub async fn new_link_code_in(
     Ok(code)
 }
 
+/// The command a code is sent with on `channel`: Telegram's bot takes `/start`, Discord's
+/// app `/link`.
+pub fn link_command(channel: crate::model::Channel) -> &'static str {
+    match channel {
+        crate::model::Channel::Discord => "/link",
+        _ => "/start",
+    }
+}
+
 /// How a contact links a chat, with a fresh code: for the portal, `LINK` by email and the CLI.
 pub fn how_to_link(config: &crate::config::Config, code: &str) -> Vec<String> {
+    use crate::model::Channel::{Discord, Telegram};
+    let (tg, dc) = (link_command(Telegram), link_command(Discord));
     let mut out = vec![];
     if !config.telegram.token.is_empty() {
-        out.push(format!("Telegram: send /start {code} to TOT's bot."));
+        out.push(format!("Telegram: send {tg} {code} to TOT's bot."));
     }
     if !config.discord.public_key.is_empty() {
-        out.push(format!("Discord: use /link {code} with TOT's app."));
+        out.push(format!("Discord: use {dc} {code} with TOT's app."));
     }
     if out.is_empty() {
-        out.push(format!("In chat, send /start {code} (Telegram) or /link {code} (Discord)."));
+        out.push(format!("In chat, send {tg} {code} (Telegram) or {dc} {code} (Discord)."));
     }
     out.push(format!("The code works once, for {CODE_MINUTES} minutes."));
     out

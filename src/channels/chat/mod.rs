@@ -76,20 +76,12 @@ pub trait ChatSender: Send + Sync {
 /// The configured chat senders by channel name.
 pub type ChatSenders = Arc<std::collections::HashMap<&'static str, Arc<dyn ChatSender>>>;
 
-/// How a code is sent on `channel`: Telegram's bot takes `/start CODE`, Discord's app `/link CODE`.
-fn link_command(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Discord => "/link CODE",
-        _ => "/start CODE",
-    }
-}
-
 fn not_linked(channel: Channel) -> ChatMessage {
     ChatMessage::text(
         "This chat is not linked to a TOT account yet.",
         vec![format!(
-            "Get a code on the portal's Preferences page (or reply LINK to any TOT email), then send {} here.",
-            link_command(channel)
+            "Get a code on the portal's Preferences page (or reply LINK to any TOT email), then send {} CODE here.",
+            crate::actions::chat_link::link_command(channel)
         )],
     )
 }
@@ -314,7 +306,10 @@ async fn link(state: &Services, inc: &Incoming, code: &str, now: DateTime<Utc>) 
     let Some(contact_id) = redeemed else {
         return Ok(vec![Reply::Send(ChatMessage::text(
             "That code is not valid: it may be mistyped, used already or older than 30 minutes.",
-            vec![format!("Get a new code on the portal's Preferences page, then send {}.", link_command(inc.channel))],
+            vec![format!(
+                "Get a new code on the portal's Preferences page, then send {} CODE.",
+                crate::actions::chat_link::link_command(inc.channel)
+            )],
         ))]);
     };
     limits::clear(&state.db, &key).await?;
