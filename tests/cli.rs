@@ -189,6 +189,10 @@ fn bad_configuration_stops_start_up_naming_the_key() {
         ("[portal]\nlogin_attempts_per_account = 0\n", SECRETS.to_vec(), "portal.login_attempts_per_account"),
         ("[alerts]\nbatch_window_seconds = 10000000000000\n", SECRETS.to_vec(), "alerts.batch_window_seconds"),
         ("[outbox]\nbackoff_base_seconds = 600\nbackoff_max_seconds = 60\n", SECRETS.to_vec(), "outbox.backoff_max"),
+        // Zero is no Discord id (it would stop the start-up further on).
+        ("[discord]\nchannel_id = \"0\"\n", SECRETS.to_vec(), "discord.channel_id"),
+        ("[discord]\nstaff = [\"0\"]\n", SECRETS.to_vec(), "discord.staff"),
+        ("[imap]\ntimeout_seconds = 0\n", SECRETS.to_vec(), "imap.timeout_seconds"),
     ];
     for (file, env, named) in cases {
         std::fs::write(&cfg, file).unwrap();

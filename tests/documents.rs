@@ -263,3 +263,21 @@ async fn statement_csv_has_the_columns_and_rows() {
     assert_eq!(aging[1]["outstanding"], "234.40");
     app.stop().await;
 }
+
+/// A tracking address stored before the sync checked them (or written by hand) that would
+/// close its attribute and open a script is not made a link, and nothing of it runs.
+#[tokio::test]
+async fn a_tracking_address_holding_markup_is_not_a_link() {
+    let (app, ann) = app_as("P-1A").await;
+    let bad = "https://t.example/x\"><script>alert(1)</script>";
+    cport::store::on_db!(&app.db, p => sqlx::query("UPDATE deliveries SET tracking_url = $1 WHERE id = 'D-1'")
+        .bind(bad).execute(p).await.map(|r| r.rows_affected()))
+    .unwrap();
+    let (status, _, html) = get(&app, &ann, "/deliveries/D-1").await;
+    assert_eq!(status, 200);
+    let html = String::from_utf8(html).unwrap();
+    assert!(!html.contains("<script>alert(1)"), "{html}");
+    assert!(!html.contains("Track with"), "no link to it: {html}");
+    assert!(html.contains("/deliveries/D-1/note.pdf"), "the documents are still offered: {html}");
+    app.stop().await;
+}

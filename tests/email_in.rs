@@ -453,3 +453,23 @@ async fn a_report_counts_only_on_the_bounce_address_and_for_the_address_the_mess
     assert_eq!(kind(&c.handle("dsn_bounce.eml").await), "bounce");
     assert!(suspended().await);
 }
+
+/// One report taken twice at once (two processes polling one mailbox, or IMAP and the MTA
+/// pipe) counts once: the second finds it recorded.
+#[tokio::test]
+async fn a_report_taken_twice_at_once_counts_once() {
+    let c = Corpus::new().await;
+    let soft = String::from_utf8(c.fixture("dsn_bounce.eml"))
+        .unwrap()
+        .replace("Status: 5.1.1", "Status: 4.2.2")
+        .replace("550 5.1.1", "452 4.2.2")
+        .replace("dsn-0001@", "dsn-0009@");
+    let (a, b) =
+        tokio::join!(handle(&c.t.state, soft.as_bytes(), Utc::now()), handle(&c.t.state, soft.as_bytes(), Utc::now()));
+    let mut kinds = [kind(&a.unwrap()), kind(&b.unwrap())];
+    kinds.sort();
+    assert_eq!(kinds, ["bounce", "duplicate"]);
+    let s = cport::store::settings::get_settings(&c.t.state.db, "P-1A").await.unwrap();
+    assert_eq!(s.soft_bounces, 1, "one report, one bounce");
+    assert!(s.email_suspended_at.is_none());
+}

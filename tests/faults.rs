@@ -233,6 +233,62 @@ async fn only_the_holder_of_the_current_claim_may_mark_a_row() {
     assert!(!ob::requeue(&t.state.db, id, much_later).await.unwrap());
 }
 
+/// A message whose every claim runs out unmarked (its sender dies with it, past what a panic
+/// guard can catch) is not taken forever: past its attempts it is dead, saying why, unsent.
+#[tokio::test]
+async fn a_message_whose_claims_keep_running_out_dies_after_its_attempts() {
+    let t = TestState::new(|c| c.outbox.max_attempts = 2).await;
+    t.load(world()).await;
+    common::digest_now(&t.state, "P-1A").await;
+    let mut at = Utc::now();
+    let mut ids = vec![];
+    for token in ["first", "second"] {
+        let claimed = claim_batch(&t.state.db, at, at + Duration::seconds(1), 100, token).await.unwrap();
+        assert!(!claimed.is_empty(), "{token} takes the digest");
+        ids = claimed.iter().map(|r| r.id).collect();
+        at += Duration::seconds(5);
+    }
+    let out = cport::outbox::dispatch_batch_at(&t.state, at, 100).await.unwrap();
+    assert_eq!(out, vec![cport::outbox::Outcome::Dead; ids.len()]);
+    let row = list_messages(&t.state.db, None, 10).await.unwrap().into_iter().find(|r| r.id == ids[0]).unwrap();
+    assert_eq!(row.status.as_str(), "dead");
+    assert!(row.last_error.as_deref().unwrap_or("").contains("stopped while sending"), "{:?}", row.last_error);
+    assert!(row.provider_id.is_none(), "nothing was sent");
+}
+
+/// An alert whose stored item list cannot be read dies saying so; it is not dropped as if
+/// its items had all been resolved.
+#[tokio::test]
+async fn an_alert_with_an_unreadable_payload_dies_saying_so() {
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    let now = Utc::now();
+    let mut tx = t.state.db.begin().await.unwrap();
+    ob::insert_message(
+        &mut tx,
+        &ob::NewMessage {
+            contact_id: Some("P-1A".into()),
+            channel: cport::model::Outlet::Email,
+            kind: cport::model::MessageKind::Alert,
+            idem_key: "alert-broken".into(),
+            reply_token: Some(t.state.signer.new_reply_token()),
+            recipient: "ann@alpha.example".into(),
+            subject: "Visual V-1 awaits".into(),
+            payload: "{not json".into(),
+            next_attempt_at: now,
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let out = cport::outbox::dispatch_batch_at(&t.state, now, 10).await.unwrap();
+    assert_eq!(out, vec![cport::outbox::Outcome::Dead]);
+    let row = list_messages(&t.state.db, None, 10).await.unwrap().into_iter().next().unwrap();
+    assert_eq!(row.status.as_str(), "dead");
+    assert!(row.last_error.as_deref().unwrap_or("").contains("unreadable payload"), "{:?}", row.last_error);
+}
+
 #[tokio::test]
 async fn a_slow_server_and_short_leases_cause_no_duplicate() {
     // About half a second a message, a lease of 3 s (renewed every second while sending),

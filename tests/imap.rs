@@ -96,15 +96,20 @@ impl Drop for Dovecot {
     }
 }
 
+/// The mailbox on a loopback port, signed in to as the test Dovecot's user.
+fn imap_on(c: &mut cport::config::Config, port: u16) {
+    c.imap.host = "127.0.0.1".into();
+    c.imap.port = port;
+    c.imap.tls = cport::config::Tls::None;
+    c.imap.username = "cport".into();
+    c.imap.password = cport::config::Secret::new("imap-pass-123");
+}
+
 async fn state_for(dv: &Dovecot, processed: &str) -> (TestState, String) {
     let port = dv.port;
     let processed = processed.to_string();
     let t = TestState::new(move |c| {
-        c.imap.host = "127.0.0.1".into();
-        c.imap.port = port;
-        c.imap.tls = cport::config::Tls::None;
-        c.imap.username = "cport".into();
-        c.imap.password = cport::config::Secret::new("imap-pass-123");
+        imap_on(c, port);
         c.imap.processed_mailbox = processed;
     })
     .await;
@@ -211,5 +216,35 @@ where
             return;
         }
         assert!(tokio::time::Instant::now() < deadline, "only {got} of {want} after 30 s");
+    }
+}
+
+/// A server that takes the connection and then stays silent, at the greeting or after the
+/// sign-in: the poll ends with an error naming the step instead of hanging.
+#[tokio::test]
+async fn a_silent_server_is_dropped_after_the_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for (greeting, step) in [(None, "waiting for the greeting"), (Some("* OK ready\r\n"), "signing in")] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            if let Some(g) = greeting {
+                s.write_all(g.as_bytes()).await.unwrap();
+            }
+            // Reads what cport says and answers nothing, until cport hangs up.
+            let mut buf = [0u8; 1024];
+            while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+        });
+        let t = TestState::new(move |c| {
+            imap_on(c, port);
+            c.imap.timeout_seconds = 1;
+        })
+        .await;
+        let err = cport::channels::imap::poll(&t.state).await.expect_err("a silent server is an error");
+        assert!(matches!(err, cport::channels::imap::ImapError::Timeout(..)), "{err}");
+        assert!(err.to_string().contains(step), "{err}");
+        // cport hung up: the server's read ends.
+        server.await.unwrap();
     }
 }

@@ -111,6 +111,9 @@ async fn pictures_open_only_for_sessions_that_may_see_their_record() {
     for path in ["/media/..%2Fsecret.txt", "/media/%2E%2E/secret.txt", "/media/..%5Csecret.txt"] {
         assert_eq!(status(&app, &sessions[0], path).await, 404, "{path}");
     }
+    // A path longer than any record holds is nobody's picture (not a store error).
+    let long = format!("/media/{}.svg", "ab_".repeat(17_000));
+    assert_eq!(status(&app, &sessions[0], &long).await, 404, "a long path");
     app.stop().await;
 }
 

@@ -573,6 +573,8 @@ async fn dates_and_times_are_read_to_the_letter_and_each_bad_one_is_named() {
         ("created_at", "2026-11-25 09:30:00Z", "RFC 3339"),
         ("created_at", "2026-11-25T09:30:00", "RFC 3339"),
         ("created_at", "0001-01-01T00:00:00Z", "between the years"),
+        // In the year 10000 once in UTC, as it would be kept.
+        ("created_at", "9999-12-31T23:30:00-01:00", "between the years"),
     ] {
         let body = app.refused("jobs", job(field, value)).await;
         let e = &body["errors"][0];
@@ -621,6 +623,25 @@ async fn values_that_could_only_break_later_are_refused_by_name() {
                              "discord_user_id": "abc"}),
             "discord_user_id",
         ),
+        (
+            "contacts",
+            json!({"id": "P-1", "client_id": "C-1", "name": "Ann", "email": "ann@alpha.example", "role": "admin",
+                             "discord_user_id": "0"}),
+            "discord_user_id",
+        ),
+        (
+            "deliveries",
+            json!({"id": "D-1", "client_id": "C-1", "status": "ready", "venue": "Works", "description": "Tees",
+                   "tracking": {"carrier": "DPD", "number": "1",
+                                "url": "https://t.example/x\"><script>alert(1)</script>"}}),
+            "tracking.url",
+        ),
+        (
+            "deliveries",
+            json!({"id": "D-1", "client_id": "C-1", "status": "ready", "venue": "Works", "description": "Tees",
+                   "tracking": {"carrier": "DPD", "number": "1", "url": "javascript:alert(1)"}}),
+            "tracking.url",
+        ),
     ];
     for (entity, record, field) in cases {
         let body = app.refused(entity, json!([record])).await;
@@ -629,7 +650,7 @@ async fn values_that_could_only_break_later_are_refused_by_name() {
         let shown = body.to_string();
         assert!(shown.len() < 2000, "a refused value is not repeated whole: {} bytes", shown.len());
     }
-    for table in ["invoices", "purchase_orders", "jobs", "contacts"] {
+    for table in ["invoices", "purchase_orders", "jobs", "contacts", "deliveries"] {
         assert_eq!(app.count(table).await, 0, "{table}: nothing written");
     }
     app.stop().await;

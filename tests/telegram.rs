@@ -543,3 +543,82 @@ async fn a_code_typed_with_a_space_links() {
     assert!(m.text().contains("Linked") && m.text().contains("Bob Buyer"), "{}", m.text());
     app.stop().await;
 }
+
+/// What a chat input changes commits with the record that it was seen: a failure before that
+/// record leaves a broadcast unposted, a code unused and a reason still awaited, so
+/// Telegram's second delivery of the update does each once.
+#[tokio::test]
+async fn an_update_that_fails_changes_nothing_and_its_retry_does_it_once() {
+    use cport::channels::chat::{Incoming, Input, handle_update};
+    let t = TestState::new(|c| c.telegram.staff = vec![STAFF.to_string()]).await;
+    t.load(common::world()).await;
+    let s = &t.state;
+    let banners = || async {
+        let n: i64 =
+            cport::store::on_db!(&s.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM banners").fetch_one(p).await)
+                .unwrap();
+        n
+    };
+    let status = |id: &'static str| async move {
+        let v: String = cport::store::on_db!(&s.db, p => sqlx::query_scalar("SELECT status FROM visuals WHERE id = $1")
+            .bind(id).fetch_one(p).await)
+        .unwrap();
+        v
+    };
+    let from = |user: i64, input: Input| Incoming {
+        channel: cport::model::Channel::Telegram,
+        user_id: user.to_string(),
+        chat_id: user.to_string(),
+        input,
+    };
+    let fails_then_runs = |inc: Incoming, update: &'static str| async move {
+        s.faults.arm("chat:before-record", 1);
+        assert!(handle_update(s, &inc, Some(update), Utc::now()).await.is_err(), "{update} fails");
+        let replies = handle_update(s, &inc, Some(update), Utc::now()).await.unwrap();
+        assert!(handle_update(s, &inc, Some(update), Utc::now()).await.unwrap().is_empty(), "{update} runs once");
+        replies
+    };
+    let text = |replies: &[cport::channels::chat::Reply]| format!("{replies:?}");
+
+    // A staff broadcast.
+    let broadcast = from(STAFF, Input::Text("/broadcast urgent Closed | Closed on Friday.".into()));
+    s.faults.arm("chat:before-record", 1);
+    assert!(handle_update(s, &broadcast, Some("1"), Utc::now()).await.is_err());
+    assert_eq!(banners().await, 0, "a failed update posts no banner");
+    let r = fails_then_runs(broadcast, "2").await;
+    assert!(text(&r).contains("posted"), "{r:?}");
+    assert_eq!(banners().await, 1, "posted once");
+
+    // A linking code: unused by the failure, so the retry links.
+    let code = cport::actions::chat_link::new_link_code(s, "P-1A", Utc::now()).await.unwrap();
+    let r = fails_then_runs(from(ANN, Input::Text(format!("/start {code}"))), "3").await;
+    assert!(text(&r).contains("Linked"), "{r:?}");
+
+    // A reason: still awaited after the failure, so the retry rejects.
+    fails_then_runs(from(ANN, Input::Button("rj:V-1".into())), "4").await;
+    let r = fails_then_runs(from(ANN, Input::Text("The red is too dark".into())), "5").await;
+    assert!(text(&r).contains("rejected"), "{r:?}");
+    assert_eq!(status("V-1").await, "rejected");
+}
+
+/// A reason that cannot be taken is refused naming the field, and the question stays open:
+/// the next message is the reason again.
+#[tokio::test]
+async fn a_refused_reason_leaves_the_question_open() {
+    let t = TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    let s = &t.state;
+    let user = ANN.to_string();
+    common::link_chat(s, cport::model::Channel::Telegram, "/start", &user, "P-1A").await;
+    let press = cport::channels::chat::Incoming {
+        channel: cport::model::Channel::Telegram,
+        user_id: user.clone(),
+        chat_id: user.clone(),
+        input: cport::channels::chat::Input::Button("rj:V-1".into()),
+    };
+    cport::channels::chat::handle(s, &press, Utc::now()).await.unwrap();
+    let r = common::say_in_chat(s, cport::model::Channel::Telegram, &user, &"too long ".repeat(300)).await;
+    assert!(format!("{r:?}").contains("reason: "), "the field is named: {r:?}");
+    let r = common::say_in_chat(s, cport::model::Channel::Telegram, &user, "The red is too dark").await;
+    assert!(format!("{r:?}").contains("rejected"), "{r:?}");
+}

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use crate::actions::Unit;
 use crate::actions::targets::Target;
 use crate::messages::ChatMessage;
 use crate::messages::compose::{Composer, Recipient};
@@ -177,12 +178,36 @@ pub fn urgent_chat(row: &BannerRow) -> ChatMessage {
 /// Checks and stores a banner; an urgent one is queued to every contact of its audience,
 /// once per contact and channel, in the same transaction.
 pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<Utc>) -> Result<Posted, BannerError> {
+    let mut unit = Unit::new(state);
+    let posted = match post_in(state, &mut unit, input, by, now).await {
+        Ok(p) => p,
+        Err(e) => {
+            unit.rollback().await?;
+            return Err(e);
+        }
+    };
+    unit.commit().await?;
+    if posted.queued > 0 {
+        state.wake_dispatch.notify_waiters();
+    }
+    Ok(posted)
+}
+
+/// [`post`] as part of a unit of the caller's (a chat command recorded as seen with it):
+/// nothing is written until the unit commits.
+pub async fn post_in(
+    state: &Services,
+    unit: &mut Unit,
+    input: BannerInput,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<Posted, BannerError> {
     let banner = check(state, &input, by, now).await?;
     let starts_at = banner.starts_at;
     // Compose before opening the transaction (SQLite holds one writer at a time).
     let audience = audience(state, &banner).await?;
-    let mut tx = state.db.begin().await?;
-    let id = insert_banner(&mut tx, &banner, now).await?;
+    let tx = unit.tx().await?;
+    let id = insert_banner(tx, &banner, now).await?;
     let mut queued = 0;
     if !audience.is_empty() {
         let row = banner.row(id);
@@ -221,13 +246,9 @@ pub async fn post(state: &Services, input: BannerInput, by: &str, now: DateTime<
                         )
                     }
                 };
-                queued += usize::from(outbox::insert_message(&mut tx, &new, now).await?.is_some());
+                queued += usize::from(outbox::insert_message(tx, &new, now).await?.is_some());
             }
         }
-    }
-    tx.commit().await?;
-    if queued > 0 {
-        state.wake_dispatch.notify_waiters();
     }
     tracing::info!(id, severity = %banner.severity, queued, by, "banner posted");
     Ok(Posted { id, queued })

@@ -76,13 +76,15 @@ fn usage(name: &str) -> &'static str {
     COMMANDS.iter().find(|(n, _, _)| *n == name).map(|(_, u, _)| *u).unwrap_or("HELP")
 }
 
-/// True for a word shaped like a TOT id: letters, a dash, then letters and digits.
+/// True for a word shaped like a TOT id: letters, a dash, then letters and digits, at most
+/// 64 characters as every id TOT's data holds.
 pub fn looks_like_id(word: &str) -> bool {
     let w = word.trim_end_matches([',', '.', ';', ':']);
     let Some((prefix, rest)) = w.split_once('-') else {
         return false;
     };
-    !prefix.is_empty()
+    w.len() <= 64
+        && !prefix.is_empty()
         && prefix.len() <= 4
         && prefix.chars().all(|c| c.is_ascii_alphabetic())
         && !rest.is_empty()

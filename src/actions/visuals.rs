@@ -225,9 +225,13 @@ pub async fn reject(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
-    let reason =
-        super::typed_text("reason", reason, crate::model::Lines::Many, 2000, "say why the visual is rejected")?;
+    let reason = check_reason(reason)?;
     decide(state, unit, actor, id, Verdict::Reject { reason }, now).await
+}
+
+/// A rejection's reason as it is kept (trimmed), or why it cannot be.
+pub fn check_reason(reason: &str) -> Result<&str, ActionError> {
+    super::typed_text("reason", reason, crate::model::Lines::Many, 2000, "say why the visual is rejected")
 }
 
 /// Adds a comment to a visual's thread.

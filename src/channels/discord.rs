@@ -58,7 +58,7 @@ impl Discord {
         if cfg.api_url.trim_end_matches('/') != DISCORD {
             b = b.proxy(cfg.api_url.trim_end_matches('/')).ratelimiter_disabled(true);
         }
-        if let Ok(id) = cfg.application_id.parse::<u64>() {
+        if let Some(id) = crate::model::discord_id(&cfg.application_id) {
             b = b.application_id(id.into());
         }
         let colour = u32::from_str_radix(config.branding.colour.trim_start_matches('#').get(..6).unwrap_or(""), 16)
@@ -66,7 +66,7 @@ impl Discord {
         Discord {
             http: Arc::new(b.build()),
             verifier: cfg.verifier(),
-            channel_id: cfg.channel_id.parse::<u64>().ok().map(ChannelId::new),
+            channel_id: crate::model::discord_id(&cfg.channel_id).map(ChannelId::from),
             colour,
             defer_after: Duration::from_millis(cfg.defer_after_ms),
         }
@@ -171,8 +171,9 @@ const SHARED_TITLE: &str = "Something at TOT needs you";
 impl ChatSender for Discord {
     fn send<'a>(&'a self, chat_id: &'a str, message: &'a ChatMessage) -> BoxFuture<'a, Result<String, SendError>> {
         Box::pin(async move {
-            let user: u64 =
-                chat_id.parse().map_err(|_| SendError::Permanent(format!("`{chat_id}` is not a Discord user id")))?;
+            let user = crate::model::discord_id(chat_id).ok_or_else(|| {
+                SendError::Permanent(format!("{} is not a Discord user id", crate::model::quoted(chat_id)))
+            })?;
             let mut b = CreateMessage::new().embed(self.embed(message)).components(Self::components(message));
             if let Some((name, bytes)) = &message.photo_file {
                 b = b.add_file(CreateAttachment::bytes(bytes.clone(), name.clone()));
@@ -199,7 +200,7 @@ impl ChatSender for Discord {
                         .components(Self::components(&shared));
                     c
                 }
-                None => UserId::new(user).create_dm_channel(&*self.http).await.map_err(send_error)?.id,
+                None => UserId::from(user).create_dm_channel(&*self.http).await.map_err(send_error)?.id,
             };
             let sent = channel.send_message(&*self.http, b).await.map_err(send_error)?;
             Ok(format!("discord:{}:{}", channel.get(), sent.id.get()))
@@ -354,7 +355,7 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
     }
     let user = it.user.as_ref().or(it.member.as_ref().map(|m| &m.user)).map(|u| u.id.clone()).unwrap_or_default();
     if discord.http.application_id().is_none()
-        && let Some(id) = it.application_id.as_deref().and_then(|a| a.parse::<u64>().ok())
+        && let Some(id) = it.application_id.as_deref().and_then(crate::model::discord_id)
     {
         discord.http.set_application_id(id.into());
     }

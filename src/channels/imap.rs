@@ -24,6 +24,26 @@ pub enum ImapError {
     Imap(#[from] async_imap::error::Error),
     #[error("the server closed the connection before greeting")]
     NoGreeting,
+    #[error("no answer while {0} within {1:?} (imap.timeout_seconds)")]
+    Timeout(&'static str, Duration),
+}
+
+/// Each exchange with the server is bounded by `imap.timeout_seconds`: a server that takes
+/// the connection and then says nothing is dropped, and reconnected to with backoff, rather
+/// than holding the poller forever. (The IDLE wait, when silence is normal, has its own cap.)
+async fn bounded<T, E>(
+    state: &Services,
+    what: &'static str,
+    step: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, ImapError>
+where
+    ImapError: From<E>,
+{
+    let limit = Duration::from_secs(state.config.imap.timeout_seconds);
+    match tokio::time::timeout(limit, step).await {
+        Ok(r) => r.map_err(ImapError::from),
+        Err(_) => Err(ImapError::Timeout(what, limit)),
+    }
 }
 
 /// What one polling pass did.
@@ -41,7 +61,10 @@ async fn session_loop(
 ) -> Result<PollReport, ImapError> {
     let c = &state.config.imap;
     let addr = format!("{}:{}", c.host, c.port);
-    let tcp = TcpStream::connect((c.host.as_str(), c.port)).await.map_err(|e| ImapError::Connect(addr.clone(), e))?;
+    let tcp = bounded(state, "connecting", async {
+        TcpStream::connect((c.host.as_str(), c.port)).await.map_err(|e| ImapError::Connect(addr.clone(), e))
+    })
+    .await?;
     tcp.set_nodelay(true).ok();
     if c.tls == crate::config::Tls::Tls {
         let mut roots = tokio_rustls::rustls::RootCertStore::empty();
@@ -49,10 +72,11 @@ async fn session_loop(
         let cfg = tokio_rustls::rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
         let name = tokio_rustls::rustls::pki_types::ServerName::try_from(c.host.clone())
             .map_err(|e| ImapError::Tls(e.to_string()))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| ImapError::Tls(e.to_string()))?;
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        let tls = bounded(state, "starting TLS", async {
+            connector.connect(name, tcp).await.map_err(|e| ImapError::Tls(e.to_string()))
+        })
+        .await?;
         run_session(state, tls, shutdown, once).await
     } else {
         run_session(state, tcp, shutdown, once).await
@@ -70,10 +94,16 @@ where
 {
     let c = &state.config.imap;
     let mut client = async_imap::Client::new(stream);
-    client.read_response().await.map_err(|e| ImapError::Connect(c.host.clone(), e))?.ok_or(ImapError::NoGreeting)?;
-    let mut session = client.login(&c.username, c.password.expose()).await.map_err(|(e, _)| e)?;
-    session.select(&c.mailbox).await?;
-    let idle = session.capabilities().await?.has_str("IDLE");
+    bounded(state, "waiting for the greeting", async {
+        client.read_response().await.map_err(|e| ImapError::Connect(c.host.clone(), e))?.ok_or(ImapError::NoGreeting)
+    })
+    .await?;
+    let mut session = bounded(state, "signing in", async {
+        client.login(&c.username, c.password.expose()).await.map_err(|(e, _)| e)
+    })
+    .await?;
+    bounded(state, "selecting the mailbox", session.select(&c.mailbox)).await?;
+    let idle = bounded(state, "asking for capabilities", session.capabilities()).await?.has_str("IDLE");
     tracing::info!(host = %c.host, mailbox = %c.mailbox, idle, "IMAP mailbox open");
     let mut total = PollReport::default();
     loop {
@@ -81,28 +111,28 @@ where
         total.handled += r.handled;
         total.deferred += r.deferred;
         if once || *shutdown.borrow() {
-            session.logout().await.ok();
+            bounded(state, "signing out", session.logout()).await.ok();
             return Ok(total);
         }
         if idle {
             let mut handle = session.idle();
-            handle.init().await?;
+            bounded(state, "starting IDLE", handle.init()).await?;
             let (wait, stop) = handle.wait_with_timeout(Duration::from_secs(25 * 60));
             let ended = tokio::select! {
                 r = wait => { r?; false }
                 _ = shutdown.changed() => true,
             };
             drop(stop);
-            session = handle.done().await?;
+            session = bounded(state, "ending IDLE", handle.done()).await?;
             if ended {
-                session.logout().await.ok();
+                bounded(state, "signing out", session.logout()).await.ok();
                 return Ok(total);
             }
         } else {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(c.poll_seconds)) => {}
                 _ = shutdown.changed() => {
-                    session.logout().await.ok();
+                    bounded(state, "signing out", session.logout()).await.ok();
                     return Ok(total);
                 }
             }
@@ -116,15 +146,22 @@ async fn poll_once<S>(state: &Services, session: &mut async_imap::Session<S>) ->
 where
     S: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
 {
-    let mut uids: Vec<u32> = session.uid_search("UNSEEN").await?.into_iter().collect();
+    let mut uids: Vec<u32> = bounded(state, "searching", session.uid_search("UNSEEN")).await?.into_iter().collect();
     uids.sort_unstable();
     let mut report = PollReport::default();
     for uid in uids {
         let raw: Option<Vec<u8>> = {
-            let fetches: Vec<_> = session.uid_fetch(uid.to_string(), "BODY.PEEK[]").await?.try_collect().await?;
+            let fetches: Vec<_> = bounded(state, "fetching a message", async {
+                session.uid_fetch(uid.to_string(), "BODY.PEEK[]").await?.try_collect().await
+            })
+            .await?;
             fetches.into_iter().find_map(|f| f.body().map(<[u8]>::to_vec))
         };
-        let Some(raw) = raw else { continue };
+        let Some(raw) = raw else {
+            tracing::warn!(uid, "IMAP server gave no body for an unseen message; left for later");
+            report.deferred += 1;
+            continue;
+        };
         match handle(state, &raw, Utc::now()).await {
             Err(e) if e.is_temporary() => {
                 tracing::warn!(uid, error = %e, "IMAP message left for later");
@@ -136,10 +173,19 @@ where
         }
         let moved = match state.config.imap.processed_mailbox.as_str() {
             "" => false,
-            to => session.uid_mv(uid.to_string(), to).await.is_ok(),
+            to => match bounded(state, "moving a message", session.uid_mv(uid.to_string(), to)).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(uid, to, error = %e, "IMAP message not moved; flagged seen where it is");
+                    false
+                }
+            },
         };
         if !moved {
-            let _: Vec<_> = session.uid_store(uid.to_string(), "+FLAGS (\\Seen)").await?.try_collect().await?;
+            let _: Vec<_> = bounded(state, "flagging a message seen", async {
+                session.uid_store(uid.to_string(), "+FLAGS (\\Seen)").await?.try_collect().await
+            })
+            .await?;
         }
         report.handled += 1;
     }

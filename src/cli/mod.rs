@@ -47,6 +47,16 @@ fn init_logging(format: &str) {
     } else {
         builder.init();
     }
+    // Every panic, wherever it happens (a detached task sending chat answers, a message the
+    // outbox catches and marks dead, a background task the supervisor restarts), goes to the
+    // log with where it happened, and is counted for alerting: a panic is always a bug.
+    std::panic::set_hook(Box::new(|info| {
+        let backtrace = std::backtrace::Backtrace::capture();
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
+        let message = crate::supervise::panic_text(info.payload());
+        tracing::error!(%location, %message, %backtrace, "bug: a panic");
+        metrics::counter!("cport_panics_total").increment(1);
+    }));
 }
 
 /// The whole command line as clap describes it (for the command-line reference).

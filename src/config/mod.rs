@@ -424,6 +424,10 @@ pub struct ImapConfig {
     pub processed_mailbox: String,
     /// Poll interval when the server has no IDLE.
     pub poll_seconds: u64,
+    /// The limit on each exchange with the server: connecting, TLS, the greeting, signing
+    /// in, each search, fetch, move and flag. A server that stays silent longer is dropped
+    /// and reconnected to with backoff (the wait in IDLE is not bounded by it).
+    pub timeout_seconds: u64,
 }
 
 impl Default for Config {
@@ -570,6 +574,7 @@ impl Default for ImapConfig {
             mailbox: "INBOX".into(),
             processed_mailbox: String::new(),
             poll_seconds: 60,
+            timeout_seconds: 60,
         }
     }
 }

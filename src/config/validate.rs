@@ -129,7 +129,7 @@ impl Config {
         const HOUR: u64 = 60 * MINUTE;
         const DAY: u64 = 24 * HOUR;
         let (t, d, o, p) = (&self.telegram, &self.discord, &self.outbox, &self.portal);
-        let ranges: [(&str, u64, u64, u64, &str); 26] = [
+        let ranges: [(&str, u64, u64, u64, &str); 27] = [
             ("smtp.pool_size", self.smtp.pool_size.into(), 1, 64, ""),
             ("smtp.timeout_seconds", self.smtp.timeout_seconds, 1, HOUR, " seconds"),
             ("digest.catch_up_hours", self.digest.catch_up_hours.into(), 0, 7 * 24, " hours"),
@@ -157,6 +157,7 @@ impl Config {
             // Discord waits 3 seconds for the first answer to an interaction.
             ("discord.defer_after_ms", d.defer_after_ms, 0, 2500, " ms"),
             ("imap.poll_seconds", self.imap.poll_seconds, 1, DAY, " seconds"),
+            ("imap.timeout_seconds", self.imap.timeout_seconds, 1, HOUR, " seconds"),
             ("inbound.max_attachment_bytes", self.inbound.max_attachment_bytes, 1, 1 << 30, " bytes"),
         ];
         for (key, value, min, max, unit) in ranges {
@@ -192,12 +193,12 @@ impl Config {
             return Err(invalid("discord.public_key", "must be the application's public key: 64 hexadecimal digits"));
         }
         for (key, v) in [("discord.application_id", &d.application_id), ("discord.channel_id", &d.channel_id)] {
-            if !v.is_empty() && v.parse::<u64>().is_err() {
-                return Err(invalid(key, format!("`{v}` is not a Discord id (digits)")));
+            if !v.is_empty() && crate::model::discord_id(v).is_none() {
+                return Err(invalid(key, format!("{} is not a Discord id (digits, not 0)", crate::model::quoted(v))));
             }
         }
-        if let Some(bad) = d.staff.iter().find(|s| s.parse::<u64>().is_err()) {
-            return Err(invalid("discord.staff", format!("`{bad}` is not a Discord user id")));
+        if let Some(bad) = d.staff.iter().find(|s| crate::model::discord_id(s).is_none()) {
+            return Err(invalid("discord.staff", format!("{} is not a Discord user id", crate::model::quoted(bad))));
         }
         Ok(())
     }

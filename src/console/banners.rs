@@ -36,7 +36,7 @@ fn time_field(form: &FormData, name: &str) -> Result<Option<DateTime<Utc>>, Stri
         .find_map(|f| NaiveDateTime::parse_from_str(v, f).ok())
         .filter(|t| (1970..=9999).contains(&t.year()))
         .map(|t| Some(t.and_utc()))
-        .ok_or_else(|| format!("{name}: `{v}` is not a date and time (YYYY-MM-DDTHH:MM, UTC)"))
+        .ok_or_else(|| format!("{name}: {} is not a date and time (YYYY-MM-DDTHH:MM, UTC)", crate::model::quoted(v)))
 }
 
 /// The form as a banner input; a field that cannot be read is an error naming it.

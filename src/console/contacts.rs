@@ -68,7 +68,7 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
     let c = match get_contact(&state.db, &id).await {
         Ok(c) if c.active => c,
         Ok(_) | Err(StoreError::NotFound) => {
-            return Err(HttpError::Invalid(format!("contact: no active contact `{id}`")));
+            return Err(HttpError::Invalid(format!("contact: no active contact {}", crate::model::quoted(&id))));
         }
         Err(e) => return Err(e.into()),
     };
@@ -98,8 +98,8 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
         }
         other => {
             return Err(HttpError::Invalid(format!(
-                "action: `{}` is not resume, chat-code or sign-in-link",
-                other.unwrap_or("")
+                "action: {} is not resume, chat-code or sign-in-link",
+                crate::model::quoted(other.unwrap_or(""))
             )));
         }
     };

@@ -74,7 +74,8 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
             }
             Ok(None) => {
                 return Err(HttpError::Conflict(format!(
-                    "message_id: `{id}` is not waiting in held mail (never held, or released or discarded already)"
+                    "message_id: {} is not waiting in held mail (never held, or released or discarded already)",
+                    crate::model::quoted(&id)
                 )));
             }
             Err(e) if e.is_temporary() => return Err(HttpError::Unavailable),
@@ -83,7 +84,8 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
         Some("discard") => {
             if !inbound::discard_held(&state.db, &id, &format!("discarded by {}", staff.email)).await? {
                 return Err(HttpError::Conflict(format!(
-                    "message_id: `{id}` is not waiting in held mail (never held, or released or discarded already)"
+                    "message_id: {} is not waiting in held mail (never held, or released or discarded already)",
+                    crate::model::quoted(&id)
                 )));
             }
             staff.record(&state, "discarded held mail", &id).await?;

@@ -121,7 +121,16 @@ async fn queue_alerts(
         return Ok(0);
     }
     let (row_id, mut payload) = match outbox::find_held_alert(&mut tx, &c.id, channel, now).await? {
-        Some(row) => (row.id, serde_json::from_str::<AlertPayload>(&row.payload).unwrap_or_default()),
+        Some(row) => match serde_json::from_str::<AlertPayload>(&row.payload) {
+            Ok(p) => (row.id, p),
+            Err(e) => {
+                // Its sender says so when it dies (it cannot be read either); this batch
+                // waits for a row of its own.
+                tracing::error!(id = row.id, error = %e, "a held alert's payload cannot be read; its items wait");
+                tx.rollback().await?;
+                return Ok(0);
+            }
+        },
         None => {
             let window = Duration::seconds(state.config.alerts.batch_window_seconds as i64);
             let mut at = match outbox::last_alert_at(&mut tx, &c.id, channel).await? {
@@ -177,7 +186,14 @@ async fn queue_alerts(
         1 => fresh[0].title.clone(),
         n => format!("{n} new things need you"),
     };
-    outbox::update_queued(&mut tx, row_id, &subject, &serde_json::to_string(&payload).unwrap_or_default(), now).await?;
+    // The held row may have been claimed by a sender since it was found: then it is gone
+    // already, and these items wait for the next scan rather than ride a row that left.
+    if !outbox::update_queued(&mut tx, row_id, &subject, &serde_json::to_string(&payload).unwrap_or_default(), now)
+        .await?
+    {
+        tx.rollback().await?;
+        return Ok(0);
+    }
     tx.commit().await?;
     Ok(added)
 }

@@ -262,9 +262,15 @@ fn item_keys(items: &[ActionItem]) -> Vec<String> {
 /// one harmless, but not free).
 pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let tick = std::time::Duration::from_secs(state.config.digest.tick_seconds);
-    let mut lock = None;
+    let mut lock: Option<ledgers::LeaderLock> = None;
     loop {
         state.faults.panic_if_armed("task:scheduler");
+        if let Some(held) = lock.as_mut()
+            && !held.alive().await
+        {
+            tracing::warn!("the scheduler's lock was lost with its connection; asking for it again");
+            lock = None;
+        }
         if lock.is_none() {
             lock = ledgers::try_leader_lock(&state.db).await;
             if lock.is_some() {

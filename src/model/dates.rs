@@ -37,9 +37,11 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     if s.as_bytes().get(10) != Some(&b'T') {
         return Err(refused());
     }
-    let t = DateTime::parse_from_rfc3339(s).map_err(|_| refused())?;
+    // The year is checked in UTC, as the time is kept: `9999-12-31T23:30:00-01:00` is past
+    // the last year.
+    let t = DateTime::parse_from_rfc3339(s).map_err(|_| refused())?.with_timezone(&Utc);
     in_years(t.year(), s)?;
-    Ok(t.with_timezone(&Utc))
+    Ok(t)
 }
 
 fn in_years(year: i32, s: &str) -> Result<(), String> {

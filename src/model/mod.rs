@@ -166,6 +166,34 @@ pub fn check_text(field: &str, s: &str, max: usize, errs: &mut Vec<FieldError>) 
     }
 }
 
+/// Checks a web address TOT's data offers as a link (a carrier's tracking page): `http://` or
+/// `https://`, a host, and nothing a browser would not keep inside one address (spaces,
+/// quotes, angle brackets), at most 2,000 characters.
+pub fn check_web_address(field: &str, s: &str, errs: &mut Vec<FieldError>) {
+    if s.chars().count() > 2000 {
+        errs.push(FieldError::new(field, "longer than 2000 characters"));
+    } else if !is_web_address(s) {
+        errs.push(FieldError::new(field, format!("{} is not a web address (https://…)", quoted(s))));
+    }
+}
+
+/// The shape [`check_web_address`] asks for, without its length limit.
+pub fn is_web_address(s: &str) -> bool {
+    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+    host.is_some_and(|h| !h.is_empty())
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '`' | '\\'))
+}
+
+/// A Discord id (a "snowflake"): digits of a non-zero 64-bit number, as Discord gives them.
+/// Zero is no id (serenity refuses it), so it is refused where an id is taken in.
+pub fn discord_id(s: &str) -> Option<std::num::NonZeroU64> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
 pub fn check_qty(field: &str, q: i64, errs: &mut Vec<FieldError>) {
     if q < 0 {
         errs.push(FieldError::new(field, "must not be negative"));

@@ -178,7 +178,7 @@ impl Record for ContactIn {
         // A snowflake: digits that fit 64 bits (Discord refuses anything else, so a message
         // to the contact would only go dead later).
         if let Some(d) = &self.discord_user_id
-            && (d.is_empty() || d.len() > 20 || !d.bytes().all(|b| b.is_ascii_digit()) || d.parse::<u64>().is_err())
+            && discord_id(d).is_none()
         {
             e.push(FieldError::new("discord_user_id", format!("{} is not a Discord user id (digits)", quoted(d))));
         }
@@ -434,7 +434,7 @@ pub struct TrackingIn {
     pub carrier: String,
     /// Tracking number.
     pub number: String,
-    /// Tracking page.
+    /// Tracking page: an `http://` or `https://` address (the portal links to it).
     #[serde(default)]
     pub url: Option<String>,
 }
@@ -549,6 +549,9 @@ impl Record for DeliveryIn {
         if let Some(t) = &self.tracking {
             check_text("tracking.carrier", &t.carrier, 100, e);
             check_text("tracking.number", &t.number, 100, e);
+            if let Some(url) = &t.url {
+                check_web_address("tracking.url", url, e);
+            }
         }
         for (i, l) in self.lines.iter().enumerate() {
             check_text(&format!("lines[{i}].description"), &l.description, 500, e);

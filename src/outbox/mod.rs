@@ -168,6 +168,24 @@ async fn send_guarded(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<
     use futures::FutureExt;
     let Batch { state, token, .. } = *batch;
     let (id, channel, kind) = (row.id, row.channel, row.kind);
+    // Only a claim that ran out unmarked takes a row past its last attempt (a failure marks
+    // the row dead at the last one): the sender stopped while sending it, each time. A
+    // message that brings its sender down (an abort, not a panic) goes no further.
+    let max = i64::from(state.config.outbox.max_attempts);
+    if row.attempts > max {
+        let error = format!(
+            "the sender stopped while sending this message after {max} attempts; not tried again (see the log)"
+        );
+        tracing::error!(
+            id,
+            attempts = row.attempts,
+            "a message outlived its attempts in claims that ran out; it is dead"
+        );
+        let marked =
+            outbox::mark(&state.db, id, token, Mark::Failed { error: &error, retry_at: None }, Utc::now()).await?;
+        count(Outcome::Dead, channel, kind, marked);
+        return Ok(Settle::Done(Outcome::Dead));
+    }
     match std::panic::AssertUnwindSafe(send_row(batch, row, gate)).catch_unwind().await {
         Ok(outcome) => outcome,
         Err(panic) => {

@@ -105,7 +105,12 @@ async fn alert_email(
     let Some(contact_id) = &row.contact_id else {
         return Ok(Err(SendError::Permanent("alert without a contact".into())));
     };
-    let p: AlertPayload = serde_json::from_str(&row.payload).unwrap_or_default();
+    // An unreadable item list is the store's fault, not "every item resolved": the row dies
+    // saying so rather than being dropped under a false reason.
+    let p: AlertPayload = match serde_json::from_str(&row.payload) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
+    };
     let Some((contact, open)) = still_open(state, contact_id, &p.items).await? else {
         return Ok(Ok(None));
     };

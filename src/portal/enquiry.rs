@@ -137,7 +137,7 @@ async fn show(
             "page": page_no, "pages": pages, "filterable": spec.filterable, "sortable": spec.filterable,
             "images": spec.images.iter().map(|(src, alt)| json!({"src": src, "alt": alt})).collect::<Vec<_>>(),
             "link": spec.link.map(|(column, prefix, suffix)| json!({"column": column, "prefix": prefix, "suffix": suffix})),
-            "documents": spec.documents.iter().map(|(href, label)| json!({"href": href, "label": label})).collect::<Vec<_>>(),
+            "documents": spec.documents.iter().map(|(href, label)| json!({"href": attribute(href), "label": label})).collect::<Vec<_>>(),
         }),
     )
     .await
@@ -173,8 +173,9 @@ pub async fn delivery(
     if session.actor.delegation.is_none()
         && let Ok(d) = q::delivery(&s.db, session.actor.client_id(), &id).await
     {
-        // Only web addresses from TOT's data become links.
-        if let Some(url) = d.tracking_url.filter(|u| u.starts_with("https://") || u.starts_with("http://")) {
+        // Only web addresses from TOT's data become links (one stored before the sync checked
+        // them is looked at again here).
+        if let Some(url) = d.tracking_url.filter(|u| crate::model::is_web_address(u)) {
             let carrier = d.tracking_carrier.unwrap_or_else(|| "the carrier".into());
             documents.insert(0, (url, format!("Track with {carrier}")));
         }
@@ -311,6 +312,24 @@ async fn statement(s: &AppState, session: &Session, file: &str) -> Reply {
         }
         _ => Err(HttpError::NotFound),
     }
+}
+
+/// A link's address as the page writes it (`href="{{ d.href|safe }}"`): the characters that
+/// could close the attribute or open markup are escaped. Done here, not by the template's own
+/// escaping, which also writes every `/` as `&#x2f;` (links that no longer read as paths).
+fn attribute(href: &str) -> String {
+    let mut out = String::with_capacity(href.len());
+    for c in href.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

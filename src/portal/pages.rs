@@ -328,14 +328,16 @@ fn parse_delivery(form: &FormData) -> Result<DeliveryRequest, ActionError> {
         if v.is_empty() {
             continue;
         }
+        // The field is named as the form named it, shortened (a hand-made form may send anything).
+        let field = || format!("qty[{}:{}]", crate::model::shown(job, 64), crate::model::shown(line, 20));
         let qty: i64 = v.parse().map_err(|_| {
-            ActionError::invalid(
-                &format!("qty[{job}:{line}]"),
-                format!("{} is not a whole number", crate::model::quoted(v)),
-            )
+            ActionError::invalid(&field(), format!("{} is not a whole number", crate::model::quoted(v)))
         })?;
         let line_no: i64 = line.parse().map_err(|_| {
-            ActionError::invalid(&format!("qty[{job}:{line}]"), format!("job {job} has no line {line}"))
+            ActionError::invalid(
+                &field(),
+                format!("job {} has no line {}", crate::model::shown(job, 64), crate::model::shown(line, 20)),
+            )
         })?;
         lines.push(LineQty { job_id: job.to_string(), line_no, qty });
     }

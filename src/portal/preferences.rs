@@ -106,7 +106,8 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
     let mut s = get_settings(&state.db, &c.id).await?;
     let check = || -> Result<(), String> {
         let tz = form.text("timezone");
-        tz.parse::<chrono_tz::Tz>().map_err(|_| format!("timezone: `{tz}` is not a time zone"))?;
+        tz.parse::<chrono_tz::Tz>()
+            .map_err(|_| format!("timezone: {} is not a time zone", crate::model::quoted(&tz)))?;
         let schedule = match form.text("schedule").as_str() {
             "custom" => form.text("custom_schedule"),
             other => other.to_string(),
@@ -120,7 +121,7 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
         for key in ["quiet_start", "quiet_end"] {
             let v = form.text(key);
             if !v.is_empty() && chrono::NaiveTime::parse_from_str(&v, "%H:%M").is_err() {
-                return Err(format!("{key}: `{v}` is not a time like 22:00"));
+                return Err(format!("{key}: {} is not a time like 22:00", crate::model::quoted(&v)));
             }
         }
         if form.text("quiet_start").is_empty() != form.text("quiet_end").is_empty() {
@@ -130,7 +131,12 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
             if let Some(m) = form.get(&format!("mode_{}", cat.name()))
                 && AlertMode::parse(m).is_none()
             {
-                return Err(format!("mode_{}: `{m}` is not one of {}", cat.name(), AlertMode::names()));
+                return Err(format!(
+                    "mode_{}: {} is not one of {}",
+                    cat.name(),
+                    crate::model::quoted(m),
+                    AlertMode::names()
+                ));
             }
         }
         Ok(())

@@ -31,35 +31,32 @@ pub async fn insert_code(
 /// Uses a code once and ties the chat user to its contact, replacing any earlier tie of that
 /// user or of that contact on the same channel. `None`: unknown, used or expired code.
 pub async fn redeem_code(
-    db: &Db,
+    tx: &mut Tx,
     code_hash: &str,
     channel: crate::model::Channel,
     user_id: &str,
     chat_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<String>> {
-    let mut tx = db.begin().await?;
-    let row: Option<String> = on_tx!(&mut tx, c => bind!(sqlx::query_scalar(
+    let row: Option<String> = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "UPDATE chat_codes SET used_at = $2
          WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2
          RETURNING contact_id",
     ), code_hash, now)
     .fetch_optional(c).await)?;
     let Some(contact_id) = row else {
-        tx.rollback().await?;
         return Ok(None);
     };
-    on_tx!(&mut tx, c => bind!(sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND (user_id = $2 OR contact_id = $3)"),
+    on_tx!(tx, c => bind!(sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND (user_id = $2 OR contact_id = $3)"),
         channel, user_id, &contact_id)
         .execute(c).await.map(|r| r.rows_affected()))?;
-    on_tx!(&mut tx, c => bind!(sqlx::query("DELETE FROM chat_optouts WHERE channel = $1 AND user_id = $2"),
+    on_tx!(tx, c => bind!(sqlx::query("DELETE FROM chat_optouts WHERE channel = $1 AND user_id = $2"),
         channel, user_id)
         .execute(c).await.map(|r| r.rows_affected()))?;
-    on_tx!(&mut tx, c => bind!(sqlx::query(
+    on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO chat_links (channel, user_id, chat_id, contact_id, linked_at) VALUES ($1, $2, $3, $4, $5)",
     ), channel, user_id, chat_id, &contact_id, now)
     .execute(c).await.map(|r| r.rows_affected()))?;
-    tx.commit().await?;
     Ok(Some(contact_id))
 }
 
@@ -68,15 +65,21 @@ pub async fn redeem_code(
 pub async fn unlink(db: &Db, channel: crate::model::Channel, user_id: &str, now: DateTime<Utc>) -> Result<bool> {
     let was = contact_for_user(db, channel, user_id).await?.is_some();
     let mut tx = db.begin().await?;
-    on_tx!(&mut tx, c => bind!(sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND user_id = $2"),
+    unlink_in(&mut tx, channel, user_id, now).await?;
+    tx.commit().await?;
+    Ok(was)
+}
+
+/// [`unlink`]'s changes, in a transaction of the caller's.
+pub async fn unlink_in(tx: &mut Tx, channel: crate::model::Channel, user_id: &str, now: DateTime<Utc>) -> Result<()> {
+    on_tx!(tx, c => bind!(sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND user_id = $2"),
         channel, user_id)
         .execute(c).await.map(|r| r.rows_affected()))?;
-    on_tx!(&mut tx, c => bind!(sqlx::query(
+    on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO chat_optouts (channel, user_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
     ), channel, user_id, now)
     .execute(c).await.map(|r| r.rows_affected()))?;
-    tx.commit().await?;
-    Ok(was)
+    Ok(())
 }
 
 /// The active contact a chat user is: tied by a code, or else named by TOT's own contact
@@ -140,33 +143,41 @@ pub async fn all_chats(db: &Db) -> Result<Vec<ChatLink>> {
 
 /// Remembers the question a chat user is answering next (one at a time).
 pub async fn set_pending(
-    db: &Db,
+    tx: &mut Tx,
     channel: crate::model::Channel,
     user_id: &str,
     action: &str,
     subject: &str,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    on_db!(db, p => bind!(sqlx::query(
+    on_tx!(tx, c => bind!(sqlx::query(
         "INSERT INTO chat_pending (channel, user_id, action, subject, expires_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (channel, user_id) DO UPDATE SET action = excluded.action, subject = excluded.subject,
            expires_at = excluded.expires_at",
     ), channel, user_id, action, subject, expires_at)
-    .execute(p).await.map(|r| r.rows_affected()))?;
+    .execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// Whether a chat user has a question pending, expired or not (a read, so a message with
+/// nothing pending opens no write).
+pub async fn has_pending(db: &Db, channel: crate::model::Channel, user_id: &str) -> Result<bool> {
+    let sql = "SELECT COUNT(*) FROM chat_pending WHERE channel = $1 AND user_id = $2";
+    let n: i64 = on_db!(db, p => bind!(sqlx::query_scalar(sql), channel, user_id).fetch_one(p).await)?;
+    Ok(n > 0)
 }
 
 /// Takes (and forgets) a chat user's pending question, if it has not expired.
 pub async fn take_pending(
-    db: &Db,
+    tx: &mut Tx,
     channel: crate::model::Channel,
     user_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<(String, String)>> {
-    let row: Option<(String, String, DateTime<Utc>)> = on_db!(db, p => bind!(sqlx::query_as(
+    let row: Option<(String, String, DateTime<Utc>)> = on_tx!(tx, c => bind!(sqlx::query_as(
         "DELETE FROM chat_pending WHERE channel = $1 AND user_id = $2 RETURNING action, subject, expires_at",
     ), channel, user_id)
-    .fetch_optional(p).await)?;
+    .fetch_optional(c).await)?;
     Ok(row.filter(|r| r.2 > now).map(|r| (r.0, r.1)))
 }
 

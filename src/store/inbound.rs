@@ -33,6 +33,14 @@ pub async fn record(
     Ok(n == 1)
 }
 
+/// Rewords what became of a recorded message (a bounce that turned out to suspend email).
+pub async fn set_reason(tx: &mut Tx, message_id: &str, reason: &str) -> Result<()> {
+    on_tx!(tx, c => bind!(sqlx::query("UPDATE inbound_messages SET reason = $2 WHERE message_id = $1"),
+        message_id, reason)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
 /// An inbound message as recorded, whichever route took it (the MTA pipe, the HTTP route,
 /// IMAP or `--dir`).
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]

@@ -145,14 +145,42 @@ pub async fn nonce_used(db: &Db, nonce: &str) -> Result<bool> {
 
 const LEADER_LOCK: i64 = 0x6370_6f72_7401;
 
-/// Takes the PostgreSQL advisory lock that makes one process the scheduler; the lock lives
-/// as long as the returned connection. None when another process holds it (or on SQLite).
-pub async fn try_leader_lock(db: &Db) -> Option<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+/// The PostgreSQL advisory lock that makes one process the scheduler, held by a connection
+/// of its own for as long as this lives.
+pub struct LeaderLock(sqlx::pool::PoolConnection<sqlx::Postgres>);
+
+impl LeaderLock {
+    /// Whether the lock's connection still answers (a session lock ends with its
+    /// connection: a store restart or a cut network takes it away unseen).
+    pub async fn alive(&mut self) -> bool {
+        sqlx::query("SELECT 1").execute(&mut *self.0).await.is_ok()
+    }
+}
+
+/// Takes the scheduler's lock. None when another process holds it, when the store cannot be
+/// reached (said in the log), or on SQLite.
+pub async fn try_leader_lock(db: &Db) -> Option<LeaderLock> {
     let Db::Postgres(pool) = db else { return None };
-    let mut conn = pool.acquire().await.ok()?;
-    let got: bool =
-        bind!(sqlx::query_scalar("SELECT pg_try_advisory_lock($1)"), LEADER_LOCK).fetch_one(&mut *conn).await.ok()?;
-    got.then_some(conn)
+    let mut conn = match pool.acquire().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not ask for the scheduler's lock");
+            return None;
+        }
+    };
+    // Dropped (a panic in the scheduler, a lost connection), the connection is closed rather
+    // than handed back to the pool still holding the lock, so the lock is free at once.
+    conn.close_on_drop();
+    match bind!(sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)"), LEADER_LOCK)
+        .fetch_one(&mut *conn)
+        .await
+    {
+        Ok(got) => got.then_some(LeaderLock(conn)),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not ask for the scheduler's lock");
+            None
+        }
+    }
 }
 
 /// Notes that `contact_id` was told of the items `keys` on `channel` (a digest, an alert or a

@@ -5,7 +5,7 @@
 //! Each is one statement (an upsert that returns the row it left), which both engines run
 //! atomically: two processes counting the same key at once cannot both take the last try.
 
-use super::{Db, Result, bind, on_db};
+use super::{Conn, Db, Result, bind, on_conn, on_db};
 
 /// How long failed attempts are remembered.
 pub const ATTEMPT_WINDOW_SECONDS: i64 = 15 * 60;
@@ -38,8 +38,8 @@ pub async fn refund(db: &Db, key: &str) -> Result<()> {
 }
 
 /// Forgets a key's attempts (after a success that proves who is trying).
-pub async fn clear(db: &Db, key: &str) -> Result<()> {
-    on_db!(db, p => bind!(sqlx::query("DELETE FROM rate_limits WHERE key = $1"), key).execute(p).await.map(|r| r.rows_affected()))?;
+pub async fn clear(conn: impl Into<Conn<'_>>, key: &str) -> Result<()> {
+    on_conn!(conn.into(), c => bind!(sqlx::query("DELETE FROM rate_limits WHERE key = $1"), key).execute(c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 

@@ -44,6 +44,11 @@ pub struct MediaOwner {
 /// `/media/visuals/V-1001.svg`). Usually one; a picture TOT shares between records may
 /// have several, of one client or more.
 pub async fn owners(db: &Db, path: &str) -> Result<Vec<MediaOwner>> {
+    // No record holds a path longer than a line of text, and a longer one would make a LIKE
+    // pattern past SQLite's limit: such a path belongs to nobody.
+    if path.chars().count() > crate::model::MOST_LINE_CHARS {
+        return Ok(vec![]);
+    }
     // Receipts keep their pictures as a JSON array of strings: the path is looked for as a
     // JSON string inside it, with LIKE's own wildcards escaped (`_` is common in file names
     // and would otherwise match any character).

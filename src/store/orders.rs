@@ -316,7 +316,11 @@ pub async fn next_third_party_id(tx: &mut Tx, client_id: &str) -> Result<String>
     .fetch_one(c).await)?;
     // Bounded: each step passes one id that exists, and a client has few contacts.
     for n in made + 1..=made + 1000 {
-        let id = format!("TP-{client_id}-{n}");
+        // Within the 64 characters of every id TOT's data may hold (so the sync API can
+        // still name the contact): a long client id is cut, and the check below keeps the
+        // result unique.
+        let room = 64 - "TP--".len() - n.to_string().len();
+        let id = format!("TP-{}-{n}", client_id.chars().take(room).collect::<String>());
         let taken: Option<String> = on_tx!(tx, c => bind!(sqlx::query_scalar("SELECT id FROM contacts WHERE id = $1"), &id).fetch_optional(c).await)?;
         if taken.is_none() {
             return Ok(id);

@@ -175,8 +175,9 @@ pub async fn retract_banner(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<axum::http::StatusCode, HttpError> {
-    let id: i64 =
-        id.parse().map_err(|_| HttpError::BadRequest(format!("id: `{id}` is not a banner id (a whole number)")))?;
+    let id: i64 = id.parse().map_err(|_| {
+        HttpError::BadRequest(format!("id: {} is not a banner id (a whole number)", crate::model::quoted(&id)))
+    })?;
     if crate::actions::banners::retract(&state, id, chrono::Utc::now()).await? {
         Ok(axum::http::StatusCode::NO_CONTENT)
     } else {

@@ -24,7 +24,7 @@ pub use crate::model::records::RecordError;
 pub enum SyncError {
     #[error("{} invalid record(s); nothing was written", .0.len())]
     Invalid(Vec<RecordError>),
-    #[error("unknown entity `{0}`; expected one of {list}", list = ENTITIES.join(", "))]
+    #[error("unknown entity {}; expected one of {list}", crate::model::quoted(.0), list = ENTITIES.join(", "))]
     UnknownEntity(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -194,7 +194,10 @@ pub async fn stage<T: Upsert>(
                 errs,
                 *index,
                 rec,
-                FieldError::new(T::KEY, format!("`{}` appears twice in this batch (also at index {first})", rec.key())),
+                FieldError::new(
+                    T::KEY,
+                    format!("{} appears twice in this batch (also at index {first})", crate::model::quoted(rec.key())),
+                ),
             );
         }
     }

@@ -158,10 +158,11 @@ async fn handle_inner(
             // A code is read without its spaces and dashes (`K7PQ 2XMD` as typed from a
             // screen): two words at most, so a sentence after /start is not taken for one.
             "start" | "link" if !rest.is_empty() && rest.split_whitespace().count() <= 2 => {
-                return link(state, inc, rest, now).await;
+                return link(state, unit, inc, rest, now).await;
             }
             "unlink" => {
-                let done = db::unlink(&state.db, inc.channel, &inc.user_id, now).await?;
+                let done = db::contact_for_user(&state.db, inc.channel, &inc.user_id).await?.is_some();
+                db::unlink_in(unit.tx().await?, inc.channel, &inc.user_id, now).await?;
                 return Ok(vec![Reply::Send(ChatMessage::text(
                     if done {
                         "This chat is no longer linked. You will get no more messages here."
@@ -171,7 +172,7 @@ async fn handle_inner(
                     vec![],
                 ))]);
             }
-            "broadcast" | "outbox" => return staff(state, inc, &head, rest, now).await,
+            "broadcast" | "outbox" => return staff(state, unit, inc, &head, rest, now).await,
             _ => {}
         }
     }
@@ -186,11 +187,15 @@ async fn handle_inner(
     let actor = Actor::new(contact, inc.channel);
     // A question asked (the reason for a rejection) is answered by the next message only: a
     // button pressed or a /command sent instead drops it.
-    let pending = db::take_pending(&state.db, inc.channel, &inc.user_id, now).await?;
+    // Taken in the unit: a reason whose rejection fails is still pending when it is sent again.
+    let pending = match db::has_pending(&state.db, inc.channel, &inc.user_id).await? {
+        true => db::take_pending(unit.tx().await?, inc.channel, &inc.user_id, now).await?,
+        false => None,
+    };
     match &inc.input {
         Input::Button(data) => button(state, unit, inc, &actor, data, now).await,
         Input::Answer(text) => match pending {
-            Some(pending) => answer_pending(state, unit, &actor, pending, text.trim(), now).await,
+            Some(pending) => answer_pending(state, unit, inc, &actor, pending, text.trim(), now).await,
             None => Ok(vec![Reply::Send(ChatMessage::text(
                 "That question has expired: nothing was changed. Press the button again.",
                 vec![],
@@ -203,7 +208,7 @@ async fn handle_inner(
             if let Some(pending) = pending
                 && !text.starts_with('/')
             {
-                return answer_pending(state, unit, &actor, pending, text, now).await;
+                return answer_pending(state, unit, inc, &actor, pending, text, now).await;
             }
             let (head, _) = head_of(text);
             if head == "start" {
@@ -246,19 +251,35 @@ async fn handle_inner(
 async fn answer_pending(
     state: &Services,
     unit: &mut Unit,
+    inc: &Incoming,
     actor: &Actor,
     (action, subject): (String, String),
     text: &str,
     now: DateTime<Utc>,
 ) -> Result<Vec<Reply>, StoreError> {
-    let cmd = match action.as_str() {
-        "reject" => Command::Reject { id: Some(subject), reason: text.to_string() },
-        _ => {
-            return Ok(vec![Reply::Send(ChatMessage::text("That question has expired: nothing was changed.", vec![]))]);
-        }
-    };
+    if action != "reject" {
+        return Ok(vec![Reply::Send(ChatMessage::text("That question has expired: nothing was changed.", vec![]))]);
+    }
+    // A reason that cannot be taken (too long, a control character) leaves the question
+    // open: the next message is read as the reason again, not as a command.
+    if let Err(e) = crate::actions::visuals::check_reason(text) {
+        ask_reason(unit, inc, &subject, now).await?;
+        return Ok(vec![Reply::Send(ChatMessage::text(
+            format!("REJECT {subject}: {e}"),
+            vec![
+                "Send the reason again as your next message; a /command or a button leaves the visual as it is.".into(),
+            ],
+        ))]);
+    }
+    let cmd = Command::Reject { id: Some(subject), reason: text.to_string() };
     let answer = run(state, unit, actor, &cmd, &decide_ctx(), now).await?;
     Ok(vec![Reply::Send(page(&answer, "", 0))])
+}
+
+/// Remembers that the chat user's next message is the reason for rejecting `id`.
+async fn ask_reason(unit: &mut Unit, inc: &Incoming, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let until = now + Duration::minutes(PENDING_MINUTES);
+    db::set_pending(unit.tx().await?, inc.channel, &inc.user_id, "reject", id, until).await
 }
 
 /// Approve / Reject buttons under a list of visuals (the first few; the rest are in the portal).
@@ -285,7 +306,13 @@ fn decide_ctx() -> Context {
 /// Wrong codes one chat user may try before waiting (the limiter's window).
 const CODE_ATTEMPTS: u32 = 5;
 
-async fn link(state: &Services, inc: &Incoming, code: &str, now: DateTime<Utc>) -> Result<Vec<Reply>, StoreError> {
+async fn link(
+    state: &Services,
+    unit: &mut Unit,
+    inc: &Incoming,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Reply>, StoreError> {
     let key = format!("chat-code:{}:{}", inc.channel, inc.user_id);
     // Counted before the code is tried, in the store: one limit for every process.
     if limits::attempt(&state.db, &key, CODE_ATTEMPTS, now.timestamp_millis()).await?.is_some() {
@@ -295,7 +322,7 @@ async fn link(state: &Services, inc: &Incoming, code: &str, now: DateTime<Utc>) 
         ))]);
     }
     let redeemed = db::redeem_code(
-        &state.db,
+        unit.tx().await?,
         &crate::actions::chat_link::hash_code(code),
         inc.channel,
         &inc.user_id,
@@ -312,7 +339,7 @@ async fn link(state: &Services, inc: &Incoming, code: &str, now: DateTime<Utc>) 
             )],
         ))]);
     };
-    limits::clear(&state.db, &key).await?;
+    limits::clear(unit.tx().await?, &key).await?;
     let c = get_contact(&state.db, &contact_id).await?;
     tracing::info!(channel = %inc.channel, contact = %c.id, "chat linked");
     Ok(vec![Reply::Send(ChatMessage::text(
@@ -323,6 +350,7 @@ async fn link(state: &Services, inc: &Incoming, code: &str, now: DateTime<Utc>) 
 
 async fn staff(
     state: &Services,
+    unit: &mut Unit,
     inc: &Incoming,
     head: &str,
     rest: &str,
@@ -357,7 +385,8 @@ async fn staff(
         expires_at: None,
     };
     let by = format!("{}:{}", inc.channel, inc.user_id);
-    match crate::actions::banners::post(state, input, &by, now).await {
+    // Posted in the unit that records the update: a broadcast delivered twice posts once.
+    match crate::actions::banners::post_in(state, unit, input, &by, now).await {
         Ok(p) => Ok(vec![Reply::Send(ChatMessage::text(
             format!("Banner {} posted.", p.id),
             vec![format!("{} message(s) queued.", p.queued)],
@@ -419,15 +448,7 @@ async fn button(
             Ok(vec![Reply::Edit(page(&a, "", 0))])
         }
         "rj" => {
-            db::set_pending(
-                &state.db,
-                inc.channel,
-                &inc.user_id,
-                "reject",
-                arg,
-                now + Duration::minutes(PENDING_MINUTES),
-            )
-            .await?;
+            ask_reason(unit, inc, arg, now).await?;
             Ok(vec![
                 Reply::Notice("Send the reason as your next message.".into()),
                 Reply::Ask {

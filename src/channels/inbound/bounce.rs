@@ -29,28 +29,44 @@ pub(super) async fn bounce(
     // and a real report about another address (a forward's) is not this contact's bounce.
     let ours = row.filter(|r| recipient.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(r.recipient.trim())));
     let mut tx = state.db.begin().await?;
+    // The report is recorded before it is counted, in one transaction: the same report taken
+    // twice at once (two processes polling one mailbox, or IMAP and the MTA pipe) finds it
+    // recorded and counts nothing, so one bounce never counts twice.
     let d = match ours.and_then(|r| r.contact_id) {
         Some(contact) => {
             let reason =
                 format!("{} bounce {status} {diagnostic}", if hard { "hard" } else { "soft" }).trim().to_string();
+            if !ledger::record(&mut tx, message_id, Some(&contact), "bounce", &reason, None, now).await? {
+                return duplicate(tx, message_id).await;
+            }
             let limit = i64::from(state.config.inbound.soft_bounce_limit);
             let suspended = ledger::record_bounce(&mut tx, &contact, hard, &reason, limit, now).await?;
-            if suspended {
+            if !suspended {
+                Disposition::Bounce(reason)
+            } else {
                 tracing::warn!(contact = %contact, %reason, "email suspended for this contact after bounces");
                 metrics::counter!("cport_email_suspended_total").increment(1);
+                let r = format!("{reason}; email suspended");
+                ledger::set_reason(&mut tx, message_id, &r).await?;
+                Disposition::Bounce(r)
             }
-            let (kind, r) = ("bounce", format!("{reason}{}", if suspended { "; email suspended" } else { "" }));
-            ledger::record(&mut tx, message_id, Some(&contact), kind, &r, None, now).await?;
-            Disposition::Bounce(r)
         }
         None => {
             let d = Disposition::Ignored("a bounce for no message of ours, or for another address".into());
-            ledger::record(&mut tx, message_id, None, "ignored", d.parts().1, None, now).await?;
+            if !ledger::record(&mut tx, message_id, None, "ignored", d.parts().1, None, now).await? {
+                return duplicate(tx, message_id).await;
+            }
             d
         }
     };
     tx.commit().await?;
     Ok((d,))
+}
+
+/// A report recorded meanwhile by another taker: nothing of this one is kept.
+async fn duplicate(tx: crate::store::Tx, message_id: &str) -> Result<(Disposition,), StoreError> {
+    tx.rollback().await?;
+    Ok((Disposition::duplicate(message_id),))
 }
 
 /// What a delivery report says, read from its `message/delivery-status` fields (the first of

@@ -46,6 +46,11 @@ pub enum Disposition {
 }
 
 impl Disposition {
+    /// A message whose Message-ID was recorded before: nothing of it is done again.
+    fn duplicate(message_id: &str) -> Disposition {
+        Disposition::Duplicate(format!("Message-ID {message_id} was processed before"))
+    }
+
     fn parts(&self) -> (&'static str, &str) {
         match self {
             Disposition::Processed(r) => ("processed", r),
@@ -197,7 +202,7 @@ async fn handle_as(
     };
     let released = released.is_some();
     if !released && ledger::seen(&state.db, &message_id).await? {
-        return Ok(Disposition::Duplicate(format!("Message-ID {message_id} was processed before")));
+        return Ok(Disposition::duplicate(&message_id));
     }
     let outcome = decide(state, &msg, raw, &message_id, released, now).await?;
     let (disposition, reason) = outcome.0.parts();
@@ -306,7 +311,7 @@ async fn decide(
         }
         Ok(None) => {
             unit.rollback().await?;
-            Ok((Disposition::Duplicate(format!("Message-ID {message_id} was processed before")),))
+            Ok((Disposition::duplicate(message_id),))
         }
         Err(e) => {
             unit.rollback().await?;
@@ -422,7 +427,9 @@ fn compose_answer(
     answers: &[Answer],
     _now: DateTime<Utc>,
 ) -> Result<EmailPayload, String> {
-    let original = without_nul(msg.subject().unwrap_or("your message").trim());
+    // The client's subject as one line of at most 200 characters (it may come encoded, of
+    // any length and holding anything).
+    let original = crate::model::shown(msg.subject().unwrap_or("your message").trim(), 200);
     let subject = if original.to_ascii_lowercase().starts_with("re:") { original } else { format!("Re: {original}") };
     // The thread so far: the client's References, else what it replied to, then its message;
     // each id as one plain token (the last 20), and only ids that can be written back as they

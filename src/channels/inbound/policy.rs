@@ -27,7 +27,7 @@ pub(super) fn automatic(msg: &mail_parser::Message<'_>) -> Option<String> {
     if let Some(v) = msg.header_raw("Auto-Submitted")
         && !v.trim().eq_ignore_ascii_case("no")
     {
-        return Some(format!("Auto-Submitted: {}", v.trim()));
+        return Some(format!("Auto-Submitted: {}", crate::model::shown(v.trim(), 60)));
     }
     for h in ["X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress-Reply"] {
         if msg.header_raw(h).is_some() {
