@@ -545,3 +545,34 @@ async fn a_guard_follows_its_types_names() {
     assert!(by_hand(db, "UPDATE contacts SET role = 'auditor' WHERE id = 'P-1V'").await.is_err());
     app.stop().await;
 }
+
+/// On PostgreSQL one process runs the scheduler, holding a lock on a connection of its own.
+/// When that lock is let go (its task panicked and was restarted), it is free at once for
+/// another process: it does not go back to the pool still held.
+#[tokio::test]
+async fn the_schedulers_lock_is_free_for_another_process_once_dropped() {
+    use cport::store::ledgers::try_leader_lock;
+    let one = TestState::new(|_| {}).await;
+    let two = one.beside(|_| {}).await;
+    if matches!(one.state.db, cport::store::Db::Sqlite(_)) {
+        // One process per SQLite file: no lock to take, the scheduler always runs.
+        assert!(try_leader_lock(&one.state.db).await.is_none());
+        return;
+    }
+    let mut held = try_leader_lock(&one.state.db).await.expect("the first process takes the lock");
+    assert!(held.alive().await);
+    assert!(try_leader_lock(&two.state.db).await.is_none(), "held by the first");
+    drop(held);
+    // A pooled connection handed back still holding the lock would keep the second out.
+    let mut taken = None;
+    for _ in 0..50 {
+        taken = try_leader_lock(&two.state.db).await;
+        if taken.is_some() {
+            break;
+        }
+        // The closed connection's session ends on the server a moment after the socket closes.
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(taken.is_some(), "the second process takes the lock once the first lets it go");
+}

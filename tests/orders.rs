@@ -332,3 +332,18 @@ async fn a_new_third_party_user_never_takes_an_id_already_in_use() {
     assert_eq!(made["subject_id"], "TP-C-1-2", "{made}");
     app.stop().await;
 }
+
+/// A third-party user's id stays an id TOT's sync may name (at most 64 characters), even for
+/// a client whose own id takes all 64.
+#[tokio::test]
+async fn a_third_party_id_fits_in_an_id_for_a_long_client_id() {
+    let t = TestState::new(|_| {}).await;
+    let client = format!("C-{}", "X".repeat(62));
+    let mut tx = t.state.db.begin().await.unwrap();
+    let id = cport::store::orders::next_third_party_id(&mut tx, &client).await.unwrap();
+    tx.rollback().await.unwrap();
+    let mut errs = vec![];
+    cport::model::check_id("id", &id, &mut errs);
+    assert!(errs.is_empty(), "{id}: {errs:?}");
+    assert!(id.starts_with("TP-C-XX") && id.ends_with("-1"), "{id}");
+}

@@ -146,3 +146,17 @@ fn media_type(declared: &str) -> String {
     };
     if t.split_once('/').is_some_and(|(a, b)| token(a) && token(b)) { t } else { "application/octet-stream".into() }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::media_type;
+
+    #[test]
+    fn a_declared_media_type_is_kept_only_when_it_is_one() {
+        assert_eq!(media_type("application/PDF; name=\"a.pdf\""), "application/pdf");
+        assert_eq!(media_type("image/svg+xml"), "image/svg+xml");
+        for bad in ["", "pdf", "text/", "/plain", "text/plain\r\nX: y", "a/b/c", &format!("a/{}", "b".repeat(100))] {
+            assert_eq!(media_type(bad), "application/octet-stream", "{bad:?}");
+        }
+    }
+}

@@ -459,7 +459,33 @@ pub fn media_file(media_dir: &std::path::Path, path: &str) -> Option<std::path::
 
 #[cfg(test)]
 mod media_file_tests {
-    use super::{VISUAL_STATUSES, VisualStatus, media_file, size_text};
+    use super::{VISUAL_STATUSES, VisualStatus, discord_id, is_web_address, media_file, size_text};
+
+    #[test]
+    fn web_addresses_are_links_and_nothing_else() {
+        for ok in ["https://track.dpd.example/?n=1&c=2", "http://t.example", "https://t.example/a#b"] {
+            assert!(is_web_address(ok), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "https://",
+            "https:///path",
+            "https://t.example/x\"><script>",
+            "https://t.example/a b",
+            "https://t.example/\u{7}",
+            "ftp://t.example",
+        ] {
+            assert!(!is_web_address(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_discord_id_is_a_non_zero_snowflake() {
+        assert_eq!(discord_id("80351110224678912").map(|n| n.get()), Some(80351110224678912));
+        for bad in ["0", "00", "", "-1", "+5", "12a", "99999999999999999999", "1 2"] {
+            assert_eq!(discord_id(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn visual_statuses_are_the_records_names() {
