@@ -94,7 +94,7 @@ pub async fn upload(
             refused.push(format!("{name}: could not be stored; TOT has been told"));
             continue;
         }
-        let ctype = media_type(&f.content_type);
+        let ctype = crate::model::media_type(&f.content_type);
         kept.push((name, ctype, bytes.len() as i64, path.display().to_string()));
     }
     if !kept.is_empty() {
@@ -135,28 +135,4 @@ pub async fn upload(
         a.title = format!("No artwork kept for job {job_id}:");
     }
     Ok(a)
-}
-
-/// A file's media type as the sender declared it, kept only when it is one (`type/subtype`,
-/// lower-cased, without parameters); anything else is `application/octet-stream`.
-fn media_type(declared: &str) -> String {
-    let t = declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let token = |s: &str| {
-        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
-    };
-    if t.split_once('/').is_some_and(|(a, b)| token(a) && token(b)) { t } else { "application/octet-stream".into() }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::media_type;
-
-    #[test]
-    fn a_declared_media_type_is_kept_only_when_it_is_one() {
-        assert_eq!(media_type("application/PDF; name=\"a.pdf\""), "application/pdf");
-        assert_eq!(media_type("image/svg+xml"), "image/svg+xml");
-        for bad in ["", "pdf", "text/", "/plain", "text/plain\r\nX: y", "a/b/c", &format!("a/{}", "b".repeat(100))] {
-            assert_eq!(media_type(bad), "application/octet-stream", "{bad:?}");
-        }
-    }
 }

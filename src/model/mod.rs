@@ -457,9 +457,19 @@ pub fn media_file(media_dir: &std::path::Path, path: &str) -> Option<std::path::
     Some(out)
 }
 
+/// A file's media type as the sender declared it, kept only when it is one (`type/subtype`,
+/// lower-cased, without parameters); anything else is `application/octet-stream`.
+pub fn media_type(declared: &str) -> String {
+    let t = declared.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let token = |s: &str| {
+        !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    if t.split_once('/').is_some_and(|(a, b)| token(a) && token(b)) { t } else { "application/octet-stream".into() }
+}
+
 #[cfg(test)]
 mod media_file_tests {
-    use super::{VISUAL_STATUSES, VisualStatus, discord_id, is_web_address, media_file, size_text};
+    use super::{VISUAL_STATUSES, VisualStatus, discord_id, is_web_address, media_file, media_type, size_text};
 
     #[test]
     fn web_addresses_are_links_and_nothing_else() {
@@ -476,6 +486,15 @@ mod media_file_tests {
             "ftp://t.example",
         ] {
             assert!(!is_web_address(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_declared_media_type_is_kept_only_when_it_is_one() {
+        assert_eq!(media_type("application/PDF; name=\"a.pdf\""), "application/pdf");
+        assert_eq!(media_type("image/svg+xml"), "image/svg+xml");
+        for bad in ["", "pdf", "text/", "/plain", "text/plain\r\nX: y", "a/b/c", &format!("a/{}", "b".repeat(100))] {
+            assert_eq!(media_type(bad), "application/octet-stream", "{bad:?}");
         }
     }
 
