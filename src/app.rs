@@ -127,6 +127,10 @@ impl App {
     }
 }
 
+/// The most a chat provider's update may hold: a message of a few thousand characters and its
+/// wrapping, far below what an unauthenticated sender could otherwise make cport read.
+const CHAT_UPDATE_BYTES: usize = 1024 * 1024;
+
 pub fn router(state: AppState) -> Router {
     let limit = usize::try_from(state.config.max_body_bytes).unwrap_or(usize::MAX);
     Router::new()
@@ -137,14 +141,16 @@ pub fn router(state: AppState) -> Router {
             post(|State(s): State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
                 crate::channels::telegram::webhook(s.providers.services.clone(), s.telegram.clone(), headers, body)
                     .await
-            }),
+            })
+            .layer(DefaultBodyLimit::max(CHAT_UPDATE_BYTES)),
         )
         .route(
             "/discord/interactions",
             post(|State(s): State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
                 crate::channels::discord::interactions(s.providers.services.clone(), s.discord.clone(), headers, body)
                     .await
-            }),
+            })
+            .layer(DefaultBodyLimit::max(CHAT_UPDATE_BYTES)),
         )
         .merge(api::router())
         .merge(portal_routes(&state))

@@ -516,3 +516,26 @@ async fn a_dkim_key_that_cannot_be_used_stops_start_up_naming_the_key() {
     let err = cport::AppState::new(c, db).err().expect("refused").to_string();
     assert!(err.contains("email.dkim.key_file"), "{err}");
 }
+
+/// An urgent banner retracted before it starts (or while its sends wait for a retry) goes to
+/// nobody: its waiting messages are dropped with it, saying why.
+#[tokio::test]
+async fn a_retracted_urgent_banner_is_not_pushed_afterwards() {
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    let now = Utc::now();
+    let mut input = urgent("Closed Friday", "Back on Monday.", "C-1");
+    input.starts_at = Some(now + chrono::Duration::days(1));
+    let posted = cport::actions::banners::post(&t.state, input, "test", now).await.unwrap();
+    assert!(posted.queued > 0, "queued for its start");
+    assert!(cport::actions::banners::retract(&t.state, posted.id, now).await.unwrap());
+    let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
+    let pushes: Vec<_> = rows.iter().filter(|r| r.kind.as_str() == "banner").collect();
+    assert_eq!(pushes.len(), posted.queued);
+    for r in pushes {
+        assert_eq!(r.status.as_str(), "dropped", "{r:?}");
+        assert_eq!(r.last_error.as_deref(), Some("the banner was retracted"));
+    }
+    let later = now + chrono::Duration::days(2);
+    assert!(cport::outbox::dispatch_batch_at(&t.state, later, 100).await.unwrap().is_empty(), "nothing goes");
+}

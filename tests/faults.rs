@@ -576,3 +576,19 @@ async fn the_schedulers_lock_is_free_for_another_process_once_dropped() {
     }
     assert!(taken.is_some(), "the second process takes the lock once the first lets it go");
 }
+
+/// A delivered message whose "sent" cannot be written at first (the store stumbles) is
+/// marked once the store answers: it is not left to go out again when its claim runs out.
+#[tokio::test]
+async fn a_sent_mark_the_store_refuses_at_first_is_written_on_a_later_try() {
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    common::digest_now(&t.state, "P-1A").await;
+    t.state.faults.arm("outbox:mark-sent", 2);
+    let out = cport::outbox::dispatch_batch_at(&t.state, Utc::now(), 1).await.expect("the batch goes on");
+    assert_eq!(out, vec![cport::outbox::Outcome::Sent]);
+    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
+    let sent: Vec<_> = rows.iter().filter(|r| r.status.as_str() == "sent").collect();
+    assert_eq!(sent.len(), 1, "marked sent: {rows:?}");
+    assert!(sent[0].provider_id.is_some());
+}

@@ -261,7 +261,10 @@ pub async fn retract(state: &Services, id: i64, now: DateTime<Utc>) -> Result<bo
         Err(StoreError::NotFound) => return Ok(false),
         Err(e) => return Err(e),
     }
-    crate::store::banners::retract_banner(&state.db, id, now).await
+    let mut tx = state.db.begin().await?;
+    let retracted = crate::store::banners::retract_banner(&mut tx, id, now).await?;
+    tx.commit().await?;
+    Ok(retracted)
 }
 
 /// The banners showing for `client` at `now`, from the live banners kept in memory while the

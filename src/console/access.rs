@@ -26,7 +26,7 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
     let decision = Decision::parse(form.get("decision").unwrap_or(""))
         .ok_or_else(|| HttpError::Invalid("decision: `done` or `refused`".into()))?;
     decide(&state, id, decision, &staff.email, Utc::now()).await?;
-    staff.record(&state, &format!("marked access request {}", decision.as_str()), &id.to_string()).await?;
+    staff.record(&state, &format!("marked access request {}", decision.as_str()), &id.to_string()).await;
     Ok(see_other(
         &state,
         "/staff/access",

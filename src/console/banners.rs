@@ -186,7 +186,7 @@ pub async fn post(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm
     let input = input_of(&form).map_err(HttpError::Invalid)?;
     match banners::post(&state, input, &staff.email, Utc::now()).await {
         Ok(p) => {
-            staff.record(&state, "posted banner", &format!("{} ({})", p.id, form.text("title").trim())).await?;
+            staff.record(&state, "posted banner", &format!("{} ({})", p.id, form.text("title").trim())).await;
             let note = if p.queued > 0 {
                 format!("Banner {} posted; {} message(s) queued to its audience.", p.id, p.queued)
             } else {
@@ -211,6 +211,6 @@ pub async fn retract(
     if !banners::retract(&state, id, Utc::now()).await? {
         return Err(HttpError::NotFound);
     }
-    staff.record(&state, "retracted banner", &id.to_string()).await?;
+    staff.record(&state, "retracted banner", &id.to_string()).await;
     Ok(see_other(&state, "/staff/banners", &format!("Banner {id} retracted.")))
 }

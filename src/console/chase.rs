@@ -158,7 +158,7 @@ pub async fn remind(State(state): State<AppState>, CsrfForm(staff, form): CsrfFo
     let back = if back.starts_with("/staff/chase") { back } else { "/staff/chase".into() };
     let note = match chase::remind(&state, &contact, &key, Utc::now()).await {
         Ok(n) => {
-            staff.record(&state, "reminded", &format!("{contact} of {key}")).await?;
+            staff.record(&state, "reminded", &format!("{contact} of {key}")).await;
             format!("Reminder about {key} queued to {contact} ({n} channel(s)).")
         }
         Err(crate::actions::ActionError::Conflict(m)) => format!("No reminder queued: {m}."),

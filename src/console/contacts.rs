@@ -80,12 +80,12 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
     let note = match form.get("action") {
         Some("resume") => {
             crate::actions::unsubscribe::resume_email(&state, &c.id, now).await?;
-            staff.record(&state, "resumed email", &c.id).await?;
+            staff.record(&state, "resumed email", &c.id).await;
             format!("Email to {} is resumed.", c.name)
         }
         Some("chat-code") => {
             let code = crate::actions::chat_link::new_link_code(&state, &c.id, now).await?;
-            staff.record(&state, "issued chat link code", &c.id).await?;
+            staff.record(&state, "issued chat link code", &c.id).await;
             format!(
                 "Chat link code for {}: {code} (send /start {code} to the bot, or /link {code} in Discord; it works once, for a short time).",
                 c.name
@@ -93,7 +93,7 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
         }
         Some("sign-in-link") => {
             crate::actions::mail::send_login_link(&state, &c, now).await?;
-            staff.record(&state, "sent sign-in link", &c.id).await?;
+            staff.record(&state, "sent sign-in link", &c.id).await;
             format!("A sign-in link is on its way to {}.", c.email)
         }
         other => {

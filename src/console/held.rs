@@ -63,7 +63,7 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
     let note = match form.get("action") {
         Some("release") => match crate::channels::inbound::release(&state, &id, Utc::now()).await {
             Ok(Some(d)) => {
-                staff.record(&state, "released held mail", &id).await?;
+                staff.record(&state, "released held mail", &id).await;
                 format!(
                     "Released: {}",
                     serde_json::to_value(&d)
@@ -88,7 +88,7 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
                     crate::model::quoted(&id)
                 )));
             }
-            staff.record(&state, "discarded held mail", &id).await?;
+            staff.record(&state, "discarded held mail", &id).await;
             "Discarded.".to_string()
         }
         other => {

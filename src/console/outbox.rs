@@ -174,7 +174,7 @@ pub async fn act(
                     row.id, row.status
                 )));
             }
-            staff.record(&state, "re-queued message", &row.id.to_string()).await?;
+            staff.record(&state, "re-queued message", &row.id.to_string()).await;
             state.wake_dispatch.notify_waiters();
             Ok(see_other(&state, &back, "Queued again; it goes with the next send."))
         }
@@ -186,7 +186,7 @@ pub async fn act(
                     row.id, row.status
                 )));
             }
-            staff.record(&state, "dropped message", &row.id.to_string()).await?;
+            staff.record(&state, "dropped message", &row.id.to_string()).await;
             Ok(see_other(&state, &back, "Dropped; it will not be sent."))
         }
         other => Err(HttpError::Invalid(format!(

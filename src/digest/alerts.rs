@@ -96,6 +96,18 @@ async fn queue_alerts(
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     let channel = target.outlet();
+    // A look without the write lock first: a contact scanned before with nothing new (most
+    // contacts, most minutes) opens no transaction. What is found new is read again inside
+    // the transaction below, which decides.
+    if ledgers::has_alert_baseline(&state.db, &c.id, channel).await? {
+        if items.is_empty() {
+            return Ok(0);
+        }
+        let seen = ledgers::alerted_keys(&state.db, &c.id, channel).await?;
+        if items.iter().all(|i| seen.contains(&i.key())) {
+            return Ok(0);
+        }
+    }
     // A chat row holds the same item list; the chat sender reads it as a `ChatPayload`.
     let (recipient, reply_token, message_id) = match target {
         Target::Email => {

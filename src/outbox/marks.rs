@@ -92,10 +92,37 @@ pub(super) struct PendingMark {
 impl PendingMark {
     /// Waits for the group commit; false when the claim was lost. If the group commit
     /// could not be made, the row is marked on its own.
-    pub(super) async fn settle(self, db: &crate::store::Db) -> Result<bool, StoreError> {
+    pub(super) async fn settle(self, state: &crate::services::Services) -> Result<bool, StoreError> {
         if let Ok(Some(marked)) = self.wait.await {
             return Ok(marked);
         }
-        outbox::mark(db, self.id, &self.token, Mark::Sent(&self.provider), Utc::now()).await
+        mark_sent(state, self.id, &self.token, &self.provider).await
     }
+}
+
+/// Marks a delivered message sent, trying again for about three seconds while the store
+/// fails: a "sent" lost here would send the message again once its claim runs out.
+pub(super) async fn mark_sent(
+    state: &crate::services::Services,
+    id: i64,
+    token: &str,
+    provider: &str,
+) -> Result<bool, StoreError> {
+    let db = &state.db;
+    let mut wait = std::time::Duration::from_millis(100);
+    for _ in 0..5 {
+        let tried = match state.faults.fires("outbox:mark-sent") {
+            true => Err(StoreError::Conflict("fault injected at outbox:mark-sent".into())),
+            false => outbox::mark(db, id, token, Mark::Sent(provider), Utc::now()).await,
+        };
+        match tried {
+            Ok(marked) => return Ok(marked),
+            Err(e) => {
+                tracing::warn!(id, error = %e, retry_in = ?wait, "a delivered message could not be marked sent yet");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+    outbox::mark(db, id, token, Mark::Sent(provider), Utc::now()).await
 }

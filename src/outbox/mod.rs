@@ -71,11 +71,11 @@ enum Settle {
 }
 
 impl Settle {
-    async fn finish(self, db: &crate::store::Db) -> Result<Outcome, StoreError> {
+    async fn finish(self, state: &crate::services::Services) -> Result<Outcome, StoreError> {
         match self {
             Settle::Done(o) => Ok(o),
             Settle::Pending { mark, channel, kind } => {
-                let marked = mark.settle(db).await?;
+                let marked = mark.settle(state).await?;
                 count(Outcome::Sent, channel, kind, marked);
                 Ok(Outcome::Sent)
             }
@@ -104,7 +104,7 @@ async fn dispatch(state: &Providers, now: DateTime<Utc>, limit: i64, crew: &Crew
         while let Some(row) = rows.next() {
             if crew.stopping() {
                 if let Some(p) = pending.take() {
-                    out.push(p.finish(&state.db).await?);
+                    out.push(p.finish(state).await?);
                 }
                 let left: Vec<i64> = std::iter::once(row.id).chain(rows.map(|r| r.id)).collect();
                 let n = outbox::release_claim(&state.db, &token, &left, Utc::now()).await?;
@@ -118,7 +118,7 @@ async fn dispatch(state: &Providers, now: DateTime<Utc>, limit: i64, crew: &Crew
                 Some(previous) => {
                     let (key, gate) = Gate::closed();
                     let settle = async {
-                        let settled = previous.finish(&state.db).await;
+                        let settled = previous.finish(state).await;
                         key.open();
                         settled
                     };
@@ -130,7 +130,7 @@ async fn dispatch(state: &Providers, now: DateTime<Utc>, limit: i64, crew: &Crew
             pending = Some(this);
         }
         if let Some(p) = pending {
-            out.push(p.finish(&state.db).await?);
+            out.push(p.finish(state).await?);
         }
         Ok::<_, StoreError>(())
     };
@@ -297,7 +297,10 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
             kind: row.kind,
         });
     }
-    let marked = outbox::mark(&state.db, row.id, token, mark, now).await?;
+    let marked = match mark {
+        Mark::Sent(provider_id) => marks::mark_sent(state, row.id, token, provider_id).await?,
+        mark => outbox::mark(&state.db, row.id, token, mark, now).await?,
+    };
     count(outcome, row.channel, row.kind, marked);
     Ok(Settle::Done(outcome))
 }

@@ -263,7 +263,7 @@ impl Note {
 
     pub fn verified(self, state: &AppState) -> Option<String> {
         let (note, ns) = (self.note?, self.ns?);
-        (state.signer.tag("note", &note) == ns).then_some(note)
+        crate::links::constant_time_eq(&state.signer.tag("note", &note), &ns).then_some(note)
     }
 }
 

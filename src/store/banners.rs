@@ -108,11 +108,20 @@ pub async fn list_banners(db: &Db) -> Result<Vec<(BannerRow, Vec<String>)>> {
 }
 
 /// Retracts a banner; false when there is no such banner or it was retracted already.
-pub async fn retract_banner(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_db!(db, p => bind!(sqlx::query("UPDATE banners SET retracted_at = $2 WHERE id = $1 AND retracted_at IS NULL"),
+pub async fn retract_banner(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Result<bool> {
+    let n = on_tx!(tx, c => bind!(sqlx::query("UPDATE banners SET retracted_at = $2 WHERE id = $1 AND retracted_at IS NULL"),
         id, now)
-        .execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+        .execute(c).await.map(|r| r.rows_affected()))?;
+    if n == 0 {
+        return Ok(false);
+    }
+    // Its urgent pushes not yet gone (waiting for its start, or for a retry) go no more.
+    on_tx!(tx, c => bind!(sqlx::query(
+        "UPDATE outbox SET status = 'dropped', last_error = 'the banner was retracted', updated_at = $2
+         WHERE kind = 'banner' AND idem_key LIKE $1 AND status IN ('queued', 'failed')",
+    ), format!("banner:{id}:%"), now)
+    .execute(c).await.map(|r| r.rows_affected()))?;
+    Ok(true)
 }
 
 /// Which of these client ids exist.

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, bind, on_db, on_tx};
+use super::{Conn, Db, Result, Tx, bind, on_conn, on_db, on_tx};
 
 /// Claims the decision for one contact, channel and digest period. False when it was
 /// already decided (by this process earlier, or by another one).
@@ -93,13 +93,20 @@ pub async fn claim_alert_baseline(
     Ok(n == 1)
 }
 
+/// Whether the contact has been scanned for alerts on this channel before (has a baseline).
+pub async fn has_alert_baseline(db: &Db, contact_id: &str, channel: crate::model::Outlet) -> Result<bool> {
+    let sql = "SELECT COUNT(*) FROM alert_baselines WHERE contact_id = $1 AND channel = $2";
+    let n: i64 = on_db!(db, p => bind!(sqlx::query_scalar(sql), contact_id, channel).fetch_one(p).await)?;
+    Ok(n > 0)
+}
+
 /// Item keys (`category:id`) already in this contact's alert ledger.
 pub async fn alerted_keys(
-    tx: &mut Tx,
+    conn: impl Into<Conn<'_>>,
     contact_id: &str,
     channel: crate::model::Outlet,
 ) -> Result<std::collections::HashSet<String>> {
-    let rows: Vec<(String, String)> = on_tx!(tx, p => bind!(sqlx::query_as(
+    let rows: Vec<(String, String)> = on_conn!(conn.into(), p => bind!(sqlx::query_as(
         "SELECT category, item_id FROM alert_ledger WHERE contact_id = $1 AND channel = $2",
     ), contact_id, channel)
     .fetch_all(p).await)?;

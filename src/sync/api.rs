@@ -223,13 +223,25 @@ pub async fn list_changes(
 /// HTTP). Bearer token: `inbound.token`, or the API token when that is empty.
 pub async fn inbound_email(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
 ) -> Result<(axum::http::StatusCode, Json<Value>), HttpError> {
     let token =
         if state.config.inbound.token.is_empty() { &state.config.api_token } else { &state.config.inbound.token };
-    require_token(&headers, token.expose())?;
+    require_token(request.headers(), token.expose())?;
     use crate::channels::inbound::{InboundError, handle};
+    // Read by hand rather than by an extractor, so that the caller is known before a byte of
+    // the body is taken, and no more than one message may hold is ever held.
+    let max = state.config.inbound.max_bytes;
+    let mut body = Vec::new();
+    let mut stream = request.into_body().into_data_stream();
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        let chunk = chunk.map_err(|e| HttpError::BadRequest(format!("the message could not be read: {e}")))?;
+        if (body.len() + chunk.len()) as u64 > max {
+            let e = format!("message too large: more than {max} bytes (inbound.max_bytes is {max})");
+            return Ok((axum::http::StatusCode::PAYLOAD_TOO_LARGE, Json(serde_json::json!({ "error": e }))));
+        }
+        body.extend_from_slice(&chunk);
+    }
     match handle(&state, &body, chrono::Utc::now()).await {
         Ok(d) => Ok((axum::http::StatusCode::OK, Json(serde_json::to_value(d).unwrap_or_default()))),
         Err(e @ InboundError::TooLarge { .. }) => {
