@@ -247,12 +247,16 @@ pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path
 async fn delivery_page(state: &AppState, session: &Session, id: &str, form: Option<&FormData>, shown: Shown) -> Reply {
     let Shown { error, status, .. } = shown;
     let (job, lines) = job_with_lines(state, session, id).await?;
+    let open: Vec<_> =
+        jobs::list_open_jobs(&state.db, session.actor.client_id()).await?.into_iter().filter(|j| j.id != id).collect();
+    let ids: Vec<&str> = open.iter().map(|j| j.id.as_str()).collect();
+    let mut by_job: std::collections::HashMap<String, Vec<jobs::GarmentLine>> = Default::default();
+    for l in jobs::garment_lines_of(&state.db, &ids).await? {
+        by_job.entry(l.job_id.clone()).or_default().push(l);
+    }
     let mut others = Vec::new();
-    for j in jobs::list_open_jobs(&state.db, session.actor.client_id()).await? {
-        if j.id == id {
-            continue;
-        }
-        let l = jobs::list_garment_lines(&state.db, &j.id).await?;
+    for j in &open {
+        let l = by_job.remove(&j.id).unwrap_or_default();
         if l.iter().any(|x| x.remaining() > 0) {
             others.push(json!({"id": j.id, "name": j.name, "lines": lines_json(&l)}));
         }

@@ -61,6 +61,12 @@ pub async fn list_garment_lines(conn: impl Into<Conn<'_>>, job_id: &str) -> Resu
     Ok(on_conn!(conn.into(), c => bind!(sqlx::query_as::<_, GarmentLine>(&sql), job_id).fetch_all(c).await)?)
 }
 
+/// The garment lines of several jobs in one read (the delivery form offers every open job's).
+pub async fn garment_lines_of(db: &Db, job_ids: &[&str]) -> Result<Vec<GarmentLine>> {
+    let sql = format!("{LINES} WHERE g.job_id IN ({{in}}) ORDER BY g.job_id, g.line_no");
+    crate::fetch_in!(on_db, db, sql, job_ids)
+}
+
 pub struct NewRequest<'a> {
     pub client_id: &'a str,
     pub contact_id: &'a str,
