@@ -205,6 +205,29 @@ async fn approving_several_visuals_at_once_from_the_list() {
     app.stop().await;
 }
 
+/// A client with a long history of visuals gets a page, not all of them: those awaiting
+/// approval first, then the newest, and a line saying the list stops there.
+#[tokio::test]
+async fn the_visuals_page_lists_the_awaiting_then_the_newest_up_to_its_limit() {
+    let app = app().await;
+    let visuals: Vec<_> = (100..310)
+        .map(|i| {
+            json!({"id": format!("V-{i}"), "client_id": "C-1", "job_id": "J-1", "design_id": "D", "category": "c",
+                   "designer": "d", "status": "approved", "main_image": "/x.svg",
+                   "created_at": format!("2026-01-01T00:{:02}:{:02}Z", i / 60 % 60, i % 60)})
+        })
+        .collect();
+    assert_eq!(app.put("visuals", json!(visuals)).await.0, 200);
+    let b = app.signed_in("P-1A").await;
+    let html = app.shown(&b, "/visuals").await;
+    let listed = html.matches("<a href=\"/visuals/V-").count();
+    assert_eq!(listed, 200, "a page of visuals");
+    assert!(html.contains("href=\"/visuals/V-1\""), "the one awaiting approval is listed: {html}");
+    assert!(html.contains("href=\"/visuals/V-309\"") && !html.contains("href=\"/visuals/V-100\""), "the newest");
+    assert!(html.contains("The first 200 are listed"), "{html}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_delegated_link_shows_one_visual_and_works_once() {
     let app = app_with_a_second_visual().await;

@@ -62,7 +62,10 @@ pub async fn dashboard(State(state): State<AppState>, session: Session, shown: S
     .await
 }
 
-/// `GET /visuals`: every visual of the client; those awaiting approval can be approved together.
+/// The most visuals `/visuals` lists.
+const VISUALS_SHOWN: i64 = 200;
+
+/// `GET /visuals`: the client's visuals; those awaiting approval can be approved together.
 pub async fn visuals(State(state): State<AppState>, session: Session, shown: Shown) -> Reply {
     no_delegation(&session)?;
     if !session.actor.may_see_visuals() {
@@ -73,7 +76,11 @@ pub async fn visuals(State(state): State<AppState>, session: Session, shown: Sho
 
 async fn list_page(state: &AppState, session: &Session, shown: Shown) -> Reply {
     let Shown { note, error, status } = shown;
-    let rows = vstore::list_visuals(&state.db, session.actor.client_id()).await?;
+    // A page, not a client's whole history: those awaiting approval first, then the newest
+    // (every visual stays reachable from its job).
+    let mut rows = vstore::list_visuals(&state.db, session.actor.client_id(), VISUALS_SHOWN + 1).await?;
+    let more = rows.len() as i64 > VISUALS_SHOWN;
+    rows.truncate(VISUALS_SHOWN as usize);
     let list: Vec<Value> = rows
         .iter()
         .map(|v| {
@@ -85,7 +92,8 @@ async fn list_page(state: &AppState, session: &Session, shown: Shown) -> Reply {
         state,
         Some(session),
         "visuals",
-        json!({"visuals": list, "note": note, "error": error, "terms": state.config.branding.approval_terms}),
+        json!({"visuals": list, "more": more, "shown": VISUALS_SHOWN, "note": note, "error": error,
+               "terms": state.config.branding.approval_terms}),
         status,
     )
     .await

@@ -31,14 +31,14 @@ pub async fn get_visual(conn: impl Into<Conn<'_>>, client_id: &str, id: &str) ->
     Ok(on_conn!(conn.into(), c => bind!(sqlx::query_as::<_, VisualRow>(&sql), id, client_id).fetch_one(c).await)?)
 }
 
-/// A client's visuals, those awaiting approval first, newest first.
-pub async fn list_visuals(db: &Db, client_id: &str) -> Result<Vec<VisualRow>> {
+/// A client's visuals, those awaiting approval first, newest first: at most `limit`.
+pub async fn list_visuals(db: &Db, client_id: &str, limit: i64) -> Result<Vec<VisualRow>> {
     let sql = format!(
         "{SELECT} WHERE v.client_id = $1
-         ORDER BY CASE v.status WHEN '{awaiting}' THEN 0 ELSE 1 END, v.created_at DESC, v.id",
+         ORDER BY CASE v.status WHEN '{awaiting}' THEN 0 ELSE 1 END, v.created_at DESC, v.id LIMIT $2",
         awaiting = crate::model::VisualStatus::AwaitingApproval
     );
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, VisualRow>(&sql), client_id).fetch_all(p).await)?)
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, VisualRow>(&sql), client_id, limit).fetch_all(p).await)?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
