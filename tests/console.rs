@@ -613,3 +613,26 @@ async fn contacts_held_mail_and_the_overview() {
     assert!(html.contains("Messages, last 24 hours") && html.contains("status=sent"), "{html}");
     assert!(html.contains("released held mail") && html.contains("resumed email"), "{html}");
 }
+
+/// A password link made before an account was removed does not open the account added again
+/// for the same address; the new account's own link does.
+#[tokio::test]
+async fn a_link_for_a_removed_account_opens_nothing_after_it_is_added_again() {
+    let app = TestApp::spawn().await;
+    let now = Utc::now();
+    let email = "rita@tot.example";
+    let (old_id, _) = cport::store::staff::add(&app.db, email, now).await.unwrap();
+    let old = app.state.signer.staff_password_url(&app.base, old_id, chrono::Duration::hours(1), now);
+    assert!(cport::store::staff::remove(&app.db, email, now).await.unwrap());
+    let (new_id, new) = cport::store::staff::add(&app.db, email, now).await.unwrap();
+    assert!(new && new_id != old_id, "a new account");
+    let b = browser();
+    let (status, _) = app.page(&b, old.strip_prefix(&app.base).unwrap()).await;
+    assert_eq!(status, 400, "the old link is refused");
+    let fresh = app.state.signer.staff_password_url(&app.base, new_id, chrono::Duration::hours(1), now);
+    let (status, _) = app.page(&b, fresh.strip_prefix(&app.base).unwrap()).await;
+    assert_eq!(status, 200, "the new account's link opens");
+    let listed = cport::store::staff::list(&app.db).await.unwrap();
+    assert_eq!(listed.iter().filter(|s| s.email == email).count(), 1, "{listed:?}");
+    app.stop().await;
+}

@@ -65,14 +65,17 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<StaffRow>> {
 }
 
 /// Removes an account and ends its sessions. False when there was no such live account.
+/// The removed account gives up its address (kept as `removed:<id>:<address>`), so adding
+/// the address again makes a new account: a password link made for the old one opens nothing.
 pub async fn remove(db: &Db, email: &str, now: DateTime<Utc>) -> Result<bool> {
     let mut tx = db.begin().await?;
-    let n = super::on_tx!(&mut tx, c => bind!(sqlx::query(
-        "UPDATE staff SET removed_at = $2, password_hash = NULL WHERE email = $1 AND removed_at IS NULL"),
-        email, now).execute(c).await.map(|r| r.rows_affected()))?;
     super::on_tx!(&mut tx, c => bind!(sqlx::query(
         "UPDATE staff_sessions SET revoked_at = $2
          WHERE revoked_at IS NULL AND staff_id IN (SELECT id FROM staff WHERE email = $1)"),
+        email, now).execute(c).await.map(|r| r.rows_affected()))?;
+    let n = super::on_tx!(&mut tx, c => bind!(sqlx::query(
+        "UPDATE staff SET removed_at = $2, password_hash = NULL, email = 'removed:' || CAST(id AS TEXT) || ':' || email
+         WHERE email = $1 AND removed_at IS NULL"),
         email, now).execute(c).await.map(|r| r.rows_affected()))?;
     tx.commit().await?;
     Ok(n == 1)
