@@ -87,18 +87,25 @@ pub async fn unlink_in(tx: &mut Tx, channel: crate::model::Channel, user_id: &st
 /// channel (as [`chats_of_contact`] sends: the tied chat replaces the record's). Where TOT's
 /// records name one chat for several contacts, the first by id.
 pub async fn contact_for_user(db: &Db, channel: crate::model::Channel, user_id: &str) -> Result<Option<String>> {
+    // TOT's record is looked up by the column of the user's channel, as that column holds
+    // it (a number for Telegram), so each lookup is one index probe, not a read of every
+    // contact.
+    let telegram = match channel {
+        crate::model::Channel::Telegram => user_id.parse::<i64>().ok().filter(|n| n.to_string() == user_id),
+        _ => None,
+    };
+    let discord = (channel == crate::model::Channel::Discord).then_some(user_id);
     Ok(on_db!(db, p => bind!(sqlx::query_scalar(
         "SELECT contact_id FROM (
            SELECT l.contact_id, 0 AS rank FROM chat_links l JOIN contacts c ON c.id = l.contact_id
            WHERE l.channel = $1 AND l.user_id = $2 AND c.active
            UNION ALL
            SELECT c.id, 1 FROM contacts c
-           WHERE c.active AND (($1 = 'telegram' AND CAST(c.telegram_chat_id AS TEXT) = $2)
-                            OR ($1 = 'discord' AND c.discord_user_id = $2))
+           WHERE c.active AND (c.telegram_chat_id = $3 OR c.discord_user_id = $4)
              AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = $1 AND o.user_id = $2)
              AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.contact_id = c.id AND l.channel = $1)
          ) u ORDER BY rank, contact_id LIMIT 1",
-    ), channel, user_id)
+    ), channel, user_id, telegram, discord)
     .fetch_optional(p).await)?)
 }
 
