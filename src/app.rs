@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::http::{StatusCode, header};
@@ -127,6 +128,14 @@ impl App {
     }
 }
 
+async fn telegram_webhook(State(s): State<AppState>, headers: axum::http::HeaderMap, body: Bytes) -> impl IntoResponse {
+    crate::channels::telegram::webhook(s.providers.services.clone(), s.telegram.clone(), headers, body).await
+}
+
+async fn discord_interactions(State(s): State<AppState>, headers: axum::http::HeaderMap, body: Bytes) -> Response {
+    crate::channels::discord::interactions(s.providers.services.clone(), s.discord.clone(), headers, body).await
+}
+
 /// The most a chat provider's update may hold: a message of a few thousand characters and its
 /// wrapping, far below what an unauthenticated sender could otherwise make cport read.
 const CHAT_UPDATE_BYTES: usize = 1024 * 1024;
@@ -136,22 +145,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
-        .route(
-            "/telegram/webhook",
-            post(|State(s): State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
-                crate::channels::telegram::webhook(s.providers.services.clone(), s.telegram.clone(), headers, body)
-                    .await
-            })
-            .layer(DefaultBodyLimit::max(CHAT_UPDATE_BYTES)),
-        )
-        .route(
-            "/discord/interactions",
-            post(|State(s): State<AppState>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
-                crate::channels::discord::interactions(s.providers.services.clone(), s.discord.clone(), headers, body)
-                    .await
-            })
-            .layer(DefaultBodyLimit::max(CHAT_UPDATE_BYTES)),
-        )
+        // What chat providers post: the body is bounded before it is read, as its sender is
+        // only known from what it holds.
+        .route("/telegram/webhook", post(telegram_webhook).layer(DefaultBodyLimit::max(CHAT_UPDATE_BYTES)))
+        .route("/discord/interactions", post(discord_interactions).layer(DefaultBodyLimit::max(CHAT_UPDATE_BYTES)))
         .merge(api::router())
         .merge(portal_routes(&state))
         .fallback(not_found)
