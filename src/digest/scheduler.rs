@@ -106,6 +106,13 @@ pub async fn run_pass(
     let live = list_live(&state.db, now).await?;
     let mut banners: Option<(String, Vec<BannerRow>)> = None;
     let catch_up = Duration::hours(i64::from(state.config.digest.catch_up_hours));
+    // A scheduled pass looks only at periods within the catch-up window: their decisions are
+    // read in one go. (A manual pass may look further back, so it asks per contact; either
+    // way the decision itself is taken again inside `queue_digest`'s transaction.)
+    let decided = match trigger {
+        Trigger::Scheduled => Some(ledgers::digest_decisions_since(&state.db, now - catch_up).await?),
+        Trigger::Manual { .. } => None,
+    };
     for c in &contacts {
         let s = settings.get(&c.id).cloned().unwrap_or_else(|| ContactSettings::defaults(&c.id));
         if !s.email_usable_for(crate::store::settings::Sending::Digest) {
@@ -137,7 +144,14 @@ pub async fn run_pass(
         let again = trigger.again();
         let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
         for target in &targets {
-            if !again.retakes(ledgers::digest_decision(&state.db, &c.id, target.outlet(), &period_key).await?) {
+            let decision = match &decided {
+                Some(d) => d
+                    .get(&(c.id.clone(), target.outlet().as_str().to_string(), period_key.clone()))
+                    .copied()
+                    .unwrap_or(ledgers::Decision::Open),
+                None => ledgers::digest_decision(&state.db, &c.id, target.outlet(), &period_key).await?,
+            };
+            if !again.retakes(decision) {
                 report.already_decided += 1;
                 continue;
             }

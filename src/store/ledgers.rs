@@ -125,6 +125,25 @@ pub enum Decision {
     Sent,
 }
 
+/// Every digest decision taken since `since`, by (contact, channel, period): what a
+/// scheduled pass needs, read once rather than once per contact (a period it may still
+/// decide began after `since`, so its decision, if any, was taken after it too).
+pub async fn digest_decisions_since(
+    db: &Db,
+    since: DateTime<Utc>,
+) -> Result<std::collections::HashMap<(String, String, String), Decision>> {
+    let rows: Vec<(String, String, String, Option<i64>)> = on_db!(db, p => bind!(sqlx::query_as(
+        "SELECT contact_id, channel, period, outbox_id FROM digest_runs WHERE decided_at >= $1",
+    ), since)
+    .fetch_all(p).await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(contact, channel, period, outbox)| {
+            ((contact, channel, period), if outbox.is_some() { Decision::Sent } else { Decision::Empty })
+        })
+        .collect())
+}
+
 pub async fn digest_decision(
     db: &Db,
     contact_id: &str,
