@@ -195,6 +195,13 @@ async fn a_reject_button_asks_for_the_reason_in_a_form() {
     assert_eq!(r["type"], 9, "a form: {r}");
     assert!(r["data"]["title"].as_str().unwrap().contains("V-1"), "{r}");
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval", "asking changes nothing");
+    // A reason that cannot be taken is refused naming it; no form can follow a form, so the
+    // button is pressed again.
+    let (_, r) = post(&app, &signer, &form(USER, "answer", "text", "\u{7}")).await;
+    assert!(embed_text(&r).contains("reason") && embed_text(&r).contains("Press Reject again"), "{r}");
+    assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
+    let (_, r) = post(&app, &signer, &button(USER, "rj:V-1")).await;
+    assert_eq!(r["type"], 9, "a form again: {r}");
     let (_, r) = post(&app, &signer, &form(USER, "answer", "text", "the navy is too light")).await;
     assert_eq!(r["type"], 4, "{r}");
     assert!(embed_text(&r).contains("V-1 rejected"), "{r}");

@@ -261,15 +261,17 @@ async fn answer_pending(
         return Ok(vec![Reply::Send(ChatMessage::text("That question has expired: nothing was changed.", vec![]))]);
     }
     // A reason that cannot be taken (too long, a control character) leaves the question
-    // open: the next message is read as the reason again, not as a command.
+    // open where the next message can answer it (a form, as Discord asks, cannot be followed
+    // by another: there the button is pressed again).
     if let Err(e) = crate::actions::visuals::check_reason(text) {
-        ask_reason(unit, inc, &subject, now).await?;
-        return Ok(vec![Reply::Send(ChatMessage::text(
-            format!("REJECT {subject}: {e}"),
-            vec![
-                "Send the reason again as your next message; a /command or a button leaves the visual as it is.".into(),
-            ],
-        ))]);
+        let again = match inc.input {
+            Input::Answer(_) => format!("Press Reject again, or send /reject {subject} <reason>."),
+            _ => {
+                ask_reason(unit, inc, &subject, now).await?;
+                "Send the reason again as your next message; a /command or a button leaves the visual as it is.".into()
+            }
+        };
+        return Ok(vec![Reply::Send(ChatMessage::text(format!("REJECT {subject}: {e}"), vec![again]))]);
     }
     let cmd = Command::Reject { id: Some(subject), reason: text.to_string() };
     let answer = run(state, unit, actor, &cmd, &decide_ctx(), now).await?;
