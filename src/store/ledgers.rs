@@ -113,7 +113,6 @@ pub async fn alerted_keys(
     Ok(rows.into_iter().map(|(c, i)| format!("{c}:{i}")).collect())
 }
 
-/// Whether this contact's digest for `period` on `channel` has been decided already.
 /// How a contact's digest period stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -123,6 +122,13 @@ pub enum Decision {
     Empty,
     /// Decided, and a digest queued.
     Sent,
+}
+
+impl Decision {
+    /// A decision recorded in `digest_runs`, read from its message (none when it was empty).
+    fn taken(outbox_id: Option<i64>) -> Decision {
+        if outbox_id.is_some() { Decision::Sent } else { Decision::Empty }
+    }
 }
 
 /// Every digest decision taken since `since`, by (contact, channel, period): what a
@@ -138,12 +144,11 @@ pub async fn digest_decisions_since(
     .fetch_all(p).await)?;
     Ok(rows
         .into_iter()
-        .map(|(contact, channel, period, outbox)| {
-            ((contact, channel, period), if outbox.is_some() { Decision::Sent } else { Decision::Empty })
-        })
+        .map(|(contact, channel, period, outbox)| ((contact, channel, period), Decision::taken(outbox)))
         .collect())
 }
 
+/// Whether this contact's digest for `period` on `channel` has been decided already.
 pub async fn digest_decision(
     db: &Db,
     contact_id: &str,
@@ -154,11 +159,7 @@ pub async fn digest_decision(
         "SELECT outbox_id FROM digest_runs WHERE contact_id = $1 AND channel = $2 AND period = $3",
     ), contact_id, channel, period)
     .fetch_optional(p).await)?;
-    Ok(match row {
-        None => Decision::Open,
-        Some(None) => Decision::Empty,
-        Some(Some(_)) => Decision::Sent,
-    })
+    Ok(row.map_or(Decision::Open, Decision::taken))
 }
 
 /// Whether a single-use nonce has been used (without using it).
