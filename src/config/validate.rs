@@ -10,8 +10,11 @@ impl Config {
     pub fn validate(&self, need: Need) -> Result<(), ConfigError> {
         SocketAddr::from_str(&self.listen)
             .map_err(|_| invalid("listen", format!("`{}` is not an address like 127.0.0.1:8080", self.listen)))?;
-        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
-            return Err(invalid("public_url", "must start with http:// or https://"));
+        if !crate::model::is_web_address(&self.public_url) {
+            return Err(invalid(
+                "public_url",
+                "must be a web address: http:// or https://, a host, no spaces or quotes",
+            ));
         }
         let db = self.database_url.expose();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
@@ -87,8 +90,11 @@ impl Config {
             .parse::<chrono_tz::Tz>()
             .map_err(|_| invalid("digest.timezone", format!("`{}` is not an IANA time zone", self.digest.timezone)))?;
         if !self.webhook.url.is_empty() {
-            if !(self.webhook.url.starts_with("http://") || self.webhook.url.starts_with("https://")) {
-                return Err(invalid("webhook.url", "must start with http:// or https://"));
+            if !crate::model::is_web_address(&self.webhook.url) {
+                return Err(invalid(
+                    "webhook.url",
+                    "must be a web address: http:// or https://, a host, no spaces or quotes",
+                ));
             }
             if self.webhook.secret.expose().len() < 16 {
                 return Err(invalid("webhook.secret", "required (16 characters or more) when webhook.url is set"));
@@ -173,8 +179,11 @@ impl Config {
 
     fn validate_chat(&self) -> Result<(), ConfigError> {
         let t = &self.telegram;
-        if !(t.api_url.starts_with("http://") || t.api_url.starts_with("https://")) {
-            return Err(invalid("telegram.api_url", "must start with http:// or https://"));
+        if !crate::model::is_web_address(&t.api_url) {
+            return Err(invalid(
+                "telegram.api_url",
+                "must be a web address: http:// or https://, a host, no spaces or quotes",
+            ));
         }
         if t.mode == TelegramMode::Webhook && !t.token.is_empty() && t.webhook_secret.expose().len() < 16 {
             return Err(invalid(
@@ -186,8 +195,11 @@ impl Config {
             return Err(invalid("telegram.staff", format!("`{bad}` is not a Telegram user id")));
         }
         let d = &self.discord;
-        if !(d.api_url.starts_with("http://") || d.api_url.starts_with("https://")) {
-            return Err(invalid("discord.api_url", "must start with http:// or https://"));
+        if !crate::model::is_web_address(&d.api_url) {
+            return Err(invalid(
+                "discord.api_url",
+                "must be a web address: http:// or https://, a host, no spaces or quotes",
+            ));
         }
         if !d.public_key.is_empty() && d.verifier().is_none() {
             return Err(invalid("discord.public_key", "must be the application's public key: 64 hexadecimal digits"));
