@@ -845,3 +845,33 @@ async fn input_that_could_only_fail_later_is_refused_at_the_form() {
     assert!(body["error"].as_str().unwrap().starts_with("method:"), "{body}");
     app.stop().await;
 }
+
+/// Each way in takes at most what its senders need, refused before it is read: a portal or
+/// console form 256 KiB, a chat provider's update 1 MiB. An oversized body answers 413 and
+/// changes nothing; one within the limit reaches the form's own checks.
+#[tokio::test]
+async fn oversized_bodies_are_refused_by_route_and_change_nothing() {
+    let (app, b) = app_as("P-1A").await;
+    let over_a_form = "x".repeat(300 * 1024);
+    let (status, _, page) = app.post_form(&b, "/visuals/V-1", &[("action", "reject"), ("reason", &over_a_form)]).await;
+    assert_eq!(status, 413, "{page}");
+    assert!(page.contains("<html"), "a portal route answers with a page: {page}");
+    // Within the form's limit, the field's own limit speaks.
+    let within = "x".repeat(200 * 1024);
+    let page = app.post_refused(&b, "/visuals/V-1", &[("action", "reject"), ("reason", &within)]).await;
+    assert!(page.contains("reason"), "{page}");
+    nothing_done(&app).await;
+    let r = browser()
+        .post(app.url("/staff/login"))
+        .form(&[("email", "staff@tot.example"), ("password", over_a_form.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413, "the console's forms have the same limit");
+    let over_an_update = vec![b' '; 1024 * 1024 + 1];
+    for path in ["/telegram/webhook", "/discord/interactions"] {
+        let r = app.http.post(app.url(path)).body(over_an_update.clone()).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 413, "{path}");
+    }
+    app.stop().await;
+}
