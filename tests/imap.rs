@@ -248,3 +248,60 @@ async fn a_silent_server_is_dropped_after_the_timeout() {
         server.await.unwrap();
     }
 }
+
+/// A server that refuses to give one message (NO) or finds fault with the fetch (BAD) and
+/// answers in good order otherwise: those messages stay unseen for a later pass, and the
+/// rest are handled in the same pass. Dovecot cannot be made to refuse one fetch, so a
+/// scripted server on loopback speaks the few IMAP exchanges a pass makes.
+#[tokio::test]
+async fn a_message_the_server_refuses_to_give_is_left_and_the_rest_are_handled() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let (r, mut w) = s.into_split();
+        let mut lines = BufReader::new(r).lines();
+        w.write_all(b"* OK ready\r\n").await.unwrap();
+        let mut heard = Vec::new();
+        // Bounded: a pass makes a handful of exchanges.
+        for _ in 0..20 {
+            let Ok(Some(line)) = lines.next_line().await else { break };
+            let (tag, command) = line.split_once(' ').unwrap();
+            heard.push(command.to_string());
+            let answer = match command {
+                c if c.starts_with("LOGIN") => format!("{tag} OK signed in\r\n"),
+                c if c.starts_with("SELECT") => {
+                    format!("* 3 EXISTS\r\n* OK [UIDVALIDITY 1] ok\r\n{tag} OK [READ-WRITE] selected\r\n")
+                }
+                "CAPABILITY" => format!("* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n"),
+                "UID SEARCH UNSEEN" => format!("* SEARCH 1 2 3\r\n{tag} OK done\r\n"),
+                "UID FETCH 1 BODY.PEEK[]" => format!("{tag} NO [UNAVAILABLE] cannot read it now\r\n"),
+                "UID FETCH 3 BODY.PEEK[]" => format!("{tag} BAD not now\r\n"),
+                "UID FETCH 2 BODY.PEEK[]" => {
+                    let m = "From: a@b.example\r\nTo: someone@tot.example\r\nSubject: hello\r\nMessage-ID: <m2@b.example>\r\n\r\nITEMS\r\n";
+                    format!("* 2 FETCH (UID 2 BODY[] {{{}}}\r\n{m})\r\n{tag} OK done\r\n", m.len())
+                }
+                c if c.starts_with("UID STORE 2 ") => format!("* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n{tag} OK done\r\n"),
+                "LOGOUT" => format!("* BYE bye\r\n{tag} OK done\r\n"),
+                _ => format!("{tag} BAD not expected\r\n"),
+            };
+            w.write_all(answer.as_bytes()).await.unwrap();
+            if command == "LOGOUT" {
+                break;
+            }
+        }
+        heard
+    });
+    let t = TestState::new(move |c| {
+        imap_on(c, port);
+        c.imap.timeout_seconds = 5;
+    })
+    .await;
+    let report = cport::channels::imap::poll(&t.state).await.expect("the pass goes on past the refusals");
+    assert_eq!((report.handled, report.deferred), (1, 2), "{report:?}");
+    let heard = server.await.unwrap();
+    let stored: Vec<_> = heard.iter().filter(|c| c.starts_with("UID STORE")).collect();
+    assert_eq!(stored, ["UID STORE 2 +FLAGS (\\Seen)"], "only the message handled is flagged seen: {heard:?}");
+    assert_eq!(heard.last().map(String::as_str), Some("LOGOUT"), "{heard:?}");
+}

@@ -154,17 +154,10 @@ where
             session.uid_fetch(uid.to_string(), "BODY.PEEK[]").await?.try_collect::<Vec<_>>().await
         })
         .await;
-        let raw: Option<Vec<u8>> = match fetched {
-            Ok(fetches) => fetches.into_iter().find_map(|f| f.body().map(<[u8]>::to_vec)),
-            // The server refused this one message (and answered in good order): the later
-            // ones are not held up behind it. Anything else ends the session.
-            Err(ImapError::Imap(e @ (async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_)))) => {
-                tracing::warn!(uid, error = %e, "IMAP server refused to give a message; left for later");
-                report.deferred += 1;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
+        let raw = fetched?.into_iter().find_map(|f| f.body().map(<[u8]>::to_vec));
+        // No body: the server refused this one message (async-imap ends a fetch at a tagged NO
+        // or BAD with no item and no error) or it went away. It stays unseen for a later pass,
+        // and the ones after it are not held up behind it.
         let Some(raw) = raw else {
             tracing::warn!(uid, "IMAP server gave no body for an unseen message; left for later");
             report.deferred += 1;
