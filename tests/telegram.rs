@@ -622,3 +622,32 @@ async fn a_refused_reason_leaves_the_question_open() {
     let r = common::say_in_chat(s, cport::model::Channel::Telegram, &user, "The red is too dark").await;
     assert!(format!("{r:?}").contains("rejected"), "{r:?}");
 }
+
+/// A quiet long poll lasts its whole `poll_timeout_seconds` (Telegram then answers an empty
+/// list) and the next poll follows that answer: cport's HTTP client does not give up on the
+/// poll first (teloxide's own client stops any call after 17 s) and poll again, failing
+/// every quiet poll with an error in the log.
+#[tokio::test]
+async fn a_quiet_long_poll_waits_its_whole_time() {
+    let fake = FakeTelegram::start().await;
+    let app = TestApp::spawn_with(|c| {
+        conversation(c, &fake);
+        c.telegram.poll_timeout_seconds = 22;
+    })
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (started, answered) = loop {
+        let (started, answered) = fake.polls();
+        if started.len() >= 2 {
+            break (started, answered);
+        }
+        assert!(std::time::Instant::now() < deadline, "a second poll within 60 s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(
+        answered.first().is_some_and(|first| *first <= started[1]),
+        "the second poll came {:?} after the first, before its answer",
+        started[1] - started[0]
+    );
+    app.stop().await;
+}

@@ -83,7 +83,16 @@ impl Pace {
 impl Telegram {
     pub fn new(cfg: &TelegramConfig, db: crate::store::Db) -> Result<Telegram, String> {
         let url = reqwest::Url::parse(&cfg.api_url).map_err(|e| format!("telegram.api_url: {e}"))?;
-        Ok(Telegram { bot: Bot::new(cfg.token.expose()).set_api_url(url), pace: Pace::new(cfg, db) })
+        // teloxide's client gives up on any call after 17 s and does not lengthen that for a
+        // long poll, so a getUpdates waiting `poll_timeout_seconds` (30 by default) for news
+        // would fail on every quiet poll: the client waits the poll's time and 10 s more.
+        let wait = std::time::Duration::from_secs(u64::from(cfg.poll_timeout_seconds) + 10)
+            .max(std::time::Duration::from_secs(17));
+        let client = teloxide::net::default_reqwest_settings()
+            .timeout(wait)
+            .build()
+            .map_err(|e| format!("telegram: cannot make an HTTP client: {e}"))?;
+        Ok(Telegram { bot: Bot::with_client(cfg.token.expose(), client).set_api_url(url), pace: Pace::new(cfg, db) })
     }
 
     /// Registers the commands (`setMyCommands`) and the delivery mode: no webhook for long

@@ -71,6 +71,9 @@ pub struct Inner {
     listeners: Mutex<HashMap<i64, tokio::sync::mpsc::UnboundedSender<Call>>>,
     next_update: AtomicI64,
     next_message: AtomicI64,
+    /// When each getUpdates arrived, and when each was answered.
+    polls_started: Mutex<Vec<std::time::Instant>>,
+    polls_answered: Mutex<Vec<std::time::Instant>>,
 }
 
 /// The running fake. Its URL goes into `telegram.api_url`.
@@ -156,6 +159,11 @@ impl FakeTelegram {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         self.inner.listeners.lock().unwrap().insert(chat, tx);
         rx
+    }
+
+    /// When each getUpdates arrived, and when each was answered, in order.
+    pub fn polls(&self) -> (Vec<std::time::Instant>, Vec<std::time::Instant>) {
+        (self.inner.polls_started.lock().unwrap().clone(), self.inner.polls_answered.lock().unwrap().clone())
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -319,21 +327,24 @@ async fn api(State(inner): State<Arc<Inner>>, Path((_bot, method)): Path<(String
 }
 
 async fn get_updates(inner: &Inner, body: &Value) -> Response {
+    inner.polls_started.lock().unwrap().push(std::time::Instant::now());
     let offset = body["offset"].as_i64().unwrap_or(0);
-    let timeout = body["timeout"].as_u64().unwrap_or(0).min(5);
+    // Telegram holds a quiet poll for its whole timeout (bounded here, as every wait in tests).
+    let timeout = body["timeout"].as_u64().unwrap_or(0).min(60);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout);
-    loop {
+    let list = loop {
         let notified = inner.new_update.notified();
         {
             let mut q = inner.updates.lock().unwrap();
             q.retain(|u| u["update_id"].as_i64().unwrap_or(0) >= offset);
             if !q.is_empty() {
-                let list: Vec<Value> = q.iter().cloned().collect();
-                return Json(json!({"ok": true, "result": list})).into_response();
+                break q.iter().cloned().collect::<Vec<Value>>();
             }
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Json(json!({"ok": true, "result": []})).into_response();
+            break vec![];
         }
-    }
+    };
+    inner.polls_answered.lock().unwrap().push(std::time::Instant::now());
+    Json(json!({"ok": true, "result": list})).into_response()
 }
