@@ -592,3 +592,34 @@ async fn a_sent_mark_the_store_refuses_at_first_is_written_on_a_later_try() {
     assert_eq!(sent.len(), 1, "marked sent: {rows:?}");
     assert!(sent[0].provider_id.is_some());
 }
+
+/// A sender whose "sent" mark cannot be written at all (the store fails through every try)
+/// does not deliver its next message: that one goes back to wait for a later try, so one
+/// delivery at most is left unmarked, to go again when its claim runs out. The messages of
+/// the batch not yet begun are handed back at once, their attempt not counted.
+#[tokio::test]
+async fn a_sent_mark_that_cannot_be_written_holds_back_the_next_delivery() {
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    common::digests_now(&t.state, &["P-1A", "P-1B", "P-2A"]).await;
+    // The marks' group commit fails (its store is closed), and so does each sender's own mark.
+    let gone =
+        cport::store::Db::connect(&format!("sqlite://{}", t.dir.path().join("gone.db").display())).await.unwrap();
+    gone.close().await;
+    let crew = cport::outbox::Crew { stop: None, marker: Some(cport::outbox::Marker::start(gone)) };
+    t.state.faults.arm("outbox:mark-sent", 6);
+    let err = cport::outbox::drain_with(&t.state, &crew).await.expect_err("the mark's failure is reported");
+    assert!(err.to_string().contains("outbox:mark-sent"), "{err}");
+    let delivered = std::fs::read_dir(&t.state.config.email.dir).unwrap().count();
+    assert_eq!(delivered, 1, "the second message was not handed over");
+    let rows: Vec<_> = list_messages(&t.state.db, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.status.as_str().to_string(), r.attempts, r.last_error.unwrap_or_default()))
+        .collect();
+    let held: Vec<_> = rows.iter().filter(|(_, _, error)| error.contains("could not be recorded")).collect();
+    assert_eq!(held.len(), 1, "{rows:?}");
+    assert_eq!(held[0].0, "failed", "to be tried again: {rows:?}");
+    assert!(rows.contains(&("queued".to_string(), 0, String::new())), "the third is handed back untried: {rows:?}");
+}

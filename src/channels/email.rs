@@ -75,7 +75,7 @@ impl Mailer {
     pub async fn send(&self, message: &Built, gate: &Gate) -> Result<String, SendError> {
         let (envelope, raw) = (&message.envelope, message.raw.as_slice());
         if !matches!(self, Mailer::Pooled(_)) {
-            gate.pass().await;
+            gate.pass().await?;
         }
         match self {
             Mailer::File(t, dir) => {

@@ -12,14 +12,15 @@ pub mod webhook;
 pub use crate::messages::SendError;
 
 /// Holds a send back at the moment the receiving side would take the message (for pipelined
-/// SMTP, the end of data; elsewhere, before the request), until its [`GateKey`] opens it or is
-/// dropped. The outbox lets a sender start its next message while the previous delivery's
-/// mark commits, and gates the next delivery on that mark: a sender killed at any moment
-/// leaves at most one delivered message unmarked.
+/// SMTP, the end of data; elsewhere, before the request), until its [`GateKey`] opens it.
+/// The outbox lets a sender start its next message while the previous delivery's mark
+/// commits, and gates the next delivery on that mark: a sender killed at any moment leaves
+/// at most one delivered message unmarked. A key dropped unopened (the mark failed) refuses
+/// the delivery: with the store failing, one unmarked delivery is not followed by another.
 #[derive(Clone, Default)]
 pub struct Gate(Option<tokio::sync::watch::Receiver<bool>>);
 
-/// Opens its [`Gate`].
+/// Opens its [`Gate`]; dropped unopened, it refuses it.
 pub struct GateKey(tokio::sync::watch::Sender<bool>);
 
 impl Gate {
@@ -34,10 +35,15 @@ impl Gate {
         (GateKey(tx), Gate(Some(rx)))
     }
 
-    /// Returns once the gate is open (or its key is gone).
-    pub async fn pass(&self) {
-        if let Some(rx) = &self.0 {
-            let _ = rx.clone().wait_for(|open| *open).await;
+    /// Returns once the gate is open, or an error (a transient one: the message is tried
+    /// again later) once its key is gone unopened.
+    pub async fn pass(&self) -> Result<(), SendError> {
+        let Some(rx) = &self.0 else { return Ok(()) };
+        match rx.clone().wait_for(|open| *open).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(SendError::Transient(
+                "not sent: the delivery before it could not be recorded, so this one waits for a later try".into(),
+            )),
         }
     }
 }

@@ -213,7 +213,9 @@ impl Pooled {
                 self.conn.command(c).await.map_err(|e| Failed::at(e, false))?;
             }
         }
-        gate.pass().await;
+        // Refused: the server, mid-DATA, discards the message when the connection (not
+        // returned to the pool after an error) is dropped.
+        gate.pass().await.map_err(|error| Failed { error, broken: false, maybe_delivered: false })?;
         let reply = match std::str::from_utf8(raw) {
             Ok(text) => self.conn.command(DataBody(text)).await,
             // lettre's codec stuffs the dots of a message that is not UTF-8.

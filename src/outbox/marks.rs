@@ -110,13 +110,16 @@ pub(super) async fn mark_sent(
 ) -> Result<bool, StoreError> {
     let db = &state.db;
     let mut wait = std::time::Duration::from_millis(100);
-    for _ in 0..5 {
+    let mut tries = 0;
+    loop {
+        tries += 1;
         let tried = match state.faults.fires("outbox:mark-sent") {
             true => Err(StoreError::Conflict("fault injected at outbox:mark-sent".into())),
             false => outbox::mark(db, id, token, Mark::Sent(provider), Utc::now()).await,
         };
         match tried {
             Ok(marked) => return Ok(marked),
+            Err(e) if tries == 6 => return Err(e),
             Err(e) => {
                 tracing::warn!(id, error = %e, retry_in = ?wait, "a delivered message could not be marked sent yet");
                 tokio::time::sleep(wait).await;
@@ -124,5 +127,4 @@ pub(super) async fn mark_sent(
             }
         }
     }
-    outbox::mark(db, id, token, Mark::Sent(provider), Utc::now()).await
 }

@@ -94,10 +94,10 @@ async fn dispatch(state: &Providers, now: DateTime<Utc>, limit: i64, crew: &Crew
         return Ok(vec![]);
     }
     let mut out = Vec::with_capacity(rows.len());
+    let mut rows = rows.into_iter();
     let sends = async {
         let suspended = outbox::suspended_contacts(&state.db).await?;
         let batch = Batch { state, crew, token: &token, suspended: &suspended };
-        let mut rows = rows.into_iter();
         // The previous delivery's mark commits while the next message is built and begun;
         // it is settled before the next one is delivered.
         let mut pending: Option<Settle> = None;
@@ -106,20 +106,22 @@ async fn dispatch(state: &Providers, now: DateTime<Utc>, limit: i64, crew: &Crew
                 if let Some(p) = pending.take() {
                     out.push(p.finish(state).await?);
                 }
-                let left: Vec<i64> = std::iter::once(row.id).chain(rows.map(|r| r.id)).collect();
+                let left: Vec<i64> = std::iter::once(row.id).chain(rows.by_ref().map(|r| r.id)).collect();
                 let n = outbox::release_claim(&state.db, &token, &left, Utc::now()).await?;
                 tracing::info!(handed_back = n, "stopping: unsent messages handed back to the outbox");
                 break;
             }
             // The next message goes as far as it can while the previous mark commits; its
-            // delivery waits for that mark (see `Gate`).
+            // delivery waits for that mark (see `Gate`), and is refused if the mark failed.
             let this = match pending.take() {
                 None => send_guarded(&batch, row, &Gate::open()).await?,
                 Some(previous) => {
                     let (key, gate) = Gate::closed();
                     let settle = async {
                         let settled = previous.finish(state).await;
-                        key.open();
+                        if settled.is_ok() {
+                            key.open();
+                        }
                         settled
                     };
                     let (this, settled) = tokio::join!(send_guarded(&batch, row, &gate), settle);
@@ -145,9 +147,25 @@ async fn dispatch(state: &Providers, now: DateTime<Utc>, limit: i64, crew: &Crew
             }
         }
     };
-    tokio::select! {
-        r = sends => r?,
-        _ = heartbeat => {}
+    let sent = tokio::select! {
+        r = sends => r,
+        _ = heartbeat => Ok(()),
+    };
+    if let Err(e) = sent {
+        // The rows not yet begun go back at once, their attempt given back, rather than
+        // waiting out the claim with an attempt used that never was.
+        let left: Vec<i64> = rows.map(|r| r.id).collect();
+        if !left.is_empty() {
+            match outbox::release_claim(&state.db, &token, &left, Utc::now()).await {
+                Ok(n) => {
+                    tracing::warn!(handed_back = n, error = %e, "batch stopped by a store error; unsent messages handed back")
+                }
+                Err(e2) => {
+                    tracing::warn!(error = %e2, "unsent messages not handed back; they wait for their claim to run out")
+                }
+            }
+        }
+        return Err(e);
     }
     Ok(out)
 }
@@ -235,7 +253,7 @@ async fn attempt(
         }
         (Outlet::Email, None) => send_email(state, row, now, gate).await.map_err(store)?,
         (Outlet::Webhook, _) => {
-            gate.pass().await;
+            gate.pass().await?;
             crate::channels::webhook::send(&state.http, &state.config.webhook, row).await.map(Some)
         }
         (chat, _) if state.chat.contains_key(chat.as_str()) => send_chat(state, row, now, gate).await.map_err(store)?,
@@ -336,7 +354,9 @@ async fn send_chat(
         Err(e) => return Ok(Err(SendError::Permanent(e))),
     };
     message.attach_picture(&state.config.data_dir.join("media")).await;
-    gate.pass().await;
+    if let Err(e) = gate.pass().await {
+        return Ok(Err(e));
+    }
     Ok(sender.send(&row.recipient, &message).await.map(Some))
 }
 
