@@ -385,3 +385,36 @@ async fn mail_the_pipe_handled_shows_in_inbound_list_and_the_servers_metrics() {
     let metrics = app.text("/metrics").await;
     assert!(metrics.contains("cport_inbound_messages{disposition=\"ignored\"} 1"), "{metrics}");
 }
+
+/// The MTA's pipe sends the answer to the reply it took, and nothing else: the rest of the
+/// outbox (here two digests due) is the running server's, so a pipe never runs long on a
+/// backlog and is killed mid-send by the MTA's time limit.
+#[tokio::test]
+async fn the_pipe_sends_its_answer_and_leaves_the_rest_of_the_outbox() {
+    let t = common::TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
+    let token = common::reply_token_of(&t.state.db, "P-1A").await;
+    let mail = t.state.config.email.dir.display().to_string();
+    let env = [
+        ("CPORT_DATABASE_URL", t.state.config.database_url.expose()),
+        ("CPORT_API_TOKEN", "t"),
+        ("CPORT_LINK_SECRET", t.state.config.link_secret.expose()),
+        ("CPORT_EMAIL__DIR", mail.as_str()),
+    ];
+    let reply = format!(
+        "From: Ann Admin <ann@alpha.example>\nTo: reply+{token}@reply.tot.example\nMessage-ID: <pipe-answer@alpha.example>\nSubject: Re: TOT\n\nITEMS\n"
+    );
+    let out = piped(cport(&env).arg("inbound-email"), reply.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<(String, String)> = cport::store::outbox::list_messages(&t.state.db, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.kind.as_str().to_string(), m.status.as_str().to_string()))
+        .collect();
+    let sent: Vec<_> = rows.iter().filter(|(_, status)| status == "sent").collect();
+    assert_eq!(sent, [&("reply".to_string(), "sent".to_string())], "{rows:?}");
+    assert_eq!(rows.iter().filter(|r| *r == &("digest".to_string(), "queued".to_string())).count(), 2, "{rows:?}");
+    assert_eq!(std::fs::read_dir(&t.state.config.email.dir).unwrap().count(), 1, "one mail handed over");
+}

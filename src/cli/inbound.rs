@@ -26,9 +26,12 @@ pub(crate) async fn inbound_email(config: Config) -> anyhow::Result<ExitCode> {
     match crate::channels::inbound::handle(&state, &raw, chrono::Utc::now()).await {
         Ok(d) => {
             println!("{}", serde_json::to_string(&d).unwrap_or_default());
-            // Send the answer now if it is due; a running server would also pick it up. The
-            // message is handled either way: a failure here must not make the MTA bounce it.
-            if let Err(e) = crate::outbox::drain(&state).await {
+            // Send the answer now; a running server would also pick it up (within a second).
+            // The message is handled either way: a failure here must not make the MTA bounce
+            // it. Only the answer goes: the rest of the outbox is the server's.
+            if let Some(key) = crate::channels::inbound::answer_key_of(&raw)
+                && let Err(e) = crate::outbox::send_keyed(&state, &key).await
+            {
                 tracing::warn!(error = %e, "the answer is queued; sending it now failed");
             }
             Ok(ExitCode::SUCCESS)

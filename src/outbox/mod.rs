@@ -43,6 +43,13 @@ pub fn backoff(state: &Providers, attempts: i64) -> Duration {
     Duration::milliseconds((secs * jitter * 1000.0) as i64)
 }
 
+/// Sends the one message queued under `idem_key` if it is due (the MTA pipe's answer to the
+/// reply it took), leaving every other message to the server's senders: a pipe that sent
+/// all that is due could run past the MTA's time limit and be killed mid-send.
+pub async fn send_keyed(state: &Providers, idem_key: &str) -> Result<Outcome, StoreError> {
+    Ok(dispatch(state, Utc::now(), 1, &Crew::default(), Some(idem_key)).await?.pop().unwrap_or(Outcome::Empty))
+}
+
 /// Claims and sends one due message.
 pub async fn dispatch_one(state: &Providers) -> Result<Outcome, StoreError> {
     Ok(dispatch_batch(state, 1).await?.pop().unwrap_or(Outcome::Empty))
@@ -61,7 +68,7 @@ pub async fn dispatch_batch(state: &Providers, limit: i64) -> Result<Vec<Outcome
 
 /// [`dispatch_batch`] as if the time were `now` (what is due is decided by it).
 pub async fn dispatch_batch_at(state: &Providers, now: DateTime<Utc>, limit: i64) -> Result<Vec<Outcome>, StoreError> {
-    dispatch(state, now, limit, &Crew::default()).await
+    dispatch(state, now, limit, &Crew::default(), None).await
 }
 
 /// How one send ended for the books: marked already, or a mark still committing.
@@ -86,10 +93,19 @@ impl Settle {
 /// The step: claims, sends and marks each message, renewing the claim while it works so
 /// no other sender takes a row it is still on. When `stop` turns true, the message in hand
 /// is finished and the rest of the claim handed back.
-async fn dispatch(state: &Providers, now: DateTime<Utc>, limit: i64, crew: &Crew) -> Result<Vec<Outcome>, StoreError> {
+async fn dispatch(
+    state: &Providers,
+    now: DateTime<Utc>,
+    limit: i64,
+    crew: &Crew,
+    only: Option<&str>,
+) -> Result<Vec<Outcome>, StoreError> {
     let lease = Duration::seconds(state.config.outbox.lease_seconds as i64);
     let token = outbox::new_claim_token();
-    let rows = outbox::claim_batch(&state.db, now, now + lease, limit, &token).await?;
+    let rows = match only {
+        None => outbox::claim_batch(&state.db, now, now + lease, limit, &token).await?,
+        Some(key) => outbox::claim_keyed(&state.db, now, now + lease, &token, key).await?,
+    };
     if rows.is_empty() {
         return Ok(vec![]);
     }
@@ -373,7 +389,7 @@ pub async fn drain_with(state: &Providers, crew: &Crew) -> Result<DrainReport, S
         if crew.stopping() {
             return Ok(r);
         }
-        let batch = dispatch(state, Utc::now(), BATCH, crew).await?;
+        let batch = dispatch(state, Utc::now(), BATCH, crew, None).await?;
         if batch.is_empty() {
             return Ok(r);
         }
@@ -432,7 +448,7 @@ pub async fn run_worker(state: Providers, marker: Marker, mut shutdown: tokio::s
             break;
         }
         state.faults.panic_if_armed("task:dispatcher");
-        match dispatch(&state, Utc::now(), BATCH, &crew).await {
+        match dispatch(&state, Utc::now(), BATCH, &crew, None).await {
             Ok(batch) if batch.is_empty() => {}
             Ok(_) => continue,
             Err(e) => tracing::error!(error = %e, "dispatcher could not reach the store"),

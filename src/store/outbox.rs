@@ -98,21 +98,48 @@ pub async fn claim_batch(
     limit: i64,
     token: &str,
 ) -> Result<Vec<OutboxRow>> {
+    claim(db, now, lease_until, limit, token, None).await
+}
+
+/// [`claim_batch`] for the one message queued under `idem_key`, if it is due.
+pub async fn claim_keyed(
+    db: &Db,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    token: &str,
+    idem_key: &str,
+) -> Result<Vec<OutboxRow>> {
+    claim(db, now, lease_until, 1, token, Some(idem_key)).await
+}
+
+async fn claim(
+    db: &Db,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+    token: &str,
+    only: Option<&str>,
+) -> Result<Vec<OutboxRow>> {
     let lock = match db {
         Db::Postgres(_) => "FOR UPDATE SKIP LOCKED",
         // SQLite runs one writer at a time, so the UPDATE below is already atomic.
         Db::Sqlite(_) => "",
     };
+    let keyed = if only.is_some() { "idem_key = $5 AND" } else { "" };
     let sql = format!(
         "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2, claim_token = $4, updated_at = $1
          WHERE id IN (SELECT id FROM outbox
-                     WHERE (status IN ('queued', 'failed') AND next_attempt_at <= $1)
-                        OR (status = 'sending' AND claimed_until < $1)
+                     WHERE {keyed} ((status IN ('queued', 'failed') AND next_attempt_at <= $1)
+                        OR (status = 'sending' AND claimed_until < $1))
                      ORDER BY next_attempt_at, id LIMIT $3 {lock})
          RETURNING id, channel, kind"
     );
-    let claimed: Vec<(i64, String, String)> =
-        on_db!(db, p => bind!(sqlx::query_as(&sql), now, lease_until, limit, token).fetch_all(p).await)?;
+    let claimed: Vec<(i64, String, String)> = match only {
+        None => on_db!(db, p => bind!(sqlx::query_as(&sql), now, lease_until, limit, token).fetch_all(p).await)?,
+        Some(key) => {
+            on_db!(db, p => bind!(sqlx::query_as(&sql), now, lease_until, limit, token, key).fetch_all(p).await)?
+        }
+    };
     // The claim reads the outlet and kind as text: a row holding a name cport never writes
     // (a hand edit of the store) dies alone, saying so, instead of failing every batch it
     // would be claimed into.

@@ -172,33 +172,13 @@ async fn handle_as(
     if raw.len() as u64 > max {
         return Err(InboundError::TooLarge { size: raw.len(), max });
     }
-    // A NUL byte has no place in a message as mail carries it (RFC 5322 2.3; binary parts
-    // travel encoded), and PostgreSQL cannot keep one in text, not even in a Message-ID or a
-    // held copy: drop them, so such a message gets an outcome instead of a retry for days.
-    let cleaned: Vec<u8>;
-    let raw = if raw.contains(&0) {
-        cleaned = raw.iter().copied().filter(|&b| b != 0).collect();
-        &cleaned[..]
-    } else {
-        raw
-    };
-    let msg = MessageParser::default()
-        .parse(raw)
-        .filter(|m| m.from().is_some() || m.message_id().is_some())
-        .ok_or_else(|| InboundError::Malformed("no headers could be read".into()))?;
+    let raw = &nul_free(raw)[..];
+    let msg = parse(raw).ok_or_else(|| InboundError::Malformed("no headers could be read".into()))?;
     // A released message keeps the id it was held under (one without a Message-ID is known by
     // a hash of its bytes, and the held copy's bytes may differ from the original's).
-    // An id too long for an index or holding control characters is known by its hash too.
-    let hashed = |bytes: &[u8]| {
-        use sha2::Digest;
-        let h = sha2::Sha256::digest(bytes);
-        format!("sha256:{}", h.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>())
-    };
-    let message_id = match (released, msg.message_id()) {
-        (Some(id), _) => id.to_string(),
-        (None, Some(id)) if threadable(id) => id.to_string(),
-        (None, Some(id)) => hashed(id.as_bytes()),
-        (None, None) => hashed(raw),
+    let message_id = match released {
+        Some(id) => id.to_string(),
+        None => known_id(&msg, raw),
     };
     let released = released.is_some();
     if !released && ledger::seen(&state.db, &message_id).await? {
@@ -395,7 +375,7 @@ async fn answer_reply(
         &payload.queued(
             Some(&contact.id),
             crate::model::MessageKind::Reply,
-            format!("reply:{message_id}"),
+            answer_key(message_id),
             Some(state.signer.new_reply_token()),
             now,
         ),
@@ -416,6 +396,48 @@ async fn answer_reply(
 
 /// A Message-ID that can be kept and written back into threading headers as it came: visible
 /// ASCII, no angle brackets, at most 500 bytes (an index entry PostgreSQL can hold).
+/// A NUL byte has no place in a message as mail carries it (RFC 5322 2.3; binary parts
+/// travel encoded), and PostgreSQL cannot keep one in text, not even in a Message-ID or a
+/// held copy: they are dropped, so such a message gets an outcome instead of a retry for days.
+fn nul_free(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match raw.contains(&0) {
+        true => raw.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>().into(),
+        false => raw.into(),
+    }
+}
+
+/// The message, if any header could be read.
+fn parse(raw: &[u8]) -> Option<mail_parser::Message<'_>> {
+    MessageParser::default().parse(raw).filter(|m| m.from().is_some() || m.message_id().is_some())
+}
+
+/// The id a message is known by: its Message-ID, or (none, one too long for an index, or
+/// one holding control characters) a hash.
+fn known_id(msg: &mail_parser::Message<'_>, raw: &[u8]) -> String {
+    let hashed = |bytes: &[u8]| {
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(bytes);
+        format!("sha256:{}", h.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>())
+    };
+    match msg.message_id() {
+        Some(id) if threadable(id) => id.to_string(),
+        Some(id) => hashed(id.as_bytes()),
+        None => hashed(raw),
+    }
+}
+
+/// The outbox key the answer to a reply is queued under.
+fn answer_key(message_id: &str) -> String {
+    format!("reply:{message_id}")
+}
+
+/// The outbox key of the answer to `raw`, once [`handle`] has processed it: the MTA pipe
+/// sends that one message at once and leaves the rest to the server's senders.
+pub fn answer_key_of(raw: &[u8]) -> Option<String> {
+    let raw = nul_free(raw);
+    parse(&raw).map(|msg| answer_key(&known_id(&msg, &raw)))
+}
+
 fn threadable(id: &str) -> bool {
     !id.is_empty() && id.len() <= 500 && id.bytes().all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
 }
