@@ -623,3 +623,26 @@ async fn a_sent_mark_that_cannot_be_written_holds_back_the_next_delivery() {
     assert_eq!(held[0].0, "failed", "to be tried again: {rows:?}");
     assert!(rows.contains(&("queued".to_string(), 0, String::new())), "the third is handed back untried: {rows:?}");
 }
+
+/// A scheduled pass goes on past a contact whose digest the store fails on: that one is
+/// counted as failed (and tried again next tick), the others get theirs. A pass asked for
+/// one contact reports the failure instead.
+#[tokio::test]
+async fn a_contact_whose_digest_fails_is_passed_over_and_the_others_get_theirs() {
+    use cport::digest::scheduler::{Trigger, run_pass};
+    let t = TestState::new(|c| {
+        c.digest.schedule = "0 0 * * * *".into(); // hourly, so a period has always just begun
+        c.digest.catch_up_hours = 1;
+    })
+    .await;
+    t.load(world()).await;
+    t.state.faults.arm("digest:queue", 1);
+    let now = Utc::now();
+    let r = run_pass(&t.state, now, None, Trigger::Scheduled).await.expect("the pass goes on");
+    assert_eq!((r.failed, r.queued), (1, 4), "{r:?}");
+    let again = run_pass(&t.state, now, None, Trigger::Scheduled).await.unwrap();
+    assert_eq!((again.failed, again.queued), (0, 1), "the one passed over is tried again: {again:?}");
+    t.state.faults.arm("digest:queue", 1);
+    let one = run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: true }).await;
+    assert!(one.is_err_and(|e| e.to_string().contains("digest:queue")));
+}

@@ -75,10 +75,18 @@ pub async fn scan(
         if instant.is_empty() {
             continue;
         }
-        let items: Vec<ActionItem> =
-            cache.for_contact(&state.db, c).await?.into_iter().filter(|i| instant.contains(&i.category)).collect();
+        let items: Vec<ActionItem> = match cache.for_contact(&state.db, c).await {
+            Ok(items) => items.into_iter().filter(|i| instant.contains(&i.category)).collect(),
+            Err(e) => {
+                super::skip_contact("alerts", &c.id, e)?;
+                continue;
+            }
+        };
         for t in &targets {
-            queued += queue_alerts(state, c, &s, t, &items, now).await?;
+            match queue_alerts(state, c, &s, t, &items, now).await {
+                Ok(n) => queued += n,
+                Err(e) => super::skip_contact("alerts", &c.id, e)?,
+            }
         }
     }
     if queued > 0 {

@@ -69,6 +69,8 @@ pub struct PassReport {
     pub already_decided: usize,
     pub not_due: usize,
     pub email_off: usize,
+    /// Contacts passed over because the store failed on them (see `super::skip_contact`).
+    pub failed: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,17 +157,30 @@ pub async fn run_pass(
                 report.already_decided += 1;
                 continue;
             }
-            let items = cache.for_contact(&state.db, c).await?;
+            let items = match cache.for_contact(&state.db, c).await {
+                Ok(items) => items,
+                Err(e) if only.is_none() => {
+                    super::skip_contact("digest", &c.id, e)?;
+                    report.failed += 1;
+                    break;
+                }
+                Err(e) => return Err(e.into()),
+            };
             // Contacts come in client order: a client's banners are picked once.
             if banners.as_ref().is_none_or(|(client, _)| *client != c.client_id) {
                 banners = Some((c.client_id.clone(), for_client(&live, &c.client_id, now)));
             }
             let content =
                 DigestContent { items: &items, banners: banners.as_ref().map_or(&[][..], |(_, b)| b.as_slice()) };
-            match queue_digest(state, c, target, content, &period, again, now).await? {
-                Queued::Queued(_) => report.queued += 1,
-                Queued::Empty => report.empty += 1,
-                Queued::AlreadyDecided => report.already_decided += 1,
+            match queue_digest(state, c, target, content, &period, again, now).await {
+                Ok(Queued::Queued(_)) => report.queued += 1,
+                Ok(Queued::Empty) => report.empty += 1,
+                Ok(Queued::AlreadyDecided) => report.already_decided += 1,
+                Err(e) if only.is_none() => {
+                    super::skip_contact("digest", &c.id, e)?;
+                    report.failed += 1;
+                }
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -200,6 +215,9 @@ pub async fn queue_digest(
     again: Again,
     now: DateTime<Utc>,
 ) -> Result<Queued, StoreError> {
+    if state.faults.fires("digest:queue") {
+        return Err(StoreError::Conflict("fault injected at digest:queue".into()));
+    }
     let DigestContent { items, banners } = content;
     let channel = target.outlet();
     let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
