@@ -249,49 +249,67 @@ async fn a_silent_server_is_dropped_after_the_timeout() {
     }
 }
 
-/// A server that refuses to give one message (NO) or finds fault with the fetch (BAD) and
-/// answers in good order otherwise: those messages stay unseen for a later pass, and the
-/// rest are handled in the same pass. Dovecot cannot be made to refuse one fetch, so a
-/// scripted server on loopback speaks the few IMAP exchanges a pass makes.
-#[tokio::test]
-async fn a_message_the_server_refuses_to_give_is_left_and_the_rest_are_handled() {
+/// A scripted IMAP server on loopback for the exchanges Dovecot cannot be made to have: it
+/// greets, then answers each command line with `answer(tag, command, times seen before)`
+/// until LOGOUT, at most `lines` lines. Gives the commands it heard, in order.
+fn scripted_imap(
+    lines: usize,
+    answer: impl Fn(&str, &str, usize) -> String + Send + 'static,
+) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = tokio::spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         let (s, _) = listener.accept().await.unwrap();
         let (r, mut w) = s.into_split();
-        let mut lines = BufReader::new(r).lines();
+        let mut reader = BufReader::new(r).lines();
         w.write_all(b"* OK ready\r\n").await.unwrap();
-        let mut heard = Vec::new();
-        // Bounded: a pass makes a handful of exchanges.
-        for _ in 0..20 {
-            let Ok(Some(line)) = lines.next_line().await else { break };
-            let (tag, command) = line.split_once(' ').unwrap();
-            heard.push(command.to_string());
-            let answer = match command {
+        let mut heard: Vec<String> = Vec::new();
+        for _ in 0..lines {
+            let Ok(Some(line)) = reader.next_line().await else { break };
+            let (tag, command) = line.split_once(' ').unwrap_or(("", line.as_str()));
+            let before = heard.iter().filter(|c| *c == command).count();
+            let reply = match command {
                 c if c.starts_with("LOGIN") => format!("{tag} OK signed in\r\n"),
                 c if c.starts_with("SELECT") => {
                     format!("* 3 EXISTS\r\n* OK [UIDVALIDITY 1] ok\r\n{tag} OK [READ-WRITE] selected\r\n")
                 }
-                "CAPABILITY" => format!("* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n"),
-                "UID SEARCH UNSEEN" => format!("* SEARCH 1 2 3\r\n{tag} OK done\r\n"),
-                "UID FETCH 1 BODY.PEEK[]" => format!("{tag} NO [UNAVAILABLE] cannot read it now\r\n"),
-                "UID FETCH 3 BODY.PEEK[]" => format!("{tag} BAD not now\r\n"),
-                "UID FETCH 2 BODY.PEEK[]" => {
-                    let m = "From: a@b.example\r\nTo: someone@tot.example\r\nSubject: hello\r\nMessage-ID: <m2@b.example>\r\n\r\nITEMS\r\n";
-                    format!("* 2 FETCH (UID 2 BODY[] {{{}}}\r\n{m})\r\n{tag} OK done\r\n", m.len())
-                }
-                c if c.starts_with("UID STORE 2 ") => format!("* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n{tag} OK done\r\n"),
                 "LOGOUT" => format!("* BYE bye\r\n{tag} OK done\r\n"),
-                _ => format!("{tag} BAD not expected\r\n"),
+                c => answer(tag, c, before),
             };
-            w.write_all(answer.as_bytes()).await.unwrap();
-            if command == "LOGOUT" {
+            heard.push(command.to_string());
+            if w.write_all(reply.as_bytes()).await.is_err() || command == "LOGOUT" {
                 break;
             }
         }
         heard
+    });
+    (port, server)
+}
+
+/// The FETCH answer giving message `uid`: a mail from no contact, handled and ignored.
+fn fetched(tag: &str, uid: u32) -> String {
+    let m = format!(
+        "From: a@b.example\r\nTo: someone@tot.example\r\nSubject: hello\r\nMessage-ID: <m{uid}@b.example>\r\n\r\nITEMS\r\n"
+    );
+    format!("* {uid} FETCH (UID {uid} BODY[] {{{}}}\r\n{m})\r\n{tag} OK done\r\n", m.len())
+}
+
+/// A server that refuses to give one message (NO) or finds fault with the fetch (BAD) and
+/// answers in good order otherwise: those messages stay unseen for a later pass, and the
+/// rest are handled in the same pass.
+#[tokio::test]
+async fn a_message_the_server_refuses_to_give_is_left_and_the_rest_are_handled() {
+    let (port, server) = scripted_imap(20, |tag, command, _| match command {
+        "CAPABILITY" => format!("* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n"),
+        "UID SEARCH UNSEEN" => format!("* SEARCH 1 2 3\r\n{tag} OK done\r\n"),
+        "UID FETCH 1 BODY.PEEK[]" => format!("{tag} NO [UNAVAILABLE] cannot read it now\r\n"),
+        "UID FETCH 3 BODY.PEEK[]" => format!("{tag} BAD not now\r\n"),
+        "UID FETCH 2 BODY.PEEK[]" => fetched(tag, 2),
+        c if c.starts_with("UID STORE 2 ") => format!("* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n{tag} OK done\r\n"),
+        _ => format!("{tag} BAD not expected\r\n"),
     });
     let t = TestState::new(move |c| {
         imap_on(c, port);
@@ -304,4 +322,36 @@ async fn a_message_the_server_refuses_to_give_is_left_and_the_rest_are_handled()
     let stored: Vec<_> = heard.iter().filter(|c| c.starts_with("UID STORE")).collect();
     assert_eq!(stored, ["UID STORE 2 +FLAGS (\\Seen)"], "only the message handled is flagged seen: {heard:?}");
     assert_eq!(heard.last().map(String::as_str), Some("LOGOUT"), "{heard:?}");
+}
+
+/// A message left for later is tried again after `poll_seconds` even on a server that
+/// offers IDLE: waiting in IDLE, the poller would try it only when new mail came.
+#[tokio::test]
+async fn a_message_left_for_later_is_tried_again_without_waiting_for_new_mail() {
+    let (port, server) = scripted_imap(30, |tag, command, before| match (command, before) {
+        ("CAPABILITY", _) => format!("* CAPABILITY IMAP4rev1 IDLE\r\n{tag} OK done\r\n"),
+        ("UID SEARCH UNSEEN", _) => format!("* SEARCH 1\r\n{tag} OK done\r\n"),
+        ("UID FETCH 1 BODY.PEEK[]", 0) => format!("{tag} NO [UNAVAILABLE] cannot read it now\r\n"),
+        ("UID FETCH 1 BODY.PEEK[]", _) => fetched(tag, 1),
+        (c, _) if c.starts_with("UID STORE 1 ") => format!("* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n{tag} OK done\r\n"),
+        // IDLE is taken and then nothing more happens: no new mail comes.
+        ("IDLE", _) => "+ idling\r\n".to_string(),
+        _ => format!("{tag} BAD not expected\r\n"),
+    });
+    let t = TestState::new(move |c| {
+        imap_on(c, port);
+        c.imap.poll_seconds = 1;
+    })
+    .await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn(cport::channels::imap::run(t.state.services.clone(), rx));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !cport::store::inbound::seen(&t.state.db, "m1@b.example").await.unwrap() {
+        assert!(std::time::Instant::now() < deadline, "the message left for later was not tried again within 15 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stop.send(true).unwrap();
+    poller.abort();
+    let _ = poller.await;
+    server.abort();
 }

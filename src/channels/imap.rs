@@ -58,6 +58,7 @@ async fn session_loop(
     state: &Services,
     shutdown: &mut watch::Receiver<bool>,
     once: bool,
+    opened: &mut bool,
 ) -> Result<PollReport, ImapError> {
     let c = &state.config.imap;
     let addr = format!("{}:{}", c.host, c.port);
@@ -77,9 +78,9 @@ async fn session_loop(
             connector.connect(name, tcp).await.map_err(|e| ImapError::Tls(e.to_string()))
         })
         .await?;
-        run_session(state, tls, shutdown, once).await
+        run_session(state, tls, shutdown, once, opened).await
     } else {
-        run_session(state, tcp, shutdown, once).await
+        run_session(state, tcp, shutdown, once, opened).await
     }
 }
 
@@ -88,6 +89,7 @@ async fn run_session<S>(
     stream: S,
     shutdown: &mut watch::Receiver<bool>,
     once: bool,
+    opened: &mut bool,
 ) -> Result<PollReport, ImapError>
 where
     S: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
@@ -105,6 +107,7 @@ where
     bounded(state, "selecting the mailbox", session.select(&c.mailbox)).await?;
     let idle = bounded(state, "asking for capabilities", session.capabilities()).await?.has_str("IDLE");
     tracing::info!(host = %c.host, mailbox = %c.mailbox, idle, "IMAP mailbox open");
+    *opened = true;
     let mut total = PollReport::default();
     loop {
         let r = poll_once(state, &mut session).await?;
@@ -114,7 +117,9 @@ where
             bounded(state, "signing out", session.logout()).await.ok();
             return Ok(total);
         }
-        if idle {
+        // A message left for later (the store failed on it, or the server would not give
+        // it) is tried again after `poll_seconds`: IDLE would wait for new mail instead.
+        if idle && r.deferred == 0 {
             let mut handle = session.idle();
             bounded(state, "starting IDLE", handle.init()).await?;
             let (wait, stop) = handle.wait_with_timeout(Duration::from_secs(25 * 60));
@@ -196,7 +201,7 @@ where
 /// One pass (connect, handle what is unseen, log out): for tests and `cport imap poll`.
 pub async fn poll(state: &Services) -> Result<PollReport, ImapError> {
     let (_tx, mut rx) = watch::channel(false);
-    session_loop(state, &mut rx, true).await
+    session_loop(state, &mut rx, true, &mut false).await
 }
 
 /// The poller: runs while `imap.host` is set, reconnecting after failures (1 s doubling to 5
@@ -205,9 +210,15 @@ pub async fn run(state: Services, mut shutdown: watch::Receiver<bool>) {
     let mut delay = Duration::from_secs(1);
     loop {
         state.faults.panic_if_armed("task:imap");
-        match session_loop(&state, &mut shutdown, false).await {
+        let mut opened = false;
+        match session_loop(&state, &mut shutdown, false, &mut opened).await {
             Ok(_) => break,
             Err(e) => {
+                // A session that got as far as the mailbox was a working one: the wait
+                // before the next starts short again.
+                if opened {
+                    delay = Duration::from_secs(1);
+                }
                 tracing::warn!(error = %e, retry_in = ?delay, "IMAP connection failed");
                 metrics::counter!("cport_imap_errors_total").increment(1);
             }
