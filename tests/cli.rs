@@ -418,3 +418,18 @@ async fn the_pipe_sends_its_answer_and_leaves_the_rest_of_the_outbox() {
     assert_eq!(rows.iter().filter(|r| *r == &("digest".to_string(), "queued".to_string())).count(), 2, "{rows:?}");
     assert_eq!(std::fs::read_dir(&t.state.config.email.dir).unwrap().count(), 1, "one mail handed over");
 }
+
+/// `cport demo` empties its folder of an earlier demo's files, but checks its arguments
+/// first and never touches a store or config that no demo wrote.
+#[test]
+fn the_demo_refuses_a_folder_it_did_not_make_and_bad_arguments_before_touching_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("cport.db");
+    std::fs::write(&store, b"a real store").unwrap();
+    let demo = |listen: &str| output(cport(&[]).args(["demo", "--listen", listen, "--data-dir"]).arg(dir.path()));
+    let (ok, _, stderr) = demo("bogus");
+    assert!(!ok && stderr.contains("listen"), "{stderr}");
+    let (ok, _, stderr) = demo("127.0.0.1:0");
+    assert!(!ok && stderr.contains("--data-dir") && stderr.contains("did not write"), "{stderr}");
+    assert_eq!(std::fs::read(&store).unwrap(), b"a real store", "the store is untouched");
+}

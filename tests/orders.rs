@@ -94,6 +94,10 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     let (s, _, html) = app.post_form(&bob, &path, &[("action", "qty"), ("sku", "SKU-TEE"), ("qty", "11")]).await;
     assert_eq!(s, 422);
     assert!(html.contains("only 10 of SKU-TEE"), "{html}");
+    // Removing what the basket does not hold is refused by name.
+    let (s, _, html) = app.post_form(&bob, &path, &[("action", "remove"), ("sku", "SKU-CAP")]).await;
+    assert_eq!(s, 422);
+    assert!(html.contains("sku: `SKU-CAP` is not in this basket"), "{html}");
     let (s, _, html) = app.post_form(&bob, &path, &[("action", "place")]).await;
     assert_eq!(s, 422, "no address yet");
     assert!(html.contains("address: say where the order goes"));

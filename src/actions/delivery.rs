@@ -112,7 +112,8 @@ pub async fn give(
         return Err(ActionError::invalid("qty", "enter a quantity for at least one line"));
     }
     if let Some(l) = lines.iter().find(|l| l.qty < 0) {
-        return Err(ActionError::invalid(&format!("qty[{}:{}]", l.job_id, l.line_no), "must not be negative"));
+        let job = crate::model::shown(&l.job_id, crate::model::ID_MAX);
+        return Err(ActionError::invalid(&format!("qty[{job}:{}]", l.line_no), "must not be negative"));
     }
     let address = super::typed_text("address", &req.address, crate::model::Lines::Many, 1000, "where should it go?")?;
     super::optional_text("contact_name", &req.contact_name, crate::model::Lines::One, 200)?;
@@ -136,8 +137,9 @@ pub async fn give(
         let job = match jobs::get_job(&mut tx, actor.client_id(), job_id).await {
             Ok(j) => j,
             Err(StoreError::NotFound) => {
-                let field = format!("qty[{job_id}:{}]", wanted[0].line_no);
-                return Err(ActionError::invalid(&field, format!("you have no job {job_id}")));
+                let job = crate::model::shown(job_id, crate::model::ID_MAX);
+                let field = format!("qty[{job}:{}]", wanted[0].line_no);
+                return Err(ActionError::invalid(&field, format!("you have no job {job}")));
             }
             Err(e) => return Err(e.into()),
         };

@@ -48,11 +48,13 @@ pub fn allocated_to(actor: &Actor) -> Option<&str> {
 
 /// A SKU the actor may order, or "not found" (another client's SKU, or one not allocated).
 async fn orderable(state: &Services, actor: &Actor, sku: &str) -> Result<q::StockItem, ActionError> {
-    let item = found(q::stock_item(&state.db, actor.client_id(), sku).await, || format!("SKU {sku}"))?;
+    let item = found(q::stock_item(&state.db, actor.client_id(), sku).await, || {
+        format!("SKU {}", crate::model::shown(sku, crate::model::ID_MAX))
+    })?;
     if let Some(tp) = allocated_to(actor)
         && !q::allocations(&state.db, tp).await?.iter().any(|s| s == sku)
     {
-        return Err(ActionError::NotFound(format!("SKU {sku}")));
+        return Err(ActionError::NotFound(format!("SKU {}", crate::model::shown(sku, crate::model::ID_MAX))));
     }
     Ok(item)
 }
@@ -134,7 +136,10 @@ pub async fn set_qty(
         }
     }
     let mut tx = state.db.begin().await?;
-    q::set_line(&mut tx, b.id, sku, qty, now).await?;
+    if !q::set_line(&mut tx, b.id, sku, qty, now).await? {
+        tx.rollback().await?;
+        return Err(ActionError::invalid("sku", format!("{} is not in this basket", crate::model::quoted(sku))));
+    }
     tx.commit().await?;
     Ok(())
 }
@@ -376,9 +381,11 @@ pub async fn allocate(
     require_third_parties(state, actor).await?;
     let users = q::third_parties(&state.db, actor.client_id()).await?;
     if !users.iter().any(|u| u.id == user && u.active) {
-        return Err(ActionError::NotFound(format!("user {user}")));
+        return Err(ActionError::NotFound(format!("user {}", crate::model::shown(user, crate::model::ID_MAX))));
     }
-    found(q::stock_item(&state.db, actor.client_id(), sku).await, || format!("SKU {sku}"))?;
+    found(q::stock_item(&state.db, actor.client_id(), sku).await, || {
+        format!("SKU {}", crate::model::shown(sku, crate::model::ID_MAX))
+    })?;
     let mut tx = state.db.begin().await?;
     let changed = q::set_allocation(&mut tx, user, sku, on, now).await?;
     if changed {

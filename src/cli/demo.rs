@@ -9,6 +9,25 @@ pub(crate) fn random_secret() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The first line of the config a demo writes: what marks a folder as a demo's.
+const DEMO_MARK: &str = "# Written by `cport demo`.";
+
+/// Refuses a folder holding a cport store or config that no demo wrote (a real one, named
+/// by mistake): the demo empties what it finds there.
+fn check_demo_folder(dir: &Path) -> anyhow::Result<()> {
+    let config = dir.join("cport.toml");
+    let written_by_demo = std::fs::read_to_string(&config).is_ok_and(|t| t.starts_with(DEMO_MARK));
+    let holds_cport = ["cport.db", "cport.toml"].iter().any(|f| dir.join(f).exists());
+    if holds_cport && !written_by_demo {
+        anyhow::bail!(
+            "--data-dir: {} holds a cport store or config that `cport demo` did not write; the demo \
+             would delete it. Name another folder.",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Removes only what an earlier demo wrote, never anything else in the folder.
 pub(crate) fn clear_demo_files(dir: &Path) -> std::io::Result<()> {
     for f in ["cport.db", "cport.db-wal", "cport.db-shm", "cport.toml"] {
@@ -38,10 +57,9 @@ fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let dir = &args.data_dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    clear_demo_files(dir).with_context(|| format!("cannot clear the old demo in {}", dir.display()))?;
     // Defaults and the environment (so CPORT_TELEGRAM_TOKEN, CPORT_DISCORD_* and the like
-    // work here too), then what the demo decides itself.
+    // work here too), then what the demo decides itself: all checked before the folder is
+    // touched.
     let mut config = Config::load(None, Need::StoreOnly)?;
     config.listen = args.listen.clone();
     config.public_url = format!("http://{}", args.listen);
@@ -51,8 +69,11 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     config.link_secret = Secret::new(random_secret());
     config.email.dir = dir.join("mail");
     config.validate(Need::Secrets)?;
+    check_demo_folder(dir)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    clear_demo_files(dir).with_context(|| format!("cannot clear the old demo in {}", dir.display()))?;
     let config_file = dir.join("cport.toml");
-    write_secret_file(&config_file, format!("# Written by `cport demo`.\n{}", config.to_toml()).as_bytes())
+    write_secret_file(&config_file, format!("{DEMO_MARK}\n{}", config.to_toml()).as_bytes())
         .with_context(|| format!("cannot write {}", config_file.display()))?;
     let pictures = crate::demo::write_media(dir)?;
 

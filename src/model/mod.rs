@@ -34,11 +34,14 @@ impl fmt::Display for FieldError {
 }
 
 /// Checks a TOT id: 1–64 characters of letters, digits, `-`, `_`, `.` or `/`.
+/// The longest an id may be, in characters (ids are ASCII).
+pub const ID_MAX: usize = 64;
+
 pub fn check_id(field: &str, id: &str, errs: &mut Vec<FieldError>) {
     if id.is_empty() {
         errs.push(FieldError::new(field, "must not be empty"));
-    } else if id.len() > 64 {
-        errs.push(FieldError::new(field, "longer than 64 characters"));
+    } else if id.len() > ID_MAX {
+        errs.push(FieldError::new(field, format!("longer than {ID_MAX} characters")));
     } else if !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')) {
         errs.push(FieldError::new(field, format!("{} may hold only letters, digits, '-', '_', '.', '/'", quoted(id))));
     } else if id.split('/').any(|part| matches!(part, "" | "." | "..")) {

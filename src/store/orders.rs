@@ -135,18 +135,23 @@ pub async fn create_basket(db: &Db, client_id: &str, contact_id: &str, name: &st
 }
 
 /// Sets a line's quantity (0 removes it) and touches the basket.
-pub async fn set_line(tx: &mut Tx, basket_id: i64, sku: &str, qty: i64, now: DateTime<Utc>) -> Result<()> {
-    if qty <= 0 {
+/// Sets a basket line's quantity (0 removes it). False when there was nothing to remove:
+/// then nothing is written.
+pub async fn set_line(tx: &mut Tx, basket_id: i64, sku: &str, qty: i64, now: DateTime<Utc>) -> Result<bool> {
+    let n = if qty <= 0 {
         on_tx!(tx, c => bind!(sqlx::query("DELETE FROM basket_lines WHERE basket_id = $1 AND sku = $2"),
-            basket_id, sku).execute(c).await.map(|r| r.rows_affected()))?;
+            basket_id, sku).execute(c).await.map(|r| r.rows_affected()))?
     } else {
         on_tx!(tx, c => bind!(sqlx::query(
             "INSERT INTO basket_lines (basket_id, sku, qty) VALUES ($1, $2, $3)
              ON CONFLICT (basket_id, sku) DO UPDATE SET qty = excluded.qty",
-        ), basket_id, sku, qty).execute(c).await.map(|r| r.rows_affected()))?;
+        ), basket_id, sku, qty).execute(c).await.map(|r| r.rows_affected()))?
+    };
+    if n == 0 {
+        return Ok(false);
     }
     on_tx!(tx, c => bind!(sqlx::query("UPDATE baskets SET updated_at = $2 WHERE id = $1"), basket_id, now).execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(())
+    Ok(true)
 }
 
 pub async fn update_basket(db: &Db, id: i64, name: &str, address: &str, notes: &str, now: DateTime<Utc>) -> Result<()> {

@@ -115,7 +115,13 @@ fn content_hash<T: Serialize>(rec: &T) -> String {
 }
 
 fn record_id(v: &serde_json::Value) -> Option<String> {
-    ["id", "sku", "client_id"].iter().find_map(|k| v.get(*k).and_then(|x| x.as_str()).map(str::to_string))
+    ["id", "sku", "client_id"].iter().find_map(|k| v.get(*k).and_then(|x| x.as_str()).map(error_id))
+}
+
+/// A record's id as an error repeats it: on one line, cut to the longest an id may be (a
+/// refused id can hold anything; it is echoed to terminals and logs).
+fn error_id(id: &str) -> String {
+    crate::model::shown(id, crate::model::ID_MAX)
 }
 
 /// Parses loose JSON values into records, collecting a [`RecordError`] per bad record.
@@ -176,7 +182,7 @@ pub async fn stage<T: Upsert>(
         errs.push(RecordError {
             entity: entity.into(),
             index: Some(index),
-            id: Some(rec.key().to_string()),
+            id: Some(error_id(rec.key())),
             field: fe.field,
             reason: fe.reason,
         })
@@ -217,12 +223,20 @@ pub async fn stage<T: Upsert>(
     for (index, rec) in records {
         for (field, table, id) in rec.refs() {
             match found.get(table).and_then(|m| m.get(id)) {
-                None => push(errs, *index, rec, FieldError::new(field, format!("unknown {} `{id}`", singular(table)))),
+                None => push(
+                    errs,
+                    *index,
+                    rec,
+                    FieldError::new(field, format!("unknown {} {}", singular(table), crate::model::quoted(id))),
+                ),
                 Some(owner) if table != "clients" && Some(owner.as_str()) != rec.client() => push(
                     errs,
                     *index,
                     rec,
-                    FieldError::new(field, format!("{} `{id}` belongs to another client", singular(table))),
+                    FieldError::new(
+                        field,
+                        format!("{} {} belongs to another client", singular(table), crate::model::quoted(id)),
+                    ),
                 ),
                 Some(_) => {}
             }
@@ -238,9 +252,10 @@ pub async fn stage<T: Upsert>(
                 && old != new
             {
                 let why = format!(
-                    "{} `{}` is client `{old}`'s; a record does not move between clients (delete it, then send it anew)",
+                    "{} {} is client {}'s; a record does not move between clients (delete it, then send it anew)",
                     singular(T::TABLE),
-                    rec.key()
+                    crate::model::quoted(rec.key()),
+                    crate::model::quoted(old)
                 );
                 push(errs, *index, rec, FieldError::new("client_id", why));
             }

@@ -192,8 +192,9 @@ pub fn command_name(cmd: &Command) -> String {
         Job(i) => format!("JOB {i}"),
         Track(i) => format!("TRACK {i}"),
         Deliveries => "DELIVERIES".into(),
-        Stock(t) => format!("STOCK {}", t.as_deref().unwrap_or("")).trim_end().into(),
-        Blanks(t) => format!("BLANKS {}", t.as_deref().unwrap_or("")).trim_end().into(),
+        // The search text is the sender's: shown on one line, cut short.
+        Stock(t) => format!("STOCK {}", crate::model::shown(t.as_deref().unwrap_or(""), 40)).trim_end().into(),
+        Blanks(t) => format!("BLANKS {}", crate::model::shown(t.as_deref().unwrap_or(""), 40)).trim_end().into(),
         Po(i) => format!("PO {i}"),
         Pos => "POS".into(),
         Invoices => "INVOICES".into(),

@@ -232,10 +232,8 @@ async fn handle_inner(
                     line = "HELP";
                     let mut a = run(state, unit, &actor, &Command::Help, &decide_ctx(), now).await?;
                     a.ok = false;
-                    a.title = format!(
-                        "I did not understand “{}”. These are the commands:",
-                        crate::model::shortened(text, 40)
-                    );
+                    a.title =
+                        format!("I did not understand “{}”. These are the commands:", crate::model::shown(text, 40));
                     a
                 }
                 Err(e) => Answer::error(&e.command, e.to_string()),

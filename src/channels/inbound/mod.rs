@@ -238,7 +238,10 @@ async fn decide(
     }
     let Some(token) = token_for(msg, "reply", &domain).and_then(|t| state.signer.check_reply_token(&t)) else {
         return Ok(record(
-            Disposition::Ignored(format!("no valid reply token; sender {from} not answered")),
+            Disposition::Ignored(format!(
+                "no valid reply token; sender {} not answered",
+                crate::model::shown(&from, 254)
+            )),
             None,
             false,
         )
@@ -259,7 +262,10 @@ async fn decide(
     };
     if !from.eq_ignore_ascii_case(&contact.email) {
         return Ok(record(
-            Disposition::Ignored(format!("sender {from} is not the contact the token was sent to; not answered")),
+            Disposition::Ignored(format!(
+                "sender {} is not the contact the token was sent to; not answered",
+                crate::model::shown(&from, 254)
+            )),
             Some(contact.id.clone()),
             false,
         )
