@@ -193,6 +193,9 @@ fn bad_configuration_stops_start_up_naming_the_key() {
         ("[discord]\nchannel_id = \"0\"\n", SECRETS.to_vec(), "discord.channel_id"),
         ("[discord]\nstaff = [\"0\"]\n", SECRETS.to_vec(), "discord.staff"),
         ("[imap]\ntimeout_seconds = 0\n", SECRETS.to_vec(), "imap.timeout_seconds"),
+        ("[smtp]\nport = 0\n", SECRETS.to_vec(), "smtp.port"),
+        ("[branding]\nlogo_url = \"javascript:alert(1)\"\n", SECRETS.to_vec(), "branding.logo_url"),
+        ("[branding]\nlogo_url = \"/media/logo.png\\\" onerror=x\"\n", SECRETS.to_vec(), "branding.logo_url"),
     ];
     for (file, env, named) in cases {
         std::fs::write(&cfg, file).unwrap();

@@ -238,7 +238,8 @@ pub async fn remind(state: &Services, contact_id: &str, key: &str, now: DateTime
     let items = current(state, &contact).await?;
     let Some(item) = items.iter().find(|i| i.key() == key) else {
         return Err(ActionError::Conflict(format!(
-            "{key} is no longer open for {}, or is not theirs to see",
+            "{} is no longer open for {}, or is not theirs to see",
+            crate::model::quoted(key),
             contact.name
         )));
     };

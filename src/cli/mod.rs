@@ -151,13 +151,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => run_demo(args).await?,
         Command::Link { contact, to, days } => {
             let state = open_state(load(Need::Secrets)?).await?;
-            if !to.starts_with('/') || to.starts_with("//") {
-                bail!("--to: `{to}` must be a portal path starting with /");
+            // The rule the sign-in link follows: anything else would open the home page.
+            if crate::portal::auth::safe_next(Some(&to)) != to {
+                bail!(
+                    "--to: {} must be a portal path starting with / (no spaces, backslashes or control characters)",
+                    crate::model::quoted(&to)
+                );
             }
             match crate::store::contacts::get_contact(&state.db, &contact).await {
                 Ok(c) if c.active => {}
-                Ok(_) => bail!("--contact: contact `{contact}` is not active"),
-                Err(crate::store::StoreError::NotFound) => bail!("--contact: no contact with id `{contact}`"),
+                Ok(_) => bail!("--contact: contact {} is not active", crate::model::quoted(&contact)),
+                Err(crate::store::StoreError::NotFound) => {
+                    bail!("--contact: no contact with id {}", crate::model::quoted(&contact))
+                }
                 Err(e) => return Err(e.into()),
             }
             let ttl = chrono::Duration::days(i64::from(days.unwrap_or(state.config.digest.link_ttl_days)));
@@ -168,8 +174,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let state = open_state(load(Need::Secrets)?).await?;
             match crate::store::contacts::get_contact(&state.db, &contact).await {
                 Ok(c) if c.active => {}
-                Ok(_) => bail!("--contact: contact `{contact}` is not active"),
-                Err(crate::store::StoreError::NotFound) => bail!("--contact: no contact with id `{contact}`"),
+                Ok(_) => bail!("--contact: contact {} is not active", crate::model::quoted(&contact)),
+                Err(crate::store::StoreError::NotFound) => {
+                    bail!("--contact: no contact with id {}", crate::model::quoted(&contact))
+                }
                 Err(e) => return Err(e.into()),
             }
             let code = crate::actions::chat_link::new_link_code(&state, &contact, chrono::Utc::now()).await?;

@@ -16,6 +16,14 @@ impl Config {
                 "must be a web address: http:// or https://, a host, no spaces or quotes",
             ));
         }
+        let logo = &self.branding.logo_url;
+        let media_path = logo.starts_with("/media/") && crate::model::is_plain_link(logo);
+        if !(logo.is_empty() || crate::model::is_web_address(logo) || media_path) {
+            return Err(invalid(
+                "branding.logo_url",
+                "must be a web address (http:// or https://) or a path under /media/, with no spaces or quotes",
+            ));
+        }
         let db = self.database_url.expose();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
             return Err(invalid("database_url", "must start with sqlite: or postgres://"));
@@ -135,7 +143,7 @@ impl Config {
         const HOUR: u64 = 60 * MINUTE;
         const DAY: u64 = 24 * HOUR;
         let (t, d, o, p) = (&self.telegram, &self.discord, &self.outbox, &self.portal);
-        let ranges: [(&str, u64, u64, u64, &str); 27] = [
+        let ranges: [(&str, u64, u64, u64, &str); 29] = [
             ("smtp.pool_size", self.smtp.pool_size.into(), 1, 64, ""),
             ("smtp.timeout_seconds", self.smtp.timeout_seconds, 1, HOUR, " seconds"),
             ("digest.catch_up_hours", self.digest.catch_up_hours.into(), 0, 7 * 24, " hours"),
@@ -164,6 +172,8 @@ impl Config {
             ("discord.defer_after_ms", d.defer_after_ms, 0, 2500, " ms"),
             ("imap.poll_seconds", self.imap.poll_seconds, 1, DAY, " seconds"),
             ("imap.timeout_seconds", self.imap.timeout_seconds, 1, HOUR, " seconds"),
+            ("smtp.port", self.smtp.port.into(), 1, 65535, ""),
+            ("imap.port", self.imap.port.into(), 1, 65535, ""),
             ("inbound.max_attachment_bytes", self.inbound.max_attachment_bytes, 1, 1 << 30, " bytes"),
         ];
         for (key, value, min, max, unit) in ranges {

@@ -92,7 +92,10 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
             "Discarded.".to_string()
         }
         other => {
-            return Err(HttpError::Invalid(format!("action: `{}` is not release or discard", other.unwrap_or(""))));
+            return Err(HttpError::Invalid(format!(
+                "action: {} is not release or discard",
+                crate::model::quoted(other.unwrap_or(""))
+            )));
         }
     };
     Ok(see_other(&state, "/staff/held", &note))

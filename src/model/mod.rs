@@ -184,8 +184,13 @@ pub fn check_web_address(field: &str, s: &str, errs: &mut Vec<FieldError>) {
 pub fn is_web_address(s: &str) -> bool {
     let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
     let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
-    host.is_some_and(|h| !h.is_empty())
-        && !s.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '`' | '\\'))
+    host.is_some_and(|h| !h.is_empty()) && is_plain_link(s)
+}
+
+/// True when `s` holds no character that could end a link or an attribute early: white
+/// space, control characters, quotes, angle brackets, backticks, backslashes.
+pub fn is_plain_link(s: &str) -> bool {
+    !s.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '<' | '>' | '`' | '\\'))
 }
 
 /// A Discord id (a "snowflake"): digits of a non-zero 64-bit number, as Discord gives them.
