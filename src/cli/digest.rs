@@ -30,7 +30,7 @@ pub(crate) async fn dry_run(db: &Db, args: &DigestRunArgs) -> anyhow::Result<()>
     let contacts: Vec<ContactRow> = match &args.contact {
         Some(id) => vec![get_contact(db, id).await.map_err(|e| match e {
             crate::store::StoreError::NotFound => {
-                anyhow::anyhow!("--contact: no contact with id `{id}`")
+                anyhow::anyhow!("--contact: no contact with id {}", crate::model::quoted(id))
             }
             other => other.into(),
         })?],

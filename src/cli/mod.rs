@@ -158,28 +158,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     crate::model::quoted(&to)
                 );
             }
-            match crate::store::contacts::get_contact(&state.db, &contact).await {
-                Ok(c) if c.active => {}
-                Ok(_) => bail!("--contact: contact {} is not active", crate::model::quoted(&contact)),
-                Err(crate::store::StoreError::NotFound) => {
-                    bail!("--contact: no contact with id {}", crate::model::quoted(&contact))
-                }
-                Err(e) => return Err(e.into()),
-            }
+            active_contact(&state.db, &contact).await?;
             let ttl = chrono::Duration::days(i64::from(days.unwrap_or(state.config.digest.link_ttl_days)));
             let url = state.signer.open_url(&state.config.public_url, &to, &contact, ttl, chrono::Utc::now());
             println!("{url}");
         }
         Command::LinkCode { contact } => {
             let state = open_state(load(Need::Secrets)?).await?;
-            match crate::store::contacts::get_contact(&state.db, &contact).await {
-                Ok(c) if c.active => {}
-                Ok(_) => bail!("--contact: contact {} is not active", crate::model::quoted(&contact)),
-                Err(crate::store::StoreError::NotFound) => {
-                    bail!("--contact: no contact with id {}", crate::model::quoted(&contact))
-                }
-                Err(e) => return Err(e.into()),
-            }
+            active_contact(&state.db, &contact).await?;
             let code = crate::actions::chat_link::new_link_code(&state, &contact, chrono::Utc::now()).await?;
             println!("{code}");
             for line in crate::actions::chat_link::how_to_link(&state.config, &code) {
@@ -295,4 +281,14 @@ async fn open_store(config: &Config) -> anyhow::Result<Db> {
 async fn open_state(config: Config) -> anyhow::Result<AppState> {
     let db = open_store(&config).await?;
     Ok(AppState::new(config, db)?)
+}
+
+/// The active contact `--contact` names, or an error naming the option.
+async fn active_contact(db: &crate::store::Db, id: &str) -> anyhow::Result<ContactRow> {
+    match get_contact(db, id).await {
+        Ok(c) if c.active => Ok(c),
+        Ok(_) => bail!("--contact: contact {} is not active", crate::model::quoted(id)),
+        Err(crate::store::StoreError::NotFound) => bail!("--contact: no contact with id {}", crate::model::quoted(id)),
+        Err(e) => Err(e.into()),
+    }
 }
