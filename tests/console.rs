@@ -636,3 +636,31 @@ async fn a_link_for_a_removed_account_opens_nothing_after_it_is_added_again() {
     assert_eq!(listed.iter().filter(|s| s.email == email).count(), 1, "{listed:?}");
     app.stop().await;
 }
+
+/// A held reply quotes the digest it answers: staff reading it see neither the tokens of its
+/// links nor its reply address's token (they could sign in or reply as the client), plain
+/// or inside a base64-encoded part.
+#[tokio::test]
+async fn a_held_message_shows_no_link_tokens() {
+    let (app, staff, token, domain) = holding_mail().await;
+    let link = "http://127.0.0.1:8080/l/bx8vdmlzdWFscy9WLTEfUC0xQR8xNzk3NTA5OTcy.mJJkvDUz6CkSGELk2DcXS8jnUXpsF";
+    let quoted = format!("APPROVE V-1\r\n> Review: {link}\r\n");
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("<a href=\"{link}\">Review</a>").repeat(3));
+    let lines: Vec<&str> = encoded.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect();
+    let raw = format!(
+        "Authentication-Results: mx.tot.example; dmarc=fail (p=none) header.from=alpha.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
+         Message-ID: <held-tokens@alpha.example>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n{quoted}\r\n\
+         --b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+        lines.join("\r\n")
+    );
+    let d = cport::channels::inbound::handle(&app.state, raw.as_bytes(), Utc::now()).await.unwrap();
+    assert!(matches!(d, cport::channels::inbound::Disposition::Held(_)), "{d:?}");
+    let (_, html) = app.page(&staff, "/staff/held").await;
+    assert!(html.contains("APPROVE V-1") && html.contains("held-tokens@alpha.example"), "{html}");
+    assert!(!html.contains("mJJkvDUz6CkSGELk2DcXS8jnUXpsF") && !html.contains(&token), "{html}");
+    assert!(!html.contains(lines[0]), "the encoded part is not shown: {html}");
+    app.stop().await;
+}

@@ -42,13 +42,41 @@ fn auth_results(raw: &str) -> Vec<String> {
     out
 }
 
+/// The message with each run of base64 lines (an encoded part, unreadable as it stands) as
+/// one line saying so: a token quoted inside one would be out of [`super::without_link_tokens`]'s
+/// sight.
+fn without_base64_runs(text: &str) -> String {
+    let base64_line = |l: &str| {
+        let l = l.trim_end_matches('\r');
+        l.len() >= 40 && l.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut in_run = false;
+    for line in text.split_inclusive('\n') {
+        match (base64_line(line.trim_end_matches('\n')), in_run) {
+            (true, true) => {}
+            (true, false) => {
+                out.push_str("[a base64-encoded part, not shown]\n");
+                in_run = true;
+            }
+            (false, _) => {
+                out.push_str(line);
+                in_run = false;
+            }
+        }
+    }
+    out
+}
+
 pub async fn held(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Reply {
     let q = FormData::query(q);
     let note = Note::of(&q).verified(&state);
     let mut out = vec![];
     for h in inbound::held_heads(&state.db, PAGE, SHOWN).await? {
         let auth = auth_results(&h.head);
-        let mut shown = h.head;
+        // A reply quotes what it answers: the tokens of its links and reply address are
+        // hidden, or staff could sign in or reply as the client.
+        let mut shown = super::without_link_tokens(&without_base64_runs(&h.head));
         if h.cut {
             shown.push_str("\n[… the rest is not shown]");
         }
