@@ -52,6 +52,8 @@ pub fn environment() -> Environment<'static> {
         "email/reply.txt.j2",
         "email/access.html.j2",
         "email/access.txt.j2",
+        "email/chat_code.html.j2",
+        "email/chat_code.txt.j2",
         "portal/base.html.j2",
         "portal/message.html.j2",
         "portal/login.html.j2",

@@ -664,3 +664,37 @@ async fn a_held_message_shows_no_link_tokens() {
     assert!(!html.contains(lines[0]), "the encoded part is not shown: {html}");
     app.stop().await;
 }
+
+/// A chat link code staff issue goes to the contact's own address. Staff never see it: not
+/// on the page, not in its address, not in the console's copy of the email (with it, staff
+/// could tie their own chat to the contact and act as the client).
+#[tokio::test]
+async fn a_chat_link_code_goes_to_the_contact_and_never_to_staff() {
+    let (app, staff) = console(false).await;
+    let (status, location, _) =
+        app.post_form(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1A"), ("action", "chat-code")]).await;
+    assert_eq!(status, 303);
+    let page = app.shown(&staff, &location).await;
+    assert!(page.contains("Chat link code sent to Ann Admin at ann@alpha.example"), "{page}");
+    let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
+    let mail = rows
+        .iter()
+        .find(|m| m.recipient == "ann@alpha.example" && m.subject.contains("chat link code"))
+        .expect("the code is emailed to the contact");
+    let p: cport::channels::email::EmailPayload = serde_json::from_str(&mail.payload).unwrap();
+    let code =
+        p.text.split("Your code: ").nth(1).and_then(|t| t.split_whitespace().next()).expect("a code").to_string();
+    assert!(p.html.contains(&code) && p.text.contains(&format!("/start {code}")), "{}", p.text);
+    for (what, seen) in [
+        ("the redirect", location.clone()),
+        ("the page", page),
+        ("the message", app.shown(&staff, &format!("/staff/outbox/{}", mail.id)).await),
+        (
+            "its HTML",
+            staff.get(app.url(&format!("/staff/outbox/{}/body", mail.id))).send().await.unwrap().text().await.unwrap(),
+        ),
+    ] {
+        assert!(!seen.contains(&code), "{what} shows the code: {seen}");
+    }
+    app.stop().await;
+}

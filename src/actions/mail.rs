@@ -1,5 +1,5 @@
 //! System emails sent through the outbox: delegated approval links, password resets,
-//! invitations and sign-in links. One `*_email` function per kind, each a text + HTML pair.
+//! invitations, sign-in links and chat link codes. One `*_email` function per kind, each a text + HTML pair.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
@@ -127,6 +127,36 @@ pub async fn send_login_link(state: &Services, c: &ContactRow, now: DateTime<Utc
         }
     };
     let idem = format!("login-link:{}:{}", c.id, now.timestamp() / 60);
+    let mut tx = state.db.begin().await?;
+    crate::store::outbox::insert_message(&mut tx, &p.queued(Some(&c.id), MessageKind::System, idem, None, now), now)
+        .await?;
+    tx.commit().await?;
+    state.wake_dispatch.notify_waiters();
+    Ok(())
+}
+
+/// Queues a chat link code to a contact's own address: a code staff issue for a contact
+/// reaches only that contact (shown to staff, it would let them tie their own chat to the
+/// contact and act as the client).
+pub async fn send_chat_code(
+    state: &Services,
+    c: &ContactRow,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let subject = format!("{}: your chat link code", state.config.branding.name);
+    let how = super::chat_link::how_to_link(&state.config, code);
+    let ctx = json!({"brand": brand(state), "subject": subject, "name": c.name, "client": c.client_name,
+                     "code": code, "how": how});
+    let p = match render(state, "chat_code", ctx) {
+        Ok(parts) => payload(state, &c.name, &c.email, subject, parts),
+        Err(e) => {
+            // cport's bug, not the contact's: said loudly, never silently dropped.
+            tracing::error!(contact = %c.id, error = %e, "bug: the chat code email could not be written");
+            return Ok(());
+        }
+    };
+    let idem = format!("chat-code:{}:{}", c.id, now.timestamp_micros());
     let mut tx = state.db.begin().await?;
     crate::store::outbox::insert_message(&mut tx, &p.queued(Some(&c.id), MessageKind::System, idem, None, now), now)
         .await?;

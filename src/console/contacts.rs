@@ -84,12 +84,12 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
             format!("Email to {} is resumed.", c.name)
         }
         Some("chat-code") => {
+            // The code goes to the contact's own address, never to the page or its address:
+            // staff who saw it could tie their own chat to the contact.
             let code = crate::actions::chat_link::new_link_code(&state, &c.id, now).await?;
+            crate::actions::mail::send_chat_code(&state, &c, &code, now).await?;
             staff.record(&state, "issued chat link code", &c.id).await;
-            format!(
-                "Chat link code for {}: {code} (send /start {code} to the bot, or /link {code} in Discord; it works once, for a short time).",
-                c.name
-            )
+            format!("Chat link code sent to {} at {}; it works once, for a short time.", c.name, c.email)
         }
         Some("sign-in-link") => {
             crate::actions::mail::send_login_link(&state, &c, now).await?;

@@ -83,12 +83,25 @@ impl FromRequestParts<AppState> for Staff {
 /// A message's text (or its headers) with the tokens of its signed links and addresses taken
 /// out: what a client was sent, without letting staff sign in as the client (a portal link),
 /// choose their password (a reset link), decide for them (a delegation link, a reply to the
-/// `reply+` address), unsubscribe them, or report a bounce in their name.
+/// `reply+` address), unsubscribe them, report a bounce in their name, or tie their own chat
+/// to the client's contact (a chat link code).
 pub fn without_link_tokens(text: &str) -> String {
     // An email's HTML writes each `/` of a link as `&#x2f;` (the templates' escaping): the
     // markers are looked for in both spellings.
-    const MARKERS: [&str; 7] =
-        ["/l/", "token=", "/unsubscribe/", "reply+", "bounce+", "&#x2f;l&#x2f;", "&#x2f;unsubscribe&#x2f;"];
+    const MARKERS: [&str; 12] = [
+        "/l/",
+        "token=",
+        "/unsubscribe/",
+        "reply+",
+        "bounce+",
+        "&#x2f;l&#x2f;",
+        "&#x2f;unsubscribe&#x2f;",
+        "Your code: ",
+        "/start ",
+        "&#x2f;start ",
+        "/link ",
+        "&#x2f;link ",
+    ];
     let token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '%');
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
