@@ -304,6 +304,11 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
         "{html}"
     );
     assert!(!html.contains("Bob&#x27;s place") && !html.contains("Bob's place"));
+    // A SKU taken back from her stays in her basket to be removed, showing nothing of the stock.
+    app.submit(&ann, "/users", &[("action", "unallocate"), ("user", rita), ("sku", "SKU-CAP")]).await;
+    let (_, html) = app.page(&r, &format!("/baskets/{basket}")).await;
+    assert!(html.contains("SKU-CAP") && html.contains("no longer allocated to you"), "{html}");
+    assert!(!html.contains("Cap, embroidered") && !html.contains("SKU-CAP.svg"), "{html}");
 
     // Revoked: her session ends at once.
     app.submit(&ann, "/users", &[("action", "revoke"), ("user", rita)]).await;

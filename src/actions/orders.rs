@@ -46,6 +46,22 @@ pub fn allocated_to(actor: &Actor) -> Option<&str> {
     (actor.role == Role::ThirdParty).then_some(actor.contact.id.as_str())
 }
 
+/// A basket's lines as `actor` may see them: a third party's line of a SKU no longer
+/// allocated to them keeps its SKU and quantity (to be removed) but shows nothing of the
+/// stock (its description, picture and availability are the client's).
+pub async fn basket_lines(state: &Services, actor: &Actor, basket: i64) -> Result<Vec<q::BasketLine>, ActionError> {
+    let mut lines = q::basket_lines(&state.db, basket).await?;
+    if let Some(tp) = allocated_to(actor) {
+        let allocated = q::allocations(&state.db, tp).await?;
+        for l in lines.iter_mut().filter(|l| !allocated.contains(&l.sku)) {
+            l.description = "no longer allocated to you".into();
+            l.picture = None;
+            l.available = 0;
+        }
+    }
+    Ok(lines)
+}
+
 /// A SKU the actor may order, or "not found" (another client's SKU, or one not allocated).
 async fn orderable(state: &Services, actor: &Actor, sku: &str) -> Result<q::StockItem, ActionError> {
     let item = found(q::stock_item(&state.db, actor.client_id(), sku).await, || {

@@ -187,7 +187,7 @@ async fn basket_page(state: &AppState, session: &Session, id: i64, short: Vec<ac
         Err(crate::store::StoreError::NotFound) => return Err(HttpError::NotFound),
         Err(e) => return Err(e.into()),
     };
-    let lines = q::basket_lines(&state.db, id).await?;
+    let lines = act::basket_lines(state, &session.actor, id).await?;
     // A third party sees only where its own orders went, not the client's addresses.
     let addresses = if session.actor.role == Role::ThirdParty {
         q::own_addresses(&state.db, &session.actor.contact.id).await?
