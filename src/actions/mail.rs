@@ -114,25 +114,42 @@ pub fn access_email(
     Ok(payload(state, &r.name, &r.email, subject, parts))
 }
 
+/// Queues a system email to `contact_id` under `idem` and wakes the senders. An email that
+/// could not be written is cport's bug, not the contact's: said loudly, naming `what`, never
+/// silently dropped.
+async fn queue_system(
+    state: &Services,
+    contact_id: &str,
+    what: &str,
+    email: Result<EmailPayload, SendError>,
+    idem: String,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let p = match email {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(contact = %contact_id, email = what, error = %e, "bug: an email could not be written");
+            return Ok(());
+        }
+    };
+    let mut tx = state.db.begin().await?;
+    crate::store::outbox::insert_message(
+        &mut tx,
+        &p.queued(Some(contact_id), MessageKind::System, idem, None, now),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_dispatch.notify_waiters();
+    Ok(())
+}
+
 /// Queues a sign-in link to a contact (asked for on the sign-in page, or sent by staff); at
 /// most one a minute per contact.
 pub async fn send_login_link(state: &Services, c: &ContactRow, now: DateTime<Utc>) -> Result<(), StoreError> {
     let link = state.portal_link(&c.id, "/", now);
-    let p = match login_email(state, c, &link) {
-        Ok(p) => p,
-        Err(e) => {
-            // cport's bug, not the contact's: said loudly, never silently dropped.
-            tracing::error!(contact = %c.id, error = %e, "bug: the sign-in email could not be written");
-            return Ok(());
-        }
-    };
     let idem = format!("login-link:{}:{}", c.id, now.timestamp() / 60);
-    let mut tx = state.db.begin().await?;
-    crate::store::outbox::insert_message(&mut tx, &p.queued(Some(&c.id), MessageKind::System, idem, None, now), now)
-        .await?;
-    tx.commit().await?;
-    state.wake_dispatch.notify_waiters();
-    Ok(())
+    queue_system(state, &c.id, "sign-in", login_email(state, c, &link), idem, now).await
 }
 
 /// Queues a chat link code to a contact's own address: a code staff issue for a contact
@@ -148,21 +165,9 @@ pub async fn send_chat_code(
     let how = super::chat_link::how_to_link(&state.config, code);
     let ctx = json!({"brand": brand(state), "subject": subject, "name": c.name, "client": c.client_name,
                      "code": code, "how": how});
-    let p = match render(state, "chat_code", ctx) {
-        Ok(parts) => payload(state, &c.name, &c.email, subject, parts),
-        Err(e) => {
-            // cport's bug, not the contact's: said loudly, never silently dropped.
-            tracing::error!(contact = %c.id, error = %e, "bug: the chat code email could not be written");
-            return Ok(());
-        }
-    };
+    let email = render(state, "chat_code", ctx).map(|parts| payload(state, &c.name, &c.email, subject, parts));
     let idem = format!("chat-code:{}:{}", c.id, now.timestamp_micros());
-    let mut tx = state.db.begin().await?;
-    crate::store::outbox::insert_message(&mut tx, &p.queued(Some(&c.id), MessageKind::System, idem, None, now), now)
-        .await?;
-    tx.commit().await?;
-    state.wake_dispatch.notify_waiters();
-    Ok(())
+    queue_system(state, &c.id, "chat code", email, idem, now).await
 }
 
 /// How long an invitation link works.
@@ -180,30 +185,14 @@ pub async fn send_invitation(
 ) -> Result<(), crate::store::StoreError> {
     let link = state.signer.set_password_url(&state.config.public_url, id, chrono::Duration::days(INVITE_DAYS), now);
     let subject = format!("{}: {} invites you to order", state.config.branding.name, from.client_name);
-    let parts = match render(
+    let parts = render(
         state,
         "invite",
         json!({"brand": brand(state), "subject": subject, "name": name, "from": from.name,
                "client": from.client_name, "link": link, "days": INVITE_DAYS}),
-    ) {
-        Ok(parts) => parts,
-        Err(e) => {
-            // cport's bug, not the client's: said loudly, never silently dropped.
-            tracing::error!(contact = %id, error = %e, "bug: the invitation email could not be written");
-            return Ok(());
-        }
-    };
-    let p = payload(state, name, email, subject, parts);
-    let mut tx = state.db.begin().await?;
-    crate::store::outbox::insert_message(
-        &mut tx,
-        &p.queued(Some(id), MessageKind::System, format!("invite:{id}"), None, now),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    state.wake_dispatch.notify_waiters();
-    Ok(())
+    );
+    let invitation = parts.map(|parts| payload(state, name, email, subject, parts));
+    queue_system(state, id, "invitation", invitation, format!("invite:{id}"), now).await
 }
 
 /// Queues a single-use password-reset link for a contact.
