@@ -439,4 +439,12 @@ fn the_demo_refuses_a_folder_it_did_not_make_and_bad_arguments_before_touching_i
     let (ok, _, stderr) = demo("127.0.0.1:0");
     assert!(!ok && stderr.contains("--data-dir") && stderr.contains("did not write"), "{stderr}");
     assert_eq!(std::fs::read(&store).unwrap(), b"a real store", "the store is untouched");
+    // A PostgreSQL deployment's folder has no store file, but its artwork is as dear.
+    std::fs::remove_file(&store).unwrap();
+    let artwork = dir.path().join("media").join("artwork.pdf");
+    std::fs::create_dir_all(artwork.parent().unwrap()).unwrap();
+    std::fs::write(&artwork, b"artwork").unwrap();
+    let (ok, _, stderr) = demo("127.0.0.1:0");
+    assert!(!ok && stderr.contains("did not write"), "{stderr}");
+    assert!(artwork.exists(), "the artwork is untouched");
 }

@@ -81,7 +81,17 @@ impl ItemCache {
                 Some(i) => self.clients[i..].iter().take(BATCH).map(String::as_str).collect(),
                 None => vec![contact.client_id.as_str()],
             };
-            self.batch = for_clients(db, &batch).await?;
+            self.batch = match for_clients(db, &batch).await {
+                Ok(b) => b,
+                // One client's rows the store cannot give (a hand edit) would fail every
+                // contact of the window: read this contact's client alone, so only its own
+                // contacts fail.
+                Err(e) if batch.len() > 1 && !e.is_unavailable() => {
+                    tracing::warn!(client = %contact.client_id, error = %e, "a batch of clients' items could not be read; reading the client alone");
+                    for_clients(db, &[contact.client_id.as_str()]).await?
+                }
+                Err(e) => return Err(e),
+            };
         }
         let role = contact.role;
         // Only what the role sees is copied out of the batch.

@@ -114,9 +114,9 @@ pub fn access_email(
     Ok(payload(state, &r.name, &r.email, subject, parts))
 }
 
-/// Queues a system email to `contact_id` under `idem` and wakes the senders. An email that
-/// could not be written is cport's bug, not the contact's: said loudly, naming `what`, never
-/// silently dropped.
+/// Queues a system email to `contact_id` under `idem` and wakes the senders; false when
+/// nothing was queued. An email that could not be written is cport's bug, not the
+/// contact's: said loudly, naming `what`, never silently dropped.
 async fn queue_system(
     state: &Services,
     contact_id: &str,
@@ -124,12 +124,12 @@ async fn queue_system(
     email: Result<EmailPayload, SendError>,
     idem: String,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let p = match email {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(contact = %contact_id, email = what, error = %e, "bug: an email could not be written");
-            return Ok(());
+            return Ok(false);
         }
     };
     let mut tx = state.db.begin().await?;
@@ -141,7 +141,7 @@ async fn queue_system(
     .await?;
     tx.commit().await?;
     state.wake_dispatch.notify_waiters();
-    Ok(())
+    Ok(true)
 }
 
 /// Queues a sign-in link to a contact (asked for on the sign-in page, or sent by staff); at
@@ -149,18 +149,18 @@ async fn queue_system(
 pub async fn send_login_link(state: &Services, c: &ContactRow, now: DateTime<Utc>) -> Result<(), StoreError> {
     let link = state.portal_link(&c.id, "/", now);
     let idem = format!("login-link:{}:{}", c.id, now.timestamp() / 60);
-    queue_system(state, &c.id, "sign-in", login_email(state, c, &link), idem, now).await
+    queue_system(state, &c.id, "sign-in", login_email(state, c, &link), idem, now).await.map(|_| ())
 }
 
 /// Queues a chat link code to a contact's own address: a code staff issue for a contact
 /// reaches only that contact (shown to staff, it would let them tie their own chat to the
-/// contact and act as the client).
+/// contact and act as the client). False when the email could not be written.
 pub async fn send_chat_code(
     state: &Services,
     c: &ContactRow,
     code: &str,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let subject = format!("{}: your chat link code", state.config.branding.name);
     let how = super::chat_link::how_to_link(&state.config, code);
     let ctx = json!({"brand": brand(state), "subject": subject, "name": c.name, "client": c.client_name,
@@ -192,7 +192,7 @@ pub async fn send_invitation(
                "client": from.client_name, "link": link, "days": INVITE_DAYS}),
     );
     let invitation = parts.map(|parts| payload(state, name, email, subject, parts));
-    queue_system(state, id, "invitation", invitation, format!("invite:{id}"), now).await
+    queue_system(state, id, "invitation", invitation, format!("invite:{id}"), now).await.map(|_| ())
 }
 
 /// Queues a single-use password-reset link for a contact.

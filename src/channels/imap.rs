@@ -211,12 +211,15 @@ pub async fn run(state: Services, mut shutdown: watch::Receiver<bool>) {
     loop {
         state.faults.panic_if_armed("task:imap");
         let mut opened = false;
+        let began = std::time::Instant::now();
         match session_loop(&state, &mut shutdown, false, &mut opened).await {
             Ok(_) => break,
             Err(e) => {
-                // A session that got as far as the mailbox was a working one: the wait
-                // before the next starts short again.
-                if opened {
+                // A session that opened the mailbox and then worked for a while was a good
+                // one: the wait before the next starts short again. One that fails soon after
+                // opening each time keeps backing off (a server signed in to every second
+                // may lock the account).
+                if opened && began.elapsed() >= Duration::from_secs(60) {
                     delay = Duration::from_secs(1);
                 }
                 tracing::warn!(error = %e, retry_in = ?delay, "IMAP connection failed");

@@ -17,11 +17,12 @@ const DEMO_MARK: &str = "# Written by `cport demo`.";
 fn check_demo_folder(dir: &Path) -> anyhow::Result<()> {
     let config = dir.join("cport.toml");
     let written_by_demo = std::fs::read_to_string(&config).is_ok_and(|t| t.starts_with(DEMO_MARK));
-    let holds_cport = ["cport.db", "cport.toml"].iter().any(|f| dir.join(f).exists());
+    // Everything the demo would delete: a store, a config, pictures, artwork, mail.
+    let holds_cport = ["cport.db", "cport.toml", "media", "mail"].iter().any(|f| dir.join(f).exists());
     if holds_cport && !written_by_demo {
         anyhow::bail!(
-            "--data-dir: {} holds a cport store or config that `cport demo` did not write; the demo \
-             would delete it. Name another folder.",
+            "--data-dir: {} holds a cport store, config, media or mail that `cport demo` did not \
+             write; the demo would delete it. Name another folder.",
             dir.display()
         );
     }

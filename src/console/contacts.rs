@@ -87,9 +87,16 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
             // The code goes to the contact's own address, never to the page or its address:
             // staff who saw it could tie their own chat to the contact.
             let code = crate::actions::chat_link::new_link_code(&state, &c.id, now).await?;
-            crate::actions::mail::send_chat_code(&state, &c, &code, now).await?;
+            if !crate::actions::mail::send_chat_code(&state, &c, &code, now).await? {
+                return Err(HttpError::unexpected("the chat link code email could not be written (see the log)"));
+            }
             staff.record(&state, "issued chat link code", &c.id).await;
-            format!("Chat link code sent to {} at {}; it works once, for a short time.", c.name, c.email)
+            let s = crate::store::settings::get_settings(&state.db, &c.id).await?;
+            let suspended = match s.email_suspended_at {
+                Some(_) => " Their email is suspended after bounces: resume it, or the code will not reach them.",
+                None => "",
+            };
+            format!("Chat link code sent to {} at {}; it works once, for a short time.{suspended}", c.name, c.email)
         }
         Some("sign-in-link") => {
             crate::actions::mail::send_login_link(&state, &c, now).await?;

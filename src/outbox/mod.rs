@@ -74,13 +74,21 @@ pub async fn dispatch_batch_at(state: &Providers, now: DateTime<Utc>, limit: i64
 /// How one send ended for the books: marked already, or a mark still committing.
 enum Settle {
     Done(Outcome),
-    Pending { mark: PendingMark, channel: Outlet, kind: MessageKind },
+    Pending {
+        mark: PendingMark,
+        channel: Outlet,
+        kind: MessageKind,
+    },
+    /// Not handed over: its gate was refused (the delivery before it could not be marked).
+    /// Its row goes back to the outbox with its attempt.
+    Refused(i64),
 }
 
 impl Settle {
     async fn finish(self, state: &crate::services::Services) -> Result<Outcome, StoreError> {
         match self {
             Settle::Done(o) => Ok(o),
+            Settle::Refused(_) => Ok(Outcome::Retrying),
             Settle::Pending { mark, channel, kind } => {
                 let marked = mark.settle(state).await?;
                 count(Outcome::Sent, channel, kind, marked);
@@ -111,6 +119,7 @@ async fn dispatch(
     }
     let mut out = Vec::with_capacity(rows.len());
     let mut rows = rows.into_iter();
+    let mut refused: Vec<i64> = vec![];
     let sends = async {
         let suspended = outbox::suspended_contacts(&state.db).await?;
         let batch = Batch { state, crew, token: &token, suspended: &suspended };
@@ -141,8 +150,18 @@ async fn dispatch(
                         settled
                     };
                     let (this, settled) = tokio::join!(send_guarded(&batch, row, &gate), settle);
+                    let this = this.map(|t| match t {
+                        Settle::Refused(id) => {
+                            refused.push(id);
+                            None
+                        }
+                        other => Some(other),
+                    });
                     out.push(settled?);
-                    this?
+                    match this? {
+                        Some(t) => t,
+                        None => continue,
+                    }
                 }
             };
             pending = Some(this);
@@ -167,10 +186,10 @@ async fn dispatch(
         r = sends => r,
         _ = heartbeat => Ok(()),
     };
+    // The rows not yet begun, and one refused at its gate, go back at once with their
+    // attempt given back, rather than waiting out the claim with an attempt used that never was.
+    let left: Vec<i64> = refused.into_iter().chain(rows.map(|r| r.id)).collect();
     if let Err(e) = sent {
-        // The rows not yet begun go back at once, their attempt given back, rather than
-        // waiting out the claim with an attempt used that never was.
-        let left: Vec<i64> = rows.map(|r| r.id).collect();
         if !left.is_empty() {
             match outbox::release_claim(&state.db, &token, &left, Utc::now()).await {
                 Ok(n) => {
@@ -182,6 +201,10 @@ async fn dispatch(
             }
         }
         return Err(e);
+    }
+    if !left.is_empty() {
+        // Refused while the batch went on (not expected: a refusal comes with the mark's error).
+        outbox::release_claim(&state.db, &token, &left, Utc::now()).await?;
     }
     Ok(out)
 }
@@ -293,6 +316,9 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
             )))
         }
     };
+    if result.is_err() && gate.refused() {
+        return Ok(Settle::Refused(row.id));
+    }
     let now = Utc::now();
     let error;
     let (outcome, mark) = match &result {

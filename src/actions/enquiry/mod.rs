@@ -336,7 +336,8 @@ async fn link(a: &Ask<'_>, unit: &mut Unit) -> Result<Answer, ActionError> {
     if actor.channel == crate::model::Channel::Email && chat_on && actor.delegation.is_none() {
         let code = crate::actions::chat_link::new_link_code_in(unit.tx().await?, &actor.contact.id, now).await?;
         sections.push(Section {
-            heading: Some(format!("Chat linking code: {code}")),
+            // "Your code: " is how the console knows to hide it from staff.
+            heading: Some(format!("Your code: {code} (to link a chat)")),
             lines: crate::actions::chat_link::how_to_link(&state.config, &code),
             ..Default::default()
         });
