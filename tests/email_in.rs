@@ -473,3 +473,28 @@ async fn a_report_taken_twice_at_once_counts_once() {
     assert_eq!(s.soft_bounces, 1, "one report, one bounce");
     assert!(s.email_suspended_at.is_none());
 }
+
+/// What a stranger puts in a From address, or a contact in a search, is recorded (and shown
+/// by `cport inbound list`) on one line and cut short: no escape sequence a terminal would
+/// run, however long the address.
+#[tokio::test]
+async fn a_sender_s_words_are_recorded_on_one_line_and_cut_short() {
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    let odd = format!("x\u{1b}]0;owned\u{7}{}@elsewhere.example", "y".repeat(3000));
+    let raw = format!(
+        "From: <{odd}>\r\nTo: help@reply.tot.example\r\nMessage-ID: <odd-1@elsewhere.example>\r\nSubject: hi\r\n\r\nITEMS\r\n"
+    );
+    let d = handle(&t.state, raw.as_bytes(), Utc::now()).await.unwrap();
+    let why = reason(&d);
+    assert!(why.contains("no valid reply token"), "{why}");
+    assert!(!why.chars().any(char::is_control) && why.chars().count() < 400, "{why:?}");
+    let token = sent_to(&t, "P-1A", "ann@alpha.example", "digest", &[]).await;
+    let search = format!("STOCK cap\u{1b}[2J{}", "z".repeat(3000));
+    let raw = format!(
+        "From: Ann <ann@alpha.example>\r\nTo: reply+{token}@reply.tot.example\r\nMessage-ID: <odd-2@alpha.example>\r\nSubject: Re\r\n\r\n{search}\r\n"
+    );
+    let d = handle(&t.state, raw.as_bytes(), Utc::now()).await.unwrap();
+    let why = reason(&d);
+    assert!(why.contains("STOCK") && !why.chars().any(char::is_control) && why.chars().count() < 400, "{why:?}");
+}

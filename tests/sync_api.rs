@@ -676,3 +676,21 @@ async fn a_record_does_not_move_to_another_client() {
     assert_eq!(status, 200, "{body}");
     app.stop().await;
 }
+
+/// A refused record's id, and the ids it names, are repeated on one line and cut short:
+/// what a terminal would run (an escape sequence) or a log would split on never comes back.
+#[tokio::test]
+async fn refused_ids_are_repeated_on_one_line_and_cut_short() {
+    let app = TestApp::with_world().await;
+    let hostile = format!("C-\u{1b}]0;owned\u{7}\n{}", "9".repeat(5000));
+    let body =
+        app.refused("jobs", json!([{"id": hostile, "client_id": hostile, "name": "N", "status": "entered"}])).await;
+    let errors = body["errors"].as_array().unwrap();
+    assert!(errors.iter().any(|e| e["reason"].as_str().unwrap().contains("unknown client")), "{body}");
+    for e in errors {
+        let text = e.to_string();
+        assert!(!text.contains("\\u001b") && !text.contains("\\n") && !text.contains("\\u0007"), "{text}");
+        assert!(text.len() < 600, "cut short: {} bytes", text.len());
+    }
+    app.stop().await;
+}
