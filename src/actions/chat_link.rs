@@ -39,6 +39,11 @@ pub async fn new_link_code_in(
     Ok(code)
 }
 
+/// What stands before a linking code wherever a message to a contact carries one: the
+/// console hides what follows it from staff (`console::without_link_tokens`), as it does the
+/// code after each [`link_command`].
+pub const CODE_LABEL: &str = "Your code: ";
+
 /// The command a code is sent with on `channel`: Telegram's bot takes `/start`, Discord's
 /// app `/link`.
 pub fn link_command(channel: crate::model::Channel) -> &'static str {

@@ -164,7 +164,7 @@ pub async fn send_chat_code(
     let subject = format!("{}: your chat link code", state.config.branding.name);
     let how = super::chat_link::how_to_link(&state.config, code);
     let ctx = json!({"brand": brand(state), "subject": subject, "name": c.name, "client": c.client_name,
-                     "code": code, "how": how});
+                     "label": super::chat_link::CODE_LABEL, "code": code, "how": how});
     let email = render(state, "chat_code", ctx).map(|parts| payload(state, &c.name, &c.email, subject, parts));
     let idem = format!("chat-code:{}:{}", c.id, now.timestamp_micros());
     queue_system(state, &c.id, "chat code", email, idem, now).await

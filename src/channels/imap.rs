@@ -155,11 +155,11 @@ where
     uids.sort_unstable();
     let mut report = PollReport::default();
     for uid in uids {
-        let fetched = bounded(state, "fetching a message", async {
-            session.uid_fetch(uid.to_string(), "BODY.PEEK[]").await?.try_collect::<Vec<_>>().await
+        let fetched: Vec<_> = bounded(state, "fetching a message", async {
+            session.uid_fetch(uid.to_string(), "BODY.PEEK[]").await?.try_collect().await
         })
-        .await;
-        let raw = fetched?.into_iter().find_map(|f| f.body().map(<[u8]>::to_vec));
+        .await?;
+        let raw = fetched.into_iter().find_map(|f| f.body().map(<[u8]>::to_vec));
         // No body: the server refused this one message (async-imap ends a fetch at a tagged NO
         // or BAD with no item and no error) or it went away. It stays unseen for a later pass,
         // and the ones after it are not held up behind it.

@@ -46,9 +46,7 @@ impl Gate {
             )),
         }
     }
-}
 
-impl Gate {
     /// True once the gate's key is gone unopened: a send stopped here was refused, not tried.
     pub fn refused(&self) -> bool {
         self.0.as_ref().is_some_and(|rx| !*rx.borrow() && rx.has_changed().is_err())

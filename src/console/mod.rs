@@ -87,7 +87,8 @@ impl FromRequestParts<AppState> for Staff {
 /// to the client's contact (a chat link code).
 pub fn without_link_tokens(text: &str) -> String {
     // An email's HTML writes each `/` of a link as `&#x2f;` (the templates' escaping): the
-    // markers are looked for in both spellings.
+    // markers are looked for in both spellings. A chat linking code follows its label or the
+    // command it is sent with (`actions::chat_link`).
     const MARKERS: [&str; 12] = [
         "/l/",
         "token=",
@@ -96,7 +97,7 @@ pub fn without_link_tokens(text: &str) -> String {
         "bounce+",
         "&#x2f;l&#x2f;",
         "&#x2f;unsubscribe&#x2f;",
-        "Your code: ",
+        crate::actions::chat_link::CODE_LABEL,
         "/start ",
         "&#x2f;start ",
         "/link ",

@@ -69,7 +69,8 @@ pub struct PassReport {
     pub already_decided: usize,
     pub not_due: usize,
     pub email_off: usize,
-    /// Contacts passed over because the store failed on them (see `super::skip_contact`).
+    /// Digests passed over because the store failed on them (see `super::skip_contact`): one
+    /// per contact and channel, or one for a contact whose items could not be read.
     pub failed: usize,
 }
 

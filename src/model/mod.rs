@@ -33,10 +33,10 @@ impl fmt::Display for FieldError {
     }
 }
 
-/// Checks a TOT id: 1–64 characters of letters, digits, `-`, `_`, `.` or `/`.
 /// The longest an id may be, in characters (ids are ASCII).
 pub const ID_MAX: usize = 64;
 
+/// Checks a TOT id: 1–64 characters of letters, digits, `-`, `_`, `.` or `/`.
 pub fn check_id(field: &str, id: &str, errs: &mut Vec<FieldError>) {
     if id.is_empty() {
         errs.push(FieldError::new(field, "must not be empty"));

@@ -189,24 +189,15 @@ async fn dispatch(
     // The rows not yet begun, and one refused at its gate, go back at once with their
     // attempt given back, rather than waiting out the claim with an attempt used that never was.
     let left: Vec<i64> = refused.into_iter().chain(rows.map(|r| r.id)).collect();
-    if let Err(e) = sent {
-        if !left.is_empty() {
-            match outbox::release_claim(&state.db, &token, &left, Utc::now()).await {
-                Ok(n) => {
-                    tracing::warn!(handed_back = n, error = %e, "batch stopped by a store error; unsent messages handed back")
-                }
-                Err(e2) => {
-                    tracing::warn!(error = %e2, "unsent messages not handed back; they wait for their claim to run out")
-                }
+    if !left.is_empty() {
+        match outbox::release_claim(&state.db, &token, &left, Utc::now()).await {
+            Ok(n) => tracing::warn!(handed_back = n, "unsent messages of a stopped batch handed back to the outbox"),
+            Err(e) => {
+                tracing::warn!(error = %e, "unsent messages not handed back; they wait for their claim to run out")
             }
         }
-        return Err(e);
     }
-    if !left.is_empty() {
-        // Refused while the batch went on (not expected: a refusal comes with the mark's error).
-        outbox::release_claim(&state.db, &token, &left, Utc::now()).await?;
-    }
-    Ok(out)
+    sent.map(|()| out)
 }
 
 /// What every send of one claimed batch shares.

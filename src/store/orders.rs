@@ -134,9 +134,8 @@ pub async fn create_basket(db: &Db, client_id: &str, contact_id: &str, name: &st
     Ok(id)
 }
 
-/// Sets a line's quantity (0 removes it) and touches the basket.
-/// Sets a basket line's quantity (0 removes it). False when there was nothing to remove:
-/// then nothing is written.
+/// Sets a basket line's quantity (0 removes it) and touches the basket. False when there
+/// was nothing to remove: then nothing is written.
 pub async fn set_line(tx: &mut Tx, basket_id: i64, sku: &str, qty: i64, now: DateTime<Utc>) -> Result<bool> {
     let n = if qty <= 0 {
         on_tx!(tx, c => bind!(sqlx::query("DELETE FROM basket_lines WHERE basket_id = $1 AND sku = $2"),

@@ -336,8 +336,7 @@ async fn link(a: &Ask<'_>, unit: &mut Unit) -> Result<Answer, ActionError> {
     if actor.channel == crate::model::Channel::Email && chat_on && actor.delegation.is_none() {
         let code = crate::actions::chat_link::new_link_code_in(unit.tx().await?, &actor.contact.id, now).await?;
         sections.push(Section {
-            // "Your code: " is how the console knows to hide it from staff.
-            heading: Some(format!("Your code: {code} (to link a chat)")),
+            heading: Some(format!("{}{code} (to link a chat)", crate::actions::chat_link::CODE_LABEL)),
             lines: crate::actions::chat_link::how_to_link(&state.config, &code),
             ..Default::default()
         });

@@ -400,8 +400,6 @@ async fn answer_reply(
     Ok(Some(d))
 }
 
-/// A Message-ID that can be kept and written back into threading headers as it came: visible
-/// ASCII, no angle brackets, at most 500 bytes (an index entry PostgreSQL can hold).
 /// A NUL byte has no place in a message as mail carries it (RFC 5322 2.3; binary parts
 /// travel encoded), and PostgreSQL cannot keep one in text, not even in a Message-ID or a
 /// held copy: they are dropped, so such a message gets an outcome instead of a retry for days.
@@ -444,6 +442,8 @@ pub fn answer_key_of(raw: &[u8]) -> Option<String> {
     parse(&raw).map(|msg| answer_key(&known_id(&msg, &raw)))
 }
 
+/// A Message-ID that can be kept and written back into threading headers as it came: visible
+/// ASCII, no angle brackets, at most 500 bytes (an index entry PostgreSQL can hold).
 fn threadable(id: &str) -> bool {
     !id.is_empty() && id.len() <= 500 && id.bytes().all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
 }
