@@ -355,3 +355,19 @@ async fn a_message_left_for_later_is_tried_again_without_waiting_for_new_mail() 
     let _ = poller.await;
     server.abort();
 }
+
+/// A message that makes reading it panic (a parser's bug) is refused as unreadable: the pass
+/// goes on to the next, the bad one is flagged seen so the mailbox is not stuck behind it,
+/// and the poller is not brought down.
+#[tokio::test]
+async fn a_message_that_makes_reading_it_panic_is_refused_and_the_rest_are_handled() {
+    let dv = Dovecot::start();
+    let (t, token) = state_for(&dv, "").await;
+    dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "ITEMS")).await;
+    dv.deliver(&reply(&token, 2, "Ann Admin <ann@alpha.example>", "", "ITEMS")).await;
+    t.state.faults.arm("inbound:parse", 1);
+    let r = cport::channels::imap::poll(&t.state).await.expect("the pass goes on past the panic");
+    assert_eq!((r.handled, r.deferred), (2, 0), "{r:?}");
+    assert_eq!(answers(&t).await, 1, "the second message is answered");
+    assert_eq!(dv.unseen().await, 0, "the unreadable one is not fetched again and again");
+}

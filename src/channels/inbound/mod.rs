@@ -137,7 +137,25 @@ fn context_of(row: &OutboxRow, state: &Services, now: DateTime<Utc>) -> Context 
 
 /// Processes one raw message.
 pub async fn handle(state: &Services, raw: &[u8], now: DateTime<Utc>) -> Result<Disposition, InboundError> {
-    handle_as(state, raw, None, now).await
+    guarded(handle_as(state, raw, None, now)).await
+}
+
+/// Runs one message's handling with its panics caught. A message that makes a parser (or
+/// cport) panic is refused as unreadable, so the worker that read it goes on to the next and
+/// a mailbox is not stuck behind it; the panic hook has logged and counted the panic, and an
+/// open transaction rolled back as it was dropped. Every refusal is counted.
+async fn guarded(
+    work: impl std::future::Future<Output = Result<Disposition, InboundError>>,
+) -> Result<Disposition, InboundError> {
+    use futures::FutureExt;
+    let out = std::panic::AssertUnwindSafe(work).catch_unwind().await.unwrap_or_else(|panic| {
+        let why = crate::supervise::panic_text(&*panic);
+        Err(InboundError::Malformed(format!("it could not be read (cport failed on it: {why})")))
+    });
+    if out.as_ref().is_err_and(|e| !e.is_temporary()) {
+        metrics::counter!("cport_inbound_total", "disposition" => "refused").increment(1);
+    }
+    out
 }
 
 /// Processes a message held for failed authentication as if it had passed: staff looked at
@@ -151,7 +169,7 @@ pub async fn release(
     let Some((_, raw)) = ledger::get_held(&state.db, message_id).await? else {
         return Ok(None);
     };
-    handle_as(state, raw.as_bytes(), Some(message_id), now).await.map(Some)
+    guarded(handle_as(state, raw.as_bytes(), Some(message_id), now)).await.map(Some)
 }
 
 /// Text decoded from a message (`=00` in an encoded word, a NUL in a base64 text part) without
@@ -173,6 +191,7 @@ async fn handle_as(
         return Err(InboundError::TooLarge { size: raw.len(), max });
     }
     let raw = &nul_free(raw)[..];
+    state.faults.panic_if_armed("inbound:parse");
     let msg = parse(raw).ok_or_else(|| InboundError::Malformed("no headers could be read".into()))?;
     // A released message keeps the id it was held under (one without a Message-ID is known by
     // a hash of its bytes, and the held copy's bytes may differ from the original's).
