@@ -648,3 +648,95 @@ async fn a_contact_whose_digest_fails_is_passed_over_and_the_others_get_theirs()
     let one = run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: true }).await;
     assert!(one.is_err_and(|e| e.to_string().contains("digest:queue")));
 }
+
+/// A client whose rows the store cannot read (a hand edit past the guards) fails only its
+/// own contacts: a contact whose client was read in the same batch still gets its digest.
+#[tokio::test]
+async fn a_client_whose_items_cannot_be_read_fails_only_its_own_contacts() {
+    use cport::digest::scheduler::{Trigger, run_pass};
+    use cport::store::guards::GUARDED;
+    let t = TestState::new(|c| {
+        c.digest.schedule = "0 0 * * * *".into(); // hourly, so a period has always just begun
+        c.digest.catch_up_hours = 1;
+    })
+    .await;
+    let mut w = world();
+    w["purchase_orders"].as_array_mut().unwrap().push(json!(
+        {"id": "PO-9", "client_id": "C-2", "placed_by": "Reseller R", "third_party": true, "status": "open",
+         "date_ordered": "2026-11-01", "tot_ref": "T9", "category": "Garments", "type": "Third party", "supplier": "S",
+         "lines": [{"status": "open", "sku": "BLK-9", "description": "Bag", "ordered": 10, "received": 0}]}
+    ));
+    t.load(w).await;
+    let db = &t.state.db;
+    let sqlite = matches!(db, cport::store::Db::Sqlite(_));
+    let guard = GUARDED.iter().find(|g| g.table == "purchase_orders" && g.column == "status").unwrap();
+    for name in guard.objects(sqlite) {
+        let drop = if sqlite {
+            format!("DROP TRIGGER {name}")
+        } else {
+            format!("ALTER TABLE purchase_orders DROP CONSTRAINT {name}")
+        };
+        by_hand(db, &drop).await.unwrap();
+    }
+    assert_eq!(by_hand(db, "UPDATE purchase_orders SET status = 'mislaid' WHERE id = 'PO-9'").await, Ok(1));
+    let r = run_pass(&t.state, Utc::now(), None, Trigger::Scheduled).await.expect("the pass goes on");
+    assert_eq!((r.failed, r.queued), (1, 4), "Beta's one contact fails, Alpha's four get theirs: {r:?}");
+}
+
+/// Two scanners adding to one held alert at once (two processes on PostgreSQL): the second
+/// reads the alert only once the first has written to it, so the first one's items stay in
+/// it. (On SQLite a write transaction already keeps every other writer out.)
+#[tokio::test]
+async fn a_held_alert_is_added_to_by_one_scanner_at_a_time() {
+    use cport::model::{MessageKind, Outlet};
+    use cport::store::outbox::{NewMessage, find_held_alert, insert_message, update_queued};
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    let db = t.state.db.clone();
+    let cport::store::Db::Postgres(pool) = &db else { return };
+    let now = Utc::now();
+    let held = |items: &str| format!(r#"{{"items":[{items}],"message_id":"<held@reply.tot.example>"}}"#);
+    let mut tx = db.begin().await.unwrap();
+    let new = NewMessage {
+        contact_id: Some("P-1A".into()),
+        channel: Outlet::Email,
+        kind: MessageKind::Alert,
+        idem_key: "alert:P-1A:email:held".into(),
+        reply_token: None,
+        recipient: "ann@alpha.example".into(),
+        subject: "One thing".into(),
+        payload: held(r#""VA:V-1""#),
+        next_attempt_at: now + Duration::hours(1),
+    };
+    insert_message(&mut tx, &new, now).await.unwrap().expect("a new row");
+    tx.commit().await.unwrap();
+
+    let mut first = db.begin().await.unwrap();
+    let row = find_held_alert(&mut first, "P-1A", Outlet::Email, now).await.unwrap().expect("the held alert");
+    let second = tokio::spawn({
+        let db = db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let row = find_held_alert(&mut tx, "P-1A", Outlet::Email, now).await.unwrap();
+            tx.rollback().await.unwrap();
+            row.map(|r| r.payload)
+        }
+    });
+    let waits = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let mut waiting = false;
+    for _ in 0..5_000 {
+        if second.is_finished() {
+            break;
+        }
+        let n: i64 = sqlx::query_scalar(waits).fetch_one(pool).await.unwrap();
+        if n > 0 {
+            waiting = true;
+            break;
+        }
+    }
+    assert!(waiting, "the second scanner waits for the first one's row");
+    assert!(update_queued(&mut first, row.id, "2 new things", &held(r#""VA:V-1","DI:J-1""#), now).await.unwrap());
+    first.commit().await.unwrap();
+    let seen = second.await.unwrap().expect("the alert is still held");
+    assert!(seen.contains("DI:J-1"), "the second reads what the first wrote: {seen}");
+}

@@ -319,9 +319,17 @@ pub async fn find_held_alert(
     channel: crate::model::Outlet,
     now: DateTime<Utc>,
 ) -> Result<Option<OutboxRow>> {
+    // Locked until the scan's transaction ends: two scanners (two processes on PostgreSQL)
+    // adding to one held alert each write the payload they read, so the second must read it
+    // after the first has written, or the first one's items are lost from it. A SQLite write
+    // transaction already excludes every other writer.
+    let lock = match tx {
+        Tx::Postgres(_) => "FOR UPDATE",
+        Tx::Sqlite(_) => "",
+    };
     let sql = format!(
         "SELECT {COLS} FROM outbox_full WHERE contact_id = $1 AND channel = $2 AND kind = 'alert'
-           AND status = 'queued' AND next_attempt_at > $3 ORDER BY id DESC LIMIT 1"
+           AND status = 'queued' AND next_attempt_at > $3 ORDER BY id DESC LIMIT 1 {lock}"
     );
     Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, OutboxRow>(&sql), contact_id, channel, now).fetch_optional(c).await)?)
 }
