@@ -17,7 +17,7 @@ pub(crate) async fn banner(state: &AppState, command: BannerCommand) -> anyhow::
             let posted = crate::actions::banners::post(state, input, "cli", now).await?;
             println!("banner {} posted", posted.id);
             if posted.queued > 0 {
-                let d = crate::outbox::drain(state).await?;
+                let d = super::outbox::send_due(state).await?;
                 println!("urgent: {} message(s) queued, {} sent now", posted.queued, d.sent);
             }
         }

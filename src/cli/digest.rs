@@ -7,21 +7,29 @@ pub(crate) async fn digest_run(state: &AppState, args: &DigestRunArgs) -> anyhow
     let report = run_pass(state, now, args.contact.as_deref(), Trigger::Manual { force: args.force }).await.map_err(
         |e| match e {
             PassError::Store(crate::store::StoreError::NotFound) => {
-                anyhow::anyhow!("--contact: no contact with id `{}`", args.contact.as_deref().unwrap_or(""))
+                anyhow::anyhow!(
+                    "--contact: no contact with id {}",
+                    crate::model::quoted(args.contact.as_deref().unwrap_or(""))
+                )
             }
             other => other.into(),
         },
     )?;
     println!(
-        "digests: {} queued, {} with nothing to send, {} already sent this period (use --force to resend), {} with email off",
-        report.queued, report.empty, report.already_decided, report.email_off
+        "digests: {} queued, {} with nothing to send, {} already sent this period (use --force to resend), {} with email off, {} failed",
+        report.queued, report.empty, report.already_decided, report.email_off, report.failed
     );
     if !args.no_send {
-        let d = crate::outbox::drain(state).await?;
+        let d = super::outbox::send_due(state).await?;
         println!("outbox: {} sent, {} to retry, {} dead", d.sent, d.retrying, d.dead);
         if state.config.email.transport == crate::config::Transport::File && d.sent > 0 {
             println!("emails written to {}", state.config.mail_dir().display());
         }
+    }
+    // The others were queued (and sent), but a run that passed someone over must not look
+    // like a clean one to a script or a timer.
+    if report.failed > 0 {
+        anyhow::bail!("{} digest(s) could not be queued; the log says whose and why", report.failed);
     }
     Ok(())
 }

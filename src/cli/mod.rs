@@ -221,7 +221,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(d) = &disposition
                 && !DISPOSITIONS.contains(&d.as_str())
             {
-                bail!("--disposition: `{d}` is not one of {}", DISPOSITIONS.join(", "));
+                bail!("--disposition: {} is not one of {}", crate::model::quoted(d), DISPOSITIONS.join(", "));
             }
             let config = load(Need::StoreOnly)?;
             let db = open_store(&config).await?;

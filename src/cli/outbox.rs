@@ -3,15 +3,23 @@
 use super::digest::truncate;
 use super::*;
 
-pub(crate) async fn send_outbox(state: &AppState) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    // SIGINT or SIGTERM: each sender finishes the message in hand and hands the rest back.
+/// Sends everything due with `outbox.workers` senders. SIGINT or SIGTERM stops them as it
+/// stops `cport serve`'s: each finishes the message in hand and hands the rest of its claim
+/// back, untried, for the next run. (`outbox send`, `digest run`, `banner post`.)
+pub(crate) async fn send_due(state: &AppState) -> anyhow::Result<crate::outbox::DrainReport> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
+    let signals = tokio::spawn(async move {
         crate::app::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let d = crate::outbox::drain_concurrently(state, state.config.outbox.workers as usize, Some(stop_rx)).await?;
+    let sent = crate::outbox::drain_concurrently(state, state.config.outbox.workers as usize, Some(stop_rx)).await;
+    signals.abort();
+    Ok(sent?)
+}
+
+pub(crate) async fn send_outbox(state: &AppState) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let d = send_due(state).await?;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "outbox: {} sent, {} to retry, {} dead, {} dropped in {secs:.2}s ({:.0} messages/s)",
@@ -33,7 +41,7 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
             if let Some(s) = &status
                 && crate::model::OutboxStatus::parse(s).is_none()
             {
-                bail!("--status: `{s}` is not one of {}", crate::model::OutboxStatus::names());
+                bail!("--status: {} is not one of {}", crate::model::quoted(s), crate::model::OutboxStatus::names());
             }
             let counts = ob::counts_by_status(db).await?;
             let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();

@@ -12,7 +12,7 @@ pub(crate) async fn staff(state: &AppState, command: StaffCommand) -> anyhow::Re
         StaffCommand::Add { email } => {
             let email = email.trim().to_lowercase();
             if !crate::model::records::valid_email(&email) {
-                bail!("--email: `{email}` is not an email address");
+                bail!("--email: {} is not an email address", crate::model::quoted(&email));
             }
             let (id, new) = st::add(&state.db, &email, now).await?;
             let link =

@@ -237,7 +237,10 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
         match result {
             Ok(n) if n > 0 => tracing::info!(items = n, "alerts queued"),
             Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "alert scan failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "alert scan failed");
+                metrics::counter!("cport_pass_failures_total", "pass" => "alerts").increment(1);
+            }
         }
         if full {
             // A full scan reads every client's items; what it freed goes back to the system.

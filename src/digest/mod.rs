@@ -15,7 +15,13 @@ pub(crate) fn skip_contact(
     if e.is_unavailable() {
         return Err(e);
     }
-    tracing::error!(pass, contact, error = %e, "a contact was skipped in this pass; the others go on");
-    metrics::counter!("cport_contact_failures_total", "pass" => pass).increment(1);
+    contact_failed(pass, contact, &e);
     Ok(())
+}
+
+/// Logs and counts a contact a pass could not serve (the store failed on it, its schedule is
+/// refused, its message does not render): one log line and `cport_contact_failures_total`.
+pub(crate) fn contact_failed(pass: &'static str, contact: &str, error: &dyn std::fmt::Display) {
+    tracing::error!(pass, contact, error = %error, "a contact was skipped in this pass; the others go on");
+    metrics::counter!("cport_contact_failures_total", "pass" => pass).increment(1);
 }

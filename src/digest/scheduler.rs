@@ -69,8 +69,9 @@ pub struct PassReport {
     pub already_decided: usize,
     pub not_due: usize,
     pub email_off: usize,
-    /// Digests passed over because the store failed on them (see `super::skip_contact`): one
-    /// per contact and channel, or one for a contact whose items could not be read.
+    /// Digests passed over because the store failed on them (see `super::skip_contact`), or
+    /// their templates did: one per contact and channel, or one for a contact whose items
+    /// could not be read or whose schedule is refused.
     pub failed: usize,
 }
 
@@ -131,7 +132,8 @@ pub async fn run_pass(
                 if only.is_some() {
                     return Err(PassError::Contact { contact: c.id.clone(), message });
                 }
-                tracing::error!(contact = %c.id, %message, "digest schedule refused; contact skipped");
+                super::contact_failed("digest", &c.id, &format!("digest schedule refused: {message}"));
+                report.failed += 1;
                 continue;
             }
         };
@@ -177,6 +179,7 @@ pub async fn run_pass(
                 Ok(Queued::Queued(_)) => report.queued += 1,
                 Ok(Queued::Empty) => report.empty += 1,
                 Ok(Queued::AlreadyDecided) => report.already_decided += 1,
+                Ok(Queued::Unrendered) => report.failed += 1,
                 Err(e) if only.is_none() => {
                     super::skip_contact("digest", &c.id, e)?;
                     report.failed += 1;
@@ -196,6 +199,9 @@ pub enum Queued {
     Queued(i64),
     Empty,
     AlreadyDecided,
+    /// Its templates failed (logged and counted); nothing was decided, so the next pass
+    /// tries again.
+    Unrendered,
 }
 
 /// What one digest shows: the contact's items and the banners of its client.
@@ -269,8 +275,8 @@ pub async fn queue_digest(
             Ok(p) => p,
             Err(e) => {
                 tx.rollback().await?;
-                tracing::error!(contact = %c.id, error = %e, "digest could not be composed");
-                return Ok(Queued::Empty);
+                super::contact_failed("digest", &c.id, &format!("digest could not be composed: {e}"));
+                return Ok(Queued::Unrendered);
             }
         };
     let id =
@@ -320,7 +326,10 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
             match run_pass(&state, Utc::now(), None, Trigger::Scheduled).await {
                 Ok(r) if r.queued > 0 => tracing::info!(queued = r.queued, empty = r.empty, "digests queued"),
                 Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "digest pass failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "digest pass failed");
+                    metrics::counter!("cport_pass_failures_total", "pass" => "digest").increment(1);
+                }
             }
             crate::memory::give_back();
         }

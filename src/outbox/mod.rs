@@ -423,13 +423,29 @@ pub async fn drain_with(state: &Providers, crew: &Crew) -> Result<DrainReport, S
 }
 
 /// [`drain`] with `workers` senders at once (each claims its own rows, their marks are
-/// committed together), stopping early when `stop` turns true.
+/// committed together), stopping early when `stop` turns true. When one sender fails the
+/// others are stopped the same way, not cut off: each finishes the message in hand and hands
+/// the rest of its claim back (a message cut off between delivery and its mark would go again
+/// once its claim ran out, and the rest of the claim would wait that long with an attempt
+/// spent). The first failure is returned once every sender has stopped.
 pub async fn drain_concurrently(
     state: &Providers,
     workers: usize,
     stop: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<DrainReport, StoreError> {
-    let crew = Crew { stop, marker: Some(Marker::start(state.db.clone())) };
+    let halt = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
+    let relay = stop.map(|mut stop| {
+        let halt = halt.clone();
+        tokio::spawn(async move {
+            while !*stop.borrow_and_update() {
+                if stop.changed().await.is_err() {
+                    return;
+                }
+            }
+            halt.send_replace(true);
+        })
+    });
+    let crew = Crew { stop: Some(halt.subscribe()), marker: Some(Marker::start(state.db.clone())) };
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
         let s = state.clone();
@@ -437,14 +453,28 @@ pub async fn drain_concurrently(
         set.spawn(async move { drain_with(&s, &crew).await });
     }
     let mut total = DrainReport::default();
+    let mut failed = None;
     while let Some(r) = set.join_next().await {
-        let r = r.map_err(|e| StoreError::Conflict(format!("sender task failed: {e}")))??;
-        total.sent += r.sent;
-        total.retrying += r.retrying;
-        total.dead += r.dead;
-        total.dropped += r.dropped;
+        match r.map_err(|e| StoreError::Conflict(format!("sender task failed: {e}"))).and_then(|r| r) {
+            Ok(r) => {
+                total.sent += r.sent;
+                total.retrying += r.retrying;
+                total.dead += r.dead;
+                total.dropped += r.dropped;
+            }
+            Err(e) => {
+                halt.send_replace(true);
+                failed.get_or_insert(e);
+            }
+        }
     }
-    Ok(total)
+    if let Some(relay) = relay {
+        relay.abort();
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(total),
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -468,7 +498,10 @@ pub async fn run_worker(state: Providers, marker: Marker, mut shutdown: tokio::s
         match dispatch(&state, Utc::now(), BATCH, &crew, None).await {
             Ok(batch) if batch.is_empty() => {}
             Ok(_) => continue,
-            Err(e) => tracing::error!(error = %e, "dispatcher could not reach the store"),
+            Err(e) => {
+                tracing::error!(error = %e, "dispatcher could not reach the store");
+                metrics::counter!("cport_pass_failures_total", "pass" => "outbox").increment(1);
+            }
         }
         tokio::select! {
             _ = state.wake_dispatch.notified() => {}
