@@ -651,3 +651,48 @@ async fn a_quiet_long_poll_waits_its_whole_time() {
     );
     app.stop().await;
 }
+
+/// A NUL character in what a chat user types or presses is refused, naming the command,
+/// and changes nothing (PostgreSQL cannot keep one, and dropping it would act on words the
+/// user did not send); the input is recorded as seen, so a redelivery is not answered twice.
+#[tokio::test]
+async fn a_nul_in_chat_input_is_refused_naming_the_command() {
+    use cport::channels::chat::{Incoming, Input, handle_update};
+    let t = TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    let s = &t.state;
+    let user = ANN.to_string();
+    common::link_chat(s, cport::model::Channel::Telegram, "/start", &user, "P-1A").await;
+    let inputs = [
+        Input::Text("/items\0".into()),
+        Input::Text("I can\0't find \0 the form".into()),
+        Input::Button("ay:V-\u{0}1".into()),
+    ];
+    for (n, input) in inputs.into_iter().enumerate() {
+        let inc =
+            Incoming { channel: cport::model::Channel::Telegram, user_id: user.clone(), chat_id: user.clone(), input };
+        let update = format!("nul-{n}");
+        let r = handle_update(s, &inc, Some(&update), Utc::now()).await.expect("answered, not a store error");
+        assert!(format!("{r:?}").contains("NUL character"), "{inc:?}: {r:?}");
+        assert!(handle_update(s, &inc, Some(&update), Utc::now()).await.unwrap().is_empty(), "{update} seen once");
+    }
+    let status: String =
+        cport::store::on_db!(&s.db, p => sqlx::query_scalar("SELECT status FROM visuals WHERE id = 'V-1'")
+        .fetch_one(p).await)
+        .unwrap();
+    assert_eq!(status, "awaiting_approval", "the pressed button did nothing");
+    let named = handle_update(
+        s,
+        &Incoming {
+            channel: cport::model::Channel::Telegram,
+            user_id: user.clone(),
+            chat_id: user.clone(),
+            input: Input::Text("/stock B\u{0}LK".into()),
+        },
+        None,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert!(format!("{named:?}").contains("`/stock` is not valid"), "the command is named: {named:?}");
+}

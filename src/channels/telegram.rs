@@ -177,19 +177,25 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// Cuts HTML text at a line break below `max` characters, so no tag is split.
+/// Cuts HTML text at a line break below `max`, so no tag is split. Telegram's limits count
+/// UTF-16 code units (an emoji outside the basic plane is two), so that is what is counted;
+/// the tags are counted too, which only errs short.
 fn cut(html: &str, max: usize) -> String {
-    if html.chars().count() <= max {
+    let units = |s: &str| s.encode_utf16().count();
+    if units(html) <= max {
         return html.to_string();
     }
     let mut out = String::new();
+    let mut used = 0;
     for line in html.lines() {
-        if out.chars().count() + line.chars().count() + 2 > max {
+        // The line, its line break, and room for the closing ellipsis.
+        if used + units(line) + 2 > max {
             out.push('…');
             break;
         }
         out.push_str(line);
         out.push('\n');
+        used += units(line) + 1;
     }
     out
 }
@@ -514,5 +520,22 @@ pub async fn webhook(
             tracing::error!(error = %e, "telegram webhook: could not handle an update; Telegram will retry");
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable; retry")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn a_cut_counts_what_telegram_counts() {
+        // 1,500 lines of two emoji: 3,000 characters but 6,000 UTF-16 units with the breaks
+        // 7,500, past the 4,096 Telegram takes.
+        let text = "\u{1f600}\u{1f600}\n".repeat(1_500);
+        let out = cut(&text, 4096);
+        assert!(out.encode_utf16().count() <= 4096, "{} units", out.encode_utf16().count());
+        assert!(out.ends_with('…') && out.starts_with("\u{1f600}"));
+        let short = "short\nenough";
+        assert_eq!(cut(short, 4096), short);
     }
 }

@@ -144,12 +144,33 @@ pub async fn handle_update(
     Ok(replies)
 }
 
+/// An input holding a NUL character is refused whole, naming the command, and changes
+/// nothing: no command takes one, PostgreSQL cannot even look one up, and dropping it would
+/// act on words the user did not send.
+fn nul_refusal(input: &Input) -> Option<Reply> {
+    let (Input::Text(t) | Input::Button(t) | Input::Answer(t)) = input;
+    if !t.contains('\0') {
+        return None;
+    }
+    let what = match input {
+        Input::Text(t) if t.trim_start().starts_with('/') => crate::model::quoted(&format!("/{}", head_of(t).0)),
+        Input::Button(_) => "That button".into(),
+        _ => "That message".into(),
+    };
+    let text =
+        format!("{what} is not valid: it holds a NUL character, which no command takes. Send it again without it.");
+    Some(Reply::Send(ChatMessage::text(text, vec![])))
+}
+
 async fn handle_inner(
     state: &Services,
     unit: &mut Unit,
     inc: &Incoming,
     now: DateTime<Utc>,
 ) -> Result<Vec<Reply>, StoreError> {
+    if let Some(refusal) = nul_refusal(&inc.input) {
+        return Ok(vec![refusal]);
+    }
     if let Input::Text(text) = &inc.input
         && text.trim_start().starts_with('/')
     {
