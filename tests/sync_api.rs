@@ -692,5 +692,39 @@ async fn refused_ids_are_repeated_on_one_line_and_cut_short() {
         assert!(!text.contains("\\u001b") && !text.contains("\\n") && !text.contains("\\u0007"), "{text}");
         assert!(text.len() < 600, "cut short: {} bytes", text.len());
     }
+    // A refused id to delete is repeated the same way.
+    let (status, body) = app.delete("jobs", &[&hostile]).await;
+    assert_eq!(status, 422, "{body}");
+    let text = body["errors"][0].to_string();
+    assert!(!text.contains("\\u001b") && !text.contains("\\n") && text.len() < 600, "{text}");
+    app.stop().await;
+}
+
+/// A record that gives one key twice is refused, naming the key and the record, and nothing
+/// of the batch is written (JSON parsers differ on which of the two they keep).
+#[tokio::test]
+async fn a_record_giving_a_key_twice_is_refused_naming_it() {
+    let app = TestApp::with_world().await;
+    let before = app.count("jobs").await;
+    let body = r#"[{"id": "J-50", "client_id": "C-1", "name": "Fine", "status": "entered"},
+                   {"id": "J-51", "client_id": "C-1", "name": "Twice", "status": "entered", "id": "J-52"}]"#;
+    let r = app
+        .http
+        .put(app.url("/api/v1/jobs"))
+        .bearer_auth(common::TOKEN)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let report: serde_json::Value = r.json().await.unwrap();
+    let e = &report["errors"][0];
+    assert_eq!((e["index"].as_i64(), e["field"].as_str()), (Some(1), Some("id")), "{report}");
+    assert_eq!(app.count("jobs").await, before, "nothing written");
+    // An entity the API does not have is said first, whatever the body.
+    let (status, body) = app.api(reqwest::Method::PUT, "/api/v1/gloves", Some(serde_json::json!({"x": 1}))).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("unknown entity"), "{body}");
     app.stop().await;
 }

@@ -72,6 +72,15 @@ pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), HttpError> 
     }
 }
 
+/// Refuses an entity the API does not have before its body is read, so what is said about
+/// a body is said of a known entity (the name is not echoed raw).
+fn known_entity(entity: &str) -> Result<(), HttpError> {
+    match crate::model::records::ENTITIES.contains(&entity) {
+        true => Ok(()),
+        false => Err(super::SyncError::UnknownEntity(entity.to_string()).into()),
+    }
+}
+
 fn body_error(entity: &str, reason: String) -> HttpError {
     HttpError::InvalidRecords(vec![RecordError {
         entity: entity.into(),
@@ -89,11 +98,21 @@ pub async fn put_entity(
     Path(entity): Path<String>,
     body: Bytes,
 ) -> Result<Json<EntityReport>, HttpError> {
+    known_entity(&entity)?;
     let value: Value =
         serde_json::from_slice(&body).map_err(|e| body_error(&entity, format!("not valid JSON: {e}")))?;
     let Value::Array(values) = value else {
         return Err(body_error(&entity, "expected a JSON array of records".into()));
     };
+    if let Some((index, key)) = super::repeated::repeated_key(&body) {
+        return Err(HttpError::InvalidRecords(vec![RecordError {
+            entity: entity.clone(),
+            index: Some(index),
+            id: values.get(index).and_then(super::record_id),
+            field: crate::model::shown(&key, 100),
+            reason: "given twice in one object; say it once".into(),
+        }]));
+    }
     let clients: Vec<String> = values
         .iter()
         .filter_map(|v| v.get("client_id").or_else(|| v.get("id").filter(|_| entity == "clients")))
@@ -130,6 +149,7 @@ pub async fn delete_entity(
     Path(entity): Path<String>,
     body: Bytes,
 ) -> Result<Json<DeleteReport>, HttpError> {
+    known_entity(&entity)?;
     let parsed: DeleteBody = serde_json::from_slice(&body)
         .map_err(|e| body_error(&entity, format!("expected {{\"ids\": [\"…\"]}}: {e}")))?;
     let report = delete_batch(&state.db, &entity, parsed.ids).await?;

@@ -6,6 +6,7 @@ pub mod api;
 pub mod error;
 pub mod import;
 pub mod openapi;
+pub mod repeated;
 
 use std::collections::{HashMap, HashSet};
 
@@ -341,7 +342,7 @@ pub async fn delete_batch(db: &Db, entity: &str, ids: Vec<String>) -> Result<Del
             errs.extend(fe.into_iter().map(|e| RecordError {
                 entity: entity.into(),
                 index: Some(index),
-                id: Some(id.clone()),
+                id: Some(error_id(id)),
                 field: e.field,
                 reason: e.reason,
             }));

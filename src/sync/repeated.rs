@@ -1,0 +1,117 @@
+//! Keys given twice in one JSON object of a sync batch.
+//!
+//! serde_json keeps the last of two equal keys in an object without a word (RFC 8259 leaves
+//! it open), and no option of it refuses them; a record that says two things about one field
+//! is refused instead, as `cport import` refuses it. Written by hand as a serde visitor that
+//! only walks the text: no value is kept.
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// The first key a record of a batch (a JSON array of objects) gives twice, in that record
+/// or in an object inside it: the record's index and the key. `None` when there is none, or
+/// when `body` is not such an array (that is said elsewhere).
+pub fn repeated_key(body: &[u8]) -> Option<(usize, String)> {
+    let found = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let _ = Batch(&found).deserialize(&mut de);
+    found.into_inner()
+}
+
+type Found = RefCell<Option<(usize, String)>>;
+
+struct Batch<'a>(&'a Found);
+
+struct Walk<'a> {
+    found: &'a Found,
+    record: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Batch<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Batch<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON array of records")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut records: A) -> Result<(), A::Error> {
+        let mut record = 0;
+        while records.next_element_seed(Walk { found: self.0, record })?.is_some() {
+            record += 1;
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
+        while items.next_element_seed(Walk { found: self.found, record: self.record })?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut fields: A) -> Result<(), A::Error> {
+        let mut keys = HashSet::new();
+        while let Some(key) = fields.next_key::<String>()? {
+            if keys.contains(&key) {
+                *self.found.borrow_mut() = Some((self.record, key));
+                return Err(de::Error::custom("a key given twice"));
+            }
+            fields.next_value_seed(Walk { found: self.found, record: self.record })?;
+            keys.insert(key);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repeated_key;
+
+    #[test]
+    fn a_key_given_twice_is_named_with_its_record() {
+        assert_eq!(
+            repeated_key(br#"[{"id":"J-1","name":"a"},{"id":"J-2","name":"b","id":"J-3"}]"#),
+            Some((1, "id".into()))
+        );
+        assert_eq!(repeated_key(br#"[{"id":"J-1","lines":[{"qty":1,"qty":2}]}]"#), Some((0, "qty".into())));
+        assert_eq!(repeated_key(br#"[{"id":"J-1","a":{"id":1}},{"id":"J-1"}]"#), None, "one key per object");
+        assert_eq!(repeated_key(br#"{"id":"J-1","id":"J-2"}"#), None, "not a batch: said elsewhere");
+        assert_eq!(repeated_key(b"not json"), None);
+    }
+}
