@@ -685,16 +685,61 @@ async fn a_chat_link_code_goes_to_the_contact_and_never_to_staff() {
     let code =
         p.text.split("Your code: ").nth(1).and_then(|t| t.split_whitespace().next()).expect("a code").to_string();
     assert!(p.html.contains(&code) && p.text.contains(&format!("/start {code}")), "{}", p.text);
-    for (what, seen) in [
-        ("the redirect", location.clone()),
-        ("the page", page),
-        ("the message", app.shown(&staff, &format!("/staff/outbox/{}", mail.id)).await),
-        (
-            "its HTML",
-            staff.get(app.url(&format!("/staff/outbox/{}/body", mail.id))).send().await.unwrap().text().await.unwrap(),
-        ),
-    ] {
+    for (what, seen) in [("the redirect", location.clone()), ("the page", page)] {
         assert!(!seen.contains(&code), "{what} shows the code: {seen}");
     }
+    assert_staff_never_see(&app, &staff, mail.id, &code).await;
+    app.stop().await;
+}
+
+/// Staff reading a message in the console see none of `code`: not on its page, not in its
+/// HTML body.
+async fn assert_staff_never_see(app: &TestApp, staff: &reqwest::Client, mail_id: i64, code: &str) {
+    let page = app.shown(staff, &format!("/staff/outbox/{mail_id}")).await;
+    let body = staff.get(app.url(&format!("/staff/outbox/{mail_id}/body"))).send().await.unwrap().text().await.unwrap();
+    for (what, seen) in [("the message", page), ("its HTML", body)] {
+        assert!(!seen.contains(code), "{what} shows the code: {seen}");
+    }
+}
+
+/// `LINK` by email answers with the portal link and, where a chat is set up, a chat link
+/// code. The answer goes to the contact; staff reading it in the console see neither.
+#[tokio::test]
+async fn a_link_answers_chat_code_is_hidden_from_staff() {
+    use common::fake_discord::{APP_ID, FakeDiscord, InteractionSigner};
+    let fake = FakeDiscord::start().await;
+    let signer = InteractionSigner::new(7);
+    let app = TestApp::spawn_with(|c| {
+        common::no_instant_alerts(c);
+        c.discord.token = cport::config::Secret::new("discord-bot-token");
+        c.discord.api_url = fake.url.clone();
+        c.discord.public_key = signer.public_key_hex();
+        c.discord.application_id = APP_ID.into();
+    })
+    .await;
+    load_world(&app).await;
+    digest_for_all(&app).await;
+    staff_account(&app, SAM).await;
+    let staff = staff_browser(&app, SAM).await;
+    let token = common::digest_to_reply_to(&app.db, &app.state.signer, "P-1A", "ann@alpha.example").await;
+    let domain = app.state.config.email.reply_domain.clone();
+    let raw = format!(
+        "From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
+         Message-ID: <link-1@alpha.example>\r\nDate: Wed, 02 Dec 2026 09:00:00 +0000\r\n\r\nLINK\r\n"
+    );
+    let d = cport::channels::inbound::handle(&app.state, raw.as_bytes(), Utc::now()).await.unwrap();
+    assert!(matches!(d, cport::channels::inbound::Disposition::Processed(_)), "{d:?}");
+    let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
+    let answer = rows
+        .iter()
+        .find(|m| m.recipient == "ann@alpha.example" && m.kind == cport::model::MessageKind::Reply)
+        .expect("LINK is answered");
+    let p: cport::channels::email::EmailPayload = serde_json::from_str(&answer.payload).unwrap();
+    let code = p.text.split("Your code: ").nth(1).and_then(|t| t.split_whitespace().next()).expect("a code");
+    let link = p.text.split_whitespace().find(|w| w.contains("/l/")).expect("a portal link");
+    let link_token = link.rsplit('/').next().unwrap();
+    assert!(p.html.contains(code), "the contact gets the code: {}", p.html);
+    assert_staff_never_see(&app, &staff, answer.id, code).await;
+    assert_staff_never_see(&app, &staff, answer.id, link_token).await;
     app.stop().await;
 }

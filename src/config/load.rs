@@ -194,6 +194,10 @@ mod tests {
             ("[email]\nreply_domain = \"cport@reply.tot.example\"", "email.reply_domain"),
             ("[inbound]\nartwork_types = []", "inbound.artwork_types"),
             ("[inbound]\nartwork_types = [\"pdf\", \".png\"]", "inbound.artwork_types"),
+            ("[imap]\nhost = \"127.0.0.1\"\nusername = \"u\"\nmailbox = \"\"", "imap.mailbox"),
+            ("[imap]\nmailbox = \"INBOX\\r\\nA1 LOGOUT\"", "imap.mailbox"),
+            ("[branding]\nname = \"TOT\\u001b[2J\"", "branding.name"),
+            ("[discord]\nstaff = [\"1\", \"2\\n\"]", "discord.staff[1]"),
         ] {
             let p = dir.path().join("c.toml");
             std::fs::write(&p, text).unwrap();

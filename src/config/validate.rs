@@ -119,7 +119,11 @@ impl Config {
             if self.imap.username.is_empty() {
                 return Err(invalid("imap.username", "required when imap.host is set"));
             }
+            if self.imap.mailbox.trim().is_empty() {
+                return Err(invalid("imap.mailbox", "required when imap.host is set, like INBOX"));
+            }
         }
+        self.check_text_values()?;
         if need == Need::Secrets {
             if self.api_token.is_empty() {
                 return Err(invalid("api_token", "missing; set it in the config file or CPORT_API_TOKEN"));
@@ -223,5 +227,36 @@ impl Config {
             return Err(invalid("discord.staff", format!("{} is not a Discord user id", crate::model::quoted(bad))));
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// Every text value of the config on one line, free of control characters, but
+    /// `branding.approval_terms`, which is prose: a line break in `imap.mailbox` would end an
+    /// IMAP command early, and one in a host, an address or a name is never meant. Names the
+    /// first key that holds one.
+    fn check_text_values(&self) -> Result<(), ConfigError> {
+        use serde_json::Value;
+        fn first_bad(key: &str, v: &Value) -> Option<String> {
+            let join = |k: &str| if key.is_empty() { k.to_string() } else { format!("{key}.{k}") };
+            match v {
+                Value::String(s) => {
+                    let prose = key == "branding.approval_terms";
+                    let bad = |c: char| c.is_control() && !(prose && matches!(c, '\n' | '\r' | '\t'));
+                    s.chars().any(bad).then(|| key.to_string())
+                }
+                Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| first_bad(&format!("{key}[{i}]"), x)),
+                Value::Object(fields) => fields.iter().find_map(|(k, x)| first_bad(&join(k), x)),
+                _ => None,
+            }
+        }
+        // The config is plain data: it always serializes.
+        let Ok(all) = serde_json::to_value(self) else {
+            return Ok(());
+        };
+        match first_bad("", &all) {
+            Some(key) => Err(invalid(&key, "holds a control character (a line break, a tab…); write it on one line")),
+            None => Ok(()),
+        }
     }
 }
