@@ -324,6 +324,35 @@ async fn a_message_the_server_refuses_to_give_is_left_and_the_rest_are_handled()
     assert_eq!(heard.last().map(String::as_str), Some("LOGOUT"), "{heard:?}");
 }
 
+/// A message over `inbound.max_bytes` is refused by the size the server gives, without its
+/// body being fetched, and flagged seen; the one beside it is fetched and handled.
+#[tokio::test]
+async fn a_message_too_large_is_refused_without_being_fetched() {
+    let (port, server) = scripted_imap(20, |tag, command, _| match command {
+        "CAPABILITY" => format!("* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n"),
+        "UID SEARCH UNSEEN" => format!("* SEARCH 1 2\r\n{tag} OK done\r\n"),
+        "UID FETCH 1:2 RFC822.SIZE" => {
+            format!("* 1 FETCH (UID 1 RFC822.SIZE 500000)\r\n* 2 FETCH (UID 2 RFC822.SIZE 120)\r\n{tag} OK done\r\n")
+        }
+        "UID FETCH 2 BODY.PEEK[]" => fetched(tag, 2),
+        c if c.starts_with("UID STORE ") => format!("{tag} OK done\r\n"),
+        _ => format!("{tag} BAD not expected\r\n"),
+    });
+    let t = TestState::new(move |c| {
+        imap_on(c, port);
+        c.imap.timeout_seconds = 5;
+        c.inbound.max_attachment_bytes = 1_000;
+        c.inbound.max_bytes = 100_000;
+    })
+    .await;
+    let report = cport::channels::imap::poll(&t.state).await.expect("poll");
+    assert_eq!((report.handled, report.deferred), (2, 0), "{report:?}");
+    let heard = server.await.unwrap();
+    assert!(!heard.iter().any(|c| c == "UID FETCH 1 BODY.PEEK[]"), "the large one is not fetched: {heard:?}");
+    let stored: Vec<_> = heard.iter().filter(|c| c.starts_with("UID STORE")).collect();
+    assert_eq!(stored, ["UID STORE 1 +FLAGS (\\Seen)", "UID STORE 2 +FLAGS (\\Seen)"], "{heard:?}");
+}
+
 /// A message left for later is tried again after `poll_seconds` even on a server that
 /// offers IDLE: waiting in IDLE, the poller would try it only when new mail came.
 #[tokio::test]

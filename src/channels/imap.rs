@@ -154,28 +154,46 @@ where
     let mut uids: Vec<u32> = bounded(state, "searching", session.uid_search("UNSEEN")).await?.into_iter().collect();
     uids.sort_unstable();
     let mut report = PollReport::default();
-    for uid in uids {
-        let fetched: Vec<_> = bounded(state, "fetching a message", async {
-            session.uid_fetch(uid.to_string(), "BODY.PEEK[]").await?.try_collect().await
+    // The sizes first, in one exchange: a message over `inbound.max_bytes` is refused without
+    // being read into memory. A server that gives no size leaves it to be checked once read.
+    let max = state.config.inbound.max_bytes;
+    let sizes: std::collections::HashMap<u32, u32> = match uids.is_empty() {
+        true => Default::default(),
+        false => bounded(state, "reading message sizes", async {
+            session.uid_fetch(uid_set(&uids), "RFC822.SIZE").await?.try_collect::<Vec<_>>().await
         })
-        .await?;
-        let raw = fetched.into_iter().find_map(|f| f.body().map(<[u8]>::to_vec));
-        // No body: the server refused this one message (async-imap ends a fetch at a tagged NO
-        // or BAD with no item and no error) or it went away. It stays unseen for a later pass,
-        // and the ones after it are not held up behind it.
-        let Some(raw) = raw else {
-            tracing::warn!(uid, "IMAP server gave no body for an unseen message; left for later");
-            report.deferred += 1;
-            continue;
-        };
-        match handle(state, &raw, Utc::now()).await {
-            Err(e) if e.is_temporary() => {
-                tracing::warn!(uid, error = %e, "IMAP message left for later");
+        .await?
+        .into_iter()
+        .filter_map(|f| Some((f.uid?, f.size?)))
+        .collect(),
+    };
+    for uid in uids {
+        if let Some(size) = sizes.get(&uid).filter(|s| u64::from(**s) > max) {
+            tracing::warn!(uid, size, max, "IMAP message refused unread: larger than inbound.max_bytes");
+            metrics::counter!("cport_inbound_total", "disposition" => "refused").increment(1);
+        } else {
+            let fetched: Vec<_> = bounded(state, "fetching a message", async {
+                session.uid_fetch(uid.to_string(), "BODY.PEEK[]").await?.try_collect().await
+            })
+            .await?;
+            let raw = fetched.into_iter().find_map(|f| f.body().map(<[u8]>::to_vec));
+            // No body: the server refused this one message (async-imap ends a fetch at a
+            // tagged NO or BAD with no item and no error) or it went away. It stays unseen for
+            // a later pass, and the ones after it are not held up behind it.
+            let Some(raw) = raw else {
+                tracing::warn!(uid, "IMAP server gave no body for an unseen message; left for later");
                 report.deferred += 1;
                 continue;
+            };
+            match handle(state, &raw, Utc::now()).await {
+                Err(e) if e.is_temporary() => {
+                    tracing::warn!(uid, error = %e, "IMAP message left for later");
+                    report.deferred += 1;
+                    continue;
+                }
+                Err(e) => tracing::warn!(uid, error = %e, "IMAP message refused"),
+                Ok(_) => {}
             }
-            Err(e) => tracing::warn!(uid, error = %e, "IMAP message refused"),
-            Ok(_) => {}
         }
         let moved = match state.config.imap.processed_mailbox.as_str() {
             "" => false,
@@ -196,6 +214,28 @@ where
         report.handled += 1;
     }
     Ok(report)
+}
+
+/// UIDs as an IMAP set, runs of consecutive ones as ranges (`1:3,7`), so a long backlog is
+/// one short command.
+fn uid_set(sorted: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        while i + 1 < sorted.len() && sorted[i].checked_add(1) == Some(sorted[i + 1]) {
+            i += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        match sorted[i] == start {
+            true => out.push_str(&start.to_string()),
+            false => out.push_str(&format!("{start}:{}", sorted[i])),
+        }
+        i += 1;
+    }
+    out
 }
 
 /// One pass (connect, handle what is unseen, log out): for tests and `cport imap poll`.
@@ -233,4 +273,14 @@ pub async fn run(state: Services, mut shutdown: watch::Receiver<bool>) {
         delay = (delay * 2).min(Duration::from_secs(300));
     }
     tracing::info!("IMAP poller stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_uid_set_gives_runs_as_ranges() {
+        assert_eq!(super::uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");
+        assert_eq!(super::uid_set(&[4]), "4");
+        assert_eq!(super::uid_set(&[]), "");
+    }
 }

@@ -16,28 +16,47 @@ use crate::store::StoreError;
 /// after another, so lanes fill the time each one waits for the store).
 const LANES: usize = 8;
 
+/// How much of a file is read to find its sender: its headers, however many.
+const HEAD_BYTES: u64 = 256 * 1024;
+
 /// Handles a backlog of message files (`inbound-email --dir`): messages from one sender are
 /// handled in the order given (a later reply may depend on an earlier one), different
 /// senders side by side. Returns how many ended in each disposition ("refused" for messages
 /// that could not be read as mail); stops at the first store error.
 pub async fn handle_backlog(state: &Services, files: &[PathBuf]) -> Result<BTreeMap<String, usize>, BacklogError> {
-    // Files are read here for their sender and again in their lane, so a backlog of any
-    // size is not held in memory.
+    // Files are read here for their sender (the start of each: the headers) and whole in
+    // their lane, so a backlog of any size is not held in memory.
     let mut lanes: Vec<Vec<&PathBuf>> = vec![Vec::new(); LANES];
     for f in files {
-        let raw = std::fs::read(f).map_err(|source| BacklogError::Read { path: f.clone(), source })?;
-        let sender = MessageParser::default()
-            .parse_headers(&raw[..])
-            .and_then(|m| addresses(m.from()).into_iter().next())
-            .unwrap_or_default();
+        let mut head = Vec::new();
+        std::fs::File::open(f)
+            .and_then(|file| std::io::Read::read_to_end(&mut std::io::Read::take(file, HEAD_BYTES), &mut head))
+            .map_err(|source| BacklogError::Read { path: f.clone(), source })?;
+        // A parser's panic here only loses the lane choice; `handle` refuses the message.
+        let sender = std::panic::catch_unwind(|| {
+            MessageParser::default().parse_headers(&head[..]).and_then(|m| addresses(m.from()).into_iter().next())
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_default();
         let mut h = std::collections::hash_map::DefaultHasher::new();
         sender.hash(&mut h);
         lanes[(h.finish() % LANES as u64) as usize].push(f);
     }
     async fn lane(state: &Services, files: Vec<&PathBuf>) -> Result<BTreeMap<String, usize>, BacklogError> {
         let mut counts = BTreeMap::<String, usize>::new();
+        let max = state.config.inbound.max_bytes;
         for f in files {
-            let raw = std::fs::read(f).map_err(|source| BacklogError::Read { path: f.clone(), source })?;
+            let read = |source| BacklogError::Read { path: f.clone(), source };
+            // Too large is said by its size, before it is read into memory.
+            let size = std::fs::metadata(f).map_err(read)?.len();
+            if size > max {
+                tracing::warn!(file = %f.display(), size, max, "message refused unread: larger than inbound.max_bytes");
+                metrics::counter!("cport_inbound_total", "disposition" => "refused").increment(1);
+                *counts.entry("refused".to_string()).or_default() += 1;
+                continue;
+            }
+            let raw = std::fs::read(f).map_err(read)?;
             let key = match handle(state, &raw, Utc::now()).await {
                 Ok(d) => d.parts().0.to_string(),
                 Err(InboundError::Store(e)) if !matches!(e, StoreError::Unstorable) => {
