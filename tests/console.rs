@@ -262,12 +262,10 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     let (_, location, _) =
         app.post_raw(&staff, "/staff/chase/remind", &[("csrf", &csrf), ("contact", "P-1F"), ("item", "A1:V-1")]).await;
     assert!(location.contains("no%20longer%20open"), "finance does not see visuals: {location}");
-    assert_eq!(
-        app.post_raw(&staff, "/staff/chase/remind", &[("csrf", &csrf), ("contact", "P-404"), ("item", "A1:V-1")])
-            .await
-            .0,
-        404
-    );
+    let (status, _, body) =
+        app.post_raw(&staff, "/staff/chase/remind", &[("csrf", &csrf), ("contact", "P-404"), ("item", "A1:V-1")]).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("contact: no active contact `P-404`"), "the field is named: {body}");
     assert_eq!(app.count("outbox").await, outbox + 1);
     let audit = cport::store::staff::recent_audit(&app.db, 10).await.unwrap();
     assert!(audit.iter().any(|a| a.action == "reminded" && a.subject == "P-1B of A1:V-1"), "{audit:?}");

@@ -375,9 +375,10 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     assert!(!page.contains("name=\"files\""));
     let (s, _) = send_artwork(&app, &vic, "J-1", "AR-1", &[("x.pdf", b"%PDF")]).await;
     assert_eq!(s, 403);
-    // Another client's job or requirement: not found.
-    let (s, _) = send_artwork(&app, &bob, "J-1", "AR-9", &[("x.pdf", b"%PDF")]).await;
-    assert_eq!(s, 404);
+    // Another client's requirement is none of this job's: refused, naming the field.
+    let (s, note) = send_artwork(&app, &bob, "J-1", "AR-9", &[("x.pdf", b"%PDF")]).await;
+    assert_eq!(s, 303);
+    assert!(note.contains("Nothing was sent: requirement: job J-1 has no art requirement"), "{note}");
     assert_eq!(app.changes(0).await.iter().filter(|c| c["kind"] == "artwork_uploaded").count(), 1);
     app.stop().await;
 }

@@ -41,7 +41,8 @@ pub async fn upload(
     if let Some(r) = requirement {
         let known = inbound::art_requirements(&state.db, actor.client_id(), job_id).await?;
         if !known.iter().any(|k| k.id == r) {
-            return Err(ActionError::NotFound(format!("art requirement {r} of job {job_id}")));
+            let no = format!("job {job_id} has no art requirement {}", crate::model::quoted(r));
+            return Err(ActionError::invalid("requirement", no));
         }
     }
     if files.is_empty() {

@@ -232,7 +232,10 @@ async fn told(
 pub async fn remind(state: &Services, contact_id: &str, key: &str, now: DateTime<Utc>) -> Result<usize, ActionError> {
     let contact = match get_contact(&state.db, contact_id).await {
         Ok(c) if c.active => c,
-        Ok(_) | Err(StoreError::NotFound) => return Err(ActionError::NotFound(format!("contact {contact_id}"))),
+        Ok(_) | Err(StoreError::NotFound) => {
+            let no = format!("no active contact {}", crate::model::quoted(contact_id));
+            return Err(ActionError::invalid("contact", no));
+        }
         Err(e) => return Err(e.into()),
     };
     let items = current(state, &contact).await?;
