@@ -163,6 +163,7 @@ async fn the_corpus_has_the_expected_outcomes() {
     // The artwork: the PDF kept, the .exe refused, the event in the feed, A4 gone.
     let art = text_of("Artwork for job J-1").expect("artwork answer");
     assert!(art.contains("alpha-logo.pdf") && art.contains("setup.exe: .exe files are not accepted"), "{art}");
+    assert!(art.contains("a file without a name: name it with its type"), "a nameless file is answered for: {art}");
     assert!(feed.iter().any(|e| e.kind == "artwork_uploaded" && e.payload.contains("alpha-logo.pdf")));
     let stored = c.t.state.config.data_dir.join("uploads/artwork/J-1");
     let files: Vec<_> = std::fs::read_dir(&stored).unwrap().collect();

@@ -57,6 +57,13 @@ pub async fn upload(
     for f in files {
         // The name is shown in answers and the change feed: no control characters.
         let name = crate::model::one_line(&f.name);
+        if name.trim().is_empty() {
+            refused.push(format!(
+                "a file without a name: name it with its type, like logo.pdf ({})",
+                cfg.artwork_types.join(", ")
+            ));
+            continue;
+        }
         if name.chars().count() > NAME_MAX {
             let shown = crate::model::shortened(&name, 40);
             refused.push(format!("{shown}: the file name is longer than {NAME_MAX} characters"));

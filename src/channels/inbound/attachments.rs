@@ -23,15 +23,15 @@ pub(super) async fn store_attachments(
     let files: Vec<Upload<'_>> = msg
         .attachments()
         .filter(|a| a.content_disposition().is_some_and(|d| d.is_attachment()))
-        .filter_map(|a| {
-            Some(Upload {
-                name: a.attachment_name()?.to_string(),
-                content_type: a
-                    .content_type()
-                    .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
-                    .unwrap_or_default(),
-                bytes: a.contents(),
-            })
+        // A file sent without a name is kept in the list, so the answer says why it was not
+        // taken rather than passing it over in silence.
+        .map(|a| Upload {
+            name: a.attachment_name().unwrap_or_default().to_string(),
+            content_type: a
+                .content_type()
+                .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
+                .unwrap_or_default(),
+            bytes: a.contents(),
         })
         .collect();
     if files.is_empty() {
