@@ -76,7 +76,9 @@ pub struct Config {
     /// The HMAC key that signs portal links, reply addresses and unsubscribe links: at least
     /// 16 characters (required by `serve`). Changing it invalidates every link sent.
     pub link_secret: Secret,
-    /// Largest request body accepted by the sync API, in bytes.
+    /// Largest request body the server accepts on any route, in bytes (some routes take less;
+    /// the sync API this). At least `inbound.max_bytes`, or `POST /inbound/email` would refuse
+    /// what the MTA pipe takes.
     pub max_body_bytes: u64,
     /// Email out: how it leaves, the sender, the reply domain, DKIM.
     pub email: EmailConfig,
@@ -292,7 +294,7 @@ pub struct BrandingConfig {
     /// The logo in emails and pages: a web address, or a path under `/media` (served to
     /// anyone). Empty: the name in text.
     pub logo_url: String,
-    /// The brand colour of headers and buttons (`#rrggbb`).
+    /// The brand colour of headers and buttons (`#rrggbb`; `#rgb` and `#rrggbbaa` too).
     pub colour: String,
     /// What a contact accepts by approving a visual; recorded with each approval.
     pub approval_terms: String,
@@ -318,7 +320,8 @@ pub struct TelegramConfig {
     pub messages_per_second: u32,
     /// Telegram's limit on messages a second to one chat.
     pub chat_messages_per_second: u32,
-    /// Telegram's limit on messages a minute to one group chat.
+    /// Telegram's limit on messages a minute to one chat (Telegram asks it of groups; cport
+    /// keeps it for every chat).
     pub chat_messages_per_minute: u32,
 }
 
@@ -412,7 +415,7 @@ pub struct ImapConfig {
     pub host: String,
     /// The server's port: 993 for implicit TLS.
     pub port: u16,
-    /// `tls` (implicit, port 993) or `none` (loopback only).
+    /// `tls` (implicit, port 993) or `none` (loopback only); `starttls` is refused for IMAP.
     pub tls: Tls,
     /// The user name to sign in with.
     pub username: String,
