@@ -162,6 +162,13 @@ pub fn router(state: AppState) -> Router {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("frame-ancestors 'none'"),
         ))
+        // What cport answers is a client's or staff's own (invoices, statements, items): no
+        // browser or proxy keeps a copy to show again after sign-out. The stylesheet, the
+        // script and pictures say how long they may be kept.
+        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        // Some addresses hold a token (a password reset, an unsubscribe link): none is handed
+        // to another site by a link or a logo on the page.
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .with_state(state)
 }
 

@@ -565,6 +565,14 @@ async fn hostile_inputs_change_nothing() {
     // Pages cannot be framed by another site.
     let r = b.get(app.url("/")).send().await.unwrap();
     assert_eq!(r.headers()["x-frame-options"], "DENY");
+    // A private page is not kept by the browser to be shown again after sign-out, and no
+    // address of cport's (some hold a token) is handed to another site.
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+    let statement = b.get(app.url("/statement.csv")).send().await.unwrap();
+    assert_eq!(statement.headers()["cache-control"], "no-store", "documents too");
+    let style = b.get(app.url("/static/portal.css")).send().await.unwrap();
+    assert!(style.headers()["cache-control"].to_str().unwrap().contains("max-age"), "the stylesheet may be kept");
     // A delegate may decide a visual awaiting approval, never undo the client's approval.
     app.submit(&b, "/visuals/V-1", &[("action", "delegate"), ("name", "Dana"), ("email", "dana@reseller.example")])
         .await;

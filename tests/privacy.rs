@@ -413,3 +413,27 @@ async fn two_uploads_of_one_name_keep_their_own_bytes() {
     let said = format!("{answer:?}");
     assert!(!answer.ok && said.contains("pdf: the name has no type"), "{said}");
 }
+
+/// A contact deactivated after a message was queued for them (a digest waiting for its send,
+/// an alert held by quiet hours) gets nothing more: the message is dropped, saying why. And
+/// no digest is made for one on demand.
+#[tokio::test]
+async fn a_contact_deactivated_after_queueing_gets_nothing_more() {
+    use cport::digest::scheduler::{Trigger, run_pass};
+    let t = common::TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
+    t.load(json!({"contacts": [{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer",
+        "email": "bob@alpha.example", "role": "buyer", "active": false}]}))
+        .await;
+    let r = cport::outbox::drain(&t.state).await.unwrap();
+    assert_eq!((r.sent, r.dropped), (1, 1), "{r:?}");
+    let rows = cport::store::outbox::list_messages(&t.state.db, None, 10).await.unwrap();
+    let bob = rows.iter().find(|m| m.recipient == "bob@alpha.example").expect("Bob's digest was queued");
+    assert_eq!(bob.status.as_str(), "dropped");
+    assert_eq!(bob.last_error.as_deref(), Some("the contact is no longer active"));
+    let mail: Vec<_> = std::fs::read_dir(&t.state.config.email.dir).unwrap().collect();
+    assert_eq!(mail.len(), 1, "only Ann's digest was written");
+    let refused = run_pass(&t.state, Utc::now(), Some("P-1B"), Trigger::Manual { force: true }).await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("is not active")));
+}

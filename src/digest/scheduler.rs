@@ -99,7 +99,14 @@ pub async fn run_pass(
     trigger: Trigger,
 ) -> Result<PassReport, PassError> {
     let contacts: Vec<ContactRow> = match only {
-        Some(id) => vec![crate::store::contacts::get_contact(&state.db, id).await?],
+        Some(id) => {
+            let c = crate::store::contacts::get_contact(&state.db, id).await?;
+            if !c.active {
+                let message = "is not active; digests go to active contacts only".to_string();
+                return Err(PassError::Contact { contact: c.id, message });
+            }
+            vec![c]
+        }
         None => list_active_contacts(&state.db).await?,
     };
     let settings = list_settings(&state.db).await?;

@@ -118,11 +118,16 @@ async fn dispatch(
         return Ok(vec![]);
     }
     let mut out = Vec::with_capacity(rows.len());
+    let mut contacts: Vec<String> = rows.iter().filter_map(|r| r.contact_id.clone()).collect();
+    contacts.sort_unstable();
+    contacts.dedup();
     let mut rows = rows.into_iter();
     let mut refused: Vec<i64> = vec![];
     let sends = async {
         let suspended = outbox::suspended_contacts(&state.db).await?;
-        let batch = Batch { state, crew, token: &token, suspended: &suspended };
+        let contacts: Vec<&str> = contacts.iter().map(String::as_str).collect();
+        let active = outbox::active_of(&state.db, &contacts).await?;
+        let batch = Batch { state, crew, token: &token, suspended: &suspended, active: &active };
         // The previous delivery's mark commits while the next message is built and begun;
         // it is settled before the next one is delivered.
         let mut pending: Option<Settle> = None;
@@ -208,6 +213,8 @@ struct Batch<'a> {
     token: &'a str,
     /// Contacts whose email is suspended (after bounces), with the reason.
     suspended: &'a HashMap<String, String>,
+    /// The batch's contacts that are still there and active.
+    active: &'a std::collections::HashSet<String>,
 }
 
 /// Sends one claimed row. A panic while building or sending it (a bug) makes that message
@@ -294,10 +301,20 @@ async fn attempt(
 /// Sends one claimed row and marks it, if this sender still holds its claim (a delivery's
 /// mark may still be committing when this returns).
 async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Settle, StoreError> {
-    let Batch { state, crew, token, suspended } = *batch;
+    let Batch { state, crew, token, suspended, active } = *batch;
     let started = Instant::now();
     let limit = std::time::Duration::from_secs(state.config.outbox.send_timeout_seconds);
-    let result = match tokio::time::timeout(limit, attempt(state, &row, suspended, gate)).await {
+    // A contact deactivated (or removed) since the message was queued gets nothing more: a
+    // digest, an alert or a banner held by quiet hours or a retry would show them what is no
+    // longer theirs to see.
+    let gone = row.contact_id.as_ref().is_some_and(|c| !active.contains(c));
+    let attempted = async {
+        match gone {
+            true => Ok(None),
+            false => attempt(state, &row, suspended, gate).await,
+        }
+    };
+    let result = match tokio::time::timeout(limit, attempted).await {
         Ok(r) => r,
         Err(_) => {
             tracing::warn!(id = row.id, channel = %row.channel, "send timed out; the connection was dropped");
@@ -318,6 +335,7 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
                 .record(started.elapsed().as_secs_f64());
             (Outcome::Sent, Mark::Sent(provider_id))
         }
+        Ok(None) if gone => (Outcome::Dropped, Mark::Dropped("the contact is no longer active")),
         Ok(None) => (Outcome::Dropped, Mark::Dropped("every item was resolved before sending")),
         // A provider's "wait this long" is obeyed, and does not use up the attempts.
         Err(SendError::RateLimited(wait)) => {

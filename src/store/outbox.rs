@@ -413,6 +413,18 @@ pub async fn last_digest_payload(
 }
 
 /// Contacts whose email is suspended (after bounces), with the reason.
+/// Of `contacts`, those still there and active: a message queued for anyone else is not sent.
+pub async fn active_of(db: &Db, contacts: &[&str]) -> Result<std::collections::HashSet<String>> {
+    let rows: Vec<(String,)> = crate::fetch_in!(
+        on_db,
+        db,
+        "SELECT id FROM contacts WHERE active AND id IN ({in})".to_string(),
+        contacts,
+        once
+    )?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
 pub async fn suspended_contacts(db: &Db) -> Result<std::collections::HashMap<String, String>> {
     let rows: Vec<(String, Option<String>)> = on_db!(db, p => sqlx::query_as(
         "SELECT contact_id, email_suspended_reason FROM contact_settings WHERE email_suspended_at IS NOT NULL",
