@@ -76,7 +76,11 @@ pub async fn held(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
         let auth = auth_results(&h.head);
         // A reply quotes what it answers: the tokens of its links and reply address are
         // hidden, or staff could sign in or reply as the client.
-        let mut shown = super::without_link_tokens(&without_base64_runs(&h.head));
+        // Quoted-printable soft line breaks are joined (once base64 runs, whose padding ends
+        // lines in `=` too, are out), so a break that fell inside a link does not hide it
+        // from the search.
+        let unfolded = without_base64_runs(&h.head).replace("=\r\n", "").replace("=\n", "");
+        let mut shown = super::without_link_tokens(&unfolded);
         if h.cut {
             shown.push_str("\n[… the rest is not shown]");
         }

@@ -86,10 +86,12 @@ impl FromRequestParts<AppState> for Staff {
 /// `reply+` address), unsubscribe them, report a bounce in their name, or tie their own chat
 /// to the client's contact (a chat link code).
 pub fn without_link_tokens(text: &str) -> String {
-    // An email's HTML writes each `/` of a link as `&#x2f;` (the templates' escaping): the
-    // markers are looked for in both spellings. A chat linking code follows its label or the
-    // command it is sent with (`actions::chat_link`).
-    const MARKERS: [&str; 12] = [
+    // An email's HTML writes each `/` of a link as `&#x2f;` (the templates' escaping), and a
+    // link rewritten by a mail filter (Microsoft's Safe Links) carries the original one
+    // percent-encoded in its query: the markers are looked for in each spelling, in any case.
+    // A chat linking code follows its label or the command it is sent with
+    // (`actions::chat_link`).
+    const MARKERS: [&str; 17] = [
         "/l/",
         "token=",
         "/unsubscribe/",
@@ -102,23 +104,31 @@ pub fn without_link_tokens(text: &str) -> String {
         "&#x2f;start ",
         "/link ",
         "&#x2f;link ",
+        "%2fl%2f",
+        "%2funsubscribe%2f",
+        "token%3d",
+        "reply%2b",
+        "bounce%2b",
     ];
+    let markers: Vec<String> = MARKERS.iter().map(|m| m.to_ascii_lowercase()).collect();
+    // The same length as `text`, byte for byte: a place found in it is the place in `text`.
+    let lower = text.to_ascii_lowercase();
     let token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '%');
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+    let mut from = 0;
     loop {
-        let next = MARKERS.iter().filter_map(|m| rest.find(m).map(|at| (at, m.len()))).min();
+        let next = markers.iter().filter_map(|m| lower[from..].find(m.as_str()).map(|at| (from + at, m.len()))).min();
         let Some((at, len)) = next else {
-            out.push_str(rest);
+            out.push_str(&text[from..]);
             return out;
         };
-        out.push_str(&rest[..at + len]);
-        rest = &rest[at + len..];
-        let end = rest.find(|c: char| !token_char(c)).unwrap_or(rest.len());
+        out.push_str(&text[from..at + len]);
+        from = at + len;
+        let end = text[from..].find(|c: char| !token_char(c)).unwrap_or(text.len() - from);
         if end > 0 {
             out.push_str("(link token hidden)");
         }
-        rest = &rest[end..];
+        from += end;
     }
 }
 
@@ -180,5 +190,13 @@ mod tests {
             without_link_tokens("mailto:reply+T0k.en@reply.tot.example?subject=APPROVE"),
             "mailto:reply+(link token hidden)@reply.tot.example?subject=APPROVE"
         );
+        // A link a mail filter rewrote, the original percent-encoded in its query.
+        let safe = "https://eur01.safelinks.protection.outlook.com/?url=https%3A%2F%2Fp.example%2Fl%2Fbx8v.rWn&data=05";
+        assert_eq!(
+            without_link_tokens(safe),
+            "https://eur01.safelinks.protection.outlook.com/?url=https%3A%2F%2Fp.example%2Fl%2F(link token hidden)&data=05"
+        );
+        assert_eq!(without_link_tokens("REPLY%2bT0k@x"), "REPLY%2b(link token hidden)@x");
+        assert_eq!(without_link_tokens("Ωmega /L/Tok ü"), "Ωmega /L/(link token hidden) ü");
     }
 }
