@@ -54,6 +54,7 @@ async fn app_with_pictures() -> TestApp {
         "receipts/PO-1_1.svg",
         // On disk, but no record shows it: nobody may open it.
         "receipts/PO-1X1.svg",
+        "receipts/po-1_1.svg",
         "stray.svg",
         "brand/logo.svg",
     ] {
@@ -80,7 +81,7 @@ async fn pictures_open_only_for_sessions_that_may_see_their_record() {
     }
     let nobody = browser();
     // Each picture, and who of the five gets it (the rest, and no session, get 404).
-    let table: [(&str, [bool; 5]); 8] = [
+    let table: [(&str, [bool; 5]); 9] = [
         ("/media/v1.svg", [true, true, false, true, false]),
         ("/media/v9.svg", [false, false, false, false, true]),
         ("/media/process/J-1_front.png", [true, true, false, true, false]),
@@ -89,6 +90,8 @@ async fn pictures_open_only_for_sessions_that_may_see_their_record() {
         ("/media/receipts/PO-1_1.svg", [true, true, true, true, false]),
         // `_` in a name must not match any character of another receipt's picture.
         ("/media/receipts/PO-1X1.svg", [false; 5]),
+        // Nor may a path differing from a receipt's picture only in the case of its letters.
+        ("/media/receipts/po-1_1.svg", [false; 5]),
         ("/media/stray.svg", [false; 5]),
     ];
     for (path, allowed) in table {

@@ -61,21 +61,25 @@ pub async fn owners(db: &Db, path: &str) -> Result<Vec<MediaOwner>> {
         })
         .collect();
     let pattern = format!("%{escaped}%");
-    let rows: Vec<(String, String, String)> = on_db!(db, p => bind!(sqlx::query_as(
-        "SELECT 'visual', id, client_id FROM visuals WHERE main_image = $1 OR placement_image = $1
+    let rows: Vec<(String, String, String, Option<String>)> = on_db!(db, p => bind!(sqlx::query_as(
+        "SELECT 'visual', id, client_id, CAST(NULL AS TEXT) FROM visuals WHERE main_image = $1 OR placement_image = $1
          UNION ALL
-         SELECT 'job', j.id, j.client_id FROM job_process_lines l JOIN jobs j ON j.id = l.job_id WHERE l.image = $1
+         SELECT 'job', j.id, j.client_id, NULL FROM job_process_lines l JOIN jobs j ON j.id = l.job_id WHERE l.image = $1
          UNION ALL
-         SELECT 'delivery', id, client_id FROM deliveries WHERE pod_signature_image = $1
+         SELECT 'delivery', id, client_id, NULL FROM deliveries WHERE pod_signature_image = $1
          UNION ALL
-         SELECT 'stock', sku, client_id FROM stock WHERE picture = $1
+         SELECT 'stock', sku, client_id, NULL FROM stock WHERE picture = $1
          UNION ALL
-         SELECT 'po', o.id, o.client_id FROM purchase_order_receipts r JOIN purchase_orders o ON o.id = r.po_id
+         SELECT 'po', o.id, o.client_id, r.checking_images FROM purchase_order_receipts r
+           JOIN purchase_orders o ON o.id = r.po_id
           WHERE r.checking_images LIKE $2 ESCAPE '\\'",
     ), path, &pattern)
     .fetch_all(p).await)?;
+    // SQLite's LIKE ignores the case of ASCII letters: `/media/x/A.jpg` would find a receipt
+    // showing `/media/x/a.jpg`, another file. The match is made exact here, on both engines.
     Ok(rows
         .into_iter()
-        .filter_map(|(kind, id, client_id)| Some(MediaOwner { kind: MediaKind::from_code(&kind)?, id, client_id }))
+        .filter(|(_, _, _, images)| images.as_ref().is_none_or(|i| i.contains(&quoted)))
+        .filter_map(|(kind, id, client_id, _)| Some(MediaOwner { kind: MediaKind::from_code(&kind)?, id, client_id }))
         .collect())
 }
