@@ -644,7 +644,9 @@ async fn a_held_message_shows_no_link_tokens() {
     let link = "http://127.0.0.1:8080/l/bx8vdmlzdWFscy9WLTEfUC0xQR8xNzk3NTA5OTcy.mJJkvDUz6CkSGELk2DcXS8jnUXpsF";
     // The same link as a mail filter rewrote it, and split by a quoted-printable soft break.
     let safe = "https://eur01.safelinks.protection.outlook.com/?url=http%3A%2F%2F127.0.0.1%3A8080%2Fl%2FSafeLinksTok3n.Xq&data=05";
-    let quoted = format!("APPROVE V-1\r\n> Review: {link}\r\n> {safe}\r\n> Also: http://127.0.0.1:8080/=\r\nl/SoftBreakTok3n.Zq\r\n");
+    let quoted = format!(
+        "APPROVE V-1\r\n> Review: {link}\r\n> {safe}\r\n> Also: http://127.0.0.1:8080/=\r\nl/SoftBreakTok3n.Zq\r\n"
+    );
     use base64::Engine;
     let encoded = base64::engine::general_purpose::STANDARD.encode(format!("<a href=\"{link}\">Review</a>").repeat(3));
     let lines: Vec<&str> = encoded.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect();

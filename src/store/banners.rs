@@ -72,10 +72,18 @@ pub async fn list_live(db: &Db, now: DateTime<Utc>) -> Result<Vec<LiveBanner>> {
          ORDER BY CASE b.severity WHEN 'urgent' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, b.starts_at DESC"
     );
     let rows: Vec<BannerRow> = on_db!(db, p => bind!(sqlx::query_as(&sql), now).fetch_all(p).await)?;
-    let sql = format!(
-        "SELECT a.banner_id, a.client_id FROM banner_audience a JOIN banners b ON b.id = a.banner_id WHERE {live}"
-    );
-    let audience: Vec<(i64, String)> = on_db!(db, p => bind!(sqlx::query_as(&sql), now).fetch_all(p).await)?;
+    // The audiences of exactly the banners read, whatever became of them since: asking again
+    // for the live ones could miss the audience of one retracted in between, and a banner
+    // with no audience goes to every client. (Audiences are written with their banner and
+    // never changed.)
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let audience: Vec<(i64, String)> = crate::fetch_in!(
+        on_db,
+        db,
+        "SELECT banner_id, client_id FROM banner_audience WHERE banner_id IN ({in})".to_string(),
+        &ids,
+        once
+    )?;
     Ok(rows
         .into_iter()
         .map(|row| LiveBanner {
