@@ -696,3 +696,27 @@ async fn a_nul_in_chat_input_is_refused_naming_the_command() {
     .unwrap();
     assert!(format!("{named:?}").contains("`/stock` is not valid"), "the command is named: {named:?}");
 }
+
+/// A digest queued for a chat that is unlinked before it goes is dropped, saying why: the
+/// chat's user said to stop. The contact's email still goes.
+#[tokio::test]
+async fn a_chat_unlinked_before_its_digest_goes_gets_nothing() {
+    let fake = FakeTelegram::start().await;
+    let t = linked_state(&fake).await;
+    common::digests_now(&t.state, &["P-1A"]).await;
+    let queued = cport::store::outbox::list_messages(&t.state.db, None, 10).await.unwrap();
+    assert!(queued.iter().any(|m| m.channel.as_str() == "telegram"), "a digest for the chat: {queued:?}");
+    common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ANN.to_string(), "/unlink").await;
+    let r = cport::outbox::drain(&t.state).await.unwrap();
+    assert_eq!((r.sent, r.dropped), (1, 1), "{r:?}");
+    let rows = cport::store::outbox::list_messages(&t.state.db, None, 10).await.unwrap();
+    let chat = rows.iter().find(|m| m.channel.as_str() == "telegram").unwrap();
+    assert_eq!(
+        (chat.status.as_str(), chat.last_error.as_deref()),
+        ("dropped", Some("the chat is no longer linked to the contact"))
+    );
+    assert!(
+        fake.to_chat(ANN).iter().all(|c| c.method != "sendMessage" && c.method != "sendPhoto"),
+        "nothing reached the chat"
+    );
+}

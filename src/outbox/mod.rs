@@ -304,14 +304,12 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
     let Batch { state, crew, token, suspended, active } = *batch;
     let started = Instant::now();
     let limit = std::time::Duration::from_secs(state.config.outbox.send_timeout_seconds);
-    // A contact deactivated (or removed) since the message was queued gets nothing more: a
-    // digest, an alert or a banner held by quiet hours or a retry would show them what is no
-    // longer theirs to see.
-    let gone = row.contact_id.as_ref().is_some_and(|c| !active.contains(c));
+    let unwanted = unwanted(state, &row, active).await;
     let attempted = async {
-        match gone {
-            true => Ok(None),
-            false => attempt(state, &row, suspended, gate).await,
+        match &unwanted {
+            Ok(Some(_)) => Ok(None),
+            Err(e) => Err(SendError::Transient(format!("store: {e}"))),
+            Ok(None) => attempt(state, &row, suspended, gate).await,
         }
     };
     let result = match tokio::time::timeout(limit, attempted).await {
@@ -335,8 +333,10 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
                 .record(started.elapsed().as_secs_f64());
             (Outcome::Sent, Mark::Sent(provider_id))
         }
-        Ok(None) if gone => (Outcome::Dropped, Mark::Dropped("the contact is no longer active")),
-        Ok(None) => (Outcome::Dropped, Mark::Dropped("every item was resolved before sending")),
+        Ok(None) => match unwanted {
+            Ok(Some(why)) => (Outcome::Dropped, Mark::Dropped(why)),
+            _ => (Outcome::Dropped, Mark::Dropped("every item was resolved before sending")),
+        },
         // A provider's "wait this long" is obeyed, and does not use up the attempts.
         Err(SendError::RateLimited(wait)) => {
             let at = now + Duration::from_std(*wait).unwrap_or_else(|_| Duration::seconds(60));
@@ -372,6 +372,31 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
     };
     count(outcome, row.channel, row.kind, marked);
     Ok(Settle::Done(outcome))
+}
+
+/// Why a row is no longer to be sent, if it is not: its contact was deactivated (or removed)
+/// since it was queued, or the chat it goes to was unlinked from them. A digest, an alert or
+/// a banner held by quiet hours or a retry would otherwise show what is no longer theirs to
+/// see, or reach a chat whose user said to stop.
+async fn unwanted(
+    state: &Providers,
+    row: &OutboxRow,
+    active: &std::collections::HashSet<String>,
+) -> Result<Option<&'static str>, StoreError> {
+    let Some(contact) = &row.contact_id else {
+        return Ok(None);
+    };
+    if !active.contains(contact) {
+        return Ok(Some("the contact is no longer active"));
+    }
+    // An answer goes to the chat that asked, linked or not.
+    let told = matches!(row.kind, MessageKind::Digest | MessageKind::Alert | MessageKind::Banner);
+    if !told || matches!(row.channel, Outlet::Email | Outlet::Webhook) {
+        return Ok(None);
+    }
+    let linked = crate::store::chat::chats_of_contact(&state.db, contact).await?;
+    let still = linked.iter().any(|l| l.channel.as_str() == row.channel.as_str() && l.chat_id == row.recipient);
+    Ok((!still).then_some("the chat is no longer linked to the contact"))
 }
 
 /// Sends an email row. `Ok(None)` means the message should be dropped, not sent.
