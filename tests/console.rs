@@ -499,7 +499,15 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
 /// A world whose mail is checked against `mx.tot.example`'s results, Sam signed in to the
 /// console, and the reply token and domain of a digest to Ann.
 async fn holding_mail() -> (TestApp, reqwest::Client, String, String) {
-    let app = TestApp::spawn_with(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
+    mail_console(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await
+}
+
+/// A console with a staff member signed in and a digest to every contact, configured by
+/// `configure`; with the reply token and domain of Ann's digest.
+async fn mail_console(
+    configure: impl FnOnce(&mut cport::config::Config),
+) -> (TestApp, reqwest::Client, String, String) {
+    let app = TestApp::spawn_with(configure).await;
     load_world(&app).await;
     digest_for_all(&app).await;
     staff_account(&app, SAM).await;
@@ -712,7 +720,7 @@ async fn a_link_answers_chat_code_is_hidden_from_staff() {
     use common::fake_discord::{APP_ID, FakeDiscord, InteractionSigner};
     let fake = FakeDiscord::start().await;
     let signer = InteractionSigner::new(7);
-    let app = TestApp::spawn_with(|c| {
+    let (app, staff, token, domain) = mail_console(|c| {
         common::no_instant_alerts(c);
         c.discord.token = cport::config::Secret::new("discord-bot-token");
         c.discord.api_url = fake.url.clone();
@@ -720,12 +728,6 @@ async fn a_link_answers_chat_code_is_hidden_from_staff() {
         c.discord.application_id = APP_ID.into();
     })
     .await;
-    load_world(&app).await;
-    digest_for_all(&app).await;
-    staff_account(&app, SAM).await;
-    let staff = staff_browser(&app, SAM).await;
-    let token = common::digest_to_reply_to(&app.db, &app.state.signer, "P-1A", "ann@alpha.example").await;
-    let domain = app.state.config.email.reply_domain.clone();
     let raw = format!(
         "From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
          Message-ID: <link-1@alpha.example>\r\nDate: Wed, 02 Dec 2026 09:00:00 +0000\r\n\r\nLINK\r\n"

@@ -626,17 +626,22 @@ async fn a_sent_mark_that_cannot_be_written_holds_back_the_next_delivery() {
     );
 }
 
+/// A state whose digests are hourly, so a scheduled pass always finds a period just begun.
+async fn hourly_digests() -> TestState {
+    TestState::new(|c| {
+        c.digest.schedule = "0 0 * * * *".into();
+        c.digest.catch_up_hours = 1;
+    })
+    .await
+}
+
 /// A scheduled pass goes on past a contact whose digest the store fails on: that one is
 /// counted as failed (and tried again next tick), the others get theirs. A pass asked for
 /// one contact reports the failure instead.
 #[tokio::test]
 async fn a_contact_whose_digest_fails_is_passed_over_and_the_others_get_theirs() {
     use cport::digest::scheduler::{Trigger, run_pass};
-    let t = TestState::new(|c| {
-        c.digest.schedule = "0 0 * * * *".into(); // hourly, so a period has always just begun
-        c.digest.catch_up_hours = 1;
-    })
-    .await;
+    let t = hourly_digests().await;
     t.load(world()).await;
     t.state.faults.arm("digest:queue", 1);
     let now = Utc::now();
@@ -655,11 +660,7 @@ async fn a_contact_whose_digest_fails_is_passed_over_and_the_others_get_theirs()
 async fn a_client_whose_items_cannot_be_read_fails_only_its_own_contacts() {
     use cport::digest::scheduler::{Trigger, run_pass};
     use cport::store::guards::GUARDED;
-    let t = TestState::new(|c| {
-        c.digest.schedule = "0 0 * * * *".into(); // hourly, so a period has always just begun
-        c.digest.catch_up_hours = 1;
-    })
-    .await;
+    let t = hourly_digests().await;
     let mut w = world();
     w["purchase_orders"].as_array_mut().unwrap().push(json!(
         {"id": "PO-9", "client_id": "C-2", "placed_by": "Reseller R", "third_party": true, "status": "open",

@@ -289,6 +289,17 @@ fn scripted_imap(
     (port, server)
 }
 
+/// A state polling the scripted server on `port` (a short timeout: it answers at once or
+/// not at all), then configured by `configure`.
+async fn scripted_state(port: u16, configure: impl FnOnce(&mut cport::config::Config)) -> TestState {
+    TestState::new(move |c| {
+        imap_on(c, port);
+        c.imap.timeout_seconds = 5;
+        configure(c)
+    })
+    .await
+}
+
 /// The FETCH answer giving message `uid`: a mail from no contact, handled and ignored.
 fn fetched(tag: &str, uid: u32) -> String {
     let m = format!(
@@ -311,11 +322,7 @@ async fn a_message_the_server_refuses_to_give_is_left_and_the_rest_are_handled()
         c if c.starts_with("UID STORE 2 ") => format!("* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n{tag} OK done\r\n"),
         _ => format!("{tag} BAD not expected\r\n"),
     });
-    let t = TestState::new(move |c| {
-        imap_on(c, port);
-        c.imap.timeout_seconds = 5;
-    })
-    .await;
+    let t = scripted_state(port, |_| {}).await;
     let report = cport::channels::imap::poll(&t.state).await.expect("the pass goes on past the refusals");
     assert_eq!((report.handled, report.deferred), (1, 2), "{report:?}");
     let heard = server.await.unwrap();
@@ -338,9 +345,7 @@ async fn a_message_too_large_is_refused_without_being_fetched() {
         c if c.starts_with("UID STORE ") => format!("{tag} OK done\r\n"),
         _ => format!("{tag} BAD not expected\r\n"),
     });
-    let t = TestState::new(move |c| {
-        imap_on(c, port);
-        c.imap.timeout_seconds = 5;
+    let t = scripted_state(port, |c| {
         c.inbound.max_attachment_bytes = 1_000;
         c.inbound.max_bytes = 100_000;
     })

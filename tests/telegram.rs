@@ -601,21 +601,33 @@ async fn an_update_that_fails_changes_nothing_and_its_retry_does_it_once() {
     assert_eq!(status("V-1").await, "rejected");
 }
 
+/// A state holding the world, no provider set up, with Ann's Telegram chat linked to P-1A.
+async fn ann_linked() -> TestState {
+    let t = TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", &ANN.to_string(), "P-1A").await;
+    t
+}
+
+/// What Ann says or presses in her Telegram chat.
+fn from_ann(input: cport::channels::chat::Input) -> cport::channels::chat::Incoming {
+    let user = ANN.to_string();
+    cport::channels::chat::Incoming {
+        channel: cport::model::Channel::Telegram,
+        user_id: user.clone(),
+        chat_id: user,
+        input,
+    }
+}
+
 /// A reason that cannot be taken is refused naming the field, and the question stays open:
 /// the next message is the reason again.
 #[tokio::test]
 async fn a_refused_reason_leaves_the_question_open() {
-    let t = TestState::new(|_| {}).await;
-    t.load(common::world()).await;
+    let t = ann_linked().await;
     let s = &t.state;
     let user = ANN.to_string();
-    common::link_chat(s, cport::model::Channel::Telegram, "/start", &user, "P-1A").await;
-    let press = cport::channels::chat::Incoming {
-        channel: cport::model::Channel::Telegram,
-        user_id: user.clone(),
-        chat_id: user.clone(),
-        input: cport::channels::chat::Input::Button("rj:V-1".into()),
-    };
+    let press = from_ann(cport::channels::chat::Input::Button("rj:V-1".into()));
     cport::channels::chat::handle(s, &press, Utc::now()).await.unwrap();
     let r = common::say_in_chat(s, cport::model::Channel::Telegram, &user, &"too long ".repeat(300)).await;
     assert!(format!("{r:?}").contains("reason: "), "the field is named: {r:?}");
@@ -657,20 +669,16 @@ async fn a_quiet_long_poll_waits_its_whole_time() {
 /// user did not send); the input is recorded as seen, so a redelivery is not answered twice.
 #[tokio::test]
 async fn a_nul_in_chat_input_is_refused_naming_the_command() {
-    use cport::channels::chat::{Incoming, Input, handle_update};
-    let t = TestState::new(|_| {}).await;
-    t.load(common::world()).await;
+    use cport::channels::chat::{Input, handle_update};
+    let t = ann_linked().await;
     let s = &t.state;
-    let user = ANN.to_string();
-    common::link_chat(s, cport::model::Channel::Telegram, "/start", &user, "P-1A").await;
     let inputs = [
         Input::Text("/items\0".into()),
         Input::Text("I can\0't find \0 the form".into()),
         Input::Button("ay:V-\u{0}1".into()),
     ];
     for (n, input) in inputs.into_iter().enumerate() {
-        let inc =
-            Incoming { channel: cport::model::Channel::Telegram, user_id: user.clone(), chat_id: user.clone(), input };
+        let inc = from_ann(input);
         let update = format!("nul-{n}");
         let r = handle_update(s, &inc, Some(&update), Utc::now()).await.expect("answered, not a store error");
         assert!(format!("{r:?}").contains("NUL character"), "{inc:?}: {r:?}");
@@ -681,19 +689,7 @@ async fn a_nul_in_chat_input_is_refused_naming_the_command() {
         .fetch_one(p).await)
         .unwrap();
     assert_eq!(status, "awaiting_approval", "the pressed button did nothing");
-    let named = handle_update(
-        s,
-        &Incoming {
-            channel: cport::model::Channel::Telegram,
-            user_id: user.clone(),
-            chat_id: user.clone(),
-            input: Input::Text("/stock B\u{0}LK".into()),
-        },
-        None,
-        Utc::now(),
-    )
-    .await
-    .unwrap();
+    let named = handle_update(s, &from_ann(Input::Text("/stock B\u{0}LK".into())), None, Utc::now()).await.unwrap();
     assert!(format!("{named:?}").contains("`/stock` is not valid"), "the command is named: {named:?}");
 }
 

@@ -17,38 +17,17 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 pub fn repeated_key(body: &[u8]) -> Option<(usize, String)> {
     let found = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(body);
-    let _ = Batch(&found).deserialize(&mut de);
+    let _ = Walk { found: &found, record: None }.deserialize(&mut de);
     found.into_inner()
 }
 
 type Found = RefCell<Option<(usize, String)>>;
 
-struct Batch<'a>(&'a Found);
-
+/// Walks one JSON value. `record` is the index of the record it is in; `None` for the batch
+/// itself, whose elements are the records.
 struct Walk<'a> {
     found: &'a Found,
-    record: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for Batch<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Batch<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON array of records")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut records: A) -> Result<(), A::Error> {
-        let mut record = 0;
-        while records.next_element_seed(Walk { found: self.0, record })?.is_some() {
-            record += 1;
-        }
-        Ok(())
-    }
+    record: Option<usize>,
 }
 
 impl<'de> DeserializeSeed<'de> for Walk<'_> {
@@ -82,14 +61,24 @@ impl<'de> Visitor<'de> for Walk<'_> {
         Ok(())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
-        while items.next_element_seed(Walk { found: self.found, record: self.record })?.is_some() {}
-        Ok(())
+        let mut index = 0;
+        loop {
+            let record = self.record.or(Some(index));
+            if items.next_element_seed(Walk { found: self.found, record })?.is_none() {
+                return Ok(());
+            }
+            index += 1;
+        }
     }
     fn visit_map<A: MapAccess<'de>>(self, mut fields: A) -> Result<(), A::Error> {
+        // A batch that is an object, not an array: said elsewhere.
+        let Some(record) = self.record else {
+            return Ok(());
+        };
         let mut keys = HashSet::new();
         while let Some(key) = fields.next_key::<String>()? {
             if keys.contains(&key) {
-                *self.found.borrow_mut() = Some((self.record, key));
+                *self.found.borrow_mut() = Some((record, key));
                 return Err(de::Error::custom("a key given twice"));
             }
             fields.next_value_seed(Walk { found: self.found, record: self.record })?;
