@@ -85,6 +85,7 @@ pub fn environment() -> Environment<'static> {
         "staff/contacts.html.j2",
         "staff/held.html.j2",
         "staff/access.html.j2",
+        "staff/error.html.j2",
     );
     env
 }

@@ -274,8 +274,20 @@ pub fn html(templates: &minijinja::Environment<'_>, name: &str, ctx: &Value) -> 
     Ok(Html(body).into_response())
 }
 
+/// Marks a response of the staff console's routes, so an error there is shown in the
+/// console's look (with the way back to it), not the client portal's.
+#[derive(Clone, Copy)]
+pub struct ConsoleRoute;
+
+/// For the console's routes (`axum::middleware::map_response`): see [`ConsoleRoute`].
+pub async fn mark_console(mut resp: Response) -> Response {
+    resp.extensions_mut().insert(ConsoleRoute);
+    resp
+}
+
 /// For the portal's routes (`axum::middleware::map_response`): an error becomes a page in the
-/// portal's look, and a missing session a redirect to the login form.
+/// portal's look (the console's, on its routes), and a missing session a redirect to the
+/// login form.
 pub async fn render_page(mut resp: Response) -> Response {
     let Some(page) = resp.extensions_mut().remove::<ErrorPage>() else {
         return resp;
@@ -283,8 +295,12 @@ pub async fn render_page(mut resp: Response) -> Response {
     if let Some(target) = page.sign_in {
         return Redirect::to(&target).into_response();
     }
+    let template = match resp.extensions().get::<ConsoleRoute>() {
+        Some(_) => "staff/error.html.j2",
+        None => "portal/message.html.j2",
+    };
     let body = crate::templates::shared()
-        .get_template("portal/message.html.j2")
+        .get_template(template)
         .and_then(|t| {
             t.render(json!({
                 "brand": {"name": "TOT", "colour": "#1f3a5f", "logo_url": ""},

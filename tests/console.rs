@@ -344,11 +344,17 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
     assert_eq!(status, 409, "{body}");
     app.submit(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await;
     assert_eq!(status_of(&app, waiting).await, "dropped");
-    assert_eq!(
-        app.post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await.0,
-        409,
-        "dropped once"
+    let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await;
+    assert_eq!(status, 409, "dropped once");
+    assert!(
+        body.contains("Back to the console") && !body.contains("Go to the portal"),
+        "a console error is shown in the console's look: {body}"
     );
+    // A drop can be undone: the dropped message is queued again.
+    let (_, page) = app.page(&staff, &format!("/staff/outbox/{waiting}")).await;
+    assert!(page.contains("it will not be tried again") && page.contains("Queue again"), "{page}");
+    app.submit(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "requeue")]).await;
+    assert_ne!(status_of(&app, waiting).await, "dropped");
     let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "burn")]).await;
     assert_eq!(status, 422);
     assert!(body.contains("action"), "{body}");
@@ -409,7 +415,28 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
     // Banner messages only: the running app's alert scanner may queue alerts meanwhile.
     let banners_queued = "outbox WHERE kind = 'banner'";
     let outbox = app.count(banners_queued).await;
-    let location = app.submit(&staff, "/staff/banners", &form).await;
+    // An urgent banner is posted only from a preview of exactly its fields: a post without
+    // one shows the preview, with its reach, and posts nothing.
+    let (status, _, html) = app.post_form(&staff, "/staff/banners", &form).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("check its reach") && html.contains("<strong>4</strong> contact(s)"), "{html}");
+    assert_eq!(app.count("banners").await, 0, "not posted yet");
+    let confirm = html
+        .split("name=\"confirm\" value=\"")
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .expect("a confirmation in the form")
+        .to_string();
+    let changed: Vec<(&str, &str)> = form
+        .iter()
+        .map(|(k, v)| if *k == "body" { (*k, "Open as usual.") } else { (*k, *v) })
+        .chain([("confirm", confirm.as_str())])
+        .collect();
+    let (status, _, _) = app.post_form(&staff, "/staff/banners", &changed).await;
+    assert_eq!((status, app.count("banners").await), (200, 0), "changed after its preview: previewed again");
+    let mut confirmed = form.to_vec();
+    confirmed.push(("confirm", &confirm));
+    let location = app.submit(&staff, "/staff/banners", &confirmed).await;
     assert!(location.contains("4%20message"), "{location}");
     assert_eq!(app.count("banners").await, 1);
     assert_eq!(app.count(banners_queued).await, outbox + 4);

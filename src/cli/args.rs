@@ -89,7 +89,7 @@ pub(super) enum Command {
         #[command(subcommand)]
         command: BannerCommand,
     },
-    /// The outbox of messages: list them, re-queue failed or dead ones.
+    /// The outbox of messages: list them, re-queue failed, dead or dropped ones.
     Outbox {
         #[command(subcommand)]
         command: OutboxCommand,
@@ -187,7 +187,7 @@ pub(super) enum OutboxCommand {
     },
     /// Send everything due now with `outbox.workers` senders, then exit (no server needed).
     Send,
-    /// Re-queue a failed or dead message (by id), or every dead one (--dead).
+    /// Re-queue a failed, dead or dropped message (by id), or every dead one (--dead).
     Retry {
         /// The message's id (from `outbox list`).
         #[arg(required_unless_present = "dead", conflicts_with = "dead")]

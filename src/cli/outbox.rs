@@ -76,7 +76,7 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
             if ob::requeue(db, id, now).await? {
                 println!("message {id} queued again");
             } else {
-                eprintln!("error: message {id} does not exist or is not failed or dead");
+                eprintln!("error: message {id} does not exist or is not failed, dead or dropped");
                 return Ok(ExitCode::FAILURE);
             }
         }

@@ -128,6 +128,26 @@ pub async fn preview(State(state): State<AppState>, CsrfForm(staff, form): CsrfF
         Ok(b) => b,
         Err(resp) => return Ok(resp),
     };
+    preview_page(&state, &staff, &form, banner, None).await
+}
+
+/// What an urgent banner's preview carries to confirm its post: a digest of the form's
+/// fields, so a banner changed after its preview is previewed again before it goes.
+fn confirmation(form: &FormData) -> String {
+    use sha2::Digest;
+    let fields = form_values(form).to_string();
+    sha2::Sha256::digest(fields.as_bytes()).iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The form with the banner's preview below it; `note` says why it is shown.
+async fn preview_page(
+    state: &AppState,
+    staff: &Staff,
+    form: &FormData,
+    banner: NewBanner,
+    note: Option<&str>,
+) -> Reply {
+    let state = state.clone();
     let now = Utc::now();
     let row = banner.row(0);
     // Shown as one contact of the audience would get it, with their own items.
@@ -168,10 +188,11 @@ pub async fn preview(State(state): State<AppState>, CsrfForm(staff, form): CsrfF
     let reach = banners::reach(&state, &banner).await?;
     list_page(
         &state,
-        &staff,
+        staff,
         json!({
-            "form": form_values(&form), "preview": {"banner": row, "email": email, "chat": chat,
-            "urgent": banner.severity == crate::model::Severity::Urgent, "reach": reach},
+            "form": form_values(form), "note": note, "confirm": confirmation(form),
+            "preview": {"banner": row, "email": email, "chat": chat,
+                        "urgent": banner.severity == crate::model::Severity::Urgent, "reach": reach},
         }),
         StatusCode::OK,
     )
@@ -180,8 +201,15 @@ pub async fn preview(State(state): State<AppState>, CsrfForm(staff, form): CsrfF
 
 /// `POST /staff/banners`: post it.
 pub async fn post(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Reply {
-    if let Err(resp) = checked(&state, &staff, &form).await? {
-        return Ok(resp);
+    let banner = match checked(&state, &staff, &form).await? {
+        Ok(b) => b,
+        Err(resp) => return Ok(resp),
+    };
+    // An urgent banner goes to its whole audience at once: it is posted only from a preview
+    // of exactly these fields, which shows how many it reaches.
+    if banner.severity == crate::model::Severity::Urgent && form.text("confirm") != confirmation(&form) {
+        let note = "An urgent banner is sent at once: check its reach below, then post it.";
+        return preview_page(&state, &staff, &form, banner, Some(note)).await;
     }
     let input = input_of(&form).map_err(HttpError::Invalid)?;
     match banners::post(&state, input, &staff.email, Utc::now()).await {

@@ -86,7 +86,8 @@ pub async fn held(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
         }
         out.push(json!({"m": h.row, "auth": auth, "raw": shown}));
     }
-    page(&state, Some(&staff), "held", json!({"held": out, "note": note}))
+    let (total, _) = crate::store::console::waiting_counts(&state.db).await?;
+    page(&state, Some(&staff), "held", json!({"held": out, "total": total, "note": note}))
 }
 
 /// `POST /staff/held`: `action` is `release` or `discard` for `message_id`.

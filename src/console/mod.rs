@@ -163,6 +163,7 @@ pub fn router() -> Router<AppState> {
         .route("/staff/access", get(access::list).post(access::act))
         // Any other path under /staff is as unknown as the rest of the console to a stranger.
         .route("/staff/{*rest}", get(overview::unknown))
+        .layer(axum::middleware::map_response(crate::web::mark_console))
 }
 
 #[cfg(test)]

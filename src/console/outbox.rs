@@ -1,6 +1,6 @@
 //! `/staff/outbox`: messages by status, channel, kind, contact, client and date; a message's
 //! page with its body as sent (HTML in a sandboxed frame), headers and failed attempts;
-//! re-queue a failed or dead message, drop a waiting one.
+//! re-queue a failed, dead or dropped message, drop a waiting one.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, header};
@@ -130,7 +130,8 @@ pub async fn message(
         "message",
         json!({
             "m": row, "rendered": rendered, "attempts": attempts,
-            "may_requeue": matches!(row.status.as_str(), "failed" | "dead"),
+            // A dropped message may be queued again too: a drop by mistake is undone.
+            "may_requeue": matches!(row.status.as_str(), "failed" | "dead" | "dropped"),
             "may_drop": matches!(row.status.as_str(), "queued" | "failed"),
             "note": Note::of(&q).verified(&state),
         }),
@@ -170,7 +171,7 @@ pub async fn act(
         Some("requeue") => {
             if !ob::requeue(&state.db, row.id, now).await? {
                 return Err(HttpError::Conflict(format!(
-                    "message {} is {}: only a failed or dead message is queued again",
+                    "message {} is {}: only a failed, dead or dropped message is queued again",
                     row.id, row.status
                 )));
             }

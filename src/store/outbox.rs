@@ -375,11 +375,11 @@ pub async fn drop_waiting(db: &Db, id: i64, why: &str, now: DateTime<Utc>) -> Re
     Ok(n == 1)
 }
 
-/// Sends a failed or dead message again from scratch. Returns false when it was not retryable.
+/// Sends a failed, dead or dropped message again from scratch. Returns false when it was not retryable.
 pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool> {
     let n = on_db!(db, p => bind!(sqlx::query(
         "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $2, updated_at = $2
-         WHERE id = $1 AND status IN ('failed', 'dead')",
+         WHERE id = $1 AND status IN ('failed', 'dead', 'dropped')",
     ), id, now)
     .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
@@ -406,13 +406,14 @@ pub async fn last_digest_payload(
     channel: crate::model::Outlet,
 ) -> Result<Option<String>> {
     Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
+        // In the order of the `outbox_contact` index, so the newest is read without sorting
+        // every digest the contact ever had.
         "SELECT payload FROM outbox_full WHERE contact_id = $1 AND channel = $2 AND kind = 'digest'
-         ORDER BY id DESC LIMIT 1",
+         ORDER BY created_at DESC, id DESC LIMIT 1",
     ), contact_id, channel)
     .fetch_optional(c).await)?)
 }
 
-/// Contacts whose email is suspended (after bounces), with the reason.
 /// Of `contacts`, those still there and active: a message queued for anyone else is not sent.
 pub async fn active_of(db: &Db, contacts: &[&str]) -> Result<std::collections::HashSet<String>> {
     let rows: Vec<(String,)> = crate::fetch_in!(
@@ -425,6 +426,7 @@ pub async fn active_of(db: &Db, contacts: &[&str]) -> Result<std::collections::H
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
+/// Contacts whose email is suspended (after bounces), with the reason.
 pub async fn suspended_contacts(db: &Db) -> Result<std::collections::HashMap<String, String>> {
     let rows: Vec<(String, Option<String>)> = on_db!(db, p => sqlx::query_as(
         "SELECT contact_id, email_suspended_reason FROM contact_settings WHERE email_suspended_at IS NOT NULL",
