@@ -108,8 +108,8 @@ pub async fn check(
     // A client named twice is one audience (the store keeps each client once per banner).
     let mut seen = std::collections::HashSet::new();
     ids.retain(|c| seen.insert(c.clone()));
-    let known = existing_clients(&state.db, &ids).await?;
-    for c in ids.iter().filter(|c| !known.contains(c)) {
+    let known: std::collections::HashSet<String> = existing_clients(&state.db, &ids).await?.into_iter().collect();
+    for c in ids.iter().filter(|c| !known.contains(*c)) {
         errs.push(FieldError::new("clients", format!("unknown client {}", crate::model::quoted(c))));
     }
     let Some(severity) = severity.filter(|_| errs.is_empty()) else {
@@ -135,9 +135,10 @@ async fn audience(state: &Services, banner: &NewBanner) -> Result<Vec<(ContactRo
     let contacts = list_active_contacts(&state.db).await?;
     let settings = list_settings(&state.db).await?;
     let chats = crate::actions::targets::targets_by_contact(state).await?;
+    let chosen: std::collections::HashSet<&str> = banner.audience.iter().map(String::as_str).collect();
     Ok(contacts
         .into_iter()
-        .filter(|c| banner.audience.is_empty() || banner.audience.contains(&c.client_id))
+        .filter(|c| chosen.is_empty() || chosen.contains(c.client_id.as_str()))
         .map(|c| {
             let s = settings.get(&c.id).cloned().unwrap_or_else(|| ContactSettings::defaults(&c.id));
             let targets =

@@ -2,7 +2,7 @@
 //! zone) is a period; a period is decided once per contact and channel, and a non-empty
 //! digest for it is queued in the same transaction.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use chrono_tz::Tz;
@@ -83,9 +83,23 @@ pub enum PassError {
     Contact { contact: String, message: String },
 }
 
-fn contact_schedule(state: &Services, c: &ContactRow, s: &ContactSettings) -> Result<(cron::Schedule, Tz), String> {
+/// A contact's schedule and time zone. `parsed` keeps the schedules already read in this
+/// pass: most contacts share a few expressions, and reading one is not free.
+fn contact_schedule(
+    state: &Services,
+    c: &ContactRow,
+    s: &ContactSettings,
+    parsed: &mut HashMap<String, cron::Schedule>,
+) -> Result<(cron::Schedule, Tz), String> {
     let expr = s.digest_schedule.as_deref().or(c.digest_schedule.as_deref()).unwrap_or(&state.config.digest.schedule);
-    let schedule = parse_schedule(expr)?;
+    let schedule = match parsed.get(expr) {
+        Some(s) => s.clone(),
+        None => {
+            let s = parse_schedule(expr)?;
+            parsed.insert(expr.to_string(), s.clone());
+            s
+        }
+    };
     let tz_name = s.timezone.as_deref().unwrap_or(&c.timezone);
     let tz: Tz = tz_name.parse().map_err(|_| format!("`{tz_name}` is not an IANA time zone"))?;
     Ok((schedule, tz))
@@ -113,6 +127,7 @@ pub async fn run_pass(
     let mut report = PassReport { contacts: contacts.len(), ..Default::default() };
     let chats = targets_by_contact(state).await?;
     let mut cache = ItemCache::new(&contacts);
+    let mut parsed = HashMap::new();
     // The live banners are read once a pass; each client's are picked from them.
     let live = list_live(&state.db, now).await?;
     let mut banners: Option<(String, Vec<BannerRow>)> = None;
@@ -133,7 +148,7 @@ pub async fn run_pass(
         if targets.is_empty() {
             continue;
         }
-        let (schedule, tz) = match contact_schedule(state, c, &s) {
+        let (schedule, tz) = match contact_schedule(state, c, &s, &mut parsed) {
             Ok(x) => x,
             Err(message) => {
                 if only.is_some() {

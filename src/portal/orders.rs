@@ -274,9 +274,11 @@ pub async fn orders(State(state): State<AppState>, session: Session, shown: Show
     let a = &session.actor;
     let only = (a.role == Role::ThirdParty).then_some(a.contact.id.as_str());
     let list = q::orders(&state.db, a.client_id(), only).await?;
+    let ids: Vec<i64> = list.iter().map(|o| o.id).collect();
+    let mut lines_of = q::order_lines(&state.db, &ids).await?;
     let mut out: Vec<Value> = Vec::with_capacity(list.len());
     for o in list {
-        let lines = q::order_lines(&state.db, o.id).await?;
+        let lines = lines_of.remove(&o.id).unwrap_or_default();
         out.push(json!({"o": o, "lines": lines.iter().map(|(sku, d, qty)| json!({"sku": sku, "description": d, "qty": qty})).collect::<Vec<_>>()}));
     }
     page(&state, Some(&session), "orders", json!({"orders": out, "note": shown.note})).await

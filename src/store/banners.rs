@@ -134,10 +134,8 @@ pub async fn retract_banner(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Result<
 
 /// Which of these client ids exist.
 pub async fn existing_clients(db: &Db, ids: &[String]) -> Result<Vec<String>> {
-    let mut out = Vec::new();
-    for id in ids {
-        let known: Option<String> = on_db!(db, p => bind!(sqlx::query_scalar("SELECT id FROM clients WHERE id = $1"), id).fetch_optional(p).await)?;
-        out.extend(known);
-    }
-    Ok(out)
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let rows: Vec<(String,)> =
+        crate::fetch_in!(on_db, db, "SELECT id FROM clients WHERE id IN ({in})".to_string(), &ids, once)?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
 }

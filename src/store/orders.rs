@@ -218,12 +218,25 @@ pub async fn orders(db: &Db, client_id: &str, contact_id: Option<&str>) -> Resul
     .fetch_all(p).await)?)
 }
 
-pub async fn order_lines(db: &Db, order_id: i64) -> Result<Vec<(String, String, i64)>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, (String, String, i64)>(
-        "SELECT sku, description, qty FROM reseller_order_lines WHERE order_id = $1 ORDER BY sku",
-    )
-    .bind(order_id)
-    .fetch_all(p).await)?)
+/// The lines of each of `orders` (sku, description, quantity, by sku), read together.
+pub async fn order_lines(
+    db: &Db,
+    orders: &[i64],
+) -> Result<std::collections::HashMap<i64, Vec<(String, String, i64)>>> {
+    let rows: Vec<(i64, String, String, i64)> = crate::fetch_in!(
+        on_db,
+        db,
+        "SELECT order_id, sku, description, qty FROM reseller_order_lines WHERE order_id IN ({in})
+         ORDER BY order_id, sku"
+            .to_string(),
+        orders,
+        once
+    )?;
+    let mut by_order: std::collections::HashMap<i64, Vec<(String, String, i64)>> = Default::default();
+    for (order, sku, description, qty) in rows {
+        by_order.entry(order).or_default().push((sku, description, qty));
+    }
+    Ok(by_order)
 }
 
 /// Addresses a contact's own orders went to, most recent first.
