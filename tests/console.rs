@@ -248,6 +248,7 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     let (status, location, _) = app.post_raw(&staff, "/staff/chase/remind", &remind).await;
     assert_eq!(status, 303);
     assert!(location.starts_with("/staff/chase?category=A1&note=Reminder"), "{location}");
+    assert!(location.contains("queued%20to%20Bob%20Buyer%20by%20email"), "in names, not ids: {location}");
     assert_eq!(app.count("outbox").await, outbox + 1);
     let (idem,): (String,) =
         cport::store::on_db!(&app.db, p => sqlx::query_as("SELECT idem_key FROM outbox ORDER BY id DESC LIMIT 1")

@@ -229,7 +229,12 @@ async fn told(
 /// Queues a reminder about item `key` to `contact_id` on each channel that reaches them (an
 /// alert about that one item, rendered when it goes). Once per item, contact, channel and
 /// day: a second click the same day queues nothing and says so.
-pub async fn remind(state: &Services, contact_id: &str, key: &str, now: DateTime<Utc>) -> Result<usize, ActionError> {
+pub async fn remind(
+    state: &Services,
+    contact_id: &str,
+    key: &str,
+    now: DateTime<Utc>,
+) -> Result<Reminded, ActionError> {
     let contact = match get_contact(&state.db, contact_id).await {
         Ok(c) if c.active => c,
         Ok(_) | Err(StoreError::NotFound) => {
@@ -292,8 +297,22 @@ pub async fn remind(state: &Services, contact_id: &str, key: &str, now: DateTime
     }
     tx.commit().await?;
     if queued == 0 {
-        return Err(ActionError::Conflict(format!("{} was already reminded of {key} today", contact.name)));
+        return Err(ActionError::Conflict(format!("{} was already reminded of {} today", contact.name, item.title)));
     }
     state.wake_dispatch.notify_waiters();
-    Ok(queued)
+    let channels = targets.iter().map(|t| t.outlet().as_str()).collect::<Vec<_>>().join(" and ");
+    Ok(Reminded { queued, contact: contact.name.clone(), item: item.title.clone(), channels })
+}
+
+/// What a reminder queued, in words for staff.
+#[derive(Debug, Clone)]
+pub struct Reminded {
+    /// Messages queued: one a channel that reaches the contact.
+    pub queued: usize,
+    /// The contact's name.
+    pub contact: String,
+    /// The item's title.
+    pub item: String,
+    /// The channels, like `email and telegram`.
+    pub channels: String,
 }

@@ -84,6 +84,7 @@ pub async fn chase(State(state): State<AppState>, staff: Staff, RawQuery(q): Raw
             "prev": (page_no > 1).then(|| query(page_no - 1)),
             "next": (page_no < pages).then(|| query(page_no + 1)),
             "csv": query(1),
+            "here": query(page_no),
             "categories": Category::ALL.iter().map(|c| json!({"code": c.code(), "heading": c.heading()})).collect::<Vec<_>>(),
             "f": {"category": filter.category.map(Category::code), "client": filter.client, "older": filter.min_age_days},
             "note": crate::portal::Note::of(&q).verified(&state),
@@ -157,9 +158,9 @@ pub async fn remind(State(state): State<AppState>, CsrfForm(staff, form): CsrfFo
     let back = crate::portal::auth::safe_next(form.get("back"));
     let back = if back.starts_with("/staff/chase") { back } else { "/staff/chase".into() };
     let note = match chase::remind(&state, &contact, &key, Utc::now()).await {
-        Ok(n) => {
+        Ok(r) => {
             staff.record(&state, "reminded", &format!("{contact} of {key}")).await;
-            format!("Reminder about {key} queued to {contact} ({n} channel(s)).")
+            format!("Reminder about {} queued to {} by {}.", r.item, r.contact, r.channels)
         }
         Err(crate::actions::ActionError::Conflict(m)) => format!("No reminder queued: {m}."),
         Err(e) => return Err(e.into()),
