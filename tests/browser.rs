@@ -428,7 +428,7 @@ async fn staff_use_the_console_in_a_browser() {
     assert_eq!(first.as_deref(), Some("A1:V-1"), "the oldest visual first");
     shot(&c, "console-chase.png").await;
     follow(&c, "tr[id='A1:V-1'] button.remind").await;
-    let note = note_with(&c, "Reminder about A1:V-1").await;
+    let note = note_with(&c, "Reminder about Visual V-1").await;
     assert!(note.contains("queued"), "{note}");
 
     // An urgent banner: preview (the email in its frame), then post.
