@@ -422,12 +422,7 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("check its reach") && html.contains("<strong>4</strong> contact(s)"), "{html}");
     assert_eq!(app.count("banners").await, 0, "not posted yet");
-    let confirm = html
-        .split("name=\"confirm\" value=\"")
-        .nth(1)
-        .and_then(|v| v.split('"').next())
-        .expect("a confirmation in the form")
-        .to_string();
+    let confirm = common::hidden_value(&html, "confirm").expect("a confirmation in the form");
     let changed: Vec<(&str, &str)> = form
         .iter()
         .map(|(k, v)| if *k == "body" { (*k, "Open as usual.") } else { (*k, *v) })

@@ -131,12 +131,10 @@ pub async fn preview(State(state): State<AppState>, CsrfForm(staff, form): CsrfF
     preview_page(&state, &staff, &form, banner, None).await
 }
 
-/// What an urgent banner's preview carries to confirm its post: a digest of the form's
-/// fields, so a banner changed after its preview is previewed again before it goes.
-fn confirmation(form: &FormData) -> String {
-    use sha2::Digest;
-    let fields = form_values(form).to_string();
-    sha2::Sha256::digest(fields.as_bytes()).iter().take(12).map(|b| format!("{b:02x}")).collect()
+/// What an urgent banner's preview carries to confirm its post: the form's fields signed, so
+/// a banner changed after its preview is previewed again before it goes.
+fn confirmation(state: &AppState, form: &FormData) -> String {
+    state.signer.tag("banner-confirm", &form_values(form).to_string())
 }
 
 /// The form with the banner's preview below it; `note` says why it is shown.
@@ -147,7 +145,6 @@ async fn preview_page(
     banner: NewBanner,
     note: Option<&str>,
 ) -> Reply {
-    let state = state.clone();
     let now = Utc::now();
     let row = banner.row(0);
     // Shown as one contact of the audience would get it, with their own items.
@@ -159,7 +156,7 @@ async fn preview_page(
         None => (None, None),
         Some(c) => {
             let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
-            let items = current(&state, c).await?;
+            let items = current(state, c).await?;
             let urgent = banner.severity == crate::model::Severity::Urgent;
             let email = if urgent {
                 composer.compose_banner(&Recipient { contact: c, token: "preview", now }, &row)
@@ -175,7 +172,7 @@ async fn preview_page(
             let chat: ChatMessage = if urgent {
                 banners::urgent_chat(&row)
             } else {
-                crate::channels::chat::digest_message(&state, c, &items, std::slice::from_ref(&row), now)
+                crate::channels::chat::digest_message(state, c, &items, std::slice::from_ref(&row), now)
             };
             (
                 Some(json!({"subject": email.subject, "html": without_link_tokens(&email.html),
@@ -185,12 +182,12 @@ async fn preview_page(
             )
         }
     };
-    let reach = banners::reach(&state, &banner).await?;
+    let reach = banners::reach(state, &banner).await?;
     list_page(
-        &state,
+        state,
         staff,
         json!({
-            "form": form_values(form), "note": note, "confirm": confirmation(form),
+            "form": form_values(form), "note": note, "confirm": confirmation(state, form),
             "preview": {"banner": row, "email": email, "chat": chat,
                         "urgent": banner.severity == crate::model::Severity::Urgent, "reach": reach},
         }),
@@ -207,7 +204,7 @@ pub async fn post(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm
     };
     // An urgent banner goes to its whole audience at once: it is posted only from a preview
     // of exactly these fields, which shows how many it reaches.
-    if banner.severity == crate::model::Severity::Urgent && form.text("confirm") != confirmation(&form) {
+    if banner.severity == crate::model::Severity::Urgent && form.text("confirm") != confirmation(&state, &form) {
         let note = "An urgent banner is sent at once: check its reach below, then post it.";
         return preview_page(&state, &staff, &form, banner, Some(note)).await;
     }

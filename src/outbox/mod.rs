@@ -126,7 +126,7 @@ async fn dispatch(
     let sends = async {
         let suspended = outbox::suspended_contacts(&state.db).await?;
         let contacts: Vec<&str> = contacts.iter().map(String::as_str).collect();
-        let active = outbox::active_of(&state.db, &contacts).await?;
+        let active = crate::store::contacts::active_of(&state.db, &contacts).await?;
         let batch = Batch { state, crew, token: &token, suspended: &suspended, active: &active };
         // The previous delivery's mark commits while the next message is built and begun;
         // it is settled before the next one is delivered.

@@ -41,3 +41,15 @@ pub async fn list_active_contacts(db: &Db) -> Result<Vec<ContactRow>> {
     let sql = format!("SELECT {COLS} {FROM} WHERE c.active ORDER BY c.client_id, c.id");
     Ok(on_db!(db, p => sqlx::query_as::<_, ContactRow>(&sql).fetch_all(p).await)?)
 }
+
+/// Of `contacts`, those still there and active (the outbox sends nothing queued for the others).
+pub async fn active_of(db: &Db, contacts: &[&str]) -> Result<std::collections::HashSet<String>> {
+    let rows: Vec<(String,)> = crate::fetch_in!(
+        on_db,
+        db,
+        "SELECT id FROM contacts WHERE active AND id IN ({in})".to_string(),
+        contacts,
+        once
+    )?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}

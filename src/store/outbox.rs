@@ -414,18 +414,6 @@ pub async fn last_digest_payload(
     .fetch_optional(c).await)?)
 }
 
-/// Of `contacts`, those still there and active: a message queued for anyone else is not sent.
-pub async fn active_of(db: &Db, contacts: &[&str]) -> Result<std::collections::HashSet<String>> {
-    let rows: Vec<(String,)> = crate::fetch_in!(
-        on_db,
-        db,
-        "SELECT id FROM contacts WHERE active AND id IN ({in})".to_string(),
-        contacts,
-        once
-    )?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
-}
-
 /// Contacts whose email is suspended (after bounces), with the reason.
 pub async fn suspended_contacts(db: &Db) -> Result<std::collections::HashMap<String, String>> {
     let rows: Vec<(String, Option<String>)> = on_db!(db, p => sqlx::query_as(

@@ -446,9 +446,14 @@ pub fn browser() -> reqwest::Client {
 
 /// The CSRF token of the first form on a page.
 pub fn csrf_of(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("page has a form with a CSRF token") + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
+    hidden_value(html, "csrf").expect("page has a form with a CSRF token")
+}
+
+/// The value of the first form field named `name` on the page, as a hidden input carries it.
+pub fn hidden_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    Some(html[start..start + html[start..].find('"')?].to_string())
 }
 
 impl TestApp {
