@@ -75,6 +75,7 @@ pub fn environment() -> Environment<'static> {
         "portal/_answer.html.j2",
         "portal/unsubscribe.html.j2",
         "staff/base.html.j2",
+        "staff/_ask_first.html.j2",
         "staff/login.html.j2",
         "staff/password.html.j2",
         "staff/overview.html.j2",

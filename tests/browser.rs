@@ -456,7 +456,14 @@ async fn staff_use_the_console_in_a_browser() {
     follow(&c, "button.post").await;
     let note = note_with(&c, "posted").await;
     assert!(note.contains("5 message(s) queued"), "{note}");
-    follow(&c, "table.list button.danger").await;
+    // Taking a banner down asks first: the button that does it shows only once staff have
+    // opened the question.
+    let retract = c.find(Locator::Css("table.list details.confirm button.danger")).await.unwrap();
+    assert!(!retract.is_displayed().await.unwrap(), "retract is one click away only after the question");
+    click(&c, "table.list details.confirm summary").await;
+    let question = text_of(&c, "table.list details.confirm p").await;
+    assert!(question.contains("Take this banner down"), "{question}");
+    follow(&c, "table.list details.confirm button.danger").await;
     note_with(&c, "retracted").await;
 
     // The outbox: the dead message, queued again.

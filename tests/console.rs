@@ -343,6 +343,8 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
     assert_ne!(status_of(&app, dead).await, "dead");
     let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")]).await;
     assert_eq!(status, 409, "{body}");
+    let (_, page) = app.page(&staff, &format!("/staff/outbox/{waiting}")).await;
+    assert!(page.contains("Drop this message?"), "dropping asks first: {page}");
     app.submit(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await;
     assert_eq!(status_of(&app, waiting).await, "dropped");
     let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await;
@@ -354,6 +356,7 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
     // A drop can be undone: the dropped message is queued again.
     let (_, page) = app.page(&staff, &format!("/staff/outbox/{waiting}")).await;
     assert!(page.contains("it will not be tried again") && page.contains("Queue again"), "{page}");
+    assert!(!page.contains("Drop this message?"), "a dropped message offers no drop: {page}");
     app.submit(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "requeue")]).await;
     assert_ne!(status_of(&app, waiting).await, "dropped");
     let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "burn")]).await;
@@ -586,6 +589,11 @@ async fn contacts_held_mail_and_the_overview() {
     assert!(html.contains("<strong>2</strong> held inbound mail"), "{html}");
     let (_, html) = app.page(&staff, "/staff/held").await;
     assert!(html.contains("dmarc=fail (p=none) header.from=alpha.example") && html.contains("APPROVE V-1"), "{html}");
+    // Discarding asks first; releasing, which can be checked and undone by the client, does not.
+    assert!(
+        html.contains("<summary class=\"danger\">Discard…</summary>") && html.contains("Discard this reply unread?"),
+        "{html}"
+    );
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
     app.submit(&staff, "/staff/held", &[("message_id", "held-1@alpha.example"), ("action", "release")]).await;
     assert_eq!(app.visual_status("V-1").await, "approved", "released and acted on");

@@ -130,9 +130,8 @@ pub async fn message(
         "message",
         json!({
             "m": row, "rendered": rendered, "attempts": attempts,
-            // A dropped message may be queued again too: a drop by mistake is undone.
-            "may_requeue": matches!(row.status.as_str(), "failed" | "dead" | "dropped"),
-            "may_drop": matches!(row.status.as_str(), "queued" | "failed"),
+            "may_requeue": OutboxStatus::REQUEUEABLE.contains(&row.status),
+            "may_drop": OutboxStatus::DROPPABLE.contains(&row.status),
             "note": Note::of(&q).verified(&state),
         }),
     )

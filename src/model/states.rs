@@ -247,6 +247,13 @@ named_enum! {
     }
 }
 
+impl OutboxStatus {
+    /// May be queued again by staff: a drop by mistake is undone the same way.
+    pub const REQUEUEABLE: &'static [OutboxStatus] = &[OutboxStatus::Failed, OutboxStatus::Dead, OutboxStatus::Dropped];
+    /// Still waiting to go, so staff may drop it.
+    pub const DROPPABLE: &'static [OutboxStatus] = &[OutboxStatus::Queued, OutboxStatus::Failed];
+}
+
 named_enum! {
     /// Where a request for a portal account stands.
     pub enum AccessStatus {

@@ -367,20 +367,24 @@ pub async fn get_message(db: &Db, id: i64) -> Result<Option<OutboxRow>> {
 /// Drops a message still waiting to be sent (not one a sender holds). False when it was not
 /// queued or failed.
 pub async fn drop_waiting(db: &Db, id: i64, why: &str, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_db!(db, p => bind!(sqlx::query(
+    let sql = format!(
         "UPDATE outbox SET status = 'dropped', last_error = $3, updated_at = $2
-         WHERE id = $1 AND status IN ('queued', 'failed')",
-    ), id, now, why)
+         WHERE id = $1 AND status IN ({})",
+        super::state_list(OutboxStatus::DROPPABLE)
+    );
+    let n = on_db!(db, p => bind!(sqlx::query(&sql), id, now, why)
     .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
 
 /// Sends a failed, dead or dropped message again from scratch. Returns false when it was not retryable.
 pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_db!(db, p => bind!(sqlx::query(
+    let sql = format!(
         "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $2, updated_at = $2
-         WHERE id = $1 AND status IN ('failed', 'dead', 'dropped')",
-    ), id, now)
+         WHERE id = $1 AND status IN ({})",
+        super::state_list(OutboxStatus::REQUEUEABLE)
+    );
+    let n = on_db!(db, p => bind!(sqlx::query(&sql), id, now)
     .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
