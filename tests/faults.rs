@@ -430,6 +430,41 @@ async fn a_stopping_sender_hands_back_only_its_own_unsent_rows() {
     }
 }
 
+/// Several senders draining together stop together: when one fails (its claim refused by
+/// the store) the others finish the message in hand and hand the rest back, nothing is left
+/// claimed, nothing went twice, and the failure is what the drain returns.
+#[tokio::test]
+async fn when_one_of_several_senders_fails_the_others_stop_and_hand_back_their_claims() {
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    let ann = cport::store::contacts::get_contact(&t.state.db, "P-1A").await.unwrap();
+    let now = Utc::now();
+    const MESSAGES: usize = 200;
+    for n in 0..MESSAGES {
+        let p = cport::actions::mail::login_email(&t.state, &ann, "http://127.0.0.1:9/l/x").unwrap();
+        let mut tx = t.state.db.begin().await.unwrap();
+        let row = p.queued(Some("P-1A"), cport::model::MessageKind::System, format!("test:{n}"), None, now);
+        ob::insert_message(&mut tx, &row, now).await.unwrap().unwrap();
+        tx.commit().await.unwrap();
+    }
+    t.state.faults.arm("outbox:claim", 1);
+    let err = cport::outbox::drain_concurrently(&t.state, 2, None).await.expect_err("the failure is returned");
+    assert!(err.to_string().contains("outbox:claim"), "{err}");
+
+    let rows = list_messages(&t.state.db, None, 1000).await.unwrap();
+    assert_eq!(rows.len(), MESSAGES);
+    let sent = rows.iter().filter(|r| r.status.as_str() == "sent").count();
+    let delivered = std::fs::read_dir(&t.state.config.email.dir).unwrap().count();
+    assert_eq!(sent, delivered, "each delivery marked once, none twice");
+    assert!(sent < MESSAGES, "the other sender stopped rather than draining the outbox alone");
+    for r in rows.iter().filter(|r| r.status.as_str() != "sent") {
+        assert_eq!((r.status.as_str(), r.attempts), ("queued", 0), "handed back untried: {r:?}");
+    }
+    // What was handed back goes with the next send.
+    let report = drain(&t.state).await.unwrap();
+    assert_eq!(report.sent, MESSAGES - sent);
+}
+
 /// Rows come back typed: a state column holding a name cport never writes (a hand edit of
 /// the database before its state guards were made) is refused as it is read, naming the state and the value, and the rows
 /// beside it still read.

@@ -110,6 +110,9 @@ async fn dispatch(
 ) -> Result<Vec<Outcome>, StoreError> {
     let lease = Duration::seconds(state.config.outbox.lease_seconds as i64);
     let token = outbox::new_claim_token();
+    if state.faults.fires("outbox:claim") {
+        return Err(StoreError::Conflict("fault injected at outbox:claim".into()));
+    }
     let rows = match only {
         None => outbox::claim_batch(&state.db, now, now + lease, limit, &token).await?,
         Some(key) => outbox::claim_keyed(&state.db, now, now + lease, &token, key).await?,
