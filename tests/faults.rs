@@ -465,6 +465,44 @@ async fn when_one_of_several_senders_fails_the_others_stop_and_hand_back_their_c
     assert_eq!(report.sent, MESSAGES - sent);
 }
 
+/// A sent message's content is cleared after `outbox.sent_content_days`, a newer one's is
+/// kept; the message itself stays (its key, its reply address), the console says what
+/// happened to its content, and a reply to it is still answered.
+#[tokio::test]
+async fn the_content_of_old_sent_messages_is_cleared_and_the_record_kept() {
+    let t = TestState::new(|c| c.outbox.sent_content_days = 30).await;
+    t.load(world()).await;
+    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
+    assert_eq!(drain(&t.state).await.unwrap().sent, 2);
+    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
+    let old = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1A")).unwrap().id;
+    let new = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1B")).unwrap().id;
+    let then = Utc::now() - Duration::days(31);
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET created_at = $1, sent_at = $1 WHERE id = $2")
+        .bind(then).bind(old).execute(p).await.map(|_| ()))
+    .unwrap();
+
+    assert_eq!(cport::digest::scheduler::housekeeping(&t.state, Utc::now()).await, 1);
+    assert_eq!(cport::digest::scheduler::housekeeping(&t.state, Utc::now()).await, 0, "once");
+    let cleared = ob::get_message(&t.state.db, old).await.unwrap().expect("the message stays");
+    assert_eq!((cleared.status.as_str(), cleared.payload.as_str()), ("sent", ""));
+    let kept = ob::get_message(&t.state.db, new).await.unwrap().unwrap();
+    assert!(kept.payload.contains("item_keys"), "a newer message keeps its content");
+    let shown = cport::outbox::render(&t.state, &cleared, Utc::now()).await.unwrap();
+    assert!(matches!(shown, cport::outbox::Rendered::Cleared), "{shown:?}");
+
+    // A reply to the old digest finds its contact and is answered (an approval from a mail
+    // this old is refused by age, with a fresh link).
+    let token = cleared.reply_token.clone().expect("a reply address");
+    let raw = reply(&token, "late-1@alpha.example", "APPROVE V-1");
+    let d = cport::channels::inbound::handle(&t.state, &raw, Utc::now()).await.unwrap();
+    assert!(matches!(d, cport::channels::inbound::Disposition::Processed(_)), "{d:?}");
+    assert_eq!(count(&t, "SELECT COUNT(*) FROM visual_decisions").await, 0, "too old to approve from");
+    let answer = list_messages(&t.state.db, None, 10).await.unwrap().into_iter().find(|r| r.kind.as_str() == "reply");
+    let answer: cport::messages::EmailPayload = serde_json::from_str(&answer.expect("answered").payload).unwrap();
+    assert!(answer.text.contains("too old to approve"), "{}", answer.text);
+}
+
 /// Rows come back typed: a state column holding a name cport never writes (a hand edit of
 /// the database before its state guards were made) is refused as it is read, naming the state and the value, and the rows
 /// beside it still read.

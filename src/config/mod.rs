@@ -232,6 +232,12 @@ pub struct OutboxConfig {
     /// The longest one message may take to send on any channel (every provider call is
     /// bounded by it); a send that takes longer is abandoned and retried.
     pub send_timeout_seconds: u64,
+    /// Days a sent message keeps its content (the rendered email or chat text, some 12 KB a
+    /// digest); then the server clears it and keeps the record that it went: recipient,
+    /// subject, times, key and reply address. 0 keeps it for ever. Otherwise at least
+    /// `digest.link_ttl_days`, so a reply within a link's life still finds what its digest
+    /// listed.
+    pub sent_content_days: u32,
 }
 
 /// The mini-portal: sessions, single-use links, login limits.
@@ -519,6 +525,7 @@ impl Default for OutboxConfig {
             workers: 4,
             lease_seconds: 300,
             send_timeout_seconds: 120,
+            sent_content_days: 90,
         }
     }
 }

@@ -147,7 +147,7 @@ impl Config {
         const HOUR: u64 = 60 * MINUTE;
         const DAY: u64 = 24 * HOUR;
         let (t, d, o, p) = (&self.telegram, &self.discord, &self.outbox, &self.portal);
-        let ranges: [(&str, u64, u64, u64, &str); 29] = [
+        let ranges: [(&str, u64, u64, u64, &str); 30] = [
             ("smtp.pool_size", self.smtp.pool_size.into(), 1, 64, ""),
             ("smtp.timeout_seconds", self.smtp.timeout_seconds, 1, HOUR, " seconds"),
             ("digest.catch_up_hours", self.digest.catch_up_hours.into(), 0, 7 * 24, " hours"),
@@ -162,6 +162,7 @@ impl Config {
             // A sender renews its claim every third of the lease.
             ("outbox.lease_seconds", o.lease_seconds, 3, DAY, " seconds"),
             ("outbox.send_timeout_seconds", o.send_timeout_seconds, 1, HOUR, " seconds"),
+            ("outbox.sent_content_days", o.sent_content_days.into(), 0, 100 * 366, " days"),
             ("portal.session_hours", p.session_hours.into(), 1, 366 * 24, " hours"),
             ("portal.delegation_hours", p.delegation_hours.into(), 1, 366 * 24, " hours"),
             ("portal.reset_minutes", p.reset_minutes.into(), 1, 7 * 24 * 60, " minutes"),
@@ -187,6 +188,15 @@ impl Config {
         }
         if o.backoff_max_seconds < o.backoff_base_seconds {
             return Err(invalid("outbox.backoff_max_seconds", "must be at least outbox.backoff_base_seconds"));
+        }
+        if o.sent_content_days != 0 && o.sent_content_days < self.digest.link_ttl_days {
+            return Err(invalid(
+                "outbox.sent_content_days",
+                format!(
+                    "{} is shorter than digest.link_ttl_days ({}): give 0 (keep for ever) or at least that",
+                    o.sent_content_days, self.digest.link_ttl_days
+                ),
+            ));
         }
         Ok(())
     }

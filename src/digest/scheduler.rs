@@ -321,6 +321,43 @@ fn item_keys(items: &[ActionItem]) -> Vec<String> {
 /// The scheduler loop: a pass every `digest.tick_seconds` until shutdown. With PostgreSQL,
 /// only the process holding the advisory lock runs passes (the ledgers would make a second
 /// one harmless, but not free).
+/// What the store forgets with age, done by the scheduling process each tick: expired chat
+/// codes and old update ids, stale rate limits, and the content of messages sent more than
+/// `outbox.sent_content_days` ago (a thousand at a time, at most 50,000 a tick, so a first
+/// pass over a long history does not hold the store for long).
+pub async fn housekeeping(state: &Services, now: DateTime<Utc>) -> u64 {
+    if let Err(e) = crate::store::chat::prune(&state.db, now).await {
+        tracing::warn!(error = %e, "chat ledgers not pruned");
+    }
+    if let Err(e) = crate::store::limits::sweep(&state.db, now.timestamp_millis()).await {
+        tracing::warn!(error = %e, "stale rate limits not swept");
+    }
+    let days = state.config.outbox.sent_content_days;
+    if days == 0 {
+        return 0;
+    }
+    let before = now - Duration::days(i64::from(days));
+    let mut cleared = 0;
+    for _ in 0..50 {
+        match outbox::clear_sent_content(&state.db, before, 1000).await {
+            Ok(n) => {
+                cleared += n;
+                if n < 1000 {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the content of old sent messages not cleared");
+                break;
+            }
+        }
+    }
+    if cleared > 0 {
+        tracing::info!(cleared, days, "content of old sent messages cleared");
+    }
+    cleared
+}
+
 pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let tick = std::time::Duration::from_secs(state.config.digest.tick_seconds);
     let mut lock: Option<ledgers::LeaderLock> = None;
@@ -339,12 +376,7 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
             }
         }
         if matches!(state.db, crate::store::Db::Sqlite(_)) || lock.is_some() {
-            if let Err(e) = crate::store::chat::prune(&state.db, Utc::now()).await {
-                tracing::warn!(error = %e, "chat ledgers not pruned");
-            }
-            if let Err(e) = crate::store::limits::sweep(&state.db, Utc::now().timestamp_millis()).await {
-                tracing::warn!(error = %e, "stale rate limits not swept");
-            }
+            housekeeping(&state, Utc::now()).await;
             match run_pass(&state, Utc::now(), None, Trigger::Scheduled).await {
                 Ok(r) if r.queued > 0 => tracing::info!(queued = r.queued, empty = r.empty, "digests queued"),
                 Ok(_) => {}

@@ -145,12 +145,17 @@ pub enum Rendered {
     },
     /// Nothing would go now: an alert whose items were all resolved.
     Nothing,
+    /// Sent long ago: its content was cleared after `outbox.sent_content_days`.
+    Cleared,
     Unreadable {
         error: String,
     },
 }
 
 pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Result<Rendered, StoreError> {
+    if row.payload.is_empty() && row.status == crate::model::OutboxStatus::Sent {
+        return Ok(Rendered::Cleared);
+    }
     if row.channel == Outlet::Webhook {
         let body = serde_json::from_str::<serde_json::Value>(&row.payload)
             .and_then(|v| serde_json::to_string_pretty(&v))

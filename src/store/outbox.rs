@@ -323,12 +323,16 @@ pub async fn find_held_alert(
     // adding to one held alert each write the payload they read, so the second must read it
     // after the first has written, or the first one's items are lost from it. A SQLite write
     // transaction already excludes every other writer.
+    // The rows, not the view: PostgreSQL locks nothing through the view's outer join (a
+    // queued message always has its payload). Both are locked, so that a second scanner,
+    // once let through, reads the payload the first one wrote.
     let lock = match tx {
-        Tx::Postgres(_) => "FOR UPDATE",
+        Tx::Postgres(_) => "FOR UPDATE OF o, p",
         Tx::Sqlite(_) => "",
     };
     let sql = format!(
-        "SELECT {COLS} FROM outbox_full WHERE contact_id = $1 AND channel = $2 AND kind = 'alert'
+        "SELECT {COLS} FROM outbox o JOIN outbox_payloads p ON p.outbox_id = o.id
+         WHERE contact_id = $1 AND channel = $2 AND kind = 'alert'
            AND status = 'queued' AND next_attempt_at > $3 ORDER BY id DESC LIMIT 1 {lock}"
     );
     Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, OutboxRow>(&sql), contact_id, channel, now).fetch_optional(c).await)?)
@@ -375,6 +379,22 @@ pub async fn drop_waiting(db: &Db, id: i64, why: &str, now: DateTime<Utc>) -> Re
     let n = on_db!(db, p => bind!(sqlx::query(&sql), id, now, why)
     .execute(p).await.map(|r| r.rows_affected()))?;
     Ok(n == 1)
+}
+
+/// Clears the content of at most `limit` messages sent before `before`, oldest first: their
+/// payload rows go, the messages stay (reading with an empty payload). Returns how many.
+pub async fn clear_sent_content(db: &Db, before: DateTime<Utc>, limit: i64) -> Result<u64> {
+    // The payloads are walked in id order from the oldest still held, no further than the
+    // newest message created before the cut (one step down `outbox(created_at)`): a pass
+    // costs the rows it clears and the few older ones that were never sent, not the outbox.
+    Ok(on_db!(db, p => bind!(sqlx::query(
+        "DELETE FROM outbox_payloads WHERE outbox_id IN (
+            SELECT p.outbox_id FROM outbox_payloads p JOIN outbox o ON o.id = p.outbox_id
+            WHERE p.outbox_id <= (SELECT id FROM outbox WHERE created_at < $1 ORDER BY created_at DESC LIMIT 1)
+              AND o.status = 'sent' AND o.sent_at < $1
+            ORDER BY p.outbox_id LIMIT $2)",
+    ), before, limit)
+    .execute(p).await.map(|r| r.rows_affected()))?)
 }
 
 /// Sends a failed, dead or dropped message again from scratch. Returns false when it was not retryable.
