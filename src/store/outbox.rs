@@ -385,13 +385,15 @@ pub async fn drop_waiting(db: &Db, id: i64, why: &str, now: DateTime<Utc>) -> Re
 /// payload rows go, the messages stay (reading with an empty payload). Returns how many.
 pub async fn clear_sent_content(db: &Db, before: DateTime<Utc>, limit: i64) -> Result<u64> {
     // The payloads are walked in id order from the oldest still held, no further than the
-    // newest message created before the cut (one step down `outbox(created_at)`): a pass
-    // costs the rows it clears and the few older ones that were never sent, not the outbox.
+    // newest message created before the cut (one step down `outbox(created_at)`), each
+    // message looked up by its id: a pass costs the rows it clears and the few older ones
+    // never sent, not the outbox. (A join let SQLite read every sent message by status and
+    // sort them: 45 ms a pass with nothing to clear at 200,000 messages, against 0.01 ms.)
     Ok(on_db!(db, p => bind!(sqlx::query(
         "DELETE FROM outbox_payloads WHERE outbox_id IN (
-            SELECT p.outbox_id FROM outbox_payloads p JOIN outbox o ON o.id = p.outbox_id
+            SELECT p.outbox_id FROM outbox_payloads p
             WHERE p.outbox_id <= (SELECT id FROM outbox WHERE created_at < $1 ORDER BY created_at DESC LIMIT 1)
-              AND o.status = 'sent' AND o.sent_at < $1
+              AND EXISTS (SELECT 1 FROM outbox o WHERE o.id = p.outbox_id AND o.status = 'sent' AND o.sent_at < $1)
             ORDER BY p.outbox_id LIMIT $2)",
     ), before, limit)
     .execute(p).await.map(|r| r.rows_affected()))?)
