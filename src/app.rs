@@ -234,9 +234,11 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
             metrics::gauge!("cport_inbound_messages", "disposition" => disposition).set(n as f64);
         }
     }
-    if let Ok(counts) = crate::store::outbox::counts_by_status(&state.db).await {
-        for (status, n) in counts {
-            metrics::gauge!("cport_outbox_messages", "status" => status).set(n as f64);
+    if let Ok(counts) = crate::store::outbox::counts_unsent(&state.db).await {
+        // A state left empty since the last scrape reads 0, not its last count.
+        for status in crate::model::OutboxStatus::ALL.iter().filter(|s| **s != crate::model::OutboxStatus::Sent) {
+            let n = counts.iter().find(|(s, _)| s == status.as_str()).map_or(0, |(_, n)| *n);
+            metrics::gauge!("cport_outbox_messages", "status" => status.as_str()).set(n as f64);
         }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()

@@ -339,8 +339,15 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
 
     // Re-queue the dead one (and only once: then it is queued, or already sent again);
     // drop the waiting one.
+    let metrics = app.text("/metrics").await;
+    assert!(metrics.contains("cport_outbox_messages{status=\"dead\"} 1"), "{metrics}");
     app.submit(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")]).await;
     assert_ne!(status_of(&app, dead).await, "dead");
+    // A state emptied since the last scrape reads 0, not its old count; sent ones are counted
+    // by the counter, not by reading every message ever sent.
+    let metrics = app.text("/metrics").await;
+    assert!(metrics.contains("cport_outbox_messages{status=\"dead\"} 0"), "{metrics}");
+    assert!(!metrics.contains("cport_outbox_messages{status=\"sent\"}"), "{metrics}");
     let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")]).await;
     assert_eq!(status, 409, "{body}");
     let (_, page) = app.page(&staff, &format!("/staff/outbox/{waiting}")).await;
