@@ -230,8 +230,13 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     }
     // Recorded by every route that takes mail in, this process or another (the MTA's pipe).
     if let Ok(counts) = crate::store::inbound::counts_by_disposition(&state.db).await {
-        for (disposition, n) in counts {
-            metrics::gauge!("cport_inbound_messages", "disposition" => disposition).set(n as f64);
+        // Each outcome is set, 0 when none is left (held mail released or discarded), so no
+        // gauge keeps a count from an earlier scrape. Duplicates are never recorded.
+        for outcome in
+            crate::model::InboundOutcome::ALL.iter().filter(|o| **o != crate::model::InboundOutcome::Duplicate)
+        {
+            let n = counts.iter().find(|(o, _)| o == outcome).map_or(0, |(_, n)| *n);
+            metrics::gauge!("cport_inbound_messages", "disposition" => outcome.as_str()).set(n as f64);
         }
     }
     if let Ok(counts) = crate::store::outbox::counts_unsent(&state.db).await {

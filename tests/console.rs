@@ -594,6 +594,8 @@ async fn contacts_held_mail_and_the_overview() {
     cport::channels::inbound::handle(&app.state, second.as_bytes(), Utc::now()).await.unwrap();
     let (_, html) = app.page(&staff, "/staff").await;
     assert!(html.contains("<strong>2</strong> held inbound mail"), "{html}");
+    let metrics = app.text("/metrics").await;
+    assert!(metrics.contains("cport_inbound_messages{disposition=\"held\"} 2"), "{metrics}");
     let (_, html) = app.page(&staff, "/staff/held").await;
     assert!(html.contains("dmarc=fail (p=none) header.from=alpha.example") && html.contains("APPROVE V-1"), "{html}");
     // Discarding asks first; releasing, which can be checked and undone by the client, does not.
@@ -624,6 +626,9 @@ async fn contacts_held_mail_and_the_overview() {
     app.submit(&staff, "/staff/held", &[("message_id", &id), ("action", "release")]).await;
     let held = cport::store::inbound::list_held(&app.db, 10).await.unwrap();
     assert!(held.is_empty(), "{held:?}");
+    // The gauge follows: none held now, not the 2 of the last scrape.
+    let metrics = app.text("/metrics").await;
+    assert!(metrics.contains("cport_inbound_messages{disposition=\"held\"} 0"), "{metrics}");
 
     // Contacts: a suspended address is shown with its bounce and resumed.
     cport::store::on_db!(&app.db, p => sqlx::query(

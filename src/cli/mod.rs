@@ -217,19 +217,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Inbound { command: InboundCommand::List { disposition, limit } } => {
-            const DISPOSITIONS: &[&str] = &["processed", "bounce", "ignored", "held", "duplicate"];
-            if let Some(d) = &disposition
-                && !DISPOSITIONS.contains(&d.as_str())
-            {
-                bail!("--disposition: {} is not one of {}", crate::model::quoted(d), DISPOSITIONS.join(", "));
-            }
+            use crate::model::InboundOutcome;
+            let disposition = match disposition.as_deref().map(|d| (d, InboundOutcome::parse(d))) {
+                None => None,
+                Some((_, Some(d))) => Some(d),
+                Some((d, None)) => {
+                    bail!("--disposition: {} is not one of {}", crate::model::quoted(d), InboundOutcome::names())
+                }
+            };
             let config = load(Need::StoreOnly)?;
             let db = open_store(&config).await?;
             let counts = crate::store::inbound::counts_by_disposition(&db).await?;
             let summary: Vec<String> = counts.iter().map(|(d, n)| format!("{d} {n}")).collect();
             println!("inbound: {}", if summary.is_empty() { "nothing yet".into() } else { summary.join(", ") });
             println!("{:<17} {:<10} {:<10} {:<40} REASON", "RECEIVED", "OUTCOME", "CONTACT", "MESSAGE-ID");
-            for r in crate::store::inbound::list_recent(&db, disposition.as_deref(), limit).await? {
+            for r in crate::store::inbound::list_recent(&db, disposition, limit).await? {
                 println!(
                     "{:<17} {:<10} {:<10} {:<40} {}",
                     r.received_at.format("%Y-%m-%d %H:%M"),

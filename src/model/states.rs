@@ -255,6 +255,23 @@ impl OutboxStatus {
 }
 
 named_enum! {
+    /// What became of a message taken in (a reply, a bounce report), as the store records it.
+    pub enum InboundOutcome {
+        /// Commands were read and answered.
+        Processed = "processed",
+        /// A delivery report, recorded against the contact.
+        Bounce = "bounce",
+        /// Not acted on and not answered: an auto-reply, an unknown sender, a loop, or held
+        /// mail staff discarded.
+        Ignored = "ignored",
+        /// Its sender could not be proven: kept for staff, nothing done.
+        Held = "held",
+        /// Seen before (the same Message-ID): never recorded again, only reported.
+        Duplicate = "duplicate",
+    }
+}
+
+named_enum! {
     /// Where a request for a portal account stands.
     pub enum AccessStatus {
         Open = "open",

@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 
 use super::{Db, Result, Tx, bind, on_db, on_tx};
 use crate::model::{
-    AccessStatus, AlertMode, Channel, Chat, DeliveryInstructions, DeliveryStatus, JobStatus, MessageKind, OutboxStatus,
-    Outlet, PoStatus, Role, Severity, VisualStatus,
+    AccessStatus, AlertMode, Channel, Chat, DeliveryInstructions, DeliveryStatus, InboundOutcome, JobStatus,
+    MessageKind, OutboxStatus, Outlet, PoStatus, Role, Severity, VisualStatus,
 };
 
 /// One guarded column: its table, its name, and the names it may hold.
@@ -59,6 +59,7 @@ pub const GUARDED: &[Guard] = &[
     guard("outbox", "status", OutboxStatus::NAMES),
     guard("chat_links", "channel", Chat::NAMES),
     guard("access_requests", "status", AccessStatus::NAMES),
+    guard("inbound_messages", "disposition", InboundOutcome::NAMES),
     guard("contact_settings", "mode_visual_approval", AlertMode::NAMES),
     guard("contact_settings", "mode_delivery_instructions", AlertMode::NAMES),
     guard("contact_settings", "mode_third_party_po", AlertMode::NAMES),

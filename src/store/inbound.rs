@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Db, Result, Tx, bind, on_db, on_tx};
+use crate::model::InboundOutcome;
 
 pub async fn seen(db: &Db, message_id: &str) -> Result<bool> {
     let row: Option<String> = on_db!(db, p => bind!(sqlx::query_scalar("SELECT disposition FROM inbound_messages WHERE message_id = $1"),
@@ -15,7 +16,7 @@ pub async fn record(
     tx: &mut Tx,
     message_id: &str,
     contact_id: Option<&str>,
-    disposition: &str,
+    disposition: InboundOutcome,
     reason: &str,
     raw: Option<&str>,
     now: DateTime<Utc>,
@@ -48,12 +49,12 @@ pub struct InboundRow {
     pub message_id: String,
     pub received_at: DateTime<Utc>,
     pub contact_id: Option<String>,
-    pub disposition: String,
+    pub disposition: InboundOutcome,
     pub reason: String,
 }
 
 /// The latest inbound messages, newest first, optionally of one disposition.
-pub async fn list_recent(db: &Db, disposition: Option<&str>, limit: i64) -> Result<Vec<InboundRow>> {
+pub async fn list_recent(db: &Db, disposition: Option<InboundOutcome>, limit: i64) -> Result<Vec<InboundRow>> {
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, InboundRow>(
         "SELECT message_id, received_at, contact_id, disposition, reason FROM inbound_messages
          WHERE ($1 IS NULL OR disposition = $1) ORDER BY received_at DESC, message_id LIMIT $2"),
@@ -61,8 +62,8 @@ pub async fn list_recent(db: &Db, disposition: Option<&str>, limit: i64) -> Resu
 }
 
 /// Recorded inbound messages by disposition (for `/metrics`, whichever process took them).
-pub async fn counts_by_disposition(db: &Db) -> Result<Vec<(String, i64)>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, (String, i64)>(
+pub async fn counts_by_disposition(db: &Db) -> Result<Vec<(InboundOutcome, i64)>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, (InboundOutcome, i64)>(
         "SELECT disposition, COUNT(*) FROM inbound_messages GROUP BY disposition ORDER BY disposition")
         .fetch_all(p).await)?)
 }
@@ -92,7 +93,7 @@ pub async fn discard_held(db: &Db, message_id: &str, why: &str) -> Result<bool> 
 
 /// The messages held for a person to look at, newest first.
 pub async fn list_held(db: &Db, limit: i64) -> Result<Vec<InboundRow>> {
-    list_recent(db, Some("held"), limit).await
+    list_recent(db, Some(InboundOutcome::Held), limit).await
 }
 
 /// A held message with the start of its text, as the console shows it.

@@ -9,8 +9,8 @@ use sqlx::error::BoxDynError;
 
 use super::{Result, Tx, on_tx};
 use crate::model::{
-    AccessStatus, AlertMode, Channel, Chat, DeliveryInstructions, DeliveryStatus, JobStatus, MessageKind, Money,
-    OutboxStatus, Outlet, PoStatus, Role, Severity, VisualStatus,
+    AccessStatus, AlertMode, Channel, Chat, DeliveryInstructions, DeliveryStatus, InboundOutcome, JobStatus,
+    MessageKind, Money, OutboxStatus, Outlet, PoStatus, Role, Severity, VisualStatus,
 };
 
 /// One column's value, bound the same way on either engine.
@@ -141,6 +141,7 @@ text_column!(
     MessageKind,
     OutboxStatus,
     AccessStatus,
+    InboundOutcome,
 );
 
 impl Val<'_> {

@@ -58,7 +58,7 @@ pub async fn handle_backlog(state: &Services, files: &[PathBuf]) -> Result<BTree
             }
             let raw = std::fs::read(f).map_err(read)?;
             let key = match handle(state, &raw, Utc::now()).await {
-                Ok(d) => d.parts().0.to_string(),
+                Ok(d) => d.parts().0.as_str().to_string(),
                 Err(InboundError::Store(e)) if !matches!(e, StoreError::Unstorable) => {
                     return Err(BacklogError::Store(e));
                 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::Disposition;
+use crate::model::InboundOutcome;
 use crate::services::Services;
 use crate::store::outbox;
 use crate::store::{StoreError, inbound as ledger};
@@ -36,7 +37,7 @@ pub(super) async fn bounce(
         Some(contact) => {
             let reason =
                 format!("{} bounce {status} {diagnostic}", if hard { "hard" } else { "soft" }).trim().to_string();
-            if !ledger::record(&mut tx, message_id, Some(&contact), "bounce", &reason, None, now).await? {
+            if !ledger::record(&mut tx, message_id, Some(&contact), InboundOutcome::Bounce, &reason, None, now).await? {
                 return duplicate(tx, message_id).await;
             }
             let limit = i64::from(state.config.inbound.soft_bounce_limit);
@@ -53,7 +54,7 @@ pub(super) async fn bounce(
         }
         None => {
             let d = Disposition::Ignored("a bounce for no message of ours, or for another address".into());
-            if !ledger::record(&mut tx, message_id, None, "ignored", d.parts().1, None, now).await? {
+            if !ledger::record(&mut tx, message_id, None, InboundOutcome::Ignored, d.parts().1, None, now).await? {
                 return duplicate(tx, message_id).await;
             }
             d

@@ -22,7 +22,7 @@ use crate::actions::enquiry::{Answer, Context, run};
 use crate::actions::items::Category;
 use crate::actions::{ActionError, Actor, Unit};
 use crate::channels::email::{EmailPayload, new_message_id};
-use crate::model::MessageKind;
+use crate::model::{InboundOutcome, MessageKind};
 use crate::services::Services;
 use crate::store::contacts::{ContactRow, get_contact};
 use crate::store::outbox::AlertPayload;
@@ -51,13 +51,13 @@ impl Disposition {
         Disposition::Duplicate(format!("Message-ID {message_id} was processed before"))
     }
 
-    fn parts(&self) -> (&'static str, &str) {
+    fn parts(&self) -> (InboundOutcome, &str) {
         match self {
-            Disposition::Processed(r) => ("processed", r),
-            Disposition::Bounce(r) => ("bounce", r),
-            Disposition::Ignored(r) => ("ignored", r),
-            Disposition::Held(r) => ("held", r),
-            Disposition::Duplicate(r) => ("duplicate", r),
+            Disposition::Processed(r) => (InboundOutcome::Processed, r),
+            Disposition::Bounce(r) => (InboundOutcome::Bounce, r),
+            Disposition::Ignored(r) => (InboundOutcome::Ignored, r),
+            Disposition::Held(r) => (InboundOutcome::Held, r),
+            Disposition::Duplicate(r) => (InboundOutcome::Duplicate, r),
         }
     }
 }
@@ -205,8 +205,8 @@ async fn handle_as(
     }
     let outcome = decide(state, &msg, raw, &message_id, released, now).await?;
     let (disposition, reason) = outcome.0.parts();
-    tracing::info!(message_id = %message_id, disposition, reason, "inbound email");
-    metrics::counter!("cport_inbound_total", "disposition" => disposition).increment(1);
+    tracing::info!(message_id = %message_id, disposition = disposition.as_str(), reason, "inbound email");
+    metrics::counter!("cport_inbound_total", "disposition" => disposition.as_str()).increment(1);
     Ok(outcome.0)
 }
 
