@@ -111,12 +111,25 @@ async fn pictures_open_only_for_sessions_that_may_see_their_record() {
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert!(h["cache-control"].to_str().unwrap().starts_with("private"));
     // Paths that try to leave the pictures' folder open nothing, for anyone.
-    for path in ["/media/..%2Fsecret.txt", "/media/%2E%2E/secret.txt", "/media/..%5Csecret.txt"] {
+    for path in ["/media/..%2Fsecret.txt", "/media/%2E%2E/secret.txt", "/media/..%5Csecret.txt", "/media/v1%01.svg"] {
         assert_eq!(status(&app, &sessions[0], path).await, 404, "{path}");
     }
     // A path longer than any record holds is nobody's picture (not a store error).
     let long = format!("/media/{}.svg", "ab_".repeat(17_000));
     assert_eq!(status(&app, &sessions[0], &long).await, 404, "a long path");
+    // A NUL is refused at the door, as in every path.
+    assert_eq!(status(&app, &sessions[0], "/media/v1%00.svg").await, 400);
+    // A receipt's picture belongs to it while TOT's record lists it: sent again without the
+    // receipt, the purchase order no longer shows it.
+    let mut po = json!({"id": "PO-1", "client_id": "C-1", "placed_by": "Reseller R", "third_party": true, "status": "open",
+        "date_ordered": "2026-11-01", "tot_ref": "T1", "category": "Garments", "type": "Third party", "supplier": "S",
+        "lines": [], "receipts": []});
+    app.synced("purchase_orders", json!([po.clone()])).await;
+    assert_eq!(status(&app, &sessions[0], "/media/receipts/PO-1_1.svg").await, 404, "no longer listed");
+    po["receipts"] = json!([{"date_received": "2026-11-05", "signed_by": "Stores", "outers": 1, "handling_cost": 0,
+                             "checking_images": ["/media/receipts/PO-1_1.svg", "/media/receipts/PO-1_1.svg"]}]);
+    app.synced("purchase_orders", json!([po])).await;
+    assert_eq!(status(&app, &sessions[0], "/media/receipts/PO-1_1.svg").await, 200, "listed again, twice");
     app.stop().await;
 }
 

@@ -44,42 +44,27 @@ pub struct MediaOwner {
 /// `/media/visuals/V-1001.svg`). Usually one; a picture TOT shares between records may
 /// have several, of one client or more.
 pub async fn owners(db: &Db, path: &str) -> Result<Vec<MediaOwner>> {
-    // No record holds a path longer than a line of text, and a longer one would make a LIKE
-    // pattern past SQLite's limit: such a path belongs to nobody.
-    if path.chars().count() > crate::model::MOST_LINE_CHARS {
+    // No record holds a path with a control character or longer than a line (TOT's records
+    // are refused with one), and PostgreSQL refuses a NUL as a parameter: such a path
+    // belongs to nobody.
+    if path.chars().count() > crate::model::MOST_LINE_CHARS || path.chars().any(char::is_control) {
         return Ok(vec![]);
     }
-    // Receipts keep their pictures as a JSON array of strings: the path is looked for as a
-    // JSON string inside it, with LIKE's own wildcards escaped (`_` is common in file names
-    // and would otherwise match any character).
-    let quoted = serde_json::to_string(path).unwrap_or_default();
-    let escaped: String = quoted
-        .chars()
-        .flat_map(|c| match c {
-            '\\' | '%' | '_' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
-    let pattern = format!("%{escaped}%");
-    let rows: Vec<(String, String, String, Option<String>)> = on_db!(db, p => bind!(sqlx::query_as(
-        "SELECT 'visual', id, client_id, CAST(NULL AS TEXT) FROM visuals WHERE main_image = $1 OR placement_image = $1
+    let rows: Vec<(String, String, String)> = on_db!(db, p => bind!(sqlx::query_as(
+        "SELECT 'visual', id, client_id FROM visuals WHERE main_image = $1 OR placement_image = $1
          UNION ALL
-         SELECT 'job', j.id, j.client_id, NULL FROM job_process_lines l JOIN jobs j ON j.id = l.job_id WHERE l.image = $1
+         SELECT 'job', j.id, j.client_id FROM job_process_lines l JOIN jobs j ON j.id = l.job_id WHERE l.image = $1
          UNION ALL
-         SELECT 'delivery', id, client_id, NULL FROM deliveries WHERE pod_signature_image = $1
+         SELECT 'delivery', id, client_id FROM deliveries WHERE pod_signature_image = $1
          UNION ALL
-         SELECT 'stock', sku, client_id, NULL FROM stock WHERE picture = $1
+         SELECT 'stock', sku, client_id FROM stock WHERE picture = $1
          UNION ALL
-         SELECT 'po', o.id, o.client_id, r.checking_images FROM purchase_order_receipts r
-           JOIN purchase_orders o ON o.id = r.po_id
-          WHERE r.checking_images LIKE $2 ESCAPE '\\'",
-    ), path, &pattern)
+         SELECT DISTINCT 'po', o.id, o.client_id FROM purchase_order_images i
+           JOIN purchase_orders o ON o.id = i.po_id WHERE i.image = $1",
+    ), path)
     .fetch_all(p).await)?;
-    // SQLite's LIKE ignores the case of ASCII letters: `/media/x/A.jpg` would find a receipt
-    // showing `/media/x/a.jpg`, another file. The match is made exact here, on both engines.
     Ok(rows
         .into_iter()
-        .filter(|(_, _, _, images)| images.as_ref().is_none_or(|i| i.contains(&quoted)))
-        .filter_map(|(kind, id, client_id, _)| Some(MediaOwner { kind: MediaKind::from_code(&kind)?, id, client_id }))
+        .filter_map(|(kind, id, client_id)| Some(MediaOwner { kind: MediaKind::from_code(&kind)?, id, client_id }))
         .collect())
 }

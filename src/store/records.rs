@@ -528,9 +528,12 @@ impl Upsert for PurchaseOrderIn {
                 checking_images = serde_json::to_string(&r.checking_images).unwrap_or_else(|_| "[]".into()),
             ]
         });
+        // Each checking picture once more, on its own row, for the `/media` lookup's index.
+        let images = self.receipts.iter().flat_map(|r| &r.checking_images).map(|i| cols![image = i]);
         vec![
             Lines { table: "purchase_order_lines", rows: lines.collect() },
             Lines { table: "purchase_order_receipts", rows: receipts.collect() },
+            Lines { table: "purchase_order_images", rows: images.collect() },
         ]
     }
 }
