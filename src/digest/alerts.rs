@@ -64,7 +64,11 @@ pub async fn scan(
     let chats = crate::actions::targets::targets_by_contact(state).await?;
     let mut cache = ItemCache::new(&contacts);
     let mut queued = 0;
-    for c in &contacts {
+    let mut before = AlertedBefore::default();
+    for (n, c) in contacts.iter().enumerate() {
+        if n % LEDGER_BATCH == 0 {
+            before = AlertedBefore::read(state, &contacts[n..(n + LEDGER_BATCH).min(contacts.len())]).await;
+        }
         let s = settings.get(&c.id).cloned().unwrap_or_else(|| ContactSettings::defaults(&c.id));
         let targets = crate::actions::targets::targets_of(&s, chats.get(&c.id), crate::store::settings::Sending::Alert);
         if targets.is_empty() {
@@ -83,7 +87,8 @@ pub async fn scan(
             }
         };
         for t in &targets {
-            match queue_alerts(state, c, &s, t, &items, now).await {
+            let seen = before.get(&(c.id.clone(), t.outlet()));
+            match queue_alerts(state, c, &s, t, &items, seen, now).await {
                 Ok(n) => queued += n,
                 Err(e) => super::skip_contact("alerts", &c.id, e)?,
             }
@@ -95,26 +100,48 @@ pub async fn scan(
     Ok(queued)
 }
 
+/// Contacts whose alert ledgers are read together, before their items are compared.
+const LEDGER_BATCH: usize = 250;
+
+/// What a batch of contacts was alerted of before, by contact and channel, as read without
+/// the write lock. A batch that cannot be read is left empty: each of its contacts then
+/// goes through the transaction that decides, as on its first scan.
+#[derive(Default)]
+struct AlertedBefore(std::collections::HashMap<(String, crate::model::Outlet), HashSet<String>>);
+
+impl AlertedBefore {
+    async fn read(state: &Services, contacts: &[ContactRow]) -> AlertedBefore {
+        let ids: Vec<&str> = contacts.iter().map(|c| c.id.as_str()).collect();
+        match ledgers::alert_ledgers_of(&state.db, &ids).await {
+            Ok(l) => AlertedBefore(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "alert ledgers not read ahead; each contact is checked in its own transaction");
+                AlertedBefore::default()
+            }
+        }
+    }
+
+    fn get(&self, key: &(String, crate::model::Outlet)) -> Option<&HashSet<String>> {
+        self.0.get(key)
+    }
+}
+
 async fn queue_alerts(
     state: &Services,
     c: &ContactRow,
     s: &ContactSettings,
     target: &Target,
     items: &[ActionItem],
+    seen_before: Option<&HashSet<String>>,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     let channel = target.outlet();
-    // A look without the write lock first: a contact scanned before with nothing new (most
-    // contacts, most minutes) opens no transaction. What is found new is read again inside
-    // the transaction below, which decides.
-    if ledgers::has_alert_baseline(&state.db, &c.id, channel).await? {
-        if items.is_empty() {
-            return Ok(0);
-        }
-        let seen = ledgers::alerted_keys(&state.db, &c.id, channel).await?;
-        if items.iter().all(|i| seen.contains(&i.key())) {
-            return Ok(0);
-        }
+    // A look without the write lock first, at the ledger read ahead for the contact's batch:
+    // a contact scanned before with nothing new (most contacts, most minutes) opens no
+    // transaction. What is found new is read again inside the transaction below, which
+    // decides.
+    if seen_before.is_some_and(|seen| items.iter().all(|i| seen.contains(&i.key()))) {
+        return Ok(0);
     }
     // A chat row holds the same item list; the chat sender reads it as a `ChatPayload`.
     let (recipient, reply_token, message_id) = match target {

@@ -1,8 +1,10 @@
 //! Ledgers that make decisions happen once: digest periods, alerted items, used link nonces.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 
-use super::{Conn, Db, Result, Tx, bind, on_conn, on_db, on_tx};
+use super::{Conn, Db, Result, Tx, bind, fetch_in, on_conn, on_db, on_tx};
 
 /// Claims the decision for one contact, channel and digest period. False when it was
 /// already decided (by this process earlier, or by another one).
@@ -93,11 +95,30 @@ pub async fn claim_alert_baseline(
     Ok(n == 1)
 }
 
-/// Whether the contact has been scanned for alerts on this channel before (has a baseline).
-pub async fn has_alert_baseline(db: &Db, contact_id: &str, channel: crate::model::Outlet) -> Result<bool> {
-    let sql = "SELECT COUNT(*) FROM alert_baselines WHERE contact_id = $1 AND channel = $2";
-    let n: i64 = on_db!(db, p => bind!(sqlx::query_scalar(sql), contact_id, channel).fetch_one(p).await)?;
-    Ok(n > 0)
+/// For each of `contacts` and each channel it has an alert baseline on, the item keys
+/// (`category:id`) in its alert ledger: what a scan compares a contact's items with before
+/// it takes the write lock, read for many contacts at once. A contact and channel without a
+/// baseline is absent (its first scan records one).
+pub async fn alert_ledgers_of(
+    db: &Db,
+    contacts: &[&str],
+) -> Result<HashMap<(String, crate::model::Outlet), HashSet<String>>> {
+    let baselines: Vec<(String, crate::model::Outlet)> =
+        fetch_in!(on_db, db, "SELECT contact_id, channel FROM alert_baselines WHERE contact_id IN ({in})", contacts)?;
+    let mut out: HashMap<(String, crate::model::Outlet), HashSet<String>> =
+        baselines.into_iter().map(|k| (k, HashSet::new())).collect();
+    let rows: Vec<(String, crate::model::Outlet, String, String)> = fetch_in!(
+        on_db,
+        db,
+        "SELECT contact_id, channel, category, item_id FROM alert_ledger WHERE contact_id IN ({in})",
+        contacts
+    )?;
+    for (contact, channel, category, item) in rows {
+        if let Some(keys) = out.get_mut(&(contact, channel)) {
+            keys.insert(format!("{category}:{item}"));
+        }
+    }
+    Ok(out)
 }
 
 /// Item keys (`category:id`) already in this contact's alert ledger.
