@@ -454,8 +454,8 @@ async fn preferences_are_saved_and_bad_values_named() {
     assert_eq!(s.timezone.as_deref(), Some("Europe/Paris"));
     assert_eq!(s.digest_schedule.as_deref(), Some("0 0 8 * * Mon"));
     assert_eq!((s.quiet_start.as_deref(), s.quiet_end.as_deref()), (Some("21:00"), Some("07:30")));
-    assert_eq!(s.mode_visual_approval.as_deref(), Some("digest"));
-    assert_eq!(s.mode_awaiting_art.as_deref(), Some("off"));
+    assert_eq!(s.mode_visual_approval, Some(cport::model::AlertMode::Digest));
+    assert_eq!(s.mode_awaiting_art, Some(cport::model::AlertMode::Off));
     assert!(s.email_enabled);
     app.stop().await;
 }

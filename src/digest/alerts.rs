@@ -17,8 +17,7 @@ use crate::store::outbox::AlertPayload;
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, ledgers, outbox};
 
-/// The mode a contact chose for a category, or the configured default (also when what is
-/// stored is not a mode this version knows).
+/// The mode a contact chose for a category, or the configured default.
 pub fn mode(config: &Config, s: &ContactSettings, cat: Category) -> AlertMode {
     let (own, default) = match cat {
         Category::VisualApproval => (&s.mode_visual_approval, &config.alerts.visual_approval),
@@ -26,7 +25,7 @@ pub fn mode(config: &Config, s: &ContactSettings, cat: Category) -> AlertMode {
         Category::ThirdPartyPo => (&s.mode_third_party_po, &config.alerts.third_party_po),
         Category::AwaitingArt => (&s.mode_awaiting_art, &config.alerts.awaiting_art),
     };
-    own.as_deref().and_then(AlertMode::parse).unwrap_or(*default)
+    own.unwrap_or(*default)
 }
 
 /// When quiet hours (local "HH:MM" start and end) hold a message due at `at`, the time they end.

@@ -156,7 +156,8 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
     s.email_digests = form.checked("email_digests");
     s.email_alerts = form.checked("email_alerts");
     for cat in Category::ALL {
-        let m = opt(&format!("mode_{}", cat.name()));
+        // Checked above: a name that is not a mode was refused.
+        let m = opt(&format!("mode_{}", cat.name())).and_then(|m| AlertMode::parse(&m));
         match cat {
             Category::VisualApproval => s.mode_visual_approval = m.or(s.mode_visual_approval.take()),
             Category::DeliveryInstructions => s.mode_delivery_instructions = m.or(s.mode_delivery_instructions.take()),

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Db, Result, Tx, bind, on_db, on_tx};
+use crate::model::AlertMode;
 
 /// What a message to a contact is, for the kinds of email a contact may turn off one by one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,10 +33,11 @@ pub struct ContactSettings {
     /// Local "HH:MM" times; alerts wait while the clock is between them.
     pub quiet_start: Option<String>,
     pub quiet_end: Option<String>,
-    pub mode_visual_approval: Option<String>,
-    pub mode_delivery_instructions: Option<String>,
-    pub mode_third_party_po: Option<String>,
-    pub mode_awaiting_art: Option<String>,
+    /// The contact's own alert mode for each category; none: the configured default.
+    pub mode_visual_approval: Option<AlertMode>,
+    pub mode_delivery_instructions: Option<AlertMode>,
+    pub mode_third_party_po: Option<AlertMode>,
+    pub mode_awaiting_art: Option<AlertMode>,
     pub email_enabled: bool,
     /// Digest emails (off after a one-click unsubscribe from one; email_enabled still rules).
     pub email_digests: bool,
