@@ -36,8 +36,10 @@ fn argument(a: &Arg) -> Argument {
         .unwrap_or_else(|| format!("<{}>", a.get_id().as_str().to_ascii_uppercase()));
     let takes_value = a.get_action().takes_values();
     let spelling = match (a.get_long(), a.get_short()) {
-        (Some(long), _) if takes_value => format!("--{long} {value}"),
-        (Some(long), _) => format!("--{long}"),
+        (Some(long), Some(short)) if takes_value => format!("-{short}, --{long} {value}"),
+        (Some(long), Some(short)) => format!("-{short}, --{long}"),
+        (Some(long), None) if takes_value => format!("--{long} {value}"),
+        (Some(long), None) => format!("--{long}"),
         (None, Some(short)) if takes_value => format!("-{short} {value}"),
         (None, Some(short)) => format!("-{short}"),
         (None, None) => value,
