@@ -1,0 +1,126 @@
+//! The loops around the dispatch step: draining what is due (alone, or with a crew of
+//! senders that stop together), and the server's dispatcher workers.
+
+use chrono::Utc;
+
+use super::{BATCH, Crew, Marker, Outcome, dispatch};
+use crate::channels::Providers;
+use crate::store::StoreError;
+
+/// Sends everything due now, then returns the counts (for `cport digest run` and tests).
+pub async fn drain(state: &Providers) -> Result<DrainReport, StoreError> {
+    drain_with(state, &Crew::default()).await
+}
+
+/// [`drain`] as one of a crew: it stops early when the crew's stop turns true (the message
+/// in hand is finished, the rest of the claim handed back), and marks through its marker.
+pub async fn drain_with(state: &Providers, crew: &Crew) -> Result<DrainReport, StoreError> {
+    let mut r = DrainReport::default();
+    loop {
+        if crew.stopping() {
+            return Ok(r);
+        }
+        let batch = dispatch(state, Utc::now(), BATCH, crew, None).await?;
+        if batch.is_empty() {
+            return Ok(r);
+        }
+        for o in batch {
+            match o {
+                Outcome::Empty => {}
+                Outcome::Sent => r.sent += 1,
+                Outcome::Retrying => r.retrying += 1,
+                Outcome::Dead => r.dead += 1,
+                Outcome::Dropped => r.dropped += 1,
+            }
+        }
+    }
+}
+
+/// [`drain`] with `workers` senders at once (each claims its own rows, their marks are
+/// committed together), stopping early when `stop` turns true. When one sender fails the
+/// others are stopped the same way, not cut off: each finishes the message in hand and hands
+/// the rest of its claim back (a message cut off between delivery and its mark would go again
+/// once its claim ran out, and the rest of the claim would wait that long with an attempt
+/// spent). The first failure is returned once every sender has stopped.
+pub async fn drain_concurrently(
+    state: &Providers,
+    workers: usize,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Result<DrainReport, StoreError> {
+    let halt = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
+    let relay = stop.map(|mut stop| {
+        let halt = halt.clone();
+        tokio::spawn(async move {
+            while !*stop.borrow_and_update() {
+                if stop.changed().await.is_err() {
+                    return;
+                }
+            }
+            halt.send_replace(true);
+        })
+    });
+    let crew = Crew { stop: Some(halt.subscribe()), marker: Some(Marker::start(state.db.clone())) };
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..workers.max(1) {
+        let s = state.clone();
+        let crew = crew.clone();
+        set.spawn(async move { drain_with(&s, &crew).await });
+    }
+    let mut total = DrainReport::default();
+    let mut failed = None;
+    while let Some(r) = set.join_next().await {
+        match r.map_err(|e| StoreError::Conflict(format!("sender task failed: {e}"))).and_then(|r| r) {
+            Ok(r) => {
+                total.sent += r.sent;
+                total.retrying += r.retrying;
+                total.dead += r.dead;
+                total.dropped += r.dropped;
+            }
+            Err(e) => {
+                halt.send_replace(true);
+                failed.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(relay) = relay {
+        relay.abort();
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(total),
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DrainReport {
+    pub sent: usize,
+    pub retrying: usize,
+    pub dead: usize,
+    pub dropped: usize,
+}
+
+/// One dispatcher worker: sends while there is work, otherwise waits for a wake-up, the
+/// next second, or shutdown. A message being sent when shutdown comes is finished first;
+/// the rest of its claim is handed back.
+pub async fn run_worker(state: Providers, marker: Marker, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let crew = Crew { stop: Some(shutdown.clone()), marker: Some(marker) };
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        state.faults.panic_if_armed("task:dispatcher");
+        match dispatch(&state, Utc::now(), BATCH, &crew, None).await {
+            Ok(batch) if batch.is_empty() => {}
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "dispatcher could not reach the store");
+                metrics::counter!("cport_pass_failures_total", "pass" => "outbox").increment(1);
+            }
+        }
+        tokio::select! {
+            _ = state.wake_dispatch.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => break,
+        }
+    }
+}
