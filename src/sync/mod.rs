@@ -126,8 +126,11 @@ fn error_id(id: &str) -> String {
 }
 
 /// Parses loose JSON values into records, collecting a [`RecordError`] per bad record.
-pub fn parse_values<T: Upsert>(values: Vec<serde_json::Value>, errs: &mut Vec<RecordError>) -> Vec<(usize, T)> {
-    let mut out = Vec::with_capacity(values.len());
+pub fn parse_values<T: Upsert>(
+    values: impl IntoIterator<Item = serde_json::Value>,
+    errs: &mut Vec<RecordError>,
+) -> Vec<(usize, T)> {
+    let mut out = Vec::new();
     for (index, v) in values.into_iter().enumerate() {
         if let Some(rec) = parse_value::<T>(index, v, errs) {
             out.push((index, rec));
@@ -307,8 +310,13 @@ fn singular(table: &str) -> &str {
     }
 }
 
-/// Upserts one batch of one entity, given as loose JSON values (the sync API's body).
-pub async fn upsert_batch(db: &Db, entity: &str, values: Vec<serde_json::Value>) -> Result<EntityReport, SyncError> {
+/// Writes a batch of one entity's records, all or none. The records are read one after
+/// another from `values` (the API hands them over as it parses each from the body).
+pub async fn upsert_batch(
+    db: &Db,
+    entity: &str,
+    values: impl IntoIterator<Item = serde_json::Value> + Send,
+) -> Result<EntityReport, SyncError> {
     by_entity!(entity, T => {
         let mut errs = Vec::new();
         let records = parse_values::<T>(values, &mut errs);
