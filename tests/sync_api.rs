@@ -556,6 +556,56 @@ async fn a_line_no_total_can_hold_is_refused_by_name() {
         "{body:#}"
     );
     assert_eq!(app.count("jobs").await, 0);
+
+    // Lines each within the limit whose sum is not, in every list a page or the change feed
+    // adds up: refused naming the list, never shown capped.
+    let line = json!({"description": "Set-up", "qty": 1, "unit_price": "9999999999999.99"});
+    let many = serde_json::Value::Array(vec![line; 2]);
+    let job = json!({"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "entered"});
+    app.synced("jobs", json!([job])).await;
+    let visual = json!({"id": "V-1", "client_id": "C-1", "job_id": "J-1", "design_id": "D", "category": "Colour visual",
+                        "designer": "d", "status": "awaiting_approval", "main_image": "/v.svg", "charges": many});
+    let process = json!([{"process": "Print", "position": "Front", "qty": 1, "unit_price": "9999999999999.99", "status": "open"},
+                         {"process": "Print", "position": "Back", "qty": 1, "unit_price": "9999999999999.99", "status": "open"}]);
+    let costs = json!([{"cost_type": "Carriage", "description": "x", "price": "9999999999999.99"},
+                       {"cost_type": "Carriage", "description": "y", "price": "9999999999999.99"}]);
+    for (entity, record, field) in [
+        ("visuals", visual, "charges"),
+        (
+            "jobs",
+            {
+                let mut j = job.clone();
+                j["art_costs"] = many.clone();
+                j
+            },
+            "art_costs",
+        ),
+        (
+            "jobs",
+            {
+                let mut j = job.clone();
+                j["process_lines"] = process;
+                j
+            },
+            "process_lines",
+        ),
+        (
+            "deliveries",
+            json!({"id": "D-1", "client_id": "C-1", "status": "picked", "venue": "V", "description": "d",
+                              "costs": costs}),
+            "costs",
+        ),
+    ] {
+        let body = app.refused(entity, json!([record])).await;
+        let errors = body["errors"].as_array().expect("errors array");
+        assert!(
+            errors.iter().any(|e| e["field"] == field
+                && e["reason"].as_str().is_some_and(|r| r.contains("add up to more than 10,000,000,000,000.00"))),
+            "{entity}.{field}: {body:#}"
+        );
+    }
+    assert_eq!(app.count("visuals").await, 0);
+    assert_eq!(app.count("deliveries").await, 0);
     app.stop().await;
 }
 

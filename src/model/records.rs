@@ -284,12 +284,23 @@ pub(crate) fn check_line_total(field: &str, qty: i64, unit_price: Money, e: &mut
     }
 }
 
+/// Refuses a list of amounts (line totals, costs) that together pass the most a line may
+/// be: the pages, documents and change feed show their sum, and a sum that no longer fits
+/// would be shown capped, wrong, and could be approved so.
+fn check_sum(field: &str, amounts: impl IntoIterator<Item = i64>, e: &mut Vec<FieldError>) {
+    let sum: i128 = amounts.into_iter().map(i128::from).sum();
+    if sum.unsigned_abs() > u128::from(MOST_LINE_TOTAL) {
+        e.push(FieldError::new(field, "the lines add up to more than 10,000,000,000,000.00"));
+    }
+}
+
 fn check_cost_lines(name: &str, lines: &[CostLineIn], e: &mut Vec<FieldError>) {
     for (i, l) in lines.iter().enumerate() {
         check_text(&format!("{name}[{i}].description"), &l.description, 500, e);
         check_qty(&format!("{name}[{i}].qty"), l.qty, e);
         check_line_total(&format!("{name}[{i}].unit_price"), l.qty, l.unit_price, e);
     }
+    check_sum(name, lines.iter().map(|l| crate::model::line_total(l.qty, l.unit_price.minor())), e);
 }
 
 impl Record for JobIn {
@@ -312,6 +323,11 @@ impl Record for JobIn {
             check_qty(&format!("process_lines[{i}].qty"), l.qty, e);
             check_line_total(&format!("process_lines[{i}].unit_price"), l.qty, l.unit_price, e);
         }
+        check_sum(
+            "process_lines",
+            self.process_lines.iter().map(|l| crate::model::line_total(l.qty, l.unit_price.minor())),
+            e,
+        );
         check_cost_lines("art_costs", &self.art_costs, e);
         check_cost_lines("blank_garments", &self.blank_garments, e);
         for (i, l) in self.printed_garments.iter().enumerate() {
@@ -564,6 +580,7 @@ impl Record for DeliveryIn {
         for (i, l) in self.costs.iter().enumerate() {
             check_text(&format!("costs[{i}].cost_type"), &l.cost_type, 100, e);
         }
+        check_sum("costs", self.costs.iter().map(|c| c.price.minor()), e);
         if let Some(p) = &self.proof_of_delivery {
             check_qty("proof_of_delivery.boxes", p.boxes, e);
             check_text("proof_of_delivery.courier", &p.courier, 200, e);
@@ -765,6 +782,7 @@ impl Record for PurchaseOrderIn {
             check_text(&format!("receipts[{i}].signed_by"), &r.signed_by, 200, e);
             check_qty(&format!("receipts[{i}].outers"), r.outers, e);
         }
+        check_sum("receipts", self.receipts.iter().map(|r| r.handling_cost.minor()), e);
     }
 }
 
