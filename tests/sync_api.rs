@@ -609,6 +609,32 @@ async fn a_line_no_total_can_hold_is_refused_by_name() {
     app.stop().await;
 }
 
+/// A contact's schedule from TOT's record is held to what the portal allows the contact:
+/// every second, or every hour, would flood them.
+#[tokio::test]
+async fn a_contact_schedule_sending_more_than_four_a_day_is_refused_by_name() {
+    let app = with_one_client().await;
+    for schedule in ["* * * * * *", "0 0 * * * *"] {
+        let body = app
+            .refused(
+                "contacts",
+                json!([{"id": "P-1", "client_id": "C-1", "name": "Ann", "email": "ann@alpha.example",
+                        "role": "admin", "digest_schedule": schedule}]),
+            )
+            .await;
+        let errors = body["errors"].as_array().expect("errors array");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e["field"] == "digest_schedule"
+                    && e["reason"].as_str().is_some_and(|r| r.contains("at most 4"))),
+            "{schedule}: {body:#}"
+        );
+    }
+    assert_eq!(app.count("contacts").await, 0);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn dates_and_times_are_read_to_the_letter_and_each_bad_one_is_named() {
     let app = with_one_client().await;

@@ -123,7 +123,8 @@ pub struct ContactIn {
     /// Discord user id (a snowflake, as a string).
     #[serde(default)]
     pub discord_user_id: Option<String>,
-    /// Cron expression (seconds first) overriding the default digest schedule.
+    /// Cron expression (seconds first) overriding the default digest schedule; at most four
+    /// summaries in any day, as the portal allows the contact.
     #[serde(default)]
     pub digest_schedule: Option<String>,
     /// `false` leaves the contact out of digest runs.
@@ -171,7 +172,7 @@ impl Record for ContactIn {
             e.push(FieldError::new("timezone", format!("{} is not an IANA time zone", quoted(&self.timezone))));
         }
         if let Some(s) = &self.digest_schedule
-            && let Err(msg) = crate::model::schedule::check_schedule(s)
+            && let Err(msg) = crate::model::schedule::check_contact_schedule(s, chrono::Utc::now())
         {
             e.push(FieldError::new("digest_schedule", msg));
         }

@@ -24,6 +24,27 @@ pub fn check_schedule(expr: &str) -> Result<Schedule, String> {
     Ok(schedule)
 }
 
+/// The most summaries a contact's own schedule may send in any 24 hours: more often floods the
+/// client and hurts delivery.
+pub const MOST_A_DAY: usize = 4;
+
+/// A contact's schedule (from TOT's record or the portal's preferences): [`check_schedule`],
+/// and refused when any 24 hours of the next week would hold more than [`MOST_A_DAY`]
+/// summaries. The configured default is TOT's own choice and is not held to it.
+pub fn check_contact_schedule(expr: &str, now: DateTime<Utc>) -> Result<Schedule, String> {
+    let schedule = check_schedule(expr)?;
+    // At most 200 firings are looked at: any schedule firing that often has shown itself.
+    let times: Vec<DateTime<Utc>> =
+        schedule.after(&now).take_while(|t| *t - now < Duration::days(8)).take(200).collect();
+    if times.windows(MOST_A_DAY + 1).any(|w| w[MOST_A_DAY] - w[0] < Duration::hours(24)) {
+        return Err(format!(
+            "{} sends more than {MOST_A_DAY} summaries in a day: at most {MOST_A_DAY}",
+            super::quoted(expr)
+        ));
+    }
+    Ok(schedule)
+}
+
 /// Parses a cron expression, explaining the expected form when it is wrong.
 pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
     let schedule = Schedule::from_str(expr).map_err(|e| {
@@ -60,6 +81,19 @@ mod tests {
     use super::*;
     use chrono::Datelike;
     use chrono_tz::Europe::London;
+
+    #[test]
+    fn a_contacts_schedule_sends_at_most_four_summaries_a_day() {
+        // A Tuesday: five on Mondays is still found, six days on.
+        let now = utc(2026, 12, 1, 9, 0);
+        for ok in ["0 0 8 * * Mon-Fri", "0 0 8,12,16,20 * * *", "0 30 7 * * Mon,Wed,Fri"] {
+            assert!(check_contact_schedule(ok, now).is_ok(), "{ok}");
+        }
+        for flood in ["* * * * * *", "0 0 * * * *", "0 0 8,10,12,14,16 * * Mon", "0 */5 * * * *"] {
+            let e = check_contact_schedule(flood, now).unwrap_err();
+            assert!(e.contains("more than 4 summaries in a day"), "{flood}: {e}");
+        }
+    }
 
     #[test]
     fn weekday_mornings_follow_london_summer_time() {

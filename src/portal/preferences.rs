@@ -112,12 +112,7 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
             "custom" => form.text("custom_schedule"),
             other => other.to_string(),
         };
-        let parsed = crate::model::schedule::check_schedule(&schedule).map_err(|e| format!("schedule: {e}"))?;
-        // A summary more often than every few hours floods the client and hurts delivery.
-        let now = Utc::now();
-        if parsed.after(&now).take(5).last().is_some_and(|t| t - now < chrono::Duration::hours(24)) {
-            return Err("schedule: at most four summaries a day".into());
-        }
+        crate::model::schedule::check_contact_schedule(&schedule, Utc::now()).map_err(|e| format!("schedule: {e}"))?;
         for key in ["quiet_start", "quiet_end"] {
             let v = form.text(key);
             if !v.is_empty() && chrono::NaiveTime::parse_from_str(&v, "%H:%M").is_err() {
