@@ -527,10 +527,10 @@ async fn change_events_are_pushed_to_the_webhook_signed_and_retried() {
 }
 
 #[tokio::test]
-async fn a_line_named_twice_is_one_line_with_both_quantities() {
+async fn a_line_is_named_once_and_bad_fields_are_refused_by_name() {
     let app = app_with_tees_in_production().await;
     let b = app.signed_in("P-1B").await;
-    let fields = [("qty:J-1:0", "3"), ("qty:J-1:0", "4"), ("address", "1 Quay St")];
+    let fields = [("qty:J-1:0", "7"), ("address", "1 Quay St")];
     app.submit(&b, "/jobs/J-1/delivery", &fields).await;
     let feed = app.changes(0).await;
     let e = feed.iter().find(|e| e["kind"] == "delivery_instructions_given").expect("the instructions are in the feed");
@@ -542,6 +542,21 @@ async fn a_line_named_twice_is_one_line_with_both_quantities() {
     // A line that is not a number is named as the field it came in.
     let html = app.post_refused(&b, "/jobs/J-1/delivery", &[("qty:J-1:x", "1"), ("address", "x")]).await;
     assert!(html.contains("qty[J-1:x]"), "{html}");
+    // A hand-made form: one line given twice, or under a second name for it, or a field that
+    // names no line, or a button the form does not have: each refused by name, none added up.
+    for (fields, says) in [
+        // Each within what the line holds, together over it: never added up unseen.
+        (vec![("qty:J-1:0", "1"), ("qty:J-1:0", "2")], "qty[J-1:0]: is given twice"),
+        (vec![("qty:J-1:0", "1"), ("qty:J-1:00", "1")], "qty[J-1:00]: job J-1 has no line 00"),
+        (vec![("qty:J-1:+0", "1")], "qty[J-1:+0]: job J-1 has no line +0"),
+        (vec![("qty:J-1", "5")], "qty[J-1]: is not a line of a job"),
+        (vec![("qty:J-1:0", "1"), ("action", "bogus")], "action: `bogus` is not deliver or none"),
+    ] {
+        let mut fields = fields;
+        fields.push(("address", "Unit 1"));
+        let html = app.post_refused(&b, "/jobs/J-1/delivery", &fields).await;
+        assert!(html.contains(says), "{says}: {html}");
+    }
     assert_eq!(app.changes(0).await.len(), feed.len(), "nothing more was recorded");
     app.stop().await;
 }

@@ -107,6 +107,13 @@ pub async fn give(
     now: DateTime<Utc>,
 ) -> Result<i64, ActionError> {
     check_may_act(actor)?;
+    // A form names each line once: one named twice is a hand-made request, refused rather
+    // than its quantities added unseen.
+    let mut named = std::collections::HashSet::new();
+    if let Some(l) = req.lines.iter().find(|l| !named.insert((l.job_id.as_str(), l.line_no))) {
+        let job = crate::model::shown(&l.job_id, crate::model::ID_MAX);
+        return Err(ActionError::invalid(&format!("qty[{job}:{}]", l.line_no), "is given twice; give each line once"));
+    }
     let lines: Vec<&LineQty> = req.lines.iter().filter(|l| l.qty != 0).collect();
     if lines.is_empty() {
         return Err(ActionError::invalid("qty", "enter a quantity for at least one line"));
@@ -154,22 +161,12 @@ pub async fn give(
             let Some(line) = held.iter().find(|h| h.line_no == w.line_no) else {
                 return Err(ActionError::invalid(&field, format!("job {job_id} has no line {}", w.line_no)));
             };
-            // A single quantity over the line is reported as typed; a sum of several is added
-            // with overflow checks (it cannot wrap past the limit).
-            let total = if w.qty > line.remaining() {
-                w.qty
-            } else {
-                wanted
-                    .iter()
-                    .filter(|x| x.line_no == w.line_no)
-                    .try_fold(0i64, |acc, x| acc.checked_add(x.qty))
-                    .unwrap_or(i64::MAX)
-            };
-            if total > line.remaining() {
+            if w.qty > line.remaining() {
                 return Err(ActionError::invalid(
                     &field,
                     format!(
-                        "{total} is more than the {} of “{}” still without instructions (job {job_id} holds {}, earlier instructions took {})",
+                        "{} is more than the {} of “{}” still without instructions (job {job_id} holds {}, earlier instructions took {})",
+                        w.qty,
                         line.remaining(),
                         line.description,
                         line.expected_qty,
@@ -179,12 +176,8 @@ pub async fn give(
             }
         }
     }
-    // A line named twice is one line of the request, its quantities added (the sum was
-    // checked against the line above, so it cannot overflow).
-    let mut merged: BTreeMap<(&str, i64), i64> = BTreeMap::new();
-    for l in &lines {
-        *merged.entry((l.job_id.as_str(), l.line_no)).or_default() += l.qty;
-    }
+    // The request's lines in job and line order (each is named once, checked above).
+    let merged: BTreeMap<(&str, i64), i64> = lines.iter().map(|l| ((l.job_id.as_str(), l.line_no), l.qty)).collect();
     let contact_name = req.contact_name.trim();
     let notes = req.notes.trim();
     let rid = jobs::insert_request(

@@ -305,16 +305,19 @@ pub async fn delivery_submit(
     // A delegate's session is for the one visual it was sent.
     no_delegation(&session)?;
     let now = Utc::now();
-    let result = if form.get("action") == Some("none") {
-        crate::actions::delivery::no_delivery(&state, &session.actor, &id, now)
+    // The form's two buttons; a form without one gives instructions.
+    let result = match form.get("action") {
+        Some("none") => crate::actions::delivery::no_delivery(&state, &session.actor, &id, now)
             .await
-            .map(|_| format!("Noted: job {id} needs no delivery."))
-    } else {
-        match parse_delivery(&form) {
+            .map(|_| format!("Noted: job {id} needs no delivery.")),
+        None | Some("deliver") => match parse_delivery(&form) {
             Ok(req) => crate::actions::delivery::give(&state, &session.actor, &req, now)
                 .await
                 .map(|_| "Delivery instructions sent to TOT.".to_string()),
             Err(e) => Err(e),
+        },
+        Some(other) => {
+            Err(ActionError::invalid("action", format!("{} is not deliver or none", crate::model::quoted(other))))
         }
     };
     match result {
@@ -333,25 +336,30 @@ fn parse_delivery(form: &FormData) -> Result<DeliveryRequest, ActionError> {
     let mut lines = Vec::new();
     for (k, v) in &form.0 {
         let Some(rest) = k.strip_prefix("qty:") else { continue };
-        let Some((job, line)) = rest.rsplit_once(':') else {
-            continue;
-        };
-        let v = v.trim();
-        if v.is_empty() {
-            continue;
-        }
         // The field is named as the form named it, shortened (a hand-made form may send anything).
+        let Some((job, line)) = rest.rsplit_once(':') else {
+            return Err(ActionError::invalid(
+                &format!("qty[{}]", crate::model::shown(rest, 64)),
+                "is not a line of a job (qty:JOB:LINE)",
+            ));
+        };
         let field = || format!("qty[{}:{}]", crate::model::shown(job, 64), crate::model::shown(line, 20));
-        let qty: i64 = v.parse().map_err(|_| {
-            ActionError::invalid(&field(), format!("{} is not a whole number", crate::model::quoted(v)))
-        })?;
-        let line_no: i64 = line.parse().map_err(|_| {
+        // A line is named as the form names it, `0`, `1`…: `00` or `+0` would be a second
+        // name for one line, its quantities added unseen.
+        let line_no = line.parse::<u32>().ok().filter(|n| n.to_string() == line).ok_or_else(|| {
             ActionError::invalid(
                 &field(),
                 format!("job {} has no line {}", crate::model::shown(job, 64), crate::model::shown(line, 20)),
             )
         })?;
-        lines.push(LineQty { job_id: job.to_string(), line_no, qty });
+        let v = v.trim();
+        if v.is_empty() {
+            continue;
+        }
+        let qty: i64 = v.parse().map_err(|_| {
+            ActionError::invalid(&field(), format!("{} is not a whole number", crate::model::quoted(v)))
+        })?;
+        lines.push(LineQty { job_id: job.to_string(), line_no: i64::from(line_no), qty });
     }
     let address = match form.text("address").trim() {
         "" => form.text("saved_address"),
