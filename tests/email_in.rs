@@ -377,6 +377,24 @@ async fn odd_replies_get_an_outcome_and_a_bounded_answer() {
     assert!(answer.in_reply_to.is_none(), "{:?}", answer.in_reply_to);
     assert_eq!(kind(&ann_replies(&c, &token, &long_id, "", "ITEMS").await), "duplicate");
 
+    // A From with no address, or naming a second person beside the contact: not acted on,
+    // and said so (not mistaken for a mail loop).
+    let domain = c.t.state.config.email.reply_domain.clone();
+    for (from, says) in [
+        ("From: \r\n", "no sender address in From"),
+        ("", "no sender address in From"),
+        ("From: Ann <ann@alpha.example>, Eve <eve@evil.example>\r\n", "more than one sender in From"),
+    ] {
+        let mail = format!(
+            "{from}To: reply+{token}@{domain}\r\nSubject: Re: digest\r\nMessage-ID: <from-{}@alpha.example>\r\n\r\nAPPROVE V-1\r\n",
+            says.len() + from.len()
+        );
+        let d = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap();
+        assert_eq!(kind(&d), "ignored", "{from:?}: {d:?}");
+        assert!(reason(&d).contains(says), "{from:?}: {}", reason(&d));
+    }
+    assert_eq!(c.visual("V-1").await, "awaiting_approval");
+
     // Threading headers: a folded References and ids holding control characters.
     let refs = "References: <a@alpha.example>\r\n <b\u{1}@alpha.example> <c@alpha.example>\r\n";
     ann_replies(&c, &token, "thread-1@alpha.example", refs, "ITEMS").await;

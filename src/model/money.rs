@@ -35,8 +35,8 @@ impl Money {
     }
 
     /// Parses a decimal amount without going through floating point.
+    /// The text exactly as the data format gives it: no spaces around it.
     pub fn parse(s: &str) -> Result<Money, String> {
-        let s = s.trim();
         let (neg, digits) = match s.strip_prefix('-') {
             Some(rest) => (true, rest),
             None => (false, s),
@@ -152,6 +152,9 @@ mod tests {
             ("abc", None),
             ("", None),
             (".5", None),
+            (" 12.5", None),
+            ("12.5 ", None),
+            ("- 3", None),
         ];
         for (text, want) in cases {
             assert_eq!(Money::parse(text).ok().map(|m| m.0), want, "{text}");

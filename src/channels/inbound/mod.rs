@@ -252,7 +252,19 @@ async fn decide(
     }
     let own =
         state.config.email.from.rsplit('<').next().unwrap_or("").trim_end_matches('>').trim().to_ascii_lowercase();
-    if from.is_empty() || from == own || from.ends_with(&format!("@{}", domain.to_ascii_lowercase())) {
+    if from.is_empty() {
+        return Ok(record(Disposition::Ignored("no sender address in From".into()), None, false).await?);
+    }
+    // A reply is one person's: a From naming several cannot be told to be the contact's alone.
+    if addresses(msg.from()).len() > 1 {
+        return Ok(record(
+            Disposition::Ignored("more than one sender in From; a reply comes from one person".into()),
+            None,
+            false,
+        )
+        .await?);
+    }
+    if from == own || from.ends_with(&format!("@{}", domain.to_ascii_lowercase())) {
         return Ok(record(Disposition::Ignored("from cport's own address (mail loop)".into()), None, false).await?);
     }
     let Some(token) = token_for(msg, "reply", &domain).and_then(|t| state.signer.check_reply_token(&t)) else {
