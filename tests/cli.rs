@@ -52,6 +52,9 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
     let again = dir.path().join("again.json");
     output(cport(&[]).args(["gen-data", "--clients", "20", "--jobs", "400", "--seed", "7", "--out"]).arg(&again));
     assert_eq!(std::fs::read(&file).unwrap(), std::fs::read(&again).unwrap());
+    // No clients is refused by name, not answered with one made up.
+    let (ok, _, err) = output(cport(&[]).args(["gen-data", "--clients", "0"]));
+    assert!(!ok && err.contains("--clients"), "{err}");
 
     let (ok, out, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     assert!(ok, "{out}\n{err}");

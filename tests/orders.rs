@@ -82,7 +82,7 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     let (s, _, _) = app.post_form(&bob, "/stock", &[("sku", "SKU-BAG"), ("qty", "1"), ("basket", &shop)]).await;
     assert_eq!(s, 404, "another client's SKU is not found");
     let (_, _, html) = app.post_form(&bob, "/stock", &[("sku", "SKU-NOPE"), ("qty", "1"), ("basket", &shop)]).await;
-    assert!(html.contains("SKU SKU-NOPE not found in your stock."), "{html}");
+    assert!(html.contains("SKU SKU-NOPE not found among yours."), "{html}");
     let event = new_basket(&app, &bob, "SKU-CAP", "20", "Event").await;
     assert_ne!(shop, event);
     let (_, html) = app.page(&bob, "/baskets").await;
@@ -116,6 +116,15 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     let other_device = app.signed_in("P-1B").await;
     let (_, html) = app.page(&other_device, &path).await;
     assert!(html.contains("1 High St, Bristol") && html.contains("value=\"5\""), "{html}");
+    // An address the form did not offer is refused by its field, and nothing is saved.
+    for choice in ["999", "   "] {
+        let fields = [("action", "save"), ("name", "Shop"), ("address_choice", choice), ("address", "Elsewhere 2")];
+        let (s, _, html) = app.post_form(&bob, &path, &fields).await;
+        assert_eq!(s, 422, "{choice:?}");
+        assert!(html.contains("address_choice: choose one of the addresses offered"), "{html}");
+    }
+    let (_, html) = app.page(&bob, &path).await;
+    assert!(html.contains("1 High St, Bristol") && !html.contains("Elsewhere 2"), "{html}");
     // Someone else's basket is not there for them.
     let ann = app.signed_in("P-1A").await;
     assert_eq!(app.page(&ann, &path).await.0, 404);

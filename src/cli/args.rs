@@ -244,12 +244,12 @@ pub(super) struct DigestRunArgs {
 
 #[derive(Args)]
 pub(super) struct GenDataArgs {
-    /// Number of clients.
-    #[arg(long, default_value_t = 10)]
-    pub(super) clients: usize,
-    /// Number of jobs, spread over the clients.
-    #[arg(long, default_value_t = 1000)]
-    pub(super) jobs: usize,
+    /// Number of clients (1 to 1000000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub(super) clients: u32,
+    /// Number of jobs, spread over the clients (0 to 100000000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=100_000_000))]
+    pub(super) jobs: u32,
     /// Random seed; the same seed gives the same data.
     #[arg(long, default_value_t = 1)]
     pub(super) seed: u64,

@@ -132,7 +132,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::GenData(args) => {
-            let doc = gendata::generate(&gendata::Scale { clients: args.clients, jobs: args.jobs, seed: args.seed });
+            let doc = gendata::generate(&gendata::Scale {
+                clients: args.clients as usize,
+                jobs: args.jobs as usize,
+                seed: args.seed,
+            });
             match &args.out {
                 Some(p) => {
                     let f = std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?;
