@@ -414,6 +414,8 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
         ("expires_at", "2020-01-01T00:00", "expires_at"),
         ("starts_at", "soon", "starts_at"),
         ("title", "two\u{7}lines", "title"),
+        // A choice the form does not offer never widens the banner to every client.
+        ("audience", "everyone", "audience: `everyone` is not all or chosen"),
     ] {
         let fields: Vec<(&str, &str)> =
             form.iter().map(|(k, v)| if *k == field { (*k, value) } else { (*k, *v) }).collect();

@@ -41,6 +41,8 @@ fn time_field(form: &FormData, name: &str) -> Result<Option<DateTime<Utc>>, Stri
 
 /// The form as a banner input; a field that cannot be read is an error naming it.
 fn input_of(form: &FormData) -> Result<BannerInput, String> {
+    // Every client only when the form says so: a banner is never widened to everyone by a
+    // choice the form does not offer.
     let clients: Vec<String> = match form.get("audience") {
         Some("chosen") => form
             .text("clients")
@@ -49,7 +51,10 @@ fn input_of(form: &FormData) -> Result<BannerInput, String> {
             .filter(|c| !c.is_empty())
             .map(str::to_string)
             .collect(),
-        _ => vec![],
+        Some("all") => vec![],
+        other => {
+            return Err(format!("audience: {} is not all or chosen", crate::model::quoted(other.unwrap_or_default())));
+        }
     };
     if form.get("audience") == Some("chosen") && clients.is_empty() {
         return Err("clients: name at least one client id, or choose every client".into());
