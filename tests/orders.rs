@@ -4,7 +4,7 @@
 mod common;
 
 use chrono::Utc;
-use common::{TestApp, TestState};
+use common::{TestApp, TestState, csrf_of};
 use serde_json::json;
 
 fn stock() -> serde_json::Value {
@@ -323,6 +323,30 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     app.submit(&ann, "/users", &[("action", "revoke"), ("user", rita)]).await;
     let resp = r.get(app.url("/stock")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 303, "sent to sign in");
+    // Someone invited and revoked before choosing a password: the invitation is dead, and
+    // sending its form anyway sets nothing.
+    app.submit(&ann, "/users", &[("action", "create"), ("name", "Tom Trader"), ("email", "tom@trade.example")]).await;
+    let rows = cport::store::outbox::list_messages(&app.db, None, 100).await.unwrap();
+    let invite = rows.iter().find(|m| m.recipient == "tom@trade.example").expect("Tom's invitation");
+    let p: cport::channels::email::EmailPayload = serde_json::from_str(&invite.payload).unwrap();
+    let link = p.text.split_whitespace().find(|w| w.contains("token=")).unwrap();
+    let token = link.split("token=").nth(1).unwrap().to_string();
+    let path = format!("/password/reset?token={token}");
+    let tom = common::browser();
+    let (_, form) = app.page(&tom, &path).await;
+    let csrf = csrf_of(&form);
+    let tom_id = invite.contact_id.clone().expect("Tom's id");
+    app.submit(&ann, "/users", &[("action", "revoke"), ("user", &tom_id)]).await;
+    assert_eq!(app.page(&tom, &path).await.0, 400, "the invitation of a revoked user opens nothing");
+    let set = [
+        ("csrf", csrf.as_str()),
+        ("token", token.as_str()),
+        ("new_password", "toms password 1"),
+        ("confirm_password", "toms password 1"),
+    ];
+    assert_eq!(app.post_raw(&tom, "/password/reset", &set).await.0, 400);
+    let accounts = app.count(&format!("accounts WHERE contact_id = '{tom_id}'")).await;
+    assert_eq!(accounts, 0, "no password was set");
     let kinds: Vec<String> = app.changes(0).await.iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
     for k in ["third_party_user_created", "sku_allocated", "reseller_order_placed", "third_party_user_revoked"] {
         assert!(kinds.iter().any(|x| x == k), "{k} in {kinds:?}");

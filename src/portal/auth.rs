@@ -411,15 +411,30 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
-fn reset_claims(state: &AppState, token: &str) -> Option<LinkClaims> {
-    state.signer.verify(token, Utc::now()).ok().filter(|c| matches!(c.meaning(), Some(LinkFor::SetPassword { .. })))
+/// A password link's claims while it may still be used: signed, not expired, for a contact
+/// who is still active (a third party revoked since their invitation went out, or a contact
+/// TOT deactivated, finds the link dead, as every other link of theirs).
+async fn reset_claims(state: &AppState, token: &str) -> Result<Option<LinkClaims>, HttpError> {
+    let Some(claims) = state
+        .signer
+        .verify(token, Utc::now())
+        .ok()
+        .filter(|c| matches!(c.meaning(), Some(LinkFor::SetPassword { .. })))
+    else {
+        return Ok(None);
+    };
+    match get_contact(&state.db, &claims.contact_id).await {
+        Ok(c) if c.active => Ok(Some(claims)),
+        Ok(_) | Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `GET /password/reset`: ask for a link, or (with `?token=`) choose the new password.
 pub async fn reset_form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TokenQuery>) -> Reply {
     match q.token {
         None => anon_page(&state, &headers, "reset", StatusCode::OK, json!({"stage": "request"})).await,
-        Some(t) => match reset_claims(&state, &t) {
+        Some(t) => match reset_claims(&state, &t).await? {
             Some(c) if !ledgers::nonce_used(&state.db, &c.nonce).await? => {
                 anon_page(
                     &state,
@@ -440,7 +455,7 @@ pub async fn reset_form(State(state): State<AppState>, headers: HeaderMap, Query
 pub async fn reset(State(state): State<AppState>, AnonForm { form, headers, addr }: AnonForm) -> Reply {
     let now = Utc::now();
     if let Some(token) = form.get("token") {
-        let Some(claims) = reset_claims(&state, token) else {
+        let Some(claims) = reset_claims(&state, token).await? else {
             return invalid_link(&state, &headers).await;
         };
         let new = match check_new_password(&form, MIN_PASSWORD) {
