@@ -28,7 +28,13 @@ type BoxedTask = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 pub struct App {
     listener: TcpListener,
     pub state: AppState,
+    /// How long requests in flight may take to finish once shutdown begins
+    /// ([`SHUTDOWN_GRACE`]; a test shortens it).
+    pub shutdown_grace: std::time::Duration,
 }
+
+/// How long requests in flight may take to finish once shutdown begins.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl App {
     /// Opens and migrates the store and binds the listener (port 0 picks a free port).
@@ -43,7 +49,7 @@ impl App {
             .await
             .map_err(|source| StartError::Bind { addr: config.listen.clone(), source })?;
         let state = AppState::new(config, db)?;
-        Ok(App { listener, state })
+        Ok(App { listener, state, shutdown_grace: SHUTDOWN_GRACE })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -111,12 +117,27 @@ impl App {
         }
         let router = router(state.clone());
         tracing::info!(addr = %self.local_addr(), engine = state.db.engine(), "serving");
-        let served = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
+        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 let _ = stop_tx.send(true);
-            })
-            .await;
+                let _ = stopping_tx.send(true);
+            });
+        // Requests in flight get `shutdown_grace` to finish once shutdown begins; a client that
+        // holds its connection open longer (a stalled upload, a request never finished) is
+        // cut off then rather than keeping the process, and the senders' last marks, waiting.
+        let grace = self.shutdown_grace;
+        let served = tokio::select! {
+            served = server => served,
+            _ = async {
+                let _ = stopping.wait_for(|s| *s).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!(?grace, "connections still open at shutdown were closed");
+                Ok(())
+            }
+        };
         while let Some(done) = tasks.join_next().await {
             if let Err(e) = done {
                 tracing::error!(error = %e, "background task ended abnormally");

@@ -503,6 +503,38 @@ async fn the_content_of_old_sent_messages_is_cleared_and_the_record_kept() {
     assert!(answer.text.contains("too old to approve"), "{}", answer.text);
 }
 
+/// A client that begins a request and never finishes it (a stalled upload, a slow-loris)
+/// does not keep the server from stopping: once shutdown begins, requests in flight have the
+/// grace period, and then their connections are closed.
+#[tokio::test]
+async fn a_request_never_finished_does_not_hold_the_stop() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(dir.path(), common::fresh_database_url(dir.path()).await);
+    let mut app = cport::app::App::build(config).await.unwrap();
+    app.shutdown_grace = std::time::Duration::from_millis(300);
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+    // A sign-in form whose body never comes: its handler waits for the body.
+    let mut held = tokio::net::TcpStream::connect(addr).await.unwrap();
+    held.write_all(
+        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nemail=",
+    )
+    .await
+    .unwrap();
+    // A second request on its own connection answers, so the first has been taken in.
+    let r = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    stop.send(()).unwrap();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(60), task).await;
+    assert!(ended.is_ok(), "the server did not stop while a request was held open");
+    ended.unwrap().unwrap().expect("stopped cleanly");
+    drop(held);
+}
+
 /// Rows come back typed: a state column holding a name cport never writes (a hand edit of
 /// the database before its state guards were made) is refused as it is read, naming the state and the value, and the rows
 /// beside it still read.
