@@ -203,9 +203,10 @@ pub(super) struct DemoArgs {
     /// Folder for the demo store, pictures, mail and config (emptied of earlier demo files).
     #[arg(long, default_value = "demo-data", value_name = "DIR")]
     pub(super) data_dir: PathBuf,
-    /// Address to serve on.
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-    pub(super) listen: String,
+    /// Address to serve on (default: `listen` from the environment, `CPORT_LISTEN`, else
+    /// 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub(super) listen: Option<String>,
 }
 
 #[derive(Args)]

@@ -62,8 +62,14 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     // work here too), then what the demo decides itself: all checked before the folder is
     // touched.
     let mut config = Config::load(None, Need::StoreOnly)?;
-    config.listen = args.listen.clone();
-    config.public_url = format!("http://{}", args.listen);
+    if let Some(listen) = &args.listen {
+        config.listen = listen.clone();
+    }
+    // The portal's links point at where the demo listens, unless CPORT_PUBLIC_URL says
+    // otherwise (a proxy in front of it).
+    if config.public_url == Config::default().public_url {
+        config.public_url = format!("http://{}", config.listen);
+    }
     config.database_url = Secret::new(format!("sqlite://{}", dir.join("cport.db").display()));
     config.data_dir = dir.clone();
     config.api_token = Secret::new(random_secret());
