@@ -243,9 +243,17 @@ pub struct Change {
 
 /// A refused value as an error message repeats it: in backquotes, on one line, at most 40
 /// characters. What was refused may be megabytes long or hold control characters, and the
-/// message goes to logs, terminals and pages.
+/// message goes to logs, terminals and pages: a character that may not stand on a line is
+/// written as its code point (`UTC\u{1}`), so the message shows what made the value wrong.
 pub fn quoted(s: &str) -> String {
-    format!("`{}`", shown(s, 40))
+    let visible: String = s
+        .chars()
+        .map(|c| match forbidden_char(c.encode_utf8(&mut [0; 4]), Lines::One) {
+            Some(_) => c.escape_unicode().to_string(),
+            None => c.to_string(),
+        })
+        .collect();
+    format!("`{}`", shortened(&visible, 40))
 }
 
 /// Text from outside (a field's name, a server's words) made fit to show: one clean line of
@@ -309,6 +317,14 @@ pub fn media_type(declared: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quoted_value_shows_what_cannot_stand_on_a_line() {
+        assert_eq!(quoted("UTC\u{1}"), "`UTC\\u{1}`");
+        assert_eq!(quoted("two\nlines"), "`two\\u{a}lines`");
+        assert_eq!(quoted("plain"), "`plain`");
+        assert_eq!(quoted(&"x".repeat(100)).chars().count(), 42, "cut to 40 and its quotes");
+    }
 
     #[test]
     fn shortened_text_keeps_whole_characters() {
