@@ -647,6 +647,9 @@ async fn contacts_held_mail_and_the_overview() {
     assert!(location.starts_with("/staff/contacts?client=C%2D1&note=Email%20to%20Bob"), "{location}");
     let s = cport::store::settings::get_settings(&app.db, "P-1B").await.unwrap();
     assert!(s.email_suspended_at.is_none());
+    // Again: there is nothing to resume, and staff are told so.
+    let location = app.submit(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1B"), ("action", "resume")]).await;
+    assert!(location.contains("was%20not%20suspended"), "{location}");
     let (_, location, _) =
         app.post_form(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1A"), ("action", "chat-code")]).await;
     assert!(location.contains("Chat%20link%20code"), "{location}");

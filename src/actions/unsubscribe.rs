@@ -62,8 +62,9 @@ pub async fn unsubscribe_in(
 }
 
 /// Lifts a suspension after bounces (staff saw the address works again), in one transaction.
-pub async fn resume_email(state: &Services, contact_id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub async fn resume_email(state: &Services, contact_id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let mut tx = state.db.begin().await?;
-    crate::store::inbound::clear_bounces(&mut tx, contact_id, now).await?;
-    tx.commit().await
+    let lifted = crate::store::inbound::clear_bounces(&mut tx, contact_id, now).await?;
+    tx.commit().await?;
+    Ok(lifted)
 }

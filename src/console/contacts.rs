@@ -78,11 +78,13 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
     );
     let now = Utc::now();
     let note = match form.get("action") {
-        Some("resume") => {
-            crate::actions::unsubscribe::resume_email(&state, &c.id, now).await?;
-            staff.record(&state, "resumed email", &c.id).await;
-            format!("Email to {} is resumed.", c.name)
-        }
+        Some("resume") => match crate::actions::unsubscribe::resume_email(&state, &c.id, now).await? {
+            true => {
+                staff.record(&state, "resumed email", &c.id).await;
+                format!("Email to {} is resumed.", c.name)
+            }
+            false => format!("Email to {} was not suspended: nothing to resume.", c.name),
+        },
         Some("chat-code") => {
             // The code goes to the contact's own address, never to the page or its address:
             // staff who saw it could tie their own chat to the contact.

@@ -146,12 +146,13 @@ pub async fn record_bounce(
 }
 
 /// A message from the contact proves the address works: lift a suspension, reset counts.
-pub async fn clear_bounces(tx: &mut Tx, contact_id: &str, now: DateTime<Utc>) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query(
+/// Lifts a suspension and forgets soft bounces. False when there was nothing to lift.
+pub async fn clear_bounces(tx: &mut Tx, contact_id: &str, now: DateTime<Utc>) -> Result<bool> {
+    let n = on_tx!(tx, c => bind!(sqlx::query(
         "UPDATE contact_settings SET email_suspended_at = NULL, email_suspended_reason = NULL, soft_bounces = 0, updated_at = $2
          WHERE contact_id = $1 AND (email_suspended_at IS NOT NULL OR soft_bounces > 0)",
     ), contact_id, now).execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(())
+    Ok(n > 0)
 }
 
 pub async fn suspended_count(db: &Db) -> Result<i64> {
