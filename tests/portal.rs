@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{TestApp, browser, load_world};
+use common::{TestApp, browser, csrf_of, load_world};
 use serde_json::json;
 
 async fn app() -> TestApp {
@@ -409,6 +409,15 @@ async fn passwords_login_limits_and_single_use_reset_links() {
     let (_, _, known) = app.post_form(&c, "/password/reset", &[("email", "bob@alpha.example")]).await;
     let (_, _, unknown) = app.post_form(&c, "/password/reset", &[("email", "nobody@alpha.example")]).await;
     assert_eq!(known, unknown);
+    // What cannot be an address is refused by its field, here and for a sign-in link.
+    for (form, path) in [("/password/reset", "/password/reset"), ("/login", "/login/link")] {
+        for email in ["", "a", "two words@x.example"] {
+            let csrf = csrf_of(&app.page(&c, form).await.1);
+            let (status, _, html) = app.post_raw(&c, path, &[("csrf", &csrf), ("email", email)]).await;
+            assert_eq!(status, 422, "{path} {email:?}: {html}");
+            assert!(html.contains("email: is not an email address"), "{path} {email:?}: {html}");
+        }
+    }
     let rows = cport::store::outbox::list_messages(&app.db, None, 10).await.unwrap();
     assert_eq!(rows.iter().filter(|m| m.subject.contains("reset")).count(), 1);
     let link = app.link_mailed_to("bob@alpha.example", "token=").await;

@@ -293,11 +293,17 @@ async fn limit_address(state: &AppState, kind: &str, addr: SocketAddr) -> Result
     Ok(())
 }
 
+/// The address a "send me a link" form was given: one that cannot be an address is refused by
+/// its field (saying so tells nothing of which addresses are known).
+fn typed_address(form: &FormData) -> Result<String, HttpError> {
+    crate::actions::typed_email("email", &form.text("email")).map(str::to_string).map_err(HttpError::from)
+}
+
 /// `POST /login/link`: email me a sign-in link. The answer never says whether the address
 /// is known.
 pub async fn request_link(State(state): State<AppState>, AnonForm { form, addr, .. }: AnonForm) -> Reply {
     limit_address(&state, "link", addr).await?;
-    let email = form.text("email").trim().to_string();
+    let email = typed_address(&form)?;
     let now = Utc::now();
     // One link per client the address belongs to (a person may work for two clients).
     for id in contacts_by_email(&state.db, &email).await?.iter().take(5) {
@@ -479,7 +485,7 @@ pub async fn reset(State(state): State<AppState>, AnonForm { form, headers, addr
         return Ok(super::see_other(&state, "/login", "Your new password is set. Sign in with it."));
     }
     limit_address(&state, "reset", addr).await?;
-    let email = form.text("email").trim().to_string();
+    let email = typed_address(&form)?;
     for id in contacts_by_email(&state.db, &email).await?.iter().take(5) {
         let c = get_contact(&state.db, id).await?;
         crate::actions::mail::send_reset_link(&state, &c).await?;
