@@ -316,7 +316,9 @@ pub fn media_type(declared: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{
+        VISUAL_STATUSES, VisualStatus, discord_id, is_web_address, media_file, media_type, quoted, shortened, size_text,
+    };
 
     #[test]
     fn a_quoted_value_shows_what_cannot_stand_on_a_line() {
@@ -333,11 +335,6 @@ mod tests {
         assert_eq!(shortened("ééééé", 4), "ééé…");
         assert_eq!(shortened("", 3), "");
     }
-}
-
-#[cfg(test)]
-mod media_file_tests {
-    use super::{VISUAL_STATUSES, VisualStatus, discord_id, is_web_address, media_file, media_type, size_text};
 
     #[test]
     fn web_addresses_are_links_and_nothing_else() {
