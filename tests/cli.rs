@@ -195,8 +195,6 @@ fn bad_configuration_stops_start_up_naming_the_key() {
         ("[portal]\nlogin_attempts_per_account = 0\n", "portal.login_attempts_per_account"),
         ("[alerts]\nbatch_window_seconds = 10000000000000\n", "alerts.batch_window_seconds"),
         ("[outbox]\nbackoff_base_seconds = 600\nbackoff_max_seconds = 60\n", "outbox.backoff_max"),
-        // Content cleared while a reply could still act on what it listed.
-        ("[outbox]\nsent_content_days = 7\n", "outbox.sent_content_days"),
         // Zero is no Discord id (it would stop the start-up further on).
         ("[discord]\nchannel_id = \"0\"\n", "discord.channel_id"),
         ("[discord]\nstaff = [\"0\"]\n", "discord.staff"),

@@ -503,6 +503,28 @@ async fn the_content_of_old_sent_messages_is_cleared_and_the_record_kept() {
     assert!(answer.text.contains("too old to approve"), "{}", answer.text);
 }
 
+/// Content is never cleared while a link to it may still act: a setting shorter than
+/// `digest.link_ttl_days` (14 here) is held to it.
+#[tokio::test]
+async fn content_is_kept_at_least_as_long_as_a_link_lives() {
+    let t = TestState::new(|c| c.outbox.sent_content_days = 3).await;
+    t.load(world()).await;
+    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
+    assert_eq!(drain(&t.state).await.unwrap().sent, 2);
+    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
+    for (contact, days) in [("P-1A", 10), ("P-1B", 15)] {
+        let id = rows.iter().find(|r| r.contact_id.as_deref() == Some(contact)).unwrap().id;
+        let then = Utc::now() - Duration::days(days);
+        cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET created_at = $1, sent_at = $1 WHERE id = $2")
+            .bind(then).bind(id).execute(p).await.map(|_| ()))
+        .unwrap();
+    }
+    assert_eq!(cport::digest::scheduler::housekeeping(&t.state, Utc::now()).await, 1, "only the one past 14 days");
+    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
+    let kept = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1A")).unwrap().id;
+    assert!(!ob::get_message(&t.state.db, kept).await.unwrap().unwrap().payload.is_empty());
+}
+
 /// A client that begins a request and never finishes it (a stalled upload, a slow-loris)
 /// does not keep the server from stopping: once shutdown begins, requests in flight have the
 /// grace period, and then their connections are closed.

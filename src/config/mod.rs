@@ -234,9 +234,9 @@ pub struct OutboxConfig {
     pub send_timeout_seconds: u64,
     /// Days a sent message keeps its content (the rendered email or chat text, some 12 KB a
     /// digest); then the server clears it and keeps the record that it went: recipient,
-    /// subject, times, key and reply address. 0 keeps it for ever. Otherwise at least
-    /// `digest.link_ttl_days`, so a reply within a link's life still finds what its digest
-    /// listed.
+    /// subject, times, key and reply address. 0 keeps it for ever. Content is kept at least
+    /// `digest.link_ttl_days` whatever this says, so a reply within a link's life still finds
+    /// what its digest listed.
     pub sent_content_days: u32,
 }
 

@@ -189,15 +189,7 @@ impl Config {
         if o.backoff_max_seconds < o.backoff_base_seconds {
             return Err(invalid("outbox.backoff_max_seconds", "must be at least outbox.backoff_base_seconds"));
         }
-        if o.sent_content_days != 0 && o.sent_content_days < self.digest.link_ttl_days {
-            return Err(invalid(
-                "outbox.sent_content_days",
-                format!(
-                    "{} is shorter than digest.link_ttl_days ({}): give 0 (keep for ever) or at least that",
-                    o.sent_content_days, self.digest.link_ttl_days
-                ),
-            ));
-        }
+
         Ok(())
     }
 

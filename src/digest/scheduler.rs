@@ -332,10 +332,11 @@ pub async fn housekeeping(state: &Services, now: DateTime<Utc>) -> u64 {
     if let Err(e) = crate::store::limits::sweep(&state.db, now.timestamp_millis()).await {
         tracing::warn!(error = %e, "stale rate limits not swept");
     }
-    let days = state.config.outbox.sent_content_days;
-    if days == 0 {
-        return 0;
-    }
+    let days = match state.config.outbox.sent_content_days {
+        0 => return 0,
+        // Never while a reply to it may still act on what it listed.
+        days => days.max(state.config.digest.link_ttl_days),
+    };
     let before = now - Duration::days(i64::from(days));
     let mut cleared = 0;
     for _ in 0..50 {
