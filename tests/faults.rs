@@ -465,22 +465,33 @@ async fn when_one_of_several_senders_fails_the_others_stop_and_hand_back_their_c
     assert_eq!(report.sent, MESSAGES - sent);
 }
 
+/// A digest sent to Ann and one to Bob, with content kept `days` days: their outbox ids.
+async fn two_sent_digests(days: u32) -> (TestState, i64, i64) {
+    let t = TestState::new(|c| c.outbox.sent_content_days = days).await;
+    t.load(world()).await;
+    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
+    assert_eq!(drain(&t.state).await.unwrap().sent, 2);
+    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
+    let of = |contact: &str| rows.iter().find(|r| r.contact_id.as_deref() == Some(contact)).unwrap().id;
+    let (ann, bob) = (of("P-1A"), of("P-1B"));
+    (t, ann, bob)
+}
+
+/// Makes message `id` as if created and sent `days` days ago.
+async fn sent_days_ago(t: &TestState, id: i64, days: i64) {
+    let then = Utc::now() - Duration::days(days);
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET created_at = $1, sent_at = $1 WHERE id = $2")
+        .bind(then).bind(id).execute(p).await.map(|_| ()))
+    .unwrap();
+}
+
 /// A sent message's content is cleared after `outbox.sent_content_days`, a newer one's is
 /// kept; the message itself stays (its key, its reply address), the console says what
 /// happened to its content, and a reply to it is still answered.
 #[tokio::test]
 async fn the_content_of_old_sent_messages_is_cleared_and_the_record_kept() {
-    let t = TestState::new(|c| c.outbox.sent_content_days = 30).await;
-    t.load(world()).await;
-    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
-    assert_eq!(drain(&t.state).await.unwrap().sent, 2);
-    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
-    let old = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1A")).unwrap().id;
-    let new = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1B")).unwrap().id;
-    let then = Utc::now() - Duration::days(31);
-    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET created_at = $1, sent_at = $1 WHERE id = $2")
-        .bind(then).bind(old).execute(p).await.map(|_| ()))
-    .unwrap();
+    let (t, old, new) = two_sent_digests(30).await;
+    sent_days_ago(&t, old, 31).await;
 
     assert_eq!(cport::digest::scheduler::housekeeping(&t.state, Utc::now()).await, 1);
     assert_eq!(cport::digest::scheduler::housekeeping(&t.state, Utc::now()).await, 0, "once");
@@ -507,22 +518,12 @@ async fn the_content_of_old_sent_messages_is_cleared_and_the_record_kept() {
 /// `digest.link_ttl_days` (14 here) is held to it.
 #[tokio::test]
 async fn content_is_kept_at_least_as_long_as_a_link_lives() {
-    let t = TestState::new(|c| c.outbox.sent_content_days = 3).await;
-    t.load(world()).await;
-    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
-    assert_eq!(drain(&t.state).await.unwrap().sent, 2);
-    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
-    for (contact, days) in [("P-1A", 10), ("P-1B", 15)] {
-        let id = rows.iter().find(|r| r.contact_id.as_deref() == Some(contact)).unwrap().id;
-        let then = Utc::now() - Duration::days(days);
-        cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET created_at = $1, sent_at = $1 WHERE id = $2")
-            .bind(then).bind(id).execute(p).await.map(|_| ()))
-        .unwrap();
-    }
+    let (t, ann, bob) = two_sent_digests(3).await;
+    sent_days_ago(&t, ann, 10).await;
+    sent_days_ago(&t, bob, 15).await;
     assert_eq!(cport::digest::scheduler::housekeeping(&t.state, Utc::now()).await, 1, "only the one past 14 days");
-    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
-    let kept = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1A")).unwrap().id;
-    assert!(!ob::get_message(&t.state.db, kept).await.unwrap().unwrap().payload.is_empty());
+    assert!(!ob::get_message(&t.state.db, ann).await.unwrap().unwrap().payload.is_empty());
+    assert!(ob::get_message(&t.state.db, bob).await.unwrap().unwrap().payload.is_empty());
 }
 
 /// A client that begins a request and never finishes it (a stalled upload, a slow-loris)
