@@ -263,7 +263,7 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     if let Ok(counts) = crate::store::outbox::counts_unsent(&state.db).await {
         // A state left empty since the last scrape reads 0, not its last count.
         for status in crate::model::OutboxStatus::ALL.iter().filter(|s| **s != crate::model::OutboxStatus::Sent) {
-            let n = counts.iter().find(|(s, _)| s == status.as_str()).map_or(0, |(_, n)| *n);
+            let n = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
             metrics::gauge!("cport_outbox_messages", "status" => status.as_str()).set(n as f64);
         }
     }

@@ -160,6 +160,28 @@ pub async fn set_qty(
     Ok(())
 }
 
+/// The addresses a basket may be sent to without typing one: the client's saved delivery
+/// addresses, or for a third party only where its own orders went (never the client's).
+pub async fn offered_addresses(state: &Services, actor: &Actor) -> Result<Vec<String>, StoreError> {
+    if actor.role == Role::ThirdParty {
+        q::own_addresses(&state.db, &actor.contact.id).await
+    } else {
+        crate::store::jobs::saved_addresses(&state.db, actor.client_id()).await
+    }
+}
+
+/// The address a basket form chose: one of [`offered_addresses`] by its text, or, for `new`
+/// (or nothing chosen), the one typed. Any other choice is refused by its field rather than
+/// saved as an address.
+pub async fn chosen_address(state: &Services, actor: &Actor, choice: &str, typed: &str) -> Result<String, ActionError> {
+    match choice {
+        "" | "new" => Ok(typed.to_string()),
+        chosen => offered_addresses(state, actor).await?.into_iter().find(|a| a == chosen).ok_or_else(|| {
+            ActionError::invalid("address_choice", "choose one of the addresses offered, or a new one written below")
+        }),
+    }
+}
+
 pub async fn save_details(
     state: &Services,
     actor: &Actor,

@@ -370,6 +370,16 @@ pub struct DiscordConfig {
 }
 
 impl Config {
+    /// Days a sent message's content is kept, if it is ever cleared: `outbox.sent_content_days`,
+    /// but never less than a link lives (`digest.link_ttl_days`), so a reply within a link's
+    /// life still finds what its digest listed.
+    pub fn sent_content_kept_days(&self) -> Option<u32> {
+        match self.outbox.sent_content_days {
+            0 => None,
+            days => Some(days.max(self.digest.link_ttl_days)),
+        }
+    }
+
     /// The chat channels cport sends on: those with a bot token (a Discord public key alone
     /// answers interactions but sends nothing).
     pub fn chat_channels(&self) -> Vec<&'static str> {

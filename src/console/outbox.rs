@@ -132,7 +132,7 @@ pub async fn message(
             "m": row, "rendered": rendered, "attempts": attempts,
             "may_requeue": OutboxStatus::REQUEUEABLE.contains(&row.status),
             "may_drop": OutboxStatus::DROPPABLE.contains(&row.status),
-            "cleared_after": state.config.outbox.sent_content_days,
+            "cleared_after": state.config.sent_content_kept_days(),
             "note": Note::of(&q).verified(&state),
         }),
     )

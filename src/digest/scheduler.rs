@@ -318,9 +318,6 @@ fn item_keys(items: &[ActionItem]) -> Vec<String> {
     items.iter().map(ActionItem::key).collect()
 }
 
-/// The scheduler loop: a pass every `digest.tick_seconds` until shutdown. With PostgreSQL,
-/// only the process holding the advisory lock runs passes (the ledgers would make a second
-/// one harmless, but not free).
 /// What the store forgets with age, done by the scheduling process each tick: expired chat
 /// codes and old update ids, stale rate limits, and the content of messages sent more than
 /// `outbox.sent_content_days` ago (a thousand at a time, at most 50,000 a tick, so a first
@@ -332,10 +329,8 @@ pub async fn housekeeping(state: &Services, now: DateTime<Utc>) -> u64 {
     if let Err(e) = crate::store::limits::sweep(&state.db, now.timestamp_millis()).await {
         tracing::warn!(error = %e, "stale rate limits not swept");
     }
-    let days = match state.config.outbox.sent_content_days {
-        0 => return 0,
-        // Never while a reply to it may still act on what it listed.
-        days => days.max(state.config.digest.link_ttl_days),
+    let Some(days) = state.config.sent_content_kept_days() else {
+        return 0;
     };
     let before = now - Duration::days(i64::from(days));
     let mut cleared = 0;
@@ -359,6 +354,9 @@ pub async fn housekeeping(state: &Services, now: DateTime<Utc>) -> u64 {
     cleared
 }
 
+/// The scheduler loop: a pass every `digest.tick_seconds` until shutdown. With PostgreSQL,
+/// only the process holding the advisory lock runs passes (the ledgers would make a second
+/// one harmless, but not free).
 pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let tick = std::time::Duration::from_secs(state.config.digest.tick_seconds);
     let mut lock: Option<ledgers::LeaderLock> = None;

@@ -188,7 +188,7 @@ async fn basket_page(state: &AppState, session: &Session, id: i64, short: Vec<ac
         Err(e) => return Err(e.into()),
     };
     let lines = act::basket_lines(state, &session.actor, id).await?;
-    let addresses = offered_addresses(state, session).await?;
+    let addresses = act::offered_addresses(state, &session.actor).await?;
     page_status(
         state,
         Some(session),
@@ -198,16 +198,6 @@ async fn basket_page(state: &AppState, session: &Session, id: i64, short: Vec<ac
         status,
     )
     .await
-}
-
-/// The addresses the basket form offers to deliver to. A third party sees only where its own
-/// orders went, not the client's addresses.
-async fn offered_addresses(state: &AppState, session: &Session) -> Result<Vec<String>, crate::store::StoreError> {
-    if session.actor.role == Role::ThirdParty {
-        q::own_addresses(&state.db, &session.actor.contact.id).await
-    } else {
-        crate::store::jobs::saved_addresses(&state.db, session.actor.client_id()).await
-    }
 }
 
 /// `POST /baskets/{id}`: `action` = `qty` (set a line; 0 removes), `remove`, `save`
@@ -240,26 +230,12 @@ pub async fn basket_action(
                 Err(e) => Err(e),
             }
         }
-        "save" => {
-            let choice = form.text("address_choice");
-            let address = match choice.as_str() {
-                "" | "new" => Ok(form.text("address")),
-                // Only an address the form offered: any other text would be saved as one.
-                chosen => match offered_addresses(&state, &session).await?.into_iter().find(|a| a == chosen) {
-                    Some(a) => Ok(a),
-                    None => Err(ActionError::invalid(
-                        "address_choice",
-                        "choose one of the addresses offered, or a new one written below",
-                    )),
-                },
-            };
-            match address {
-                Ok(address) => act::save_details(&state, a, id, &form.text("name"), &address, &form.text("notes"), now)
-                    .await
-                    .map(|_| see_other(&state, &here, "Saved. The basket keeps until you come back.")),
-                Err(e) => Err(e),
-            }
-        }
+        "save" => match act::chosen_address(&state, a, &form.text("address_choice"), &form.text("address")).await {
+            Ok(address) => act::save_details(&state, a, id, &form.text("name"), &address, &form.text("notes"), now)
+                .await
+                .map(|_| see_other(&state, &here, "Saved. The basket keeps until you come back.")),
+            Err(e) => Err(e),
+        },
         "delete" => act::delete_basket(&state, a, id).await.map(|_| see_other(&state, "/baskets", "Basket deleted.")),
         "place" => {
             match act::place(&state, a, id, now).await {

@@ -122,6 +122,8 @@ pub async fn put_entity(
             Err(e) => body_error(&entity, format!("not valid JSON: {e}")),
         }
     })?;
+    // Each text was read as JSON just above, so it reads again; were it not to, a null is
+    // refused as "expected a JSON object", naming the record.
     let tree = |r: &RawValue| serde_json::from_str::<Value>(r.get()).unwrap_or(Value::Null);
     if let Some((index, key)) = super::repeated::repeated_key(&body) {
         return Err(HttpError::InvalidRecords(vec![RecordError {
