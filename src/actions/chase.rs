@@ -12,7 +12,7 @@ use super::items::{ActionItem, Category, current, for_clients};
 use super::targets::targets_of;
 use crate::services::Services;
 use crate::store::console::{self, ContactBrief};
-use crate::store::contacts::get_contact;
+use crate::store::contacts::active_contact;
 use crate::store::outbox::{AlertPayload, NewMessage, insert_message};
 use crate::store::{StoreError, chat, ledgers, settings};
 
@@ -235,13 +235,9 @@ pub async fn remind(
     key: &str,
     now: DateTime<Utc>,
 ) -> Result<Reminded, ActionError> {
-    let contact = match get_contact(&state.db, contact_id).await {
-        Ok(c) if c.active => c,
-        Ok(_) | Err(StoreError::NotFound) => {
-            let no = format!("no active contact {}", crate::model::quoted(contact_id));
-            return Err(ActionError::invalid("contact", no));
-        }
-        Err(e) => return Err(e.into()),
+    let Some(contact) = active_contact(&state.db, contact_id).await? else {
+        let no = format!("no active contact {}", crate::model::quoted(contact_id));
+        return Err(ActionError::invalid("contact", no));
     };
     let items = current(state, &contact).await?;
     let Some(item) = items.iter().find(|i| i.key() == key) else {

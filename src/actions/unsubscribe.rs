@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{ActionError, Actor, record};
 use crate::services::Services;
-use crate::store::contacts::{ContactRow, get_contact};
+use crate::store::contacts::{ContactRow, active_contact};
 use crate::store::settings::{Sending, set_email_kind};
 use crate::store::{StoreError, Tx};
 
@@ -28,10 +28,8 @@ pub async fn unsubscribe(
     what: &str,
     now: DateTime<Utc>,
 ) -> Result<ContactRow, ActionError> {
-    let contact = match get_contact(&state.db, contact_id).await {
-        Ok(c) if c.active => c,
-        Ok(_) | Err(StoreError::NotFound) => return Err(ActionError::NotFound(format!("contact {contact_id}"))),
-        Err(e) => return Err(e.into()),
+    let Some(contact) = active_contact(&state.db, contact_id).await? else {
+        return Err(ActionError::NotFound(format!("contact {contact_id}")));
     };
     let mut tx = state.db.begin().await?;
     unsubscribe_in(state, &mut tx, &contact, what, "one-click", now).await?;

@@ -12,8 +12,8 @@ use super::{Staff, page};
 use crate::actions::items::current;
 use crate::portal::{CsrfForm, FormData, Note, see_other};
 use crate::state::AppState;
-use crate::store::contacts::{get_contact, list_client_contacts};
-use crate::store::{StoreError, chat, console, settings};
+use crate::store::contacts::{active_contact, list_client_contacts};
+use crate::store::{chat, console, settings};
 use crate::web::HttpError;
 use crate::web::Reply;
 
@@ -65,12 +65,8 @@ pub async fn contacts(State(state): State<AppState>, staff: Staff, RawQuery(q): 
 /// `POST /staff/contacts`: `action` is `resume`, `chat-code` or `sign-in-link` for `contact`.
 pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Reply {
     let id = form.text("contact");
-    let c = match get_contact(&state.db, &id).await {
-        Ok(c) if c.active => c,
-        Ok(_) | Err(StoreError::NotFound) => {
-            return Err(HttpError::Invalid(format!("contact: no active contact {}", crate::model::quoted(&id))));
-        }
-        Err(e) => return Err(e.into()),
+    let Some(c) = active_contact(&state.db, &id).await? else {
+        return Err(HttpError::Invalid(format!("contact: no active contact {}", crate::model::quoted(&id))));
     };
     let back = format!(
         "/staff/contacts?client={}",

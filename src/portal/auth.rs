@@ -17,7 +17,7 @@ use super::session::{self, ANON_CSRF_COOKIE, COOKIE, Session, address_key, cooki
 use super::{AnonForm, CsrfForm, FormData, HttpError, page};
 use crate::links::{LinkClaims, LinkFor};
 use crate::state::AppState;
-use crate::store::contacts::get_contact;
+use crate::store::contacts::{active_contact, get_contact};
 use crate::store::sessions::{
     contacts_by_email, get_password_hash, revoke_contact_sessions, revoke_session, set_password_hash,
 };
@@ -159,10 +159,8 @@ pub async fn signed_link(State(state): State<AppState>, Path(token): Path<String
 async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(String, String)>, HttpError> {
     match claims.meaning() {
         Some(LinkFor::Open { contact_id, path }) => {
-            let c = match get_contact(&state.db, &contact_id).await {
-                Ok(c) if c.active => c,
-                Ok(_) | Err(StoreError::NotFound) => return Ok(None),
-                Err(e) => return Err(e.into()),
+            let Some(c) = active_contact(&state.db, &contact_id).await? else {
+                return Ok(None);
             };
             let cookie = session::start(state, &c.id, None).await?;
             Ok(Some((cookie, safe_next(Some(&path)))))
@@ -177,12 +175,10 @@ async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(Stri
                 return Ok(None);
             }
             // The same rule as every request of the session it opens.
-            let giver = match get_contact(&state.db, &d.contact_id).await {
-                Ok(c) if c.active => c.role,
-                Ok(_) | Err(StoreError::NotFound) => return Ok(None),
-                Err(e) => return Err(e.into()),
+            let Some(giver) = active_contact(&state.db, &d.contact_id).await? else {
+                return Ok(None);
             };
-            if !crate::actions::visuals::delegation_holds(giver, &d, Utc::now()) {
+            if !crate::actions::visuals::delegation_holds(giver.role, &d, Utc::now()) {
                 return Ok(None);
             }
             let cookie = session::start(state, &d.contact_id, Some(d.id)).await?;
@@ -429,11 +425,7 @@ async fn reset_claims(state: &AppState, token: &str) -> Result<Option<LinkClaims
     else {
         return Ok(None);
     };
-    match get_contact(&state.db, &claims.contact_id).await {
-        Ok(c) if c.active => Ok(Some(claims)),
-        Ok(_) | Err(StoreError::NotFound) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    Ok(active_contact(&state.db, &claims.contact_id).await?.map(|_| claims))
 }
 
 /// `GET /password/reset`: ask for a link, or (with `?token=`) choose the new password.

@@ -42,9 +42,9 @@ pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -
     let Some((contact_id, what)) = claims_of(&state, &token) else {
         return shown(&state, None).await;
     };
-    match crate::store::contacts::get_contact(&state.db, &contact_id).await {
-        Ok(c) if c.active => shown(&state, Some(("confirm", &what, &c.email))).await,
-        _ => shown(&state, None).await,
+    match crate::store::contacts::active_contact(&state.db, &contact_id).await? {
+        Some(c) => shown(&state, Some(("confirm", &what, &c.email))).await,
+        None => shown(&state, None).await,
     }
 }
 

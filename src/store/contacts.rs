@@ -30,6 +30,13 @@ pub async fn get_contact(db: &Db, id: &str) -> Result<ContactRow> {
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ContactRow>(&sql), id).fetch_one(p).await)?)
 }
 
+/// The contact if it is active. To whatever acts for a contact (a reply, a signed link, a
+/// chase, an unsubscribe) one that is no longer active is as good as none.
+pub async fn active_contact(db: &Db, id: &str) -> Result<Option<ContactRow>> {
+    let sql = format!("SELECT {COLS} {FROM} WHERE c.id = $1 AND c.active");
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ContactRow>(&sql), id).fetch_optional(p).await)?)
+}
+
 /// The active contacts of one client, by name.
 pub async fn list_client_contacts(db: &Db, client_id: &str) -> Result<Vec<ContactRow>> {
     let sql = format!("SELECT {COLS} {FROM} WHERE c.active AND c.client_id = $1 ORDER BY c.name, c.id");

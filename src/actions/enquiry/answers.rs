@@ -43,8 +43,7 @@ pub(super) async fn items(a: &Ask<'_>) -> Result<Answer, ActionError> {
 
 pub(super) async fn jobs(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { name, .. } = *a;
-    let db = &a.state.db;
-    let client = a.actor.client_id();
+    let (db, client) = (a.db(), a.client());
     let list = jobs::list_open_jobs(db, client).await?;
     let rows = list
         .iter()
@@ -68,8 +67,7 @@ pub(super) async fn jobs(a: &Ask<'_>) -> Result<Answer, ActionError> {
 
 pub(super) async fn job(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
     let Ask { name, .. } = *a;
-    let db = &a.state.db;
-    let client = a.actor.client_id();
+    let (db, client) = (a.db(), a.client());
     let j = found(jobs::get_job(db, client, id).await, || format!("job {id}"))?;
     let mut sections = vec![Section::text(vec![
         format!("Status: {}", j.status.words()),
@@ -78,67 +76,41 @@ pub(super) async fn job(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
         format!("Contact: {}", j.contact_name.clone().unwrap_or_else(|| "-".into())),
         format!("Your ref: {}", j.client_ref.clone().unwrap_or_else(|| "-".into())),
     ])];
-    let pl = q::process_lines(db, id).await?;
-    if !pl.is_empty() {
-        let rows = pl
-            .iter()
-            .map(|p| {
-                vec![
-                    p.status.clone(),
-                    p.process.clone(),
-                    p.position.clone(),
-                    d(p.process_date),
-                    p.qty.to_string(),
-                    money(p.unit_price),
-                ]
-            })
-            .collect();
-        sections.push(Section::table(
-            Some("Processes"),
-            &["Status", "Process", "Position", "Date", "Qty", "Unit price"],
-            rows,
+    sections.extend(Section::listed(
+        "Processes",
+        &["Status", "Process", "Position", "Date", "Qty", "Unit price"],
+        q::process_lines(db, id).await?,
+        |p| vec![p.status, p.process, p.position, d(p.process_date), p.qty.to_string(), money(p.unit_price)],
+    ));
+    for (table, heading) in [("job_art_costs", "Art costs"), ("job_blank_garments", "Blank garments")] {
+        sections.extend(Section::listed(
+            heading,
+            &["Description", "Qty", "Unit price", "Total"],
+            q::cost_lines(db, table, id).await?,
+            |c| {
+                let total = crate::model::line_total(c.qty, c.unit_price);
+                vec![c.description, c.qty.to_string(), money(c.unit_price), money(total)]
+            },
         ));
     }
-    for (table, heading) in [("job_art_costs", "Art costs"), ("job_blank_garments", "Blank garments")] {
-        let lines = q::cost_lines(db, table, id).await?;
-        if !lines.is_empty() {
-            let rows = lines
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.description.clone(),
-                        c.qty.to_string(),
-                        money(c.unit_price),
-                        money(crate::model::line_total(c.qty, c.unit_price)),
-                    ]
-                })
-                .collect();
-            sections.push(Section::table(Some(heading), &["Description", "Qty", "Unit price", "Total"], rows));
-        }
-    }
-    let garments = jobs::list_garment_lines(db, id).await?;
-    if !garments.is_empty() {
-        let rows = garments
-            .iter()
-            .map(|g| vec![g.description.clone(), g.expected_qty.to_string(), g.produced_qty.to_string()])
-            .collect();
-        sections.push(Section::table(Some("Printed garments"), &["Description", "Expected", "Produced"], rows));
-    }
-    let dels = q::job_deliveries(db, client, id).await?;
-    if !dels.is_empty() {
-        let rows = dels
-            .iter()
-            .map(|x| vec![x.id.clone(), x.status.to_string(), d(x.delivery_date), x.venue.clone()])
-            .collect();
-        sections.push(Section::table(Some("Deliveries"), &["Delivery", "Status", "Date", "Venue"], rows));
-    }
+    sections.extend(Section::listed(
+        "Printed garments",
+        &["Description", "Expected", "Produced"],
+        jobs::list_garment_lines(db, id).await?,
+        |g| vec![g.description, g.expected_qty.to_string(), g.produced_qty.to_string()],
+    ));
+    sections.extend(Section::listed(
+        "Deliveries",
+        &["Delivery", "Status", "Date", "Venue"],
+        q::job_deliveries(db, client, id).await?,
+        |x| vec![x.id, x.status.to_string(), d(x.delivery_date), x.venue],
+    ));
     Ok(Answer::ok(name, format!("Job {}: {}", j.id, j.name), sections))
 }
 
 pub(super) async fn track(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
     let Ask { name, .. } = *a;
-    let db = &a.state.db;
-    let client = a.actor.client_id();
+    let (db, client) = (a.db(), a.client());
     let x = found(q::delivery(db, client, id).await, || format!("delivery {id}"))?;
     let mut lines = vec![
         format!("Status: {}", x.status),
@@ -162,38 +134,28 @@ pub(super) async fn track(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> 
             x.pod_boxes.unwrap_or(0)
         ));
     }
-    let items = q::delivery_lines(db, id).await?;
     let mut sections = vec![Section::text(lines)];
-    if !items.is_empty() {
-        sections.push(Section::table(
-            Some("Lines"),
-            &["Description", "Qty"],
-            items.into_iter().map(|(d, q)| vec![d, q.to_string()]).collect(),
-        ));
-    }
-    let packing = q::delivery_packing(db, id).await?;
-    if !packing.is_empty() {
-        sections.push(Section::table(
-            Some("Packing"),
-            &["Container", "Contents", "Qty"],
-            packing.into_iter().map(|(c, d, q)| vec![c, d, q.to_string()]).collect(),
-        ));
-    }
-    let costs = q::delivery_costs(db, id).await?;
-    if !costs.is_empty() {
-        sections.push(Section::table(
-            Some("Costs"),
-            &["Cost", "Description", "Price"],
-            costs.into_iter().map(|(t, d, p)| vec![t, d, money(p)]).collect(),
-        ));
-    }
+    sections.extend(Section::listed("Lines", &["Description", "Qty"], q::delivery_lines(db, id).await?, |(d, q)| {
+        vec![d, q.to_string()]
+    }));
+    sections.extend(Section::listed(
+        "Packing",
+        &["Container", "Contents", "Qty"],
+        q::delivery_packing(db, id).await?,
+        |(c, d, q)| vec![c, d, q.to_string()],
+    ));
+    sections.extend(Section::listed(
+        "Costs",
+        &["Cost", "Description", "Price"],
+        q::delivery_costs(db, id).await?,
+        |(t, d, p)| vec![t, d, money(p)],
+    ));
     Ok(Answer::ok(name, format!("Delivery {}", x.id), sections))
 }
 
 pub(super) async fn deliveries(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { ctx, name, .. } = *a;
-    let db = &a.state.db;
-    let client = a.actor.client_id();
+    let (db, client) = (a.db(), a.client());
     let list = q::deliveries(db, client, ctx.limit(20)).await?;
     let rows = list
         .iter()
@@ -218,8 +180,7 @@ pub(super) async fn deliveries(a: &Ask<'_>) -> Result<Answer, ActionError> {
 
 pub(super) async fn stock(a: &Ask<'_>, own: bool, text: Option<&str>) -> Result<Answer, ActionError> {
     let Ask { ctx, name, .. } = *a;
-    let db = &a.state.db;
-    let client = a.actor.client_id();
+    let (db, client) = (a.db(), a.client());
     let list = q::stock(db, own.then_some(client), text, ctx.limit(30)).await?;
     let rows = list
         .iter()
@@ -249,8 +210,7 @@ pub(super) async fn stock(a: &Ask<'_>, own: bool, text: Option<&str>) -> Result<
 
 pub(super) async fn pos(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { ctx, name, .. } = *a;
-    let db = &a.state.db;
-    let client = a.actor.client_id();
+    let (db, client) = (a.db(), a.client());
     let list = q::purchase_orders(db, client, ctx.limit(30)).await?;
     let rows = list
         .iter()
@@ -275,8 +235,7 @@ pub(super) async fn pos(a: &Ask<'_>) -> Result<Answer, ActionError> {
 
 pub(super) async fn po(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
     let Ask { name, .. } = *a;
-    let db = &a.state.db;
-    let client = a.actor.client_id();
+    let (db, client) = (a.db(), a.client());
     let p = found(q::purchase_order(db, client, id).await, || format!("purchase order {id}"))?;
     let mut sections = vec![Section::text(vec![
         format!("Status: {}", p.status.words()),
@@ -303,34 +262,28 @@ pub(super) async fn po(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
             })
             .collect(),
     ));
-    let receipts = q::po_receipts(db, id).await?;
-    if !receipts.is_empty() {
-        sections.push(Section::table(
-            Some("Receipts"),
-            &["Received", "Signed by", "Checked", "Check", "Checked by", "Outers", "Handling"],
-            receipts
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.date_received.to_string(),
-                        r.signed_by.clone(),
-                        d(r.date_checked),
-                        r.check_category.clone().unwrap_or_default(),
-                        r.checked_by.clone().unwrap_or_default(),
-                        r.outers.to_string(),
-                        money(r.handling_cost),
-                    ]
-                })
-                .collect(),
-        ));
-    }
+    sections.extend(Section::listed(
+        "Receipts",
+        &["Received", "Signed by", "Checked", "Check", "Checked by", "Outers", "Handling"],
+        q::po_receipts(db, id).await?,
+        |r| {
+            vec![
+                r.date_received.to_string(),
+                r.signed_by,
+                d(r.date_checked),
+                r.check_category.unwrap_or_default(),
+                r.checked_by.unwrap_or_default(),
+                r.outers.to_string(),
+                money(r.handling_cost),
+            ]
+        },
+    ));
     Ok(Answer::ok(name, format!("Purchase order {}", p.id), sections))
 }
 
 pub(super) async fn invoices(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { ctx, name, .. } = *a;
-    let db = &a.state.db;
-    let client = a.actor.client_id();
+    let (db, client) = (a.db(), a.client());
     let list = q::invoices(db, client, ctx.limit(30)).await?;
     let cur = q::client_currency(db, client).await?;
     let rows = list
@@ -367,8 +320,7 @@ pub(super) async fn invoices(a: &Ask<'_>) -> Result<Answer, ActionError> {
 
 pub(super) async fn balance(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { name, .. } = *a;
-    let db = &a.state.db;
-    let client = a.actor.client_id();
+    let (db, client) = (a.db(), a.client());
     Ok(match q::aging(db, client).await? {
         Some(a) => Answer::ok(
             name,
@@ -398,8 +350,7 @@ pub(super) async fn balance(a: &Ask<'_>) -> Result<Answer, ActionError> {
 
 pub(super) async fn prices(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { now, name, .. } = *a;
-    let db = &a.state.db;
-    let client = a.actor.client_id();
+    let (db, client) = (a.db(), a.client());
     Ok(match q::price_card(db, client, now.date_naive()).await? {
         Some((card, from, lines)) => {
             let cur = q::client_currency(db, client).await?;
@@ -422,8 +373,7 @@ pub(super) async fn prices(a: &Ask<'_>) -> Result<Answer, ActionError> {
 
 pub(super) async fn art(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { name, .. } = *a;
-    let db = &a.state.db;
-    let client = a.actor.client_id();
+    let (db, client) = (a.db(), a.client());
     let list = crate::store::items::list_missing_art(db, &[client]).await?;
     let rows = list
         .iter()
@@ -439,8 +389,7 @@ pub(super) async fn art(a: &Ask<'_>) -> Result<Answer, ActionError> {
 
 pub(super) async fn visuals(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { name, .. } = *a;
-    let db = &a.state.db;
-    let client = a.actor.client_id();
+    let (db, client) = (a.db(), a.client());
     let list = crate::store::items::list_pending_visuals(db, &[client]).await?;
     let rows =
         list.iter().map(|v| vec![v.id.clone(), v.job_name.clone(), v.category.clone(), d(v.date_required)]).collect();

@@ -46,6 +46,11 @@ impl Section {
             ..Default::default()
         }
     }
+    /// A headed table of `list`, one row per entry; none when the list is empty, so that an
+    /// answer leaves out the parts a record does not have.
+    fn listed<T>(heading: &str, columns: &[&str], list: Vec<T>, row: impl FnMut(T) -> Vec<String>) -> Option<Section> {
+        (!list.is_empty()).then(|| Section::table(Some(heading), columns, list.into_iter().map(row).collect()))
+    }
 }
 
 impl Answer {
@@ -250,7 +255,15 @@ struct Ask<'a> {
     name: &'a str,
 }
 
-impl Ask<'_> {
+impl<'a> Ask<'a> {
+    /// The store the answers read.
+    fn db(&self) -> &'a crate::store::Db {
+        &self.state.db
+    }
+    /// The client whose records the contact may see.
+    fn client(&self) -> &'a str {
+        self.actor.client_id()
+    }
     /// A signed portal link for the asking contact.
     fn link(&self, path: &str) -> String {
         self.state.portal_link(&self.actor.contact.id, path, self.now)

@@ -24,7 +24,7 @@ use crate::actions::{ActionError, Actor, Unit};
 use crate::channels::email::{EmailPayload, new_message_id};
 use crate::model::{InboundOutcome, MessageKind};
 use crate::services::Services;
-use crate::store::contacts::{ContactRow, get_contact};
+use crate::store::contacts::{ContactRow, active_contact};
 use crate::store::outbox::AlertPayload;
 use crate::store::outbox::{self, OutboxRow};
 use crate::store::{StoreError, inbound as ledger};
@@ -284,12 +284,8 @@ async fn decide(
     let Some(contact_id) = row.contact_id.clone() else {
         return Ok(record(Disposition::Ignored("reply to a message with no contact".into()), None, false).await?);
     };
-    let contact = match get_contact(&state.db, &contact_id).await {
-        Ok(c) if c.active => c,
-        Ok(_) | Err(StoreError::NotFound) => {
-            return Ok(record(Disposition::Ignored("the contact is no longer active".into()), None, false).await?);
-        }
-        Err(e) => return Err(e.into()),
+    let Some(contact) = active_contact(&state.db, &contact_id).await? else {
+        return Ok(record(Disposition::Ignored("the contact is no longer active".into()), None, false).await?);
     };
     if !from.eq_ignore_ascii_case(&contact.email) {
         return Ok(record(
