@@ -110,6 +110,40 @@ async fn an_invalid_batch_is_422_with_every_error_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_batch_larger_than_one_part_is_still_all_or_nothing() {
+    let app = with_one_client().await;
+    let part = cport::sync::PART;
+    let jobs = |n: usize| -> Vec<serde_json::Value> {
+        (0..n)
+            .map(|i| json!({"id": format!("J-{i}"), "client_id": "C-1", "name": "Tees", "status": "entered"}))
+            .collect()
+    };
+    // A key repeated two parts apart, and one bad record in the last part: both found, and
+    // the parts before them, already staged, are not written.
+    let mut batch = jobs(2 * part + 10);
+    batch[2 * part + 1]["id"] = json!("J-3");
+    batch[2 * part + 5]["status"] = json!("lost");
+    let body = app.refused("jobs", json!(batch)).await;
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{body:#}");
+    assert!(
+        errors.iter().any(|e| e["index"] == 2 * part + 1
+            && e["reason"].as_str().is_some_and(|r| r.contains("appears twice in this batch (also at index 3)"))),
+        "{body:#}"
+    );
+    assert!(errors.iter().any(|e| e["index"] == 2 * part + 5 && e["field"] == "status"), "{body:#}");
+    assert_eq!(app.count("jobs").await, 0, "nothing of the batch is written");
+    // The same batch made good is taken whole, and counted once.
+    let body = app.synced("jobs", json!(jobs(2 * part + 10))).await;
+    assert_eq!(
+        (body["received"].as_u64(), body["inserted"].as_u64()),
+        (Some(2 * part as u64 + 10), Some(2 * part as u64 + 10))
+    );
+    assert_eq!(app.count("jobs").await, 2 * part as i64 + 10);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_body_that_is_not_an_array_of_records_is_refused() {
     let app = TestApp::spawn().await;
     for (case, body, words) in [

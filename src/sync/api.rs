@@ -104,6 +104,24 @@ fn client_of(entity: &str, record: &RawValue) -> Option<String> {
     o.client_id.or(o.id.filter(|_| entity == "clients"))
 }
 
+/// One record's JSON tree. Its text was read as JSON with the batch, so it reads again; were
+/// it not to, a null is refused as "expected a JSON object", naming the record.
+fn tree(record: &RawValue) -> Value {
+    serde_json::from_str(record.get()).unwrap_or(Value::Null)
+}
+
+/// A batch's records as JSON trees, one at a time. A type of its own: a `map` over a closure,
+/// held across the store's awaits, fails the check that the handler's future is `Send`
+/// (rust-lang/rust#64552).
+struct Trees<'a>(std::slice::Iter<'a, &'a RawValue>);
+
+impl Iterator for Trees<'_> {
+    type Item = Value;
+    fn next(&mut self) -> Option<Value> {
+        self.0.next().map(|r| tree(r))
+    }
+}
+
 /// `PUT /api/v1/{entity}`: the body is a JSON array of records.
 pub async fn put_entity(
     _: Tot,
@@ -122,9 +140,6 @@ pub async fn put_entity(
             Err(e) => body_error(&entity, format!("not valid JSON: {e}")),
         }
     })?;
-    // Each text was read as JSON just above, so it reads again; were it not to, a null is
-    // refused as "expected a JSON object", naming the record.
-    let tree = |r: &RawValue| serde_json::from_str::<Value>(r.get()).unwrap_or(Value::Null);
     if let Some((index, key)) = super::repeated::repeated_key(&body) {
         return Err(HttpError::InvalidRecords(vec![RecordError {
             entity: entity.clone(),
@@ -135,7 +150,7 @@ pub async fn put_entity(
         }]));
     }
     let clients: Vec<String> = records.iter().filter_map(|r| client_of(&entity, r)).collect();
-    let report = upsert_batch(&state.db, &entity, records.iter().map(|r| tree(r))).await?;
+    let report = upsert_batch(&state.db, &entity, Trees(records.iter())).await?;
     if report.inserted + report.updated > 0 {
         state.alerts.mark(clients);
     }

@@ -1,7 +1,6 @@
 //! `cport import FILE`: a whole document of TOT records, through the same validation as the
 //! sync API, applied in one transaction (all of it or none of it).
 
-use std::collections::HashMap;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -11,7 +10,7 @@ use serde::de::{
     DeserializeOwned, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 
-use super::{EntityReport, RecordError, SyncError, by_entity, stage};
+use super::{EntityReport, Known, RecordError, SyncError, by_entity, stage};
 use crate::model::records::*;
 use crate::store::Db;
 
@@ -34,7 +33,7 @@ impl From<crate::store::StoreError> for ImportError {
 }
 
 /// Records the reader hands to the writer at a time.
-const BATCH: usize = 2_000;
+const BATCH: usize = super::PART;
 
 /// Batches the reader may run ahead of the writer (bounds memory to a few batches).
 const AHEAD: usize = 4;
@@ -152,10 +151,11 @@ fn progress_bar(show: bool, total: usize) -> Option<ProgressBar> {
     })
 }
 
-/// Stages batches of any entity, keeping per entity the keys seen and the counts.
+/// Stages batches of any entity, keeping per entity what its earlier batches found and the
+/// counts.
 struct Writer<'a> {
     bar: Option<&'a ProgressBar>,
-    seen: Vec<HashMap<String, usize>>,
+    known: Vec<Known>,
     reports: Vec<Option<EntityReport>>,
     /// What validation found, bounded like the loose reading's report: a document of a
     /// million bad records is refused without holding a million errors.
@@ -166,7 +166,7 @@ impl<'a> Writer<'a> {
     fn new(bar: Option<&'a ProgressBar>) -> Writer<'a> {
         Writer {
             bar,
-            seen: vec![HashMap::new(); ENTITIES.len()],
+            known: vec![Known::default(); ENTITIES.len()],
             reports: vec![None; ENTITIES.len()],
             found: Loose::default(),
         }
@@ -187,7 +187,7 @@ impl<'a> Writer<'a> {
                 .downcast::<Vec<(usize, T)>>()
                 .map_err(|_| SyncError::UnknownEntity(ENTITIES[place].to_string()))?;
             let mut errs = Vec::new();
-            let part = stage(tx, &records, &mut self.seen[place], &mut errs, tick).await?;
+            let part = stage(tx, &records, &mut self.known[place], &mut errs, tick).await?;
             self.found.push(errs);
             Ok(part)
         })?;

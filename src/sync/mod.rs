@@ -125,19 +125,8 @@ fn error_id(id: &str) -> String {
     crate::model::shown(id, crate::model::ID_MAX)
 }
 
-/// Parses loose JSON values into records, collecting a [`RecordError`] per bad record.
-pub fn parse_values<T: Upsert>(
-    values: impl IntoIterator<Item = serde_json::Value>,
-    errs: &mut Vec<RecordError>,
-) -> Vec<(usize, T)> {
-    let mut out = Vec::new();
-    for (index, v) in values.into_iter().enumerate() {
-        if let Some(rec) = parse_value::<T>(index, v, errs) {
-            out.push((index, rec));
-        }
-    }
-    out
-}
+/// Records typed and staged at a time, by the API's batches and the import's reader alike.
+pub const PART: usize = 2_000;
 
 /// One record of a batch read as `T`; what is wrong with it goes to `errs`, naming the field.
 pub fn parse_value<T: Upsert>(index: usize, v: serde_json::Value, errs: &mut Vec<RecordError>) -> Option<T> {
@@ -169,13 +158,29 @@ pub fn parse_value<T: Upsert>(index: usize, v: serde_json::Value, errs: &mut Vec
     }
 }
 
+/// What staging one batch carries from part to part.
+#[derive(Default, Clone)]
+pub struct Known {
+    /// The keys met so far, with their index in the batch.
+    seen: HashMap<String, usize>,
+    /// Ids the batch's records name in other tables, with the client each belongs to (none:
+    /// not there), looked up once for the whole batch rather than once a part.
+    owners: HashMap<&'static str, HashMap<String, Option<String>>>,
+}
+
+impl Known {
+    /// Ids kept per table at the most: a batch naming more is looked up again as it goes,
+    /// rather than held.
+    const MOST_OWNERS: usize = 100_000;
+}
+
 /// Validates `records` (each with its index in the batch), checks references inside `tx`,
-/// and writes them unless any error was found. Errors are appended to `errs`. `seen` holds
-/// the keys met so far in this batch with their index (a batch may be staged in parts).
+/// and writes them unless any error was found. Errors are appended to `errs`. `known` is
+/// what the earlier parts of the same batch found (a batch is staged in parts).
 pub async fn stage<T: Upsert>(
     tx: &mut Tx,
     records: &[(usize, T)],
-    seen: &mut HashMap<String, usize>,
+    known: &mut Known,
     errs: &mut Vec<RecordError>,
     mut progress: impl FnMut(u64),
 ) -> Result<EntityReport, StoreError> {
@@ -199,7 +204,7 @@ pub async fn stage<T: Upsert>(
         for e in fe {
             push(errs, *index, rec, e);
         }
-        if let Some(first) = seen.insert(rec.key().to_string(), *index) {
+        if let Some(first) = known.seen.insert(rec.key().to_string(), *index) {
             push(
                 errs,
                 *index,
@@ -212,21 +217,27 @@ pub async fn stage<T: Upsert>(
         }
     }
 
-    // References: gather ids per table, look them up once.
+    // References: gather the ids per table that no earlier part looked up, look them up once.
     let mut wanted: HashMap<&'static str, HashSet<&str>> = HashMap::new();
     for (_, rec) in records {
         for (_, table, id) in rec.refs() {
-            wanted.entry(table).or_default().insert(id);
+            if !known.owners.get(table).is_some_and(|m| m.contains_key(id)) {
+                wanted.entry(table).or_default().insert(id);
+            }
         }
     }
-    let mut found: HashMap<&'static str, HashMap<String, String>> = HashMap::new();
     for (table, ids) in &wanted {
         let ids: Vec<&str> = ids.iter().copied().collect();
-        found.insert(table, owners(tx, table, &ids).await?);
+        let mut found = owners(tx, table, &ids).await?;
+        let cache = known.owners.entry(table).or_default();
+        if cache.len() + ids.len() > Known::MOST_OWNERS {
+            cache.clear();
+        }
+        cache.extend(ids.iter().map(|id| (id.to_string(), found.remove(*id))));
     }
     for (index, rec) in records {
         for (field, table, id) in rec.refs() {
-            match found.get(table).and_then(|m| m.get(id)) {
+            match known.owners.get(table).and_then(|m| m.get(id)).and_then(Option::as_ref) {
                 None => push(
                     errs,
                     *index,
@@ -312,16 +323,26 @@ fn singular(table: &str) -> &str {
 
 /// Writes a batch of one entity's records, all or none. The records are read one after
 /// another from `values` (the API hands them over as it parses each from the body).
-pub async fn upsert_batch(
-    db: &Db,
-    entity: &str,
-    values: impl IntoIterator<Item = serde_json::Value> + Send,
-) -> Result<EntityReport, SyncError> {
+pub async fn upsert_batch<I>(db: &Db, entity: &str, values: I) -> Result<EntityReport, SyncError>
+where
+    I: IntoIterator<Item = serde_json::Value>,
+    I::IntoIter: Send,
+{
     by_entity!(entity, T => {
         let mut errs = Vec::new();
-        let records = parse_values::<T>(values, &mut errs);
+        let mut known = Known::default();
+        let mut report = EntityReport { entity: entity.into(), ..Default::default() };
+        let mut values = values.into_iter().enumerate().peekable();
         let mut tx = db.begin().await?;
-        let report = stage(&mut tx, &records, &mut HashMap::new(), &mut errs, |_| {}).await?;
+        // A part's records are typed and staged at a time, all in one transaction: a batch
+        // is never held whole as records (60,000 jobs at once took 3.3 times the body).
+        while values.peek().is_some() {
+            let mut part = Vec::with_capacity(PART);
+            for (index, v) in values.by_ref().take(PART) {
+                part.extend(parse_value::<T>(index, v, &mut errs).map(|rec| (index, rec)));
+            }
+            report.add(&stage(&mut tx, &part, &mut known, &mut errs, |_| {}).await?);
+        }
         if !errs.is_empty() {
             tx.rollback().await?;
             return Err(SyncError::Invalid(errs));
