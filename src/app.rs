@@ -175,7 +175,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(middleware::map_response(crate::web::rejections_as_errors))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn(crate::web::refuse_nul))
+        .layer(middleware::from_fn(crate::web::refuse_unreadable))
         .layer(middleware::from_fn(track))
         // No page of cport may be framed by another site (clickjacking an approval).
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))

@@ -231,31 +231,91 @@ pub async fn rejections_as_errors(resp: Response) -> Response {
     }
     let body = axum::body::to_bytes(resp.into_body(), 16 * 1024).await.unwrap_or_default();
     let message = String::from_utf8_lossy(&body).trim().to_string();
-    HttpError::Rejected { status, message }.into_response()
+    // A path part of the wrong type (`/jobs/J-1/artwork/x` for a file number) names a thing
+    // that is not there.
+    if message.starts_with("Invalid URL: Cannot parse") {
+        return HttpError::NotFound.into_response();
+    }
+    HttpError::Rejected { status, message: in_words(&message) }.into_response()
 }
 
-/// For every route (`axum::middleware::from_fn`, outermost): a path or query holding a NUL
-/// character (`%00`) is refused naming where it is, before a handler looks anything up with
-/// it. No stored text holds one, and PostgreSQL refuses it even to compare with, which would
-/// otherwise surface as an error that names no field.
-pub async fn refuse_nul(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let uri = req.uri();
-    let field = if percent_encoding::percent_decode_str(uri.path()).any(|b| b == 0) {
-        Some("path".to_string())
-    } else {
-        uri.query().and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .find(|(k, v)| k.contains('\0') || v.contains('\0'))
-                .map(|(k, _)| crate::model::shown(&k, 60))
-        })
+/// axum's and serde's words for a query or form value of the wrong type, as a person reads
+/// them: `page: not a whole number` for "Failed to deserialize query string: page: invalid
+/// digit found in string". Words it does not know pass unchanged.
+fn in_words(message: &str) -> String {
+    let message = ["Failed to deserialize query string: ", "Failed to deserialize form body: "]
+        .iter()
+        .find_map(|p| message.strip_prefix(p))
+        .unwrap_or(message);
+    let Some((field, detail)) = message.split_once(": ") else {
+        return message.to_string();
     };
-    match field {
-        Some(field) => {
-            let message = format!("{field}: holds a NUL character (U+0000)");
+    let detail = match detail {
+        "cannot parse integer from empty string" => "give a whole number",
+        "invalid digit found in string" => "not a whole number",
+        "number too large to fit in target type" => "too large",
+        "number too small to fit in target type" => "too small",
+        "provided string was not `true` or `false`" => "give true or false",
+        other => other,
+    };
+    format!("{field}: {detail}")
+}
+
+/// What is wrong with one `name=value` pair of a query string or posted form, as sent
+/// (percent-encoded, `+` for a space), if anything: bytes that are not UTF-8 (which a lossy
+/// decoding would store as U+FFFD in place of what was sent), or a NUL character (no stored
+/// text holds one, and PostgreSQL refuses it even to compare with, which would otherwise
+/// surface as an error that names no field).
+pub fn unreadable_pair(pair: &[u8]) -> Option<(String, &'static str)> {
+    let mut parts = pair.splitn(2, |b| *b == b'=');
+    let (name, value) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+    let decoded = |raw: &[u8]| -> Vec<u8> {
+        let raw: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+        percent_encoding::percent_decode(&raw).collect()
+    };
+    let (n, v) = (decoded(name), decoded(value));
+    let wrong = if std::str::from_utf8(&n).is_err() || std::str::from_utf8(&v).is_err() {
+        "not text in UTF-8"
+    } else if n.contains(&0) || v.contains(&0) {
+        "holds a NUL character (U+0000)"
+    } else {
+        return None;
+    };
+    Some((crate::model::shown(&String::from_utf8_lossy(&n), 100), wrong))
+}
+
+/// For every route (`axum::middleware::from_fn`, outermost): a path or query string that
+/// cannot be read as text (a NUL, bytes that are not UTF-8) is refused naming where it is,
+/// and so is a query naming one parameter twice (which value would count?), before a handler
+/// looks anything up with it.
+pub async fn refuse_unreadable(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let uri = req.uri();
+    let path: Vec<u8> = percent_encoding::percent_decode_str(uri.path()).collect();
+    let refused = if std::str::from_utf8(&path).is_err() {
+        Some("path: not text in UTF-8".to_string())
+    } else if path.contains(&0) {
+        Some("path: holds a NUL character (U+0000)".to_string())
+    } else {
+        uri.query().and_then(query_fault)
+    };
+    match refused {
+        Some(message) => {
             in_shape_for(uri.path(), HttpError::Rejected { status: StatusCode::BAD_REQUEST, message }).await
         }
         None => next.run(req).await,
     }
+}
+
+/// What is wrong with a query string, naming the parameter: see [`refuse_unreadable`].
+fn query_fault(query: &str) -> Option<String> {
+    let pairs = query.as_bytes().split(|b| *b == b'&').filter(|p| !p.is_empty());
+    if let Some((field, wrong)) = pairs.clone().find_map(unreadable_pair) {
+        return Some(format!("{field}: {wrong}"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| !seen.insert(k.clone()))
+        .map(|(k, _)| format!("{}: is given twice; give it once", crate::model::shown(&k, 100)))
 }
 
 /// An error answered outside the routes' own layers: JSON under `/api/`, the portal's page

@@ -267,6 +267,17 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
         app.post_raw(&staff, "/staff/chase/remind", &[("csrf", &csrf), ("contact", "P-404"), ("item", "A1:V-1")]).await;
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("contact: no active contact `P-404`"), "the field is named: {body}");
+    // A key that is no item at all is refused by its field, not taken for one that closed.
+    for item in ["A9:J-1", "A1:", "V-1"] {
+        let form = [("csrf", csrf.as_str()), ("contact", "P-1B"), ("item", item)];
+        let (status, _, body) = app.post_raw(&staff, "/staff/chase/remind", &form).await;
+        assert_eq!(status, 422, "{item}: {body}");
+        assert!(body.contains("item: ") && body.contains("is not an item"), "{item}: {body}");
+    }
+    // The way back stays on the chase list.
+    let form = [("csrf", csrf.as_str()), ("contact", "P-1B"), ("item", "A1:V-1"), ("back", "/staff/chase/../../l/x")];
+    let (_, location, _) = app.post_raw(&staff, "/staff/chase/remind", &form).await;
+    assert!(location.starts_with("/staff/chase?"), "{location}");
     assert_eq!(app.count("outbox").await, outbox + 1);
     let audit = cport::store::staff::recent_audit(&app.db, 10).await.unwrap();
     assert!(audit.iter().any(|a| a.action == "reminded" && a.subject == "P-1B of A1:V-1"), "{audit:?}");
@@ -312,6 +323,9 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
         ("from=yesterday", "from"),
         ("until=-5000-01-01", "until"),
         ("from=99999-01-01", "from"),
+        ("from=2026-12-05&until=2026-12-01", "until: a day before from"),
+        ("status=sent&status=dead", "status: is given twice"),
+        ("client=%ff", "client: not text in UTF-8"),
     ] {
         let (status, body) = app.page(&staff, &format!("/staff/outbox?{query}")).await;
         assert_eq!(status, 400, "{query}");

@@ -555,7 +555,7 @@ async fn a_line_is_named_once_and_bad_fields_are_refused_by_name() {
     // names no line, or a button the form does not have: each refused by name, none added up.
     for (fields, says) in [
         // Each within what the line holds, together over it: never added up unseen.
-        (vec![("qty:J-1:0", "1"), ("qty:J-1:0", "2")], "qty[J-1:0]: is given twice"),
+        (vec![("qty:J-1:0", "1"), ("qty:J-1:0", "2")], "qty:J-1:0: is given twice"),
         (vec![("qty:J-1:0", "1"), ("qty:J-1:00", "1")], "qty[J-1:00]: job J-1 has no line 00"),
         (vec![("qty:J-1:+0", "1")], "qty[J-1:+0]: job J-1 has no line +0"),
         (vec![("qty:J-1", "5")], "qty[J-1]: is not a line of a job"),
@@ -567,6 +567,44 @@ async fn a_line_is_named_once_and_bad_fields_are_refused_by_name() {
         assert!(html.contains(says), "{says}: {html}");
     }
     assert_eq!(app.changes(0).await.len(), feed.len(), "nothing more was recorded");
+    app.stop().await;
+}
+
+/// A field given twice, a query value that is not text or not of its type, text that shows
+/// nothing, a password of spaces: each refused naming the field, and nothing changes.
+#[tokio::test]
+async fn what_could_be_read_two_ways_is_refused_by_name() {
+    let app = app().await;
+    let b = app.signed_in("P-1A").await;
+    let feed = app.changes(0).await.len();
+    for (fields, says) in [
+        (vec![("action", "comment"), ("body", "first"), ("body", "second")], "body: is given twice"),
+        (vec![("action", "comment"), ("action", "reject"), ("body", "x")], "action: is given twice"),
+        (vec![("action", "comment"), ("body", "\u{200B}\u{FEFF} \u{2060}")], "comment: write something first"),
+        (vec![("action", "comment"), ("body", "odd \u{FFFE}")], "U+FFFE, which is not a character"),
+    ] {
+        let html = app.post_refused(&b, "/visuals/V-1", &fields).await;
+        assert!(html.contains(says), "{fields:?}: {html}");
+    }
+    let spaces = "              ";
+    let html = app.post_refused(&b, "/password", &[("new_password", spaces), ("confirm_password", spaces)]).await;
+    assert!(html.contains("new_password: spaces alone are no password"), "{html}");
+    let (_, html) = app.page(&b, "/visuals/V-1").await;
+    assert!(!html.contains("first") && !html.contains("second"), "no comment was added: {html}");
+    assert_eq!(app.changes(0).await.len(), feed, "nothing was recorded");
+    for (path, says) in [
+        ("/jobs?q=%ff", "q: not text in UTF-8"),
+        ("/jobs?q=a&q=b", "q: is given twice"),
+        ("/jobs?page=abc", "page: not a whole number"),
+        ("/jobs?page=", "page: give a whole number"),
+        ("/jobs?page=99999999999999999999999", "page: too large"),
+    ] {
+        let (status, html) = app.page(&b, path).await;
+        assert_eq!(status, 400, "{path}: {html}");
+        assert!(html.contains(says), "{path}: {html}");
+    }
+    let (status, _) = app.page(&b, "/jobs/J-1/artwork/x").await;
+    assert_eq!(status, 404, "a file number that is not a number names no file");
     app.stop().await;
 }
 

@@ -235,6 +235,11 @@ pub async fn remind(
     key: &str,
     now: DateTime<Utc>,
 ) -> Result<Reminded, ActionError> {
+    let category = key.split_once(':').and_then(|(code, id)| Category::from_code(code).filter(|_| !id.is_empty()));
+    if category.is_none() {
+        let no = format!("{} is not an item (a category and an id: A1:V-1001)", crate::model::quoted(key));
+        return Err(ActionError::invalid("item", no));
+    }
     let Some(contact) = active_contact(&state.db, contact_id).await? else {
         let no = format!("no active contact {}", crate::model::quoted(contact_id));
         return Err(ActionError::invalid("contact", no));

@@ -117,7 +117,7 @@ pub(crate) fn typed_text<'a>(
     empty: &str,
 ) -> Result<&'a str, ActionError> {
     let s = optional_text(field, s, lines, max)?;
-    if s.is_empty() {
+    if crate::model::blank(s) {
         return Err(ActionError::invalid(field, empty));
     }
     Ok(s)

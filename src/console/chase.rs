@@ -156,7 +156,7 @@ pub async fn remind(State(state): State<AppState>, CsrfForm(staff, form): CsrfFo
         return Err(HttpError::Invalid("contact and item: both are needed".into()));
     }
     let back = crate::portal::auth::safe_next(form.get("back"));
-    let back = if back.starts_with("/staff/chase") { back } else { "/staff/chase".into() };
+    let back = if back == "/staff/chase" || back.starts_with("/staff/chase?") { back } else { "/staff/chase".into() };
     let note = match chase::remind(&state, &contact, &key, Utc::now()).await {
         Ok(r) => {
             staff.record(&state, "reminded", &format!("{contact} of {key}")).await;

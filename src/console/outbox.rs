@@ -59,6 +59,11 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
         from: day_field(&q, "from", false)?,
         until: day_field(&q, "until", true)?,
     };
+    if let (Some(from), Some(until)) = (filter.from, filter.until)
+        && until <= from
+    {
+        return Err(HttpError::BadRequest("until: a day before from; give one on or after it".into()));
+    }
     let page_no: i64 = match q.get("page").filter(|p| !p.is_empty()) {
         None => 1,
         Some(p) => p

@@ -73,16 +73,23 @@ pub enum Lines {
 pub const MULTILINE_FIELDS: &[&str] = &["description", "body", "venue", "notes", "address"];
 
 /// The first character `s` may not hold, if any. Refused everywhere: C0 and C1 control
-/// characters (NUL, ESC, DEL, …) and the bidirectional overrides and isolates that make text
-/// read differently from what it holds; single-line text also refuses tab, CR, LF and the
-/// Unicode line and paragraph separators, which would break a mail header or a chat line.
+/// characters (NUL, ESC, DEL, …), the bidirectional overrides and isolates that make text
+/// read differently from what it holds, and Unicode's noncharacters (U+FFFE, U+FDD0, …: no
+/// text is meant to hold them); single-line text also refuses tab, CR, LF and the Unicode
+/// line and paragraph separators, which would break a mail header or a chat line.
 pub fn forbidden_char(s: &str, lines: Lines) -> Option<char> {
     s.chars().find(|&c| match c {
-        '\t' | '\n' | '\r' => lines == Lines::One,
-        '\u{2028}' | '\u{2029}' => lines == Lines::One,
-        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => true,
-        c => c.is_control(),
+        '\t' | '\n' | '\r' | '\u{2028}' | '\u{2029}' => lines == Lines::One,
+        c => bidi_control(c) || noncharacter(c) || c.is_control(),
     })
+}
+
+fn bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+fn noncharacter(c: char) -> bool {
+    matches!(c, '\u{FDD0}'..='\u{FDEF}') || (c as u32 & 0xFFFE) == 0xFFFE
 }
 
 /// `s` as one clean line: each character a one-line field may not hold becomes a space, and
@@ -99,17 +106,23 @@ pub fn one_line(s: &str) -> String {
 /// Checks `s` for characters its field may not hold; the error names the field and the
 /// character by its code point (the character itself may not print).
 pub fn check_chars(field: &str, s: &str, lines: Lines) -> Result<(), FieldError> {
-    match forbidden_char(s, lines) {
-        None => Ok(()),
-        Some(c) => Err(FieldError::new(
-            field,
+    let Some(c) = forbidden_char(s, lines) else {
+        return Ok(());
+    };
+    let code = c as u32;
+    let why = match c {
+        '\t' | '\n' | '\r' | '\u{2028}' | '\u{2029}' => {
+            format!("holds the control character U+{code:04X}, a line break or tab; this field is one line")
+        }
+        c if bidi_control(c) => {
             format!(
-                "holds the control character U+{:04X}{}",
-                c as u32,
-                if lines == Lines::One { " (this field is one line: no line breaks or tabs)" } else { "" }
-            ),
-        )),
-    }
+                "holds the direction control character U+{code:04X}, which makes text read other than it is written"
+            )
+        }
+        c if noncharacter(c) => format!("holds U+{code:04X}, which is not a character"),
+        _ => format!("holds the control character U+{code:04X}"),
+    };
+    Err(FieldError::new(field, why))
 }
 
 /// The longest a record's text may be where its field sets no lower bound of its own: a
@@ -161,9 +174,23 @@ pub fn check_record_chars<T: Serialize>(record: &T, errs: &mut Vec<FieldError>) 
     }
 }
 
+/// True when `s` shows nothing: empty, or only white space and characters that take no room
+/// of their own (format characters such as zero-width spaces and joiners and the byte-order
+/// mark, variation selectors, the Hangul fillers). A name or comment made of them would reach
+/// its reader blank.
+pub fn blank(s: &str) -> bool {
+    use unicode_general_category::{GeneralCategory, get_general_category};
+    s.chars().all(|c| {
+        c.is_whitespace()
+            || get_general_category(c) == GeneralCategory::Format
+            || matches!(c, '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}')
+            || matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
+    })
+}
+
 /// Checks a free-text field is present and not absurdly long.
 pub fn check_text(field: &str, s: &str, max: usize, errs: &mut Vec<FieldError>) {
-    if s.trim().is_empty() {
+    if blank(s) {
         errs.push(FieldError::new(field, "must not be empty"));
     } else if s.chars().count() > max {
         errs.push(FieldError::new(field, format!("longer than {max} characters")));

@@ -35,12 +35,21 @@ pub(crate) fn safe_next(next: Option<&str>) -> String {
             if n.len() <= 2000
                 && n.starts_with('/')
                 && !n.starts_with("//")
-                && !n.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace()) =>
+                && !n.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+                && !climbs(n) =>
         {
             n.to_string()
         }
         _ => "/".to_string(),
     }
+}
+
+/// Whether a path holds a `.` or `..` segment (percent-encoded or not), which the browser
+/// resolves: `/staff/../l/x` passes for a console path and opens `/l/x`.
+fn climbs(path: &str) -> bool {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
+    path.split('/')
+        .any(|segment| matches!(&*percent_encoding::percent_decode_str(segment).decode_utf8_lossy(), "." | ".."))
 }
 
 pub fn hash_password(pw: &str) -> Result<String, HttpError> {
@@ -365,6 +374,17 @@ pub(crate) fn check_new_password(form: &FormData, min: usize) -> Result<String, 
     if new.chars().count() < min {
         return Err(format!("new_password: at least {min} characters."));
     }
+    if crate::model::blank(&new) {
+        return Err("new_password: spaces alone are no password.".into());
+    }
+    // What a keyboard types: a control character (a tab, an escape) is lost or changed by
+    // the next form or password manager it passes through, and the account with it.
+    if let Some(c) = new.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "new_password: holds the control character U+{:04X}, which a keyboard does not type.",
+            c as u32
+        ));
+    }
     if new.chars().count() > 200 {
         return Err("new_password: 200 characters at most.".into());
     }
@@ -383,7 +403,7 @@ pub async fn change_password(State(state): State<AppState>, CsrfForm(session, fo
     let existing = get_password_hash(&state.db, &id).await?;
     let error = match (&existing, check_new_password(&form, MIN_PASSWORD)) {
         (Some(h), _) if !verify_password(&form.text("current_password"), h) => {
-            Some("The current password is not right.".to_string())
+            Some("current_password: that is not your password now.".to_string())
         }
         (_, Err(e)) => Some(e),
         (_, Ok(new)) => {
@@ -503,6 +523,12 @@ mod tests {
             (Some("/\\evil.example"), "/"),
             (Some("https://evil.example"), "/"),
             (Some("/ok path"), "/"),
+            // Dot segments, which the browser resolves out of the folder they seem to be in.
+            (Some("/staff/../l/x"), "/"),
+            (Some("/staff/%2e%2E/l/x"), "/"),
+            (Some("/staff/./chase"), "/"),
+            (Some("/staff/chase?back=../x"), "/staff/chase?back=../x"),
+            (Some("/files/v1..2"), "/files/v1..2"),
             (None, "/"),
         ] {
             assert_eq!(safe_next(next), want, "{next:?}");

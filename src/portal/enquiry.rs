@@ -201,14 +201,14 @@ pub async fn invoices(State(s): State<AppState>, session: Session, Query(lq): Qu
     show(&s, &session, &[Command::Invoices, Command::Balance], spec, &lq, false).await
 }
 
-pub async fn po(
-    State(s): State<AppState>,
-    session: Session,
-    Path(id): Path<String>,
-    Query(lq): Query<ListQuery>,
-) -> Reply {
-    let spec = Spec { heading: "Purchase order", images: vec![], link: None, filterable: false, documents: vec![] };
-    show(&s, &session, &[Command::Po(id.to_ascii_uppercase())], spec, &lq, true).await
+/// A record's page: one enquiry about the id in the path (`Command::Po` for `/pos/{id}`).
+pub fn record_page(heading: &'static str, cmd: fn(String) -> Command) -> MethodRouter<AppState> {
+    get(
+        move |State(s): State<AppState>, session: Session, Path(id): Path<String>, Query(lq): Query<ListQuery>| async move {
+            let spec = Spec { heading, images: vec![], link: None, filterable: false, documents: vec![] };
+            show(&s, &session, &[cmd(id.to_ascii_uppercase())], spec, &lq, true).await
+        },
+    )
 }
 
 fn pdf(name: &str, bytes: Vec<u8>) -> Response {

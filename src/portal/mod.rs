@@ -28,8 +28,12 @@ pub use session::Session;
 
 pub use crate::web::HttpError;
 
-/// A parsed `application/x-www-form-urlencoded` body (repeated names allowed).
+/// A parsed `application/x-www-form-urlencoded` body.
 pub struct FormData(pub Vec<(String, String)>);
+
+/// The fields a posted form may give more than once: the visuals ticked on the list of
+/// visuals.
+const REPEATABLE: &[&str] = &["visual"];
 
 impl FormData {
     pub fn parse(body: &[u8]) -> FormData {
@@ -51,33 +55,23 @@ impl FormData {
     pub fn checked(&self, name: &str) -> bool {
         self.get(name).is_some_and(|v| !v.is_empty())
     }
-    /// A posted form. A name or value whose bytes are not UTF-8 is refused, naming the field,
-    /// rather than stored with U+FFFD in place of what was sent.
+    /// A posted form. A name or value that cannot be read as text is refused, naming the
+    /// field (see [`crate::web::unreadable_pair`]), and so is a field given twice, but for
+    /// those a form may repeat ([`REPEATABLE`]): which of the two would count?
     pub fn posted(body: &[u8]) -> Result<FormData, HttpError> {
-        // `form_urlencoded` decodes lossily; each part is decoded again here to see whether
-        // anything was lost.
-        for pair in body.split(|b| *b == b'&') {
-            let mut parts = pair.splitn(2, |b| *b == b'=');
-            let (name, value) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
-            let utf8 = |raw: &[u8]| {
-                let raw: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
-                String::from_utf8(percent_encoding::percent_decode(&raw).collect()).is_ok()
-            };
-            let nul = |raw: &[u8]| percent_encoding::percent_decode(raw).any(|b| b == 0);
-            let wrong = if !utf8(name) || !utf8(value) {
-                "not text in UTF-8"
-            } else if nul(name) || nul(value) {
-                // No stored text holds one; PostgreSQL refuses it even to look up with.
-                "holds a NUL character (U+0000)"
-            } else {
-                continue;
-            };
-            let field =
-                String::from_utf8_lossy(&percent_encoding::percent_decode(name).collect::<Vec<u8>>()).into_owned();
-            let field = crate::model::shown(&field, 100);
-            return Err(HttpError::Rejected { status: StatusCode::BAD_REQUEST, message: format!("{field}: {wrong}") });
+        let refused = |message: String| HttpError::Rejected { status: StatusCode::BAD_REQUEST, message };
+        if let Some((field, wrong)) = body.split(|b| *b == b'&').find_map(crate::web::unreadable_pair) {
+            return Err(refused(format!("{field}: {wrong}")));
         }
-        Ok(FormData::parse(body))
+        let form = FormData::parse(body);
+        let mut seen = std::collections::HashSet::new();
+        if let Some((name, _)) = form.0.iter().find(|(k, _)| !REPEATABLE.contains(&k.as_str()) && !seen.insert(k)) {
+            return Err(HttpError::Invalid(format!(
+                "{}: is given twice; give it once",
+                crate::model::shown(name, 100)
+            )));
+        }
+        Ok(form)
     }
     /// The form a signed-in page posted, when its `csrf` field is the session's token.
     pub fn with_csrf(body: &[u8], session_csrf: &str) -> Result<FormData, HttpError> {
@@ -316,7 +310,7 @@ pub fn router() -> Router<AppState> {
         .route("/statement.pdf", get(enquiry::statement_pdf))
         .route("/statement.csv", get(enquiry::statement_csv))
         .route("/pos", enquiry::list_page("Purchase orders", Command::Pos, Some(("PO", "/pos/", ""))))
-        .route("/pos/{id}", get(enquiry::po))
+        .route("/pos/{id}", enquiry::record_page("Purchase order", Command::Po))
         .route("/blanks", enquiry::list_page("Blank stock", Command::Blanks(None), None))
         .route("/prices", enquiry::list_page("Price card", Command::Prices, None))
         .route("/art", enquiry::list_page("Awaiting art", Command::Art, Some(("Job", "/jobs/", ""))))
