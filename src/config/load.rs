@@ -28,8 +28,14 @@ impl Config {
         if let Some(path) = file {
             let text = std::fs::read_to_string(path)
                 .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-            let overlay: toml::Value = toml::from_str(&text)
-                .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.message().to_string() })?;
+            let overlay: toml::Value = toml::from_str(&text).map_err(|e| {
+                // The line it stopped at: the message alone ("invalid string") names no key.
+                let at = e.span().map(|s| format!("line {}: ", text[..s.start].matches('\n').count() + 1));
+                ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!("{}{}", at.unwrap_or_default(), e.message()),
+                }
+            })?;
             merge(&mut tree, overlay, "")?;
         }
         for (var, value) in env {
@@ -150,6 +156,8 @@ mod tests {
             (vec![("CPORT_DIGEST__SCHEDULE", "every day")], "digest.schedule"),
             (vec![("CPORT_DIGEST__TIMEZONE", "Mars/Base")], "digest.timezone"),
             (vec![("CPORT_LISTEN", "here")], "listen"),
+            (vec![("CPORT_API_TOKEN", " padded-token-123 ")], "api_token"),
+            (vec![("CPORT_SMTP__HOST", "mail.example.com"), ("CPORT_SMTP__TLS", "none")], "smtp.tls"),
         ];
         for (extra, named) in cases {
             let mut e = ok.clone();
@@ -198,6 +206,23 @@ mod tests {
             ("[imap]\nmailbox = \"INBOX\\r\\nA1 LOGOUT\"", "imap.mailbox"),
             ("[branding]\nname = \"TOT\\u001b[2J\"", "branding.name"),
             ("[discord]\nstaff = [\"1\", \"2\\n\"]", "discord.staff[1]"),
+            // Values every link or mail is made from, refused at start rather than by each.
+            ("public_url = \"http://127.0.0.1:8080/?x=1\"", "public_url"),
+            ("public_url = \"http://u:pw@cport.tot.example\"", "public_url"),
+            ("public_url = \"http://127.0.0.1:99999\"", "public_url"),
+            ("public_url = \"https://-x-\"", "public_url"),
+            ("[email]\nreply_domain = \"a..b\"", "email.reply_domain"),
+            ("[email]\nreply_domain = \"x\"", "email.reply_domain"),
+            (&format!("[email]\nreply_domain = \"{}.example\"", "a".repeat(64)), "email.reply_domain"),
+            ("[email.dkim]\ndomain = \"\\u0001\"", "email.dkim.domain"),
+            ("[imap]\nhost = \"\\u0001\"", "imap.host"),
+            ("[smtp]\nhost = \"mail.example.com\"\ntls = \"none\"", "smtp.tls"),
+            ("[imap]\nhost = \"imap.example.com\"\nusername = \"u\"\ntls = \"none\"", "imap.tls"),
+            ("[inbound]\ntrusted_authserv_ids = [\"\"]", "inbound.trusted_authserv_ids"),
+            ("[inbound]\ntrusted_authserv_ids = [\"a b;c\"]", "inbound.trusted_authserv_ids"),
+            ("max_body_bytes = 9223372036854775807", "max_body_bytes"),
+            ("max_body_bytes = 99999999999999999999", "line 1"),
+            ("[outbox]\nworkers = 2\n[outbox]\nworkers = 3", "line 3"),
         ] {
             let p = dir.path().join("c.toml");
             std::fs::write(&p, text).unwrap();
@@ -210,5 +235,10 @@ mod tests {
     fn database_passwords_are_masked() {
         assert_eq!(mask_url_password("postgres://u:pw@h/db"), "postgres://u:***@h/db");
         assert_eq!(mask_url_password("sqlite://data/x.db"), "sqlite://data/x.db");
+        assert_eq!(
+            mask_url_password("postgres://127.0.0.1/db?user=bob&password=SeCrEt&sslpassword=k"),
+            "postgres://127.0.0.1/db?user=bob&password=***&sslpassword=***"
+        );
+        assert!(!mask_url_password("postgres://bob:SeCrEt@[::1]:5432/db?password=SeCrEt").contains("SeCrEt"));
     }
 }

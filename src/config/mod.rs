@@ -683,16 +683,24 @@ impl Config {
     }
 }
 
-pub fn mask_url_password(url: &str) -> String {
-    // user:password@host → user:***@host
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        if let Some(at) = rest.find('@') {
-            let creds = &rest[..at];
-            if let Some(colon) = creds.find(':') {
-                return format!("{}://{}:***{}", &url[..scheme_end], &creds[..colon], &rest[at..]);
-            }
-        }
+/// A database URL as a log may show it: the password, given as `user:password@` or as a
+/// `password=` (or `sslpassword=`) parameter, as `***`. One that is not a URL is not shown.
+pub fn mask_url_password(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return "(not shown: not a URL)".into();
+    };
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    if url.query().is_some() {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = matches!(k.to_ascii_lowercase().as_str(), "password" | "sslpassword");
+                (k.into_owned(), if secret { "***".into() } else { v.into_owned() })
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
     }
     url.to_string()
 }

@@ -8,14 +8,11 @@ use super::{Config, ConfigError, Need, TelegramMode, Tls, Transport, invalid};
 
 impl Config {
     pub fn validate(&self, need: Need) -> Result<(), ConfigError> {
+        // First: a control character makes every later message about that key misleading.
+        self.check_text_values()?;
         SocketAddr::from_str(&self.listen)
             .map_err(|_| invalid("listen", format!("`{}` is not an address like 127.0.0.1:8080", self.listen)))?;
-        if !crate::model::is_web_address(&self.public_url) {
-            return Err(invalid(
-                "public_url",
-                "must be a web address: http:// or https://, a host, no spaces or quotes",
-            ));
-        }
+        check_public_url(&self.public_url)?;
         let logo = &self.branding.logo_url;
         let media_path = logo.starts_with("/media/") && crate::model::is_plain_link(logo);
         if !(logo.is_empty() || crate::model::is_web_address(logo) || media_path) {
@@ -54,6 +51,12 @@ impl Config {
         let dns =
             |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         let dkim = &self.email.dkim;
+        if !dkim.domain.is_empty() && !domain_name(&dkim.domain) {
+            return Err(invalid(
+                "email.dkim.domain",
+                format!("`{}` is not a domain name like tot.example", dkim.domain),
+            ));
+        }
         if dkim.enabled() || !dkim.domain.is_empty() || !dkim.key_file.as_os_str().is_empty() {
             if !dns(&dkim.selector) {
                 return Err(invalid("email.dkim.selector", "required with email.dkim, a DNS label like `cport1`"));
@@ -69,7 +72,10 @@ impl Config {
             return Err(invalid("smtp.pool_size", "must be at least 1"));
         }
         let reply = &self.email.reply_domain;
-        if !dns(reply) || reply.starts_with(['.', '-']) || reply.ends_with(['.', '-']) {
+        // Every reply address is made under it: one lettre would refuse kills every email.
+        let addressable = format!("r@{reply}").parse::<lettre::Address>().is_ok();
+        // One label is no domain the internet can send replies to.
+        if !domain_name(reply) || !reply.trim_end_matches('.').contains('.') || !addressable {
             return Err(invalid(
                 "email.reply_domain",
                 format!("`{reply}` is not a domain name like reply.tot.example"),
@@ -112,6 +118,21 @@ impl Config {
         if !(c.starts_with('#') && matches!(c.len(), 4 | 7 | 9) && c[1..].chars().all(|x| x.is_ascii_hexdigit())) {
             return Err(invalid("branding.colour", format!("`{c}` is not a colour like #1f3a5f")));
         }
+        for (key, host, tls) in [("smtp", &self.smtp.host, self.smtp.tls), ("imap", &self.imap.host, self.imap.tls)] {
+            if tls == Tls::None && !host.is_empty() && !loopback(host) {
+                return Err(invalid(
+                    &format!("{key}.tls"),
+                    format!("none sends passwords and mail in the clear: only to a loopback host, not `{host}`"),
+                ));
+            }
+        }
+        let authserv = &self.inbound.trusted_authserv_ids;
+        if let Some(bad) = authserv.iter().find(|id| !domain_name(id)) {
+            return Err(invalid(
+                "inbound.trusted_authserv_ids",
+                format!("{} is not an authserv-id (a host name like mx.tot.example)", crate::model::quoted(bad)),
+            ));
+        }
         if !self.imap.host.is_empty() {
             if self.imap.tls == Tls::Starttls {
                 return Err(invalid("imap.tls", "starttls is not supported for IMAP; use tls (port 993) or none"));
@@ -123,10 +144,13 @@ impl Config {
                 return Err(invalid("imap.mailbox", "required when imap.host is set, like INBOX"));
             }
         }
-        self.check_text_values()?;
         if need == Need::Secrets {
             if self.api_token.is_empty() {
                 return Err(invalid("api_token", "missing; set it in the config file or CPORT_API_TOKEN"));
+            }
+            // HTTP drops the blanks around a header's value: such a token never matches.
+            if self.api_token.expose() != self.api_token.expose().trim() || self.api_token.expose().contains(' ') {
+                return Err(invalid("api_token", "holds spaces; a bearer token is one word"));
             }
             if self.link_secret.expose().len() < 16 {
                 return Err(invalid(
@@ -147,7 +171,7 @@ impl Config {
         const HOUR: u64 = 60 * MINUTE;
         const DAY: u64 = 24 * HOUR;
         let (t, d, o, p) = (&self.telegram, &self.discord, &self.outbox, &self.portal);
-        let ranges: [(&str, u64, u64, u64, &str); 30] = [
+        let ranges: [(&str, u64, u64, u64, &str); 32] = [
             ("smtp.pool_size", self.smtp.pool_size.into(), 1, 64, ""),
             ("smtp.timeout_seconds", self.smtp.timeout_seconds, 1, HOUR, " seconds"),
             ("digest.catch_up_hours", self.digest.catch_up_hours.into(), 0, 7 * 24, " hours"),
@@ -180,6 +204,9 @@ impl Config {
             ("smtp.port", self.smtp.port.into(), 1, 65535, ""),
             ("imap.port", self.imap.port.into(), 1, 65535, ""),
             ("inbound.max_attachment_bytes", self.inbound.max_attachment_bytes, 1, 1 << 30, " bytes"),
+            ("inbound.max_bytes", self.inbound.max_bytes, 1, 2 << 30, " bytes"),
+            // A body is held whole while it is read.
+            ("max_body_bytes", self.max_body_bytes, 1, 2 << 30, " bytes"),
         ];
         for (key, value, min, max, unit) in ranges {
             if !(min..=max).contains(&value) {
@@ -261,4 +288,46 @@ impl Config {
             None => Ok(()),
         }
     }
+}
+
+/// `public_url` as every link is made from it: an http(s) address of a host (a path is kept,
+/// for a proxy that serves cport under one), with nothing a link would carry on after it (a
+/// query, a fragment) or leak to every client who gets one (a user name and password).
+fn check_public_url(raw: &str) -> Result<(), ConfigError> {
+    let wrong = |why: &str| invalid("public_url", format!("{} {why}", crate::model::quoted(raw)));
+    if !crate::model::is_web_address(raw) {
+        return Err(wrong("is not a web address: http:// or https://, a host, no spaces or quotes"));
+    }
+    let url = url::Url::parse(raw).map_err(|e| wrong(&format!("is not a web address: {e}")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(wrong("holds a user name or password, which every link would show"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(wrong("holds a query or fragment (`?`, `#`), which every link would break on"));
+    }
+    match url.host() {
+        Some(url::Host::Domain(d)) if !domain_name(d) => Err(wrong("names no host")),
+        None => Err(wrong("names no host")),
+        _ => Ok(()),
+    }
+}
+
+/// A host name as DNS has it: dot-separated labels of letters, digits, `-` and `_`, each 1 to
+/// 63 characters and not beginning or ending with `-`, 253 characters at most.
+fn domain_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        })
+}
+
+/// Whether a mail host is this machine: `localhost`, or a loopback address.
+fn loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
