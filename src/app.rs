@@ -47,7 +47,7 @@ impl App {
     pub async fn build_with(config: Config, db: Db) -> Result<App, StartError> {
         let listener = TcpListener::bind(&config.listen)
             .await
-            .map_err(|source| StartError::Bind { addr: config.listen.clone(), source })?;
+            .map_err(|error| StartError::Bind { addr: config.listen.clone(), error })?;
         let state = AppState::new(config, db)?;
         Ok(App { listener, state, shutdown_grace: SHUTDOWN_GRACE })
     }

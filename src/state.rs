@@ -89,8 +89,9 @@ impl AppState {
 pub enum StartError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
+    /// The OS's words are in the message, once (see `ConfigError::Read`).
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: String, error: std::io::Error },
     #[error("{0}")]
     Config(String),
 }

@@ -306,6 +306,24 @@ fn inbound_email_asks_the_mta_to_retry_when_the_store_is_down() {
 }
 
 #[test]
+fn inbound_email_to_a_store_that_is_not_there_defers_and_makes_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("misspelt/cport.db");
+    let out = piped(
+        cport(&[
+            ("CPORT_DATABASE_URL", &format!("sqlite://{}", missing.display())),
+            ("CPORT_API_TOKEN", "t"),
+            ("CPORT_LINK_SECRET", "0123456789abcdef0123"),
+        ])
+        .arg("inbound-email"),
+        b"From: a@b.example\nSubject: x\n\nITEMS\n",
+    );
+    assert_eq!(out.status.code(), Some(75), "EX_TEMPFAIL: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    assert!(!missing.exists() && !dir.path().join("misspelt").exists(), "no empty store was made");
+}
+
+#[test]
 fn inbound_email_with_a_broken_config_defers_and_names_no_path() {
     let dir = tempfile::tempdir().unwrap();
     for (what, config) in [

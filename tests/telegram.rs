@@ -348,6 +348,19 @@ async fn old_codes_and_seen_updates_are_pruned() {
 }
 
 #[tokio::test]
+async fn a_bot_whose_command_menu_is_refused_still_answers() {
+    let fake = FakeTelegram::start().await;
+    // Telegram refuses the menu for the whole test (each try is answered "retry in 600 s").
+    fake.throttle("setMyCommands", 600, 100);
+    let app = TestApp::spawn_with(|c| conversation(c, &fake)).await;
+    load_world(&app).await;
+    let m = fake.ask(STRANGER, "/help", 0).await;
+    assert!(!m.text().is_empty(), "the bot answers without its menu");
+    assert!(!fake.calls_of("setMyCommands").is_empty(), "the menu was asked for");
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_poller_that_panics_is_restarted_and_answers_again() {
     let (fake, app) = conversing().await;
     fake.wait_for("setMyCommands", 1).await;

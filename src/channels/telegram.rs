@@ -97,12 +97,20 @@ impl Telegram {
 
     /// Registers the commands (`setMyCommands`) and the delivery mode: no webhook for long
     /// polling, or cport's webhook URL with its secret.
-    pub async fn register(&self, state: &Services) -> Result<(), RequestError> {
+    /// The bot's command menu. Only a convenience: while Telegram refuses it, commands
+    /// typed in full still work.
+    pub async fn register_commands(&self) -> Result<(), RequestError> {
         let mut commands: Vec<BotCommand> =
             COMMANDS.iter().map(|(name, _, what)| BotCommand::new(name.to_ascii_lowercase(), *what)).collect();
         commands.push(BotCommand::new("start", "link this chat: /start CODE"));
         commands.push(BotCommand::new("unlink", "stop messages to this chat"));
         self.bot.set_my_commands(commands).await?;
+        Ok(())
+    }
+
+    /// How updates arrive: the webhook set (webhook mode) or taken away (polling, which
+    /// Telegram refuses while one is set).
+    pub async fn register(&self, state: &Services) -> Result<(), RequestError> {
         let cfg = &state.config.telegram;
         if cfg.mode == TelegramMode::Webhook {
             let url = format!("{}/telegram/webhook", state.config.public_url.trim_end_matches('/'));
@@ -385,10 +393,28 @@ async fn later(state: &Services, chat: ChatId, m: ChatMessage, why: SendError, n
     }
 }
 
+/// Tries at setting the command menu, a minute apart, before it is left for the next start.
+const MENU_TRIES: usize = 24 * 60;
+
 /// Long polling until shutdown. Written out rather than teloxide's dispatcher so polling and
 /// the webhook share one handler and polling stops on cport's own shutdown signal. Updates
 /// of one batch run concurrently, one chat's in order.
 pub async fn run_polling(state: Services, tg: Arc<Telegram>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    // The command menu is tried beside the updates, never before them: a Telegram that
+    // refuses it must not stop the bot answering.
+    let (menu, mut menu_stop) = (tg.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        for _ in 0..MENU_TRIES {
+            match menu.register_commands().await {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(error = %e, "telegram: could not set the command menu; retrying in 60 s"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                _ = menu_stop.changed() => return,
+            }
+        }
+    });
     loop {
         match tg.register(&state).await {
             Ok(()) => break,

@@ -130,8 +130,9 @@ pub(super) enum InboundCommand {
     },
     /// The latest inbound messages with what became of each, whichever route took them.
     List {
-        /// Only this outcome: processed, bounce, ignored, held or duplicate.
-        #[arg(long, value_name = "DISPOSITION")]
+        /// Only this outcome.
+        #[arg(long, value_name = "DISPOSITION",
+              value_parser = clap::builder::PossibleValuesParser::new(crate::model::InboundOutcome::NAMES.iter().copied()))]
         disposition: Option<String>,
         /// At most this many, newest first (1 to 10000).
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
@@ -178,8 +179,8 @@ pub(super) struct BannerPostArgs {
 pub(super) enum OutboxCommand {
     /// List messages, newest first.
     List {
-        /// Only this status: queued, sending, sent, failed, dead, dropped.
-        #[arg(long)]
+        /// Only this status.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::model::OutboxStatus::NAMES.iter().copied()))]
         status: Option<String>,
         /// At most this many, newest first (1 to 10000).
         #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
@@ -233,7 +234,7 @@ pub(super) struct DigestRunArgs {
     #[arg(long)]
     pub(super) dry_run: bool,
     /// With --dry-run: print JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, requires = "dry_run")]
     pub(super) json: bool,
     /// Send again even if this period's digest went out already.
     #[arg(long)]

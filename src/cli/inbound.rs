@@ -16,6 +16,15 @@ pub(crate) async fn inbound_email(config: Config) -> anyhow::Result<ExitCode> {
         eprintln!("error: the message could not be read, try again later: {e}");
         return Ok(ExitCode::from(EX_TEMPFAIL));
     }
+    // A reply for a store that is not there cannot be acted on, and a new empty one would
+    // take it as unknown and drop it: a misspelt database_url keeps the mail queued instead.
+    if !crate::store::exists(config.database_url.expose()) {
+        // No path: a final bounce would carry these words.
+        eprintln!(
+            "error: the store database_url names does not exist; the message is kept for a later try (run `cport migrate` as this user to make it)"
+        );
+        return Ok(ExitCode::from(EX_TEMPFAIL));
+    }
     let state = match open_state(config).await {
         Ok(s) => s,
         Err(e) => {

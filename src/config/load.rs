@@ -26,8 +26,8 @@ impl Config {
         let mut tree = toml::Value::try_from(Config::default())
             .map_err(|e| ConfigError::Parse { path: PathBuf::from("<defaults>"), message: e.to_string() })?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+            let text =
+                std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_path_buf(), error })?;
             let overlay: toml::Value = toml::from_str(&text).map_err(|e| {
                 // The line it stopped at: the message alone ("invalid string") names no key.
                 let at = e.span().map(|s| format!("line {}: ", text[..s.start].matches('\n').count() + 1));

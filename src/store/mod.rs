@@ -229,6 +229,19 @@ macro_rules! fetch_in {
 
 pub use crate::{bind, fetch_in, on_conn, on_db, on_tx};
 
+/// Whether the store a URL names is there: a SQLite file that does not exist is not
+/// (connecting would make a new, empty one). A PostgreSQL database is asked for when
+/// connecting, and a URL that cannot be read is reported by [`Db::connect`].
+pub fn exists(url: &str) -> bool {
+    if !url.starts_with("sqlite:") {
+        return true;
+    }
+    SqliteConnectOptions::from_str(url).map_or(true, |o| {
+        let file = o.get_filename();
+        file.as_os_str() == ":memory:" || file.exists()
+    })
+}
+
 impl Db {
     /// Opens the pool. A SQLite file (and its folder) is created when missing.
     pub async fn connect(url: &str) -> Result<Db> {

@@ -16,8 +16,9 @@ use crate::store::Db;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    /// The OS's words are in the message, once (see `ConfigError::Read`).
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("{path} is not a JSON document: {message}")]
     NotJson { path: String, message: String },
     #[error("reading {path} stopped: {message}")]
@@ -50,7 +51,7 @@ type Batch = (usize, Box<dyn std::any::Any + Send>);
 /// loosely to report every bad record; nothing is written then.
 pub async fn import_file(db: &Db, path: &Path, show_progress: bool) -> Result<Vec<EntityReport>, ImportError> {
     let shown = path.display().to_string();
-    let read_err = |source| ImportError::Read { path: shown.clone(), source };
+    let read_err = |error| ImportError::Read { path: shown.clone(), error };
     let spinner = show_progress.then(|| {
         let s = ProgressBar::new_spinner();
         s.set_message(format!("reading {shown}"));
@@ -313,13 +314,13 @@ fn stream_document(path: &Path, sender: &tokio::sync::mpsc::Sender<Batch>) -> Re
 fn loose_report(path: &Path, shown: &str, typed: Option<String>) -> ImportError {
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(source) => return ImportError::Read { path: shown.to_string(), source },
+        Err(error) => return ImportError::Read { path: shown.to_string(), error },
     };
     let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
     let mut found = Loose::default();
     if let Err(e) = de.deserialize_map(LooseDoc(&mut found)) {
         return match e.classify() {
-            serde_json::error::Category::Io => ImportError::Read { path: shown.to_string(), source: e.into() },
+            serde_json::error::Category::Io => ImportError::Read { path: shown.to_string(), error: e.into() },
             _ => ImportError::NotJson { path: shown.to_string(), message: e.to_string() },
         };
     }

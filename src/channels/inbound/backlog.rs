@@ -31,7 +31,7 @@ pub async fn handle_backlog(state: &Services, files: &[PathBuf]) -> Result<BTree
         let mut head = Vec::new();
         std::fs::File::open(f)
             .and_then(|file| std::io::Read::read_to_end(&mut std::io::Read::take(file, HEAD_BYTES), &mut head))
-            .map_err(|source| BacklogError::Read { path: f.clone(), source })?;
+            .map_err(|error| BacklogError::Read { path: f.clone(), error })?;
         // A parser's panic here only loses the lane choice; `handle` refuses the message.
         let sender = std::panic::catch_unwind(|| {
             MessageParser::default().parse_headers(&head[..]).and_then(|m| addresses(m.from()).into_iter().next())
@@ -47,7 +47,7 @@ pub async fn handle_backlog(state: &Services, files: &[PathBuf]) -> Result<BTree
         let mut counts = BTreeMap::<String, usize>::new();
         let max = state.config.inbound.max_bytes;
         for f in files {
-            let read = |source| BacklogError::Read { path: f.clone(), source };
+            let read = |error| BacklogError::Read { path: f.clone(), error };
             // Too large is said by its size, before it is read into memory.
             let size = std::fs::metadata(f).map_err(read)?.len();
             if size > max {
@@ -79,8 +79,9 @@ pub async fn handle_backlog(state: &Services, files: &[PathBuf]) -> Result<BTree
 
 #[derive(Debug, thiserror::Error)]
 pub enum BacklogError {
-    #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    /// The OS's words are in the message, once (see `ConfigError::Read`).
+    #[error("cannot read {}: {error}", path.display())]
+    Read { path: PathBuf, error: std::io::Error },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
