@@ -108,6 +108,11 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
         output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(dir.path().join("missing.json")));
     assert!(!ok);
     assert!(err.contains("cannot read"), "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "the OS's words once: {err}");
+    // A byte-order mark before the document (some Windows tools write one) is passed over.
+    std::fs::write(&file, "\u{feff}{\"clients\": [{\"id\": \"C-1\", \"name\": \"A\"}]}").unwrap();
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
+    assert!(ok, "{err}");
 }
 
 /// `cport import` streams the document in batches: entities listed before those they refer

@@ -899,7 +899,7 @@ async fn input_that_could_only_fail_later_is_refused_at_the_form() {
     assert!(!app.changes(0).await.iter().any(|c| c["kind"] == "visual_commented"));
     // Signing in: an address too long is named.
     let html = app.post_refused(&browser(), "/login", &[("email", &"a".repeat(300)), ("password", "x")]).await;
-    assert!(html.contains("email: give the address"), "{html}");
+    assert!(html.contains("email: longer than any address"), "{html}");
     // A path nothing serves: the portal's page, or the error in JSON under /api/.
     let (status, html) = app.page(&b, "/no/such/page").await;
     assert_eq!(status, 404);

@@ -68,6 +68,9 @@ async fn requests_without_the_right_token_get_401_and_change_nothing() {
         assert_eq!(r.status().as_u16(), 401, "{method} {path}");
     }
     assert_eq!(app.count("clients").await, 0);
+    // The scheme's name is not case-sensitive.
+    let r = app.http.put(app.url("/api/v1/clients")).header("authorization", format!("bearer {TOKEN}")).json(&batch);
+    assert_eq!(r.send().await.unwrap().status().as_u16(), 200, "bearer in lower case");
     app.stop().await;
 }
 
@@ -165,10 +168,28 @@ async fn a_body_that_is_not_an_array_of_records_is_refused() {
         assert_eq!(v["errors"][0]["field"], "body", "{case}");
         assert!(v["errors"][0]["reason"].as_str().unwrap().contains(words), "{case}: {v}");
     }
+    // JSON that holds together but whose record has no tree: named by its place, not as "not
+    // an object".
+    for (case, body, words) in [
+        ("a number past any float", "[{\"id\": \"C-1\", \"name\": 1e400}]", "number out of range"),
+        ("a lone surrogate", "[{\"id\": \"C-1\", \"name\": \"\\ud800\"}]", "hex escape"),
+    ] {
+        let r = app.http.put(app.url("/api/v1/clients")).bearer_auth(TOKEN).body(body).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 422, "{case}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        let e = &v["errors"][0];
+        assert_eq!((e["index"].as_u64(), e["field"].as_str()), (Some(0), Some("record")), "{case}: {v}");
+        assert!(e["reason"].as_str().unwrap().contains(words), "{case}: {v}");
+    }
     let (status, body) = app.put("widgets", json!([])).await;
     assert_eq!(status, 400);
     assert!(body["error"].as_str().unwrap().contains("unknown entity `widgets`"), "{body}");
     assert_eq!(app.count("clients").await, 0);
+    // A byte-order mark before the array is passed over.
+    let bom = "\u{feff}[{\"id\": \"C-1\", \"name\": \"Alpha\"}]";
+    let r = app.http.put(app.url("/api/v1/clients")).bearer_auth(TOKEN).body(bom).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(app.count("clients").await, 1);
     app.stop().await;
 }
 
@@ -479,10 +500,10 @@ async fn a_change_by_one_process_is_seen_by_the_next_request_on_another() {
     let w = common::world();
     let mut visual = w["visuals"][0].clone();
     visual["status"] = json!("approved");
-    cport::sync::upsert_batch(&b.state.db, "visuals", vec![visual]).await.unwrap();
+    cport::sync::upsert_batch(&b.state.db, "visuals", vec![Ok(visual)]).await.unwrap();
     let mut po = w["purchase_orders"][0].clone();
     po["lines"][0]["received"] = json!(10);
-    cport::sync::upsert_batch(&b.state.db, "purchase_orders", vec![po]).await.unwrap();
+    cport::sync::upsert_batch(&b.state.db, "purchase_orders", vec![Ok(po)]).await.unwrap();
 
     // A's next request reads the contact afresh and sees both changes.
     let after = get_contact(&a.state.db, "P-1A").await.unwrap();
@@ -501,7 +522,7 @@ async fn a_change_by_one_process_is_seen_by_the_next_request_on_another() {
     // reading the contact afresh, sees the change.
     let mut job = w["jobs"][0].clone();
     job["delivery_instructions"] = json!("given");
-    cport::sync::upsert_batch(&b.state.db, "jobs", vec![job]).await.unwrap();
+    cport::sync::upsert_batch(&b.state.db, "jobs", vec![Ok(job)]).await.unwrap();
     assert!(now.contains(&"A2:J-1".to_string()), "{now:?}");
     assert_eq!(keys(&current(&a.state, &after).await.unwrap()), now, "served from the snapshot");
     let next = get_contact(&a.state.db, "P-1A").await.unwrap();

@@ -60,7 +60,11 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
             &headers,
             "login",
             StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"next": next, "error": "email: give the address of your staff account."}),
+            json!({"next": next, "error": if email.is_empty() {
+                "email: give the address of your staff account."
+            } else {
+                "email: longer than any address (254 characters at most)."
+            }}),
         );
     }
     let tries = SignInTries::count(&state, format!("staff:{email}"), addr, "or ask for a new password link").await?;

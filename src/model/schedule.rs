@@ -48,7 +48,14 @@ pub fn check_contact_schedule(expr: &str, now: DateTime<Utc>) -> Result<Schedule
 /// Parses a cron expression, explaining the expected form when it is wrong.
 pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
     let schedule = Schedule::from_str(expr).map_err(|e| {
-        format!("{} is not a cron expression with seconds first, like \"0 0 8 * * Mon-Fri\" ({e})", super::quoted(expr))
+        // The parser's words may repeat the input as it came (control characters and all)
+        // and say "less than" for the largest value allowed.
+        let detail = super::one_line(&e.to_string()).replace(" must be less than ", " must be at most ");
+        format!(
+            "{} is not a cron expression with seconds first, like \"0 0 8 * * Mon-Fri\" ({})",
+            super::quoted(expr),
+            super::shorten(&detail, 200)
+        )
     })?;
     // One that can never fire (31 February, a year gone by) would silently send nothing.
     if schedule.upcoming(Utc).next().is_none() {
@@ -93,6 +100,15 @@ mod tests {
             let e = check_contact_schedule(flood, now).unwrap_err();
             assert!(e.contains("more than 4 summaries in a day"), "{flood}: {e}");
         }
+    }
+
+    #[test]
+    fn a_wrong_schedule_is_explained_on_one_line_with_the_right_limit() {
+        let e = parse_schedule("0 0 25 * * *").unwrap_err();
+        assert!(e.contains("must be at most 23"), "{e}");
+        let e = parse_schedule("\u{1b}[31mx").unwrap_err();
+        assert!(e.starts_with("`\\u{1b}[31mx`"), "the input quoted: {e}");
+        assert!(!e.chars().any(char::is_control), "nothing that would move a terminal's cursor: {e:?}");
     }
 
     #[test]

@@ -262,7 +262,10 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
     let email = form.text("email").trim().to_lowercase();
     let next = safe_next(form.get("next"));
     if email.is_empty() || email.len() > 254 {
-        let error = "email: give the address you sign in with.";
+        let error = match email.is_empty() {
+            true => "email: give the address you sign in with.",
+            false => "email: longer than any address (254 characters at most).",
+        };
         let ctx = json!({"next": next, "error": error});
         return anon_page(&state, &headers, "login", StatusCode::UNPROCESSABLE_ENTITY, ctx).await;
     }

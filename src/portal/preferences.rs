@@ -108,11 +108,11 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
         let tz = form.text("timezone");
         tz.parse::<chrono_tz::Tz>()
             .map_err(|_| format!("timezone: {} is not a time zone", crate::model::quoted(&tz)))?;
-        let schedule = match form.text("schedule").as_str() {
-            "custom" => form.text("custom_schedule"),
-            other => other.to_string(),
+        let (field, schedule) = match form.text("schedule").as_str() {
+            "custom" => ("custom_schedule", form.text("custom_schedule")),
+            other => ("schedule", other.to_string()),
         };
-        crate::model::schedule::check_contact_schedule(&schedule, Utc::now()).map_err(|e| format!("schedule: {e}"))?;
+        crate::model::schedule::check_contact_schedule(&schedule, Utc::now()).map_err(|e| format!("{field}: {e}"))?;
         for key in ["quiet_start", "quiet_end"] {
             let v = form.text(key);
             if !v.is_empty() && chrono::NaiveTime::parse_from_str(&v, "%H:%M").is_err() {

@@ -59,12 +59,14 @@ impl FromRequestParts<AppState> for Tot {
     }
 }
 
-/// Checks `Authorization: Bearer <api_token>`.
+/// Checks `Authorization: Bearer <api_token>` (the scheme's name in any case, RFC 9110 §11.1).
 pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), HttpError> {
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, given)| given)
         .ok_or(HttpError::Unauthorized)?;
     if crate::links::constant_time_eq(given, token) && !token.is_empty() {
         Ok(())
@@ -104,10 +106,11 @@ fn client_of(entity: &str, record: &RawValue) -> Option<String> {
     o.client_id.or(o.id.filter(|_| entity == "clients"))
 }
 
-/// One record's JSON tree. Its text was read as JSON with the batch, so it reads again; were
-/// it not to, a null is refused as "expected a JSON object", naming the record.
-fn tree(record: &RawValue) -> Value {
-    serde_json::from_str(record.get()).unwrap_or(Value::Null)
+/// One record's JSON tree, or why it has none: its text was read as JSON with the batch, but
+/// a tree also asks that numbers fit (`1e400`), escapes name characters (a lone `\ud800`) and
+/// nesting stops (at 128 levels).
+fn tree(record: &RawValue) -> Result<Value, String> {
+    serde_json::from_str(record.get()).map_err(|e| format!("cannot be read: {e}"))
 }
 
 /// A batch's records as JSON trees, one at a time. A type of its own: a `map` over a closure,
@@ -116,8 +119,8 @@ fn tree(record: &RawValue) -> Value {
 struct Trees<'a>(std::slice::Iter<'a, &'a RawValue>);
 
 impl Iterator for Trees<'_> {
-    type Item = Value;
-    fn next(&mut self) -> Option<Value> {
+    type Item = Result<Value, String>;
+    fn next(&mut self) -> Option<Self::Item> {
         self.0.next().map(|r| tree(r))
     }
 }
@@ -130,6 +133,7 @@ pub async fn put_entity(
     body: Bytes,
 ) -> Result<Json<EntityReport>, HttpError> {
     known_entity(&entity)?;
+    let body = body.strip_prefix(super::import::BOM).unwrap_or(&body);
     // Each record's text is found in the body, and read into a JSON tree only when its turn
     // comes: the whole body as one tree took ten times its size (a 53 MB batch of jobs
     // peaked at 531 MB in the server; one record's tree at a time, at 201 – 206 MB).
@@ -144,7 +148,7 @@ pub async fn put_entity(
         return Err(HttpError::InvalidRecords(vec![RecordError {
             entity: entity.clone(),
             index: Some(index),
-            id: records.get(index).map(|r| tree(r)).as_ref().and_then(super::record_id),
+            id: records.get(index).and_then(|r| tree(r).ok()).as_ref().and_then(super::record_id),
             field: crate::model::shown(&key, 100),
             reason: "given twice in one object; say it once".into(),
         }]));

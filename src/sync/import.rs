@@ -199,6 +199,20 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// The file, buffered, past a UTF-8 byte-order mark if it starts with one (which RFC 8259
+/// lets a reader ignore, and some Windows tools write).
+fn past_bom(file: std::fs::File) -> std::io::Result<BufReader<std::fs::File>> {
+    use std::io::BufRead;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    if reader.fill_buf()?.starts_with(BOM) {
+        reader.consume(BOM.len());
+    }
+    Ok(reader)
+}
+
+/// The UTF-8 byte-order mark.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 enum OutlineError {
     Read(std::io::Error),
     Parse(String),
@@ -230,7 +244,7 @@ fn read_outline(path: &Path) -> Result<Vec<(String, usize)>, OutlineError> {
         }
     }
     let file = std::fs::File::open(path).map_err(OutlineError::Read)?;
-    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
+    let mut de = serde_json::Deserializer::from_reader(past_bom(file).map_err(OutlineError::Read)?);
     let outline = Outline::deserialize(&mut de).map_err(|e| match e.classify() {
         serde_json::error::Category::Io => OutlineError::Read(e.into()),
         _ => OutlineError::Parse(e.to_string()),
@@ -298,7 +312,7 @@ fn stream_document(path: &Path, sender: &tokio::sync::mpsc::Sender<Batch>) -> Re
         }
     }
     let file = std::fs::File::open(path).map_err(StreamError::Read)?;
-    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
+    let mut de = serde_json::Deserializer::from_reader(past_bom(file).map_err(StreamError::Read)?);
     match de.deserialize_map(Doc(sender)) {
         Ok(()) => Ok(()),
         Err(_) if sender.is_closed() => Ok(()),
@@ -316,7 +330,11 @@ fn loose_report(path: &Path, shown: &str, typed: Option<String>) -> ImportError 
         Ok(f) => f,
         Err(error) => return ImportError::Read { path: shown.to_string(), error },
     };
-    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 20, file));
+    let reader = match past_bom(file) {
+        Ok(r) => r,
+        Err(error) => return ImportError::Read { path: shown.to_string(), error },
+    };
+    let mut de = serde_json::Deserializer::from_reader(reader);
     let mut found = Loose::default();
     if let Err(e) = de.deserialize_map(LooseDoc(&mut found)) {
         return match e.classify() {

@@ -322,10 +322,11 @@ fn singular(table: &str) -> &str {
 }
 
 /// Writes a batch of one entity's records, all or none. The records are read one after
-/// another from `values` (the API hands them over as it parses each from the body).
+/// another from `values` (the API hands them over as it parses each from the body; one it
+/// could not read comes as the reason, refused naming its place).
 pub async fn upsert_batch<I>(db: &Db, entity: &str, values: I) -> Result<EntityReport, SyncError>
 where
-    I: IntoIterator<Item = serde_json::Value>,
+    I: IntoIterator<Item = Result<serde_json::Value, String>>,
     I::IntoIter: Send,
 {
     by_entity!(entity, T => {
@@ -339,7 +340,16 @@ where
         while values.peek().is_some() {
             let mut part = Vec::with_capacity(PART);
             for (index, v) in values.by_ref().take(PART) {
-                part.extend(parse_value::<T>(index, v, &mut errs).map(|rec| (index, rec)));
+                match v {
+                    Ok(v) => part.extend(parse_value::<T>(index, v, &mut errs).map(|rec| (index, rec))),
+                    Err(reason) => errs.push(RecordError {
+                        entity: entity.into(),
+                        index: Some(index),
+                        id: None,
+                        field: "record".into(),
+                        reason,
+                    }),
+                }
             }
             report.add(&stage(&mut tx, &part, &mut known, &mut errs, |_| {}).await?);
         }
