@@ -137,14 +137,14 @@ pub async fn put_entity(
     // Each record's text is found in the body, and read into a JSON tree only when its turn
     // comes: the whole body as one tree took ten times its size (a 53 MB batch of jobs
     // peaked at 531 MB in the server; one record's tree at a time, at 201 – 206 MB).
-    let records: Vec<&RawValue> = serde_json::from_slice(&body).map_err(|_| {
+    let records: Vec<&RawValue> = serde_json::from_slice(body).map_err(|_| {
         // Not an array is found at its first byte: whether it is JSON at all is asked apart.
-        match serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+        match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
             Ok(_) => body_error(&entity, "expected a JSON array of records".into()),
             Err(e) => body_error(&entity, format!("not valid JSON: {e}")),
         }
     })?;
-    if let Some((index, key)) = super::repeated::repeated_key(&body) {
+    if let Some((index, key)) = super::repeated::repeated_key(body) {
         return Err(HttpError::InvalidRecords(vec![RecordError {
             entity: entity.clone(),
             index: Some(index),
