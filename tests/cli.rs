@@ -307,7 +307,9 @@ fn inbound_email_asks_the_mta_to_retry_when_the_store_is_down() {
         b"From: a@b.example\nSubject: x\n\nITEMS\n",
     );
     assert_eq!(out.status.code(), Some(75), "EX_TEMPFAIL");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("try again later"));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("try again later"), "{said}");
+    assert!(said.to_lowercase().contains("refused"), "what the network said: {said}");
 }
 
 #[test]

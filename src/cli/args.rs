@@ -55,7 +55,7 @@ pub(super) enum Command {
         #[arg(long, value_name = "PATH", default_value = "/")]
         to: String,
         /// How long the link works, in days, 1 to 366 (default digest.link_ttl_days).
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=366))]
+        #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(u32).range(1..=366))]
         days: Option<u32>,
     },
     /// Print a one-time code that links a Telegram or Discord user to a contact
@@ -125,7 +125,7 @@ pub(super) enum InboundCommand {
     /// List messages held because their authentication failed.
     Held {
         /// At most this many, newest first (1 to 10000).
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
     },
     /// The latest inbound messages with what became of each, whichever route took them.
@@ -135,7 +135,7 @@ pub(super) enum InboundCommand {
               value_parser = clap::builder::PossibleValuesParser::new(crate::model::InboundOutcome::NAMES.iter().copied()))]
         disposition: Option<String>,
         /// At most this many, newest first (1 to 10000).
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
     },
 }
@@ -183,7 +183,7 @@ pub(super) enum OutboxCommand {
         #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::model::OutboxStatus::NAMES.iter().copied()))]
         status: Option<String>,
         /// At most this many, newest first (1 to 10000).
-        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        #[arg(long, allow_negative_numbers = true, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
     },
     /// Send everything due now with `outbox.workers` senders, then exit (no server needed).
@@ -247,10 +247,10 @@ pub(super) struct DigestRunArgs {
 #[derive(Args)]
 pub(super) struct GenDataArgs {
     /// Number of clients (1 to 1000000).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub(super) clients: u32,
     /// Number of jobs, spread over the clients (0 to 100000000).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=100_000_000))]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=100_000_000))]
     pub(super) jobs: u32,
     /// Random seed; the same seed gives the same data.
     #[arg(long, default_value_t = 1)]

@@ -223,6 +223,8 @@ mod tests {
             ("max_body_bytes = 9223372036854775807", "max_body_bytes"),
             ("max_body_bytes = 99999999999999999999", "line 1"),
             ("[outbox]\nworkers = 2\n[outbox]\nworkers = 3", "line 3"),
+            ("[telegram]\ntoken = \"123456:ABC def\"", "telegram.token"),
+            ("[telegram]\ntoken = \"bot/123456:ABC\"", "telegram.token"),
         ] {
             let p = dir.path().join("c.toml");
             std::fs::write(&p, text).unwrap();

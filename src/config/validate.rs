@@ -234,6 +234,16 @@ impl Config {
                 "required (16 characters or more) when telegram.mode = \"webhook\"",
             ));
         }
+        // `123456:ABC-def…`, as BotFather gives it: one with a space or a slash would make
+        // every request's address wrong, and Telegram's refusal would name no key.
+        let (bot, secret) = t.token.expose().split_once(':').unwrap_or_default();
+        let token_shaped = !bot.is_empty()
+            && bot.bytes().all(|b| b.is_ascii_digit())
+            && !secret.is_empty()
+            && secret.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+        if !t.token.is_empty() && !token_shaped {
+            return Err(invalid("telegram.token", "is not a bot token like 123456:ABC-def (as BotFather gives it)"));
+        }
         if let Some(bad) = t.staff.iter().find(|s| s.parse::<i64>().is_err()) {
             return Err(invalid("telegram.staff", format!("`{bad}` is not a Telegram user id")));
         }

@@ -280,7 +280,15 @@ impl Db {
         } else {
             let opts = PgConnectOptions::from_str(url).map_err(|e| open_err(&e))?;
             // A server that is down should be reported soon (the MTA pipe then asks for a
-            // retry), not after the pool's whole acquire timeout.
+            // retry), not after the pool's whole acquire timeout, and by what the server or
+            // the network said ("connection refused", a wrong password): the pool only retries
+            // until its time is up.
+            use sqlx::Connection;
+            let first = tokio::time::timeout(Duration::from_secs(8), sqlx::PgConnection::connect_with(&opts))
+                .await
+                .map_err(|_| open_err(&"no answer within 8 seconds"))?
+                .map_err(|e| open_err(&e))?;
+            let _ = first.close().await;
             let pool = tokio::time::timeout(
                 Duration::from_secs(8),
                 PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(30)).connect_with(opts),
