@@ -1,5 +1,8 @@
 //! Signing in and out: signed links, password login (argon2id) with rate limits, password
 //! change and reset by a single-use emailed link, and sign-in links by email.
+//! Over 500 lines on purpose: every way in shares the limits, the password rule and the
+//! session start kept here, and the console's sign-in uses them too; apart, one security
+//! rule would be spread over several files.
 
 use std::net::SocketAddr;
 use std::sync::OnceLock;

@@ -1,5 +1,7 @@
 //! Writing TOT records: idempotent upserts keyed by TOT id, child lines replaced whole,
 //! deletes by id. A record whose content hash is unchanged is not written again.
+//! Over 500 lines on purpose: the twelve entities' column lists stand beside the one writer
+//! that uses them, a few lines each.
 //!
 //! Each entity says which columns it fills and with what (`Upsert::columns`, `Upsert::lines`);
 //! one statement builder (`upsert_sql`) and one writer (`write`) serve them all, so a new
