@@ -302,7 +302,19 @@ pub async fn refuse_unreadable(req: axum::extract::Request, next: axum::middlewa
         Some(message) => {
             in_shape_for(uri.path(), HttpError::Rejected { status: StatusCode::BAD_REQUEST, message }).await
         }
-        None => next.run(req).await,
+        None => {
+            // A method a page does not take is answered after the pages' own layers (by
+            // [`rejections_as_errors`]): shown here as a page, but under `/api/`.
+            let (api, console) = (uri.path().starts_with("/api/"), uri.path().starts_with("/staff"));
+            let mut resp = next.run(req).await;
+            if resp.status() != StatusCode::METHOD_NOT_ALLOWED || api {
+                return resp;
+            }
+            if console {
+                resp.extensions_mut().insert(ConsoleRoute);
+            }
+            render_page(resp).await
+        }
     }
 }
 
