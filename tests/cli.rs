@@ -109,6 +109,15 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
     assert!(!ok);
     assert!(err.contains("cannot read"), "{err}");
     assert_eq!(err.matches("No such file").count(), 1, "the OS's words once: {err}");
+    // Nor is a store made for a file that is not there.
+    let elsewhere = dir.path().join("never/made.db");
+    let (ok, _, err) = output(
+        cport(&[("CPORT_DATABASE_URL", &format!("sqlite://{}", elsewhere.display()))])
+            .arg("import")
+            .arg(dir.path().join("missing.json")),
+    );
+    assert!(!ok && err.contains("cannot read"), "{err}");
+    assert!(!dir.path().join("never").exists(), "no store made: {err}");
     // A byte-order mark before the document (some Windows tools write one) is passed over.
     std::fs::write(&file, "\u{feff}{\"clients\": [{\"id\": \"C-1\", \"name\": \"A\"}]}").unwrap();
     let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));

@@ -115,6 +115,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Import(args) => {
             let config = load(Need::StoreOnly)?;
+            // A file that cannot be read is said before a store is opened (or made) for it.
+            if let Err(error) = std::fs::File::open(&args.file).and_then(|f| f.metadata()).and_then(|m| {
+                if m.is_dir() { Err(std::io::Error::other("it is a folder, not a file")) } else { Ok(()) }
+            }) {
+                bail!("cannot read {}: {error}", args.file.display());
+            }
             let db = open_store(&config).await?;
             return import(&db, &args).await;
         }
