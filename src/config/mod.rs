@@ -63,7 +63,8 @@ pub struct Config {
     /// health, metrics).
     pub listen: String,
     /// The address clients reach the portal at: the base of every signed link, and `https://`
-    /// in production (it also decides `portal.secure_cookies = "auto"`).
+    /// in production (it also decides `portal.secure_cookies = "auto"`). A host and perhaps a
+    /// path; no user name, password, query or fragment (every link would carry them).
     pub public_url: String,
     /// The store: `sqlite://PATH` (created when missing) or `postgres://USER:PASS@HOST/DB`.
     /// Its password is masked in logs.
@@ -71,14 +72,15 @@ pub struct Config {
     /// The folder for pictures (`media/`), uploaded artwork, the `file` transport's mail
     /// (`mail/`, unless `email.dir` names another) and other files cport keeps.
     pub data_dir: PathBuf,
-    /// The bearer token TOT's system sends to `/api/v1` (required by `serve`).
+    /// The bearer token TOT's system sends to `/api/v1` (required by `serve`); one word, no
+    /// spaces.
     pub api_token: Secret,
     /// The HMAC key that signs portal links, reply addresses and unsubscribe links: at least
     /// 16 characters (required by `serve`). Changing it invalidates every link sent.
     pub link_secret: Secret,
     /// Largest request body the server accepts on any route, in bytes (some routes take less;
-    /// the sync API this). At least `inbound.max_bytes`, or `POST /inbound/email` would refuse
-    /// what the MTA pipe takes.
+    /// the sync API this), at most 2 GiB. At least `inbound.max_bytes`, or `POST /inbound/email`
+    /// would refuse what the MTA pipe takes.
     pub max_body_bytes: u64,
     /// Email out: how it leaves, the sender, the reply domain, DKIM.
     pub email: EmailConfig,
@@ -118,7 +120,7 @@ pub struct EmailConfig {
     /// The From of every message, with a display name.
     pub from: String,
     /// The domain of the `reply+TOKEN@` and `bounce+TOKEN@` addresses: its mail must reach
-    /// cport (Postfix pipe, `POST /inbound/email` or IMAP).
+    /// cport (Postfix pipe, `POST /inbound/email` or IMAP). A DNS name of two labels or more.
     pub reply_domain: String,
     /// DKIM signing of every message cport sends, for sending without a relay that signs; off
     /// while `selector` is empty. cport signs with lettre's DKIM signer (`rsa-sha256` or
@@ -280,8 +282,8 @@ pub struct InboundConfig {
     /// this.
     pub max_bytes: u64,
     /// authserv-ids of the receiving MTA whose Authentication-Results are believed (e.g.
-    /// `["mx.tot.example"]`). Empty: replies are acted on without a DMARC check, and `serve`
-    /// warns once at start.
+    /// `["mx.tot.example"]`), each a host name. Empty: replies are acted on without a DMARC
+    /// check, and `serve` warns once at start.
     pub trusted_authserv_ids: Vec<String>,
     /// Soft bounces in a row that suspend a contact's email.
     pub soft_bounce_limit: u32,
@@ -309,7 +311,7 @@ pub struct BrandingConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TelegramConfig {
-    /// Empty: no Telegram bot.
+    /// The bot's token as BotFather gives it (`123456:ABC-def…`). Empty: no Telegram bot.
     pub token: Secret,
     /// Base of the Bot API (`https://api.telegram.org`, or a local Bot API server / a fake).
     pub api_url: String,
