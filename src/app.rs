@@ -175,6 +175,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(middleware::map_response(crate::web::rejections_as_errors))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(crate::web::method_pages))
         .layer(middleware::from_fn(crate::web::refuse_unreadable))
         .layer(middleware::from_fn(track))
         // No page of cport may be framed by another site (clickjacking an approval).

@@ -302,32 +302,44 @@ pub async fn refuse_unreadable(req: axum::extract::Request, next: axum::middlewa
         Some(message) => {
             in_shape_for(uri.path(), HttpError::Rejected { status: StatusCode::BAD_REQUEST, message }).await
         }
-        None => {
-            // A method a page does not take is answered after the pages' own layers (by
-            // [`rejections_as_errors`]): shown here as a page, but under `/api/`.
-            let (api, console) = (uri.path().starts_with("/api/"), uri.path().starts_with("/staff"));
-            let mut resp = next.run(req).await;
-            if resp.status() != StatusCode::METHOD_NOT_ALLOWED || api {
-                return resp;
-            }
-            if console {
-                resp.extensions_mut().insert(ConsoleRoute);
-            }
-            render_page(resp).await
-        }
+        None => next.run(req).await,
     }
+}
+
+/// For every route (`axum::middleware::from_fn`, outside [`rejections_as_errors`]): a method
+/// a page does not take is answered after the pages' own layers have run, so it is shown as
+/// a page here (the console's under `/staff`); under `/api/` it stays JSON.
+pub async fn method_pages(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path();
+    let (api, console) = (path.starts_with("/api/"), path.starts_with("/staff"));
+    let mut resp = next.run(req).await;
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED || api {
+        return resp;
+    }
+    if console {
+        resp.extensions_mut().insert(ConsoleRoute);
+    }
+    render_page(resp).await
 }
 
 /// What is wrong with a query string, naming the parameter: see [`refuse_unreadable`].
 fn query_fault(query: &str) -> Option<String> {
     let pairs = query.as_bytes().split(|b| *b == b'&').filter(|p| !p.is_empty());
-    if let Some((field, wrong)) = pairs.clone().find_map(unreadable_pair) {
+    if let Some((field, wrong)) = pairs.into_iter().find_map(unreadable_pair) {
         return Some(format!("{field}: {wrong}"));
     }
+    let names: Vec<String> = form_urlencoded::parse(query.as_bytes()).map(|(k, _)| k.into_owned()).collect();
+    repeated_name(names.iter().map(String::as_str), &[])
+}
+
+/// "`name`: is given twice" for the first name of a query or form given more than once (which
+/// value would count?), but those in `may_repeat`.
+pub fn repeated_name<'a>(names: impl Iterator<Item = &'a str>, may_repeat: &[&str]) -> Option<String> {
     let mut seen = std::collections::HashSet::new();
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| !seen.insert(k.clone()))
-        .map(|(k, _)| format!("{}: is given twice; give it once", crate::model::shown(&k, 100)))
+    names
+        .filter(|n| !may_repeat.contains(n))
+        .find(|n| !seen.insert(*n))
+        .map(|n| format!("{}: is given twice; give it once", crate::model::shown(n, 100)))
 }
 
 /// An error answered outside the routes' own layers: JSON under `/api/`, the portal's page

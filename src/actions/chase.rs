@@ -235,8 +235,7 @@ pub async fn remind(
     key: &str,
     now: DateTime<Utc>,
 ) -> Result<Reminded, ActionError> {
-    let category = key.split_once(':').and_then(|(code, id)| Category::from_code(code).filter(|_| !id.is_empty()));
-    if category.is_none() {
+    if ActionItem::key_parts(key).is_none() {
         let no = format!("{} is not an item (a category and an id: A1:V-1001)", crate::model::quoted(key));
         return Err(ActionError::invalid("item", no));
     }

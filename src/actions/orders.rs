@@ -64,7 +64,8 @@ pub async fn basket_lines(state: &Services, actor: &Actor, basket: i64) -> Resul
 
 /// A SKU the actor may order, or "not found" (another client's SKU, or one not allocated).
 async fn orderable(state: &Services, actor: &Actor, sku: &str) -> Result<q::StockItem, ActionError> {
-    given("sku", sku, "choose a SKU")?;
+    // An empty one is refused by its name, not looked up as a SKU called "".
+    let sku = super::typed_text("sku", sku, Lines::One, crate::model::ID_MAX, "choose a SKU")?;
     let item = found(q::stock_item(&state.db, actor.client_id(), sku).await, || {
         format!("SKU {}", crate::model::shown(sku, crate::model::ID_MAX))
     })?;
@@ -74,12 +75,6 @@ async fn orderable(state: &Services, actor: &Actor, sku: &str) -> Result<q::Stoc
         return Err(ActionError::NotFound(format!("SKU {}", crate::model::shown(sku, crate::model::ID_MAX))));
     }
     Ok(item)
-}
-
-/// A field that names a record must name one: an empty one is refused by its name, not
-/// looked up as a record called "".
-fn given(field: &str, value: &str, empty: &str) -> Result<(), ActionError> {
-    if value.trim().is_empty() { Err(ActionError::invalid(field, empty)) } else { Ok(()) }
 }
 
 fn check_name(name: &str) -> Result<String, ActionError> {
@@ -424,8 +419,8 @@ pub async fn allocate(
     now: DateTime<Utc>,
 ) -> Result<bool, ActionError> {
     require_third_parties(state, actor).await?;
-    given("user", user, "choose a user")?;
-    given("sku", sku, "choose a SKU")?;
+    let user = super::typed_text("user", user, Lines::One, crate::model::ID_MAX, "choose a user")?;
+    let sku = super::typed_text("sku", sku, Lines::One, crate::model::ID_MAX, "choose a SKU")?;
     let users = q::third_parties(&state.db, actor.client_id()).await?;
     if !users.iter().any(|u| u.id == user && u.active) {
         return Err(ActionError::NotFound(format!("user {}", crate::model::shown(user, crate::model::ID_MAX))));

@@ -114,6 +114,12 @@ impl ActionItem {
         format!("{}:{}", self.category.code(), self.id)
     }
 
+    /// The category and id a [`key`](Self::key) names, if it is one.
+    pub fn key_parts(key: &str) -> Option<(Category, &str)> {
+        let (code, id) = key.split_once(':')?;
+        Some((Category::from_code(code)?, id)).filter(|_| !id.is_empty())
+    }
+
     /// The portal page about this item, one its reader may open: the delivery form only
     /// to those who may give instructions ([`for_role`] has taken the action away from
     /// the others), the job page to the rest.

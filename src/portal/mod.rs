@@ -64,14 +64,10 @@ impl FormData {
             return Err(refused(format!("{field}: {wrong}")));
         }
         let form = FormData::parse(body);
-        let mut seen = std::collections::HashSet::new();
-        if let Some((name, _)) = form.0.iter().find(|(k, _)| !REPEATABLE.contains(&k.as_str()) && !seen.insert(k)) {
-            return Err(HttpError::Invalid(format!(
-                "{}: is given twice; give it once",
-                crate::model::shown(name, 100)
-            )));
+        match crate::web::repeated_name(form.0.iter().map(|(k, _)| k.as_str()), REPEATABLE) {
+            Some(message) => Err(HttpError::Invalid(message)),
+            None => Ok(form),
         }
-        Ok(form)
     }
     /// The form a signed-in page posted, when its `csrf` field is the session's token.
     pub fn with_csrf(body: &[u8], session_csrf: &str) -> Result<FormData, HttpError> {
