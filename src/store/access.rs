@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, bind, on_db, on_tx};
+use super::{Db, Result, Tx, bind, execute, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct AccessRequest {
@@ -64,8 +64,8 @@ pub async fn decide(
     by: &str,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = on_tx!(tx, c => bind!(sqlx::query(
-        "UPDATE access_requests SET status = $2, decided_by = $3, decided_at = $4 WHERE id = $1 AND status = 'open'"),
-        id, status, by, now).execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+    Ok(execute!(tx =>
+        "UPDATE access_requests SET status = $2, decided_by = $3, decided_at = $4 WHERE id = $1 AND status = 'open'",
+        id, status, by, now)?
+        == 1)
 }

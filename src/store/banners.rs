@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, bind, on_db, on_tx};
+use super::{Db, Result, Tx, bind, execute, on_db, on_tx};
 
 #[derive(Debug, Clone)]
 pub struct NewBanner {
@@ -49,9 +49,7 @@ pub async fn insert_banner(tx: &mut Tx, b: &NewBanner, now: DateTime<Utc>) -> Re
     ), &b.title, &b.body, &b.severity, b.starts_at, b.expires_at, &b.created_by, now)
     .fetch_one(c).await)?;
     for client in &b.audience {
-        on_tx!(tx, c => bind!(sqlx::query("INSERT INTO banner_audience (banner_id, client_id) VALUES ($1, $2)"),
-            id, client)
-            .execute(c).await.map(|r| r.rows_affected()))?;
+        execute!(tx => "INSERT INTO banner_audience (banner_id, client_id) VALUES ($1, $2)", id, client)?;
     }
     Ok(id)
 }
@@ -117,18 +115,15 @@ pub async fn list_banners(db: &Db) -> Result<Vec<(BannerRow, Vec<String>)>> {
 
 /// Retracts a banner; false when there is no such banner or it was retracted already.
 pub async fn retract_banner(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_tx!(tx, c => bind!(sqlx::query("UPDATE banners SET retracted_at = $2 WHERE id = $1 AND retracted_at IS NULL"),
-        id, now)
-        .execute(c).await.map(|r| r.rows_affected()))?;
+    let n = execute!(tx => "UPDATE banners SET retracted_at = $2 WHERE id = $1 AND retracted_at IS NULL", id, now)?;
     if n == 0 {
         return Ok(false);
     }
     // Its urgent pushes not yet gone (waiting for its start, or for a retry) go no more.
-    on_tx!(tx, c => bind!(sqlx::query(
+    execute!(tx =>
         "UPDATE outbox SET status = 'dropped', last_error = 'the banner was retracted', updated_at = $2
          WHERE kind = 'banner' AND idem_key LIKE $1 AND status IN ('queued', 'failed')",
-    ), format!("banner:{id}:%"), now)
-    .execute(c).await.map(|r| r.rows_affected()))?;
+        format!("banner:{id}:%"), now)?;
     Ok(true)
 }
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, bind, on_db, on_tx};
+use super::{Db, Result, Tx, bind, execute, on_db, on_tx};
 
 /// Appends an event inside the caller's transaction and returns its sequence number.
 /// The counter row stays locked until the transaction ends, so events commit in order.
@@ -17,11 +17,10 @@ pub async fn append_change(
 ) -> Result<i64> {
     let seq: i64 = on_tx!(tx, c => sqlx::query_scalar("UPDATE feed_counter SET seq = seq + 1 WHERE id = 1 RETURNING seq")
         .fetch_one(c).await)?;
-    on_tx!(tx, c => bind!(sqlx::query(
+    execute!(tx =>
         "INSERT INTO changes (seq, kind, client_id, contact_id, subject_id, payload, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    ), seq, kind.as_str(), client_id, contact_id, subject_id, payload.to_string(), now)
-    .execute(c).await.map(|r| r.rows_affected()))?;
+        seq, kind.as_str(), client_id, contact_id, subject_id, payload.to_string(), now)?;
     Ok(seq)
 }
 

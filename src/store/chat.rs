@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, bind, on_db, on_tx};
+use super::{Db, Result, Tx, bind, execute, on_db, on_tx, rows_for};
 
 /// A chat user known as a contact. `chat_id` is where messages to them go.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -21,10 +21,9 @@ pub async fn insert_code(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    on_tx!(tx, p => bind!(sqlx::query(
+    execute!(tx =>
         "INSERT INTO chat_codes (code_hash, contact_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
-    ), code_hash, contact_id, now, expires_at)
-    .execute(p).await.map(|r| r.rows_affected()))?;
+        code_hash, contact_id, now, expires_at)?;
     Ok(())
 }
 
@@ -47,16 +46,13 @@ pub async fn redeem_code(
     let Some(contact_id) = row else {
         return Ok(None);
     };
-    on_tx!(tx, c => bind!(sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND (user_id = $2 OR contact_id = $3)"),
-        channel, user_id, &contact_id)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    on_tx!(tx, c => bind!(sqlx::query("DELETE FROM chat_optouts WHERE channel = $1 AND user_id = $2"),
-        channel, user_id)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    on_tx!(tx, c => bind!(sqlx::query(
+    execute!(tx =>
+        "DELETE FROM chat_links WHERE channel = $1 AND (user_id = $2 OR contact_id = $3)",
+        channel, user_id, &contact_id)?;
+    execute!(tx => "DELETE FROM chat_optouts WHERE channel = $1 AND user_id = $2", channel, user_id)?;
+    execute!(tx =>
         "INSERT INTO chat_links (channel, user_id, chat_id, contact_id, linked_at) VALUES ($1, $2, $3, $4, $5)",
-    ), channel, user_id, chat_id, &contact_id, now)
-    .execute(c).await.map(|r| r.rows_affected()))?;
+        channel, user_id, chat_id, &contact_id, now)?;
     Ok(Some(contact_id))
 }
 
@@ -72,13 +68,10 @@ pub async fn unlink(db: &Db, channel: crate::model::Channel, user_id: &str, now:
 
 /// [`unlink`]'s changes, in a transaction of the caller's.
 pub async fn unlink_in(tx: &mut Tx, channel: crate::model::Channel, user_id: &str, now: DateTime<Utc>) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query("DELETE FROM chat_links WHERE channel = $1 AND user_id = $2"),
-        channel, user_id)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    on_tx!(tx, c => bind!(sqlx::query(
+    execute!(tx => "DELETE FROM chat_links WHERE channel = $1 AND user_id = $2", channel, user_id)?;
+    execute!(tx =>
         "INSERT INTO chat_optouts (channel, user_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    ), channel, user_id, now)
-    .execute(c).await.map(|r| r.rows_affected()))?;
+        channel, user_id, now)?;
     Ok(())
 }
 
@@ -111,7 +104,8 @@ pub async fn contact_for_user(db: &Db, channel: crate::model::Channel, user_id: 
 
 /// Where a contact's chat messages go, per channel: tied chats first, else TOT's record.
 pub async fn chats_of_contact(db: &Db, contact_id: &str) -> Result<Vec<ChatLink>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ChatLink>(
+    rows_for(
+        db,
         "SELECT channel, user_id, chat_id, contact_id FROM chat_links WHERE contact_id = $1
          UNION ALL
          SELECT 'telegram', CAST(telegram_chat_id AS TEXT), CAST(telegram_chat_id AS TEXT), id FROM contacts
@@ -125,8 +119,9 @@ pub async fn chats_of_contact(db: &Db, contact_id: &str) -> Result<Vec<ChatLink>
            AND NOT EXISTS (SELECT 1 FROM chat_links WHERE contact_id = $1 AND channel = 'discord')
            AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = 'discord' AND o.user_id = discord_user_id)
          ORDER BY 1",
-    ), contact_id)
-    .fetch_all(p).await)?)
+        contact_id,
+    )
+    .await
 }
 
 /// Every contact with at least one chat, for the scheduler's pass.
@@ -157,12 +152,11 @@ pub async fn set_pending(
     subject: &str,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query(
+    execute!(tx =>
         "INSERT INTO chat_pending (channel, user_id, action, subject, expires_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (channel, user_id) DO UPDATE SET action = excluded.action, subject = excluded.subject,
            expires_at = excluded.expires_at",
-    ), channel, user_id, action, subject, expires_at)
-    .execute(c).await.map(|r| r.rows_affected()))?;
+        channel, user_id, action, subject, expires_at)?;
     Ok(())
 }
 
@@ -204,21 +198,16 @@ pub async fn first_sighting(
     update_id: &str,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = on_tx!(tx, p => bind!(sqlx::query(
+    Ok(execute!(tx =>
         "INSERT INTO chat_updates (channel, update_id, seen_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    ), channel, update_id, now)
-    .execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+        channel, update_id, now)?
+        == 1)
 }
 
 /// Forgets codes that expired a day ago and update ids seen a week ago (a webhook's
 /// re-delivery and a replayed interaction come within minutes). Returns the rows removed.
 pub async fn prune(db: &Db, now: DateTime<Utc>) -> Result<u64> {
-    let codes = on_db!(db, p => bind!(sqlx::query("DELETE FROM chat_codes WHERE expires_at < $1"),
-        now - chrono::Duration::days(1))
-        .execute(p).await.map(|r| r.rows_affected()))?;
-    let updates = on_db!(db, p => bind!(sqlx::query("DELETE FROM chat_updates WHERE seen_at < $1"),
-        now - chrono::Duration::days(7))
-        .execute(p).await.map(|r| r.rows_affected()))?;
+    let codes = execute!(db => "DELETE FROM chat_codes WHERE expires_at < $1", now - chrono::Duration::days(1))?;
+    let updates = execute!(db => "DELETE FROM chat_updates WHERE seen_at < $1", now - chrono::Duration::days(7))?;
     Ok(codes + updates)
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::outbox::OutboxRow;
-use super::{Db, Result, bind, fetch_in, on_db};
+use super::{Db, Result, bind, execute, fetch_in, on_db};
 
 /// Messages created since `since`, counted by status and channel.
 pub async fn message_counts(db: &Db, since: DateTime<Utc>) -> Result<Vec<(String, String, i64)>> {
@@ -164,11 +164,11 @@ pub async fn last_digests(db: &Db, contacts: &[&str]) -> Result<Vec<LastSeen>> {
 /// Puts a queued message in the hands of a sender holding `token`, as a claim does (the
 /// demo's made-up bounce goes through the senders' own `mark` from here).
 pub async fn hold_for(db: &Db, id: i64, token: &str, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_db!(db, p => bind!(sqlx::query(
+    Ok(execute!(db =>
         "UPDATE outbox SET status = 'sending', claim_token = $2, attempts = attempts + 1, updated_at = $3
-         WHERE id = $1 AND status = 'queued'"), id, token, now)
-        .execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+         WHERE id = $1 AND status = 'queued'",
+        id, token, now)?
+        == 1)
 }
 
 /// A client's name, by its exact id.

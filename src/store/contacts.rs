@@ -1,6 +1,6 @@
 //! Contacts as cport reads them.
 
-use super::{Db, Result, bind, on_db};
+use super::{Db, Result, bind, on_db, rows_for};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct ContactRow {
@@ -40,7 +40,7 @@ pub async fn active_contact(db: &Db, id: &str) -> Result<Option<ContactRow>> {
 /// The active contacts of one client, by name.
 pub async fn list_client_contacts(db: &Db, client_id: &str) -> Result<Vec<ContactRow>> {
     let sql = format!("SELECT {COLS} {FROM} WHERE c.active AND c.client_id = $1 ORDER BY c.name, c.id");
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ContactRow>(&sql), client_id).fetch_all(p).await)?)
+    rows_for(db, &sql, client_id).await
 }
 
 /// Every active contact, in id order.

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Db, Result, bind, on_db};
+use super::{Db, Result, bind, on_db, rows_for};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ProcessLine {
@@ -15,12 +15,16 @@ pub struct ProcessLine {
 }
 
 pub async fn process_lines(db: &Db, job_id: &str) -> Result<Vec<ProcessLine>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ProcessLine>(
+    rows_for(
+        db,
         "SELECT status, process, position, process_date, qty, unit_price FROM job_process_lines WHERE job_id = $1 ORDER BY line_no",
-    ), job_id).fetch_all(p).await)?)
+        job_id,
+    )
+    .await
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A priced line: a job's art costs or blank garments, a visual's art charges.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct CostLine {
     pub description: String,
     pub qty: i64,
@@ -30,7 +34,7 @@ pub struct CostLine {
 /// `table` is `job_art_costs` or `job_blank_garments`.
 pub async fn cost_lines(db: &Db, table: &str, job_id: &str) -> Result<Vec<CostLine>> {
     let sql = format!("SELECT description, qty, unit_price FROM {table} WHERE job_id = $1 ORDER BY line_no");
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, CostLine>(&sql), job_id).fetch_all(p).await)?)
+    rows_for(db, &sql, job_id).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -75,9 +79,7 @@ pub async fn delivery(db: &Db, client_id: &str, id: &str) -> Result<DeliveryRow>
 }
 
 pub async fn delivery_lines(db: &Db, id: &str) -> Result<Vec<(String, i64)>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, (String, i64)>(
-        "SELECT description, qty FROM delivery_lines WHERE delivery_id = $1 ORDER BY line_no",
-    ).bind(id).fetch_all(p).await)?)
+    rows_for(db, "SELECT description, qty FROM delivery_lines WHERE delivery_id = $1 ORDER BY line_no", id).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -146,9 +148,12 @@ pub struct PoLine {
 }
 
 pub async fn po_lines(db: &Db, id: &str) -> Result<Vec<PoLine>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, PoLine>(
+    rows_for(
+        db,
         "SELECT status, sku, description, ordered, received, cancelled FROM purchase_order_lines WHERE po_id = $1 ORDER BY line_no",
-    ), id).fetch_all(p).await)?)
+        id,
+    )
+    .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -163,10 +168,13 @@ pub struct PoReceipt {
 }
 
 pub async fn po_receipts(db: &Db, id: &str) -> Result<Vec<PoReceipt>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, PoReceipt>(
+    rows_for(
+        db,
         "SELECT date_received, signed_by, date_checked, check_category, checked_by, outers, handling_cost
          FROM purchase_order_receipts WHERE po_id = $1 ORDER BY line_no",
-    ), id).fetch_all(p).await)?)
+        id,
+    )
+    .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -240,9 +248,8 @@ pub async fn client_currency(db: &Db, client_id: &str) -> Result<String> {
 
 /// A delivery's packing: (container, description, qty) in order.
 pub async fn delivery_packing(db: &Db, id: &str) -> Result<Vec<(String, String, i64)>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, (String, String, i64)>(
-        "SELECT container, description, qty FROM delivery_packing WHERE delivery_id = $1 ORDER BY line_no",
-    ).bind(id).fetch_all(p).await)?)
+    rows_for(db, "SELECT container, description, qty FROM delivery_packing WHERE delivery_id = $1 ORDER BY line_no", id)
+        .await
 }
 
 /// An invoice as its document shows it.
@@ -280,12 +287,11 @@ pub async fn invoice(db: &Db, client_id: &str, id: &str) -> Result<InvoiceDoc> {
 /// outstanding `total − paid` is not zero), oldest first.
 pub async fn open_invoices(db: &Db, client_id: &str) -> Result<Vec<InvoiceDoc>> {
     let sql = format!("{INVOICE_DOC} WHERE client_id = $1 AND total <> paid ORDER BY date, id");
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, InvoiceDoc>(&sql), client_id).fetch_all(p).await)?)
+    rows_for(db, &sql, client_id).await
 }
 
 /// A delivery's costs: (type, description, price in minor units).
 pub async fn delivery_costs(db: &Db, id: &str) -> Result<Vec<(String, String, i64)>> {
-    Ok(on_db!(db, p => sqlx::query_as::<_, (String, String, i64)>(
-        "SELECT cost_type, description, price FROM delivery_costs WHERE delivery_id = $1 ORDER BY line_no",
-    ).bind(id).fetch_all(p).await)?)
+    rows_for(db, "SELECT cost_type, description, price FROM delivery_costs WHERE delivery_id = $1 ORDER BY line_no", id)
+        .await
 }

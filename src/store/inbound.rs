@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, bind, on_db, on_tx};
+use super::{Db, Result, Tx, bind, execute, on_db, on_tx};
 use crate::model::InboundOutcome;
 
 pub async fn seen(db: &Db, message_id: &str) -> Result<bool> {
@@ -23,22 +23,19 @@ pub async fn record(
 ) -> Result<bool> {
     // A held message is recorded again when staff release it (nothing else reaches a
     // message already recorded: `seen` turns it away first).
-    let n = on_tx!(tx, c => bind!(sqlx::query(
+    Ok(execute!(tx =>
         "INSERT INTO inbound_messages (message_id, received_at, contact_id, disposition, reason, raw)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (message_id) DO UPDATE SET received_at = excluded.received_at, contact_id = excluded.contact_id,
            disposition = excluded.disposition, reason = excluded.reason, raw = excluded.raw
          WHERE inbound_messages.disposition = 'held'",
-    ), message_id, now, contact_id, disposition, reason, raw)
-    .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+        message_id, now, contact_id, disposition, reason, raw)?
+        == 1)
 }
 
 /// Rewords what became of a recorded message (a bounce that turned out to suspend email).
 pub async fn set_reason(tx: &mut Tx, message_id: &str, reason: &str) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query("UPDATE inbound_messages SET reason = $2 WHERE message_id = $1"),
-        message_id, reason)
-        .execute(c).await.map(|r| r.rows_affected()))?;
+    execute!(tx => "UPDATE inbound_messages SET reason = $2 WHERE message_id = $1", message_id, reason)?;
     Ok(())
 }
 
@@ -84,11 +81,11 @@ pub async fn get_held(db: &Db, message_id: &str) -> Result<Option<(InboundRow, S
 
 /// Discards a held message: it stays recorded (so it is never taken again) without its text.
 pub async fn discard_held(db: &Db, message_id: &str, why: &str) -> Result<bool> {
-    let n = on_db!(db, p => bind!(sqlx::query(
+    Ok(execute!(db =>
         "UPDATE inbound_messages SET disposition = 'ignored', reason = $2, raw = NULL
-         WHERE message_id = $1 AND disposition = 'held'"), message_id, why)
-        .execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+         WHERE message_id = $1 AND disposition = 'held'",
+        message_id, why)?
+        == 1)
 }
 
 /// The messages held for a person to look at, newest first.
@@ -128,19 +125,19 @@ pub async fn record_bounce(
     soft_limit: i64,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    on_tx!(tx, c => bind!(sqlx::query(
+    execute!(tx =>
         "INSERT INTO contact_settings (contact_id, email_enabled, soft_bounces, updated_at) VALUES ($1, TRUE, 0, $2)
          ON CONFLICT (contact_id) DO NOTHING",
-    ), contact_id, now).execute(c).await.map(|r| r.rows_affected()))?;
+        contact_id, now)?;
     let soft: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "UPDATE contact_settings SET soft_bounces = soft_bounces + $2, updated_at = $3 WHERE contact_id = $1 RETURNING soft_bounces",
     ), contact_id, if hard { 0i64 } else { 1i64 }, now).fetch_one(c).await)?;
     let suspend = hard || soft >= soft_limit;
     if suspend {
-        on_tx!(tx, c => bind!(sqlx::query(
+        execute!(tx =>
             "UPDATE contact_settings SET email_suspended_at = COALESCE(email_suspended_at, $2), email_suspended_reason = $3
              WHERE contact_id = $1",
-        ), contact_id, now, reason).execute(c).await.map(|r| r.rows_affected()))?;
+            contact_id, now, reason)?;
     }
     Ok(suspend)
 }
@@ -148,10 +145,10 @@ pub async fn record_bounce(
 /// A message from the contact proves the address works: lift a suspension, reset counts.
 /// Lifts a suspension and forgets soft bounces. False when there was nothing to lift.
 pub async fn clear_bounces(tx: &mut Tx, contact_id: &str, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_tx!(tx, c => bind!(sqlx::query(
+    let n = execute!(tx =>
         "UPDATE contact_settings SET email_suspended_at = NULL, email_suspended_reason = NULL, soft_bounces = 0, updated_at = $2
          WHERE contact_id = $1 AND (email_suspended_at IS NOT NULL OR soft_bounces > 0)",
-    ), contact_id, now).execute(c).await.map(|r| r.rows_affected()))?;
+        contact_id, now)?;
     Ok(n > 0)
 }
 
@@ -176,16 +173,14 @@ pub struct NewArtwork<'a> {
 
 /// Records an artwork file and marks the art it answers received.
 pub async fn insert_artwork(tx: &mut Tx, a: &NewArtwork<'_>, now: DateTime<Utc>) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query(
+    execute!(tx =>
         "INSERT INTO artwork_uploads (client_id, job_id, requirement_id, contact_id, file_name, content_type, size_bytes, path, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    ), a.client_id, a.job_id, a.requirement_id, a.contact_id, a.file_name, a.content_type, a.size, a.path,
-        now)
-    .execute(c).await.map(|r| r.rows_affected()))?;
-    on_tx!(tx, c => bind!(sqlx::query(
+        a.client_id, a.job_id, a.requirement_id, a.contact_id, a.file_name, a.content_type, a.size, a.path, now)?;
+    execute!(tx =>
         "UPDATE art_requirements SET art_received = TRUE, sync_hash = ''
          WHERE job_id = $1 AND client_id = $2 AND ($3 IS NULL OR id = $3)",
-    ), a.job_id, a.client_id, a.requirement_id).execute(c).await.map(|r| r.rows_affected()))?;
+        a.job_id, a.client_id, a.requirement_id)?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Conn, Db, Result, Tx, bind, on_conn, on_db, on_tx};
+use super::{Conn, Db, Result, Tx, bind, execute, on_conn, on_db, on_tx, rows_for};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct JobRow {
@@ -31,7 +31,7 @@ pub async fn list_open_jobs(db: &Db, client_id: &str) -> Result<Vec<JobRow>> {
         "{SELECT} WHERE j.client_id = $1 AND j.status IN ({open}) ORDER BY j.date_required, j.id",
         open = super::state_list(crate::model::JobStatus::OPEN)
     );
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, JobRow>(&sql), client_id).fetch_all(p).await)?)
+    rows_for(db, &sql, client_id).await
 }
 
 /// A printed-garment line with what earlier instructions already took.
@@ -87,9 +87,9 @@ pub async fn insert_request(tx: &mut Tx, r: &NewRequest<'_>, now: DateTime<Utc>)
 }
 
 pub async fn insert_request_line(tx: &mut Tx, request_id: i64, job_id: &str, line_no: i64, qty: i64) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query("INSERT INTO delivery_request_lines (request_id, job_id, line_no, qty) VALUES ($1, $2, $3, $4)"),
-        request_id, job_id, line_no, qty)
-        .execute(c).await.map(|r| r.rows_affected()))?;
+    execute!(tx =>
+        "INSERT INTO delivery_request_lines (request_id, job_id, line_no, qty) VALUES ($1, $2, $3, $4)",
+        request_id, job_id, line_no, qty)?;
     Ok(())
 }
 
@@ -100,9 +100,7 @@ pub async fn lock_job(tx: &mut Tx, job_id: &str) -> Result<()> {
 
 /// Records on the job what the client said (`given` or `not_required`).
 pub async fn set_delivery_instructions(tx: &mut Tx, job_id: &str, value: &str) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query("UPDATE jobs SET delivery_instructions = $2, sync_hash = '' WHERE id = $1"),
-        job_id, value)
-        .execute(c).await.map(|r| r.rows_affected()))?;
+    execute!(tx => "UPDATE jobs SET delivery_instructions = $2, sync_hash = '' WHERE id = $1", job_id, value)?;
     Ok(())
 }
 

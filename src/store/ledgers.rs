@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::{Conn, Db, Result, Tx, bind, fetch_in, on_conn, on_db, on_tx};
+use super::{Conn, Db, Result, Tx, bind, execute, fetch_in, on_conn, on_db, on_tx};
 
 /// Claims the decision for one contact, channel and digest period. False when it was
 /// already decided (by this process earlier, or by another one).
@@ -15,12 +15,11 @@ pub async fn claim_digest_period(
     period: &str,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = on_tx!(tx, c => bind!(sqlx::query(
+    Ok(execute!(tx =>
         "INSERT INTO digest_runs (contact_id, channel, period, outbox_id, item_count, decided_at)
          VALUES ($1, $2, $3, NULL, 0, $4) ON CONFLICT DO NOTHING",
-    ), contact_id, channel, period, now)
-    .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+        contact_id, channel, period, now)?
+        == 1)
 }
 
 pub async fn record_digest(
@@ -31,10 +30,9 @@ pub async fn record_digest(
     outbox_id: Option<i64>,
     items: i64,
 ) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query(
+    execute!(tx =>
         "UPDATE digest_runs SET outbox_id = $4, item_count = $5 WHERE contact_id = $1 AND channel = $2 AND period = $3",
-    ), contact_id, channel, period, outbox_id, items)
-    .execute(c).await.map(|r| r.rows_affected()))?;
+        contact_id, channel, period, outbox_id, items)?;
     Ok(())
 }
 
@@ -47,11 +45,10 @@ pub async fn forget_digest_period(
     period: &str,
     only_empty: bool,
 ) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query(
+    execute!(tx =>
         "DELETE FROM digest_runs WHERE contact_id = $1 AND channel = $2 AND period = $3
-           AND (outbox_id IS NULL OR NOT $4)"),
-        contact_id, channel, period, only_empty)
-        .execute(c).await.map(|r| r.rows_affected()))?;
+           AND (outbox_id IS NULL OR NOT $4)",
+        contact_id, channel, period, only_empty)?;
     Ok(())
 }
 
@@ -65,20 +62,19 @@ pub async fn claim_alert(
     outbox_id: Option<i64>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = on_tx!(tx, c => bind!(sqlx::query(
+    Ok(execute!(tx =>
         "INSERT INTO alert_ledger (contact_id, channel, category, item_id, outbox_id, created_at)
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-    ), contact_id, channel, category, item_id, outbox_id, now)
-    .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+        contact_id, channel, category, item_id, outbox_id, now)?
+        == 1)
 }
 
 /// Marks a single-use nonce used; false when it was used before (a replay).
 pub async fn use_nonce(db: &Db, nonce: &str, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_db!(db, p => bind!(sqlx::query("INSERT INTO used_nonces (nonce, used_at) VALUES ($1, $2) ON CONFLICT DO NOTHING"),
-        nonce, now)
-        .execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+    Ok(execute!(db =>
+        "INSERT INTO used_nonces (nonce, used_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        nonce, now)?
+        == 1)
 }
 
 /// Records the contact's alert baseline; false when it existed (the contact was scanned before).
@@ -88,11 +84,10 @@ pub async fn claim_alert_baseline(
     channel: crate::model::Outlet,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let n = on_tx!(tx, c => bind!(sqlx::query(
+    Ok(execute!(tx =>
         "INSERT INTO alert_baselines (contact_id, channel, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-    ), contact_id, channel, now)
-    .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+        contact_id, channel, now)?
+        == 1)
 }
 
 /// For each of `contacts` and each channel it has an alert baseline on, the item keys

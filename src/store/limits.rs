@@ -5,7 +5,7 @@
 //! Each is one statement (an upsert that returns the row it left), which both engines run
 //! atomically: two processes counting the same key at once cannot both take the last try.
 
-use super::{Conn, Db, Result, bind, on_conn, on_db};
+use super::{Conn, Db, Result, bind, execute, on_db};
 
 /// How long failed attempts are remembered.
 pub const ATTEMPT_WINDOW_SECONDS: i64 = 15 * 60;
@@ -32,14 +32,13 @@ pub async fn attempt(db: &Db, key: &str, limit: u32, now_ms: i64) -> Result<Opti
 
 /// Gives back one attempt (it succeeded, so it was not a guess).
 pub async fn refund(db: &Db, key: &str) -> Result<()> {
-    on_db!(db, p => bind!(sqlx::query("UPDATE rate_limits SET hits = hits - 1 WHERE key = $1 AND hits > 0"), key).execute(p).await
-        .map(|r| r.rows_affected()))?;
+    execute!(db => "UPDATE rate_limits SET hits = hits - 1 WHERE key = $1 AND hits > 0", key)?;
     Ok(())
 }
 
 /// Forgets a key's attempts (after a success that proves who is trying).
 pub async fn clear(conn: impl Into<Conn<'_>>, key: &str) -> Result<()> {
-    on_conn!(conn.into(), c => bind!(sqlx::query("DELETE FROM rate_limits WHERE key = $1"), key).execute(c).await.map(|r| r.rows_affected()))?;
+    execute!(conn => "DELETE FROM rate_limits WHERE key = $1", key)?;
     Ok(())
 }
 
@@ -112,7 +111,7 @@ pub async fn reserve(db: &Db, paces: &[Pace], now_ms: i64) -> Result<i64> {
 /// Removes counters and paces nobody has used for a window (run by the scheduler).
 pub async fn sweep(db: &Db, now_ms: i64) -> Result<u64> {
     let stale = now_ms - ATTEMPT_WINDOW_SECONDS * 1000;
-    let a = on_db!(db, p => bind!(sqlx::query("DELETE FROM rate_limits WHERE window_start < $1"), stale).execute(p).await.map(|r| r.rows_affected()))?;
-    let b = on_db!(db, p => bind!(sqlx::query("DELETE FROM paces WHERE tat < $1"), stale).execute(p).await.map(|r| r.rows_affected()))?;
+    let a = execute!(db => "DELETE FROM rate_limits WHERE window_start < $1", stale)?;
+    let b = execute!(db => "DELETE FROM paces WHERE tat < $1", stale)?;
     Ok(a + b)
 }

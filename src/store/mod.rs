@@ -130,6 +130,26 @@ where
     Ok(())
 }
 
+/// A row type both engines can read.
+pub trait Row:
+    for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin
+{
+}
+
+impl<T> Row for T where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin
+{
+}
+
+/// Every row `sql` reads for one key, its `$1`: the lines of one job, the decisions on one
+/// visual, the baskets of one contact.
+pub(crate) async fn rows_for<T: Row>(db: &Db, sql: &str, key: &str) -> Result<Vec<T>> {
+    Ok(on_db!(db, p => sqlx::query_as::<_, T>(sql).bind(key).fetch_all(p).await)?)
+}
+
 /// Runs `$body` with `$c` bound to the pool, once per engine.
 #[macro_export]
 macro_rules! on_db {
@@ -176,6 +196,20 @@ macro_rules! bind {
     ($query:expr $(, $arg:expr)* $(,)?) => {
         $query$(.bind($arg))*
     };
+}
+
+/// Runs one statement with its arguments bound, on the pool or in a transaction:
+/// `execute!(tx => SQL, a, b)` (or `db =>`). Evaluates to `Result<u64, sqlx::Error>`, the
+/// number of rows it changed (an update that found nothing to change is 0, not an error).
+#[macro_export]
+macro_rules! execute {
+    ($conn:expr => $sql:expr $(, $arg:expr)* $(,)?) => {{
+        let conn: $crate::store::Conn<'_> = $conn.into();
+        $crate::on_conn!(conn, c => $crate::bind!(sqlx::query($sql) $(, $arg)*)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))
+    }};
 }
 
 /// Keys one `IN (…)` list names at most (kept small for the reason given at
@@ -227,7 +261,7 @@ macro_rules! fetch_in {
     }};
 }
 
-pub use crate::{bind, fetch_in, on_conn, on_db, on_tx};
+pub use crate::{bind, execute, fetch_in, on_conn, on_db, on_tx};
 
 /// Whether the store a URL names is there: a SQLite file that does not exist is not
 /// (connecting would make a new, empty one). A PostgreSQL database is asked for when

@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Conn, Db, Result, StoreError, Tx, bind, on_conn, on_db, on_tx};
+use super::{Conn, Db, Result, StoreError, Tx, bind, execute, on_conn, on_db, on_tx, rows_for};
 
 /// A stock line as a client orders from it.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -85,7 +85,7 @@ const BASKET: &str = "SELECT b.id, b.client_id, b.contact_id, b.name, b.address,
 
 pub async fn baskets_of(db: &Db, contact_id: &str) -> Result<Vec<Basket>> {
     let sql = format!("{BASKET} WHERE b.contact_id = $1 ORDER BY b.updated_at DESC, b.id DESC");
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, Basket>(&sql), contact_id).fetch_all(p).await)?)
+    rows_for(db, &sql, contact_id).await
 }
 
 /// A basket of this contact (anyone else's is "not found").
@@ -138,36 +138,35 @@ pub async fn create_basket(db: &Db, client_id: &str, contact_id: &str, name: &st
 /// was nothing to remove: then nothing is written.
 pub async fn set_line(tx: &mut Tx, basket_id: i64, sku: &str, qty: i64, now: DateTime<Utc>) -> Result<bool> {
     let n = if qty <= 0 {
-        on_tx!(tx, c => bind!(sqlx::query("DELETE FROM basket_lines WHERE basket_id = $1 AND sku = $2"),
-            basket_id, sku).execute(c).await.map(|r| r.rows_affected()))?
+        execute!(tx => "DELETE FROM basket_lines WHERE basket_id = $1 AND sku = $2", basket_id, sku)?
     } else {
-        on_tx!(tx, c => bind!(sqlx::query(
+        execute!(tx =>
             "INSERT INTO basket_lines (basket_id, sku, qty) VALUES ($1, $2, $3)
              ON CONFLICT (basket_id, sku) DO UPDATE SET qty = excluded.qty",
-        ), basket_id, sku, qty).execute(c).await.map(|r| r.rows_affected()))?
+            basket_id, sku, qty)?
     };
     if n == 0 {
         return Ok(false);
     }
-    on_tx!(tx, c => bind!(sqlx::query("UPDATE baskets SET updated_at = $2 WHERE id = $1"), basket_id, now).execute(c).await.map(|r| r.rows_affected()))?;
+    execute!(tx => "UPDATE baskets SET updated_at = $2 WHERE id = $1", basket_id, now)?;
     Ok(true)
 }
 
 pub async fn update_basket(db: &Db, id: i64, name: &str, address: &str, notes: &str, now: DateTime<Utc>) -> Result<()> {
-    on_db!(db, p => bind!(sqlx::query("UPDATE baskets SET name = $2, address = $3, notes = $4, updated_at = $5 WHERE id = $1"),
-        id, name, address, notes, now)
-        .execute(p).await.map(|r| r.rows_affected()))?;
+    execute!(db =>
+        "UPDATE baskets SET name = $2, address = $3, notes = $4, updated_at = $5 WHERE id = $1",
+        id, name, address, notes, now)?;
     Ok(())
 }
 
 pub async fn delete_basket(db: &Db, id: i64) -> Result<()> {
-    on_db!(db, p => bind!(sqlx::query("DELETE FROM baskets WHERE id = $1"), id).execute(p).await.map(|r| r.rows_affected()))?;
+    execute!(db => "DELETE FROM baskets WHERE id = $1", id)?;
     Ok(())
 }
 
 pub async fn clear_basket(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query("DELETE FROM basket_lines WHERE basket_id = $1"), id).execute(c).await.map(|r| r.rows_affected()))?;
-    on_tx!(tx, c => bind!(sqlx::query("UPDATE baskets SET updated_at = $2 WHERE id = $1"), id, now).execute(c).await.map(|r| r.rows_affected()))?;
+    execute!(tx => "DELETE FROM basket_lines WHERE basket_id = $1", id)?;
+    execute!(tx => "UPDATE baskets SET updated_at = $2 WHERE id = $1", id, now)?;
     Ok(())
 }
 
@@ -190,10 +189,9 @@ pub async fn insert_order(tx: &mut Tx, o: &NewOrder<'_>, now: DateTime<Utc>) -> 
 }
 
 pub async fn insert_order_line(tx: &mut Tx, order_id: i64, sku: &str, description: &str, qty: i64) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query(
+    execute!(tx =>
         "INSERT INTO reseller_order_lines (order_id, sku, description, qty) VALUES ($1, $2, $3, $4)",
-    ), order_id, sku, description, qty)
-    .execute(c).await.map(|r| r.rows_affected()))?;
+        order_id, sku, description, qty)?;
     Ok(())
 }
 
@@ -265,11 +263,13 @@ pub struct ThirdParty {
 }
 
 pub async fn third_parties(db: &Db, client_id: &str) -> Result<Vec<ThirdParty>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ThirdParty>(
+    rows_for(
+        db,
         "SELECT id, name, email, active, created_by FROM contacts
          WHERE client_id = $1 AND role = 'third_party' ORDER BY active DESC, name, id",
-    ), client_id)
-    .fetch_all(p).await)?)
+        client_id,
+    )
+    .await
 }
 
 /// A third-party user as the client's admin creates it.
@@ -284,22 +284,20 @@ pub struct NewThirdParty<'a> {
 
 /// Adds a third-party user as a contact of the client (role `third_party`).
 pub async fn insert_third_party(tx: &mut Tx, u: &NewThirdParty<'_>, now: DateTime<Utc>) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query(
+    execute!(tx =>
         "INSERT INTO contacts (id, client_id, name, email, role, timezone, active, sync_hash, updated_at, created_by)
          VALUES ($1, $2, $3, $4, 'third_party', $5, TRUE, '', $6, $7)",
-    ), u.id, u.client_id, u.name, u.email, u.timezone, now, u.created_by)
-    .execute(c).await.map(|r| r.rows_affected()))?;
+        u.id, u.client_id, u.name, u.email, u.timezone, now, u.created_by)?;
     Ok(())
 }
 
 /// Deactivates a third-party user: their sessions stop at once (sessions need an active contact).
 pub async fn revoke_third_party(tx: &mut Tx, client_id: &str, id: &str, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_tx!(tx, c => bind!(sqlx::query(
+    Ok(execute!(tx =>
         "UPDATE contacts SET active = FALSE, updated_at = $3
          WHERE id = $1 AND client_id = $2 AND role = 'third_party' AND active",
-    ), id, client_id, now)
-    .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+        id, client_id, now)?
+        == 1)
 }
 
 pub async fn allocations(db: &Db, contact_id: &str) -> Result<Vec<String>> {
@@ -312,14 +310,11 @@ pub async fn allocations(db: &Db, contact_id: &str) -> Result<Vec<String>> {
 /// Allocates (or, with `on` false, un-allocates) a SKU; true when something changed.
 pub async fn set_allocation(tx: &mut Tx, contact_id: &str, sku: &str, on: bool, now: DateTime<Utc>) -> Result<bool> {
     let n = if on {
-        on_tx!(tx, c => bind!(sqlx::query(
+        execute!(tx =>
             "INSERT INTO sku_allocations (contact_id, sku, allocated_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        ), contact_id, sku, now)
-        .execute(c).await.map(|r| r.rows_affected()))?
+            contact_id, sku, now)?
     } else {
-        on_tx!(tx, c => bind!(sqlx::query("DELETE FROM sku_allocations WHERE contact_id = $1 AND sku = $2"),
-            contact_id, sku)
-            .execute(c).await.map(|r| r.rows_affected()))?
+        execute!(tx => "DELETE FROM sku_allocations WHERE contact_id = $1 AND sku = $2", contact_id, sku)?
     };
     Ok(n == 1)
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, bind, on_db, on_tx};
+use super::{Db, Result, Tx, bind, execute, on_db, on_tx};
 use crate::model::{MessageKind, OutboxStatus, Outlet};
 
 /// What an alert row carries until it is sent: the keys of the items it is about (it is
@@ -66,10 +66,7 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> 
         m.next_attempt_at, now)
     .fetch_optional(c).await)?;
     if let Some(id) = row {
-        on_tx!(tx, c => bind!(sqlx::query("INSERT INTO outbox_payloads (outbox_id, payload) VALUES ($1, $2)"),
-            id, &m.payload)
-            .execute(c).await
-            .map(|r| r.rows_affected()))?;
+        execute!(tx => "INSERT INTO outbox_payloads (outbox_id, payload) VALUES ($1, $2)", id, &m.payload)?;
         metrics::counter!("cport_outbox_queued_total", "channel" => m.channel.as_str(), "kind" => m.kind.as_str())
             .increment(1);
     }
@@ -197,10 +194,9 @@ pub async fn mark_sent_many(db: &Db, items: &[(i64, &str, &str)], now: DateTime<
 
 /// Extends the lease of every row still claimed under `token`; the number extended.
 pub async fn renew_claim(db: &Db, token: &str, lease_until: DateTime<Utc>) -> Result<u64> {
-    Ok(on_db!(db, p => bind!(sqlx::query(
+    Ok(execute!(db =>
         "UPDATE outbox SET claimed_until = $2 WHERE claim_token = $1 AND status = 'sending'",
-    ), token, lease_until)
-    .execute(p).await.map(|r| r.rows_affected()))?)
+        token, lease_until)?)
 }
 
 /// Hands back rows claimed under `token` that were not sent (a sender stopping): due again
@@ -249,33 +245,37 @@ pub async fn mark(db: &Db, id: i64, token: &str, mark: Mark<'_>, now: DateTime<U
         Mark::Dropped(reason) => Some(("dropped", *reason)),
     };
     let n = match mark {
-        Mark::Sent(provider) => on_db!(db, p => bind!(sqlx::query(&format!(
+        Mark::Sent(provider) => execute!(db =>
+            &format!(
             "UPDATE outbox SET status = 'sent', sent_at = $3, updated_at = $3, claimed_until = NULL,
                last_error = NULL, provider_id = $4 {FENCE}"
-        )), id, token, now, provider)
-        .execute(p).await.map(|r| r.rows_affected()))?,
-        Mark::Failed { error, retry_at } => on_db!(db, p => bind!(sqlx::query(&format!(
+        ),
+            id, token, now, provider)?,
+        Mark::Failed { error, retry_at } => execute!(db =>
+            &format!(
             "UPDATE outbox SET status = $4, last_error = $5, next_attempt_at = COALESCE($6, next_attempt_at),
                claimed_until = NULL, updated_at = $3 {FENCE}"
-        )), id, token, now, if retry_at.is_some() { "failed" } else { "dead" }, error, retry_at)
-        .execute(p).await.map(|r| r.rows_affected()))?,
-        Mark::RateLimited { error, retry_at } => on_db!(db, p => bind!(sqlx::query(&format!(
+        ),
+            id, token, now, if retry_at.is_some() { "failed" } else { "dead" }, error, retry_at)?,
+        Mark::RateLimited { error, retry_at } => execute!(db =>
+            &format!(
             "UPDATE outbox SET status = 'failed', last_error = $4, next_attempt_at = $5,
                attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
                claimed_until = NULL, updated_at = $3 {FENCE}"
-        )), id, token, now, error, retry_at)
-        .execute(p).await.map(|r| r.rows_affected()))?,
-        Mark::Dropped(reason) => on_db!(db, p => bind!(sqlx::query(&format!(
+        ),
+            id, token, now, error, retry_at)?,
+        Mark::Dropped(reason) => execute!(db =>
+            &format!(
             "UPDATE outbox SET status = 'dropped', last_error = $4, claimed_until = NULL, updated_at = $3 {FENCE}"
-        )), id, token, now, reason)
-        .execute(p).await.map(|r| r.rows_affected()))?,
+        ),
+            id, token, now, reason)?,
     };
     if n == 1
         && let Some((outcome, error)) = failure
     {
-        on_db!(db, p => bind!(sqlx::query(
-            "INSERT INTO outbox_attempts (outbox_id, at, outcome, error) VALUES ($1, $2, $3, $4)"),
-            id, now, outcome, error).execute(p).await.map(|r| r.rows_affected()))?;
+        execute!(db =>
+            "INSERT INTO outbox_attempts (outbox_id, at, outcome, error) VALUES ($1, $2, $3, $4)",
+            id, now, outcome, error)?;
     }
     Ok(n == 1)
 }
@@ -297,17 +297,13 @@ pub async fn attempts_of(db: &Db, id: i64) -> Result<Vec<Attempt>> {
 
 /// Puts a held message back to `queued` with new content (alert batching), in a transaction.
 pub async fn update_queued(tx: &mut Tx, id: i64, subject: &str, payload: &str, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_tx!(tx, c => bind!(sqlx::query(
+    let n = execute!(tx =>
         "UPDATE outbox SET subject = $2, updated_at = $3 WHERE id = $1 AND status = 'queued'",
-    ), id, subject, now)
-    .execute(c).await.map(|r| r.rows_affected()))?;
+        id, subject, now)?;
     if n != 1 {
         return Ok(false);
     }
-    on_tx!(tx, c => bind!(sqlx::query("UPDATE outbox_payloads SET payload = $2 WHERE outbox_id = $1"), id,
-        payload)
-        .execute(c).await
-        .map(|r| r.rows_affected()))?;
+    execute!(tx => "UPDATE outbox_payloads SET payload = $2 WHERE outbox_id = $1", id, payload)?;
     Ok(true)
 }
 
@@ -376,9 +372,7 @@ pub async fn drop_waiting(db: &Db, id: i64, why: &str, now: DateTime<Utc>) -> Re
          WHERE id = $1 AND status IN ({})",
         super::state_list(OutboxStatus::DROPPABLE)
     );
-    let n = on_db!(db, p => bind!(sqlx::query(&sql), id, now, why)
-    .execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+    Ok(execute!(db => &sql, id, now, why)? == 1)
 }
 
 /// Clears the content of at most `limit` messages sent before `before`, oldest first: their
@@ -389,14 +383,13 @@ pub async fn clear_sent_content(db: &Db, before: DateTime<Utc>, limit: i64) -> R
     // message looked up by its id: a pass costs the rows it clears and the few older ones
     // never sent, not the outbox. (A join let SQLite read every sent message by status and
     // sort them: 45 ms a pass with nothing to clear at 200,000 messages, against 0.01 ms.)
-    Ok(on_db!(db, p => bind!(sqlx::query(
+    Ok(execute!(db =>
         "DELETE FROM outbox_payloads WHERE outbox_id IN (
             SELECT p.outbox_id FROM outbox_payloads p
             WHERE p.outbox_id <= (SELECT id FROM outbox WHERE created_at < $1 ORDER BY created_at DESC LIMIT 1)
               AND EXISTS (SELECT 1 FROM outbox o WHERE o.id = p.outbox_id AND o.status = 'sent' AND o.sent_at < $1)
             ORDER BY p.outbox_id LIMIT $2)",
-    ), before, limit)
-    .execute(p).await.map(|r| r.rows_affected()))?)
+        before, limit)?)
 }
 
 /// Sends a failed, dead or dropped message again from scratch. Returns false when it was not retryable.
@@ -406,16 +399,13 @@ pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool> {
          WHERE id = $1 AND status IN ({})",
         super::state_list(OutboxStatus::REQUEUEABLE)
     );
-    let n = on_db!(db, p => bind!(sqlx::query(&sql), id, now)
-    .execute(p).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+    Ok(execute!(db => &sql, id, now)? == 1)
 }
 
 pub async fn requeue_dead(db: &Db, now: DateTime<Utc>) -> Result<u64> {
-    Ok(on_db!(db, p => bind!(sqlx::query(
+    Ok(execute!(db =>
         "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1, updated_at = $1 WHERE status = 'dead'",
-    ), now)
-    .execute(p).await.map(|r| r.rows_affected()))?)
+        now)?)
 }
 
 /// The number of messages in each state but `sent`, for the metrics a scrape reads: each is

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::values::{Col, Val, cols, execute};
-use super::{Result, Tx, bind, fetch_in, on_tx, placeholders};
+use super::{Result, Tx, execute, fetch_in, placeholders};
 use crate::model::records::*;
 
 /// What happened to one record of a batch.
@@ -240,7 +240,7 @@ pub async fn delete_keys(tx: &mut Tx, table: &str, key: &str, keys: &[String]) -
     let mut deleted = Vec::new();
     let sql = format!("DELETE FROM {table} WHERE {key} = $1");
     for k in keys {
-        let n = on_tx!(tx, c => bind!(sqlx::query(&sql), k).execute(c).await.map(|r| r.rows_affected()))?;
+        let n = execute!(tx => &sql, k)?;
         if n > 0 {
             deleted.push(k.clone());
         }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::contacts::{COLS, ContactRow};
-use super::{Db, Result, bind, on_db};
+use super::{Db, Result, bind, execute, on_db};
 
 pub async fn get_password_hash(db: &Db, contact_id: &str) -> Result<Option<String>> {
     Ok(on_db!(db, p => bind!(sqlx::query_scalar("SELECT password_hash FROM accounts WHERE contact_id = $1"),
@@ -12,12 +12,11 @@ pub async fn get_password_hash(db: &Db, contact_id: &str) -> Result<Option<Strin
 }
 
 pub async fn set_password_hash(db: &Db, contact_id: &str, hash: &str, now: DateTime<Utc>) -> Result<()> {
-    on_db!(db, p => bind!(sqlx::query(
+    execute!(db =>
         "INSERT INTO accounts (contact_id, password_hash, password_set_at) VALUES ($1, $2, $3)
          ON CONFLICT (contact_id) DO UPDATE SET password_hash = excluded.password_hash,
            password_set_at = excluded.password_set_at",
-    ), contact_id, hash, now)
-    .execute(p).await.map(|r| r.rows_affected()))?;
+        contact_id, hash, now)?;
     Ok(())
 }
 
@@ -38,11 +37,10 @@ pub async fn insert_session(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    on_db!(db, p => bind!(sqlx::query(
+    execute!(db =>
         "INSERT INTO sessions (token_hash, contact_id, csrf, delegation_id, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
-    ), token_hash, contact_id, csrf, delegation_id, now, expires_at)
-    .execute(p).await.map(|r| r.rows_affected()))?;
+        token_hash, contact_id, csrf, delegation_id, now, expires_at)?;
     Ok(())
 }
 
@@ -71,16 +69,14 @@ pub async fn get_signed_in(db: &Db, token_hash: &str, now: DateTime<Utc>) -> Res
 }
 
 pub async fn revoke_session(db: &Db, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
-    on_db!(db, p => bind!(sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE token_hash = $1"), token_hash,
-        now)
-        .execute(p).await.map(|r| r.rows_affected()))?;
+    execute!(db => "UPDATE sessions SET revoked_at = $2 WHERE token_hash = $1", token_hash, now)?;
     Ok(())
 }
 
 /// Ends every session of a contact (password changed or reset, user revoked).
 pub async fn revoke_contact_sessions(db: &Db, contact_id: &str, now: DateTime<Utc>) -> Result<u64> {
     const SQL: &str = "UPDATE sessions SET revoked_at = $2 WHERE contact_id = $1 AND revoked_at IS NULL";
-    Ok(on_db!(db, p => bind!(sqlx::query(SQL), contact_id, now).execute(p).await.map(|r| r.rows_affected()))?)
+    Ok(execute!(db => SQL, contact_id, now)?)
 }
 
 /// Contacts whose email matches (case-insensitively), active only.

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, bind, on_db, on_tx};
+use super::{Db, Result, Tx, bind, execute, on_db};
 use crate::model::AlertMode;
 
 /// What a message to a contact is, for the kinds of email a contact may turn off one by one.
@@ -61,7 +61,7 @@ pub async fn get_settings(db: &Db, contact_id: &str) -> Result<ContactSettings> 
 
 /// Saves what the contact chose (not the bounce state, which the inbound side owns).
 pub async fn save_preferences(db: &Db, s: &ContactSettings, now: DateTime<Utc>) -> Result<()> {
-    on_db!(db, p => bind!(sqlx::query(
+    execute!(db =>
         "INSERT INTO contact_settings (contact_id, timezone, digest_schedule, quiet_start, quiet_end,
            mode_visual_approval, mode_delivery_instructions, mode_third_party_po, mode_awaiting_art,
            email_enabled, soft_bounces, updated_at, email_digests, email_alerts)
@@ -73,10 +73,7 @@ pub async fn save_preferences(db: &Db, s: &ContactSettings, now: DateTime<Utc>) 
            mode_third_party_po = excluded.mode_third_party_po, mode_awaiting_art = excluded.mode_awaiting_art,
            email_enabled = excluded.email_enabled, updated_at = excluded.updated_at,
            email_digests = excluded.email_digests, email_alerts = excluded.email_alerts",
-    ), &s.contact_id, &s.timezone, &s.digest_schedule, &s.quiet_start, &s.quiet_end,
-        &s.mode_visual_approval, &s.mode_delivery_instructions, &s.mode_third_party_po, &s.mode_awaiting_art,
-        s.email_enabled, now, s.email_digests, s.email_alerts)
-    .execute(p).await.map(|r| r.rows_affected()))?;
+        &s.contact_id, &s.timezone, &s.digest_schedule, &s.quiet_start, &s.quiet_end, &s.mode_visual_approval, &s.mode_delivery_instructions, &s.mode_third_party_po, &s.mode_awaiting_art, s.email_enabled, now, s.email_digests, s.email_alerts)?;
     Ok(())
 }
 
@@ -99,8 +96,7 @@ pub async fn set_email_kind(
          ON CONFLICT (contact_id) DO UPDATE SET {column} = excluded.{column}, updated_at = excluded.updated_at
          WHERE contact_settings.{column} <> excluded.{column}"
     );
-    let n = on_tx!(tx, c => bind!(sqlx::query(&sql), contact_id, on, now).execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+    Ok(execute!(tx => &sql, contact_id, on, now)? == 1)
 }
 
 /// Every saved settings row, by contact.

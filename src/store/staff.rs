@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, bind, on_db};
+use super::{Db, Result, bind, execute, on_db};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct StaffRow {
@@ -24,9 +24,9 @@ pub async fn add(db: &Db, email: &str, now: DateTime<Utc>) -> Result<(i64, bool)
     match existing {
         Some((id, None)) => Ok((id, false)),
         Some((id, Some(_))) => {
-            on_db!(db, p => bind!(sqlx::query(
-                "UPDATE staff SET removed_at = NULL, password_hash = NULL, created_at = $2 WHERE id = $1"),
-                id, now).execute(p).await.map(|r| r.rows_affected()))?;
+            execute!(db =>
+                "UPDATE staff SET removed_at = NULL, password_hash = NULL, created_at = $2 WHERE id = $1",
+                id, now)?;
             Ok((id, true))
         }
         None => {
@@ -69,14 +69,14 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<StaffRow>> {
 /// the address again makes a new account: a password link made for the old one opens nothing.
 pub async fn remove(db: &Db, email: &str, now: DateTime<Utc>) -> Result<bool> {
     let mut tx = db.begin().await?;
-    super::on_tx!(&mut tx, c => bind!(sqlx::query(
+    execute!(&mut tx =>
         "UPDATE staff_sessions SET revoked_at = $2
-         WHERE revoked_at IS NULL AND staff_id IN (SELECT id FROM staff WHERE email = $1)"),
-        email, now).execute(c).await.map(|r| r.rows_affected()))?;
-    let n = super::on_tx!(&mut tx, c => bind!(sqlx::query(
+         WHERE revoked_at IS NULL AND staff_id IN (SELECT id FROM staff WHERE email = $1)",
+        email, now)?;
+    let n = execute!(&mut tx =>
         "UPDATE staff SET removed_at = $2, password_hash = NULL, email = 'removed:' || CAST(id AS TEXT) || ':' || email
-         WHERE email = $1 AND removed_at IS NULL"),
-        email, now).execute(c).await.map(|r| r.rows_affected()))?;
+         WHERE email = $1 AND removed_at IS NULL",
+        email, now)?;
     tx.commit().await?;
     Ok(n == 1)
 }
@@ -84,12 +84,8 @@ pub async fn remove(db: &Db, email: &str, now: DateTime<Utc>) -> Result<bool> {
 /// Sets the password and ends every session of the account.
 pub async fn set_password(db: &Db, id: i64, hash: &str, now: DateTime<Utc>) -> Result<bool> {
     let mut tx = db.begin().await?;
-    let n = super::on_tx!(&mut tx, c => bind!(sqlx::query(
-        "UPDATE staff SET password_hash = $2 WHERE id = $1 AND removed_at IS NULL"), id, hash)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    super::on_tx!(&mut tx, c => bind!(sqlx::query(
-        "UPDATE staff_sessions SET revoked_at = $2 WHERE staff_id = $1 AND revoked_at IS NULL"), id, now)
-        .execute(c).await.map(|r| r.rows_affected()))?;
+    let n = execute!(&mut tx => "UPDATE staff SET password_hash = $2 WHERE id = $1 AND removed_at IS NULL", id, hash)?;
+    execute!(&mut tx => "UPDATE staff_sessions SET revoked_at = $2 WHERE staff_id = $1 AND revoked_at IS NULL", id, now)?;
     tx.commit().await?;
     Ok(n == 1)
 }
@@ -102,9 +98,9 @@ pub async fn insert_session(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    on_db!(db, p => bind!(sqlx::query(
-        "INSERT INTO staff_sessions (token_hash, staff_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)"),
-        token_hash, staff_id, csrf, now, expires_at).execute(p).await.map(|r| r.rows_affected()))?;
+    execute!(db =>
+        "INSERT INTO staff_sessions (token_hash, staff_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        token_hash, staff_id, csrf, now, expires_at)?;
     Ok(())
 }
 
@@ -124,16 +120,15 @@ pub async fn get_session(db: &Db, token_hash: &str, now: DateTime<Utc>) -> Resul
 }
 
 pub async fn revoke_session(db: &Db, token_hash: &str, now: DateTime<Utc>) -> Result<()> {
-    on_db!(db, p => bind!(sqlx::query("UPDATE staff_sessions SET revoked_at = $2 WHERE token_hash = $1"),
-        token_hash, now).execute(p).await.map(|r| r.rows_affected()))?;
+    execute!(db => "UPDATE staff_sessions SET revoked_at = $2 WHERE token_hash = $1", token_hash, now)?;
     Ok(())
 }
 
 /// Records what a staff member did (`action`) to what (`subject`).
 pub async fn audit(db: &Db, staff_email: &str, action: &str, subject: &str, now: DateTime<Utc>) -> Result<()> {
-    on_db!(db, p => bind!(sqlx::query(
-        "INSERT INTO staff_audit (staff_email, action, subject, at) VALUES ($1, $2, $3, $4)"),
-        staff_email, action, subject, now).execute(p).await.map(|r| r.rows_affected()))?;
+    execute!(db =>
+        "INSERT INTO staff_audit (staff_email, action, subject, at) VALUES ($1, $2, $3, $4)",
+        staff_email, action, subject, now)?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{Conn, Db, Result, Tx, bind, on_conn, on_db, on_tx};
+use super::{Conn, Db, Result, Tx, bind, execute, on_conn, on_db, on_tx, rows_for};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct VisualRow {
@@ -41,18 +41,14 @@ pub async fn list_visuals(db: &Db, client_id: &str, limit: i64) -> Result<Vec<Vi
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, VisualRow>(&sql), client_id, limit).fetch_all(p).await)?)
 }
 
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
-pub struct ChargeRow {
-    pub description: String,
-    pub qty: i64,
-    pub unit_price: i64,
-}
-
-pub async fn list_charges(db: &Db, visual_id: &str) -> Result<Vec<ChargeRow>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ChargeRow>(
+/// A visual's art charges, as a job's cost lines are kept.
+pub async fn list_charges(db: &Db, visual_id: &str) -> Result<Vec<super::enquiries::CostLine>> {
+    rows_for(
+        db,
         "SELECT description, qty, unit_price FROM visual_charges WHERE visual_id = $1 ORDER BY line_no",
-    ), visual_id)
-    .fetch_all(p).await)?)
+        visual_id,
+    )
+    .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -65,28 +61,30 @@ pub struct CommentRow {
 
 /// TOT's comments (from sync) and the portal's, in time order.
 pub async fn list_comments(db: &Db, visual_id: &str) -> Result<Vec<CommentRow>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, CommentRow>(
+    rows_for(
+        db,
         "SELECT author, author_side AS side, body, at FROM visual_comments WHERE visual_id = $1
          UNION ALL
          SELECT author, 'client' AS side, body, at FROM portal_comments WHERE visual_id = $1
          ORDER BY at",
-    ), visual_id)
-    .fetch_all(p).await)?)
+        visual_id,
+    )
+    .await
 }
 
 pub async fn insert_comment(tx: &mut Tx, visual_id: &str, author: &str, body: &str, now: DateTime<Utc>) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query("INSERT INTO portal_comments (visual_id, author, body, at) VALUES ($1, $2, $3, $4)"),
-        visual_id, author, body, now)
-        .execute(c).await.map(|r| r.rows_affected()))?;
+    execute!(tx =>
+        "INSERT INTO portal_comments (visual_id, author, body, at) VALUES ($1, $2, $3, $4)",
+        visual_id, author, body, now)?;
     Ok(())
 }
 
 /// Sets a visual's status if it is still `from`; false when someone else changed it first.
 pub async fn set_status(tx: &mut Tx, id: &str, from: &str, to: &str) -> Result<bool> {
-    let n = on_tx!(tx, c => bind!(sqlx::query("UPDATE visuals SET status = $3, sync_hash = '' WHERE id = $1 AND status = $2"),
-        id, from, to)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+    Ok(execute!(tx =>
+        "UPDATE visuals SET status = $3, sync_hash = '' WHERE id = $1 AND status = $2",
+        id, from, to)?
+        == 1)
 }
 
 pub async fn insert_decision(
@@ -98,10 +96,9 @@ pub async fn insert_decision(
     channel: crate::model::Channel,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    on_tx!(tx, c => bind!(sqlx::query(
+    execute!(tx =>
         "INSERT INTO visual_decisions (visual_id, decision, reason, decided_by, channel, at) VALUES ($1, $2, $3, $4, $5, $6)",
-    ), visual_id, decision, reason, by, channel, now)
-    .execute(c).await.map(|r| r.rows_affected()))?;
+        visual_id, decision, reason, by, channel, now)?;
     Ok(())
 }
 
@@ -115,10 +112,12 @@ pub struct DecisionRow {
 }
 
 pub async fn list_decisions(db: &Db, visual_id: &str) -> Result<Vec<DecisionRow>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, DecisionRow>(
+    rows_for(
+        db,
         "SELECT decision, reason, decided_by, channel, at FROM visual_decisions WHERE visual_id = $1 ORDER BY id",
-    ), visual_id)
-    .fetch_all(p).await)?)
+        visual_id,
+    )
+    .await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -151,8 +150,8 @@ pub async fn get_delegation(db: &Db, id: i64) -> Result<DelegationRow> {
 
 /// Marks a delegation used; false when it was used already (it works once).
 pub async fn use_delegation(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Result<bool> {
-    let n = on_tx!(tx, c => bind!(sqlx::query("UPDATE delegations SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND expires_at > $2"),
-        id, now)
-        .execute(c).await.map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+    Ok(execute!(tx =>
+        "UPDATE delegations SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND expires_at > $2",
+        id, now)?
+        == 1)
 }
