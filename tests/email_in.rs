@@ -384,6 +384,8 @@ async fn odd_replies_get_an_outcome_and_a_bounded_answer() {
         ("From: \r\n", "no sender address in From"),
         ("", "no sender address in From"),
         ("From: Ann <ann@alpha.example>, Eve <eve@evil.example>\r\n", "more than one sender in From"),
+        // Two From headers: a DMARC check judges the first, a reader may take the last.
+        ("From: <eve@evil.example>\r\nFrom: Ann <ann@alpha.example>\r\n", "more than one sender in From"),
     ] {
         let mail = format!(
             "{from}To: reply+{token}@{domain}\r\nSubject: Re: digest\r\nMessage-ID: <from-{}@alpha.example>\r\n\r\nAPPROVE V-1\r\n",
@@ -516,4 +518,69 @@ async fn a_sender_s_words_are_recorded_on_one_line_and_cut_short() {
     let d = handle(&t.state, raw.as_bytes(), Utc::now()).await.unwrap();
     let why = reason(&d);
     assert!(why.contains("STOCK") && !why.chars().any(char::is_control) && why.chars().count() < 400, "{why:?}");
+}
+
+/// Mail built to hurt the reader or to pass for someone else: messages nested fifty thousand
+/// deep (once a stack overflow that aborted the server), a DMARC pass for the attacker's own
+/// domain, and attachments whose base64 does not decode (once kept as artwork, the art marked
+/// received).
+#[tokio::test]
+async fn hostile_mime_is_refused_and_a_pass_for_another_domain_is_held() {
+    let c = Corpus::new().await;
+    let domain = c.t.state.config.email.reply_domain.clone();
+    let art_token = c.tokens.iter().find(|(p, _)| *p == "{{TOKEN_ART}}").unwrap().1.clone();
+
+    let nested = format!(
+        "From: Ann <ann@alpha.example>\r\nTo: reply+{art_token}@{domain}\r\nMessage-ID: <deep@alpha.example>\r\n\
+         Content-Type: message/rfc822\r\n\r\n{}Subject: x\r\n\r\nJOBS\r\n",
+        "Content-Type: message/rfc822\r\n\r\n".repeat(50_000)
+    );
+    // On a thread with a worker's stack, as the server would run it.
+    let state = c.t.state.clone();
+    let out = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(handle(&state, nested.as_bytes(), Utc::now())).map(|d| format!("{d:?}"))
+        })
+        .unwrap()
+        .join()
+        .expect("no stack overflow");
+    match out {
+        Err(InboundError::Malformed(why)) => assert!(why.contains("nests messages more than 16 deep"), "{why}"),
+        other => panic!("refused as unreadable, not {other:?}"),
+    }
+
+    // DMARC passed, but for evil.example: the sender's own domain was never checked.
+    let mail = format!(
+        "Authentication-Results: mx.tot.example; dkim=pass header.d=evil.example; dmarc=pass header.from=evil.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{art_token}@{domain}\r\nSubject: Re: art\r\n\
+         Message-ID: <aligned@alpha.example>\r\n\r\nJOBS\r\n"
+    );
+    let d = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap();
+    assert_eq!(kind(&d), "held", "{d:?}");
+    assert!(reason(&d).contains("checked evil.example, not the sender's domain"), "{}", reason(&d));
+
+    // Artwork whose base64 is junk, cut short, or has junk inside: refused by name.
+    for (n, body) in ["!!!!####$$$$", "JVBERi0xL", "JVBE!!Ri0xLjQK"].iter().enumerate() {
+        let mail = format!(
+            "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+             From: Ann <ann@alpha.example>\r\nTo: reply+{art_token}@{domain}\r\nSubject: Re: art\r\n\
+             Message-ID: <damaged-{n}@alpha.example>\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n\
+             --zz\r\nContent-Type: text/plain\r\n\r\nHere it is\r\n\
+             --zz\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=logo.pdf\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{body}\r\n--zz--\r\n"
+        );
+        let d = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap();
+        assert_eq!(kind(&d), "processed", "{body}: {d:?}");
+        let answer = last_answer(&c).await.text;
+        assert!(answer.contains("logo.pdf: the file arrived damaged"), "{body}: {answer}");
+    }
+    let (received,): (bool,) = cport::store::on_db!(&c.t.state.db, p =>
+        sqlx::query_as("SELECT art_received FROM art_requirements WHERE job_id = 'J-1'").fetch_one(p).await)
+    .unwrap();
+    assert!(!received, "nothing damaged marks the art received");
+    let feed = cport::store::changes::list_changes(&c.t.state.db, 0, 100).await.unwrap();
+    assert!(!feed.iter().any(|e| e.kind == "artwork_uploaded"), "{feed:?}");
+    assert!(!c.t.state.config.data_dir.join("uploads/artwork/J-1").exists(), "no file kept");
 }

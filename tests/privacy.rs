@@ -408,8 +408,12 @@ async fn two_uploads_of_one_name_keep_their_own_bytes() {
     // Two uploads of one name to one job in the same second (a double click, two tabs).
     let now = Utc::now();
     for bytes in [&b"%PDF first version"[..], b"%PDF second version"] {
-        let file =
-            cport::actions::artwork::Upload { name: "logo.pdf".into(), content_type: "application/pdf".into(), bytes };
+        let file = cport::actions::artwork::Upload {
+            name: "logo.pdf".into(),
+            content_type: "application/pdf".into(),
+            bytes,
+            damaged: false,
+        };
         let mut unit = cport::actions::Unit::new(&t.state);
         let answer =
             cport::actions::artwork::upload(&t.state, &mut unit, &bob, "J-1", None, &[file], now).await.unwrap();
@@ -422,8 +426,12 @@ async fn two_uploads_of_one_name_keep_their_own_bytes() {
     assert_eq!(kept, [b"%PDF first version".to_vec(), b"%PDF second version".to_vec()]);
 
     // A name that is only a type's letters has no type.
-    let file =
-        cport::actions::artwork::Upload { name: "pdf".into(), content_type: "application/pdf".into(), bytes: b"%PDF" };
+    let file = cport::actions::artwork::Upload {
+        name: "pdf".into(),
+        content_type: "application/pdf".into(),
+        bytes: b"%PDF",
+        damaged: false,
+    };
     let mut unit = cport::actions::Unit::new(&t.state);
     let answer = cport::actions::artwork::upload(&t.state, &mut unit, &bob, "J-1", None, &[file], now).await.unwrap();
     let said = format!("{answer:?}");

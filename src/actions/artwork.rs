@@ -13,6 +13,9 @@ pub struct Upload<'a> {
     pub name: String,
     pub content_type: String,
     pub bytes: &'a [u8],
+    /// The file arrived damaged (an attachment whose encoding could not be read): refused
+    /// by name, and nothing is marked received for it.
+    pub damaged: bool,
 }
 
 /// The longest file name kept (it is shown in answers, the change feed and on disk).
@@ -72,6 +75,10 @@ pub async fn upload(
         // The letters after the last dot; a name without a dot has no type.
         let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("").to_ascii_lowercase();
         let bytes = f.bytes;
+        if f.damaged {
+            refused.push(format!("{name}: the file arrived damaged (its encoding could not be read); attach it again"));
+            continue;
+        }
         if bytes.is_empty() {
             refused.push(format!("{name}: the file is empty"));
             continue;

@@ -126,7 +126,7 @@ pub async fn upload(
     }
     let files: Vec<Upload<'_>> = parts
         .iter()
-        .map(|p| Upload { name: p.name.clone(), content_type: p.content_type.clone(), bytes: &p.bytes })
+        .map(|p| Upload { name: p.name.clone(), content_type: p.content_type.clone(), bytes: &p.bytes, damaged: false })
         .collect();
     let mut unit = crate::actions::Unit::new(&state);
     let now = Utc::now();

@@ -8,13 +8,7 @@ use super::{Db, Result, fetch_in, state_list};
 use crate::model::{DeliveryInstructions, JobStatus, PoStatus, VisualStatus};
 
 /// Runs `sql` (with `{clients}` standing for the IN list) for `clients`.
-async fn for_clients<T>(db: &Db, sql: &str, clients: &[&str]) -> Result<Vec<T>>
-where
-    T: Send
-        + Unpin
-        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
-        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
-{
+async fn for_clients<T: super::Row>(db: &Db, sql: &str, clients: &[&str]) -> Result<Vec<T>> {
     fetch_in!(on_db, db, sql.replace("{clients}", "{in}"), clients)
 }
 

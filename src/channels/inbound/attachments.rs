@@ -32,6 +32,7 @@ pub(super) async fn store_attachments(
                 .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
                 .unwrap_or_default(),
             bytes: a.contents(),
+            damaged: super::mime::damaged(msg, a),
         })
         .collect();
     if files.is_empty() {

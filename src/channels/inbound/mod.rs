@@ -2,12 +2,12 @@
 //! in (MTA pipe, HTTP, IMAP), every message goes through [`handle`].
 
 use chrono::{DateTime, Duration, Utc};
-use mail_parser::MessageParser;
 use serde::Serialize;
 
 mod attachments;
 mod backlog;
 mod bounce;
+mod mime;
 mod policy;
 mod text;
 
@@ -192,7 +192,7 @@ async fn handle_as(
     }
     let raw = &nul_free(raw)[..];
     state.faults.panic_if_armed("inbound:parse");
-    let msg = parse(raw).ok_or_else(|| InboundError::Malformed("no headers could be read".into()))?;
+    let msg = mime::parse(raw).map_err(InboundError::Malformed)?;
     // A released message keeps the id it was held under (one without a Message-ID is known by
     // a hash of its bytes, and the held copy's bytes may differ from the original's).
     let message_id = match released {
@@ -255,8 +255,10 @@ async fn decide(
     if from.is_empty() {
         return Ok(record(Disposition::Ignored("no sender address in From".into()), None, false).await?);
     }
-    // A reply is one person's: a From naming several cannot be told to be the contact's alone.
-    if addresses(msg.from()).len() > 1 {
+    // A reply is one person's: a From naming several cannot be told to be the contact's alone,
+    // and of two From headers a DMARC check judges the first while the last is read here.
+    let from_headers = msg.headers().iter().filter(|h| h.name == mail_parser::HeaderName::From).count();
+    if addresses(msg.from()).len() > 1 || from_headers > 1 {
         return Ok(record(
             Disposition::Ignored("more than one sender in From; a reply comes from one person".into()),
             None,
@@ -298,7 +300,7 @@ async fn decide(
         )
         .await?);
     }
-    if let Some(why) = auth_failure(msg, &state.config.inbound.trusted_authserv_ids).filter(|_| !released) {
+    if let Some(why) = auth_failure(msg, &from, &state.config.inbound.trusted_authserv_ids).filter(|_| !released) {
         return Ok(
             record(Disposition::Held(format!("authentication failed: {why}")), Some(contact.id.clone()), true).await?
         );
@@ -437,11 +439,6 @@ fn nul_free(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
-/// The message, if any header could be read.
-fn parse(raw: &[u8]) -> Option<mail_parser::Message<'_>> {
-    MessageParser::default().parse(raw).filter(|m| m.from().is_some() || m.message_id().is_some())
-}
-
 /// The id a message is known by: its Message-ID, or (none, one too long for an index, or
 /// one holding control characters) a hash.
 fn known_id(msg: &mail_parser::Message<'_>, raw: &[u8]) -> String {
@@ -466,7 +463,7 @@ fn answer_key(message_id: &str) -> String {
 /// sends that one message at once and leaves the rest to the server's senders.
 pub fn answer_key_of(raw: &[u8]) -> Option<String> {
     let raw = nul_free(raw);
-    parse(&raw).map(|msg| answer_key(&known_id(&msg, &raw)))
+    mime::parse(&raw).ok().map(|msg| answer_key(&known_id(&msg, &raw)))
 }
 
 /// A Message-ID that can be kept and written back into threading headers as it came: visible

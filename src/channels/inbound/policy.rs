@@ -50,8 +50,10 @@ pub(super) fn is_report(msg: &mail_parser::Message<'_>) -> bool {
     })
 }
 
-/// DMARC or DKIM failure reported by a trusted receiving MTA.
-pub(super) fn auth_failure(msg: &mail_parser::Message<'_>, trusted: &[String]) -> Option<String> {
+/// DMARC or DKIM failure reported by a trusted receiving MTA, or a DMARC pass for another
+/// domain than the sender's (`header.from`): a pass for the attacker's own domain says
+/// nothing about the address cport acts for.
+pub(super) fn auth_failure(msg: &mail_parser::Message<'_>, from: &str, trusted: &[String]) -> Option<String> {
     if trusted.is_empty() {
         return None;
     }
@@ -70,6 +72,15 @@ pub(super) fn auth_failure(msg: &mail_parser::Message<'_>, trusted: &[String]) -
                 if lower.contains(&format!("{check}={verdict}")) {
                     return Some(format!("{check}={verdict} from {authserv}"));
                 }
+            }
+        }
+        let sender_domain = from.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
+        for (_, rest) in lower.match_indices("header.from=").map(|(i, _)| lower.split_at(i + "header.from=".len())) {
+            let domain: String =
+                rest.chars().take_while(|c| !c.is_whitespace() && !matches!(c, ';' | ')' | '(')).collect();
+            if !domain.is_empty() && domain.trim_matches('"') != sender_domain {
+                let shown = crate::model::shown(domain.trim_matches('"'), 100);
+                return Some(format!("{authserv} checked {shown}, not the sender's domain"));
             }
         }
     }

@@ -1,0 +1,107 @@
+//! Reading a raw message: parsed once, with limits on what would hurt the process, and the
+//! checks on its parts that mail-parser leaves to its caller.
+
+use mail_parser::{Encoding, Message, MessageParser, MessagePart, PartType};
+
+/// Messages nested deeper than this (a message attached inside a message inside …) are
+/// refused. mail-parser builds them as a tree that is walked and dropped by recursion: a
+/// reply of 1.5 MB nesting 50,000 of them overflowed a worker's stack and aborted the whole
+/// server. Real mail nests a forward or two.
+pub const MAX_NESTED_MESSAGES: usize = 16;
+
+/// The message, or why it cannot be read.
+pub fn parse(raw: &[u8]) -> Result<Message<'_>, String> {
+    let msg = MessageParser::default().parse(raw).ok_or("no headers could be read")?;
+    if nesting(&msg) > MAX_NESTED_MESSAGES {
+        dismantle(msg);
+        return Err(format!("it nests messages more than {MAX_NESTED_MESSAGES} deep"));
+    }
+    if msg.from().is_none() && msg.message_id().is_none() {
+        return Err("no headers could be read".into());
+    }
+    Ok(msg)
+}
+
+/// How deep messages nest in `msg`, counted without recursion and no further than one past
+/// the limit.
+fn nesting(msg: &Message<'_>) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(msg, 0)];
+    while let Some((m, depth)) = pending.pop() {
+        deepest = deepest.max(depth);
+        if depth > MAX_NESTED_MESSAGES {
+            break;
+        }
+        for p in &m.parts {
+            if let PartType::Message(inner) = &p.body {
+                pending.push((inner, depth + 1));
+            }
+        }
+    }
+    deepest
+}
+
+/// Drops a deeply nested message one level at a time: its own drop would recurse once per
+/// level.
+fn dismantle(msg: Message<'_>) {
+    let mut pending = vec![msg];
+    while let Some(mut m) = pending.pop() {
+        for p in m.parts.iter_mut() {
+            if let PartType::Message(inner) = &mut p.body {
+                pending.push(std::mem::take(inner));
+            }
+        }
+    }
+}
+
+/// Whether a part's content arrived damaged: mail-parser keeps what it could not decode as
+/// text and says so, and it decodes base64 leniently (junk skipped, a cut-off end taken as
+/// is), so base64 is decoded again here, strictly but for line breaks and padding.
+pub fn damaged(msg: &Message<'_>, part: &MessagePart<'_>) -> bool {
+    use base64::Engine;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    if part.is_encoding_problem {
+        return true;
+    }
+    if part.encoding != Encoding::Base64 {
+        return false;
+    }
+    let Some(raw) = msg.raw_message.get(part.offset_body as usize..part.offset_end as usize) else {
+        return true;
+    };
+    let text: Vec<u8> = raw.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    let strict = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    strict.decode(&text).is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_that_does_not_decode_is_damaged() {
+        let message = |body: &str| {
+            format!(
+                "From: ann@alpha.example\nMessage-ID: <b@x>\nContent-Type: multipart/mixed; boundary=zz\n\n--zz\n\
+                 Content-Type: text/plain\n\nART\n--zz\nContent-Type: application/pdf\n\
+                 Content-Disposition: attachment; filename=a.pdf\nContent-Transfer-Encoding: base64\n\n{body}\n--zz--\n"
+            )
+        };
+        for (body, bad) in [
+            ("JVBERi0xLjQK", false),
+            ("JVBERi0x\nLjQK", false),
+            ("JVBERi0xLjQ", false),
+            ("!!!!####$$$$", true),
+            ("JVBERi0xL", true),
+            ("JVBE!!Ri0xLjQK", true),
+        ] {
+            let raw = message(body);
+            let msg = parse(raw.as_bytes()).unwrap();
+            let part = msg.attachments().next().expect("the attachment");
+            assert_eq!(damaged(&msg, part), bad, "{body}");
+        }
+    }
+}
