@@ -583,4 +583,30 @@ async fn hostile_mime_is_refused_and_a_pass_for_another_domain_is_held() {
     let feed = cport::store::changes::list_changes(&c.t.state.db, 0, 100).await.unwrap();
     assert!(!feed.iter().any(|e| e.kind == "artwork_uploaded"), "{feed:?}");
     assert!(!c.t.state.config.data_dir.join("uploads/artwork/J-1").exists(), "no file kept");
+
+    // An empty plain part beside the HTML one: the HTML is read, numeric references and all.
+    // A plain part whose base64 does not decode: the answer says so, not "no command found".
+    for (n, parts, says) in [
+        (
+            1,
+            "--zz\r\nContent-Type: text/plain\r\n\r\n\r\n--zz\r\nContent-Type: text/html\r\n\r\n<p>JOB J&#45;1</p>\r\n",
+            "Job J-1",
+        ),
+        (
+            2,
+            "--zz\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!!####$$$$\r\n",
+            "arrived damaged",
+        ),
+    ] {
+        let mail = format!(
+            "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+             From: Ann <ann@alpha.example>\r\nTo: reply+{art_token}@{domain}\r\nSubject: Re: art\r\n\
+             Message-ID: <body-{n}@alpha.example>\r\nContent-Type: multipart/alternative; boundary=zz\r\n\r\n\
+             {parts}--zz--\r\n"
+        );
+        let d = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap();
+        assert_eq!(kind(&d), "processed", "{parts}: {d:?}");
+        let answer = last_answer(&c).await.text;
+        assert!(answer.contains(says), "{parts}: {answer}");
+    }
 }

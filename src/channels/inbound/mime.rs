@@ -3,6 +3,8 @@
 
 use mail_parser::{Encoding, Message, MessageParser, MessagePart, PartType};
 
+use super::text::html_to_text;
+
 /// Messages nested deeper than this (a message attached inside a message inside …) are
 /// refused. mail-parser builds them as a tree that is walked and dropped by recursion: a
 /// reply of 1.5 MB nesting 50,000 of them overflowed a worker's stack and aborted the whole
@@ -52,6 +54,36 @@ fn dismantle(msg: Message<'_>) {
             }
         }
     }
+}
+
+/// What a reply says, and whether a text body of it arrived damaged (its encoding could not
+/// be read), so that an answer can say so rather than "no command found".
+pub struct Body {
+    pub text: String,
+    pub damaged: bool,
+}
+
+/// The reply's first plain-text body; or, when it has none or one that is blank or damaged,
+/// its first HTML body turned to text by [`html_to_text`] (which drops quoted blocks).
+pub fn body(msg: &Message<'_>) -> Body {
+    let first = |ids: &[u32]| ids.first().and_then(|&i| msg.parts.get(i as usize));
+    let plain = first(&msg.text_body).and_then(|p| match &p.body {
+        PartType::Text(t) => Some((t, p.is_encoding_problem)),
+        _ => None,
+    });
+    let html = first(&msg.html_body).and_then(|p| match &p.body {
+        PartType::Html(h) => Some((h, p.is_encoding_problem)),
+        _ => None,
+    });
+    let damaged = plain.is_some_and(|(_, d)| d) || html.is_some_and(|(_, d)| d);
+    let text = match (plain, html) {
+        (Some((t, false)), _) if !t.trim().is_empty() => t.to_string(),
+        (_, Some((h, false))) => html_to_text(h),
+        (Some((t, _)), _) => t.to_string(),
+        (None, Some((h, true))) => html_to_text(h),
+        (None, None) => String::new(),
+    };
+    Body { text, damaged }
 }
 
 /// Whether a part's content arrived damaged: mail-parser keeps what it could not decode as

@@ -307,13 +307,8 @@ async fn decide(
     }
 
     // A real reply from the contact.
-    let has_plain = msg.parts.iter().any(|p| matches!(p.body, mail_parser::PartType::Text(_)));
-    let body = match (has_plain, msg.body_html(0)) {
-        // An HTML-only reply: convert it ourselves so quoted blocks are dropped, not inlined.
-        (false, Some(html)) => html_to_text(&html),
-        _ => msg.body_text(0).map(|b| b.into_owned()).unwrap_or_default(),
-    };
-    let body = without_nul(&body);
+    let mut body = mime::body(msg);
+    body.text = without_nul(&body.text);
     let actor = Actor::new(contact.clone(), crate::model::Channel::Email);
     // Everything this reply changes, its answer and the record that it was seen are one
     // transaction: a crash at any point leaves all of it or none (the MTA then retries).
@@ -346,10 +341,10 @@ async fn answer_reply(
     row: &OutboxRow,
     contact: &ContactRow,
     actor: &Actor,
-    body: &str,
+    body: &mime::Body,
     now: DateTime<Utc>,
 ) -> Result<Option<Disposition>, InboundError> {
-    let text = fresh_text(body);
+    let text = fresh_text(&body.text);
     let (commands, errors) = read_commands(&text);
     // The `mailto:` of a digest's or alert's List-Unsubscribe: the subject says it, the body
     // says nothing. It is done without an answer (nobody waits for one).
@@ -386,7 +381,12 @@ async fn answer_reply(
         answers.push(a);
         unit.step("inbound:after-attachments")?;
     }
-    if answers.is_empty() {
+    if answers.is_empty() && body.damaged {
+        answers.push(Answer::error(
+            "",
+            "The text of your reply arrived damaged (its encoding could not be read): write the command again at the top of a new reply.",
+        ));
+    } else if answers.is_empty() {
         let mut a = Answer::error("", "No command found at the top of your reply.");
         a.sections.insert(
             0,

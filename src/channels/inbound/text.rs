@@ -115,12 +115,56 @@ pub fn html_to_text(html: &str) -> String {
         rest = &rest[start + end + 1..];
     }
     out.push_str(rest);
-    out.replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&amp;", "&")
+    decode_entities(&out)
+}
+
+/// Character references decoded in one pass: numeric ones (`&#74;`, `&#x4A;`; one naming no
+/// character becomes U+FFFD) and the named ones mail clients write. Others stay as written.
+fn decode_entities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        // The longest reference read is `&#x10FFFF;` (10 bytes).
+        let decoded = rest.get(1..rest.len().min(11)).and_then(|head| {
+            let end = head.find(';')?;
+            let name = &head[..end];
+            let c = match name.strip_prefix('#') {
+                Some(n) => {
+                    let code = match n.strip_prefix(['x', 'X']) {
+                        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+                        None => n.parse::<u32>().ok()?,
+                    };
+                    char::from_u32(code).filter(|&c| c != '\0').unwrap_or(char::REPLACEMENT_CHARACTER)
+                }
+                None => match name {
+                    "nbsp" => ' ',
+                    "lt" => '<',
+                    "gt" => '>',
+                    "quot" => '"',
+                    "apos" => '\'',
+                    "amp" => '&',
+                    "ndash" => '–',
+                    "mdash" => '—',
+                    _ => return None,
+                },
+            };
+            Some((c, end + 2))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -151,7 +195,13 @@ mod tests {
         let text = html_to_text(html);
         assert!(text.contains("APPROVE V-1") && text.contains("ITEMS"));
         assert!(!text.contains("REJECT"), "{text}");
-        assert_eq!(html_to_text("<p>A &amp; B&nbsp;&lt;ok&gt;</p>").trim(), "A & B <ok>");
+        for (html, text) in [
+            ("<p>A &amp; B&nbsp;&lt;ok&gt;</p>", "A & B <ok>"),
+            ("<p>&#74;OBS J&#45;1 &#x4A;&#X4a;</p>", "JOBS J-1 JJ"),
+            ("&amp;lt; &#0; &#xD800; &#99999999; &bogus; & &#;", "&lt; \u{fffd} \u{fffd} \u{fffd} &bogus; & &#;"),
+        ] {
+            assert_eq!(html_to_text(html).trim(), text, "{html}");
+        }
         let styled =
             "<html><head><title>x</title><style>p{margin:0}</style></head><body><div>APPROVE V-1</div></body></html>";
         assert_eq!(html_to_text(styled).trim(), "APPROVE V-1");
