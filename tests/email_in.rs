@@ -597,6 +597,8 @@ async fn hostile_mime_is_refused_and_a_pass_for_another_domain_is_held() {
             "--zz\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!!####$$$$\r\n",
             "arrived damaged",
         ),
+        // A bare CR ends a line as a mailer of old wrote it.
+        (3, "--zz\r\nContent-Type: text/plain\r\n\r\nTRACK D-404\rJOB J-1\r\n", "Job J-1"),
     ] {
         let mail = format!(
             "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\

@@ -92,6 +92,15 @@ pub fn looks_like_id(word: &str) -> bool {
         && rest.chars().any(|c| c.is_ascii_digit())
 }
 
+/// An id of the kind `command` takes, as its usage names it, for an error to show.
+fn id_example(command: &str) -> &'static str {
+    let usage = usage(command);
+    [("<job id>", "J-3001"), ("<delivery id>", "D-2001"), ("<purchase order id>", "PO-5001")]
+        .iter()
+        .find(|(kind, _)| usage.contains(kind))
+        .map_or("V-1001", |(_, example)| example)
+}
+
 fn id(command: &str, word: &str) -> Result<String, CommandError> {
     let w = word.trim_end_matches([',', '.', ';', ':']);
     if looks_like_id(w) {
@@ -99,7 +108,7 @@ fn id(command: &str, word: &str) -> Result<String, CommandError> {
     } else {
         Err(CommandError {
             command: command.into(),
-            message: format!("{} is not an id like V-1001", crate::model::quoted(word)),
+            message: format!("{} is not an id like {}", crate::model::quoted(word), id_example(command)),
             usage: usage(command),
         })
     }
@@ -289,7 +298,11 @@ mod tests {
         let cases = [
             ("TRACK", "TRACK", "missing"),
             ("TRACK D-1 D-2", "TRACK", "one id"),
-            ("JOB tomorrow", "JOB", "not an id"),
+            ("JOB tomorrow", "JOB", "`tomorrow` is not an id like J-3001"),
+            ("TRACK D2001", "TRACK", "not an id like D-2001"),
+            ("PO 5001", "PO", "not an id like PO-5001"),
+            // A zero-width space pasted inside an id is named, not shown as nothing.
+            ("APPROVE V-10\u{200b}01", "APPROVE", "`V-10<U+200B>01` is not an id like V-1001"),
             ("APPROVE V-1001 please", "APPROVE", "`please`"),
             ("REJECT V-1001", "REJECT", "reason is required"),
             ("REJECT V-1001 reason: ", "REJECT", "reason is required"),

@@ -271,13 +271,22 @@ pub struct Change {
 /// A refused value as an error message repeats it: in backquotes, on one line, at most 40
 /// characters. What was refused may be megabytes long or hold control characters, and the
 /// message goes to logs, terminals and pages: a character that may not stand on a line is
-/// written as its code point (`UTC\u{1}`), so the message shows what made the value wrong.
+/// written as its code point (`UTC<U+0001>`), as is one that prints as nothing (a zero-width
+/// space), so the message shows what made the value wrong.
 pub fn quoted(s: &str) -> String {
+    use unicode_general_category::{GeneralCategory, get_general_category};
     let visible: String = s
         .chars()
-        .map(|c| match forbidden_char(c.encode_utf8(&mut [0; 4]), Lines::One) {
-            Some(_) => c.escape_unicode().to_string(),
-            None => c.to_string(),
+        .map(|c| {
+            // What would not print, or would print as nothing (a zero-width space in an id),
+            // is named by its code point.
+            let unseen = forbidden_char(c.encode_utf8(&mut [0; 4]), Lines::One).is_some()
+                || (c.is_whitespace() && c != ' ')
+                || get_general_category(c) == GeneralCategory::Format;
+            match unseen {
+                true => format!("<U+{:04X}>", c as u32),
+                false => c.to_string(),
+            }
         })
         .collect();
     format!("`{}`", shortened(&visible, 40))
@@ -349,8 +358,10 @@ mod tests {
 
     #[test]
     fn a_quoted_value_shows_what_cannot_stand_on_a_line() {
-        assert_eq!(quoted("UTC\u{1}"), "`UTC\\u{1}`");
-        assert_eq!(quoted("two\nlines"), "`two\\u{a}lines`");
+        assert_eq!(quoted("UTC\u{1}"), "`UTC<U+0001>`");
+        assert_eq!(quoted("two\nlines"), "`two<U+000A>lines`");
+        assert_eq!(quoted("V-10\u{200b}01\r"), "`V-10<U+200B>01<U+000D>`", "what prints as nothing is named");
+        assert_eq!(quoted("a\u{a0}b é"), "`a<U+00A0>b é`");
         assert_eq!(quoted("plain"), "`plain`");
         assert_eq!(quoted(&"x".repeat(100)).chars().count(), 42, "cut to 40 and its quotes");
     }

@@ -107,7 +107,7 @@ mod tests {
         let e = parse_schedule("0 0 25 * * *").unwrap_err();
         assert!(e.contains("must be at most 23"), "{e}");
         let e = parse_schedule("\u{1b}[31mx").unwrap_err();
-        assert!(e.starts_with("`\\u{1b}[31mx`"), "the input quoted: {e}");
+        assert!(e.starts_with("`<U+001B>[31mx`"), "the input quoted: {e}");
         assert!(!e.chars().any(char::is_control), "nothing that would move a terminal's cursor: {e:?}");
     }
 

@@ -83,6 +83,8 @@ pub fn body(msg: &Message<'_>) -> Body {
         (None, Some((h, true))) => html_to_text(h),
         (None, None) => String::new(),
     };
+    // Line breaks as any mailer writes them: CRLF, LF, or a bare CR (old Mac mailers).
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
     Body { text, damaged }
 }
 
