@@ -428,6 +428,20 @@ async fn mail_the_pipe_handled_shows_in_inbound_list_and_the_servers_metrics() {
 
     let metrics = app.text("/metrics").await;
     assert!(metrics.contains("cport_inbound_messages{disposition=\"ignored\"} 1"), "{metrics}");
+
+    // A backlog folder: each file refused is named with why; a link and a folder inside are
+    // passed over by name, the link not followed.
+    let dir = app.dir.path().join("backlog");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("empty.eml"), b"").unwrap();
+    std::fs::write(dir.join("ok.eml"), b"From: s@elsewhere.example\nMessage-ID: <dir-1@x>\n\nITEMS\n").unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", dir.join("link.eml")).unwrap();
+    let (ok, stdout, stderr) = output(cport(&env).arg("inbound-email").arg("--dir").arg(&dir));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("2 messages") && stdout.contains("1 ignored, 1 refused"), "{stdout}");
+    assert!(stderr.contains("empty.eml: not an email message"), "{stderr}");
+    assert!(stderr.contains("passed over") && stderr.contains("link.eml: not a regular file"), "{stderr}");
+    assert!(stderr.contains("sub: not a regular file"), "{stderr}");
 }
 
 /// The MTA's pipe sends the answer to the reply it took, and nothing else: the rest of the

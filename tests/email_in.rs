@@ -254,11 +254,14 @@ async fn a_backlog_keeps_each_senders_order_and_handles_the_rest_alongside() {
     put("003.eml", mail("ann@alpha.example", &digest, "a2", "APPROVE V-1"));
     put("004.eml", mail("ann@alpha.example", &digest, "a1", "REJECT V-1 the logo is too small"));
     put("005.eml", "\u{0}\u{1} not mail at all".to_string());
-    let counts = cport::channels::inbound::handle_backlog(&c.t.state, &files).await.unwrap();
+    let backlog = cport::channels::inbound::handle_backlog(&c.t.state, &files).await.unwrap();
+    let counts = backlog.counts;
     assert_eq!(c.visual("V-1").await, "rejected", "Ann's first message decided");
     assert_eq!(counts.get("processed"), Some(&22), "{counts:?}");
     assert_eq!(counts.get("duplicate"), Some(&1), "{counts:?}");
     assert_eq!(counts.get("refused"), Some(&1), "{counts:?}");
+    let [(file, why)] = &backlog.refused[..] else { panic!("{:?}", backlog.refused) };
+    assert!(file.ends_with("005.eml") && why.contains("not an email message"), "{file:?}: {why}");
     let answers = c.answers().await;
     assert_eq!(answers.len(), 22, "one answer per processed message");
     assert!(

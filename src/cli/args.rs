@@ -74,8 +74,9 @@ pub(super) enum Command {
     /// Read one email (a reply to cport) on standard input and act on it: the MTA pipe.
     /// Exit 0 when handled, 75 (EX_TEMPFAIL) when the store or cport failed (retry), 65 when unreadable.
     InboundEmail {
-        /// Instead of standard input, every file in this folder (a replay, or a benchmark);
-        /// answers are queued, not sent.
+        /// Instead of standard input, every regular file in this folder (a replay, or a
+        /// benchmark; links are not followed); answers are queued, not sent. Each file refused
+        /// is named with why on standard error.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },

@@ -209,16 +209,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::InboundEmail { dir: Some(dir) } => {
             let state = open_state(load(Need::Secrets)?).await?;
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-                .with_context(|| format!("--dir: cannot read {}", dir.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect();
+            // Regular files only: a link is not followed (it may lead out of the folder), a
+            // folder inside is not a message; each is named as passed over.
+            let mut files: Vec<PathBuf> = Vec::new();
+            for entry in std::fs::read_dir(&dir).with_context(|| format!("--dir: cannot read {}", dir.display()))? {
+                let entry = entry.with_context(|| format!("--dir: cannot read {}", dir.display()))?;
+                match entry.file_type() {
+                    Ok(t) if t.is_file() => files.push(entry.path()),
+                    _ => eprintln!("passed over {}: not a regular file", entry.path().display()),
+                }
+            }
             files.sort();
             let started = std::time::Instant::now();
-            let counts = crate::channels::inbound::handle_backlog(&state, &files).await?;
+            let backlog = crate::channels::inbound::handle_backlog(&state, &files).await?;
             let secs = started.elapsed().as_secs_f64();
-            let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            for (file, why) in &backlog.refused {
+                eprintln!("refused {}: {why}", file.display());
+            }
+            let summary: Vec<String> = backlog.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
             println!(
                 "{} messages in {secs:.2}s ({:.0} messages/s): {}",
                 files.len(),

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use mail_parser::MessageParser;
@@ -19,11 +19,26 @@ const LANES: usize = 8;
 /// How much of a file is read to find its sender: its headers, however many.
 const HEAD_BYTES: u64 = 256 * 1024;
 
+/// What became of a backlog: how many messages ended in each disposition ("refused" for
+/// those that could not be read as mail), and each refused file with why.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    pub counts: BTreeMap<String, usize>,
+    pub refused: Vec<(PathBuf, String)>,
+}
+
+impl Backlog {
+    fn refuse(&mut self, file: &Path, why: String) {
+        tracing::warn!(file = %file.display(), reason = %why, "message refused");
+        *self.counts.entry("refused".to_string()).or_default() += 1;
+        self.refused.push((file.to_path_buf(), why));
+    }
+}
+
 /// Handles a backlog of message files (`inbound-email --dir`): messages from one sender are
 /// handled in the order given (a later reply may depend on an earlier one), different
-/// senders side by side. Returns how many ended in each disposition ("refused" for messages
-/// that could not be read as mail); stops at the first store error.
-pub async fn handle_backlog(state: &Services, files: &[PathBuf]) -> Result<BTreeMap<String, usize>, BacklogError> {
+/// senders side by side. Stops at the first store error.
+pub async fn handle_backlog(state: &Services, files: &[PathBuf]) -> Result<Backlog, BacklogError> {
     // Files are read here for their sender (the start of each: the headers) and whole in
     // their lane, so a backlog of any size is not held in memory.
     let mut lanes: Vec<Vec<&PathBuf>> = vec![Vec::new(); LANES];
@@ -43,37 +58,38 @@ pub async fn handle_backlog(state: &Services, files: &[PathBuf]) -> Result<BTree
         sender.hash(&mut h);
         lanes[(h.finish() % LANES as u64) as usize].push(f);
     }
-    async fn lane(state: &Services, files: Vec<&PathBuf>) -> Result<BTreeMap<String, usize>, BacklogError> {
-        let mut counts = BTreeMap::<String, usize>::new();
+    async fn lane(state: &Services, files: Vec<&PathBuf>) -> Result<Backlog, BacklogError> {
+        let mut out = Backlog::default();
         let max = state.config.inbound.max_bytes;
         for f in files {
             let read = |error| BacklogError::Read { path: f.clone(), error };
             // Too large is said by its size, before it is read into memory.
             let size = std::fs::metadata(f).map_err(read)?.len();
             if size > max {
-                tracing::warn!(file = %f.display(), size, max, "message refused unread: larger than inbound.max_bytes");
                 metrics::counter!("cport_inbound_total", "disposition" => "refused").increment(1);
-                *counts.entry("refused".to_string()).or_default() += 1;
+                out.refuse(f, InboundError::TooLarge { size: size as usize, max }.to_string());
                 continue;
             }
             let raw = std::fs::read(f).map_err(read)?;
-            let key = match handle(state, &raw, Utc::now()).await {
-                Ok(d) => d.parts().0.as_str().to_string(),
+            match handle(state, &raw, Utc::now()).await {
+                Ok(d) => *out.counts.entry(d.parts().0.as_str().to_string()).or_default() += 1,
                 Err(InboundError::Store(e)) if !matches!(e, StoreError::Unstorable) => {
                     return Err(BacklogError::Store(e));
                 }
-                Err(_) => "refused".to_string(),
+                Err(e) => out.refuse(f, e.to_string()),
             };
-            *counts.entry(key).or_default() += 1;
         }
-        Ok(counts)
+        Ok(out)
     }
-    let mut total = BTreeMap::new();
-    for counts in futures::future::join_all(lanes.into_iter().map(|l| lane(state, l))).await {
-        for (k, n) in counts? {
-            *total.entry(k).or_default() += n;
+    let mut total = Backlog::default();
+    for lane in futures::future::join_all(lanes.into_iter().map(|l| lane(state, l))).await {
+        let lane = lane?;
+        for (k, n) in lane.counts {
+            *total.counts.entry(k).or_default() += n;
         }
+        total.refused.extend(lane.refused);
     }
+    total.refused.sort();
     Ok(total)
 }
 

@@ -12,7 +12,7 @@ mod policy;
 mod text;
 
 use attachments::store_attachments;
-pub use backlog::{BacklogError, handle_backlog};
+pub use backlog::{Backlog, BacklogError, handle_backlog};
 use bounce::bounce;
 use policy::{addresses, auth_failure, automatic, is_report, token_for};
 pub use text::{fresh_text, html_to_text};
