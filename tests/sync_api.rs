@@ -311,6 +311,51 @@ async fn deleting_removes_records_with_their_lines_and_is_safe_to_resend() {
     app.stop().await;
 }
 
+/// A record that another names without hanging off it (a job's contact, a delivery's job)
+/// can be deleted: the name is emptied, so nothing points at a record that is gone, and the
+/// record that named it is written in full when it comes again.
+#[tokio::test]
+async fn deleting_a_named_record_empties_the_names_and_a_later_send_is_written() {
+    let app = TestApp::with_world().await;
+    let job = json!([{"id": "J-7", "client_id": "C-1", "name": "Hoodies", "status": "entered", "contact_id": "P-1V"}]);
+    let delivery = json!([{"id": "D-7", "client_id": "C-1", "job_id": "J-7", "status": "picked", "venue": "Depot",
+                           "description": "Hoodies"}]);
+    app.synced("jobs", job.clone()).await;
+    app.synced("deliveries", delivery.clone()).await;
+    let names = || async {
+        cport::store::on_db!(&app.db, p => sqlx::query_as::<_, (Option<String>, Option<String>)>(
+            "SELECT (SELECT contact_id FROM jobs WHERE id = 'J-7'), (SELECT job_id FROM deliveries WHERE id = 'D-7')")
+            .fetch_one(p).await)
+        .unwrap()
+    };
+    assert_eq!(names().await, (Some("P-1V".into()), Some("J-7".into())));
+
+    let (status, body) = app.delete("contacts", &["P-1V"]).await;
+    assert_eq!((status, body["deleted"].as_i64()), (200, Some(1)), "{body}");
+    assert_eq!(names().await.0, None, "the job names no contact that is gone");
+    // TOT's record still names the contact: refused by name, as any unknown contact is.
+    let body = app.refused("jobs", job.clone()).await;
+    assert!(body.to_string().contains("unknown contact `P-1V`"), "{body}");
+    // The contact comes back and the job is sent as before: written, not taken as unchanged.
+    app.synced(
+        "contacts",
+        json!([{"id": "P-1V", "client_id": "C-1", "name": "Vic", "email": "vic@alpha.example",
+                                   "role": "viewer"}]),
+    )
+    .await;
+    let report = app.synced("jobs", job.clone()).await;
+    assert_eq!(report["updated"], 1, "{report}");
+    assert_eq!(names().await.0.as_deref(), Some("P-1V"));
+
+    let (status, body) = app.delete("jobs", &["J-7"]).await;
+    assert_eq!((status, body["deleted"].as_i64()), (200, Some(1)), "{body}");
+    assert_eq!(names().await.1, None, "the delivery names no job that is gone");
+    app.synced("jobs", job).await;
+    assert_eq!(app.synced("deliveries", delivery).await["updated"], 1);
+    assert_eq!(names().await.1.as_deref(), Some("J-7"));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn records_cannot_point_at_another_clients_records() {
     let app = TestApp::with_world().await;

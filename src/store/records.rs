@@ -42,6 +42,10 @@ pub trait Upsert: Record + Sync {
     const SPECIAL: &'static [(&'static str, &'static str, &'static str)] = &[];
     /// The column of the child line tables that points at this record.
     const PARENT: &'static str = "";
+    /// Columns of other records that name this one without hanging off it (table, column):
+    /// emptied when it is deleted, so no row points at a record that is gone. Their sync hash
+    /// is forgotten with it, so the next send of such a record is written in full.
+    const NAMED_BY: &'static [(&'static str, &'static str)] = &[];
     /// Other records this one points at: (field, table, id). The referenced record must exist
     /// and, when it belongs to a client, to this record's client.
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
@@ -236,12 +240,19 @@ fn storable<'a>(keys: &[&'a str]) -> Vec<&'a str> {
 }
 
 /// Deletes the rows with these keys; returns the keys that existed.
-pub async fn delete_keys(tx: &mut Tx, table: &str, key: &str, keys: &[String]) -> Result<Vec<String>> {
+pub async fn delete_keys<T: Upsert>(tx: &mut Tx, keys: &[String]) -> Result<Vec<String>> {
     let mut deleted = Vec::new();
-    let sql = format!("DELETE FROM {table} WHERE {key} = $1");
+    let sql = format!("DELETE FROM {} WHERE {} = $1", T::TABLE, T::KEY);
+    let clear: Vec<String> = T::NAMED_BY
+        .iter()
+        .map(|(table, column)| format!("UPDATE {table} SET {column} = NULL, sync_hash = '' WHERE {column} = $1"))
+        .collect();
     for k in keys {
         let n = execute!(tx => &sql, k)?;
         if n > 0 {
+            for sql in &clear {
+                execute!(tx => sql, k)?;
+            }
             deleted.push(k.clone());
         }
     }
@@ -281,6 +292,7 @@ impl Upsert for ClientIn {
 impl Upsert for ContactIn {
     const ENTITY: &'static str = "contacts";
     const TABLE: &'static str = "contacts";
+    const NAMED_BY: &'static [(&'static str, &'static str)] = &[("jobs", "contact_id")];
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
             id = &self.id,
@@ -304,6 +316,7 @@ impl Upsert for JobIn {
     const SPECIAL: &'static [(&'static str, &'static str, &'static str)] =
         &[created_at("COALESCE({v}, jobs.created_at)")];
     const PARENT: &'static str = "job_id";
+    const NAMED_BY: &'static [(&'static str, &'static str)] = &[("deliveries", "job_id")];
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
         let mut r = vec![("client_id", "clients", self.client_id.as_str())];
         if let Some(c) = &self.contact_id {

@@ -390,7 +390,7 @@ pub async fn delete_batch(db: &Db, entity: &str, ids: Vec<String>) -> Result<Del
             return Err(SyncError::Invalid(errs));
         }
         let mut tx = db.begin().await?;
-        let deleted = delete_keys(&mut tx, <T as Upsert>::TABLE, <T as Record>::KEY, &ids).await?;
+        let deleted = delete_keys::<T>(&mut tx, &ids).await?;
         tx.commit().await?;
         let gone: HashSet<&String> = deleted.iter().collect();
         Ok(DeleteReport {
