@@ -47,7 +47,7 @@ pub enum HttpError {
     #[error("{message}")]
     Rejected { status: StatusCode, message: String },
     /// Records of a sync batch that cannot be used, each naming its field.
-    #[error("{} invalid record(s); nothing was written", .0.len())]
+    #[error("{}; nothing was written", RecordError::counted(.0))]
     InvalidRecords(Vec<RecordError>),
     /// The thing has moved on (decided already, placed already).
     #[error("{0}")]
@@ -236,6 +236,11 @@ pub async fn rejections_as_errors(resp: Response) -> Response {
     if message.starts_with("Invalid URL: Cannot parse") {
         return HttpError::NotFound.into_response();
     }
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        let message =
+            "body: larger than this address takes (the sync API's limit is max_body_bytes in the configuration)";
+        return HttpError::Rejected { status, message: message.into() }.into_response();
+    }
     HttpError::Rejected { status, message: in_words(&message) }.into_response()
 }
 
@@ -287,9 +292,23 @@ pub fn unreadable_pair(pair: &[u8]) -> Option<(String, &'static str)> {
 /// For every route (`axum::middleware::from_fn`, outermost): a path or query string that
 /// cannot be read as text (a NUL, bytes that are not UTF-8) is refused naming where it is,
 /// and so is a query naming one parameter twice (which value would count?), before a handler
-/// looks anything up with it.
+/// looks anything up with it. A body in a content coding cport does not undo (gzip) is
+/// refused with 415 rather than read as if it were plain.
 pub async fn refuse_unreadable(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let uri = req.uri();
+    let coded = req
+        .headers()
+        .get_all(axum::http::header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .find(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+        .map(crate::model::quoted);
+    if let Some(coding) = coded {
+        let message = format!("Content-Encoding: {coding} is not accepted; send the body as it is");
+        return in_shape_for(uri.path(), HttpError::Rejected { status: StatusCode::UNSUPPORTED_MEDIA_TYPE, message })
+            .await;
+    }
     let path: Vec<u8> = percent_encoding::percent_decode_str(uri.path()).collect();
     let refused = if std::str::from_utf8(&path).is_err() {
         Some("path: not text in UTF-8".to_string())

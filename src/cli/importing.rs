@@ -25,7 +25,11 @@ pub(crate) async fn import(db: &Db, args: &ImportArgs) -> anyhow::Result<ExitCod
             if errs.len() > 200 {
                 eprintln!("… and {} more", errs.len() - 200);
             }
-            eprintln!("error: {} invalid record(s) in {}; nothing was written", errs.len(), args.file.display());
+            eprintln!(
+                "error: {} in {}; nothing was written",
+                crate::sync::RecordError::counted(&errs),
+                args.file.display()
+            );
             Ok(ExitCode::FAILURE)
         }
         Err(e) => Err(e.into()),

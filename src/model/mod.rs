@@ -274,6 +274,12 @@ pub struct Change {
 /// written as its code point (`UTC<U+0001>`), as is one that prints as nothing (a zero-width
 /// space), so the message shows what made the value wrong.
 pub fn quoted(s: &str) -> String {
+    format!("`{}`", visible(s, 40))
+}
+
+/// `s` with every character that would not print, or would print as nothing, written as its
+/// code point (`<U+0000>`), cut to `max` characters: a refused value or id as it was sent.
+pub fn visible(s: &str, max: usize) -> String {
     use unicode_general_category::{GeneralCategory, get_general_category};
     let visible: String = s
         .chars()
@@ -289,7 +295,7 @@ pub fn quoted(s: &str) -> String {
             }
         })
         .collect();
-    format!("`{}`", shortened(&visible, 40))
+    shortened(&visible, max).into_owned()
 }
 
 /// Text from outside (a field's name, a server's words) made fit to show: one clean line of

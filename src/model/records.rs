@@ -982,6 +982,18 @@ pub struct RecordError {
     pub reason: String,
 }
 
+impl RecordError {
+    /// How many records `errs` are about, as a refusal says it: one record may have several
+    /// problems, and a count of problems would read as a count of records.
+    pub fn counted(errs: &[RecordError]) -> String {
+        let records: std::collections::HashSet<_> = errs.iter().map(|e| (&e.entity, e.index, &e.id)).collect();
+        match records.len() == errs.len() {
+            true => format!("{} invalid record(s)", records.len()),
+            false => format!("{} invalid record(s), {} problems", records.len(), errs.len()),
+        }
+    }
+}
+
 impl std::fmt::Display for RecordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.index {

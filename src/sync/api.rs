@@ -109,8 +109,8 @@ fn client_of(entity: &str, record: &RawValue) -> Option<String> {
 /// One record's JSON tree, or why it has none: its text was read as JSON with the batch, but
 /// a tree also asks that numbers fit (`1e400`), escapes name characters (a lone `\ud800`) and
 /// nesting stops (at 128 levels).
-fn tree(record: &RawValue) -> Result<Value, String> {
-    serde_json::from_str(record.get()).map_err(|e| format!("cannot be read: {e}"))
+fn tree(record: &RawValue) -> Result<Value, super::Unreadable> {
+    serde_json::from_str(record.get()).map_err(|e| super::Unreadable::of(record.get(), &e))
 }
 
 /// A batch's records as JSON trees, one at a time. A type of its own: a `map` over a closure,
@@ -119,7 +119,7 @@ fn tree(record: &RawValue) -> Result<Value, String> {
 struct Trees<'a>(std::slice::Iter<'a, &'a RawValue>);
 
 impl Iterator for Trees<'_> {
-    type Item = Result<Value, String>;
+    type Item = Result<Value, super::Unreadable>;
     fn next(&mut self) -> Option<Self::Item> {
         self.0.next().map(|r| tree(r))
     }
@@ -139,6 +139,9 @@ pub async fn put_entity(
     // peaked at 531 MB in the server; one record's tree at a time, at 201 – 206 MB).
     let records: Vec<&RawValue> = serde_json::from_slice(body).map_err(|_| {
         // Not an array is found at its first byte: whether it is JSON at all is asked apart.
+        if let Err(e) = std::str::from_utf8(body) {
+            return body_error(&entity, format!("not UTF-8 text: the byte at offset {} is not", e.valid_up_to()));
+        }
         match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
             Ok(_) => body_error(&entity, "expected a JSON array of records".into()),
             Err(e) => body_error(&entity, format!("not valid JSON: {e}")),

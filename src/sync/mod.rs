@@ -23,7 +23,7 @@ pub use crate::model::records::RecordError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("{} invalid record(s); nothing was written", .0.len())]
+    #[error("{}; nothing was written", RecordError::counted(.0))]
     Invalid(Vec<RecordError>),
     #[error("unknown entity {}; expected one of {list}", crate::model::quoted(.0), list = ENTITIES.join(", "))]
     UnknownEntity(String),
@@ -122,7 +122,43 @@ fn record_id(v: &serde_json::Value) -> Option<String> {
 /// A record's id as an error repeats it: on one line, cut to the longest an id may be (a
 /// refused id can hold anything; it is echoed to terminals and logs).
 fn error_id(id: &str) -> String {
-    crate::model::shown(id, crate::model::ID_MAX)
+    crate::model::visible(id, crate::model::ID_MAX)
+}
+
+/// A record found in a batch but not readable as JSON (a number out of range, a lone
+/// surrogate escape): named by its id and field where those can still be read.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub id: Option<String>,
+    pub field: String,
+    pub reason: String,
+}
+
+impl Unreadable {
+    /// Why `raw` (one record's text) could not be read, as `error` says: the record is read
+    /// again as fields whose values are only found, not read, to name the field at fault and
+    /// the record's id. The error's line and column, counted in the record, would mislead.
+    pub fn of(raw: &str, error: &serde_json::Error) -> Unreadable {
+        let words = |e: &serde_json::Error| {
+            let text = e.to_string();
+            format!("cannot be read: {}", text.split(" at line ").next().unwrap_or(&text))
+        };
+        let Ok(fields) = serde_json::from_str::<std::collections::BTreeMap<String, &serde_json::value::RawValue>>(raw)
+        else {
+            return Unreadable { id: None, field: "record".into(), reason: words(error) };
+        };
+        let id = ["id", "sku", "client_id"]
+            .iter()
+            .find_map(|k| fields.get(*k).and_then(|v| serde_json::from_str::<String>(v.get()).ok()))
+            .map(|id| error_id(&id));
+        let at_fault = fields
+            .iter()
+            .find_map(|(name, v)| serde_json::from_str::<serde_json::Value>(v.get()).err().map(|e| (name, e)));
+        match at_fault {
+            Some((name, e)) => Unreadable { id, field: crate::model::shown(name, 100), reason: words(&e) },
+            None => Unreadable { id, field: "record".into(), reason: words(error) },
+        }
+    }
 }
 
 /// Records typed and staged at a time, by the API's batches and the import's reader alike.
@@ -326,7 +362,7 @@ fn singular(table: &str) -> &str {
 /// could not read comes as the reason, refused naming its place).
 pub async fn upsert_batch<I>(db: &Db, entity: &str, values: I) -> Result<EntityReport, SyncError>
 where
-    I: IntoIterator<Item = Result<serde_json::Value, String>>,
+    I: IntoIterator<Item = Result<serde_json::Value, Unreadable>>,
     I::IntoIter: Send,
 {
     by_entity!(entity, T => {
@@ -342,12 +378,12 @@ where
             for (index, v) in values.by_ref().take(PART) {
                 match v {
                     Ok(v) => part.extend(parse_value::<T>(index, v, &mut errs).map(|rec| (index, rec))),
-                    Err(reason) => errs.push(RecordError {
+                    Err(u) => errs.push(RecordError {
                         entity: entity.into(),
                         index: Some(index),
-                        id: None,
-                        field: "record".into(),
-                        reason,
+                        id: u.id,
+                        field: u.field,
+                        reason: u.reason,
                     }),
                 }
             }

@@ -83,6 +83,7 @@ pub fn document(server: &str) -> Value {
                         &error,
                         &[
                             ("413", "The body is larger than `max_body_bytes`."),
+                            ("415", "The body has a `Content-Encoding` (gzip) cport does not undo: send it as it is."),
                             ("422", "Records are invalid (each error names its record and field); nothing was written."),
                         ],
                     ),
@@ -91,8 +92,10 @@ pub fn document(server: &str) -> Value {
                     "operationId": format!("delete_{entity}"),
                     "tags": ["sync"],
                     "summary": format!("Delete {entity} by key"),
-                    "description": "Deletes the records with these keys and what hangs off them. An \
-                                    absent key is not an error, so a delete can be sent again.",
+                    "description": "Deletes the records with these keys and what hangs off them; other \
+                                    records that name one (a job its contact, a delivery its job) \
+                                    lose the name. An absent key is not an error, so a delete can be \
+                                    sent again.",
                     "requestBody": json_body(ids),
                     "responses": with_errors(
                         json!({"200": answer("The records were deleted.", deleted)}),
