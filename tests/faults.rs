@@ -309,6 +309,32 @@ async fn a_slow_server_and_short_leases_cause_no_duplicate() {
     assert_eq!(smtp.messages().len(), queued, "each digest delivered once");
 }
 
+/// The store stops taking a sender's claim renewals (locked by another writer, a connection
+/// gone) while a slow server takes its batch: the sender stops before its claim runs out
+/// rather than go on sending messages another sender may by then have taken; what it did
+/// not send goes back, and every message is delivered once.
+#[tokio::test]
+async fn a_sender_whose_claim_is_not_renewed_stops_before_it_runs_out() {
+    let smtp = SmtpServer::start_with(&["--delay", "0.8"]);
+    let t = TestState::mailing(&smtp, |c| c.outbox.lease_seconds = 3).await;
+    common::digests_now(&t.state, &["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"]).await;
+    let queued = list_messages(&t.state.db, Some("queued"), 100).await.unwrap().len();
+    assert_eq!(queued, 5);
+    t.state.faults.arm("outbox:renew", 1000);
+    let started = std::time::Instant::now();
+    let out = cport::outbox::dispatch_batch(&t.state, 16).await.unwrap();
+    let sent = out.iter().filter(|o| **o == cport::outbox::Outcome::Sent).count();
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "done within the lease: {:?}", started.elapsed());
+    assert!((1..queued).contains(&sent), "some sent, then stopped: {out:?}");
+    assert_eq!(smtp.messages().len(), sent, "nothing delivered that was not marked");
+    let back = list_messages(&t.state.db, Some("queued"), 100).await.unwrap();
+    assert_eq!(back.len(), queued - sent, "the rest handed back");
+    assert!(back.iter().all(|r| r.attempts == 0), "with their attempt given back: {back:?}");
+    t.state.faults.arm("outbox:renew", 0);
+    drain(&t.state).await.unwrap();
+    assert_eq!(smtp.messages().len(), queued, "each digest delivered once");
+}
+
 #[tokio::test]
 async fn a_server_that_accepts_and_hangs_is_timed_out_and_the_message_retried() {
     let smtp = SmtpServer::start_with(&["--hang", "ann@"]);

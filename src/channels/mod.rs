@@ -17,8 +17,33 @@ pub use crate::messages::SendError;
 /// commits, and gates the next delivery on that mark: a sender killed at any moment leaves
 /// at most one delivered message unmarked. A key dropped unopened (the mark failed) refuses
 /// the delivery: with the store failing, one unmarked delivery is not followed by another.
+///
+/// It also refuses a delivery its sender may no longer make: once the sender's claim on the
+/// message is near its end (the store did not answer the renewals, and another sender may
+/// soon take the message and send it too), or once so little of the send's time is left
+/// that the message would be handed over and given up on at once.
 #[derive(Clone, Default)]
-pub struct Gate(Option<tokio::sync::watch::Receiver<bool>>);
+pub struct Gate {
+    mark: Option<tokio::sync::watch::Receiver<bool>>,
+    hold: Option<Hold>,
+    deadline: Option<(tokio::time::Instant, std::time::Duration)>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Until when a sender is known to hold its claim (renewed while it works), and how much of
+/// it must be left for a delivery to begin.
+#[derive(Clone)]
+pub struct Hold {
+    pub until: tokio::sync::watch::Receiver<chrono::DateTime<chrono::Utc>>,
+    pub margin: chrono::Duration,
+}
+
+impl Hold {
+    /// True once less than the margin of the claim is left.
+    pub fn lapsing(&self) -> bool {
+        *self.until.borrow() - chrono::Utc::now() < self.margin
+    }
+}
 
 /// Opens its [`Gate`]; dropped unopened, it refuses it.
 pub struct GateKey(tokio::sync::watch::Sender<bool>);
@@ -26,30 +51,56 @@ pub struct GateKey(tokio::sync::watch::Sender<bool>);
 impl Gate {
     /// A gate that is open from the start.
     pub fn open() -> Gate {
-        Gate(None)
+        Gate::default()
     }
 
     /// A closed gate and its key.
     pub fn closed() -> (GateKey, Gate) {
         let (tx, rx) = tokio::sync::watch::channel(false);
-        (GateKey(tx), Gate(Some(rx)))
+        (GateKey(tx), Gate { mark: Some(rx), ..Gate::default() })
+    }
+
+    /// This gate, also refusing once `hold` is lapsing.
+    pub fn holding(mut self, hold: &Hold) -> Gate {
+        self.hold = Some(hold.clone());
+        self
+    }
+
+    /// This gate for a send that must end by `deadline`: it refuses a delivery with less
+    /// than `least` of that left.
+    pub fn until(&self, deadline: tokio::time::Instant, least: std::time::Duration) -> Gate {
+        Gate { deadline: Some((deadline, least)), ..self.clone() }
     }
 
     /// Returns once the gate is open, or an error (a transient one: the message is tried
-    /// again later) once its key is gone unopened.
+    /// again later) once its key is gone unopened, the claim is lapsing or the send's time
+    /// nearly spent.
     pub async fn pass(&self) -> Result<(), SendError> {
-        let Some(rx) = &self.0 else { return Ok(()) };
-        match rx.clone().wait_for(|open| *open).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(SendError::Transient(
-                "not sent: the delivery before it could not be recorded, so this one waits for a later try".into(),
-            )),
+        let refuse = |why: &str| {
+            self.refused.store(true, std::sync::atomic::Ordering::SeqCst);
+            Err(SendError::Transient(format!("not sent: {why}, so it waits for a later try")))
+        };
+        if let Some(rx) = &self.mark
+            && rx.clone().wait_for(|open| *open).await.is_err()
+        {
+            return refuse("the delivery before it could not be recorded");
         }
+        if self.hold.as_ref().is_some_and(Hold::lapsing) {
+            return refuse("the claim on it could not be renewed (the store did not answer)");
+        }
+        if let Some((deadline, least)) = self.deadline
+            && deadline.saturating_duration_since(tokio::time::Instant::now()) < least
+        {
+            return refuse("waiting for the delivery before it to be recorded used most of its send time");
+        }
+        Ok(())
     }
 
-    /// True once the gate's key is gone unopened: a send stopped here was refused, not tried.
+    /// True once the gate refused a delivery, or its key is gone unopened: a send stopped
+    /// here was not tried.
     pub fn refused(&self) -> bool {
-        self.0.as_ref().is_some_and(|rx| !*rx.borrow() && rx.has_changed().is_err())
+        self.refused.load(std::sync::atomic::Ordering::SeqCst)
+            || self.mark.as_ref().is_some_and(|rx| !*rx.borrow() && rx.has_changed().is_err())
     }
 }
 

@@ -100,8 +100,10 @@ impl PendingMark {
     }
 }
 
-/// Marks a delivered message sent, trying again for about three seconds while the store
-/// fails: a "sent" lost here would send the message again once its claim runs out.
+/// Marks a delivered message sent, trying again for at most three seconds while the store
+/// fails: a "sent" lost here would send the message again once its claim runs out. Each
+/// try is cut off at the three seconds too: a store that is locked does not fail a write at
+/// once but holds it (SQLite's busy wait), which would make the three seconds thirty.
 pub(super) async fn mark_sent(
     state: &crate::services::Services,
     id: i64,
@@ -109,17 +111,22 @@ pub(super) async fn mark_sent(
     provider: &str,
 ) -> Result<bool, StoreError> {
     let db = &state.db;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
     let mut wait = std::time::Duration::from_millis(100);
-    let mut tries = 0;
     loop {
-        tries += 1;
         let tried = match state.faults.fires("outbox:mark-sent") {
             true => Err(StoreError::Conflict("fault injected at outbox:mark-sent".into())),
-            false => outbox::mark(db, id, token, Mark::Sent(provider), Utc::now()).await,
+            false => {
+                let mark = outbox::mark(db, id, token, Mark::Sent(provider), Utc::now());
+                match tokio::time::timeout_at(deadline, mark).await {
+                    Ok(r) => r,
+                    Err(_) => Err(StoreError::Busy(std::time::Duration::from_secs(3))),
+                }
+            }
         };
         match tried {
             Ok(marked) => return Ok(marked),
-            Err(e) if tries == 6 => return Err(e),
+            Err(e) if tokio::time::Instant::now() + wait >= deadline => return Err(e),
             Err(e) => {
                 tracing::warn!(id, error = %e, retry_in = ?wait, "a delivered message could not be marked sent yet");
                 tokio::time::sleep(wait).await;

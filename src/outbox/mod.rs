@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 
 use crate::channels::Providers;
-use crate::channels::{Gate, SendError};
+use crate::channels::{Gate, Hold, SendError};
 use crate::model::{MessageKind, Outlet};
 use crate::store::StoreError;
 use crate::store::outbox::{self, Mark, OutboxRow};
@@ -128,6 +128,11 @@ async fn dispatch(
     contacts.dedup();
     let mut rows = rows.into_iter();
     let mut refused: Vec<i64> = vec![];
+    // Until when this sender is known to hold the claim: the heartbeat moves it on with each
+    // renewal the store takes. A third of the lease (one renewal missed, and the next one
+    // failing) must be left for a delivery to begin, or for the batch to go on.
+    let (held, until) = tokio::sync::watch::channel(now + lease);
+    let hold = Hold { until, margin: lease / 3 };
     let sends = async {
         let suspended = outbox::suspended_contacts(&state.db).await?;
         let contacts: Vec<&str> = contacts.iter().map(String::as_str).collect();
@@ -137,6 +142,17 @@ async fn dispatch(
         // it is settled before the next one is delivered.
         let mut pending: Option<Settle> = None;
         while let Some(row) = rows.next() {
+            if hold.lapsing() {
+                if let Some(p) = pending.take() {
+                    out.push(p.finish(state).await?);
+                }
+                refused.push(row.id);
+                tracing::warn!(
+                    id = row.id,
+                    "the store did not take this sender's claim renewals; the rest of its batch is left for a later try"
+                );
+                break;
+            }
             if crew.stopping() {
                 if let Some(p) = pending.take() {
                     out.push(p.finish(state).await?);
@@ -149,9 +165,10 @@ async fn dispatch(
             // The next message goes as far as it can while the previous mark commits; its
             // delivery waits for that mark (see `Gate`), and is refused if the mark failed.
             let this = match pending.take() {
-                None => send_guarded(&batch, row, &Gate::open()).await?,
+                None => send_guarded(&batch, row, &Gate::open().holding(&hold)).await?,
                 Some(previous) => {
                     let (key, gate) = Gate::closed();
+                    let gate = gate.holding(&hold);
                     let settle = async {
                         let settled = previous.finish(state).await;
                         if settled.is_ok() {
@@ -187,8 +204,16 @@ async fn dispatch(
         let every = (lease / 3).to_std().unwrap_or(std::time::Duration::from_secs(1));
         loop {
             tokio::time::sleep(every).await;
-            if let Err(e) = outbox::renew_claim(&state.db, &token, Utc::now() + lease).await {
-                tracing::warn!(error = %e, "could not renew a claim on the outbox");
+            let asked = Utc::now() + lease;
+            let renewed = match state.faults.fires("outbox:renew") {
+                true => Err(StoreError::Conflict("fault injected at outbox:renew".into())),
+                false => outbox::renew_claim(&state.db, &token, asked).await,
+            };
+            match renewed {
+                Ok(_) => {
+                    let _ = held.send(asked);
+                }
+                Err(e) => tracing::warn!(error = %e, "could not renew a claim on the outbox"),
             }
         }
     };
@@ -309,6 +334,9 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
     let Batch { state, crew, token, suspended, active } = *batch;
     let started = Instant::now();
     let limit = std::time::Duration::from_secs(state.config.outbox.send_timeout_seconds);
+    // A delivery begins with a quarter of the send's time left at least: one held at its
+    // gate longer is handed back untried, not handed over and then given up on at once.
+    let gate = &gate.until(tokio::time::Instant::now() + limit, limit / 4);
     let unwanted = unwanted(state, &row, active).await;
     let attempted = async {
         match &unwanted {

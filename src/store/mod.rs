@@ -54,6 +54,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot open store {url}: {message}")]
     Open { url: String, message: String },
+    /// The store held a statement longer than its caller could wait (a lock held elsewhere).
+    #[error("the store did not answer within {0:?}")]
+    Busy(std::time::Duration),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -74,6 +77,7 @@ impl StoreError {
         matches!(
             self,
             StoreError::Open { .. }
+                | StoreError::Busy(_)
                 | StoreError::Db(sqlx::Error::Io(_))
                 | StoreError::Db(sqlx::Error::PoolTimedOut)
                 | StoreError::Db(sqlx::Error::PoolClosed)
