@@ -45,6 +45,11 @@ impl App {
     }
 
     pub async fn build_with(config: Config, db: Db) -> Result<App, StartError> {
+        db.check_writable().await.map_err(|e| {
+            StartError::Config(format!(
+                "the store takes no writes ({e}); cport writes to it: check that the user it runs as may write the database file and its folder"
+            ))
+        })?;
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|error| StartError::Bind { addr: config.listen.clone(), error })?;

@@ -32,6 +32,8 @@ pub struct Services {
     pub items: Arc<ItemSnapshots>,
     /// The live banners as last read, for pages (`actions::banners::showing`).
     pub banners: Arc<BannerSnapshot>,
+    /// The state of every supervised background task and its passes, for `/healthz`.
+    pub health: Arc<crate::supervise::Health>,
 }
 
 /// The live banners with the banners' version they were read at (raised by the store on
@@ -113,6 +115,7 @@ impl Services {
             templates: Arc::new(crate::templates::environment()),
             wake_dispatch: Arc::new(Notify::new()),
             faults: Arc::new(Faults::default()),
+            health: Arc::new(Default::default()),
             alerts: Arc::new(AlertSignal::default()),
             items: Arc::new(ItemSnapshots::default()),
             banners: Arc::new(BannerSnapshot::default()),

@@ -25,8 +25,6 @@ pub struct AppState {
     pub telegram: Option<Arc<crate::channels::telegram::Telegram>>,
     /// The Discord client, when a token or public key is set.
     pub discord: Option<Arc<crate::channels::discord::Discord>>,
-    /// The state of every supervised background task, for `/healthz`.
-    pub health: Arc<crate::supervise::Health>,
 }
 
 impl std::ops::Deref for AppState {
@@ -80,7 +78,6 @@ impl AppState {
             started: Instant::now(),
             telegram,
             discord,
-            health: Arc::new(Default::default()),
         })
     }
 }

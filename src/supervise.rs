@@ -15,6 +15,9 @@ const STABLE_AFTER: Duration = Duration::from_secs(60);
 /// Restarts within [`FLAP_WINDOW`] that make a running task count as unhealthy.
 const FLAP_RESTARTS: usize = 3;
 const FLAP_WINDOW: Duration = Duration::from_secs(300);
+/// How long a task's passes must have failed, with none succeeding, for it to count as
+/// unhealthy: a store gone read-only leaves every task running and nothing done.
+const FAILING_AFTER: Duration = Duration::from_secs(60);
 
 /// What one task is doing now.
 #[derive(Debug, Clone)]
@@ -39,6 +42,8 @@ struct TaskRecord {
 #[derive(Debug, Default)]
 pub struct Health {
     tasks: Mutex<BTreeMap<String, TaskRecord>>,
+    /// Passes failing since the first of an unbroken run of failures, with the last error.
+    failing: Mutex<BTreeMap<String, (Instant, String)>>,
 }
 
 /// One line of the health report.
@@ -69,12 +74,40 @@ impl Health {
         }
     }
 
-    /// Every task with its state, by name.
+    /// Records how one pass of a task's work (`outbox`, `digest`, `alerts`) ended.
+    pub fn pass(&self, pass: &str, result: Result<(), String>) {
+        if let Ok(mut failing) = self.failing.lock() {
+            match result {
+                Ok(()) => {
+                    failing.remove(pass);
+                }
+                Err(error) => {
+                    failing.entry(pass.to_string()).or_insert_with(|| (Instant::now(), String::new())).1 = error
+                }
+            }
+        }
+    }
+
+    /// Every task with its state, by name; and each pass whose every try has failed for a
+    /// minute or more, as `failing` with its last error.
     pub fn report(&self) -> Vec<TaskReport> {
-        let Ok(mut tasks) = self.tasks.lock() else {
-            return vec![];
+        let failing: Vec<TaskReport> = match self.failing.lock() {
+            Ok(f) => f
+                .iter()
+                .filter(|(_, (since, _))| since.elapsed() >= FAILING_AFTER)
+                .map(|(pass, (since, error))| TaskReport {
+                    task: format!("{pass} passes"),
+                    state: "failing",
+                    restarts: 0,
+                    error: Some(format!("every pass for {} s: {error}", since.elapsed().as_secs())),
+                })
+                .collect(),
+            Err(_) => vec![],
         };
-        tasks
+        let Ok(mut tasks) = self.tasks.lock() else {
+            return failing;
+        };
+        let mut report: Vec<TaskReport> = tasks
             .iter_mut()
             .map(|(name, rec)| {
                 rec.recent.retain(|t| t.elapsed() < FLAP_WINDOW);
@@ -86,12 +119,15 @@ impl Health {
                 };
                 TaskReport { task: name.clone(), state, restarts: rec.restarts, error }
             })
-            .collect()
+            .collect();
+        report.extend(failing);
+        report
     }
 
-    /// The tasks that make the process unhealthy: down, or restarting in a loop.
+    /// The tasks that make the process unhealthy: down, restarting in a loop, or failing
+    /// every pass.
     pub fn unhealthy(&self) -> Vec<TaskReport> {
-        self.report().into_iter().filter(|t| matches!(t.state, "down" | "restarting")).collect()
+        self.report().into_iter().filter(|t| matches!(t.state, "down" | "restarting" | "failing")).collect()
     }
 }
 
@@ -207,6 +243,22 @@ mod tests {
         assert_eq!(restart_delay(0), Duration::from_secs(1));
         assert_eq!(restart_delay(3), Duration::from_secs(8));
         assert_eq!(restart_delay(40), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn passes_failing_for_a_minute_make_the_process_unhealthy_until_one_succeeds() {
+        let health = Health::default();
+        health.pass("outbox", Err("attempt to write a readonly database".into()));
+        assert!(health.unhealthy().is_empty(), "one failure is not a failing task");
+        // The run of failures began 61 s ago (its start is kept; later failures update the error).
+        health.failing.lock().unwrap().get_mut("outbox").unwrap().0 = Instant::now() - Duration::from_secs(61);
+        health.pass("outbox", Err("still read-only".into()));
+        let bad = health.unhealthy();
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!((bad[0].task.as_str(), bad[0].state), ("outbox passes", "failing"));
+        assert!(bad[0].error.as_deref().unwrap().contains("still read-only"), "{bad:?}");
+        health.pass("outbox", Ok(()));
+        assert!(health.unhealthy().is_empty(), "one success ends it");
     }
 
     #[tokio::test]

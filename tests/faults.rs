@@ -895,3 +895,21 @@ async fn a_held_alert_is_added_to_by_one_scanner_at_a_time() {
     let seen = second.await.unwrap().expect("the alert is still held");
     assert!(seen.contains("DI:J-1"), "the second reads what the first wrote: {seen}");
 }
+
+/// A store SQLite can only read (a file or folder the user cport runs as may not write,
+/// opened read-only without a word) stops start-up, saying so: served, every pass failed
+/// while `/healthz` said ok.
+#[tokio::test]
+async fn a_store_that_takes_no_writes_stops_start_up_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cport.db").display());
+    let db = cport::store::Db::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    db.close().await;
+    let read_only = cport::store::Db::connect(&format!("{url}?mode=ro")).await.unwrap();
+    let mut config = common::test_config(dir.path(), url);
+    config.listen = "127.0.0.1:0".into();
+    let Err(e) = cport::App::build_with(config, read_only).await else { panic!("started on a read-only store") };
+    let e = e.to_string();
+    assert!(e.contains("the store takes no writes") && e.contains("readonly"), "{e}");
+}

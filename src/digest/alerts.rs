@@ -260,6 +260,7 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
         } else {
             Ok(0)
         };
+        state.health.pass("alerts", result.as_ref().map(|_| ()).map_err(ToString::to_string));
         match result {
             Ok(n) if n > 0 => tracing::info!(items = n, "alerts queued"),
             Ok(_) => {}

@@ -376,7 +376,9 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
         }
         if matches!(state.db, crate::store::Db::Sqlite(_)) || lock.is_some() {
             housekeeping(&state, Utc::now()).await;
-            match run_pass(&state, Utc::now(), None, Trigger::Scheduled).await {
+            let pass = run_pass(&state, Utc::now(), None, Trigger::Scheduled).await;
+            state.health.pass("digest", pass.as_ref().map(|_| ()).map_err(ToString::to_string));
+            match pass {
                 Ok(r) if r.queued > 0 => tracing::info!(queued = r.queued, empty = r.empty, "digests queued"),
                 Ok(_) => {}
                 Err(e) => {

@@ -109,7 +109,9 @@ pub async fn run_worker(state: Providers, marker: Marker, mut shutdown: tokio::s
             break;
         }
         state.faults.panic_if_armed("task:dispatcher");
-        match dispatch(&state, Utc::now(), BATCH, &crew, None).await {
+        let pass = dispatch(&state, Utc::now(), BATCH, &crew, None).await;
+        state.health.pass("outbox", pass.as_ref().map(|_| ()).map_err(ToString::to_string));
+        match pass {
             Ok(batch) if batch.is_empty() => {}
             Ok(_) => continue,
             Err(e) => {

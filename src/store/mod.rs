@@ -384,6 +384,29 @@ impl Db {
         }
     }
 
+    /// Fails when the store takes no writes: a SQLite file (or its folder) the user cport runs
+    /// as may not write, which SQLite then opens read-only without a word, or a PostgreSQL
+    /// server in read-only mode. Checked at start: every pass would fail on such a store
+    /// while the process looked healthy.
+    pub async fn check_writable(&self) -> Result<()> {
+        match self {
+            Db::Sqlite(_) => {
+                let mut tx = self.begin().await?;
+                execute!(&mut tx => "UPDATE client_versions SET version = version WHERE 1 = 0")?;
+                tx.rollback().await
+            }
+            Db::Postgres(p) => {
+                let read_only: String = sqlx::query_scalar("SHOW transaction_read_only").fetch_one(p).await?;
+                match read_only.as_str() {
+                    "off" => Ok(()),
+                    _ => Err(StoreError::Db(sqlx::Error::Protocol(
+                        "the server takes no writes (transaction_read_only)".into(),
+                    ))),
+                }
+            }
+        }
+    }
+
     pub async fn ping(&self) -> Result<()> {
         on_db!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
