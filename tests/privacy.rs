@@ -364,6 +364,10 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     assert_eq!(uploaded.len(), 1, "{changes:?}");
     assert_eq!(uploaded[0]["data"]["requirement_id"], "AR-1");
     assert_eq!(uploaded[0]["data"]["channel"], "portal");
+    let file = &uploaded[0]["data"]["files"][0];
+    assert_eq!(file["name"], "logo.pdf");
+    let stored = file["stored_as"].as_str().unwrap();
+    assert!(stored.ends_with("-logo.pdf") && !stored.contains('/'), "the name it is kept under: {file}");
     let (_, page) = app.page(&bob, "/jobs/J-1").await;
     assert!(!page.contains("waiting for your artwork"), "the art is received");
     assert!(page.contains("logo.pdf") && page.contains("logo.svg"));

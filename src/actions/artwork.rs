@@ -133,7 +133,9 @@ pub async fn upload(
             crate::model::ChangeKind::ArtworkUploaded,
             actor,
             job_id,
-            &serde_json::json!({"job_id": job_id, "requirement_id": requirement, "files": kept.iter().map(|(n, t, s, _)| serde_json::json!({"name": n, "type": t, "bytes": s})).collect::<Vec<_>>(), "channel": actor.channel}),
+            // `name` is the sender's, as sent (it may say `../x.pdf`): `stored_as` is the
+            // safe name the file is kept under, for a consumer that saves files by name.
+            &serde_json::json!({"job_id": job_id, "requirement_id": requirement, "files": kept.iter().map(|(n, t, s, p)| serde_json::json!({"name": n, "type": t, "bytes": s, "stored_as": std::path::Path::new(p).file_name().map(|f| f.to_string_lossy())})).collect::<Vec<_>>(), "channel": actor.channel}),
             now,
         )
         .await?;

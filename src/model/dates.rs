@@ -34,7 +34,8 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
 /// send, so a time with one is more likely a local time pasted by hand.
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     let refused = || format!("{} is not a time in RFC 3339, for example 2026-11-25T09:30:00Z", quoted(s));
-    if s.as_bytes().get(10) != Some(&b'T') {
+    // RFC 3339 allows `t` and `z` in lower case (section 5.6).
+    if !matches!(s.as_bytes().get(10), Some(b'T' | b't')) {
         return Err(refused());
     }
     // The year is checked in UTC, as the time is kept: `9999-12-31T23:30:00-01:00` is past
@@ -95,6 +96,7 @@ mod tests {
     fn a_time_is_rfc_3339_in_four_digit_years() {
         let t = parse_time("2026-11-25T09:30:00+01:00").unwrap();
         assert_eq!(t.to_rfc3339(), "2026-11-25T08:30:00+00:00");
+        assert_eq!(parse_time("2026-11-25t08:30:00z"), Ok(t), "lower case as RFC 3339 allows");
         for bad in
             ["2026-11-25", "2026-11-25T09:30:00", "2026-11-25 09:30:00Z", "yesterday", "2026-11-25T25:00:00Z", "é"]
         {
