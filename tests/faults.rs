@@ -289,15 +289,21 @@ async fn an_alert_with_an_unreadable_payload_dies_saying_so() {
     assert!(row.last_error.as_deref().unwrap_or("").contains("unreadable payload"), "{:?}", row.last_error);
 }
 
-#[tokio::test]
-async fn a_slow_server_and_short_leases_cause_no_duplicate() {
-    // About half a second a message, a lease of 3 s (renewed every second while sending),
-    // two processes with two senders each: a claim never lapses while its sender works.
-    let smtp = SmtpServer::start_with(&["--delay", "0.5"]);
+/// A server taking `delay` seconds a message, a lease of 3 s (renewed every second while a
+/// sender works), and a digest queued for each of five contacts: how many.
+async fn five_digests_for_a_slow_server(delay: &str) -> (SmtpServer, TestState, usize) {
+    let smtp = SmtpServer::start_with(&["--delay", delay]);
     let t = TestState::mailing(&smtp, |c| c.outbox.lease_seconds = 3).await;
     common::digests_now(&t.state, &["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"]).await;
     let queued = list_messages(&t.state.db, Some("queued"), 100).await.unwrap().len();
-    assert!(queued >= 4, "{queued} digests queued");
+    assert_eq!(queued, 5, "a digest for each");
+    (smtp, t, queued)
+}
+
+#[tokio::test]
+async fn a_slow_server_and_short_leases_cause_no_duplicate() {
+    // Two processes with two senders each: a claim never lapses while its sender works.
+    let (smtp, t, queued) = five_digests_for_a_slow_server("0.5").await;
     // A second process: the same config, its own pool on the same store.
     let db = cport::store::Db::connect(t.state.config.database_url.expose()).await.unwrap();
     let other = cport::AppState::new((*t.state.config).clone(), db).unwrap();
@@ -315,11 +321,7 @@ async fn a_slow_server_and_short_leases_cause_no_duplicate() {
 /// not send goes back, and every message is delivered once.
 #[tokio::test]
 async fn a_sender_whose_claim_is_not_renewed_stops_before_it_runs_out() {
-    let smtp = SmtpServer::start_with(&["--delay", "0.8"]);
-    let t = TestState::mailing(&smtp, |c| c.outbox.lease_seconds = 3).await;
-    common::digests_now(&t.state, &["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"]).await;
-    let queued = list_messages(&t.state.db, Some("queued"), 100).await.unwrap().len();
-    assert_eq!(queued, 5);
+    let (smtp, t, queued) = five_digests_for_a_slow_server("0.8").await;
     t.state.faults.arm("outbox:renew", 1000);
     let started = std::time::Instant::now();
     let out = cport::outbox::dispatch_batch(&t.state, 16).await.unwrap();
