@@ -337,6 +337,21 @@ async fn a_sender_whose_claim_is_not_renewed_stops_before_it_runs_out() {
     assert_eq!(smtp.messages().len(), queued, "each digest delivered once");
 }
 
+/// A server too busy to take a message answers MAIL with a 421 and closes: its own words are
+/// the recorded reason (a pipelining sender once kept only "incomplete response"), and the
+/// message goes at a later try.
+#[tokio::test]
+async fn a_server_too_busy_is_named_by_its_own_words_and_the_message_retried() {
+    let smtp = SmtpServer::start_with(&["--busy", "1"]);
+    let t = TestState::mailing(&smtp, |_| {}).await;
+    common::digests_now(&t.state, &["P-1A"]).await;
+    let d = drain(&t.state).await.unwrap();
+    assert_eq!((d.sent, d.retrying), (0, 1), "{d:?}");
+    let row = list_messages(&t.state.db, None, 1).await.unwrap().remove(0);
+    let error = row.last_error.unwrap_or_default();
+    assert!(error.contains("421") && error.contains("Too busy for now"), "{error}");
+}
+
 #[tokio::test]
 async fn a_server_that_accepts_and_hangs_is_timed_out_and_the_message_retried() {
     let smtp = SmtpServer::start_with(&["--hang", "ann@"]);

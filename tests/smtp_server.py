@@ -1,7 +1,7 @@
 """A real SMTP server for the tests (aiosmtpd), on a loopback port it picks itself.
 
 Usage: python3 tests/smtp_server.py DIR [--delay SECONDS] [--hang SUBSTRING] [--drop SUBSTRING]
-                                         [--one-per-connection] [--no-pipelining]
+                                         [--one-per-connection] [--no-pipelining] [--busy N]
 Prints the port on the first line of stdout once it is listening, then stores every message
 as DIR/<n>.eml with DIR/<n>.json holding the envelope (mail_from, rcpt_tos).
 Recipients whose address contains "tempfail" are refused with a 451 the first time each is
@@ -10,8 +10,9 @@ long to accept (a slow server); --hang makes the server go silent, for good, onc
 containing SUBSTRING is named (a server that accepts and then hangs). --drop stores a message
 to a recipient containing SUBSTRING and closes the connection before answering its end of
 data (a connection lost after the message was taken); --one-per-connection closes each
-connection after answering its first message (an idle connection the server dropped). The
-server offers
+connection after answering its first message (an idle connection the server dropped);
+--busy N answers the first N MAIL commands with a 421 and closes the connection (a server
+too busy for now). The server offers
 PIPELINING (RFC 2920; it reads commands in order either way) unless --no-pipelining is given.
 """
 import asyncio
@@ -61,13 +62,24 @@ class Behaviour:
 
 
 class Handler(Behaviour):
-    def __init__(self, directory, delay=0.0, hang=None, pipelining=True, drop=None, one=False):
+    def __init__(self, directory, delay=0.0, hang=None, pipelining=True, drop=None, one=False, busy=0):
         super().__init__(delay, hang, pipelining)
         self.dir = directory
         self.drop = drop
         self.one = one
+        self.busy = busy
         self.count = 0
         self.tempfailed = set()
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.busy > 0:
+            self.busy -= 1
+            await server.push("421 4.7.0 Too busy for now, try again later")
+            server.transport.close()
+            return "421 4.7.0 Too busy for now, try again later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     def rejects(self, address):
         return "reject" in address
@@ -103,8 +115,9 @@ def main():
     hang = args[args.index("--hang") + 1] if "--hang" in args else None
     os.makedirs(directory, exist_ok=True)
     drop = args[args.index("--drop") + 1] if "--drop" in args else None
+    busy = int(args[args.index("--busy") + 1]) if "--busy" in args else 0
     handler = Handler(
-        directory, delay, hang, "--no-pipelining" not in args, drop, "--one-per-connection" in args
+        directory, delay, hang, "--no-pipelining" not in args, drop, "--one-per-connection" in args, busy
     )
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)

@@ -202,7 +202,9 @@ impl Pooled {
                     Err(e) if e.is_permanent() || e.is_transient() => {
                         refused.get_or_insert(e);
                     }
-                    Err(e) => return Err(Failed::at(e, false)),
+                    // A server that refused and then closed (a 421 "too busy"): its refusal
+                    // is the reason, not the replies it never wrote.
+                    Err(e) => return Err(Failed::at(refused.take().unwrap_or(e), false)),
                 }
             }
             if let Some(e) = refused {
