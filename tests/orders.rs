@@ -244,7 +244,19 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     let html = app
         .post_refused(&ann, "/users", &[("action", "create"), ("name", "Rita again"), ("email", "RITA@resell.example")])
         .await;
-    assert!(html.contains("email: RITA@resell.example already has an account here"), "{html}");
+    assert!(html.contains("email: RITA@resell.example already has an account"), "{html}");
+    // So is an address a contact of the client already signs in with.
+    let html = app
+        .post_refused(&ann, "/users", &[("action", "create"), ("name", "Bob again"), ("email", "bob@alpha.example")])
+        .await;
+    assert!(html.contains("email: bob@alpha.example already has an account"), "{html}");
+    // The same person added ten times at once is added once.
+    let form = [("action", "create"), ("name", "Zed Third"), ("email", "zed@third.example")];
+    futures::future::join_all((0..10).map(|_| app.post_form(&ann, "/users", &form))).await;
+    let (n,): (i64,) = cport::store::on_db!(&app.db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM contacts WHERE lower(email) = 'zed@third.example'").fetch_one(p).await)
+    .unwrap();
+    assert_eq!(n, 1, "one account for one address");
     // The invitation is queued to her.
     let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
     let invites: Vec<_> =

@@ -954,3 +954,30 @@ async fn oversized_bodies_are_refused_by_route_and_change_nothing() {
     }
     app.stop().await;
 }
+
+/// Twelve visuals approved at once, each in its own request: every one answers and is
+/// approved. An approval once read its charges on a second connection while its transaction
+/// held the first, and a dozen at once held the whole pool: answers took 10–20 s, and a third
+/// of them were 500s ("database is locked").
+#[tokio::test]
+async fn many_visuals_approved_at_once_all_answer_and_are_approved() {
+    let (app, b) = app_as("P-1A").await;
+    let ids: Vec<String> = (0..12).map(|i| format!("V-70{i:02}")).collect();
+    let visuals: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| {
+            json!({"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": "D", "category": "Colour visual",
+                   "designer": "Dee", "status": "awaiting_approval", "main_image": "/x.svg",
+                   "charges": [{"description": "Art", "qty": 1, "unit_price": "10.00"}]})
+        })
+        .collect();
+    app.synced("visuals", json!(visuals)).await;
+    let form = [("action", "approve"), ("terms", "1")];
+    let paths: Vec<String> = ids.iter().map(|id| format!("/visuals/{id}")).collect();
+    let answers = futures::future::join_all(paths.iter().map(|p| app.post_form(&b, p, &form))).await;
+    for (id, (status, _, body)) in ids.iter().zip(&answers) {
+        assert_eq!(*status, 303, "{id}: {body}");
+        assert_eq!(app.visual_status(id).await, "approved", "{id}");
+    }
+    app.stop().await;
+}

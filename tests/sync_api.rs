@@ -653,6 +653,10 @@ async fn a_nul_character_is_refused_by_name_never_a_server_error() {
         (400, true),
         "{body}"
     );
+    // Past the last event: refused, so a reader never keeps a place no event will reach.
+    let (status, body) = app.api(reqwest::Method::GET, "/api/v1/changes?after=9223372036854775807", None).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("after: 9223372036854775807 is past the last event"), "{body}");
     // Text looked up, not stored: an address to sign in with, a banner's audience.
     let anon = common::browser();
     let (_, html) = app.page(&anon, "/login").await;

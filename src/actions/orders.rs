@@ -347,11 +347,12 @@ pub async fn create_third_party(
     require_third_parties(state, actor).await?;
     let name = super::typed_text("name", name, Lines::One, NAME_MAX, "give the person's name")?;
     let email = super::typed_email("email", email)?;
-    let users = q::third_parties(&state.db, actor.client_id()).await?;
-    if users.iter().any(|u| u.active && u.email.eq_ignore_ascii_case(email)) {
-        return Err(ActionError::invalid("email", format!("{email} already has an account here")));
-    }
     let mut tx = state.db.begin().await?;
+    // An address signs in one person: asked inside the transaction that adds them.
+    if q::email_taken(&mut tx, actor.client_id(), email).await? {
+        tx.rollback().await?;
+        return Err(ActionError::invalid("email", format!("{email} already has an account")));
+    }
     let id = q::next_third_party_id(&mut tx, actor.client_id()).await?;
     q::insert_third_party(
         &mut tx,

@@ -150,7 +150,7 @@ async fn decide_in(
         "channel": actor.channel,
     });
     if to == Approved {
-        let charges = visuals::list_charges(&state.db, id).await?;
+        let charges = visuals::list_charges(&mut *tx, id).await?;
         let total = crate::model::lines_total(charges.iter().map(|c| (c.qty, c.unit_price)));
         data["charges_total"] = json!(crate::model::Money(total).to_string());
         data["terms_accepted"] = json!(state.config.branding.approval_terms);

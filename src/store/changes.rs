@@ -4,6 +4,11 @@ use chrono::{DateTime, Utc};
 
 use super::{Db, Result, Tx, bind, execute, on_db, on_tx};
 
+/// The last sequence number given to an event (0 before the first).
+pub async fn last_seq(db: &Db) -> Result<i64> {
+    Ok(on_db!(db, p => sqlx::query_scalar("SELECT seq FROM feed_counter WHERE id = 1").fetch_one(p).await)?)
+}
+
 /// Appends an event inside the caller's transaction and returns its sequence number.
 /// The counter row stays locked until the transaction ends, so events commit in order.
 pub async fn append_change(

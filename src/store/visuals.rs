@@ -41,14 +41,13 @@ pub async fn list_visuals(db: &Db, client_id: &str, limit: i64) -> Result<Vec<Vi
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, VisualRow>(&sql), client_id, limit).fetch_all(p).await)?)
 }
 
-/// A visual's art charges, as a job's cost lines are kept.
-pub async fn list_charges(db: &Db, visual_id: &str) -> Result<Vec<super::enquiries::CostLine>> {
-    rows_for(
-        db,
-        "SELECT description, qty, unit_price FROM visual_charges WHERE visual_id = $1 ORDER BY line_no",
-        visual_id,
-    )
-    .await
+/// A visual's art charges, as a job's cost lines are kept: on the pool, or in the
+/// transaction deciding on the visual (which must not wait for a second connection: a
+/// dozen approvals at once would hold every connection and wait for one more).
+pub async fn list_charges(conn: impl Into<Conn<'_>>, visual_id: &str) -> Result<Vec<super::enquiries::CostLine>> {
+    Ok(on_conn!(conn.into(), c => bind!(sqlx::query_as(
+        "SELECT description, qty, unit_price FROM visual_charges WHERE visual_id = $1 ORDER BY line_no"),
+        visual_id).fetch_all(c).await)?)
 }
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]

@@ -274,6 +274,14 @@ pub async fn list_changes(
         return Err(HttpError::BadRequest("limit: must be from 1 to 1000".into()));
     }
     let rows = crate::store::changes::list_changes(&state.db, after, limit).await?;
+    // Past the last event there is nothing to wait for: a reader keeping such a value would
+    // pass over every event to come.
+    if rows.is_empty() {
+        let last = crate::store::changes::last_seq(&state.db).await?;
+        if after > last {
+            return Err(HttpError::BadRequest(format!("after: {after} is past the last event ({last})")));
+        }
+    }
     let next = rows.last().map(|r| r.seq).unwrap_or(after);
     Ok(Json(ChangesPage { changes: rows.into_iter().map(ChangeRow::change).collect(), next_after: next }))
 }
