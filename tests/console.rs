@@ -462,6 +462,14 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
     assert!(location.contains("4%20message"), "{location}");
     assert_eq!(app.count("banners").await, 1);
     assert_eq!(app.count(banners_queued).await, outbox + 4);
+    // The same confirmed form sent again, five times at once (a second click, the back
+    // button): refused, naming the banner, and nobody is emailed twice.
+    let again = futures::future::join_all((0..5).map(|_| app.post_form(&staff, "/staff/banners", &confirmed))).await;
+    for (status, _, html) in &again {
+        assert_eq!(*status, 422, "{html}");
+        assert!(html.contains("this banner was posted already"), "{html}");
+    }
+    assert_eq!((app.count("banners").await, app.count(banners_queued).await), (1, outbox + 4));
     // The client portal shows it to C-1 and not to C-2.
     let (_, page) = app.page(&app.signed_in("P-1B").await, "/").await;
     assert!(page.contains("Closed Friday"));

@@ -208,6 +208,12 @@ pub async fn post_in(
     // Compose before opening the transaction (SQLite holds one writer at a time).
     let audience = audience(state, &banner).await?;
     let tx = unit.tx().await?;
+    if let Some(id) = crate::store::banners::same_post(tx, &banner, now).await? {
+        return Err(BannerError::Invalid(vec![FieldError::new(
+            "title",
+            format!("this banner was posted already (banner {id}); retract it, or change it to post another"),
+        )]));
+    }
     let id = insert_banner(tx, &banner, now).await?;
     let mut queued = 0;
     if !audience.is_empty() {

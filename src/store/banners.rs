@@ -42,6 +42,37 @@ impl NewBanner {
     }
 }
 
+/// The live banner, if any, posted in the last ten minutes by the same person with the same
+/// words, severity, times and audience: the same post sent again (a second click, the back
+/// button, a form sent twice at once). Asked in the posting transaction: on PostgreSQL under
+/// a lock of its own (a SQLite write transaction already excludes every other writer).
+pub async fn same_post(tx: &mut Tx, b: &NewBanner, now: DateTime<Utc>) -> Result<Option<i64>> {
+    if let Tx::Postgres(t) = tx {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('cport banners'))").execute(&mut **t).await?;
+    }
+    let since = now - chrono::Duration::minutes(10);
+    // A banner that starts at once starts when it is posted: two posts of one are alike.
+    let immediate = b.starts_at == now;
+    let ids: Vec<i64> = on_tx!(tx, c => bind!(sqlx::query_scalar(
+        "SELECT id FROM banners WHERE created_by = $1 AND title = $2 AND body = $3 AND severity = $4
+           AND (starts_at = $5 OR ($8 AND starts_at = created_at))
+           AND (expires_at = $6 OR (expires_at IS NULL AND $6 IS NULL))
+           AND retracted_at IS NULL AND created_at >= $7 ORDER BY id"),
+        &b.created_by, &b.title, &b.body, &b.severity, b.starts_at, b.expires_at, since, immediate)
+        .fetch_all(c).await)?;
+    let mut wanted = b.audience.clone();
+    wanted.sort();
+    for id in ids {
+        let mut audience: Vec<String> = on_tx!(tx, c => bind!(sqlx::query_scalar(
+            "SELECT client_id FROM banner_audience WHERE banner_id = $1"), id).fetch_all(c).await)?;
+        audience.sort();
+        if audience == wanted {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
 pub async fn insert_banner(tx: &mut Tx, b: &NewBanner, now: DateTime<Utc>) -> Result<i64> {
     let id: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "INSERT INTO banners (title, body, severity, starts_at, expires_at, created_by, created_at)
