@@ -242,6 +242,18 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
         &[("action", "delegate"), ("name", "Dana Cole"), ("email", "dana@reseller.example")],
     )
     .await;
+    // Handed over again (a second click, the back button, five at once): refused, saying
+    // until when the first link works; one link is mailed.
+    let again = [("action", "delegate"), ("name", "Dana Cole"), ("email", "DANA@reseller.example")];
+    for (status, _, html) in futures::future::join_all((0..5).map(|_| app.post_form(&b, "/visuals/V-1", &again))).await
+    {
+        assert_eq!(status, 422, "{html}");
+        assert!(html.contains("was handed to DANA@reseller.example already; that link works until"), "{html}");
+    }
+    let (n,): (i64,) = cport::store::on_db!(&app.db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM delegations WHERE visual_id = 'V-1'").fetch_one(p).await)
+    .unwrap();
+    assert_eq!(n, 1, "one delegation");
     // The approval link went to the outbox as an email to the third party.
     let link = app.link_mailed_to("dana@reseller.example", "/l/").await;
 

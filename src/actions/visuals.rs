@@ -300,6 +300,13 @@ pub async fn delegate(
     }
     let ttl = Duration::hours(i64::from(state.config.portal.delegation_hours));
     let mut tx = state.db.begin().await?;
+    if let Some(until) = visuals::open_delegation(&mut tx, id, email, now).await? {
+        tx.rollback().await?;
+        return Err(ActionError::Conflict(format!(
+            "visual {id} was handed to {email} already; that link works until {} UTC",
+            until.format("%Y-%m-%d %H:%M")
+        )));
+    }
     let row = DelegationRow {
         id: 0,
         visual_id: id.to_string(),

@@ -131,6 +131,23 @@ pub struct DelegationRow {
     pub used_at: Option<DateTime<Utc>>,
 }
 
+/// Until when an unused delegation of this visual to this address still works, if one does:
+/// asked in the delegating transaction, with the visual's row locked on PostgreSQL (a SQLite
+/// write transaction already excludes every other writer), so the same hand-over sent twice
+/// at once makes one link.
+pub async fn open_delegation(
+    tx: &mut Tx,
+    visual_id: &str,
+    email: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    super::lock_row(tx, "SELECT id FROM visuals WHERE id = $1 FOR UPDATE", visual_id.to_string()).await?;
+    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
+        "SELECT MAX(expires_at) FROM delegations
+         WHERE visual_id = $1 AND lower(email) = lower($2) AND used_at IS NULL AND expires_at > $3"),
+        visual_id, email, now).fetch_one(c).await)?)
+}
+
 pub async fn insert_delegation(tx: &mut Tx, d: &DelegationRow, now: DateTime<Utc>) -> Result<i64> {
     let id: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "INSERT INTO delegations (visual_id, client_id, contact_id, name, email, expires_at, created_at)
