@@ -331,8 +331,16 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     assert!(html.contains("SKU-CAP") && html.contains("no longer allocated to you"), "{html}");
     assert!(!html.contains("Cap, embroidered") && !html.contains("SKU-CAP.svg"), "{html}");
 
-    // Revoked: her session ends at once.
+    // Revoked: her session ends at once, and a placing already past the sign-in check (the
+    // revoke lands between it and the order) sees the revoke in its own transaction.
+    let before = cport::store::contacts::get_contact(&app.db, rita).await.unwrap();
     app.submit(&ann, "/users", &[("action", "revoke"), ("user", rita)]).await;
+    let stale = cport::actions::Actor::new(before, cport::model::Channel::Portal);
+    let placed = cport::actions::orders::place(&app.state, &stale, basket.parse().unwrap(), chrono::Utc::now()).await;
+    assert!(
+        matches!(&placed, Err(cport::actions::orders::PlaceError::Action(e)) if e.to_string().contains("revoked")),
+        "{placed:?}"
+    );
     let resp = r.get(app.url("/stock")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 303, "sent to sign in");
     // Someone invited and revoked before choosing a password: the invitation is dead, and

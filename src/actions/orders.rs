@@ -240,11 +240,19 @@ impl From<StoreError> for PlaceError {
 /// basket. When any line falls short nothing is written and the short lines are returned.
 pub async fn place(state: &Services, actor: &Actor, basket: i64, now: DateTime<Utc>) -> Result<i64, PlaceError> {
     require_order(state, actor).await?;
+    let mut tx = state.db.begin().await?;
+    // A third party's allocations and standing are read in the placing transaction: a revoke
+    // or an un-allocation a moment before the order is seen, never passed.
     let allowed: Option<Vec<String>> = match allocated_to(actor) {
-        Some(tp) => Some(q::allocations(&state.db, tp).await?),
+        Some(tp) => match q::allocations_held(&mut tx, tp).await? {
+            Some(skus) => Some(skus),
+            None => {
+                tx.rollback().await?;
+                return Err(ActionError::Forbidden("This account was revoked; it places no orders.".into()).into());
+            }
+        },
         None => None,
     };
-    let mut tx = state.db.begin().await?;
     q::lock_basket(&mut tx, basket).await?;
     let b = match q::basket(&mut tx, &actor.contact.id, basket).await {
         Ok(b) => b,

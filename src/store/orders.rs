@@ -312,6 +312,22 @@ pub async fn revoke_third_party(tx: &mut Tx, client_id: &str, id: &str, now: Dat
         == 1)
 }
 
+/// A third party's allocations as an order being placed must see them: read in its
+/// transaction with the contact's row locked on PostgreSQL (a revoke updates that row, an
+/// allocation change locks it; a SQLite write transaction already excludes every other
+/// writer). `None` when the contact is no longer active (revoked).
+pub async fn allocations_held(tx: &mut Tx, contact_id: &str) -> Result<Option<Vec<String>>> {
+    super::lock_row(tx, "SELECT id FROM contacts WHERE id = $1 FOR UPDATE", contact_id.to_string()).await?;
+    let active: Option<bool> = on_tx!(tx, c => bind!(sqlx::query_scalar(
+        "SELECT active FROM contacts WHERE id = $1"), contact_id).fetch_optional(c).await)?;
+    if active != Some(true) {
+        return Ok(None);
+    }
+    Ok(Some(on_tx!(tx, c => bind!(sqlx::query_scalar(
+        "SELECT sku FROM sku_allocations WHERE contact_id = $1 ORDER BY sku"), contact_id)
+        .fetch_all(c).await)?))
+}
+
 pub async fn allocations(db: &Db, contact_id: &str) -> Result<Vec<String>> {
     Ok(on_db!(db, p => bind!(sqlx::query_scalar(
         "SELECT sku FROM sku_allocations WHERE contact_id = $1 ORDER BY sku",
@@ -321,6 +337,9 @@ pub async fn allocations(db: &Db, contact_id: &str) -> Result<Vec<String>> {
 
 /// Allocates (or, with `on` false, un-allocates) a SKU; true when something changed.
 pub async fn set_allocation(tx: &mut Tx, contact_id: &str, sku: &str, on: bool, now: DateTime<Utc>) -> Result<bool> {
+    // The holder's row is locked as [`allocations_held`] locks it: an order placed at the
+    // same moment sees the allocations before or after, never a mix.
+    super::lock_row(tx, "SELECT id FROM contacts WHERE id = $1 FOR UPDATE", contact_id.to_string()).await?;
     let n = if on {
         execute!(tx =>
             "INSERT INTO sku_allocations (contact_id, sku, allocated_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
