@@ -678,6 +678,19 @@ async fn contacts_held_mail_and_the_overview() {
     let outbox = app.count("outbox").await;
     app.submit(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1A"), ("action", "sign-in-link")]).await;
     assert_eq!(app.count("outbox").await, outbox + 1);
+    // A second click (or a second member of staff) a moment later sends nothing more, no new
+    // code is made, and staff are told what went when.
+    let codes = app.count("chat_codes").await;
+    for action in ["chat-code", "sign-in-link"] {
+        let location =
+            app.submit(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1A"), ("action", action)]).await;
+        let note = app.shown(&staff, &location).await;
+        assert!(
+            note.contains("went to ann@alpha.example at") && note.contains("no second one was sent"),
+            "{action}: {note}"
+        );
+    }
+    assert_eq!((app.count("outbox").await, app.count("chat_codes").await), (outbox + 1, codes));
     let (status, _) = app.page(&staff, "/staff/contacts?client=C-404").await;
     assert_eq!(status, 404);
     app.put("clients", serde_json::json!([{"id": "C-1X", "name": "Alpha Extra"}])).await;

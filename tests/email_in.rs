@@ -448,6 +448,19 @@ async fn odd_replies_get_an_outcome_and_a_bounded_answer() {
     let answer = last_answer(&c).await.text;
     assert!(answer.contains("APPROVE: visuals: at most 100 visuals at once"), "{answer}");
     assert!(answer.contains("JOB: job J-404 not found"), "{answer}");
+
+    // RESET in two replies a moment apart: one reset email, and the second answer says so.
+    let resets = || async {
+        let rows = list_messages(&c.t.state.db, None, 500).await.unwrap();
+        rows.iter().filter(|m| m.recipient == "ann@alpha.example" && m.subject.contains("reset")).count()
+    };
+    let before = resets().await;
+    ann_replies(&c, &token, "reset-1@alpha.example", "", "RESET").await;
+    assert!(last_answer(&c).await.text.contains("on its way to ann@alpha.example"));
+    ann_replies(&c, &token, "reset-2@alpha.example", "", "RESET").await;
+    let answer = last_answer(&c).await.text;
+    assert!(answer.contains("went to ann@alpha.example at") && answer.contains("use that one"), "{answer}");
+    assert_eq!(resets().await, before + 1);
 }
 
 #[tokio::test]

@@ -421,6 +421,9 @@ async fn passwords_login_limits_and_single_use_reset_links() {
     let (_, _, known) = app.post_form(&c, "/password/reset", &[("email", "bob@alpha.example")]).await;
     let (_, _, unknown) = app.post_form(&c, "/password/reset", &[("email", "nobody@alpha.example")]).await;
     assert_eq!(known, unknown);
+    // Asked again at once (a double click): the same answer, and no second email.
+    let (_, _, again) = app.post_form(&c, "/password/reset", &[("email", "bob@alpha.example")]).await;
+    assert_eq!(again, known);
     // What cannot be an address is refused by its field, here and for a sign-in link.
     for (form, path) in [("/password/reset", "/password/reset"), ("/login", "/login/link")] {
         for email in ["", "a", "two words@x.example"] {

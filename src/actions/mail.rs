@@ -114,60 +114,93 @@ pub fn access_email(
     Ok(payload(state, &r.name, &r.email, subject, parts))
 }
 
-/// Queues a system email to `contact_id` under `idem` and wakes the senders; false when
-/// nothing was queued. An email that could not be written is cport's bug, not the
-/// contact's: said loudly, naming `what`, never silently dropped.
+/// A contact who asks again for the same kind of system email within this many seconds gets
+/// no second one: a double click, or someone typing a person's address over and over, sends
+/// one email, and the first one's link or code still works.
+pub const REPEAT_SECONDS: i64 = 60;
+
+/// What became of a system email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    /// On its way.
+    Yes,
+    /// One of the same kind went to the contact at this time, less than [`REPEAT_SECONDS`]
+    /// ago: nothing more was queued.
+    Already(DateTime<Utc>),
+    /// The email could not be written (cport's bug, logged): nothing was queued.
+    Unwritable,
+}
+
+/// Queues a system email of kind `what` (`sign-in`, `reset`, `chat-code`, `invite`) to
+/// `contact_id` in `tx`, unless one of that kind went to them within [`REPEAT_SECONDS`]. An
+/// email that could not be written is cport's bug, not the contact's: said loudly, naming
+/// `what`, never silently dropped. The caller wakes the senders once `tx` is committed.
+async fn queue_once(
+    tx: &mut crate::store::Tx,
+    contact_id: &str,
+    what: &str,
+    email: Result<EmailPayload, SendError>,
+    now: DateTime<Utc>,
+) -> Result<Queued, StoreError> {
+    let kind = format!("{what}:{contact_id}:");
+    let since = now - Duration::seconds(REPEAT_SECONDS);
+    if let Some(at) = crate::store::outbox::queued_since(tx, contact_id, &kind, since).await? {
+        return Ok(Queued::Already(at));
+    }
+    let p = match email {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(contact = %contact_id, email = what, error = %e, "bug: an email could not be written");
+            return Ok(Queued::Unwritable);
+        }
+    };
+    let idem = format!("{kind}{}", now.timestamp_micros());
+    crate::store::outbox::insert_message(tx, &p.queued(Some(contact_id), MessageKind::System, idem, None, now), now)
+        .await?;
+    Ok(Queued::Yes)
+}
+
+/// [`queue_once`] in a transaction of its own, waking the senders when something was queued.
 async fn queue_system(
     state: &Services,
     contact_id: &str,
     what: &str,
     email: Result<EmailPayload, SendError>,
-    idem: String,
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let p = match email {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(contact = %contact_id, email = what, error = %e, "bug: an email could not be written");
-            return Ok(false);
-        }
-    };
-    let mut tx = state.db.begin().await?;
-    crate::store::outbox::insert_message(
-        &mut tx,
-        &p.queued(Some(contact_id), MessageKind::System, idem, None, now),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    state.wake_dispatch.notify_waiters();
-    Ok(true)
+) -> Result<Queued, StoreError> {
+    let queued = state.db.in_transaction(async |tx| queue_once(tx, contact_id, what, email, now).await).await?;
+    if queued == Queued::Yes {
+        state.wake_dispatch.notify_waiters();
+    }
+    Ok(queued)
 }
 
-/// Queues a sign-in link to a contact (asked for on the sign-in page, or sent by staff); at
-/// most one a minute per contact.
-pub async fn send_login_link(state: &Services, c: &ContactRow, now: DateTime<Utc>) -> Result<(), StoreError> {
+/// Queues a sign-in link to a contact (asked for on the sign-in page, or sent by staff).
+pub async fn send_login_link(state: &Services, c: &ContactRow, now: DateTime<Utc>) -> Result<Queued, StoreError> {
     let link = state.portal_link(&c.id, "/", now);
-    let idem = format!("login-link:{}:{}", c.id, now.timestamp() / 60);
-    queue_system(state, &c.id, "sign-in", login_email(state, c, &link), idem, now).await.map(|_| ())
+    queue_system(state, &c.id, "sign-in", login_email(state, c, &link), now).await
 }
 
-/// Queues a chat link code to a contact's own address: a code staff issue for a contact
-/// reaches only that contact (shown to staff, it would let them tie their own chat to the
-/// contact and act as the client). False when the email could not be written.
-pub async fn send_chat_code(
-    state: &Services,
-    c: &ContactRow,
-    code: &str,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
+/// Issues a fresh chat link code and sends it to the contact's own address, together: a code
+/// staff issue for a contact reaches only that contact (shown to staff, it would let them tie
+/// their own chat to the contact and act as the client). When nothing is queued, no code is
+/// made either.
+pub async fn send_chat_code(state: &Services, c: &ContactRow, now: DateTime<Utc>) -> Result<Queued, StoreError> {
+    let mut tx = state.db.begin().await?;
+    let code = super::chat_link::new_link_code_in(&mut tx, &c.id, now).await?;
     let subject = format!("{}: your chat link code", state.config.branding.name);
-    let how = super::chat_link::how_to_link(&state.config, code);
+    let how = super::chat_link::how_to_link(&state.config, &code);
     let ctx = json!({"brand": brand(state), "subject": subject, "name": c.name, "client": c.client_name,
                      "label": super::chat_link::CODE_LABEL, "code": code, "how": how});
     let email = render(state, "chat_code", ctx).map(|parts| payload(state, &c.name, &c.email, subject, parts));
-    let idem = format!("chat-code:{}:{}", c.id, now.timestamp_micros());
-    queue_system(state, &c.id, "chat code", email, idem, now).await
+    let queued = queue_once(&mut tx, &c.id, "chat-code", email, now).await?;
+    if queued == Queued::Yes {
+        tx.commit().await?;
+        state.wake_dispatch.notify_waiters();
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(queued)
 }
 
 /// How long an invitation link works.
@@ -192,29 +225,26 @@ pub async fn send_invitation(
                "client": from.client_name, "link": link, "days": INVITE_DAYS}),
     );
     let invitation = parts.map(|parts| payload(state, name, email, subject, parts));
-    queue_system(state, id, "invitation", invitation, format!("invite:{id}"), now).await.map(|_| ())
+    queue_system(state, id, "invite", invitation, now).await.map(|_| ())
 }
 
 /// Queues a single-use password-reset link for a contact.
-pub async fn send_reset_link(state: &Services, c: &ContactRow) -> Result<(), StoreError> {
-    state.db.in_transaction(async |tx| queue_reset_link(state, tx, c).await).await?;
-    state.wake_dispatch.notify_waiters();
-    Ok(())
+pub async fn send_reset_link(state: &Services, c: &ContactRow, now: DateTime<Utc>) -> Result<Queued, StoreError> {
+    let queued = state.db.in_transaction(async |tx| queue_reset_link(state, tx, c, now).await).await?;
+    if queued == Queued::Yes {
+        state.wake_dispatch.notify_waiters();
+    }
+    Ok(queued)
 }
 
 /// [`send_reset_link`] inside the caller's transaction (the `RESET` command's unit).
-pub async fn queue_reset_link(state: &Services, tx: &mut crate::store::Tx, c: &ContactRow) -> Result<(), StoreError> {
-    let now = Utc::now();
+pub async fn queue_reset_link(
+    state: &Services,
+    tx: &mut crate::store::Tx,
+    c: &ContactRow,
+    now: DateTime<Utc>,
+) -> Result<Queued, StoreError> {
     let ttl = Duration::minutes(i64::from(state.config.portal.reset_minutes));
     let link = state.signer.set_password_url(&state.config.public_url, &c.id, ttl, now);
-    match reset_email(state, c, &link) {
-        Ok(p) => {
-            let idem = format!("reset:{}:{}", c.id, now.timestamp_micros());
-            crate::store::outbox::insert_message(tx, &p.queued(Some(&c.id), MessageKind::System, idem, None, now), now)
-                .await?;
-        }
-        // A template that does not render is cport's bug: said loudly, never silently dropped.
-        Err(e) => tracing::error!(contact = %c.id, error = %e, "bug: the reset email could not be written"),
-    }
-    Ok(())
+    queue_once(tx, &c.id, "reset", reset_email(state, c, &link), now).await
 }

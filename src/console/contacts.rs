@@ -10,9 +10,10 @@ use serde_json::json;
 
 use super::{Staff, page};
 use crate::actions::items::current;
+use crate::actions::mail::Queued;
 use crate::portal::{CsrfForm, FormData, Note, see_other};
 use crate::state::AppState;
-use crate::store::contacts::{active_contact, list_client_contacts};
+use crate::store::contacts::{ContactRow, active_contact, list_client_contacts};
 use crate::store::{chat, console, settings};
 use crate::web::HttpError;
 use crate::web::Reply;
@@ -62,6 +63,12 @@ pub async fn contacts(State(state): State<AppState>, staff: Staff, RawQuery(q): 
     )
 }
 
+/// The note when the same email went to a contact a moment ago (a second click, or two staff
+/// at once): nothing more is sent.
+fn already(what: &str, c: &ContactRow, at: DateTime<Utc>) -> String {
+    format!("{what} went to {} at {} UTC, a moment ago; no second one was sent.", c.email, at.format("%H:%M:%S"))
+}
+
 /// `POST /staff/contacts`: `action` is `resume`, `chat-code` or `sign-in-link` for `contact`.
 pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Reply {
     let id = form.text("contact");
@@ -84,23 +91,37 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
         Some("chat-code") => {
             // The code goes to the contact's own address, never to the page or its address:
             // staff who saw it could tie their own chat to the contact.
-            let code = crate::actions::chat_link::new_link_code(&state, &c.id, now).await?;
-            if !crate::actions::mail::send_chat_code(&state, &c, &code, now).await? {
-                return Err(HttpError::unexpected("the chat link code email could not be written (see the log)"));
+            match crate::actions::mail::send_chat_code(&state, &c, now).await? {
+                Queued::Yes => {
+                    staff.record(&state, "issued chat link code", &c.id).await;
+                    let s = crate::store::settings::get_settings(&state.db, &c.id).await?;
+                    let suspended = match s.email_suspended_at {
+                        Some(_) => {
+                            " Their email is suspended after bounces: resume it, or the code will not reach them."
+                        }
+                        None => "",
+                    };
+                    format!(
+                        "Chat link code sent to {} at {}; it works once, for a short time.{suspended}",
+                        c.name, c.email
+                    )
+                }
+                Queued::Already(at) => already("A chat link code", &c, at),
+                Queued::Unwritable => {
+                    return Err(HttpError::unexpected("the chat link code email could not be written (see the log)"));
+                }
             }
-            staff.record(&state, "issued chat link code", &c.id).await;
-            let s = crate::store::settings::get_settings(&state.db, &c.id).await?;
-            let suspended = match s.email_suspended_at {
-                Some(_) => " Their email is suspended after bounces: resume it, or the code will not reach them.",
-                None => "",
-            };
-            format!("Chat link code sent to {} at {}; it works once, for a short time.{suspended}", c.name, c.email)
         }
-        Some("sign-in-link") => {
-            crate::actions::mail::send_login_link(&state, &c, now).await?;
-            staff.record(&state, "sent sign-in link", &c.id).await;
-            format!("A sign-in link is on its way to {}.", c.email)
-        }
+        Some("sign-in-link") => match crate::actions::mail::send_login_link(&state, &c, now).await? {
+            Queued::Yes => {
+                staff.record(&state, "sent sign-in link", &c.id).await;
+                format!("A sign-in link is on its way to {}.", c.email)
+            }
+            Queued::Already(at) => already("A sign-in link", &c, at),
+            Queued::Unwritable => {
+                return Err(HttpError::unexpected("the sign-in link email could not be written (see the log)"));
+            }
+        },
         other => {
             return Err(HttpError::Invalid(format!(
                 "action: {} is not resume, chat-code or sign-in-link",

@@ -25,6 +25,13 @@ pub(super) const COLS: &str = "c.id, c.client_id, cl.name AS client_name, c.name
 
 const FROM: &str = "FROM contacts c JOIN clients cl ON cl.id = c.client_id";
 
+/// Locks a contact's row until the transaction ends (PostgreSQL; a SQLite write transaction
+/// already excludes every other writer): what one contact does, or asks for, at once is done
+/// one at a time.
+pub async fn lock(tx: &mut super::Tx, contact_id: &str) -> Result<()> {
+    super::lock_row(tx, "SELECT id FROM contacts WHERE id = $1 FOR UPDATE", contact_id.to_string()).await
+}
+
 pub async fn get_contact(db: &Db, id: &str) -> Result<ContactRow> {
     let sql = format!("SELECT {COLS} {FROM} WHERE c.id = $1");
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ContactRow>(&sql), id).fetch_one(p).await)?)

@@ -312,17 +312,12 @@ pub async fn revoke_third_party(tx: &mut Tx, client_id: &str, id: &str, now: Dat
         == 1)
 }
 
-/// Locks a contact's row until the transaction ends (PostgreSQL; see `super::lock_row`).
-async fn lock_contact(tx: &mut Tx, contact_id: &str) -> Result<()> {
-    super::lock_row(tx, "SELECT id FROM contacts WHERE id = $1 FOR UPDATE", contact_id.to_string()).await
-}
-
 /// A third party's allocations as an order being placed must see them: read in its
 /// transaction with the contact's row locked on PostgreSQL (a revoke updates that row, an
 /// allocation change locks it; a SQLite write transaction already excludes every other
 /// writer). `None` when the contact is no longer active (revoked).
 pub async fn allocations_held(tx: &mut Tx, contact_id: &str) -> Result<Option<Vec<String>>> {
-    lock_contact(tx, contact_id).await?;
+    super::contacts::lock(tx, contact_id).await?;
     let active: Option<bool> = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "SELECT active FROM contacts WHERE id = $1"), contact_id).fetch_optional(c).await)?;
     if active != Some(true) {
@@ -344,7 +339,7 @@ pub async fn allocations(db: &Db, contact_id: &str) -> Result<Vec<String>> {
 pub async fn set_allocation(tx: &mut Tx, contact_id: &str, sku: &str, on: bool, now: DateTime<Utc>) -> Result<bool> {
     // The holder's row is locked as [`allocations_held`] locks it: an order placed at the
     // same moment sees the allocations before or after, never a mix.
-    lock_contact(tx, contact_id).await?;
+    super::contacts::lock(tx, contact_id).await?;
     let n = if on {
         execute!(tx =>
             "INSERT INTO sku_allocations (contact_id, sku, allocated_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",

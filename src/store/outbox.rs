@@ -73,6 +73,25 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> 
     Ok(row)
 }
 
+/// When a message whose idempotency key starts with `prefix` was last queued to `contact_id`,
+/// if that was after `since`. Read with the contact's row locked (see
+/// [`super::contacts::lock`]), so two requests at once cannot both see none.
+pub async fn queued_since(
+    tx: &mut Tx,
+    contact_id: &str,
+    prefix: &str,
+    since: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    super::contacts::lock(tx, contact_id).await?;
+    // A prefix compare, not LIKE: ids may hold `_` or `%`.
+    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
+        "SELECT created_at FROM outbox
+         WHERE contact_id = $1 AND created_at > $2 AND substr(idem_key, 1, length($3)) = $3
+         ORDER BY created_at DESC LIMIT 1",
+    ), contact_id, since, prefix)
+    .fetch_optional(c).await)?)
+}
+
 /// Claims the next due message for sending (a lease of `lease_until`); a message whose lease
 /// ran out (its sender died) is due again. Several dispatchers never claim the same row.
 pub async fn claim_due(db: &Db, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<OutboxRow>> {

@@ -358,7 +358,19 @@ async fn link(a: &Ask<'_>, unit: &mut Unit) -> Result<Answer, ActionError> {
 }
 
 async fn reset(a: &Ask<'_>, unit: &mut Unit) -> Result<Answer, ActionError> {
-    let Ask { state, actor, name, .. } = *a;
-    crate::actions::mail::queue_reset_link(state, unit.tx().await?, &actor.contact).await?;
-    Ok(Answer::ok(name, format!("A password-reset link is on its way to {}.", actor.contact.email), vec![]))
+    use crate::actions::mail::Queued;
+    let Ask { state, actor, name, now, .. } = *a;
+    let to = &actor.contact.email;
+    match crate::actions::mail::queue_reset_link(state, unit.tx().await?, &actor.contact, now).await? {
+        Queued::Yes => Ok(Answer::ok(name, format!("A password-reset link is on its way to {to}."), vec![])),
+        Queued::Already(at) => Ok(Answer::ok(
+            name,
+            format!("A password-reset link went to {to} at {} UTC, a moment ago: use that one.", at.format("%H:%M:%S")),
+            vec![],
+        )),
+        // Logged as cport's bug where it was found; the contact is told plainly.
+        Queued::Unwritable => Err(ActionError::Conflict(
+            "the password-reset email could not be written (a fault on our side, logged)".into(),
+        )),
+    }
 }
