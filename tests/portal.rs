@@ -170,10 +170,20 @@ async fn approving_rejecting_and_the_change_feed() {
     app.submit(&b, "/visuals/V-1", &[("action", "comment"), ("body", "Please try 7406 C")]).await;
     let (_, html) = app.page(&b, "/visuals/V-1").await;
     assert!(html.contains("Please try 7406 C") && html.contains("Gold too dark"));
+    // The same comment sent again (a second click, the back button) is not added twice.
+    let html = app.post_refused(&b, "/visuals/V-1", &[("action", "comment"), ("body", "Please try 7406 C")]).await;
+    assert!(html.contains("you wrote this comment on visual V-1 at") && html.contains("in the thread"), "{html}");
+    assert_eq!(html.matches("Please try 7406 C").count(), 1, "{html}");
+    // Sent twice at once: one is added, the other is told so.
+    let twice = [("action", "comment"), ("body", "Or 7407 C")];
+    let (one, two) = tokio::join!(app.post_form(&b, "/visuals/V-1", &twice), app.post_form(&b, "/visuals/V-1", &twice));
+    let mut statuses = [one.0, two.0];
+    statuses.sort();
+    assert_eq!(statuses, [303, 422], "{} {}", one.2, two.2);
 
     let feed = app.changes(0).await;
     let kinds: Vec<&str> = feed.iter().map(|c| c["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, vec!["visual_approved", "visual_rejected", "visual_commented"]);
+    assert_eq!(kinds, vec!["visual_approved", "visual_rejected", "visual_commented", "visual_commented"]);
     let seqs: Vec<i64> = feed.iter().map(|c| c["seq"].as_i64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
     assert_eq!(feed[0]["data"]["charges_total"], "25.00");
@@ -182,7 +192,7 @@ async fn approving_rejecting_and_the_change_feed() {
     assert_eq!(feed[1]["data"]["unapproved"], true);
     // Paging with after= never skips or repeats.
     let page2 = app.changes(seqs[0]).await;
-    assert_eq!(page2.len(), 2);
+    assert_eq!(page2.len(), 3);
     assert_eq!(page2[0]["seq"].as_i64(), Some(seqs[1]));
     // The feed needs the API token.
     let r = app.http.get(app.url("/api/v1/changes")).send().await.unwrap();

@@ -255,6 +255,13 @@ pub async fn comment(
     }
     let who = actor.display_name();
     let mut tx = state.db.begin().await?;
+    if let Some(at) = visuals::same_comment(&mut tx, id, &who, body, now - Duration::minutes(10)).await? {
+        tx.rollback().await?;
+        return Err(ActionError::Conflict(format!(
+            "you wrote this comment on visual {id} at {} UTC already; it is in the thread",
+            at.format("%H:%M")
+        )));
+    }
     visuals::insert_comment(&mut tx, id, &who, body, now).await?;
     let seq = super::record(
         state,

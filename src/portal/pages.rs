@@ -194,11 +194,7 @@ pub async fn visual_action(
     match result {
         Ok(note) => Ok(see_other(&state, &format!("/visuals/{id}"), &note)),
         Err(e @ (ActionError::Invalid { .. } | ActionError::Conflict(_))) => {
-            let msg = match e {
-                e @ ActionError::Invalid { .. } => e.to_string(),
-                other => other.to_string(),
-            };
-            visual_page(&state, &session, &id, Shown::refused(msg)).await
+            visual_page(&state, &session, &id, Shown::refused(e.to_string())).await
         }
         Err(e) => Err(e.into()),
     }

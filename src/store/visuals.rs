@@ -78,6 +78,24 @@ pub async fn insert_comment(tx: &mut Tx, visual_id: &str, author: &str, body: &s
     Ok(())
 }
 
+/// When `author` last wrote `body` on the visual, if that was after `since`: the same comment
+/// sent again (a second click, the back button). Read with the visual's row locked on
+/// PostgreSQL (a SQLite write transaction already excludes every other writer), so two sent
+/// at once cannot both see none.
+pub async fn same_comment(
+    tx: &mut Tx,
+    visual_id: &str,
+    author: &str,
+    body: &str,
+    since: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    super::lock_row(tx, "SELECT id FROM visuals WHERE id = $1 FOR UPDATE", visual_id.to_string()).await?;
+    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
+        "SELECT at FROM portal_comments WHERE visual_id = $1 AND author = $2 AND body = $3 AND at > $4
+         ORDER BY at DESC LIMIT 1"), visual_id, author, body, since)
+    .fetch_optional(c).await)?)
+}
+
 /// Sets a visual's status if it is still `from`; false when someone else changed it first.
 pub async fn set_status(tx: &mut Tx, id: &str, from: &str, to: &str) -> Result<bool> {
     Ok(execute!(tx =>
