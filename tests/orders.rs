@@ -87,6 +87,20 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     assert_ne!(shop, event);
     let (_, html) = app.page(&bob, "/baskets").await;
     assert!(html.contains("Shop") && html.contains("Event"));
+    // A second basket of a name already used (the same form sent twice, a rename) is refused
+    // by its field, and nothing is made or renamed.
+    let baskets = app.count("baskets").await;
+    let again = [("sku", "SKU-CAP"), ("qty", "1"), ("basket", "new"), ("new_basket", "Event")];
+    let html = app.post_refused(&bob, "/stock", &again).await;
+    assert!(html.contains("new_basket: you have a basket named `Event` already"), "{html}");
+    let html = app.post_refused(&bob, "/baskets", &[("name", "Shop")]).await;
+    assert!(html.contains("name: you have a basket named `Shop` already"), "{html}");
+    let rename = [("action", "save"), ("name", "Event"), ("address_choice", "new"), ("address", "1 High St")];
+    let html = app.post_refused(&bob, &format!("/baskets/{shop}"), &rename).await;
+    assert!(html.contains("name: you have a basket named `Event` already"), "{html}");
+    assert_eq!(app.count("baskets").await, baskets);
+    let (_, html) = app.page(&bob, &format!("/baskets/{event}")).await;
+    assert!(html.contains(r#"id="qty-SKU-CAP" name="qty" type="number" min="0" value="20""#), "{html}");
 
     // Change and remove lines; save the address and come back on another device.
     let path = format!("/baskets/{shop}");

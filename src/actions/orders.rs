@@ -77,6 +77,12 @@ async fn orderable(state: &Services, actor: &Actor, sku: &str) -> Result<q::Stoc
     Ok(item)
 }
 
+/// Names tell a contact's baskets apart, so no two of them share one.
+fn name_taken(name: &str) -> ActionError {
+    let name = crate::model::quoted(name);
+    ActionError::invalid("name", format!("you have a basket named {name} already: add to it, or choose another name"))
+}
+
 fn check_name(name: &str) -> Result<String, ActionError> {
     Ok(super::typed_text("name", name, Lines::One, NAME_MAX, "give the basket a name")?.to_string())
 }
@@ -89,7 +95,11 @@ pub async fn create_basket(
 ) -> Result<i64, ActionError> {
     require_order(state, actor).await?;
     let name = check_name(name)?;
-    Ok(q::create_basket(&state.db, actor.client_id(), &actor.contact.id, &name, now).await?)
+    let made = state
+        .db
+        .in_transaction(async |tx| q::create_basket(tx, actor.client_id(), &actor.contact.id, &name, now).await)
+        .await?;
+    made.ok_or_else(|| name_taken(&name))
 }
 
 async fn own_basket(state: &Services, actor: &Actor, id: i64) -> Result<q::Basket, ActionError> {
@@ -202,8 +212,11 @@ pub async fn save_details(
             return Err(ActionError::invalid(field, format!("at most {TEXT_MAX} characters")));
         }
     }
-    q::update_basket(&state.db, b.id, &name, address.trim(), notes.trim(), now).await?;
-    Ok(())
+    let saved = state
+        .db
+        .in_transaction(async |tx| q::update_basket(tx, &b, &name, address.trim(), notes.trim(), now).await)
+        .await?;
+    if saved { Ok(()) } else { Err(name_taken(&name)) }
 }
 
 pub async fn delete_basket(state: &Services, actor: &Actor, basket: i64) -> Result<(), ActionError> {

@@ -125,13 +125,23 @@ pub async fn basket_lines_tx(tx: &mut Tx, basket_id: i64) -> Result<Vec<(String,
     .fetch_all(c).await)?)
 }
 
-pub async fn create_basket(db: &Db, client_id: &str, contact_id: &str, name: &str, now: DateTime<Utc>) -> Result<i64> {
-    let id: i64 = on_db!(db, p => bind!(sqlx::query_scalar(
+/// Makes a basket, unless the contact has one of that name already (a second click, the same
+/// form sent twice): then `None`. Checked with the contact's row locked (see
+/// [`super::contacts::lock`]), so two sent at once cannot both make one.
+pub async fn create_basket(
+    tx: &mut Tx,
+    client_id: &str,
+    contact_id: &str,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>> {
+    super::contacts::lock(tx, contact_id).await?;
+    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
         "INSERT INTO baskets (client_id, contact_id, name, address, notes, created_at, updated_at)
-         VALUES ($1, $2, $3, '', '', $4, $4) RETURNING id",
+         SELECT $1, $2, $3, '', '', $4, $4
+         WHERE NOT EXISTS (SELECT 1 FROM baskets WHERE contact_id = $2 AND name = $3) RETURNING id",
     ), client_id, contact_id, name, now)
-    .fetch_one(p).await)?;
-    Ok(id)
+    .fetch_optional(c).await)?)
 }
 
 /// Sets a basket line's quantity (0 removes it) and touches the basket. False when there
@@ -152,11 +162,27 @@ pub async fn set_line(tx: &mut Tx, basket_id: i64, sku: &str, qty: i64, now: Dat
     Ok(true)
 }
 
-pub async fn update_basket(db: &Db, id: i64, name: &str, address: &str, notes: &str, now: DateTime<Utc>) -> Result<()> {
-    execute!(db =>
+/// Saves a basket's name and details, unless another of the contact's baskets has that name:
+/// then false, and nothing is written. Checked with the contact's row locked.
+pub async fn update_basket(
+    tx: &mut Tx,
+    b: &Basket,
+    name: &str,
+    address: &str,
+    notes: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    super::contacts::lock(tx, &b.contact_id).await?;
+    let taken: Option<i64> = on_tx!(tx, c => bind!(sqlx::query_scalar(
+        "SELECT id FROM baskets WHERE contact_id = $1 AND name = $2 AND id <> $3"), &b.contact_id, name, b.id)
+    .fetch_optional(c).await)?;
+    if taken.is_some() {
+        return Ok(false);
+    }
+    execute!(tx =>
         "UPDATE baskets SET name = $2, address = $3, notes = $4, updated_at = $5 WHERE id = $1",
-        id, name, address, notes, now)?;
-    Ok(())
+        b.id, name, address, notes, now)?;
+    Ok(true)
 }
 
 pub async fn delete_basket(db: &Db, id: i64) -> Result<()> {
