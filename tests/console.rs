@@ -520,14 +520,19 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
     assert_eq!(app.count("access_requests").await, 0);
     // A known address and an unknown one get the same answer.
     let mut answers = vec![];
-    for (name, email) in [("Gus Gamma", "gus@gamma.example"), ("Ann", "ann@alpha.example")] {
+    // Gus again while his request is open (another address case): the same answer, and his
+    // open request stands alone.
+    for (name, email) in
+        [("Gus Gamma", "gus@gamma.example"), ("Ann", "ann@alpha.example"), ("Gus", "GUS@gamma.example")]
+    {
         let f = ask(name, email);
         let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (status, _, body) = app.post_raw(&visitor, "/access", &f).await;
         assert_eq!(status, 200);
         answers.push(body);
     }
-    assert_eq!(answers[0], answers[1]);
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+    assert_eq!(app.count("access_requests").await, 2);
     let feed = app.changes(0).await;
     let asked: Vec<_> = feed.iter().filter(|c| c["kind"] == "access_requested").collect();
     assert_eq!(asked.len(), 2, "{feed:?}");
@@ -551,6 +556,11 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
         .collect();
     assert_eq!(told.len(), 1);
     assert!(told[0].payload.contains("is ready"), "{}", told[0].payload);
+    // Once decided, a new request from the same address is a new request.
+    let f = ask("Gus Gamma", "gus@gamma.example");
+    let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(app.post_raw(&visitor, "/access", &f).await.0, 200);
+    assert_eq!(app.count("access_requests").await, 3);
 }
 
 /// A world whose mail is checked against `mx.tot.example`'s results, Sam signed in to the

@@ -42,21 +42,25 @@ fn check(input: &AccessInput) -> Vec<FieldError> {
     errs
 }
 
-/// Records a request and its change-feed event together. Whether the address is known is
-/// never looked at: the answer is the same for everyone.
-pub async fn request(state: &Services, input: &AccessInput, now: DateTime<Utc>) -> Result<i64, ActionError> {
+/// Records a request and its change-feed event together; `None` when a request from the same
+/// address is still open (it stands, and nothing more is recorded). Whether the address is
+/// known is never looked at: the answer is the same for everyone.
+pub async fn request(state: &Services, input: &AccessInput, now: DateTime<Utc>) -> Result<Option<i64>, ActionError> {
     if let Some(e) = check(input).into_iter().next() {
         return Err(ActionError::invalid(&e.field, e.reason));
     }
     let (name, email, company, note) = (input.name.trim(), input.email.trim(), input.company.trim(), input.note.trim());
     let mut tx = state.db.begin().await?;
-    let id = access::insert(&mut tx, name, email, company, note, now).await?;
+    let Some(id) = access::insert(&mut tx, name, email, company, note, now).await? else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
     let data = json!({"id": id, "name": name, "email": email, "company": company, "note": note});
     record_event(state, &mut tx, crate::model::ChangeKind::AccessRequested, ("", None), &id.to_string(), &data, now)
         .await?;
     tx.commit().await?;
     state.wake_dispatch.notify_waiters();
-    Ok(id)
+    Ok(Some(id))
 }
 
 crate::named_enum! {

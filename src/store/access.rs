@@ -20,6 +20,8 @@ pub struct AccessRequest {
 
 const COLS: &str = "id, name, email, company, note, status, created_at, decided_by, decided_at";
 
+/// Records a request, unless one from the same address is still open (asked twice, or sent
+/// twice at once): then `None`, and the open one stands.
 pub async fn insert(
     tx: &mut Tx,
     name: &str,
@@ -27,12 +29,14 @@ pub async fn insert(
     company: &str,
     note: &str,
     now: DateTime<Utc>,
-) -> Result<i64> {
-    let id: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
+) -> Result<Option<i64>> {
+    super::one_at_a_time(tx, "cport access requests").await?;
+    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
         "INSERT INTO access_requests (name, email, company, note, status, created_at)
-         VALUES ($1, $2, $3, $4, 'open', $5) RETURNING id"), name, email, company, note, now)
-        .fetch_one(c).await)?;
-    Ok(id)
+         SELECT $1, $2, $3, $4, 'open', $5
+         WHERE NOT EXISTS (SELECT 1 FROM access_requests WHERE status = 'open' AND lower(email) = lower($2))
+         RETURNING id"), name, email, company, note, now)
+        .fetch_optional(c).await)?)
 }
 
 pub async fn count_open(db: &Db) -> Result<i64> {

@@ -47,9 +47,7 @@ impl NewBanner {
 /// button, a form sent twice at once). Asked in the posting transaction: on PostgreSQL under
 /// a lock of its own (a SQLite write transaction already excludes every other writer).
 pub async fn same_post(tx: &mut Tx, b: &NewBanner, now: DateTime<Utc>) -> Result<Option<i64>> {
-    if let Tx::Postgres(t) = tx {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('cport banners'))").execute(&mut **t).await?;
-    }
+    super::one_at_a_time(tx, "cport banners").await?;
     let since = now - chrono::Duration::minutes(10);
     // A banner that starts at once starts when it is posted: two posts of one are alike.
     let immediate = b.starts_at == now;

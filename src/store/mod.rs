@@ -134,6 +134,16 @@ where
     Ok(())
 }
 
+/// Makes the transactions that name the same `what` run one at a time on PostgreSQL (a lock
+/// held until the transaction ends); a SQLite write transaction already excludes every other
+/// writer. For a check with no row to lock, such as "is the same post there already?".
+pub(crate) async fn one_at_a_time(tx: &mut Tx, what: &'static str) -> Result<()> {
+    if let Tx::Postgres(t) = tx {
+        bind!(sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))"), what).execute(&mut **t).await?;
+    }
+    Ok(())
+}
+
 /// A row type both engines can read.
 pub trait Row:
     for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin
