@@ -377,11 +377,25 @@ async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
     assert!(html.contains("<option>Unit 4, Dock Rd</option>"));
 
     // "No delivery required" for a job that has no instructions yet.
-    app.put("jobs", json!([{"id": "J-5", "client_id": "C-1", "name": "Caps", "status": "entered"}])).await;
+    app.put(
+        "jobs",
+        json!([{"id": "J-5", "client_id": "C-1", "name": "Caps", "status": "entered",
+                "printed_garments": [{"description": "Cap", "expected_qty": 10}]}]),
+    )
+    .await;
     app.submit(&b, "/jobs/J-5/delivery", &[("action", "none")]).await;
     let (status, _, html) = app.post_form(&b, "/jobs/J-5/delivery", &[("action", "none")]).await;
     assert_eq!(status, 409);
     assert!(html.contains("already has delivery instructions"));
+    // Once it needs no delivery, the page offers no delivery form, other jobs' forms do not
+    // offer its goods, and instructions sent for it anyway are refused.
+    let html = app.shown(&b, "/jobs/J-5/delivery").await;
+    assert!(html.contains("You said this job needs no delivery") && !html.contains("id=\"delivery\""), "{html}");
+    assert!(!app.shown(&b, "/jobs/J-4/delivery").await.contains("qty:J-5:1"));
+    let (status, _, html) =
+        app.post_form(&b, "/jobs/J-4/delivery", &[("qty:J-5:1", "10"), ("address", "Unit 4, Dock Rd")]).await;
+    assert_eq!(status, 409, "{html}");
+    assert!(html.contains("job J-5 needs no delivery (you said so)"), "{html}");
 
     let feed = app.changes(0).await;
     assert_eq!(feed.len(), 2);

@@ -43,6 +43,8 @@ pub async fn no_delivery_in(
     now: DateTime<Utc>,
 ) -> Result<i64, ActionError> {
     check_may_act(actor)?;
+    // Instructions given for the job at the same moment wait for this, or this for them.
+    jobs::lock_job(tx, job_id).await?;
     let job = found(jobs::get_job(&mut *tx, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
     if !job.status.is_open() {
         return Err(ActionError::Conflict(format!("job {job_id} is {}; it needs no instructions", job.status.words())));
@@ -139,6 +141,9 @@ pub async fn give(
         by_job.entry(l.job_id.as_str()).or_default().push(l);
     }
     for (job_id, wanted) in &by_job {
+        // Two submissions for the same job wait for each other here (job ids in order), and
+        // the job is read after the wait.
+        jobs::lock_job(&mut tx, job_id).await?;
         // A job is named by the form's fields: one that is not the client's is refused by its
         // field, and the form is kept.
         let job = match jobs::get_job(&mut tx, actor.client_id(), job_id).await {
@@ -153,8 +158,11 @@ pub async fn give(
         if !job.status.is_open() {
             return Err(ActionError::Conflict(format!("job {job_id} is {}", job.status.words())));
         }
-        // Two submissions for the same job wait for each other here (job ids in order).
-        jobs::lock_job(&mut tx, job_id).await?;
+        if job.delivery_instructions == DeliveryInstructions::NotRequired {
+            return Err(ActionError::Conflict(format!(
+                "job {job_id} needs no delivery (you said so); if that has changed, ask TOT to open it for instructions again"
+            )));
+        }
         let held = jobs::list_garment_lines(&mut tx, job_id).await?;
         for w in wanted {
             let field = format!("qty[{job_id}:{}]", w.line_no);

@@ -251,8 +251,11 @@ pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path
 async fn delivery_page(state: &AppState, session: &Session, id: &str, form: Option<&FormData>, shown: Shown) -> Reply {
     let Shown { error, status, .. } = shown;
     let (job, lines) = job_with_lines(state, session, id).await?;
-    let open: Vec<_> =
-        jobs::list_open_jobs(&state.db, session.actor.client_id()).await?.into_iter().filter(|j| j.id != id).collect();
+    let open: Vec<_> = jobs::list_open_jobs(&state.db, session.actor.client_id())
+        .await?
+        .into_iter()
+        .filter(|j| j.id != id && j.delivery_instructions != crate::model::DeliveryInstructions::NotRequired)
+        .collect();
     let ids: Vec<&str> = open.iter().map(|j| j.id.as_str()).collect();
     let mut by_job: std::collections::HashMap<String, Vec<jobs::GarmentLine>> = Default::default();
     for l in jobs::garment_lines_of(&state.db, &ids).await? {
