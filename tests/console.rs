@@ -487,6 +487,11 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
     assert_eq!(app.post_raw(&staff, &format!("/staff/banners/{id}/retract"), &[("csrf", &csrf)]).await.0, 303);
     let (_, page) = app.page(&app.signed_in("P-1B").await, "/").await;
     assert!(!page.contains("Closed Friday"), "retracted");
+    // Again, from a page left open: staff are told it was done before, not that it is missing.
+    let (status, location, _) = app.post_raw(&staff, &format!("/staff/banners/{id}/retract"), &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    let page = app.shown(&staff, &location).await;
+    assert!(page.contains(&format!("Banner {id} was retracted already, at ")), "{page}");
     assert_eq!(app.post_raw(&staff, "/staff/banners/424242/retract", &[("csrf", &csrf)]).await.0, 404);
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use chrono::{Duration, Timelike, Utc};
 use common::{SmtpServer, TestState, smtp_config, world};
-use cport::actions::banners::BannerInput;
+use cport::actions::banners::{BannerInput, Retraction};
 use cport::channels::email::{Built, Mailer};
 use cport::digest::scheduler::{Trigger, run_pass};
 use cport::outbox::drain;
@@ -528,7 +528,7 @@ async fn a_retracted_urgent_banner_is_not_pushed_afterwards() {
     input.starts_at = Some(now + chrono::Duration::days(1));
     let posted = cport::actions::banners::post(&t.state, input, "test", now).await.unwrap();
     assert!(posted.queued > 0, "queued for its start");
-    assert!(cport::actions::banners::retract(&t.state, posted.id, now).await.unwrap());
+    assert_eq!(cport::actions::banners::retract(&t.state, posted.id, now).await.unwrap(), Retraction::Done);
     let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
     let pushes: Vec<_> = rows.iter().filter(|r| r.kind.as_str() == "banner").collect();
     assert_eq!(pushes.len(), posted.queued);

@@ -349,6 +349,11 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     // revoke lands between it and the order) sees the revoke in its own transaction.
     let before = cport::store::contacts::get_contact(&app.db, rita).await.unwrap();
     app.submit(&ann, "/users", &[("action", "revoke"), ("user", rita)]).await;
+    // Again, from a page left open: told it was done before, and nothing more is recorded.
+    let events = app.changes(0).await.len();
+    let location = app.submit(&ann, "/users", &[("action", "revoke"), ("user", rita)]).await;
+    assert!(app.shown(&ann, &location).await.contains(&format!("{rita} was revoked already.")), "{location}");
+    assert_eq!(app.changes(0).await.len(), events);
     let stale = cport::actions::Actor::new(before, cport::model::Channel::Portal);
     let placed = cport::actions::orders::place(&app.state, &stale, basket.parse().unwrap(), chrono::Utc::now()).await;
     assert!(

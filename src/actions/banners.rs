@@ -261,17 +261,31 @@ pub async fn post_in(
     Ok(Posted { id, queued })
 }
 
+/// What a retraction found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retraction {
+    /// The banner shows no more.
+    Done,
+    /// It was retracted before, at this time (a second click, a page left open).
+    Already(DateTime<Utc>),
+    /// There is no banner of that id.
+    Missing,
+}
+
 /// Retracts a banner: it no longer shows anywhere. Messages already sent stay sent.
-pub async fn retract(state: &Services, id: i64, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    match get_banner(&state.db, id).await {
-        Ok(_) => {}
-        Err(StoreError::NotFound) => return Ok(false),
-        Err(e) => return Err(e),
-    }
+pub async fn retract(state: &Services, id: i64, now: DateTime<Utc>) -> Result<Retraction, StoreError> {
     let mut tx = state.db.begin().await?;
-    let retracted = crate::store::banners::retract_banner(&mut tx, id, now).await?;
-    tx.commit().await?;
-    Ok(retracted)
+    if crate::store::banners::retract_banner(&mut tx, id, now).await? {
+        tx.commit().await?;
+        return Ok(Retraction::Done);
+    }
+    tx.rollback().await?;
+    Ok(match get_banner(&state.db, id).await {
+        Ok(BannerRow { retracted_at: Some(at), .. }) => Retraction::Already(at),
+        // Not retracted, yet not taken by the update: it went between the two reads.
+        Ok(_) | Err(StoreError::NotFound) => Retraction::Missing,
+        Err(e) => return Err(e),
+    })
 }
 
 /// The banners showing for `client` at `now`, from the live banners kept in memory while the

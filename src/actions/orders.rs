@@ -403,18 +403,23 @@ pub async fn create_third_party(
     Ok(id)
 }
 
-/// Revokes a third-party user: sessions end at once, links stop working.
+/// Revokes a third-party user: sessions end at once, links stop working. False when the user
+/// was revoked already (a second click, a page left open): nothing more is done.
 pub async fn revoke_third_party(
     state: &Services,
     actor: &Actor,
     id: &str,
     now: DateTime<Utc>,
-) -> Result<(), ActionError> {
+) -> Result<bool, ActionError> {
     require_third_parties(state, actor).await?;
     let mut tx = state.db.begin().await?;
     if !q::revoke_third_party(&mut tx, actor.client_id(), id, now).await? {
+        let active = q::third_party_active(&mut tx, actor.client_id(), id).await?;
         tx.rollback().await?;
-        return Err(ActionError::NotFound(format!("user {id}")));
+        return match active {
+            Some(false) => Ok(false),
+            _ => Err(ActionError::NotFound(format!("user {id}"))),
+        };
     }
     record(
         state,
@@ -428,7 +433,7 @@ pub async fn revoke_third_party(
     .await?;
     tx.commit().await?;
     crate::store::sessions::revoke_contact_sessions(&state.db, id, now).await?;
-    Ok(())
+    Ok(true)
 }
 
 /// Allocates or un-allocates one of the client's SKUs to one of its third-party users.

@@ -51,11 +51,16 @@ pub(crate) async fn banner(state: &AppState, command: BannerCommand) -> anyhow::
             }
         }
         BannerCommand::Retract { id } => {
-            if crate::actions::banners::retract(state, id, now).await? {
-                println!("banner {id} retracted");
-            } else {
-                eprintln!("error: no active banner with id {id}");
-                return Ok(ExitCode::FAILURE);
+            use crate::actions::banners::Retraction;
+            match crate::actions::banners::retract(state, id, now).await? {
+                Retraction::Done => println!("banner {id} retracted"),
+                Retraction::Already(at) => {
+                    println!("banner {id} was retracted already, at {}", at.format("%Y-%m-%d %H:%M"))
+                }
+                Retraction::Missing => {
+                    eprintln!("error: no banner with id {id}");
+                    return Ok(ExitCode::FAILURE);
+                }
             }
         }
     }

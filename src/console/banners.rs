@@ -238,9 +238,15 @@ pub async fn retract(
     CsrfForm(staff, _): CsrfForm<Staff>,
 ) -> Reply {
     let id: i64 = id.parse().map_err(|_| HttpError::NotFound)?;
-    if !banners::retract(&state, id, Utc::now()).await? {
-        return Err(HttpError::NotFound);
-    }
-    staff.record(&state, "retracted banner", &id.to_string()).await;
-    Ok(see_other(&state, "/staff/banners", &format!("Banner {id} retracted.")))
+    let note = match banners::retract(&state, id, Utc::now()).await? {
+        banners::Retraction::Done => {
+            staff.record(&state, "retracted banner", &id.to_string()).await;
+            format!("Banner {id} retracted.")
+        }
+        banners::Retraction::Already(at) => {
+            format!("Banner {id} was retracted already, at {} UTC.", at.format("%Y-%m-%d %H:%M"))
+        }
+        banners::Retraction::Missing => return Err(HttpError::NotFound),
+    };
+    Ok(see_other(&state, "/staff/banners", &note))
 }

@@ -322,9 +322,10 @@ pub async fn users_action(State(state): State<AppState>, CsrfForm(session, form)
         "create" => act::create_third_party(&state, a, &form.text("name"), &form.text("email"), now)
             .await
             .map(|id| format!("{} added as {id}; an invitation is on its way.", form.text("name").trim())),
-        "revoke" => act::revoke_third_party(&state, a, &user, now)
-            .await
-            .map(|_| format!("{user} revoked: signed out, links no longer work.")),
+        "revoke" => act::revoke_third_party(&state, a, &user, now).await.map(|done| match done {
+            true => format!("{user} revoked: signed out, links no longer work."),
+            false => format!("{user} was revoked already."),
+        }),
         "allocate" => {
             act::allocate(&state, a, &user, &sku, true, now).await.map(|_| format!("{sku} allocated to {user}."))
         }

@@ -329,6 +329,13 @@ pub async fn insert_third_party(tx: &mut Tx, u: &NewThirdParty<'_>, now: DateTim
     Ok(())
 }
 
+/// Whether one of the client's third-party users is active; `None` when there is no such user.
+pub async fn third_party_active(conn: impl Into<Conn<'_>>, client_id: &str, id: &str) -> Result<Option<bool>> {
+    Ok(on_conn!(conn.into(), c => bind!(sqlx::query_scalar(
+        "SELECT active FROM contacts WHERE id = $1 AND client_id = $2 AND role = 'third_party'"), id, client_id)
+    .fetch_optional(c).await)?)
+}
+
 /// Deactivates a third-party user: their sessions stop at once (sessions need an active contact).
 pub async fn revoke_third_party(tx: &mut Tx, client_id: &str, id: &str, now: DateTime<Utc>) -> Result<bool> {
     Ok(execute!(tx =>

@@ -237,10 +237,11 @@ pub async fn retract_banner(
     let id: i64 = id.parse().map_err(|_| {
         HttpError::BadRequest(format!("id: {} is not a banner id (a whole number)", crate::model::quoted(&id)))
     })?;
-    if crate::actions::banners::retract(&state, id, chrono::Utc::now()).await? {
-        Ok(axum::http::StatusCode::NO_CONTENT)
-    } else {
-        Err(HttpError::NotFound)
+    use crate::actions::banners::Retraction;
+    match crate::actions::banners::retract(&state, id, chrono::Utc::now()).await? {
+        // Retracted before: the same answer, so a request retried after a lost answer is safe.
+        Retraction::Done | Retraction::Already(_) => Ok(axum::http::StatusCode::NO_CONTENT),
+        Retraction::Missing => Err(HttpError::NotFound),
     }
 }
 

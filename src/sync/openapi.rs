@@ -149,7 +149,7 @@ pub fn document(server: &str) -> Value {
                 "parameters": [{"name": "id", "in": "path", "required": true,
                                 "description": "The banner's id.", "schema": {"type": "integer", "format": "int64"}}],
                 "responses": with_errors(
-                    json!({"204": {"description": "The banner was retracted."}}),
+                    json!({"204": {"description": "The banner was retracted (now, or before: a retry is safe)."}}),
                     &error,
                     &[
                         ("400", "The id is not a number."),
