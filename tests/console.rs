@@ -846,3 +846,33 @@ async fn a_link_answers_chat_code_is_hidden_from_staff() {
     assert_staff_never_see(&app, &staff, answer.id, link_token).await;
     app.stop().await;
 }
+
+/// A sign-in that checked a password a moment before it was changed, or before the account
+/// was removed, starts no session: the check is made again, with the account's row locked,
+/// where the session is written. The same holds for clients' portal sessions.
+#[tokio::test]
+async fn a_sign_in_checked_before_a_password_change_or_removal_starts_no_session() {
+    use cport::store::{sessions, staff};
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let now = Utc::now();
+    let later = now + chrono::Duration::hours(1);
+    let (id, _) = staff::add(&app.db, "rita@tot.example", now).await.unwrap();
+    assert!(staff::set_password(&app.db, id, "hash-1", now).await.unwrap());
+    assert!(staff::insert_session(&app.db, "t-1", id, "c", "hash-1", now, later).await.unwrap());
+    assert!(staff::set_password(&app.db, id, "hash-2", now).await.unwrap());
+    assert!(!staff::insert_session(&app.db, "t-2", id, "c", "hash-1", now, later).await.unwrap());
+    assert!(staff::get_session(&app.db, "t-1", now).await.unwrap().is_none(), "the change ended the first");
+    assert!(staff::remove(&app.db, "rita@tot.example", now).await.unwrap());
+    assert!(!staff::insert_session(&app.db, "t-3", id, "c", "hash-2", now, later).await.unwrap());
+    assert_eq!(app.count("staff_sessions").await, 1, "only the first was ever written");
+
+    sessions::replace_password(&app.db, "P-1A", "hash-1", now).await.unwrap();
+    assert!(sessions::insert_session(&app.db, "p-1", "P-1A", "c", None, Some("hash-1"), now, later).await.unwrap());
+    sessions::replace_password(&app.db, "P-1A", "hash-2", now).await.unwrap();
+    assert!(!sessions::insert_session(&app.db, "p-2", "P-1A", "c", None, Some("hash-1"), now, later).await.unwrap());
+    assert!(sessions::get_signed_in(&app.db, "p-1", now).await.unwrap().is_none(), "the change ended the first");
+    assert!(sessions::insert_session(&app.db, "p-3", "P-1A", "c", None, Some("hash-2"), now, later).await.unwrap());
+    assert!(sessions::get_signed_in(&app.db, "p-3", now).await.unwrap().is_some());
+    app.stop().await;
+}

@@ -50,6 +50,12 @@ pub async fn login_form(State(state): State<AppState>, headers: HeaderMap, Query
     anon_page(&state, &headers, "login", StatusCode::OK, json!({"next": staff_next(q.next.as_deref())}))
 }
 
+/// The sign-in page again: the address and password do not match.
+fn wrong_password(state: &AppState, headers: &HeaderMap, next: &str, email: &str) -> Reply {
+    let error = "That email and password do not match.";
+    anon_page(state, headers, "login", StatusCode::UNAUTHORIZED, json!({"next": next, "email": email, "error": error}))
+}
+
 /// `POST /staff/login`: email and password, limited per account and per address like clients'.
 pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr }: AnonForm) -> Reply {
     let email = form.text("email").trim().to_lowercase();
@@ -69,29 +75,19 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
     }
     let tries = SignInTries::count(&state, format!("staff:{email}"), addr, "or ask for a new password link").await?;
     let account = staff::by_email(&state.db, &email).await?;
-    let Some(id) = matching_account(&form.text("password"), account.into_iter().collect()) else {
+    let Some((id, hash)) = matching_account(&form.text("password"), account.into_iter().collect()) else {
         tracing::info!(ip = %addr.ip(), "failed staff sign-in");
-        return anon_page(
-            &state,
-            &headers,
-            "login",
-            StatusCode::UNAUTHORIZED,
-            json!({"next": next, "email": email, "error": "That email and password do not match."}),
-        );
+        return wrong_password(&state, &headers, &next, &email);
     };
     tries.succeeded(&state).await?;
     let token = random_token();
     let now = Utc::now();
     let hours = i64::from(state.config.portal.session_hours);
-    staff::insert_session(
-        &state.db,
-        &hash_token(&token),
-        id,
-        &random_token(),
-        now,
-        now + chrono::Duration::hours(hours),
-    )
-    .await?;
+    let expires = now + chrono::Duration::hours(hours);
+    // The password was changed, or the account removed, while it was checked: not signed in.
+    if !staff::insert_session(&state.db, &hash_token(&token), id, &random_token(), &hash, now, expires).await? {
+        return wrong_password(&state, &headers, &next, &email);
+    }
     staff::audit(&state.db, &email, "signed in", &addr.ip().to_string(), now).await?;
     crate::actions::chase::read_ahead(&state);
     Ok(with_cookie(Redirect::to(&next).into_response(), &staff_cookie(&state, &token, hours * 3600)))

@@ -21,9 +21,7 @@ use super::{AnonForm, CsrfForm, FormData, HttpError, page};
 use crate::links::{LinkClaims, LinkFor};
 use crate::state::AppState;
 use crate::store::contacts::{active_contact, get_contact};
-use crate::store::sessions::{
-    contacts_by_email, get_password_hash, revoke_contact_sessions, revoke_session, set_password_hash,
-};
+use crate::store::sessions::{contacts_by_email, get_password_hash, replace_password, revoke_session};
 use crate::store::{StoreError, ledgers, limits};
 use crate::web::Reply;
 
@@ -78,14 +76,14 @@ pub(crate) fn dummy_hash() -> &'static str {
 
 /// The first account whose password hash `password` matches. When no account has a hash to
 /// try, a dummy one is tried instead, so an unknown address takes as long as a known one.
-pub(crate) fn matching_account<T>(password: &str, accounts: Vec<(T, Option<String>)>) -> Option<T> {
+pub(crate) fn matching_account<T>(password: &str, accounts: Vec<(T, Option<String>)>) -> Option<(T, String)> {
     let mut tried = false;
     for (id, hash) in accounts {
         // A hash that cannot be read fails at once; it does not count as the effort spent.
         if let Some(hash) = hash.filter(|h| PasswordHash::new(h).is_ok()) {
             tried = true;
             if verify_password(password, &hash) {
-                return Some(id);
+                return Some((id, hash));
             }
         }
     }
@@ -260,6 +258,13 @@ pub async fn login_form(State(state): State<AppState>, headers: HeaderMap, Query
     .await
 }
 
+/// The sign-in page again: the address and password do not match.
+async fn wrong_password(state: &AppState, headers: &HeaderMap, next: &str, email: &str) -> Reply {
+    let error = "That email and password do not match. Try again, or ask for a sign-in link.";
+    anon_page(state, headers, "login", StatusCode::UNAUTHORIZED, json!({"next": next, "email": email, "error": error}))
+        .await
+}
+
 /// `POST /login`: email and password.
 pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr }: AnonForm) -> Reply {
     let email = form.text("email").trim().to_lowercase();
@@ -278,19 +283,15 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
         let hash = get_password_hash(&state.db, &id).await?;
         accounts.push((id, hash));
     }
-    let Some(contact_id) = matching_account(&form.text("password"), accounts) else {
+    let Some((contact_id, hash)) = matching_account(&form.text("password"), accounts) else {
         tracing::info!(ip = %addr.ip(), "failed portal sign-in");
-        return anon_page(
-            &state,
-            &headers,
-            "login",
-            StatusCode::UNAUTHORIZED,
-            json!({"next": next, "email": email, "error": "That email and password do not match. Try again, or ask for a sign-in link."}),
-        )
-        .await;
+        return wrong_password(&state, &headers, &next, &email).await;
     };
     tries.succeeded(&state).await?;
-    let cookie = session::start(&state, &contact_id, None).await?;
+    // The password was changed (or the contact removed) while it was checked: not signed in.
+    let Some(cookie) = session::start_with_password(&state, &contact_id, &hash).await? else {
+        return wrong_password(&state, &headers, &next, &email).await;
+    };
     Ok(with_cookie(Redirect::to(&next).into_response(), &cookie))
 }
 
@@ -414,8 +415,7 @@ pub async fn change_password(State(state): State<AppState>, CsrfForm(session, fo
         (_, Err(e)) => Some(e),
         (_, Ok(new)) => {
             let now = Utc::now();
-            set_password_hash(&state.db, &id, &hash_password(&new)?, now).await?;
-            revoke_contact_sessions(&state.db, &id, now).await?;
+            replace_password(&state.db, &id, &hash_password(&new)?, now).await?;
             let cookie = session::start(&state, &id, None).await?;
             return Ok(with_cookie(
                 super::see_other(&state, "/", "Your password is changed. Other devices were signed out."),
@@ -498,8 +498,7 @@ pub async fn reset(State(state): State<AppState>, AnonForm { form, headers, addr
         if !ledgers::use_nonce(&state.db, &claims.nonce, now).await? {
             return invalid_link(&state, &headers).await;
         }
-        set_password_hash(&state.db, &claims.contact_id, &hash_password(&new)?, now).await?;
-        revoke_contact_sessions(&state.db, &claims.contact_id, now).await?;
+        replace_password(&state.db, &claims.contact_id, &hash_password(&new)?, now).await?;
         return Ok(super::see_other(&state, "/login", "Your new password is set. Sign in with it."));
     }
     limit_address(&state, "reset", addr).await?;

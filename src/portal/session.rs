@@ -49,13 +49,33 @@ pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: i64) 
 
 /// Starts a session; returns the cookie to set.
 pub async fn start(state: &AppState, contact_id: &str, delegation_id: Option<i64>) -> Result<String, StoreError> {
+    // Only a password's check can stop a session starting; `NotFound` stands for a store that
+    // refused one all the same.
+    begin(state, contact_id, delegation_id, None).await?.ok_or(StoreError::NotFound)
+}
+
+/// Starts a session for a contact whose password was checked against `hash`; `None` (no
+/// session) when the password changed in the meantime or the contact has gone.
+pub async fn start_with_password(state: &AppState, contact_id: &str, hash: &str) -> Result<Option<String>, StoreError> {
+    begin(state, contact_id, None, Some(hash)).await
+}
+
+async fn begin(
+    state: &AppState,
+    contact_id: &str,
+    delegation_id: Option<i64>,
+    password: Option<&str>,
+) -> Result<Option<String>, StoreError> {
     let token = random_token();
     let now = Utc::now();
     let hours =
         if delegation_id.is_some() { state.config.portal.delegation_hours } else { state.config.portal.session_hours };
     let expires = now + chrono::Duration::hours(i64::from(hours));
-    insert_session(&state.db, &hash_token(&token), contact_id, &random_token(), delegation_id, now, expires).await?;
-    Ok(set_cookie(state, COOKIE, &token, i64::from(hours) * 3600))
+    let csrf = random_token();
+    let started =
+        insert_session(&state.db, &hash_token(&token), contact_id, &csrf, delegation_id, password, now, expires)
+            .await?;
+    Ok(started.then(|| set_cookie(state, COOKIE, &token, i64::from(hours) * 3600)))
 }
 
 /// A signed-in visitor. Handlers that take it require a session; without one the visitor is

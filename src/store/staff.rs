@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, bind, execute, on_db};
+use super::{Db, Result, bind, execute, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct StaffRow {
@@ -67,41 +67,57 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<StaffRow>> {
 /// Removes an account and ends its sessions. False when there was no such live account.
 /// The removed account gives up its address (kept as `removed:<id>:<address>`), so adding
 /// the address again makes a new account: a password link made for the old one opens nothing.
+/// The account's row is written first, so a sign-in checking it waits (see [`insert_session`]).
 pub async fn remove(db: &Db, email: &str, now: DateTime<Utc>) -> Result<bool> {
     let mut tx = db.begin().await?;
-    execute!(&mut tx =>
-        "UPDATE staff_sessions SET revoked_at = $2
-         WHERE revoked_at IS NULL AND staff_id IN (SELECT id FROM staff WHERE email = $1)",
-        email, now)?;
-    let n = execute!(&mut tx =>
+    let id: Option<i64> = on_tx!(&mut tx, c => bind!(sqlx::query_scalar(
         "UPDATE staff SET removed_at = $2, password_hash = NULL, email = 'removed:' || CAST(id AS TEXT) || ':' || email
-         WHERE email = $1 AND removed_at IS NULL",
-        email, now)?;
+         WHERE email = $1 AND removed_at IS NULL RETURNING id"),
+        email, now).fetch_optional(c).await)?;
+    if let Some(id) = id {
+        execute!(&mut tx => REVOKE_ALL, id, now)?;
+    }
     tx.commit().await?;
-    Ok(n == 1)
+    Ok(id.is_some())
 }
+
+const REVOKE_ALL: &str = "UPDATE staff_sessions SET revoked_at = $2 WHERE staff_id = $1 AND revoked_at IS NULL";
 
 /// Sets the password and ends every session of the account.
 pub async fn set_password(db: &Db, id: i64, hash: &str, now: DateTime<Utc>) -> Result<bool> {
     let mut tx = db.begin().await?;
     let n = execute!(&mut tx => "UPDATE staff SET password_hash = $2 WHERE id = $1 AND removed_at IS NULL", id, hash)?;
-    execute!(&mut tx => "UPDATE staff_sessions SET revoked_at = $2 WHERE staff_id = $1 AND revoked_at IS NULL", id, now)?;
+    execute!(&mut tx => REVOKE_ALL, id, now)?;
     tx.commit().await?;
     Ok(n == 1)
 }
 
+/// A new console session for an account whose password was checked against `password`: when
+/// that password has changed since, or the account was removed, no session starts and this
+/// is false. Read with the account's row locked, as [`set_password`] and [`remove`] write it.
 pub async fn insert_session(
     db: &Db,
     token_hash: &str,
     staff_id: i64,
     csrf: &str,
+    password: &str,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
-) -> Result<()> {
-    execute!(db =>
+) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    super::lock_row(&mut tx, "SELECT id FROM staff WHERE id = $1 FOR UPDATE", staff_id).await?;
+    let still: Option<i64> = on_tx!(&mut tx, c => bind!(sqlx::query_scalar(
+        "SELECT id FROM staff WHERE id = $1 AND password_hash = $2 AND removed_at IS NULL"), staff_id, password)
+    .fetch_optional(c).await)?;
+    if still.is_none() {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    execute!(&mut tx =>
         "INSERT INTO staff_sessions (token_hash, staff_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
         token_hash, staff_id, csrf, now, expires_at)?;
-    Ok(())
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// A live console session: its account (not removed) and CSRF token.
