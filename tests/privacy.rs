@@ -371,6 +371,13 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     let (_, page) = app.page(&bob, "/jobs/J-1").await;
     assert!(!page.contains("waiting for your artwork"), "the art is received");
     assert!(page.contains("logo.pdf") && page.contains("logo.svg"));
+    // The same files sent again (a second click): each said received already, kept once.
+    let (s, note) =
+        send_artwork(&app, &bob, "J-1", "AR-1", &[("logo.pdf", b"%PDF-1.4 logo"), ("logo.svg", b"<svg/>")]).await;
+    assert_eq!(s, 303);
+    assert_eq!(note.matches("received already, at").count(), 2, "{note}");
+    assert_eq!(app.changes(0).await.iter().filter(|c| c["kind"] == "artwork_uploaded").count(), 1);
+    assert_eq!(app.shown(&bob, "/jobs/J-1").await.matches("logo.pdf</a>").count(), 1);
     // The item has left the buyer's items.
     let contact = cport::store::contacts::get_contact(&app.db, "P-1B").await.unwrap();
     let items = cport::actions::items::for_contact(&app.db, &contact).await.unwrap();
@@ -428,6 +435,20 @@ async fn two_uploads_of_one_name_keep_their_own_bytes() {
     let mut kept: Vec<Vec<u8>> = rows.iter().map(|r| std::fs::read(&r.path).unwrap()).collect();
     kept.sort();
     assert_eq!(kept, [b"%PDF first version".to_vec(), b"%PDF second version".to_vec()]);
+    // One file attached twice to one message: kept once.
+    let twice: Vec<_> = (0..2)
+        .map(|_| cport::actions::artwork::Upload {
+            name: "back.pdf".into(),
+            content_type: "application/pdf".into(),
+            bytes: b"%PDF back",
+            damaged: false,
+        })
+        .collect();
+    let mut unit = cport::actions::Unit::new(&t.state);
+    let answer = cport::actions::artwork::upload(&t.state, &mut unit, &bob, "J-1", None, &twice, now).await.unwrap();
+    unit.commit().await.unwrap();
+    assert!(format!("{answer:?}").contains("back.pdf: received already"), "{answer:?}");
+    assert_eq!(cport::store::inbound::list_artwork(&t.state.db, "C-1", "J-1").await.unwrap().len(), 3);
 
     // A name that is only a type's letters has no type.
     let file = cport::actions::artwork::Upload {

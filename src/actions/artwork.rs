@@ -57,6 +57,9 @@ pub async fn upload(
     let dir = state.config.data_dir.join("uploads").join("artwork").join(crate::model::safe_file_name(job_id));
     let mut kept = Vec::new();
     let mut refused = Vec::new();
+    let mut again = Vec::new();
+    // Uploads for the job wait for each other here, so one sent twice at once is seen.
+    jobs::lock_job(unit.tx().await?, job_id).await?;
     for f in files {
         // The name is shown in answers and the change feed: no control characters.
         let name = crate::model::one_line(&f.name);
@@ -103,30 +106,36 @@ pub async fn upload(
         // left (same bytes, same name) rather than adding another, and two uploads of one
         // name to one job in the same second never write over each other.
         let digest: String = sha2::Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect();
-        let path = dir.join(format!("{}-{digest}-{safe}", now.format("%Y%m%d%H%M%S")));
+        let tail = format!("-{digest}-{safe}");
+        let path = dir.join(format!("{}{tail}", now.format("%Y%m%d%H%M%S"))).display().to_string();
+        let ctype = crate::model::media_type(&f.content_type);
+        let file = inbound::NewArtwork {
+            client_id: actor.client_id(),
+            job_id,
+            requirement_id: requirement,
+            contact_id: &actor.contact.id,
+            file_name: &name,
+            content_type: &ctype,
+            size: bytes.len() as i64,
+            path: &path,
+        };
+        // Kept for the job in the last ten minutes, or earlier in this upload: sent again.
+        let since = now - chrono::Duration::minutes(10);
+        if let Some(at) = inbound::same_artwork(unit.tx().await?, &file, &tail, since).await? {
+            again.push(format!("{name}: received already, at {} UTC (the same file); kept once", at.format("%H:%M")));
+            continue;
+        }
         if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, bytes)) {
-            tracing::error!(error = %e, path = %path.display(), "artwork could not be stored");
+            tracing::error!(error = %e, path, "artwork could not be stored");
             refused.push(format!("{name}: could not be stored; TOT has been told"));
             continue;
         }
-        let ctype = crate::model::media_type(&f.content_type);
-        kept.push((name, ctype, bytes.len() as i64, path.display().to_string()));
+        inbound::insert_artwork(unit.tx().await?, &file, now).await?;
+        let size = file.size;
+        kept.push((name, ctype, size, path));
     }
     if !kept.is_empty() {
         let tx = unit.tx().await?;
-        for (name, ctype, size, path) in &kept {
-            let file = inbound::NewArtwork {
-                client_id: actor.client_id(),
-                job_id,
-                requirement_id: requirement,
-                contact_id: &actor.contact.id,
-                file_name: name,
-                content_type: ctype,
-                size: *size,
-                path,
-            };
-            inbound::insert_artwork(tx, &file, now).await?;
-        }
         crate::actions::record(
             state,
             tx,
@@ -141,6 +150,7 @@ pub async fn upload(
         .await?;
     }
     let mut lines: Vec<String> = kept.iter().map(|(n, _, s, _)| format!("{n} ({} KB): received", s / 1024)).collect();
+    lines.extend(again.iter().cloned());
     lines.extend(refused.iter().cloned());
     let mut a = Answer {
         command: "ARTWORK".into(),
@@ -148,7 +158,7 @@ pub async fn upload(
         title: format!("Artwork for job {job_id}:"),
         sections: vec![Section { lines, ..Default::default() }],
     };
-    if kept.is_empty() {
+    if kept.is_empty() && again.is_empty() {
         a.title = format!("No artwork kept for job {job_id}:");
     }
     Ok(a)
