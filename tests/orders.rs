@@ -292,6 +292,9 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
         .await;
     assert_eq!((s, loc.as_str()), (303, "/"));
     app.submit(&ann, "/users", &[("action", "allocate"), ("user", rita), ("sku", "SKU-CAP")]).await;
+    let location = app.submit(&ann, "/users", &[("action", "allocate"), ("user", rita), ("sku", "SKU-CAP")]).await;
+    let page = app.shown(&ann, &location).await;
+    assert!(page.contains(&format!("SKU-CAP was allocated to {rita} already.")), "{page}");
     let (s, _, _) = app.post_form(&ann, "/users", &[("action", "allocate"), ("user", rita), ("sku", "SKU-BAG")]).await;
     assert_eq!(s, 404, "another client's SKU cannot be allocated");
 
@@ -341,6 +344,8 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     assert!(!html.contains("Bob&#x27;s place") && !html.contains("Bob's place"));
     // A SKU taken back from her stays in her basket to be removed, showing nothing of the stock.
     app.submit(&ann, "/users", &[("action", "unallocate"), ("user", rita), ("sku", "SKU-CAP")]).await;
+    let location = app.submit(&ann, "/users", &[("action", "unallocate"), ("user", rita), ("sku", "SKU-CAP")]).await;
+    assert!(app.shown(&ann, &location).await.contains("nothing to take back"), "{location}");
     let (_, html) = app.page(&r, &format!("/baskets/{basket}")).await;
     assert!(html.contains("SKU-CAP") && html.contains("no longer allocated to you"), "{html}");
     assert!(!html.contains("Cap, embroidered") && !html.contains("SKU-CAP.svg"), "{html}");

@@ -326,12 +326,14 @@ pub async fn users_action(State(state): State<AppState>, CsrfForm(session, form)
             true => format!("{user} revoked: signed out, links no longer work."),
             false => format!("{user} was revoked already."),
         }),
-        "allocate" => {
-            act::allocate(&state, a, &user, &sku, true, now).await.map(|_| format!("{sku} allocated to {user}."))
-        }
-        "unallocate" => act::allocate(&state, a, &user, &sku, false, now)
-            .await
-            .map(|_| format!("{sku} no longer allocated to {user}.")),
+        "allocate" => act::allocate(&state, a, &user, &sku, true, now).await.map(|done| match done {
+            true => format!("{sku} allocated to {user}."),
+            false => format!("{sku} was allocated to {user} already."),
+        }),
+        "unallocate" => act::allocate(&state, a, &user, &sku, false, now).await.map(|done| match done {
+            true => format!("{sku} no longer allocated to {user}."),
+            false => format!("{sku} was not allocated to {user}: nothing to take back."),
+        }),
         other => Err(ActionError::invalid("action", format!("{} is not a user action", crate::model::quoted(other)))),
     };
     match result {
