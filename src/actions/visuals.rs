@@ -255,6 +255,7 @@ pub async fn comment(
     }
     let who = actor.display_name();
     let mut tx = state.db.begin().await?;
+    visuals::lock_visual(&mut tx, id).await?;
     if let Some(at) = visuals::same_comment(&mut tx, id, &who, body, now - Duration::minutes(10)).await? {
         tx.rollback().await?;
         return Err(ActionError::Conflict(format!(

@@ -71,6 +71,13 @@ pub async fn list_comments(db: &Db, visual_id: &str) -> Result<Vec<CommentRow>> 
     .await
 }
 
+/// Locks a visual's row until the transaction ends (PostgreSQL; a SQLite write transaction
+/// already excludes every other writer): what is decided about one visual at once is decided
+/// one at a time.
+pub async fn lock_visual(tx: &mut Tx, visual_id: &str) -> Result<()> {
+    super::lock_row(tx, "SELECT id FROM visuals WHERE id = $1 FOR UPDATE", visual_id.to_string()).await
+}
+
 pub async fn insert_comment(tx: &mut Tx, visual_id: &str, author: &str, body: &str, now: DateTime<Utc>) -> Result<()> {
     execute!(tx =>
         "INSERT INTO portal_comments (visual_id, author, body, at) VALUES ($1, $2, $3, $4)",
@@ -79,9 +86,8 @@ pub async fn insert_comment(tx: &mut Tx, visual_id: &str, author: &str, body: &s
 }
 
 /// When `author` last wrote `body` on the visual, if that was after `since`: the same comment
-/// sent again (a second click, the back button). Read with the visual's row locked on
-/// PostgreSQL (a SQLite write transaction already excludes every other writer), so two sent
-/// at once cannot both see none.
+/// sent again (a second click, the back button). The caller holds [`lock_visual`], so two
+/// sent at once cannot both see none.
 pub async fn same_comment(
     tx: &mut Tx,
     visual_id: &str,
@@ -89,7 +95,6 @@ pub async fn same_comment(
     body: &str,
     since: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>> {
-    super::lock_row(tx, "SELECT id FROM visuals WHERE id = $1 FOR UPDATE", visual_id.to_string()).await?;
     Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
         "SELECT at FROM portal_comments WHERE visual_id = $1 AND author = $2 AND body = $3 AND at > $4
          ORDER BY at DESC LIMIT 1"), visual_id, author, body, since)
@@ -159,7 +164,7 @@ pub async fn open_delegation(
     email: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>> {
-    super::lock_row(tx, "SELECT id FROM visuals WHERE id = $1 FOR UPDATE", visual_id.to_string()).await?;
+    lock_visual(tx, visual_id).await?;
     Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
         "SELECT MAX(expires_at) FROM delegations
          WHERE visual_id = $1 AND lower(email) = lower($2) AND used_at IS NULL AND expires_at > $3"),
