@@ -36,6 +36,17 @@ pub struct App {
 /// How long requests in flight may take to finish once shutdown begins.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// `data_dir` keeps uploaded artwork, pictures and (by default) mail files: a start that
+/// cannot write there is refused, naming the key, rather than every upload failing later.
+fn check_data_dir(dir: &std::path::Path) -> Result<(), String> {
+    // Named for this process: two starting at once do not remove each other's.
+    let probe = dir.join(format!(".cport-write-check-{}", std::process::id()));
+    std::fs::create_dir_all(dir)
+        .and_then(|_| std::fs::write(&probe, b""))
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| format!("data_dir: cannot write to {}: {e}", dir.display()))
+}
+
 impl App {
     /// Opens and migrates the store and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> Result<App, StartError> {
@@ -50,6 +61,7 @@ impl App {
                 "the store takes no writes ({e}); cport writes to it: check that the user it runs as may write the database file and its folder"
             ))
         })?;
+        check_data_dir(&config.data_dir).map_err(StartError::Config)?;
         let listener = TcpListener::bind(&config.listen)
             .await
             .map_err(|error| StartError::Bind { addr: config.listen.clone(), error })?;

@@ -109,6 +109,18 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
     let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     assert!(!ok);
     assert!(err.contains("jobs[0] (J-1) process_lines[0]"), "{err}");
+    // A field given twice is named with its record, as the sync API names it; an entity that
+    // is no array is named once.
+    std::fs::write(
+        &file,
+        r#"{"clients": [{"id": "C-700", "name": "A"}, {"id": "C-701", "name": "A", "currency": "GBP", "currency": "EUR"}]}"#,
+    )
+    .unwrap();
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
+    assert!(!ok && err.contains("clients[1] (C-701) currency: given twice in one object; say it once"), "{err}");
+    std::fs::write(&file, r#"{"clients": {"id": "C-1"}}"#).unwrap();
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
+    assert!(!ok && err.contains("clients: expected an array of records") && !err.contains("clients clients"), "{err}");
     let (ok, _, err) =
         output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(dir.path().join("missing.json")));
     assert!(!ok);
@@ -503,4 +515,49 @@ fn the_demo_refuses_a_folder_it_did_not_make_and_bad_arguments_before_touching_i
     let (ok, _, stderr) = demo("127.0.0.1:0");
     assert!(!ok && stderr.contains("did not write"), "{stderr}");
     assert!(artwork.exists(), "the artwork is untouched");
+}
+
+/// `staff add` refuses an address that reads other than it is (a direction override) or is
+/// no address, naming `--email`, and makes no account; a good one is added.
+#[tokio::test]
+async fn staff_add_refuses_an_address_that_reads_other_than_it_is() {
+    let t = common::TestState::new(|_| {}).await;
+    let env = [
+        ("CPORT_DATABASE_URL", t.state.config.database_url.expose()),
+        ("CPORT_API_TOKEN", "t"),
+        ("CPORT_LINK_SECRET", t.state.config.link_secret.expose()),
+    ];
+    for (email, says) in [
+        ("a\u{202e}@tot.example", "--email: holds the direction control character U+202E"),
+        ("not an address", "--email: `not an address` is not an email address"),
+    ] {
+        let (ok, _, err) = output(cport(&env).args(["staff", "add", "--email", email]));
+        assert!(!ok && err.contains(says), "{email:?}: {err}");
+    }
+    assert!(cport::store::staff::list(&t.state.db).await.unwrap().is_empty());
+    let (ok, out, err) = output(cport(&env).args(["staff", "add", "--email", "rita@tot.example"]));
+    assert!(ok && out.contains("staff account rita@tot.example added"), "{out}{err}");
+}
+
+/// `banner post` names what is wrong by the flag it was typed with, and posts nothing.
+#[tokio::test]
+async fn banner_post_names_its_flags() {
+    let t = common::TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    let env = [
+        ("CPORT_DATABASE_URL", t.state.config.database_url.expose()),
+        ("CPORT_API_TOKEN", "t"),
+        ("CPORT_LINK_SECRET", t.state.config.link_secret.expose()),
+    ];
+    let post = ["banner", "post", "--title", "Closed", "--body", "Friday"];
+    for (extra, says) in [
+        (vec!["--starts", "2030-01-02T00:00:00Z", "--expires", "2030-01-01T00:00:00Z"], "--expires: must be after"),
+        (vec!["--client", "C-1", "--client", "C-404"], "--client: unknown client `C-404`"),
+        (vec!["--client", "a b"], "--client (the 1 given):"),
+        (vec!["--severity", "loud"], "--severity:"),
+    ] {
+        let (ok, _, err) = output(cport(&env).args(post).args(&extra));
+        assert!(!ok && err.contains(says), "{extra:?}: {err}");
+    }
+    assert!(cport::store::banners::list_banners(&t.state.db).await.unwrap().is_empty());
 }

@@ -930,3 +930,20 @@ async fn a_store_that_takes_no_writes_stops_start_up_saying_so() {
     let e = e.to_string();
     assert!(e.contains("the store takes no writes") && e.contains("readonly"), "{e}");
 }
+
+/// A `data_dir` cport cannot write (here: a folder below a file) stops start-up naming the
+/// key, rather than each upload and mail file failing later.
+#[tokio::test]
+async fn a_data_folder_that_cannot_be_written_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cport.db").display());
+    let db = cport::store::Db::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    std::fs::write(dir.path().join("a-file"), b"").unwrap();
+    let mut config = common::test_config(dir.path(), url);
+    config.listen = "127.0.0.1:0".into();
+    config.data_dir = dir.path().join("a-file").join("data");
+    let Err(e) = cport::App::build_with(config, db).await else { panic!("started without a data folder") };
+    let e = e.to_string();
+    assert!(e.starts_with("data_dir: cannot write to") && e.contains("a-file"), "{e}");
+}

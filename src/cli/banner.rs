@@ -14,7 +14,17 @@ pub(crate) async fn banner(state: &AppState, command: BannerCommand) -> anyhow::
                 starts_at: a.starts,
                 expires_at: a.expires,
             };
-            let posted = crate::actions::banners::post(state, input, "cli", now).await?;
+            let posted = match crate::actions::banners::post(state, input, "cli", now).await {
+                Ok(p) => p,
+                // Named as they are typed here: `--expires`, `--client`, not the API's fields.
+                Err(crate::actions::banners::BannerError::Invalid(errs)) => {
+                    for e in errs {
+                        eprintln!("error: {}: {}", flag_of(&e.field), e.reason);
+                    }
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(e) => return Err(e.into()),
+            };
             println!("banner {} posted", posted.id);
             if posted.queued > 0 {
                 let d = super::outbox::send_due(state).await?;
@@ -65,4 +75,18 @@ pub(crate) async fn banner(state: &AppState, command: BannerCommand) -> anyhow::
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `banner post` flag a banner field is given by: `expires_at` is `--expires`,
+/// `clients[2]` is the third `--client`.
+fn flag_of(field: &str) -> String {
+    match field.split('[').next().unwrap_or(field) {
+        "starts_at" => "--starts".into(),
+        "expires_at" => "--expires".into(),
+        "clients" => match field.strip_prefix("clients[").and_then(|i| i.trim_end_matches(']').parse::<usize>().ok()) {
+            Some(i) => format!("--client (the {} given)", i + 1),
+            None => "--client".into(),
+        },
+        other => format!("--{other}"),
+    }
 }

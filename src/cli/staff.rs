@@ -11,6 +11,11 @@ pub(crate) async fn staff(state: &AppState, command: StaffCommand) -> anyhow::Re
     match command {
         StaffCommand::Add { email } => {
             let email = email.trim().to_lowercase();
+            // The same rule as every address typed elsewhere: no character that makes the
+            // address read other than it is (a direction override) or breaks a line.
+            if let Err(e) = crate::model::check_chars("--email", &email, crate::model::Lines::One) {
+                bail!("{}: {}", e.field, e.reason);
+            }
             if !crate::model::records::valid_email(&email) {
                 bail!("--email: {} is not an email address", crate::model::quoted(&email));
             }

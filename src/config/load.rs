@@ -225,6 +225,20 @@ mod tests {
             ("[outbox]\nworkers = 2\n[outbox]\nworkers = 3", "line 3"),
             ("[telegram]\ntoken = \"123456:ABC def\"", "telegram.token"),
             ("[telegram]\ntoken = \"bot/123456:ABC\"", "telegram.token"),
+            // A store that keeps nothing, a name or terms of nothing, hosts that are no hosts.
+            ("database_url = \"sqlite:\"", "database_url"),
+            ("database_url = \"sqlite://\"", "database_url"),
+            ("database_url = \"sqlite::memory:\"", "database_url"),
+            ("[branding]\nname = \"  \"", "branding.name"),
+            ("[branding]\napproval_terms = \"\"", "branding.approval_terms"),
+            ("[smtp]\nhost = \"smtp example\"", "smtp.host"),
+            ("[imap]\nhost = \"imap ex/ample\"\nusername = \"u\"", "imap.host"),
+            ("data_dir = \"\"", "data_dir"),
+            ("data_dir = \"Cargo.toml\"", "data_dir"),
+            ("[branding]\nlogo_url = \"/media/../../etc/passwd\"", "branding.logo_url"),
+            // Text that reads other than it is written, as records refuse it.
+            ("[branding]\nname = \"T\\u202eOT\"", "branding.name"),
+            ("public_url = \"http://x.example/\\u202e\"", "public_url"),
         ] {
             let p = dir.path().join("c.toml");
             std::fs::write(&p, text).unwrap();

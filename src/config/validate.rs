@@ -14,16 +14,53 @@ impl Config {
             .map_err(|_| invalid("listen", format!("`{}` is not an address like 127.0.0.1:8080", self.listen)))?;
         check_public_url(&self.public_url)?;
         let logo = &self.branding.logo_url;
-        let media_path = logo.starts_with("/media/") && crate::model::is_plain_link(logo);
+        let media_path = logo.starts_with("/media/")
+            && crate::model::is_plain_link(logo)
+            && !logo.split('/').any(|step| step == ".." || step == ".");
         if !(logo.is_empty() || crate::model::is_web_address(logo) || media_path) {
             return Err(invalid(
                 "branding.logo_url",
-                "must be a web address (http:// or https://) or a path under /media/, with no spaces or quotes",
+                "must be a web address (http:// or https://) or a path under /media/, with no spaces, quotes or `..`",
             ));
         }
         let db = self.database_url.expose();
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
             return Err(invalid("database_url", "must start with sqlite: or postgres://"));
+        }
+        if let Some(rest) = db.strip_prefix("sqlite:") {
+            // What follows the scheme up to the options is the file: none (each connection
+            // would open an empty store of its own) or memory keeps nothing once cport stops.
+            let file = rest.trim_start_matches("//").split('?').next().unwrap_or("");
+            if file.is_empty() || file == ":memory:" {
+                return Err(invalid(
+                    "database_url",
+                    "names no database file; a store must outlast the process, like sqlite://data/cport.db",
+                ));
+            }
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must name a folder, like /var/lib/cport"));
+        }
+        if self.data_dir.exists() && !self.data_dir.is_dir() {
+            return Err(invalid("data_dir", format!("{} is a file, not a folder", self.data_dir.display())));
+        }
+        if self.branding.name.trim().is_empty() {
+            return Err(invalid("branding.name", "must not be blank: it signs every message and page"));
+        }
+        if self.branding.approval_terms.trim().is_empty() {
+            return Err(invalid(
+                "branding.approval_terms",
+                "must not be blank: a client agrees to these terms with each approval, and they are recorded with it",
+            ));
+        }
+        for (key, host) in [("smtp.host", &self.smtp.host), ("imap.host", &self.imap.host)] {
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            if !host.is_empty() && !domain_name(host) && bare.parse::<std::net::IpAddr>().is_err() {
+                return Err(invalid(
+                    key,
+                    format!("`{host}` is not a host name like mail.tot.example, or an IP address"),
+                ));
+            }
         }
         if self.email.transport == Transport::Smtp && self.smtp.host.is_empty() {
             return Err(invalid("smtp.host", "required when email.transport = \"smtp\""));
@@ -270,19 +307,21 @@ impl Config {
 }
 
 impl Config {
-    /// Every text value of the config on one line, free of control characters, but
+    /// Every text value of the config on one line, free of control characters (and of the
+    /// characters that make text read other than it is written), but
     /// `branding.approval_terms`, which is prose: a line break in `imap.mailbox` would end an
-    /// IMAP command early, and one in a host, an address or a name is never meant. Names the
-    /// first key that holds one.
+    /// IMAP command early, and one in a host, an address or a name is never meant. The same
+    /// rule as records' text ([`crate::model::check_chars`]). Names the first key that holds
+    /// one.
     fn check_text_values(&self) -> Result<(), ConfigError> {
+        use crate::model::{FieldError, Lines, check_chars};
         use serde_json::Value;
-        fn first_bad(key: &str, v: &Value) -> Option<String> {
+        fn first_bad(key: &str, v: &Value) -> Option<FieldError> {
             let join = |k: &str| if key.is_empty() { k.to_string() } else { format!("{key}.{k}") };
             match v {
                 Value::String(s) => {
-                    let prose = key == "branding.approval_terms";
-                    let bad = |c: char| c.is_control() && !(prose && matches!(c, '\n' | '\r' | '\t'));
-                    s.chars().any(bad).then(|| key.to_string())
+                    let lines = if key == "branding.approval_terms" { Lines::Many } else { Lines::One };
+                    check_chars(key, s, lines).err()
                 }
                 Value::Array(items) => items.iter().enumerate().find_map(|(i, x)| first_bad(&format!("{key}[{i}]"), x)),
                 Value::Object(fields) => fields.iter().find_map(|(k, x)| first_bad(&join(k), x)),
@@ -294,7 +333,7 @@ impl Config {
             return Ok(());
         };
         match first_bad("", &all) {
-            Some(key) => Err(invalid(&key, "holds a control character (a line break, a tab…); write it on one line")),
+            Some(e) => Err(invalid(&e.field, e.reason)),
             None => Ok(()),
         }
     }

@@ -996,6 +996,10 @@ impl RecordError {
 
 impl std::fmt::Display for RecordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // About a whole entity or document, not one of its records: named once.
+        if self.index.is_none() && self.id.is_none() && self.field == self.entity {
+            return write!(f, "{}: {}", self.entity, self.reason);
+        }
         match self.index {
             Some(i) => write!(f, "{}[{i}]", self.entity)?,
             None => write!(f, "{}", self.entity)?,

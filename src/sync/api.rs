@@ -148,13 +148,8 @@ pub async fn put_entity(
         }
     })?;
     if let Some((index, key)) = super::repeated::repeated_key(body) {
-        return Err(HttpError::InvalidRecords(vec![RecordError {
-            entity: entity.clone(),
-            index: Some(index),
-            id: records.get(index).and_then(|r| tree(r).ok()).as_ref().and_then(super::record_id),
-            field: crate::model::shown(&key, 100),
-            reason: "given twice in one object; say it once".into(),
-        }]));
+        let record = records.get(index).and_then(|r| tree(r).ok());
+        return Err(HttpError::InvalidRecords(vec![super::given_twice(&entity, index, record.as_ref(), &key)]));
     }
     let clients: Vec<String> = records.iter().filter_map(|r| client_of(&entity, r)).collect();
     let report = upsert_batch(&state.db, &entity, Trees(records.iter())).await?;

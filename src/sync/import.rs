@@ -439,13 +439,19 @@ impl<'de> Visitor<'de> for LooseEntity<'_> {
             return Ok(());
         }
         let mut index = 0;
-        while let Some(v) = seq.next_element::<serde_json::Value>()? {
+        while let Some(raw) = seq.next_element::<Box<serde_json::value::RawValue>>()? {
             let mut errs = Vec::new();
-            // Every name is known here (checked above), so `by_entity!` always has a type.
-            let _: Result<(), SyncError> = by_entity!(self.entity, T => {
-                super::parse_value::<T>(index, v, &mut errs);
-                Ok(())
-            });
+            let v: serde_json::Value = serde_json::from_str(raw.get()).map_err(A::Error::custom)?;
+            // A tree keeps the last of two equal keys without a word: asked of the text.
+            if let Some(key) = super::repeated::repeated_in_record(raw.get()) {
+                errs.push(super::given_twice(self.entity, index, Some(&v), &key));
+            } else {
+                // Every name is known here (checked above), so `by_entity!` always has a type.
+                let _: Result<(), SyncError> = by_entity!(self.entity, T => {
+                    super::parse_value::<T>(index, v, &mut errs);
+                    Ok(())
+                });
+            }
             self.found.push(errs);
             index += 1;
         }

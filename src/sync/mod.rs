@@ -115,6 +115,18 @@ fn content_hash<T: Serialize>(rec: &T) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The refusal of the record at `index` (read as `record`, if it could be) that gives `key`
+/// twice in one object (see [`repeated`]): the same from the API and from `cport import`.
+fn given_twice(entity: &str, index: usize, record: Option<&serde_json::Value>, key: &str) -> RecordError {
+    RecordError {
+        entity: entity.to_string(),
+        index: Some(index),
+        id: record.and_then(record_id),
+        field: crate::model::shown(key, 100),
+        reason: "given twice in one object; say it once".into(),
+    }
+}
+
 fn record_id(v: &serde_json::Value) -> Option<String> {
     ["id", "sku", "client_id"].iter().find_map(|k| v.get(*k).and_then(|x| x.as_str()).map(error_id))
 }

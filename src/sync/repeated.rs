@@ -21,6 +21,14 @@ pub fn repeated_key(body: &[u8]) -> Option<(usize, String)> {
     found.into_inner()
 }
 
+/// The first key one record (a JSON object) gives twice, in it or in an object inside it.
+pub fn repeated_in_record(record: &str) -> Option<String> {
+    let found = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_str(record);
+    let _ = Walk { found: &found, record: Some(0) }.deserialize(&mut de);
+    found.into_inner().map(|(_, key)| key)
+}
+
 type Found = RefCell<Option<(usize, String)>>;
 
 /// Walks one JSON value. `record` is the index of the record it is in; `None` for the batch
