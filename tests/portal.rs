@@ -351,19 +351,20 @@ async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
     assert!(app.changes(0).await.is_empty());
 
     // 60 of J-1 and part of J-4 in one delivery.
-    app.submit(
-        &b,
-        "/jobs/J-1/delivery",
-        &[
-            ("qty:J-1:0", "60"),
-            ("qty:J-4:0", "20"),
-            ("qty:J-4:1", "5"),
-            ("address", "Unit 4, Dock Rd"),
-            ("contact_name", "Sam"),
-            ("notes", "Gate 2"),
-        ],
-    )
-    .await;
+    let delivery = [
+        ("qty:J-1:0", "60"),
+        ("qty:J-4:0", "20"),
+        ("qty:J-4:1", "5"),
+        ("address", "Unit 4, Dock Rd"),
+        ("contact_name", "Sam"),
+        ("notes", "Gate 2"),
+    ];
+    app.submit(&b, "/jobs/J-1/delivery", &delivery).await;
+    // Sent again (a second click): told so, before what is left is weighed, and not made twice.
+    let (status, _, html) = app.post_form(&b, "/jobs/J-1/delivery", &delivery).await;
+    assert_eq!(status, 409, "{html}");
+    assert!(html.contains("you sent these delivery instructions at") && html.contains("TOT has them"), "{html}");
+    assert_eq!(app.changes(0).await.len(), 1);
     // What is left: 40 of J-1, 25 of J-4 line 1.
     let (_, html) = app.page(&b, "/jobs/J-1").await;
     assert!(html.contains(">60<") && html.contains(">40<"), "{html}");

@@ -140,10 +140,28 @@ pub async fn give(
     for l in &lines {
         by_job.entry(l.job_id.as_str()).or_default().push(l);
     }
-    for (job_id, wanted) in &by_job {
-        // Two submissions for the same job wait for each other here (job ids in order), and
-        // the job is read after the wait.
+    // Two submissions for the same jobs wait for each other here (job ids in order), and the
+    // jobs are read after the wait.
+    for job_id in by_job.keys() {
         jobs::lock_job(&mut tx, job_id).await?;
+    }
+    // The request's lines in job and line order (each is named once, checked above).
+    let merged: BTreeMap<(&str, i64), i64> = lines.iter().map(|l| ((l.job_id.as_str(), l.line_no), l.qty)).collect();
+    // The same request sent again (a second click, the back button, two at once): told, not
+    // made twice. Partial instructions leave goods to instruct, so quantities alone cannot
+    // tell.
+    let asked: Vec<(String, i64, i64)> = merged.iter().map(|((j, n), q)| (j.to_string(), *n, *q)).collect();
+    let since = now - chrono::Duration::minutes(10);
+    if let Some((at, _)) =
+        jobs::requests_since(&mut tx, &actor.contact.id, address, since).await?.into_iter().find(|(_, l)| *l == asked)
+    {
+        tx.rollback().await?;
+        return Err(ActionError::Conflict(format!(
+            "you sent these delivery instructions at {} UTC already; TOT has them",
+            at.format("%H:%M")
+        )));
+    }
+    for (job_id, wanted) in &by_job {
         // A job is named by the form's fields: one that is not the client's is refused by its
         // field, and the form is kept.
         let job = match jobs::get_job(&mut tx, actor.client_id(), job_id).await {
@@ -184,8 +202,6 @@ pub async fn give(
             }
         }
     }
-    // The request's lines in job and line order (each is named once, checked above).
-    let merged: BTreeMap<(&str, i64), i64> = lines.iter().map(|l| ((l.job_id.as_str(), l.line_no), l.qty)).collect();
     let contact_name = req.contact_name.trim();
     let notes = req.notes.trim();
     let rid = jobs::insert_request(

@@ -86,6 +86,33 @@ pub async fn insert_request(tx: &mut Tx, r: &NewRequest<'_>, now: DateTime<Utc>)
     Ok(id)
 }
 
+/// A delivery request as a request sent again is compared with: when it was made, and its
+/// lines (job, line, quantity) in job and line order.
+pub type SentRequest = (DateTime<Utc>, Vec<(String, i64, i64)>);
+
+/// The delivery requests `contact_id` made after `since` to `address`, oldest first.
+pub async fn requests_since(
+    tx: &mut Tx,
+    contact_id: &str,
+    address: &str,
+    since: DateTime<Utc>,
+) -> Result<Vec<SentRequest>> {
+    let rows: Vec<(i64, DateTime<Utc>, String, i64, i64)> = on_tx!(tx, c => bind!(sqlx::query_as(
+        "SELECT r.id, r.created_at, l.job_id, l.line_no, l.qty
+         FROM delivery_requests r JOIN delivery_request_lines l ON l.request_id = r.id
+         WHERE r.contact_id = $1 AND r.kind = 'delivery' AND r.address = $2 AND r.created_at > $3
+         ORDER BY r.id, l.job_id, l.line_no"), contact_id, address, since)
+    .fetch_all(c).await)?;
+    let mut out: Vec<(i64, SentRequest)> = Vec::new();
+    for (id, at, job, line, qty) in rows {
+        match out.last_mut() {
+            Some((last, (_, lines))) if *last == id => lines.push((job, line, qty)),
+            _ => out.push((id, (at, vec![(job, line, qty)]))),
+        }
+    }
+    Ok(out.into_iter().map(|(_, r)| r).collect())
+}
+
 pub async fn insert_request_line(tx: &mut Tx, request_id: i64, job_id: &str, line_no: i64, qty: i64) -> Result<()> {
     execute!(tx =>
         "INSERT INTO delivery_request_lines (request_id, job_id, line_no, qty) VALUES ($1, $2, $3, $4)",
