@@ -101,6 +101,12 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     assert_eq!(app.count("baskets").await, baskets);
     let (_, html) = app.page(&bob, &format!("/baskets/{event}")).await;
     assert!(html.contains(r#"id="qty-SKU-CAP" name="qty" type="number" min="0" value="20""#), "{html}");
+    // Four adds at once each count: none is lost to another read before it was written.
+    let one = [("sku", "SKU-CAP"), ("qty", "1"), ("basket", event.as_str())];
+    let adds = futures::future::join_all((0..4).map(|_| app.post_form(&bob, "/stock", &one))).await;
+    assert!(adds.iter().all(|(s, _, _)| *s == 303), "{adds:?}");
+    let (_, html) = app.page(&bob, &format!("/baskets/{event}")).await;
+    assert!(html.contains(r#"id="qty-SKU-CAP" name="qty" type="number" min="0" value="24""#), "{html}");
 
     // Change and remove lines; save the address and come back on another device.
     let path = format!("/baskets/{shop}");
@@ -150,6 +156,14 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     assert_eq!(available_on(&html, "SKU-TEE"), 5);
     let (_, html) = app.page(&bob, &path).await;
     assert!(html.contains("This basket is empty"));
+    // From the page as it was before (a second click, another tab): placed already, said so,
+    // and nothing is added back or placed again.
+    for fields in [vec![("action", "place")], vec![("action", "qty"), ("sku", "SKU-TEE"), ("qty", "3")]] {
+        let (s, _, html) = app.post_form(&bob, &path, &fields).await;
+        assert_eq!(s, 409, "{fields:?}: {html}");
+        assert!(html.contains(&format!("basket {shop} was placed as order")), "{fields:?}: {html}");
+    }
+    assert!(app.shown(&bob, &path).await.contains("This basket is empty"));
     let (_, html) = app.page(&ann, "/orders").await;
     assert!(html.contains("SKU-TEE") && html.contains("1 High St, Bristol") && html.contains("placed"));
     let feed = app.changes(0).await;

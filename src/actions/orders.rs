@@ -107,7 +107,7 @@ async fn own_basket(state: &Services, actor: &Actor, id: i64) -> Result<q::Baske
 }
 
 /// Adds `qty` of a SKU to a basket: never more than is free to order less what this basket
-/// already holds.
+/// already holds. Read and written with the basket locked, so adds at once each count.
 pub async fn add(
     state: &Services,
     actor: &Actor,
@@ -122,9 +122,12 @@ pub async fn add(
         return Err(ActionError::invalid("qty", "must be a whole number of at least 1"));
     }
     let item = orderable(state, actor, sku).await?;
-    let held = q::basket_lines(&state.db, b.id).await?.into_iter().find(|l| l.sku == sku).map_or(0, |l| l.qty);
+    let mut tx = state.db.begin().await?;
+    q::lock_basket(&mut tx, b.id).await?;
+    let held = q::basket_lines_tx(&mut tx, b.id).await?.into_iter().find(|(s, _)| s == sku).map_or(0, |(_, q)| q);
     let room = item.available - held;
     if qty > room {
+        tx.rollback().await?;
         return Err(ActionError::invalid(
             "qty",
             format!(
@@ -134,13 +137,23 @@ pub async fn add(
             ),
         ));
     }
-    let mut tx = state.db.begin().await?;
     q::set_line(&mut tx, b.id, sku, held + qty, now).await?;
     tx.commit().await?;
     Ok(held + qty)
 }
 
-/// Sets a line's quantity (0 removes the line), within what is free to order.
+/// A basket asked to change or be placed after it was placed as `order` (a page left open
+/// from before, a second click).
+fn placed_already(b: &q::Basket, order: i64, at: DateTime<Utc>) -> ActionError {
+    ActionError::Conflict(format!(
+        "basket {} was placed as order {order} at {} UTC; it is empty now",
+        b.id,
+        at.format("%H:%M")
+    ))
+}
+
+/// Sets a line's quantity (0 removes the line), within what is free to order. Only a line the
+/// basket holds is changed: a page left open from before the basket was placed adds nothing.
 pub async fn set_qty(
     state: &Services,
     actor: &Actor,
@@ -164,10 +177,18 @@ pub async fn set_qty(
         }
     }
     let mut tx = state.db.begin().await?;
-    if !q::set_line(&mut tx, b.id, sku, qty, now).await? {
+    q::lock_basket(&mut tx, b.id).await?;
+    // Read again under the lock: placed a moment ago, it is emptied and touched.
+    let b = found(q::basket(&mut tx, &actor.contact.id, b.id).await, || format!("basket {}", b.id))?;
+    if !q::basket_lines_tx(&mut tx, b.id).await?.iter().any(|(s, _)| s == sku) {
+        let e = match q::placed_from(&mut tx, &b).await? {
+            Some((order, at)) => placed_already(&b, order, at),
+            None => ActionError::invalid("sku", format!("{} is not in this basket", crate::model::quoted(sku))),
+        };
         tx.rollback().await?;
-        return Err(ActionError::invalid("sku", format!("{} is not in this basket", crate::model::quoted(sku))));
+        return Err(e);
     }
+    q::set_line(&mut tx, b.id, sku, qty, now).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -277,8 +298,12 @@ pub async fn place(state: &Services, actor: &Actor, basket: i64, now: DateTime<U
     };
     let lines = q::basket_lines_tx(&mut tx, b.id).await?;
     if lines.is_empty() {
+        let e = match q::placed_from(&mut tx, &b).await? {
+            Some((order, at)) => placed_already(&b, order, at),
+            None => ActionError::invalid("basket", "is empty: add something first"),
+        };
         tx.rollback().await?;
-        return Err(ActionError::invalid("basket", "is empty: add something first").into());
+        return Err(e.into());
     }
     if b.address.trim().is_empty() {
         tx.rollback().await?;

@@ -253,7 +253,11 @@ pub async fn basket_action(
         Ok(r) => Ok(r),
         Err(e) => match form_error(&e) {
             Some(msg) => {
-                basket_page(&state, &session, id, vec![], Shown::error(StatusCode::UNPROCESSABLE_ENTITY, msg)).await
+                let status = match e {
+                    ActionError::Conflict(_) => StatusCode::CONFLICT,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                basket_page(&state, &session, id, vec![], Shown::error(status, msg)).await
             }
             None => Err(e.into()),
         },

@@ -196,6 +196,16 @@ pub async fn clear_basket(tx: &mut Tx, id: i64, now: DateTime<Utc>) -> Result<()
     Ok(())
 }
 
+/// The order that emptied a basket, if placing is what last changed it (the order keeps the
+/// basket's name and contact, and the basket was touched at the moment it was placed): its
+/// id and when it was placed.
+pub async fn placed_from(conn: impl Into<Conn<'_>>, b: &Basket) -> Result<Option<(i64, DateTime<Utc>)>> {
+    Ok(on_conn!(conn.into(), c => bind!(sqlx::query_as(
+        "SELECT id, placed_at FROM reseller_orders WHERE contact_id = $1 AND basket_name = $2 AND placed_at = $3
+         ORDER BY id DESC LIMIT 1"), &b.contact_id, &b.name, b.updated_at)
+    .fetch_optional(c).await)?)
+}
+
 pub struct NewOrder<'a> {
     pub client_id: &'a str,
     pub contact_id: &'a str,
