@@ -449,6 +449,14 @@ async fn odd_replies_get_an_outcome_and_a_bounded_answer() {
     assert!(answer.contains("APPROVE: visuals: at most 100 visuals at once"), "{answer}");
     assert!(answer.contains("JOB: job J-404 not found"), "{answer}");
 
+    // REJECT of a visual approved since the message was sent withdraws no approval unseen.
+    ann_replies(&c, &token, "approve-1@alpha.example", "", "APPROVE V-1").await;
+    assert_eq!(c.visual("V-1").await, "approved");
+    ann_replies(&c, &token, "reject-1@alpha.example", "", "REJECT V-1 the blue is too dark").await;
+    let answer = last_answer(&c).await.text;
+    assert!(answer.contains("visual V-1 was approved by Ann Admin at"), "{answer}");
+    assert_eq!(c.visual("V-1").await, "approved");
+
     // RESET in two replies a moment apart: one reset email, and the second answer says so.
     let resets = || async {
         let rows = list_messages(&c.t.state.db, None, 500).await.unwrap();

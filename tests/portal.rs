@@ -165,7 +165,15 @@ async fn approving_rejecting_and_the_change_feed() {
     // Un-approve needs a reason.
     let html = app.post_refused(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "  ")]).await;
     assert!(html.contains("say why"));
-    app.submit(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "Gold too dark")]).await;
+    // A rejection from a page that showed the visual still awaiting approval (another tab, a
+    // colleague approved meanwhile) withdraws nobody's approval unseen: it says who approved.
+    let stale = [("action", "reject"), ("reason", "Gold too dark"), ("seen", "awaiting_approval")];
+    let html = app.post_refused(&b, "/visuals/V-1", &stale).await;
+    assert!(html.contains("visual V-1 was approved by Bob Buyer at") && html.contains("Withdraw approval"), "{html}");
+    assert_eq!(app.visual_status("V-1").await, "approved");
+    let html = app.shown(&b, "/visuals/V-1").await;
+    assert!(html.contains(r#"name="seen" value="approved""#), "the withdraw form says what it showed: {html}");
+    app.submit(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "Gold too dark"), ("seen", "approved")]).await;
     assert_eq!(app.visual_status("V-1").await, "rejected");
     app.submit(&b, "/visuals/V-1", &[("action", "comment"), ("body", "Please try 7406 C")]).await;
     let (_, html) = app.page(&b, "/visuals/V-1").await;

@@ -71,7 +71,12 @@ pub struct Decided {
 #[derive(Clone, Copy)]
 enum Verdict<'a> {
     Approve,
-    Reject { reason: &'a str },
+    /// `withdraw`: the client saw the visual approved and means to withdraw that approval (the
+    /// portal's form says so); otherwise a rejection is of a visual awaiting approval only.
+    Reject {
+        reason: &'a str,
+        withdraw: bool,
+    },
 }
 
 impl<'a> Verdict<'a> {
@@ -84,7 +89,7 @@ impl<'a> Verdict<'a> {
     fn reason(self) -> Option<&'a str> {
         match self {
             Verdict::Approve => None,
-            Verdict::Reject { reason } => Some(reason),
+            Verdict::Reject { reason, .. } => Some(reason),
         }
     }
 }
@@ -122,10 +127,24 @@ async fn decide_in(
     check_may_act(actor)?;
     let v = found(visuals::get_visual(&mut *tx, actor.client_id(), id).await, || format!("visual {id}"))?;
     use VisualStatus::{Approved, AwaitingApproval, Rejected};
+    let withdraw = matches!(verdict, Verdict::Reject { withdraw: true, .. });
     let from = match (v.status, to) {
         (AwaitingApproval, _) => AwaitingApproval,
-        // Un-approving: an approved visual may be rejected with a reason (not by a delegate).
-        (Approved, Rejected) if actor.delegation.is_none() => Approved,
+        // Un-approving: an approved visual may be rejected with a reason (not by a delegate),
+        // by someone who saw it approved: a rejection sent from a page or message that showed
+        // it awaiting approval would withdraw another's approval unseen.
+        (Approved, Rejected) if actor.delegation.is_none() && withdraw => Approved,
+        (Approved, Rejected) if actor.delegation.is_none() => {
+            let by = match visuals::last_decision(&mut *tx, id).await? {
+                Some(d) if d.decision == Approved => {
+                    format!(" by {} at {} UTC", d.decided_by, d.at.format("%Y-%m-%d %H:%M"))
+                }
+                _ => String::new(),
+            };
+            return Err(ActionError::Conflict(format!(
+                "visual {id} was approved{by}; to withdraw that approval, use Withdraw approval on its page in the portal"
+            )));
+        }
         (Approved, _) => return Err(ActionError::Conflict(format!("visual {id} is already approved"))),
         (Rejected, _) => {
             return Err(ActionError::Conflict(format!("visual {id} was rejected; TOT will send a new visual")));
@@ -216,17 +235,19 @@ fn distinct_ids(ids: &[String]) -> Result<Vec<&str>, ActionError> {
     Ok(out)
 }
 
-/// Rejects (or un-approves) a visual; a reason is required. Inside `unit` when given one.
+/// Rejects a visual awaiting approval, or with `withdraw` (the client saw it approved)
+/// withdraws its approval; a reason is required. Inside `unit` when given one.
 pub async fn reject(
     state: &Services,
     unit: Option<&mut Unit>,
     actor: &Actor,
     id: &str,
     reason: &str,
+    withdraw: bool,
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
     let reason = check_reason(reason)?;
-    decide(state, unit, actor, id, Verdict::Reject { reason }, now).await
+    decide(state, unit, actor, id, Verdict::Reject { reason, withdraw }, now).await
 }
 
 /// A rejection's reason as it is kept (trimmed), or why it cannot be.

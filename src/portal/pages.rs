@@ -180,9 +180,12 @@ pub async fn visual_action(
             .await
             .and_then(|mut r| r.pop().map_or_else(|| Err(ActionError::NotFound(format!("visual {id}"))), |(_, r)| r))
             .map(|_| format!("Visual {id} approved. Thank you.")),
-        Some("reject") => act::reject(&state, None, a, &id, &form.text("reason"), now)
-            .await
-            .map(|_| format!("Visual {id} rejected. TOT will be in touch with a new visual.")),
+        // The withdraw form says the page showed the visual approved.
+        Some("reject") => {
+            act::reject(&state, None, a, &id, &form.text("reason"), form.get("seen") == Some("approved"), now)
+                .await
+                .map(|_| format!("Visual {id} rejected. TOT will be in touch with a new visual."))
+        }
         Some("delegate") => act::delegate(&state, a, &id, &form.text("name"), &form.text("email"), now)
             .await
             .map(|_| format!("An approval link was sent to {}.", form.text("email").trim())),

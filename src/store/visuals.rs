@@ -133,6 +133,14 @@ pub struct DecisionRow {
     pub at: DateTime<Utc>,
 }
 
+/// The latest decision on a visual, if a client made one through cport.
+pub async fn last_decision(conn: impl Into<Conn<'_>>, visual_id: &str) -> Result<Option<DecisionRow>> {
+    Ok(on_conn!(conn.into(), c => bind!(sqlx::query_as::<_, DecisionRow>(
+        "SELECT decision, reason, decided_by, channel, at FROM visual_decisions WHERE visual_id = $1
+         ORDER BY id DESC LIMIT 1"), visual_id)
+    .fetch_optional(c).await)?)
+}
+
 pub async fn list_decisions(db: &Db, visual_id: &str) -> Result<Vec<DecisionRow>> {
     rows_for(
         db,

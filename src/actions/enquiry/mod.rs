@@ -326,7 +326,8 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
 async fn reject(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>, reason: &str) -> Result<Answer, ActionError> {
     let Ask { state, actor, now, name, .. } = *a;
     let id = decision_id(a, id, Category::VisualApproval, "REJECT")?;
-    super::visuals::reject(state, Some(unit), actor, &id, reason, now).await?;
+    // A command is sent from a message that showed the visual awaiting approval.
+    super::visuals::reject(state, Some(unit), actor, &id, reason, false, now).await?;
     Ok(Answer::ok(
         name,
         format!("{id} rejected. TOT will send a new visual."),
