@@ -643,14 +643,27 @@ async fn contacts_held_mail_and_the_overview() {
         "{html}"
     );
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
-    app.submit(&staff, "/staff/held", &[("message_id", "held-1@alpha.example"), ("action", "release")]).await;
-    assert_eq!(app.visual_status("V-1").await, "approved", "released and acted on");
-    assert_eq!(
-        app.post_form(&staff, "/staff/held", &[("message_id", "held-1@alpha.example"), ("action", "release")]).await.0,
-        409,
-        "released once"
+    // Released three times at once (clicks, colleagues): acted on once, recorded once, and
+    // the others are told what became of it.
+    let release = [("message_id", "held-1@alpha.example"), ("action", "release")];
+    let tries = futures::future::join_all((0..3).map(|_| app.post_form(&staff, "/staff/held", &release))).await;
+    let mut statuses: Vec<u16> = tries.iter().map(|t| t.0).collect();
+    statuses.sort();
+    assert_eq!(statuses, [303, 409, 409], "{tries:?}");
+    assert!(
+        tries
+            .iter()
+            .filter(|t| t.0 == 409)
+            .all(|t| t.2.contains("is not waiting in held mail any more: it is processed"))
     );
+    assert_eq!(app.visual_status("V-1").await, "approved", "released and acted on");
+    let audit = cport::store::staff::recent_audit(&app.db, 100).await.unwrap();
+    assert_eq!(audit.iter().filter(|a| a.action == "released held mail").count(), 1, "{audit:?}");
     app.submit(&staff, "/staff/held", &[("message_id", "held-2@alpha.example"), ("action", "discard")]).await;
+    let (status, _, html) =
+        app.post_form(&staff, "/staff/held", &[("message_id", "held-2@alpha.example"), ("action", "release")]).await;
+    assert_eq!(status, 409);
+    assert!(html.contains("it is ignored (discarded by "), "{html}");
     // One without a Message-ID and with a byte that is not UTF-8 keeps its id when released.
     let mut bare = raw
         .replace("Message-ID: <held-1@alpha.example>\r\n", "")

@@ -90,11 +90,30 @@ pub async fn held(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
     page(&state, Some(&staff), "held", json!({"held": out, "total": total, "note": note}))
 }
 
+/// Why a held message cannot be released or discarded: what became of it (released or
+/// discarded a moment ago, by another click or another member of staff), or that it never
+/// was held.
+async fn not_held(state: &AppState, id: &str) -> Result<HttpError, HttpError> {
+    let shown = crate::model::quoted(id);
+    Ok(HttpError::Conflict(match inbound::get_message(&state.db, id).await? {
+        // Released, it is what it became (`processed`, …); discarded, `ignored` with who did it.
+        Some(m) => format!(
+            "message_id: {shown} is not waiting in held mail any more: it is {} ({})",
+            m.disposition.as_str(),
+            m.reason
+        ),
+        None => format!("message_id: {shown} was never held"),
+    }))
+}
+
 /// `POST /staff/held`: `action` is `release` or `discard` for `message_id`.
 pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Reply {
+    use crate::channels::inbound::Disposition;
     let id = form.text("message_id");
     let note = match form.get("action") {
         Some("release") => match crate::channels::inbound::release(&state, &id, Utc::now()).await {
+            // Taken by another release a moment before this one: nothing was done again.
+            Ok(None | Some(Disposition::Duplicate(_))) => return Err(not_held(&state, &id).await?),
             Ok(Some(d)) => {
                 staff.record(&state, "released held mail", &id).await;
                 format!(
@@ -105,21 +124,12 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
                         .unwrap_or_default()
                 )
             }
-            Ok(None) => {
-                return Err(HttpError::Conflict(format!(
-                    "message_id: {} is not waiting in held mail (never held, or released or discarded already)",
-                    crate::model::quoted(&id)
-                )));
-            }
             Err(e) if e.is_temporary() => return Err(HttpError::Unavailable),
             Err(e) => return Err(HttpError::Invalid(format!("the held message cannot be processed: {e}"))),
         },
         Some("discard") => {
             if !inbound::discard_held(&state.db, &id, &format!("discarded by {}", staff.email)).await? {
-                return Err(HttpError::Conflict(format!(
-                    "message_id: {} is not waiting in held mail (never held, or released or discarded already)",
-                    crate::model::quoted(&id)
-                )));
+                return Err(not_held(&state, &id).await?);
             }
             staff.record(&state, "discarded held mail", &id).await;
             "Discarded.".to_string()

@@ -50,6 +50,13 @@ pub struct InboundRow {
     pub reason: String,
 }
 
+/// One recorded inbound message, by its id.
+pub async fn get_message(db: &Db, message_id: &str) -> Result<Option<InboundRow>> {
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, InboundRow>(
+        "SELECT message_id, received_at, contact_id, disposition, reason FROM inbound_messages WHERE message_id = $1"),
+        message_id).fetch_optional(p).await)?)
+}
+
 /// The latest inbound messages, newest first, optionally of one disposition.
 pub async fn list_recent(db: &Db, disposition: Option<InboundOutcome>, limit: i64) -> Result<Vec<InboundRow>> {
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, InboundRow>(
