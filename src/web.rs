@@ -195,6 +195,25 @@ pub struct ErrorBody {
     pub errors: Vec<crate::model::records::RecordError>,
 }
 
+/// Where to come back to after signing in: the page asked for, for a GET; for a form sent
+/// from a page whose session had ended (another tab signed out, it expired), the page it was
+/// sent from (its `Referer`, path only), else `default`: the path a form posts to opens
+/// nothing (a GET there is refused).
+pub fn come_back_to(parts: &axum::http::request::Parts, default: &str) -> String {
+    use axum::http::Method;
+    if parts.method == Method::GET || parts.method == Method::HEAD {
+        return parts.uri.path_and_query().map_or(default, |p| p.as_str()).to_string();
+    }
+    let from = parts.headers.get(header::REFERER).and_then(|v| v.to_str().ok()).and_then(|r| url::Url::parse(r).ok());
+    match from {
+        Some(u) => match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        },
+        None => default.to_string(),
+    }
+}
+
 fn sign_in_at(form: &str, next: &str) -> String {
     format!("{form}?next={}", percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC))
 }

@@ -525,6 +525,24 @@ async fn signing_out_ends_the_session() {
     let (status, location, _) = app.post_raw(&b, "/logout", &[("csrf", &csrf)]).await;
     assert_eq!(status, 303, "{location}");
     assert_eq!(app.page(&b, "/").await.0, 303);
+    // A form from a page left open (its session ended in another tab) comes back to that page
+    // after signing in, not to the path it posted to, which opens nothing.
+    let post = |path: &str, referer: Option<String>| {
+        let mut r = b.post(app.url(path)).form(&[("csrf", csrf.as_str()), ("action", "comment"), ("body", "x")]);
+        if let Some(from) = referer {
+            r = r.header("referer", from);
+        }
+        r.send()
+    };
+    for (path, referer, back) in [
+        ("/visuals/V-1", Some(app.url("/visuals/V-1?tab=2")), "/login?next=%2Fvisuals%2FV%2D1%3Ftab%3D2"),
+        ("/visuals/V-1", None, "/login?next=%2F"),
+        ("/logout", Some(app.url("/jobs")), "/login?next=%2Fjobs"),
+    ] {
+        let r = post(path, referer).await.unwrap();
+        assert_eq!(r.status().as_u16(), 303);
+        assert_eq!(r.headers()["location"], back, "{path}");
+    }
     app.stop().await;
 }
 

@@ -75,7 +75,7 @@ impl FromRequestParts<AppState> for Staff {
         {
             return Err(HttpError::NotFound);
         }
-        let next = parts.uri.path_and_query().map_or("/staff", |p| p.as_str()).to_string();
+        let next = crate::web::come_back_to(parts, "/staff");
         Err(HttpError::StaffLoginRequired { next })
     }
 }

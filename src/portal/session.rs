@@ -106,7 +106,7 @@ impl FromRequestParts<AppState> for Session {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let next = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+        let next = crate::web::come_back_to(parts, "/");
         let login = || HttpError::LoginRequired { next: next.clone() };
         let token = cookie(&parts.headers, COOKIE).ok_or_else(login)?;
         let token_hash = hash_token(&token);
