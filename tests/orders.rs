@@ -372,6 +372,9 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     let events = app.changes(0).await.len();
     let location = app.submit(&ann, "/users", &[("action", "revoke"), ("user", rita)]).await;
     assert!(app.shown(&ann, &location).await.contains(&format!("{rita} was revoked already.")), "{location}");
+    let (s, _, html) =
+        app.post_form(&ann, "/users", &[("action", "allocate"), ("user", rita), ("sku", "SKU-CAP")]).await;
+    assert!(html.contains(&format!("user {rita} was revoked; a revoked user takes no SKUs")), "{s}: {html}");
     assert_eq!(app.changes(0).await.len(), events);
     let stale = cport::actions::Actor::new(before, cport::model::Channel::Portal);
     let placed = cport::actions::orders::place(&app.state, &stale, basket.parse().unwrap(), chrono::Utc::now()).await;

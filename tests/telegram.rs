@@ -100,13 +100,17 @@ async fn a_client_links_asks_and_approves_by_button() {
     assert!(m.text().contains("not linked"), "{}", m.text());
     assert!(!m.text().contains("V-1"));
 
-    // Linking with a code from the portal.
+    // Linking with a code from the portal: only the newest one asked for works (a page
+    // refreshed leaves no earlier code about).
+    let old = code_from_portal(&app, "P-1B").await;
     let code = code_from_portal(&app, "P-1B").await;
+    let m = fake.ask(STRANGER, &format!("/start {old}"), 1).await;
+    assert!(m.text().contains("not valid"), "{}", m.text());
     let m = fake.ask(ANN, &format!("/start {code}"), 0).await;
     assert!(m.text().contains("Linked") && m.text().contains("Bob Buyer"), "{}", m.text());
     assert_eq!(m.body["parse_mode"], "HTML");
     // A code works once.
-    let m = fake.ask(STRANGER, &format!("/start {code}"), 1).await;
+    let m = fake.ask(STRANGER, &format!("/start {code}"), 2).await;
     assert!(m.text().contains("not valid"), "{}", m.text());
 
     // Enquiries.
@@ -157,6 +161,18 @@ async fn a_client_links_asks_and_approves_by_button() {
     assert!(m.text().contains("no longer linked"), "{}", m.text());
     let m = fake.ask(ANN, "/items", 10).await;
     assert!(m.text().contains("not linked"), "{}", m.text());
+    // The portal's Unlink from a page left open: nothing to unlink, and said so.
+    let bob = app.signed_in("P-1B").await;
+    let csrf = common::csrf_of(&app.shown(&bob, "/preferences").await);
+    let ann = ANN.to_string();
+    let unlink = [("csrf", csrf.as_str()), ("channel", "telegram"), ("user", ann.as_str())];
+    let (status, location, _) = app.post_raw(&bob, "/preferences/chat-unlink", &unlink).await;
+    assert_eq!(status, 303);
+    let page = app.shown(&bob, &location).await;
+    assert!(page.contains("That chat is not linked to you (any more): nothing to unlink."), "{page}");
+    let odd = [("csrf", csrf.as_str()), ("channel", "pigeon"), ("user", ann.as_str())];
+    let (status, _, html) = app.post_raw(&bob, "/preferences/chat-unlink", &odd).await;
+    assert!(status == 422 && html.contains("channel: `pigeon` is not telegram or discord"), "{status} {html}");
     app.stop().await;
 }
 

@@ -474,8 +474,13 @@ pub async fn allocate(
     let user = super::typed_text("user", user, Lines::One, crate::model::ID_MAX, "choose a user")?;
     let sku = super::typed_text("sku", sku, Lines::One, crate::model::ID_MAX, "choose a SKU")?;
     let users = q::third_parties(&state.db, actor.client_id()).await?;
-    if !users.iter().any(|u| u.id == user && u.active) {
-        return Err(ActionError::NotFound(format!("user {}", crate::model::shown(user, crate::model::ID_MAX))));
+    match users.iter().find(|u| u.id == user) {
+        Some(u) if u.active => {}
+        // A page left open from before the revoke: said, not "not found".
+        Some(_) => return Err(ActionError::Conflict(format!("user {user} was revoked; a revoked user takes no SKUs"))),
+        None => {
+            return Err(ActionError::NotFound(format!("user {}", crate::model::shown(user, crate::model::ID_MAX))));
+        }
     }
     found(q::stock_item(&state.db, actor.client_id(), sku).await, || {
         format!("SKU {}", crate::model::shown(sku, crate::model::ID_MAX))

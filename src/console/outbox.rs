@@ -175,9 +175,11 @@ pub async fn act(
     match form.get("action") {
         Some("requeue") => {
             if !ob::requeue(&state.db, row.id, now).await? {
+                // Read again: another click may have queued it a moment ago.
+                let now_is = row_of(&state, &id).await?.status;
                 return Err(HttpError::Conflict(format!(
-                    "message {} is {}: only a failed, dead or dropped message is queued again",
-                    row.id, row.status
+                    "message {} is {now_is}: only a failed, dead or dropped message is queued again",
+                    row.id
                 )));
             }
             staff.record(&state, "re-queued message", &row.id.to_string()).await;
@@ -187,9 +189,10 @@ pub async fn act(
         Some("drop") => {
             let why = format!("dropped by {}", staff.email);
             if !ob::drop_waiting(&state.db, row.id, &why, now).await? {
+                let now_is = row_of(&state, &id).await?.status;
                 return Err(HttpError::Conflict(format!(
-                    "message {} is {}: only a queued or failed message is dropped",
-                    row.id, row.status
+                    "message {} is {now_is}: only a queued or failed message is dropped",
+                    row.id
                 )));
             }
             staff.record(&state, "dropped message", &row.id.to_string()).await;

@@ -78,8 +78,9 @@ pub async fn chat_code(State(state): State<AppState>, CsrfForm(session, _): Csrf
 /// `POST /preferences/chat-unlink`: stops messages to a linked chat.
 pub async fn chat_unlink(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     no_delegation(&session)?;
-    let Some(channel) = crate::model::Chat::parse(form.get("channel").unwrap_or("")) else {
-        return Err(HttpError::NotFound);
+    let given = form.get("channel").unwrap_or("");
+    let Some(channel) = crate::model::Chat::parse(given) else {
+        return Err(HttpError::Invalid(format!("channel: {} is not telegram or discord", crate::model::quoted(given))));
     };
     let user = form.get("user").unwrap_or("");
     let mine = crate::store::chat::chats_of_contact(&state.db, &session.actor.contact.id)
@@ -87,7 +88,9 @@ pub async fn chat_unlink(State(state): State<AppState>, CsrfForm(session, form):
         .into_iter()
         .any(|l| l.channel == channel && l.user_id == user);
     if !mine {
-        return Err(HttpError::NotFound);
+        // Unlinked already (a second click, another tab), or never this contact's: the same
+        // words, which tell nothing of other people's chats.
+        return Ok(see_other(&state, "/preferences", "That chat is not linked to you (any more): nothing to unlink."));
     }
     let channel = crate::model::Channel::from(channel);
     crate::store::chat::unlink(&state.db, channel, user, Utc::now()).await?;

@@ -21,6 +21,9 @@ pub async fn insert_code(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
+    // Only the newest code works: a page refreshed, or a code asked for twice, leaves no
+    // earlier one about to tie a chat.
+    execute!(tx => "DELETE FROM chat_codes WHERE contact_id = $1 AND used_at IS NULL", contact_id)?;
     execute!(tx =>
         "INSERT INTO chat_codes (code_hash, contact_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         code_hash, contact_id, now, expires_at)?;
