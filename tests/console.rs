@@ -466,7 +466,7 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
     // button): refused, naming the banner, and nobody is emailed twice.
     let again = futures::future::join_all((0..5).map(|_| app.post_form(&staff, "/staff/banners", &confirmed))).await;
     for (status, _, html) in &again {
-        assert_eq!(*status, 422, "{html}");
+        assert_eq!(*status, 409, "{html}");
         assert!(html.contains("this banner was posted already"), "{html}");
     }
     assert_eq!((app.count("banners").await, app.count(banners_queued).await), (1, outbox + 4));

@@ -502,6 +502,12 @@ async fn staff_post_list_and_retract_banners_over_the_api() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
     let id = r.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
+    // The same post again (a retry after a lost answer): a conflict naming the banner.
+    let same = json!({"title": "Works closed", "body": "Back Monday", "severity": "warning", "clients": ["C-2"]});
+    let r = app.http.post(&url).bearer_auth(TOKEN).json(&same).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains(&format!("posted already (banner {id})")), "{v}");
     let list: serde_json::Value = app.http.get(&url).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!(list[0]["title"], "Works closed");
     assert_eq!(list[0]["clients"], json!(["C-2"]));

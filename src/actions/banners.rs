@@ -43,6 +43,9 @@ pub struct BannerInput {
 pub enum BannerError {
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<FieldError>),
+    /// The same post sent again (a second click, a retry after a lost answer): banner `.0`.
+    #[error("this banner was posted already (banner {0}); retract it, or change it to post another")]
+    AlreadyPosted(i64),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -209,10 +212,7 @@ pub async fn post_in(
     let audience = audience(state, &banner).await?;
     let tx = unit.tx().await?;
     if let Some(id) = crate::store::banners::same_post(tx, &banner, now).await? {
-        return Err(BannerError::Invalid(vec![FieldError::new(
-            "title",
-            format!("this banner was posted already (banner {id}); retract it, or change it to post another"),
-        )]));
+        return Err(BannerError::AlreadyPosted(id));
     }
     let id = insert_banner(tx, &banner, now).await?;
     let mut queued = 0;

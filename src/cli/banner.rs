@@ -23,6 +23,10 @@ pub(crate) async fn banner(state: &AppState, command: BannerCommand) -> anyhow::
                     }
                     return Ok(ExitCode::FAILURE);
                 }
+                Err(e @ crate::actions::banners::BannerError::AlreadyPosted(_)) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
                 Err(e) => return Err(e.into()),
             };
             println!("banner {} posted", posted.id);

@@ -123,6 +123,7 @@ async fn checked(state: &AppState, staff: &Staff, form: &FormData) -> Result<Res
             let e = errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
             Ok(Err(again(e).await?))
         }
+        Err(e @ BannerError::AlreadyPosted(_)) => Ok(Err(again(e.to_string()).await?)),
         Err(BannerError::Store(e)) => Err(e.into()),
     }
 }
@@ -227,6 +228,7 @@ pub async fn post(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm
         Err(BannerError::Invalid(errs)) => {
             Err(HttpError::Invalid(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))
         }
+        Err(e @ BannerError::AlreadyPosted(_)) => Err(HttpError::Conflict(e.to_string())),
         Err(BannerError::Store(e)) => Err(e.into()),
     }
 }

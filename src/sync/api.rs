@@ -204,6 +204,7 @@ pub async fn post_banner(
         Err(crate::actions::banners::BannerError::Invalid(errs)) => {
             Err(HttpError::BadRequest(errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")))
         }
+        Err(e @ crate::actions::banners::BannerError::AlreadyPosted(_)) => Err(HttpError::Conflict(e.to_string())),
         Err(crate::actions::banners::BannerError::Store(e)) => Err(e.into()),
     }
 }

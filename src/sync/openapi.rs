@@ -124,7 +124,14 @@ pub fn document(server: &str) -> Value {
                 "responses": with_errors(
                     json!({"201": answer("The banner was posted.", posted)}),
                     &error,
-                    &[("400", "A field is missing or invalid (the message names it); nothing was posted.")],
+                    &[
+                        ("400", "A field is missing or invalid (the message names it); nothing was posted."),
+                        (
+                            "409",
+                            "The same banner (words, severity, times, audience) was posted in the last ten minutes, \
+                             by this route or another: the message names it; nothing more was posted or sent.",
+                        ),
+                    ],
                 ),
             },
             "get": {

@@ -412,6 +412,9 @@ async fn staff(
             format!("Banner {} posted.", p.id),
             vec![format!("{} message(s) queued.", p.queued)],
         ))]),
+        Err(e @ crate::actions::banners::BannerError::AlreadyPosted(_)) => {
+            Ok(vec![Reply::Send(ChatMessage::text(format!("/broadcast: {e}"), vec![]))])
+        }
         Err(crate::actions::banners::BannerError::Invalid(errs)) => Ok(vec![Reply::Send(ChatMessage::text(
             format!("/broadcast: {}", errs.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")),
             vec![USAGE.into()],
