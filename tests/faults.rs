@@ -913,15 +913,21 @@ async fn a_held_alert_is_added_to_by_one_scanner_at_a_time() {
     assert!(seen.contains("DI:J-1"), "the second reads what the first wrote: {seen}");
 }
 
+/// A fresh SQLite store, migrated, in a folder of its own: the folder, its URL, the store.
+async fn migrated_sqlite() -> (tempfile::TempDir, String, cport::store::Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cport.db").display());
+    let db = cport::store::Db::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    (dir, url, db)
+}
+
 /// A store SQLite can only read (a file or folder the user cport runs as may not write,
 /// opened read-only without a word) stops start-up, saying so: served, every pass failed
 /// while `/healthz` said ok.
 #[tokio::test]
 async fn a_store_that_takes_no_writes_stops_start_up_saying_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cport.db").display());
-    let db = cport::store::Db::connect(&url).await.unwrap();
-    db.migrate().await.unwrap();
+    let (dir, url, db) = migrated_sqlite().await;
     db.close().await;
     let read_only = cport::store::Db::connect(&format!("{url}?mode=ro")).await.unwrap();
     let mut config = common::test_config(dir.path(), url);
@@ -935,10 +941,7 @@ async fn a_store_that_takes_no_writes_stops_start_up_saying_so() {
 /// key, rather than each upload and mail file failing later.
 #[tokio::test]
 async fn a_data_folder_that_cannot_be_written_stops_start_up_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cport.db").display());
-    let db = cport::store::Db::connect(&url).await.unwrap();
-    db.migrate().await.unwrap();
+    let (dir, url, db) = migrated_sqlite().await;
     std::fs::write(dir.path().join("a-file"), b"").unwrap();
     let mut config = common::test_config(dir.path(), url);
     config.listen = "127.0.0.1:0".into();
