@@ -206,8 +206,9 @@ pub fn router(state: AppState) -> Router {
         // script and pictures say how long they may be kept.
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         // Some addresses hold a token (a password reset, an unsubscribe link): none is handed
-        // to another site by a link or a logo on the page.
-        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        // to another site by a link or a logo on the page. cport's own pages say where a form
+        // came from (sign-in after a session ended returns there).
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
         .with_state(state)
 }
 

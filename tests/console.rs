@@ -650,12 +650,7 @@ async fn contacts_held_mail_and_the_overview() {
     let mut statuses: Vec<u16> = tries.iter().map(|t| t.0).collect();
     statuses.sort();
     assert_eq!(statuses, [303, 409, 409], "{tries:?}");
-    assert!(
-        tries
-            .iter()
-            .filter(|t| t.0 == 409)
-            .all(|t| t.2.contains("is not waiting in held mail any more: it is processed"))
-    );
+    assert!(tries.iter().filter(|t| t.0 == 409).all(|t| t.2.contains("is not waiting in held mail: it is processed")));
     assert_eq!(app.visual_status("V-1").await, "approved", "released and acted on");
     let audit = cport::store::staff::recent_audit(&app.db, 100).await.unwrap();
     assert_eq!(audit.iter().filter(|a| a.action == "released held mail").count(), 1, "{audit:?}");

@@ -180,7 +180,10 @@ async fn approving_rejecting_and_the_change_feed() {
     assert!(html.contains("Please try 7406 C") && html.contains("Gold too dark"));
     // The same comment sent again (a second click, the back button) is not added twice.
     let html = app.post_refused(&b, "/visuals/V-1", &[("action", "comment"), ("body", "Please try 7406 C")]).await;
-    assert!(html.contains("you wrote this comment on visual V-1 at") && html.contains("in the thread"), "{html}");
+    assert!(
+        html.contains("this comment from Bob Buyer is on visual V-1 already") && html.contains("in the thread"),
+        "{html}"
+    );
     assert_eq!(html.matches("Please try 7406 C").count(), 1, "{html}");
     // Sent twice at once: one is added, the other is told so.
     let twice = [("action", "comment"), ("body", "Or 7407 C")];
@@ -188,6 +191,15 @@ async fn approving_rejecting_and_the_change_feed() {
     let mut statuses = [one.0, two.0];
     statuses.sort();
     assert_eq!(statuses, [303, 422], "{} {}", one.2, two.2);
+
+    // A withdraw form from a page that showed it approved, after TOT reopened it: refused.
+    let mut reopened = common::world()["visuals"][0].clone();
+    reopened["status"] = json!("awaiting_approval");
+    assert_eq!(app.put("visuals", json!([reopened])).await.0, 200);
+    let withdraw = [("action", "reject"), ("reason", "Too dark"), ("seen", "approved")];
+    let html = app.post_refused(&b, "/visuals/V-1", &withdraw).await;
+    assert!(html.contains("visual V-1 is awaiting approval again"), "{html}");
+    assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
 
     let feed = app.changes(0).await;
     let kinds: Vec<&str> = feed.iter().map(|c| c["kind"].as_str().unwrap()).collect();
@@ -696,7 +708,7 @@ async fn hostile_inputs_change_nothing() {
     // A private page is not kept by the browser to be shown again after sign-out, and no
     // address of cport's (some hold a token) is handed to another site.
     assert_eq!(r.headers()["cache-control"], "no-store");
-    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(r.headers()["referrer-policy"], "same-origin");
     let statement = b.get(app.url("/statement.csv")).send().await.unwrap();
     assert_eq!(statement.headers()["cache-control"], "no-store", "documents too");
     let style = b.get(app.url("/static/portal.css")).send().await.unwrap();

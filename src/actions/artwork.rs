@@ -55,11 +55,10 @@ pub async fn upload(
     // One folder per job; its name made safe whatever an id may hold (ids are checked as they
     // arrive, but a folder name is no place to rely on that).
     let dir = state.config.data_dir.join("uploads").join("artwork").join(crate::model::safe_file_name(job_id));
-    let mut kept = Vec::new();
+    // Written to disk first, outside the transaction (a SQLite write transaction holds every
+    // writer of the service while it is open); then recorded, or found sent already.
+    let mut stored = Vec::new();
     let mut refused = Vec::new();
-    let mut again = Vec::new();
-    // Uploads for the job wait for each other here, so one sent twice at once is seen.
-    jobs::lock_job(unit.tx().await?, job_id).await?;
     for f in files {
         // The name is shown in answers and the change feed: no control characters.
         let name = crate::model::one_line(&f.name);
@@ -108,31 +107,46 @@ pub async fn upload(
         let digest: String = sha2::Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect();
         let tail = format!("-{digest}-{safe}");
         let path = dir.join(format!("{}{tail}", now.format("%Y%m%d%H%M%S"))).display().to_string();
-        let ctype = crate::model::media_type(&f.content_type);
-        let file = inbound::NewArtwork {
-            client_id: actor.client_id(),
-            job_id,
-            requirement_id: requirement,
-            contact_id: &actor.contact.id,
-            file_name: &name,
-            content_type: &ctype,
-            size: bytes.len() as i64,
-            path: &path,
-        };
-        // Kept for the job in the last ten minutes, or earlier in this upload: sent again.
-        let since = now - chrono::Duration::minutes(10);
-        if let Some(at) = inbound::same_artwork(unit.tx().await?, &file, &tail, since).await? {
-            again.push(format!("{name}: received already, at {} UTC (the same file); kept once", at.format("%H:%M")));
-            continue;
-        }
         if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, bytes)) {
             tracing::error!(error = %e, path, "artwork could not be stored");
             refused.push(format!("{name}: could not be stored; TOT has been told"));
             continue;
         }
-        inbound::insert_artwork(unit.tx().await?, &file, now).await?;
-        let size = file.size;
-        kept.push((name, ctype, size, path));
+        stored.push((name, crate::model::media_type(&f.content_type), bytes.len() as i64, path, tail));
+    }
+    let mut kept = Vec::new();
+    let mut again = Vec::new();
+    if !stored.is_empty() {
+        let tx = unit.tx().await?;
+        // Uploads for the job wait for each other here, so one sent twice at once is seen.
+        jobs::lock_job(tx, job_id).await?;
+        let since = now - chrono::Duration::minutes(crate::model::SAME_AGAIN_MINUTES);
+        for (name, ctype, size, path, tail) in stored {
+            let file = inbound::NewArtwork {
+                client_id: actor.client_id(),
+                job_id,
+                requirement_id: requirement,
+                contact_id: &actor.contact.id,
+                file_name: &name,
+                content_type: &ctype,
+                size,
+                path: &path,
+            };
+            // Kept for the job in the last minutes, or earlier in this upload: sent again.
+            if let Some((at, first)) = inbound::same_artwork(tx, &file, &tail, since).await? {
+                // Written under a name of its own (another second): not kept twice on disk.
+                if first != path {
+                    let _ = std::fs::remove_file(&path);
+                }
+                again.push(format!(
+                    "{name}: received already, at {} UTC (the same file); kept once",
+                    at.format("%H:%M")
+                ));
+                continue;
+            }
+            inbound::insert_artwork(tx, &file, now).await?;
+            kept.push((name, ctype, size, path));
+        }
     }
     if !kept.is_empty() {
         let tx = unit.tx().await?;

@@ -151,14 +151,16 @@ pub async fn give(
     // made twice. Partial instructions leave goods to instruct, so quantities alone cannot
     // tell.
     let asked: Vec<(String, i64, i64)> = merged.iter().map(|((j, n), q)| (j.to_string(), *n, *q)).collect();
-    let since = now - chrono::Duration::minutes(10);
-    if let Some((at, _)) =
-        jobs::requests_since(&mut tx, &actor.contact.id, address, since).await?.into_iter().find(|(_, l)| *l == asked)
-    {
+    let (contact_name, notes) = (req.contact_name.trim(), req.notes.trim());
+    let given = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let details = (req.required_date, given(contact_name), given(notes));
+    let since = now - chrono::Duration::minutes(crate::model::SAME_AGAIN_MINUTES);
+    let sent = jobs::requests_since(&mut tx, &actor.contact.id, address, since).await?;
+    if let Some(r) = sent.iter().find(|r| r.lines == asked && r.details == details) {
         tx.rollback().await?;
         return Err(ActionError::Conflict(format!(
             "you sent these delivery instructions at {} UTC already; TOT has them",
-            at.format("%H:%M")
+            r.at.format("%H:%M")
         )));
     }
     for (job_id, wanted) in &by_job {
@@ -202,8 +204,6 @@ pub async fn give(
             }
         }
     }
-    let contact_name = req.contact_name.trim();
-    let notes = req.notes.trim();
     let rid = jobs::insert_request(
         &mut tx,
         &NewRequest {

@@ -187,6 +187,8 @@ pub async fn send_login_link(state: &Services, c: &ContactRow, now: DateTime<Utc
 /// made either.
 pub async fn send_chat_code(state: &Services, c: &ContactRow, now: DateTime<Utc>) -> Result<Queued, StoreError> {
     let mut tx = state.db.begin().await?;
+    // The contact first, then its codes: the order every other path takes them in.
+    crate::store::contacts::lock(&mut tx, &c.id).await?;
     let code = super::chat_link::new_link_code_in(&mut tx, &c.id, now).await?;
     let subject = format!("{}: your chat link code", state.config.branding.name);
     let how = super::chat_link::how_to_link(&state.config, &code);

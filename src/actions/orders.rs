@@ -167,18 +167,10 @@ pub async fn set_qty(
     if qty < 0 {
         return Err(ActionError::invalid("qty", "must be 0 (remove) or more"));
     }
-    if qty > 0 {
-        let item = orderable(state, actor, sku).await?;
-        if qty > item.available {
-            return Err(ActionError::invalid(
-                "qty",
-                format!("only {} of {sku} are free to order", item.available.max(0)),
-            ));
-        }
-    }
     let mut tx = state.db.begin().await?;
     q::lock_basket(&mut tx, b.id).await?;
-    // Read again under the lock: placed a moment ago, it is emptied and touched.
+    // Read again under the lock: placed a moment ago, it is emptied and touched. Said before
+    // what is free now is weighed, which a page left open would be told instead.
     let b = found(q::basket(&mut tx, &actor.contact.id, b.id).await, || format!("basket {}", b.id))?;
     if !q::basket_lines_tx(&mut tx, b.id).await?.iter().any(|(s, _)| s == sku) {
         let e = match q::placed_from(&mut tx, &b).await? {
@@ -187,6 +179,16 @@ pub async fn set_qty(
         };
         tx.rollback().await?;
         return Err(e);
+    }
+    if qty > 0 {
+        let item = orderable(state, actor, sku).await?;
+        if qty > item.available {
+            tx.rollback().await?;
+            return Err(ActionError::invalid(
+                "qty",
+                format!("only {} of {sku} are free to order", item.available.max(0)),
+            ));
+        }
     }
     q::set_line(&mut tx, b.id, sku, qty, now).await?;
     tx.commit().await?;
@@ -487,6 +489,11 @@ pub async fn allocate(
     })?;
     let mut tx = state.db.begin().await?;
     let changed = q::set_allocation(&mut tx, user, sku, on, now).await?;
+    // Read again under the lock `set_allocation` took: a revoke a moment before is seen.
+    if on && q::third_party_active(&mut tx, actor.client_id(), user).await? != Some(true) {
+        tx.rollback().await?;
+        return Err(ActionError::Conflict(format!("user {user} was revoked; a revoked user takes no SKUs")));
+    }
     if changed {
         let kind = if on { crate::model::ChangeKind::SkuAllocated } else { crate::model::ChangeKind::SkuUnallocated };
         record(state, &mut tx, kind, actor, sku, &json!({"user_id": user, "sku": sku, "by": actor.contact.name}), now)

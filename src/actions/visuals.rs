@@ -129,6 +129,12 @@ async fn decide_in(
     use VisualStatus::{Approved, AwaitingApproval, Rejected};
     let withdraw = matches!(verdict, Verdict::Reject { withdraw: true, .. });
     let from = match (v.status, to) {
+        // The withdraw form, from a page that showed it approved: it was reopened since.
+        (AwaitingApproval, Rejected) if withdraw => {
+            return Err(ActionError::Conflict(format!(
+                "visual {id} is awaiting approval again (TOT reopened it since your page was shown): look at it again"
+            )));
+        }
         (AwaitingApproval, _) => AwaitingApproval,
         // Un-approving: an approved visual may be rejected with a reason (not by a delegate),
         // by someone who saw it approved: a rejection sent from a page or message that showed
@@ -277,10 +283,11 @@ pub async fn comment(
     let who = actor.display_name();
     let mut tx = state.db.begin().await?;
     visuals::lock_visual(&mut tx, id).await?;
-    if let Some(at) = visuals::same_comment(&mut tx, id, &who, body, now - Duration::minutes(10)).await? {
+    let since = now - Duration::minutes(crate::model::SAME_AGAIN_MINUTES);
+    if let Some(at) = visuals::same_comment(&mut tx, id, &who, body, since).await? {
         tx.rollback().await?;
         return Err(ActionError::Conflict(format!(
-            "you wrote this comment on visual {id} at {} UTC already; it is in the thread",
+            "this comment from {who} is on visual {id} already (written at {} UTC); it is in the thread",
             at.format("%H:%M")
         )));
     }

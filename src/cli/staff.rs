@@ -10,15 +10,9 @@ pub(crate) async fn staff(state: &AppState, command: StaffCommand) -> anyhow::Re
     let now = chrono::Utc::now();
     match command {
         StaffCommand::Add { email } => {
-            let email = email.trim().to_lowercase();
-            // The same rule as every address typed elsewhere: no character that makes the
-            // address read other than it is (a direction override) or breaks a line.
-            if let Err(e) = crate::model::check_chars("--email", &email, crate::model::Lines::One) {
-                bail!("{}: {}", e.field, e.reason);
-            }
-            if !crate::model::records::valid_email(&email) {
-                bail!("--email: {} is not an email address", crate::model::quoted(&email));
-            }
+            // The same rule as every address typed elsewhere: one cport can send to, with no
+            // character that makes it read other than it is (a direction override).
+            let email = crate::actions::typed_email("--email", &email)?.to_lowercase();
             let (id, new) = st::add(&state.db, &email, now).await?;
             let link =
                 state.signer.staff_password_url(&state.config.public_url, id, chrono::Duration::hours(LINK_HOURS), now);

@@ -229,6 +229,7 @@ mod tests {
             ("database_url = \"sqlite:\"", "database_url"),
             ("database_url = \"sqlite://\"", "database_url"),
             ("database_url = \"sqlite::memory:\"", "database_url"),
+            ("database_url = \"sqlite:x.db?mode=memory\"", "database_url"),
             ("[branding]\nname = \"  \"", "branding.name"),
             ("[branding]\napproval_terms = \"\"", "branding.approval_terms"),
             ("[smtp]\nhost = \"smtp example\"", "smtp.host"),

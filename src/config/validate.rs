@@ -30,8 +30,9 @@ impl Config {
         if let Some(rest) = db.strip_prefix("sqlite:") {
             // What follows the scheme up to the options is the file: none (each connection
             // would open an empty store of its own) or memory keeps nothing once cport stops.
-            let file = rest.trim_start_matches("//").split('?').next().unwrap_or("");
-            if file.is_empty() || file == ":memory:" {
+            let (file, options) =
+                rest.trim_start_matches("//").split_once('?').unwrap_or((rest.trim_start_matches("//"), ""));
+            if file.is_empty() || file == ":memory:" || options.split('&').any(|o| o == "mode=memory") {
                 return Err(invalid(
                     "database_url",
                     "names no database file; a store must outlast the process, like sqlite://data/cport.db",

@@ -97,11 +97,9 @@ async fn not_held(state: &AppState, id: &str) -> Result<HttpError, HttpError> {
     let shown = crate::model::quoted(id);
     Ok(HttpError::Conflict(match inbound::get_message(&state.db, id).await? {
         // Released, it is what it became (`processed`, …); discarded, `ignored` with who did it.
-        Some(m) => format!(
-            "message_id: {shown} is not waiting in held mail any more: it is {} ({})",
-            m.disposition.as_str(),
-            m.reason
-        ),
+        Some(m) => {
+            format!("message_id: {shown} is not waiting in held mail: it is {} ({})", m.disposition.as_str(), m.reason)
+        }
         None => format!("message_id: {shown} was never held"),
     }))
 }

@@ -125,6 +125,12 @@ pub fn check_chars(field: &str, s: &str, lines: Lines) -> Result<(), FieldError>
     Err(FieldError::new(field, why))
 }
 
+/// The same action with the same content sent again within this many minutes (a second
+/// click, the back button, a form sent twice at once, a retry) is the same action: it takes
+/// effect once and the person is told when it did. A banner, a comment, delivery
+/// instructions, an artwork file.
+pub const SAME_AGAIN_MINUTES: i64 = 10;
+
 /// The longest a record's text may be where its field sets no lower bound of its own: a
 /// line (a name, a reference, a picture's address) or text that spans lines (a description,
 /// an address). Every answer, digest and document repeats what is stored.

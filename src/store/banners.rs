@@ -42,13 +42,13 @@ impl NewBanner {
     }
 }
 
-/// The live banner, if any, posted in the last ten minutes by the same person with the same
+/// The live banner, if any, posted in the last [`crate::model::SAME_AGAIN_MINUTES`] by the same person with the same
 /// words, severity, times and audience: the same post sent again (a second click, the back
 /// button, a form sent twice at once). Asked in the posting transaction: on PostgreSQL under
 /// a lock of its own (a SQLite write transaction already excludes every other writer).
 pub async fn same_post(tx: &mut Tx, b: &NewBanner, now: DateTime<Utc>) -> Result<Option<i64>> {
     super::one_at_a_time(tx, "cport banners").await?;
-    let since = now - chrono::Duration::minutes(10);
+    let since = now - chrono::Duration::minutes(crate::model::SAME_AGAIN_MINUTES);
     // A banner that starts at once starts when it is posted: two posts of one are alike.
     let immediate = b.starts_at == now;
     let ids: Vec<i64> = on_tx!(tx, c => bind!(sqlx::query_scalar(

@@ -86,9 +86,16 @@ pub async fn insert_request(tx: &mut Tx, r: &NewRequest<'_>, now: DateTime<Utc>)
     Ok(id)
 }
 
-/// A delivery request as a request sent again is compared with: when it was made, and its
-/// lines (job, line, quantity) in job and line order.
-pub type SentRequest = (DateTime<Utc>, Vec<(String, i64, i64)>);
+/// A delivery request as a request sent again is compared with: its details (required
+/// date, contact on site, notes), and its lines (job, line, quantity) in job and line order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRequest {
+    pub at: DateTime<Utc>,
+    pub details: (Option<NaiveDate>, Option<String>, Option<String>),
+    pub lines: Vec<(String, i64, i64)>,
+}
+
+type SentRow = (i64, DateTime<Utc>, Option<NaiveDate>, Option<String>, Option<String>, String, i64, i64);
 
 /// The delivery requests `contact_id` made after `since` to `address`, oldest first.
 pub async fn requests_since(
@@ -97,17 +104,17 @@ pub async fn requests_since(
     address: &str,
     since: DateTime<Utc>,
 ) -> Result<Vec<SentRequest>> {
-    let rows: Vec<(i64, DateTime<Utc>, String, i64, i64)> = on_tx!(tx, c => bind!(sqlx::query_as(
-        "SELECT r.id, r.created_at, l.job_id, l.line_no, l.qty
+    let rows: Vec<SentRow> = on_tx!(tx, c => bind!(sqlx::query_as(
+        "SELECT r.id, r.created_at, r.required_date, r.contact_name, r.notes, l.job_id, l.line_no, l.qty
          FROM delivery_requests r JOIN delivery_request_lines l ON l.request_id = r.id
          WHERE r.contact_id = $1 AND r.kind = 'delivery' AND r.address = $2 AND r.created_at > $3
          ORDER BY r.id, l.job_id, l.line_no"), contact_id, address, since)
     .fetch_all(c).await)?;
     let mut out: Vec<(i64, SentRequest)> = Vec::new();
-    for (id, at, job, line, qty) in rows {
+    for (id, at, date, contact, notes, job, line, qty) in rows {
         match out.last_mut() {
-            Some((last, (_, lines))) if *last == id => lines.push((job, line, qty)),
-            _ => out.push((id, (at, vec![(job, line, qty)]))),
+            Some((last, r)) if *last == id => r.lines.push((job, line, qty)),
+            _ => out.push((id, SentRequest { at, details: (date, contact, notes), lines: vec![(job, line, qty)] })),
         }
     }
     Ok(out.into_iter().map(|(_, r)| r).collect())

@@ -74,7 +74,7 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> 
 }
 
 /// When a message whose idempotency key starts with `prefix` was last queued to `contact_id`,
-/// if that was after `since`. Read with the contact's row locked (see
+/// if that was after `since` and it may still arrive (one gone dead or dropped will not). Read with the contact's row locked (see
 /// [`super::contacts::lock`]), so two requests at once cannot both see none.
 pub async fn queued_since(
     tx: &mut Tx,
@@ -87,6 +87,7 @@ pub async fn queued_since(
     Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
         "SELECT created_at FROM outbox
          WHERE contact_id = $1 AND created_at > $2 AND substr(idem_key, 1, length($3)) = $3
+           AND status NOT IN ('dead', 'dropped')
          ORDER BY created_at DESC LIMIT 1",
     ), contact_id, since, prefix)
     .fetch_optional(c).await)?)

@@ -226,7 +226,12 @@ async fn decide(
         async move {
             let mut tx = state.db.begin().await?;
             let (kind, reason) = d.parts();
-            ledger::record(&mut tx, message_id, contact.as_deref(), kind, reason, raw_text.as_deref(), now).await?;
+            // Not recorded: another took the message a moment before (a release racing a
+            // release or a discard, a copy arriving twice at once).
+            if !ledger::record(&mut tx, message_id, contact.as_deref(), kind, reason, raw_text.as_deref(), now).await? {
+                tx.rollback().await?;
+                return Ok::<_, StoreError>((Disposition::duplicate(message_id),));
+            }
             tx.commit().await?;
             Ok::<_, StoreError>((d,))
         }
