@@ -546,6 +546,12 @@ async fn signing_out_ends_the_session() {
         }
         r.send()
     };
+    // A page that answered a form (a linking code) leads back to its own page when opened.
+    let r = b.get(app.url("/preferences/chat-code")).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), &r.headers()["location"]),
+        (303, &"/preferences".parse::<reqwest::header::HeaderValue>().unwrap())
+    );
     for (path, referer, back) in [
         ("/visuals/V-1", Some(app.url("/visuals/V-1?tab=2")), "/login?next=%2Fvisuals%2FV%2D1%3Ftab%3D2"),
         ("/visuals/V-1", None, "/login?next=%2F"),

@@ -93,7 +93,10 @@ pub async fn chat_unlink(State(state): State<AppState>, CsrfForm(session, form):
         return Ok(see_other(&state, "/preferences", "That chat is not linked to you (any more): nothing to unlink."));
     }
     let channel = crate::model::Channel::from(channel);
-    crate::store::chat::unlink(&state.db, channel, user, Utc::now()).await?;
+    if !crate::store::chat::unlink(&state.db, channel, user, Utc::now()).await? {
+        // Another click unlinked it a moment before.
+        return Ok(see_other(&state, "/preferences", "That chat is not linked to you (any more): nothing to unlink."));
+    }
     Ok(see_other(&state, "/preferences", "The chat is unlinked."))
 }
 

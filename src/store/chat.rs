@@ -21,9 +21,6 @@ pub async fn insert_code(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<()> {
-    // Only the newest code works: a page refreshed, or a code asked for twice, leaves no
-    // earlier one about to tie a chat.
-    execute!(tx => "DELETE FROM chat_codes WHERE contact_id = $1 AND used_at IS NULL", contact_id)?;
     execute!(tx =>
         "INSERT INTO chat_codes (code_hash, contact_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         code_hash, contact_id, now, expires_at)?;
@@ -60,22 +57,24 @@ pub async fn redeem_code(
 }
 
 /// Removes a chat user's tie, and opts the chat out of what TOT's contact record would
-/// link anyway. True when the chat was linked either way.
+/// link anyway. True when the chat was linked either way and this call unlinked it (two at
+/// once: one of them).
 pub async fn unlink(db: &Db, channel: crate::model::Channel, user_id: &str, now: DateTime<Utc>) -> Result<bool> {
     let was = contact_for_user(db, channel, user_id).await?.is_some();
     let mut tx = db.begin().await?;
-    unlink_in(&mut tx, channel, user_id, now).await?;
+    let changed = unlink_in(&mut tx, channel, user_id, now).await?;
     tx.commit().await?;
-    Ok(was)
+    Ok(was && changed)
 }
 
-/// [`unlink`]'s changes, in a transaction of the caller's.
-pub async fn unlink_in(tx: &mut Tx, channel: crate::model::Channel, user_id: &str, now: DateTime<Utc>) -> Result<()> {
-    execute!(tx => "DELETE FROM chat_links WHERE channel = $1 AND user_id = $2", channel, user_id)?;
-    execute!(tx =>
+/// [`unlink`]'s changes, in a transaction of the caller's; false when there was nothing to
+/// change (no tie, and opted out already).
+pub async fn unlink_in(tx: &mut Tx, channel: crate::model::Channel, user_id: &str, now: DateTime<Utc>) -> Result<bool> {
+    let untied = execute!(tx => "DELETE FROM chat_links WHERE channel = $1 AND user_id = $2", channel, user_id)?;
+    let opted = execute!(tx =>
         "INSERT INTO chat_optouts (channel, user_id, at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         channel, user_id, now)?;
-    Ok(())
+    Ok(untied + opted > 0)
 }
 
 /// The active contact a chat user is: tied by a code, or else named by TOT's own contact
