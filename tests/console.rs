@@ -876,11 +876,11 @@ async fn a_sign_in_checked_before_a_password_change_or_removal_starts_no_session
     assert_eq!(app.count("staff_sessions").await, 1, "only the first was ever written");
 
     sessions::replace_password(&app.db, "P-1A", "hash-1", now).await.unwrap();
-    assert!(sessions::insert_session(&app.db, "p-1", "P-1A", "c", None, Some("hash-1"), now, later).await.unwrap());
+    assert!(sessions::insert_password_session(&app.db, "p-1", "P-1A", "c", "hash-1", now, later).await.unwrap());
     sessions::replace_password(&app.db, "P-1A", "hash-2", now).await.unwrap();
-    assert!(!sessions::insert_session(&app.db, "p-2", "P-1A", "c", None, Some("hash-1"), now, later).await.unwrap());
+    assert!(!sessions::insert_password_session(&app.db, "p-2", "P-1A", "c", "hash-1", now, later).await.unwrap());
     assert!(sessions::get_signed_in(&app.db, "p-1", now).await.unwrap().is_none(), "the change ended the first");
-    assert!(sessions::insert_session(&app.db, "p-3", "P-1A", "c", None, Some("hash-2"), now, later).await.unwrap());
+    assert!(sessions::insert_password_session(&app.db, "p-3", "P-1A", "c", "hash-2", now, later).await.unwrap());
     assert!(sessions::get_signed_in(&app.db, "p-3", now).await.unwrap().is_some());
     app.stop().await;
 }

@@ -463,6 +463,11 @@ pub async fn revoke_third_party(
     Ok(true)
 }
 
+/// An allocation for a user revoked since the page was shown.
+fn revoked(user: &str) -> ActionError {
+    ActionError::Conflict(format!("user {user} was revoked; a revoked user takes no SKUs"))
+}
+
 /// Allocates or un-allocates one of the client's SKUs to one of its third-party users.
 pub async fn allocate(
     state: &Services,
@@ -479,7 +484,7 @@ pub async fn allocate(
     match users.iter().find(|u| u.id == user) {
         Some(u) if u.active => {}
         // A page left open from before the revoke: said, not "not found".
-        Some(_) => return Err(ActionError::Conflict(format!("user {user} was revoked; a revoked user takes no SKUs"))),
+        Some(_) => return Err(revoked(user)),
         None => {
             return Err(ActionError::NotFound(format!("user {}", crate::model::shown(user, crate::model::ID_MAX))));
         }
@@ -492,7 +497,7 @@ pub async fn allocate(
     // Read again under the lock `set_allocation` took: a revoke a moment before is seen.
     if on && q::third_party_active(&mut tx, actor.client_id(), user).await? != Some(true) {
         tx.rollback().await?;
-        return Err(ActionError::Conflict(format!("user {user} was revoked; a revoked user takes no SKUs")));
+        return Err(revoked(user));
     }
     if changed {
         let kind = if on { crate::model::ChangeKind::SkuAllocated } else { crate::model::ChangeKind::SkuUnallocated };

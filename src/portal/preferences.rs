@@ -75,6 +75,10 @@ pub async fn chat_code(State(state): State<AppState>, CsrfForm(session, _): Csrf
     prefs_page(&state, &session, Shown::fresh(None), Some((code, how))).await
 }
 
+/// Unlinked already (a second click, another tab), or never this contact's: the same words,
+/// which tell nothing of other people's chats.
+const NOT_LINKED: &str = "That chat is not linked to you (any more): nothing to unlink.";
+
 /// `POST /preferences/chat-unlink`: stops messages to a linked chat.
 pub async fn chat_unlink(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     no_delegation(&session)?;
@@ -88,14 +92,12 @@ pub async fn chat_unlink(State(state): State<AppState>, CsrfForm(session, form):
         .into_iter()
         .any(|l| l.channel == channel && l.user_id == user);
     if !mine {
-        // Unlinked already (a second click, another tab), or never this contact's: the same
-        // words, which tell nothing of other people's chats.
-        return Ok(see_other(&state, "/preferences", "That chat is not linked to you (any more): nothing to unlink."));
+        return Ok(see_other(&state, "/preferences", NOT_LINKED));
     }
     let channel = crate::model::Channel::from(channel);
     if !crate::store::chat::unlink(&state.db, channel, user, Utc::now()).await? {
         // Another click unlinked it a moment before.
-        return Ok(see_other(&state, "/preferences", "That chat is not linked to you (any more): nothing to unlink."));
+        return Ok(see_other(&state, "/preferences", NOT_LINKED));
     }
     Ok(see_other(&state, "/preferences", "The chat is unlinked."))
 }

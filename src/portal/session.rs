@@ -12,7 +12,7 @@ use rand::RngCore;
 use crate::actions::{Actor, Delegated};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::sessions::{SignedIn, get_signed_in, insert_session};
+use crate::store::sessions::{SignedIn, get_signed_in, insert_password_session, insert_session};
 use crate::store::visuals::get_delegation;
 use crate::web::HttpError;
 
@@ -49,33 +49,41 @@ pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: i64) 
 
 /// Starts a session; returns the cookie to set.
 pub async fn start(state: &AppState, contact_id: &str, delegation_id: Option<i64>) -> Result<String, StoreError> {
-    // Only a password's check can stop a session starting; `NotFound` stands for a store that
-    // refused one all the same.
-    begin(state, contact_id, delegation_id, None).await?.ok_or(StoreError::NotFound)
+    let t = Terms::new(state, delegation_id.is_some());
+    insert_session(&state.db, &hash_token(&t.token), contact_id, &t.csrf, delegation_id, t.now, t.expires).await?;
+    Ok(t.cookie(state))
 }
 
 /// Starts a session for a contact whose password was checked against `hash`; `None` (no
 /// session) when the password changed in the meantime or the contact has gone.
 pub async fn start_with_password(state: &AppState, contact_id: &str, hash: &str) -> Result<Option<String>, StoreError> {
-    begin(state, contact_id, None, Some(hash)).await
+    let t = Terms::new(state, false);
+    let token_hash = hash_token(&t.token);
+    let started = insert_password_session(&state.db, &token_hash, contact_id, &t.csrf, hash, t.now, t.expires).await?;
+    Ok(started.then(|| t.cookie(state)))
 }
 
-async fn begin(
-    state: &AppState,
-    contact_id: &str,
-    delegation_id: Option<i64>,
-    password: Option<&str>,
-) -> Result<Option<String>, StoreError> {
-    let token = random_token();
-    let now = Utc::now();
-    let hours =
-        if delegation_id.is_some() { state.config.portal.delegation_hours } else { state.config.portal.session_hours };
-    let expires = now + chrono::Duration::hours(i64::from(hours));
-    let csrf = random_token();
-    let started =
-        insert_session(&state.db, &hash_token(&token), contact_id, &csrf, delegation_id, password, now, expires)
-            .await?;
-    Ok(started.then(|| set_cookie(state, COOKIE, &token, i64::from(hours) * 3600)))
+/// A new session's token, CSRF token and lifetime (a delegate's is the delegation's).
+struct Terms {
+    token: String,
+    csrf: String,
+    now: chrono::DateTime<Utc>,
+    expires: chrono::DateTime<Utc>,
+    hours: u32,
+}
+
+impl Terms {
+    fn new(state: &AppState, delegated: bool) -> Terms {
+        let p = &state.config.portal;
+        let hours = if delegated { p.delegation_hours } else { p.session_hours };
+        let now = Utc::now();
+        let expires = now + chrono::Duration::hours(i64::from(hours));
+        Terms { token: random_token(), csrf: random_token(), now, expires, hours }
+    }
+
+    fn cookie(&self, state: &AppState) -> String {
+        set_cookie(state, COOKIE, &self.token, i64::from(self.hours) * 3600)
+    }
 }
 
 /// A signed-in visitor. Handlers that take it require a session; without one the visitor is

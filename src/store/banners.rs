@@ -42,9 +42,9 @@ impl NewBanner {
     }
 }
 
-/// The live banner, if any, posted in the last [`crate::model::SAME_AGAIN_MINUTES`] by the same person with the same
-/// words, severity, times and audience: the same post sent again (a second click, the back
-/// button, a form sent twice at once). Asked in the posting transaction: on PostgreSQL under
+/// The live banner, if any, posted in the last [`crate::model::SAME_AGAIN_MINUTES`] by the
+/// same person with the same words, severity, times and audience: the same post sent again
+/// (a second click, the back button, a form sent twice at once). Asked in the posting transaction: on PostgreSQL under
 /// a lock of its own (a SQLite write transaction already excludes every other writer).
 pub async fn same_post(tx: &mut Tx, b: &NewBanner, now: DateTime<Utc>) -> Result<Option<i64>> {
     super::one_at_a_time(tx, "cport banners").await?;

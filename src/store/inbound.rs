@@ -192,8 +192,8 @@ pub async fn insert_artwork(tx: &mut Tx, a: &NewArtwork<'_>, now: DateTime<Utc>)
 }
 
 /// When and where the same file (name, size, and content by the digest that ends its stored
-/// name, `stored_tail`) was kept for the job and requirement after `since`: the same upload sent again (a second
-/// click, a form sent twice). The caller holds the job's row lock.
+/// name, `stored_tail`) was kept for the job and requirement after `since`: the same upload
+/// sent again (a second click, a form sent twice). The caller holds the job's row lock.
 pub async fn same_artwork(
     tx: &mut Tx,
     a: &NewArtwork<'_>,

@@ -74,8 +74,9 @@ pub async fn insert_message(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> 
 }
 
 /// When a message whose idempotency key starts with `prefix` was last queued to `contact_id`,
-/// if that was after `since` and it may still arrive (one gone dead or dropped will not). Read with the contact's row locked (see
-/// [`super::contacts::lock`]), so two requests at once cannot both see none.
+/// if that was after `since` and it may still arrive (one gone dead or dropped will not).
+/// Read with the contact's row locked (see [`super::contacts::lock`]), so two requests at
+/// once cannot both see none.
 pub async fn queued_since(
     tx: &mut Tx,
     contact_id: &str,

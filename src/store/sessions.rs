@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::contacts::{COLS, ContactRow};
-use super::{Db, Result, bind, execute, on_db, on_tx};
+use super::{Conn, Db, Result, bind, execute, on_db, on_tx};
 
 pub async fn get_password_hash(db: &Db, contact_id: &str) -> Result<Option<String>> {
     Ok(on_db!(db, p => bind!(sqlx::query_scalar("SELECT password_hash FROM accounts WHERE contact_id = $1"),
@@ -13,7 +13,7 @@ pub async fn get_password_hash(db: &Db, contact_id: &str) -> Result<Option<Strin
 
 /// Sets a contact's password and ends every session of theirs, together, with the contact's
 /// row locked: a sign-in that checked the old password cannot start a session after this
-/// (see [`insert_session`]).
+/// (see [`insert_password_session`]).
 pub async fn replace_password(db: &Db, contact_id: &str, hash: &str, now: DateTime<Utc>) -> Result<()> {
     let mut tx = db.begin().await?;
     super::contacts::lock(&mut tx, contact_id).await?;
@@ -35,36 +35,45 @@ pub struct SessionRow {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A new session. One started by a password gives the hash it was checked against: when the
-/// password has changed since (or the contact has gone), no session starts and this is
-/// false. Read with the contact's row locked, as [`replace_password`] writes it.
-#[allow(clippy::too_many_arguments)] // one column each, all needed
 pub async fn insert_session(
-    db: &Db,
+    conn: impl Into<Conn<'_>>,
     token_hash: &str,
     contact_id: &str,
     csrf: &str,
     delegation_id: Option<i64>,
-    password: Option<&str>,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    execute!(conn =>
+        "INSERT INTO sessions (token_hash, contact_id, csrf, delegation_id, created_at, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        token_hash, contact_id, csrf, delegation_id, now, expires_at)?;
+    Ok(())
+}
+
+/// A new session for a contact whose password was checked against `hash`: when the password
+/// has changed since (or the contact has gone), no session starts and this is false. Read
+/// with the contact's row locked, as [`replace_password`] writes it.
+pub async fn insert_password_session(
+    db: &Db,
+    token_hash: &str,
+    contact_id: &str,
+    csrf: &str,
+    hash: &str,
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<bool> {
     let mut tx = db.begin().await?;
-    if let Some(hash) = password {
-        super::contacts::lock(&mut tx, contact_id).await?;
-        let still: Option<String> = on_tx!(&mut tx, c => bind!(sqlx::query_scalar(
-            "SELECT a.contact_id FROM accounts a JOIN contacts c ON c.id = a.contact_id
-             WHERE a.contact_id = $1 AND a.password_hash = $2 AND c.active"), contact_id, hash)
-        .fetch_optional(c).await)?;
-        if still.is_none() {
-            tx.rollback().await?;
-            return Ok(false);
-        }
+    super::contacts::lock(&mut tx, contact_id).await?;
+    let still: Option<String> = on_tx!(&mut tx, c => bind!(sqlx::query_scalar(
+        "SELECT a.contact_id FROM accounts a JOIN contacts c ON c.id = a.contact_id
+         WHERE a.contact_id = $1 AND a.password_hash = $2 AND c.active"), contact_id, hash)
+    .fetch_optional(c).await)?;
+    if still.is_none() {
+        tx.rollback().await?;
+        return Ok(false);
     }
-    execute!(&mut tx =>
-        "INSERT INTO sessions (token_hash, contact_id, csrf, delegation_id, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        token_hash, contact_id, csrf, delegation_id, now, expires_at)?;
+    insert_session(&mut tx, token_hash, contact_id, csrf, None, now, expires_at).await?;
     tx.commit().await?;
     Ok(true)
 }
