@@ -218,6 +218,17 @@ fn sign_in_at(form: &str, next: &str) -> String {
     format!("{form}?next={}", percent_encoding::utf8_percent_encode(next, percent_encoding::NON_ALPHANUMERIC))
 }
 
+/// The route of a form answered with a page of its own (a preview, a code shown once, never
+/// put in an address): opened again, as after signing in from that page, it leads to `parent`.
+pub fn answered_with_a_page<H, T, S>(parent: &'static str, post: H) -> axum::routing::MethodRouter<S>
+where
+    H: axum::handler::Handler<T, S>,
+    T: 'static,
+    S: Clone + Send + Sync + 'static,
+{
+    axum::routing::get(move || async move { Redirect::to(parent) }).post(post)
+}
+
 /// For every route (`axum::middleware::map_response`, inside [`render_page`]): a request
 /// axum's extractors refused (a `?limit=abc`, a repeated query key, `/banners/x` for a
 /// number, a form of the wrong type, a body over its limit) answers in cport's error shape (JSON,

@@ -288,12 +288,7 @@ pub fn router() -> Router<AppState> {
         .route("/password", get(auth::password_form).post(auth::change_password))
         .route("/password/reset", get(auth::reset_form).post(auth::reset))
         .route("/preferences", get(preferences::preferences).post(preferences::save_preferences))
-        // Answered with a page (the code is not put in an address): opened again, as after
-        // signing in from that page, it leads back to the preferences.
-        .route(
-            "/preferences/chat-code",
-            get(|| async { axum::response::Redirect::to("/preferences") }).post(preferences::chat_code),
-        )
+        .route("/preferences/chat-code", crate::web::answered_with_a_page("/preferences", preferences::chat_code))
         .route("/preferences/chat-unlink", post(preferences::chat_unlink))
         .route("/visuals", get(pages::visuals).post(pages::approve_many))
         .route("/visuals/{id}", get(pages::visual).post(pages::visual_action))

@@ -2,7 +2,10 @@
 //! query per category serves a whole batch of clients (the scheduler, alerts and `digest run`
 //! read many clients at once; a page reads one).
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
+
+use super::jobs::JobRow;
+use super::visuals::VisualRow;
 
 use super::{Db, Result, fetch_in, state_list};
 use crate::model::{DeliveryInstructions, JobStatus, PoStatus, VisualStatus};
@@ -12,48 +15,22 @@ async fn for_clients<T: super::Row>(db: &Db, sql: &str, clients: &[&str]) -> Res
     fetch_in!(on_db, db, sql.replace("{clients}", "{in}"), clients)
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct PendingVisual {
-    pub client_id: String,
-    pub id: String,
-    pub design_id: String,
-    pub category: String,
-    pub job_id: String,
-    pub job_name: String,
-    pub date_required: Option<NaiveDate>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// A1: visuals awaiting the clients' approval.
-pub async fn list_pending_visuals(db: &Db, clients: &[&str]) -> Result<Vec<PendingVisual>> {
+/// A1: visuals awaiting the clients' approval, oldest first.
+pub async fn list_pending_visuals(db: &Db, clients: &[&str]) -> Result<Vec<VisualRow>> {
     let sql = format!(
-        "SELECT v.client_id, v.id, v.design_id, v.category, v.job_id, j.name AS job_name, j.date_required,
-                v.created_at
-         FROM visuals v JOIN jobs j ON j.id = v.job_id
-         WHERE v.client_id IN ({{clients}}) AND v.status = '{awaiting}'
-         ORDER BY v.created_at, v.id",
+        "{} WHERE v.client_id IN ({{clients}}) AND v.status = '{awaiting}' ORDER BY v.created_at, v.id",
+        super::visuals::SELECT,
         awaiting = VisualStatus::AwaitingApproval
     );
     for_clients(db, &sql, clients).await
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OpenJob {
-    pub client_id: String,
-    pub id: String,
-    pub name: String,
-    pub status: crate::model::JobStatus,
-    pub date_required: Option<NaiveDate>,
-    pub client_ref: Option<String>,
-    pub created_at: DateTime<Utc>,
-}
-
 /// A2: open jobs for which the clients have given no delivery instructions.
-pub async fn list_jobs_without_delivery(db: &Db, clients: &[&str]) -> Result<Vec<OpenJob>> {
+pub async fn list_jobs_without_delivery(db: &Db, clients: &[&str]) -> Result<Vec<JobRow>> {
     let sql = format!(
-        "SELECT client_id, id, name, status, date_required, client_ref, created_at FROM jobs
-         WHERE client_id IN ({{clients}}) AND status IN ({open}) AND delivery_instructions = '{none}'
-         ORDER BY date_required, id",
+        "{} WHERE j.client_id IN ({{clients}}) AND j.status IN ({open}) AND j.delivery_instructions = '{none}'
+         ORDER BY j.date_required, j.id",
+        super::jobs::SELECT,
         open = state_list(JobStatus::OPEN),
         none = DeliveryInstructions::None
     );

@@ -15,10 +15,13 @@ pub struct JobRow {
     pub client_ref: Option<String>,
     pub contact_name: Option<String>,
     pub delivery_instructions: crate::model::DeliveryInstructions,
+    /// When cport first saw the job.
+    pub created_at: DateTime<Utc>,
 }
 
-const SELECT: &str = "SELECT j.id, j.client_id, j.name, j.status, j.date_required, j.order_id, j.client_ref,
-    c.name AS contact_name, j.delivery_instructions FROM jobs j LEFT JOIN contacts c ON c.id = j.contact_id";
+/// A job as the portal and the action items show it (`j` the job, `c` its contact).
+pub(super) const SELECT: &str = "SELECT j.id, j.client_id, j.name, j.status, j.date_required, j.order_id, j.client_ref,
+    c.name AS contact_name, j.delivery_instructions, j.created_at FROM jobs j LEFT JOIN contacts c ON c.id = j.contact_id";
 
 pub async fn get_job(conn: impl Into<Conn<'_>>, client_id: &str, id: &str) -> Result<JobRow> {
     let sql = format!("{SELECT} WHERE j.id = $1 AND j.client_id = $2");

@@ -33,8 +33,10 @@ pub struct Lines<'a> {
 
 /// A record type the store knows how to write.
 pub trait Upsert: Record + Sync {
+    /// Its name in the sync API and the import document.
     const ENTITY: &'static str;
-    const TABLE: &'static str;
+    /// The table it is stored in: the entity's name.
+    const TABLE: &'static str = Self::ENTITY;
     /// Columns not simply replaced on update: (column, VALUES expression, SET expression).
     /// In the VALUES expression `{v}` is the column's value and `{now}` the write time; in
     /// the SET expression `{v}` is the value sent (NULL when none was), so a VALUES
@@ -259,15 +261,14 @@ pub async fn delete_keys<T: Upsert>(tx: &mut Tx, keys: &[String]) -> Result<Vec<
     Ok(deleted)
 }
 
+/// One child table's lines: a row of columns for each item.
+fn lines_of<'a, T>(table: &'static str, items: &'a [T], row: impl Fn(&'a T) -> Vec<Col<'a>>) -> Lines<'a> {
+    Lines { table, rows: items.iter().map(row).collect() }
+}
+
 /// Cost lines (art costs, blank garments, visual charges) share one shape.
 fn cost_lines<'a>(table: &'static str, lines: &'a [CostLineIn]) -> Lines<'a> {
-    Lines {
-        table,
-        rows: lines
-            .iter()
-            .map(|l| cols![description = &l.description, qty = l.qty, unit_price = l.unit_price])
-            .collect(),
-    }
+    lines_of(table, lines, |l| cols![l: description, qty, unit_price])
 }
 
 /// A created time given by TOT wins; without one a new row gets the write time and an
@@ -278,41 +279,24 @@ const fn created_at(table_created_at: &'static str) -> (&'static str, &'static s
 
 impl Upsert for ClientIn {
     const ENTITY: &'static str = "clients";
-    const TABLE: &'static str = "clients";
     fn columns(&self) -> Vec<Col<'_>> {
-        cols![
-            id = &self.id,
-            name = &self.name,
-            currency = &self.currency,
-            third_party_ordering = self.third_party_ordering
-        ]
+        cols![self: id, name, currency, third_party_ordering]
     }
 }
 
 impl Upsert for ContactIn {
     const ENTITY: &'static str = "contacts";
-    const TABLE: &'static str = "contacts";
     const NAMED_BY: &'static [(&'static str, &'static str)] = &[("jobs", "contact_id")];
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
-            id = &self.id,
-            client_id = &self.client_id,
-            name = &self.name,
-            email = &self.email,
-            role = &self.role,
-            timezone = &self.timezone,
-            phone = &self.phone,
-            telegram_chat_id = self.telegram_chat_id,
-            discord_user_id = &self.discord_user_id,
-            digest_schedule = &self.digest_schedule,
-            active = self.active,
+            self: id, client_id, name, email, role, timezone, phone, telegram_chat_id, discord_user_id,
+            digest_schedule, active,
         ]
     }
 }
 
 impl Upsert for JobIn {
     const ENTITY: &'static str = "jobs";
-    const TABLE: &'static str = "jobs";
     const SPECIAL: &'static [(&'static str, &'static str, &'static str)] =
         &[created_at("COALESCE({v}, jobs.created_at)")];
     const PARENT: &'static str = "job_id";
@@ -326,65 +310,40 @@ impl Upsert for JobIn {
     }
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
-            id = &self.id,
-            client_id = &self.client_id,
-            contact_id = &self.contact_id,
-            name = &self.name,
-            status = &self.status,
-            date_required = self.date_required,
-            order_id = &self.order_id,
-            client_ref = &self.client_ref,
-            delivery_instructions = &self.delivery_instructions,
-            created_at = self.created_at,
+            self: id, client_id, contact_id, name, status, date_required, order_id, client_ref,
+            delivery_instructions, created_at,
         ]
     }
     fn lines(&self) -> Vec<Lines<'_>> {
-        let process = self.process_lines.iter().map(|l| {
-            cols![
-                status = &l.status,
-                process = &l.process,
-                position = &l.position,
-                process_date = l.process_date,
-                qty = l.qty,
-                unit_price = l.unit_price,
-                image = &l.image,
-            ]
-        });
-        let printed = self
-            .printed_garments
-            .iter()
-            .map(|l| cols![description = &l.description, expected_qty = l.expected_qty, produced_qty = l.produced_qty]);
         vec![
-            Lines { table: "job_process_lines", rows: process.collect() },
+            lines_of(
+                "job_process_lines",
+                &self.process_lines,
+                |l| cols![l: status, process, position, process_date, qty, unit_price, image],
+            ),
             cost_lines("job_art_costs", &self.art_costs),
             cost_lines("job_blank_garments", &self.blank_garments),
-            Lines { table: "job_printed_garments", rows: printed.collect() },
+            lines_of(
+                "job_printed_garments",
+                &self.printed_garments,
+                |l| cols![l: description, expected_qty, produced_qty],
+            ),
         ]
     }
 }
 
 impl Upsert for ArtRequirementIn {
     const ENTITY: &'static str = "art_requirements";
-    const TABLE: &'static str = "art_requirements";
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
         vec![("client_id", "clients", &self.client_id), ("job_id", "jobs", &self.job_id)]
     }
     fn columns(&self) -> Vec<Col<'_>> {
-        cols![
-            id = &self.id,
-            client_id = &self.client_id,
-            job_id = &self.job_id,
-            design_id = &self.design_id,
-            description = &self.description,
-            art_due = self.art_due,
-            art_received = self.art_received,
-        ]
+        cols![self: id, client_id, job_id, design_id, description, art_due, art_received]
     }
 }
 
 impl Upsert for VisualIn {
     const ENTITY: &'static str = "visuals";
-    const TABLE: &'static str = "visuals";
     const SPECIAL: &'static [(&'static str, &'static str, &'static str)] =
         &[created_at("COALESCE({v}, visuals.created_at)")];
     const PARENT: &'static str = "visual_id";
@@ -393,28 +352,20 @@ impl Upsert for VisualIn {
     }
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
-            id = &self.id,
-            client_id = &self.client_id,
-            job_id = &self.job_id,
-            design_id = &self.design_id,
-            category = &self.category,
-            designer = &self.designer,
-            status = &self.status,
-            main_image = &self.main_image,
-            placement_image = &self.placement_image,
-            created_at = self.created_at,
+            self: id, client_id, job_id, design_id, category, designer, status, main_image, placement_image,
+            created_at,
         ]
     }
     fn lines(&self) -> Vec<Lines<'_>> {
-        let comments =
-            self.comments.iter().map(|m| cols![author = &m.author, author_side = &m.side, body = &m.body, at = m.at]);
-        vec![cost_lines("visual_charges", &self.charges), Lines { table: "visual_comments", rows: comments.collect() }]
+        vec![
+            cost_lines("visual_charges", &self.charges),
+            lines_of("visual_comments", &self.comments, |m| cols![m: author, body, at; author_side = &m.side]),
+        ]
     }
 }
 
 impl Upsert for DeliveryIn {
     const ENTITY: &'static str = "deliveries";
-    const TABLE: &'static str = "deliveries";
     const PARENT: &'static str = "delivery_id";
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
         let mut r = vec![("client_id", "clients", self.client_id.as_str())];
@@ -427,43 +378,25 @@ impl Upsert for DeliveryIn {
         let t = self.tracking.as_ref();
         let p = self.proof_of_delivery.as_ref();
         cols![
-            id = &self.id,
-            client_id = &self.client_id,
-            job_id = &self.job_id,
-            status = &self.status,
-            delivery_date = self.delivery_date,
-            sent_date = self.sent_date,
-            venue = &self.venue,
-            description = &self.description,
-            contact = &self.contact,
-            client_ref = &self.client_ref,
-            tracking_carrier = t.map(|t| t.carrier.as_str()),
-            tracking_number = t.map(|t| t.number.as_str()),
+            self: id, client_id, job_id, status, delivery_date, sent_date, venue, description, contact, client_ref;
+            tracking_carrier = t.map(|t| t.carrier.as_str()), tracking_number = t.map(|t| t.number.as_str()),
             tracking_url = t.and_then(|t| t.url.as_deref()),
-            pod_signature_image = p.map(|p| p.signature_image.as_str()),
-            pod_boxes = p.map(|p| p.boxes),
-            pod_courier = p.map(|p| p.courier.as_str()),
-            pod_signed_at = p.map(|p| p.signed_at),
+            pod_signature_image = p.map(|p| p.signature_image.as_str()), pod_boxes = p.map(|p| p.boxes),
+            pod_courier = p.map(|p| p.courier.as_str()), pod_signed_at = p.map(|p| p.signed_at),
             pod_courier_worker = p.and_then(|p| p.courier_worker.as_deref()),
         ]
     }
     fn lines(&self) -> Vec<Lines<'_>> {
-        let lines = self.lines.iter().map(|l| cols![description = &l.description, qty = l.qty]);
-        let packing =
-            self.packing.iter().map(|l| cols![container = &l.container, description = &l.description, qty = l.qty]);
-        let costs =
-            self.costs.iter().map(|l| cols![cost_type = &l.cost_type, description = &l.description, price = l.price]);
         vec![
-            Lines { table: "delivery_lines", rows: lines.collect() },
-            Lines { table: "delivery_packing", rows: packing.collect() },
-            Lines { table: "delivery_costs", rows: costs.collect() },
+            lines_of("delivery_lines", &self.lines, |l| cols![l: description, qty]),
+            lines_of("delivery_packing", &self.packing, |l| cols![l: container, description, qty]),
+            lines_of("delivery_costs", &self.costs, |l| cols![l: cost_type, description, price]),
         ]
     }
 }
 
 impl Upsert for StockIn {
     const ENTITY: &'static str = "stock";
-    const TABLE: &'static str = "stock";
     /// `figure_at` is when `available_to_order` last changed.
     const SPECIAL: &'static [(&'static str, &'static str, &'static str)] = &[(
         "figure_at",
@@ -472,82 +405,43 @@ impl Upsert for StockIn {
     )];
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
-            sku = &self.sku,
-            client_id = &self.client_id,
-            client_sku = &self.client_sku,
-            description = &self.description,
-            warehouse_balance = self.warehouse_balance,
-            expected = self.expected,
-            accounted_for = self.accounted_for,
-            available_to_order = self.available_to_order,
-            picture = &self.picture,
-            figure_at = Val::Time(None),
+            self: sku, client_id, client_sku, description, warehouse_balance, expected, accounted_for,
+            available_to_order, picture; figure_at = Val::Time(None),
         ]
     }
 }
 
 impl Upsert for BlankStockIn {
     const ENTITY: &'static str = "blank_stock";
-    const TABLE: &'static str = "blank_stock";
     fn columns(&self) -> Vec<Col<'_>> {
-        cols![
-            sku = &self.sku,
-            description = &self.description,
-            warehouse_balance = self.warehouse_balance,
-            expected = self.expected,
-            accounted_for = self.accounted_for,
-            available_to_order = self.available_to_order,
-        ]
+        cols![self: sku, description, warehouse_balance, expected, accounted_for, available_to_order]
     }
 }
 
 impl Upsert for PurchaseOrderIn {
     const ENTITY: &'static str = "purchase_orders";
-    const TABLE: &'static str = "purchase_orders";
     const PARENT: &'static str = "po_id";
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
-            id = &self.id,
-            client_id = &self.client_id,
-            placed_by = &self.placed_by,
-            third_party = self.third_party,
-            status = &self.status,
-            date_ordered = self.date_ordered,
-            tot_ref = &self.tot_ref,
-            client_ref = &self.client_ref,
-            category = &self.category,
-            po_type = &self.po_type,
-            supplier = &self.supplier,
+            self: id, client_id, placed_by, third_party, status, date_ordered, tot_ref, client_ref, category, po_type,
+            supplier,
         ]
     }
     fn lines(&self) -> Vec<Lines<'_>> {
-        let lines = self.lines.iter().map(|l| {
-            cols![
-                status = &l.status,
-                sku = &l.sku,
-                description = &l.description,
-                ordered = l.ordered,
-                received = l.received,
-                cancelled = l.cancelled,
-            ]
-        });
-        let receipts = self.receipts.iter().map(|r| {
-            cols![
-                date_received = r.date_received,
-                signed_by = &r.signed_by,
-                date_checked = r.date_checked,
-                check_category = &r.check_category,
-                checked_by = &r.checked_by,
-                outers = r.outers,
-                handling_cost = r.handling_cost,
-                checking_images = serde_json::to_string(&r.checking_images).unwrap_or_else(|_| "[]".into()),
-            ]
-        });
         // Each checking picture once more, on its own row, for the `/media` lookup's index.
         let images = self.receipts.iter().flat_map(|r| &r.checking_images).map(|i| cols![image = i]);
         vec![
-            Lines { table: "purchase_order_lines", rows: lines.collect() },
-            Lines { table: "purchase_order_receipts", rows: receipts.collect() },
+            lines_of(
+                "purchase_order_lines",
+                &self.lines,
+                |l| cols![l: status, sku, description, ordered, received, cancelled],
+            ),
+            lines_of("purchase_order_receipts", &self.receipts, |r| {
+                cols![
+                    r: date_received, signed_by, date_checked, check_category, checked_by, outers, handling_cost;
+                    checking_images = serde_json::to_string(&r.checking_images).unwrap_or_else(|_| "[]".into()),
+                ]
+            }),
             Lines { table: "purchase_order_images", rows: images.collect() },
         ]
     }
@@ -555,48 +449,25 @@ impl Upsert for PurchaseOrderIn {
 
 impl Upsert for InvoiceIn {
     const ENTITY: &'static str = "invoices";
-    const TABLE: &'static str = "invoices";
     fn columns(&self) -> Vec<Col<'_>> {
-        cols![
-            id = &self.id,
-            client_id = &self.client_id,
-            date = self.date,
-            due_date = self.due_date,
-            client_po_ref = &self.client_po_ref,
-            job_name = &self.job_name,
-            total = self.total,
-            paid = self.paid,
-        ]
+        cols![self: id, client_id, date, due_date, client_po_ref, job_name, total, paid]
     }
 }
 
 impl Upsert for AccountSummaryIn {
     const ENTITY: &'static str = "account_summaries";
-    const TABLE: &'static str = "account_summaries";
     fn columns(&self) -> Vec<Col<'_>> {
-        cols![
-            client_id = &self.client_id,
-            as_of = self.as_of,
-            current_balance = self.current_balance,
-            over_30 = self.over_30,
-            over_60 = self.over_60,
-            over_90 = self.over_90,
-            credit_limit = self.credit_limit,
-        ]
+        cols![self: client_id, as_of, current_balance, over_30, over_60, over_90, credit_limit]
     }
 }
 
 impl Upsert for PriceCardIn {
     const ENTITY: &'static str = "price_cards";
-    const TABLE: &'static str = "price_cards";
     const PARENT: &'static str = "price_card_id";
     fn columns(&self) -> Vec<Col<'_>> {
-        cols![id = &self.id, client_id = &self.client_id, name = &self.name, effective_from = self.effective_from]
+        cols![self: id, client_id, name, effective_from]
     }
     fn lines(&self) -> Vec<Lines<'_>> {
-        let lines = self.lines.iter().map(|l| {
-            cols![code = &l.code, description = &l.description, unit = &l.unit, min_qty = l.min_qty, price = l.price,]
-        });
-        vec![Lines { table: "price_card_lines", rows: lines.collect() }]
+        vec![lines_of("price_card_lines", &self.lines, |l| cols![l: code, description, unit, min_qty, price])]
     }
 }

@@ -61,6 +61,16 @@ macro_rules! val_from {
                 Val::$variant(v)
             }
         }
+        impl From<&$t> for Val<'_> {
+            fn from(v: &$t) -> Self {
+                Val::$variant(Some(*v))
+            }
+        }
+        impl From<&Option<$t>> for Val<'_> {
+            fn from(v: &Option<$t>) -> Self {
+                Val::$variant(*v)
+            }
+        }
     )+};
 }
 val_from!(i64 => Int, NaiveDate => Date, DateTime<Utc> => Time);
@@ -75,9 +85,24 @@ impl From<Option<Money>> for Val<'_> {
         Val::from(m.map(Money::minor))
     }
 }
+impl From<&Money> for Val<'_> {
+    fn from(m: &Money) -> Self {
+        Val::from(*m)
+    }
+}
+impl From<&Option<Money>> for Val<'_> {
+    fn from(m: &Option<Money>) -> Self {
+        Val::from(*m)
+    }
+}
 impl From<bool> for Val<'_> {
     fn from(b: bool) -> Self {
         Val::Bool(b)
+    }
+}
+impl From<&bool> for Val<'_> {
+    fn from(b: &bool) -> Self {
+        Val::Bool(*b)
     }
 }
 
@@ -159,8 +184,13 @@ impl Val<'_> {
 /// A column name and its value.
 pub type Col<'a> = (&'static str, Val<'a>);
 
-/// Builds a column list: `cols![id = &self.id, qty = l.qty]`.
+/// Builds a column list: `cols![id = &self.id, qty = l.qty]`. Columns named as the fields
+/// they are read from come first, each named once: `cols![self: id, qty; total = t]` is
+/// `cols![id = &self.id, qty = &self.qty, total = t]`.
 macro_rules! cols {
+    ($rec:ident: $($field:ident),+ $(; $($name:ident = $val:expr),*)? $(,)?) => {
+        vec![$((stringify!($field), Val::from(&$rec.$field)),)+ $($((stringify!($name), Val::from($val))),*)?]
+    };
     ($($name:ident = $val:expr),* $(,)?) => {
         vec![$((stringify!($name), Val::from($val))),*]
     };

@@ -21,7 +21,9 @@ pub struct VisualRow {
     pub created_at: DateTime<Utc>,
 }
 
-const SELECT: &str = "SELECT v.id, v.client_id, v.job_id, j.name AS job_name, c.name AS job_contact, j.date_required,
+/// A visual as the portal and the action items show it (`v` the visual, `j` its job).
+pub(super) const SELECT: &str =
+    "SELECT v.id, v.client_id, v.job_id, j.name AS job_name, c.name AS job_contact, j.date_required,
     v.design_id, v.category, v.designer, v.status, v.main_image, v.placement_image, v.created_at
     FROM visuals v JOIN jobs j ON j.id = v.job_id LEFT JOIN contacts c ON c.id = j.contact_id";
 
