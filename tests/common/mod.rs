@@ -214,6 +214,14 @@ impl TestApp {
     }
 }
 
+/// The JSON body of a response that must be refused with `status`, its `error` saying `says`.
+pub async fn refused_with(r: reqwest::Response, status: u16, says: &str) -> serde_json::Value {
+    assert_eq!(r.status().as_u16(), status);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().is_some_and(|e| e.contains(says)), "{says:?} not in {v}");
+    v
+}
+
 pub fn cport_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_cport"))
 }

@@ -42,8 +42,7 @@ pub(super) async fn items(a: &Ask<'_>) -> Result<Answer, ActionError> {
 }
 
 pub(super) async fn jobs(a: &Ask<'_>) -> Result<Answer, ActionError> {
-    let Ask { name, .. } = *a;
-    let (db, client) = (a.db(), a.client());
+    let Ask { name, db, client, .. } = *a;
     let list = jobs::list_open_jobs(db, client).await?;
     let rows = list
         .iter()
@@ -66,8 +65,7 @@ pub(super) async fn jobs(a: &Ask<'_>) -> Result<Answer, ActionError> {
 }
 
 pub(super) async fn job(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
-    let Ask { name, .. } = *a;
-    let (db, client) = (a.db(), a.client());
+    let Ask { name, db, client, .. } = *a;
     let j = found(jobs::get_job(db, client, id).await, || format!("job {id}"))?;
     let mut sections = vec![Section::text(vec![
         format!("Status: {}", j.status.words()),
@@ -109,8 +107,7 @@ pub(super) async fn job(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
 }
 
 pub(super) async fn track(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
-    let Ask { name, .. } = *a;
-    let (db, client) = (a.db(), a.client());
+    let Ask { name, db, client, .. } = *a;
     let x = found(q::delivery(db, client, id).await, || format!("delivery {id}"))?;
     let mut lines = vec![
         format!("Status: {}", x.status),
@@ -154,8 +151,7 @@ pub(super) async fn track(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> 
 }
 
 pub(super) async fn deliveries(a: &Ask<'_>) -> Result<Answer, ActionError> {
-    let Ask { ctx, name, .. } = *a;
-    let (db, client) = (a.db(), a.client());
+    let Ask { ctx, name, db, client, .. } = *a;
     let list = q::deliveries(db, client, ctx.limit(20)).await?;
     let rows = list
         .iter()
@@ -179,8 +175,7 @@ pub(super) async fn deliveries(a: &Ask<'_>) -> Result<Answer, ActionError> {
 }
 
 pub(super) async fn stock(a: &Ask<'_>, own: bool, text: Option<&str>) -> Result<Answer, ActionError> {
-    let Ask { ctx, name, .. } = *a;
-    let (db, client) = (a.db(), a.client());
+    let Ask { ctx, name, db, client, .. } = *a;
     let list = q::stock(db, own.then_some(client), text, ctx.limit(30)).await?;
     let rows = list
         .iter()
@@ -209,8 +204,7 @@ pub(super) async fn stock(a: &Ask<'_>, own: bool, text: Option<&str>) -> Result<
 }
 
 pub(super) async fn pos(a: &Ask<'_>) -> Result<Answer, ActionError> {
-    let Ask { ctx, name, .. } = *a;
-    let (db, client) = (a.db(), a.client());
+    let Ask { ctx, name, db, client, .. } = *a;
     let list = q::purchase_orders(db, client, ctx.limit(30)).await?;
     let rows = list
         .iter()
@@ -234,8 +228,7 @@ pub(super) async fn pos(a: &Ask<'_>) -> Result<Answer, ActionError> {
 }
 
 pub(super) async fn po(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
-    let Ask { name, .. } = *a;
-    let (db, client) = (a.db(), a.client());
+    let Ask { name, db, client, .. } = *a;
     let p = found(q::purchase_order(db, client, id).await, || format!("purchase order {id}"))?;
     let mut sections = vec![Section::text(vec![
         format!("Status: {}", p.status.words()),
@@ -282,8 +275,7 @@ pub(super) async fn po(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
 }
 
 pub(super) async fn invoices(a: &Ask<'_>) -> Result<Answer, ActionError> {
-    let Ask { ctx, name, .. } = *a;
-    let (db, client) = (a.db(), a.client());
+    let Ask { ctx, name, db, client, .. } = *a;
     let list = q::invoices(db, client, ctx.limit(30)).await?;
     let cur = q::client_currency(db, client).await?;
     let rows = list
@@ -319,8 +311,7 @@ pub(super) async fn invoices(a: &Ask<'_>) -> Result<Answer, ActionError> {
 }
 
 pub(super) async fn balance(a: &Ask<'_>) -> Result<Answer, ActionError> {
-    let Ask { name, .. } = *a;
-    let (db, client) = (a.db(), a.client());
+    let Ask { name, db, client, .. } = *a;
     Ok(match q::aging(db, client).await? {
         Some(a) => Answer::ok(
             name,
@@ -349,8 +340,7 @@ pub(super) async fn balance(a: &Ask<'_>) -> Result<Answer, ActionError> {
 }
 
 pub(super) async fn prices(a: &Ask<'_>) -> Result<Answer, ActionError> {
-    let Ask { now, name, .. } = *a;
-    let (db, client) = (a.db(), a.client());
+    let Ask { now, name, db, client, .. } = *a;
     Ok(match q::price_card(db, client, now.date_naive()).await? {
         Some((card, from, lines)) => {
             let cur = q::client_currency(db, client).await?;
@@ -372,8 +362,7 @@ pub(super) async fn prices(a: &Ask<'_>) -> Result<Answer, ActionError> {
 }
 
 pub(super) async fn art(a: &Ask<'_>) -> Result<Answer, ActionError> {
-    let Ask { name, .. } = *a;
-    let (db, client) = (a.db(), a.client());
+    let Ask { name, db, client, .. } = *a;
     let list = crate::store::items::list_missing_art(db, &[client]).await?;
     let rows = list
         .iter()
@@ -388,8 +377,7 @@ pub(super) async fn art(a: &Ask<'_>) -> Result<Answer, ActionError> {
 }
 
 pub(super) async fn visuals(a: &Ask<'_>) -> Result<Answer, ActionError> {
-    let Ask { name, .. } = *a;
-    let (db, client) = (a.db(), a.client());
+    let Ask { name, db, client, .. } = *a;
     let list = crate::store::items::list_pending_visuals(db, &[client]).await?;
     let rows =
         list.iter().map(|v| vec![v.id.clone(), v.job_name.clone(), v.category.clone(), d(v.date_required)]).collect();

@@ -155,7 +155,9 @@ pub async fn run(
     if !allowed(actor.role, cmd) {
         return Ok(Answer::error(&name, format!("{name} is not available to your role ({}).", actor.role)));
     }
-    match run_inner(Ask { state, actor, ctx, now, name: &name }, unit, cmd).await {
+    match run_inner(Ask { state, actor, ctx, now, name: &name, db: &state.db, client: actor.client_id() }, unit, cmd)
+        .await
+    {
         Ok(a) => Ok(a),
         Err(ActionError::Store(e)) => Err(e),
         Err(ActionError::NotFound(what)) => {
@@ -253,17 +255,13 @@ struct Ask<'a> {
     now: DateTime<Utc>,
     /// The command as understood (the answer's `command`).
     name: &'a str,
+    /// The store the answers read.
+    db: &'a crate::store::Db,
+    /// The client whose records the contact may see.
+    client: &'a str,
 }
 
 impl<'a> Ask<'a> {
-    /// The store the answers read.
-    fn db(&self) -> &'a crate::store::Db {
-        &self.state.db
-    }
-    /// The client whose records the contact may see.
-    fn client(&self) -> &'a str {
-        self.actor.client_id()
-    }
     /// A signed portal link for the asking contact.
     fn link(&self, path: &str) -> String {
         self.state.portal_link(&self.actor.contact.id, path, self.now)
