@@ -356,6 +356,32 @@ fn inbound_email_to_a_store_that_is_not_there_defers_and_makes_none() {
     assert!(!missing.exists() && !dir.path().join("misspelt").exists(), "no empty store was made");
 }
 
+/// A command that reads or changes a store finds none at a misspelt path: it says so, naming
+/// `database_url`, and makes no empty store to report nothing from; `migrate` makes it.
+#[test]
+fn commands_on_a_store_that_is_not_there_say_so_and_make_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("misspelt/cport.db");
+    let url = format!("sqlite://{}", missing.display());
+    let env =
+        [("CPORT_DATABASE_URL", url.as_str()), ("CPORT_API_TOKEN", "t"), ("CPORT_LINK_SECRET", "0123456789abcdef0123")];
+    for args in [
+        &["outbox", "list"][..],
+        &["inbound", "held"],
+        &["digest", "run", "--dry-run"],
+        &["staff", "list"],
+        &["link", "--contact", "P-1"],
+    ] {
+        let (ok, _, err) = output(cport(&env).args(args));
+        assert!(!ok && err.contains("database_url: no store at"), "{args:?}: {err}");
+        assert!(!dir.path().join("misspelt").exists(), "{args:?} made a store");
+    }
+    let (ok, out, err) = output(cport(&env).arg("migrate"));
+    assert!(ok && out.contains("migrations applied") && missing.exists(), "{out}{err}");
+    let (ok, out, err) = output(cport(&env).args(["outbox", "list"]));
+    assert!(ok, "{out}{err}");
+}
+
 #[test]
 fn inbound_email_with_a_broken_config_defers_and_names_no_path() {
     let dir = tempfile::tempdir().unwrap();

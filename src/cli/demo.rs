@@ -84,7 +84,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", config_file.display()))?;
     let pictures = crate::demo::write_media(dir)?;
 
-    let db = open_store(&config).await?;
+    let db = make_store(&config).await?;
     let now = chrono::Utc::now();
     let doc = crate::demo::document(now);
     let reports = crate::sync::import::apply_document(&db, &doc, false)

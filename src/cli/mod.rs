@@ -110,7 +110,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => {
             let config = load(Need::StoreOnly)?;
-            let db = open_store(&config).await?;
+            let db = make_store(&config).await?;
             println!("migrations applied ({}, {})", db.engine(), config.database_url_masked());
         }
         Command::Import(args) => {
@@ -121,7 +121,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }) {
                 bail!("cannot read {}: {error}", args.file.display());
             }
-            let db = open_store(&config).await?;
+            let db = make_store(&config).await?;
             return import(&db, &args).await;
         }
         Command::Digest { command: DigestCommand::Run(args) } => {
@@ -292,7 +292,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// The store named by the config, its migrations applied: what every command starts from.
+/// Only the commands that fill a store (`migrate`, `import`, `demo`; `serve` opens its own)
+/// make one that is not there: any other finding none says so, rather than reading a new
+/// empty store made at a misspelt path and reporting nothing.
 async fn open_store(config: &Config) -> anyhow::Result<Db> {
+    if !crate::store::exists(config.database_url.expose()) {
+        bail!(
+            "database_url: no store at {} yet (`cport migrate`, `cport import` or `cport serve` makes one)",
+            config.database_url_masked()
+        );
+    }
+    make_store(config).await
+}
+
+/// [`open_store`], making the store when it is not there.
+async fn make_store(config: &Config) -> anyhow::Result<Db> {
     let db = Db::connect(config.database_url.expose()).await?;
     db.migrate().await?;
     Ok(db)

@@ -66,8 +66,9 @@ pub struct Config {
     /// in production (it also decides `portal.secure_cookies = "auto"`). A host and perhaps a
     /// path; no user name, password, query or fragment (every link would carry them).
     pub public_url: String,
-    /// The store: `sqlite://PATH` (created when missing) or `postgres://USER:PASS@HOST/DB`.
-    /// Its password is masked in logs.
+    /// The store: `sqlite://PATH` (made by `serve`, `migrate`, `import` or `demo` when missing;
+    /// other commands refuse a path with no store) or `postgres://USER:PASS@HOST/DB`. Its
+    /// password is masked in logs.
     pub database_url: Secret,
     /// The folder for pictures (`media/`), uploaded artwork, the `file` transport's mail
     /// (`mail/`, unless `email.dir` names another) and other files cport keeps.

@@ -216,7 +216,9 @@ pub fn check_web_address(field: &str, s: &str, errs: &mut Vec<FieldError>) {
 
 /// The shape [`check_web_address`] asks for, without its length limit.
 pub fn is_web_address(s: &str) -> bool {
-    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+    // The scheme's case does not matter (RFC 3986 §3.1): `HTTPS://` is as good.
+    let scheme = |p: &str| s.get(..p.len()).filter(|h| h.eq_ignore_ascii_case(p)).map(|_| &s[p.len()..]);
+    let rest = scheme("https://").or_else(|| scheme("http://"));
     let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
     host.is_some_and(|h| !h.is_empty()) && is_plain_link(s)
 }
@@ -388,7 +390,13 @@ mod tests {
 
     #[test]
     fn web_addresses_are_links_and_nothing_else() {
-        for ok in ["https://track.dpd.example/?n=1&c=2", "http://t.example", "https://t.example/a#b"] {
+        for ok in [
+            "https://track.dpd.example/?n=1&c=2",
+            "http://t.example",
+            "https://t.example/a#b",
+            "HTTPS://T.example/upper",
+            "Http://t.example",
+        ] {
             assert!(is_web_address(ok), "{ok}");
         }
         for bad in [
@@ -399,6 +407,8 @@ mod tests {
             "https://t.example/a b",
             "https://t.example/\u{7}",
             "ftp://t.example",
+            "HTTPS:/t.example",
+            "ht",
         ] {
             assert!(!is_web_address(bad), "{bad}");
         }
