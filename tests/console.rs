@@ -463,11 +463,11 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
     assert_eq!(app.count("banners").await, 1);
     assert_eq!(app.count(banners_queued).await, outbox + 4);
     // The same confirmed form sent again, five times at once (a second click, the back
-    // button): refused, naming the banner, and nobody is emailed twice.
+    // button): refused, saying it was posted, and nobody is emailed twice.
     let again = futures::future::join_all((0..5).map(|_| app.post_form(&staff, "/staff/banners", &confirmed))).await;
     for (status, _, html) in &again {
         assert_eq!(*status, 409, "{html}");
-        assert!(html.contains("this banner was posted already"), "{html}");
+        assert!(html.contains("This preview was posted already: the banners list shows it"), "{html}");
     }
     assert_eq!((app.count("banners").await, app.count(banners_queued).await), (1, outbox + 4));
     // The client portal shows it to C-1 and not to C-2.
@@ -493,6 +493,18 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
     let page = app.shown(&staff, &location).await;
     assert!(page.contains(&format!("Banner {id} was retracted already, at ")), "{page}");
     assert_eq!(app.post_raw(&staff, "/staff/banners/424242/retract", &[("csrf", &csrf)]).await.0, 404);
+    // The preview's form sent once more after the retraction (the back button): its preview
+    // posted once, so nothing goes again; a fresh preview is asked for.
+    let (status, _, html) = app.post_form(&staff, "/staff/banners", &confirmed).await;
+    assert_eq!(status, 409, "{html}");
+    assert!(html.contains("This preview was posted already"), "{html}");
+    assert_eq!((app.count("banners").await, app.count(banners_queued).await), (1, outbox + 4));
+    // A confirmation altered by hand (its time moved) is no confirmation: the preview again.
+    let moved = format!("1{confirm}");
+    let tampered: Vec<(&str, &str)> = form.iter().copied().chain([("confirm", moved.as_str())]).collect();
+    let (status, _, html) = app.post_form(&staff, "/staff/banners", &tampered).await;
+    assert!(status == 200 && html.contains("check its reach"), "{status}: {html}");
+    assert_eq!(app.count("banners").await, 1);
 }
 
 #[tokio::test]

@@ -137,10 +137,33 @@ pub async fn preview(State(state): State<AppState>, CsrfForm(staff, form): CsrfF
     preview_page(&state, &staff, &form, banner, None).await
 }
 
-/// What an urgent banner's preview carries to confirm its post: the form's fields signed, so
-/// a banner changed after its preview is previewed again before it goes.
-fn confirmation(state: &AppState, form: &FormData) -> String {
-    state.signer.tag("banner-confirm", &form_values(form).to_string())
+/// How long an urgent banner's preview may be posted from: an older one (a tab left open, a
+/// page come back to) is shown again, with its reach as it is now.
+const CONFIRM_MINUTES: i64 = 30;
+
+/// What an urgent banner's preview carries to confirm its post: when it was shown, a nonce,
+/// and both signed with the form's fields (`AT.NONCE.TAG`). A banner changed after its preview
+/// or a preview older than [`CONFIRM_MINUTES`] is previewed again; each preview posts once,
+/// so a form sent twice, or again after the banner was retracted, does not send it again.
+fn confirmation(state: &AppState, form: &FormData, now: DateTime<Utc>) -> String {
+    use rand::RngCore;
+    let mut nonce = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let signed = format!("{}.{nonce}", now.timestamp());
+    let tag = state.signer.tag("banner-confirm", &format!("{signed}.{}", form_values(form)));
+    format!("{signed}.{tag}")
+}
+
+/// The nonce of a confirmation made for exactly these fields within [`CONFIRM_MINUTES`].
+fn confirmed(state: &AppState, form: &FormData, now: DateTime<Utc>) -> Option<String> {
+    let given = form.text("confirm");
+    let mut parts = given.splitn(3, '.');
+    let (at, nonce, tag) = (parts.next()?, parts.next()?, parts.next()?);
+    let age = now.timestamp() - at.parse::<i64>().ok()?;
+    let expected = state.signer.tag("banner-confirm", &format!("{at}.{nonce}.{}", form_values(form)));
+    ((0..=CONFIRM_MINUTES * 60).contains(&age) && crate::links::constant_time_eq(&expected, tag))
+        .then(|| format!("banner-confirm:{nonce}"))
 }
 
 /// The form with the banner's preview below it; `note` says why it is shown.
@@ -193,7 +216,7 @@ async fn preview_page(
         state,
         staff,
         json!({
-            "form": form_values(form), "note": note, "confirm": confirmation(state, form),
+            "form": form_values(form), "note": note, "confirm": confirmation(state, form, now),
             "preview": {"banner": row, "email": email, "chat": chat,
                         "urgent": banner.severity == crate::model::Severity::Urgent, "reach": reach},
         }),
@@ -208,15 +231,31 @@ pub async fn post(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm
         Ok(b) => b,
         Err(resp) => return Ok(resp),
     };
-    // An urgent banner goes to its whole audience at once: it is posted only from a preview
-    // of exactly these fields, which shows how many it reaches.
-    if banner.severity == crate::model::Severity::Urgent && form.text("confirm") != confirmation(&state, &form) {
-        let note = "An urgent banner is sent at once: check its reach below, then post it.";
-        return preview_page(&state, &staff, &form, banner, Some(note)).await;
+    // An urgent banner goes to its whole audience at once: it is posted only from a recent
+    // preview of exactly these fields, which shows how many it reaches, and once a preview.
+    // A second click while the banner is up is told so by `post` (it names the banner); the
+    // preview is marked used once it has posted, so it cannot post again after a retraction.
+    let now = Utc::now();
+    let mut preview = None;
+    if banner.severity == crate::model::Severity::Urgent {
+        let Some(nonce) = confirmed(&state, &form, now) else {
+            let note = "An urgent banner is sent at once: check its reach below, then post it.";
+            return preview_page(&state, &staff, &form, banner, Some(note)).await;
+        };
+        if crate::store::ledgers::nonce_used(&state.db, &nonce).await? {
+            return Err(HttpError::Conflict(
+                "This preview was posted already: the banners list shows it. To send the banner again, preview it again."
+                    .into(),
+            ));
+        }
+        preview = Some(nonce);
     }
     let input = input_of(&form).map_err(HttpError::Invalid)?;
-    match banners::post(&state, input, &staff.email, Utc::now()).await {
+    match banners::post(&state, input, &staff.email, now).await {
         Ok(p) => {
+            if let Some(nonce) = &preview {
+                crate::store::ledgers::use_nonce(&state.db, nonce, now).await?;
+            }
             staff.record(&state, "posted banner", &format!("{} ({})", p.id, form.text("title").trim())).await;
             let note = if p.queued > 0 {
                 format!("Banner {} posted; {} message(s) queued to its audience.", p.id, p.queued)
