@@ -111,6 +111,10 @@ pub enum LinkError {
     Expired,
 }
 
+/// No signed link lives longer (`digest.link_ttl_days` and `cport link --days` stop at it):
+/// a single-use link's nonce may be forgotten this long after it was used.
+pub const LONGEST_LINK_DAYS: i64 = 366;
+
 #[derive(Clone)]
 pub struct Signer {
     key: Vec<u8>,
@@ -137,8 +141,9 @@ impl Signer {
         m
     }
 
-    /// Makes a link token.
+    /// Makes a link token, valid `ttl` but never longer than [`LONGEST_LINK_DAYS`].
     pub fn sign(&self, purpose: Purpose, subject: &str, contact_id: &str, ttl: Duration, now: DateTime<Utc>) -> String {
+        let ttl = ttl.min(Duration::days(LONGEST_LINK_DAYS));
         let mut nonce = [0u8; 9];
         rand::thread_rng().fill_bytes(&mut nonce);
         let payload = format!(

@@ -569,6 +569,21 @@ async fn content_is_kept_at_least_as_long_as_a_link_lives() {
     assert!(ob::get_message(&t.state.db, bob).await.unwrap().unwrap().payload.is_empty());
 }
 
+/// A single-use link's nonce is kept while any link could still be alive and forgotten after:
+/// the used-link ledger does not grow for ever, and a recent one still refuses a replay.
+#[tokio::test]
+async fn used_link_nonces_are_forgotten_only_after_any_link_has_expired() {
+    let t = TestState::new(|_| {}).await;
+    let now = Utc::now();
+    let long_ago = now - Duration::days(cport::links::LONGEST_LINK_DAYS + 2);
+    let recently = now - Duration::days(cport::links::LONGEST_LINK_DAYS - 1);
+    assert!(cport::store::ledgers::use_nonce(&t.state.db, "old", long_ago).await.unwrap());
+    assert!(cport::store::ledgers::use_nonce(&t.state.db, "recent", recently).await.unwrap());
+    cport::digest::scheduler::housekeeping(&t.state, now).await;
+    assert!(!cport::store::ledgers::nonce_used(&t.state.db, "old").await.unwrap(), "forgotten");
+    assert!(!cport::store::ledgers::use_nonce(&t.state.db, "recent", now).await.unwrap(), "still a replay");
+}
+
 /// A client that begins a request and never finishes it (a stalled upload, a slow-loris)
 /// does not keep the server from stopping: once shutdown begins, requests in flight have the
 /// grace period, and then their connections are closed.

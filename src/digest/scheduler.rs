@@ -319,7 +319,7 @@ fn item_keys(items: &[ActionItem]) -> Vec<String> {
 }
 
 /// What the store forgets with age, done by the scheduling process each tick: expired chat
-/// codes and old update ids, stale rate limits, and the content of messages sent more than
+/// codes and old update ids, stale rate limits, the nonces of links long expired, and the content of messages sent more than
 /// `outbox.sent_content_days` ago (a thousand at a time, at most 50,000 a tick, so a first
 /// pass over a long history does not hold the store for long).
 pub async fn housekeeping(state: &Services, now: DateTime<Utc>) -> u64 {
@@ -328,6 +328,10 @@ pub async fn housekeeping(state: &Services, now: DateTime<Utc>) -> u64 {
     }
     if let Err(e) = crate::store::limits::sweep(&state.db, now.timestamp_millis()).await {
         tracing::warn!(error = %e, "stale rate limits not swept");
+    }
+    let spent = now - Duration::days(crate::links::LONGEST_LINK_DAYS + 1);
+    if let Err(e) = crate::store::ledgers::forget_nonces(&state.db, spent).await {
+        tracing::warn!(error = %e, "used link nonces not forgotten");
     }
     let Some(days) = state.config.sent_content_kept_days() else {
         return 0;

@@ -77,6 +77,13 @@ pub async fn use_nonce(db: &Db, nonce: &str, now: DateTime<Utc>) -> Result<bool>
         == 1)
 }
 
+/// Forgets nonces used before `before`: the links that carried them have expired by then
+/// (see [`crate::links::LONGEST_LINK_DAYS`]), so a replay is refused for its age. Returns the
+/// rows removed.
+pub async fn forget_nonces(db: &Db, before: DateTime<Utc>) -> Result<u64> {
+    Ok(execute!(db => "DELETE FROM used_nonces WHERE used_at < $1", before)?)
+}
+
 /// Records the contact's alert baseline; false when it existed (the contact was scanned before).
 pub async fn claim_alert_baseline(
     tx: &mut Tx,
