@@ -188,6 +188,13 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     // Deleting a basket.
     app.submit(&bob, &format!("/baskets/{event}"), &[("action", "delete")]).await;
     assert_eq!(app.page(&bob, &format!("/baskets/{event}")).await.0, 404);
+    // Sent again from its page (a second click): the list says it is gone, not a missing page.
+    let csrf = common::csrf_of(&app.page(&bob, "/baskets").await.1);
+    let (status, location, _) =
+        app.post_raw(&bob, &format!("/baskets/{event}"), &[("csrf", &csrf), ("action", "delete")]).await;
+    assert_eq!(status, 303);
+    let page = app.shown(&bob, &location).await;
+    assert!(page.contains(&format!("Basket {event} is not there any more")), "{page}");
     app.stop().await;
 }
 

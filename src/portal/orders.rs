@@ -236,7 +236,15 @@ pub async fn basket_action(
                 .map(|_| see_other(&state, &here, "Saved. The basket keeps until you come back.")),
             Err(e) => Err(e),
         },
-        "delete" => act::delete_basket(&state, a, id).await.map(|_| see_other(&state, "/baskets", "Basket deleted.")),
+        // Sent twice (a second click, the back button), the second finds it gone: said so
+        // on the list, not as a missing page over a delete that worked.
+        "delete" => match act::delete_basket(&state, a, id).await {
+            Ok(()) => Ok(see_other(&state, "/baskets", "Basket deleted.")),
+            Err(ActionError::NotFound(_)) => {
+                Ok(see_other(&state, "/baskets", &format!("Basket {id} is not there any more: deleted already.")))
+            }
+            Err(e) => Err(e),
+        },
         "place" => {
             match act::place(&state, a, id, now).await {
                 Ok(order) => Ok(see_other(&state, "/orders", &format!("Order {order} placed. TOT has it now."))),
