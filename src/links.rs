@@ -52,6 +52,8 @@ pub struct LinkClaims {
     pub contact_id: String,
     pub expires: DateTime<Utc>,
     pub nonce: String,
+    /// When it was made, to the millisecond; none for a link made before cport wrote it.
+    pub issued: Option<DateTime<Utc>>,
 }
 
 /// What a verified link lets its holder do, read from its claims: the one place that knows
@@ -78,6 +80,12 @@ const STAFF_PASSWORD_PATH: &str = "/staff/password";
 const STAFF_PREFIX: &str = "staff:";
 
 impl LinkClaims {
+    /// Made before `t`: a password link made before the password last changed is spent (a
+    /// link of unknown age is not counted as older; it expires within days).
+    pub fn made_before(&self, t: DateTime<Utc>) -> bool {
+        self.issued.is_some_and(|i| i.timestamp_millis() < t.timestamp_millis())
+    }
+
     /// The link's meaning; `None` for a one-time link of no known kind.
     pub fn meaning(&self) -> Option<LinkFor> {
         match self.purpose {
@@ -147,12 +155,13 @@ impl Signer {
         let mut nonce = [0u8; 9];
         rand::thread_rng().fill_bytes(&mut nonce);
         let payload = format!(
-            "{}{SEP}{}{SEP}{}{SEP}{}{SEP}{}",
+            "{}{SEP}{}{SEP}{}{SEP}{}{SEP}{}{SEP}{}",
             purpose.code(),
             subject,
             contact_id,
             (now + ttl).timestamp(),
-            B64.encode(nonce)
+            B64.encode(nonce),
+            now.timestamp_millis()
         );
         let tag = self.mac("link", payload.as_bytes()).finalize().into_bytes();
         format!("{}.{}", B64.encode(payload.as_bytes()), B64.encode(tag))
@@ -260,8 +269,21 @@ impl Signer {
         self.mac("link", &payload).verify_slice(&tag).map_err(|_| LinkError::BadSignature)?;
         let text = String::from_utf8(payload).map_err(|_| LinkError::Malformed)?;
         let parts: Vec<&str> = text.split(SEP).collect();
-        let [purpose, subject, contact, exp, nonce] = parts[..] else {
-            return Err(LinkError::Malformed);
+        // Links made before the time they were made was written in them have five parts.
+        let (purpose, subject, contact, exp, nonce, issued) = match parts[..] {
+            [purpose, subject, contact, exp, nonce] => (purpose, subject, contact, exp, nonce, None),
+            [purpose, subject, contact, exp, nonce, issued] => {
+                let ms: i64 = issued.parse().map_err(|_| LinkError::Malformed)?;
+                (
+                    purpose,
+                    subject,
+                    contact,
+                    exp,
+                    nonce,
+                    Some(DateTime::from_timestamp_millis(ms).ok_or(LinkError::Malformed)?),
+                )
+            }
+            _ => return Err(LinkError::Malformed),
         };
         let exp: i64 = exp.parse().map_err(|_| LinkError::Malformed)?;
         let expires = DateTime::from_timestamp(exp, 0).ok_or(LinkError::Malformed)?;
@@ -274,6 +296,7 @@ impl Signer {
             contact_id: contact.to_string(),
             expires,
             nonce: nonce.to_string(),
+            issued,
         })
     }
 
@@ -343,6 +366,23 @@ fn base32(data: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A link signed before tokens carried the time they were made (five parts) still
+    /// verifies, of no known age; a made one knows its age.
+    #[test]
+    fn links_without_a_made_time_still_work() {
+        let s = Signer::new("k");
+        let now = Utc::now();
+        let exp = (now + Duration::days(1)).timestamp();
+        let payload = format!("o{SEP}/jobs{SEP}P-1{SEP}{exp}{SEP}bm9uY2U");
+        let tag = s.mac("link", payload.as_bytes()).finalize().into_bytes();
+        let token = format!("{}.{}", B64.encode(payload.as_bytes()), B64.encode(tag));
+        let claims = s.verify(&token, now).expect("an old link verifies");
+        assert_eq!((claims.subject.as_str(), claims.issued), ("/jobs", None));
+        assert!(!claims.made_before(now + Duration::days(1)));
+        let made = s.verify(&s.sign(Purpose::Open, "/jobs", "P-1", Duration::days(1), now), now).unwrap();
+        assert!(made.made_before(now + Duration::milliseconds(1)) && !made.made_before(now));
+    }
 
     #[test]
     fn each_link_builder_reads_back_as_its_kind() {

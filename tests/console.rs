@@ -44,6 +44,10 @@ async fn staff_account(app: &TestApp, email: &str) -> String {
     let (status, html) = app.page(&b, &path).await;
     assert_eq!(status, 400);
     assert!(html.contains("does not work"), "{html}");
+    // Another link made before the password was set (printed twice, the first kept) is spent.
+    let older = app.state.signer.staff_password_url(&app.base, id, chrono::Duration::hours(1), now);
+    let (status, _) = app.page(&b, older.strip_prefix(&app.base).unwrap()).await;
+    assert_eq!(status, 400, "made before the password was set");
     path
 }
 

@@ -104,7 +104,8 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
-/// The staff account a password link is for, when the link is good and unused.
+/// The staff account a password link is for, when the link is good, unused and made since
+/// the account's password was last set (an older link is spent).
 async fn link_account(state: &AppState, token: &str) -> Result<Option<(i64, String)>, HttpError> {
     let Ok(claims) = state.signer.verify(token, Utc::now()) else {
         return Ok(None);
@@ -115,7 +116,10 @@ async fn link_account(state: &AppState, token: &str) -> Result<Option<(i64, Stri
     if ledgers::nonce_used(&state.db, &claims.nonce).await? {
         return Ok(None);
     }
-    Ok(staff::get(&state.db, staff_id).await?.map(|s| (s.id, claims.nonce)))
+    Ok(staff::get(&state.db, staff_id)
+        .await?
+        .filter(|s| !s.password_set_at.is_some_and(|t| claims.made_before(t)))
+        .map(|s| (s.id, claims.nonce)))
 }
 
 fn invalid_link(state: &AppState, headers: &HeaderMap) -> Reply {

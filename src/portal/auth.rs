@@ -441,7 +441,8 @@ pub struct TokenQuery {
 
 /// A password link's claims while it may still be used: signed, not expired, for a contact
 /// who is still active (a third party revoked since their invitation went out, or a contact
-/// TOT deactivated, finds the link dead, as every other link of theirs).
+/// TOT deactivated, finds the link dead, as every other link of theirs), and made since the
+/// password last changed (by another link, or on the portal): an older link is spent.
 async fn reset_claims(state: &AppState, token: &str) -> Result<Option<LinkClaims>, HttpError> {
     let Some(claims) = state
         .signer
@@ -451,7 +452,11 @@ async fn reset_claims(state: &AppState, token: &str) -> Result<Option<LinkClaims
     else {
         return Ok(None);
     };
-    Ok(active_contact(&state.db, &claims.contact_id).await?.map(|_| claims))
+    if active_contact(&state.db, &claims.contact_id).await?.is_none() {
+        return Ok(None);
+    }
+    let set_at = crate::store::sessions::password_set_at(&state.db, &claims.contact_id).await?;
+    Ok((!set_at.is_some_and(|t| claims.made_before(t))).then_some(claims))
 }
 
 /// `GET /password/reset`: ask for a link, or (with `?token=`) choose the new password.

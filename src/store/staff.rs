@@ -11,9 +11,11 @@ pub struct StaffRow {
     pub email: String,
     pub has_password: bool,
     pub created_at: DateTime<Utc>,
+    /// When its password was last set: a password link made before it is spent.
+    pub password_set_at: Option<DateTime<Utc>>,
 }
 
-const STAFF_COLS: &str = "id, email, password_hash IS NOT NULL AS has_password, created_at";
+const STAFF_COLS: &str = "id, email, password_hash IS NOT NULL AS has_password, created_at, password_set_at";
 
 /// Adds a staff account (no password yet), or returns the existing one's id when the address
 /// already has an account that was not removed. A removed account comes back without a
@@ -86,7 +88,9 @@ const REVOKE_ALL: &str = "UPDATE staff_sessions SET revoked_at = $2 WHERE staff_
 /// Sets the password and ends every session of the account.
 pub async fn set_password(db: &Db, id: i64, hash: &str, now: DateTime<Utc>) -> Result<bool> {
     let mut tx = db.begin().await?;
-    let n = execute!(&mut tx => "UPDATE staff SET password_hash = $2 WHERE id = $1 AND removed_at IS NULL", id, hash)?;
+    let n = execute!(&mut tx =>
+        "UPDATE staff SET password_hash = $2, password_set_at = $3 WHERE id = $1 AND removed_at IS NULL",
+        id, hash, now)?;
     execute!(&mut tx => REVOKE_ALL, id, now)?;
     tx.commit().await?;
     Ok(n == 1)
