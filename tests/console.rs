@@ -16,6 +16,8 @@ async fn staff_account(app: &TestApp, email: &str) -> String {
     let (id, new) = cport::store::staff::add(&app.db, email, now).await.unwrap();
     assert!(new);
     let link = app.state.signer.staff_password_url(&app.base, id, chrono::Duration::hours(1), now);
+    // Printed twice, the first kept: made before the password is set.
+    let older = app.state.signer.staff_password_url(&app.base, id, chrono::Duration::hours(1), now);
     let path = link.strip_prefix(&app.base).expect("a link to this server").to_string();
     let b = browser();
     let html = app.shown(&b, &path).await;
@@ -44,8 +46,7 @@ async fn staff_account(app: &TestApp, email: &str) -> String {
     let (status, html) = app.page(&b, &path).await;
     assert_eq!(status, 400);
     assert!(html.contains("does not work"), "{html}");
-    // Another link made before the password was set (printed twice, the first kept) is spent.
-    let older = app.state.signer.staff_password_url(&app.base, id, chrono::Duration::hours(1), now);
+    // The other link, made before the password was set, is spent.
     let (status, _) = app.page(&b, older.strip_prefix(&app.base).unwrap()).await;
     assert_eq!(status, 400, "made before the password was set");
     path

@@ -486,3 +486,80 @@ async fn a_contact_deactivated_after_queueing_gets_nothing_more() {
     let refused = run_pass(&t.state, Utc::now(), Some("P-1B"), Trigger::Manual { force: true }).await;
     assert!(refused.is_err_and(|e| e.to_string().contains("is not active")));
 }
+
+/// A contact TOT removes and later sends again under the same id is a new record (here
+/// another person, at another client): the links made for the one removed (sign-in,
+/// password, unsubscribe) open nothing for the new one; links made since work.
+#[tokio::test]
+async fn links_made_for_a_removed_contact_do_not_open_for_the_next_holder_of_its_id() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let made = Utc::now();
+    let signer = &app.state.signer;
+    let old_links = [
+        signer.open_url(&app.base, "/visuals/V-1", "P-1B", Duration::days(1), made),
+        signer.set_password_url(&app.base, "P-1B", Duration::days(1), made),
+        signer.unsubscribe_url(&app.base, "P-1B", "digest", Duration::days(1), made),
+    ];
+    let (status, body) = app.delete("contacts", &["P-1B"]).await;
+    assert_eq!(status, 200, "{body}");
+    app.synced(
+        "contacts",
+        json!([{"id": "P-1B", "client_id": "C-2", "name": "Other Person", "email": "other@beta.example", "role": "admin"}]),
+    )
+    .await;
+    for link in &old_links {
+        let path = link.strip_prefix(&app.base).unwrap();
+        let b = browser();
+        let (status, html) = app.page(&b, path).await;
+        assert_eq!(status, 400, "{path}: {html}");
+        assert!(html.contains("does not work") || html.contains("not valid"), "{path}: {html}");
+        assert_eq!(app.page(&b, "/").await.0, 303, "{path} signed nobody in");
+    }
+    // One-click unsubscribe by POST is refused as well, and nothing changed.
+    let unsubscribe = old_links[2].strip_prefix(&app.base).unwrap();
+    let (status, _, _) = app.post_raw(&browser(), unsubscribe, &[]).await;
+    assert_eq!(status, 400);
+    assert_eq!(app.count("changes WHERE kind = 'email_unsubscribed'").await, 0);
+    // A link made for the contact now opens, as its holder.
+    let now = signer.open_url(&app.base, "/", "P-1B", Duration::days(1), Utc::now());
+    let b = browser();
+    assert_eq!(app.page(&b, now.strip_prefix(&app.base).unwrap()).await.0, 303);
+    let html = app.shown(&b, "/").await;
+    assert!(html.contains("Other Person"), "{html}");
+    app.stop().await;
+}
+
+/// What TOT's records take away stays taken when they give it back: a session ended by a
+/// contact's deactivation, and a delegation (with the session it opened) ended by its
+/// giver's loss of the right to decide, do not return when the contact is restored.
+#[tokio::test]
+async fn sessions_and_delegations_ended_by_tots_records_stay_ended() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let bob = |active: bool, role: &str| {
+        json!([{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer", "email": "bob@alpha.example",
+                "role": role, "active": active}])
+    };
+    let b = app.signed_in("P-1B").await;
+    app.submit(&b, "/visuals/V-1", &[("action", "delegate"), ("name", "Dana Cole"), ("email", "dana@resell.example")])
+        .await;
+    let link = app.link_mailed_to("dana@resell.example", "/l/").await;
+    let dana = browser();
+    assert_eq!(dana.get(&link).send().await.unwrap().status().as_u16(), 303);
+    assert_eq!(app.page(&dana, "/visuals/V-1").await.0, 200);
+
+    // Bob becomes a viewer, then a buyer again: Dana's session and link stay ended.
+    app.synced("contacts", bob(true, "viewer")).await;
+    app.synced("contacts", bob(true, "buyer")).await;
+    assert_ne!(app.page(&dana, "/visuals/V-1").await.0, 200, "the delegate's session ended");
+    let again = browser();
+    let r = again.get(&link).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "the delegation link ended");
+    // Bob is deactivated, then active again: his session stays ended.
+    assert_eq!(app.page(&b, "/").await.0, 200, "a role change keeps his own session");
+    app.synced("contacts", bob(false, "buyer")).await;
+    app.synced("contacts", bob(true, "buyer")).await;
+    assert_eq!(app.page(&b, "/").await.0, 303, "signed out for good");
+    app.stop().await;
+}

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{ActionError, Actor, record};
 use crate::services::Services;
-use crate::store::contacts::{ContactRow, active_contact};
+use crate::store::contacts::ContactRow;
 use crate::store::settings::{Sending, set_email_kind};
 use crate::store::{StoreError, Tx};
 
@@ -21,20 +21,17 @@ pub fn kind_of(what: &str) -> Option<Sending> {
 }
 
 /// Turns off `what` (`digest` or `alert`) email for the contact and records it in the change
-/// feed (`email_unsubscribed`) when it changed anything. Doing it again changes nothing.
+/// feed (`email_unsubscribed`) when it changed anything; false when it was off already.
 pub async fn unsubscribe(
     state: &Services,
-    contact_id: &str,
+    contact: &ContactRow,
     what: &str,
     now: DateTime<Utc>,
-) -> Result<ContactRow, ActionError> {
-    let Some(contact) = active_contact(&state.db, contact_id).await? else {
-        return Err(ActionError::NotFound(format!("contact {contact_id}")));
-    };
+) -> Result<bool, ActionError> {
     let mut tx = state.db.begin().await?;
-    unsubscribe_in(state, &mut tx, &contact, what, "one-click", now).await?;
+    let changed = unsubscribe_in(state, &mut tx, contact, what, "one-click", now).await?;
     tx.commit().await?;
-    Ok(contact)
+    Ok(changed)
 }
 
 /// [`unsubscribe`] inside the caller's transaction (a reply to the `mailto:` address of a

@@ -44,10 +44,7 @@ fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
     if actor.delegation.is_some() || actor.role.acts_on_orders() {
         Ok(())
     } else {
-        Err(ActionError::Forbidden(format!(
-            "your role ({}) may look at visuals but not approve or reject them",
-            actor.role
-        )))
+        Err(ActionError::Forbidden(format!("your role ({}) may not approve or reject visuals", actor.role)))
     }
 }
 

@@ -166,10 +166,21 @@ pub async fn signed_link(State(state): State<AppState>, Path(token): Path<String
     }
 }
 
+/// The active contact a link was made for, while it is still the same contact: a contact
+/// TOT removed and sent again under the same id is a new record (perhaps another person, at
+/// another client), and a link made before that record is not theirs.
+pub(crate) async fn link_holder(
+    state: &AppState,
+    claims: &LinkClaims,
+    contact_id: &str,
+) -> Result<Option<crate::store::contacts::ContactRow>, HttpError> {
+    Ok(active_contact(&state.db, contact_id).await?.filter(|c| !c.created_at.is_some_and(|t| claims.made_before(t))))
+}
+
 async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(String, String)>, HttpError> {
     match claims.meaning() {
         Some(LinkFor::Open { contact_id, path }) => {
-            let Some(c) = active_contact(&state.db, &contact_id).await? else {
+            let Some(c) = link_holder(state, claims, &contact_id).await? else {
                 return Ok(None);
             };
             let cookie = session::start(state, &c.id, None).await?;
@@ -452,7 +463,7 @@ async fn reset_claims(state: &AppState, token: &str) -> Result<Option<LinkClaims
     else {
         return Ok(None);
     };
-    if active_contact(&state.db, &claims.contact_id).await?.is_none() {
+    if link_holder(state, &claims, &claims.contact_id).await?.is_none() {
         return Ok(None);
     }
     let set_at = crate::store::sessions::password_set_at(&state.db, &claims.contact_id).await?;

@@ -8,18 +8,25 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::page_status;
-use crate::actions::ActionError;
 use crate::actions::unsubscribe::{kind_of, unsubscribe};
 use crate::links::LinkFor;
 use crate::state::AppState;
-use crate::web::Reply;
+use crate::store::contacts::ContactRow;
+use crate::web::{HttpError, Reply};
 
-/// The contact and the kind of email a good token stops.
-fn claims_of(state: &AppState, token: &str) -> Option<(String, String)> {
-    match state.signer.verify(token, Utc::now()).ok()?.meaning()? {
-        LinkFor::Unsubscribe { contact_id, what } if kind_of(&what).is_some() => Some((contact_id, what)),
-        _ => None,
+/// The contact and the kind of email a good token stops, while the link is still theirs
+/// (see [`super::auth::link_holder`]).
+async fn holder_of(state: &AppState, token: &str) -> Result<Option<(ContactRow, String)>, HttpError> {
+    let Some(claims) = state.signer.verify(token, Utc::now()).ok() else {
+        return Ok(None);
+    };
+    let Some(LinkFor::Unsubscribe { contact_id, what }) = claims.meaning() else {
+        return Ok(None);
+    };
+    if kind_of(&what).is_none() {
+        return Ok(None);
     }
+    Ok(super::auth::link_holder(state, &claims, &contact_id).await?.map(|c| (c, what)))
 }
 
 fn described(what: &str) -> &'static str {
@@ -39,23 +46,17 @@ async fn shown(state: &AppState, stage: Option<(&str, &str, &str)>) -> Reply {
 
 /// `GET /unsubscribe/{token}`: what the button will stop; nothing changes.
 pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Reply {
-    let Some((contact_id, what)) = claims_of(&state, &token) else {
-        return shown(&state, None).await;
-    };
-    match crate::store::contacts::active_contact(&state.db, &contact_id).await? {
-        Some(c) => shown(&state, Some(("confirm", &what, &c.email))).await,
+    match holder_of(&state, &token).await? {
+        Some((c, what)) => shown(&state, Some(("confirm", &what, &c.email))).await,
         None => shown(&state, None).await,
     }
 }
 
-/// `POST /unsubscribe/{token}`: stops that kind of email (again is fine).
+/// `POST /unsubscribe/{token}`: stops that kind of email; sent again, says it was done before.
 pub async fn stop(State(state): State<AppState>, Path(token): Path<String>) -> Reply {
-    let Some((contact_id, what)) = claims_of(&state, &token) else {
+    let Some((c, what)) = holder_of(&state, &token).await? else {
         return shown(&state, None).await;
     };
-    match unsubscribe(&state, &contact_id, &what, Utc::now()).await {
-        Ok(c) => shown(&state, Some(("done", &what, &c.email))).await,
-        Err(ActionError::NotFound(_)) => shown(&state, None).await,
-        Err(e) => Err(e.into()),
-    }
+    let stage = if unsubscribe(&state, &c, &what, Utc::now()).await? { "done" } else { "already" };
+    shown(&state, Some((stage, &what, &c.email))).await
 }

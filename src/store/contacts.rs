@@ -16,12 +16,15 @@ pub struct ContactRow {
     /// The version of the client's action items when this row was read (see the
     /// `client_versions` migration): a page's items snapshot is current while it matches.
     pub items_version: i64,
+    /// When cport first stored it; none for a contact stored before that was kept.
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A [`ContactRow`]'s columns, from `contacts c` joined with `clients cl`.
 pub(super) const COLS: &str = "c.id, c.client_id, cl.name AS client_name, c.name, c.email, c.role, c.timezone,
     c.digest_schedule, c.active,
-    COALESCE((SELECT v.version FROM client_versions v WHERE v.client_id = c.client_id), 0) AS items_version";
+    COALESCE((SELECT v.version FROM client_versions v WHERE v.client_id = c.client_id), 0) AS items_version,
+    c.created_at";
 
 const FROM: &str = "FROM contacts c JOIN clients cl ON cl.id = c.client_id";
 

@@ -333,8 +333,9 @@ pub struct NewThirdParty<'a> {
 /// Adds a third-party user as a contact of the client (role `third_party`).
 pub async fn insert_third_party(tx: &mut Tx, u: &NewThirdParty<'_>, now: DateTime<Utc>) -> Result<()> {
     execute!(tx =>
-        "INSERT INTO contacts (id, client_id, name, email, role, timezone, active, sync_hash, updated_at, created_by)
-         VALUES ($1, $2, $3, $4, 'third_party', $5, TRUE, '', $6, $7)",
+        "INSERT INTO contacts (id, client_id, name, email, role, timezone, active, sync_hash, updated_at, created_by,
+           created_at)
+         VALUES ($1, $2, $3, $4, 'third_party', $5, TRUE, '', $6, $7, $6)",
         u.id, u.client_id, u.name, u.email, u.timezone, now, u.created_by)?;
     Ok(())
 }

@@ -48,6 +48,9 @@ pub trait Upsert: Record + Sync {
     /// emptied when it is deleted, so no row points at a record that is gone. Their sync hash
     /// is forgotten with it, so the next send of such a record is written in full.
     const NAMED_BY: &'static [(&'static str, &'static str)] = &[];
+    /// Its records are people who sign in: after an update, the sessions and delegations they
+    /// no longer hold are ended (see [`super::sessions::end_lapsed`]).
+    const SIGNS_IN: bool = false;
     /// Other records this one points at: (field, table, id). The referenced record must exist
     /// and, when it belongs to a client, to this record's client.
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
@@ -145,6 +148,10 @@ pub async fn write_many<T: Upsert>(tx: &mut Tx, recs: &[(&T, &str, bool)], now: 
             let vals: Vec<&Val> = chunk.iter().flat_map(|cols| cols.iter().map(|(_, v)| v)).collect();
             execute(tx, &upsert_sql::<T>(chunk[0], chunk.len()), &vals).await?;
         }
+    }
+    if T::SIGNS_IN {
+        let updated: Vec<&str> = recs.iter().filter(|(_, _, exists)| *exists).map(|(r, _, _)| r.key()).collect();
+        super::sessions::end_lapsed(tx, &updated, now).await?;
     }
     // Every line of every record, by table: (parent key, line number, columns).
     let mut tables: Vec<(&'static str, Vec<LineRow>)> = Vec::new();
@@ -286,11 +293,15 @@ impl Upsert for ClientIn {
 
 impl Upsert for ContactIn {
     const ENTITY: &'static str = "contacts";
+    /// `created_at` is when cport first stored the contact, kept on every update.
+    const SPECIAL: &'static [(&'static str, &'static str, &'static str)] =
+        &[("created_at", "{now}", "contacts.created_at")];
     const NAMED_BY: &'static [(&'static str, &'static str)] = &[("jobs", "contact_id")];
+    const SIGNS_IN: bool = true;
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
             self: id, client_id, name, email, role, timezone, phone, telegram_chat_id, discord_user_id,
-            digest_schedule, active,
+            digest_schedule, active; created_at = Val::Time(None),
         ]
     }
 }

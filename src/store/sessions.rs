@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::contacts::{COLS, ContactRow};
-use super::{Conn, Db, Result, bind, execute, on_db, on_tx};
+use super::{Conn, Db, Result, Tx, bind, execute, on_db, on_tx};
 
 pub async fn get_password_hash(db: &Db, contact_id: &str) -> Result<Option<String>> {
     Ok(on_db!(db, p => bind!(sqlx::query_scalar("SELECT password_hash FROM accounts WHERE contact_id = $1"),
@@ -120,6 +120,43 @@ pub async fn revoke_contact_sessions(db: &Db, contact_id: &str, now: DateTime<Ut
 }
 
 const REVOKE_ALL: &str = "UPDATE sessions SET revoked_at = $2 WHERE contact_id = $1 AND revoked_at IS NULL";
+
+/// After TOT's records changed these contacts, ends for good what they no longer hold: the
+/// sessions of a contact made inactive, and the delegations given by a contact whose role no
+/// longer decides on visuals (or who is inactive), with the sessions those opened. Restoring
+/// the contact later brings none of them back. Returns the sessions ended.
+pub async fn end_lapsed(tx: &mut Tx, contact_ids: &[&str], now: DateTime<Utc>) -> Result<u64> {
+    let deciders: Vec<crate::model::Role> =
+        crate::model::Role::ALL.iter().copied().filter(|r| r.acts_on_orders()).collect();
+    let deciders = super::state_list(&deciders);
+    let mut ended = 0;
+    for chunk in contact_ids.chunks(super::IN_CHUNK) {
+        let ids = super::placeholders(2, chunk.len());
+        let lapsed =
+            format!("SELECT id FROM contacts WHERE id IN ({ids}) AND (NOT active OR role NOT IN ({deciders}))");
+        let given = format!(
+            "SELECT id FROM delegations WHERE contact_id IN ({lapsed}) AND used_at IS NULL AND expires_at > $1"
+        );
+        let sqls = [
+            format!(
+                "UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL
+                 AND (contact_id IN (SELECT id FROM contacts WHERE id IN ({ids}) AND NOT active)
+                      OR delegation_id IN ({given}))"
+            ),
+            format!("UPDATE delegations SET expires_at = $1 WHERE id IN ({given})"),
+        ];
+        for (i, sql) in sqls.iter().enumerate() {
+            let mut vals: Vec<super::values::Val> = vec![super::values::Val::from(now)];
+            vals.extend(chunk.iter().map(|id| super::values::Val::from(*id)));
+            let refs: Vec<&super::values::Val> = vals.iter().collect();
+            let n = super::values::execute(tx, sql, &refs).await?;
+            if i == 0 {
+                ended += n;
+            }
+        }
+    }
+    Ok(ended)
+}
 
 /// Contacts whose email matches (case-insensitively), active only.
 pub async fn contacts_by_email(db: &Db, email: &str) -> Result<Vec<String>> {

@@ -196,9 +196,9 @@ macro_rules! cols {
     };
 }
 
-/// Runs one statement with `vals` bound in order.
-pub(super) async fn execute(tx: &mut Tx, sql: &str, vals: &[&Val<'_>]) -> Result<()> {
-    on_tx!(tx, c => {
+/// Runs one statement with `vals` bound in order; gives the rows it changed.
+pub(super) async fn execute(tx: &mut Tx, sql: &str, vals: &[&Val<'_>]) -> Result<u64> {
+    Ok(on_tx!(tx, c => {
         let mut q = sqlx::query(sql);
         for v in vals {
             q = match v {
@@ -209,9 +209,8 @@ pub(super) async fn execute(tx: &mut Tx, sql: &str, vals: &[&Val<'_>]) -> Result
                 Val::Time(t) => q.bind(*t),
             };
         }
-        q.execute(c).await.map(|_| ())
-    })?;
-    Ok(())
+        q.execute(c).await.map(|r| r.rows_affected())
+    })?)
 }
 
 pub(super) use cols;
