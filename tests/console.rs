@@ -705,6 +705,15 @@ async fn contacts_held_mail_and_the_overview() {
     assert!(html.contains("Alpha Ltd") && !html.contains("Beta plc"), "{html}");
     let html = app.shown(&staff, "/staff/contacts?client=C-1").await;
     assert!(html.contains("550 mailbox unavailable") && html.contains("Resume email"), "{html}");
+    // While it is suspended nothing is emailed to it, and staff are told why.
+    let outbox = app.count("outbox").await;
+    for action in ["sign-in-link", "chat-code"] {
+        let location =
+            app.submit(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1B"), ("action", action)]).await;
+        let note = app.shown(&staff, &location).await;
+        assert!(note.contains("Nothing was sent: email to Bob Buyer is suspended (550 mailbox unavailable)"), "{note}");
+    }
+    assert_eq!(app.count("outbox").await, outbox);
     let location = app.submit(&staff, "/staff/contacts?client=C-1", &[("contact", "P-1B"), ("action", "resume")]).await;
     assert!(location.starts_with("/staff/contacts?client=C%2D1&note=Email%20to%20Bob"), "{location}");
     let s = cport::store::settings::get_settings(&app.db, "P-1B").await.unwrap();

@@ -115,9 +115,18 @@ async fn a_5xx_goes_dead_with_the_servers_words() {
     assert!(err.contains("550") && err.contains("no such user here"), "{err}");
     assert!(smtp.messages().is_empty());
 
-    // Staff re-queue it; it fails again the same way (the address is still wrong).
+    // The address itself was refused (5.1.1): a hard bounce, as a delivery report's, so the
+    // contact's email is suspended and staff see why.
+    let (reason,): (Option<String>,) = cport::store::on_db!(&t.state.db, p => sqlx::query_as(
+        "SELECT email_suspended_reason FROM contact_settings WHERE contact_id = 'P-1A'").fetch_one(p).await)
+    .unwrap();
+    assert!(reason.as_deref().is_some_and(|r| r.contains("hard bounce") && r.contains("5.1.1")), "{reason:?}");
+
+    // Staff re-queue it; it goes dead again, now without trying the address that is refused.
     assert!(cport::store::outbox::requeue(&t.state.db, row.id, Utc::now()).await.unwrap());
     assert_eq!(drain(&t.state).await.unwrap().dead, 1);
+    let row = list_messages(&t.state.db, Some("dead"), 1).await.unwrap().remove(0);
+    assert!(row.last_error.as_deref().is_some_and(|e| e.contains("suspended")), "{:?}", row.last_error);
 }
 
 #[tokio::test]
@@ -367,7 +376,7 @@ async fn messages_arrive_whole_with_and_without_pipelining() {
         let body = ".a line that starts with a dot\r\n..and two\r\n.\r\nthe end\r\n";
         mailer.send(&built("ann@alpha.example", body), &Gate::open()).await.unwrap();
         let refused = mailer.send(&built("reject@alpha.example", "x\r\n"), &Gate::open()).await;
-        assert!(matches!(&refused, Err(SendError::Permanent(m)) if m.contains("550")), "{args:?}: {refused:?}");
+        assert!(matches!(&refused, Err(SendError::AddressRefused(m)) if m.contains("550")), "{args:?}: {refused:?}");
         mailer.send(&built("bob@alpha.example", "after the refusal\r\n"), &Gate::open()).await.unwrap();
         let got = smtp.messages();
         assert_eq!(got.len(), 2, "{args:?}");

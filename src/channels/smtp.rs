@@ -179,6 +179,32 @@ impl Failed {
     fn at(e: lettre::transport::smtp::Error, maybe_delivered: bool) -> Failed {
         Failed { broken: !e.is_permanent() && !e.is_transient(), error: classify(e), maybe_delivered }
     }
+
+    /// A refusal of command `n` of MAIL, the RCPTs (1 to `recipients`) and DATA: a permanent
+    /// refusal of a recipient's address is told apart, as a bounce.
+    fn of_command(n: usize, recipients: usize, e: lettre::transport::smtp::Error) -> Failed {
+        if (1..=recipients).contains(&n) && e.is_permanent() && address_refused(&e) {
+            return Failed { error: SendError::AddressRefused(error_chain(&e)), broken: false, maybe_delivered: false };
+        }
+        Failed::at(e, false)
+    }
+}
+
+/// A permanent refusal that is about the address (no such mailbox or domain): an RFC 3463
+/// status of class 5.1, or with none given, a 550, 551 or 553 reply. A refusal for policy
+/// (5.7.x, a spam filter) or a full mailbox is not the address's fault.
+fn address_refused(e: &lettre::transport::smtp::Error) -> bool {
+    let words = e.to_string();
+    let status = words.split(|c: char| c.is_whitespace() || c == ':').find(|w| {
+        let parts: Vec<&str> = w.split('.').collect();
+        parts.len() == 3
+            && parts[0] == "5"
+            && parts[1..].iter().all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+    });
+    match status {
+        Some(s) => s.starts_with("5.1."),
+        None => e.status().is_some_and(|c| matches!(c.to_string().as_str(), "550" | "551" | "553")),
+    }
 }
 
 impl Pooled {
@@ -190,6 +216,7 @@ impl Pooled {
             commands.push(Rcpt::new(to.clone(), vec![]).to_string());
         }
         commands.push(Data.to_string());
+        let recipients = envelope.to().len();
         if self.pipelining {
             // Every reply is read, even after a refusal, so the conversation stays in step;
             // a broken connection ends it at once.
@@ -200,19 +227,24 @@ impl Pooled {
                 match reply {
                     Ok(_) => {}
                     Err(e) if e.is_permanent() || e.is_transient() => {
-                        refused.get_or_insert(e);
+                        refused.get_or_insert((n, e));
                     }
                     // A server that refused and then closed (a 421 "too busy"): its refusal
                     // is the reason, not the replies it never wrote.
-                    Err(e) => return Err(Failed::at(refused.take().unwrap_or(e), false)),
+                    Err(e) => {
+                        return Err(match refused.take() {
+                            Some((n, first)) => Failed::of_command(n, recipients, first),
+                            None => Failed::at(e, false),
+                        });
+                    }
                 }
             }
-            if let Some(e) = refused {
-                return Err(Failed::at(e, false));
+            if let Some((n, e)) = refused {
+                return Err(Failed::of_command(n, recipients, e));
             }
         } else {
-            for c in commands {
-                self.conn.command(c).await.map_err(|e| Failed::at(e, false))?;
+            for (n, c) in commands.into_iter().enumerate() {
+                self.conn.command(c).await.map_err(|e| Failed::of_command(n, recipients, e))?;
             }
         }
         // Refused: the server, mid-DATA, discards the message when the connection (not

@@ -374,7 +374,7 @@ async fn later(state: &Services, chat: ChatId, m: ChatMessage, why: SendError, n
     let at = match &why {
         SendError::RateLimited(d) => now + chrono::Duration::from_std(*d).unwrap_or_default(),
         SendError::Transient(_) => now + chrono::Duration::seconds(5),
-        SendError::Permanent(e) => {
+        SendError::Permanent(e) | SendError::AddressRefused(e) => {
             tracing::warn!(chat = chat.0, error = %e, "telegram: answer refused");
             return;
         }

@@ -80,6 +80,20 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
         percent_encoding::utf8_percent_encode(&c.client_id, percent_encoding::NON_ALPHANUMERIC)
     );
     let now = Utc::now();
+    // An email to an address suspended after bounces would only go dead: nothing is sent, and
+    // the page says why (as *Remind now* does).
+    if matches!(form.get("action"), Some("chat-code" | "sign-in-link")) {
+        let s = crate::store::settings::get_settings(&state.db, &c.id).await?;
+        if s.email_suspended_at.is_some() {
+            let why = s.email_suspended_reason.as_deref().unwrap_or("after bounces");
+            let note = format!(
+                "Nothing was sent: email to {} is suspended ({}). Resume it once the address works.",
+                c.name,
+                crate::model::shown(why, 200)
+            );
+            return Ok(see_other(&state, &back, &note));
+        }
+    }
     let note = match form.get("action") {
         Some("resume") => match crate::actions::unsubscribe::resume_email(&state, &c.id, now).await? {
             true => {
@@ -94,17 +108,7 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
             match crate::actions::mail::send_chat_code(&state, &c, now).await? {
                 Queued::Yes => {
                     staff.record(&state, "issued chat link code", &c.id).await;
-                    let s = crate::store::settings::get_settings(&state.db, &c.id).await?;
-                    let suspended = match s.email_suspended_at {
-                        Some(_) => {
-                            " Their email is suspended after bounces: resume it, or the code will not reach them."
-                        }
-                        None => "",
-                    };
-                    format!(
-                        "Chat link code sent to {} at {}; it works once, for a short time.{suspended}",
-                        c.name, c.email
-                    )
+                    format!("Chat link code sent to {} at {}; it works once, for a short time.", c.name, c.email)
                 }
                 Queued::Already(at) => already("A chat link code", &c, at),
                 Queued::Unwritable => {

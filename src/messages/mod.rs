@@ -22,6 +22,10 @@ pub enum SendError {
     /// Never going to work (5xx, bad address): the message goes dead with these words.
     #[error("{0}")]
     Permanent(String),
+    /// The receiving server refused the address itself (a `5.1.x` reply to RCPT TO): the
+    /// message goes dead, and it counts against the contact as a hard bounce does.
+    #[error("{0}")]
+    AddressRefused(String),
 }
 
 /// What the outbox keeps for an email: rendered bodies and the headers that are not derived

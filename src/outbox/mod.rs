@@ -403,8 +403,27 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
         Mark::Sent(provider_id) => marks::mark_sent(state, row.id, token, provider_id).await?,
         mark => outbox::mark(&state.db, row.id, token, mark, now).await?,
     };
+    if let (Err(SendError::AddressRefused(why)), Some(contact), true) = (&result, &row.contact_id, marked) {
+        address_refused(state, contact, why, now).await?;
+    }
     count(outcome, row.channel, row.kind, marked);
     Ok(Settle::Done(outcome))
+}
+
+/// The receiving server refused a contact's address while cport sent to it: a hard bounce,
+/// counted as a delivery report's is, so their email is suspended (and staff see why)
+/// rather than every later message going dead the same way.
+async fn address_refused(state: &Providers, contact: &str, why: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let reason = format!("hard bounce (refused when sent) {}", crate::model::shown(why, 300));
+    let limit = i64::from(state.config.inbound.soft_bounce_limit);
+    let mut tx = state.db.begin().await?;
+    let suspended = crate::store::inbound::record_bounce(&mut tx, contact, true, &reason, limit, now).await?;
+    tx.commit().await?;
+    if suspended {
+        tracing::warn!(contact = %contact, %reason, "email suspended for this contact: its address was refused");
+        metrics::counter!("cport_email_suspended_total").increment(1);
+    }
+    Ok(())
 }
 
 /// Why a row is no longer to be sent, if it is not: its contact was deactivated (or removed)
