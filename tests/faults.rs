@@ -965,3 +965,30 @@ async fn a_data_folder_that_cannot_be_written_stops_start_up_naming_it() {
     let e = e.to_string();
     assert!(e.starts_with("data_dir: cannot write to") && e.contains("a-file"), "{e}");
 }
+
+/// A write that waited out another writer's lock (SQLite's "database is locked") is the
+/// store being busy, which callers answer with "try again later" (503), not an internal error.
+#[tokio::test]
+async fn a_write_that_meets_a_held_lock_is_busy_not_an_internal_error() {
+    use sqlx::{ConnectOptions, Connection, Executor};
+    if common::engine_name() != "sqlite" {
+        return; // PostgreSQL's lock time-outs are mapped alike; a held SQLite lock is the one to stage.
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("locked.db");
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&file)
+        .create_if_missing(true)
+        .busy_timeout(std::time::Duration::ZERO);
+    let mut holder = opts.connect().await.unwrap();
+    holder.execute("CREATE TABLE t (x INTEGER)").await.unwrap();
+    holder.execute("BEGIN IMMEDIATE").await.unwrap();
+    holder.execute("INSERT INTO t VALUES (1)").await.unwrap();
+    let mut other = opts.connect().await.unwrap();
+    let e = other.execute("INSERT INTO t VALUES (2)").await.expect_err("the lock is held");
+    let e = cport::store::StoreError::from(e);
+    assert!(e.is_unavailable(), "{e:?}");
+    assert_eq!(cport::web::HttpError::from(e).status().as_u16(), 503);
+    holder.execute("ROLLBACK").await.unwrap();
+    let _ = (holder.close().await, other.close().await);
+}

@@ -66,6 +66,17 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(ref d) if d.is_unique_violation() => StoreError::Collision(d.message().to_string()),
             // SQLSTATE 22021, character_not_in_repertoire: a NUL in a bound text value.
             sqlx::Error::Database(ref d) if d.code().as_deref() == Some("22021") => StoreError::Unstorable,
+            // Another writer held the store past the wait (SQLite's busy or locked, after
+            // `BUSY_TIMEOUT`), or PostgreSQL gave up on a lock or broke a deadlock: worth
+            // trying again, and said so (503), not an internal error.
+            sqlx::Error::Database(ref d)
+                if matches!(
+                    d.code().as_deref(),
+                    Some("5" | "6" | "261" | "262" | "517" | "773" | "55P03" | "40P01" | "40001")
+                ) =>
+            {
+                StoreError::Busy(BUSY_TIMEOUT)
+            }
             other => StoreError::Db(other),
         }
     }
@@ -86,6 +97,9 @@ impl StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// How long a SQLite statement waits for another writer before it gives up (busy).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Rows a SQLite read may run ahead of its reader (see `Db::connect`).
 const ROW_BUFFER: usize = 1024;
@@ -304,7 +318,7 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10))
+                .busy_timeout(BUSY_TIMEOUT)
                 // sqlx hands rows from the connection's worker thread to the task through a
                 // channel of this many; at its default (50) a large read wakes the task and
                 // parks the worker every few rows. A scan over the whole store reads 60,000:

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::values::{Col, Val, cols, execute};
-use super::{Result, Tx, execute, fetch_in, placeholders};
+use super::{Result, Tx, fetch_in, placeholders};
 use crate::model::records::*;
 
 /// What happened to one record of a batch.
@@ -248,23 +248,31 @@ fn storable<'a>(keys: &[&'a str]) -> Vec<&'a str> {
     keys.iter().copied().filter(|k| !k.contains('\0')).collect()
 }
 
-/// Deletes the rows with these keys; returns the keys that existed.
+/// Deletes the rows with these keys; returns the keys that existed. A few hundred keys a
+/// statement: a batch of many thousands holds the store for moments, not one statement each.
 pub async fn delete_keys<T: Upsert>(tx: &mut Tx, keys: &[String]) -> Result<Vec<String>> {
     let mut deleted = Vec::new();
-    let sql = format!("DELETE FROM {} WHERE {} = $1", T::TABLE, T::KEY);
-    let clear: Vec<String> = T::NAMED_BY
-        .iter()
-        .map(|(table, column)| format!("UPDATE {table} SET {column} = NULL, sync_hash = '' WHERE {column} = $1"))
-        .collect();
-    for k in keys {
-        let n = execute!(tx => &sql, k)?;
-        if n > 0 {
-            for sql in &clear {
-                execute!(tx => sql, k)?;
-            }
-            deleted.push(k.clone());
+    for chunk in storable(&keys.iter().map(String::as_str).collect::<Vec<_>>()).chunks(super::IN_CHUNK) {
+        let list = placeholders(1, chunk.len());
+        let vals: Vec<Val> = chunk.iter().map(|k| Val::from(*k)).collect();
+        let refs: Vec<&Val> = vals.iter().collect();
+        let sql = format!("DELETE FROM {} WHERE {} IN ({list}) RETURNING {}", T::TABLE, T::KEY, T::KEY);
+        let gone: Vec<String> = super::values::fetch_strings(tx, &sql, &refs).await?;
+        if gone.is_empty() {
+            continue;
         }
+        let list = placeholders(1, gone.len());
+        let vals: Vec<Val> = gone.iter().map(Val::from).collect();
+        let refs: Vec<&Val> = vals.iter().collect();
+        for (table, column) in T::NAMED_BY {
+            let sql = format!("UPDATE {table} SET {column} = NULL, sync_hash = '' WHERE {column} IN ({list})");
+            execute(tx, &sql, &refs).await?;
+        }
+        deleted.extend(gone);
     }
+    // In the order asked for, as one at a time gave them.
+    let order: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    deleted.sort_by_key(|k| order.get(k.as_str()).copied().unwrap_or(usize::MAX));
     Ok(deleted)
 }
 

@@ -196,11 +196,11 @@ macro_rules! cols {
     };
 }
 
-/// Runs one statement with `vals` bound in order; gives the rows it changed.
-pub(super) async fn execute(tx: &mut Tx, sql: &str, vals: &[&Val<'_>]) -> Result<u64> {
-    Ok(on_tx!(tx, c => {
-        let mut q = sqlx::query(sql);
-        for v in vals {
+/// `$q` with each of `$vals` bound in order, by its variant.
+macro_rules! bind_vals {
+    ($q:expr, $vals:expr) => {{
+        let mut q = $q;
+        for v in $vals {
             q = match v {
                 Val::Text(s) => q.bind(s.as_deref()),
                 Val::Int(n) => q.bind(*n),
@@ -209,8 +209,18 @@ pub(super) async fn execute(tx: &mut Tx, sql: &str, vals: &[&Val<'_>]) -> Result
                 Val::Time(t) => q.bind(*t),
             };
         }
-        q.execute(c).await.map(|r| r.rows_affected())
-    })?)
+        q
+    }};
+}
+
+/// The first column of every row one statement (with `vals` bound in order) gives, as text.
+pub(super) async fn fetch_strings(tx: &mut Tx, sql: &str, vals: &[&Val<'_>]) -> Result<Vec<String>> {
+    Ok(on_tx!(tx, c => bind_vals!(sqlx::query_scalar(sql), vals).fetch_all(c).await)?)
+}
+
+/// Runs one statement with `vals` bound in order; gives the rows it changed.
+pub(super) async fn execute(tx: &mut Tx, sql: &str, vals: &[&Val<'_>]) -> Result<u64> {
+    Ok(on_tx!(tx, c => bind_vals!(sqlx::query(sql), vals).execute(c).await.map(|r| r.rows_affected()))?)
 }
 
 pub(super) use cols;
