@@ -173,6 +173,13 @@ async fn a_body_that_is_not_an_array_of_records_is_refused() {
     let deep = format!("[{{\"id\": \"C-1\", \"name\": {}1{}}}]", "[".repeat(200), "]".repeat(200));
     for (case, body, field, id, words) in [
         ("a number past any float", "[{\"id\": \"C-1\", \"name\": 1e400}]", "name", Some("C-1"), "number out of range"),
+        (
+            "a number past any float, inside a line",
+            "[{\"id\": \"C-1\", \"name\": \"A\", \"lines\": [{\"qty\": 1e400}]}]",
+            "lines",
+            Some("C-1"),
+            "number out of range",
+        ),
         ("a lone surrogate", "[{\"name\": \"A\\ud800B\", \"id\": \"C-1\"}]", "name", Some("C-1"), "hex escape"),
         ("nested past the parser's limit", deep.as_str(), "name", Some("C-1"), "recursion limit"),
     ] {
@@ -946,5 +953,47 @@ async fn a_record_giving_a_key_twice_is_refused_naming_it() {
     let (status, body) = app.api(reqwest::Method::PUT, "/api/v1/gloves", Some(serde_json::json!({"x": 1}))).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.to_string().contains("unknown entity"), "{body}");
+    app.stop().await;
+}
+
+/// An object written as an array (its fields by position) is refused wherever an object is
+/// asked for, naming where, and changes nothing: a record's nested object, a line of it, the
+/// body of a delete, the body of a banner. A banner's bad time names its field.
+#[tokio::test]
+async fn objects_written_as_arrays_are_refused_where_they_stand() {
+    let app = TestApp::with_world().await;
+    let delivery = |tracking: serde_json::Value, lines: serde_json::Value| {
+        json!([{"id": "D-9", "client_id": "C-1", "status": "picked", "venue": "Hall", "description": "Tees",
+                "tracking": tracking, "lines": lines}])
+    };
+    for (body, field) in [
+        (delivery(json!(["DPD", "123", null]), json!([])), "tracking"),
+        (delivery(json!(null), json!([["Tee", 5]])), "lines[0]"),
+    ] {
+        let (status, v) = app.put("deliveries", body).await;
+        assert_eq!(status, 422, "{v}");
+        let e = &v["errors"][0];
+        assert_eq!(e["field"], field, "{v}");
+        assert!(e["reason"].as_str().unwrap().contains("expected an object with named fields, not an array"), "{v}");
+    }
+    assert_eq!(app.count("deliveries").await, 0);
+
+    let (status, v) = app.api(reqwest::Method::DELETE, "/api/v1/clients", Some(json!([["C-1"]]))).await;
+    assert_eq!(status, 422, "{v}");
+    assert!(v["errors"][0]["reason"].as_str().unwrap().contains("the body must be a JSON object"), "{v}");
+    assert_eq!(app.count("clients").await, 2, "nothing deleted");
+
+    let url = app.url("/api/v1/banners");
+    for (body, says) in [
+        (json!(["Closed", "Friday", "info"]), "the body must be a JSON object"),
+        (
+            json!({"title": "Closed", "body": "Friday", "severity": "info", "starts_at": "2026-13-01T00:00:00Z"}),
+            "starts_at:",
+        ),
+    ] {
+        let r = app.http.post(&url).bearer_auth(TOKEN).json(&body).send().await.unwrap();
+        common::refused_with(r, 400, says).await;
+    }
+    assert_eq!(app.count("banners").await, 0);
     app.stop().await;
 }

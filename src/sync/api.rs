@@ -140,7 +140,10 @@ pub async fn put_entity(
     let records: Vec<&RawValue> = serde_json::from_slice(body).map_err(|_| {
         // Not an array is found at its first byte: whether it is JSON at all is asked apart.
         if let Err(e) = std::str::from_utf8(body) {
-            return body_error(&entity, format!("not UTF-8 text: the byte at offset {} is not", e.valid_up_to()));
+            return body_error(
+                &entity,
+                format!("not UTF-8 text: the byte at offset {} cannot be read as UTF-8", e.valid_up_to()),
+            );
         }
         match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
             Ok(_) => body_error(&entity, "expected a JSON array of records".into()),
@@ -184,11 +187,25 @@ pub async fn delete_entity(
     body: Bytes,
 ) -> Result<Json<DeleteReport>, HttpError> {
     known_entity(&entity)?;
-    let parsed: DeleteBody = serde_json::from_slice(&body)
-        .map_err(|e| body_error(&entity, format!("expected {{\"ids\": [\"…\"]}}: {e}")))?;
+    let parsed: DeleteBody =
+        object_body(&body).map_err(|e| body_error(&entity, format!("expected {{\"ids\": [\"…\"]}}: {e}")))?;
     let report = delete_batch(&state.db, &entity, parsed.ids).await?;
     tracing::info!(entity, deleted = report.deleted, absent = report.absent.len(), "sync delete applied");
     Ok(Json(report))
+}
+
+/// A body that is one JSON object, read strictly (see [`super::strict`]); what is wrong is
+/// said with the field it is in.
+fn object_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not valid JSON: {e}"))?;
+    if !v.is_object() {
+        return Err("the body must be a JSON object".into());
+    }
+    serde_path_to_error::deserialize(super::strict::Strict(v)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        if path.is_empty() || path == "." { inner } else { format!("{path}: {inner}") }
+    })
 }
 
 /// `POST /api/v1/banners`: staff post a stop-press banner.
@@ -198,7 +215,7 @@ pub async fn post_banner(
     body: Bytes,
 ) -> Result<(axum::http::StatusCode, Json<crate::actions::banners::Posted>), HttpError> {
     let input: crate::actions::banners::BannerInput =
-        serde_json::from_slice(&body).map_err(|e| HttpError::BadRequest(format!("banner: {e}")))?;
+        object_body(&body).map_err(|e| HttpError::BadRequest(format!("banner: {e}")))?;
     match crate::actions::banners::post(&state, input, "api", chrono::Utc::now()).await {
         Ok(p) => Ok((axum::http::StatusCode::CREATED, Json(p))),
         Err(crate::actions::banners::BannerError::Invalid(errs)) => {

@@ -7,6 +7,7 @@ pub mod error;
 pub mod import;
 pub mod openapi;
 pub mod repeated;
+pub mod strict;
 
 use std::collections::{HashMap, HashSet};
 
@@ -189,7 +190,7 @@ pub fn parse_value<T: Upsert>(index: usize, v: serde_json::Value, errs: &mut Vec
         });
         return None;
     }
-    match serde_path_to_error::deserialize::<_, T>(v) {
+    match serde_path_to_error::deserialize::<_, T>(strict::Strict(v)) {
         Ok(rec) => Some(rec),
         Err(e) => {
             let path = e.path().to_string();

@@ -1,0 +1,154 @@
+//! Reading TOT's JSON into typed records as the format is written: a record, and every
+//! object inside it (a delivery's `tracking`, each of its `lines`), must be a JSON object with
+//! named fields. serde lets a struct also be read from an array, filling its fields in the
+//! order they are declared; a sender's `["DPD", "123"]` would then be taken silently, and a
+//! swapped pair would swap two values, with the check for unknown fields never run. Written by
+//! hand because neither serde nor serde_json has a switch for it: this deserializer is
+//! serde_json's tree, except that a struct asked of anything but an object is refused.
+
+use serde::de::value::{MapDeserializer, SeqDeserializer};
+use serde::de::{self, Deserializer, IntoDeserializer, Visitor};
+use serde_json::{Error, Value};
+
+/// A JSON tree read strictly (see the module's words).
+pub struct Strict(pub Value);
+
+/// `T` from a JSON tree, its structs from objects only.
+pub fn from_value<T: de::DeserializeOwned>(v: Value) -> Result<T, Error> {
+    T::deserialize(Strict(v))
+}
+
+/// What a JSON value is, in the words of an error message.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "true or false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+impl<'de> IntoDeserializer<'de, Error> for Strict {
+    type Deserializer = Strict;
+    fn into_deserializer(self) -> Strict {
+        self
+    }
+}
+
+fn seq(items: Vec<Value>) -> SeqDeserializer<std::iter::Map<std::vec::IntoIter<Value>, fn(Value) -> Strict>, Error> {
+    SeqDeserializer::new(items.into_iter().map(Strict as fn(Value) -> Strict))
+}
+
+type Fields = std::iter::Map<serde_json::map::IntoIter, fn((String, Value)) -> (String, Strict)>;
+
+fn map(fields: serde_json::Map<String, Value>) -> MapDeserializer<'static, Fields, Error> {
+    fn field((k, v): (String, Value)) -> (String, Strict) {
+        (k, Strict(v))
+    }
+    MapDeserializer::new(fields.into_iter().map(field as fn((String, Value)) -> (String, Strict)))
+}
+
+impl<'de> Deserializer<'de> for Strict {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(b),
+            Value::Number(n) => n.deserialize_any(visitor),
+            Value::String(s) => visitor.visit_string(s),
+            Value::Array(items) => {
+                let mut access = seq(items);
+                let out = visitor.visit_seq(&mut access)?;
+                access.end()?;
+                Ok(out)
+            }
+            Value::Object(fields) => {
+                let mut access = map(fields);
+                let out = visitor.visit_map(&mut access)?;
+                access.end()?;
+                Ok(out)
+            }
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        match self.0 {
+            v @ Value::Object(_) => Strict(v).deserialize_any(visitor),
+            other => Err(de::Error::custom(format!("expected an object with named fields, not {}", kind(&other)))),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.0 {
+            Value::Null => visitor.visit_none(),
+            other => visitor.visit_some(Strict(other)),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        self.0.deserialize_enum(name, variants, visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
+        unit_struct seq tuple tuple_struct map identifier ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Line {
+        description: String,
+        qty: i64,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Record {
+        id: String,
+        #[serde(default)]
+        tracking: Option<Line>,
+        #[serde(default)]
+        lines: Vec<Line>,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+
+    #[test]
+    fn objects_read_as_before_and_arrays_for_objects_are_refused() {
+        let good = json!({"id": "D-1", "tracking": {"description": "DPD", "qty": 1}, "lines": [{"description": "Tee", "qty": 5}], "tags": ["a"]});
+        let r: Record = super::from_value(good).unwrap();
+        assert_eq!((r.lines[0].qty, r.tags.len(), r.tracking.unwrap().description.as_str()), (5, 1, "DPD"));
+        for bad in
+            [json!(["D-1"]), json!({"id": "D-1", "tracking": ["DPD", 1]}), json!({"id": "D-1", "lines": [["Tee", 5]]})]
+        {
+            let e = super::from_value::<Record>(bad.clone()).expect_err("an array is no object");
+            assert!(e.to_string().contains("expected an object with named fields, not an array"), "{bad}: {e}");
+        }
+        let e = super::from_value::<Record>(json!({"id": "D-1", "extra": 1})).unwrap_err();
+        assert!(e.to_string().contains("unknown field `extra`"), "{e}");
+        assert!(super::from_value::<Record>(json!({"id": 7})).is_err());
+    }
+}
