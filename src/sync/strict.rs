@@ -37,7 +37,9 @@ impl<'de> IntoDeserializer<'de, Error> for Strict {
     }
 }
 
-fn seq(items: Vec<Value>) -> SeqDeserializer<std::iter::Map<std::vec::IntoIter<Value>, fn(Value) -> Strict>, Error> {
+type Items = std::iter::Map<std::vec::IntoIter<Value>, fn(Value) -> Strict>;
+
+fn seq(items: Vec<Value>) -> SeqDeserializer<Items, Error> {
     SeqDeserializer::new(items.into_iter().map(Strict as fn(Value) -> Strict))
 }
 
