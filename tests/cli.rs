@@ -72,6 +72,12 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
     let (ok, out, _) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     assert!(ok);
     assert!(out.lines().any(|l| l.starts_with("jobs") && l.contains("400 unchanged")), "{out}");
+    // The same document through a pipe, which can be read only once: all of it is read.
+    let piped_in =
+        piped(cport(&[("CPORT_DATABASE_URL", &url)]).args(["import", "/dev/stdin"]), &std::fs::read(&file).unwrap());
+    let out = String::from_utf8_lossy(&piped_in.stdout);
+    assert!(piped_in.status.success(), "{out}{}", String::from_utf8_lossy(&piped_in.stderr));
+    assert!(out.lines().any(|l| l.starts_with("jobs") && l.contains("400 unchanged")), "{out}");
 
     // The imported contacts have items a dry run can show, as a table and as JSON.
     let (ok, out, err) =

@@ -43,6 +43,18 @@ const AHEAD: usize = 4;
 /// records, each with its index in the entity's array, as `Vec<(usize, T)>`.
 type Batch = (usize, Box<dyn std::any::Any + Send>);
 
+/// The document is read twice (its outline, then its records): one that can be read only
+/// once (a pipe, `/dev/stdin`, a `<(…)` substitution) is first copied to a temporary file,
+/// removed when the import ends. None for a regular file.
+fn readable_twice(path: &Path) -> std::io::Result<Option<tempfile::TempPath>> {
+    if std::fs::metadata(path)?.is_file() {
+        return Ok(None);
+    }
+    let mut copy = tempfile::Builder::new().prefix("cport-import-").suffix(".json").tempfile()?;
+    std::io::copy(&mut std::fs::File::open(path)?, &mut copy)?;
+    Ok(Some(copy.into_temp_path()))
+}
+
 /// Reads and applies an import document from a file, streaming it: records are parsed on a
 /// blocking thread and staged in batches of [`BATCH`] inside one transaction, so memory stays
 /// at a few batches whatever the document's size. Entities are applied in the order of
@@ -52,6 +64,8 @@ type Batch = (usize, Box<dyn std::any::Any + Send>);
 pub async fn import_file(db: &Db, path: &Path, show_progress: bool) -> Result<Vec<EntityReport>, ImportError> {
     let shown = path.display().to_string();
     let read_err = |error| ImportError::Read { path: shown.clone(), error };
+    let kept = readable_twice(path).map_err(read_err)?;
+    let path = kept.as_deref().unwrap_or(path);
     let spinner = show_progress.then(|| {
         let s = ProgressBar::new_spinner();
         s.set_message(format!("reading {shown}"));
