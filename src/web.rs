@@ -360,9 +360,9 @@ pub async fn refuse_unreadable(req: axum::extract::Request, next: axum::middlewa
 /// a page here (the console's under `/staff`); under `/api/` it stays JSON.
 pub async fn method_pages(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let path = req.uri().path();
-    let (api, console) = (path.starts_with("/api/"), path.starts_with("/staff"));
+    let (programs, console) = (for_programs(path), path.starts_with("/staff"));
     let mut resp = next.run(req).await;
-    if resp.status() != StatusCode::METHOD_NOT_ALLOWED || api {
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED || programs {
         return resp;
     }
     if console {
@@ -391,11 +391,24 @@ pub fn repeated_name<'a>(names: impl Iterator<Item = &'a str>, may_repeat: &[&st
         .map(|n| format!("{}: is given twice; give it once", crate::model::shown(n, 100)))
 }
 
-/// An error answered outside the routes' own layers: JSON under `/api/`, the portal's page
-/// elsewhere.
+/// The routes programs call (the sync API, the mail systems' `/inbound/`): answered in JSON,
+/// errors too. Every other route is a page.
+pub fn for_programs(path: &str) -> bool {
+    path.starts_with("/api/") || path.starts_with("/inbound/")
+}
+
+/// An error answered outside the routes' own layers: JSON on [`for_programs`] routes, the
+/// portal's page elsewhere.
 pub async fn in_shape_for(path: &str, e: HttpError) -> Response {
-    let resp = e.into_response();
-    if path.starts_with("/api/") { resp } else { render_page(resp).await }
+    let mut resp = e.into_response();
+    if for_programs(path) {
+        return resp;
+    }
+    // Under `/staff` in the console's look, as its own routes' errors are.
+    if path.starts_with("/staff") {
+        resp.extensions_mut().insert(ConsoleRoute);
+    }
+    render_page(resp).await
 }
 
 /// The page `templates/{name}` renders from `ctx`; a template that fails is a 500 naming it.

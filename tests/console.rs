@@ -356,6 +356,17 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
         assert!(link.starts_with("(link token hidden)"), "a sign-in link in the HTML: {}", &link[..link.len().min(80)]);
     }
 
+    // Two actions at once (a crafted form): refused by the field, nothing done.
+    let (status, _, body) =
+        app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue"), ("action", "drop")]).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("action: is given twice"), "{body}");
+    assert_eq!(cport::store::outbox::get_message(&app.db, dead).await.unwrap().unwrap().status.as_str(), "dead");
+    // Under /staff, even an address refused before any route reads it is the console's page.
+    let (status, body) = app.page(&staff, "/staff/outbox?client=a&client=b").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("Back to the console"), "{body}");
+
     // Re-queue the dead one (and only once: then it is queued, or already sent again);
     // drop the waiting one.
     let metrics = app.text("/metrics").await;

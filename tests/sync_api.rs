@@ -541,6 +541,11 @@ async fn inbound_email_over_http_needs_the_token_and_refuses_oversized_messages(
     let r = app.http.post(&url).bearer_auth(TOKEN).body(big).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 413);
     assert!(r.text().await.unwrap().contains("inbound.max_bytes"));
+    // A program calls this address: its refusals are JSON, as the API's are, never a page.
+    let r = app.http.post(&url).bearer_auth(TOKEN).header("content-encoding", "gzip").body(msg).send().await.unwrap();
+    common::refused_with(r, 415, "Content-Encoding").await;
+    let r = app.http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    common::refused_with(r, 405, "method").await;
     app.stop().await;
 }
 

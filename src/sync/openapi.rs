@@ -213,6 +213,7 @@ pub fn document(server: &str) -> Value {
                     &[
                         ("400", "The message cannot be read as email."),
                         ("413", "The message is larger than `inbound.max_bytes`."),
+                        ("415", "The body has a `Content-Encoding` (gzip) cport does not undo: send it as it is."),
                     ],
                 ),
             },
