@@ -331,6 +331,8 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
         ("from=2026-12-05&until=2026-12-01", "until: a day before from"),
         ("status=sent&status=dead", "status: is given twice"),
         ("client=%ff", "client: not text in UTF-8"),
+        ("client=%E2%80%AE", "may hold only letters"),
+        ("contact=a%20b", "contact: "),
     ] {
         let (status, body) = app.page(&staff, &format!("/staff/outbox?{query}")).await;
         assert_eq!(status, 400, "{query}");

@@ -141,6 +141,12 @@ async fn lists_filter_sort_and_link_to_details() {
     let html = String::from_utf8(html).unwrap();
     assert!(html.contains("Page 2 of 2") && html.contains("href=\"/jobs/J-2\""), "{html}");
     assert!(!html.contains("href=\"/jobs/J-1\""), "page two does not repeat page one");
+    // A column the page does not have is refused by name, as a sort that is no number is.
+    for sort in ["99", "-1"] {
+        let (status, _, html) = get(&app, &ann, &format!("/jobs?sort={sort}")).await;
+        assert_eq!(status, 400, "{sort}");
+        assert!(String::from_utf8(html).unwrap().contains("sort"), "{sort}");
+    }
     let (_, _, html) = get(&app, &ann, "/invoices").await;
     let html = String::from_utf8(html).unwrap();
     assert!(html.contains("href=\"/invoices/INV-1.pdf\""), "{html}");

@@ -29,11 +29,16 @@ fn one_of<T>(q: &FormData, name: &str, parse: fn(&str) -> Option<T>, names: &[&s
     }
 }
 
+/// An id to filter by, checked as TOT's ids are (see [`crate::model::check_id`]).
 fn id_field(q: &FormData, name: &str) -> Result<Option<String>, HttpError> {
-    match q.get(name).map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) if v.len() <= 64 && !v.chars().any(char::is_control) => Ok(Some(v.to_string())),
-        Some(_) => Err(HttpError::BadRequest(format!("{name}: not an id"))),
+    let Some(v) = q.get(name).map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let mut errs = Vec::new();
+    crate::model::check_id(name, v, &mut errs);
+    match errs.first() {
+        None => Ok(Some(v.to_string())),
+        Some(e) => Err(HttpError::BadRequest(e.to_string())),
     }
 }
 

@@ -54,8 +54,16 @@ fn cmp_cells(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-/// Filters, sorts and pages every table of the answer; returns (page, pages).
-fn shape(a: &mut Answer, lq: &ListQuery) -> (usize, usize) {
+/// Filters, sorts and pages every table of the answer; returns (page, pages). A column to
+/// sort by that no table has is refused by name (a page past the last shows the last).
+fn shape(a: &mut Answer, lq: &ListQuery) -> Result<(usize, usize), HttpError> {
+    let widest = a.sections.iter().map(|s| s.columns.len()).max().unwrap_or(0);
+    if let Some(col) = lq.sort.filter(|c| *c >= widest) {
+        return Err(HttpError::Rejected {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            message: format!("sort: column {col} is not one of this page's (0 to {})", widest.saturating_sub(1)),
+        });
+    }
     let needle = lq.q.trim().to_lowercase();
     let mut pages = 1;
     let page_no = lq.page.unwrap_or(1).clamp(1, 100_000);
@@ -78,7 +86,7 @@ fn shape(a: &mut Answer, lq: &ListQuery) -> (usize, usize) {
         let end = (start + ROWS).min(s.rows.len());
         s.rows = s.rows[start..end].to_vec();
     }
-    (page_no.min(pages), pages)
+    Ok((page_no.min(pages), pages))
 }
 
 struct Spec<'a> {
@@ -127,7 +135,7 @@ async fn show(
     for s in &mut a.sections {
         s.lines.retain(|l| !l.contains("/l/"));
     }
-    let (page_no, pages) = shape(&mut a, lq);
+    let (page_no, pages) = shape(&mut a, lq)?;
     page(
         state,
         Some(session),
