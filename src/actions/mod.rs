@@ -15,6 +15,7 @@ pub mod mail;
 pub mod media;
 pub mod orders;
 pub mod targets;
+pub mod third_parties;
 pub mod unsubscribe;
 pub mod visuals;
 

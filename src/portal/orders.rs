@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::{CsrfForm, HttpError, Note, Session, Shown, page, page_status, see_other};
 use crate::actions::orders::{self as act, PlaceError};
+use crate::actions::third_parties as users;
 use crate::actions::{ActionError, Actor};
 use crate::model::Role;
 use crate::state::AppState;
@@ -290,7 +291,7 @@ pub async fn orders(State(state): State<AppState>, session: Session, shown: Show
 
 /// The users page does not exist for anyone who does not manage users.
 fn require_admin(s: &Session) -> Result<(), HttpError> {
-    if !act::manages_users(&s.actor) {
+    if !users::manages_users(&s.actor) {
         return Err(HttpError::NotFound);
     }
     Ok(())
@@ -331,18 +332,18 @@ pub async fn users_action(State(state): State<AppState>, CsrfForm(session, form)
     let user = form.text("user");
     let sku = form.text("sku");
     let result = match form.get("action").unwrap_or("") {
-        "create" => act::create_third_party(&state, a, &form.text("name"), &form.text("email"), now)
+        "create" => users::create_third_party(&state, a, &form.text("name"), &form.text("email"), now)
             .await
             .map(|id| format!("{} added as {id}; an invitation is on its way.", form.text("name").trim())),
-        "revoke" => act::revoke_third_party(&state, a, &user, now).await.map(|done| match done {
+        "revoke" => users::revoke_third_party(&state, a, &user, now).await.map(|done| match done {
             true => format!("{user} revoked: signed out, links no longer work."),
             false => format!("{user} was revoked already."),
         }),
-        "allocate" => act::allocate(&state, a, &user, &sku, true, now).await.map(|done| match done {
+        "allocate" => users::allocate(&state, a, &user, &sku, true, now).await.map(|done| match done {
             true => format!("{sku} allocated to {user}."),
             false => format!("{sku} was allocated to {user} already."),
         }),
-        "unallocate" => act::allocate(&state, a, &user, &sku, false, now).await.map(|done| match done {
+        "unallocate" => users::allocate(&state, a, &user, &sku, false, now).await.map(|done| match done {
             true => format!("{sku} no longer allocated to {user}."),
             false => format!("{sku} was not allocated to {user}: nothing to take back."),
         }),

@@ -1,13 +1,10 @@
 //! Writing TOT records: idempotent upserts keyed by TOT id, child lines replaced whole,
 //! deletes by id. A record whose content hash is unchanged is not written again.
-//! Over 500 lines on purpose: the twelve entities' column lists stand beside the one writer
-//! that uses them, a few lines each.
 //!
 //! Each entity says which columns it fills and with what (`Upsert::columns`, `Upsert::lines`);
-//! one statement builder (`upsert_sql`) and one writer (`write`) serve them all, so a new
-//! column is one line in one list.
-//! The twelve entities' column lists make this file longer than 500 lines; they stay
-//! together so the whole write contract reads as one table.
+//! one statement builder (`upsert_sql`) and one writer (`write_many`) serve them all, so a new
+//! column is one word in one list. The twelve entities' lists stand together, beside the
+//! writer, so the whole write contract reads as one table.
 
 use std::collections::HashMap;
 

@@ -1,5 +1,7 @@
 //! `cport import FILE`: a whole document of TOT records, through the same validation as the
 //! sync API, applied in one transaction (all of it or none of it).
+//! Over 500 lines: the streaming reader, and the loose reader that names every bad record of a
+//! document the first cannot read, share their serde visitors and stay side by side.
 
 use std::io::BufReader;
 use std::path::Path;

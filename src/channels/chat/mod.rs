@@ -3,6 +3,8 @@
 //! trait each adapter implements. Telegram and Discord are adapters over this; a Slack or
 //! Microsoft Teams adapter would be one more file implementing [`ChatSender`] and calling
 //! [`handle`] from its webhook.
+//! A little over 500 lines: the one path every chat update takes (tie the user, read the
+//! command or button, act, answer) reads best whole; the adapters and renderings are apart.
 
 use std::sync::Arc;
 

@@ -1,5 +1,7 @@
 //! Email in: one raw RFC 5322 message → what it asks, done, and answered. Whatever the way
 //! in (MTA pipe, HTTP, IMAP), every message goes through [`handle`].
+//! A little over 500 lines: the pipeline of one message (refuse, classify, authenticate, act,
+//! answer) in order; MIME and text, quotes, bounces and attachments are modules of their own.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
