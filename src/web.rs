@@ -323,21 +323,15 @@ pub fn unreadable_pair(pair: &[u8]) -> Option<(String, &'static str)> {
 /// cannot be read as text (a NUL, bytes that are not UTF-8) is refused naming where it is,
 /// and so is a query naming one parameter twice (which value would count?), before a handler
 /// looks anything up with it. A body in a content coding cport does not undo (gzip) is
-/// refused with 415 rather than read as if it were plain.
+/// refused with 415 rather than read as if it were plain ([`plain_body`]).
 pub async fn refuse_unreadable(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let uri = req.uri();
-    let coded = req
-        .headers()
-        .get_all(axum::http::header::CONTENT_ENCODING)
-        .iter()
-        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
-        .map(str::trim)
-        .find(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
-        .map(crate::model::quoted);
-    if let Some(coding) = coded {
-        let message = format!("Content-Encoding: {coding} is not accepted; send the body as it is");
-        return in_shape_for(uri.path(), HttpError::Rejected { status: StatusCode::UNSUPPORTED_MEDIA_TYPE, message })
-            .await;
+    // A program's route asks for its token first (a request without it is 401 whatever its
+    // body): it refuses a coded body itself, once the caller is known (`sync::api`).
+    if !for_programs(uri.path())
+        && let Err(e) = plain_body(req.headers())
+    {
+        return in_shape_for(uri.path(), e).await;
     }
     let path: Vec<u8> = percent_encoding::percent_decode_str(uri.path()).collect();
     let refused = if std::str::from_utf8(&path).is_err() {
@@ -369,6 +363,25 @@ pub async fn method_pages(req: axum::extract::Request, next: axum::middleware::N
         resp.extensions_mut().insert(ConsoleRoute);
     }
     render_page(resp).await
+}
+
+/// A body in a content coding cport does not undo (gzip) is refused with 415, rather than
+/// read as if it were plain.
+pub fn plain_body(headers: &axum::http::HeaderMap) -> Result<(), HttpError> {
+    let coded = headers
+        .get_all(axum::http::header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .find(|c| !c.is_empty() && !c.eq_ignore_ascii_case("identity"))
+        .map(crate::model::quoted);
+    match coded {
+        Some(coding) => Err(HttpError::Rejected {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: format!("Content-Encoding: {coding} is not accepted; send the body as it is"),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// What is wrong with a query string, naming the parameter: see [`refuse_unreadable`].

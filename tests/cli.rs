@@ -78,6 +78,14 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
     let out = String::from_utf8_lossy(&piped_in.stdout);
     assert!(piped_in.status.success(), "{out}{}", String::from_utf8_lossy(&piped_in.stderr));
     assert!(out.lines().any(|l| l.starts_with("jobs") && l.contains("400 unchanged")), "{out}");
+    // And through a FIFO, whose writer must not be cut off by a look at it before the import.
+    let fifo = dir.path().join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let (from, to) = (file.clone(), fifo.clone());
+    let writer = std::thread::spawn(move || std::fs::write(&to, std::fs::read(&from).unwrap()));
+    let (ok, out, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&fifo));
+    assert!(ok && out.lines().any(|l| l.starts_with("jobs") && l.contains("400 unchanged")), "{out}{err}");
+    writer.join().unwrap().expect("the whole document was taken");
 
     // The imported contacts have items a dry run can show, as a table and as JSON.
     let (ok, out, err) =
@@ -124,6 +132,16 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
     .unwrap();
     let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     assert!(!ok && err.contains("clients[1] (C-701) currency: given twice in one object; say it once"), "{err}");
+    // An object written as an array (its fields by position) is refused, as the API refuses it.
+    std::fs::write(&file, r#"{"clients": [["C-9", "x"]]}"#).unwrap();
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
+    assert!(!ok && err.contains("clients[0] record: expected a JSON object"), "{err}");
+    std::fs::write(&file, r#"{"clients": [{"id": "C-9", "name": "x"}], "deliveries": [{"id": "D-1", "client_id": "C-9", "status": "picked", "venue": "v", "description": "d", "tracking": ["DPD", "1", null]}]}"#).unwrap();
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
+    assert!(
+        !ok && err.contains("deliveries[0] (D-1) tracking: expected an object with named fields, not an array"),
+        "{err}"
+    );
     std::fs::write(&file, r#"{"clients": {"id": "C-1"}}"#).unwrap();
     let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     assert!(!ok && err.contains("clients: expected an array of records") && !err.contains("clients clients"), "{err}");
@@ -382,6 +400,13 @@ fn commands_on_a_store_that_is_not_there_say_so_and_make_none() {
         assert!(!ok && err.contains("database_url: no store at"), "{args:?}: {err}");
         assert!(!dir.path().join("misspelt").exists(), "{args:?} made a store");
     }
+    // An empty file there (a `touch`, a creation cut short) is no store either.
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let empty_url = format!("sqlite://{}", empty.display());
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", empty_url.as_str())]).args(["outbox", "list"]));
+    assert!(!ok && err.contains("database_url: no store at"), "{err}");
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0, "nothing was written into it");
     let (ok, out, err) = output(cport(&env).arg("migrate"));
     assert!(ok && out.contains("migrations applied") && missing.exists(), "{out}{err}");
     let (ok, out, err) = output(cport(&env).args(["outbox", "list"]));

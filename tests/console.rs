@@ -488,6 +488,17 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
         assert!(html.contains("This preview was posted already: the banners list shows it"), "{html}");
     }
     assert_eq!((app.count("banners").await, app.count(banners_queued).await), (1, outbox + 4));
+    // The same banner sent by TOT's system through the API a moment later: one post, refused.
+    let (status, v) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/banners",
+            Some(serde_json::json!({"title": "Closed Friday", "body": "The works close at noon on Friday.",
+                                    "severity": "urgent", "clients": ["C-1"]})),
+        )
+        .await;
+    assert_eq!(status, 409, "{v}");
+    assert_eq!((app.count("banners").await, app.count(banners_queued).await), (1, outbox + 4));
     // The client portal shows it to C-1 and not to C-2.
     let (_, page) = app.page(&app.signed_in("P-1B").await, "/").await;
     assert!(page.contains("Closed Friday"));

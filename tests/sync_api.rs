@@ -544,6 +544,13 @@ async fn inbound_email_over_http_needs_the_token_and_refuses_oversized_messages(
     // A program calls this address: its refusals are JSON, as the API's are, never a page.
     let r = app.http.post(&url).bearer_auth(TOKEN).header("content-encoding", "gzip").body(msg).send().await.unwrap();
     common::refused_with(r, 415, "Content-Encoding").await;
+    // Without the token it is 401 whatever the body: the caller is asked for first.
+    for url in [url.clone(), app.url("/api/v1/clients")] {
+        let r = app.http.post(&url).header("content-encoding", "gzip").body(msg).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), if url.ends_with("clients") { 405 } else { 401 }, "{url}");
+        let r = app.http.put(&url).header("content-encoding", "gzip").body(msg).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), if url.ends_with("clients") { 401 } else { 405 }, "{url}");
+    }
     let r = app.http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
     common::refused_with(r, 405, "method").await;
     app.stop().await;

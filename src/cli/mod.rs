@@ -116,8 +116,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Import(args) => {
             let config = load(Need::StoreOnly)?;
             // A file that cannot be read is said before a store is opened (or made) for it.
-            if let Err(error) = std::fs::File::open(&args.file).and_then(|f| f.metadata()).and_then(|m| {
-                if m.is_dir() { Err(std::io::Error::other("it is a folder, not a file")) } else { Ok(()) }
+            // A pipe or FIFO is not opened here: opening and closing it would end its writer.
+            if let Err(error) = std::fs::metadata(&args.file).and_then(|m| match m {
+                m if m.is_dir() => Err(std::io::Error::other("it is a folder, not a file")),
+                m if m.is_file() => std::fs::File::open(&args.file).map(drop),
+                _ => Ok(()),
             }) {
                 bail!("cannot read {}: {error}", args.file.display());
             }

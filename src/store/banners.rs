@@ -42,21 +42,23 @@ impl NewBanner {
     }
 }
 
-/// The live banner, if any, posted in the last [`crate::model::SAME_AGAIN_MINUTES`] by the
-/// same person with the same words, severity, times and audience: the same post sent again
-/// (a second click, the back button, a form sent twice at once). Asked in the posting transaction: on PostgreSQL under
-/// a lock of its own (a SQLite write transaction already excludes every other writer).
+/// The live banner, if any, posted in the last [`crate::model::SAME_AGAIN_MINUTES`] with the
+/// same words, severity, times and audience, by anyone and by any route (the console, the API,
+/// the CLI): the same post sent again (a second click, the back button, a retry, two people at
+/// once), which would reach its audience twice. Asked in the posting transaction: on
+/// PostgreSQL under a lock of its own (a SQLite write transaction already excludes every
+/// other writer).
 pub async fn same_post(tx: &mut Tx, b: &NewBanner, now: DateTime<Utc>) -> Result<Option<i64>> {
     super::one_at_a_time(tx, "cport banners").await?;
     let since = now - chrono::Duration::minutes(crate::model::SAME_AGAIN_MINUTES);
     // A banner that starts at once starts when it is posted: two posts of one are alike.
     let immediate = b.starts_at == now;
     let ids: Vec<i64> = on_tx!(tx, c => bind!(sqlx::query_scalar(
-        "SELECT id FROM banners WHERE created_by = $1 AND title = $2 AND body = $3 AND severity = $4
-           AND (starts_at = $5 OR ($8 AND starts_at = created_at))
-           AND (expires_at = $6 OR (expires_at IS NULL AND $6 IS NULL))
-           AND retracted_at IS NULL AND created_at >= $7 ORDER BY id"),
-        &b.created_by, &b.title, &b.body, &b.severity, b.starts_at, b.expires_at, since, immediate)
+        "SELECT id FROM banners WHERE title = $1 AND body = $2 AND severity = $3
+           AND (starts_at = $4 OR ($7 AND starts_at = created_at))
+           AND (expires_at = $5 OR (expires_at IS NULL AND $5 IS NULL))
+           AND retracted_at IS NULL AND created_at >= $6 ORDER BY id"),
+        &b.title, &b.body, &b.severity, b.starts_at, b.expires_at, since, immediate)
         .fetch_all(c).await)?;
     let mut wanted = b.audience.clone();
     wanted.sort();

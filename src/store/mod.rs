@@ -291,7 +291,7 @@ macro_rules! fetch_in {
 
 pub use crate::{bind, execute, fetch_in, on_conn, on_db, on_tx};
 
-/// Whether the store a URL names is there: a SQLite file that does not exist is not
+/// Whether the store a URL names is there: a SQLite file that does not exist, or is empty, is not
 /// (connecting would make a new, empty one). A PostgreSQL database is asked for when
 /// connecting, and a URL that cannot be read is reported by [`Db::connect`].
 pub fn exists(url: &str) -> bool {
@@ -300,7 +300,8 @@ pub fn exists(url: &str) -> bool {
     }
     SqliteConnectOptions::from_str(url).map_or(true, |o| {
         let file = o.get_filename();
-        file.as_os_str() == ":memory:" || file.exists()
+        // An empty file (made by `touch`, or a store's creation cut short) holds no store.
+        file.as_os_str() == ":memory:" || std::fs::metadata(file).is_ok_and(|m| m.len() > 0)
     })
 }
 

@@ -59,7 +59,9 @@ impl FromRequestParts<AppState> for Tot {
     }
 }
 
-/// Checks `Authorization: Bearer <api_token>` (the scheme's name in any case, RFC 9110 §11.1).
+/// Checks `Authorization: Bearer <api_token>` (the scheme's name in any case, RFC 9110 §11.1),
+/// then that the body is not in a content coding cport does not undo (415): a caller without
+/// the token learns nothing of how its body would be read.
 pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), HttpError> {
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -69,7 +71,7 @@ pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), HttpError> 
         .map(|(_, given)| given)
         .ok_or(HttpError::Unauthorized)?;
     if crate::links::constant_time_eq(given, token) && !token.is_empty() {
-        Ok(())
+        crate::web::plain_body(headers)
     } else {
         Err(HttpError::Unauthorized)
     }

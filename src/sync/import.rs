@@ -295,7 +295,10 @@ fn stream_document(path: &Path, sender: &tokio::sync::mpsc::Sender<Batch>) -> Re
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
             let mut index: usize = 0;
             let mut batch: Vec<(usize, T)> = Vec::with_capacity(BATCH);
-            while let Some(rec) = seq.next_element::<T>()? {
+            // Each record as a tree first, then typed strictly (see `super::strict`): an object
+            // written as an array stops this reader, and the loose one names it.
+            while let Some(super::strict::Tree(tree)) = seq.next_element()? {
+                let rec: T = super::strict::from_value(tree).map_err(A::Error::custom)?;
                 batch.push((index, rec));
                 index += 1;
                 if batch.len() == BATCH {

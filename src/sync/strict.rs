@@ -18,6 +18,69 @@ pub fn from_value<T: de::DeserializeOwned>(v: Value) -> Result<T, Error> {
     T::deserialize(Strict(v))
 }
 
+/// A JSON tree read from a stream, refusing an object that names a key twice (serde_json's
+/// own tree keeps the last without a word, where a typed record refuses it).
+pub struct Tree(pub Value);
+
+impl<'de> de::Deserialize<'de> for Tree {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Tree, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Tree;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Tree, E> {
+                Ok(Tree(Value::Bool(b)))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Tree, E> {
+                Ok(Tree(Value::from(n)))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Tree, E> {
+                Ok(Tree(Value::from(n)))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Tree, E> {
+                serde_json::Number::from_f64(n)
+                    .map(|n| Tree(Value::Number(n)))
+                    .ok_or_else(|| E::custom("not a finite number"))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Tree, E> {
+                Ok(Tree(Value::String(s.to_string())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Tree, E> {
+                Ok(Tree(Value::String(s)))
+            }
+            fn visit_unit<E>(self) -> Result<Tree, E> {
+                Ok(Tree(Value::Null))
+            }
+            fn visit_none<E>(self) -> Result<Tree, E> {
+                Ok(Tree(Value::Null))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Tree, D::Error> {
+                <Tree as de::Deserialize>::deserialize(d)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Tree, A::Error> {
+                let mut items = Vec::new();
+                while let Some(Tree(v)) = seq.next_element()? {
+                    items.push(v);
+                }
+                Ok(Tree(Value::Array(items)))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Tree, A::Error> {
+                let mut fields = serde_json::Map::new();
+                while let Some((key, Tree(v))) = map.next_entry::<String, Tree>()? {
+                    if fields.contains_key(&key) {
+                        return Err(de::Error::custom(format!("`{key}` is given twice in one object")));
+                    }
+                    fields.insert(key, v);
+                }
+                Ok(Tree(Value::Object(fields)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// What a JSON value is, in the words of an error message.
 fn kind(v: &Value) -> &'static str {
     match v {
