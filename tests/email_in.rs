@@ -214,6 +214,9 @@ async fn an_old_token_still_answers_enquiries_but_not_approvals() {
     let c = Corpus::new().await;
     cport::store::on_db!(&c.t.state.db, p => sqlx::query("UPDATE outbox SET created_at = $1").bind(Utc::now() - chrono::Duration::days(30)).execute(p).await.map(|_| ()))
         .unwrap();
+    // The contacts were stored before that message went (as they would have been).
+    cport::store::on_db!(&c.t.state.db, p => sqlx::query("UPDATE contacts SET created_at = $1").bind(Utc::now() - chrono::Duration::days(31)).execute(p).await.map(|_| ()))
+        .unwrap();
     let d = c.handle("gmail_html_reply.eml").await;
     assert_eq!(kind(&d), "processed");
     assert_eq!(c.visual("V-1").await, "awaiting_approval");
@@ -635,4 +638,27 @@ async fn hostile_mime_is_refused_and_a_pass_for_another_domain_is_held() {
         let answer = last_answer(&c).await.text;
         assert!(answer.contains(says), "{parts}: {answer}");
     }
+}
+
+/// A reply to a message sent to a contact TOT has since removed, from the address of the new
+/// record under the same id, is not taken as that record's: nothing is answered or done.
+#[tokio::test]
+async fn a_reply_to_a_message_for_a_removed_contact_is_not_the_new_records() {
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    let token = sent_to(&t, "P-1B", "bob@alpha.example", "digest", &[]).await;
+    cport::sync::delete_batch(&t.state.db, "contacts", vec!["P-1B".into()]).await.unwrap();
+    t.load(json!({"contacts": [{"id": "P-1B", "client_id": "C-1", "name": "Bob Newcomer",
+        "email": "bob@alpha.example", "role": "admin"}]}))
+        .await;
+    let raw = format!(
+        "From: <bob@alpha.example>\r\nTo: reply+{token}@reply.tot.example\r\nSubject: Re: TOT\r\n\
+         Message-ID: <removed-1@alpha.example>\r\n\r\nAPPROVE V-1\r\n"
+    );
+    let d = handle(&t.state, raw.as_bytes(), Utc::now()).await.unwrap();
+    assert!(matches!(&d, Disposition::Ignored(why) if why.contains("since removed")), "{d:?}");
+    let visual: (String,) = cport::store::on_db!(&t.state.db, p => sqlx::query_as(
+        "SELECT status FROM visuals WHERE id = 'V-1'").fetch_one(p).await)
+    .unwrap();
+    assert_eq!(visual.0, "awaiting_approval");
 }

@@ -520,11 +520,14 @@ async fn two_sent_digests(days: u32) -> (TestState, i64, i64) {
     (t, ann, bob)
 }
 
-/// Makes message `id` as if created and sent `days` days ago.
+/// Makes message `id` as if created and sent `days` days ago, to contacts stored before it.
 async fn sent_days_ago(t: &TestState, id: i64, days: i64) {
     let then = Utc::now() - Duration::days(days);
     cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET created_at = $1, sent_at = $1 WHERE id = $2")
         .bind(then).bind(id).execute(p).await.map(|_| ()))
+    .unwrap();
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE contacts SET created_at = $1 WHERE created_at > $1")
+        .bind(then - Duration::days(1)).execute(p).await.map(|_| ()))
     .unwrap();
 }
 

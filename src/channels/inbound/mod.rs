@@ -296,6 +296,12 @@ async fn decide(
     let Some(contact) = active_contact(&state.db, &contact_id).await? else {
         return Ok(record(Disposition::Ignored("the contact is no longer active".into()), None, false).await?);
     };
+    // A message sent before the contact's record was made went to a record TOT removed since,
+    // whose id this one took: its reply address is not this contact's (as a link is not).
+    if contact.created_at.is_some_and(|made| row.created_at < made) {
+        let why = "reply to a message sent to a contact since removed";
+        return Ok(record(Disposition::Ignored(why.into()), None, false).await?);
+    }
     if !from.eq_ignore_ascii_case(&contact.email) {
         return Ok(record(
             Disposition::Ignored(format!(
