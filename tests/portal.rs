@@ -690,9 +690,12 @@ async fn what_could_be_read_two_ways_is_refused_by_name() {
     for (path, says) in [
         ("/jobs?q=%ff", "q: not text in UTF-8"),
         ("/jobs?q=a&q=b", "q: is given twice"),
-        ("/jobs?page=abc", "page: not a whole number"),
-        ("/jobs?page=", "page: give a whole number"),
-        ("/jobs?page=99999999999999999999999", "page: too large"),
+        ("/jobs?page=abc", "page: `abc` is not a page number"),
+        ("/jobs?page=0", "page: `0` is not a page number"),
+        ("/jobs?page=99999999999999999999999", "is not a page number (1 to 100000)"),
+        ("/stock?page=-2", "page: `-2` is not a page number"),
+        ("/jobs?sort=name", "sort: `name` is not a column number"),
+        ("/jobs?sort=1&desc=maybe", "desc: `maybe` is not 1"),
     ] {
         let (status, html) = app.page(&b, path).await;
         assert_eq!(status, 400, "{path}: {html}");
@@ -888,9 +891,11 @@ async fn a_digest_unsubscribes_in_one_click_and_no_more_digests_come() {
     assert_eq!(stops.len(), 1, "{feed:?}");
     assert_eq!(stops[0]["contact_id"], "P-1A");
     assert_eq!(stops[0]["data"]["what"], "digest");
-    // Again: still off, no second event.
+    // Again: still off, no second event; the link opened again says so rather than asking.
     let r = plain.post(app.url(&path)).body("List-Unsubscribe=One-Click").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
+    let again = plain.get(app.url(&path)).send().await.unwrap().text().await.unwrap();
+    assert!(again.contains("Already stopped") && !again.contains("Stop these emails?"), "{again}");
     assert_eq!(app.changes(0).await.iter().filter(|c| c["kind"] == "email_unsubscribed").count(), 1);
 
     // The next digest goes nowhere by email.

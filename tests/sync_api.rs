@@ -632,6 +632,23 @@ async fn a_change_by_one_process_is_seen_by_the_next_request_on_another() {
     assert!(!fresh.contains(&"A2:J-1".to_string()), "{fresh:?}");
 }
 
+/// A client's currency is a code ISO 4217 has (any number of decimals: amounts are held to
+/// two whatever the code); three capital letters that name none are refused by name.
+#[tokio::test]
+async fn a_currency_iso_does_not_know_is_refused_by_name() {
+    let app = TestApp::with_world().await;
+    for code in ["ABC", "gbp", "GB", "EURO", "€"] {
+        let body = app.refused("clients", json!([{"id": "C-9", "name": "Nine Ltd", "currency": code}])).await;
+        let e = &body["errors"][0];
+        assert_eq!(e["field"], "currency", "{code}: {body}");
+        assert!(e["reason"].as_str().unwrap().contains("not an ISO 4217 currency code"), "{code}: {body}");
+    }
+    for code in ["EUR", "JPY", "CHF"] {
+        let (status, body) = app.put("clients", json!([{"id": "C-9", "name": "Nine Ltd", "currency": code}])).await;
+        assert_eq!(status, 200, "{code}: {body}");
+    }
+}
+
 /// A NUL character (U+0000) anywhere in a record is refused by name and changes nothing, on
 /// both engines: PostgreSQL refuses NUL in text even to look it up, and a batch's reference
 /// check once turned that into a 500 (found by schemathesis). A lookup by an id holding one,

@@ -376,6 +376,40 @@ async fn old_codes_and_seen_updates_are_pruned() {
 }
 
 #[tokio::test]
+async fn only_a_contacts_newest_codes_link() {
+    use cport::actions::chat_link::{LIVE_CODES, hash_code, new_link_code};
+    let fake = FakeTelegram::start().await;
+    let t = linked_state(&fake).await;
+    let now = Utc::now();
+    let mut codes = vec![];
+    for i in 0..LIVE_CODES + 2 {
+        codes.push(new_link_code(&t.state, "P-1B", now + chrono::Duration::seconds(i)).await.unwrap());
+    }
+    let redeem = |code: String, user: &'static str| {
+        let db = t.state.db.clone();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let who = cport::store::chat::redeem_code(
+                &mut tx,
+                &hash_code(&code),
+                cport::model::Channel::Telegram,
+                user,
+                user,
+                now + chrono::Duration::minutes(1),
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            who
+        }
+    };
+    assert_eq!(redeem(codes[0].clone(), "501").await, None, "the oldest code was voided by newer ones");
+    assert_eq!(redeem(codes[1].clone(), "502").await, None);
+    assert_eq!(redeem(codes[2].clone(), "503").await.as_deref(), Some("P-1B"), "the newest three work");
+    assert_eq!(redeem(codes.last().unwrap().clone(), "504").await.as_deref(), Some("P-1B"));
+}
+
+#[tokio::test]
 async fn a_bot_whose_command_menu_is_refused_still_answers() {
     let fake = FakeTelegram::start().await;
     // Telegram refuses the menu for the whole test (each try is answered "retry in 600 s").

@@ -10,6 +10,10 @@ use crate::store::chat as db;
 /// How long a linking code works.
 pub const CODE_MINUTES: i64 = 30;
 
+/// How many of a contact's codes work at once: a newer one voids the oldest beyond these
+/// (a code asked for on the portal and another by `LINK` both work).
+pub const LIVE_CODES: i64 = 3;
+
 /// A code as stored: letters and digits only, upper case, hashed.
 pub fn hash_code(code: &str) -> String {
     let norm: String = code.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect();
@@ -36,6 +40,7 @@ pub async fn new_link_code_in(
     };
     let code = format!("{}-{}", &raw[..4], &raw[4..]);
     db::insert_code(tx, &hash_code(&code), contact_id, now, now + Duration::minutes(CODE_MINUTES)).await?;
+    db::void_older_codes(tx, contact_id, LIVE_CODES).await?;
     Ok(code)
 }
 

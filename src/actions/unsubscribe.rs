@@ -20,6 +20,17 @@ pub fn kind_of(what: &str) -> Option<Sending> {
     }
 }
 
+/// Whether `what` (`digest` or `alert`) email is off for the contact already: a second
+/// visit to the link says so rather than asking again.
+pub async fn stopped_already(state: &Services, contact: &ContactRow, what: &str) -> Result<bool, StoreError> {
+    let s = crate::store::settings::get_settings(&state.db, &contact.id).await?;
+    Ok(match kind_of(what) {
+        Some(Sending::Digest) => !s.email_digests,
+        Some(Sending::Alert) => !s.email_alerts,
+        _ => false,
+    })
+}
+
 /// Turns off `what` (`digest` or `alert`) email for the contact and records it in the change
 /// feed (`email_unsubscribed`) when it changed anything; false when it was off already.
 pub async fn unsubscribe(

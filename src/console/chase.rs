@@ -37,20 +37,9 @@ fn filter_of(q: &FormData) -> Result<(ChaseFilter, usize), HttpError> {
                 .ok_or_else(|| HttpError::BadRequest("older: a whole number of days from 0 to 3650".into()))?,
         ),
     };
-    let client = match text("client") {
-        Some(c) if c.len() > 64 || c.chars().any(char::is_control) => {
-            return Err(HttpError::BadRequest("client: not a client id".into()));
-        }
-        c => c.map(str::to_string),
-    };
-    let page = match text("page") {
-        None => 1,
-        Some(p) => p
-            .parse::<usize>()
-            .ok()
-            .filter(|p| (1..=100_000).contains(p))
-            .ok_or_else(|| HttpError::BadRequest("page: a page number from 1".into()))?,
-    };
+    let client = q.id("client")?;
+    // At most 100,000: the cast cannot wrap.
+    let page = q.page()? as usize;
     Ok((ChaseFilter { category, client, min_age_days }, page))
 }
 

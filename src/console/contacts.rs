@@ -26,12 +26,11 @@ pub async fn contacts(State(state): State<AppState>, staff: Staff, RawQuery(q): 
     if find.chars().count() > 100 || find.chars().any(char::is_control) {
         return Err(HttpError::BadRequest("find: up to 100 characters of a client's id or name".into()));
     }
-    let client = q.text("client");
-    let client = client.trim();
-    if client.is_empty() {
+    let Some(client) = q.id("client")? else {
         let clients = console::find_clients(&state.db, find, 100).await?;
         return page(&state, Some(&staff), "contacts", json!({"find": find, "clients": clients, "note": note}));
-    }
+    };
+    let client = client.as_str();
     let rows = list_client_contacts(&state.db, client).await?;
     let ids: Vec<&str> = rows.iter().map(|c| c.id.as_str()).collect();
     let last_digest: HashMap<String, DateTime<Utc>> =

@@ -29,19 +29,6 @@ fn one_of<T>(q: &FormData, name: &str, parse: fn(&str) -> Option<T>, names: &[&s
     }
 }
 
-/// An id to filter by, checked as TOT's ids are (see [`crate::model::check_id`]).
-fn id_field(q: &FormData, name: &str) -> Result<Option<String>, HttpError> {
-    let Some(v) = q.get(name).map(str::trim).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    let mut errs = Vec::new();
-    crate::model::check_id(name, v, &mut errs);
-    match errs.first() {
-        None => Ok(Some(v.to_string())),
-        Some(e) => Err(HttpError::BadRequest(e.to_string())),
-    }
-}
-
 fn day_field(q: &FormData, name: &str, end: bool) -> Result<Option<DateTime<Utc>>, HttpError> {
     match q.get(name).map(str::trim).filter(|v| !v.is_empty()) {
         None => Ok(None),
@@ -59,8 +46,8 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
         status: one_of(&q, "status", OutboxStatus::parse, OutboxStatus::NAMES)?,
         channel: one_of(&q, "channel", Outlet::parse, Outlet::NAMES)?,
         kind: one_of(&q, "kind", MessageKind::parse, MessageKind::NAMES)?,
-        contact_id: id_field(&q, "contact")?,
-        client_id: id_field(&q, "client")?,
+        contact_id: q.id("contact")?,
+        client_id: q.id("client")?,
         from: day_field(&q, "from", false)?,
         until: day_field(&q, "until", true)?,
     };
@@ -69,14 +56,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQ
     {
         return Err(HttpError::BadRequest("until: a day before from; give one on or after it".into()));
     }
-    let page_no: i64 = match q.get("page").filter(|p| !p.is_empty()) {
-        None => 1,
-        Some(p) => p
-            .parse()
-            .ok()
-            .filter(|p| (1..=1_000_000).contains(p))
-            .ok_or_else(|| HttpError::BadRequest("page: a page number from 1".into()))?,
-    };
+    let page_no = q.page()?;
     let mut rows = list_outbox(&state.db, &filter, PAGE + 1, (page_no - 1) * PAGE).await?;
     let more = rows.len() as i64 > PAGE;
     rows.truncate(PAGE as usize);

@@ -68,7 +68,7 @@ pub struct ClientIn {
     pub id: String,
     /// Company name.
     pub name: String,
-    /// Three upper-case letters (ISO 4217 code such as `GBP`, `EUR`); all money of the client's
+    /// An ISO 4217 code such as `GBP` or `EUR` (three capital letters); all money of the client's
     /// records is in this currency.
     #[serde(default = "default_currency")]
     pub currency: String,
@@ -86,10 +86,11 @@ impl Record for ClientIn {
     }
     fn validate(&self, e: &mut Vec<FieldError>) {
         check_text("name", &self.name, 200, e);
-        if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
+        // The code list is ISO 4217's, as the `iso_currency` crate keeps it.
+        if iso_currency::Currency::from_code(&self.currency).is_none() {
             e.push(FieldError::new(
                 "currency",
-                format!("{} is not a 3-letter ISO code like GBP", quoted(&self.currency)),
+                format!("{} is not an ISO 4217 currency code like GBP (three capital letters)", quoted(&self.currency)),
             ));
         }
     }

@@ -3,16 +3,17 @@
 //! portal never disagree) and shows its tables filterable, sortable and paged; and the
 //! documents: delivery and packing notes, invoices and the statement.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use chrono::Utc;
 use serde_json::json;
 
-use super::{HttpError, Session, page};
+use super::{FormData, HttpError, Session, page};
 use crate::actions::commands::Command;
 use crate::actions::enquiry::{Answer, Context, allowed, run_alone};
+use crate::model::quoted;
 use crate::state::AppState;
 use crate::store::{StoreError, enquiries as q};
 use crate::web::Reply;
@@ -20,14 +21,39 @@ use crate::web::Reply;
 /// Table rows per page.
 const ROWS: usize = 25;
 
-#[derive(serde::Deserialize, Default)]
+/// A list page's query: `q` to filter by, `sort` (a column number), `desc=1` for highest
+/// first, `page`. A value that cannot be used is refused naming its field.
 pub struct ListQuery {
-    #[serde(default)]
     q: String,
     sort: Option<usize>,
-    #[serde(default)]
-    desc: Option<String>,
-    page: Option<usize>,
+    desc: bool,
+    page: usize,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ListQuery {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, HttpError> {
+        let f = FormData::query(parts.uri.query().map(str::to_string));
+        let sort = match f.get("sort").filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => Some(
+                s.parse().map_err(|_| HttpError::BadRequest(format!("sort: {} is not a column number", quoted(s))))?,
+            ),
+        };
+        let desc = match f.get("desc").unwrap_or("") {
+            "" | "0" => false,
+            "1" => true,
+            other => {
+                return Err(HttpError::BadRequest(format!(
+                    "desc: {} is not 1 (highest first) or 0 (lowest first)",
+                    quoted(other)
+                )));
+            }
+        };
+        // At most 100,000: the cast cannot wrap.
+        Ok(ListQuery { q: f.text("q"), sort, desc, page: f.page()? as usize })
+    }
 }
 
 fn check(session: &Session, cmd: &Command) -> Result<(), HttpError> {
@@ -66,7 +92,7 @@ fn shape(a: &mut Answer, lq: &ListQuery) -> Result<(usize, usize), HttpError> {
     }
     let needle = lq.q.trim().to_lowercase();
     let mut pages = 1;
-    let page_no = lq.page.unwrap_or(1).clamp(1, 100_000);
+    let page_no = lq.page;
     for s in &mut a.sections {
         if s.columns.is_empty() {
             continue;
@@ -76,7 +102,7 @@ fn shape(a: &mut Answer, lq: &ListQuery) -> Result<(usize, usize), HttpError> {
         }
         if let Some(col) = lq.sort.filter(|c| *c < s.columns.len()) {
             s.rows.sort_by(|x, y| cmp_cells(&x[col], &y[col]));
-            if lq.desc.is_some() {
+            if lq.desc {
                 s.rows.reverse();
             }
         }
@@ -141,7 +167,7 @@ async fn show(
         Some(session),
         "enquiry",
         json!({
-            "heading": spec.heading, "a": a, "q": lq.q, "sort": lq.sort, "desc": lq.desc.is_some(),
+            "heading": spec.heading, "a": a, "q": lq.q, "sort": lq.sort, "desc": lq.desc,
             "page": page_no, "pages": pages, "filterable": spec.filterable, "sortable": spec.filterable,
             "images": spec.images.iter().map(|(src, alt)| json!({"src": src, "alt": alt})).collect::<Vec<_>>(),
             "link": spec.link.map(|(column, prefix, suffix)| json!({"column": column, "prefix": prefix, "suffix": suffix})),
@@ -157,7 +183,7 @@ pub fn list_page(
     cmd: Command,
     link: Option<(&'static str, &'static str, &'static str)>,
 ) -> MethodRouter<AppState> {
-    get(move |State(s): State<AppState>, session: Session, Query(lq): Query<ListQuery>| async move {
+    get(move |State(s): State<AppState>, session: Session, lq: ListQuery| async move {
         show(&s, &session, std::slice::from_ref(&cmd), list(heading, link), &lq, false).await
     })
 }
@@ -166,12 +192,7 @@ fn list(heading: &'static str, link: Option<(&'static str, &'static str, &'stati
     Spec { heading, images: vec![], link, filterable: true, documents: vec![] }
 }
 
-pub async fn delivery(
-    State(s): State<AppState>,
-    session: Session,
-    Path(id): Path<String>,
-    Query(lq): Query<ListQuery>,
-) -> Reply {
+pub async fn delivery(State(s): State<AppState>, session: Session, Path(id): Path<String>, lq: ListQuery) -> Reply {
     let id = id.to_ascii_uppercase();
     let mut documents = vec![
         (format!("/deliveries/{id}/note.pdf"), "Delivery note (PDF)".to_string()),
@@ -195,7 +216,7 @@ pub async fn delivery(
     show(&s, &session, &[Command::Track(id.to_ascii_uppercase())], spec, &lq, true).await
 }
 
-pub async fn invoices(State(s): State<AppState>, session: Session, Query(lq): Query<ListQuery>) -> Reply {
+pub async fn invoices(State(s): State<AppState>, session: Session, lq: ListQuery) -> Reply {
     let spec = Spec {
         heading: "Invoices",
         images: vec![],
@@ -211,12 +232,10 @@ pub async fn invoices(State(s): State<AppState>, session: Session, Query(lq): Qu
 
 /// A record's page: one enquiry about the id in the path (`Command::Po` for `/pos/{id}`).
 pub fn record_page(heading: &'static str, cmd: fn(String) -> Command) -> MethodRouter<AppState> {
-    get(
-        move |State(s): State<AppState>, session: Session, Path(id): Path<String>, Query(lq): Query<ListQuery>| async move {
-            let spec = Spec { heading, images: vec![], link: None, filterable: false, documents: vec![] };
-            show(&s, &session, &[cmd(id.to_ascii_uppercase())], spec, &lq, true).await
-        },
-    )
+    get(move |State(s): State<AppState>, session: Session, Path(id): Path<String>, lq: ListQuery| async move {
+        let spec = Spec { heading, images: vec![], link: None, filterable: false, documents: vec![] };
+        show(&s, &session, &[cmd(id.to_ascii_uppercase())], spec, &lq, true).await
+    })
 }
 
 fn pdf(name: &str, bytes: Vec<u8>) -> Response {

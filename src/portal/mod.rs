@@ -55,6 +55,30 @@ impl FormData {
     pub fn checked(&self, name: &str) -> bool {
         self.get(name).is_some_and(|v| !v.is_empty())
     }
+    /// An id to find or filter by, trimmed, checked as TOT's ids are (see
+    /// [`crate::model::check_id`]); none or empty: `None`.
+    pub fn id(&self, name: &str) -> Result<Option<String>, HttpError> {
+        let Some(v) = self.get(name).map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        let mut errs = Vec::new();
+        crate::model::check_id(name, v, &mut errs);
+        match errs.first() {
+            None => Ok(Some(v.to_string())),
+            Some(e) => Err(HttpError::BadRequest(e.to_string())),
+        }
+    }
+    /// `page` of a paged list: a number from 1 (none or empty: the first). Any other is
+    /// refused by name, for every list of the portal and the console alike.
+    pub fn page(&self) -> Result<i64, HttpError> {
+        const LAST: i64 = 100_000;
+        match self.get("page").filter(|p| !p.is_empty()) {
+            None => Ok(1),
+            Some(p) => p.parse().ok().filter(|p| (1..=LAST).contains(p)).ok_or_else(|| {
+                HttpError::BadRequest(format!("page: {} is not a page number (1 to {LAST})", crate::model::quoted(p)))
+            }),
+        }
+    }
     /// A posted form. A name or value that cannot be read as text is refused, naming the
     /// field (see [`crate::web::unreadable_pair`]), and so is a field given twice, but for
     /// those a form may repeat ([`REPEATABLE`]): which of the two would count?
@@ -239,7 +263,7 @@ pub fn with_note(state: &AppState, path: &str, note: &str) -> String {
 }
 
 /// The `?note=&ns=` of a page, if cport wrote it.
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, Clone)]
 pub struct Note {
     pub note: Option<String>,
     pub ns: Option<String>,

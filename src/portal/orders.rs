@@ -1,13 +1,13 @@
 //! Portal pages for re-seller ordering: stock, baskets, placed orders, and the client admin's
 //! third-party users with their SKU allocations.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::{CsrfForm, HttpError, Note, Session, Shown, page, page_status, see_other};
+use super::{CsrfForm, FormData, HttpError, Note, Session, Shown, page, page_status, see_other};
 use crate::actions::orders::{self as act, PlaceError};
 use crate::actions::third_parties as users;
 use crate::actions::{ActionError, Actor};
@@ -36,21 +36,32 @@ fn form_error(e: &ActionError) -> Option<String> {
     }
 }
 
-#[derive(serde::Deserialize, Default)]
+/// The stock page's query: `q` to search by, `page`, and a note from the step before.
 pub struct StockQuery {
-    #[serde(default)]
     q: String,
-    #[serde(default)]
-    page: Option<i64>,
-    #[serde(default)]
-    note: Option<String>,
-    #[serde(default)]
-    ns: Option<String>,
+    page: i64,
+    note: Note,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for StockQuery {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, HttpError> {
+        let f = FormData::query(parts.uri.query().map(str::to_string));
+        Ok(StockQuery { q: f.text("q"), page: f.page()?, note: Note::of(&f) })
+    }
+}
+
+impl StockQuery {
+    /// The page a form posted from the stock page goes back to: its search, first page.
+    fn back(q: String) -> StockQuery {
+        StockQuery { q, page: 1, note: Note::default() }
+    }
 }
 
 /// `GET /stock`: the client's stock (a third party's: its allocated SKUs) with what is free
 /// to order, searchable, with an "add to basket" form on each line.
-pub async fn stock(State(state): State<AppState>, session: Session, Query(sq): Query<StockQuery>) -> Reply {
+pub async fn stock(State(state): State<AppState>, session: Session, sq: StockQuery) -> Reply {
     stock_page(&state, &session, &sq, None, StatusCode::OK).await
 }
 
@@ -63,13 +74,13 @@ async fn stock_page(
 ) -> Reply {
     require_orders(session)?;
     let a = &session.actor;
-    let page_no = sq.page.unwrap_or(1).clamp(1, 10_000);
+    let page_no = sq.page;
     let mut items =
         q::stock(&state.db, a.client_id(), act::allocated_to(a), &sq.q, PAGE + 1, (page_no - 1) * PAGE).await?;
     let more = items.len() as i64 > PAGE;
     items.truncate(PAGE as usize);
     let baskets = q::baskets_of(&state.db, &a.contact.id).await?;
-    let note = Note { note: sq.note.clone(), ns: sq.ns.clone() }.verified(state);
+    let note = sq.note.clone().verified(state);
     page_status(
         state,
         Some(session),
@@ -87,7 +98,7 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
     let now = Utc::now();
     let a = &session.actor;
     let sku = form.text("sku");
-    let back = StockQuery { q: form.text("q"), ..Default::default() };
+    let back = StockQuery::back(form.text("q"));
     let qty = match form.text("qty").trim().parse::<i64>() {
         Ok(n) => n,
         Err(_) => {

@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::page_status;
-use crate::actions::unsubscribe::{kind_of, unsubscribe};
+use crate::actions::unsubscribe::{kind_of, stopped_already, unsubscribe};
 use crate::links::LinkFor;
 use crate::state::AppState;
 use crate::store::contacts::ContactRow;
@@ -33,7 +33,7 @@ fn described(what: &str) -> &'static str {
     if what == "alert" { "alert emails (something new needs you)" } else { "summary emails (digests)" }
 }
 
-/// The page: `stage` is `confirm` or `done`; none means the link does not work.
+/// The page: `stage` is `confirm`, `done` or `already`; none means the link does not work.
 async fn shown(state: &AppState, stage: Option<(&str, &str, &str)>) -> Reply {
     let (ctx, status) = match stage {
         Some((stage, what, email)) => {
@@ -44,10 +44,14 @@ async fn shown(state: &AppState, stage: Option<(&str, &str, &str)>) -> Reply {
     page_status(state, None, "unsubscribe", ctx, status).await
 }
 
-/// `GET /unsubscribe/{token}`: what the button will stop; nothing changes.
+/// `GET /unsubscribe/{token}`: what the button will stop, or that it is stopped already;
+/// nothing changes.
 pub async fn confirm(State(state): State<AppState>, Path(token): Path<String>) -> Reply {
     match holder_of(&state, &token).await? {
-        Some((c, what)) => shown(&state, Some(("confirm", &what, &c.email))).await,
+        Some((c, what)) => {
+            let stage = if stopped_already(&state, &c, &what).await? { "already" } else { "confirm" };
+            shown(&state, Some((stage, &what, &c.email))).await
+        }
         None => shown(&state, None).await,
     }
 }

@@ -27,6 +27,16 @@ pub async fn insert_code(
     Ok(())
 }
 
+/// Voids the contact's unused codes but the newest `keep`: asking for codes again and again
+/// leaves only the last few working, not a growing set of guessable ones.
+pub async fn void_older_codes(tx: &mut Tx, contact_id: &str, keep: i64) -> Result<u64> {
+    Ok(execute!(tx =>
+        "DELETE FROM chat_codes WHERE contact_id = $1 AND used_at IS NULL AND code_hash NOT IN
+           (SELECT code_hash FROM chat_codes WHERE contact_id = $1 AND used_at IS NULL
+            ORDER BY created_at DESC, code_hash LIMIT $2)",
+        contact_id, keep)?)
+}
+
 /// Uses a code once and ties the chat user to its contact, replacing any earlier tie of that
 /// user or of that contact on the same channel. `None`: unknown, used or expired code.
 pub async fn redeem_code(
