@@ -915,22 +915,23 @@ async fn a_sign_in_checked_before_a_password_change_or_removal_starts_no_session
     load_world(&app).await;
     let now = Utc::now();
     let later = now + chrono::Duration::hours(1);
+    let new = |token_hash| sessions::NewSession { token_hash, csrf: "c", now, expires_at: later };
     let (id, _) = staff::add(&app.db, "rita@tot.example", now).await.unwrap();
     assert!(staff::set_password(&app.db, id, "hash-1", now).await.unwrap());
-    assert!(staff::insert_session(&app.db, "t-1", id, "c", "hash-1", now, later).await.unwrap());
+    assert!(staff::insert_session(&app.db, &new("t-1"), id, "hash-1").await.unwrap());
     assert!(staff::set_password(&app.db, id, "hash-2", now).await.unwrap());
-    assert!(!staff::insert_session(&app.db, "t-2", id, "c", "hash-1", now, later).await.unwrap());
+    assert!(!staff::insert_session(&app.db, &new("t-2"), id, "hash-1").await.unwrap());
     assert!(staff::get_session(&app.db, "t-1", now).await.unwrap().is_none(), "the change ended the first");
     assert!(staff::remove(&app.db, "rita@tot.example", now).await.unwrap());
-    assert!(!staff::insert_session(&app.db, "t-3", id, "c", "hash-2", now, later).await.unwrap());
+    assert!(!staff::insert_session(&app.db, &new("t-3"), id, "hash-2").await.unwrap());
     assert_eq!(app.count("staff_sessions").await, 1, "only the first was ever written");
 
     sessions::replace_password(&app.db, "P-1A", "hash-1", now).await.unwrap();
-    assert!(sessions::insert_password_session(&app.db, "p-1", "P-1A", "c", "hash-1", now, later).await.unwrap());
+    assert!(sessions::insert_password_session(&app.db, &new("p-1"), "P-1A", "hash-1").await.unwrap());
     sessions::replace_password(&app.db, "P-1A", "hash-2", now).await.unwrap();
-    assert!(!sessions::insert_password_session(&app.db, "p-2", "P-1A", "c", "hash-1", now, later).await.unwrap());
+    assert!(!sessions::insert_password_session(&app.db, &new("p-2"), "P-1A", "hash-1").await.unwrap());
     assert!(sessions::get_signed_in(&app.db, "p-1", now).await.unwrap().is_none(), "the change ended the first");
-    assert!(sessions::insert_password_session(&app.db, "p-3", "P-1A", "c", "hash-2", now, later).await.unwrap());
+    assert!(sessions::insert_password_session(&app.db, &new("p-3"), "P-1A", "hash-2").await.unwrap());
     assert!(sessions::get_signed_in(&app.db, "p-3", now).await.unwrap().is_some());
     app.stop().await;
 }

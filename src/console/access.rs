@@ -1,20 +1,19 @@
 //! `/staff/access`: requests for a portal account from the sign-in page; mark one done (the
 //! account was made in TOT's system) or refused, and the person is told by email.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use chrono::Utc;
 use serde_json::json;
 
 use super::{Staff, page};
 use crate::actions::access::{Decision, decide};
-use crate::portal::{CsrfForm, FormData, Note, see_other};
+use crate::portal::{CsrfForm, FormData, Note, Params, see_other};
 use crate::state::AppState;
 use crate::store::access;
 use crate::web::HttpError;
 use crate::web::Reply;
 
-pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Reply {
-    let q = FormData::query(q);
+pub async fn list(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
     let note = Note::of(&q).verified(&state);
     let rows = access::list(&state.db, 200).await?;
     page(&state, Some(&staff), "access", json!({"requests": rows, "note": note}))

@@ -14,7 +14,7 @@ use crate::links::LinkFor;
 use crate::portal::auth::{
     SignInTries, anon_form, anon_response, check_new_password, hash_password, matching_account, safe_next, with_cookie,
 };
-use crate::portal::session::{hash_token, random_token};
+use crate::portal::session::Terms;
 use crate::portal::{AnonForm, CsrfForm};
 use crate::state::AppState;
 use crate::store::{ledgers, staff};
@@ -80,17 +80,14 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
         return wrong_password(&state, &headers, &next, &email);
     };
     tries.succeeded(&state).await?;
-    let token = random_token();
-    let now = Utc::now();
-    let hours = i64::from(state.config.portal.session_hours);
-    let expires = now + chrono::Duration::hours(hours);
+    let t = Terms::lasting(state.config.portal.session_hours);
     // The password was changed, or the account removed, while it was checked: not signed in.
-    if !staff::insert_session(&state.db, &hash_token(&token), id, &random_token(), &hash, now, expires).await? {
+    if !staff::insert_session(&state.db, &t.row(), id, &hash).await? {
         return wrong_password(&state, &headers, &next, &email);
     }
-    staff::audit(&state.db, &email, "signed in", &addr.ip().to_string(), now).await?;
+    staff::audit(&state.db, &email, "signed in", &addr.ip().to_string(), Utc::now()).await?;
     crate::actions::chase::read_ahead(&state);
-    Ok(with_cookie(Redirect::to(&next).into_response(), &staff_cookie(&state, &token, hours * 3600)))
+    Ok(with_cookie(Redirect::to(&next).into_response(), &staff_cookie(&state, &t.token, t.seconds())))
 }
 
 /// `POST /staff/logout`.

@@ -3,7 +3,7 @@
 //! list and retract. The same rules as `cport banner post` and `POST /api/v1/banners`: all
 //! three call `actions::banners`.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
@@ -14,7 +14,7 @@ use crate::actions::banners::{self, BannerError, BannerInput};
 use crate::actions::items::current;
 use crate::messages::ChatMessage;
 use crate::messages::compose::{Composer, Recipient};
-use crate::portal::{CsrfForm, FormData, Note, see_other};
+use crate::portal::{CsrfForm, FormData, Note, Params, see_other};
 use crate::state::AppState;
 use crate::store::banners::{NewBanner, list_banners};
 use crate::store::contacts::list_active_contacts;
@@ -101,8 +101,7 @@ async fn list_page(state: &AppState, staff: &Staff, mut ctx: Value, status: Stat
     Ok(resp)
 }
 
-pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Reply {
-    let q = FormData::query(q);
+pub async fn list(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
     let note = Note::of(&q).verified(&state);
     list_page(&state, &staff, json!({"note": note}), StatusCode::OK).await
 }

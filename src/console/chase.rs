@@ -1,7 +1,7 @@
 //! `/staff/chase`: every open action item across all clients, oldest first, with who was told
 //! and whether they came back; a CSV of the same list; "remind now".
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use chrono::Utc;
@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{Staff, page};
 use crate::actions::chase::{self, ChaseFilter, ChaseRow};
 use crate::actions::items::Category;
-use crate::portal::{CsrfForm, FormData, see_other};
+use crate::portal::{CsrfForm, FormData, Params, see_other};
 use crate::state::AppState;
 use crate::web::HttpError;
 use crate::web::Reply;
@@ -43,8 +43,7 @@ fn filter_of(q: &FormData) -> Result<(ChaseFilter, usize), HttpError> {
     Ok((ChaseFilter { category, client, min_age_days }, page))
 }
 
-pub async fn chase(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Reply {
-    let q = FormData::query(q);
+pub async fn chase(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
     let (filter, page_no) = filter_of(&q)?;
     let now = Utc::now();
     let (total, rows) = chase::list(&state, &filter, (page_no - 1) * PAGE, PAGE, now).await?;
@@ -116,8 +115,7 @@ fn csv_line(r: &ChaseRow) -> String {
 }
 
 /// `GET /staff/chase.csv`: the same filtered list, every page.
-pub async fn chase_csv(State(state): State<AppState>, _staff: Staff, RawQuery(q): RawQuery) -> Reply {
-    let q = FormData::query(q);
+pub async fn chase_csv(State(state): State<AppState>, _staff: Staff, Params(q): Params<FormData>) -> Reply {
     let (filter, _) = filter_of(&q)?;
     let (_, rows) = chase::list(&state, &filter, 0, CSV_ROWS, Utc::now()).await?;
     let mut out = String::from(

@@ -4,22 +4,21 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{Staff, page};
 use crate::actions::items::current;
 use crate::actions::mail::Queued;
-use crate::portal::{CsrfForm, FormData, Note, see_other};
+use crate::portal::{CsrfForm, FormData, Note, Params, see_other};
 use crate::state::AppState;
 use crate::store::contacts::{ContactRow, active_contact, list_client_contacts};
 use crate::store::{chat, console, settings};
 use crate::web::HttpError;
 use crate::web::Reply;
 
-pub async fn contacts(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Reply {
-    let q = FormData::query(q);
+pub async fn contacts(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
     let note = Note::of(&q).verified(&state);
     let find = q.text("find");
     let find = find.trim();

@@ -1,12 +1,12 @@
 //! `/staff/held`: inbound mail held because its authentication failed, as received, with its
 //! Authentication-Results; release it (processed now, as if it had passed) or discard it.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use chrono::Utc;
 use serde_json::json;
 
 use super::{Staff, page};
-use crate::portal::{CsrfForm, FormData, Note, see_other};
+use crate::portal::{CsrfForm, FormData, Note, Params, see_other};
 use crate::state::AppState;
 use crate::store::inbound;
 use crate::web::HttpError;
@@ -68,8 +68,7 @@ fn without_base64_runs(text: &str) -> String {
     out
 }
 
-pub async fn held(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Reply {
-    let q = FormData::query(q);
+pub async fn held(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
     let note = Note::of(&q).verified(&state);
     let mut out = vec![];
     for h in inbound::held_heads(&state.db, PAGE, SHOWN).await? {

@@ -2,7 +2,7 @@
 //! page with its body as sent (HTML in a sandboxed frame), headers and failed attempts;
 //! re-queue a failed, dead or dropped message, drop a waiting one.
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse};
 use chrono::{DateTime, Utc};
@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{Staff, page, without_link_tokens};
 use crate::model::{MessageKind, OutboxStatus, Outlet};
 use crate::outbox::{Rendered, render};
-use crate::portal::{CsrfForm, FormData, Note, see_other};
+use crate::portal::{CsrfForm, FormData, Note, Params, see_other};
 use crate::state::AppState;
 use crate::store::console::{OutboxFilter, list_outbox};
 use crate::store::outbox as ob;
@@ -40,8 +40,7 @@ fn day_field(q: &FormData, name: &str, end: bool) -> Result<Option<DateTime<Utc>
     }
 }
 
-pub async fn list(State(state): State<AppState>, staff: Staff, RawQuery(q): RawQuery) -> Reply {
-    let q = FormData::query(q);
+pub async fn list(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
     let filter = OutboxFilter {
         status: one_of(&q, "status", OutboxStatus::parse, OutboxStatus::NAMES)?,
         channel: one_of(&q, "channel", Outlet::parse, Outlet::NAMES)?,
@@ -108,9 +107,8 @@ pub async fn message(
     State(state): State<AppState>,
     staff: Staff,
     Path(id): Path<String>,
-    RawQuery(q): RawQuery,
+    Params(q): Params<FormData>,
 ) -> Reply {
-    let q = FormData::query(q);
     let row = row_of(&state, &id).await?;
     let rendered = shown(&state, &row).await?;
     let attempts = ob::attempts_of(&state.db, row.id).await?;

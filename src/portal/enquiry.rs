@@ -10,7 +10,7 @@ use axum::routing::{MethodRouter, get};
 use chrono::Utc;
 use serde_json::json;
 
-use super::{FormData, HttpError, Session, page};
+use super::{FormData, FromParams, HttpError, Params, Session, page};
 use crate::actions::commands::Command;
 use crate::actions::enquiry::{Answer, Context, allowed, run_alone};
 use crate::model::quoted;
@@ -30,11 +30,8 @@ pub struct ListQuery {
     page: usize,
 }
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ListQuery {
-    type Rejection = HttpError;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, HttpError> {
-        let f = FormData::query(parts.uri.query().map(str::to_string));
+impl FromParams for ListQuery {
+    fn from_params(f: &FormData) -> Result<Self, HttpError> {
         let sort = match f.get("sort").filter(|s| !s.is_empty()) {
             None => None,
             Some(s) => Some(
@@ -183,7 +180,7 @@ pub fn list_page(
     cmd: Command,
     link: Option<(&'static str, &'static str, &'static str)>,
 ) -> MethodRouter<AppState> {
-    get(move |State(s): State<AppState>, session: Session, lq: ListQuery| async move {
+    get(move |State(s): State<AppState>, session: Session, Params(lq): Params<ListQuery>| async move {
         show(&s, &session, std::slice::from_ref(&cmd), list(heading, link), &lq, false).await
     })
 }
@@ -192,7 +189,12 @@ fn list(heading: &'static str, link: Option<(&'static str, &'static str, &'stati
     Spec { heading, images: vec![], link, filterable: true, documents: vec![] }
 }
 
-pub async fn delivery(State(s): State<AppState>, session: Session, Path(id): Path<String>, lq: ListQuery) -> Reply {
+pub async fn delivery(
+    State(s): State<AppState>,
+    session: Session,
+    Path(id): Path<String>,
+    Params(lq): Params<ListQuery>,
+) -> Reply {
     let id = id.to_ascii_uppercase();
     let mut documents = vec![
         (format!("/deliveries/{id}/note.pdf"), "Delivery note (PDF)".to_string()),
@@ -216,7 +218,7 @@ pub async fn delivery(State(s): State<AppState>, session: Session, Path(id): Pat
     show(&s, &session, &[Command::Track(id.to_ascii_uppercase())], spec, &lq, true).await
 }
 
-pub async fn invoices(State(s): State<AppState>, session: Session, lq: ListQuery) -> Reply {
+pub async fn invoices(State(s): State<AppState>, session: Session, Params(lq): Params<ListQuery>) -> Reply {
     let spec = Spec {
         heading: "Invoices",
         images: vec![],
@@ -232,10 +234,12 @@ pub async fn invoices(State(s): State<AppState>, session: Session, lq: ListQuery
 
 /// A record's page: one enquiry about the id in the path (`Command::Po` for `/pos/{id}`).
 pub fn record_page(heading: &'static str, cmd: fn(String) -> Command) -> MethodRouter<AppState> {
-    get(move |State(s): State<AppState>, session: Session, Path(id): Path<String>, lq: ListQuery| async move {
-        let spec = Spec { heading, images: vec![], link: None, filterable: false, documents: vec![] };
-        show(&s, &session, &[cmd(id.to_ascii_uppercase())], spec, &lq, true).await
-    })
+    get(
+        move |State(s): State<AppState>, session: Session, Path(id): Path<String>, Params(lq): Params<ListQuery>| async move {
+            let spec = Spec { heading, images: vec![], link: None, filterable: false, documents: vec![] };
+            show(&s, &session, &[cmd(id.to_ascii_uppercase())], spec, &lq, true).await
+        },
+    )
 }
 
 fn pdf(name: &str, bytes: Vec<u8>) -> Response {

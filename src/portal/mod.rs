@@ -101,6 +101,31 @@ impl FormData {
     }
 }
 
+/// What a page reads from its query string (read as a form), refusing by name what it cannot
+/// use.
+pub trait FromParams: Sized {
+    fn from_params(f: &FormData) -> Result<Self, HttpError>;
+}
+
+/// The query string as the form it is.
+impl FromParams for FormData {
+    fn from_params(f: &FormData) -> Result<Self, HttpError> {
+        Ok(FormData(f.0.clone()))
+    }
+}
+
+/// A page's query string read into `T`: `Params(q): Params<ListQuery>`. (Repeated keys and
+/// text that is not UTF-8 were refused before any handler, by `web::refuse_unreadable`.)
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: FromParams + Send> axum::extract::FromRequestParts<S> for Params<T> {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, HttpError> {
+        T::from_params(&FormData::query(parts.uri.query().map(str::to_string))).map(Params)
+    }
+}
+
 /// A signed-in session's CSRF check, for clients and staff alike (constant time).
 pub fn check_csrf(given: Option<&str>, session_csrf: &str) -> Result<(), HttpError> {
     match given {

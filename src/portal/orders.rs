@@ -7,7 +7,7 @@ use axum::response::Response;
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::{CsrfForm, FormData, HttpError, Note, Session, Shown, page, page_status, see_other};
+use super::{CsrfForm, FormData, FromParams, HttpError, Note, Params, Session, Shown, page, page_status, see_other};
 use crate::actions::orders::{self as act, PlaceError};
 use crate::actions::third_parties as users;
 use crate::actions::{ActionError, Actor};
@@ -43,12 +43,9 @@ pub struct StockQuery {
     note: Note,
 }
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for StockQuery {
-    type Rejection = HttpError;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, HttpError> {
-        let f = FormData::query(parts.uri.query().map(str::to_string));
-        Ok(StockQuery { q: f.text("q"), page: f.page()?, note: Note::of(&f) })
+impl FromParams for StockQuery {
+    fn from_params(f: &FormData) -> Result<Self, HttpError> {
+        Ok(StockQuery { q: f.text("q"), page: f.page()?, note: Note::of(f) })
     }
 }
 
@@ -61,7 +58,7 @@ impl StockQuery {
 
 /// `GET /stock`: the client's stock (a third party's: its allocated SKUs) with what is free
 /// to order, searchable, with an "add to basket" form on each line.
-pub async fn stock(State(state): State<AppState>, session: Session, sq: StockQuery) -> Reply {
+pub async fn stock(State(state): State<AppState>, session: Session, Params(sq): Params<StockQuery>) -> Reply {
     stock_page(&state, &session, &sq, None, StatusCode::OK).await
 }
 

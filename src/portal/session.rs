@@ -12,7 +12,7 @@ use rand::RngCore;
 use crate::actions::{Actor, Delegated};
 use crate::state::AppState;
 use crate::store::StoreError;
-use crate::store::sessions::{SignedIn, get_signed_in, insert_password_session, insert_session};
+use crate::store::sessions::{NewSession, SignedIn, get_signed_in, insert_password_session, insert_session};
 use crate::store::visuals::get_delegation;
 use crate::web::HttpError;
 
@@ -49,23 +49,25 @@ pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age_secs: i64) 
 
 /// Starts a session; returns the cookie to set.
 pub async fn start(state: &AppState, contact_id: &str, delegation_id: Option<i64>) -> Result<String, StoreError> {
-    let t = Terms::new(state, delegation_id.is_some());
-    insert_session(&state.db, &hash_token(&t.token), contact_id, &t.csrf, delegation_id, t.now, t.expires).await?;
+    let p = &state.config.portal;
+    let t = Terms::lasting(if delegation_id.is_some() { p.delegation_hours } else { p.session_hours });
+    insert_session(&state.db, &t.row(), contact_id, delegation_id).await?;
     Ok(t.cookie(state))
 }
 
 /// Starts a session for a contact whose password was checked against `hash`; `None` (no
 /// session) when the password changed in the meantime or the contact has gone.
 pub async fn start_with_password(state: &AppState, contact_id: &str, hash: &str) -> Result<Option<String>, StoreError> {
-    let t = Terms::new(state, false);
-    let token_hash = hash_token(&t.token);
-    let started = insert_password_session(&state.db, &token_hash, contact_id, &t.csrf, hash, t.now, t.expires).await?;
+    let t = Terms::lasting(state.config.portal.session_hours);
+    let started = insert_password_session(&state.db, &t.row(), contact_id, hash).await?;
     Ok(started.then(|| t.cookie(state)))
 }
 
-/// A new session's token, CSRF token and lifetime (a delegate's is the delegation's).
-struct Terms {
-    token: String,
+/// A new session's token, CSRF token and lifetime, for a client (a delegate's lasts as long
+/// as the delegation) or a staff member.
+pub struct Terms {
+    pub token: String,
+    token_hash: String,
     csrf: String,
     now: chrono::DateTime<Utc>,
     expires: chrono::DateTime<Utc>,
@@ -73,16 +75,25 @@ struct Terms {
 }
 
 impl Terms {
-    fn new(state: &AppState, delegated: bool) -> Terms {
-        let p = &state.config.portal;
-        let hours = if delegated { p.delegation_hours } else { p.session_hours };
+    pub fn lasting(hours: u32) -> Terms {
         let now = Utc::now();
         let expires = now + chrono::Duration::hours(i64::from(hours));
-        Terms { token: random_token(), csrf: random_token(), now, expires, hours }
+        let token = random_token();
+        Terms { token_hash: hash_token(&token), token, csrf: random_token(), now, expires, hours }
+    }
+
+    /// The session as the store writes it.
+    pub fn row(&self) -> NewSession<'_> {
+        NewSession { token_hash: &self.token_hash, csrf: &self.csrf, now: self.now, expires_at: self.expires }
+    }
+
+    /// How long the cookie lasts.
+    pub fn seconds(&self) -> i64 {
+        i64::from(self.hours) * 3600
     }
 
     fn cookie(&self, state: &AppState) -> String {
-        set_cookie(state, COOKIE, &self.token, i64::from(self.hours) * 3600)
+        set_cookie(state, COOKIE, &self.token, self.seconds())
     }
 }
 

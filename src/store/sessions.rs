@@ -42,34 +42,32 @@ pub struct SessionRow {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A session about to be written, a client's or a staff member's: the token's hash (the
+/// token itself is only in the cookie), its CSRF token and its lifetime.
+pub struct NewSession<'a> {
+    pub token_hash: &'a str,
+    pub csrf: &'a str,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
 pub async fn insert_session(
     conn: impl Into<Conn<'_>>,
-    token_hash: &str,
+    s: &NewSession<'_>,
     contact_id: &str,
-    csrf: &str,
     delegation_id: Option<i64>,
-    now: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
 ) -> Result<()> {
     execute!(conn =>
         "INSERT INTO sessions (token_hash, contact_id, csrf, delegation_id, created_at, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6)",
-        token_hash, contact_id, csrf, delegation_id, now, expires_at)?;
+        s.token_hash, contact_id, s.csrf, delegation_id, s.now, s.expires_at)?;
     Ok(())
 }
 
 /// A new session for a contact whose password was checked against `hash`: when the password
 /// has changed since (or the contact has gone), no session starts and this is false. Read
 /// with the contact's row locked, as [`replace_password`] writes it.
-pub async fn insert_password_session(
-    db: &Db,
-    token_hash: &str,
-    contact_id: &str,
-    csrf: &str,
-    hash: &str,
-    now: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-) -> Result<bool> {
+pub async fn insert_password_session(db: &Db, s: &NewSession<'_>, contact_id: &str, hash: &str) -> Result<bool> {
     let mut tx = db.begin().await?;
     super::contacts::lock(&mut tx, contact_id).await?;
     let still: Option<String> = on_tx!(&mut tx, c => bind!(sqlx::query_scalar(
@@ -80,7 +78,7 @@ pub async fn insert_password_session(
         tx.rollback().await?;
         return Ok(false);
     }
-    insert_session(&mut tx, token_hash, contact_id, csrf, None, now, expires_at).await?;
+    insert_session(&mut tx, s, contact_id, None).await?;
     tx.commit().await?;
     Ok(true)
 }

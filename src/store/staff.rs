@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::sessions::NewSession;
 use super::{Db, Result, bind, execute, on_db, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -99,15 +100,7 @@ pub async fn set_password(db: &Db, id: i64, hash: &str, now: DateTime<Utc>) -> R
 /// A new console session for an account whose password was checked against `password`: when
 /// that password has changed since, or the account was removed, no session starts and this
 /// is false. Read with the account's row locked, as [`set_password`] and [`remove`] write it.
-pub async fn insert_session(
-    db: &Db,
-    token_hash: &str,
-    staff_id: i64,
-    csrf: &str,
-    password: &str,
-    now: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-) -> Result<bool> {
+pub async fn insert_session(db: &Db, s: &NewSession<'_>, staff_id: i64, password: &str) -> Result<bool> {
     let mut tx = db.begin().await?;
     super::lock_row(&mut tx, "SELECT id FROM staff WHERE id = $1 FOR UPDATE", staff_id).await?;
     let still: Option<i64> = on_tx!(&mut tx, c => bind!(sqlx::query_scalar(
@@ -119,7 +112,7 @@ pub async fn insert_session(
     }
     execute!(&mut tx =>
         "INSERT INTO staff_sessions (token_hash, staff_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
-        token_hash, staff_id, csrf, now, expires_at)?;
+        s.token_hash, staff_id, s.csrf, s.now, s.expires_at)?;
     tx.commit().await?;
     Ok(true)
 }
