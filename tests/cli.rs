@@ -86,6 +86,18 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
     let (ok, out, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&fifo));
     assert!(ok && out.lines().any(|l| l.starts_with("jobs") && l.contains("400 unchanged")), "{out}{err}");
     writer.join().unwrap().expect("the whole document was taken");
+    // A device given by mistake is refused at its first byte, not copied without end; so is
+    // a piped document that is not UTF-8 or not an object.
+    for (device, says) in [("/dev/zero", "byte 0 is a NUL byte"), ("/dev/urandom", "not a JSON document")] {
+        let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).args(["import", device]));
+        assert!(!ok && err.contains(device) && err.contains(says), "{device}: {err}");
+    }
+    for (input, says) in [(&b"  {\"clients\": [\xff]}"[..], "byte 15 is not UTF-8"), (b"\n[]", "byte 1 is not the `{`")]
+    {
+        let out = piped(cport(&[("CPORT_DATABASE_URL", &url)]).args(["import", "/dev/stdin"]), input);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{err}");
+    }
 
     // The imported contacts have items a dry run can show, as a table and as JSON.
     let (ok, out, err) =

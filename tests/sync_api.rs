@@ -632,6 +632,43 @@ async fn a_change_by_one_process_is_seen_by_the_next_request_on_another() {
     assert!(!fresh.contains(&"A2:J-1".to_string()), "{fresh:?}");
 }
 
+/// A key given twice in a delete's or a banner's body is refused by name, as in a record:
+/// which of the two would count? Nothing is deleted or posted.
+#[tokio::test]
+async fn a_key_given_twice_in_a_delete_or_a_banner_is_refused() {
+    let app = TestApp::with_world().await;
+    let send = |method: reqwest::Method, path: &'static str, body: &'static str| {
+        app.http.request(method, app.url(path)).bearer_auth(TOKEN).body(body).send()
+    };
+    let r = send(reqwest::Method::DELETE, "/api/v1/clients", r#"{"ids": ["C-NONE"], "ids": ["C-2"]}"#).await.unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body.to_string().contains("`ids` is given twice"), "{body}");
+    assert_eq!(app.count("clients WHERE id = 'C-2'").await, 1, "nothing was deleted");
+    let banners = app.count("banners").await;
+    let banner = r#"{"title": "T1", "title": "T2", "body": "b", "severity": "info"}"#;
+    let r = send(reqwest::Method::POST, "/api/v1/banners", banner).await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("`title` is given twice"), "{body}");
+    assert_eq!(app.count("banners").await, banners, "nothing was posted");
+}
+
+/// A batch of many bad records is answered with the first thousand errors and a count of the
+/// rest, not an error per record (two million empty objects once made a 159 MB answer).
+#[tokio::test]
+async fn a_batch_of_many_bad_records_lists_a_thousand_and_counts_the_rest() {
+    let app = TestApp::with_world().await;
+    let body = app.refused("jobs", serde_json::Value::Array(vec![json!({}); 3000])).await;
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1001, "a thousand listed and one row counting the rest");
+    let last = errors.last().unwrap();
+    assert_eq!(last["field"], "document");
+    let more = last["reason"].as_str().unwrap();
+    let n: usize = more.split(' ').next().unwrap().parse().unwrap();
+    assert!(more.ends_with("more errors are not listed") && n >= 2000, "{more}");
+}
+
 /// A client's currency is a code ISO 4217 has (any number of decimals: amounts are held to
 /// two whatever the code); three capital letters that name none are refused by name.
 #[tokio::test]

@@ -199,7 +199,12 @@ pub async fn delete_entity(
 /// A body that is one JSON object, read strictly (see [`super::strict`]); what is wrong is
 /// said with the field it is in.
 fn object_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not valid JSON: {e}"))?;
+    // A key given twice is refused, as in a record: which of the two would count?
+    let v: Value = match serde_json::from_slice::<super::strict::Tree>(body) {
+        Ok(tree) => tree.0,
+        Err(e) if e.is_data() => return Err(e.to_string()),
+        Err(e) => return Err(format!("not valid JSON: {e}")),
+    };
     if !v.is_object() {
         return Err("the body must be a JSON object".into());
     }

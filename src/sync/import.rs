@@ -12,7 +12,7 @@ use serde::de::{
     DeserializeOwned, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 
-use super::{EntityReport, Known, RecordError, SyncError, by_entity, stage};
+use super::{EntityReport, Known, Listed, RecordError, SyncError, by_entity, stage};
 use crate::model::records::*;
 use crate::store::Db;
 
@@ -53,8 +53,54 @@ fn readable_twice(path: &Path) -> std::io::Result<Option<tempfile::TempPath>> {
         return Ok(None);
     }
     let mut copy = tempfile::Builder::new().prefix("cport-import-").suffix(".json").tempfile()?;
-    std::io::copy(&mut std::fs::File::open(path)?, &mut copy)?;
+    copy_checked(&mut std::fs::File::open(path)?, &mut copy)?;
     Ok(Some(copy.into_temp_path()))
+}
+
+/// Copies a document that can be read only once, stopping at the first byte no JSON document
+/// holds: a NUL, bytes that are not UTF-8, or anything but white space before the opening
+/// `{`. A device given by mistake (`/dev/zero`, `/dev/urandom`) is refused at once rather
+/// than copied to disk without end. (Written by hand: the copy is `std::io::copy` with
+/// these three checks on each chunk.)
+fn copy_checked(from: &mut impl std::io::Read, to: &mut impl std::io::Write) -> std::io::Result<()> {
+    let refused = |at: usize, what: &str| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("byte {at} is {what}: not a JSON document"))
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    // The bytes of a character cut by the end of the last chunk.
+    let mut cut: Vec<u8> = Vec::new();
+    let (mut at, mut begun) = (0usize, false);
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..n];
+        if let Some(i) = chunk.iter().position(|b| *b == 0) {
+            return Err(refused(at + i, "a NUL byte"));
+        }
+        if !begun && let Some(i) = chunk.iter().position(|b| !b.is_ascii_whitespace()) {
+            if chunk[i] != b'{' {
+                return Err(refused(at + i, "not the `{` a document begins with"));
+            }
+            begun = true;
+        }
+        let start = at - cut.len();
+        cut.extend_from_slice(chunk);
+        match std::str::from_utf8(&cut) {
+            Ok(_) => cut.clear(),
+            Err(e) if e.error_len().is_none() => drop(cut.drain(..e.valid_up_to())),
+            Err(e) => return Err(refused(start + e.valid_up_to(), "not UTF-8")),
+        }
+        to.write_all(chunk)?;
+        at += n;
+    }
+    match cut.is_empty() {
+        true => Ok(()),
+        false => Err(refused(at - cut.len(), "not UTF-8 (a character cut off at the end)")),
+    }
 }
 
 /// Reads and applies an import document from a file, streaming it: records are parsed on a
@@ -176,7 +222,7 @@ struct Writer<'a> {
     reports: Vec<Option<EntityReport>>,
     /// What validation found, bounded like the loose reading's report: a document of a
     /// million bad records is refused without holding a million errors.
-    found: Loose,
+    found: Listed,
 }
 
 impl<'a> Writer<'a> {
@@ -185,7 +231,7 @@ impl<'a> Writer<'a> {
             bar,
             known: vec![Known::default(); ENTITIES.len()],
             reports: vec![None; ENTITIES.len()],
-            found: Loose::default(),
+            found: Listed::default(),
         }
     }
 
@@ -354,7 +400,7 @@ fn loose_report(path: &Path, shown: &str, typed: Option<String>) -> ImportError 
         Err(error) => return ImportError::Read { path: shown.to_string(), error },
     };
     let mut de = serde_json::Deserializer::from_reader(reader);
-    let mut found = Loose::default();
+    let mut found = Listed::default();
     if let Err(e) = de.deserialize_map(LooseDoc(&mut found)) {
         return match e.classify() {
             serde_json::error::Category::Io => ImportError::Read { path: shown.to_string(), error: e.into() },
@@ -364,54 +410,8 @@ fn loose_report(path: &Path, shown: &str, typed: Option<String>) -> ImportError 
     found.into_error(Some(typed.unwrap_or_else(|| "not a document of records".into()))).into()
 }
 
-/// The most record errors one report lists.
-const MOST_ERRORS: usize = 1000;
-
-/// What the loose reading found: the errors listed, and how many more there were.
-#[derive(Default)]
-struct Loose {
-    errs: Vec<RecordError>,
-    more: usize,
-}
-
-impl Loose {
-    /// The refusal: the errors listed, a last row counting those that are not, and, when
-    /// none was found, `otherwise` as the document's one error.
-    fn into_error(self, otherwise: Option<String>) -> SyncError {
-        let Loose { mut errs, more } = self;
-        let document = |reason: String| RecordError {
-            entity: "document".into(),
-            index: None,
-            id: None,
-            field: "document".into(),
-            reason,
-        };
-        if more > 0 {
-            errs.push(document(format!("{more} more errors are not listed")));
-        }
-        if let (true, Some(reason)) = (errs.is_empty(), otherwise) {
-            errs.push(document(reason));
-        }
-        SyncError::Invalid(errs)
-    }
-
-    fn push(&mut self, errs: Vec<RecordError>) {
-        for e in errs {
-            if self.errs.len() < MOST_ERRORS {
-                self.errs.push(e);
-            } else {
-                self.more += 1;
-            }
-        }
-    }
-    fn entity(&mut self, entity: &str, reason: String) {
-        let field = entity.to_string();
-        self.push(vec![RecordError { entity: field.clone(), index: None, id: None, field, reason }]);
-    }
-}
-
 /// The document read loosely: each entity's value, record by record.
-struct LooseDoc<'a>(&'a mut Loose);
+struct LooseDoc<'a>(&'a mut Listed);
 
 impl<'de> Visitor<'de> for LooseDoc<'_> {
     type Value = ();
@@ -429,7 +429,7 @@ impl<'de> Visitor<'de> for LooseDoc<'_> {
 /// One entity's value read loosely: an array whose records are each checked as that entity's.
 struct LooseEntity<'a> {
     entity: &'a str,
-    found: &'a mut Loose,
+    found: &'a mut Listed,
 }
 
 impl<'de> DeserializeSeed<'de> for LooseEntity<'_> {

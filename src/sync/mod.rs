@@ -370,6 +370,57 @@ fn singular(table: &str) -> &str {
     }
 }
 
+/// The most record errors one report lists.
+pub(crate) const MOST_ERRORS: usize = 1000;
+
+/// Record errors as a report lists them: the first [`MOST_ERRORS`], and how many more there
+/// were (a body of two million empty records is not answered with two million errors).
+#[derive(Default)]
+pub(crate) struct Listed {
+    errs: Vec<RecordError>,
+    more: usize,
+}
+
+impl Listed {
+    /// The refusal: the errors listed, a last row counting those that are not, and, when
+    /// none was found, `otherwise` as the document's one error.
+    pub(crate) fn into_error(self, otherwise: Option<String>) -> SyncError {
+        let Listed { mut errs, more } = self;
+        let document = |reason: String| RecordError {
+            entity: "document".into(),
+            index: None,
+            id: None,
+            field: "document".into(),
+            reason,
+        };
+        if more > 0 {
+            errs.push(document(format!("{more} more errors are not listed")));
+        }
+        if let (true, Some(reason)) = (errs.is_empty(), otherwise) {
+            errs.push(document(reason));
+        }
+        SyncError::Invalid(errs)
+    }
+
+    pub(crate) fn push(&mut self, errs: Vec<RecordError>) {
+        for e in errs {
+            if self.errs.len() < MOST_ERRORS {
+                self.errs.push(e);
+            } else {
+                self.more += 1;
+            }
+        }
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.errs.is_empty() && self.more == 0
+    }
+
+    pub(crate) fn entity(&mut self, entity: &str, reason: String) {
+        let field = entity.to_string();
+        self.push(vec![RecordError { entity: field.clone(), index: None, id: None, field, reason }]);
+    }
+}
+
 /// Writes a batch of one entity's records, all or none. The records are read one after
 /// another from `values` (the API hands them over as it parses each from the body; one it
 /// could not read comes as the reason, refused naming its place).
@@ -379,7 +430,7 @@ where
     I::IntoIter: Send,
 {
     by_entity!(entity, T => {
-        let mut errs = Vec::new();
+        let (mut errs, mut listed) = (Vec::new(), Listed::default());
         let mut known = Known::default();
         let mut report = EntityReport { entity: entity.into(), ..Default::default() };
         let mut values = values.into_iter().enumerate().peekable();
@@ -401,10 +452,11 @@ where
                 }
             }
             report.add(&stage(&mut tx, &part, &mut known, &mut errs, |_| {}).await?);
+            listed.push(std::mem::take(&mut errs));
         }
-        if !errs.is_empty() {
+        if !listed.is_empty() {
             tx.rollback().await?;
-            return Err(SyncError::Invalid(errs));
+            return Err(listed.into_error(None));
         }
         tx.commit().await?;
         Ok(report)
