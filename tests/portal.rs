@@ -163,7 +163,9 @@ async fn approving_rejecting_and_the_change_feed() {
     let html = app.post_refused(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert!(html.contains("already approved"));
     // Un-approve needs a reason.
-    let html = app.post_refused(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "  ")]).await;
+    let html = app
+        .post_refused(&b, "/visuals/V-1", &[("action", "reject"), ("seen", "awaiting_approval"), ("reason", "  ")])
+        .await;
     assert!(html.contains("say why"));
     // A rejection from a page that showed the visual still awaiting approval (another tab, a
     // colleague approved meanwhile) withdraws nobody's approval unseen: it says who approved.
@@ -309,7 +311,13 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
     app.submit(&third, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert_eq!(app.visual_status("V-1").await, "approved");
     assert_eq!(
-        app.post_form(&third, "/visuals/V-1", &[("action", "reject"), ("reason", "changed my mind")]).await.0,
+        app.post_form(
+            &third,
+            "/visuals/V-1",
+            &[("action", "reject"), ("seen", "awaiting_approval"), ("reason", "changed my mind")]
+        )
+        .await
+        .0,
         422,
         "a delegation decides once"
     );
@@ -677,10 +685,25 @@ async fn what_could_be_read_two_ways_is_refused_by_name() {
         (vec![("action", "comment"), ("action", "reject"), ("body", "x")], "action: is given twice"),
         (vec![("action", "comment"), ("body", "\u{200B}\u{FEFF} \u{2060}")], "comment: write something first"),
         (vec![("action", "comment"), ("body", "odd \u{FFFE}")], "U+FFFE, which is not a character"),
+        (vec![("action", "approve"), ("terms", "0")], "terms: `0` is not a box&#x27;s value"),
+        (vec![("action", "approve"), ("terms", "false")], "terms: `false` is not a box"),
+        (vec![("action", "reject"), ("reason", "x"), ("seen", "bogus")], "seen: `bogus` is not the status"),
+        (vec![("action", "reject"), ("reason", "x")], "seen: `` is not the status"),
     ] {
         let html = app.post_refused(&b, "/visuals/V-1", &fields).await;
         assert!(html.contains(says), "{fields:?}: {html}");
     }
+    let html = app.post_refused(&b, "/visuals", &[("visual", "V-1"), ("terms", "no")]).await;
+    assert!(html.contains("terms: `no` is not a box"), "{html}");
+    let html = app
+        .post_refused(
+            &b,
+            "/preferences",
+            &[("timezone", "Europe/London"), ("schedule", "0 0 8 * * Mon-Fri"), ("email_enabled", "0")],
+        )
+        .await;
+    assert!(html.contains("email_enabled: `0` is not a box"), "{html}");
+    assert!(cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap().email_enabled, "email stays on");
     let spaces = "              ";
     let html = app.post_refused(&b, "/password", &[("new_password", spaces), ("confirm_password", spaces)]).await;
     assert!(html.contains("new_password: spaces alone are no password"), "{html}");
@@ -740,7 +763,13 @@ async fn hostile_inputs_change_nothing() {
     let link = app.link_mailed_to("dana@reseller.example", "/l/").await;
     let third = browser();
     third.get(&link).send().await.unwrap();
-    let _ = app.post_refused(&third, "/visuals/V-1", &[("action", "reject"), ("reason", "undo")]).await;
+    let _ = app
+        .post_refused(
+            &third,
+            "/visuals/V-1",
+            &[("action", "reject"), ("seen", "awaiting_approval"), ("reason", "undo")],
+        )
+        .await;
     assert_eq!(app.visual_status("V-1").await, "approved");
     app.stop().await;
 }
@@ -959,7 +988,13 @@ async fn input_that_could_only_fail_later_is_refused_at_the_form() {
         .await;
     assert!(html.contains("name: at most 200 characters"), "{html}");
     // The field is named on the visual page too.
-    let html = app.post_refused(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "too\u{7}dark")]).await;
+    let html = app
+        .post_refused(
+            &b,
+            "/visuals/V-1",
+            &[("action", "reject"), ("seen", "awaiting_approval"), ("reason", "too\u{7}dark")],
+        )
+        .await;
     assert!(html.contains("reason:"), "{html}");
     // Delivery notes and contact name are bounded like the address.
     for (field, value) in [("notes", "n".repeat(2001)), ("contact_name", "c".repeat(201))] {
@@ -1032,12 +1067,16 @@ async fn input_that_could_only_fail_later_is_refused_at_the_form() {
 async fn oversized_bodies_are_refused_by_route_and_change_nothing() {
     let (app, b) = app_as("P-1A").await;
     let over_a_form = "x".repeat(300 * 1024);
-    let (status, _, page) = app.post_form(&b, "/visuals/V-1", &[("action", "reject"), ("reason", &over_a_form)]).await;
+    let (status, _, page) = app
+        .post_form(&b, "/visuals/V-1", &[("action", "reject"), ("seen", "awaiting_approval"), ("reason", &over_a_form)])
+        .await;
     assert_eq!(status, 413, "{page}");
     assert!(page.contains("<html"), "a portal route answers with a page: {page}");
     // Within the form's limit, the field's own limit speaks.
     let within = "x".repeat(200 * 1024);
-    let page = app.post_refused(&b, "/visuals/V-1", &[("action", "reject"), ("reason", &within)]).await;
+    let page = app
+        .post_refused(&b, "/visuals/V-1", &[("action", "reject"), ("seen", "awaiting_approval"), ("reason", &within)])
+        .await;
     assert!(page.contains("reason"), "{page}");
     nothing_done(&app).await;
     let r = browser()

@@ -52,8 +52,18 @@ impl FormData {
     pub fn all(&self, name: &str) -> Vec<String> {
         self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
     }
-    pub fn checked(&self, name: &str) -> bool {
-        self.get(name).is_some_and(|v| !v.is_empty())
+    /// A checkbox: ticked when its value (`1`, or `on` from a box written without one) is
+    /// sent, not ticked when nothing is. Any other value is refused by name rather than read
+    /// either way (`terms=0` is no agreement, and no refusal either).
+    pub fn checkbox(&self, name: &str) -> Result<bool, crate::actions::ActionError> {
+        match self.get(name).unwrap_or("") {
+            "" => Ok(false),
+            "1" | "on" => Ok(true),
+            other => Err(crate::actions::ActionError::invalid(
+                name,
+                format!("{} is not a box's value: 1 when ticked, nothing when not", crate::model::quoted(other)),
+            )),
+        }
     }
     /// An id to find or filter by, trimmed, checked as TOT's ids are (see
     /// [`crate::model::check_id`]); none or empty: `None`.

@@ -9,6 +9,7 @@ use super::{CsrfForm, FormData, HttpError, Session, Shown, money, page, page_sta
 use crate::actions::delivery::{DeliveryRequest, LineQty};
 use crate::actions::items::{Category, current};
 use crate::actions::{ActionError, visuals as act};
+use crate::model::VisualStatus;
 use crate::state::AppState;
 use crate::store::jobs;
 use crate::store::visuals as vstore;
@@ -103,7 +104,11 @@ async fn list_page(state: &AppState, session: &Session, shown: Shown) -> Reply {
 pub async fn approve_many(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     no_delegation(&session)?;
     let ids = form.all("visual");
-    match act::approve(&state, None, &session.actor, &ids, form.checked("terms"), Utc::now()).await {
+    let terms = match form.checkbox("terms") {
+        Ok(t) => t,
+        Err(e) => return list_page(&state, &session, Shown::refused(e.to_string())).await,
+    };
+    match act::approve(&state, None, &session.actor, &ids, terms, Utc::now()).await {
         Ok(results) => {
             let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
             let failed: Vec<String> = results.into_iter().filter_map(|(_, r)| r.err().map(|e| e.to_string())).collect();
@@ -167,6 +172,21 @@ pub async fn visual(State(state): State<AppState>, session: Session, Path(id): P
     visual_page(&state, &session, &id, shown).await
 }
 
+/// The visual's status as the page showed it (the reject form's `seen`).
+fn seen_status(form: &FormData) -> Result<VisualStatus, ActionError> {
+    let seen = form.text("seen");
+    VisualStatus::parse(&seen).ok_or_else(|| {
+        ActionError::invalid(
+            "seen",
+            format!(
+                "{} is not the status a page shows: one of {}",
+                crate::model::quoted(&seen),
+                VisualStatus::NAMES.join(", ")
+            ),
+        )
+    })
+}
+
 /// `POST /visuals/{id}`: approve, reject, delegate or comment (`action` field).
 pub async fn visual_action(
     State(state): State<AppState>,
@@ -176,16 +196,22 @@ pub async fn visual_action(
     let now = Utc::now();
     let a = &session.actor;
     let result: Result<String, ActionError> = match form.get("action") {
-        Some("approve") => act::approve(&state, None, a, std::slice::from_ref(&id), form.checked("terms"), now)
-            .await
-            .and_then(|mut r| r.pop().map_or_else(|| Err(ActionError::NotFound(format!("visual {id}"))), |(_, r)| r))
-            .map(|_| format!("Visual {id} approved. Thank you.")),
-        // The withdraw form says the page showed the visual approved.
-        Some("reject") => {
-            act::reject(&state, None, a, &id, &form.text("reason"), form.get("seen") == Some("approved"), now)
+        Some("approve") => match form.checkbox("terms") {
+            Ok(terms) => act::approve(&state, None, a, std::slice::from_ref(&id), terms, now)
                 .await
-                .map(|_| format!("Visual {id} rejected. TOT will be in touch with a new visual."))
-        }
+                .and_then(|mut r| {
+                    r.pop().map_or_else(|| Err(ActionError::NotFound(format!("visual {id}"))), |(_, r)| r)
+                })
+                .map(|_| format!("Visual {id} approved. Thank you.")),
+            Err(e) => Err(e),
+        },
+        // The form says what the page showed: a withdrawal is a reject of an approved visual.
+        Some("reject") => match seen_status(&form) {
+            Ok(seen) => act::reject(&state, None, a, &id, &form.text("reason"), seen == VisualStatus::Approved, now)
+                .await
+                .map(|_| format!("Visual {id} rejected. TOT will be in touch with a new visual.")),
+            Err(e) => Err(e),
+        },
         Some("delegate") => act::delegate(&state, a, &id, &form.text("name"), &form.text("email"), now)
             .await
             .map(|_| format!("An approval link was sent to {}.", form.text("email").trim())),

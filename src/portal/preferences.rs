@@ -112,7 +112,11 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
     no_delegation(&session)?;
     let c = &session.actor.contact;
     let mut s = get_settings(&state.db, &c.id).await?;
-    let check = || -> Result<(), String> {
+    let check = || -> Result<[bool; 3], String> {
+        let mut boxes = [false; 3];
+        for (ticked, name) in boxes.iter_mut().zip(["email_enabled", "email_digests", "email_alerts"]) {
+            *ticked = form.checkbox(name).map_err(|e| e.to_string())?;
+        }
         let tz = form.text("timezone");
         tz.parse::<chrono_tz::Tz>()
             .map_err(|_| format!("timezone: {} is not a time zone", crate::model::quoted(&tz)))?;
@@ -142,11 +146,12 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
                 ));
             }
         }
-        Ok(())
+        Ok(boxes)
     };
-    if let Err(e) = check() {
-        return prefs_page(&state, &session, Shown::refused(e), None).await;
-    }
+    let [email_enabled, email_digests, email_alerts] = match check() {
+        Ok(boxes) => boxes,
+        Err(e) => return prefs_page(&state, &session, Shown::refused(e), None).await,
+    };
     let opt = |k: &str| Some(form.text(k)).filter(|v| !v.is_empty());
     s.timezone = opt("timezone");
     s.digest_schedule = match form.text("schedule").as_str() {
@@ -155,9 +160,7 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
     };
     s.quiet_start = opt("quiet_start");
     s.quiet_end = opt("quiet_end");
-    s.email_enabled = form.checked("email_enabled");
-    s.email_digests = form.checked("email_digests");
-    s.email_alerts = form.checked("email_alerts");
+    (s.email_enabled, s.email_digests, s.email_alerts) = (email_enabled, email_digests, email_alerts);
     for cat in Category::ALL {
         // Checked above: a name that is not a mode was refused.
         let m = opt(&format!("mode_{}", cat.name())).and_then(|m| AlertMode::parse(&m));
