@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 
 use crate::config::Config;
-use crate::model::Money;
+use crate::model::{Money, Total};
 use crate::store::enquiries::{Aging, DeliveryRow, InvoiceDoc};
 
 const WIDTH: f32 = 595.0; // A4, points
@@ -285,7 +285,8 @@ pub fn delivery_note(config: &Config, client_name: &str, d: &DeliveryRow, lines:
     w.heading("Contents");
     let rows: Vec<Vec<String>> = lines.iter().map(|(desc, qty)| vec![desc.clone(), qty.to_string()]).collect();
     w.table(&[Col("Item", 395.0, Align::Left), Col("Quantity", 100.0, Align::Right)], &rows);
-    let total: i64 = lines.iter().map(|l| l.1).sum();
+    // Summed wide: quantities TOT sends may add up past an i64.
+    let total: i128 = lines.iter().map(|l| i128::from(l.1)).sum();
     w.paragraph(&format!("{} line(s), {total} item(s) in all.", lines.len()));
     w.y -= 30.0;
     w.paragraph("Received in good order by: ______________________    Date: ____________");
@@ -309,7 +310,11 @@ pub fn packing_note(config: &Config, client_name: &str, d: &DeliveryRow, packing
         &rows,
     );
     let containers: std::collections::BTreeSet<&str> = packing.iter().map(|p| p.0.as_str()).collect();
-    w.paragraph(&format!("{} container(s), {} item(s).", containers.len(), packing.iter().map(|p| p.2).sum::<i64>()));
+    w.paragraph(&format!(
+        "{} container(s), {} item(s).",
+        containers.len(),
+        packing.iter().map(|p| i128::from(p.2)).sum::<i128>()
+    ));
     w.finish()
 }
 
@@ -398,23 +403,22 @@ pub fn statement(
         ],
         &rows,
     );
-    let outstanding = open.iter().map(InvoiceDoc::outstanding).fold(0, i64::saturating_add);
+    let outstanding = Total::of(open.iter().map(InvoiceDoc::outstanding));
     let credits = open.iter().filter(|i| i.is_credit_note()).count();
     w.paragraph(&format!(
-        "{} open invoice(s) and {credits} credit note(s); outstanding {} {currency}.",
+        "{} open invoice(s) and {credits} credit note(s); outstanding {outstanding} {currency}.",
         open.len() - credits,
-        Money(outstanding)
     ));
     // The rows and TOT's balance come from different records; when they disagree the
     // reader is told, rather than left to find the difference.
     if let Some(a) = aging
-        && a.current_balance != outstanding
+        && i128::from(a.current_balance) != outstanding.0
     {
         w.paragraph(&format!(
             "TOT's total owed ({} {currency}) differs from these rows by {} {currency}: \
              payments or charges not yet matched to an invoice.",
             Money(a.current_balance),
-            Money(a.current_balance.saturating_sub(outstanding))
+            Total(i128::from(a.current_balance) - outstanding.0)
         ));
     }
     w.finish()

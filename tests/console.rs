@@ -725,6 +725,8 @@ async fn contacts_held_mail_and_the_overview() {
          ON CONFLICT (contact_id) DO UPDATE SET email_suspended_at = excluded.email_suspended_at,
            email_suspended_reason = excluded.email_suspended_reason").bind(Utc::now()).execute(p).await.map(|_| ()))
     .unwrap();
+    let (status, html) = app.page(&staff, "/staff/contacts?find=%01alpha").await;
+    assert!(status == 400 && html.contains("find: "), "a control character is refused by name: {html}");
     let (_, html) = app.page(&staff, "/staff/contacts?find=alpha").await;
     assert!(html.contains("Alpha Ltd") && !html.contains("Beta plc"), "{html}");
     let html = app.shown(&staff, "/staff/contacts?client=C-1").await;

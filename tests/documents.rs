@@ -141,6 +141,14 @@ async fn lists_filter_sort_and_link_to_details() {
     let html = String::from_utf8(html).unwrap();
     assert!(html.contains("Page 2 of 2") && html.contains("href=\"/jobs/J-2\""), "{html}");
     assert!(!html.contains("href=\"/jobs/J-1\""), "page two does not repeat page one");
+    // A page past the last (a list that shrank since the link) shows the last, not nothing;
+    // a filter that matches nothing says so.
+    let (_, _, html) = get(&app, &ann, "/jobs?sort=1&desc=1&page=9").await;
+    let html = String::from_utf8(html).unwrap();
+    assert!(html.contains("Page 2 of 2") && html.contains("href=\"/jobs/J-2\""), "{html}");
+    let (_, _, html) = get(&app, &ann, "/jobs?q=zebra").await;
+    let html = String::from_utf8(html).unwrap();
+    assert!(html.contains("No rows match “zebra”.") && !html.contains("href=\"/jobs/J-"), "{html}");
     // A column the page does not have is refused by name, as a sort that is no number is.
     for sort in ["99", "-1"] {
         let (status, _, html) = get(&app, &ann, &format!("/jobs?sort={sort}")).await;

@@ -712,6 +712,8 @@ async fn what_could_be_read_two_ways_is_refused_by_name() {
     assert_eq!(app.changes(0).await.len(), feed, "nothing was recorded");
     for (path, says) in [
         ("/jobs?q=%ff", "q: not text in UTF-8"),
+        ("/jobs?q=%01x", "q: "),
+        ("/stock?q=a%0Ab", "q: "),
         ("/jobs?q=a&q=b", "q: is given twice"),
         ("/jobs?page=abc", "page: `abc` is not a page number"),
         ("/jobs?page=0", "page: `0` is not a page number"),

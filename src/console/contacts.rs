@@ -20,11 +20,8 @@ use crate::web::Reply;
 
 pub async fn contacts(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
     let note = Note::of(&q).verified(&state);
-    let find = q.text("find");
-    let find = find.trim();
-    if find.chars().count() > 100 || find.chars().any(char::is_control) {
-        return Err(HttpError::BadRequest("find: up to 100 characters of a client's id or name".into()));
-    }
+    let find = q.search("find")?;
+    let find = find.as_str();
     let Some(client) = q.id("client")? else {
         let clients = console::find_clients(&state.db, find, 100).await?;
         return page(&state, Some(&staff), "contacts", json!({"find": find, "clients": clients, "note": note}));

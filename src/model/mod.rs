@@ -12,7 +12,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use money::{Money, line_total, lines_total};
+pub use money::{Money, Total, line_total, lines_total};
 pub use states::*;
 
 /// One problem with one field of one record.

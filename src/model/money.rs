@@ -65,6 +65,23 @@ impl Money {
 
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Total(i128::from(self.0)).fmt(f)
+    }
+}
+
+/// A sum of amounts across records (a statement's invoices), exact however many there are:
+/// an `i64` of minor units holds the sum of only about 92 thousand of the largest amounts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Total(pub i128);
+
+impl Total {
+    pub fn of(amounts: impl IntoIterator<Item = i64>) -> Total {
+        Total(amounts.into_iter().map(i128::from).sum())
+    }
+}
+
+impl fmt::Display for Total {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sign = if self.0 < 0 { "-" } else { "" };
         let a = self.0.unsigned_abs();
         write!(f, "{sign}{}.{:02}", a / 100, a % 100)
@@ -137,6 +154,14 @@ mod tests {
         assert_eq!(line_total(1_000_000_000, 999_999_999_999_999), i64::MAX);
         assert_eq!(lines_total([(1, i64::MAX), (1, 1)]), i64::MAX);
         assert_eq!(lines_total([(2, 5), (1, -3)]), 7);
+    }
+
+    #[test]
+    fn a_total_of_many_large_amounts_is_exact() {
+        let most = 999_999_999_999_999;
+        assert_eq!(Total::of(std::iter::repeat_n(most, 9300)).to_string(), "92999999999999907.00");
+        assert_eq!(Total::of([-5, 2]).to_string(), "-0.03");
+        assert_eq!(Money(-307).to_string(), "-3.07");
     }
 
     #[test]

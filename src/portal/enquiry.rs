@@ -49,7 +49,7 @@ impl FromParams for ListQuery {
             }
         };
         // At most 100,000: the cast cannot wrap.
-        Ok(ListQuery { q: f.text("q"), sort, desc, page: f.page()? as usize })
+        Ok(ListQuery { q: f.search("q")?, sort, desc, page: f.page()? as usize })
     }
 }
 
@@ -88,12 +88,8 @@ fn shape(a: &mut Answer, lq: &ListQuery) -> Result<(usize, usize), HttpError> {
         });
     }
     let needle = lq.q.trim().to_lowercase();
-    let mut pages = 1;
-    let page_no = lq.page;
+    // Sections without a table have no rows: each pass leaves them as they are.
     for s in &mut a.sections {
-        if s.columns.is_empty() {
-            continue;
-        }
         if !needle.is_empty() {
             s.rows.retain(|r| r.iter().any(|c| c.to_lowercase().contains(&needle)));
         }
@@ -103,13 +99,16 @@ fn shape(a: &mut Answer, lq: &ListQuery) -> Result<(usize, usize), HttpError> {
                 s.rows.reverse();
             }
         }
-        let n = s.rows.len().div_ceil(ROWS).max(1);
-        pages = pages.max(n);
+    }
+    // A page past the last shows the last (a list that shrank since its link was made).
+    let pages = a.sections.iter().map(|s| s.rows.len().div_ceil(ROWS)).max().unwrap_or(0).max(1);
+    let page_no = lq.page.min(pages);
+    for s in &mut a.sections {
         let start = ((page_no - 1) * ROWS).min(s.rows.len());
         let end = (start + ROWS).min(s.rows.len());
         s.rows = s.rows[start..end].to_vec();
     }
-    Ok((page_no.min(pages), pages))
+    Ok((page_no, pages))
 }
 
 struct Spec<'a> {

@@ -45,7 +45,7 @@ pub struct StockQuery {
 
 impl FromParams for StockQuery {
     fn from_params(f: &FormData) -> Result<Self, HttpError> {
-        Ok(StockQuery { q: f.text("q"), page: f.page()?, note: Note::of(f) })
+        Ok(StockQuery { q: f.search("q")?, page: f.page()?, note: Note::of(f) })
     }
 }
 
