@@ -31,6 +31,9 @@ pub struct App {
     /// How long requests in flight may take to finish once shutdown begins
     /// ([`SHUTDOWN_GRACE`]; a test shortens it).
     pub shutdown_grace: std::time::Duration,
+    /// How long a client may take to send a request's head ([`crate::serve::HEADER_READ`]; a
+    /// test shortens it).
+    pub header_read: std::time::Duration,
 }
 
 /// How long requests in flight may take to finish once shutdown begins.
@@ -66,7 +69,7 @@ impl App {
             .await
             .map_err(|error| StartError::Bind { addr: config.listen.clone(), error })?;
         let state = AppState::new(config, db)?;
-        Ok(App { listener, state, shutdown_grace: SHUTDOWN_GRACE })
+        Ok(App { listener, state, shutdown_grace: SHUTDOWN_GRACE, header_read: crate::serve::HEADER_READ })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -134,27 +137,11 @@ impl App {
         }
         let router = router(state.clone());
         tracing::info!(addr = %self.local_addr(), engine = state.db.engine(), "serving");
-        let (stopping_tx, mut stopping) = tokio::sync::watch::channel(false);
-        let server = axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
-                let _ = stopping_tx.send(true);
-            });
-        // Requests in flight get `shutdown_grace` to finish once shutdown begins; a client that
-        // holds its connection open longer (a stalled upload, a request never finished) is
-        // cut off then rather than keeping the process, and the senders' last marks, waiting.
-        let grace = self.shutdown_grace;
-        let served = tokio::select! {
-            served = server => served,
-            _ = async {
-                let _ = stopping.wait_for(|s| *s).await;
-                tokio::time::sleep(grace).await;
-            } => {
-                tracing::warn!(?grace, "connections still open at shutdown were closed");
-                Ok(())
-            }
+        let stop = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
         };
+        crate::serve::serve(self.listener, router, stop, self.header_read, self.shutdown_grace).await;
         while let Some(done) = tasks.join_next().await {
             if let Err(e) = done {
                 tracing::error!(error = %e, "background task ended abnormally");
@@ -162,7 +149,7 @@ impl App {
         }
         state.db.close().await;
         tracing::info!("stopped");
-        served
+        Ok(())
     }
 }
 

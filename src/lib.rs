@@ -15,7 +15,7 @@
 //! - state: the application's shared state
 //! - web: what both HTTP doors share: one error type, shown as JSON or as a page
 //! - portal, console, sync: HTTP: the client portal, the staff console and the sync API
-//! - app: the server: routes, background tasks, shutdown
+//! - app, serve: the server: routes, background tasks, shutdown, and the connection loop
 //! - demo, gendata: commands' helpers: the demo, generated data
 //! - cli: the command line: one file per command
 //!
@@ -40,6 +40,7 @@ pub mod messages;
 pub mod model;
 pub mod outbox;
 pub mod portal;
+pub mod serve;
 pub mod services;
 pub mod state;
 pub mod store;

@@ -619,6 +619,34 @@ async fn a_request_never_finished_does_not_hold_the_stop() {
     drop(held);
 }
 
+/// A client that opens a connection and never finishes a request's head (a slow-loris) is
+/// cut off once `header_read` has passed, and the server answers others meanwhile.
+#[tokio::test]
+async fn a_request_head_never_finished_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(dir.path(), common::fresh_database_url(dir.path()).await);
+    let mut app = cport::app::App::build(config).await.unwrap();
+    app.header_read = std::time::Duration::from_millis(300);
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+    let mut held = tokio::net::TcpStream::connect(addr).await.unwrap();
+    held.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ").await.unwrap();
+    let r = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "others are served meanwhile");
+    // Bounded: the server closes the connection (with or without a 408) long before this.
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), held.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the connection was still open after 30 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    stop.send(()).unwrap();
+    task.await.unwrap().expect("stopped cleanly");
+}
+
 /// Rows come back typed: a state column holding a name cport never writes (a hand edit of
 /// the database before its state guards were made) is refused as it is read, naming the state and the value, and the rows
 /// beside it still read.

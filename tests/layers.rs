@@ -19,7 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("the application's shared state", &["state"]),
     ("what both HTTP doors share: one error type, shown as JSON or as a page", &["web"]),
     ("HTTP: the client portal, the staff console and the sync API", &["portal", "console", "sync"]),
-    ("the server: routes, background tasks, shutdown", &["app"]),
+    ("the server: routes, background tasks, shutdown, and the connection loop", &["app", "serve"]),
     ("commands' helpers: the demo, generated data", &["demo", "gendata"]),
     ("the command line: one file per command", &["cli"]),
 ];
