@@ -268,7 +268,7 @@ pub async fn rejections_as_errors(resp: Response) -> Response {
     }
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         let message =
-            "body: larger than this address takes (the sync API's limit is max_body_bytes in the configuration)";
+            "body: larger than this address takes (the limit is max_body_bytes in cport's configuration)";
         return HttpError::Rejected { status, message: message.into() }.into_response();
     }
     HttpError::Rejected { status, message: in_words(&message) }.into_response()

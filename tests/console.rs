@@ -695,6 +695,8 @@ async fn contacts_held_mail_and_the_overview() {
     assert_eq!(app.visual_status("V-1").await, "approved", "released and acted on");
     let audit = cport::store::staff::recent_audit(&app.db, 100).await.unwrap();
     assert_eq!(audit.iter().filter(|a| a.action == "released held mail").count(), 1, "{audit:?}");
+    let (status, _, html) = app.post_form(&staff, "/staff/held", &[("action", "discard")]).await;
+    assert!(status == 422 && html.contains("message_id: give the Message-ID"), "{status} {html}");
     app.submit(&staff, "/staff/held", &[("message_id", "held-2@alpha.example"), ("action", "discard")]).await;
     let (status, _, html) =
         app.post_form(&staff, "/staff/held", &[("message_id", "held-2@alpha.example"), ("action", "release")]).await;

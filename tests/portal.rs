@@ -704,6 +704,13 @@ async fn what_could_be_read_two_ways_is_refused_by_name() {
         .await;
     assert!(html.contains("email_enabled: `0` is not a box"), "{html}");
     assert!(cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap().email_enabled, "email stays on");
+    let html = app.post_refused(&b, "/password", &[("new_password", "correct horse battery")]).await;
+    assert!(html.contains("confirm_password: give the new password again"), "{html}");
+    let form = [("content-type", "application/json")];
+    let r = app.post_with(&b, "/visuals/V-1", &form, r#"{"action": "approve", "terms": "1"}"#).await;
+    assert_eq!(r.status().as_u16(), 415);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("body: `application&#x2f;json` is not a form"), "{html}");
     let spaces = "              ";
     let html = app.post_refused(&b, "/password", &[("new_password", spaces), ("confirm_password", spaces)]).await;
     assert!(html.contains("new_password: spaces alone are no password"), "{html}");
@@ -743,6 +750,9 @@ async fn hostile_inputs_change_nothing() {
             &[("qty:J-1:0", "9223372036854775807"), ("qty:J-1:0", "2"), ("address", "x")],
         )
         .await;
+    let html =
+        app.post_refused(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "99999999999999999999"), ("address", "x")]).await;
+    assert!(html.contains("`99999999999999999999` is too large"), "{html}");
     assert!(app.changes(0).await.is_empty());
     // A link cannot put its own words on the portal: notes are signed by cport.
     let (_, html) = app.page(&b, "/?note=Your+account+is+locked%2C+call+0800+000").await;

@@ -82,8 +82,10 @@ impl Actor {
 /// Why an action was refused. Every variant says what to do in words a client understands.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
-    /// Missing, or another client's: the same answer for both, so ids reveal nothing.
-    #[error("{0} not found")]
+    /// Missing, or another client's: the same answer for both, so ids reveal nothing. The
+    /// thing is named as sent, with any character that prints as nothing written as its code
+    /// point (a zero-width space in an id is seen, not hidden).
+    #[error("{} not found", crate::model::visible(.0, 200))]
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),

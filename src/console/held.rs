@@ -107,6 +107,9 @@ async fn not_held(state: &AppState, id: &str) -> Result<HttpError, HttpError> {
 pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Reply {
     use crate::channels::inbound::Disposition;
     let id = form.text("message_id");
+    if id.trim().is_empty() {
+        return Err(HttpError::Invalid("message_id: give the Message-ID of the held mail".into()));
+    }
     let note = match form.get("action") {
         Some("release") => match crate::channels::inbound::release(&state, &id, Utc::now()).await {
             // Taken by another release a moment before this one: nothing was done again.

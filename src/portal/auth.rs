@@ -406,8 +406,10 @@ pub(crate) fn check_new_password(form: &FormData, min: usize) -> Result<String, 
     if new.chars().count() > 200 {
         return Err("new_password: 200 characters at most.".into());
     }
-    if new != form.text("confirm_password") {
-        return Err("confirm_password: the two passwords differ.".into());
+    match form.get("confirm_password") {
+        None | Some("") => return Err("confirm_password: give the new password again.".into()),
+        Some(again) if again != new => return Err("confirm_password: the two passwords differ.".into()),
+        Some(_) => {}
     }
     Ok(new)
 }

@@ -143,6 +143,20 @@ impl<S: Send + Sync, T: FromParams + Send> axum::extract::FromRequestParts<S> fo
     }
 }
 
+/// A whole number typed for `field` (a quantity), trimmed; refused by name as too large, or
+/// as no whole number, when it cannot be read.
+pub fn whole_number(field: &str, v: &str) -> Result<i64, crate::actions::ActionError> {
+    let v = v.trim();
+    v.parse().map_err(|e: std::num::ParseIntError| {
+        use std::num::IntErrorKind::{NegOverflow, PosOverflow};
+        let why = match e.kind() {
+            PosOverflow | NegOverflow => "is too large",
+            _ => "is not a whole number",
+        };
+        crate::actions::ActionError::invalid(field, format!("{} {why}", crate::model::quoted(v)))
+    })
+}
+
 /// A signed-in session's CSRF check, for clients and staff alike (constant time).
 pub fn check_csrf(given: Option<&str>, session_csrf: &str) -> Result<(), HttpError> {
     match given {
@@ -170,6 +184,16 @@ where
     async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, Response> {
         let (mut parts, body) = req.into_parts();
         let who = S::from_request_parts(&mut parts, state).await.map_err(IntoResponse::into_response)?;
+        // A body of another type is said to be one, not read as a form whose token is missing.
+        let kind = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let essence = kind.split(';').next().unwrap_or("").trim();
+        if !essence.is_empty() && !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            let message = format!(
+                "body: {} is not a form; send application/x-www-form-urlencoded",
+                crate::model::quoted(essence)
+            );
+            return Err(HttpError::Rejected { status: StatusCode::UNSUPPORTED_MEDIA_TYPE, message }.into_response());
+        }
         let req = axum::extract::Request::from_parts(parts, body);
         let body = axum::body::Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
         let form = FormData::with_csrf(&body, who.csrf()).map_err(IntoResponse::into_response)?;

@@ -96,11 +96,10 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
     let a = &session.actor;
     let sku = form.text("sku");
     let back = StockQuery::back(form.text("q"));
-    let qty = match form.text("qty").trim().parse::<i64>() {
+    let qty = match super::whole_number("qty", &form.text("qty")) {
         Ok(n) => n,
-        Err(_) => {
-            let msg = "qty: must be a whole number of at least 1".to_string();
-            return stock_page(&state, &session, &back, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await;
+        Err(e) => {
+            return stock_page(&state, &session, &back, Some(e.to_string()), StatusCode::UNPROCESSABLE_ENTITY).await;
         }
     };
     let fresh = form.get("basket").unwrap_or("new") == "new";
@@ -227,10 +226,7 @@ pub async fn basket_action(
             let qty = if form.get("action") == Some("remove") {
                 Ok(0)
             } else {
-                form.text("qty")
-                    .trim()
-                    .parse::<i64>()
-                    .map_err(|_| ActionError::invalid("qty", "must be a whole number (0 removes the line)"))
+                super::whole_number("qty", &form.text("qty"))
             };
             match qty {
                 Ok(n) => act::set_qty(&state, a, id, &sku, n, now).await.map(|_| {

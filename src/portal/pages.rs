@@ -384,9 +384,7 @@ fn parse_delivery(form: &FormData) -> Result<DeliveryRequest, ActionError> {
         if v.is_empty() {
             continue;
         }
-        let qty: i64 = v.parse().map_err(|_| {
-            ActionError::invalid(&field(), format!("{} is not a whole number", crate::model::quoted(v)))
-        })?;
+        let qty = super::whole_number(&field(), v)?;
         lines.push(LineQty { job_id: job.to_string(), line_no: i64::from(line_no), qty });
     }
     let address = match form.text("address").trim() {
