@@ -267,8 +267,7 @@ pub async fn rejections_as_errors(resp: Response) -> Response {
         return HttpError::NotFound.into_response();
     }
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        let message =
-            "body: larger than this address takes (the limit is max_body_bytes in cport's configuration)";
+        let message = "body: larger than this address takes (the limit is max_body_bytes in cport's configuration)";
         return HttpError::Rejected { status, message: message.into() }.into_response();
     }
     HttpError::Rejected { status, message: in_words(&message) }.into_response()
