@@ -266,6 +266,11 @@ pub async fn rejections_as_errors(resp: Response) -> Response {
     if message.starts_with("Invalid URL: Cannot parse") {
         return HttpError::NotFound.into_response();
     }
+    // axum's Multipart refusing a body that is not one.
+    if message.starts_with("Invalid `boundary` for `multipart/form-data` request") {
+        let message = "body: not a multipart/form-data upload (send the files with the page's form)".to_string();
+        return HttpError::Rejected { status, message }.into_response();
+    }
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         let message = "body: larger than this address takes (the limit is max_body_bytes in cport's configuration)";
         return HttpError::Rejected { status, message: message.into() }.into_response();

@@ -349,7 +349,7 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
         serde_json::json!([{"id": "J-8", "client_id": "C-1", "name": "Dropped", "status": "cancelled"}]),
     )
     .await;
-    let (s, body) = send_artwork(&app, &bob, "J-8", "", &[("logo.pdf", b"%PDF")]).await;
+    let (s, body) = send_artwork(&app, &bob, "J-8", "AR-8", &[("logo.pdf", b"%PDF")]).await;
     assert_eq!(s, 409, "{body}");
     assert!(body.contains("job J-8 is cancelled"), "{body}");
     assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
@@ -406,6 +406,14 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     let (s, note) = send_artwork(&app, &bob, "J-1", "AR-9", &[("x.pdf", b"%PDF")]).await;
     assert_eq!(s, 303);
     assert!(note.contains("Nothing was sent: requirement: job J-1 has no art requirement"), "{note}");
+    // Files for no requirement at all are refused the same way, as is a body that is no upload.
+    let (s, note) = send_artwork(&app, &bob, "J-1", "", &[("x.pdf", b"%PDF")]).await;
+    assert_eq!(s, 303);
+    assert!(note.contains("Nothing was sent: requirement: say which"), "{note}");
+    let r = bob.post(app.url("/jobs/J-1/artwork")).header("content-type", "text/plain").body("x").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("body: not a multipart&#x2f;form-data upload"), "{page}");
     assert_eq!(app.changes(0).await.iter().filter(|c| c["kind"] == "artwork_uploaded").count(), 1);
     app.stop().await;
 }

@@ -84,7 +84,7 @@ pub async fn upload(
                 // Too large in all, or cut off: nothing was done.
                 tracing::info!(error = %e, "artwork upload refused while reading");
                 let note = format!(
-                    "Nothing was sent: the upload could not be read ({}). Send at most {MAX_FILES} files of up to {} each.",
+                    "Nothing was sent: files: the upload could not be read ({}). Send at most {MAX_FILES} files of up to {} each.",
                     e.body_text(),
                     crate::model::size_text(state.config.inbound.max_attachment_bytes)
                 );
@@ -120,6 +120,11 @@ pub async fn upload(
         }
     }
     session.check_csrf(csrf.as_deref())?;
+    // The page's forms each name the requirement their files answer (an email reply, which
+    // cannot, answers every one of the job's).
+    let Some(requirement) = requirement else {
+        return Ok(back("Nothing was sent: requirement: say which of the job's artwork the files are for."));
+    };
     if parts.len() as u64 > MAX_FILES {
         let note = format!("Nothing was sent: at most {MAX_FILES} files at once.");
         return Ok(back(&note));
@@ -130,16 +135,9 @@ pub async fn upload(
         .collect();
     let mut unit = crate::actions::Unit::new(&state);
     let now = Utc::now();
-    let result = crate::actions::artwork::upload(
-        &state,
-        &mut unit,
-        &session.actor,
-        &job_id,
-        requirement.as_deref(),
-        &files,
-        now,
-    )
-    .await;
+    let result =
+        crate::actions::artwork::upload(&state, &mut unit, &session.actor, &job_id, Some(&requirement), &files, now)
+            .await;
     match result {
         Ok(answer) => {
             unit.commit().await?;
