@@ -177,18 +177,18 @@ async fn approving_rejecting_and_the_change_feed() {
     assert!(html.contains(r#"name="seen" value="approved""#), "the withdraw form says what it showed: {html}");
     app.submit(&b, "/visuals/V-1", &[("action", "reject"), ("reason", "Gold too dark"), ("seen", "approved")]).await;
     assert_eq!(app.visual_status("V-1").await, "rejected");
-    app.submit(&b, "/visuals/V-1", &[("action", "comment"), ("body", "Please try 7406 C")]).await;
+    app.submit(&b, "/visuals/V-1", &[("action", "comment"), ("comment", "Please try 7406 C")]).await;
     let (_, html) = app.page(&b, "/visuals/V-1").await;
     assert!(html.contains("Please try 7406 C") && html.contains("Gold too dark"));
     // The same comment sent again (a second click, the back button) is not added twice.
-    let html = app.post_refused(&b, "/visuals/V-1", &[("action", "comment"), ("body", "Please try 7406 C")]).await;
+    let html = app.post_refused(&b, "/visuals/V-1", &[("action", "comment"), ("comment", "Please try 7406 C")]).await;
     assert!(
         html.contains("this comment from Bob Buyer is on visual V-1 already") && html.contains("in the thread"),
         "{html}"
     );
     assert_eq!(html.matches("Please try 7406 C").count(), 1, "{html}");
     // Sent twice at once: one is added, the other is told so.
-    let twice = [("action", "comment"), ("body", "Or 7407 C")];
+    let twice = [("action", "comment"), ("comment", "Or 7407 C")];
     let (one, two) = tokio::join!(app.post_form(&b, "/visuals/V-1", &twice), app.post_form(&b, "/visuals/V-1", &twice));
     let mut statuses = [one.0, two.0];
     statuses.sort();
@@ -559,7 +559,7 @@ async fn signing_out_ends_the_session() {
     // A form from a page left open (its session ended in another tab) comes back to that page
     // after signing in, not to the path it posted to, which opens nothing.
     let post = |path: &str, referer: Option<String>| {
-        let mut r = b.post(app.url(path)).form(&[("csrf", csrf.as_str()), ("action", "comment"), ("body", "x")]);
+        let mut r = b.post(app.url(path)).form(&[("csrf", csrf.as_str()), ("action", "comment"), ("comment", "x")]);
         if let Some(from) = referer {
             r = r.header("referer", from);
         }
@@ -681,10 +681,10 @@ async fn what_could_be_read_two_ways_is_refused_by_name() {
     let b = app.signed_in("P-1A").await;
     let feed = app.changes(0).await.len();
     for (fields, says) in [
-        (vec![("action", "comment"), ("body", "first"), ("body", "second")], "body: is given twice"),
-        (vec![("action", "comment"), ("action", "reject"), ("body", "x")], "action: is given twice"),
-        (vec![("action", "comment"), ("body", "\u{200B}\u{FEFF} \u{2060}")], "comment: write something first"),
-        (vec![("action", "comment"), ("body", "odd \u{FFFE}")], "U+FFFE, which is not a character"),
+        (vec![("action", "comment"), ("comment", "first"), ("comment", "second")], "comment: is given twice"),
+        (vec![("action", "comment"), ("action", "reject"), ("comment", "x")], "action: is given twice"),
+        (vec![("action", "comment"), ("comment", "\u{200B}\u{FEFF} \u{2060}")], "comment: write something first"),
+        (vec![("action", "comment"), ("comment", "odd \u{FFFE}")], "U+FFFE, which is not a character"),
         (vec![("action", "approve"), ("terms", "0")], "terms: `0` is not a box&#x27;s value"),
         (vec![("action", "approve"), ("terms", "false")], "terms: `false` is not a box"),
         (vec![("action", "reject"), ("reason", "x"), ("seen", "bogus")], "seen: `bogus` is not the status"),
@@ -753,6 +753,9 @@ async fn hostile_inputs_change_nothing() {
     let html =
         app.post_refused(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "99999999999999999999"), ("address", "x")]).await;
     assert!(html.contains("`99999999999999999999` is too large"), "{html}");
+    let html =
+        app.post_refused(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "1"), ("saved_address", "1 Elsewhere")]).await;
+    assert!(html.contains("saved_address: choose one of the addresses offered"), "{html}");
     assert!(app.changes(0).await.is_empty());
     // A link cannot put its own words on the portal: notes are signed by cport.
     let (_, html) = app.page(&b, "/?note=Your+account+is+locked%2C+call+0800+000").await;

@@ -216,7 +216,7 @@ pub async fn visual_action(
             .await
             .map(|_| format!("An approval link was sent to {}.", form.text("email").trim())),
         Some("comment") => {
-            act::comment(&state, a, &id, &form.text("body"), now).await.map(|_| "Comment added.".to_string())
+            act::comment(&state, a, &id, &form.text("comment"), now).await.map(|_| "Comment added.".to_string())
         }
         _ => Err(ActionError::invalid("action", "choose approve, reject, delegate or comment")),
     };
@@ -338,7 +338,7 @@ pub async fn delivery_submit(
         Some("none") => crate::actions::delivery::no_delivery(&state, &session.actor, &id, now)
             .await
             .map(|_| format!("Noted: job {id} needs no delivery.")),
-        None | Some("deliver") => match parse_delivery(&form) {
+        None | Some("deliver") => match parse_delivery(&form, saved_address(&state, &session, &form).await?) {
             Ok(req) => crate::actions::delivery::give(&state, &session.actor, &req, now)
                 .await
                 .map(|_| "Delivery instructions sent to TOT.".to_string()),
@@ -360,7 +360,25 @@ pub async fn delivery_submit(
     }
 }
 
-fn parse_delivery(form: &FormData) -> Result<DeliveryRequest, ActionError> {
+/// The saved address the form chose, if any: one the client has delivered to, by its text.
+/// Another is refused by name rather than taken as a typed one.
+async fn saved_address(
+    state: &AppState,
+    session: &Session,
+    form: &FormData,
+) -> Result<Result<String, ActionError>, HttpError> {
+    let chosen = form.text("saved_address");
+    if chosen.is_empty() {
+        return Ok(Ok(chosen));
+    }
+    let saved = jobs::saved_addresses(&state.db, session.actor.client_id()).await?;
+    Ok(match saved.contains(&chosen) {
+        true => Ok(chosen),
+        false => Err(ActionError::invalid("saved_address", "choose one of the addresses offered, or type one")),
+    })
+}
+
+fn parse_delivery(form: &FormData, saved: Result<String, ActionError>) -> Result<DeliveryRequest, ActionError> {
     let mut lines = Vec::new();
     for (k, v) in &form.0 {
         let Some(rest) = k.strip_prefix("qty:") else { continue };
@@ -388,7 +406,7 @@ fn parse_delivery(form: &FormData) -> Result<DeliveryRequest, ActionError> {
         lines.push(LineQty { job_id: job.to_string(), line_no: i64::from(line_no), qty });
     }
     let address = match form.text("address").trim() {
-        "" => form.text("saved_address"),
+        "" => saved?,
         a => a.to_string(),
     };
     let required_date = match form.text("required_date").trim() {
