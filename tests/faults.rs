@@ -587,21 +587,35 @@ async fn used_link_nonces_are_forgotten_only_after_any_link_has_expired() {
     assert!(!cport::store::ledgers::use_nonce(&t.state.db, "recent", now).await.unwrap(), "still a replay");
 }
 
+/// A server on a loopback port, set up by `adjust` before it runs; stopped by sending on the
+/// channel, its task's result said by the handle.
+async fn serving(
+    adjust: impl FnOnce(&mut cport::app::App),
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::test_config(dir.path(), common::fresh_database_url(dir.path()).await);
+    let mut app = cport::app::App::build(config).await.unwrap();
+    adjust(&mut app);
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run(async {
+        let _ = stopped.await;
+    }));
+    (addr, stop, task, dir)
+}
+
 /// A client that begins a request and never finishes it (a stalled upload, a slow-loris)
 /// does not keep the server from stopping: once shutdown begins, requests in flight have the
 /// grace period, and then their connections are closed.
 #[tokio::test]
 async fn a_request_never_finished_does_not_hold_the_stop() {
     use tokio::io::AsyncWriteExt;
-    let dir = tempfile::tempdir().unwrap();
-    let config = common::test_config(dir.path(), common::fresh_database_url(dir.path()).await);
-    let mut app = cport::app::App::build(config).await.unwrap();
-    app.shutdown_grace = std::time::Duration::from_millis(300);
-    let addr = app.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.run(async {
-        let _ = stopped.await;
-    }));
+    let (addr, stop, task, _dir) = serving(|app| app.shutdown_grace = std::time::Duration::from_millis(300)).await;
     // A sign-in form whose body never comes: its handler waits for the body.
     let mut held = tokio::net::TcpStream::connect(addr).await.unwrap();
     held.write_all(
@@ -624,15 +638,7 @@ async fn a_request_never_finished_does_not_hold_the_stop() {
 #[tokio::test]
 async fn a_request_head_never_finished_is_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = tempfile::tempdir().unwrap();
-    let config = common::test_config(dir.path(), common::fresh_database_url(dir.path()).await);
-    let mut app = cport::app::App::build(config).await.unwrap();
-    app.header_read = std::time::Duration::from_millis(300);
-    let addr = app.local_addr();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app.run(async {
-        let _ = stopped.await;
-    }));
+    let (addr, stop, task, _dir) = serving(|app| app.header_read = std::time::Duration::from_millis(300)).await;
     let mut held = tokio::net::TcpStream::connect(addr).await.unwrap();
     held.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: ").await.unwrap();
     let r = reqwest::get(format!("http://{addr}/healthz")).await.unwrap();

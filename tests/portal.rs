@@ -695,13 +695,8 @@ async fn what_could_be_read_two_ways_is_refused_by_name() {
     }
     let html = app.post_refused(&b, "/visuals", &[("visual", "V-1"), ("terms", "no")]).await;
     assert!(html.contains("terms: `no` is not a box"), "{html}");
-    let html = app
-        .post_refused(
-            &b,
-            "/preferences",
-            &[("timezone", "Europe/London"), ("schedule", "0 0 8 * * Mon-Fri"), ("email_enabled", "0")],
-        )
-        .await;
+    let prefs = [("timezone", "Europe/London"), ("schedule", "0 0 8 * * Mon-Fri"), ("email_enabled", "0")];
+    let html = app.post_refused(&b, "/preferences", &prefs).await;
     assert!(html.contains("email_enabled: `0` is not a box"), "{html}");
     assert!(cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap().email_enabled, "email stays on");
     let html = app.post_refused(&b, "/password", &[("new_password", "correct horse battery")]).await;
@@ -778,13 +773,8 @@ async fn hostile_inputs_change_nothing() {
     let link = app.link_mailed_to("dana@reseller.example", "/l/").await;
     let third = browser();
     third.get(&link).send().await.unwrap();
-    let _ = app
-        .post_refused(
-            &third,
-            "/visuals/V-1",
-            &[("action", "reject"), ("seen", "awaiting_approval"), ("reason", "undo")],
-        )
-        .await;
+    let undo = [("action", "reject"), ("seen", "awaiting_approval"), ("reason", "undo")];
+    let _ = app.post_refused(&third, "/visuals/V-1", &undo).await;
     assert_eq!(app.visual_status("V-1").await, "approved");
     app.stop().await;
 }
@@ -1003,13 +993,8 @@ async fn input_that_could_only_fail_later_is_refused_at_the_form() {
         .await;
     assert!(html.contains("name: at most 200 characters"), "{html}");
     // The field is named on the visual page too.
-    let html = app
-        .post_refused(
-            &b,
-            "/visuals/V-1",
-            &[("action", "reject"), ("seen", "awaiting_approval"), ("reason", "too\u{7}dark")],
-        )
-        .await;
+    let bell = [("action", "reject"), ("seen", "awaiting_approval"), ("reason", "too\u{7}dark")];
+    let html = app.post_refused(&b, "/visuals/V-1", &bell).await;
     assert!(html.contains("reason:"), "{html}");
     // Delivery notes and contact name are bounded like the address.
     for (field, value) in [("notes", "n".repeat(2001)), ("contact_name", "c".repeat(201))] {
