@@ -278,6 +278,16 @@ fn bad_configuration_stops_start_up_naming_the_key() {
         assert!(!ok, "{named}: should not start");
         assert!(err.contains(named), "{named}: `{err}`");
     }
+    // A device, a folder or a file far too large is refused at once, not read without end.
+    std::fs::write(&cfg, "#".repeat(2 * 1024 * 1024)).unwrap();
+    let big = cfg.to_string_lossy().to_string();
+    let folder = dir.path().to_string_lossy().to_string();
+    for (path, says) in
+        [("/dev/zero", "not a regular file"), (folder.as_str(), "a folder"), (big.as_str(), "larger than 1 MiB")]
+    {
+        let (ok, _, err) = output(cport(&SECRETS).current_dir(dir.path()).args(["--config", path, "outbox", "list"]));
+        assert!(!ok && err.contains(path) && err.contains(says), "{path}: `{err}`");
+    }
 }
 
 /// The secrets `serve` needs, so that a case can reach the check it is about.

@@ -496,6 +496,16 @@ async fn a_report_counts_only_on_the_bounce_address_and_for_the_address_the_mess
         .collect::<String>()
         .replace("dsn-0001@", "dsn-0004@");
     assert_eq!(kind(&handle(&c.t.state, unnamed.as_bytes(), Utc::now()).await.unwrap()), "ignored");
+    // A report that the message was delivered, or is still being tried, is no bounce.
+    for (n, action, status) in [(5, "delivered", "2.0.0"), (6, "delayed", "4.4.7"), (7, "relayed", "2.0.0")] {
+        let report = real
+            .replace("Action: failed", &format!("Action: {action}"))
+            .replace("Status: 5.1.1", &format!("Status: {status}"))
+            .replace("dsn-0001@", &format!("dsn-000{n}@"));
+        assert_eq!(kind(&handle(&c.t.state, report.as_bytes(), Utc::now()).await.unwrap()), "ignored", "{action}");
+    }
+    let s = cport::store::settings::get_settings(&c.t.state.db, "P-1A").await.unwrap();
+    assert_eq!(s.soft_bounces, 0, "no report of success or delay counted");
     assert!(!suspended().await, "none of these suspended Ann's email");
     // The real one, to the bounce address and about Ann's address, does.
     assert_eq!(kind(&c.handle("dsn_bounce.eml").await), "bounce");
@@ -647,6 +657,11 @@ async fn a_reply_to_a_message_for_a_removed_contact_is_not_the_new_records() {
     let t = TestState::new(|_| {}).await;
     t.load(world()).await;
     let token = sent_to(&t, "P-1B", "bob@alpha.example", "digest", &[]).await;
+    // Sent an hour ago; the record it went to is removed, and a new one takes its id now.
+    let an_hour_ago = Utc::now() - chrono::Duration::hours(1);
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET created_at = $1 WHERE reply_token = $2")
+        .bind(an_hour_ago).bind(&token).execute(p).await.map(|r| r.rows_affected()))
+    .unwrap();
     cport::sync::delete_batch(&t.state.db, "contacts", vec!["P-1B".into()]).await.unwrap();
     t.load(json!({"contacts": [{"id": "P-1B", "client_id": "C-1", "name": "Bob Newcomer",
         "email": "bob@alpha.example", "role": "admin"}]}))

@@ -93,6 +93,9 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let records: usize = reports.iter().map(|r| r.received).sum();
 
     let app = App::build_with(config.clone(), db).await?;
+    // What is sent is sent after the records it is about were written (a reply to a message
+    // older than its contact's record is not taken as that contact's).
+    let now = chrono::Utc::now();
     crate::actions::banners::post(&app.state, crate::demo::banner(now), "demo", now).await?;
     run_pass(&app.state, now, None, Trigger::Manual { force: false }).await?;
     let sent = crate::outbox::drain(&app.state).await?;

@@ -26,8 +26,7 @@ impl Config {
         let mut tree = toml::Value::try_from(Config::default())
             .map_err(|e| ConfigError::Parse { path: PathBuf::from("<defaults>"), message: e.to_string() })?;
         if let Some(path) = file {
-            let text =
-                std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_path_buf(), error })?;
+            let text = read_config_file(path).map_err(|error| ConfigError::Read { path: path.to_path_buf(), error })?;
             let overlay: toml::Value = toml::from_str(&text).map_err(|e| {
                 // The line it stopped at: the message alone ("invalid string") names no key.
                 let at = e.span().map(|s| format!("line {}: ", text[..s.start].matches('\n').count() + 1));
@@ -126,6 +125,29 @@ fn apply_env(tree: &mut toml::Value, var: &str, rest: &str, value: &str) -> Resu
         };
     *leaf = parsed;
     Ok(())
+}
+
+/// The most a configuration file may hold: far more than any real one.
+const MOST_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// A configuration file's text. Only a regular file is read, and only so far: `/dev/zero` or
+/// a FIFO given by mistake is refused at once rather than read without end.
+fn read_config_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let refused = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
+    let meta = std::fs::metadata(path)?;
+    if meta.is_dir() {
+        return Err(refused("it is a folder, not a file"));
+    }
+    if !meta.is_file() {
+        return Err(refused("it is not a regular file (a device or a pipe)"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(MOST_CONFIG_BYTES + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > MOST_CONFIG_BYTES {
+        return Err(refused("it is larger than 1 MiB, which no configuration is"));
+    }
+    Ok(text)
 }
 
 #[cfg(test)]

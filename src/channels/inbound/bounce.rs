@@ -20,7 +20,7 @@ pub(super) async fn bounce(
     message_id: &str,
     now: DateTime<Utc>,
 ) -> Result<(Disposition,), StoreError> {
-    let Report { status, diagnostic, hard, recipient } = Report::read(raw);
+    let Report { status, diagnostic, hard, recipient, failed } = Report::read(raw);
     let row = match state.signer.check_reply_token(token) {
         Some(t) => outbox::find_by_reply_token(&state.db, &t).await?,
         None => None,
@@ -34,6 +34,15 @@ pub(super) async fn bounce(
     // twice at once (two processes polling one mailbox, or IMAP and the MTA pipe) finds it
     // recorded and counts nothing, so one bounce never counts twice.
     let d = match ours.and_then(|r| r.contact_id) {
+        // A report that the message was delivered, relayed or is still being tried is no
+        // bounce: kept as seen, counted against no one.
+        Some(_) if !failed => {
+            let d = Disposition::Ignored(format!("a delivery report of no failure ({})", status_or_none(&status)));
+            if !ledger::record(&mut tx, message_id, None, InboundOutcome::Ignored, d.parts().1, None, now).await? {
+                return duplicate(tx, message_id).await;
+            }
+            d
+        }
         Some(contact) => {
             let reason =
                 format!("{} bounce {status} {diagnostic}", if hard { "hard" } else { "soft" }).trim().to_string();
@@ -84,6 +93,14 @@ struct Report {
     hard: bool,
     /// The address that failed (`Final-Recipient: rfc822; ann@alpha.example`), when given.
     recipient: Option<String>,
+    /// Whether it reports a failure: `Action: failed`, or, without an Action, a 4.x.x or 5.x.x
+    /// status (or a 5xx reply). `delivered`, `delayed`, `relayed` and `expanded` are none, and
+    /// neither is a report whose status is no code and that names no failed reply.
+    failed: bool,
+}
+
+fn status_or_none(status: &str) -> &str {
+    if status.is_empty() { "no status code" } else { status }
 }
 
 impl Report {
@@ -100,12 +117,17 @@ impl Report {
         let status = if is_status_code(&status) { status } else { String::new() };
         let diagnostic = crate::model::shown(&field("Diagnostic-Code:"), MOST_DIAGNOSTIC_CHARS);
         let hard = status.starts_with('5') || (status.is_empty() && diagnostic.contains(" 5"));
+        let failed = match field("Action:").to_ascii_lowercase().as_str() {
+            "failed" => true,
+            "" => hard || status.starts_with('4'),
+            _ => false,
+        };
         let final_recipient = field("Final-Recipient:");
         let recipient = final_recipient
             .split_once(';')
             .map(|(_, address)| address.trim().trim_matches(['<', '>']).to_string())
             .filter(|a| !a.is_empty());
-        Report { status, diagnostic, hard, recipient }
+        Report { status, diagnostic, hard, recipient, failed }
     }
 }
 
@@ -132,6 +154,7 @@ mod tests {
             diagnostic: "smtp; 550 no such user".into(),
             hard: true,
             recipient: Some("Ann@alpha.example".into()),
+            failed: true,
         };
         assert_eq!(r, want);
 
@@ -147,5 +170,21 @@ mod tests {
         let r = Report::read(b"Status: 5.1.1 <script>\r\nDiagnostic-Code: smtp; 550 gone\r\n");
         assert_eq!((r.status.as_str(), r.hard), ("", true));
         assert!(!is_status_code("5.1") && !is_status_code("7.1.1") && !is_status_code("5.1.1234"));
+    }
+
+    #[test]
+    fn only_a_report_of_failure_is_a_bounce() {
+        let read =
+            |action: &str, status: &str| Report::read(format!("Action: {action}\r\nStatus: {status}\r\n").as_bytes());
+        assert!(read("failed", "5.1.1").failed && read("Failed", "4.2.2").failed);
+        for (action, status) in
+            [("delivered", "2.0.0"), ("delayed", "4.4.7"), ("relayed", "2.0.0"), ("expanded", "2.0.0")]
+        {
+            assert!(!read(action, status).failed, "{action}");
+        }
+        // Without an Action: a failure's status, or none.
+        assert!(Report::read(b"Status: 4.2.2\r\n").failed);
+        assert!(!Report::read(b"Status: 2.0.0\r\n").failed && !Report::read(b"Status: 9.9.9\r\n").failed);
+        assert!(!Report::read(b"Diagnostic-Code: smtp; weird\r\n").failed);
     }
 }

@@ -298,7 +298,10 @@ async fn decide(
     };
     // A message sent before the contact's record was made went to a record TOT removed since,
     // whose id this one took: its reply address is not this contact's (as a link is not).
-    if contact.created_at.is_some_and(|made| row.created_at < made) {
+    // A message's time is its pass's start, which may come a little before a record that pass
+    // found (a contact synced while the pass ran): only one older by more than that counts.
+    const PASS_SLACK: chrono::Duration = chrono::Duration::minutes(10);
+    if contact.created_at.is_some_and(|made| row.created_at + PASS_SLACK < made) {
         let why = "reply to a message sent to a contact since removed";
         return Ok(record(Disposition::Ignored(why.into()), None, false).await?);
     }
