@@ -227,6 +227,29 @@ async fn an_old_token_still_answers_enquiries_but_not_approvals() {
     assert!(c.answers().await[0].text.contains("thing(s) need you"));
 }
 
+/// A reply in a Japanese or Chinese charset is read as the client wrote it: a reason in
+/// ISO-2022-JP (whose escapes are control characters) is kept as its words.
+#[tokio::test]
+async fn a_reply_in_a_multibyte_charset_is_read_as_written() {
+    let c = Corpus::new().await;
+    let digest = c.tokens.iter().find(|(p, _)| *p == "{{TOKEN_DIGEST}}").unwrap().1.clone();
+    let mail = |id: &str, charset: &str, body: &[u8]| {
+        let mut m = format!(
+            "From: ann@alpha.example\r\nTo: reply+{digest}@reply.tot.example\r\nSubject: Re: TOT\r\n\
+             Message-ID: <{id}@client.example>\r\nContent-Type: text/plain; charset={charset}\r\n\r\n"
+        )
+        .into_bytes();
+        m.extend_from_slice(body);
+        m
+    };
+    // "REJECT V-1 色が違います" as ISO-2022-JP writes it.
+    let jis = mail("jp1", "ISO-2022-JP", b"REJECT V-1 \x1b$B?'$,0c$$$^$9\x1b(B\r\n");
+    assert_eq!(kind(&handle(&c.t.state, &jis, Utc::now()).await.unwrap()), "processed");
+    assert_eq!(c.visual("V-1").await, "rejected");
+    let decisions = cport::store::visuals::list_decisions(&c.t.state.db, "V-1").await.unwrap();
+    assert_eq!(decisions.last().unwrap().reason.as_deref(), Some("色が違います"));
+}
+
 /// `inbound-email --dir` handles a backlog with senders side by side, but one sender's
 /// messages in the order given: Ann's REJECT comes first and stands, her later APPROVE of
 /// the same visual is refused as already decided. A repeated Message-ID is a duplicate and a
