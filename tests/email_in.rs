@@ -358,6 +358,14 @@ async fn a_reply_holding_nul_bytes_gets_an_outcome_on_both_engines() {
         let d = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap_or_else(|e| panic!("{auth}: {e}"));
         assert!(["processed", "held", "ignored"].contains(&kind(&d)), "{auth}: {d:?}");
     }
+    // A NUL inside an id is not dropped to make another id: `V-<NUL>1` names no visual.
+    let mail = format!(
+        "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
+         Message-ID: <nul-3@alpha.example>\r\n\r\nAPPROVE V-\01\r\n"
+    );
+    assert_eq!(kind(&handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap()), "processed");
+    assert_eq!(c.visual("V-1").await, "awaiting_approval", "nothing was approved");
 }
 
 /// Text the store cannot hold is the message's fault: the MTA is told not to try again (the

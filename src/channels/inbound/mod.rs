@@ -174,12 +174,6 @@ pub async fn release(
     guarded(handle_as(state, raw.as_bytes(), Some(message_id), now)).await.map(Some)
 }
 
-/// Text decoded from a message (`=00` in an encoded word, a NUL in a base64 text part) without
-/// its NUL characters, which PostgreSQL cannot keep (the answer's subject, quoted commands).
-fn without_nul(s: &str) -> String {
-    s.replace('\0', "")
-}
-
 /// [`handle`]; with `released`, the held message of that id, taken without its
 /// authentication check.
 async fn handle_as(
@@ -324,7 +318,9 @@ async fn decide(
 
     // A real reply from the contact.
     let mut body = mime::body(msg);
-    body.text = without_nul(&body.text);
+    // A NUL decoded from an encoding (`=00`, base64) is shown as the raw one is (see
+    // [`nul_free`]).
+    body.text = body.text.replace('\0', "\u{FFFD}");
     let actor = Actor::new(contact.clone(), crate::model::Channel::Email);
     // Everything this reply changes, its answer and the record that it was seen are one
     // transaction: a crash at any point leaves all of it or none (the MTA then retries).
@@ -447,12 +443,21 @@ async fn answer_reply(
 
 /// A NUL byte has no place in a message as mail carries it (RFC 5322 2.3; binary parts
 /// travel encoded), and PostgreSQL cannot keep one in text, not even in a Message-ID or a
-/// held copy: they are dropped, so such a message gets an outcome instead of a retry for days.
+/// held copy: each is written as U+FFFD, so such a message gets an outcome instead of a retry
+/// for days. Not dropped: `APPROVE V-10<NUL>03` would then act on V-1003, which the client
+/// did not write; as it is, it names no visual.
 fn nul_free(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    match raw.contains(&0) {
-        true => raw.iter().copied().filter(|&b| b != 0).collect::<Vec<u8>>().into(),
-        false => raw.into(),
+    if !raw.contains(&0) {
+        return raw.into();
     }
+    let mut out = Vec::with_capacity(raw.len() + 16);
+    for &b in raw {
+        match b {
+            0 => out.extend_from_slice("\u{FFFD}".as_bytes()),
+            b => out.push(b),
+        }
+    }
+    out.into()
 }
 
 /// The id a message is known by: its Message-ID, or (none, one too long for an index, or
