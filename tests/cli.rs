@@ -594,6 +594,14 @@ fn the_demo_refuses_a_folder_it_did_not_make_and_bad_arguments_before_touching_i
     let (ok, _, stderr) = demo("127.0.0.1:0");
     assert!(!ok && stderr.contains("did not write"), "{stderr}");
     assert!(artwork.exists(), "the artwork is untouched");
+    // A configuration named for the demo would be ignored: it is refused, naming --config.
+    let (ok, _, stderr) = output(
+        cport(&[])
+            .args(["--config", "/nonexistent.toml", "demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path()),
+    );
+    assert!(!ok && stderr.contains("--config /nonexistent.toml") && stderr.contains("its own"), "{stderr}");
+    assert!(artwork.exists(), "the artwork is untouched");
 }
 
 /// `staff add` refuses an address that reads other than it is (a direction override) or is

@@ -161,7 +161,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Demo(args) => run_demo(args).await?,
+        Command::Demo(args) => {
+            // The demo writes the configuration it runs with (its folder's cport.toml); one
+            // named here would be ignored without a word, so it is refused instead.
+            if let Some(named) = &cli.config {
+                anyhow::bail!(
+                    "--config {}: the demo makes and uses its own ({}); change it with CPORT_* variables, or run `cport serve` with a configuration",
+                    named.display(),
+                    args.data_dir.join("cport.toml").display()
+                );
+            }
+            run_demo(args).await?
+        }
         Command::Link { contact, to, days } => {
             let state = open_state(load(Need::Secrets)?).await?;
             // The rule the sign-in link follows: anything else would open the home page.
