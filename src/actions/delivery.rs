@@ -100,6 +100,20 @@ pub struct DeliveryRequest {
     pub notes: String,
 }
 
+/// The saved address a delivery form chose, if any (empty: none): one the client has
+/// delivered to, by its text. Another is refused by name rather than taken as typed, as a
+/// basket's chosen address is (see `orders::chosen_address`).
+pub async fn saved_address(state: &Services, actor: &Actor, chosen: &str) -> Result<String, ActionError> {
+    if chosen.is_empty() {
+        return Ok(String::new());
+    }
+    let saved = jobs::saved_addresses(&state.db, actor.client_id()).await?;
+    match saved.iter().any(|a| a == chosen) {
+        true => Ok(chosen.to_string()),
+        false => Err(ActionError::invalid("saved_address", "choose one of the addresses offered, or type one")),
+    }
+}
+
 /// Gives delivery details for lines of one or more open jobs of the actor's client. Each
 /// quantity must be at most what the line holds less what earlier instructions took.
 pub async fn give(

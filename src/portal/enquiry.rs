@@ -31,7 +31,7 @@ pub struct ListQuery {
 }
 
 impl FromParams for ListQuery {
-    fn from_params(f: &FormData) -> Result<Self, HttpError> {
+    fn from_params(f: FormData) -> Result<Self, HttpError> {
         let sort = match f.get("sort").filter(|s| !s.is_empty()) {
             None => None,
             Some(s) => Some(

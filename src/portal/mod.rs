@@ -121,13 +121,13 @@ impl FormData {
 /// What a page reads from its query string (read as a form), refusing by name what it cannot
 /// use.
 pub trait FromParams: Sized {
-    fn from_params(f: &FormData) -> Result<Self, HttpError>;
+    fn from_params(f: FormData) -> Result<Self, HttpError>;
 }
 
 /// The query string as the form it is.
 impl FromParams for FormData {
-    fn from_params(f: &FormData) -> Result<Self, HttpError> {
-        Ok(FormData(f.0.clone()))
+    fn from_params(f: FormData) -> Result<Self, HttpError> {
+        Ok(f)
     }
 }
 
@@ -139,7 +139,7 @@ impl<S: Send + Sync, T: FromParams + Send> axum::extract::FromRequestParts<S> fo
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, HttpError> {
-        T::from_params(&FormData::query(parts.uri.query().map(str::to_string))).map(Params)
+        T::from_params(FormData::query(parts.uri.query().map(str::to_string))).map(Params)
     }
 }
 

@@ -44,8 +44,8 @@ pub struct StockQuery {
 }
 
 impl FromParams for StockQuery {
-    fn from_params(f: &FormData) -> Result<Self, HttpError> {
-        Ok(StockQuery { q: f.search("q")?, page: f.page()?, note: Note::of(f) })
+    fn from_params(f: FormData) -> Result<Self, HttpError> {
+        Ok(StockQuery { q: f.search("q")?, page: f.page()?, note: Note::of(&f) })
     }
 }
 

@@ -338,7 +338,10 @@ pub async fn delivery_submit(
         Some("none") => crate::actions::delivery::no_delivery(&state, &session.actor, &id, now)
             .await
             .map(|_| format!("Noted: job {id} needs no delivery.")),
-        None | Some("deliver") => match parse_delivery(&form, saved_address(&state, &session, &form).await?) {
+        None | Some("deliver") => match parse_delivery(
+            &form,
+            crate::actions::delivery::saved_address(&state, &session.actor, &form.text("saved_address")).await,
+        ) {
             Ok(req) => crate::actions::delivery::give(&state, &session.actor, &req, now)
                 .await
                 .map(|_| "Delivery instructions sent to TOT.".to_string()),
@@ -358,24 +361,6 @@ pub async fn delivery_submit(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// The saved address the form chose, if any: one the client has delivered to, by its text.
-/// Another is refused by name rather than taken as a typed one.
-async fn saved_address(
-    state: &AppState,
-    session: &Session,
-    form: &FormData,
-) -> Result<Result<String, ActionError>, HttpError> {
-    let chosen = form.text("saved_address");
-    if chosen.is_empty() {
-        return Ok(Ok(chosen));
-    }
-    let saved = jobs::saved_addresses(&state.db, session.actor.client_id()).await?;
-    Ok(match saved.contains(&chosen) {
-        true => Ok(chosen),
-        false => Err(ActionError::invalid("saved_address", "choose one of the addresses offered, or type one")),
-    })
 }
 
 fn parse_delivery(form: &FormData, saved: Result<String, ActionError>) -> Result<DeliveryRequest, ActionError> {

@@ -447,17 +447,10 @@ async fn answer_reply(
 /// for days. Not dropped: `APPROVE V-10<NUL>03` would then act on V-1003, which the client
 /// did not write; as it is, it names no visual.
 fn nul_free(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if !raw.contains(&0) {
-        return raw.into();
+    match raw.contains(&0) {
+        true => raw.split(|&b| b == 0).collect::<Vec<_>>().join("\u{FFFD}".as_bytes()).into(),
+        false => raw.into(),
     }
-    let mut out = Vec::with_capacity(raw.len() + 16);
-    for &b in raw {
-        match b {
-            0 => out.extend_from_slice("\u{FFFD}".as_bytes()),
-            b => out.push(b),
-        }
-    }
-    out.into()
 }
 
 /// The id a message is known by: its Message-ID, or (none, one too long for an index, or
