@@ -435,21 +435,43 @@ fn commands_on_a_store_that_is_not_there_say_so_and_make_none() {
     assert!(ok, "{out}{err}");
 }
 
+/// `link --to` says why a path cannot be where the link leads, naming the flag, before it
+/// reads any configuration or store.
+#[test]
+fn link_names_what_is_wrong_with_its_path() {
+    for (to, says) in [
+        ("/../../etc/passwd", "may not hold a . or .. step"),
+        ("/%2e%2e/l/x", "may not hold a . or .. step"),
+        ("visuals", "starting with one /"),
+        ("//evil.example", "starting with one /"),
+        ("/a b", "spaces, backslashes or control characters"),
+        ("/a\\b", "spaces, backslashes or control characters"),
+    ] {
+        let (ok, _, err) = output(cport(&[]).args(["link", "--contact", "P-1", "--to", to]));
+        assert!(!ok && err.contains("--to: ") && err.contains(says), "{to}: {err}");
+    }
+    let long = format!("/{}", "a".repeat(2000));
+    let (ok, _, err) = output(cport(&[]).args(["link", "--contact", "P-1", "--to", &long]));
+    assert!(!ok && err.contains("longer than 2000"), "{err}");
+}
+
 #[test]
 fn inbound_email_with_a_broken_config_defers_and_names_no_path() {
     let dir = tempfile::tempdir().unwrap();
-    for (what, config) in [
-        ("missing", dir.path().join("secret-place/cport.toml")),
-        ("unreadable TOML", dir.path().join("broken-secret.toml")),
+    std::fs::write(dir.path().join("broken-secret.toml"), "link_secret = [unclosed").unwrap();
+    std::fs::write(dir.path().join("mistyped-secret.toml"), "[smtp]\nport = \"secret-port\"").unwrap();
+    for (what, config, says) in [
+        ("missing", dir.path().join("secret-place/cport.toml"), "cannot be read"),
+        ("unreadable TOML", dir.path().join("broken-secret.toml"), "not valid TOML"),
+        ("a value of the wrong type", dir.path().join("mistyped-secret.toml"), "`smtp.port` is not usable"),
     ] {
-        std::fs::write(dir.path().join("broken-secret.toml"), "link_secret = [unclosed").unwrap();
         let out = piped(
             cport(&[]).arg("--config").arg(&config).arg("inbound-email"),
             b"From: a@b.example\nSubject: x\n\nITEMS\n",
         );
         assert_eq!(out.status.code(), Some(75), "{what}: EX_TEMPFAIL, so the MTA keeps the message");
         let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        assert!(said.contains("try"), "{what}: {said}");
+        assert!(said.contains("try") && said.contains(says), "{what}: {said}");
         assert!(!said.contains("secret"), "{what}: no path or content of the config: {said}");
     }
 }
@@ -580,11 +602,20 @@ fn the_demo_refuses_a_folder_it_did_not_make_and_bad_arguments_before_touching_i
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("cport.db");
     std::fs::write(&store, b"a real store").unwrap();
-    let demo = |listen: &str| output(cport(&[]).args(["demo", "--listen", listen, "--data-dir"]).arg(dir.path()));
-    let (ok, _, stderr) = demo("bogus");
-    assert!(!ok && stderr.contains("listen"), "{stderr}");
+    let demo_in = |env: &[(&str, &str)], listen: &str| {
+        output(cport(env).args(["demo", "--listen", listen, "--data-dir"]).arg(dir.path()))
+    };
+    let demo = |listen: &str| demo_in(&[], listen);
+    // A bad --listen is named as the flag, not as a configuration key.
+    for bad in ["bogus", "127.0.0.1:99999", ""] {
+        let (ok, _, stderr) = demo(bad);
+        assert!(!ok && stderr.contains("--listen") && stderr.contains("not an address"), "{bad}: {stderr}");
+    }
     let (ok, _, stderr) = demo("127.0.0.1:0");
     assert!(!ok && stderr.contains("--data-dir") && stderr.contains("did not write"), "{stderr}");
+    // The flag rules over CPORT_LISTEN, even one that holds no address.
+    let (ok, _, stderr) = demo_in(&[("CPORT_LISTEN", "")], "127.0.0.1:0");
+    assert!(!ok && stderr.contains("did not write") && !stderr.contains("listen"), "{stderr}");
     assert_eq!(std::fs::read(&store).unwrap(), b"a real store", "the store is untouched");
     // A PostgreSQL deployment's folder has no store file, but its artwork is as dear.
     std::fs::remove_file(&store).unwrap();

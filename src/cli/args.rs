@@ -207,7 +207,7 @@ pub(super) struct DemoArgs {
     pub(super) data_dir: PathBuf,
     /// Address to serve on (default: `listen` from the environment, `CPORT_LISTEN`, else
     /// 127.0.0.1:8080).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", value_parser = listen_address)]
     pub(super) listen: Option<String>,
 }
 
@@ -259,4 +259,11 @@ pub(super) struct GenDataArgs {
     /// Output file (default: standard output).
     #[arg(long, short, value_name = "FILE")]
     pub(super) out: Option<PathBuf>,
+}
+
+/// `--listen` is refused by clap, naming the flag, when it is no address to bind.
+fn listen_address(text: &str) -> Result<String, String> {
+    text.parse::<std::net::SocketAddr>()
+        .map(|_| text.to_string())
+        .map_err(|_| format!("`{text}` is not an address like 127.0.0.1:8080 (an IP address and a port up to 65535)"))
 }

@@ -61,7 +61,12 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     // Defaults and the environment (so CPORT_TELEGRAM_TOKEN, CPORT_DISCORD_* and the like
     // work here too), then what the demo decides itself: all checked before the folder is
     // touched.
-    let mut config = Config::load(None, Need::StoreOnly)?;
+    let mut env = Config::environment()?;
+    if args.listen.is_some() {
+        // The flag rules: CPORT_LISTEN, whatever it holds, is not read.
+        env.retain(|(var, _)| var != "CPORT_LISTEN");
+    }
+    let mut config = Config::load_from(None, &env, Need::StoreOnly)?;
     if let Some(listen) = &args.listen {
         config.listen = listen.clone();
     }

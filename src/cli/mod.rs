@@ -174,14 +174,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             run_demo(args).await?
         }
         Command::Link { contact, to, days } => {
-            let state = open_state(load(Need::Secrets)?).await?;
-            // The rule the sign-in link follows: anything else would open the home page.
-            if crate::portal::auth::safe_next(Some(&to)) != to {
-                bail!(
-                    "--to: {} must be a portal path starting with / (no spaces, backslashes or control characters)",
-                    crate::model::quoted(&to)
-                );
+            // The rule the sign-in link follows (anything else would open the home page),
+            // checked before anything is opened.
+            if let Some(why) = crate::portal::auth::not_a_next(&to) {
+                bail!("--to: {} {why}", crate::model::quoted(&to));
             }
+            let state = open_state(load(Need::Secrets)?).await?;
             active_contact(&state.db, &contact).await?;
             let ttl = chrono::Duration::days(i64::from(days.unwrap_or(state.config.digest.link_ttl_days)));
             let url = state.signer.open_url(&state.config.public_url, &to, &contact, ttl, chrono::Utc::now());
@@ -216,7 +214,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Err(e) => {
                 tracing::debug!(error = %e, "inbound-email: configuration");
                 eprintln!(
-                    "error: cport's configuration cannot be used; the message is kept for a later try (run `cport migrate` as this user to see why)"
+                    "error: cport's configuration cannot be used ({}); the message is kept for a later try (run `cport migrate` as this user to see the whole error)",
+                    e.discreet()
                 );
                 return Ok(ExitCode::from(inbound::EX_TEMPFAIL));
             }

@@ -8,6 +8,11 @@ use super::{Config, ConfigError, Need, invalid};
 impl Config {
     /// Loads defaults, overlays `file` (if given) and the environment, then validates.
     pub fn load(file: Option<&Path>, need: Need) -> Result<Config, ConfigError> {
+        Self::load_from(file, &Self::environment()?, need)
+    }
+
+    /// The `CPORT_…` variables of this process, for [`Config::load_from`].
+    pub fn environment() -> Result<Vec<(String, String)>, ConfigError> {
         // `vars()` would panic on any variable that is not UTF-8, cport's or not: only
         // cport's own must be.
         let mut env = Vec::new();
@@ -18,7 +23,7 @@ impl Config {
                 .map_err(|_| ConfigError::Env { var: var.to_string(), message: "is not UTF-8 text".into() })?;
             env.push((var.to_string(), value));
         }
-        Self::load_from(file, &env, need)
+        Ok(env)
     }
 
     /// Same as [`Config::load`] with the environment passed in (tests use this).
@@ -29,7 +34,13 @@ impl Config {
             let text = read_config_file(path).map_err(|error| ConfigError::Read { path: path.to_path_buf(), error })?;
             let overlay: toml::Value = toml::from_str(&text).map_err(|e| {
                 // The line it stopped at: the message alone ("invalid string") names no key.
-                let at = e.span().map(|s| format!("line {}: ", text[..s.start].matches('\n').count() + 1));
+                let at = e.span().map(|s| {
+                    let line = text[..s.start].matches('\n').count() + 1;
+                    match key_at(&text, s.start) {
+                        Some(key) => format!("line {line}, key `{key}`: "),
+                        None => format!("line {line}: "),
+                    }
+                });
                 ConfigError::Parse {
                     path: path.to_path_buf(),
                     message: format!("{}{}", at.unwrap_or_default(), e.message()),
@@ -58,6 +69,28 @@ impl Config {
         config.validate(need)?;
         Ok(config)
     }
+}
+
+/// The dotted key whose value holds byte `at` of a TOML text that failed to parse, so a
+/// number too large names `outbox.workers` and not only a line. Read by hand because the
+/// parser gives up before it has a tree: the last `[section]` line above, and the bare key
+/// before `=` on the line itself (a quoted or inline-table key is not named; the line is).
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let (key, _) = text[start..at].split_once('=')?;
+    let key = key.trim();
+    let bare = |k: &str| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !bare(key) {
+        return None;
+    }
+    let section = text[..start].lines().rev().map(str::trim).find_map(|l| {
+        let inner = l.strip_prefix('[')?.split(']').next()?.trim_start_matches('[').trim();
+        bare(inner).then_some(inner)
+    });
+    Some(match section {
+        Some(s) => format!("{s}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 fn merge(base: &mut toml::Value, overlay: toml::Value, prefix: &str) -> Result<(), ConfigError> {
@@ -243,7 +276,9 @@ mod tests {
             ("[inbound]\ntrusted_authserv_ids = [\"\"]", "inbound.trusted_authserv_ids"),
             ("[inbound]\ntrusted_authserv_ids = [\"a b;c\"]", "inbound.trusted_authserv_ids"),
             ("max_body_bytes = 9223372036854775807", "max_body_bytes"),
-            ("max_body_bytes = 99999999999999999999", "line 1"),
+            ("max_body_bytes = 99999999999999999999", "line 1, key `max_body_bytes`"),
+            ("[portal]\nx = 1\n[outbox]\n# many\nworkers = 99999999999999999999", "line 5, key `outbox.workers`"),
+            ("[[x]]\n[email.dkim]\nselector = \"open", "key `email.dkim.selector`"),
             ("[outbox]\nworkers = 2\n[outbox]\nworkers = 3", "line 3"),
             ("[telegram]\ntoken = \"123456:ABC def\"", "telegram.token"),
             ("[telegram]\ntoken = \"bot/123456:ABC\"", "telegram.token"),

@@ -651,6 +651,19 @@ pub enum ConfigError {
     Env { var: String, message: String },
 }
 
+impl ConfigError {
+    /// What went wrong, named without a path or a value: for a message that may travel
+    /// further than the operator (an MTA's bounce).
+    pub fn discreet(&self) -> String {
+        match self {
+            ConfigError::Read { .. } => "the config file cannot be read".into(),
+            ConfigError::Parse { .. } => "the config file is not valid TOML".into(),
+            ConfigError::Invalid { key, .. } => format!("config key `{key}` is not usable"),
+            ConfigError::Env { var, .. } => format!("environment variable {var} is not usable"),
+        }
+    }
+}
+
 fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.to_string(), message: message.into() }
 }

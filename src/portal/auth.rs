@@ -30,18 +30,25 @@ const MIN_PASSWORD: usize = 10;
 /// Only same-site paths may be redirect targets.
 pub(crate) fn safe_next(next: Option<&str>) -> String {
     match next {
+        Some(n) if not_a_next(n).is_none() => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+/// Why `path` may not be where a sign-in leads (none: it may), worded for the one who typed it.
+pub(crate) fn not_a_next(path: &str) -> Option<&'static str> {
+    if path.len() > 2000 {
+        Some("is longer than 2000 characters")
+    } else if !path.starts_with('/') || path.starts_with("//") {
+        Some("must be a path on the portal, starting with one /")
+    } else if path.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace()) {
         // Browsers drop tabs and newlines and read `\` as `/`: "/\t/evil.example" would
         // leave the site, so any of them makes the target home.
-        Some(n)
-            if n.len() <= 2000
-                && n.starts_with('/')
-                && !n.starts_with("//")
-                && !n.chars().any(|c| c == '\\' || c.is_control() || c.is_whitespace())
-                && !climbs(n) =>
-        {
-            n.to_string()
-        }
-        _ => "/".to_string(),
+        Some("may not hold spaces, backslashes or control characters")
+    } else if climbs(path) {
+        Some("may not hold a . or .. step")
+    } else {
+        None
     }
 }
 
