@@ -59,15 +59,21 @@ impl App {
     }
 
     pub async fn build_with(config: Config, db: Db) -> Result<App, StartError> {
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .map_err(|error| StartError::Bind { addr: config.listen.clone(), error })?;
+        Self::build_on(config, db, listener).await
+    }
+
+    /// [`App::build_with`] on a listener bound before (the demo binds first, so that a port
+    /// in use is said before anything is changed).
+    pub async fn build_on(config: Config, db: Db, listener: TcpListener) -> Result<App, StartError> {
         db.check_writable().await.map_err(|e| {
             StartError::Config(format!(
                 "the store takes no writes ({e}); cport writes to it: check that the user it runs as may write the database file and its folder"
             ))
         })?;
         check_data_dir(&config.data_dir).map_err(StartError::Config)?;
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .map_err(|error| StartError::Bind { addr: config.listen.clone(), error })?;
         let state = AppState::new(config, db)?;
         Ok(App { listener, state, shutdown_grace: SHUTDOWN_GRACE, header_read: crate::serve::HEADER_READ })
     }
@@ -167,6 +173,8 @@ const CHAT_UPDATE_BYTES: usize = 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let limit = usize::try_from(state.config.max_body_bytes).unwrap_or(usize::MAX);
+    // The most any address takes: the artwork upload's limit, or the one for all the rest.
+    let most = limit.max(crate::portal::artwork::body_limit(&state)).max(CHAT_UPDATE_BYTES) as u64;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
@@ -181,6 +189,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(crate::web::method_pages))
         .layer(middleware::from_fn(crate::web::refuse_unreadable))
+        .layer(middleware::from_fn(move |req, next| crate::web::refuse_declared_over(most, req, next)))
         .layer(middleware::from_fn(track))
         // No page of cport may be framed by another site (clickjacking an approval).
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))

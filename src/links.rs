@@ -231,7 +231,7 @@ impl Signer {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> String {
-        let subject = format!("/visuals/{visual_id}");
+        let subject = format!("/visuals/{}", crate::model::segment(visual_id));
         let who = format!("{DELEGATION_PREFIX}{delegation_id}");
         self.link_url(public_url, Purpose::Once, &subject, &who, ttl, now)
     }

@@ -1,5 +1,6 @@
 //! The HTTP server's connection loop: the router on hyper's HTTP/1 connections, each given
-//! [`HEADER_READ`] to send a request's head, and a graceful stop bounded by a grace period.
+//! [`HEADER_READ`] to send a request's head and as long again between pieces of its body,
+//! and a graceful stop bounded by a grace period.
 //! Written out rather than `axum::serve`, which sets no timer: a client that opened a
 //! connection and never finished its headers held it for as long as it liked.
 
@@ -17,7 +18,8 @@ use tokio::net::TcpListener;
 use tower::{Service, ServiceExt};
 
 /// How long a client may take to send a request's line and headers (and, on a kept-alive
-/// connection, to begin the next request).
+/// connection, to begin the next request); and, once its body has begun, how long it may
+/// send nothing of it (a slow upload goes on as long as it keeps sending).
 pub const HEADER_READ: Duration = Duration::from_secs(30);
 
 /// Serves `router` on `listener` until `stop` resolves; then lets requests in flight finish
@@ -48,8 +50,11 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let Ok(service) = make.call(addr).await;
-        let service =
-            TowerToHyperService::new(service.map_request(|r: Request<Incoming>| r.map(axum::body::Body::new)));
+        // A body that stops coming fails its reading after `header_read` of silence: the
+        // handler answers (400) and the connection is let go, instead of waiting for ever.
+        let service = TowerToHyperService::new(service.map_request(move |r: Request<Incoming>| {
+            r.map(|body| axum::body::Body::new(tower_http::timeout::TimeoutBody::new(header_read, body)))
+        }));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             if let Err(e) = connection.await {

@@ -26,6 +26,8 @@ pub fn environment() -> Environment<'static> {
             .map(|d| d.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M UTC").to_string())
             .unwrap_or(t)
     });
+    // `{{ id|segment }}`: an id as one step of a path (`INV/77` → `INV%2F77`).
+    env.add_filter("segment", |id: String| -> String { crate::model::segment(&id) });
     embed!(
         env,
         "email/_header.html.j2",

@@ -271,6 +271,11 @@ pub async fn rejections_as_errors(resp: Response) -> Response {
         let message = "body: not a multipart/form-data upload (send the files with the page's form)".to_string();
         return HttpError::Rejected { status, message }.into_response();
     }
+    // A body that stopped coming (`serve`'s idle time between its pieces).
+    if message.contains("data was not received within the designated timeout") {
+        let message = "body: it stopped coming before its end (Content-Length); send it whole".to_string();
+        return HttpError::Rejected { status: StatusCode::BAD_REQUEST, message }.into_response();
+    }
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         let message = "body: larger than this address takes (the limit is max_body_bytes in cport's configuration)";
         return HttpError::Rejected { status, message: message.into() }.into_response();
@@ -350,6 +355,22 @@ pub async fn refuse_unreadable(req: axum::extract::Request, next: axum::middlewa
             in_shape_for(uri.path(), HttpError::Rejected { status: StatusCode::BAD_REQUEST, message }).await
         }
         None => next.run(req).await,
+    }
+}
+
+/// A body whose declared length is more than any address takes is refused (413) before a
+/// byte of it is read, rather than read until the address's own limit is met or the sender
+/// gives up.
+pub async fn refuse_declared_over(most: u64, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > most => {
+            let message = format!(
+                "body: {n} bytes is more than cport takes at any address ({most}; max_body_bytes in its configuration)"
+            );
+            in_shape_for(req.uri().path(), HttpError::Rejected { status: StatusCode::PAYLOAD_TOO_LARGE, message }).await
+        }
+        _ => next.run(req).await,
     }
 }
 

@@ -241,8 +241,9 @@ fn bad_configuration_stops_start_up_naming_the_key() {
     let cfg = dir.path().join("c.toml");
     type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
     let cases: Vec<Case> = vec![
-        ("", vec![], "api_token"),
+        ("", vec![], "link_secret"),
         ("", vec![("CPORT_API_TOKEN", "t")], "link_secret"),
+        ("", vec![("CPORT_LINK_SECRET", "0123456789abcdef")], "api_token"),
         ("lisen = \"127.0.0.1:1\"\n", vec![], "lisen"),
         ("[digest]\nschedule = \"at eight\"\n", vec![], "digest.schedule"),
         ("[smtp]\nport = \"twenty-five\"\n", vec![], "smtp.port"),
@@ -455,6 +456,85 @@ fn link_names_what_is_wrong_with_its_path() {
     assert!(!ok && err.contains("longer than 2000"), "{err}");
 }
 
+/// Another program's SQLite file named by mistake is refused by every command, naming its
+/// tables, and not changed by a byte; a cport store older than the binary is not migrated
+/// by a command that only reads or adds to it: `cport migrate` is asked for.
+#[tokio::test]
+async fn a_foreign_database_is_left_alone_and_an_older_store_asks_for_migrate() {
+    use sqlx::{ConnectOptions, Connection};
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.db");
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&other).create_if_missing(true);
+    let mut c = opts.connect().await.unwrap();
+    sqlx::query("CREATE TABLE mine (x)").execute(&mut c).await.unwrap();
+    c.close().await.unwrap();
+    let before = std::fs::read(&other).unwrap();
+    let doc = dir.path().join("doc.json");
+    std::fs::write(&doc, "{}").unwrap();
+    let url = format!("sqlite://{}", other.display());
+    let env =
+        [("CPORT_DATABASE_URL", url.as_str()), ("CPORT_API_TOKEN", "t"), ("CPORT_LINK_SECRET", "0123456789abcdef0123")];
+    let doc_arg = doc.to_str().unwrap();
+    for args in [
+        &["outbox", "list"][..],
+        &["inbound", "list"],
+        &["digest", "run", "--dry-run"],
+        &["staff", "list"],
+        &["migrate"],
+        &["import", doc_arg],
+    ] {
+        let (ok, _, err) = output(cport(&env).args(args));
+        assert!(
+            !ok && err.contains("other.db holds") && err.contains("`mine`") && err.contains("not cport's"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read(&other).unwrap(), before, "not a byte of it changed");
+    assert!(!dir.path().join("other.db-wal").exists());
+
+    // A store a migration behind this cport.
+    let store = dir.path().join("cport.db");
+    let url = format!("sqlite://{}", store.display());
+    let env =
+        [("CPORT_DATABASE_URL", url.as_str()), ("CPORT_API_TOKEN", "t"), ("CPORT_LINK_SECRET", "0123456789abcdef0123")];
+    assert!(output(cport(&env).arg("migrate")).0);
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new().filename(&store).connect().await.unwrap();
+    let last: i64 = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations").fetch_one(&mut c).await.unwrap();
+    assert_eq!(last, 20261204000022, "the newest migration is the one undone here");
+    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 20261204000022").execute(&mut c).await.unwrap();
+    sqlx::query("ALTER TABLE contacts DROP COLUMN created_at").execute(&mut c).await.unwrap();
+    c.close().await.unwrap();
+    for args in [&["outbox", "list"][..], &["staff", "list"], &["inbound", "held"]] {
+        let (ok, _, err) = output(cport(&env).args(args));
+        assert!(!ok && err.contains("1 migrations to apply") && err.contains("cport migrate"), "{args:?}: {err}");
+    }
+    let (ok, out, err) = output(cport(&env).arg("migrate"));
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = output(cport(&env).args(["outbox", "list"]));
+    assert!(ok, "{out}{err}");
+}
+
+/// Output cut short (`cport outbox list | head -1`) ends the command quietly, as for `ls`:
+/// no panic in the log for a reader that has gone.
+#[test]
+fn a_listing_piped_into_a_reader_that_leaves_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cport.db").display());
+    let env = [("CPORT_DATABASE_URL", url.as_str())];
+    assert!(output(cport(&env).arg("migrate")).0);
+    for args in [&["outbox", "list"][..], &["inbound", "list"]] {
+        let mut child =
+            cport(&env).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("cport starts");
+        // The reader leaves before a line is written.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{args:?}: {:?} {stderr}", out.status);
+        assert!(!stderr.contains("panic"), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn inbound_email_with_a_broken_config_defers_and_names_no_path() {
     let dir = tempfile::tempdir().unwrap();
@@ -489,9 +569,13 @@ fn the_demo_keeps_its_secrets_to_its_owner() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     // Bounded: the demo prints its banner once the store is ready.
     let mut seen = vec![];
+    let mut running_at = String::new();
     let ready = loop {
         match lines.next() {
-            Some(Ok(l)) if l.contains("is running") => break true,
+            Some(Ok(l)) if l.contains("is running") => {
+                running_at = l;
+                break true;
+            }
             Some(Ok(l)) => seen.push(l),
             _ => break false,
         }
@@ -509,9 +593,25 @@ fn the_demo_keeps_its_secrets_to_its_owner() {
         use std::os::unix::fs::PermissionsExt;
         m.permissions().mode() & 0o777
     });
+    // A second demo in the same folder while the first serves from it: refused, its store
+    // untouched; on the port the first holds: refused before anything is cleared.
+    let store = std::fs::metadata(dir.path().join("cport.db")).map(|m| m.modified().unwrap());
+    let second = output(cport(&[]).args(["demo", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir.path()));
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("cport.toml"), "# Written by `cport demo`.\n").unwrap();
+    let port =
+        running_at.rsplit(':').next().unwrap_or_default().split_whitespace().next().unwrap_or_default().to_string();
+    let busy =
+        output(cport(&[]).args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(other.path()));
+    let store_after = std::fs::metadata(dir.path().join("cport.db")).map(|m| m.modified().unwrap());
     let _ = child.kill();
     let _ = child.wait();
     assert!(ready, "the demo started: {seen:?}");
+    assert!(!port.is_empty() && port != "0", "the port the system gave is shown: {running_at}");
+    assert!(!second.0 && second.2.contains("another `cport demo` is running"), "{}", second.2);
+    assert_eq!(store.unwrap(), store_after.unwrap(), "the running demo's store is untouched");
+    assert!(!busy.0 && busy.2.contains("--listen") && busy.2.contains("cannot listen"), "{}", busy.2);
+    assert!(other.path().join("cport.toml").exists(), "nothing cleared for a port in use");
     assert_eq!(mode.unwrap(), 0o600, "the config holds the API token and link secret");
     let hints: Vec<&String> = seen.iter().filter(|l| l.contains("staff add")).collect();
     assert_eq!(hints.len(), 1, "the demo says how to make a staff account: {seen:?}");

@@ -522,8 +522,12 @@ async fn a_dkim_key_that_cannot_be_used_stops_start_up_naming_the_key() {
     c.email.dkim.domain = "tot.example".into();
     c.email.dkim.key_file = key;
     let db = cport::store::Db::connect(c.database_url.expose()).await.unwrap();
-    let err = cport::AppState::new(c, db).err().expect("refused").to_string();
+    let err = cport::AppState::new(c.clone(), db.clone()).err().expect("refused").to_string();
     assert!(err.contains("email.dkim.key_file"), "{err}");
+    // A device named by mistake is refused at once, not read without end.
+    c.email.dkim.key_file = "/dev/zero".into();
+    let err = cport::AppState::new(c, db).err().expect("refused").to_string();
+    assert!(err.contains("email.dkim.key_file") && err.contains("not a regular file"), "{err}");
 }
 
 /// An urgent banner retracted before it starts (or while its sends wait for a retry) goes to

@@ -653,6 +653,38 @@ async fn a_request_head_never_finished_is_cut_off() {
     task.await.unwrap().expect("stopped cleanly");
 }
 
+/// A body that stops coming (a stalled upload, a slow-loris that sent its head) is answered
+/// once `header_read` of silence has passed, and its connection let go; a body declared
+/// longer than any address takes is refused at once, before it is sent.
+#[tokio::test]
+async fn a_body_that_stops_coming_is_answered_and_one_too_long_refused_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, stop, task, _dir) = serving(|app| app.header_read = std::time::Duration::from_millis(300)).await;
+    let answer_to = |head: &'static [u8]| async move {
+        let mut held = tokio::net::TcpStream::connect(addr).await.unwrap();
+        held.write_all(head).await.unwrap();
+        let mut answer = Vec::new();
+        // Bounded: the server answers and closes long before this.
+        let read = tokio::time::timeout(std::time::Duration::from_secs(30), held.read_to_end(&mut answer)).await;
+        assert!(read.is_ok(), "the connection was still open after 30 s");
+        String::from_utf8_lossy(&answer).into_owned()
+    };
+    let stalled = answer_to(
+        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\nConnection: close\r\n\r\nemail=",
+    )
+    .await;
+    assert!(stalled.starts_with("HTTP/1.1 400"), "{stalled}");
+    assert!(stalled.contains("body: it stopped coming before its end"), "{stalled}");
+    let huge = answer_to(
+        b"PUT /api/v1/clients HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer x\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(huge.starts_with("HTTP/1.1 413"), "{huge}");
+    assert!(huge.contains("99999999999 bytes is more than cport takes"), "{huge}");
+    stop.send(()).unwrap();
+    task.await.unwrap().expect("stopped cleanly");
+}
+
 /// Rows come back typed: a state column holding a name cport never writes (a hand edit of
 /// the database before its state guards were made) is refused as it is read, naming the state and the value, and the rows
 /// beside it still read.

@@ -224,11 +224,56 @@ async fn approving_rejecting_and_the_change_feed() {
     app.stop().await;
 }
 
+/// Ids may hold `/` (`INV/77`): every link and redirect to such a record names it as one
+/// step of the path, and leads to its page.
+#[tokio::test]
+async fn records_whose_ids_hold_a_slash_have_links_that_lead_to_them() {
+    let (app, b) = app_as("P-1A").await;
+    let (status, body) = app
+        .put(
+            "jobs",
+            json!([{"id": "J/77", "client_id": "C-1", "name": "Slash job", "status": "in_production",
+                    "printed_garments": [{"description": "Tee", "expected_qty": 10}]}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .put(
+            "visuals",
+            json!([{"id": "V/77", "client_id": "C-1", "job_id": "J/77", "design_id": "D77", "category": "c",
+                    "designer": "d", "status": "awaiting_approval", "main_image": "/x.svg"}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Paths in attributes are HTML-escaped (`/` as `&#x2f;`): read as a browser does.
+    let dashboard = app.shown(&b, "/").await.replace("&#x2f;", "/");
+    assert!(dashboard.contains("/visuals/V%2F77") && dashboard.contains("/jobs/J%2F77"), "{dashboard}");
+    assert!(!dashboard.contains("/visuals/V/77") && !dashboard.contains("/jobs/J/77"), "{dashboard}");
+    let jobs = app.shown(&b, "/jobs").await;
+    assert!(jobs.contains(r#"href="/jobs/J%2F77""#), "{jobs}");
+    assert!(app.shown(&b, "/jobs/J%2F77").await.contains("Slash job"));
+    assert!(app.shown(&b, "/visuals").await.contains(r#"href="/visuals/V%2F77""#));
+    // Approved from its page, the answer leads back to it.
+    let location = app.submit(&b, "/visuals/V%2F77", &[("action", "approve"), ("terms", "1")]).await;
+    assert!(location.starts_with("/visuals/V%2F77?note="), "{location}");
+    assert!(app.shown(&b, &location).await.replace("&#x2f;", "/").contains("Visual V/77"));
+    assert_eq!(app.visual_status("V/77").await, "approved");
+    // A signed link to it opens it.
+    let r = browser().get(app.link("P-1A", "/visuals/V%2F77")).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/visuals/V%2F77");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn approving_several_visuals_at_once_from_the_list() {
     let app = app_with_a_second_visual().await;
     let b = app.signed_in("P-1A").await;
-    app.submit(&b, "/visuals", &[("visual", "V-1"), ("visual", "V-3"), ("terms", "1")]).await;
+    // One id the contact cannot see (another client's V-9, a typo): refused whole, naming it.
+    let html = app.post_refused(&b, "/visuals", &[("visual", "V-1"), ("visual", "V-9"), ("terms", "1")]).await;
+    assert!(html.contains("visuals: no visual `V-9` among yours; nothing was approved"), "{html}");
+    nothing_done(&app).await;
+    let location = app.submit(&b, "/visuals", &[("visual", "V-1"), ("visual", "V-3"), ("terms", "1")]).await;
+    assert!(app.shown(&b, &location).await.contains("Approved: V-1, V-3."), "{location}");
     assert_eq!(app.visual_status("V-1").await, "approved");
     assert_eq!(app.visual_status("V-3").await, "approved");
     assert_eq!(app.changes(0).await.len(), 2);
@@ -524,6 +569,13 @@ async fn preferences_are_saved_and_bad_values_named() {
         )
         .await;
     assert!(html.contains("schedule:"));
+    // Quiet hours from a time to itself would hold nothing: refused, naming quiet_end.
+    let same =
+        [("timezone", "Europe/Paris"), ("schedule", "0 0 8 * * Mon"), ("quiet_start", "22:00"), ("quiet_end", "22:00")];
+    let html = app.post_refused(&b, "/preferences", &same).await;
+    assert!(html.contains("quiet_end: 22:00 is also the start"), "{html}");
+    let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
+    assert_eq!(s.quiet_start, None, "nothing saved");
     app.submit(
         &b,
         "/preferences",
@@ -1022,7 +1074,7 @@ async fn input_that_could_only_fail_later_is_refused_at_the_form() {
     assert!(html.contains("at most 100 visuals at once"), "{html}");
     let location =
         app.submit(&b, "/visuals", &[("visual", "V-1"), ("visual", "V-1"), ("visual", " V-1 "), ("terms", "1")]).await;
-    assert!(location.contains("1%20visual"), "approved once: {location}");
+    assert!(location.contains("note=Approved%3A%20V%2D1%2E&"), "approved once: {location}");
     assert!(app.changes(0).await.iter().filter(|c| c["kind"] == "visual_approved").count() == 1);
     // Bytes that are not UTF-8 are refused by field, not stored as U+FFFD.
     let (_, page) = app.page(&b, "/visuals/V-1").await;

@@ -112,6 +112,48 @@ async fn an_invalid_batch_is_422_with_every_error_and_writes_nothing() {
     app.stop().await;
 }
 
+/// A chat id reaches one person: given to a second contact (in the store or in the same
+/// batch) it is refused, naming the field and the contact that holds it, and nothing is
+/// written; handed from one contact to another in one batch, it is taken.
+#[tokio::test]
+async fn a_chat_id_is_given_to_one_contact_only() {
+    let app = TestApp::spawn().await;
+    app.synced("clients", json!([{"id": "C-1", "name": "Alpha"}, {"id": "C-2", "name": "Beta"}])).await;
+    let contact = |id: &str, client: &str, chat: serde_json::Value| {
+        json!({"id": id, "client_id": client, "name": id, "email": format!("{}@x.example", id.to_lowercase()),
+               "role": "buyer", "telegram_chat_id": chat["telegram"], "discord_user_id": chat["discord"]})
+    };
+    app.synced("contacts", json!([contact("P-1", "C-1", json!({"telegram": 512340987, "discord": "4001"}))])).await;
+    let cases = [
+        (json!([contact("P-2", "C-2", json!({"telegram": 512340987}))]), "telegram_chat_id", "contact `P-1`'s already"),
+        (json!([contact("P-2", "C-1", json!({"discord": "4001"}))]), "discord_user_id", "contact `P-1`'s already"),
+        (
+            json!([contact("P-3", "C-1", json!({"telegram": 77})), contact("P-4", "C-2", json!({"telegram": 77}))]),
+            "telegram_chat_id",
+            "also given to `P-3` in this batch",
+        ),
+    ];
+    for (batch, field, says) in cases {
+        let (status, body) = app.put("contacts", batch.clone()).await;
+        assert_eq!(status, 422, "{batch}: {body}");
+        let errors = body["errors"].as_array().unwrap();
+        assert!(errors.iter().any(|e| e["field"] == field && e["reason"].as_str().unwrap().contains(says)), "{body}");
+        assert_eq!(app.count("contacts").await, 1, "nothing written");
+    }
+    // Handed over in one batch: P-1 gives up the chat, P-2 takes it.
+    let (status, body) = app
+        .put(
+            "contacts",
+            json!([contact("P-1", "C-1", json!({})), contact("P-2", "C-1", json!({"telegram": 512340987}))]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Sent again, unchanged: P-2 holds it, and that is no conflict with itself.
+    let (status, body) = app.put("contacts", json!([contact("P-2", "C-1", json!({"telegram": 512340987}))])).await;
+    assert_eq!(status, 200, "{body}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_batch_larger_than_one_part_is_still_all_or_nothing() {
     let app = with_one_client().await;

@@ -534,17 +534,22 @@ async fn nul_characters_in_a_chat_get_an_answer_and_the_bot_goes_on() {
 async fn a_command_naming_a_visual_twice_answers_for_each_visual_once() {
     let (fake, app) = linked().await;
 
-    let m = fake.ask(ANN, "/approve V-1,V-1,V-404", 1).await;
+    // A list naming a visual that is not hers (a typo) approves nothing, and says which.
+    let m = fake.ask(ANN, "/approve V-1,V-404", 1).await;
+    let text = m.text();
+    assert!(text.contains("no visual `V-404` among yours; nothing was approved"), "{text}");
+    assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
+
+    let m = fake.ask(ANN, "/approve V-1,V-1", 2).await;
     let text = m.text();
     assert!(text.contains("V-1: approved"), "{text}");
-    assert!(text.contains("V-404: not found"), "{text}");
     assert_eq!(text.matches("V-1:").count(), 1, "V-1 is answered for once: {text}");
     assert_eq!(app.visual_status("V-1").await, "approved");
     let feed = app.changes(0).await;
     assert_eq!(feed.iter().filter(|e| e["kind"] == "visual_approved").count(), 1, "one approval recorded");
 
     // Approving it again approves nothing, and the answer does not say it did.
-    let m = fake.ask(ANN, "/approve V-1", 2).await;
+    let m = fake.ask(ANN, "/approve V-1", 3).await;
     let text = m.text();
     assert!(text.contains("already approved"), "{text}");
     assert!(!text.contains("Thank you"), "{text}");

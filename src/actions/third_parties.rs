@@ -45,9 +45,15 @@ pub async fn create_third_party(
     let email = super::typed_email("email", email)?;
     let mut tx = state.db.begin().await?;
     // An address signs in one person: asked inside the transaction that adds them.
-    if q::email_taken(&mut tx, actor.client_id(), email).await? {
+    if let Some(holder) = q::email_taken(&mut tx, actor.client_id(), email).await? {
         tx.rollback().await?;
-        return Err(ActionError::invalid("email", format!("{email} already has an account")));
+        // Another client's contact is not confirmed as such to this client's admin.
+        let why = if holder == actor.client_id() {
+            format!("{email} already has an account here")
+        } else {
+            format!("{email} cannot be given an account; ask TOT if it should be")
+        };
+        return Err(ActionError::invalid("email", why));
     }
     let id = q::next_third_party_id(&mut tx, actor.client_id()).await?;
     q::insert_third_party(

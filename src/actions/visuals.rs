@@ -209,6 +209,23 @@ pub async fn approve(
         return Err(ActionError::invalid("terms", "tick the box to accept the approval terms"));
     }
     check_may_act(actor)?;
+    // A list naming a visual this contact cannot see (a typo, another client's) is refused
+    // whole, naming each such id, before anything is approved. What changes meanwhile (a
+    // colleague's decision) is answered visual by visual below.
+    let mut unknown = Vec::new();
+    for id in &ids {
+        match visible_visual(state, actor, id).await {
+            Ok(_) => {}
+            Err(ActionError::NotFound(_)) => unknown.push(crate::model::quoted(id)),
+            Err(e) => return Err(e),
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(ActionError::invalid(
+            "visuals",
+            format!("no visual {} among yours; nothing was approved", unknown.join(", ")),
+        ));
+    }
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         out.push((id.to_string(), decide(state, unit.as_deref_mut(), actor, id, Verdict::Approve, now).await));

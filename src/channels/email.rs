@@ -108,7 +108,9 @@ pub fn dkim_signer(config: &Config) -> Result<Option<Arc<DkimConfig>>, MailerErr
         return Ok(None);
     }
     let bad = |message: String| MailerError::Config { key: "email.dkim.key_file", message };
-    let pem = std::fs::read_to_string(&d.key_file).map_err(|e| bad(format!("cannot read the key: {e}")))?;
+    // A PEM private key is a few kilobytes; 64 KiB is far more than any.
+    let pem = crate::config::read_small_file(&d.key_file, 64 * 1024, "64 KiB, which no private key is")
+        .map_err(|e| bad(format!("cannot read the key: {e}")))?;
     let algorithm = match d.algorithm {
         crate::config::DkimAlgorithm::Rsa => DkimSigningAlgorithm::Rsa,
         crate::config::DkimAlgorithm::Ed25519 => DkimSigningAlgorithm::Ed25519,

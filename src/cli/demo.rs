@@ -56,33 +56,57 @@ fn write_secret_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.write_all(bytes)
 }
 
+/// The CPORT_… variables the demo sets itself, whatever the environment says: its store,
+/// folder and secrets are its own.
+const DEMO_OWN: [&str; 5] =
+    ["CPORT_DATABASE_URL", "CPORT_DATA_DIR", "CPORT_API_TOKEN", "CPORT_LINK_SECRET", "CPORT_EMAIL__DIR"];
+
 pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let dir = &args.data_dir;
     // Defaults and the environment (so CPORT_TELEGRAM_TOKEN, CPORT_DISCORD_* and the like
-    // work here too), then what the demo decides itself: all checked before the folder is
-    // touched.
+    // work here too; what was taken is printed), then what the demo decides itself: all
+    // checked before the folder is touched.
     let mut env = Config::environment()?;
     if args.listen.is_some() {
         // The flag rules: CPORT_LISTEN, whatever it holds, is not read.
         env.retain(|(var, _)| var != "CPORT_LISTEN");
     }
+    let (ignored, taken): (Vec<_>, Vec<_>) = env
+        .iter()
+        .map(|(var, _)| var.clone())
+        .partition(|v| DEMO_OWN.contains(&v.as_str()) || DEMO_OWN.iter().any(|own| own.replace("__", "_") == *v));
     let mut config = Config::load_from(None, &env, Need::StoreOnly)?;
     if let Some(listen) = &args.listen {
         config.listen = listen.clone();
     }
+    if dir.exists() && !dir.is_dir() {
+        anyhow::bail!("--data-dir: {} is not a folder", dir.display());
+    }
+    let Some(store_url) = crate::store::sqlite_url(&dir.join("cport.db")) else {
+        anyhow::bail!("--data-dir: {} is not UTF-8 text; name a folder whose path is", dir.display());
+    };
+    check_demo_folder(dir)?;
+    // The port first: one in use is said before an earlier demo's files are cleared, and
+    // port 0 becomes the port the system gave.
+    let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| {
+        let flag = if args.listen.is_some() { "--listen" } else { "listen" };
+        anyhow::anyhow!("{flag} {}: cannot listen there: {e}", config.listen)
+    })?;
+    config.listen = listener.local_addr()?.to_string();
     // The portal's links point at where the demo listens, unless CPORT_PUBLIC_URL says
     // otherwise (a proxy in front of it).
     if config.public_url == Config::default().public_url {
         config.public_url = format!("http://{}", config.listen);
     }
-    config.database_url = Secret::new(format!("sqlite://{}", dir.join("cport.db").display()));
+    config.database_url = Secret::new(store_url);
     config.data_dir = dir.clone();
     config.api_token = Secret::new(random_secret());
     config.link_secret = Secret::new(random_secret());
     config.email.dir = dir.join("mail");
     config.validate(Need::Secrets)?;
-    check_demo_folder(dir)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| format!("--data-dir: cannot create {}", dir.display()))?;
+    // One demo a folder: a second would delete the store the first is serving from.
+    let lock = demo_lock(dir)?;
     clear_demo_files(dir).with_context(|| format!("cannot clear the old demo in {}", dir.display()))?;
     let config_file = dir.join("cport.toml");
     write_secret_file(&config_file, format!("{DEMO_MARK}\n{}", config.to_toml()).as_bytes())
@@ -97,7 +121,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("demo data did not load: {e}"))?;
     let records: usize = reports.iter().map(|r| r.received).sum();
 
-    let app = App::build_with(config.clone(), db).await?;
+    let app = App::build_on(config.clone(), db, listener).await?;
     // What is sent is sent after the records it is about were written (a reply to a message
     // older than its contact's record is not taken as that contact's).
     let now = chrono::Utc::now();
@@ -111,8 +135,22 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("cport demo is running at {base}  (Ctrl-C stops it)");
     println!();
     println!("  store      {} ({records} records, {pictures} pictures)", dir.join("cport.db").display());
-    println!("  digests    {} emails written to {}", sent.sent, config.mail_dir().display());
+    match config.email.transport {
+        crate::config::Transport::File => {
+            println!("  digests    {} emails written to {}", sent.sent, config.mail_dir().display())
+        }
+        crate::config::Transport::Smtp => println!(
+            "  digests    {} emails handed to {}:{} (email.transport is smtp)",
+            sent.sent, config.smtp.host, config.smtp.port
+        ),
+    }
     println!("  config     {cfg}");
+    if !taken.is_empty() {
+        println!("  taken from the environment: {}", taken.join(", "));
+    }
+    if !ignored.is_empty() {
+        println!("  not taken (the demo sets its own): {}", ignored.join(", "));
+    }
     println!("  api token  {}", config.api_token.expose());
     println!();
     println!("Try next, in another terminal:");
@@ -156,5 +194,28 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     println!();
     std::io::stdout().flush()?;
     app.run(crate::app::shutdown_signal()).await?;
+    drop(lock);
     Ok(())
+}
+
+/// Holds the folder's lock file for as long as the demo runs (the system lets go of it when
+/// the process ends, however it ends); refuses when another demo holds it.
+fn demo_lock(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("demo.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("--data-dir: cannot write {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "--data-dir: another `cport demo` is running in {}; stop it (Ctrl-C) or name another folder",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("--data-dir: cannot lock {}", path.display()))
+        }
+    }
 }

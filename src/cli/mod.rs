@@ -72,8 +72,24 @@ fn config_path(cli: &Cli) -> Option<PathBuf> {
     })
 }
 
+/// A command whose output is cut short (`cport outbox list | head -1`) ends there, quietly, as
+/// `ls` or `cat` do: Rust starts with SIGPIPE ignored, so every later `println!` would panic
+/// on the closed pipe. The serving commands keep it ignored (a client that hangs up is no
+/// reason to stop), and so does the MTA pipe, which must always end with an exit code.
+fn end_quietly_when_output_is_closed() {
+    #[allow(unsafe_code)]
+    // SAFETY: `signal` with SIG_DFL installs no handler code; it runs before any other thread
+    // starts, so nothing races with the change.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve | Command::Demo(_) | Command::InboundEmail { .. }) {
+        end_quietly_when_output_is_closed();
+    }
     init_logging(&cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -136,7 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if args.json {
                     bail!("--json goes with --dry-run");
                 }
-                let state = open_state(load(Need::Secrets)?).await?;
+                let state = open_state(load(Need::Signing)?).await?;
                 digest_run(&state, &args).await?;
             }
         }
@@ -179,14 +195,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(why) = crate::portal::auth::not_a_next(&to) {
                 bail!("--to: {} {why}", crate::model::quoted(&to));
             }
-            let state = open_state(load(Need::Secrets)?).await?;
+            let state = open_state(load(Need::Signing)?).await?;
             active_contact(&state.db, &contact).await?;
             let ttl = chrono::Duration::days(i64::from(days.unwrap_or(state.config.digest.link_ttl_days)));
             let url = state.signer.open_url(&state.config.public_url, &to, &contact, ttl, chrono::Utc::now());
             println!("{url}");
         }
         Command::LinkCode { contact } => {
-            let state = open_state(load(Need::Secrets)?).await?;
+            let state = open_state(load(Need::Signing)?).await?;
             active_contact(&state.db, &contact).await?;
             let code = crate::actions::chat_link::new_link_code(&state, &contact, chrono::Utc::now()).await?;
             println!("{code}");
@@ -195,7 +211,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Discord { command: DiscordCommand::RegisterCommands } => {
-            let config = load(Need::Secrets)?;
+            let config = load(Need::Signing)?;
             if config.discord.token.is_empty() {
                 bail!("discord.token: required to register commands (or CPORT_DISCORD_TOKEN)");
             }
@@ -207,7 +223,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 discord.register_commands().await.map_err(|e| anyhow::anyhow!("Discord refused the commands: {e}"))?;
             println!("{n} slash commands registered");
         }
-        Command::InboundEmail { dir: None } => match load(Need::Secrets) {
+        Command::InboundEmail { dir: None } => match load(Need::Signing) {
             Ok(config) => return inbound_email(config).await,
             // The MTA shows this to no one but its log while it retries (exit 75); it names
             // neither the file nor what is in it, since a final bounce would carry it.
@@ -221,7 +237,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Command::InboundEmail { dir: Some(dir) } => {
-            let state = open_state(load(Need::Secrets)?).await?;
+            let state = open_state(load(Need::Signing)?).await?;
             // Regular files only: a link is not followed (it may lead out of the folder), a
             // folder inside is not a message; each is named as passed over.
             let mut files: Vec<PathBuf> = Vec::new();
@@ -289,36 +305,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Banner { command } => {
-            let state = open_state(load(Need::Secrets)?).await?;
+            let state = open_state(load(Need::Signing)?).await?;
             return banner(&state, command).await;
         }
         Command::Staff { command } => {
-            let state = open_state(load(Need::Secrets)?).await?;
+            let state = open_state(load(Need::Signing)?).await?;
             return staff(&state, command).await;
         }
         Command::Outbox { command } => {
-            let need = if matches!(command, OutboxCommand::Send) { Need::Secrets } else { Need::StoreOnly };
+            let need = if matches!(command, OutboxCommand::Send) { Need::Signing } else { Need::StoreOnly };
             return outbox(load(need)?, command).await;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// The store named by the config, its migrations applied: what every command starts from.
-/// Only the commands that fill a store (`migrate`, `import`, `demo`; `serve` opens its own)
-/// make one that is not there: any other finding none says so, rather than reading a new
-/// empty store made at a misspelt path and reporting nothing.
+/// The store named by the config, as it is: what every command but those that fill or run a
+/// store starts from. Only those (`migrate`, `import`, `demo`, `serve`) make a store that is
+/// not there or apply migrations: any other finding none says so, rather than reading a new
+/// empty store made at a misspelt path and reporting nothing, and one finding an older store
+/// asks for `cport migrate` rather than changing it under a `cport serve` still running on it.
 async fn open_store(config: &Config) -> anyhow::Result<Db> {
+    let url = config.database_url_masked();
     if !crate::store::exists(config.database_url.expose()) {
-        bail!(
-            "database_url: no store at {} yet (`cport migrate`, `cport import` or `cport serve` makes one)",
-            config.database_url_masked()
-        );
+        bail!("database_url: no store at {url} yet (`cport migrate`, `cport import` or `cport serve` makes one)");
     }
-    make_store(config).await
+    let db = Db::connect(config.database_url.expose()).await?;
+    match db.pending_migrations().await {
+        Ok(0) => Ok(db),
+        Ok(n) => bail!(
+            "database_url: the store at {url} is older than this cport ({n} migrations to apply): run `cport migrate` first (`cport serve` applies them too)"
+        ),
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// [`open_store`], making the store when it is not there.
+/// The store named by the config, made when it is not there and its migrations applied.
 async fn make_store(config: &Config) -> anyhow::Result<Db> {
     let db = Db::connect(config.database_url.expose()).await?;
     db.migrate().await?;

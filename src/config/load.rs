@@ -48,16 +48,29 @@ impl Config {
             })?;
             merge(&mut tree, overlay, "")?;
         }
+        // The variable that set each key, so that a value that does not fit is named by it;
+        // two spellings of one key (`CPORT_OUTBOX__WORKERS`, `CPORT_OUTBOX_WORKERS`) given
+        // both are refused rather than one silently winning.
+        let mut from_env: Vec<(String, &str)> = Vec::new();
         for (var, value) in env {
             if let Some(rest) = var.strip_prefix("CPORT_") {
-                apply_env(&mut tree, var, rest, value)?;
+                let key = apply_env(&mut tree, var, rest, value)?;
+                if let Some((_, other)) = from_env.iter().find(|(k, _)| *k == key) {
+                    return Err(ConfigError::Env {
+                        var: var.to_string(),
+                        message: format!("sets {key}, as {other} does too; keep one of them"),
+                    });
+                }
+                from_env.push((key, var.as_str()));
             }
         }
         // The path of a value that does not fit its type (a misspelt mode) names the key.
         let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
-            let message = e.into_inner().message().to_string();
-            if key.is_empty() || key == "." {
+            let message = number_in_words(e.into_inner().message());
+            if let Some((_, var)) = from_env.iter().find(|(k, _)| *k == key) {
+                ConfigError::Env { var: var.to_string(), message }
+            } else if key.is_empty() || key == "." {
                 ConfigError::Parse {
                     path: file.map(Path::to_path_buf).unwrap_or_else(|| "<environment>".into()),
                     message,
@@ -120,7 +133,8 @@ fn merge(base: &mut toml::Value, overlay: toml::Value, prefix: &str) -> Result<(
 
 /// `CPORT_SMTP__HOST` → smtp.host; `CPORT_DATABASE_URL` → database_url;
 /// `CPORT_TELEGRAM_TOKEN` → telegram.token (single underscore after a section name).
-fn apply_env(tree: &mut toml::Value, var: &str, rest: &str, value: &str) -> Result<(), ConfigError> {
+/// Returns the dotted key it set.
+fn apply_env(tree: &mut toml::Value, var: &str, rest: &str, value: &str) -> Result<String, ConfigError> {
     let lower = rest.to_ascii_lowercase();
     // `__` separates every level (`CPORT_EMAIL__DKIM__SELECTOR`); a single `_` only the first.
     let path: Vec<String> = if lower.contains("__") {
@@ -138,34 +152,70 @@ fn apply_env(tree: &mut toml::Value, var: &str, rest: &str, value: &str) -> Resu
         node = node.get_mut(part.as_str()).filter(|n| n.is_table()).ok_or_else(unknown)?;
     }
     let leaf = node.get_mut(path[path.len() - 1].as_str()).ok_or_else(unknown)?;
-    let parsed =
-        match leaf {
-            toml::Value::Integer(_) => value.parse::<i64>().map(toml::Value::Integer).map_err(|_| {
-                ConfigError::Env { var: var.to_string(), message: format!("`{value}` is not a whole number") }
-            })?,
-            toml::Value::Boolean(_) => value.parse::<bool>().map(toml::Value::Boolean).map_err(|_| {
-                ConfigError::Env { var: var.to_string(), message: format!("`{value}` is not true or false") }
-            })?,
-            toml::Value::Array(_) => toml::Value::Array(
-                value
-                    .split(',')
-                    .map(|v| toml::Value::String(v.trim().to_string()))
-                    .filter(|v| v.as_str() != Some(""))
-                    .collect(),
-            ),
-            toml::Value::Table(_) => return Err(unknown()),
-            _ => toml::Value::String(value.to_string()),
-        };
+    let parsed = match leaf {
+        toml::Value::Integer(_) => value.parse::<i64>().map(toml::Value::Integer).map_err(|e| {
+            let message = match e.kind() {
+                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                    format!("`{value}` is too large")
+                }
+                _ => format!("`{value}` is not a whole number"),
+            };
+            ConfigError::Env { var: var.to_string(), message }
+        })?,
+        toml::Value::Boolean(_) => value.parse::<bool>().map(toml::Value::Boolean).map_err(|_| ConfigError::Env {
+            var: var.to_string(),
+            message: format!("`{value}` is not true or false"),
+        })?,
+        toml::Value::Array(_) => toml::Value::Array(
+            value
+                .split(',')
+                .map(|v| toml::Value::String(v.trim().to_string()))
+                .filter(|v| v.as_str() != Some(""))
+                .collect(),
+        ),
+        toml::Value::Table(_) => return Err(unknown()),
+        _ => toml::Value::String(value.to_string()),
+    };
     *leaf = parsed;
-    Ok(())
+    Ok(path.join("."))
+}
+
+/// serde's words for a number out of its type's range ("invalid value: integer `70000`,
+/// expected u16") as a person reads them: "`70000` is out of range (0 to 65535)". Other
+/// words pass unchanged.
+fn number_in_words(message: &str) -> String {
+    let range = |ty: &str| -> Option<(i128, i128)> {
+        Some(match ty {
+            "u8" => (0, u8::MAX.into()),
+            "u16" => (0, u16::MAX.into()),
+            "u32" => (0, u32::MAX.into()),
+            "u64" => (0, u64::MAX.into()),
+            "usize" => (0, usize::MAX as i128),
+            "i32" => (i32::MIN.into(), i32::MAX.into()),
+            "i64" => (i64::MIN.into(), i64::MAX.into()),
+            _ => return None,
+        })
+    };
+    let worded = message.strip_prefix("invalid value: integer `").and_then(|rest| {
+        let (number, ty) = rest.split_once("`, expected ")?;
+        let (low, high) = range(ty)?;
+        Some(format!("`{number}` is out of range ({low} to {high})"))
+    });
+    worded.unwrap_or_else(|| message.to_string())
 }
 
 /// The most a configuration file may hold: far more than any real one.
 const MOST_CONFIG_BYTES: u64 = 1024 * 1024;
 
-/// A configuration file's text. Only a regular file is read, and only so far: `/dev/zero` or
-/// a FIFO given by mistake is refused at once rather than read without end.
+/// A configuration file's text.
 fn read_config_file(path: &Path) -> std::io::Result<String> {
+    read_small_file(path, MOST_CONFIG_BYTES, "1 MiB, which no configuration is")
+}
+
+/// The text of a file a configuration names (itself, a key). Only a regular file is read, and
+/// only so far: `/dev/zero` or a FIFO given by mistake is refused at once rather than read
+/// without end; `most_words` says the limit in the refusal.
+pub fn read_small_file(path: &Path, most: u64, most_words: &str) -> std::io::Result<String> {
     use std::io::Read;
     let refused = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
     let meta = std::fs::metadata(path)?;
@@ -176,9 +226,9 @@ fn read_config_file(path: &Path) -> std::io::Result<String> {
         return Err(refused("it is not a regular file (a device or a pipe)"));
     }
     let mut text = String::new();
-    std::fs::File::open(path)?.take(MOST_CONFIG_BYTES + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > MOST_CONFIG_BYTES {
-        return Err(refused("it is larger than 1 MiB, which no configuration is"));
+    std::fs::File::open(path)?.take(most + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > most {
+        return Err(refused(&format!("it is larger than {most_words}")));
     }
     Ok(text)
 }
@@ -207,6 +257,9 @@ mod tests {
 
         let cases = [
             (vec![("CPORT_SMTP__PORT", "many")], "CPORT_SMTP__PORT"),
+            (vec![("CPORT_OUTBOX__WORKERS", "-3")], "CPORT_OUTBOX__WORKERS: `-3` is out of range (0 to 4294967295)"),
+            (vec![("CPORT_DIGEST__LINK_TTL_DAYS", "99999999999999999999")], "is too large"),
+            (vec![("CPORT_OUTBOX__WORKERS", "2"), ("CPORT_OUTBOX_WORKERS", "4")], "as CPORT_OUTBOX__WORKERS does too"),
             (vec![("CPORT_NOPE", "1")], "CPORT_NOPE"),
             (vec![("CPORT_DIGEST__SCHEDULE", "every day")], "digest.schedule"),
             (vec![("CPORT_DIGEST__TIMEZONE", "Mars/Base")], "digest.timezone"),
@@ -234,8 +287,12 @@ mod tests {
 
     #[test]
     fn missing_secrets_are_refused_only_when_needed() {
-        let err = Config::load_from(None, &[], Need::Secrets).unwrap_err().to_string();
-        assert!(err.contains("api_token"), "{err}");
+        let secret = env(&[("CPORT_LINK_SECRET", "0123456789abcdef")]);
+        let err = Config::load_from(None, &secret, Need::Secrets).unwrap_err().to_string();
+        assert!(err.contains("api_token"), "serving needs the API token: {err}");
+        Config::load_from(None, &secret, Need::Signing).expect("making links needs only the link secret");
+        let err = Config::load_from(None, &[], Need::Signing).unwrap_err().to_string();
+        assert!(err.contains("link_secret"), "{err}");
         Config::load_from(None, &[], Need::StoreOnly).unwrap();
     }
 
@@ -246,6 +303,7 @@ mod tests {
             ("listn = \"x\"", "listn"),
             ("[smtp]\nprot = 1", "smtp.prot"),
             ("[smtp]\nport = \"x\"", "smtp.port"),
+            ("[smtp]\nport = 70000", "config key `smtp.port`: `70000` is out of range (0 to 65535)"),
             ("[email]\ntransport = \"pigeon\"", "email.transport"),
             ("[smtp]\ntls = \"ssl\"", "smtp.tls"),
             ("[alerts]\nvisual_approval = \"loud\"", "alerts.visual_approval"),

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub mod reference;
 
 mod load;
+pub use load::read_small_file;
 mod validate;
 
 use crate::model::AlertMode;
@@ -668,10 +669,13 @@ fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.to_string(), message: message.into() }
 }
 
-/// Where secrets must be present: `serve` needs them, `digest run --dry-run` does not.
+/// Which secrets must be present: `serve` needs both (the API token guards its sync API), a
+/// command that makes signed links or sends what holds them (`link`, `digest run`) the link
+/// secret, `digest run --dry-run` neither.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
     Secrets,
+    Signing,
     StoreOnly,
 }
 

@@ -182,6 +182,12 @@ impl Config {
                 return Err(invalid("imap.mailbox", "required when imap.host is set, like INBOX"));
             }
         }
+        if need != Need::StoreOnly && self.link_secret.expose().len() < 16 {
+            return Err(invalid(
+                "link_secret",
+                "missing or shorter than 16 characters; set it in the config file or CPORT_LINK_SECRET",
+            ));
+        }
         if need == Need::Secrets {
             if self.api_token.is_empty() {
                 return Err(invalid("api_token", "missing; set it in the config file or CPORT_API_TOKEN"));
@@ -189,12 +195,6 @@ impl Config {
             // HTTP drops the blanks around a header's value: such a token never matches.
             if self.api_token.expose() != self.api_token.expose().trim() || self.api_token.expose().contains(' ') {
                 return Err(invalid("api_token", "holds spaces; a bearer token is one word"));
-            }
-            if self.link_secret.expose().len() < 16 {
-                return Err(invalid(
-                    "link_secret",
-                    "missing or shorter than 16 characters; set it in the config file or CPORT_LINK_SECRET",
-                ));
             }
         }
         self.validate_chat()?;

@@ -125,14 +125,14 @@ impl ActionItem {
     /// the others), the job page to the rest.
     pub fn path(&self) -> String {
         match (self.category, self.action) {
-            (Category::VisualApproval, _) => format!("/visuals/{}", self.id),
+            (Category::VisualApproval, _) => format!("/visuals/{}", super::segment(&self.id)),
             (Category::DeliveryInstructions, Action::GiveDeliveryInstructions) => {
-                format!("/jobs/{}/delivery", self.id)
+                format!("/jobs/{}/delivery", super::segment(&self.id))
             }
-            (Category::DeliveryInstructions, _) => format!("/jobs/{}", self.id),
-            (Category::ThirdPartyPo, _) => format!("/pos/{}", self.id),
-            (Category::AwaitingArt, Action::UploadArtwork) => format!("/jobs/{}#artwork", self.id),
-            (Category::AwaitingArt, _) => format!("/jobs/{}", self.id),
+            (Category::DeliveryInstructions, _) => format!("/jobs/{}", super::segment(&self.id)),
+            (Category::ThirdPartyPo, _) => format!("/pos/{}", super::segment(&self.id)),
+            (Category::AwaitingArt, Action::UploadArtwork) => format!("/jobs/{}#artwork", super::segment(&self.id)),
+            (Category::AwaitingArt, _) => format!("/jobs/{}", super::segment(&self.id)),
         }
     }
 }

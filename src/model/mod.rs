@@ -51,6 +51,12 @@ pub fn check_id(field: &str, id: &str, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// An id as one step of a portal path: the `/` an id may hold is written `%2F`, so
+/// `/invoices/INV%2F77.pdf` names invoice `INV/77` (the router reads it back as such).
+pub fn segment(id: &str) -> String {
+    id.replace('/', "%2F")
+}
+
 /// At most `max` characters of `s`, the last one an ellipsis when something was cut.
 pub fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

@@ -37,6 +37,13 @@ pub trait Record: serde::de::DeserializeOwned + Serialize {
     /// The checks of the record's own fields; [`Record::check`] adds the key and the client.
     fn validate(&self, errs: &mut Vec<FieldError>);
 
+    /// Values no two records of this kind may hold, as (field, value); the field is also the
+    /// column. A chat id reaches one person: given to two contacts, one contact's digests
+    /// would reach the other's chat, and that chat's commands act as either.
+    fn unique_values(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
     /// Every check of the record: its key and its client are ids, then its own fields.
     fn check(&self, errs: &mut Vec<FieldError>) {
         check_id(Self::KEY, self.key(), errs);
@@ -154,6 +161,11 @@ pub fn valid_email(s: &str) -> bool {
 impl Record for ContactIn {
     fn key(&self) -> &str {
         &self.id
+    }
+    fn unique_values(&self) -> Vec<(&'static str, String)> {
+        let telegram = self.telegram_chat_id.map(|id| ("telegram_chat_id", id.to_string()));
+        let discord = self.discord_user_id.clone().map(|id| ("discord_user_id", id));
+        telegram.into_iter().chain(discord).collect()
     }
     fn client(&self) -> Option<&str> {
         Some(&self.client_id)

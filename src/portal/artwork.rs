@@ -71,8 +71,11 @@ pub async fn upload(
     super::pages::no_delegation(&session)?;
     // Every answer is the job page at its artwork, with a note saying what happened.
     let back = |note: &str| {
-        axum::response::Redirect::to(&format!("{}#artwork", with_note(&state, &format!("/jobs/{job_id}"), note)))
-            .into_response()
+        axum::response::Redirect::to(&format!(
+            "{}#artwork",
+            with_note(&state, &format!("/jobs/{}", crate::model::segment(&job_id)), note)
+        ))
+        .into_response()
     };
     let keep = state.config.inbound.max_attachment_bytes.saturating_add(1) as usize;
     let (mut csrf, mut requirement, mut parts) = (None, None, Vec::<Part>::new());

@@ -199,7 +199,7 @@ async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(Stri
                 Err(StoreError::NotFound) => return Ok(None),
                 Err(e) => return Err(e.into()),
             };
-            if d.used_at.is_some() || path != format!("/visuals/{}", d.visual_id) {
+            if d.used_at.is_some() || path != format!("/visuals/{}", crate::model::segment(&d.visual_id)) {
                 return Ok(None);
             }
             // The same rule as every request of the session it opens.
@@ -210,7 +210,7 @@ async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(Stri
                 return Ok(None);
             }
             let cookie = session::start(state, &d.contact_id, Some(d.id)).await?;
-            Ok(Some((cookie, format!("/visuals/{}", d.visual_id))))
+            Ok(Some((cookie, format!("/visuals/{}", crate::model::segment(&d.visual_id)))))
         }
         // A password link opens the password page (see `signed_link`), not a session.
         Some(LinkFor::SetPassword { .. } | LinkFor::StaffPassword { .. } | LinkFor::Unsubscribe { .. }) | None => {

@@ -196,8 +196,8 @@ pub async fn delivery(
 ) -> Reply {
     let id = id.to_ascii_uppercase();
     let mut documents = vec![
-        (format!("/deliveries/{id}/note.pdf"), "Delivery note (PDF)".to_string()),
-        (format!("/deliveries/{id}/packing.pdf"), "Packing note (PDF)".to_string()),
+        (format!("/deliveries/{}/note.pdf", crate::model::segment(&id)), "Delivery note (PDF)".to_string()),
+        (format!("/deliveries/{}/packing.pdf", crate::model::segment(&id)), "Packing note (PDF)".to_string()),
     ];
     let mut images = vec![];
     if session.actor.delegation.is_none()

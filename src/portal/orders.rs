@@ -242,12 +242,15 @@ pub async fn basket_action(
             Err(e) => Err(e),
         },
         // Sent twice (a second click, the back button), the second finds it gone: said so
-        // on the list, not as a missing page over a delete that worked.
+        // on the list, not as a missing page over a delete that worked. The words fit a
+        // basket that was never this contact's too, and say nothing of whose it is.
         "delete" => match act::delete_basket(&state, a, id).await {
             Ok(()) => Ok(see_other(&state, "/baskets", "Basket deleted.")),
-            Err(ActionError::NotFound(_)) => {
-                Ok(see_other(&state, "/baskets", &format!("Basket {id} is not there any more: deleted already.")))
-            }
+            Err(ActionError::NotFound(_)) => Ok(see_other(
+                &state,
+                "/baskets",
+                &format!("Nothing deleted: basket {id} is not among yours (deleted already?)."),
+            )),
             Err(e) => Err(e),
         },
         "place" => {

@@ -22,7 +22,7 @@ pub(super) fn no_delegation(s: &Session) -> Result<(), HttpError> {
 /// `GET /`: banners, then the contact's action items with a way to act on each.
 pub async fn dashboard(State(state): State<AppState>, session: Session, shown: Shown) -> Reply {
     if let Some(d) = &session.actor.delegation {
-        return Ok(see_other(&state, &format!("/visuals/{}", d.visual_id), ""));
+        return Ok(see_other(&state, &format!("/visuals/{}", crate::model::segment(&d.visual_id)), ""));
     }
     let items = current(&state, &session.actor.contact).await?;
     let groups: Vec<Value> = Category::ALL
@@ -110,16 +110,17 @@ pub async fn approve_many(State(state): State<AppState>, CsrfForm(session, form)
     };
     match act::approve(&state, None, &session.actor, &ids, terms, Utc::now()).await {
         Ok(results) => {
-            let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
-            let failed: Vec<String> = results.into_iter().filter_map(|(_, r)| r.err().map(|e| e.to_string())).collect();
+            let approved: Vec<&str> = results.iter().filter(|(_, r)| r.is_ok()).map(|(id, _)| id.as_str()).collect();
+            let done = match approved.as_slice() {
+                [] => "None approved.".to_string(),
+                ids => format!("Approved: {}.", ids.join(", ")),
+            };
+            let failed: Vec<String> =
+                results.iter().filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string())).collect();
             if failed.is_empty() {
-                Ok(see_other(&state, "/visuals", &format!("{ok} visual(s) approved.")))
+                Ok(see_other(&state, "/visuals", &done))
             } else {
-                let shown = Shown {
-                    note: Some(format!("{ok} visual(s) approved.")),
-                    error: Some(failed.join(" ")),
-                    status: StatusCode::CONFLICT,
-                };
+                let shown = Shown { note: Some(done), error: Some(failed.join(" ")), status: StatusCode::CONFLICT };
                 list_page(&state, &session, shown).await
             }
         }
@@ -221,7 +222,7 @@ pub async fn visual_action(
         _ => Err(ActionError::invalid("action", "choose approve, reject, delegate or comment")),
     };
     match result {
-        Ok(note) => Ok(see_other(&state, &format!("/visuals/{id}"), &note)),
+        Ok(note) => Ok(see_other(&state, &format!("/visuals/{}", crate::model::segment(&id)), &note)),
         Err(e @ (ActionError::Invalid { .. } | ActionError::Conflict(_))) => {
             visual_page(&state, &session, &id, Shown::refused(e.to_string())).await
         }
@@ -352,7 +353,7 @@ pub async fn delivery_submit(
         }
     };
     match result {
-        Ok(note) => Ok(see_other(&state, &format!("/jobs/{id}"), &note)),
+        Ok(note) => Ok(see_other(&state, &format!("/jobs/{}", crate::model::segment(&id)), &note)),
         Err(ActionError::Invalid { field, message }) => {
             delivery_page(&state, &session, &id, Some(&form), Shown::refused(format!("{field}: {message}"))).await
         }

@@ -134,6 +134,12 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
         if form.text("quiet_start").is_empty() != form.text("quiet_end").is_empty() {
             return Err("quiet hours: give both a start and an end, or neither".into());
         }
+        if !form.text("quiet_start").is_empty() && form.text("quiet_start") == form.text("quiet_end") {
+            return Err(format!(
+                "quiet_end: {} is also the start: quiet hours from a time to itself hold nothing (leave both empty for none)",
+                form.text("quiet_end")
+            ));
+        }
         for cat in Category::ALL {
             if let Some(m) = form.get(&format!("mode_{}", cat.name()))
                 && AlertMode::parse(m).is_none()

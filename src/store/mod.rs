@@ -54,6 +54,12 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot open store {url}: {message}")]
     Open { url: String, message: String },
+    /// The database holds tables and none of cport's migrations: another program's, named by
+    /// mistake. Nothing is written into it.
+    #[error(
+        "the store at {url} holds tables that are not cport's ({tables}) and no record of cport's migrations; cport keeps a store of its own"
+    )]
+    Foreign { url: String, tables: String },
     /// The store held a statement longer than its caller could wait (a lock held elsewhere).
     #[error("the store did not answer within {0:?}")]
     Busy(std::time::Duration),
@@ -305,6 +311,35 @@ pub fn exists(url: &str) -> bool {
     })
 }
 
+/// The `sqlite://` address of a store file: `%`, `?` and `#` in the path are escaped (the
+/// address reader takes them for escapes, options and a fragment). None for a path that is
+/// not UTF-8 text, which no address can hold.
+pub fn sqlite_url(path: &std::path::Path) -> Option<String> {
+    const SPECIAL: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%').add(b'?').add(b'#');
+    Some(format!("sqlite://{}", percent_encoding::utf8_percent_encode(path.to_str()?, SPECIAL)))
+}
+
+/// The tables of a SQLite store, its own bookkeeping left out.
+const SQLITE_TABLES: &str =
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name";
+
+/// The tables of a PostgreSQL store (those of the schema cport works in).
+const PG_TABLES: &str =
+    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1";
+
+/// Refuses a database whose tables are some, and no record of cport's migrations among them:
+/// another program's database, checked when it is opened and before anything is written.
+fn foreign(url: &str, tables: &[String]) -> Result<()> {
+    if tables.is_empty() || tables.iter().any(|t| t == "_sqlx_migrations") {
+        return Ok(());
+    }
+    let mut named = tables.iter().take(3).map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
+    if tables.len() > 3 {
+        named.push_str(&format!(" and {} more", tables.len() - 3));
+    }
+    Err(StoreError::Foreign { url: crate::config::mask_url_password(url), tables: named })
+}
+
 impl Db {
     /// Opens the pool. A SQLite file (and its folder) is created when missing.
     pub async fn connect(url: &str) -> Result<Db> {
@@ -325,7 +360,18 @@ impl Db {
                 // parks the worker every few rows. A scan over the whole store reads 60,000:
                 // 1.0 s at 50, 0.65 s at 1,024, 0.75-1.1 s at 8,192 (scripts/bench-items).
                 .row_buffer_size(ROW_BUFFER);
-            if let Some(parent) = opts.get_filename().parent()
+            // Another program's database named by mistake is left as it was: looked at
+            // read-only before anything (WAL mode is written into the file) is set on it.
+            let file = opts.get_filename();
+            if std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() > 0) {
+                use sqlx::{ConnectOptions, Connection};
+                let look = SqliteConnectOptions::new().filename(file).read_only(true).busy_timeout(BUSY_TIMEOUT);
+                let mut c = look.connect().await.map_err(|e| open_err(&e))?;
+                let tables = sqlx::query_scalar(SQLITE_TABLES).fetch_all(&mut c).await.map_err(|e| open_err(&e))?;
+                let _ = c.close().await;
+                foreign(url, &tables)?;
+            }
+            if let Some(parent) = file.parent()
                 && !parent.as_os_str().is_empty()
             {
                 std::fs::create_dir_all(parent).map_err(|e| open_err(&e))?;
@@ -351,7 +397,10 @@ impl Db {
                 .await
                 .map_err(|_| open_err(&"no answer within 8 seconds"))?
                 .map_err(|e| open_err(&e))?;
+            let mut first = first;
+            let tables = sqlx::query_scalar(PG_TABLES).fetch_all(&mut first).await.map_err(|e| open_err(&e))?;
             let _ = first.close().await;
+            foreign(url, &tables)?;
             let pool = tokio::time::timeout(
                 Duration::from_secs(8),
                 PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(30)).connect_with(opts),
@@ -378,6 +427,21 @@ impl Db {
             Db::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await?,
         }
         guards::install(self, guards::GUARDED).await
+    }
+
+    /// How many of this build's migrations the store has not had.
+    pub async fn pending_migrations(&self) -> Result<usize> {
+        let (migrator, tables_sql) = match self {
+            Db::Sqlite(_) => (sqlx::migrate!("migrations/sqlite"), SQLITE_TABLES),
+            Db::Postgres(_) => (sqlx::migrate!("migrations/postgres"), PG_TABLES),
+        };
+        let tables: Vec<String> = on_db!(self, p => sqlx::query_scalar(tables_sql).fetch_all(p).await)?;
+        if !tables.iter().any(|t| t == "_sqlx_migrations") {
+            return Ok(migrator.iter().count());
+        }
+        let applied: Vec<i64> = on_db!(self, p => sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success").fetch_all(p).await)?;
+        Ok(migrator.iter().filter(|m| !applied.contains(&m.version)).count())
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock at once (BEGIN

@@ -308,16 +308,17 @@ pub async fn third_parties(db: &Db, client_id: &str) -> Result<Vec<ThirdParty>> 
     .await
 }
 
-/// Whether an active contact (of any client) already signs in with `email`, asked in the
+/// The client of an active contact (of any; this client's first) that already signs in with
+/// `email`, asked in the
 /// transaction that will add one, with the client's row locked on PostgreSQL (a SQLite write
 /// transaction already excludes every other writer): two admins adding the same person at
 /// once add one.
-pub async fn email_taken(tx: &mut Tx, client_id: &str, email: &str) -> Result<bool> {
+pub async fn email_taken(tx: &mut Tx, client_id: &str, email: &str) -> Result<Option<String>> {
     super::lock_row(tx, "SELECT id FROM clients WHERE id = $1 FOR UPDATE", client_id.to_string()).await?;
-    let found: Option<String> = on_tx!(tx, c => bind!(sqlx::query_scalar(
-        "SELECT id FROM contacts WHERE active AND lower(email) = lower($1) LIMIT 1"), email)
-        .fetch_optional(c).await)?;
-    Ok(found.is_some())
+    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
+        "SELECT client_id FROM contacts WHERE active AND lower(email) = lower($1) ORDER BY client_id <> $2 LIMIT 1"),
+        email, client_id)
+        .fetch_optional(c).await)?)
 }
 
 /// A third-party user as the client's admin creates it.

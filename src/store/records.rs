@@ -225,6 +225,14 @@ pub async fn existing_hashes(tx: &mut Tx, table: &str, key: &str, keys: &[&str])
     Ok(rows.into_iter().collect())
 }
 
+/// For each of `values` that a row of `table` holds in `column`: the key of that row.
+pub async fn holders(tx: &mut Tx, table: &str, column: &str, values: &[&str]) -> Result<HashMap<String, String>> {
+    let sql = format!("SELECT CAST({column} AS TEXT), id FROM {table} WHERE CAST({column} AS TEXT) IN ({{in}})");
+    let values = storable(values);
+    let rows: Vec<(String, String)> = fetch_in!(on_tx, tx, sql, values, once)?;
+    Ok(rows.into_iter().collect())
+}
+
 /// For each id of `table` that exists: the client it belongs to.
 pub async fn owners(tx: &mut Tx, table: &str, ids: &[&str]) -> Result<HashMap<String, String>> {
     let (key, owner) = match table {

@@ -306,6 +306,44 @@ pub async fn stage<T: Upsert>(
             }
         }
     }
+    // Values that name one record (a contact's chat id): not given to two in the batch, nor
+    // to one while another in the store holds it (unless the batch gives that one another).
+    let mut given: HashMap<(&'static str, String), &str> = HashMap::new();
+    for (index, rec) in records {
+        for (field, value) in rec.unique_values() {
+            match given.get(&(field, value.clone())) {
+                Some(other) if *other != rec.key() => {
+                    let why = format!("{value} is also given to {} in this batch", crate::model::quoted(other));
+                    push(errs, *index, rec, FieldError::new(field, why));
+                }
+                _ => {
+                    given.insert((field, value), rec.key());
+                }
+            }
+        }
+    }
+    let in_batch: HashSet<&str> = records.iter().map(|(_, r)| r.key()).collect();
+    let fields: HashSet<&'static str> = given.keys().map(|(f, _)| *f).collect();
+    for field in fields {
+        let values: Vec<&str> = given.keys().filter(|(f, _)| *f == field).map(|(_, v)| v.as_str()).collect();
+        let held = crate::store::records::holders(tx, T::TABLE, field, &values).await?;
+        for (index, rec) in records {
+            for (f, value) in rec.unique_values() {
+                if f == field
+                    && let Some(holder) = held.get(&value)
+                    && holder != rec.key()
+                    && !in_batch.contains(holder.as_str())
+                {
+                    let why = format!(
+                        "{value} is {} {}'s already; one chat reaches one contact (take it off that one first)",
+                        singular(T::TABLE),
+                        crate::model::quoted(holder)
+                    );
+                    push(errs, *index, rec, FieldError::new(field, why));
+                }
+            }
+        }
+    }
     // A record does not move between clients: what hangs off it (a job's visuals, deliveries
     // and artwork) stays with the client it was sent for and would show the other's job.
     if T::TABLE != "clients" && T::KEY != "client_id" {

@@ -104,7 +104,10 @@ pub async fn alert_message(
             Err(StoreError::NotFound) => return Ok(digest_message(state, contact, items, &[], now)),
             Err(e) => return Err(e),
         };
-        let open = Button::link("Open", state.portal_link(&contact.id, &format!("/visuals/{}", v.id), now));
+        let open = Button::link(
+            "Open",
+            state.portal_link(&contact.id, &format!("/visuals/{}", crate::model::segment(&v.id)), now),
+        );
         let acts = contact.role.acts_on_orders();
         let mut row = vec![];
         if acts {
