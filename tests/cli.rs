@@ -329,6 +329,19 @@ fn every_command_has_help() {
     }
 }
 
+/// With a JSON log, the error that ends a command is a JSON line too (a collector reads
+/// every line of it), naming what went wrong.
+#[test]
+fn a_fatal_error_is_a_json_line_when_the_log_is_json() {
+    let (ok, _, err) =
+        output(cport(&[]).args(["--log-format", "json", "--config", "/nonexistent/c.toml", "outbox", "list"]));
+    assert!(!ok);
+    let lines: Vec<serde_json::Value> = err.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let last = lines.last().expect("a line");
+    assert_eq!(last["level"], "ERROR", "{err}");
+    assert!(last["fields"]["error"].as_str().unwrap().contains("/nonexistent/c.toml"), "{err}");
+}
+
 #[tokio::test]
 async fn serve_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();

@@ -325,6 +325,19 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     assert!(note.contains("setup.exe: .exe files are not accepted"), "{note}");
     assert!(note.contains("huge.pdf: larger than 64 KB"), "{note}");
     assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
+    // A name holding a control character (which no multipart part may): said by the name.
+    let (s, note) = send_artwork(&app, &bob, "J-1", "AR-1", &[("a\u{1b}b.pdf", b"%PDF-1.4")]).await;
+    assert_eq!(s, 303);
+    assert!(
+        note.contains("a file&#x27;s name could not be read") || note.contains("a file's name could not be read"),
+        "{note}"
+    );
+    assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
+    // A program renamed to look like a PDF is refused by what it holds.
+    let (s, note) = send_artwork(&app, &bob, "J-1", "AR-1", &[("art.pdf", b"MZ\x90\x00 a program")]).await;
+    assert_eq!(s, 303);
+    assert!(note.contains("art.pdf: its content is not a .pdf file"), "{note}");
+    assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
     let (_, page) = app.page(&bob, "/jobs/J-1").await;
     assert!(page.contains("waiting for your artwork"));
 
@@ -337,7 +350,7 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     // An empty file, and a name too long for a file system: refused by name, and the long
     // name is not echoed whole.
     let long = format!("{}.pdf", "n".repeat(300));
-    let (s, note) = send_artwork(&app, &bob, "J-1", "AR-1", &[("empty.pdf", b""), (&long, b"%PDF")]).await;
+    let (s, note) = send_artwork(&app, &bob, "J-1", "AR-1", &[("empty.pdf", b""), (&long, b"%PDF-1.4")]).await;
     assert_eq!(s, 303);
     assert!(note.contains("empty.pdf: the file is empty"), "{note}");
     assert!(note.contains("the file name is longer than 200 characters") && note.len() < 1000, "{note}");
@@ -349,7 +362,7 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
         serde_json::json!([{"id": "J-8", "client_id": "C-1", "name": "Dropped", "status": "cancelled"}]),
     )
     .await;
-    let (s, body) = send_artwork(&app, &bob, "J-8", "AR-8", &[("logo.pdf", b"%PDF")]).await;
+    let (s, body) = send_artwork(&app, &bob, "J-8", "AR-8", &[("logo.pdf", b"%PDF-1.4")]).await;
     assert_eq!(s, 409, "{body}");
     assert!(body.contains("job J-8 is cancelled"), "{body}");
     assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
@@ -400,14 +413,14 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     // A viewer sees the files but gets no form; posting anyway is refused and changes nothing.
     let (_, page) = app.page(&vic, "/jobs/J-1").await;
     assert!(!page.contains("name=\"files\""));
-    let (s, _) = send_artwork(&app, &vic, "J-1", "AR-1", &[("x.pdf", b"%PDF")]).await;
+    let (s, _) = send_artwork(&app, &vic, "J-1", "AR-1", &[("x.pdf", b"%PDF-1.4")]).await;
     assert_eq!(s, 403);
     // Another client's requirement is none of this job's: refused, naming the field.
-    let (s, note) = send_artwork(&app, &bob, "J-1", "AR-9", &[("x.pdf", b"%PDF")]).await;
+    let (s, note) = send_artwork(&app, &bob, "J-1", "AR-9", &[("x.pdf", b"%PDF-1.4")]).await;
     assert_eq!(s, 303);
     assert!(note.contains("Nothing was sent: requirement: job J-1 has no art requirement"), "{note}");
     // Files for no requirement at all are refused the same way, as is a body that is no upload.
-    let (s, note) = send_artwork(&app, &bob, "J-1", "", &[("x.pdf", b"%PDF")]).await;
+    let (s, note) = send_artwork(&app, &bob, "J-1", "", &[("x.pdf", b"%PDF-1.4")]).await;
     assert_eq!(s, 303);
     assert!(note.contains("Nothing was sent: requirement: say which"), "{note}");
     let r = bob.post(app.url("/jobs/J-1/artwork")).header("content-type", "text/plain").body("x").send().await.unwrap();
@@ -426,7 +439,7 @@ async fn two_uploads_of_one_name_keep_their_own_bytes() {
     let bob = cport::actions::Actor::new(bob, cport::model::Channel::Portal);
     // Two uploads of one name to one job in the same second (a double click, two tabs).
     let now = Utc::now();
-    for bytes in [&b"%PDF first version"[..], b"%PDF second version"] {
+    for bytes in [&b"%PDF-1 first version"[..], b"%PDF-1 second version"] {
         let file = cport::actions::artwork::Upload {
             name: "logo.pdf".into(),
             content_type: "application/pdf".into(),
@@ -442,13 +455,13 @@ async fn two_uploads_of_one_name_keep_their_own_bytes() {
     let rows = cport::store::inbound::list_artwork(&t.state.db, "C-1", "J-1").await.unwrap();
     let mut kept: Vec<Vec<u8>> = rows.iter().map(|r| std::fs::read(&r.path).unwrap()).collect();
     kept.sort();
-    assert_eq!(kept, [b"%PDF first version".to_vec(), b"%PDF second version".to_vec()]);
+    assert_eq!(kept, [b"%PDF-1 first version".to_vec(), b"%PDF-1 second version".to_vec()]);
     // One file attached twice to one message: kept once.
     let twice: Vec<_> = (0..2)
         .map(|_| cport::actions::artwork::Upload {
             name: "back.pdf".into(),
             content_type: "application/pdf".into(),
-            bytes: b"%PDF back",
+            bytes: b"%PDF-1 back",
             damaged: false,
         })
         .collect();

@@ -100,6 +100,10 @@ pub async fn upload(
             ));
             continue;
         }
+        if crate::model::filetype::content_matches(&ext, bytes) == Some(false) {
+            refused.push(format!("{name}: its content is not a .{ext} file; send the file itself"));
+            continue;
+        }
         let safe = crate::model::safe_file_name(&name);
         // Named by its content: a retry after a crash rewrites the file the failed attempt
         // left (same bytes, same name) rather than adding another, and two uploads of one
@@ -112,7 +116,11 @@ pub async fn upload(
             refused.push(format!("{name}: could not be stored; TOT has been told"));
             continue;
         }
-        stored.push((name, crate::model::media_type(&f.content_type), bytes.len() as i64, path, tail));
+        // The type its name and content agree on; what the sender declared only for a type
+        // cport does not know.
+        let ctype = crate::model::filetype::media_type_of(&ext)
+            .map_or_else(|| crate::model::media_type(&f.content_type), str::to_string);
+        stored.push((name, ctype, bytes.len() as i64, path, tail));
     }
     let mut kept = Vec::new();
     let mut again = Vec::new();

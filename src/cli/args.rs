@@ -80,7 +80,7 @@ pub(super) enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
-    /// Inbound email held for staff (DMARC/DKIM failures).
+    /// Inbound email: what became of each message (list), and those held for staff (held).
     Inbound {
         #[command(subcommand)]
         command: InboundCommand,
@@ -190,6 +190,7 @@ pub(super) enum OutboxCommand {
     /// Send everything due now with `outbox.workers` senders, then exit (no server needed).
     Send,
     /// Re-queue a failed, dead or dropped message (by id), or every dead one (--dead).
+    #[command(override_usage = "cport outbox retry <ID>\n       cport outbox retry --dead")]
     Retry {
         /// The message's id (from `outbox list`).
         #[arg(required_unless_present = "dead", conflicts_with = "dead")]
@@ -247,11 +248,12 @@ pub(super) struct DigestRunArgs {
 
 #[derive(Args)]
 pub(super) struct GenDataArgs {
-    /// Number of clients (1 to 1000000).
-    #[arg(long, allow_negative_numbers = true, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    /// Number of clients (1 to 100000).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub(super) clients: u32,
-    /// Number of jobs, spread over the clients (0 to 100000000).
-    #[arg(long, allow_negative_numbers = true, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=100_000_000))]
+    /// Number of jobs, spread over the clients (0 to 2000000; the data set is made in memory,
+    /// about 1.3 GB for a million jobs).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(0..=2_000_000))]
     pub(super) jobs: u32,
     /// Random seed; the same seed gives the same data.
     #[arg(long, default_value_t = 1)]

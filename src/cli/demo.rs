@@ -130,7 +130,9 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let sent = crate::outbox::drain(&app.state).await?;
     crate::demo::dead_letter(&app.state, now).await?;
     let base = &config.public_url;
-    let cfg = config_file.display();
+    // Written as the shell reads it, for the commands below: a folder named `my demo` stays
+    // one argument (the path is UTF-8 text, checked above).
+    let cfg = config_file.to_str().and_then(|p| shlex::try_quote(p).ok()).unwrap_or_default();
     println!();
     println!("cport demo is running at {base}  (Ctrl-C stops it)");
     println!();
@@ -144,7 +146,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
             sent.sent, config.smtp.host, config.smtp.port
         ),
     }
-    println!("  config     {cfg}");
+    println!("  config     {}", config_file.display());
     if !taken.is_empty() {
         println!("  taken from the environment: {}", taken.join(", "));
     }
@@ -169,8 +171,11 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     };
     println!("  {cport} --config {cfg} digest run --dry-run");
     println!("  {cport} --config {cfg} digest run --dry-run --contact P-101 --json");
-    println!("  curl -X PUT {base}/api/v1/visuals -H 'Authorization: Bearer {}' \\", config.api_token.expose());
-    println!("       -H 'Content-Type: application/json' --data @examples/visuals.json");
+    // The example records are in a clone of the repository, where this is run from.
+    if Path::new("examples/visuals.json").is_file() {
+        println!("  curl -X PUT {base}/api/v1/visuals -H 'Authorization: Bearer {}' \\", config.api_token.expose());
+        println!("       -H 'Content-Type: application/json' --data @examples/visuals.json");
+    }
     println!();
     if !config.telegram.token.is_empty() || !config.discord.public_key.is_empty() {
         let code = crate::actions::chat_link::new_link_code(&app.state, "P-101", now).await?;

@@ -98,10 +98,16 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json = cli.log_format == "json";
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // In the log's own shape when the log is JSON: a collector reads every line.
+            if json {
+                tracing::error!(error = %format!("{e:#}"), "cport stopped");
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }

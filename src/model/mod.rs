@@ -2,6 +2,7 @@
 //! that enter through the sync API and `cport import`.
 
 pub mod dates;
+pub mod filetype;
 pub mod items;
 mod money;
 pub mod records;

@@ -86,9 +86,16 @@ pub async fn upload(
             Err(e) => {
                 // Too large in all, or cut off: nothing was done.
                 tracing::info!(error = %e, "artwork upload refused while reading");
+                // The multipart reader refuses a part whose headers hold a control character,
+                // which a file name is the only place for: said so, by the name's field.
+                let why = match e.body_text() {
+                    t if t.contains("headers") => {
+                        "a file's name could not be read; rename it without control characters".to_string()
+                    }
+                    t => t,
+                };
                 let note = format!(
-                    "Nothing was sent: files: the upload could not be read ({}). Send at most {MAX_FILES} files of up to {} each.",
-                    e.body_text(),
+                    "Nothing was sent: files: the upload could not be read ({why}). Send at most {MAX_FILES} files of up to {} each.",
                     crate::model::size_text(state.config.inbound.max_attachment_bytes)
                 );
                 return Ok(back(&note));
