@@ -424,9 +424,9 @@ pub fn statement(
     w.finish()
 }
 
-/// A text cell a spreadsheet would take for a formula gets a leading `'`.
+/// A text cell, never a formula ([`crate::model::spreadsheet_text`]).
 fn cell(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() }
+    crate::model::spreadsheet_text(s)
 }
 
 /// The statement as CSV: one row per open invoice or credit note, then the aging: the total owed and the

@@ -356,7 +356,12 @@ async fn note_with(c: &Client, text: &str) -> String {
 #[tokio::test]
 async fn staff_use_the_console_in_a_browser() {
     use chrono::Utc;
-    let app = TestApp::spawn_with(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
+    let app = TestApp::spawn_with(|c| {
+        c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()];
+        // A Discord app is set up (its interactions only come in): chat link codes are offered.
+        c.discord.public_key = "ab".repeat(32);
+    })
+    .await;
     load_world(&app).await;
     common::digests_now(&app.state, &["P-1A", "P-1B", "P-2A"]).await;
     // A dead message (as a bounce leaves one), a held reply, an access request.

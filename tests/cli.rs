@@ -761,6 +761,8 @@ async fn staff_add_refuses_an_address_that_reads_other_than_it_is() {
     for (email, says) in [
         ("a\u{202e}@tot.example", "--email: holds the direction control character U+202E"),
         ("not an address", "--email: is not an email address"),
+        ("a@b.c%0A", "--email: is not an email address"),
+        ("a@-b.example", "--email: is not an email address"),
     ] {
         let (ok, _, err) = output(cport(&env).args(["staff", "add", "--email", email]));
         assert!(!ok && err.contains(says), "{email:?}: {err}");

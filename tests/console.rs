@@ -97,7 +97,11 @@ const SAM: &str = "sam@tot.example";
 /// An app holding the test world (each contact sent a digest when `digests`), and Sam signed
 /// in to its console.
 async fn console(digests: bool) -> (TestApp, reqwest::Client) {
-    let app = TestApp::spawn_with(common::no_instant_alerts).await;
+    let app = TestApp::spawn_with(|c| {
+        common::no_instant_alerts(c);
+        with_chat(c);
+    })
+    .await;
     load_world(&app).await;
     if digests {
         digest_for_all(&app).await;
@@ -444,6 +448,8 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
         ("severity", "dire", "severity"),
         ("clients", "C-404", "C-404"),
         ("expires_at", "2020-01-01T00:00", "expires_at"),
+        ("starts_at", "1900-01-01T00:00", "starts_at: `1900-01-01T00:00` is not between the years 1970 and 9999"),
+        ("starts_at", "0001-01-01T00:00:00Z", "is not between the years 1970 and 9999"),
         ("starts_at", "soon", "starts_at"),
         ("title", "two\u{7}lines", "title"),
         // A choice the form does not offer never widens the banner to every client.
@@ -612,7 +618,16 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
 /// A world whose mail is checked against `mx.tot.example`'s results, Sam signed in to the
 /// console, and the reply token and domain of a digest to Ann.
 async fn holding_mail() -> (TestApp, reqwest::Client, String, String) {
-    mail_console(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await
+    mail_console(|c| {
+        c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()];
+        with_chat(c);
+    })
+    .await
+}
+
+/// A Discord app set up (its interactions only come in): chat link codes are offered.
+fn with_chat(c: &mut cport::config::Config) {
+    c.discord.public_key = "ab".repeat(32);
 }
 
 /// A console with a staff member signed in and a digest to every contact, configured by
@@ -670,7 +685,17 @@ async fn contacts_held_mail_and_the_overview() {
     );
     let d = cport::channels::inbound::handle(&app.state, raw.as_bytes(), Utc::now()).await.unwrap();
     assert!(matches!(d, cport::channels::inbound::Disposition::Held(_)), "{d:?}");
-    let second = raw.replace("held-1@", "held-2@");
+    // The second quotes Ann's sign-in link as an older mail program wraps it, over two lines.
+    let token = app.state.signer.sign(
+        cport::links::Purpose::Open,
+        "/visuals/V-1",
+        "P-1A",
+        chrono::Duration::days(1),
+        Utc::now(),
+    );
+    let (head, tail) = token.split_at(30);
+    let quoted = format!("APPROVE V-1\r\n\r\n> Review: {}/l/{head}\r\n> {tail}\r\n", app.base);
+    let second = raw.replace("held-1@", "held-2@").replace("APPROVE V-1\r\n", &quoted);
     cport::channels::inbound::handle(&app.state, second.as_bytes(), Utc::now()).await.unwrap();
     let (_, html) = app.page(&staff, "/staff").await;
     assert!(html.contains("<strong>2</strong> held inbound mail"), "{html}");
@@ -678,6 +703,10 @@ async fn contacts_held_mail_and_the_overview() {
     assert!(metrics.contains("cport_inbound_messages{disposition=\"held\"} 2"), "{metrics}");
     let (_, html) = app.page(&staff, "/staff/held").await;
     assert!(html.contains("dmarc=fail (p=none) header.from=alpha.example") && html.contains("APPROVE V-1"), "{html}");
+    assert!(html.contains("(token hidden)"), "{html}");
+    for piece in [head, tail] {
+        assert!(!html.contains(&piece[piece.len() - 12..]), "no part of the link's token is shown: {html}");
+    }
     // Discarding asks first; releasing, which can be checked and undone by the client, does not.
     assert!(
         html.contains("<summary class=\"danger\">Discard…</summary>") && html.contains("Discard this reply unread?"),
@@ -855,7 +884,7 @@ async fn a_chat_link_code_goes_to_the_contact_and_never_to_staff() {
     let p: cport::channels::email::EmailPayload = serde_json::from_str(&mail.payload).unwrap();
     let code =
         p.text.split("Your code: ").nth(1).and_then(|t| t.split_whitespace().next()).expect("a code").to_string();
-    assert!(p.html.contains(&code) && p.text.contains(&format!("/start {code}")), "{}", p.text);
+    assert!(p.html.contains(&code) && p.text.contains(&format!("/link {code}")), "{}", p.text);
     for (what, seen) in [("the redirect", location.clone()), ("the page", page)] {
         assert!(!seen.contains(&code), "{what} shows the code: {seen}");
     }

@@ -92,6 +92,7 @@ async fn code_for(app: &TestApp, contact: &str) -> String {
         .env("CPORT_DATABASE_URL", &app.database_url)
         .env("CPORT_LINK_SECRET", "0123456789abcdef0123456789abcdef")
         .env("CPORT_API_TOKEN", common::TOKEN)
+        .env("CPORT_DISCORD__PUBLIC_KEY", &app.state.config.discord.public_key)
         .output()
         .await
         .expect("cport link-code runs");

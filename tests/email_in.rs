@@ -453,6 +453,11 @@ async fn odd_replies_get_an_outcome_and_a_bounded_answer() {
     assert_eq!(kind(&d), "processed", "{d:?}");
     let answer = last_answer(&c).await;
     assert!(answer.text.contains("only the first 10 commands of a reply are run"), "{}", answer.text);
+    assert!(
+        answer.text.contains("not run: JOB J-11, JOB J-12, JOB J-13, JOB J-14, RESET (send them again)"),
+        "{}",
+        answer.text
+    );
     let after = list_messages(&c.t.state.db, None, 500).await.unwrap().len();
     assert!(after - before <= 2, "one answer, and at most one reset email: {before} → {after}");
 

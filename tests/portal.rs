@@ -597,6 +597,14 @@ async fn preferences_are_saved_and_bad_values_named() {
     assert_eq!(s.mode_visual_approval, Some(cport::model::AlertMode::Digest));
     assert_eq!(s.mode_awaiting_art, Some(cport::model::AlertMode::Off));
     assert!(s.email_enabled);
+    // Without a chat channel set up, no code is offered or made: it could not be used.
+    let html = app.shown(&b, "/preferences").await;
+    assert!(html.contains("TOT has not set up chat yet") && !html.contains("Get a linking code"), "{html}");
+    let csrf = csrf_of(&html);
+    let (status, _, html) = app.post_raw(&b, "/preferences/chat-code", &[("csrf", csrf.as_str())]).await;
+    assert_eq!(status, 409, "{html}");
+    assert!(html.contains("no chat channel is set up"), "{html}");
+    assert_eq!(app.count("chat_codes").await, 0);
     app.stop().await;
 }
 

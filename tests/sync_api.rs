@@ -67,6 +67,14 @@ async fn requests_without_the_right_token_get_401_and_change_nothing() {
         let r = app.http.request(method.clone(), app.url(path)).body(body).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{method} {path}");
     }
+    // Two Authorization headers, the right token in one: neither is taken.
+    let r = app
+        .http
+        .put(app.url("/api/v1/clients"))
+        .header("authorization", "Bearer nope")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .json(&batch);
+    assert_eq!(r.send().await.unwrap().status().as_u16(), 401, "two tokens");
     assert_eq!(app.count("clients").await, 0);
     // The scheme's name is not case-sensitive.
     let r = app.http.put(app.url("/api/v1/clients")).header("authorization", format!("bearer {TOKEN}")).json(&batch);

@@ -62,7 +62,9 @@ pub async fn upload(
     for f in files {
         // The name is shown in answers and the change feed: no control characters.
         let name = crate::model::one_line(&f.name);
-        if name.trim().is_empty() {
+        // `.pdf` alone is a type without a name.
+        let stem = name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem);
+        if stem.trim().is_empty() {
             refused.push(format!(
                 "a file without a name: name it with its type, like logo.pdf ({})",
                 cfg.artwork_types.join(", ")

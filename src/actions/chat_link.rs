@@ -59,6 +59,15 @@ pub fn link_command(channel: crate::model::Channel) -> &'static str {
 }
 
 /// How a contact links a chat, with a fresh code: for the portal, `LINK` by email and the CLI.
+/// Whether a chat channel is set up (a Telegram bot or a Discord app): without one a linking
+/// code could not be used, and none is made.
+pub fn chat_on(config: &crate::config::Config) -> bool {
+    !config.telegram.token.is_empty() || !config.discord.public_key.is_empty()
+}
+
+/// Why no linking code is made here, when none is.
+pub const NO_CHAT: &str = "no chat channel is set up (telegram.token or discord.public_key in cport's configuration): a chat link code could not be used";
+
 pub fn how_to_link(config: &crate::config::Config, code: &str) -> Vec<String> {
     use crate::model::Channel::{Discord, Telegram};
     let (tg, dc) = (link_command(Telegram), link_command(Discord));

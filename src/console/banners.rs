@@ -28,15 +28,20 @@ fn time_field(form: &FormData, name: &str) -> Result<Option<DateTime<Utc>>, Stri
     if v.is_empty() {
         return Ok(None);
     }
-    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
-        return Ok(Some(t.with_timezone(&Utc)));
+    let read = DateTime::parse_from_rfc3339(v).map(|t| t.with_timezone(&Utc)).ok().or_else(|| {
+        ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+            .iter()
+            .find_map(|f| NaiveDateTime::parse_from_str(v, f).ok())
+            .map(|t| t.and_utc())
+    });
+    match read {
+        None => Err(format!("{name}: {} is not a date and time (YYYY-MM-DDTHH:MM, UTC)", crate::model::quoted(v))),
+        // Read right, but of a year no banner is shown in: said so, not taken for a bad format.
+        Some(t) if !(1970..=9999).contains(&t.year()) => {
+            Err(format!("{name}: {} is not between the years 1970 and 9999", crate::model::quoted(v)))
+        }
+        Some(t) => Ok(Some(t)),
     }
-    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(v, f).ok())
-        .filter(|t| (1970..=9999).contains(&t.year()))
-        .map(|t| Some(t.and_utc()))
-        .ok_or_else(|| format!("{name}: {} is not a date and time (YYYY-MM-DDTHH:MM, UTC)", crate::model::quoted(v)))
 }
 
 /// The form as a banner input; a field that cannot be read is an error naming it.

@@ -83,7 +83,7 @@ pub async fn chase(State(state): State<AppState>, staff: Staff, Params(q): Param
 /// A CSV field: quoted when it holds a separator, a quote or a line break, and never read as
 /// a formula by a spreadsheet.
 fn field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() };
+    let s = crate::model::spreadsheet_text(s);
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 

@@ -54,7 +54,8 @@ pub async fn contacts(State(state): State<AppState>, staff: Staff, Params(q): Pa
         &state,
         Some(&staff),
         "contacts",
-        json!({"client": client, "client_name": name, "contacts": out, "note": note}),
+        json!({"client": client, "client_name": name, "contacts": out, "note": note,
+               "chat_on": crate::actions::chat_link::chat_on(&state.config)}),
     )
 }
 
@@ -97,6 +98,9 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
             }
             false => format!("Email to {} was not suspended: nothing to resume.", c.name),
         },
+        Some("chat-code") if !crate::actions::chat_link::chat_on(&state.config) => {
+            return Err(HttpError::Conflict(format!("action: chat-code: {}", crate::actions::chat_link::NO_CHAT)));
+        }
         Some("chat-code") => {
             // The code goes to the contact's own address, never to the page or its address:
             // staff who saw it could tie their own chat to the contact.

@@ -43,7 +43,7 @@ fn auth_results(raw: &str) -> Vec<String> {
 }
 
 /// The message with each run of base64 lines (an encoded part, unreadable as it stands) as
-/// one line saying so: a token quoted inside one would be out of [`super::without_link_tokens`]'s
+/// one line saying so: a token quoted inside one would be out of [`super::without_tokens`]'s
 /// sight.
 fn without_base64_runs(text: &str) -> String {
     let base64_line = |l: &str| {
@@ -79,7 +79,7 @@ pub async fn held(State(state): State<AppState>, staff: Staff, Params(q): Params
         // lines in `=` too, are out), so a break that fell inside a link does not hide it
         // from the search.
         let unfolded = without_base64_runs(&h.head).replace("=\r\n", "").replace("=\n", "");
-        let mut shown = super::without_link_tokens(&unfolded);
+        let mut shown = super::without_tokens(&unfolded);
         if h.cut {
             shown.push_str("\n[… the rest is not shown]");
         }

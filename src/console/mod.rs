@@ -132,6 +132,37 @@ pub fn without_link_tokens(text: &str) -> String {
     }
 }
 
+/// [`without_link_tokens`], and every other word shaped like a token hidden too: a link a
+/// reply quotes may be cut over two lines (an older mail program wraps it) or written
+/// without its `/l/`, and the part of it after the marker would sign in as the client. A
+/// signed link is base64 of both cases, a reply token letters and digits of one case: a run
+/// of 16 or more with three capitals and three small letters at least, or of 20 or more with
+/// letters and digits and no dot (a host name has dots), is hidden. Words and host names are
+/// kept.
+pub fn without_tokens(text: &str) -> String {
+    let marked = without_link_tokens(text);
+    let run_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let token_shaped = |run: &str| {
+        let count = |f: fn(&char) -> bool| run.chars().filter(f).count();
+        let both_cases = count(char::is_ascii_uppercase) >= 3 && count(char::is_ascii_lowercase) >= 3;
+        let letters_and_digits =
+            count(char::is_ascii_alphabetic) > 0 && count(char::is_ascii_digit) > 0 && !run.contains('.');
+        (run.len() >= 16 && both_cases) || (run.len() >= 20 && letters_and_digits)
+    };
+    let mut out = String::with_capacity(marked.len());
+    let mut rest = marked.as_str();
+    while let Some(start) = rest.find(run_char) {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let end = rest.find(|c: char| !run_char(c)).unwrap_or(rest.len());
+        let run = &rest[..end];
+        out.push_str(if token_shaped(run) { "(token hidden)" } else { run });
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Renders a console page (`templates/staff/{name}.html.j2`) with who is signed in.
 pub fn page(state: &AppState, staff: Option<&Staff>, name: &str, mut ctx: Value) -> Reply {
     ctx["brand"] = serde_json::to_value(crate::messages::Brand::of(&state.config.branding)).unwrap_or(Value::Null);
@@ -168,7 +199,7 @@ pub fn router() -> Router<AppState> {
 
 #[cfg(test)]
 mod tests {
-    use super::without_link_tokens;
+    use super::{without_link_tokens, without_tokens};
 
     #[test]
     fn link_tokens_are_hidden_and_the_rest_kept() {
@@ -199,5 +230,19 @@ mod tests {
         );
         assert_eq!(without_link_tokens("REPLY%2bT0k@x"), "REPLY%2b(link token hidden)@x");
         assert_eq!(without_link_tokens("Ωmega /L/Tok ü"), "Ωmega /L/(link token hidden) ü");
+    }
+
+    #[test]
+    fn a_token_cut_over_two_lines_or_bare_is_hidden() {
+        let quoted = "> Review: http://p.example/l/bx8vdmlzdWFscy9WLTEwMDEfUC0xMDEfMTc5NzYx\n\
+                      > MjM4NR9YLXl1VzZkd1E2MmUfMTc5NjQwMjc4NTc1NA.dlH9tFC8ofwZq-3_xY\n";
+        let shown = without_tokens(quoted);
+        assert_eq!(shown, "> Review: http://p.example/l/(link token hidden)\n> (token hidden)\n", "{shown}");
+        assert_eq!(without_tokens("/%6C/bx8vdmlzdWFscy9WLTEwMDE.dlH9tFC8of"), "/%6C/(token hidden)");
+        assert_eq!(without_tokens("code K7QX2M9RTB4WZ3YHJ5NA here"), "code (token hidden) here");
+        // Words, host names, message ids and dates stay as they are.
+        let plain = "Thanks, the Internationalisation team at eur01.safelinks.protection.outlook.com \
+                     <CAGmail001@mail.gmail.com> 2026-12-04T10:00:00Z";
+        assert_eq!(without_tokens(plain), plain);
     }
 }

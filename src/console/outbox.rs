@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{Staff, page, without_link_tokens};
+use super::{Staff, page, without_link_tokens, without_tokens};
 use crate::model::{MessageKind, OutboxStatus, Outlet};
 use crate::outbox::{Rendered, render};
 use crate::portal::{CsrfForm, FormData, Note, Params, see_other};
@@ -59,6 +59,10 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Params(q): Params
     let mut rows = list_outbox(&state.db, &filter, PAGE + 1, (page_no - 1) * PAGE).await?;
     let more = rows.len() as i64 > PAGE;
     rows.truncate(PAGE as usize);
+    // An answer's subject repeats the client's ("Re: …"), which may hold a link they quoted.
+    for r in &mut rows {
+        r.subject = without_tokens(&r.subject);
+    }
     let kept: Vec<(String, String)> =
         q.0.iter().filter(|(k, v)| k != "page" && k != "note" && k != "ns" && !v.is_empty()).cloned().collect();
     let link = |p: i64| {
@@ -83,12 +87,14 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Params(q): Params
     )
 }
 
-/// A message as the console shows it: as rendered, with its signed links' tokens hidden.
+/// A message as the console shows it: as rendered, with its signed links' tokens hidden (and,
+/// in its headers and text, which may repeat what a client wrote, every token-shaped word;
+/// the HTML keeps its layout's long names).
 async fn shown(state: &AppState, row: &ob::OutboxRow) -> Result<Rendered, HttpError> {
     Ok(match render(state, row, Utc::now()).await? {
         Rendered::Email { headers, text, html } => Rendered::Email {
-            headers: without_link_tokens(&headers),
-            text: without_link_tokens(&text),
+            headers: without_tokens(&headers),
+            text: without_tokens(&text),
             html: without_link_tokens(&html),
         },
         Rendered::Chat { title, lines } => {
@@ -109,8 +115,9 @@ pub async fn message(
     Path(id): Path<String>,
     Params(q): Params<FormData>,
 ) -> Reply {
-    let row = row_of(&state, &id).await?;
+    let mut row = row_of(&state, &id).await?;
     let rendered = shown(&state, &row).await?;
+    row.subject = without_tokens(&row.subject);
     let attempts = ob::attempts_of(&state.db, row.id).await?;
     page(
         &state,

@@ -58,6 +58,17 @@ pub fn segment(id: &str) -> String {
     id.replace('/', "%2F")
 }
 
+/// A text cell of a CSV file as no spreadsheet takes for a formula: one that begins (after
+/// any spaces, which some programs trim first) with `=`, `+`, `-`, `@`, their full-width
+/// forms, a tab or a carriage return gets a leading `'`.
+pub fn spreadsheet_text(s: &str) -> String {
+    let first = s.trim_start_matches(|c: char| c.is_whitespace() && !matches!(c, '\t' | '\r')).chars().next();
+    match first {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '＝' | '＋' | '－' | '＠') => format!("'{s}"),
+        _ => s.to_string(),
+    }
+}
+
 /// At most `max` characters of `s`, the last one an ellipsis when something was cut.
 pub fn shorten(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -376,6 +387,17 @@ mod tests {
     use super::{
         VISUAL_STATUSES, VisualStatus, discord_id, is_web_address, media_file, media_type, quoted, shortened, size_text,
     };
+
+    #[test]
+    fn a_csv_cell_is_never_a_formula() {
+        use super::spreadsheet_text;
+        assert_eq!(spreadsheet_text("=1+1"), "'=1+1");
+        // After spaces (some programs trim them first), and in full-width forms.
+        assert_eq!(spreadsheet_text(" =1+1"), "' =1+1");
+        assert_eq!(spreadsheet_text("\u{a0}@SUM(A1)"), "'\u{a0}@SUM(A1)");
+        assert_eq!(spreadsheet_text("＝1+1"), "'＝1+1");
+        assert_eq!(spreadsheet_text("A - B"), "A - B");
+    }
 
     #[test]
     fn a_quoted_value_shows_what_cannot_stand_on_a_line() {

@@ -156,6 +156,14 @@ pub fn valid_email(s: &str) -> bool {
         && !domain.contains('@')
         && s.len() <= 254
         && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+        // A host name: labels of letters, digits and inner hyphens (`b.c%0a` is no host).
+        && domain.split('.').all(|label| {
+            !label.is_empty()
+                && label.chars().count() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+        })
 }
 
 impl Record for ContactIn {

@@ -63,6 +63,7 @@ async fn prefs_page(state: &AppState, session: &Session, shown: Shown, code: Opt
             "custom": !SCHEDULES.iter().any(|(e, _)| *e == schedule), "modes": modes, "email": c.email,
             "note": note, "error": error, "chats": chats,
             "code": code.as_ref().map(|c| &c.0), "code_how": code.as_ref().map(|c| &c.1),
+            "chat_on": crate::actions::chat_link::chat_on(&state.config),
         }), status).await
 }
 
@@ -70,6 +71,9 @@ async fn prefs_page(state: &AppState, session: &Session, shown: Shown, code: Opt
 /// page (never put in a URL).
 pub async fn chat_code(State(state): State<AppState>, CsrfForm(session, _): CsrfForm<Session>) -> Reply {
     no_delegation(&session)?;
+    if !crate::actions::chat_link::chat_on(&state.config) {
+        return Err(HttpError::Conflict(crate::actions::chat_link::NO_CHAT.to_string()));
+    }
     let code = crate::actions::chat_link::new_link_code(&state, &session.actor.contact.id, Utc::now()).await?;
     let how = crate::actions::chat_link::how_to_link(&state.config, &code);
     prefs_page(&state, &session, Shown::fresh(None), Some((code, how))).await

@@ -63,8 +63,12 @@ impl FromRequestParts<AppState> for Tot {
 /// then that the body is not in a content coding cport does not undo (415): a caller without
 /// the token learns nothing of how its body would be read.
 pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), HttpError> {
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
+    // Two Authorization headers are read as neither: which one a proxy in front checked is
+    // not known.
+    let mut all = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let given = all
+        .next()
+        .filter(|_| all.next().is_none())
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))

@@ -344,7 +344,7 @@ async fn link(a: &Ask<'_>, unit: &mut Unit) -> Result<Answer, ActionError> {
     let Ask { state, actor, now, name, .. } = *a;
     let mut sections = vec![Section::text(vec![a.link("/")])];
     // By email, LINK also brings a code that ties a chat to this contact.
-    let chat_on = !state.config.telegram.token.is_empty() || !state.config.discord.public_key.is_empty();
+    let chat_on = crate::actions::chat_link::chat_on(&state.config);
     if actor.channel == crate::model::Channel::Email && chat_on && actor.delegation.is_none() {
         let code = crate::actions::chat_link::new_link_code_in(unit.tx().await?, &actor.contact.id, now).await?;
         sections.push(Section {

@@ -98,24 +98,37 @@ pub const MOST_COMMANDS: usize = 10;
 /// given twice runs once; past [`MOST_COMMANDS`] the rest are refused with one error.
 pub fn read_commands(text: &str) -> (Vec<Command>, Vec<CommandError>) {
     let (mut cmds, mut errs) = (Vec::new(), Vec::new());
-    let mut over = 0;
+    let mut over: Vec<&str> = Vec::new();
+    let mut over_cmds: Vec<Command> = Vec::new();
     for line in text.lines() {
         if line.trim().is_empty() {
             continue;
         }
         match parse_line(line) {
-            Ok(Some(c)) if cmds.contains(&c) => {}
-            Ok(Some(_)) if cmds.len() + errs.len() >= MOST_COMMANDS => over += 1,
+            Ok(Some(c)) if cmds.contains(&c) || over_cmds.contains(&c) => {}
+            Ok(Some(c)) if cmds.len() + errs.len() >= MOST_COMMANDS => {
+                over.push(line.trim());
+                over_cmds.push(c);
+            }
             Ok(Some(c)) => cmds.push(c),
             Ok(None) => break,
-            Err(_) if cmds.len() + errs.len() >= MOST_COMMANDS => over += 1,
+            Err(_) if cmds.len() + errs.len() >= MOST_COMMANDS => over.push(line.trim()),
             Err(e) => errs.push(e),
         }
     }
-    if over > 0 {
+    if !over.is_empty() {
+        // The first few named as written (each cut short), so the sender knows what to send again.
+        const NAMED: usize = 5;
+        let mut named: Vec<String> = over.iter().take(NAMED).map(|l| crate::model::visible(l, 30)).collect();
+        if over.len() > NAMED {
+            named.push(format!("and {} more", over.len() - NAMED));
+        }
         errs.push(CommandError {
             command: "REPLY".into(),
-            message: format!("only the first {MOST_COMMANDS} commands of a reply are run; {over} more were not"),
+            message: format!(
+                "only the first {MOST_COMMANDS} commands of a reply are run; not run: {} (send them again)",
+                named.join(", ")
+            ),
             usage: "one command a line, at most 10 a reply",
         });
     }
