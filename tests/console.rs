@@ -231,9 +231,13 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     assert!(html.contains("id=\"A1:V-9\"") && !html.contains("id=\"A1:V-1\""));
     let (_, html) = app.page(&staff, "/staff/chase?older=3").await;
     assert!(html.contains("id=\"A3:PO-1\"") && !html.contains("id=\"A1:V-1\""), "only what waited 3 days");
-    for (query, field) in
-        [("category=Z9", "category"), ("older=-1", "older"), ("older=lots", "older"), ("page=0", "page")]
-    {
+    for (query, field) in [
+        ("category=Z9", "category"),
+        ("older=-1", "older"),
+        ("older=lots", "older"),
+        ("page=0", "page"),
+        ("client=C-999", "client"),
+    ] {
         let (status, body) = app.page(&staff, &format!("/staff/chase?{query}")).await;
         assert_eq!(status, 400, "{query}");
         assert!(body.contains(field), "{query}: {body}");

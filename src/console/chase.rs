@@ -43,8 +43,20 @@ fn filter_of(q: &FormData) -> Result<(ChaseFilter, usize), HttpError> {
     Ok((ChaseFilter { category, client, min_age_days }, page))
 }
 
+/// A client filter naming no client is refused by name, as the contacts page does, rather
+/// than shown as a client with nothing open (a mistyped id would read as all done).
+async fn known_client(state: &AppState, client: Option<&str>) -> Result<(), HttpError> {
+    match client {
+        Some(id) if crate::store::console::client_name(&state.db, id).await?.is_none() => {
+            Err(HttpError::BadRequest(format!("client: no client {}", crate::model::quoted(id))))
+        }
+        _ => Ok(()),
+    }
+}
+
 pub async fn chase(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
     let (filter, page_no) = filter_of(&q)?;
+    known_client(&state, filter.client.as_deref()).await?;
     let now = Utc::now();
     let (total, rows) = chase::list(&state, &filter, (page_no - 1) * PAGE, PAGE, now).await?;
     let pages = total.div_ceil(PAGE).max(1);
@@ -117,6 +129,7 @@ fn csv_line(r: &ChaseRow) -> String {
 /// `GET /staff/chase.csv`: the same filtered list, every page.
 pub async fn chase_csv(State(state): State<AppState>, _staff: Staff, Params(q): Params<FormData>) -> Reply {
     let (filter, _) = filter_of(&q)?;
+    known_client(&state, filter.client.as_deref()).await?;
     let (_, rows) = chase::list(&state, &filter, 0, CSV_ROWS, Utc::now()).await?;
     let mut out = String::from(
         "category,id,client_id,client,title,waiting_since,age_days,first_sent,channels,opened_link,replied,contacts\r\n",
