@@ -74,11 +74,12 @@ pub struct Config {
     /// The folder for pictures (`media/`), uploaded artwork, the `file` transport's mail
     /// (`mail/`, unless `email.dir` names another) and other files cport keeps.
     pub data_dir: PathBuf,
-    /// The bearer token TOT's system sends to `/api/v1` (required by `serve`); one word, no
-    /// spaces.
+    /// The bearer token TOT's system sends to `/api/v1` (required by `serve` only); one word,
+    /// no spaces.
     pub api_token: Secret,
     /// The HMAC key that signs portal links, reply addresses and unsubscribe links: at least
-    /// 16 characters (required by `serve`). Changing it invalidates every link sent.
+    /// 16 characters (required by `serve` and every command that makes or sends links:
+    /// `link`, `digest run`, `staff`, …). Changing it invalidates every link sent.
     pub link_secret: Secret,
     /// Largest request body the server accepts on any route, in bytes (some routes take less;
     /// the sync API this), at most 2 GiB. At least `inbound.max_bytes`, or `POST /inbound/email`

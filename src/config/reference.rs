@@ -112,7 +112,8 @@ const INTRO: &str = "\
      then run scripts/reference. tests/reference.rs fails when this page is out of date. -->
 
 A TOML file; every key is optional except the two secrets (`api_token`, `link_secret`),
-which `serve` (and anything that signs links) refuses to start without. `cport` reads
+which `serve` refuses to start without (a command that makes or sends links needs only
+`link_secret`; `migrate`, `import` and `--dry-run` neither). `cport` reads
 `--config FILE`, or `./cport.toml` when it exists.
 
 Any key can be set from the environment: `CPORT_` and the key's path in capitals with `__`
