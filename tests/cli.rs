@@ -469,62 +469,100 @@ fn link_names_what_is_wrong_with_its_path() {
     assert!(!ok && err.contains("longer than 2000"), "{err}");
 }
 
-/// Another program's SQLite file named by mistake is refused by every command, naming its
-/// tables, and not changed by a byte; a cport store older than the binary is not migrated
-/// by a command that only reads or adds to it: `cport migrate` is asked for.
-#[tokio::test]
-async fn a_foreign_database_is_left_alone_and_an_older_store_asks_for_migrate() {
+/// Runs SQL on a SQLite file by hand, as someone with a SQL shell would.
+async fn by_hand(file: &std::path::Path, statements: &[&str]) {
     use sqlx::{ConnectOptions, Connection};
-    let dir = tempfile::tempdir().unwrap();
-    let other = dir.path().join("other.db");
-    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&other).create_if_missing(true);
+    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(file).create_if_missing(true);
     let mut c = opts.connect().await.unwrap();
-    sqlx::query("CREATE TABLE mine (x)").execute(&mut c).await.unwrap();
+    for sql in statements {
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
     c.close().await.unwrap();
-    let before = std::fs::read(&other).unwrap();
-    let doc = dir.path().join("doc.json");
+}
+
+/// Every command on `file`: each is refused, saying `says`, and the file is not changed by
+/// a byte (no WAL mode written into it, no -wal or -shm beside it).
+fn every_command_refuses(dir: &std::path::Path, file: &std::path::Path, says: &[&str], with_migrate: bool) {
+    let before = std::fs::read(file).unwrap();
+    let doc = dir.join("doc.json");
     std::fs::write(&doc, "{}").unwrap();
-    let url = format!("sqlite://{}", other.display());
+    let url = format!("sqlite://{}", file.display());
     let env =
         [("CPORT_DATABASE_URL", url.as_str()), ("CPORT_API_TOKEN", "t"), ("CPORT_LINK_SECRET", "0123456789abcdef0123")];
-    let doc_arg = doc.to_str().unwrap();
-    for args in [
-        &["outbox", "list"][..],
-        &["inbound", "list"],
-        &["digest", "run", "--dry-run"],
-        &["staff", "list"],
-        &["migrate"],
-        &["import", doc_arg],
-    ] {
-        let (ok, _, err) = output(cport(&env).args(args));
-        assert!(
-            !ok && err.contains("other.db holds") && err.contains("`mine`") && err.contains("not cport's"),
-            "{args:?}: {err}"
-        );
+    let import = ["import", doc.to_str().unwrap()];
+    let mut commands =
+        vec![&["outbox", "list"][..], &["inbound", "list"], &["digest", "run", "--dry-run"], &["staff", "list"]];
+    if with_migrate {
+        commands.extend([&["migrate"][..], &import[..]]);
     }
-    assert_eq!(std::fs::read(&other).unwrap(), before, "not a byte of it changed");
-    assert!(!dir.path().join("other.db-wal").exists());
+    for args in commands {
+        let (ok, _, err) = output(cport(&env).args(args));
+        assert!(!ok && says.iter().all(|s| err.contains(s)), "{args:?}: {err}");
+        let same = std::fs::read(file).unwrap() == before;
+        assert!(same, "{args:?} changed {} (not a byte of it may change)", file.display());
+    }
+    let name = file.file_name().unwrap().to_string_lossy();
+    for extra in ["-wal", "-shm"] {
+        assert!(!dir.join(format!("{name}{extra}")).exists(), "{name}{extra} was left beside it");
+    }
+}
 
-    // A store a migration behind this cport.
+/// Another program's SQLite file named by mistake is refused by every command, naming its
+/// tables, and not changed by a byte, even one that keeps a migration table of its own. A
+/// cport store older than the binary is not migrated, nor its journal mode changed, by a
+/// command that only reads or adds to it: `cport migrate` is asked for. One a newer cport
+/// migrated is refused, naming the migration this one does not know.
+#[tokio::test]
+async fn a_foreign_database_is_left_alone_and_an_older_store_asks_for_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.db");
+    by_hand(&other, &["CREATE TABLE mine (x)"]).await;
+    every_command_refuses(dir.path(), &other, &["other.db holds", "`mine`", "not cport's"], true);
+    // Another program that keeps its migrations as cport does (sqlx's table).
+    let sqlx_other = dir.path().join("sqlx-other.db");
+    by_hand(
+        &sqlx_other,
+        &[
+            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT, installed_on TEXT, \
+             success BOOLEAN, checksum BLOB, execution_time BIGINT)",
+            "INSERT INTO _sqlx_migrations VALUES (20200101000000, 'theirs', '', 1, x'00', 0)",
+            "CREATE TABLE users (id INTEGER)",
+        ],
+    )
+    .await;
+    every_command_refuses(dir.path(), &sqlx_other, &["sqlx-other.db holds", "`users`", "not cport's"], true);
+
+    // A store a migration behind this cport, kept in the rollback journal (a restored copy).
     let store = dir.path().join("cport.db");
     let url = format!("sqlite://{}", store.display());
     let env =
         [("CPORT_DATABASE_URL", url.as_str()), ("CPORT_API_TOKEN", "t"), ("CPORT_LINK_SECRET", "0123456789abcdef0123")];
     assert!(output(cport(&env).arg("migrate")).0);
-    let mut c = sqlx::sqlite::SqliteConnectOptions::new().filename(&store).connect().await.unwrap();
-    let last: i64 = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations").fetch_one(&mut c).await.unwrap();
-    assert_eq!(last, 20261204000022, "the newest migration is the one undone here");
-    sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 20261204000022").execute(&mut c).await.unwrap();
-    sqlx::query("ALTER TABLE contacts DROP COLUMN created_at").execute(&mut c).await.unwrap();
-    c.close().await.unwrap();
-    for args in [&["outbox", "list"][..], &["staff", "list"], &["inbound", "held"]] {
-        let (ok, _, err) = output(cport(&env).args(args));
-        assert!(!ok && err.contains("1 migrations to apply") && err.contains("cport migrate"), "{args:?}: {err}");
-    }
+    by_hand(
+        &store,
+        &[
+            "PRAGMA journal_mode = DELETE",
+            "DELETE FROM _sqlx_migrations WHERE version = 20261204000022",
+            "ALTER TABLE contacts DROP COLUMN created_at",
+        ],
+    )
+    .await;
+    every_command_refuses(dir.path(), &store, &["1 migrations to apply", "cport migrate"], false);
     let (ok, out, err) = output(cport(&env).arg("migrate"));
     assert!(ok, "{out}{err}");
     let (ok, out, err) = output(cport(&env).args(["outbox", "list"]));
     assert!(ok, "{out}{err}");
+
+    // A store a newer cport migrated.
+    by_hand(
+        &store,
+        &[
+            "PRAGMA journal_mode = DELETE",
+            "INSERT INTO _sqlx_migrations VALUES (20991231000000, 'later', '', 1, x'00', 0)",
+        ],
+    )
+    .await;
+    every_command_refuses(dir.path(), &store, &["migrated by a newer cport", "20991231000000"], true);
 }
 
 /// Output cut short (`cport outbox list | head -1`) ends the command quietly, as for `ls`:

@@ -140,6 +140,8 @@ async fn a_chat_id_is_given_to_one_contact_only() {
             "telegram_chat_id",
             "also given to `P-3` in this batch",
         ),
+        // The same id written with a leading zero is no Discord id (it would pass for another).
+        (json!([contact("P-2", "C-1", json!({"discord": "04001"}))]), "discord_user_id", "is not a Discord user id"),
     ];
     for (batch, field, says) in cases {
         let (status, body) = app.put("contacts", batch.clone()).await;

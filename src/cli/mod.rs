@@ -339,12 +339,11 @@ async fn open_store(config: &Config) -> anyhow::Result<Db> {
     if !crate::store::exists(config.database_url.expose()) {
         bail!("database_url: no store at {url} yet (`cport migrate`, `cport import` or `cport serve` makes one)");
     }
-    let db = Db::connect(config.database_url.expose()).await?;
-    match db.pending_migrations().await {
-        Ok(0) => Ok(db),
-        Ok(n) => bail!(
-            "database_url: the store at {url} is older than this cport ({n} migrations to apply): run `cport migrate` first (`cport serve` applies them too)"
-        ),
+    match Db::connect_as_is(config.database_url.expose()).await {
+        Ok(db) => Ok(db),
+        Err(e @ crate::store::StoreError::Older { .. }) => {
+            bail!("database_url: {e}: run `cport migrate` first (`cport serve` applies them too)")
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -69,7 +69,7 @@ impl Config {
             let key = e.path().to_string();
             let message = number_in_words(e.into_inner().message());
             if let Some((_, var)) = from_env.iter().find(|(k, _)| *k == key) {
-                ConfigError::Env { var: var.to_string(), message }
+                ConfigError::Env { var: var.to_string(), message: format!("for `{key}`, {message}") }
             } else if key.is_empty() || key == "." {
                 ConfigError::Parse {
                     path: file.map(Path::to_path_buf).unwrap_or_else(|| "<environment>".into()),
@@ -79,7 +79,14 @@ impl Config {
                 invalid(&key, message)
             }
         })?;
-        config.validate(need)?;
+        // A value a check refuses is named by the variable that gave it, when one did.
+        config.validate(need).map_err(|e| match e {
+            ConfigError::Invalid { key, message } => match from_env.iter().find(|(k, _)| *k == key) {
+                Some((_, var)) => ConfigError::Env { var: var.to_string(), message: format!("for `{key}`, {message}") },
+                None => ConfigError::Invalid { key, message },
+            },
+            other => other,
+        })?;
         Ok(config)
     }
 }
@@ -181,25 +188,17 @@ fn apply_env(tree: &mut toml::Value, var: &str, rest: &str, value: &str) -> Resu
 }
 
 /// serde's words for a number out of its type's range ("invalid value: integer `70000`,
-/// expected u16") as a person reads them: "`70000` is out of range (0 to 65535)". Other
-/// words pass unchanged.
+/// expected u16") as a person reads them: "`70000` is too large for this key", "`-3` is below
+/// zero". The type's own bounds are not given: a key's real range is narrower, and said by
+/// the checks that follow for a number that fits. Other words pass unchanged.
 fn number_in_words(message: &str) -> String {
-    let range = |ty: &str| -> Option<(i128, i128)> {
-        Some(match ty {
-            "u8" => (0, u8::MAX.into()),
-            "u16" => (0, u16::MAX.into()),
-            "u32" => (0, u32::MAX.into()),
-            "u64" => (0, u64::MAX.into()),
-            "usize" => (0, usize::MAX as i128),
-            "i32" => (i32::MIN.into(), i32::MAX.into()),
-            "i64" => (i64::MIN.into(), i64::MAX.into()),
-            _ => return None,
-        })
-    };
     let worded = message.strip_prefix("invalid value: integer `").and_then(|rest| {
-        let (number, ty) = rest.split_once("`, expected ")?;
-        let (low, high) = range(ty)?;
-        Some(format!("`{number}` is out of range ({low} to {high})"))
+        let (number, _) = rest.split_once("`, expected ")?;
+        Some(if number.starts_with('-') {
+            format!("`{number}` is below zero; this key takes a whole number of 0 or more")
+        } else {
+            format!("`{number}` is too large for this key")
+        })
     });
     worded.unwrap_or_else(|| message.to_string())
 }
@@ -257,7 +256,9 @@ mod tests {
 
         let cases = [
             (vec![("CPORT_SMTP__PORT", "many")], "CPORT_SMTP__PORT"),
-            (vec![("CPORT_OUTBOX__WORKERS", "-3")], "CPORT_OUTBOX__WORKERS: `-3` is out of range (0 to 4294967295)"),
+            (vec![("CPORT_OUTBOX__WORKERS", "-3")], "CPORT_OUTBOX__WORKERS: for `outbox.workers`, `-3` is below zero"),
+            (vec![("CPORT_OUTBOX__WORKERS", "0")], "CPORT_OUTBOX__WORKERS: "),
+            (vec![("CPORT_LISTEN", "nonsense")], "CPORT_LISTEN: "),
             (vec![("CPORT_DIGEST__LINK_TTL_DAYS", "99999999999999999999")], "is too large"),
             (vec![("CPORT_OUTBOX__WORKERS", "2"), ("CPORT_OUTBOX_WORKERS", "4")], "as CPORT_OUTBOX__WORKERS does too"),
             (vec![("CPORT_NOPE", "1")], "CPORT_NOPE"),
@@ -303,7 +304,7 @@ mod tests {
             ("listn = \"x\"", "listn"),
             ("[smtp]\nprot = 1", "smtp.prot"),
             ("[smtp]\nport = \"x\"", "smtp.port"),
-            ("[smtp]\nport = 70000", "config key `smtp.port`: `70000` is out of range (0 to 65535)"),
+            ("[smtp]\nport = 70000", "config key `smtp.port`: `70000` is too large for this key"),
             ("[email]\ntransport = \"pigeon\"", "email.transport"),
             ("[smtp]\ntls = \"ssl\"", "smtp.tls"),
             ("[alerts]\nvisual_approval = \"loud\"", "alerts.visual_approval"),

@@ -250,7 +250,8 @@ pub fn is_plain_link(s: &str) -> bool {
 /// A Discord id (a "snowflake"): digits of a non-zero 64-bit number, as Discord gives them.
 /// Zero is no id (serenity refuses it), so it is refused where an id is taken in.
 pub fn discord_id(s: &str) -> Option<std::num::NonZeroU64> {
-    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    // A leading zero would let one id be written two ways (and pass a check for the other).
+    if s.is_empty() || s.len() > 20 || s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()

@@ -60,6 +60,14 @@ pub enum StoreError {
         "the store at {url} holds tables that are not cport's ({tables}) and no record of cport's migrations; cport keeps a store of its own"
     )]
     Foreign { url: String, tables: String },
+    /// A store that has not had every migration this cport knows (opened as it is).
+    #[error("the store at {url} is older than this cport ({pending} migrations to apply)")]
+    Older { url: String, pending: usize },
+    /// A store migrated by a newer cport: this one does not know all it holds.
+    #[error(
+        "{url} was migrated by a newer cport (migration {version} is not one this cport knows); run that cport, or a copy of the store made for this one"
+    )]
+    Newer { url: String, version: i64 },
     /// The store held a statement longer than its caller could wait (a lock held elsewhere).
     #[error("the store did not answer within {0:?}")]
     Busy(std::time::Duration),

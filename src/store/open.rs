@@ -39,22 +39,118 @@ const SQLITE_TABLES: &str =
 const PG_TABLES: &str =
     "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY 1";
 
-/// Refuses a database whose tables are some, and no record of cport's migrations among them:
-/// another program's database, checked when it is opened and before anything is written.
-fn foreign(url: &str, tables: &[String]) -> Result<()> {
-    if tables.is_empty() || tables.iter().any(|t| t == "_sqlx_migrations") {
-        return Ok(());
-    }
-    let mut named = tables.iter().take(3).map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
-    if tables.len() > 3 {
-        named.push_str(&format!(" and {} more", tables.len() - 3));
-    }
-    Err(StoreError::Foreign { url: crate::config::mask_url_password(url), tables: named })
+/// What a database holds, looked at before anything is written to it: its tables, and the
+/// migrations recorded as applied.
+struct Look {
+    tables: Vec<String>,
+    applied: Vec<i64>,
 }
 
+impl Look {
+    /// Versions of this build's migrations for the engine: the same numbers on both.
+    fn known() -> Vec<i64> {
+        sqlx::migrate!("migrations/sqlite").iter().map(|m| m.version).collect()
+    }
+
+    /// Refuses a database that holds tables and no record of cport's first migration:
+    /// another program's (one that keeps its own `_sqlx_migrations` too).
+    fn refuse_foreign(&self, url: &str) -> Result<()> {
+        let first = Self::known().first().copied();
+        if self.tables.is_empty() || first.is_some_and(|f| self.applied.contains(&f)) {
+            return Ok(());
+        }
+        let mut named = self.tables.iter().take(3).map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ");
+        if self.tables.len() > 3 {
+            named.push_str(&format!(" and {} more", self.tables.len() - 3));
+        }
+        Err(StoreError::Foreign { url: crate::config::mask_url_password(url), tables: named })
+    }
+
+    /// Refuses a store migrated by a newer cport: a migration recorded that this build does
+    /// not have (sqlx would say only that one "is missing").
+    fn refuse_newer(&self, url: &str) -> Result<()> {
+        let known = Self::known();
+        match self.applied.iter().find(|v| !known.contains(v)) {
+            Some(v) => Err(StoreError::Newer { url: crate::config::mask_url_password(url), version: *v }),
+            None => Ok(()),
+        }
+    }
+
+    fn pending(&self) -> usize {
+        Self::known().iter().filter(|v| !self.applied.contains(v)).count()
+    }
+}
+
+/// The look at a database, through one connection that changes nothing: read-only for a
+/// SQLite file (a pool would write WAL mode into its header first), the first connection for
+/// PostgreSQL (which also reports a server that is down or a wrong password soon, by its own
+/// words). A SQLite file that is not there, or empty, holds nothing.
+async fn look(url: &str) -> Result<Look> {
+    use sqlx::{ConnectOptions, Connection};
+    let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
+        url: crate::config::mask_url_password(url),
+        message: e.to_string(),
+    };
+    // The same two reads through either engine's connection type (sqlx types them apart).
+    macro_rules! read {
+        ($c:expr, $tables:expr) => {{
+            let tables: Vec<String> = sqlx::query_scalar($tables).fetch_all(&mut $c).await.map_err(|e| open_err(&e))?;
+            let applied = if tables.iter().any(|t| t == "_sqlx_migrations") {
+                sqlx::query_scalar(APPLIED).fetch_all(&mut $c).await.map_err(|e| open_err(&e))?
+            } else {
+                vec![]
+            };
+            let _ = $c.close().await;
+            Look { tables, applied }
+        }};
+    }
+    if url.starts_with("sqlite:") {
+        let file = SqliteConnectOptions::from_str(url).map_err(|e| open_err(&e))?.get_filename().to_path_buf();
+        if !std::fs::metadata(&file).is_ok_and(|m| m.is_file() && m.len() > 0) {
+            return Ok(Look { tables: vec![], applied: vec![] });
+        }
+        let options = SqliteConnectOptions::new().filename(&file).read_only(true).busy_timeout(BUSY_TIMEOUT);
+        let mut c = options.connect().await.map_err(|e| open_err(&e))?;
+        Ok(read!(c, SQLITE_TABLES))
+    } else {
+        let opts = PgConnectOptions::from_str(url).map_err(|e| open_err(&e))?;
+        let mut c = tokio::time::timeout(Duration::from_secs(8), sqlx::PgConnection::connect_with(&opts))
+            .await
+            .map_err(|_| open_err(&"no answer within 8 seconds"))?
+            .map_err(|e| open_err(&e))?;
+        Ok(read!(c, PG_TABLES))
+    }
+}
+
+/// The migrations a store records as applied.
+const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+
 impl Db {
-    /// Opens the pool. A SQLite file (and its folder) is created when missing.
+    /// Opens the pool. A SQLite file (and its folder) is created when missing; another
+    /// program's database, or a store a newer cport migrated, is refused before anything is
+    /// written to it.
     pub async fn connect(url: &str) -> Result<Db> {
+        let seen = look(url).await?;
+        seen.refuse_foreign(url)?;
+        seen.refuse_newer(url)?;
+        Self::pool(url).await
+    }
+
+    /// Opens a store as it is, for a command that only reads or adds to one: refused, before
+    /// anything is written to it, when it is another program's, older than this cport (it
+    /// would want migrating under a `cport serve` still running on it) or newer.
+    pub async fn connect_as_is(url: &str) -> Result<Db> {
+        let seen = look(url).await?;
+        seen.refuse_foreign(url)?;
+        seen.refuse_newer(url)?;
+        // Only now is the pool opened (it sets WAL mode, written into a SQLite file).
+        match seen.pending() {
+            0 => Self::pool(url).await,
+            pending => Err(StoreError::Older { url: crate::config::mask_url_password(url), pending }),
+        }
+    }
+
+    async fn pool(url: &str) -> Result<Db> {
         let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
             url: crate::config::mask_url_password(url),
             message: e.to_string(),
@@ -72,18 +168,7 @@ impl Db {
                 // parks the worker every few rows. A scan over the whole store reads 60,000:
                 // 1.0 s at 50, 0.65 s at 1,024, 0.75-1.1 s at 8,192 (scripts/bench-items).
                 .row_buffer_size(ROW_BUFFER);
-            // Another program's database named by mistake is left as it was: looked at
-            // read-only before anything (WAL mode is written into the file) is set on it.
-            let file = opts.get_filename();
-            if std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.len() > 0) {
-                use sqlx::{ConnectOptions, Connection};
-                let look = SqliteConnectOptions::new().filename(file).read_only(true).busy_timeout(BUSY_TIMEOUT);
-                let mut c = look.connect().await.map_err(|e| open_err(&e))?;
-                let tables = sqlx::query_scalar(SQLITE_TABLES).fetch_all(&mut c).await.map_err(|e| open_err(&e))?;
-                let _ = c.close().await;
-                foreign(url, &tables)?;
-            }
-            if let Some(parent) = file.parent()
+            if let Some(parent) = opts.get_filename().parent()
                 && !parent.as_os_str().is_empty()
             {
                 std::fs::create_dir_all(parent).map_err(|e| open_err(&e))?;
@@ -100,19 +185,6 @@ impl Db {
             Ok(Db::Sqlite(pool))
         } else {
             let opts = PgConnectOptions::from_str(url).map_err(|e| open_err(&e))?;
-            // A server that is down should be reported soon (the MTA pipe then asks for a
-            // retry), not after the pool's whole acquire timeout, and by what the server or
-            // the network said ("connection refused", a wrong password): the pool only retries
-            // until its time is up.
-            use sqlx::Connection;
-            let first = tokio::time::timeout(Duration::from_secs(8), sqlx::PgConnection::connect_with(&opts))
-                .await
-                .map_err(|_| open_err(&"no answer within 8 seconds"))?
-                .map_err(|e| open_err(&e))?;
-            let mut first = first;
-            let tables = sqlx::query_scalar(PG_TABLES).fetch_all(&mut first).await.map_err(|e| open_err(&e))?;
-            let _ = first.close().await;
-            foreign(url, &tables)?;
             let pool = tokio::time::timeout(
                 Duration::from_secs(8),
                 PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(30)).connect_with(opts),
@@ -125,7 +197,8 @@ impl Db {
     }
 
     /// Applies every pending migration of this engine (append-only files under `migrations/`),
-    /// then puts the state guards in place ([`guards`]).
+    /// then puts the state guards in place ([`guards`]). (A store a newer cport migrated was
+    /// refused by [`Db::connect`].)
     pub async fn migrate(&self) -> Result<()> {
         match self {
             Db::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await?,
@@ -136,16 +209,15 @@ impl Db {
 
     /// How many of this build's migrations the store has not had.
     pub async fn pending_migrations(&self) -> Result<usize> {
-        let (migrator, tables_sql) = match self {
-            Db::Sqlite(_) => (sqlx::migrate!("migrations/sqlite"), SQLITE_TABLES),
-            Db::Postgres(_) => (sqlx::migrate!("migrations/postgres"), PG_TABLES),
+        let tables_sql = match self {
+            Db::Sqlite(_) => SQLITE_TABLES,
+            Db::Postgres(_) => PG_TABLES,
         };
         let tables: Vec<String> = on_db!(self, p => sqlx::query_scalar(tables_sql).fetch_all(p).await)?;
         if !tables.iter().any(|t| t == "_sqlx_migrations") {
-            return Ok(migrator.iter().count());
+            return Ok(Look::known().len());
         }
-        let applied: Vec<i64> = on_db!(self, p => sqlx::query_scalar(
-            "SELECT version FROM _sqlx_migrations WHERE success").fetch_all(p).await)?;
-        Ok(migrator.iter().filter(|m| !applied.contains(&m.version)).count())
+        let applied: Vec<i64> = on_db!(self, p => sqlx::query_scalar(APPLIED).fetch_all(p).await)?;
+        Ok(Look { tables, applied }.pending())
     }
 }
