@@ -20,7 +20,8 @@
 //! - cli: the command line: one file per command
 //!
 //! The binary (`src/main.rs`) only calls `cli::main`.
-// The audited exceptions are in `memory` (the allocators' tuning); nothing else may use it.
+// The audited exceptions are in `memory` (the allocators' tuning) and `cli` (SIGPIPE's default
+// restored for the short commands); nothing else may use it.
 #![deny(unsafe_code)]
 
 pub mod actions;

@@ -7,7 +7,7 @@
 //! reading) and then sat idle kept 63 MB resident on a 2,000-client store; tuned, 33 – 36 MB
 //! (`scripts/bench-portal`). SQLite, which is C, allocates with glibc's `malloc`; glibc keeps
 //! what is freed in its arenas until `malloc_trim` asks for it. Neither has a safe binding, so
-//! these are the crate's only `unsafe` calls.
+//! these are the crate's `unsafe` calls, with one more in `cli` (SIGPIPE's default restored).
 
 use std::os::raw::c_int;
 

@@ -63,7 +63,9 @@ pub async fn upload(
         // The name is shown in answers and the change feed: no control characters.
         let name = crate::model::one_line(&f.name);
         // `.pdf` alone is a type without a name.
-        let stem = name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem);
+        // The letters after the last dot are its type; a name without a dot has none.
+        let (stem, ext) = name.rsplit_once('.').unwrap_or((name.as_str(), ""));
+        let ext = ext.to_ascii_lowercase();
         if stem.trim().is_empty() {
             refused.push(format!(
                 "a file without a name: name it with its type, like logo.pdf ({})",
@@ -76,8 +78,6 @@ pub async fn upload(
             refused.push(format!("{shown}: the file name is longer than {NAME_MAX} characters"));
             continue;
         }
-        // The letters after the last dot; a name without a dot has no type.
-        let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("").to_ascii_lowercase();
         let bytes = f.bytes;
         if f.damaged {
             refused.push(format!("{name}: the file arrived damaged (its encoding could not be read); attach it again"));

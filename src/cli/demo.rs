@@ -132,7 +132,10 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let base = &config.public_url;
     // Written as the shell reads it, for the commands below: a folder named `my demo` stays
     // one argument (the path is UTF-8 text, checked above).
-    let cfg = config_file.to_str().and_then(|p| shlex::try_quote(p).ok()).unwrap_or_default();
+    let cfg = config_file
+        .to_str()
+        .and_then(|p| shlex::try_quote(p).ok())
+        .map_or_else(|| config_file.display().to_string(), |q| q.into_owned());
     println!();
     println!("cport demo is running at {base}  (Ctrl-C stops it)");
     println!();
@@ -177,7 +180,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         println!("       -H 'Content-Type: application/json' --data @examples/visuals.json");
     }
     println!();
-    if !config.telegram.token.is_empty() || !config.discord.public_key.is_empty() {
+    if crate::actions::chat_link::chat_on(&config) {
         let code = crate::actions::chat_link::new_link_code(&app.state, "P-101", now).await?;
         println!("Chat: link yourself as P-101 ({}) with the code {code}:", crate::demo::DEMO_CONTACTS[0].who);
         for line in crate::actions::chat_link::how_to_link(&app.state.config, &code) {

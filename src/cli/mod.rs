@@ -77,6 +77,9 @@ fn config_path(cli: &Cli) -> Option<PathBuf> {
 /// on the closed pipe. The serving commands keep it ignored (a client that hangs up is no
 /// reason to stop), and so does the MTA pipe, which must always end with an exit code.
 fn end_quietly_when_output_is_closed() {
+    // No safe binding restores a signal's default disposition (`signal-hook` installs
+    // handlers only), so this is one of the crate's audited `unsafe` calls.
+    #[cfg(unix)]
     #[allow(unsafe_code)]
     // SAFETY: `signal` with SIG_DFL installs no handler code; it runs before any other thread
     // starts, so nothing races with the change.

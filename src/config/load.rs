@@ -64,27 +64,26 @@ impl Config {
                 from_env.push((key, var.as_str()));
             }
         }
+        // A key's value refused, named by the variable that gave it when one did.
+        let refused = |key: &str, message: String| match from_env.iter().find(|(k, _)| k == key) {
+            Some((_, var)) => ConfigError::Env { var: var.to_string(), message: format!("for `{key}`, {message}") },
+            None => invalid(key, message),
+        };
         // The path of a value that does not fit its type (a misspelt mode) names the key.
         let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
             let message = number_in_words(e.into_inner().message());
-            if let Some((_, var)) = from_env.iter().find(|(k, _)| *k == key) {
-                ConfigError::Env { var: var.to_string(), message: format!("for `{key}`, {message}") }
-            } else if key.is_empty() || key == "." {
+            if key.is_empty() || key == "." {
                 ConfigError::Parse {
                     path: file.map(Path::to_path_buf).unwrap_or_else(|| "<environment>".into()),
                     message,
                 }
             } else {
-                invalid(&key, message)
+                refused(&key, message)
             }
         })?;
-        // A value a check refuses is named by the variable that gave it, when one did.
         config.validate(need).map_err(|e| match e {
-            ConfigError::Invalid { key, message } => match from_env.iter().find(|(k, _)| *k == key) {
-                Some((_, var)) => ConfigError::Env { var: var.to_string(), message: format!("for `{key}`, {message}") },
-                None => ConfigError::Invalid { key, message },
-            },
+            ConfigError::Invalid { key, message } => refused(&key, message),
             other => other,
         })?;
         Ok(config)

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{BUSY_TIMEOUT, Db, ROW_BUFFER, Result, StoreError, guards, on_db};
+use super::{BUSY_TIMEOUT, Db, ROW_BUFFER, Result, StoreError, guards};
 
 /// Whether the store a URL names is there: a SQLite file that does not exist, or is empty, is not
 /// (connecting would make a new, empty one). A PostgreSQL database is asked for when
@@ -87,10 +87,7 @@ impl Look {
 /// words). A SQLite file that is not there, or empty, holds nothing.
 async fn look(url: &str) -> Result<Look> {
     use sqlx::{ConnectOptions, Connection};
-    let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
-        url: crate::config::mask_url_password(url),
-        message: e.to_string(),
-    };
+    let open_err = |e: &dyn std::fmt::Display| open_error(url, e);
     // The same two reads through either engine's connection type (sqlx types them apart).
     macro_rules! read {
         ($c:expr, $tables:expr) => {{
@@ -122,17 +119,28 @@ async fn look(url: &str) -> Result<Look> {
     }
 }
 
+/// Why a store could not be opened, its URL's password masked.
+fn open_error(url: &str, e: &dyn std::fmt::Display) -> StoreError {
+    StoreError::Open { url: crate::config::mask_url_password(url), message: e.to_string() }
+}
+
 /// The migrations a store records as applied.
 const APPLIED: &str = "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version";
+
+/// [`look`], refusing another program's database and a store a newer cport migrated.
+async fn checked_look(url: &str) -> Result<Look> {
+    let seen = look(url).await?;
+    seen.refuse_foreign(url)?;
+    seen.refuse_newer(url)?;
+    Ok(seen)
+}
 
 impl Db {
     /// Opens the pool. A SQLite file (and its folder) is created when missing; another
     /// program's database, or a store a newer cport migrated, is refused before anything is
     /// written to it.
     pub async fn connect(url: &str) -> Result<Db> {
-        let seen = look(url).await?;
-        seen.refuse_foreign(url)?;
-        seen.refuse_newer(url)?;
+        checked_look(url).await?;
         Self::pool(url).await
     }
 
@@ -140,9 +148,7 @@ impl Db {
     /// anything is written to it, when it is another program's, older than this cport (it
     /// would want migrating under a `cport serve` still running on it) or newer.
     pub async fn connect_as_is(url: &str) -> Result<Db> {
-        let seen = look(url).await?;
-        seen.refuse_foreign(url)?;
-        seen.refuse_newer(url)?;
+        let seen = checked_look(url).await?;
         // Only now is the pool opened (it sets WAL mode, written into a SQLite file).
         match seen.pending() {
             0 => Self::pool(url).await,
@@ -151,10 +157,7 @@ impl Db {
     }
 
     async fn pool(url: &str) -> Result<Db> {
-        let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
-            url: crate::config::mask_url_password(url),
-            message: e.to_string(),
-        };
+        let open_err = |e: &dyn std::fmt::Display| open_error(url, e);
         if url.starts_with("sqlite:") {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(|e| open_err(&e))?
@@ -205,19 +208,5 @@ impl Db {
             Db::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await?,
         }
         guards::install(self, guards::GUARDED).await
-    }
-
-    /// How many of this build's migrations the store has not had.
-    pub async fn pending_migrations(&self) -> Result<usize> {
-        let tables_sql = match self {
-            Db::Sqlite(_) => SQLITE_TABLES,
-            Db::Postgres(_) => PG_TABLES,
-        };
-        let tables: Vec<String> = on_db!(self, p => sqlx::query_scalar(tables_sql).fetch_all(p).await)?;
-        if !tables.iter().any(|t| t == "_sqlx_migrations") {
-            return Ok(Look::known().len());
-        }
-        let applied: Vec<i64> = on_db!(self, p => sqlx::query_scalar(APPLIED).fetch_all(p).await)?;
-        Ok(Look { tables, applied }.pending())
     }
 }
