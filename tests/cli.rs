@@ -832,3 +832,21 @@ async fn banner_post_names_its_flags() {
     }
     assert!(cport::store::banners::list_banners(&t.state.db).await.unwrap().is_empty());
 }
+
+/// A PostgreSQL server that takes the connection and never answers (hung, or not PostgreSQL
+/// at all) is reported within a bound, naming the URL with its password masked; nothing
+/// waits on it for ever.
+#[test]
+fn a_database_server_that_never_answers_is_reported_not_waited_on() {
+    // Bound first: the kernel completes each connection into the listener's backlog, and
+    // nothing here ever reads from one.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("postgres://cport:hunter2@{}/cport", hung.local_addr().unwrap());
+    for args in [&["migrate"][..], &["outbox", "list"]] {
+        let started = std::time::Instant::now();
+        let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", url.as_str())]).args(args));
+        assert!(!ok && err.contains("no answer within 8 seconds"), "{args:?}: {err}");
+        assert!(err.contains("cport:***@") && !err.contains("hunter2"), "{args:?}: {err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "{args:?} waited {:?}", started.elapsed());
+    }
+}

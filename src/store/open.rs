@@ -111,11 +111,15 @@ async fn look(url: &str) -> Result<Look> {
         Ok(read!(c, SQLITE_TABLES))
     } else {
         let opts = PgConnectOptions::from_str(url).map_err(|e| open_err(&e))?;
-        let mut c = tokio::time::timeout(Duration::from_secs(8), sqlx::PgConnection::connect_with(&opts))
+        // The connection and both reads within one bound: a server that takes the connection
+        // and then never answers is reported, not waited on.
+        let looked = async {
+            let mut c = sqlx::PgConnection::connect_with(&opts).await.map_err(|e| open_err(&e))?;
+            Ok(read!(c, PG_TABLES))
+        };
+        tokio::time::timeout(Duration::from_secs(8), looked)
             .await
             .map_err(|_| open_err(&"no answer within 8 seconds"))?
-            .map_err(|e| open_err(&e))?;
-        Ok(read!(c, PG_TABLES))
     }
 }
 
