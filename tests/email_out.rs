@@ -82,6 +82,45 @@ async fn a_digest_arrives_with_both_parts_the_headers_and_signed_links() {
     assert!(subjects.contains(&"/jobs/J-1/delivery".to_string()), "{subjects:?}");
 }
 
+/// An item whose id no command can name as written (the sync API takes `/`, `.` and small
+/// letters; commands read `V-1001`-shaped ids in capitals) is offered by its portal link
+/// alone: the mail never asks for a reply that would be refused.
+#[tokio::test]
+async fn items_whose_ids_no_command_can_name_offer_their_link_not_a_command() {
+    let (smtp, t) = mailing_world(|w| {
+        w["jobs"].as_array_mut().unwrap().push(json!(
+            {"id": "j-lower9", "client_id": "C-1", "name": "Lower", "status": "in_production", "date_required": "2026-12-02",
+             "printed_garments": [{"description": "Tee", "expected_qty": 5}]}));
+        w["visuals"].as_array_mut().unwrap().push(json!(
+            {"id": "V/77", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-1", "category": "Colour visual",
+             "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v77.svg"}));
+    })
+    .await;
+    let now = Utc::now();
+    run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
+    assert_eq!(drain(&t.state).await.unwrap().sent, 1);
+    let msgs = smtp.messages();
+    let m = parse(&msgs[0].0);
+    let text = m.body_text(0).unwrap();
+    let html = m.body_html(0).unwrap();
+    for (part, body) in [("text", &text), ("html", &html)] {
+        // The command-shaped ones keep their commands beside the others.
+        assert!(body.contains("APPROVE V-1") && body.contains("NODELIVERY J-1"), "{part}: {body}");
+        for never in ["APPROVE V/77", "REJECT V/77", "NODELIVERY j-lower9", "NODELIVERY J-LOWER9"] {
+            assert!(!body.contains(never), "{part} offers `{never}`: {body}");
+        }
+    }
+    assert!(!html.contains("body=APPROVE%20V%2F77"), "no Approve button for V/77");
+    // Each still has its signed link to its page.
+    let subjects: Vec<String> = text
+        .split_whitespace()
+        .filter(|w| w.contains("/l/"))
+        .map(|l| t.state.signer.verify(l.rsplit("/l/").next().unwrap(), now).unwrap().subject)
+        .collect();
+    assert!(subjects.contains(&"/visuals/V%2F77".to_string()), "{subjects:?}");
+    assert!(subjects.contains(&"/jobs/j-lower9/delivery".to_string()), "{subjects:?}");
+}
+
 #[tokio::test]
 async fn a_4xx_is_retried_with_backoff_and_then_delivered() {
     let (smtp, t) = mailing_world(|w| w["contacts"][0]["email"] = json!("tempfail@alpha.example")).await;

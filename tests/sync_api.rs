@@ -488,8 +488,8 @@ async fn action_items_follow_the_contacts_role() {
         ],
         "approved visuals, jobs with instructions, delivered jobs and received POs are not items"
     );
-    assert_eq!(admin[0].command, "APPROVE V-1");
-    assert_eq!(admin[1].command, "NODELIVERY J-1");
+    assert_eq!(admin[0].command.as_deref(), Some("APPROVE V-1"));
+    assert_eq!(admin[1].command.as_deref(), Some("NODELIVERY J-1"));
 
     let buyer = items("P-1B").await;
     assert_eq!(buyer.len(), 4);
@@ -529,6 +529,19 @@ async fn health_and_metrics_are_served() {
     let text = app.text("/metrics").await;
     assert!(text.contains("cport_http_requests_total"), "{text}");
     assert!(text.contains("cport_sync_records_total"), "{text}");
+    // Made-up methods are counted, all under one label: a client cannot add series at will.
+    for n in 0..20 {
+        let m = reqwest::Method::from_bytes(format!("MADEUP{n}").as_bytes()).unwrap();
+        let r = app.http.request(m, app.url("/healthz")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 405);
+    }
+    let text = app.text("/metrics").await;
+    assert!(!text.contains("MADEUP"), "{text}");
+    let other = text
+        .lines()
+        .find(|l| l.starts_with("cport_http_requests_total{") && l.contains("method=\"other\"") && l.contains("405"))
+        .unwrap_or_else(|| panic!("no count of other methods: {text}"));
+    assert!(other.ends_with(" 20"), "{other}");
     app.stop().await;
 }
 

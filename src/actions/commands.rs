@@ -76,22 +76,6 @@ fn usage(name: &str) -> &'static str {
     COMMANDS.iter().find(|(n, _, _)| *n == name).map(|(_, u, _)| *u).unwrap_or("HELP")
 }
 
-/// True for a word shaped like a TOT id: letters, a dash, then letters and digits, at most
-/// 64 characters as every id TOT's data holds.
-pub fn looks_like_id(word: &str) -> bool {
-    let w = word.trim_end_matches([',', '.', ';', ':']);
-    let Some((prefix, rest)) = w.split_once('-') else {
-        return false;
-    };
-    w.len() <= 64
-        && !prefix.is_empty()
-        && prefix.len() <= 4
-        && prefix.chars().all(|c| c.is_ascii_alphabetic())
-        && !rest.is_empty()
-        && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && rest.chars().any(|c| c.is_ascii_digit())
-}
-
 /// An id of the kind `command` takes, as its usage names it, for an error to show.
 fn id_example(command: &str) -> &'static str {
     let usage = usage(command);
@@ -103,7 +87,7 @@ fn id_example(command: &str) -> &'static str {
 
 fn id(command: &str, word: &str) -> Result<String, CommandError> {
     let w = word.trim_end_matches([',', '.', ';', ':']);
-    if looks_like_id(w) {
+    if crate::model::looks_like_id(w) {
         Ok(w.to_ascii_uppercase())
     } else {
         Err(CommandError {
@@ -215,7 +199,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
         }
         "REJECT" => {
             let (id_part, reason) = match words.first() {
-                Some(w) if looks_like_id(w) => (Some(id(name, w)?), rest[w.len()..].trim()),
+                Some(w) if crate::model::looks_like_id(w) => (Some(id(name, w)?), rest[w.len()..].trim()),
                 _ => (None, rest),
             };
             // The mailto: button pre-fills "reason:" for the client to complete.

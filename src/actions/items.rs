@@ -44,8 +44,8 @@ pub fn for_role(items: Vec<ActionItem>, role: Role) -> Vec<ActionItem> {
             if !acts && i.action != Action::None {
                 i.action = Action::None;
                 i.command = match i.category {
-                    Category::VisualApproval => "VISUALS".into(),
-                    _ => format!("JOB {}", i.id),
+                    Category::VisualApproval => Some("VISUALS".into()),
+                    _ => crate::model::typed_id(&i.id).then(|| format!("JOB {}", i.id)),
                 };
             }
             i

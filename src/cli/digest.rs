@@ -81,7 +81,8 @@ pub(crate) fn print_items(out: &mut impl Write, c: &ContactRow, items: &[ActionI
             last = Some(it.category);
         }
         let date = it.date.map(|d| d.to_string()).unwrap_or_else(|| "-".into());
-        writeln!(out, "    {:<10} {:<10} {:<58} {}", it.id, date, truncate(&it.title, 58), it.command)?;
+        let command = it.command.as_deref().unwrap_or("(portal only)");
+        writeln!(out, "    {:<10} {:<10} {:<58} {command}", it.id, date, truncate(&it.title, 58))?;
     }
     if items.is_empty() {
         writeln!(out, "    (nothing needs attention; no digest would be sent)")?;

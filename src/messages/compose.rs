@@ -53,7 +53,7 @@ struct ItemView {
     date: Option<String>,
     date_label: &'static str,
     is_new: bool,
-    command: String,
+    command: Option<String>,
     reject_command: Option<String>,
     link: String,
     link_label: &'static str,
@@ -118,7 +118,8 @@ impl Composer<'_> {
                 .map(|i| {
                     let is_new = previous.is_some_and(|p| !p.contains(&i.key()));
                     new_count += usize::from(is_new);
-                    let actionable = i.action == Action::ApproveRejectDelegate;
+                    // Approve and reject by reply only where a command can name the visual.
+                    let actionable = i.action == Action::ApproveRejectDelegate && i.command.is_some();
                     let re = format!("Re: {subject}");
                     ItemView {
                         id: i.id.clone(),

@@ -83,8 +83,9 @@ pub struct ActionItem {
     /// When cport first saw the thing (for "new since last digest").
     pub since: Option<DateTime<Utc>>,
     pub action: Action,
-    /// The reply / chat command that acts on or asks about the item.
-    pub command: String,
+    /// The reply / chat command that acts on or asks about the item; none when its id is
+    /// not one a command can name ([`super::typed_id`]): the portal page and buttons serve.
+    pub command: Option<String>,
 }
 
 impl ActionItem {
@@ -149,14 +150,18 @@ impl Category {
         }
     }
 
-    /// The reply or chat command that acts on, or asks about, the item about `id`.
-    pub fn command(self, id: &str) -> String {
-        match self {
+    /// The reply or chat command that acts on, or asks about, the item about `id`; none for
+    /// an id no command can name as it is written.
+    pub fn command(self, id: &str) -> Option<String> {
+        if !super::typed_id(id) {
+            return None;
+        }
+        Some(match self {
             Category::VisualApproval => format!("APPROVE {id}"),
             Category::DeliveryInstructions => format!("NODELIVERY {id}"),
             Category::ThirdPartyPo => format!("PO {id}"),
             Category::AwaitingArt => format!("JOB {id}"),
-        }
+        })
     }
 
     pub fn name(self) -> &'static str {

@@ -52,6 +52,31 @@ pub fn check_id(field: &str, id: &str, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// True for a word shaped like a TOT id as commands read it: one to four letters, a dash,
+/// then letters, digits and dashes with at least one digit, at most [`ID_MAX`] characters
+/// (trailing `,.;:` aside, as a list in a sentence leaves them).
+pub fn looks_like_id(word: &str) -> bool {
+    let w = word.trim_end_matches([',', '.', ';', ':']);
+    let Some((prefix, rest)) = w.split_once('-') else {
+        return false;
+    };
+    w.len() <= ID_MAX
+        && !prefix.is_empty()
+        && prefix.len() <= 4
+        && prefix.chars().all(|c| c.is_ascii_alphabetic())
+        && !rest.is_empty()
+        && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && rest.chars().any(|c| c.is_ascii_digit())
+}
+
+/// True for an id a reply or chat command names as it is written: shaped as
+/// [`looks_like_id`] and in capitals (commands read ids in capitals). Items about other ids
+/// (the sync API takes a wider set) offer their portal page and buttons, never a command
+/// that would be refused.
+pub fn typed_id(id: &str) -> bool {
+    looks_like_id(id) && id == id.trim_end_matches([',', '.', ';', ':']) && !id.bytes().any(|b| b.is_ascii_lowercase())
+}
+
 /// An id as one step of a portal path: the `/` an id may hold is written `%2F`, so
 /// `/invoices/INV%2F77.pdf` names invoice `INV/77` (the router reads it back as such).
 pub fn segment(id: &str) -> String {

@@ -35,7 +35,11 @@ pub(super) async fn items(a: &Ask<'_>) -> Result<Answer, ActionError> {
     } else {
         let rows = items
             .iter()
-            .map(|i| vec![i.category.code().into(), i.title.clone(), d(i.date), i.command.clone()])
+            .map(|i| {
+                // An item whose id no command can name is answered on the portal.
+                let reply = i.command.clone().unwrap_or_else(|| "(on the portal)".into());
+                vec![i.category.code().into(), i.title.clone(), d(i.date), reply]
+            })
             .collect();
         Answer::table(name, format!("{} thing(s) need you:", items.len()), &["", "Item", "Date", "Reply"], rows)
     })

@@ -66,7 +66,10 @@ pub fn digest_message(
         }
         lines.push(format!("— {} ({}) —", cat.heading(), of.len()));
         for i in of.iter().take(10) {
-            lines.push(format!("{} · {}", i.title, i.command));
+            lines.push(match &i.command {
+                Some(command) => format!("{} · {command}", i.title),
+                None => i.title.clone(),
+            });
         }
         if of.len() > 10 {
             lines.push(format!("…and {} more", of.len() - 10));
