@@ -176,6 +176,7 @@ async fn the_scheduler_sends_one_digest_per_period_however_often_it_runs() {
         c.digest.catch_up_hours = 1;
     })
     .await;
+    t.known_for_a_day().await;
     // "Again later" (30 s on) must fall in the same hourly period: in an hour's last half
     // minute the passes are run as of 40 s earlier.
     let now = Utc::now();
@@ -210,6 +211,37 @@ async fn the_scheduler_sends_one_digest_per_period_however_often_it_runs() {
     assert_eq!(smtp.messages().len(), 7);
 }
 
+/// A period is caught up only for contacts cport knew when it began: a first import (or a
+/// new person) after this morning's slot sends nothing at once; the next slot sends to them.
+#[tokio::test]
+async fn contacts_added_after_a_slot_get_the_next_digest_not_a_catch_up() {
+    let smtp = SmtpServer::start();
+    let t = TestState::mailing(&smtp, |c| {
+        c.digest.schedule = "0 0 * * * *".into(); // hourly: this hour's slot began before the load
+        c.digest.catch_up_hours = 12;
+    })
+    .await;
+    let now = Utc::now();
+    let r = run_pass(&t.state, now, None, Trigger::Scheduled).await.unwrap();
+    assert_eq!((r.queued, r.not_due), (0, 5), "nobody known at the slot: {r:?}");
+    // `digest run` still sends when staff ask.
+    let manual = run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
+    assert_eq!(manual.queued, 1);
+    // The next slot is theirs.
+    let next = run_pass(&t.state, now + Duration::hours(1), None, Trigger::Scheduled).await.unwrap();
+    assert_eq!(next.queued, 5, "every contact with items: {next:?}");
+    // A contact known before a slot cport missed (down) is caught up.
+    let smtp2 = SmtpServer::start();
+    let t2 = TestState::mailing(&smtp2, |c| {
+        c.digest.schedule = "0 0 * * * *".into();
+        c.digest.catch_up_hours = 12;
+    })
+    .await;
+    t2.known_for_a_day().await;
+    let missed = run_pass(&t2.state, now, None, Trigger::Scheduled).await.unwrap();
+    assert_eq!(missed.queued, 5, "{missed:?}");
+}
+
 #[tokio::test]
 async fn an_empty_digest_is_not_sent_and_new_items_are_marked() {
     let smtp = SmtpServer::start();
@@ -226,6 +258,7 @@ async fn an_empty_digest_is_not_sent_and_new_items_are_marked() {
         .unwrap()
         .push(json!({"id": "P-3", "client_id": "C-3", "name": "Q", "email": "q@quiet.example", "role": "admin"}));
     t.load(w).await;
+    t.known_for_a_day().await;
     let now = Utc::now();
     let r = run_pass(&t.state, now, Some("P-3"), Trigger::Manual { force: false }).await.unwrap();
     assert_eq!((r.queued, r.empty), (0, 1));

@@ -159,8 +159,11 @@ pub async fn run_pass(
                 continue;
             }
         };
+        // A period is caught up only for a contact cport knew at its start: one added since
+        // (a first import, a new person at noon) missed nothing and gets the next one.
+        let known_at = |p: DateTime<Utc>| c.created_at.is_none_or(|made| made <= p);
         let period = match (current_period(&schedule, tz, now), trigger) {
-            (Some(p), Trigger::Scheduled) if now - p <= catch_up => p,
+            (Some(p), Trigger::Scheduled) if now - p <= catch_up && known_at(p) => p,
             (_, Trigger::Scheduled) => {
                 report.not_due += 1;
                 continue;

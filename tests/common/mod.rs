@@ -436,6 +436,15 @@ impl TestState {
         let doc: cport::model::records::Document = serde_json::from_value(doc).expect("document");
         cport::sync::import::apply_document(&self.state.db, &doc, false).await.expect("document loads");
     }
+
+    /// The contacts as if cport had stored them a day ago: a store that has run a while,
+    /// whose contacts were known when the current digest period began.
+    pub async fn known_for_a_day(&self) {
+        let day_ago = chrono::Utc::now() - chrono::Duration::days(1);
+        cport::store::on_db!(&self.state.db, p => sqlx::query("UPDATE contacts SET created_at = $1")
+            .bind(day_ago).execute(p).await.map(|_| ()))
+        .unwrap();
+    }
 }
 
 /// Config pointing email at a local SMTP server without TLS.
