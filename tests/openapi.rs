@@ -328,6 +328,7 @@ async fn a_refused_request_answers_in_the_error_shape_naming_the_field() {
     for (method, path, documented, names) in [
         (Method::GET, "/api/v1/changes?limit=abc", "/api/v1/changes", "limit"),
         (Method::GET, "/api/v1/changes?after=1&after=2", "/api/v1/changes", "after"),
+        (Method::GET, "/api/v1/changes?since=20", "/api/v1/changes", "since"),
         (Method::DELETE, "/api/v1/banners/abc", "/api/v1/banners/{id}", "id"),
     ] {
         let r = app.http.request(method.clone(), app.url(path)).bearer_auth(common::TOKEN).send().await.unwrap();

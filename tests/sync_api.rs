@@ -403,6 +403,13 @@ async fn deleting_removes_records_with_their_lines_and_is_safe_to_resend() {
     assert_eq!((status, body["deleted"].as_i64()), (200, Some(0)));
     let (status, body) = app.delete("jobs", &["bad id!"]).await;
     assert_eq!(status, 422, "{body}");
+    // A list naming one id twice is refused whole, naming the second place; nothing goes.
+    let (status, body) = app.delete("jobs", &["J-2", "J-NOPE", "J-NOPE"]).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.to_string().contains("appears twice in this list (also at index 1)"), "{body}");
+    assert_eq!(body["errors"][0]["index"], 2, "{body}");
+    let (status, body) = app.delete("jobs", &["J-2"]).await;
+    assert_eq!((status, body["deleted"].as_i64()), (200, Some(1)), "J-2 was still there: {body}");
     app.stop().await;
 }
 

@@ -269,7 +269,10 @@ pub async fn retract_banner(
     }
 }
 
+/// A misspelt key (`?since=20`) is refused, naming it: taken quietly, it would read the feed
+/// from its start.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChangesQuery {
     after: Option<i64>,
     limit: Option<i64>,

@@ -389,9 +389,15 @@ pub struct DeleteReport {
 pub async fn delete_batch(db: &Db, entity: &str, ids: Vec<String>) -> Result<DeleteReport, SyncError> {
     by_entity!(entity, T => {
         let mut errs = Vec::new();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
         for (index, id) in ids.iter().enumerate() {
             let mut fe = Vec::new();
             check_id("ids", id, &mut fe);
+            // As a PUT refuses a key given twice: a list naming one twice was not meant so.
+            if let Some(first) = seen.insert(id, index) {
+                let twice = format!("{} appears twice in this list (also at index {first})", crate::model::quoted(id));
+                fe.push(crate::model::FieldError::new("ids", twice));
+            }
             errs.extend(fe.into_iter().map(|e| RecordError {
                 entity: entity.into(),
                 index: Some(index),

@@ -95,7 +95,8 @@ pub fn document(server: &str) -> Value {
                     "description": "Deletes the records with these keys and what hangs off them; other \
                                     records that name one (a job its contact, a delivery its job) \
                                     lose the name. An absent key is not an error, so a delete can be \
-                                    sent again.",
+                                    sent again; a key named twice in one list is (422, naming both \
+                                    places), and nothing is deleted.",
                     "requestBody": json_body(ids),
                     "responses": with_errors(
                         json!({"200": answer("The records were deleted.", deleted)}),
