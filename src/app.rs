@@ -171,6 +171,9 @@ async fn discord_interactions(State(s): State<AppState>, headers: axum::http::He
 /// wrapping, far below what an unauthenticated sender could otherwise make cport read.
 const CHAT_UPDATE_BYTES: usize = 1024 * 1024;
 
+/// The most a portal or console form may hold: far more than any of their fields together.
+const FORM_BYTES: usize = 256 * 1024;
+
 pub fn router(state: AppState) -> Router {
     let limit = usize::try_from(state.config.max_body_bytes).unwrap_or(usize::MAX);
     // The most any address takes: the artwork upload's limit, or the one for all the rest.
@@ -182,6 +185,7 @@ pub fn router(state: AppState) -> Router {
         // only known from what it holds.
         .route("/telegram/webhook", post(telegram_webhook).layer(DefaultBodyLimit::max(CHAT_UPDATE_BYTES)))
         .route("/discord/interactions", post(discord_interactions).layer(DefaultBodyLimit::max(CHAT_UPDATE_BYTES)))
+        .route_layer(middleware::map_response(crate::web::too_large_says(CHAT_UPDATE_BYTES, String::new())))
         .merge(api::router())
         .merge(portal_routes(&state))
         .fallback(not_found)
@@ -211,16 +215,26 @@ pub fn router(state: AppState) -> Router {
 /// The portal's pages, pictures and artwork uploads, and the staff console: their errors are
 /// shown as pages.
 fn portal_routes(state: &AppState) -> Router<AppState> {
+    use crate::web::too_large_says;
+    let files = crate::portal::artwork::body_limit(state);
+    let files_say =
+        format!(": {} files of inbound.max_attachment_bytes with their headers", crate::portal::artwork::MAX_FILES);
     Router::new()
         .route("/media/{*path}", get(crate::portal::media::serve))
         // Artwork files are larger than any form: this route has a limit of its own.
         .route(
             "/jobs/{id}/artwork",
             post(crate::portal::artwork::upload)
-                .layer(DefaultBodyLimit::max(crate::portal::artwork::body_limit(state))),
+                .layer(DefaultBodyLimit::max(files))
+                .layer(middleware::map_response(too_large_says(files, files_say))),
         )
-        .merge(crate::portal::router().layer(DefaultBodyLimit::max(256 * 1024)))
-        .merge(crate::console::router().layer(DefaultBodyLimit::max(256 * 1024)))
+        .merge(
+            Router::new()
+                .merge(crate::portal::router())
+                .merge(crate::console::router())
+                .layer(DefaultBodyLimit::max(FORM_BYTES))
+                .layer(middleware::map_response(too_large_says(FORM_BYTES, String::new()))),
+        )
         .layer(middleware::map_response(crate::web::rejections_as_errors))
         .layer(middleware::map_response(crate::web::render_page))
 }

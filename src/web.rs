@@ -283,6 +283,26 @@ pub async fn rejections_as_errors(resp: Response) -> Response {
     HttpError::Rejected { status, message: in_words(&message) }.into_response()
 }
 
+/// What a request over a group of routes' body limit is told: the limit in words and, after
+/// it, where it comes from (layered beside that group's `DefaultBodyLimit`; a request over the
+/// limit for all the rest is told by [`rejections_as_errors`]).
+pub fn too_large_says(bytes: usize, whence: String) -> impl Fn(Response) -> std::future::Ready<Response> + Clone {
+    move |resp: Response| {
+        let plain = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/plain"));
+        std::future::ready(if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
+            let size = crate::model::size_text(bytes as u64);
+            let message = format!("body: larger than this address takes ({size} at most{whence})");
+            HttpError::Rejected { status: StatusCode::PAYLOAD_TOO_LARGE, message }.into_response()
+        } else {
+            resp
+        })
+    }
+}
+
 /// axum's and serde's words for a query or form value of the wrong type, as a person reads
 /// them: `page: not a whole number` for "Failed to deserialize query string: page: invalid
 /// digit found in string". Words it does not know pass unchanged.

@@ -655,6 +655,9 @@ fn the_demo_keeps_its_secrets_to_its_owner() {
     let busy =
         output(cport(&[]).args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(other.path()));
     let store_after = std::fs::metadata(dir.path().join("cport.db")).map(|m| m.modified().unwrap());
+    // The demo's made-up bounce leaves one dead message: it has no next try to show.
+    let config = dir.path().join("cport.toml");
+    let dead = output(cport(&[]).arg("--config").arg(&config).args(["outbox", "list", "--status", "dead"]));
     let _ = child.kill();
     let _ = child.wait();
     assert!(ready, "the demo started: {seen:?}");
@@ -666,6 +669,20 @@ fn the_demo_keeps_its_secrets_to_its_owner() {
     assert_eq!(mode.unwrap(), 0o600, "the config holds the API token and link secret");
     let hints: Vec<&String> = seen.iter().filter(|l| l.contains("staff add")).collect();
     assert_eq!(hints.len(), 1, "the demo says how to make a staff account: {seen:?}");
+    // A message's row: its id, then its status.
+    let rows: Vec<&str> = dead
+        .1
+        .lines()
+        .filter(|l| {
+            let mut words = l.split_whitespace();
+            words.next().is_some_and(|id| id.parse::<u64>().is_ok()) && words.next() == Some("dead")
+        })
+        .collect();
+    assert!(dead.0 && !rows.is_empty(), "{}{}", dead.1, dead.2);
+    for row in rows {
+        let when = row.split_whitespace().nth(5);
+        assert_eq!(when, Some("-"), "a dead message shows no next try: {row}");
+    }
 }
 
 #[tokio::test]

@@ -722,6 +722,8 @@ async fn a_line_is_named_once_and_bad_fields_are_refused_by_name() {
         (vec![("qty:J-1:0", "1"), ("qty:J-1:00", "1")], "qty[J-1:00]: job J-1 has no line 00"),
         (vec![("qty:J-1:+0", "1")], "qty[J-1:+0]: job J-1 has no line +0"),
         (vec![("qty:J-1", "5")], "qty[J-1]: is not a line of a job"),
+        (vec![("qty:::", "1")], "qty[::]: is not a line of a job"),
+        (vec![("qty:J-1:", "1")], "qty[J-1:]: is not a line of a job"),
         (vec![("qty:J-1:0", "1"), ("action", "bogus")], "action: `bogus` is not deliver or none"),
     ] {
         let mut fields = fields;
@@ -1132,6 +1134,7 @@ async fn oversized_bodies_are_refused_by_route_and_change_nothing() {
         .await;
     assert_eq!(status, 413, "{page}");
     assert!(page.contains("<html"), "a portal route answers with a page: {page}");
+    assert!(page.contains("256 KB at most") && !page.contains("max_body_bytes"), "the form's own limit: {page}");
     // Within the form's limit, the field's own limit speaks.
     let within = "x".repeat(200 * 1024);
     let page = app
@@ -1146,10 +1149,14 @@ async fn oversized_bodies_are_refused_by_route_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 413, "the console's forms have the same limit");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("256 KB at most"), "{page}");
     let over_an_update = vec![b' '; 1024 * 1024 + 1];
     for path in ["/telegram/webhook", "/discord/interactions"] {
         let r = app.http.post(app.url(path)).body(over_an_update.clone()).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 413, "{path}");
+        let said = r.text().await.unwrap();
+        assert!(said.contains("1 MB at most"), "{path}: {said}");
     }
     app.stop().await;
 }

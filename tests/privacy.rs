@@ -453,6 +453,8 @@ async fn two_uploads_of_one_name_keep_their_own_bytes() {
         let answer =
             cport::actions::artwork::upload(&t.state, &mut unit, &bob, "J-1", None, &[file], now).await.unwrap();
         assert!(answer.ok, "{answer:?}");
+        // A small file's size is said in bytes, not as "0 KB".
+        assert!(format!("{answer:?}").contains(&format!("logo.pdf ({} bytes): received", bytes.len())), "{answer:?}");
         unit.commit().await.unwrap();
     }
     let rows = cport::store::inbound::list_artwork(&t.state.db, "C-1", "J-1").await.unwrap();

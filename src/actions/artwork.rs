@@ -173,7 +173,8 @@ pub async fn upload(
         )
         .await?;
     }
-    let mut lines: Vec<String> = kept.iter().map(|(n, _, s, _)| format!("{n} ({} KB): received", s / 1024)).collect();
+    let mut lines: Vec<String> =
+        kept.iter().map(|(n, _, s, _)| format!("{n} ({}): received", crate::model::size_text(*s as u64))).collect();
     lines.extend(again.iter().cloned());
     lines.extend(refused.iter().cloned());
     let mut a = Answer {

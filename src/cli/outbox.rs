@@ -59,6 +59,13 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
                 "ID", "STATUS", "CHANNEL", "KIND", "TRY", "SENT / NEXT TRY", "RECIPIENT"
             );
             for m in ob::list_messages(db, status.as_deref(), limit).await? {
+                use crate::model::OutboxStatus::{Dead, Dropped};
+                // A dead or dropped message has no next try (until it is queued again).
+                let when = match (m.sent_at, m.status) {
+                    (Some(t), _) => t.format("%Y-%m-%d %H:%M").to_string(),
+                    (None, Dead | Dropped) => "-".into(),
+                    (None, _) => m.next_attempt_at.format("%Y-%m-%d %H:%M").to_string(),
+                };
                 println!(
                     "{:<7} {:<8} {:<7} {:<7} {:<4} {:<17} {:<32} {}",
                     m.id,
@@ -66,7 +73,7 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
                     m.channel,
                     m.kind,
                     m.attempts,
-                    m.sent_at.unwrap_or(m.next_attempt_at).format("%Y-%m-%d %H:%M"),
+                    when,
                     truncate(&m.recipient, 32),
                     m.last_error.as_deref().unwrap_or(&m.subject)
                 );

@@ -369,7 +369,7 @@ fn parse_delivery(form: &FormData, saved: Result<String, ActionError>) -> Result
     for (k, v) in &form.0 {
         let Some(rest) = k.strip_prefix("qty:") else { continue };
         // The field is named as the form named it, shortened (a hand-made form may send anything).
-        let Some((job, line)) = rest.rsplit_once(':') else {
+        let Some((job, line)) = rest.rsplit_once(':').filter(|(j, l)| !j.is_empty() && !l.is_empty()) else {
             return Err(ActionError::invalid(
                 &format!("qty[{}]", crate::model::shown(rest, 64)),
                 "is not a line of a job (qty:JOB:LINE)",
