@@ -127,7 +127,7 @@ async fn the_corpus_has_the_expected_outcomes() {
         ("dmarc_fail.eml", "held", "dmarc=fail", false),
         ("outlook_cp1252.eml", "processed", "REJECT V-1", true),
         ("gmail_html_reply.eml", "processed", "APPROVE", true),
-        ("several_commands.eml", "processed", "NODELIVERY J-1; STOCK", true),
+        ("several_commands.eml", "processed", "NODELIVERY J-1; TRACK; STOCK", true),
         ("artwork_attachment.eml", "processed", "ARTWORK", true),
         ("dsn_bounce.eml", "bounce", "hard bounce 5.1.1", false),
     ];
@@ -460,6 +460,13 @@ async fn odd_replies_get_an_outcome_and_a_bounded_answer() {
     );
     let after = list_messages(&c.t.state.db, None, 500).await.unwrap().len();
     assert!(after - before <= 2, "one answer, and at most one reset email: {before} → {after}");
+
+    // Answered in the order written, a line that is no command in its place.
+    ann_replies(&c, &token, "order@alpha.example", "", "BALANCE\r\nJOB tomorrow\r\nVISUALS").await;
+    let answer = last_answer(&c).await;
+    let at = |what: &str| answer.text.find(what).unwrap_or_else(|| panic!("no `{what}`: {}", answer.text));
+    let (balance, job, visuals) = (at("No account summary"), at("`tomorrow` is not an id"), at("awaiting approval:"));
+    assert!(balance < job && job < visuals, "{}", answer.text);
 
     // A search of 60,000 characters (SQLite refuses LIKE patterns over 50,000 bytes), and `%`
     // searched as itself.

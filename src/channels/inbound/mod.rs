@@ -96,24 +96,26 @@ pub const MOST_COMMANDS: usize = 10;
 
 /// Commands from the top of the fresh text, until the first line that is not one. A command
 /// given twice runs once; past [`MOST_COMMANDS`] the rest are refused with one error.
-pub fn read_commands(text: &str) -> (Vec<Command>, Vec<CommandError>) {
-    let (mut cmds, mut errs) = (Vec::new(), Vec::new());
+pub fn read_commands(text: &str) -> Vec<Result<Command, CommandError>> {
+    let mut read: Vec<Result<Command, CommandError>> = Vec::new();
     let mut over: Vec<&str> = Vec::new();
     let mut over_cmds: Vec<Command> = Vec::new();
+    let given = |read: &[Result<Command, CommandError>], c: &Command| read.iter().any(|r| r.as_ref().ok() == Some(c));
     for line in text.lines() {
         if line.trim().is_empty() {
             continue;
         }
         match parse_line(line) {
-            Ok(Some(c)) if cmds.contains(&c) || over_cmds.contains(&c) => {}
-            Ok(Some(c)) if cmds.len() + errs.len() >= MOST_COMMANDS => {
+            // A command given twice in one reply is run and answered once.
+            Ok(Some(c)) if given(&read, &c) || over_cmds.contains(&c) => {}
+            Ok(Some(c)) if read.len() >= MOST_COMMANDS => {
                 over.push(line.trim());
                 over_cmds.push(c);
             }
-            Ok(Some(c)) => cmds.push(c),
+            Ok(Some(c)) => read.push(Ok(c)),
             Ok(None) => break,
-            Err(_) if cmds.len() + errs.len() >= MOST_COMMANDS => over.push(line.trim()),
-            Err(e) => errs.push(e),
+            Err(_) if read.len() >= MOST_COMMANDS => over.push(line.trim()),
+            Err(e) => read.push(Err(e)),
         }
     }
     if !over.is_empty() {
@@ -123,16 +125,16 @@ pub fn read_commands(text: &str) -> (Vec<Command>, Vec<CommandError>) {
         if over.len() > NAMED {
             named.push(format!("and {} more", over.len() - NAMED));
         }
-        errs.push(CommandError {
+        read.push(Err(CommandError {
             command: "REPLY".into(),
             message: format!(
                 "only the first {MOST_COMMANDS} commands of a reply are run; not run: {} (send them again)",
                 named.join(", ")
             ),
             usage: "one command a line, at most 10 a reply",
-        });
+        }));
     }
-    (cmds, errs)
+    read
 }
 
 fn context_of(row: &OutboxRow, state: &Services, now: DateTime<Utc>) -> Context {
@@ -370,12 +372,10 @@ async fn answer_reply(
     now: DateTime<Utc>,
 ) -> Result<Option<Disposition>, InboundError> {
     let text = fresh_text(&body.text);
-    let (commands, errors) = read_commands(&text);
+    let lines = read_commands(&text);
     // The `mailto:` of a digest's or alert's List-Unsubscribe: the subject says it, the body
     // says nothing. It is done without an answer (nobody waits for one).
-    let asked_to_stop = commands.is_empty()
-        && errors.is_empty()
-        && msg.subject().is_some_and(|s| s.trim().eq_ignore_ascii_case("unsubscribe"));
+    let asked_to_stop = lines.is_empty() && msg.subject().is_some_and(|s| s.trim().eq_ignore_ascii_case("unsubscribe"));
     if asked_to_stop && matches!(row.kind, MessageKind::Digest | MessageKind::Alert) {
         let tx = unit.tx().await?;
         crate::actions::unsubscribe::unsubscribe_in(state, tx, contact, row.kind.as_str(), "email", now)
@@ -393,13 +393,16 @@ async fn answer_reply(
         return Ok(Some(d));
     }
     let ctx = context_of(row, state, now);
+    // Answered in the order the reply gives them, a line that is no command in its place.
     let mut answers: Vec<Answer> = Vec::new();
-    for e in &errors {
-        answers.push(Answer::error(&e.command, e.to_string()));
-    }
-    for c in &commands {
-        answers.push(run(state, unit, actor, c, &ctx, now).await?);
-        unit.step("inbound:after-command")?;
+    for line in &lines {
+        match line {
+            Ok(c) => {
+                answers.push(run(state, unit, actor, c, &ctx, now).await?);
+                unit.step("inbound:after-command")?;
+            }
+            Err(e) => answers.push(Answer::error(&e.command, e.to_string())),
+        }
     }
     let stored = store_attachments(state, unit, msg, actor, &ctx, now).await?;
     if let Some(a) = stored {
