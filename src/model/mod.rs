@@ -3,6 +3,7 @@
 
 pub mod dates;
 pub mod filetype;
+mod ids;
 pub mod items;
 mod money;
 pub mod records;
@@ -13,6 +14,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+pub use ids::{ID_MAX, check_id, looks_like_id, segment, typed_id};
 pub use money::{Money, Total, line_total, lines_total};
 pub use states::*;
 
@@ -33,54 +35,6 @@ impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.field, self.reason)
     }
-}
-
-/// The longest an id may be, in characters (ids are ASCII).
-pub const ID_MAX: usize = 64;
-
-/// Checks a TOT id: 1–64 characters of letters, digits, `-`, `_`, `.` or `/`.
-pub fn check_id(field: &str, id: &str, errs: &mut Vec<FieldError>) {
-    if id.is_empty() {
-        errs.push(FieldError::new(field, "must not be empty"));
-    } else if id.len() > ID_MAX {
-        errs.push(FieldError::new(field, format!("longer than {ID_MAX} characters")));
-    } else if !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/')) {
-        errs.push(FieldError::new(field, format!("{} may hold only letters, digits, '-', '_', '.', '/'", quoted(id))));
-    } else if id.split('/').any(|part| matches!(part, "" | "." | "..")) {
-        // An id names folders (a job's artwork): no empty, `.` or `..` part between slashes.
-        errs.push(FieldError::new(field, format!("{} has an empty, `.` or `..` part between slashes", quoted(id))));
-    }
-}
-
-/// True for a word shaped like a TOT id as commands read it: one to four letters, a dash,
-/// then letters, digits and dashes with at least one digit, at most [`ID_MAX`] characters
-/// (trailing `,.;:` aside, as a list in a sentence leaves them).
-pub fn looks_like_id(word: &str) -> bool {
-    let w = word.trim_end_matches([',', '.', ';', ':']);
-    let Some((prefix, rest)) = w.split_once('-') else {
-        return false;
-    };
-    w.len() <= ID_MAX
-        && !prefix.is_empty()
-        && prefix.len() <= 4
-        && prefix.chars().all(|c| c.is_ascii_alphabetic())
-        && !rest.is_empty()
-        && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && rest.chars().any(|c| c.is_ascii_digit())
-}
-
-/// True for an id a reply or chat command names as it is written: shaped as
-/// [`looks_like_id`] and in capitals (commands read ids in capitals). Items about other ids
-/// (the sync API takes a wider set) offer their portal page and buttons, never a command
-/// that would be refused.
-pub fn typed_id(id: &str) -> bool {
-    looks_like_id(id) && id == id.trim_end_matches([',', '.', ';', ':']) && !id.bytes().any(|b| b.is_ascii_lowercase())
-}
-
-/// An id as one step of a portal path: the `/` an id may hold is written `%2F`, so
-/// `/invoices/INV%2F77.pdf` names invoice `INV/77` (the router reads it back as such).
-pub fn segment(id: &str) -> String {
-    id.replace('/', "%2F")
 }
 
 /// A text cell of a CSV file as no spreadsheet takes for a formula: one that begins (after
