@@ -773,6 +773,56 @@ async fn a_nul_in_chat_input_is_refused_naming_the_command() {
     assert!(format!("{named:?}").contains("`/stock` is not valid"), "the command is named: {named:?}");
 }
 
+/// A chat tied after this period's slot has missed nothing: the contact had that digest by
+/// email, and the chat's first digest is the next one. A chat tied before the slot that cport
+/// missed (it was down) is caught up like the email.
+#[tokio::test]
+async fn a_chat_tied_after_the_slot_waits_for_the_next_digest() {
+    use cport::digest::scheduler::{Trigger, run_pass};
+    let fake = FakeTelegram::start().await;
+    let t = TestState::new(|c| {
+        telegram(c, &fake);
+        c.digest.schedule = "0 0 * * * *".into(); // hourly: this hour's slot began before the link
+        c.digest.catch_up_hours = 12;
+    })
+    .await;
+    t.load(common::world()).await;
+    t.known_for_a_day().await;
+    common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", &ANN.to_string(), "P-1A").await;
+    let now = Utc::now();
+    let channels = || async {
+        let rows = cport::store::outbox::list_messages(&t.state.db, None, 50).await.unwrap();
+        let mut of_ann: Vec<String> = rows
+            .iter()
+            .filter(|m| m.contact_id.as_deref() == Some("P-1A") && m.kind.as_str() == "digest")
+            .map(|m| m.channel.as_str().to_string())
+            .collect();
+        of_ann.sort();
+        of_ann
+    };
+    run_pass(&t.state, now, Some("P-1A"), Trigger::Scheduled).await.unwrap();
+    assert_eq!(channels().await, ["email"], "the email was due; the chat tied since waits");
+    // The next slot reaches both.
+    let next = run_pass(&t.state, now + chrono::Duration::hours(1), Some("P-1A"), Trigger::Scheduled).await.unwrap();
+    assert_eq!(next.queued, 2, "{next:?}");
+    // Tied before the slot: caught up with the email.
+    let fake2 = FakeTelegram::start().await;
+    let t2 = TestState::new(|c| {
+        telegram(c, &fake2);
+        c.digest.schedule = "0 0 * * * *".into();
+        c.digest.catch_up_hours = 12;
+    })
+    .await;
+    t2.load(common::world()).await;
+    common::link_chat(&t2.state, cport::model::Channel::Telegram, "/start", &ANN.to_string(), "P-1A").await;
+    t2.known_for_a_day().await;
+    cport::store::on_db!(&t2.state.db, p => sqlx::query("UPDATE chat_links SET linked_at = $1")
+        .bind(Utc::now() - chrono::Duration::days(1)).execute(p).await.map(|_| ()))
+    .unwrap();
+    let missed = run_pass(&t2.state, now, Some("P-1A"), Trigger::Scheduled).await.unwrap();
+    assert_eq!(missed.queued, 2, "{missed:?}");
+}
+
 /// A digest queued for a chat that is unlinked before it goes is dropped, saying why: the
 /// chat's user said to stop. The contact's email still goes.
 #[tokio::test]

@@ -174,6 +174,14 @@ pub async fn run_pass(
         let again = trigger.again();
         let period_key = period.to_rfc3339_opts(SecondsFormat::Secs, true);
         for target in &targets {
+            // The same for a chat tied since the period began: its contact had that digest
+            // by the ways it had then.
+            if let (Trigger::Scheduled, Target::Chat(l)) = (trigger, target)
+                && l.linked_at.is_some_and(|tied| tied > period)
+            {
+                report.not_due += 1;
+                continue;
+            }
             let decision = match &decided {
                 Some(d) => d
                     .get(&(c.id.clone(), target.outlet().as_str().to_string(), period_key.clone()))

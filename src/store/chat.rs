@@ -11,6 +11,9 @@ pub struct ChatLink {
     pub user_id: String,
     pub chat_id: String,
     pub contact_id: String,
+    /// When the person tied the chat with a code; none for a chat TOT's record names (when
+    /// it began to is not kept).
+    pub linked_at: Option<DateTime<Utc>>,
 }
 
 /// Stores a new code (only its hash) for a contact.
@@ -118,15 +121,15 @@ pub async fn contact_for_user(db: &Db, channel: crate::model::Channel, user_id: 
 pub async fn chats_of_contact(db: &Db, contact_id: &str) -> Result<Vec<ChatLink>> {
     rows_for(
         db,
-        "SELECT channel, user_id, chat_id, contact_id FROM chat_links WHERE contact_id = $1
+        "SELECT channel, user_id, chat_id, contact_id, linked_at FROM chat_links WHERE contact_id = $1
          UNION ALL
-         SELECT 'telegram', CAST(telegram_chat_id AS TEXT), CAST(telegram_chat_id AS TEXT), id FROM contacts
+         SELECT 'telegram', CAST(telegram_chat_id AS TEXT), CAST(telegram_chat_id AS TEXT), id, NULL FROM contacts
          WHERE id = $1 AND telegram_chat_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM chat_links WHERE contact_id = $1 AND channel = 'telegram')
            AND NOT EXISTS (SELECT 1 FROM chat_optouts o
                            WHERE o.channel = 'telegram' AND o.user_id = CAST(telegram_chat_id AS TEXT))
          UNION ALL
-         SELECT 'discord', discord_user_id, discord_user_id, id FROM contacts
+         SELECT 'discord', discord_user_id, discord_user_id, id, NULL FROM contacts
          WHERE id = $1 AND discord_user_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM chat_links WHERE contact_id = $1 AND channel = 'discord')
            AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = 'discord' AND o.user_id = discord_user_id)
@@ -139,15 +142,15 @@ pub async fn chats_of_contact(db: &Db, contact_id: &str) -> Result<Vec<ChatLink>
 /// Every contact with at least one chat, for the scheduler's pass.
 pub async fn all_chats(db: &Db) -> Result<Vec<ChatLink>> {
     Ok(on_db!(db, p => sqlx::query_as::<_, ChatLink>(
-        "SELECT channel, user_id, chat_id, contact_id FROM chat_links
+        "SELECT channel, user_id, chat_id, contact_id, linked_at FROM chat_links
          UNION ALL
-         SELECT 'telegram', CAST(telegram_chat_id AS TEXT), CAST(telegram_chat_id AS TEXT), id FROM contacts c
+         SELECT 'telegram', CAST(telegram_chat_id AS TEXT), CAST(telegram_chat_id AS TEXT), id, NULL FROM contacts c
          WHERE telegram_chat_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.contact_id = c.id AND l.channel = 'telegram')
            AND NOT EXISTS (SELECT 1 FROM chat_optouts o
                            WHERE o.channel = 'telegram' AND o.user_id = CAST(c.telegram_chat_id AS TEXT))
          UNION ALL
-         SELECT 'discord', discord_user_id, discord_user_id, id FROM contacts c
+         SELECT 'discord', discord_user_id, discord_user_id, id, NULL FROM contacts c
          WHERE discord_user_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.contact_id = c.id AND l.channel = 'discord')
            AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = 'discord' AND o.user_id = c.discord_user_id)",
