@@ -797,3 +797,58 @@ async fn damaged_replies_are_answered_or_refused_never_fail() {
     let d = ann_replies(&c, &token, "after-the-damage@alpha.example", "", "ITEMS").await;
     assert_eq!(kind(&d), "processed", "{d:?}");
 }
+
+/// Mail programs send a file `inline` with its name, or with only a name in its type: either
+/// is a file sent, and kept as artwork. A picture the message's own HTML shows (a signature's
+/// logo, a picture pasted into the text) is not taken, and the answer names it: a picture
+/// meant as artwork is never passed over in silence.
+#[tokio::test]
+async fn files_sent_inline_are_artwork_and_pictures_in_the_text_are_named() {
+    let c = Corpus::new().await;
+    let domain = c.t.state.config.email.reply_domain.clone();
+    let art_token = c.tokens.iter().find(|(p, _)| *p == "{{TOKEN_ART}}").unwrap().1.clone();
+    let pdf =
+        |body: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("%PDF-1.4\n{body}\n"));
+    let png = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR logo");
+    let mail = format!(
+        "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{art_token}@{domain}\r\nSubject: Re: art\r\n\
+         Message-ID: <inline-art@alpha.example>\r\nContent-Type: multipart/mixed; boundary=outer\r\n\r\n\
+         --outer\r\nContent-Type: multipart/related; boundary=rel\r\n\r\n\
+         --rel\r\nContent-Type: text/html\r\n\r\n<p>Here you go</p><img src=\"cid:logo1@alpha\">\r\n\
+         --rel\r\nContent-Type: image/png; name=\"sig-logo.png\"\r\nContent-Disposition: inline; filename=\"sig-logo.png\"\r\n\
+         Content-ID: <logo1@alpha>\r\nContent-Transfer-Encoding: base64\r\n\r\n{png}\r\n--rel--\r\n\
+         --outer\r\nContent-Type: application/pdf; name=\"front.pdf\"\r\nContent-Disposition: inline; filename=\"front.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{front}\r\n\
+         --outer\r\nContent-Type: application/pdf; name=\"back.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{back}\r\n\
+         --outer--\r\n",
+        front = pdf("front"),
+        back = pdf("back"),
+    );
+    let d = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap();
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    let answer = last_answer(&c).await.text;
+    assert!(answer.contains("front.pdf (") && answer.contains("back.pdf ("), "both files kept: {answer}");
+    assert!(answer.contains("sig-logo.png in the text of your message was not taken as artwork"), "{answer}");
+    let stored = c.t.state.config.data_dir.join("uploads/artwork/J-1");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&stored).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.iter().all(|n| n.ends_with("back.pdf") || n.ends_with("front.pdf")), "{names:?}");
+
+    // Only a picture in the text, in answer to the artwork reminder: named, nothing kept.
+    let mail = format!(
+        "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{art_token}@{domain}\r\nSubject: Re: art\r\n\
+         Message-ID: <only-pasted@alpha.example>\r\nContent-Type: multipart/related; boundary=rel\r\n\r\n\
+         --rel\r\nContent-Type: text/html\r\n\r\n<p><img src=\"cid:pasted@alpha\"></p>\r\n\
+         --rel\r\nContent-Type: image/png\r\nContent-ID: <pasted@alpha>\r\nContent-Transfer-Encoding: base64\r\n\r\n{png}\r\n\
+         --rel--\r\n"
+    );
+    let d = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap();
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    let answer = last_answer(&c).await.text;
+    assert!(answer.contains("a picture in the text of your message was not taken as artwork"), "{answer}");
+    assert_eq!(std::fs::read_dir(&stored).unwrap().count(), 2, "nothing more kept");
+}

@@ -1,16 +1,23 @@
 //! Files attached to a reply: artwork for the job whose reminder was answered.
 
 use chrono::{DateTime, Utc};
-use mail_parser::MimeHeaders;
+use mail_parser::{MessagePart, MimeHeaders};
 
 use crate::actions::artwork::{self, Upload};
-use crate::actions::enquiry::{Answer, Context};
+use crate::actions::enquiry::{Answer, Context, Section};
 use crate::actions::items::Category;
 use crate::actions::{ActionError, Actor, Unit};
 use crate::services::Services;
 use crate::store::StoreError;
 
 /// Files attached to a reply about missing artwork (A4) go to the artwork action.
+///
+/// A file is a part marked as an attachment, or any part with a file name that the text of
+/// the message does not show: mail programs send a PDF or a picture `inline` with its name, or
+/// with only a name in its type, and such a file is as much sent as an attached one. A part
+/// the message's HTML shows by its `cid:` (a signature's logo, a picture pasted into the
+/// text) is part of the text, not a file sent; an answer about artwork names it, so that a
+/// picture meant as artwork is never passed over in silence.
 pub(super) async fn store_attachments(
     state: &Services,
     unit: &mut Unit,
@@ -19,24 +26,47 @@ pub(super) async fn store_attachments(
     ctx: &Context,
     now: DateTime<Utc>,
 ) -> Result<Option<Answer>, StoreError> {
-    // Only real attachments: inline pictures (signature logos) are not artwork.
-    let files: Vec<Upload<'_>> = msg
-        .attachments()
-        .filter(|a| a.content_disposition().is_some_and(|d| d.is_attachment()))
-        // A file sent without a name is kept in the list, so the answer says why it was not
-        // taken rather than passing it over in silence.
-        .map(|a| Upload {
-            name: a.attachment_name().unwrap_or_default().to_string(),
-            content_type: a
-                .content_type()
-                .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
-                .unwrap_or_default(),
-            bytes: a.contents(),
-            damaged: super::mime::damaged(msg, a),
+    let html: Vec<String> = msg.html_bodies().filter_map(|p| p.text_contents().map(str::to_string)).collect();
+    let in_text = |a: &MessagePart<'_>| {
+        a.content_id().is_some_and(|id| {
+            let cid = format!("cid:{}", id.trim().trim_start_matches('<').trim_end_matches('>'));
+            html.iter().any(|h| h.contains(&cid))
         })
-        .collect();
+    };
+    let mut files: Vec<Upload<'_>> = Vec::new();
+    let mut pictures: Vec<String> = Vec::new();
+    for a in msg.attachments() {
+        let attached = a.content_disposition().is_some_and(|d| d.is_attachment());
+        let named = a.attachment_name().is_some_and(|n| !n.trim().is_empty());
+        if !attached && in_text(a) {
+            let name = a.attachment_name().map_or_else(|| "a picture".to_string(), crate::model::one_line);
+            pictures.push(name);
+        } else if attached || named {
+            // A file sent without a name is kept in the list, so the answer says why it was
+            // not taken rather than passing it over in silence.
+            files.push(Upload {
+                name: a.attachment_name().unwrap_or_default().to_string(),
+                content_type: a
+                    .content_type()
+                    .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
+                    .unwrap_or_default(),
+                bytes: a.contents(),
+                damaged: super::mime::damaged(msg, a),
+            });
+        }
+    }
+    let about_art = matches!(&ctx.item, Some((Category::AwaitingArt, _)));
+    let pictures_note = (about_art && !pictures.is_empty()).then(|| {
+        let (names, were) = match pictures.len() {
+            1 => (crate::model::shown(&pictures[0], 60), "was"),
+            n => (format!("{n} pictures ({})", crate::model::shown(&pictures.join(", "), 120)), "were"),
+        };
+        format!(
+            "{names} in the text of your message {were} not taken as artwork (a signature's logo looks the same): attach the file to send it."
+        )
+    });
     if files.is_empty() {
-        return Ok(None);
+        return Ok(pictures_note.map(|note| Answer::error("ARTWORK", note)));
     }
     let Some((Category::AwaitingArt, job_id)) = &ctx.item else {
         return Ok(Some(Answer::error(
@@ -44,9 +74,13 @@ pub(super) async fn store_attachments(
             "Attachments were not kept: reply to the artwork reminder of the job they are for.",
         )));
     };
-    match artwork::upload(state, unit, actor, job_id, None, &files, now).await {
-        Ok(a) => Ok(Some(a)),
-        Err(ActionError::Store(e)) => Err(e),
-        Err(e) => Ok(Some(Answer::error("ARTWORK", e.to_string()))),
+    let mut answer = match artwork::upload(state, unit, actor, job_id, None, &files, now).await {
+        Ok(a) => a,
+        Err(ActionError::Store(e)) => return Err(e),
+        Err(e) => Answer::error("ARTWORK", e.to_string()),
+    };
+    if let Some(note) = pictures_note {
+        answer.sections.push(Section { lines: vec![note], ..Default::default() });
     }
+    Ok(Some(answer))
 }
