@@ -296,6 +296,23 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     assert!(audit.iter().any(|a| a.action == "reminded" && a.subject == "P-1B of A1:V-1"), "{audit:?}");
 }
 
+/// A sent message's headers are shown as written: its `Date` is when it went, not when the
+/// page is viewed.
+#[tokio::test]
+async fn a_sent_message_shows_the_date_it_went() {
+    let (app, staff) = console(true).await;
+    cport::outbox::drain(&app.state).await.unwrap();
+    let sent = cport::store::outbox::list_messages(&app.db, Some("sent"), 50).await.unwrap();
+    let row = sent.iter().find(|m| m.channel.as_str() == "email").expect("a sent email");
+    let went = chrono::DateTime::parse_from_rfc3339("2026-11-02T10:11:12Z").unwrap().with_timezone(&Utc);
+    cport::store::on_db!(&app.db, p => sqlx::query("UPDATE outbox SET sent_at = $1 WHERE id = $2")
+        .bind(went).bind(row.id).execute(p).await.map(|_| ()))
+    .unwrap();
+    let html = app.shown(&staff, &format!("/staff/outbox/{}", row.id)).await;
+    assert!(html.contains("Date: Mon, 02 Nov 2026 10:11:12 +0000"), "{html}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queued_one() {
     let (app, staff) = console(true).await;

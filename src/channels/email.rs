@@ -162,8 +162,9 @@ pub fn build_message(
     p: &EmailPayload,
     token: Option<&str>,
     unsubscribe: Option<&str>,
+    date: chrono::DateTime<chrono::Utc>,
 ) -> Result<Built, SendError> {
-    let mut message = build_typed(config, p, token, unsubscribe)?;
+    let mut message = build_typed(config, p, token, unsubscribe, date)?;
     let envelope = message.envelope().clone();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if let Some(d) = dkim {
@@ -184,6 +185,7 @@ fn build_typed(
     p: &EmailPayload,
     token: Option<&str>,
     unsubscribe: Option<&str>,
+    date: chrono::DateTime<chrono::Utc>,
 ) -> Result<Message, SendError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| SendError::Permanent(format!("{what}: {e}"));
     let from: Mailbox = config.email.from.parse().map_err(|e| bad("email.from", &e))?;
@@ -196,6 +198,7 @@ fn build_typed(
         .to(to)
         .subject(crate::model::one_line(&p.subject))
         .message_id(Some(p.message_id.clone()))
+        .date(date.into())
         .raw_header(header("Auto-Submitted", "auto-generated"));
     b = match unsubscribe {
         // The https address first (RFC 8058's one click), then a reply that says so.

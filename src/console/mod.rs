@@ -147,7 +147,13 @@ pub fn without_tokens(text: &str) -> String {
         let both_cases = count(char::is_ascii_uppercase) >= 3 && count(char::is_ascii_lowercase) >= 3;
         let letters_and_digits =
             count(char::is_ascii_alphabetic) > 0 && count(char::is_ascii_digit) > 0 && !run.contains('.');
-        (run.len() >= 16 && both_cases) || (run.len() >= 20 && letters_and_digits)
+        // A header's name (`List-Unsubscribe-Post`, `Content-Transfer-Encoding`): capitalised
+        // words joined by dashes, as no token is.
+        let header_name = run.split('-').all(|w| {
+            let mut c = w.chars();
+            c.next().is_some_and(|f| f.is_ascii_uppercase()) && c.all(|x| x.is_ascii_lowercase())
+        });
+        !header_name && ((run.len() >= 16 && both_cases) || (run.len() >= 20 && letters_and_digits))
     };
     let mut out = String::with_capacity(marked.len());
     let mut rest = marked.as_str();
@@ -244,5 +250,7 @@ mod tests {
         let plain = "Thanks, the Internationalisation team at eur01.safelinks.protection.outlook.com \
                      <CAGmail001@mail.gmail.com> 2026-12-04T10:00:00Z";
         assert_eq!(without_tokens(plain), plain);
+        let headers = "List-Unsubscribe-Post: List-Unsubscribe=One-Click\nContent-Transfer-Encoding: base64";
+        assert_eq!(without_tokens(headers), headers);
     }
 }

@@ -40,6 +40,9 @@ pub(super) async fn email_of(
         &payload,
         row.reply_token.as_deref(),
         unsubscribe.as_deref(),
+        // The time it went, for one sent (the console shows its headers as written); now,
+        // for one about to go.
+        row.sent_at.unwrap_or(now),
     );
     Ok(built.map(|m| Some((payload, m))))
 }
