@@ -711,6 +711,9 @@ async fn mail_the_pipe_handled_shows_in_inbound_list_and_the_servers_metrics() {
     assert!(stdout.contains("pipe-1@elsewhere.example") && stdout.contains("no valid reply token"), "{stdout}");
     let (ok, _, stderr) = output(cport(&env).args(["inbound", "list", "--disposition", "lost"]));
     assert!(!ok && stderr.contains("--disposition"), "{stderr}");
+    // Duplicates are told to the route that brought them, never recorded: no filter for them.
+    let (ok, _, stderr) = output(cport(&env).args(["inbound", "list", "--disposition", "duplicate"]));
+    assert!(!ok && stderr.contains("--disposition") && stderr.contains("processed, bounce, ignored, held"), "{stderr}");
 
     let metrics = app.text("/metrics").await;
     assert!(metrics.contains("cport_inbound_messages{disposition=\"ignored\"} 1"), "{metrics}");

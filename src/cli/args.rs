@@ -131,9 +131,11 @@ pub(super) enum InboundCommand {
     },
     /// The latest inbound messages with what became of each, whichever route took them.
     List {
-        /// Only this outcome.
+        /// Only this outcome (a duplicate, mail seen before, is told to the route that brought
+        /// it and not recorded again, so it is no outcome to list).
         #[arg(long, value_name = "DISPOSITION",
-              value_parser = clap::builder::PossibleValuesParser::new(crate::model::InboundOutcome::NAMES.iter().copied()))]
+              value_parser = clap::builder::PossibleValuesParser::new(crate::model::InboundOutcome::NAMES.iter().copied()
+                  .filter(|n| *n != crate::model::InboundOutcome::Duplicate.as_str())))]
         disposition: Option<String>,
         /// At most this many, newest first (1 to 10000).
         #[arg(long, allow_negative_numbers = true, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
