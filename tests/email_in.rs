@@ -225,6 +225,19 @@ async fn an_old_token_still_answers_enquiries_but_not_approvals() {
     assert!(answer.text.contains("/l/"), "with a fresh link");
     assert_eq!(kind(&c.handle("apple_mail_base64.eml").await), "processed");
     assert!(c.answers().await[0].text.contains("thing(s) need you"));
+    // Each decision refused names itself and links to the page where it is made.
+    let token = c.tokens.iter().find(|(p, _)| *p == "{{TOKEN_DIGEST}}").unwrap().1.clone();
+    ann_replies(&c, &token, "old-decisions@alpha.example", "", "NODELIVERY J-1\r\nREJECT V-1 too dark").await;
+    let answer = last_answer(&c).await.text;
+    assert!(answer.contains("too old to say a job needs no delivery from"), "{answer}");
+    assert!(answer.contains("too old to approve or reject from"), "{answer}");
+    let subjects: Vec<String> = answer
+        .split_whitespace()
+        .filter(|w| w.contains("/l/"))
+        .map(|l| c.t.state.signer.verify(l.rsplit("/l/").next().unwrap(), Utc::now()).unwrap().subject)
+        .collect();
+    assert_eq!(subjects, ["/jobs/J-1/delivery", "/visuals/V-1"], "{answer}");
+    assert_eq!(c.visual("V-1").await, "awaiting_approval");
 }
 
 /// A reply in a Japanese or Chinese charset is read as the client wrote it: a reason in

@@ -217,25 +217,37 @@ pub fn command_name(cmd: &Command) -> String {
     }
 }
 
-/// Deciding from an old email or link is refused; a fresh link is offered instead.
-fn may_decide(a: &Ask) -> Result<(), ActionError> {
+/// Deciding from an old email or link is refused; a fresh link to the page where the
+/// decision is made (the item's own, when one is named) is offered instead.
+fn may_decide(a: &Ask, want: Category, id: Option<&str>) -> Result<(), ActionError> {
     if a.ctx.may_decide {
         return Ok(());
     }
+    let at = |list: &str, page: &dyn Fn(&str) -> String| id.map_or_else(|| list.to_string(), page);
+    let (deciding, path) = match want {
+        Category::DeliveryInstructions => {
+            ("say a job needs no delivery", at("/jobs", &|i| format!("/jobs/{}/delivery", crate::model::segment(i))))
+        }
+        _ => ("approve or reject", at("/visuals", &|i| format!("/visuals/{}", crate::model::segment(i)))),
+    };
     Err(ActionError::Forbidden(format!(
-        "This email is too old to approve or reject from. Open a fresh link instead: {}",
-        a.link("/visuals")
+        "This email is too old to {deciding} from. Open a fresh link instead: {}",
+        a.link(&path)
     )))
 }
 
 /// The item a decision is about: the one named, or else the one the message replied to is
 /// about. Refused when the message is too old to decide from.
 fn decision_id(a: &Ask, named: Option<&str>, want: Category, command: &str) -> Result<String, ActionError> {
-    may_decide(a)?;
-    match (named, &a.ctx.item) {
-        (Some(id), _) => Ok(id.to_string()),
-        (None, Some((cat, id))) if *cat == want => Ok(id.clone()),
-        _ => {
+    let id = match (named, &a.ctx.item) {
+        (Some(id), _) => Some(id.to_string()),
+        (None, Some((cat, id))) if *cat == want => Some(id.clone()),
+        _ => None,
+    };
+    may_decide(a, want, id.as_deref())?;
+    match id {
+        Some(id) => Ok(id),
+        None => {
             let example = match want {
                 Category::DeliveryInstructions => "NODELIVERY J-3001",
                 _ if command == "REJECT" => "REJECT V-1001 the navy is too light",
@@ -298,7 +310,11 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
     let ids = if ids.is_empty() {
         vec![decision_id(a, None, Category::VisualApproval, "APPROVE")?]
     } else {
-        may_decide(a)?;
+        let one = match ids {
+            [id] => Some(id.as_str()),
+            _ => None,
+        };
+        may_decide(a, Category::VisualApproval, one)?;
         ids.to_vec()
     };
     // The command itself is the acceptance: the terms were in the message replied to.
