@@ -224,6 +224,19 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     assert!(!html.contains("id=\"A1:V-2\""), "an approved visual is not waiting");
     assert!(html.contains("Ann Admin") && html.contains("email"), "who was told, and how");
 
+    // Art due next week has not waited yet: 0 days, never a count below zero.
+    let due = (Utc::now() + chrono::Duration::days(7)).date_naive().to_string();
+    app.synced(
+        "art_requirements",
+        serde_json::json!([{"id": "AR-1", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-1", "description": "Logo",
+                "art_received": false, "art_due": due}]),
+    )
+    .await;
+    let (_, html) = app.page(&staff, "/staff/chase?category=A4").await;
+    let row = &html[html.find("id=\"A4:J-1\"").expect("J-1's art listed")..];
+    let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+    assert!(!row.contains("<strong>-"), "{row}");
+
     // Filters: category, client, age; each bad value named.
     let (_, html) = app.page(&staff, "/staff/chase?category=A1").await;
     assert!(html.contains("id=\"A1:V-1\"") && html.contains("id=\"A1:V-9\"") && !html.contains("id=\"A3:PO-1\""));

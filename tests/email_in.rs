@@ -864,4 +864,8 @@ async fn files_sent_inline_are_artwork_and_pictures_in_the_text_are_named() {
     let answer = last_answer(&c).await.text;
     assert!(answer.contains("a picture in the text of your message was not taken as artwork"), "{answer}");
     assert_eq!(std::fs::read_dir(&stored).unwrap().count(), 2, "nothing more kept");
+    // The art received, TOT waits for none from this client: said so, not as a count of 0.
+    ann_replies(&c, &art_token, "art-after@alpha.example", "", "ART").await;
+    let answer = last_answer(&c).await.text;
+    assert!(answer.contains("TOT is not waiting for any artwork from you."), "{answer}");
 }

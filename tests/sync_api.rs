@@ -595,6 +595,18 @@ async fn staff_post_list_and_retract_banners_over_the_api() {
     assert_eq!(del(id).await.unwrap().status().as_u16(), 204);
     assert_eq!(del(id).await.unwrap().status().as_u16(), 204, "retracted before: a retry is answered the same");
     assert_eq!(del(999).await.unwrap().status().as_u16(), 404);
+    // An end before the start, or (with no start: now) in the past, each said as it is.
+    for (body, says) in [
+        (json!({"title": "Late", "body": "b", "severity": "info", "expires_at": "2020-01-01T00:00:00Z"}), "is past"),
+        (
+            json!({"title": "Late", "body": "b", "severity": "info", "starts_at": "2031-01-02T00:00:00Z",
+                   "expires_at": "2031-01-01T00:00:00Z"}),
+            "must be after the start",
+        ),
+    ] {
+        let r = app.http.post(&url).bearer_auth(TOKEN).json(&body).send().await.unwrap();
+        common::refused_with(r, 400, says).await;
+    }
     app.stop().await;
 }
 

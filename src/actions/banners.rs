@@ -97,7 +97,9 @@ pub async fn check(
     if let Some(exp) = input.expires_at
         && exp <= starts_at
     {
-        errs.push(FieldError::new("expires_at", "must be after the start"));
+        // Without a start of its own the banner starts now: an end before that is past.
+        let why = if input.starts_at.is_some() { "must be after the start" } else { "is past: give a time to come" };
+        errs.push(FieldError::new("expires_at", why));
     }
     // Only what could be an id is looked up (a NUL in one cannot be, on PostgreSQL).
     let mut ids = Vec::new();

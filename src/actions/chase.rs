@@ -214,7 +214,9 @@ async fn told(
             ChaseRow {
                 client_id: client.id.clone(),
                 client_name: client.name.clone(),
-                age_days: since.map(|s| (now - s).num_days()),
+                // An item dated ahead (art due next week, seen first only then) has not
+                // waited yet: 0 days, never less.
+                age_days: since.map(|s| (now - s).num_days().max(0)),
                 waiting_since: since,
                 first_sent,
                 key,

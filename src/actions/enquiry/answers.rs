@@ -368,6 +368,9 @@ pub(super) async fn prices(a: &Ask<'_>) -> Result<Answer, ActionError> {
 pub(super) async fn art(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { name, db, client, .. } = *a;
     let list = crate::store::items::list_missing_art(db, &[client]).await?;
+    if list.is_empty() {
+        return Ok(Answer::ok(name, "TOT is not waiting for any artwork from you.", vec![]));
+    }
     let rows = list
         .iter()
         .map(|a| vec![d(a.art_due), a.description.clone(), a.design_id.clone(), a.job_id.clone(), "no".into()])
