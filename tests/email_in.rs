@@ -869,3 +869,38 @@ async fn files_sent_inline_are_artwork_and_pictures_in_the_text_are_named() {
     let answer = last_answer(&c).await.text;
     assert!(answer.contains("TOT is not waiting for any artwork from you."), "{answer}");
 }
+
+/// HELP lists what the asker's role may send: finance is not offered JOBS or TRACK, a viewer
+/// (who reads everything) is not offered the decisions it would be refused.
+#[tokio::test]
+async fn help_lists_the_commands_of_the_askers_role() {
+    let c = Corpus::new().await;
+    let domain = c.t.state.config.email.reply_domain.clone();
+    for (id, email, name, has, lacks) in [
+        (
+            "P-1F",
+            "fay@alpha.example",
+            "Fay",
+            &["INVOICES", "BALANCE", "PO <purchase order id>"][..],
+            &["JOBS", "TRACK", "APPROVE"][..],
+        ),
+        ("P-1V", "vic@alpha.example", "Vic", &["JOBS", "TRACK", "VISUALS"], &["APPROVE", "REJECT", "NODELIVERY"]),
+        ("P-1A", "ann@alpha.example", "Ann", &["JOBS", "APPROVE", "NODELIVERY", "INVOICES"], &[]),
+    ] {
+        let token = sent_to(&c.t, id, email, "digest", &[]).await;
+        let mail = format!(
+            "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+             From: {name} <{email}>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
+             Message-ID: <help-{id}@alpha.example>\r\n\r\nHELP\r\n"
+        );
+        let d = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap();
+        assert_eq!(kind(&d), "processed", "{id}: {d:?}");
+        let answer = last_answer(&c).await.text;
+        for word in has {
+            assert!(answer.contains(word), "{id} is offered {word}: {answer}");
+        }
+        for word in lacks {
+            assert!(!answer.contains(word), "{id} is not offered {word}: {answer}");
+        }
+    }
+}

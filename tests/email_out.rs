@@ -121,6 +121,30 @@ async fn items_whose_ids_no_command_can_name_offer_their_link_not_a_command() {
     assert!(subjects.contains(&"/jobs/j-lower9/delivery".to_string()), "{subjects:?}");
 }
 
+/// A message's footer offers only commands the contact's role may send: finance is not told
+/// to ask for JOBS, which it would be refused.
+#[tokio::test]
+async fn the_footer_offers_the_commands_of_the_contacts_role() {
+    let (smtp, t) = mailing_world(|_| ()).await;
+    let now = Utc::now();
+    for contact in ["P-1A", "P-1F"] {
+        run_pass(&t.state, now, Some(contact), Trigger::Manual { force: false }).await.unwrap();
+    }
+    assert_eq!(drain(&t.state).await.unwrap().sent, 2);
+    let footer = |to: &str| {
+        let msgs = smtp.messages();
+        let (raw, _) = msgs.iter().find(|(_, e)| e["rcpt_tos"][0] == to).expect("a digest").clone();
+        let m = parse(&raw);
+        (m.body_text(0).unwrap().into_owned(), m.body_html(0).unwrap().into_owned())
+    };
+    let (text, html) = footer("ann@alpha.example");
+    assert!(text.contains("one per line: ITEMS, JOBS, TRACK <delivery>, HELP."), "{text}");
+    assert!(html.contains("<b>ITEMS</b>, <b>JOBS</b>, <b>TRACK &lt;delivery&gt;</b> or <b>HELP</b>."), "{html}");
+    let (text, html) = footer("fay@alpha.example");
+    assert!(text.contains("one per line: ITEMS, INVOICES, BALANCE, HELP."), "{text}");
+    assert!(html.contains("<b>ITEMS</b>, <b>INVOICES</b>, <b>BALANCE</b> or <b>HELP</b>."), "{html}");
+}
+
 #[tokio::test]
 async fn a_4xx_is_retried_with_backoff_and_then_delivered() {
     let (smtp, t) = mailing_world(|w| w["contacts"][0]["email"] = json!("tempfail@alpha.example")).await;

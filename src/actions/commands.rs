@@ -223,8 +223,13 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
 }
 
 /// The help text, one command a line.
-pub fn help_text() -> String {
-    COMMANDS.iter().map(|(_, u, what)| format!("{u:<38} {what}")).collect::<Vec<_>>().join("\n")
+pub fn help_text(role: crate::model::Role) -> String {
+    COMMANDS
+        .iter()
+        .filter(|(name, _, _)| role.may_send(name))
+        .map(|(_, u, what)| format!("{u:<38} {what}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

@@ -79,6 +79,19 @@ struct Ctx<'a> {
     new_count: usize,
     portal_link: String,
     preferences_link: String,
+    /// Commands the footer offers as examples: ones the contact's role may send.
+    asks: Vec<&'static str>,
+}
+
+/// A few commands to offer a contact of `role` in a message's footer, HELP last.
+fn asks_for(role: crate::model::Role) -> Vec<&'static str> {
+    let mut asks: Vec<&'static str> = ["ITEMS", "JOBS", "TRACK <delivery>", "INVOICES", "BALANCE"]
+        .into_iter()
+        .filter(|a| role.may_send(a.split(' ').next().unwrap_or_default()))
+        .take(3)
+        .collect();
+    asks.push("HELP");
+    asks
 }
 
 fn mailto(to: &str, subject: &str, body: &str) -> String {
@@ -188,6 +201,7 @@ impl Composer<'_> {
             new_count,
             portal_link: self.link(&contact.id, "/", now),
             preferences_link: self.link(&contact.id, "/preferences", now),
+            asks: asks_for(contact.role),
         };
         let (text, html) = self.render(kind, &ctx)?;
         Ok(EmailPayload {

@@ -78,6 +78,26 @@ impl Role {
     pub fn acts_on_orders(self) -> bool {
         matches!(self, Role::Admin | Role::Buyer)
     }
+
+    /// May ask the command named `name` (its first word, as `HELP` lists it) and see the
+    /// matching portal page. A viewer asks everything a buyer does and more, and reads only:
+    /// the decisions themselves are refused by [`acts_on_orders`](Self::acts_on_orders).
+    pub fn may_ask(self, name: &str) -> bool {
+        match self {
+            Role::Admin | Role::Viewer => true,
+            Role::Buyer => !matches!(name, "INVOICES" | "BALANCE"),
+            Role::Finance => {
+                matches!(name, "HELP" | "ITEMS" | "INVOICES" | "BALANCE" | "PRICES" | "POS" | "PO" | "LINK" | "RESET")
+            }
+            Role::ThirdParty => matches!(name, "HELP" | "LINK" | "RESET"),
+        }
+    }
+
+    /// May send the command named `name` and have it done: asked, and for a decision
+    /// (`APPROVE`, `REJECT`, `NODELIVERY`), one who acts on orders.
+    pub fn may_send(self, name: &str) -> bool {
+        self.may_ask(name) && (self.acts_on_orders() || !matches!(name, "APPROVE" | "REJECT" | "NODELIVERY"))
+    }
 }
 
 named_enum! {

@@ -19,11 +19,11 @@ fn money(minor: i64) -> String {
 }
 
 pub(super) fn help(a: &Ask<'_>) -> Result<Answer, ActionError> {
-    let Ask { name, .. } = *a;
+    let Ask { name, actor, .. } = *a;
     Ok(Answer::ok(
         name,
         "Commands you can reply with (one per line):",
-        vec![Section::text(help_text().lines().map(str::to_string).collect())],
+        vec![Section::text(help_text(actor.role).lines().map(str::to_string).collect())],
     ))
 }
 

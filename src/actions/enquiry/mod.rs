@@ -131,15 +131,10 @@ impl Context {
     }
 }
 
-/// Whether a role may run a command (and see the matching portal page).
+/// Whether a role may run a command (and see the matching portal page): [`Role::may_ask`].
 pub fn allowed(role: Role, cmd: &Command) -> bool {
-    use Command::*;
-    match role {
-        Role::Admin | Role::Viewer => true,
-        Role::Buyer => !matches!(cmd, Invoices | Balance),
-        Role::Finance => matches!(cmd, Help | Items | Invoices | Balance | Prices | Pos | Po(_) | Link | Reset),
-        Role::ThirdParty => matches!(cmd, Help | Link | Reset),
-    }
+    let name = command_name(cmd);
+    role.may_ask(name.split(' ').next().unwrap_or_default())
 }
 
 /// Runs one command for one actor. Never fails for bad input: the answer says what was wrong.
