@@ -333,6 +333,15 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
     assert_eq!(n, 1, "one delegation");
     // The approval link went to the outbox as an email to the third party.
     let link = app.link_mailed_to("dana@reseller.example", "/l/").await;
+    // Dana is no contact: her mail offers no unsubscribe (no preferences page of hers).
+    let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
+    let to_dana = rows.iter().find(|m| m.recipient == "dana@reseller.example").unwrap();
+    match cport::outbox::render(&app.state, to_dana, chrono::Utc::now()).await.unwrap() {
+        cport::outbox::Rendered::Email { headers, .. } => {
+            assert!(headers.contains("Subject:") && !headers.contains("List-Unsubscribe"), "{headers}")
+        }
+        other => panic!("an email, not {other:?}"),
+    }
 
     let third = browser();
     let r = third.get(&link).send().await.unwrap();

@@ -150,9 +150,21 @@ pub struct Built {
     pub raw: Vec<u8>,
 }
 
+/// What a message's `List-Unsubscribe` offers.
+#[derive(Debug, Clone, Copy)]
+pub enum Unsubscribe<'a> {
+    /// A digest's or alert's own signed one-click address (RFC 8058).
+    OneClick(&'a str),
+    /// Other mail to a contact: the preferences page.
+    Preferences,
+    /// Mail to someone who is no contact (a delegate, a person asking for access): nothing
+    /// to unsubscribe from, so no header.
+    Not,
+}
+
 /// Builds the RFC 5322 message for an outbox email. `token` is the row's reply token:
-/// replies go to `reply+TOKEN@`, bounces to `bounce+TOKEN@` (VERP). `unsubscribe` is the
-/// one-click address of a digest or alert (RFC 8058); other mail points at the preferences.
+/// replies go to `reply+TOKEN@`, bounces to `bounce+TOKEN@` (VERP). `unsubscribe` says what
+/// its `List-Unsubscribe` offers.
 /// With `dkim`, the message is signed. A message lettre cannot
 /// format is a permanent error for that message, never a panic: lettre's formatting panics
 /// on a header its `Display` refuses, so formatting runs inside `catch_unwind` here.
@@ -161,7 +173,7 @@ pub fn build_message(
     dkim: Option<&DkimConfig>,
     p: &EmailPayload,
     token: Option<&str>,
-    unsubscribe: Option<&str>,
+    unsubscribe: Unsubscribe<'_>,
     date: chrono::DateTime<chrono::Utc>,
 ) -> Result<Built, SendError> {
     let mut message = build_typed(config, p, token, unsubscribe, date)?;
@@ -184,7 +196,7 @@ fn build_typed(
     config: &Config,
     p: &EmailPayload,
     token: Option<&str>,
-    unsubscribe: Option<&str>,
+    unsubscribe: Unsubscribe<'_>,
     date: chrono::DateTime<chrono::Utc>,
 ) -> Result<Message, SendError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| SendError::Permanent(format!("{what}: {e}"));
@@ -202,7 +214,7 @@ fn build_typed(
         .raw_header(header("Auto-Submitted", "auto-generated"));
     b = match unsubscribe {
         // The https address first (RFC 8058's one click), then a reply that says so.
-        Some(url) => b
+        Unsubscribe::OneClick(url) => b
             .raw_header(header(
                 "List-Unsubscribe",
                 match token {
@@ -211,10 +223,11 @@ fn build_typed(
                 },
             ))
             .raw_header(header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")),
-        None => b.raw_header(header(
+        Unsubscribe::Preferences => b.raw_header(header(
             "List-Unsubscribe",
             format!("<{}/preferences>", config.public_url.trim_end_matches('/')),
         )),
+        Unsubscribe::Not => b,
     };
     let bounce: Address = match token {
         Some(t) => {

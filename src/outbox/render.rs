@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::actions::items::current;
 use crate::channels::chat::ChatPayload;
-use crate::channels::email::{Built, EmailPayload, build_message};
+use crate::channels::email::{Built, EmailPayload, Unsubscribe, build_message};
 use crate::channels::{Providers, SendError};
 use crate::messages::compose::{Composer, Recipient};
 use crate::model::{MessageKind, Outlet};
@@ -33,13 +33,18 @@ pub(super) async fn email_of(
             Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
         }
     };
-    let unsubscribe = unsubscribe_url(state, row, now);
+    let one_click = unsubscribe_url(state, row, now);
+    let unsubscribe = match (&one_click, &row.contact_id) {
+        (Some(url), _) => Unsubscribe::OneClick(url),
+        (None, Some(_)) => Unsubscribe::Preferences,
+        (None, None) => Unsubscribe::Not,
+    };
     let built = build_message(
         &state.config,
         state.dkim.as_deref(),
         &payload,
         row.reply_token.as_deref(),
-        unsubscribe.as_deref(),
+        unsubscribe,
         // The time it went, for one sent (the console shows its headers as written); now,
         // for one about to go.
         row.sent_at.unwrap_or(now),
