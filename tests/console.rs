@@ -719,6 +719,18 @@ async fn contacts_held_mail_and_the_overview() {
     );
     let d = cport::channels::inbound::handle(&app.state, raw.as_bytes(), Utc::now()).await.unwrap();
     assert!(matches!(d, cport::channels::inbound::Disposition::Held(_)), "{d:?}");
+    // A third's text is base64 (as many programs write one not in ASCII): the page says what
+    // releasing it would run, decoded.
+    let encoded =
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "REJECT V-1 trop sombre, désolé\r\n");
+    let third = raw.replace("held-1@", "held-3@").replace(
+        "\r\n\r\nAPPROVE V-1\r\n",
+        &format!("\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n"),
+    );
+    cport::channels::inbound::handle(&app.state, third.as_bytes(), Utc::now()).await.unwrap();
+    let (_, html) = app.page(&staff, "/staff/held").await;
+    assert!(html.contains("Releasing it runs") && html.contains("<code>REJECT V-1</code>"), "{html}");
+    app.submit(&staff, "/staff/held", &[("message_id", "held-3@alpha.example"), ("action", "discard")]).await;
     // The second quotes Ann's sign-in link as an older mail program wraps it, over two lines.
     let token = app.state.signer.sign(
         cport::links::Purpose::Open,

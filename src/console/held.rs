@@ -83,7 +83,15 @@ pub async fn held(State(state): State<AppState>, staff: Staff, Params(q): Params
         if h.cut {
             shown.push_str("\n[… the rest is not shown]");
         }
-        out.push(json!({"m": h.row, "auth": auth, "raw": shown}));
+        // What releasing it runs, decoded (a base64 body shows above only as a note): read
+        // from the whole message only, as a part of one could read otherwise.
+        let runs = match h.cut {
+            false => crate::channels::inbound::commands_in(h.head.as_bytes())
+                .map(|(commands, files)| json!({"commands": commands.iter().map(|c| super::without_tokens(c)).collect::<Vec<_>>(), "files": files}))
+                .unwrap_or_else(|e| json!({"unreadable": e})),
+            true => json!({"unreadable": "too long to read here"}),
+        };
+        out.push(json!({"m": h.row, "auth": auth, "raw": shown, "runs": runs}));
     }
     let (total, _) = crate::store::console::waiting_counts(&state.db).await?;
     page(&state, Some(&staff), "held", json!({"held": out, "total": total, "note": note}))

@@ -137,6 +137,22 @@ pub fn read_commands(text: &str) -> Vec<Result<Command, CommandError>> {
     read
 }
 
+/// What releasing a held message would run, read as [`handle`] reads it (the fresh text of
+/// its first readable body, decoded): each command as understood, or what is wrong with its
+/// line; and how many files it attaches. For staff deciding whether to release it.
+pub fn commands_in(raw: &[u8]) -> Result<(Vec<String>, usize), String> {
+    let msg = mime::parse(raw)?;
+    let body = mime::body(&msg);
+    let lines = read_commands(&fresh_text(&body.text))
+        .into_iter()
+        .map(|l| match l {
+            Ok(c) => crate::actions::enquiry::command_name(&c),
+            Err(e) => e.to_string(),
+        })
+        .collect();
+    Ok((lines, msg.attachments().count()))
+}
+
 fn context_of(row: &OutboxRow, state: &Services, now: DateTime<Utc>) -> Context {
     let keys: Vec<String> = match row.kind {
         MessageKind::Alert => serde_json::from_str::<AlertPayload>(&row.payload).map(|p| p.items).unwrap_or_default(),
