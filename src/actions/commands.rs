@@ -210,11 +210,12 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
                 _ => reason,
             };
             if reason.is_empty() {
-                return Err(CommandError {
-                    command: name.into(),
-                    message: "say why: a reason is required".into(),
-                    usage: usage(name),
-                });
+                let message = match id_part {
+                    Some(_) => "say why: a reason is required",
+                    // In reply to an alert about one visual, the reason alone will do.
+                    None => "say which visual and why, for example REJECT V-1001 the navy is too light",
+                };
+                return Err(CommandError { command: name.into(), message: message.into(), usage: usage(name) });
             }
             Ok(Some(Command::Reject { id: id_part, reason: reason.to_string() }))
         }
@@ -295,6 +296,7 @@ mod tests {
             ("APPROVE V-1001 please", "APPROVE", "`please`"),
             ("REJECT V-1001", "REJECT", "reason is required"),
             ("REJECT V-1001 reason: ", "REJECT", "reason is required"),
+            ("REJECT", "REJECT", "say which visual and why"),
             ("BALANCE now", "BALANCE", "takes nothing"),
         ];
         // A word that is not an id is named however late in the line it comes.
