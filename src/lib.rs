@@ -2,7 +2,7 @@
 //! back to TOT's system. See README.md, and the documentation in docs/ (how-it-works), for the flow.
 //!
 //! The modules stand in layers; a module uses its own layer and those below it, never one
-//! above (checked by `tests/layers.rs`, which also lists the upward imports still to go).
+//! above (checked by `tests/layers.rs`, which would list any upward import left; none is).
 //! From the bottom:
 //! - model, links, supervise, memory, templates, markdown: domain types and pure helpers
 //! - config: configuration
