@@ -902,5 +902,13 @@ async fn help_lists_the_commands_of_the_askers_role() {
         for word in lacks {
             assert!(!answer.contains(word), "{id} is not offered {word}: {answer}");
         }
+        // A reply with no command is shown an example the role may send.
+        let mail = mail.replace("help-", "none-").replace("\r\n\r\nHELP\r\n", "\r\n\r\nThanks, will do.\r\n");
+        handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap();
+        let answer = last_answer(&c).await.text;
+        assert!(answer.contains("No command found"), "{id}: {answer}");
+        for word in lacks {
+            assert!(!answer.contains(word), "{id} is not offered {word}: {answer}");
+        }
     }
 }

@@ -435,7 +435,10 @@ async fn answer_reply(
         a.sections.insert(
             0,
             crate::actions::enquiry::Section {
-                lines: vec!["Write one command per line at the very top, for example ITEMS or APPROVE V-1001.".into()],
+                lines: vec![format!(
+                    "Write one command per line at the very top, for example ITEMS or {}.",
+                    if actor.role.may_send("APPROVE") { "APPROVE V-1001" } else { "HELP" }
+                )],
                 ..Default::default()
             },
         );
