@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -244,10 +244,19 @@ async fn not_found(uri: axum::http::Uri) -> Response {
     crate::web::in_shape_for(uri.path(), crate::web::HttpError::NotFound).await
 }
 
+/// How long a health check or a scrape waits on the store: well inside a load balancer's
+/// check and Prometheus's scrape timeout (10 s), so an outage is reported, not waited out
+/// (the pool would wait 30 s for a connection).
+const STORE_ASK: Duration = Duration::from_secs(2);
+
 async fn healthz(State(state): State<AppState>) -> Response {
     let tasks = state.health.report();
     let unhealthy = state.health.unhealthy();
-    match state.db.ping().await {
+    let pinged = match tokio::time::timeout(STORE_ASK, state.db.ping()).await {
+        Ok(answer) => answer.map_err(|e| e.to_string()),
+        Err(_) => Err("no answer within 2 seconds".to_string()),
+    };
+    match pinged {
         Ok(()) if unhealthy.is_empty() => Json(serde_json::json!({
             "status": "ok",
             "engine": state.db.engine(),
@@ -275,11 +284,24 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    if let Ok(n) = crate::store::inbound::suspended_count(&state.db).await {
-        metrics::gauge!("cport_email_suspended_contacts").set(n as f64);
+    // The gauges read from the store, all within one bound: a store that does not answer
+    // leaves them as they were and says so in `cport_store_up`.
+    let read = tokio::time::timeout(STORE_ASK, store_gauges(&state)).await;
+    metrics::gauge!("cport_store_up").set(if matches!(read, Ok(true)) { 1.0 } else { 0.0 });
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+/// Sets the gauges that are counts in the store; true when every one was read.
+async fn store_gauges(state: &AppState) -> bool {
+    let mut all = true;
+    match crate::store::inbound::suspended_count(&state.db).await {
+        Ok(n) => metrics::gauge!("cport_email_suspended_contacts").set(n as f64),
+        Err(_) => all = false,
     }
     // Recorded by every route that takes mail in, this process or another (the MTA's pipe).
-    if let Ok(counts) = crate::store::inbound::counts_by_disposition(&state.db).await {
+    let inbound = crate::store::inbound::counts_by_disposition(&state.db).await;
+    all &= inbound.is_ok();
+    if let Ok(counts) = inbound {
         // Each outcome is set, 0 when none is left (held mail released or discarded), so no
         // gauge keeps a count from an earlier scrape. Duplicates are never recorded.
         for outcome in
@@ -289,14 +311,16 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
             metrics::gauge!("cport_inbound_messages", "disposition" => outcome.as_str()).set(n as f64);
         }
     }
-    if let Ok(counts) = crate::store::outbox::counts_unsent(&state.db).await {
+    let outbox = crate::store::outbox::counts_unsent(&state.db).await;
+    all &= outbox.is_ok();
+    if let Ok(counts) = outbox {
         // A state left empty since the last scrape reads 0, not its last count.
         for status in crate::model::OutboxStatus::ALL.iter().filter(|s| **s != crate::model::OutboxStatus::Sent) {
             let n = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
             metrics::gauge!("cport_outbox_messages", "status" => status.as_str()).set(n as f64);
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+    all
 }
 
 /// Counts requests and their latency per route and status.

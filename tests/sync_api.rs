@@ -536,6 +536,7 @@ async fn health_and_metrics_are_served() {
     let text = app.text("/metrics").await;
     assert!(text.contains("cport_http_requests_total"), "{text}");
     assert!(text.contains("cport_sync_records_total"), "{text}");
+    assert!(text.lines().any(|l| l == "cport_store_up 1"), "the store answered the scrape: {text}");
     // Made-up methods are counted, all under one label: a client cannot add series at will.
     for n in 0..20 {
         let m = reqwest::Method::from_bytes(format!("MADEUP{n}").as_bytes()).unwrap();
