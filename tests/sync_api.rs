@@ -622,10 +622,18 @@ async fn inbound_email_over_http_needs_the_token_and_refuses_oversized_messages(
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["disposition"], "ignored", "{v}");
     assert!(v["reason"].as_str().unwrap().contains("no valid reply token"));
+    let refused = |text: String| {
+        text.lines()
+            .find(|l| l.starts_with("cport_inbound_total{disposition=\"refused\"}"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = refused(app.text("/metrics").await);
     let big = "x".repeat(4096);
     let r = app.http.post(&url).bearer_auth(TOKEN).body(big).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 413);
     assert!(r.text().await.unwrap().contains("inbound.max_bytes"));
+    assert!(refused(app.text("/metrics").await) > before, "a message refused for its size is counted as refused");
     // A program calls this address: its refusals are JSON, as the API's are, never a page.
     let r = app.http.post(&url).bearer_auth(TOKEN).header("content-encoding", "gzip").body(msg).send().await.unwrap();
     common::refused_with(r, 415, "Content-Encoding").await;

@@ -170,7 +170,7 @@ where
     for uid in uids {
         if let Some(size) = sizes.get(&uid).filter(|s| u64::from(**s) > max) {
             tracing::warn!(uid, size, max, "IMAP message refused unread: larger than inbound.max_bytes");
-            metrics::counter!("cport_inbound_total", "disposition" => "refused").increment(1);
+            crate::channels::inbound::count_refused();
         } else {
             let fetched: Vec<_> = bounded(state, "fetching a message", async {
                 session.uid_fetch(uid.to_string(), "BODY.PEEK[]").await?.try_collect().await

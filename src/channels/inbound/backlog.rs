@@ -66,7 +66,7 @@ pub async fn handle_backlog(state: &Services, files: &[PathBuf]) -> Result<Backl
             // Too large is said by its size, before it is read into memory.
             let size = std::fs::metadata(f).map_err(read)?.len();
             if size > max {
-                metrics::counter!("cport_inbound_total", "disposition" => "refused").increment(1);
+                super::count_refused();
                 out.refuse(f, InboundError::TooLarge { size: size as usize, max }.to_string());
                 continue;
             }

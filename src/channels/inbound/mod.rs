@@ -177,6 +177,12 @@ pub async fn handle(state: &Services, raw: &[u8], now: DateTime<Utc>) -> Result<
 /// cport) panic is refused as unreadable, so the worker that read it goes on to the next and
 /// a mailbox is not stuck behind it; the panic hook has logged and counted the panic, and an
 /// open transaction rolled back as it was dropped. Every refusal is counted.
+/// Counts a message refused unread (too large, not mail, cport failed on it), whichever
+/// route refused it.
+pub fn count_refused() {
+    metrics::counter!("cport_inbound_total", "disposition" => "refused").increment(1);
+}
+
 async fn guarded(
     work: impl std::future::Future<Output = Result<Disposition, InboundError>>,
 ) -> Result<Disposition, InboundError> {
@@ -186,7 +192,7 @@ async fn guarded(
         Err(InboundError::Malformed(format!("it could not be read (cport failed on it: {why})")))
     });
     if out.as_ref().is_err_and(|e| !e.is_temporary()) {
-        metrics::counter!("cport_inbound_total", "disposition" => "refused").increment(1);
+        count_refused();
     }
     out
 }
