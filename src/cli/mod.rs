@@ -102,7 +102,12 @@ pub fn main() -> ExitCode {
         }
     };
     let json = cli.log_format == "json";
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(async {
+        let outcome = run(cli).await;
+        close_opened().await;
+        outcome
+    });
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             // In the log's own shape when the log is JSON: a collector reads every line.
@@ -343,7 +348,10 @@ async fn open_store(config: &Config) -> anyhow::Result<Db> {
         bail!("database_url: no store at {url} yet (`cport migrate`, `cport import` or `cport serve` makes one)");
     }
     match Db::connect_as_is(config.database_url.expose()).await {
-        Ok(db) => Ok(db),
+        Ok(db) => {
+            opened(&db);
+            Ok(db)
+        }
         Err(e @ crate::store::StoreError::Older { .. }) => {
             bail!("database_url: {e}: run `cport migrate` first (`cport serve` applies them too)")
         }
@@ -354,8 +362,28 @@ async fn open_store(config: &Config) -> anyhow::Result<Db> {
 /// The store named by the config, made when it is not there and its migrations applied.
 async fn make_store(config: &Config) -> anyhow::Result<Db> {
     let db = Db::connect(config.database_url.expose()).await?;
+    opened(&db);
     db.migrate().await?;
     Ok(db)
+}
+
+/// Every store this command opened, to be closed before the process ends: SQLite then folds
+/// its write-ahead log into the file, so the file alone is the whole store (as a copy made
+/// for a backup after `migrate` or `staff add` takes it), not a file and a `-wal` beside it.
+static OPENED: std::sync::Mutex<Vec<Db>> = std::sync::Mutex::new(Vec::new());
+
+fn opened(db: &Db) {
+    if let Ok(mut all) = OPENED.lock() {
+        all.push(db.clone());
+    }
+}
+
+async fn close_opened() {
+    let all = OPENED.lock().map(|mut all| std::mem::take(&mut *all)).unwrap_or_default();
+    for db in all {
+        // Bounded: a connection some task still held would otherwise keep the process.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), db.close()).await;
+    }
 }
 
 async fn open_state(config: Config) -> anyhow::Result<AppState> {
