@@ -845,11 +845,16 @@ async fn banner_post_names_its_flags() {
         (vec!["--starts", "2030-01-02T00:00:00Z", "--expires", "2030-01-01T00:00:00Z"], "--expires: must be after"),
         (vec!["--client", "C-1", "--client", "C-404"], "--client: unknown client `C-404`"),
         (vec!["--client", "a b"], "--client (the 1 given):"),
-        (vec!["--severity", "loud"], "--severity:"),
+        (vec!["--severity", "loud"], "'--severity <SEVERITY>'"),
     ] {
         let (ok, _, err) = output(cport(&env).args(post).args(&extra));
         assert!(!ok && err.contains(says), "{extra:?}: {err}");
     }
+    // A value the flag never takes is a bad command line (exit 2), its choices named.
+    let out = cport(&env).args(post).args(["--severity", "loud"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("info, warning, urgent"), "{err}");
     assert!(cport::store::banners::list_banners(&t.state.db).await.unwrap().is_empty());
 }
 

@@ -164,8 +164,9 @@ pub(super) struct BannerPostArgs {
     /// The message.
     #[arg(long)]
     pub(super) body: String,
-    /// info, warning or urgent.
-    #[arg(long, default_value = "info")]
+    /// How loud it is (urgent ones are also sent at once).
+    #[arg(long, default_value = "info",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::model::Severity::NAMES.iter().copied()))]
     pub(super) severity: String,
     /// Only these clients (repeat the flag); default every client.
     #[arg(long = "client", value_name = "ID")]

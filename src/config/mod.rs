@@ -60,8 +60,8 @@ impl fmt::Debug for Secret {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// The address and port the HTTP server listens on (portal, sync API, change feed,
-    /// health, metrics).
+    /// The IP address and port the HTTP server listens on (portal, sync API, change feed,
+    /// health, metrics), like `127.0.0.1:8080` or `[::1]:8080`; not a host name.
     pub listen: String,
     /// The address clients reach the portal at: the base of every signed link, and `https://`
     /// in production (it also decides `portal.secure_cookies = "auto"`). A host and perhaps a
@@ -81,8 +81,9 @@ pub struct Config {
     /// 16 characters (required by `serve` and every command that makes or sends links:
     /// `link`, `digest run`, `staff`, …). Changing it invalidates every link sent.
     pub link_secret: Secret,
-    /// Largest request body the server accepts on any route, in bytes (some routes take less;
-    /// the sync API this), at most 2 GiB. At least `inbound.max_bytes`, or `POST /inbound/email`
+    /// Largest request body the sync API and `POST /inbound/email` accept, in bytes (the portal's
+    /// and console's forms take 256 KB, chat updates 1 MB, artwork uploads their own), at most
+    /// 2 GiB. At least `inbound.max_bytes`, or `POST /inbound/email`
     /// would refuse what the MTA pipe takes.
     pub max_body_bytes: u64,
     /// Email out: how it leaves, the sender, the reply domain, DKIM.
