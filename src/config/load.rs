@@ -293,6 +293,10 @@ mod tests {
         Config::load_from(None, &secret, Need::Signing).expect("making links needs only the link secret");
         let err = Config::load_from(None, &[], Need::Signing).unwrap_err().to_string();
         assert!(err.contains("link_secret"), "{err}");
+        // Sixteen characters, as the reference says: nine of two bytes each are too few.
+        let short = env(&[("CPORT_LINK_SECRET", "ééééééééé")]);
+        let err = Config::load_from(None, &short, Need::Signing).unwrap_err().to_string();
+        assert!(err.contains("shorter than 16 characters"), "{err}");
         Config::load_from(None, &[], Need::StoreOnly).unwrap();
     }
 

@@ -182,7 +182,7 @@ impl Config {
                 return Err(invalid("imap.mailbox", "required when imap.host is set, like INBOX"));
             }
         }
-        if need != Need::StoreOnly && self.link_secret.expose().len() < 16 {
+        if need != Need::StoreOnly && self.link_secret.expose().chars().count() < 16 {
             return Err(invalid(
                 "link_secret",
                 "missing or shorter than 16 characters; set it in the config file or CPORT_LINK_SECRET",
