@@ -7,7 +7,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{BUSY_TIMEOUT, Db, ROW_BUFFER, Result, StoreError, guards};
+use super::{BUSY_TIMEOUT, Db, ROW_BUFFER, Result, StoreError, guards, on_db};
 
 /// Whether the store a URL names is there: a SQLite file that does not exist, or is empty, is not
 /// (connecting would make a new, empty one). A PostgreSQL database is asked for when
@@ -206,6 +206,19 @@ impl Db {
     /// Applies every pending migration of this engine (append-only files under `migrations/`),
     /// then puts the state guards in place ([`guards`]). (A store a newer cport migrated was
     /// refused by [`Db::connect`].)
+    /// How many migrations the store records as applied (none on a new store).
+    pub async fn applied_migrations(&self) -> Result<i64> {
+        let has = on_db!(self, p => sqlx::query_scalar::<_, String>(match self {
+            Db::Sqlite(_) => SQLITE_TABLES,
+            Db::Postgres(_) => PG_TABLES,
+        }).fetch_all(p).await)?;
+        if !has.iter().any(|t| t == "_sqlx_migrations") {
+            return Ok(0);
+        }
+        Ok(on_db!(self, p => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(p).await)?)
+    }
+
     pub async fn migrate(&self) -> Result<()> {
         match self {
             Db::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await?,
