@@ -321,6 +321,10 @@ mod tests {
             ("[inbound]\nartwork_types = [\"pdf\", \".png\"]", "inbound.artwork_types"),
             ("[imap]\nhost = \"127.0.0.1\"\nusername = \"u\"\nmailbox = \"\"", "imap.mailbox"),
             ("[imap]\nmailbox = \"INBOX\\r\\nA1 LOGOUT\"", "imap.mailbox"),
+            (
+                "[imap]\nhost = \"127.0.0.1\"\nusername = \"u\"\nmailbox = \"INBOX\"\nprocessed_mailbox = \"inbox\"",
+                "imap.processed_mailbox",
+            ),
             ("[branding]\nname = \"TOT\\u001b[2J\"", "branding.name"),
             ("[discord]\nstaff = [\"1\", \"2\\n\"]", "discord.staff[1]"),
             // Values every link or mail is made from, refused at start rather than by each.

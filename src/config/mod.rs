@@ -446,7 +446,8 @@ pub struct ImapConfig {
     pub password: Secret,
     /// The folder replies arrive in.
     pub mailbox: String,
-    /// Move handled messages here; empty = flag them \Seen and leave them.
+    /// Move handled messages here (a folder other than `mailbox`); empty = flag them \Seen and
+    /// leave them.
     pub processed_mailbox: String,
     /// Poll interval when the server has no IDLE.
     pub poll_seconds: u64,

@@ -181,6 +181,17 @@ impl Config {
             if self.imap.mailbox.trim().is_empty() {
                 return Err(invalid("imap.mailbox", "required when imap.host is set, like INBOX"));
             }
+            // Moving mail to where it is would leave it to be read again (INBOX is named in
+            // any case, other mailboxes as written).
+            let (from, to) = (self.imap.mailbox.trim(), self.imap.processed_mailbox.trim());
+            if from == to || (from.eq_ignore_ascii_case("INBOX") && to.eq_ignore_ascii_case("INBOX")) {
+                return Err(invalid(
+                    "imap.processed_mailbox",
+                    format!(
+                        "is imap.mailbox ({from}) itself: name another folder, or leave it empty to flag mail \\Seen"
+                    ),
+                ));
+            }
         }
         if need != Need::StoreOnly && self.link_secret.expose().chars().count() < 16 {
             return Err(invalid(
