@@ -23,11 +23,7 @@ pub async fn rejections_as_errors(resp: Response) -> Response {
         }
         return answer;
     }
-    let plain = resp
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/plain"));
+    let plain = axum_plain_text(&resp);
     let refused = [
         StatusCode::BAD_REQUEST,
         StatusCode::PAYLOAD_TOO_LARGE,
@@ -66,11 +62,7 @@ pub async fn rejections_as_errors(resp: Response) -> Response {
 /// limit for all the rest is told by [`rejections_as_errors`]).
 pub fn too_large_says(bytes: usize, whence: String) -> impl Fn(Response) -> std::future::Ready<Response> + Clone {
     move |resp: Response| {
-        let plain = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/plain"));
+        let plain = axum_plain_text(&resp);
         std::future::ready(if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && plain {
             let size = crate::model::size_text(bytes as u64);
             let message = format!("body: larger than this address takes ({size} at most{whence})");
@@ -225,4 +217,9 @@ pub fn repeated_name<'a>(names: impl Iterator<Item = &'a str>, may_repeat: &[&st
         .filter(|n| !may_repeat.contains(n))
         .find(|n| !seen.insert(*n))
         .map(|n| format!("{}: is given twice; give it once", crate::model::shown(n, 100)))
+}
+
+/// Whether a response is axum's own plain-text refusal (cport's errors are JSON or a page).
+fn axum_plain_text(resp: &Response) -> bool {
+    resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/plain"))
 }
