@@ -417,7 +417,8 @@ fn inbound_email_to_a_store_that_is_not_there_defers_and_makes_none() {
 }
 
 /// A command that reads or changes a store finds none at a misspelt path: it says so, naming
-/// `database_url`, and makes no empty store to report nothing from; `migrate` makes it.
+/// `database_url`, and makes no empty store to report nothing from; `migrate` makes it. A
+/// path naming a folder, or a file that is not a store, is refused with its cause in words.
 #[test]
 fn commands_on_a_store_that_is_not_there_say_so_and_make_none() {
     let dir = tempfile::tempdir().unwrap();
@@ -449,7 +450,22 @@ fn commands_on_a_store_that_is_not_there_say_so_and_make_none() {
     let (ok, out, err) = output(cport(&env).arg("migrate"));
     assert!(ok && out.contains("none new; the store was up to date"), "{out}{err}");
     let (ok, out, err) = output(cport(&env).args(["outbox", "list"]));
-    assert!(ok, "{out}{err}");
+    assert!(ok && out.contains("no messages to list") && !out.contains("RECIPIENT"), "{out}{err}");
+    let (ok, out, err) = output(cport(&env).args(["outbox", "list", "--status", "dead"]));
+    assert!(ok && out.contains("no dead messages to list"), "{out}{err}");
+
+    // A path naming a folder, and a file that is not a store: the cause in words, not only
+    // SQLite's "unable to open database file".
+    let folder = dir.path().join("folder.db");
+    std::fs::create_dir(&folder).unwrap();
+    let folder_url = format!("sqlite://{}", folder.display());
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", folder_url.as_str())]).arg("migrate"));
+    assert!(!ok && err.contains("names a file, not a folder") && err.contains("SQLite code 14"), "{err}");
+    let notes = dir.path().join("notes.db");
+    std::fs::write(&notes, "not a store\n".repeat(100)).unwrap();
+    let notes_url = format!("sqlite://{}", notes.display());
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", notes_url.as_str())]).args(["outbox", "list"]));
+    assert!(!ok && err.contains("is not a SQLite database"), "{err}");
 }
 
 /// `link --to` says why a path cannot be where the link leads, naming the flag, before it

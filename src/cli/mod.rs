@@ -303,8 +303,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let counts = crate::store::inbound::counts_by_disposition(&db).await?;
             let summary: Vec<String> = counts.iter().map(|(d, n)| format!("{d} {n}")).collect();
             println!("inbound: {}", if summary.is_empty() { "nothing yet".into() } else { summary.join(", ") });
+            let listed = crate::store::inbound::list_recent(&db, disposition, limit).await?;
+            if listed.is_empty() {
+                // A header over nothing reads as a listing that failed.
+                println!("no {}messages to list", disposition.map(|d| format!("{d} ")).unwrap_or_default());
+                return Ok(ExitCode::SUCCESS);
+            }
             println!("{:<17} {:<10} {:<10} {:<40} REASON", "RECEIVED", "OUTCOME", "CONTACT", "MESSAGE-ID");
-            for r in crate::store::inbound::list_recent(&db, disposition, limit).await? {
+            for r in listed {
                 println!(
                     "{:<17} {:<10} {:<10} {:<40} {}",
                     r.received_at.format("%Y-%m-%d %H:%M"),

@@ -54,11 +54,17 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
             if suspended > 0 {
                 println!("email suspended for {suspended} contact(s) after bounces");
             }
+            let listed = ob::list_messages(db, status.as_deref(), limit).await?;
+            if listed.is_empty() {
+                // A header over nothing reads as a listing that failed.
+                println!("no {}messages to list", status.as_deref().map(|s| format!("{s} ")).unwrap_or_default());
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "{:<7} {:<8} {:<7} {:<7} {:<4} {:<17} {:<32} LAST ERROR / SUBJECT",
                 "ID", "STATUS", "CHANNEL", "KIND", "TRY", "SENT / NEXT TRY", "RECIPIENT"
             );
-            for m in ob::list_messages(db, status.as_deref(), limit).await? {
+            for m in listed {
                 use crate::model::OutboxStatus::{Dead, Dropped};
                 // A dead or dropped message has no next try (until it is queued again).
                 let when = match (m.sent_at, m.status) {

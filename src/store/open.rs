@@ -91,9 +91,10 @@ async fn look(url: &str) -> Result<Look> {
     // The same two reads through either engine's connection type (sqlx types them apart).
     macro_rules! read {
         ($c:expr, $tables:expr) => {{
-            let tables: Vec<String> = sqlx::query_scalar($tables).fetch_all(&mut $c).await.map_err(|e| open_err(&e))?;
+            let tables: Vec<String> =
+                sqlx::query_scalar($tables).fetch_all(&mut $c).await.map_err(|e| refused(url, &e))?;
             let applied = if tables.iter().any(|t| t == "_sqlx_migrations") {
-                sqlx::query_scalar(APPLIED).fetch_all(&mut $c).await.map_err(|e| open_err(&e))?
+                sqlx::query_scalar(APPLIED).fetch_all(&mut $c).await.map_err(|e| refused(url, &e))?
             } else {
                 vec![]
             };
@@ -107,7 +108,7 @@ async fn look(url: &str) -> Result<Look> {
             return Ok(Look { tables: vec![], applied: vec![] });
         }
         let options = SqliteConnectOptions::new().filename(&file).read_only(true).busy_timeout(BUSY_TIMEOUT);
-        let mut c = options.connect().await.map_err(|e| open_err(&e))?;
+        let mut c = options.connect().await.map_err(|e| refused(url, &e))?;
         Ok(read!(c, SQLITE_TABLES))
     } else {
         let opts = PgConnectOptions::from_str(url).map_err(|e| open_err(&e))?;
@@ -126,6 +127,32 @@ async fn look(url: &str) -> Result<Look> {
 /// Why a store could not be opened, its URL's password masked.
 fn open_error(url: &str, e: &dyn std::fmt::Display) -> StoreError {
     StoreError::Open { url: crate::config::mask_url_password(url), message: e.to_string() }
+}
+
+/// [`open_error`] for the database's own refusal. SQLite's words for a file it cannot use
+/// are terse ("unable to open database file"): the usual causes are said beside its code.
+fn refused(url: &str, e: &sqlx::Error) -> StoreError {
+    match sqlite_cause(e).filter(|_| url.starts_with("sqlite:")) {
+        Some((code, cause)) => open_error(url, &format!("{cause} (SQLite code {code})")),
+        None => open_error(url, e),
+    }
+}
+
+/// The cause behind a SQLite result code met when opening: the primary code is the low byte
+/// of an extended one (1544, a read-only folder, is 8 with 6 << 8).
+fn sqlite_cause(e: &sqlx::Error) -> Option<(i32, &'static str)> {
+    let sqlx::Error::Database(d) = e else { return None };
+    let code: i32 = d.code()?.parse().ok()?;
+    let cause = match code & 0xff {
+        8 => "the file or its folder is read-only; cport writes both (a store keeps -wal and -shm files beside it)",
+        11 => "the file is damaged (SQLite finds it malformed); restore it from a backup",
+        14 => {
+            "the file cannot be opened or made: check that the path names a file, not a folder, and that cport may write in its folder"
+        }
+        26 => "the file is not a SQLite database",
+        _ => return None,
+    };
+    Some((code, cause))
 }
 
 /// The migrations a store records as applied.
@@ -188,7 +215,7 @@ impl Db {
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(opts)
                 .await
-                .map_err(|e| open_err(&e))?;
+                .map_err(|e| refused(url, &e))?;
             Ok(Db::Sqlite(pool))
         } else {
             let opts = PgConnectOptions::from_str(url).map_err(|e| open_err(&e))?;
@@ -203,9 +230,6 @@ impl Db {
         }
     }
 
-    /// Applies every pending migration of this engine (append-only files under `migrations/`),
-    /// then puts the state guards in place ([`guards`]). (A store a newer cport migrated was
-    /// refused by [`Db::connect`].)
     /// How many migrations the store records as applied (none on a new store).
     pub async fn applied_migrations(&self) -> Result<i64> {
         let has = on_db!(self, p => sqlx::query_scalar::<_, String>(match self {
@@ -219,6 +243,9 @@ impl Db {
             "SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(p).await)?)
     }
 
+    /// Applies every pending migration of this engine (append-only files under `migrations/`),
+    /// then puts the state guards in place ([`guards`]). (A store a newer cport migrated was
+    /// refused by [`Db::connect`].)
     pub async fn migrate(&self) -> Result<()> {
         match self {
             Db::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await?,
