@@ -4,6 +4,9 @@
 
 use std::fmt;
 
+use crate::model::CommandWord;
+use crate::model::CommandWord as W;
+
 /// A parsed command. Ids are upper-cased (TOT's ids are).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -34,6 +37,34 @@ pub enum Command {
     Reset,
 }
 
+impl Command {
+    /// The command's first word, as `HELP` lists it.
+    pub fn word(&self) -> CommandWord {
+        match self {
+            Command::Help => W::Help,
+            Command::Items => W::Items,
+            Command::Jobs => W::Jobs,
+            Command::Job(_) => W::Job,
+            Command::Track(_) => W::Track,
+            Command::Deliveries => W::Deliveries,
+            Command::Stock(_) => W::Stock,
+            Command::Blanks(_) => W::Blanks,
+            Command::Po(_) => W::Po,
+            Command::Pos => W::Pos,
+            Command::Invoices => W::Invoices,
+            Command::Balance => W::Balance,
+            Command::Prices => W::Prices,
+            Command::Art => W::Art,
+            Command::Visuals => W::Visuals,
+            Command::Approve(_) => W::Approve,
+            Command::Reject { .. } => W::Reject,
+            Command::NoDelivery(_) => W::NoDelivery,
+            Command::Link => W::Link,
+            Command::Reset => W::Reset,
+        }
+    }
+}
+
 /// Why a line that looked like a command could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandError {
@@ -49,35 +80,35 @@ impl fmt::Display for CommandError {
 }
 
 /// Every command with its usage and what it does, in the order HELP lists them.
-pub const COMMANDS: &[(&str, &str, &str)] = &[
-    ("HELP", "HELP", "this list"),
-    ("ITEMS", "ITEMS", "what needs you now"),
-    ("JOBS", "JOBS", "open job orders"),
-    ("JOB", "JOB <job id>", "one job: status, dates, processes, garments, deliveries"),
-    ("TRACK", "TRACK <delivery id>", "where a delivery is"),
-    ("DELIVERIES", "DELIVERIES", "recent deliveries"),
-    ("STOCK", "STOCK [text]", "your decorated stock (optionally matching text)"),
-    ("BLANKS", "BLANKS [text]", "TOT's blank garment stock"),
-    ("PO", "PO <purchase order id>", "one purchase order with lines and receipts"),
-    ("POS", "POS", "purchase orders"),
-    ("INVOICES", "INVOICES", "invoices and what is outstanding"),
-    ("BALANCE", "BALANCE", "your account balance and aging"),
-    ("PRICES", "PRICES", "your price card"),
-    ("ART", "ART", "artwork TOT is waiting for"),
-    ("VISUALS", "VISUALS", "visuals awaiting approval"),
-    ("APPROVE", "APPROVE <visual id>[, <visual id>…]", "approve visuals and their charges"),
-    ("REJECT", "REJECT <visual id> <reason>", "reject a visual, saying why"),
-    ("NODELIVERY", "NODELIVERY <job id>", "the job needs no delivery"),
-    ("LINK", "LINK", "a signed link to the portal"),
-    ("RESET", "RESET", "a password-reset link by email"),
+pub const COMMANDS: &[(CommandWord, &str, &str)] = &[
+    (W::Help, "HELP", "this list"),
+    (W::Items, "ITEMS", "what needs you now"),
+    (W::Jobs, "JOBS", "open job orders"),
+    (W::Job, "JOB <job id>", "one job: status, dates, processes, garments, deliveries"),
+    (W::Track, "TRACK <delivery id>", "where a delivery is"),
+    (W::Deliveries, "DELIVERIES", "recent deliveries"),
+    (W::Stock, "STOCK [text]", "your decorated stock (optionally matching text)"),
+    (W::Blanks, "BLANKS [text]", "TOT's blank garment stock"),
+    (W::Po, "PO <purchase order id>", "one purchase order with lines and receipts"),
+    (W::Pos, "POS", "purchase orders"),
+    (W::Invoices, "INVOICES", "invoices and what is outstanding"),
+    (W::Balance, "BALANCE", "your account balance and aging"),
+    (W::Prices, "PRICES", "your price card"),
+    (W::Art, "ART", "artwork TOT is waiting for"),
+    (W::Visuals, "VISUALS", "visuals awaiting approval"),
+    (W::Approve, "APPROVE <visual id>[, <visual id>…]", "approve visuals and their charges"),
+    (W::Reject, "REJECT <visual id> <reason>", "reject a visual, saying why"),
+    (W::NoDelivery, "NODELIVERY <job id>", "the job needs no delivery"),
+    (W::Link, "LINK", "a signed link to the portal"),
+    (W::Reset, "RESET", "a password-reset link by email"),
 ];
 
-fn usage(name: &str) -> &'static str {
-    COMMANDS.iter().find(|(n, _, _)| *n == name).map(|(_, u, _)| *u).unwrap_or("HELP")
+fn usage(word: CommandWord) -> &'static str {
+    COMMANDS.iter().find(|(w, _, _)| *w == word).map_or("HELP", |(_, u, _)| *u)
 }
 
 /// An id of the kind `command` takes, as its usage names it, for an error to show.
-fn id_example(command: &str) -> &'static str {
+fn id_example(command: CommandWord) -> &'static str {
     let usage = usage(command);
     [("<job id>", "J-3001"), ("<delivery id>", "D-2001"), ("<purchase order id>", "PO-5001")]
         .iter()
@@ -85,13 +116,13 @@ fn id_example(command: &str) -> &'static str {
         .map_or("V-1001", |(_, example)| example)
 }
 
-fn id(command: &str, word: &str) -> Result<String, CommandError> {
+fn id(command: CommandWord, word: &str) -> Result<String, CommandError> {
     let w = word.trim_end_matches([',', '.', ';', ':']);
     if crate::model::looks_like_id(w) {
         Ok(w.to_ascii_uppercase())
     } else {
         Err(CommandError {
-            command: command.into(),
+            command: command.to_string(),
             message: format!("{} is not an id like {}", crate::model::quoted(word), id_example(command)),
             usage: usage(command),
         })
@@ -119,20 +150,20 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
     let (head, rest) = split_head(line);
     let word = head.to_ascii_uppercase();
     let name = match word.as_str() {
-        "NO-DELIVERY" => "NODELIVERY",
-        "START" if line.starts_with('/') => "HELP",
-        w => w,
+        "NO-DELIVERY" => W::NoDelivery,
+        "START" if line.starts_with('/') => W::Help,
+        w => match CommandWord::parse(w) {
+            Some(w) => w,
+            None => return Ok(None),
+        },
     };
-    if !COMMANDS.iter().any(|(n, _, _)| *n == name) {
-        return Ok(None);
-    }
     let words: Vec<&str> = rest.split_whitespace().collect();
     let none_expected = |c: Command| -> Result<Option<Command>, CommandError> {
         if words.is_empty() {
             Ok(Some(c))
         } else {
             Err(CommandError {
-                command: name.into(),
+                command: name.to_string(),
                 message: format!("takes nothing after it, found {}", crate::model::quoted(rest)),
                 usage: usage(name),
             })
@@ -142,12 +173,12 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
         match words.as_slice() {
             [w] => Ok(Some(mk(id(name, w)?))),
             [] => Err(CommandError {
-                command: name.into(),
+                command: name.to_string(),
                 message: "which one? an id is missing".into(),
                 usage: usage(name),
             }),
             _ => Err(CommandError {
-                command: name.into(),
+                command: name.to_string(),
                 message: format!("expects one id, found {}", crate::model::quoted(rest)),
                 usage: usage(name),
             }),
@@ -155,28 +186,28 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
     };
     let text = (!rest.is_empty()).then(|| rest.to_string());
     match name {
-        "HELP" => Ok(Some(Command::Help)),
-        "ITEMS" => none_expected(Command::Items),
-        "JOBS" => none_expected(Command::Jobs),
-        "DELIVERIES" => none_expected(Command::Deliveries),
-        "POS" => none_expected(Command::Pos),
-        "INVOICES" => none_expected(Command::Invoices),
-        "BALANCE" => none_expected(Command::Balance),
-        "PRICES" => none_expected(Command::Prices),
-        "ART" => none_expected(Command::Art),
-        "VISUALS" => none_expected(Command::Visuals),
-        "LINK" => none_expected(Command::Link),
-        "RESET" => none_expected(Command::Reset),
-        "JOB" => one_id(Command::Job),
-        "TRACK" => one_id(Command::Track),
-        "PO" => one_id(Command::Po),
-        "STOCK" => Ok(Some(Command::Stock(text))),
-        "BLANKS" => Ok(Some(Command::Blanks(text))),
-        "NODELIVERY" => match words.as_slice() {
+        W::Help => Ok(Some(Command::Help)),
+        W::Items => none_expected(Command::Items),
+        W::Jobs => none_expected(Command::Jobs),
+        W::Deliveries => none_expected(Command::Deliveries),
+        W::Pos => none_expected(Command::Pos),
+        W::Invoices => none_expected(Command::Invoices),
+        W::Balance => none_expected(Command::Balance),
+        W::Prices => none_expected(Command::Prices),
+        W::Art => none_expected(Command::Art),
+        W::Visuals => none_expected(Command::Visuals),
+        W::Link => none_expected(Command::Link),
+        W::Reset => none_expected(Command::Reset),
+        W::Job => one_id(Command::Job),
+        W::Track => one_id(Command::Track),
+        W::Po => one_id(Command::Po),
+        W::Stock => Ok(Some(Command::Stock(text))),
+        W::Blanks => Ok(Some(Command::Blanks(text))),
+        W::NoDelivery => match words.as_slice() {
             [] => Ok(Some(Command::NoDelivery(None))),
             _ => one_id(|i| Command::NoDelivery(Some(i))),
         },
-        "APPROVE" => {
+        W::Approve => {
             // Each id is kept once, as first named, and every word is read, so a word that is
             // not an id is named however late it comes; reading stops once one more visual
             // than a batch takes is named (the action refuses that batch), so a long line
@@ -197,7 +228,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
             }
             Ok(Some(Command::Approve(ids)))
         }
-        "REJECT" => {
+        W::Reject => {
             let (id_part, reason) = match words.first() {
                 Some(w) if crate::model::looks_like_id(w) => (Some(id(name, w)?), rest[w.len()..].trim()),
                 _ => (None, rest),
@@ -215,11 +246,10 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
                     // In reply to an alert about one visual, the reason alone will do.
                     None => "say which visual and why, for example REJECT V-1001 the navy is too light",
                 };
-                return Err(CommandError { command: name.into(), message: message.into(), usage: usage(name) });
+                return Err(CommandError { command: name.to_string(), message: message.into(), usage: usage(name) });
             }
             Ok(Some(Command::Reject { id: id_part, reason: reason.to_string() }))
         }
-        _ => Ok(None),
     }
 }
 
@@ -227,7 +257,7 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
 pub fn help_text(role: crate::model::Role) -> String {
     COMMANDS
         .iter()
-        .filter(|(name, _, _)| role.may_send(name))
+        .filter(|(word, _, _)| role.may_send(*word))
         .map(|(_, u, what)| format!("{u:<38} {what}"))
         .collect::<Vec<_>>()
         .join("\n")
@@ -236,6 +266,22 @@ pub fn help_text(role: crate::model::Role) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_command_word_has_one_row_that_reads_back_as_it() {
+        for w in CommandWord::ALL {
+            assert_eq!(COMMANDS.iter().filter(|(x, _, _)| x == w).count(), 1, "{w}");
+        }
+        for (w, usage, _) in COMMANDS {
+            assert!(usage.starts_with(w.as_str()), "{usage}");
+            let example =
+                usage.replace("<visual id>[, <visual id>…]", "V-1").replace("<visual id> <reason>", "V-1 why");
+            let example = example.replace("<job id>", "J-1").replace("<delivery id>", "D-1");
+            let example = example.replace("<purchase order id>", "PO-1").replace(" [text]", "");
+            let read = parse_line(&example).unwrap_or_else(|e| panic!("{example}: {e}")).expect("a command");
+            assert_eq!(read.word(), *w, "{example}");
+        }
+    }
 
     #[test]
     fn commands_parse_whatever_the_case_and_punctuation() {

@@ -142,7 +142,7 @@ fn slash_commands() -> Vec<CreateCommand> {
     let mut out: Vec<CreateCommand> = COMMANDS
         .iter()
         .map(|(name, usage, what)| {
-            let name = name.to_ascii_lowercase();
+            let name = name.as_str().to_ascii_lowercase();
             let c = CreateCommand::new(&name).description(shortened(what, 100).into_owned());
             if *usage == name.to_ascii_uppercase() && name != "link" {
                 return c;

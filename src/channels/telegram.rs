@@ -101,7 +101,7 @@ impl Telegram {
     /// typed in full still work.
     pub async fn register_commands(&self) -> Result<(), RequestError> {
         let mut commands: Vec<BotCommand> =
-            COMMANDS.iter().map(|(name, _, what)| BotCommand::new(name.to_ascii_lowercase(), *what)).collect();
+            COMMANDS.iter().map(|(name, _, what)| BotCommand::new(name.as_str().to_ascii_lowercase(), *what)).collect();
         commands.push(BotCommand::new("start", "link this chat: /start CODE"));
         commands.push(BotCommand::new("unlink", "stop messages to this chat"));
         self.bot.set_my_commands(commands).await?;

@@ -85,11 +85,19 @@ struct Ctx<'a> {
 
 /// A few commands to offer a contact of `role` in a message's footer, HELP last.
 fn asks_for(role: crate::model::Role) -> Vec<&'static str> {
-    let mut asks: Vec<&'static str> = ["ITEMS", "JOBS", "TRACK <delivery>", "INVOICES", "BALANCE"]
-        .into_iter()
-        .filter(|a| role.may_send(a.split(' ').next().unwrap_or_default()))
-        .take(3)
-        .collect();
+    use crate::model::CommandWord as W;
+    let mut asks: Vec<&'static str> = [
+        (W::Items, "ITEMS"),
+        (W::Jobs, "JOBS"),
+        (W::Track, "TRACK <delivery>"),
+        (W::Invoices, "INVOICES"),
+        (W::Balance, "BALANCE"),
+    ]
+    .into_iter()
+    .filter(|(word, _)| role.may_send(*word))
+    .map(|(_, example)| example)
+    .take(3)
+    .collect();
     asks.push("HELP");
     asks
 }

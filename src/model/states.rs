@@ -79,24 +79,57 @@ impl Role {
         matches!(self, Role::Admin | Role::Buyer)
     }
 
-    /// May ask the command named `name` (its first word, as `HELP` lists it) and see the
-    /// matching portal page. A viewer asks everything a buyer does and more, and reads only:
-    /// the decisions themselves are refused by [`acts_on_orders`](Self::acts_on_orders).
-    pub fn may_ask(self, name: &str) -> bool {
+    /// May ask the command `word` and see the matching portal page. A viewer asks everything
+    /// a buyer does and more, and reads only: the decisions themselves are refused by
+    /// [`acts_on_orders`](Self::acts_on_orders).
+    pub fn may_ask(self, word: CommandWord) -> bool {
+        use CommandWord::*;
         match self {
             Role::Admin | Role::Viewer => true,
-            Role::Buyer => !matches!(name, "INVOICES" | "BALANCE"),
-            Role::Finance => {
-                matches!(name, "HELP" | "ITEMS" | "INVOICES" | "BALANCE" | "PRICES" | "POS" | "PO" | "LINK" | "RESET")
-            }
-            Role::ThirdParty => matches!(name, "HELP" | "LINK" | "RESET"),
+            Role::Buyer => !matches!(word, Invoices | Balance),
+            Role::Finance => matches!(word, Help | Items | Invoices | Balance | Prices | Pos | Po | Link | Reset),
+            Role::ThirdParty => matches!(word, Help | Link | Reset),
         }
     }
 
-    /// May send the command named `name` and have it done: asked, and for a decision
-    /// (`APPROVE`, `REJECT`, `NODELIVERY`), one who acts on orders.
-    pub fn may_send(self, name: &str) -> bool {
-        self.may_ask(name) && (self.acts_on_orders() || !matches!(name, "APPROVE" | "REJECT" | "NODELIVERY"))
+    /// May send the command `word` and have it done: asked, and for a decision (`APPROVE`,
+    /// `REJECT`, `NODELIVERY`), one who acts on orders.
+    pub fn may_send(self, word: CommandWord) -> bool {
+        self.may_ask(word) && (self.acts_on_orders() || !word.decides())
+    }
+}
+
+named_enum! {
+    /// The first word of a command, as `HELP` lists it and people type it (upper case here;
+    /// any case in a reply, and lower case after a slash in chat).
+    pub enum CommandWord {
+        Help = "HELP",
+        Items = "ITEMS",
+        Jobs = "JOBS",
+        Job = "JOB",
+        Track = "TRACK",
+        Deliveries = "DELIVERIES",
+        Stock = "STOCK",
+        Blanks = "BLANKS",
+        Po = "PO",
+        Pos = "POS",
+        Invoices = "INVOICES",
+        Balance = "BALANCE",
+        Prices = "PRICES",
+        Art = "ART",
+        Visuals = "VISUALS",
+        Approve = "APPROVE",
+        Reject = "REJECT",
+        NoDelivery = "NODELIVERY",
+        Link = "LINK",
+        Reset = "RESET",
+    }
+}
+
+impl CommandWord {
+    /// A decision on an item (a visual, a job's delivery), not a question.
+    pub fn decides(self) -> bool {
+        matches!(self, CommandWord::Approve | CommandWord::Reject | CommandWord::NoDelivery)
     }
 }
 

@@ -11,7 +11,7 @@ use answers::*;
 
 use super::{ActionError, Actor, Unit};
 use crate::actions::items::Category;
-use crate::model::Role;
+use crate::model::{CommandWord, Role};
 use crate::services::Services;
 use crate::store::StoreError;
 
@@ -133,8 +133,7 @@ impl Context {
 
 /// Whether a role may run a command (and see the matching portal page): [`Role::may_ask`].
 pub fn allowed(role: Role, cmd: &Command) -> bool {
-    let name = command_name(cmd);
-    role.may_ask(name.split(' ').next().unwrap_or_default())
+    role.may_ask(cmd.word())
 }
 
 /// Runs one command for one actor. Never fails for bad input: the answer says what was wrong.
@@ -187,29 +186,17 @@ pub async fn run_alone(
 
 pub fn command_name(cmd: &Command) -> String {
     use Command::*;
-    match cmd {
-        Help => "HELP".into(),
-        Items => "ITEMS".into(),
-        Jobs => "JOBS".into(),
-        Job(i) => format!("JOB {i}"),
-        Track(i) => format!("TRACK {i}"),
-        Deliveries => "DELIVERIES".into(),
+    let rest = match cmd {
+        Job(i) | Track(i) | Po(i) => i.clone(),
         // The search text is the sender's: shown on one line, cut short.
-        Stock(t) => format!("STOCK {}", crate::model::shown(t.as_deref().unwrap_or(""), 40)).trim_end().into(),
-        Blanks(t) => format!("BLANKS {}", crate::model::shown(t.as_deref().unwrap_or(""), 40)).trim_end().into(),
-        Po(i) => format!("PO {i}"),
-        Pos => "POS".into(),
-        Invoices => "INVOICES".into(),
-        Balance => "BALANCE".into(),
-        Prices => "PRICES".into(),
-        Art => "ART".into(),
-        Visuals => "VISUALS".into(),
-        Approve(ids) => format!("APPROVE {}", ids.join(", ")).trim_end().into(),
-        Reject { id, .. } => format!("REJECT {}", id.as_deref().unwrap_or("")).trim_end().into(),
-        NoDelivery(i) => format!("NODELIVERY {}", i.as_deref().unwrap_or("")).trim_end().into(),
-        Link => "LINK".into(),
-        Reset => "RESET".into(),
-    }
+        Stock(t) | Blanks(t) => crate::model::shown(t.as_deref().unwrap_or(""), 40),
+        Approve(ids) => ids.join(", "),
+        Reject { id, .. } | NoDelivery(id) => id.clone().unwrap_or_default(),
+        Help | Items | Jobs | Deliveries | Pos | Invoices | Balance | Prices | Art | Visuals | Link | Reset => {
+            String::new()
+        }
+    };
+    format!("{} {rest}", cmd.word()).trim_end().into()
 }
 
 /// Deciding from an old email or link is refused; a fresh link to the page where the
@@ -233,7 +220,7 @@ fn may_decide(a: &Ask, want: Category, id: Option<&str>) -> Result<(), ActionErr
 
 /// The item a decision is about: the one named, or else the one the message replied to is
 /// about. Refused when the message is too old to decide from.
-fn decision_id(a: &Ask, named: Option<&str>, want: Category, command: &str) -> Result<String, ActionError> {
+fn decision_id(a: &Ask, named: Option<&str>, want: Category, command: CommandWord) -> Result<String, ActionError> {
     let id = match (named, &a.ctx.item) {
         (Some(id), _) => Some(id.to_string()),
         (None, Some((cat, id))) if *cat == want => Some(id.clone()),
@@ -245,10 +232,10 @@ fn decision_id(a: &Ask, named: Option<&str>, want: Category, command: &str) -> R
         None => {
             let example = match want {
                 Category::DeliveryInstructions => "NODELIVERY J-3001",
-                _ if command == "REJECT" => "REJECT V-1001 the navy is too light",
+                _ if command == CommandWord::Reject => "REJECT V-1001 the navy is too light",
                 _ => "APPROVE V-1001",
             };
-            Err(ActionError::invalid(command, format!("say which one, for example {example}")))
+            Err(ActionError::invalid(command.as_str(), format!("say which one, for example {example}")))
         }
     }
 }
@@ -303,7 +290,7 @@ async fn run_inner(a: Ask<'_>, unit: &mut Unit, cmd: &Command) -> Result<Answer,
 async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer, ActionError> {
     let Ask { state, actor, now, name, .. } = *a;
     let ids = if ids.is_empty() {
-        vec![decision_id(a, None, Category::VisualApproval, "APPROVE")?]
+        vec![decision_id(a, None, Category::VisualApproval, CommandWord::Approve)?]
     } else {
         let one = match ids {
             [id] => Some(id.as_str()),
@@ -334,7 +321,7 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
 
 async fn reject(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>, reason: &str) -> Result<Answer, ActionError> {
     let Ask { state, actor, now, name, .. } = *a;
-    let id = decision_id(a, id, Category::VisualApproval, "REJECT")?;
+    let id = decision_id(a, id, Category::VisualApproval, CommandWord::Reject)?;
     // A command is sent from a message that showed the visual awaiting approval.
     super::visuals::reject(state, Some(unit), actor, &id, reason, false, now).await?;
     Ok(Answer::ok(
@@ -346,7 +333,7 @@ async fn reject(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>, reason: &str) ->
 
 async fn no_delivery(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>) -> Result<Answer, ActionError> {
     let Ask { state, actor, now, name, .. } = *a;
-    let id = decision_id(a, id, Category::DeliveryInstructions, "NODELIVERY")?;
+    let id = decision_id(a, id, Category::DeliveryInstructions, CommandWord::NoDelivery)?;
     super::delivery::no_delivery_in(state, unit.tx().await?, actor, &id, now).await?;
     Ok(Answer::ok(name, format!("Noted: job {id} needs no delivery."), vec![]))
 }

@@ -443,7 +443,7 @@ async fn answer_reply(
             crate::actions::enquiry::Section {
                 lines: vec![format!(
                     "Write one command per line at the very top, for example ITEMS or {}.",
-                    if actor.role.may_send("APPROVE") { "APPROVE V-1001" } else { "HELP" }
+                    if actor.role.may_send(crate::model::CommandWord::Approve) { "APPROVE V-1001" } else { "HELP" }
                 )],
                 ..Default::default()
             },
