@@ -107,6 +107,16 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     assert!(adds.iter().all(|(s, _, _)| *s == 303), "{adds:?}");
     let (_, html) = app.page(&bob, &format!("/baskets/{event}")).await;
     assert!(html.contains(r#"id="qty-SKU-CAP" name="qty" type="number" min="0" value="24""#), "{html}");
+    // A SKU sent padded (spaces, a tab, a no-break space) is the stock's own: the same line,
+    // never a second one the basket page does not show and placing cannot have.
+    let lines = app.count("basket_lines").await;
+    for padded in [" SKU-CAP ", "\tSKU-CAP", "SKU-CAP\u{a0}"] {
+        let (s, _, html) = app.post_form(&bob, "/stock", &[("sku", padded), ("qty", "1"), ("basket", &event)]).await;
+        assert_eq!(s, 303, "{padded:?}: {html}");
+    }
+    assert_eq!(app.count("basket_lines").await, lines);
+    let (_, html) = app.page(&bob, &format!("/baskets/{event}")).await;
+    assert!(html.contains(r#"id="qty-SKU-CAP" name="qty" type="number" min="0" value="27""#), "{html}");
 
     // Change and remove lines; save the address and come back on another device.
     let path = format!("/baskets/{shop}");
@@ -198,6 +208,41 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     app.stop().await;
 }
 
+/// The note a redirect carries ("Added: …") is for the session it was written in: a link
+/// holding it, sent to another contact, shows them nothing, as it may quote what its sender
+/// typed (a basket's name).
+#[tokio::test]
+async fn a_note_shows_only_in_the_session_it_was_written_for() {
+    let app = app_with_stock().await;
+    let bob = app.signed_in("P-1B").await;
+    let loc = app.submit(&bob, "/baskets", &[("name", "Call 555-0100 to pay")]).await;
+    let loc = app
+        .submit(
+            &bob,
+            &loc,
+            &[
+                ("action", "save"),
+                ("name", "Call 555-0100 to pay"),
+                ("address_choice", "new"),
+                ("address", "1 High St"),
+            ],
+        )
+        .await;
+    let note = loc.split_once('?').expect("a note").1.to_string();
+    assert!(app.shown(&bob, &format!("/?{note}")).await.contains("Saved."), "{note}");
+    let ann = app.signed_in("P-1A").await;
+    assert!(
+        !app.shown(&ann, &format!("/?{note}")).await.contains("Saved."),
+        "another session shows no one else's note"
+    );
+    let again = app.signed_in("P-1B").await;
+    assert!(
+        !app.shown(&again, &format!("/?{note}")).await.contains("Saved."),
+        "nor another session of the same contact"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn roles_decide_who_orders() {
     let app = app_with_stock().await;
@@ -209,6 +254,9 @@ async fn roles_decide_who_orders() {
     assert!(!html.contains("class=\"inline add\""), "a viewer gets no add form");
     let (s, _, _) = app.post_form(&vic, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new")]).await;
     assert_eq!(s, 403);
+    // Told first that the role may not order, whatever else the form gets wrong.
+    let (s, _, html) = app.post_form(&vic, "/stock", &[("sku", "SKU-TEE"), ("qty", "x"), ("basket", "")]).await;
+    assert_eq!(s, 403, "{html}");
     assert_eq!(app.count("baskets").await, 0);
     let bob = app.signed_in("P-1B").await;
     assert_eq!(app.page(&bob, "/users").await.0, 404, "users are for admins");

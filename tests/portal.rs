@@ -728,8 +728,11 @@ async fn a_line_is_named_once_and_bad_fields_are_refused_by_name() {
     for (fields, says) in [
         // Each within what the line holds, together over it: never added up unseen.
         (vec![("qty:J-1:0", "1"), ("qty:J-1:0", "2")], "qty:J-1:0: is given twice"),
-        (vec![("qty:J-1:0", "1"), ("qty:J-1:00", "1")], "qty[J-1:00]: job J-1 has no line 00"),
-        (vec![("qty:J-1:+0", "1")], "qty[J-1:+0]: job J-1 has no line +0"),
+        (vec![("qty:J-1:0", "1"), ("qty:J-1:00", "1")], "qty[J-1:00]: job J-1 has no line `00`"),
+        (vec![("qty:J-1:+0", "1")], "qty[J-1:+0]: job J-1 has no line `+0`"),
+        // Padded, each part is said as sent: never as the job or line it looks like trimmed.
+        (vec![("qty:J-1 :0", "1")], "`J-1 ` may hold only letters"),
+        (vec![("qty:J-1: 0", "1")], "job J-1 has no line ` 0`"),
         (vec![("qty:J-1", "5")], "qty[J-1]: is not a line of a job"),
         (vec![("qty:::", "1")], "qty[::]: is not a line of a job"),
         (vec![("qty:J-1:", "1")], "qty[J-1:]: is not a line of a job"),

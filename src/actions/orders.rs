@@ -25,7 +25,10 @@ pub fn may_order(actor: &Actor) -> bool {
     actor.delegation.is_none() && matches!(actor.role, Role::Admin | Role::Buyer | Role::ThirdParty)
 }
 
-async fn require_order(state: &Services, actor: &Actor) -> Result<(), ActionError> {
+/// Refused unless `actor` may order now ([`may_order`], and ordering still on for a third
+/// party): asked first, so a role that may not order hears that, not what was wrong with
+/// its form.
+pub async fn require_order(state: &Services, actor: &Actor) -> Result<(), ActionError> {
     if !may_order(actor) {
         return Err(ActionError::Forbidden(format!("Ordering is for buyers and admins; your role is {}.", actor.role)));
     }
@@ -117,6 +120,8 @@ pub async fn add(
         return Err(ActionError::invalid("qty", "must be a whole number of at least 1"));
     }
     let item = orderable(state, actor, sku).await?;
+    // The SKU as the stock holds it, never as typed: a padded one would be a line of its own.
+    let sku = item.sku.as_str();
     let mut tx = state.db.begin().await?;
     q::lock_basket(&mut tx, b.id).await?;
     let held = q::basket_lines_tx(&mut tx, b.id).await?.into_iter().find(|(s, _)| s == sku).map_or(0, |(_, q)| q);
@@ -159,6 +164,7 @@ pub async fn set_qty(
 ) -> Result<(), ActionError> {
     require_order(state, actor).await?;
     let b = own_basket(state, actor, basket).await?;
+    let sku = super::typed_text("sku", sku, Lines::One, crate::model::ID_MAX, "choose a SKU")?;
     if qty < 0 {
         return Err(ActionError::invalid("qty", "must be 0 (remove) or more"));
     }

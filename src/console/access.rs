@@ -7,14 +7,14 @@ use serde_json::json;
 
 use super::{Staff, page};
 use crate::actions::access::{Decision, decide};
-use crate::portal::{CsrfForm, FormData, Note, Params, see_other};
+use crate::portal::{CsrfForm, FormData, HoldsCsrf as _, Note, Params, see_other};
 use crate::state::AppState;
 use crate::store::access;
 use crate::web::HttpError;
 use crate::web::Reply;
 
 pub async fn list(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
-    let note = Note::of(&q).verified(&state);
+    let note = Note::of(&q).verified(&state, staff.session_key());
     let rows = access::list(&state.db, 200).await?;
     page(&state, Some(&staff), "access", json!({"requests": rows, "note": note}))
 }
@@ -28,6 +28,7 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
     staff.record(&state, &format!("marked access request {}", decision.as_str()), &id.to_string()).await;
     Ok(see_other(
         &state,
+        staff.session_key(),
         "/staff/access",
         &format!("Request {id} marked {}; the person is told by email.", decision.as_str()),
     ))

@@ -14,7 +14,7 @@ use crate::actions::banners::{self, BannerError, BannerInput};
 use crate::actions::items::current;
 use crate::messages::ChatMessage;
 use crate::messages::compose::{Composer, Recipient};
-use crate::portal::{CsrfForm, FormData, Note, Params, see_other};
+use crate::portal::{CsrfForm, FormData, HoldsCsrf as _, Note, Params, see_other};
 use crate::state::AppState;
 use crate::store::banners::{NewBanner, list_banners};
 use crate::store::contacts::list_active_contacts;
@@ -107,7 +107,7 @@ async fn list_page(state: &AppState, staff: &Staff, mut ctx: Value, status: Stat
 }
 
 pub async fn list(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
-    let note = Note::of(&q).verified(&state);
+    let note = Note::of(&q).verified(&state, staff.session_key());
     list_page(&state, &staff, json!({"note": note}), StatusCode::OK).await
 }
 
@@ -266,7 +266,7 @@ pub async fn post(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm
             } else {
                 format!("Banner {} posted.", p.id)
             };
-            Ok(see_other(&state, "/staff/banners", &note))
+            Ok(see_other(&state, staff.session_key(), "/staff/banners", &note))
         }
         Err(BannerError::Invalid(errs)) => {
             Err(HttpError::Invalid(errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")))
@@ -293,5 +293,5 @@ pub async fn retract(
         }
         banners::Retraction::Missing => return Err(HttpError::NotFound),
     };
-    Ok(see_other(&state, "/staff/banners", &note))
+    Ok(see_other(&state, staff.session_key(), "/staff/banners", &note))
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{Staff, page};
 use crate::actions::chase::{self, ChaseFilter, ChaseRow};
 use crate::actions::items::Category;
-use crate::portal::{CsrfForm, FormData, Params, see_other};
+use crate::portal::{CsrfForm, FormData, HoldsCsrf as _, Params, see_other};
 use crate::state::AppState;
 use crate::web::HttpError;
 use crate::web::Reply;
@@ -87,7 +87,7 @@ pub async fn chase(State(state): State<AppState>, staff: Staff, Params(q): Param
             "here": query(page_no),
             "categories": Category::ALL.iter().map(|c| json!({"code": c.code(), "heading": c.heading()})).collect::<Vec<_>>(),
             "f": {"category": filter.category.map(Category::code), "client": filter.client, "older": filter.min_age_days},
-            "note": crate::portal::Note::of(&q).verified(&state),
+            "note": crate::portal::Note::of(&q).verified(&state, staff.session_key()),
         }),
     )
 }
@@ -165,5 +165,5 @@ pub async fn remind(State(state): State<AppState>, CsrfForm(staff, form): CsrfFo
         Err(crate::actions::ActionError::Conflict(m)) => format!("No reminder queued: {m}."),
         Err(e) => return Err(e.into()),
     };
-    Ok(see_other(&state, &back, &note))
+    Ok(see_other(&state, staff.session_key(), &back, &note))
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{Staff, page};
 use crate::actions::items::current;
 use crate::actions::mail::Queued;
-use crate::portal::{CsrfForm, FormData, Note, Params, see_other};
+use crate::portal::{CsrfForm, FormData, HoldsCsrf as _, Note, Params, see_other};
 use crate::state::AppState;
 use crate::store::contacts::{ContactRow, active_contact, list_client_contacts};
 use crate::store::{chat, console, settings};
@@ -19,7 +19,7 @@ use crate::web::HttpError;
 use crate::web::Reply;
 
 pub async fn contacts(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
-    let note = Note::of(&q).verified(&state);
+    let note = Note::of(&q).verified(&state, staff.session_key());
     let find = q.search("find")?;
     let find = find.as_str();
     let Some(client) = q.id("client")? else {
@@ -87,7 +87,7 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
                 c.name,
                 crate::model::shown(why, 200)
             );
-            return Ok(see_other(&state, &back, &note));
+            return Ok(see_other(&state, staff.session_key(), &back, &note));
         }
     }
     let note = match form.get("action") {
@@ -132,5 +132,5 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
             )));
         }
     };
-    Ok(see_other(&state, &back, &note))
+    Ok(see_other(&state, staff.session_key(), &back, &note))
 }

@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::{Staff, page};
-use crate::portal::{CsrfForm, FormData, Note, Params, see_other};
+use crate::portal::{CsrfForm, FormData, HoldsCsrf as _, Note, Params, see_other};
 use crate::state::AppState;
 use crate::store::inbound;
 use crate::web::HttpError;
@@ -69,7 +69,7 @@ fn without_base64_runs(text: &str) -> String {
 }
 
 pub async fn held(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
-    let note = Note::of(&q).verified(&state);
+    let note = Note::of(&q).verified(&state, staff.session_key());
     let mut out = vec![];
     for h in inbound::held_heads(&state.db, PAGE, SHOWN).await? {
         let auth = auth_results(&h.head);
@@ -149,7 +149,7 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
             )));
         }
     };
-    Ok(see_other(&state, "/staff/held", &note))
+    Ok(see_other(&state, staff.session_key(), "/staff/held", &note))
 }
 
 #[cfg(test)]

@@ -44,6 +44,9 @@ impl crate::portal::HoldsCsrf for Staff {
     fn csrf(&self) -> &str {
         &self.csrf
     }
+    fn session_key(&self) -> &str {
+        &self.token_hash
+    }
 }
 
 impl Staff {

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{Staff, page, without_link_tokens, without_tokens};
 use crate::model::{MessageKind, OutboxStatus, Outlet};
 use crate::outbox::{Rendered, render};
-use crate::portal::{CsrfForm, FormData, Note, Params, see_other};
+use crate::portal::{CsrfForm, FormData, HoldsCsrf as _, Note, Params, see_other};
 use crate::state::AppState;
 use crate::store::console::{OutboxFilter, list_outbox};
 use crate::store::outbox as ob;
@@ -82,7 +82,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Params(q): Params
             "f": {"status": filter.status, "channel": filter.channel, "kind": filter.kind, "contact": filter.contact_id,
                   "client": filter.client_id, "from": q.get("from"), "until": q.get("until")},
             "page": page_no, "prev": (page_no > 1).then(|| link(page_no - 1)), "next": more.then(|| link(page_no + 1)),
-            "note": Note::of(&q).verified(&state),
+            "note": Note::of(&q).verified(&state, staff.session_key()),
         }),
     )
 }
@@ -128,7 +128,7 @@ pub async fn message(
             "may_requeue": OutboxStatus::REQUEUEABLE.contains(&row.status),
             "may_drop": OutboxStatus::DROPPABLE.contains(&row.status),
             "cleared_after": state.config.sent_content_kept_days(),
-            "note": Note::of(&q).verified(&state),
+            "note": Note::of(&q).verified(&state, staff.session_key()),
         }),
     )
 }
@@ -174,7 +174,7 @@ pub async fn act(
             }
             staff.record(&state, "re-queued message", &row.id.to_string()).await;
             state.wake_dispatch.notify_waiters();
-            Ok(see_other(&state, &back, "Queued again; it goes with the next send."))
+            Ok(see_other(&state, staff.session_key(), &back, "Queued again; it goes with the next send."))
         }
         Some("drop") => {
             let why = format!("dropped by {}", staff.email);
@@ -186,7 +186,7 @@ pub async fn act(
                 )));
             }
             staff.record(&state, "dropped message", &row.id.to_string()).await;
-            Ok(see_other(&state, &back, "Dropped; it will not be sent."))
+            Ok(see_other(&state, staff.session_key(), &back, "Dropped; it will not be sent."))
         }
         other => Err(HttpError::Invalid(format!(
             "action: {} is not requeue or drop",

@@ -73,7 +73,7 @@ pub async fn upload(
     let back = |note: &str| {
         axum::response::Redirect::to(&format!(
             "{}#artwork",
-            with_note(&state, &format!("/jobs/{}", crate::model::segment(&job_id)), note)
+            with_note(&state, &session.token_hash, &format!("/jobs/{}", crate::model::segment(&job_id)), note)
         ))
         .into_response()
     };

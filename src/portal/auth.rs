@@ -271,7 +271,7 @@ pub async fn login_form(State(state): State<AppState>, headers: HeaderMap, Query
         &headers,
         "login",
         StatusCode::OK,
-        json!({"next": safe_next(q.next.as_deref()), "note": super::Note { note: q.note, ns: q.ns }.verified(&state)}),
+        json!({"next": safe_next(q.next.as_deref()), "note": super::Note { note: q.note, ns: q.ns }.verified(&state, super::ANYONE)}),
     )
     .await
 }
@@ -381,7 +381,10 @@ async fn message(state: &AppState, title: &str, text: &str) -> Reply {
 pub async fn logout(State(state): State<AppState>, CsrfForm(session, _): CsrfForm<Session>) -> Reply {
     revoke_session(&state.db, &session.token_hash, Utc::now()).await?;
     let clear = super::session::set_cookie(&state, COOKIE, "", 0);
-    Ok(with_cookie(Redirect::to(&super::with_note(&state, "/login", "You are signed out.")).into_response(), &clear))
+    Ok(with_cookie(
+        Redirect::to(&super::with_note(&state, super::ANYONE, "/login", "You are signed out.")).into_response(),
+        &clear,
+    ))
 }
 
 pub async fn password_form(State(state): State<AppState>, session: Session) -> Reply {
@@ -438,7 +441,12 @@ pub async fn change_password(State(state): State<AppState>, CsrfForm(session, fo
             replace_password(&state.db, &id, &hash_password(&new)?, now).await?;
             let cookie = session::start(&state, &id, None).await?;
             return Ok(with_cookie(
-                super::see_other(&state, "/", "Your password is changed. Other devices were signed out."),
+                super::see_other(
+                    &state,
+                    super::ANYONE,
+                    "/",
+                    "Your password is changed. Other devices were signed out.",
+                ),
                 &cookie,
             ));
         }
@@ -524,7 +532,7 @@ pub async fn reset(State(state): State<AppState>, AnonForm { form, headers, addr
             return invalid_link(&state, &headers).await;
         }
         replace_password(&state.db, &claims.contact_id, &hash_password(&new)?, now).await?;
-        return Ok(super::see_other(&state, "/login", "Your new password is set. Sign in with it."));
+        return Ok(super::see_other(&state, super::ANYONE, "/login", "Your new password is set. Sign in with it."));
     }
     limit_address(&state, "reset", addr).await?;
     let email = typed_address(&form)?;

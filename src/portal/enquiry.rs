@@ -78,10 +78,12 @@ fn cmp_cells(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 /// Filters, sorts and pages every table of the answer; returns (page, pages). A column to
-/// sort by that no table has is refused by name (a page past the last shows the last).
+/// sort by that no table has is refused by name (a page past the last shows the last). A
+/// page with no table now (a list that emptied, said in words) has nothing to sort: a link
+/// saved sorted still opens it.
 fn shape(a: &mut Answer, lq: &ListQuery) -> Result<(usize, usize), HttpError> {
     let widest = a.sections.iter().map(|s| s.columns.len()).max().unwrap_or(0);
-    if let Some(col) = lq.sort.filter(|c| *c >= widest) {
+    if let Some(col) = lq.sort.filter(|c| widest > 0 && *c >= widest) {
         return Err(HttpError::Rejected {
             status: axum::http::StatusCode::BAD_REQUEST,
             message: format!("sort: column {col} is not one of this page's (0 to {})", widest.saturating_sub(1)),

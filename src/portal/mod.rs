@@ -169,6 +169,8 @@ pub fn check_csrf(given: Option<&str>, session_csrf: &str) -> Result<(), HttpErr
 /// or a staff one.
 pub trait HoldsCsrf {
     fn csrf(&self) -> &str;
+    /// What names the session to the notes written for it ([`with_note`]): its token's hash.
+    fn session_key(&self) -> &str;
 }
 
 /// A form posted by a signed-in client or staff member: `CsrfForm(session, form)`. The form's
@@ -258,7 +260,10 @@ impl axum::extract::FromRequestParts<AppState> for Shown {
         let axum::extract::Query(note) = axum::extract::Query::<Note>::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        Ok(Shown::fresh(note.verified(state)))
+        // The reader is the session the cookie names, read without a trip to the store: a
+        // note signed for another session is not shown whatever this cookie turns out to be.
+        let reader = session::cookie(&parts.headers, session::COOKIE).map(|t| session::hash_token(&t));
+        Ok(Shown::fresh(note.verified(state, reader.as_deref().unwrap_or(ANYONE))))
     }
 }
 
@@ -308,16 +313,24 @@ pub fn money(minor: i64) -> String {
     crate::model::Money(minor).to_string()
 }
 
-/// A redirect after a successful POST, with a short note for the next page. The note is
-/// signed, so a link cannot put words of its own on the portal.
 /// The most characters a note carried by a redirect shows.
 const NOTE_MAX: usize = 500;
 
-pub fn see_other(state: &AppState, path: &str, note: &str) -> Response {
-    Redirect::to(&with_note(state, path, note)).into_response()
+/// The reader of a note cport's own words alone make (no one's input in it), shown with or
+/// without a session: "You are signed out."
+pub const ANYONE: &str = "";
+
+/// A redirect after a successful POST, with a short note for the next page: [`with_note`].
+pub fn see_other(state: &AppState, reader: &str, path: &str, note: &str) -> Response {
+    Redirect::to(&with_note(state, reader, path, note)).into_response()
 }
 
-pub fn with_note(state: &AppState, path: &str, note: &str) -> String {
+/// `path` carrying a note for the next page. The note is signed, so a link cannot put words of
+/// its own on the portal, and signed for its `reader` (the session's key, [`HoldsCsrf`]): a
+/// note quoting what someone typed ("Basket `…` created") is shown only in the session it
+/// was written for, never replayed to another contact in a link. [`ANYONE`] for a note of
+/// cport's own words alone.
+pub fn with_note(state: &AppState, reader: &str, path: &str, note: &str) -> String {
     let sep = if path.contains('?') { '&' } else { '?' };
     if note.is_empty() {
         return path.to_string();
@@ -325,7 +338,11 @@ pub fn with_note(state: &AppState, path: &str, note: &str) -> String {
     // A note can quote what someone typed: it is cut short so a redirect stays a sane size.
     let note = &crate::model::shortened(note, NOTE_MAX);
     let enc = percent_encoding::utf8_percent_encode(note, percent_encoding::NON_ALPHANUMERIC);
-    format!("{path}{sep}note={enc}&ns={}", state.signer.tag("note", note))
+    format!("{path}{sep}note={enc}&ns={}", note_tag(state, reader, note))
+}
+
+fn note_tag(state: &AppState, reader: &str, note: &str) -> String {
+    state.signer.tag("note", &format!("{reader}\n{note}"))
 }
 
 /// The `?note=&ns=` of a page, if cport wrote it.
@@ -341,9 +358,11 @@ impl Note {
         Note { note: q.get("note").map(str::to_string), ns: q.get("ns").map(str::to_string) }
     }
 
-    pub fn verified(self, state: &AppState) -> Option<String> {
+    /// The note, when cport wrote it for this `reader` or for [`ANYONE`].
+    pub fn verified(self, state: &AppState, reader: &str) -> Option<String> {
         let (note, ns) = (self.note?, self.ns?);
-        crate::links::constant_time_eq(&state.signer.tag("note", &note), &ns).then_some(note)
+        let signed_for = |r: &str| crate::links::constant_time_eq(&note_tag(state, r, &note), &ns);
+        (signed_for(reader) || signed_for(ANYONE)).then_some(note)
     }
 }
 

@@ -77,7 +77,7 @@ async fn stock_page(
     let more = items.len() as i64 > PAGE;
     items.truncate(PAGE as usize);
     let baskets = q::baskets_of(&state.db, &a.contact.id).await?;
-    let note = sq.note.clone().verified(state);
+    let note = sq.note.clone().verified(state, &session.token_hash);
     page_status(
         state,
         Some(session),
@@ -94,7 +94,8 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
     require_orders(&session)?;
     let now = Utc::now();
     let a = &session.actor;
-    let sku = form.text("sku");
+    act::require_order(&state, a).await?;
+    let sku = form.text("sku").trim().to_string();
     let back = StockQuery::back(form.text("q"));
     let qty = match super::whole_number("qty", &form.text("qty")) {
         Ok(n) => n,
@@ -125,9 +126,12 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
         },
     };
     match act::add(&state, a, basket, &sku, qty, now).await {
-        Ok(total) => {
-            Ok(see_other(&state, &format!("/baskets/{basket}"), &format!("Added: {sku}, now {total} in this basket.")))
-        }
+        Ok(total) => Ok(see_other(
+            &state,
+            &session.token_hash,
+            &format!("/baskets/{basket}"),
+            &format!("Added: {sku}, now {total} in this basket."),
+        )),
         Err(e) => {
             // A basket made for this line alone goes again with it.
             if fresh {
@@ -173,7 +177,7 @@ async fn baskets_page(state: &AppState, session: &Session, shown: Shown) -> Repl
 pub async fn create_basket(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     require_orders(&session)?;
     match act::create_basket(&state, &session.actor, &form.text("name"), Utc::now()).await {
-        Ok(id) => Ok(see_other(&state, &format!("/baskets/{id}"), "Basket created.")),
+        Ok(id) => Ok(see_other(&state, &session.token_hash, &format!("/baskets/{id}"), "Basket created.")),
         Err(e) => match form_error(&e) {
             Some(msg) => baskets_page(&state, &session, Shown::refused(msg)).await,
             None => Err(e.into()),
@@ -230,7 +234,12 @@ pub async fn basket_action(
             };
             match qty {
                 Ok(n) => act::set_qty(&state, a, id, &sku, n, now).await.map(|_| {
-                    see_other(&state, &here, &if n == 0 { format!("{sku} removed.") } else { format!("{sku}: {n}.") })
+                    see_other(
+                        &state,
+                        &session.token_hash,
+                        &here,
+                        &if n == 0 { format!("{sku} removed.") } else { format!("{sku}: {n}.") },
+                    )
                 }),
                 Err(e) => Err(e),
             }
@@ -238,31 +247,34 @@ pub async fn basket_action(
         "save" => match act::chosen_address(&state, a, &form.text("address_choice"), &form.text("address")).await {
             Ok(address) => act::save_details(&state, a, id, &form.text("name"), &address, &form.text("notes"), now)
                 .await
-                .map(|_| see_other(&state, &here, "Saved. The basket keeps until you come back.")),
+                .map(|_| see_other(&state, &session.token_hash, &here, "Saved. The basket keeps until you come back.")),
             Err(e) => Err(e),
         },
         // Sent twice (a second click, the back button), the second finds it gone: said so
         // on the list, not as a missing page over a delete that worked. The words fit a
         // basket that was never this contact's too, and say nothing of whose it is.
         "delete" => match act::delete_basket(&state, a, id).await {
-            Ok(()) => Ok(see_other(&state, "/baskets", "Basket deleted.")),
+            Ok(()) => Ok(see_other(&state, &session.token_hash, "/baskets", "Basket deleted.")),
             Err(ActionError::NotFound(_)) => Ok(see_other(
                 &state,
+                &session.token_hash,
                 "/baskets",
                 &format!("Nothing deleted: basket {id} is not among yours (deleted already?)."),
             )),
             Err(e) => Err(e),
         },
-        "place" => {
-            match act::place(&state, a, id, now).await {
-                Ok(order) => Ok(see_other(&state, "/orders", &format!("Order {order} placed. TOT has it now."))),
-                Err(PlaceError::Short(short)) => {
-                    let msg = "Not placed: some lines are no longer free to order in that quantity. Lower them and place again.".to_string();
-                    return basket_page(&state, &session, id, short, Shown::error(StatusCode::CONFLICT, msg)).await;
-                }
-                Err(PlaceError::Action(e)) => Err(e),
+        "place" => match act::place(&state, a, id, now).await {
+            Ok(order) => {
+                Ok(see_other(&state, &session.token_hash, "/orders", &format!("Order {order} placed. TOT has it now.")))
             }
-        }
+            Err(PlaceError::Short(short)) => {
+                let msg =
+                    "Not placed: some lines are no longer free to order in that quantity. Lower them and place again."
+                        .to_string();
+                return basket_page(&state, &session, id, short, Shown::error(StatusCode::CONFLICT, msg)).await;
+            }
+            Err(PlaceError::Action(e)) => Err(e),
+        },
         other => Err(ActionError::invalid("action", format!("{} is not a basket action", crate::model::quoted(other)))),
     };
     match result {
@@ -357,7 +369,7 @@ pub async fn users_action(State(state): State<AppState>, CsrfForm(session, form)
         other => Err(ActionError::invalid("action", format!("{} is not a user action", crate::model::quoted(other)))),
     };
     match result {
-        Ok(note) => Ok(see_other(&state, "/users", &note)),
+        Ok(note) => Ok(see_other(&state, &session.token_hash, "/users", &note)),
         Err(e) => match (&e, form_error(&e)) {
             (_, Some(msg)) => users_page(&state, &session, Shown::refused(msg)).await,
             (ActionError::NotFound(what), None) => {

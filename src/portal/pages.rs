@@ -22,7 +22,12 @@ pub(super) fn no_delegation(s: &Session) -> Result<(), HttpError> {
 /// `GET /`: banners, then the contact's action items with a way to act on each.
 pub async fn dashboard(State(state): State<AppState>, session: Session, shown: Shown) -> Reply {
     if let Some(d) = &session.actor.delegation {
-        return Ok(see_other(&state, &format!("/visuals/{}", crate::model::segment(&d.visual_id)), ""));
+        return Ok(see_other(
+            &state,
+            &session.token_hash,
+            &format!("/visuals/{}", crate::model::segment(&d.visual_id)),
+            "",
+        ));
     }
     let items = current(&state, &session.actor.contact).await?;
     let groups: Vec<Value> = Category::ALL
@@ -118,7 +123,7 @@ pub async fn approve_many(State(state): State<AppState>, CsrfForm(session, form)
             let failed: Vec<String> =
                 results.iter().filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string())).collect();
             if failed.is_empty() {
-                Ok(see_other(&state, "/visuals", &done))
+                Ok(see_other(&state, &session.token_hash, "/visuals", &done))
             } else {
                 let shown = Shown { note: Some(done), error: Some(failed.join(" ")), status: StatusCode::CONFLICT };
                 list_page(&state, &session, shown).await
@@ -222,7 +227,9 @@ pub async fn visual_action(
         _ => Err(ActionError::invalid("action", "choose approve, reject, delegate or comment")),
     };
     match result {
-        Ok(note) => Ok(see_other(&state, &format!("/visuals/{}", crate::model::segment(&id)), &note)),
+        Ok(note) => {
+            Ok(see_other(&state, &session.token_hash, &format!("/visuals/{}", crate::model::segment(&id)), &note))
+        }
         Err(e @ (ActionError::Invalid { .. } | ActionError::Conflict(_))) => {
             visual_page(&state, &session, &id, Shown::refused(e.to_string())).await
         }
@@ -353,7 +360,7 @@ pub async fn delivery_submit(
         }
     };
     match result {
-        Ok(note) => Ok(see_other(&state, &format!("/jobs/{}", crate::model::segment(&id)), &note)),
+        Ok(note) => Ok(see_other(&state, &session.token_hash, &format!("/jobs/{}", crate::model::segment(&id)), &note)),
         Err(ActionError::Invalid { field, message }) => {
             delivery_page(&state, &session, &id, Some(&form), Shown::refused(format!("{field}: {message}"))).await
         }
@@ -376,13 +383,17 @@ fn parse_delivery(form: &FormData, saved: Result<String, ActionError>) -> Result
             ));
         };
         let field = || format!("qty[{}:{}]", crate::model::shown(job, 64), crate::model::shown(line, 20));
+        // The job part is an id as TOT writes them, said exactly as sent when it is not one
+        // (a padded `J-1 ` shown trimmed would read as a job that is there).
+        let mut refused = Vec::new();
+        crate::model::check_id("job", job, &mut refused);
+        if let Some(e) = refused.first() {
+            return Err(ActionError::invalid(&field(), e.reason.clone()));
+        }
         // A line is named as the form names it, `0`, `1`…: `00` or `+0` would be a second
         // name for one line, its quantities added unseen.
         let line_no = line.parse::<u32>().ok().filter(|n| n.to_string() == line).ok_or_else(|| {
-            ActionError::invalid(
-                &field(),
-                format!("job {} has no line {}", crate::model::shown(job, 64), crate::model::shown(line, 20)),
-            )
+            ActionError::invalid(&field(), format!("job {job} has no line {}", crate::model::quoted(line)))
         })?;
         let v = v.trim();
         if v.is_empty() {

@@ -96,14 +96,14 @@ pub async fn chat_unlink(State(state): State<AppState>, CsrfForm(session, form):
         .into_iter()
         .any(|l| l.channel == channel && l.user_id == user);
     if !mine {
-        return Ok(see_other(&state, "/preferences", NOT_LINKED));
+        return Ok(see_other(&state, &session.token_hash, "/preferences", NOT_LINKED));
     }
     let channel = crate::model::Channel::from(channel);
     if !crate::store::chat::unlink(&state.db, channel, user, Utc::now()).await? {
         // Another click unlinked it a moment before.
-        return Ok(see_other(&state, "/preferences", NOT_LINKED));
+        return Ok(see_other(&state, &session.token_hash, "/preferences", NOT_LINKED));
     }
-    Ok(see_other(&state, "/preferences", "The chat is unlinked."))
+    Ok(see_other(&state, &session.token_hash, "/preferences", "The chat is unlinked."))
 }
 
 pub async fn preferences(State(state): State<AppState>, session: Session, shown: Shown) -> Reply {
@@ -182,5 +182,5 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
         }
     }
     settings::save_preferences(&state.db, &s, Utc::now()).await?;
-    Ok(see_other(&state, "/preferences", "Preferences saved."))
+    Ok(see_other(&state, &session.token_hash, "/preferences", "Preferences saved."))
 }

@@ -119,6 +119,9 @@ impl super::HoldsCsrf for Session {
     fn csrf(&self) -> &str {
         &self.csrf
     }
+    fn session_key(&self) -> &str {
+        &self.token_hash
+    }
 }
 
 impl FromRequestParts<AppState> for Session {
