@@ -791,6 +791,29 @@ async fn contacts_held_mail_and_the_overview() {
     app.submit(&staff, "/staff/held", &[("message_id", &id), ("action", "release")]).await;
     let held = cport::store::inbound::list_held(&app.db, 10).await.unwrap();
     assert!(held.is_empty(), "{held:?}");
+    // A body of 8-bit text in another charset is released as it came: its words reach the
+    // answer as written, never as U+FFFD where a byte was not UTF-8.
+    let mut latin = raw
+        .replace("held-1@", "held-4@")
+        .replace(
+            "Subject: Re: digest\r\n",
+            "Subject: Re: digest\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\n",
+        )
+        .replace("APPROVE V-1\r\n", "JOBS caf\u{1}\r\n")
+        .into_bytes();
+    let at = latin.iter().position(|b| *b == 1).unwrap();
+    latin[at] = 0xE9;
+    let d = cport::channels::inbound::handle(&app.state, &latin, Utc::now()).await.unwrap();
+    assert!(matches!(d, cport::channels::inbound::Disposition::Held(_)), "{d:?}");
+    app.submit(&staff, "/staff/held", &[("message_id", "held-4@alpha.example"), ("action", "release")]).await;
+    let answers = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
+    let answer = answers
+        .iter()
+        .filter(|m| m.recipient == "ann@alpha.example")
+        .map(|m| serde_json::from_str::<cport::channels::email::EmailPayload>(&m.payload).unwrap().text)
+        .find(|t| t.contains("JOBS"))
+        .expect("the released reply is answered");
+    assert!(answer.contains("`café`"), "{answer}");
     // The gauge follows: none held now, not the 2 of the last scrape.
     let metrics = app.text("/metrics").await;
     assert!(metrics.contains("cport_inbound_messages{disposition=\"held\"} 0"), "{metrics}");

@@ -11,25 +11,31 @@ pub async fn seen(db: &Db, message_id: &str) -> Result<bool> {
     Ok(row.is_some())
 }
 
-/// Records what became of a message; false when it had been recorded already.
+/// Records what became of a message, with its bytes when `raw` is given (a held message);
+/// false when it had been recorded already. The bytes are kept as text for the console to
+/// show, and, when they are not UTF-8 (an 8-bit body in another charset), also as they came,
+/// for a release to read them as received.
 pub async fn record(
     tx: &mut Tx,
     message_id: &str,
     contact_id: Option<&str>,
     disposition: InboundOutcome,
     reason: &str,
-    raw: Option<&str>,
+    raw: Option<&[u8]>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
+    let text = raw.map(|r| String::from_utf8_lossy(r).into_owned());
+    let bytes = raw.filter(|r| std::str::from_utf8(r).is_err());
     // A held message is recorded again when staff release it (nothing else reaches a
     // message already recorded: `seen` turns it away first).
     Ok(execute!(tx =>
-        "INSERT INTO inbound_messages (message_id, received_at, contact_id, disposition, reason, raw)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO inbound_messages (message_id, received_at, contact_id, disposition, reason, raw, raw_bytes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (message_id) DO UPDATE SET received_at = excluded.received_at, contact_id = excluded.contact_id,
-           disposition = excluded.disposition, reason = excluded.reason, raw = excluded.raw
+           disposition = excluded.disposition, reason = excluded.reason, raw = excluded.raw,
+           raw_bytes = excluded.raw_bytes
          WHERE inbound_messages.disposition = 'held'",
-        message_id, now, contact_id, disposition, reason, raw)?
+        message_id, now, contact_id, disposition, reason, text, bytes)?
         == 1)
 }
 
@@ -72,24 +78,25 @@ pub async fn counts_by_disposition(db: &Db) -> Result<Vec<(InboundOutcome, i64)>
         .fetch_all(p).await)?)
 }
 
-/// A held message as received.
-pub async fn get_held(db: &Db, message_id: &str) -> Result<Option<(InboundRow, String)>> {
+/// A held message, its bytes as received.
+pub async fn get_held(db: &Db, message_id: &str) -> Result<Option<(InboundRow, Vec<u8>)>> {
     #[derive(sqlx::FromRow)]
     struct WithRaw {
         #[sqlx(flatten)]
         row: InboundRow,
         raw: Option<String>,
+        raw_bytes: Option<Vec<u8>>,
     }
     let found: Option<WithRaw> = on_db!(db, p => bind!(sqlx::query_as(
-        "SELECT message_id, received_at, contact_id, disposition, reason, raw FROM inbound_messages
+        "SELECT message_id, received_at, contact_id, disposition, reason, raw, raw_bytes FROM inbound_messages
          WHERE message_id = $1 AND disposition = 'held'"), message_id).fetch_optional(p).await)?;
-    Ok(found.map(|f| (f.row, f.raw.unwrap_or_default())))
+    Ok(found.map(|f| (f.row, f.raw_bytes.unwrap_or_else(|| f.raw.unwrap_or_default().into_bytes()))))
 }
 
 /// Discards a held message: it stays recorded (so it is never taken again) without its text.
 pub async fn discard_held(db: &Db, message_id: &str, why: &str) -> Result<bool> {
     Ok(execute!(db =>
-        "UPDATE inbound_messages SET disposition = 'ignored', reason = $2, raw = NULL
+        "UPDATE inbound_messages SET disposition = 'ignored', reason = $2, raw = NULL, raw_bytes = NULL
          WHERE message_id = $1 AND disposition = 'held'",
         message_id, why)?
         == 1)

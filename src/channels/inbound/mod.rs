@@ -208,7 +208,7 @@ pub async fn release(
     let Some((_, raw)) = ledger::get_held(&state.db, message_id).await? else {
         return Ok(None);
     };
-    guarded(handle_as(state, raw.as_bytes(), Some(message_id), now)).await.map(Some)
+    guarded(handle_as(state, &raw, Some(message_id), now)).await.map(Some)
 }
 
 /// [`handle`]; with `released`, the held message of that id, taken without its
@@ -255,13 +255,13 @@ async fn decide(
     let domain = state.config.email.reply_domain.clone();
     let from = addresses(msg.from()).into_iter().next().unwrap_or_default();
     let record = |d: Disposition, contact: Option<String>, keep_raw: bool| {
-        let raw_text = keep_raw.then(|| String::from_utf8_lossy(raw).into_owned());
+        let kept = keep_raw.then_some(raw);
         async move {
             let mut tx = state.db.begin().await?;
             let (kind, reason) = d.parts();
             // Not recorded: another took the message a moment before (a release racing a
             // release or a discard, a copy arriving twice at once).
-            if !ledger::record(&mut tx, message_id, contact.as_deref(), kind, reason, raw_text.as_deref(), now).await? {
+            if !ledger::record(&mut tx, message_id, contact.as_deref(), kind, reason, kept, now).await? {
                 tx.rollback().await?;
                 return Ok::<_, StoreError>((Disposition::duplicate(message_id),));
             }
