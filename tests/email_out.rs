@@ -186,7 +186,10 @@ async fn a_5xx_goes_dead_with_the_servers_words() {
     assert!(reason.as_deref().is_some_and(|r| r.contains("hard bounce") && r.contains("5.1.1")), "{reason:?}");
 
     // Staff re-queue it; it goes dead again, now without trying the address that is refused.
-    assert!(cport::store::outbox::requeue(&t.state.db, row.id, Utc::now()).await.unwrap());
+    assert_eq!(
+        cport::store::outbox::requeue(&t.state.db, row.id, Utc::now()).await.unwrap(),
+        cport::store::outbox::Requeue::Queued
+    );
     assert_eq!(drain(&t.state).await.unwrap().dead, 1);
     let row = list_messages(&t.state.db, Some("dead"), 1).await.unwrap().remove(0);
     assert!(row.last_error.as_deref().is_some_and(|e| e.contains("suspended")), "{:?}", row.last_error);
@@ -647,4 +650,35 @@ async fn a_retracted_urgent_banner_is_not_pushed_afterwards() {
     }
     let later = now + chrono::Duration::days(2);
     assert!(cport::outbox::dispatch_batch_at(&t.state, later, 100).await.unwrap().is_empty(), "nothing goes");
+    // Nor when staff queue one of them again (by mistake, or one by one with `retry --dead`):
+    // the banner shows nowhere, and that is said.
+    use cport::store::outbox::{Requeue, requeue};
+    let first = rows.iter().find(|r| r.kind.as_str() == "banner").unwrap().id;
+    assert_eq!(requeue(&t.state.db, first, now).await.unwrap(), Requeue::BannerGone);
+    assert!(Requeue::BannerGone.why_not(first).contains("its banner was retracted or has expired"));
+    assert!(cport::outbox::dispatch_batch_at(&t.state, later, 100).await.unwrap().is_empty(), "still nothing goes");
+}
+
+/// A push of a banner that starts tomorrow, dropped by staff and queued again, waits for the
+/// banner's start as it did before: never sent at once.
+#[tokio::test]
+async fn a_banner_push_queued_again_waits_for_its_start() {
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    let now = Utc::now();
+    let starts = now + chrono::Duration::days(1);
+    let mut input = urgent("Closed Friday", "Back on Monday.", "C-1");
+    input.starts_at = Some(starts);
+    let posted = cport::actions::banners::post(&t.state, input, "test", now).await.unwrap();
+    let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
+    let push = rows.iter().find(|r| r.kind.as_str() == "banner").unwrap();
+    assert!(cport::store::outbox::drop_waiting(&t.state.db, push.id, "dropped by staff", now).await.unwrap());
+    let requeued = cport::store::outbox::requeue(&t.state.db, push.id, now).await.unwrap();
+    assert_eq!(requeued, cport::store::outbox::Requeue::Queued);
+    assert!(cport::outbox::dispatch_batch_at(&t.state, now, 100).await.unwrap().is_empty(), "not before its start");
+    let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
+    let again = rows.iter().find(|r| r.id == push.id).unwrap();
+    assert_eq!((again.status.as_str(), again.next_attempt_at.timestamp()), ("queued", starts.timestamp()));
+    let sent = cport::outbox::dispatch_batch_at(&t.state, starts + chrono::Duration::minutes(1), 100).await.unwrap();
+    assert_eq!(sent.len(), posted.queued, "every push goes at the start");
 }

@@ -230,7 +230,10 @@ async fn only_the_holder_of_the_current_claim_may_mark_a_row() {
     // A sent row is never claimed again, so `outbox retry --dead` cannot send it twice.
     let much_later = later + Duration::days(1);
     assert!(claim_batch(&t.state.db, much_later, much_later, 10, "third").await.unwrap().is_empty());
-    assert!(!ob::requeue(&t.state.db, id, much_later).await.unwrap());
+    assert_eq!(
+        ob::requeue(&t.state.db, id, much_later).await.unwrap(),
+        ob::Requeue::Not(cport::model::OutboxStatus::Sent)
+    );
 }
 
 /// A message whose every claim runs out unmarked (its sender dies with it, past what a panic

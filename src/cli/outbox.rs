@@ -85,14 +85,13 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
                 );
             }
         }
-        OutboxCommand::Retry { id: Some(id), .. } => {
-            if ob::requeue(db, id, now).await? {
-                println!("message {id} queued again");
-            } else {
-                eprintln!("error: message {id} does not exist or is not failed, dead or dropped");
+        OutboxCommand::Retry { id: Some(id), .. } => match ob::requeue(db, id, now).await? {
+            ob::Requeue::Queued => println!("message {id} queued again"),
+            refused => {
+                eprintln!("error: {}", refused.why_not(id));
                 return Ok(ExitCode::FAILURE);
             }
-        }
+        },
         OutboxCommand::Send => send_outbox(&AppState::new(config, db.clone())?).await?,
         OutboxCommand::Retry { id: None, .. } => {
             let n = ob::requeue_dead(db, now).await?;

@@ -164,13 +164,11 @@ pub async fn act(
     let back = format!("/staff/outbox/{}", row.id);
     match form.get("action") {
         Some("requeue") => {
-            if !ob::requeue(&state.db, row.id, now).await? {
-                // Read again: another click may have queued it a moment ago.
-                let now_is = row_of(&state, &id).await?.status;
-                return Err(HttpError::Conflict(format!(
-                    "message {} is {now_is}: only a failed, dead or dropped message is queued again",
-                    row.id
-                )));
+            match ob::requeue(&state.db, row.id, now).await? {
+                ob::Requeue::Queued => {}
+                ob::Requeue::Missing => return Err(HttpError::NotFound),
+                // Another click may have queued it a moment ago, or its banner is gone.
+                refused => return Err(HttpError::Conflict(refused.why_not(row.id))),
             }
             staff.record(&state, "re-queued message", &row.id.to_string()).await;
             state.wake_dispatch.notify_waiters();

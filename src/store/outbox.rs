@@ -413,20 +413,68 @@ pub async fn clear_sent_content(db: &Db, before: DateTime<Utc>, limit: i64) -> R
         before, limit)?)
 }
 
-/// Sends a failed, dead or dropped message again from scratch. Returns false when it was not retryable.
-pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool> {
-    let sql = format!(
-        "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $2, updated_at = $2
-         WHERE id = $1 AND status IN ({})",
-        super::state_list(OutboxStatus::REQUEUEABLE)
-    );
-    Ok(execute!(db => &sql, id, now)? == 1)
+/// The banner an urgent push was queued for (its key is `banner:{id}:…`).
+const ITS_BANNER: &str = "outbox.kind = 'banner' AND outbox.idem_key LIKE 'banner:' || b.id || ':%'";
+
+/// Queueing again, at `$now`: a banner's push goes no sooner than its banner starts, and never
+/// once the banner was retracted or has expired (it shows nowhere then). One statement, so a
+/// retraction at the same moment is seen either way.
+fn requeue_sql(which: &str) -> String {
+    format!(
+        "UPDATE outbox SET status = 'queued', attempts = 0, updated_at = $1,
+           next_attempt_at = COALESCE((SELECT b.starts_at FROM banners b WHERE {ITS_BANNER} AND b.starts_at > $1), $1)
+         WHERE {which}
+           AND NOT EXISTS (SELECT 1 FROM banners b WHERE {ITS_BANNER}
+                           AND (b.retracted_at IS NOT NULL OR b.expires_at <= $1))"
+    )
 }
 
+/// What came of queueing one message again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    Queued,
+    /// There is no such message.
+    Missing,
+    /// It is not failed, dead or dropped: its state now.
+    Not(OutboxStatus),
+    /// A banner's push whose banner was retracted or has expired.
+    BannerGone,
+}
+
+impl Requeue {
+    /// Why message `id` was not queued again, for staff (console and command line alike).
+    pub fn why_not(self, id: i64) -> String {
+        match self {
+            Requeue::Queued => format!("message {id} is queued"),
+            Requeue::Missing => format!("there is no message {id}"),
+            Requeue::Not(status) => {
+                format!("message {id} is {status}: only a failed, dead or dropped message is queued again")
+            }
+            Requeue::BannerGone => format!(
+                "message {id} is a banner's push, and its banner was retracted or has expired: it shows nowhere, so it is not sent"
+            ),
+        }
+    }
+}
+
+/// Sends a failed, dead or dropped message again from scratch ([`requeue_sql`]).
+pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Requeue> {
+    let which = format!("id = $2 AND status IN ({})", super::state_list(OutboxStatus::REQUEUEABLE));
+    if execute!(db => &requeue_sql(&which), now, id)? == 1 {
+        return Ok(Requeue::Queued);
+    }
+    let status: Option<OutboxStatus> = on_db!(db, p => bind!(sqlx::query_scalar(
+        "SELECT status FROM outbox WHERE id = $1"), id).fetch_optional(p).await)?;
+    Ok(match status {
+        None => Requeue::Missing,
+        Some(s) if OutboxStatus::REQUEUEABLE.contains(&s) => Requeue::BannerGone,
+        Some(s) => Requeue::Not(s),
+    })
+}
+
+/// Queues every dead message again ([`requeue_sql`]: a retracted banner's stay dead).
 pub async fn requeue_dead(db: &Db, now: DateTime<Utc>) -> Result<u64> {
-    Ok(execute!(db =>
-        "UPDATE outbox SET status = 'queued', attempts = 0, next_attempt_at = $1, updated_at = $1 WHERE status = 'dead'",
-        now)?)
+    Ok(execute!(db => &requeue_sql("status = 'dead'"), now)?)
 }
 
 /// The number of messages in each state but `sent`, for the metrics a scrape reads: each is
