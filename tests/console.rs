@@ -281,6 +281,16 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
         .fetch_one(p).await)
         .unwrap();
     assert!(idem.starts_with("remind:P-1B:email:A1:V-1:"), "{idem}");
+    // It goes as a reminder, with the subject the outbox shows: not as something new.
+    let rows = cport::store::outbox::list_messages(&app.db, None, 1).await.unwrap();
+    let cport::outbox::Rendered::Email { headers, text, .. } =
+        cport::outbox::render(&app.state, &rows[0], chrono::Utc::now()).await.unwrap()
+    else {
+        panic!("an email")
+    };
+    assert!(rows[0].subject.starts_with("TOT: Reminder: "), "{}", rows[0].subject);
+    assert!(headers.contains(&format!("Subject: {}", rows[0].subject)), "{headers}");
+    assert!(text.contains("A reminder from TOT: this is still waiting for you.") && !text.contains("new"), "{text}");
     let (status, location, _) = app.post_raw(&staff, "/staff/chase/remind", &remind).await;
     assert_eq!(status, 303);
     assert!(location.contains("already%20reminded"), "{location}");

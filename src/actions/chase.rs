@@ -280,7 +280,7 @@ pub async fn remind(
             ),
             super::targets::Target::Chat(l) => (l.chat_id.clone(), None, String::new()),
         };
-        let payload = AlertPayload { items: vec![key.to_string()], message_id };
+        let payload = AlertPayload { items: vec![key.to_string()], message_id, reminder: true };
         let new = NewMessage {
             contact_id: Some(contact.id.clone()),
             channel,
@@ -288,7 +288,11 @@ pub async fn remind(
             idem_key: format!("remind:{}:{channel}:{key}:{day}", contact.id),
             reply_token,
             recipient,
-            subject: format!("Reminder: {}", item.title),
+            subject: crate::messages::compose::alert_subject(
+                &state.config.branding.name,
+                std::slice::from_ref(item),
+                true,
+            ),
             payload: serde_json::to_string(&payload).unwrap_or_default(),
             next_attempt_at: now,
         };

@@ -187,7 +187,7 @@ async fn queue_alerts(
             if let Some(end) = quiet_until(s, tz, at) {
                 at = end;
             }
-            let payload = AlertPayload { items: vec![], message_id };
+            let payload = AlertPayload { items: vec![], message_id, reminder: false };
             let first = fresh[0];
             let id = outbox::insert_message(
                 &mut tx,

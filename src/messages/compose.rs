@@ -71,6 +71,8 @@ struct GroupView {
 #[derive(Serialize)]
 struct Ctx<'a> {
     subject: &'a str,
+    /// An alert staff sent as a reminder of items waiting, not as news.
+    reminder: bool,
     brand: Brand<'a>,
     contact: ContactView<'a>,
     banners: Vec<BannerView<'a>>,
@@ -81,6 +83,21 @@ struct Ctx<'a> {
     preferences_link: String,
     /// Commands the footer offers as examples: ones the contact's role may send.
     asks: Vec<&'static str>,
+}
+
+/// What an alert is about, in a line: its chat title and, after the brand, its subject.
+pub fn alert_title(items: &[ActionItem], reminder: bool) -> String {
+    match (items, reminder) {
+        ([one], false) => one.title.clone(),
+        ([one], true) => format!("Reminder: {}", one.title),
+        (many, false) => format!("{} new things need you", many.len()),
+        (many, true) => format!("Reminder: {} things still need you", many.len()),
+    }
+}
+
+/// An alert email's subject ([`alert_title`] after the brand), as queued and as sent.
+pub fn alert_subject(brand: &str, items: &[ActionItem], reminder: bool) -> String {
+    format!("{brand}: {}", alert_title(items, reminder))
 }
 
 /// A few commands to offer a contact of `role` in a message's footer, HELP last.
@@ -194,10 +211,16 @@ impl Composer<'_> {
         previous: Option<&HashSet<String>>,
     ) -> Result<EmailPayload, SendError> {
         let Recipient { contact, token, now } = *to;
+        // A reminder is an alert said as one: the alert's templates, `reminder` set.
+        let (kind, reminder) = match kind {
+            "reminder" => ("alert", true),
+            other => (other, false),
+        };
         let reply = self.reply_address(token);
         let (groups, new_count) = self.groups(contact, items, previous, &reply, &subject, now);
         let ctx = Ctx {
             subject: &subject,
+            reminder,
             brand: Brand::of(&self.config.branding),
             contact: ContactView { name: &contact.name, email: &contact.email, client_name: &contact.client_name },
             banners: banners
@@ -243,12 +266,16 @@ impl Composer<'_> {
     }
 
     /// An instant alert about one or more new items.
-    pub fn compose_alert(&self, to: &Recipient, items: &[ActionItem]) -> Result<EmailPayload, SendError> {
-        let subject = match items {
-            [one] => format!("{}: {}", self.config.branding.name, one.title),
-            many => format!("{}: {} new things need you", self.config.branding.name, many.len()),
-        };
-        self.compose("alert", to, subject, items, &[], None)
+    /// An alert: items new to the contact, or, with `reminder`, items staff chose to remind
+    /// them of (said as such, not as something new).
+    pub fn compose_alert(
+        &self,
+        to: &Recipient,
+        items: &[ActionItem],
+        reminder: bool,
+    ) -> Result<EmailPayload, SendError> {
+        let subject = alert_subject(&self.config.branding.name, items, reminder);
+        self.compose(if reminder { "reminder" } else { "alert" }, to, subject, items, &[], None)
     }
 
     /// A stop-press banner pushed at once (urgent banners).

@@ -166,7 +166,8 @@ impl ChatMessage {
             reply_token: None,
             recipient: chat_id.into(),
             subject: self.title.clone(),
-            payload: serde_json::to_string(&ChatPayload { message: Some(self), items: vec![] }).unwrap_or_default(),
+            payload: serde_json::to_string(&ChatPayload { message: Some(self), items: vec![], reminder: false })
+                .unwrap_or_default(),
             next_attempt_at: at,
         }
     }
@@ -180,6 +181,9 @@ pub struct ChatPayload {
     pub message: Option<ChatMessage>,
     #[serde(default)]
     pub items: Vec<String>,
+    /// An alert staff sent as a reminder ([`crate::store::outbox::AlertPayload`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reminder: bool,
 }
 
 /// The brand as every template sees it (`brand.name`, `brand.colour`, `brand.logo_url`):

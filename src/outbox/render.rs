@@ -80,7 +80,9 @@ pub(super) async fn chat_message(
     Ok(match (payload.message, row.kind, &row.contact_id) {
         (Some(m), _, _) => Ok(Some(m)),
         (None, MessageKind::Alert, Some(contact_id)) => match still_open(state, contact_id, &payload.items).await? {
-            Some((contact, open)) => Ok(Some(crate::channels::chat::alert_message(state, &contact, &open, now).await?)),
+            Some((contact, open)) => {
+                Ok(Some(crate::channels::chat::alert_message(state, &contact, &open, payload.reminder, now).await?))
+            }
             None => Ok(None),
         },
         _ => Err("chat message without content".into()),
@@ -124,7 +126,7 @@ async fn alert_email(
     };
     let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
     let token = row.reply_token.clone().unwrap_or_default();
-    Ok(composer.compose_alert(&Recipient { contact: &contact, token: &token, now }, &open).map(|mut e| {
+    Ok(composer.compose_alert(&Recipient { contact: &contact, token: &token, now }, &open, p.reminder).map(|mut e| {
         if !p.message_id.is_empty() {
             e.message_id = p.message_id.clone();
         }

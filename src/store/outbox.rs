@@ -11,6 +11,9 @@ use crate::model::{MessageKind, OutboxStatus, Outlet};
 pub struct AlertPayload {
     pub items: Vec<String>,
     pub message_id: String,
+    /// Sent by staff as a reminder of items waiting, not as news (absent: an alert).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reminder: bool,
 }
 
 #[derive(Debug, Clone)]

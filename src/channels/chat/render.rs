@@ -96,8 +96,10 @@ pub async fn alert_message(
     state: &Services,
     contact: &ContactRow,
     items: &[ActionItem],
+    reminder: bool,
     now: DateTime<Utc>,
 ) -> Result<ChatMessage, StoreError> {
+    let title = crate::messages::compose::alert_title(items, reminder);
     if let [one] = items
         && one.category == Category::VisualApproval
     {
@@ -124,7 +126,7 @@ pub async fn alert_message(
             && (image.starts_with("/media/") || image.starts_with("https://") || image.starts_with("http://")))
         .then(|| image.clone());
         return Ok(ChatMessage {
-            title: one.title.clone(),
+            title,
             lines: vec![one.detail.clone()],
             buttons: vec![row],
             photo,
@@ -133,9 +135,6 @@ pub async fn alert_message(
         });
     }
     let mut m = digest_message(state, contact, items, &[], now);
-    m.title = match items {
-        [one] => one.title.clone(),
-        _ => format!("{} new things need you", items.len()),
-    };
+    m.title = title;
     Ok(m)
 }
