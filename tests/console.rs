@@ -236,6 +236,12 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     let row = &html[html.find("id=\"A4:J-1\"").expect("J-1's art listed")..];
     let row = &row[..row.find("</tr>").unwrap_or(row.len())];
     assert!(!row.contains("<strong>-"), "{row}");
+    // Waiting at least 0 days is every item, the one dated ahead with them.
+    let (_, html) = app.page(&staff, "/staff/chase?category=A4&older=0").await;
+    assert!(html.contains("id=\"A4:J-1\""), "{html}");
+    // A page past the last shows the last, never "nothing is waiting" beside a count.
+    let (_, html) = app.page(&staff, "/staff/chase?page=9").await;
+    assert!(html.contains("id=\"A4:J-1\"") && !html.contains("Page 9"), "{html}");
 
     // Filters: category, client, age; each bad value named.
     let (_, html) = app.page(&staff, "/staff/chase?category=A1").await;

@@ -126,7 +126,8 @@ pub async fn list(
     limit: usize,
     now: DateTime<Utc>,
 ) -> Result<(usize, Vec<ChaseRow>), StoreError> {
-    let cutoff = filter.min_age_days.map(|d| now - Duration::days(i64::from(d)));
+    // At least 0 days is every item: one dated ahead, or with no date, has waited 0 days too.
+    let cutoff = filter.min_age_days.filter(|d| *d > 0).map(|d| now - Duration::days(i64::from(d)));
     let mut all: Vec<(Option<DateTime<Utc>>, &console::ClientVersion, &ActionItem)> = vec![];
     let clients = everywhere(state).await?;
     for (client, items) in &clients {

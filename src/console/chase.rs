@@ -58,8 +58,14 @@ pub async fn chase(State(state): State<AppState>, staff: Staff, Params(q): Param
     let (filter, page_no) = filter_of(&q)?;
     known_client(&state, filter.client.as_deref()).await?;
     let now = Utc::now();
-    let (total, rows) = chase::list(&state, &filter, (page_no - 1) * PAGE, PAGE, now).await?;
+    let (mut total, mut rows) = chase::list(&state, &filter, (page_no - 1) * PAGE, PAGE, now).await?;
     let pages = total.div_ceil(PAGE).max(1);
+    // A page past the last (a list that shrank since its link was made) shows the last, not
+    // "nothing is waiting" beside a count of what is.
+    let page_no = page_no.min(pages);
+    if rows.is_empty() && total > 0 {
+        (total, rows) = chase::list(&state, &filter, (page_no - 1) * PAGE, PAGE, now).await?;
+    }
     let query = |p: usize| {
         let mut parts = vec![];
         for name in ["category", "client", "older"] {
