@@ -387,6 +387,32 @@ async fn an_urgent_banner_reaches_every_contact_of_its_audience_once() {
     assert_eq!(cport::store::banners::list_banners(&t.state.db).await.unwrap().len(), 1);
 }
 
+/// A first load sent through the API entity by entity: the scan that saw the contacts
+/// arrive took their baseline before the visuals came. Visuals TOT dated before that look are
+/// part of what existed (recorded, no alert); one issued since is news.
+#[tokio::test]
+async fn records_dated_before_a_contacts_first_scan_are_no_news() {
+    let (_smtp, t) = mailing_world(|_| ()).await;
+    let now = Utc::now();
+    assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
+    let issued = (now - Duration::days(3)).to_rfc3339();
+    let old: Vec<_> = (20..40)
+        .map(|n| {
+            json!({"id": format!("V-{n}"), "client_id": "C-1", "job_id": "J-1", "design_id": "D", "category": "Colour visual",
+                   "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg", "created_at": issued})
+        })
+        .collect();
+    t.load(json!({ "visuals": old })).await;
+    let later = now + Duration::seconds(30);
+    assert_eq!(cport::digest::alerts::scan(&t.state, later, None).await.unwrap(), 0, "no flood of old visuals");
+    assert!(cport::store::outbox::list_messages(&t.state.db, None, 10).await.unwrap().is_empty());
+    t.load(json!({"visuals": [{"id": "V-50", "client_id": "C-1", "job_id": "J-1", "design_id": "D",
+        "category": "Colour visual", "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]}))
+        .await;
+    // Admin, buyer and viewer see visuals: one alert each, of the new one alone.
+    assert_eq!(cport::digest::alerts::scan(&t.state, later, None).await.unwrap(), 3);
+}
+
 #[tokio::test]
 async fn instant_alerts_are_batched_and_dropped_when_resolved_first() {
     let (smtp, t) = mailing_world(|_| ()).await;

@@ -154,11 +154,18 @@ async fn queue_alerts(
     let mut tx = state.db.begin().await?;
     let seen = ledgers::alerted_keys(&mut tx, &c.id, channel).await?;
     let fresh: Vec<&ActionItem> = items.iter().filter(|i| !seen.contains(&i.key())).collect();
-    if ledgers::claim_alert_baseline(&mut tx, &c.id, channel, now).await? {
-        // First look at this contact: what exists now is the baseline, not news.
-        for i in &fresh {
-            ledgers::claim_alert(&mut tx, &c.id, channel, i.category.code(), &i.id, None, now).await?;
-        }
+    // What exists at the first look at this contact is the baseline, not news; and so is an
+    // item that reaches cport later but that TOT dated before that look (a first load sent
+    // entity by entity, its visuals after the scan that saw the contacts arrive).
+    let (old, fresh): (Vec<&ActionItem>, Vec<&ActionItem>) =
+        match ledgers::claim_alert_baseline(&mut tx, &c.id, channel, now).await? {
+            None => (fresh, vec![]),
+            Some(baseline) => fresh.into_iter().partition(|i| i.since.is_some_and(|since| since < baseline)),
+        };
+    for i in &old {
+        ledgers::claim_alert(&mut tx, &c.id, channel, i.category.code(), &i.id, None, now).await?;
+    }
+    if fresh.is_empty() && !old.is_empty() {
         tx.commit().await?;
         return Ok(0);
     }

@@ -84,17 +84,24 @@ pub async fn forget_nonces(db: &Db, before: DateTime<Utc>) -> Result<u64> {
     Ok(execute!(db => "DELETE FROM used_nonces WHERE used_at < $1", before)?)
 }
 
-/// Records the contact's alert baseline; false when it existed (the contact was scanned before).
+/// Records the contact's alert baseline: `None` when this is the first look at the contact
+/// on `channel`, else when the baseline was taken (the contact was scanned before).
 pub async fn claim_alert_baseline(
     tx: &mut Tx,
     contact_id: &str,
     channel: crate::model::Outlet,
     now: DateTime<Utc>,
-) -> Result<bool> {
-    Ok(execute!(tx =>
+) -> Result<Option<DateTime<Utc>>> {
+    if execute!(tx =>
         "INSERT INTO alert_baselines (contact_id, channel, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         contact_id, channel, now)?
-        == 1)
+        == 1
+    {
+        return Ok(None);
+    }
+    Ok(Some(on_tx!(tx, c => bind!(sqlx::query_scalar(
+        "SELECT created_at FROM alert_baselines WHERE contact_id = $1 AND channel = $2"), contact_id, channel)
+        .fetch_one(c).await)?))
 }
 
 /// For each of `contacts` and each channel it has an alert baseline on, the item keys
