@@ -195,6 +195,11 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     let (_, html) = app.page(&bob, "/stock").await;
     assert_eq!(available_on(&html, "SKU-TEE"), 5, "not counted twice");
 
+    // A SKU TOT deletes leaves no line behind in a basket: none that could never be placed.
+    let lines = app.count("basket_lines").await;
+    assert_eq!(app.delete("stock", &["SKU-CAP"]).await.0, 200);
+    assert_eq!(app.count("basket_lines").await, lines - 1, "the event basket's cap line went with it");
+
     // Deleting a basket.
     app.submit(&bob, &format!("/baskets/{event}"), &[("action", "delete")]).await;
     assert_eq!(app.page(&bob, &format!("/baskets/{event}")).await.0, 404);

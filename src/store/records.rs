@@ -45,6 +45,10 @@ pub trait Upsert: Record + Sync {
     /// emptied when it is deleted, so no row points at a record that is gone. Their sync hash
     /// is forgotten with it, so the next send of such a record is written in full.
     const NAMED_BY: &'static [(&'static str, &'static str)] = &[];
+    /// cport's own rows that hold this record by its key and mean nothing without it (table,
+    /// column): deleted with it. A basket line of a SKU TOT removed could never be placed,
+    /// nor shown with its stock to be taken out; placed orders keep theirs, as history.
+    const HELD_BY: &'static [(&'static str, &'static str)] = &[];
     /// Its records are people who sign in: after an update, the sessions and delegations they
     /// no longer hold are ended (see [`super::sessions::end_lapsed`]).
     const SIGNS_IN: bool = false;
@@ -273,6 +277,9 @@ pub async fn delete_keys<T: Upsert>(tx: &mut Tx, keys: &[String]) -> Result<Vec<
             let sql = format!("UPDATE {table} SET {column} = NULL, sync_hash = '' WHERE {column} IN ({list})");
             execute(tx, &sql, &refs).await?;
         }
+        for (table, column) in T::HELD_BY {
+            execute(tx, &format!("DELETE FROM {table} WHERE {column} IN ({list})"), &refs).await?;
+        }
         deleted.extend(gone);
     }
     // In the order asked for, as one at a time gave them.
@@ -421,6 +428,7 @@ impl Upsert for DeliveryIn {
 
 impl Upsert for StockIn {
     const ENTITY: &'static str = "stock";
+    const HELD_BY: &'static [(&'static str, &'static str)] = &[("basket_lines", "sku"), ("sku_allocations", "sku")];
     /// `figure_at` is when `available_to_order` last changed.
     const SPECIAL: &'static [(&'static str, &'static str, &'static str)] = &[(
         "figure_at",
