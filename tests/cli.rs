@@ -144,6 +144,15 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
     .unwrap();
     let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     assert!(!ok && err.contains("clients[1] (C-701) currency: given twice in one object; say it once"), "{err}");
+    // One given twice inside a line is named by its path in the record.
+    std::fs::write(
+        &file,
+        r#"{"jobs": [{"id": "J-1", "client_id": "C-1", "name": "x", "status": "entered", "process_lines": [
+            {"process": "Print", "qty": 1, "unit_price": "1"}, {"process": "Print", "qty": 1, "unit_price": "1", "unit_price": "2"}]}]}"#,
+    )
+    .unwrap();
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
+    assert!(!ok && err.contains("jobs[0] (J-1) process_lines[1].unit_price: given twice in one object"), "{err}");
     // An object written as an array (its fields by position) is refused, as the API refuses it.
     std::fs::write(&file, r#"{"clients": [["C-9", "x"]]}"#).unwrap();
     let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));

@@ -12,24 +12,61 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// The first key a record of a batch (a JSON array of objects) gives twice, in that record
-/// or in an object inside it: the record's index and the key. `None` when there is none, or
-/// when `body` is not such an array (that is said elsewhere).
+/// or in an object inside it: the record's index and the key's path in the record
+/// (`process_lines[1].unit_price`). `None` when there is none, or when `body` is not such an
+/// array (that is said elsewhere).
 pub fn repeated_key(body: &[u8]) -> Option<(usize, String)> {
-    let found = RefCell::new(None);
+    let found = Found::default();
     let mut de = serde_json::Deserializer::from_slice(body);
     let _ = Walk { found: &found, record: None }.deserialize(&mut de);
-    found.into_inner()
+    found.first.into_inner()
 }
 
-/// The first key one record (a JSON object) gives twice, in it or in an object inside it.
+/// The path of the first key one record (a JSON object) gives twice, in it or in an object
+/// inside it.
 pub fn repeated_in_record(record: &str) -> Option<String> {
-    let found = RefCell::new(None);
+    let found = Found::default();
     let mut de = serde_json::Deserializer::from_str(record);
     let _ = Walk { found: &found, record: Some(0) }.deserialize(&mut de);
-    found.into_inner().map(|(_, key)| key)
+    found.first.into_inner().map(|(_, key)| key)
 }
 
-type Found = RefCell<Option<(usize, String)>>;
+/// One step from a record down to a value: a field's name or an array's index.
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// The walk's state: where in the record it is, and the first repeated key found.
+#[derive(Default)]
+struct Found {
+    /// The steps down to the value being read, kept as one stack so that reading a value
+    /// costs nothing more than the key it is under.
+    at: RefCell<Vec<Step>>,
+    first: RefCell<Option<(usize, String)>>,
+}
+
+impl Found {
+    /// The path to `key` under where the walk is: `tracking.carrier`, `lines[0].qty`.
+    fn path_to(&self, key: &str) -> String {
+        let mut path = String::new();
+        for step in self.at.borrow().iter() {
+            match step {
+                Step::Key(k) if path.is_empty() => path.push_str(k),
+                Step::Key(k) => {
+                    path.push('.');
+                    path.push_str(k);
+                }
+                Step::Index(i) => path.push_str(&format!("[{i}]")),
+            }
+        }
+        if !path.is_empty() {
+            path.push('.');
+        }
+        path.push_str(key);
+        path
+    }
+}
 
 /// Walks one JSON value. `record` is the index of the record it is in; `None` for the batch
 /// itself, whose elements are the records.
@@ -71,8 +108,19 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<(), A::Error> {
         let mut index = 0;
         loop {
-            let record = self.record.or(Some(index));
-            if items.next_element_seed(Walk { found: self.found, record })?.is_none() {
+            // The batch's elements are the records; an array inside a record is a step down.
+            let record = match self.record {
+                Some(r) => {
+                    self.found.at.borrow_mut().push(Step::Index(index));
+                    Some(r)
+                }
+                None => Some(index),
+            };
+            let more = items.next_element_seed(Walk { found: self.found, record })?;
+            if self.record.is_some() {
+                self.found.at.borrow_mut().pop();
+            }
+            if more.is_none() {
                 return Ok(());
             }
             index += 1;
@@ -86,11 +134,14 @@ impl<'de> Visitor<'de> for Walk<'_> {
         let mut keys = HashSet::new();
         while let Some(key) = fields.next_key::<String>()? {
             if keys.contains(&key) {
-                *self.found.borrow_mut() = Some((record, key));
+                *self.found.first.borrow_mut() = Some((record, self.found.path_to(&key)));
                 return Err(de::Error::custom("a key given twice"));
             }
+            self.found.at.borrow_mut().push(Step::Key(key));
             fields.next_value_seed(Walk { found: self.found, record: self.record })?;
-            keys.insert(key);
+            if let Some(Step::Key(key)) = self.found.at.borrow_mut().pop() {
+                keys.insert(key);
+            }
         }
         Ok(())
     }
@@ -106,7 +157,14 @@ mod tests {
             repeated_key(br#"[{"id":"J-1","name":"a"},{"id":"J-2","name":"b","id":"J-3"}]"#),
             Some((1, "id".into()))
         );
-        assert_eq!(repeated_key(br#"[{"id":"J-1","lines":[{"qty":1,"qty":2}]}]"#), Some((0, "qty".into())));
+        assert_eq!(
+            repeated_key(br#"[{"id":"J-1","lines":[{"qty":1},{"qty":1,"qty":2}]}]"#),
+            Some((0, "lines[1].qty".into()))
+        );
+        assert_eq!(
+            repeated_key(br#"[{"id":"D-1","tracking":{"carrier":"A","carrier":"B"}}]"#),
+            Some((0, "tracking.carrier".into()))
+        );
         assert_eq!(repeated_key(br#"[{"id":"J-1","a":{"id":1}},{"id":"J-1"}]"#), None, "one key per object");
         assert_eq!(repeated_key(br#"{"id":"J-1","id":"J-2"}"#), None, "not a batch: said elsewhere");
         assert_eq!(repeated_key(b"not json"), None);
