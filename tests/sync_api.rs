@@ -760,6 +760,8 @@ async fn a_batch_of_many_bad_records_lists_a_thousand_and_counts_the_rest() {
     let more = last["reason"].as_str().unwrap();
     let n: usize = more.split(' ').next().unwrap().parse().unwrap();
     assert!(more.ends_with("more errors are not listed") && n >= 2000, "{more}");
+    // The count is of every record, listed or not, and the row counting the rest is none.
+    assert!(body["error"].as_str().unwrap().starts_with("3000 invalid record(s)"), "{}", body["error"]);
 }
 
 /// A client's currency is a code ISO 4217 has (any number of decimals: amounts are held to

@@ -18,18 +18,16 @@ pub(crate) async fn import(db: &Db, args: &ImportArgs) -> anyhow::Result<ExitCod
             println!("imported {total} records in {:.1}s", started.elapsed().as_secs_f64());
             Ok(ExitCode::SUCCESS)
         }
-        Err(ImportError::Sync(SyncError::Invalid(errs))) => {
-            for e in errs.iter().take(200) {
+        Err(ImportError::Sync(SyncError::Invalid(refused))) => {
+            // The first problems, then how many more in all (not how many more were listed).
+            let shown = refused.problems.min(200);
+            for e in refused.errors.iter().take(shown) {
                 eprintln!("{e}");
             }
-            if errs.len() > 200 {
-                eprintln!("… and {} more", errs.len() - 200);
+            if refused.problems > shown {
+                eprintln!("… and {} more", refused.problems - shown);
             }
-            eprintln!(
-                "error: {} in {}; nothing was written",
-                crate::sync::RecordError::counted(&errs),
-                args.file.display()
-            );
+            eprintln!("error: {} in {}; nothing was written", refused.counted(), args.file.display());
             Ok(ExitCode::FAILURE)
         }
         Err(e) => Err(e.into()),

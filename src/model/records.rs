@@ -1003,14 +1003,31 @@ pub struct RecordError {
     pub reason: String,
 }
 
-impl RecordError {
-    /// How many records `errs` are about, as a refusal says it: one record may have several
+/// A batch or document refused: its problems as listed (a report lists the first thousand),
+/// and how many records and problems there were in all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub errors: Vec<RecordError>,
+    pub records: usize,
+    pub problems: usize,
+}
+
+impl From<Vec<RecordError>> for Refused {
+    /// Every problem listed: counted from the list.
+    fn from(errors: Vec<RecordError>) -> Refused {
+        let records =
+            errors.iter().map(|e| (&e.entity, e.index, &e.id)).collect::<std::collections::HashSet<_>>().len();
+        Refused { records, problems: errors.len(), errors }
+    }
+}
+
+impl Refused {
+    /// How many records it is about, as a refusal says it: one record may have several
     /// problems, and a count of problems would read as a count of records.
-    pub fn counted(errs: &[RecordError]) -> String {
-        let records: std::collections::HashSet<_> = errs.iter().map(|e| (&e.entity, e.index, &e.id)).collect();
-        match records.len() == errs.len() {
-            true => format!("{} invalid record(s)", records.len()),
-            false => format!("{} invalid record(s), {} problems", records.len(), errs.len()),
+    pub fn counted(&self) -> String {
+        match self.records == self.problems {
+            true => format!("{} invalid record(s)", self.records),
+            false => format!("{} invalid record(s), {} problems", self.records, self.problems),
         }
     }
 }

@@ -91,13 +91,9 @@ fn known_entity(entity: &str) -> Result<(), HttpError> {
 }
 
 fn body_error(entity: &str, reason: String) -> HttpError {
-    HttpError::InvalidRecords(vec![RecordError {
-        entity: entity.into(),
-        index: None,
-        id: None,
-        field: "body".into(),
-        reason,
-    }])
+    HttpError::InvalidRecords(
+        vec![RecordError { entity: entity.into(), index: None, id: None, field: "body".into(), reason }].into(),
+    )
 }
 
 /// The client a record of `entity` belongs to, read from its text without building its tree
@@ -158,7 +154,7 @@ pub async fn put_entity(
     })?;
     if let Some((index, key)) = super::repeated::repeated_key(body) {
         let record = records.get(index).and_then(|r| tree(r).ok());
-        return Err(HttpError::InvalidRecords(vec![super::given_twice(&entity, index, record.as_ref(), &key)]));
+        return Err(HttpError::InvalidRecords(vec![super::given_twice(&entity, index, record.as_ref(), &key)].into()));
     }
     let clients: Vec<String> = records.iter().filter_map(|r| client_of(&entity, r)).collect();
     let report = upsert_batch(&state.db, &entity, Trees(records.iter())).await?;

@@ -133,13 +133,16 @@ pub async fn import_file(db: &Db, path: &Path, show_progress: bool) -> Result<Ve
     if let Some(twice) =
         outline.iter().enumerate().find_map(|(i, (e, _))| outline[..i].iter().any(|(f, _)| f == e).then_some(e))
     {
-        return Err(SyncError::Invalid(vec![RecordError {
-            entity: twice.clone(),
-            index: None,
-            id: None,
-            field: twice.clone(),
-            reason: format!("`{twice}` appears twice in the document"),
-        }])
+        return Err(SyncError::Invalid(
+            vec![RecordError {
+                entity: twice.clone(),
+                index: None,
+                id: None,
+                field: twice.clone(),
+                reason: format!("`{twice}` appears twice in the document"),
+            }]
+            .into(),
+        )
         .into());
     }
     let place = |entity: &str| ENTITIES.iter().position(|e| *e == entity).unwrap_or(usize::MAX);

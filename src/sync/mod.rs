@@ -25,8 +25,8 @@ pub use crate::model::records::RecordError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    #[error("{}; nothing was written", RecordError::counted(.0))]
-    Invalid(Vec<RecordError>),
+    #[error("{}; nothing was written", .0.counted())]
+    Invalid(Refused),
     #[error("unknown entity {}; expected one of {list}", crate::model::quoted(.0), list = ENTITIES.join(", "))]
     UnknownEntity(String),
     #[error(transparent)]
@@ -287,18 +287,27 @@ fn singular(table: &str) -> &str {
 pub(crate) const MOST_ERRORS: usize = 1000;
 
 /// Record errors as a report lists them: the first [`MOST_ERRORS`], and how many more there
-/// were (a body of two million empty records is not answered with two million errors).
+/// were (a body of two million empty records is not answered with two million errors), with
+/// the records they are about counted in all.
 #[derive(Default)]
 pub(crate) struct Listed {
     errs: Vec<RecordError>,
     more: usize,
+    /// The records with a problem, by entity: a bit for each index (a record's problems may
+    /// be found in more than one pass, and it counts once). A few bits a record, where a set
+    /// of two million indices would hold tens of megabytes.
+    records: std::collections::HashMap<String, Vec<u64>>,
+    /// Problems with no record's index (an entity's or the document's): each counts as one.
+    unplaced: usize,
 }
 
 impl Listed {
     /// The refusal: the errors listed, a last row counting those that are not, and, when
     /// none was found, `otherwise` as the document's one error.
     pub(crate) fn into_error(self, otherwise: Option<String>) -> SyncError {
-        let Listed { mut errs, more } = self;
+        let records = self.records.values().flatten().map(|w| w.count_ones() as usize).sum::<usize>() + self.unplaced;
+        let problems = self.errs.len() + self.more;
+        let Listed { mut errs, more, .. } = self;
         let document = |reason: String| RecordError {
             entity: "document".into(),
             index: None,
@@ -311,12 +320,29 @@ impl Listed {
         }
         if let (true, Some(reason)) = (errs.is_empty(), otherwise) {
             errs.push(document(reason));
+            return SyncError::Invalid(errs.into());
         }
-        SyncError::Invalid(errs)
+        SyncError::Invalid(Refused { errors: errs, records, problems })
     }
 
     pub(crate) fn push(&mut self, errs: Vec<RecordError>) {
         for e in errs {
+            match e.index {
+                Some(i) => {
+                    let mark = |bits: &mut Vec<u64>| {
+                        if bits.len() <= i / 64 {
+                            bits.resize(i / 64 + 1, 0);
+                        }
+                        bits[i / 64] |= 1 << (i % 64);
+                    };
+                    // The entity's name is copied once, not for each of its problems.
+                    match self.records.get_mut(&e.entity) {
+                        Some(bits) => mark(bits),
+                        None => mark(self.records.entry(e.entity.clone()).or_default()),
+                    }
+                }
+                None => self.unplaced += 1,
+            }
             if self.errs.len() < MOST_ERRORS {
                 self.errs.push(e);
             } else {
@@ -407,7 +433,7 @@ pub async fn delete_batch(db: &Db, entity: &str, ids: Vec<String>) -> Result<Del
             }));
         }
         if !errs.is_empty() {
-            return Err(SyncError::Invalid(errs));
+            return Err(SyncError::Invalid(errs.into()));
         }
         let mut tx = db.begin().await?;
         let deleted = delete_keys::<T>(&mut tx, &ids).await?;

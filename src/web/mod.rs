@@ -9,7 +9,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
 use crate::actions::ActionError;
-use crate::model::records::RecordError;
+use crate::model::records::{RecordError, Refused};
 use crate::store::StoreError;
 
 mod requests;
@@ -54,8 +54,8 @@ pub enum HttpError {
     #[error("{message}")]
     Rejected { status: StatusCode, message: String },
     /// Records of a sync batch that cannot be used, each naming its field.
-    #[error("{}; nothing was written", RecordError::counted(.0))]
-    InvalidRecords(Vec<RecordError>),
+    #[error("{}; nothing was written", .0.counted())]
+    InvalidRecords(Refused),
     /// The thing has moved on (decided already, placed already).
     #[error("{0}")]
     Conflict(String),
@@ -168,7 +168,7 @@ impl IntoResponse for HttpError {
             tracing::error!(error = ?e, "unexpected error");
         }
         let body = match &self {
-            HttpError::InvalidRecords(errs) => ErrorBody { error: self.to_string(), errors: errs.clone() },
+            HttpError::InvalidRecords(refused) => ErrorBody { error: self.to_string(), errors: refused.errors.clone() },
             HttpError::Unexpected(_) => {
                 ErrorBody { error: "internal error; it has been logged".into(), errors: vec![] }
             }
@@ -199,7 +199,7 @@ pub struct ErrorBody {
     pub error: String,
     /// For invalid records: each problem with its record and field.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub errors: Vec<crate::model::records::RecordError>,
+    pub errors: Vec<RecordError>,
 }
 
 /// Where to come back to after signing in: the page asked for, for a GET; for a form sent
