@@ -320,8 +320,10 @@ pub fn packing_note(config: &Config, client_name: &str, d: &DeliveryRow, packing
 
 /// One invoice.
 pub fn invoice(config: &Config, client_name: &str, currency: &str, i: &InvoiceDoc) -> Vec<u8> {
-    let mut w = Writer::new(config, &format!("Invoice {}", i.id));
-    w.heading(&format!("Invoice {}", i.id));
+    // A credit is titled as one: the statement marks it CR, and its total is negative.
+    let title = format!("{} {}", if i.is_credit_note() { "Credit note" } else { "Invoice" }, i.id);
+    let mut w = Writer::new(config, &title);
+    w.heading(&title);
     w.fields(&[
         ("Client", client_name.to_string()),
         ("Date", date(Some(i.date))),

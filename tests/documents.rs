@@ -211,6 +211,9 @@ async fn pdfs_hold_the_data_and_the_brand() {
     for want in ["Packing note D-1", "Box 1 of 2", "Box 2 of 2", "Beanies", "2 container(s), 70 item(s)"] {
         assert!(text.contains(want), "{want:?} in:\n{text}");
     }
+    // A credit note is titled as one, not as an invoice.
+    let text = pdftotext(&get(&app, &fay, "/invoices/CN-3.pdf").await.2);
+    assert!(text.contains("Credit note CN-3") && !text.contains("Invoice CN-3"), "{text}");
     let text = pdftotext(&get(&app, &fay, "/invoices/INV-1.pdf").await.2);
     for want in ["Invoice INV-1", "PO-A", "734.40 GBP", "200.00 GBP", "534.40 GBP"] {
         assert!(text.contains(want), "{want:?} in:\n{text}");

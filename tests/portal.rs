@@ -1109,6 +1109,9 @@ async fn input_that_could_only_fail_later_is_refused_at_the_form() {
     // Signing in: an address too long is named.
     let html = app.post_refused(&browser(), "/login", &[("email", &"a".repeat(300)), ("password", "x")]).await;
     assert!(html.contains("email: longer than any address"), "{html}");
+    // No password given is said by its field, not as a password that does not match.
+    let html = app.post_refused(&browser(), "/login", &[("email", "ann@alpha.example")]).await;
+    assert!(html.contains("password: give your password"), "{html}");
     // A path nothing serves: the portal's page, or the error in JSON under /api/.
     let (status, html) = app.page(&b, "/no/such/page").await;
     assert_eq!(status, 404);

@@ -287,10 +287,13 @@ async fn wrong_password(state: &AppState, headers: &HeaderMap, next: &str, email
 pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr }: AnonForm) -> Reply {
     let email = form.text("email").trim().to_lowercase();
     let next = safe_next(form.get("next"));
-    if email.is_empty() || email.len() > 254 {
-        let error = match email.is_empty() {
-            true => "email: give the address you sign in with.",
-            false => "email: longer than any address (254 characters at most).",
+    let password = form.text("password");
+    if email.is_empty() || email.len() > 254 || password.is_empty() {
+        // Said by field, and no try counted: nothing was checked.
+        let error = match (email.is_empty(), email.len() > 254) {
+            (true, _) => "email: give the address you sign in with.",
+            (_, true) => "email: longer than any address (254 characters at most).",
+            _ => "password: give your password, or ask for a sign-in link by email.",
         };
         let ctx = json!({"next": next, "error": error});
         return anon_page(&state, &headers, "login", StatusCode::UNPROCESSABLE_ENTITY, ctx).await;
@@ -301,7 +304,7 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
         let hash = get_password_hash(&state.db, &id).await?;
         accounts.push((id, hash));
     }
-    let Some((contact_id, hash)) = matching_account(&form.text("password"), accounts) else {
+    let Some((contact_id, hash)) = matching_account(&password, accounts) else {
         tracing::info!(ip = %addr.ip(), "failed portal sign-in");
         return wrong_password(&state, &headers, &next, &email).await;
     };
