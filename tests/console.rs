@@ -647,6 +647,16 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
     let (_, html) = app.page(&staff, "/staff/access").await;
     assert!(html.contains("Gus Gamma") && html.contains("We order hoodies"));
     let id = asked[0]["subject_id"].as_str().unwrap().to_string();
+    // Done before the account is there would tell Gus of an account he cannot use.
+    let (status, _, body) = app.post_form(&staff, "/staff/access", &[("id", &id), ("decision", "done")]).await;
+    assert!(status == 409 && body.contains("no contact has the address gus@gamma.example yet"), "{status} {body}");
+    let (status, _, body) = app.post_form(&staff, "/staff/access", &[("id", "999"), ("decision", "done")]).await;
+    assert!(status == 422 && body.contains("id: there is no access request 999"), "{status} {body}");
+    app.synced(
+        "contacts",
+        serde_json::json!([{"id": "P-1G", "client_id": "C-1", "name": "Gus Gamma", "email": "gus@gamma.example", "role": "buyer"}]),
+    )
+    .await;
     app.submit(&staff, "/staff/access", &[("id", &id), ("decision", "done")]).await;
     let (status, _, body) = app.post_form(&staff, "/staff/access", &[("id", &id), ("decision", "refused")]).await;
     assert_eq!(status, 409, "decided once: {body}");

@@ -91,8 +91,16 @@ pub async fn decide(
     now: DateTime<Utc>,
 ) -> Result<(), ActionError> {
     let Some(r) = access::get(&state.db, id).await? else {
-        return Err(ActionError::NotFound(format!("access request {id}")));
+        return Err(ActionError::invalid("id", format!("there is no access request {id}")));
     };
+    // Done means the account is there: the person is told it is ready, so it must be.
+    if decision == Decision::Done && crate::store::sessions::contacts_by_email(&state.db, &r.email).await?.is_empty() {
+        return Err(ActionError::Conflict(format!(
+            "no contact has the address {} yet: make the account in TOT's system, let it reach cport, \
+             then mark the request done",
+            r.email
+        )));
+    }
     let email = match super::mail::access_email(state, &r, decision == Decision::Done) {
         Ok(p) => Some(p),
         Err(e) => {
