@@ -892,8 +892,8 @@ async fn contacts_held_mail_and_the_overview() {
         );
     }
     assert_eq!((app.count("outbox").await, app.count("chat_codes").await), (outbox + 1, codes));
-    let (status, _) = app.page(&staff, "/staff/contacts?client=C-404").await;
-    assert_eq!(status, 404);
+    let (status, body) = app.page(&staff, "/staff/contacts?client=C-404").await;
+    assert!(status == 400 && body.contains("client: no client `C-404`"), "{status} {body}");
     app.put("clients", serde_json::json!([{"id": "C-1X", "name": "Alpha Extra"}])).await;
     let html = app.shown(&staff, "/staff/contacts?client=C-1X").await;
     assert!(html.contains("No active contacts"), "{html}");

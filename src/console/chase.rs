@@ -43,15 +43,13 @@ fn filter_of(q: &FormData) -> Result<(ChaseFilter, usize), HttpError> {
     Ok((ChaseFilter { category, client, min_age_days }, page))
 }
 
-/// A client filter naming no client is refused by name, as the contacts page does, rather
-/// than shown as a client with nothing open (a mistyped id would read as all done).
+/// A client filter naming no client is refused by name ([`super::client_named`]) rather than
+/// shown as a client with nothing open (a mistyped id would read as all done).
 async fn known_client(state: &AppState, client: Option<&str>) -> Result<(), HttpError> {
-    match client {
-        Some(id) if crate::store::console::client_name(&state.db, id).await?.is_none() => {
-            Err(HttpError::BadRequest(format!("client: no client {}", crate::model::quoted(id))))
-        }
-        _ => Ok(()),
+    if let Some(id) = client {
+        super::client_named(state, id).await?;
     }
+    Ok(())
 }
 
 pub async fn chase(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {

@@ -27,6 +27,7 @@ pub async fn contacts(State(state): State<AppState>, staff: Staff, Params(q): Pa
         return page(&state, Some(&staff), "contacts", json!({"find": find, "clients": clients, "note": note}));
     };
     let client = client.as_str();
+    let name = super::client_named(&state, client).await?;
     let rows = list_client_contacts(&state.db, client).await?;
     let ids: Vec<&str> = rows.iter().map(|c| c.id.as_str()).collect();
     let last_digest: HashMap<String, DateTime<Utc>> =
@@ -47,9 +48,6 @@ pub async fn contacts(State(state): State<AppState>, staff: Staff, Params(q): Pa
             "items": items.len(),
         }));
     }
-    let Some(name) = console::client_name(&state.db, client).await? else {
-        return Err(HttpError::NotFound);
-    };
     page(
         &state,
         Some(&staff),

@@ -40,6 +40,14 @@ pub struct Staff {
     token_hash: String,
 }
 
+/// The name of the client a query's `client` names, or a refusal naming the field: a
+/// mistyped id is said as one, not shown as a page that is not there.
+async fn client_named(state: &AppState, id: &str) -> Result<String, HttpError> {
+    crate::store::console::client_name(&state.db, id)
+        .await?
+        .ok_or_else(|| HttpError::BadRequest(format!("client: no client {}", crate::model::quoted(id))))
+}
+
 impl crate::portal::HoldsCsrf for Staff {
     fn csrf(&self) -> &str {
         &self.csrf
