@@ -496,6 +496,12 @@ async fn staff_use_the_console_in_a_browser() {
     follow(&c, "button[value=release]").await;
     note_with(&c, "Released").await;
     assert_eq!(app.visual_status("V-1").await, "approved");
+    // TOT made Gus's account, and it reached cport: the request can be marked done.
+    app.synced(
+        "contacts",
+        serde_json::json!([{"id": "P-1G", "client_id": "C-1", "name": "Gus Gamma", "email": "gus@gamma.example", "role": "buyer"}]),
+    )
+    .await;
     follow(&c, "nav a[href='/staff/access']").await;
     follow(&c, "button[value=done]").await;
     note_with(&c, "marked done").await;

@@ -338,7 +338,7 @@ async fn a_sent_message_shows_the_date_it_went() {
         .bind(went).bind(row.id).execute(p).await.map(|_| ()))
     .unwrap();
     let html = app.shown(&staff, &format!("/staff/outbox/{}", row.id)).await;
-    assert!(html.contains("Date: Mon, 02 Nov 2026 10:11:12 +0000"), "{html}");
+    assert!(html.contains("Date: Mon, 02 Nov 2026 10:11:12 +0000") && html.contains("<h2>As sent</h2>"), "{html}");
     app.stop().await;
 }
 
@@ -395,6 +395,7 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
 
     let html = app.shown(&staff, &format!("/staff/outbox/{dead}")).await;
     assert!(html.contains("Subject:") && html.contains("Message-ID:"), "the headers as written: {html}");
+    assert!(html.contains("<h2>As it would go now</h2>"), "a dead message never went: {html}");
     assert!(html.contains("dead") && html.contains("550 5.1.1 no such user"), "the failed attempt");
     assert!(
         html.contains("(link token hidden)") && !html.contains("&#x2f;l&#x2f;x"),

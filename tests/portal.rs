@@ -872,12 +872,14 @@ async fn a_second_server_s_changes_show_on_the_next_page() {
     let mut visual = common::world()["visuals"][0].clone();
     visual["status"] = json!("approved");
     assert_eq!(b.put("visuals", json!([visual])).await.0, 200);
-    let banner = json!({"title": "Closed Friday", "body": "Back Monday.", "severity": "warning", "clients": ["C-1"]});
+    let banner = json!({"title": "Closed Friday", "body": "Back Monday.\nCollections from 9.", "severity": "warning", "clients": ["C-1"]});
     let (status, posted) = b.api(reqwest::Method::POST, "/api/v1/banners", Some(banner)).await;
     assert_eq!(status, 201, "{posted}");
     let (_, html) = a.page(&ann, "/").await;
     assert!(!html.contains(V1), "the decided visual is gone: {html}");
     assert!(html.contains("Closed Friday"), "the new banner shows: {html}");
+    // Its body keeps the lines it was written in.
+    assert!(html.contains("<span class=\"lines\">Back Monday.\nCollections from 9.</span>"), "{html}");
     let (_, html) = a.page(&zed, "/").await;
     assert!(!html.contains("Closed Friday"), "not to another client: {html}");
 
