@@ -556,6 +556,22 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
         .await;
     assert_eq!(status, 409, "{v}");
     assert_eq!((app.count("banners").await, app.count(banners_queued).await), (1, outbox + 4));
+    // A second banner's preview shows the digest as C-1 will get it: led by both, the
+    // urgent one first.
+    let stocktake =
+        [("title", "Stocktake"), ("body", "Counts on Monday."), ("severity", "warning"), ("audience", "all")];
+    let (_, page) = app.page(&staff, "/staff/banners").await;
+    let csrf = csrf_of(&page);
+    let mut fields = vec![("csrf", csrf.as_str())];
+    fields.extend_from_slice(&stocktake);
+    let (status, _, html) = app.post_raw(&staff, "/staff/banners/preview", &fields).await;
+    assert_eq!(status, 200, "{html}");
+    let preview = &html[html.find("id=\"preview\"").expect("a preview")..];
+    let preview = &preview[..preview.find("</section>").unwrap_or(preview.len())];
+    // The chat bubble lists them in the digest's order.
+    let bubble = &preview[preview.find("class=\"bubble\"").expect("a chat preview")..];
+    let (urgent, warning) = (bubble.find("Closed Friday"), bubble.find("Stocktake"));
+    assert!(urgent.is_some() && warning.is_some() && urgent < warning, "{bubble}");
     // The client portal shows it to C-1 and not to C-2.
     let (_, page) = app.page(&app.signed_in("P-1B").await, "/").await;
     assert!(page.contains("Closed Friday"));

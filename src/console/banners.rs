@@ -191,21 +191,18 @@ async fn preview_page(
             let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
             let items = current(state, c).await?;
             let urgent = banner.severity == crate::model::Severity::Urgent;
+            // A digest leads with every banner showing for the contact then, not this alone.
+            let leading = banners::with_new(state, &banner, &c.client_id, now).await?;
             let email = if urgent {
                 composer.compose_banner(&Recipient { contact: c, token: "preview", now }, &row)
             } else {
-                composer.compose_digest(
-                    &Recipient { contact: c, token: "preview", now },
-                    &items,
-                    std::slice::from_ref(&row),
-                    None,
-                )
+                composer.compose_digest(&Recipient { contact: c, token: "preview", now }, &items, &leading, None)
             }
             .map_err(|e| HttpError::unexpected(format!("banner preview: {e}")))?;
             let chat: ChatMessage = if urgent {
                 banners::urgent_chat(&row)
             } else {
-                crate::channels::chat::digest_message(state, c, &items, std::slice::from_ref(&row), now)
+                crate::channels::chat::digest_message(state, c, &items, &leading, now)
             };
             (
                 Some(json!({"subject": email.subject, "html": without_link_tokens(&email.html),
