@@ -934,3 +934,27 @@ fn a_command_leaves_the_store_whole_in_its_file() {
     assert!(tables > 20, "{tables} tables in the copy");
     assert_eq!(staff, 1, "the account is in the copy");
 }
+
+/// `link --to` a page the contact cannot open is refused by the flag: the console's, or a
+/// record their client does not have (another client's, or none); a record of theirs is linked.
+#[tokio::test]
+async fn link_refuses_a_page_that_would_not_be_found() {
+    let app = common::TestApp::with_world().await;
+    let env = [
+        ("CPORT_DATABASE_URL", app.database_url.as_str()),
+        ("CPORT_API_TOKEN", "t"),
+        ("CPORT_LINK_SECRET", "0123456789abcdef0123"),
+    ];
+    for (to, says) in [
+        ("/staff", "is not a page of the portal"),
+        ("/visuals/V-9", "the contact's client has no visual `V-9`"),
+        ("/visuals/V-404", "the contact's client has no visual `V-404`"),
+        ("/jobs/J-9/delivery", "the contact's client has no job `J-9`"),
+    ] {
+        let (ok, _, err) = output(cport(&env).args(["link", "--contact", "P-1A", "--to", to]));
+        assert!(!ok && err.contains("--to:") && err.contains(says), "{to}: {err}");
+    }
+    let (ok, out, err) = output(cport(&env).args(["link", "--contact", "P-1A", "--to", "/visuals/V-1"]));
+    assert!(ok && out.contains("/l/"), "{out}{err}");
+    app.stop().await;
+}

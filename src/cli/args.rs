@@ -51,7 +51,8 @@ pub(super) enum Command {
         /// The contact's TOT id.
         #[arg(long, value_name = "ID")]
         contact: String,
-        /// The portal page, e.g. /visuals/V-1001.
+        /// The portal page, e.g. /visuals/V-1001: a visual, job, delivery or purchase order of
+        /// the contact's client (another's, or one not there, is refused).
         #[arg(long, value_name = "PATH", default_value = "/")]
         to: String,
         /// How long the link works, in days, 1 to 366 (default digest.link_ttl_days).

@@ -219,7 +219,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("--to: {} {why}", crate::model::quoted(&to));
             }
             let state = open_state(load(Need::Signing)?).await?;
-            active_contact(&state.db, &contact).await?;
+            let who = active_contact(&state.db, &contact).await?;
+            if let Some(why) = crate::portal::leads_nowhere(&state.db, &who.client_id, &to).await? {
+                bail!("--to: {} {why}", crate::model::quoted(&to));
+            }
             let ttl = chrono::Duration::days(i64::from(days.unwrap_or(state.config.digest.link_ttl_days)));
             let url = state.signer.open_url(&state.config.public_url, &to, &contact, ttl, chrono::Utc::now());
             println!("{url}");
