@@ -82,6 +82,7 @@ pub fn document(server: &str) -> Value {
                         json!({"200": answer("The batch was applied.", report)}),
                         &error,
                         &[
+                            ("400", "The body ended before its `Content-Length` (a request cut short); nothing was written."),
                             ("413", "The body is larger than `max_body_bytes`."),
                             ("415", "The body has a `Content-Encoding` (gzip) cport does not undo: send it as it is."),
                             ("422", "Records are invalid (each error names its record and field); nothing was written."),
@@ -101,7 +102,11 @@ pub fn document(server: &str) -> Value {
                     "responses": with_errors(
                         json!({"200": answer("The records were deleted.", deleted)}),
                         &error,
-                        &[("422", "A key is not a valid id, or the body has another shape; nothing was deleted.")],
+                        &[
+                            ("413", "The body is larger than `max_body_bytes`."),
+                            ("415", "The body has a `Content-Encoding` (gzip) cport does not undo: send it as it is."),
+                            ("422", "A key is not a valid id, or the body has another shape; nothing was deleted."),
+                        ],
                     ),
                 },
             }),
@@ -127,6 +132,8 @@ pub fn document(server: &str) -> Value {
                     &error,
                     &[
                         ("400", "A field is missing or invalid (the message names it); nothing was posted."),
+                        ("413", "The body is larger than `max_body_bytes`."),
+                        ("415", "The body has a `Content-Encoding` (gzip) cport does not undo: send it as it is."),
                         (
                             "409",
                             "The same banner (words, severity, times, audience) was posted in the last ten minutes, \
