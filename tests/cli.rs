@@ -153,6 +153,16 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
     .unwrap();
     let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     assert!(!ok && err.contains("jobs[0] (J-1) process_lines[1].unit_price: given twice in one object"), "{err}");
+    // A value JSON cannot hold is named by its record and field, as the API names it.
+    for (value, says) in [("1e999", "number out of range"), (r#""\ud800""#, "escape")] {
+        std::fs::write(
+            &file,
+            format!(r#"{{"clients": [{{"id": "C-X1", "name": "x"}}, {{"id": "C-X2", "name": "y", "zz": {value}}}]}}"#),
+        )
+        .unwrap();
+        let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
+        assert!(!ok && err.contains("clients[1] (C-X2) zz: cannot be read") && err.contains(says), "{value}: {err}");
+    }
     // An object written as an array (its fields by position) is refused, as the API refuses it.
     std::fs::write(&file, r#"{"clients": [["C-9", "x"]]}"#).unwrap();
     let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));

@@ -463,7 +463,24 @@ impl<'de> Visitor<'de> for LooseEntity<'_> {
         let mut index = 0;
         while let Some(raw) = seq.next_element::<Box<serde_json::value::RawValue>>()? {
             let mut errs = Vec::new();
-            let v: serde_json::Value = serde_json::from_str(raw.get()).map_err(A::Error::custom)?;
+            // A value JSON cannot hold (a number past any float, a lone surrogate) is named by
+            // its record and field, as the API names it, and the reading goes on.
+            let v: serde_json::Value = match serde_json::from_str(raw.get()) {
+                Ok(v) => v,
+                Err(e) => {
+                    let u = super::Unreadable::of(raw.get(), &e);
+                    let entity = self.entity.to_string();
+                    self.found.push(vec![RecordError {
+                        entity,
+                        index: Some(index),
+                        id: u.id,
+                        field: u.field,
+                        reason: u.reason,
+                    }]);
+                    index += 1;
+                    continue;
+                }
+            };
             // A tree keeps the last of two equal keys without a word: asked of the text.
             if let Some(key) = super::repeated::repeated_in_record(raw.get()) {
                 errs.push(super::given_twice(self.entity, index, Some(&v), &key));
