@@ -313,6 +313,11 @@ fn bad_configuration_stops_start_up_naming_the_key() {
 /// The secrets `serve` needs, so that a case can reach the check it is about.
 const SECRETS: [(&str, &str); 2] = [("CPORT_API_TOKEN", "t"), ("CPORT_LINK_SECRET", "0123456789abcdef0123")];
 
+/// The environment of a command on the store at `url`, with the secrets it may need.
+fn on_store(url: &str) -> [(&str, &str); 3] {
+    [("CPORT_DATABASE_URL", url), SECRETS[0], SECRETS[1]]
+}
+
 #[test]
 fn environment_variables_that_are_not_utf8_stop_only_when_they_are_cports() {
     use std::os::unix::ffi::OsStrExt;
@@ -403,12 +408,7 @@ async fn serve_stops_gracefully_on_sigterm() {
 fn inbound_email_asks_the_mta_to_retry_when_the_store_is_down() {
     // Nothing listens on port 9 of loopback: the store cannot be reached.
     let out = piped(
-        cport(&[
-            ("CPORT_DATABASE_URL", "postgres://cport@127.0.0.1:9/cport"),
-            ("CPORT_API_TOKEN", "t"),
-            ("CPORT_LINK_SECRET", "0123456789abcdef0123"),
-        ])
-        .arg("inbound-email"),
+        cport(&on_store("postgres://cport@127.0.0.1:9/cport")).arg("inbound-email"),
         b"From: a@b.example\nSubject: x\n\nITEMS\n",
     );
     assert_eq!(out.status.code(), Some(75), "EX_TEMPFAIL");
@@ -422,12 +422,7 @@ fn inbound_email_to_a_store_that_is_not_there_defers_and_makes_none() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("misspelt/cport.db");
     let out = piped(
-        cport(&[
-            ("CPORT_DATABASE_URL", &format!("sqlite://{}", missing.display())),
-            ("CPORT_API_TOKEN", "t"),
-            ("CPORT_LINK_SECRET", "0123456789abcdef0123"),
-        ])
-        .arg("inbound-email"),
+        cport(&on_store(&format!("sqlite://{}", missing.display()))).arg("inbound-email"),
         b"From: a@b.example\nSubject: x\n\nITEMS\n",
     );
     assert_eq!(out.status.code(), Some(75), "EX_TEMPFAIL: {}", String::from_utf8_lossy(&out.stderr));
@@ -443,8 +438,7 @@ fn commands_on_a_store_that_is_not_there_say_so_and_make_none() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("misspelt/cport.db");
     let url = format!("sqlite://{}", missing.display());
-    let env =
-        [("CPORT_DATABASE_URL", url.as_str()), ("CPORT_API_TOKEN", "t"), ("CPORT_LINK_SECRET", "0123456789abcdef0123")];
+    let env = on_store(&url);
     for args in [
         &["outbox", "list"][..],
         &["inbound", "held"],
@@ -525,8 +519,7 @@ fn every_command_refuses(dir: &std::path::Path, file: &std::path::Path, says: &[
     let doc = dir.join("doc.json");
     std::fs::write(&doc, "{}").unwrap();
     let url = format!("sqlite://{}", file.display());
-    let env =
-        [("CPORT_DATABASE_URL", url.as_str()), ("CPORT_API_TOKEN", "t"), ("CPORT_LINK_SECRET", "0123456789abcdef0123")];
+    let env = on_store(&url);
     let import = ["import", doc.to_str().unwrap()];
     let mut commands =
         vec![&["outbox", "list"][..], &["inbound", "list"], &["digest", "run", "--dry-run"], &["staff", "list"]];
@@ -573,8 +566,7 @@ async fn a_foreign_database_is_left_alone_and_an_older_store_asks_for_migrate() 
     // A store a migration behind this cport, kept in the rollback journal (a restored copy).
     let store = dir.path().join("cport.db");
     let url = format!("sqlite://{}", store.display());
-    let env =
-        [("CPORT_DATABASE_URL", url.as_str()), ("CPORT_API_TOKEN", "t"), ("CPORT_LINK_SECRET", "0123456789abcdef0123")];
+    let env = on_store(&url);
     assert!(output(cport(&env).arg("migrate")).0);
     by_hand(
         &store,
@@ -726,11 +718,7 @@ fn the_demo_keeps_its_secrets_to_its_owner() {
 #[tokio::test]
 async fn mail_the_pipe_handled_shows_in_inbound_list_and_the_servers_metrics() {
     let app = common::TestApp::spawn().await;
-    let env = [
-        ("CPORT_DATABASE_URL", app.database_url.as_str()),
-        ("CPORT_API_TOKEN", "t"),
-        ("CPORT_LINK_SECRET", "0123456789abcdef0123"),
-    ];
+    let env = on_store(&app.database_url);
     // Run in the app's folder: the default mail folder is made where cport runs.
     let cport = |env: &[(&str, &str)]| {
         let mut c = cport(env);
@@ -950,11 +938,7 @@ fn a_command_leaves_the_store_whole_in_its_file() {
 #[tokio::test]
 async fn link_refuses_a_page_that_would_not_be_found() {
     let app = common::TestApp::with_world().await;
-    let env = [
-        ("CPORT_DATABASE_URL", app.database_url.as_str()),
-        ("CPORT_API_TOKEN", "t"),
-        ("CPORT_LINK_SECRET", "0123456789abcdef0123"),
-    ];
+    let env = on_store(&app.database_url);
     for (to, says) in [
         ("/staff", "is not a page of the portal"),
         ("/visuals/V-9", "the contact's client has no visual `V-9`"),

@@ -692,6 +692,14 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
     assert_eq!(app.count("access_requests").await, 3);
 }
 
+/// Takes in `raw` with its U+0001 marker sent as the byte of `é` in ISO 8859-1 (not UTF-8
+/// on its own), and checks the message was held.
+async fn held_as_latin1(app: &TestApp, raw: &str) {
+    let bytes: Vec<u8> = raw.bytes().map(|b| if b == 1 { 0xE9 } else { b }).collect();
+    let d = cport::channels::inbound::handle(&app.state, &bytes, Utc::now()).await.unwrap();
+    assert!(matches!(d, cport::channels::inbound::Disposition::Held(_)), "{d:?}");
+}
+
 /// A world whose mail is checked against `mx.tot.example`'s results, Sam signed in to the
 /// console, and the reply token and domain of a digest to Ann.
 async fn holding_mail() -> (TestApp, reqwest::Client, String, String) {
@@ -821,14 +829,10 @@ async fn contacts_held_mail_and_the_overview() {
     assert_eq!(status, 409);
     assert!(html.contains("it is ignored (discarded by "), "{html}");
     // One without a Message-ID and with a byte that is not UTF-8 keeps its id when released.
-    let mut bare = raw
+    let bare = raw
         .replace("Message-ID: <held-1@alpha.example>\r\n", "")
-        .replace("Subject: Re: digest", "Subject: Re: caf\u{1}")
-        .into_bytes();
-    let at = bare.iter().position(|b| *b == 1).unwrap();
-    bare[at] = 0xE9;
-    let d = cport::channels::inbound::handle(&app.state, &bare, Utc::now()).await.unwrap();
-    assert!(matches!(d, cport::channels::inbound::Disposition::Held(_)), "{d:?}");
+        .replace("Subject: Re: digest", "Subject: Re: caf\u{1}");
+    held_as_latin1(&app, &bare).await;
     let id = cport::store::inbound::list_held(&app.db, 10).await.unwrap()[0].message_id.clone();
     assert!(id.starts_with("sha256:"), "{id}");
     app.submit(&staff, "/staff/held", &[("message_id", &id), ("action", "release")]).await;
@@ -836,18 +840,14 @@ async fn contacts_held_mail_and_the_overview() {
     assert!(held.is_empty(), "{held:?}");
     // A body of 8-bit text in another charset is released as it came: its words reach the
     // answer as written, never as U+FFFD where a byte was not UTF-8.
-    let mut latin = raw
+    let latin = raw
         .replace("held-1@", "held-4@")
         .replace(
             "Subject: Re: digest\r\n",
             "Subject: Re: digest\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=iso-8859-1\r\n",
         )
-        .replace("APPROVE V-1\r\n", "JOBS caf\u{1}\r\n")
-        .into_bytes();
-    let at = latin.iter().position(|b| *b == 1).unwrap();
-    latin[at] = 0xE9;
-    let d = cport::channels::inbound::handle(&app.state, &latin, Utc::now()).await.unwrap();
-    assert!(matches!(d, cport::channels::inbound::Disposition::Held(_)), "{d:?}");
+        .replace("APPROVE V-1\r\n", "JOBS caf\u{1}\r\n");
+    held_as_latin1(&app, &latin).await;
     app.submit(&staff, "/staff/held", &[("message_id", "held-4@alpha.example"), ("action", "release")]).await;
     let answers = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
     let answer = answers
