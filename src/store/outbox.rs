@@ -1,4 +1,8 @@
 //! The outbox: one row per message to send, claimed by dispatchers, marked when done.
+//! Over 500 lines on purpose: every statement that moves a message between its states
+//! (insert, claim, lease, mark, requeue, drop) is here, so the state machine and the claims
+//! it relies on read in one place; apart, a transition's guard would live far from the
+//! others it must agree with.
 
 use chrono::{DateTime, Utc};
 
