@@ -396,12 +396,7 @@ async fn records_dated_before_a_contacts_first_scan_are_no_news() {
     let now = Utc::now();
     assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
     let issued = (now - Duration::days(3)).to_rfc3339();
-    let old: Vec<_> = (20..40)
-        .map(|n| {
-            json!({"id": format!("V-{n}"), "client_id": "C-1", "job_id": "J-1", "design_id": "D", "category": "Colour visual",
-                   "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg", "created_at": issued})
-        })
-        .collect();
+    let old: Vec<_> = (20..40).map(|n| old_visual(&format!("V-{n}"), &issued)).collect();
     t.load(json!({ "visuals": old })).await;
     let later = now + Duration::seconds(30);
     assert_eq!(cport::digest::alerts::scan(&t.state, later, None).await.unwrap(), 0, "no flood of old visuals");
@@ -411,6 +406,36 @@ async fn records_dated_before_a_contacts_first_scan_are_no_news() {
         .await;
     // Admin, buyer and viewer see visuals: one alert each, of the new one alone.
     assert_eq!(cport::digest::alerts::scan(&t.state, later, None).await.unwrap(), 3);
+    // Past the first hour an old record that needs the contact again is news: a visual TOT
+    // dated last week, sent back for approval.
+    let mut reopened = old_visual("V-60", &(now - Duration::days(7)).to_rfc3339());
+    reopened["status"] = json!("awaiting_approval");
+    t.load(json!({ "visuals": [reopened] })).await;
+    assert_eq!(cport::digest::alerts::scan(&t.state, now + Duration::hours(2), None).await.unwrap(), 3);
+}
+
+/// A visual of the test world's client C-1, issued at `issued`, awaiting approval.
+fn old_visual(id: &str, issued: &str) -> serde_json::Value {
+    json!({"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": "D", "category": "Colour visual",
+           "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg", "created_at": issued})
+}
+
+/// A contact with nothing to be alerted of at its first look keeps that look: the first
+/// visual that comes for them later is alerted, not taken as the baseline.
+#[tokio::test]
+async fn a_first_look_at_nothing_still_counts() {
+    let (_smtp, t) = mailing_world(|_| ()).await;
+    let now = Utc::now();
+    let mut all = world()["visuals"].as_array().unwrap().clone();
+    for v in &mut all {
+        v["status"] = json!("approved");
+    }
+    t.load(json!({ "visuals": all })).await;
+    assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
+    t.load(json!({"visuals": [{"id": "V-70", "client_id": "C-1", "job_id": "J-1", "design_id": "D",
+        "category": "Colour visual", "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]}))
+        .await;
+    assert_eq!(cport::digest::alerts::scan(&t.state, now + Duration::seconds(5), None).await.unwrap(), 3);
 }
 
 #[tokio::test]

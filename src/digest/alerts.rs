@@ -99,6 +99,10 @@ pub async fn scan(
     Ok(queued)
 }
 
+/// How long after a contact's first look an item TOT dated before it still counts as part of
+/// what existed then: long enough for a first load sent entity by entity to arrive.
+const BASELINE_SETTLES: Duration = Duration::hours(1);
+
 /// Contacts whose alert ledgers are read together, before their items are compared.
 const LEDGER_BATCH: usize = 250;
 
@@ -155,22 +159,28 @@ async fn queue_alerts(
     let seen = ledgers::alerted_keys(&mut tx, &c.id, channel).await?;
     let fresh: Vec<&ActionItem> = items.iter().filter(|i| !seen.contains(&i.key())).collect();
     // What exists at the first look at this contact is the baseline, not news; and so is an
-    // item that reaches cport later but that TOT dated before that look (a first load sent
-    // entity by entity, its visuals after the scan that saw the contacts arrive).
-    let (old, fresh): (Vec<&ActionItem>, Vec<&ActionItem>) =
-        match ledgers::claim_alert_baseline(&mut tx, &c.id, channel, now).await? {
-            None => (fresh, vec![]),
-            Some(baseline) => fresh.into_iter().partition(|i| i.since.is_some_and(|since| since < baseline)),
-        };
+    // item that reaches cport within the hour after that look but that TOT dated before it (a
+    // first load sent entity by entity, its visuals after the scan that saw the contacts
+    // arrive). Later, an old record that needs the contact again (a visual sent back for
+    // approval) is news like any other.
+    let baseline = ledgers::claim_alert_baseline(&mut tx, &c.id, channel, now).await?;
+    let (old, fresh): (Vec<&ActionItem>, Vec<&ActionItem>) = match baseline {
+        None => (fresh, vec![]),
+        Some(at) if now - at < BASELINE_SETTLES => {
+            fresh.into_iter().partition(|i| i.since.is_some_and(|since| since < at))
+        }
+        Some(_) => (vec![], fresh),
+    };
     for i in &old {
         ledgers::claim_alert(&mut tx, &c.id, channel, i.category.code(), &i.id, None, now).await?;
     }
-    if fresh.is_empty() && !old.is_empty() {
-        tx.commit().await?;
-        return Ok(0);
-    }
     if fresh.is_empty() {
-        tx.rollback().await?;
+        // A first look, or items taken as part of it, is written; nothing new, nothing is.
+        if baseline.is_none() || !old.is_empty() {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
         return Ok(0);
     }
     let (row_id, mut payload) = match outbox::find_held_alert(&mut tx, &c.id, channel, now).await? {
