@@ -186,10 +186,8 @@ async fn a_5xx_goes_dead_with_the_servers_words() {
     assert!(reason.as_deref().is_some_and(|r| r.contains("hard bounce") && r.contains("5.1.1")), "{reason:?}");
 
     // Staff re-queue it; it goes dead again, now without trying the address that is refused.
-    assert_eq!(
-        cport::store::outbox::requeue(&t.state.db, row.id, Utc::now()).await.unwrap(),
-        cport::store::outbox::Requeue::Queued
-    );
+    let requeued = cport::store::outbox::requeue(&t.state.db, row.id, Utc::now()).await.unwrap();
+    assert!(matches!(requeued, cport::store::outbox::Requeue::Queued(_)), "{requeued:?}");
     assert_eq!(drain(&t.state).await.unwrap().dead, 1);
     let row = list_messages(&t.state.db, Some("dead"), 1).await.unwrap().remove(0);
     assert!(row.last_error.as_deref().is_some_and(|e| e.contains("suspended")), "{:?}", row.last_error);
@@ -704,9 +702,11 @@ async fn a_retracted_urgent_banner_is_not_pushed_afterwards() {
     // Nor when staff queue one of them again (by mistake, or one by one with `retry --dead`):
     // the banner shows nowhere, and that is said.
     use cport::store::outbox::{Requeue, requeue};
+    let dropped = rows.iter().find(|r| r.kind.as_str() == "banner").unwrap().id;
+    let said = cport::actions::outbox::requeue(&t.state.db, dropped, now).await.unwrap_err().to_string();
+    assert!(said.contains("its banner was retracted or has expired"), "{said}");
     let first = rows.iter().find(|r| r.kind.as_str() == "banner").unwrap().id;
     assert_eq!(requeue(&t.state.db, first, now).await.unwrap(), Requeue::BannerGone);
-    assert!(Requeue::BannerGone.why_not(first).contains("its banner was retracted or has expired"));
     assert!(cport::outbox::dispatch_batch_at(&t.state, later, 100).await.unwrap().is_empty(), "still nothing goes");
 }
 
@@ -725,7 +725,9 @@ async fn a_banner_push_queued_again_waits_for_its_start() {
     let push = rows.iter().find(|r| r.kind.as_str() == "banner").unwrap();
     assert!(cport::store::outbox::drop_waiting(&t.state.db, push.id, "dropped by staff", now).await.unwrap());
     let requeued = cport::store::outbox::requeue(&t.state.db, push.id, now).await.unwrap();
-    assert_eq!(requeued, cport::store::outbox::Requeue::Queued);
+    let cport::store::outbox::Requeue::Queued(at) = requeued else { panic!("{requeued:?}") };
+    assert_eq!(at.timestamp(), starts.timestamp(), "it goes when its banner starts");
+    assert!(cport::actions::outbox::queued_again(at, now).contains("when its banner starts"));
     assert!(cport::outbox::dispatch_batch_at(&t.state, now, 100).await.unwrap().is_empty(), "not before its start");
     let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
     let again = rows.iter().find(|r| r.id == push.id).unwrap();

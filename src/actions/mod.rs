@@ -14,6 +14,7 @@ pub mod items;
 pub mod mail;
 pub mod media;
 pub mod orders;
+pub mod outbox;
 pub mod targets;
 pub mod third_parties;
 pub mod unsubscribe;

@@ -85,13 +85,17 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
                 );
             }
         }
-        OutboxCommand::Retry { id: Some(id), .. } => match ob::requeue(db, id, now).await? {
-            ob::Requeue::Queued => println!("message {id} queued again"),
-            refused => {
-                eprintln!("error: {}", refused.why_not(id));
-                return Ok(ExitCode::FAILURE);
+        OutboxCommand::Retry { id: Some(id), .. } => {
+            match crate::actions::outbox::requeue(db, id, now).await {
+                Ok(at) => println!("message {id}: {}", crate::actions::outbox::queued_again(at, now)),
+                // Not there, or not to be queued again: said, naming why.
+                Err(e @ (crate::actions::ActionError::NotFound(_) | crate::actions::ActionError::Conflict(_))) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(e) => return Err(e.into()),
             }
-        },
+        }
         OutboxCommand::Send => send_outbox(&AppState::new(config, db.clone())?).await?,
         OutboxCommand::Retry { id: None, .. } => {
             let n = ob::requeue_dead(db, now).await?;

@@ -164,15 +164,11 @@ pub async fn act(
     let back = format!("/staff/outbox/{}", row.id);
     match form.get("action") {
         Some("requeue") => {
-            match ob::requeue(&state.db, row.id, now).await? {
-                ob::Requeue::Queued => {}
-                ob::Requeue::Missing => return Err(HttpError::NotFound),
-                // Another click may have queued it a moment ago, or its banner is gone.
-                refused => return Err(HttpError::Conflict(refused.why_not(row.id))),
-            }
-            staff.record(&state, "re-queued message", &row.id.to_string()).await;
+            // Another click may have queued it a moment ago, or its banner is gone: said.
+            let at = crate::actions::outbox::requeue(&state.db, row.id, now).await?;
             state.wake_dispatch.notify_waiters();
-            Ok(see_other(&state, staff.session_key(), &back, "Queued again; it goes with the next send."))
+            staff.record(&state, "re-queued message", &row.id.to_string()).await;
+            Ok(see_other(&state, staff.session_key(), &back, &crate::actions::outbox::queued_again(at, now)))
         }
         Some("drop") => {
             let why = format!("dropped by {}", staff.email);

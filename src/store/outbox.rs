@@ -423,23 +423,31 @@ pub async fn clear_sent_content(db: &Db, before: DateTime<Utc>, limit: i64) -> R
 /// The banner an urgent push was queued for (its key is `banner:{id}:…`).
 const ITS_BANNER: &str = "outbox.kind = 'banner' AND outbox.idem_key LIKE 'banner:' || b.id || ':%'";
 
-/// Queueing again, at `$now`: a banner's push goes no sooner than its banner starts, and never
-/// once the banner was retracted or has expired (it shows nowhere then). One statement, so a
-/// retraction at the same moment is seen either way.
+/// Whether the message's banner was retracted or has expired at `$1` (it shows nowhere).
+fn banner_gone() -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM banners b WHERE {ITS_BANNER}
+                 AND (b.retracted_at IS NOT NULL OR b.expires_at <= $1))"
+    )
+}
+
+/// Queueing again, at `$1`: a banner's push goes no sooner than its banner starts, and never
+/// once the banner is gone ([`banner_gone`]). One statement, so a retraction at the same
+/// moment is seen either way.
 fn requeue_sql(which: &str) -> String {
     format!(
         "UPDATE outbox SET status = 'queued', attempts = 0, updated_at = $1,
            next_attempt_at = COALESCE((SELECT b.starts_at FROM banners b WHERE {ITS_BANNER} AND b.starts_at > $1), $1)
-         WHERE {which}
-           AND NOT EXISTS (SELECT 1 FROM banners b WHERE {ITS_BANNER}
-                           AND (b.retracted_at IS NOT NULL OR b.expires_at <= $1))"
+         WHERE {which} AND NOT {}",
+        banner_gone()
     )
 }
 
 /// What came of queueing one message again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Requeue {
-    Queued,
+    /// Queued, to go at this time (a banner's push waits for its banner's start).
+    Queued(DateTime<Utc>),
     /// There is no such message.
     Missing,
     /// It is not failed, dead or dropped: its state now.
@@ -448,35 +456,32 @@ pub enum Requeue {
     BannerGone,
 }
 
-impl Requeue {
-    /// Why message `id` was not queued again, for staff (console and command line alike).
-    pub fn why_not(self, id: i64) -> String {
-        match self {
-            Requeue::Queued => format!("message {id} is queued"),
-            Requeue::Missing => format!("there is no message {id}"),
-            Requeue::Not(status) => {
-                format!("message {id} is {status}: only a failed, dead or dropped message is queued again")
-            }
-            Requeue::BannerGone => format!(
-                "message {id} is a banner's push, and its banner was retracted or has expired: it shows nowhere, so it is not sent"
-            ),
-        }
-    }
-}
-
 /// Sends a failed, dead or dropped message again from scratch ([`requeue_sql`]).
 pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Requeue> {
-    let which = format!("id = $2 AND status IN ({})", super::state_list(OutboxStatus::REQUEUEABLE));
-    if execute!(db => &requeue_sql(&which), now, id)? == 1 {
-        return Ok(Requeue::Queued);
+    let update = format!(
+        "{} RETURNING next_attempt_at",
+        requeue_sql(&format!("id = $2 AND status IN ({})", super::state_list(OutboxStatus::REQUEUEABLE)))
+    );
+    let look = format!("SELECT status, {} FROM outbox WHERE id = $2", banner_gone());
+    // Twice at most: a message that became requeueable between the two statements (a send
+    // failing that moment) is tried once more rather than refused under a wrong reason.
+    let mut seen = Requeue::Missing;
+    for _ in 0..2 {
+        let at: Option<DateTime<Utc>> =
+            on_db!(db, p => bind!(sqlx::query_scalar(&update), now, id).fetch_optional(p).await)?;
+        if let Some(at) = at {
+            return Ok(Requeue::Queued(at));
+        }
+        let found: Option<(OutboxStatus, bool)> =
+            on_db!(db, p => bind!(sqlx::query_as(&look), now, id).fetch_optional(p).await)?;
+        seen = match found {
+            None => return Ok(Requeue::Missing),
+            Some((s, _)) if !OutboxStatus::REQUEUEABLE.contains(&s) => return Ok(Requeue::Not(s)),
+            Some((_, true)) => return Ok(Requeue::BannerGone),
+            Some((s, false)) => Requeue::Not(s),
+        };
     }
-    let status: Option<OutboxStatus> = on_db!(db, p => bind!(sqlx::query_scalar(
-        "SELECT status FROM outbox WHERE id = $1"), id).fetch_optional(p).await)?;
-    Ok(match status {
-        None => Requeue::Missing,
-        Some(s) if OutboxStatus::REQUEUEABLE.contains(&s) => Requeue::BannerGone,
-        Some(s) => Requeue::Not(s),
-    })
+    Ok(seen)
 }
 
 /// Queues every dead message again ([`requeue_sql`]: a retracted banner's stay dead).
