@@ -5,8 +5,7 @@
 //! The layout below is hand-written because pdf-writer is deliberately low-level: it writes
 //! PDF objects, and a document here is a header, a few label/value lines and tables. Text
 //! uses the standard Helvetica fonts (no embedding) in WinAnsi encoding; figures are set in
-//! Courier so columns of numbers line up exactly. Some 500 lines on purpose: the four
-//! documents share one writer and its layout, and read best beside it.
+//! Courier so columns of numbers line up exactly.
 //!
 //! Over 500 lines: the four documents share one page layout and its helpers here.
 

@@ -933,19 +933,22 @@ fn a_command_leaves_the_store_whole_in_its_file() {
     assert_eq!(staff, 1, "the account is in the copy");
 }
 
-/// `link --to` a page the contact cannot open is refused by the flag: the console's, or a
-/// record their client does not have (another client's, or none); a record of theirs is linked.
+/// `link --to` a page the contact cannot open is refused by the flag: the console's, one their
+/// role does not see, or a record their client does not have (another client's, or none); a
+/// record of theirs is linked.
 #[tokio::test]
 async fn link_refuses_a_page_that_would_not_be_found() {
     let app = common::TestApp::with_world().await;
     let env = on_store(&app.database_url);
-    for (to, says) in [
-        ("/staff", "is not a page of the portal"),
-        ("/visuals/V-9", "the contact's client has no visual `V-9`"),
-        ("/visuals/V-404", "the contact's client has no visual `V-404`"),
-        ("/jobs/J-9/delivery", "the contact's client has no job `J-9`"),
+    for (contact, to, says) in [
+        ("P-1A", "/staff", "is the staff console's"),
+        ("P-1A", "/visuals/V-9", "the contact's client has no visual `V-9`"),
+        ("P-1A", "/visuals/V-404", "the contact's client has no visual `V-404`"),
+        ("P-1A", "/jobs/J-9/delivery", "the contact's client has no job `J-9`"),
+        // A page the contact's role does not see, asked by the rule the page asks.
+        ("P-1F", "/visuals/V-1", "which a contact of role finance does not see"),
     ] {
-        let (ok, _, err) = output(cport(&env).args(["link", "--contact", "P-1A", "--to", to]));
+        let (ok, _, err) = output(cport(&env).args(["link", "--contact", contact, "--to", to]));
         assert!(!ok && err.contains("--to:") && err.contains(says), "{to}: {err}");
     }
     let (ok, out, err) = output(cport(&env).args(["link", "--contact", "P-1A", "--to", "/visuals/V-1"]));

@@ -8,7 +8,7 @@ use crate::actions::Unit;
 use crate::actions::targets::Target;
 use crate::messages::ChatMessage;
 use crate::messages::compose::{Composer, Recipient};
-use crate::model::{FieldError, MessageKind, SEVERITIES, Severity, check_one_of, check_text};
+use crate::model::{FieldError, MessageKind, SEVERITIES, check_one_of, check_text};
 use crate::services::Services;
 use crate::store::banners::{BannerRow, LiveBanner, NewBanner, existing_clients, get_banner, insert_banner, list_live};
 use crate::store::contacts::{ContactRow, list_active_contacts};
@@ -311,8 +311,8 @@ pub async fn showing(
 }
 
 /// The banners a digest to `client` would lead with once `new` (not yet posted) starts: the
-/// live ones showing then, and `new` among them in their order (most severe first, then the
-/// latest to start, as [`crate::store::banners::list_live`] gives them). For a preview.
+/// live ones showing then, and `new` among them in their order ([`BannerRow::shown_order`]).
+/// For a preview.
 pub async fn with_new(
     state: &Services,
     new: &NewBanner,
@@ -322,13 +322,7 @@ pub async fn with_new(
     let row = new.row(0);
     let at = row.starts_at.max(now);
     let mut live = list_live(&state.db, at).await?;
-    let rank = |s: Severity| match s {
-        Severity::Urgent => 0,
-        Severity::Warning => 1,
-        Severity::Info => 2,
-    };
-    let key = |r: &BannerRow| (rank(r.severity), std::cmp::Reverse(r.starts_at));
-    let place = live.iter().position(|b| key(&b.row) > key(&row)).unwrap_or(live.len());
+    let place = live.iter().position(|b| b.row.shown_order() > row.shown_order()).unwrap_or(live.len());
     live.insert(place, LiveBanner { row, audience: new.audience.clone() });
     Ok(for_client(&live, client, at))
 }

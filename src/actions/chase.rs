@@ -289,11 +289,7 @@ pub async fn remind(
             idem_key: format!("remind:{}:{channel}:{key}:{day}", contact.id),
             reply_token,
             recipient,
-            subject: crate::messages::compose::alert_subject(
-                &state.config.branding.name,
-                std::slice::from_ref(item),
-                true,
-            ),
+            subject: crate::messages::compose::alert_subject(&state.config.branding.name, 1, &item.title, true),
             payload: serde_json::to_string(&payload).unwrap_or_default(),
             next_attempt_at: now,
         };

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod delivery;
 pub mod enquiry;
 pub mod items;
+pub mod landing;
 pub mod mail;
 pub mod media;
 pub mod orders;

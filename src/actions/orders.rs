@@ -164,7 +164,11 @@ pub async fn set_qty(
 ) -> Result<(), ActionError> {
     require_order(state, actor).await?;
     let b = own_basket(state, actor, basket).await?;
-    let sku = super::typed_text("sku", sku, Lines::One, crate::model::ID_MAX, "choose a SKU")?;
+    // The SKU as the basket holds it: as posted (the basket page posts each line's own, and a
+    // line kept from before SKUs were trimmed may hold spaces), else trimmed, as typed.
+    let exact = q::basket_lines(&state.db, b.id).await?.iter().any(|l| l.sku == sku);
+    let sku =
+        if exact { sku } else { super::typed_text("sku", sku, Lines::One, crate::model::ID_MAX, "choose a SKU")? };
     if qty < 0 {
         return Err(ActionError::invalid("qty", "must be 0 (remove) or more"));
     }

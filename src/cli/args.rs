@@ -52,7 +52,7 @@ pub(super) enum Command {
         #[arg(long, value_name = "ID")]
         contact: String,
         /// The portal page, e.g. /visuals/V-1001: a visual, job, delivery or purchase order of
-        /// the contact's client (another's, or one not there, is refused).
+        /// the contact's client that their role sees (any other is refused).
         #[arg(long, value_name = "PATH", default_value = "/")]
         to: String,
         /// How long the link works, in days, 1 to 366 (default digest.link_ttl_days).

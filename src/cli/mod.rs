@@ -220,7 +220,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let state = open_state(load(Need::Signing)?).await?;
             let who = active_contact(&state.db, &contact).await?;
-            if let Some(why) = crate::portal::leads_nowhere(&state.db, &who.client_id, &to).await? {
+            let actor = crate::actions::Actor::new(who, crate::model::Channel::Portal);
+            if let Some(why) = crate::actions::landing::leads_nowhere(&state.db, &actor, &to).await? {
                 bail!("--to: {} {why}", crate::model::quoted(&to));
             }
             let ttl = chrono::Duration::days(i64::from(days.unwrap_or(state.config.digest.link_ttl_days)));

@@ -215,7 +215,12 @@ async fn queue_alerts(
                     idem_key: format!("alert:{}:{channel}:{}", c.id, first.key()),
                     reply_token,
                     recipient,
-                    subject: first.title.clone(),
+                    subject: crate::messages::compose::alert_subject(
+                        &state.config.branding.name,
+                        1,
+                        &first.title,
+                        false,
+                    ),
                     payload: serde_json::to_string(&payload).unwrap_or_default(),
                     next_attempt_at: at,
                 },
@@ -245,10 +250,13 @@ async fn queue_alerts(
     }
     let told: Vec<String> = payload.items[payload.items.len() - added..].to_vec();
     ledgers::note_items(&mut tx, &c.id, channel, &told, now).await?;
-    let subject = match payload.items.len() {
-        1 => fresh[0].title.clone(),
-        n => format!("{n} new things need you"),
-    };
+    // As the email will say it (its items are the row's; a held row's are said by count).
+    let subject = crate::messages::compose::alert_subject(
+        &state.config.branding.name,
+        payload.items.len(),
+        &fresh[0].title,
+        false,
+    );
     // The held row may have been claimed by a sender since it was found: then it is gone
     // already, and these items wait for the next scan rather than ride a row that left.
     if !outbox::update_queued(&mut tx, row_id, &subject, &serde_json::to_string(&payload).unwrap_or_default(), now)

@@ -85,19 +85,46 @@ struct Ctx<'a> {
     asks: Vec<&'static str>,
 }
 
-/// What an alert is about, in a line: its chat title and, after the brand, its subject.
-pub fn alert_title(items: &[ActionItem], reminder: bool) -> String {
-    match (items, reminder) {
-        ([one], false) => one.title.clone(),
-        ([one], true) => format!("Reminder: {}", one.title),
-        (many, false) => format!("{} new things need you", many.len()),
-        (many, true) => format!("Reminder: {} things still need you", many.len()),
+/// Which message is composed: its templates, and whether an alert is a reminder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Digest,
+    Alert,
+    /// An alert staff sent of items waiting: the alert's templates, said as a reminder.
+    Reminder,
+    Banner,
+}
+
+impl Kind {
+    /// The templates' name: `email/{name}.txt.j2` and `.html.j2`.
+    fn templates(self) -> &'static str {
+        match self {
+            Kind::Digest => "digest",
+            Kind::Alert | Kind::Reminder => "alert",
+            Kind::Banner => "banner",
+        }
     }
 }
 
+/// What an alert of `count` items is about, in a line (`first` is the first item's title):
+/// its chat title and, after the brand, its subject.
+pub fn alert_title(count: usize, first: &str, reminder: bool) -> String {
+    match (count, reminder) {
+        (1, false) => first.to_string(),
+        (1, true) => format!("Reminder: {first}"),
+        (n, false) => format!("{n} new things need you"),
+        (n, true) => format!("Reminder: {n} things still need you"),
+    }
+}
+
+/// [`alert_title`] of these items.
+pub fn alert_title_of(items: &[ActionItem], reminder: bool) -> String {
+    alert_title(items.len(), items.first().map_or("", |i| i.title.as_str()), reminder)
+}
+
 /// An alert email's subject ([`alert_title`] after the brand), as queued and as sent.
-pub fn alert_subject(brand: &str, items: &[ActionItem], reminder: bool) -> String {
-    format!("{brand}: {}", alert_title(items, reminder))
+pub fn alert_subject(brand: &str, count: usize, first: &str, reminder: bool) -> String {
+    format!("{brand}: {}", alert_title(count, first, reminder))
 }
 
 /// A few commands to offer a contact of `role` in a message's footer, HELP last.
@@ -203,7 +230,7 @@ impl Composer<'_> {
 
     fn compose(
         &self,
-        kind: &str,
+        kind: Kind,
         to: &Recipient,
         subject: String,
         items: &[ActionItem],
@@ -211,16 +238,11 @@ impl Composer<'_> {
         previous: Option<&HashSet<String>>,
     ) -> Result<EmailPayload, SendError> {
         let Recipient { contact, token, now } = *to;
-        // A reminder is an alert said as one: the alert's templates, `reminder` set.
-        let (kind, reminder) = match kind {
-            "reminder" => ("alert", true),
-            other => (other, false),
-        };
         let reply = self.reply_address(token);
         let (groups, new_count) = self.groups(contact, items, previous, &reply, &subject, now);
         let ctx = Ctx {
             subject: &subject,
-            reminder,
+            reminder: kind == Kind::Reminder,
             brand: Brand::of(&self.config.branding),
             contact: ContactView { name: &contact.name, email: &contact.email, client_name: &contact.client_name },
             banners: banners
@@ -234,7 +256,7 @@ impl Composer<'_> {
             preferences_link: self.link(&contact.id, "/preferences", now),
             asks: asks_for(contact.role),
         };
-        let (text, html) = self.render(kind, &ctx)?;
+        let (text, html) = self.render(kind.templates(), &ctx)?;
         Ok(EmailPayload {
             to_name: contact.name.clone(),
             to: contact.email.clone(),
@@ -262,7 +284,7 @@ impl Composer<'_> {
             (n, 0) => format!("{}: {n} things need you", self.config.branding.name),
             (n, k) => format!("{}: {n} things need you ({k} new)", self.config.branding.name),
         };
-        self.compose("digest", to, subject, items, banners, previous)
+        self.compose(Kind::Digest, to, subject, items, banners, previous)
     }
 
     /// An instant alert about one or more new items.
@@ -274,14 +296,15 @@ impl Composer<'_> {
         items: &[ActionItem],
         reminder: bool,
     ) -> Result<EmailPayload, SendError> {
-        let subject = alert_subject(&self.config.branding.name, items, reminder);
-        self.compose(if reminder { "reminder" } else { "alert" }, to, subject, items, &[], None)
+        let first = items.first().map_or("", |i| i.title.as_str());
+        let subject = alert_subject(&self.config.branding.name, items.len(), first, reminder);
+        self.compose(if reminder { Kind::Reminder } else { Kind::Alert }, to, subject, items, &[], None)
     }
 
     /// A stop-press banner pushed at once (urgent banners).
     pub fn compose_banner(&self, to: &Recipient, banner: &BannerRow) -> Result<EmailPayload, SendError> {
         let subject =
             format!("{} {}: {}", self.config.branding.name, banner.severity.as_str().to_uppercase(), banner.title);
-        self.compose("banner", to, subject, &[], std::slice::from_ref(banner), None)
+        self.compose(Kind::Banner, to, subject, &[], std::slice::from_ref(banner), None)
     }
 }

@@ -383,38 +383,6 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// Why a signed link for a contact of `client` to `path` would end on a page that is not
-/// there: the console's or the API's, or a record the client does not have. `None` when it
-/// leads to a page (or to one this does not check). For `cport link --to`.
-pub async fn leads_nowhere(
-    db: &crate::store::Db,
-    client: &str,
-    path: &str,
-) -> Result<Option<String>, crate::store::StoreError> {
-    use crate::store::StoreError::NotFound;
-    let path = path.split(['?', '#']).next().unwrap_or_default();
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    if matches!(parts.first(), Some(&"staff" | &"api" | &"l")) {
-        return Ok(Some("is not a page of the portal: the console and the API are not for contacts".into()));
-    }
-    let (Some(kind), Some(id)) = (parts.first(), parts.get(1)) else {
-        return Ok(None);
-    };
-    let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy().into_owned();
-    let (what, found) = match *kind {
-        "visuals" => ("visual", crate::store::visuals::get_visual(db, client, &id).await.map(|_| ())),
-        "jobs" => ("job", crate::store::jobs::get_job(db, client, &id).await.map(|_| ())),
-        "deliveries" => ("delivery", crate::store::enquiries::delivery(db, client, &id).await.map(|_| ())),
-        "pos" => ("purchase order", crate::store::enquiries::purchase_order(db, client, &id).await.map(|_| ())),
-        _ => return Ok(None),
-    };
-    match found {
-        Ok(()) => Ok(None),
-        Err(NotFound) => Ok(Some(format!("the contact's client has no {what} {}", crate::model::quoted(&id)))),
-        Err(e) => Err(e),
-    }
-}
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(pages::dashboard))

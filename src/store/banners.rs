@@ -85,6 +85,19 @@ pub async fn insert_banner(tx: &mut Tx, b: &NewBanner, now: DateTime<Utc>) -> Re
     Ok(id)
 }
 
+impl BannerRow {
+    /// Where a banner stands among those shown together: the most severe first, then the
+    /// latest to start. Digests, the portal and a preview all lead with banners in this order.
+    pub fn shown_order(&self) -> (u8, std::cmp::Reverse<DateTime<Utc>>, i64) {
+        let rank = match self.severity {
+            crate::model::Severity::Urgent => 0,
+            crate::model::Severity::Warning => 1,
+            crate::model::Severity::Info => 2,
+        };
+        (rank, std::cmp::Reverse(self.starts_at), self.id)
+    }
+}
+
 /// A banner neither retracted nor expired when read, with its audience (empty = every client).
 #[derive(Debug, Clone)]
 pub struct LiveBanner {
@@ -92,15 +105,13 @@ pub struct LiveBanner {
     pub audience: Vec<String>,
 }
 
-/// Every banner not retracted and not expired at `now` (some may start later), most severe
-/// first, each with its audience.
+/// Every banner not retracted and not expired at `now` (some may start later), in the order
+/// they are shown ([`BannerRow::shown_order`]), each with its audience.
 pub async fn list_live(db: &Db, now: DateTime<Utc>) -> Result<Vec<LiveBanner>> {
     let live = "b.retracted_at IS NULL AND (b.expires_at IS NULL OR b.expires_at > $1)";
-    let sql = format!(
-        "SELECT {BANNER_COLS} FROM banners b WHERE {live}
-         ORDER BY CASE b.severity WHEN 'urgent' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, b.starts_at DESC"
-    );
-    let rows: Vec<BannerRow> = on_db!(db, p => bind!(sqlx::query_as(&sql), now).fetch_all(p).await)?;
+    let sql = format!("SELECT {BANNER_COLS} FROM banners b WHERE {live}");
+    let mut rows: Vec<BannerRow> = on_db!(db, p => bind!(sqlx::query_as(&sql), now).fetch_all(p).await)?;
+    rows.sort_by_key(BannerRow::shown_order);
     // The audiences of exactly the banners read, whatever became of them since: asking again
     // for the live ones could miss the audience of one retracted in between, and a banner
     // with no audience goes to every client. (Audiences are written with their banner and

@@ -99,7 +99,7 @@ pub async fn alert_message(
     reminder: bool,
     now: DateTime<Utc>,
 ) -> Result<ChatMessage, StoreError> {
-    let title = crate::messages::compose::alert_title(items, reminder);
+    let title = crate::messages::compose::alert_title_of(items, reminder);
     if let [one] = items
         && one.category == Category::VisualApproval
     {
