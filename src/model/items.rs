@@ -80,7 +80,7 @@ pub struct ActionItem {
     pub detail: String,
     /// The date that matters: required-by, art due, or ordered on.
     pub date: Option<NaiveDate>,
-    /// When cport first saw the thing (for "new since last digest").
+    /// When the thing began: TOT's `created_at` for it, or else when cport first stored it.
     pub since: Option<DateTime<Utc>>,
     pub action: Action,
     /// The reply / chat command that acts on or asks about the item; none when its id is
