@@ -735,3 +735,59 @@ async fn a_banner_push_queued_again_waits_for_its_start() {
     let sent = cport::outbox::dispatch_batch_at(&t.state, starts + chrono::Duration::minutes(1), 100).await.unwrap();
     assert_eq!(sent.len(), posted.queued, "every push goes at the start");
 }
+
+/// A category a contact set to "not at all" is in none of their digests; switched to
+/// instant later, what they had all along is no news, and an alert held by the batch window
+/// goes to no one who turned alert emails off meanwhile.
+#[tokio::test]
+async fn a_category_set_off_is_in_no_message_and_alerts_follow_what_a_contact_turned_off() {
+    use cport::model::AlertMode;
+    use cport::store::settings::{get_settings, save_preferences};
+    let (smtp, t) = mailing_world(|_| ()).await;
+    let now = Utc::now();
+    let mut s = get_settings(&t.state.db, "P-1A").await.unwrap();
+    s.mode_awaiting_art = Some(AlertMode::Off);
+    save_preferences(&t.state.db, &s, now).await.unwrap();
+    for contact in ["P-1A", "P-1B"] {
+        run_pass(&t.state, now, Some(contact), Trigger::Manual { force: false }).await.unwrap();
+    }
+    assert_eq!(drain(&t.state).await.unwrap().sent, 2);
+    for (raw, envelope) in smtp.messages() {
+        let text = parse(&raw).body_text(0).unwrap().into_owned();
+        let ann = envelope["rcpt_tos"][0] == "ann@alpha.example";
+        assert_eq!(text.contains("Artwork not yet received"), !ann, "{envelope}: {text}");
+    }
+
+    // The first look records every item, of every category; art switched to instant later
+    // alerts nothing the contact already had.
+    assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
+    s.mode_awaiting_art = Some(AlertMode::Instant);
+    save_preferences(&t.state.db, &s, now).await.unwrap();
+    assert_eq!(cport::digest::alerts::scan(&t.state, now + Duration::hours(2), None).await.unwrap(), 0);
+
+    // A new visual: alerted at once. A second one waits for the batch window; Ann turns
+    // alert emails off meanwhile, and hers is dropped, saying why.
+    let visual = |id: &str| {
+        json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": id, "category": "Colour visual",
+            "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]})
+    };
+    let later = now + Duration::hours(3);
+    t.load(visual("V-80")).await;
+    assert_eq!(cport::digest::alerts::scan(&t.state, later, None).await.unwrap(), 3);
+    time_passes(&t.state.db, "WHERE status = 'queued'").await;
+    assert_eq!(drain(&t.state).await.unwrap().sent, 3);
+    t.load(visual("V-81")).await;
+    assert_eq!(cport::digest::alerts::scan(&t.state, later + Duration::seconds(10), None).await.unwrap(), 3);
+    let mut s = get_settings(&t.state.db, "P-1A").await.unwrap();
+    s.email_alerts = false;
+    save_preferences(&t.state.db, &s, later).await.unwrap();
+    time_passes(&t.state.db, "WHERE status = 'queued'").await;
+    let d = drain(&t.state).await.unwrap();
+    assert_eq!((d.sent, d.dropped), (2, 1), "{d:?}");
+    let rows = list_messages(&t.state.db, Some("dropped"), 10).await.unwrap();
+    assert!(
+        rows.iter().any(|r| r.recipient == "ann@alpha.example"
+            && r.last_error.as_deref() == Some("the contact has turned these emails off since")),
+        "{rows:?}"
+    );
+}

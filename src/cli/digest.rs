@@ -1,6 +1,8 @@
 //! `cport digest run`: a pass now, or (`--dry-run`) what each contact would get.
 
 use super::*;
+use crate::digest::alerts::wanted;
+use crate::store::settings::ContactSettings;
 
 pub(crate) async fn digest_run(state: &AppState, args: &DigestRunArgs) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
@@ -34,7 +36,8 @@ pub(crate) async fn digest_run(state: &AppState, args: &DigestRunArgs) -> anyhow
     Ok(())
 }
 
-pub(crate) async fn dry_run(db: &Db, args: &DigestRunArgs) -> anyhow::Result<()> {
+/// The items each contact's digest would hold: a category they set to "not at all" left out.
+pub(crate) async fn dry_run(config: &crate::config::Config, db: &Db, args: &DigestRunArgs) -> anyhow::Result<()> {
     let contacts: Vec<ContactRow> = match &args.contact {
         Some(id) => vec![get_contact(db, id).await.map_err(|e| match e {
             crate::store::StoreError::NotFound => {
@@ -44,11 +47,13 @@ pub(crate) async fn dry_run(db: &Db, args: &DigestRunArgs) -> anyhow::Result<()>
         })?],
         None => list_active_contacts(db).await?,
     };
+    let settings = crate::store::settings::list_settings(db).await?;
+    let of = |c: &ContactRow| settings.get(&c.id).cloned().unwrap_or_else(|| ContactSettings::defaults(&c.id));
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut cache = ItemCache::new(&contacts);
     if !args.json {
         for c in &contacts {
-            print_items(&mut out, c, &cache.for_contact(db, c).await?)?;
+            print_items(&mut out, c, &wanted(config, &of(c), cache.for_contact(db, c).await?))?;
         }
         out.flush()?;
         return Ok(());
@@ -63,7 +68,7 @@ pub(crate) async fn dry_run(db: &Db, args: &DigestRunArgs) -> anyhow::Result<()>
     let mut json = serde_json::Serializer::pretty(&mut out);
     let mut array = serde::Serializer::serialize_seq(&mut json, Some(contacts.len()))?;
     for c in &contacts {
-        let items = cache.for_contact(db, c).await?;
+        let items = wanted(config, &of(c), cache.for_contact(db, c).await?);
         serde::ser::SerializeSeq::serialize_element(&mut array, &Entry { contact: c, items: &items })?;
     }
     serde::ser::SerializeSeq::end(array)?;

@@ -128,6 +128,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve => {
             let config = load(Need::Secrets)?;
             tracing::info!(database = %config.database_url_masked(), listen = %config.listen, "starting");
+            if config.digest.catch_up_hours == 0 {
+                tracing::warn!(
+                    "digest.catch_up_hours is 0: the scheduler sends no digest (no pass is ever on the slot's \
+                     instant); `cport digest run` sends them, or set it to 1 or more"
+                );
+            }
             if config.inbound.trusted_authserv_ids.is_empty() {
                 tracing::warn!(
                     "email replies are acted on without a trusted DMARC or DKIM result \
@@ -170,7 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if args.dry_run {
                 let config = load(Need::StoreOnly)?;
                 let db = open_store(&config).await?;
-                dry_run(&db, &args).await?;
+                dry_run(&config, &db, &args).await?;
             } else {
                 if args.json {
                     bail!("--json goes with --dry-run");

@@ -311,6 +311,7 @@ mod tests {
             ("[email]\ntransport = \"pigeon\"", "email.transport"),
             ("[smtp]\ntls = \"ssl\"", "smtp.tls"),
             ("[alerts]\nvisual_approval = \"loud\"", "alerts.visual_approval"),
+            ("[digest]\ncatch_up_hours = 169", "digest.catch_up_hours"),
             ("[portal]\nsecure_cookies = \"sometimes\"", "portal.secure_cookies"),
             ("[telegram]\nmode = \"push\"", "telegram.mode"),
             ("[email]\nfrom = \"TOT notifications\"", "email.from"),

@@ -196,7 +196,8 @@ pub struct DigestConfig {
     /// The time zone `schedule` is read in (an IANA name).
     pub timezone: String,
     /// A scheduled digest missed while cport was down is still sent this many hours late, to
-    /// contacts cport knew when it was due (one added since gets the next).
+    /// contacts cport knew when it was due (one added since gets the next). 0 turns scheduled
+    /// digests off (`cport serve` says so at start): `cport digest run` then sends them.
     pub catch_up_hours: u32,
     /// How long the signed links in a digest stay valid.
     pub link_ttl_days: u32,

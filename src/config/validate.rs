@@ -223,6 +223,7 @@ impl Config {
         let ranges: [(&str, u64, u64, u64, &str); 32] = [
             ("smtp.pool_size", self.smtp.pool_size.into(), 1, 64, ""),
             ("smtp.timeout_seconds", self.smtp.timeout_seconds, 1, HOUR, " seconds"),
+            // 0 turns the scheduler's digests off (said at start): no pass is ever that late.
             ("digest.catch_up_hours", self.digest.catch_up_hours.into(), 0, 7 * 24, " hours"),
             ("digest.link_ttl_days", self.digest.link_ttl_days.into(), 1, 366, " days"),
             ("digest.tick_seconds", self.digest.tick_seconds, 1, HOUR, " seconds"),

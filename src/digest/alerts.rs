@@ -28,6 +28,12 @@ pub fn mode(config: &Config, s: &ContactSettings, cat: Category) -> AlertMode {
     own.unwrap_or(*default)
 }
 
+/// The items a contact hears of at all: those of a category they set to "not at all" (`off`)
+/// are in no digest or alert of theirs (they stay on the portal and in answers asked for).
+pub fn wanted(config: &Config, s: &ContactSettings, items: Vec<ActionItem>) -> Vec<ActionItem> {
+    items.into_iter().filter(|i| mode(config, s, i.category) != AlertMode::Off).collect()
+}
+
 /// When quiet hours (local "HH:MM" start and end) hold a message due at `at`, the time they end.
 pub fn quiet_until(s: &ContactSettings, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let start = NaiveTime::parse_from_str(s.quiet_start.as_deref()?, "%H:%M").ok()?;
@@ -78,8 +84,11 @@ pub async fn scan(
         if instant.is_empty() {
             continue;
         }
+        // Every item is looked at, not only the instant categories': those of the others are
+        // recorded as seen, so a category switched to instant later alerts what comes after,
+        // not what the contact had in their digests all along.
         let items: Vec<ActionItem> = match cache.for_contact(&state.db, c).await {
-            Ok(items) => items.into_iter().filter(|i| instant.contains(&i.category)).collect(),
+            Ok(items) => items,
             Err(e) => {
                 super::skip_contact("alerts", &c.id, e)?;
                 continue;
@@ -87,7 +96,7 @@ pub async fn scan(
         };
         for t in &targets {
             let seen = before.get(&(c.id.clone(), t.outlet()));
-            match queue_alerts(state, c, &s, t, &items, seen, now).await {
+            match queue_alerts(state, c, &s, t, (&items, &instant), seen, now).await {
                 Ok(n) => queued += n,
                 Err(e) => super::skip_contact("alerts", &c.id, e)?,
             }
@@ -134,7 +143,7 @@ async fn queue_alerts(
     c: &ContactRow,
     s: &ContactSettings,
     target: &Target,
-    items: &[ActionItem],
+    (items, instant): (&[ActionItem], &[Category]),
     seen_before: Option<&HashSet<String>>,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
@@ -166,16 +175,16 @@ async fn queue_alerts(
     let baseline = ledgers::claim_alert_baseline(&mut tx, &c.id, channel, now).await?;
     let (old, fresh): (Vec<&ActionItem>, Vec<&ActionItem>) = match baseline {
         None => (fresh, vec![]),
-        Some(at) if now - at < BASELINE_SETTLES => {
-            fresh.into_iter().partition(|i| i.since.is_some_and(|since| since < at))
-        }
-        Some(_) => (vec![], fresh),
+        Some(at) => fresh.into_iter().partition(|i| {
+            !instant.contains(&i.category) || (now - at < BASELINE_SETTLES && i.since.is_some_and(|since| since < at))
+        }),
     };
     for i in &old {
         ledgers::claim_alert(&mut tx, &c.id, channel, i.category.code(), &i.id, None, now).await?;
     }
     if fresh.is_empty() {
-        // A first look, or items taken as part of it, is written; nothing new, nothing is.
+        // A first look, or items recorded without an alert (from before it, or of a category
+        // not instant), is written; with nothing at all, nothing is.
         if baseline.is_none() || !old.is_empty() {
             tx.commit().await?;
         } else {

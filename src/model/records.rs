@@ -193,7 +193,7 @@ impl Record for ContactIn {
             e.push(FieldError::new("timezone", format!("{} is not an IANA time zone", quoted(&self.timezone))));
         }
         if let Some(s) = &self.digest_schedule
-            && let Err(msg) = crate::model::schedule::check_contact_schedule(s, chrono::Utc::now())
+            && let Err(msg) = crate::model::schedule::check_contact_schedule(s)
         {
             e.push(FieldError::new("digest_schedule", msg));
         }

@@ -443,8 +443,16 @@ async fn unwanted(
     }
     // An answer goes to the chat that asked, linked or not.
     let told = matches!(row.kind, MessageKind::Digest | MessageKind::Alert | MessageKind::Banner);
-    if !told || matches!(row.channel, Outlet::Email | Outlet::Webhook) {
+    if !told || row.channel == Outlet::Webhook {
         return Ok(None);
+    }
+    // A digest or an alert held by quiet hours or the batch window, or waiting for a retry,
+    // goes to no one who has since turned such emails off (one click in the last one). An
+    // address suspended by bounces is the sender's to refuse, saying so.
+    if row.channel == Outlet::Email {
+        let kind = crate::store::settings::Sending::of_kind(row.kind);
+        let s = crate::store::settings::get_settings(&state.db, contact).await?;
+        return Ok((!s.wants(kind)).then_some("the contact has turned these emails off since"));
     }
     let linked = crate::store::chat::chats_of_contact(&state.db, contact).await?;
     let still = linked.iter().any(|l| l.channel.as_str() == row.channel.as_str() && l.chat_id == row.recipient);

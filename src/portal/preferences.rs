@@ -128,7 +128,7 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
             "custom" => ("custom_schedule", form.text("custom_schedule")),
             other => ("schedule", other.to_string()),
         };
-        crate::model::schedule::check_contact_schedule(&schedule, Utc::now()).map_err(|e| format!("{field}: {e}"))?;
+        crate::model::schedule::check_contact_schedule(&schedule).map_err(|e| format!("{field}: {e}"))?;
         for key in ["quiet_start", "quiet_end"] {
             let v = form.text(key);
             if !v.is_empty() && chrono::NaiveTime::parse_from_str(&v, "%H:%M").is_err() {
@@ -138,7 +138,8 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
         if form.text("quiet_start").is_empty() != form.text("quiet_end").is_empty() {
             return Err("quiet hours: give both a start and an end, or neither".into());
         }
-        if !form.text("quiet_start").is_empty() && form.text("quiet_start") == form.text("quiet_end") {
+        let at = |k: &str| chrono::NaiveTime::parse_from_str(&form.text(k), "%H:%M").ok();
+        if at("quiet_start").is_some() && at("quiet_start") == at("quiet_end") {
             return Err(format!(
                 "quiet_end: {} is also the start: quiet hours from a time to itself hold nothing (leave both empty for none)",
                 form.text("quiet_end")
@@ -168,8 +169,12 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
         "custom" => opt("custom_schedule"),
         other => Some(other.to_string()),
     };
-    s.quiet_start = opt("quiet_start");
-    s.quiet_end = opt("quiet_end");
+    // Kept as HH:MM whatever was typed (`7:5`): the page's time inputs read it back so.
+    let hhmm = |k: &str| {
+        opt(k).and_then(|v| chrono::NaiveTime::parse_from_str(&v, "%H:%M").ok()).map(|t| t.format("%H:%M").to_string())
+    };
+    s.quiet_start = hhmm("quiet_start");
+    s.quiet_end = hhmm("quiet_end");
     (s.email_enabled, s.email_digests, s.email_alerts) = (email_enabled, email_digests, email_alerts);
     for cat in Category::ALL {
         // Checked above: a name that is not a mode was refused.

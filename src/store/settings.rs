@@ -119,7 +119,12 @@ impl ContactSettings {
 
     /// Email of this kind may be sent: email is usable, and this kind is not turned off.
     pub fn email_usable_for(&self, kind: Sending) -> bool {
-        self.email_usable()
+        self.email_usable() && self.wants(kind)
+    }
+
+    /// The contact has not turned email, or this kind of it, off (bounces aside).
+    pub fn wants(&self, kind: Sending) -> bool {
+        self.email_enabled
             && match kind {
                 Sending::Digest => self.email_digests,
                 Sending::Alert => self.email_alerts,

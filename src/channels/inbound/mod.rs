@@ -173,16 +173,16 @@ pub async fn handle(state: &Services, raw: &[u8], now: DateTime<Utc>) -> Result<
     guarded(handle_as(state, raw, None, now)).await
 }
 
-/// Runs one message's handling with its panics caught. A message that makes a parser (or
-/// cport) panic is refused as unreadable, so the worker that read it goes on to the next and
-/// a mailbox is not stuck behind it; the panic hook has logged and counted the panic, and an
-/// open transaction rolled back as it was dropped. Every refusal is counted.
 /// Counts a message refused unread (too large, not mail, cport failed on it), whichever
 /// route refused it.
 pub fn count_refused() {
     metrics::counter!("cport_inbound_total", "disposition" => "refused").increment(1);
 }
 
+/// Runs one message's handling with its panics caught. A message that makes a parser (or
+/// cport) panic is refused as unreadable, so the worker that read it goes on to the next and
+/// a mailbox is not stuck behind it; the panic hook has logged and counted the panic, and an
+/// open transaction rolled back as it was dropped. Every refusal is counted.
 async fn guarded(
     work: impl std::future::Future<Output = Result<Disposition, InboundError>>,
 ) -> Result<Disposition, InboundError> {
