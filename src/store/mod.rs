@@ -371,6 +371,16 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        // SQLite: the log is folded into the file and emptied first, so the file alone is the
+        // whole store once closed. The last connection's close does it too, but only when it
+        // is the last anywhere and the close is not cut short. Another process busy on the
+        // store is waited for a second at most; then the log stays, as it safely may.
+        if let Db::Sqlite(p) = self
+            && let Ok(mut c) = p.acquire().await
+        {
+            let _ = sqlx::query("PRAGMA busy_timeout = 1000").execute(&mut *c).await;
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *c).await;
+        }
         on_db!(self, p => p.close().await)
     }
 
