@@ -1,6 +1,9 @@
 //! Where a contact's messages go: email while it is usable, and each linked chat whose
 //! channel cport sends on. Digests, alerts and urgent banners all ask here.
 
+use crate::config::Config;
+use crate::model::AlertMode;
+use crate::model::items::{ActionItem, Category};
 use crate::services::Services;
 use crate::store::StoreError;
 use crate::store::chat::ChatLink;
@@ -45,4 +48,21 @@ pub fn targets_of(s: &ContactSettings, chats: Option<&Vec<ChatLink>>, kind: Send
     }
     t.extend(chats.into_iter().flatten().cloned().map(Target::Chat));
     t
+}
+
+/// The mode a contact chose for a category, or the configured default.
+pub fn mode(config: &Config, s: &ContactSettings, cat: Category) -> AlertMode {
+    let (own, default) = match cat {
+        Category::VisualApproval => (&s.mode_visual_approval, &config.alerts.visual_approval),
+        Category::DeliveryInstructions => (&s.mode_delivery_instructions, &config.alerts.delivery_instructions),
+        Category::ThirdPartyPo => (&s.mode_third_party_po, &config.alerts.third_party_po),
+        Category::AwaitingArt => (&s.mode_awaiting_art, &config.alerts.awaiting_art),
+    };
+    own.unwrap_or(*default)
+}
+
+/// The items a contact hears of at all: those of a category they set to "not at all" (`off`)
+/// are in no digest or alert of theirs (they stay on the portal and in answers asked for).
+pub fn wanted(config: &Config, s: &ContactSettings, items: Vec<ActionItem>) -> Vec<ActionItem> {
+    items.into_iter().filter(|i| mode(config, s, i.category) != AlertMode::Off).collect()
 }

@@ -1,7 +1,7 @@
 //! `cport digest run`: a pass now, or (`--dry-run`) what each contact would get.
 
 use super::*;
-use crate::digest::alerts::wanted;
+use crate::actions::targets::wanted;
 use crate::store::settings::ContactSettings;
 
 pub(crate) async fn digest_run(state: &AppState, args: &DigestRunArgs) -> anyhow::Result<()> {

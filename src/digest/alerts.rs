@@ -9,30 +9,13 @@ use chrono_tz::Tz;
 
 use crate::actions::items::{ActionItem, Category, ItemCache};
 use crate::actions::targets::Target;
-use crate::config::Config;
+use crate::actions::targets::mode;
 use crate::model::AlertMode;
 use crate::services::Services;
 use crate::store::contacts::{ContactRow, list_active_contacts};
 use crate::store::outbox::AlertPayload;
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, ledgers, outbox};
-
-/// The mode a contact chose for a category, or the configured default.
-pub fn mode(config: &Config, s: &ContactSettings, cat: Category) -> AlertMode {
-    let (own, default) = match cat {
-        Category::VisualApproval => (&s.mode_visual_approval, &config.alerts.visual_approval),
-        Category::DeliveryInstructions => (&s.mode_delivery_instructions, &config.alerts.delivery_instructions),
-        Category::ThirdPartyPo => (&s.mode_third_party_po, &config.alerts.third_party_po),
-        Category::AwaitingArt => (&s.mode_awaiting_art, &config.alerts.awaiting_art),
-    };
-    own.unwrap_or(*default)
-}
-
-/// The items a contact hears of at all: those of a category they set to "not at all" (`off`)
-/// are in no digest or alert of theirs (they stay on the portal and in answers asked for).
-pub fn wanted(config: &Config, s: &ContactSettings, items: Vec<ActionItem>) -> Vec<ActionItem> {
-    items.into_iter().filter(|i| mode(config, s, i.category) != AlertMode::Off).collect()
-}
 
 /// When quiet hours (local "HH:MM" start and end) hold a message due at `at`, the time they end.
 pub fn quiet_until(s: &ContactSettings, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {

@@ -194,7 +194,7 @@ pub async fn run_pass(
                 continue;
             }
             let items = match cache.for_contact(&state.db, c).await {
-                Ok(items) => super::alerts::wanted(&state.config, &s, items),
+                Ok(items) => crate::actions::targets::wanted(&state.config, &s, items),
                 Err(e) if only.is_none() => {
                     super::skip_contact("digest", &c.id, e)?;
                     report.failed += 1;

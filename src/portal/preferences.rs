@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::pages::no_delegation;
 use super::{CsrfForm, HttpError, Session, Shown, page_status, see_other};
 use crate::actions::items::Category;
-use crate::digest::alerts::mode;
+use crate::actions::targets::mode;
 use crate::model::AlertMode;
 use crate::state::AppState;
 use crate::store::settings::{self, get_settings};
