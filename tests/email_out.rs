@@ -267,6 +267,42 @@ async fn contacts_added_after_a_slot_get_the_next_digest_not_a_catch_up() {
     assert_eq!(missed.queued, 5, "{missed:?}");
 }
 
+/// A contact whose digest time changes is owed no period of the new schedule that began
+/// before the change: this hour's digest went, and half past chosen after it sends at its
+/// next half past, not a second digest at once. The same when TOT changes the schedule or the zone.
+#[tokio::test]
+async fn a_changed_schedule_waits_for_its_next_slot_not_a_second_digest_at_once() {
+    let smtp = SmtpServer::start();
+    let t = TestState::mailing(&smtp, |c| {
+        c.digest.schedule = "0 0 * * * *".into();
+        c.digest.catch_up_hours = 12;
+    })
+    .await;
+    t.known_for_a_day().await;
+    let now = Utc::now();
+    let first = run_pass(&t.state, now, None, Trigger::Scheduled).await.unwrap();
+    assert_eq!(first.queued, 5, "{first:?}");
+    // Ann picks half past every six hours in her preferences; TOT moves Bob to a zone half an
+    // hour off UTC, and Fay's digest to a quarter past every six hours.
+    let mut ann = cport::store::settings::get_settings(&t.state.db, "P-1A").await.unwrap();
+    ann.digest_schedule = Some("0 30 */6 * * *".into());
+    cport::store::settings::save_preferences(&t.state.db, &ann, now).await.unwrap();
+    t.load(json!({"contacts": [
+        {"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer", "email": "bob@alpha.example", "role": "buyer",
+         "timezone": "Asia/Kolkata"},
+        {"id": "P-1F", "client_id": "C-1", "name": "Fay Finance", "email": "fay@alpha.example", "role": "finance",
+         "digest_schedule": "0 15 */6 * * *"}
+    ]}))
+    .await;
+    let again = run_pass(&t.state, now, None, Trigger::Scheduled).await.unwrap();
+    assert_eq!((again.queued, again.not_due, again.already_decided), (0, 3, 2), "{again:?}");
+    // Saving the same schedule again changes nothing: a period missed since is still owed.
+    let later = now + Duration::hours(6);
+    cport::store::settings::save_preferences(&t.state.db, &ann, later).await.unwrap();
+    let next = run_pass(&t.state, later, None, Trigger::Scheduled).await.unwrap();
+    assert_eq!(next.queued, 5, "each new schedule's next slot is owed: {next:?}");
+}
+
 #[tokio::test]
 async fn an_empty_digest_is_not_sent_and_new_items_are_marked() {
     let smtp = SmtpServer::start();
@@ -474,6 +510,47 @@ async fn instant_alerts_are_batched_and_dropped_when_resolved_first() {
     let d = drain(&t.state).await.unwrap();
     assert_eq!((d.sent, d.dropped), (0, 3));
     assert_eq!(smtp.messages().len(), 6);
+}
+
+/// An alert of two visuals, one approved while it waited, goes with the other alone; a bare
+/// `APPROVE` in reply means that one, the visual its reader saw, not "which of two?".
+#[tokio::test]
+async fn a_bare_reply_to_an_alert_means_the_item_it_showed() {
+    let (smtp, t) = mailing_world(|_| ()).await;
+    let now = Utc::now();
+    assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
+    let visual = |id: &str, status: &str| {
+        json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": id, "category": "Colour visual",
+            "designer": "Des", "status": status, "main_image": "/x.svg"}]})
+    };
+    // Two visuals in one batch: held for the window after the first alert.
+    t.load(visual("V-10", "awaiting_approval")).await;
+    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
+    drain(&t.state).await.unwrap();
+    t.load(visual("V-11", "awaiting_approval")).await;
+    t.load(visual("V-12", "awaiting_approval")).await;
+    cport::digest::alerts::scan(&t.state, now + Duration::seconds(10), None).await.unwrap();
+    t.load(visual("V-11", "approved")).await;
+    time_passes(&t.state.db, "WHERE status = 'queued'").await;
+    assert_eq!(drain(&t.state).await.unwrap().sent, 3);
+    let rows = list_messages(&t.state.db, None, 100).await.unwrap();
+    let alert = rows
+        .iter()
+        .filter(|m| m.contact_id.as_deref() == Some("P-1A") && m.kind.as_str() == "alert")
+        .max_by_key(|m| m.id)
+        .unwrap();
+    let shown = parse(&smtp.messages().last().unwrap().0).body_text(0).unwrap().into_owned();
+    assert!(shown.contains("V-12") && !shown.contains("V-11"), "{shown}");
+    let domain = &t.state.config.email.reply_domain;
+    let token = alert.reply_token.as_deref().unwrap();
+    let mail = format!(
+        "From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: alert\r\n\
+         Message-ID: <bare-approve@alpha.example>\r\n\r\nAPPROVE\r\n"
+    );
+    let d = cport::channels::inbound::handle(&t.state, mail.as_bytes(), Utc::now()).await.unwrap();
+    assert!(matches!(d, cport::channels::inbound::Disposition::Processed(_)), "{d:?}");
+    let v12 = cport::store::visuals::get_visual(&t.state.db, "C-1", "V-12").await.unwrap();
+    assert_eq!(v12.status.as_str(), "approved");
 }
 
 /// Makes the outbox's messages (those `filter` picks) due now, as if their wait had passed.

@@ -159,9 +159,12 @@ pub async fn run_pass(
                 continue;
             }
         };
-        // A period is caught up only for a contact cport knew at its start: one added since
-        // (a first import, a new person at noon) missed nothing and gets the next one.
-        let known_at = |p: DateTime<Utc>| c.created_at.is_none_or(|made| made <= p);
+        // A period is caught up only for a contact cport knew at its start, on the schedule
+        // and in the zone that made it: one added since (a first import, a new person at
+        // noon), or whose digest time changed since (09:00 chosen at 10:00, after the 08:00
+        // digest went), missed nothing and gets the next one.
+        let since = [c.created_at, c.schedule_set_at, s.schedule_set_at].into_iter().flatten().max();
+        let known_at = |p: DateTime<Utc>| since.is_none_or(|t| t <= p);
         let period = match (current_period(&schedule, tz, now), trigger) {
             (Some(p), Trigger::Scheduled) if now - p <= catch_up && known_at(p) => p,
             (_, Trigger::Scheduled) => {

@@ -466,11 +466,25 @@ async fn send_email(
     now: DateTime<Utc>,
     gate: &Gate,
 ) -> Result<Result<Option<String>, SendError>, StoreError> {
-    let message = match email_of(state, row, now).await? {
-        Ok(Some((_, message))) => message,
+    let (shown, message) = match email_of(state, row, now).await? {
+        Ok(Some(m)) => m,
         Ok(None) => return Ok(Ok(None)),
         Err(e) => return Ok(Err(e)),
     };
+    // An alert some of whose items were resolved while it waited keeps the ones it shows, so
+    // a bare `APPROVE` in reply means the one visual its reader saw (written before it goes:
+    // a reply can come before the send is marked).
+    if row.kind == MessageKind::Alert
+        && let Ok(mut p) = serde_json::from_str::<outbox::AlertPayload>(&row.payload)
+        && p.items != shown.item_keys
+    {
+        p.items = shown.item_keys;
+        // A list of strings always serializes; were it not to, the reply would be read
+        // against the items queued, as before.
+        if let Ok(payload) = serde_json::to_string(&p) {
+            outbox::narrow_alert(&state.db, row.id, &payload).await?;
+        }
+    }
     Ok(state.mailer.send(&message, gate).await.map(Some))
 }
 

@@ -323,6 +323,13 @@ pub async fn attempts_of(db: &Db, id: i64) -> Result<Vec<Attempt>> {
         .fetch_all(p).await)?)
 }
 
+/// Replaces a claimed alert's content with what it shows as it goes (its items still open):
+/// a reply to it is then read against the items its reader saw.
+pub async fn narrow_alert(db: &Db, id: i64, payload: &str) -> Result<()> {
+    execute!(db => "UPDATE outbox_payloads SET payload = $2 WHERE outbox_id = $1", id, payload)?;
+    Ok(())
+}
+
 /// Puts a held message back to `queued` with new content (alert batching), in a transaction.
 pub async fn update_queued(tx: &mut Tx, id: i64, subject: &str, payload: &str, now: DateTime<Utc>) -> Result<bool> {
     let n = execute!(tx =>

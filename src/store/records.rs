@@ -313,15 +313,24 @@ impl Upsert for ClientIn {
 
 impl Upsert for ContactIn {
     const ENTITY: &'static str = "contacts";
-    /// `created_at` is when cport first stored the contact, kept on every update.
-    const SPECIAL: &'static [(&'static str, &'static str, &'static str)] =
-        &[("created_at", "{now}", "contacts.created_at")];
+    /// `created_at` is when cport first stored the contact, kept on every update;
+    /// `schedule_set_at` is when an update changed its digest schedule or time zone.
+    const SPECIAL: &'static [(&'static str, &'static str, &'static str)] = &[
+        ("created_at", "{now}", "contacts.created_at"),
+        (
+            "schedule_set_at",
+            "NULL",
+            "CASE WHEN contacts.digest_schedule IS DISTINCT FROM excluded.digest_schedule
+               OR contacts.timezone IS DISTINCT FROM excluded.timezone THEN excluded.updated_at
+             ELSE contacts.schedule_set_at END",
+        ),
+    ];
     const NAMED_BY: &'static [(&'static str, &'static str)] = &[("jobs", "contact_id")];
     const SIGNS_IN: bool = true;
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
             self: id, client_id, name, email, role, timezone, phone, telegram_chat_id, discord_user_id,
-            digest_schedule, active; created_at = Val::Time(None),
+            digest_schedule, active; created_at = Val::Time(None), schedule_set_at = Val::Time(None),
         ]
     }
 }

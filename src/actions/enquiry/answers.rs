@@ -1,7 +1,6 @@
 //! The enquiry commands: one function per command, each reading what the contact may see
-//! and answering with titled tables.
-//! Over 500 lines on purpose: fourteen short functions, one per command, in the order of
-//! the command table.
+//! and answering with titled tables: fourteen short functions, one per command, in the
+//! order of the command table.
 
 use super::{Answer, Ask, Section};
 use crate::actions::commands::help_text;
