@@ -236,6 +236,16 @@ async fn the_scheduler_sends_one_digest_per_period_however_often_it_runs() {
     assert_eq!(smtp.messages().len(), 7);
 }
 
+/// The test world mailing to `smtp`, its digests hourly on the hour, each caught up for 12
+/// hours.
+async fn hourly(smtp: &SmtpServer) -> TestState {
+    TestState::mailing(smtp, |c| {
+        c.digest.schedule = "0 0 * * * *".into();
+        c.digest.catch_up_hours = 12;
+    })
+    .await
+}
+
 /// A period is caught up only for contacts cport knew when it began: a first import (or a
 /// new person) after this morning's slot sends nothing at once; the next slot sends to them.
 #[tokio::test]
@@ -257,11 +267,7 @@ async fn contacts_added_after_a_slot_get_the_next_digest_not_a_catch_up() {
     assert_eq!(next.queued, 5, "every contact with items: {next:?}");
     // A contact known before a slot cport missed (down) is caught up.
     let smtp2 = SmtpServer::start();
-    let t2 = TestState::mailing(&smtp2, |c| {
-        c.digest.schedule = "0 0 * * * *".into();
-        c.digest.catch_up_hours = 12;
-    })
-    .await;
+    let t2 = hourly(&smtp2).await;
     t2.known_for_a_day().await;
     let missed = run_pass(&t2.state, now, None, Trigger::Scheduled).await.unwrap();
     assert_eq!(missed.queued, 5, "{missed:?}");
@@ -273,11 +279,7 @@ async fn contacts_added_after_a_slot_get_the_next_digest_not_a_catch_up() {
 #[tokio::test]
 async fn a_changed_schedule_waits_for_its_next_slot_not_a_second_digest_at_once() {
     let smtp = SmtpServer::start();
-    let t = TestState::mailing(&smtp, |c| {
-        c.digest.schedule = "0 0 * * * *".into();
-        c.digest.catch_up_hours = 12;
-    })
-    .await;
+    let t = hourly(&smtp).await;
     t.known_for_a_day().await;
     let now = Utc::now();
     let first = run_pass(&t.state, now, None, Trigger::Scheduled).await.unwrap();

@@ -5,6 +5,7 @@ mod common;
 
 use chrono::Utc;
 use common::{TestApp, TestState, csrf_of};
+use cport::actions::orders::Line;
 use serde_json::json;
 
 fn stock() -> serde_json::Value {
@@ -287,8 +288,8 @@ async fn two_placements_of_the_last_units_one_wins() {
     let mut baskets = vec![];
     for a in [&ann, &bob] {
         let b = cport::actions::orders::create_basket(&t.state, a, "Last ones", now).await.unwrap();
-        cport::actions::orders::add(&t.state, a, b, "SKU-TEE", 8, now).await.unwrap();
-        cport::actions::orders::add(&t.state, a, b, "SKU-CAP", 1, now).await.unwrap();
+        cport::actions::orders::add(&t.state, a, Line { basket: b, sku: "SKU-TEE", qty: 8 }, now).await.unwrap();
+        cport::actions::orders::add(&t.state, a, Line { basket: b, sku: "SKU-CAP", qty: 1 }, now).await.unwrap();
         cport::actions::orders::save_details(&t.state, a, b, "Last ones", "Somewhere 1", "", now).await.unwrap();
         baskets.push(b);
     }

@@ -104,16 +104,18 @@ async fn own_basket(state: &Services, actor: &Actor, id: i64) -> Result<q::Baske
     found(q::basket(&state.db, &actor.contact.id, id).await, || format!("basket {id}"))
 }
 
+/// A quantity of a SKU in one of the contact's baskets, as asked (added, or set).
+#[derive(Debug, Clone, Copy)]
+pub struct Line<'a> {
+    pub basket: i64,
+    pub sku: &'a str,
+    pub qty: i64,
+}
+
 /// Adds `qty` of a SKU to a basket: never more than is free to order less what this basket
 /// already holds. Read and written with the basket locked, so adds at once each count.
-pub async fn add(
-    state: &Services,
-    actor: &Actor,
-    basket: i64,
-    sku: &str,
-    qty: i64,
-    now: DateTime<Utc>,
-) -> Result<i64, ActionError> {
+pub async fn add(state: &Services, actor: &Actor, line: Line<'_>, now: DateTime<Utc>) -> Result<i64, ActionError> {
+    let Line { basket, sku, qty } = line;
     require_order(state, actor).await?;
     let b = own_basket(state, actor, basket).await?;
     if qty < 1 {
@@ -154,14 +156,8 @@ fn placed_already(b: &q::Basket, order: i64, at: DateTime<Utc>) -> ActionError {
 
 /// Sets a line's quantity (0 removes the line), within what is free to order. Only a line the
 /// basket holds is changed: a page left open from before the basket was placed adds nothing.
-pub async fn set_qty(
-    state: &Services,
-    actor: &Actor,
-    basket: i64,
-    sku: &str,
-    qty: i64,
-    now: DateTime<Utc>,
-) -> Result<(), ActionError> {
+pub async fn set_qty(state: &Services, actor: &Actor, line: Line<'_>, now: DateTime<Utc>) -> Result<(), ActionError> {
+    let Line { basket, sku, qty } = line;
     require_order(state, actor).await?;
     let b = own_basket(state, actor, basket).await?;
     // The SKU as the basket holds it: as posted (the basket page posts each line's own, and a
@@ -339,19 +335,7 @@ pub async fn place(state: &Services, actor: &Actor, basket: i64, now: DateTime<U
         tx.rollback().await?;
         return Err(PlaceError::Short(short));
     }
-    let order = q::insert_order(
-        &mut tx,
-        &q::NewOrder {
-            client_id: actor.client_id(),
-            contact_id: &actor.contact.id,
-            contact_name: &actor.contact.name,
-            basket_name: &b.name,
-            address: &b.address,
-            notes: &b.notes,
-        },
-        now,
-    )
-    .await?;
+    let order = q::insert_order(&mut tx, &b, &actor.contact.name, now).await?;
     for (item, qty) in &items {
         q::insert_order_line(&mut tx, order, &item.sku, &item.description, *qty).await?;
     }

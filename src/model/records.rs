@@ -26,10 +26,26 @@ pub const ENTITIES: &[&str] = &[
     "price_cards",
 ];
 
+/// A record's key and client, from the fields that hold them: `keyed!(sku, client_id)` in an
+/// `impl Record` is keyed by `sku` (its column too) and belongs to the client its `client_id`
+/// names; `keyed!(id)` belongs to no client. A macro, because a trait cannot name a field,
+/// and so the key's column and its value are spelled once and cannot disagree.
+macro_rules! keyed {
+    ($key:ident $(, $client:ident)?) => {
+        const KEY: &'static str = stringify!($key);
+        fn key(&self) -> &str {
+            &self.$key
+        }
+        fn client(&self) -> Option<&str> {
+            None $(.or(Some(&self.$client)))?
+        }
+    };
+}
+
 /// A record that can check itself before it is written.
 pub trait Record: serde::de::DeserializeOwned + Serialize {
-    /// The key's field, and its column in the store.
-    const KEY: &'static str = "id";
+    /// The key's field, and its column in the store (see [`keyed!`]).
+    const KEY: &'static str;
     /// The TOT id (the key for idempotent upserts).
     fn key(&self) -> &str;
     /// The client the record belongs to, when it belongs to one.
@@ -85,12 +101,7 @@ pub struct ClientIn {
 }
 
 impl Record for ClientIn {
-    fn key(&self) -> &str {
-        &self.id
-    }
-    fn client(&self) -> Option<&str> {
-        None
-    }
+    keyed!(id);
     fn validate(&self, e: &mut Vec<FieldError>) {
         check_text("name", &self.name, 200, e);
         // The code list is ISO 4217's, as the `iso_currency` crate keeps it.
@@ -167,16 +178,11 @@ pub fn valid_email(s: &str) -> bool {
 }
 
 impl Record for ContactIn {
-    fn key(&self) -> &str {
-        &self.id
-    }
+    keyed!(id, client_id);
     fn unique_values(&self) -> Vec<(&'static str, String)> {
         let telegram = self.telegram_chat_id.map(|id| ("telegram_chat_id", id.to_string()));
         let discord = self.discord_user_id.clone().map(|id| ("discord_user_id", id));
         telegram.into_iter().chain(discord).collect()
-    }
-    fn client(&self) -> Option<&str> {
-        Some(&self.client_id)
     }
     fn validate(&self, e: &mut Vec<FieldError>) {
         check_text("name", &self.name, 200, e);
@@ -326,12 +332,7 @@ fn check_cost_lines(name: &str, lines: &[CostLineIn], e: &mut Vec<FieldError>) {
 }
 
 impl Record for JobIn {
-    fn key(&self) -> &str {
-        &self.id
-    }
-    fn client(&self) -> Option<&str> {
-        Some(&self.client_id)
-    }
+    keyed!(id, client_id);
     fn validate(&self, e: &mut Vec<FieldError>) {
         if let Some(c) = &self.contact_id {
             check_id("contact_id", c, e);
@@ -382,12 +383,7 @@ pub struct ArtRequirementIn {
 }
 
 impl Record for ArtRequirementIn {
-    fn key(&self) -> &str {
-        &self.id
-    }
-    fn client(&self) -> Option<&str> {
-        Some(&self.client_id)
-    }
+    keyed!(id, client_id);
     fn validate(&self, e: &mut Vec<FieldError>) {
         check_id("job_id", &self.job_id, e);
         check_id("design_id", &self.design_id, e);
@@ -443,12 +439,7 @@ pub struct VisualIn {
 }
 
 impl Record for VisualIn {
-    fn key(&self) -> &str {
-        &self.id
-    }
-    fn client(&self) -> Option<&str> {
-        Some(&self.client_id)
-    }
+    keyed!(id, client_id);
     fn validate(&self, e: &mut Vec<FieldError>) {
         check_id("job_id", &self.job_id, e);
         check_id("design_id", &self.design_id, e);
@@ -571,12 +562,7 @@ pub struct DeliveryIn {
 }
 
 impl Record for DeliveryIn {
-    fn key(&self) -> &str {
-        &self.id
-    }
-    fn client(&self) -> Option<&str> {
-        Some(&self.client_id)
-    }
+    keyed!(id, client_id);
     fn validate(&self, e: &mut Vec<FieldError>) {
         if let Some(j) = &self.job_id {
             check_id("job_id", j, e);
@@ -641,13 +627,7 @@ pub struct StockIn {
 }
 
 impl Record for StockIn {
-    const KEY: &'static str = "sku";
-    fn key(&self) -> &str {
-        &self.sku
-    }
-    fn client(&self) -> Option<&str> {
-        Some(&self.client_id)
-    }
+    keyed!(sku, client_id);
     fn validate(&self, e: &mut Vec<FieldError>) {
         check_text("description", &self.description, 500, e);
         check_qty("warehouse_balance", self.warehouse_balance, e);
@@ -677,13 +657,7 @@ pub struct BlankStockIn {
 }
 
 impl Record for BlankStockIn {
-    const KEY: &'static str = "sku";
-    fn key(&self) -> &str {
-        &self.sku
-    }
-    fn client(&self) -> Option<&str> {
-        None
-    }
+    keyed!(sku);
     fn validate(&self, e: &mut Vec<FieldError>) {
         check_text("description", &self.description, 500, e);
         check_qty("warehouse_balance", self.warehouse_balance, e);
@@ -779,12 +753,7 @@ pub struct PurchaseOrderIn {
 }
 
 impl Record for PurchaseOrderIn {
-    fn key(&self) -> &str {
-        &self.id
-    }
-    fn client(&self) -> Option<&str> {
-        Some(&self.client_id)
-    }
+    keyed!(id, client_id);
     fn validate(&self, e: &mut Vec<FieldError>) {
         check_one_of("status", &self.status, PO_STATUSES, e);
         check_text("tot_ref", &self.tot_ref, 100, e);
@@ -835,12 +804,7 @@ pub struct InvoiceIn {
 }
 
 impl Record for InvoiceIn {
-    fn key(&self) -> &str {
-        &self.id
-    }
-    fn client(&self) -> Option<&str> {
-        Some(&self.client_id)
-    }
+    keyed!(id, client_id);
     fn validate(&self, e: &mut Vec<FieldError>) {
         check_text("job_name", &self.job_name, 300, e);
         if self.paid.0 < 0 {
@@ -878,13 +842,7 @@ pub struct AccountSummaryIn {
 }
 
 impl Record for AccountSummaryIn {
-    const KEY: &'static str = "client_id";
-    fn key(&self) -> &str {
-        &self.client_id
-    }
-    fn client(&self) -> Option<&str> {
-        Some(&self.client_id)
-    }
+    keyed!(client_id, client_id);
     /// Its key is its client, checked by [`Record::check`]; nothing else needs checking.
     fn validate(&self, _: &mut Vec<FieldError>) {}
 }
@@ -927,12 +885,7 @@ pub struct PriceCardIn {
 }
 
 impl Record for PriceCardIn {
-    fn key(&self) -> &str {
-        &self.id
-    }
-    fn client(&self) -> Option<&str> {
-        Some(&self.client_id)
-    }
+    keyed!(id, client_id);
     fn validate(&self, e: &mut Vec<FieldError>) {
         check_text("name", &self.name, 200, e);
         for (i, l) in self.lines.iter().enumerate() {

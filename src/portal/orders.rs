@@ -125,7 +125,7 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
             }
         },
     };
-    match act::add(&state, a, basket, &sku, qty, now).await {
+    match act::add(&state, a, act::Line { basket, sku: &sku, qty }, now).await {
         Ok(total) => Ok(see_other(
             &state,
             &session.token_hash,
@@ -233,7 +233,7 @@ pub async fn basket_action(
                 super::whole_number("qty", &form.text("qty"))
             };
             match qty {
-                Ok(n) => act::set_qty(&state, a, id, &sku, n, now).await.map(|_| {
+                Ok(n) => act::set_qty(&state, a, act::Line { basket: id, sku: &sku, qty: n }, now).await.map(|_| {
                     see_other(
                         &state,
                         &session.token_hash,

@@ -206,20 +206,13 @@ pub async fn placed_from(conn: impl Into<Conn<'_>>, b: &Basket) -> Result<Option
     .fetch_optional(c).await)?)
 }
 
-pub struct NewOrder<'a> {
-    pub client_id: &'a str,
-    pub contact_id: &'a str,
-    pub contact_name: &'a str,
-    pub basket_name: &'a str,
-    pub address: &'a str,
-    pub notes: &'a str,
-}
-
-pub async fn insert_order(tx: &mut Tx, o: &NewOrder<'_>, now: DateTime<Utc>) -> Result<i64> {
+/// Places a basket as an order of its contact's (named as they are called now): the order
+/// keeps the basket's name, address and notes. Its lines are added with [`insert_order_line`].
+pub async fn insert_order(tx: &mut Tx, b: &Basket, contact_name: &str, now: DateTime<Utc>) -> Result<i64> {
     let id: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "INSERT INTO reseller_orders (client_id, contact_id, contact_name, basket_name, address, notes, status, placed_at)
          VALUES ($1, $2, $3, $4, $5, $6, 'placed', $7) RETURNING id",
-    ), o.client_id, o.contact_id, o.contact_name, o.basket_name, o.address, o.notes, now)
+    ), &b.client_id, &b.contact_id, contact_name, &b.name, &b.address, &b.notes, now)
     .fetch_one(c).await)?;
     Ok(id)
 }
