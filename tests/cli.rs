@@ -103,11 +103,23 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
     let (ok, out, err) =
         output(cport(&[("CPORT_DATABASE_URL", &url)]).args(["digest", "run", "--dry-run", "--contact", "P-00003-0"]));
     assert!(ok, "{err}");
-    assert!(out.starts_with("P-00003-0 "), "{out}");
+    assert!(out.starts_with("P-00003-0 ") && out.contains("\n  by email\n"), "{out}");
+    // One who turned digest emails off, with no chat, is shown as getting none.
+    let db = cport::store::Db::connect(&url).await.unwrap();
+    let mut tx = db.begin().await.unwrap();
+    let off = cport::store::settings::Sending::Digest;
+    cport::store::settings::set_email_kind(&mut tx, "P-00003-0", off, false, chrono::Utc::now()).await.unwrap();
+    tx.commit().await.unwrap();
+    db.close().await;
+    let (ok, out, _) =
+        output(cport(&[("CPORT_DATABASE_URL", &url)]).args(["digest", "run", "--dry-run", "--contact", "P-00003-0"]));
+    assert!(ok && out.contains("no digest would go: their email is off for digests"), "{out}");
     let (ok, out, _) = output(cport(&[("CPORT_DATABASE_URL", &url)]).args(["digest", "run", "--dry-run", "--json"]));
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).expect("--json prints JSON");
     assert_eq!(v.as_array().unwrap().len(), 80, "20 clients × 4 contacts");
+    let ways = |id: &str| v.as_array().unwrap().iter().find(|e| e["contact"]["id"] == id).unwrap()["goes_to"].clone();
+    assert_eq!((ways("P-00003-0"), ways("P-00003-1")), (serde_json::json!([]), serde_json::json!(["email"])));
 }
 
 #[tokio::test]

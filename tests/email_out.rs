@@ -787,6 +787,12 @@ async fn a_retracted_urgent_banner_is_not_pushed_afterwards() {
     let first = rows.iter().find(|r| r.kind.as_str() == "banner").unwrap().id;
     assert_eq!(requeue(&t.state.db, first, now).await.unwrap(), Requeue::BannerGone);
     assert!(cport::outbox::dispatch_batch_at(&t.state, later, 100).await.unwrap().is_empty(), "still nothing goes");
+    // Dead ones stay dead under `retry` of every dead message, counted so it can say so.
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET status = 'dead' WHERE kind = 'banner'")
+        .execute(p).await.map(|_| ()))
+    .unwrap();
+    let (queued, left) = cport::store::outbox::requeue_dead(&t.state.db, now).await.unwrap();
+    assert_eq!((queued, left), (0, posted.queued as i64));
 }
 
 /// A push of a banner that starts tomorrow, dropped by staff and queued again, waits for the

@@ -139,7 +139,7 @@ async fn audience(state: &Services, banner: &NewBanner) -> Result<Vec<(ContactRo
     }
     let contacts = list_active_contacts(&state.db).await?;
     let settings = list_settings(&state.db).await?;
-    let chats = crate::actions::targets::targets_by_contact(state).await?;
+    let chats = crate::actions::targets::targets_by_contact(&state.config, &state.db).await?;
     let chosen: std::collections::HashSet<&str> = banner.audience.iter().map(String::as_str).collect();
     Ok(contacts
         .into_iter()

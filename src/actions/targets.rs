@@ -4,7 +4,6 @@
 use crate::config::Config;
 use crate::model::AlertMode;
 use crate::model::items::{ActionItem, Category};
-use crate::services::Services;
 use crate::store::StoreError;
 use crate::store::chat::ChatLink;
 use crate::store::settings::{ContactSettings, Sending};
@@ -28,11 +27,12 @@ impl Target {
 /// Every contact's targets: email when usable, and each linked chat whose channel has a
 /// sender configured.
 pub async fn targets_by_contact(
-    services: &Services,
+    config: &Config,
+    db: &crate::store::Db,
 ) -> Result<std::collections::HashMap<String, Vec<ChatLink>>, StoreError> {
     let mut out: std::collections::HashMap<String, Vec<ChatLink>> = Default::default();
-    let sending = services.config.chat_channels();
-    for l in crate::store::chat::all_chats(&services.db).await? {
+    let sending = config.chat_channels();
+    for l in crate::store::chat::all_chats(db).await? {
         if sending.contains(&l.channel.as_str()) {
             out.entry(l.contact_id.clone()).or_default().push(l);
         }

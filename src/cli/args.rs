@@ -199,7 +199,8 @@ pub(super) enum OutboxCommand {
         /// The message's id (from `outbox list`).
         #[arg(required_unless_present = "dead", conflicts_with = "dead")]
         id: Option<i64>,
-        /// Every dead message.
+        /// Every dead message (but the pushes of banners retracted or expired since, which stay
+        /// dead and are counted).
         #[arg(long)]
         dead: bool,
     },
@@ -236,7 +237,7 @@ pub(super) struct DigestRunArgs {
     /// Only this contact (TOT contact id).
     #[arg(long, value_name = "ID")]
     pub(super) contact: Option<String>,
-    /// Print what would be sent instead of sending.
+    /// Print what would be sent, and by which ways (email, chats), instead of sending.
     #[arg(long)]
     pub(super) dry_run: bool,
     /// With --dry-run: print JSON instead of a table.

@@ -1,8 +1,8 @@
 //! `cport digest run`: a pass now, or (`--dry-run`) what each contact would get.
 
 use super::*;
-use crate::actions::targets::wanted;
-use crate::store::settings::ContactSettings;
+use crate::actions::targets::{targets_by_contact, targets_of, wanted};
+use crate::store::settings::{ContactSettings, Sending};
 
 pub(crate) async fn digest_run(state: &AppState, args: &DigestRunArgs) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
@@ -48,12 +48,18 @@ pub(crate) async fn dry_run(config: &crate::config::Config, db: &Db, args: &Dige
         None => list_active_contacts(db).await?,
     };
     let settings = crate::store::settings::list_settings(db).await?;
+    let chats = targets_by_contact(config, db).await?;
     let of = |c: &ContactRow| settings.get(&c.id).cloned().unwrap_or_else(|| ContactSettings::defaults(&c.id));
+    // The ways the digest would go, as the scheduler picks them.
+    let ways = |c: &ContactRow, s: &ContactSettings| -> Vec<&'static str> {
+        targets_of(s, chats.get(&c.id), Sending::Digest).iter().map(|t| t.outlet().as_str()).collect()
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut cache = ItemCache::new(&contacts);
     if !args.json {
         for c in &contacts {
-            print_items(&mut out, c, &wanted(config, &of(c), cache.for_contact(db, c).await?))?;
+            let s = of(c);
+            print_items(&mut out, c, &ways(c, &s), &wanted(config, &s, cache.for_contact(db, c).await?))?;
         }
         out.flush()?;
         return Ok(());
@@ -63,13 +69,17 @@ pub(crate) async fn dry_run(config: &crate::config::Config, db: &Db, args: &Dige
     #[derive(serde::Serialize)]
     struct Entry<'a> {
         contact: &'a ContactRow,
+        /// `email`, `telegram`, `discord`: empty when no digest would go.
+        goes_to: &'a [&'static str],
         items: &'a [ActionItem],
     }
     let mut json = serde_json::Serializer::pretty(&mut out);
     let mut array = serde::Serializer::serialize_seq(&mut json, Some(contacts.len()))?;
     for c in &contacts {
-        let items = wanted(config, &of(c), cache.for_contact(db, c).await?);
-        serde::ser::SerializeSeq::serialize_element(&mut array, &Entry { contact: c, items: &items })?;
+        let s = of(c);
+        let items = wanted(config, &s, cache.for_contact(db, c).await?);
+        let entry = Entry { contact: c, goes_to: &ways(c, &s), items: &items };
+        serde::ser::SerializeSeq::serialize_element(&mut array, &entry)?;
     }
     serde::ser::SerializeSeq::end(array)?;
     writeln!(out)?;
@@ -77,8 +87,21 @@ pub(crate) async fn dry_run(config: &crate::config::Config, db: &Db, args: &Dige
     Ok(())
 }
 
-pub(crate) fn print_items(out: &mut impl Write, c: &ContactRow, items: &[ActionItem]) -> std::io::Result<()> {
+pub(crate) fn print_items(
+    out: &mut impl Write,
+    c: &ContactRow,
+    ways: &[&str],
+    items: &[ActionItem],
+) -> std::io::Result<()> {
     writeln!(out, "{}  {} <{}> ({}), {}: {} item(s)", c.id, c.name, c.email, c.role, c.client_name, items.len())?;
+    if ways.is_empty() {
+        writeln!(
+            out,
+            "  no digest would go: their email is off for digests (or suspended by bounces) and no chat is linked"
+        )?;
+    } else {
+        writeln!(out, "  by {}", ways.join(", "))?;
+    }
     let mut last = None;
     for it in items {
         if last != Some(it.category) {

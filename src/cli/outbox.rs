@@ -98,8 +98,11 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
         }
         OutboxCommand::Send => send_outbox(&AppState::new(config, db.clone())?).await?,
         OutboxCommand::Retry { id: None, .. } => {
-            let n = ob::requeue_dead(db, now).await?;
+            let (n, left) = ob::requeue_dead(db, now).await?;
             println!("{n} dead message(s) queued again");
+            if left > 0 {
+                println!("{left} left dead: their banners were retracted or have expired");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

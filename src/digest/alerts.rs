@@ -49,7 +49,7 @@ pub async fn scan(
         .filter(|c| clients.is_none_or(|set| set.contains(&c.client_id)))
         .collect();
     let settings = list_settings(&state.db).await?;
-    let chats = crate::actions::targets::targets_by_contact(state).await?;
+    let chats = crate::actions::targets::targets_by_contact(&state.config, &state.db).await?;
     let mut cache = ItemCache::new(&contacts);
     let mut queued = 0;
     let mut before = AlertedBefore::default();

@@ -125,7 +125,7 @@ pub async fn run_pass(
     };
     let settings = list_settings(&state.db).await?;
     let mut report = PassReport { contacts: contacts.len(), ..Default::default() };
-    let chats = targets_by_contact(state).await?;
+    let chats = targets_by_contact(&state.config, &state.db).await?;
     let mut cache = ItemCache::new(&contacts);
     let mut parsed = HashMap::new();
     // The live banners are read once a pass; each client's are picked from them.

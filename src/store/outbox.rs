@@ -491,9 +491,15 @@ pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Requeue> {
     Ok(seen)
 }
 
-/// Queues every dead message again ([`requeue_sql`]: a retracted banner's stay dead).
-pub async fn requeue_dead(db: &Db, now: DateTime<Utc>) -> Result<u64> {
-    Ok(execute!(db => &requeue_sql("status = 'dead'"), now)?)
+/// Queues every dead message again ([`requeue_sql`]): how many, and how many stay dead, the
+/// pushes of banners retracted or expired since.
+pub async fn requeue_dead(db: &Db, now: DateTime<Utc>) -> Result<(u64, i64)> {
+    let mut tx = db.begin().await?;
+    let queued = execute!(&mut tx => &requeue_sql("status = 'dead'"), now)?;
+    let sql = format!("SELECT COUNT(*) FROM outbox WHERE status = 'dead' AND {}", banner_gone());
+    let left: i64 = on_tx!(&mut tx, c => bind!(sqlx::query_scalar(&sql), now).fetch_one(c).await)?;
+    tx.commit().await?;
+    Ok((queued, left))
 }
 
 /// The number of messages in each state but `sent`, for the metrics a scrape reads: each is
