@@ -236,6 +236,9 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     let row = &html[html.find("id=\"A4:J-1\"").expect("J-1's art listed")..];
     let row = &row[..row.find("</tr>").unwrap_or(row.len())];
     assert!(!row.contains("<strong>-"), "{row}");
+    // It has waited since cport first had it (TOT sends no date for it), never since a day
+    // still to come.
+    assert!(row.contains("<strong>0 d</strong>") && !row.contains(&due), "{row}");
     // Waiting at least 0 days is every item, the one dated ahead with them.
     let (_, html) = app.page(&staff, "/staff/chase?category=A4&older=0").await;
     assert!(html.contains("id=\"A4:J-1\""), "{html}");

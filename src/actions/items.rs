@@ -151,7 +151,7 @@ pub async fn for_clients(db: &Db, clients: &[&str]) -> Result<HashMap<String, Ve
             title,
             detail,
             a.art_due,
-            None,
+            a.created_at,
         ));
     }
     Ok(out)

@@ -73,12 +73,15 @@ pub struct MissingArt {
     pub design_id: String,
     pub description: String,
     pub art_due: Option<NaiveDate>,
+    /// When cport first stored the requirement (none for one stored before that was kept).
+    pub created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A4: art requirements of open jobs whose artwork has not arrived.
 pub async fn list_missing_art(db: &Db, clients: &[&str]) -> Result<Vec<MissingArt>> {
     let sql = format!(
-        "SELECT a.client_id, a.id, a.job_id, j.name AS job_name, a.design_id, a.description, a.art_due
+        "SELECT a.client_id, a.id, a.job_id, j.name AS job_name, a.design_id, a.description, a.art_due,
+                a.created_at
          FROM art_requirements a JOIN jobs j ON j.id = a.job_id
          WHERE a.client_id IN ({{clients}}) AND NOT a.art_received AND j.status IN ({open})
          ORDER BY a.art_due, a.id",

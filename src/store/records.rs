@@ -304,6 +304,12 @@ const fn created_at(table_created_at: &'static str) -> (&'static str, &'static s
     ("created_at", "COALESCE({v}, {now})", table_created_at)
 }
 
+/// A record TOT sends no created time for: a new row gets the write time, and an existing
+/// row keeps its own (`keep`, the table's column).
+const fn first_stored(keep: &'static str) -> (&'static str, &'static str, &'static str) {
+    ("created_at", "{now}", keep)
+}
+
 impl Upsert for ClientIn {
     const ENTITY: &'static str = "clients";
     fn columns(&self) -> Vec<Col<'_>> {
@@ -316,7 +322,7 @@ impl Upsert for ContactIn {
     /// `created_at` is when cport first stored the contact, kept on every update;
     /// `schedule_set_at` is when an update changed its digest schedule or time zone.
     const SPECIAL: &'static [(&'static str, &'static str, &'static str)] = &[
-        ("created_at", "{now}", "contacts.created_at"),
+        first_stored("contacts.created_at"),
         (
             "schedule_set_at",
             "NULL",
@@ -374,11 +380,14 @@ impl Upsert for JobIn {
 
 impl Upsert for ArtRequirementIn {
     const ENTITY: &'static str = "art_requirements";
+    /// `created_at` is when cport first stored it, kept on every update.
+    const SPECIAL: &'static [(&'static str, &'static str, &'static str)] =
+        &[first_stored("art_requirements.created_at")];
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
         vec![("client_id", "clients", &self.client_id), ("job_id", "jobs", &self.job_id)]
     }
     fn columns(&self) -> Vec<Col<'_>> {
-        cols![self: id, client_id, job_id, design_id, description, art_due, art_received]
+        cols![self: id, client_id, job_id, design_id, description, art_due, art_received; created_at = Val::Time(None)]
     }
 }
 
