@@ -137,7 +137,8 @@ async fn dispatch(
         let suspended = outbox::suspended_contacts(&state.db).await?;
         let contacts: Vec<&str> = contacts.iter().map(String::as_str).collect();
         let active = crate::store::contacts::active_of(&state.db, &contacts).await?;
-        let batch = Batch { state, crew, token: &token, suspended: &suspended, active: &active };
+        let settings = crate::store::settings::settings_of(&state.db, &contacts).await?;
+        let batch = Batch { state, crew, token: &token, suspended: &suspended, active: &active, settings: &settings };
         // The previous delivery's mark commits while the next message is built and begun;
         // it is settled before the next one is delivered.
         let mut pending: Option<Settle> = None;
@@ -245,6 +246,8 @@ struct Batch<'a> {
     suspended: &'a HashMap<String, String>,
     /// The batch's contacts that are still there and active.
     active: &'a std::collections::HashSet<String>,
+    /// The batch's contacts' saved settings, read as it began (none saved: the defaults).
+    settings: &'a HashMap<String, crate::store::settings::ContactSettings>,
 }
 
 /// Sends one claimed row. A panic while building or sending it (a bug) makes that message
@@ -331,13 +334,13 @@ async fn attempt(
 /// Sends one claimed row and marks it, if this sender still holds its claim (a delivery's
 /// mark may still be committing when this returns).
 async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Settle, StoreError> {
-    let Batch { state, crew, token, suspended, active } = *batch;
+    let Batch { state, crew, token, suspended, active, settings } = *batch;
     let started = Instant::now();
     let limit = std::time::Duration::from_secs(state.config.outbox.send_timeout_seconds);
     // A delivery begins with a quarter of the send's time left at least: one held at its
     // gate longer is handed back untried, not handed over and then given up on at once.
     let gate = &gate.until(tokio::time::Instant::now() + limit, limit / 4);
-    let unwanted = unwanted(state, &row, active).await;
+    let unwanted = unwanted(state, &row, active, settings).await;
     let attempted = async {
         match &unwanted {
             Ok(Some(_)) => Ok(None),
@@ -434,6 +437,7 @@ async fn unwanted(
     state: &Providers,
     row: &OutboxRow,
     active: &std::collections::HashSet<String>,
+    settings: &HashMap<String, crate::store::settings::ContactSettings>,
 ) -> Result<Option<&'static str>, StoreError> {
     let Some(contact) = &row.contact_id else {
         return Ok(None);
@@ -451,8 +455,8 @@ async fn unwanted(
     // address suspended by bounces is the sender's to refuse, saying so.
     if row.channel == Outlet::Email {
         let kind = crate::store::settings::Sending::of_kind(row.kind);
-        let s = crate::store::settings::get_settings(&state.db, contact).await?;
-        return Ok((!s.wants(kind)).then_some("the contact has turned these emails off since"));
+        let wants = settings.get(contact).is_none_or(|s| s.wants(kind));
+        return Ok((!wants).then_some("the contact has turned these emails off since"));
     }
     let linked = crate::store::chat::chats_of_contact(&state.db, contact).await?;
     let still = linked.iter().any(|l| l.channel.as_str() == row.channel.as_str() && l.chat_id == row.recipient);

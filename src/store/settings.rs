@@ -115,6 +115,14 @@ pub async fn list_settings(db: &Db) -> Result<std::collections::HashMap<String, 
     Ok(rows.into_iter().map(|s| (s.contact_id.clone(), s)).collect())
 }
 
+/// The saved settings of these contacts, by contact (one with none saved is left out: its
+/// settings are the defaults).
+pub async fn settings_of(db: &Db, contacts: &[&str]) -> Result<std::collections::HashMap<String, ContactSettings>> {
+    let sql = format!("SELECT {COLS} FROM contact_settings WHERE contact_id IN ({{in}})");
+    let rows: Vec<ContactSettings> = crate::fetch_in!(on_db, db, sql, contacts, once)?;
+    Ok(rows.into_iter().map(|s| (s.contact_id.clone(), s)).collect())
+}
+
 impl ContactSettings {
     pub fn defaults(contact_id: &str) -> ContactSettings {
         ContactSettings {
