@@ -382,6 +382,9 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
     let (_, html) = app.page(&staff, "/staff/outbox?status=sent&channel=email&kind=digest&client=C-1").await;
     assert!(!html.contains(&format!("/staff/outbox/{dead}\"")), "a dead message is not sent");
     assert!(html.contains("ann@alpha.example") && !html.contains("zed@beta.example"), "client C-1 only");
+    // Until the last day a date may name is no bound at all: every message, never none.
+    let (_, html) = app.page(&staff, "/staff/outbox?status=dead&until=9999-12-31").await;
+    assert!(html.contains(&format!("/staff/outbox/{dead}\"")), "{html}");
     for (query, field) in [
         ("status=lost", "status"),
         ("channel=fax", "channel"),

@@ -153,6 +153,8 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
         let (s, _, html) = app.post_form(&bob, &path, &fields).await;
         assert_eq!(s, 422, "{choice:?}");
         assert!(html.contains("address_choice: choose one of the addresses offered"), "{html}");
+        // The refused form shows what was typed, to put it right; the page after, what was saved.
+        assert!(html.contains(">Elsewhere 2</textarea>"), "{html}");
     }
     let (_, html) = app.page(&bob, &path).await;
     assert!(html.contains("1 High St, Bristol") && !html.contains("Elsewhere 2"), "{html}");
@@ -267,6 +269,24 @@ async fn roles_decide_who_orders() {
     let bob = app.signed_in("P-1B").await;
     assert_eq!(app.page(&bob, "/users").await.0, 404, "users are for admins");
     app.stop().await;
+}
+
+/// Adds that name no basket each make one, called after the minute: a second in the same
+/// minute is numbered, never refused for a name its maker did not choose.
+#[tokio::test]
+async fn baskets_made_unnamed_in_the_same_minute_are_numbered() {
+    let t = TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    let ann = cport::store::contacts::get_contact(&t.state.db, "P-1A").await.unwrap();
+    let ann = cport::actions::Actor::new(ann, cport::model::Channel::Portal);
+    let now = Utc::now();
+    let mut names = vec![];
+    for _ in 0..3 {
+        let id = cport::actions::orders::create_unnamed_basket(&t.state, &ann, now).await.unwrap();
+        names.push(cport::store::orders::basket(&t.state.db, "P-1A", id).await.unwrap().name);
+    }
+    let base = format!("Basket {}", now.format("%-d %b %H:%M"));
+    assert_eq!(names, [base.clone(), format!("{base} (2)"), format!("{base} (3)")]);
 }
 
 /// Two people place the last units at once: exactly one order, the other told which line.

@@ -578,11 +578,17 @@ async fn preferences_are_saved_and_bad_values_named() {
         )
         .await;
     assert!(html.contains("schedule:"));
+    // The refused form comes back as typed, to put one field right: not as saved.
+    assert!(
+        html.contains("value=\"every morning\"") && html.contains("<option selected>Europe&#x2f;Paris</option>"),
+        "{html}"
+    );
     // Quiet hours from a time to itself would hold nothing: refused, naming quiet_end.
     let same =
         [("timezone", "Europe/Paris"), ("schedule", "0 0 8 * * Mon"), ("quiet_start", "22:00"), ("quiet_end", "22:00")];
     let html = app.post_refused(&b, "/preferences", &same).await;
     assert!(html.contains("quiet_end: 22:00 is also the start"), "{html}");
+    assert!(html.contains("value=\"22:00\""), "the times typed are shown again: {html}");
     let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
     assert_eq!(s.quiet_start, None, "nothing saved");
     app.submit(

@@ -100,6 +100,27 @@ pub async fn create_basket(
     made.ok_or_else(|| name_taken(&name))
 }
 
+/// A basket for an add that named none: called after the time it was made ("Basket 5 Dec
+/// 09:30"), with a number after it when that name is the contact's already (a second one in
+/// the same minute).
+pub async fn create_unnamed_basket(state: &Services, actor: &Actor, now: DateTime<Utc>) -> Result<i64, ActionError> {
+    require_order(state, actor).await?;
+    let base = format!("Basket {}", now.format("%-d %b %H:%M"));
+    // Bounded: a contact making more than this many baskets in one minute is told the name
+    // is taken, as if they had typed it.
+    for n in 1..=50 {
+        let name = if n == 1 { base.clone() } else { format!("{base} ({n})") };
+        let made = state
+            .db
+            .in_transaction(async |tx| q::create_basket(tx, actor.client_id(), &actor.contact.id, &name, now).await)
+            .await?;
+        if let Some(id) = made {
+            return Ok(id);
+        }
+    }
+    Err(name_taken(&base))
+}
+
 async fn own_basket(state: &Services, actor: &Actor, id: i64) -> Result<q::Basket, ActionError> {
     found(q::basket(&state.db, &actor.contact.id, id).await, || format!("basket {id}"))
 }

@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde_json::json;
 
 use super::{Staff, page, without_link_tokens, without_tokens};
@@ -34,7 +34,14 @@ fn day_field(q: &FormData, name: &str, end: bool) -> Result<Option<DateTime<Utc>
         None => Ok(None),
         Some(v) => {
             let d = crate::model::dates::parse_date(v).map_err(|e| HttpError::BadRequest(format!("{name}: {e}")))?;
-            let d = if end { d.succ_opt().unwrap_or(d) } else { d };
+            // Until a day is before the start of the next. After the last day a time can be
+            // stored as (9999-12-31) there is no bound: a five-digit year would sort before
+            // every stored time.
+            let d = match (end, d.succ_opt()) {
+                (false, _) => d,
+                (true, Some(next)) if next.year() <= 9999 => next,
+                (true, _) => return Ok(None),
+            };
             Ok(Some(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()))
         }
     }

@@ -107,8 +107,12 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
     let basket = match form.get("basket").unwrap_or("new") {
         "new" => {
             let name = form.text("new_basket");
-            let name = if name.trim().is_empty() { format!("Basket {}", now.format("%-d %b %H:%M")) } else { name };
-            match act::create_basket(&state, a, &name, now).await {
+            let made = if name.trim().is_empty() {
+                act::create_unnamed_basket(&state, a, now).await
+            } else {
+                act::create_basket(&state, a, &name, now).await
+            };
+            match made {
                 Ok(id) => id,
                 // The form's field for the new basket's name is `new_basket`.
                 Err(ActionError::Invalid { message, .. }) => {
@@ -188,10 +192,19 @@ pub async fn create_basket(State(state): State<AppState>, CsrfForm(session, form
 /// `GET /baskets/{id}`.
 pub async fn basket(State(state): State<AppState>, session: Session, Path(id): Path<String>, shown: Shown) -> Reply {
     let id = id.parse::<i64>().map_err(|_| HttpError::NotFound)?;
-    basket_page(&state, &session, id, vec![], shown).await
+    basket_page(&state, &session, id, vec![], shown, None).await
 }
 
-async fn basket_page(state: &AppState, session: &Session, id: i64, short: Vec<act::Short>, shown: Shown) -> Reply {
+/// A basket's page. `typed`: the details form as posted and refused, shown again as typed
+/// (name, address, notes) so one field can be put right.
+async fn basket_page(
+    state: &AppState,
+    session: &Session,
+    id: i64,
+    short: Vec<act::Short>,
+    shown: Shown,
+    typed: Option<&FormData>,
+) -> Reply {
     let Shown { note, error, status } = shown;
     require_orders(session)?;
     let b = match q::basket(&state.db, &session.actor.contact.id, id).await {
@@ -201,11 +214,14 @@ async fn basket_page(state: &AppState, session: &Session, id: i64, short: Vec<ac
     };
     let lines = act::basket_lines(state, &session.actor, id).await?;
     let addresses = act::offered_addresses(state, &session.actor).await?;
+    let field = |key: &str, saved: &str| typed.map_or_else(|| saved.to_string(), |f| f.text(key));
+    let details = json!({"name": field("name", &b.name), "address": field("address", &b.address),
+                         "notes": field("notes", &b.notes)});
     page_status(
         state,
         Some(session),
         "basket",
-        json!({"b": b, "lines": lines, "addresses": addresses, "short": short,
+        json!({"b": b, "details": details, "lines": lines, "addresses": addresses, "short": short,
                "may_order": act::may_order(&session.actor), "note": note, "error": error}),
         status,
     )
@@ -269,9 +285,9 @@ pub async fn basket_action(
             }
             Err(PlaceError::Short(short)) => {
                 let msg =
-                    "Not placed: some lines are no longer free to order in that quantity. Lower them and place again."
+                    "Not placed: some lines cannot be ordered as they stand (each says why). Lower or remove them and place again."
                         .to_string();
-                return basket_page(&state, &session, id, short, Shown::error(StatusCode::CONFLICT, msg)).await;
+                return basket_page(&state, &session, id, short, Shown::error(StatusCode::CONFLICT, msg), None).await;
             }
             Err(PlaceError::Action(e)) => Err(e),
         },
@@ -285,7 +301,8 @@ pub async fn basket_action(
                     ActionError::Conflict(_) => StatusCode::CONFLICT,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
-                basket_page(&state, &session, id, vec![], Shown::error(status, msg)).await
+                let typed = (form.get("action") == Some("save")).then_some(&form);
+                basket_page(&state, &session, id, vec![], Shown::error(status, msg), typed).await
             }
             None => Err(e.into()),
         },

@@ -6,12 +6,12 @@ use chrono::Utc;
 use serde_json::{Value, json};
 
 use super::pages::no_delegation;
-use super::{CsrfForm, HttpError, Session, Shown, page_status, see_other};
+use super::{CsrfForm, FormData, HttpError, Session, Shown, page_status, see_other};
 use crate::actions::items::Category;
 use crate::actions::targets::mode;
 use crate::model::AlertMode;
 use crate::state::AppState;
-use crate::store::settings::{self, get_settings};
+use crate::store::settings::{self, ContactSettings, get_settings};
 use crate::web::Reply;
 
 const SCHEDULES: &[(&str, &str)] = &[
@@ -37,7 +37,14 @@ const ZONES: &[&str] = &[
     "UTC",
 ];
 
-async fn prefs_page(state: &AppState, session: &Session, shown: Shown, code: Option<(String, Vec<String>)>) -> Reply {
+/// The preferences page. `typed`: settings posted and refused, shown as typed, not as saved.
+async fn prefs_page(
+    state: &AppState,
+    session: &Session,
+    shown: Shown,
+    code: Option<(String, Vec<String>)>,
+    typed: Option<ContactSettings>,
+) -> Reply {
     let Shown { note, error, status } = shown;
     let c = &session.actor.contact;
     let chats: Vec<Value> = crate::store::chat::chats_of_contact(&state.db, &c.id)
@@ -45,7 +52,10 @@ async fn prefs_page(state: &AppState, session: &Session, shown: Shown, code: Opt
         .into_iter()
         .map(|l| json!({"channel": l.channel, "user": l.user_id}))
         .collect();
-    let s = get_settings(&state.db, &c.id).await?;
+    let s = match typed {
+        Some(s) => s,
+        None => get_settings(&state.db, &c.id).await?,
+    };
     let schedule =
         s.digest_schedule.clone().or(c.digest_schedule.clone()).unwrap_or(state.config.digest.schedule.clone());
     let modes: Vec<Value> = Category::ALL
@@ -76,7 +86,7 @@ pub async fn chat_code(State(state): State<AppState>, CsrfForm(session, _): Csrf
     }
     let code = crate::actions::chat_link::new_link_code(&state, &session.actor.contact.id, Utc::now()).await?;
     let how = crate::actions::chat_link::how_to_link(&state.config, &code);
-    prefs_page(&state, &session, Shown::fresh(None), Some((code, how))).await
+    prefs_page(&state, &session, Shown::fresh(None), Some((code, how)), None).await
 }
 
 /// Unlinked already (a second click, another tab), or never this contact's: the same words,
@@ -108,14 +118,46 @@ pub async fn chat_unlink(State(state): State<AppState>, CsrfForm(session, form):
 
 pub async fn preferences(State(state): State<AppState>, session: Session, shown: Shown) -> Reply {
     no_delegation(&session)?;
-    prefs_page(&state, &session, shown, None).await
+    prefs_page(&state, &session, shown, None, None).await
+}
+
+/// The settings as the form gives them, unchecked: saved once checked, or shown again as
+/// typed when refused. A mode or box that cannot be read keeps its saved value.
+fn as_typed(form: &FormData, mut s: ContactSettings) -> ContactSettings {
+    let opt = |k: &str| Some(form.text(k)).filter(|v| !v.is_empty());
+    s.timezone = opt("timezone");
+    s.digest_schedule = match form.text("schedule").as_str() {
+        "custom" => opt("custom_schedule"),
+        other => Some(other.to_string()),
+    };
+    s.quiet_start = opt("quiet_start");
+    s.quiet_end = opt("quiet_end");
+    for (ticked, name) in [
+        (&mut s.email_enabled, "email_enabled"),
+        (&mut s.email_digests, "email_digests"),
+        (&mut s.email_alerts, "email_alerts"),
+    ] {
+        if let Ok(b) = form.checkbox(name) {
+            *ticked = b;
+        }
+    }
+    for cat in Category::ALL {
+        let m = opt(&format!("mode_{}", cat.name())).and_then(|m| AlertMode::parse(&m));
+        match cat {
+            Category::VisualApproval => s.mode_visual_approval = m.or(s.mode_visual_approval.take()),
+            Category::DeliveryInstructions => s.mode_delivery_instructions = m.or(s.mode_delivery_instructions.take()),
+            Category::ThirdPartyPo => s.mode_third_party_po = m.or(s.mode_third_party_po.take()),
+            Category::AwaitingArt => s.mode_awaiting_art = m.or(s.mode_awaiting_art.take()),
+        }
+    }
+    s
 }
 
 /// `POST /preferences`: channels, time zone, schedule, quiet hours, mode per category.
 pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     no_delegation(&session)?;
     let c = &session.actor.contact;
-    let mut s = get_settings(&state.db, &c.id).await?;
+    let s = get_settings(&state.db, &c.id).await?;
     let check = || -> Result<[bool; 3], String> {
         let mut boxes = [false; 3];
         for (ticked, name) in boxes.iter_mut().zip(["email_enabled", "email_digests", "email_alerts"]) {
@@ -161,31 +203,17 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
     };
     let [email_enabled, email_digests, email_alerts] = match check() {
         Ok(boxes) => boxes,
-        Err(e) => return prefs_page(&state, &session, Shown::refused(e), None).await,
+        // The form comes back as typed (nothing saved), so one field can be put right.
+        Err(e) => return prefs_page(&state, &session, Shown::refused(e), None, Some(as_typed(&form, s))).await,
     };
-    let opt = |k: &str| Some(form.text(k)).filter(|v| !v.is_empty());
-    s.timezone = opt("timezone");
-    s.digest_schedule = match form.text("schedule").as_str() {
-        "custom" => opt("custom_schedule"),
-        other => Some(other.to_string()),
-    };
+    let mut s = as_typed(&form, s);
     // Kept as HH:MM whatever was typed (`7:5`): the page's time inputs read it back so.
-    let hhmm = |k: &str| {
-        opt(k).and_then(|v| chrono::NaiveTime::parse_from_str(&v, "%H:%M").ok()).map(|t| t.format("%H:%M").to_string())
+    let hhmm = |v: Option<String>| {
+        v.and_then(|v| chrono::NaiveTime::parse_from_str(&v, "%H:%M").ok()).map(|t| t.format("%H:%M").to_string())
     };
-    s.quiet_start = hhmm("quiet_start");
-    s.quiet_end = hhmm("quiet_end");
+    s.quiet_start = hhmm(s.quiet_start);
+    s.quiet_end = hhmm(s.quiet_end);
     (s.email_enabled, s.email_digests, s.email_alerts) = (email_enabled, email_digests, email_alerts);
-    for cat in Category::ALL {
-        // Checked above: a name that is not a mode was refused.
-        let m = opt(&format!("mode_{}", cat.name())).and_then(|m| AlertMode::parse(&m));
-        match cat {
-            Category::VisualApproval => s.mode_visual_approval = m.or(s.mode_visual_approval.take()),
-            Category::DeliveryInstructions => s.mode_delivery_instructions = m.or(s.mode_delivery_instructions.take()),
-            Category::ThirdPartyPo => s.mode_third_party_po = m.or(s.mode_third_party_po.take()),
-            Category::AwaitingArt => s.mode_awaiting_art = m.or(s.mode_awaiting_art.take()),
-        }
-    }
     settings::save_preferences(&state.db, &s, Utc::now()).await?;
     Ok(see_other(&state, &session.token_hash, "/preferences", "Preferences saved."))
 }
