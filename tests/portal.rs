@@ -313,6 +313,8 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
         .post_refused(&b, "/visuals/V-1", &[("action", "delegate"), ("name", "Dana"), ("email", "not-an-email")])
         .await;
     assert!(html.contains("is not an email address"));
+    // The form comes back as typed, to put the address right.
+    assert!(html.contains("value=\"Dana\"") && html.contains("value=\"not-an-email\""), "{html}");
     app.submit(
         &b,
         "/visuals/V-1",
@@ -774,6 +776,9 @@ async fn what_could_be_read_two_ways_is_refused_by_name() {
         let html = app.post_refused(&b, "/visuals/V-1", &fields).await;
         assert!(html.contains(says), "{fields:?}: {html}");
     }
+    // A comment refused is shown again as typed (escaped), the page's CSRF token fresh.
+    let html = app.post_refused(&b, "/visuals/V-1", &[("action", "comment"), ("comment", "<b>odd</b> \u{FFFE}")]).await;
+    assert!(html.contains(">&lt;b&gt;odd&lt;&#x2f;b&gt; \u{FFFE}</textarea>"), "{html}");
     let html = app.post_refused(&b, "/visuals", &[("visual", "V-1"), ("terms", "no")]).await;
     assert!(html.contains("terms: `no` is not a box"), "{html}");
     let prefs = [("timezone", "Europe/London"), ("schedule", "0 0 8 * * Mon-Fri"), ("email_enabled", "0")];

@@ -49,6 +49,12 @@ impl FormData {
     pub fn text(&self, name: &str) -> String {
         self.get(name).unwrap_or("").to_string()
     }
+    /// The fields as typed, by name, to show a refused form again: never its CSRF token nor
+    /// a password (a page is no place to echo one).
+    pub fn typed(&self) -> Value {
+        let kept = self.0.iter().filter(|(k, _)| k != "csrf" && !k.contains("password"));
+        Value::Object(kept.map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect())
+    }
     pub fn all(&self, name: &str) -> Vec<String> {
         self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
     }
@@ -236,18 +242,26 @@ pub struct Shown {
     pub note: Option<String>,
     pub error: Option<String>,
     pub status: StatusCode,
+    /// The refused form's fields as typed ([`FormData::typed`]), for its page to show again
+    /// (`{{ typed.reason }}`): one field is put right, not the whole form typed anew.
+    pub typed: Value,
 }
 
 impl Shown {
     pub fn fresh(note: Option<String>) -> Shown {
-        Shown { note, error: None, status: StatusCode::OK }
+        Shown { note, error: None, status: StatusCode::OK, typed: Value::Object(Default::default()) }
+    }
+    /// The same, with the refused form's fields to show again.
+    pub fn with_typed(mut self, form: &FormData) -> Shown {
+        self.typed = form.typed();
+        self
     }
     /// A form refused for what it holds (422).
     pub fn refused(error: String) -> Shown {
         Shown::error(StatusCode::UNPROCESSABLE_ENTITY, error)
     }
     pub fn error(status: StatusCode, error: String) -> Shown {
-        Shown { note: None, error: Some(error), status }
+        Shown { note: None, error: Some(error), status, typed: Value::Object(Default::default()) }
     }
 }
 

@@ -164,14 +164,15 @@ pub async fn baskets(State(state): State<AppState>, session: Session, shown: Sho
 }
 
 async fn baskets_page(state: &AppState, session: &Session, shown: Shown) -> Reply {
-    let Shown { note, error, status } = shown;
+    let Shown { note, error, status, typed } = shown;
     require_orders(session)?;
     let list = q::baskets_of(&state.db, &session.actor.contact.id).await?;
     page_status(
         state,
         Some(session),
         "baskets",
-        json!({"baskets": list, "may_order": act::may_order(&session.actor), "note": note, "error": error}),
+        json!({"baskets": list, "may_order": act::may_order(&session.actor), "note": note, "error": error,
+               "typed": typed}),
         status,
     )
     .await
@@ -183,7 +184,7 @@ pub async fn create_basket(State(state): State<AppState>, CsrfForm(session, form
     match act::create_basket(&state, &session.actor, &form.text("name"), Utc::now()).await {
         Ok(id) => Ok(see_other(&state, &session.token_hash, &format!("/baskets/{id}"), "Basket created.")),
         Err(e) => match form_error(&e) {
-            Some(msg) => baskets_page(&state, &session, Shown::refused(msg)).await,
+            Some(msg) => baskets_page(&state, &session, Shown::refused(msg).with_typed(&form)).await,
             None => Err(e.into()),
         },
     }
@@ -192,20 +193,12 @@ pub async fn create_basket(State(state): State<AppState>, CsrfForm(session, form
 /// `GET /baskets/{id}`.
 pub async fn basket(State(state): State<AppState>, session: Session, Path(id): Path<String>, shown: Shown) -> Reply {
     let id = id.parse::<i64>().map_err(|_| HttpError::NotFound)?;
-    basket_page(&state, &session, id, vec![], shown, None).await
+    basket_page(&state, &session, id, vec![], shown).await
 }
 
-/// A basket's page. `typed`: the details form as posted and refused, shown again as typed
-/// (name, address, notes) so one field can be put right.
-async fn basket_page(
-    state: &AppState,
-    session: &Session,
-    id: i64,
-    short: Vec<act::Short>,
-    shown: Shown,
-    typed: Option<&FormData>,
-) -> Reply {
-    let Shown { note, error, status } = shown;
+/// A basket's page; a details form refused shows its name, address and notes as typed.
+async fn basket_page(state: &AppState, session: &Session, id: i64, short: Vec<act::Short>, shown: Shown) -> Reply {
+    let Shown { note, error, status, typed } = shown;
     require_orders(session)?;
     let b = match q::basket(&state.db, &session.actor.contact.id, id).await {
         Ok(b) => b,
@@ -214,7 +207,7 @@ async fn basket_page(
     };
     let lines = act::basket_lines(state, &session.actor, id).await?;
     let addresses = act::offered_addresses(state, &session.actor).await?;
-    let field = |key: &str, saved: &str| typed.map_or_else(|| saved.to_string(), |f| f.text(key));
+    let field = |key: &str, saved: &str| typed.get(key).and_then(Value::as_str).unwrap_or(saved).to_string();
     let details = json!({"name": field("name", &b.name), "address": field("address", &b.address),
                          "notes": field("notes", &b.notes)});
     page_status(
@@ -287,7 +280,7 @@ pub async fn basket_action(
                 let msg =
                     "Not placed: some lines cannot be ordered as they stand (each says why). Lower or remove them and place again."
                         .to_string();
-                return basket_page(&state, &session, id, short, Shown::error(StatusCode::CONFLICT, msg), None).await;
+                return basket_page(&state, &session, id, short, Shown::error(StatusCode::CONFLICT, msg)).await;
             }
             Err(PlaceError::Action(e)) => Err(e),
         },
@@ -301,8 +294,7 @@ pub async fn basket_action(
                     ActionError::Conflict(_) => StatusCode::CONFLICT,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
-                let typed = (form.get("action") == Some("save")).then_some(&form);
-                basket_page(&state, &session, id, vec![], Shown::error(status, msg), typed).await
+                basket_page(&state, &session, id, vec![], Shown::error(status, msg).with_typed(&form)).await
             }
             None => Err(e.into()),
         },
@@ -339,7 +331,7 @@ pub async fn users(State(state): State<AppState>, session: Session, shown: Shown
 }
 
 async fn users_page(state: &AppState, session: &Session, shown: Shown) -> Reply {
-    let Shown { note, error, status } = shown;
+    let Shown { note, error, status, typed } = shown;
     require_admin(session)?;
     let client = session.actor.client_id();
     let enabled = q::third_party_ordering(&state.db, client).await?;
@@ -353,7 +345,7 @@ async fn users_page(state: &AppState, session: &Session, shown: Shown) -> Reply 
         state,
         Some(session),
         "users",
-        json!({"enabled": enabled, "users": users, "stock": stock, "note": note, "error": error}),
+        json!({"enabled": enabled, "users": users, "stock": stock, "note": note, "error": error, "typed": typed}),
         status,
     )
     .await
@@ -388,7 +380,7 @@ pub async fn users_action(State(state): State<AppState>, CsrfForm(session, form)
     match result {
         Ok(note) => Ok(see_other(&state, &session.token_hash, "/users", &note)),
         Err(e) => match (&e, form_error(&e)) {
-            (_, Some(msg)) => users_page(&state, &session, Shown::refused(msg)).await,
+            (_, Some(msg)) => users_page(&state, &session, Shown::refused(msg).with_typed(&form)).await,
             (ActionError::NotFound(what), None) => {
                 users_page(&state, &session, Shown::error(StatusCode::NOT_FOUND, format!("{what} not found."))).await
             }

@@ -81,7 +81,7 @@ pub async fn visuals(State(state): State<AppState>, session: Session, shown: Sho
 }
 
 async fn list_page(state: &AppState, session: &Session, shown: Shown) -> Reply {
-    let Shown { note, error, status } = shown;
+    let Shown { note, error, status, .. } = shown;
     // A page, not a client's whole history: those awaiting approval first, then the newest
     // (every visual stays reachable from its job).
     let mut rows = vstore::list_visuals(&state.db, session.actor.client_id(), VISUALS_SHOWN + 1).await?;
@@ -125,7 +125,7 @@ pub async fn approve_many(State(state): State<AppState>, CsrfForm(session, form)
             if failed.is_empty() {
                 Ok(see_other(&state, &session.token_hash, "/visuals", &done))
             } else {
-                let shown = Shown { note: Some(done), error: Some(failed.join(" ")), status: StatusCode::CONFLICT };
+                let shown = Shown { note: Some(done), ..Shown::error(StatusCode::CONFLICT, failed.join(" ")) };
                 list_page(&state, &session, shown).await
             }
         }
@@ -138,7 +138,7 @@ pub async fn approve_many(State(state): State<AppState>, CsrfForm(session, form)
 }
 
 async fn visual_page(state: &AppState, session: &Session, id: &str, shown: Shown) -> Reply {
-    let Shown { note, error, status } = shown;
+    let Shown { note, error, status, typed } = shown;
     let v = act::visible_visual(state, &session.actor, id).await?;
     let charges = vstore::list_charges(&state.db, id).await?;
     let total = crate::model::lines_total(charges.iter().map(|c| (c.qty, c.unit_price)));
@@ -167,6 +167,7 @@ async fn visual_page(state: &AppState, session: &Session, id: &str, shown: Shown
             "can_comment": session.actor.may_act() || session.actor.delegation.is_some(),
             "note": note,
             "error": error,
+            "typed": typed,
         }),
         status,
     )
@@ -230,9 +231,12 @@ pub async fn visual_action(
         Ok(note) => {
             Ok(see_other(&state, &session.token_hash, &format!("/visuals/{}", crate::model::segment(&id)), &note))
         }
-        Err(e @ (ActionError::Invalid { .. } | ActionError::Conflict(_))) => {
-            visual_page(&state, &session, &id, Shown::refused(e.to_string())).await
+        // A field to put right comes back as typed; a conflict (decided meanwhile, a comment
+        // already in the thread) does not offer the same words to send again.
+        Err(e @ ActionError::Invalid { .. }) => {
+            visual_page(&state, &session, &id, Shown::refused(e.to_string()).with_typed(&form)).await
         }
+        Err(e @ ActionError::Conflict(_)) => visual_page(&state, &session, &id, Shown::refused(e.to_string())).await,
         Err(e) => Err(e.into()),
     }
 }

@@ -45,7 +45,7 @@ async fn prefs_page(
     code: Option<(String, Vec<String>)>,
     typed: Option<ContactSettings>,
 ) -> Reply {
-    let Shown { note, error, status } = shown;
+    let Shown { note, error, status, .. } = shown;
     let c = &session.actor.contact;
     let chats: Vec<Value> = crate::store::chat::chats_of_contact(&state.db, &c.id)
         .await?
