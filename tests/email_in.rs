@@ -654,6 +654,25 @@ async fn hostile_mime_is_refused_and_a_pass_for_another_domain_is_held() {
     assert_eq!(kind(&d), "held", "{d:?}");
     assert!(reason(&d).contains("checked evil.example, not the sender's domain"), "{}", reason(&d));
 
+    // A failure is a failure however RFC 8601 lets the MTA write it: a version after its
+    // name, spaces around `=`, a comment holding `;`.
+    for (n, auth) in [
+        "mx.tot.example 1; dkim=fail header.d=alpha.example; dmarc=fail (p=reject) header.from=alpha.example",
+        "mx.tot.example; dkim=pass header.d=alpha.example; dmarc = fail header.from=alpha.example",
+        "mx.tot.example (via relay; 2) ; dmarc=pass; dkim / 1 = permerror",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mail = format!(
+            "Authentication-Results: {auth}\r\n\
+             From: Ann <ann@alpha.example>\r\nTo: reply+{art_token}@{domain}\r\nSubject: Re: art\r\n\
+             Message-ID: <spelled-{n}@alpha.example>\r\n\r\nNODELIVERY J-1\r\n"
+        );
+        let d = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap();
+        assert_eq!(kind(&d), "held", "{auth}: {d:?}");
+    }
+
     // Artwork whose base64 is junk, cut short, or has junk inside: refused by name.
     for (n, body) in ["!!!!####$$$$", "JVBERi0xL", "JVBE!!Ri0xLjQK"].iter().enumerate() {
         let mail = format!(

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 mod attachments;
+mod auth_results;
 mod backlog;
 mod bounce;
 mod mime;

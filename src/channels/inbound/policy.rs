@@ -52,36 +52,37 @@ pub(super) fn is_report(msg: &mail_parser::Message<'_>) -> bool {
 
 /// DMARC or DKIM failure reported by a trusted receiving MTA, or a DMARC pass for another
 /// domain than the sender's (`header.from`): a pass for the attacker's own domain says
-/// nothing about the address cport acts for.
+/// nothing about the address cport acts for. Each header is read as RFC 8601 writes it (a
+/// version after the authserv-id, spaces around `=`, comments anywhere).
 pub(super) fn auth_failure(msg: &mail_parser::Message<'_>, from: &str, trusted: &[String]) -> Option<String> {
     if trusted.is_empty() {
         return None;
     }
+    let sender_domain = from.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
     for v in msg.header_values("Authentication-Results") {
         let text = match v {
             mail_parser::HeaderValue::Text(t) => t.to_string(),
             other => format!("{other:?}"),
         };
-        let authserv = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let Some((authserv, verdicts)) = super::auth_results::parse(&text) else {
+            continue;
+        };
         if !trusted.iter().any(|t| t.eq_ignore_ascii_case(&authserv)) {
             continue;
         }
-        let lower = text.to_ascii_lowercase();
-        for check in ["dmarc", "dkim"] {
-            for verdict in ["fail", "permerror"] {
-                if lower.contains(&format!("{check}={verdict}")) {
-                    return Some(format!("{check}={verdict} from {authserv}"));
-                }
-            }
+        let failed = |m: &super::auth_results::Verdict| {
+            matches!(m.method.as_str(), "dmarc" | "dkim") && matches!(m.result.as_str(), "fail" | "permerror")
+        };
+        if let Some(m) = verdicts.iter().find(|m| failed(m)) {
+            return Some(format!("{}={} from {authserv}", m.method, m.result));
         }
-        let sender_domain = from.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
-        for (_, rest) in lower.match_indices("header.from=").map(|(i, _)| lower.split_at(i + "header.from=".len())) {
-            let domain: String =
-                rest.chars().take_while(|c| !c.is_whitespace() && !matches!(c, ';' | ')' | '(')).collect();
-            if !domain.is_empty() && domain.trim_matches('"') != sender_domain {
-                let shown = crate::model::shown(domain.trim_matches('"'), 100);
-                return Some(format!("{authserv} checked {shown}, not the sender's domain"));
-            }
+        let other_domain = verdicts
+            .iter()
+            .flat_map(|m| &m.properties)
+            .find(|(k, d)| k == "header.from" && !d.is_empty() && !d.eq_ignore_ascii_case(&sender_domain));
+        if let Some((_, domain)) = other_domain {
+            let shown = crate::model::shown(domain, 100);
+            return Some(format!("{authserv} checked {shown}, not the sender's domain"));
         }
     }
     None
