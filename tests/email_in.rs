@@ -410,6 +410,36 @@ async fn last_answer(c: &Corpus) -> cport::channels::email::EmailPayload {
     serde_json::from_str(&row.payload).unwrap()
 }
 
+/// A reply as Thunderbird and Apple Mail write it (`format=flowed`: a long line broken where
+/// it ends in a space) is read whole, and a byte-order mark before the first command is no
+/// part of it.
+#[tokio::test]
+async fn flowed_text_is_read_whole_and_a_byte_order_mark_is_not_a_command() {
+    let c = Corpus::new().await;
+    let token = sent_to(&c.t, "P-1A", "ann@alpha.example", "digest", &["A1:V-1"]).await;
+    let flowed = "Content-Type: text/plain; charset=utf-8; format=flowed; delsp=no\r\n";
+    let body = "REJECT V-1 The logo needs to be twice as large and the navy should \r\nmatch Pantone 533 C, please.";
+    assert_eq!(kind(&ann_replies(&c, &token, "flowed@alpha.example", flowed, body).await), "processed");
+    let reasons = cport::store::visuals::list_decisions(&c.t.state.db, "V-1").await.unwrap();
+    let reason = reasons.last().and_then(|d| d.reason.clone()).unwrap_or_default();
+    assert_eq!(reason, "The logo needs to be twice as large and the navy should match Pantone 533 C, please.");
+
+    // A command misspelt is named, with the nearest one, and the lines after it still run.
+    let plain = "Content-Type: text/plain; charset=utf-8\r\n";
+    let before = c.visual("V-2").await;
+    let d =
+        ann_replies(&c, &token, "typo@alpha.example", plain, "ART\r\nAPROVE V-2\r\nVISUALS\r\n\r\nThanks, Ann").await;
+    assert_eq!(kind(&d), "processed");
+    let answer = last_answer(&c).await;
+    assert!(answer.text.contains("APROVE: is not a command (APPROVE is nearest)"), "{}", answer.text);
+    assert!(answer.text.contains("visual(s) awaiting approval"), "the line after it ran: {}", answer.text);
+    assert_eq!(c.visual("V-2").await, before, "nothing was decided");
+
+    assert_eq!(kind(&ann_replies(&c, &token, "bom@alpha.example", plain, "\u{feff}JOBS").await), "processed");
+    let answer = last_answer(&c).await;
+    assert!(answer.text.contains("open job(s)") && !answer.text.contains("No command"), "{}", answer.text);
+}
+
 /// Replies no person would write still get an outcome (never a failure the mail system would
 /// retry for days) and a bounded answer: a Message-ID too long for an index, more commands
 /// than a reply runs, a search too long for a LIKE pattern, HTML of endless hidden tags,

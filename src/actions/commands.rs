@@ -143,6 +143,33 @@ pub fn split_head(line: &str) -> (&str, &str) {
     (head, rest)
 }
 
+/// The command a first word that is none was meant to be (`APROVE V-2008`, `TRAK D-1`): one
+/// letter off (or two letters swapped), two for a word of five letters or more before an id,
+/// and written as commands are (in capitals, or before an id), so the prose under a reply's
+/// commands ("Hello Ann,", "Post it on Monday", "THANKS") is not taken for one. A reader
+/// names it rather than stopping there silently.
+fn misspelt(head: &str, rest: &str) -> Option<CommandWord> {
+    if head.len() < 3 || !head.chars().all(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    let capitals = head.chars().all(|c| c.is_ascii_uppercase());
+    let before_id = rest
+        .split_whitespace()
+        .next()
+        .is_some_and(|w| crate::model::looks_like_id(w) && w.chars().any(|c| c.is_ascii_digit()));
+    if !capitals && !before_id {
+        return None;
+    }
+    let word = head.to_ascii_uppercase();
+    let most = if before_id && word.len() > 4 { 2 } else { 1 };
+    COMMANDS
+        .iter()
+        .map(|(w, _, _)| (*w, strsim::damerau_levenshtein(&word, w.as_str())))
+        .filter(|(_, d)| *d <= most)
+        .min_by_key(|(_, d)| *d)
+        .map(|(w, _)| w)
+}
+
 /// Reads one line. `Ok(None)`: the line is not a command (a reader stops there);
 /// `Err`: it starts with a command word but the rest is wrong.
 pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
@@ -154,7 +181,16 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
         "START" if line.starts_with('/') => W::Help,
         w => match CommandWord::parse(w) {
             Some(w) => w,
-            None => return Ok(None),
+            None => {
+                return match misspelt(head, rest) {
+                    Some(near) => Err(CommandError {
+                        command: crate::model::visible(head, 30),
+                        message: format!("is not a command ({near} is nearest)"),
+                        usage: usage(near),
+                    }),
+                    None => Ok(None),
+                };
+            }
         },
     };
     let words: Vec<&str> = rest.split_whitespace().collect();
@@ -266,6 +302,23 @@ pub fn help_text(role: crate::model::Role) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelt_command_is_named_and_prose_is_not() {
+        for (line, nearest) in [
+            ("APROVE V-2008", "APPROVE"),
+            ("TRAK D-1", "TRACK"),
+            ("Rejcet V-1 too dark", "REJECT"),
+            ("APPORVE", "APPROVE"),
+            ("DELIVRIES", "DELIVERIES"),
+        ] {
+            let e = parse_line(line).unwrap_err();
+            assert!(e.to_string().contains(&format!("is not a command ({nearest} is nearest)")), "{line}: {e}");
+        }
+        for prose in ["Hello Ann,", "Post it on Monday", "Thanks!", "THANKS", "OK", "Best regards", "Jbos are fine"] {
+            assert_eq!(parse_line(prose), Ok(None), "{prose}");
+        }
+    }
 
     #[test]
     fn every_command_word_has_one_row_that_reads_back_as_it() {

@@ -49,11 +49,14 @@ pub async fn no_delivery_in(
     if !job.status.is_open() {
         return Err(ActionError::Conflict(format!("job {job_id} is {}; it needs no instructions", job.status.words())));
     }
-    if job.delivery_instructions != DeliveryInstructions::None {
-        return Err(ActionError::Conflict(format!(
-            "job {job_id} already has delivery instructions ({})",
-            job.delivery_instructions.words()
-        )));
+    match job.delivery_instructions {
+        DeliveryInstructions::None => {}
+        DeliveryInstructions::NotRequired => {
+            return Err(ActionError::Conflict(format!("job {job_id} is marked as needing no delivery already")));
+        }
+        DeliveryInstructions::Given => {
+            return Err(ActionError::Conflict(format!("job {job_id} already has delivery instructions")));
+        }
     }
     let rid = jobs::insert_request(
         tx,

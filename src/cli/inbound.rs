@@ -21,7 +21,7 @@ pub(crate) async fn inbound_email(config: Config) -> anyhow::Result<ExitCode> {
     if !crate::store::exists(config.database_url.expose()) {
         // No path: a final bounce would carry these words.
         eprintln!(
-            "error: the store database_url names does not exist; the message is kept for a later try (run `cport migrate` as this user to make it)"
+            "error: the store that database_url names does not exist; the message is kept for a later try (run `cport migrate` as this user to make it)"
         );
         return Ok(ExitCode::from(EX_TEMPFAIL));
     }

@@ -329,7 +329,7 @@ pub async fn inbound_email(
         let chunk = chunk.map_err(|e| HttpError::BadRequest(format!("the message could not be read: {e}")))?;
         if (body.len() + chunk.len()) as u64 > max {
             crate::channels::inbound::count_refused();
-            let e = format!("message too large: more than {max} bytes (inbound.max_bytes is {max})");
+            let e = format!("message too large: more than inbound.max_bytes ({max} bytes)");
             return Ok((axum::http::StatusCode::PAYLOAD_TOO_LARGE, Json(serde_json::json!({ "error": e }))));
         }
         body.extend_from_slice(&chunk);

@@ -171,7 +171,7 @@ pub(super) async fn deliveries(a: &Ask<'_>) -> Result<Answer, ActionError> {
         .collect();
     Ok(Answer::table(
         name,
-        format!("{} recent deliveries:", list.len()),
+        if list.len() == 1 { "1 recent delivery:".to_string() } else { format!("{} recent deliveries:", list.len()) },
         &["Delivery", "Status", "Date", "Sent", "Venue", "Tracking"],
         rows,
     ))

@@ -57,8 +57,14 @@ impl Answer {
     fn ok(command: &str, title: impl Into<String>, sections: Vec<Section>) -> Answer {
         Answer { command: command.into(), ok: true, title: title.into(), sections }
     }
-    /// An answer that is one table under its title.
+    /// An answer that is one table under its title ("3 open job(s):"); with no rows, the
+    /// title alone ("0 open job(s).") and no table header over nothing.
     fn table(command: &str, title: impl Into<String>, columns: &[&str], rows: Vec<Vec<String>>) -> Answer {
+        let title = title.into();
+        if rows.is_empty() {
+            let title = format!("{}.", title.trim_end_matches(':'));
+            return Answer::ok(command, title, vec![]);
+        }
         Answer::ok(command, title, vec![Section::table(None, columns, rows)])
     }
 
@@ -302,6 +308,7 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
     // The command itself is the acceptance: the terms were in the message replied to.
     let results = super::visuals::approve(state, Some(unit), actor, &ids, true, now).await?;
     let all_ok = results.iter().all(|(_, r)| r.is_ok());
+    let none_ok = results.iter().all(|(_, r)| r.is_err());
     let lines: Vec<String> = results
         .into_iter()
         .map(|(id, r)| match r {
@@ -312,7 +319,11 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
         .collect();
     let mut a = Answer::ok(
         name,
-        if all_ok { "Approved. Thank you." } else { "Not everything could be approved:" },
+        match (all_ok, none_ok) {
+            (true, _) => "Approved. Thank you.",
+            (false, true) => "Nothing was approved:",
+            (false, false) => "Not everything could be approved:",
+        },
         vec![Section::text(lines)],
     );
     a.ok = all_ok;

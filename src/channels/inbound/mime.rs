@@ -1,9 +1,9 @@
 //! Reading a raw message: parsed once, with limits on what would hurt the process, and the
 //! checks on its parts that mail-parser leaves to its caller.
 
-use mail_parser::{Encoding, Message, MessageParser, MessagePart, PartType};
+use mail_parser::{Encoding, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
-use super::text::html_to_text;
+use super::text::{html_to_text, unflow};
 
 /// Messages nested deeper than this (a message attached inside a message inside …) are
 /// refused. mail-parser builds them as a tree that is walked and dropped by recursion: a
@@ -71,20 +71,31 @@ pub fn body(msg: &Message<'_>) -> Body {
         PartType::Text(t) => Some((t, p.is_encoding_problem)),
         _ => None,
     });
+    // `format=flowed` (and its `delsp`), when the text is the plain part's.
+    let flowed = first(&msg.text_body).and_then(|p| p.content_type()).and_then(|ct| {
+        let is = |name: &str, value: &str| ct.attribute(name).is_some_and(|v| v.trim().eq_ignore_ascii_case(value));
+        is("format", "flowed").then(|| is("delsp", "yes"))
+    });
     let html = first(&msg.html_body).and_then(|p| match &p.body {
         PartType::Html(h) => Some((h, p.is_encoding_problem)),
         _ => None,
     });
     let damaged = plain.is_some_and(|(_, d)| d) || html.is_some_and(|(_, d)| d);
-    let text = match (plain, html) {
-        (Some((t, false)), _) if !t.trim().is_empty() => t.to_string(),
-        (_, Some((h, false))) => html_to_text(h),
-        (Some((t, _)), _) => t.to_string(),
-        (None, Some((h, true))) => html_to_text(h),
-        (None, None) => String::new(),
+    let (text, is_plain) = match (plain, html) {
+        (Some((t, false)), _) if !t.trim().is_empty() => (t.to_string(), true),
+        (_, Some((h, false))) => (html_to_text(h), false),
+        (Some((t, _)), _) => (t.to_string(), true),
+        (None, Some((h, true))) => (html_to_text(h), false),
+        (None, None) => (String::new(), false),
     };
-    // Line breaks as any mailer writes them: CRLF, LF, or a bare CR (old Mac mailers).
+    // Line breaks as any mailer writes them: CRLF, LF, or a bare CR (old Mac mailers); a
+    // byte-order mark some mailers put first is no part of the text.
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
+    let text = match flowed.filter(|_| is_plain) {
+        Some(delsp) => unflow(&text, delsp),
+        None => text,
+    };
     Body { text, damaged }
 }
 

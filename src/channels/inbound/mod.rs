@@ -67,7 +67,8 @@ impl Disposition {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InboundError {
-    #[error("message too large: {size} bytes (inbound.max_bytes is {max})")]
+    /// `size`: as much of it as was read, which may stop just past `max`; not said.
+    #[error("message too large: more than inbound.max_bytes ({max} bytes)")]
     TooLarge { size: usize, max: u64 },
     #[error("not an email message: {0}")]
     Malformed(String),

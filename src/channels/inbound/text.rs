@@ -62,6 +62,54 @@ pub fn fresh_text(body: &str) -> String {
     out.join("\n").trim().to_string()
 }
 
+/// Plain text sent `format=flowed` (RFC 3676; Thunderbird and Apple Mail send it by default)
+/// with its soft breaks undone: a line ending in a space goes on with the next line of the
+/// same quote depth, so a reason typed as one long line is read whole. `delsp`: the space
+/// before a soft break was added by the mailer and is taken out. The signature line `-- `
+/// never flows; a space added before a line (space-stuffing) is taken out. LF line ends.
+pub fn unflow(text: &str, delsp: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    // The paragraph being joined: its quote depth and its text so far.
+    let mut open: Option<(usize, String)> = None;
+    for line in text.split('\n') {
+        let depth = line.chars().take_while(|c| *c == '>').count();
+        let content = &line[depth..];
+        let content = content.strip_prefix(' ').unwrap_or(content);
+        let soft = content.ends_with(' ') && content != "-- ";
+        let content = if soft && delsp { &content[..content.len() - 1] } else { content };
+        let (para_depth, mut para) = match open.take() {
+            Some((d, p)) if d == depth => (d, p),
+            Some((d, p)) => {
+                // A soft break before a line of another depth ends its paragraph there.
+                push_line(&mut out, d, &p);
+                (depth, String::new())
+            }
+            None => (depth, String::new()),
+        };
+        para.push_str(content);
+        if soft {
+            open = Some((para_depth, para));
+        } else {
+            push_line(&mut out, para_depth, &para);
+        }
+    }
+    if let Some((d, p)) = open {
+        push_line(&mut out, d, &p);
+    }
+    out.pop();
+    out
+}
+
+/// One line of unflowed text, its quote marks put back.
+fn push_line(out: &mut String, depth: usize, text: &str) {
+    if depth > 0 {
+        out.push_str(&">".repeat(depth));
+        out.push(' ');
+    }
+    out.push_str(text);
+    out.push('\n');
+}
+
 /// HTML to plain text for reading commands: quoted blocks (`<blockquote>`, Gmail's and
 /// Outlook's quote containers) are cut off, block elements become line breaks, tags go,
 /// the common entities are decoded. Hand-written because only this narrow job is needed
@@ -169,6 +217,23 @@ fn decode_entities(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn flowed_text_is_joined_at_its_soft_breaks_and_nowhere_else() {
+        let sent = "REJECT V-2003 The logo needs to be twice as large and the navy should \nmatch Pantone 533 C.\nJOBS\n\n-- \nTom";
+        assert_eq!(
+            unflow(sent, false),
+            "REJECT V-2003 The logo needs to be twice as large and the navy should match Pantone 533 C.\nJOBS\n\n-- \nTom"
+        );
+        // delsp=yes: the space before the break was the mailer's.
+        assert_eq!(unflow("APPROVE V-10\n01", false), "APPROVE V-10\n01");
+        assert_eq!(unflow("too dar\nk", true), "too dar\nk");
+        assert_eq!(unflow("too da \nrk", true), "too dark");
+        // Quoted lines flow within their depth; space-stuffing is undone.
+        assert_eq!(unflow("> On Mon \n> Ann wrote:\n  From here", false), "> On Mon Ann wrote:\n From here");
+        assert_eq!(unflow("soft \n> quoted", false), "soft \n> quoted");
+    }
+
     use super::*;
 
     #[test]
