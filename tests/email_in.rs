@@ -919,6 +919,45 @@ async fn files_sent_inline_are_artwork_and_pictures_in_the_text_are_named() {
     assert!(answer.contains("TOT is not waiting for any artwork from you."), "{answer}");
 }
 
+/// A digest asking for one job's artwork among other things takes a file sent in reply as
+/// that job's artwork (the digest says so); one asking for two jobs' cannot tell which, and
+/// says so, keeping nothing.
+#[tokio::test]
+async fn a_file_in_reply_to_a_digest_is_the_artwork_of_its_one_art_job() {
+    let c = Corpus::new().await;
+    let domain = c.t.state.config.email.reply_domain.clone();
+    let pdf = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "%PDF-1.4\nlogo\n");
+    let with_file = |token: &str, id: &str| {
+        format!(
+            "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+             From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
+             Message-ID: <{id}@alpha.example>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nHere it is.\r\n\
+             --b\r\nContent-Type: application/pdf; name=\"logo.pdf\"\r\nContent-Disposition: attachment; filename=\"logo.pdf\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n--b--\r\n"
+        )
+    };
+    let two = sent_to(&c.t, "P-1A", "ann@alpha.example", "digest", &["A1:V-1", "A4:J-1", "A4:J-5"]).await;
+    let d = handle(&c.t.state, with_file(&two, "two-jobs").as_bytes(), Utc::now()).await.unwrap();
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    let answer = last_answer(&c).await.text;
+    assert!(
+        answer.contains(
+            "Attachments were not kept: the message you replied to asks for no artwork, or for more than one job"
+        ),
+        "{answer}"
+    );
+    let stored = c.t.state.config.data_dir.join("uploads/artwork/J-1");
+    assert!(!stored.exists(), "nothing kept");
+
+    let digest = c.tokens.iter().find(|(p, _)| *p == "{{TOKEN_DIGEST}}").unwrap().1.clone();
+    let d = handle(&c.t.state, with_file(&digest, "one-job").as_bytes(), Utc::now()).await.unwrap();
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    let answer = last_answer(&c).await.text;
+    assert!(answer.contains("logo.pdf ("), "kept for J-1: {answer}");
+    assert_eq!(std::fs::read_dir(&stored).unwrap().count(), 1);
+}
+
 /// HELP lists what the asker's role may send: finance is not offered JOBS or TRACK, a viewer
 /// (who reads everything) is not offered the decisions it would be refused.
 #[tokio::test]

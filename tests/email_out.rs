@@ -45,6 +45,8 @@ async fn a_digest_arrives_with_both_parts_the_headers_and_signed_links() {
         for want in ["V-1", "APPROVE V-1", "NODELIVERY J-1", "Tees", "Logo"] {
             assert!(body.contains(want), "{part} part lacks `{want}`");
         }
+        // One job's artwork is asked for: a file sent in reply is taken as it, and it says so.
+        assert!(body.to_lowercase().contains("or reply to this email with the artwork attached"), "{part}: {body}");
     }
     assert!(m.message_id().is_some_and(|id| id.ends_with("@reply.tot.example")));
     assert!(m.date().is_some());

@@ -59,6 +59,9 @@ struct ItemView {
     link_label: &'static str,
     approve_mailto: Option<String>,
     reject_mailto: Option<String>,
+    /// Artwork may be sent by replying with the file attached: the message asks for one
+    /// job's artwork (the rule `channels::inbound` reads a reply's attachments by).
+    attach: bool,
 }
 
 #[derive(Serialize)]
@@ -176,6 +179,8 @@ impl Composer<'_> {
     ) -> (Vec<GroupView>, usize) {
         let mut groups: Vec<GroupView> = Vec::new();
         let mut new_count = 0;
+        let art_jobs: HashSet<&str> =
+            items.iter().filter(|i| i.category == Category::AwaitingArt).map(|i| i.id.as_str()).collect();
         for cat in Category::ALL {
             let views: Vec<ItemView> = items
                 .iter()
@@ -208,6 +213,7 @@ impl Composer<'_> {
                         },
                         approve_mailto: actionable.then(|| mailto(reply, &re, &format!("APPROVE {}", i.id))),
                         reject_mailto: actionable.then(|| mailto(reply, &re, &format!("REJECT {} reason: ", i.id))),
+                        attach: i.action == Action::UploadArtwork && art_jobs.len() == 1,
                     }
                 })
                 .collect();

@@ -136,7 +136,7 @@ async fn show(
     }
     let now = Utc::now();
     // The portal pages its lists itself, so it asks for all of them.
-    let ctx = Context { item: None, may_decide: false, list_limit: 5000 };
+    let ctx = Context { item: None, art_job: None, may_decide: false, list_limit: 5000 };
     let mut answer: Option<Answer> = None;
     for c in cmds {
         let a = run_alone(state, &session.actor, c, &ctx, now).await?;

@@ -125,6 +125,9 @@ impl Answer {
 #[derive(Debug, Clone, Default)]
 pub struct Context {
     pub item: Option<(Category, String)>,
+    /// The job whose artwork the message replied to asked for: its one artwork item, whatever
+    /// else it held (a digest lists many things, and a file attached can be for that job alone).
+    pub art_job: Option<String>,
     /// False when the link or reply token is too old to approve with (enquiries still work).
     pub may_decide: bool,
     /// How many rows a list may hold; 0 means the short lists email and chat show.

@@ -323,7 +323,7 @@ fn visual_buttons(a: &Answer) -> Vec<Vec<Button>> {
 
 /// Chat has no "message this replies to": decisions are allowed, ids are explicit.
 fn decide_ctx() -> Context {
-    Context { item: None, may_decide: true, list_limit: 0 }
+    Context { item: None, art_job: None, may_decide: true, list_limit: 0 }
 }
 
 /// Wrong codes one chat user may try before waiting (the limiter's window).

@@ -5,7 +5,6 @@ use mail_parser::{MessagePart, MimeHeaders};
 
 use crate::actions::artwork::{self, Upload};
 use crate::actions::enquiry::{Answer, Context, Section};
-use crate::actions::items::Category;
 use crate::actions::{ActionError, Actor, Unit};
 use crate::services::Services;
 use crate::store::StoreError;
@@ -55,7 +54,7 @@ pub(super) async fn store_attachments(
             });
         }
     }
-    let about_art = matches!(&ctx.item, Some((Category::AwaitingArt, _)));
+    let about_art = ctx.art_job.is_some();
     let pictures_note = (about_art && !pictures.is_empty()).then(|| {
         let (names, were) = match pictures.len() {
             1 => (crate::model::shown(&pictures[0], 60), "was"),
@@ -68,10 +67,11 @@ pub(super) async fn store_attachments(
     if files.is_empty() {
         return Ok(pictures_note.map(|note| Answer::error("ARTWORK", note)));
     }
-    let Some((Category::AwaitingArt, job_id)) = &ctx.item else {
+    let Some(job_id) = &ctx.art_job else {
         return Ok(Some(Answer::error(
             "ARTWORK",
-            "Attachments were not kept: reply to the artwork reminder of the job they are for.",
+            "Attachments were not kept: the message you replied to asks for no artwork, or for more than one \
+             job's. Reply with the file to a message about that one job's artwork, or upload it on the portal.",
         )));
     };
     let mut answer = match artwork::upload(state, unit, actor, job_id, None, &files, now).await {

@@ -166,8 +166,16 @@ fn context_of(row: &OutboxRow, state: &Services, now: DateTime<Utc>) -> Context 
             .and_then(|(code, id)| Category::ALL.into_iter().find(|c| c.code() == code).map(|c| (c, id.to_string()))),
         _ => None,
     };
+    // Two requirements of one job are two items with one key: still one job.
+    let art_prefix = format!("{}:", Category::AwaitingArt.code());
+    let art_jobs: std::collections::BTreeSet<&str> = keys.iter().filter_map(|k| k.strip_prefix(&art_prefix)).collect();
+    let art_job = match art_jobs.len() {
+        1 => art_jobs.first().map(|j| j.to_string()),
+        _ => None,
+    };
     let age = now - row.created_at;
-    Context { item, may_decide: age <= Duration::days(i64::from(state.config.digest.link_ttl_days)), list_limit: 0 }
+    let may_decide = age <= Duration::days(i64::from(state.config.digest.link_ttl_days));
+    Context { item, art_job, may_decide, list_limit: 0 }
 }
 
 /// Processes one raw message.
