@@ -220,7 +220,14 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
             }),
         }
     };
-    let text = (!rest.is_empty()).then(|| rest.to_string());
+    // Text to search for, without quotes put round it (`STOCK "apron"`): no SKU or
+    // description holds them, and a search for them finds nothing.
+    let unquoted = [('"', '"'), ('\'', '\''), ('\u{201c}', '\u{201d}'), ('\u{2018}', '\u{2019}')]
+        .iter()
+        .find_map(|(open, close)| rest.strip_prefix(*open).and_then(|r| r.strip_suffix(*close)))
+        .unwrap_or(rest)
+        .trim();
+    let text = (!unquoted.is_empty()).then(|| unquoted.to_string());
     match name {
         W::Help => Ok(Some(Command::Help)),
         W::Items => none_expected(Command::Items),
@@ -302,6 +309,15 @@ pub fn help_text(role: crate::model::Role) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn search_text_is_read_without_the_quotes_round_it() {
+        for line in ["STOCK \"apron\"", "STOCK 'apron'", "stock \u{201c}apron\u{201d}", "STOCK apron"] {
+            assert_eq!(parse_line(line), Ok(Some(Command::Stock(Some("apron".into())))), "{line}");
+        }
+        assert_eq!(parse_line("BLANKS \"\""), Ok(Some(Command::Blanks(None))));
+        assert_eq!(parse_line("STOCK 5\" apron"), Ok(Some(Command::Stock(Some("5\" apron".into())))));
+    }
 
     #[test]
     fn a_misspelt_command_is_named_and_prose_is_not() {
