@@ -67,10 +67,12 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     let (s, _, html) = app.post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "0"), ("basket", &shop)]).await;
     assert_eq!(s, 422, "{html}");
     // A new basket made for a refused line is not left behind.
-    let (s, _, _) = app
+    let (s, _, html) = app
         .post_form(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "99"), ("basket", "new"), ("new_basket", "Too many")])
         .await;
     assert_eq!(s, 422);
+    // Its line shows what was typed, to lower the quantity and send again.
+    assert!(html.contains("value=\"99\"") && html.contains("value=\"Too many\""), "{html}");
     let (_, html) = app.page(&bob, "/baskets").await;
     assert!(!html.contains("Too many"), "{html}");
     // A basket that is not a basket, and a new basket's name no one can read: named.

@@ -59,16 +59,12 @@ impl StockQuery {
 /// `GET /stock`: the client's stock (a third party's: its allocated SKUs) with what is free
 /// to order, searchable, with an "add to basket" form on each line.
 pub async fn stock(State(state): State<AppState>, session: Session, Params(sq): Params<StockQuery>) -> Reply {
-    stock_page(&state, &session, &sq, None, StatusCode::OK).await
+    stock_page(&state, &session, &sq, Shown::fresh(None)).await
 }
 
-async fn stock_page(
-    state: &AppState,
-    session: &Session,
-    sq: &StockQuery,
-    error: Option<String>,
-    status: StatusCode,
-) -> Reply {
+/// The stock page; an add refused shows its line's quantity and new basket name as typed.
+async fn stock_page(state: &AppState, session: &Session, sq: &StockQuery, shown: Shown) -> Reply {
+    let Shown { error, status, typed, .. } = shown;
     require_orders(session)?;
     let a = &session.actor;
     let page_no = sq.page;
@@ -83,7 +79,7 @@ async fn stock_page(
         Some(session),
         "stock",
         json!({"items": items, "q": sq.q, "page": page_no, "more": more, "baskets": baskets,
-               "may_order": act::may_order(a), "note": note, "error": error}),
+               "may_order": act::may_order(a), "note": note, "error": error, "typed": typed}),
         status,
     )
     .await
@@ -100,7 +96,7 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
     let qty = match super::whole_number("qty", &form.text("qty")) {
         Ok(n) => n,
         Err(e) => {
-            return stock_page(&state, &session, &back, Some(e.to_string()), StatusCode::UNPROCESSABLE_ENTITY).await;
+            return stock_page(&state, &session, &back, Shown::refused(e.to_string()).with_typed(&form)).await;
         }
     };
     let fresh = form.get("basket").unwrap_or("new") == "new";
@@ -116,16 +112,17 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
                 Ok(id) => id,
                 // The form's field for the new basket's name is `new_basket`.
                 Err(ActionError::Invalid { message, .. }) => {
-                    return stock_error(&state, &session, &back, ActionError::invalid("new_basket", message)).await;
+                    let e = ActionError::invalid("new_basket", message);
+                    return stock_error(&state, &session, &back, e, &form).await;
                 }
-                Err(e) => return stock_error(&state, &session, &back, e).await,
+                Err(e) => return stock_error(&state, &session, &back, e, &form).await,
             }
         }
         id => match id.parse::<i64>() {
             Ok(id) => id,
             Err(_) => {
                 let msg = "basket: choose one of your baskets, or a new one".to_string();
-                return stock_page(&state, &session, &back, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await;
+                return stock_page(&state, &session, &back, Shown::refused(msg).with_typed(&form)).await;
             }
         },
     };
@@ -141,18 +138,18 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
             if fresh {
                 act::delete_basket(&state, a, basket).await?;
             }
-            stock_error(&state, &session, &back, e).await
+            stock_error(&state, &session, &back, e, &form).await
         }
     }
 }
 
-async fn stock_error(state: &AppState, session: &Session, back: &StockQuery, e: ActionError) -> Reply {
+async fn stock_error(state: &AppState, session: &Session, back: &StockQuery, e: ActionError, form: &FormData) -> Reply {
     match (&e, form_error(&e)) {
-        (_, Some(msg)) => stock_page(state, session, back, Some(msg), StatusCode::UNPROCESSABLE_ENTITY).await,
+        (_, Some(msg)) => stock_page(state, session, back, Shown::refused(msg).with_typed(form)).await,
         // The same words for another client's SKU and for none: ids reveal nothing.
         (ActionError::NotFound(what), None) => {
             let msg = format!("{what} not found among yours.");
-            stock_page(state, session, back, Some(msg), StatusCode::NOT_FOUND).await
+            stock_page(state, session, back, Shown::error(StatusCode::NOT_FOUND, msg)).await
         }
         _ => Err(e.into()),
     }
