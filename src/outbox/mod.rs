@@ -17,12 +17,14 @@ use crate::store::outbox::{self, Mark, OutboxRow};
 mod loops;
 mod marks;
 mod render;
+mod unwanted;
 
 pub use loops::{DrainReport, drain, drain_concurrently, drain_with, run_worker};
 use marks::PendingMark;
 pub use marks::{Crew, Marker};
 pub use render::{Rendered, render};
 use render::{chat_message, email_of};
+use unwanted::unwanted;
 
 /// What one dispatch step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -427,40 +429,6 @@ async fn address_refused(state: &Providers, contact: &str, why: &str, now: DateT
         metrics::counter!("cport_email_suspended_total").increment(1);
     }
     Ok(())
-}
-
-/// Why a row is no longer to be sent, if it is not: its contact was deactivated (or removed)
-/// since it was queued, or the chat it goes to was unlinked from them. A digest, an alert or
-/// a banner held by quiet hours or a retry would otherwise show what is no longer theirs to
-/// see, or reach a chat whose user said to stop.
-async fn unwanted(
-    state: &Providers,
-    row: &OutboxRow,
-    active: &std::collections::HashSet<String>,
-    settings: &HashMap<String, crate::store::settings::ContactSettings>,
-) -> Result<Option<&'static str>, StoreError> {
-    let Some(contact) = &row.contact_id else {
-        return Ok(None);
-    };
-    if !active.contains(contact) {
-        return Ok(Some("the contact is no longer active"));
-    }
-    // An answer goes to the chat that asked, linked or not.
-    let told = matches!(row.kind, MessageKind::Digest | MessageKind::Alert | MessageKind::Banner);
-    if !told || row.channel == Outlet::Webhook {
-        return Ok(None);
-    }
-    // A digest or an alert held by quiet hours or the batch window, or waiting for a retry,
-    // goes to no one who has since turned such emails off (one click in the last one). An
-    // address suspended by bounces is the sender's to refuse, saying so.
-    if row.channel == Outlet::Email {
-        let kind = crate::store::settings::Sending::of_kind(row.kind);
-        let wants = settings.get(contact).is_none_or(|s| s.wants(kind));
-        return Ok((!wants).then_some("the contact has turned these emails off since"));
-    }
-    let linked = crate::store::chat::chats_of_contact(&state.db, contact).await?;
-    let still = linked.iter().any(|l| l.channel.as_str() == row.channel.as_str() && l.chat_id == row.recipient);
-    Ok((!still).then_some("the chat is no longer linked to the contact"))
 }
 
 /// Sends an email row. `Ok(None)` means the message should be dropped, not sent.
