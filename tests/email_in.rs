@@ -690,6 +690,10 @@ async fn hostile_mime_is_refused_and_a_pass_for_another_domain_is_held() {
         "mx.tot.example 1; dkim=fail header.d=alpha.example; dmarc=fail (p=reject) header.from=alpha.example",
         "mx.tot.example; dkim=pass header.d=alpha.example; dmarc = fail header.from=alpha.example",
         "mx.tot.example (via relay; 2) ; dmarc=pass; dkim / 1 = permerror",
+        // A sender's words copied in unescaped, leaving a quote or a comment open: never
+        // read on past them (the failure after them would be hidden).
+        "mx.tot.example; spf=pass smtp.mailfrom=\"ann@alpha.example; dmarc=fail",
+        "mx.tot.example; spf=pass (sender \"x(\"@alpha.example) smtp.mailfrom=alpha.example; dkim=pass",
     ]
     .iter()
     .enumerate()

@@ -279,6 +279,10 @@ async fn roles_decide_who_orders() {
 async fn baskets_made_unnamed_in_the_same_minute_are_numbered() {
     let t = TestState::new(|_| {}).await;
     t.load(common::world()).await;
+    // Named on Ann's clock: Tokyo is never UTC's day and hour.
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE contacts SET timezone = 'Asia/Tokyo' WHERE id = 'P-1A'")
+        .execute(p).await.map(|_| ()))
+    .unwrap();
     let ann = cport::store::contacts::get_contact(&t.state.db, "P-1A").await.unwrap();
     let ann = cport::actions::Actor::new(ann, cport::model::Channel::Portal);
     let now = Utc::now();
@@ -287,7 +291,7 @@ async fn baskets_made_unnamed_in_the_same_minute_are_numbered() {
         let id = cport::actions::orders::create_unnamed_basket(&t.state, &ann, now).await.unwrap();
         names.push(cport::store::orders::basket(&t.state.db, "P-1A", id).await.unwrap().name);
     }
-    let base = format!("Basket {}", now.format("%-d %b %H:%M"));
+    let base = format!("Basket {}", now.with_timezone(&chrono_tz::Asia::Tokyo).format("%-d %b %H:%M"));
     assert_eq!(names, [base.clone(), format!("{base} (2)"), format!("{base} (3)")]);
 }
 

@@ -143,30 +143,28 @@ pub fn split_head(line: &str) -> (&str, &str) {
     (head, rest)
 }
 
-/// The command a first word that is none was meant to be (`APROVE V-2008`, `TRAK D-1`): one
-/// letter off (or two letters swapped), two for a word of five letters or more before an id,
-/// and written as commands are (in capitals, or before an id), so the prose under a reply's
-/// commands ("Hello Ann,", "Post it on Monday", "THANKS") is not taken for one. A reader
-/// names it rather than stopping there silently.
+/// The command a first word that is none was meant to be: one letter off (or two letters
+/// swapped), and written as only a command is. Either in capitals and four letters or more
+/// (`APROVE`, `TRAK`; not a sign-off such as `BOB`), or before an id when the command takes
+/// one (`Aprove V-2008`, `Trak D-1`). Prose under a reply's commands ("Hello Ann,",
+/// "Visual V-2008 looks great", "Invoice INV-42 is paid") is not taken for one: a reader
+/// stops there, as before. A reader names a misspelt command rather than stopping silently.
 fn misspelt(head: &str, rest: &str) -> Option<CommandWord> {
-    if head.len() < 3 || !head.chars().all(|c| c.is_ascii_alphabetic()) {
+    if !head.chars().all(|c| c.is_ascii_alphabetic()) {
         return None;
     }
-    let capitals = head.chars().all(|c| c.is_ascii_uppercase());
+    let capitals = head.len() >= 4 && head.chars().all(|c| c.is_ascii_uppercase());
     let before_id = rest
         .split_whitespace()
         .next()
         .is_some_and(|w| crate::model::looks_like_id(w) && w.chars().any(|c| c.is_ascii_digit()));
-    if !capitals && !before_id {
-        return None;
-    }
     let word = head.to_ascii_uppercase();
-    let most = if before_id && word.len() > 4 { 2 } else { 1 };
     COMMANDS
         .iter()
+        .filter(|(w, u, _)| (capitals || (before_id && u.contains('<'))) && w.as_str().len() >= 2)
         .map(|(w, _, _)| (*w, strsim::damerau_levenshtein(&word, w.as_str())))
-        .filter(|(_, d)| *d <= most)
-        .min_by_key(|(_, d)| *d)
+        .filter(|(_, d)| *d == 1)
+        .min_by_key(|(w, _)| w.as_str().len().abs_diff(word.len()))
         .map(|(w, _)| w)
 }
 
@@ -325,13 +323,30 @@ mod tests {
             ("APROVE V-2008", "APPROVE"),
             ("TRAK D-1", "TRACK"),
             ("Rejcet V-1 too dark", "REJECT"),
+            ("Aprove V-1", "APPROVE"),
             ("APPORVE", "APPROVE"),
             ("DELIVRIES", "DELIVERIES"),
         ] {
             let e = parse_line(line).unwrap_err();
             assert!(e.to_string().contains(&format!("is not a command ({nearest} is nearest)")), "{line}: {e}");
         }
-        for prose in ["Hello Ann,", "Post it on Monday", "Thanks!", "THANKS", "OK", "Best regards", "Jbos are fine"] {
+        for prose in [
+            "Hello Ann,",
+            "Post it on Monday",
+            "Thanks!",
+            "THANKS",
+            "OK",
+            "Best regards",
+            "Jbos are fine",
+            "Visual V-2008 looks great",
+            "Invoice INV-0042 is paid",
+            "Price PC-1 is wrong",
+            "Approval V-1 given",
+            "BOB",
+            "JOE",
+            "PPS",
+            "ATT: accounts",
+        ] {
             assert_eq!(parse_line(prose), Ok(None), "{prose}");
         }
     }

@@ -100,12 +100,14 @@ pub async fn create_basket(
     made.ok_or_else(|| name_taken(&name))
 }
 
-/// A basket for an add that named none: called after the time it was made ("Basket 5 Dec
-/// 09:30"), with a number after it when that name is the contact's already (a second one in
+/// A basket for an add that named none: called after the time it was made, on the contact's
+/// clock ("Basket 5 Dec 09:30"), with a number after it when that name is the contact's already (a second one in
 /// the same minute).
 pub async fn create_unnamed_basket(state: &Services, actor: &Actor, now: DateTime<Utc>) -> Result<i64, ActionError> {
     require_order(state, actor).await?;
-    let base = format!("Basket {}", now.format("%-d %b %H:%M"));
+    // The time as the contact reads a clock (their zone; UTC if it cannot be read).
+    let tz: chrono_tz::Tz = actor.contact.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let base = format!("Basket {}", now.with_timezone(&tz).format("%-d %b %H:%M"));
     // Bounded: a contact making more than this many baskets in one minute is told the name
     // is taken, as if they had typed it.
     for n in 1..=50 {

@@ -163,7 +163,10 @@ pub async fn run_pass(
         // and in the zone that made it: one added since (a first import, a new person at
         // noon), or whose digest time changed since (09:00 chosen at 10:00, after the 08:00
         // digest went), missed nothing and gets the next one.
-        let since = [c.created_at, c.schedule_set_at, s.schedule_set_at].into_iter().flatten().max();
+        // TOT's change counts only while its schedule or zone is the one in force.
+        let tot_rules = s.digest_schedule.is_none() || s.timezone.is_none();
+        let tot_set = c.schedule_set_at.filter(|_| tot_rules);
+        let since = [c.created_at, tot_set, s.schedule_set_at].into_iter().flatten().max();
         let known_at = |p: DateTime<Utc>| since.is_none_or(|t| t <= p);
         let period = match (current_period(&schedule, tz, now), trigger) {
             (Some(p), Trigger::Scheduled) if now - p <= catch_up && known_at(p) => p,

@@ -17,14 +17,39 @@ pub struct Verdict {
     pub properties: Vec<(String, String)>,
 }
 
-/// The header's authserv-id (lower case) and its verdicts; `None` when it names no one.
-pub fn parse(header: &str) -> Option<(String, Vec<Verdict>)> {
-    let text = without_comments(header);
-    let mut parts = split_outside_quotes(&text, ';').into_iter();
+/// What a header that cannot be read whole is: a comment or a quoted string left open. A
+/// trusted server may copy a sender's words (an envelope address, a HELO name) into it
+/// unescaped; read on, a stray `(` or `"` would hide the verdicts after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The header's first word, lower case: the authserv-id as written.
+    pub authserv: String,
+}
+
+/// Who checked the message (its authserv-id, lower case) and what each method found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Results {
+    pub authserv: String,
+    pub verdicts: Vec<Verdict>,
+}
+
+/// The header's results (`None` when it names no one), or [`Unreadable`] when a comment or
+/// quoted string is left open.
+pub fn parse(header: &str) -> Result<Option<Results>, Unreadable> {
+    let Some(text) = without_comments(header) else {
+        let id = header.split([';', ' ', '\t', '\r', '\n', '(']).find(|w| !w.is_empty()).unwrap_or("");
+        return Err(Unreadable { authserv: id.to_ascii_lowercase() });
+    };
+    Ok(read(&text))
+}
+
+/// [`parse`] of a header without comments.
+fn read(text: &str) -> Option<Results> {
+    let mut parts = split_outside_quotes(text, ';').into_iter();
     // The authserv-id is the first word; a version number may follow it.
     let authserv = parts.next()?.split_whitespace().next()?.to_ascii_lowercase();
     let verdicts = parts.filter_map(|p| verdict(&p)).collect();
-    Some((authserv, verdicts))
+    Some(Results { authserv, verdicts })
 }
 
 /// `method[/version] = result props…`, spaces around `=` and `/` taken out first; `none` (no
@@ -59,8 +84,9 @@ fn joined_words(s: &str) -> Vec<String> {
     words
 }
 
-/// The text with its comments, `(…)` nested and outside quoted strings, made spaces.
-fn without_comments(s: &str) -> String {
+/// The text with its comments, `(…)` nested and outside quoted strings, made spaces; `None`
+/// when a comment or a quoted string is still open at its end.
+fn without_comments(s: &str) -> Option<String> {
     let mut out = String::with_capacity(s.len());
     let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
     for c in s.chars() {
@@ -72,7 +98,9 @@ fn without_comments(s: &str) -> String {
             continue;
         }
         match c {
-            '\\' => {
+            // A quoted-pair is read only where RFC 5322 has one: in a quoted string or a
+            // comment (as `split_outside_quotes` reads it).
+            '\\' if quoted || depth > 0 => {
                 escaped = true;
                 if depth == 0 {
                     out.push(c);
@@ -93,7 +121,7 @@ fn without_comments(s: &str) -> String {
             _ => out.push(c),
         }
     }
-    out
+    (depth == 0 && !quoted).then_some(out)
 }
 
 /// `s` split at each `sep` outside a quoted string.
@@ -123,8 +151,8 @@ mod tests {
     use super::*;
 
     fn results(h: &str) -> (String, Vec<(String, String)>) {
-        let (id, v) = parse(h).unwrap();
-        (id, v.into_iter().map(|v| (v.method, v.result)).collect())
+        let r = parse(h).unwrap().unwrap();
+        (r.authserv, r.verdicts.into_iter().map(|v| (v.method, v.result)).collect())
     }
 
     fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -148,14 +176,25 @@ mod tests {
 
     #[test]
     fn properties_are_read_with_their_values() {
-        let (_, v) = parse("mx.example; dmarc=pass (p=none) header.from = \"Alpha.Example\"").unwrap();
-        assert_eq!(v[0].properties, pairs(&[("header.from", "Alpha.Example")]));
+        let r = parse("mx.example; dmarc=pass (p=none) header.from = \"Alpha.Example\"").unwrap().unwrap();
+        assert_eq!(r.verdicts[0].properties, pairs(&[("header.from", "Alpha.Example")]));
     }
 
     #[test]
     fn a_header_naming_nothing_gives_no_verdicts() {
-        assert_eq!(parse("mx.example; none"), Some(("mx.example".into(), vec![])));
-        assert_eq!(parse("  "), None);
-        assert_eq!(parse("(only a comment)"), None);
+        assert_eq!(parse("mx.example; none"), Ok(Some(Results { authserv: "mx.example".into(), verdicts: vec![] })));
+        assert_eq!(parse("  "), Ok(None));
+        assert_eq!(parse("(only a comment)"), Ok(None));
+    }
+
+    #[test]
+    fn a_comment_or_quote_left_open_is_unreadable_never_read_on() {
+        for h in [
+            "MX.tot.example; spf=pass (domain of \"x(\"@evil.example designates) smtp.mailfrom=x; dmarc=fail",
+            "mx.tot.example; spf=pass smtp.mailfrom=\"x@evil.example; dmarc=fail",
+            "mx.tot.example; spf=pass smtp.helo=a\\\"b; dmarc=fail",
+        ] {
+            assert_eq!(parse(h), Err(Unreadable { authserv: "mx.tot.example".into() }), "{h}");
+        }
     }
 }

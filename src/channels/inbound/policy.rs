@@ -64,11 +64,29 @@ pub(super) fn auth_failure(msg: &mail_parser::Message<'_>, from: &str, trusted: 
             mail_parser::HeaderValue::Text(t) => t.to_string(),
             other => format!("{other:?}"),
         };
-        let Some((authserv, verdicts)) = super::auth_results::parse(&text) else {
-            continue;
+        let is_trusted = |id: &str| trusted.iter().any(|t| t.eq_ignore_ascii_case(id));
+        let (authserv, verdicts) = match super::auth_results::parse(&text) {
+            Ok(Some(r)) => (r.authserv, r.verdicts),
+            Ok(None) => continue,
+            // Read on, a stray `(` or `"` would hide what follows it: not acted on.
+            Err(e) if is_trusted(&e.authserv) => {
+                let id = e.authserv;
+                return Some(format!("{id} wrote a result that cannot be read (a comment or quote left open)"));
+            }
+            Err(_) => continue,
         };
-        if !trusted.iter().any(|t| t.eq_ignore_ascii_case(&authserv)) {
+        if !is_trusted(&authserv) {
             continue;
+        }
+        // Whatever the parse made of it, a failure written anywhere in a trusted header holds
+        // the message: holding wrongly costs staff a look, acting wrongly cannot be undone.
+        let squeezed: String = text.to_ascii_lowercase().split_whitespace().collect();
+        for check in ["dmarc", "dkim"] {
+            for verdict in ["fail", "permerror"] {
+                if squeezed.contains(&format!("{check}={verdict}")) {
+                    return Some(format!("{check}={verdict} from {authserv}"));
+                }
+            }
         }
         let failed = |m: &super::auth_results::Verdict| {
             matches!(m.method.as_str(), "dmarc" | "dkim") && matches!(m.result.as_str(), "fail" | "permerror")
