@@ -288,8 +288,10 @@ async fn a_changed_schedule_waits_for_its_next_slot_not_a_second_digest_at_once(
     assert_eq!(first.queued, 5, "{first:?}");
     // Ann picks half past every six hours in her preferences; TOT moves Bob to a zone half an
     // hour off UTC, and Fay's digest to a quarter past every six hours.
+    // (Stamped as the preferences page stamps a change of the schedule in force.)
     let mut ann = cport::store::settings::get_settings(&t.state.db, "P-1A").await.unwrap();
     ann.digest_schedule = Some("0 30 */6 * * *".into());
+    ann.schedule_set_at = Some(now);
     cport::store::settings::save_preferences(&t.state.db, &ann, now).await.unwrap();
     t.load(json!({"contacts": [
         {"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer", "email": "bob@alpha.example", "role": "buyer",
@@ -300,9 +302,7 @@ async fn a_changed_schedule_waits_for_its_next_slot_not_a_second_digest_at_once(
     .await;
     let again = run_pass(&t.state, now, None, Trigger::Scheduled).await.unwrap();
     assert_eq!((again.queued, again.not_due, again.already_decided), (0, 3, 2), "{again:?}");
-    // Saving the same schedule again changes nothing: a period missed since is still owed.
     let later = now + Duration::hours(6);
-    cport::store::settings::save_preferences(&t.state.db, &ann, later).await.unwrap();
     let next = run_pass(&t.state, later, None, Trigger::Scheduled).await.unwrap();
     assert_eq!(next.queued, 5, "each new schedule's next slot is owed: {next:?}");
 }

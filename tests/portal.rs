@@ -609,12 +609,36 @@ async fn preferences_are_saved_and_bad_values_named() {
     )
     .await;
     let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
+    let stamped = s.schedule_set_at.expect("a new schedule in force is stamped");
     assert_eq!(s.timezone.as_deref(), Some("Europe/Paris"));
     assert_eq!(s.digest_schedule.as_deref(), Some("0 0 8 * * Mon"));
     assert_eq!((s.quiet_start.as_deref(), s.quiet_end.as_deref()), (Some("21:00"), Some("07:30")));
     assert_eq!(s.mode_visual_approval, Some(cport::model::AlertMode::Digest));
     assert_eq!(s.mode_awaiting_art, Some(cport::model::AlertMode::Off));
     assert!(s.email_enabled);
+    // Saved again with only an alert mode changed: the schedule in force is the same, so a
+    // digest period missed meanwhile is still owed (the stamp does not move).
+    app.submit(
+        &b,
+        "/preferences",
+        &[
+            ("timezone", "Europe/Paris"),
+            ("schedule", "0 0 8 * * Mon"),
+            ("email_enabled", "1"),
+            ("mode_visual_approval", "instant"),
+        ],
+    )
+    .await;
+    let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
+    assert_eq!(s.mode_visual_approval, Some(cport::model::AlertMode::Instant));
+    assert_eq!(s.schedule_set_at, Some(stamped));
+    // A first save that keeps the schedule and zone in force (Bob's, from TOT and the
+    // defaults) stamps nothing either.
+    let bob = app.signed_in("P-1B").await;
+    let keep = [("timezone", "Europe/London"), ("schedule", "0 0 8 * * Mon-Fri"), ("mode_visual_approval", "digest")];
+    app.submit(&bob, "/preferences", &keep).await;
+    let s = cport::store::settings::get_settings(&app.db, "P-1B").await.unwrap();
+    assert_eq!((s.mode_visual_approval, s.schedule_set_at), (Some(cport::model::AlertMode::Digest), None));
     // Without a chat channel set up, no code is offered or made: it could not be used.
     let html = app.shown(&b, "/preferences").await;
     assert!(html.contains("TOT has not set up chat yet") && !html.contains("Get a linking code"), "{html}");

@@ -6,6 +6,7 @@ use crate::model::AlertMode;
 use crate::model::items::{ActionItem, Category};
 use crate::store::StoreError;
 use crate::store::chat::ChatLink;
+use crate::store::contacts::ContactRow;
 use crate::store::settings::{ContactSettings, Sending};
 
 /// Where a contact's digest or alert goes: email, or one linked chat.
@@ -48,6 +49,14 @@ pub fn targets_of(s: &ContactSettings, chats: Option<&Vec<ChatLink>>, kind: Send
     }
     t.extend(chats.into_iter().flatten().cloned().map(Target::Chat));
     t
+}
+
+/// When a contact's digests come: the schedule and the time zone in force (their own, else
+/// TOT's for them, else the configured schedule). The scheduler reads it; a change of it is
+/// what a preferences save stamps.
+pub fn clock<'a>(config: &'a Config, c: &'a ContactRow, s: &'a ContactSettings) -> (&'a str, &'a str) {
+    let schedule = s.digest_schedule.as_deref().or(c.digest_schedule.as_deref()).unwrap_or(&config.digest.schedule);
+    (schedule, s.timezone.as_deref().unwrap_or(&c.timezone))
 }
 
 /// The mode a contact chose for a category, or the configured default.

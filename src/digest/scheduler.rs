@@ -91,7 +91,7 @@ fn contact_schedule(
     s: &ContactSettings,
     parsed: &mut HashMap<String, cron::Schedule>,
 ) -> Result<(cron::Schedule, Tz), String> {
-    let expr = s.digest_schedule.as_deref().or(c.digest_schedule.as_deref()).unwrap_or(&state.config.digest.schedule);
+    let (expr, tz_name) = crate::actions::targets::clock(&state.config, c, s);
     let schedule = match parsed.get(expr) {
         Some(s) => s.clone(),
         None => {
@@ -100,7 +100,6 @@ fn contact_schedule(
             s
         }
     };
-    let tz_name = s.timezone.as_deref().unwrap_or(&c.timezone);
     let tz: Tz = tz_name.parse().map_err(|_| format!("`{tz_name}` is not an IANA time zone"))?;
     Ok((schedule, tz))
 }

@@ -56,8 +56,7 @@ async fn prefs_page(
         Some(s) => s,
         None => get_settings(&state.db, &c.id).await?,
     };
-    let schedule =
-        s.digest_schedule.clone().or(c.digest_schedule.clone()).unwrap_or(state.config.digest.schedule.clone());
+    let schedule = crate::actions::targets::clock(&state.config, c, &s).0.to_string();
     let modes: Vec<Value> = Category::ALL
         .iter()
         .filter(|cat| cat.visible_to(session.actor.role))
@@ -206,6 +205,8 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
         // The form comes back as typed (nothing saved), so one field can be put right.
         Err(e) => return prefs_page(&state, &session, Shown::refused(e), None, Some(as_typed(&form, s))).await,
     };
+    let before = crate::actions::targets::clock(&state.config, c, &s);
+    let before = (before.0.to_string(), before.1.to_string());
     let mut s = as_typed(&form, s);
     // Kept as HH:MM whatever was typed (`7:5`): the page's time inputs read it back so.
     let hhmm = |v: Option<String>| {
@@ -214,6 +215,12 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
     s.quiet_start = hhmm(s.quiet_start);
     s.quiet_end = hhmm(s.quiet_end);
     (s.email_enabled, s.email_digests, s.email_alerts) = (email_enabled, email_digests, email_alerts);
-    settings::save_preferences(&state.db, &s, Utc::now()).await?;
+    // A new time or zone owes no period of it that began before now (the scheduler's rule).
+    let now = Utc::now();
+    let after = crate::actions::targets::clock(&state.config, c, &s);
+    if (after.0, after.1) != (before.0.as_str(), before.1.as_str()) {
+        s.schedule_set_at = Some(now);
+    }
+    settings::save_preferences(&state.db, &s, now).await?;
     Ok(see_other(&state, &session.token_hash, "/preferences", "Preferences saved."))
 }

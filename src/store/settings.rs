@@ -61,16 +61,14 @@ pub async fn get_settings(db: &Db, contact_id: &str) -> Result<ContactSettings> 
     Ok(row.unwrap_or_else(|| ContactSettings::defaults(contact_id)))
 }
 
-/// Saves what the contact chose (not the bounce state, which the inbound side owns). A
-/// schedule or time zone that differs from the one saved before (or is saved for the first
-/// time) is stamped with `now`: the scheduler owes no period of it that began earlier.
+/// Saves what the contact chose (not the bounce state, which the inbound side owns), with
+/// `schedule_set_at` as the caller decided it (see `actions::targets::clock`).
 pub async fn save_preferences(db: &Db, s: &ContactSettings, now: DateTime<Utc>) -> Result<()> {
     execute!(db =>
         "INSERT INTO contact_settings (contact_id, timezone, digest_schedule, quiet_start, quiet_end,
            mode_visual_approval, mode_delivery_instructions, mode_third_party_po, mode_awaiting_art,
            email_enabled, soft_bounces, updated_at, email_digests, email_alerts, schedule_set_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13,
-           CASE WHEN $2 IS NULL AND $3 IS NULL THEN NULL ELSE $11 END)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, $14)
          ON CONFLICT (contact_id) DO UPDATE SET timezone = excluded.timezone,
            digest_schedule = excluded.digest_schedule, quiet_start = excluded.quiet_start,
            quiet_end = excluded.quiet_end, mode_visual_approval = excluded.mode_visual_approval,
@@ -78,11 +76,8 @@ pub async fn save_preferences(db: &Db, s: &ContactSettings, now: DateTime<Utc>) 
            mode_third_party_po = excluded.mode_third_party_po, mode_awaiting_art = excluded.mode_awaiting_art,
            email_enabled = excluded.email_enabled, updated_at = excluded.updated_at,
            email_digests = excluded.email_digests, email_alerts = excluded.email_alerts,
-           schedule_set_at = CASE
-             WHEN contact_settings.digest_schedule IS DISTINCT FROM excluded.digest_schedule
-               OR contact_settings.timezone IS DISTINCT FROM excluded.timezone THEN excluded.updated_at
-             ELSE contact_settings.schedule_set_at END",
-        &s.contact_id, &s.timezone, &s.digest_schedule, &s.quiet_start, &s.quiet_end, &s.mode_visual_approval, &s.mode_delivery_instructions, &s.mode_third_party_po, &s.mode_awaiting_art, s.email_enabled, now, s.email_digests, s.email_alerts)?;
+           schedule_set_at = excluded.schedule_set_at",
+        &s.contact_id, &s.timezone, &s.digest_schedule, &s.quiet_start, &s.quiet_end, &s.mode_visual_approval, &s.mode_delivery_instructions, &s.mode_third_party_po, &s.mode_awaiting_art, s.email_enabled, now, s.email_digests, s.email_alerts, s.schedule_set_at)?;
     Ok(())
 }
 
