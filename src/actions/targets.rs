@@ -59,6 +59,21 @@ pub fn clock<'a>(config: &'a Config, c: &'a ContactRow, s: &'a ContactSettings) 
     (schedule, s.timezone.as_deref().unwrap_or(&c.timezone))
 }
 
+/// Stamps `after` (settings about to be saved over `before`) with `now` when the schedule or
+/// zone in force changes: the scheduler owes no period of the new one that began earlier.
+/// Anything else changed (an alert mode, email off) stamps nothing.
+pub fn stamp_clock(
+    config: &Config,
+    c: &ContactRow,
+    before: &ContactSettings,
+    after: &mut ContactSettings,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    if clock(config, c, before) != clock(config, c, after) {
+        after.schedule_set_at = Some(now);
+    }
+}
+
 /// The mode a contact chose for a category, or the configured default.
 pub fn mode(config: &Config, s: &ContactSettings, cat: Category) -> AlertMode {
     let (own, default) = match cat {

@@ -205,8 +205,7 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
         // The form comes back as typed (nothing saved), so one field can be put right.
         Err(e) => return prefs_page(&state, &session, Shown::refused(e), None, Some(as_typed(&form, s))).await,
     };
-    let before = crate::actions::targets::clock(&state.config, c, &s);
-    let before = (before.0.to_string(), before.1.to_string());
+    let saved = s.clone();
     let mut s = as_typed(&form, s);
     // Kept as HH:MM whatever was typed (`7:5`): the page's time inputs read it back so.
     let hhmm = |v: Option<String>| {
@@ -215,12 +214,8 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
     s.quiet_start = hhmm(s.quiet_start);
     s.quiet_end = hhmm(s.quiet_end);
     (s.email_enabled, s.email_digests, s.email_alerts) = (email_enabled, email_digests, email_alerts);
-    // A new time or zone owes no period of it that began before now (the scheduler's rule).
     let now = Utc::now();
-    let after = crate::actions::targets::clock(&state.config, c, &s);
-    if (after.0, after.1) != (before.0.as_str(), before.1.as_str()) {
-        s.schedule_set_at = Some(now);
-    }
+    crate::actions::targets::stamp_clock(&state.config, c, &saved, &mut s, now);
     settings::save_preferences(&state.db, &s, now).await?;
     Ok(see_other(&state, &session.token_hash, "/preferences", "Preferences saved."))
 }
