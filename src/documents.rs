@@ -337,7 +337,7 @@ pub fn invoice(config: &Config, client_name: &str, currency: &str, i: &InvoiceDo
         &[
             vec!["Total".into(), m(i.total)],
             vec!["Paid".into(), m(i.paid)],
-            vec!["Outstanding".into(), m(i.total - i.paid)],
+            vec!["Outstanding".into(), m(i.outstanding())],
         ],
     );
     w.finish()

@@ -142,6 +142,17 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
         cport::store::on_db!(&db, p => sqlx::query_as("SELECT COUNT(*) FROM clients").fetch_one(p).await).unwrap();
     assert_eq!(n, 0, "valid clients in the same document were not written");
 
+    // One bad client among good ones is the one error: the records that refer to the good
+    // clients written beside it are not reported as referring to unknown ones.
+    let mut doc = common::world();
+    doc["clients"].as_array_mut().unwrap().push(serde_json::json!({"id": "C-BAD", "name": " "}));
+    let n = doc["clients"].as_array().unwrap().len() - 1;
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
+    assert!(!ok);
+    assert!(err.contains(&format!("clients[{n}] (C-BAD) name")), "{err}");
+    assert!(!err.contains("unknown"), "no follow-on errors from good records: {err}");
+
     // A structurally wrong document (wrong type deep inside) is reported by path.
     std::fs::write(&file, r#"{"clients": [{"id": "C-1", "name": "A"}], "jobs": [{"id": "J-1", "client_id": "C-1", "name": "x", "status": "entered", "process_lines": [{"qty": "ten"}]}]}"#).unwrap();
     let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
@@ -859,6 +870,9 @@ async fn staff_add_refuses_an_address_that_reads_other_than_it_is() {
         ("not an address", "--email: is not an email address"),
         ("a@b.c%0A", "--email: is not an email address"),
         ("a@-b.example", "--email: is not an email address"),
+        // A zero-width space: the address would list as `a@tot.example` and remove as none.
+        ("a\u{200b}@tot.example", "--email: is not an email address"),
+        ("a@tot\u{feff}.example", "--email: is not an email address"),
     ] {
         let (ok, _, err) = output(cport(&env).args(["staff", "add", "--email", email]));
         assert!(!ok && err.contains(says), "{email:?}: {err}");

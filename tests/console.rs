@@ -510,6 +510,7 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
         ("expires_at", "2020-01-01T00:00", "expires_at"),
         ("starts_at", "1900-01-01T00:00", "starts_at: `1900-01-01T00:00` is not between the years 1970 and 9999"),
         ("starts_at", "0001-01-01T00:00:00Z", "is not between the years 1970 and 9999"),
+        ("starts_at", "9999-12-30T00:00", "starts_at: must be within 366 days from now"),
         ("starts_at", "soon", "starts_at"),
         ("title", "two\u{7}lines", "title"),
         // A choice the form does not offer never widens the banner to every client.

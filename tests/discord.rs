@@ -158,6 +158,10 @@ async fn commands_and_buttons_run_the_same_actions_as_email() {
     assert_eq!(r["type"], 7, "the confirmation message is updated in place");
     assert!(embed_text(&r).contains("Approved"), "{r}");
     assert_eq!(app.visual_status("V-1").await, "approved");
+    // Pressed twice: the approval shown stays, and a new message says it was approved already.
+    let (_, r) = post(&app, &signer, &button(USER, "ay:V-1")).await;
+    assert_eq!(r["type"], 4, "a new message, not the approval overwritten: {r}");
+    assert!(embed_text(&r).contains("already approved"), "{r}");
     let feed = app.changes(0).await;
     let e = feed.iter().find(|e| e["kind"] == "visual_approved").unwrap();
     assert_eq!(e["data"]["channel"], "discord");

@@ -237,6 +237,33 @@ async fn pdfs_hold_the_data_and_the_brand() {
     app.stop().await;
 }
 
+/// What was paid out of a credit note is taken off its credit: one partly paid out shows
+/// what is left, one paid out in full is settled and leaves the statement.
+#[tokio::test]
+async fn a_credit_note_paid_out_leaves_only_what_is_left() {
+    let (app, fay) = app_as("P-1F").await;
+    app.synced(
+        "invoices",
+        json!([{"id": "CN-4", "client_id": "C-1", "date": "2026-11-12", "job_name": "Credit: short delivery",
+                "total": "-100.00", "paid": "40.00"},
+               {"id": "CN-5", "client_id": "C-1", "date": "2026-11-13", "job_name": "Credit: late",
+                "total": "-50.00", "paid": "50.00"}]),
+    )
+    .await;
+    let csv = String::from_utf8(get(&app, &fay, "/statement.csv").await.2).unwrap();
+    let cn4 = csv.lines().find(|l| l.contains("CN-4")).unwrap_or_else(|| panic!("CN-4 is open:\n{csv}"));
+    assert!(cn4.contains(",-100.00,40.00,-60.00,"), "what is left of its credit: {cn4}");
+    assert!(!csv.contains("CN-5"), "a credit note paid out in full is settled:\n{csv}");
+    let text = pdftotext(&get(&app, &fay, "/invoices/CN-4.pdf").await.2);
+    assert!(text.contains("-60.00 GBP") && !text.contains("-140.00"), "{text}");
+    let (status, _, page) = get(&app, &fay, "/invoices").await;
+    let page = String::from_utf8(page).unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("-60.00") && !page.contains("-140.00") && !page.contains("-100.00</td><td>50.00"), "{page}");
+    assert!(page.contains("credit used"), "CN-5 is said to be used up: {page}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn statement_csv_has_the_columns_and_rows() {
     let (app, fay) = app_as("P-1F").await;

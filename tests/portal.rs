@@ -861,6 +861,14 @@ async fn hostile_inputs_change_nothing() {
     let html =
         app.post_refused(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "1"), ("saved_address", "1 Elsewhere")]).await;
     assert!(html.contains("saved_address: choose one of the addresses offered"), "{html}");
+    // The form posted to a job that is not there, or is another client's, is not found, and
+    // the lines of the contact's own job it names are not taken either.
+    let csrf = csrf_of(&app.page(&b, "/jobs/J-1/delivery").await.1);
+    for path in ["/jobs/J-NOPE/delivery", "/jobs/J-9/delivery"] {
+        let form = [("csrf", csrf.as_str()), ("action", "deliver"), ("qty:J-1:0", "1"), ("address", "2 Oracle St")];
+        let (status, _, _) = app.post_raw(&b, path, &form).await;
+        assert_eq!(status, 404, "{path}");
+    }
     assert!(app.changes(0).await.is_empty());
     // A link cannot put its own words on the portal: notes are signed by cport.
     let (_, html) = app.page(&b, "/?note=Your+account+is+locked%2C+call+0800+000").await;

@@ -473,6 +473,24 @@ async fn records_cannot_point_at_another_clients_records() {
     app.stop().await;
 }
 
+/// An address holding a character that prints as nothing reads as another address: mail
+/// would go to neither the one shown nor the one meant.
+#[tokio::test]
+async fn an_email_address_with_an_invisible_character_is_refused() {
+    let app = TestApp::with_world().await;
+    for email in ["sa\u{200b}m@alpha.example", "\u{feff}sam@alpha.example", "sam@alpha\u{200f}.example"] {
+        let body = app
+            .refused(
+                "contacts",
+                json!([{"id": "P-1S", "client_id": "C-1", "name": "Sam", "email": email, "role": "buyer"}]),
+            )
+            .await;
+        assert_eq!(body["errors"][0]["field"], "email", "{email:?}: {body}");
+        assert!(body["errors"][0]["reason"].as_str().unwrap().contains("<U+"), "named by code point: {body}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn action_items_follow_the_contacts_role() {
     let app = TestApp::with_world().await;

@@ -332,6 +332,30 @@ async fn alerts_and_digests_reach_a_linked_chat_with_picture_and_buttons() {
     assert!(digest.text().contains("need you") && digest.text().contains("V-5"), "{}", digest.text());
 }
 
+/// A picture Telegram refuses (too large, an address it cannot fetch) does not cost the
+/// alert: it goes as text, with its buttons.
+#[tokio::test]
+async fn an_alert_whose_picture_is_refused_goes_as_text() {
+    let fake = FakeTelegram::start().await;
+    let t = linked_state(&fake).await;
+    let now = Utc::now();
+    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
+    t.load(json!({"visuals": [{"id": "V-5", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-5",
+        "category": "Colour visual", "designer": "Des", "status": "awaiting_approval",
+        "main_image": "https://img.tot.example/v5-huge.png"}]}))
+        .await;
+    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
+    fake.refuse("sendPhoto", 1);
+    let r = cport::outbox::drain(&t.state).await.unwrap();
+    assert_eq!(r.dead, 0, "{r:?}");
+    assert_eq!(fake.calls_of("sendPhoto").len(), 1, "the picture was tried");
+    let text = fake.wait_for("sendMessage", 1).await.pop().unwrap();
+    assert_eq!(text.chat(), ANN);
+    assert!(text.text().contains("V-5"), "{}", text.text());
+    let labels: Vec<String> = text.buttons().into_iter().map(|b| b.0).collect();
+    assert_eq!(labels, ["Approve", "Reject", "Open"]);
+}
+
 #[tokio::test]
 async fn a_429_is_honoured_and_the_message_sent_after_the_wait() {
     let fake = FakeTelegram::start().await;
@@ -613,6 +637,59 @@ async fn a_chat_tied_by_code_replaces_the_one_in_tots_record() {
     app.stop().await;
 }
 
+/// A chat tied by a code to one contact is never sent another contact's messages because
+/// TOT's record names that chat for them too: the person there proved who they are.
+#[tokio::test]
+async fn tots_record_never_sends_to_a_chat_tied_to_someone_else() {
+    let fake = FakeTelegram::start().await;
+    let t = linked_state(&fake).await;
+    // Ann's chat is tied to P-1A by a code; TOT then names the same chat for Bob (P-1B).
+    t.load(json!({"contacts": [{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer",
+        "email": "bob@alpha.example", "role": "buyer", "telegram_chat_id": ANN}]}))
+        .await;
+    let bobs = cport::store::chat::chats_of_contact(&t.state.db, "P-1B").await.unwrap();
+    assert!(bobs.is_empty(), "Bob's messages do not reach Ann's chat: {bobs:?}");
+    let all = cport::actions::targets::targets_by_contact(&t.state.config, &t.state.db).await.unwrap();
+    assert!(!all.contains_key("P-1B"), "nor do his digests: {all:?}");
+    assert_eq!(all.get("P-1A").map(Vec::len), Some(1), "Ann's chat is still hers: {all:?}");
+    // A chat nobody tied is still TOT's record's to use.
+    t.load(json!({"contacts": [{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer",
+        "email": "bob@alpha.example", "role": "buyer", "telegram_chat_id": STRANGER}]}))
+        .await;
+    let bobs = cport::store::chat::chats_of_contact(&t.state.db, "P-1B").await.unwrap();
+    assert_eq!(bobs.len(), 1, "{bobs:?}");
+}
+
+/// A chat sending a flood is answered at Telegram's pace for one chat (one a second), but
+/// the answers that would wait their turn longer than a moment are queued for then: the next
+/// poll, and every other chat's answers, do not wait for them.
+#[tokio::test]
+async fn a_chat_sending_a_flood_holds_up_no_other_chat() {
+    let fake = FakeTelegram::start().await;
+    let app = TestApp::spawn_with(|c| {
+        conversation(c, &fake);
+        c.telegram.chat_messages_per_second = 1;
+        c.telegram.chat_messages_per_minute = 20;
+    })
+    .await;
+    load_world(&app).await;
+    for i in 0..12 {
+        fake.say(STRANGER, &format!("hello {i}"));
+    }
+    // The flood was polled (its first answer went): another chat speaks in the next poll.
+    fake.next_to(STRANGER, 0).await;
+    let m = fake.ask(ANN, "/help", 0).await;
+    assert!(m.text().contains("not linked"), "{}", m.text());
+    let flood = fake.to_chat(STRANGER).len();
+    assert!(flood < 12, "another chat was answered before the flood's last answers went ({flood} had)");
+    let queued: i64 = cport::store::on_db!(&app.db, p => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM outbox WHERE kind = 'answer' AND recipient = $1")
+        .bind(STRANGER.to_string()).fetch_one(p).await)
+    .unwrap();
+    assert!(queued >= 1, "the answers that would wait are queued, not lost");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_code_typed_with_a_space_links() {
     let (fake, app) = conversing().await;
@@ -622,6 +699,36 @@ async fn a_code_typed_with_a_space_links() {
     let m = fake.ask(ANN, &format!("/start {typed}"), 0).await;
     assert!(m.text().contains("Linked") && m.text().contains("Bob Buyer"), "{}", m.text());
     app.stop().await;
+}
+
+/// A store failure after one visual of an approval was written (its change not yet recorded)
+/// fails the whole input: nothing of it is committed, and Telegram's retry approves once.
+#[tokio::test]
+async fn a_store_failure_mid_approval_commits_nothing() {
+    use cport::channels::chat::{Incoming, Input, handle_update};
+    let t = TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    let s = &t.state;
+    common::link_chat(s, cport::model::Channel::Telegram, "/start", &ANN.to_string(), "P-1A").await;
+    let approve = Incoming {
+        channel: cport::model::Channel::Telegram,
+        user_id: ANN.to_string(),
+        chat_id: ANN.to_string(),
+        input: Input::Text("/approve V-1".into()),
+    };
+    let status = || async {
+        let v: String =
+            cport::store::on_db!(&s.db, p => sqlx::query_scalar("SELECT status FROM visuals WHERE id = 'V-1'")
+            .fetch_one(p).await)
+            .unwrap();
+        v
+    };
+    s.faults.arm("change:record", 1);
+    assert!(handle_update(s, &approve, Some("1"), Utc::now()).await.is_err(), "the failure is the input's");
+    assert_eq!(status().await, "awaiting_approval", "nothing of it was committed");
+    let replies = handle_update(s, &approve, Some("1"), Utc::now()).await.unwrap();
+    assert!(format!("{replies:?}").contains("Approved"), "{replies:?}");
+    assert_eq!(status().await, "approved");
 }
 
 /// What a chat input changes commits with the record that it was seen: a failure before that

@@ -58,6 +58,9 @@ pub struct Posted {
     pub queued: usize,
 }
 
+/// How far ahead a banner may be set to start.
+pub const MOST_DAYS_AHEAD: i64 = 366;
+
 /// Checks a banner as staff describe it and gives the banner to store; nothing is written.
 /// Each problem names its field.
 pub async fn check(
@@ -92,6 +95,14 @@ pub async fn check(
                 format!("must be between the years {} and {}", years.start(), years.end()),
             ));
         }
+    }
+    // A banner is news: one set to start years ahead (a typed year off by one) would wait
+    // unseen in the list, never shown.
+    if let Some(at) = input.starts_at
+        && years.contains(&chrono::Datelike::year(&at))
+        && at > now + chrono::Duration::days(MOST_DAYS_AHEAD)
+    {
+        errs.push(FieldError::new("starts_at", format!("must be within {MOST_DAYS_AHEAD} days from now")));
     }
     let starts_at = input.starts_at.unwrap_or(now);
     if let Some(exp) = input.expires_at

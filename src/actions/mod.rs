@@ -245,6 +245,10 @@ pub(crate) async fn record_event(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<i64, StoreError> {
     let (client_id, contact_id) = who;
+    // A test's failure of the store after the change it records was written.
+    if state.faults.fires("change:record") {
+        return Err(StoreError::Conflict("fault injected at change:record".into()));
+    }
     let seq = append_change(tx, kind, client_id, contact_id, subject_id, data, now).await?;
     let hook = &state.config.webhook;
     if !hook.url.is_empty() {

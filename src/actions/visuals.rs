@@ -228,7 +228,12 @@ pub async fn approve(
     }
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        out.push((id.to_string(), decide(state, unit.as_deref_mut(), actor, id, Verdict::Approve, now).await));
+        match decide(state, unit.as_deref_mut(), actor, id, Verdict::Approve, now).await {
+            // The store failing is no answer about one visual: it stops the batch, so a unit
+            // it left half written is rolled back by its caller, never committed.
+            Err(ActionError::Store(e)) => return Err(ActionError::Store(e)),
+            r => out.push((id.to_string(), r)),
+        }
     }
     Ok(out)
 }

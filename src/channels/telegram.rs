@@ -28,6 +28,10 @@ use crate::store::outbox::insert_message;
 /// Telegram's limit on one message's text (and a photo caption's).
 const TEXT_LIMIT: usize = 4096;
 const CAPTION_LIMIT: usize = 1024;
+/// The longest a batch's answers wait for their chats' turns (Telegram's pace for one chat)
+/// before those still waiting are queued in the outbox for then: the next poll waits for the
+/// batch, and one chat sending a flood must not hold up every other chat.
+const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// The most bytes a button's callback data may carry.
 const CALLBACK_BYTES: usize = 64;
 
@@ -58,7 +62,11 @@ impl Pace {
         }
     }
 
-    async fn wait(&self, chat: i64) {
+    /// Waits for the next moment a message to `chat` may go. With `most`, a moment further
+    /// off than that is not waited for: the answer is Telegram's own "retry after", so the
+    /// caller queues the message for then (an answer to a chat sending a flood must not hold
+    /// up every other chat's answers while it waits its turn).
+    async fn wait(&self, chat: i64, most: Option<std::time::Duration>) -> Result<(), RequestError> {
         use crate::store::limits::{Pace as Rate, reserve};
         let rates = [
             Rate::per(format!("telegram:{chat}:second"), self.chat_per_second, 1000),
@@ -75,8 +83,14 @@ impl Pace {
             }
         };
         if go > now {
-            tokio::time::sleep(std::time::Duration::from_millis((go - now) as u64)).await;
+            let wait = std::time::Duration::from_millis((go - now) as u64);
+            if most.is_some_and(|most| wait > most) {
+                let seconds = u32::try_from(wait.as_secs() + 1).unwrap_or(u32::MAX);
+                return Err(RequestError::RetryAfter(teloxide::types::Seconds::from_seconds(seconds)));
+            }
+            tokio::time::sleep(wait).await;
         }
+        Ok(())
     }
 }
 
@@ -122,8 +136,14 @@ impl Telegram {
         Ok(())
     }
 
-    async fn send_to(&self, chat: ChatId, m: &ChatMessage) -> Result<teloxide::types::Message, RequestError> {
-        self.pace.wait(chat.0).await;
+    /// Sends `m` to `chat` in its turn, waiting for it at most `most` (see [`Pace::wait`]).
+    async fn send_to(
+        &self,
+        chat: ChatId,
+        m: &ChatMessage,
+        most: Option<std::time::Duration>,
+    ) -> Result<teloxide::types::Message, RequestError> {
+        self.pace.wait(chat.0, most).await?;
         let (html, keyboard) = render(m);
         // TOT's own pictures are uploaded (they are private); a web address of TOT's is
         // passed on for Telegram to fetch.
@@ -135,10 +155,17 @@ impl Telegram {
         if let Some(photo) = photo {
             let mut req =
                 self.bot.send_photo(chat, photo).caption(cut(&html, CAPTION_LIMIT)).parse_mode(ParseMode::Html);
-            if let Some(k) = keyboard {
+            if let Some(k) = keyboard.clone() {
                 req = req.reply_markup(k);
             }
-            return req.await;
+            match req.await {
+                // A picture Telegram will not take (too large, an address it cannot fetch, a
+                // type it does not show) must not cost the message: it goes as text alone.
+                Err(RequestError::Api(e)) => {
+                    tracing::warn!(chat = chat.0, error = %e, "telegram: the picture was refused; sending the text alone");
+                }
+                other => return other,
+            }
         }
         let mut req = self.bot.send_message(chat, cut(&html, TEXT_LIMIT)).parse_mode(ParseMode::Html);
         if let Some(k) = keyboard {
@@ -147,8 +174,14 @@ impl Telegram {
         req.await
     }
 
-    async fn edit(&self, chat: ChatId, id: MessageId, m: &ChatMessage) -> Result<(), RequestError> {
-        self.pace.wait(chat.0).await;
+    async fn edit(
+        &self,
+        chat: ChatId,
+        id: MessageId,
+        m: &ChatMessage,
+        most: Option<std::time::Duration>,
+    ) -> Result<(), RequestError> {
+        self.pace.wait(chat.0, most).await?;
         let (html, keyboard) = render(m);
         let mut req = self.bot.edit_message_text(chat, id, cut(&html, TEXT_LIMIT)).parse_mode(ParseMode::Html);
         req = req.reply_markup(keyboard.unwrap_or_else(|| InlineKeyboardMarkup::new(Vec::<Vec<_>>::new())));
@@ -161,7 +194,7 @@ impl ChatSender for Telegram {
         Box::pin(async move {
             let chat: i64 =
                 chat_id.parse().map_err(|_| SendError::Permanent(format!("`{chat_id}` is not a Telegram chat id")))?;
-            let sent = self.send_to(ChatId(chat), message).await.map_err(send_error)?;
+            let sent = self.send_to(ChatId(chat), message, None).await.map_err(send_error)?;
             Ok(format!("telegram:{chat}:{}", sent.id.0))
         })
     }
@@ -260,9 +293,11 @@ struct Prepared {
 }
 
 /// Handles one update from polling: reads it, runs it, answers it.
-pub async fn process(state: &Services, tg: &Telegram, update: Update) {
+/// Runs one update; its answers wait for their chat's turn until `until` at the latest (see
+/// [`ANSWER_WAIT`]).
+pub async fn process(state: &Services, tg: &Telegram, update: Update, until: tokio::time::Instant) {
     let now = Utc::now();
-    let Some(p) = prepare(tg, update).await else { return };
+    let Some(p) = prepare(tg, update, until).await else { return };
     let replies = match chat::handle_update(state, &p.incoming, Some(&p.update_id), now).await {
         Ok(r) => r,
         Err(e) => {
@@ -273,25 +308,30 @@ pub async fn process(state: &Services, tg: &Telegram, update: Update) {
             ))]
         }
     };
-    execute(state, tg, p.chat, p.callback, replies, now).await;
+    execute(state, tg, p.chat, p.callback, replies, now, until).await;
+}
+
+/// How long an answer may still wait for its turn.
+fn left(until: tokio::time::Instant) -> Option<std::time::Duration> {
+    Some(until.saturating_duration_since(tokio::time::Instant::now()))
 }
 
 /// Reads an update; `None` when there is nothing to run (a group chat or an empty message
 /// get their hint here).
-async fn prepare(tg: &Telegram, update: Update) -> Option<Prepared> {
+async fn prepare(tg: &Telegram, update: Update, until: tokio::time::Instant) -> Option<Prepared> {
     let update_id = update.id.0.to_string();
     let (incoming, chat, callback) = match update.kind {
         UpdateKind::Message(m) => {
             let from = m.from.as_ref()?;
             if !m.chat.is_private() {
                 let no = "Please talk to me in a private chat: your jobs are not for the group.";
-                let _ = tg.send_to(m.chat.id, &ChatMessage::text(no, vec![])).await;
+                let _ = tg.send_to(m.chat.id, &ChatMessage::text(no, vec![]), left(until)).await;
                 return None;
             }
             let text = m.text().unwrap_or("").to_string();
             if text.trim().is_empty() {
                 let hint = ChatMessage::text("Send a command such as /items or /help.", vec![]);
-                let _ = tg.send_to(m.chat.id, &hint).await;
+                let _ = tg.send_to(m.chat.id, &hint, left(until)).await;
                 return None;
             }
             (
@@ -334,18 +374,21 @@ async fn execute(
     callback: Option<(teloxide::types::CallbackQueryId, MessageId)>,
     replies: Vec<Reply>,
     now: DateTime<Utc>,
+    until: tokio::time::Instant,
 ) {
     let mut noticed = false;
     for r in replies {
         let result = match &r {
-            Reply::Send(m) | Reply::Ask { message: m, .. } => tg.send_to(chat, m).await.map(|_| ()),
+            Reply::Send(m) | Reply::Ask { message: m, .. } => tg.send_to(chat, m, left(until)).await.map(|_| ()),
             Reply::Edit(m) => match &callback {
-                Some((_, id)) => match tg.edit(chat, *id, m).await {
+                Some((_, id)) => match tg.edit(chat, *id, m, left(until)).await {
+                    // The message says so already (a button pressed twice): nothing to send.
+                    Err(RequestError::Api(teloxide::ApiError::MessageNotModified)) => Ok(()),
                     // A photo has a caption, not text: answer with a new message instead.
-                    Err(RequestError::Api(_)) => tg.send_to(chat, m).await.map(|_| ()),
+                    Err(RequestError::Api(_)) => tg.send_to(chat, m, left(until)).await.map(|_| ()),
                     other => other,
                 },
-                None => tg.send_to(chat, m).await.map(|_| ()),
+                None => tg.send_to(chat, m, left(until)).await.map(|_| ()),
             },
             Reply::Notice(text) => match &callback {
                 Some((id, _)) if !noticed => {
@@ -486,12 +529,15 @@ async fn run_batch(state: &Services, tg: &Arc<Telegram>, updates: Vec<Update>) {
     for u in updates {
         by_chat.entry(chat_of(&u)).or_default().push(u);
     }
+    // The next poll waits for this batch: its answers wait for their chats' turns until one
+    // moment, and those still waiting then are queued for their turn.
+    let until = tokio::time::Instant::now() + ANSWER_WAIT;
     let mut set = tokio::task::JoinSet::new();
     for (_, list) in by_chat {
         let (state, tg) = (state.clone(), tg.clone());
         set.spawn(async move {
             for u in list {
-                process(&state, &tg, u).await;
+                process(&state, &tg, u, until).await;
             }
         });
     }
@@ -534,12 +580,13 @@ pub async fn webhook(
         }
     }
     let now = Utc::now();
-    let Some(p) = prepare(&tg, update).await else {
+    let until = tokio::time::Instant::now() + ANSWER_WAIT;
+    let Some(p) = prepare(&tg, update, until).await else {
         return (StatusCode::OK, "nothing to run");
     };
     match chat::handle_update(&state, &p.incoming, Some(&p.update_id), now).await {
         Ok(replies) => {
-            tokio::spawn(async move { execute(&state, &tg, p.chat, p.callback, replies, now).await });
+            tokio::spawn(async move { execute(&state, &tg, p.chat, p.callback, replies, now, until).await });
             (StatusCode::OK, "ok")
         }
         Err(e) => {

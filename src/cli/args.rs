@@ -51,8 +51,9 @@ pub(super) enum Command {
         /// The contact's TOT id.
         #[arg(long, value_name = "ID")]
         contact: String,
-        /// The portal page, e.g. /visuals/V-1001: a visual, job, delivery or purchase order of
-        /// the contact's client that their role sees (any other is refused).
+        /// The portal page, e.g. /visuals/V-1001. A visual, job, delivery or purchase order is
+        /// checked: one of another client's, or of a kind the contact's role does not see, is
+        /// refused, as are staff, API and signed-link paths; other pages are not checked.
         #[arg(long, value_name = "PATH", default_value = "/")]
         to: String,
         /// How long the link works, in days, 1 to 366 (default digest.link_ttl_days).

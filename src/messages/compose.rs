@@ -65,10 +65,13 @@ struct ItemView {
 }
 
 #[derive(Serialize)]
-struct GroupView {
+struct GroupView<'a> {
     code: &'static str,
     heading: &'static str,
     items: Vec<ItemView>,
+    /// The approval terms, where an item of the group may be approved by reply: the reply
+    /// accepts them, so the message shows them.
+    terms: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -79,7 +82,7 @@ struct Ctx<'a> {
     brand: Brand<'a>,
     contact: ContactView<'a>,
     banners: Vec<BannerView<'a>>,
-    groups: Vec<GroupView>,
+    groups: Vec<GroupView<'a>>,
     total: usize,
     new_count: usize,
     portal_link: String,
@@ -168,16 +171,16 @@ impl Composer<'_> {
         format!("reply+{token}@{}", self.config.email.reply_domain)
     }
 
-    fn groups(
-        &self,
+    fn groups<'s>(
+        &'s self,
         contact: &ContactRow,
         items: &[ActionItem],
         previous: Option<&HashSet<String>>,
         reply: &str,
         subject: &str,
         now: DateTime<Utc>,
-    ) -> (Vec<GroupView>, usize) {
-        let mut groups: Vec<GroupView> = Vec::new();
+    ) -> (Vec<GroupView<'s>>, usize) {
+        let mut groups: Vec<GroupView<'s>> = Vec::new();
         let mut new_count = 0;
         let art_jobs: HashSet<&str> =
             items.iter().filter(|i| i.category == Category::AwaitingArt).map(|i| i.id.as_str()).collect();
@@ -218,7 +221,11 @@ impl Composer<'_> {
                 })
                 .collect();
             if !views.is_empty() {
-                groups.push(GroupView { code: cat.code(), heading: cat.heading(), items: views });
+                let terms = views
+                    .iter()
+                    .any(|v| v.approve_mailto.is_some())
+                    .then_some(self.config.branding.approval_terms.as_str());
+                groups.push(GroupView { code: cat.code(), heading: cat.heading(), items: views, terms });
             }
         }
         (groups, new_count)

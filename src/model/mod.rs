@@ -15,7 +15,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use ids::{ID_MAX, check_id, looks_like_id, segment, typed_id};
-pub use money::{Money, Total, line_total, lines_total};
+pub use money::{Money, Total, line_total, lines_total, outstanding};
 pub use states::*;
 
 /// One problem with one field of one record.

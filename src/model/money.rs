@@ -20,6 +20,13 @@ pub fn lines_total(lines: impl IntoIterator<Item = (i64, i64)>) -> i64 {
     lines.into_iter().map(|(q, p)| line_total(q, p)).fold(0, i64::saturating_add)
 }
 
+/// What is still owed on an invoice, `total − paid`; on a credit note (a negative total),
+/// what is left of its credit, `total + paid` (`paid` is what was paid out of it). Zero once
+/// settled either way: the one rule statements, invoice pages and answers show.
+pub fn outstanding(total: i64, paid: i64) -> i64 {
+    if total < 0 { total.saturating_add(paid) } else { total.saturating_sub(paid) }
+}
+
 /// Money in the client's currency, held as integer minor units (pence, cents).
 /// In JSON it is a number or string with at most two decimals: `12.5`, `"12.50"`, `1200`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -166,7 +166,7 @@ pub fn valid_email(s: &str) -> bool {
         && !domain.ends_with('.')
         && !domain.contains('@')
         && s.len() <= 254
-        && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',')
+        && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>' || c == ',' || prints_as_nothing(c))
         // A host name: labels of letters, digits and inner hyphens (`b.c%0a` is no host).
         && domain.split('.').all(|label| {
             !label.is_empty()
@@ -175,6 +175,14 @@ pub fn valid_email(s: &str) -> bool {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_alphanumeric() || c == '-')
         })
+}
+
+/// A character an address may not hold although the mail sender takes it: a control
+/// character, or one that prints as nothing (a zero-width space, a byte-order mark, a
+/// direction mark), so two addresses that read the same are the same address.
+fn prints_as_nothing(c: char) -> bool {
+    use unicode_general_category::{GeneralCategory, get_general_category};
+    c.is_control() || get_general_category(c) == GeneralCategory::Format
 }
 
 impl Record for ContactIn {
@@ -209,6 +217,10 @@ impl Record for ContactIn {
             && discord_id(d).is_none()
         {
             e.push(FieldError::new("discord_user_id", format!("{} is not a Discord user id (digits)", quoted(d))));
+        }
+        // Telegram numbers no chat 0 (a message to it is refused, and would only go dead).
+        if self.telegram_chat_id == Some(0) {
+            e.push(FieldError::new("telegram_chat_id", "0 is not a Telegram chat id"));
         }
     }
 }
@@ -797,8 +809,8 @@ pub struct InvoiceIn {
     pub job_name: String,
     /// Invoice total; may be negative (a credit note).
     pub total: Money,
-    /// Amount paid so far; must not be negative and, when `total` is not negative, not more
-    /// than `total`. Outstanding is `total − paid`.
+    /// Amount paid so far (on a credit note, paid out of it); must not be negative nor more
+    /// than the total's amount. Outstanding is `total − paid`, on a credit note `total + paid`.
     #[serde(default)]
     pub paid: Money,
 }
@@ -843,8 +855,12 @@ pub struct AccountSummaryIn {
 
 impl Record for AccountSummaryIn {
     keyed!(client_id, client_id);
-    /// Its key is its client, checked by [`Record::check`]; nothing else needs checking.
-    fn validate(&self, _: &mut Vec<FieldError>) {}
+    /// Its key is its client, checked by [`Record::check`]; a credit limit is not negative.
+    fn validate(&self, e: &mut Vec<FieldError>) {
+        if self.credit_limit.is_some_and(|l| l.0 < 0) {
+            e.push(FieldError::new("credit_limit", "must not be negative"));
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

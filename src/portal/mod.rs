@@ -281,6 +281,21 @@ impl axum::extract::FromRequestParts<AppState> for Shown {
     }
 }
 
+/// The enquiry pages the menu has no room for, each where the role may ask its command
+/// (the rule the page itself asks): the dashboard lists them.
+fn more_pages(role: crate::model::Role) -> Vec<Value> {
+    use crate::model::CommandWord;
+    [
+        (CommandWord::Blanks, "/blanks", "Blank stock"),
+        (CommandWord::Prices, "/prices", "Price card"),
+        (CommandWord::Art, "/art", "Awaiting art"),
+    ]
+    .into_iter()
+    .filter(|(word, _, _)| role.may_ask(*word))
+    .map(|(_, path, label)| json!({"path": path, "label": label}))
+    .collect()
+}
+
 /// Renders a portal page with the shared context (brand, who is signed in, banners).
 pub async fn page(state: &AppState, session: Option<&Session>, name: &str, mut ctx: Value) -> Reply {
     let b = &state.config.branding;
@@ -292,6 +307,7 @@ pub async fn page(state: &AppState, session: Option<&Session>, name: &str, mut c
                 "name": s.actor.display_name(), "client": c.client_name, "role": s.actor.role.as_str(),
                 "delegated": s.actor.delegation.is_some(), "may_act": s.actor.may_act(),
                 "sees_visuals": s.actor.may_see_visuals(),
+                "more": more_pages(s.actor.role),
             });
             ctx["csrf"] = json!(s.csrf);
             let banners = if s.actor.delegation.is_some() {

@@ -342,8 +342,10 @@ pub async fn delivery_submit(
     Path(id): Path<String>,
     CsrfForm(session, form): CsrfForm<Session>,
 ) -> Reply {
-    // A delegate's session is for the one visual it was sent.
-    no_delegation(&session)?;
+    // The page's own job is checked as its GET checks it (a delegate's session, a role
+    // that sees no jobs, a job not the client's): a form posted to another's job, or to none,
+    // is not found and changes nothing, whatever lines it names.
+    job_with_lines(&state, &session, &id).await?;
     let now = Utc::now();
     // The form's two buttons; a form without one gives instructions.
     let result = match form.get("action") {

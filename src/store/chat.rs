@@ -117,7 +117,9 @@ pub async fn contact_for_user(db: &Db, channel: crate::model::Channel, user_id: 
     .fetch_optional(p).await)?)
 }
 
-/// Where a contact's chat messages go, per channel: tied chats first, else TOT's record.
+/// Where a contact's chat messages go, per channel: tied chats first, else TOT's record, unless
+/// that chat is tied by a code to someone else (who proved they hold it: TOT's record is out of
+/// date, and the other contact's messages must not reach them).
 pub async fn chats_of_contact(db: &Db, contact_id: &str) -> Result<Vec<ChatLink>> {
     rows_for(
         db,
@@ -125,13 +127,15 @@ pub async fn chats_of_contact(db: &Db, contact_id: &str) -> Result<Vec<ChatLink>
          UNION ALL
          SELECT 'telegram', CAST(telegram_chat_id AS TEXT), CAST(telegram_chat_id AS TEXT), id, NULL FROM contacts
          WHERE id = $1 AND telegram_chat_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM chat_links WHERE contact_id = $1 AND channel = 'telegram')
+           AND NOT EXISTS (SELECT 1 FROM chat_links WHERE channel = 'telegram'
+                           AND (contact_id = $1 OR user_id = CAST(telegram_chat_id AS TEXT)))
            AND NOT EXISTS (SELECT 1 FROM chat_optouts o
                            WHERE o.channel = 'telegram' AND o.user_id = CAST(telegram_chat_id AS TEXT))
          UNION ALL
          SELECT 'discord', discord_user_id, discord_user_id, id, NULL FROM contacts
          WHERE id = $1 AND discord_user_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM chat_links WHERE contact_id = $1 AND channel = 'discord')
+           AND NOT EXISTS (SELECT 1 FROM chat_links WHERE channel = 'discord'
+                           AND (contact_id = $1 OR user_id = discord_user_id))
            AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = 'discord' AND o.user_id = discord_user_id)
          ORDER BY 1",
         contact_id,
@@ -146,13 +150,15 @@ pub async fn all_chats(db: &Db) -> Result<Vec<ChatLink>> {
          UNION ALL
          SELECT 'telegram', CAST(telegram_chat_id AS TEXT), CAST(telegram_chat_id AS TEXT), id, NULL FROM contacts c
          WHERE telegram_chat_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.contact_id = c.id AND l.channel = 'telegram')
+           AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.channel = 'telegram'
+                           AND (l.contact_id = c.id OR l.user_id = CAST(c.telegram_chat_id AS TEXT)))
            AND NOT EXISTS (SELECT 1 FROM chat_optouts o
                            WHERE o.channel = 'telegram' AND o.user_id = CAST(c.telegram_chat_id AS TEXT))
          UNION ALL
          SELECT 'discord', discord_user_id, discord_user_id, id, NULL FROM contacts c
          WHERE discord_user_id IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.contact_id = c.id AND l.channel = 'discord')
+           AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.channel = 'discord'
+                           AND (l.contact_id = c.id OR l.user_id = c.discord_user_id))
            AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = 'discord' AND o.user_id = c.discord_user_id)",
     )
     .fetch_all(p).await)?)

@@ -187,11 +187,11 @@ pub struct InvoiceRow {
     pub paid: i64,
 }
 
-/// Invoices with something outstanding first, then the most recent.
+/// Invoices and credit notes with something outstanding first, then the most recent.
 pub async fn invoices(db: &Db, client_id: &str, limit: i64) -> Result<Vec<InvoiceRow>> {
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, InvoiceRow>(
         "SELECT id, date, client_po_ref, job_name, total, paid FROM invoices WHERE client_id = $1
-         ORDER BY CASE WHEN total > paid THEN 0 ELSE 1 END, date DESC, id LIMIT $2",
+         ORDER BY CASE WHEN paid < ABS(total) THEN 0 ELSE 1 END, date DESC, id LIMIT $2",
     ), client_id, limit).fetch_all(p).await)?)
 }
 
@@ -265,9 +265,9 @@ pub struct InvoiceDoc {
 }
 
 impl InvoiceDoc {
-    /// What is still owed on it; negative for a credit note's credit.
+    /// What is still owed on it; negative for a credit note's credit left.
     pub fn outstanding(&self) -> i64 {
-        self.total - self.paid
+        crate::model::outstanding(self.total, self.paid)
     }
 
     /// A credit note is an invoice with a negative total.
@@ -284,9 +284,10 @@ pub async fn invoice(db: &Db, client_id: &str, id: &str) -> Result<InvoiceDoc> {
 }
 
 /// Invoices with something still to pay and credit notes not yet used up (anything whose
-/// outstanding `total − paid` is not zero), oldest first.
+/// [`outstanding`](crate::model::outstanding) is not zero: `paid` short of the total's
+/// amount), oldest first.
 pub async fn open_invoices(db: &Db, client_id: &str) -> Result<Vec<InvoiceDoc>> {
-    let sql = format!("{INVOICE_DOC} WHERE client_id = $1 AND total <> paid ORDER BY date, id");
+    let sql = format!("{INVOICE_DOC} WHERE client_id = $1 AND paid < ABS(total) ORDER BY date, id");
     rows_for(db, &sql, client_id).await
 }
 

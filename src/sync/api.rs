@@ -111,19 +111,19 @@ fn client_of(entity: &str, record: &RawValue) -> Option<String> {
 /// One record's JSON tree, or why it has none: its text was read as JSON with the batch, but
 /// a tree also asks that numbers fit (`1e400`), escapes name characters (a lone `\ud800`) and
 /// nesting stops (at 128 levels).
-fn tree(record: &RawValue) -> Result<Value, super::Unreadable> {
-    serde_json::from_str(record.get()).map_err(|e| super::Unreadable::of(record.get(), &e))
+fn tree(entity: &str, record: &RawValue) -> Result<Value, super::Unreadable> {
+    serde_json::from_str(record.get()).map_err(|e| super::Unreadable::of(entity, record.get(), &e))
 }
 
 /// A batch's records as JSON trees, one at a time. A type of its own: a `map` over a closure,
 /// held across the store's awaits, fails the check that the handler's future is `Send`
 /// (rust-lang/rust#64552).
-struct Trees<'a>(std::slice::Iter<'a, &'a RawValue>);
+struct Trees<'a>(&'a str, std::slice::Iter<'a, &'a RawValue>);
 
 impl Iterator for Trees<'_> {
     type Item = Result<Value, super::Unreadable>;
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(|r| tree(r))
+        self.1.next().map(|r| tree(self.0, r))
     }
 }
 
@@ -153,11 +153,11 @@ pub async fn put_entity(
         }
     })?;
     if let Some((index, key)) = super::repeated::repeated_key(body) {
-        let record = records.get(index).and_then(|r| tree(r).ok());
+        let record = records.get(index).and_then(|r| tree(&entity, r).ok());
         return Err(HttpError::InvalidRecords(vec![super::given_twice(&entity, index, record.as_ref(), &key)].into()));
     }
     let clients: Vec<String> = records.iter().filter_map(|r| client_of(&entity, r)).collect();
-    let report = upsert_batch(&state.db, &entity, Trees(records.iter())).await?;
+    let report = upsert_batch(&state.db, &entity, Trees(&entity, records.iter())).await?;
     if report.inserted + report.updated > 0 {
         state.alerts.mark(clients);
     }

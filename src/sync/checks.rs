@@ -48,23 +48,21 @@ pub(super) async fn check<T: Upsert>(
         }
     }
 
-    // References: gather the ids per table that no earlier part looked up, look them up once.
-    let mut wanted: HashMap<&'static str, HashSet<&str>> = HashMap::new();
+    // References: the ids per table that no earlier part looked up, looked up once.
+    let mut named: HashMap<&'static str, HashSet<&str>> = HashMap::new();
     for (_, rec) in records {
         for (_, table, id) in rec.refs() {
-            if !known.owners.get(table).is_some_and(|m| m.contains_key(id)) {
-                wanted.entry(table).or_default().insert(id);
-            }
+            named.entry(table).or_default().insert(id);
         }
     }
-    for (table, ids) in &wanted {
-        let ids: Vec<&str> = ids.iter().copied().collect();
-        let mut found = owners(tx, table, &ids).await?;
+    for (table, ids) in &named {
         let cache = known.owners.entry(table).or_default();
-        if cache.len() + ids.len() > Known::MOST_OWNERS {
-            cache.clear();
+        let wanted = to_look_up(cache, ids, Known::MOST_OWNERS);
+        if wanted.is_empty() {
+            continue;
         }
-        cache.extend(ids.iter().map(|id| (id.to_string(), found.remove(*id))));
+        let mut found = owners(tx, table, &wanted).await?;
+        cache.extend(wanted.iter().map(|id| (id.to_string(), found.remove(*id))));
     }
     for (index, rec) in records {
         for (field, table, id) in rec.refs() {
@@ -146,4 +144,38 @@ pub(super) async fn check<T: Upsert>(
         }
     }
     Ok(())
+}
+
+/// Which of the ids a part names (`ids`) must be looked up, given what earlier parts found
+/// (`cache`). A cache that would pass `most` ids is emptied first, and then every id the part
+/// names is looked up again: emptied after the choice, it would lose ids the part relies on.
+fn to_look_up<'a>(cache: &mut HashMap<String, Option<String>>, ids: &HashSet<&'a str>, most: usize) -> Vec<&'a str> {
+    let mut wanted: Vec<&str> = ids.iter().copied().filter(|id| !cache.contains_key(*id)).collect();
+    if cache.len() + wanted.len() > most {
+        cache.clear();
+        wanted = ids.iter().copied().collect();
+    }
+    wanted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_cache_is_emptied_before_the_part_is_looked_up() {
+        let mut cache: HashMap<String, Option<String>> =
+            [("J-1", "C-1"), ("J-2", "C-1")].into_iter().map(|(j, c)| (j.into(), Some(c.into()))).collect();
+        // Room for the new id: only it is looked up, and what is known stays.
+        let part: HashSet<&str> = ["J-1", "J-3"].into_iter().collect();
+        assert_eq!(to_look_up(&mut cache, &part, 3), vec!["J-3"]);
+        assert_eq!(cache.len(), 2);
+        // No room: the cache goes, and J-1 (known before) is looked up with the rest, so no
+        // id the part names is left unknown.
+        let part: HashSet<&str> = ["J-1", "J-4", "J-5"].into_iter().collect();
+        let mut wanted = to_look_up(&mut cache, &part, 3);
+        wanted.sort_unstable();
+        assert_eq!(wanted, vec!["J-1", "J-4", "J-5"]);
+        assert!(cache.is_empty());
+    }
 }

@@ -468,7 +468,7 @@ impl<'de> Visitor<'de> for LooseEntity<'_> {
             let v: serde_json::Value = match serde_json::from_str(raw.get()) {
                 Ok(v) => v,
                 Err(e) => {
-                    let u = super::Unreadable::of(raw.get(), &e);
+                    let u = super::Unreadable::of(self.entity, raw.get(), &e);
                     let entity = self.entity.to_string();
                     self.found.push(vec![RecordError {
                         entity,

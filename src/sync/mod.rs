@@ -123,14 +123,22 @@ fn given_twice(entity: &str, index: usize, record: Option<&serde_json::Value>, k
     RecordError {
         entity: entity.to_string(),
         index: Some(index),
-        id: record.and_then(record_id),
+        id: record.and_then(|r| record_id(entity, r)),
         field: crate::model::shown(key, 100),
         reason: "given twice in one object; say it once".into(),
     }
 }
 
-fn record_id(v: &serde_json::Value) -> Option<String> {
-    ["id", "sku", "client_id"].iter().find_map(|k| v.get(*k).and_then(|x| x.as_str()).map(error_id))
+/// The id of a record of `entity` that could not be read whole: its own key field only (a
+/// job without its `id` is not named by its `client_id`).
+fn record_id(entity: &str, v: &serde_json::Value) -> Option<String> {
+    v.get(key_of(entity)).and_then(|x| x.as_str()).map(error_id)
+}
+
+/// The field that names a record of `entity` (`id` for an entity there is not).
+fn key_of(entity: &str) -> &'static str {
+    let key: Result<&'static str, SyncError> = by_entity!(entity, T => Ok(T::KEY));
+    key.unwrap_or("id")
 }
 
 /// A record's id as an error repeats it: on one line, cut to the longest an id may be (a
@@ -152,7 +160,7 @@ impl Unreadable {
     /// Why `raw` (one record's text) could not be read, as `error` says: the record is read
     /// again as fields whose values are only found, not read, to name the field at fault and
     /// the record's id. The error's line and column, counted in the record, would mislead.
-    pub fn of(raw: &str, error: &serde_json::Error) -> Unreadable {
+    pub fn of(entity: &str, raw: &str, error: &serde_json::Error) -> Unreadable {
         let words = |e: &serde_json::Error| {
             let text = e.to_string();
             format!("cannot be read: {}", text.split(" at line ").next().unwrap_or(&text))
@@ -161,9 +169,9 @@ impl Unreadable {
         else {
             return Unreadable { id: None, field: "record".into(), reason: words(error) };
         };
-        let id = ["id", "sku", "client_id"]
-            .iter()
-            .find_map(|k| fields.get(*k).and_then(|v| serde_json::from_str::<String>(v.get()).ok()))
+        let id = fields
+            .get(key_of(entity))
+            .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
             .map(|id| error_id(&id));
         let at_fault = fields
             .iter()
@@ -180,7 +188,7 @@ pub const PART: usize = 2_000;
 
 /// One record of a batch read as `T`; what is wrong with it goes to `errs`, naming the field.
 pub fn parse_value<T: Upsert>(index: usize, v: serde_json::Value, errs: &mut Vec<RecordError>) -> Option<T> {
-    let id = record_id(&v);
+    let id = v.get(T::KEY).and_then(|x| x.as_str()).map(error_id);
     if !v.is_object() {
         errs.push(RecordError {
             entity: T::ENTITY.into(),
@@ -225,8 +233,9 @@ impl Known {
 }
 
 /// Validates `records` (each with its index in the batch), checks references inside `tx`,
-/// and writes them unless any error was found. Errors are appended to `errs`. `known` is
-/// what the earlier parts of the same batch found (a batch is staged in parts).
+/// and writes those with no error (a batch with any error is not committed). Errors are
+/// appended to `errs`. `known` is what the earlier parts of the same batch found (a batch is
+/// staged in parts).
 pub async fn stage<T: Upsert>(
     tx: &mut Tx,
     records: &[(usize, T)],
@@ -238,16 +247,17 @@ pub async fn stage<T: Upsert>(
     let mut report = EntityReport { entity: entity.into(), received: records.len(), ..Default::default() };
     let before = errs.len();
     checks::check(tx, records, known, errs).await?;
-    if errs.len() > before {
-        return Ok(report);
-    }
-
-    let keys: Vec<&str> = records.iter().map(|(_, r)| r.key()).collect();
+    // A part with refused records still writes the others (a batch with any error is rolled
+    // back whole in the end): what later records refer to is then found, and the report
+    // names the records at fault, not every record that refers to one written beside them.
+    let refused: HashSet<usize> = errs[before..].iter().filter_map(|e| e.index).collect();
+    let kept: Vec<&(usize, T)> = records.iter().filter(|(index, _)| !refused.contains(index)).collect();
+    let keys: Vec<&str> = kept.iter().map(|(_, r)| r.key()).collect();
     let hashes = existing_hashes(tx, T::TABLE, T::KEY, &keys).await?;
     let now = Utc::now();
-    for chunk in records.chunks(256) {
+    for chunk in kept.chunks(256) {
         let mut changed: Vec<(&T, String, bool)> = Vec::new();
-        for (_, rec) in chunk {
+        for (_, rec) in chunk.iter().copied() {
             let hash = content_hash(rec);
             let outcome = match hashes.get(rec.key()) {
                 Some(h) if *h == hash => Outcome::Unchanged,
@@ -266,6 +276,9 @@ pub async fn stage<T: Upsert>(
         let changed: Vec<(&T, &str, bool)> = changed.iter().map(|(r, h, e)| (*r, h.as_str(), *e)).collect();
         write_many(tx, &changed, now).await?;
         progress(chunk.len() as u64);
+    }
+    if errs.len() > before {
+        return Ok(EntityReport { entity: entity.into(), received: records.len(), ..Default::default() });
     }
     for (label, count) in [("inserted", report.inserted), ("updated", report.updated), ("unchanged", report.unchanged)]
     {

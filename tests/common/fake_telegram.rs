@@ -65,6 +65,8 @@ pub struct Inner {
     updates: Mutex<VecDeque<Value>>,
     /// Method → queued `retry_after` seconds: the next calls of that method get a 429.
     throttle: Mutex<HashMap<String, VecDeque<u32>>>,
+    /// Method → how many of its next calls are refused as a bad request (400).
+    refused: Mutex<HashMap<String, usize>>,
     new_update: Notify,
     new_call: Notify,
     /// Chat → a listener for messages to it (benchmarks).
@@ -152,6 +154,12 @@ impl FakeTelegram {
         for _ in 0..n {
             q.push_back(retry_after);
         }
+    }
+
+    /// The next `n` calls of `method` are refused as Telegram refuses a picture it cannot
+    /// take (400 Bad Request).
+    pub fn refuse(&self, method: &str, n: usize) {
+        *self.inner.refused.lock().unwrap().entry(method.to_string()).or_default() += n;
     }
 
     /// Every later message (send, photo, edit) to `chat`, as it arrives.
@@ -291,6 +299,19 @@ async fn api(State(inner): State<Arc<Inner>>, Path((_bot, method)): Path<(String
     }
     inner.calls.lock().unwrap().push(call);
     inner.new_call.notify_waiters();
+    let refused = inner.refused.lock().unwrap().get_mut(&method).is_some_and(|n| {
+        let now = *n > 0;
+        *n = n.saturating_sub(1);
+        now
+    });
+    if refused {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"ok": false, "error_code": 400,
+                        "description": "Bad Request: wrong file identifier/HTTP URL specified"})),
+        )
+            .into_response();
+    }
     if let Some(secs) = limited {
         return (
             StatusCode::TOO_MANY_REQUESTS,

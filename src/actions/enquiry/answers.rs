@@ -285,7 +285,7 @@ pub(super) async fn invoices(a: &Ask<'_>) -> Result<Answer, ActionError> {
         .iter()
         .map(|i| {
             let status = if i.total < 0 {
-                "credit"
+                if crate::model::outstanding(i.total, i.paid) == 0 { "credit used" } else { "credit" }
             } else if i.paid >= i.total {
                 "paid"
             } else if i.paid > 0 {
@@ -301,7 +301,7 @@ pub(super) async fn invoices(a: &Ask<'_>) -> Result<Answer, ActionError> {
                 i.job_name.clone(),
                 money(i.total),
                 money(i.paid),
-                money(i.total - i.paid),
+                money(crate::model::outstanding(i.total, i.paid)),
             ]
         })
         .collect();

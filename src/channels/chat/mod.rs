@@ -259,7 +259,15 @@ async fn handle_inner(
                         format!("I did not understand “{}”. These are the commands:", crate::model::shown(text, 40));
                     a
                 }
-                Err(e) => Answer::error(&e.command, e.to_string()),
+                Err(e) => {
+                    // A command written wrong: what is wrong, then the help (its "More"
+                    // button goes on with the help).
+                    line = "HELP";
+                    let mut a = run(state, unit, &actor, &Command::Help, &decide_ctx(), now).await?;
+                    a.ok = false;
+                    a.title = Answer::error(&e.command, e.to_string()).title;
+                    a
+                }
             };
             let mut m = page(&answer, line, 0);
             m.buttons.splice(0..0, buttons);
@@ -442,13 +450,23 @@ async fn button(
             actor.role
         ))]);
     }
+    // The visual a button asks about must still await approval: decided since the message
+    // was sent (a colleague, an earlier press), the button says so at once, before it asks
+    // to confirm or for a reason.
+    if matches!(verb, "ap" | "rj") {
+        match crate::store::visuals::get_visual(&state.db, actor.client_id(), arg).await {
+            Ok(v) if v.status == crate::model::VisualStatus::AwaitingApproval => {}
+            Ok(v) => {
+                let said = format!("Visual {arg} is {} already: nothing was changed.", v.status.words());
+                return Ok(vec![Reply::Notice(said.clone()), Reply::Send(ChatMessage::text(said, vec![]))]);
+            }
+            Err(StoreError::NotFound) => return Ok(vec![Reply::Notice(format!("Visual {arg} not found."))]),
+            Err(e) => return Err(e),
+        }
+    }
     match verb {
         "ap" => {
-            let charges = match crate::store::visuals::get_visual(&state.db, actor.client_id(), arg).await {
-                Ok(_) => crate::store::visuals::list_charges(&state.db, arg).await?,
-                Err(StoreError::NotFound) => return Ok(vec![Reply::Notice(format!("Visual {arg} not found."))]),
-                Err(e) => return Err(e),
-            };
+            let charges = crate::store::visuals::list_charges(&state.db, arg).await?;
             let currency = crate::store::enquiries::client_currency(&state.db, actor.client_id()).await?;
             let mut lines: Vec<String> = charges
                 .iter()
@@ -461,7 +479,8 @@ async fn button(
                     )
                 })
                 .collect();
-            lines.insert(0, "Approving accepts the visual and the charges below, under TOT's terms:".into());
+            lines.insert(0, "Approving accepts the visual and the charges below:".into());
+            lines.push(format!("Terms: {}", state.config.branding.approval_terms));
             Ok(vec![Reply::Send(ChatMessage {
                 title: format!("Approve {arg}?"),
                 lines,
@@ -471,7 +490,10 @@ async fn button(
         }
         "ay" => {
             let a = run(state, unit, actor, &Command::Approve(vec![arg.to_string()]), &decide_ctx(), now).await?;
-            Ok(vec![Reply::Edit(page(&a, "", 0))])
+            // Approved: the question becomes the answer. Not (a second tap on the button, a
+            // colleague's decision meanwhile): a new message says why, and an approval already
+            // shown stays on screen.
+            if a.ok { Ok(vec![Reply::Edit(page(&a, "", 0))]) } else { Ok(vec![Reply::Send(page(&a, "", 0))]) }
         }
         "rj" => {
             ask_reason(unit, inc, arg, now).await?;

@@ -47,6 +47,9 @@ pub fn page(a: &Answer, command: &str, offset: usize) -> ChatMessage {
     m
 }
 
+/// The most characters of a banner's body a chat digest shows.
+const BANNER_CHARS: usize = 300;
+
 /// A digest for chat: banners first, then the items by category, and a portal button.
 pub fn digest_message(
     state: &Services,
@@ -56,8 +59,11 @@ pub fn digest_message(
     now: DateTime<Utc>,
 ) -> ChatMessage {
     let mut lines = vec![];
+    // A banner's body is cut short here (the portal and the email digest show it whole): a
+    // chat message holds 4,096 characters, and a long banner must not crowd the items out.
     for b in banners {
-        lines.push(format!("[{}] {}: {}", b.severity.as_str().to_uppercase(), b.title, b.body));
+        let body = crate::model::shortened(&b.body, BANNER_CHARS);
+        lines.push(format!("[{}] {}: {body}", b.severity.as_str().to_uppercase(), b.title));
     }
     for cat in Category::ALL {
         let of: Vec<&ActionItem> = items.iter().filter(|i| i.category == cat).collect();

@@ -436,6 +436,10 @@ async fn answer_reply(
             Err(e) => answers.push(Answer::error(&e.command, e.to_string())),
         }
     }
+    // A command written wrong is answered with what is wrong and, once, the help text.
+    if lines.iter().any(Result::is_err) && !lines.iter().any(|l| matches!(l, Ok(Command::Help))) {
+        answers.push(run(state, unit, actor, &Command::Help, &ctx, now).await?);
+    }
     let stored = store_attachments(state, unit, msg, actor, &ctx, now).await?;
     if let Some(a) = stored {
         answers.push(a);
