@@ -681,7 +681,7 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
     assert!(status == 422 && body.contains("id: there is no access request 999"), "{status} {body}");
     app.synced(
         "contacts",
-        serde_json::json!([{"id": "P-1G", "client_id": "C-1", "name": "Gus Gamma", "email": "gus@gamma.example", "role": "buyer"}]),
+        serde_json::json!([{"id": "P-1G", "client_id": "C-1", "name": "Gustav Gamma", "email": "gus@gamma.example", "role": "buyer"}]),
     )
     .await;
     app.submit(&staff, "/staff/access", &[("id", &id), ("decision", "done")]).await;
@@ -695,6 +695,9 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
         .collect();
     assert_eq!(told.len(), 1);
     assert!(told[0].payload.contains("is ready"), "{}", told[0].payload);
+    // Greeted as the contact TOT made, for its client: the form's words may be anyone's.
+    assert!(told[0].payload.contains("Hello Gustav Gamma"), "{}", told[0].payload);
+    assert!(told[0].payload.contains("portal for Alpha Ltd") && !told[0].payload.contains("Gamma Events"));
     // Once decided, a new request from the same address is a new request.
     let f = ask("Gus Gamma", "gus@gamma.example");
     let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();

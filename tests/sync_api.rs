@@ -473,6 +473,38 @@ async fn records_cannot_point_at_another_clients_records() {
     app.stop().await;
 }
 
+/// Every text a record must have is refused blank, nested ones too, each named by its path.
+#[tokio::test]
+async fn a_required_text_left_blank_is_refused_by_its_path() {
+    let app = TestApp::with_world().await;
+    let job = json!({"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "in_production",
+        "process_lines": [{"status": "planned", "process": "Screen print", "position": " ", "qty": 1, "unit_price": 1}]});
+    let delivery = json!({"id": "D-1", "client_id": "C-1", "status": "ready", "venue": "HQ", "description": "Tees",
+        "packing": [{"container": "Box 1", "description": "", "qty": 1}],
+        "costs": [{"cost_type": "Carriage", "description": "\u{200b}", "price": 1}],
+        "proof_of_delivery": {"signature_image": "", "boxes": 1, "courier": "DPD", "signed_at": "2026-11-25T10:00:00Z"}});
+    let po = json!({"id": "PO-1", "client_id": "C-1", "status": "open", "date_ordered": "2026-11-01", "tot_ref": "T1",
+        "category": "Garments", "type": "Third party", "supplier": "S",
+        "lines": [{"status": "", "sku": "BLK-1", "description": " ", "ordered": 1}],
+        "receipts": [{"date_received": "2026-11-02", "signed_by": "Sam", "checking_images": ["/media/a.jpg", ""]}]});
+    for (entity, record, fields) in [
+        ("jobs", job, vec!["process_lines[0].position"]),
+        (
+            "deliveries",
+            delivery,
+            vec!["packing[0].description", "costs[0].description", "proof_of_delivery.signature_image"],
+        ),
+        ("purchase_orders", po, vec!["lines[0].status", "lines[0].description", "receipts[0].checking_images[1]"]),
+    ] {
+        let body = app.refused(entity, json!([record])).await;
+        let mut named: Vec<&str> =
+            body["errors"].as_array().unwrap().iter().filter_map(|e| e["field"].as_str()).collect();
+        named.dedup();
+        assert_eq!(named, fields, "{entity}: {body}");
+    }
+    app.stop().await;
+}
+
 /// An address holding a character that prints as nothing reads as another address: mail
 /// would go to neither the one shown nor the one meant.
 #[tokio::test]

@@ -690,6 +690,18 @@ async fn a_chat_sending_a_flood_holds_up_no_other_chat() {
     app.stop().await;
 }
 
+/// An edited message is not run again, and the sender is told so rather than hearing nothing.
+#[tokio::test]
+async fn an_edited_message_gets_told_to_send_it_again() {
+    let (fake, app) = linked().await;
+    let m = fake.ask(ANN, "/trak D-1", 1).await;
+    assert!(m.text().contains("did not understand") || m.text().contains("trak"), "{}", m.text());
+    fake.edit(ANN, "/track D-1");
+    let m = fake.next_to(ANN, 2).await;
+    assert!(m.text().contains("send the command again"), "{}", m.text());
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_code_typed_with_a_space_links() {
     let (fake, app) = conversing().await;

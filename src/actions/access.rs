@@ -93,15 +93,25 @@ pub async fn decide(
     let Some(r) = access::get(&state.db, id).await? else {
         return Err(ActionError::invalid("id", format!("there is no access request {id}")));
     };
-    // Done means the account is there: the person is told it is ready, so it must be.
-    if decision == Decision::Done && crate::store::sessions::contacts_by_email(&state.db, &r.email).await?.is_empty() {
-        return Err(ActionError::Conflict(format!(
-            "no contact has the address {} yet: make the account in TOT's system, let it reach cport, \
-             then mark the request done",
-            r.email
-        )));
-    }
-    let email = match super::mail::access_email(state, &r, decision == Decision::Done) {
+    // Done means the account is there: the person is told it is ready, so it must be. They
+    // are greeted as the contact TOT made (the name and client on record), not as the form
+    // said: anyone may ask in another's name.
+    let (name, company) = match decision {
+        Decision::Done => {
+            let Some(id) = crate::store::sessions::contacts_by_email(&state.db, &r.email).await?.into_iter().next()
+            else {
+                return Err(ActionError::Conflict(format!(
+                    "no contact has the address {} yet: make the account in TOT's system, let it reach cport, \
+                     then mark the request done",
+                    r.email
+                )));
+            };
+            let c = crate::store::contacts::get_contact(&state.db, &id).await?;
+            (c.name, c.client_name)
+        }
+        Decision::Refused => (r.name.clone(), r.company.clone()),
+    };
+    let email = match super::mail::access_email(state, &name, &r.email, &company, decision == Decision::Done) {
         Ok(p) => Some(p),
         Err(e) => {
             // cport's bug, not the person's: said loudly; the decision still stands.

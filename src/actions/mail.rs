@@ -94,10 +94,13 @@ fn link_email(
     Ok(payload(state, &c.name, &c.email, subject, render(state, template, ctx)?))
 }
 
-/// To someone who asked for a portal account: it was made, or it was not.
+/// To someone who asked for a portal account: it was made, or it was not; to `name` at
+/// `email`, about an account for `company`.
 pub fn access_email(
     state: &Services,
-    r: &crate::store::access::AccessRequest,
+    name: &str,
+    email: &str,
+    company: &str,
     granted: bool,
 ) -> Result<EmailPayload, SendError> {
     let subject = if granted {
@@ -108,10 +111,10 @@ pub fn access_email(
     let parts = render(
         state,
         "access",
-        json!({"brand": brand(state), "subject": subject, "name": r.name, "company": r.company, "granted": granted,
+        json!({"brand": brand(state), "subject": subject, "name": name, "company": company, "granted": granted,
                "login": format!("{}/login", state.config.public_url.trim_end_matches('/'))}),
     )?;
-    Ok(payload(state, &r.name, &r.email, subject, parts))
+    Ok(payload(state, name, email, subject, parts))
 }
 
 /// A contact who asks again for the same kind of system email within this many seconds gets

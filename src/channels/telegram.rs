@@ -345,6 +345,15 @@ async fn prepare(tg: &Telegram, update: Update, until: tokio::time::Instant) -> 
                 None,
             )
         }
+        // An edit is not read again (what the first message said was done or answered): the
+        // sender is told to send it anew rather than hear nothing.
+        UpdateKind::EditedMessage(m) => {
+            if m.chat.is_private() {
+                let hint = ChatMessage::text("I read new messages, not edits: send the command again.", vec![]);
+                let _ = tg.send_to(m.chat.id, &hint, left(until)).await;
+            }
+            return None;
+        }
         UpdateKind::CallbackQuery(q) => {
             let Some(msg) = q.message.as_ref() else {
                 let _ = tg.bot.answer_callback_query(q.id.clone()).await;
@@ -481,12 +490,11 @@ pub async fn run_polling(state: Services, tg: Arc<Telegram>, mut shutdown: tokio
     let mut offset: i32 = 0;
     loop {
         state.faults.panic_if_armed("task:telegram");
-        let req = tg
-            .bot
-            .get_updates()
-            .offset(offset)
-            .timeout(timeout)
-            .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery]);
+        let req = tg.bot.get_updates().offset(offset).timeout(timeout).allowed_updates(vec![
+            AllowedUpdate::Message,
+            AllowedUpdate::EditedMessage,
+            AllowedUpdate::CallbackQuery,
+        ]);
         let result = tokio::select! {
             r = req.send() => r,
             _ = shutdown.changed() => break,
@@ -517,7 +525,7 @@ pub async fn run_polling(state: Services, tg: Arc<Telegram>, mut shutdown: tokio
 
 fn chat_of(u: &Update) -> i64 {
     match &u.kind {
-        UpdateKind::Message(m) => m.chat.id.0,
+        UpdateKind::Message(m) | UpdateKind::EditedMessage(m) => m.chat.id.0,
         UpdateKind::CallbackQuery(q) => q.message.as_ref().map_or(0, |m| m.chat().id.0),
         _ => 0,
     }
@@ -546,8 +554,9 @@ async fn run_batch(state: &Services, tg: &Arc<Telegram>, updates: Vec<Update>) {
 
 /// `POST /telegram/webhook`: Telegram's secret header must match. An update is run (and
 /// recorded as seen, in one transaction) before Telegram is told 200, so a crash or a store
-/// failure before then makes Telegram deliver it again; the answers go out afterwards, so
-/// Telegram is not kept waiting for them.
+/// failure before then makes Telegram deliver it again. Its answers go out before the 200 too
+/// (each waits for its chat's turn only a moment, [`ANSWER_WAIT`], then is queued): a
+/// graceful shutdown waits for open requests, so it loses no answer.
 pub async fn webhook(
     state: Services,
     tg: Option<Arc<Telegram>>,
@@ -586,7 +595,7 @@ pub async fn webhook(
     };
     match chat::handle_update(&state, &p.incoming, Some(&p.update_id), now).await {
         Ok(replies) => {
-            tokio::spawn(async move { execute(&state, &tg, p.chat, p.callback, replies, now, until).await });
+            execute(&state, &tg, p.chat, p.callback, replies, now, until).await;
             (StatusCode::OK, "ok")
         }
         Err(e) => {

@@ -355,6 +355,7 @@ impl Record for JobIn {
         for (i, l) in self.process_lines.iter().enumerate() {
             check_text(&format!("process_lines[{i}].process"), &l.process, 200, e);
             check_text(&format!("process_lines[{i}].status"), &l.status, 50, e);
+            check_text(&format!("process_lines[{i}].position"), &l.position, 200, e);
             check_qty(&format!("process_lines[{i}].qty"), l.qty, e);
             check_line_total(&format!("process_lines[{i}].unit_price"), l.qty, l.unit_price, e);
         }
@@ -595,15 +596,18 @@ impl Record for DeliveryIn {
         }
         for (i, l) in self.packing.iter().enumerate() {
             check_text(&format!("packing[{i}].container"), &l.container, 100, e);
+            check_text(&format!("packing[{i}].description"), &l.description, 500, e);
             check_qty(&format!("packing[{i}].qty"), l.qty, e);
         }
         for (i, l) in self.costs.iter().enumerate() {
             check_text(&format!("costs[{i}].cost_type"), &l.cost_type, 100, e);
+            check_text(&format!("costs[{i}].description"), &l.description, 500, e);
         }
         check_sum("costs", self.costs.iter().map(|c| c.price.minor()), e);
         if let Some(p) = &self.proof_of_delivery {
             check_qty("proof_of_delivery.boxes", p.boxes, e);
             check_text("proof_of_delivery.courier", &p.courier, 200, e);
+            check_text("proof_of_delivery.signature_image", &p.signature_image, 2000, e);
         }
         if DeliveryStatus::parse(&self.status) == Some(DeliveryStatus::Sent) && self.sent_date.is_none() {
             e.push(FieldError::new("sent_date", "required when status is sent"));
@@ -774,6 +778,8 @@ impl Record for PurchaseOrderIn {
         check_text("supplier", &self.supplier, 200, e);
         for (i, l) in self.lines.iter().enumerate() {
             check_id(&format!("lines[{i}].sku"), &l.sku, e);
+            check_text(&format!("lines[{i}].status"), &l.status, 50, e);
+            check_text(&format!("lines[{i}].description"), &l.description, 500, e);
             check_qty(&format!("lines[{i}].ordered"), l.ordered, e);
             check_qty(&format!("lines[{i}].received"), l.received, e);
             check_qty(&format!("lines[{i}].cancelled"), l.cancelled, e);
@@ -783,6 +789,9 @@ impl Record for PurchaseOrderIn {
         }
         for (i, r) in self.receipts.iter().enumerate() {
             check_text(&format!("receipts[{i}].signed_by"), &r.signed_by, 200, e);
+            for (j, image) in r.checking_images.iter().enumerate() {
+                check_text(&format!("receipts[{i}].checking_images[{j}]"), image, 2000, e);
+            }
             check_qty(&format!("receipts[{i}].outers"), r.outers, e);
         }
         check_sum("receipts", self.receipts.iter().map(|r| r.handling_cost.minor()), e);

@@ -127,6 +127,13 @@ impl FakeTelegram {
         self.push(json!({ "message": m }))
     }
 
+    /// A user edits a message they sent earlier to read `text`.
+    pub fn edit(&self, user: i64, text: &str) -> i64 {
+        let mut m = self.message(user, text);
+        m["edit_date"] = json!(chrono::Utc::now().timestamp());
+        self.push(json!({ "edited_message": m }))
+    }
+
     /// A user presses an inline button with `data` under the bot's message `message_id`.
     pub fn press(&self, user: i64, message_id: i64, data: &str) -> i64 {
         let id = self.inner.next_update.load(Ordering::SeqCst);
