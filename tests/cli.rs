@@ -895,6 +895,9 @@ async fn banner_post_names_its_flags() {
     let post = ["banner", "post", "--title", "Closed", "--body", "Friday"];
     for (extra, says) in [
         (vec!["--starts", "2030-01-02T00:00:00Z", "--expires", "2030-01-01T00:00:00Z"], "--expires: must be after"),
+        // Read as the API reads it: a space for the `T` is refused, with the form to use.
+        (vec!["--starts", "2026-12-05 10:00:00Z"], "is not a time in RFC 3339, for example 2026-11-25T09:30:00Z"),
+        (vec!["--expires", "yesterday"], "'--expires <TIME>': `yesterday` is not a time in RFC 3339"),
         (vec!["--client", "C-1", "--client", "C-404"], "--client: unknown client `C-404`"),
         (vec!["--client", "a b"], "--client (the 1 given):"),
         (vec!["--severity", "loud"], "'--severity <SEVERITY>'"),

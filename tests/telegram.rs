@@ -652,6 +652,14 @@ async fn tots_record_never_sends_to_a_chat_tied_to_someone_else() {
     let all = cport::actions::targets::targets_by_contact(&t.state.config, &t.state.db).await.unwrap();
     assert!(!all.contains_key("P-1B"), "nor do his digests: {all:?}");
     assert_eq!(all.get("P-1A").map(Vec::len), Some(1), "Ann's chat is still hers: {all:?}");
+    // Nor does the chat act as Bob once the contact it is tied to is no longer active.
+    t.load(json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
+        "email": "ann@alpha.example", "role": "admin", "active": false}]}))
+        .await;
+    let who = cport::store::chat::contact_for_user(&t.state.db, cport::model::Channel::Telegram, &ANN.to_string())
+        .await
+        .unwrap();
+    assert_eq!(who, None, "the chat is not Bob's");
     // A chat nobody tied is still TOT's record's to use.
     t.load(json!({"contacts": [{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer",
         "email": "bob@alpha.example", "role": "buyer", "telegram_chat_id": STRANGER}]}))
@@ -698,7 +706,7 @@ async fn an_edited_message_gets_told_to_send_it_again() {
     assert!(m.text().contains("did not understand") || m.text().contains("trak"), "{}", m.text());
     fake.edit(ANN, "/track D-1");
     let m = fake.next_to(ANN, 2).await;
-    assert!(m.text().contains("send the command again"), "{}", m.text());
+    assert!(m.text().contains("send it again as a new message"), "{}", m.text());
     app.stop().await;
 }
 

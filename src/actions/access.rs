@@ -98,16 +98,27 @@ pub async fn decide(
     // said: anyone may ask in another's name.
     let (name, company) = match decision {
         Decision::Done => {
-            let Some(id) = crate::store::sessions::contacts_by_email(&state.db, &r.email).await?.into_iter().next()
-            else {
+            let ids = crate::store::sessions::contacts_by_email(&state.db, &r.email).await?;
+            let Some(first) = ids.first() else {
                 return Err(ActionError::Conflict(format!(
                     "no contact has the address {} yet: make the account in TOT's system, let it reach cport, \
                      then mark the request done",
                     r.email
                 )));
             };
-            let c = crate::store::contacts::get_contact(&state.db, &id).await?;
-            (c.name, c.client_name)
+            // One address may be a contact of several clients: each is named.
+            let mut clients: Vec<String> = Vec::new();
+            let mut name = String::new();
+            for id in &ids {
+                let c = crate::store::contacts::get_contact(&state.db, id).await?;
+                if id == first {
+                    name = c.name;
+                }
+                if !clients.contains(&c.client_name) {
+                    clients.push(c.client_name);
+                }
+            }
+            (name, clients.join(" and "))
         }
         Decision::Refused => (r.name.clone(), r.company.clone()),
     };

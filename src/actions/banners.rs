@@ -31,7 +31,7 @@ pub struct BannerInput {
     /// Client ids; empty or missing means every client.
     #[serde(default)]
     pub clients: Vec<String>,
-    /// When it starts showing; default now.
+    /// When it starts showing, at most 366 days ahead; default now.
     #[serde(default, deserialize_with = "crate::model::dates::optional_time")]
     pub starts_at: Option<DateTime<Utc>>,
     /// When it stops showing; default never.

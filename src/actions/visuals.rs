@@ -48,6 +48,20 @@ fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
     }
 }
 
+/// A visual a message's button may decide on: one the actor sees, still awaiting approval
+/// (decided since the message was sent, it is a conflict naming how it stands). Asked before
+/// a confirmation or a reason is asked for; the decision checks again as it is made.
+pub async fn awaiting(state: &Services, actor: &Actor, id: &str) -> Result<VisualRow, ActionError> {
+    let v = visible_visual(state, actor, id).await?;
+    if v.status != VisualStatus::AwaitingApproval {
+        return Err(ActionError::Conflict(format!(
+            "Visual {id} is {} already: nothing was changed.",
+            v.status.words()
+        )));
+    }
+    Ok(v)
+}
+
 /// A visual the actor may see (404 for another client's, or outside a delegation).
 pub async fn visible_visual(state: &Services, actor: &Actor, id: &str) -> Result<VisualRow, ActionError> {
     check_scope(actor, id)?;
@@ -229,9 +243,10 @@ pub async fn approve(
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         match decide(state, unit.as_deref_mut(), actor, id, Verdict::Approve, now).await {
-            // The store failing is no answer about one visual: it stops the batch, so a unit
-            // it left half written is rolled back by its caller, never committed.
-            Err(ActionError::Store(e)) => return Err(ActionError::Store(e)),
+            // In a unit the store failing is no answer about one visual: it stops the batch,
+            // so the unit it left half written is rolled back by its caller, never committed.
+            // Without one, each visual landed alone, and the result says which did.
+            Err(ActionError::Store(e)) if unit.is_some() => return Err(ActionError::Store(e)),
             r => out.push((id.to_string(), r)),
         }
     }

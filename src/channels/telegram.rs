@@ -1,7 +1,8 @@
 //! Telegram through teloxide: long polling (or a webhook), commands and inline buttons in,
 //! digests, alerts and answers out. Every message waits for its turn under Telegram's limits
-//! (overall, and per chat per second and per minute; governor's rate limiters); a 429
-//! `retry_after` that still comes back is honoured by the outbox.
+//! (overall, and per chat per second and per minute, kept in the store: see `Pace`); an
+//! answer whose turn is more than a moment off, and a 429 `retry_after` that still comes
+//! back, go to the outbox for later.
 //! Over 500 lines: the adapter (sender, limits, polling, webhook, update decoding) is kept
 //! whole so the Telegram surface is in one place, as `discord.rs` is for Discord.
 
@@ -32,6 +33,10 @@ const CAPTION_LIMIT: usize = 1024;
 /// before those still waiting are queued in the outbox for then: the next poll waits for the
 /// batch, and one chat sending a flood must not hold up every other chat.
 const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// The longest an outbox sender waits for a chat's turn: a message whose turn is further off
+/// is sent again then (not counted as a failed try), so a chat with many messages waiting
+/// (a flood's answers) holds no sender for long from every other message.
+const OUTBOX_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The most bytes a button's callback data may carry.
 const CALLBACK_BYTES: usize = 64;
 
@@ -62,18 +67,26 @@ impl Pace {
         }
     }
 
-    /// Waits for the next moment a message to `chat` may go. With `most`, a moment further
-    /// off than that is not waited for: the answer is Telegram's own "retry after", so the
-    /// caller queues the message for then (an answer to a chat sending a flood must not hold
-    /// up every other chat's answers while it waits its turn).
-    async fn wait(&self, chat: i64, most: Option<std::time::Duration>) -> Result<(), RequestError> {
-        use crate::store::limits::{Pace as Rate, reserve};
+    /// Waits for the next moment a message to `chat` may go. A moment further off than `most`
+    /// is not waited for: the answer is Telegram's own "retry after", so the caller queues the
+    /// message for then (an answer to a chat sending a flood must not hold up every other
+    /// chat's answers, nor an outbox sender every other message, while it waits its turn).
+    async fn wait(&self, chat: i64, most: std::time::Duration) -> Result<(), RequestError> {
+        use crate::store::limits::{Pace as Rate, next_turn, reserve};
         let rates = [
             Rate::per(format!("telegram:{chat}:second"), self.chat_per_second, 1000),
             Rate::per(format!("telegram:{chat}:minute"), self.chat_per_minute, 60_000),
             Rate::per("telegram".into(), self.per_second, 1000),
         ];
         let now = chrono::Utc::now().timestamp_millis();
+        // A turn further off than `most` is found without being taken: a message queued for
+        // then takes no turn from those sent meanwhile, and finds its own free when it goes.
+        if let Ok(go) = next_turn(&self.db, &rates, now).await
+            && go - now > i64::try_from(most.as_millis()).unwrap_or(i64::MAX)
+        {
+            let seconds = u32::try_from((go - now) / 1000 + 1).unwrap_or(u32::MAX);
+            return Err(RequestError::RetryAfter(teloxide::types::Seconds::from_seconds(seconds)));
+        }
         let go = match reserve(&self.db, &rates, now).await {
             Ok(go) => go,
             Err(e) => {
@@ -83,12 +96,7 @@ impl Pace {
             }
         };
         if go > now {
-            let wait = std::time::Duration::from_millis((go - now) as u64);
-            if most.is_some_and(|most| wait > most) {
-                let seconds = u32::try_from(wait.as_secs() + 1).unwrap_or(u32::MAX);
-                return Err(RequestError::RetryAfter(teloxide::types::Seconds::from_seconds(seconds)));
-            }
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep(std::time::Duration::from_millis((go - now) as u64)).await;
         }
         Ok(())
     }
@@ -141,7 +149,7 @@ impl Telegram {
         &self,
         chat: ChatId,
         m: &ChatMessage,
-        most: Option<std::time::Duration>,
+        most: std::time::Duration,
     ) -> Result<teloxide::types::Message, RequestError> {
         self.pace.wait(chat.0, most).await?;
         let (html, keyboard) = render(m);
@@ -179,7 +187,7 @@ impl Telegram {
         chat: ChatId,
         id: MessageId,
         m: &ChatMessage,
-        most: Option<std::time::Duration>,
+        most: std::time::Duration,
     ) -> Result<(), RequestError> {
         self.pace.wait(chat.0, most).await?;
         let (html, keyboard) = render(m);
@@ -194,7 +202,7 @@ impl ChatSender for Telegram {
         Box::pin(async move {
             let chat: i64 =
                 chat_id.parse().map_err(|_| SendError::Permanent(format!("`{chat_id}` is not a Telegram chat id")))?;
-            let sent = self.send_to(ChatId(chat), message, None).await.map_err(send_error)?;
+            let sent = self.send_to(ChatId(chat), message, OUTBOX_WAIT).await.map_err(send_error)?;
             Ok(format!("telegram:{chat}:{}", sent.id.0))
         })
     }
@@ -312,8 +320,8 @@ pub async fn process(state: &Services, tg: &Telegram, update: Update, until: tok
 }
 
 /// How long an answer may still wait for its turn.
-fn left(until: tokio::time::Instant) -> Option<std::time::Duration> {
-    Some(until.saturating_duration_since(tokio::time::Instant::now()))
+fn left(until: tokio::time::Instant) -> std::time::Duration {
+    until.saturating_duration_since(tokio::time::Instant::now())
 }
 
 /// Reads an update; `None` when there is nothing to run (a group chat or an empty message
@@ -349,7 +357,7 @@ async fn prepare(tg: &Telegram, update: Update, until: tokio::time::Instant) -> 
         // sender is told to send it anew rather than hear nothing.
         UpdateKind::EditedMessage(m) => {
             if m.chat.is_private() {
-                let hint = ChatMessage::text("I read new messages, not edits: send the command again.", vec![]);
+                let hint = ChatMessage::text("I read new messages, not edits: send it again as a new message.", vec![]);
                 let _ = tg.send_to(m.chat.id, &hint, left(until)).await;
             }
             return None;

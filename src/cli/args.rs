@@ -173,11 +173,11 @@ pub(super) struct BannerPostArgs {
     /// Only these clients (repeat the flag); default every client.
     #[arg(long = "client", value_name = "ID")]
     pub(super) clients: Vec<String>,
-    /// Start time (RFC 3339); default now.
-    #[arg(long, value_name = "TIME")]
+    /// Start time (RFC 3339, as the API reads it), at most 366 days ahead; default now.
+    #[arg(long, value_name = "TIME", value_parser = crate::model::dates::parse_time)]
     pub(super) starts: Option<chrono::DateTime<chrono::Utc>>,
-    /// Expiry time (RFC 3339); default never.
-    #[arg(long, value_name = "TIME")]
+    /// Expiry time (RFC 3339, as the API reads it); default never.
+    #[arg(long, value_name = "TIME", value_parser = crate::model::dates::parse_time)]
     pub(super) expires: Option<chrono::DateTime<chrono::Utc>>,
 }
 

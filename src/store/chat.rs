@@ -92,8 +92,9 @@ pub async fn unlink_in(tx: &mut Tx, channel: crate::model::Channel, user_id: &st
 
 /// The active contact a chat user is: tied by a code, or else named by TOT's own contact
 /// record (`telegram_chat_id`, `discord_user_id`) of a contact who has tied no chat of that
-/// channel (as [`chats_of_contact`] sends: the tied chat replaces the record's). Where TOT's
-/// records name one chat for several contacts, the first by id.
+/// channel (as [`chats_of_contact`] sends: the tied chat replaces the record's), unless the
+/// chat is tied by a code to someone else (active or not). Where TOT's records name one chat
+/// for several contacts, the first by id.
 pub async fn contact_for_user(db: &Db, channel: crate::model::Channel, user_id: &str) -> Result<Option<String>> {
     // TOT's record is looked up by the column of the user's channel, as that column holds
     // it (a number for Telegram), so each lookup is one index probe, not a read of every
@@ -111,6 +112,7 @@ pub async fn contact_for_user(db: &Db, channel: crate::model::Channel, user_id: 
            SELECT c.id, 1 FROM contacts c
            WHERE c.active AND (c.telegram_chat_id = $3 OR c.discord_user_id = $4)
              AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = $1 AND o.user_id = $2)
+             AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.channel = $1 AND l.user_id = $2)
              AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.contact_id = c.id AND l.channel = $1)
          ) u ORDER BY rank, contact_id LIMIT 1",
     ), channel, user_id, telegram, discord)

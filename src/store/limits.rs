@@ -108,6 +108,22 @@ pub async fn reserve(db: &Db, paces: &[Pace], now_ms: i64) -> Result<i64> {
     Ok(gos.into_iter().fold(now_ms, i64::max))
 }
 
+/// The moment a message would go under every one of `paces` if it were reserved now, without
+/// reserving it: a caller that will not wait that long (and queues the message for then)
+/// takes no turn from the messages that will. Another process may reserve meanwhile, so the
+/// reservation made after this may be a little later.
+pub async fn next_turn(db: &Db, paces: &[Pace], now_ms: i64) -> Result<i64> {
+    let mut go = now_ms;
+    for p in paces {
+        let tat: Option<i64> = on_db!(db, pool => bind!(sqlx::query_scalar("SELECT tat FROM paces WHERE key = $1"), &p.key)
+            .fetch_optional(pool).await)?;
+        if let Some(tat) = tat {
+            go = go.max(tat - p.tolerance());
+        }
+    }
+    Ok(go)
+}
+
 /// Removes counters and paces nobody has used for a window (run by the scheduler).
 pub async fn sweep(db: &Db, now_ms: i64) -> Result<u64> {
     let stale = now_ms - ATTEMPT_WINDOW_SECONDS * 1000;

@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use super::SendError;
 use crate::actions::commands::{Command, parse_line};
 use crate::actions::enquiry::{Answer, Context, run};
-use crate::actions::{Actor, Unit};
+use crate::actions::{ActionError, Actor, Unit};
 pub use crate::messages::{Button, ChatMessage, ChatPayload};
 use crate::model::Channel;
 use crate::services::Services;
@@ -454,14 +454,14 @@ async fn button(
     // was sent (a colleague, an earlier press), the button says so at once, before it asks
     // to confirm or for a reason.
     if matches!(verb, "ap" | "rj") {
-        match crate::store::visuals::get_visual(&state.db, actor.client_id(), arg).await {
-            Ok(v) if v.status == crate::model::VisualStatus::AwaitingApproval => {}
-            Ok(v) => {
-                let said = format!("Visual {arg} is {} already: nothing was changed.", v.status.words());
+        match crate::actions::visuals::awaiting(state, actor, arg).await {
+            Ok(_) => {}
+            Err(ActionError::Conflict(said)) => {
                 return Ok(vec![Reply::Notice(said.clone()), Reply::Send(ChatMessage::text(said, vec![]))]);
             }
-            Err(StoreError::NotFound) => return Ok(vec![Reply::Notice(format!("Visual {arg} not found."))]),
-            Err(e) => return Err(e),
+            Err(ActionError::NotFound(_)) => return Ok(vec![Reply::Notice(format!("Visual {arg} not found."))]),
+            Err(ActionError::Store(e)) => return Err(e),
+            Err(e) => return Ok(vec![Reply::Notice(e.to_string())]),
         }
     }
     match verb {

@@ -96,6 +96,9 @@ impl InboundError {
 /// The most commands one reply runs; a reply is a person's answer, not a batch job.
 pub const MOST_COMMANDS: usize = 10;
 
+/// What an error about the reply as a whole (too many commands), not one command, names.
+const WHOLE_REPLY: &str = "REPLY";
+
 /// Commands from the top of the fresh text, until the first line that is not one. A command
 /// given twice runs once; past [`MOST_COMMANDS`] the rest are refused with one error.
 pub fn read_commands(text: &str) -> Vec<Result<Command, CommandError>> {
@@ -128,7 +131,7 @@ pub fn read_commands(text: &str) -> Vec<Result<Command, CommandError>> {
             named.push(format!("and {} more", over.len() - NAMED));
         }
         read.push(Err(CommandError {
-            command: "REPLY".into(),
+            command: WHOLE_REPLY.into(),
             message: format!(
                 "only the first {MOST_COMMANDS} commands of a reply are run; not run: {} (send them again)",
                 named.join(", ")
@@ -437,7 +440,8 @@ async fn answer_reply(
         }
     }
     // A command written wrong is answered with what is wrong and, once, the help text.
-    if lines.iter().any(Result::is_err) && !lines.iter().any(|l| matches!(l, Ok(Command::Help))) {
+    let written_wrong = lines.iter().any(|l| matches!(l, Err(e) if e.command != WHOLE_REPLY));
+    if written_wrong && !lines.iter().any(|l| matches!(l, Ok(Command::Help))) {
         answers.push(run(state, unit, actor, &Command::Help, &ctx, now).await?);
     }
     let stored = store_attachments(state, unit, msg, actor, &ctx, now).await?;
