@@ -356,6 +356,40 @@ async fn an_alert_whose_picture_is_refused_goes_as_text() {
     assert_eq!(labels, ["Approve", "Reject", "Open"]);
 }
 
+/// A message whose chat's turn is far off (Telegram allows one here a minute) is not waited
+/// for by a sender: it is sent again at its turn, without counting as a failed try.
+#[tokio::test]
+async fn a_sender_does_not_wait_long_for_a_chats_turn() {
+    use cport::channels::chat::ChatMessage;
+    let fake = FakeTelegram::start().await;
+    let t = TestState::new(|c| {
+        telegram(c, &fake);
+        c.telegram.chat_messages_per_minute = 1;
+    })
+    .await;
+    t.load(common::world()).await;
+    let now = Utc::now();
+    let mut tx = t.state.db.begin().await.unwrap();
+    for i in 0..2 {
+        let row = ChatMessage::text(format!("Note {i}"), vec![]).queued(
+            None,
+            cport::model::Chat::Telegram,
+            &ANN.to_string(),
+            cport::model::MessageKind::Answer,
+            format!("test:{i}"),
+            now,
+        );
+        cport::store::outbox::insert_message(&mut tx, &row, now).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let r = cport::outbox::drain(&t.state).await.unwrap();
+    assert_eq!((r.sent, r.retrying, r.dead), (1, 1, 0), "{r:?}");
+    let rows = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].attempts, 0, "a turn not come is no failed try");
+    assert!(rows[0].next_attempt_at > now + chrono::Duration::seconds(30), "sent again at its turn: {rows:?}");
+}
+
 #[tokio::test]
 async fn a_429_is_honoured_and_the_message_sent_after_the_wait() {
     let fake = FakeTelegram::start().await;
