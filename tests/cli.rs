@@ -438,6 +438,29 @@ fn inbound_email_asks_the_mta_to_retry_when_the_store_is_down() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("try again later"), "{said}");
     assert!(said.to_lowercase().contains("refused"), "what the network said: {said}");
+    assert!(
+        !said.contains("postgres://") && !said.contains("127.0.0.1"),
+        "no store address: a bounce carries it: {said}"
+    );
+}
+
+/// A pipe that cannot start for want of its mail folder (a file where the folder should be)
+/// defers, and says so without the folder's path.
+#[test]
+fn inbound_email_that_cannot_start_names_no_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cport.db").display());
+    let (ok, _, err) = output(cport(&on_store(&url)).arg("migrate"));
+    assert!(ok, "{err}");
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, b"x").unwrap();
+    let mut env = on_store(&url).to_vec();
+    env.push(("CPORT_EMAIL__DIR", blocker.to_str().unwrap()));
+    let out = piped(cport(&env).arg("inbound-email"), b"From: a@b.example\nSubject: x\n\nITEMS\n");
+    assert_eq!(out.status.code(), Some(75), "EX_TEMPFAIL");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("try again later"), "{said}");
+    assert!(!said.contains(dir.path().to_str().unwrap()), "no path: {said}");
 }
 
 #[test]

@@ -238,6 +238,13 @@ async fn an_old_token_still_answers_enquiries_but_not_approvals() {
         .collect();
     assert_eq!(subjects, ["/jobs/J-1/delivery", "/visuals/V-1"], "{answer}");
     assert_eq!(c.visual("V-1").await, "awaiting_approval");
+    // Artwork is a change too: an old email keeps no file.
+    assert_eq!(kind(&c.handle("artwork_attachment.eml").await), "processed");
+    let answer = last_answer(&c).await.text;
+    assert!(answer.contains("too old to send artwork by"), "{answer}");
+    assert!(!c.t.state.config.data_dir.join("uploads/artwork/J-1").exists(), "no file kept");
+    let feed = cport::store::changes::list_changes(&c.t.state.db, 0, 100).await.unwrap();
+    assert!(!feed.iter().any(|e| e.kind == "artwork_uploaded"), "{feed:?}");
 }
 
 /// A reply in a Japanese or Chinese charset is read as the client wrote it: a reason in
@@ -379,6 +386,34 @@ async fn a_reply_holding_nul_bytes_gets_an_outcome_on_both_engines() {
     );
     assert_eq!(kind(&handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap()), "processed");
     assert_eq!(c.visual("V-1").await, "awaiting_approval", "nothing was approved");
+    // A reason with a NUL (read as U+FFFD) or bytes of another charset than the one named is
+    // not kept with a mark in place of the words: it is refused, naming the reason.
+    for (n, reason) in [(4, &b"too\0dark"[..]), (5, &b"zu dunkel \xe4ndern"[..])] {
+        let mut mail = format!(
+            "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+             From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nMessage-ID: <nul-{n}@alpha.example>\r\n\r\nREJECT V-1 "
+        )
+        .into_bytes();
+        mail.extend_from_slice(reason);
+        mail.extend_from_slice(b"\r\n");
+        assert_eq!(kind(&handle(&c.t.state, &mail, Utc::now()).await.unwrap()), "processed");
+        assert_eq!(c.visual("V-1").await, "awaiting_approval", "{n}: nothing was rejected");
+        let answer = last_answer(&c).await.text;
+        assert!(answer.contains("reason: holds U+FFFD"), "{n}: {answer}");
+    }
+}
+
+/// In a reply to an alert about one visual, a reason whose first word looks like an id is
+/// read as one; the answer says how to write it for the visual the alert is about.
+#[tokio::test]
+async fn a_reason_read_as_an_id_is_answered_with_how_to_write_it() {
+    let c = Corpus::new().await;
+    let token = sent_to(&c.t, "P-1A", "ann@alpha.example", "alert", &["A1:V-1"]).await;
+    ann_replies(&c, &token, "pms@alpha.example", "", "REJECT PMS-286 is too dark").await;
+    let answer = last_answer(&c).await.text;
+    assert!(answer.contains("visual PMS-286 not found: to reject V-1, write REJECT V-1 <reason>"), "{answer}");
+    assert_eq!(c.visual("V-1").await, "awaiting_approval");
 }
 
 /// Text the store cannot hold is the message's fault: the MTA is told not to try again (the

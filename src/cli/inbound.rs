@@ -25,13 +25,24 @@ pub(crate) async fn inbound_email(config: Config) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EX_TEMPFAIL));
     }
-    let state = match open_state(config).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: store unavailable, try again later: {e:#}");
-            return Ok(ExitCode::from(EX_TEMPFAIL));
-        }
-    };
+    let state =
+        match open_state(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                // No path nor store address for the MTA (a final bounce would carry these words
+                // to the sender): the store's own words without its address, else a pointer. A
+                // person running it by hand, at a terminal, is told all.
+                use std::io::IsTerminal;
+                let why = match e.downcast_ref::<crate::store::StoreError>() {
+                _ if std::io::stderr().is_terminal() => format!("{e:#}"),
+                Some(crate::store::StoreError::Open { message, .. }) => format!("store unavailable: {message}"),
+                _ => "cport could not start (run `cport inbound-email` by hand, at a terminal, as this user to see why)"
+                    .into(),
+            };
+                eprintln!("error: {why}; try again later");
+                return Ok(ExitCode::from(EX_TEMPFAIL));
+            }
+        };
     match crate::channels::inbound::handle(&state, &raw, chrono::Utc::now()).await {
         Ok(d) => {
             println!("{}", serde_json::to_string(&d).unwrap_or_default());

@@ -232,7 +232,8 @@ pub struct OutboxConfig {
     pub backoff_base_seconds: u64,
     /// The longest delay between two attempts.
     pub backoff_max_seconds: u64,
-    /// Messages sent at the same time.
+    /// Senders working at once (messages sent at the same time): each claims its share of
+    /// what is due, at most 16 messages, and sends them one after another.
     pub workers: u32,
     /// A sender's claim on a message; renewed while the sender works, so it runs out only
     /// when the sender died. The message is then sent again.

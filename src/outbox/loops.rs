@@ -99,6 +99,13 @@ pub struct DrainReport {
     pub dropped: usize,
 }
 
+/// A sender's share of `due` messages among `workers` senders, at most [`BATCH`]: a burst
+/// smaller than `BATCH × workers` is sent by every sender at once (a slow mail server takes
+/// several messages together), not by the first one after another while the rest wait.
+fn share(due: i64, workers: i64) -> i64 {
+    ((due + workers - 1) / workers.max(1)).clamp(1, BATCH)
+}
+
 /// One dispatcher worker: sends while there is work, otherwise waits for a wake-up, the
 /// next second, or shutdown. A message being sent when shutdown comes is finished first;
 /// the rest of its claim is handed back.
@@ -109,7 +116,12 @@ pub async fn run_worker(state: Providers, marker: Marker, mut shutdown: tokio::s
             break;
         }
         state.faults.panic_if_armed("task:dispatcher");
-        let pass = dispatch(&state, Utc::now(), BATCH, &crew, None).await;
+        let now = Utc::now();
+        let workers = i64::from(state.config.outbox.workers.max(1));
+        let pass = match crate::store::outbox::count_due(&state.db, now, BATCH * workers).await {
+            Ok(due) => dispatch(&state, now, share(due, workers), &crew, None).await,
+            Err(e) => Err(e),
+        };
         state.health.pass("outbox", pass.as_ref().map(|_| ()).map_err(ToString::to_string));
         match pass {
             Ok(batch) if batch.is_empty() => {}
@@ -124,5 +136,23 @@ pub async fn run_worker(state: Providers, marker: Marker, mut shutdown: tokio::s
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             _ = shutdown.changed() => break,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn senders_share_what_is_due() {
+        // Twelve due among four senders: three each, so all four send at once.
+        assert_eq!(share(12, 4), 3);
+        assert_eq!(share(13, 4), 4);
+        assert_eq!(share(1, 4), 1);
+        // Nothing counted (it may arrive meanwhile): a claim of one finds out.
+        assert_eq!(share(0, 4), 1);
+        // A long queue: each claims a whole batch.
+        assert_eq!(share(BATCH * 4, 4), BATCH);
+        assert_eq!(share(10_000, 1), BATCH);
     }
 }

@@ -137,6 +137,17 @@ pub async fn claim_keyed(
     claim(db, now, lease_until, 1, token, Some(idem_key)).await
 }
 
+/// A row due at `$1`: queued or failed and its time come, or claimed by a sender whose
+/// lease ran out (it died). What a claim takes, and what [`count_due`] counts.
+const DUE: &str = "((status IN ('queued', 'failed') AND next_attempt_at <= $1)
+    OR (status = 'sending' AND claimed_until < $1))";
+
+/// How many messages are due at `now`, counted up to `most`: what the senders share out.
+pub async fn count_due(db: &Db, now: DateTime<Utc>, most: i64) -> Result<i64> {
+    let sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE {DUE} LIMIT $2) due");
+    Ok(on_db!(db, p => bind!(sqlx::query_scalar(&sql), now, most).fetch_one(p).await)?)
+}
+
 async fn claim(
     db: &Db,
     now: DateTime<Utc>,
@@ -154,8 +165,7 @@ async fn claim(
     let sql = format!(
         "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2, claim_token = $4, updated_at = $1
          WHERE id IN (SELECT id FROM outbox
-                     WHERE {keyed} ((status IN ('queued', 'failed') AND next_attempt_at <= $1)
-                        OR (status = 'sending' AND claimed_until < $1))
+                     WHERE {keyed} {DUE}
                      ORDER BY next_attempt_at, id LIMIT $3 {lock})
          RETURNING id, channel, kind"
     );

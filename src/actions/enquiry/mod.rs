@@ -335,9 +335,23 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
 
 async fn reject(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>, reason: &str) -> Result<Answer, ActionError> {
     let Ask { state, actor, now, name, .. } = *a;
+    let named = id.is_some();
     let id = decision_id(a, id, Category::VisualApproval, CommandWord::Reject)?;
     // A command is sent from a message that showed the visual awaiting approval.
-    super::visuals::reject(state, Some(unit), actor, &id, reason, false, now).await?;
+    match super::visuals::reject(state, Some(unit), actor, &id, reason, false, now).await {
+        // A reason whose first word looks like an id (`REJECT PMS-286 is too dark`) was read
+        // as one: in a reply about one visual, the answer says how to write it for that one.
+        Err(ActionError::NotFound(what)) if named => {
+            if let Some((Category::VisualApproval, about)) = &a.ctx.item {
+                return Err(ActionError::invalid(
+                    "REJECT",
+                    format!("{what} not found: to reject {about}, write REJECT {about} <reason>"),
+                ));
+            }
+            return Err(ActionError::NotFound(what));
+        }
+        r => r?,
+    };
     Ok(Answer::ok(
         name,
         format!("{id} rejected. TOT will send a new visual."),

@@ -67,6 +67,14 @@ pub(super) async fn store_attachments(
     if files.is_empty() {
         return Ok(pictures_note.map(|note| Answer::error("ARTWORK", note)));
     }
+    // Artwork is a change, as a decision is: an email too old to decide from keeps none.
+    if !ctx.may_decide {
+        return Ok(Some(Answer::error(
+            "ARTWORK",
+            "Attachments were not kept: this email is too old to send artwork by. Upload the file on the job's \
+             page in the portal (reply LINK for a fresh link).",
+        )));
+    }
     let Some(job_id) = &ctx.art_job else {
         return Ok(Some(Answer::error(
             "ARTWORK",

@@ -25,7 +25,7 @@ pub(super) fn token_for(msg: &mail_parser::Message<'_>, prefix: &str, domain: &s
 /// Auto-replies, vacation messages and list mail: never acted on, never answered.
 pub(super) fn automatic(msg: &mail_parser::Message<'_>) -> Option<String> {
     if let Some(v) = msg.header_raw("Auto-Submitted")
-        && !v.trim().eq_ignore_ascii_case("no")
+        && auto_submitted_keyword(v) != "no"
     {
         return Some(format!("Auto-Submitted: {}", crate::model::shown(v.trim(), 60)));
     }
@@ -104,4 +104,41 @@ pub(super) fn auth_failure(msg: &mail_parser::Message<'_>, from: &str, trusted: 
         }
     }
     None
+}
+
+/// The keyword of an `Auto-Submitted` value (RFC 3834 section 5), lower case: what is left
+/// with comments (in parentheses) taken out, before any `;` parameters. `No (typed by me)`
+/// and `no; owner-email="x@y"` are a person's mail, as plain `no` is.
+fn auto_submitted_keyword(v: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0u32;
+    for c in v.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_submitted_no_with_a_comment_or_parameter_is_a_persons_mail() {
+        let with = |value: &str| {
+            let raw = format!("From: a@b.example\r\nAuto-Submitted: {value}\r\nSubject: x\r\n\r\nITEMS\r\n");
+            let msg = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+            automatic(&msg)
+        };
+        for person in ["no", "No", " no ", "No (manual)", "no; owner-email=\"tom@x.example\"", "(sent by hand) no"] {
+            assert_eq!(with(person), None, "{person:?}");
+        }
+        for machine in ["auto-replied", "auto-generated (vacation)", "auto-notified; owner-email=\"a@b\"", "nope"] {
+            assert!(with(machine).is_some(), "{machine:?}");
+        }
+    }
 }
