@@ -141,6 +141,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                      the secrecy of the reply address; put a DMARC check in front of cport and name it there"
                 );
             }
+            if config.telegram.mode == crate::config::TelegramMode::Webhook
+                && !config.telegram.token.is_empty()
+                && !config.public_url.to_ascii_lowercase().starts_with("https://")
+            {
+                tracing::warn!(
+                    public_url = %config.public_url,
+                    "telegram.mode is webhook but public_url is not https: Telegram sends updates only to \
+                     an https address, so none will come (use long polling, or serve cport over https)"
+                );
+            }
             let app = App::build(config).await?;
             app.run(crate::app::shutdown_signal()).await?;
         }
