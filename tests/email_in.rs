@@ -400,7 +400,7 @@ async fn a_reply_holding_nul_bytes_gets_an_outcome_on_both_engines() {
         assert_eq!(kind(&handle(&c.t.state, &mail, Utc::now()).await.unwrap()), "processed");
         assert_eq!(c.visual("V-1").await, "awaiting_approval", "{n}: nothing was rejected");
         let answer = last_answer(&c).await.text;
-        assert!(answer.contains("reason: holds U+FFFD"), "{n}: {answer}");
+        assert!(answer.contains("REJECT: holds U+FFFD where its text could not be read"), "{n}: {answer}");
     }
 }
 

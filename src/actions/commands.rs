@@ -103,7 +103,7 @@ pub const COMMANDS: &[(CommandWord, &str, &str)] = &[
     (W::Reset, "RESET", "a password-reset link by email"),
 ];
 
-fn usage(word: CommandWord) -> &'static str {
+pub(crate) fn usage(word: CommandWord) -> &'static str {
     COMMANDS.iter().find(|(w, _, _)| *w == word).map_or("HELP", |(_, u, _)| *u)
 }
 

@@ -108,16 +108,7 @@ impl ActionError {
 /// Refuses text a person typed when it holds control characters its field may not hold
 /// (the same rule as TOT's records: see [`crate::model::forbidden_char`]).
 pub(crate) fn check_typed(field: &str, s: &str, lines: crate::model::Lines) -> Result<(), ActionError> {
-    crate::model::check_chars(field, s, lines).map_err(|e| ActionError::invalid(&e.field, e.reason))?;
-    // U+FFFD stands where text could not be read (bytes of another charset, a NUL in mail):
-    // kept, it would put words the person did not write in TOT's records.
-    if s.contains('\u{FFFD}') {
-        return Err(ActionError::invalid(
-            field,
-            "holds U+FFFD, the mark of text that arrived damaged (an encoding that could not be read): write it again",
-        ));
-    }
-    Ok(())
+    crate::model::check_chars(field, s, lines).map_err(|e| ActionError::invalid(&e.field, e.reason))
 }
 
 /// Text a person typed for `field`, trimmed. Refused, naming the field, when it holds

@@ -20,7 +20,12 @@ pub async fn drain_with(state: &Providers, crew: &Crew) -> Result<DrainReport, S
         if crew.stopping() {
             return Ok(r);
         }
-        let batch = dispatch(state, Utc::now(), BATCH, crew, None).await?;
+        let now = Utc::now();
+        let size = claim_size(state, now).await?;
+        if size == 0 {
+            return Ok(r);
+        }
+        let batch = dispatch(state, now, size, crew, None).await?;
         if batch.is_empty() {
             return Ok(r);
         }
@@ -99,6 +104,14 @@ pub struct DrainReport {
     pub dropped: usize,
 }
 
+/// How many due messages a sender claims now: its share of those due among the configured
+/// senders (see [`share`]), or 0 when none is due.
+async fn claim_size(state: &Providers, now: chrono::DateTime<Utc>) -> Result<i64, StoreError> {
+    let workers = i64::from(state.config.outbox.workers.max(1));
+    let due = crate::store::outbox::count_due(&state.db, now, BATCH * workers).await?;
+    Ok(if due == 0 { 0 } else { share(due, workers) })
+}
+
 /// A sender's share of `due` messages among `workers` senders, at most [`BATCH`]: a burst
 /// smaller than `BATCH × workers` is sent by every sender at once (a slow mail server takes
 /// several messages together), not by the first one after another while the rest wait.
@@ -117,9 +130,10 @@ pub async fn run_worker(state: Providers, marker: Marker, mut shutdown: tokio::s
         }
         state.faults.panic_if_armed("task:dispatcher");
         let now = Utc::now();
-        let workers = i64::from(state.config.outbox.workers.max(1));
-        let pass = match crate::store::outbox::count_due(&state.db, now, BATCH * workers).await {
-            Ok(due) => dispatch(&state, now, share(due, workers), &crew, None).await,
+        let pass = match claim_size(&state, now).await {
+            // Nothing due: the wake-up or the next second finds what comes.
+            Ok(0) => Ok(vec![]),
+            Ok(size) => dispatch(&state, now, size, &crew, None).await,
             Err(e) => Err(e),
         };
         state.health.pass("outbox", pass.as_ref().map(|_| ()).map_err(ToString::to_string));

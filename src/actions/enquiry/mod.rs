@@ -335,14 +335,19 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
 
 async fn reject(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>, reason: &str) -> Result<Answer, ActionError> {
     let Ask { state, actor, now, name, .. } = *a;
-    let named = id.is_some();
+    let named = id.map(str::to_string);
     let id = decision_id(a, id, Category::VisualApproval, CommandWord::Reject)?;
     // A command is sent from a message that showed the visual awaiting approval.
     match super::visuals::reject(state, Some(unit), actor, &id, reason, false, now).await {
         // A reason whose first word looks like an id (`REJECT PMS-286 is too dark`) was read
         // as one: in a reply about one visual, the answer says how to write it for that one.
-        Err(ActionError::NotFound(what)) if named => {
-            if let Some((Category::VisualApproval, about)) = &a.ctx.item {
+        Err(ActionError::NotFound(what)) if named.is_some() => {
+            // Only for a word of another kind than the visual's id (`PMS-286` beside `V-1`):
+            // `V-12` is a mistyped visual, said not found as it is.
+            let kind = |s: &str| s.split('-').next().unwrap_or_default().to_ascii_uppercase();
+            if let (Some((Category::VisualApproval, about)), Some(word)) = (&a.ctx.item, &named)
+                && kind(word) != kind(about)
+            {
                 return Err(ActionError::invalid(
                     "REJECT",
                     format!("{what} not found: to reject {about}, write REJECT {about} <reason>"),

@@ -67,14 +67,6 @@ pub(super) async fn store_attachments(
     if files.is_empty() {
         return Ok(pictures_note.map(|note| Answer::error("ARTWORK", note)));
     }
-    // Artwork is a change, as a decision is: an email too old to decide from keeps none.
-    if !ctx.may_decide {
-        return Ok(Some(Answer::error(
-            "ARTWORK",
-            "Attachments were not kept: this email is too old to send artwork by. Upload the file on the job's \
-             page in the portal (reply LINK for a fresh link).",
-        )));
-    }
     let Some(job_id) = &ctx.art_job else {
         return Ok(Some(Answer::error(
             "ARTWORK",
@@ -82,6 +74,16 @@ pub(super) async fn store_attachments(
              job's. Reply with the file to a message about that one job's artwork, or upload it on the portal.",
         )));
     };
+    // Artwork is a change, as a decision is: an email too old to decide from keeps none.
+    if !ctx.may_decide {
+        return Ok(Some(Answer::error(
+            "ARTWORK",
+            format!(
+                "Attachments were not kept: this email is too old to send artwork by. Upload the file on job \
+                 {job_id}'s page in the portal (reply LINK for a fresh link)."
+            ),
+        )));
+    }
     let mut answer = match artwork::upload(state, unit, actor, job_id, None, &files, now).await {
         Ok(a) => a,
         Err(ActionError::Store(e)) => return Err(e),

@@ -111,6 +111,18 @@ pub fn read_commands(text: &str) -> Vec<Result<Command, CommandError>> {
             continue;
         }
         match parse_line(line) {
+            // A command whose words arrived damaged (U+FFFD stands where a NUL, or bytes of
+            // another charset than the one named, could not be read) is not run: it would act
+            // on, or keep in TOT's records, words the person did not write.
+            Ok(Some(c)) if line.contains('\u{FFFD}') && read.len() < MOST_COMMANDS => {
+                read.push(Err(CommandError {
+                    command: c.word().to_string(),
+                    message: "holds U+FFFD where its text could not be read (a NUL, or an encoding other than \
+                              the one the message names): write it again"
+                        .into(),
+                    usage: crate::actions::commands::usage(c.word()),
+                }));
+            }
             // A command given twice in one reply is run and answered once.
             Ok(Some(c)) if given(&read, &c) || over_cmds.contains(&c) => {}
             Ok(Some(c)) if read.len() >= MOST_COMMANDS => {

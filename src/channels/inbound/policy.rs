@@ -112,8 +112,13 @@ pub(super) fn auth_failure(msg: &mail_parser::Message<'_>, from: &str, trusted: 
 fn auto_submitted_keyword(v: &str) -> String {
     let mut out = String::new();
     let mut depth = 0u32;
-    for c in v.chars() {
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
         match c {
+            // A quoted pair inside a comment (`\)`) is one character of it, not its end.
+            '\\' if depth > 0 => {
+                chars.next();
+            }
             '(' => depth += 1,
             ')' if depth > 0 => depth -= 1,
             _ if depth == 0 => out.push(c),
@@ -134,7 +139,15 @@ mod tests {
             let msg = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
             automatic(&msg)
         };
-        for person in ["no", "No", " no ", "No (manual)", "no; owner-email=\"tom@x.example\"", "(sent by hand) no"] {
+        for person in [
+            "no",
+            "No",
+            " no ",
+            "No (manual)",
+            "no; owner-email=\"tom@x.example\"",
+            "(sent by hand) no",
+            "no (a \\) b)",
+        ] {
             assert_eq!(with(person), None, "{person:?}");
         }
         for machine in ["auto-replied", "auto-generated (vacation)", "auto-notified; owner-email=\"a@b\"", "nope"] {
