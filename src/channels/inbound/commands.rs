@@ -1,0 +1,65 @@
+//! The commands a reply gives: read from the top of its fresh text, one a line, until the
+//! first line that is none.
+
+use crate::actions::commands::{Command, CommandError, parse_line};
+
+/// The most commands one reply runs; a reply is a person's answer, not a batch job.
+pub const MOST_COMMANDS: usize = 10;
+
+/// What an error about the reply as a whole (too many commands), not one command, names.
+pub(super) const WHOLE_REPLY: &str = "REPLY";
+
+/// Commands from the top of the fresh text, until the first line that is not one. A command
+/// given twice runs once; past [`MOST_COMMANDS`] the rest are refused with one error.
+pub fn read_commands(text: &str) -> Vec<Result<Command, CommandError>> {
+    let mut read: Vec<Result<Command, CommandError>> = Vec::new();
+    let mut over: Vec<&str> = Vec::new();
+    let mut over_cmds: Vec<Command> = Vec::new();
+    let given = |read: &[Result<Command, CommandError>], c: &Command| read.iter().any(|r| r.as_ref().ok() == Some(c));
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(line) {
+            // A command whose words arrived damaged (U+FFFD stands where a NUL, or bytes of
+            // another charset than the one named, could not be read) is not run: it would act
+            // on, or keep in TOT's records, words the person did not write.
+            Ok(Some(c)) if line.contains('\u{FFFD}') && read.len() < MOST_COMMANDS => {
+                read.push(Err(CommandError {
+                    command: c.word().to_string(),
+                    message: "holds U+FFFD where its text could not be read (a NUL, or an encoding other than \
+                              the one the message names): write it again"
+                        .into(),
+                    usage: crate::actions::commands::usage(c.word()),
+                }));
+            }
+            // A command given twice in one reply is run and answered once.
+            Ok(Some(c)) if given(&read, &c) || over_cmds.contains(&c) => {}
+            Ok(Some(c)) if read.len() >= MOST_COMMANDS => {
+                over.push(line.trim());
+                over_cmds.push(c);
+            }
+            Ok(Some(c)) => read.push(Ok(c)),
+            Ok(None) => break,
+            Err(_) if read.len() >= MOST_COMMANDS => over.push(line.trim()),
+            Err(e) => read.push(Err(e)),
+        }
+    }
+    if !over.is_empty() {
+        // The first few named as written (each cut short), so the sender knows what to send again.
+        const NAMED: usize = 5;
+        let mut named: Vec<String> = over.iter().take(NAMED).map(|l| crate::model::visible(l, 30)).collect();
+        if over.len() > NAMED {
+            named.push(format!("and {} more", over.len() - NAMED));
+        }
+        read.push(Err(CommandError {
+            command: WHOLE_REPLY.into(),
+            message: format!(
+                "only the first {MOST_COMMANDS} commands of a reply are run; not run: {} (send them again)",
+                named.join(", ")
+            ),
+            usage: "one command a line, at most 10 a reply",
+        }));
+    }
+    read
+}
