@@ -702,16 +702,17 @@ async fn tots_record_never_sends_to_a_chat_tied_to_someone_else() {
     assert_eq!(bobs.len(), 1, "{bobs:?}");
 }
 
-/// A chat sending a flood is answered at Telegram's pace for one chat (one a second), but
-/// the answers that would wait their turn longer than a moment are queued for then: the next
-/// poll, and every other chat's answers, do not wait for them.
+/// A chat sending a flood is answered at Telegram's pace for one chat (one a second, here
+/// five a minute), but the answers that would wait their turn longer than a moment are queued
+/// for then: the next poll, and every other chat's answers, do not wait for them (the twelve
+/// answers take more than a minute to go).
 #[tokio::test]
 async fn a_chat_sending_a_flood_holds_up_no_other_chat() {
     let fake = FakeTelegram::start().await;
     let app = TestApp::spawn_with(|c| {
         conversation(c, &fake);
         c.telegram.chat_messages_per_second = 1;
-        c.telegram.chat_messages_per_minute = 20;
+        c.telegram.chat_messages_per_minute = 5;
     })
     .await;
     load_world(&app).await;
