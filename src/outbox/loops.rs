@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(share(12, 4), 3);
         assert_eq!(share(13, 4), 4);
         assert_eq!(share(1, 4), 1);
-        // Nothing counted (it may arrive meanwhile): a claim of one finds out.
+        // Asked with nothing due (`claim_size` does not ask then), the least is one.
         assert_eq!(share(0, 4), 1);
         // A long queue: each claims a whole batch.
         assert_eq!(share(BATCH * 4, 4), BATCH);

@@ -188,7 +188,7 @@ pub const PART: usize = 2_000;
 
 /// One record of a batch read as `T`; what is wrong with it goes to `errs`, naming the field.
 pub fn parse_value<T: Upsert>(index: usize, v: serde_json::Value, errs: &mut Vec<RecordError>) -> Option<T> {
-    let id = v.get(T::KEY).and_then(|x| x.as_str()).map(error_id);
+    let id = record_id(T::ENTITY, &v);
     if !v.is_object() {
         errs.push(RecordError {
             entity: T::ENTITY.into(),
