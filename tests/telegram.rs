@@ -384,8 +384,9 @@ async fn a_sender_does_not_wait_long_for_a_chats_turn() {
     tx.commit().await.unwrap();
     let r = cport::outbox::drain(&t.state).await.unwrap();
     assert_eq!((r.sent, r.retrying, r.dead), (1, 1, 0), "{r:?}");
-    let rows = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10).await.unwrap();
-    assert_eq!(rows.len(), 1);
+    assert!(cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10).await.unwrap().is_empty());
+    let rows = cport::store::outbox::list_messages(&t.state.db, Some("queued"), 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "waiting for its turn, not failed");
     assert_eq!(rows[0].attempts, 0, "a turn not come is no failed try");
     assert!(rows[0].next_attempt_at > now + chrono::Duration::seconds(30), "sent again at its turn: {rows:?}");
 }
@@ -399,8 +400,9 @@ async fn a_429_is_honoured_and_the_message_sent_after_the_wait() {
     common::digest_now(&t.state, "P-1A").await;
     let r = cport::outbox::drain(&t.state).await.unwrap();
     assert_eq!((r.sent, r.retrying, r.dead), (1, 1, 0), "email went, Telegram said wait");
-    let rows = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10).await.unwrap();
-    assert_eq!(rows.len(), 1);
+    assert!(cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10).await.unwrap().is_empty());
+    let rows = cport::store::outbox::list_messages(&t.state.db, Some("queued"), 10).await.unwrap();
+    assert_eq!(rows.len(), 1, "queued again for after the wait");
     assert_eq!(rows[0].channel.as_str(), "telegram");
     assert_eq!(rows[0].attempts, 0, "a rate limit does not use up an attempt");
     assert!(rows[0].last_error.as_deref().unwrap_or("").contains("retry after"));

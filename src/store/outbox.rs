@@ -265,7 +265,8 @@ pub enum Mark<'a> {
     Sent(&'a str),
     /// Failed; tried again at the time given, or dead when there is none.
     Failed { error: &'a str, retry_at: Option<DateTime<Utc>> },
-    /// The provider asked to wait: due again then, and the attempt is given back.
+    /// The provider asked to wait (or the chat's turn has not come): queued again for then,
+    /// with the attempt given back, so staff do not see a failure where nothing failed.
     RateLimited { error: &'a str, retry_at: DateTime<Utc> },
     /// No longer needs sending (its items were resolved first).
     Dropped(&'a str),
@@ -297,7 +298,7 @@ pub async fn mark(db: &Db, id: i64, token: &str, mark: Mark<'_>, now: DateTime<U
             id, token, now, if retry_at.is_some() { "failed" } else { "dead" }, error, retry_at)?,
         Mark::RateLimited { error, retry_at } => execute!(db =>
             &format!(
-            "UPDATE outbox SET status = 'failed', last_error = $4, next_attempt_at = $5,
+            "UPDATE outbox SET status = 'queued', last_error = $4, next_attempt_at = $5,
                attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
                claimed_until = NULL, updated_at = $3 {FENCE}"
         ),
