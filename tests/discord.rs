@@ -304,6 +304,38 @@ async fn an_alerts_picture_is_uploaded_with_the_direct_message() {
 }
 
 #[tokio::test]
+async fn a_picture_discord_refuses_does_not_cost_the_alert() {
+    let (fake, t) = discord_world(|_| {}).await;
+    fake.limit_uploads(8);
+    t.load(serde_json::json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
+        "email": "ann@alpha.example", "role": "admin", "discord_user_id": USER}]}))
+        .await;
+    let media = t.state.config.data_dir.join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    std::fs::write(media.join("v5.png"), b"\x89PNG\r\n\x1a\n a picture larger than Discord takes").unwrap();
+    let now = Utc::now();
+    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
+    t.load(
+        serde_json::json!({"visuals": [{"id": "V-5", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-5",
+        "category": "Colour visual", "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v5.png"}]}),
+    )
+    .await;
+    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
+    let r = cport::outbox::drain(&t.state).await.unwrap();
+    assert_eq!(r.dead, 0, "{r:?}");
+    let posts = fake.wait_for("/messages", 2).await;
+    assert_eq!(posts[0].body["files"].as_array().map(Vec::len), Some(1), "first with the picture");
+    let msg = &posts[1].body;
+    assert!(msg["files"].as_array().is_none_or(Vec::is_empty), "then without it: {msg}");
+    assert!(msg["embeds"][0]["image"].is_null(), "no picture the message does not carry: {msg}");
+    assert!(msg["embeds"][0]["title"].as_str().unwrap_or("").contains("V-5"), "{msg}");
+    let buttons = msg["components"].to_string();
+    assert!(buttons.contains("ap:V-5"), "the buttons still go: {buttons}");
+    let rows = cport::store::outbox::list_messages(&t.state.db, Some("sent"), 10).await.unwrap();
+    assert!(rows.iter().any(|m| m.channel.as_str() == "discord"), "the alert is sent: {rows:?}");
+}
+
+#[tokio::test]
 async fn a_shared_channel_gets_no_details_and_no_sign_in_links() {
     let (fake, t) = discord_world(|c| {
         c.discord.channel_id = "1600000000000000001".into();

@@ -174,38 +174,66 @@ impl ChatSender for Discord {
             let user = crate::model::discord_id(chat_id).ok_or_else(|| {
                 SendError::Permanent(format!("{} is not a Discord user id", crate::model::quoted(chat_id)))
             })?;
+            let channel = match self.channel_id {
+                Some(c) => c,
+                None => UserId::from(user).create_dm_channel(&*self.http).await.map_err(send_error)?.id,
+            };
+            let sent = match channel.send_message(&*self.http, self.create(user, message)).await {
+                // A picture Discord will not take (over its upload limit, a type it does not
+                // show, an address it refuses) must not cost the message: it goes without it.
+                Err(e)
+                    if refused(&e)
+                        && self.channel_id.is_none()
+                        && (message.photo_file.is_some() || message.photo.is_some()) =>
+                {
+                    tracing::warn!(error = %e, "discord: the message with its picture was refused; sending it without");
+                    let plain = ChatMessage { photo: None, photo_file: None, ..message.clone() };
+                    channel.send_message(&*self.http, self.create(user, &plain)).await
+                }
+                other => other,
+            }
+            .map_err(send_error)?;
+            Ok(format!("discord:{}:{}", channel.get(), sent.id.get()))
+        })
+    }
+}
+
+impl Discord {
+    /// The message to post: whole in a direct message; in a shared channel a title that says
+    /// nothing of the client and the action buttons only, since a signed link would sign in
+    /// whoever clicks it and the details (an alert's title names the job and the supplier)
+    /// are the client's. A button press is answered to the presser alone, as the presser.
+    fn create(&self, user: std::num::NonZeroU64, message: &ChatMessage) -> CreateMessage {
+        if self.channel_id.is_none() {
             let mut b = CreateMessage::new().embed(self.embed(message)).components(Self::components(message));
             if let Some((name, bytes)) = &message.photo_file {
                 b = b.add_file(CreateAttachment::bytes(bytes.clone(), name.clone()));
             }
-            let channel = match self.channel_id {
-                Some(c) => {
-                    // A shared channel gets a title that says nothing of the client and the
-                    // action buttons only: a signed link would sign in whoever clicks it, and
-                    // the details (an alert's title names the job and the supplier) are the
-                    // client's. A button press is answered to the presser alone, as the presser.
-                    let mut shared = ChatMessage::text(
-                        SHARED_TITLE.to_string(),
-                        vec!["Use the buttons, or /items here: only you see the answers.".into()],
-                    );
-                    shared.buttons = message
-                        .buttons
-                        .iter()
-                        .map(|row| row.iter().filter(|b| matches!(b, Button::Action { .. })).cloned().collect())
-                        .filter(|row: &Vec<Button>| !row.is_empty())
-                        .collect();
-                    b = CreateMessage::new()
-                        .content(format!("<@{user}>"))
-                        .embed(self.embed(&shared))
-                        .components(Self::components(&shared));
-                    c
-                }
-                None => UserId::from(user).create_dm_channel(&*self.http).await.map_err(send_error)?.id,
-            };
-            let sent = channel.send_message(&*self.http, b).await.map_err(send_error)?;
-            Ok(format!("discord:{}:{}", channel.get(), sent.id.get()))
-        })
+            return b;
+        }
+        let mut shared = ChatMessage::text(
+            SHARED_TITLE.to_string(),
+            vec!["Use the buttons, or /items here: only you see the answers.".into()],
+        );
+        shared.buttons = message
+            .buttons
+            .iter()
+            .map(|row| row.iter().filter(|b| matches!(b, Button::Action { .. })).cloned().collect())
+            .filter(|row: &Vec<Button>| !row.is_empty())
+            .collect();
+        CreateMessage::new()
+            .content(format!("<@{user}>"))
+            .embed(self.embed(&shared))
+            .components(Self::components(&shared))
     }
+}
+
+/// Discord refused the request as it was made (a 4xx other than a rate limit): sent again
+/// the same way, it would be refused again.
+fn refused(e: &serenity::Error) -> bool {
+    use serenity::http::HttpError;
+    matches!(e, serenity::Error::Http(HttpError::UnsuccessfulRequest(r))
+        if r.status_code.is_client_error() && r.status_code.as_u16() != 429)
 }
 
 /// What a failed REST call means for the outbox.

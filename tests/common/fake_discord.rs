@@ -29,6 +29,8 @@ pub struct Call {
 pub struct Inner {
     calls: Mutex<Vec<Call>>,
     new_call: Notify,
+    /// The largest file a message may carry, as Discord limits uploads; none by default.
+    upload_limit: Mutex<Option<usize>>,
 }
 
 #[derive(Clone)]
@@ -80,7 +82,8 @@ async fn channel_message(
     State(inner): State<Arc<Inner>>,
     Path(channel): Path<String>,
     req: axum::extract::Request,
-) -> Json<Value> {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let multipart = req
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
@@ -108,7 +111,15 @@ async fn channel_message(
         axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default()
     };
     let b = record(&inner, Method::POST, format!("/channels/{channel}/messages"), &body);
-    Json(message(&channel, &b))
+    let limit = *inner.upload_limit.lock().unwrap();
+    let too_large = b["files"].as_array().is_some_and(|files| {
+        files.iter().any(|f| limit.is_some_and(|most| f["size"].as_u64().unwrap_or(0) as usize > most))
+    });
+    if too_large {
+        let refusal = json!({"code": 40005, "message": "Request entity too large"});
+        return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, Json(refusal)).into_response();
+    }
+    Json(message(&channel, &b)).into_response()
 }
 
 /// An interaction's answers (its original message edited, a follow-up), recorded as sent.
@@ -136,6 +147,11 @@ impl FakeDiscord {
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
         FakeDiscord { url, inner }
+    }
+
+    /// Refuses (413, as Discord does) a message carrying a file larger than `bytes`.
+    pub fn limit_uploads(&self, bytes: usize) {
+        *self.inner.upload_limit.lock().unwrap() = Some(bytes);
     }
 
     pub fn calls(&self) -> Vec<Call> {
