@@ -216,11 +216,35 @@ async fn a_reject_button_asks_for_the_reason_in_a_form() {
     assert_eq!(e["data"]["reason"], "the navy is too light");
     assert_eq!(e["data"]["channel"], "discord");
 
+    // Two forms open at once (Reject on V-3 on the phone, then on V-4 on the desktop): the
+    // phone's answer was written for V-3 and rejects neither; the open question stays V-4's.
+    let (status, body) = app
+        .put(
+            "visuals",
+            serde_json::json!([
+                {"id": "V-3", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-3", "category": "Colour visual",
+                 "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v1.svg"},
+                {"id": "V-4", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-4", "category": "Colour visual",
+                 "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v1.svg"}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, phone) = post(&app, &signer, &button(USER, "rj:V-3")).await;
+    assert_eq!(phone["data"]["custom_id"], "answer:V-3", "the form names its visual: {phone}");
+    post(&app, &signer, &button(USER, "rj:V-4")).await;
+    let (_, r) = post(&app, &signer, &form(USER, "answer:V-3", "text", "written for V-3")).await;
+    assert!(embed_text(&r).contains("was about V-3") && embed_text(&r).contains("nothing was changed"), "{r}");
+    assert_eq!(app.visual_status("V-3").await, "awaiting_approval");
+    assert_eq!(app.visual_status("V-4").await, "awaiting_approval");
+    let (_, r) = post(&app, &signer, &form(USER, "answer:V-4", "text", "written for V-4")).await;
+    assert!(embed_text(&r).contains("V-4 rejected"), "{r}");
+    assert_eq!(app.visual_status("V-3").await, "awaiting_approval");
+
     // The form sent again finds no question: it says so and changes nothing.
     let (_, r) = post(&app, &signer, &form(USER, "answer", "text", "and again")).await;
     assert!(embed_text(&r).contains("expired"), "{r}");
     let feed = app.changes(0).await;
-    assert_eq!(feed.iter().filter(|e| e["kind"] == "visual_rejected").count(), 1);
+    assert_eq!(feed.iter().filter(|e| e["kind"] == "visual_rejected").count(), 2, "V-1's and V-4's");
     app.stop().await;
 }
 

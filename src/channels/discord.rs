@@ -365,8 +365,8 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
             Input::Text(text)
         }
         (3, Some(d), Some(_)) => Input::Button(d.custom_id.clone().unwrap_or_default()),
-        (5, Some(d), Some(_)) if d.custom_id.as_deref() == Some(ANSWER_FORM) => match d.answer() {
-            Some(text) => Input::Answer(text),
+        (5, Some(d), Some(_)) if d.custom_id.as_deref().and_then(form_about).is_some() => match d.answer() {
+            Some(text) => Input::Answer { text, about: d.custom_id.as_deref().and_then(form_about).flatten() },
             None => return refuse(StatusCode::BAD_REQUEST, "a form without its answer field"),
         },
         _ => return refuse(StatusCode::BAD_REQUEST, "unsupported interaction type"),
@@ -456,6 +456,14 @@ fn flatten(done: Result<Result<Vec<Reply>, crate::store::StoreError>, tokio::tas
     }
 }
 
+/// Whether a form's custom id is a question's (`answer`, or `answer:<subject>`), and its subject.
+fn form_about(custom_id: &str) -> Option<Option<String>> {
+    match custom_id.strip_prefix(ANSWER_FORM)? {
+        "" => Some(None),
+        rest => rest.strip_prefix(':').filter(|s| !s.is_empty()).map(|s| Some(s.to_string())),
+    }
+}
+
 /// Messages to show, notices turned into text when nothing else is said.
 fn messages(replies: Vec<Reply>) -> Vec<ChatMessage> {
     let mut notice = None;
@@ -481,8 +489,8 @@ fn messages(replies: Vec<Reply>) -> Vec<ChatMessage> {
 /// The interaction's own response (a button's `Edit` updates the message it was on), and
 /// what has to follow it.
 fn respond(d: &Discord, button: bool, replies: Vec<Reply>) -> (CreateInteractionResponse, Vec<ChatMessage>) {
-    if let Some(Reply::Ask { message, label, .. }) = replies.iter().find(|r| matches!(r, Reply::Ask { .. })) {
-        return (CreateInteractionResponse::Modal(question_form(message, label)), vec![]);
+    if let Some(Reply::Ask { message, label, about, .. }) = replies.iter().find(|r| matches!(r, Reply::Ask { .. })) {
+        return (CreateInteractionResponse::Modal(question_form(message, label, about)), vec![]);
     }
     let edit_first = button && matches!(replies.first(), Some(Reply::Edit(_)));
     let mut msgs = messages(replies);
@@ -502,10 +510,13 @@ fn respond(d: &Discord, button: bool, replies: Vec<Reply>) -> (CreateInteraction
 
 /// Discord's form for a question: its title (at most 45 characters) and one paragraph field
 /// (at most as long as a reason may be).
-fn question_form(message: &ChatMessage, label: &str) -> CreateModal {
+/// The form asking `message`, named for what it is about (`answer:V-1`), so that its answer
+/// can be matched with the question; a subject too long for Discord's custom id is left out.
+fn question_form(message: &ChatMessage, label: &str, about: &str) -> CreateModal {
     let field = CreateInputText::new(InputTextStyle::Paragraph, label, ANSWER_FIELD).max_length(2000);
-    CreateModal::new(ANSWER_FORM, shortened(&message.title, 45).into_owned())
-        .components(vec![CreateActionRow::InputText(field)])
+    let named = format!("{ANSWER_FORM}:{about}");
+    let id = if named.chars().count() <= CUSTOM_ID_CHARS { named } else { ANSWER_FORM.to_string() };
+    CreateModal::new(id, shortened(&message.title, 45).into_owned()).components(vec![CreateActionRow::InputText(field)])
 }
 
 async fn follow_up(d: &Discord, token: &str, msgs: Vec<ChatMessage>) {

@@ -43,8 +43,9 @@ pub enum Reply {
     /// A question whose answer is the user's next words (why a visual is rejected). A chat
     /// shows `message` and takes the next message as the answer; Discord's app, which hears
     /// no free text, asks in a form with one field called `label`, and says `typed` (the
-    /// command that does the same in one go) when it cannot show a form.
-    Ask { message: ChatMessage, label: &'static str, typed: String },
+    /// command that does the same in one go) when it cannot show a form. `about` is what
+    /// the question is about (the visual's id), so an answer can say which question it answers.
+    Ask { message: ChatMessage, label: &'static str, typed: String, about: String },
 }
 
 /// What a chat user did.
@@ -53,8 +54,13 @@ pub enum Input {
     Text(String),
     /// The data of a pressed button.
     Button(String),
-    /// The words typed into the form a [`Reply::Ask`] showed.
-    Answer(String),
+    /// The words typed into the form a [`Reply::Ask`] showed, and what that form was about
+    /// when the provider says (a form left open while another question was asked answers
+    /// nothing).
+    Answer {
+        text: String,
+        about: Option<String>,
+    },
 }
 
 /// One thing a chat user said or pressed.
@@ -150,7 +156,7 @@ pub async fn handle_update(
 /// nothing: no command takes one, PostgreSQL cannot even look one up, and dropping it would
 /// act on words the user did not send.
 fn nul_refusal(input: &Input) -> Option<Reply> {
-    let (Input::Text(t) | Input::Button(t) | Input::Answer(t)) = input;
+    let (Input::Text(t) | Input::Button(t) | Input::Answer { text: t, .. }) = input;
     if !t.contains('\0') {
         return None;
     }
@@ -217,7 +223,19 @@ async fn handle_inner(
     };
     match &inc.input {
         Input::Button(data) => button(state, unit, inc, &actor, data, now).await,
-        Input::Answer(text) => match pending {
+        Input::Answer { text, about } => match pending {
+            // A form for another visual than the one last asked about (two forms open at
+            // once): the reason was written for that one, so it rejects neither.
+            Some((_, subject)) if about.as_ref().is_some_and(|a| *a != subject) => {
+                ask_reason(unit, inc, &subject, now).await?;
+                let about = about.as_deref().unwrap_or_default();
+                Ok(vec![Reply::Send(ChatMessage::text(
+                    format!(
+                        "That form was about {about}, but you have since pressed Reject on {subject}: nothing was changed."
+                    ),
+                    vec![format!("Press Reject on {about} again, or send /reject {about} <reason>.")],
+                ))])
+            }
             Some(pending) => answer_pending(state, unit, inc, &actor, pending, text.trim(), now).await,
             None => Ok(vec![Reply::Send(ChatMessage::text(
                 "That question has expired: nothing was changed. Press the button again.",
@@ -294,7 +312,7 @@ async fn answer_pending(
     // by another: there the button is pressed again).
     if let Err(e) = crate::actions::visuals::check_reason(text) {
         let again = match inc.input {
-            Input::Answer(_) => format!("Press Reject again, or send /reject {subject} <reason>."),
+            Input::Answer { .. } => format!("Press Reject again, or send /reject {subject} <reason>."),
             _ => {
                 ask_reason(unit, inc, &subject, now).await?;
                 "Send the reason again as your next message; a /command or a button leaves the visual as it is.".into()
@@ -509,6 +527,7 @@ async fn button(
                     ),
                     label: "Reason",
                     typed: format!("/reject {arg} <reason>"),
+                    about: arg.to_string(),
                 },
             ])
         }
