@@ -396,6 +396,9 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
         ("client=%ff", "client: not text in UTF-8"),
         ("client=%E2%80%AE", "may hold only letters"),
         ("contact=a%20b", "contact: "),
+        // A mistyped id is said as one, not shown as "no messages".
+        ("client=C-999", "client: no client `C-999`"),
+        ("contact=p-102", "contact: no contact `p-102`"),
     ] {
         let (status, body) = app.page(&staff, &format!("/staff/outbox?{query}")).await;
         assert_eq!(status, 400, "{query}");
@@ -502,6 +505,17 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
     );
     assert!(html.contains("srcdoc=") && html.contains("URGENT: Closed Friday"), "email and chat forms: {html}");
     assert_eq!(app.count("banners").await, 0, "a preview writes nothing");
+    // One that starts later goes then, not at once, and the preview says so.
+    let tomorrow = (Utc::now() + chrono::Duration::days(1)).format("%Y-%m-%dT%H:%M").to_string();
+    let (status, _, html) = {
+        let (_, page) = app.page(&staff, "/staff/banners").await;
+        let csrf = csrf_of(&page);
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend(form.iter().map(|(k, v)| if *k == "starts_at" { (*k, tomorrow.as_str()) } else { (*k, *v) }));
+        app.post_raw(&staff, "/staff/banners/preview", &fields).await
+    };
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("posting it queues it to go at") && !html.contains("at once to"), "{html}");
 
     for (field, value, named) in [
         ("title", "", "title"),
@@ -515,6 +529,9 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
         ("title", "two\u{7}lines", "title"),
         // A choice the form does not offer never widens the banner to every client.
         ("audience", "everyone", "audience: `everyone` is not all or chosen"),
+        ("audience", "", "audience: missing"),
+        // Ids typed with "every client" still ticked: which was meant cannot be told.
+        ("audience", "all", "clients: ids are given, but the audience is every client"),
     ] {
         let fields: Vec<(&str, &str)> =
             form.iter().map(|(k, v)| if *k == field { (*k, value) } else { (*k, *v) }).collect();
@@ -687,6 +704,7 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
     app.submit(&staff, "/staff/access", &[("id", &id), ("decision", "done")]).await;
     let (status, _, body) = app.post_form(&staff, "/staff/access", &[("id", &id), ("decision", "refused")]).await;
     assert_eq!(status, 409, "decided once: {body}");
+    assert!(body.contains("was decided already (done)"), "{body}");
     let told: Vec<_> = cport::store::outbox::list_messages(&app.db, None, 50)
         .await
         .unwrap()
@@ -703,6 +721,16 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
     let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
     assert_eq!(app.post_raw(&visitor, "/access", &f).await.0, 200);
     assert_eq!(app.count("access_requests").await, 3);
+
+    // More open requests than a page lists: the page says how many it leaves out.
+    let mut tx = app.db.begin().await.unwrap();
+    for i in 0..200 {
+        let email = format!("asker{i}@example.com");
+        cport::store::access::insert(&mut tx, "Asker", &email, "Co", "", Utc::now()).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let (_, html) = app.page(&staff, "/staff/access").await;
+    assert!(html.contains("The oldest 200 of 202 open requests are shown"), "{html}");
 }
 
 /// Takes in `raw` with its U+0001 marker sent as the byte of `é` in ISO 8859-1 (not UTF-8
@@ -764,6 +792,8 @@ async fn a_large_held_message_shows_its_start_and_its_authentication_results() {
         "its start is shown, and that it goes on"
     );
     assert!(!html.contains("LAST-LINE"), "the page does not carry the whole message");
+    // What releasing it runs is read from the whole message, however long.
+    assert!(html.contains("Releasing it runs") && html.contains("<code>APPROVE V-1</code>"), "{}", &html[..4000]);
 
     // Released, the whole message is acted on.
     app.submit(&staff, "/staff/held", &[("message_id", "big-1@alpha.example"), ("action", "release")]).await;

@@ -93,6 +93,11 @@ pub async fn decide(
     let Some(r) = access::get(&state.db, id).await? else {
         return Err(ActionError::invalid("id", format!("there is no access request {id}")));
     };
+    // Said first: a request decided already is that, whatever else is true of it now (the
+    // decision is made again below, atomically, for two clicks at once).
+    if r.status != crate::model::AccessStatus::Open {
+        return Err(ActionError::Conflict(format!("access request {id} was decided already ({})", r.status.as_str())));
+    }
     // Done means the account is there: the person is told it is ready, so it must be. They
     // are greeted as the contact TOT made (the name and client on record), not as the form
     // said: anyone may ask in another's name.

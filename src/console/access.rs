@@ -13,10 +13,21 @@ use crate::store::access;
 use crate::web::HttpError;
 use crate::web::Reply;
 
+/// The most requests one page lists.
+const SHOWN: i64 = 200;
+
 pub async fn list(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
     let note = Note::of(&q).verified(&state, staff.session_key());
-    let rows = access::list(&state.db, 200).await?;
-    page(&state, Some(&staff), "access", json!({"requests": rows, "note": note}))
+    let rows = access::list(&state.db, SHOWN).await?;
+    // Open requests come first, oldest first: more than are shown are said, not hidden.
+    let open = access::count_open(&state.db).await?;
+    let shown_open = rows.iter().filter(|r| r.status == crate::model::AccessStatus::Open).count();
+    page(
+        &state,
+        Some(&staff),
+        "access",
+        json!({"requests": rows, "note": note, "open": open, "shown_open": shown_open}),
+    )
 }
 
 /// `POST /staff/access`: `decision` (`done` or `refused`) for request `id`.

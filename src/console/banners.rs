@@ -56,10 +56,15 @@ fn input_of(form: &FormData) -> Result<BannerInput, String> {
             .filter(|c| !c.is_empty())
             .map(str::to_string)
             .collect(),
-        Some("all") => vec![],
-        other => {
-            return Err(format!("audience: {} is not all or chosen", crate::model::quoted(other.unwrap_or_default())));
+        // Ids typed with "every client" still ticked: which was meant cannot be told.
+        Some("all") if !form.text("clients").trim().is_empty() => {
+            return Err("clients: ids are given, but the audience is every client: choose \"These clients\" \
+                        to send it to them alone, or empty the box"
+                .into());
         }
+        Some("all") => vec![],
+        None | Some("") => return Err("audience: missing: choose every client or these clients".into()),
+        Some(other) => return Err(format!("audience: {} is not all or chosen", crate::model::quoted(other))),
     };
     if form.get("audience") == Some("chosen") && clients.is_empty() {
         return Err("clients: name at least one client id, or choose every client".into());
@@ -219,7 +224,8 @@ async fn preview_page(
         json!({
             "form": form_values(form), "note": note, "confirm": confirmation(state, form, now),
             "preview": {"banner": row, "email": email, "chat": chat,
-                        "urgent": banner.severity == crate::model::Severity::Urgent, "reach": reach},
+                        "urgent": banner.severity == crate::model::Severity::Urgent, "reach": reach,
+                        "starts": (banner.starts_at > now).then_some(banner.starts_at)},
         }),
         StatusCode::OK,
     )

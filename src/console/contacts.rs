@@ -66,6 +66,9 @@ fn already(what: &str, c: &ContactRow, at: DateTime<Utc>) -> String {
 /// `POST /staff/contacts`: `action` is `resume`, `chat-code` or `sign-in-link` for `contact`.
 pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Reply {
     let id = form.text("contact");
+    if id.is_empty() {
+        return Err(HttpError::Invalid("contact: missing: the contact's id".into()));
+    }
     let Some(c) = active_contact(&state.db, &id).await? else {
         return Err(HttpError::Invalid(format!("contact: no active contact {}", crate::model::quoted(&id))));
     };
@@ -123,10 +126,11 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
                 return Err(HttpError::unexpected("the sign-in link email could not be written (see the log)"));
             }
         },
-        other => {
+        None | Some("") => return Err(HttpError::Invalid("action: missing: resume, chat-code or sign-in-link".into())),
+        Some(other) => {
             return Err(HttpError::Invalid(format!(
                 "action: {} is not resume, chat-code or sign-in-link",
-                crate::model::quoted(other.unwrap_or(""))
+                crate::model::quoted(other)
             )));
         }
     };

@@ -85,12 +85,21 @@ pub async fn held(State(state): State<AppState>, staff: Staff, Params(q): Params
         }
         // What releasing it runs, decoded (a base64 body shows above only as a note): read
         // from the whole message only, as a part of one could read otherwise.
-        let runs = match h.cut {
-            false => crate::channels::inbound::commands_in(h.head.as_bytes())
-                .map(|(commands, files)| json!({"commands": commands.iter().map(|c| super::without_tokens(c)).collect::<Vec<_>>(), "files": files}))
-                .unwrap_or_else(|e| json!({"unreadable": e})),
-            true => json!({"unreadable": "too long to read here"}),
+        // A message longer than is shown (a reply with artwork) is read whole, one at a time
+        // and off the request's thread, so the page's memory is one message's at the most.
+        let read = match h.cut {
+            false => crate::channels::inbound::commands_in(h.head.as_bytes()),
+            true => match inbound::get_held(&state.db, &h.row.message_id).await? {
+                Some((_, raw)) => tokio::task::spawn_blocking(move || crate::channels::inbound::commands_in(&raw))
+                    .await
+                    .unwrap_or_else(|_| Err("could not be read (see the log)".into())),
+                // Released or discarded since the list was read: the next reload drops it.
+                None => Err("no longer held".into()),
+            },
         };
+        let runs = read
+            .map(|(commands, files)| json!({"commands": commands.iter().map(|c| super::without_tokens(c)).collect::<Vec<_>>(), "files": files}))
+            .unwrap_or_else(|e| json!({"unreadable": e}));
         out.push(json!({"m": h.row, "auth": auth, "raw": shown, "runs": runs}));
     }
     let (total, _) = crate::store::console::waiting_counts(&state.db).await?;

@@ -66,6 +66,24 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Params(q): Params
     let mut rows = list_outbox(&state.db, &filter, PAGE + 1, (page_no - 1) * PAGE).await?;
     let more = rows.len() as i64 > PAGE;
     rows.truncate(PAGE as usize);
+    // Nothing found for an id that names nothing is a mistyped id, said as one rather than
+    // shown as "no messages" (a removed contact's or client's messages still list).
+    if rows.is_empty() {
+        if let Some(client) = &filter.client_id {
+            super::client_named(&state, client).await?;
+        }
+        if let Some(contact) = &filter.contact_id {
+            match crate::store::contacts::get_contact(&state.db, contact).await {
+                Err(crate::store::StoreError::NotFound) => {
+                    return Err(HttpError::BadRequest(format!(
+                        "contact: no contact {}",
+                        crate::model::quoted(contact)
+                    )));
+                }
+                other => drop(other?),
+            }
+        }
+    }
     // An answer's subject repeats the client's ("Re: …"), which may hold a link they quoted.
     for r in &mut rows {
         r.subject = without_tokens(&r.subject);
@@ -189,9 +207,9 @@ pub async fn act(
             staff.record(&state, "dropped message", &row.id.to_string()).await;
             Ok(see_other(&state, staff.session_key(), &back, "Dropped; it will not be sent."))
         }
-        other => Err(HttpError::Invalid(format!(
-            "action: {} is not requeue or drop",
-            crate::model::quoted(other.unwrap_or(""))
-        ))),
+        None | Some("") => Err(HttpError::Invalid("action: missing: requeue or drop".into())),
+        Some(other) => {
+            Err(HttpError::Invalid(format!("action: {} is not requeue or drop", crate::model::quoted(other))))
+        }
     }
 }

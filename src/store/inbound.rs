@@ -119,7 +119,8 @@ pub struct HeldHead {
 }
 
 /// [`list_held`] with the first `chars` characters of each message, in one query: a page of
-/// held mail reads a bounded amount however large the messages are.
+/// held mail reads a bounded amount however large the messages are (a longer one is read
+/// whole by itself, with [`get_held`]).
 pub async fn held_heads(db: &Db, limit: i64, chars: i64) -> Result<Vec<HeldHead>> {
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, HeldHead>(
         "SELECT message_id, received_at, contact_id, disposition, reason,
