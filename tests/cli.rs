@@ -983,6 +983,15 @@ fn a_command_leaves_the_store_whole_in_its_file() {
     });
     assert!(tables > 20, "{tables} tables in the copy");
     assert_eq!(staff, 1, "the account is in the copy");
+
+    // Reading needs no link secret; writing a link does, and says so.
+    let store_only = [("CPORT_DATABASE_URL", url.as_str())];
+    for args in [&["staff", "list"][..], &["banner", "list"], &["outbox", "list"]] {
+        let (ok, out, err) = output(cport(&store_only).args(args));
+        assert!(ok, "{args:?}: {out}{err}");
+    }
+    let (ok, _, err) = output(cport(&store_only).args(["staff", "add", "--email", "kim@tot.example"]));
+    assert!(!ok && err.contains("link_secret"), "{err}");
 }
 
 /// `link --to` a page the contact cannot open is refused by the flag: the console's, one their

@@ -74,7 +74,8 @@ pub(super) enum Command {
         command: DiscordCommand,
     },
     /// Read one email (a reply to cport) on standard input and act on it: the MTA pipe.
-    /// Exit 0 when handled, 75 (EX_TEMPFAIL) when the store or cport failed (retry), 65 when unreadable.
+    /// Exit 0 when handled, 75 (EX_TEMPFAIL) when the store or cport failed (retry), 65 when
+    /// unreadable or larger than inbound.max_bytes (bounced).
     InboundEmail {
         /// Instead of standard input, every regular file in this folder (a replay, or a
         /// benchmark; links are not followed); answers are queued, not sent. Each file refused

@@ -273,12 +273,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(config) => return inbound_email(config).await,
             // The MTA shows this to no one but its log while it retries (exit 75); it names
             // neither the file nor what is in it, since a final bounce would carry it.
+            // A person running it by hand, at a terminal, is told all.
             Err(e) => {
                 tracing::debug!(error = %e, "inbound-email: configuration");
-                eprintln!(
-                    "error: cport's configuration cannot be used ({}); the message is kept for a later try (run `cport migrate` as this user to see the whole error)",
-                    e.discreet()
-                );
+                let why = match std::io::stderr().is_terminal() {
+                    true => e.to_string(),
+                    false => format!(
+                        "{} (run `cport inbound-email` by hand, at a terminal, as this user to see the whole error)",
+                        e.discreet()
+                    ),
+                };
+                eprintln!("error: cport's configuration cannot be used ({why}); the message is kept for a later try");
                 return Ok(ExitCode::from(inbound::EX_TEMPFAIL));
             }
         },
@@ -356,12 +361,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        // Only the commands that write links (an urgent banner's messages, a staff password
+        // link) need the link secret: listing or retracting works without it.
         Command::Banner { command } => {
-            let state = open_state(load(Need::Signing)?).await?;
+            let need = if matches!(command, BannerCommand::Post(_)) { Need::Signing } else { Need::StoreOnly };
+            let state = open_state(load(need)?).await?;
             return banner(&state, command).await;
         }
         Command::Staff { command } => {
-            let state = open_state(load(Need::Signing)?).await?;
+            let need = if matches!(command, StaffCommand::Add { .. }) { Need::Signing } else { Need::StoreOnly };
+            let state = open_state(load(need)?).await?;
             return staff(&state, command).await;
         }
         Command::Outbox { command } => {

@@ -79,7 +79,8 @@ pub struct Config {
     pub api_token: Secret,
     /// The HMAC key that signs portal links, reply addresses and unsubscribe links: at least
     /// 16 characters (required by `serve` and every command that makes or sends links:
-    /// `link`, `digest run`, `staff`, …). Changing it invalidates every link sent.
+    /// `link`, `link-code`, `digest run`, `banner post`, `staff add`, `outbox send`,
+    /// `inbound-email`). Changing it invalidates every link sent.
     pub link_secret: Secret,
     /// Largest request body the sync API and `POST /inbound/email` accept, in bytes (the portal's
     /// and console's forms take 256 KB, chat updates 1 MB, artwork uploads their own), at most
