@@ -335,11 +335,18 @@ async fn a_message_the_server_refuses_to_give_is_left_and_the_rest_are_handled()
 /// body being fetched, and flagged seen; the one beside it is fetched and handled.
 #[tokio::test]
 async fn a_message_too_large_is_refused_without_being_fetched() {
-    let (port, server) = scripted_imap(20, |tag, command, _| match command {
+    // Its header is read once the store is ready: the contact's reply address.
+    let header = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let served = header.clone();
+    let (port, server) = scripted_imap(20, move |tag, command, _| match command {
         "CAPABILITY" => format!("* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n"),
         "UID SEARCH UNSEEN" => format!("* SEARCH 1 2\r\n{tag} OK done\r\n"),
         "UID FETCH 1:2 RFC822.SIZE" => {
             format!("* 1 FETCH (UID 1 RFC822.SIZE 500000)\r\n* 2 FETCH (UID 2 RFC822.SIZE 120)\r\n{tag} OK done\r\n")
+        }
+        "UID FETCH 1 BODY.PEEK[HEADER]" => {
+            let h = served.lock().unwrap().clone();
+            format!("* 1 FETCH (UID 1 BODY[HEADER] {{{}}}\r\n{h})\r\n{tag} OK done\r\n", h.len())
         }
         "UID FETCH 2 BODY.PEEK[]" => fetched(tag, 2),
         c if c.starts_with("UID STORE ") => format!("{tag} OK done\r\n"),
@@ -350,12 +357,30 @@ async fn a_message_too_large_is_refused_without_being_fetched() {
         c.inbound.max_bytes = 100_000;
     })
     .await;
+    t.load(world()).await;
+    let token = common::digest_to_reply_to(&t.state.db, &t.state.signer, "P-1A", "ann@alpha.example").await;
+    let domain = t.state.config.email.reply_domain.clone();
+    *header.lock().unwrap() = format!(
+        "From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
+         Message-ID: <big-1@alpha.example>\r\nDate: Wed, 02 Dec 2026 09:00:00 +0000\r\n\r\n"
+    );
     let report = cport::channels::imap::poll(&t.state).await.expect("poll");
     assert_eq!((report.handled, report.deferred), (2, 0), "{report:?}");
     let heard = server.await.unwrap();
     assert!(!heard.iter().any(|c| c == "UID FETCH 1 BODY.PEEK[]"), "the large one is not fetched: {heard:?}");
     let stored: Vec<_> = heard.iter().filter(|c| c.starts_with("UID STORE")).collect();
     assert_eq!(stored, ["UID STORE 1 +FLAGS (\\Seen)", "UID STORE 2 +FLAGS (\\Seen)"], "{heard:?}");
+    // Ann is told her reply was not read, and staff see it among inbound mail.
+    let answer = list_messages(&t.state.db, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.kind.as_str() == "reply")
+        .expect("an answer to Ann");
+    assert_eq!(answer.recipient, "ann@alpha.example");
+    assert!(answer.payload.contains("too large to read") && answer.payload.contains("nothing in it was done"));
+    let seen = cport::store::inbound::get_message(&t.state.db, "big-1@alpha.example").await.unwrap().expect("recorded");
+    assert!(seen.reason.contains("not read") && seen.reason.contains("500000 bytes"), "{seen:?}");
 }
 
 /// A message left for later is tried again after `poll_seconds` even on a server that
@@ -382,6 +407,39 @@ async fn a_message_left_for_later_is_tried_again_without_waiting_for_new_mail() 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while !cport::store::inbound::seen(&t.state.db, "m1@b.example").await.unwrap() {
         assert!(std::time::Instant::now() < deadline, "the message left for later was not tried again within 15 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stop.send(true).unwrap();
+    poller.abort();
+    let _ = poller.await;
+    server.abort();
+}
+
+/// Mail that comes while a pass runs is handled before the poller waits in IDLE: the server
+/// told of it beside a command's answer (EXISTS), and IDLE would not tell of it again.
+#[tokio::test]
+async fn mail_that_comes_during_a_pass_is_not_left_waiting_for_the_next() {
+    let (port, server) = scripted_imap(30, |tag, command, before| match (command, before) {
+        ("CAPABILITY", _) => format!("* CAPABILITY IMAP4rev1 IDLE\r\n{tag} OK done\r\n"),
+        ("UID SEARCH UNSEEN", 0) => format!("* SEARCH 1\r\n{tag} OK done\r\n"),
+        ("UID SEARCH UNSEEN", 1) => format!("* SEARCH 2\r\n{tag} OK done\r\n"),
+        ("UID SEARCH UNSEEN", _) => format!("* SEARCH\r\n{tag} OK done\r\n"),
+        ("UID FETCH 1 BODY.PEEK[]", _) => fetched(tag, 1),
+        ("UID FETCH 2 BODY.PEEK[]", _) => fetched(tag, 2),
+        // Message 2 arrives while message 1 is flagged: said unasked, as Dovecot does.
+        (c, _) if c.starts_with("UID STORE 1 ") => {
+            format!("* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n* 4 EXISTS\r\n{tag} OK done\r\n")
+        }
+        (c, _) if c.starts_with("UID STORE 2 ") => format!("* 2 FETCH (UID 2 FLAGS (\\Seen))\r\n{tag} OK done\r\n"),
+        ("IDLE", _) => "+ idling\r\n".to_string(),
+        _ => format!("{tag} BAD not expected\r\n"),
+    });
+    let t = scripted_state(port, |c| c.imap.poll_seconds = 3600).await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn(cport::channels::imap::run(t.state.services.clone(), rx));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !cport::store::inbound::seen(&t.state.db, "m2@b.example").await.unwrap() {
+        assert!(std::time::Instant::now() < deadline, "the mail that came during the pass waited for other mail");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     stop.send(true).unwrap();

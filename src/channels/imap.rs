@@ -117,6 +117,12 @@ where
             bounded(state, "signing out", session.logout()).await.ok();
             return Ok(total);
         }
+        // Mail that came while the pass ran is told of in the answers to its commands (an
+        // EXISTS beside a STORE's answer), which IDLE would not tell again: the mailbox is
+        // searched once more first.
+        if arrived(&session) {
+            continue;
+        }
         // A message left for later (the store failed on it, or the server would not give
         // it) is tried again after `poll_seconds`: IDLE would wait for new mail instead.
         if idle && r.deferred == 0 {
@@ -145,6 +151,20 @@ where
     }
 }
 
+/// Whether the server said, unasked, that mail came (EXISTS, RECENT) since this was last
+/// asked; what else it said unasked is of no use here and is let go.
+fn arrived<S>(session: &async_imap::Session<S>) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
+{
+    use async_imap::types::UnsolicitedResponse;
+    let mut came = false;
+    while let Ok(r) = session.unsolicited_responses.try_recv() {
+        came |= matches!(r, UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_));
+    }
+    came
+}
+
 /// Handles every unseen message once. A message the store could not take stays unseen for
 /// the next pass; every other outcome (processed, ignored, refused) marks it done.
 async fn poll_once<S>(state: &Services, session: &mut async_imap::Session<S>) -> Result<PollReport, ImapError>
@@ -168,32 +188,44 @@ where
         .collect(),
     };
     for uid in uids {
-        if let Some(size) = sizes.get(&uid).filter(|s| u64::from(**s) > max) {
-            tracing::warn!(uid, size, max, "IMAP message refused unread: larger than inbound.max_bytes");
-            crate::channels::inbound::count_refused();
-        } else {
-            let fetched: Vec<_> = bounded(state, "fetching a message", async {
-                session.uid_fetch(uid.to_string(), "BODY.PEEK[]").await?.try_collect().await
-            })
-            .await?;
-            let raw = fetched.into_iter().find_map(|f| f.body().map(<[u8]>::to_vec));
-            // No body: the server refused this one message (async-imap ends a fetch at a
-            // tagged NO or BAD with no item and no error) or it went away. It stays unseen for
-            // a later pass, and the ones after it are not held up behind it.
-            let Some(raw) = raw else {
-                tracing::warn!(uid, "IMAP server gave no body for an unseen message; left for later");
+        // Too large to read: its header alone is, so that the contact who sent it is told
+        // and staff see it among inbound mail (as the MTA pipe bounces it, and the HTTP
+        // route answers 413).
+        let too_large = sizes.get(&uid).map(|s| u64::from(*s)).filter(|s| *s > max);
+        let (part, what) = match too_large {
+            Some(_) => ("BODY.PEEK[HEADER]", "fetching a message's header"),
+            None => ("BODY.PEEK[]", "fetching a message"),
+        };
+        let fetched: Vec<_> =
+            bounded(state, what, async { session.uid_fetch(uid.to_string(), part).await?.try_collect().await }).await?;
+        let raw = fetched.into_iter().find_map(|f| match too_large {
+            Some(_) => f.header().map(<[u8]>::to_vec),
+            None => f.body().map(<[u8]>::to_vec),
+        });
+        // No body: the server refused this one message (async-imap ends a fetch at a tagged
+        // NO or BAD with no item and no error) or it went away. It stays unseen for a later
+        // pass, and the ones after it are not held up behind it.
+        let Some(raw) = raw else {
+            tracing::warn!(uid, "IMAP server gave no body for an unseen message; left for later");
+            report.deferred += 1;
+            continue;
+        };
+        let now = Utc::now();
+        let handled = match too_large {
+            Some(size) => {
+                tracing::warn!(uid, size, max, "IMAP message not read: larger than inbound.max_bytes");
+                crate::channels::inbound::handle_unread(state, &raw, size, now).await
+            }
+            None => handle(state, &raw, now).await,
+        };
+        match handled {
+            Err(e) if e.is_temporary() => {
+                tracing::warn!(uid, error = %e, "IMAP message left for later");
                 report.deferred += 1;
                 continue;
-            };
-            match handle(state, &raw, Utc::now()).await {
-                Err(e) if e.is_temporary() => {
-                    tracing::warn!(uid, error = %e, "IMAP message left for later");
-                    report.deferred += 1;
-                    continue;
-                }
-                Err(e) => tracing::warn!(uid, error = %e, "IMAP message refused"),
-                Ok(_) => {}
             }
+            Err(e) => tracing::warn!(uid, error = %e, "IMAP message refused"),
+            Ok(_) => {}
         }
         let moved = match state.config.imap.processed_mailbox.as_str() {
             "" => false,

@@ -137,7 +137,27 @@ fn context_of(row: &OutboxRow, state: &Services, now: DateTime<Utc>) -> Context 
 
 /// Processes one raw message.
 pub async fn handle(state: &Services, raw: &[u8], now: DateTime<Utc>) -> Result<Disposition, InboundError> {
-    guarded(handle_as(state, raw, None, now)).await
+    guarded(handle_as(state, raw, None, None, now)).await
+}
+
+/// A message too large to read (`size` bytes, over `inbound.max_bytes`), known by its header
+/// alone (a mailbox that gives the header apart, as IMAP does): checked as any reply is (its
+/// sender, reply address and authentication), and, when it is a contact's reply, answered
+/// that nothing in it was read, so that the contact is not left waiting on it. Anything else
+/// is recorded as [`handle`] records it.
+pub async fn handle_unread(
+    state: &Services,
+    header: &[u8],
+    size: u64,
+    now: DateTime<Utc>,
+) -> Result<Disposition, InboundError> {
+    let mut head = header.to_vec();
+    // The header alone, ended as a message's header is, with no body.
+    while head.ends_with(b"\r\n") || head.ends_with(b"\n") {
+        head.pop();
+    }
+    head.extend_from_slice(b"\r\n\r\n");
+    guarded(handle_as(state, &head, None, Some(size), now)).await
 }
 
 /// Counts a message refused unread (too large, not mail, cport failed on it), whichever
@@ -175,15 +195,16 @@ pub async fn release(
     let Some((_, raw)) = ledger::get_held(&state.db, message_id).await? else {
         return Ok(None);
     };
-    guarded(handle_as(state, &raw, Some(message_id), now)).await.map(Some)
+    guarded(handle_as(state, &raw, Some(message_id), None, now)).await.map(Some)
 }
 
 /// [`handle`]; with `released`, the held message of that id, taken without its
-/// authentication check.
+/// authentication check; with `unread`, the header of a message of that size, too large to read.
 async fn handle_as(
     state: &Services,
     raw: &[u8],
     released: Option<&str>,
+    unread: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<Disposition, InboundError> {
     let max = state.config.inbound.max_bytes;
@@ -203,7 +224,7 @@ async fn handle_as(
     if !released && ledger::seen(&state.db, &message_id).await? {
         return Ok(Disposition::duplicate(&message_id));
     }
-    let outcome = decide(state, &msg, raw, &message_id, released, now).await?;
+    let outcome = decide(state, &msg, raw, &message_id, released, unread, now).await?;
     let (disposition, reason) = outcome.0.parts();
     tracing::info!(message_id = %message_id, disposition = disposition.as_str(), reason, "inbound email");
     metrics::counter!("cport_inbound_total", "disposition" => disposition.as_str()).increment(1);
@@ -211,12 +232,14 @@ async fn handle_as(
 }
 
 /// Decides and records. Returns the disposition (and, inside, queues any answer).
+#[allow(clippy::too_many_arguments)]
 async fn decide(
     state: &Services,
     msg: &mail_parser::Message<'_>,
     raw: &[u8],
     message_id: &str,
     released: bool,
+    unread: Option<u64>,
     now: DateTime<Utc>,
 ) -> Result<(Disposition,), InboundError> {
     let domain = state.config.email.reply_domain.clone();
@@ -321,15 +344,36 @@ async fn decide(
     }
 
     // A real reply from the contact.
-    let mut body = mime::body(msg);
-    // A NUL decoded from an encoding (`=00`, base64) is shown as the raw one is (see
-    // [`nul_free`]).
-    body.text = body.text.replace('\0', "\u{FFFD}");
     let actor = Actor::new(contact.clone(), crate::model::Channel::Email);
     // Everything this reply changes, its answer and the record that it was seen are one
     // transaction: a crash at any point leaves all of it or none (the MTA then retries).
     let mut unit = Unit::new(state);
-    match answer_reply(state, &mut unit, msg, message_id, &row, &contact, &actor, &body, now).await {
+    let done = match unread {
+        Some(size) => {
+            let d = Disposition::Processed(format!(
+                "not read: {} bytes, more than inbound.max_bytes; the sender was told",
+                size
+            ));
+            let answer = Answer::error(
+                "",
+                format!(
+                    "Your reply was too large to read ({}; the most is {}), so nothing in it was done. \
+                     Send files on the portal (reply LINK for a link), and commands in a reply without them.",
+                    crate::model::size_text(size),
+                    crate::model::size_text(state.config.inbound.max_bytes)
+                ),
+            );
+            queue_answer(state, &mut unit, msg, message_id, &contact, &[answer], d, now).await
+        }
+        None => {
+            let mut body = mime::body(msg);
+            // A NUL decoded from an encoding (`=00`, base64) is shown as the raw one is (see
+            // [`nul_free`]).
+            body.text = body.text.replace('\0', "\u{FFFD}");
+            answer_reply(state, &mut unit, msg, message_id, &row, &contact, &actor, &body, now).await
+        }
+    };
+    match done {
         Ok(Some(d)) => {
             unit.commit().await?;
             state.wake_dispatch.notify_waiters();
@@ -425,7 +469,24 @@ async fn answer_reply(
     }
     let summary: Vec<String> =
         answers.iter().map(|a| if a.command.is_empty() { "no command".into() } else { a.command.clone() }).collect();
-    let payload = compose_answer(state, contact, msg, &answers, now).map_err(|e| {
+    let d = Disposition::Processed(summary.join("; "));
+    queue_answer(state, unit, msg, message_id, contact, &answers, d, now).await
+}
+
+/// Queues the answer to a contact's reply and records the reply as `d`, inside `unit`.
+/// `None` when another process recorded it first.
+#[allow(clippy::too_many_arguments)]
+async fn queue_answer(
+    state: &Services,
+    unit: &mut Unit,
+    msg: &mail_parser::Message<'_>,
+    message_id: &str,
+    contact: &ContactRow,
+    answers: &[Answer],
+    d: Disposition,
+    now: DateTime<Utc>,
+) -> Result<Option<Disposition>, InboundError> {
+    let payload = compose_answer(state, contact, msg, answers, now).map_err(|e| {
         tracing::error!(error = %e, "the answer to a reply could not be rendered; the reply will be retried");
         InboundError::Internal(format!("answer could not be written: {e}"))
     })?;
@@ -445,7 +506,6 @@ async fn answer_reply(
     unit.step("inbound:after-answer")?;
     let tx = unit.tx().await?;
     ledger::clear_bounces(tx, &contact.id, now).await?;
-    let d = Disposition::Processed(summary.join("; "));
     let (kind, reason) = d.parts();
     if !ledger::record(tx, message_id, Some(&contact.id), kind, reason, None, now).await? {
         return Ok(None);
