@@ -425,10 +425,14 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
                     let first = msgs.remove(0);
                     let edit =
                         EditInteractionResponse::new().embed(d.embed(&first)).components(Discord::components(&first));
-                    if let Err(e) = d.http.edit_original_interaction_response(&token, &edit, vec![]).await {
-                        tracing::warn!(error = %e, "discord: could not edit the deferred answer");
+                    // An edit may be made again: it leaves one answer however often it lands.
+                    let edited = answer_call("editing the deferred answer", Again::AfterTimeout, || {
+                        d.http.edit_original_interaction_response(&token, &edit, vec![])
+                    })
+                    .await;
+                    if edited.is_some() {
+                        follow_up(&d, &token, msgs).await;
                     }
-                    follow_up(&d, &token, msgs).await;
                 });
             }
             // Buttons too get a new ephemeral message rather than an edit of the message they
@@ -525,8 +529,77 @@ async fn follow_up(d: &Discord, token: &str, msgs: Vec<ChatMessage>) {
             .embed(d.embed(&m))
             .components(Discord::components(&m))
             .ephemeral(true);
-        if let Err(e) = d.http.create_followup_message(token, &f, vec![]).await {
-            tracing::warn!(error = %e, "discord: follow-up message failed");
+        // A follow-up posted twice shows twice: tried again only when it cannot have landed.
+        if answer_call("a follow-up message", Again::OnlyIfRefused, || {
+            d.http.create_followup_message(token, &f, vec![])
+        })
+        .await
+        .is_none()
+        {
+            return;
         }
+    }
+}
+
+/// How long one call for an interaction's answer may take.
+const ANSWER_CALL: Duration = Duration::from_secs(10);
+/// Tries of one such call.
+const ANSWER_TRIES: u32 = 4;
+
+/// When a call for an interaction's answer is made again.
+#[derive(Clone, Copy, PartialEq)]
+enum Again {
+    /// Also after a try that timed out (an edit: made twice, it leaves one answer).
+    AfterTimeout,
+    /// Only after Discord said no or could not be reached (a post: one that timed out may
+    /// have landed).
+    OnlyIfRefused,
+}
+
+/// Makes a call for an interaction's answer (an edit, a follow-up), each try bounded by
+/// [`ANSWER_CALL`], up to [`ANSWER_TRIES`] times a short while apart: a call refused as not
+/// found may have reached Discord before the "thinking…" it answers (both leave at once),
+/// and a 5xx, a rate limit or a dropped connection pass. `None`, logged, when it never went.
+async fn answer_call<T, F, Fut>(what: &str, again: Again, mut call: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, serenity::Error>>,
+{
+    let mut wait = Duration::from_millis(250);
+    for attempt in 1..=ANSWER_TRIES {
+        let last = attempt == ANSWER_TRIES;
+        match tokio::time::timeout(ANSWER_CALL, call()).await {
+            Ok(Ok(v)) => return Some(v),
+            Ok(Err(e)) if !last && passing(&e) => {
+                tracing::debug!(error = %e, attempt, "discord: {what} failed; trying again");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "discord: {what} failed");
+                return None;
+            }
+            Err(_) if !last && again == Again::AfterTimeout => {
+                tracing::debug!(attempt, "discord: {what} timed out; trying again");
+            }
+            Err(_) => {
+                tracing::warn!("discord: {what} had no answer within {ANSWER_CALL:?}");
+                return None;
+            }
+        }
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+    None
+}
+
+/// A failure that may pass: not found (the interaction not yet known), a rate limit, a
+/// server error, or no connection.
+fn passing(e: &serenity::Error) -> bool {
+    use serenity::http::HttpError;
+    match e {
+        serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => {
+            matches!(r.status_code.as_u16(), 404 | 429) || r.status_code.is_server_error()
+        }
+        serenity::Error::Http(HttpError::Request(_)) | serenity::Error::Io(_) => true,
+        _ => false,
     }
 }

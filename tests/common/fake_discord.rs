@@ -31,6 +31,9 @@ pub struct Inner {
     new_call: Notify,
     /// The largest file a message may carry, as Discord limits uploads; none by default.
     upload_limit: Mutex<Option<usize>>,
+    /// Interaction answers to refuse as unknown (404) before taking one, as Discord does when
+    /// an edit comes before the deferral it edits.
+    refuse_answers: Mutex<usize>,
 }
 
 #[derive(Clone)]
@@ -123,9 +126,25 @@ async fn channel_message(
 }
 
 /// An interaction's answers (its original message edited, a follow-up), recorded as sent.
-async fn interaction_answer(State(inner): State<Arc<Inner>>, method: Method, uri: Uri, body: Bytes) -> Json<Value> {
+async fn interaction_answer(
+    State(inner): State<Arc<Inner>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let b = record(&inner, method, uri.path().trim_start_matches("/api/v10").to_string(), &body);
-    Json(message("1", &b))
+    let refuse = {
+        let mut left = inner.refuse_answers.lock().unwrap();
+        let refuse = *left > 0;
+        *left = left.saturating_sub(1);
+        refuse
+    };
+    if refuse {
+        let unknown = json!({"code": 10015, "message": "Unknown Webhook"});
+        return (axum::http::StatusCode::NOT_FOUND, Json(unknown)).into_response();
+    }
+    Json(message("1", &b)).into_response()
 }
 
 async fn commands(State(inner): State<Arc<Inner>>, Path(app): Path<String>, body: Bytes) -> Json<Value> {
@@ -152,6 +171,11 @@ impl FakeDiscord {
     /// Refuses (413, as Discord does) a message carrying a file larger than `bytes`.
     pub fn limit_uploads(&self, bytes: usize) {
         *self.inner.upload_limit.lock().unwrap() = Some(bytes);
+    }
+
+    /// Refuses the next `n` interaction answers (edits, follow-ups) as unknown.
+    pub fn refuse_answers(&self, n: usize) {
+        *self.inner.refuse_answers.lock().unwrap() = n;
     }
 
     pub fn calls(&self) -> Vec<Call> {
