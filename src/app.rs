@@ -148,6 +148,14 @@ impl App {
             let _ = stop_tx.send(true);
         };
         crate::serve::serve(self.listener, router, stop, self.header_read, self.shutdown_grace).await;
+        // Interactions answered "thinking…" are still being worked on: their work and answers
+        // are let finish, within the same grace.
+        if let Some(d) = &state.discord {
+            d.answers.close();
+            if tokio::time::timeout(self.shutdown_grace, d.answers.wait()).await.is_err() {
+                tracing::warn!(left = d.answers.len(), "Discord answers still going at shutdown were dropped");
+            }
+        }
         while let Some(done) = tasks.join_next().await {
             if let Err(e) = done {
                 tracing::error!(error = %e, "background task ended abnormally");

@@ -267,7 +267,14 @@ async fn slow_work_is_deferred_and_edited_in() {
     assert!(edits[1].path.contains(&format!("/webhooks/{APP_ID}/tok-help-{USER}")));
     let title = edits[1].body["embeds"][0]["title"].as_str().unwrap_or("");
     assert!(title.contains("not linked"), "{:?}", edits[1].body);
+
+    // A stop while an answer is still to be edited in waits for it.
+    fake.refuse_answers(1);
+    let (_, r) = post(&app, &signer, &command(USER, "items", None)).await;
+    assert_eq!(r["type"].as_i64(), Some(5), "deferred: {r}");
     app.stop().await;
+    let edits: Vec<_> = fake.calls().into_iter().filter(|c| c.path.contains("tok-items")).collect();
+    assert_eq!(edits.len(), 2, "the refused edit was made again before the server stopped: {edits:?}");
 }
 
 #[tokio::test]

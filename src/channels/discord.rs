@@ -46,6 +46,9 @@ pub struct Discord {
     /// Work taking longer than this is answered "thinking…" first and edited in later
     /// (Discord waits 3 seconds for the first answer).
     pub defer_after: Duration,
+    /// The work and answers still going after an interaction's first answer: a stop waits for
+    /// them (within its grace), as it waits for open requests.
+    pub answers: tokio_util::task::TaskTracker,
 }
 
 impl Discord {
@@ -69,6 +72,7 @@ impl Discord {
             channel_id: crate::model::discord_id(&cfg.channel_id).map(ChannelId::from),
             colour,
             defer_after: Duration::from_millis(cfg.defer_after_ms),
+            answers: tokio_util::task::TaskTracker::new(),
         }
     }
 
@@ -392,7 +396,7 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
     let work = {
         let state = state.clone();
         let id = it.id.clone();
-        tokio::spawn(async move { chat::handle_update(&state, &incoming, Some(&id), Utc::now()).await })
+        discord.answers.spawn(async move { chat::handle_update(&state, &incoming, Some(&id), Utc::now()).await })
     };
     let mut work = work;
     // Zero means "always defer" (a deployment whose store is known to be slow).
@@ -408,7 +412,8 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
             if !rest.is_empty()
                 && let Some(token) = it.token.clone()
             {
-                tokio::spawn(async move { follow_up(&discord, &token, rest).await });
+                let d = discord.clone();
+                discord.answers.spawn(async move { follow_up(&d, &token, rest).await });
             }
             Json(serde_json::to_value(first).unwrap_or_default()).into_response()
         }
@@ -416,7 +421,7 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
             // Too slow for Discord's window: say "thinking…" now, edit the answer in later.
             if let Some(token) = it.token.clone() {
                 let d = discord.clone();
-                tokio::spawn(async move {
+                discord.answers.spawn(async move {
                     let replies = flatten(work.await);
                     let mut msgs = messages(replies);
                     if msgs.is_empty() {
