@@ -280,13 +280,48 @@ fn scripted_imap(
                 c => answer(tag, c, before),
             };
             heard.push(command.to_string());
-            if w.write_all(reply.as_bytes()).await.is_err() || command == "LOGOUT" {
+            // `PAUSE` in an answer: what follows comes 1.5 s later, as over a slow link.
+            let mut written = true;
+            for (i, part) in reply.split(PAUSE).enumerate() {
+                if i > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                }
+                written &= w.write_all(part.as_bytes()).await.is_ok();
+            }
+            if !written || command == "LOGOUT" {
                 break;
             }
         }
         heard
     });
     (port, server)
+}
+
+/// Marks a pause in a scripted server's answer.
+const PAUSE: &str = "\u{1}PAUSE\u{1}";
+
+/// A large message over a slow link is given the time its size takes: not cut off at
+/// `imap.timeout_seconds` and fetched again, over and over, in front of the mail behind it.
+#[tokio::test]
+async fn a_large_message_over_a_slow_link_is_read_in_the_time_its_size_takes() {
+    let (port, server) = scripted_imap(20, |tag, command, _| match command {
+        "CAPABILITY" => format!("* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n"),
+        "UID SEARCH UNSEEN" => format!("* SEARCH 1\r\n{tag} OK done\r\n"),
+        // 320 KiB: five seconds more than the one the exchange is given.
+        "UID FETCH 1 RFC822.SIZE" => format!("* 1 FETCH (UID 1 RFC822.SIZE 327680)\r\n{tag} OK done\r\n"),
+        "UID FETCH 1 BODY.PEEK[]" => {
+            let whole = fetched(tag, 1);
+            let (start, rest) = whole.split_at(whole.len() / 2);
+            format!("{start}{PAUSE}{rest}")
+        }
+        c if c.starts_with("UID STORE 1 ") => format!("* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n{tag} OK done\r\n"),
+        _ => format!("{tag} BAD not expected\r\n"),
+    });
+    let t = scripted_state(port, |c| c.imap.timeout_seconds = 1).await;
+    let report = cport::channels::imap::poll(&t.state).await.expect("read, though slowly");
+    assert_eq!((report.handled, report.deferred), (1, 0), "{report:?}");
+    assert!(cport::store::inbound::seen(&t.state.db, "m1@b.example").await.unwrap());
+    server.abort();
 }
 
 /// A state polling the scripted server on `port` (a short timeout: it answers at once or

@@ -39,7 +39,26 @@ async fn bounded<T, E>(
 where
     ImapError: From<E>,
 {
-    let limit = Duration::from_secs(state.config.imap.timeout_seconds);
+    bounded_for(state, what, 0, step).await
+}
+
+/// The slowest a message is read before its fetch counts as stalled: 64 KiB a second (a
+/// 25 MiB reply then has about seven minutes more than `imap.timeout_seconds`).
+const SLOWEST_READ: u64 = 64 * 1024;
+
+/// [`bounded`], for an exchange that carries `bytes` as well: its limit grows by the time
+/// they take at [`SLOWEST_READ`], so a large reply over a slow link is read rather than cut
+/// off and fetched again, over and over, in front of the mail behind it.
+async fn bounded_for<T, E>(
+    state: &Services,
+    what: &'static str,
+    bytes: u64,
+    step: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, ImapError>
+where
+    ImapError: From<E>,
+{
+    let limit = Duration::from_secs(state.config.imap.timeout_seconds + bytes / SLOWEST_READ);
     match tokio::time::timeout(limit, step).await {
         Ok(r) => r.map_err(ImapError::from),
         Err(_) => Err(ImapError::Timeout(what, limit)),
@@ -196,8 +215,15 @@ where
             Some(_) => ("BODY.PEEK[HEADER]", "fetching a message's header"),
             None => ("BODY.PEEK[]", "fetching a message"),
         };
-        let fetched: Vec<_> =
-            bounded(state, what, async { session.uid_fetch(uid.to_string(), part).await?.try_collect().await }).await?;
+        // A header is small; a whole message is given the time its size takes.
+        let carries = match too_large {
+            Some(_) => 0,
+            None => sizes.get(&uid).map_or(max, |s| u64::from(*s)),
+        };
+        let fetched: Vec<_> = bounded_for(state, what, carries, async {
+            session.uid_fetch(uid.to_string(), part).await?.try_collect().await
+        })
+        .await?;
         let raw = fetched.into_iter().find_map(|f| match too_large {
             Some(_) => f.header().map(<[u8]>::to_vec),
             None => f.body().map(<[u8]>::to_vec),

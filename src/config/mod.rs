@@ -455,8 +455,9 @@ pub struct ImapConfig {
     /// Poll interval when the server has no IDLE.
     pub poll_seconds: u64,
     /// The limit on each exchange with the server: connecting, TLS, the greeting, signing
-    /// in, each search, fetch, move and flag. A server that stays silent longer is dropped
-    /// and reconnected to with backoff (the wait in IDLE is not bounded by it).
+    /// in, each search, fetch, move and flag; a message's fetch has a second more for each
+    /// 64 KiB it holds. A server that stays silent longer is dropped and reconnected to with
+    /// backoff (the wait in IDLE is not bounded by it).
     pub timeout_seconds: u64,
 }
 
