@@ -401,6 +401,27 @@ async fn a_shared_channel_gets_no_details_and_no_sign_in_links() {
     assert!(text.contains("Something at TOT needs you"), "{text}");
     assert!(!text.contains("Tees") && !text.contains("Colour visual"), "no job or visual named: {text}");
 
+    // An urgent banner to every client says nothing of Ann's: it is shown whole. One to
+    // chosen clients is the client's business, and only pointed at.
+    for (title, clients, whole) in
+        [("Closed Friday", vec![], true), ("Your order is late", vec!["C-1".to_string()], false)]
+    {
+        let input = cport::actions::banners::BannerInput {
+            title: title.into(),
+            body: "Details here.".into(),
+            severity: "urgent".into(),
+            clients,
+            starts_at: None,
+            expires_at: None,
+        };
+        cport::actions::banners::post(&t.state, input, "test", Utc::now()).await.unwrap();
+        cport::outbox::drain(&t.state).await.unwrap();
+        let posts = fake.calls().into_iter().filter(|c| c.path.starts_with("/channels/16")).collect::<Vec<_>>();
+        let text = posts.last().unwrap().body.to_string();
+        assert_eq!(text.contains(title) && text.contains("Details here."), whole, "{title}: {text}");
+        assert!(text.contains(&format!("<@{USER}>")), "{text}");
+    }
+
     // /unlink stops what TOT's record would link.
     let replies = common::say_in_chat(&t.state, cport::model::Channel::Discord, USER, "/unlink").await;
     assert!(format!("{replies:?}").contains("no longer linked"), "{replies:?}");

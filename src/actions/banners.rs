@@ -188,8 +188,10 @@ pub async fn reach(state: &Services, banner: &NewBanner) -> Result<Reach, StoreE
 }
 
 /// An urgent banner as its chat message.
-pub fn urgent_chat(row: &BannerRow) -> ChatMessage {
-    ChatMessage::text(format!("URGENT: {}", row.title), row.body.lines().map(str::to_string).collect())
+pub fn urgent_chat(row: &BannerRow, every_client: bool) -> ChatMessage {
+    let mut m = ChatMessage::text(format!("URGENT: {}", row.title), row.body.lines().map(str::to_string).collect());
+    m.public = every_client;
+    m
 }
 
 /// Checks and stores a banner; an urgent one is queued to every contact of its audience,
@@ -255,7 +257,7 @@ pub async fn post_in(
                         )
                     }
                     Target::Chat(link) => {
-                        let message = urgent_chat(&row);
+                        let message = urgent_chat(&row, banner.audience.is_empty());
                         message.queued(
                             Some(&c.id),
                             link.channel,

@@ -208,6 +208,11 @@ impl Discord {
     /// whoever clicks it and the details (an alert's title names the job and the supplier)
     /// are the client's. A button press is answered to the presser alone, as the presser.
     fn create(&self, user: std::num::NonZeroU64, message: &ChatMessage) -> CreateMessage {
+        // A banner to every client is everyone's to read: shown whole, its reader mentioned.
+        if self.channel_id.is_some() && message.public {
+            let whole = ChatMessage { photo: None, photo_file: None, buttons: vec![], ..message.clone() };
+            return CreateMessage::new().content(format!("<@{user}>")).embed(self.embed(&whole));
+        }
         if self.channel_id.is_none() {
             let mut b = CreateMessage::new().embed(self.embed(message)).components(Self::components(message));
             if let Some((name, bytes)) = &message.photo_file {

@@ -205,7 +205,7 @@ async fn preview_page(
             }
             .map_err(|e| HttpError::unexpected(format!("banner preview: {e}")))?;
             let chat: ChatMessage = if urgent {
-                banners::urgent_chat(&row)
+                banners::urgent_chat(&row, banner.audience.is_empty())
             } else {
                 crate::channels::chat::digest_message(state, c, &items, &leading, now)
             };

@@ -116,6 +116,10 @@ pub struct ChatMessage {
     pub photo_file: Option<(String, Vec<u8>)>,
     /// A user to mention (Discord posts in a shared channel).
     pub mention: Option<String>,
+    /// Says nothing of any one client (a banner to every client): shown whole where others
+    /// may read it too, as in a shared Discord channel, where the rest is only pointed at.
+    #[serde(default)]
+    pub public: bool,
 }
 
 impl ChatMessage {

@@ -136,8 +136,7 @@ pub async fn alert_message(
             lines: vec![one.detail.clone()],
             buttons: vec![row],
             photo,
-            photo_file: None,
-            mention: None,
+            ..Default::default()
         });
     }
     let mut m = digest_message(state, contact, items, &[], now);
