@@ -89,7 +89,7 @@ pub async fn chase(State(state): State<AppState>, staff: Staff, Params(q): Param
             "next": (page_no < pages).then(|| query(page_no + 1)),
             "csv": query(1),
             "here": query(page_no),
-            "categories": Category::ALL.iter().map(|c| json!({"code": c.code(), "heading": c.heading()})).collect::<Vec<_>>(),
+            "categories": Category::ALL.iter().map(|c| json!({"code": c.code(), "heading": c.staff_heading()})).collect::<Vec<_>>(),
             "f": {"category": filter.category.map(Category::code), "client": filter.client, "older": filter.min_age_days},
             "note": crate::portal::Note::of(&q).verified(&state, staff.session_key()),
         }),

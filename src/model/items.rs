@@ -38,6 +38,15 @@ impl Category {
         Category::ALL.into_iter().find(|c| c.code().eq_ignore_ascii_case(code))
     }
 
+    /// The category as staff name it, about a client ("Visuals awaiting approval").
+    pub fn staff_heading(self) -> &'static str {
+        match self {
+            Category::VisualApproval => "Visuals awaiting approval",
+            other => other.heading(),
+        }
+    }
+
+    /// The category as its contact reads it, in digests, chat and the portal.
     pub fn heading(self) -> &'static str {
         match self {
             Category::VisualApproval => "Visuals awaiting your approval",
