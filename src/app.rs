@@ -239,7 +239,7 @@ fn portal_routes(state: &AppState) -> Router<AppState> {
         .merge(
             Router::new()
                 .merge(crate::portal::router())
-                .merge(crate::console::router())
+                .merge(crate::console::router(state))
                 .layer(DefaultBodyLimit::max(FORM_BYTES))
                 .layer(middleware::map_response(too_large_says(FORM_BYTES, String::new()))),
         )

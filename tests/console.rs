@@ -162,6 +162,16 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
     assert_eq!(r.status().as_u16(), 200);
     let (_, html) = app.page(&staff, "/staff").await;
     assert!(html.contains("Signed in as sam@tot.example"), "{html}");
+    // A method an address does not take is said to staff, in the console's look; a stranger
+    // is asked to sign in instead.
+    let r = staff.get(app.url("/staff/logout")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("method: this address is not opened that way") && html.contains("Back to the console"),
+        "{html}"
+    );
+    assert_eq!(anon.get(app.url("/staff/chase/remind")).send().await.unwrap().status().as_u16(), 303);
     // The staff cookie goes to /staff only: the client portal does not see a session.
     let r = staff.get(app.url("/")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 303, "a staff session opens no client page");

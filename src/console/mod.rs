@@ -191,7 +191,7 @@ pub fn page(state: &AppState, staff: Option<&Staff>, name: &str, mut ctx: Value)
 }
 
 /// The console's routes; their errors are shown as pages (see `app::router`).
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/staff", get(overview::overview))
         .route("/staff/login", get(auth::login_form).post(auth::login))
@@ -211,7 +211,30 @@ pub fn router() -> Router<AppState> {
         .route("/staff/access", get(access::list).post(access::act))
         // Any other path under /staff is as unknown as the rest of the console to a stranger.
         .route("/staff/{*rest}", get(overview::unknown))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), strangers_see_no_methods))
         .layer(axum::middleware::map_response(crate::web::mark_console))
+}
+
+/// A method a console address does not take is said (405) to staff alone: anyone else gets
+/// what the address itself would answer them (a signed-in client 404, a stranger the sign-in
+/// form), so that which addresses exist is not told outside the console.
+async fn strangers_see_no_methods(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (uri, headers) = (req.uri().clone(), req.headers().clone());
+    let resp = next.run(req).await;
+    if resp.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED {
+        return resp;
+    }
+    let (mut parts, ()) = axum::http::Request::get(uri).body(()).unwrap_or_default().into_parts();
+    parts.headers = headers;
+    match Staff::from_request_parts(&mut parts, &state).await {
+        Ok(_) => resp,
+        Err(e) => e.into_response(),
+    }
 }
 
 #[cfg(test)]

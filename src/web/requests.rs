@@ -170,14 +170,17 @@ pub async fn refuse_declared_over(most: u64, req: axum::extract::Request, next: 
 pub async fn method_pages(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let path = req.uri().path();
     let (programs, console) = (for_programs(path), path.starts_with("/staff"));
-    let mut resp = next.run(req).await;
+    let resp = next.run(req).await;
     if resp.status() != StatusCode::METHOD_NOT_ALLOWED || programs {
         return resp;
     }
+    // A person reads a page: not of headers, but of what to do instead.
+    let message = "method: this address is not opened that way; use the page's links and buttons".to_string();
+    let mut page = HttpError::Rejected { status: StatusCode::METHOD_NOT_ALLOWED, message }.into_response();
     if console {
-        resp.extensions_mut().insert(ConsoleRoute);
+        page.extensions_mut().insert(ConsoleRoute);
     }
-    render_page(resp).await
+    render_page(page).await
 }
 
 /// A body in a content coding cport does not undo (gzip) is refused with 415, rather than
