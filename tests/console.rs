@@ -404,6 +404,8 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
         ("from=2026-12-05&until=2026-12-01", "until: a day before from"),
         ("status=sent&status=dead", "status: is given twice"),
         ("client=%ff", "client: not text in UTF-8"),
+        // A name that is not text is said as it was sent.
+        ("client%FF=C-1", "client%FF: not text in UTF-8"),
         ("client=%E2%80%AE", "may hold only letters"),
         ("contact=a%20b", "contact: "),
         // A mistyped id is said as one, not shown as "no messages".

@@ -115,7 +115,13 @@ pub fn unreadable_pair(pair: &[u8]) -> Option<(String, &'static str)> {
     } else {
         return None;
     };
-    Some((crate::model::shown(&String::from_utf8_lossy(&n), 100), wrong))
+    // A name that is not text is said as it was sent (`title%FF`), not with a stand-in
+    // character the sender never wrote.
+    let said = match std::str::from_utf8(&n) {
+        Ok(text) => crate::model::shown(text, 100),
+        Err(_) => crate::model::shown(&String::from_utf8_lossy(name), 100),
+    };
+    Some((said, wrong))
 }
 
 /// For every route (`axum::middleware::from_fn`, outermost): a path or query string that
