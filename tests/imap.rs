@@ -483,6 +483,40 @@ async fn mail_that_comes_during_a_pass_is_not_left_waiting_for_the_next() {
     server.abort();
 }
 
+/// A message the server never gives is left to a person after five tries: the poller then
+/// waits in IDLE again rather than polling for it every `poll_seconds` for ever.
+#[tokio::test]
+async fn a_message_the_server_never_gives_does_not_keep_the_poller_from_idle() {
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = heard.clone();
+    let (port, server) = scripted_imap(40, move |tag, command, _| {
+        seen.lock().unwrap().push(command.to_string());
+        match command {
+            "CAPABILITY" => format!("* CAPABILITY IMAP4rev1 IDLE\r\n{tag} OK done\r\n"),
+            "UID SEARCH UNSEEN" => format!("* SEARCH 1\r\n{tag} OK done\r\n"),
+            "UID FETCH 1 BODY.PEEK[]" => format!("{tag} NO [UNAVAILABLE] cannot read it\r\n"),
+            "IDLE" => "+ idling\r\n".to_string(),
+            _ => format!("{tag} BAD not expected\r\n"),
+        }
+    });
+    let t = scripted_state(port, |c| c.imap.poll_seconds = 1).await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn(cport::channels::imap::run(t.state.services.clone(), rx));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !heard.lock().unwrap().iter().any(|c| c == "IDLE") {
+        assert!(std::time::Instant::now() < deadline, "never waited in IDLE: {:?}", heard.lock().unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stop.send(true).unwrap();
+    poller.abort();
+    let _ = poller.await;
+    server.abort();
+    let heard = heard.lock().unwrap().clone();
+    let tries = heard.iter().filter(|c| *c == "UID FETCH 1 BODY.PEEK[]").count();
+    assert_eq!(tries, 5, "five tries, then left to a person: {heard:?}");
+    assert!(!heard.iter().any(|c| c.starts_with("UID STORE")), "left unread in the mailbox: {heard:?}");
+}
+
 /// A message that makes reading it panic (a parser's bug) is refused as unreadable: the pass
 /// goes on to the next, the bad one is flagged seen so the mailbox is not stuck behind it,
 /// and the poller is not brought down.

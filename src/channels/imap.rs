@@ -128,8 +128,9 @@ where
     tracing::info!(host = %c.host, mailbox = %c.mailbox, idle, "IMAP mailbox open");
     *opened = true;
     let mut total = PollReport::default();
+    let mut refused = Refusals::default();
     loop {
-        let r = poll_once(state, &mut session).await?;
+        let r = poll_once(state, &mut session, &mut refused).await?;
         total.handled += r.handled;
         total.deferred += r.deferred;
         if once || *shutdown.borrow() {
@@ -170,6 +171,22 @@ where
     }
 }
 
+/// Tries at a message the server will not give before it is left to a person.
+const MOST_REFUSALS: u32 = 5;
+
+/// How often the server refused to give each message, for as long as a session lasts.
+#[derive(Default)]
+struct Refusals(std::collections::HashMap<u32, u32>);
+
+impl Refusals {
+    /// Counts one more refusal of `uid`; how many there have been.
+    fn again(&mut self, uid: u32) -> u32 {
+        let n = self.0.entry(uid).or_default();
+        *n = n.saturating_add(1);
+        *n
+    }
+}
+
 /// Whether the server said, unasked, that mail came (EXISTS, RECENT) since this was last
 /// asked; what else it said unasked is of no use here and is let go.
 fn arrived<S>(session: &async_imap::Session<S>) -> bool
@@ -186,7 +203,11 @@ where
 
 /// Handles every unseen message once. A message the store could not take stays unseen for
 /// the next pass; every other outcome (processed, ignored, refused) marks it done.
-async fn poll_once<S>(state: &Services, session: &mut async_imap::Session<S>) -> Result<PollReport, ImapError>
+async fn poll_once<S>(
+    state: &Services,
+    session: &mut async_imap::Session<S>,
+    refused: &mut Refusals,
+) -> Result<PollReport, ImapError>
 where
     S: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
 {
@@ -232,8 +253,23 @@ where
         // NO or BAD with no item and no error) or it went away. It stays unseen for a later
         // pass, and the ones after it are not held up behind it.
         let Some(raw) = raw else {
-            tracing::warn!(uid, "IMAP server gave no body for an unseen message; left for later");
-            report.deferred += 1;
+            // One the server never gives is left in the mailbox for a person, said once, and
+            // no longer keeps the poller from waiting in IDLE.
+            match refused.again(uid) {
+                n if n < MOST_REFUSALS => {
+                    tracing::warn!(uid, "IMAP server gave no body for an unseen message; left for later");
+                    report.deferred += 1;
+                }
+                MOST_REFUSALS => {
+                    tracing::error!(
+                        uid,
+                        "IMAP server would not give an unseen message in {MOST_REFUSALS} tries; it is left unread in \
+                         the mailbox for a person to look at"
+                    );
+                    metrics::counter!("cport_imap_errors_total").increment(1);
+                }
+                _ => {}
+            }
             continue;
         };
         let now = Utc::now();
