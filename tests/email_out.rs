@@ -450,6 +450,16 @@ async fn records_dated_before_a_contacts_first_scan_are_no_news() {
     reopened["status"] = json!("awaiting_approval");
     t.load(json!({ "visuals": [reopened] })).await;
     assert_eq!(cport::digest::alerts::scan(&t.state, now + Duration::hours(2), None).await.unwrap(), 3);
+    // One alerted already that leaves (rejected) and comes back (sent back for approval) is
+    // news again; one that stays is not alerted twice.
+    let mut v50 = old_visual("V-50", &now.to_rfc3339());
+    v50["status"] = json!("rejected");
+    t.load(json!({ "visuals": [v50.clone()] })).await;
+    assert_eq!(cport::digest::alerts::scan(&t.state, now + Duration::hours(3), None).await.unwrap(), 0);
+    v50["status"] = json!("awaiting_approval");
+    t.load(json!({ "visuals": [v50] })).await;
+    assert_eq!(cport::digest::alerts::scan(&t.state, now + Duration::hours(4), None).await.unwrap(), 3);
+    assert_eq!(cport::digest::alerts::scan(&t.state, now + Duration::hours(5), None).await.unwrap(), 0);
 }
 
 /// A visual of the test world's client C-1, issued at `issued`, awaiting approval.

@@ -135,7 +135,8 @@ async fn queue_alerts(
     // a contact scanned before with nothing new (most contacts, most minutes) opens no
     // transaction. What is found new is read again inside the transaction below, which
     // decides.
-    if seen_before.is_some_and(|seen| items.iter().all(|i| seen.contains(&i.key()))) {
+    let keys: HashSet<String> = items.iter().map(ActionItem::key).collect();
+    if seen_before.is_some_and(|seen| *seen == keys) {
         return Ok(0);
     }
     // A chat row holds the same item list; the chat sender reads it as a `ChatPayload`.
@@ -149,6 +150,10 @@ async fn queue_alerts(
     // processes) never both take the same item as new.
     let mut tx = state.db.begin().await?;
     let seen = ledgers::alerted_keys(&mut tx, &c.id, channel).await?;
+    // Items that no longer need the contact are forgotten: one that comes back later (a
+    // visual sent back for approval, a job's instructions withdrawn) is news again.
+    let gone: Vec<&str> = seen.iter().filter(|k| !keys.contains(*k)).map(String::as_str).collect();
+    ledgers::forget_alerts(&mut tx, &c.id, channel, &gone).await?;
     let fresh: Vec<&ActionItem> = items.iter().filter(|i| !seen.contains(&i.key())).collect();
     // What exists at the first look at this contact is the baseline, not news; and so is an
     // item that reaches cport within the hour after that look but that TOT dated before it (a
@@ -168,7 +173,7 @@ async fn queue_alerts(
     if fresh.is_empty() {
         // A first look, or items recorded without an alert (from before it, or of a category
         // not instant), is written; with nothing at all, nothing is.
-        if baseline.is_none() || !old.is_empty() {
+        if baseline.is_none() || !old.is_empty() || !gone.is_empty() {
             tx.commit().await?;
         } else {
             tx.rollback().await?;
@@ -204,7 +209,10 @@ async fn queue_alerts(
                     contact_id: Some(c.id.clone()),
                     channel,
                     kind: crate::model::MessageKind::Alert,
-                    idem_key: format!("alert:{}:{channel}:{}", c.id, first.key()),
+                    // An item may be alerted again once it has left and come back: the
+                    // key holds the time (the ledger's claim below is what keeps two
+                    // scanners from alerting one item twice).
+                    idem_key: format!("alert:{}:{channel}:{}:{}", c.id, first.key(), now.timestamp()),
                     reply_token,
                     recipient,
                     subject: crate::messages::compose::alert_subject(

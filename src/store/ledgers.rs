@@ -69,6 +69,34 @@ pub async fn claim_alert(
         == 1)
 }
 
+/// Forgets that the items `keys` (`category:id`) were alerted to the contact on `channel`:
+/// they no longer need the contact, so if one comes back (a visual sent back for approval)
+/// it is news again.
+pub async fn forget_alerts(tx: &mut Tx, contact_id: &str, channel: crate::model::Outlet, keys: &[&str]) -> Result<()> {
+    let mut by_category: HashMap<&str, Vec<&str>> = HashMap::new();
+    for key in keys {
+        if let Some((category, id)) = key.split_once(':') {
+            by_category.entry(category).or_default().push(id);
+        }
+    }
+    for (category, ids) in by_category {
+        for chunk in ids.chunks(super::IN_CHUNK) {
+            let sql = format!(
+                "DELETE FROM alert_ledger WHERE contact_id = $1 AND channel = $2 AND category = $3 AND item_id IN ({})",
+                super::placeholders(4, chunk.len())
+            );
+            on_tx!(tx, c => {
+                let mut q = sqlx::query(&sql).bind(contact_id).bind(channel).bind(category);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(c).await.map(|r| r.rows_affected())
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Marks a single-use nonce used; false when it was used before (a replay).
 pub async fn use_nonce(db: &Db, nonce: &str, now: DateTime<Utc>) -> Result<bool> {
     Ok(execute!(db =>
