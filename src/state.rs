@@ -67,8 +67,12 @@ impl AppState {
                 services: Services::new(config, db),
                 mailer,
                 dkim,
+                // The webhook's client: a redirect is not followed (reqwest would send the
+                // event on as a bodiless GET, or post it signed to another host, and count
+                // what that answers); it is said, naming where it points.
                 http: reqwest::Client::builder()
                     .timeout(std::time::Duration::from_secs(15))
+                    .redirect(reqwest::redirect::Policy::none())
                     .user_agent(concat!("cport/", env!("CARGO_PKG_VERSION")))
                     .build()
                     .map_err(|e| StartError::Config(format!("HTTP client: {e}")))?,

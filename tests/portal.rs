@@ -740,6 +740,85 @@ async fn change_events_are_pushed_to_the_webhook_signed_and_retried() {
     app.stop().await;
 }
 
+/// A webhook that answers with a redirect is not followed (the event would go on as a GET
+/// without its body, or signed to another host, and be counted delivered): the event is
+/// dead, saying where it pointed. With the webhook turned off, a queued event goes nowhere.
+#[tokio::test]
+async fn a_webhook_redirect_is_not_followed_and_an_event_goes_nowhere_once_the_hook_is_off() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let landed = Arc::new(AtomicUsize::new(0));
+    let counted = landed.clone();
+    let hook = axum::Router::new()
+        .route("/hook", axum::routing::post(|| async { (axum::http::StatusCode::FOUND, [("location", "/landing")]) }))
+        .route("/busy", axum::routing::post(|| async { axum::http::StatusCode::SERVICE_UNAVAILABLE }))
+        .route(
+            "/landing",
+            axum::routing::any(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async { "welcome" }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, hook).await });
+    let t = common::TestState::new(|c| {
+        c.webhook.url = hook_url.clone();
+        c.webhook.secret = cport::config::Secret::new("webhook-secret-0123456789");
+    })
+    .await;
+    let event = |key: &str| cport::store::outbox::NewMessage {
+        contact_id: None,
+        channel: cport::model::Outlet::Webhook,
+        kind: cport::model::MessageKind::Change,
+        idem_key: key.into(),
+        reply_token: None,
+        recipient: hook_url.clone(),
+        subject: "visual_approved".into(),
+        payload: r#"{"seq": 1}"#.into(),
+        next_attempt_at: chrono::Utc::now(),
+    };
+    let mut tx = t.state.db.begin().await.unwrap();
+    cport::store::outbox::insert_message(&mut tx, &event("change:1"), chrono::Utc::now()).await.unwrap();
+    tx.commit().await.unwrap();
+    let r = cport::outbox::drain(&t.state).await.unwrap();
+    assert_eq!((r.sent, r.dead), (0, 1), "{r:?}");
+    let dead = cport::store::outbox::list_messages(&t.state.db, Some("dead"), 5).await.unwrap();
+    let why = dead[0].last_error.clone().unwrap_or_default();
+    assert!(why.contains("HTTP 302") && why.contains("/landing") && why.contains("not followed"), "{why}");
+    assert_eq!(landed.load(Ordering::SeqCst), 0, "the redirect was not followed");
+
+    // A receiver that is down: its events are tried for days, whatever outbox.max_attempts
+    // says; one older than that is dead.
+    let busy = hook_url.replace("/hook", "/busy");
+    let t = common::TestState::new(|c| {
+        c.webhook.url = busy.clone();
+        c.webhook.secret = cport::config::Secret::new("webhook-secret-0123456789");
+        c.outbox.max_attempts = 1;
+    })
+    .await;
+    let now = chrono::Utc::now();
+    let mut tx = t.state.db.begin().await.unwrap();
+    cport::store::outbox::insert_message(&mut tx, &event("change:3"), now).await.unwrap();
+    let old = cport::store::outbox::NewMessage { next_attempt_at: now, ..event("change:4") };
+    cport::store::outbox::insert_message(&mut tx, &old, now - chrono::Duration::days(5)).await.unwrap();
+    tx.commit().await.unwrap();
+    let r = cport::outbox::drain(&t.state).await.unwrap();
+    assert_eq!((r.retrying, r.dead), (1, 1), "{r:?}");
+    let dead = cport::store::outbox::list_messages(&t.state.db, Some("dead"), 5).await.unwrap();
+    assert_eq!(dead[0].idem_key, "change:4", "the one five days old");
+
+    // The webhook turned off: what was queued for it is dropped, saying why.
+    let off = common::TestState::new(|c| c.webhook.url = String::new()).await;
+    let mut tx = off.state.db.begin().await.unwrap();
+    cport::store::outbox::insert_message(&mut tx, &event("change:2"), chrono::Utc::now()).await.unwrap();
+    tx.commit().await.unwrap();
+    cport::outbox::drain(&off.state).await.unwrap();
+    let dropped = cport::store::outbox::list_messages(&off.state.db, Some("dropped"), 5).await.unwrap();
+    assert_eq!(dropped.len(), 1);
+    assert!(dropped[0].last_error.as_deref().unwrap_or("").contains("webhook.url is not set"), "{dropped:?}");
+}
+
 #[tokio::test]
 async fn a_line_is_named_once_and_bad_fields_are_refused_by_name() {
     let app = app_with_tees_in_production().await;

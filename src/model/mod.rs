@@ -217,7 +217,8 @@ pub fn is_web_address(s: &str) -> bool {
     let scheme = |p: &str| s.get(..p.len()).filter(|h| h.eq_ignore_ascii_case(p)).map(|_| &s[p.len()..]);
     let rest = scheme("https://").or_else(|| scheme("http://"));
     let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
-    host.is_some_and(|h| !h.is_empty()) && is_plain_link(s)
+    // And one a client can open: a port past 65535 or a host that is no host is not.
+    host.is_some_and(|h| !h.is_empty()) && is_plain_link(s) && url::Url::parse(s).is_ok()
 }
 
 /// True when `s` holds no character that could end a link or an attribute early: white
@@ -418,6 +419,10 @@ mod tests {
             "ftp://t.example",
             "HTTPS:/t.example",
             "ht",
+            // Shaped like an address, but none a client could open.
+            "http://127.0.0.1:99999/x",
+            "https://exa mple.com",
+            "https://[::1/x",
         ] {
             assert!(!is_web_address(bad), "{bad}");
         }

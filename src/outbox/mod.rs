@@ -37,6 +37,17 @@ pub enum Outcome {
     Dropped,
 }
 
+/// How long a change event is tried for TOT's webhook, whatever `outbox.max_attempts` says:
+/// its receiver down over a weekend must not make the events of those days dead.
+pub const WEBHOOK_TRIES_FOR: Duration = Duration::days(4);
+
+/// Whether a message that failed for now is tried again: until `outbox.max_attempts` tries,
+/// and a change event for the webhook also until it is [`WEBHOOK_TRIES_FOR`] old.
+fn retries_left(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> bool {
+    row.attempts < i64::from(state.config.outbox.max_attempts)
+        || (row.channel == Outlet::Webhook && now - row.created_at < WEBHOOK_TRIES_FOR)
+}
+
 /// The delay before attempt `attempts + 1`: base × 2^(attempts−1), capped, ±20 % jitter.
 pub fn backoff(state: &Providers, attempts: i64) -> Duration {
     let base = state.config.outbox.backoff_base_seconds as f64;
@@ -383,7 +394,7 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
             let mark = Mark::RateLimited { error: &error, retry_at: at };
             (Outcome::Retrying, mark)
         }
-        Err(SendError::Transient(msg)) if row.attempts < i64::from(state.config.outbox.max_attempts) => {
+        Err(SendError::Transient(msg)) if retries_left(state, &row, now) => {
             let at = now + backoff(state, row.attempts);
             tracing::warn!(id = row.id, attempts = row.attempts, error = %msg, retry_at = %at, "send failed; will retry");
             let mark = Mark::Failed { error: msg, retry_at: Some(at) };

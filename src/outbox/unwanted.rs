@@ -9,7 +9,8 @@ use crate::store::StoreError;
 use crate::store::outbox::OutboxRow;
 
 /// Why a row is no longer to be sent, if it is not: its contact was deactivated (or removed)
-/// since it was queued, or the chat it goes to was unlinked from them. A digest, an alert or
+/// since it was queued, or the chat it goes to was unlinked from them, or (a change event)
+/// the webhook was turned off. A digest, an alert or
 /// a banner held by quiet hours or a retry would otherwise show what is no longer theirs to
 /// see, or reach a chat whose user said to stop.
 pub(super) async fn unwanted(
@@ -18,6 +19,10 @@ pub(super) async fn unwanted(
     active: &std::collections::HashSet<String>,
     settings: &HashMap<String, crate::store::settings::ContactSettings>,
 ) -> Result<Option<&'static str>, StoreError> {
+    // A change event queued while the webhook was set goes nowhere once it is not.
+    if row.channel == Outlet::Webhook && state.config.webhook.url.is_empty() {
+        return Ok(Some("webhook.url is not set any more"));
+    }
     let Some(contact) = &row.contact_id else {
         return Ok(None);
     };
