@@ -166,7 +166,7 @@ pub fn generate(scale: &Scale) -> Document {
             date_required: Some(day(base, rng.gen_range(-20..60))),
             order_id: Some(format!("SO-{j:07}")),
             client_ref: Some(format!("REF{j}")),
-            delivery_instructions: ["none", "given", "not_required"][rng.gen_range(0..3)].into(),
+            delivery_instructions: Some(["none", "given", "not_required"][rng.gen_range(0..3)].into()),
             created_at: Some(t0 - Duration::hours(rng.gen_range(0..2000))),
             process_lines: (0..2)
                 .map(|k| ProcessLineIn {

@@ -492,6 +492,20 @@ async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
     // Both jobs left the A2 list.
     let (_, html) = app.page(&b, "/").await;
     assert!(!html.contains("Job J-1: Tees") && !html.contains("Job J-5: Caps"));
+
+    // TOT's next update of a job, which says nothing of delivery, does not undo the client's
+    // answer; TOT sending `none` asks again.
+    let job = |extra: serde_json::Value| {
+        let mut j = json!({"id": "J-5", "client_id": "C-1", "name": "Caps", "status": "in_production",
+                           "client_ref": "new ref"});
+        j.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json!([j])
+    };
+    assert_eq!(app.put("jobs", job(json!({}))).await.0, 200);
+    assert_eq!(app.count("jobs WHERE id = 'J-5' AND delivery_instructions = 'not_required'").await, 1);
+    assert!(!app.shown(&b, "/").await.contains("Job J-5: Caps"), "still answered");
+    assert_eq!(app.put("jobs", job(json!({"delivery_instructions": "none"}))).await.0, 200);
+    assert!(app.shown(&b, "/").await.contains("Job J-5: Caps"), "asked again");
     app.stop().await;
 }
 

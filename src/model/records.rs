@@ -80,9 +80,6 @@ fn default_tz() -> String {
 fn default_true() -> bool {
     true
 }
-fn default_delivery_instructions() -> String {
-    "none".into()
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -293,9 +290,11 @@ pub struct JobIn {
     /// The client's own reference.
     #[serde(default)]
     pub client_ref: Option<String>,
-    /// `none` (the client has said nothing yet), `given`, or `not_required`.
-    #[serde(default = "default_delivery_instructions")]
-    pub delivery_instructions: String,
+    /// `none` (the client has said nothing yet), `given`, or `not_required`. Left out, the
+    /// job keeps what it has (`none` for a new job): a client's answer in the portal, chat or
+    /// email is not undone by TOT's next update of the job; TOT sends `none` to ask again.
+    #[serde(default)]
+    pub delivery_instructions: Option<String>,
     /// When the job was entered; if left out, the time of first insert is used and kept.
     #[serde(default, deserialize_with = "dates::optional_time")]
     pub created_at: Option<DateTime<Utc>>,
@@ -351,7 +350,9 @@ impl Record for JobIn {
         }
         check_text("name", &self.name, 300, e);
         check_one_of("status", &self.status, JOB_STATUSES, e);
-        check_one_of("delivery_instructions", &self.delivery_instructions, DELIVERY_INSTRUCTIONS, e);
+        if let Some(given) = &self.delivery_instructions {
+            check_one_of("delivery_instructions", given, DELIVERY_INSTRUCTIONS, e);
+        }
         for (i, l) in self.process_lines.iter().enumerate() {
             check_text(&format!("process_lines[{i}].process"), &l.process, 200, e);
             check_text(&format!("process_lines[{i}].status"), &l.status, 50, e);

@@ -343,8 +343,11 @@ impl Upsert for ContactIn {
 
 impl Upsert for JobIn {
     const ENTITY: &'static str = "jobs";
-    const SPECIAL: &'static [(&'static str, &'static str, &'static str)] =
-        &[created_at("COALESCE({v}, jobs.created_at)")];
+    /// The client's answer about delivery stays when TOT leaves it out (see `JobIn`).
+    const SPECIAL: &'static [(&'static str, &'static str, &'static str)] = &[
+        created_at("COALESCE({v}, jobs.created_at)"),
+        ("delivery_instructions", "COALESCE({v}, 'none')", "COALESCE({v}, jobs.delivery_instructions)"),
+    ];
     const PARENT: &'static str = "job_id";
     const NAMED_BY: &'static [(&'static str, &'static str)] = &[("deliveries", "job_id")];
     fn refs(&self) -> Vec<(&'static str, &'static str, &str)> {
