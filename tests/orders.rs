@@ -525,6 +525,25 @@ async fn a_new_third_party_user_never_takes_an_id_already_in_use() {
     let feed = app.changes(0).await;
     let made = feed.iter().find(|e| e["kind"] == "third_party_user_created").expect("in the feed");
     assert_eq!(made["subject_id"], "TP-C-1-2", "{made}");
+    // TOT deletes Rita's contact once it has learned of her: her id is never given to the
+    // next person (who would see the orders placed under it).
+    let r = app
+        .http
+        .delete(app.url("/api/v1/contacts"))
+        .bearer_auth(common::TOKEN)
+        .json(&json!({"ids": ["TP-C-1-2"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    app.submit(&ann, "/users", &[("action", "create"), ("name", "Sam Seller"), ("email", "sam@resell.example")]).await;
+    let feed = app.changes(0).await;
+    let ids: Vec<&str> = feed
+        .iter()
+        .filter(|e| e["kind"] == "third_party_user_created")
+        .filter_map(|e| e["subject_id"].as_str())
+        .collect();
+    assert_eq!(ids, ["TP-C-1-2", "TP-C-1-3"]);
     app.stop().await;
 }
 

@@ -388,11 +388,13 @@ pub async fn set_allocation(tx: &mut Tx, contact_id: &str, sku: &str, on: bool, 
     Ok(n == 1)
 }
 
-/// The next free `TP-<client>-<n>` id for a third-party user: after those cport made, and
-/// past any id taken meanwhile (TOT's records may hold one, or one may have been deleted).
+/// The next free `TP-<client>-<n>` id for a third-party user: after every one the client's
+/// admins were ever given (the change feed keeps each creation, so an id TOT deleted is
+/// never given to someone else, who would see the orders placed under it), and past any id
+/// taken meanwhile (TOT's records may hold one).
 pub async fn next_third_party_id(tx: &mut Tx, client_id: &str) -> Result<String> {
     let made: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM contacts WHERE client_id = $1 AND role = 'third_party' AND created_by IS NOT NULL",
+        "SELECT COUNT(*) FROM changes WHERE client_id = $1 AND kind = 'third_party_user_created'",
     ), client_id)
     .fetch_one(c).await)?;
     // Bounded: each step passes one id that exists, and a client has few contacts.
@@ -402,7 +404,12 @@ pub async fn next_third_party_id(tx: &mut Tx, client_id: &str) -> Result<String>
         // result unique.
         let room = 64 - "TP--".len() - n.to_string().len();
         let id = format!("TP-{}-{n}", client_id.chars().take(room).collect::<String>());
-        let taken: Option<String> = on_tx!(tx, c => bind!(sqlx::query_scalar("SELECT id FROM contacts WHERE id = $1"), &id).fetch_optional(c).await)?;
+        let taken: Option<i64> = on_tx!(tx, c => bind!(sqlx::query_scalar(
+            "SELECT 1 FROM contacts WHERE id = $1
+             UNION ALL SELECT 1 FROM reseller_orders WHERE contact_id = $1
+             UNION ALL SELECT 1 FROM changes
+               WHERE client_id = $2 AND kind = 'third_party_user_created' AND subject_id = $1"),
+            &id, client_id).fetch_optional(c).await)?;
         if taken.is_none() {
             return Ok(id);
         }
