@@ -507,6 +507,30 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     app.stop().await;
 }
 
+/// With third-party ordering turned off, an admin still sees their third-party users and can
+/// take access away (revoke, un-allocate), but adds and allocates nothing.
+#[tokio::test]
+async fn with_ordering_off_an_admin_can_still_take_access_away() {
+    let app = app_with_stock().await;
+    let ann = app.signed_in("P-1A").await;
+    app.submit(&ann, "/users", &[("action", "create"), ("name", "Rita Reseller"), ("email", "rita@resell.example")])
+        .await;
+    let sku = stock()[0]["sku"].as_str().unwrap().to_string();
+    app.submit(&ann, "/users", &[("action", "allocate"), ("user", "TP-C-1-1"), ("sku", &sku)]).await;
+    app.synced("clients", json!([{"id": "C-1", "name": "Alpha Ltd", "third_party_ordering": false}])).await;
+    let (_, html) = app.page(&ann, "/users").await;
+    assert!(html.contains("not enabled") && html.contains("Rita Reseller"), "{html}");
+    assert!(!html.contains("value=\"allocate\"") && !html.contains("value=\"create\""), "{html}");
+    let (status, _, _) =
+        app.post_form(&ann, "/users", &[("action", "create"), ("name", "Sam"), ("email", "sam@resell.example")]).await;
+    assert_eq!(status, 403, "none added");
+    app.submit(&ann, "/users", &[("action", "unallocate"), ("user", "TP-C-1-1"), ("sku", &sku)]).await;
+    app.submit(&ann, "/users", &[("action", "revoke"), ("user", "TP-C-1-1")]).await;
+    let kinds: Vec<String> = app.changes(0).await.iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
+    assert!(kinds.ends_with(&["sku_unallocated".to_string(), "third_party_user_revoked".to_string()]), "{kinds:?}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_new_third_party_user_never_takes_an_id_already_in_use() {
     let app = app_with_stock().await;
