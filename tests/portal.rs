@@ -160,7 +160,7 @@ async fn approving_rejecting_and_the_change_feed() {
     assert!(location.starts_with("/visuals/V-1?note="));
     assert_eq!(app.visual_status("V-1").await, "approved");
     // Approving again is refused with a clear message.
-    let html = app.post_refused(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
+    let html = app.post_conflict(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert!(html.contains("already approved"));
     // Un-approve needs a reason.
     let html = app
@@ -170,7 +170,7 @@ async fn approving_rejecting_and_the_change_feed() {
     // A rejection from a page that showed the visual still awaiting approval (another tab, a
     // colleague approved meanwhile) withdraws nobody's approval unseen: it says who approved.
     let stale = [("action", "reject"), ("reason", "Gold too dark"), ("seen", "awaiting_approval")];
-    let html = app.post_refused(&b, "/visuals/V-1", &stale).await;
+    let html = app.post_conflict(&b, "/visuals/V-1", &stale).await;
     assert!(html.contains("visual V-1 was approved by Bob Buyer at") && html.contains("Withdraw approval"), "{html}");
     assert_eq!(app.visual_status("V-1").await, "approved");
     let html = app.shown(&b, "/visuals/V-1").await;
@@ -181,7 +181,7 @@ async fn approving_rejecting_and_the_change_feed() {
     let (_, html) = app.page(&b, "/visuals/V-1").await;
     assert!(html.contains("Please try 7406 C") && html.contains("Gold too dark"));
     // The same comment sent again (a second click, the back button) is not added twice.
-    let html = app.post_refused(&b, "/visuals/V-1", &[("action", "comment"), ("comment", "Please try 7406 C")]).await;
+    let html = app.post_conflict(&b, "/visuals/V-1", &[("action", "comment"), ("comment", "Please try 7406 C")]).await;
     assert!(
         html.contains("this comment from Bob Buyer is on visual V-1 already") && html.contains("in the thread"),
         "{html}"
@@ -192,14 +192,14 @@ async fn approving_rejecting_and_the_change_feed() {
     let (one, two) = tokio::join!(app.post_form(&b, "/visuals/V-1", &twice), app.post_form(&b, "/visuals/V-1", &twice));
     let mut statuses = [one.0, two.0];
     statuses.sort();
-    assert_eq!(statuses, [303, 422], "{} {}", one.2, two.2);
+    assert_eq!(statuses, [303, 409], "{} {}", one.2, two.2);
 
     // A withdraw form from a page that showed it approved, after TOT reopened it: refused.
     let mut reopened = common::world()["visuals"][0].clone();
     reopened["status"] = json!("awaiting_approval");
     assert_eq!(app.put("visuals", json!([reopened])).await.0, 200);
     let withdraw = [("action", "reject"), ("reason", "Too dark"), ("seen", "approved")];
-    let html = app.post_refused(&b, "/visuals/V-1", &withdraw).await;
+    let html = app.post_conflict(&b, "/visuals/V-1", &withdraw).await;
     assert!(html.contains("visual V-1 is awaiting approval again"), "{html}");
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
 
@@ -326,7 +326,7 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
     let again = [("action", "delegate"), ("name", "Dana Cole"), ("email", "DANA@reseller.example")];
     for (status, _, html) in futures::future::join_all((0..5).map(|_| app.post_form(&b, "/visuals/V-1", &again))).await
     {
-        assert_eq!(status, 422, "{html}");
+        assert_eq!(status, 409, "{html}");
         assert!(html.contains("was handed to DANA@reseller.example already; that link works until"), "{html}");
     }
     let (n,): (i64,) = cport::store::on_db!(&app.db, p => sqlx::query_as(
@@ -374,7 +374,7 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
         )
         .await
         .0,
-        422,
+        409,
         "a delegation decides once"
     );
     assert_eq!(app.visual_status("V-1").await, "approved");
@@ -985,7 +985,7 @@ async fn hostile_inputs_change_nothing() {
     let third = browser();
     third.get(&link).send().await.unwrap();
     let undo = [("action", "reject"), ("seen", "awaiting_approval"), ("reason", "undo")];
-    let _ = app.post_refused(&third, "/visuals/V-1", &undo).await;
+    let _ = app.post_conflict(&third, "/visuals/V-1", &undo).await;
     assert_eq!(app.visual_status("V-1").await, "approved");
     app.stop().await;
 }

@@ -260,6 +260,15 @@ impl Shown {
     pub fn refused(error: String) -> Shown {
         Shown::error(StatusCode::UNPROCESSABLE_ENTITY, error)
     }
+    /// An action's refusal shown on its page, with the status the API gives it: a conflict
+    /// (decided meanwhile) 409, a field to put right 422.
+    pub fn failed(e: &crate::actions::ActionError) -> Shown {
+        let status = match e {
+            crate::actions::ActionError::Conflict(_) => StatusCode::CONFLICT,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        Shown::error(status, e.to_string())
+    }
     pub fn error(status: StatusCode, error: String) -> Shown {
         Shown { note: None, error: Some(error), status, typed: Value::Object(Default::default()) }
     }

@@ -130,8 +130,7 @@ pub async fn approve_many(State(state): State<AppState>, CsrfForm(session, form)
             }
         }
         Err(e @ ActionError::Invalid { .. }) | Err(e @ ActionError::Conflict(_)) => {
-            let message = e.to_string();
-            list_page(&state, &session, Shown::refused(message)).await
+            list_page(&state, &session, Shown::failed(&e)).await
         }
         Err(e) => Err(e.into()),
     }
@@ -236,7 +235,7 @@ pub async fn visual_action(
         Err(e @ ActionError::Invalid { .. }) => {
             visual_page(&state, &session, &id, Shown::refused(e.to_string()).with_typed(&form)).await
         }
-        Err(e @ ActionError::Conflict(_)) => visual_page(&state, &session, &id, Shown::refused(e.to_string())).await,
+        Err(e @ ActionError::Conflict(_)) => visual_page(&state, &session, &id, Shown::failed(&e)).await,
         Err(e) => Err(e.into()),
     }
 }

@@ -536,6 +536,14 @@ impl TestApp {
         html
     }
 
+    /// Posts a form that must be refused as a conflict (409: decided meanwhile, done
+    /// already): gives the page shown.
+    pub async fn post_conflict(&self, b: &reqwest::Client, path: &str, fields: &[(&str, &str)]) -> String {
+        let (status, location, html) = self.post_form(b, path, fields).await;
+        assert_eq!(status, 409, "{path} {fields:?} was not a conflict: {location} {html}");
+        html
+    }
+
     /// Opens the set-password page of a reset or invitation link (`path`, with its token),
     /// chooses `password` there, then posts the same form again. Gives the first answer's
     /// status and Location, and the second answer's status (a single-use link refuses it).
