@@ -364,8 +364,25 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
     assert_eq!(browser().get(&link).send().await.unwrap().status().as_u16(), 303);
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
 
+    // Handed to a second person too, whose link stays unused.
+    app.submit(&b, "/visuals/V-1", &[("action", "delegate"), ("name", "Eve Other"), ("email", "eve@other.example")])
+        .await;
+    let eve = browser();
+    eve.get(&app.link_mailed_to("eve@other.example", "/l/").await).send().await.unwrap();
+    // Nobody is handed a visual at cport's own address, nor at their own.
+    for (email, says) in
+        [("x@reply.tot.example", "own address; give the address"), ("ann@alpha.example", "your own address")]
+    {
+        let html =
+            app.post_refused(&b, "/visuals/V-1", &[("action", "delegate"), ("name", "X"), ("email", email)]).await;
+        assert!(html.contains(says), "{email}: {html}");
+    }
+
     app.submit(&third, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert_eq!(app.visual_status("V-1").await, "approved");
+    // Decided by Dana: Eve's link asks for nothing more, not even a comment.
+    let html = app.post_conflict(&eve, "/visuals/V-1", &[("action", "comment"), ("comment", "hi")]).await;
+    assert!(html.contains("approved already"), "{html}");
     assert_eq!(
         app.post_form(
             &third,
@@ -382,7 +399,7 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
     let r = browser().get(&link).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let kinds: Vec<String> = app.changes(0).await.iter().map(|c| c["kind"].as_str().unwrap().to_string()).collect();
-    assert_eq!(kinds, vec!["visual_delegated", "visual_approved"]);
+    assert_eq!(kinds, vec!["visual_delegated", "visual_delegated", "visual_approved"]);
 
     // The delegate's session ends when the delegation expires...
     assert_eq!(app.page(&third, "/visuals/V-1").await.0, 200, "the decision stays in view meanwhile");

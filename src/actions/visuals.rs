@@ -313,6 +313,14 @@ pub async fn comment(
         if row.used_at.is_some() || row.expires_at <= now {
             return Err(ActionError::Forbidden("this approval link has been used or has expired".into()));
         }
+        // A delegate is asked for one decision: once the visual is decided (by the client, or
+        // another delegate), there is nothing left to say to TOT's designer about it.
+        if v.status != VisualStatus::AwaitingApproval {
+            return Err(ActionError::Conflict(format!(
+                "visual {id} is {} already; this link asks for nothing more",
+                v.status.words()
+            )));
+        }
     }
     let who = actor.display_name();
     let mut tx = state.db.begin().await?;
@@ -360,6 +368,16 @@ pub async fn delegate(
 ) -> Result<Delegation, ActionError> {
     let name = super::typed_text("name", name, crate::model::Lines::One, 200, "who should approve it?")?;
     let email = super::typed_email("email", email)?;
+    // Handed to no one: cport's own addresses reach no person, and one's own is no one else.
+    if state.config.email.is_own_address(email) {
+        return Err(ActionError::invalid(
+            "email",
+            "is cport's own address; give the address of the person who should approve it",
+        ));
+    }
+    if email.eq_ignore_ascii_case(&actor.contact.email) {
+        return Err(ActionError::invalid("email", "is your own address; approve it yourself, or give someone else's"));
+    }
     if actor.delegation.is_some() {
         return Err(ActionError::Forbidden("a delegated approval cannot be delegated again".into()));
     }

@@ -137,6 +137,16 @@ pub struct EmailConfig {
     pub dkim: DkimConfig,
 }
 
+impl EmailConfig {
+    /// Whether `address` is cport's own: its From, or any address at the reply domain (the
+    /// `reply+` and `bounce+` addresses). Mail from one is a loop; mail to one reaches cport.
+    pub fn is_own_address(&self, address: &str) -> bool {
+        let address = address.trim().to_ascii_lowercase();
+        let from = self.from.rsplit('<').next().unwrap_or("").trim_end_matches('>').trim().to_ascii_lowercase();
+        address == from || address.ends_with(&format!("@{}", self.reply_domain.to_ascii_lowercase()))
+    }
+}
+
 /// `[email.dkim]`: the key cport signs with, and where its public half is published.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]

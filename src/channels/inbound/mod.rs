@@ -278,8 +278,6 @@ async fn decide(
     if let Some(why) = automatic(msg) {
         return Ok(record(Disposition::Ignored(format!("automatic message ({why})")), None, false).await?);
     }
-    let own =
-        state.config.email.from.rsplit('<').next().unwrap_or("").trim_end_matches('>').trim().to_ascii_lowercase();
     if from.is_empty() {
         return Ok(record(Disposition::Ignored("no sender address in From".into()), None, false).await?);
     }
@@ -294,7 +292,7 @@ async fn decide(
         )
         .await?);
     }
-    if from == own || from.ends_with(&format!("@{}", domain.to_ascii_lowercase())) {
+    if state.config.email.is_own_address(&from) {
         return Ok(record(Disposition::Ignored("from cport's own address (mail loop)".into()), None, false).await?);
     }
     let Some(token) = token_for(msg, "reply", &domain).and_then(|t| state.signer.check_reply_token(&t)) else {
