@@ -578,11 +578,12 @@ async fn passwords_login_limits_and_single_use_reset_links() {
     let link = app.link_mailed_to("bob@alpha.example", "token=").await;
     let path = link.strip_prefix(&app.base).unwrap().to_string();
     // A reset link made before the password is set (an older email, still within its time).
-    let made = || {
-        let link = app.state.signer.set_password_url(&app.base, "P-1B", chrono::Duration::hours(1), chrono::Utc::now());
+    let made_at = |at: chrono::DateTime<chrono::Utc>| {
+        let link = app.state.signer.set_password_url(&app.base, "P-1B", chrono::Duration::hours(1), at);
         link.strip_prefix(&app.base).unwrap().to_string()
     };
-    let older = made();
+    let made = || made_at(chrono::Utc::now());
+    let older = made_at(chrono::Utc::now() - chrono::Duration::minutes(1));
     let ((status, location), again) = app.choose_password_twice(&c, &path, "bobs new password").await;
     assert_eq!(status, 303, "{location}");
     assert_eq!(again, 400, "the reset link works once");
