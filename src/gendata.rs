@@ -61,7 +61,7 @@ pub fn generate(scale: &Scale) -> Document {
                 name: format!("{} {c}", ["Alex", "Sam", "Jo", "Robin"][k]),
                 email: format!("{role}.{c}@client{c}.example"),
                 role: role.to_string(),
-                timezone: "Europe/London".into(),
+                timezone: Some("Europe/London".into()),
                 phone: None,
                 telegram_chat_id: None,
                 discord_user_id: None,

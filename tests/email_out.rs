@@ -462,6 +462,22 @@ async fn records_dated_before_a_contacts_first_scan_are_no_news() {
     assert_eq!(cport::digest::alerts::scan(&t.state, now + Duration::hours(5), None).await.unwrap(), 0);
 }
 
+/// A contact TOT gives no time zone has `digest.timezone`'s, as it is configured when read;
+/// one TOT gives a zone has that.
+#[tokio::test]
+async fn a_contact_without_a_zone_has_the_configured_one() {
+    let t = common::TestState::new(|c| c.digest.timezone = "Asia/Tokyo".into()).await;
+    t.load(world()).await;
+    t.load(json!({"contacts": [{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer", "email": "bob@alpha.example",
+        "role": "buyer", "timezone": "America/Chicago"}]}))
+        .await;
+    for (id, zone) in [("P-1A", "Asia/Tokyo"), ("P-1B", "America/Chicago")] {
+        let c = cport::store::contacts::get_contact(&t.state.db, id).await.unwrap();
+        let s = cport::store::settings::get_settings(&t.state.db, id).await.unwrap();
+        assert_eq!(cport::actions::targets::clock(&t.state.config, &c, &s).1, zone, "{id}");
+    }
+}
+
 /// A visual of the test world's client C-1, issued at `issued`, awaiting approval.
 fn old_visual(id: &str, issued: &str) -> serde_json::Value {
     json!({"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": "D", "category": "Colour visual",

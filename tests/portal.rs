@@ -671,6 +671,21 @@ async fn preferences_are_saved_and_bad_values_named() {
     app.submit(&bob, "/preferences", &keep).await;
     let s = cport::store::settings::get_settings(&app.db, "P-1B").await.unwrap();
     assert_eq!((s.mode_visual_approval, s.schedule_set_at), (Some(cport::model::AlertMode::Digest), None));
+    // Nor does it pin them: TOT's zone and schedule stay Bob's, and TOT's change of either
+    // still reaches him.
+    assert_eq!((s.timezone, s.digest_schedule), (None, None));
+    assert_eq!(
+        app.put(
+            "contacts",
+            serde_json::json!([{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer", "email": "bob@alpha.example",
+                                "role": "buyer", "timezone": "Asia/Dubai"}])
+        )
+        .await
+        .0,
+        200
+    );
+    let html = app.shown(&bob, "/preferences").await;
+    assert!(html.contains("<option selected>Asia&#x2f;Dubai</option>"), "{html}");
     // Without a chat channel set up, no code is offered or made: it could not be used.
     let html = app.shown(&b, "/preferences").await;
     assert!(html.contains("TOT has not set up chat yet") && !html.contains("Get a linking code"), "{html}");

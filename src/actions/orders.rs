@@ -106,7 +106,8 @@ pub async fn create_basket(
 pub async fn create_unnamed_basket(state: &Services, actor: &Actor, now: DateTime<Utc>) -> Result<i64, ActionError> {
     require_order(state, actor).await?;
     // The time as the contact reads a clock (their zone; UTC if it cannot be read).
-    let tz: chrono_tz::Tz = actor.contact.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let tz: chrono_tz::Tz =
+        crate::actions::targets::tots_zone(&state.config, &actor.contact).parse().unwrap_or(chrono_tz::UTC);
     let base = format!("Basket {}", now.with_timezone(&tz).format("%-d %b %H:%M"));
     // Bounded: a contact making more than this many baskets in one minute is told the name
     // is taken, as if they had typed it.

@@ -56,7 +56,34 @@ pub fn targets_of(s: &ContactSettings, chats: Option<&Vec<ChatLink>>, kind: Send
 /// what a preferences save stamps.
 pub fn clock<'a>(config: &'a Config, c: &'a ContactRow, s: &'a ContactSettings) -> (&'a str, &'a str) {
     let schedule = s.digest_schedule.as_deref().or(c.digest_schedule.as_deref()).unwrap_or(&config.digest.schedule);
-    (schedule, s.timezone.as_deref().unwrap_or(&c.timezone))
+    (schedule, zone(config, c, s))
+}
+
+/// Keeps as the contact's own only the zone and schedule they chose apart from TOT's: one
+/// the same as TOT's for them (or the configured one) is left to follow TOT, so that saving
+/// the preferences page for another reason does not pin them, and TOT's later change of
+/// either still reaches the contact.
+pub fn own_choices(config: &Config, c: &ContactRow, s: &mut ContactSettings) {
+    if s.timezone.as_deref() == Some(tots_zone(config, c)) {
+        s.timezone = None;
+    }
+    let tots_schedule = c.digest_schedule.as_deref().unwrap_or(&config.digest.schedule);
+    if s.digest_schedule.as_deref() == Some(tots_schedule) {
+        s.digest_schedule = None;
+    }
+}
+
+/// A contact's time zone: their own, else TOT's for them, else `digest.timezone`.
+pub fn zone<'a>(config: &'a Config, c: &'a ContactRow, s: &'a ContactSettings) -> &'a str {
+    s.timezone.as_deref().unwrap_or_else(|| tots_zone(config, c))
+}
+
+/// The time zone TOT gives a contact, else `digest.timezone`.
+pub fn tots_zone<'a>(config: &'a Config, c: &'a ContactRow) -> &'a str {
+    match c.timezone.as_str() {
+        "" => &config.digest.timezone,
+        given => given,
+    }
 }
 
 /// Stamps `after` (settings about to be saved over `before`) with `now` when the schedule or

@@ -204,7 +204,8 @@ pub struct DigestConfig {
     /// When digests go out: a cron expression with seconds first (`0 0 8 * * Mon-Fri` is 08:00
     /// on weekdays). A contact's own schedule wins.
     pub schedule: String,
-    /// The time zone `schedule` is read in (an IANA name).
+    /// The time zone of a contact TOT gives none (an IANA name): their digests follow
+    /// `schedule` in it.
     pub timezone: String,
     /// A scheduled digest missed while cport was down is still sent this many hours late, to
     /// contacts cport knew when it was due (one added since gets the next). 0 turns scheduled

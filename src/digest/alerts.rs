@@ -197,7 +197,8 @@ async fn queue_alerts(
                 Some(last) if now - last < window => last + window,
                 _ => now,
             };
-            let tz: Tz = s.timezone.as_deref().unwrap_or(&c.timezone).parse().unwrap_or(chrono_tz::Europe::London);
+            let tz: Tz =
+                crate::actions::targets::zone(&state.config, c, s).parse().unwrap_or(chrono_tz::Europe::London);
             if let Some(end) = quiet_until(s, tz, at) {
                 at = end;
             }

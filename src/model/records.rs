@@ -74,9 +74,6 @@ pub trait Record: serde::de::DeserializeOwned + Serialize {
 fn default_currency() -> String {
     "GBP".into()
 }
-fn default_tz() -> String {
-    "Europe/London".into()
-}
 fn default_true() -> bool {
     true
 }
@@ -127,9 +124,11 @@ pub struct ContactIn {
     /// (invoices, statements, balance), `viewer` (read-only), `third_party` (only what was
     /// delegated or allocated).
     pub role: String,
-    /// IANA time zone name, e.g. `Europe/Berlin`; digests are scheduled in it.
-    #[serde(default = "default_tz")]
-    pub timezone: String,
+    /// IANA time zone name, e.g. `Europe/Berlin`; digests are scheduled in it. Left out: the
+    /// zone of cport's `digest.timezone`, as it is when read (so a change of it reaches every
+    /// contact TOT gives none).
+    #[serde(default)]
+    pub timezone: Option<String>,
     /// Phone number, free form.
     #[serde(default)]
     pub phone: Option<String>,
@@ -200,8 +199,10 @@ impl Record for ContactIn {
                 format!("{} is not one of admin, buyer, finance, viewer, third_party", quoted(&self.role)),
             ));
         }
-        if self.timezone.parse::<chrono_tz::Tz>().is_err() {
-            e.push(FieldError::new("timezone", format!("{} is not an IANA time zone", quoted(&self.timezone))));
+        if let Some(zone) = &self.timezone
+            && zone.parse::<chrono_tz::Tz>().is_err()
+        {
+            e.push(FieldError::new("timezone", format!("{} is not an IANA time zone", quoted(zone))));
         }
         if let Some(s) = &self.digest_schedule
             && let Err(msg) = crate::model::schedule::check_contact_schedule(s)

@@ -67,7 +67,7 @@ async fn prefs_page(
         Some(session),
         "preferences",
         json!({
-            "s": s, "timezone": s.timezone.clone().unwrap_or(c.timezone.clone()), "zones": ZONES,
+            "s": s, "timezone": crate::actions::targets::zone(&state.config, c, &s), "zones": ZONES,
             "schedule": schedule, "schedules": SCHEDULES.iter().map(|(e, l)| json!({"expr": e, "label": l})).collect::<Vec<_>>(),
             "custom": !SCHEDULES.iter().any(|(e, _)| *e == schedule), "modes": modes, "email": c.email,
             "note": note, "error": error, "chats": chats,
@@ -214,6 +214,7 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
     s.quiet_start = hhmm(s.quiet_start);
     s.quiet_end = hhmm(s.quiet_end);
     (s.email_enabled, s.email_digests, s.email_alerts) = (email_enabled, email_digests, email_alerts);
+    crate::actions::targets::own_choices(&state.config, c, &mut s);
     let now = Utc::now();
     crate::actions::targets::stamp_clock(&state.config, c, &saved, &mut s, now);
     settings::save_preferences(&state.db, &s, now).await?;

@@ -323,6 +323,8 @@ impl Upsert for ContactIn {
     /// `schedule_set_at` is when an update changed its digest schedule or time zone.
     const SPECIAL: &'static [(&'static str, &'static str, &'static str)] = &[
         first_stored("contacts.created_at"),
+        // No zone given is kept as none (''), read as `digest.timezone` (see `ContactIn`).
+        ("timezone", "COALESCE({v}, '')", "COALESCE({v}, '')"),
         (
             "schedule_set_at",
             "NULL",
