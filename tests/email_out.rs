@@ -823,6 +823,33 @@ async fn a_retracted_urgent_banner_is_not_pushed_afterwards() {
     assert_eq!((queued, left), (0, posted.queued as i64));
 }
 
+/// A banner's push that waited past its banner's expiry (retried through a relay's outage),
+/// or was held in a sender's claim through a retraction, is dropped when it comes to be
+/// sent: it would tell of what shows nowhere.
+#[tokio::test]
+async fn a_banner_push_is_not_sent_once_its_banner_is_gone() {
+    let t = TestState::new(|_| {}).await;
+    t.load(world()).await;
+    let now = Utc::now();
+    let posted = cport::actions::banners::post(&t.state, urgent("Works closed", "Until six.", "C-1"), "test", now)
+        .await
+        .unwrap();
+    assert!(posted.queued > 0);
+    // As if the relay was down until the banner had expired: each push failed, due again.
+    cport::store::on_db!(&t.state.db, p => sqlx::query(
+        "UPDATE outbox SET status = 'failed', attempts = 1 WHERE kind = 'banner'").execute(p).await.map(|_| ()))
+    .unwrap();
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE banners SET expires_at = $1")
+        .bind(now - Duration::minutes(1)).execute(p).await.map(|_| ()))
+    .unwrap();
+    let outcomes = cport::outbox::dispatch_batch_at(&t.state, Utc::now(), 100).await.unwrap();
+    assert_eq!(outcomes.len(), posted.queued, "{outcomes:?}");
+    assert!(outcomes.iter().all(|o| *o == cport::outbox::Outcome::Dropped), "{outcomes:?}");
+    for r in list_messages(&t.state.db, Some("dropped"), 100).await.unwrap() {
+        assert_eq!(r.last_error.as_deref(), Some("its banner was retracted or has expired"), "{r:?}");
+    }
+}
+
 /// A push of a banner that starts tomorrow, dropped by staff and queued again, waits for the
 /// banner's start as it did before: never sent at once.
 #[tokio::test]

@@ -9,8 +9,8 @@ use crate::store::StoreError;
 use crate::store::outbox::OutboxRow;
 
 /// Why a row is no longer to be sent, if it is not: its contact was deactivated (or removed)
-/// since it was queued, or the chat it goes to was unlinked from them, or (a change event)
-/// the webhook was turned off. A digest, an alert or
+/// since it was queued, or the chat it goes to was unlinked from them, or its banner is gone,
+/// or (a change event) the webhook was turned off. A digest, an alert or
 /// a banner held by quiet hours or a retry would otherwise show what is no longer theirs to
 /// see, or reach a chat whose user said to stop.
 pub(super) async fn unwanted(
@@ -22,6 +22,13 @@ pub(super) async fn unwanted(
     // A change event queued while the webhook was set goes nowhere once it is not.
     if row.channel == Outlet::Webhook && state.config.webhook.url.is_empty() {
         return Ok(Some("webhook.url is not set any more"));
+    }
+    // A banner's push after its banner was retracted, or once it has expired (a retry after
+    // an outage, a claim held through the retraction), would tell of what shows nowhere.
+    if row.kind == MessageKind::Banner
+        && crate::store::outbox::banner_gone_for(&state.db, row.id, chrono::Utc::now()).await?
+    {
+        return Ok(Some("its banner was retracted or has expired"));
     }
     let Some(contact) = &row.contact_id else {
         return Ok(None);

@@ -449,6 +449,14 @@ fn banner_gone() -> String {
     )
 }
 
+/// Whether the banner message `id` is for was retracted or has expired at `now`: its push,
+/// held by a retry or a claim through the retraction, goes to no one.
+pub async fn banner_gone_for(db: &Db, id: i64, now: DateTime<Utc>) -> Result<bool> {
+    let sql = format!("SELECT {} FROM outbox WHERE id = $2", banner_gone());
+    let gone: Option<bool> = on_db!(db, p => bind!(sqlx::query_scalar(&sql), now, id).fetch_optional(p).await)?;
+    Ok(gone.unwrap_or(false))
+}
+
 /// Queueing again, at `$1`: a banner's push goes no sooner than its banner starts, and never
 /// once the banner is gone ([`banner_gone`]). One statement, so a retraction at the same
 /// moment is seen either way.
