@@ -528,6 +528,17 @@ async fn with_ordering_off_an_admin_can_still_take_access_away() {
     app.submit(&ann, "/users", &[("action", "revoke"), ("user", "TP-C-1-1")]).await;
     let kinds: Vec<String> = app.changes(0).await.iter().map(|e| e["kind"].as_str().unwrap().to_string()).collect();
     assert!(kinds.ends_with(&["sku_unallocated".to_string(), "third_party_user_revoked".to_string()]), "{kinds:?}");
+    // TOT's next update of her contact (it learned of her from the feed) does not undo the
+    // admin's revoke.
+    app.synced(
+        "contacts",
+        json!([{"id": "TP-C-1-1", "client_id": "C-1", "name": "Rita Reseller-Smith", "email": "rita@resell.example",
+                "role": "third_party", "active": true}]),
+    )
+    .await;
+    assert_eq!(app.count("contacts WHERE id = 'TP-C-1-1' AND active").await, 0, "still revoked");
+    let (_, html) = app.page(&ann, "/users").await;
+    assert!(html.contains("Rita Reseller-Smith") && html.contains("revoked"), "{html}");
     app.stop().await;
 }
 

@@ -142,7 +142,8 @@ pub struct ContactIn {
     /// summaries in any day, as the portal allows the contact.
     #[serde(default)]
     pub digest_schedule: Option<String>,
-    /// `false` leaves the contact out of digest runs.
+    /// `false` leaves the contact out of digest runs. A third-party user a client's admin
+    /// revoked stays inactive whatever is sent here.
     #[serde(default = "default_true")]
     pub active: bool,
 }

@@ -344,7 +344,7 @@ pub async fn third_party_active(conn: impl Into<Conn<'_>>, client_id: &str, id: 
 /// Deactivates a third-party user: their sessions stop at once (sessions need an active contact).
 pub async fn revoke_third_party(tx: &mut Tx, client_id: &str, id: &str, now: DateTime<Utc>) -> Result<bool> {
     Ok(execute!(tx =>
-        "UPDATE contacts SET active = FALSE, updated_at = $3
+        "UPDATE contacts SET active = FALSE, revoked_at = $3, updated_at = $3
          WHERE id = $1 AND client_id = $2 AND role = 'third_party' AND active",
         id, client_id, now)?
         == 1)

@@ -325,6 +325,8 @@ impl Upsert for ContactIn {
         first_stored("contacts.created_at"),
         // No zone given is kept as none (''), read as `digest.timezone` (see `ContactIn`).
         ("timezone", "COALESCE({v}, '')", "COALESCE({v}, '')"),
+        // A third-party user a client's admin revoked stays so, whatever TOT sends after.
+        ("active", "{v}", "CASE WHEN contacts.revoked_at IS NOT NULL THEN FALSE ELSE {v} END"),
         (
             "schedule_set_at",
             "NULL",
