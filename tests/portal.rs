@@ -509,6 +509,16 @@ async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
     // Both jobs left the A2 list.
     let (_, html) = app.page(&b, "/").await;
     assert!(!html.contains("Job J-1: Tees") && !html.contains("Job J-5: Caps"));
+    // A job that needs no delivery, or is closed, offers no instructions: no button, and its
+    // form page says why.
+    assert!(!app.shown(&b, "/jobs/J-5").await.contains("Give delivery instructions"));
+    let closed = json!([{"id": "J-8", "client_id": "C-1", "name": "Old", "status": "cancelled",
+                         "printed_garments": [{"description": "Tee", "expected_qty": 5}]}]);
+    assert_eq!(app.put("jobs", closed).await.0, 200);
+    assert!(!app.shown(&b, "/jobs/J-8").await.contains("Give delivery instructions"));
+    let html = app.shown(&b, "/jobs/J-8/delivery").await;
+    assert!(html.contains("This job is cancelled: it takes no delivery instructions"), "{html}");
+    assert!(!html.contains("id=\"delivery\""), "{html}");
 
     // TOT's next update of a job, which says nothing of delivery, does not undo the client's
     // answer; TOT sending `none` asks again.

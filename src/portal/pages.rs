@@ -272,6 +272,14 @@ fn lines_json(lines: &[jobs::GarmentLine]) -> Vec<Value> {
 pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path<String>, shown: Shown) -> Reply {
     let (job, lines) = job_with_lines(&state, &session, &id).await?;
     let open = job.status.is_open();
+    // Instructions are offered while there is something to say: an open job the client has
+    // not called "no delivery", with goods still to place (or none said yet).
+    let offers_delivery = open
+        && match job.delivery_instructions {
+            crate::model::DeliveryInstructions::NotRequired => false,
+            crate::model::DeliveryInstructions::None => true,
+            _ => lines.iter().any(|l| l.remaining() > 0),
+        };
     // Processes, costs and deliveries: the JOB enquiry's tables (the facts and printed
     // garments are shown above them already).
     let ctx = crate::actions::enquiry::Context::default();
@@ -282,7 +290,8 @@ pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path
         &state,
         Some(&session),
         "job",
-        json!({"job": job, "lines": lines_json(&lines), "open": open, "note": shown.note, "a": a,
+        json!({"job": job, "lines": lines_json(&lines), "open": open, "offers_delivery": offers_delivery,
+               "note": shown.note, "a": a,
                "art": super::artwork::art_json(&state, &session, &id).await?}),
     )
     .await
@@ -316,7 +325,8 @@ async fn delivery_page(state: &AppState, session: &Session, id: &str, form: Opti
         Some(session),
         "delivery",
         json!({"job": job, "lines": lines_json(&lines), "others": others, "addresses": addresses,
-               "values": values, "error": error, "today": Utc::now().date_naive()}),
+               "values": values, "error": error, "today": Utc::now().date_naive(),
+               "closed": (!job.status.is_open()).then(|| job.status.words())}),
         status,
     )
     .await
