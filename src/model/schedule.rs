@@ -70,16 +70,41 @@ pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
     Ok(schedule)
 }
 
+// The schedule is walked in wall-clock time (the contact's local time laid on UTC's
+// timeline) and each slot then placed in `tz` by hand: the cron crate, walking `tz` itself,
+// skips a slot that falls in a spring-forward gap (a 02:30 digest would not come that day).
+
+/// `t` as the wall clock in `tz` reads it, laid on UTC's timeline.
+fn wall(t: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+    t.with_timezone(&tz).naive_local().and_utc()
+}
+
+/// The instant a wall-clock slot names in `tz`: the first of the two in an autumn repeat, and
+/// for one in a spring-forward gap the gap's end (as cron daemons run it).
+fn placed(slot: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+    use chrono::TimeZone;
+    let naive = slot.naive_utc();
+    // Bounded: no zone skips more than a day.
+    (0..=24 * 60)
+        .find_map(|m| tz.from_local_datetime(&(naive + Duration::minutes(m))).earliest())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Slots looked at before one is taken: more than an autumn repeat can pass over.
+const SLOTS_AROUND: usize = 8;
+
 /// The first time strictly after `after` that `schedule` fires, read as wall-clock time in `tz`.
 pub fn next_run(schedule: &Schedule, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    schedule.after(&after.with_timezone(&tz)).next().map(|t| t.with_timezone(&Utc))
+    // A slot of the hour that comes twice, placed at its first coming, is passed over when
+    // `after` is in its second.
+    schedule.after(&wall(after, tz)).take(SLOTS_AROUND).filter_map(|s| placed(s, tz)).find(|t| *t > after)
 }
 
 /// The current period of a schedule: its latest slot at or before `now`, in UTC.
 pub fn current_period(schedule: &Schedule, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    // `after(now)` iterates forward; stepping back from it yields the slot before `now`.
-    let local = (now + Duration::seconds(1)).with_timezone(&tz);
-    schedule.after(&local).next_back().map(|t| t.with_timezone(&Utc))
+    // `after(t)` iterates forward; stepping back from it yields the slots before `t`.
+    let to = wall(now, tz) + Duration::seconds(1);
+    schedule.after(&to).rev().take(SLOTS_AROUND).filter_map(|s| placed(s, tz)).find(|t| *t <= now)
 }
 
 /// A UTC time to the minute, for tests that read like a calendar.
@@ -183,11 +208,23 @@ mod tests {
         assert_eq!(current_period(&s, London, before), Some(utc(2026, 10, 24, 7, 0)));
         let after = utc(2026, 10, 25, 8, 30);
         assert_eq!(current_period(&s, London, after), Some(utc(2026, 10, 25, 8, 0)));
-        // A slot inside the skipped hour (01:30 on spring-forward day) does not fire twice
-        // or panic; the period moves from Saturday's to Monday's cleanly.
+        // A slot inside the skipped hour (01:30 on spring-forward day) fires at the gap's
+        // end (02:00 BST, 01:00 UTC), once: that day has its digest too.
         let night = parse_schedule("0 30 1 * * *").unwrap();
         let sun = utc(2026, 3, 29, 12, 0);
-        let p = current_period(&night, London, sun).unwrap();
-        assert!(p <= sun && sun - p < Duration::hours(36), "{p}");
+        assert_eq!(current_period(&night, London, sun), Some(utc(2026, 3, 29, 1, 0)));
+        assert_eq!(current_period(&night, London, utc(2026, 3, 29, 0, 59)), Some(utc(2026, 3, 28, 1, 30)));
+        assert_eq!(next_run(&night, London, utc(2026, 3, 28, 12, 0)), Some(utc(2026, 3, 29, 1, 0)));
+        assert_eq!(next_run(&night, London, utc(2026, 3, 29, 1, 0)), Some(utc(2026, 3, 30, 0, 30)));
+        // A slot in the hour that comes twice (01:30 on fall-back day) is the first of them,
+        // and its period stays that one through the second.
+        let first = utc(2026, 10, 25, 0, 30);
+        assert_eq!(next_run(&night, London, utc(2026, 10, 24, 12, 0)), Some(first));
+        assert_eq!(next_run(&night, London, first), Some(utc(2026, 10, 26, 1, 30)));
+        assert_eq!(current_period(&night, London, utc(2026, 10, 25, 1, 45)), Some(first));
+        // A schedule of every minute finds its slots as before.
+        let often = parse_schedule("0 * * * * *").unwrap();
+        assert_eq!(current_period(&often, London, utc(2026, 3, 29, 0, 59)), Some(utc(2026, 3, 29, 0, 59)));
+        assert_eq!(next_run(&often, London, utc(2026, 3, 29, 0, 59)), Some(utc(2026, 3, 29, 1, 0)));
     }
 }
