@@ -634,6 +634,11 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
     let page = app.shown(&staff, &location).await;
     assert!(page.contains(&format!("Banner {id} was retracted already, at ")), "{page}");
     assert_eq!(app.post_raw(&staff, "/staff/banners/424242/retract", &[("csrf", &csrf)]).await.0, 404);
+    // Its pushes, dropped or sent, are not offered to be queued again.
+    let pushes = cport::store::outbox::list_messages(&app.db, None, 100).await.unwrap();
+    let push = pushes.iter().find(|m| m.kind.as_str() == "banner").expect("a push");
+    let html = app.shown(&staff, &format!("/staff/outbox/{}", push.id)).await;
+    assert!(html.contains("cannot be sent again") && !html.contains("Queue again"), "{html}");
     // The preview's form sent once more after the retraction (the back button): its preview
     // posted once, so nothing goes again; a fresh preview is asked for.
     let (status, _, html) = app.post_form(&staff, "/staff/banners", &confirmed).await;

@@ -144,13 +144,16 @@ pub async fn message(
     let rendered = shown(&state, &row).await?;
     row.subject = without_tokens(&row.subject);
     let attempts = ob::attempts_of(&state.db, row.id).await?;
+    // A push of a banner retracted or expired since cannot go again: not offered.
+    let banner_gone =
+        row.kind == crate::model::MessageKind::Banner && ob::banner_gone_for(&state.db, row.id, Utc::now()).await?;
     page(
         &state,
         Some(&staff),
         "message",
         json!({
-            "m": row, "rendered": rendered, "attempts": attempts,
-            "may_requeue": OutboxStatus::REQUEUEABLE.contains(&row.status),
+            "m": row, "rendered": rendered, "attempts": attempts, "banner_gone": banner_gone,
+            "may_requeue": OutboxStatus::REQUEUEABLE.contains(&row.status) && !banner_gone,
             "may_drop": OutboxStatus::DROPPABLE.contains(&row.status),
             "cleared_after": state.config.sent_content_kept_days(),
             "note": Note::of(&q).verified(&state, staff.session_key()),
