@@ -1208,3 +1208,36 @@ async fn objects_written_as_arrays_are_refused_where_they_stand() {
     assert_eq!(app.count("banners").await, 0);
     app.stop().await;
 }
+
+/// A client TOT deletes takes its artwork records with it, and their files: nothing would
+/// name them after. Another client's stay.
+#[tokio::test]
+async fn deleting_a_client_removes_its_artwork_files() {
+    let t = common::TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = vec![];
+    for (client, job, contact) in [("C-1", "J-1", "P-1A"), ("C-2", "J-9", "P-2A")] {
+        let path = dir.path().join(format!("{client}.pdf"));
+        std::fs::write(&path, b"%PDF-1.4 art").unwrap();
+        let path = path.display().to_string();
+        let mut tx = t.state.db.begin().await.unwrap();
+        let art = cport::store::inbound::NewArtwork {
+            client_id: client,
+            job_id: job,
+            requirement_id: None,
+            contact_id: contact,
+            file_name: "logo.pdf",
+            content_type: "application/pdf",
+            size: 12,
+            path: &path,
+        };
+        cport::store::inbound::insert_artwork(&mut tx, &art, chrono::Utc::now()).await.unwrap();
+        tx.commit().await.unwrap();
+        files.push(path);
+    }
+    let report = cport::sync::delete_batch(&t.state.db, "clients", vec!["C-2".into()]).await.unwrap();
+    assert_eq!(report.deleted, 1);
+    assert!(std::path::Path::new(&files[0]).exists(), "C-1's file stays");
+    assert!(!std::path::Path::new(&files[1]).exists(), "C-2's file went with it");
+}

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, bind, execute, on_db, on_tx};
+use super::{Db, Result, Tx, bind, execute, fetch_in, on_db, on_tx};
 use crate::model::InboundOutcome;
 
 pub async fn seen(db: &Db, message_id: &str) -> Result<bool> {
@@ -184,6 +184,14 @@ pub struct NewArtwork<'a> {
     pub content_type: &'a str,
     pub size: i64,
     pub path: &'a str,
+}
+
+/// Where the artwork files of `clients` are stored: read before the clients are deleted, as
+/// their artwork rows go with them and nothing would name the files after.
+pub async fn artwork_paths_of(tx: &mut Tx, clients: &[&str]) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> =
+        fetch_in!(on_tx, &mut *tx, "SELECT path FROM artwork_uploads WHERE client_id IN ({in})", clients)?;
+    Ok(rows.into_iter().map(|(p,)| p).collect())
 }
 
 /// Records an artwork file and marks the art it answers received.

@@ -449,8 +449,23 @@ pub async fn delete_batch(db: &Db, entity: &str, ids: Vec<String>) -> Result<Del
             return Err(SyncError::Invalid(errs.into()));
         }
         let mut tx = db.begin().await?;
+        // A client's artwork rows go with it: its files are removed once that is committed.
+        let files = match T::ENTITY {
+            "clients" => {
+                let keys: Vec<&str> = ids.iter().map(String::as_str).collect();
+                crate::store::inbound::artwork_paths_of(&mut tx, &keys).await?
+            }
+            _ => vec![],
+        };
         let deleted = delete_keys::<T>(&mut tx, &ids).await?;
         tx.commit().await?;
+        for file in files {
+            if let Err(e) = std::fs::remove_file(&file)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(file, error = %e, "a deleted client's artwork file could not be removed");
+            }
+        }
         let gone: HashSet<&String> = deleted.iter().collect();
         Ok(DeleteReport {
             entity: entity.into(),
