@@ -930,4 +930,16 @@ async fn a_category_set_off_is_in_no_message_and_alerts_follow_what_a_contact_tu
             && r.last_error.as_deref() == Some("the contact has turned these emails off since")),
         "{rows:?}"
     );
+
+    // While they are off, what comes is recorded as seen for her: turned on again, her
+    // alerts tell of what comes after, not of what her digests showed her meanwhile.
+    t.load(visual("V-82")).await;
+    let off = later + Duration::hours(1);
+    assert_eq!(cport::digest::alerts::scan(&t.state, off, None).await.unwrap(), 2, "Bob and Vic");
+    s.email_alerts = true;
+    save_preferences(&t.state.db, &s, off).await.unwrap();
+    let on = off + Duration::hours(1);
+    assert_eq!(cport::digest::alerts::scan(&t.state, on, None).await.unwrap(), 0, "nothing new for Ann");
+    t.load(visual("V-83")).await;
+    assert_eq!(cport::digest::alerts::scan(&t.state, on + Duration::hours(1), None).await.unwrap(), 3);
 }

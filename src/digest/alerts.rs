@@ -59,13 +59,16 @@ pub async fn scan(
         }
         let s = settings.get(&c.id).cloned().unwrap_or_else(|| ContactSettings::defaults(&c.id));
         let targets = crate::actions::targets::targets_of(&s, chats.get(&c.id), crate::store::settings::Sending::Alert);
-        if targets.is_empty() {
-            continue;
-        }
         let instant: Vec<Category> =
             Category::ALL.into_iter().filter(|cat| mode(&state.config, &s, *cat) == AlertMode::Instant).collect();
-        if instant.is_empty() {
-            continue;
+        // Email not alerted now (alerts or email turned off, suspended after bounces) still
+        // has its items recorded as seen, as every channel does while no category is instant:
+        // turned on again, it alerts what comes after, not what the contact had in their
+        // digests all along.
+        let mut watched: Vec<(crate::actions::targets::Target, &[Category])> =
+            targets.into_iter().map(|t| (t, instant.as_slice())).collect();
+        if !watched.iter().any(|(t, _)| matches!(t, crate::actions::targets::Target::Email)) {
+            watched.push((crate::actions::targets::Target::Email, &[]));
         }
         // Every item is looked at, not only the instant categories': those of the others are
         // recorded as seen, so a category switched to instant later alerts what comes after,
@@ -77,9 +80,9 @@ pub async fn scan(
                 continue;
             }
         };
-        for t in &targets {
+        for (t, instant) in &watched {
             let seen = before.get(&(c.id.clone(), t.outlet()));
-            match queue_alerts(state, c, &s, t, (&items, &instant), seen, now).await {
+            match queue_alerts(state, c, &s, t, (&items, instant), seen, now).await {
                 Ok(n) => queued += n,
                 Err(e) => super::skip_contact("alerts", &c.id, e)?,
             }
