@@ -418,6 +418,26 @@ async fn a_message_too_large_is_refused_without_being_fetched() {
     assert!(seen.reason.contains("not read") && seen.reason.contains("500000 bytes"), "{seen:?}");
 }
 
+/// A reply too large to read whose sender cannot be proven is not held (there would be
+/// nothing for staff to release): it is recorded, unanswered.
+#[tokio::test]
+async fn a_reply_too_large_to_read_from_an_unproven_sender_is_not_held() {
+    let t = TestState::new(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
+    t.load(world()).await;
+    let token = common::digest_to_reply_to(&t.state.db, &t.state.signer, "P-1A", "ann@alpha.example").await;
+    let domain = t.state.config.email.reply_domain.clone();
+    let header = format!(
+        "Authentication-Results: mx.tot.example; dmarc=fail (p=reject) header.from=alpha.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
+         Message-ID: <big-2@alpha.example>\r\n\r\n"
+    );
+    let d = cport::channels::inbound::handle_unread(&t.state, header.as_bytes(), 900_000, Utc::now()).await.unwrap();
+    assert!(matches!(d, cport::channels::inbound::Disposition::Ignored(_)), "{d:?}");
+    let seen = cport::store::inbound::get_message(&t.state.db, "big-2@alpha.example").await.unwrap().unwrap();
+    assert!(seen.reason.contains("not read") && seen.reason.contains("could not be proven"), "{seen:?}");
+    assert!(list_messages(&t.state.db, None, 50).await.unwrap().iter().all(|m| m.kind.as_str() != "reply"));
+}
+
 /// A message left for later is tried again after `poll_seconds` even on a server that
 /// offers IDLE: waiting in IDLE, the poller would try it only when new mail came.
 #[tokio::test]

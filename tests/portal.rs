@@ -864,6 +864,12 @@ async fn a_webhook_redirect_is_not_followed_and_an_event_goes_nowhere_once_the_h
     assert_eq!((r.retrying, r.dead), (1, 1), "{r:?}");
     let dead = cport::store::outbox::list_messages(&t.state.db, Some("dead"), 5).await.unwrap();
     assert_eq!(dead[0].idem_key, "change:4", "the one five days old");
+    // Its next claims, past max_attempts, still try it.
+    for _ in 0..2 {
+        let later = chrono::Utc::now() + chrono::Duration::hours(2);
+        let outcomes = cport::outbox::dispatch_batch_at(&t.state, later, 100).await.unwrap();
+        assert_eq!(outcomes, vec![cport::outbox::Outcome::Retrying]);
+    }
 
     // The webhook turned off: what was queued for it is dropped, saying why.
     let off = common::TestState::new(|c| c.webhook.url = String::new()).await;

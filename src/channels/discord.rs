@@ -580,7 +580,7 @@ where
         let last = attempt == ANSWER_TRIES;
         match tokio::time::timeout(ANSWER_CALL, call()).await {
             Ok(Ok(v)) => return Some(v),
-            Ok(Err(e)) if !last && passing(&e) => {
+            Ok(Err(e)) if !last && passing(&e, again) => {
                 tracing::debug!(error = %e, attempt, "discord: {what} failed; trying again");
             }
             Ok(Err(e)) => {
@@ -601,15 +601,18 @@ where
     None
 }
 
-/// A failure that may pass: not found (the interaction not yet known), a rate limit, a
-/// server error, or no connection.
-fn passing(e: &serenity::Error) -> bool {
+/// A failure that may pass: not found (the interaction not yet known), a rate limit, no
+/// connection made; and, for a call that may be made twice, a server error or a connection
+/// lost on the way (for a post, those may have landed).
+fn passing(e: &serenity::Error, again: Again) -> bool {
     use serenity::http::HttpError;
+    let twice_is_harmless = again == Again::AfterTimeout;
     match e {
         serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => {
-            matches!(r.status_code.as_u16(), 404 | 429) || r.status_code.is_server_error()
+            matches!(r.status_code.as_u16(), 404 | 429) || (twice_is_harmless && r.status_code.is_server_error())
         }
-        serenity::Error::Http(HttpError::Request(_)) | serenity::Error::Io(_) => true,
+        serenity::Error::Http(HttpError::Request(r)) => twice_is_harmless || r.is_connect(),
+        serenity::Error::Io(_) => twice_is_harmless,
         _ => false,
     }
 }

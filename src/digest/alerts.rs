@@ -155,7 +155,14 @@ async fn queue_alerts(
     let seen = ledgers::alerted_keys(&mut tx, &c.id, channel).await?;
     // Items that no longer need the contact are forgotten: one that comes back later (a
     // visual sent back for approval, a job's instructions withdrawn) is news again.
-    let gone: Vec<&str> = seen.iter().filter(|k| !keys.contains(*k)).map(String::as_str).collect();
+    let mut gone: Vec<&str> = seen.iter().filter(|k| !keys.contains(*k)).map(String::as_str).collect();
+    if !gone.is_empty() {
+        // Read again now, past the batch's snapshot: an item another process alerted since
+        // that snapshot was taken (a sync in between) is not gone, only new to the snapshot.
+        let now_there: HashSet<String> =
+            crate::actions::items::for_contact(&state.db, c).await?.iter().map(ActionItem::key).collect();
+        gone.retain(|k| !now_there.contains(*k));
+    }
     ledgers::forget_alerts(&mut tx, &c.id, channel, &gone).await?;
     let fresh: Vec<&ActionItem> = items.iter().filter(|i| !seen.contains(&i.key())).collect();
     // What exists at the first look at this contact is the baseline, not news; and so is an

@@ -90,21 +90,32 @@ fn placed(slot: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Slots looked at before one is taken: more than an autumn repeat can pass over.
-const SLOTS_AROUND: usize = 8;
+/// How far the wall clock may stand from the timeline: the longest clock change (an hour)
+/// and then some.
+const CLOCK_SLACK: Duration = Duration::hours(2);
 
 /// The first time strictly after `after` that `schedule` fires, read as wall-clock time in `tz`.
 pub fn next_run(schedule: &Schedule, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     // A slot of the hour that comes twice, placed at its first coming, is passed over when
-    // `after` is in its second.
-    schedule.after(&wall(after, tz)).take(SLOTS_AROUND).filter_map(|s| placed(s, tz)).find(|t| *t > after)
+    // `after` is in its second: bounded, as only slots within that hour are.
+    schedule.after(&wall(after, tz)).filter_map(|s| placed(s, tz)).find(|t| *t > after)
 }
 
 /// The current period of a schedule: its latest slot at or before `now`, in UTC.
 pub fn current_period(schedule: &Schedule, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let at = wall(now, tz);
+    // In the second coming of an autumn hour, a slot just ahead by the wall clock may have
+    // come already, at its first: that is the latest.
+    let ahead = schedule
+        .after(&at)
+        .take_while(|s| *s <= at + CLOCK_SLACK)
+        .filter_map(|s| placed(s, tz))
+        .take_while(|t| *t <= now)
+        .last();
     // `after(t)` iterates forward; stepping back from it yields the slots before `t`.
-    let to = wall(now, tz) + Duration::seconds(1);
-    schedule.after(&to).rev().take(SLOTS_AROUND).filter_map(|s| placed(s, tz)).find(|t| *t <= now)
+    ahead.or_else(|| {
+        schedule.after(&(at + Duration::seconds(1))).rev().filter_map(|s| placed(s, tz)).find(|t| *t <= now)
+    })
 }
 
 /// A UTC time to the minute, for tests that read like a calendar.
@@ -222,7 +233,14 @@ mod tests {
         assert_eq!(next_run(&night, London, utc(2026, 10, 24, 12, 0)), Some(first));
         assert_eq!(next_run(&night, London, first), Some(utc(2026, 10, 26, 1, 30)));
         assert_eq!(current_period(&night, London, utc(2026, 10, 25, 1, 45)), Some(first));
-        // A schedule of every minute finds its slots as before.
+        // Through the second coming of that hour, before the slot's wall time comes again,
+        // the period is still the day's (not the day before's).
+        let quarter = parse_schedule("0 45 1 * * *").unwrap();
+        assert_eq!(current_period(&quarter, London, utc(2026, 10, 25, 1, 15)), Some(utc(2026, 10, 25, 0, 45)));
+        // A schedule of every minute finds its slots as before; in the hour that comes twice
+        // each of its wall-clock slots came at the first coming, so the next is after it.
+        let often_in_autumn = parse_schedule("0 * * * * *").unwrap();
+        assert_eq!(next_run(&often_in_autumn, London, utc(2026, 10, 25, 1, 10)), Some(utc(2026, 10, 25, 2, 0)));
         let often = parse_schedule("0 * * * * *").unwrap();
         assert_eq!(current_period(&often, London, utc(2026, 3, 29, 0, 59)), Some(utc(2026, 3, 29, 0, 59)));
         assert_eq!(next_run(&often, London, utc(2026, 3, 29, 0, 59)), Some(utc(2026, 3, 29, 1, 0)));

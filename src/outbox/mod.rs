@@ -273,7 +273,7 @@ async fn send_guarded(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<
     // the row dead at the last one): the sender stopped while sending it, each time. A
     // message that brings its sender down (an abort, not a panic) goes no further.
     let max = i64::from(state.config.outbox.max_attempts);
-    if row.attempts > max {
+    if row.attempts > max && !(row.channel == Outlet::Webhook && Utc::now() - row.created_at < WEBHOOK_TRIES_FOR) {
         let error = format!(
             "the sender stopped while sending this message after {max} attempts; not tried again (see the log)"
         );

@@ -325,8 +325,12 @@ impl Upsert for ContactIn {
         first_stored("contacts.created_at"),
         // No zone given is kept as none (''), read as `digest.timezone` (see `ContactIn`).
         ("timezone", "COALESCE({v}, '')", "COALESCE({v}, '')"),
-        // A third-party user a client's admin revoked stays so, whatever TOT sends after.
-        ("active", "{v}", "CASE WHEN contacts.revoked_at IS NOT NULL THEN FALSE ELSE {v} END"),
+        // A third-party user a client's admin revoked stays so while TOT sends them as one.
+        (
+            "active",
+            "{v}",
+            "CASE WHEN contacts.revoked_at IS NOT NULL AND excluded.role = 'third_party' THEN FALSE ELSE {v} END",
+        ),
         (
             "schedule_set_at",
             "NULL",

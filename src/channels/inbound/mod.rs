@@ -336,6 +336,13 @@ async fn decide(
         .await?);
     }
     if let Some(why) = auth_failure(msg, &from, &state.config.inbound.trusted_authserv_ids).filter(|_| !released) {
+        // Its header alone was read: there is nothing for staff to release, so it is not held.
+        if let Some(size) = unread {
+            let why = format!(
+                "not read: {size} bytes, more than inbound.max_bytes, and its sender could not be proven ({why})"
+            );
+            return Ok(record(Disposition::Ignored(why), Some(contact.id.clone()), false).await?);
+        }
         return Ok(
             record(Disposition::Held(format!("authentication failed: {why}")), Some(contact.id.clone()), true).await?
         );
