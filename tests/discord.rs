@@ -312,12 +312,24 @@ async fn digests_go_out_as_embeds_with_buttons_through_serenity() {
 #[tokio::test]
 async fn an_alerts_picture_is_uploaded_with_the_direct_message() {
     let (fake, t) = discord_world(|_| {}).await;
+    let png: &[u8] = b"\x89PNG\r\n\x1a\n the picture";
+    alert_with_picture(&t, png).await;
+    let posts = fake.wait_for("/messages", 1).await;
+    let msg = &posts[0].body;
+    // The picture is private: it travels as the message's attachment, shown by the embed.
+    assert_eq!(msg["files"], serde_json::json!([{"file_name": "v5.png", "size": png.len()}]), "{msg}");
+    assert_eq!(msg["embeds"][0]["image"]["url"], "attachment://v5.png", "{msg}");
+    assert!(!msg.to_string().contains("/media/"), "no address of the picture: {msg}");
+}
+
+/// Ann, linked on Discord by TOT's record, is alerted of V-5, whose picture is a `/media` file
+/// of these bytes; the alert is sent, and goes nowhere dead.
+async fn alert_with_picture(t: &TestState, png: &[u8]) {
     t.load(serde_json::json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
         "email": "ann@alpha.example", "role": "admin", "discord_user_id": USER}]}))
         .await;
     let media = t.state.config.data_dir.join("media");
     std::fs::create_dir_all(&media).unwrap();
-    let png: &[u8] = b"\x89PNG\r\n\x1a\n the picture";
     std::fs::write(media.join("v5.png"), png).unwrap();
     let now = Utc::now();
     cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
@@ -329,34 +341,13 @@ async fn an_alerts_picture_is_uploaded_with_the_direct_message() {
     cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
     let r = cport::outbox::drain(&t.state).await.unwrap();
     assert_eq!(r.dead, 0, "{r:?}");
-    let posts = fake.wait_for("/messages", 1).await;
-    let msg = &posts[0].body;
-    // The picture is private: it travels as the message's attachment, shown by the embed.
-    assert_eq!(msg["files"], serde_json::json!([{"file_name": "v5.png", "size": png.len()}]), "{msg}");
-    assert_eq!(msg["embeds"][0]["image"]["url"], "attachment://v5.png", "{msg}");
-    assert!(!msg.to_string().contains("/media/"), "no address of the picture: {msg}");
 }
 
 #[tokio::test]
 async fn a_picture_discord_refuses_does_not_cost_the_alert() {
     let (fake, t) = discord_world(|_| {}).await;
     fake.limit_uploads(8);
-    t.load(serde_json::json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
-        "email": "ann@alpha.example", "role": "admin", "discord_user_id": USER}]}))
-        .await;
-    let media = t.state.config.data_dir.join("media");
-    std::fs::create_dir_all(&media).unwrap();
-    std::fs::write(media.join("v5.png"), b"\x89PNG\r\n\x1a\n a picture larger than Discord takes").unwrap();
-    let now = Utc::now();
-    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
-    t.load(
-        serde_json::json!({"visuals": [{"id": "V-5", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-5",
-        "category": "Colour visual", "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v5.png"}]}),
-    )
-    .await;
-    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
-    let r = cport::outbox::drain(&t.state).await.unwrap();
-    assert_eq!(r.dead, 0, "{r:?}");
+    alert_with_picture(&t, b"\x89PNG\r\n\x1a\n a picture larger than Discord takes").await;
     let posts = fake.wait_for("/messages", 2).await;
     assert_eq!(posts[0].body["files"].as_array().map(Vec::len), Some(1), "first with the picture");
     let msg = &posts[1].body;

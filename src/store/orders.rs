@@ -404,7 +404,7 @@ pub async fn next_third_party_id(tx: &mut Tx, client_id: &str) -> Result<String>
         // result unique.
         let room = 64 - "TP--".len() - n.to_string().len();
         let id = format!("TP-{}-{n}", client_id.chars().take(room).collect::<String>());
-        let taken: Option<i64> = on_tx!(tx, c => bind!(sqlx::query_scalar(
+        let taken: Option<i32> = on_tx!(tx, c => bind!(sqlx::query_scalar(
             "SELECT 1 FROM contacts WHERE id = $1
              UNION ALL SELECT 1 FROM reseller_orders WHERE contact_id = $1
              UNION ALL SELECT 1 FROM changes
