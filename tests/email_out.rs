@@ -850,6 +850,26 @@ async fn a_banner_push_is_not_sent_once_its_banner_is_gone() {
     }
 }
 
+/// An urgent banner that starts later than its links would last from its posting is sent with
+/// links that work from its start: they last `digest.link_ttl_days` from when it goes.
+#[tokio::test]
+async fn a_banner_that_starts_later_carries_links_that_work_when_it_arrives() {
+    let t = TestState::new(|c| c.digest.link_ttl_days = 14).await;
+    t.load(world()).await;
+    let now = Utc::now();
+    let start = now + Duration::days(20);
+    let mut input = urgent("Works closed", "For the move.", "C-1");
+    input.starts_at = Some(start);
+    cport::actions::banners::post(&t.state, input, "test", now).await.unwrap();
+    let rows = list_messages(&t.state.db, None, 100).await.unwrap();
+    let email = rows.iter().find(|r| r.kind.as_str() == "banner" && r.channel.as_str() == "email").expect("an email");
+    let payload: serde_json::Value = serde_json::from_str(&email.payload).unwrap();
+    let text = payload["text"].as_str().unwrap();
+    let token = text.split("/l/").nth(1).expect("a portal link").split_whitespace().next().unwrap();
+    let token = token.trim_end_matches(['>', ')', '.']);
+    assert!(t.state.signer.verify(token, start + Duration::days(1)).is_ok(), "works the day after it arrives");
+}
+
 /// A push of a banner that starts tomorrow, dropped by staff and queued again, waits for the
 /// banner's start as it did before: never sent at once.
 #[tokio::test]

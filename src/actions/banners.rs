@@ -239,8 +239,10 @@ pub async fn post_in(
                 let new = match &target {
                     Target::Email => {
                         let token = state.signer.new_reply_token();
-                        let payload = match composer.compose_banner(&Recipient { contact: c, token: &token, now }, &row)
-                        {
+                        // Its links last from when it goes (a banner that starts next week
+                        // must not arrive with links that expired before it started).
+                        let sent = Recipient { contact: c, token: &token, now: starts_at.max(now) };
+                        let payload = match composer.compose_banner(&sent, &row) {
                             Ok(p) => p,
                             Err(e) => {
                                 // cport's bug, not the contact's: said loudly; the rest still go.
