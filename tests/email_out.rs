@@ -203,7 +203,7 @@ async fn the_scheduler_sends_one_digest_per_period_however_often_it_runs() {
         c.digest.catch_up_hours = 1;
     })
     .await;
-    t.known_for_a_day().await;
+    t.known_for_a_week().await;
     // "Again later" (30 s on) must fall in the same hourly period: in an hour's last half
     // minute the passes are run as of 40 s earlier.
     let now = Utc::now();
@@ -270,7 +270,7 @@ async fn contacts_added_after_a_slot_get_the_next_digest_not_a_catch_up() {
     // A contact known before a slot cport missed (down) is caught up.
     let smtp2 = SmtpServer::start();
     let t2 = hourly(&smtp2).await;
-    t2.known_for_a_day().await;
+    t2.known_for_a_week().await;
     let missed = run_pass(&t2.state, now, None, Trigger::Scheduled).await.unwrap();
     assert_eq!(missed.queued, 5, "{missed:?}");
 }
@@ -282,7 +282,7 @@ async fn contacts_added_after_a_slot_get_the_next_digest_not_a_catch_up() {
 async fn a_changed_schedule_waits_for_its_next_slot_not_a_second_digest_at_once() {
     let smtp = SmtpServer::start();
     let t = hourly(&smtp).await;
-    t.known_for_a_day().await;
+    t.known_for_a_week().await;
     let now = Utc::now();
     let first = run_pass(&t.state, now, None, Trigger::Scheduled).await.unwrap();
     assert_eq!(first.queued, 5, "{first:?}");
@@ -323,7 +323,7 @@ async fn an_empty_digest_is_not_sent_and_new_items_are_marked() {
         .unwrap()
         .push(json!({"id": "P-3", "client_id": "C-3", "name": "Q", "email": "q@quiet.example", "role": "admin"}));
     t.load(w).await;
-    t.known_for_a_day().await;
+    t.known_for_a_week().await;
     let now = Utc::now();
     let r = run_pass(&t.state, now, Some("P-3"), Trigger::Manual { force: false }).await.unwrap();
     assert_eq!((r.queued, r.empty), (0, 1));

@@ -901,7 +901,7 @@ async fn a_contact_whose_digest_fails_is_passed_over_and_the_others_get_theirs()
     use cport::digest::scheduler::{Trigger, run_pass};
     let t = hourly_digests().await;
     t.load(world()).await;
-    t.known_for_a_day().await;
+    t.known_for_a_week().await;
     t.state.faults.arm("digest:queue", 1);
     let now = Utc::now();
     let r = run_pass(&t.state, now, None, Trigger::Scheduled).await.expect("the pass goes on");
@@ -939,7 +939,7 @@ async fn a_client_whose_items_cannot_be_read_fails_only_its_own_contacts() {
         by_hand(db, &drop).await.unwrap();
     }
     assert_eq!(by_hand(db, "UPDATE purchase_orders SET status = 'mislaid' WHERE id = 'PO-9'").await, Ok(1));
-    t.known_for_a_day().await;
+    t.known_for_a_week().await;
     let r = run_pass(&t.state, Utc::now(), None, Trigger::Scheduled).await.expect("the pass goes on");
     assert_eq!((r.failed, r.queued), (1, 4), "Beta's one contact fails, Alpha's four get theirs: {r:?}");
 }

@@ -951,7 +951,7 @@ async fn a_chat_tied_after_the_slot_waits_for_the_next_digest() {
     })
     .await;
     t.load(common::world()).await;
-    t.known_for_a_day().await;
+    t.known_for_a_week().await;
     common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", &ANN.to_string(), "P-1A").await;
     let now = Utc::now();
     let channels = || async {
@@ -979,7 +979,7 @@ async fn a_chat_tied_after_the_slot_waits_for_the_next_digest() {
     .await;
     t2.load(common::world()).await;
     common::link_chat(&t2.state, cport::model::Channel::Telegram, "/start", &ANN.to_string(), "P-1A").await;
-    t2.known_for_a_day().await;
+    t2.known_for_a_week().await;
     cport::store::on_db!(&t2.state.db, p => sqlx::query("UPDATE chat_links SET linked_at = $1")
         .bind(Utc::now() - chrono::Duration::days(1)).execute(p).await.map(|_| ()))
     .unwrap();

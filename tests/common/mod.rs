@@ -437,12 +437,13 @@ impl TestState {
         cport::sync::import::apply_document(&self.state.db, &doc, false).await.expect("document loads");
     }
 
-    /// The contacts as if cport had stored them a day ago: a store that has run a while,
-    /// whose contacts were known when the current digest period began.
-    pub async fn known_for_a_day(&self) {
-        let day_ago = chrono::Utc::now() - chrono::Duration::days(1);
+    /// The contacts as if cport had stored them eight days ago: a store that has run a while,
+    /// whose contacts were known when the current digest period began, whatever the day (a
+    /// weekday schedule's period on a Monday morning began on Friday).
+    pub async fn known_for_a_week(&self) {
+        let week_ago = chrono::Utc::now() - chrono::Duration::days(8);
         cport::store::on_db!(&self.state.db, p => sqlx::query("UPDATE contacts SET created_at = $1")
-            .bind(day_ago).execute(p).await.map(|_| ()))
+            .bind(week_ago).execute(p).await.map(|_| ()))
         .unwrap();
     }
 }
