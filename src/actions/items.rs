@@ -124,7 +124,8 @@ pub async fn for_clients(db: &Db, clients: &[&str]) -> Result<HashMap<String, Ve
     for j in items::list_jobs_without_delivery(db, clients).await? {
         let title = format!("Job {}: {}", j.id, j.name);
         let detail = match &j.client_ref {
-            Some(r) => format!("your ref {r}, {}", j.status.words()),
+            // Read by the client and by staff (the chase list) alike: named as both call it.
+            Some(r) => format!("client ref {r}, {}", j.status.words()),
             None => j.status.words(),
         };
         let item =
