@@ -188,3 +188,15 @@ pub async fn upload(
     }
     Ok(a)
 }
+
+/// Removes stored artwork files whose rows are gone (a client TOT deleted): one already gone
+/// is no matter; one that cannot be removed is said in the log and left.
+pub fn remove_files(files: &[String]) {
+    for file in files {
+        if let Err(e) = std::fs::remove_file(file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file, error = %e, "an artwork file whose record is gone could not be removed");
+        }
+    }
+}

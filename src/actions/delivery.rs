@@ -16,6 +16,18 @@ use crate::store::jobs::{self, NewRequest};
 /// further out is a slip of the keyboard (2062 for 2026).
 const MOST_DAYS_AHEAD: u64 = 731;
 
+/// Whether a job has delivery instructions still to take: open, not called "no delivery", and
+/// with nothing said yet or goods still to place. What the portal offers; `give` and
+/// `no_delivery` refuse the rest, saying why.
+pub fn takes_instructions(job: &jobs::JobRow, lines: &[jobs::GarmentLine]) -> bool {
+    job.status.is_open()
+        && match job.delivery_instructions {
+            DeliveryInstructions::NotRequired => false,
+            DeliveryInstructions::None => true,
+            DeliveryInstructions::Given => lines.iter().any(|l| l.remaining() > 0),
+        }
+}
+
 fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
     if actor.may_act() {
         Ok(())

@@ -44,8 +44,12 @@ pub const WEBHOOK_TRIES_FOR: Duration = Duration::days(4);
 /// Whether a message that failed for now is tried again: until `outbox.max_attempts` tries,
 /// and a change event for the webhook also until it is [`WEBHOOK_TRIES_FOR`] old.
 fn retries_left(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> bool {
-    row.attempts < i64::from(state.config.outbox.max_attempts)
-        || (row.channel == Outlet::Webhook && now - row.created_at < WEBHOOK_TRIES_FOR)
+    row.attempts < i64::from(state.config.outbox.max_attempts) || within_webhook_days(row, now)
+}
+
+/// A change event for the webhook younger than [`WEBHOOK_TRIES_FOR`]: tried past its attempts.
+fn within_webhook_days(row: &OutboxRow, now: DateTime<Utc>) -> bool {
+    row.channel == Outlet::Webhook && now - row.created_at < WEBHOOK_TRIES_FOR
 }
 
 /// The delay before attempt `attempts + 1`: base × 2^(attempts−1), capped, ±20 % jitter.
@@ -273,7 +277,7 @@ async fn send_guarded(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<
     // the row dead at the last one): the sender stopped while sending it, each time. A
     // message that brings its sender down (an abort, not a panic) goes no further.
     let max = i64::from(state.config.outbox.max_attempts);
-    if row.attempts > max && !(row.channel == Outlet::Webhook && Utc::now() - row.created_at < WEBHOOK_TRIES_FOR) {
+    if row.attempts > max && !within_webhook_days(&row, Utc::now()) {
         let error = format!(
             "the sender stopped while sending this message after {max} attempts; not tried again (see the log)"
         );

@@ -272,14 +272,7 @@ fn lines_json(lines: &[jobs::GarmentLine]) -> Vec<Value> {
 pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path<String>, shown: Shown) -> Reply {
     let (job, lines) = job_with_lines(&state, &session, &id).await?;
     let open = job.status.is_open();
-    // Instructions are offered while there is something to say: an open job the client has
-    // not called "no delivery", with goods still to place (or none said yet).
-    let offers_delivery = open
-        && match job.delivery_instructions {
-            crate::model::DeliveryInstructions::NotRequired => false,
-            crate::model::DeliveryInstructions::None => true,
-            _ => lines.iter().any(|l| l.remaining() > 0),
-        };
+    let offers_delivery = crate::actions::delivery::takes_instructions(&job, &lines);
     // Processes, costs and deliveries: the JOB enquiry's tables (the facts and printed
     // garments are shown above them already).
     let ctx = crate::actions::enquiry::Context::default();

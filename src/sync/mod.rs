@@ -459,13 +459,7 @@ pub async fn delete_batch(db: &Db, entity: &str, ids: Vec<String>) -> Result<Del
         };
         let deleted = delete_keys::<T>(&mut tx, &ids).await?;
         tx.commit().await?;
-        for file in files {
-            if let Err(e) = std::fs::remove_file(&file)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(file, error = %e, "a deleted client's artwork file could not be removed");
-            }
-        }
+        crate::actions::artwork::remove_files(&files);
         let gone: HashSet<&String> = deleted.iter().collect();
         Ok(DeleteReport {
             entity: entity.into(),
