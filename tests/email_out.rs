@@ -963,3 +963,42 @@ async fn a_category_set_off_is_in_no_message_and_alerts_follow_what_a_contact_tu
     t.load(visual("V-83")).await;
     assert_eq!(cport::digest::alerts::scan(&t.state, on + Duration::hours(1), None).await.unwrap(), 3);
 }
+
+/// Quiet hours hold every alert, not only its first try: a retry after a failure that would
+/// fall inside them, and a staff reminder sent while they last, both wait for their end.
+#[tokio::test]
+async fn quiet_hours_hold_an_alerts_retry_and_a_staff_reminder() {
+    let (_smtp, t) = mailing_world(|w| w["contacts"][0]["email"] = json!("tempfail@alpha.example")).await;
+    let now = Utc::now();
+    assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
+    t.load(json!({"visuals": [{"id": "V-10", "client_id": "C-1", "job_id": "J-1", "design_id": "V-10",
+        "category": "Colour visual", "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]}))
+        .await;
+    assert!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap() > 0);
+    // The contact's quiet hours began an hour ago (UTC) and end in two: set after the alert
+    // was queued, so its first try goes, fails with a 451, and is retried.
+    let hm = |d: chrono::DateTime<Utc>| d.format("%H:%M").to_string();
+    let mut s = cport::store::settings::get_settings(&t.state.db, "P-1A").await.unwrap();
+    s.timezone = Some("UTC".into());
+    s.quiet_start = Some(hm(now - Duration::hours(1)));
+    s.quiet_end = Some(hm(now + Duration::hours(2)));
+    cport::store::settings::save_preferences(&t.state.db, &s, now).await.unwrap();
+    let end = now + Duration::hours(2);
+    let quiet_end = end - Duration::seconds(end.second() as i64) - Duration::nanoseconds(end.nanosecond() as i64);
+
+    drain(&t.state).await.unwrap();
+    let rows = list_messages(&t.state.db, None, 20).await.unwrap();
+    let row = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1A")).expect("P-1A's alert");
+    assert_eq!(row.status.as_str(), "failed", "{row:?}");
+    assert!(row.last_error.as_deref().unwrap_or_default().contains("451"), "{row:?}");
+    assert_eq!(row.next_attempt_at, quiet_end, "the retry waits for the quiet hours' end, not ~30 s");
+
+    let r = cport::actions::chase::remind(&t.state, "P-1A", "A1:V-10", now).await.unwrap();
+    assert_eq!(r.held_until, Some(quiet_end), "staff are told when it goes");
+    let rows = list_messages(&t.state.db, None, 20).await.unwrap();
+    let reminder = rows.iter().find(|r| r.idem_key.starts_with("remind:P-1A:")).expect("the reminder");
+    assert_eq!(reminder.next_attempt_at, quiet_end);
+    // A contact with no quiet hours is reminded at once.
+    let r = cport::actions::chase::remind(&t.state, "P-1B", "A1:V-10", now).await.unwrap();
+    assert_eq!(r.held_until, None);
+}

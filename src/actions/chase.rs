@@ -269,6 +269,8 @@ pub async fn remind(
         )));
     }
     let day = now.format("%Y-%m-%d");
+    // A reminder is an alert: the contact's quiet hours hold it as they hold every alert.
+    let at = super::targets::after_quiet_hours(&state.config, &contact, &s, now);
     let mut tx = state.db.begin().await?;
     let mut queued = 0;
     for t in &targets {
@@ -291,7 +293,7 @@ pub async fn remind(
             recipient,
             subject: crate::messages::compose::alert_subject(&state.config.branding.name, 1, &item.title, true),
             payload: serde_json::to_string(&payload).unwrap_or_default(),
-            next_attempt_at: now,
+            next_attempt_at: at,
         };
         if insert_message(&mut tx, &new, now).await?.is_some() {
             ledgers::note_items(&mut tx, &contact.id, channel, &[key.to_string()], now).await?;
@@ -304,7 +306,8 @@ pub async fn remind(
     }
     state.wake_dispatch.notify_waiters();
     let channels = targets.iter().map(|t| t.outlet().as_str()).collect::<Vec<_>>().join(" and ");
-    Ok(Reminded { queued, contact: contact.name.clone(), item: item.title.clone(), channels })
+    let held_until = (at > now).then_some(at);
+    Ok(Reminded { queued, contact: contact.name.clone(), item: item.title.clone(), channels, held_until })
 }
 
 /// What a reminder queued, in words for staff.
@@ -318,4 +321,6 @@ pub struct Reminded {
     pub item: String,
     /// The channels, like `email and telegram`.
     pub channels: String,
+    /// When the contact's quiet hours end, if they hold the reminder now.
+    pub held_until: Option<DateTime<Utc>>,
 }

@@ -1,6 +1,9 @@
 //! Where a contact's messages go: email while it is usable, and each linked chat whose
 //! channel cport sends on. Digests, alerts and urgent banners all ask here.
 
+use chrono::{DateTime, Duration, NaiveTime, Utc};
+use chrono_tz::Tz;
+
 use crate::config::Config;
 use crate::model::AlertMode;
 use crate::model::items::{ActionItem, Category};
@@ -76,6 +79,33 @@ pub fn own_choices(config: &Config, c: &ContactRow, s: &mut ContactSettings) {
 /// A contact's time zone: their own, else TOT's for them, else `digest.timezone`.
 pub fn zone<'a>(config: &'a Config, c: &'a ContactRow, s: &'a ContactSettings) -> &'a str {
     s.timezone.as_deref().unwrap_or_else(|| tots_zone(config, c))
+}
+
+/// When quiet hours (local "HH:MM" start and end) hold a message due at `at`, the time they end.
+pub fn quiet_until(s: &ContactSettings, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let start = NaiveTime::parse_from_str(s.quiet_start.as_deref()?, "%H:%M").ok()?;
+    let end = NaiveTime::parse_from_str(s.quiet_end.as_deref()?, "%H:%M").ok()?;
+    let local = at.with_timezone(&tz);
+    let t = local.time();
+    let inside = if start <= end { t >= start && t < end } else { t >= start || t < end };
+    if !inside {
+        return None;
+    }
+    let mut day = local.date_naive();
+    if t >= end {
+        day = day.succ_opt()?;
+    }
+    // The end time may not exist on a DST day; take the first valid instant after it.
+    let naive = day.and_time(end);
+    (0..4).find_map(|h| (naive + Duration::hours(h)).and_local_timezone(tz).earliest().map(|t| t.with_timezone(&Utc)))
+}
+
+/// When an alert due at `at` may go to a contact: at `at`, or when their quiet hours end if
+/// they hold it then. The first queueing and every retry ask this, so a retry never lands in
+/// quiet hours either.
+pub fn after_quiet_hours(config: &Config, c: &ContactRow, s: &ContactSettings, at: DateTime<Utc>) -> DateTime<Utc> {
+    let tz: Tz = zone(config, c, s).parse().unwrap_or(chrono_tz::Europe::London);
+    quiet_until(s, tz, at).unwrap_or(at)
 }
 
 /// The time zone TOT gives a contact, else `digest.timezone`.

@@ -164,7 +164,11 @@ pub async fn remind(State(state): State<AppState>, CsrfForm(staff, form): CsrfFo
     let note = match chase::remind(&state, &contact, &key, Utc::now()).await {
         Ok(r) => {
             staff.record(&state, "reminded", &format!("{contact} of {key}")).await;
-            format!("Reminder about {} queued to {} by {}.", r.item, r.contact, r.channels)
+            let mut note = format!("Reminder about {} queued to {} by {}.", r.item, r.contact, r.channels);
+            if let Some(at) = r.held_until {
+                note += &format!(" Their quiet hours hold it until {} UTC.", at.format("%Y-%m-%d %H:%M"));
+            }
+            note
         }
         Err(crate::actions::ActionError::Conflict(m)) => format!("No reminder queued: {m}."),
         Err(e) => return Err(e.into()),

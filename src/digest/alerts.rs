@@ -4,8 +4,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Duration, NaiveTime, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, Duration, Utc};
 
 use crate::actions::items::{ActionItem, Category, ItemCache};
 use crate::actions::targets::Target;
@@ -16,25 +15,6 @@ use crate::store::contacts::{ContactRow, list_active_contacts};
 use crate::store::outbox::AlertPayload;
 use crate::store::settings::{ContactSettings, list_settings};
 use crate::store::{StoreError, ledgers, outbox};
-
-/// When quiet hours (local "HH:MM" start and end) hold a message due at `at`, the time they end.
-pub fn quiet_until(s: &ContactSettings, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let start = NaiveTime::parse_from_str(s.quiet_start.as_deref()?, "%H:%M").ok()?;
-    let end = NaiveTime::parse_from_str(s.quiet_end.as_deref()?, "%H:%M").ok()?;
-    let local = at.with_timezone(&tz);
-    let t = local.time();
-    let inside = if start <= end { t >= start && t < end } else { t >= start || t < end };
-    if !inside {
-        return None;
-    }
-    let mut day = local.date_naive();
-    if t >= end {
-        day = day.succ_opt()?;
-    }
-    // The end time may not exist on a DST day; take the first valid instant after it.
-    let naive = day.and_time(end);
-    (0..4).find_map(|h| (naive + Duration::hours(h)).and_local_timezone(tz).earliest().map(|t| t.with_timezone(&Utc)))
-}
 
 /// One scan: contacts of `clients` (or all), each item in an instant category not alerted
 /// before is queued. Returns how many items were queued.
@@ -207,11 +187,7 @@ async fn queue_alerts(
                 Some(last) if now - last < window => last + window,
                 _ => now,
             };
-            let tz: Tz =
-                crate::actions::targets::zone(&state.config, c, s).parse().unwrap_or(chrono_tz::Europe::London);
-            if let Some(end) = quiet_until(s, tz, at) {
-                at = end;
-            }
+            at = crate::actions::targets::after_quiet_hours(&state.config, c, s, at);
             let payload = AlertPayload { items: vec![], message_id, reminder: false };
             let first = fresh[0];
             let id = outbox::insert_message(
@@ -321,6 +297,9 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
 mod tests {
     use super::*;
     use crate::model::schedule::utc;
+
+    use crate::actions::targets::quiet_until;
+    use chrono_tz::Tz;
 
     #[test]
     fn quiet_hours_hold_until_they_end_in_the_contacts_zone() {

@@ -393,13 +393,14 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
         // A provider's "wait this long" is obeyed, and does not use up the attempts.
         Err(SendError::RateLimited(wait)) => {
             let at = now + Duration::from_std(*wait).unwrap_or_else(|_| Duration::seconds(60));
+            let at = after_quiet_hours(state, &row, settings, at).await;
             tracing::warn!(id = row.id, retry_at = %at, "rate limited by the provider; will retry");
             error = format!("rate limited; retry after {wait:?}");
             let mark = Mark::RateLimited { error: &error, retry_at: at };
             (Outcome::Retrying, mark)
         }
         Err(SendError::Transient(msg)) if retries_left(state, &row, now) => {
-            let at = now + backoff(state, row.attempts);
+            let at = after_quiet_hours(state, &row, settings, now + backoff(state, row.attempts)).await;
             tracing::warn!(id = row.id, attempts = row.attempts, error = %msg, retry_at = %at, "send failed; will retry");
             let mark = Mark::Failed { error: msg, retry_at: Some(at) };
             (Outcome::Retrying, mark)
@@ -428,6 +429,35 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
     }
     count(outcome, row.channel, row.kind, marked);
     Ok(Settle::Done(outcome))
+}
+
+/// When an alert retried at `at` may go: its contact's quiet hours hold a retry as they held
+/// its first try. Any other kind goes at `at`; so does an alert whose contact cannot be read
+/// (the retry is not lost for want of a time zone).
+async fn after_quiet_hours(
+    state: &Providers,
+    row: &OutboxRow,
+    settings: &HashMap<String, crate::store::settings::ContactSettings>,
+    at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    let (MessageKind::Alert, Some(id)) = (row.kind, &row.contact_id) else {
+        return at;
+    };
+    let defaults;
+    let s = match settings.get(id) {
+        Some(s) => s,
+        None => {
+            defaults = crate::store::settings::ContactSettings::defaults(id);
+            &defaults
+        }
+    };
+    match crate::store::contacts::get_contact(&state.db, id).await {
+        Ok(c) => crate::actions::targets::after_quiet_hours(&state.config, &c, s, at),
+        Err(e) => {
+            tracing::warn!(id = row.id, error = %e, "an alert's contact could not be read for its quiet hours");
+            at
+        }
+    }
 }
 
 /// The receiving server refused a contact's address while cport sent to it: a hard bounce,
