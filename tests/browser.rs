@@ -177,6 +177,55 @@ async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser(
     app.stop().await;
 }
 
+/// A digest as a mail client shows it: its HTML part, opened in Chromium, names what needs
+/// the contact, and an item's link opens that item on the portal, signed in.
+#[tokio::test]
+async fn a_digest_reads_in_a_browser_and_its_link_opens_the_item() {
+    let app = TestApp::with_world().await;
+    app.put(
+        "visuals",
+        json!([{"id": "V-3", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-3", "category": "Colour visual",
+                "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v3.svg"}]),
+    )
+    .await;
+    common::digest_now(&app.state, "P-1B").await;
+    let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
+    let row = rows
+        .iter()
+        .find(|m| m.contact_id.as_deref() == Some("P-1B") && m.kind == cport::model::MessageKind::Digest)
+        .expect("P-1B's digest");
+    let cport::outbox::Rendered::Email { html, .. } =
+        cport::outbox::render(&app.state, row, chrono::Utc::now()).await.unwrap()
+    else {
+        panic!("an email");
+    };
+    let page = tempfile::tempdir().unwrap();
+    let file = page.path().join("digest.html");
+    std::fs::write(&file, html).unwrap();
+
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let c = chromium(&driver, profile.path()).await;
+    c.set_window_size(680, 1310).await.unwrap();
+    c.goto(&format!("file://{}", file.display())).await.unwrap();
+    let text = text_of(&c, "body").await;
+    assert!(text.contains("V-3") && text.contains("Approve"), "{text}");
+    shot(&c, "digest.png").await;
+    // The item's title is its link (signed: the address names no visual).
+    let link = c.find(Locator::XPath("//a[contains(., 'Visual V-3')]")).await.expect("V-3's title links");
+    let href = link.attr("href").await.unwrap().unwrap_or_default();
+    let public = &app.state.config.public_url;
+    assert!(href.starts_with(&format!("{public}/l/")), "a signed link to the portal: {href}");
+    // The portal is at public_url; in this test it listens on a port of its own.
+    c.goto(&href.replace(public, &app.base)).await.unwrap();
+    let url = c.current_url().await.unwrap();
+    assert!(url.path().ends_with("/visuals/V-3"), "{url}");
+    let h1 = text_of(&c, "h1").await;
+    assert!(h1.contains("V-3"), "the visual's page, signed in: {h1}");
+    c.close().await.unwrap();
+    app.stop().await;
+}
+
 /// The text of the element `css` picks.
 async fn text_of(c: &Client, css: &str) -> String {
     c.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("no element {css}")).text().await.unwrap()

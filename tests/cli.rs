@@ -686,9 +686,12 @@ fn inbound_email_with_a_broken_config_defers_and_names_no_path() {
 #[test]
 fn the_demo_keeps_its_secrets_to_its_owner() {
     let dir = tempfile::tempdir().unwrap();
+    // Its folder named relative to where it runs: the config it writes still works from
+    // anywhere (the `outbox list` below runs elsewhere).
     let mut child = cport(&[])
         .args(["demo", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
+        .arg(dir.path().file_name().unwrap())
+        .current_dir(dir.path().parent().unwrap())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

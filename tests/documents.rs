@@ -71,6 +71,23 @@ fn pdftotext(bytes: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// With SCREENSHOT_DIR set, the PDF's first page is saved there as `name` (the pictures of
+/// the README and the documentation), drawn by poppler's `pdftoppm` at 60 dpi.
+fn picture(pdf: &[u8], name: &str) {
+    let Ok(to) = std::env::var("SCREENSHOT_DIR") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("doc.pdf");
+    std::fs::write(&path, pdf).unwrap();
+    let stem = std::path::Path::new(&to).join(name.trim_end_matches(".png"));
+    let out = std::process::Command::new("pdftoppm")
+        .args(["-png", "-r", "60", "-singlefile"])
+        .arg(&path)
+        .arg(&stem)
+        .output()
+        .expect("pdftoppm (poppler-utils) is installed");
+    assert!(out.status.success(), "pdftoppm: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 async fn get(app: &TestApp, b: &reqwest::Client, path: &str) -> (u16, String, Vec<u8>) {
     let r = b.get(app.url(path)).send().await.unwrap();
     let status = r.status().as_u16();
@@ -193,6 +210,7 @@ async fn pdfs_hold_the_data_and_the_brand() {
     assert_eq!((s, ct.as_str()), (200, "application/pdf"));
     assert!(pdf.starts_with(b"%PDF-"));
     let text = pdftotext(&pdf);
+    picture(&pdf, "delivery-note.png");
     for want in [
         "TOT",
         "Delivery note D-1",
@@ -218,7 +236,9 @@ async fn pdfs_hold_the_data_and_the_brand() {
     for want in ["Invoice INV-1", "PO-A", "734.40 GBP", "200.00 GBP", "534.40 GBP"] {
         assert!(text.contains(want), "{want:?} in:\n{text}");
     }
-    let text = pdftotext(&get(&app, &fay, "/statement.pdf").await.2);
+    let statement = get(&app, &fay, "/statement.pdf").await.2;
+    picture(&statement, "statement.png");
+    let text = pdftotext(&statement);
     for want in [
         "Statement for Alpha Ltd",
         "300.00",

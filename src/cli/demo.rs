@@ -62,7 +62,10 @@ const DEMO_OWN: [&str; 5] =
     ["CPORT_DATABASE_URL", "CPORT_DATA_DIR", "CPORT_API_TOKEN", "CPORT_LINK_SECRET", "CPORT_EMAIL__DIR"];
 
 pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
-    let dir = &args.data_dir;
+    // Absolute, so the config file it writes works from any folder (`--config` given from
+    // elsewhere would otherwise read its relative store path against the wrong place).
+    let dir = &std::path::absolute(&args.data_dir)
+        .with_context(|| format!("--data-dir: {} cannot be made absolute", args.data_dir.display()))?;
     // Defaults and the environment (so CPORT_TELEGRAM_TOKEN, CPORT_DISCORD_* and the like
     // work here too; what was taken is printed), then what the demo decides itself: all
     // checked before the folder is touched.
@@ -166,12 +169,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         "  open '{}'   (a visual awaiting approval; signed, for a day)",
         app.state.picture_url("/media/visuals/V-1001.svg", now + chrono::Duration::days(1))
     );
-    // The command as this binary was started: from cargo in a clone, or installed.
-    let cport = if std::env::current_exe().is_ok_and(|p| p.components().any(|c| c.as_os_str() == "target")) {
-        "cargo run --release --"
-    } else {
-        "cport"
-    };
+    let cport = own_command();
     println!("  {cport} --config {cfg} digest run --dry-run");
     println!("  {cport} --config {cfg} digest run --dry-run --contact P-101 --json");
     // The example records are in a clone of the repository, where this is run from.
@@ -225,5 +223,23 @@ fn demo_lock(dir: &Path) -> anyhow::Result<std::fs::File> {
         Err(std::fs::TryLockError::Error(e)) => {
             Err(e).with_context(|| format!("--data-dir: cannot lock {}", path.display()))
         }
+    }
+}
+
+/// The command that runs this binary, for the commands the demo suggests: `cargo run
+/// --release --` in a clone (the README's way), `cport` when that name on the PATH is this
+/// binary, else the binary's own path.
+fn own_command() -> String {
+    let Ok(exe) = std::env::current_exe() else { return "cport".into() };
+    if exe.components().any(|c| c.as_os_str() == "target") {
+        return "cargo run --release --".into();
+    }
+    let same = |p: &Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(&exe).ok();
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join("cport").is_file() && same(&d.join("cport"))));
+    match (on_path, exe.to_str()) {
+        (true, _) => "cport".into(),
+        (false, Some(p)) => shlex::try_quote(p).map_or_else(|_| p.to_string(), |q| q.into_owned()),
+        (false, None) => "cport".into(),
     }
 }
