@@ -72,7 +72,7 @@ impl Config {
         // The path of a value that does not fit its type (a misspelt mode) names the key.
         let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
-            let message = number_in_words(e.into_inner().message());
+            let message = number_in_words(e.into_inner().message(), Config::range_of(&key));
             if key.is_empty() || key == "." {
                 ConfigError::Parse {
                     path: file.map(Path::to_path_buf).unwrap_or_else(|| "<environment>".into()),
@@ -187,16 +187,21 @@ fn apply_env(tree: &mut toml::Value, var: &str, rest: &str, value: &str) -> Resu
 }
 
 /// serde's words for a number out of its type's range ("invalid value: integer `70000`,
-/// expected u16") as a person reads them: "`70000` is too large for this key", "`-3` is below
-/// zero". The type's own bounds are not given: a key's real range is narrower, and said by
-/// the checks that follow for a number that fits. Other words pass unchanged.
-fn number_in_words(message: &str) -> String {
+/// expected u16") as a person reads them, with the key's own `range` when it has one: "`-3`
+/// is below zero; this key takes a whole number between 1 and 64". The type's bounds are not
+/// given: a key's real range is narrower. Other words pass unchanged.
+fn number_in_words(message: &str, range: Option<String>) -> String {
     let worded = message.strip_prefix("invalid value: integer `").and_then(|rest| {
         let (number, _) = rest.split_once("`, expected ")?;
+        let takes = match &range {
+            Some(range) => format!("this key takes a whole number {range}"),
+            None if number.starts_with('-') => "this key takes a whole number of 0 or more".into(),
+            None => "this key takes a smaller whole number".into(),
+        };
         Some(if number.starts_with('-') {
-            format!("`{number}` is below zero; this key takes a whole number of 0 or more")
+            format!("`{number}` is below zero; {takes}")
         } else {
-            format!("`{number}` is too large for this key")
+            format!("`{number}` is too large; {takes}")
         })
     });
     worded.unwrap_or_else(|| message.to_string())
@@ -255,7 +260,10 @@ mod tests {
 
         let cases = [
             (vec![("CPORT_SMTP__PORT", "many")], "CPORT_SMTP__PORT"),
-            (vec![("CPORT_OUTBOX__WORKERS", "-3")], "CPORT_OUTBOX__WORKERS: for `outbox.workers`, `-3` is below zero"),
+            (
+                vec![("CPORT_OUTBOX__WORKERS", "-3")],
+                "CPORT_OUTBOX__WORKERS: for `outbox.workers`, `-3` is below zero; this key takes a whole number between 1 and 64",
+            ),
             (vec![("CPORT_OUTBOX__WORKERS", "0")], "CPORT_OUTBOX__WORKERS: "),
             (vec![("CPORT_LISTEN", "nonsense")], "CPORT_LISTEN: "),
             (vec![("CPORT_DIGEST__LINK_TTL_DAYS", "99999999999999999999")], "is too large"),
@@ -265,6 +273,14 @@ mod tests {
             (vec![("CPORT_DIGEST__TIMEZONE", "Mars/Base")], "digest.timezone"),
             (vec![("CPORT_LISTEN", "here")], "listen"),
             (vec![("CPORT_API_TOKEN", " padded-token-123 ")], "api_token"),
+            (vec![("CPORT_INBOUND__TOKEN", "two words")], "for `inbound.token`, holds spaces"),
+            (vec![("CPORT_DISCORD__TOKEN", "has space")], "for `discord.token`, holds spaces"),
+            (
+                vec![("CPORT_TELEGRAM__WEBHOOK_SECRET", "not/a:secret-for-telegram")],
+                "for `telegram.webhook_secret`, may hold only",
+            ),
+            (vec![("CPORT_SMTP__POOL_SIZE", "0")], "0 is not between 1 and 64"),
+            (vec![("CPORT_MAX_BODY_BYTES", "-1")], "`-1` is below zero; this key takes a whole number between 1 and"),
             (vec![("CPORT_SMTP__HOST", "mail.example.com"), ("CPORT_SMTP__TLS", "none")], "smtp.tls"),
         ];
         for (extra, named) in cases {
@@ -307,7 +323,10 @@ mod tests {
             ("listn = \"x\"", "listn"),
             ("[smtp]\nprot = 1", "smtp.prot"),
             ("[smtp]\nport = \"x\"", "smtp.port"),
-            ("[smtp]\nport = 70000", "config key `smtp.port`: `70000` is too large for this key"),
+            (
+                "[smtp]\nport = 70000",
+                "config key `smtp.port`: `70000` is too large; this key takes a whole number between 1 and 65535",
+            ),
             ("[email]\ntransport = \"pigeon\"", "email.transport"),
             ("[smtp]\ntls = \"ssl\"", "smtp.tls"),
             ("[alerts]\nvisual_approval = \"loud\"", "alerts.visual_approval"),

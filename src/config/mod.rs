@@ -69,10 +69,12 @@ pub struct Config {
     pub public_url: String,
     /// The store: `sqlite://PATH` (made by `serve`, `migrate`, `import` or `demo` when missing;
     /// other commands refuse a path with no store) or `postgres://USER:PASS@HOST/DB`. Its
-    /// password is masked in logs.
+    /// password is masked in logs. A relative PATH is read from the folder cport runs in, as
+    /// is every relative path in the config (not from the config file's folder).
     pub database_url: Secret,
     /// The folder for pictures (`media/`), uploaded artwork, the `file` transport's mail
-    /// (`mail/`, unless `email.dir` names another) and other files cport keeps.
+    /// (`mail/`, unless `email.dir` names another) and other files cport keeps. Relative to
+    /// the folder cport runs in.
     pub data_dir: PathBuf,
     /// The bearer token TOT's system sends to `/api/v1` (required by `serve` only); one word,
     /// no spaces.
@@ -338,6 +340,7 @@ pub struct TelegramConfig {
     /// `public_url` + `/telegram/webhook`).
     pub mode: TelegramMode,
     /// Required in webhook mode: Telegram sends it back in `X-Telegram-Bot-Api-Secret-Token`.
+    /// 16 to 256 of the letters A-Z and a-z, digits, `_` and `-` (Telegram's rule).
     pub webhook_secret: Secret,
     /// Telegram user ids of TOT staff, who may `/broadcast` and `/outbox`.
     pub staff: Vec<String>,

@@ -106,9 +106,6 @@ impl Config {
                 return Err(invalid("email.dkim.key_file", "required with email.dkim: the private key's file"));
             }
         }
-        if self.smtp.pool_size == 0 {
-            return Err(invalid("smtp.pool_size", "must be at least 1"));
-        }
         let reply = &self.email.reply_domain;
         // Every reply address is made under it: one lettre would refuse kills every email.
         let addressable = format!("r@{reply}").parse::<lettre::Address>().is_ok();
@@ -204,8 +201,13 @@ impl Config {
                 return Err(invalid("api_token", "missing; set it in the config file or CPORT_API_TOKEN"));
             }
             // HTTP drops the blanks around a header's value: such a token never matches.
-            if self.api_token.expose() != self.api_token.expose().trim() || self.api_token.expose().contains(' ') {
+            if !one_word(self.api_token.expose()) {
                 return Err(invalid("api_token", "holds spaces; a bearer token is one word"));
+            }
+        }
+        for (key, token) in [("inbound.token", &self.inbound.token), ("discord.token", &self.discord.token)] {
+            if !token.is_empty() && !one_word(token.expose()) {
+                return Err(invalid(key, "holds spaces; a token is one word"));
             }
         }
         self.validate_chat()?;
@@ -216,11 +218,31 @@ impl Config {
     /// count or an interval is needed stops the work, and a number past the top overflows
     /// the date arithmetic it feeds (a link's expiry, a lease) or starts millions of tasks.
     fn check_ranges(&self) -> Result<(), ConfigError> {
+        for (key, value, min, max, unit) in self.ranges() {
+            if !(min..=max).contains(&value) {
+                return Err(invalid(key, format!("{value} is not between {min} and {max}{unit}")));
+            }
+        }
+        if self.outbox.backoff_max_seconds < self.outbox.backoff_base_seconds {
+            return Err(invalid("outbox.backoff_max_seconds", "must be at least outbox.backoff_base_seconds"));
+        }
+        Ok(())
+    }
+
+    /// The range of the number at `key`, if it has one, in words: `between 1 and 64`. Said
+    /// also for a number that does not fit its key's type at all (`-1`, `99999999999`).
+    pub(super) fn range_of(key: &str) -> Option<String> {
+        let (_, _, min, max, unit) = Config::default().ranges().into_iter().find(|r| r.0 == key)?;
+        Some(format!("between {min} and {max}{unit}"))
+    }
+
+    /// Each number's key, value, least, most and unit.
+    fn ranges(&self) -> [(&'static str, u64, u64, u64, &'static str); 32] {
         const MINUTE: u64 = 60;
         const HOUR: u64 = 60 * MINUTE;
         const DAY: u64 = 24 * HOUR;
         let (t, d, o, p) = (&self.telegram, &self.discord, &self.outbox, &self.portal);
-        let ranges: [(&str, u64, u64, u64, &str); 32] = [
+        [
             ("smtp.pool_size", self.smtp.pool_size.into(), 1, 64, ""),
             ("smtp.timeout_seconds", self.smtp.timeout_seconds, 1, HOUR, " seconds"),
             // 0 turns the scheduler's digests off (said at start): no pass is ever that late.
@@ -257,17 +279,7 @@ impl Config {
             ("inbound.max_bytes", self.inbound.max_bytes, 1, 2 << 30, " bytes"),
             // A body is held whole while it is read.
             ("max_body_bytes", self.max_body_bytes, 1, 2 << 30, " bytes"),
-        ];
-        for (key, value, min, max, unit) in ranges {
-            if !(min..=max).contains(&value) {
-                return Err(invalid(key, format!("{value} is not between {min} and {max}{unit}")));
-            }
-        }
-        if o.backoff_max_seconds < o.backoff_base_seconds {
-            return Err(invalid("outbox.backoff_max_seconds", "must be at least outbox.backoff_base_seconds"));
-        }
-
-        Ok(())
+        ]
     }
 
     fn validate_chat(&self) -> Result<(), ConfigError> {
@@ -293,6 +305,17 @@ impl Config {
             && secret.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
         if !t.token.is_empty() && !token_shaped {
             return Err(invalid("telegram.token", "is not a bot token like 123456:ABC-def (as BotFather gives it)"));
+        }
+        // Telegram's own rule for the secret it sends back: refused by setWebhook otherwise,
+        // with words that name no key.
+        let secret = t.webhook_secret.expose();
+        if !secret.is_empty()
+            && (secret.len() > 256 || !secret.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-')))
+        {
+            return Err(invalid(
+                "telegram.webhook_secret",
+                "may hold only letters A-Z and a-z, digits, `_` and `-`, at most 256 of them (Telegram's rule)",
+            ));
         }
         if let Some(bad) = t.staff.iter().find(|s| s.parse::<i64>().is_err()) {
             return Err(invalid("telegram.staff", format!("`{bad}` is not a Telegram user id")));
@@ -392,4 +415,10 @@ fn domain_name(s: &str) -> bool {
 fn loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A token sent in an HTTP header is one word: HTTP drops the blanks around a header's value,
+/// so a token holding any would never match.
+fn one_word(token: &str) -> bool {
+    !token.chars().any(char::is_whitespace)
 }

@@ -49,12 +49,17 @@ impl Money {
             None => (false, s),
         };
         let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
-        let bad = || format!("{} is not an amount with at most 2 decimals", quoted(s));
+        // What is wrong, said: a thousands separator or a currency sign reads as an amount to
+        // a person, and "at most 2 decimals" alone would not tell them why it is refused.
+        let bad = || format!("{} is not an amount like 1234.50: digits only, `-` before them if below zero", quoted(s));
         if whole.is_empty() || !whole.chars().all(|c| c.is_ascii_digit()) {
             return Err(bad());
         }
-        if frac.len() > 2 || !frac.chars().all(|c| c.is_ascii_digit()) || (digits.contains('.') && frac.is_empty()) {
+        if !frac.chars().all(|c| c.is_ascii_digit()) || (digits.contains('.') && frac.is_empty()) {
             return Err(bad());
+        }
+        if frac.len() > 2 {
+            return Err(format!("{} has more than 2 decimals", quoted(s)));
         }
         if whole.len() > 13 {
             return Err(format!("{} is too large (at most 13 digits before the point)", quoted(s)));
@@ -123,7 +128,7 @@ impl<'de> Deserialize<'de> for Money {
         impl Visitor<'_> for V {
             type Value = Money;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an amount with at most 2 decimals")
+                f.write_str("an amount like 1234.50, with at most 2 decimals")
             }
             // A whole number has the same bound as a written amount: 13 digits.
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Money, E> {
@@ -191,6 +196,12 @@ mod tests {
         for (text, want) in cases {
             assert_eq!(Money::parse(text).ok().map(|m| m.0), want, "{text}");
         }
+        // What is wrong is said: a separator or a sign is not "too many decimals".
+        for odd in ["1,000.00", "£12", "+1", "12 GBP"] {
+            let e = Money::parse(odd).unwrap_err();
+            assert!(e.contains("is not an amount like 1234.50: digits only"), "{odd}: {e}");
+        }
+        assert!(Money::parse("1.234").unwrap_err().contains("has more than 2 decimals"));
         let m: Money = serde_json::from_str("19.99").unwrap();
         assert_eq!(m, Money(1999));
         for huge in ["10000000000000", "-90000000000000000", "18446744073709551615", "1e20"] {
