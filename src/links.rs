@@ -331,6 +331,36 @@ impl Signer {
     }
 }
 
+impl Signer {
+    /// The token of a message's bounce address (`bounce+TOKEN@`, the envelope sender) for
+    /// the message whose reply token is `reply_token`: the same id with a MAC of its own. The
+    /// reply address is printed in every message and travels in quoted replies and forwards;
+    /// were the bounce address that token under another prefix, anyone who saw one could
+    /// forge delivery reports that suspend the contact's email.
+    pub fn bounce_token(&self, reply_token: &str) -> String {
+        let id = reply_token.get(..16).unwrap_or(reply_token);
+        let tag = self.mac("bounce", id.as_bytes()).finalize().into_bytes();
+        format!("{id}{}", &base32(&tag[..5]))
+    }
+
+    /// Checks a bounce token's MAC (case-insensitively) and returns the reply token of the
+    /// message it came from, which the outbox keeps.
+    pub fn reply_token_of_bounce(&self, token: &str) -> Option<String> {
+        let t = token.to_ascii_lowercase();
+        if t.len() != 24 || !t.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)) {
+            return None;
+        }
+        let (id, _) = t.split_at(16);
+        let want = self.bounce_token(id);
+        let diff = want.bytes().zip(t.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y));
+        if diff != 0 {
+            return None;
+        }
+        let tag = self.mac("reply", id.as_bytes()).finalize().into_bytes();
+        Some(format!("{id}{}", &base32(&tag[..5])))
+    }
+}
+
 /// SHA-256 of a text as 64 lower-case hex digits: how tokens and codes are stored.
 pub fn sha256_hex(s: &str) -> String {
     use sha2::Digest;
@@ -468,5 +498,21 @@ mod tests {
         bad[3] = if bad[3] == b'a' { b'b' } else { b'a' };
         assert_eq!(s.check_reply_token(std::str::from_utf8(&bad).unwrap()), None);
         assert_eq!(base32(b"foobar"), "mzxw6ytboi");
+    }
+
+    #[test]
+    fn a_bounce_token_cannot_be_made_from_the_reply_token() {
+        let s = Signer::new("0123456789abcdef");
+        let reply = s.new_reply_token();
+        let bounce = s.bounce_token(&reply);
+        assert_eq!(bounce.len(), 24);
+        assert_ne!(bounce, reply, "the reply address does not give the bounce address");
+        assert_eq!(s.reply_token_of_bounce(&bounce.to_uppercase()), Some(reply.clone()));
+        // The reply token under the bounce prefix is no bounce token; nor is a changed one.
+        assert_eq!(s.reply_token_of_bounce(&reply), None);
+        let mut bad = bounce.clone().into_bytes();
+        bad[20] = if bad[20] == b'a' { b'b' } else { b'a' };
+        assert_eq!(s.reply_token_of_bounce(std::str::from_utf8(&bad).unwrap()), None);
+        assert_eq!(Signer::new("another-secret-16").reply_token_of_bounce(&bounce), None);
     }
 }

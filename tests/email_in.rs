@@ -49,12 +49,13 @@ impl Corpus {
     async fn new() -> Corpus {
         let t = TestState::new(|c| c.inbound.trusted_authserv_ids = vec!["mx.tot.example".into()]).await;
         t.load(world()).await;
+        let digest =
+            sent_to(&t, "P-1A", "ann@alpha.example", "digest", &["A1:V-1", "A2:J-1", "A3:PO-1", "A4:J-1"]).await;
         let tokens = vec![
             ("{{TOKEN_ALERT}}", sent_to(&t, "P-1A", "ann@alpha.example", "alert", &["A1:V-1"]).await),
-            (
-                "{{TOKEN_DIGEST}}",
-                sent_to(&t, "P-1A", "ann@alpha.example", "digest", &["A1:V-1", "A2:J-1", "A3:PO-1", "A4:J-1"]).await,
-            ),
+            // The digest's bounce address, as its envelope sender carried it.
+            ("{{BOUNCE_DIGEST}}", t.state.signer.bounce_token(&digest)),
+            ("{{TOKEN_DIGEST}}", digest),
             ("{{TOKEN_ART}}", sent_to(&t, "P-1A", "ann@alpha.example", "alert", &["A4:J-1"]).await),
             ("{{TOKEN_BOB}}", sent_to(&t, "P-1B", "bob@alpha.example", "digest", &["A1:V-1", "A2:J-1"]).await),
         ];
@@ -467,7 +468,7 @@ async fn flowed_text_is_read_whole_and_a_byte_order_mark_is_not_a_command() {
     assert_eq!(kind(&d), "processed");
     let answer = last_answer(&c).await;
     assert!(answer.text.contains("APROVE: is not a command (APPROVE is nearest)"), "{}", answer.text);
-    assert!(answer.text.contains("visual(s) awaiting approval"), "the line after it ran: {}", answer.text);
+    assert!(answer.text.contains("awaiting approval"), "the line after it ran: {}", answer.text);
     assert_eq!(c.visual("V-2").await, before, "nothing was decided");
 
     assert_eq!(kind(&ann_replies(&c, &token, "bom@alpha.example", plain, "\u{feff}JOBS").await), "processed");
@@ -603,8 +604,15 @@ async fn a_report_counts_only_on_the_bounce_address_and_for_the_address_the_mess
         cport::store::settings::get_settings(&c.t.state.db, "P-1A").await.unwrap().email_suspended_at.is_some()
     };
     // To the reply address (printed in every message, so anyone forwarded one has it): not a bounce.
-    let to_reply = real.replacen("To: bounce+", "To: reply+", 1).replace("dsn-0001@", "dsn-0002@");
+    let (reply, bounce) = (&c.tokens[2].1, &c.tokens[1].1);
+    let to_reply =
+        real.replacen(&format!("bounce+{bounce}"), &format!("reply+{reply}"), 1).replace("dsn-0001@", "dsn-0002@");
     assert_eq!(kind(&handle(&c.t.state, to_reply.as_bytes(), Utc::now()).await.unwrap()), "ignored");
+    // Nor is the reply token under the bounce prefix: the bounce address cannot be made from
+    // the reply address, so whoever has seen a message cannot forge its bounces.
+    let forged =
+        real.replacen(&format!("bounce+{bounce}"), &format!("bounce+{reply}"), 1).replace("dsn-0001@", "dsn-0008@");
+    assert_eq!(kind(&handle(&c.t.state, forged.as_bytes(), Utc::now()).await.unwrap()), "ignored");
     // About another address (a forward's failure): not this contact's bounce.
     let other =
         real.replace("rfc822; ann@alpha.example", "rfc822; ann@elsewhere.example").replace("dsn-0001@", "dsn-0003@");
@@ -1038,4 +1046,24 @@ async fn help_lists_the_commands_of_the_askers_role() {
             assert!(!answer.contains(word), "{id} is not offered {word}: {answer}");
         }
     }
+}
+
+/// A reply that decides and then asks is answered as things stand after its decisions: the
+/// visual it approved and the job it said needs no delivery are not listed again as waiting
+/// (the reads that answer ITEMS and VISUALS do not see the reply's uncommitted writes).
+#[tokio::test]
+async fn what_a_reply_decided_is_not_listed_again_in_its_answer() {
+    let c = Corpus::new().await;
+    let token = sent_to(&c.t, "P-1A", "ann@alpha.example", "digest", &["A1:V-1", "A2:J-1"]).await;
+    let body = "APPROVE V-1\r\nNODELIVERY J-1\r\nITEMS\r\nVISUALS";
+    assert_eq!(kind(&ann_replies(&c, &token, "decide-then-ask@alpha.example", "", body).await), "processed");
+    let text = last_answer(&c).await.text;
+    assert!(text.contains("V-1: approved") && text.contains("job J-1 needs no delivery"), "{text}");
+    let (_, asked) = text.split_once("need you:").unwrap_or_else(|| panic!("the ITEMS answer: {text}"));
+    assert!(!asked.contains("APPROVE V-1") && !asked.contains("NODELIVERY J-1"), "{text}");
+    assert!(asked.contains("No visual is awaiting approval."), "{text}");
+    // Nor in the next reply's, now from the store.
+    let again = sent_to(&c.t, "P-1A", "ann@alpha.example", "digest", &["A1:V-1"]).await;
+    ann_replies(&c, &again, "ask-again@alpha.example", "", "VISUALS").await;
+    assert!(last_answer(&c).await.text.contains("No visual is awaiting approval."));
 }

@@ -64,7 +64,10 @@ async fn a_digest_arrives_with_both_parts_the_headers_and_signed_links() {
     let reply_to = m.reply_to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap().to_string();
     let token = reply_to.strip_prefix("reply+").and_then(|r| r.strip_suffix("@reply.tot.example")).unwrap();
     assert!(t.state.signer.check_reply_token(token).is_some(), "reply token is signed");
-    assert_eq!(envelope["mail_from"], json!(format!("bounce+{token}@reply.tot.example")), "VERP return path");
+    // The bounce address is the message's own, but not the reply token under another prefix.
+    let bounce = t.state.signer.bounce_token(token);
+    assert_ne!(bounce, token);
+    assert_eq!(envelope["mail_from"], json!(format!("bounce+{bounce}@reply.tot.example")), "VERP return path");
     assert!(html.contains(&format!("mailto:reply+{token}@reply.tot.example?subject=")), "Approve button opens a reply");
     assert!(html.contains("body=APPROVE%20V%2D1"), "the reply is prefilled with the command");
 

@@ -175,11 +175,26 @@ pub struct Unit {
     db: crate::store::Db,
     tx: Option<crate::store::Tx>,
     faults: std::sync::Arc<crate::supervise::Faults>,
+    /// The items this unit's decisions closed (`A1:V-1001`). An answer later in the same
+    /// unit reads the store as it was before the unit began (reads hold no lock and do not
+    /// see its uncommitted writes), so it leaves these out rather than offer them again.
+    closed: std::collections::HashSet<String>,
 }
 
 impl Unit {
     pub fn new(state: &Services) -> Unit {
-        Unit { db: state.db.clone(), tx: None, faults: state.faults.clone() }
+        Unit { db: state.db.clone(), tx: None, faults: state.faults.clone(), closed: Default::default() }
+    }
+
+    /// Notes that this unit closed the item `category`:`id` (approved, rejected, said to
+    /// need no delivery).
+    pub fn closed(&mut self, category: crate::model::items::Category, id: &str) {
+        self.closed.insert(format!("{}:{id}", category.code()));
+    }
+
+    /// Whether this unit closed the item of `key`.
+    pub fn is_closed(&self, key: &str) -> bool {
+        self.closed.contains(key)
     }
 
     /// The unit's transaction, begun now if it was not yet.

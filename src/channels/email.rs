@@ -162,9 +162,17 @@ pub enum Unsubscribe<'a> {
     Not,
 }
 
-/// Builds the RFC 5322 message for an outbox email. `token` is the row's reply token:
-/// replies go to `reply+TOKEN@`, bounces to `bounce+TOKEN@` (VERP). `unsubscribe` says what
-/// its `List-Unsubscribe` offers.
+/// The two addresses a message with a reply token carries: replies go to `reply+REPLY@`,
+/// bounces to `bounce+BOUNCE@` (VERP). The bounce token is made from the reply token by the
+/// signer ([`crate::links::Signer::bounce_token`]), not equal to it.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplyTokens<'a> {
+    pub reply: &'a str,
+    pub bounce: &'a str,
+}
+
+/// Builds the RFC 5322 message for an outbox email. `tokens` are the row's reply and bounce
+/// tokens, if it has them. `unsubscribe` says what its `List-Unsubscribe` offers.
 /// With `dkim`, the message is signed. A message lettre cannot
 /// format is a permanent error for that message, never a panic: lettre's formatting panics
 /// on a header its `Display` refuses, so formatting runs inside `catch_unwind` here.
@@ -172,11 +180,11 @@ pub fn build_message(
     config: &Config,
     dkim: Option<&DkimConfig>,
     p: &EmailPayload,
-    token: Option<&str>,
+    tokens: Option<ReplyTokens<'_>>,
     unsubscribe: Unsubscribe<'_>,
     date: chrono::DateTime<chrono::Utc>,
 ) -> Result<Built, SendError> {
-    let mut message = build_typed(config, p, token, unsubscribe, date)?;
+    let mut message = build_typed(config, p, tokens, unsubscribe, date)?;
     let envelope = message.envelope().clone();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if let Some(d) = dkim {
@@ -195,10 +203,11 @@ pub fn build_message(
 fn build_typed(
     config: &Config,
     p: &EmailPayload,
-    token: Option<&str>,
+    tokens: Option<ReplyTokens<'_>>,
     unsubscribe: Unsubscribe<'_>,
     date: chrono::DateTime<chrono::Utc>,
 ) -> Result<Message, SendError> {
+    let token = tokens.map(|t| t.reply);
     let bad = |what: &str, e: &dyn std::fmt::Display| SendError::Permanent(format!("{what}: {e}"));
     let from: Mailbox = config.email.from.parse().map_err(|e| bad("email.from", &e))?;
     let to_addr: Address = p.to.parse().map_err(|e| bad("recipient address", &e))?;
@@ -236,7 +245,8 @@ fn build_typed(
                 Some(crate::model::one_line(&format!("{} replies", config.branding.name))),
                 reply,
             ));
-            format!("bounce+{t}@{domain}").parse().map_err(|e| bad("bounce address", &e))?
+            let bounce = tokens.map_or(t, |t| t.bounce);
+            format!("bounce+{bounce}@{domain}").parse().map_err(|e| bad("bounce address", &e))?
         }
         None => from.email.clone(),
     };

@@ -39,11 +39,17 @@ pub(super) async fn email_of(
         (None, Some(_)) => Unsubscribe::Preferences,
         (None, None) => Unsubscribe::Not,
     };
+    let bounce = row.reply_token.as_deref().map(|t| state.signer.bounce_token(t));
+    let tokens = row
+        .reply_token
+        .as_deref()
+        .zip(bounce.as_deref())
+        .map(|(reply, bounce)| crate::channels::email::ReplyTokens { reply, bounce });
     let built = build_message(
         &state.config,
         state.dkim.as_deref(),
         &payload,
-        row.reply_token.as_deref(),
+        tokens,
         unsubscribe,
         // The time it went, for one sent (the console shows its headers as written); now,
         // for one about to go.

@@ -5,8 +5,9 @@
 use super::{Answer, Ask, Section};
 use crate::actions::commands::help_text;
 use crate::actions::items::current;
-use crate::actions::{ActionError, found};
+use crate::actions::{ActionError, Unit, found};
 use crate::model::Money;
+use crate::model::items::Category;
 use crate::store::{enquiries as q, jobs};
 
 fn d(date: Option<chrono::NaiveDate>) -> String {
@@ -26,9 +27,10 @@ pub(super) fn help(a: &Ask<'_>) -> Result<Answer, ActionError> {
     ))
 }
 
-pub(super) async fn items(a: &Ask<'_>) -> Result<Answer, ActionError> {
+pub(super) async fn items(a: &Ask<'_>, unit: &Unit) -> Result<Answer, ActionError> {
     let Ask { actor, name, .. } = *a;
-    let items = current(a.state, &actor.contact).await?;
+    let mut items = current(a.state, &actor.contact).await?;
+    items.retain(|i| !unit.is_closed(&i.key()));
     Ok(if items.is_empty() {
         Answer::ok(name, "Nothing needs you right now.", vec![])
     } else {
@@ -382,9 +384,13 @@ pub(super) async fn art(a: &Ask<'_>) -> Result<Answer, ActionError> {
     ))
 }
 
-pub(super) async fn visuals(a: &Ask<'_>) -> Result<Answer, ActionError> {
+pub(super) async fn visuals(a: &Ask<'_>, unit: &Unit) -> Result<Answer, ActionError> {
     let Ask { name, db, client, .. } = *a;
-    let list = crate::store::items::list_pending_visuals(db, &[client]).await?;
+    let mut list = crate::store::items::list_pending_visuals(db, &[client]).await?;
+    list.retain(|v| !unit.is_closed(&format!("{}:{}", Category::VisualApproval.code(), v.id)));
+    if list.is_empty() {
+        return Ok(Answer::ok(name, "No visual is awaiting approval.", vec![]));
+    }
     let rows =
         list.iter().map(|v| vec![v.id.clone(), v.job_name.clone(), v.category.clone(), d(v.date_required)]).collect();
     Ok(Answer::ok(

@@ -274,7 +274,7 @@ impl<'a> Ask<'a> {
 async fn run_inner(a: Ask<'_>, unit: &mut Unit, cmd: &Command) -> Result<Answer, ActionError> {
     match cmd {
         Command::Help => help(&a),
-        Command::Items => items(&a).await,
+        Command::Items => items(&a, unit).await,
         Command::Jobs => jobs(&a).await,
         Command::Job(id) => job(&a, id).await,
         Command::Track(id) => track(&a, id).await,
@@ -287,7 +287,7 @@ async fn run_inner(a: Ask<'_>, unit: &mut Unit, cmd: &Command) -> Result<Answer,
         Command::Balance => balance(&a).await,
         Command::Prices => prices(&a).await,
         Command::Art => art(&a).await,
-        Command::Visuals => visuals(&a).await,
+        Command::Visuals => visuals(&a, unit).await,
         Command::Approve(ids) => approve(&a, unit, ids).await,
         Command::Reject { id, reason } => reject(&a, unit, id.as_deref(), reason).await,
         Command::NoDelivery(id) => no_delivery(&a, unit, id.as_deref()).await,
@@ -310,6 +310,9 @@ async fn approve(a: &Ask<'_>, unit: &mut Unit, ids: &[String]) -> Result<Answer,
     };
     // The command itself is the acceptance: the terms were in the message replied to.
     let results = super::visuals::approve(state, Some(unit), actor, &ids, true, now).await?;
+    for (id, _) in results.iter().filter(|(_, r)| r.is_ok()) {
+        unit.closed(Category::VisualApproval, id);
+    }
     let all_ok = results.iter().all(|(_, r)| r.is_ok());
     let none_ok = results.iter().all(|(_, r)| r.is_err());
     let lines: Vec<String> = results
@@ -357,6 +360,7 @@ async fn reject(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>, reason: &str) ->
         }
         r => r?,
     };
+    unit.closed(Category::VisualApproval, &id);
     Ok(Answer::ok(
         name,
         format!("{id} rejected. TOT will send a new visual."),
@@ -368,6 +372,7 @@ async fn no_delivery(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>) -> Result<A
     let Ask { state, actor, now, name, .. } = *a;
     let id = decision_id(a, id, Category::DeliveryInstructions, CommandWord::NoDelivery)?;
     super::delivery::no_delivery_in(state, unit.tx().await?, actor, &id, now).await?;
+    unit.closed(Category::DeliveryInstructions, &id);
     Ok(Answer::ok(name, format!("Noted: job {id} needs no delivery."), vec![]))
 }
 

@@ -21,7 +21,7 @@ pub(super) async fn bounce(
     now: DateTime<Utc>,
 ) -> Result<(Disposition,), StoreError> {
     let Report { status, diagnostic, hard, recipient, failed } = Report::read(raw);
-    let row = match state.signer.check_reply_token(token) {
+    let row = match state.signer.reply_token_of_bounce(token) {
         Some(t) => outbox::find_by_reply_token(&state.db, &t).await?,
         None => None,
     };
