@@ -1392,3 +1392,49 @@ async fn many_visuals_approved_at_once_all_answer_and_are_approved() {
     }
     app.stop().await;
 }
+
+/// A client the proxy names: a browser whose requests carry `X-Forwarded-For` as a proxy in
+/// front of cport would write it.
+fn through_proxy(forwarded_for: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", forwarded_for.parse().unwrap());
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// Behind a trusted reverse proxy each client's own address counts against the per-address
+/// sign-in limit, not the proxy's (one address's failures would otherwise lock everyone out);
+/// a client cannot escape its limit by writing an address of its own into the header; and
+/// with no proxy trusted the header is not believed at all.
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_limited_by_its_own_address() {
+    async fn fail(app: &TestApp, b: reqwest::Client, n: usize) -> u16 {
+        let email = format!("nobody{n}@alpha.example");
+        app.post_form(&b, "/login", &[("email", &email), ("password", "wrong")]).await.0
+    }
+    let trusting = TestApp::spawn_with(|c| {
+        c.trusted_proxies = serde_json::from_value(json!(["127.0.0.1", "::1"])).unwrap();
+        c.portal.login_attempts_per_address = 3;
+    })
+    .await;
+    for n in 0..3 {
+        assert_eq!(fail(&trusting, through_proxy("203.0.113.1"), n).await, 401);
+    }
+    assert_eq!(fail(&trusting, through_proxy("203.0.113.1"), 3).await, 429, "that client's address is limited");
+    // Its own address written in front of what the proxy appended changes nothing.
+    assert_eq!(fail(&trusting, through_proxy("198.51.100.9, 203.0.113.1"), 4).await, 429);
+    // Another client, through the same proxy, is not locked out.
+    assert_eq!(fail(&trusting, through_proxy("203.0.113.2"), 5).await, 401, "another client signs in as before");
+    trusting.stop().await;
+
+    let plain = TestApp::spawn_with(|c| c.portal.login_attempts_per_address = 3).await;
+    for n in 0..3 {
+        assert_eq!(fail(&plain, through_proxy(&format!("203.0.113.{n}")), n).await, 401);
+    }
+    assert_eq!(fail(&plain, through_proxy("203.0.113.77"), 3).await, 429, "the header of an untrusted peer is ignored");
+    plain.stop().await;
+}

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod proxies;
 pub mod reference;
 
 mod load;
@@ -20,6 +21,7 @@ mod validate;
 
 use crate::model::AlertMode;
 use crate::named_enum;
+pub use proxies::Proxies;
 
 /// A string that never shows up in `Debug` output or logs.
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -89,6 +91,13 @@ pub struct Config {
     /// 2 GiB. At least `inbound.max_bytes`, or `POST /inbound/email`
     /// would refuse what the MTA pipe takes.
     pub max_body_bytes: u64,
+    /// The reverse proxies in front of cport: addresses or networks (`127.0.0.1`,
+    /// `10.0.0.0/8`, `::1`). A request from one of them counts, for the per-address sign-in
+    /// and request limits and the staff log, as coming from the address it names in
+    /// `X-Forwarded-For`; from anywhere else that header is not believed. Empty: no proxy,
+    /// each connection's own address counts (behind a proxy, every request would then count
+    /// as the proxy's, and one address's failures would lock everyone out).
+    pub trusted_proxies: Proxies,
     /// Email out: how it leaves, the sender, the reply domain, DKIM.
     pub email: EmailConfig,
     /// The SMTP relay, when `email.transport = "smtp"`.
@@ -485,6 +494,7 @@ impl Default for Config {
             api_token: Secret::default(),
             link_secret: Secret::default(),
             max_body_bytes: 64 * 1024 * 1024,
+            trusted_proxies: Proxies::default(),
             email: EmailConfig::default(),
             smtp: SmtpConfig::default(),
             digest: DigestConfig::default(),

@@ -76,7 +76,7 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
     let tries = SignInTries::count(&state, format!("staff:{email}"), addr, "or ask for a new password link").await?;
     let account = staff::by_email(&state.db, &email).await?;
     let Some((id, hash)) = matching_account(&form.text("password"), account.into_iter().collect()) else {
-        tracing::info!(ip = %addr.ip(), "failed staff sign-in");
+        tracing::info!(ip = %addr, "failed staff sign-in");
         return wrong_password(&state, &headers, &next, &email);
     };
     tries.succeeded(&state).await?;
@@ -85,7 +85,7 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
     if !staff::insert_session(&state.db, &t.row(), id, &hash).await? {
         return wrong_password(&state, &headers, &next, &email);
     }
-    staff::audit(&state.db, &email, "signed in", &addr.ip().to_string(), Utc::now()).await?;
+    staff::audit(&state.db, &email, "signed in", &addr.to_string(), Utc::now()).await?;
     crate::actions::chase::read_ahead(&state);
     Ok(with_cookie(Redirect::to(&next).into_response(), &staff_cookie(&state, &t.token, t.seconds())))
 }

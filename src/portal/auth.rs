@@ -4,7 +4,7 @@
 //! session start kept here, and the console's sign-in uses them too; apart, one security
 //! rule would be spread over several files.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use argon2::Argon2;
@@ -232,10 +232,10 @@ impl SignInTries {
     pub(crate) async fn count(
         state: &AppState,
         account: String,
-        addr: SocketAddr,
+        addr: IpAddr,
         or: &str,
     ) -> Result<SignInTries, HttpError> {
-        let address = address_key(addr.ip());
+        let address = address_key(addr);
         let p = &state.config.portal;
         let now_ms = Utc::now().timestamp_millis();
         let by_account = limits::attempt(&state.db, &account, p.login_attempts_per_account, now_ms).await?;
@@ -305,7 +305,7 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
         accounts.push((id, hash));
     }
     let Some((contact_id, hash)) = matching_account(&password, accounts) else {
-        tracing::info!(ip = %addr.ip(), "failed portal sign-in");
+        tracing::info!(ip = %addr, "failed portal sign-in");
         return wrong_password(&state, &headers, &next, &email).await;
     };
     tries.succeeded(&state).await?;
@@ -317,8 +317,8 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
 }
 
 /// Counts a request from this address against `kind`'s limit (sign-in links, resets).
-async fn limit_address(state: &AppState, kind: &str, addr: SocketAddr) -> Result<(), HttpError> {
-    let key = format!("{kind}:{}", addr.ip());
+async fn limit_address(state: &AppState, kind: &str, addr: IpAddr) -> Result<(), HttpError> {
+    let key = format!("{kind}:{addr}");
     let limit = state.config.portal.login_attempts_per_address;
     if limits::attempt(&state.db, &key, limit, Utc::now().timestamp_millis()).await?.is_some() {
         return Err(HttpError::TooMany("Too many requests from here. Try again later.".into()));

@@ -215,8 +215,9 @@ pub struct AnonForm {
     pub form: FormData,
     /// The request's headers (the anonymous CSRF cookie a page shown again needs).
     pub headers: axum::http::HeaderMap,
-    /// Where the request came from, for the per-address limits.
-    pub addr: std::net::SocketAddr,
+    /// Where the request came from, for the per-address limits: the connection's address,
+    /// or the client's a trusted proxy names ([`crate::config::Proxies::client`]).
+    pub addr: std::net::IpAddr,
 }
 
 impl axum::extract::FromRequest<AppState> for AnonForm {
@@ -229,6 +230,8 @@ impl axum::extract::FromRequest<AppState> for AnonForm {
         else {
             return Err(HttpError::unexpected("no peer address (served without connect info)").into_response());
         };
+        let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        let addr = state.config.trusted_proxies.client(addr.ip(), forwarded);
         let body = axum::body::Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
         let form = FormData::posted(&body).map_err(IntoResponse::into_response)?;
         auth::check_anon_csrf(&headers, &form).map_err(IntoResponse::into_response)?;
