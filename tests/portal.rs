@@ -605,6 +605,15 @@ async fn passwords_login_limits_and_single_use_reset_links() {
     assert_eq!(status, 400, "{html}");
     let ((status, _), _) = app.choose_password_twice(&c, &made(), "bobs third password").await;
     assert_eq!(status, 303);
+
+    // Ann, locked out above, does as the lockout said: a new password from a reset link
+    // signs her in at once, not after the lock runs out.
+    let link = app.state.signer.set_password_url(&app.base, "P-1A", chrono::Duration::hours(1), chrono::Utc::now());
+    let ((status, _), _) =
+        app.choose_password_twice(&c, link.strip_prefix(&app.base).unwrap(), "anns new password").await;
+    assert_eq!(status, 303);
+    let (status, location, _) = login("anns new password").await;
+    assert_eq!((status, location.as_str()), (303, "/visuals"), "the new password ends the lockout");
     app.stop().await;
 }
 

@@ -73,7 +73,7 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
             }}),
         );
     }
-    let tries = SignInTries::count(&state, format!("staff:{email}"), addr, "or ask for a new password link").await?;
+    let tries = SignInTries::count(&state, staff_account(&email), addr, "or ask for a new password link").await?;
     let account = staff::by_email(&state.db, &email).await?;
     let Some((id, hash)) = matching_account(&form.text("password"), account.into_iter().collect()) else {
         tracing::info!(ip = %addr, "failed staff sign-in");
@@ -135,6 +135,11 @@ pub async fn password_form(State(state): State<AppState>, headers: HeaderMap, Qu
 }
 
 /// `POST /staff/password`: sets the password once per link, and ends the account's sessions.
+/// The sign-in limit's key for a staff address.
+fn staff_account(email: &str) -> String {
+    format!("staff:{}", email.trim().to_lowercase())
+}
+
 pub async fn set_password(State(state): State<AppState>, AnonForm { form, headers, .. }: AnonForm) -> Reply {
     let token = form.text("token");
     let Some((id, nonce)) = link_account(&state, &token).await? else {
@@ -160,6 +165,7 @@ pub async fn set_password(State(state): State<AppState>, AnonForm { form, header
     staff::set_password(&state.db, id, &hash_password(&new)?, now).await?;
     if let Some(s) = staff::get(&state.db, id).await? {
         staff::audit(&state.db, &s.email, "set password", &s.email, now).await?;
+        SignInTries::password_set(&state, &staff_account(&s.email)).await?;
     }
     anon_page(
         &state,

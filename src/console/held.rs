@@ -68,6 +68,14 @@ fn without_base64_runs(text: &str) -> String {
     out
 }
 
+/// The message with the quoted-printable soft line breaks of its body joined; its header
+/// block as it was.
+fn soft_breaks_joined(message: &str) -> String {
+    let split = ["\r\n\r\n", "\n\n"].iter().filter_map(|sep| message.find(sep).map(|at| at + sep.len())).min();
+    let (head, body) = message.split_at(split.unwrap_or(message.len()));
+    format!("{head}{}", body.replace("=\r\n", "").replace("=\n", ""))
+}
+
 pub async fn held(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
     let note = Note::of(&q).verified(&state, staff.session_key());
     let mut out = vec![];
@@ -75,10 +83,11 @@ pub async fn held(State(state): State<AppState>, staff: Staff, Params(q): Params
         let auth = auth_results(&h.head);
         // A reply quotes what it answers: the tokens of its links and reply address are
         // hidden, or staff could sign in or reply as the client.
-        // Quoted-printable soft line breaks are joined (once base64 runs, whose padding ends
-        // lines in `=` too, are out), so a break that fell inside a link does not hide it
-        // from the search.
-        let unfolded = without_base64_runs(&h.head).replace("=\r\n", "").replace("=\n", "");
+        // Quoted-printable soft line breaks in the body are joined (once base64 runs, whose
+        // padding ends lines in `=` too, are out), so a break that fell inside a link does
+        // not hide it from the search. The header block is shown as received: an encoded
+        // word (`=?utf-8?q?Caf=C3=A9?=`) ends a line in `=` with no soft break meant.
+        let unfolded = soft_breaks_joined(&without_base64_runs(&h.head));
         let mut shown = super::without_tokens(&unfolded);
         if h.cut {
             shown.push_str("\n[… the rest is not shown]");
@@ -163,6 +172,15 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn headers_are_shown_as_received_and_only_the_body_is_unfolded() {
+        let raw = "Subject: =?utf-8?q?Re:_Caf=C3=A9?=\r\nMessage-ID: <m@x>\r\n\r\nhttps://x/l/ab=\r\ncd\r\n";
+        assert_eq!(
+            super::soft_breaks_joined(raw),
+            "Subject: =?utf-8?q?Re:_Caf=C3=A9?=\r\nMessage-ID: <m@x>\r\n\r\nhttps://x/l/abcd\r\n"
+        );
+    }
+
     #[test]
     fn authentication_results_are_read_unfolded() {
         let raw = "From: a@b\r\nAuthentication-Results: mx.tot.example;\r\n dmarc=fail header.from=b\r\nSubject: x\r\n\r\nAuthentication-Results: in the body\r\n";

@@ -249,6 +249,14 @@ impl SignInTries {
         Ok(SignInTries { account, address })
     }
 
+    /// A new password was set (from a reset link, or by its owner): the account's count
+    /// starts again, so the new password signs in at once, as the lockout's message said
+    /// it would.
+    pub(crate) async fn password_set(state: &AppState, account: &str) -> Result<(), HttpError> {
+        limits::clear(&state.db, account).await?;
+        Ok(())
+    }
+
     /// The password was right: the account's count starts again and the address gets its
     /// try back.
     pub(crate) async fn succeeded(self, state: &AppState) -> Result<(), HttpError> {
@@ -283,6 +291,11 @@ async fn wrong_password(state: &AppState, headers: &HeaderMap, next: &str, email
         .await
 }
 
+/// The sign-in limit's key for a portal address (trimmed, lower-case).
+fn portal_account(email: &str) -> String {
+    format!("acct:{email}")
+}
+
 /// `POST /login`: email and password.
 pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr }: AnonForm) -> Reply {
     let email = form.text("email").trim().to_lowercase();
@@ -298,7 +311,7 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
         let ctx = json!({"next": next, "error": error});
         return anon_page(&state, &headers, "login", StatusCode::UNPROCESSABLE_ENTITY, ctx).await;
     }
-    let tries = SignInTries::count(&state, format!("acct:{email}"), addr, "or ask for a sign-in link by email").await?;
+    let tries = SignInTries::count(&state, portal_account(&email), addr, "or ask for a sign-in link by email").await?;
     let mut accounts = vec![];
     for id in contacts_by_email(&state.db, &email).await? {
         let hash = get_password_hash(&state.db, &id).await?;
@@ -535,6 +548,8 @@ pub async fn reset(State(state): State<AppState>, AnonForm { form, headers, addr
             return invalid_link(&state, &headers).await;
         }
         replace_password(&state.db, &claims.contact_id, &hash_password(&new)?, now).await?;
+        let email = get_contact(&state.db, &claims.contact_id).await?.email.trim().to_lowercase();
+        SignInTries::password_set(&state, &portal_account(&email)).await?;
         return Ok(super::see_other(&state, super::ANYONE, "/login", "Your new password is set. Sign in with it."));
     }
     limit_address(&state, "reset", addr).await?;
