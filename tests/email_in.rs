@@ -1067,3 +1067,36 @@ async fn what_a_reply_decided_is_not_listed_again_in_its_answer() {
     ann_replies(&c, &again, "ask-again@alpha.example", "", "VISUALS").await;
     assert!(last_answer(&c).await.text.contains("No visual is awaiting approval."));
 }
+
+/// Artwork in a reply whose processing fails after the file was written (the store busy, the
+/// process stopped: the MTA tries again later) leaves no file of its own behind: the retry,
+/// seconds later, writes the same file, and the job's folder holds the one its record names.
+#[tokio::test]
+async fn artwork_from_a_failed_attempt_is_not_left_beside_the_retrys() {
+    let c = Corpus::new().await;
+    let domain = c.t.state.config.email.reply_domain.clone();
+    let art = c.tokens.iter().find(|(p, _)| *p == "{{TOKEN_ART}}").unwrap().1.clone();
+    let pdf = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "%PDF-1.4\nlogo\n");
+    let mail = format!(
+        "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{art}@{domain}\r\nSubject: Re: art\r\n\
+         Message-ID: <art-retry@alpha.example>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nHere it is.\r\n\
+         --b\r\nContent-Type: application/pdf; name=\"logo.pdf\"\r\nContent-Disposition: attachment; filename=\"logo.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n--b--\r\n"
+    );
+    for (point, ago) in [("inbound:after-attachments", 7), ("unit:commit", 3)] {
+        c.t.state.faults.arm(point, 1);
+        let at = Utc::now() - chrono::Duration::seconds(ago);
+        let e = handle(&c.t.state, mail.as_bytes(), at).await.expect_err(point);
+        assert!(e.is_temporary(), "{point}: {e}");
+    }
+    let d = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap();
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    let stored = c.t.state.config.data_dir.join("uploads/artwork/J-1");
+    let files: Vec<std::path::PathBuf> = std::fs::read_dir(&stored).unwrap().map(|e| e.unwrap().path()).collect();
+    let (path,): (String,) = cport::store::on_db!(&c.t.state.db, p =>
+        sqlx::query_as("SELECT path FROM artwork_uploads WHERE job_id = 'J-1'").fetch_one(p).await)
+    .unwrap();
+    assert_eq!(files, vec![std::path::PathBuf::from(&path)], "one file, the one its record names");
+}

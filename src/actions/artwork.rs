@@ -107,13 +107,14 @@ pub async fn upload(
             continue;
         }
         let safe = crate::model::safe_file_name(&name);
-        // Named by its content: a retry after a crash rewrites the file the failed attempt
-        // left (same bytes, same name) rather than adding another, and two uploads of one
-        // name to one job in the same second never write over each other.
+        // Named by its content and name alone, no time: a retry of a message whose unit
+        // failed after the file was written (the store busy, the process killed; the MTA
+        // tries again later) writes the same file again rather than leaving the first
+        // behind with no record, and two uploads of different files never meet.
         let digest: String = sha2::Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect();
-        let tail = format!("-{digest}-{safe}");
-        let path = dir.join(format!("{}{tail}", now.format("%Y%m%d%H%M%S"))).display().to_string();
-        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&path, bytes)) {
+        let tail = format!("{digest}-{safe}");
+        let path = dir.join(&tail).display().to_string();
+        if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| write_whole(&path, bytes)) {
             tracing::error!(error = %e, path, "artwork could not be stored");
             refused.push(format!("{name}: could not be stored; TOT has been told"));
             continue;
@@ -143,11 +144,7 @@ pub async fn upload(
                 path: &path,
             };
             // Kept for the job in the last minutes, or earlier in this upload: sent again.
-            if let Some((at, first)) = inbound::same_artwork(tx, &file, &tail, since).await? {
-                // Written under a name of its own (another second): not kept twice on disk.
-                if first != path {
-                    let _ = std::fs::remove_file(&path);
-                }
+            if let Some(at) = inbound::same_artwork(tx, &file, &tail, since).await? {
                 again.push(format!(
                     "{name}: received already, at {} UTC (the same file); kept once",
                     at.format("%H:%M")
@@ -187,6 +184,16 @@ pub async fn upload(
         a.title = format!("No artwork kept for job {job_id}:");
     }
     Ok(a)
+}
+
+/// Writes `bytes` to `path` whole or not at all: to a file beside it first, then renamed
+/// over it, so a file a record already names (the same content sent again) is never seen
+/// half-written.
+fn write_whole(path: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let part = format!("{path}.part-{}-{:x}", std::process::id(), rand::random::<u64>());
+    std::fs::write(&part, bytes).and_then(|_| std::fs::rename(&part, path)).inspect_err(|_| {
+        let _ = std::fs::remove_file(&part);
+    })
 }
 
 /// Removes stored artwork files whose rows are gone (a client TOT deleted): one already gone

@@ -207,17 +207,17 @@ pub async fn insert_artwork(tx: &mut Tx, a: &NewArtwork<'_>, now: DateTime<Utc>)
     Ok(())
 }
 
-/// When and where the same file (name, size, and content by the digest that ends its stored
-/// name, `stored_tail`) was kept for the job and requirement after `since`: the same upload
+/// When the same file (name, size, and content by the digest and name that end its stored
+/// path, `stored_tail`) was kept for the job and requirement after `since`: the same upload
 /// sent again (a second click, a form sent twice). The caller holds the job's row lock.
 pub async fn same_artwork(
     tx: &mut Tx,
     a: &NewArtwork<'_>,
     stored_tail: &str,
     since: DateTime<Utc>,
-) -> Result<Option<(DateTime<Utc>, String)>> {
-    Ok(on_tx!(tx, c => bind!(sqlx::query_as(
-        "SELECT created_at, path FROM artwork_uploads
+) -> Result<Option<DateTime<Utc>>> {
+    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
+        "SELECT created_at FROM artwork_uploads
          WHERE job_id = $1 AND file_name = $2 AND size_bytes = $3 AND created_at > $5
            AND (requirement_id = $6 OR (requirement_id IS NULL AND $6 IS NULL))
            AND substr(path, length(path) - length($4) + 1) = $4
