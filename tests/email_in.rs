@@ -1100,3 +1100,69 @@ async fn artwork_from_a_failed_attempt_is_not_left_beside_the_retrys() {
     .unwrap();
     assert_eq!(files, vec![std::path::PathBuf::from(&path)], "one file, the one its record names");
 }
+
+/// A signed reply (S/MIME, as Outlook sends from many companies) carries its signature as a
+/// part: it is no file the sender sent, so it is neither kept nor refused as artwork.
+#[tokio::test]
+async fn a_signed_replys_signature_is_not_taken_for_artwork() {
+    let c = Corpus::new().await;
+    let domain = c.t.state.config.email.reply_domain.clone();
+    let art = c.tokens.iter().find(|(p, _)| *p == "{{TOKEN_ART}}").unwrap().1.clone();
+    let pdf = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "%PDF-1.4\nlogo\n");
+    let signed = |id: &str, file: &str| {
+        format!(
+            "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+             From: Ann <ann@alpha.example>\r\nTo: reply+{art}@{domain}\r\nSubject: Re: art\r\n\
+             Message-ID: <{id}@alpha.example>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"; micalg=sha-256; boundary=SS\r\n\r\n\
+             --SS\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+             --b\r\nContent-Type: text/plain\r\n\r\nITEMS\r\n{file}--b--\r\n\
+             --SS\r\nContent-Type: application/pkcs7-signature; name=smime.p7s\r\n\
+             Content-Disposition: attachment; filename=smime.p7s\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+             MIAGCSqGSIb3DQEHAqCAMIACAQExDzANBglghkgBZQMEAgEFADCABgkqhkiG9w0BBwEAAKCAMIIB\r\n--SS--\r\n"
+        )
+    };
+    let d = handle(&c.t.state, signed("signed-items", "").as_bytes(), Utc::now()).await.unwrap();
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    let answer = last_answer(&c).await.text;
+    assert!(
+        answer.contains("need you") && !answer.contains("smime.p7s") && !answer.contains("artwork kept"),
+        "{answer}"
+    );
+    let file = format!(
+        "--b\r\nContent-Type: application/pdf; name=\"logo.pdf\"\r\nContent-Disposition: attachment; filename=\"logo.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n"
+    );
+    handle(&c.t.state, signed("signed-art", &file).as_bytes(), Utc::now()).await.unwrap();
+    let answer = last_answer(&c).await.text;
+    assert!(
+        answer.contains("logo.pdf (") && !answer.contains("smime.p7s"),
+        "the PDF kept, the signature not named: {answer}"
+    );
+}
+
+/// A decision with no id, in reply to a digest (which shows many), is answered with what is
+/// missing and its usage line; the answer's HTML does not claim replies go unread (its own
+/// reply address is read); a message with headers but neither sender nor Message-ID is
+/// recorded as ignored, not refused as unreadable (the MTA would bounce it).
+#[tokio::test]
+async fn a_decision_without_an_id_gets_its_usage_and_headerless_sender_mail_is_ignored() {
+    let c = Corpus::new().await;
+    let digest = c.tokens.iter().find(|(p, _)| *p == "{{TOKEN_DIGEST}}").unwrap().1.clone();
+    ann_replies(&c, &digest, "approve-what@alpha.example", "", "APPROVE\r\nNODELIVERY").await;
+    let answer = last_answer(&c).await;
+    assert!(
+        answer.text.contains("say which one, for example APPROVE V-1001. Usage: APPROVE <visual id>"),
+        "{}",
+        answer.text
+    );
+    assert!(answer.text.contains("Usage: NODELIVERY <job id>"), "{}", answer.text);
+    assert!(!answer.html.contains("replies are not read"), "{}", answer.html);
+
+    let no_sender =
+        b"To: reply@reply.tot.example\r\nSubject: hello\r\nDate: Sat, 5 Dec 2026 10:00:00 +0000\r\n\r\nITEMS\r\n";
+    let d = handle(&c.t.state, no_sender, Utc::now()).await.expect("taken in, not refused");
+    assert_eq!(kind(&d), "ignored", "{d:?}");
+    let e = handle(&c.t.state, b"\x00\x01 not mail at all", Utc::now()).await.unwrap_err();
+    assert!(e.to_string().contains("not an email message"), "{e}");
+}

@@ -244,7 +244,9 @@ fn decision_id(a: &Ask, named: Option<&str>, want: Category, command: CommandWor
                 _ if command == CommandWord::Reject => "REJECT V-1001 the navy is too light",
                 _ => "APPROVE V-1001",
             };
-            Err(ActionError::invalid(command.as_str(), format!("say which one, for example {example}")))
+            // What is wrong and the usage line, as for a command written wrong.
+            let usage = crate::actions::commands::usage(command);
+            Err(ActionError::invalid(command.as_str(), format!("say which one, for example {example}. Usage: {usage}")))
         }
     }
 }

@@ -9,6 +9,20 @@ use crate::actions::{ActionError, Actor, Unit};
 use crate::services::Services;
 use crate::store::StoreError;
 
+/// A message's signature (S/MIME's `smime.p7s`, OpenPGP's `signature.asc`): the mail
+/// program adds it to every message it signs, so it is no file the sender sent, and an
+/// answer about artwork refusing it would puzzle them.
+fn is_signature(a: &MessagePart<'_>) -> bool {
+    let signature_type = a.content_type().is_some_and(|c| {
+        c.ctype().eq_ignore_ascii_case("application")
+            && c.subtype().is_some_and(|s| {
+                ["pkcs7-signature", "x-pkcs7-signature", "pgp-signature"].iter().any(|t| s.eq_ignore_ascii_case(t))
+            })
+    });
+    let signature_name = a.attachment_name().is_some_and(|n| n.trim().to_ascii_lowercase().ends_with(".p7s"));
+    signature_type || signature_name
+}
+
 /// Files attached to a reply about missing artwork (A4) go to the artwork action.
 ///
 /// A file is a part marked as an attachment, or any part with a file name that the text of
@@ -34,7 +48,7 @@ pub(super) async fn store_attachments(
     };
     let mut files: Vec<Upload<'_>> = Vec::new();
     let mut pictures: Vec<String> = Vec::new();
-    for a in msg.attachments() {
+    for a in msg.attachments().filter(|a| !is_signature(a)) {
         let attached = a.content_disposition().is_some_and(|d| d.is_attachment());
         let named = a.attachment_name().is_some_and(|n| !n.trim().is_empty());
         if !attached && in_text(a) {

@@ -18,8 +18,11 @@ pub fn parse(raw: &[u8]) -> Result<Message<'_>, String> {
         dismantle(msg);
         return Err(format!("it nests messages more than {MAX_NESTED_MESSAGES} deep"));
     }
-    if msg.from().is_none() && msg.message_id().is_none() {
-        return Err("no headers could be read".into());
+    // Mail has a header of mail's own (From, To, Subject, Date, Message-ID…), if not every
+    // one: such a message missing its sender is taken in and recorded as ignored, not bounced
+    // to whoever sent it as unreadable. Text with none of them is no email.
+    if !msg.headers().iter().any(|h| !matches!(h.name, mail_parser::HeaderName::Other(_))) {
+        return Err("no mail headers (From, To, Subject, Date…) could be read".into());
     }
     Ok(msg)
 }

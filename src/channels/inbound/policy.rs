@@ -25,7 +25,7 @@ pub(super) fn token_for(msg: &mail_parser::Message<'_>, prefix: &str, domain: &s
 /// Auto-replies, vacation messages and list mail: never acted on, never answered.
 pub(super) fn automatic(msg: &mail_parser::Message<'_>) -> Option<String> {
     if let Some(v) = msg.header_raw("Auto-Submitted")
-        && auto_submitted_keyword(v) != "no"
+        && header_keyword(v) != "no"
     {
         return Some(format!("Auto-Submitted: {}", crate::model::shown(v.trim(), 60)));
     }
@@ -35,7 +35,7 @@ pub(super) fn automatic(msg: &mail_parser::Message<'_>) -> Option<String> {
         }
     }
     if let Some(p) = msg.header_raw("Precedence") {
-        let p = p.trim().to_ascii_lowercase();
+        let p = header_keyword(p);
         if matches!(p.as_str(), "bulk" | "junk" | "list" | "auto_reply") {
             return Some(format!("Precedence: {p}"));
         }
@@ -106,10 +106,11 @@ pub(super) fn auth_failure(msg: &mail_parser::Message<'_>, from: &str, trusted: 
     None
 }
 
-/// The keyword of an `Auto-Submitted` value (RFC 3834 section 5), lower case: what is left
-/// with comments (in parentheses) taken out, before any `;` parameters. `No (typed by me)`
-/// and `no; owner-email="x@y"` are a person's mail, as plain `no` is.
-fn auto_submitted_keyword(v: &str) -> String {
+/// The keyword of a header value such as `Auto-Submitted` (RFC 3834 section 5) or
+/// `Precedence`, lower case: what is left with comments (in parentheses) taken out, before
+/// any `;` parameters. `No (typed by me)` and `no; owner-email="x@y"` are a person's mail, as
+/// plain `no` is; `junk (spam)` is junk.
+fn header_keyword(v: &str) -> String {
     let mut out = String::new();
     let mut depth = 0u32;
     let mut chars = v.chars();
@@ -152,6 +153,21 @@ mod tests {
         }
         for machine in ["auto-replied", "auto-generated (vacation)", "auto-notified; owner-email=\"a@b\"", "nope"] {
             assert!(with(machine).is_some(), "{machine:?}");
+        }
+    }
+
+    #[test]
+    fn precedence_is_read_without_its_comments() {
+        let with = |value: &str| {
+            let raw = format!("From: a@b.example\r\nPrecedence: {value}\r\nSubject: x\r\n\r\nITEMS\r\n");
+            let msg = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+            automatic(&msg)
+        };
+        for machine in ["junk (spam)", "BULK", "(from a list) list", " auto_reply "] {
+            assert!(with(machine).is_some(), "{machine:?}");
+        }
+        for person in ["first-class", "normal (by hand)"] {
+            assert_eq!(with(person), None, "{person:?}");
         }
     }
 }
