@@ -44,7 +44,13 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3
 fn check_data_dir(dir: &std::path::Path) -> Result<(), String> {
     // Named for this process: two starting at once do not remove each other's.
     let probe = dir.join(format!(".cport-write-check-{}", std::process::id()));
-    std::fs::create_dir_all(dir)
+    // Made for the service and its group alone (0750, as the packaged unit makes it): it
+    // keeps clients' artwork and mail holding sign-in links. One that exists keeps its mode.
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o750)
+        .create(dir)
         .and_then(|_| std::fs::write(&probe, b""))
         .and_then(|_| std::fs::remove_file(&probe))
         .map_err(|e| format!("data_dir: cannot write to {}: {e}", dir.display()))

@@ -719,10 +719,16 @@ fn the_demo_keeps_its_secrets_to_its_owner() {
             break;
         }
     }
-    let mode = std::fs::metadata(dir.path().join("cport.toml")).map(|m| {
+    let mode_of = |path: &std::path::Path| {
         use std::os::unix::fs::PermissionsExt;
-        m.permissions().mode() & 0o777
-    });
+        std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777)
+    };
+    let mode = mode_of(&dir.path().join("cport.toml"));
+    // The store and the mail hold every message's text, sign-in links among them.
+    let store_mode = mode_of(&dir.path().join("cport.db"));
+    let mail_modes: Vec<u32> = std::fs::read_dir(dir.path().join("mail"))
+        .map(|d| d.filter_map(|e| mode_of(&e.ok()?.path()).ok()).collect())
+        .unwrap_or_default();
     // A second demo in the same folder while the first serves from it: refused, its store
     // untouched; on the port the first holds: refused before anything is cleared.
     let store = std::fs::metadata(dir.path().join("cport.db")).map(|m| m.modified().unwrap());
@@ -746,6 +752,11 @@ fn the_demo_keeps_its_secrets_to_its_owner() {
     assert!(!busy.0 && busy.2.contains("--listen") && busy.2.contains("cannot listen"), "{}", busy.2);
     assert!(other.path().join("cport.toml").exists(), "nothing cleared for a port in use");
     assert_eq!(mode.unwrap(), 0o600, "the config holds the API token and link secret");
+    assert_eq!(store_mode.unwrap(), 0o600, "the store is its owner's alone");
+    assert!(
+        !mail_modes.is_empty() && mail_modes.iter().all(|m| m & 0o007 == 0),
+        "no mail readable by all: {mail_modes:?}"
+    );
     let hints: Vec<&String> = seen.iter().filter(|l| l.contains("staff add")).collect();
     assert_eq!(hints.len(), 1, "the demo says how to make a staff account: {seen:?}");
     // A message's row: its id, then its status.

@@ -84,10 +84,11 @@ impl Mailer {
                     .await
                     .map_err(|e| SendError::Transient(format!("file transport: {e}")))?;
                 let name = format!("{id}.eml");
-                // Readable by the service's other processes whichever wrote it: the MTA's
-                // pipe runs with a umask of 077.
+                // Readable by the service's group whichever of its processes wrote it (the
+                // MTA's pipe runs with a umask of 077), and by no one else: a message holds
+                // its reader's sign-in links.
                 use std::os::unix::fs::PermissionsExt;
-                let _ = tokio::fs::set_permissions(dir.join(&name), std::fs::Permissions::from_mode(0o644)).await;
+                let _ = tokio::fs::set_permissions(dir.join(&name), std::fs::Permissions::from_mode(0o640)).await;
                 Ok(name)
             }
             Mailer::Pooled(pool) => pool.send(envelope, raw, gate).await,

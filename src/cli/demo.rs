@@ -107,7 +107,10 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     config.link_secret = Secret::new(random_secret());
     config.email.dir = dir.join("mail");
     config.validate(Need::Secrets)?;
-    std::fs::create_dir_all(dir).with_context(|| format!("--data-dir: cannot create {}", dir.display()))?;
+    // Its owner's alone: it holds the store, the config's secrets and mail with sign-in links.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)
+        .with_context(|| format!("--data-dir: cannot create {}", dir.display()))?;
     // One demo a folder: a second would delete the store the first is serving from.
     let lock = demo_lock(dir)?;
     clear_demo_files(dir).with_context(|| format!("cannot clear the old demo in {}", dir.display()))?;
@@ -124,6 +127,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("demo data did not load: {e}"))?;
     let records: usize = reports.iter().map(|r| r.received).sum();
 
+    start_warnings(&config);
     let app = App::build_on(config.clone(), db, listener).await?;
     // What is sent is sent after the records it is about were written (a reply to a message
     // older than its contact's record is not taken as that contact's).

@@ -207,6 +207,19 @@ impl Db {
             {
                 std::fs::create_dir_all(parent).map_err(|e| open_err(&e))?;
             }
+            // A new store is its owner's alone (0600, whatever the umask): it holds every
+            // message's text, sign-in links among them. SQLite gives its -wal and -shm files
+            // the store's own mode. One that exists keeps the mode it has.
+            if opts.get_filename().as_os_str() != ":memory:" {
+                use std::os::unix::fs::OpenOptionsExt;
+                let made =
+                    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(opts.get_filename());
+                match made {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(open_err(&e)),
+                }
+            }
             // No ping before each use: a connection to a local file cannot have gone stale,
             // and sqlx's ping is one more hop to the connection's worker thread on every query.
             let pool = SqlitePoolOptions::new()
