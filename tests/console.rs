@@ -485,6 +485,20 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
     let audit = cport::store::staff::recent_audit(&app.db, 10).await.unwrap();
     let done: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
     assert!(done.contains(&"re-queued message") && done.contains(&"dropped message"), "{done:?}");
+
+    // A message for a contact TOT has since removed would be dropped at once by the sender:
+    // staff are told so, not that it goes with the next send.
+    let p = cport::actions::mail::login_email(&app.state, &ann, "http://127.0.0.1:9/l/x").unwrap();
+    let mut tx = app.db.begin().await.unwrap();
+    let queued = p.queued(Some("P-1A"), cport::model::MessageKind::System, "test:gone".into(), None, later);
+    let gone = cport::store::outbox::insert_message(&mut tx, &queued, now).await.unwrap().unwrap();
+    tx.commit().await.unwrap();
+    app.submit(&staff, &format!("/staff/outbox/{gone}"), &[("action", "drop")]).await;
+    assert_eq!(app.delete("contacts", &["P-1A"]).await.0, 200);
+    let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{gone}"), &[("action", "requeue")]).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("no longer an active contact"), "{body}");
+    assert_eq!(status_of(&app, gone).await, "dropped");
 }
 
 #[tokio::test]

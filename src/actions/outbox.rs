@@ -11,6 +11,17 @@ use crate::store::outbox::{self as ob, Requeue};
 /// banner that was retracted or has expired (it shows nowhere). A running server's senders
 /// are its caller's to wake.
 pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<DateTime<Utc>, ActionError> {
+    // One for a contact no longer active would be dropped by the sender at once: staff are
+    // told so, not that it goes with the next send.
+    if let Some(row) = ob::get_message(db, id).await?
+        && let Some(contact) = &row.contact_id
+        && crate::store::contacts::active_contact(db, contact).await?.is_none()
+    {
+        return Err(ActionError::Conflict(format!(
+            "message {id} is for {}, who is no longer an active contact: it would not be sent, so it is not queued again",
+            crate::model::quoted(contact)
+        )));
+    }
     match ob::requeue(db, id, now).await? {
         Requeue::Queued(at) => Ok(at),
         Requeue::Missing => Err(ActionError::NotFound(format!("message {id}"))),
