@@ -136,6 +136,13 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
     assert!(err.contains("jobs[2] (J-3) status: `lost` is not one of"), "{err}");
     assert!(err.contains("contacts[1] (P-1B) email"), "{err}");
     assert!(err.contains("nothing was written"), "{err}");
+    // A key naming no entity is the document's problem, not counted as a record.
+    doc["widgets"] = serde_json::json!([]);
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
+    assert!(!ok);
+    assert!(err.contains("1 problem(s) with the document as a whole") && !err.contains("invalid record"), "{err}");
+    assert!(err.contains("widgets"), "{err}");
 
     let db = cport::store::Db::connect(&url).await.unwrap();
     let (n,): (i64,) =

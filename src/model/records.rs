@@ -985,31 +985,43 @@ pub struct RecordError {
 }
 
 /// A batch or document refused: its problems as listed (a report lists the first thousand),
-/// and how many records and problems there were in all.
+/// how many records had problems and how many problems there were in all, and how many of
+/// those were about no one record (an unknown entity, the document's shape).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
     pub errors: Vec<RecordError>,
     pub records: usize,
     pub problems: usize,
+    pub whole: usize,
 }
 
 impl From<Vec<RecordError>> for Refused {
     /// Every problem listed: counted from the list.
     fn from(errors: Vec<RecordError>) -> Refused {
-        let records =
-            errors.iter().map(|e| (&e.entity, e.index, &e.id)).collect::<std::collections::HashSet<_>>().len();
-        Refused { records, problems: errors.len(), errors }
+        let placed = || errors.iter().filter(|e| e.index.is_some() || e.id.is_some());
+        let records = placed().map(|e| (&e.entity, e.index, &e.id)).collect::<std::collections::HashSet<_>>().len();
+        let whole = errors.len() - placed().count();
+        Refused { records, problems: errors.len(), whole, errors }
     }
 }
 
 impl Refused {
     /// How many records it is about, as a refusal says it: one record may have several
-    /// problems, and a count of problems would read as a count of records.
+    /// problems, and a count of problems would read as a count of records; a problem with no
+    /// record (an unknown entity) is said as the document's, not counted as a record.
     pub fn counted(&self) -> String {
-        match self.records == self.problems {
-            true => format!("{} invalid record(s)", self.records),
-            false => format!("{} invalid record(s), {} problems", self.records, self.problems),
+        let in_records = self.problems - self.whole.min(self.problems);
+        let mut said = Vec::new();
+        if self.records > 0 || self.whole == 0 {
+            said.push(match self.records == in_records {
+                true => format!("{} invalid record(s)", self.records),
+                false => format!("{} invalid record(s), {in_records} problems", self.records),
+            });
         }
+        if self.whole > 0 {
+            said.push(format!("{} problem(s) with the document as a whole", self.whole));
+        }
+        said.join(" and ")
     }
 }
 

@@ -318,7 +318,8 @@ impl Listed {
     /// The refusal: the errors listed, a last row counting those that are not, and, when
     /// none was found, `otherwise` as the document's one error.
     pub(crate) fn into_error(self, otherwise: Option<String>) -> SyncError {
-        let records = self.records.values().flatten().map(|w| w.count_ones() as usize).sum::<usize>() + self.unplaced;
+        let records = self.records.values().flatten().map(|w| w.count_ones() as usize).sum::<usize>();
+        let whole = self.unplaced;
         let problems = self.errs.len() + self.more;
         let Listed { mut errs, more, .. } = self;
         let document = |reason: String| RecordError {
@@ -335,7 +336,7 @@ impl Listed {
             errs.push(document(reason));
             return SyncError::Invalid(errs.into());
         }
-        SyncError::Invalid(Refused { errors: errs, records, problems })
+        SyncError::Invalid(Refused { errors: errs, records, problems, whole })
     }
 
     pub(crate) fn push(&mut self, errs: Vec<RecordError>) {
