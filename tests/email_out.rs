@@ -813,7 +813,7 @@ async fn a_retracted_urgent_banner_is_not_pushed_afterwards() {
     // the banner shows nowhere, and that is said.
     use cport::store::outbox::{Requeue, requeue};
     let dropped = rows.iter().find(|r| r.kind.as_str() == "banner").unwrap().id;
-    let said = cport::actions::outbox::requeue(&t.state.db, dropped, now).await.unwrap_err().to_string();
+    let said = cport::actions::outbox::requeue(&t.state, dropped, now).await.unwrap_err().to_string();
     assert!(said.contains("its banner was retracted or has expired"), "{said}");
     let first = rows.iter().find(|r| r.kind.as_str() == "banner").unwrap().id;
     assert_eq!(requeue(&t.state.db, first, now).await.unwrap(), Requeue::BannerGone);
@@ -968,40 +968,67 @@ async fn a_category_set_off_is_in_no_message_and_alerts_follow_what_a_contact_tu
 }
 
 /// Quiet hours hold every alert, not only its first try: a retry after a failure that would
-/// fall inside them, and a staff reminder sent while they last, both wait for their end.
+/// fall inside them waits for their end; so does a staff reminder sent while they last, and
+/// an alert already due when the contact set them (it goes back untried, its attempt kept).
 #[tokio::test]
-async fn quiet_hours_hold_an_alerts_retry_and_a_staff_reminder() {
-    let (_smtp, t) = mailing_world(|w| w["contacts"][0]["email"] = json!("tempfail@alpha.example")).await;
+async fn quiet_hours_hold_an_alerts_retry_a_staff_reminder_and_one_already_due() {
+    let smtp = SmtpServer::start();
+    let t = TestState::new(|c| {
+        smtp_config(c, smtp.port);
+        // A retry four minutes on (three at the least, with its jitter): inside quiet hours
+        // that begin within two minutes, and a minute at the least after the first try.
+        c.outbox.backoff_base_seconds = 240;
+    })
+    .await;
+    let mut w = world();
+    w["contacts"][0]["email"] = json!("tempfail@alpha.example");
+    t.load(w).await;
     let now = Utc::now();
     assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
     t.load(json!({"visuals": [{"id": "V-10", "client_id": "C-1", "job_id": "J-1", "design_id": "V-10",
         "category": "Colour visual", "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]}))
         .await;
     assert!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap() > 0);
-    // The contact's quiet hours began an hour ago (UTC) and end in two: set after the alert
-    // was queued, so its first try goes, fails with a 451, and is retried.
-    let hm = |d: chrono::DateTime<Utc>| d.format("%H:%M").to_string();
-    let mut s = cport::store::settings::get_settings(&t.state.db, "P-1A").await.unwrap();
-    s.timezone = Some("UTC".into());
-    s.quiet_start = Some(hm(now - Duration::hours(1)));
-    s.quiet_end = Some(hm(now + Duration::hours(2)));
-    cport::store::settings::save_preferences(&t.state.db, &s, now).await.unwrap();
-    let end = now + Duration::hours(2);
-    let quiet_end = end - Duration::seconds(end.second() as i64) - Duration::nanoseconds(end.nanosecond() as i64);
+    // Ann's quiet hours (UTC) begin at the second whole minute from now and end in two hours.
+    let minute = |d: chrono::DateTime<Utc>| {
+        d - Duration::seconds(d.second() as i64) - Duration::nanoseconds(d.nanosecond() as i64)
+    };
+    let (start, end) = (minute(now) + Duration::minutes(2), minute(now + Duration::hours(2)));
+    let quiet = |id: &'static str, start: chrono::DateTime<Utc>| {
+        let db = t.state.db.clone();
+        async move {
+            let mut s = cport::store::settings::get_settings(&db, id).await.unwrap();
+            s.timezone = Some("UTC".into());
+            s.quiet_start = Some(start.format("%H:%M").to_string());
+            s.quiet_end = Some(end.format("%H:%M").to_string());
+            cport::store::settings::save_preferences(&db, &s, now).await.unwrap();
+        }
+    };
+    quiet("P-1A", start).await;
 
+    // Its first try goes (quiet hours have not begun) and fails with a 451; the retry, four
+    // minutes on, would fall inside them: it waits for their end.
     drain(&t.state).await.unwrap();
     let rows = list_messages(&t.state.db, None, 20).await.unwrap();
     let row = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1A")).expect("P-1A's alert");
     assert_eq!(row.status.as_str(), "failed", "{row:?}");
     assert!(row.last_error.as_deref().unwrap_or_default().contains("451"), "{row:?}");
-    assert_eq!(row.next_attempt_at, quiet_end, "the retry waits for the quiet hours' end, not ~30 s");
+    assert_eq!(row.next_attempt_at, end, "the retry waits for the quiet hours' end");
 
-    let r = cport::actions::chase::remind(&t.state, "P-1A", "A1:V-10", now).await.unwrap();
-    assert_eq!(r.held_until, Some(quiet_end), "staff are told when it goes");
-    let rows = list_messages(&t.state.db, None, 20).await.unwrap();
-    let reminder = rows.iter().find(|r| r.idem_key.starts_with("remind:P-1A:")).expect("the reminder");
-    assert_eq!(reminder.next_attempt_at, quiet_end);
-    // A contact with no quiet hours is reminded at once.
+    // Bob's alert went; a reminder to him is due at once. His quiet hours, set now and
+    // already begun, hold it when it comes to be sent: back in the queue, untried.
     let r = cport::actions::chase::remind(&t.state, "P-1B", "A1:V-10", now).await.unwrap();
-    assert_eq!(r.held_until, None);
+    assert_eq!(r.held_until, None, "no quiet hours when it was queued");
+    quiet("P-1B", minute(now) - Duration::hours(1)).await;
+    let sent = smtp.messages().len();
+    drain(&t.state).await.unwrap();
+    assert_eq!(smtp.messages().len(), sent, "nothing sent to Bob in his quiet hours");
+    let rows = list_messages(&t.state.db, None, 20).await.unwrap();
+    let held = rows.iter().find(|r| r.idem_key.starts_with("remind:P-1B:")).expect("the reminder");
+    assert_eq!((held.status.as_str(), held.attempts, held.next_attempt_at), ("queued", 0, end), "{held:?}");
+
+    // Staff reminding Ann while her quiet hours last are told when it goes.
+    let later = start + Duration::seconds(30);
+    let r = cport::actions::chase::remind(&t.state, "P-1A", "A1:V-10", later).await.unwrap();
+    assert_eq!(r.held_until, Some(end), "staff are told when it goes");
 }

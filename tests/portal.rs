@@ -614,6 +614,21 @@ async fn passwords_login_limits_and_single_use_reset_links() {
     assert_eq!(status, 303);
     let (status, location, _) = login("anns new password").await;
     assert_eq!((status, location.as_str()), (303, "/visuals"), "the new password ends the lockout");
+    // Locked again, she signs in by an emailed link and changes her password there: the
+    // new one works on her other devices at once too.
+    for _ in 0..5 {
+        assert_eq!(login("wrong").await.0, 401);
+    }
+    assert_eq!(login("anns new password").await.0, 429);
+    let by_link = app.signed_in("P-1A").await;
+    let fields = [
+        ("current_password", "anns new password"),
+        ("new_password", "anns third password"),
+        ("confirm_password", "anns third password"),
+    ];
+    app.submit(&by_link, "/password", &fields).await;
+    let (status, location, _) = login("anns third password").await;
+    assert_eq!((status, location.as_str()), (303, "/visuals"), "a changed password ends the lockout");
     app.stop().await;
 }
 

@@ -1,25 +1,29 @@
-//! Staff's hands on the outbox: a failed, dead or dropped message queued again.
+//! Staff's hands on the outbox: a failed, dead or dropped message queued again; and the rule
+//! the senders and staff share, whether a message is still to go.
 
 use chrono::{DateTime, Utc};
 
+use std::collections::HashMap;
+
 use super::ActionError;
-use crate::store::Db;
-use crate::store::outbox::{self as ob, Requeue};
+use crate::model::{MessageKind, Outlet};
+use crate::services::Services;
+use crate::store::StoreError;
+use crate::store::outbox::{self as ob, OutboxRow, Requeue};
 
 /// Queues message `id` again; gives when it goes (a banner's push waits for its banner's
 /// start). Refused, saying why, when it is not failed, dead or dropped, or is a push of a
 /// banner that was retracted or has expired (it shows nowhere). A running server's senders
 /// are its caller's to wake.
-pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<DateTime<Utc>, ActionError> {
-    // One for a contact no longer active would be dropped by the sender at once: staff are
-    // told so, not that it goes with the next send.
+pub async fn requeue(state: &Services, id: i64, now: DateTime<Utc>) -> Result<DateTime<Utc>, ActionError> {
+    let db = &state.db;
+    // One the senders would drop at once (its contact no longer active, its chat unlinked,
+    // such emails turned off): staff are told why, not that it goes with the next send.
     if let Some(row) = ob::get_message(db, id).await?
-        && let Some(contact) = &row.contact_id
-        && crate::store::contacts::active_contact(db, contact).await?.is_none()
+        && let Some(why) = unwanted_now(state, &row).await?
     {
         return Err(ActionError::Conflict(format!(
-            "message {id} is for {}, who is no longer an active contact: it would not be sent, so it is not queued again",
-            crate::model::quoted(contact)
+            "message {id} would not be sent ({why}), so it is not queued again"
         )));
     }
     match ob::requeue(db, id, now).await? {
@@ -41,4 +45,56 @@ pub fn queued_again(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     } else {
         "Queued again; it goes with the next send.".into()
     }
+}
+
+/// [`unwanted`] for one message, its contact's state read now.
+async fn unwanted_now(state: &Services, row: &OutboxRow) -> Result<Option<&'static str>, StoreError> {
+    let contacts: Vec<&str> = row.contact_id.as_deref().into_iter().collect();
+    let active = crate::store::contacts::active_of(&state.db, &contacts).await?;
+    let settings = crate::store::settings::settings_of(&state.db, &contacts).await?;
+    unwanted(state, row, &active, &settings).await
+}
+
+/// Why a row is no longer to be sent, if it is not: its contact was deactivated (or removed)
+/// since it was queued, or the chat it goes to was unlinked from them, or its banner is gone,
+/// or (a change event) the webhook was turned off. A digest, an alert or
+/// a banner held by quiet hours or a retry would otherwise show what is no longer theirs to
+/// see, or reach a chat whose user said to stop.
+pub async fn unwanted(
+    state: &Services,
+    row: &OutboxRow,
+    active: &std::collections::HashSet<String>,
+    settings: &HashMap<String, crate::store::settings::ContactSettings>,
+) -> Result<Option<&'static str>, StoreError> {
+    // A change event queued while the webhook was set goes nowhere once it is not.
+    if row.channel == Outlet::Webhook && state.config.webhook.url.is_empty() {
+        return Ok(Some("webhook.url is not set any more"));
+    }
+    // A banner's push after its banner was retracted, or once it has expired (a retry after
+    // an outage, a claim held through the retraction), would tell of what shows nowhere.
+    if row.kind == MessageKind::Banner && ob::banner_gone_for(&state.db, row.id, chrono::Utc::now()).await? {
+        return Ok(Some("its banner was retracted or has expired"));
+    }
+    let Some(contact) = &row.contact_id else {
+        return Ok(None);
+    };
+    if !active.contains(contact) {
+        return Ok(Some("the contact is no longer active"));
+    }
+    // An answer goes to the chat that asked, linked or not.
+    let told = matches!(row.kind, MessageKind::Digest | MessageKind::Alert | MessageKind::Banner);
+    if !told || row.channel == Outlet::Webhook {
+        return Ok(None);
+    }
+    // A digest or an alert held by quiet hours or the batch window, or waiting for a retry,
+    // goes to no one who has since turned such emails off (one click in the last one). An
+    // address suspended by bounces is the sender's to refuse, saying so.
+    if row.channel == Outlet::Email {
+        let kind = crate::store::settings::Sending::of_kind(row.kind);
+        let wants = settings.get(contact).is_none_or(|s| s.wants(kind));
+        return Ok((!wants).then_some("the contact has turned these emails off since"));
+    }
+    let linked = crate::store::chat::chats_of_contact(&state.db, contact).await?;
+    let still = linked.iter().any(|l| l.channel.as_str() == row.channel.as_str() && l.chat_id == row.recipient);
+    Ok((!still).then_some("the chat is no longer linked to the contact"))
 }

@@ -86,7 +86,8 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
             }
         }
         OutboxCommand::Retry { id: Some(id), .. } => {
-            match crate::actions::outbox::requeue(db, id, now).await {
+            let services = crate::services::Services::new(config.clone(), db.clone());
+            match crate::actions::outbox::requeue(&services, id, now).await {
                 Ok(at) => println!("message {id}: {}", crate::actions::outbox::queued_again(at, now)),
                 // Not there, or not to be queued again: said, naming why.
                 Err(e @ (crate::actions::ActionError::NotFound(_) | crate::actions::ActionError::Conflict(_))) => {

@@ -26,15 +26,19 @@ impl Proxies {
     /// are believed: what a client wrote at the left of the list is passed over, since the
     /// first untrusted hop from the right is where the request entered. An entry that is no
     /// address ends the walk at the last address believed.
-    pub fn client<'a>(&self, peer: IpAddr, forwarded_for: impl IntoIterator<Item = &'a str>) -> IpAddr {
+    ///
+    /// The values are bytes: a proxy appends the address it saw to whatever the client sent,
+    /// in the same value, so a byte a client wrote that is no text (`é`) spoils only its own
+    /// entry, never the proxy's on the right.
+    pub fn client<'a>(&self, peer: IpAddr, forwarded_for: impl IntoIterator<Item = &'a [u8]>) -> IpAddr {
         let peer = peer.to_canonical();
         if !self.trusts(peer) {
             return peer;
         }
-        let hops: Vec<&str> = forwarded_for.into_iter().flat_map(|v| v.split(',')).collect();
+        let hops: Vec<&[u8]> = forwarded_for.into_iter().flat_map(|v| v.split(|b| *b == b',')).collect();
         let mut client = peer;
         for hop in hops.iter().rev().take(MOST_HOPS) {
-            let Some(ip) = hop_address(hop.trim()) else { break };
+            let Some(ip) = std::str::from_utf8(hop).ok().and_then(|h| hop_address(h.trim())) else { break };
             client = ip;
             if !self.trusts(ip) {
                 break;
@@ -44,10 +48,11 @@ impl Proxies {
     }
 }
 
-/// One `X-Forwarded-For` entry: an address, perhaps with a port (`192.0.2.1:4711`,
-/// `[2001:db8::1]:4711`).
+/// One `X-Forwarded-For` entry: an address, perhaps bracketed or with a port
+/// (`192.0.2.1:4711`, `[2001:db8::1]`, `[2001:db8::1]:4711`).
 fn hop_address(hop: &str) -> Option<IpAddr> {
-    hop.parse::<IpAddr>()
+    let bare = hop.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(hop);
+    bare.parse::<IpAddr>()
         .ok()
         .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
         .map(|ip| ip.to_canonical())
@@ -56,7 +61,9 @@ fn hop_address(hop: &str) -> Option<IpAddr> {
 /// One entry of the list as the file writes it: `10.0.0.0/8` or `127.0.0.1`.
 fn parse_entry(s: &str) -> Result<IpNet, String> {
     let s = s.trim();
-    s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from)).map_err(|_| {
+    // A single address as the addresses checked against it are: an IPv4 one written as
+    // IPv6 (`::ffff:10.0.0.1`) is the IPv4 one.
+    s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(|ip| IpNet::from(ip.to_canonical()))).map_err(|_| {
         format!("{} is not an address or a network (like 127.0.0.1 or 10.0.0.0/8)", crate::model::quoted(s))
     })
 }
@@ -99,19 +106,28 @@ mod tests {
     fn only_a_trusted_proxy_is_believed_and_only_from_the_right() {
         let p: Proxies = serde_json::from_str(r#"["127.0.0.1", "10.0.0.0/8", "::1"]"#).unwrap();
         // Straight from a client: its own address, whatever it says.
-        assert_eq!(p.client(ip("203.0.113.9"), ["198.51.100.1"]), ip("203.0.113.9"));
+        let client = |peer: &str, values: &[&str]| p.client(ip(peer), values.iter().map(|v| v.as_bytes()));
+        assert_eq!(client("203.0.113.9", &["198.51.100.1"]), ip("203.0.113.9"));
         // Through the proxy: the address the proxy appended.
-        assert_eq!(p.client(ip("127.0.0.1"), ["203.0.113.7"]), ip("203.0.113.7"));
+        assert_eq!(client("127.0.0.1", &["203.0.113.7"]), ip("203.0.113.7"));
         // A client that forged an entry on the left is still its own address.
-        assert_eq!(p.client(ip("127.0.0.1"), ["1.2.3.4, 203.0.113.7"]), ip("203.0.113.7"));
-        // Through two proxies (both trusted), over two headers, with ports.
-        assert_eq!(p.client(ip("::1"), ["203.0.113.7:4711", "10.1.2.3"]), ip("203.0.113.7"));
-        assert_eq!(p.client(ip("::ffff:127.0.0.1"), ["[2001:db8::1]:80"]), ip("2001:db8::1"));
+        assert_eq!(client("127.0.0.1", &["1.2.3.4, 203.0.113.7"]), ip("203.0.113.7"));
+        // Bytes that are no text on the left spoil only their own entry.
+        let odd = p.client(ip("127.0.0.1"), [b"\xc3\xa9, 203.0.113.7".as_slice()]);
+        assert_eq!(odd, ip("203.0.113.7"));
+        // Through two proxies (both trusted), over two headers, with ports and brackets.
+        assert_eq!(client("::1", &["203.0.113.7:4711", "10.1.2.3"]), ip("203.0.113.7"));
+        assert_eq!(client("::ffff:127.0.0.1", &["[2001:db8::1]:80"]), ip("2001:db8::1"));
+        assert_eq!(client("127.0.0.1", &["[2001:db8::2]"]), ip("2001:db8::2"));
         // No header, or nonsense in it: the nearest address known.
-        assert_eq!(p.client(ip("127.0.0.1"), []), ip("127.0.0.1"));
-        assert_eq!(p.client(ip("127.0.0.1"), ["unknown, 10.0.0.5"]), ip("10.0.0.5"));
+        assert_eq!(client("127.0.0.1", &[]), ip("127.0.0.1"));
+        assert_eq!(client("127.0.0.1", &["unknown, 10.0.0.5"]), ip("10.0.0.5"));
         // No proxies trusted: the header is never read.
-        assert_eq!(Proxies::default().client(ip("127.0.0.1"), ["203.0.113.7"]), ip("127.0.0.1"));
+        let none = Proxies::default().client(ip("127.0.0.1"), [b"203.0.113.7".as_slice()]);
+        assert_eq!(none, ip("127.0.0.1"));
+        // An IPv4 proxy written as IPv6 is the IPv4 one.
+        let mapped: Proxies = serde_json::from_str(r#"["::ffff:127.0.0.1"]"#).unwrap();
+        assert!(mapped.trusts(ip("127.0.0.1")));
         let bad = serde_json::from_str::<Proxies>(r#"["10.0.0.0/99"]"#).unwrap_err().to_string();
         assert!(bad.contains("is not an address or a network"), "{bad}");
     }

@@ -134,12 +134,12 @@ pub async fn password_form(State(state): State<AppState>, headers: HeaderMap, Qu
     }
 }
 
-/// `POST /staff/password`: sets the password once per link, and ends the account's sessions.
 /// The sign-in limit's key for a staff address.
 fn staff_account(email: &str) -> String {
     format!("staff:{}", email.trim().to_lowercase())
 }
 
+/// `POST /staff/password`: sets the password once per link, and ends the account's sessions.
 pub async fn set_password(State(state): State<AppState>, AnonForm { form, headers, .. }: AnonForm) -> Reply {
     let token = form.text("token");
     let Some((id, nonce)) = link_account(&state, &token).await? else {

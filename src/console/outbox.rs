@@ -193,7 +193,7 @@ pub async fn act(
     match form.get("action") {
         Some("requeue") => {
             // Another click may have queued it a moment ago, or its banner is gone: said.
-            let at = crate::actions::outbox::requeue(&state.db, row.id, now).await?;
+            let at = crate::actions::outbox::requeue(&state, row.id, now).await?;
             state.wake_dispatch.notify_waiters();
             staff.record(&state, "re-queued message", &row.id.to_string()).await;
             Ok(see_other(&state, staff.session_key(), &back, &crate::actions::outbox::queued_again(at, now)))

@@ -17,14 +17,13 @@ use crate::store::outbox::{self, Mark, OutboxRow};
 mod loops;
 mod marks;
 mod render;
-mod unwanted;
 
+use crate::actions::outbox::unwanted;
 pub use loops::{DrainReport, drain, drain_concurrently, drain_with, run_worker};
 use marks::PendingMark;
 pub use marks::{Crew, Marker};
 pub use render::{Rendered, render};
 use render::{chat_message, email_of};
-use unwanted::unwanted;
 
 /// What one dispatch step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -358,6 +357,17 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
     // gate longer is handed back untried, not handed over and then given up on at once.
     let gate = &gate.until(tokio::time::Instant::now() + limit, limit / 4);
     let unwanted = unwanted(state, &row, active, settings).await;
+    // An alert due while its contact's quiet hours hold it (they were set after it was
+    // queued, or staff queued it again) goes back untried, with its attempt, until they end.
+    if let Ok(None) = unwanted {
+        let now = Utc::now();
+        let until = after_quiet_hours(state, &row, settings, now).await;
+        if until > now {
+            tracing::info!(id = row.id, until = %until, "an alert held by its contact's quiet hours");
+            outbox::release_claim_until(&state.db, token, &[row.id], until, now).await?;
+            return Ok(Settle::Done(Outcome::Retrying));
+        }
+    }
     let attempted = async {
         match &unwanted {
             Ok(Some(_)) => Ok(None),

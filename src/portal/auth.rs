@@ -291,9 +291,9 @@ async fn wrong_password(state: &AppState, headers: &HeaderMap, next: &str, email
         .await
 }
 
-/// The sign-in limit's key for a portal address (trimmed, lower-case).
+/// The sign-in limit's key for a portal address, trimmed and lower-case as sign-in reads it.
 fn portal_account(email: &str) -> String {
-    format!("acct:{email}")
+    format!("acct:{}", email.trim().to_lowercase())
 }
 
 /// `POST /login`: email and password.
@@ -331,7 +331,7 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
 
 /// Counts a request from this address against `kind`'s limit (sign-in links, resets).
 async fn limit_address(state: &AppState, kind: &str, addr: IpAddr) -> Result<(), HttpError> {
-    let key = format!("{kind}:{addr}");
+    let key = format!("{kind}:{}", address_key(addr));
     let limit = state.config.portal.login_attempts_per_address;
     if limits::attempt(&state.db, &key, limit, Utc::now().timestamp_millis()).await?.is_some() {
         return Err(HttpError::TooMany("Too many requests from here. Try again later.".into()));
@@ -455,6 +455,7 @@ pub async fn change_password(State(state): State<AppState>, CsrfForm(session, fo
         (_, Ok(new)) => {
             let now = Utc::now();
             replace_password(&state.db, &id, &hash_password(&new)?, now).await?;
+            SignInTries::password_set(&state, &portal_account(&session.actor.contact.email)).await?;
             let cookie = session::start(&state, &id, None).await?;
             return Ok(with_cookie(
                 super::see_other(
@@ -548,7 +549,7 @@ pub async fn reset(State(state): State<AppState>, AnonForm { form, headers, addr
             return invalid_link(&state, &headers).await;
         }
         replace_password(&state.db, &claims.contact_id, &hash_password(&new)?, now).await?;
-        let email = get_contact(&state.db, &claims.contact_id).await?.email.trim().to_lowercase();
+        let email = get_contact(&state.db, &claims.contact_id).await?.email;
         SignInTries::password_set(&state, &portal_account(&email)).await?;
         return Ok(super::see_other(&state, super::ANYONE, "/login", "Your new password is set. Sign in with it."));
     }

@@ -230,7 +230,7 @@ impl axum::extract::FromRequest<AppState> for AnonForm {
         else {
             return Err(HttpError::unexpected("no peer address (served without connect info)").into_response());
         };
-        let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        let forwarded = headers.get_all("x-forwarded-for").iter().map(|v| v.as_bytes());
         let addr = state.config.trusted_proxies.client(addr.ip(), forwarded);
         let body = axum::body::Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
         let form = FormData::posted(&body).map_err(IntoResponse::into_response)?;

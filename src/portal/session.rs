@@ -148,6 +148,14 @@ impl FromRequestParts<AppState> for Session {
     }
 }
 
+/// The key of an address's sign-in count: an IPv4 address, or an IPv6 address's /64 (one
+/// household or host is given a whole /64, and could try each of its addresses in turn).
 pub fn address_key(ip: IpAddr) -> String {
-    format!("ip:{ip}")
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        v4 => format!("ip:{v4}"),
+    }
 }

@@ -240,17 +240,28 @@ pub async fn renew_claim(db: &Db, token: &str, lease_until: DateTime<Utc>) -> Re
 /// Hands back rows claimed under `token` that were not sent (a sender stopping): due again
 /// at once, the attempt given back.
 pub async fn release_claim(db: &Db, token: &str, ids: &[i64], now: DateTime<Utc>) -> Result<u64> {
+    release_claim_until(db, token, ids, now, now).await
+}
+
+/// [`release_claim`], the rows due again at `at` (an alert its contact's quiet hours hold).
+pub async fn release_claim_until(
+    db: &Db,
+    token: &str,
+    ids: &[i64],
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
     let sql = format!(
         "UPDATE outbox SET status = 'queued', attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END,
-           claimed_until = NULL, claim_token = NULL, next_attempt_at = $2, updated_at = $2
+           claimed_until = NULL, claim_token = NULL, next_attempt_at = $3, updated_at = $2
          WHERE claim_token = $1 AND status = 'sending' AND id IN ({})",
-        super::placeholders(3, ids.len())
+        super::placeholders(4, ids.len())
     );
     Ok(on_db!(db, p => {
-        let mut q = bind!(sqlx::query(&sql), token, now);
+        let mut q = bind!(sqlx::query(&sql), token, now, at);
         for id in ids {
             q = q.bind(*id);
         }
