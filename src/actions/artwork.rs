@@ -186,12 +186,17 @@ pub async fn upload(
     Ok(a)
 }
 
-/// Writes `bytes` to `path` whole or not at all: to a file beside it first, then renamed
-/// over it, so a file a record already names (the same content sent again) is never seen
-/// half-written.
+/// Writes `bytes` to `path` whole or not at all: to a file beside it first, on the disk
+/// before it is renamed over `path`, so a file a record already names (the same content sent
+/// again) is never seen half-written, not even after a power cut.
 fn write_whole(path: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
     let part = format!("{path}.part-{}-{:x}", std::process::id(), rand::random::<u64>());
-    std::fs::write(&part, bytes).and_then(|_| std::fs::rename(&part, path)).inspect_err(|_| {
+    let written = std::fs::File::create(&part).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    written.and_then(|_| std::fs::rename(&part, path)).inspect_err(|_| {
         let _ = std::fs::remove_file(&part);
     })
 }

@@ -189,7 +189,7 @@ impl Unit {
     /// Notes that this unit closed the item `category`:`id` (approved, rejected, said to
     /// need no delivery).
     pub fn closed(&mut self, category: crate::model::items::Category, id: &str) {
-        self.closed.insert(format!("{}:{id}", category.code()));
+        self.closed.insert(crate::model::items::ActionItem::key_of(category, id));
     }
 
     /// Whether this unit closed the item of `key`.

@@ -95,9 +95,16 @@ pub fn quiet_until(s: &ContactSettings, tz: Tz, at: DateTime<Utc>) -> Option<Dat
     if t >= end {
         day = day.succ_opt()?;
     }
-    // The end time may not exist on a DST day; take the first valid instant after it.
+    // The end time may come twice on the day clocks go back: the first of the two not
+    // before `at`. It may not come at all on the day they go forward: the first minute
+    // after the gap (searched a minute at a time, at most three hours on).
     let naive = day.and_time(end);
-    (0..4).find_map(|h| (naive + Duration::hours(h)).and_local_timezone(tz).earliest().map(|t| t.with_timezone(&Utc)))
+    let ends = (0..=180).find_map(|m| {
+        let local = naive + Duration::minutes(m);
+        let both = [local.and_local_timezone(tz).earliest(), local.and_local_timezone(tz).latest()];
+        both.into_iter().flatten().map(|t| t.with_timezone(&Utc)).find(|t| *t >= at)
+    })?;
+    Some(ends.max(at))
 }
 
 /// When an alert due at `at` may go to a contact: at `at`, or when their quiet hours end if

@@ -22,6 +22,7 @@ mod validate;
 use crate::model::AlertMode;
 use crate::named_enum;
 pub use proxies::Proxies;
+pub use validate::sqlite_in_memory;
 
 /// A string that never shows up in `Debug` output or logs.
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

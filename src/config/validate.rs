@@ -27,12 +27,8 @@ impl Config {
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
             return Err(invalid("database_url", "must start with sqlite: or postgres://"));
         }
-        if let Some(rest) = db.strip_prefix("sqlite:") {
-            // What follows the scheme up to the options is the file: none (each connection
-            // would open an empty store of its own) or memory keeps nothing once cport stops.
-            let (file, options) =
-                rest.trim_start_matches("//").split_once('?').unwrap_or((rest.trim_start_matches("//"), ""));
-            if file.is_empty() || file == ":memory:" || options.split('&').any(|o| o == "mode=memory") {
+        if db.starts_with("sqlite:") {
+            if sqlite_in_memory(db) {
                 return Err(invalid(
                     "database_url",
                     "names no database file; a store must outlast the process, like sqlite://data/cport.db",
@@ -421,4 +417,13 @@ fn loopback(host: &str) -> bool {
 /// so a token holding any would never match.
 fn one_word(token: &str) -> bool {
     !token.chars().any(char::is_whitespace)
+}
+
+/// Whether a `sqlite:` URL names no database file: none (each connection would open an
+/// empty store of its own) or memory, which keeps nothing once the process stops.
+pub fn sqlite_in_memory(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("sqlite:") else { return false };
+    let rest = rest.trim_start_matches("//");
+    let (file, options) = rest.split_once('?').unwrap_or((rest, ""));
+    file.is_empty() || file == ":memory:" || options.split('&').any(|o| o == "mode=memory")
 }

@@ -319,4 +319,25 @@ mod tests {
         let noon = utc(2026, 11, 26, 11, 0);
         assert_eq!(quiet_until(&s, berlin, noon), None);
     }
+
+    #[test]
+    fn quiet_hours_end_once_on_the_days_the_clocks_change() {
+        let london: Tz = "Europe/London".parse().unwrap();
+        let q = |start: &str, end: &str| ContactSettings {
+            quiet_start: Some(start.into()),
+            quiet_end: Some(end.into()),
+            ..ContactSettings::defaults("P")
+        };
+        // 25 October 2026, clocks back at 02:00 BST: 01:30 comes twice (00:30 and 01:30
+        // UTC). At 01:15 GMT (the second 01:15) the end still to come is the second 01:30.
+        let s = q("22:00", "01:30");
+        let at = utc(2026, 10, 25, 1, 15);
+        assert_eq!(quiet_until(&s, london, at), Some(utc(2026, 10, 25, 1, 30)));
+        // At the first 01:15 (00:15 UTC), the first 01:30 (00:30 UTC).
+        assert_eq!(quiet_until(&s, london, utc(2026, 10, 25, 0, 15)), Some(utc(2026, 10, 25, 0, 30)));
+        // 29 March 2026, clocks forward at 01:00 GMT: 01:30 never comes; they end at 02:00
+        // BST (01:00 UTC), the first minute after the gap.
+        let s = q("23:00", "01:30");
+        assert_eq!(quiet_until(&s, london, utc(2026, 3, 29, 0, 10)), Some(utc(2026, 3, 29, 1, 0)));
+    }
 }

@@ -121,7 +121,12 @@ impl ActionItem {
 
     /// A stable key for "was this in the last digest" and alert ledgers.
     pub fn key(&self) -> String {
-        format!("{}:{}", self.category.code(), self.id)
+        Self::key_of(self.category, &self.id)
+    }
+
+    /// The key of the item of `category` about `id`: `A1:V-1001`.
+    pub fn key_of(category: Category, id: &str) -> String {
+        format!("{}:{id}", category.code())
     }
 
     /// The category and id a [`key`](Self::key) names, if it is one.

@@ -19,7 +19,7 @@ pub fn exists(url: &str) -> bool {
     SqliteConnectOptions::from_str(url).map_or(true, |o| {
         let file = o.get_filename();
         // An empty file (made by `touch`, or a store's creation cut short) holds no store.
-        file.as_os_str() == ":memory:" || std::fs::metadata(file).is_ok_and(|m| m.len() > 0)
+        crate::config::sqlite_in_memory(url) || std::fs::metadata(file).is_ok_and(|m| m.len() > 0)
     })
 }
 
@@ -210,7 +210,7 @@ impl Db {
             // A new store is its owner's alone (0600, whatever the umask): it holds every
             // message's text, sign-in links among them. SQLite gives its -wal and -shm files
             // the store's own mode. One that exists keeps the mode it has.
-            if opts.get_filename().as_os_str() != ":memory:" {
+            if !crate::config::sqlite_in_memory(url) {
                 use std::os::unix::fs::OpenOptionsExt;
                 let made =
                     std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(opts.get_filename());

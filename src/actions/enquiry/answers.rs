@@ -7,7 +7,7 @@ use crate::actions::commands::help_text;
 use crate::actions::items::current;
 use crate::actions::{ActionError, Unit, found};
 use crate::model::Money;
-use crate::model::items::Category;
+use crate::model::items::{ActionItem, Category};
 use crate::store::{enquiries as q, jobs};
 
 fn d(date: Option<chrono::NaiveDate>) -> String {
@@ -387,7 +387,7 @@ pub(super) async fn art(a: &Ask<'_>) -> Result<Answer, ActionError> {
 pub(super) async fn visuals(a: &Ask<'_>, unit: &Unit) -> Result<Answer, ActionError> {
     let Ask { name, db, client, .. } = *a;
     let mut list = crate::store::items::list_pending_visuals(db, &[client]).await?;
-    list.retain(|v| !unit.is_closed(&format!("{}:{}", Category::VisualApproval.code(), v.id)));
+    list.retain(|v| !unit.is_closed(&ActionItem::key_of(Category::VisualApproval, &v.id)));
     if list.is_empty() {
         return Ok(Answer::ok(name, "No visual is awaiting approval.", vec![]));
     }

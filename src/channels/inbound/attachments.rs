@@ -9,15 +9,15 @@ use crate::actions::{ActionError, Actor, Unit};
 use crate::services::Services;
 use crate::store::StoreError;
 
-/// A message's signature (S/MIME's `smime.p7s`, OpenPGP's `signature.asc`): the mail
-/// program adds it to every message it signs, so it is no file the sender sent, and an
-/// answer about artwork refusing it would puzzle them.
-fn is_signature(a: &MessagePart<'_>) -> bool {
+/// A message's signature or its signer's key (S/MIME's `smime.p7s`, OpenPGP's
+/// `signature.asc` and the `OpenPGP_0x….asc` key Thunderbird adds): the mail program adds
+/// it to every message it signs, so it is no file the sender sent, and an answer about
+/// artwork refusing it would puzzle them.
+pub(super) fn is_signature(a: &MessagePart<'_>) -> bool {
+    const TYPES: [&str; 4] = ["pkcs7-signature", "x-pkcs7-signature", "pgp-signature", "pgp-keys"];
     let signature_type = a.content_type().is_some_and(|c| {
         c.ctype().eq_ignore_ascii_case("application")
-            && c.subtype().is_some_and(|s| {
-                ["pkcs7-signature", "x-pkcs7-signature", "pgp-signature"].iter().any(|t| s.eq_ignore_ascii_case(t))
-            })
+            && c.subtype().is_some_and(|s| TYPES.iter().any(|t| s.eq_ignore_ascii_case(t)))
     });
     let signature_name = a.attachment_name().is_some_and(|n| n.trim().to_ascii_lowercase().ends_with(".p7s"));
     signature_type || signature_name

@@ -111,7 +111,7 @@ pub fn commands_in(raw: &[u8]) -> Result<(Vec<String>, usize), String> {
             Err(e) => e.to_string(),
         })
         .collect();
-    Ok((lines, msg.attachments().count()))
+    Ok((lines, msg.attachments().filter(|a| !attachments::is_signature(a)).count()))
 }
 
 fn context_of(row: &OutboxRow, state: &Services, now: DateTime<Utc>) -> Context {
