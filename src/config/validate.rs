@@ -27,13 +27,11 @@ impl Config {
         if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
             return Err(invalid("database_url", "must start with sqlite: or postgres://"));
         }
-        if db.starts_with("sqlite:") {
-            if sqlite_in_memory(db) {
-                return Err(invalid(
-                    "database_url",
-                    "names no database file; a store must outlast the process, like sqlite://data/cport.db",
-                ));
-            }
+        if sqlite_in_memory(db) {
+            return Err(invalid(
+                "database_url",
+                "names no database file; a store must outlast the process, like sqlite://data/cport.db",
+            ));
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must name a folder, like /var/lib/cport"));
