@@ -1010,3 +1010,54 @@ async fn a_chat_unlinked_before_its_digest_goes_gets_nothing() {
         "nothing reached the chat"
     );
 }
+
+/// Telegram's own trouble (a 502 Bad Gateway, a 504) is tried again, not taken as the
+/// message's fault; a chat gone for the bot (its user blocked it) is unlinked, its message
+/// dropped rather than dead, and the contact's next digest goes by email alone.
+#[tokio::test]
+async fn telegrams_own_trouble_is_retried_and_a_blocked_chat_is_unlinked() {
+    let fake = FakeTelegram::start().await;
+    let t = linked_state(&fake).await;
+    let to_chat = |rows: Vec<cport::store::outbox::OutboxRow>| {
+        rows.into_iter().filter(|m| m.channel.as_str() == "telegram").collect::<Vec<_>>()
+    };
+    fake.refuse_with("sendMessage", 502, "Bad Gateway", 1);
+    common::digest_now(&t.state, "P-1A").await;
+    cport::outbox::drain(&t.state).await.unwrap();
+    let rows = to_chat(cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap());
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status.as_str(), "failed", "tried again later, not dead: {:?}", rows[0]);
+
+    // Before the retry, Ann blocks the bot.
+    fake.refuse_with("sendMessage", 403, "Forbidden: bot was blocked by the user", 1);
+    let sql = "UPDATE outbox SET next_attempt_at = $1 WHERE status = 'failed'";
+    cport::store::on_db!(&t.state.db, p => sqlx::query(sql).bind(Utc::now()).execute(p).await.map(|_| ())).unwrap();
+    let r = cport::outbox::drain(&t.state).await.unwrap();
+    assert_eq!((r.dead, r.dropped), (0, 1), "{r:?}");
+    let rows = to_chat(cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap());
+    assert_eq!(rows[0].status.as_str(), "dropped");
+    assert!(rows[0].last_error.as_deref().unwrap_or_default().contains("it was unlinked"), "{:?}", rows[0]);
+    let chats = cport::store::chat::chats_of_contact(&t.state.db, "P-1A").await.unwrap();
+    assert!(chats.is_empty(), "the chat is unlinked: {chats:?}");
+    // Her next digest goes by email alone.
+    let force = cport::digest::scheduler::Trigger::Manual { force: true };
+    let report = cport::digest::scheduler::run_pass(&t.state, Utc::now(), Some("P-1A"), force).await.unwrap();
+    let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
+    let newest: Vec<_> = rows.iter().filter(|m| m.kind.as_str() == "digest" && m.status.as_str() == "queued").collect();
+    assert!(!newest.is_empty() && newest.iter().all(|m| m.channel.as_str() == "email"), "{report:?} {newest:?}");
+}
+
+/// A table in a chat answer keeps its column names: once above its rows, each cell in its
+/// place (an empty one shown, so columns do not shift), or, for one row, beside each value.
+#[tokio::test]
+async fn a_chat_answer_names_its_columns() {
+    let fake = FakeTelegram::start().await;
+    let t = linked_state(&fake).await;
+    let ann = ANN.to_string();
+    let said = |r: Vec<cport::channels::chat::Reply>| format!("{r:?}");
+    let jobs = said(common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ann, "/jobs").await);
+    assert!(jobs.contains("Job · Name · Status · Required · Your ref"), "{jobs}");
+    assert!(jobs.contains("J-1 · Tees · in production · "), "{jobs}");
+    let job = said(common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ann, "/job J-1").await);
+    assert!(job.contains("\"Process: Screen print\", \"Position: Front\""), "one row reads as names and values: {job}");
+}

@@ -215,11 +215,32 @@ fn send_error(e: RequestError) -> SendError {
         RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => {
             SendError::Transient(format!("Telegram: {e}"))
         }
-        RequestError::Api(ApiError::Unknown(ref text)) if text.contains("Internal Server Error") => {
+        // The chat itself is gone for the bot: its user blocked it or was deleted, or the
+        // chat no longer exists. Said as a refused address, so the chat is unlinked rather
+        // than every later message to it going dead the same way.
+        RequestError::Api(
+            ApiError::BotBlocked
+            | ApiError::ChatNotFound
+            | ApiError::UserDeactivated
+            | ApiError::BotKicked
+            | ApiError::CantInitiateConversation,
+        ) => SendError::AddressRefused(format!("Telegram: {e}")),
+        // teloxide keeps the description, not the status: Telegram begins a refusal of the
+        // request itself with its class (`Bad Request: …`, `Forbidden: …`); anything else
+        // (`Bad Gateway`, `Gateway Timeout`, `Internal Server Error`) is Telegram's own
+        // trouble, tried again.
+        RequestError::Api(ApiError::Unknown(ref text)) if !refusal(text) => {
             SendError::Transient(format!("Telegram: {e}"))
         }
         other => SendError::Permanent(format!("Telegram: {other}")),
     }
+}
+
+/// A description Telegram gives a request it refuses (a 4xx), not its own failure.
+fn refusal(text: &str) -> bool {
+    ["Bad Request", "Forbidden", "Unauthorized", "Not Found", "Conflict", "Too Many Requests"]
+        .iter()
+        .any(|class| text.trim_start().starts_with(class))
 }
 
 fn escape(s: &str) -> String {

@@ -244,6 +244,21 @@ named_enum! {
     }
 }
 
+impl Outlet {
+    /// The chat provider a message goes through, if it goes to a chat.
+    pub fn chat(self) -> Option<Chat> {
+        match self {
+            Outlet::Telegram => Some(Chat::Telegram),
+            Outlet::Discord => Some(Chat::Discord),
+            Outlet::Email | Outlet::Webhook => None,
+        }
+    }
+
+    pub fn is_chat(self) -> bool {
+        self.chat().is_some()
+    }
+}
+
 named_enum! {
     /// A chat provider a contact links an account of (and TOT's record may name one of).
     pub enum Chat {

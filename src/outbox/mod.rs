@@ -409,6 +409,13 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
             let mark = Mark::RateLimited { error: &error, retry_at: at };
             (Outcome::Retrying, mark)
         }
+        // A chat gone for the bot (blocked, deleted): nothing to retry, and no failure of
+        // TOT's to look into; the chat is unlinked below.
+        Err(SendError::AddressRefused(why)) if row.channel.is_chat() => {
+            tracing::warn!(id = row.id, channel = %row.channel, error = %why, "the chat is gone; unlinking it");
+            error = format!("the chat is gone ({why}); it was unlinked");
+            (Outcome::Dropped, Mark::Dropped(&error))
+        }
         Err(SendError::Transient(msg)) if retries_left(state, &row, now) => {
             let at = after_quiet_hours(state, &row, settings, now + backoff(state, row.attempts)).await;
             tracing::warn!(id = row.id, attempts = row.attempts, error = %msg, retry_at = %at, "send failed; will retry");
@@ -434,8 +441,10 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
         Mark::Sent(provider_id) => marks::mark_sent(state, row.id, token, provider_id).await?,
         mark => outbox::mark(&state.db, row.id, token, mark, now).await?,
     };
-    if let (Err(SendError::AddressRefused(why)), Some(contact), true) = (&result, &row.contact_id, marked) {
-        address_refused(state, contact, why, now).await?;
+    match (&result, &row.contact_id, marked) {
+        (Err(SendError::AddressRefused(_)), _, true) if row.channel.is_chat() => chat_gone(state, &row, now).await?,
+        (Err(SendError::AddressRefused(why)), Some(contact), true) => address_refused(state, contact, why, now).await?,
+        _ => {}
     }
     count(outcome, row.channel, row.kind, marked);
     Ok(Settle::Done(outcome))
@@ -468,6 +477,17 @@ async fn after_quiet_hours(
             at
         }
     }
+}
+
+/// A chat refused a message because it is gone for the bot (its user blocked the bot): it is
+/// unlinked, as `/unlink` would, so digests and alerts go by email again instead of every
+/// later one failing there. Linking it again with a fresh code undoes this.
+async fn chat_gone(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let Some(channel) = row.channel.chat() else { return Ok(()) };
+    if crate::store::chat::unlink(&state.db, channel.into(), &row.recipient, now).await? {
+        metrics::counter!("cport_chats_gone_total", "channel" => row.channel.as_str()).increment(1);
+    }
+    Ok(())
 }
 
 /// The receiving server refused a contact's address while cport sent to it: a hard bounce,

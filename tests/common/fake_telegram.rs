@@ -65,8 +65,8 @@ pub struct Inner {
     updates: Mutex<VecDeque<Value>>,
     /// Method → queued `retry_after` seconds: the next calls of that method get a 429.
     throttle: Mutex<HashMap<String, VecDeque<u32>>>,
-    /// Method → how many of its next calls are refused as a bad request (400).
-    refused: Mutex<HashMap<String, usize>>,
+    /// Method → the answers its next calls are refused with: a status and Telegram's words.
+    refused: Mutex<HashMap<String, VecDeque<(u16, String)>>>,
     new_update: Notify,
     new_call: Notify,
     /// Chat → a listener for messages to it (benchmarks).
@@ -166,7 +166,17 @@ impl FakeTelegram {
     /// The next `n` calls of `method` are refused as Telegram refuses a picture it cannot
     /// take (400 Bad Request).
     pub fn refuse(&self, method: &str, n: usize) {
-        *self.inner.refused.lock().unwrap().entry(method.to_string()).or_default() += n;
+        self.refuse_with(method, 400, "Bad Request: wrong file identifier/HTTP URL specified", n);
+    }
+
+    /// The next `n` calls of `method` are answered `{"ok": false}` with this status and
+    /// description, as Telegram answers a refusal (403 bot blocked) or its own trouble (502).
+    pub fn refuse_with(&self, method: &str, status: u16, description: &str, n: usize) {
+        let mut refused = self.inner.refused.lock().unwrap();
+        let q = refused.entry(method.to_string()).or_default();
+        for _ in 0..n {
+            q.push_back((status, description.to_string()));
+        }
     }
 
     /// Every later message (send, photo, edit) to `chat`, as it arrives.
@@ -306,16 +316,11 @@ async fn api(State(inner): State<Arc<Inner>>, Path((_bot, method)): Path<(String
     }
     inner.calls.lock().unwrap().push(call);
     inner.new_call.notify_waiters();
-    let refused = inner.refused.lock().unwrap().get_mut(&method).is_some_and(|n| {
-        let now = *n > 0;
-        *n = n.saturating_sub(1);
-        now
-    });
-    if refused {
+    let refused = inner.refused.lock().unwrap().get_mut(&method).and_then(|q| q.pop_front());
+    if let Some((status, description)) = refused {
         return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"ok": false, "error_code": 400,
-                        "description": "Bad Request: wrong file identifier/HTTP URL specified"})),
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            Json(json!({"ok": false, "error_code": status, "description": description})),
         )
             .into_response();
     }

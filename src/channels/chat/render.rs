@@ -19,9 +19,36 @@ fn answer_lines(a: &Answer) -> Vec<String> {
             out.push(format!("— {h} —"));
         }
         out.extend(s.lines.iter().cloned());
-        for r in &s.rows {
-            let cells: Vec<&str> = r.iter().map(String::as_str).filter(|c| !c.is_empty() && *c != "-").collect();
-            out.push(cells.join(" · "));
+        // A column without a name (ITEMS' category code) reads as a table without names.
+        let named = !s.columns.is_empty() && s.columns.iter().all(|c| !c.is_empty());
+        match (!named, s.rows.as_slice()) {
+            // No column names: each row's cells, the empty ones left out.
+            (true, rows) => {
+                for r in rows {
+                    let cells: Vec<&str> =
+                        r.iter().map(String::as_str).filter(|c| !c.is_empty() && *c != "-").collect();
+                    out.push(cells.join(" · "));
+                }
+            }
+            // One row (a balance, one purchase order): each value beside its name.
+            (false, [row]) => {
+                for (name, cell) in s.columns.iter().zip(row) {
+                    if !cell.is_empty() && cell != "-" {
+                        out.push(format!("{name}: {cell}"));
+                    }
+                }
+            }
+            // A table: its names once, then each row with every cell in its place (an
+            // empty one as "–"), so a column reads the same in every row.
+            (false, rows) => {
+                if !rows.is_empty() {
+                    out.push(s.columns.join(" · "));
+                }
+                for r in rows {
+                    let cells: Vec<&str> = r.iter().map(|c| if c.is_empty() || c == "-" { "–" } else { c }).collect();
+                    out.push(cells.join(" · "));
+                }
+            }
         }
     }
     out
