@@ -1061,3 +1061,50 @@ async fn a_chat_answer_names_its_columns() {
     let job = said(common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ann, "/job J-1").await);
     assert!(job.contains("\"Process: Screen print\", \"Position: Front\""), "one row reads as names and values: {job}");
 }
+
+/// A chat flooded with answers holds no outbox sender: a message whose turn for that chat
+/// is more than a moment off is put back for its turn (not counted as a failure), and the
+/// senders go on to every other message, an email among them, in the same pass.
+#[tokio::test]
+async fn a_flooded_chat_holds_no_sender_from_other_messages() {
+    let fake = FakeTelegram::start().await;
+    // Twenty a minute to one chat, Telegram's pace (the per-second pace lifted, so the
+    // minute's twenty go at once and the next turns come three seconds apart).
+    let t = TestState::new(|c| {
+        telegram(c, &fake);
+        c.telegram.chat_messages_per_minute = 20;
+    })
+    .await;
+    t.load(common::world()).await;
+    common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", &ANN.to_string(), "P-1A").await;
+    let now = Utc::now();
+    let mut tx = t.state.db.begin().await.unwrap();
+    for i in 0..30 {
+        let m = cport::messages::ChatMessage::text(format!("answer {i}"), vec!["…".into()]);
+        let row = m.queued(
+            None,
+            cport::model::Chat::Telegram,
+            &ANN.to_string(),
+            cport::model::MessageKind::Answer,
+            format!("flood:{i}"),
+            now,
+        );
+        cport::store::outbox::insert_message(&mut tx, &row, now).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    common::digest_now(&t.state, "P-1B").await;
+    // One sender's pass over everything due, the flood first.
+    let outcomes = cport::outbox::dispatch_batch(&t.state, 100).await.unwrap();
+    assert!(!outcomes.iter().any(|o| matches!(o, cport::outbox::Outcome::Dead)), "{outcomes:?}");
+    let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
+    let email = rows.iter().find(|m| m.contact_id.as_deref() == Some("P-1B")).expect("Bob's digest");
+    assert_eq!(email.status.as_str(), "sent", "{email:?}");
+    // The minute's twenty went; a sender waiting up to half a minute for each later turn
+    // (three seconds apart) would have sent the other ten in this pass, held all that time.
+    let sent = fake.calls_of("sendMessage").len();
+    assert_eq!(sent, 20, "the minute's allowance, and no more in this pass");
+    let waiting: Vec<_> =
+        rows.iter().filter(|m| m.idem_key.starts_with("flood:") && m.status.as_str() == "queued").collect();
+    assert_eq!(waiting.len(), 10, "the rest wait for their turn, none failed");
+    assert!(waiting.iter().all(|m| m.attempts == 0 && m.next_attempt_at > now), "{waiting:?}");
+}
