@@ -56,10 +56,14 @@ impl Pace {
         (self.burst - 1).max(0) * self.interval_ms
     }
 
-    /// `count` messages per `period_ms`, all of them allowed at once.
+    /// At most `count` messages in any `period_ms`: half of them at once, the other half
+    /// spread over the period. (All of them at once and then one each `period / count`
+    /// allowed nearly twice `count` in the first period: a whole burst, then the spread.)
     pub fn per(key: String, count: u32, period_ms: i64) -> Pace {
         let count = i64::from(count.max(1));
-        Pace { key, interval_ms: (period_ms / count).max(1), burst: count }
+        let burst = (count / 2).max(1);
+        let spread = (count - burst).max(1);
+        Pace { key, interval_ms: (period_ms / spread).max(1), burst }
     }
 }
 
@@ -130,4 +134,37 @@ pub async fn sweep(db: &Db, now_ms: i64) -> Result<u64> {
     let a = execute!(db => "DELETE FROM rate_limits WHERE window_start < $1", stale)?;
     let b = execute!(db => "DELETE FROM paces WHERE tat < $1", stale)?;
     Ok(a + b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pace;
+
+    /// The moments a sender that sends as soon as it may sends `n` messages, under `pace`
+    /// (the arithmetic of [`super::reserve`], run here without a store).
+    fn sent(pace: &Pace, n: usize) -> Vec<i64> {
+        let mut tat = 0;
+        (0..n)
+            .map(|_| {
+                let go = (tat - pace.tolerance()).max(0);
+                tat = tat.max(go) + pace.interval_ms;
+                go
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_pace_keeps_to_its_count_in_every_period() {
+        for (count, period) in [(20u32, 60_000i64), (30, 1000), (1, 1000), (2, 60_000), (3, 1000)] {
+            let pace = Pace::per("k".into(), count, period);
+            let times = sent(&pace, 200);
+            for (i, start) in times.iter().enumerate() {
+                let within = times[i..].iter().take_while(|t| **t < start + period).count();
+                assert!(within <= count as usize, "{count} per {period} ms: {within} from {start}");
+            }
+            // Not slower than needed either: the burst goes at once.
+            let at_once = times.iter().take_while(|t| **t == 0).count();
+            assert_eq!(at_once as i64, pace.burst, "{count} per {period} ms");
+        }
+    }
 }
