@@ -1108,3 +1108,23 @@ async fn a_flooded_chat_holds_no_sender_from_other_messages() {
     assert_eq!(waiting.len(), 20, "the rest wait for their turn, none failed");
     assert!(waiting.iter().all(|m| m.attempts == 0 && m.next_attempt_at > now), "{waiting:?}");
 }
+
+/// In a group the bot is in, a command is told to come to a private chat, once; the group's
+/// other talk (every message, with the bot's privacy mode off) is not answered at all.
+#[tokio::test]
+async fn a_group_is_told_once_per_command_and_its_talk_is_left_alone() {
+    let (fake, _app) = conversing().await;
+    const GROUP: i64 = -100_200;
+    fake.say_in_group(GROUP, ANN, "hello all, lunch at one?");
+    fake.say_in_group(GROUP, ANN, "/items@tot_bot");
+    fake.say_in_group(GROUP, ANN, "see you there");
+    // Two private questions after them: the second is polled only once the batch holding
+    // the group's updates was run.
+    for _ in 0..2 {
+        let seen = fake.to_chat(ANN).len();
+        assert!(!fake.ask(ANN, "/help", seen).await.text().is_empty());
+    }
+    let to_group = fake.to_chat(GROUP);
+    assert_eq!(to_group.len(), 1, "{to_group:?}");
+    assert!(to_group[0].text().contains("private chat"), "{}", to_group[0].text());
+}

@@ -127,6 +127,13 @@ impl FakeTelegram {
         self.push(json!({ "message": m }))
     }
 
+    /// A user sends text in a group chat the bot is in.
+    pub fn say_in_group(&self, group: i64, user: i64, text: &str) -> i64 {
+        let mut m = self.message(user, text);
+        m["chat"] = json!({"id": group, "type": "group", "title": "The team"});
+        self.push(json!({ "message": m }))
+    }
+
     /// A user edits a message they sent earlier to read `text`.
     pub fn edit(&self, user: i64, text: &str) -> i64 {
         let mut m = self.message(user, text);
