@@ -1128,3 +1128,21 @@ async fn a_group_is_told_once_per_command_and_its_talk_is_left_alone() {
     assert_eq!(to_group.len(), 1, "{to_group:?}");
     assert!(to_group[0].text().contains("private chat"), "{}", to_group[0].text());
 }
+
+/// A chat whose contact TOT made inactive is told so (not that it was never linked), and
+/// `/unlink` there says it unlinked what it removed.
+#[tokio::test]
+async fn a_chat_of_an_inactive_contact_is_told_so() {
+    let fake = FakeTelegram::start().await;
+    let t = linked_state(&fake).await;
+    t.load(json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin", "email": "ann@alpha.example",
+        "role": "admin", "active": false}]}))
+        .await;
+    let ann = ANN.to_string();
+    let said = format!("{:?}", common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ann, "/items").await);
+    assert!(said.contains("no longer active") && !said.contains("not linked to a TOT account yet"), "{said}");
+    let said = format!("{:?}", common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ann, "/unlink").await);
+    assert!(said.contains("no longer linked"), "{said}");
+    let said = format!("{:?}", common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ann, "/items").await);
+    assert!(said.contains("not linked to a TOT account yet"), "{said}");
+}

@@ -90,6 +90,14 @@ pub async fn unlink_in(tx: &mut Tx, channel: crate::model::Channel, user_id: &st
     Ok(untied + opted > 0)
 }
 
+/// Whether a chat user is tied by a code to a contact, active or not.
+pub async fn tied(db: &Db, channel: crate::model::Channel, user_id: &str) -> Result<bool> {
+    let n: i64 = on_db!(db, p => bind!(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM chat_links WHERE channel = $1 AND user_id = $2"), channel, user_id)
+        .fetch_one(p).await)?;
+    Ok(n > 0)
+}
+
 /// The active contact a chat user is: tied by a code, or else named by TOT's own contact
 /// record (`telegram_chat_id`, `discord_user_id`) of a contact who has tied no chat of that
 /// channel (as [`chats_of_contact`] sends: the tied chat replaces the record's), unless the

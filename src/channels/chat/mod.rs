@@ -190,7 +190,8 @@ async fn handle_inner(
                 return link(state, unit, inc, rest, now).await;
             }
             "unlink" => {
-                let done = db::contact_for_user(&state.db, inc.channel, &inc.user_id).await?.is_some();
+                let done = db::contact_for_user(&state.db, inc.channel, &inc.user_id).await?.is_some()
+                    || db::tied(&state.db, inc.channel, &inc.user_id).await?;
                 db::unlink_in(unit.tx().await?, inc.channel, &inc.user_id, now).await?;
                 return Ok(vec![Reply::Send(ChatMessage::text(
                     if done {
@@ -206,6 +207,16 @@ async fn handle_inner(
         }
     }
     let Some(contact_id) = db::contact_for_user(&state.db, inc.channel, &inc.user_id).await? else {
+        // Tied to a contact TOT has since made inactive: said so, not "not linked yet".
+        if db::tied(&state.db, inc.channel, &inc.user_id).await? {
+            return Ok(vec![Reply::Send(ChatMessage::text(
+                "The TOT account this chat is linked to is no longer active.",
+                vec![format!(
+                    "Ask TOT about it; if you use another account, get a code for it and send {} CODE here.",
+                    crate::actions::chat_link::link_command(inc.channel)
+                )],
+            ))]);
+        }
         return Ok(vec![Reply::Send(not_linked(inc.channel))]);
     };
     let contact = match get_contact(&state.db, &contact_id).await {
