@@ -418,3 +418,21 @@ async fn a_shared_channel_gets_no_details_and_no_sign_in_links() {
     assert!(format!("{replies:?}").contains("no longer linked"), "{replies:?}");
     assert!(cport::store::chat::chats_of_contact(&t.state.db, "P-1A").await.unwrap().is_empty());
 }
+
+/// A user whose direct messages are closed to the bot (Discord's 403, code 50007) has their
+/// chat unlinked at the first message refused, that message dropped, not dead; their next
+/// digest goes by email alone.
+#[tokio::test]
+async fn a_user_who_closed_direct_messages_is_unlinked() {
+    let (fake, t) = discord_world(|_| {}).await;
+    common::link_chat(&t.state, cport::model::Channel::Discord, "/link", USER, "P-1A").await;
+    fake.refuse_message(403, 50007, "Cannot send messages to this user");
+    common::digest_now(&t.state, "P-1A").await;
+    let r = cport::outbox::drain(&t.state).await.unwrap();
+    assert_eq!((r.dead, r.dropped), (0, 1), "{r:?}");
+    assert!(cport::store::chat::chats_of_contact(&t.state.db, "P-1A").await.unwrap().is_empty());
+    let force = cport::digest::scheduler::Trigger::Manual { force: true };
+    cport::digest::scheduler::run_pass(&t.state, chrono::Utc::now(), Some("P-1A"), force).await.unwrap();
+    let rows = cport::store::outbox::list_messages(&t.state.db, Some("queued"), 10).await.unwrap();
+    assert!(!rows.is_empty() && rows.iter().all(|m| m.channel.as_str() == "email"), "{rows:?}");
+}

@@ -34,6 +34,8 @@ pub struct Inner {
     /// Interaction answers to refuse as unknown (404) before taking one, as Discord does when
     /// an edit comes before the deferral it edits.
     refuse_answers: Mutex<usize>,
+    /// Channel messages to refuse before taking one: Discord's status and JSON error code.
+    refuse_messages: Mutex<std::collections::VecDeque<(u16, u32, String)>>,
 }
 
 #[derive(Clone)]
@@ -122,6 +124,11 @@ async fn channel_message(
         let refusal = json!({"code": 40005, "message": "Request entity too large"});
         return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, Json(refusal)).into_response();
     }
+    let refused = inner.refuse_messages.lock().unwrap().pop_front();
+    if let Some((status, code, message)) = refused {
+        let status = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_REQUEST);
+        return (status, Json(json!({"code": code, "message": message}))).into_response();
+    }
     Json(message(&channel, &b)).into_response()
 }
 
@@ -171,6 +178,12 @@ impl FakeDiscord {
     /// Refuses (413, as Discord does) a message carrying a file larger than `bytes`.
     pub fn limit_uploads(&self, bytes: usize) {
         *self.inner.upload_limit.lock().unwrap() = Some(bytes);
+    }
+
+    /// Refuses the next channel message with this status, JSON error code and message (403,
+    /// 50007 "Cannot send messages to this user": a user whose direct messages are closed).
+    pub fn refuse_message(&self, status: u16, code: u32, message: &str) {
+        self.inner.refuse_messages.lock().unwrap().push_back((status, code, message.to_string()));
     }
 
     /// Refuses the next `n` interaction answers (edits, follow-ups) as unknown.

@@ -251,6 +251,10 @@ fn send_error(e: serenity::Error) -> SendError {
     match &e {
         serenity::Error::Http(HttpError::UnsuccessfulRequest(r)) => match r.status_code.as_u16() {
             429 => SendError::RateLimited(Duration::from_secs(5)),
+            // 50007, "Cannot send messages to this user": they left every server the bot is
+            // in, blocked it, or closed their direct messages. Said as a refused address, so
+            // the chat is unlinked rather than every later message to it going dead.
+            403 if r.error.code == 50007 => SendError::AddressRefused(format!("Discord: {e}")),
             s if s >= 500 => SendError::Transient(format!("Discord: {e}")),
             _ => SendError::Permanent(format!("Discord: {e}")),
         },
