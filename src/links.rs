@@ -312,52 +312,45 @@ impl Signer {
     pub fn new_reply_token(&self) -> String {
         let mut id = [0u8; 10];
         rand::thread_rng().fill_bytes(&mut id);
-        let id = base32(&id);
-        let tag = self.mac("reply", id.as_bytes()).finalize().into_bytes();
-        format!("{id}{}", &base32(&tag[..5]))
+        self.address_token("reply", &base32(&id))
     }
 
     /// Checks a reply token's MAC (case-insensitively) and returns it normalised.
     pub fn check_reply_token(&self, token: &str) -> Option<String> {
-        let t = token.to_ascii_lowercase();
-        if t.len() != 24 || !t.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)) {
-            return None;
-        }
-        let (id, tag) = t.split_at(16);
-        let want = self.mac("reply", id.as_bytes()).finalize().into_bytes();
-        let want = base32(&want[..5]);
-        let diff = want.bytes().zip(tag.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y));
-        (diff == 0).then_some(t)
+        self.checked_id("reply", token).map(|id| self.address_token("reply", &id))
     }
-}
 
-impl Signer {
     /// The token of a message's bounce address (`bounce+TOKEN@`, the envelope sender) for
     /// the message whose reply token is `reply_token`: the same id with a MAC of its own. The
     /// reply address is printed in every message and travels in quoted replies and forwards;
     /// were the bounce address that token under another prefix, anyone who saw one could
     /// forge delivery reports that suspend the contact's email.
     pub fn bounce_token(&self, reply_token: &str) -> String {
-        let id = reply_token.get(..16).unwrap_or(reply_token);
-        let tag = self.mac("bounce", id.as_bytes()).finalize().into_bytes();
-        format!("{id}{}", &base32(&tag[..5]))
+        self.address_token("bounce", reply_token.get(..16).unwrap_or(reply_token))
     }
 
     /// Checks a bounce token's MAC (case-insensitively) and returns the reply token of the
     /// message it came from, which the outbox keeps.
     pub fn reply_token_of_bounce(&self, token: &str) -> Option<String> {
+        self.checked_id("bounce", token).map(|id| self.address_token("reply", &id))
+    }
+
+    /// An address token for `purpose`: the id and 8 characters of its MAC, lower-case base32
+    /// (24 in all: it fits an address's local part and survives a change of case).
+    fn address_token(&self, purpose: &str, id: &str) -> String {
+        let tag = self.mac(purpose, id.as_bytes()).finalize().into_bytes();
+        format!("{id}{}", &base32(&tag[..5]))
+    }
+
+    /// The id of an address token for `purpose` whose MAC holds (compared in constant time).
+    fn checked_id(&self, purpose: &str, token: &str) -> Option<String> {
         let t = token.to_ascii_lowercase();
         if t.len() != 24 || !t.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)) {
             return None;
         }
-        let (id, _) = t.split_at(16);
-        let want = self.bounce_token(id);
+        let want = self.address_token(purpose, &t[..16]);
         let diff = want.bytes().zip(t.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y));
-        if diff != 0 {
-            return None;
-        }
-        let tag = self.mac("reply", id.as_bytes()).finalize().into_bytes();
-        Some(format!("{id}{}", &base32(&tag[..5])))
+        (diff == 0).then(|| t[..16].to_string())
     }
 }
 

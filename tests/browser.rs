@@ -104,8 +104,8 @@ async fn set(c: &Client, css: &str, value: &str) {
     e.send_keys(value).await.expect("type");
 }
 
-#[tokio::test]
-async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser() {
+/// The test world with a second visual, V-3, awaiting approval.
+async fn with_v3() -> TestApp {
     let app = TestApp::with_world().await;
     app.put(
         "visuals",
@@ -113,6 +113,12 @@ async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser(
                 "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v3.svg"}]),
     )
     .await;
+    app
+}
+
+#[tokio::test]
+async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser() {
+    let app = with_v3().await;
     app.put(
         "jobs",
         json!([
@@ -181,13 +187,7 @@ async fn a_client_approves_rejects_and_gives_delivery_instructions_in_a_browser(
 /// the contact, and an item's link opens that item on the portal, signed in.
 #[tokio::test]
 async fn a_digest_reads_in_a_browser_and_its_link_opens_the_item() {
-    let app = TestApp::with_world().await;
-    app.put(
-        "visuals",
-        json!([{"id": "V-3", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-3", "category": "Colour visual",
-                "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v3.svg"}]),
-    )
-    .await;
+    let app = with_v3().await;
     common::digest_now(&app.state, "P-1B").await;
     let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
     let row = rows

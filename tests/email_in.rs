@@ -1074,9 +1074,7 @@ async fn what_a_reply_decided_is_not_listed_again_in_its_answer() {
 #[tokio::test]
 async fn artwork_from_a_failed_attempt_is_not_left_beside_the_retrys() {
     let c = Corpus::new().await;
-    let domain = c.t.state.config.email.reply_domain.clone();
-    let art = c.tokens.iter().find(|(p, _)| *p == "{{TOKEN_ART}}").unwrap().1.clone();
-    let pdf = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "%PDF-1.4\nlogo\n");
+    let (domain, art, pdf) = art_reply_parts(&c);
     let mail = format!(
         "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
          From: Ann <ann@alpha.example>\r\nTo: reply+{art}@{domain}\r\nSubject: Re: art\r\n\
@@ -1106,9 +1104,7 @@ async fn artwork_from_a_failed_attempt_is_not_left_beside_the_retrys() {
 #[tokio::test]
 async fn a_signed_replys_signature_is_not_taken_for_artwork() {
     let c = Corpus::new().await;
-    let domain = c.t.state.config.email.reply_domain.clone();
-    let art = c.tokens.iter().find(|(p, _)| *p == "{{TOKEN_ART}}").unwrap().1.clone();
-    let pdf = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "%PDF-1.4\nlogo\n");
+    let (domain, art, pdf) = art_reply_parts(&c);
     let signed = |id: &str, file: &str| {
         format!(
             "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
@@ -1165,4 +1161,13 @@ async fn a_decision_without_an_id_gets_its_usage_and_headerless_sender_mail_is_i
     assert_eq!(kind(&d), "ignored", "{d:?}");
     let e = handle(&c.t.state, b"\x00\x01 not mail at all", Utc::now()).await.unwrap_err();
     assert!(e.to_string().contains("not an email message"), "{e}");
+}
+
+/// What a reply with artwork is made of: the reply domain, the token of the alert asking for
+/// J-1's artwork, and a small PDF in base64.
+fn art_reply_parts(c: &Corpus) -> (String, String, String) {
+    let domain = c.t.state.config.email.reply_domain.clone();
+    let art = c.tokens.iter().find(|(p, _)| *p == "{{TOKEN_ART}}").unwrap().1.clone();
+    let pdf = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "%PDF-1.4\nlogo\n");
+    (domain, art, pdf)
 }

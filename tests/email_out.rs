@@ -18,8 +18,20 @@ fn parse(raw: &[u8]) -> mail_parser::Message<'_> {
 
 /// A store holding the test world (changed by `edit` first), mailing to a fresh SMTP server.
 async fn mailing_world(edit: impl FnOnce(&mut serde_json::Value)) -> (SmtpServer, TestState) {
+    mailing_world_with(|_| {}, edit).await
+}
+
+/// [`mailing_world`] with its configuration changed by `configure`.
+async fn mailing_world_with(
+    configure: impl FnOnce(&mut cport::Config),
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> (SmtpServer, TestState) {
     let smtp = SmtpServer::start();
-    let t = TestState::new(|c| smtp_config(c, smtp.port)).await;
+    let t = TestState::new(|c| {
+        smtp_config(c, smtp.port);
+        configure(c);
+    })
+    .await;
     let mut w = world();
     edit(&mut w);
     t.load(w).await;
@@ -972,17 +984,13 @@ async fn a_category_set_off_is_in_no_message_and_alerts_follow_what_a_contact_tu
 /// an alert already due when the contact set them (it goes back untried, its attempt kept).
 #[tokio::test]
 async fn quiet_hours_hold_an_alerts_retry_a_staff_reminder_and_one_already_due() {
-    let smtp = SmtpServer::start();
-    let t = TestState::new(|c| {
-        smtp_config(c, smtp.port);
-        // A retry four minutes on (three at the least, with its jitter): inside quiet hours
-        // that begin within two minutes, and a minute at the least after the first try.
-        c.outbox.backoff_base_seconds = 240;
-    })
+    // A retry four minutes on (three at the least, with its jitter): inside quiet hours that
+    // begin within two minutes, and a minute at the least after the first try.
+    let (smtp, t) = mailing_world_with(
+        |c| c.outbox.backoff_base_seconds = 240,
+        |w| w["contacts"][0]["email"] = json!("tempfail@alpha.example"),
+    )
     .await;
-    let mut w = world();
-    w["contacts"][0]["email"] = json!("tempfail@alpha.example");
-    t.load(w).await;
     let now = Utc::now();
     assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
     t.load(json!({"visuals": [{"id": "V-10", "client_id": "C-1", "job_id": "J-1", "design_id": "V-10",

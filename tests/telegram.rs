@@ -356,18 +356,24 @@ async fn an_alert_whose_picture_is_refused_goes_as_text() {
     assert_eq!(labels, ["Approve", "Reject", "Open"]);
 }
 
+/// The test world, sending to the fake with `per_minute` messages a minute to one chat.
+async fn paced(fake: &FakeTelegram, per_minute: u32) -> TestState {
+    let t = TestState::new(|c| {
+        telegram(c, fake);
+        c.telegram.chat_messages_per_minute = per_minute;
+    })
+    .await;
+    t.load(common::world()).await;
+    t
+}
+
 /// A message whose chat's turn is far off (Telegram allows one here a minute) is not waited
 /// for by a sender: it is sent again at its turn, without counting as a failed try.
 #[tokio::test]
 async fn a_sender_does_not_wait_long_for_a_chats_turn() {
     use cport::channels::chat::ChatMessage;
     let fake = FakeTelegram::start().await;
-    let t = TestState::new(|c| {
-        telegram(c, &fake);
-        c.telegram.chat_messages_per_minute = 1;
-    })
-    .await;
-    t.load(common::world()).await;
+    let t = paced(&fake, 1).await;
     let now = Utc::now();
     let mut tx = t.state.db.begin().await.unwrap();
     for i in 0..2 {
@@ -1070,12 +1076,7 @@ async fn a_flooded_chat_holds_no_sender_from_other_messages() {
     let fake = FakeTelegram::start().await;
     // Twenty a minute to one chat, Telegram's pace (the per-second pace lifted): ten at
     // once, then the next turns six seconds apart.
-    let t = TestState::new(|c| {
-        telegram(c, &fake);
-        c.telegram.chat_messages_per_minute = 20;
-    })
-    .await;
-    t.load(common::world()).await;
+    let t = paced(&fake, 20).await;
     common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", &ANN.to_string(), "P-1A").await;
     let now = Utc::now();
     let mut tx = t.state.db.begin().await.unwrap();

@@ -133,13 +133,16 @@ fn header_keyword(v: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Why a message with `header: value` is automatic, if it is.
+    fn automatic_with(header: &str, value: &str) -> Option<String> {
+        let raw = format!("From: a@b.example\r\n{header}: {value}\r\nSubject: x\r\n\r\nITEMS\r\n");
+        let msg = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+        automatic(&msg)
+    }
+
     #[test]
     fn auto_submitted_no_with_a_comment_or_parameter_is_a_persons_mail() {
-        let with = |value: &str| {
-            let raw = format!("From: a@b.example\r\nAuto-Submitted: {value}\r\nSubject: x\r\n\r\nITEMS\r\n");
-            let msg = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
-            automatic(&msg)
-        };
+        let with = |value: &str| automatic_with("Auto-Submitted", value);
         for person in [
             "no",
             "No",
@@ -158,11 +161,7 @@ mod tests {
 
     #[test]
     fn precedence_is_read_without_its_comments() {
-        let with = |value: &str| {
-            let raw = format!("From: a@b.example\r\nPrecedence: {value}\r\nSubject: x\r\n\r\nITEMS\r\n");
-            let msg = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
-            automatic(&msg)
-        };
+        let with = |value: &str| automatic_with("Precedence", value);
         for machine in ["junk (spam)", "BULK", "(from a list) list", " auto_reply "] {
             assert!(with(machine).is_some(), "{machine:?}");
         }
