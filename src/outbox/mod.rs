@@ -1,6 +1,10 @@
 //! The dispatcher: claims due outbox rows, sends them on their channel, and records the
 //! result. Failures are retried with exponential backoff and jitter; after
 //! `outbox.max_attempts` (or a permanent error) a message is dead until staff re-queue it.
+//!
+//! A little over 500 lines: the step (claim, send within its time, mark) is one path read
+//! top to bottom; rendering, the loops, the marks' group commit and what an outcome means
+//! beyond its message are in modules of their own.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -14,11 +18,13 @@ use crate::model::{MessageKind, Outlet};
 use crate::store::StoreError;
 use crate::store::outbox::{self, Mark, OutboxRow};
 
+mod aftermath;
 mod loops;
 mod marks;
 mod render;
 
 use crate::actions::outbox::unwanted;
+use aftermath::{address_refused, after_quiet_hours, chat_gone};
 pub use loops::{DrainReport, drain, drain_concurrently, drain_with, run_worker};
 use marks::PendingMark;
 pub use marks::{Crew, Marker};
@@ -448,62 +454,6 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
     }
     count(outcome, row.channel, row.kind, marked);
     Ok(Settle::Done(outcome))
-}
-
-/// When an alert retried at `at` may go: its contact's quiet hours hold a retry as they held
-/// its first try. Any other kind goes at `at`; so does an alert whose contact cannot be read
-/// (the retry is not lost for want of a time zone).
-async fn after_quiet_hours(
-    state: &Providers,
-    row: &OutboxRow,
-    settings: &HashMap<String, crate::store::settings::ContactSettings>,
-    at: DateTime<Utc>,
-) -> DateTime<Utc> {
-    let (MessageKind::Alert, Some(id)) = (row.kind, &row.contact_id) else {
-        return at;
-    };
-    let defaults;
-    let s = match settings.get(id) {
-        Some(s) => s,
-        None => {
-            defaults = crate::store::settings::ContactSettings::defaults(id);
-            &defaults
-        }
-    };
-    match crate::store::contacts::get_contact(&state.db, id).await {
-        Ok(c) => crate::actions::targets::after_quiet_hours(&state.config, &c, s, at),
-        Err(e) => {
-            tracing::warn!(id = row.id, error = %e, "an alert's contact could not be read for its quiet hours");
-            at
-        }
-    }
-}
-
-/// A chat refused a message because it is gone for the bot (its user blocked the bot): it is
-/// unlinked, as `/unlink` would, so digests and alerts go by email again instead of every
-/// later one failing there. Linking it again with a fresh code undoes this.
-async fn chat_gone(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Result<(), StoreError> {
-    let Some(channel) = row.channel.chat() else { return Ok(()) };
-    if crate::store::chat::unlink(&state.db, channel.into(), &row.recipient, now).await? {
-        metrics::counter!("cport_chats_gone_total", "channel" => row.channel.as_str()).increment(1);
-    }
-    Ok(())
-}
-
-/// The receiving server refused a contact's address while cport sent to it: a hard bounce,
-/// counted as a delivery report's is, so their email is suspended (and staff see why)
-/// rather than every later message going dead the same way.
-async fn address_refused(state: &Providers, contact: &str, why: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-    let reason = format!("hard bounce (refused when sent) {}", crate::model::shown(why, 300));
-    let limit = i64::from(state.config.inbound.soft_bounce_limit);
-    let mut tx = state.db.begin().await?;
-    let suspended = crate::store::inbound::record_bounce(&mut tx, contact, true, &reason, limit, now).await?;
-    tx.commit().await?;
-    if suspended {
-        tracing::warn!(contact = %contact, %reason, "email suspended for this contact: its address was refused");
-        metrics::counter!("cport_email_suspended_total").increment(1);
-    }
-    Ok(())
 }
 
 /// Sends an email row. `Ok(None)` means the message should be dropped, not sent.
