@@ -370,6 +370,18 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
         app.post_refused(&ann, "/users", &[("action", "create"), ("name", "Zed"), ("email", "zed@beta.example")]).await;
     assert!(html.contains("email: zed@beta.example cannot be given an account"), "{html}");
     assert!(!html.contains("already has an account"), "{html}");
+    // cport's own addresses reach no person: no account, no invitation mailed there.
+    let own = app.state.config.email.from.clone();
+    let own = own.rsplit('<').next().unwrap_or(&own).trim_end_matches('>').to_string();
+    let reply = format!("reply+abc@{}", app.state.config.email.reply_domain);
+    for address in [own.as_str(), reply.as_str()] {
+        let html =
+            app.post_refused(&ann, "/users", &[("action", "create"), ("name", "Loop"), ("email", address)]).await;
+        assert!(
+            html.contains("email: is cport&#x27;s own address") || html.contains("email: is cport's own address"),
+            "{address}: {html}"
+        );
+    }
     // The same person added ten times at once is added once.
     let form = [("action", "create"), ("name", "Zed Third"), ("email", "zed@third.example")];
     futures::future::join_all((0..10).map(|_| app.post_form(&ann, "/users", &form))).await;

@@ -131,6 +131,16 @@ async fn a_viewer_reads_but_cannot_act_and_a_missing_csrf_token_is_refused() {
     let (status, _, body) = app.post_form(&viewer, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(app.post_form(&viewer, "/jobs/J-1/delivery", &[("action", "none")]).await.0, 403);
+    // A role that may not act hears that, not what was wrong with a form it could never send.
+    for fields in [
+        vec![("action", "approve")],
+        vec![("action", "reject"), ("reason", "")],
+        vec![("action", "comment"), ("comment", "")],
+        vec![("action", "delegate"), ("name", ""), ("email", "")],
+    ] {
+        let (status, _, body) = app.post_form(&viewer, "/visuals/V-1", &fields).await;
+        assert_eq!(status, 403, "{fields:?}: {body}");
+    }
 
     let admin = app.signed_in("P-1A").await;
     for (case, fields) in [

@@ -49,6 +49,8 @@ pub async fn request(state: &Services, input: &AccessInput, now: DateTime<Utc>) 
     if let Some(e) = check(input).into_iter().next() {
         return Err(ActionError::invalid(&e.field, e.reason));
     }
+    // The answer goes to this address: one of cport's own would mail cport.
+    super::person_email(state, "email", &input.email, "the person asking")?;
     let (name, email, company, note) = (input.name.trim(), input.email.trim(), input.company.trim(), input.note.trim());
     let mut tx = state.db.begin().await?;
     let Some(id) = access::insert(&mut tx, name, email, company, note, now).await? else {

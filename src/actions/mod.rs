@@ -154,6 +154,17 @@ pub(crate) fn typed_email<'a>(field: &str, s: &'a str) -> Result<&'a str, Action
     Ok(s)
 }
 
+/// An address typed for a person cport will write to (a delegate, a third-party user):
+/// [`typed_email`], and not one of cport's own addresses, which reach no person (mail to
+/// them comes back to cport, or is a loop it ignores). `who` says whose address to give.
+pub(crate) fn person_email<'a>(state: &Services, field: &str, s: &'a str, who: &str) -> Result<&'a str, ActionError> {
+    let email = typed_email(field, s)?;
+    if state.config.email.is_own_address(email) {
+        return Err(ActionError::invalid(field, format!("is cport's own address; give the address of {who}")));
+    }
+    Ok(email)
+}
+
 /// Maps "no such row" to a not-found naming the thing.
 pub(crate) fn found<T>(r: Result<T, StoreError>, what: impl FnOnce() -> String) -> Result<T, ActionError> {
     match r {

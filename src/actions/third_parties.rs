@@ -42,7 +42,7 @@ pub async fn create_third_party(
 ) -> Result<String, ActionError> {
     require_third_parties(state, actor).await?;
     let name = super::typed_text("name", name, Lines::One, NAME_MAX, "give the person's name")?;
-    let email = super::typed_email("email", email)?;
+    let email = super::person_email(state, "email", email, "the person the account is for")?;
     let mut tx = state.db.begin().await?;
     // An address signs in one person: asked inside the transaction that adds them.
     if let Some(holder) = q::email_taken(&mut tx, actor.client_id(), email).await? {

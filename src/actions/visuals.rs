@@ -40,7 +40,7 @@ pub fn delegation_holds(giver: Role, d: &DelegationRow, now: DateTime<Utc>) -> b
 }
 
 /// Refuses anyone who may not decide on visuals at all (admins, buyers and delegates may).
-fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
+pub fn check_may_act(actor: &Actor) -> Result<(), ActionError> {
     if actor.delegation.is_some() || actor.role.acts_on_orders() {
         Ok(())
     } else {
@@ -218,11 +218,13 @@ pub async fn approve(
     terms_accepted: bool,
     now: DateTime<Utc>,
 ) -> Result<Vec<(String, Result<Decided, ActionError>)>, ActionError> {
+    // Who may decide is asked first: a role that may not hears that, not what was wrong
+    // with a form it could never send.
+    check_may_act(actor)?;
     let ids = distinct_ids(ids)?;
     if !terms_accepted {
         return Err(ActionError::invalid("terms", "tick the box to accept the approval terms"));
     }
-    check_may_act(actor)?;
     // A list naming a visual this contact cannot see (a typo, another client's) is refused
     // whole, naming each such id, before anything is approved. What changes meanwhile (a
     // colleague's decision) is answered visual by visual below.
@@ -286,6 +288,7 @@ pub async fn reject(
     withdraw: bool,
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
+    check_may_act(actor)?;
     let reason = check_reason(reason)?;
     decide(state, unit, actor, id, Verdict::Reject { reason, withdraw }, now).await
 }
@@ -303,11 +306,11 @@ pub async fn comment(
     body: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, ActionError> {
-    let body = super::typed_text("comment", body, crate::model::Lines::Many, 5000, "write something first")?;
-    let v = visible_visual(state, actor, id).await?;
     if actor.delegation.is_none() && !actor.role.acts_on_orders() {
         return Err(ActionError::Forbidden(format!("your role ({}) is read-only", actor.role)));
     }
+    let body = super::typed_text("comment", body, crate::model::Lines::Many, 5000, "write something first")?;
+    let v = visible_visual(state, actor, id).await?;
     if let Some(d) = &actor.delegation {
         let row = visuals::get_delegation(&state.db, d.id).await?;
         if row.used_at.is_some() || row.expires_at <= now {
@@ -366,22 +369,16 @@ pub async fn delegate(
     email: &str,
     now: DateTime<Utc>,
 ) -> Result<Delegation, ActionError> {
-    let name = super::typed_text("name", name, crate::model::Lines::One, 200, "who should approve it?")?;
-    let email = super::typed_email("email", email)?;
-    // Handed to no one: cport's own addresses reach no person, and one's own is no one else.
-    if state.config.email.is_own_address(email) {
-        return Err(ActionError::invalid(
-            "email",
-            "is cport's own address; give the address of the person who should approve it",
-        ));
-    }
-    if email.eq_ignore_ascii_case(&actor.contact.email) {
-        return Err(ActionError::invalid("email", "is your own address; approve it yourself, or give someone else's"));
-    }
     if actor.delegation.is_some() {
         return Err(ActionError::Forbidden("a delegated approval cannot be delegated again".into()));
     }
     check_may_act(actor)?;
+    let name = super::typed_text("name", name, crate::model::Lines::One, 200, "who should approve it?")?;
+    // Handed to no one: cport's own addresses reach no person, and one's own is no one else.
+    let email = super::person_email(state, "email", email, "the person who should approve it")?;
+    if email.eq_ignore_ascii_case(&actor.contact.email) {
+        return Err(ActionError::invalid("email", "is your own address; approve it yourself, or give someone else's"));
+    }
     let v = visible_visual(state, actor, id).await?;
     if v.status != VisualStatus::AwaitingApproval {
         return Err(ActionError::Conflict(format!("visual {id} is {} and needs no approval", v.status.words())));

@@ -202,7 +202,9 @@ pub async fn visual_action(
     let now = Utc::now();
     let a = &session.actor;
     let result: Result<String, ActionError> = match form.get("action") {
-        Some("approve") => match form.checkbox("terms") {
+        // The role is asked before the form's fields (in each action): the terms box is
+        // read here, so it is asked here first too.
+        Some("approve") => match act::check_may_act(a).and_then(|()| form.checkbox("terms")) {
             Ok(terms) => act::approve(&state, None, a, std::slice::from_ref(&id), terms, now)
                 .await
                 .and_then(|mut r| {
@@ -212,7 +214,7 @@ pub async fn visual_action(
             Err(e) => Err(e),
         },
         // The form says what the page showed: a withdrawal is a reject of an approved visual.
-        Some("reject") => match seen_status(&form) {
+        Some("reject") => match act::check_may_act(a).and_then(|()| seen_status(&form)) {
             Ok(seen) => act::reject(&state, None, a, &id, &form.text("reason"), seen == VisualStatus::Approved, now)
                 .await
                 .map(|_| format!("Visual {id} rejected. TOT will be in touch with a new visual.")),
