@@ -182,6 +182,12 @@ async fn lists_filter_sort_and_link_to_details() {
     let (_, _, html) = get(&app, &ann, "/deliveries/D-1").await;
     let html = String::from_utf8(html).unwrap();
     assert!(html.contains("DPD") && html.contains("/deliveries/D-1/note.pdf"), "{html}");
+    // Who receives it and the client's own reference, as the delivery note has them.
+    assert!(html.contains("Contact: Bob") && html.contains("Your ref: ALPHA-7"), "{html}");
+    let list = String::from_utf8(get(&app, &ann, "/deliveries").await.2).unwrap();
+    assert!(list.contains(">Your ref<") && list.contains(">ALPHA-7<"), "{list}");
+    let blanks = String::from_utf8(get(&app, &ann, "/blanks").await.2).unwrap();
+    assert!(blanks.contains(">Expected<") && blanks.contains(">Accounted for<"), "{blanks}");
     // minijinja writes "/" in attributes as &#x2f;, which browsers read as "/".
     let html = html.replace("&#x2f;", "/");
     for want in [

@@ -16,11 +16,14 @@ pub struct StockItem {
     pub description: String,
     pub picture: Option<String>,
     pub warehouse_balance: i64,
+    /// On its way in, and held for orders already taken, as TOT's figures say.
+    pub expected: i64,
+    pub accounted_for: i64,
     /// TOT's figure less what orders placed since then hold.
     pub available: i64,
 }
 
-const STOCK: &str = "SELECT s.sku, s.client_sku, s.description, s.picture, s.warehouse_balance,
+const STOCK: &str = "SELECT s.sku, s.client_sku, s.description, s.picture, s.warehouse_balance, s.expected, s.accounted_for,
     s.available_to_order - CAST(COALESCE((SELECT SUM(l.qty) FROM reseller_order_lines l
         JOIN reseller_orders o ON o.id = l.order_id
         WHERE l.sku = s.sku AND o.status = 'placed' AND o.placed_at > COALESCE(s.figure_at, s.updated_at)), 0) AS BIGINT) AS available

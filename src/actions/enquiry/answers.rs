@@ -121,6 +121,12 @@ pub(super) async fn track(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> 
         format!("To: {}", x.venue),
         format!("What: {}", x.description),
     ];
+    // Who receives it and the client's own reference for it, when TOT gave them.
+    for (label, value) in [("Contact", &x.contact), ("Your ref", &x.client_ref)] {
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
+            lines.push(format!("{label}: {v}"));
+        }
+    }
     if let (Some(c), Some(n)) = (&x.tracking_carrier, &x.tracking_number) {
         lines.push(format!(
             "Tracking: {c} {n}{}",
@@ -167,6 +173,8 @@ pub(super) async fn deliveries(a: &Ask<'_>) -> Result<Answer, ActionError> {
                 d(x.delivery_date),
                 d(x.sent_date),
                 x.venue.clone(),
+                x.description.clone(),
+                x.client_ref.clone().unwrap_or_default(),
                 x.tracking_number.clone().unwrap_or_default(),
             ]
         })
@@ -174,7 +182,7 @@ pub(super) async fn deliveries(a: &Ask<'_>) -> Result<Answer, ActionError> {
     Ok(Answer::table(
         name,
         if list.len() == 1 { "1 recent delivery:".to_string() } else { format!("{} recent deliveries:", list.len()) },
-        &["Delivery", "Status", "Date", "Sent", "Venue", "Tracking"],
+        &["Delivery", "Status", "Date", "Sent", "Venue", "What", "Your ref", "Tracking"],
         rows,
     ))
 }
@@ -191,6 +199,7 @@ pub(super) async fn stock(a: &Ask<'_>, own: bool, text: Option<&str>) -> Result<
                 s.description.clone(),
                 s.warehouse_balance.to_string(),
                 s.expected.to_string(),
+                s.accounted_for.to_string(),
                 s.available_to_order.to_string(),
             ]
         })
@@ -203,7 +212,7 @@ pub(super) async fn stock(a: &Ask<'_>, own: bool, text: Option<&str>) -> Result<
             list.len(),
             text.as_ref().map(|t| format!(" matching {}", crate::model::quoted(t))).unwrap_or_default()
         ),
-        &["SKU", "Your SKU", "Description", "Balance", "Expected", "Available"],
+        &["SKU", "Your SKU", "Description", "Balance", "Expected", "Accounted for", "Available"],
         rows,
     ))
 }
@@ -220,6 +229,8 @@ pub(super) async fn pos(a: &Ask<'_>) -> Result<Answer, ActionError> {
                 p.date_ordered.to_string(),
                 p.tot_ref.clone(),
                 p.client_ref.clone().unwrap_or_default(),
+                p.category.clone(),
+                p.po_type.clone(),
                 p.supplier.clone(),
             ]
         })
@@ -227,7 +238,7 @@ pub(super) async fn pos(a: &Ask<'_>) -> Result<Answer, ActionError> {
     Ok(Answer::table(
         name,
         format!("{} purchase order(s):", list.len()),
-        &["PO", "Status", "Ordered", "TOT ref", "Your ref", "Supplier"],
+        &["PO", "Status", "Ordered", "TOT ref", "Your ref", "Category", "Type", "Supplier"],
         rows,
     ))
 }
