@@ -289,7 +289,10 @@ async fn send_artwork(
 ) -> (u16, String) {
     let (_, html) = app.page(b, &format!("/jobs/{job}")).await;
     let csrf = common::csrf_of(&html);
-    let (ctype, body) = multipart(&[("csrf", &csrf), ("requirement", requirement)], files);
+    // A requirement holding a NUL stands for two fields of that name, one value each.
+    let mut fields = vec![("csrf", csrf.as_str())];
+    fields.extend(requirement.split('\u{0}').map(|r| ("requirement", r)));
+    let (ctype, body) = multipart(&fields, files);
     let r =
         b.post(app.url(&format!("/jobs/{job}/artwork"))).header("content-type", ctype).body(body).send().await.unwrap();
     let status = r.status().as_u16();
@@ -324,6 +327,11 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     assert_eq!(s, 303);
     assert!(note.contains("setup.exe: .exe files are not accepted"), "{note}");
     assert!(note.contains("huge.pdf: larger than 64 KB"), "{note}");
+    assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
+    // A requirement given twice (the last would win): refused, naming the field.
+    let (s, note) = send_artwork(&app, &bob, "J-1", "AR-1\u{0}AR-9", &[("logo.pdf", b"%PDF-1.4 logo")]).await;
+    assert_eq!(s, 303);
+    assert!(note.contains("requirement: is given twice"), "{note}");
     assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
     // A name holding a control character (which no multipart part may): said by the name.
     let (s, note) = send_artwork(&app, &bob, "J-1", "AR-1", &[("a\u{1b}b.pdf", b"%PDF-1.4")]).await;

@@ -101,9 +101,13 @@ pub async fn upload(
                 return Ok(back(&note));
             }
         };
+        // One value a field, as every other form takes it: a second would silently win.
+        let twice = |field: &str| format!("Nothing was sent: {field}: is given twice; send it once.");
         match field.name() {
-            Some("csrf") => csrf = field.text().await.ok(),
-            Some("requirement") => requirement = field.text().await.ok().filter(|r| !r.is_empty()),
+            Some("csrf") if csrf.is_some() => return Ok(back(&twice("csrf"))),
+            Some("requirement") if requirement.is_some() => return Ok(back(&twice("requirement"))),
+            Some("csrf") => csrf = Some(field.text().await.unwrap_or_default()),
+            Some("requirement") => requirement = Some(field.text().await.unwrap_or_default()),
             Some("files") => {
                 let name = field.file_name().unwrap_or("").to_string();
                 let content_type = field.content_type().unwrap_or("application/octet-stream").to_string();
@@ -132,7 +136,7 @@ pub async fn upload(
     session.check_csrf(csrf.as_deref())?;
     // The page's forms each name the requirement their files answer (an email reply, which
     // cannot, answers every one of the job's).
-    let Some(requirement) = requirement else {
+    let Some(requirement) = requirement.filter(|r| !r.is_empty()) else {
         return Ok(back("Nothing was sent: requirement: say which of the job's artwork the files are for."));
     };
     if parts.len() as u64 > MAX_FILES {
