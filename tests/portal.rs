@@ -567,6 +567,10 @@ async fn passwords_login_limits_and_single_use_reset_links() {
     };
     let (status, location, _) = login("correct horse battery").await;
     assert_eq!((status, location.as_str()), (303, "/visuals"));
+    // No password: the field is named, the address comes back as typed.
+    let (status, _, html) = login("").await;
+    assert_eq!(status, 422);
+    assert!(html.contains("password: give your password") && html.contains("value=\"ANN@alpha.example\""), "{html}");
     for _ in 0..5 {
         let (status, _, html) = login("wrong").await;
         assert_eq!(status, 401);
@@ -591,6 +595,11 @@ async fn passwords_login_limits_and_single_use_reset_links() {
             let (status, _, html) = app.post_raw(&c, path, &[("csrf", &csrf), ("email", email)]).await;
             assert_eq!(status, 422, "{path} {email:?}: {html}");
             assert!(html.contains("email: is not an email address"), "{path} {email:?}: {html}");
+            // The form comes back with what was typed.
+            assert!(
+                html.contains(&format!("value=\"{email}\"")) && html.contains("name=\"csrf\""),
+                "{path} {email:?}: {html}"
+            );
         }
     }
     let rows = cport::store::outbox::list_messages(&app.db, None, 10).await.unwrap();

@@ -308,7 +308,8 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
             (_, true) => "email: longer than any address (254 characters at most).",
             _ => "password: give your password, or ask for a sign-in link by email.",
         };
-        let ctx = json!({"next": next, "error": error});
+        // What was typed comes back (the address, never the password).
+        let ctx = json!({"next": next, "error": error, "email": form.text("email")});
         return anon_page(&state, &headers, "login", StatusCode::UNPROCESSABLE_ENTITY, ctx).await;
     }
     let tries = SignInTries::count(&state, portal_account(&email), addr, "or ask for a sign-in link by email").await?;
@@ -347,9 +348,16 @@ fn typed_address(form: &FormData) -> Result<String, HttpError> {
 
 /// `POST /login/link`: email me a sign-in link. The answer never says whether the address
 /// is known.
-pub async fn request_link(State(state): State<AppState>, AnonForm { form, addr, .. }: AnonForm) -> Reply {
+pub async fn request_link(State(state): State<AppState>, AnonForm { form, headers, addr }: AnonForm) -> Reply {
     limit_address(&state, "link", addr).await?;
-    let email = typed_address(&form)?;
+    let email = match typed_address(&form) {
+        Ok(e) => e,
+        // The sign-in page again, the field named and the address as typed.
+        Err(e) => {
+            let ctx = json!({"next": "/", "error": e.to_string(), "link_email": form.text("email")});
+            return anon_page(&state, &headers, "login", StatusCode::UNPROCESSABLE_ENTITY, ctx).await;
+        }
+    };
     let now = Utc::now();
     // One link per client the address belongs to (a person may work for two clients).
     for id in contacts_by_email(&state.db, &email).await?.iter().take(5) {
@@ -554,7 +562,13 @@ pub async fn reset(State(state): State<AppState>, AnonForm { form, headers, addr
         return Ok(super::see_other(&state, super::ANYONE, "/login", "Your new password is set. Sign in with it."));
     }
     limit_address(&state, "reset", addr).await?;
-    let email = typed_address(&form)?;
+    let email = match typed_address(&form) {
+        Ok(e) => e,
+        Err(e) => {
+            let ctx = json!({"stage": "request", "error": e.to_string(), "email": form.text("email")});
+            return anon_page(&state, &headers, "reset", StatusCode::UNPROCESSABLE_ENTITY, ctx).await;
+        }
+    };
     for id in contacts_by_email(&state.db, &email).await?.iter().take(5) {
         let c = get_contact(&state.db, id).await?;
         // The answer is the same whatever became of it: it never says which addresses are known.
