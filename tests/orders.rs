@@ -370,6 +370,11 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
         app.post_refused(&ann, "/users", &[("action", "create"), ("name", "Zed"), ("email", "zed@beta.example")]).await;
     assert!(html.contains("email: zed@beta.example cannot be given an account"), "{html}");
     assert!(!html.contains("already has an account"), "{html}");
+    // A user or stock line left empty is named, not looked up as one of no name.
+    let html = app.post_refused(&ann, "/users", &[("action", "revoke"), ("user", "")]).await;
+    assert!(html.contains("user: say which third-party user"), "{html}");
+    let html = app.post_refused(&ann, "/users", &[("action", "allocate"), ("user", "TP-C-1-1"), ("sku", " ")]).await;
+    assert!(html.contains("sku: say which stock line"), "{html}");
     // cport's own addresses reach no person: no account, no invitation mailed there.
     let own = app.state.config.email.from.clone();
     let own = own.rsplit('<').next().unwrap_or(&own).trim_end_matches('>').to_string();

@@ -95,6 +95,7 @@ pub async fn revoke_third_party(
     // Taking access away needs no ordering turned on: an admin must be able to shut a door
     // TOT closed for new orders (the user's sessions still show the client's stock).
     require_admin(actor)?;
+    named("user", id, "say which third-party user")?;
     let mut tx = state.db.begin().await?;
     if !q::revoke_third_party(&mut tx, actor.client_id(), id, now).await? {
         let active = q::third_party_active(&mut tx, actor.client_id(), id).await?;
@@ -133,6 +134,8 @@ pub async fn allocate(
     on: bool,
     now: DateTime<Utc>,
 ) -> Result<bool, ActionError> {
+    named("user", user, "say which third-party user")?;
+    named("sku", sku, "say which stock line")?;
     // Un-allocating takes access away, as revoking does: allowed with ordering off.
     match on {
         true => require_third_parties(state, actor).await?,
@@ -166,4 +169,13 @@ pub async fn allocate(
     }
     tx.commit().await?;
     Ok(changed)
+}
+
+/// A field naming a record (a user, a SKU) sent empty is said by its name, not looked up
+/// as a record of no name.
+fn named(field: &str, value: &str, what: &str) -> Result<(), ActionError> {
+    match value.trim().is_empty() {
+        true => Err(ActionError::invalid(field, what)),
+        false => Ok(()),
+    }
 }

@@ -260,7 +260,8 @@ pub(super) async fn po(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
             .iter()
             .map(|l| {
                 vec![
-                    l.status.clone(),
+                    // As words, as the order's own status is: "part received".
+                    l.status.replace('_', " "),
                     l.sku.clone(),
                     l.description.clone(),
                     l.ordered.to_string(),
