@@ -472,6 +472,11 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     let (_, html) = app.page(&r, &format!("/baskets/{basket}")).await;
     assert!(html.contains("SKU-CAP") && html.contains("no longer allocated to you"), "{html}");
     assert!(!html.contains("Cap, embroidered") && !html.contains("SKU-CAP.svg"), "{html}");
+    // Changing its quantity from a page left open: said on the basket, which still opens.
+    let (s, _, html) =
+        app.post_form(&r, &format!("/baskets/{basket}"), &[("action", "qty"), ("sku", "SKU-CAP"), ("qty", "5")]).await;
+    assert_eq!(s, 404, "{html}");
+    assert!(html.contains("not found among what you may order") && html.contains("name=\"csrf\""), "{html}");
 
     // Revoked: her session ends at once, and a placing already past the sign-in check (the
     // revoke lands between it and the order) sees the revoke in its own transaction.

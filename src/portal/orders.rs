@@ -285,15 +285,21 @@ pub async fn basket_action(
     };
     match result {
         Ok(r) => Ok(r),
-        Err(e) => match form_error(&e) {
-            Some(msg) => {
+        Err(e) => match (form_error(&e), &e) {
+            (Some(msg), _) => {
                 let status = match e {
                     ActionError::Conflict(_) => StatusCode::CONFLICT,
                     _ => StatusCode::UNPROCESSABLE_ENTITY,
                 };
                 basket_page(&state, &session, id, vec![], Shown::error(status, msg).with_typed(&form)).await
             }
-            None => Err(e.into()),
+            // A line's stock gone from this user's reach meanwhile (un-allocated): said on the
+            // basket, which still opens, not as a missing page. One not theirs stays a 404.
+            (None, ActionError::NotFound(what)) => {
+                let msg = format!("{what} not found among what you may order; remove the line.");
+                basket_page(&state, &session, id, vec![], Shown::error(StatusCode::NOT_FOUND, msg)).await
+            }
+            (None, _) => Err(e.into()),
         },
     }
 }
