@@ -1074,8 +1074,8 @@ async fn a_chat_answer_names_its_columns() {
 #[tokio::test]
 async fn a_flooded_chat_holds_no_sender_from_other_messages() {
     let fake = FakeTelegram::start().await;
-    // Twenty a minute to one chat, Telegram's pace (the per-second pace lifted): ten at
-    // once, then the next turns six seconds apart.
+    // Twenty a minute to one chat, Telegram's pace (the per-second pace lifted): the
+    // minute's twenty at once, then the next turns three seconds apart.
     let t = paced(&fake, 20).await;
     common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", &ANN.to_string(), "P-1A").await;
     let now = Utc::now();
@@ -1100,13 +1100,13 @@ async fn a_flooded_chat_holds_no_sender_from_other_messages() {
     let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
     let email = rows.iter().find(|m| m.contact_id.as_deref() == Some("P-1B")).expect("Bob's digest");
     assert_eq!(email.status.as_str(), "sent", "{email:?}");
-    // The ten went at once; a sender waiting up to half a minute for each later turn (six
-    // seconds apart) would have sent five more in this pass, held all that time.
+    // The twenty went at once; a sender waiting up to half a minute for each later turn
+    // (three seconds apart) would have sent the other ten in this pass, held all that time.
     let sent = fake.calls_of("sendMessage").len();
-    assert_eq!(sent, 10, "what may go at once, and no more in this pass");
+    assert_eq!(sent, 20, "what may go at once, and no more in this pass");
     let waiting: Vec<_> =
         rows.iter().filter(|m| m.idem_key.starts_with("flood:") && m.status.as_str() == "queued").collect();
-    assert_eq!(waiting.len(), 20, "the rest wait for their turn, none failed");
+    assert_eq!(waiting.len(), 10, "the rest wait for their turn, none failed");
     assert!(waiting.iter().all(|m| m.attempts == 0 && m.next_attempt_at > now), "{waiting:?}");
 }
 

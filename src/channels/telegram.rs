@@ -33,9 +33,6 @@ const CAPTION_LIMIT: usize = 1024;
 /// before those still waiting are queued in the outbox for then: the next poll waits for the
 /// batch, and one chat sending a flood must not hold up every other chat.
 const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-/// The longest the next poll waits for a batch's answers to be sent: their turns (at most
-/// [`ANSWER_WAIT`]) and a moment for Telegram to take them.
-const BATCH_WAIT: std::time::Duration = std::time::Duration::from_secs(8);
 /// The longest an outbox sender waits for a chat's turn: a message whose turn is further off
 /// is sent again then (not counted as a failed try), so a chat with many messages waiting
 /// (a flood's answers) holds no sender from every other message. At 30 s, a flood of 200
@@ -590,14 +587,10 @@ async fn run_batch(state: &Services, tg: &Arc<Telegram>, updates: Vec<Update>) {
             }
         });
     }
-    // A call Telegram does not answer (it hangs until the client gives up, 17 s or more)
-    // must not hold every other chat's next commands: after a while the next poll goes, and
-    // what is still running finishes on its own (its chat's updates stay in order within it).
-    let all = async { while set.join_next().await.is_some() {} };
-    if tokio::time::timeout(BATCH_WAIT, all).await.is_err() {
-        tracing::warn!("telegram: answers still going after {BATCH_WAIT:?}; polling on without them");
-        tokio::spawn(async move { while set.join_next().await.is_some() {} });
-    }
+    // The whole batch is waited for, a call Telegram does not answer included (until the
+    // client gives up): polling on without it would run that chat's next commands beside
+    // the ones still running (an /unlink after a /start), and a stop would lose them.
+    while set.join_next().await.is_some() {}
 }
 
 /// `POST /telegram/webhook`: Telegram's secret header must match. An update is run (and
