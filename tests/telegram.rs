@@ -1146,4 +1146,10 @@ async fn a_chat_of_an_inactive_contact_is_told_so() {
     assert!(said.contains("no longer linked"), "{said}");
     let said = format!("{:?}", common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ann, "/items").await);
     assert!(said.contains("not linked to a TOT account yet"), "{said}");
+    // A chat TOT's own record names, of a contact TOT then made inactive: told the same.
+    t.load(json!({"contacts": [{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer", "email": "bob@alpha.example",
+        "role": "buyer", "telegram_chat_id": 4002, "active": false}]}))
+        .await;
+    let said = format!("{:?}", common::say_in_chat(&t.state, cport::model::Channel::Telegram, "4002", "/items").await);
+    assert!(said.contains("no longer active"), "{said}");
 }

@@ -90,12 +90,28 @@ pub async fn unlink_in(tx: &mut Tx, channel: crate::model::Channel, user_id: &st
     Ok(untied + opted > 0)
 }
 
-/// Whether a chat user is tied by a code to a contact, active or not.
+/// Whether a chat user is a contact's, active or not: tied by a code, or named by TOT's
+/// record (and not opted out). Asked when no active contact is found, to tell a chat whose
+/// contact TOT made inactive from one never linked.
 pub async fn tied(db: &Db, channel: crate::model::Channel, user_id: &str) -> Result<bool> {
+    let (telegram, discord) = record_ids(channel, user_id);
     let n: i64 = on_db!(db, p => bind!(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM chat_links WHERE channel = $1 AND user_id = $2"), channel, user_id)
+        "SELECT (SELECT COUNT(*) FROM chat_links WHERE channel = $1 AND user_id = $2)
+              + (SELECT COUNT(*) FROM contacts c WHERE (c.telegram_chat_id = $3 OR c.discord_user_id = $4)
+                   AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = $1 AND o.user_id = $2))"),
+        channel, user_id, telegram, discord)
         .fetch_one(p).await)?;
     Ok(n > 0)
+}
+
+/// A chat user's id as TOT's contact record holds it for their channel (a number for
+/// Telegram), so each lookup is one index probe, not a read of every contact.
+fn record_ids(channel: crate::model::Channel, user_id: &str) -> (Option<i64>, Option<&str>) {
+    let telegram = match channel {
+        crate::model::Channel::Telegram => user_id.parse::<i64>().ok().filter(|n| n.to_string() == user_id),
+        _ => None,
+    };
+    (telegram, (channel == crate::model::Channel::Discord).then_some(user_id))
 }
 
 /// The active contact a chat user is: tied by a code, or else named by TOT's own contact
@@ -104,14 +120,7 @@ pub async fn tied(db: &Db, channel: crate::model::Channel, user_id: &str) -> Res
 /// chat is tied by a code to someone else (active or not). Where TOT's records name one chat
 /// for several contacts, the first by id.
 pub async fn contact_for_user(db: &Db, channel: crate::model::Channel, user_id: &str) -> Result<Option<String>> {
-    // TOT's record is looked up by the column of the user's channel, as that column holds
-    // it (a number for Telegram), so each lookup is one index probe, not a read of every
-    // contact.
-    let telegram = match channel {
-        crate::model::Channel::Telegram => user_id.parse::<i64>().ok().filter(|n| n.to_string() == user_id),
-        _ => None,
-    };
-    let discord = (channel == crate::model::Channel::Discord).then_some(user_id);
+    let (telegram, discord) = record_ids(channel, user_id);
     Ok(on_db!(db, p => bind!(sqlx::query_scalar(
         "SELECT contact_id FROM (
            SELECT l.contact_id, 0 AS rank FROM chat_links l JOIN contacts c ON c.id = l.contact_id
