@@ -238,9 +238,10 @@ fn send_error(e: RequestError) -> SendError {
     }
 }
 
-/// A description Telegram gives a request it refuses (a 4xx), not its own failure.
+/// A description Telegram gives a request it refuses (a 4xx), not its own failure. A 429
+/// that came without its `retry_after` is no refusal: it is tried again.
 fn refusal(text: &str) -> bool {
-    ["Bad Request", "Forbidden", "Unauthorized", "Not Found", "Conflict", "Too Many Requests"]
+    ["Bad Request", "Forbidden", "Unauthorized", "Not Found", "Conflict"]
         .iter()
         .any(|class| text.trim_start().starts_with(class))
 }

@@ -90,15 +90,16 @@ pub async fn unlink_in(tx: &mut Tx, channel: crate::model::Channel, user_id: &st
     Ok(untied + opted > 0)
 }
 
-/// Whether a chat user is a contact's, active or not: tied by a code, or named by TOT's
-/// record (and not opted out). Asked when no active contact is found, to tell a chat whose
-/// contact TOT made inactive from one never linked.
+/// Whether a chat user is an inactive contact's: tied by a code, or named by the record of
+/// a contact TOT made inactive (and not opted out). Asked when no active contact is found,
+/// to tell such a chat from one never linked (a record naming this chat for an active
+/// contact who tied another chat by code does not make it theirs).
 pub async fn tied(db: &Db, channel: crate::model::Channel, user_id: &str) -> Result<bool> {
     let (telegram, discord) = record_ids(channel, user_id);
     let n: i64 = on_db!(db, p => bind!(sqlx::query_scalar(
         "SELECT (SELECT COUNT(*) FROM chat_links WHERE channel = $1 AND user_id = $2)
               + (SELECT COUNT(*) FROM contacts c WHERE (c.telegram_chat_id = $3 OR c.discord_user_id = $4)
-                   AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = $1 AND o.user_id = $2))"),
+                   AND NOT c.active AND NOT EXISTS (SELECT 1 FROM chat_optouts o WHERE o.channel = $1 AND o.user_id = $2))"),
         channel, user_id, telegram, discord)
         .fetch_one(p).await)?;
     Ok(n > 0)
