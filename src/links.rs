@@ -90,6 +90,13 @@ impl LinkClaims {
         self.issued.is_some_and(|i| i.timestamp_millis() < t.timestamp_millis())
     }
 
+    /// Made before `t` or within its millisecond: a password link and a password set in the
+    /// same millisecond cannot be told apart, and the link is then counted as spent (asking
+    /// for another costs a click; a link that outlived the change would be a second way in).
+    pub fn made_by(&self, t: DateTime<Utc>) -> bool {
+        self.issued.is_some_and(|i| i.timestamp_millis() <= t.timestamp_millis())
+    }
+
     /// The link's meaning; `None` for a one-time link of no known kind.
     pub fn meaning(&self) -> Option<LinkFor> {
         match self.purpose {
@@ -412,6 +419,8 @@ mod tests {
         let made = s.verify(&s.sign(Purpose::Open, "/jobs", "P-1", Duration::days(1), now), now).unwrap();
         let after = Utc::now() + Duration::milliseconds(1);
         assert!(made.made_before(after) && !made.made_before(now));
+        let issued = made.issued.unwrap();
+        assert!(made.made_by(issued) && !made.made_before(issued), "the same millisecond");
     }
 
     #[test]

@@ -115,7 +115,7 @@ async fn link_account(state: &AppState, token: &str) -> Result<Option<(i64, Stri
     }
     Ok(staff::get(&state.db, staff_id)
         .await?
-        .filter(|s| !s.password_set_at.is_some_and(|t| claims.made_before(t)))
+        .filter(|s| !s.password_set_at.is_some_and(|t| claims.made_by(t)))
         .map(|s| (s.id, claims.nonce)))
 }
 

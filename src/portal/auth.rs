@@ -509,7 +509,7 @@ async fn reset_claims(state: &AppState, token: &str) -> Result<Option<LinkClaims
         return Ok(None);
     }
     let set_at = crate::store::sessions::password_set_at(&state.db, &claims.contact_id).await?;
-    Ok((!set_at.is_some_and(|t| claims.made_before(t))).then_some(claims))
+    Ok((!set_at.is_some_and(|t| claims.made_by(t))).then_some(claims))
 }
 
 /// `GET /password/reset`: ask for a link, or (with `?token=`) choose the new password.
