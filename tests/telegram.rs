@@ -1094,20 +1094,93 @@ async fn a_flooded_chat_holds_no_sender_from_other_messages() {
     }
     tx.commit().await.unwrap();
     common::digest_now(&t.state, "P-1B").await;
-    // One sender's pass over everything due, the flood first.
-    let outcomes = cport::outbox::dispatch_batch(&t.state, 100).await.unwrap();
-    assert!(!outcomes.iter().any(|o| matches!(o, cport::outbox::Outcome::Dead)), "{outcomes:?}");
+    // One sender's passes over everything due, until nothing is (one chat's answers go one
+    // at a time, in order).
+    let first = cport::outbox::dispatch_batch(&t.state, 100).await.unwrap();
+    assert_eq!(first.len(), 2, "the oldest answer and the email, in the first pass: {first:?}");
     let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
     let email = rows.iter().find(|m| m.contact_id.as_deref() == Some("P-1B")).expect("Bob's digest");
     assert_eq!(email.status.as_str(), "sent", "{email:?}");
+    for _ in 0..40 {
+        let outcomes = cport::outbox::dispatch_batch(&t.state, 100).await.unwrap();
+        assert!(!outcomes.iter().any(|o| matches!(o, cport::outbox::Outcome::Dead)), "{outcomes:?}");
+        if outcomes.is_empty() {
+            break;
+        }
+    }
     // The twenty went at once; a sender waiting up to half a minute for each later turn
-    // (three seconds apart) would have sent the other ten in this pass, held all that time.
-    let sent = fake.calls_of("sendMessage").len();
-    assert_eq!(sent, 20, "what may go at once, and no more in this pass");
-    let waiting: Vec<_> =
+    // (three seconds apart) would have sent the other ten too, held all that time.
+    let sent: Vec<String> = fake.calls_of("sendMessage").iter().map(|c| c.text()).collect();
+    let expected: Vec<String> = (0..20).map(|i| format!("<b>answer {i}</b>\n…")).collect();
+    assert_eq!(sent, expected, "what may go at once, in order, and no more");
+    let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
+    let mut waiting: Vec<_> =
         rows.iter().filter(|m| m.idem_key.starts_with("flood:") && m.status.as_str() == "queued").collect();
+    waiting.sort_by_key(|m| m.id);
     assert_eq!(waiting.len(), 10, "the rest wait for their turn, none failed");
-    assert!(waiting.iter().all(|m| m.attempts == 0 && m.next_attempt_at > now), "{waiting:?}");
+    assert!(waiting.iter().all(|m| m.attempts == 0), "{waiting:?}");
+    assert!(waiting[0].next_attempt_at > now, "the next answer waits for its turn: {:?}", waiting[0]);
+}
+
+/// Answers queued for one chat, sent by several senders at once, reach it in the order they
+/// were queued: a chat's answers go one at a time.
+#[tokio::test]
+async fn several_senders_send_one_chats_answers_in_order() {
+    let fake = FakeTelegram::start().await;
+    // A pace that holds none of them back: only the order is at stake.
+    let t = TestState::new(|c| {
+        telegram(c, &fake);
+        c.telegram.chat_messages_per_second = 100;
+        c.telegram.chat_messages_per_minute = 100;
+    })
+    .await;
+    t.load(common::world()).await;
+    let now = Utc::now();
+    let mut tx = t.state.db.begin().await.unwrap();
+    for i in 0..8 {
+        let m = cport::messages::ChatMessage::text(format!("answer {i}"), vec![]);
+        let row = m.queued(
+            None,
+            cport::model::Chat::Telegram,
+            &ANN.to_string(),
+            cport::model::MessageKind::Answer,
+            format!("answer:{i}"),
+            now,
+        );
+        cport::store::outbox::insert_message(&mut tx, &row, now).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let report = cport::outbox::drain_concurrently(&t.state, 4, None).await.unwrap();
+    assert_eq!(report.sent, 8, "{report:?}");
+    let sent: Vec<String> = fake.to_chat(ANN).iter().map(|c| c.text()).collect();
+    let expected: Vec<String> = (0..8).map(|i| format!("<b>answer {i}</b>")).collect();
+    assert_eq!(sent, expected);
+}
+
+/// A command from a chat whose earlier answers wait for their turn in the outbox is answered
+/// after them, not before.
+#[tokio::test]
+async fn a_new_answer_waits_behind_the_chats_queued_answers() {
+    let (fake, app) = conversing().await;
+    let at = Utc::now() + chrono::Duration::seconds(2);
+    let m = cport::messages::ChatMessage::text("the earlier answer", vec![]);
+    let row = m.queued(
+        None,
+        cport::model::Chat::Telegram,
+        &STRANGER.to_string(),
+        cport::model::MessageKind::Answer,
+        "answer:earlier".into(),
+        at,
+    );
+    let mut tx = app.db.begin().await.unwrap();
+    cport::store::outbox::insert_message(&mut tx, &row, Utc::now()).await.unwrap();
+    tx.commit().await.unwrap();
+    fake.say(STRANGER, "/help");
+    let first = fake.next_to(STRANGER, 0).await;
+    assert_eq!(first.text(), "<b>the earlier answer</b>");
+    let second = fake.next_to(STRANGER, 1).await;
+    assert!(second.text().contains("not linked"), "{}", second.text());
+    app.stop().await;
 }
 
 /// In a group the bot is in, a command is told to come to a private chat, once; the group's

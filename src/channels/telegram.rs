@@ -422,7 +422,23 @@ async fn execute(
     until: tokio::time::Instant,
 ) {
     let mut noticed = false;
+    // Answers waiting in the outbox (their turn had not come) go first: this batch's queue
+    // behind them, as do the rest of this batch once one of its answers is queued.
+    let mut behind =
+        match crate::store::outbox::answers_waiting(&state.db, crate::model::Outlet::Telegram, &chat.0.to_string())
+            .await
+        {
+            Ok(waiting) => waiting,
+            Err(e) => {
+                tracing::warn!(chat = chat.0, error = %e, "telegram: answers waiting not read; answering now");
+                false
+            }
+        };
     for r in replies {
+        if behind && let Reply::Send(m) | Reply::Edit(m) | Reply::Ask { message: m, .. } = r {
+            behind = queue_answer(state, chat, m, now, now).await;
+            continue;
+        }
         let result = match &r {
             Reply::Send(m) | Reply::Ask { message: m, .. } => tg.send_to(chat, m, left(until)).await.map(|_| ()),
             Reply::Edit(m) => match &callback {
@@ -448,7 +464,7 @@ async fn execute(
                 Reply::Send(m) | Reply::Edit(m) | Reply::Ask { message: m, .. } => m,
                 Reply::Notice(_) => continue,
             };
-            later(state, chat, msg, send_error(e), now).await;
+            behind |= later(state, chat, msg, send_error(e), now).await;
         }
     }
     if let (Some((id, _)), false) = (callback, noticed) {
@@ -457,18 +473,24 @@ async fn execute(
 }
 
 /// An answer Telegram would not take now (rate limit, network) goes to the outbox, due when
-/// Telegram said to come back.
-async fn later(state: &Services, chat: ChatId, m: ChatMessage, why: SendError, now: DateTime<Utc>) {
+/// Telegram said to come back. Whether it was queued.
+async fn later(state: &Services, chat: ChatId, m: ChatMessage, why: SendError, now: DateTime<Utc>) -> bool {
     let at = match &why {
         SendError::RateLimited(d) => now + chrono::Duration::from_std(*d).unwrap_or_default(),
         SendError::Transient(_) => now + chrono::Duration::seconds(5),
         SendError::Permanent(e) | SendError::AddressRefused(e) => {
             tracing::warn!(chat = chat.0, error = %e, "telegram: answer refused");
-            return;
+            return false;
         }
     };
     tracing::info!(chat = chat.0, error = %why, retry_at = %at, "telegram: answer queued for later");
-    let idem = format!("answer:telegram:{}:{}", chat.0, now.timestamp_nanos_opt().unwrap_or_default());
+    queue_answer(state, chat, m, at, now).await
+}
+
+/// Queues an answer in the outbox, due `at` (and after the chat's answers queued before it).
+/// Whether the store took it.
+async fn queue_answer(state: &Services, chat: ChatId, m: ChatMessage, at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    let idem = format!("answer:telegram:{}:{}", chat.0, crate::store::outbox::new_claim_token());
     let row =
         m.queued(None, crate::model::Chat::Telegram, &chat.0.to_string(), crate::model::MessageKind::Answer, idem, at);
     let queued = async {
@@ -476,8 +498,15 @@ async fn later(state: &Services, chat: ChatId, m: ChatMessage, why: SendError, n
         insert_message(&mut tx, &row, now).await?;
         tx.commit().await
     };
-    if let Err(e) = queued.await {
-        tracing::error!(error = %e, "telegram: answer lost, the store refused it");
+    match queued.await {
+        Ok(()) => {
+            state.wake_dispatch.notify_waiters();
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "telegram: answer lost, the store refused it");
+            false
+        }
     }
 }
 

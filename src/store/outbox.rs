@@ -139,8 +139,26 @@ pub async fn claim_keyed(
 
 /// A row due at `$1`: queued or failed and its time come, or claimed by a sender whose
 /// lease ran out (it died). What a claim takes, and what [`count_due`] counts.
-const DUE: &str = "((status IN ('queued', 'failed') AND next_attempt_at <= $1)
-    OR (status = 'sending' AND claimed_until < $1))";
+///
+/// A chat's command answers go one at a time, oldest first: an answer is due only when no
+/// older answer to its chat is still waiting or being sent. Otherwise two senders could
+/// each take one (or one answer's turn come before an older one's) and the chat read its
+/// answers out of order.
+const DUE: &str = "(((status IN ('queued', 'failed') AND next_attempt_at <= $1)
+    OR (status = 'sending' AND claimed_until < $1))
+    AND (kind <> 'answer' OR NOT EXISTS (SELECT 1 FROM outbox ahead
+        WHERE ahead.kind = 'answer' AND ahead.status IN ('queued', 'failed', 'sending')
+        AND ahead.channel = outbox.channel AND ahead.recipient = outbox.recipient AND ahead.id < outbox.id)))";
+
+/// Whether answers to `recipient` on `channel` wait in the outbox: a new answer to that chat
+/// then queues behind them rather than overtake them.
+pub async fn answers_waiting(db: &Db, channel: Outlet, recipient: &str) -> Result<bool> {
+    let sql = "SELECT 1 FROM outbox WHERE kind = 'answer' AND status IN ('queued', 'failed', 'sending')
+        AND channel = $1 AND recipient = $2 LIMIT 1";
+    let found: Option<i32> =
+        on_db!(db, p => bind!(sqlx::query_scalar(sql), channel.as_str(), recipient).fetch_optional(p).await)?;
+    Ok(found.is_some())
+}
 
 /// How many messages are due at `now`, counted up to `most`: what the senders share out.
 pub async fn count_due(db: &Db, now: DateTime<Utc>, most: i64) -> Result<i64> {
