@@ -1226,3 +1226,18 @@ async fn a_chat_of_an_inactive_contact_is_told_so() {
     let said = format!("{:?}", common::say_in_chat(&t.state, cport::model::Channel::Telegram, "4002", "/items").await);
     assert!(said.contains("no longer active"), "{said}");
 }
+
+/// A command's answer refused because the user blocked the bot unlinks the chat, as a
+/// refused digest or alert does: digests and alerts go by email again.
+#[tokio::test]
+async fn a_blocked_bots_refused_answer_unlinks_the_chat() {
+    let (fake, app) = linked().await;
+    fake.refuse_with("sendMessage", 403, "Forbidden: bot was blocked by the user", 1);
+    fake.say(ANN, "/help");
+    // One chat's commands run in order: the second is read once the first was answered.
+    let m = fake.ask(ANN, "/help", 2).await;
+    assert!(m.text().contains("not linked"), "{}", m.text());
+    let chats = cport::store::chat::chats_of_contact(&app.db, "P-1B").await.unwrap();
+    assert!(chats.is_empty(), "the chat is unlinked: {chats:?}");
+    app.stop().await;
+}

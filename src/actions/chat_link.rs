@@ -84,3 +84,19 @@ pub fn how_to_link(config: &crate::config::Config, code: &str) -> Vec<String> {
     out.push(format!("The code works once, for {CODE_MINUTES} minutes."));
     out
 }
+
+/// A chat refused a message because it is gone for the bot (its user blocked the bot, or
+/// the chat no longer exists): it is unlinked, as `/unlink` would, so digests and alerts go
+/// by email again instead of every later one failing there. Linking it again with a fresh
+/// code undoes this. The same for a message from the outbox and a command's direct answer.
+pub async fn chat_gone(
+    db: &crate::store::Db,
+    chat: crate::model::Chat,
+    chat_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if db::unlink(db, chat.into(), chat_id, now).await? {
+        metrics::counter!("cport_chats_gone_total", "channel" => chat.as_str()).increment(1);
+    }
+    Ok(())
+}

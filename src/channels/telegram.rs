@@ -478,7 +478,17 @@ async fn later(state: &Services, chat: ChatId, m: ChatMessage, why: SendError, n
     let at = match &why {
         SendError::RateLimited(d) => now + chrono::Duration::from_std(*d).unwrap_or_default(),
         SendError::Transient(_) => now + chrono::Duration::seconds(5),
-        SendError::Permanent(e) | SendError::AddressRefused(e) => {
+        SendError::AddressRefused(e) => {
+            tracing::warn!(chat = chat.0, error = %e, "telegram: answer refused, the chat is gone for the bot; unlinked");
+            if let Err(e) =
+                crate::actions::chat_link::chat_gone(&state.db, crate::model::Chat::Telegram, &chat.0.to_string(), now)
+                    .await
+            {
+                tracing::error!(chat = chat.0, error = %e, "telegram: the gone chat could not be unlinked");
+            }
+            return false;
+        }
+        SendError::Permanent(e) => {
             tracing::warn!(chat = chat.0, error = %e, "telegram: answer refused");
             return false;
         }

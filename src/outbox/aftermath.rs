@@ -1,5 +1,6 @@
 //! What a send's outcome means beyond its message: an alert its contact's quiet hours hold,
-//! a chat gone for the bot, an address the receiving server refused.
+//! an address the receiving server refused (a chat gone for the bot is unlinked by
+//! [`crate::actions::chat_link::chat_gone`]).
 
 use std::collections::HashMap;
 
@@ -37,17 +38,6 @@ pub(super) async fn after_quiet_hours(
             at
         }
     }
-}
-
-/// A chat refused a message because it is gone for the bot (its user blocked the bot): it is
-/// unlinked, as `/unlink` would, so digests and alerts go by email again instead of every
-/// later one failing there. Linking it again with a fresh code undoes this.
-pub(super) async fn chat_gone(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Result<(), StoreError> {
-    let Some(channel) = row.channel.chat() else { return Ok(()) };
-    if crate::store::chat::unlink(&state.db, channel.into(), &row.recipient, now).await? {
-        metrics::counter!("cport_chats_gone_total", "channel" => row.channel.as_str()).increment(1);
-    }
-    Ok(())
 }
 
 /// The receiving server refused a contact's address while cport sent to it: a hard bounce,

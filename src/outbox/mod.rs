@@ -24,7 +24,7 @@ mod marks;
 mod render;
 
 use crate::actions::outbox::unwanted;
-use aftermath::{address_refused, after_quiet_hours, chat_gone};
+use aftermath::{address_refused, after_quiet_hours};
 pub use loops::{DrainReport, drain, drain_concurrently, drain_with, run_worker};
 use marks::PendingMark;
 pub use marks::{Crew, Marker};
@@ -448,7 +448,9 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
         mark => outbox::mark(&state.db, row.id, token, mark, now).await?,
     };
     match (&result, &row.contact_id, marked) {
-        (Err(SendError::AddressRefused(_)), _, true) if row.channel.is_chat() => chat_gone(state, &row, now).await?,
+        (Err(SendError::AddressRefused(_)), _, true) if let Some(chat) = row.channel.chat() => {
+            crate::actions::chat_link::chat_gone(&state.db, chat, &row.recipient, now).await?
+        }
         (Err(SendError::AddressRefused(why)), Some(contact), true) => address_refused(state, contact, why, now).await?,
         _ => {}
     }
