@@ -1192,6 +1192,8 @@ async fn a_group_is_told_once_per_command_and_its_talk_is_left_alone() {
     fake.say_in_group(GROUP, ANN, "hello all, lunch at one?");
     fake.say_in_group(GROUP, ANN, "/items@tot_bot");
     fake.say_in_group(GROUP, ANN, "see you there");
+    // A command for another bot in the group is that bot's.
+    fake.say_in_group(GROUP, ANN, "/help@weather_bot Leeds");
     // Two private questions after them: the second is polled only once the batch holding
     // the group's updates was run.
     for _ in 0..2 {

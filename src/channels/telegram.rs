@@ -46,6 +46,9 @@ const CALLBACK_BYTES: usize = 64;
 pub struct Telegram {
     pub bot: Bot,
     pace: Pace,
+    /// The bot's own user name (`getMe`), once registered: a group command addressed to
+    /// another bot (`/help@other_bot`) is not this bot's to answer.
+    username: std::sync::OnceLock<String>,
 }
 
 /// Telegram's limits (per chat per second and per minute, and overall), kept before each
@@ -116,7 +119,11 @@ impl Telegram {
             .timeout(wait)
             .build()
             .map_err(|e| format!("telegram: cannot make an HTTP client: {e}"))?;
-        Ok(Telegram { bot: Bot::with_client(cfg.token.expose(), client).set_api_url(url), pace: Pace::new(cfg, db) })
+        Ok(Telegram {
+            bot: Bot::with_client(cfg.token.expose(), client).set_api_url(url),
+            pace: Pace::new(cfg, db),
+            username: std::sync::OnceLock::new(),
+        })
     }
 
     /// Registers the commands (`setMyCommands`) and the delivery mode: no webhook for long
@@ -136,6 +143,17 @@ impl Telegram {
     /// Telegram refuses while one is set).
     pub async fn register(&self, state: &Services) -> Result<(), RequestError> {
         let cfg = &state.config.telegram;
+        // Only a group's hint needs the name: a Telegram that will not give it stops nothing.
+        if self.username.get().is_none() {
+            match self.bot.get_me().await {
+                Ok(me) => {
+                    let _ = self.username.set(me.username().to_string());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "telegram: the bot's own name (getMe) is not known; group commands naming a bot get no hint")
+                }
+            }
+        }
         if cfg.mode == TelegramMode::Webhook {
             let url = format!("{}/telegram/webhook", state.config.public_url.trim_end_matches('/'));
             let url = reqwest::Url::parse(&url).map_err(|e| RequestError::Io(Arc::new(std::io::Error::other(e))))?;
@@ -144,6 +162,16 @@ impl Telegram {
             self.bot.delete_webhook().await?;
         }
         Ok(())
+    }
+
+    /// Whether a command names another bot (`/help@other_bot`), or any bot while this one's
+    /// name is not known yet: in a group, several bots share the commands.
+    fn addressed_elsewhere(&self, text: &str) -> bool {
+        let head = text.trim_start().split_whitespace().next().unwrap_or("");
+        match head.split_once('@') {
+            None => false,
+            Some((_, bot)) => self.username.get().is_none_or(|me| !bot.eq_ignore_ascii_case(me)),
+        }
     }
 
     /// Sends `m` to `chat` in its turn, waiting for it at most `most` (see [`Pace::wait`]).
@@ -358,7 +386,7 @@ async fn prepare(tg: &Telegram, update: Update, until: tokio::time::Instant) -> 
             if !m.chat.is_private() {
                 // Said to a command only: a group's talk (with the bot's privacy mode off,
                 // every message) is not answered line by line.
-                if m.text().is_some_and(|t| t.trim_start().starts_with('/')) {
+                if m.text().is_some_and(|t| t.trim_start().starts_with('/') && !tg.addressed_elsewhere(t)) {
                     let no = "Please talk to me in a private chat: your jobs are not for the group.";
                     let _ = tg.send_to(m.chat.id, &ChatMessage::text(no, vec![]), left(until)).await;
                 }

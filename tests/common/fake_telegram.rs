@@ -360,7 +360,7 @@ async fn api(State(inner): State<Arc<Inner>>, Path((_bot, method)): Path<(String
         }
         "getMe" => json!({"id": BOT_ID, "is_bot": true, "first_name": "TOT", "username": "tot_bot",
                           "can_join_groups": false, "can_read_all_group_messages": false,
-                          "supports_inline_queries": false}),
+                          "supports_inline_queries": false, "has_main_web_app": false}),
         _ => json!(true),
     };
     Json(json!({"ok": true, "result": result})).into_response()
