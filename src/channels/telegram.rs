@@ -167,7 +167,7 @@ impl Telegram {
     /// Whether a command names another bot (`/help@other_bot`), or any bot while this one's
     /// name is not known yet: in a group, several bots share the commands.
     fn addressed_elsewhere(&self, text: &str) -> bool {
-        let head = text.trim_start().split_whitespace().next().unwrap_or("");
+        let head = text.split_whitespace().next().unwrap_or("");
         match head.split_once('@') {
             None => false,
             Some((_, bot)) => self.username.get().is_none_or(|me| !bot.eq_ignore_ascii_case(me)),
