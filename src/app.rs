@@ -138,13 +138,17 @@ impl App {
                 Box::new(move || Box::pin(crate::channels::imap::run(s.providers.services.clone(), rx.clone()))),
             );
         }
-        // The dispatchers also push webhooks: the change feed's pushes are outbox rows.
+        // `outbox.workers` senders of email and chat, and one of the change feed's pushes to
+        // TOT's webhook (its own, so a receiver that hangs holds up no client's message).
         let marker = crate::outbox::Marker::start(state.db.clone());
-        for n in 1..=state.config.outbox.workers {
+        let lanes = (1..=state.config.outbox.workers)
+            .map(|n| (format!("dispatcher-{n}"), crate::outbox::Lane::Messages))
+            .chain([("dispatcher-webhook".to_string(), crate::outbox::Lane::Changes)]);
+        for (name, lane) in lanes {
             let (s, rx, m) = (state.clone(), stop_rx.clone(), marker.clone());
             supervised(
-                format!("dispatcher-{n}"),
-                Box::new(move || Box::pin(crate::outbox::run_worker(s.providers.clone(), m.clone(), rx.clone()))),
+                name,
+                Box::new(move || Box::pin(crate::outbox::run_worker(s.providers.clone(), m.clone(), lane, rx.clone()))),
             );
         }
         let router = router(state.clone());

@@ -1066,3 +1066,56 @@ async fn a_write_that_meets_a_held_lock_is_busy_not_an_internal_error() {
     holder.execute("ROLLBACK").await.unwrap();
     let _ = (holder.close().await, other.close().await);
 }
+
+/// TOT's webhook receiver taking events and never answering holds up no client's email: the
+/// change events have a sender of their own, even with one sender of messages.
+#[tokio::test]
+async fn a_webhook_receiver_that_hangs_holds_up_no_clients_email() {
+    let smtp = SmtpServer::start();
+    // It takes connections (the system's backlog does) and never reads or answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", hung.local_addr().unwrap());
+    let t = TestState::mailing(&smtp, |c| {
+        c.webhook.url = url.clone();
+        c.webhook.secret = cport::config::Secret::new("webhook-secret-0123456789");
+        c.outbox.workers = 1;
+    })
+    .await;
+    let now = Utc::now();
+    let mut tx = t.state.db.begin().await.unwrap();
+    for seq in 0..3 {
+        let event = ob::NewMessage {
+            contact_id: None,
+            channel: cport::model::Outlet::Webhook,
+            kind: cport::model::MessageKind::Change,
+            idem_key: format!("change:{seq}"),
+            reply_token: None,
+            recipient: url.clone(),
+            subject: "visual_approved".into(),
+            payload: "{}".into(),
+            next_attempt_at: now - Duration::seconds(60),
+        };
+        ob::insert_message(&mut tx, &event, now).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    // The digest is queued after the events, and due after them.
+    common::digests_now(&t.state, &["P-1A"]).await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let state = t.state.clone();
+    let senders = tokio::spawn(async move { cport::outbox::drain_concurrently(&state, 1, Some(stopped)).await });
+    // The webhook's client gives up after 15 s an event: in line behind three of them, the
+    // digest would wait 45 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while smtp.messages().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the digest waited behind the hung webhook");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
+    let events: Vec<_> = rows.iter().filter(|r| r.channel.as_str() == "webhook").collect();
+    assert!(events.iter().all(|r| r.status.as_str() != "sent"), "the receiver took none: {events:?}");
+    // The receiver goes away (its connections are reset) and the senders stop.
+    drop(hung);
+    stop.send_replace(true);
+    let report = tokio::time::timeout(std::time::Duration::from_secs(30), senders).await.unwrap().unwrap().unwrap();
+    assert_eq!(report.sent, 1, "{report:?}");
+}

@@ -193,7 +193,8 @@ pub(super) enum OutboxCommand {
         #[arg(long, allow_negative_numbers = true, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
     },
-    /// Send everything due now with `outbox.workers` senders, then exit (no server needed).
+    /// Send everything due now with `outbox.workers` senders (and one for the webhook's change
+    /// events), then exit (no server needed).
     Send,
     /// Re-queue a failed, dead or dropped message (by id), or every dead one (--dead).
     #[command(override_usage = "cport outbox retry <ID>\n       cport outbox retry --dead")]

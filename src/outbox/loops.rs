@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 
-use super::{BATCH, Crew, Marker, Outcome, dispatch};
+use super::{BATCH, Crew, Lane, Marker, Outcome, Take, dispatch};
 use crate::channels::Providers;
 use crate::store::StoreError;
 
@@ -15,17 +15,22 @@ pub async fn drain(state: &Providers) -> Result<DrainReport, StoreError> {
 /// [`drain`] as one of a crew: it stops early when the crew's stop turns true (the message
 /// in hand is finished, the rest of the claim handed back), and marks through its marker.
 pub async fn drain_with(state: &Providers, crew: &Crew) -> Result<DrainReport, StoreError> {
+    drain_lane(state, crew, Lane::All).await
+}
+
+/// [`drain_with`] of one lane's messages.
+async fn drain_lane(state: &Providers, crew: &Crew, lane: Lane) -> Result<DrainReport, StoreError> {
     let mut r = DrainReport::default();
     loop {
         if crew.stopping() {
             return Ok(r);
         }
         let now = Utc::now();
-        let size = claim_size(state, now).await?;
+        let size = claim_size(state, now, lane).await?;
         if size == 0 {
             return Ok(r);
         }
-        let batch = dispatch(state, now, size, crew, None).await?;
+        let batch = dispatch(state, now, size, crew, Take::Lane(lane)).await?;
         if batch.is_empty() {
             return Ok(r);
         }
@@ -66,10 +71,12 @@ pub async fn drain_concurrently(
     });
     let crew = Crew { stop: Some(halt.subscribe()), marker: Some(Marker::start(state.db.clone())) };
     let mut set = tokio::task::JoinSet::new();
-    for _ in 0..workers.max(1) {
+    // `workers` senders of messages, and one of change events (see [`Lane`]).
+    let lanes = std::iter::repeat_n(Lane::Messages, workers.max(1)).chain([Lane::Changes]);
+    for lane in lanes {
         let s = state.clone();
         let crew = crew.clone();
-        set.spawn(async move { drain_with(&s, &crew).await });
+        set.spawn(async move { drain_lane(&s, &crew, lane).await });
     }
     let mut total = DrainReport::default();
     let mut failed = None;
@@ -104,11 +111,14 @@ pub struct DrainReport {
     pub dropped: usize,
 }
 
-/// How many due messages a sender claims now: its share of those due among the configured
-/// senders (see [`share`]), or 0 when none is due.
-async fn claim_size(state: &Providers, now: chrono::DateTime<Utc>) -> Result<i64, StoreError> {
-    let workers = i64::from(state.config.outbox.workers.max(1));
-    let due = crate::store::outbox::count_due(&state.db, now, BATCH * workers).await?;
+/// How many of a lane's due messages a sender claims now: its share of those due among the
+/// lane's senders (see [`share`]), or 0 when none is due.
+async fn claim_size(state: &Providers, now: chrono::DateTime<Utc>, lane: Lane) -> Result<i64, StoreError> {
+    let workers = match lane {
+        Lane::Changes => 1,
+        Lane::All | Lane::Messages => i64::from(state.config.outbox.workers.max(1)),
+    };
+    let due = crate::store::outbox::count_due(&state.db, now, BATCH * workers, lane).await?;
     Ok(if due == 0 { 0 } else { share(due, workers) })
 }
 
@@ -119,21 +129,29 @@ fn share(due: i64, workers: i64) -> i64 {
     ((due + workers - 1) / workers.max(1)).clamp(1, BATCH)
 }
 
-/// One dispatcher worker: sends while there is work, otherwise waits for a wake-up, the
-/// next second, or shutdown. A message being sent when shutdown comes is finished first;
-/// the rest of its claim is handed back.
-pub async fn run_worker(state: Providers, marker: Marker, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+/// One dispatcher worker of a lane: sends while there is work, otherwise waits for a
+/// wake-up, the next second, or shutdown. A message being sent when shutdown comes is
+/// finished first; the rest of its claim is handed back.
+pub async fn run_worker(
+    state: Providers,
+    marker: Marker,
+    lane: Lane,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let crew = Crew { stop: Some(shutdown.clone()), marker: Some(marker) };
     loop {
         if *shutdown.borrow() {
             break;
         }
-        state.faults.panic_if_armed("task:dispatcher");
+        state.faults.panic_if_armed(match lane {
+            Lane::Changes => "task:dispatcher-webhook",
+            Lane::All | Lane::Messages => "task:dispatcher",
+        });
         let now = Utc::now();
-        let pass = match claim_size(&state, now).await {
+        let pass = match claim_size(&state, now, lane).await {
             // Nothing due: the wake-up or the next second finds what comes.
             Ok(0) => Ok(vec![]),
-            Ok(size) => dispatch(&state, now, size, &crew, None).await,
+            Ok(size) => dispatch(&state, now, size, &crew, Take::Lane(lane)).await,
             Err(e) => Err(e),
         };
         state.health.pass("outbox", pass.as_ref().map(|_| ()).map_err(ToString::to_string));

@@ -16,6 +16,7 @@ use crate::channels::Providers;
 use crate::channels::{Gate, Hold, SendError};
 use crate::model::{MessageKind, Outlet};
 use crate::store::StoreError;
+pub use crate::store::outbox::Lane;
 use crate::store::outbox::{self, Mark, OutboxRow};
 
 mod aftermath;
@@ -71,7 +72,7 @@ pub fn backoff(state: &Providers, attempts: i64) -> Duration {
 /// reply it took), leaving every other message to the server's senders: a pipe that sent
 /// all that is due could run past the MTA's time limit and be killed mid-send.
 pub async fn send_keyed(state: &Providers, idem_key: &str) -> Result<Outcome, StoreError> {
-    Ok(dispatch(state, Utc::now(), 1, &Crew::default(), Some(idem_key)).await?.pop().unwrap_or(Outcome::Empty))
+    Ok(dispatch(state, Utc::now(), 1, &Crew::default(), Take::Keyed(idem_key)).await?.pop().unwrap_or(Outcome::Empty))
 }
 
 /// Claims and sends one due message.
@@ -92,7 +93,14 @@ pub async fn dispatch_batch(state: &Providers, limit: i64) -> Result<Vec<Outcome
 
 /// [`dispatch_batch`] as if the time were `now` (what is due is decided by it).
 pub async fn dispatch_batch_at(state: &Providers, now: DateTime<Utc>, limit: i64) -> Result<Vec<Outcome>, StoreError> {
-    dispatch(state, now, limit, &Crew::default(), None).await
+    dispatch(state, now, limit, &Crew::default(), Take::Lane(Lane::All)).await
+}
+
+/// What a dispatch step claims: due rows of a lane, or the one row queued under a key.
+#[derive(Debug, Clone, Copy)]
+enum Take<'a> {
+    Lane(Lane),
+    Keyed(&'a str),
 }
 
 /// How one send ended for the books: marked already, or a mark still committing.
@@ -130,16 +138,16 @@ async fn dispatch(
     now: DateTime<Utc>,
     limit: i64,
     crew: &Crew,
-    only: Option<&str>,
+    take: Take<'_>,
 ) -> Result<Vec<Outcome>, StoreError> {
     let lease = Duration::seconds(state.config.outbox.lease_seconds as i64);
     let token = outbox::new_claim_token();
     if state.faults.fires("outbox:claim") {
         return Err(StoreError::Conflict("fault injected at outbox:claim".into()));
     }
-    let rows = match only {
-        None => outbox::claim_batch(&state.db, now, now + lease, limit, &token).await?,
-        Some(key) => outbox::claim_keyed(&state.db, now, now + lease, &token, key).await?,
+    let rows = match take {
+        Take::Lane(lane) => outbox::claim_lane(&state.db, now, now + lease, limit, &token, lane).await?,
+        Take::Keyed(key) => outbox::claim_keyed(&state.db, now, now + lease, &token, key).await?,
     };
     if rows.is_empty() {
         return Ok(vec![]);

@@ -115,6 +115,30 @@ pub fn new_claim_token() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Which rows a sender takes: messages to people and change events to TOT's webhook are
+/// sent by senders of their own, so a webhook receiver that is slow or hangs holds up only
+/// the change events behind it, never a client's email or chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Everything due (a drain by one sender, `cport digest run`).
+    All,
+    /// Email and chat messages.
+    Messages,
+    /// Change events for the webhook.
+    Changes,
+}
+
+impl Lane {
+    /// The condition, ending in `AND`, that keeps a claim to its lane.
+    fn only(self) -> &'static str {
+        match self {
+            Lane::All => "",
+            Lane::Messages => "channel <> 'webhook' AND",
+            Lane::Changes => "channel = 'webhook' AND",
+        }
+    }
+}
+
 /// Claims up to `limit` due messages at once, oldest first, under `token`.
 pub async fn claim_batch(
     db: &Db,
@@ -123,7 +147,19 @@ pub async fn claim_batch(
     limit: i64,
     token: &str,
 ) -> Result<Vec<OutboxRow>> {
-    claim(db, now, lease_until, limit, token, None).await
+    claim_lane(db, now, lease_until, limit, token, Lane::All).await
+}
+
+/// [`claim_batch`] of one lane's rows.
+pub async fn claim_lane(
+    db: &Db,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+    token: &str,
+    lane: Lane,
+) -> Result<Vec<OutboxRow>> {
+    claim(db, now, lease_until, limit, token, lane, None).await
 }
 
 /// [`claim_batch`] for the one message queued under `idem_key`, if it is due.
@@ -134,7 +170,7 @@ pub async fn claim_keyed(
     token: &str,
     idem_key: &str,
 ) -> Result<Vec<OutboxRow>> {
-    claim(db, now, lease_until, 1, token, Some(idem_key)).await
+    claim(db, now, lease_until, 1, token, Lane::All, Some(idem_key)).await
 }
 
 /// A row due at `$1`: queued or failed and its time come, or claimed by a sender whose
@@ -160,9 +196,10 @@ pub async fn answers_waiting(db: &Db, channel: Outlet, recipient: &str) -> Resul
     Ok(found.is_some())
 }
 
-/// How many messages are due at `now`, counted up to `most`: what the senders share out.
-pub async fn count_due(db: &Db, now: DateTime<Utc>, most: i64) -> Result<i64> {
-    let sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE {DUE} LIMIT $2) due");
+/// How many of a lane's messages are due at `now`, counted up to `most`: what its senders
+/// share out.
+pub async fn count_due(db: &Db, now: DateTime<Utc>, most: i64, lane: Lane) -> Result<i64> {
+    let sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE {} {DUE} LIMIT $2) due", lane.only());
     Ok(on_db!(db, p => bind!(sqlx::query_scalar(&sql), now, most).fetch_one(p).await)?)
 }
 
@@ -172,6 +209,7 @@ async fn claim(
     lease_until: DateTime<Utc>,
     limit: i64,
     token: &str,
+    lane: Lane,
     only: Option<&str>,
 ) -> Result<Vec<OutboxRow>> {
     let lock = match db {
@@ -180,10 +218,11 @@ async fn claim(
         Db::Sqlite(_) => "",
     };
     let keyed = if only.is_some() { "idem_key = $5 AND" } else { "" };
+    let lane = lane.only();
     let sql = format!(
         "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2, claim_token = $4, updated_at = $1
          WHERE id IN (SELECT id FROM outbox
-                     WHERE {keyed} {DUE}
+                     WHERE {keyed} {lane} {DUE}
                      ORDER BY next_attempt_at, id LIMIT $3 {lock})
          RETURNING id, channel, kind"
     );
