@@ -557,6 +557,46 @@ async fn instant_alerts_are_batched_and_dropped_when_resolved_first() {
     assert_eq!(smtp.messages().len(), 6);
 }
 
+/// An alert held by the batch window goes to no one who has since set that category to come
+/// in the digest (or not at all): it is dropped, saying so. A staff reminder is staff's own
+/// word and goes whatever the modes say.
+#[tokio::test]
+async fn a_held_alert_is_dropped_once_its_category_is_no_longer_instant() {
+    let (smtp, t) = mailing_world(|_| ()).await;
+    let now = Utc::now();
+    assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
+    let visual = |id: &str| {
+        json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": id, "category": "Colour visual",
+            "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]})
+    };
+    t.load(visual("V-10")).await;
+    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
+    assert_eq!(drain(&t.state).await.unwrap().sent, 3, "the first alerts go at once");
+    // The next one is held for the batch window; meanwhile Ann and Bob choose the digest
+    // and "not at all" for visuals.
+    t.load(visual("V-11")).await;
+    assert_eq!(cport::digest::alerts::scan(&t.state, now + Duration::seconds(10), None).await.unwrap(), 3);
+    for (contact, mode) in [("P-1A", cport::model::AlertMode::Digest), ("P-1B", cport::model::AlertMode::Off)] {
+        let mut s = cport::store::settings::get_settings(&t.state.db, contact).await.unwrap();
+        s.mode_visual_approval = Some(mode);
+        cport::store::settings::save_preferences(&t.state.db, &s, now).await.unwrap();
+    }
+    time_passes(&t.state.db, "WHERE status = 'queued'").await;
+    let d = drain(&t.state).await.unwrap();
+    assert_eq!((d.sent, d.dropped), (1, 2), "only the viewer's goes: {d:?}");
+    let rows = cport::store::outbox::list_messages(&t.state.db, None, 20).await.unwrap();
+    for contact in ["P-1A", "P-1B"] {
+        let held = rows.iter().find(|r| r.contact_id.as_deref() == Some(contact) && r.status.as_str() == "dropped");
+        let why = held.and_then(|r| r.last_error.clone()).unwrap_or_default();
+        assert!(why.contains("no longer alerted at once"), "{contact}: {why}");
+    }
+    assert_eq!(smtp.messages().len(), 4);
+    // Staff's reminder of the visual still reaches Ann.
+    cport::actions::chase::remind(&t.state, "P-1A", "A1:V-11", Utc::now()).await.unwrap();
+    time_passes(&t.state.db, "WHERE status = 'queued'").await;
+    assert_eq!(drain(&t.state).await.unwrap().sent, 1);
+}
+
 /// An alert of two visuals, one approved while it waited, goes with the other alone; a bare
 /// `APPROVE` in reply means that one, the visual its reader saw, not "which of two?".
 #[tokio::test]

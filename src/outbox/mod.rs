@@ -412,7 +412,10 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
         }
         Ok(None) => match unwanted {
             Ok(Some(why)) => (Outcome::Dropped, Mark::Dropped(why)),
-            _ => (Outcome::Dropped, Mark::Dropped("every item was resolved before sending")),
+            _ => (
+                Outcome::Dropped,
+                Mark::Dropped("every item was resolved, or its category no longer alerted at once, before sending"),
+            ),
         },
         // A provider's "wait this long" is obeyed, and does not use up the attempts.
         Err(SendError::RateLimited(wait)) => {

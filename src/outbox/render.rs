@@ -85,29 +85,39 @@ pub(super) async fn chat_message(
     };
     Ok(match (payload.message, row.kind, &row.contact_id) {
         (Some(m), _, _) => Ok(Some(m)),
-        (None, MessageKind::Alert, Some(contact_id)) => match still_open(state, contact_id, &payload.items).await? {
-            Some((contact, open)) => {
-                Ok(Some(crate::channels::chat::alert_message(state, &contact, &open, payload.reminder, now).await?))
+        (None, MessageKind::Alert, Some(contact_id)) => {
+            match still_open(state, contact_id, (&payload.items, payload.reminder)).await? {
+                Some((contact, open)) => {
+                    Ok(Some(crate::channels::chat::alert_message(state, &contact, &open, payload.reminder, now).await?))
+                }
+                None => Ok(None),
             }
-            None => Ok(None),
-        },
+        }
         _ => Err("chat message without content".into()),
     })
 }
 
-/// An alert's contact and those of its items still open; `None` when the contact is gone or
-/// nothing is left (the alert is then dropped).
+/// An alert's contact and those of its items still open, and still of a category the
+/// contact wants alerted at once (one they set to `digest` or `off` while the alert was held
+/// by quiet hours, the batch window or a retry is left out; a staff reminder is staff's own
+/// word and goes whatever the modes say); `None` when the contact is gone or nothing is left
+/// (the alert is then dropped).
 async fn still_open(
     state: &Providers,
     contact_id: &str,
-    keys: &[String],
+    (keys, reminder): (&[String], bool),
 ) -> Result<Option<(crate::store::contacts::ContactRow, Vec<crate::actions::items::ActionItem>)>, StoreError> {
     let contact = match get_contact(&state.db, contact_id).await {
         Ok(c) => c,
         Err(StoreError::NotFound) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let open: Vec<_> = current(state, &contact).await?.into_iter().filter(|i| keys.contains(&i.key())).collect();
+    let s = crate::store::settings::get_settings(&state.db, contact_id).await?;
+    let wanted = |i: &crate::actions::items::ActionItem| {
+        reminder || crate::actions::targets::mode(&state.config, &s, i.category) == crate::model::AlertMode::Instant
+    };
+    let open: Vec<_> =
+        current(state, &contact).await?.into_iter().filter(|i| keys.contains(&i.key()) && wanted(i)).collect();
     Ok((!open.is_empty()).then_some((contact, open)))
 }
 
@@ -127,7 +137,7 @@ async fn alert_email(
         Ok(p) => p,
         Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
     };
-    let Some((contact, open)) = still_open(state, contact_id, &p.items).await? else {
+    let Some((contact, open)) = still_open(state, contact_id, (&p.items, p.reminder)).await? else {
         return Ok(Ok(None));
     };
     let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
