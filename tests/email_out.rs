@@ -322,6 +322,35 @@ async fn a_changed_schedule_waits_for_its_next_slot_not_a_second_digest_at_once(
     assert_eq!(next.queued, 5, "each new schedule's next slot is owed: {next:?}");
 }
 
+/// TOT giving a contact's clock again as it was (the zone it had left out, now by name) owes
+/// the period as before: the digest of the slot that came just before it is not skipped.
+#[tokio::test]
+async fn a_clock_given_again_as_it_was_skips_no_digest() {
+    let smtp = SmtpServer::start();
+    let t = TestState::mailing(&smtp, |c| {
+        c.digest.schedule = "0 0 * * * *".into();
+        c.digest.catch_up_hours = 12;
+        c.digest.timezone = "Europe/Berlin".into();
+    })
+    .await;
+    t.known_for_a_week().await;
+    let now = Utc::now();
+    let earlier = run_pass(&t.state, now - Duration::hours(1), None, Trigger::Scheduled).await.unwrap();
+    assert_eq!(earlier.queued, 5, "{earlier:?}");
+    // This hour's slot has come; before the scheduler's next tick, TOT sends Ann again with
+    // the zone it had left out, now by name.
+    t.load(json!({"contacts": [
+        {"id": "P-1A", "client_id": "C-1", "name": "Ann Admin", "email": "ann@alpha.example", "role": "admin",
+         "timezone": "Europe/Berlin"}
+    ]}))
+    .await;
+    let r = run_pass(&t.state, now, None, Trigger::Scheduled).await.unwrap();
+    assert_eq!((r.queued, r.not_due), (5, 0), "Ann's among them: {r:?}");
+    let rows = list_messages(&t.state.db, None, 20).await.unwrap();
+    let anns = rows.iter().filter(|m| m.contact_id.as_deref() == Some("P-1A") && m.kind.as_str() == "digest").count();
+    assert_eq!(anns, 2, "one for each hour");
+}
+
 #[tokio::test]
 async fn an_empty_digest_is_not_sent_and_new_items_are_marked() {
     let smtp = SmtpServer::start();

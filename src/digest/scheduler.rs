@@ -165,10 +165,23 @@ pub async fn run_pass(
         // TOT's change counts only while its schedule or zone is the one in force.
         let tot_rules = s.digest_schedule.is_none() || s.timezone.is_none();
         let tot_set = c.schedule_set_at.filter(|_| tot_rules);
-        let since = [c.created_at, tot_set, s.schedule_set_at].into_iter().flatten().max();
-        let known_at = |p: DateTime<Utc>| since.is_none_or(|t| t <= p);
-        let period = match (current_period(&schedule, tz, now), trigger) {
-            (Some(p), Trigger::Scheduled) if now - p <= catch_up && known_at(p) => p,
+        let clock_set = [tot_set, s.schedule_set_at].into_iter().flatten().max();
+        let known_at = |p: DateTime<Utc>| c.created_at.is_none_or(|t| t <= p);
+        let current = current_period(&schedule, tz, now);
+        // A clock set since the period began owes it only if the contact had no digest since
+        // the slot before it on that clock: not after the 08:00 digest went when 09:00 was
+        // chosen at 10:00, but still when the clock was given again as it was (a zone TOT
+        // left out, now given by name).
+        let owed = match current {
+            Some(p) if clock_set.is_some_and(|t| t > p) => {
+                let before = current_period(&schedule, tz, p - chrono::Duration::seconds(1));
+                let last = ledgers::last_digest_period(&state.db, &c.id).await?;
+                last.is_none_or(|l| l == p || before.is_some_and(|b| l <= b))
+            }
+            _ => true,
+        };
+        let period = match (current, trigger) {
+            (Some(p), Trigger::Scheduled) if now - p <= catch_up && known_at(p) && owed => p,
             (_, Trigger::Scheduled) => {
                 report.not_due += 1;
                 continue;

@@ -206,6 +206,15 @@ pub async fn digest_decisions_since(
         .collect())
 }
 
+/// The latest period any of the contact's digests was decided for, on any channel.
+pub async fn last_digest_period(db: &Db, contact_id: &str) -> Result<Option<DateTime<Utc>>> {
+    let row: Option<String> = on_db!(db, p => bind!(sqlx::query_scalar(
+        "SELECT MAX(period) FROM digest_runs WHERE contact_id = $1",
+    ), contact_id)
+    .fetch_one(p).await)?;
+    Ok(row.and_then(|p| DateTime::parse_from_rfc3339(&p).ok()).map(|p| p.with_timezone(&Utc)))
+}
+
 /// Whether this contact's digest for `period` on `channel` has been decided already.
 pub async fn digest_decision(
     db: &Db,
