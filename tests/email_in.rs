@@ -1099,6 +1099,40 @@ async fn artwork_from_a_failed_attempt_is_not_left_beside_the_retrys() {
     assert_eq!(files, vec![std::path::PathBuf::from(&path)], "one file, the one its record names");
 }
 
+/// Artwork cport's disk will not take (full, failing) is no answer of "received": the reply
+/// is refused for now (the MTA's exit 75) with nothing recorded, not even its Message-ID, so
+/// the retry once there is room keeps the file.
+#[tokio::test]
+async fn artwork_the_disk_will_not_take_is_tried_again_not_lost() {
+    let c = Corpus::new().await;
+    let (domain, art, pdf) = art_reply_parts(&c);
+    let mail = format!(
+        "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{art}@{domain}\r\nSubject: Re: art\r\n\
+         Message-ID: <art-full@alpha.example>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nHere it is.\r\n\
+         --b\r\nContent-Type: application/pdf; name=\"logo.pdf\"\r\nContent-Disposition: attachment; filename=\"logo.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n--b--\r\n"
+    );
+    // The artwork folder cannot be made: a file stands where it goes.
+    let uploads = c.t.state.config.data_dir.join("uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    std::fs::write(uploads.join("artwork"), b"in the way").unwrap();
+    let e = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.expect_err("the disk refused");
+    assert!(e.is_temporary(), "{e}");
+    assert!(e.to_string().contains("disk refused a write"), "{e}");
+    let seen = cport::store::inbound::get_message(&c.t.state.db, "art-full@alpha.example").await.unwrap();
+    assert!(seen.is_none(), "the reply is not recorded: {seen:?}");
+    // Room again: the MTA's retry keeps the file.
+    std::fs::remove_file(uploads.join("artwork")).unwrap();
+    let d = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap();
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    let kept: i64 = cport::store::on_db!(&c.t.state.db, p =>
+        sqlx::query_scalar("SELECT COUNT(*) FROM artwork_uploads WHERE job_id = 'J-1'").fetch_one(p).await)
+    .unwrap();
+    assert_eq!(kept, 1);
+}
+
 /// A signed reply (S/MIME, as Outlook sends from many companies) carries its signature as a
 /// part: it is no file the sender sent, so it is neither kept nor refused as artwork.
 #[tokio::test]

@@ -6,7 +6,7 @@ use sha2::Digest;
 use super::enquiry::{Answer, Section};
 use super::{ActionError, Actor, found};
 use crate::services::Services;
-use crate::store::{inbound, jobs};
+use crate::store::{StoreError, inbound, jobs};
 
 /// One file as it arrived.
 pub struct Upload<'a> {
@@ -114,10 +114,12 @@ pub async fn upload(
         let digest: String = sha2::Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect();
         let tail = format!("{digest}-{safe}");
         let path = dir.join(&tail).display().to_string();
+        // cport's disk, not the sender's file: nothing of the upload is kept or recorded, and
+        // it is tried again (the MTA's retry, the portal's "try again in a moment") rather
+        // than answered as received-but-lost and never sent again.
         if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| write_whole(&path, bytes)) {
-            tracing::error!(error = %e, path, "artwork could not be stored");
-            refused.push(format!("{name}: could not be stored; TOT has been told"));
-            continue;
+            tracing::error!(error = %e, path, "artwork could not be stored; the upload is refused for now");
+            return Err(ActionError::Store(StoreError::Disk(format!("{path}: {e}"))));
         }
         // The type its name and content agree on; what the sender declared only for a type
         // cport does not know.

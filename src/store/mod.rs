@@ -71,6 +71,17 @@ pub enum StoreError {
     /// The store held a statement longer than its caller could wait (a lock held elsewhere).
     #[error("the store did not answer within {0:?}")]
     Busy(std::time::Duration),
+    /// The disk refused a write (full, or failing): of the database, or of a file kept in
+    /// `data_dir`. Nothing was written; worth trying again once there is room.
+    #[error("the disk refused a write (is it full?): {0}")]
+    Disk(String),
+}
+
+/// Whether the database's error is its disk's: SQLite's full (13) or I/O error (10, with its
+/// extended codes), PostgreSQL's disk full (53100) or I/O error (58030).
+fn disk_error(code: &str) -> bool {
+    // PostgreSQL's codes are five characters, SQLite's numbers below 10,000.
+    matches!(code, "53100" | "58030") || code.parse::<u32>().is_ok_and(|n| n < 10_000 && (n == 13 || n & 0xff == 10))
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -91,6 +102,9 @@ impl From<sqlx::Error> for StoreError {
             {
                 StoreError::Busy(BUSY_TIMEOUT)
             }
+            sqlx::Error::Database(ref d) if d.code().as_deref().is_some_and(disk_error) => {
+                StoreError::Disk(d.message().to_string())
+            }
             other => StoreError::Db(other),
         }
     }
@@ -103,6 +117,7 @@ impl StoreError {
             self,
             StoreError::Open { .. }
                 | StoreError::Busy(_)
+                | StoreError::Disk(_)
                 | StoreError::Db(sqlx::Error::Io(_))
                 | StoreError::Db(sqlx::Error::PoolTimedOut)
                 | StoreError::Db(sqlx::Error::PoolClosed)
@@ -440,4 +455,22 @@ pub fn state_list<T: Copy + std::fmt::Display>(states: &[T]) -> String {
 
 pub fn placeholders(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::disk_error;
+
+    #[test]
+    fn a_full_or_failing_disk_is_told_from_other_errors() {
+        // SQLite: full, an I/O error and two of its extended codes (a short read, the
+        // shared-memory file's); PostgreSQL: disk full, I/O error.
+        for code in ["13", "10", "266", "4874", "53100", "58030"] {
+            assert!(disk_error(code), "{code}");
+        }
+        // Busy, a constraint, a unique key, PostgreSQL's unique violation and lock timeout.
+        for code in ["5", "19", "2067", "23505", "55P03"] {
+            assert!(!disk_error(code), "{code}");
+        }
+    }
 }
