@@ -10,7 +10,7 @@ use lettre::message::dkim::{
 };
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{Address, AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::smtp::{SmtpPool, error_chain};
 use super::{Gate, SendError};
@@ -21,7 +21,7 @@ pub use crate::messages::{EmailPayload, new_message_id};
 #[derive(Clone)]
 pub enum Mailer {
     /// Each message a `.eml` file in this folder (the demo's and tests' transport).
-    File(AsyncFileTransport<Tokio1Executor>, std::path::PathBuf),
+    File(std::path::PathBuf),
     /// Plain or STARTTLS: cport's own pool of lettre connections (see [`SmtpPool`]).
     Pooled(Arc<SmtpPool>),
     /// Implicit TLS: lettre's pooled transport.
@@ -65,7 +65,7 @@ impl Mailer {
                     key: if config.email.dir.as_os_str().is_empty() { "data_dir" } else { "email.dir" },
                     message: format!("cannot create {}: {e}", dir.display()),
                 })?;
-                Ok(Mailer::File(AsyncFileTransport::<Tokio1Executor>::new(&dir), dir))
+                Ok(Mailer::File(dir))
             }
         }
     }
@@ -78,18 +78,8 @@ impl Mailer {
             gate.pass().await?;
         }
         match self {
-            Mailer::File(t, dir) => {
-                let id = t
-                    .send_raw(envelope, raw)
-                    .await
-                    .map_err(|e| SendError::Transient(format!("file transport: {e}")))?;
-                let name = format!("{id}.eml");
-                // Readable by the service's group whichever of its processes wrote it (the
-                // MTA's pipe runs with a umask of 077), and by no one else: a message holds
-                // its reader's sign-in links.
-                use std::os::unix::fs::PermissionsExt;
-                let _ = tokio::fs::set_permissions(dir.join(&name), std::fs::Permissions::from_mode(0o640)).await;
-                Ok(name)
+            Mailer::File(dir) => {
+                write_eml(dir, raw).await.map_err(|e| SendError::Transient(format!("file transport: {e}")))
             }
             Mailer::Pooled(pool) => pool.send(envelope, raw, gate).await,
             Mailer::Smtp(t) => match t.send_raw(envelope, raw).await {
@@ -97,6 +87,33 @@ impl Mailer {
                 Err(e) if e.is_permanent() => Err(SendError::Permanent(error_chain(&e))),
                 Err(e) => Err(SendError::Transient(error_chain(&e))),
             },
+        }
+    }
+}
+
+/// Writes a message as `<random hex>.eml` in `dir`, whole or not at all: to a hidden file first,
+/// renamed once written (lettre's file transport writes in place, so a full disk left empty
+/// and half-written `.eml` files beside the retry's whole one). Gives the file's name.
+async fn write_eml(dir: &std::path::Path, raw: &[u8]) -> std::io::Result<String> {
+    use tokio::io::AsyncWriteExt;
+    let name = format!("{:032x}.eml", rand::random::<u128>());
+    let part = dir.join(format!(".{name}.part"));
+    let written = async {
+        // Readable by the service's group whichever of its processes wrote it (the MTA's pipe
+        // runs with a umask of 077), and by no one else: a message holds its reader's
+        // sign-in links.
+        let mut f = tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o640).open(&part).await?;
+        f.write_all(raw).await?;
+        f.flush().await?;
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o640)).await?;
+        tokio::fs::rename(&part, dir.join(&name)).await
+    };
+    match written.await {
+        Ok(()) => Ok(name),
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&part).await;
+            Err(e)
         }
     }
 }
