@@ -1119,3 +1119,16 @@ async fn a_webhook_receiver_that_hangs_holds_up_no_clients_email() {
     let report = tokio::time::timeout(std::time::Duration::from_secs(30), senders).await.unwrap().unwrap().unwrap();
     assert_eq!(report.sent, 1, "{report:?}");
 }
+
+/// A server that takes longer to answer the end of data than `smtp.timeout_seconds` (it
+/// checks the whole message first, as a relay's virus scan does) is waited for: giving up
+/// would send the message again, once the server had taken it.
+#[tokio::test]
+async fn a_server_slow_to_take_a_message_is_waited_for_not_sent_it_twice() {
+    let smtp = SmtpServer::start_with(&["--delay", "2"]);
+    let t = TestState::mailing(&smtp, |c| c.smtp.timeout_seconds = 1).await;
+    common::digests_now(&t.state, &["P-1A"]).await;
+    let d = drain(&t.state).await.unwrap();
+    assert_eq!((d.sent, d.retrying), (1, 0), "{d:?}");
+    assert_eq!(smtp.messages().len(), 1, "delivered once");
+}

@@ -1,6 +1,9 @@
 //! SMTP out: a pool of plain or STARTTLS connections whose every step is bounded in time,
 //! pipelined where the server allows it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
@@ -15,15 +18,25 @@ use crate::config::SmtpConfig;
 /// async client puts a timeout on connecting only; this one bounds every step after it (the
 /// greeting, each command's reply, the reply to the end of data, and writes to a server that
 /// stopped reading), so a server that accepts and then hangs cannot stall a sender.
+///
+/// The wait for the reply to the end of data is longer (see [`END_OF_DATA`]): the stream's
+/// read limit is shared with its connection's owner, which lengthens it for that reply.
 #[derive(Debug)]
-struct TimedStream(std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<tokio::net::TcpStream>>>);
+struct TimedStream {
+    inner: std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<tokio::net::TcpStream>>>,
+    /// The read limit in milliseconds as the owner wants it now, and as last applied.
+    wanted: Arc<AtomicU64>,
+    applied: u64,
+}
 
 impl TimedStream {
-    fn new(tcp: tokio::net::TcpStream, limit: std::time::Duration) -> TimedStream {
+    fn new(tcp: tokio::net::TcpStream, limit: std::time::Duration, wanted: Arc<AtomicU64>) -> TimedStream {
         let mut s = tokio_io_timeout::TimeoutStream::new(tcp);
         s.set_read_timeout(Some(limit));
         s.set_write_timeout(Some(limit));
-        TimedStream(Box::pin(s))
+        let applied = limit.as_millis() as u64;
+        wanted.store(applied, Ordering::Relaxed);
+        TimedStream { inner: Box::pin(s), wanted, applied }
     }
 }
 
@@ -33,7 +46,12 @@ impl tokio::io::AsyncRead for TimedStream {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        self.0.as_mut().poll_read(cx, buf)
+        let wanted = self.wanted.load(Ordering::Relaxed);
+        if wanted != self.applied {
+            self.applied = wanted;
+            self.inner.as_mut().set_read_timeout_pinned(Some(std::time::Duration::from_millis(wanted)));
+        }
+        self.inner.as_mut().poll_read(cx, buf)
     }
 }
 
@@ -43,25 +61,25 @@ impl tokio::io::AsyncWrite for TimedStream {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        self.0.as_mut().poll_write(cx, buf)
+        self.inner.as_mut().poll_write(cx, buf)
     }
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        self.0.as_mut().poll_flush(cx)
+        self.inner.as_mut().poll_flush(cx)
     }
     fn poll_shutdown(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        self.0.as_mut().poll_shutdown(cx)
+        self.inner.as_mut().poll_shutdown(cx)
     }
 }
 
 impl lettre::transport::smtp::client::AsyncTokioStream for TimedStream {
     fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.0.get_ref().peer_addr()
+        self.inner.get_ref().peer_addr()
     }
 }
 
@@ -87,10 +105,19 @@ pub struct SmtpPool {
     step: std::time::Duration,
 }
 
-/// An open connection and whether its server takes pipelined commands.
+/// How long the reply to the end of data may take: RFC 5321 (4.5.3.2.6) asks a client to
+/// wait ten minutes for it, as the server may check the whole message before it answers (a
+/// relay's virus scan). Giving up sooner on a server that then takes the message sends it
+/// twice; `outbox.send_timeout_seconds` still bounds the whole send.
+const END_OF_DATA: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// An open connection, whether its server takes pipelined commands, and its socket's read
+/// limit (see [`TimedStream`]).
 struct Pooled {
     conn: AsyncSmtpConnection,
     pipelining: bool,
+    read_limit: Arc<AtomicU64>,
+    step: std::time::Duration,
 }
 
 impl SmtpPool {
@@ -114,10 +141,10 @@ impl SmtpPool {
             .map_err(|_| SendError::Transient(format!("connecting to {where_}: timed out")))?
             .map_err(|e| SendError::Transient(format!("connecting to {where_}: {e}")))?;
         tcp.set_nodelay(true).map_err(|e| SendError::Transient(format!("connecting to {where_}: {e}")))?;
+        let read_limit = Arc::new(AtomicU64::new(0));
+        let stream = TimedStream::new(tcp, self.step, read_limit.clone());
         let mut conn =
-            AsyncSmtpConnection::connect_with_transport(Box::new(TimedStream::new(tcp, self.step)), &self.hello)
-                .await
-                .map_err(classify)?;
+            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello).await.map_err(classify)?;
         if let Some(tls) = &self.starttls {
             conn.starttls(tls.clone(), &self.hello).await.map_err(classify)?;
         }
@@ -130,7 +157,7 @@ impl SmtpPool {
         if let Some(c) = &self.credentials {
             conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await.map_err(classify)?;
         }
-        Ok(Pooled { conn, pipelining })
+        Ok(Pooled { conn, pipelining, read_limit, step: self.step })
     }
 
     /// Sends one message; its end of data (which makes the server take it) waits for `gate`.
@@ -250,11 +277,14 @@ impl Pooled {
         // Refused: the server, mid-DATA, discards the message when the connection (not
         // returned to the pool after an error) is dropped.
         gate.pass().await.map_err(|error| Failed { error, broken: false, maybe_delivered: false })?;
+        let longest = END_OF_DATA.max(self.step);
+        self.read_limit.store(longest.as_millis() as u64, Ordering::Relaxed);
         let reply = match std::str::from_utf8(raw) {
             Ok(text) => self.conn.command(DataBody(text)).await,
             // lettre's codec stuffs the dots of a message that is not UTF-8.
             Err(_) => self.conn.message(raw).await,
         };
+        self.read_limit.store(self.step.as_millis() as u64, Ordering::Relaxed);
         reply.map_err(|e| Failed::at(e, true))
     }
 

@@ -205,8 +205,9 @@ pub struct SmtpConfig {
     /// Connections to the relay kept open and used side by side.
     pub pool_size: u32,
     /// The limit on each step of an SMTP conversation: connecting, the greeting, each
-    /// command's reply, the reply to the end of data, and each write. A server that stays
-    /// silent longer is dropped and the message retried.
+    /// command's reply, and each write. A server that stays silent longer is dropped and the
+    /// message retried. The reply to the end of data is waited for 10 minutes (RFC 5321: the
+    /// server may check the message first), within `outbox.send_timeout_seconds`.
     pub timeout_seconds: u64,
 }
 
