@@ -1132,3 +1132,17 @@ async fn a_server_slow_to_take_a_message_is_waited_for_not_sent_it_twice() {
     assert_eq!((d.sent, d.retrying), (1, 0), "{d:?}");
     assert_eq!(smtp.messages().len(), 1, "delivered once");
 }
+
+/// `smtp.tls = "tls"` against a server that speaks plain SMTP first: the message waits for a
+/// later try, and its error names the setting rather than only TLS's words.
+#[tokio::test]
+async fn a_tls_setting_the_server_does_not_speak_is_named() {
+    let smtp = SmtpServer::start();
+    let t = TestState::mailing(&smtp, |c| c.smtp.tls = cport::config::Tls::Tls).await;
+    common::digests_now(&t.state, &["P-1A"]).await;
+    let d = drain(&t.state).await.unwrap();
+    assert_eq!((d.sent, d.retrying), (0, 1), "{d:?}");
+    let row = list_messages(&t.state.db, None, 1).await.unwrap().remove(0);
+    let error = row.last_error.unwrap_or_default();
+    assert!(error.contains("smtp.tls"), "{error}");
+}

@@ -356,12 +356,28 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
         }
         cur = c.source();
     }
+    // A TLS handshake that met plain SMTP (or the other way round) says so in TLS's words
+    // alone: the setting at fault is named.
+    if ["corrupt message", "InvalidContentType", "wrong version number"].iter().any(|w| s.contains(w)) {
+        s.push_str(
+            " (the server does not speak TLS as smtp.tls says: `tls` is TLS from the first byte, usually port 465; \
+             `starttls` upgrades a plain connection, usually port 587)",
+        );
+    }
     s
 }
 
 #[cfg(test)]
 mod tests {
-    use super::DataBody;
+    use super::{DataBody, error_chain};
+
+    #[test]
+    fn a_tls_setting_that_meets_plain_smtp_is_named() {
+        let e = std::io::Error::other("Connection error: received corrupt message of type InvalidContentType");
+        assert!(error_chain(&e).contains("smtp.tls"), "{}", error_chain(&e));
+        let e = std::io::Error::other("permanent error (550): 5.1.1 no such user");
+        assert!(!error_chain(&e).contains("smtp.tls"));
+    }
 
     #[test]
     fn data_lines_starting_with_a_dot_are_doubled_and_the_end_follows() {
