@@ -1037,3 +1037,24 @@ async fn link_refuses_a_page_that_would_not_be_found() {
     assert!(ok && out.contains("/l/"), "{out}{err}");
     app.stop().await;
 }
+
+/// A message another sender holds (a running server's, or a process's killed mid-send) is
+/// said after `outbox send`, with when it goes again, not left unmentioned.
+#[tokio::test]
+async fn outbox_send_names_the_messages_another_sender_holds() {
+    let t = common::TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    common::digests_now(&t.state, &["P-1A"]).await;
+    // A sender claimed it and was killed: its claim runs a minute more.
+    let now = chrono::Utc::now();
+    let lease = now + chrono::Duration::seconds(60);
+    let held = cport::store::outbox::claim_batch(&t.state.db, now, lease, 10, "killed").await.unwrap();
+    assert_eq!(held.len(), 1);
+    let url = t.state.config.database_url.expose().to_string();
+    let data = t.dir.path().display().to_string();
+    let mut env = on_store(&url).to_vec();
+    env.push(("CPORT_DATA_DIR", &data));
+    let (ok, out, err) = output(cport(&env).args(["outbox", "send"]));
+    assert!(ok && out.contains("outbox: 0 sent") && out.contains("1 held by another sender"), "{out}{err}");
+    assert!(out.contains(&lease.format("%H:%M").to_string()), "when it goes again: {out}");
+}

@@ -24,6 +24,7 @@ pub(crate) async fn digest_run(state: &AppState, args: &DigestRunArgs) -> anyhow
     if !args.no_send {
         let d = super::outbox::send_due(state).await?;
         println!("outbox: {} sent, {} to retry, {} dead", d.sent, d.retrying, d.dead);
+        super::outbox::say_held(state).await?;
         if state.config.email.transport == crate::config::Transport::File && d.sent > 0 {
             println!("emails written to {}", state.config.mail_dir().display());
         }

@@ -17,6 +17,19 @@ pub(crate) async fn send_due(state: &AppState) -> anyhow::Result<crate::outbox::
     Ok(sent?)
 }
 
+/// After a send: the messages another sender holds (a running server's, or a stopped
+/// process's, which go again once its claim runs out) are said, not left unmentioned.
+pub(crate) async fn say_held(state: &AppState) -> anyhow::Result<()> {
+    let (n, until) = crate::store::outbox::held_by_claims(&state.db, chrono::Utc::now()).await?;
+    if let (true, Some(until)) = (n > 0, until) {
+        println!(
+            "outbox: {n} held by another sender (a running `cport serve`, or a process that stopped: then they go again by {} UTC)",
+            until.format("%Y-%m-%d %H:%M:%S")
+        );
+    }
+    Ok(())
+}
+
 pub(crate) async fn send_outbox(state: &AppState) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let d = send_due(state).await?;
@@ -29,7 +42,7 @@ pub(crate) async fn send_outbox(state: &AppState) -> anyhow::Result<()> {
         d.dropped,
         d.sent as f64 / secs.max(1e-9)
     );
-    Ok(())
+    say_held(state).await
 }
 
 pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Result<ExitCode> {

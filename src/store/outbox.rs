@@ -196,6 +196,14 @@ pub async fn answers_waiting(db: &Db, channel: Outlet, recipient: &str) -> Resul
     Ok(found.is_some())
 }
 
+/// Messages claimed by a sender whose claim still runs at `now`: how many, and when the
+/// last claim runs out (a sender of a running server, or of a process that stopped, whose
+/// messages go again then).
+pub async fn held_by_claims(db: &Db, now: DateTime<Utc>) -> Result<(i64, Option<DateTime<Utc>>)> {
+    let sql = "SELECT COUNT(*), MAX(claimed_until) FROM outbox WHERE status = 'sending' AND claimed_until >= $1";
+    Ok(on_db!(db, p => bind!(sqlx::query_as(sql), now).fetch_one(p).await)?)
+}
+
 /// How many of a lane's messages are due at `now`, counted up to `most`: what its senders
 /// share out.
 pub async fn count_due(db: &Db, now: DateTime<Utc>, most: i64, lane: Lane) -> Result<i64> {
