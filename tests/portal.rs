@@ -1481,3 +1481,51 @@ async fn behind_a_trusted_proxy_each_client_is_limited_by_its_own_address() {
     assert_eq!(fail(&plain, through_proxy("203.0.113.77"), 3).await, 429, "the header of an untrusted peer is ignored");
     plain.stop().await;
 }
+
+/// An alert held by quiet hours its contact then clears goes within the batch window, not at
+/// the old hours' end; quiet hours set anew hold what is queued inside them.
+#[tokio::test]
+async fn changing_quiet_hours_moves_the_alerts_they_hold() {
+    let app = TestApp::with_world().await;
+    let b = app.signed_in("P-1A").await;
+    let now = chrono::Utc::now();
+    let hhmm = |t: chrono::DateTime<chrono::Utc>| t.format("%H:%M").to_string();
+    let (start, end) = (hhmm(now - chrono::Duration::hours(1)), hhmm(now + chrono::Duration::hours(6)));
+    let quiet = [
+        ("timezone", "UTC"),
+        ("schedule", "0 0 8 * * Mon"),
+        ("email_enabled", "1"),
+        ("email_alerts", "1"),
+        ("quiet_start", start.as_str()),
+        ("quiet_end", end.as_str()),
+    ];
+    app.submit(&b, "/preferences", &quiet).await;
+    // An alert the hours hold: queued for their end.
+    let held_until = now + chrono::Duration::hours(6);
+    let payload = serde_json::json!({"items": ["A1:V-1"], "message_id": "<held@x>"}).to_string();
+    let row = cport::store::outbox::NewMessage {
+        contact_id: Some("P-1A".into()),
+        channel: cport::model::Outlet::Email,
+        kind: cport::model::MessageKind::Alert,
+        idem_key: "alert:held".into(),
+        reply_token: None,
+        recipient: "ann@alpha.example".into(),
+        subject: "TOT: Visual V-1".into(),
+        payload,
+        next_attempt_at: held_until,
+    };
+    let mut tx = app.db.begin().await.unwrap();
+    let id = cport::store::outbox::insert_message(&mut tx, &row, now).await.unwrap().unwrap();
+    tx.commit().await.unwrap();
+    let at = || async { cport::store::outbox::get_message(&app.db, id).await.unwrap().unwrap().next_attempt_at };
+    // Cleared: it goes within the batch window.
+    app.submit(&b, "/preferences", &quiet[..4]).await;
+    let window = chrono::Duration::seconds(app.state.config.alerts.batch_window_seconds as i64);
+    let released = at().await;
+    assert!(released <= chrono::Utc::now() + window, "released at {released}, not {held_until}");
+    // Set again: held to their end once more.
+    app.submit(&b, "/preferences", &quiet).await;
+    let held = at().await;
+    assert!(held > now + chrono::Duration::hours(5), "held to the hours' end: {held}");
+    app.stop().await;
+}

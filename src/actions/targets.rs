@@ -115,6 +115,32 @@ pub fn after_quiet_hours(config: &Config, c: &ContactRow, s: &ContactSettings, a
     quiet_until(s, tz, at).unwrap_or(at)
 }
 
+/// After a contact's quiet hours or zone changed (`before` to `after`): their held alerts go
+/// when the new hours allow, within one batch window from `now` for one the old hours held
+/// (quiet hours cleared at 23:00 release what they held then, not at their old end); new
+/// quiet hours hold what is queued to go inside them. Gives how many moved.
+pub async fn retime_held_alerts(
+    config: &Config,
+    db: &crate::store::Db,
+    c: &ContactRow,
+    (before, after): (&ContactSettings, &ContactSettings),
+    now: DateTime<Utc>,
+) -> Result<usize, crate::store::StoreError> {
+    let same = |s: &ContactSettings| (s.quiet_start.clone(), s.quiet_end.clone(), zone(config, c, s).to_string());
+    if same(before) == same(after) {
+        return Ok(0);
+    }
+    let window = chrono::Duration::seconds(config.alerts.batch_window_seconds as i64);
+    let mut moved = 0;
+    for (id, at) in crate::store::outbox::held_alerts(db, &c.id, now).await? {
+        let go = after_quiet_hours(config, c, after, at.min(now + window));
+        if go != at && crate::store::outbox::retime(db, id, go, now).await? {
+            moved += 1;
+        }
+    }
+    Ok(moved)
+}
+
 /// The time zone TOT gives a contact, else `digest.timezone`.
 pub fn tots_zone<'a>(config: &'a Config, c: &'a ContactRow) -> &'a str {
     match c.timezone.as_str() {

@@ -218,5 +218,6 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
     let now = Utc::now();
     crate::actions::targets::stamp_clock(&state.config, c, &saved, &mut s, now);
     settings::save_preferences(&state.db, &s, now).await?;
+    crate::actions::targets::retime_held_alerts(&state.config, &state.db, c, (&saved, &s), now).await?;
     Ok(see_other(&state, &session.token_hash, "/preferences", "Preferences saved."))
 }
