@@ -1120,7 +1120,7 @@ async fn artwork_the_disk_will_not_take_is_tried_again_not_lost() {
     std::fs::write(uploads.join("artwork"), b"in the way").unwrap();
     let e = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.expect_err("the disk refused");
     assert!(e.is_temporary(), "{e}");
-    assert!(e.to_string().contains("disk refused a write"), "{e}");
+    assert!(e.to_string().contains("the disk refused a write"), "{e}");
     let seen = cport::store::inbound::get_message(&c.t.state.db, "art-full@alpha.example").await.unwrap();
     assert!(seen.is_none(), "the reply is not recorded: {seen:?}");
     // Room again: the MTA's retry keeps the file.

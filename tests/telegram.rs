@@ -1243,3 +1243,34 @@ async fn a_blocked_bots_refused_answer_unlinks_the_chat() {
     assert!(chats.is_empty(), "the chat is unlinked: {chats:?}");
     app.stop().await;
 }
+
+/// An answer that failed and waits out its backoff holds the chat's later answers behind it
+/// (their order kept), but not past the chat speaking again: it is reachable, so the failed
+/// answer goes at once, then the new one.
+#[tokio::test]
+async fn a_chat_that_speaks_again_gets_its_failed_answer_at_once() {
+    let (fake, app) = conversing().await;
+    let now = Utc::now();
+    let m = cport::messages::ChatMessage::text("the failed answer", vec![]);
+    let row = m.queued(
+        None,
+        cport::model::Chat::Telegram,
+        &STRANGER.to_string(),
+        cport::model::MessageKind::Answer,
+        "answer:failed".into(),
+        now,
+    );
+    let mut tx = app.db.begin().await.unwrap();
+    let id = cport::store::outbox::insert_message(&mut tx, &row, now).await.unwrap().unwrap();
+    tx.commit().await.unwrap();
+    // Failed once; its retry is an hour off.
+    let sql = "UPDATE outbox SET status = 'failed', attempts = 1, next_attempt_at = $2 WHERE id = $1";
+    let retry = now + chrono::Duration::hours(1);
+    cport::store::on_db!(&app.db, p => sqlx::query(sql).bind(id).bind(retry).execute(p).await.map(|_| ())).unwrap();
+    fake.say(STRANGER, "/help");
+    let first = fake.next_to(STRANGER, 0).await;
+    assert_eq!(first.text(), "<b>the failed answer</b>");
+    let second = fake.next_to(STRANGER, 1).await;
+    assert!(second.text().contains("not linked"), "{}", second.text());
+    app.stop().await;
+}

@@ -114,9 +114,11 @@ pub async fn upload(
         let digest: String = sha2::Sha256::digest(bytes).iter().take(8).map(|b| format!("{b:02x}")).collect();
         let tail = format!("{digest}-{safe}");
         let path = dir.join(&tail).display().to_string();
-        // cport's disk, not the sender's file: nothing of the upload is kept or recorded, and
-        // it is tried again (the MTA's retry, the portal's "try again in a moment") rather
-        // than answered as received-but-lost and never sent again.
+        // cport's disk (full, failing, a folder not the service's to write), not the sender's
+        // file: nothing of the upload is recorded, and it is tried again (the MTA's retry,
+        // the portal's "try again in a moment") rather than answered as received-but-lost
+        // and never sent again. A file of it written before is named by its content, so the
+        // retry writes it again in place and leaves nothing unrecorded behind.
         if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| write_whole(&path, bytes)) {
             tracing::error!(error = %e, path, "artwork could not be stored; the upload is refused for now");
             return Err(ActionError::Store(StoreError::Disk(format!("{path}: {e}"))));

@@ -150,7 +150,8 @@ pub fn tots_zone<'a>(config: &'a Config, c: &'a ContactRow) -> &'a str {
 }
 
 /// Stamps `after` (settings about to be saved over `before`) with `now` when the schedule or
-/// zone in force changes: the scheduler owes no period of the new one that began earlier.
+/// zone in force changes: the scheduler owes a period of the new one that began earlier only
+/// if no digest went since the slot before it (see `digest::scheduler`).
 /// Anything else changed (an alert mode, email off) stamps nothing.
 pub fn stamp_clock(
     config: &Config,

@@ -341,7 +341,7 @@ impl std::fmt::Display for DataBody<'_> {
 
 /// 5xx replies are permanent; everything else (4xx, network, TLS) is worth another try.
 pub(super) fn classify(e: lettre::transport::smtp::Error) -> SendError {
-    if e.is_permanent() { SendError::Permanent(error_chain(&e)) } else { SendError::Transient(error_chain(&e)) }
+    if e.is_permanent() { SendError::Permanent(described(&e)) } else { SendError::Transient(described(&e)) }
 }
 
 pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
@@ -356,9 +356,15 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
         }
         cur = c.source();
     }
-    // A TLS handshake that met plain SMTP (or the other way round) says so in TLS's words
-    // alone: the setting at fault is named.
-    if ["corrupt message", "InvalidContentType", "wrong version number"].iter().any(|w| s.contains(w)) {
+    s
+}
+
+/// A lettre error in words: [`error_chain`], and for a connection's failure (not a server's
+/// reply, whose words are its own) that is a TLS handshake meeting plain SMTP, the setting
+/// at fault, which TLS's words alone ("corrupt message") do not name.
+pub(super) fn described(e: &lettre::transport::smtp::Error) -> String {
+    let mut s = error_chain(e);
+    if e.status().is_none() && tls_mismatch(&s) {
         s.push_str(
             " (the server does not speak TLS as smtp.tls says: `tls` is TLS from the first byte, usually port 465; \
              `starttls` upgrades a plain connection, usually port 587)",
@@ -367,16 +373,19 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// TLS's words for a handshake that met something else than TLS.
+fn tls_mismatch(words: &str) -> bool {
+    ["corrupt message", "InvalidContentType", "wrong version number"].iter().any(|w| words.contains(w))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{DataBody, error_chain};
+    use super::{DataBody, tls_mismatch};
 
     #[test]
-    fn a_tls_setting_that_meets_plain_smtp_is_named() {
-        let e = std::io::Error::other("Connection error: received corrupt message of type InvalidContentType");
-        assert!(error_chain(&e).contains("smtp.tls"), "{}", error_chain(&e));
-        let e = std::io::Error::other("permanent error (550): 5.1.1 no such user");
-        assert!(!error_chain(&e).contains("smtp.tls"));
+    fn tls_words_for_a_handshake_that_met_plain_smtp_are_told() {
+        assert!(tls_mismatch("Connection error: received corrupt message of type InvalidContentType"));
+        assert!(!tls_mismatch("Connection error: Connection refused (os error 111)"));
     }
 
     #[test]

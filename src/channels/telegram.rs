@@ -143,17 +143,9 @@ impl Telegram {
     /// Telegram refuses while one is set).
     pub async fn register(&self, state: &Services) -> Result<(), RequestError> {
         let cfg = &state.config.telegram;
-        // Only a group's hint needs the name: a Telegram that will not give it stops nothing.
-        if self.username.get().is_none() {
-            match self.bot.get_me().await {
-                Ok(me) => {
-                    let _ = self.username.set(me.username().to_string());
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "telegram: the bot's own name (getMe) is not known; group commands naming a bot get no hint")
-                }
-            }
-        }
+        // Only a group's hint needs the name: a Telegram that will not give it stops nothing
+        // (it is asked again when a group command names a bot).
+        self.learn_name().await;
         if cfg.mode == TelegramMode::Webhook {
             let url = format!("{}/telegram/webhook", state.config.public_url.trim_end_matches('/'));
             let url = reqwest::Url::parse(&url).map_err(|e| RequestError::Io(Arc::new(std::io::Error::other(e))))?;
@@ -164,14 +156,28 @@ impl Telegram {
         Ok(())
     }
 
-    /// Whether a command names another bot (`/help@other_bot`), or any bot while this one's
-    /// name is not known yet: in a group, several bots share the commands.
-    fn addressed_elsewhere(&self, text: &str) -> bool {
-        let head = text.split_whitespace().next().unwrap_or("");
-        match head.split_once('@') {
-            None => false,
-            Some((_, bot)) => self.username.get().is_none_or(|me| !bot.eq_ignore_ascii_case(me)),
+    /// Asks Telegram the bot's own name (`getMe`) unless it is known.
+    async fn learn_name(&self) {
+        if self.username.get().is_some() {
+            return;
         }
+        match self.bot.get_me().await {
+            Ok(me) => {
+                let _ = self.username.set(me.username().to_string());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "telegram: the bot's own name (getMe) is not known; group commands naming a bot get no hint")
+            }
+        }
+    }
+
+    /// Whether a command names another bot (`/help@other_bot`), or any bot while this one's
+    /// name cannot be learnt: in a group, several bots share the commands.
+    async fn addressed_elsewhere(&self, text: &str) -> bool {
+        let head = text.split_whitespace().next().unwrap_or("");
+        let Some((_, bot)) = head.split_once('@') else { return false };
+        self.learn_name().await;
+        self.username.get().is_none_or(|me| !bot.eq_ignore_ascii_case(me))
     }
 
     /// Sends `m` to `chat` in its turn, waiting for it at most `most` (see [`Pace::wait`]).
@@ -386,7 +392,10 @@ async fn prepare(tg: &Telegram, update: Update, until: tokio::time::Instant) -> 
             if !m.chat.is_private() {
                 // Said to a command only: a group's talk (with the bot's privacy mode off,
                 // every message) is not answered line by line.
-                if m.text().is_some_and(|t| t.trim_start().starts_with('/') && !tg.addressed_elsewhere(t)) {
+                let command = m.text().filter(|t| t.trim_start().starts_with('/'));
+                if let Some(t) = command
+                    && !tg.addressed_elsewhere(t).await
+                {
                     let no = "Please talk to me in a private chat: your jobs are not for the group.";
                     let _ = tg.send_to(m.chat.id, &ChatMessage::text(no, vec![]), left(until)).await;
                 }
@@ -452,16 +461,18 @@ async fn execute(
     let mut noticed = false;
     // Answers waiting in the outbox (their turn had not come) go first: this batch's queue
     // behind them, as do the rest of this batch once one of its answers is queued.
-    let mut behind =
-        match crate::store::outbox::answers_waiting(&state.db, crate::model::Outlet::Telegram, &chat.0.to_string())
-            .await
-        {
-            Ok(waiting) => waiting,
-            Err(e) => {
-                tracing::warn!(chat = chat.0, error = %e, "telegram: answers waiting not read; answering now");
-                false
-            }
-        };
+    let to = chat.0.to_string();
+    // The chat speaks: it is reachable again, and its answers waiting out a failure go now.
+    if let Err(e) = crate::store::outbox::revive_answers(&state.db, crate::model::Outlet::Telegram, &to, now).await {
+        tracing::warn!(chat = chat.0, error = %e, "telegram: the chat's failed answers could not be brought forward");
+    }
+    let mut behind = match crate::store::outbox::answers_waiting(&state.db, crate::model::Outlet::Telegram, &to).await {
+        Ok(waiting) => waiting,
+        Err(e) => {
+            tracing::warn!(chat = chat.0, error = %e, "telegram: answers waiting not read; answering now");
+            false
+        }
+    };
     for r in replies {
         if behind && let Reply::Send(m) | Reply::Edit(m) | Reply::Ask { message: m, .. } = r {
             behind = queue_answer(state, chat, m, now, now).await;

@@ -206,8 +206,9 @@ pub struct SmtpConfig {
     pub pool_size: u32,
     /// The limit on each step of an SMTP conversation: connecting, the greeting, each
     /// command's reply, and each write. A server that stays silent longer is dropped and the
-    /// message retried. The reply to the end of data is waited for 10 minutes (RFC 5321: the
-    /// server may check the message first), within `outbox.send_timeout_seconds`.
+    /// message retried. The reply to the end of data is waited for longer (RFC 5321 asks 10
+    /// minutes: the server may check the message first), up to `outbox.send_timeout_seconds`
+    /// (120 s by default), which bounds the whole send.
     pub timeout_seconds: u64,
 }
 
@@ -257,8 +258,9 @@ pub struct OutboxConfig {
     pub backoff_base_seconds: u64,
     /// The longest delay between two attempts.
     pub backoff_max_seconds: u64,
-    /// Senders working at once (messages sent at the same time): each claims its share of
-    /// what is due, at most 16 messages, and sends them one after another.
+    /// Senders of email and chat working at once (messages sent at the same time): each
+    /// claims its share of what is due, at most 16 messages, and sends them one after
+    /// another. The change events for `webhook.url` have one sender more, of their own.
     pub workers: u32,
     /// A sender's claim on a message; renewed while the sender works, so it runs out only
     /// when the sender died. The message is then sent again.

@@ -71,9 +71,10 @@ pub enum StoreError {
     /// The store held a statement longer than its caller could wait (a lock held elsewhere).
     #[error("the store did not answer within {0:?}")]
     Busy(std::time::Duration),
-    /// The disk refused a write (full, or failing): of the database, or of a file kept in
-    /// `data_dir`. Nothing was written; worth trying again once there is room.
-    #[error("the disk refused a write (is it full?): {0}")]
+    /// The disk refused a write (full, failing, or not the service's to write): of the
+    /// database, or of a file kept in `data_dir`. Nothing was recorded; worth trying again
+    /// once the disk is put right.
+    #[error("the disk refused a write: {0}")]
     Disk(String),
 }
 

@@ -186,6 +186,16 @@ const DUE: &str = "(((status IN ('queued', 'failed') AND next_attempt_at <= $1)
         WHERE ahead.kind = 'answer' AND ahead.status IN ('queued', 'failed', 'sending')
         AND ahead.channel = outbox.channel AND ahead.recipient = outbox.recipient AND ahead.id < outbox.id)))";
 
+/// A chat that speaks again is reachable again: its answers waiting out a failure's backoff
+/// are due now (their order kept: see [`DUE`]), rather than hold every later answer to it
+/// until their retry comes round. Answers waiting for their turn (Telegram's pace, a 429)
+/// keep it. Returns how many.
+pub async fn revive_answers(db: &Db, channel: Outlet, recipient: &str, now: DateTime<Utc>) -> Result<u64> {
+    Ok(crate::execute!(db => "UPDATE outbox SET next_attempt_at = $3, updated_at = $3
+        WHERE kind = 'answer' AND status = 'failed' AND channel = $1 AND recipient = $2 AND next_attempt_at > $3",
+        channel.as_str(), recipient, now)?)
+}
+
 /// Whether answers to `recipient` on `channel` wait in the outbox: a new answer to that chat
 /// then queues behind them rather than overtake them.
 pub async fn answers_waiting(db: &Db, channel: Outlet, recipient: &str) -> Result<bool> {
