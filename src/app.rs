@@ -295,7 +295,9 @@ async fn healthz(State(state): State<AppState>) -> Response {
                 .into_response()
         }
         Err(e) => {
-            tracing::error!(error = %e, "health check: store unreachable");
+            let cause =
+                state.db.why_unreachable().await.unwrap_or_else(|| "a new connection is made: the pool is busy".into());
+            tracing::error!(error = %e, %cause, "health check: store unreachable");
             (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"status": "store unavailable"}))).into_response()
         }
     }

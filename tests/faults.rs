@@ -1146,3 +1146,20 @@ async fn a_tls_setting_the_server_does_not_speak_is_named() {
     let error = row.last_error.unwrap_or_default();
     assert!(error.contains("smtp.tls"), "{error}");
 }
+
+/// A store that cannot be reached is described in its own words (the health check logs them
+/// beside the pool's "timed out"); one that can be is not.
+#[tokio::test]
+async fn why_a_store_cannot_be_reached_is_told_in_its_own_words() {
+    let t = TestState::new(|_| {}).await;
+    assert_eq!(t.state.db.why_unreachable().await, None, "a new connection is made");
+    // A SQLite store whose folder went away.
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("store");
+    std::fs::create_dir(&folder).unwrap();
+    let url = format!("sqlite://{}", folder.join("cport.db").display());
+    let db = cport::store::Db::connect(&url).await.unwrap();
+    std::fs::rename(&folder, dir.path().join("moved")).unwrap();
+    let why = db.why_unreachable().await.expect("no connection can be made");
+    assert!(why.contains("unable to open database file"), "{why}");
+}

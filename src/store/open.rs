@@ -234,12 +234,34 @@ impl Db {
             let opts = PgConnectOptions::from_str(url).map_err(|e| open_err(&e))?;
             let pool = tokio::time::timeout(
                 Duration::from_secs(8),
-                PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(30)).connect_with(opts),
+                // A request waits 10 s for a connection at most: with the server down (every
+                // new connection refused) it is told 503 then, not after half a minute.
+                PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect_with(opts),
             )
             .await
             .map_err(|_| open_err(&"no answer within 8 seconds"))?
             .map_err(|e| open_err(&e))?;
             Ok(Db::Postgres(pool))
+        }
+    }
+
+    /// Why the store cannot be reached, in the server's or the network's own words: a pool
+    /// that timed out says only that, so one connection is tried on its own (within 3 s).
+    /// `None` when that connection is made (the pool was only busy).
+    pub async fn why_unreachable(&self) -> Option<String> {
+        use sqlx::ConnectOptions;
+        let tried = match self {
+            Db::Sqlite(p) => {
+                tokio::time::timeout(Duration::from_secs(3), p.connect_options().connect()).await.map(|r| r.map(drop))
+            }
+            Db::Postgres(p) => {
+                tokio::time::timeout(Duration::from_secs(3), p.connect_options().connect()).await.map(|r| r.map(drop))
+            }
+        };
+        match tried {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("no answer to a new connection within 3 seconds".into()),
         }
     }
 
