@@ -351,6 +351,13 @@ fn render(m: &ChatMessage) -> (String, Option<InlineKeyboardMarkup>) {
 }
 
 /// An update read and ready to run: who sent what, where to answer.
+/// What an update asks for: a command to run, or a hint to tell its chat (an edit, an empty
+/// message, a command in a group), which goes as an answer does, in its turn and order.
+enum Step {
+    Run(Prepared),
+    Tell(ChatId, ChatMessage),
+}
+
 struct Prepared {
     update_id: String,
     incoming: Incoming,
@@ -363,7 +370,13 @@ struct Prepared {
 /// [`ANSWER_WAIT`]).
 pub async fn process(state: &Services, tg: &Telegram, update: Update, until: tokio::time::Instant) {
     let now = Utc::now();
-    let Some(p) = prepare(tg, update, until).await else { return };
+    let p = match prepare(tg, update).await {
+        None => return,
+        Some(Step::Tell(chat, hint)) => {
+            return execute(state, tg, chat, None, vec![Reply::Send(hint)], now, until).await;
+        }
+        Some(Step::Run(p)) => p,
+    };
     let replies = match chat::handle_update(state, &p.incoming, Some(&p.update_id), now).await {
         Ok(r) => r,
         Err(e) => {
@@ -384,7 +397,7 @@ fn left(until: tokio::time::Instant) -> std::time::Duration {
 
 /// Reads an update; `None` when there is nothing to run (a group chat or an empty message
 /// get their hint here).
-async fn prepare(tg: &Telegram, update: Update, until: tokio::time::Instant) -> Option<Prepared> {
+async fn prepare(tg: &Telegram, update: Update) -> Option<Step> {
     let update_id = update.id.0.to_string();
     let (incoming, chat, callback) = match update.kind {
         UpdateKind::Message(m) => {
@@ -397,15 +410,14 @@ async fn prepare(tg: &Telegram, update: Update, until: tokio::time::Instant) -> 
                     && !tg.addressed_elsewhere(t).await
                 {
                     let no = "Please talk to me in a private chat: your jobs are not for the group.";
-                    let _ = tg.send_to(m.chat.id, &ChatMessage::text(no, vec![]), left(until)).await;
+                    return Some(Step::Tell(m.chat.id, ChatMessage::text(no, vec![])));
                 }
                 return None;
             }
             let text = m.text().unwrap_or("").to_string();
             if text.trim().is_empty() {
                 let hint = ChatMessage::text("Send a command such as /items or /help.", vec![]);
-                let _ = tg.send_to(m.chat.id, &hint, left(until)).await;
-                return None;
+                return Some(Step::Tell(m.chat.id, hint));
             }
             (
                 Incoming {
@@ -423,7 +435,7 @@ async fn prepare(tg: &Telegram, update: Update, until: tokio::time::Instant) -> 
         UpdateKind::EditedMessage(m) => {
             if m.chat.is_private() {
                 let hint = ChatMessage::text("I read new messages, not edits: send it again as a new message.", vec![]);
-                let _ = tg.send_to(m.chat.id, &hint, left(until)).await;
+                return Some(Step::Tell(m.chat.id, hint));
             }
             return None;
         }
@@ -446,7 +458,7 @@ async fn prepare(tg: &Telegram, update: Update, until: tokio::time::Instant) -> 
         }
         _ => return None,
     };
-    Some(Prepared { update_id, incoming, chat, callback })
+    Some(Step::Run(Prepared { update_id, incoming, chat, callback }))
 }
 
 async fn execute(
@@ -710,8 +722,13 @@ pub async fn webhook(
     }
     let now = Utc::now();
     let until = tokio::time::Instant::now() + ANSWER_WAIT;
-    let Some(p) = prepare(&tg, update, until).await else {
-        return (StatusCode::OK, "nothing to run");
+    let p = match prepare(&tg, update).await {
+        None => return (StatusCode::OK, "nothing to run"),
+        Some(Step::Tell(chat, hint)) => {
+            execute(&state, &tg, chat, None, vec![Reply::Send(hint)], now, until).await;
+            return (StatusCode::OK, "told");
+        }
+        Some(Step::Run(p)) => p,
     };
     match chat::handle_update(&state, &p.incoming, Some(&p.update_id), now).await {
         Ok(replies) => {
