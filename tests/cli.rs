@@ -1048,7 +1048,10 @@ async fn outbox_send_names_the_messages_another_sender_holds() {
     // A sender claimed it and was killed: its claim runs a minute more.
     let now = chrono::Utc::now();
     let lease = now + chrono::Duration::seconds(60);
-    let held = cport::store::outbox::claim_batch(&t.state.db, now, lease, 10, "killed").await.unwrap();
+    let held =
+        cport::store::outbox::claim_batch(&t.state.db, now, lease, 10, "killed", cport::store::outbox::Lane::All)
+            .await
+            .unwrap();
     assert_eq!(held.len(), 1);
     let url = t.state.config.database_url.expose().to_string();
     let data = t.dir.path().display().to_string();

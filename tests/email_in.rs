@@ -1074,15 +1074,7 @@ async fn what_a_reply_decided_is_not_listed_again_in_its_answer() {
 #[tokio::test]
 async fn artwork_from_a_failed_attempt_is_not_left_beside_the_retrys() {
     let c = Corpus::new().await;
-    let (domain, art, pdf) = art_reply_parts(&c);
-    let mail = format!(
-        "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
-         From: Ann <ann@alpha.example>\r\nTo: reply+{art}@{domain}\r\nSubject: Re: art\r\n\
-         Message-ID: <art-retry@alpha.example>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
-         --b\r\nContent-Type: text/plain\r\n\r\nHere it is.\r\n\
-         --b\r\nContent-Type: application/pdf; name=\"logo.pdf\"\r\nContent-Disposition: attachment; filename=\"logo.pdf\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n--b--\r\n"
-    );
+    let mail = art_reply(&c, "art-retry@alpha.example");
     for (point, ago) in [("inbound:after-attachments", 7), ("unit:commit", 3)] {
         c.t.state.faults.arm(point, 1);
         let at = Utc::now() - chrono::Duration::seconds(ago);
@@ -1105,15 +1097,7 @@ async fn artwork_from_a_failed_attempt_is_not_left_beside_the_retrys() {
 #[tokio::test]
 async fn artwork_the_disk_will_not_take_is_tried_again_not_lost() {
     let c = Corpus::new().await;
-    let (domain, art, pdf) = art_reply_parts(&c);
-    let mail = format!(
-        "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
-         From: Ann <ann@alpha.example>\r\nTo: reply+{art}@{domain}\r\nSubject: Re: art\r\n\
-         Message-ID: <art-full@alpha.example>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
-         --b\r\nContent-Type: text/plain\r\n\r\nHere it is.\r\n\
-         --b\r\nContent-Type: application/pdf; name=\"logo.pdf\"\r\nContent-Disposition: attachment; filename=\"logo.pdf\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n--b--\r\n"
-    );
+    let mail = art_reply(&c, "art-full@alpha.example");
     // The artwork folder cannot be made: a file stands where it goes.
     let uploads = c.t.state.config.data_dir.join("uploads");
     std::fs::create_dir_all(&uploads).unwrap();
@@ -1199,6 +1183,20 @@ async fn a_decision_without_an_id_gets_its_usage_and_headerless_sender_mail_is_i
 
 /// What a reply with artwork is made of: the reply domain, the token of the alert asking for
 /// J-1's artwork, and a small PDF in base64.
+/// Ann's reply, with Message-ID `message_id`, to the message asking for J-1's artwork,
+/// attaching logo.pdf.
+fn art_reply(c: &Corpus, message_id: &str) -> String {
+    let (domain, art, pdf) = art_reply_parts(c);
+    format!(
+        "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{art}@{domain}\r\nSubject: Re: art\r\n\
+         Message-ID: <{message_id}>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nHere it is.\r\n\
+         --b\r\nContent-Type: application/pdf; name=\"logo.pdf\"\r\nContent-Disposition: attachment; filename=\"logo.pdf\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n--b--\r\n"
+    )
+}
+
 fn art_reply_parts(c: &Corpus) -> (String, String, String) {
     let domain = c.t.state.config.email.reply_domain.clone();
     let art = c.tokens.iter().find(|(p, _)| *p == "{{TOKEN_ART}}").unwrap().1.clone();

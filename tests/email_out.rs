@@ -546,6 +546,12 @@ async fn a_first_look_at_nothing_still_counts() {
     assert_eq!(cport::digest::alerts::scan(&t.state, now + Duration::seconds(5), None).await.unwrap(), 3);
 }
 
+/// A sync document of one visual of C-1's job J-1, in `status`.
+fn visual_of_job_1(id: &str, status: &str) -> serde_json::Value {
+    json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": id, "category": "Colour visual",
+        "designer": "Des", "status": status, "main_image": "/x.svg"}]})
+}
+
 #[tokio::test]
 async fn instant_alerts_are_batched_and_dropped_when_resolved_first() {
     let (smtp, t) = mailing_world(|_| ()).await;
@@ -553,10 +559,7 @@ async fn instant_alerts_are_batched_and_dropped_when_resolved_first() {
     // The first scan only records what already exists.
     assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
 
-    let visual = |id: &str| {
-        json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": id, "category": "Colour visual",
-            "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]})
-    };
+    let visual = |id: &str| visual_of_job_1(id, "awaiting_approval");
     t.load(visual("V-10")).await;
     // Admin and buyer act on visuals; the viewer sees them too. Finance does not.
     assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 3);
@@ -594,10 +597,7 @@ async fn a_held_alert_is_dropped_once_its_category_is_no_longer_instant() {
     let (smtp, t) = mailing_world(|_| ()).await;
     let now = Utc::now();
     assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
-    let visual = |id: &str| {
-        json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": id, "category": "Colour visual",
-            "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]})
-    };
+    let visual = |id: &str| visual_of_job_1(id, "awaiting_approval");
     t.load(visual("V-10")).await;
     cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
     assert_eq!(drain(&t.state).await.unwrap().sent, 3, "the first alerts go at once");
@@ -633,10 +633,7 @@ async fn a_bare_reply_to_an_alert_means_the_item_it_showed() {
     let (smtp, t) = mailing_world(|_| ()).await;
     let now = Utc::now();
     assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
-    let visual = |id: &str, status: &str| {
-        json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": id, "category": "Colour visual",
-            "designer": "Des", "status": status, "main_image": "/x.svg"}]})
-    };
+    let visual = visual_of_job_1;
     // Two visuals in one batch: held for the window after the first alert.
     t.load(visual("V-10", "awaiting_approval")).await;
     cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
@@ -1011,10 +1008,7 @@ async fn a_category_set_off_is_in_no_message_and_alerts_follow_what_a_contact_tu
 
     // A new visual: alerted at once. A second one waits for the batch window; Ann turns
     // alert emails off meanwhile, and hers is dropped, saying why.
-    let visual = |id: &str| {
-        json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": id, "category": "Colour visual",
-            "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]})
-    };
+    let visual = |id: &str| visual_of_job_1(id, "awaiting_approval");
     let later = now + Duration::hours(3);
     t.load(visual("V-80")).await;
     assert_eq!(cport::digest::alerts::scan(&t.state, later, None).await.unwrap(), 3);

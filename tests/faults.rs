@@ -203,11 +203,12 @@ async fn only_the_holder_of_the_current_claim_may_mark_a_row() {
     t.load(world()).await;
     common::digest_now(&t.state, "P-1A").await;
     let now = Utc::now();
-    let first = claim_batch(&t.state.db, now, now + Duration::seconds(1), 1, "first").await.unwrap();
+    let first = claim_batch(&t.state.db, now, now + Duration::seconds(1), 1, "first", ob::Lane::All).await.unwrap();
     let id = first[0].id;
     // The first sender stalls past its lease; a second takes the row over and delivers it.
     let later = now + Duration::seconds(5);
-    let second = claim_batch(&t.state.db, later, later + Duration::seconds(60), 1, "second").await.unwrap();
+    let second =
+        claim_batch(&t.state.db, later, later + Duration::seconds(60), 1, "second", ob::Lane::All).await.unwrap();
     assert_eq!(second[0].id, id);
     assert!(mark(&t.state.db, id, "second", Mark::Sent("250 ok"), later).await.unwrap());
     // The stalled sender's late answer changes nothing, alone or in a group commit.
@@ -229,7 +230,7 @@ async fn only_the_holder_of_the_current_claim_may_mark_a_row() {
     assert_eq!((row.status.as_str(), row.provider_id.as_deref()), ("sent", Some("250 ok")));
     // A sent row is never claimed again, so `outbox retry --dead` cannot send it twice.
     let much_later = later + Duration::days(1);
-    assert!(claim_batch(&t.state.db, much_later, much_later, 10, "third").await.unwrap().is_empty());
+    assert!(claim_batch(&t.state.db, much_later, much_later, 10, "third", ob::Lane::All).await.unwrap().is_empty());
     assert_eq!(
         ob::requeue(&t.state.db, id, much_later).await.unwrap(),
         ob::Requeue::Not(cport::model::OutboxStatus::Sent)
@@ -246,7 +247,7 @@ async fn a_message_whose_claims_keep_running_out_dies_after_its_attempts() {
     let mut at = Utc::now();
     let mut ids = vec![];
     for token in ["first", "second"] {
-        let claimed = claim_batch(&t.state.db, at, at + Duration::seconds(1), 100, token).await.unwrap();
+        let claimed = claim_batch(&t.state.db, at, at + Duration::seconds(1), 100, token, ob::Lane::All).await.unwrap();
         assert!(!claimed.is_empty(), "{token} takes the digest");
         ids = claimed.iter().map(|r| r.id).collect();
         at += Duration::seconds(5);
@@ -463,7 +464,7 @@ async fn a_stopping_sender_hands_back_only_its_own_unsent_rows() {
     t.load(world()).await;
     common::digests_now(&t.state, &["P-1A", "P-1B", "P-1V"]).await;
     let now = Utc::now();
-    let rows = claim_batch(&t.state.db, now, now + Duration::seconds(60), 3, "mine").await.unwrap();
+    let rows = claim_batch(&t.state.db, now, now + Duration::seconds(60), 3, "mine", ob::Lane::All).await.unwrap();
     assert_eq!(rows.len(), 3);
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     // A stale token hands back nothing; the holder hands back the two it did not send.

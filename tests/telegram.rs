@@ -63,6 +63,32 @@ async fn extra_records(app: &TestApp) {
     .await;
 }
 
+/// Queues answers to `chat` as a command's answers wait in the outbox, due `at`: each a title
+/// and lines, under its own key. Gives their ids.
+async fn queue_answers(
+    db: &cport::store::Db,
+    chat: i64,
+    answers: &[(String, Vec<String>, String)],
+    at: chrono::DateTime<Utc>,
+) -> Vec<i64> {
+    let mut tx = db.begin().await.unwrap();
+    let mut ids = vec![];
+    for (title, lines, key) in answers {
+        let m = cport::messages::ChatMessage::text(title.clone(), lines.clone());
+        let row = m.queued(
+            None,
+            cport::model::Chat::Telegram,
+            &chat.to_string(),
+            cport::model::MessageKind::Answer,
+            key.clone(),
+            at,
+        );
+        ids.push(cport::store::outbox::insert_message(&mut tx, &row, Utc::now()).await.unwrap().unwrap());
+    }
+    tx.commit().await.unwrap();
+    ids
+}
+
 /// The world loaded, and cport talking to a fake Bot API.
 async fn conversing() -> (FakeTelegram, TestApp) {
     let fake = FakeTelegram::start().await;
@@ -1079,20 +1105,8 @@ async fn a_flooded_chat_holds_no_sender_from_other_messages() {
     let t = paced(&fake, 20).await;
     common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", &ANN.to_string(), "P-1A").await;
     let now = Utc::now();
-    let mut tx = t.state.db.begin().await.unwrap();
-    for i in 0..30 {
-        let m = cport::messages::ChatMessage::text(format!("answer {i}"), vec!["…".into()]);
-        let row = m.queued(
-            None,
-            cport::model::Chat::Telegram,
-            &ANN.to_string(),
-            cport::model::MessageKind::Answer,
-            format!("flood:{i}"),
-            now,
-        );
-        cport::store::outbox::insert_message(&mut tx, &row, now).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    let flood: Vec<_> = (0..30).map(|i| (format!("answer {i}"), vec!["…".to_string()], format!("flood:{i}"))).collect();
+    queue_answers(&t.state.db, ANN, &flood, now).await;
     common::digest_now(&t.state, "P-1B").await;
     // One sender's passes over everything due, until nothing is (one chat's answers go one
     // at a time, in order).
@@ -1135,21 +1149,8 @@ async fn several_senders_send_one_chats_answers_in_order() {
     })
     .await;
     t.load(common::world()).await;
-    let now = Utc::now();
-    let mut tx = t.state.db.begin().await.unwrap();
-    for i in 0..8 {
-        let m = cport::messages::ChatMessage::text(format!("answer {i}"), vec![]);
-        let row = m.queued(
-            None,
-            cport::model::Chat::Telegram,
-            &ANN.to_string(),
-            cport::model::MessageKind::Answer,
-            format!("answer:{i}"),
-            now,
-        );
-        cport::store::outbox::insert_message(&mut tx, &row, now).await.unwrap();
-    }
-    tx.commit().await.unwrap();
+    let answers: Vec<_> = (0..8).map(|i| (format!("answer {i}"), vec![], format!("answer:{i}"))).collect();
+    queue_answers(&t.state.db, ANN, &answers, Utc::now()).await;
     let report = cport::outbox::drain_concurrently(&t.state, 4, None).await.unwrap();
     assert_eq!(report.sent, 8, "{report:?}");
     let sent: Vec<String> = fake.to_chat(ANN).iter().map(|c| c.text()).collect();
@@ -1163,18 +1164,7 @@ async fn several_senders_send_one_chats_answers_in_order() {
 async fn a_new_answer_waits_behind_the_chats_queued_answers() {
     let (fake, app) = conversing().await;
     let at = Utc::now() + chrono::Duration::seconds(2);
-    let m = cport::messages::ChatMessage::text("the earlier answer", vec![]);
-    let row = m.queued(
-        None,
-        cport::model::Chat::Telegram,
-        &STRANGER.to_string(),
-        cport::model::MessageKind::Answer,
-        "answer:earlier".into(),
-        at,
-    );
-    let mut tx = app.db.begin().await.unwrap();
-    cport::store::outbox::insert_message(&mut tx, &row, Utc::now()).await.unwrap();
-    tx.commit().await.unwrap();
+    queue_answers(&app.db, STRANGER, &[("the earlier answer".into(), vec![], "answer:earlier".into())], at).await;
     fake.say(STRANGER, "/help");
     let first = fake.next_to(STRANGER, 0).await;
     assert_eq!(first.text(), "<b>the earlier answer</b>");
@@ -1251,18 +1241,8 @@ async fn a_blocked_bots_refused_answer_unlinks_the_chat() {
 async fn a_chat_that_speaks_again_gets_its_failed_answer_at_once() {
     let (fake, app) = conversing().await;
     let now = Utc::now();
-    let m = cport::messages::ChatMessage::text("the failed answer", vec![]);
-    let row = m.queued(
-        None,
-        cport::model::Chat::Telegram,
-        &STRANGER.to_string(),
-        cport::model::MessageKind::Answer,
-        "answer:failed".into(),
-        now,
-    );
-    let mut tx = app.db.begin().await.unwrap();
-    let id = cport::store::outbox::insert_message(&mut tx, &row, now).await.unwrap().unwrap();
-    tx.commit().await.unwrap();
+    let id =
+        queue_answers(&app.db, STRANGER, &[("the failed answer".into(), vec![], "answer:failed".into())], now).await[0];
     // Failed once; its retry is an hour off.
     let sql = "UPDATE outbox SET status = 'failed', attempts = 1, next_attempt_at = $2 WHERE id = $1";
     let retry = now + chrono::Duration::hours(1);

@@ -146,7 +146,7 @@ async fn dispatch(
         return Err(StoreError::Conflict("fault injected at outbox:claim".into()));
     }
     let rows = match take {
-        Take::Lane(lane) => outbox::claim_lane(&state.db, now, now + lease, limit, &token, lane).await?,
+        Take::Lane(lane) => outbox::claim_batch(&state.db, now, now + lease, limit, &token, lane).await?,
         Take::Keyed(key) => outbox::claim_keyed(&state.db, now, now + lease, &token, key).await?,
     };
     if rows.is_empty() {

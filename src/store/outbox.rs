@@ -104,7 +104,7 @@ pub async fn queued_since(
 /// Claims the next due message for sending (a lease of `lease_until`); a message whose lease
 /// ran out (its sender died) is due again. Several dispatchers never claim the same row.
 pub async fn claim_due(db: &Db, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<OutboxRow>> {
-    Ok(claim_batch(db, now, lease_until, 1, &new_claim_token()).await?.pop())
+    Ok(claim_batch(db, now, lease_until, 1, &new_claim_token(), Lane::All).await?.pop())
 }
 
 /// A fresh claim token: random, so no two claims (in any process) share one.
@@ -139,19 +139,8 @@ impl Lane {
     }
 }
 
-/// Claims up to `limit` due messages at once, oldest first, under `token`.
+/// Claims up to `limit` of a lane's due messages at once, oldest first, under `token`.
 pub async fn claim_batch(
-    db: &Db,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-    limit: i64,
-    token: &str,
-) -> Result<Vec<OutboxRow>> {
-    claim_lane(db, now, lease_until, limit, token, Lane::All).await
-}
-
-/// [`claim_batch`] of one lane's rows.
-pub async fn claim_lane(
     db: &Db,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
