@@ -1184,6 +1184,8 @@ async fn a_group_is_told_once_per_command_and_its_talk_is_left_alone() {
     fake.say_in_group(GROUP, ANN, "see you there");
     // A command for another bot in the group is that bot's.
     fake.say_in_group(GROUP, ANN, "/help@weather_bot Leeds");
+    // A button pressed on a message in the group acts for no one: told as a command is.
+    fake.press_in_group(GROUP, ANN, 1, "rj:V-1");
     // Two private questions after them: the second is polled only once the batch holding
     // the group's updates was run.
     for _ in 0..2 {
@@ -1191,8 +1193,8 @@ async fn a_group_is_told_once_per_command_and_its_talk_is_left_alone() {
         assert!(!fake.ask(ANN, "/help", seen).await.text().is_empty());
     }
     let to_group = fake.to_chat(GROUP);
-    assert_eq!(to_group.len(), 1, "{to_group:?}");
-    assert!(to_group[0].text().contains("private chat"), "{}", to_group[0].text());
+    assert_eq!(to_group.len(), 2, "{to_group:?}");
+    assert!(to_group.iter().all(|m| m.text().contains("private chat")), "{to_group:?}");
 }
 
 /// A chat whose contact TOT made inactive is told so (not that it was never linked), and

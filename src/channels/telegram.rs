@@ -445,6 +445,13 @@ async fn prepare(tg: &Telegram, update: Update) -> Option<Step> {
                 return None;
             };
             let chat = msg.chat().id;
+            // A button on a message in a group (forwarded there, or a group TOT's record named)
+            // acts for no one: the presser is told to use a private chat, as a command is.
+            if !msg.chat().is_private() {
+                let _ = tg.bot.answer_callback_query(q.id.clone()).await;
+                let no = "Please talk to me in a private chat: your jobs are not for the group.";
+                return Some(Step::Tell(chat, ChatMessage::text(no, vec![])));
+            }
             (
                 Incoming {
                     channel: crate::model::Channel::Telegram,

@@ -143,6 +143,20 @@ impl FakeTelegram {
 
     /// A user presses an inline button with `data` under the bot's message `message_id`.
     pub fn press(&self, user: i64, message_id: i64, data: &str) -> i64 {
+        self.press_in(
+            json!({"id": user, "type": "private", "first_name": format!("User{user}")}),
+            user,
+            message_id,
+            data,
+        )
+    }
+
+    /// A user presses an inline button under the bot's message in a group.
+    pub fn press_in_group(&self, group: i64, user: i64, message_id: i64, data: &str) -> i64 {
+        self.press_in(json!({"id": group, "type": "group", "title": "The team"}), user, message_id, data)
+    }
+
+    fn press_in(&self, chat: Value, user: i64, message_id: i64, data: &str) -> i64 {
         let id = self.inner.next_update.load(Ordering::SeqCst);
         self.push(json!({
             "callback_query": {
@@ -151,7 +165,7 @@ impl FakeTelegram {
                 "message": {
                     "message_id": message_id,
                     "date": chrono::Utc::now().timestamp(),
-                    "chat": {"id": user, "type": "private", "first_name": format!("User{user}")},
+                    "chat": chat,
                     "from": {"id": BOT_ID, "is_bot": true, "first_name": "TOT"},
                     "text": "…"
                 },
