@@ -1,0 +1,93 @@
+//! A chat message in Telegram's HTML, cut to Telegram's limits, with its inline keyboard.
+
+use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
+
+use super::super::chat::{Button, ChatMessage};
+use super::CALLBACK_BYTES;
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Cuts HTML text at a line break below `max`, so no tag is split. Telegram's limits count
+/// UTF-16 code units (an emoji outside the basic plane is two), so that is what is counted;
+/// the tags are counted too, which only errs short.
+pub(super) fn cut(html: &str, max: usize) -> String {
+    let units = |s: &str| s.encode_utf16().count();
+    if units(html) <= max {
+        return html.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for line in html.lines() {
+        // The line, its line break, and room for the closing ellipsis.
+        if used + units(line) + 2 > max {
+            out.push('…');
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+        used += units(line) + 1;
+    }
+    out
+}
+
+/// Telegram refuses buttons that open loopback or private addresses; such links go in
+/// the text instead.
+fn button_url(url: &str) -> Option<reqwest::Url> {
+    let u = reqwest::Url::parse(url).ok()?;
+    let host = u.host_str()?;
+    let local = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    (!local).then_some(u)
+}
+
+/// HTML text (title in bold) and the inline keyboard.
+pub(super) fn render(m: &ChatMessage) -> (String, Option<InlineKeyboardMarkup>) {
+    let mut html = String::new();
+    if let Some(u) = &m.mention {
+        html.push_str(&format!("<a href=\"tg://user?id={}\">@</a> ", escape(u)));
+    }
+    html.push_str(&format!("<b>{}</b>", escape(&m.title)));
+    for l in &m.lines {
+        html.push('\n');
+        html.push_str(&escape(l));
+    }
+    let mut rows = vec![];
+    for row in &m.buttons {
+        let mut out = vec![];
+        for b in row {
+            match b {
+                // Telegram refuses a whole message whose button carries more than 64 bytes
+                // (`ap:` and a long id): such a button is left out, the text still says how.
+                Button::Action { data, .. } if data.len() > CALLBACK_BYTES => {}
+                Button::Action { label, data } => out.push(InlineKeyboardButton::callback(label.clone(), data.clone())),
+                Button::Link { label, url } => match button_url(url) {
+                    Some(u) => out.push(InlineKeyboardButton::url(label.clone(), u)),
+                    None => html.push_str(&format!("\n{}: {}", escape(label), escape(url))),
+                },
+            }
+        }
+        if !out.is_empty() {
+            rows.push(out);
+        }
+    }
+    let keyboard = (!rows.is_empty()).then(|| InlineKeyboardMarkup::new(rows));
+    (html, keyboard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn a_cut_counts_what_telegram_counts() {
+        // 1,500 lines of two emoji: 3,000 characters but 6,000 UTF-16 units with the breaks
+        // 7,500, past the 4,096 Telegram takes.
+        let text = "\u{1f600}\u{1f600}\n".repeat(1_500);
+        let out = cut(&text, 4096);
+        assert!(out.encode_utf16().count() <= 4096, "{} units", out.encode_utf16().count());
+        assert!(out.ends_with('…') && out.starts_with("\u{1f600}"));
+        let short = "short\nenough";
+        assert_eq!(cut(short, 4096), short);
+    }
+}
