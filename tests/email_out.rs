@@ -1103,3 +1103,21 @@ async fn quiet_hours_hold_an_alerts_retry_a_staff_reminder_and_one_already_due()
     let r = cport::actions::chase::remind(&t.state, "P-1A", "A1:V-10", later).await.unwrap();
     assert_eq!(r.held_until, Some(end), "staff are told when it goes");
 }
+
+/// A digest written for a contact's address before TOT changed it (waiting for a retry, or
+/// held) goes to no address that is no longer theirs: it holds their signed links.
+#[tokio::test]
+async fn a_digest_for_an_address_the_contact_no_longer_has_is_dropped() {
+    let smtp = SmtpServer::start();
+    let t = TestState::mailing(&smtp, |_| {}).await;
+    common::digests_now(&t.state, &["P-1A"]).await;
+    t.load(json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
+        "email": "ann.new@alpha.example", "role": "admin"}]}))
+        .await;
+    let d = drain(&t.state).await.unwrap();
+    assert_eq!((d.sent, d.dropped), (0, 1), "{d:?}");
+    let row = list_messages(&t.state.db, None, 1).await.unwrap().remove(0);
+    let why = row.last_error.unwrap_or_default();
+    assert!(why.contains("address has changed"), "{why}");
+    assert!(smtp.messages().is_empty());
+}

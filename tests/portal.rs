@@ -1529,3 +1529,32 @@ async fn changing_quiet_hours_moves_the_alerts_they_hold() {
     assert!(held > now + chrono::Duration::hours(5), "held to the hours' end: {held}");
     app.stop().await;
 }
+
+/// TOT's digest schedule may be more frequent than a contact may choose (every two hours
+/// here): the preferences page, which shows it, still saves another change with it kept.
+#[tokio::test]
+async fn preferences_save_with_tots_more_frequent_schedule_kept() {
+    let app = TestApp::spawn_with(|c| c.digest.schedule = "0 0 */2 * * *".into()).await;
+    load_world(&app).await;
+    let b = app.signed_in("P-1A").await;
+    let kept = [
+        ("timezone", "Europe/London"),
+        ("schedule", "0 0 */2 * * *"),
+        ("email_enabled", "1"),
+        ("quiet_start", "22:00"),
+        ("quiet_end", "07:00"),
+    ];
+    app.submit(&b, "/preferences", &kept).await;
+    let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
+    assert_eq!((s.quiet_start.as_deref(), s.digest_schedule.as_deref()), (Some("22:00"), None), "{s:?}");
+    // Choosing it as their own is still refused.
+    let html = app
+        .post_refused(
+            &b,
+            "/preferences",
+            &[("timezone", "Europe/London"), ("schedule", "custom"), ("custom_schedule", "0 0 */3 * * *")],
+        )
+        .await;
+    assert!(html.contains("custom_schedule:"), "{html}");
+    app.stop().await;
+}

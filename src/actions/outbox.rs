@@ -56,14 +56,14 @@ async fn unwanted_now(state: &Services, row: &OutboxRow) -> Result<Option<&'stat
 }
 
 /// Why a row is no longer to be sent, if it is not: its contact was deactivated (or removed)
-/// since it was queued, or the chat it goes to was unlinked from them, or its banner is gone,
+/// since it was queued, or (a digest or banner) their address changed, or the chat it goes to was unlinked from them, or its banner is gone,
 /// or (a change event) the webhook was turned off. A digest, an alert or
 /// a banner held by quiet hours or a retry would otherwise show what is no longer theirs to
 /// see, or reach a chat whose user said to stop.
 pub async fn unwanted(
     state: &Services,
     row: &OutboxRow,
-    active: &std::collections::HashSet<String>,
+    active: &HashMap<String, String>,
     settings: &HashMap<String, crate::store::settings::ContactSettings>,
 ) -> Result<Option<&'static str>, StoreError> {
     // A change event queued while the webhook was set goes nowhere once it is not.
@@ -78,8 +78,17 @@ pub async fn unwanted(
     let Some(contact) = &row.contact_id else {
         return Ok(None);
     };
-    if !active.contains(contact) {
+    let Some(address) = active.get(contact) else {
         return Ok(Some("the contact is no longer active"));
+    };
+    // A digest or banner written for the contact's address before TOT changed it (waiting
+    // for a retry, or held) holds their signed links: it goes to no address that is no longer
+    // theirs. (An alert is written when it goes, to the address then.)
+    if row.channel == Outlet::Email
+        && matches!(row.kind, MessageKind::Digest | MessageKind::Banner)
+        && !address.eq_ignore_ascii_case(&row.recipient)
+    {
+        return Ok(Some("the contact's email address has changed since it was written"));
     }
     // An answer goes to the chat that asked, linked or not.
     let told = matches!(row.kind, MessageKind::Digest | MessageKind::Alert | MessageKind::Banner);

@@ -274,8 +274,8 @@ struct Batch<'a> {
     token: &'a str,
     /// Contacts whose email is suspended (after bounces), with the reason.
     suspended: &'a HashMap<String, String>,
-    /// The batch's contacts that are still there and active.
-    active: &'a std::collections::HashSet<String>,
+    /// The batch's contacts that are still there and active, with their email address now.
+    active: &'a HashMap<String, String>,
     /// The batch's contacts' saved settings, read as it began (none saved: the defaults).
     settings: &'a HashMap<String, crate::store::settings::ContactSettings>,
 }

@@ -169,7 +169,13 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
             "custom" => ("custom_schedule", form.text("custom_schedule")),
             other => ("schedule", other.to_string()),
         };
-        crate::model::schedule::check_contact_schedule(&schedule).map_err(|e| format!("{field}: {e}"))?;
+        // TOT's schedule for them (or the configured one) is theirs already, whatever it
+        // allows: kept, it is no choice of their own (see `own_choices`), and saving the page
+        // for another reason must not be refused over it.
+        let tots = c.digest_schedule.as_deref().unwrap_or(&state.config.digest.schedule);
+        if schedule != tots {
+            crate::model::schedule::check_contact_schedule(&schedule).map_err(|e| format!("{field}: {e}"))?;
+        }
         for key in ["quiet_start", "quiet_end"] {
             let v = form.text(key);
             if !v.is_empty() && chrono::NaiveTime::parse_from_str(&v, "%H:%M").is_err() {

@@ -62,13 +62,13 @@ pub async fn list_active_contacts(db: &Db) -> Result<Vec<ContactRow>> {
 }
 
 /// Of `contacts`, those still there and active (the outbox sends nothing queued for the others).
-pub async fn active_of(db: &Db, contacts: &[&str]) -> Result<std::collections::HashSet<String>> {
-    let rows: Vec<(String,)> = crate::fetch_in!(
+pub async fn active_of(db: &Db, contacts: &[&str]) -> Result<std::collections::HashMap<String, String>> {
+    let rows: Vec<(String, String)> = crate::fetch_in!(
         on_db,
         db,
-        "SELECT id FROM contacts WHERE active AND id IN ({in})".to_string(),
+        "SELECT id, email FROM contacts WHERE active AND id IN ({in})".to_string(),
         contacts,
         once
     )?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+    Ok(rows.into_iter().collect())
 }
