@@ -92,7 +92,7 @@ impl Mailer {
 }
 
 /// Writes a message as `<random hex>.eml` in `dir`, whole or not at all: to a hidden file first,
-/// renamed once written (lettre's file transport writes in place, so a full disk left empty
+/// renamed once written and synced (lettre's file transport writes in place, so a full disk left empty
 /// and half-written `.eml` files beside the retry's whole one). Gives the file's name.
 async fn write_eml(dir: &std::path::Path, raw: &[u8]) -> std::io::Result<String> {
     use tokio::io::AsyncWriteExt;
@@ -104,7 +104,8 @@ async fn write_eml(dir: &std::path::Path, raw: &[u8]) -> std::io::Result<String>
         // sign-in links.
         let mut f = tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o640).open(&part).await?;
         f.write_all(raw).await?;
-        f.flush().await?;
+        // On the disk before it is renamed: after a power cut, no empty file under the name.
+        f.sync_all().await?;
         use std::os::unix::fs::PermissionsExt;
         tokio::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o640)).await?;
         tokio::fs::rename(&part, dir.join(&name)).await

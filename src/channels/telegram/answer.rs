@@ -144,10 +144,6 @@ pub(super) async fn execute(
     // Answers waiting in the outbox (their turn had not come) go first: this batch's queue
     // behind them, as do the rest of this batch once one of its answers is queued.
     let to = chat.0.to_string();
-    // The chat speaks: it is reachable again, and its answers waiting out a failure go now.
-    if let Err(e) = crate::store::outbox::revive_answers(&state.db, crate::model::Outlet::Telegram, &to, now).await {
-        tracing::warn!(chat = chat.0, error = %e, "telegram: the chat's failed answers could not be brought forward");
-    }
     let mut behind = match crate::store::outbox::answers_waiting(&state.db, crate::model::Outlet::Telegram, &to).await {
         Ok(waiting) => waiting,
         Err(e) => {
@@ -155,6 +151,13 @@ pub(super) async fn execute(
             false
         }
     };
+    // The chat speaks: it is reachable again, and its answers waiting out a failure go now.
+    // (Written only when some wait: most commands, in a chat with none, take no write lock.)
+    if behind
+        && let Err(e) = crate::store::outbox::revive_answers(&state.db, crate::model::Outlet::Telegram, &to, now).await
+    {
+        tracing::warn!(chat = chat.0, error = %e, "telegram: the chat's failed answers could not be brought forward");
+    }
     for r in replies {
         if behind && let Reply::Send(m) | Reply::Edit(m) | Reply::Ask { message: m, .. } = r {
             behind = queue_answer(state, chat, m, now, now).await;
