@@ -138,13 +138,8 @@ impl App {
                 Box::new(move || Box::pin(crate::channels::imap::run(s.providers.services.clone(), rx.clone()))),
             );
         }
-        // `outbox.workers` senders of email and chat, and one of the change feed's pushes to
-        // TOT's webhook (its own, so a receiver that hangs holds up no client's message).
         let marker = crate::outbox::Marker::start(state.db.clone());
-        let lanes = (1..=state.config.outbox.workers)
-            .map(|n| (format!("dispatcher-{n}"), crate::outbox::Lane::Messages))
-            .chain([("dispatcher-webhook".to_string(), crate::outbox::Lane::Changes)]);
-        for (name, lane) in lanes {
+        for (name, lane) in crate::outbox::senders(state.config.outbox.workers as usize) {
             let (s, rx, m) = (state.clone(), stop_rx.clone(), marker.clone());
             supervised(
                 name,

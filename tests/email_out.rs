@@ -263,6 +263,17 @@ async fn hourly(smtp: &SmtpServer) -> TestState {
     .await
 }
 
+/// [`hourly`] with its five contacts known for a week and each sent the digest of the slot
+/// `ago` before now; with the now it was.
+async fn hourly_sent(smtp: &SmtpServer, ago: Duration) -> (TestState, chrono::DateTime<Utc>) {
+    let t = hourly(smtp).await;
+    t.known_for_a_week().await;
+    let now = Utc::now();
+    let first = run_pass(&t.state, now - ago, None, Trigger::Scheduled).await.unwrap();
+    assert_eq!(first.queued, 5, "{first:?}");
+    (t, now)
+}
+
 /// A period is caught up only for contacts cport knew when it began: a first import (or a
 /// new person) after this morning's slot sends nothing at once; the next slot sends to them.
 #[tokio::test]
@@ -296,11 +307,7 @@ async fn contacts_added_after_a_slot_get_the_next_digest_not_a_catch_up() {
 #[tokio::test]
 async fn a_changed_schedule_waits_for_its_next_slot_not_a_second_digest_at_once() {
     let smtp = SmtpServer::start();
-    let t = hourly(&smtp).await;
-    t.known_for_a_week().await;
-    let now = Utc::now();
-    let first = run_pass(&t.state, now, None, Trigger::Scheduled).await.unwrap();
-    assert_eq!(first.queued, 5, "{first:?}");
+    let (t, now) = hourly_sent(&smtp, Duration::zero()).await;
     // Ann picks half past every six hours in her preferences; TOT moves Bob to a zone half an
     // hour off UTC, and Fay's digest to a quarter past every six hours.
     // (Stamped as the preferences page stamps a change of the schedule in force.)
@@ -320,6 +327,45 @@ async fn a_changed_schedule_waits_for_its_next_slot_not_a_second_digest_at_once(
     let later = now + Duration::hours(6);
     let next = run_pass(&t.state, later, None, Trigger::Scheduled).await.unwrap();
     assert_eq!(next.queued, 5, "each new schedule's next slot is owed: {next:?}");
+}
+
+/// cport run again with another configured schedule (a restart with a changed config) is the
+/// same: a contact that had this slot's digest waits for the new schedule's next slot, and
+/// one that has had none since the new schedule's slot before is caught up.
+#[tokio::test]
+async fn a_changed_configured_schedule_waits_for_its_next_slot() {
+    let smtp = SmtpServer::start();
+    let (t, now) = hourly_sent(&smtp, Duration::hours(13)).await;
+    let ann = run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
+    assert_eq!(ann.queued, 1, "Ann has this hour's digest: {ann:?}");
+    // cport starts again with digests at half past every six hours.
+    let moved = with_config(&t, |c| c.digest.schedule = "0 30 */6 * * *".into());
+    let r = run_pass(&moved, now, None, Trigger::Scheduled).await.unwrap();
+    assert_eq!((r.queued, r.not_due), (4, 1), "all but Ann are caught up: {r:?}");
+    let next = run_pass(&moved, now + Duration::hours(6), None, Trigger::Scheduled).await.unwrap();
+    assert_eq!(next.queued, 5, "the next slot is owed to all: {next:?}");
+}
+
+/// The same for the configured zone: hourly digests moved half an hour by a zone half an
+/// hour off UTC are not sent again at once.
+#[tokio::test]
+async fn a_changed_configured_zone_sends_no_second_digest_at_once() {
+    let smtp = SmtpServer::start();
+    let (t, now) = hourly_sent(&smtp, Duration::zero()).await;
+    let moved = with_config(&t, |c| c.digest.timezone = "Asia/Kolkata".into());
+    let again = run_pass(&moved, now, None, Trigger::Scheduled).await.unwrap();
+    assert_eq!((again.queued, again.not_due), (0, 5), "{again:?}");
+    let next = run_pass(&moved, now + Duration::hours(1), None, Trigger::Scheduled).await.unwrap();
+    assert_eq!(next.queued, 5, "{next:?}");
+}
+
+/// The test's services as a process started with a changed config would have them.
+fn with_config(t: &TestState, change: impl FnOnce(&mut cport::config::Config)) -> cport::services::Services {
+    let mut services = (**t.state).clone();
+    let mut config = (*services.config).clone();
+    change(&mut config);
+    services.config = std::sync::Arc::new(config);
+    services
 }
 
 /// TOT giving a contact's clock again as it was (the zone it had left out, now by name) owes

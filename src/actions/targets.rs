@@ -62,6 +62,12 @@ pub fn clock<'a>(config: &'a Config, c: &'a ContactRow, s: &'a ContactSettings) 
     (schedule, zone(config, c, s))
 }
 
+/// Which of the configured schedule and zone the contact's clock takes (neither they nor
+/// TOT gave their own), so that a change of `digest.schedule` or `digest.timezone` moves it.
+pub fn configured_parts(c: &ContactRow, s: &ContactSettings) -> (bool, bool) {
+    (s.digest_schedule.is_none() && c.digest_schedule.is_none(), s.timezone.is_none() && c.timezone.is_empty())
+}
+
 /// Keeps as the contact's own only the zone and schedule they chose apart from TOT's: one
 /// the same as TOT's for them (or the configured one) is left to follow TOT, so that saving
 /// the preferences page for another reason does not pin them, and TOT's later change of

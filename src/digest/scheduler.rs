@@ -131,6 +131,9 @@ pub async fn run_pass(
     let live = list_live(&state.db, now).await?;
     let mut banners: Option<(String, Vec<BannerRow>)> = None;
     let catch_up = Duration::hours(i64::from(state.config.digest.catch_up_hours));
+    let digest = &state.config.digest;
+    let schedule_changed = ledgers::configured_clock_set_at(&state.db, "schedule", &digest.schedule, now).await?;
+    let zone_changed = ledgers::configured_clock_set_at(&state.db, "timezone", &digest.timezone, now).await?;
     // A scheduled pass looks only at periods within the catch-up window: their decisions are
     // read in one go. (A manual pass may look further back, so it asks per contact; either
     // way the decision itself is taken again inside `queue_digest`'s transaction.)
@@ -162,10 +165,13 @@ pub async fn run_pass(
         // and in the zone that made it: one added since (a first import, a new person at
         // noon), or whose digest time changed since (09:00 chosen at 10:00, after the 08:00
         // digest went), missed nothing and gets the next one.
-        // TOT's change counts only while its schedule or zone is the one in force.
+        // TOT's change counts only while its schedule or zone is the one in force; a change
+        // of the configured ones (between two runs of cport) only for contacts on them.
         let tot_rules = s.digest_schedule.is_none() || s.timezone.is_none();
         let tot_set = c.schedule_set_at.filter(|_| tot_rules);
-        let clock_set = [tot_set, s.schedule_set_at].into_iter().flatten().max();
+        let (takes_schedule, takes_zone) = crate::actions::targets::configured_parts(c, &s);
+        let config_set = [schedule_changed.filter(|_| takes_schedule), zone_changed.filter(|_| takes_zone)];
+        let clock_set = [tot_set, s.schedule_set_at].into_iter().chain(config_set).flatten().max();
         let known_at = |p: DateTime<Utc>| c.created_at.is_none_or(|t| t <= p);
         let current = current_period(&schedule, tz, now);
         // A clock set since the period began owes it only if the contact had no digest since

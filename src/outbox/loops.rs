@@ -46,7 +46,7 @@ async fn drain_lane(state: &Providers, crew: &Crew, lane: Lane) -> Result<DrainR
     }
 }
 
-/// [`drain`] with `workers` senders at once (each claims its own rows, their marks are
+/// [`drain`] with the [`senders`] of `workers` at once (each claims its own rows, their marks are
 /// committed together), stopping early when `stop` turns true. When one sender fails the
 /// others are stopped the same way, not cut off: each finishes the message in hand and hands
 /// the rest of its claim back (a message cut off between delivery and its mark would go again
@@ -71,9 +71,7 @@ pub async fn drain_concurrently(
     });
     let crew = Crew { stop: Some(halt.subscribe()), marker: Some(Marker::start(state.db.clone())) };
     let mut set = tokio::task::JoinSet::new();
-    // `workers` senders of messages, and one of change events (see [`Lane`]).
-    let lanes = std::iter::repeat_n(Lane::Messages, workers.max(1)).chain([Lane::Changes]);
-    for lane in lanes {
+    for (_, lane) in senders(workers) {
         let s = state.clone();
         let crew = crew.clone();
         set.spawn(async move { drain_lane(&s, &crew, lane).await });
@@ -101,6 +99,16 @@ pub async fn drain_concurrently(
         Some(e) => Err(e),
         None => Ok(total),
     }
+}
+
+/// The senders of `workers` (`outbox.workers`), with the names their server tasks have:
+/// that many of email and chat (`dispatcher-1`…), and one of the change feed's pushes to
+/// TOT's webhook (`dispatcher-webhook`), its own so that a receiver that hangs holds up no
+/// client's message (see [`Lane`]).
+pub fn senders(workers: usize) -> impl Iterator<Item = (String, Lane)> {
+    (1..=workers.max(1))
+        .map(|n| (format!("dispatcher-{n}"), Lane::Messages))
+        .chain([("dispatcher-webhook".to_string(), Lane::Changes)])
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -26,7 +26,7 @@ mod render;
 
 use crate::actions::outbox::unwanted;
 use aftermath::{address_refused, after_quiet_hours};
-pub use loops::{DrainReport, drain, drain_concurrently, drain_with, run_worker};
+pub use loops::{DrainReport, drain, drain_concurrently, drain_with, run_worker, senders};
 use marks::PendingMark;
 pub use marks::{Crew, Marker};
 pub use render::{Rendered, render};

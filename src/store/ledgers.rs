@@ -215,6 +215,35 @@ pub async fn last_digest_period(db: &Db, contact_id: &str) -> Result<Option<Date
     Ok(row.and_then(|p| DateTime::parse_from_rfc3339(&p).ok()).map(|p| p.with_timezone(&Utc)))
 }
 
+/// When a setting of the configured digest clock (`digest.schedule`, `digest.timezone`)
+/// last changed, as this store has seen it: `value` is the one in force now. The first value
+/// a store sees is its unchanged one (none); a different one is recorded with `now`, once,
+/// by the first pass that runs with it. Only read while the setting stays as it was.
+pub async fn configured_clock_set_at(
+    db: &Db,
+    name: &str,
+    value: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>> {
+    let kept: Option<(String, Option<DateTime<Utc>>)> = on_db!(db, p => bind!(sqlx::query_as(
+        "SELECT value, set_at FROM configured_clocks WHERE name = $1",
+    ), name)
+    .fetch_optional(p).await)?;
+    match kept {
+        Some((was, set_at)) if was == value => Ok(set_at),
+        kept => {
+            let set_at = kept.is_some().then_some(now);
+            // Two processes that meet a change at once both stamp it; the later stamp holds,
+            // and either withholds only a period the contact has had its digest for.
+            execute!(db =>
+                "INSERT INTO configured_clocks (name, value, set_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, set_at = excluded.set_at",
+                name, value, set_at)?;
+            Ok(set_at)
+        }
+    }
+}
+
 /// Whether this contact's digest for `period` on `channel` has been decided already.
 pub async fn digest_decision(
     db: &Db,
