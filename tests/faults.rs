@@ -1068,6 +1068,59 @@ async fn a_write_that_meets_a_held_lock_is_busy_not_an_internal_error() {
     let _ = (holder.close().await, other.close().await);
 }
 
+/// Writers waiting for SQLite's one write lock leave the pool's connections to others: the
+/// lock's holder (an inbound message's unit between two commands) still reads on the pool,
+/// and every writer goes once it commits. A waiting writer once held a connection, so more of
+/// them than the pool has stalled the holder's next read until they gave up as busy, 10 s
+/// later (a dozen visuals approved at once met the alert scanner that way).
+#[tokio::test]
+async fn writers_waiting_for_the_lock_leave_the_pool_to_its_holder() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const WRITERS: usize = 24;
+    let t = TestState::new(|_| {}).await;
+    let db = t.state.db.clone();
+    let mut holder = db.begin().await.unwrap();
+    cport::execute!(&mut holder => "INSERT INTO used_nonces (nonce, used_at) VALUES ('held', $1)", Utc::now()).unwrap();
+    let started = std::sync::Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|n| {
+            let (db, started) = (db.clone(), started.clone());
+            tokio::spawn(async move {
+                let nonce = format!("w{n}");
+                started.fetch_add(1, Ordering::SeqCst);
+                // Half in a transaction of their own, half as one statement.
+                if n % 2 == 0 {
+                    db.in_transaction(async |tx| {
+                        cport::execute!(tx => "INSERT INTO used_nonces (nonce, used_at) VALUES ($1, $2)", &nonce, Utc::now())
+                    })
+                    .await
+                } else {
+                    cport::execute!(&db => "INSERT INTO used_nonces (nonce, used_at) VALUES ($1, $2)", &nonce, Utc::now())
+                }
+            })
+        })
+        .collect();
+    for _ in 0..10_000 {
+        if started.load(Ordering::SeqCst) == WRITERS {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // The holder reads on the pool for a while as the writers queue up, then commits.
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(300);
+    let mut reads = 0;
+    while std::time::Instant::now() < until {
+        cport::store::ledgers::last_digest_period(&db, "P-1A").await.expect("the holder reads on the pool");
+        reads += 1;
+        tokio::task::yield_now().await;
+    }
+    holder.commit().await.unwrap();
+    for (n, w) in writers.into_iter().enumerate() {
+        w.await.unwrap().unwrap_or_else(|e| panic!("writer {n} was refused: {e}"));
+    }
+    assert_eq!(count(&t, "SELECT COUNT(*) FROM used_nonces").await, WRITERS as i64 + 1, "after {reads} reads");
+}
+
 /// TOT's webhook receiver taking events and never answering holds up no client's email: the
 /// change events have a sender of their own, even with one sender of messages.
 #[tokio::test]

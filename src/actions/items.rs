@@ -8,12 +8,12 @@ use crate::model::Role;
 pub use crate::model::items::{Action, ActionItem, Category};
 use crate::services::Services;
 use crate::store::contacts::ContactRow;
-use crate::store::{Db, Result, items};
+use crate::store::{Conn, Db, Result, items};
 
 /// The action items of one contact, in category order, limited to what its role may see.
-pub async fn for_contact(db: &Db, contact: &ContactRow) -> Result<Vec<ActionItem>> {
+pub async fn for_contact(conn: impl Into<Conn<'_>>, contact: &ContactRow) -> Result<Vec<ActionItem>> {
     let role = contact.role;
-    Ok(for_role(for_client(db, &contact.client_id).await?, role))
+    Ok(for_role(for_client(conn, &contact.client_id).await?, role))
 }
 
 /// The action items of one contact for a page or a chat answer: its client's snapshot when
@@ -107,21 +107,22 @@ impl ItemCache {
 const BATCH: usize = crate::store::IN_CHUNK;
 
 /// Every action item of one client, with the actions an admin would get.
-pub async fn for_client(db: &Db, client: &str) -> Result<Vec<ActionItem>> {
-    Ok(for_clients(db, &[client]).await?.remove(client).unwrap_or_default())
+pub async fn for_client(conn: impl Into<Conn<'_>>, client: &str) -> Result<Vec<ActionItem>> {
+    Ok(for_clients(conn, &[client]).await?.remove(client).unwrap_or_default())
 }
 
 /// Every action item of each of `clients` (a client without items has none in the map), in
 /// category order.
-pub async fn for_clients(db: &Db, clients: &[&str]) -> Result<HashMap<String, Vec<ActionItem>>> {
+pub async fn for_clients(conn: impl Into<Conn<'_>>, clients: &[&str]) -> Result<HashMap<String, Vec<ActionItem>>> {
+    let mut conn = conn.into();
     let mut out: HashMap<String, Vec<ActionItem>> = HashMap::new();
-    for v in items::list_pending_visuals(db, clients).await? {
+    for v in items::list_pending_visuals(conn.reborrow(), clients).await? {
         let title = format!("Visual {} for {} ({})", v.id, v.job_name, v.category);
         let detail = format!("design {}, job {}", v.design_id, v.job_id);
         let item = ActionItem::new(Category::VisualApproval, v.id, title, detail, v.date_required, Some(v.created_at));
         out.entry(v.client_id).or_default().push(item);
     }
-    for j in items::list_jobs_without_delivery(db, clients).await? {
+    for j in items::list_jobs_without_delivery(conn.reborrow(), clients).await? {
         let title = format!("Job {}: {}", j.id, j.name);
         let detail = match &j.client_ref {
             // Read by the client and by staff (the chase list) alike: named as both call it.
@@ -132,7 +133,7 @@ pub async fn for_clients(db: &Db, clients: &[&str]) -> Result<HashMap<String, Ve
             ActionItem::new(Category::DeliveryInstructions, j.id, title, detail, j.date_required, Some(j.created_at));
         out.entry(j.client_id).or_default().push(item);
     }
-    for po in items::list_open_third_party_pos(db, clients).await? {
+    for po in items::list_open_third_party_pos(conn.reborrow(), clients).await? {
         let title = format!("PO {} ({}) from {}", po.id, po.tot_ref, po.supplier);
         let detail = format!(
             "placed by {}, {} unit(s) outstanding, {}",
@@ -143,7 +144,7 @@ pub async fn for_clients(db: &Db, clients: &[&str]) -> Result<HashMap<String, Ve
         let item = ActionItem::new(Category::ThirdPartyPo, po.id, title, detail, Some(po.date_ordered), None);
         out.entry(po.client_id).or_default().push(item);
     }
-    for a in items::list_missing_art(db, clients).await? {
+    for a in items::list_missing_art(conn.reborrow(), clients).await? {
         let title = format!("Artwork for job {}: {}", a.job_id, a.job_name);
         let detail = format!("design {}: {}", a.design_id, a.description);
         out.entry(a.client_id).or_default().push(ActionItem::new(

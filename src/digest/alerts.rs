@@ -139,8 +139,10 @@ async fn queue_alerts(
     if !gone.is_empty() {
         // Read again now, past the batch's snapshot: an item another process alerted since
         // that snapshot was taken (a sync in between) is not gone, only new to the snapshot.
+        // Read in this transaction: on SQLite it holds the one write lock, and a read of the
+        // pool's would wait for a connection that writers waiting on that lock may all hold.
         let now_there: HashSet<String> =
-            crate::actions::items::for_contact(&state.db, c).await?.iter().map(ActionItem::key).collect();
+            crate::actions::items::for_contact(&mut tx, c).await?.iter().map(ActionItem::key).collect();
         gone.retain(|k| !now_there.contains(*k));
     }
     ledgers::forget_alerts(&mut tx, &c.id, channel, &gone).await?;

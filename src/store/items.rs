@@ -7,26 +7,28 @@ use chrono::NaiveDate;
 use super::jobs::JobRow;
 use super::visuals::VisualRow;
 
-use super::{Db, Result, fetch_in, state_list};
+use super::{Conn, Result, fetch_in, state_list};
 use crate::model::{DeliveryInstructions, JobStatus, PoStatus, VisualStatus};
 
-/// Runs `sql` (with `{clients}` standing for the IN list) for `clients`.
-async fn for_clients<T: super::Row>(db: &Db, sql: &str, clients: &[&str]) -> Result<Vec<T>> {
-    fetch_in!(on_db, db, sql.replace("{clients}", "{in}"), clients)
+/// Runs `sql` (with `{clients}` standing for the IN list) for `clients`, on the pool or in
+/// the caller's transaction.
+async fn for_clients<T: super::Row>(conn: impl Into<Conn<'_>>, sql: &str, clients: &[&str]) -> Result<Vec<T>> {
+    let mut conn = conn.into();
+    fetch_in!(on_conn, conn.reborrow(), sql.replace("{clients}", "{in}"), clients)
 }
 
 /// A1: visuals awaiting the clients' approval, oldest first.
-pub async fn list_pending_visuals(db: &Db, clients: &[&str]) -> Result<Vec<VisualRow>> {
+pub async fn list_pending_visuals(conn: impl Into<Conn<'_>>, clients: &[&str]) -> Result<Vec<VisualRow>> {
     let sql = format!(
         "{} WHERE v.client_id IN ({{clients}}) AND v.status = '{awaiting}' ORDER BY v.created_at, v.id",
         super::visuals::SELECT,
         awaiting = VisualStatus::AwaitingApproval
     );
-    for_clients(db, &sql, clients).await
+    for_clients(conn, &sql, clients).await
 }
 
 /// A2: open jobs for which the clients have given no delivery instructions.
-pub async fn list_jobs_without_delivery(db: &Db, clients: &[&str]) -> Result<Vec<JobRow>> {
+pub async fn list_jobs_without_delivery(conn: impl Into<Conn<'_>>, clients: &[&str]) -> Result<Vec<JobRow>> {
     let sql = format!(
         "{} WHERE j.client_id IN ({{clients}}) AND j.status IN ({open}) AND j.delivery_instructions = '{none}'
          ORDER BY j.date_required, j.id",
@@ -34,7 +36,7 @@ pub async fn list_jobs_without_delivery(db: &Db, clients: &[&str]) -> Result<Vec
         open = state_list(JobStatus::OPEN),
         none = DeliveryInstructions::None
     );
-    for_clients(db, &sql, clients).await
+    for_clients(conn, &sql, clients).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -50,7 +52,7 @@ pub struct OpenThirdPartyPo {
 }
 
 /// A3: purchase orders placed by the clients' third parties and not fully delivered.
-pub async fn list_open_third_party_pos(db: &Db, clients: &[&str]) -> Result<Vec<OpenThirdPartyPo>> {
+pub async fn list_open_third_party_pos(conn: impl Into<Conn<'_>>, clients: &[&str]) -> Result<Vec<OpenThirdPartyPo>> {
     let sql = format!(
         "SELECT po.client_id, po.id, po.tot_ref, po.placed_by, po.supplier, po.status, po.date_ordered,
                 CAST(SUM(l.ordered - l.received - l.cancelled) AS BIGINT) AS outstanding
@@ -61,7 +63,7 @@ pub async fn list_open_third_party_pos(db: &Db, clients: &[&str]) -> Result<Vec<
          ORDER BY po.date_ordered, po.id",
         finished = state_list(PoStatus::FINISHED)
     );
-    for_clients(db, &sql, clients).await
+    for_clients(conn, &sql, clients).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -78,7 +80,7 @@ pub struct MissingArt {
 }
 
 /// A4: art requirements of open jobs whose artwork has not arrived.
-pub async fn list_missing_art(db: &Db, clients: &[&str]) -> Result<Vec<MissingArt>> {
+pub async fn list_missing_art(conn: impl Into<Conn<'_>>, clients: &[&str]) -> Result<Vec<MissingArt>> {
     let sql = format!(
         "SELECT a.client_id, a.id, a.job_id, j.name AS job_name, a.design_id, a.description, a.art_due,
                 a.created_at
@@ -87,5 +89,5 @@ pub async fn list_missing_art(db: &Db, clients: &[&str]) -> Result<Vec<MissingAr
          ORDER BY a.art_due, a.id",
         open = state_list(JobStatus::OPEN)
     );
-    for_clients(db, &sql, clients).await
+    for_clients(conn, &sql, clients).await
 }

@@ -5,7 +5,7 @@
 //! Each is one statement (an upsert that returns the row it left), which both engines run
 //! atomically: two processes counting the same key at once cannot both take the last try.
 
-use super::{Conn, Db, Result, bind, execute, on_db};
+use super::{Conn, Db, Result, bind, execute, on_db, on_db_write};
 
 /// How long failed attempts are remembered.
 pub const ATTEMPT_WINDOW_SECONDS: i64 = 15 * 60;
@@ -14,7 +14,7 @@ pub const ATTEMPT_WINDOW_SECONDS: i64 = 15 * 60;
 /// (which starts at the key's first attempt): `Some(seconds)` until it may try again.
 pub async fn attempt(db: &Db, key: &str, limit: u32, now_ms: i64) -> Result<Option<u64>> {
     let window_ms = ATTEMPT_WINDOW_SECONDS * 1000;
-    let (hits, started): (i64, i64) = on_db!(db, p => bind!(sqlx::query_as(
+    let (hits, started): (i64, i64) = on_db_write!(db, p => bind!(sqlx::query_as(
         "INSERT INTO rate_limits (key, window_start, hits) VALUES ($1, $2, 1)
          ON CONFLICT (key) DO UPDATE SET
            hits = CASE WHEN rate_limits.window_start <= $3 THEN 1 ELSE rate_limits.hits + 1 END,
@@ -103,7 +103,7 @@ pub async fn reserve(db: &Db, paces: &[Pace], now_ms: i64) -> Result<i64> {
          RETURNING go",
         rows.join(", ")
     );
-    let gos: Vec<i64> = on_db!(db, pool => {
+    let gos: Vec<i64> = on_db_write!(db, pool => {
         let mut q = bind!(sqlx::query_scalar(&sql), now_ms);
         for p in paces {
             q = q.bind(&p.key).bind(p.interval_ms).bind(p.tolerance());

@@ -137,13 +137,51 @@ const ROW_BUFFER: usize = 1024;
 /// A connection pool on one of the two engines.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     Postgres(PgPool),
 }
 
-/// A transaction on one of the two engines.
+/// A SQLite store's pool, and the turn its writers take one at a time.
+///
+/// SQLite has one write lock. A writer waiting for it inside SQLite (its busy timeout) holds
+/// a pool connection all the while, so enough of them held every connection, and the lock's
+/// holder, reading on the pool before its commit (an inbound message's unit between two
+/// commands), waited for a connection until they gave up as busy: every write failed and
+/// nothing moved for the busy timeout, or longer. Writers of this process therefore queue
+/// for their turn here, in order and holding nothing, and take a connection once it is
+/// theirs; only another process's writer is waited for inside SQLite.
+#[derive(Clone, Debug)]
+pub struct SqliteDb {
+    pool: SqlitePool,
+    turn: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+/// One writer's turn at a SQLite store: the next waits until it is dropped.
+pub type WriteTurn = tokio::sync::OwnedSemaphorePermit;
+
+impl SqliteDb {
+    pub(crate) fn new(pool: SqlitePool) -> SqliteDb {
+        SqliteDb { pool, turn: std::sync::Arc::new(tokio::sync::Semaphore::new(1)) }
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Waits for this process's writers before this one, as long as a statement waits for
+    /// another process's (busy after that).
+    pub async fn turn(&self) -> Result<WriteTurn> {
+        match tokio::time::timeout(BUSY_TIMEOUT, self.turn.clone().acquire_owned()).await {
+            Ok(Ok(turn)) => Ok(turn),
+            // The semaphore is never closed; a timeout is the store busy with other writers.
+            Ok(Err(_)) | Err(_) => Err(StoreError::Busy(BUSY_TIMEOUT)),
+        }
+    }
+}
+
+/// A transaction on one of the two engines (on SQLite, with its writer's turn).
 pub enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(Transaction<'static, Sqlite>, WriteTurn),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -152,6 +190,27 @@ pub enum Tx {
 pub enum Conn<'a> {
     Db(&'a Db),
     Tx(&'a mut Tx),
+}
+
+impl Conn<'_> {
+    /// What a write here waits for first: on a SQLite store's pool, the turn of this
+    /// process's writers (see [`SqliteDb`]); a transaction has it already, and PostgreSQL
+    /// needs none.
+    pub async fn write_turn(&self) -> Result<Option<WriteTurn>> {
+        match self {
+            Conn::Db(db) => db.write_turn().await,
+            Conn::Tx(_) => Ok(None),
+        }
+    }
+
+    /// The same place again, for one more statement: a read of several statements runs each
+    /// where the first ran.
+    pub fn reborrow(&mut self) -> Conn<'_> {
+        match self {
+            Conn::Db(db) => Conn::Db(db),
+            Conn::Tx(tx) => Conn::Tx(tx),
+        }
+    }
 }
 
 impl<'a> From<&'a Db> for Conn<'a> {
@@ -213,8 +272,23 @@ pub(crate) async fn rows_for<T: Row>(db: &Db, sql: &str, key: &str) -> Result<Ve
 macro_rules! on_db {
     ($db:expr, $c:ident => $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite($c) => $body,
+            $crate::store::Db::Sqlite(s) => {
+                let $c = s.pool();
+                $body
+            }
             $crate::store::Db::Postgres($c) => $body,
+        }
+    };
+}
+
+/// [`on_db!`] for a statement that writes: it runs once this process's writers before it have
+/// gone (see [`Db::write_turn`]), and evaluates to `Result<_, StoreError>`.
+#[macro_export]
+macro_rules! on_db_write {
+    ($db:expr, $c:ident => $body:expr) => {
+        match $db.write_turn().await {
+            Ok(_turn) => $crate::on_db!($db, $c => $body).map_err($crate::store::StoreError::from),
+            Err(e) => Err(e),
         }
     };
 }
@@ -224,7 +298,7 @@ macro_rules! on_db {
 macro_rules! on_tx {
     ($tx:expr, $c:ident => $body:expr) => {
         match $tx {
-            $crate::store::Tx::Sqlite(t) => {
+            $crate::store::Tx::Sqlite(t, _) => {
                 let $c = &mut **t;
                 $body
             }
@@ -257,16 +331,21 @@ macro_rules! bind {
 }
 
 /// Runs one statement with its arguments bound, on the pool or in a transaction:
-/// `execute!(tx => SQL, a, b)` (or `db =>`). Evaluates to `Result<u64, sqlx::Error>`, the
-/// number of rows it changed (an update that found nothing to change is 0, not an error).
+/// `execute!(tx => SQL, a, b)` (or `db =>`), on the pool after its writer's turn
+/// ([`Conn::write_turn`]). Evaluates to `Result<u64, StoreError>`, the number of rows it
+/// changed (an update that found nothing to change is 0, not an error).
 #[macro_export]
 macro_rules! execute {
     ($conn:expr => $sql:expr $(, $arg:expr)* $(,)?) => {{
         let conn: $crate::store::Conn<'_> = $conn.into();
-        $crate::on_conn!(conn, c => $crate::bind!(sqlx::query($sql) $(, $arg)*)
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected()))
+        match conn.write_turn().await {
+            Ok(_turn) => $crate::on_conn!(conn, c => $crate::bind!(sqlx::query($sql) $(, $arg)*)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err($crate::store::StoreError::from)),
+            Err(e) => Err(e),
+        }
     }};
 }
 
@@ -319,9 +398,18 @@ macro_rules! fetch_in {
     }};
 }
 
-pub use crate::{bind, execute, fetch_in, on_conn, on_db, on_tx};
+pub use crate::{bind, execute, fetch_in, on_conn, on_db, on_db_write, on_tx};
 
 impl Db {
+    /// What a statement that writes on the pool waits for first: on SQLite, the turn of this
+    /// process's writers (see [`SqliteDb`]); on PostgreSQL, nothing.
+    pub async fn write_turn(&self) -> Result<Option<WriteTurn>> {
+        match self {
+            Db::Sqlite(s) => s.turn().await.map(Some),
+            Db::Postgres(_) => Ok(None),
+        }
+    }
+
     pub fn engine(&self) -> &'static str {
         match self {
             Db::Sqlite(_) => "sqlite",
@@ -334,7 +422,10 @@ impl Db {
     /// when another writer committed in between, instead of waiting its turn.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
-            Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Db::Sqlite(s) => {
+                let turn = s.turn().await?;
+                Tx::Sqlite(s.pool.begin_with("BEGIN IMMEDIATE").await?, turn)
+            }
             Db::Postgres(p) => Tx::Postgres(p.begin().await?),
         })
     }
@@ -391,8 +482,8 @@ impl Db {
         // whole store once closed. The last connection's close does it too, but only when it
         // is the last anywhere and the close is not cut short. Another process busy on the
         // store is waited for a second at most; then the log stays, as it safely may.
-        if let Db::Sqlite(p) = self
-            && let Ok(mut c) = p.acquire().await
+        if let Db::Sqlite(s) = self
+            && let Ok(mut c) = s.pool.acquire().await
         {
             let _ = sqlx::query("PRAGMA busy_timeout = 1000").execute(&mut *c).await;
             let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *c).await;
@@ -403,11 +494,11 @@ impl Db {
     /// Size of the store on disk in bytes (SQLite file + WAL, or the PostgreSQL database).
     pub async fn size_bytes(&self) -> Result<i64> {
         match self {
-            Db::Sqlite(p) => {
+            Db::Sqlite(s) => {
                 let (pages, size): (i64, i64) = sqlx::query_as(
                     "SELECT (SELECT page_count FROM pragma_page_count()), (SELECT page_size FROM pragma_page_size())",
                 )
-                .fetch_one(p)
+                .fetch_one(&s.pool)
                 .await?;
                 Ok(pages * size)
             }
@@ -422,7 +513,7 @@ impl Db {
 impl Tx {
     pub async fn commit(self) -> Result<()> {
         match self {
-            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Sqlite(t, _turn) => t.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
         }
         Ok(())
@@ -430,7 +521,7 @@ impl Tx {
 
     pub async fn rollback(self) -> Result<()> {
         match self {
-            Tx::Sqlite(t) => t.rollback().await?,
+            Tx::Sqlite(t, _turn) => t.rollback().await?,
             Tx::Postgres(t) => t.rollback().await?,
         }
         Ok(())

@@ -229,7 +229,7 @@ impl Db {
                 .connect_with(opts)
                 .await
                 .map_err(|e| refused(url, &e))?;
-            Ok(Db::Sqlite(pool))
+            Ok(Db::Sqlite(super::SqliteDb::new(pool)))
         } else {
             let opts = PgConnectOptions::from_str(url).map_err(|e| open_err(&e))?;
             let pool = tokio::time::timeout(
@@ -251,9 +251,9 @@ impl Db {
     pub async fn why_unreachable(&self) -> Option<String> {
         use sqlx::ConnectOptions;
         let tried = match self {
-            Db::Sqlite(p) => {
-                tokio::time::timeout(Duration::from_secs(3), p.connect_options().connect()).await.map(|r| r.map(drop))
-            }
+            Db::Sqlite(s) => tokio::time::timeout(Duration::from_secs(3), s.pool().connect_options().connect())
+                .await
+                .map(|r| r.map(drop)),
             Db::Postgres(p) => {
                 tokio::time::timeout(Duration::from_secs(3), p.connect_options().connect()).await.map(|r| r.map(drop))
             }
@@ -283,7 +283,7 @@ impl Db {
     /// refused by [`Db::connect`].)
     pub async fn migrate(&self) -> Result<()> {
         match self {
-            Db::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await?,
+            Db::Sqlite(s) => sqlx::migrate!("migrations/sqlite").run(s.pool()).await?,
             Db::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await?,
         }
         guards::install(self, guards::GUARDED).await

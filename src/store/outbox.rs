@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, bind, execute, on_db, on_tx};
+use super::{Db, Result, Tx, bind, execute, on_db, on_db_write, on_tx};
 use crate::model::{MessageKind, OutboxStatus, Outlet};
 
 /// What an alert row carries until it is sent: the keys of the items it is about (it is
@@ -234,9 +234,9 @@ async fn claim(
          RETURNING id, channel, kind"
     );
     let claimed: Vec<(i64, String, String)> = match only {
-        None => on_db!(db, p => bind!(sqlx::query_as(&sql), now, lease_until, limit, token).fetch_all(p).await)?,
+        None => on_db_write!(db, p => bind!(sqlx::query_as(&sql), now, lease_until, limit, token).fetch_all(p).await)?,
         Some(key) => {
-            on_db!(db, p => bind!(sqlx::query_as(&sql), now, lease_until, limit, token, key).fetch_all(p).await)?
+            on_db_write!(db, p => bind!(sqlx::query_as(&sql), now, lease_until, limit, token, key).fetch_all(p).await)?
         }
     };
     // The claim reads the outlet and kind as text: a row holding a name cport never writes
@@ -282,7 +282,7 @@ pub async fn mark_sent_many(db: &Db, items: &[(i64, &str, &str)], now: DateTime<
              RETURNING id",
             ids.join(", ")
         );
-        let sent: Vec<i64> = on_db!(db, p => {
+        let sent: Vec<i64> = on_db_write!(db, p => {
             let mut q = bind!(sqlx::query_scalar(&sql), now);
             for (id, token, provider) in chunk {
                 q = q.bind(*id).bind(*provider).bind(*token);
@@ -324,7 +324,7 @@ pub async fn release_claim_until(
          WHERE claim_token = $1 AND status = 'sending' AND id IN ({})",
         super::placeholders(4, ids.len())
     );
-    Ok(on_db!(db, p => {
+    Ok(on_db_write!(db, p => {
         let mut q = bind!(sqlx::query(&sql), token, now, at);
         for id in ids {
             q = q.bind(*id);
@@ -461,7 +461,7 @@ pub async fn find_held_alert(
     // once let through, reads the payload the first one wrote.
     let lock = match tx {
         Tx::Postgres(_) => "FOR UPDATE OF o, p",
-        Tx::Sqlite(_) => "",
+        Tx::Sqlite(..) => "",
     };
     let sql = format!(
         "SELECT {COLS} FROM outbox o JOIN outbox_payloads p ON p.outbox_id = o.id
@@ -585,7 +585,7 @@ pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Requeue> {
     let mut seen = Requeue::Missing;
     for _ in 0..2 {
         let at: Option<DateTime<Utc>> =
-            on_db!(db, p => bind!(sqlx::query_scalar(&update), now, id).fetch_optional(p).await)?;
+            on_db_write!(db, p => bind!(sqlx::query_scalar(&update), now, id).fetch_optional(p).await)?;
         if let Some(at) = at {
             return Ok(Requeue::Queued(at));
         }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::sessions::NewSession;
-use super::{Db, Result, bind, execute, on_db, on_tx};
+use super::{Db, Result, bind, execute, on_db, on_db_write, on_tx};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct StaffRow {
@@ -33,7 +33,7 @@ pub async fn add(db: &Db, email: &str, now: DateTime<Utc>) -> Result<(i64, bool)
             Ok((id, true))
         }
         None => {
-            let id: i64 = on_db!(db, p => bind!(sqlx::query_scalar(
+            let id: i64 = on_db_write!(db, p => bind!(sqlx::query_scalar(
                 "INSERT INTO staff (email, created_at) VALUES ($1, $2) RETURNING id"), email, now)
                 .fetch_one(p).await)?;
             Ok((id, true))
