@@ -34,6 +34,11 @@ pub struct Services {
     pub banners: Arc<BannerSnapshot>,
     /// The state of every supervised background task and its passes, for `/healthz`.
     pub health: Arc<crate::supervise::Health>,
+    /// The turns of the transactions that read on the pool before they end (an inbound
+    /// message's unit, `Unit` of the actions): half the pool's connections, so that their reads
+    /// always find one free. As many in transactions as the pool has connections once held
+    /// them all, each waiting for one more to read with, until the pool gave up on them.
+    pub units: Arc<tokio::sync::Semaphore>,
 }
 
 /// The live banners with the banners' version they were read at (raised by the store on
@@ -111,7 +116,6 @@ impl Services {
         Services {
             signer: Signer::new(config.link_secret.expose()),
             config: Arc::new(config),
-            db,
             templates: Arc::new(crate::templates::environment()),
             wake_dispatch: Arc::new(Notify::new()),
             faults: Arc::new(Faults::default()),
@@ -119,6 +123,8 @@ impl Services {
             alerts: Arc::new(AlertSignal::default()),
             items: Arc::new(ItemSnapshots::default()),
             banners: Arc::new(BannerSnapshot::default()),
+            units: Arc::new(tokio::sync::Semaphore::new((db.max_connections() as usize / 2).max(1))),
+            db,
         }
     }
 

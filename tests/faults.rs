@@ -1121,6 +1121,44 @@ async fn writers_waiting_for_the_lock_leave_the_pool_to_its_holder() {
     assert_eq!(count(&t, "SELECT COUNT(*) FROM used_nonces").await, WRITERS as i64 + 1, "after {reads} reads");
 }
 
+/// Inbound messages' units in transactions at once leave the pool room for their reads: at
+/// most half the pool's connections hold a unit's transaction, the next unit waits its turn,
+/// and every one of them reads on the pool (as an answer after an approval does) and commits.
+/// Without the turns, as many units as the pool has connections held every one of them on
+/// PostgreSQL, each waiting for one more to read with until the pool gave up on it.
+#[tokio::test]
+async fn units_in_transactions_at_once_still_find_a_connection_to_read_with() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let t = TestState::new(|_| {}).await;
+    let services: &cport::services::Services = &t.state;
+    let at_once = services.units.available_permits();
+    assert_eq!(at_once, services.db.max_connections() as usize / 2);
+    let (inside, most) = (std::sync::Arc::new(AtomicUsize::new(0)), std::sync::Arc::new(AtomicUsize::new(0)));
+    let units: Vec<_> = (0..services.db.max_connections() as usize + at_once)
+        .map(|n| {
+            let (s, inside, most) = (services.clone(), inside.clone(), most.clone());
+            tokio::spawn(async move {
+                let mut unit = cport::actions::Unit::new(&s);
+                let nonce = format!("u{n}");
+                cport::execute!(unit.tx().await? => "INSERT INTO used_nonces (nonce, used_at) VALUES ($1, $2)", &nonce, Utc::now())?;
+                most.fetch_max(inside.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                for _ in 0..20 {
+                    tokio::task::yield_now().await;
+                }
+                cport::store::ledgers::last_digest_period(&s.db, "P-1A").await?;
+                inside.fetch_sub(1, Ordering::SeqCst);
+                unit.commit().await
+            })
+        })
+        .collect();
+    let total = units.len();
+    for (n, u) in units.into_iter().enumerate() {
+        u.await.unwrap().unwrap_or_else(|e| panic!("unit {n} failed: {e}"));
+    }
+    assert!(most.load(Ordering::SeqCst) <= at_once, "{} in transactions at once", most.load(Ordering::SeqCst));
+    assert_eq!(count(&t, "SELECT COUNT(*) FROM used_nonces").await, total as i64);
+}
+
 /// TOT's webhook receiver taking events and never answering holds up no client's email: the
 /// change events have a sender of their own, even with one sender of messages.
 #[tokio::test]

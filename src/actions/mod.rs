@@ -185,6 +185,10 @@ pub(crate) fn found<T>(r: Result<T, StoreError>, what: impl FnOnce() -> String) 
 pub struct Unit {
     db: crate::store::Db,
     tx: Option<crate::store::Tx>,
+    /// Its turn among the units in transactions at once (see `Services::units`), taken with
+    /// its transaction and kept until the unit ends.
+    units: std::sync::Arc<tokio::sync::Semaphore>,
+    turn: Option<tokio::sync::OwnedSemaphorePermit>,
     faults: std::sync::Arc<crate::supervise::Faults>,
     /// The items this unit's decisions closed (`A1:V-1001`). An answer later in the same
     /// unit reads the store as it was before the unit began (reads hold no lock and do not
@@ -192,9 +196,20 @@ pub struct Unit {
     closed: std::collections::HashSet<String>,
 }
 
+/// How long a unit waits for its turn among those in transactions before the store counts
+/// as busy (as long as a SQLite statement waits for another writer).
+const UNIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Unit {
     pub fn new(state: &Services) -> Unit {
-        Unit { db: state.db.clone(), tx: None, faults: state.faults.clone(), closed: Default::default() }
+        Unit {
+            db: state.db.clone(),
+            tx: None,
+            units: state.units.clone(),
+            turn: None,
+            faults: state.faults.clone(),
+            closed: Default::default(),
+        }
     }
 
     /// Notes that this unit closed the item `category`:`id` (approved, rejected, said to
@@ -212,7 +227,13 @@ impl Unit {
     pub async fn tx(&mut self) -> Result<&mut crate::store::Tx, StoreError> {
         let tx = match self.tx.take() {
             Some(tx) => tx,
-            None => self.db.begin().await?,
+            None => {
+                if self.turn.is_none() {
+                    let waited = tokio::time::timeout(UNIT_WAIT, self.units.clone().acquire_owned()).await;
+                    self.turn = Some(waited.ok().and_then(Result::ok).ok_or(StoreError::Busy(UNIT_WAIT))?);
+                }
+                self.db.begin().await?
+            }
         };
         Ok(self.tx.insert(tx))
     }

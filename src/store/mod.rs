@@ -410,6 +410,14 @@ impl Db {
         }
     }
 
+    /// How many connections the pool opens at most.
+    pub fn max_connections(&self) -> u32 {
+        match self {
+            Db::Sqlite(s) => s.pool.options().get_max_connections(),
+            Db::Postgres(p) => p.options().get_max_connections(),
+        }
+    }
+
     pub fn engine(&self) -> &'static str {
         match self {
             Db::Sqlite(_) => "sqlite",
