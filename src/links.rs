@@ -137,6 +137,8 @@ pub const LONGEST_LINK_DAYS: i64 = 366;
 #[derive(Clone)]
 pub struct Signer {
     key: Vec<u8>,
+    /// The key before the last change, which still verifies what it signed (never signs).
+    previous: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -149,15 +151,24 @@ const SEP: char = '\u{1f}';
 
 impl Signer {
     pub fn new(secret: &str) -> Signer {
-        Signer { key: secret.as_bytes().to_vec() }
+        Signer { key: secret.as_bytes().to_vec(), previous: None }
+    }
+
+    /// This signer, also accepting what `secret` (the key before the last change) signed:
+    /// the links and reply addresses already in people's mail keep working. An empty one is
+    /// none.
+    pub fn with_previous(mut self, secret: &str) -> Signer {
+        self.previous = (!secret.is_empty()).then(|| secret.as_bytes().to_vec());
+        self
+    }
+
+    /// The keys a signature is checked against: the one in force first, then the previous.
+    fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(self.key.as_slice()).chain(self.previous.as_deref())
     }
 
     fn mac(&self, domain: &str, data: &[u8]) -> HmacSha256 {
-        let mut m = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        m.update(domain.as_bytes());
-        m.update(b"\0");
-        m.update(data);
-        m
+        mac_with(&self.key, domain, data)
     }
 
     /// Makes a link token, valid `ttl` but never longer than [`LONGEST_LINK_DAYS`].
@@ -212,9 +223,10 @@ impl Signer {
     pub fn verify_media(&self, path: &str, exp: &str, sig: &str, now: DateTime<Utc>) -> Result<(), LinkError> {
         let exp: i64 = exp.parse().map_err(|_| LinkError::Malformed)?;
         let tag = B64.decode(sig).map_err(|_| LinkError::Malformed)?;
-        self.mac("media", format!("{path}{SEP}{exp}").as_bytes())
-            .verify_slice(&tag)
-            .map_err(|_| LinkError::BadSignature)?;
+        let data = format!("{path}{SEP}{exp}");
+        if !self.keys().any(|k| mac_with(k, "media", data.as_bytes()).verify_slice(&tag).is_ok()) {
+            return Err(LinkError::BadSignature);
+        }
         if exp <= now.timestamp() {
             return Err(LinkError::Expired);
         }
@@ -279,7 +291,9 @@ impl Signer {
         let payload = B64.decode(p).map_err(|_| LinkError::Malformed)?;
         let tag = B64.decode(t).map_err(|_| LinkError::Malformed)?;
         // verify_slice compares in constant time.
-        self.mac("link", &payload).verify_slice(&tag).map_err(|_| LinkError::BadSignature)?;
+        if !self.keys().any(|k| mac_with(k, "link", &payload).verify_slice(&tag).is_ok()) {
+            return Err(LinkError::BadSignature);
+        }
         let text = String::from_utf8(payload).map_err(|_| LinkError::Malformed)?;
         let parts: Vec<&str> = text.split(SEP).collect();
         // Links made before the time they were made was written in them have five parts.
@@ -326,9 +340,10 @@ impl Signer {
         self.address_token("reply", &base32(&id))
     }
 
-    /// Checks a reply token's MAC (case-insensitively) and returns it normalised.
+    /// Checks a reply token's MAC (case-insensitively) and returns it normalised: as it was
+    /// made, by whichever key made it.
     pub fn check_reply_token(&self, token: &str) -> Option<String> {
-        self.checked_id("reply", token).map(|id| self.address_token("reply", &id))
+        self.checked_id("reply", token).map(|(id, key)| address_token_with(key, "reply", &id))
     }
 
     /// The token of a message's bounce address (`bounce+TOKEN@`, the envelope sender) for
@@ -336,33 +351,50 @@ impl Signer {
     /// reply address is printed in every message and travels in quoted replies and forwards;
     /// were the bounce address that token under another prefix, anyone who saw one could
     /// forge delivery reports that suspend the contact's email.
+    /// Made by the key that made the reply token, so that the report leads back to it.
     pub fn bounce_token(&self, reply_token: &str) -> String {
-        self.address_token("bounce", reply_token.get(..16).unwrap_or(reply_token))
+        let key = self.checked_id("reply", reply_token).map_or(self.key.as_slice(), |(_, key)| key);
+        address_token_with(key, "bounce", reply_token.get(..16).unwrap_or(reply_token))
     }
 
     /// Checks a bounce token's MAC (case-insensitively) and returns the reply token of the
     /// message it came from, which the outbox keeps.
     pub fn reply_token_of_bounce(&self, token: &str) -> Option<String> {
-        self.checked_id("bounce", token).map(|id| self.address_token("reply", &id))
+        self.checked_id("bounce", token).map(|(id, key)| address_token_with(key, "reply", &id))
     }
 
-    /// An address token for `purpose`: the id and 8 characters of its MAC, lower-case base32
-    /// (24 in all: it fits an address's local part and survives a change of case).
     fn address_token(&self, purpose: &str, id: &str) -> String {
-        let tag = self.mac(purpose, id.as_bytes()).finalize().into_bytes();
-        format!("{id}{}", &base32(&tag[..5]))
+        address_token_with(&self.key, purpose, id)
     }
 
-    /// The id of an address token for `purpose` whose MAC holds (compared in constant time).
-    fn checked_id(&self, purpose: &str, token: &str) -> Option<String> {
+    /// The id of an address token for `purpose` whose MAC holds (compared in constant time),
+    /// with the key that made it.
+    fn checked_id(&self, purpose: &str, token: &str) -> Option<(String, &[u8])> {
         let t = token.to_ascii_lowercase();
         if t.len() != 24 || !t.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b)) {
             return None;
         }
-        let want = self.address_token(purpose, &t[..16]);
-        let diff = want.bytes().zip(t.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y));
-        (diff == 0).then(|| t[..16].to_string())
+        self.keys().find_map(|key| {
+            let want = address_token_with(key, purpose, &t[..16]);
+            let diff = want.bytes().zip(t.bytes()).fold(0u8, |a, (x, y)| a | (x ^ y));
+            (diff == 0).then(|| (t[..16].to_string(), key))
+        })
     }
+}
+
+fn mac_with(key: &[u8], domain: &str, data: &[u8]) -> HmacSha256 {
+    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(domain.as_bytes());
+    m.update(b"\0");
+    m.update(data);
+    m
+}
+
+/// An address token for `purpose`: the id and 8 characters of its MAC, lower-case base32
+/// (24 in all: it fits an address's local part and survives a change of case).
+fn address_token_with(key: &[u8], purpose: &str, id: &str) -> String {
+    let tag = mac_with(key, purpose, id.as_bytes()).finalize().into_bytes();
+    format!("{id}{}", &base32(&tag[..5]))
 }
 
 /// SHA-256 of a text as 64 lower-case hex digits: how tokens and codes are stored.
@@ -492,6 +524,33 @@ mod tests {
         let forged = String::from_utf8(B64.decode(p).unwrap()).unwrap().replace("P-1", "P-2");
         assert_eq!(s.verify(&format!("{}.{tag}", B64.encode(forged)), now), Err(LinkError::BadSignature));
         assert_eq!(s.verify("garbage", now), Err(LinkError::Malformed));
+    }
+
+    /// After `link_secret` changes, with the old one given as `previous_link_secret`, what
+    /// the old one signed still holds (a reply token and its bounce token as they were made,
+    /// so the outbox finds the message), new things are signed with the new one alone, and a
+    /// signer without the old one refuses what it signed.
+    #[test]
+    fn what_the_previous_secret_signed_still_holds_after_a_change() {
+        let (old, now) = (Signer::new("the-old-secret-16"), Utc::now());
+        let link = old.sign(Purpose::Open, "/visuals/V-1", "P-1", Duration::days(1), now);
+        let picture = old.media_url("https://p.example", "/media/v.svg", now + Duration::hours(1));
+        let reply = old.new_reply_token();
+        let bounce = old.bounce_token(&reply);
+        let new = Signer::new("the-new-secret-16").with_previous("the-old-secret-16");
+        assert_eq!(new.verify(&link, now).map(|c| c.contact_id), Ok("P-1".to_string()));
+        let q: std::collections::HashMap<&str, &str> =
+            picture.split_once('?').unwrap().1.split('&').filter_map(|kv| kv.split_once('=')).collect();
+        assert_eq!(new.verify_media("/media/v.svg", q["exp"], q["sig"], now), Ok(()));
+        assert_eq!(new.check_reply_token(&reply.to_uppercase()), Some(reply.clone()), "as it was made");
+        assert_eq!(new.bounce_token(&reply), bounce, "a message queued before the change and sent after it");
+        assert_eq!(new.reply_token_of_bounce(&bounce), Some(reply.clone()));
+        let fresh = new.sign(Purpose::Open, "/visuals/V-1", "P-1", Duration::days(1), now);
+        assert_eq!(old.verify(&fresh, now), Err(LinkError::BadSignature), "signed with the new secret");
+        let alone = Signer::new("the-new-secret-16");
+        assert_eq!(alone.verify(&link, now), Err(LinkError::BadSignature));
+        assert_eq!((alone.check_reply_token(&reply), alone.reply_token_of_bounce(&bounce)), (None, None));
+        assert_eq!(Signer::new("the-new-secret-16").with_previous("").verify(&link, now), Err(LinkError::BadSignature));
     }
 
     #[test]

@@ -114,7 +114,7 @@ impl AlertSignal {
 impl Services {
     pub fn new(config: Config, db: Db) -> Services {
         Services {
-            signer: Signer::new(config.link_secret.expose()),
+            signer: Signer::new(config.link_secret.expose()).with_previous(config.previous_link_secret.expose()),
             config: Arc::new(config),
             templates: Arc::new(crate::templates::environment()),
             wake_dispatch: Arc::new(Notify::new()),

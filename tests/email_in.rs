@@ -430,13 +430,46 @@ fn only_a_failing_store_or_cport_itself_asks_for_another_try() {
 
 /// A reply to `token` from Ann with this Message-ID, extra headers and body.
 async fn ann_replies(c: &Corpus, token: &str, message_id: &str, headers: &str, body: &str) -> Disposition {
-    let domain = c.t.state.config.email.reply_domain.clone();
+    ann_replies_to(&c.t.state, token, message_id, headers, body).await
+}
+
+/// [`ann_replies`], taken in by `state`.
+async fn ann_replies_to(
+    state: &cport::services::Services,
+    token: &str,
+    message_id: &str,
+    headers: &str,
+    body: &str,
+) -> Disposition {
+    let domain = &state.config.email.reply_domain;
     let mail = format!(
         "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
          From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
          Message-ID: <{message_id}>\r\n{headers}\r\n{body}\r\n"
     );
-    handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap_or_else(|e| panic!("{message_id:.40}: {e}"))
+    handle(state, mail.as_bytes(), Utc::now()).await.unwrap_or_else(|e| panic!("{message_id:.40}: {e}"))
+}
+
+/// A reply to mail sent before `link_secret` changed is acted on while the old secret is
+/// kept as `previous_link_secret`; with the old one dropped, its reply address is no longer
+/// cport's and nothing is done.
+#[tokio::test]
+async fn a_reply_to_mail_sent_before_the_secret_changed_is_acted_on_while_the_old_one_is_kept() {
+    let c = Corpus::new().await;
+    let token = sent_to(&c.t, "P-1A", "ann@alpha.example", "alert", &["A1:V-1"]).await;
+    let changed = |previous: &str| {
+        let mut config = (*c.t.state.config).clone();
+        config.previous_link_secret = cport::config::Secret::new(previous.to_string());
+        config.link_secret = cport::config::Secret::new("a-new-link-secret-after-a-leak".to_string());
+        cport::services::Services::new(config, c.t.state.db.clone())
+    };
+    let dropped = ann_replies_to(&changed(""), &token, "after-1@alpha.example", "", "APPROVE").await;
+    assert_eq!(kind(&dropped), "ignored", "{dropped:?}");
+    assert_eq!(c.visual("V-1").await, "awaiting_approval");
+    let kept = changed(c.t.state.config.link_secret.expose());
+    let d = ann_replies_to(&kept, &token, "after-2@alpha.example", "", "APPROVE").await;
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    assert_eq!(c.visual("V-1").await, "approved");
 }
 
 /// The answer queued last, as it will be sent.

@@ -257,6 +257,9 @@ mod tests {
         assert_eq!(c.smtp.port, 2525);
         assert_eq!(c.telegram.api_url, "http://127.0.0.1:1");
         assert_eq!(format!("{:?}", c.api_token), "\"***\"");
+        let rotated = env(&[("CPORT_PREVIOUS_LINK_SECRET", "the-old-link-secret")]);
+        let c = Config::load_from(None, &[ok.clone(), rotated].concat(), Need::Secrets).unwrap();
+        assert_eq!(c.previous_link_secret.expose(), "the-old-link-secret");
 
         let cases = [
             (vec![("CPORT_SMTP__PORT", "many")], "CPORT_SMTP__PORT"),
@@ -282,6 +285,11 @@ mod tests {
             (vec![("CPORT_SMTP__POOL_SIZE", "0")], "0 is not between 1 and 64"),
             (vec![("CPORT_MAX_BODY_BYTES", "-1")], "`-1` is below zero; this key takes a whole number between 1 and"),
             (vec![("CPORT_SMTP__HOST", "mail.example.com"), ("CPORT_SMTP__TLS", "none")], "smtp.tls"),
+            (vec![("CPORT_PREVIOUS_LINK_SECRET", "old")], "for `previous_link_secret`, shorter than 16 characters"),
+            (
+                vec![("CPORT_PREVIOUS_LINK_SECRET", "0123456789abcdef")],
+                "for `previous_link_secret`, is link_secret itself",
+            ),
         ];
         for (extra, named) in cases {
             let mut e = ok.clone();

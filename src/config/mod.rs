@@ -85,8 +85,15 @@ pub struct Config {
     /// The HMAC key that signs portal links, reply addresses and unsubscribe links: at least
     /// 16 characters (required by `serve` and every command that makes or sends links:
     /// `link`, `link-code`, `digest run`, `banner post`, `staff add`, `outbox send`,
-    /// `inbound-email`). Changing it invalidates every link sent.
+    /// `inbound-email`). Changing it invalidates every link sent, unless the old one is
+    /// kept as `previous_link_secret`.
     pub link_secret: Secret,
+    /// The `link_secret` before the last change (a rotation, or one that leaked), for as long
+    /// as what it signed is still in people's mail: those links, reply addresses and bounce
+    /// reports keep working, while everything new is signed with `link_secret` alone. Empty:
+    /// none. At least 16 characters when given, and not `link_secret` itself. Drop it once the
+    /// links it signed have expired (`digest.link_ttl_days`; a reply address has no expiry).
+    pub previous_link_secret: Secret,
     /// Largest request body the sync API and `POST /inbound/email` accept, in bytes (the portal's
     /// and console's forms take 256 KB, chat updates 1 MB, artwork uploads their own), at most
     /// 2 GiB. At least `inbound.max_bytes`, or `POST /inbound/email`
@@ -497,6 +504,7 @@ impl Default for Config {
             data_dir: "data".into(),
             api_token: Secret::default(),
             link_secret: Secret::default(),
+            previous_link_secret: Secret::default(),
             max_body_bytes: 64 * 1024 * 1024,
             trusted_proxies: Proxies::default(),
             email: EmailConfig::default(),

@@ -190,6 +190,16 @@ impl Config {
                 "missing or shorter than 16 characters; set it in the config file or CPORT_LINK_SECRET",
             ));
         }
+        let previous = self.previous_link_secret.expose();
+        if !previous.is_empty() && previous.chars().count() < 16 {
+            return Err(invalid("previous_link_secret", "shorter than 16 characters; give the whole old link_secret"));
+        }
+        if !previous.is_empty() && previous == self.link_secret.expose() {
+            return Err(invalid(
+                "previous_link_secret",
+                "is link_secret itself; give the secret used before the change, or leave it empty",
+            ));
+        }
         if need == Need::Secrets {
             if self.api_token.is_empty() {
                 return Err(invalid("api_token", "missing; set it in the config file or CPORT_API_TOKEN"));
