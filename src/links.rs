@@ -327,7 +327,9 @@ impl Signer {
         })
     }
 
-    /// A short MAC of `data` for `domain` (hex), for values that travel in URLs.
+    /// A short MAC of `data` for `domain` (hex), for values that travel in URLs. Made and
+    /// checked with the key in force alone: what it signs lives minutes (a form's
+    /// confirmation, a redirect's note), and is simply asked again after a change.
     pub fn tag(&self, domain: &str, data: &str) -> String {
         let t = self.mac(domain, data.as_bytes()).finalize().into_bytes();
         t[..12].iter().map(|b| format!("{b:02x}")).collect()

@@ -359,6 +359,20 @@ async fn a_changed_configured_zone_sends_no_second_digest_at_once() {
     assert_eq!(next.queued, 5, "{next:?}");
 }
 
+/// A `digest run` started with other digest settings (a shell without the service's
+/// environment) is no change of the configured clock: the scheduler's next pass owes this
+/// hour's digest to every contact, Ann too.
+#[tokio::test]
+async fn a_digest_run_with_other_settings_changes_no_clock() {
+    let smtp = SmtpServer::start();
+    let (t, now) = hourly_sent(&smtp, Duration::hours(13)).await;
+    let other = with_config(&t, |c| c.digest.schedule = "0 30 * * * *".into());
+    let ann = run_pass(&other, now, Some("P-1A"), Trigger::Manual { force: false }).await.unwrap();
+    assert_eq!(ann.queued, 1, "{ann:?}");
+    let r = run_pass(&t.state, now, None, Trigger::Scheduled).await.unwrap();
+    assert_eq!((r.queued, r.not_due), (5, 0), "{r:?}");
+}
+
 /// The test's services as a process started with a changed config would have them.
 fn with_config(t: &TestState, change: impl FnOnce(&mut cport::config::Config)) -> cport::services::Services {
     let mut services = (**t.state).clone();

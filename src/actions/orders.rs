@@ -192,6 +192,9 @@ pub async fn set_qty(state: &Services, actor: &Actor, line: Line<'_>, now: DateT
     if qty < 0 {
         return Err(ActionError::invalid("qty", "must be 0 (remove) or more"));
     }
+    // What is free is read before the transaction (on the pool, as it would be inside it): a
+    // transaction that reads on the pool holds two connections at once. It is weighed below.
+    let free = if qty > 0 { Some(orderable(state, actor, sku).await) } else { None };
     let mut tx = state.db.begin().await?;
     q::lock_basket(&mut tx, b.id).await?;
     // Read again under the lock: placed a moment ago, it is emptied and touched. Said before
@@ -205,8 +208,8 @@ pub async fn set_qty(state: &Services, actor: &Actor, line: Line<'_>, now: DateT
         tx.rollback().await?;
         return Err(e);
     }
-    if qty > 0 {
-        let item = orderable(state, actor, sku).await?;
+    if let Some(item) = free {
+        let item = item?;
         if qty > item.available {
             tx.rollback().await?;
             return Err(ActionError::invalid(

@@ -88,11 +88,12 @@ pub struct Config {
     /// `inbound-email`). Changing it invalidates every link sent, unless the old one is
     /// kept as `previous_link_secret`.
     pub link_secret: Secret,
-    /// The `link_secret` before the last change (a rotation, or one that leaked), for as long
-    /// as what it signed is still in people's mail: those links, reply addresses and bounce
-    /// reports keep working, while everything new is signed with `link_secret` alone. Empty:
-    /// none. At least 16 characters when given, and not `link_secret` itself. Drop it once the
-    /// links it signed have expired (`digest.link_ttl_days`; a reply address has no expiry).
+    /// The `link_secret` before a planned change, for as long as what it signed is still in
+    /// people's mail: those links, reply addresses and bounce reports keep working, while
+    /// everything new is signed with `link_secret` alone. Empty: none. At least 16 characters
+    /// when given, and not `link_secret` itself. Drop it once the links it signed have expired
+    /// (`digest.link_ttl_days`). Never for a secret that leaked: whoever holds it could sign
+    /// links with it for as long as it is kept here.
     pub previous_link_secret: Secret,
     /// Largest request body the sync API and `POST /inbound/email` accept, in bytes (the portal's
     /// and console's forms take 256 KB, chat updates 1 MB, artwork uploads their own), at most

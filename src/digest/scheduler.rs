@@ -131,9 +131,16 @@ pub async fn run_pass(
     let live = list_live(&state.db, now).await?;
     let mut banners: Option<(String, Vec<BannerRow>)> = None;
     let catch_up = Duration::hours(i64::from(state.config.digest.catch_up_hours));
+    // The configured clock is recorded by scheduled passes alone: a `digest run` started with
+    // other settings (a shell without the service's environment) changes nothing.
     let digest = &state.config.digest;
-    let schedule_changed = ledgers::configured_clock_set_at(&state.db, "schedule", &digest.schedule, now).await?;
-    let zone_changed = ledgers::configured_clock_set_at(&state.db, "timezone", &digest.timezone, now).await?;
+    let (schedule_changed, zone_changed) = match trigger {
+        Trigger::Scheduled => (
+            ledgers::configured_clock_set_at(&state.db, "schedule", &digest.schedule, now).await?,
+            ledgers::configured_clock_set_at(&state.db, "timezone", &digest.timezone, now).await?,
+        ),
+        Trigger::Manual { .. } => (None, None),
+    };
     // A scheduled pass looks only at periods within the catch-up window: their decisions are
     // read in one go. (A manual pass may look further back, so it asks per contact; either
     // way the decision itself is taken again inside `queue_digest`'s transaction.)

@@ -216,9 +216,11 @@ pub async fn last_digest_period(db: &Db, contact_id: &str) -> Result<Option<Date
 }
 
 /// When a setting of the configured digest clock (`digest.schedule`, `digest.timezone`)
-/// last changed, as this store has seen it: `value` is the one in force now. The first value
-/// a store sees is its unchanged one (none); a different one is recorded with `now`, once,
-/// by the first pass that runs with it. Only read while the setting stays as it was.
+/// was last found changed by a scheduled pass: `value` is the one in force now, recorded
+/// with `now` when it differs from the one recorded (or none was). A store first seen by
+/// this version is stamped too: that costs nothing where the clock did not change (a
+/// contact that had no digest since the slot before is still owed it) and keeps a clock
+/// changed by the same restart from sending a second digest. Only read while it stays.
 pub async fn configured_clock_set_at(
     db: &Db,
     name: &str,
@@ -232,14 +234,16 @@ pub async fn configured_clock_set_at(
     match kept {
         Some((was, set_at)) if was == value => Ok(set_at),
         kept => {
-            let set_at = kept.is_some().then_some(now);
-            // Two processes that meet a change at once both stamp it; the later stamp holds,
-            // and either withholds only a period the contact has had its digest for.
+            // Two processes that run with different settings stamp it in turn (each pass
+            // says so here); either withholds only a period the contact had its digest for.
+            if let Some((was, _)) = &kept {
+                tracing::info!(setting = %format!("digest.{name}"), was = %was, now = %value, "the configured digest clock changed: a contact on it who had a digest since the new clock's slot before this one waits for its next slot");
+            }
             execute!(db =>
                 "INSERT INTO configured_clocks (name, value, set_at) VALUES ($1, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value, set_at = excluded.set_at",
-                name, value, set_at)?;
-            Ok(set_at)
+                name, value, now)?;
+            Ok(Some(now))
         }
     }
 }
