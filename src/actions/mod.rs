@@ -149,7 +149,11 @@ pub(crate) fn typed_email<'a>(field: &str, s: &'a str) -> Result<&'a str, Action
     let s = s.trim();
     check_typed(field, s, crate::model::Lines::One)?;
     if !crate::model::records::valid_email(s) {
-        return Err(ActionError::invalid(field, "is not an email address like name@example.com"));
+        let given = crate::model::quoted(s);
+        return Err(ActionError::invalid(
+            field,
+            format!("is not an email address like name@example.com ({given} was given)"),
+        ));
     }
     Ok(s)
 }

@@ -170,7 +170,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("  curl -s {base}/metrics | head");
     // Pictures are private: this address is signed and opens for a day without a session.
     println!(
-        "  open '{}'   (a visual awaiting approval; signed, for a day)",
+        "  {}\n      (a visual awaiting approval, for a browser; signed, it opens for a day without signing in)",
         app.state.picture_url("/media/visuals/V-1001.svg", now + chrono::Duration::days(1))
     );
     let cport = own_command();
