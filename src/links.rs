@@ -6,8 +6,12 @@
 //! of MAC; the outbox row that holds it says which contact and message it belongs to. A
 //! bounce token shares its message's id with a MAC of its own.
 //!
-//! A little over 500 lines, a quarter of them tests: every signed thing cport hands out is
-//! made and checked here, so the purposes their MACs are bound to are told apart in one place.
+//! Signed with `link_secret`; what the previous one signed (`previous_link_secret`) is still
+//! checked, never signed.
+//!
+//! Near 600 lines, a quarter of them tests: every signed thing cport hands out is made and
+//! checked here, so the purposes their MACs are bound to, and the keys that may check them,
+//! are told apart in one place.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
