@@ -31,7 +31,8 @@ pub(super) enum DiscordCommand {
 #[derive(Subcommand)]
 pub(super) enum Command {
     /// Run the service until SIGINT or SIGTERM: HTTP (portal, sync API, change feed, health,
-    /// metrics), digest scheduler, alert scanner, outbox dispatchers and IMAP polling.
+    /// metrics), digest scheduler, alert scanner, outbox dispatchers and IMAP polling. It
+    /// listens where the config's `listen` says (`CPORT_LISTEN`; 127.0.0.1:8080 by default).
     Serve,
     /// Create a fresh demo store with realistic data, write its config, and serve it.
     Demo(DemoArgs),
