@@ -250,14 +250,9 @@ impl Db {
     /// `None` when that connection is made (the pool was only busy).
     pub async fn why_unreachable(&self) -> Option<String> {
         use sqlx::ConnectOptions;
-        let tried = match self {
-            Db::Sqlite(s) => tokio::time::timeout(Duration::from_secs(3), s.pool().connect_options().connect())
-                .await
-                .map(|r| r.map(drop)),
-            Db::Postgres(p) => {
-                tokio::time::timeout(Duration::from_secs(3), p.connect_options().connect()).await.map(|r| r.map(drop))
-            }
-        };
+        let tried = on_db!(self, p => {
+            tokio::time::timeout(Duration::from_secs(3), p.connect_options().connect()).await.map(|r| r.map(drop))
+        });
         match tried {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),
