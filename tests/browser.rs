@@ -192,7 +192,9 @@ async fn a_digest_reads_in_a_browser_and_its_link_opens_the_item() {
     let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
     let row = rows
         .iter()
-        .find(|m| m.contact_id.as_deref() == Some("P-1B") && m.kind == cport::model::MessageKind::Digest)
+        .find(|m| {
+            m.message.contact_id.as_deref() == Some("P-1B") && m.message.kind == cport::model::MessageKind::Digest
+        })
         .expect("P-1B's digest");
     let cport::outbox::Rendered::Email { html, .. } =
         cport::outbox::render(&app.state, row, chrono::Utc::now()).await.unwrap()

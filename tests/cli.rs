@@ -851,7 +851,7 @@ async fn the_pipe_sends_its_answer_and_leaves_the_rest_of_the_outbox() {
         .await
         .unwrap()
         .into_iter()
-        .map(|m| (m.kind.as_str().to_string(), m.status.as_str().to_string()))
+        .map(|m| (m.message.kind.as_str().to_string(), m.status.as_str().to_string()))
         .collect();
     let sent: Vec<_> = rows.iter().filter(|(_, status)| status == "sent").collect();
     assert_eq!(sent, [&("reply".to_string(), "sent".to_string())], "{rows:?}");
@@ -1048,10 +1048,16 @@ async fn outbox_send_names_the_messages_another_sender_holds() {
     // A sender claimed it and was killed: its claim runs a minute more.
     let now = chrono::Utc::now();
     let lease = now + chrono::Duration::seconds(60);
-    let held =
-        cport::store::outbox::claim_batch(&t.state.db, now, lease, 10, "killed", cport::store::outbox::Lane::All)
-            .await
-            .unwrap();
+    let held = cport::store::outbox::claim(
+        &t.state.db,
+        cport::store::outbox::Take::Lane(cport::store::outbox::Lane::All),
+        10,
+        "killed",
+        now,
+        lease,
+    )
+    .await
+    .unwrap();
     assert_eq!(held.len(), 1);
     let url = t.state.config.database_url.expose().to_string();
     let data = t.dir.path().display().to_string();

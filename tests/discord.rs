@@ -357,7 +357,7 @@ async fn a_picture_discord_refuses_does_not_cost_the_alert() {
     let buttons = msg["components"].to_string();
     assert!(buttons.contains("ap:V-5"), "the buttons still go: {buttons}");
     let rows = cport::store::outbox::list_messages(&t.state.db, Some("sent"), 10).await.unwrap();
-    assert!(rows.iter().any(|m| m.channel.as_str() == "discord"), "the alert is sent: {rows:?}");
+    assert!(rows.iter().any(|m| m.message.channel.as_str() == "discord"), "the alert is sent: {rows:?}");
 }
 
 #[tokio::test]
@@ -434,5 +434,5 @@ async fn a_user_who_closed_direct_messages_is_unlinked() {
     let force = cport::digest::scheduler::Trigger::Manual { force: true };
     cport::digest::scheduler::run_pass(&t.state, chrono::Utc::now(), Some("P-1A"), force).await.unwrap();
     let rows = cport::store::outbox::list_messages(&t.state.db, Some("queued"), 10).await.unwrap();
-    assert!(!rows.is_empty() && rows.iter().all(|m| m.channel.as_str() == "email"), "{rows:?}");
+    assert!(!rows.is_empty() && rows.iter().all(|m| m.message.channel.as_str() == "email"), "{rows:?}");
 }

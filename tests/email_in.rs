@@ -92,8 +92,8 @@ impl Corpus {
             .await
             .unwrap()
             .into_iter()
-            .filter(|m| m.kind.as_str() == "reply")
-            .map(|m| serde_json::from_str(&m.payload).unwrap())
+            .filter(|m| m.message.kind.as_str() == "reply")
+            .map(|m| serde_json::from_str(&m.message.payload).unwrap())
             .collect()
     }
 }
@@ -331,7 +331,12 @@ async fn a_reply_to_the_unsubscribe_mailto_stops_that_kind_of_email_without_an_a
         )
     };
     let replies = || async {
-        list_messages(&t.state.db, None, 100).await.unwrap().into_iter().filter(|m| m.kind.as_str() == "reply").count()
+        list_messages(&t.state.db, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.message.kind.as_str() == "reply")
+            .count()
     };
     let before = replies().await;
     let d =
@@ -475,8 +480,8 @@ async fn a_reply_to_mail_sent_before_the_secret_changed_is_acted_on_while_the_ol
 /// The answer queued last, as it will be sent.
 async fn last_answer(c: &Corpus) -> cport::channels::email::EmailPayload {
     let rows = list_messages(&c.t.state.db, None, 200).await.unwrap();
-    let row = rows.iter().filter(|m| m.kind.as_str() == "reply").max_by_key(|m| m.id).expect("an answer");
-    serde_json::from_str(&row.payload).unwrap()
+    let row = rows.iter().filter(|m| m.message.kind.as_str() == "reply").max_by_key(|m| m.id).expect("an answer");
+    serde_json::from_str(&row.message.payload).unwrap()
 }
 
 /// A reply as Thunderbird and Apple Mail write it (`format=flowed`: a long line broken where
@@ -618,7 +623,9 @@ async fn odd_replies_get_an_outcome_and_a_bounded_answer() {
     // RESET in two replies a moment apart: one reset email, and the second answer says so.
     let resets = || async {
         let rows = list_messages(&c.t.state.db, None, 500).await.unwrap();
-        rows.iter().filter(|m| m.recipient == "ann@alpha.example" && m.subject.contains("reset")).count()
+        rows.iter()
+            .filter(|m| m.message.recipient == "ann@alpha.example" && m.message.subject.contains("reset"))
+            .count()
     };
     let before = resets().await;
     ann_replies(&c, &token, "reset-1@alpha.example", "", "RESET").await;

@@ -172,7 +172,7 @@ async fn a_4xx_is_retried_with_backoff_and_then_delivered() {
     let row = list_messages(&t.state.db, None, 1).await.unwrap().remove(0);
     assert_eq!(row.status.as_str(), "failed");
     assert!(row.last_error.as_deref().unwrap().contains("451"), "{:?}", row.last_error);
-    let wait = row.next_attempt_at - before;
+    let wait = row.message.next_attempt_at - before;
     assert!(wait >= Duration::seconds(23) && wait <= Duration::seconds(37), "first retry after ~30 s, got {wait}");
     assert_eq!(drain(&t.state).await.unwrap().sent, 0, "not before its time");
 
@@ -407,7 +407,10 @@ async fn a_clock_given_again_as_it_was_skips_no_digest() {
     let r = run_pass(&t.state, now, None, Trigger::Scheduled).await.unwrap();
     assert_eq!((r.queued, r.not_due), (5, 0), "Ann's among them: {r:?}");
     let rows = list_messages(&t.state.db, None, 20).await.unwrap();
-    let anns = rows.iter().filter(|m| m.contact_id.as_deref() == Some("P-1A") && m.kind.as_str() == "digest").count();
+    let anns = rows
+        .iter()
+        .filter(|m| m.message.contact_id.as_deref() == Some("P-1A") && m.message.kind.as_str() == "digest")
+        .count();
     assert_eq!(anns, 2, "one for each hour");
 }
 
@@ -675,7 +678,8 @@ async fn a_held_alert_is_dropped_once_its_category_is_no_longer_instant() {
     assert_eq!((d.sent, d.dropped), (1, 2), "only the viewer's goes: {d:?}");
     let rows = cport::store::outbox::list_messages(&t.state.db, None, 20).await.unwrap();
     for contact in ["P-1A", "P-1B"] {
-        let held = rows.iter().find(|r| r.contact_id.as_deref() == Some(contact) && r.status.as_str() == "dropped");
+        let held =
+            rows.iter().find(|r| r.message.contact_id.as_deref() == Some(contact) && r.status.as_str() == "dropped");
         let why = held.and_then(|r| r.last_error.clone()).unwrap_or_default();
         assert!(why.contains("no longer alerted at once"), "{contact}: {why}");
     }
@@ -707,13 +711,13 @@ async fn a_bare_reply_to_an_alert_means_the_item_it_showed() {
     let rows = list_messages(&t.state.db, None, 100).await.unwrap();
     let alert = rows
         .iter()
-        .filter(|m| m.contact_id.as_deref() == Some("P-1A") && m.kind.as_str() == "alert")
+        .filter(|m| m.message.contact_id.as_deref() == Some("P-1A") && m.message.kind.as_str() == "alert")
         .max_by_key(|m| m.id)
         .unwrap();
     let shown = parse(&smtp.messages().last().unwrap().0).body_text(0).unwrap().into_owned();
     assert!(shown.contains("V-12") && !shown.contains("V-11"), "{shown}");
     let domain = &t.state.config.email.reply_domain;
-    let token = alert.reply_token.as_deref().unwrap();
+    let token = alert.message.reply_token.as_deref().unwrap();
     let mail = format!(
         "From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: alert\r\n\
          Message-ID: <bare-approve@alpha.example>\r\n\r\nAPPROVE\r\n"
@@ -939,7 +943,7 @@ async fn a_retracted_urgent_banner_is_not_pushed_afterwards() {
     assert!(posted.queued > 0, "queued for its start");
     assert_eq!(cport::actions::banners::retract(&t.state, posted.id, now).await.unwrap(), Retraction::Done);
     let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
-    let pushes: Vec<_> = rows.iter().filter(|r| r.kind.as_str() == "banner").collect();
+    let pushes: Vec<_> = rows.iter().filter(|r| r.message.kind.as_str() == "banner").collect();
     assert_eq!(pushes.len(), posted.queued);
     for r in pushes {
         assert_eq!(r.status.as_str(), "dropped", "{r:?}");
@@ -950,10 +954,10 @@ async fn a_retracted_urgent_banner_is_not_pushed_afterwards() {
     // Nor when staff queue one of them again (by mistake, or one by one with `retry --dead`):
     // the banner shows nowhere, and that is said.
     use cport::store::outbox::{Requeue, requeue};
-    let dropped = rows.iter().find(|r| r.kind.as_str() == "banner").unwrap().id;
+    let dropped = rows.iter().find(|r| r.message.kind.as_str() == "banner").unwrap().id;
     let said = cport::actions::outbox::requeue(&t.state, dropped, now).await.unwrap_err().to_string();
     assert!(said.contains("its banner was retracted or has expired"), "{said}");
-    let first = rows.iter().find(|r| r.kind.as_str() == "banner").unwrap().id;
+    let first = rows.iter().find(|r| r.message.kind.as_str() == "banner").unwrap().id;
     assert_eq!(requeue(&t.state.db, first, now).await.unwrap(), Requeue::BannerGone);
     assert!(cport::outbox::dispatch_batch_at(&t.state, later, 100).await.unwrap().is_empty(), "still nothing goes");
     // Dead ones stay dead under `retry` of every dead message, counted so it can say so.
@@ -1003,8 +1007,11 @@ async fn a_banner_that_starts_later_carries_links_that_work_when_it_arrives() {
     input.starts_at = Some(start);
     cport::actions::banners::post(&t.state, input, "test", now).await.unwrap();
     let rows = list_messages(&t.state.db, None, 100).await.unwrap();
-    let email = rows.iter().find(|r| r.kind.as_str() == "banner" && r.channel.as_str() == "email").expect("an email");
-    let payload: serde_json::Value = serde_json::from_str(&email.payload).unwrap();
+    let email = rows
+        .iter()
+        .find(|r| r.message.kind.as_str() == "banner" && r.message.channel.as_str() == "email")
+        .expect("an email");
+    let payload: serde_json::Value = serde_json::from_str(&email.message.payload).unwrap();
     let text = payload["text"].as_str().unwrap();
     let token = text.split("/l/").nth(1).expect("a portal link").split_whitespace().next().unwrap();
     let token = token.trim_end_matches(['>', ')', '.']);
@@ -1023,7 +1030,7 @@ async fn a_banner_push_queued_again_waits_for_its_start() {
     input.starts_at = Some(starts);
     let posted = cport::actions::banners::post(&t.state, input, "test", now).await.unwrap();
     let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
-    let push = rows.iter().find(|r| r.kind.as_str() == "banner").unwrap();
+    let push = rows.iter().find(|r| r.message.kind.as_str() == "banner").unwrap();
     assert!(cport::store::outbox::drop_waiting(&t.state.db, push.id, "dropped by staff", now).await.unwrap());
     let requeued = cport::store::outbox::requeue(&t.state.db, push.id, now).await.unwrap();
     let cport::store::outbox::Requeue::Queued(at) = requeued else { panic!("{requeued:?}") };
@@ -1032,7 +1039,7 @@ async fn a_banner_push_queued_again_waits_for_its_start() {
     assert!(cport::outbox::dispatch_batch_at(&t.state, now, 100).await.unwrap().is_empty(), "not before its start");
     let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
     let again = rows.iter().find(|r| r.id == push.id).unwrap();
-    assert_eq!((again.status.as_str(), again.next_attempt_at.timestamp()), ("queued", starts.timestamp()));
+    assert_eq!((again.status.as_str(), again.message.next_attempt_at.timestamp()), ("queued", starts.timestamp()));
     let sent = cport::outbox::dispatch_batch_at(&t.state, starts + chrono::Duration::minutes(1), 100).await.unwrap();
     assert_eq!(sent.len(), posted.queued, "every push goes at the start");
 }
@@ -1084,7 +1091,7 @@ async fn a_category_set_off_is_in_no_message_and_alerts_follow_what_a_contact_tu
     assert_eq!((d.sent, d.dropped), (2, 1), "{d:?}");
     let rows = list_messages(&t.state.db, Some("dropped"), 10).await.unwrap();
     assert!(
-        rows.iter().any(|r| r.recipient == "ann@alpha.example"
+        rows.iter().any(|r| r.message.recipient == "ann@alpha.example"
             && r.last_error.as_deref() == Some("the contact has turned these emails off since")),
         "{rows:?}"
     );
@@ -1141,10 +1148,10 @@ async fn quiet_hours_hold_an_alerts_retry_a_staff_reminder_and_one_already_due()
     // minutes on, would fall inside them: it waits for their end.
     drain(&t.state).await.unwrap();
     let rows = list_messages(&t.state.db, None, 20).await.unwrap();
-    let row = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1A")).expect("P-1A's alert");
+    let row = rows.iter().find(|r| r.message.contact_id.as_deref() == Some("P-1A")).expect("P-1A's alert");
     assert_eq!(row.status.as_str(), "failed", "{row:?}");
     assert!(row.last_error.as_deref().unwrap_or_default().contains("451"), "{row:?}");
-    assert_eq!(row.next_attempt_at, end, "the retry waits for the quiet hours' end");
+    assert_eq!(row.message.next_attempt_at, end, "the retry waits for the quiet hours' end");
 
     // Bob's alert went; a reminder to him is due at once. His quiet hours, set now and
     // already begun, hold it when it comes to be sent: back in the queue, untried.
@@ -1155,8 +1162,8 @@ async fn quiet_hours_hold_an_alerts_retry_a_staff_reminder_and_one_already_due()
     drain(&t.state).await.unwrap();
     assert_eq!(smtp.messages().len(), sent, "nothing sent to Bob in his quiet hours");
     let rows = list_messages(&t.state.db, None, 20).await.unwrap();
-    let held = rows.iter().find(|r| r.idem_key.starts_with("remind:P-1B:")).expect("the reminder");
-    assert_eq!((held.status.as_str(), held.attempts, held.next_attempt_at), ("queued", 0, end), "{held:?}");
+    let held = rows.iter().find(|r| r.message.idem_key.starts_with("remind:P-1B:")).expect("the reminder");
+    assert_eq!((held.status.as_str(), held.attempts, held.message.next_attempt_at), ("queued", 0, end), "{held:?}");
 
     // Staff reminding Ann while her quiet hours last are told when it goes.
     let later = start + Duration::seconds(30);

@@ -8,7 +8,7 @@ mod common;
 use chrono::{Duration, Utc};
 use common::{SmtpServer, TestApp, TestState, world};
 use cport::outbox::drain;
-use cport::store::outbox::{self as ob, Mark, claim_batch, list_messages, mark};
+use cport::store::outbox::{self as ob, Mark, Take, claim, list_messages, mark};
 use serde_json::json;
 
 fn contact(name: &str) -> serde_json::Value {
@@ -102,7 +102,7 @@ async fn a_message_that_cannot_be_built_dies_alone_and_the_rest_go_out() {
     poison_contact_name(&t, "P-1A", "Ann\r\nBcc: evil@example.com").await;
     common::digests_now(&t.state, &["P-1A", "P-1B", "P-1V"]).await;
     let rows = list_messages(&t.state.db, None, 10).await.unwrap();
-    let victim = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1V")).unwrap().id;
+    let victim = rows.iter().find(|r| r.message.contact_id.as_deref() == Some("P-1V")).unwrap().id;
     cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox_payloads SET payload = '{not json' WHERE outbox_id = $1").bind(victim).execute(p).await.map(|_| ()))
         .unwrap();
 
@@ -134,7 +134,7 @@ async fn an_outbox_row_holding_an_unknown_kind_dies_alone_at_its_claim() {
     let t = TestState::mailing(&smtp, |_| ()).await;
     common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
     let rows = list_messages(&t.state.db, None, 10).await.unwrap();
-    let victim = rows.iter().find(|r| r.contact_id.as_deref() == Some("P-1B")).unwrap().id;
+    let victim = rows.iter().find(|r| r.message.contact_id.as_deref() == Some("P-1B")).unwrap().id;
     unguarded(&t.state.db, "outbox", "kind").await;
     cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET kind = 'postcard' WHERE id = $1")
         .bind(victim).execute(p).await.map(|_| ()))
@@ -203,12 +203,13 @@ async fn only_the_holder_of_the_current_claim_may_mark_a_row() {
     t.load(world()).await;
     common::digest_now(&t.state, "P-1A").await;
     let now = Utc::now();
-    let first = claim_batch(&t.state.db, now, now + Duration::seconds(1), 1, "first", ob::Lane::All).await.unwrap();
+    let first =
+        claim(&t.state.db, Take::Lane(ob::Lane::All), 1, "first", now, now + Duration::seconds(1)).await.unwrap();
     let id = first[0].id;
     // The first sender stalls past its lease; a second takes the row over and delivers it.
     let later = now + Duration::seconds(5);
     let second =
-        claim_batch(&t.state.db, later, later + Duration::seconds(60), 1, "second", ob::Lane::All).await.unwrap();
+        claim(&t.state.db, Take::Lane(ob::Lane::All), 1, "second", later, later + Duration::seconds(60)).await.unwrap();
     assert_eq!(second[0].id, id);
     assert!(mark(&t.state.db, id, "second", Mark::Sent("250 ok"), later).await.unwrap());
     // The stalled sender's late answer changes nothing, alone or in a group commit.
@@ -230,7 +231,9 @@ async fn only_the_holder_of_the_current_claim_may_mark_a_row() {
     assert_eq!((row.status.as_str(), row.provider_id.as_deref()), ("sent", Some("250 ok")));
     // A sent row is never claimed again, so `outbox retry --dead` cannot send it twice.
     let much_later = later + Duration::days(1);
-    assert!(claim_batch(&t.state.db, much_later, much_later, 10, "third", ob::Lane::All).await.unwrap().is_empty());
+    assert!(
+        claim(&t.state.db, Take::Lane(ob::Lane::All), 10, "third", much_later, much_later).await.unwrap().is_empty()
+    );
     assert_eq!(
         ob::requeue(&t.state.db, id, much_later).await.unwrap(),
         ob::Requeue::Not(cport::model::OutboxStatus::Sent)
@@ -247,7 +250,8 @@ async fn a_message_whose_claims_keep_running_out_dies_after_its_attempts() {
     let mut at = Utc::now();
     let mut ids = vec![];
     for token in ["first", "second"] {
-        let claimed = claim_batch(&t.state.db, at, at + Duration::seconds(1), 100, token, ob::Lane::All).await.unwrap();
+        let claimed =
+            claim(&t.state.db, Take::Lane(ob::Lane::All), 100, token, at, at + Duration::seconds(1)).await.unwrap();
         assert!(!claimed.is_empty(), "{token} takes the digest");
         ids = claimed.iter().map(|r| r.id).collect();
         at += Duration::seconds(5);
@@ -369,7 +373,7 @@ async fn a_server_that_accepts_and_hangs_is_timed_out_and_the_message_retried() 
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
     assert_eq!((report.sent, report.retrying), (1, 1), "{report:?}");
     let rows = list_messages(&t.state.db, None, 10).await.unwrap();
-    let ann = rows.iter().find(|r| r.recipient == "ann@alpha.example").unwrap();
+    let ann = rows.iter().find(|r| r.message.recipient == "ann@alpha.example").unwrap();
     assert_eq!(ann.status.as_str(), "failed");
     assert!(ann.last_error.as_deref().unwrap().contains("timed out"), "{ann:?}");
     assert_eq!(smtp.messages().len(), 1, "Bob's digest went out");
@@ -464,7 +468,8 @@ async fn a_stopping_sender_hands_back_only_its_own_unsent_rows() {
     t.load(world()).await;
     common::digests_now(&t.state, &["P-1A", "P-1B", "P-1V"]).await;
     let now = Utc::now();
-    let rows = claim_batch(&t.state.db, now, now + Duration::seconds(60), 3, "mine", ob::Lane::All).await.unwrap();
+    let rows =
+        claim(&t.state.db, Take::Lane(ob::Lane::All), 3, "mine", now, now + Duration::seconds(60)).await.unwrap();
     assert_eq!(rows.len(), 3);
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     // A stale token hands back nothing; the holder hands back the two it did not send.
@@ -519,7 +524,7 @@ async fn two_sent_digests(days: u32) -> (TestState, i64, i64) {
     common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
     assert_eq!(drain(&t.state).await.unwrap().sent, 2);
     let rows = list_messages(&t.state.db, None, 10).await.unwrap();
-    let of = |contact: &str| rows.iter().find(|r| r.contact_id.as_deref() == Some(contact)).unwrap().id;
+    let of = |contact: &str| rows.iter().find(|r| r.message.contact_id.as_deref() == Some(contact)).unwrap().id;
     let (ann, bob) = (of("P-1A"), of("P-1B"));
     (t, ann, bob)
 }
@@ -546,21 +551,23 @@ async fn the_content_of_old_sent_messages_is_cleared_and_the_record_kept() {
     assert_eq!(cport::digest::scheduler::housekeeping(&t.state, Utc::now()).await, 1);
     assert_eq!(cport::digest::scheduler::housekeeping(&t.state, Utc::now()).await, 0, "once");
     let cleared = ob::get_message(&t.state.db, old).await.unwrap().expect("the message stays");
-    assert_eq!((cleared.status.as_str(), cleared.payload.as_str()), ("sent", ""));
+    assert_eq!((cleared.status.as_str(), cleared.message.payload.as_str()), ("sent", ""));
     let kept = ob::get_message(&t.state.db, new).await.unwrap().unwrap();
-    assert!(kept.payload.contains("item_keys"), "a newer message keeps its content");
+    assert!(kept.message.payload.contains("item_keys"), "a newer message keeps its content");
     let shown = cport::outbox::render(&t.state, &cleared, Utc::now()).await.unwrap();
     assert!(matches!(shown, cport::outbox::Rendered::Cleared), "{shown:?}");
 
     // A reply to the old digest finds its contact and is answered (an approval from a mail
     // this old is refused by age, with a fresh link).
-    let token = cleared.reply_token.clone().expect("a reply address");
+    let token = cleared.message.reply_token.clone().expect("a reply address");
     let raw = reply(&token, "late-1@alpha.example", "APPROVE V-1");
     let d = cport::channels::inbound::handle(&t.state, &raw, Utc::now()).await.unwrap();
     assert!(matches!(d, cport::channels::inbound::Disposition::Processed(_)), "{d:?}");
     assert_eq!(count(&t, "SELECT COUNT(*) FROM visual_decisions").await, 0, "too old to approve from");
-    let answer = list_messages(&t.state.db, None, 10).await.unwrap().into_iter().find(|r| r.kind.as_str() == "reply");
-    let answer: cport::messages::EmailPayload = serde_json::from_str(&answer.expect("answered").payload).unwrap();
+    let answer =
+        list_messages(&t.state.db, None, 10).await.unwrap().into_iter().find(|r| r.message.kind.as_str() == "reply");
+    let answer: cport::messages::EmailPayload =
+        serde_json::from_str(&answer.expect("answered").message.payload).unwrap();
     assert!(answer.text.contains("too old to approve"), "{}", answer.text);
 }
 
@@ -572,8 +579,8 @@ async fn content_is_kept_at_least_as_long_as_a_link_lives() {
     sent_days_ago(&t, ann, 10).await;
     sent_days_ago(&t, bob, 15).await;
     assert_eq!(cport::digest::scheduler::housekeeping(&t.state, Utc::now()).await, 1, "only the one past 14 days");
-    assert!(!ob::get_message(&t.state.db, ann).await.unwrap().unwrap().payload.is_empty());
-    assert!(ob::get_message(&t.state.db, bob).await.unwrap().unwrap().payload.is_empty());
+    assert!(!ob::get_message(&t.state.db, ann).await.unwrap().unwrap().message.payload.is_empty());
+    assert!(ob::get_message(&t.state.db, bob).await.unwrap().unwrap().message.payload.is_empty());
 }
 
 /// A single-use link's nonce is kept while any link could still be alive and forgotten after:
@@ -981,7 +988,7 @@ async fn a_held_alert_is_added_to_by_one_scanner_at_a_time() {
             let mut tx = db.begin().await.unwrap();
             let row = find_held_alert(&mut tx, "P-1A", Outlet::Email, now).await.unwrap();
             tx.rollback().await.unwrap();
-            row.map(|r| r.payload)
+            row.map(|r| r.message.payload)
         }
     });
     let waits = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
@@ -1203,7 +1210,7 @@ async fn a_webhook_receiver_that_hangs_holds_up_no_clients_email() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let rows = list_messages(&t.state.db, None, 10).await.unwrap();
-    let events: Vec<_> = rows.iter().filter(|r| r.channel.as_str() == "webhook").collect();
+    let events: Vec<_> = rows.iter().filter(|r| r.message.channel.as_str() == "webhook").collect();
     assert!(events.iter().all(|r| r.status.as_str() != "sent"), "the receiver took none: {events:?}");
     // The receiver goes away (its connections are reset) and the senders stop.
     drop(hung);

@@ -147,7 +147,7 @@ fn reply(token: &str, n: u32, from: &str, extra_header: &str, body: &str) -> Str
 }
 
 async fn answers(t: &TestState) -> usize {
-    list_messages(&t.state.db, None, 100).await.unwrap().iter().filter(|m| m.kind.as_str() == "reply").count()
+    list_messages(&t.state.db, None, 100).await.unwrap().iter().filter(|m| m.message.kind.as_str() == "reply").count()
 }
 
 #[tokio::test]
@@ -410,10 +410,13 @@ async fn a_message_too_large_is_refused_without_being_fetched() {
         .await
         .unwrap()
         .into_iter()
-        .find(|m| m.kind.as_str() == "reply")
+        .find(|m| m.message.kind.as_str() == "reply")
         .expect("an answer to Ann");
-    assert_eq!(answer.recipient, "ann@alpha.example");
-    assert!(answer.payload.contains("too large to read") && answer.payload.contains("nothing in it was done"));
+    assert_eq!(answer.message.recipient, "ann@alpha.example");
+    assert!(
+        answer.message.payload.contains("too large to read")
+            && answer.message.payload.contains("nothing in it was done")
+    );
     let seen = cport::store::inbound::get_message(&t.state.db, "big-1@alpha.example").await.unwrap().expect("recorded");
     assert!(seen.reason.contains("not read") && seen.reason.contains("500000 bytes"), "{seen:?}");
 }
@@ -435,7 +438,7 @@ async fn a_reply_too_large_to_read_from_an_unproven_sender_is_not_held() {
     assert!(matches!(d, cport::channels::inbound::Disposition::Ignored(_)), "{d:?}");
     let seen = cport::store::inbound::get_message(&t.state.db, "big-2@alpha.example").await.unwrap().unwrap();
     assert!(seen.reason.contains("not read") && seen.reason.contains("could not be proven"), "{seen:?}");
-    assert!(list_messages(&t.state.db, None, 50).await.unwrap().iter().all(|m| m.kind.as_str() != "reply"));
+    assert!(list_messages(&t.state.db, None, 50).await.unwrap().iter().all(|m| m.message.kind.as_str() != "reply"));
 }
 
 /// A message left for later is tried again after `poll_seconds` even on a server that

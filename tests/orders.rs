@@ -396,11 +396,13 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     assert_eq!(n, 1, "one account for one address");
     // The invitation is queued to her.
     let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
-    let invites: Vec<_> =
-        rows.iter().filter(|m| m.recipient == "rita@resell.example" && m.subject.contains("invites you")).collect();
+    let invites: Vec<_> = rows
+        .iter()
+        .filter(|m| m.message.recipient == "rita@resell.example" && m.message.subject.contains("invites you"))
+        .collect();
     assert_eq!(invites.len(), 1);
     // The invitation chooses a password, once; then she signs in with it.
-    let p: cport::channels::email::EmailPayload = serde_json::from_str(&invites[0].payload).unwrap();
+    let p: cport::channels::email::EmailPayload = serde_json::from_str(&invites[0].message.payload).unwrap();
     let link = p.text.split_whitespace().find(|w| w.contains("token=")).unwrap();
     let path = format!("/password/reset?{}", link.split('?').nth(1).unwrap());
     let ((first, _), again) = app.choose_password_twice(&common::browser(), &path, "ritas own password").await;
@@ -502,15 +504,15 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     // sending its form anyway sets nothing.
     app.submit(&ann, "/users", &[("action", "create"), ("name", "Tom Trader"), ("email", "tom@trade.example")]).await;
     let rows = cport::store::outbox::list_messages(&app.db, None, 100).await.unwrap();
-    let invite = rows.iter().find(|m| m.recipient == "tom@trade.example").expect("Tom's invitation");
-    let p: cport::channels::email::EmailPayload = serde_json::from_str(&invite.payload).unwrap();
+    let invite = rows.iter().find(|m| m.message.recipient == "tom@trade.example").expect("Tom's invitation");
+    let p: cport::channels::email::EmailPayload = serde_json::from_str(&invite.message.payload).unwrap();
     let link = p.text.split_whitespace().find(|w| w.contains("token=")).unwrap();
     let token = link.split("token=").nth(1).unwrap().to_string();
     let path = format!("/password/reset?token={token}");
     let tom = common::browser();
     let (_, form) = app.page(&tom, &path).await;
     let csrf = csrf_of(&form);
-    let tom_id = invite.contact_id.clone().expect("Tom's id");
+    let tom_id = invite.message.contact_id.clone().expect("Tom's id");
     app.submit(&ann, "/users", &[("action", "revoke"), ("user", &tom_id)]).await;
     assert_eq!(app.page(&tom, &path).await.0, 400, "the invitation of a revoked user opens nothing");
     let set = [

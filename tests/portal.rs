@@ -347,7 +347,7 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
     let link = app.link_mailed_to("dana@reseller.example", "/l/").await;
     // Dana is no contact: her mail offers no unsubscribe (no preferences page of hers).
     let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
-    let to_dana = rows.iter().find(|m| m.recipient == "dana@reseller.example").unwrap();
+    let to_dana = rows.iter().find(|m| m.message.recipient == "dana@reseller.example").unwrap();
     match cport::outbox::render(&app.state, to_dana, chrono::Utc::now()).await.unwrap() {
         cport::outbox::Rendered::Email { headers, .. } => {
             assert!(headers.contains("Subject:") && !headers.contains("List-Unsubscribe"), "{headers}")
@@ -603,7 +603,7 @@ async fn passwords_login_limits_and_single_use_reset_links() {
         }
     }
     let rows = cport::store::outbox::list_messages(&app.db, None, 10).await.unwrap();
-    assert_eq!(rows.iter().filter(|m| m.subject.contains("reset")).count(), 1);
+    assert_eq!(rows.iter().filter(|m| m.message.subject.contains("reset")).count(), 1);
     let link = app.link_mailed_to("bob@alpha.example", "token=").await;
     let path = link.strip_prefix(&app.base).unwrap().to_string();
     // A reset link made before the password is set (an older email, still within its time).
@@ -906,7 +906,7 @@ async fn a_webhook_redirect_is_not_followed_and_an_event_goes_nowhere_once_the_h
     let r = cport::outbox::drain(&t.state).await.unwrap();
     assert_eq!((r.retrying, r.dead), (1, 1), "{r:?}");
     let dead = cport::store::outbox::list_messages(&t.state.db, Some("dead"), 5).await.unwrap();
-    assert_eq!(dead[0].idem_key, "change:4", "the one five days old");
+    assert_eq!(dead[0].message.idem_key, "change:4", "the one five days old");
     // Its next claims, past max_attempts, still try it.
     for _ in 0..2 {
         let later = chrono::Utc::now() + chrono::Duration::hours(2);
@@ -1287,7 +1287,7 @@ async fn input_that_could_only_fail_later_is_refused_at_the_form() {
     }
     assert_eq!(app.count("delegations").await, 0);
     let queued = cport::store::outbox::list_messages(&app.db, None, 100).await.unwrap();
-    assert!(!queued.iter().any(|m| bad.contains(&m.recipient)), "nothing queued to them");
+    assert!(!queued.iter().any(|m| bad.contains(&m.message.recipient)), "nothing queued to them");
     // A name no mail header line can hold.
     let html = app
         .post_refused(
@@ -1517,7 +1517,8 @@ async fn changing_quiet_hours_moves_the_alerts_they_hold() {
     let mut tx = app.db.begin().await.unwrap();
     let id = cport::store::outbox::insert_message(&mut tx, &row, now).await.unwrap().unwrap();
     tx.commit().await.unwrap();
-    let at = || async { cport::store::outbox::get_message(&app.db, id).await.unwrap().unwrap().next_attempt_at };
+    let at =
+        || async { cport::store::outbox::get_message(&app.db, id).await.unwrap().unwrap().message.next_attempt_at };
     // Cleared: it goes within the batch window.
     app.submit(&b, "/preferences", &quiet[..4]).await;
     let window = chrono::Duration::seconds(app.state.config.alerts.batch_window_seconds as i64);

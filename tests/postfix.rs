@@ -175,7 +175,7 @@ async fn a_reply_through_postfix_is_acted_on_once_and_a_broken_config_defers() {
         .await
         .unwrap()
         .into_iter()
-        .find_map(|m| m.reply_token)
+        .find_map(|m| m.message.reply_token)
         .expect("Ann's digest has a reply token");
     let to = format!("reply+{token}@reply.tot.example");
 

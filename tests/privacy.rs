@@ -177,15 +177,16 @@ async fn every_signed_link_in_every_demo_digest_opens_for_its_reader() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|m| m.kind.as_str() == "digest" && m.channel.as_str() == "email")
+        .filter(|m| m.message.kind.as_str() == "digest" && m.message.channel.as_str() == "email")
         .collect();
     let contacts = cport::store::contacts::list_active_contacts(&app.db).await.unwrap();
     let mut roles_checked = std::collections::BTreeSet::new();
     let mut links_checked = 0;
     let mut targets = std::collections::BTreeSet::new();
     for m in &digests {
-        let contact = contacts.iter().find(|c| Some(&c.id) == m.contact_id.as_ref()).expect("a digest's contact");
-        let p: cport::channels::email::EmailPayload = serde_json::from_str(&m.payload).unwrap();
+        let contact =
+            contacts.iter().find(|c| Some(&c.id) == m.message.contact_id.as_ref()).expect("a digest's contact");
+        let p: cport::channels::email::EmailPayload = serde_json::from_str(&m.message.payload).unwrap();
         let links: Vec<String> = p
             .text
             .split_whitespace()
@@ -512,7 +513,7 @@ async fn a_contact_deactivated_after_queueing_gets_nothing_more() {
     let r = cport::outbox::drain(&t.state).await.unwrap();
     assert_eq!((r.sent, r.dropped), (1, 1), "{r:?}");
     let rows = cport::store::outbox::list_messages(&t.state.db, None, 10).await.unwrap();
-    let bob = rows.iter().find(|m| m.recipient == "bob@alpha.example").expect("Bob's digest was queued");
+    let bob = rows.iter().find(|m| m.message.recipient == "bob@alpha.example").expect("Bob's digest was queued");
     assert_eq!(bob.status.as_str(), "dropped");
     assert_eq!(bob.last_error.as_deref(), Some("the contact is no longer active"));
     let mail: Vec<_> = std::fs::read_dir(&t.state.config.email.dir).unwrap().collect();

@@ -332,10 +332,10 @@ async fn alerts_and_digests_reach_a_linked_chat_with_picture_and_buttons() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|m| m.channel.as_str() == "telegram")
+        .filter(|m| m.message.channel.as_str() == "telegram")
         .collect();
     assert_eq!(to_chat.len(), 1, "one alert for the one linked chat");
-    assert_eq!((to_chat[0].kind.as_str(), to_chat[0].recipient.as_str()), ("alert", "4001"));
+    assert_eq!((to_chat[0].message.kind.as_str(), to_chat[0].message.recipient.as_str()), ("alert", "4001"));
     let r = cport::outbox::drain(&t.state).await.unwrap();
     assert_eq!(r.dead, 0, "{r:?}");
     let photo = fake.wait_for("sendPhoto", 1).await.remove(0);
@@ -420,7 +420,7 @@ async fn a_sender_does_not_wait_long_for_a_chats_turn() {
     let rows = cport::store::outbox::list_messages(&t.state.db, Some("queued"), 10).await.unwrap();
     assert_eq!(rows.len(), 1, "waiting for its turn, not failed");
     assert_eq!(rows[0].attempts, 0, "a turn not come is no failed try");
-    assert!(rows[0].next_attempt_at > now + chrono::Duration::seconds(30), "sent again at its turn: {rows:?}");
+    assert!(rows[0].message.next_attempt_at > now + chrono::Duration::seconds(30), "sent again at its turn: {rows:?}");
 }
 
 #[tokio::test]
@@ -435,13 +435,13 @@ async fn a_429_is_honoured_and_the_message_sent_after_the_wait() {
     assert!(cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10).await.unwrap().is_empty());
     let rows = cport::store::outbox::list_messages(&t.state.db, Some("queued"), 10).await.unwrap();
     assert_eq!(rows.len(), 1, "queued again for after the wait");
-    assert_eq!(rows[0].channel.as_str(), "telegram");
+    assert_eq!(rows[0].message.channel.as_str(), "telegram");
     assert_eq!(rows[0].attempts, 0, "a rate limit does not use up an attempt");
     assert!(rows[0].last_error.as_deref().unwrap_or("").contains("retry after"));
-    let wait = rows[0].next_attempt_at - now;
+    let wait = rows[0].message.next_attempt_at - now;
     assert!(wait >= chrono::Duration::milliseconds(900), "due after retry_after: {wait}");
     // Once due, it goes.
-    let later = cport::outbox::dispatch_batch_at(&t.state, rows[0].next_attempt_at, 16).await.unwrap();
+    let later = cport::outbox::dispatch_batch_at(&t.state, rows[0].message.next_attempt_at, 16).await.unwrap();
     assert_eq!(later, vec![cport::outbox::Outcome::Sent]);
     let sent = fake.calls_of("sendMessage");
     assert_eq!(sent.len(), 2, "the refused call, then the one that went");
@@ -999,8 +999,8 @@ async fn a_chat_tied_after_the_slot_waits_for_the_next_digest() {
         let rows = cport::store::outbox::list_messages(&t.state.db, None, 50).await.unwrap();
         let mut of_ann: Vec<String> = rows
             .iter()
-            .filter(|m| m.contact_id.as_deref() == Some("P-1A") && m.kind.as_str() == "digest")
-            .map(|m| m.channel.as_str().to_string())
+            .filter(|m| m.message.contact_id.as_deref() == Some("P-1A") && m.message.kind.as_str() == "digest")
+            .map(|m| m.message.channel.as_str().to_string())
             .collect();
         of_ann.sort();
         of_ann
@@ -1036,12 +1036,12 @@ async fn a_chat_unlinked_before_its_digest_goes_gets_nothing() {
     let t = linked_state(&fake).await;
     common::digests_now(&t.state, &["P-1A"]).await;
     let queued = cport::store::outbox::list_messages(&t.state.db, None, 10).await.unwrap();
-    assert!(queued.iter().any(|m| m.channel.as_str() == "telegram"), "a digest for the chat: {queued:?}");
+    assert!(queued.iter().any(|m| m.message.channel.as_str() == "telegram"), "a digest for the chat: {queued:?}");
     common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ANN.to_string(), "/unlink").await;
     let r = cport::outbox::drain(&t.state).await.unwrap();
     assert_eq!((r.sent, r.dropped), (1, 1), "{r:?}");
     let rows = cport::store::outbox::list_messages(&t.state.db, None, 10).await.unwrap();
-    let chat = rows.iter().find(|m| m.channel.as_str() == "telegram").unwrap();
+    let chat = rows.iter().find(|m| m.message.channel.as_str() == "telegram").unwrap();
     assert_eq!(
         (chat.status.as_str(), chat.last_error.as_deref()),
         ("dropped", Some("the chat is no longer linked to the contact"))
@@ -1060,7 +1060,7 @@ async fn telegrams_own_trouble_is_retried_and_a_blocked_chat_is_unlinked() {
     let fake = FakeTelegram::start().await;
     let t = linked_state(&fake).await;
     let to_chat = |rows: Vec<cport::store::outbox::OutboxRow>| {
-        rows.into_iter().filter(|m| m.channel.as_str() == "telegram").collect::<Vec<_>>()
+        rows.into_iter().filter(|m| m.message.channel.as_str() == "telegram").collect::<Vec<_>>()
     };
     fake.refuse_with("sendMessage", 502, "Bad Gateway", 1);
     common::digest_now(&t.state, "P-1A").await;
@@ -1084,8 +1084,12 @@ async fn telegrams_own_trouble_is_retried_and_a_blocked_chat_is_unlinked() {
     let force = cport::digest::scheduler::Trigger::Manual { force: true };
     let report = cport::digest::scheduler::run_pass(&t.state, Utc::now(), Some("P-1A"), force).await.unwrap();
     let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
-    let newest: Vec<_> = rows.iter().filter(|m| m.kind.as_str() == "digest" && m.status.as_str() == "queued").collect();
-    assert!(!newest.is_empty() && newest.iter().all(|m| m.channel.as_str() == "email"), "{report:?} {newest:?}");
+    let newest: Vec<_> =
+        rows.iter().filter(|m| m.message.kind.as_str() == "digest" && m.status.as_str() == "queued").collect();
+    assert!(
+        !newest.is_empty() && newest.iter().all(|m| m.message.channel.as_str() == "email"),
+        "{report:?} {newest:?}"
+    );
 }
 
 /// A table in a chat answer keeps its column names: once above its rows, each cell in its
@@ -1122,7 +1126,7 @@ async fn a_flooded_chat_holds_no_sender_from_other_messages() {
     let first = cport::outbox::dispatch_batch(&t.state, 100).await.unwrap();
     assert_eq!(first.len(), 2, "the oldest answer and the email, in the first pass: {first:?}");
     let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
-    let email = rows.iter().find(|m| m.contact_id.as_deref() == Some("P-1B")).expect("Bob's digest");
+    let email = rows.iter().find(|m| m.message.contact_id.as_deref() == Some("P-1B")).expect("Bob's digest");
     assert_eq!(email.status.as_str(), "sent", "{email:?}");
     for _ in 0..40 {
         let outcomes = cport::outbox::dispatch_batch(&t.state, 100).await.unwrap();
@@ -1138,11 +1142,11 @@ async fn a_flooded_chat_holds_no_sender_from_other_messages() {
     assert_eq!(sent, expected, "what may go at once, in order, and no more");
     let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
     let mut waiting: Vec<_> =
-        rows.iter().filter(|m| m.idem_key.starts_with("flood:") && m.status.as_str() == "queued").collect();
+        rows.iter().filter(|m| m.message.idem_key.starts_with("flood:") && m.status.as_str() == "queued").collect();
     waiting.sort_by_key(|m| m.id);
     assert_eq!(waiting.len(), 10, "the rest wait for their turn, none failed");
     assert!(waiting.iter().all(|m| m.attempts == 0), "{waiting:?}");
-    assert!(waiting[0].next_attempt_at > now, "the next answer waits for its turn: {:?}", waiting[0]);
+    assert!(waiting[0].message.next_attempt_at > now, "the next answer waits for its turn: {:?}", waiting[0]);
 }
 
 /// Answers queued for one chat, sent by several senders at once, reach it in the order they

@@ -49,7 +49,7 @@ pub fn queued_again(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
 
 /// [`unwanted`] for one message, its contact's state read now.
 async fn unwanted_now(state: &Services, row: &OutboxRow) -> Result<Option<&'static str>, StoreError> {
-    let contacts: Vec<&str> = row.contact_id.as_deref().into_iter().collect();
+    let contacts: Vec<&str> = row.message.contact_id.as_deref().into_iter().collect();
     let active = crate::store::contacts::active_of(&state.db, &contacts).await?;
     let settings = crate::store::settings::settings_of(&state.db, &contacts).await?;
     unwanted(state, row, &active, &settings).await
@@ -68,15 +68,15 @@ pub async fn unwanted(
     settings: &HashMap<String, crate::store::settings::ContactSettings>,
 ) -> Result<Option<&'static str>, StoreError> {
     // A change event queued while the webhook was set goes nowhere once it is not.
-    if row.channel == Outlet::Webhook && state.config.webhook.url.is_empty() {
+    if row.message.channel == Outlet::Webhook && state.config.webhook.url.is_empty() {
         return Ok(Some("webhook.url is not set any more"));
     }
     // A banner's push after its banner was retracted, or once it has expired (a retry after
     // an outage, a claim held through the retraction), would tell of what shows nowhere.
-    if row.kind == MessageKind::Banner && ob::banner_gone_for(&state.db, row.id, chrono::Utc::now()).await? {
+    if row.message.kind == MessageKind::Banner && ob::banner_gone_for(&state.db, row.id, chrono::Utc::now()).await? {
         return Ok(Some("its banner was retracted or has expired"));
     }
-    let Some(contact) = &row.contact_id else {
+    let Some(contact) = &row.message.contact_id else {
         return Ok(None);
     };
     let Some(address) = active.get(contact) else {
@@ -85,26 +85,27 @@ pub async fn unwanted(
     // A digest or banner written for the contact's address before TOT changed it (waiting
     // for a retry, or held) holds their signed links: it goes to no address that is no longer
     // theirs. (An alert is written when it goes, to the address then.)
-    if row.channel == Outlet::Email
-        && matches!(row.kind, MessageKind::Digest | MessageKind::Banner)
-        && !address.eq_ignore_ascii_case(&row.recipient)
+    if row.message.channel == Outlet::Email
+        && matches!(row.message.kind, MessageKind::Digest | MessageKind::Banner)
+        && !address.eq_ignore_ascii_case(&row.message.recipient)
     {
         return Ok(Some("the contact's email address has changed since it was written"));
     }
     // An answer goes to the chat that asked, linked or not.
-    let told = matches!(row.kind, MessageKind::Digest | MessageKind::Alert | MessageKind::Banner);
-    if !told || row.channel == Outlet::Webhook {
+    let told = matches!(row.message.kind, MessageKind::Digest | MessageKind::Alert | MessageKind::Banner);
+    if !told || row.message.channel == Outlet::Webhook {
         return Ok(None);
     }
     // A digest or an alert held by quiet hours or the batch window, or waiting for a retry,
     // goes to no one who has since turned such emails off (one click in the last one). An
     // address suspended by bounces is the sender's to refuse, saying so.
-    if row.channel == Outlet::Email {
-        let kind = crate::store::settings::Sending::of_kind(row.kind);
+    if row.message.channel == Outlet::Email {
+        let kind = crate::store::settings::Sending::of_kind(row.message.kind);
         let wants = settings.get(contact).is_none_or(|s| s.wants(kind));
         return Ok((!wants).then_some("the contact has turned these emails off since"));
     }
     let linked = crate::store::chat::chats_of_contact(&state.db, contact).await?;
-    let still = linked.iter().any(|l| l.channel.as_str() == row.channel.as_str() && l.chat_id == row.recipient);
+    let still =
+        linked.iter().any(|l| l.channel.as_str() == row.message.channel.as_str() && l.chat_id == row.message.recipient);
     Ok((!still).then_some("the chat is no longer linked to the contact"))
 }

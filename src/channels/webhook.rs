@@ -17,15 +17,15 @@ pub async fn send(http: &reqwest::Client, hook: &WebhookConfig, row: &OutboxRow)
     }
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(hook.secret.expose().as_bytes())
         .map_err(|e| SendError::Permanent(e.to_string()))?;
-    mac.update(row.payload.as_bytes());
+    mac.update(row.message.payload.as_bytes());
     let sig: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
     let resp = http
         .post(&hook.url)
         .header("content-type", "application/json")
         .header("x-cport-signature", format!("sha256={sig}"))
-        .header("x-cport-event", &row.subject)
-        .header("x-cport-delivery", row.idem_key.as_str())
-        .body(row.payload.clone())
+        .header("x-cport-event", &row.message.subject)
+        .header("x-cport-delivery", row.message.idem_key.as_str())
+        .body(row.message.payload.clone())
         .send()
         .await
         .map_err(|e| SendError::Transient(format!("webhook: {}", why(&e))))?;

@@ -83,18 +83,18 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
                 let when = match (m.sent_at, m.status) {
                     (Some(t), _) => t.format("%Y-%m-%d %H:%M").to_string(),
                     (None, Dead | Dropped) => "-".into(),
-                    (None, _) => m.next_attempt_at.format("%Y-%m-%d %H:%M").to_string(),
+                    (None, _) => m.message.next_attempt_at.format("%Y-%m-%d %H:%M").to_string(),
                 };
                 println!(
                     "{:<7} {:<8} {:<7} {:<7} {:<4} {:<17} {:<32} {}",
                     m.id,
                     m.status,
-                    m.channel,
-                    m.kind,
+                    m.message.channel,
+                    m.message.kind,
                     m.attempts,
                     when,
-                    truncate(&m.recipient, 32),
-                    m.last_error.as_deref().unwrap_or(&m.subject)
+                    truncate(&m.message.recipient, 32),
+                    m.last_error.as_deref().unwrap_or(&m.message.subject)
                 );
             }
         }

@@ -86,7 +86,7 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Params(q): Params
     }
     // An answer's subject repeats the client's ("Re: …"), which may hold a link they quoted.
     for r in &mut rows {
-        r.subject = without_tokens(&r.subject);
+        r.message.subject = without_tokens(&r.message.subject);
     }
     let kept: Vec<(String, String)> =
         q.0.iter().filter(|(k, v)| k != "page" && k != "note" && k != "ns" && !v.is_empty()).cloned().collect();
@@ -142,11 +142,11 @@ pub async fn message(
 ) -> Reply {
     let mut row = row_of(&state, &id).await?;
     let rendered = shown(&state, &row).await?;
-    row.subject = without_tokens(&row.subject);
+    row.message.subject = without_tokens(&row.message.subject);
     let attempts = ob::attempts_of(&state.db, row.id).await?;
     // A push of a banner retracted or expired since cannot go again: not offered.
-    let banner_gone =
-        row.kind == crate::model::MessageKind::Banner && ob::banner_gone_for(&state.db, row.id, Utc::now()).await?;
+    let banner_gone = row.message.kind == crate::model::MessageKind::Banner
+        && ob::banner_gone_for(&state.db, row.id, Utc::now()).await?;
     page(
         &state,
         Some(&staff),

@@ -173,7 +173,7 @@ async fn queue_alerts(
         return Ok(0);
     }
     let (row_id, mut payload) = match outbox::find_held_alert(&mut tx, &c.id, channel, now).await? {
-        Some(row) => match serde_json::from_str::<AlertPayload>(&row.payload) {
+        Some(row) => match serde_json::from_str::<AlertPayload>(&row.message.payload) {
             Ok(p) => (row.id, p),
             Err(e) => {
                 // Its sender says so when it dies (it cannot be read either); this batch

@@ -20,7 +20,7 @@ pub(super) async fn after_quiet_hours(
     settings: &HashMap<String, crate::store::settings::ContactSettings>,
     at: DateTime<Utc>,
 ) -> DateTime<Utc> {
-    let (MessageKind::Alert, Some(id)) = (row.kind, &row.contact_id) else {
+    let (MessageKind::Alert, Some(id)) = (row.message.kind, &row.message.contact_id) else {
         return at;
     };
     let defaults;

@@ -17,7 +17,7 @@ use crate::channels::{Gate, Hold, SendError};
 use crate::model::{MessageKind, Outlet};
 use crate::store::StoreError;
 pub use crate::store::outbox::Lane;
-use crate::store::outbox::{self, Mark, OutboxRow};
+use crate::store::outbox::{self, Mark, OutboxRow, Take};
 
 mod aftermath;
 mod loops;
@@ -55,7 +55,7 @@ fn retries_left(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> bool 
 
 /// A change event for the webhook younger than [`WEBHOOK_TRIES_FOR`]: tried past its attempts.
 fn within_webhook_days(row: &OutboxRow, now: DateTime<Utc>) -> bool {
-    row.channel == Outlet::Webhook && now - row.created_at < WEBHOOK_TRIES_FOR
+    row.message.channel == Outlet::Webhook && now - row.created_at < WEBHOOK_TRIES_FOR
 }
 
 /// The delay before attempt `attempts + 1`: base × 2^(attempts−1), capped, ±20 % jitter.
@@ -94,13 +94,6 @@ pub async fn dispatch_batch(state: &Providers, limit: i64) -> Result<Vec<Outcome
 /// [`dispatch_batch`] as if the time were `now` (what is due is decided by it).
 pub async fn dispatch_batch_at(state: &Providers, now: DateTime<Utc>, limit: i64) -> Result<Vec<Outcome>, StoreError> {
     dispatch(state, now, limit, &Crew::default(), Take::Lane(Lane::All)).await
-}
-
-/// What a dispatch step claims: due rows of a lane, or the one row queued under a key.
-#[derive(Debug, Clone, Copy)]
-enum Take<'a> {
-    Lane(Lane),
-    Keyed(&'a str),
 }
 
 /// How one send ended for the books: marked already, or a mark still committing.
@@ -145,15 +138,12 @@ async fn dispatch(
     if state.faults.fires("outbox:claim") {
         return Err(StoreError::Conflict("fault injected at outbox:claim".into()));
     }
-    let rows = match take {
-        Take::Lane(lane) => outbox::claim_batch(&state.db, now, now + lease, limit, &token, lane).await?,
-        Take::Keyed(key) => outbox::claim_keyed(&state.db, now, now + lease, &token, key).await?,
-    };
+    let rows = outbox::claim(&state.db, take, limit, &token, now, now + lease).await?;
     if rows.is_empty() {
         return Ok(vec![]);
     }
     let mut out = Vec::with_capacity(rows.len());
-    let mut contacts: Vec<String> = rows.iter().filter_map(|r| r.contact_id.clone()).collect();
+    let mut contacts: Vec<String> = rows.iter().filter_map(|r| r.message.contact_id.clone()).collect();
     contacts.sort_unstable();
     contacts.dedup();
     let mut rows = rows.into_iter();
@@ -285,7 +275,7 @@ struct Batch<'a> {
 async fn send_guarded(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Settle, StoreError> {
     use futures::FutureExt;
     let Batch { state, token, .. } = *batch;
-    let (id, channel, kind) = (row.id, row.channel, row.kind);
+    let (id, channel, kind) = (row.id, row.message.channel, row.message.kind);
     // Only a claim that ran out unmarked takes a row past its last attempt (a failure marks
     // the row dead at the last one): the sender stopped while sending it, each time. A
     // message that brings its sender down (an abort, not a panic) goes no further.
@@ -347,7 +337,7 @@ async fn attempt(
     // A store error while rendering one message must not stop the batch: it is that
     // message's transient failure.
     let store = |e: StoreError| SendError::Transient(format!("store: {e}"));
-    match (row.channel, row.contact_id.as_ref().and_then(|c| suspended.get(c))) {
+    match (row.message.channel, row.message.contact_id.as_ref().and_then(|c| suspended.get(c))) {
         (Outlet::Email, Some(reason)) => {
             Err(SendError::Permanent(format!("email to this contact is suspended: {reason}")))
         }
@@ -392,7 +382,7 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
     let result = match tokio::time::timeout(limit, attempted).await {
         Ok(r) => r,
         Err(_) => {
-            tracing::warn!(id = row.id, channel = %row.channel, "send timed out; the connection was dropped");
+            tracing::warn!(id = row.id, channel = %row.message.channel, "send timed out; the connection was dropped");
             Err(SendError::Transient(format!(
                 "no answer within {} s (outbox.send_timeout_seconds); the connection was dropped",
                 limit.as_secs()
@@ -406,7 +396,7 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
     let error;
     let (outcome, mark) = match &result {
         Ok(Some(provider_id)) => {
-            metrics::histogram!("cport_outbox_send_seconds", "channel" => row.channel.as_str())
+            metrics::histogram!("cport_outbox_send_seconds", "channel" => row.message.channel.as_str())
                 .record(started.elapsed().as_secs_f64());
             (Outcome::Sent, Mark::Sent(provider_id))
         }
@@ -428,8 +418,8 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
         }
         // A chat gone for the bot (blocked, deleted): nothing to retry, and no failure of
         // TOT's to look into; the chat is unlinked below.
-        Err(SendError::AddressRefused(why)) if row.channel.is_chat() => {
-            tracing::warn!(id = row.id, channel = %row.channel, error = %why, "the chat is gone; unlinking it");
+        Err(SendError::AddressRefused(why)) if row.message.channel.is_chat() => {
+            tracing::warn!(id = row.id, channel = %row.message.channel, error = %why, "the chat is gone; unlinking it");
             error = format!("the chat is gone ({why}); it was unlinked");
             (Outcome::Dropped, Mark::Dropped(&error))
         }
@@ -450,22 +440,22 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
     if let (Mark::Sent(provider_id), Some(marker)) = (&mark, &crew.marker) {
         return Ok(Settle::Pending {
             mark: marker.submit(row.id, token, provider_id),
-            channel: row.channel,
-            kind: row.kind,
+            channel: row.message.channel,
+            kind: row.message.kind,
         });
     }
     let marked = match mark {
         Mark::Sent(provider_id) => marks::mark_sent(state, row.id, token, provider_id).await?,
         mark => outbox::mark(&state.db, row.id, token, mark, now).await?,
     };
-    match (&result, &row.contact_id, marked) {
-        (Err(SendError::AddressRefused(_)), _, true) if let Some(chat) = row.channel.chat() => {
-            crate::actions::chat_link::chat_gone(&state.db, chat, &row.recipient, now).await?
+    match (&result, &row.message.contact_id, marked) {
+        (Err(SendError::AddressRefused(_)), _, true) if let Some(chat) = row.message.channel.chat() => {
+            crate::actions::chat_link::chat_gone(&state.db, chat, &row.message.recipient, now).await?
         }
         (Err(SendError::AddressRefused(why)), Some(contact), true) => address_refused(state, contact, why, now).await?,
         _ => {}
     }
-    count(outcome, row.channel, row.kind, marked);
+    count(outcome, row.message.channel, row.message.kind, marked);
     Ok(Settle::Done(outcome))
 }
 
@@ -484,8 +474,8 @@ async fn send_email(
     // An alert some of whose items were resolved while it waited keeps the ones it shows, so
     // a bare `APPROVE` in reply means the one visual its reader saw (written before it goes:
     // a reply can come before the send is marked).
-    if row.kind == MessageKind::Alert
-        && let Ok(mut p) = serde_json::from_str::<outbox::AlertPayload>(&row.payload)
+    if row.message.kind == MessageKind::Alert
+        && let Ok(mut p) = serde_json::from_str::<outbox::AlertPayload>(&row.message.payload)
         && p.items != shown.item_keys
     {
         p.items = shown.item_keys;
@@ -505,8 +495,8 @@ async fn send_chat(
     now: DateTime<Utc>,
     gate: &Gate,
 ) -> Result<Result<Option<String>, SendError>, StoreError> {
-    let Some(sender) = state.chat.get(row.channel.as_str()) else {
-        return Ok(Err(SendError::Permanent(format!("no sender for channel `{}`", row.channel))));
+    let Some(sender) = state.chat.get(row.message.channel.as_str()) else {
+        return Ok(Err(SendError::Permanent(format!("no sender for channel `{}`", row.message.channel))));
     };
     let mut message = match chat_message(state, row, now).await? {
         Ok(Some(m)) => m,
@@ -517,5 +507,5 @@ async fn send_chat(
     if let Err(e) = gate.pass().await {
         return Ok(Err(e));
     }
-    Ok(sender.send(&row.recipient, &message).await.map(Some))
+    Ok(sender.send(&row.message.recipient, &message).await.map(Some))
 }

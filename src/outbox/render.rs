@@ -21,26 +21,27 @@ pub(super) async fn email_of(
     row: &OutboxRow,
     now: DateTime<Utc>,
 ) -> Result<Result<Option<(EmailPayload, Built)>, SendError>, StoreError> {
-    let payload = if row.kind == MessageKind::Alert {
+    let payload = if row.message.kind == MessageKind::Alert {
         match alert_email(state, row, now).await? {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(Ok(None)),
             Err(e) => return Ok(Err(e)),
         }
     } else {
-        match serde_json::from_str::<EmailPayload>(&row.payload) {
+        match serde_json::from_str::<EmailPayload>(&row.message.payload) {
             Ok(p) => p,
             Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
         }
     };
     let one_click = unsubscribe_url(state, row, now);
-    let unsubscribe = match (&one_click, &row.contact_id) {
+    let unsubscribe = match (&one_click, &row.message.contact_id) {
         (Some(url), _) => Unsubscribe::OneClick(url),
         (None, Some(_)) => Unsubscribe::Preferences,
         (None, None) => Unsubscribe::Not,
     };
-    let bounce = row.reply_token.as_deref().map(|t| state.signer.bounce_token(t));
+    let bounce = row.message.reply_token.as_deref().map(|t| state.signer.bounce_token(t));
     let tokens = row
+        .message
         .reply_token
         .as_deref()
         .zip(bounce.as_deref())
@@ -63,8 +64,8 @@ const UNSUBSCRIBE_DAYS: i64 = 90;
 
 /// The one-click unsubscribe address of a digest or alert email (RFC 8058); none for others.
 fn unsubscribe_url(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Option<String> {
-    let contact = row.contact_id.as_deref()?;
-    let what = match crate::store::settings::Sending::of_kind(row.kind) {
+    let contact = row.message.contact_id.as_deref()?;
+    let what = match crate::store::settings::Sending::of_kind(row.message.kind) {
         crate::store::settings::Sending::Digest => "digest",
         crate::store::settings::Sending::Alert => "alert",
         crate::store::settings::Sending::Other => return None,
@@ -79,11 +80,11 @@ pub(super) async fn chat_message(
     row: &OutboxRow,
     now: DateTime<Utc>,
 ) -> Result<Result<Option<crate::messages::ChatMessage>, String>, StoreError> {
-    let payload: ChatPayload = match serde_json::from_str(&row.payload) {
+    let payload: ChatPayload = match serde_json::from_str(&row.message.payload) {
         Ok(p) => p,
         Err(e) => return Ok(Err(format!("unreadable payload: {e}"))),
     };
-    Ok(match (payload.message, row.kind, &row.contact_id) {
+    Ok(match (payload.message, row.message.kind, &row.message.contact_id) {
         (Some(m), _, _) => Ok(Some(m)),
         (None, MessageKind::Alert, Some(contact_id)) => {
             match still_open(state, contact_id, (&payload.items, payload.reminder)).await? {
@@ -128,12 +129,12 @@ async fn alert_email(
     row: &OutboxRow,
     now: DateTime<Utc>,
 ) -> Result<Result<Option<EmailPayload>, SendError>, StoreError> {
-    let Some(contact_id) = &row.contact_id else {
+    let Some(contact_id) = &row.message.contact_id else {
         return Ok(Err(SendError::Permanent("alert without a contact".into())));
     };
     // An unreadable item list is the store's fault, not "every item resolved": the row dies
     // saying so rather than being dropped under a false reason.
-    let p: AlertPayload = match serde_json::from_str(&row.payload) {
+    let p: AlertPayload = match serde_json::from_str(&row.message.payload) {
         Ok(p) => p,
         Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
     };
@@ -141,7 +142,7 @@ async fn alert_email(
         return Ok(Ok(None));
     };
     let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
-    let token = row.reply_token.clone().unwrap_or_default();
+    let token = row.message.reply_token.clone().unwrap_or_default();
     Ok(composer.compose_alert(&Recipient { contact: &contact, token: &token, now }, &open, p.reminder).map(|mut e| {
         if !p.message_id.is_empty() {
             e.message_id = p.message_id.clone();
@@ -179,16 +180,16 @@ pub enum Rendered {
 }
 
 pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Result<Rendered, StoreError> {
-    if row.payload.is_empty() && row.status == crate::model::OutboxStatus::Sent {
+    if row.message.payload.is_empty() && row.status == crate::model::OutboxStatus::Sent {
         return Ok(Rendered::Cleared);
     }
-    if row.channel == Outlet::Webhook {
-        let body = serde_json::from_str::<serde_json::Value>(&row.payload)
+    if row.message.channel == Outlet::Webhook {
+        let body = serde_json::from_str::<serde_json::Value>(&row.message.payload)
             .and_then(|v| serde_json::to_string_pretty(&v))
-            .unwrap_or_else(|_| row.payload.clone());
+            .unwrap_or_else(|_| row.message.payload.clone());
         return Ok(Rendered::Json { body });
     }
-    if row.channel == Outlet::Email {
+    if row.message.channel == Outlet::Email {
         return Ok(match email_of(state, row, now).await? {
             Ok(Some((payload, built))) => {
                 let raw = String::from_utf8_lossy(&built.raw);

@@ -20,7 +20,8 @@ pub struct AlertPayload {
     pub reminder: bool,
 }
 
-#[derive(Debug, Clone)]
+/// A message as it is queued: what it is, to whom, and when it may first go.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct NewMessage {
     pub contact_id: Option<String>,
     pub channel: Outlet,
@@ -29,6 +30,8 @@ pub struct NewMessage {
     pub reply_token: Option<String>,
     pub recipient: String,
     pub subject: String,
+    /// Left out of the console's JSON: a rendered body can be large and is shown on its own.
+    #[serde(skip)]
     pub payload: String,
     pub next_attempt_at: DateTime<Utc>,
 }
@@ -36,18 +39,12 @@ pub struct NewMessage {
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct OutboxRow {
     pub id: i64,
-    pub contact_id: Option<String>,
-    pub channel: Outlet,
-    pub kind: MessageKind,
-    pub idem_key: String,
-    pub reply_token: Option<String>,
-    pub recipient: String,
-    pub subject: String,
-    #[serde(skip)]
-    pub payload: String,
+    /// The message as it was queued; `next_attempt_at` in it moves with each retry.
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub message: NewMessage,
     pub status: OutboxStatus,
     pub attempts: i64,
-    pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
     pub provider_id: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -104,7 +101,7 @@ pub async fn queued_since(
 /// Claims the next due message for sending (a lease of `lease_until`); a message whose lease
 /// ran out (its sender died) is due again. Several dispatchers never claim the same row.
 pub async fn claim_due(db: &Db, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> Result<Option<OutboxRow>> {
-    Ok(claim_batch(db, now, lease_until, 1, &new_claim_token(), Lane::All).await?.pop())
+    Ok(claim(db, Take::Lane(Lane::All), 1, &new_claim_token(), now, lease_until).await?.pop())
 }
 
 /// A fresh claim token: random, so no two claims (in any process) share one.
@@ -139,27 +136,12 @@ impl Lane {
     }
 }
 
-/// Claims up to `limit` of a lane's due messages at once, oldest first, under `token`.
-pub async fn claim_batch(
-    db: &Db,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-    limit: i64,
-    token: &str,
-    lane: Lane,
-) -> Result<Vec<OutboxRow>> {
-    claim(db, now, lease_until, limit, token, lane, None).await
-}
-
-/// [`claim_batch`] for the one message queued under `idem_key`, if it is due.
-pub async fn claim_keyed(
-    db: &Db,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
-    token: &str,
-    idem_key: &str,
-) -> Result<Vec<OutboxRow>> {
-    claim(db, now, lease_until, 1, token, Lane::All, Some(idem_key)).await
+/// What a claim takes: due rows of a lane, or the one row queued under an idempotency key
+/// (when it is due).
+#[derive(Debug, Clone, Copy)]
+pub enum Take<'a> {
+    Lane(Lane),
+    Keyed(&'a str),
 }
 
 /// A row due at `$1`: queued or failed and its time come, or claimed by a sender whose
@@ -210,22 +192,24 @@ pub async fn count_due(db: &Db, now: DateTime<Utc>, most: i64, lane: Lane) -> Re
     Ok(on_db!(db, p => bind!(sqlx::query_scalar(&sql), now, most).fetch_one(p).await)?)
 }
 
-async fn claim(
+/// Claims up to `limit` of what `take` names, oldest first, under `token` until `lease_until`.
+pub async fn claim(
     db: &Db,
-    now: DateTime<Utc>,
-    lease_until: DateTime<Utc>,
+    take: Take<'_>,
     limit: i64,
     token: &str,
-    lane: Lane,
-    only: Option<&str>,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
 ) -> Result<Vec<OutboxRow>> {
     let lock = match db {
         Db::Postgres(_) => "FOR UPDATE SKIP LOCKED",
         // SQLite runs one writer at a time, so the UPDATE below is already atomic.
         Db::Sqlite(_) => "",
     };
-    let keyed = if only.is_some() { "idem_key = $5 AND" } else { "" };
-    let lane = lane.only();
+    let (keyed, lane, only) = match take {
+        Take::Lane(lane) => ("", lane.only(), None),
+        Take::Keyed(key) => ("idem_key = $5 AND", "", Some(key)),
+    };
     let sql = format!(
         "UPDATE outbox SET status = 'sending', attempts = attempts + 1, claimed_until = $2, claim_token = $4, updated_at = $1
          WHERE id IN (SELECT id FROM outbox
@@ -260,7 +244,7 @@ async fn claim(
     }
     let sql = format!("SELECT {COLS} FROM outbox_full WHERE id IN ({{in}})");
     let mut rows: Vec<OutboxRow> = crate::fetch_in!(on_db, db, sql, &ids)?;
-    rows.sort_by_key(|r| (r.next_attempt_at, r.id));
+    rows.sort_by_key(|r| (r.message.next_attempt_at, r.id));
     Ok(rows)
 }
 

@@ -368,9 +368,10 @@ pub async fn digest_to_reply_to(db: &Db, signer: &cport::links::Signer, contact:
 /// The reply token of the last digest queued for `contact` (what a reply to it is addressed to).
 pub async fn reply_token_of(db: &Db, contact: &str) -> String {
     let rows = cport::store::outbox::list_messages(db, None, i64::MAX).await.unwrap();
-    let digest = rows.iter().find(|m| m.contact_id.as_deref() == Some(contact) && m.kind.as_str() == "digest");
-    digest.and_then(|m| m.reply_token.clone()).unwrap_or_else(|| {
-        let seen: Vec<_> = rows.iter().map(|m| (&m.contact_id, &m.kind, &m.status)).collect();
+    let digest =
+        rows.iter().find(|m| m.message.contact_id.as_deref() == Some(contact) && m.message.kind.as_str() == "digest");
+    digest.and_then(|m| m.message.reply_token.clone()).unwrap_or_else(|| {
+        let seen: Vec<_> = rows.iter().map(|m| (&m.message.contact_id, &m.message.kind, &m.status)).collect();
         panic!("no digest with a reply token for {contact} among {seen:?}")
     })
 }
@@ -524,8 +525,9 @@ impl TestApp {
     /// pointed at this app.
     pub async fn link_mailed_to(&self, recipient: &str, marker: &str) -> String {
         let rows = cport::store::outbox::list_messages(&self.db, None, 50).await.unwrap();
-        let mail = rows.iter().find(|m| m.recipient == recipient).unwrap_or_else(|| panic!("no mail to {recipient}"));
-        let p: cport::channels::email::EmailPayload = serde_json::from_str(&mail.payload).unwrap();
+        let mail =
+            rows.iter().find(|m| m.message.recipient == recipient).unwrap_or_else(|| panic!("no mail to {recipient}"));
+        let p: cport::channels::email::EmailPayload = serde_json::from_str(&mail.message.payload).unwrap();
         let word = p.text.split_whitespace().find(|w| w.contains(marker)).expect("a link in the mail");
         word.replace("http://127.0.0.1:8080", &self.base)
     }

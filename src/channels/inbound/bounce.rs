@@ -28,12 +28,12 @@ pub(super) async fn bounce(
     // A report counts against a contact only when it is about the address the message went
     // to: a forged one (the token can be read off a forwarded message) must at least name it,
     // and a real report about another address (a forward's) is not this contact's bounce.
-    let ours = row.filter(|r| recipient.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(r.recipient.trim())));
+    let ours = row.filter(|r| recipient.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(r.message.recipient.trim())));
     let mut tx = state.db.begin().await?;
     // The report is recorded before it is counted, in one transaction: the same report taken
     // twice at once (two processes polling one mailbox, or IMAP and the MTA pipe) finds it
     // recorded and counts nothing, so one bounce never counts twice.
-    let d = match ours.and_then(|r| r.contact_id) {
+    let d = match ours.and_then(|r| r.message.contact_id) {
         // A report that the message was delivered, relayed or is still being tried is no
         // bounce: kept as seen, counted against no one.
         Some(_) if !failed => {

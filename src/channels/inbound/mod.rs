@@ -115,9 +115,11 @@ pub fn commands_in(raw: &[u8]) -> Result<(Vec<String>, usize), String> {
 }
 
 fn context_of(row: &OutboxRow, state: &Services, now: DateTime<Utc>) -> Context {
-    let keys: Vec<String> = match row.kind {
-        MessageKind::Alert => serde_json::from_str::<AlertPayload>(&row.payload).map(|p| p.items).unwrap_or_default(),
-        _ => serde_json::from_str::<EmailPayload>(&row.payload).map(|p| p.item_keys).unwrap_or_default(),
+    let keys: Vec<String> = match row.message.kind {
+        MessageKind::Alert => {
+            serde_json::from_str::<AlertPayload>(&row.message.payload).map(|p| p.items).unwrap_or_default()
+        }
+        _ => serde_json::from_str::<EmailPayload>(&row.message.payload).map(|p| p.item_keys).unwrap_or_default(),
     };
     let item = match keys.as_slice() {
         [one] => one
@@ -311,7 +313,7 @@ async fn decide(
     let Some(row) = outbox::find_by_reply_token(&state.db, &token).await? else {
         return Ok(record(Disposition::Ignored("reply token matches no message".into()), None, false).await?);
     };
-    let Some(contact_id) = row.contact_id.clone() else {
+    let Some(contact_id) = row.message.contact_id.clone() else {
         return Ok(record(Disposition::Ignored("reply to a message with no contact".into()), None, false).await?);
     };
     let Some(contact) = active_contact(&state.db, &contact_id).await? else {
