@@ -111,6 +111,15 @@ async fn console(digests: bool) -> (TestApp, reqwest::Client) {
     (app, staff)
 }
 
+/// Each query on the page at `path` is refused with 400, and the page names what is wrong.
+async fn refuses_each(app: &TestApp, staff: &reqwest::Client, path: &str, cases: &[(&str, &str)]) {
+    for (query, says) in cases {
+        let (status, body) = app.page(staff, &format!("{path}?{query}")).await;
+        assert_eq!(status, 400, "{query}");
+        assert!(body.contains(says), "{query}: {body}");
+    }
+}
+
 async fn digest_for_all(app: &TestApp) {
     common::digests_now(&app.state, &["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"]).await;
 }
@@ -263,17 +272,19 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     assert!(html.contains("id=\"A1:V-9\"") && !html.contains("id=\"A1:V-1\""));
     let (_, html) = app.page(&staff, "/staff/chase?older=3").await;
     assert!(html.contains("id=\"A3:PO-1\"") && !html.contains("id=\"A1:V-1\""), "only what waited 3 days");
-    for (query, field) in [
-        ("category=Z9", "category"),
-        ("older=-1", "older"),
-        ("older=lots", "older"),
-        ("page=0", "page"),
-        ("client=C-999", "client"),
-    ] {
-        let (status, body) = app.page(&staff, &format!("/staff/chase?{query}")).await;
-        assert_eq!(status, 400, "{query}");
-        assert!(body.contains(field), "{query}: {body}");
-    }
+    refuses_each(
+        &app,
+        &staff,
+        "/staff/chase",
+        &[
+            ("category=Z9", "category"),
+            ("older=-1", "older"),
+            ("older=lots", "older"),
+            ("page=0", "page"),
+            ("client=C-999", "client"),
+        ],
+    )
+    .await;
 
     // The CSV holds the same list.
     let r = staff.get(app.url("/staff/chase.csv?category=A1")).send().await.unwrap();
@@ -307,8 +318,8 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     else {
         panic!("an email")
     };
-    assert!(rows[0].subject.starts_with("TOT: Reminder: "), "{}", rows[0].subject);
-    assert!(headers.contains(&format!("Subject: {}", rows[0].subject)), "{headers}");
+    assert!(rows[0].message.subject.starts_with("TOT: Reminder: "), "{}", rows[0].message.subject);
+    assert!(headers.contains(&format!("Subject: {}", rows[0].message.subject)), "{headers}");
     assert!(text.contains("A reminder from TOT: this is still waiting for you.") && !text.contains("new"), "{text}");
     let (status, location, _) = app.post_raw(&staff, "/staff/chase/remind", &remind).await;
     assert_eq!(status, 303);
@@ -345,7 +356,7 @@ async fn a_sent_message_shows_the_date_it_went() {
     let (app, staff) = console(true).await;
     cport::outbox::drain(&app.state).await.unwrap();
     let sent = cport::store::outbox::list_messages(&app.db, Some("sent"), 50).await.unwrap();
-    let row = sent.iter().find(|m| m.channel.as_str() == "email").expect("a sent email");
+    let row = sent.iter().find(|m| m.message.channel.as_str() == "email").expect("a sent email");
     let went = chrono::DateTime::parse_from_rfc3339("2026-11-02T10:11:12Z").unwrap().with_timezone(&Utc);
     cport::store::on_db!(&app.db, p => sqlx::query("UPDATE outbox SET sent_at = $1 WHERE id = $2")
         .bind(went).bind(row.id).execute(p).await.map(|_| ()))
@@ -395,27 +406,29 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
     // Until the last day a date may name is no bound at all: every message, never none.
     let (_, html) = app.page(&staff, "/staff/outbox?status=dead&until=9999-12-31").await;
     assert!(html.contains(&format!("/staff/outbox/{dead}\"")), "{html}");
-    for (query, field) in [
-        ("status=lost", "status"),
-        ("channel=fax", "channel"),
-        ("from=yesterday", "from"),
-        ("until=-5000-01-01", "until"),
-        ("from=99999-01-01", "from"),
-        ("from=2026-12-05&until=2026-12-01", "until: a day before from"),
-        ("status=sent&status=dead", "status: is given twice"),
-        ("client=%ff", "client: not text in UTF-8"),
-        // A name that is not text is said as it was sent.
-        ("client%FF=C-1", "client%FF: not text in UTF-8"),
-        ("client=%E2%80%AE", "may hold only letters"),
-        ("contact=a%20b", "contact: "),
-        // A mistyped id is said as one, not shown as "no messages".
-        ("client=C-999", "client: no client `C-999`"),
-        ("contact=p-102", "contact: no contact `p-102`"),
-    ] {
-        let (status, body) = app.page(&staff, &format!("/staff/outbox?{query}")).await;
-        assert_eq!(status, 400, "{query}");
-        assert!(body.contains(field), "{query}: {body}");
-    }
+    refuses_each(
+        &app,
+        &staff,
+        "/staff/outbox",
+        &[
+            ("status=lost", "status"),
+            ("channel=fax", "channel"),
+            ("from=yesterday", "from"),
+            ("until=-5000-01-01", "until"),
+            ("from=99999-01-01", "from"),
+            ("from=2026-12-05&until=2026-12-01", "until: a day before from"),
+            ("status=sent&status=dead", "status: is given twice"),
+            ("client=%ff", "client: not text in UTF-8"),
+            // A name that is not text is said as it was sent.
+            ("client%FF=C-1", "client%FF: not text in UTF-8"),
+            ("client=%E2%80%AE", "may hold only letters"),
+            ("contact=a%20b", "contact: "),
+            // A mistyped id is said as one, not shown as "no messages".
+            ("client=C-999", "client: no client `C-999`"),
+            ("contact=p-102", "contact: no contact `p-102`"),
+        ],
+    )
+    .await;
 
     let html = app.shown(&staff, &format!("/staff/outbox/{dead}")).await;
     assert!(html.contains("Subject:") && html.contains("Message-ID:"), "the headers as written: {html}");
@@ -650,7 +663,7 @@ async fn a_banner_is_previewed_then_posted_to_its_audience_and_retracted() {
     assert_eq!(app.post_raw(&staff, "/staff/banners/424242/retract", &[("csrf", &csrf)]).await.0, 404);
     // Its pushes, dropped or sent, are not offered to be queued again.
     let pushes = cport::store::outbox::list_messages(&app.db, None, 100).await.unwrap();
-    let push = pushes.iter().find(|m| m.kind.as_str() == "banner").expect("a push");
+    let push = pushes.iter().find(|m| m.message.kind.as_str() == "banner").expect("a push");
     let html = app.shown(&staff, &format!("/staff/outbox/{}", push.id)).await;
     assert!(html.contains("cannot be sent again") && !html.contains("Queue again"), "{html}");
     // The preview's form sent once more after the retraction (the back button): its preview
@@ -740,13 +753,15 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
         .await
         .unwrap()
         .into_iter()
-        .filter(|m| m.recipient == "gus@gamma.example")
+        .filter(|m| m.message.recipient == "gus@gamma.example")
         .collect();
     assert_eq!(told.len(), 1);
-    assert!(told[0].payload.contains("is ready"), "{}", told[0].payload);
+    assert!(told[0].message.payload.contains("is ready"), "{}", told[0].message.payload);
     // Greeted as the contact TOT made, for its client: the form's words may be anyone's.
-    assert!(told[0].payload.contains("Hello Gustav Gamma"), "{}", told[0].payload);
-    assert!(told[0].payload.contains("portal for Alpha Ltd") && !told[0].payload.contains("Gamma Events"));
+    assert!(told[0].message.payload.contains("Hello Gustav Gamma"), "{}", told[0].message.payload);
+    assert!(
+        told[0].message.payload.contains("portal for Alpha Ltd") && !told[0].message.payload.contains("Gamma Events")
+    );
     // Once decided, a new request from the same address is a new request.
     let f = ask("Gus Gamma", "gus@gamma.example");
     let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -926,8 +941,8 @@ async fn contacts_held_mail_and_the_overview() {
     let answers = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
     let answer = answers
         .iter()
-        .filter(|m| m.recipient == "ann@alpha.example")
-        .map(|m| serde_json::from_str::<cport::channels::email::EmailPayload>(&m.payload).unwrap().text)
+        .filter(|m| m.message.recipient == "ann@alpha.example")
+        .map(|m| serde_json::from_str::<cport::channels::email::EmailPayload>(&m.message.payload).unwrap().text)
         .find(|t| t.contains("JOBS"))
         .expect("the released reply is answered");
     assert!(answer.contains("`café`"), "{answer}");
@@ -1067,9 +1082,9 @@ async fn a_chat_link_code_goes_to_the_contact_and_never_to_staff() {
     let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
     let mail = rows
         .iter()
-        .find(|m| m.recipient == "ann@alpha.example" && m.subject.contains("chat link code"))
+        .find(|m| m.message.recipient == "ann@alpha.example" && m.message.subject.contains("chat link code"))
         .expect("the code is emailed to the contact");
-    let p: cport::channels::email::EmailPayload = serde_json::from_str(&mail.payload).unwrap();
+    let p: cport::channels::email::EmailPayload = serde_json::from_str(&mail.message.payload).unwrap();
     let code =
         p.text.split("Your code: ").nth(1).and_then(|t| t.split_whitespace().next()).expect("a code").to_string();
     assert!(p.html.contains(&code) && p.text.contains(&format!("/link {code}")), "{}", p.text);
@@ -1114,9 +1129,9 @@ async fn a_link_answers_chat_code_is_hidden_from_staff() {
     let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
     let answer = rows
         .iter()
-        .find(|m| m.recipient == "ann@alpha.example" && m.kind == cport::model::MessageKind::Reply)
+        .find(|m| m.message.recipient == "ann@alpha.example" && m.message.kind == cport::model::MessageKind::Reply)
         .expect("LINK is answered");
-    let p: cport::channels::email::EmailPayload = serde_json::from_str(&answer.payload).unwrap();
+    let p: cport::channels::email::EmailPayload = serde_json::from_str(&answer.message.payload).unwrap();
     let code = p.text.split("Your code: ").nth(1).and_then(|t| t.split_whitespace().next()).expect("a code");
     let link = p.text.split_whitespace().find(|w| w.contains("/l/")).expect("a portal link");
     let link_token = link.rsplit('/').next().unwrap();
