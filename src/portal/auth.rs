@@ -346,25 +346,56 @@ fn typed_address(form: &FormData) -> Result<String, HttpError> {
     crate::actions::typed_email("email", &form.text("email")).map(str::to_string).map_err(HttpError::from)
 }
 
-/// `POST /login/link`: email me a sign-in link. The answer never says whether the address
-/// is known.
-pub async fn request_link(State(state): State<AppState>, AnonForm { form, headers, addr }: AnonForm) -> Reply {
-    limit_address(&state, "link", addr).await?;
+/// What a "send me a link" form asks for: a sign-in link (the sign-in page's form) or a
+/// link to choose a new password (the reset page's).
+#[derive(Debug, Clone, Copy)]
+enum LinkAsked {
+    SignIn,
+    Reset,
+}
+
+/// Answers a "send me a link" form. Each portal contact at the typed address is sent the
+/// link (a person may work for several clients; five at most), and the answer is the same
+/// whether the address is known or not. An address that cannot be one shows the form again,
+/// the field named and the address as typed.
+async fn send_asked_link(state: &AppState, AnonForm { form, headers, addr }: AnonForm, asked: LinkAsked) -> Reply {
+    let (limit, page) = match asked {
+        LinkAsked::SignIn => ("link", "login"),
+        LinkAsked::Reset => ("reset", "reset"),
+    };
+    limit_address(state, limit, addr).await?;
     let email = match typed_address(&form) {
         Ok(e) => e,
-        // The sign-in page again, the field named and the address as typed.
         Err(e) => {
-            let ctx = json!({"next": "/", "error": e.to_string(), "link_email": form.text("email")});
-            return anon_page(&state, &headers, "login", StatusCode::UNPROCESSABLE_ENTITY, ctx).await;
+            let (error, typed) = (e.to_string(), form.text("email"));
+            let ctx = match asked {
+                LinkAsked::SignIn => json!({"next": "/", "error": error, "link_email": typed}),
+                LinkAsked::Reset => json!({"stage": "request", "error": error, "email": typed}),
+            };
+            return anon_page(state, &headers, page, StatusCode::UNPROCESSABLE_ENTITY, ctx).await;
         }
     };
     let now = Utc::now();
-    // One link per client the address belongs to (a person may work for two clients).
     for id in contacts_by_email(&state.db, &email).await?.iter().take(5) {
         let c = get_contact(&state.db, id).await?;
-        crate::actions::mail::send_login_link(&state, &c, now).await?;
+        match asked {
+            LinkAsked::SignIn => crate::actions::mail::send_login_link(state, &c, now).await?,
+            LinkAsked::Reset => crate::actions::mail::send_reset_link(state, &c, now).await?,
+        };
     }
-    message(&state, "Check your email", "If that address belongs to a portal user, a sign-in link is on its way.").await
+    let sent = match asked {
+        LinkAsked::SignIn => "If that address belongs to a portal user, a sign-in link is on its way.",
+        LinkAsked::Reset => {
+            "If that address belongs to a portal user, a link to choose a new password is on its way. It works once, for a short time."
+        }
+    };
+    message(state, "Check your email", sent).await
+}
+
+/// `POST /login/link`: email me a sign-in link. The answer never says whether the address
+/// is known.
+pub async fn request_link(State(state): State<AppState>, form: AnonForm) -> Reply {
+    send_asked_link(&state, form, LinkAsked::SignIn).await
 }
 
 /// `POST /access`: someone without an account asks for one. The answer is the same whoever
@@ -561,25 +592,7 @@ pub async fn reset(State(state): State<AppState>, AnonForm { form, headers, addr
         SignInTries::password_set(&state, &portal_account(&email)).await?;
         return Ok(super::see_other(&state, super::ANYONE, "/login", "Your new password is set. Sign in with it."));
     }
-    limit_address(&state, "reset", addr).await?;
-    let email = match typed_address(&form) {
-        Ok(e) => e,
-        Err(e) => {
-            let ctx = json!({"stage": "request", "error": e.to_string(), "email": form.text("email")});
-            return anon_page(&state, &headers, "reset", StatusCode::UNPROCESSABLE_ENTITY, ctx).await;
-        }
-    };
-    for id in contacts_by_email(&state.db, &email).await?.iter().take(5) {
-        let c = get_contact(&state.db, id).await?;
-        // The answer is the same whatever became of it: it never says which addresses are known.
-        crate::actions::mail::send_reset_link(&state, &c, Utc::now()).await?;
-    }
-    message(
-        &state,
-        "Check your email",
-        "If that address belongs to a portal user, a link to choose a new password is on its way. It works once, for a short time.",
-    )
-    .await
+    send_asked_link(&state, AnonForm { form, headers, addr }, LinkAsked::Reset).await
 }
 
 #[cfg(test)]
