@@ -1519,6 +1519,15 @@ async fn changing_quiet_hours_moves_the_alerts_they_hold() {
     tx.commit().await.unwrap();
     let at =
         || async { cport::store::outbox::get_message(&app.db, id).await.unwrap().unwrap().message.next_attempt_at };
+    // A failure after the save and before the retiming (injected) leaves neither: the hours
+    // are as they were and the alert is held to their end.
+    app.state.faults.arm("preferences:retime", 1);
+    let (status, _, _) = app.post_form(&b, "/preferences", &quiet[..4]).await;
+    assert_ne!(status, 303, "the failed save was reported as done");
+    let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
+    assert_eq!(s.quiet_end.as_deref(), Some(end.as_str()), "the quiet hours were saved without their alerts");
+    let kept = at().await;
+    assert!((kept - held_until).abs() < chrono::Duration::seconds(1), "moved to {kept}, not kept at {held_until}");
     // Cleared: it goes within the batch window.
     app.submit(&b, "/preferences", &quiet[..4]).await;
     let window = chrono::Duration::seconds(app.state.config.alerts.batch_window_seconds as i64);

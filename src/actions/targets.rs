@@ -121,26 +121,52 @@ pub fn after_quiet_hours(config: &Config, c: &ContactRow, s: &ContactSettings, a
     quiet_until(s, tz, at).unwrap_or(at)
 }
 
+/// Saves what a contact chose on their preferences page (`after`, over `before`) and, in the
+/// same transaction, what follows from it: the digest clock stamped when the schedule or
+/// zone in force changes ([`stamp_clock`]), and their held alerts retimed to the new quiet
+/// hours ([`retime_held_alerts`]). A failure between the two leaves neither. Gives how many
+/// alerts moved.
+pub async fn save_preferences(
+    state: &crate::services::Services,
+    c: &ContactRow,
+    before: &ContactSettings,
+    mut after: ContactSettings,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let config = &state.config;
+    stamp_clock(config, c, before, &mut after, now);
+    state
+        .db
+        .in_transaction(async |tx| {
+            crate::store::settings::save_preferences(&mut *tx, &after, now).await?;
+            if state.faults.fires("preferences:retime") {
+                return Err(StoreError::Conflict("fault injected at preferences:retime".into()));
+            }
+            retime_held_alerts(config, tx, c, (before, &after), now).await
+        })
+        .await
+}
+
 /// After a contact's quiet hours or zone changed (`before` to `after`): their held alerts go
 /// when the new hours allow, within one batch window from `now` for one the old hours held
 /// (quiet hours cleared at 23:00 release what they held then, not at their old end); new
 /// quiet hours hold what is queued to go inside them. Gives how many moved.
-pub async fn retime_held_alerts(
+async fn retime_held_alerts(
     config: &Config,
-    db: &crate::store::Db,
+    tx: &mut crate::store::Tx,
     c: &ContactRow,
     (before, after): (&ContactSettings, &ContactSettings),
     now: DateTime<Utc>,
-) -> Result<usize, crate::store::StoreError> {
+) -> Result<usize, StoreError> {
     let same = |s: &ContactSettings| (s.quiet_start.clone(), s.quiet_end.clone(), zone(config, c, s).to_string());
     if same(before) == same(after) {
         return Ok(0);
     }
     let window = chrono::Duration::seconds(config.alerts.batch_window_seconds as i64);
     let mut moved = 0;
-    for (id, at) in crate::store::outbox::held_alerts(db, &c.id, now).await? {
+    for (id, at) in crate::store::outbox::held_alerts(&mut *tx, &c.id, now).await? {
         let go = after_quiet_hours(config, c, after, at.min(now + window));
-        if go != at && crate::store::outbox::retime(db, id, go, now).await? {
+        if go != at && crate::store::outbox::retime(&mut *tx, id, go, now).await? {
             moved += 1;
         }
     }
@@ -159,7 +185,7 @@ pub fn tots_zone<'a>(config: &'a Config, c: &'a ContactRow) -> &'a str {
 /// zone in force changes: the scheduler owes a period of the new one that began earlier only
 /// if no digest went since the slot before it (see `digest::scheduler`).
 /// Anything else changed (an alert mode, email off) stamps nothing.
-pub fn stamp_clock(
+fn stamp_clock(
     config: &Config,
     c: &ContactRow,
     before: &ContactSettings,

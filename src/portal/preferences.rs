@@ -11,7 +11,7 @@ use crate::actions::items::Category;
 use crate::actions::targets::mode;
 use crate::model::AlertMode;
 use crate::state::AppState;
-use crate::store::settings::{self, ContactSettings, get_settings};
+use crate::store::settings::{ContactSettings, get_settings};
 use crate::web::Reply;
 
 const SCHEDULES: &[(&str, &str)] = &[
@@ -221,9 +221,6 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
     s.quiet_end = hhmm(s.quiet_end);
     (s.email_enabled, s.email_digests, s.email_alerts) = (email_enabled, email_digests, email_alerts);
     crate::actions::targets::own_choices(&state.config, c, &mut s);
-    let now = Utc::now();
-    crate::actions::targets::stamp_clock(&state.config, c, &saved, &mut s, now);
-    settings::save_preferences(&state.db, &s, now).await?;
-    crate::actions::targets::retime_held_alerts(&state.config, &state.db, c, (&saved, &s), now).await?;
+    crate::actions::targets::save_preferences(&state, c, &saved, s, Utc::now()).await?;
     Ok(see_other(&state, &session.token_hash, "/preferences", "Preferences saved."))
 }

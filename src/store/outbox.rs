@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, bind, execute, on_db, on_db_write, on_tx};
+use super::{Conn, Db, Result, Tx, bind, execute, on_conn, on_db, on_db_write, on_tx};
 use crate::model::{MessageKind, OutboxStatus, Outlet};
 
 /// What an alert row carries until it is sent: the keys of the items it is about (it is
@@ -412,24 +412,28 @@ pub async fn update_queued(tx: &mut Tx, id: i64, subject: &str, payload: &str, n
     Ok(true)
 }
 
-/// A queued alert for this contact and channel that has not gone yet (held for batching or
-/// quiet hours), if any.
 /// A contact's alerts queued to go after `now` (held by quiet hours, the batch window or a
 /// retry): their ids and when they go.
-pub async fn held_alerts(db: &Db, contact_id: &str, now: DateTime<Utc>) -> Result<Vec<(i64, DateTime<Utc>)>> {
+pub async fn held_alerts(
+    conn: impl Into<Conn<'_>>,
+    contact_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<(i64, DateTime<Utc>)>> {
     let sql = "SELECT id, next_attempt_at FROM outbox
         WHERE contact_id = $1 AND kind = 'alert' AND status = 'queued' AND next_attempt_at > $2";
-    Ok(on_db!(db, p => bind!(sqlx::query_as(sql), contact_id, now).fetch_all(p).await)?)
+    Ok(on_conn!(conn.into(), c => bind!(sqlx::query_as(sql), contact_id, now).fetch_all(c).await)?)
 }
 
 /// Moves a message still queued to go at `at`; false when it is no longer queued (a sender
 /// took it meanwhile).
-pub async fn retime(db: &Db, id: i64, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool> {
-    let n = crate::execute!(db => "UPDATE outbox SET next_attempt_at = $2, updated_at = $3 WHERE id = $1 AND status = 'queued'",
+pub async fn retime(conn: impl Into<Conn<'_>>, id: i64, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool> {
+    let n = crate::execute!(conn => "UPDATE outbox SET next_attempt_at = $2, updated_at = $3 WHERE id = $1 AND status = 'queued'",
         id, at, now)?;
     Ok(n == 1)
 }
 
+/// A queued alert for this contact and channel that has not gone yet (held for batching or
+/// quiet hours), if any.
 pub async fn find_held_alert(
     tx: &mut Tx,
     contact_id: &str,

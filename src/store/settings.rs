@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Db, Result, Tx, bind, execute, on_db};
+use super::{Conn, Db, Result, Tx, bind, execute, on_db};
 use crate::model::AlertMode;
 
 /// What a message to a contact is, for the kinds of email a contact may turn off one by one.
@@ -63,8 +63,8 @@ pub async fn get_settings(db: &Db, contact_id: &str) -> Result<ContactSettings> 
 
 /// Saves what the contact chose (not the bounce state, which the inbound side owns), with
 /// `schedule_set_at` as the caller decided it (see `actions::targets::clock`).
-pub async fn save_preferences(db: &Db, s: &ContactSettings, now: DateTime<Utc>) -> Result<()> {
-    execute!(db =>
+pub async fn save_preferences(conn: impl Into<Conn<'_>>, s: &ContactSettings, now: DateTime<Utc>) -> Result<()> {
+    execute!(conn =>
         "INSERT INTO contact_settings (contact_id, timezone, digest_schedule, quiet_start, quiet_end,
            mode_visual_approval, mode_delivery_instructions, mode_third_party_po, mode_awaiting_art,
            email_enabled, soft_bounces, updated_at, email_digests, email_alerts, schedule_set_at)
