@@ -1269,3 +1269,83 @@ async fn a_chat_that_speaks_again_gets_its_failed_answer_at_once() {
     assert!(second.text().contains("not linked"), "{}", second.text());
     app.stop().await;
 }
+
+/// Whatever a linked chat sends (commands, ids, button data and form answers run together,
+/// NUL and bidi characters, very long text; seeded, so a failure is found again), each is
+/// answered and none fails; no answer holds a character text may not hold (an echoed input
+/// is shown escaped); and the chat is still linked after it all.
+#[tokio::test]
+async fn odd_chat_input_is_answered_and_never_fails() {
+    use cport::channels::chat::{Input, Reply, handle};
+    use rand::{Rng, SeedableRng};
+    let t = ann_linked().await;
+    let words = [
+        "/help",
+        "/items",
+        "/approve",
+        "/reject",
+        "/jobs",
+        "/job",
+        "/stock",
+        "/track",
+        "/art",
+        "/delivery",
+        "/nodelivery",
+        "/visuals",
+        "/visual",
+        "V-1",
+        "V-2",
+        "J-1",
+        "PO-1",
+        "A1:V-1",
+        "ap:V-1",
+        "rj:V-1",
+        "more:1",
+        "pg:2",
+        "x",
+        "",
+        "\u{0}",
+        "\u{202e}",
+        "\u{7}",
+        "99999999999999999999",
+        "-1",
+        "é",
+        "日本",
+        "@bot",
+        "/approve@cport_bot",
+        "APPROVE",
+        "REJECT",
+        "too dark",
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    for i in 0..1500 {
+        let mut text = String::new();
+        for _ in 0..rng.gen_range(0..5) {
+            text.push_str(words[rng.gen_range(0..words.len())]);
+            text.push([' ', ':', '\n', '_'][rng.gen_range(0..4)]);
+        }
+        if rng.gen_bool(0.05) {
+            text = text.repeat(rng.gen_range(1..300));
+        }
+        let input = match rng.gen_range(0..3) {
+            0 => Input::Text(text),
+            1 => Input::Button(text),
+            _ => Input::Answer { text, about: rng.gen_bool(0.5).then(|| "V-1".to_string()) },
+        };
+        let replies = handle(&t.state, &from_ann(input.clone()), Utc::now())
+            .await
+            .unwrap_or_else(|e| panic!("input {i} {input:?} failed: {e}"));
+        for reply in replies {
+            let shown = match reply {
+                Reply::Send(m) | Reply::Edit(m) | Reply::Ask { message: m, .. } => {
+                    [vec![m.title], m.lines].concat().join("\n")
+                }
+                Reply::Notice(n) => n,
+            };
+            let bad = cport::model::forbidden_char(&shown, cport::model::Lines::Many);
+            assert!(bad.is_none(), "input {i} {input:?} was answered with {bad:?}: {shown}");
+        }
+    }
+    let r = common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ANN.to_string(), "/items").await;
+    assert!(format!("{r:?}").contains("need you"), "still linked: {r:?}");
+}

@@ -147,8 +147,8 @@ async fn stock_error(state: &AppState, session: &Session, back: &StockQuery, e: 
     match (&e, form_error(&e)) {
         (_, Some(msg)) => stock_page(state, session, back, Shown::refused(msg).with_typed(form)).await,
         // The same words for another client's SKU and for none: ids reveal nothing.
-        (ActionError::NotFound(what), None) => {
-            let msg = format!("{what} not found among yours.");
+        (ActionError::NotFound(_), None) => {
+            let msg = format!("{e} among yours.");
             stock_page(state, session, back, Shown::error(StatusCode::NOT_FOUND, msg)).await
         }
         _ => Err(e.into()),
@@ -295,8 +295,8 @@ pub async fn basket_action(
             }
             // A line's stock gone from this user's reach meanwhile (un-allocated): said on the
             // basket, which still opens, not as a missing page. One not theirs stays a 404.
-            (None, ActionError::NotFound(what)) => {
-                let msg = format!("{what} not found among what you may order; remove the line.");
+            (None, e @ ActionError::NotFound(_)) => {
+                let msg = format!("{e} among what you may order; remove the line.");
                 basket_page(&state, &session, id, vec![], Shown::error(StatusCode::NOT_FOUND, msg)).await
             }
             (None, _) => Err(e.into()),
@@ -384,8 +384,8 @@ pub async fn users_action(State(state): State<AppState>, CsrfForm(session, form)
         Ok(note) => Ok(see_other(&state, &session.token_hash, "/users", &note)),
         Err(e) => match (&e, form_error(&e)) {
             (_, Some(msg)) => users_page(&state, &session, Shown::refused(msg).with_typed(&form)).await,
-            (ActionError::NotFound(what), None) => {
-                users_page(&state, &session, Shown::error(StatusCode::NOT_FOUND, format!("{what} not found."))).await
+            (ActionError::NotFound(_), None) => {
+                users_page(&state, &session, Shown::error(StatusCode::NOT_FOUND, format!("{e}."))).await
             }
             _ => Err(e.into()),
         },

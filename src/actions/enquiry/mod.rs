@@ -163,9 +163,7 @@ pub async fn run(
     {
         Ok(a) => Ok(a),
         Err(ActionError::Store(e)) => Err(e),
-        Err(ActionError::NotFound(what)) => {
-            Ok(Answer::error(&name, format!("{what} not found. Check the id and try again.")))
-        }
+        Err(e @ ActionError::NotFound(_)) => Ok(Answer::error(&name, format!("{e}. Check the id and try again."))),
         Err(e) => Ok(Answer::error(&name, e.to_string())),
     }
 }
@@ -355,7 +353,10 @@ async fn reject(a: &Ask<'_>, unit: &mut Unit, id: Option<&str>, reason: &str) ->
             {
                 return Err(ActionError::invalid(
                     "REJECT",
-                    format!("{what} not found: to reject {about}, write REJECT {about} <reason>"),
+                    format!(
+                        "{} not found: to reject {about}, write REJECT {about} <reason>",
+                        crate::model::visible(&what, 200)
+                    ),
                 ));
             }
             return Err(ActionError::NotFound(what));

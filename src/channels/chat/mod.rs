@@ -488,7 +488,10 @@ async fn button(
             Err(ActionError::Conflict(said)) => {
                 return Ok(vec![Reply::Notice(said.clone()), Reply::Send(ChatMessage::text(said, vec![]))]);
             }
-            Err(ActionError::NotFound(_)) => return Ok(vec![Reply::Notice(format!("Visual {arg} not found."))]),
+            Err(ActionError::NotFound(_)) => {
+                let arg = crate::model::visible(arg, 40);
+                return Ok(vec![Reply::Notice(format!("Visual {arg} not found."))]);
+            }
             Err(ActionError::Store(e)) => return Err(e),
             Err(e) => return Ok(vec![Reply::Notice(e.to_string())]),
         }
