@@ -1348,4 +1348,7 @@ async fn odd_chat_input_is_answered_and_never_fails() {
     }
     let r = common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ANN.to_string(), "/items").await;
     assert!(format!("{r:?}").contains("need you"), "still linked: {r:?}");
+    // Blanks alone are answered with the commands, not quoted back as “”.
+    let r = common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ANN.to_string(), " \n ").await;
+    assert!(format!("{r:?}").contains("\"These are the commands:\""), "{r:?}");
 }

@@ -284,8 +284,12 @@ async fn handle_inner(
                     line = "HELP";
                     let mut a = run(state, unit, &actor, &Command::Help, &decide_ctx(), now).await?;
                     a.ok = false;
-                    a.title =
-                        format!("I did not understand “{}”. These are the commands:", crate::model::shown(text, 40));
+                    // A message of blanks alone (a client sending nothing but spaces) is not
+                    // quoted back as “”.
+                    a.title = match crate::model::shown(text, 40) {
+                        said if said.is_empty() => "These are the commands:".to_string(),
+                        said => format!("I did not understand “{said}”. These are the commands:"),
+                    };
                     a
                 }
                 Err(e) => {
