@@ -619,3 +619,15 @@ pub async fn link_chat(
     let code = cport::actions::chat_link::new_link_code(state, contact, chrono::Utc::now()).await.unwrap();
     say_in_chat(state, channel, user, &format!("{command} {code}")).await;
 }
+
+/// The first character text may not hold (see `cport::model::forbidden_char`; line breaks
+/// allowed) in any string or key of `v`, if any.
+pub fn forbidden_in(v: &serde_json::Value) -> Option<char> {
+    use cport::model::{Lines, forbidden_char};
+    match v {
+        serde_json::Value::String(s) => forbidden_char(s, Lines::Many),
+        serde_json::Value::Array(a) => a.iter().find_map(forbidden_in),
+        serde_json::Value::Object(o) => o.iter().find_map(|(k, x)| forbidden_char(k, Lines::Many).or(forbidden_in(x))),
+        _ => None,
+    }
+}
