@@ -245,12 +245,59 @@ async fn the_scheduler_sends_one_digest_per_period_however_often_it_runs() {
     // --force sends again for the same period; the next period is a new digest.
     let forced = run_pass(&t.state, now, Some("P-1A"), Trigger::Manual { force: true }).await.unwrap();
     assert_eq!(forced.queued, 1);
+    drain(&t.state).await.unwrap();
+    assert_eq!(smtp.messages().len(), 6);
     let next = run_pass(&t.state, now + Duration::hours(1), Some("P-1A"), Trigger::Scheduled).await.unwrap();
     assert_eq!(next.queued, 1);
     // (The pass ran an hour ahead; bring its message due now.)
     time_passes(&t.state.db, "WHERE status = 'queued'").await;
     drain(&t.state).await.unwrap();
     assert_eq!(smtp.messages().len(), 7);
+}
+
+/// A digest still waiting when the next period's is written (its mail server refused it for
+/// now, and its retry has not come) is dropped for the new one, saying so: when the server
+/// is back the contact gets one digest, not one a period. The new one marks as NEW what the
+/// dropped one would have, since the contact never saw it.
+#[tokio::test]
+async fn a_digest_still_waiting_is_superseded_by_the_next_periods() {
+    use cport::store::outbox::{Lane, Mark, Take, claim, mark};
+    let smtp = SmtpServer::start();
+    let t = hourly(&smtp).await;
+    t.known_for_a_week().await;
+    let now = Utc::now();
+    let first = run_pass(&t.state, now - Duration::hours(2), None, Trigger::Scheduled).await.unwrap();
+    assert_eq!(first.queued, 5, "{first:?}");
+    drain(&t.state).await.unwrap();
+    // A new visual; the next hour's digests are refused by the server for now.
+    t.load(json!({"visuals": [{"id": "V-5", "client_id": "C-1", "job_id": "J-1", "design_id": "D5",
+        "category": "Colour visual", "designer": "Des", "status": "awaiting_approval", "main_image": "/v5.svg"}]}))
+        .await;
+    let waiting = run_pass(&t.state, now - Duration::hours(1), None, Trigger::Scheduled).await.unwrap();
+    assert_eq!(waiting.queued, 5, "{waiting:?}");
+    let refused =
+        claim(&t.state.db, Take::Lane(Lane::All), 10, "sender", now, now + Duration::minutes(1)).await.unwrap();
+    assert_eq!(refused.len(), 5);
+    for row in &refused {
+        let retry = Mark::Failed { error: "451 4.3.0 try again later", retry_at: Some(now + Duration::minutes(30)) };
+        assert!(mark(&t.state.db, row.id, "sender", retry, now).await.unwrap());
+    }
+    // This hour's digests supersede them.
+    let next = run_pass(&t.state, now, None, Trigger::Scheduled).await.unwrap();
+    assert_eq!(next.queued, 5, "{next:?}");
+    for row in &refused {
+        let row = cport::store::outbox::get_message(&t.state.db, row.id).await.unwrap().unwrap();
+        let (status, why) = (row.status.as_str(), row.last_error.unwrap_or_default());
+        assert!(status == "dropped" && why.starts_with("superseded by the digest of"), "{status}: {why}");
+    }
+    // Even once their retry comes, only this hour's go.
+    drain(&t.state).await.unwrap();
+    time_passes(&t.state.db, "").await;
+    let later = drain(&t.state).await.unwrap();
+    let anns: Vec<_> = smtp.messages().into_iter().filter(|(_, e)| e["rcpt_tos"][0] == "ann@alpha.example").collect();
+    assert_eq!(anns.len(), 2, "the first hour's and this hour's: {later:?}");
+    let text = parse(&anns[1].0).body_text(0).unwrap().into_owned();
+    assert!(text.contains("[NEW] Visual V-5"), "new to Ann, who never had the dropped digest: {text}");
 }
 
 /// The test world mailing to `smtp`, its digests hourly on the hour, each caught up for 12

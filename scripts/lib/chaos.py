@@ -193,9 +193,12 @@ def verdict(name, engine, counter, store, kills, workers=WORKERS, allowed_dead=0
     for mid, _rcpt, t in deliveries:
         by_id.setdefault(mid, []).append(t)
     dead = statuses.get("dead", 0)
-    expected = len(ids) - dead
+    # A digest superseded by the next period's while it waited (a period boundary crossed
+    # during the run) is dropped by design: not expected, not lost.
+    dropped = statuses.get("dropped", 0)
+    expected = len(ids) - dead - dropped
     delivered = sum(1 for m in ids if m in by_id)
-    lost = sum(1 for m, (_, st) in ids.items() if st != "dead" and m not in by_id)
+    lost = sum(1 for m, (_, st) in ids.items() if st not in ("dead", "dropped") and m not in by_id)
     stuck = sum(statuses.get(k, 0) for k in ("queued", "sending", "failed"))
     unexplained = 0
     per_kill = {}

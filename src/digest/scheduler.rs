@@ -300,6 +300,13 @@ pub async fn queue_digest(
         tx.rollback().await?;
         return Ok(Queued::AlreadyDecided);
     }
+    // A digest of an earlier period still waiting (a mail server or chat down for longer than
+    // a period) is stale: this one says what still needs the contact, and goes instead.
+    let why = format!("superseded by the digest of {period_key}");
+    let superseded = outbox::supersede_digests(&mut tx, &c.id, channel, *period, &why, now).await?;
+    if superseded > 0 {
+        tracing::info!(contact = %c.id, %channel, superseded, "digests still waiting were dropped for a newer one");
+    }
     if items.is_empty() {
         ledgers::record_digest(&mut tx, &c.id, channel, &period_key, None, 0).await?;
         tx.commit().await?;

@@ -619,7 +619,29 @@ pub async fn counts_by_status(db: &Db) -> Result<Vec<(String, i64)>> {
     .fetch_all(p).await)?)
 }
 
-/// The item keys of the last digest queued for this contact and channel (for "new" marks).
+/// Drops the digests to `contact_id` on `channel` written before `period` began and still
+/// waiting to go (queued, or failed and waiting out a retry), saying `why`: the digest of
+/// `period` says what they said, as it stands now, so a mail server back after an outage
+/// sends one digest, not one a period. One a sender holds goes; so does another of `period`
+/// itself (`digest run --force`). Returns how many were dropped.
+pub async fn supersede_digests(
+    tx: &mut Tx,
+    contact_id: &str,
+    channel: Outlet,
+    period: DateTime<Utc>,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let sql = format!(
+        "UPDATE outbox SET status = 'dropped', last_error = $4, updated_at = $5
+         WHERE contact_id = $1 AND channel = $2 AND kind = 'digest' AND created_at < $3 AND status IN ({})",
+        super::state_list(OutboxStatus::DROPPABLE)
+    );
+    execute!(tx => &sql, contact_id, channel, period, why, now)
+}
+
+/// The item keys of the last digest queued for this contact and channel that went or may
+/// still go (for "new" marks: one dropped or dead never reached the contact).
 pub async fn last_digest_payload(
     tx: &mut Tx,
     contact_id: &str,
@@ -629,6 +651,7 @@ pub async fn last_digest_payload(
         // In the order of the `outbox_contact` index, so the newest is read without sorting
         // every digest the contact ever had.
         "SELECT payload FROM outbox_full WHERE contact_id = $1 AND channel = $2 AND kind = 'digest'
+           AND status NOT IN ('dropped', 'dead')
          ORDER BY created_at DESC, id DESC LIMIT 1",
     ), contact_id, channel)
     .fetch_optional(c).await)?)
