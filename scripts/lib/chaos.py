@@ -109,8 +109,15 @@ class Store:
         return {s: int(n) for s, n in self.rows("SELECT status, COUNT(*) FROM outbox WHERE kind = 'digest' GROUP BY status")}
 
     def message_ids(self):
+        """Each digest's Message-ID: its row and status. A digest dropped because the next
+        period's replaced it while it waited reads as `superseded`; one dropped for any other
+        reason stays `dropped` (and counts as lost)."""
         ids = {}
-        for rid, payload, status in self.rows("SELECT id, payload, status FROM outbox_full WHERE kind = 'digest'"):
+        sql = (
+            "SELECT id, payload, CASE WHEN status = 'dropped' AND last_error LIKE 'superseded by the digest of%'"
+            " THEN 'superseded' ELSE status END FROM outbox_full WHERE kind = 'digest'"
+        )
+        for rid, payload, status in self.rows(sql):
             ids[json.loads(payload)["message_id"]] = (int(rid), status)
         return ids
 
@@ -194,11 +201,11 @@ def verdict(name, engine, counter, store, kills, workers=WORKERS, allowed_dead=0
         by_id.setdefault(mid, []).append(t)
     dead = statuses.get("dead", 0)
     # A digest superseded by the next period's while it waited (a period boundary crossed
-    # during the run) is dropped by design: not expected, not lost.
-    dropped = statuses.get("dropped", 0)
-    expected = len(ids) - dead - dropped
+    # during the run) is dropped by design: not expected, not lost. Any other drop is lost.
+    superseded = sum(1 for _, st in ids.values() if st == "superseded")
+    expected = len(ids) - dead - superseded
     delivered = sum(1 for m in ids if m in by_id)
-    lost = sum(1 for m, (_, st) in ids.items() if st not in ("dead", "dropped") and m not in by_id)
+    lost = sum(1 for m, (_, st) in ids.items() if st not in ("dead", "superseded") and m not in by_id)
     stuck = sum(statuses.get(k, 0) for k in ("queued", "sending", "failed"))
     unexplained = 0
     per_kill = {}
