@@ -1354,7 +1354,7 @@ async fn damaged_messages_are_taken_or_refused_and_never_fail() {
         .filter(|m| m.message.kind.as_str() == "reply")
         .map(|m| serde_json::from_str(&m.message.payload).unwrap())
         .collect();
-    assert!(answers.len() > 200, "{} answers", answers.len());
+    assert!(answers.len() > 100, "{} answers", answers.len());
     for a in &answers {
         let bad = cport::model::forbidden_char(&a.text, cport::model::Lines::Many)
             .or(cport::model::forbidden_char(&a.subject, cport::model::Lines::One));
