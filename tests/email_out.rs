@@ -300,6 +300,43 @@ async fn a_digest_still_waiting_is_superseded_by_the_next_periods() {
     assert!(text.contains("[NEW] Visual V-5"), "new to Ann, who never had the dropped digest: {text}");
 }
 
+/// A digest refused by its mail server for now, whose every item is dealt with before its
+/// retry comes (TOT approved the one visual it listed), is dropped then, saying so, rather
+/// than ask the contact for what is done.
+#[tokio::test]
+async fn a_digest_whose_items_were_all_dealt_with_during_its_retry_is_not_sent() {
+    use cport::store::outbox::{Lane, Mark, Take, claim, get_message, mark};
+    let smtp = SmtpServer::start();
+    let t = hourly(&smtp).await;
+    t.load(json!({
+        "clients": [{"id": "C-5", "name": "Five Ltd"}],
+        "contacts": [{"id": "P-5", "client_id": "C-5", "name": "Fern Five", "email": "fern@five.example", "role": "admin"}],
+        "jobs": [{"id": "J-50", "client_id": "C-5", "name": "Hoodies", "status": "entered", "delivery_instructions": "given"}],
+        "visuals": [{"id": "V-50", "client_id": "C-5", "job_id": "J-50", "design_id": "D50", "category": "Colour visual",
+                     "designer": "Des", "status": "awaiting_approval", "main_image": "/v50.svg"}]
+    }))
+    .await;
+    let now = Utc::now();
+    let r = run_pass(&t.state, now, Some("P-5"), Trigger::Manual { force: false }).await.unwrap();
+    assert_eq!(r.queued, 1, "{r:?}");
+    let refused =
+        claim(&t.state.db, Take::Lane(Lane::All), 10, "sender", now, now + Duration::minutes(1)).await.unwrap();
+    assert_eq!(refused.len(), 1);
+    let id = refused[0].id;
+    let retry = Mark::Failed { error: "451 4.3.0 try again later", retry_at: Some(now + Duration::minutes(30)) };
+    assert!(mark(&t.state.db, id, "sender", retry, now).await.unwrap());
+    t.load(json!({"visuals": [{"id": "V-50", "client_id": "C-5", "job_id": "J-50", "design_id": "D50",
+        "category": "Colour visual", "designer": "Des", "status": "approved", "main_image": "/v50.svg"}]}))
+        .await;
+    time_passes(&t.state.db, "").await;
+    let d = drain(&t.state).await.unwrap();
+    assert_eq!((d.sent, d.dropped), (0, 1), "{d:?}");
+    let row = get_message(&t.state.db, id).await.unwrap().unwrap();
+    let (status, why) = (row.status.as_str(), row.last_error.unwrap_or_default());
+    assert!(status == "dropped" && why.contains("dealt with"), "{status}: {why}");
+    assert!(smtp.messages().is_empty());
+}
+
 /// The test world mailing to `smtp`, its digests hourly on the hour, each caught up for 12
 /// hours.
 async fn hourly(smtp: &SmtpServer) -> TestState {

@@ -96,6 +96,16 @@ pub async fn unwanted(
     if !told || row.message.channel == Outlet::Webhook {
         return Ok(None);
     }
+    // A digest that waited out a retry while everything it lists was dealt with (approved on
+    // the portal, say) has nothing left to ask. One that still lists something goes as
+    // written; the next period's digest replaces one still waiting then.
+    if row.message.kind == MessageKind::Digest
+        && row.message.channel == Outlet::Email
+        && row.attempts > 1
+        && nothing_left(state, contact, &row.message.payload).await?
+    {
+        return Ok(Some("everything it lists was dealt with before it went"));
+    }
     // A digest or an alert held by quiet hours or the batch window, or waiting for a retry,
     // goes to no one who has since turned such emails off (one click in the last one). An
     // address suspended by bounces is the sender's to refuse, saying so.
@@ -108,4 +118,24 @@ pub async fn unwanted(
     let still =
         linked.iter().any(|l| l.channel.as_str() == row.message.channel.as_str() && l.chat_id == row.message.recipient);
     Ok((!still).then_some("the chat is no longer linked to the contact"))
+}
+
+/// Whether none of the items an email digest lists is still open for its contact. A payload
+/// that cannot be read, or lists nothing, is not taken as "nothing left": the sender says
+/// what is wrong with it instead.
+async fn nothing_left(state: &Services, contact_id: &str, payload: &str) -> Result<bool, StoreError> {
+    let Ok(digest) = serde_json::from_str::<crate::messages::EmailPayload>(payload) else {
+        return Ok(false);
+    };
+    if digest.item_keys.is_empty() {
+        return Ok(false);
+    }
+    let contact = match crate::store::contacts::get_contact(&state.db, contact_id).await {
+        Ok(c) => c,
+        Err(StoreError::NotFound) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let open: std::collections::HashSet<String> =
+        super::items::current(state, &contact).await?.iter().map(super::items::ActionItem::key).collect();
+    Ok(!digest.item_keys.iter().any(|k| open.contains(k)))
 }
