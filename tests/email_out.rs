@@ -261,7 +261,6 @@ async fn the_scheduler_sends_one_digest_per_period_however_often_it_runs() {
 /// dropped one would have, since the contact never saw it.
 #[tokio::test]
 async fn a_digest_still_waiting_is_superseded_by_the_next_periods() {
-    use cport::store::outbox::{Lane, Mark, Take, claim, mark};
     let smtp = SmtpServer::start();
     let t = hourly(&smtp).await;
     t.known_for_a_week().await;
@@ -275,13 +274,8 @@ async fn a_digest_still_waiting_is_superseded_by_the_next_periods() {
         .await;
     let waiting = run_pass(&t.state, now - Duration::hours(1), None, Trigger::Scheduled).await.unwrap();
     assert_eq!(waiting.queued, 5, "{waiting:?}");
-    let refused =
-        claim(&t.state.db, Take::Lane(Lane::All), 10, "sender", now, now + Duration::minutes(1)).await.unwrap();
+    let refused = common::refused_for_now(&t.state.db, now, "451 4.3.0 try again later").await;
     assert_eq!(refused.len(), 5);
-    for row in &refused {
-        let retry = Mark::Failed { error: "451 4.3.0 try again later", retry_at: Some(now + Duration::minutes(30)) };
-        assert!(mark(&t.state.db, row.id, "sender", retry, now).await.unwrap());
-    }
     // This hour's digests supersede them.
     let next = run_pass(&t.state, now, None, Trigger::Scheduled).await.unwrap();
     assert_eq!(next.queued, 5, "{next:?}");
@@ -305,7 +299,7 @@ async fn a_digest_still_waiting_is_superseded_by_the_next_periods() {
 /// than ask the contact for what is done.
 #[tokio::test]
 async fn a_digest_whose_items_were_all_dealt_with_during_its_retry_is_not_sent() {
-    use cport::store::outbox::{Lane, Mark, Take, claim, get_message, mark};
+    use cport::store::outbox::get_message;
     let smtp = SmtpServer::start();
     let t = hourly(&smtp).await;
     t.load(json!({
@@ -319,12 +313,9 @@ async fn a_digest_whose_items_were_all_dealt_with_during_its_retry_is_not_sent()
     let now = Utc::now();
     let r = run_pass(&t.state, now, Some("P-5"), Trigger::Manual { force: false }).await.unwrap();
     assert_eq!(r.queued, 1, "{r:?}");
-    let refused =
-        claim(&t.state.db, Take::Lane(Lane::All), 10, "sender", now, now + Duration::minutes(1)).await.unwrap();
+    let refused = common::refused_for_now(&t.state.db, now, "451 4.3.0 try again later").await;
     assert_eq!(refused.len(), 1);
     let id = refused[0].id;
-    let retry = Mark::Failed { error: "451 4.3.0 try again later", retry_at: Some(now + Duration::minutes(30)) };
-    assert!(mark(&t.state.db, id, "sender", retry, now).await.unwrap());
     t.load(json!({"visuals": [{"id": "V-50", "client_id": "C-5", "job_id": "J-50", "design_id": "D50",
         "category": "Colour visual", "designer": "Des", "status": "approved", "main_image": "/v50.svg"}]}))
         .await;

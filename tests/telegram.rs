@@ -1352,3 +1352,43 @@ async fn odd_chat_input_is_answered_and_never_fails() {
     let r = common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ANN.to_string(), " \n ").await;
     assert!(format!("{r:?}").contains("\"These are the commands:\""), "{r:?}");
 }
+
+/// A chat digest that waits out a retry while every item it lists is dealt with (TOT
+/// approved the one visual in it) is dropped when the retry comes, as an email one is,
+/// rather than ask the chat for what is done.
+#[tokio::test]
+async fn a_chat_digest_whose_items_were_all_dealt_with_during_its_retry_is_not_sent() {
+    use cport::digest::scheduler::{Trigger, run_pass};
+    use cport::store::outbox::get_message;
+    let fake = FakeTelegram::start().await;
+    let t = TestState::new(|c| telegram(c, &fake)).await;
+    let visual = |status: &str| {
+        serde_json::json!({"id": "V-50", "client_id": "C-5", "job_id": "J-50", "design_id": "D50",
+            "category": "Colour visual", "designer": "Des", "status": status, "main_image": "/v50.svg"})
+    };
+    t.load(serde_json::json!({
+        "clients": [{"id": "C-5", "name": "Five Ltd"}],
+        "contacts": [{"id": "P-5", "client_id": "C-5", "name": "Fern Five", "email": "fern@five.example", "role": "admin"}],
+        "jobs": [{"id": "J-50", "client_id": "C-5", "name": "Hoodies", "status": "entered", "delivery_instructions": "given"}],
+        "visuals": [visual("awaiting_approval")]
+    }))
+    .await;
+    common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", "555", "P-5").await;
+    let now = Utc::now();
+    let r = run_pass(&t.state, now, Some("P-5"), Trigger::Manual { force: false }).await.unwrap();
+    assert_eq!(r.queued, 2, "email and chat: {r:?}");
+    // Both refused for now.
+    let refused = common::refused_for_now(&t.state.db, now, "502 Bad Gateway").await;
+    assert_eq!(refused.len(), 2);
+    t.load(serde_json::json!({"visuals": [visual("approved")]})).await;
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET next_attempt_at = $1")
+        .bind(Utc::now()).execute(p).await.map(|_| ()))
+    .unwrap();
+    let d = cport::outbox::drain(&t.state).await.unwrap();
+    assert_eq!((d.sent, d.dropped), (0, 2), "{d:?}");
+    let chat = refused.iter().find(|r| r.message.channel.as_str() == "telegram").unwrap();
+    let row = get_message(&t.state.db, chat.id).await.unwrap().unwrap();
+    let (status, why) = (row.status.as_str(), row.last_error.unwrap_or_default());
+    assert!(status == "dropped" && why.contains("dealt with"), "{status}: {why}");
+    assert!(fake.to_chat(555).is_empty(), "{:?}", fake.to_chat(555));
+}

@@ -99,11 +99,7 @@ pub async fn unwanted(
     // A digest that waited out a retry while everything it lists was dealt with (approved on
     // the portal, say) has nothing left to ask. One that still lists something goes as
     // written; the next period's digest replaces one still waiting then.
-    if row.message.kind == MessageKind::Digest
-        && row.message.channel == Outlet::Email
-        && row.attempts > 1
-        && nothing_left(state, contact, &row.message.payload).await?
-    {
+    if row.message.kind == MessageKind::Digest && row.attempts > 1 && nothing_left(state, contact, row).await? {
         return Ok(Some("everything it lists was dealt with before it went"));
     }
     // A digest or an alert held by quiet hours or the batch window, or waiting for a retry,
@@ -120,16 +116,19 @@ pub async fn unwanted(
     Ok((!still).then_some("the chat is no longer linked to the contact"))
 }
 
-/// Whether none of the items an email digest lists is still open for its contact. A payload
-/// that cannot be read, or lists nothing, is not taken as "nothing left": the sender says
-/// what is wrong with it instead.
-async fn nothing_left(state: &Services, contact_id: &str, payload: &str) -> Result<bool, StoreError> {
-    let Ok(digest) = serde_json::from_str::<crate::messages::EmailPayload>(payload) else {
-        return Ok(false);
+/// Whether none of the items a digest lists is still open for its contact. A payload that
+/// cannot be read, or lists nothing (a chat digest written before chat digests kept their
+/// items), is not taken as "nothing left": the sender says what is wrong with it instead.
+async fn nothing_left(state: &Services, contact_id: &str, row: &OutboxRow) -> Result<bool, StoreError> {
+    let payload = &row.message.payload;
+    let listed = match row.message.channel {
+        Outlet::Email => serde_json::from_str::<crate::messages::EmailPayload>(payload).map(|p| p.item_keys),
+        _ => serde_json::from_str::<crate::messages::ChatPayload>(payload).map(|p| p.items),
     };
-    if digest.item_keys.is_empty() {
-        return Ok(false);
-    }
+    let listed = match listed {
+        Ok(keys) if !keys.is_empty() => keys,
+        _ => return Ok(false),
+    };
     let contact = match crate::store::contacts::get_contact(&state.db, contact_id).await {
         Ok(c) => c,
         Err(StoreError::NotFound) => return Ok(false),
@@ -137,5 +136,5 @@ async fn nothing_left(state: &Services, contact_id: &str, payload: &str) -> Resu
     };
     let open: std::collections::HashSet<String> =
         super::items::current(state, &contact).await?.iter().map(super::items::ActionItem::key).collect();
-    Ok(!digest.item_keys.iter().any(|k| open.contains(k)))
+    Ok(!listed.iter().any(|k| open.contains(k)))
 }

@@ -317,14 +317,9 @@ pub async fn queue_digest(
         idem.push_str(&format!(":forced:{}", now.timestamp_micros()));
     }
     if let Target::Chat(link) = target {
-        let new = digest_message(state, c, items, banners, now).queued(
-            Some(&c.id),
-            link.channel,
-            &link.chat_id,
-            MessageKind::Digest,
-            idem,
-            now,
-        );
+        let message = digest_message(state, c, items, banners, now);
+        let mut new = message.clone().queued(Some(&c.id), link.channel, &link.chat_id, MessageKind::Digest, idem, now);
+        new.payload = crate::messages::ChatPayload::digest(message, item_keys(items));
         let Some(id) = outbox::insert_message(&mut tx, &new, now).await? else {
             tx.rollback().await?;
             return Ok(Queued::AlreadyDecided);

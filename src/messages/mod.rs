@@ -183,11 +183,20 @@ impl ChatMessage {
 pub struct ChatPayload {
     #[serde(default)]
     pub message: Option<ChatMessage>,
+    /// An alert's items, rendered when it goes; the items a digest lists (read when it has
+    /// waited out a retry, to tell whether any is still open).
     #[serde(default)]
     pub items: Vec<String>,
     /// An alert staff sent as a reminder ([`crate::store::outbox::AlertPayload`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reminder: bool,
+}
+
+impl ChatPayload {
+    /// A digest's payload: the message as written and the keys of the items it lists.
+    pub fn digest(message: ChatMessage, items: Vec<String>) -> String {
+        serde_json::to_string(&ChatPayload { message: Some(message), items, reminder: false }).unwrap_or_default()
+    }
 }
 
 /// The brand as every template sees it (`brand.name`, `brand.colour`, `brand.logo_url`):

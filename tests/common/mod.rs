@@ -631,3 +631,20 @@ pub fn forbidden_in(v: &serde_json::Value) -> Option<char> {
         _ => None,
     }
 }
+
+/// Every message due at `now` tried and refused for now (`error`), as a sender marks one its
+/// server or chat refused: each waits for a retry half an hour on. Gives the rows.
+pub async fn refused_for_now(
+    db: &Db,
+    now: chrono::DateTime<chrono::Utc>,
+    error: &str,
+) -> Vec<cport::store::outbox::OutboxRow> {
+    use cport::store::outbox::{Lane, Mark, Take, claim, mark};
+    let lease = now + chrono::Duration::minutes(1);
+    let rows = claim(db, Take::Lane(Lane::All), 100, "refused", now, lease).await.unwrap();
+    for row in &rows {
+        let retry = Mark::Failed { error, retry_at: Some(now + chrono::Duration::minutes(30)) };
+        assert!(mark(db, row.id, "refused", retry, now).await.unwrap(), "message {} marked", row.id);
+    }
+    rows
+}
