@@ -58,9 +58,9 @@ async fn unwanted_now(state: &Services, row: &OutboxRow) -> Result<Option<&'stat
 /// Why a row is no longer to be sent, if it is not: its contact was deactivated (or removed)
 /// since it was queued, or (a digest or banner) their address changed, or the chat it goes
 /// to was unlinked from them, or its banner is gone, or (a change event) the webhook was
-/// turned off. A digest, an alert or
-/// a banner held by quiet hours or a retry would otherwise show what is no longer theirs to
-/// see, or reach a chat whose user said to stop.
+/// turned off, or (a digest that waited out a retry) everything it lists was dealt with. A
+/// digest, an alert or a banner held by quiet hours or a retry would otherwise show what is
+/// no longer theirs to see, ask for what is done, or reach a chat whose user said to stop.
 pub async fn unwanted(
     state: &Services,
     row: &OutboxRow,
