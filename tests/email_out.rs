@@ -302,30 +302,48 @@ async fn a_digest_whose_items_were_all_dealt_with_during_its_retry_is_not_sent()
     use cport::store::outbox::get_message;
     let smtp = SmtpServer::start();
     let t = hourly(&smtp).await;
-    t.load(json!({
-        "clients": [{"id": "C-5", "name": "Five Ltd"}],
-        "contacts": [{"id": "P-5", "client_id": "C-5", "name": "Fern Five", "email": "fern@five.example", "role": "admin"}],
-        "jobs": [{"id": "J-50", "client_id": "C-5", "name": "Hoodies", "status": "entered", "delivery_instructions": "given"}],
-        "visuals": [{"id": "V-50", "client_id": "C-5", "job_id": "J-50", "design_id": "D50", "category": "Colour visual",
-                     "designer": "Des", "status": "awaiting_approval", "main_image": "/v50.svg"}]
-    }))
-    .await;
-    let now = Utc::now();
-    let r = run_pass(&t.state, now, Some("P-5"), Trigger::Manual { force: false }).await.unwrap();
-    assert_eq!(r.queued, 1, "{r:?}");
-    let refused = common::refused_for_now(&t.state.db, now, "451 4.3.0 try again later").await;
-    assert_eq!(refused.len(), 1);
+    common::fern_with_visuals(&t, &["V-50"]).await;
+    let refused = common::fern_digest_refused(&t, 1, "451 4.3.0 try again later").await;
     let id = refused[0].id;
-    t.load(json!({"visuals": [{"id": "V-50", "client_id": "C-5", "job_id": "J-50", "design_id": "D50",
-        "category": "Colour visual", "designer": "Des", "status": "approved", "main_image": "/v50.svg"}]}))
-        .await;
-    time_passes(&t.state.db, "").await;
+    t.load(json!({"visuals": [common::visual_of_c5("V-50", "approved")]})).await;
+    common::retries_come(&t.state.db).await;
     let d = drain(&t.state).await.unwrap();
     assert_eq!((d.sent, d.dropped), (0, 1), "{d:?}");
     let row = get_message(&t.state.db, id).await.unwrap().unwrap();
     let (status, why) = (row.status.as_str(), row.last_error.unwrap_or_default());
     assert!(status == "dropped" && why.contains("dealt with"), "{status}: {why}");
     assert!(smtp.messages().is_empty());
+}
+
+/// A digest refused by its mail server for now, one of whose two items is dealt with before
+/// its retry comes, goes then written again with the one still open: it asks for nothing that
+/// is done, keeps its Message-ID (a reply to it is read as before), and the console's copy is
+/// what went.
+#[tokio::test]
+async fn a_digest_that_waited_out_a_retry_leaves_out_what_was_dealt_with_meanwhile() {
+    use cport::store::outbox::get_message;
+    let smtp = SmtpServer::start();
+    let t = hourly(&smtp).await;
+    common::fern_with_visuals(&t, &["V-50", "V-51"]).await;
+    let refused = common::fern_digest_refused(&t, 1, "451 4.3.0 try again later").await;
+    let written: serde_json::Value = serde_json::from_str(&refused[0].message.payload).unwrap();
+    assert!(written["text"].as_str().unwrap().contains("V-50"), "{written}");
+    t.load(json!({"visuals": [common::visual_of_c5("V-50", "approved")]})).await;
+    common::retries_come(&t.state.db).await;
+    let d = drain(&t.state).await.unwrap();
+    assert_eq!((d.sent, d.dropped), (1, 0), "{d:?}");
+    let sent = smtp.messages();
+    assert_eq!(sent.len(), 1);
+    let m = parse(&sent[0].0);
+    let text = m.body_text(0).unwrap().into_owned();
+    assert!(text.contains("V-51") && !text.contains("V-50"), "only what is still open: {text}");
+    assert!(!m.body_html(0).unwrap().contains("V-50"));
+    assert_eq!(m.subject(), Some("TOT: 1 thing needs you"));
+    assert_eq!(m.message_id(), written["message_id"].as_str().map(|id| id.trim_matches(['<', '>'])));
+    let row = get_message(&t.state.db, refused[0].id).await.unwrap().unwrap();
+    assert_eq!(row.message.subject, "TOT: 1 thing needs you");
+    let kept: serde_json::Value = serde_json::from_str(&row.message.payload).unwrap();
+    assert!(!kept["text"].as_str().unwrap().contains("V-50"), "the console shows what went: {kept}");
 }
 
 /// The test world mailing to `smtp`, its digests hourly on the hour, each caught up for 12
@@ -1244,6 +1262,45 @@ async fn quiet_hours_hold_an_alerts_retry_a_staff_reminder_and_one_already_due()
     let later = start + Duration::seconds(30);
     let r = cport::actions::chase::remind(&t.state, "P-1A", "A1:V-10", later).await.unwrap();
     assert_eq!(r.held_until, Some(end), "staff are told when it goes");
+}
+
+/// A visual that arrives while a staff reminder waits out the contact's quiet hours is news:
+/// it is alerted on its own when they end, not added to the reminder (which would say it is
+/// still waiting, as if the contact had heard of it).
+#[tokio::test]
+async fn news_during_a_held_reminder_is_alerted_on_its_own() {
+    use cport::store::outbox::AlertPayload;
+    let (_smtp, t) = mailing_world_with(|_| {}, |_| {}).await;
+    let now = Utc::now();
+    let visual = |id: &str| {
+        json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": id,
+            "category": "Colour visual", "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]})
+    };
+    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
+    t.load(visual("V-10")).await;
+    assert!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap() > 0);
+    drain(&t.state).await.unwrap();
+    // Ann's quiet hours (UTC) began an hour ago and last two more.
+    let mut s = cport::store::settings::get_settings(&t.state.db, "P-1A").await.unwrap();
+    s.timezone = Some("UTC".into());
+    s.quiet_start = Some((now - Duration::hours(1)).format("%H:%M").to_string());
+    s.quiet_end = Some((now + Duration::hours(2)).format("%H:%M").to_string());
+    cport::store::settings::save_preferences(&t.state.db, &s, now).await.unwrap();
+    let r = cport::actions::chase::remind(&t.state, "P-1A", "A1:V-10", now).await.unwrap();
+    assert!(r.held_until.is_some(), "{r:?}");
+    t.load(visual("V-11")).await;
+    assert!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap() > 0);
+    let held: Vec<AlertPayload> = list_messages(&t.state.db, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.status.as_str() == "queued" && r.message.contact_id.as_deref() == Some("P-1A"))
+        .map(|r| serde_json::from_str(&r.message.payload).unwrap())
+        .collect();
+    let reminder = held.iter().find(|p| p.reminder).expect("the reminder is held");
+    assert_eq!(reminder.items, ["A1:V-10"], "{held:?}");
+    let news = held.iter().find(|p| !p.reminder).expect("the news is an alert of its own");
+    assert_eq!(news.items, ["A1:V-11"], "{held:?}");
 }
 
 /// A digest written for a contact's address before TOT changed it (waiting for a retry, or

@@ -958,7 +958,7 @@ async fn a_client_whose_items_cannot_be_read_fails_only_its_own_contacts() {
 #[tokio::test]
 async fn a_held_alert_is_added_to_by_one_scanner_at_a_time() {
     use cport::model::{MessageKind, Outlet};
-    use cport::store::outbox::{NewMessage, find_held_alert, insert_message, update_queued};
+    use cport::store::outbox::{NewMessage, find_held_alerts, insert_message, update_queued};
     let t = TestState::new(|_| {}).await;
     t.load(world()).await;
     let db = t.state.db.clone();
@@ -981,12 +981,17 @@ async fn a_held_alert_is_added_to_by_one_scanner_at_a_time() {
     tx.commit().await.unwrap();
 
     let mut first = db.begin().await.unwrap();
-    let row = find_held_alert(&mut first, "P-1A", Outlet::Email, now).await.unwrap().expect("the held alert");
+    let row = find_held_alerts(&mut first, "P-1A", Outlet::Email, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .next()
+        .expect("the held alert");
     let second = tokio::spawn({
         let db = db.clone();
         async move {
             let mut tx = db.begin().await.unwrap();
-            let row = find_held_alert(&mut tx, "P-1A", Outlet::Email, now).await.unwrap();
+            let row = find_held_alerts(&mut tx, "P-1A", Outlet::Email, now).await.unwrap().into_iter().next();
             tx.rollback().await.unwrap();
             row.map(|r| r.message.payload)
         }

@@ -358,6 +358,38 @@ async fn alerts_and_digests_reach_a_linked_chat_with_picture_and_buttons() {
     assert!(digest.text().contains("need you") && digest.text().contains("V-5"), "{}", digest.text());
 }
 
+/// A chat untied and tied again starts from what needs the contact then, as a first tie
+/// does: what came up while it was untied (told by email) is not alerted to it all at once;
+/// what comes after is.
+#[tokio::test]
+async fn a_chat_tied_again_is_not_alerted_what_came_while_it_was_untied() {
+    let fake = FakeTelegram::start().await;
+    let t = linked_state(&fake).await;
+    let now = Utc::now();
+    let visual = |id: &str| {
+        json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": id,
+            "category": "Colour visual", "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]})
+    };
+    let chat_alerts = || async {
+        cport::store::outbox::list_messages(&t.state.db, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.message.channel.as_str() == "telegram" && m.message.kind.as_str() == "alert")
+            .count()
+    };
+    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
+    common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ANN.to_string(), "/unlink").await;
+    t.load(visual("V-5")).await;
+    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
+    common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", &ANN.to_string(), "P-1A").await;
+    cport::digest::alerts::scan(&t.state, now + chrono::Duration::hours(2), None).await.unwrap();
+    assert_eq!(chat_alerts().await, 0, "V-5 came while the chat was untied");
+    t.load(visual("V-6")).await;
+    cport::digest::alerts::scan(&t.state, now + chrono::Duration::hours(3), None).await.unwrap();
+    assert_eq!(chat_alerts().await, 1, "V-6 came after it was tied again");
+}
+
 /// A picture Telegram refuses (too large, an address it cannot fetch) does not cost the
 /// alert: it goes as text, with its buttons.
 #[tokio::test]
@@ -1358,32 +1390,14 @@ async fn odd_chat_input_is_answered_and_never_fails() {
 /// rather than ask the chat for what is done.
 #[tokio::test]
 async fn a_chat_digest_whose_items_were_all_dealt_with_during_its_retry_is_not_sent() {
-    use cport::digest::scheduler::{Trigger, run_pass};
     use cport::store::outbox::get_message;
     let fake = FakeTelegram::start().await;
     let t = TestState::new(|c| telegram(c, &fake)).await;
-    let visual = |status: &str| {
-        serde_json::json!({"id": "V-50", "client_id": "C-5", "job_id": "J-50", "design_id": "D50",
-            "category": "Colour visual", "designer": "Des", "status": status, "main_image": "/v50.svg"})
-    };
-    t.load(serde_json::json!({
-        "clients": [{"id": "C-5", "name": "Five Ltd"}],
-        "contacts": [{"id": "P-5", "client_id": "C-5", "name": "Fern Five", "email": "fern@five.example", "role": "admin"}],
-        "jobs": [{"id": "J-50", "client_id": "C-5", "name": "Hoodies", "status": "entered", "delivery_instructions": "given"}],
-        "visuals": [visual("awaiting_approval")]
-    }))
-    .await;
+    common::fern_with_visuals(&t, &["V-50"]).await;
     common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", "555", "P-5").await;
-    let now = Utc::now();
-    let r = run_pass(&t.state, now, Some("P-5"), Trigger::Manual { force: false }).await.unwrap();
-    assert_eq!(r.queued, 2, "email and chat: {r:?}");
-    // Both refused for now.
-    let refused = common::refused_for_now(&t.state.db, now, "502 Bad Gateway").await;
-    assert_eq!(refused.len(), 2);
-    t.load(serde_json::json!({"visuals": [visual("approved")]})).await;
-    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET next_attempt_at = $1")
-        .bind(Utc::now()).execute(p).await.map(|_| ()))
-    .unwrap();
+    let refused = common::fern_digest_refused(&t, 2, "502 Bad Gateway").await;
+    t.load(serde_json::json!({"visuals": [common::visual_of_c5("V-50", "approved")]})).await;
+    common::retries_come(&t.state.db).await;
     let d = cport::outbox::drain(&t.state).await.unwrap();
     assert_eq!((d.sent, d.dropped), (0, 2), "{d:?}");
     let chat = refused.iter().find(|r| r.message.channel.as_str() == "telegram").unwrap();
@@ -1391,4 +1405,29 @@ async fn a_chat_digest_whose_items_were_all_dealt_with_during_its_retry_is_not_s
     let (status, why) = (row.status.as_str(), row.last_error.unwrap_or_default());
     assert!(status == "dropped" && why.contains("dealt with"), "{status}: {why}");
     assert!(fake.to_chat(555).is_empty(), "{:?}", fake.to_chat(555));
+}
+
+/// A chat digest that waits out a retry while one of the two visuals it lists is approved
+/// goes when the retry comes written again with the one still open, as an email one does;
+/// the console's copy is what went.
+#[tokio::test]
+async fn a_chat_digest_that_waited_out_a_retry_leaves_out_what_was_dealt_with_meanwhile() {
+    use cport::store::outbox::get_message;
+    let fake = FakeTelegram::start().await;
+    let t = TestState::new(|c| telegram(c, &fake)).await;
+    common::fern_with_visuals(&t, &["V-50", "V-51"]).await;
+    common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", "555", "P-5").await;
+    let refused = common::fern_digest_refused(&t, 2, "502 Bad Gateway").await;
+    t.load(serde_json::json!({"visuals": [common::visual_of_c5("V-50", "approved")]})).await;
+    common::retries_come(&t.state.db).await;
+    cport::outbox::drain(&t.state).await.unwrap();
+    let said = fake.to_chat(555);
+    assert_eq!(said.len(), 1, "{said:?}");
+    let text = said[0].text();
+    assert!(text.contains("V-51") && !text.contains("V-50"), "only what is still open: {text}");
+    assert!(text.contains("1 thing(s) need you"), "{text}");
+    let chat = refused.iter().find(|r| r.message.channel.as_str() == "telegram").unwrap();
+    let row = get_message(&t.state.db, chat.id).await.unwrap().unwrap();
+    assert_eq!(row.status.as_str(), "sent");
+    assert!(row.message.subject.starts_with("1 thing(s) need you") && !row.message.payload.contains("V-50"), "{row:?}");
 }

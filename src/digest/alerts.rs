@@ -172,9 +172,16 @@ async fn queue_alerts(
         }
         return Ok(0);
     }
-    let (row_id, mut payload) = match outbox::find_held_alert(&mut tx, &c.id, channel, now).await? {
-        Some(row) => match serde_json::from_str::<AlertPayload>(&row.message.payload) {
-            Ok(p) => (row.id, p),
+    // News joins a held alert, not a held reminder: staff's reminder says its items are still
+    // waiting, which a new item is not.
+    let mut held = None;
+    for row in outbox::find_held_alerts(&mut tx, &c.id, channel, now).await? {
+        match serde_json::from_str::<AlertPayload>(&row.message.payload) {
+            Ok(p) if p.reminder => continue,
+            Ok(p) => {
+                held = Some((row.id, p));
+                break;
+            }
             Err(e) => {
                 // Its sender says so when it dies (it cannot be read either); this batch
                 // waits for a row of its own.
@@ -182,7 +189,10 @@ async fn queue_alerts(
                 tx.rollback().await?;
                 return Ok(0);
             }
-        },
+        }
+    }
+    let (row_id, mut payload) = match held {
+        Some(held) => held,
         None => {
             let window = Duration::seconds(state.config.alerts.batch_window_seconds as i64);
             let mut at = match outbox::last_alert_at(&mut tx, &c.id, channel).await? {

@@ -329,7 +329,7 @@ pub async fn queue_digest(
         tx.commit().await?;
         return Ok(Queued::Queued(id));
     }
-    let previous: Option<HashSet<String>> = outbox::last_digest_payload(&mut tx, &c.id, channel)
+    let previous: Option<HashSet<String>> = outbox::last_digest_payload(&mut tx, &c.id, channel, None)
         .await?
         .and_then(|p| serde_json::from_str::<EmailPayload>(&p).ok())
         .map(|p| p.item_keys.into_iter().collect());

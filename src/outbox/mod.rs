@@ -13,6 +13,7 @@ use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 
 use crate::channels::Providers;
+use crate::channels::email::EmailPayload;
 use crate::channels::{Gate, Hold, SendError};
 use crate::model::{MessageKind, Outlet};
 use crate::store::StoreError;
@@ -472,18 +473,26 @@ async fn send_email(
         Err(e) => return Ok(Err(e)),
     };
     // An alert some of whose items were resolved while it waited keeps the ones it shows, so
-    // a bare `APPROVE` in reply means the one visual its reader saw (written before it goes:
-    // a reply can come before the send is marked).
-    if row.message.kind == MessageKind::Alert
-        && let Ok(mut p) = serde_json::from_str::<outbox::AlertPayload>(&row.message.payload)
-        && p.items != shown.item_keys
-    {
-        p.items = shown.item_keys;
-        // A list of strings always serializes; were it not to, the reply would be read
-        // against the items queued, as before.
-        if let Ok(payload) = serde_json::to_string(&p) {
-            outbox::narrow_alert(&state.db, row.id, &payload).await?;
-        }
+    // a bare `APPROVE` in reply means the one visual its reader saw; a digest written again
+    // keeps what it says (written before it goes: a reply can come before the send is
+    // marked). A list of strings and a payload always serialize; were they not to, the row
+    // would keep what was queued, as before.
+    let narrowed = match row.message.kind {
+        MessageKind::Alert => serde_json::from_str::<outbox::AlertPayload>(&row.message.payload)
+            .ok()
+            .filter(|p| p.items != shown.item_keys)
+            .and_then(|mut p| {
+                p.items.clone_from(&shown.item_keys);
+                serde_json::to_string(&p).ok()
+            }),
+        MessageKind::Digest if row.has_waited(now) => serde_json::from_str::<EmailPayload>(&row.message.payload)
+            .ok()
+            .filter(|p| p.item_keys != shown.item_keys)
+            .and_then(|_| serde_json::to_string(&shown).ok()),
+        _ => None,
+    };
+    if let Some(payload) = narrowed {
+        outbox::narrow(&state.db, row.id, &shown.subject, &payload).await?;
     }
     Ok(state.mailer.send(&message, gate).await.map(Some))
 }
@@ -499,7 +508,12 @@ async fn send_chat(
         return Ok(Err(SendError::Permanent(format!("no sender for channel `{}`", row.message.channel))));
     };
     let mut message = match chat_message(state, row, now).await? {
-        Ok(Some(m)) => m,
+        Ok(Some((m, None))) => m,
+        // A digest written again keeps what it says (the console shows what went).
+        Ok(Some((m, Some(payload)))) => {
+            outbox::narrow(&state.db, row.id, &m.title, &payload).await?;
+            m
+        }
         Ok(None) => return Ok(Ok(None)),
         Err(e) => return Ok(Err(SendError::Permanent(e))),
     };

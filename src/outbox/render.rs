@@ -1,17 +1,17 @@
 //! A message as it goes: an email row built into its MIME message, a chat row into its
-//! message, an alert composed afresh from the items still open. The dispatcher sends what
-//! this makes; the staff console shows it.
+//! message, an alert composed afresh from the items still open, a digest that has waited
+//! written again without the items dealt with meanwhile. The dispatcher sends what this
+//! makes; the staff console shows it.
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::actions::items::current;
+use crate::actions::outbox::still_listed;
 use crate::channels::chat::ChatPayload;
 use crate::channels::email::{Built, EmailPayload, Unsubscribe, build_message};
 use crate::channels::{Providers, SendError};
 use crate::messages::compose::{Composer, Recipient};
 use crate::model::{MessageKind, Outlet};
 use crate::store::StoreError;
-use crate::store::contacts::get_contact;
 use crate::store::outbox::{AlertPayload, OutboxRow};
 
 /// An email row as it would go now: its payload (an alert's composed afresh from the items
@@ -29,6 +29,15 @@ pub(super) async fn email_of(
         }
     } else {
         match serde_json::from_str::<EmailPayload>(&row.message.payload) {
+            Ok(p) if row.message.kind == MessageKind::Digest => {
+                match digest_again(state, row, &p.item_keys, now).await? {
+                    Some(again) => match again.email(state, row, &p, now) {
+                        Ok(p) => p,
+                        Err(e) => return Ok(Err(e)),
+                    },
+                    None => p,
+                }
+            }
             Ok(p) => p,
             Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
         }
@@ -74,23 +83,33 @@ fn unsubscribe_url(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Op
 }
 
 /// A chat row's message: its own, or an alert's made now from its items still open (`None`
-/// when none is left); an error says why the row cannot be read.
+/// when none is left), or a digest that has waited written again without what was dealt with
+/// (then with the payload to keep for it); an error says why the row cannot be read.
 pub(super) async fn chat_message(
     state: &Providers,
     row: &OutboxRow,
     now: DateTime<Utc>,
-) -> Result<Result<Option<crate::messages::ChatMessage>, String>, StoreError> {
+) -> Result<Result<Option<(crate::messages::ChatMessage, Option<String>)>, String>, StoreError> {
     let payload: ChatPayload = match serde_json::from_str(&row.message.payload) {
         Ok(p) => p,
         Err(e) => return Ok(Err(format!("unreadable payload: {e}"))),
     };
     Ok(match (payload.message, row.message.kind, &row.message.contact_id) {
-        (Some(m), _, _) => Ok(Some(m)),
+        (Some(m), MessageKind::Digest, _) => match digest_again(state, row, &payload.items, now).await? {
+            Some(again) => {
+                let m = crate::channels::chat::digest_message(state, &again.contact, &again.open, &again.banners, now);
+                let keys = again.open.iter().map(crate::actions::items::ActionItem::key).collect();
+                Ok(Some((m.clone(), Some(ChatPayload::digest(m, keys)))))
+            }
+            None => Ok(Some((m, None))),
+        },
+        (Some(m), _, _) => Ok(Some((m, None))),
         (None, MessageKind::Alert, Some(contact_id)) => {
             match still_open(state, contact_id, (&payload.items, payload.reminder)).await? {
-                Some((contact, open)) => {
-                    Ok(Some(crate::channels::chat::alert_message(state, &contact, &open, payload.reminder, now).await?))
-                }
+                Some((contact, open)) => Ok(Some((
+                    crate::channels::chat::alert_message(state, &contact, &open, payload.reminder, now).await?,
+                    None,
+                ))),
                 None => Ok(None),
             }
         }
@@ -108,18 +127,80 @@ async fn still_open(
     contact_id: &str,
     (keys, reminder): (&[String], bool),
 ) -> Result<Option<(crate::store::contacts::ContactRow, Vec<crate::actions::items::ActionItem>)>, StoreError> {
-    let contact = match get_contact(&state.db, contact_id).await {
-        Ok(c) => c,
-        Err(StoreError::NotFound) => return Ok(None),
-        Err(e) => return Err(e),
+    let Some((contact, listed)) = still_listed(state, contact_id, keys).await? else {
+        return Ok(None);
     };
     let s = crate::store::settings::get_settings(&state.db, contact_id).await?;
     let wanted = |i: &crate::actions::items::ActionItem| {
         reminder || crate::actions::targets::mode(&state.config, &s, i.category) == crate::model::AlertMode::Instant
     };
-    let open: Vec<_> =
-        current(state, &contact).await?.into_iter().filter(|i| keys.contains(&i.key()) && wanted(i)).collect();
+    let open: Vec<_> = listed.into_iter().filter(wanted).collect();
     Ok((!open.is_empty()).then_some((contact, open)))
+}
+
+/// A digest that has waited, written again: its contact, the items it lists still open for
+/// them, and the banners showing now.
+struct DigestAgain {
+    contact: crate::store::contacts::ContactRow,
+    open: Vec<crate::actions::items::ActionItem>,
+    banners: Vec<crate::store::banners::BannerRow>,
+    /// The items the digest before it listed (an email's "new" marks are against them).
+    previous: Option<std::collections::HashSet<String>>,
+}
+
+/// A digest that has waited (a retry, a long queue, queued again by staff) and lists items
+/// dealt with meanwhile is written again with only those still open, so it asks for nothing
+/// that is done (one with none left is dropped before this, `actions::outbox::unwanted`).
+/// `None`: it goes as written (fresh, every item still open, or its contact gone).
+async fn digest_again(
+    state: &Providers,
+    row: &OutboxRow,
+    keys: &[String],
+    now: DateTime<Utc>,
+) -> Result<Option<DigestAgain>, StoreError> {
+    let (Some(contact_id), true) = (&row.message.contact_id, row.still_to_go() && row.has_waited(now)) else {
+        return Ok(None);
+    };
+    let Some((contact, open)) = still_listed(state, contact_id, keys).await? else {
+        return Ok(None);
+    };
+    if open.is_empty() || open.len() == keys.len() {
+        return Ok(None);
+    }
+    let live = crate::store::banners::list_live(&state.db, now).await?;
+    let banners = crate::actions::banners::for_client(&live, &contact.client_id, now);
+    let previous = match row.message.channel {
+        Outlet::Email => crate::store::outbox::last_digest_payload(
+            &state.db,
+            contact_id,
+            Outlet::Email,
+            Some((row.created_at, row.id)),
+        )
+        .await?
+        .and_then(|p| serde_json::from_str::<EmailPayload>(&p).ok())
+        .map(|p| p.item_keys.into_iter().collect()),
+        _ => None,
+    };
+    Ok(Some(DigestAgain { contact, open, banners, previous }))
+}
+
+impl DigestAgain {
+    /// The email written again: its Message-ID and reply address kept (a reply to it is
+    /// read as a reply to the digest), its "new" marks against the digest before it.
+    fn email(
+        &self,
+        state: &Providers,
+        row: &OutboxRow,
+        was: &EmailPayload,
+        now: DateTime<Utc>,
+    ) -> Result<EmailPayload, SendError> {
+        let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
+        let token = row.message.reply_token.clone().unwrap_or_default();
+        let to = Recipient { contact: &self.contact, token: &token, now };
+        let mut e = composer.compose_digest(&to, &self.open, &self.banners, self.previous.as_ref())?;
+        e.message_id.clone_from(&was.message_id);
+        Ok(e)
+    }
 }
 
 /// Alerts are rendered when they go, from the items still open then: resolved items are
@@ -201,7 +282,7 @@ pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> R
         });
     }
     let message = match chat_message(state, row, now).await? {
-        Ok(Some(m)) => m,
+        Ok(Some((m, _))) => m,
         Ok(None) => return Ok(Rendered::Nothing),
         Err(error) => return Ok(Rendered::Unreadable { error }),
     };

@@ -112,6 +112,15 @@ pub async fn forget_nonces(db: &Db, before: DateTime<Utc>) -> Result<u64> {
     Ok(execute!(db => "DELETE FROM used_nonces WHERE used_at < $1", before)?)
 }
 
+/// Forgets what was alerted to a contact on `channel` and when it was first looked at: a
+/// chat tied again starts from what needs the contact then, as a first tie does, instead of
+/// alerting all that came up while it was untied (the contact had that by email and digest).
+pub async fn forget_channel(tx: &mut Tx, contact_id: &str, channel: crate::model::Outlet) -> Result<()> {
+    execute!(tx => "DELETE FROM alert_baselines WHERE contact_id = $1 AND channel = $2", contact_id, channel)?;
+    execute!(tx => "DELETE FROM alert_ledger WHERE contact_id = $1 AND channel = $2", contact_id, channel)?;
+    Ok(())
+}
+
 /// Records the contact's alert baseline: `None` when this is the first look at the contact
 /// on `channel`, else when the baseline was taken (the contact was scanned before).
 pub async fn claim_alert_baseline(

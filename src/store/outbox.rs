@@ -54,6 +54,26 @@ pub struct OutboxRow {
     pub claim_token: Option<String>,
 }
 
+impl OutboxRow {
+    /// Whether a send of it was tried before this one: a claimed row's attempts count the
+    /// try under way; any other's, those made.
+    pub fn tried_before(&self) -> bool {
+        self.attempts > if self.status == OutboxStatus::Sending { 1 } else { 0 }
+    }
+
+    /// Whether it has waited since it was written: tried before, or written more than ten
+    /// minutes ago (queued again by staff, or behind a long queue). A digest that has waited
+    /// is looked at again as it goes; a fresh one goes as written, unread.
+    pub fn has_waited(&self, now: DateTime<Utc>) -> bool {
+        self.tried_before() || now - self.created_at > chrono::Duration::minutes(10)
+    }
+
+    /// Whether it may still go: waiting, or claimed by a sender.
+    pub fn still_to_go(&self) -> bool {
+        matches!(self.status, OutboxStatus::Queued | OutboxStatus::Failed | OutboxStatus::Sending)
+    }
+}
+
 /// Every column of a message, read from `outbox_full` (the row joined with its payload).
 const COLS: &str = "id, contact_id, channel, kind, idem_key, reply_token, recipient, subject, payload, status,
     attempts, next_attempt_at, last_error, provider_id, created_at, sent_at, claim_token";
@@ -393,10 +413,14 @@ pub async fn attempts_of(db: &Db, id: i64) -> Result<Vec<Attempt>> {
         .fetch_all(p).await)?)
 }
 
-/// Replaces a claimed alert's content with what it shows as it goes (its items still open):
-/// a reply to it is then read against the items its reader saw.
-pub async fn narrow_alert(db: &Db, id: i64, payload: &str) -> Result<()> {
-    execute!(db => "UPDATE outbox_payloads SET payload = $2 WHERE outbox_id = $1", id, payload)?;
+/// Replaces a claimed message's subject and content with what it shows as it goes: an
+/// alert's items still open (a reply to it is then read against the items its reader saw),
+/// a digest written again without what was dealt with (the console shows what went).
+pub async fn narrow(db: &Db, id: i64, subject: &str, payload: &str) -> Result<()> {
+    let mut tx = db.begin().await?;
+    execute!(&mut tx => "UPDATE outbox SET subject = $2 WHERE id = $1", id, subject)?;
+    execute!(&mut tx => "UPDATE outbox_payloads SET payload = $2 WHERE outbox_id = $1", id, payload)?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -432,14 +456,14 @@ pub async fn retime(conn: impl Into<Conn<'_>>, id: i64, at: DateTime<Utc>, now: 
     Ok(n == 1)
 }
 
-/// A queued alert for this contact and channel that has not gone yet (held for batching or
-/// quiet hours), if any.
-pub async fn find_held_alert(
+/// The queued alerts for this contact and channel that have not gone yet (held for batching
+/// or quiet hours), newest first; a few at most.
+pub async fn find_held_alerts(
     tx: &mut Tx,
     contact_id: &str,
     channel: crate::model::Outlet,
     now: DateTime<Utc>,
-) -> Result<Option<OutboxRow>> {
+) -> Result<Vec<OutboxRow>> {
     // Locked until the scan's transaction ends: two scanners (two processes on PostgreSQL)
     // adding to one held alert each write the payload they read, so the second must read it
     // after the first has written, or the first one's items are lost from it. A SQLite write
@@ -454,9 +478,9 @@ pub async fn find_held_alert(
     let sql = format!(
         "SELECT {COLS} FROM outbox o JOIN outbox_payloads p ON p.outbox_id = o.id
          WHERE contact_id = $1 AND channel = $2 AND kind = 'alert'
-           AND status = 'queued' AND next_attempt_at > $3 ORDER BY id DESC LIMIT 1 {lock}"
+           AND status = 'queued' AND next_attempt_at > $3 ORDER BY id DESC LIMIT 20 {lock}"
     );
-    Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, OutboxRow>(&sql), contact_id, channel, now).fetch_optional(c).await)?)
+    Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, OutboxRow>(&sql), contact_id, channel, now).fetch_all(c).await)?)
 }
 
 /// When the last message of `kind` went to (or was queued for) this contact on this channel.
@@ -640,20 +664,27 @@ pub async fn supersede_digests(
     execute!(tx => &sql, contact_id, channel, period, why, now)
 }
 
-/// The item keys of the last digest queued for this contact and channel that went or may
-/// still go (for "new" marks: one dropped or dead never reached the contact).
+/// The payload of the last digest queued for this contact and channel that went or may
+/// still go (for "new" marks: one dropped or dead never reached the contact); with
+/// `before`, the last one queued before that digest (`created_at`, `id`), which a digest
+/// written again as it goes compares itself with.
 pub async fn last_digest_payload(
-    tx: &mut Tx,
+    conn: impl Into<Conn<'_>>,
     contact_id: &str,
     channel: crate::model::Outlet,
+    before: Option<(DateTime<Utc>, i64)>,
 ) -> Result<Option<String>> {
-    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
+    // Without `before`: after every row (9999-12-31, the last time the store's columns hold).
+    let last = DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default();
+    let (at, id) = before.unwrap_or((last, i64::MAX));
+    let mut conn = conn.into();
+    Ok(on_conn!(conn.reborrow(), c => bind!(sqlx::query_scalar(
         // In the order of the `outbox_contact` index, so the newest is read without sorting
         // every digest the contact ever had.
         "SELECT payload FROM outbox_full WHERE contact_id = $1 AND channel = $2 AND kind = 'digest'
-           AND status NOT IN ('dropped', 'dead')
+           AND status NOT IN ('dropped', 'dead') AND (created_at < $3 OR (created_at = $3 AND id < $4))
          ORDER BY created_at DESC, id DESC LIMIT 1",
-    ), contact_id, channel)
+    ), contact_id, channel, at, id)
     .fetch_optional(c).await)?)
 }
 

@@ -632,6 +632,44 @@ pub fn forbidden_in(v: &serde_json::Value) -> Option<char> {
     }
 }
 
+/// Visual `id` of client C-5's job J-50, in `status`.
+pub fn visual_of_c5(id: &str, status: &str) -> serde_json::Value {
+    serde_json::json!({"id": id, "client_id": "C-5", "job_id": "J-50", "design_id": "D50",
+        "category": "Colour visual", "designer": "Des", "status": status, "main_image": "/v50.svg"})
+}
+
+/// Loads client C-5, its admin Fern Five (P-5, fern@five.example) and job J-50 with
+/// `visuals` awaiting approval.
+pub async fn fern_with_visuals(t: &TestState, visuals: &[&str]) {
+    let visuals: Vec<_> = visuals.iter().map(|id| visual_of_c5(id, "awaiting_approval")).collect();
+    t.load(serde_json::json!({
+        "clients": [{"id": "C-5", "name": "Five Ltd"}],
+        "contacts": [{"id": "P-5", "client_id": "C-5", "name": "Fern Five", "email": "fern@five.example", "role": "admin"}],
+        "jobs": [{"id": "J-50", "client_id": "C-5", "name": "Hoodies", "status": "entered", "delivery_instructions": "given"}],
+        "visuals": visuals
+    }))
+    .await;
+}
+
+/// Fern's digest ([`fern_with_visuals`]) queued now, one for each of her `targets`, and
+/// every message refused for now ([`refused_for_now`], with `error`). Gives the rows.
+pub async fn fern_digest_refused(t: &TestState, targets: usize, error: &str) -> Vec<cport::store::outbox::OutboxRow> {
+    use cport::digest::scheduler::{Trigger, run_pass};
+    let now = chrono::Utc::now();
+    let r = run_pass(&t.state, now, Some("P-5"), Trigger::Manual { force: false }).await.unwrap();
+    assert_eq!(r.queued, targets, "{r:?}");
+    let refused = refused_for_now(&t.state.db, now, error).await;
+    assert_eq!(refused.len(), targets);
+    refused
+}
+
+/// The retries of every message waiting come due now.
+pub async fn retries_come(db: &Db) {
+    cport::store::on_db!(db, p => sqlx::query("UPDATE outbox SET next_attempt_at = $1")
+        .bind(chrono::Utc::now()).execute(p).await.map(|_| ()))
+    .unwrap();
+}
+
 /// Every message due at `now` tried and refused for now (`error`), as a sender marks one its
 /// server or chat refused: each waits for a retry half an hour on. Gives the rows.
 pub async fn refused_for_now(
