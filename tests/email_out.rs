@@ -1304,9 +1304,10 @@ async fn news_during_a_held_reminder_is_alerted_on_its_own() {
 }
 
 /// A digest written for a contact's address before TOT changed it (waiting for a retry, or
-/// held) goes to no address that is no longer theirs: it holds their signed links.
+/// held) goes to no address that is no longer theirs (it holds their signed links): it goes
+/// written again for the one they have now, and the console shows where it went.
 #[tokio::test]
-async fn a_digest_for_an_address_the_contact_no_longer_has_is_dropped() {
+async fn a_digest_for_an_address_the_contact_no_longer_has_goes_to_their_new_one() {
     let smtp = SmtpServer::start();
     let t = TestState::mailing(&smtp, |_| {}).await;
     common::digests_now(&t.state, &["P-1A"]).await;
@@ -1314,9 +1315,34 @@ async fn a_digest_for_an_address_the_contact_no_longer_has_is_dropped() {
         "email": "ann.new@alpha.example", "role": "admin"}]}))
         .await;
     let d = drain(&t.state).await.unwrap();
-    assert_eq!((d.sent, d.dropped), (0, 1), "{d:?}");
+    assert_eq!((d.sent, d.dropped), (1, 0), "{d:?}");
+    let sent = smtp.messages();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].1["rcpt_tos"], json!(["ann.new@alpha.example"]), "{:?}", sent[0].1);
+    let text = parse(&sent[0].0).body_text(0).unwrap().into_owned();
+    assert!(text.contains("ann.new@alpha.example") && !text.contains("ann@alpha.example"), "{text}");
     let row = list_messages(&t.state.db, None, 1).await.unwrap().remove(0);
-    let why = row.last_error.unwrap_or_default();
-    assert!(why.contains("address has changed"), "{why}");
-    assert!(smtp.messages().is_empty());
+    assert_eq!((row.status.as_str(), row.message.recipient.as_str()), ("sent", "ann.new@alpha.example"));
+}
+
+/// An urgent banner's push waiting for its start goes to the address the contact has when it
+/// starts, not to one TOT has since replaced.
+#[tokio::test]
+async fn an_urgent_banners_push_goes_to_the_address_the_contact_has_when_it_starts() {
+    let (smtp, t) = mailing_world_with(|_| {}, |_| {}).await;
+    let now = Utc::now();
+    let mut input = urgent("Closed Friday", "Back on Monday.", "C-1");
+    input.starts_at = Some(now + chrono::Duration::days(1));
+    let posted = cport::actions::banners::post(&t.state, input, "test", now).await.unwrap();
+    assert!(posted.queued > 0, "queued for its start");
+    t.load(json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
+        "email": "ann.new@alpha.example", "role": "admin"}]}))
+        .await;
+    let later = now + chrono::Duration::days(2);
+    let went = cport::outbox::dispatch_batch_at(&t.state, later, 100).await.unwrap();
+    assert_eq!(went.len(), posted.queued, "{went:?}");
+    let to: Vec<String> =
+        smtp.messages().iter().map(|(_, env)| env["rcpt_tos"][0].as_str().unwrap_or("").to_string()).collect();
+    assert!(to.contains(&"ann.new@alpha.example".to_string()), "{to:?}");
+    assert!(!to.contains(&"ann@alpha.example".to_string()), "{to:?}");
 }

@@ -847,25 +847,42 @@ async fn the_schedulers_lock_is_free_for_another_process_once_dropped() {
 /// marked once the store answers: it is not left to go out again when its claim runs out.
 #[tokio::test]
 async fn a_sent_mark_the_store_refuses_at_first_is_written_on_a_later_try() {
-    let t = TestState::new(|_| {}).await;
-    t.load(world()).await;
-    common::digest_now(&t.state, "P-1A").await;
-    t.state.faults.arm("outbox:mark-sent", 2);
-    let out = cport::outbox::dispatch_batch_at(&t.state, Utc::now(), 1).await.expect("the batch goes on");
-    assert_eq!(out, vec![cport::outbox::Outcome::Sent]);
-    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
+    let rows = sent_after_refused_marks(300, 2).await;
     let sent: Vec<_> = rows.iter().filter(|r| r.status.as_str() == "sent").collect();
     assert_eq!(sent.len(), 1, "marked sent: {rows:?}");
     assert!(sent[0].provider_id.is_some());
 }
 
-/// A sender whose "sent" mark cannot be written at all (the store fails through every try)
-/// does not deliver its next message, so one delivery at most is left unmarked, to go again
-/// when its claim runs out. The one held back and the rest of the batch are handed back at
-/// once, their attempt not counted.
+/// A store that refuses a delivered message's "sent" for longer than a moment (an import
+/// holding SQLite's lock, a failover) is tried again for as long as the sender's claim surely
+/// lasts, two thirds of its lease (four seconds of six here: the fifth refusal comes three
+/// seconds in): the message is marked, not left to go out again when its claim runs out.
+#[tokio::test]
+async fn a_sent_mark_is_tried_again_for_as_long_as_the_claim_surely_lasts() {
+    let rows = sent_after_refused_marks(6, 5).await;
+    assert_eq!(rows.iter().filter(|r| r.status.as_str() == "sent").count(), 1, "marked sent: {rows:?}");
+}
+
+/// Ann's digest sent by a sender with a claim of `lease` seconds while the store refuses its
+/// "sent" mark `refusals` times; the batch goes on and gives a delivery. Gives the rows.
+async fn sent_after_refused_marks(lease: u64, refusals: u32) -> Vec<cport::store::outbox::OutboxRow> {
+    let t = TestState::new(|c| c.outbox.lease_seconds = lease).await;
+    t.load(world()).await;
+    common::digest_now(&t.state, "P-1A").await;
+    t.state.faults.arm("outbox:mark-sent", refusals);
+    let out = cport::outbox::dispatch_batch_at(&t.state, Utc::now(), 1).await.expect("the batch goes on");
+    assert_eq!(out, vec![cport::outbox::Outcome::Sent]);
+    list_messages(&t.state.db, None, 10).await.unwrap()
+}
+
+/// A sender whose "sent" mark cannot be written at all (the store fails through every try
+/// for as long as its claim surely lasts, two seconds of a three-second lease) does not
+/// deliver its next message, so one delivery at most is left unmarked, to go again when its
+/// claim runs out. The one held back and the rest of the batch are handed back at once,
+/// their attempt not counted.
 #[tokio::test]
 async fn a_sent_mark_that_cannot_be_written_holds_back_the_next_delivery() {
-    let t = TestState::new(|_| {}).await;
+    let t = TestState::new(|c| c.outbox.lease_seconds = 3).await;
     t.load(world()).await;
     common::digests_now(&t.state, &["P-1A", "P-1B", "P-2A"]).await;
     // The marks' group commit fails (its store is closed), and so does each sender's own mark.

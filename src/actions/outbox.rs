@@ -56,11 +56,12 @@ async fn unwanted_now(state: &Services, row: &OutboxRow) -> Result<Option<&'stat
 }
 
 /// Why a row is no longer to be sent, if it is not: its contact was deactivated (or removed)
-/// since it was queued, or (a digest or banner) their address changed, or the chat it goes
-/// to was unlinked from them, or its banner is gone, or (a change event) the webhook was
+/// since it was queued, or the chat it goes to was unlinked from them, or its banner is gone, or (a change event) the webhook was
 /// turned off, or (a digest that has waited) everything it lists was dealt with. A
 /// digest, an alert or a banner held by quiet hours or a retry would otherwise show what is
 /// no longer theirs to see, ask for what is done, or reach a chat whose user said to stop.
+/// (A digest or banner whose contact's address changed meanwhile goes written again for the
+/// new one, `outbox::render`.)
 pub async fn unwanted(
     state: &Services,
     row: &OutboxRow,
@@ -79,17 +80,8 @@ pub async fn unwanted(
     let Some(contact) = &row.message.contact_id else {
         return Ok(None);
     };
-    let Some(address) = active.get(contact) else {
+    if !active.contains_key(contact) {
         return Ok(Some("the contact is no longer active"));
-    };
-    // A digest or banner written for the contact's address before TOT changed it (waiting
-    // for a retry, or held) holds their signed links: it goes to no address that is no longer
-    // theirs. (An alert is written when it goes, to the address then.)
-    if row.message.channel == Outlet::Email
-        && matches!(row.message.kind, MessageKind::Digest | MessageKind::Banner)
-        && !address.eq_ignore_ascii_case(&row.message.recipient)
-    {
-        return Ok(Some("the contact's email address has changed since it was written"));
     }
     // An answer goes to the chat that asked, linked or not.
     let told = matches!(row.message.kind, MessageKind::Digest | MessageKind::Alert | MessageKind::Banner);

@@ -100,10 +100,12 @@ impl PendingMark {
     }
 }
 
-/// Marks a delivered message sent, trying again for at most three seconds while the store
-/// fails: a "sent" lost here would send the message again once its claim runs out. Each
-/// try is cut off at the three seconds too: a store that is locked does not fail a write at
-/// once but holds it (SQLite's busy wait), which would make the three seconds thirty.
+/// Marks a delivered message sent, trying again while the store fails (a SQLite store held
+/// by an import, a PostgreSQL failover) for as long as this sender's claim surely lasts:
+/// two thirds of `outbox.lease_seconds` (the claim is renewed every third). A "sent" lost
+/// here would send the message again once its claim runs out, and no other sender can take
+/// it before then. Each try is cut off at three seconds, or the time left if less: a store
+/// that is locked does not fail a write at once but holds it (SQLite's busy wait).
 pub(super) async fn mark_sent(
     state: &crate::services::Services,
     id: i64,
@@ -111,16 +113,19 @@ pub(super) async fn mark_sent(
     provider: &str,
 ) -> Result<bool, StoreError> {
     let db = &state.db;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_millis(state.config.outbox.lease_seconds * 2000 / 3);
+    let cut = std::time::Duration::from_secs(3);
     let mut wait = std::time::Duration::from_millis(100);
     loop {
         let tried = match state.faults.fires("outbox:mark-sent") {
             true => Err(StoreError::Conflict("fault injected at outbox:mark-sent".into())),
             false => {
                 let mark = outbox::mark(db, id, token, Mark::Sent(provider), Utc::now());
-                match tokio::time::timeout_at(deadline, mark).await {
+                let until = deadline.min(tokio::time::Instant::now() + cut);
+                match tokio::time::timeout_at(until, mark).await {
                     Ok(r) => r,
-                    Err(_) => Err(StoreError::Busy(std::time::Duration::from_secs(3))),
+                    Err(_) => Err(StoreError::Busy(cut)),
                 }
             }
         };
@@ -130,7 +135,7 @@ pub(super) async fn mark_sent(
             Err(e) => {
                 tracing::warn!(id, error = %e, retry_in = ?wait, "a delivered message could not be marked sent yet");
                 tokio::time::sleep(wait).await;
-                wait *= 2;
+                wait = (wait * 2).min(std::time::Duration::from_secs(5));
             }
         }
     }

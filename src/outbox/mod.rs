@@ -331,7 +331,7 @@ fn count(outcome: Outcome, channel: Outlet, kind: MessageKind, marked: bool) {
 async fn attempt(
     state: &Providers,
     row: &OutboxRow,
-    suspended: &HashMap<String, String>,
+    (suspended, active): (&HashMap<String, String>, &HashMap<String, String>),
     gate: &Gate,
 ) -> Result<Option<String>, SendError> {
     let now = Utc::now();
@@ -342,7 +342,10 @@ async fn attempt(
         (Outlet::Email, Some(reason)) => {
             Err(SendError::Permanent(format!("email to this contact is suspended: {reason}")))
         }
-        (Outlet::Email, None) => send_email(state, row, now, gate).await.map_err(store)?,
+        (Outlet::Email, None) => {
+            let address = row.message.contact_id.as_ref().and_then(|c| active.get(c)).map(String::as_str);
+            send_email(state, row, address, now, gate).await.map_err(store)?
+        }
         (Outlet::Webhook, _) => {
             gate.pass().await?;
             crate::channels::webhook::send(&state.http, &state.config.webhook, row).await.map(Some)
@@ -377,7 +380,7 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
         match &unwanted {
             Ok(Some(_)) => Ok(None),
             Err(e) => Err(SendError::Transient(format!("store: {e}"))),
-            Ok(None) => attempt(state, &row, suspended, gate).await,
+            Ok(None) => attempt(state, &row, (suspended, active), gate).await,
         }
     };
     let result = match tokio::time::timeout(limit, attempted).await {
@@ -460,24 +463,27 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
     Ok(Settle::Done(outcome))
 }
 
-/// Sends an email row. `Ok(None)` means the message should be dropped, not sent.
+/// Sends an email row (`address`: its contact's now, when it has one). `Ok(None)` means the
+/// message should be dropped, not sent.
 async fn send_email(
     state: &Providers,
     row: &OutboxRow,
+    address: Option<&str>,
     now: DateTime<Utc>,
     gate: &Gate,
 ) -> Result<Result<Option<String>, SendError>, StoreError> {
-    let (shown, message) = match email_of(state, row, now).await? {
+    let (shown, message) = match email_of(state, row, address, now).await? {
         Ok(Some(m)) => m,
         Ok(None) => return Ok(Ok(None)),
         Err(e) => return Ok(Err(e)),
     };
-    // An alert some of whose items were resolved while it waited keeps the ones it shows, so
-    // a bare `APPROVE` in reply means the one visual its reader saw; a digest written again
-    // keeps what it says (written before it goes: a reply can come before the send is
-    // marked). A list of strings and a payload always serialize; were they not to, the row
-    // would keep what was queued, as before.
-    let narrowed = match row.message.kind {
+    // What goes is what the row keeps, written before it goes (a reply can come before the
+    // send is marked): an alert some of whose items were resolved while it waited keeps the
+    // ones it shows, so a bare `APPROVE` in reply means the one visual its reader saw; a
+    // digest or banner written again keeps what it says and where it went, for the console.
+    // A list of strings and a payload always serialize; were they not to, the row would keep
+    // what was queued, as before.
+    let rewritten = match row.message.kind {
         MessageKind::Alert => serde_json::from_str::<outbox::AlertPayload>(&row.message.payload)
             .ok()
             .filter(|p| p.items != shown.item_keys)
@@ -485,14 +491,18 @@ async fn send_email(
                 p.items.clone_from(&shown.item_keys);
                 serde_json::to_string(&p).ok()
             }),
-        MessageKind::Digest if row.has_waited(now) => serde_json::from_str::<EmailPayload>(&row.message.payload)
-            .ok()
-            .filter(|p| p.item_keys != shown.item_keys)
-            .and_then(|_| serde_json::to_string(&shown).ok()),
+        MessageKind::Digest | MessageKind::Banner => {
+            let moved = !shown.to.eq_ignore_ascii_case(&row.message.recipient);
+            let narrowed = row.message.kind == MessageKind::Digest
+                && row.has_waited(now)
+                && serde_json::from_str::<EmailPayload>(&row.message.payload)
+                    .is_ok_and(|p| p.item_keys != shown.item_keys);
+            (moved || narrowed).then(|| serde_json::to_string(&shown).ok()).flatten()
+        }
         _ => None,
     };
-    if let Some(payload) = narrowed {
-        outbox::narrow(&state.db, row.id, &shown.subject, &payload).await?;
+    if let Some(payload) = rewritten {
+        outbox::rewrite(&state.db, row.id, &shown.to, &shown.subject, &payload).await?;
     }
     Ok(state.mailer.send(&message, gate).await.map(Some))
 }
@@ -511,7 +521,7 @@ async fn send_chat(
         Ok(Some((m, None))) => m,
         // A digest written again keeps what it says (the console shows what went).
         Ok(Some((m, Some(payload)))) => {
-            outbox::narrow(&state.db, row.id, &m.title, &payload).await?;
+            outbox::rewrite(&state.db, row.id, &row.message.recipient, &m.title, &payload).await?;
             m
         }
         Ok(None) => return Ok(Ok(None)),

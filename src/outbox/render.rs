@@ -1,7 +1,8 @@
 //! A message as it goes: an email row built into its MIME message, a chat row into its
 //! message, an alert composed afresh from the items still open, a digest that has waited
-//! written again without the items dealt with meanwhile. The dispatcher sends what this
-//! makes; the staff console shows it.
+//! written again without the items dealt with meanwhile, a digest or banner written again
+//! for the address its contact has now. The dispatcher sends what this makes; the staff
+//! console shows it.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -15,10 +16,13 @@ use crate::store::StoreError;
 use crate::store::outbox::{AlertPayload, OutboxRow};
 
 /// An email row as it would go now: its payload (an alert's composed afresh from the items
-/// still open) and the message built from it. `Ok(None)`: nothing would go.
+/// still open; a digest's or banner's written again when it has waited or its contact's
+/// address is no longer the one it was written for) and the message built from it.
+/// `address`: the contact's address now, when known. `Ok(None)`: nothing would go.
 pub(super) async fn email_of(
     state: &Providers,
     row: &OutboxRow,
+    address: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Result<Option<(EmailPayload, Built)>, SendError>, StoreError> {
     let payload = if row.message.kind == MessageKind::Alert {
@@ -28,18 +32,30 @@ pub(super) async fn email_of(
             Err(e) => return Ok(Err(e)),
         }
     } else {
-        match serde_json::from_str::<EmailPayload>(&row.message.payload) {
-            Ok(p) if row.message.kind == MessageKind::Digest => {
-                match digest_again(state, row, &p.item_keys, now).await? {
-                    Some(again) => match again.email(state, row, &p, now) {
-                        Ok(p) => p,
-                        Err(e) => return Ok(Err(e)),
-                    },
-                    None => p,
-                }
-            }
+        let p = match serde_json::from_str::<EmailPayload>(&row.message.payload) {
             Ok(p) => p,
             Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
+        };
+        // Written for an address the contact no longer has (TOT changed it while this waited
+        // for a retry, or for its banner's start): it holds their signed links and names the
+        // address in its footer, so it goes written again for the one they have now, never to
+        // the old one.
+        let moved = row.still_to_go()
+            && matches!(row.message.kind, MessageKind::Digest | MessageKind::Banner)
+            && address.is_some_and(|a| !a.eq_ignore_ascii_case(&row.message.recipient));
+        let again = match row.message.kind {
+            MessageKind::Digest => match digest_again(state, row, &p.item_keys, moved, now).await? {
+                Again::AsWritten => Ok(Some(p)),
+                Again::Rewritten(again) => again.email(state, row, &p, now).map(Some),
+                Again::Nothing => Ok(None),
+            },
+            MessageKind::Banner if moved => banner_again(state, row, &p, now).await?,
+            _ => Ok(Some(p)),
+        };
+        match again {
+            Ok(Some(p)) => p,
+            Ok(None) => return Ok(Ok(None)),
+            Err(e) => return Ok(Err(e)),
         }
     };
     let one_click = unsubscribe_url(state, row, now);
@@ -95,13 +111,14 @@ pub(super) async fn chat_message(
         Err(e) => return Ok(Err(format!("unreadable payload: {e}"))),
     };
     Ok(match (payload.message, row.message.kind, &row.message.contact_id) {
-        (Some(m), MessageKind::Digest, _) => match digest_again(state, row, &payload.items, now).await? {
-            Some(again) => {
+        (Some(m), MessageKind::Digest, _) => match digest_again(state, row, &payload.items, false, now).await? {
+            Again::Rewritten(again) => {
                 let m = crate::channels::chat::digest_message(state, &again.contact, &again.open, &again.banners, now);
                 let keys = again.open.iter().map(crate::actions::items::ActionItem::key).collect();
                 Ok(Some((m.clone(), Some(ChatPayload::digest(m, keys)))))
             }
-            None => Ok(Some((m, None))),
+            Again::AsWritten => Ok(Some((m, None))),
+            Again::Nothing => Ok(None),
         },
         (Some(m), _, _) => Ok(Some((m, None))),
         (None, MessageKind::Alert, Some(contact_id)) => {
@@ -148,24 +165,39 @@ struct DigestAgain {
     previous: Option<std::collections::HashSet<String>>,
 }
 
+/// What becomes of a digest as it goes.
+enum Again {
+    /// It goes as written: fresh, or every item it lists still open.
+    AsWritten,
+    /// It goes written again.
+    Rewritten(Box<DigestAgain>),
+    /// Nothing it lists is open for its contact (or the contact is gone): it does not go.
+    Nothing,
+}
+
 /// A digest that has waited (a retry, a long queue, queued again by staff) and lists items
 /// dealt with meanwhile is written again with only those still open, so it asks for nothing
-/// that is done (one with none left is dropped before this, `actions::outbox::unwanted`).
-/// `None`: it goes as written (fresh, every item still open, or its contact gone).
+/// that is done; one whose contact's address `moved` is written again whatever it lists, for
+/// the address they have now.
 async fn digest_again(
     state: &Providers,
     row: &OutboxRow,
     keys: &[String],
+    moved: bool,
     now: DateTime<Utc>,
-) -> Result<Option<DigestAgain>, StoreError> {
-    let (Some(contact_id), true) = (&row.message.contact_id, row.still_to_go() && row.has_waited(now)) else {
-        return Ok(None);
+) -> Result<Again, StoreError> {
+    let (Some(contact_id), true) = (&row.message.contact_id, row.still_to_go() && (moved || row.has_waited(now)))
+    else {
+        return Ok(Again::AsWritten);
     };
     let Some((contact, open)) = still_listed(state, contact_id, keys).await? else {
-        return Ok(None);
+        return Ok(Again::Nothing);
     };
-    if open.is_empty() || open.len() == keys.len() {
-        return Ok(None);
+    if open.is_empty() {
+        return Ok(Again::Nothing);
+    }
+    if open.len() == keys.len() && !moved {
+        return Ok(Again::AsWritten);
     }
     let live = crate::store::banners::list_live(&state.db, now).await?;
     let banners = crate::actions::banners::for_client(&live, &contact.client_id, now);
@@ -181,7 +213,7 @@ async fn digest_again(
         .map(|p| p.item_keys.into_iter().collect()),
         _ => None,
     };
-    Ok(Some(DigestAgain { contact, open, banners, previous }))
+    Ok(Again::Rewritten(Box::new(DigestAgain { contact, open, banners, previous })))
 }
 
 impl DigestAgain {
@@ -201,6 +233,35 @@ impl DigestAgain {
         e.message_id.clone_from(&was.message_id);
         Ok(e)
     }
+}
+
+/// A banner's push written again for its contact as they are now (their address moved);
+/// `Ok(None)` when the contact or the banner is gone.
+async fn banner_again(
+    state: &Providers,
+    row: &OutboxRow,
+    was: &EmailPayload,
+    now: DateTime<Utc>,
+) -> Result<Result<Option<EmailPayload>, SendError>, StoreError> {
+    let (Some(contact_id), Some(banner_id)) =
+        (&row.message.contact_id, crate::store::outbox::banner_of(&state.db, row.id).await?)
+    else {
+        return Ok(Ok(None));
+    };
+    let (contact, banner) = match (
+        crate::store::contacts::get_contact(&state.db, contact_id).await,
+        crate::store::banners::get_banner(&state.db, banner_id).await,
+    ) {
+        (Ok(c), Ok(b)) => (c, b),
+        (Err(StoreError::NotFound), _) | (_, Err(StoreError::NotFound)) => return Ok(Ok(None)),
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
+    let token = row.message.reply_token.clone().unwrap_or_default();
+    Ok(composer.compose_banner(&Recipient { contact: &contact, token: &token, now }, &banner).map(|mut e| {
+        e.message_id.clone_from(&was.message_id);
+        Some(e)
+    }))
 }
 
 /// Alerts are rendered when they go, from the items still open then: resolved items are
@@ -271,7 +332,10 @@ pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> R
         return Ok(Rendered::Json { body });
     }
     if row.message.channel == Outlet::Email {
-        return Ok(match email_of(state, row, now).await? {
+        let contacts: Vec<&str> = row.message.contact_id.as_deref().into_iter().collect();
+        let active = crate::store::contacts::active_of(&state.db, &contacts).await?;
+        let address = contacts.first().and_then(|c| active.get(*c)).map(String::as_str);
+        return Ok(match email_of(state, row, address, now).await? {
             Ok(Some((payload, built))) => {
                 let raw = String::from_utf8_lossy(&built.raw);
                 let headers = raw.split("\r\n\r\n").next().unwrap_or_default().replace("\r\n", "\n");

@@ -413,12 +413,13 @@ pub async fn attempts_of(db: &Db, id: i64) -> Result<Vec<Attempt>> {
         .fetch_all(p).await)?)
 }
 
-/// Replaces a claimed message's subject and content with what it shows as it goes: an
-/// alert's items still open (a reply to it is then read against the items its reader saw),
-/// a digest written again without what was dealt with (the console shows what went).
-pub async fn narrow(db: &Db, id: i64, subject: &str, payload: &str) -> Result<()> {
+/// Replaces a claimed message's address, subject and content with what it shows as it
+/// goes: an alert's items still open (a reply to it is then read against the items its
+/// reader saw), a digest or banner written again without what was dealt with or for the
+/// address its contact has now (the console shows what went, and where).
+pub async fn rewrite(db: &Db, id: i64, recipient: &str, subject: &str, payload: &str) -> Result<()> {
     let mut tx = db.begin().await?;
-    execute!(&mut tx => "UPDATE outbox SET subject = $2 WHERE id = $1", id, subject)?;
+    execute!(&mut tx => "UPDATE outbox SET recipient = $2, subject = $3 WHERE id = $1", id, recipient, subject)?;
     execute!(&mut tx => "UPDATE outbox_payloads SET payload = $2 WHERE outbox_id = $1", id, payload)?;
     tx.commit().await?;
     Ok(())
@@ -558,6 +559,12 @@ pub async fn banner_gone_for(db: &Db, id: i64, now: DateTime<Utc>) -> Result<boo
     let sql = format!("SELECT {} FROM outbox WHERE id = $2", banner_gone());
     let gone: Option<bool> = on_db!(db, p => bind!(sqlx::query_scalar(&sql), now, id).fetch_optional(p).await)?;
     Ok(gone.unwrap_or(false))
+}
+
+/// The banner that banner message `id` pushes, if it is one and the banner is kept.
+pub async fn banner_of(db: &Db, id: i64) -> Result<Option<i64>> {
+    let sql = format!("SELECT b.id FROM outbox, banners b WHERE outbox.id = $1 AND {ITS_BANNER}");
+    Ok(on_db!(db, p => bind!(sqlx::query_scalar(&sql), id).fetch_optional(p).await)?)
 }
 
 /// Queueing again, at `$1`: a banner's push goes no sooner than its banner starts, and never
