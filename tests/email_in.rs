@@ -201,6 +201,26 @@ async fn a_reply_approves_a_visual_from_its_alert_and_a_later_reply_lifts_a_susp
     assert!(feed[0].payload.contains("\"channel\":\"email\""));
 }
 
+/// A suspension stands against the address that bounced: TOT sending the contact again with
+/// the same address (in another case, with another name) keeps it; a new address lifts it
+/// and forgets the old one's soft bounces.
+#[tokio::test]
+async fn a_new_address_from_tot_lifts_a_suspension_the_old_one_earned() {
+    let c = Corpus::new().await;
+    assert_eq!(kind(&c.handle("dsn_bounce.eml").await), "bounce");
+    let suspended = || async {
+        cport::store::settings::get_settings(&c.t.state.db, "P-1A").await.unwrap().email_suspended_at.is_some()
+    };
+    assert!(suspended().await);
+    let ann = |name: &str, email: &str| json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": name, "email": email, "role": "admin"}]});
+    c.t.load(ann("Ann A. Admin", "ANN@alpha.example")).await;
+    assert!(suspended().await, "the same address, written otherwise");
+    c.t.load(ann("Ann A. Admin", "ann.new@alpha.example")).await;
+    assert!(!suspended().await, "a new address is tried");
+    let s = cport::store::settings::get_settings(&c.t.state.db, "P-1A").await.unwrap();
+    assert_eq!(s.soft_bounces, 0);
+}
+
 #[tokio::test]
 async fn oversized_and_unreadable_messages_are_refused_unread() {
     let c = Corpus::new().await;

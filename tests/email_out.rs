@@ -1325,6 +1325,29 @@ async fn a_digest_for_an_address_the_contact_no_longer_has_goes_to_their_new_one
     assert_eq!((row.status.as_str(), row.message.recipient.as_str()), ("sent", "ann.new@alpha.example"));
 }
 
+/// A digest written before TOT changed the contact's role goes showing only what the new
+/// role sees (Ann, made finance, is shown the open third-party PO, not the visual, the job or
+/// the artwork an admin was asked about).
+#[tokio::test]
+async fn a_digest_written_before_a_role_change_shows_only_what_the_new_role_sees() {
+    let smtp = SmtpServer::start();
+    let t = TestState::mailing(&smtp, |_| {}).await;
+    common::digests_now(&t.state, &["P-1A"]).await;
+    let written = list_messages(&t.state.db, None, 1).await.unwrap().remove(0);
+    assert!(written.message.payload.contains("V-1"), "written for an admin");
+    t.load(json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
+        "email": "ann@alpha.example", "role": "finance"}]}))
+        .await;
+    let d = drain(&t.state).await.unwrap();
+    assert_eq!(d.sent, 1, "{d:?}");
+    let m = smtp.messages();
+    let text = parse(&m[0].0).body_text(0).unwrap().into_owned();
+    assert!(text.contains("PO-1"), "{text}");
+    for hidden in ["V-1", "J-1", "AR-1", "Logo"] {
+        assert!(!text.contains(hidden), "{hidden} is not a finance contact's to see: {text}");
+    }
+}
+
 /// An urgent banner's push waiting for its start goes to the address the contact has when it
 /// starts, not to one TOT has since replaced.
 #[tokio::test]

@@ -65,7 +65,7 @@ async fn unwanted_now(state: &Services, row: &OutboxRow) -> Result<Option<&'stat
 pub async fn unwanted(
     state: &Services,
     row: &OutboxRow,
-    active: &HashMap<String, String>,
+    active: &HashMap<String, crate::store::contacts::Reach>,
     settings: &HashMap<String, crate::store::settings::ContactSettings>,
 ) -> Result<Option<&'static str>, StoreError> {
     // A change event queued while the webhook was set goes nowhere once it is not.

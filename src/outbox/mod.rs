@@ -17,6 +17,7 @@ use crate::channels::email::EmailPayload;
 use crate::channels::{Gate, Hold, SendError};
 use crate::model::{MessageKind, Outlet};
 use crate::store::StoreError;
+use crate::store::contacts::Reach;
 pub use crate::store::outbox::Lane;
 use crate::store::outbox::{self, Mark, OutboxRow, Take};
 
@@ -265,8 +266,8 @@ struct Batch<'a> {
     token: &'a str,
     /// Contacts whose email is suspended (after bounces), with the reason.
     suspended: &'a HashMap<String, String>,
-    /// The batch's contacts that are still there and active, with their email address now.
-    active: &'a HashMap<String, String>,
+    /// The batch's contacts that are still there and active, with how they are reached now.
+    active: &'a HashMap<String, Reach>,
     /// The batch's contacts' saved settings, read as it began (none saved: the defaults).
     settings: &'a HashMap<String, crate::store::settings::ContactSettings>,
 }
@@ -331,26 +332,26 @@ fn count(outcome: Outcome, channel: Outlet, kind: MessageKind, marked: bool) {
 async fn attempt(
     state: &Providers,
     row: &OutboxRow,
-    (suspended, active): (&HashMap<String, String>, &HashMap<String, String>),
+    (suspended, active): (&HashMap<String, String>, &HashMap<String, Reach>),
     gate: &Gate,
 ) -> Result<Option<String>, SendError> {
     let now = Utc::now();
     // A store error while rendering one message must not stop the batch: it is that
     // message's transient failure.
     let store = |e: StoreError| SendError::Transient(format!("store: {e}"));
+    let reach = row.message.contact_id.as_ref().and_then(|c| active.get(c));
     match (row.message.channel, row.message.contact_id.as_ref().and_then(|c| suspended.get(c))) {
         (Outlet::Email, Some(reason)) => {
             Err(SendError::Permanent(format!("email to this contact is suspended: {reason}")))
         }
-        (Outlet::Email, None) => {
-            let address = row.message.contact_id.as_ref().and_then(|c| active.get(c)).map(String::as_str);
-            send_email(state, row, address, now, gate).await.map_err(store)?
-        }
+        (Outlet::Email, None) => send_email(state, row, reach, now, gate).await.map_err(store)?,
         (Outlet::Webhook, _) => {
             gate.pass().await?;
             crate::channels::webhook::send(&state.http, &state.config.webhook, row).await.map(Some)
         }
-        (chat, _) if state.chat.contains_key(chat.as_str()) => send_chat(state, row, now, gate).await.map_err(store)?,
+        (chat, _) if state.chat.contains_key(chat.as_str()) => {
+            send_chat(state, row, reach, now, gate).await.map_err(store)?
+        }
         (other, _) => Err(SendError::Permanent(format!("no sender for channel `{other}`"))),
     }
 }
@@ -404,8 +405,12 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
                 .record(started.elapsed().as_secs_f64());
             (Outcome::Sent, Mark::Sent(provider_id))
         }
-        Ok(None) => match unwanted {
-            Ok(Some(why)) => (Outcome::Dropped, Mark::Dropped(why)),
+        Ok(None) => match (unwanted, row.message.kind) {
+            (Ok(Some(why)), _) => (Outcome::Dropped, Mark::Dropped(why)),
+            (_, MessageKind::Digest) => {
+                (Outcome::Dropped, Mark::Dropped("nothing it lists is still open for its contact to see"))
+            }
+            (_, MessageKind::Banner) => (Outcome::Dropped, Mark::Dropped("its contact or its banner is gone")),
             _ => (
                 Outcome::Dropped,
                 Mark::Dropped("every item was resolved, or its category no longer alerted at once, before sending"),
@@ -463,16 +468,16 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
     Ok(Settle::Done(outcome))
 }
 
-/// Sends an email row (`address`: its contact's now, when it has one). `Ok(None)` means the
-/// message should be dropped, not sent.
+/// Sends an email row (`reach`: how its contact is reached now, when it has one). `Ok(None)`
+/// means the message should be dropped, not sent.
 async fn send_email(
     state: &Providers,
     row: &OutboxRow,
-    address: Option<&str>,
+    reach: Option<&Reach>,
     now: DateTime<Utc>,
     gate: &Gate,
 ) -> Result<Result<Option<String>, SendError>, StoreError> {
-    let (shown, message) = match email_of(state, row, address, now).await? {
+    let (shown, message) = match email_of(state, row, reach, now).await? {
         Ok(Some(m)) => m,
         Ok(None) => return Ok(Ok(None)),
         Err(e) => return Ok(Err(e)),
@@ -511,13 +516,14 @@ async fn send_email(
 async fn send_chat(
     state: &Providers,
     row: &OutboxRow,
+    reach: Option<&Reach>,
     now: DateTime<Utc>,
     gate: &Gate,
 ) -> Result<Result<Option<String>, SendError>, StoreError> {
     let Some(sender) = state.chat.get(row.message.channel.as_str()) else {
         return Ok(Err(SendError::Permanent(format!("no sender for channel `{}`", row.message.channel))));
     };
-    let mut message = match chat_message(state, row, now).await? {
+    let mut message = match chat_message(state, row, reach, now).await? {
         Ok(Some((m, None))) => m,
         // A digest written again keeps what it says (the console shows what went).
         Ok(Some((m, Some(payload)))) => {

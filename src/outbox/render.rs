@@ -13,16 +13,17 @@ use crate::channels::{Providers, SendError};
 use crate::messages::compose::{Composer, Recipient};
 use crate::model::{MessageKind, Outlet};
 use crate::store::StoreError;
+use crate::store::contacts::Reach;
 use crate::store::outbox::{AlertPayload, OutboxRow};
 
 /// An email row as it would go now: its payload (an alert's composed afresh from the items
-/// still open; a digest's or banner's written again when it has waited or its contact's
-/// address is no longer the one it was written for) and the message built from it.
-/// `address`: the contact's address now, when known. `Ok(None)`: nothing would go.
+/// still open; a digest's or banner's written again when it has waited or TOT changed its
+/// contact since it was written) and the message built from it. `reach`: how the contact is
+/// reached now, when known. `Ok(None)`: nothing would go.
 pub(super) async fn email_of(
     state: &Providers,
     row: &OutboxRow,
-    address: Option<&str>,
+    reach: Option<&Reach>,
     now: DateTime<Utc>,
 ) -> Result<Result<Option<(EmailPayload, Built)>, SendError>, StoreError> {
     let payload = if row.message.kind == MessageKind::Alert {
@@ -36,13 +37,7 @@ pub(super) async fn email_of(
             Ok(p) => p,
             Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
         };
-        // Written for an address the contact no longer has (TOT changed it while this waited
-        // for a retry, or for its banner's start): it holds their signed links and names the
-        // address in its footer, so it goes written again for the one they have now, never to
-        // the old one.
-        let moved = row.still_to_go()
-            && matches!(row.message.kind, MessageKind::Digest | MessageKind::Banner)
-            && address.is_some_and(|a| !a.eq_ignore_ascii_case(&row.message.recipient));
+        let moved = changed_since(row, reach);
         let again = match row.message.kind {
             MessageKind::Digest => match digest_again(state, row, &p.item_keys, moved, now).await? {
                 Again::AsWritten => Ok(Some(p)),
@@ -84,6 +79,20 @@ pub(super) async fn email_of(
     Ok(built.map(|m| Some((payload, m))))
 }
 
+/// Whether a digest or banner still to go was written before TOT changed its contact (their
+/// address, role or name, while it waited for a retry or its banner's start): it is then
+/// written again for them as they are, never sent to an address that is no longer theirs
+/// (it holds their signed links and names the address) nor showing what their role no
+/// longer sees.
+fn changed_since(row: &OutboxRow, reach: Option<&Reach>) -> bool {
+    row.still_to_go()
+        && matches!(row.message.kind, MessageKind::Digest | MessageKind::Banner)
+        && reach.is_some_and(|r| {
+            r.updated_at > row.created_at
+                || (row.message.channel == Outlet::Email && !r.email.eq_ignore_ascii_case(&row.message.recipient))
+        })
+}
+
 /// How long a one-click unsubscribe address works (a mail client may use it weeks later).
 const UNSUBSCRIBE_DAYS: i64 = 90;
 
@@ -104,6 +113,7 @@ fn unsubscribe_url(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Op
 pub(super) async fn chat_message(
     state: &Providers,
     row: &OutboxRow,
+    reach: Option<&Reach>,
     now: DateTime<Utc>,
 ) -> Result<Result<Option<(crate::messages::ChatMessage, Option<String>)>, String>, StoreError> {
     let payload: ChatPayload = match serde_json::from_str(&row.message.payload) {
@@ -111,15 +121,18 @@ pub(super) async fn chat_message(
         Err(e) => return Ok(Err(format!("unreadable payload: {e}"))),
     };
     Ok(match (payload.message, row.message.kind, &row.message.contact_id) {
-        (Some(m), MessageKind::Digest, _) => match digest_again(state, row, &payload.items, false, now).await? {
-            Again::Rewritten(again) => {
-                let m = crate::channels::chat::digest_message(state, &again.contact, &again.open, &again.banners, now);
-                let keys = again.open.iter().map(crate::actions::items::ActionItem::key).collect();
-                Ok(Some((m.clone(), Some(ChatPayload::digest(m, keys)))))
+        (Some(m), MessageKind::Digest, _) => {
+            match digest_again(state, row, &payload.items, changed_since(row, reach), now).await? {
+                Again::Rewritten(again) => {
+                    let m =
+                        crate::channels::chat::digest_message(state, &again.contact, &again.open, &again.banners, now);
+                    let keys = again.open.iter().map(crate::actions::items::ActionItem::key).collect();
+                    Ok(Some((m.clone(), Some(ChatPayload::digest(m, keys)))))
+                }
+                Again::AsWritten => Ok(Some((m, None))),
+                Again::Nothing => Ok(None),
             }
-            Again::AsWritten => Ok(Some((m, None))),
-            Again::Nothing => Ok(None),
-        },
+        }
         (Some(m), _, _) => Ok(Some((m, None))),
         (None, MessageKind::Alert, Some(contact_id)) => {
             match still_open(state, contact_id, (&payload.items, payload.reminder)).await? {
@@ -331,11 +344,11 @@ pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> R
             .unwrap_or_else(|_| row.message.payload.clone());
         return Ok(Rendered::Json { body });
     }
+    let contacts: Vec<&str> = row.message.contact_id.as_deref().into_iter().collect();
+    let active = crate::store::contacts::active_of(&state.db, &contacts).await?;
+    let reach = contacts.first().and_then(|c| active.get(*c));
     if row.message.channel == Outlet::Email {
-        let contacts: Vec<&str> = row.message.contact_id.as_deref().into_iter().collect();
-        let active = crate::store::contacts::active_of(&state.db, &contacts).await?;
-        let address = contacts.first().and_then(|c| active.get(*c)).map(String::as_str);
-        return Ok(match email_of(state, row, address, now).await? {
+        return Ok(match email_of(state, row, reach, now).await? {
             Ok(Some((payload, built))) => {
                 let raw = String::from_utf8_lossy(&built.raw);
                 let headers = raw.split("\r\n\r\n").next().unwrap_or_default().replace("\r\n", "\n");
@@ -345,7 +358,7 @@ pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> R
             Err(e) => Rendered::Unreadable { error: e.to_string() },
         });
     }
-    let message = match chat_message(state, row, now).await? {
+    let message = match chat_message(state, row, reach, now).await? {
         Ok(Some((m, _))) => m,
         Ok(None) => return Ok(Rendered::Nothing),
         Err(error) => return Ok(Rendered::Unreadable { error }),

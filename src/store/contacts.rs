@@ -1,5 +1,7 @@
 //! Contacts as cport reads them.
 
+use chrono::{DateTime, Utc};
+
 use super::{Db, Result, bind, on_db, rows_for};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -61,14 +63,22 @@ pub async fn list_active_contacts(db: &Db) -> Result<Vec<ContactRow>> {
     Ok(on_db!(db, p => sqlx::query_as::<_, ContactRow>(&sql).fetch_all(p).await)?)
 }
 
+/// How an active contact is reached now: their address, and when TOT last changed their
+/// record (a message written before then may name what is no longer so).
+#[derive(Debug, Clone)]
+pub struct Reach {
+    pub email: String,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// Of `contacts`, those still there and active (the outbox sends nothing queued for the others).
-pub async fn active_of(db: &Db, contacts: &[&str]) -> Result<std::collections::HashMap<String, String>> {
-    let rows: Vec<(String, String)> = crate::fetch_in!(
+pub async fn active_of(db: &Db, contacts: &[&str]) -> Result<std::collections::HashMap<String, Reach>> {
+    let rows: Vec<(String, String, DateTime<Utc>)> = crate::fetch_in!(
         on_db,
         db,
-        "SELECT id, email FROM contacts WHERE active AND id IN ({in})".to_string(),
+        "SELECT id, email, updated_at FROM contacts WHERE active AND id IN ({in})".to_string(),
         contacts,
         once
     )?;
-    Ok(rows.into_iter().collect())
+    Ok(rows.into_iter().map(|(id, email, updated_at)| (id, Reach { email, updated_at })).collect())
 }

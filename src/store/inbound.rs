@@ -167,6 +167,25 @@ pub async fn clear_bounces(tx: &mut Tx, contact_id: &str, now: DateTime<Utc>) ->
     Ok(n > 0)
 }
 
+/// Bounces count against an address: a contact TOT now sends with an address other than the
+/// one stored (`sent`: id and address) has its suspension lifted and its soft bounces
+/// forgotten, so the new address is tried. Called before the new address is written; reads
+/// only the contacts with bounces on record. Gives how many were lifted.
+pub async fn forget_bounces_of_moved(tx: &mut Tx, sent: &[(&str, &str)], now: DateTime<Utc>) -> Result<u64> {
+    let ids: Vec<&str> = sent.iter().map(|(id, _)| *id).collect();
+    let sql = "SELECT c.id, c.email FROM contacts c JOIN contact_settings s ON s.contact_id = c.id
+        WHERE (s.email_suspended_at IS NOT NULL OR s.soft_bounces > 0) AND c.id IN ({in})";
+    let bounced: Vec<(String, String)> = fetch_in!(on_tx, tx, sql, ids, once)?;
+    let mut lifted = 0;
+    for (id, stored) in bounced {
+        let moved = sent.iter().any(|(i, address)| *i == id && !address.eq_ignore_ascii_case(&stored));
+        if moved && clear_bounces(tx, &id, now).await? {
+            lifted += 1;
+        }
+    }
+    Ok(lifted)
+}
+
 pub async fn suspended_count(db: &Db) -> Result<i64> {
     let n: i64 = on_db!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM contact_settings WHERE email_suspended_at IS NOT NULL")
         .fetch_one(p).await)?;

@@ -60,6 +60,11 @@ pub trait Upsert: Record + Sync {
             None => vec![],
         }
     }
+    /// The address the record's person is emailed at, for records of people: a new one
+    /// forgets the bounces of the old ([`super::inbound::forget_bounces_of_moved`]).
+    fn email(&self) -> Option<&str> {
+        None
+    }
     /// The record's own columns, the key first.
     fn columns(&self) -> Vec<Col<'_>>;
     /// Child line tables, each listed even when empty so an update clears it.
@@ -142,6 +147,11 @@ pub async fn write_many<T: Upsert>(tx: &mut Tx, recs: &[(&T, &str, bool)], now: 
             Some((_, g)) => g.push(cols),
             None => groups.push((key, vec![cols])),
         }
+    }
+    let moved: Vec<(&str, &str)> =
+        recs.iter().filter(|(_, _, exists)| *exists).filter_map(|(r, _, _)| Some((r.key(), r.email()?))).collect();
+    if !moved.is_empty() {
+        super::inbound::forget_bounces_of_moved(tx, &moved, now).await?;
     }
     for (_, group) in &groups {
         let per_row = group[0].len();
@@ -341,6 +351,9 @@ impl Upsert for ContactIn {
     ];
     const NAMED_BY: &'static [(&'static str, &'static str)] = &[("jobs", "contact_id")];
     const SIGNS_IN: bool = true;
+    fn email(&self) -> Option<&str> {
+        Some(&self.email)
+    }
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
             self: id, client_id, name, email, role, timezone, phone, telegram_chat_id, discord_user_id,
