@@ -344,13 +344,13 @@ async fn attempt(
         (Outlet::Email, Some(reason)) => {
             Err(SendError::Permanent(format!("email to this contact is suspended: {reason}")))
         }
-        (Outlet::Email, None) => send_email(state, row, reach, now, gate).await.map_err(store)?,
+        (Outlet::Email, None) => send_email(&Going { state, row, reach, now }, gate).await.map_err(store)?,
         (Outlet::Webhook, _) => {
             gate.pass().await?;
             crate::channels::webhook::send(&state.http, &state.config.webhook, row).await.map(Some)
         }
         (chat, _) if state.chat.contains_key(chat.as_str()) => {
-            send_chat(state, row, reach, now, gate).await.map_err(store)?
+            send_chat(&Going { state, row, reach, now }, gate).await.map_err(store)?
         }
         (other, _) => Err(SendError::Permanent(format!("no sender for channel `{other}`"))),
     }
@@ -468,15 +468,18 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
     Ok(Settle::Done(outcome))
 }
 
-/// Sends an email row (`reach`: how its contact is reached now, when it has one). `Ok(None)`
-/// means the message should be dropped, not sent.
-async fn send_email(
-    state: &Providers,
-    row: &OutboxRow,
-    reach: Option<&Reach>,
+/// One row about to go: what it is sent with, and how its contact is reached now (when it
+/// has one).
+struct Going<'a> {
+    state: &'a Providers,
+    row: &'a OutboxRow,
+    reach: Option<&'a Reach>,
     now: DateTime<Utc>,
-    gate: &Gate,
-) -> Result<Result<Option<String>, SendError>, StoreError> {
+}
+
+/// Sends an email row. `Ok(None)` means the message should be dropped, not sent.
+async fn send_email(go: &Going<'_>, gate: &Gate) -> Result<Result<Option<String>, SendError>, StoreError> {
+    let Going { state, row, reach, now } = *go;
     let (shown, message) = match email_of(state, row, reach, now).await? {
         Ok(Some(m)) => m,
         Ok(None) => return Ok(Ok(None)),
@@ -513,13 +516,8 @@ async fn send_email(
 }
 
 /// Sends a chat row. Alerts are rendered now from the items still open, like emails.
-async fn send_chat(
-    state: &Providers,
-    row: &OutboxRow,
-    reach: Option<&Reach>,
-    now: DateTime<Utc>,
-    gate: &Gate,
-) -> Result<Result<Option<String>, SendError>, StoreError> {
+async fn send_chat(go: &Going<'_>, gate: &Gate) -> Result<Result<Option<String>, SendError>, StoreError> {
+    let Going { state, row, reach, now } = *go;
     let Some(sender) = state.chat.get(row.message.channel.as_str()) else {
         return Ok(Err(SendError::Permanent(format!("no sender for channel `{}`", row.message.channel))));
     };
