@@ -1348,6 +1348,24 @@ async fn a_digest_written_before_a_role_change_shows_only_what_the_new_role_sees
     }
 }
 
+/// A sign-in link still waiting for the address TOT has since replaced (its mail server was
+/// down) goes to no one: whoever reads the old address is not signed in as the contact.
+#[tokio::test]
+async fn a_sign_in_link_waiting_for_a_replaced_address_is_not_sent() {
+    let smtp = SmtpServer::start();
+    let t = TestState::mailing(&smtp, |_| {}).await;
+    let ann = cport::store::contacts::get_contact(&t.state.db, "P-1A").await.unwrap();
+    cport::actions::mail::send_login_link(&t.state, &ann, Utc::now()).await.unwrap();
+    t.load(json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
+        "email": "ann.new@alpha.example", "role": "admin"}]}))
+        .await;
+    let d = drain(&t.state).await.unwrap();
+    assert_eq!((d.sent, d.dropped), (0, 1), "{d:?}");
+    let row = list_messages(&t.state.db, None, 1).await.unwrap().remove(0);
+    assert!(row.last_error.unwrap_or_default().contains("address has changed"));
+    assert!(smtp.messages().is_empty());
+}
+
 /// An urgent banner's push waiting for its start goes to the address the contact has when it
 /// starts, not to one TOT has since replaced.
 #[tokio::test]

@@ -565,6 +565,41 @@ async fn links_made_for_a_removed_contact_do_not_open_for_the_next_holder_of_its
     app.stop().await;
 }
 
+/// A contact TOT gives another address is no longer read at the old one: the session and
+/// the signed links made before the change (sign-in, password) open nothing for whoever
+/// still reads the old address; links made since work. The same address written in other
+/// case is no change.
+#[tokio::test]
+async fn a_new_address_ends_the_sessions_and_links_made_for_the_old_one() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let signer = &app.state.signer;
+    let made = Utc::now();
+    let old_links = [
+        signer.open_url(&app.base, "/visuals/V-1", "P-1B", Duration::days(1), made),
+        signer.set_password_url(&app.base, "P-1B", Duration::days(1), made),
+    ];
+    let b = app.signed_in("P-1B").await;
+    let bob =
+        |email: &str| json!([{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer", "email": email, "role": "buyer"}]);
+    app.synced("contacts", bob("BOB@alpha.example")).await;
+    assert_eq!(app.page(&b, "/").await.0, 200, "the same address: still signed in");
+    app.synced("contacts", bob("robert@alpha.example")).await;
+    assert_eq!(app.page(&b, "/").await.0, 303, "the old address's session ended");
+    for link in &old_links {
+        let path = link.strip_prefix(&app.base).unwrap();
+        let b = browser();
+        let (status, html) = app.page(&b, path).await;
+        assert_eq!(status, 400, "{path}: {html}");
+        assert_eq!(app.page(&b, "/").await.0, 303, "{path} signed nobody in");
+    }
+    let now = signer.open_url(&app.base, "/", "P-1B", Duration::days(1), Utc::now() + Duration::milliseconds(2));
+    let b = browser();
+    assert_eq!(app.page(&b, now.strip_prefix(&app.base).unwrap()).await.0, 303);
+    assert_eq!(app.page(&b, "/").await.0, 200, "a link made since signs in");
+    app.stop().await;
+}
+
 /// What TOT's records take away stays taken when they give it back: a session ended by a
 /// contact's deactivation, and a delegation (with the session it opened) ended by its
 /// giver's loss of the right to decide, do not return when the contact is restored.

@@ -56,7 +56,8 @@ async fn unwanted_now(state: &Services, row: &OutboxRow) -> Result<Option<&'stat
 }
 
 /// Why a row is no longer to be sent, if it is not: its contact was deactivated (or removed)
-/// since it was queued, or the chat it goes to was unlinked from them, or its banner is gone, or (a change event) the webhook was
+/// since it was queued, or (an email written once, a link or an answer) their address
+/// changed, or the chat it goes to was unlinked from them, or its banner is gone, or (a change event) the webhook was
 /// turned off, or (a digest that has waited) everything it lists was dealt with. A
 /// digest, an alert or a banner held by quiet hours or a retry would otherwise show what is
 /// no longer theirs to see, ask for what is done, or reach a chat whose user said to stop.
@@ -80,8 +81,18 @@ pub async fn unwanted(
     let Some(contact) = &row.message.contact_id else {
         return Ok(None);
     };
-    if !active.contains_key(contact) {
+    let Some(reach) = active.get(contact) else {
         return Ok(Some("the contact is no longer active"));
+    };
+    // An email TOT's change of the contact's address overtook (a sign-in or reset link, a
+    // chat code, an answer) goes to no address that is no longer theirs: it may hold what
+    // signs in as them. (A digest or banner is written again for the new address, an alert
+    // is written when it goes; `outbox::render`.)
+    if row.message.channel == Outlet::Email
+        && !matches!(row.message.kind, MessageKind::Digest | MessageKind::Banner | MessageKind::Alert)
+        && !reach.email.eq_ignore_ascii_case(&row.message.recipient)
+    {
+        return Ok(Some("the contact's email address has changed since it was written"));
     }
     // An answer goes to the chat that asked, linked or not.
     let told = matches!(row.message.kind, MessageKind::Digest | MessageKind::Alert | MessageKind::Banner);

@@ -173,15 +173,18 @@ pub async fn signed_link(State(state): State<AppState>, Path(token): Path<String
     }
 }
 
-/// The active contact a link was made for, while it is still the same contact: a contact
-/// TOT removed and sent again under the same id is a new record (perhaps another person, at
-/// another client), and a link made before that record is not theirs.
+/// The active contact a link was made for, while it is still the same contact at the same
+/// address: a contact TOT removed and sent again under the same id is a new record (perhaps
+/// another person, at another client), and a contact TOT gave another address is no longer
+/// read at the old one; a link made before either is not theirs.
 pub(crate) async fn link_holder(
     state: &AppState,
     claims: &LinkClaims,
     contact_id: &str,
 ) -> Result<Option<crate::store::contacts::ContactRow>, HttpError> {
-    Ok(active_contact(&state.db, contact_id).await?.filter(|c| !c.created_at.is_some_and(|t| claims.made_before(t))))
+    Ok(active_contact(&state.db, contact_id).await?.filter(|c| {
+        !c.created_at.is_some_and(|t| claims.made_before(t)) && !c.email_set_at.is_some_and(|t| claims.made_by(t))
+    }))
 }
 
 async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(String, String)>, HttpError> {

@@ -22,13 +22,16 @@ pub struct ContactRow {
     pub created_at: Option<chrono::DateTime<chrono::Utc>>,
     /// When TOT last changed its digest schedule or time zone (none: never since stored).
     pub schedule_set_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When TOT last gave it another email address (none: never since stored): what was
+    /// signed for it before then was for the old address's reader.
+    pub email_set_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A [`ContactRow`]'s columns, from `contacts c` joined with `clients cl`.
 pub(super) const COLS: &str = "c.id, c.client_id, cl.name AS client_name, c.name, c.email, c.role, c.timezone,
     c.digest_schedule, c.active,
     COALESCE((SELECT v.version FROM client_versions v WHERE v.client_id = c.client_id), 0) AS items_version,
-    c.created_at, c.schedule_set_at";
+    c.created_at, c.schedule_set_at, c.email_set_at";
 
 const FROM: &str = "FROM contacts c JOIN clients cl ON cl.id = c.client_id";
 

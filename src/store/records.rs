@@ -348,6 +348,13 @@ impl Upsert for ContactIn {
                OR contacts.timezone IS DISTINCT FROM excluded.timezone THEN excluded.updated_at
              ELSE contacts.schedule_set_at END",
         ),
+        // Another address (not the same one written in other case): see `ContactRow::email_set_at`.
+        (
+            "email_set_at",
+            "NULL",
+            "CASE WHEN LOWER(contacts.email) <> LOWER(excluded.email) THEN excluded.updated_at
+             ELSE contacts.email_set_at END",
+        ),
     ];
     const NAMED_BY: &'static [(&'static str, &'static str)] = &[("jobs", "contact_id")];
     const SIGNS_IN: bool = true;
@@ -358,6 +365,7 @@ impl Upsert for ContactIn {
         cols![
             self: id, client_id, name, email, role, timezone, phone, telegram_chat_id, discord_user_id,
             digest_schedule, active; created_at = Val::Time(None), schedule_set_at = Val::Time(None),
+            email_set_at = Val::Time(None),
         ]
     }
 }

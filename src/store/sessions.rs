@@ -120,7 +120,8 @@ pub async fn revoke_contact_sessions(db: &Db, contact_id: &str, now: DateTime<Ut
 const REVOKE_ALL: &str = "UPDATE sessions SET revoked_at = $2 WHERE contact_id = $1 AND revoked_at IS NULL";
 
 /// After TOT's records changed these contacts, ends for good what they no longer hold: the
-/// sessions of a contact made inactive, and the delegations given by a contact whose role no
+/// sessions of a contact made inactive or given another address by this write (they were
+/// opened by the old address's reader), and the delegations given by a contact whose role no
 /// longer decides on visuals (or who is inactive), with the sessions those opened. Restoring
 /// the contact later brings none of them back. Returns the sessions ended.
 pub async fn end_lapsed(tx: &mut Tx, contact_ids: &[&str], now: DateTime<Utc>) -> Result<u64> {
@@ -138,7 +139,7 @@ pub async fn end_lapsed(tx: &mut Tx, contact_ids: &[&str], now: DateTime<Utc>) -
         let sqls = [
             format!(
                 "UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL
-                 AND (contact_id IN (SELECT id FROM contacts WHERE id IN ({ids}) AND NOT active)
+                 AND (contact_id IN (SELECT id FROM contacts WHERE id IN ({ids}) AND (NOT active OR email_set_at >= $1))
                       OR delegation_id IN ({given}))"
             ),
             format!("UPDATE delegations SET expires_at = $1 WHERE id IN ({given})"),
