@@ -358,6 +358,24 @@ async fn alerts_and_digests_reach_a_linked_chat_with_picture_and_buttons() {
     assert!(digest.text().contains("need you") && digest.text().contains("V-5"), "{}", digest.text());
 }
 
+/// A link code made before TOT gave its contact another address (mailed to the old one)
+/// ties no chat; one made since does.
+#[tokio::test]
+async fn a_code_made_before_an_address_change_ties_no_chat() {
+    let fake = FakeTelegram::start().await;
+    let t = TestState::new(|c| telegram(c, &fake)).await;
+    t.load(common::world()).await;
+    let code = cport::actions::chat_link::new_link_code(&t.state, "P-1A", Utc::now()).await.unwrap();
+    t.load(json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
+        "email": "ann.new@alpha.example", "role": "admin"}]}))
+        .await;
+    let said = common::say_in_chat(&t.state, cport::model::Channel::Telegram, "4001", &format!("/start {code}")).await;
+    assert!(format!("{said:?}").contains("That code is not valid"), "{said:?}");
+    common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", "4001", "P-1A").await;
+    let linked = cport::store::chat::chats_of_contact(&t.state.db, "P-1A").await.unwrap();
+    assert_eq!(linked.len(), 1, "a code made since ties the chat: {linked:?}");
+}
+
 /// A chat untied and tied again starts from what needs the contact then, as a first tie
 /// does: what came up while it was untied (told by email) is not alerted to it all at once;
 /// what comes after is.
