@@ -219,6 +219,11 @@ async fn a_new_address_from_tot_lifts_a_suspension_the_old_one_earned() {
     assert!(!suspended().await, "a new address is tried");
     let s = cport::store::settings::get_settings(&c.t.state.db, "P-1A").await.unwrap();
     assert_eq!(s.soft_bounces, 0);
+    // A late report about the old address (another copy of the bounce) counts against no one.
+    let late = String::from_utf8(c.fixture("dsn_bounce.eml")).unwrap().replace("dsn-0001@", "dsn-0002@");
+    let d = handle(&c.t.state, late.as_bytes(), Utc::now()).await.unwrap();
+    assert!(format!("{d:?}").contains("no longer has"), "{d:?}");
+    assert!(!suspended().await, "the new address is not suspended by the old one's bounce");
 }
 
 #[tokio::test]

@@ -344,6 +344,11 @@ async fn a_digest_that_waited_out_a_retry_leaves_out_what_was_dealt_with_meanwhi
     assert_eq!(row.message.subject, "TOT: 1 thing needs you");
     let kept: serde_json::Value = serde_json::from_str(&row.message.payload).unwrap();
     assert!(!kept["text"].as_str().unwrap().contains("V-50"), "the console shows what went: {kept}");
+    // A sender that no longer holds the row's claim changes nothing of what went.
+    let stale = cport::store::outbox::rewrite(&t.state.db, row.id, "refused", "x@y.example", "stale", "{}").await;
+    assert!(!stale.unwrap());
+    let after = get_message(&t.state.db, row.id).await.unwrap().unwrap();
+    assert_eq!((after.message.subject, after.message.payload), (row.message.subject, row.message.payload));
 }
 
 /// The test world mailing to `smtp`, its digests hourly on the hour, each caught up for 12
@@ -1346,6 +1351,8 @@ async fn a_digest_written_before_a_role_change_shows_only_what_the_new_role_sees
     for hidden in ["V-1", "J-1", "AR-1", "Logo"] {
         assert!(!text.contains(hidden), "{hidden} is not a finance contact's to see: {text}");
     }
+    let kept = list_messages(&t.state.db, None, 1).await.unwrap().remove(0);
+    assert!(!kept.message.payload.contains("V-1"), "the console shows what went");
 }
 
 /// A sign-in link still waiting for the address TOT has since replaced (its mail server was

@@ -57,12 +57,12 @@ async fn unwanted_now(state: &Services, row: &OutboxRow) -> Result<Option<&'stat
 
 /// Why a row is no longer to be sent, if it is not: its contact was deactivated (or removed)
 /// since it was queued, or (an email written once, a link or an answer) their address
-/// changed, or the chat it goes to was unlinked from them, or its banner is gone, or (a change event) the webhook was
-/// turned off, or (a digest that has waited) everything it lists was dealt with. A
-/// digest, an alert or a banner held by quiet hours or a retry would otherwise show what is
-/// no longer theirs to see, ask for what is done, or reach a chat whose user said to stop.
-/// (A digest or banner whose contact's address changed meanwhile goes written again for the
-/// new one, `outbox::render`.)
+/// changed, or the chat it goes to was unlinked from them, or its banner is gone, or (a
+/// change event) the webhook was turned off. A digest, an alert or a banner held by quiet
+/// hours or a retry would otherwise show what is no longer theirs to see, or reach a chat
+/// whose user said to stop. (A digest or banner that has waited, or whose contact TOT
+/// changed meanwhile, goes written again for them as they are, and is dropped when nothing
+/// it lists is left to ask: `outbox::render`.)
 pub async fn unwanted(
     state: &Services,
     row: &OutboxRow,
@@ -99,16 +99,6 @@ pub async fn unwanted(
     if !told || row.message.channel == Outlet::Webhook {
         return Ok(None);
     }
-    // A digest that has waited (a retry, a long queue) while everything it lists was dealt
-    // with (approved on the portal, say) has nothing left to ask. One that still lists something goes written
-    // again without what was dealt with (`outbox::render`); the next period's digest
-    // replaces one still waiting then.
-    if row.message.kind == MessageKind::Digest
-        && row.has_waited(Utc::now())
-        && nothing_left(state, contact, row).await?
-    {
-        return Ok(Some("everything it lists was dealt with before it went"));
-    }
     // A digest or an alert held by quiet hours or the batch window, or waiting for a retry,
     // goes to no one who has since turned such emails off (one click in the last one). An
     // address suspended by bounces is the sender's to refuse, saying so.
@@ -121,17 +111,6 @@ pub async fn unwanted(
     let still =
         linked.iter().any(|l| l.channel.as_str() == row.message.channel.as_str() && l.chat_id == row.message.recipient);
     Ok((!still).then_some("the chat is no longer linked to the contact"))
-}
-
-/// The keys of the items a digest lists, from its payload; `None` when it cannot be read or
-/// lists nothing (a chat digest written before chat digests kept their items).
-pub fn digest_keys(row: &OutboxRow) -> Option<Vec<String>> {
-    let payload = &row.message.payload;
-    let listed = match row.message.channel {
-        Outlet::Email => serde_json::from_str::<crate::messages::EmailPayload>(payload).map(|p| p.item_keys),
-        _ => serde_json::from_str::<crate::messages::ChatPayload>(payload).map(|p| p.items),
-    };
-    listed.ok().filter(|keys| !keys.is_empty())
 }
 
 /// Of the items a digest lists (`keys`), those still open for its contact and theirs to
@@ -149,14 +128,4 @@ pub async fn still_listed(
     };
     let open = super::items::current(state, &contact).await?.into_iter().filter(|i| keys.contains(&i.key())).collect();
     Ok(Some((contact, open)))
-}
-
-/// Whether none of the items a digest lists is still open for its contact. A payload that
-/// cannot be read, or lists nothing, is not taken as "nothing left": the sender says what is
-/// wrong with it instead.
-async fn nothing_left(state: &Services, contact_id: &str, row: &OutboxRow) -> Result<bool, StoreError> {
-    let Some(keys) = digest_keys(row) else {
-        return Ok(false);
-    };
-    Ok(still_listed(state, contact_id, &keys).await?.is_some_and(|(_, open)| open.is_empty()))
 }

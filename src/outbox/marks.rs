@@ -101,11 +101,12 @@ impl PendingMark {
 }
 
 /// Marks a delivered message sent, trying again while the store fails (a SQLite store held
-/// by an import, a PostgreSQL failover) for as long as this sender's claim surely lasts:
-/// two thirds of `outbox.lease_seconds` (the claim is renewed every third). A "sent" lost
-/// here would send the message again once its claim runs out, and no other sender can take
-/// it before then. Each try is cut off at three seconds, or the time left if less: a store
-/// that is locked does not fail a write at once but holds it (SQLite's busy wait).
+/// by an import, a PostgreSQL failover) for as long as this sender's claim surely lasts,
+/// two thirds of `outbox.lease_seconds` (the claim is renewed every third), and a minute at
+/// most (the sender and the rest of its batch wait meanwhile, and so does a stop). A "sent"
+/// lost here would send the message again once its claim runs out, and no other sender can
+/// take it before then. Each try is cut off at three seconds, or the time left if less: a
+/// store that is locked does not fail a write at once but holds it (SQLite's busy wait).
 pub(super) async fn mark_sent(
     state: &crate::services::Services,
     id: i64,
@@ -113,8 +114,8 @@ pub(super) async fn mark_sent(
     provider: &str,
 ) -> Result<bool, StoreError> {
     let db = &state.db;
-    let deadline =
-        tokio::time::Instant::now() + std::time::Duration::from_millis(state.config.outbox.lease_seconds * 2000 / 3);
+    let lasts = std::time::Duration::from_millis(state.config.outbox.lease_seconds * 2000 / 3);
+    let deadline = tokio::time::Instant::now() + lasts.min(std::time::Duration::from_secs(60));
     let cut = std::time::Duration::from_secs(3);
     let mut wait = std::time::Duration::from_millis(100);
     loop {

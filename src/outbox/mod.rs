@@ -13,7 +13,6 @@ use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 
 use crate::channels::Providers;
-use crate::channels::email::EmailPayload;
 use crate::channels::{Gate, Hold, SendError};
 use crate::model::{MessageKind, Outlet};
 use crate::store::StoreError;
@@ -31,8 +30,8 @@ use aftermath::{address_refused, after_quiet_hours};
 pub use loops::{DrainReport, drain, drain_concurrently, drain_with, run_worker, senders};
 use marks::PendingMark;
 pub use marks::{Crew, Marker};
+use render::{EmailOut, chat_message, email_of};
 pub use render::{Rendered, render};
-use render::{chat_message, email_of};
 
 /// What one dispatch step did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,9 +406,12 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
         }
         Ok(None) => match (unwanted, row.message.kind) {
             (Ok(Some(why)), _) => (Outcome::Dropped, Mark::Dropped(why)),
-            (_, MessageKind::Digest) => {
-                (Outcome::Dropped, Mark::Dropped("nothing it lists is still open for its contact to see"))
-            }
+            (_, MessageKind::Digest) => (
+                Outcome::Dropped,
+                Mark::Dropped(
+                    "everything it lists was dealt with before it went, or is no longer its contact's to see",
+                ),
+            ),
             (_, MessageKind::Banner) => (Outcome::Dropped, Mark::Dropped("its contact or its banner is gone")),
             _ => (
                 Outcome::Dropped,
@@ -480,37 +482,31 @@ struct Going<'a> {
 /// Sends an email row. `Ok(None)` means the message should be dropped, not sent.
 async fn send_email(go: &Going<'_>, gate: &Gate) -> Result<Result<Option<String>, SendError>, StoreError> {
     let Going { state, row, reach, now } = *go;
-    let (shown, message) = match email_of(state, row, reach, now).await? {
+    let EmailOut { payload: shown, built: message, again } = match email_of(state, row, reach, now).await? {
         Ok(Some(m)) => m,
         Ok(None) => return Ok(Ok(None)),
         Err(e) => return Ok(Err(e)),
     };
     // What goes is what the row keeps, written before it goes (a reply can come before the
-    // send is marked): an alert some of whose items were resolved while it waited keeps the
-    // ones it shows, so a bare `APPROVE` in reply means the one visual its reader saw; a
-    // digest or banner written again keeps what it says and where it went, for the console.
-    // A list of strings and a payload always serialize; were they not to, the row would keep
-    // what was queued, as before.
-    let rewritten = match row.message.kind {
+    // send is marked, and a bounce is matched by the address it went to): an alert keeps the
+    // items it shows, so a bare `APPROVE` in reply means the one visual its reader saw, and
+    // the address it goes to; a digest or banner written again keeps what it says. A list of
+    // strings and a payload always serialize; were they not to, the row would keep what was
+    // queued, as before.
+    let moved = !shown.to.eq_ignore_ascii_case(&row.message.recipient);
+    let kept = match row.message.kind {
         MessageKind::Alert => serde_json::from_str::<outbox::AlertPayload>(&row.message.payload)
             .ok()
-            .filter(|p| p.items != shown.item_keys)
+            .filter(|p| p.items != shown.item_keys || moved)
             .and_then(|mut p| {
                 p.items.clone_from(&shown.item_keys);
                 serde_json::to_string(&p).ok()
             }),
-        MessageKind::Digest | MessageKind::Banner => {
-            let moved = !shown.to.eq_ignore_ascii_case(&row.message.recipient);
-            let narrowed = row.message.kind == MessageKind::Digest
-                && row.has_waited(now)
-                && serde_json::from_str::<EmailPayload>(&row.message.payload)
-                    .is_ok_and(|p| p.item_keys != shown.item_keys);
-            (moved || narrowed).then(|| serde_json::to_string(&shown).ok()).flatten()
-        }
+        _ if again => serde_json::to_string(&shown).ok(),
         _ => None,
     };
-    if let Some(payload) = rewritten {
-        outbox::rewrite(&state.db, row.id, &shown.to, &shown.subject, &payload).await?;
+    if let (Some(payload), Some(token)) = (kept, row.claim_token.as_deref()) {
+        outbox::rewrite(&state.db, row.id, token, &shown.to, &shown.subject, &payload).await?;
     }
     Ok(state.mailer.send(&message, gate).await.map(Some))
 }
@@ -525,7 +521,9 @@ async fn send_chat(go: &Going<'_>, gate: &Gate) -> Result<Result<Option<String>,
         Ok(Some((m, None))) => m,
         // A digest written again keeps what it says (the console shows what went).
         Ok(Some((m, Some(payload)))) => {
-            outbox::rewrite(&state.db, row.id, &row.message.recipient, &m.title, &payload).await?;
+            if let Some(token) = row.claim_token.as_deref() {
+                outbox::rewrite(&state.db, row.id, token, &row.message.recipient, &m.title, &payload).await?;
+            }
             m
         }
         Ok(None) => return Ok(Ok(None)),

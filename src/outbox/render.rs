@@ -16,16 +16,26 @@ use crate::store::StoreError;
 use crate::store::contacts::Reach;
 use crate::store::outbox::{AlertPayload, OutboxRow};
 
-/// An email row as it would go now: its payload (an alert's composed afresh from the items
-/// still open; a digest's or banner's written again when it has waited or TOT changed its
-/// contact since it was written) and the message built from it. `reach`: how the contact is
-/// reached now, when known. `Ok(None)`: nothing would go.
+/// An email as it would go now.
+pub(super) struct EmailOut {
+    /// What it says: an alert's composed afresh from the items still open; a digest's or
+    /// banner's written again when it has waited or TOT changed its contact since.
+    pub payload: EmailPayload,
+    /// The message built from it.
+    pub built: Built,
+    /// A digest or banner written again: the row is to keep this payload instead of its own.
+    pub again: bool,
+}
+
+/// An email row as it would go now ([`EmailOut`]). `reach`: how the contact is reached now,
+/// when known. `Ok(None)`: nothing would go.
 pub(super) async fn email_of(
     state: &Providers,
     row: &OutboxRow,
     reach: Option<&Reach>,
     now: DateTime<Utc>,
-) -> Result<Result<Option<(EmailPayload, Built)>, SendError>, StoreError> {
+) -> Result<Result<Option<EmailOut>, SendError>, StoreError> {
+    let mut again = false;
     let payload = if row.message.kind == MessageKind::Alert {
         match alert_email(state, row, now).await? {
             Ok(Some(p)) => p,
@@ -38,16 +48,22 @@ pub(super) async fn email_of(
             Err(e) => return Ok(Err(SendError::Permanent(format!("unreadable payload: {e}")))),
         };
         let moved = changed_since(row, reach);
-        let again = match row.message.kind {
+        let written = match row.message.kind {
             MessageKind::Digest => match digest_again(state, row, &p.item_keys, moved, now).await? {
                 Again::AsWritten => Ok(Some(p)),
-                Again::Rewritten(again) => again.email(state, row, &p, now).map(Some),
+                Again::Rewritten(d) => {
+                    again = true;
+                    d.email(state, row, &p, now).map(Some)
+                }
                 Again::Nothing => Ok(None),
             },
-            MessageKind::Banner if moved => banner_again(state, row, &p, now).await?,
+            MessageKind::Banner if moved => {
+                again = true;
+                banner_again(state, row, &p, now).await?
+            }
             _ => Ok(Some(p)),
         };
-        match again {
+        match written {
             Ok(Some(p)) => p,
             Ok(None) => return Ok(Ok(None)),
             Err(e) => return Ok(Err(e)),
@@ -76,7 +92,7 @@ pub(super) async fn email_of(
         // for one about to go.
         row.sent_at.unwrap_or(now),
     );
-    Ok(built.map(|m| Some((payload, m))))
+    Ok(built.map(|built| Some(EmailOut { payload, built, again })))
 }
 
 /// Whether a digest or banner still to go was written before TOT changed its contact (their
@@ -203,13 +219,20 @@ async fn digest_again(
     else {
         return Ok(Again::AsWritten);
     };
+    // A digest that lists nothing readable (a chat digest written before digests kept
+    // their items) cannot be read again: it goes as written, unless that is to an address
+    // that is no longer its contact's.
+    if keys.is_empty() {
+        return Ok(if moved { Again::Nothing } else { Again::AsWritten });
+    }
     let Some((contact, open)) = still_listed(state, contact_id, keys).await? else {
         return Ok(Again::Nothing);
     };
     if open.is_empty() {
         return Ok(Again::Nothing);
     }
-    if open.len() == keys.len() && !moved {
+    let still: std::collections::HashSet<String> = open.iter().map(crate::actions::items::ActionItem::key).collect();
+    if !moved && keys.iter().all(|k| still.contains(k)) {
         return Ok(Again::AsWritten);
     }
     let live = crate::store::banners::list_live(&state.db, now).await?;
@@ -248,8 +271,8 @@ impl DigestAgain {
     }
 }
 
-/// A banner's push written again for its contact as they are now (their address moved);
-/// `Ok(None)` when the contact or the banner is gone.
+/// A banner's push written again for its contact as they are now (TOT changed them since);
+/// `Ok(None)` when the contact is gone or the banner no longer shows for their client.
 async fn banner_again(
     state: &Providers,
     row: &OutboxRow,
@@ -261,13 +284,18 @@ async fn banner_again(
     else {
         return Ok(Ok(None));
     };
-    let (contact, banner) = match (
-        crate::store::contacts::get_contact(&state.db, contact_id).await,
-        crate::store::banners::get_banner(&state.db, banner_id).await,
-    ) {
-        (Ok(c), Ok(b)) => (c, b),
-        (Err(StoreError::NotFound), _) | (_, Err(StoreError::NotFound)) => return Ok(Ok(None)),
-        (Err(e), _) | (_, Err(e)) => return Err(e),
+    let contact = match crate::store::contacts::get_contact(&state.db, contact_id).await {
+        Ok(c) => c,
+        Err(StoreError::NotFound) => return Ok(Ok(None)),
+        Err(e) => return Err(e),
+    };
+    // Shown at its start (a push waits for it), to the contact's client as it is now.
+    let at = now.max(row.message.next_attempt_at);
+    let live = crate::store::banners::list_live(&state.db, at).await?;
+    let Some(banner) =
+        crate::actions::banners::for_client(&live, &contact.client_id, at).into_iter().find(|b| b.id == banner_id)
+    else {
+        return Ok(Ok(None));
     };
     let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
     let token = row.message.reply_token.clone().unwrap_or_default();
@@ -349,7 +377,7 @@ pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> R
     let reach = contacts.first().and_then(|c| active.get(*c));
     if row.message.channel == Outlet::Email {
         return Ok(match email_of(state, row, reach, now).await? {
-            Ok(Some((payload, built))) => {
+            Ok(Some(EmailOut { payload, built, .. })) => {
                 let raw = String::from_utf8_lossy(&built.raw);
                 let headers = raw.split("\r\n\r\n").next().unwrap_or_default().replace("\r\n", "\n");
                 Rendered::Email { headers, text: payload.text, html: payload.html }

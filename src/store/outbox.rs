@@ -415,14 +415,19 @@ pub async fn attempts_of(db: &Db, id: i64) -> Result<Vec<Attempt>> {
 
 /// Replaces a claimed message's address, subject and content with what it shows as it
 /// goes: an alert's items still open (a reply to it is then read against the items its
-/// reader saw), a digest or banner written again without what was dealt with or for the
-/// address its contact has now (the console shows what went, and where).
-pub async fn rewrite(db: &Db, id: i64, recipient: &str, subject: &str, payload: &str) -> Result<()> {
+/// reader saw), a digest or banner written again without what was dealt with or for its
+/// contact as they are now (the console shows what went, and where). Only while `token`
+/// still holds the claim: a sender that lost it changes nothing of what another sent.
+pub async fn rewrite(db: &Db, id: i64, token: &str, recipient: &str, subject: &str, payload: &str) -> Result<bool> {
     let mut tx = db.begin().await?;
-    execute!(&mut tx => "UPDATE outbox SET recipient = $2, subject = $3 WHERE id = $1", id, recipient, subject)?;
-    execute!(&mut tx => "UPDATE outbox_payloads SET payload = $2 WHERE outbox_id = $1", id, payload)?;
+    let n = execute!(&mut tx =>
+        "UPDATE outbox SET recipient = $3, subject = $4 WHERE id = $1 AND claim_token = $2 AND status = 'sending'",
+        id, token, recipient, subject)?;
+    if n == 1 {
+        execute!(&mut tx => "UPDATE outbox_payloads SET payload = $2 WHERE outbox_id = $1", id, payload)?;
+    }
     tx.commit().await?;
-    Ok(())
+    Ok(n == 1)
 }
 
 /// Puts a held message back to `queued` with new content (alert batching), in a transaction.

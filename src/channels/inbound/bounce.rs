@@ -29,15 +29,29 @@ pub(super) async fn bounce(
     // to: a forged one (the token can be read off a forwarded message) must at least name it,
     // and a real report about another address (a forward's) is not this contact's bounce.
     let ours = row.filter(|r| recipient.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(r.message.recipient.trim())));
+    // Bounces count against an address: a late report about one TOT has since replaced (the
+    // contact's mail went there before the change) says nothing of the address they have now.
+    let moved = match ours.as_ref().and_then(|r| r.message.contact_id.as_deref()) {
+        Some(contact) => match crate::store::contacts::get_contact(&state.db, contact).await {
+            Ok(c) => recipient.as_deref().is_some_and(|a| !a.eq_ignore_ascii_case(c.email.trim())),
+            Err(StoreError::NotFound) => false,
+            Err(e) => return Err(e),
+        },
+        None => false,
+    };
     let mut tx = state.db.begin().await?;
     // The report is recorded before it is counted, in one transaction: the same report taken
     // twice at once (two processes polling one mailbox, or IMAP and the MTA pipe) finds it
     // recorded and counts nothing, so one bounce never counts twice.
     let d = match ours.and_then(|r| r.message.contact_id) {
         // A report that the message was delivered, relayed or is still being tried is no
-        // bounce: kept as seen, counted against no one.
-        Some(_) if !failed => {
-            let d = Disposition::Ignored(format!("a delivery report of no failure ({})", status_or_none(&status)));
+        // bounce, nor is one about an address the contact no longer has: kept as seen,
+        // counted against no one.
+        Some(_) if !failed || moved => {
+            let d = Disposition::Ignored(match moved {
+                true => "a bounce for an address the contact no longer has".into(),
+                false => format!("a delivery report of no failure ({})", status_or_none(&status)),
+            });
             if !ledger::record(&mut tx, message_id, None, InboundOutcome::Ignored, d.parts().1, None, now).await? {
                 return duplicate(tx, message_id).await;
             }
