@@ -313,6 +313,9 @@ async fn a_digest_whose_items_were_all_dealt_with_during_its_retry_is_not_sent()
     let (status, why) = (row.status.as_str(), row.last_error.unwrap_or_default());
     assert!(status == "dropped" && why.contains("dealt with"), "{status}: {why}");
     assert!(smtp.messages().is_empty());
+    // Staff queueing it again are told why it would not go.
+    let said = cport::actions::outbox::requeue(&t.state, id, Utc::now()).await.unwrap_err().to_string();
+    assert!(said.contains("everything it lists was dealt with"), "{said}");
 }
 
 /// A digest refused by its mail server for now, one of whose two items is dealt with before
@@ -330,6 +333,13 @@ async fn a_digest_that_waited_out_a_retry_leaves_out_what_was_dealt_with_meanwhi
     assert!(written["text"].as_str().unwrap().contains("V-50"), "{written}");
     t.load(json!({"visuals": [common::visual_of_c5("V-50", "approved")]})).await;
     common::retries_come(&t.state.db).await;
+    // A sender that does not hold the row's claim changes nothing of it.
+    use cport::store::outbox::{Lane, Take, claim, release_claim, rewrite};
+    let (db, now) = (&t.state.db, Utc::now());
+    assert_eq!(claim(db, Take::Lane(Lane::All), 10, "holder", now, now + Duration::minutes(1)).await.unwrap().len(), 1);
+    assert!(!rewrite(db, refused[0].id, "another", "x@y.example", "stale", "{}").await.unwrap());
+    assert_eq!(get_message(db, refused[0].id).await.unwrap().unwrap().message.payload, refused[0].message.payload);
+    assert_eq!(release_claim(db, "holder", &[refused[0].id], now).await.unwrap(), 1);
     let d = drain(&t.state).await.unwrap();
     assert_eq!((d.sent, d.dropped), (1, 0), "{d:?}");
     let sent = smtp.messages();
@@ -344,11 +354,6 @@ async fn a_digest_that_waited_out_a_retry_leaves_out_what_was_dealt_with_meanwhi
     assert_eq!(row.message.subject, "TOT: 1 thing needs you");
     let kept: serde_json::Value = serde_json::from_str(&row.message.payload).unwrap();
     assert!(!kept["text"].as_str().unwrap().contains("V-50"), "the console shows what went: {kept}");
-    // A sender that no longer holds the row's claim changes nothing of what went.
-    let stale = cport::store::outbox::rewrite(&t.state.db, row.id, "refused", "x@y.example", "stale", "{}").await;
-    assert!(!stale.unwrap());
-    let after = get_message(&t.state.db, row.id).await.unwrap().unwrap();
-    assert_eq!((after.message.subject, after.message.payload), (row.message.subject, row.message.payload));
 }
 
 /// The test world mailing to `smtp`, its digests hourly on the hour, each caught up for 12

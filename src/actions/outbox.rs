@@ -26,6 +26,16 @@ pub async fn requeue(state: &Services, id: i64, now: DateTime<Utc>) -> Result<Da
             "message {id} would not be sent ({why}), so it is not queued again"
         )));
     }
+    // A digest whose every item was dealt with would be dropped at once as well.
+    if let Some(row) = ob::get_message(db, id).await?
+        && let (MessageKind::Digest, Some(contact)) = (row.message.kind, row.message.contact_id.as_deref())
+        && let Some(keys) = digest_keys(&row)
+        && still_listed(state, contact, &keys).await?.is_some_and(|(_, open)| open.is_empty())
+    {
+        return Err(ActionError::Conflict(format!(
+            "message {id} would not be sent (everything it lists was dealt with), so it is not queued again"
+        )));
+    }
     match ob::requeue(db, id, now).await? {
         Requeue::Queued(at) => Ok(at),
         Requeue::Missing => Err(ActionError::NotFound(format!("message {id}"))),
@@ -111,6 +121,17 @@ pub async fn unwanted(
     let still =
         linked.iter().any(|l| l.channel.as_str() == row.message.channel.as_str() && l.chat_id == row.message.recipient);
     Ok((!still).then_some("the chat is no longer linked to the contact"))
+}
+
+/// The keys of the items a digest lists, from its payload; `None` when it cannot be read or
+/// lists nothing (a chat digest written before chat digests kept their items).
+fn digest_keys(row: &OutboxRow) -> Option<Vec<String>> {
+    let payload = &row.message.payload;
+    let listed = match row.message.channel {
+        Outlet::Email => serde_json::from_str::<crate::messages::EmailPayload>(payload).map(|p| p.item_keys),
+        _ => serde_json::from_str::<crate::messages::ChatPayload>(payload).map(|p| p.items),
+    };
+    listed.ok().filter(|keys| !keys.is_empty())
 }
 
 /// Of the items a digest lists (`keys`), those still open for its contact and theirs to

@@ -220,10 +220,11 @@ async fn digest_again(
         return Ok(Again::AsWritten);
     };
     // A digest that lists nothing readable (a chat digest written before digests kept
-    // their items) cannot be read again: it goes as written, unless that is to an address
-    // that is no longer its contact's.
+    // their items) cannot be read again: it goes as written, unless that is to an email
+    // address that is no longer its contact's.
     if keys.is_empty() {
-        return Ok(if moved { Again::Nothing } else { Again::AsWritten });
+        let readdressed = moved && row.message.channel == Outlet::Email;
+        return Ok(if readdressed { Again::Nothing } else { Again::AsWritten });
     }
     let Some((contact, open)) = still_listed(state, contact_id, keys).await? else {
         return Ok(Again::Nothing);
