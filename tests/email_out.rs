@@ -1282,10 +1282,7 @@ async fn news_during_a_held_reminder_is_alerted_on_its_own() {
     use cport::store::outbox::AlertPayload;
     let (_smtp, t) = mailing_world_with(|_| {}, |_| {}).await;
     let now = Utc::now();
-    let visual = |id: &str| {
-        json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": id,
-            "category": "Colour visual", "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]})
-    };
+    let visual = common::awaiting_visual_of_c1;
     cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
     t.load(visual("V-10")).await;
     assert!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap() > 0);

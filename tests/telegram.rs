@@ -384,10 +384,7 @@ async fn a_chat_tied_again_is_not_alerted_what_came_while_it_was_untied() {
     let fake = FakeTelegram::start().await;
     let t = linked_state(&fake).await;
     let now = Utc::now();
-    let visual = |id: &str| {
-        json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": id,
-            "category": "Colour visual", "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]})
-    };
+    let visual = common::awaiting_visual_of_c1;
     let chat_alerts = || async {
         cport::store::outbox::list_messages(&t.state.db, None, 100)
             .await

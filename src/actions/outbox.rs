@@ -18,23 +18,18 @@ use crate::store::outbox::{self as ob, OutboxRow, Requeue};
 pub async fn requeue(state: &Services, id: i64, now: DateTime<Utc>) -> Result<DateTime<Utc>, ActionError> {
     let db = &state.db;
     // One the senders would drop at once (its contact no longer active, its chat unlinked,
-    // such emails turned off): staff are told why, not that it goes with the next send.
-    if let Some(row) = ob::get_message(db, id).await?
-        && let Some(why) = unwanted_now(state, &row).await?
-    {
-        return Err(ActionError::Conflict(format!(
-            "message {id} would not be sent ({why}), so it is not queued again"
-        )));
-    }
-    // A digest whose every item was dealt with would be dropped at once as well.
-    if let Some(row) = ob::get_message(db, id).await?
-        && let (MessageKind::Digest, Some(contact)) = (row.message.kind, row.message.contact_id.as_deref())
-        && let Some(keys) = digest_keys(&row)
-        && still_listed(state, contact, &keys).await?.is_some_and(|(_, open)| open.is_empty())
-    {
-        return Err(ActionError::Conflict(format!(
-            "message {id} would not be sent (everything it lists was dealt with), so it is not queued again"
-        )));
+    // such emails turned off, a digest whose every item was dealt with): staff are told why,
+    // not that it goes with the next send.
+    if let Some(row) = ob::get_message(db, id).await? {
+        let why = match unwanted_now(state, &row).await? {
+            Some(why) => Some(why),
+            None => nothing_left(state, &row).await?.then_some("everything it lists was dealt with"),
+        };
+        if let Some(why) = why {
+            return Err(ActionError::Conflict(format!(
+                "message {id} would not be sent ({why}), so it is not queued again"
+            )));
+        }
     }
     match ob::requeue(db, id, now).await? {
         Requeue::Queued(at) => Ok(at),
@@ -123,15 +118,22 @@ pub async fn unwanted(
     Ok((!still).then_some("the chat is no longer linked to the contact"))
 }
 
-/// The keys of the items a digest lists, from its payload; `None` when it cannot be read or
-/// lists nothing (a chat digest written before chat digests kept their items).
-fn digest_keys(row: &OutboxRow) -> Option<Vec<String>> {
+/// Whether `row` is a digest none of whose items is still open for its contact. One whose
+/// payload lists nothing readable (a chat digest written before chat digests kept their
+/// items) is not taken as having nothing left.
+async fn nothing_left(state: &Services, row: &OutboxRow) -> Result<bool, StoreError> {
+    let (MessageKind::Digest, Some(contact)) = (row.message.kind, row.message.contact_id.as_deref()) else {
+        return Ok(false);
+    };
     let payload = &row.message.payload;
     let listed = match row.message.channel {
         Outlet::Email => serde_json::from_str::<crate::messages::EmailPayload>(payload).map(|p| p.item_keys),
         _ => serde_json::from_str::<crate::messages::ChatPayload>(payload).map(|p| p.items),
     };
-    listed.ok().filter(|keys| !keys.is_empty())
+    let Some(keys) = listed.ok().filter(|keys| !keys.is_empty()) else {
+        return Ok(false);
+    };
+    Ok(still_listed(state, contact, &keys).await?.is_some_and(|(_, open)| open.is_empty()))
 }
 
 /// Of the items a digest lists (`keys`), those still open for its contact and theirs to

@@ -283,6 +283,17 @@ macro_rules! from_chat {
 
 from_chat!(Channel, Outlet);
 
+impl Channel {
+    /// The chat provider a contact acts from, if they act from a chat.
+    pub fn chat(self) -> Option<Chat> {
+        match self {
+            Channel::Telegram => Some(Chat::Telegram),
+            Channel::Discord => Some(Chat::Discord),
+            Channel::Email | Channel::Portal => None,
+        }
+    }
+}
+
 named_enum! {
     /// What an outbox message is, for its sender, the console's filters and the metrics.
     pub enum MessageKind {

@@ -1,7 +1,7 @@
 //! A message as it goes: an email row built into its MIME message, a chat row into its
 //! message, an alert composed afresh from the items still open, a digest that has waited
 //! written again without the items dealt with meanwhile, a digest or banner written again
-//! for the address its contact has now. The dispatcher sends what this makes; the staff
+//! for its contact as TOT has them now. The dispatcher sends what this makes; the staff
 //! console shows it.
 
 use chrono::{DateTime, Duration, Utc};
@@ -206,8 +206,8 @@ enum Again {
 
 /// A digest that has waited (a retry, a long queue, queued again by staff) and lists items
 /// dealt with meanwhile is written again with only those still open, so it asks for nothing
-/// that is done; one whose contact's address `moved` is written again whatever it lists, for
-/// the address they have now.
+/// that is done; one whose contact TOT changed since (`moved`, see [`changed_since`]) is
+/// written again whatever it lists, for the contact as they are now.
 async fn digest_again(
     state: &Providers,
     row: &OutboxRow,
@@ -263,12 +263,9 @@ impl DigestAgain {
         was: &EmailPayload,
         now: DateTime<Utc>,
     ) -> Result<EmailPayload, SendError> {
-        let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
-        let token = row.message.reply_token.clone().unwrap_or_default();
-        let to = Recipient { contact: &self.contact, token: &token, now };
-        let mut e = composer.compose_digest(&to, &self.open, &self.banners, self.previous.as_ref())?;
-        e.message_id.clone_from(&was.message_id);
-        Ok(e)
+        compose_again(state, row, (&self.contact, &was.message_id), now, |c, to| {
+            c.compose_digest(to, &self.open, &self.banners, self.previous.as_ref())
+        })
     }
 }
 
@@ -298,12 +295,7 @@ async fn banner_again(
     else {
         return Ok(Ok(None));
     };
-    let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
-    let token = row.message.reply_token.clone().unwrap_or_default();
-    Ok(composer.compose_banner(&Recipient { contact: &contact, token: &token, now }, &banner).map(|mut e| {
-        e.message_id.clone_from(&was.message_id);
-        Some(e)
-    }))
+    Ok(compose_again(state, row, (&contact, &was.message_id), now, |c, to| c.compose_banner(to, &banner)).map(Some))
 }
 
 /// Alerts are rendered when they go, from the items still open then: resolved items are
@@ -325,14 +317,27 @@ async fn alert_email(
     let Some((contact, open)) = still_open(state, contact_id, (&p.items, p.reminder)).await? else {
         return Ok(Ok(None));
     };
+    Ok(compose_again(state, row, (&contact, &p.message_id), now, |c, to| c.compose_alert(to, &open, p.reminder))
+        .map(Some))
+}
+
+/// `row`'s email composed afresh by `compose` for `contact` as they are now, keeping the
+/// row's reply address and `message_id` (when it has one): a reply to it is read as a reply
+/// to the message queued.
+fn compose_again(
+    state: &Providers,
+    row: &OutboxRow,
+    (contact, message_id): (&crate::store::contacts::ContactRow, &str),
+    now: DateTime<Utc>,
+    compose: impl FnOnce(&Composer, &Recipient) -> Result<EmailPayload, SendError>,
+) -> Result<EmailPayload, SendError> {
     let composer = Composer { config: &state.config, env: &state.templates, signer: &state.signer };
     let token = row.message.reply_token.clone().unwrap_or_default();
-    Ok(composer.compose_alert(&Recipient { contact: &contact, token: &token, now }, &open, p.reminder).map(|mut e| {
-        if !p.message_id.is_empty() {
-            e.message_id = p.message_id.clone();
-        }
-        Some(e)
-    }))
+    let mut e = compose(&composer, &Recipient { contact, token: &token, now })?;
+    if !message_id.is_empty() {
+        e.message_id = message_id.to_string();
+    }
+    Ok(e)
 }
 
 /// A message as it goes, or went: what the staff console shows of it. Alerts are rendered

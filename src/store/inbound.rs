@@ -167,21 +167,23 @@ pub async fn clear_bounces(tx: &mut Tx, contact_id: &str, now: DateTime<Utc>) ->
     Ok(n > 0)
 }
 
-/// Bounces count against an address: a contact TOT now sends with an address other than the
-/// one stored (`sent`: id and address) has its suspension lifted and its soft bounces
-/// forgotten, so the new address is tried. Called before the new address is written; reads
-/// only the contacts with bounces on record. Gives how many were lifted.
-pub async fn forget_bounces_of_moved(tx: &mut Tx, sent: &[(&str, &str)], now: DateTime<Utc>) -> Result<u64> {
-    let ids: Vec<&str> = sent.iter().map(|(id, _)| *id).collect();
-    let sql = "SELECT c.id, c.email FROM contacts c JOIN contact_settings s ON s.contact_id = c.id
-        WHERE (s.email_suspended_at IS NOT NULL OR s.soft_bounces > 0) AND c.id IN ({in})";
-    let bounced: Vec<(String, String)> = fetch_in!(on_tx, tx, sql, ids, once)?;
+/// Bounces count against an address: of `contact_ids`, those this write gave another
+/// address (`contacts.email_set_at` at `now`) have their suspension lifted and their soft
+/// bounces forgotten, so the new address is tried. Gives how many were lifted.
+pub async fn forget_bounces_of_moved(tx: &mut Tx, contact_ids: &[&str], now: DateTime<Utc>) -> Result<u64> {
     let mut lifted = 0;
-    for (id, stored) in bounced {
-        let moved = sent.iter().any(|(i, address)| *i == id && !address.eq_ignore_ascii_case(&stored));
-        if moved && clear_bounces(tx, &id, now).await? {
-            lifted += 1;
-        }
+    for chunk in contact_ids.chunks(super::IN_CHUNK) {
+        let sql = format!(
+            "UPDATE contact_settings SET email_suspended_at = NULL, email_suspended_reason = NULL, soft_bounces = 0,
+               updated_at = $1
+             WHERE (email_suspended_at IS NOT NULL OR soft_bounces > 0)
+               AND contact_id IN (SELECT id FROM contacts WHERE id IN ({}) AND email_set_at >= $1)",
+            super::placeholders(2, chunk.len())
+        );
+        let mut vals: Vec<super::values::Val> = vec![super::values::Val::from(now)];
+        vals.extend(chunk.iter().map(|id| super::values::Val::from(*id)));
+        let refs: Vec<&super::values::Val> = vals.iter().collect();
+        lifted += super::values::execute(tx, &sql, &refs).await?;
     }
     Ok(lifted)
 }

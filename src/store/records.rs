@@ -50,7 +50,8 @@ pub trait Upsert: Record + Sync {
     /// nor shown with its stock to be taken out; placed orders keep theirs, as history.
     const HELD_BY: &'static [(&'static str, &'static str)] = &[];
     /// Its records are people who sign in: after an update, the sessions and delegations they
-    /// no longer hold are ended (see [`super::sessions::end_lapsed`]).
+    /// no longer hold are ended (see [`super::sessions::end_lapsed`]), and a new address
+    /// forgets the old one's bounces ([`super::inbound::forget_bounces_of_moved`]).
     const SIGNS_IN: bool = false;
     /// Other records this one points at: (field, table, id). The referenced record must exist
     /// and, when it belongs to a client, to this record's client.
@@ -59,11 +60,6 @@ pub trait Upsert: Record + Sync {
             Some(c) => vec![("client_id", "clients", c)],
             None => vec![],
         }
-    }
-    /// The address the record's person is emailed at, for records of people: a new one
-    /// forgets the bounces of the old ([`super::inbound::forget_bounces_of_moved`]).
-    fn email(&self) -> Option<&str> {
-        None
     }
     /// The record's own columns, the key first.
     fn columns(&self) -> Vec<Col<'_>>;
@@ -148,11 +144,6 @@ pub async fn write_many<T: Upsert>(tx: &mut Tx, recs: &[(&T, &str, bool)], now: 
             None => groups.push((key, vec![cols])),
         }
     }
-    let moved: Vec<(&str, &str)> =
-        recs.iter().filter(|(_, _, exists)| *exists).filter_map(|(r, _, _)| Some((r.key(), r.email()?))).collect();
-    if !moved.is_empty() {
-        super::inbound::forget_bounces_of_moved(tx, &moved, now).await?;
-    }
     for (_, group) in &groups {
         let per_row = group[0].len();
         for chunk in group.chunks((PARAMS_PER_STATEMENT / per_row).max(1)) {
@@ -163,6 +154,7 @@ pub async fn write_many<T: Upsert>(tx: &mut Tx, recs: &[(&T, &str, bool)], now: 
     if T::SIGNS_IN {
         let updated: Vec<&str> = recs.iter().filter(|(_, _, exists)| *exists).map(|(r, _, _)| r.key()).collect();
         super::sessions::end_lapsed(tx, &updated, now).await?;
+        super::inbound::forget_bounces_of_moved(tx, &updated, now).await?;
     }
     // Every line of every record, by table: (parent key, line number, columns).
     let mut tables: Vec<(&'static str, Vec<LineRow>)> = Vec::new();
@@ -358,9 +350,6 @@ impl Upsert for ContactIn {
     ];
     const NAMED_BY: &'static [(&'static str, &'static str)] = &[("jobs", "contact_id")];
     const SIGNS_IN: bool = true;
-    fn email(&self) -> Option<&str> {
-        Some(&self.email)
-    }
     fn columns(&self) -> Vec<Col<'_>> {
         cols![
             self: id, client_id, name, email, role, timezone, phone, telegram_chat_id, discord_user_id,

@@ -632,6 +632,12 @@ pub fn forbidden_in(v: &serde_json::Value) -> Option<char> {
     }
 }
 
+/// A document of one visual, `id`, of client C-1's job J-1, awaiting approval.
+pub fn awaiting_visual_of_c1(id: &str) -> serde_json::Value {
+    serde_json::json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": id,
+        "category": "Colour visual", "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]})
+}
+
 /// Visual `id` of client C-5's job J-50, in `status`.
 pub fn visual_of_c5(id: &str, status: &str) -> serde_json::Value {
     serde_json::json!({"id": id, "client_id": "C-5", "job_id": "J-50", "design_id": "D50",

@@ -404,9 +404,8 @@ async fn link(
         ))]);
     };
     limits::clear(unit.tx().await?, &key).await?;
-    // The chat's own outlet, whose name its channel's is.
-    if let Some(outlet) = crate::model::Outlet::parse(inc.channel.as_str()) {
-        crate::store::ledgers::forget_channel(unit.tx().await?, &contact_id, outlet).await?;
+    if let Some(chat) = inc.channel.chat() {
+        crate::store::ledgers::forget_channel(unit.tx().await?, &contact_id, chat.into()).await?;
     }
     let c = get_contact(&state.db, &contact_id).await?;
     tracing::info!(channel = %inc.channel, contact = %c.id, "chat linked");
