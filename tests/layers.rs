@@ -188,6 +188,26 @@ fn the_layer_list_in_lib_rs_is_this_one() {
     }
 }
 
+/// The README's layout section and the contributors' layout page show the same layers, in
+/// the same order, as `src/lib.rs`: a newcomer reads one picture wherever they look.
+#[test]
+fn the_readme_and_the_layout_page_show_the_same_layers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let page = std::fs::read_to_string(root.join("docs/src/contributing/layout.md")).unwrap();
+    let (mut in_readme, mut in_page) = (0, 0);
+    for (what, mods) in LAYERS {
+        let line = format!("\n- {}: {what}\n", mods.join(", "));
+        let at = readme.find(&line).unwrap_or_else(|| panic!("README.md lists the layer `{}`", line.trim()));
+        assert!(at > in_readme, "README.md lists `{}` after the layer below it", line.trim());
+        in_readme = at;
+        let cell = format!(" | {} |\n", mods.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "));
+        let at = page.find(&cell).unwrap_or_else(|| panic!("layout.md has a row for `{}`", cell.trim()));
+        assert!(at > in_page, "layout.md lists `{}` after the layer below it", cell.trim());
+        in_page = at;
+    }
+}
+
 #[test]
 fn the_checker_sees_an_upward_import() {
     // What the test above relies on: a path written in a file is found with its line.
