@@ -14,6 +14,31 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+# Python packages for the tests go into the python3 on PATH when its pip may install them (a
+# pyenv or virtualenv Python). A system Python that refuses (PEP 668: Debian 12's) or has no
+# pip gets a virtual environment in target/py instead, put first on PATH so that the tests'
+# `python3` and `st` are its; a later run finds it there.
+PY_VENV="$PWD/target/py"
+if [ -x "$PY_VENV/bin/python3" ]; then export PATH="$PY_VENV/bin:$PATH"; fi
+
+# pip_install PACKAGE...
+pip_install() {
+    if python3 -m pip install --quiet "$@"; then return 0; fi
+    if [ "$(command -v python3)" = "$PY_VENV/bin/python3" ]; then return 1; fi
+    log "this python3 may not install packages with pip: using a virtual environment in target/py"
+    python3 -m venv "$PY_VENV" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$PY_VENV"; }
+    export PATH="$PY_VENV/bin:$PATH"
+    python3 -m pip install --quiet "$@"
+}
+
+# py_need MODULE PACKAGE WHAT: installs PACKAGE with pip when python3 cannot import MODULE.
+py_need() {
+    if ! python3 -c "import $1" >/dev/null 2>&1; then
+        log "$3 not found: installing $2 with pip"
+        pip_install "$2"
+    fi
+}
+
 apt_updated=
 apt_install() {
     if [ -z "$apt_updated" ]; then

@@ -132,10 +132,10 @@ pub struct ContactIn {
     /// Phone number, free form.
     #[serde(default)]
     pub phone: Option<String>,
-    /// Telegram chat id (may be negative for groups).
+    /// Telegram chat id, not 0 (may be negative for groups); one contact's alone.
     #[serde(default)]
     pub telegram_chat_id: Option<i64>,
-    /// Discord user id (a snowflake, as a string).
+    /// Discord user id (a snowflake: digits that fit 64 bits, as a string); one contact's alone.
     #[serde(default)]
     pub discord_user_id: Option<String>,
     /// Cron expression (seconds first) overriding the default digest schedule; at most four

@@ -306,7 +306,7 @@ const INTRO: &str = "\
 # HTTP API (OpenAPI)
 
 <!-- Generated from the OpenAPI document (src/sync/openapi.rs, schemas from the handlers'
-     types) by scripts/reference. tests/openapi.rs fails when this page is out of date. -->
+     types) by scripts/reference. tests/reference.rs fails when this page is out of date. -->
 
 The contract of the sync API, the banners API, the change feed and `POST /inbound/email`, as
 a running cport serves it at `GET /api/v1/openapi.json` ([the same document](openapi.json)
