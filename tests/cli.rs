@@ -266,6 +266,9 @@ async fn an_import_streams_in_any_order_and_still_sees_the_whole_document() {
     for (bad, named) in [
         (r#"{"clients": [], "clients": []}"#, "`clients` appears twice"),
         (r#"{"clients": [], "widgets": []}"#, "unknown entity `widgets`"),
+        // A name that would drive the operator's terminal is shown, not obeyed.
+        (r#"{"clients": [], "\u001b]0;x\u0007red": []}"#, "unknown entity `<U+001B>]0;x<U+0007>red`"),
+        (r#"{"clients": [{"id": "C-1", "name": "A", "co\u001b[2Jlour": 1}]}"#, "co<U+001B>[2Jlour"),
         (r#"{"clients": {"id": "C-1"}}"#, "expected an array"),
         (r#"{"clients": [{"id": "C-1", "name": "A"}"#, "not a JSON document"),
     ] {
@@ -273,6 +276,7 @@ async fn an_import_streams_in_any_order_and_still_sees_the_whole_document() {
         let (ok, _, err) = import();
         assert!(!ok, "{bad}");
         assert!(err.contains(named), "{bad}: {err}");
+        assert!(!err.contains(['\u{1b}', '\u{7}']), "{bad}: no control character reaches the terminal: {err:?}");
     }
     assert_eq!(count("clients").await, 0);
 
@@ -315,6 +319,9 @@ fn bad_configuration_stops_start_up_naming_the_key() {
         // Zero is no Discord id (it would stop the start-up further on).
         ("[discord]\nchannel_id = \"0\"\n", "discord.channel_id"),
         ("[discord]\nstaff = [\"0\"]\n", "discord.staff"),
+        // Telegram's ids are compared as Telegram writes them: these would never match.
+        ("[telegram]\nstaff = [\"+123\"]\n", "telegram.staff"),
+        ("[telegram]\nstaff = [\"0123\"]\n", "telegram.staff"),
         ("[imap]\ntimeout_seconds = 0\n", "imap.timeout_seconds"),
         ("[smtp]\nport = 0\n", "smtp.port"),
         ("[branding]\nlogo_url = \"javascript:alert(1)\"\n", "branding.logo_url"),

@@ -354,3 +354,40 @@ async fn a_tracking_address_holding_markup_is_not_a_link() {
     assert!(html.contains("/deliveries/D-1/note.pdf"), "the documents are still offered: {html}");
     app.stop().await;
 }
+
+/// TOT's ids may hold small letters (the sync API takes them): a delivery's and a purchase
+/// order's pages, and the delivery's PDFs, open by the id as TOT gave it, and an id that
+/// differs only in case is another record's, never shown in its place.
+#[tokio::test]
+async fn records_with_small_letters_in_their_ids_open_as_given() {
+    let (app, ann) = app_as("P-1A").await;
+    app.synced(
+        "deliveries",
+        json!([{"id": "d-7a", "client_id": "C-1", "job_id": "J-2", "status": "ready", "venue": "Quay St",
+                "description": "Hoodies, small letters", "lines": [{"description": "Hoodie", "qty": 3}]}]),
+    )
+    .await;
+    app.synced(
+        "purchase_orders",
+        json!([{"id": "po-7a", "client_id": "C-1", "placed_by": "Reseller R", "third_party": true, "status": "open",
+                "date_ordered": "2026-11-02", "tot_ref": "T7", "category": "Garments", "type": "Third party",
+                "supplier": "Supplier of small letters",
+                "lines": [{"status": "open", "sku": "BLK-1", "description": "Tee", "ordered": 5, "received": 0}]}]),
+    )
+    .await;
+    let (status, _, html) = get(&app, &ann, "/deliveries/d-7a").await;
+    let html = String::from_utf8(html).unwrap();
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Hoodies, small letters") && html.contains("/deliveries/d-7a/note.pdf"), "{html}");
+    let (status, ct, pdf) = get(&app, &ann, "/deliveries/d-7a/note.pdf").await;
+    assert_eq!((status, ct.as_str()), (200, "application/pdf"));
+    assert!(pdftotext(&pdf).contains("Hoodies, small letters"));
+    let (status, _, html) = get(&app, &ann, "/pos/po-7a").await;
+    let html = String::from_utf8(html).unwrap();
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Supplier of small letters"), "{html}");
+    // Another case is another id: `D-7A` is no record of this client's.
+    assert_eq!(get(&app, &ann, "/deliveries/D-7A").await.0, 404);
+    assert_eq!(get(&app, &ann, "/pos/PO-7A").await.0, 404);
+    app.stop().await;
+}

@@ -134,6 +134,14 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     let (s, _, html) = app.post_form(&bob, &path, &[("action", "place")]).await;
     assert_eq!(s, 422, "no address yet");
     assert!(html.contains("address: say where the order goes"));
+    // An address that prints as nothing is no address, as on the delivery form.
+    for nothing in ["\u{200B}", " \u{FEFF} "] {
+        let form = [("action", "save"), ("name", "Shop"), ("address_choice", "new"), ("address", nothing)];
+        app.submit(&bob, &path, &form).await;
+        let (s, _, html) = app.post_form(&bob, &path, &[("action", "place")]).await;
+        assert_eq!(s, 422, "{nothing:?}: {html}");
+        assert!(html.contains("address: say where the order goes"), "{nothing:?}: {html}");
+    }
     app.submit(
         &bob,
         &path,

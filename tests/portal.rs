@@ -546,6 +546,31 @@ async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
     app.stop().await;
 }
 
+/// An address with letters beyond A-Z signs in as it is kept, and with its A-Z letters in any
+/// case, on both engines (SQLite's LOWER folds A-Z only: the address is lowered by the store
+/// on both sides, never by cport first).
+#[tokio::test]
+async fn an_address_beyond_a_to_z_signs_in_as_it_is_kept() {
+    let app = TestApp::with_world().await;
+    app.synced(
+        "contacts",
+        json!([{"id": "P-1E", "client_id": "C-1", "name": "Élodie Müller", "email": "Élodie.MÜLLER@alpha.example",
+                "role": "buyer"}]),
+    )
+    .await;
+    let c = browser();
+    let link = app.state.signer.set_password_url(&app.base, "P-1E", chrono::Duration::hours(1), chrono::Utc::now());
+    let path = link.strip_prefix(&app.base).unwrap().to_string();
+    let ((status, _), _) = app.choose_password_twice(&c, &path, "élodie's password").await;
+    assert_eq!(status, 303);
+    for typed in ["Élodie.MÜLLER@alpha.example", "ÉLODIE.MÜLLER@ALPHA.EXAMPLE", "Élodie.mÜller@Alpha.Example"] {
+        let form = [("email", typed), ("password", "élodie's password")];
+        let (status, location, html) = app.post_form(&browser(), "/login", &form).await;
+        assert_eq!((status, location.as_str()), (303, "/"), "{typed}: {html}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn passwords_login_limits_and_single_use_reset_links() {
     let (app, b) = app_as("P-1A").await;

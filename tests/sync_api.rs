@@ -120,6 +120,35 @@ async fn an_invalid_batch_is_422_with_every_error_and_writes_nothing() {
     app.stop().await;
 }
 
+/// A key or value TOT sends is repeated in the error as it is shown, never as it came: a
+/// control character as its code point, a backquote in a key kept in the field's name, a
+/// megabyte-long key cut.
+#[tokio::test]
+async fn an_odd_key_is_named_as_it_is_shown() {
+    let app = with_one_client().await;
+    let mut long = json!({"id": "J-2", "client_id": "C-1", "name": "Tees", "status": "entered"});
+    long["k".repeat(1_000_000)] = json!(1);
+    let batch = json!([
+        {"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "entered", "date`\u{1b}[2J": 1},
+        long,
+        {"id": "J-3", "client_id": "C-1", "name": "Tees", "status": "entered",
+         "printed_garments": [{"description": "Tee", "expected_qty": "\u{1b}]0;x\u{7}"}]},
+    ]);
+    let body = app.refused("jobs", batch).await;
+    let errors = body["errors"].as_array().expect("errors array");
+    let field = |i: usize| errors.iter().find(|e| e["index"] == i).map(|e| e["field"].as_str().unwrap().to_string());
+    assert_eq!(field(0).as_deref(), Some("date`<U+001B>[2J"), "{body}");
+    assert!(field(1).is_some_and(|f| f.starts_with("kkk") && f.chars().count() <= 100), "{body:.300}");
+    assert!(field(2).is_some_and(|f| f.contains("expected_qty")), "{body:.300}");
+    let text = body.to_string();
+    assert!(text.len() < 20_000, "the key is not repeated whole: {} bytes", text.len());
+    assert!(!text.contains("\\u001b") && !text.contains("\\u0007"), "no control character in the report: {text:.2000}");
+    let third = errors.iter().find(|e| e["index"] == 2).map(|e| e["reason"].as_str().unwrap().to_string());
+    assert!(third.is_some_and(|r| r.contains("invalid type: string") && r.contains("0;x")), "{text:.2000}");
+    assert_eq!(app.count("jobs").await, 0);
+    app.stop().await;
+}
+
 /// A chat id reaches one person: given to a second contact (in the store or in the same
 /// batch) it is refused, naming the field and the contact that holds it, and nothing is
 /// written; handed from one contact to another in one batch, it is taken.
@@ -502,6 +531,34 @@ async fn a_required_text_left_blank_is_refused_by_its_path() {
         named.dedup();
         assert_eq!(named, fields, "{entity}: {body}");
     }
+    app.stop().await;
+}
+
+/// A text field that may be left out, sent blank (`""`, spaces, a zero-width space), is kept
+/// as left out: nothing later shows "Your ref: " with nothing after it. A blank text a record
+/// must have is still refused (above).
+#[tokio::test]
+async fn an_optional_text_sent_blank_is_kept_as_none() {
+    let app = TestApp::with_world().await;
+    app.synced(
+        "jobs",
+        json!([{"id": "J-7", "client_id": "C-1", "name": "Tees", "status": "entered", "client_ref": "",
+                "order_id": "  "}]),
+    )
+    .await;
+    app.synced(
+        "purchase_orders",
+        json!([{"id": "PO-7", "client_id": "C-1", "placed_by": "\u{200b}", "third_party": true, "status": "open",
+                "date_ordered": "2026-11-01", "tot_ref": "T7", "category": "Garments", "type": "Third party",
+                "supplier": "S", "client_ref": " ", "lines": [{"status": "open", "sku": "BLK-1", "description": "Tee", "ordered": 1}]}]),
+    )
+    .await;
+    let nulls: (i64, i64) = cport::store::on_db!(&app.db, p => sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM jobs WHERE id = 'J-7' AND client_ref IS NULL AND order_id IS NULL),
+                (SELECT COUNT(*) FROM purchase_orders WHERE id = 'PO-7' AND placed_by IS NULL AND client_ref IS NULL)")
+        .fetch_one(p).await)
+    .unwrap();
+    assert_eq!(nulls, (1, 1), "blank optional fields are kept as none");
     app.stop().await;
 }
 

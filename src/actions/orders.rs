@@ -245,6 +245,14 @@ pub async fn chosen_address(state: &Services, actor: &Actor, choice: &str, typed
     }
 }
 
+/// A basket's address or notes as typed, trimmed. Text that prints as nothing (a zero-width
+/// space) is kept as nothing: the basket then asks for an address when it is placed, as the
+/// delivery form does.
+fn basket_text<'a>(field: &str, v: &'a str) -> Result<&'a str, ActionError> {
+    let v = super::optional_text(field, v, Lines::Many, TEXT_MAX)?;
+    Ok(if crate::model::blank(v) { "" } else { v })
+}
+
 pub async fn save_details(
     state: &Services,
     actor: &Actor,
@@ -257,16 +265,8 @@ pub async fn save_details(
     require_order(state, actor).await?;
     let b = own_basket(state, actor, basket).await?;
     let name = check_name(name)?;
-    for (field, v) in [("address", address), ("notes", notes)] {
-        super::check_typed(field, v.trim(), Lines::Many)?;
-        if v.chars().count() > TEXT_MAX {
-            return Err(ActionError::invalid(field, format!("at most {TEXT_MAX} characters")));
-        }
-    }
-    let saved = state
-        .db
-        .in_transaction(async |tx| q::update_basket(tx, &b, &name, address.trim(), notes.trim(), now).await)
-        .await?;
+    let (address, notes) = (basket_text("address", address)?, basket_text("notes", notes)?);
+    let saved = state.db.in_transaction(async |tx| q::update_basket(tx, &b, &name, address, notes, now).await).await?;
     if saved { Ok(()) } else { Err(name_taken(&name)) }
 }
 
@@ -335,7 +335,7 @@ pub async fn place(state: &Services, actor: &Actor, basket: i64, now: DateTime<U
         tx.rollback().await?;
         return Err(e.into());
     }
-    if b.address.trim().is_empty() {
+    if crate::model::blank(&b.address) {
         tx.rollback().await?;
         return Err(ActionError::invalid("address", "say where the order goes").into());
     }

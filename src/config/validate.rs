@@ -321,8 +321,12 @@ impl Config {
                 "may hold only letters A-Z and a-z, digits, `_` and `-`, at most 256 of them (Telegram's rule)",
             ));
         }
-        if let Some(bad) = t.staff.iter().find(|s| s.parse::<i64>().is_err()) {
-            return Err(invalid("telegram.staff", format!("`{bad}` is not a Telegram user id")));
+        // Compared as Telegram writes them (`123`): `+123` or `0123` would never match.
+        if let Some(bad) = t.staff.iter().find(|s| s.parse::<i64>().map(|n| n.to_string()).as_ref() != Ok(*s)) {
+            return Err(invalid(
+                "telegram.staff",
+                format!("{} is not a Telegram user id (digits, as Telegram writes it)", crate::model::quoted(bad)),
+            ));
         }
         let d = &self.discord;
         if !crate::model::is_web_address(&d.api_url) {

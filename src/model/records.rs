@@ -9,6 +9,13 @@ use serde::{Deserialize, Serialize};
 
 use super::*;
 
+/// An optional text as TOT sent it: one that prints as nothing (`""`, spaces, a zero-width
+/// space: how exports write "none") reads as left out, never kept as a blank that would show
+/// as "Your ref: " with nothing after it.
+fn optional_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !blank(s)))
+}
+
 /// Every entity the sync API accepts, in the order an import applies them
 /// (a record may refer only to entities earlier in this list).
 pub const ENTITIES: &[&str] = &[
@@ -127,20 +134,20 @@ pub struct ContactIn {
     /// IANA time zone name, e.g. `Europe/Berlin`; digests are scheduled in it. Left out: the
     /// zone of cport's `digest.timezone`, as it is when read (so a change of it reaches every
     /// contact TOT gives none).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub timezone: Option<String>,
     /// Phone number, free form.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub phone: Option<String>,
     /// Telegram chat id, not 0 (may be negative for groups); one contact's alone.
     #[serde(default)]
     pub telegram_chat_id: Option<i64>,
     /// Discord user id (a snowflake: digits that fit 64 bits, as a string); one contact's alone.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub discord_user_id: Option<String>,
     /// Cron expression (seconds first) overriding the default digest schedule; at most four
     /// summaries in any day, as the portal allows the contact.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub digest_schedule: Option<String>,
     /// `false` leaves the contact out of digest runs. A third-party user a client's admin
     /// revoked stays inactive whatever is sent here.
@@ -241,7 +248,7 @@ pub struct ProcessLineIn {
     /// Price per unit.
     pub unit_price: Money,
     /// Picture of the step.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub image: Option<String>,
 }
 
@@ -276,7 +283,7 @@ pub struct JobIn {
     /// The client (must exist).
     pub client_id: String,
     /// The client's contact for the job (must exist and belong to the same client).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub contact_id: Option<String>,
     /// Job name.
     pub name: String,
@@ -287,15 +294,15 @@ pub struct JobIn {
     #[serde(default, deserialize_with = "dates::optional_date")]
     pub date_required: Option<NaiveDate>,
     /// TOT's sales order number.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub order_id: Option<String>,
     /// The client's own reference.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub client_ref: Option<String>,
     /// `none` (the client has said nothing yet), `given`, or `not_required`. Left out, the
     /// job keeps what it has (`none` for a new job): a client's answer in the portal, chat or
     /// email is not undone by TOT's next update of the job; TOT sends `none` to ask again.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub delivery_instructions: Option<String>,
     /// When the job was entered; if left out, the time of first insert is used and kept.
     #[serde(default, deserialize_with = "dates::optional_time")]
@@ -441,7 +448,7 @@ pub struct VisualIn {
     /// The visual.
     pub main_image: String,
     /// Where the design sits on the garment.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub placement_image: Option<String>,
     /// When the visual was issued; if left out, the time of first insert is used and kept.
     #[serde(default, deserialize_with = "dates::optional_time")]
@@ -480,7 +487,7 @@ pub struct TrackingIn {
     /// Tracking number.
     pub number: String,
     /// Tracking page: an `http://` or `https://` address (the portal links to it).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub url: Option<String>,
 }
 
@@ -528,7 +535,7 @@ pub struct ProofOfDeliveryIn {
     #[serde(deserialize_with = "dates::time")]
     pub signed_at: DateTime<Utc>,
     /// Driver or worker id.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub courier_worker: Option<String>,
 }
 
@@ -540,7 +547,7 @@ pub struct DeliveryIn {
     /// The client (must exist).
     pub client_id: String,
     /// The job delivered (must exist and belong to the same client).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub job_id: Option<String>,
     /// `picked`, `ready`, `sent`.
     pub status: String,
@@ -555,10 +562,10 @@ pub struct DeliveryIn {
     /// What is being delivered.
     pub description: String,
     /// Name of the person receiving it (free text, not a contact id).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub contact: Option<String>,
     /// The client's own reference.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub client_ref: Option<String>,
     /// Carrier tracking.
     #[serde(default)]
@@ -626,7 +633,7 @@ pub struct StockIn {
     /// The client (must exist).
     pub client_id: String,
     /// The client's own code for the item.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub client_sku: Option<String>,
     /// The item.
     pub description: String,
@@ -641,7 +648,7 @@ pub struct StockIn {
     /// Units the client may order now (sent by TOT, not computed by cport).
     pub available_to_order: i64,
     /// Picture of the item.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub picture: Option<String>,
 }
 
@@ -717,10 +724,10 @@ pub struct PoReceiptIn {
     #[serde(default, deserialize_with = "dates::optional_date")]
     pub date_checked: Option<NaiveDate>,
     /// Kind of check, e.g. `Count and quality`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub check_category: Option<String>,
     /// Who checked them.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub checked_by: Option<String>,
     /// Outer cartons received.
     #[serde(default)]
@@ -741,7 +748,7 @@ pub struct PurchaseOrderIn {
     /// The client (must exist).
     pub client_id: String,
     /// Name of whoever placed the order; set together with `third_party`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub placed_by: Option<String>,
     /// Placed by one of the client's third parties (these show as action items).
     #[serde(default)]
@@ -754,7 +761,7 @@ pub struct PurchaseOrderIn {
     /// TOT's reference.
     pub tot_ref: String,
     /// The client's reference.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub client_ref: Option<String>,
     /// E.g. `Blank garments`.
     pub category: String,
@@ -815,7 +822,7 @@ pub struct InvoiceIn {
     #[serde(default, deserialize_with = "dates::optional_date")]
     pub due_date: Option<NaiveDate>,
     /// The client's purchase order reference.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_text")]
     pub client_po_ref: Option<String>,
     /// What was invoiced.
     pub job_name: String,

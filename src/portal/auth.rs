@@ -301,7 +301,8 @@ fn portal_account(email: &str) -> String {
 
 /// `POST /login`: email and password.
 pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr }: AnonForm) -> Reply {
-    let email = form.text("email").trim().to_lowercase();
+    // Compared by the store with both sides lowered there (see `contacts_by_email`).
+    let email = form.text("email").trim().to_string();
     let next = safe_next(form.get("next"));
     let password = form.text("password");
     if email.is_empty() || email.len() > 254 || password.is_empty() {

@@ -196,7 +196,7 @@ pub async fn delivery(
     Path(id): Path<String>,
     Params(lq): Params<ListQuery>,
 ) -> Reply {
-    let id = id.to_ascii_uppercase();
+    // The id as TOT gave it: ids are matched exactly, and TOT's may hold small letters.
     let mut documents = vec![
         (format!("/deliveries/{}/note.pdf", crate::model::segment(&id)), "Delivery note (PDF)".to_string()),
         (format!("/deliveries/{}/packing.pdf", crate::model::segment(&id)), "Packing note (PDF)".to_string()),
@@ -216,7 +216,7 @@ pub async fn delivery(
         }
     }
     let spec = Spec { heading: "Delivery", images, link: None, filterable: false, documents };
-    show(&s, &session, &[Command::Track(id.to_ascii_uppercase())], spec, &lq, true).await
+    show(&s, &session, &[Command::Track(id)], spec, &lq, true).await
 }
 
 pub async fn invoices(State(s): State<AppState>, session: Session, Params(lq): Params<ListQuery>) -> Reply {
@@ -238,7 +238,7 @@ pub fn record_page(heading: &'static str, cmd: fn(String) -> Command) -> MethodR
     get(
         move |State(s): State<AppState>, session: Session, Path(id): Path<String>, Params(lq): Params<ListQuery>| async move {
             let spec = Spec { heading, images: vec![], link: None, filterable: false, documents: vec![] };
-            show(&s, &session, &[cmd(id.to_ascii_uppercase())], spec, &lq, true).await
+            show(&s, &session, &[cmd(id)], spec, &lq, true).await
         },
     )
 }

@@ -146,7 +146,7 @@ pub async fn find_clients(db: &Db, text: &str, limit: i64) -> Result<Vec<ClientB
     let like = super::contains_pattern(text);
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ClientBrief>(
         "SELECT cl.id, cl.name, (SELECT COUNT(*) FROM contacts c WHERE c.client_id = cl.id AND c.active) AS contacts
-         FROM clients cl WHERE LOWER(cl.id) LIKE $1 ESCAPE '\\' OR LOWER(cl.name) LIKE $1 ESCAPE '\\'
+         FROM clients cl WHERE LOWER(cl.id) LIKE LOWER($1) ESCAPE '\\' OR LOWER(cl.name) LIKE LOWER($1) ESCAPE '\\'
          ORDER BY cl.name, cl.id LIMIT $2"), like, limit).fetch_all(p).await)?)
 }
 

@@ -99,13 +99,13 @@ pub async fn stock(db: &Db, client_id: Option<&str>, text: Option<&str>, limit: 
     Ok(match client_id {
         Some(c) => on_db!(db, p => bind!(sqlx::query_as::<_, StockRow>(
             "SELECT sku, client_sku, description, warehouse_balance, expected, accounted_for, available_to_order FROM stock
-             WHERE client_id = $1 AND (lower(description) LIKE $2 ESCAPE '\\' OR lower(sku) LIKE $2 ESCAPE '\\'
-               OR lower(COALESCE(client_sku, '')) LIKE $2 ESCAPE '\\')
+             WHERE client_id = $1 AND (lower(description) LIKE LOWER($2) ESCAPE '\\' OR lower(sku) LIKE LOWER($2) ESCAPE '\\'
+               OR lower(COALESCE(client_sku, '')) LIKE LOWER($2) ESCAPE '\\')
              ORDER BY sku LIMIT $3",
         ), c, &pattern, limit).fetch_all(p).await)?,
         None => on_db!(db, p => bind!(sqlx::query_as::<_, StockRow>(
             "SELECT sku, NULL AS client_sku, description, warehouse_balance, expected, accounted_for, available_to_order
-             FROM blank_stock WHERE lower(description) LIKE $1 ESCAPE '\\' OR lower(sku) LIKE $1 ESCAPE '\\'
+             FROM blank_stock WHERE lower(description) LIKE LOWER($1) ESCAPE '\\' OR lower(sku) LIKE LOWER($1) ESCAPE '\\'
              ORDER BY sku LIMIT $2",
         ), &pattern, limit).fetch_all(p).await)?,
     })

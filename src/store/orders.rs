@@ -41,8 +41,8 @@ pub async fn stock(
     let sql = format!(
         "{STOCK} WHERE s.client_id = $1
            AND (CAST($2 AS TEXT) IS NULL OR s.sku IN (SELECT sku FROM sku_allocations WHERE contact_id = $2))
-           AND (lower(s.description) LIKE $3 ESCAPE '\\' OR lower(s.sku) LIKE $3 ESCAPE '\\'
-                OR lower(COALESCE(s.client_sku, '')) LIKE $3 ESCAPE '\\')
+           AND (lower(s.description) LIKE LOWER($3) ESCAPE '\\' OR lower(s.sku) LIKE LOWER($3) ESCAPE '\\'
+                OR lower(COALESCE(s.client_sku, '')) LIKE LOWER($3) ESCAPE '\\')
          ORDER BY s.description, s.sku LIMIT $4 OFFSET $5"
     );
     let pattern = super::contains_pattern(text);

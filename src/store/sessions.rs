@@ -157,7 +157,9 @@ pub async fn end_lapsed(tx: &mut Tx, contact_ids: &[&str], now: DateTime<Utc>) -
     Ok(ended)
 }
 
-/// Contacts whose email matches (case-insensitively), active only.
+/// Contacts whose email matches (case-insensitively), active only. Both sides are lowered by
+/// the engine: SQLite folds A-Z only, so an address typed as it is kept always matches, where
+/// one lowered by Rust first (`É` → `é`) would miss an `É` the store cannot fold.
 pub async fn contacts_by_email(db: &Db, email: &str) -> Result<Vec<String>> {
     Ok(on_db!(db, p => bind!(sqlx::query_scalar(
         "SELECT id FROM contacts WHERE lower(email) = lower($1) AND active ORDER BY id",

@@ -91,6 +91,8 @@ fn known_entity(entity: &str) -> Result<(), HttpError> {
 }
 
 fn body_error(entity: &str, reason: String) -> HttpError {
+    // serde's words repeat the keys and values sent as they came.
+    let reason = crate::model::visible(&reason, 1_000);
     HttpError::InvalidRecords(
         vec![RecordError { entity: entity.into(), index: None, id: None, field: "body".into(), reason }].into(),
     )

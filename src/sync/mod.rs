@@ -204,16 +204,23 @@ pub fn parse_value<T: Upsert>(index: usize, v: serde_json::Value, errs: &mut Vec
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
-            let field = if path == "." || path.is_empty() {
-                // serde names missing/unknown fields in its message: pull the name out.
-                inner.split('`').nth(1).unwrap_or("record").to_string()
-            } else {
-                path
-            };
-            errs.push(RecordError { entity: T::ENTITY.into(), index: Some(index), id, field, reason: inner });
+            let field = if path == "." || path.is_empty() { named_field(&inner).unwrap_or("record") } else { &path };
+            // A key or value TOT sent is repeated in these words as it came: shown with what
+            // would not print as code points, and cut, as every refused value is.
+            let (field, reason) = (crate::model::visible(field, 100), crate::model::visible(&inner, 1_000));
+            errs.push(RecordError { entity: T::ENTITY.into(), index: Some(index), id, field, reason });
             None
         }
     }
+}
+
+/// The field serde's message about a missing, unknown or repeated field names (it stands in
+/// backquotes, and a key TOT sent may hold one itself).
+fn named_field(message: &str) -> Option<&str> {
+    ["missing field `", "unknown field `", "duplicate field `"].iter().find_map(|start| {
+        let rest = message.strip_prefix(start)?;
+        rest.rfind("`, ").or_else(|| rest.rfind('`')).map(|end| &rest[..end])
+    })
 }
 
 /// What staging one batch carries from part to part.
@@ -369,7 +376,8 @@ impl Listed {
     }
 
     pub(crate) fn entity(&mut self, entity: &str, reason: String) {
-        let field = entity.to_string();
+        // The name as the document gave it, which may be anything: shown as refused values are.
+        let field = crate::model::visible(entity, 100);
         self.push(vec![RecordError { entity: field.clone(), index: None, id: None, field, reason }]);
     }
 }

@@ -340,7 +340,9 @@ pub async fn run_polling(state: Services, tg: Arc<Telegram>, mut shutdown: tokio
         match result {
             Ok(updates) => {
                 if let Some(last) = updates.last() {
-                    offset = last.id.0 as i32 + 1;
+                    // The Bot API's offset is 32 bits: an id past it (never seen) asks from the
+                    // top rather than overflowing.
+                    offset = i32::try_from(last.id.0).map_or(i32::MAX, |id| id.saturating_add(1));
                 }
                 metrics::counter!("cport_telegram_updates_total").increment(updates.len() as u64);
                 run_batch(&state, &tg, updates).await;
