@@ -600,6 +600,30 @@ async fn a_new_address_ends_the_sessions_and_links_made_for_the_old_one() {
     app.stop().await;
 }
 
+/// A password chosen by whoever read a contact's old address does not sign in with the new
+/// one: TOT giving the contact another address ends the password with the sessions, and the
+/// new address's reader chooses one from a reset link. The same address in other case keeps it.
+#[tokio::test]
+async fn a_new_address_ends_the_password_chosen_at_the_old_one() {
+    let app = TestApp::spawn().await;
+    load_world(&app).await;
+    let b = app.signed_in("P-1B").await;
+    let pw = "bobs long password";
+    app.submit(&b, "/password", &[("new_password", pw), ("confirm_password", pw)]).await;
+    let bob =
+        |email: &str| json!([{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer", "email": email, "role": "buyer"}]);
+    let login = |email: &'static str| {
+        let app = &app;
+        async move { app.post_form(&browser(), "/login", &[("email", email), ("password", pw)]).await.0 }
+    };
+    app.synced("contacts", bob("BOB@alpha.example")).await;
+    assert_eq!(login("bob@alpha.example").await, 303, "the same address keeps the password");
+    app.synced("contacts", bob("robert@alpha.example")).await;
+    assert_eq!(login("robert@alpha.example").await, 401, "the old password opens nothing");
+    assert_eq!(app.count("accounts").await, 0);
+    app.stop().await;
+}
+
 /// What TOT's records take away stays taken when they give it back: a session ended by a
 /// contact's deactivation, and a delegation (with the session it opened) ended by its
 /// giver's loss of the right to decide, do not return when the contact is restored.

@@ -376,6 +376,25 @@ async fn a_code_made_before_an_address_change_ties_no_chat() {
     assert_eq!(linked.len(), 1, "a code made since ties the chat: {linked:?}");
 }
 
+/// A chat tied by a code (a code had by reading the contact's address) is untied when TOT
+/// gives the contact another address: whoever read the old one no longer acts or hears as
+/// the contact in chat. The same address in other case is no change.
+#[tokio::test]
+async fn a_new_address_unties_the_chats_tied_by_a_code() {
+    let fake = FakeTelegram::start().await;
+    let t = TestState::new(|c| telegram(c, &fake)).await;
+    t.load(common::world()).await;
+    common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", "4001", "P-1A").await;
+    let ann = |email: &str| json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin", "email": email, "role": "admin"}]});
+    let chats = || async { cport::store::chat::chats_of_contact(&t.state.db, "P-1A").await.unwrap() };
+    t.load(ann("ANN@alpha.example")).await;
+    assert_eq!(chats().await.len(), 1, "the same address: still tied");
+    t.load(ann("ann.new@alpha.example")).await;
+    assert!(chats().await.is_empty(), "untied by the new address");
+    let said = common::say_in_chat(&t.state, cport::model::Channel::Telegram, "4001", "/items").await;
+    assert!(!format!("{said:?}").contains("V-1"), "the untied chat hears nothing of the contact's: {said:?}");
+}
+
 /// A chat untied and tied again starts from what needs the contact then, as a first tie
 /// does: what came up while it was untied (told by email) is not alerted to it all at once;
 /// what comes after is.
@@ -790,6 +809,28 @@ async fn tots_record_never_sends_to_a_chat_tied_to_someone_else() {
         .await;
     let bobs = cport::store::chat::chats_of_contact(&t.state.db, "P-1B").await.unwrap();
     assert_eq!(bobs.len(), 1, "{bobs:?}");
+}
+
+/// A group TOT's record names for a contact (a negative chat id) gets the contact's digest
+/// without buttons: a link button would sign in as the contact whoever in the group taps it,
+/// and an action button pressed in a group acts for no one. A private chat keeps them.
+#[tokio::test]
+async fn a_group_named_by_tots_record_gets_no_sign_in_buttons() {
+    const GROUP: i64 = -100_777;
+    let fake = FakeTelegram::start().await;
+    let t = TestState::new(|c| telegram(c, &fake)).await;
+    t.load(common::world()).await;
+    t.load(json!({"contacts": [{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer",
+        "email": "bob@alpha.example", "role": "buyer", "telegram_chat_id": GROUP}]}))
+        .await;
+    let report = common::digest_now(&t.state, "P-1B").await;
+    assert!(report.queued >= 1, "{report:?}");
+    cport::outbox::drain(&t.state).await.unwrap();
+    let sent = fake.wait_for("sendMessage", 1).await.pop().unwrap();
+    assert_eq!(sent.chat(), GROUP);
+    assert!(sent.text().contains("need you") && sent.text().contains("V-1"), "{}", sent.text());
+    assert!(sent.buttons().is_empty(), "{:?}", sent.buttons());
+    assert!(!sent.text().contains("/l/") && sent.text().contains("private chat only"), "{}", sent.text());
 }
 
 /// A chat sending a flood is answered at Telegram's pace for one chat (one a second, here

@@ -227,7 +227,7 @@ pub async fn set_qty(state: &Services, actor: &Actor, line: Line<'_>, now: DateT
 /// addresses, or for a third party only where its own orders went (never the client's).
 pub async fn offered_addresses(state: &Services, actor: &Actor) -> Result<Vec<String>, StoreError> {
     if actor.role == Role::ThirdParty {
-        q::own_addresses(&state.db, &actor.contact.id).await
+        q::own_addresses(&state.db, actor.client_id(), &actor.contact.id).await
     } else {
         crate::store::jobs::saved_addresses(&state.db, actor.client_id()).await
     }

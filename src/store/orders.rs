@@ -269,12 +269,13 @@ pub async fn order_lines(
     Ok(by_order)
 }
 
-/// Addresses a contact's own orders went to, most recent first.
-pub async fn own_addresses(db: &Db, contact_id: &str) -> Result<Vec<String>> {
+/// Addresses a contact's own orders for its client went to, most recent first (an order is
+/// kept when its contact is gone, and TOT may give the id to a contact of another client).
+pub async fn own_addresses(db: &Db, client_id: &str, contact_id: &str) -> Result<Vec<String>> {
     Ok(on_db!(db, p => bind!(sqlx::query_scalar(
-        "SELECT address FROM reseller_orders WHERE contact_id = $1 AND address <> ''
+        "SELECT address FROM reseller_orders WHERE client_id = $1 AND contact_id = $2 AND address <> ''
          GROUP BY address ORDER BY MAX(placed_at) DESC LIMIT 20",
-    ), contact_id)
+    ), client_id, contact_id)
     .fetch_all(p).await)?)
 }
 

@@ -121,9 +121,11 @@ const REVOKE_ALL: &str = "UPDATE sessions SET revoked_at = $2 WHERE contact_id =
 
 /// After TOT's records changed these contacts, ends for good what they no longer hold: the
 /// sessions of a contact made inactive or given another address by this write (they were
-/// opened by the old address's reader), and the delegations given by a contact whose role no
-/// longer decides on visuals (or who is inactive), with the sessions those opened. Restoring
-/// the contact later brings none of them back. Returns the sessions ended.
+/// opened by the old address's reader); for a new address also the password and the chats
+/// tied by a code (both were had by reading the old address: a chat named by TOT's record
+/// stays, as TOT says); and the delegations given by a contact whose role no longer decides
+/// on visuals (or who is inactive), with the sessions those opened. Restoring the contact
+/// later brings none of them back. Returns the sessions ended.
 pub async fn end_lapsed(tx: &mut Tx, contact_ids: &[&str], now: DateTime<Utc>) -> Result<u64> {
     let deciders: Vec<crate::model::Role> =
         crate::model::Role::ALL.iter().copied().filter(|r| r.acts_on_orders()).collect();
@@ -136,6 +138,7 @@ pub async fn end_lapsed(tx: &mut Tx, contact_ids: &[&str], now: DateTime<Utc>) -
         let given = format!(
             "SELECT id FROM delegations WHERE contact_id IN ({lapsed}) AND used_at IS NULL AND expires_at > $1"
         );
+        let moved = format!("SELECT id FROM contacts WHERE id IN ({ids}) AND email_set_at >= $1");
         let sqls = [
             format!(
                 "UPDATE sessions SET revoked_at = $1 WHERE revoked_at IS NULL
@@ -143,6 +146,8 @@ pub async fn end_lapsed(tx: &mut Tx, contact_ids: &[&str], now: DateTime<Utc>) -
                       OR delegation_id IN ({given}))"
             ),
             format!("UPDATE delegations SET expires_at = $1 WHERE id IN ({given})"),
+            format!("DELETE FROM accounts WHERE contact_id IN ({moved})"),
+            format!("DELETE FROM chat_links WHERE contact_id IN ({moved})"),
         ];
         for (i, sql) in sqls.iter().enumerate() {
             let mut vals: Vec<super::values::Val> = vec![super::values::Val::from(now)];

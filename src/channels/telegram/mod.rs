@@ -241,6 +241,8 @@ impl ChatSender for Telegram {
         Box::pin(async move {
             let chat: i64 =
                 chat_id.parse().map_err(|_| SendError::Permanent(format!("`{chat_id}` is not a Telegram chat id")))?;
+            let group = (!ChatId(chat).is_user()).then(|| render::for_group(message));
+            let message = group.as_ref().unwrap_or(message);
             let sent = self.send_to(ChatId(chat), message, OUTBOX_WAIT).await.map_err(send_error)?;
             Ok(format!("telegram:{chat}:{}", sent.id.0))
         })

@@ -41,6 +41,19 @@ fn button_url(url: &str) -> Option<reqwest::Url> {
     (!local).then_some(u)
 }
 
+/// `m` as it may go to a group (TOT's record may name one for a contact: a negative chat id):
+/// without its buttons, since a link button signs in as the contact whoever in the group taps
+/// it, and a pressed action button acts for no one in a group (see `answer::prepare`).
+pub(super) fn for_group(m: &ChatMessage) -> ChatMessage {
+    let mut lines = m.lines.clone();
+    if m.buttons.iter().flatten().next().is_some() {
+        lines.push(
+            "Buttons and sign-in links go to a private chat only: act from your email or talk to me privately.".into(),
+        );
+    }
+    ChatMessage { lines, buttons: vec![], ..m.clone() }
+}
+
 /// HTML text (title in bold) and the inline keyboard.
 pub(super) fn render(m: &ChatMessage) -> (String, Option<InlineKeyboardMarkup>) {
     let mut html = String::new();
