@@ -345,6 +345,43 @@ async fn a_sender_whose_claim_is_not_renewed_stops_before_it_runs_out() {
     assert_eq!(smtp.messages().len(), queued, "each digest delivered once");
 }
 
+/// A lone message held at its gate (the server took most of the send's time before the
+/// message could go: a delivery must begin with a quarter of it left) is handed back at
+/// once, untried, not left claimed with an attempt used until its claim runs out; it goes
+/// at a later try.
+#[tokio::test]
+async fn a_lone_message_refused_at_its_gate_is_handed_back_at_once() {
+    let smtp = SmtpServer::start_with(&["--slow-rcpt", "1.7"]);
+    let t = TestState::mailing(&smtp, |c| {
+        c.outbox.send_timeout_seconds = 2;
+        c.outbox.lease_seconds = 600;
+    })
+    .await;
+    common::digest_now(&t.state, "P-1A").await;
+    let out = cport::outbox::dispatch_batch(&t.state, 1).await.unwrap();
+    assert!(!out.contains(&cport::outbox::Outcome::Sent), "{out:?}");
+    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].status.as_str(), rows[0].attempts), ("queued", 0), "handed back untried: {:?}", rows[0]);
+    assert!(smtp.messages().is_empty(), "nothing was handed over");
+}
+
+/// A relay slower to answer the end of data than the send's time (a content filter checking
+/// the whole message first) is waited for once the message is handed over: the message is
+/// sent once and marked so, not given up on and sent again at every try while the relay
+/// takes each copy.
+#[tokio::test]
+async fn a_relay_slow_to_answer_the_end_of_data_gets_the_message_once() {
+    let smtp = SmtpServer::start_with(&["--delay", "3"]);
+    let t = TestState::mailing(&smtp, |c| c.outbox.send_timeout_seconds = 2).await;
+    common::digest_now(&t.state, "P-1A").await;
+    let out = cport::outbox::dispatch_batch(&t.state, 1).await.unwrap();
+    assert_eq!(out, vec![cport::outbox::Outcome::Sent]);
+    let rows = list_messages(&t.state.db, None, 10).await.unwrap();
+    assert_eq!(rows[0].status.as_str(), "sent", "{:?}", rows[0]);
+    assert_eq!(smtp.messages().len(), 1);
+}
+
 /// A server too busy to take a message answers MAIL with a 421 and closes: its own words are
 /// the recorded reason (a pipelining sender once kept only "incomplete response"), and the
 /// message goes at a later try.

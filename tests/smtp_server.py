@@ -2,11 +2,13 @@
 
 Usage: python3 tests/smtp_server.py DIR [--delay SECONDS] [--hang SUBSTRING] [--drop SUBSTRING]
                                          [--one-per-connection] [--no-pipelining] [--busy N]
+                                         [--slow-rcpt SECONDS]
 Prints the port on the first line of stdout once it is listening, then stores every message
 as DIR/<n>.eml with DIR/<n>.json holding the envelope (mail_from, rcpt_tos).
 Recipients whose address contains "tempfail" are refused with a 451 the first time each is
 seen; those containing "reject" always get a 550. --delay makes every message take that
-long to accept (a slow server); --hang makes the server go silent, for good, once a recipient
+long to accept (a slow server); --slow-rcpt makes each RCPT take that long to answer (a
+server slow before the message is sent); --hang makes the server go silent, for good, once a recipient
 containing SUBSTRING is named (a server that accepts and then hangs). --drop stores a message
 to a recipient containing SUBSTRING and closes the connection before answering its end of
 data (a connection lost after the message was taken); --one-per-connection closes each
@@ -33,6 +35,7 @@ class Behaviour:
         self.delay = delay
         self.hang = hang
         self.pipelining = pipelining
+        self.rcpt_delay = 0.0
 
     def rejects(self, address):
         return False
@@ -49,6 +52,8 @@ class Behaviour:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.hang and self.hang in address:
             await asyncio.Event().wait()
+        if self.rcpt_delay:
+            await asyncio.sleep(self.rcpt_delay)
         if self.rejects(address):
             return "550 5.1.1 Mailbox unavailable: no such user here"
         if self.tempfails(address):
@@ -119,6 +124,8 @@ def main():
     handler = Handler(
         directory, delay, hang, "--no-pipelining" not in args, drop, "--one-per-connection" in args, busy
     )
+    if "--slow-rcpt" in args:
+        handler.rcpt_delay = float(args[args.index("--slow-rcpt") + 1])
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(

@@ -78,6 +78,7 @@ async fn session_loop(
     shutdown: &mut watch::Receiver<bool>,
     once: bool,
     opened: &mut bool,
+    refused: &mut Refusals,
 ) -> Result<PollReport, ImapError> {
     let c = &state.config.imap;
     let addr = format!("{}:{}", c.host, c.port);
@@ -97,9 +98,9 @@ async fn session_loop(
             connector.connect(name, tcp).await.map_err(|e| ImapError::Tls(e.to_string()))
         })
         .await?;
-        run_session(state, tls, shutdown, once, opened).await
+        run_session(state, tls, shutdown, once, opened, refused).await
     } else {
-        run_session(state, tcp, shutdown, once, opened).await
+        run_session(state, tcp, shutdown, once, opened, refused).await
     }
 }
 
@@ -109,6 +110,7 @@ async fn run_session<S>(
     shutdown: &mut watch::Receiver<bool>,
     once: bool,
     opened: &mut bool,
+    refused: &mut Refusals,
 ) -> Result<PollReport, ImapError>
 where
     S: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
@@ -128,9 +130,8 @@ where
     tracing::info!(host = %c.host, mailbox = %c.mailbox, idle, "IMAP mailbox open");
     *opened = true;
     let mut total = PollReport::default();
-    let mut refused = Refusals::default();
     loop {
-        let r = poll_once(state, &mut session, &mut refused).await?;
+        let r = poll_once(state, &mut session, refused).await?;
         total.handled += r.handled;
         total.deferred += r.deferred;
         if once || *shutdown.borrow() {
@@ -174,16 +175,33 @@ where
 /// Tries at a message the server will not give before it is left to a person.
 const MOST_REFUSALS: u32 = 5;
 
-/// How often the server refused to give each message, for as long as a session lasts.
+/// How often each message could not be taken (the server gave no body, or reading or
+/// flagging it failed), kept across the poller's sessions: a failure that ends a session
+/// would otherwise meet the same message first in the next one, every time, and hold up
+/// every message behind it.
 #[derive(Default)]
 struct Refusals(std::collections::HashMap<u32, u32>);
 
 impl Refusals {
-    /// Counts one more refusal of `uid`; how many there have been.
+    /// Counts one more refusal of `uid`; how many there have been. Said once, at the last
+    /// try: the message is left unread in the mailbox for a person.
     fn again(&mut self, uid: u32) -> u32 {
         let n = self.0.entry(uid).or_default();
         *n = n.saturating_add(1);
+        if *n == MOST_REFUSALS {
+            tracing::error!(
+                uid,
+                "an unseen IMAP message could not be taken in {MOST_REFUSALS} tries; it is left unread in the \
+                 mailbox for a person to look at"
+            );
+            metrics::counter!("cport_imap_errors_total").increment(1);
+        }
         *n
+    }
+
+    /// Whether `uid` has had its tries and is passed over.
+    fn given_up(&self, uid: u32) -> bool {
+        self.0.get(&uid).is_some_and(|n| *n >= MOST_REFUSALS)
     }
 }
 
@@ -241,10 +259,22 @@ where
             Some(_) => 0,
             None => sizes.get(&uid).map_or(max, |s| u64::from(*s)),
         };
-        let fetched: Vec<_> = bounded_for(state, what, carries, async {
+        if refused.given_up(uid) {
+            continue;
+        }
+        // A failure here may leave the connection in any state: the session ends (the next
+        // one starts clean), and the message is counted against its tries.
+        let fetched: Vec<_> = match bounded_for(state, what, carries, async {
             session.uid_fetch(uid.to_string(), part).await?.try_collect().await
         })
-        .await?;
+        .await
+        {
+            Ok(f) => f,
+            Err(e) => {
+                refused.again(uid);
+                return Err(e);
+            }
+        };
         let raw = fetched.into_iter().find_map(|f| match too_large {
             Some(_) => f.header().map(<[u8]>::to_vec),
             None => f.body().map(<[u8]>::to_vec),
@@ -255,20 +285,9 @@ where
         let Some(raw) = raw else {
             // One the server never gives is left in the mailbox for a person, said once, and
             // no longer keeps the poller from waiting in IDLE.
-            match refused.again(uid) {
-                n if n < MOST_REFUSALS => {
-                    tracing::warn!(uid, "IMAP server gave no body for an unseen message; left for later");
-                    report.deferred += 1;
-                }
-                MOST_REFUSALS => {
-                    tracing::error!(
-                        uid,
-                        "IMAP server would not give an unseen message in {MOST_REFUSALS} tries; it is left unread in \
-                         the mailbox for a person to look at"
-                    );
-                    metrics::counter!("cport_imap_errors_total").increment(1);
-                }
-                _ => {}
+            if refused.again(uid) < MOST_REFUSALS {
+                tracing::warn!(uid, "IMAP server gave no body for an unseen message; left for later");
+                report.deferred += 1;
             }
             continue;
         };
@@ -300,10 +319,16 @@ where
             },
         };
         if !moved {
-            let _: Vec<_> = bounded(state, "flagging a message seen", async {
+            let flagged: Result<Vec<_>, _> = bounded(state, "flagging a message seen", async {
                 session.uid_store(uid.to_string(), "+FLAGS (\\Seen)").await?.try_collect().await
             })
-            .await?;
+            .await;
+            // Handled, but still unseen: the next session meets it again (its Message-ID
+            // is known by then, so it is not acted on twice), within its tries.
+            if let Err(e) = flagged {
+                refused.again(uid);
+                return Err(e);
+            }
         }
         report.handled += 1;
     }
@@ -335,18 +360,19 @@ fn uid_set(sorted: &[u32]) -> String {
 /// One pass (connect, handle what is unseen, log out): for tests and `cport imap poll`.
 pub async fn poll(state: &Services) -> Result<PollReport, ImapError> {
     let (_tx, mut rx) = watch::channel(false);
-    session_loop(state, &mut rx, true, &mut false).await
+    session_loop(state, &mut rx, true, &mut false, &mut Refusals::default()).await
 }
 
 /// The poller: runs while `imap.host` is set, reconnecting after failures (1 s doubling to 5
 /// minutes) until shutdown.
 pub async fn run(state: Services, mut shutdown: watch::Receiver<bool>) {
     let mut delay = Duration::from_secs(1);
+    let mut refused = Refusals::default();
     loop {
         state.faults.panic_if_armed("task:imap");
         let mut opened = false;
         let began = std::time::Instant::now();
-        match session_loop(&state, &mut shutdown, false, &mut opened).await {
+        match session_loop(&state, &mut shutdown, false, &mut opened, &mut refused).await {
             Ok(_) => break,
             Err(e) => {
                 // A session that opened the mailbox and then worked for a while was a good
@@ -371,6 +397,19 @@ pub async fn run(state: Services, mut shutdown: watch::Receiver<bool>) {
 
 #[cfg(test)]
 mod tests {
+    /// The tries of a message are counted across sessions (the poller keeps one count for
+    /// its life): after the last, the message is passed over, and others are not.
+    #[test]
+    fn a_message_is_passed_over_after_its_tries() {
+        let mut refused = super::Refusals::default();
+        for n in 1..super::MOST_REFUSALS {
+            assert_eq!(refused.again(7), n);
+            assert!(!refused.given_up(7), "try {n} of {}", super::MOST_REFUSALS);
+        }
+        refused.again(7);
+        assert!(refused.given_up(7) && !refused.given_up(8));
+    }
+
     #[test]
     fn a_uid_set_gives_runs_as_ranges() {
         assert_eq!(super::uid_set(&[1, 2, 3, 7, 9, 10]), "1:3,7,9:10");

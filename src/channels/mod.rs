@@ -28,6 +28,7 @@ pub struct Gate {
     hold: Option<Hold>,
     deadline: Option<(tokio::time::Instant, std::time::Duration)>,
     refused: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    passed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Until when a sender is known to hold its claim (renewed while it works), and how much of
@@ -93,7 +94,14 @@ impl Gate {
         {
             return refuse("waiting for the delivery before it to be recorded used most of its send time");
         }
+        self.passed.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
+    }
+
+    /// True once the gate let the delivery through: the message has been (or is being)
+    /// handed over, and may reach its reader whatever happens to the send after this.
+    pub fn passed(&self) -> bool {
+        self.passed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// True once the gate refused a delivery, or its key is gone unopened: a send stopped

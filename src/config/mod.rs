@@ -215,8 +215,8 @@ pub struct SmtpConfig {
     /// The limit on each step of an SMTP conversation: connecting, the greeting, each
     /// command's reply, and each write. A server that stays silent longer is dropped and the
     /// message retried. The reply to the end of data is waited for longer (RFC 5321 asks 10
-    /// minutes: the server may check the message first), up to `outbox.send_timeout_seconds`
-    /// (120 s by default), which bounds the whole send.
+    /// minutes: the server may check the message first), past `outbox.send_timeout_seconds`
+    /// too: the message has been handed over, and given up on it would be sent again.
     pub timeout_seconds: u64,
 }
 
@@ -274,7 +274,9 @@ pub struct OutboxConfig {
     /// when the sender died. The message is then sent again.
     pub lease_seconds: u64,
     /// The longest one message may take to send on any channel (every provider call is
-    /// bounded by it); a send that takes longer is abandoned and retried.
+    /// bounded by it); a send that takes longer is abandoned and retried. Once a message is
+    /// handed over (for SMTP, its end of data written) its answer is waited for within the
+    /// provider's own limit (SMTP's ten minutes), not abandoned and sent again.
     pub send_timeout_seconds: u64,
     /// Days a sent message keeps its content (the rendered email or chat text, some 12 KB a
     /// digest); then the server clears it and keeps the record that it went: recipient,

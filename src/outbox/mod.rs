@@ -163,7 +163,7 @@ async fn dispatch(
         // The previous delivery's mark commits while the next message is built and begun;
         // it is settled before the next one is delivered.
         let mut pending: Option<Settle> = None;
-        while let Some(row) = rows.next() {
+        for row in rows.by_ref() {
             if hold.lapsing() {
                 if let Some(p) = pending.take() {
                     out.push(p.finish(state).await?);
@@ -179,9 +179,9 @@ async fn dispatch(
                 if let Some(p) = pending.take() {
                     out.push(p.finish(state).await?);
                 }
-                let left: Vec<i64> = std::iter::once(row.id).chain(rows.by_ref().map(|r| r.id)).collect();
-                let n = outbox::release_claim(&state.db, &token, &left, Utc::now()).await?;
-                tracing::info!(handed_back = n, "stopping: unsent messages handed back to the outbox");
+                // Handed back below with the rest not begun.
+                refused.push(row.id);
+                tracing::info!("stopping: the unsent messages of this batch go back to the outbox");
                 break;
             }
             // The next message goes as far as it can while the previous mark commits; its
@@ -199,20 +199,17 @@ async fn dispatch(
                         settled
                     };
                     let (this, settled) = tokio::join!(send_guarded(&batch, row, &gate), settle);
-                    let this = this.map(|t| match t {
-                        Settle::Refused(id) => {
-                            refused.push(id);
-                            None
-                        }
-                        other => Some(other),
-                    });
                     out.push(settled?);
-                    match this? {
-                        Some(t) => t,
-                        None => continue,
-                    }
+                    this?
                 }
             };
+            // Refused at its gate (the mark before it failed, the claim is lapsing, the send's
+            // time was nearly spent before the delivery began): never handed over, it goes
+            // back below with its attempt, whichever message of the batch it was.
+            if let Settle::Refused(id) = this {
+                refused.push(id);
+                continue;
+            }
             pending = Some(this);
         }
         if let Some(p) = pending {
@@ -232,6 +229,11 @@ async fn dispatch(
                 false => outbox::renew_claim(&state.db, &token, asked).await,
             };
             match renewed {
+                Ok(0) => {
+                    // Another sender took the rows over (this process was paused past the
+                    // lease): the hold is not moved on, so no delivery begins on them.
+                    tracing::warn!("this sender's claim on the outbox was taken over; its batch stops");
+                }
                 Ok(_) => {
                     let _ = held.send(asked);
                 }
@@ -243,12 +245,12 @@ async fn dispatch(
         r = sends => r,
         _ = heartbeat => Ok(()),
     };
-    // The rows not yet begun, and one refused at its gate, go back at once with their
+    // The rows not yet begun, and those refused at their gate, go back at once with their
     // attempt given back, rather than waiting out the claim with an attempt used that never was.
     let left: Vec<i64> = refused.into_iter().chain(rows.map(|r| r.id)).collect();
     if !left.is_empty() {
         match outbox::release_claim(&state.db, &token, &left, Utc::now()).await {
-            Ok(n) => tracing::warn!(handed_back = n, "unsent messages of a stopped batch handed back to the outbox"),
+            Ok(n) => tracing::info!(handed_back = n, "unsent messages of a batch handed back to the outbox"),
             Err(e) => {
                 tracing::warn!(error = %e, "unsent messages not handed back; they wait for their claim to run out")
             }
@@ -355,6 +357,10 @@ async fn attempt(
     }
 }
 
+/// How long a message handed over is waited for in all, past `outbox.send_timeout_seconds`:
+/// the SMTP pool's wait for the end of data's answer, and a little more.
+const HANDED_OVER_MOST: std::time::Duration = std::time::Duration::from_secs(630);
+
 /// Sends one claimed row and marks it, if this sender still holds its claim (a delivery's
 /// mark may still be committing when this returns).
 async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Settle, StoreError> {
@@ -383,16 +389,29 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
             Ok(None) => attempt(state, &row, (suspended, active), gate).await,
         }
     };
-    let result = match tokio::time::timeout(limit, attempted).await {
-        Ok(r) => r,
-        Err(_) => {
-            tracing::warn!(id = row.id, channel = %row.message.channel, "send timed out; the connection was dropped");
-            Err(SendError::Transient(format!(
-                "no answer within {} s (outbox.send_timeout_seconds); the connection was dropped",
-                limit.as_secs()
-            )))
-        }
+    let timed_out = || {
+        tracing::warn!(id = row.id, channel = %row.message.channel, "send timed out; the connection was dropped");
+        Err(SendError::Transient(format!(
+            "no answer within {} s (outbox.send_timeout_seconds); the connection was dropped",
+            limit.as_secs()
+        )))
     };
+    let result = async {
+        tokio::pin!(attempted);
+        match tokio::time::timeout(limit, &mut attempted).await {
+            Ok(r) => r,
+            // Handed over already (for SMTP, the end of data written): its answer is waited for,
+            // within the provider's own limit on it (the ten minutes RFC 5321 gives a server to
+            // check a message). Given up on here, a message the server then takes would be sent
+            // again at every try: a relay slower than the send's time would get every attempt.
+            Err(_) if gate.passed() => match tokio::time::timeout(HANDED_OVER_MOST, attempted).await {
+                Ok(r) => r,
+                Err(_) => timed_out(),
+            },
+            Err(_) => timed_out(),
+        }
+    }
+    .await;
     if result.is_err() && gate.refused() {
         return Ok(Settle::Refused(row.id));
     }
