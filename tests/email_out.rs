@@ -210,6 +210,23 @@ async fn a_5xx_goes_dead_with_the_servers_words() {
     assert!(row.last_error.as_deref().is_some_and(|e| e.contains("suspended")), "{:?}", row.last_error);
 }
 
+/// A relay that will not relay for cport (a bare 550 with no status code, as Exim words it)
+/// refuses the message, not the address: it goes dead with the server's words, and the
+/// contact's email is not suspended (a misconfigured relay would otherwise suspend everyone).
+#[tokio::test]
+async fn a_relay_refusing_to_relay_suspends_no_one() {
+    let (_smtp, t) = mailing_world(|w| w["contacts"][0]["email"] = json!("norelay@alpha.example")).await;
+    common::digest_now(&t.state, "P-1A").await;
+    assert_eq!(drain(&t.state).await.unwrap().dead, 1);
+    let row = list_messages(&t.state.db, Some("dead"), 1).await.unwrap().remove(0);
+    assert!(row.last_error.as_deref().is_some_and(|e| e.contains("relaying")), "{:?}", row.last_error);
+    let suspended: i64 = cport::store::on_db!(&t.state.db, p => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM contact_settings WHERE contact_id = 'P-1A' AND email_suspended_reason IS NOT NULL")
+        .fetch_one(p).await)
+    .unwrap();
+    assert_eq!(suspended, 0, "the address was not refused");
+}
+
 #[tokio::test]
 async fn the_scheduler_sends_one_digest_per_period_however_often_it_runs() {
     let smtp = SmtpServer::start();

@@ -6,7 +6,8 @@ Usage: python3 tests/smtp_server.py DIR [--delay SECONDS] [--hang SUBSTRING] [--
 Prints the port on the first line of stdout once it is listening, then stores every message
 as DIR/<n>.eml with DIR/<n>.json holding the envelope (mail_from, rcpt_tos).
 Recipients whose address contains "tempfail" are refused with a 451 the first time each is
-seen; those containing "reject" always get a 550. --delay makes every message take that
+seen; those containing "reject" always get a 550 (5.1.1), those containing "norelay" a bare
+550 refusing to relay (a relay's policy, not the address). --delay makes every message take that
 long to accept (a slow server); --slow-rcpt makes each RCPT take that long to answer (a
 server slow before the message is sent); --hang makes the server go silent, for good, once a recipient
 containing SUBSTRING is named (a server that accepts and then hangs). --drop stores a message
@@ -56,6 +57,8 @@ class Behaviour:
             await asyncio.sleep(self.rcpt_delay)
         if self.rejects(address):
             return "550 5.1.1 Mailbox unavailable: no such user here"
+        if "norelay" in address:
+            return f"550 relaying to {address} prohibited by administrator"
         if self.tempfails(address):
             return "451 4.3.0 Mailbox busy, try again later"
         envelope.rcpt_tos.append(address)

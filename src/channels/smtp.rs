@@ -218,8 +218,9 @@ impl Failed {
 }
 
 /// A permanent refusal that is about the address (no such mailbox or domain): an RFC 3463
-/// status of class 5.1, or with none given, a 550, 551 or 553 reply. A refusal for policy
-/// (5.7.x, a spam filter) or a full mailbox is not the address's fault.
+/// status of class 5.1, or with none given, a 550, 551 or 553 reply that does not refuse to
+/// relay. A refusal for policy (5.7.x, a spam filter, a relay that will not relay for cport:
+/// every address would then be suspended) or a full mailbox is not the address's fault.
 fn address_refused(e: &lettre::transport::smtp::Error) -> bool {
     let words = e.to_string();
     let status = words.split(|c: char| c.is_whitespace() || c == ':').find(|w| {
@@ -230,7 +231,10 @@ fn address_refused(e: &lettre::transport::smtp::Error) -> bool {
     });
     match status {
         Some(s) => s.starts_with("5.1."),
-        None => e.status().is_some_and(|c| matches!(c.to_string().as_str(), "550" | "551" | "553")),
+        None => {
+            e.status().is_some_and(|c| matches!(c.to_string().as_str(), "550" | "551" | "553"))
+                && !words.to_ascii_lowercase().contains("relay")
+        }
     }
 }
 
