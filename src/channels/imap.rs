@@ -305,7 +305,18 @@ where
                 report.deferred += 1;
                 continue;
             }
-            Err(e) => tracing::warn!(uid, error = %e, "IMAP message refused"),
+            Err(e) => {
+                tracing::warn!(uid, error = %e, "IMAP message refused");
+                // Its sender is told nothing (no bounce, as the MTA pipe's refusal makes):
+                // recorded, so that staff see it among inbound mail.
+                if let Err(not) = crate::channels::inbound::record_refused(state, &raw, &e, now).await {
+                    tracing::warn!(uid, error = %not, "IMAP message refused and not recorded; left for later");
+                    if refused.again(uid) < MOST_REFUSALS {
+                        report.deferred += 1;
+                    }
+                    continue;
+                }
+            }
             Ok(_) => {}
         }
         let moved = match state.config.imap.processed_mailbox.as_str() {

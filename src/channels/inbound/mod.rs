@@ -164,6 +164,31 @@ pub async fn handle_unread(
     guarded(handle_as(state, &head, None, Some(size), now)).await
 }
 
+/// Records a message refused unread (not mail, too large with no size told first, text the
+/// store cannot hold) among inbound mail, with why, for a route whose sender is told nothing
+/// (IMAP: the MTA pipe's refusal bounces, the HTTP route's is answered): staff see it, where
+/// it would otherwise only be flagged seen in the mailbox. Known by a hash of its bytes, so
+/// one met again is recorded once; its first 64 KB kept, NUL-free, for the console to show.
+pub async fn record_refused(
+    state: &Services,
+    raw: &[u8],
+    why: &InboundError,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    use sha2::Digest;
+    let id =
+        format!("sha256:{}", sha2::Sha256::digest(raw).iter().take(16).map(|b| format!("{b:02x}")).collect::<String>());
+    let kept = nul_free(&raw[..raw.len().min(64 * 1024)]).into_owned();
+    let reason = format!("refused unread: {why}");
+    state
+        .db
+        .in_transaction(async |tx| {
+            ledger::record(tx, &id, None, InboundOutcome::Ignored, &reason, Some(&kept), now).await
+        })
+        .await?;
+    Ok(())
+}
+
 /// Counts a message refused unread (too large, not mail, cport failed on it), whichever
 /// route refused it.
 pub fn count_refused() {
