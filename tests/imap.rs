@@ -555,9 +555,8 @@ async fn a_message_that_makes_reading_it_panic_is_refused_and_the_rest_are_handl
     assert_eq!(answers(&t).await, 1, "the second message is answered");
     assert_eq!(dv.unseen().await, 0, "the unreadable one is not fetched again and again");
     // Its sender is told nothing over IMAP: staff see it among inbound mail, with why.
-    let ignored = cport::store::inbound::list_recent(&t.state.db, Some(cport::model::InboundOutcome::Ignored), 10)
-        .await
-        .unwrap();
+    let ignored =
+        cport::store::inbound::list_recent(&t.state.db, Some(cport::model::InboundOutcome::Ignored), 10).await.unwrap();
     assert!(
         ignored.iter().any(|m| m.reason.starts_with("refused unread") && m.reason.contains("could not be read")),
         "{ignored:?}"

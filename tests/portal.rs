@@ -551,13 +551,10 @@ async fn delivery_instructions_are_checked_against_what_the_jobs_hold() {
 /// on both sides, never by cport first).
 #[tokio::test]
 async fn an_address_beyond_a_to_z_signs_in_as_it_is_kept() {
+    let elodie = json!([{"id": "P-1E", "client_id": "C-1", "name": "Élodie Müller",
+                         "email": "Élodie.MÜLLER@alpha.example", "role": "buyer"}]);
     let app = TestApp::with_world().await;
-    app.synced(
-        "contacts",
-        json!([{"id": "P-1E", "client_id": "C-1", "name": "Élodie Müller", "email": "Élodie.MÜLLER@alpha.example",
-                "role": "buyer"}]),
-    )
-    .await;
+    app.synced("contacts", elodie).await;
     let c = browser();
     let link = app.state.signer.set_password_url(&app.base, "P-1E", chrono::Duration::hours(1), chrono::Utc::now());
     let path = link.strip_prefix(&app.base).unwrap().to_string();
