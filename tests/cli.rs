@@ -325,6 +325,8 @@ fn bad_configuration_stops_start_up_naming_the_key() {
         ("[imap]\ntimeout_seconds = 0\n", "imap.timeout_seconds"),
         ("[smtp]\nport = 0\n", "smtp.port"),
         ("[branding]\nlogo_url = \"javascript:alert(1)\"\n", "branding.logo_url"),
+        // Under a path, a signed link would sign in and redirect out of it.
+        ("public_url = \"https://tot.example/cport\"\n", "public_url"),
         ("[branding]\nlogo_url = \"/media/logo.png\\\" onerror=x\"\n", "branding.logo_url"),
     ];
     let with_secrets = with_secrets.into_iter().map(|(file, named)| (file, SECRETS.to_vec(), named));

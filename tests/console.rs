@@ -366,6 +366,31 @@ async fn a_sent_message_shows_the_date_it_went() {
     app.stop().await;
 }
 
+/// A server's refusal that repeats the message's bounce address is shown with the address's
+/// token hidden, in the list, the last error and each attempt: whoever reads it could
+/// otherwise report bounces for the message.
+#[tokio::test]
+async fn a_send_error_is_shown_with_its_tokens_hidden() {
+    let (app, staff) = console(true).await;
+    cport::outbox::drain(&app.state).await.unwrap();
+    let row = cport::store::outbox::list_messages(&app.db, Some("sent"), 50).await.unwrap().remove(0);
+    let token = "4levozxvtnkg3vw7nhf5qkl4";
+    let error = format!("553 5.7.1 <bounce+{token}@reply.tot.example>: Sender address rejected");
+    cport::store::on_db!(&app.db, p => async {
+        sqlx::query("UPDATE outbox SET status = 'dead', last_error = $1 WHERE id = $2")
+            .bind(&error).bind(row.id).execute(p).await?;
+        sqlx::query("INSERT INTO outbox_attempts (outbox_id, at, outcome, error) VALUES ($1, $2, 'dead', $3)")
+            .bind(row.id).bind(Utc::now()).bind(&error).execute(p).await.map(|_| ())
+    }.await)
+    .unwrap();
+    for page in ["/staff/outbox".to_string(), format!("/staff/outbox/{}", row.id)] {
+        let html = app.shown(&staff, &page).await;
+        assert!(html.contains("Sender address rejected"), "{page}: the error is shown: {html}");
+        assert!(!html.contains(token), "{page}: {html}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queued_one() {
     let (app, staff) = console(true).await;

@@ -202,7 +202,11 @@ async fn a_5xx_goes_dead_with_the_servers_words() {
     .unwrap();
     assert!(reason.as_deref().is_some_and(|r| r.contains("hard bounce") && r.contains("5.1.1")), "{reason:?}");
 
-    // Staff re-queue it; it goes dead again, now without trying the address that is refused.
+    // Staff asking to queue it again are told it would only go dead, and why.
+    let refused = cport::actions::outbox::requeue(&t.state, row.id, Utc::now()).await.unwrap_err();
+    assert!(refused.to_string().contains("suspended after bounces"), "{refused}");
+    // Queued again all the same (by the store), it goes dead again, now without trying the
+    // address that is refused.
     let requeued = cport::store::outbox::requeue(&t.state.db, row.id, Utc::now()).await.unwrap();
     assert!(matches!(requeued, cport::store::outbox::Requeue::Queued(_)), "{requeued:?}");
     assert_eq!(drain(&t.state).await.unwrap().dead, 1);

@@ -23,6 +23,10 @@ pub async fn requeue(state: &Services, id: i64, now: DateTime<Utc>) -> Result<Da
     if let Some(row) = ob::get_message(db, id).await? {
         let why = match unwanted_now(state, &row).await? {
             Some(why) => Some(why),
+            // The sender would make it dead at once, as it did: said before, not after.
+            None if suspended_now(state, &row).await? => {
+                Some("email to its contact is suspended after bounces; resume it on the contacts page first")
+            }
             None => nothing_left(state, &row).await?.then_some("everything it lists was dealt with"),
         };
         if let Some(why) = why {
@@ -50,6 +54,15 @@ pub fn queued_again(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     } else {
         "Queued again; it goes with the next send.".into()
     }
+}
+
+/// Whether `row` is an email to a contact whose email bounces have suspended.
+async fn suspended_now(state: &Services, row: &OutboxRow) -> Result<bool, StoreError> {
+    let Some(contact) = row.message.contact_id.as_deref().filter(|_| row.message.channel == Outlet::Email) else {
+        return Ok(false);
+    };
+    let settings = crate::store::settings::settings_of(&state.db, &[contact]).await?;
+    Ok(settings.get(contact).is_some_and(|s| s.email_suspended_at.is_some()))
 }
 
 /// [`unwanted`] for one message, its contact's state read now.

@@ -245,6 +245,21 @@ mod tests {
         pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
     }
 
+    /// `portal.secure_cookies = "auto"` follows `public_url`'s scheme in whatever case it is
+    /// written: an `HTTPS://` portal's cookies are Secure too.
+    #[test]
+    fn cookies_are_secure_for_an_https_portal_in_any_case() {
+        let mut c = crate::config::Config::default();
+        for (url, secure) in [
+            ("https://portal.tot.example", true),
+            ("HTTPS://portal.tot.example", true),
+            ("http://127.0.0.1:8080", false),
+        ] {
+            c.public_url = url.into();
+            assert_eq!(c.secure_cookies(), secure, "{url}");
+        }
+    }
+
     #[test]
     fn environment_overrides_and_names_bad_keys() {
         let ok = env(&[

@@ -67,8 +67,10 @@ pub struct Config {
     /// health, metrics), like `127.0.0.1:8080` or `[::1]:8080`; not a host name.
     pub listen: String,
     /// The address clients reach the portal at: the base of every signed link, and `https://`
-    /// in production (it also decides `portal.secure_cookies = "auto"`). A host and perhaps a
-    /// path; no user name, password, query or fragment (every link would carry them).
+    /// in production (it also decides `portal.secure_cookies = "auto"`). A host (and port), at
+    /// the root: cport's pages, redirects and cookies are made for the root of their host, so
+    /// a proxy gives cport a host of its own rather than a path. No user name, password, query
+    /// or fragment (every link would carry them).
     pub public_url: String,
     /// The store: `sqlite://PATH` (made by `serve`, `migrate`, `import` or `demo` when missing;
     /// other commands refuse a path with no store) or `postgres://USER:PASS@HOST/DB`. Its
@@ -736,7 +738,8 @@ impl Config {
         match self.portal.secure_cookies {
             CookieMode::Always => true,
             CookieMode::Never => false,
-            CookieMode::Auto => self.public_url.starts_with("https://"),
+            // A scheme is read in any case (`HTTPS://` is https too).
+            CookieMode::Auto => self.public_url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")),
         }
     }
 

@@ -383,9 +383,10 @@ impl Config {
     }
 }
 
-/// `public_url` as every link is made from it: an http(s) address of a host (a path is kept,
-/// for a proxy that serves cport under one), with nothing a link would carry on after it (a
-/// query, a fragment) or leak to every client who gets one (a user name and password).
+/// `public_url` as every link is made from it: an http(s) address of a host, at its root (the
+/// pages' links, redirects and cookie paths start at `/`: under a path, a signed link would
+/// sign in and then redirect out of it), with nothing a link would carry on after it (a query,
+/// a fragment) or leak to every client who gets one (a user name and password).
 fn check_public_url(raw: &str) -> Result<(), ConfigError> {
     let wrong = |why: &str| invalid("public_url", format!("{} {why}", crate::model::quoted(raw)));
     if !crate::model::is_web_address(raw) {
@@ -397,6 +398,12 @@ fn check_public_url(raw: &str) -> Result<(), ConfigError> {
     }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(wrong("holds a query or fragment (`?`, `#`), which every link would break on"));
+    }
+    if url.path() != "/" {
+        return Err(wrong(
+            "has a path: cport's pages, redirects and cookies start at the root of their host; give it a host \
+             of its own at the proxy",
+        ));
     }
     match url.host() {
         Some(url::Host::Domain(d)) if !domain_name(d) => Err(wrong("names no host")),

@@ -84,9 +84,11 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Params(q): Params
             }
         }
     }
-    // An answer's subject repeats the client's ("Re: …"), which may hold a link they quoted.
+    // An answer's subject repeats the client's ("Re: …"), which may hold a link they quoted;
+    // a server's refusal may repeat the message's bounce address (`bounce+TOKEN@…`).
     for r in &mut rows {
         r.message.subject = without_tokens(&r.message.subject);
+        r.last_error = r.last_error.as_deref().map(without_tokens);
     }
     let kept: Vec<(String, String)> =
         q.0.iter().filter(|(k, v)| k != "page" && k != "note" && k != "ns" && !v.is_empty()).cloned().collect();
@@ -143,7 +145,13 @@ pub async fn message(
     let mut row = row_of(&state, &id).await?;
     let rendered = shown(&state, &row).await?;
     row.message.subject = without_tokens(&row.message.subject);
-    let attempts = ob::attempts_of(&state.db, row.id).await?;
+    // A server's words may repeat the bounce address, whose token would let whoever reads
+    // it report bounces for the message.
+    row.last_error = row.last_error.as_deref().map(without_tokens);
+    let mut attempts = ob::attempts_of(&state.db, row.id).await?;
+    for a in &mut attempts {
+        a.error = without_tokens(&a.error);
+    }
     // A push of a banner retracted or expired since cannot go again: not offered.
     let banner_gone = row.message.kind == crate::model::MessageKind::Banner
         && ob::banner_gone_for(&state.db, row.id, Utc::now()).await?;

@@ -91,7 +91,9 @@ pub async fn last_sessions(db: &Db, contacts: &[&str]) -> Result<Vec<LastSeen>> 
     fetch_in!(
         on_db,
         db,
-        "SELECT contact_id, MAX(created_at) AS at FROM sessions WHERE contact_id IN ({in}) GROUP BY contact_id",
+        // A delegate's session is kept under its giver: not the giver opening a link.
+        "SELECT contact_id, MAX(created_at) AS at FROM sessions WHERE contact_id IN ({in}) AND delegation_id IS NULL
+         GROUP BY contact_id",
         contacts
     )
 }

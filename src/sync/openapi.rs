@@ -85,6 +85,7 @@ pub fn document(server: &str) -> Value {
                             ("400", "The body ended before its `Content-Length` (a request cut short); nothing was written."),
                             ("413", "The body is larger than `max_body_bytes`."),
                             ("415", "The body has a `Content-Encoding` (gzip) cport does not undo: send it as it is."),
+                            ("409", "Another request wrote the same new records at the same moment (a retry sent while the first was still running); nothing of this one was written: send it again."),
                             ("422", "Records are invalid (each error names its record and field); nothing was written."),
                         ],
                     ),
