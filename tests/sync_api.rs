@@ -631,6 +631,38 @@ async fn a_contact_never_gets_another_clients_items() {
     app.stop().await;
 }
 
+/// `cport_sync_records_total` counts what was written: a batch refused whole (a record of
+/// the wrong type beside a good one) counts nothing, a batch taken counts its records. (Price cards, which no
+/// other test of this file sends: the counter is the process's.)
+#[tokio::test]
+async fn the_records_metric_counts_only_what_was_written() {
+    let app = with_one_client().await;
+    let inserted = || async {
+        let text = app.text("/metrics").await;
+        text.lines()
+            .find(|l| {
+                l.starts_with("cport_sync_records_total{")
+                    && l.contains("entity=\"price_cards\"")
+                    && l.contains("outcome=\"inserted\"")
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let card = |id: &str, name: &str| {
+        json!({"id": id, "client_id": "C-1", "name": name, "effective_from": "2027-01-01",
+        "lines": [{"code": "SP1", "description": "Screen print", "unit": "each", "min_qty": 25, "price": "0.84"}]})
+    };
+    let before = inserted().await;
+    // One record of the wrong type (refused as it is read) beside a good one.
+    let mut wrong = card("RC-2", "Rates");
+    wrong["lines"][0]["min_qty"] = json!("lots");
+    app.refused("price_cards", json!([card("RC-1", "Rates"), wrong])).await;
+    assert_eq!(inserted().await, before, "a refused batch wrote nothing, and counts nothing");
+    app.synced("price_cards", json!([card("RC-1", "Rates")])).await;
+    assert_eq!(inserted().await, before + 1);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn health_and_metrics_are_served() {
     let app = TestApp::spawn().await;

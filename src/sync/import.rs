@@ -202,7 +202,9 @@ pub async fn import_file(db: &Db, path: &Path, show_progress: bool) -> Result<Ve
         return Err(writer.found.into_error(None).into());
     }
     tx.commit().await?;
-    Ok(writer.reports.into_iter().flatten().collect())
+    let reports: Vec<EntityReport> = writer.reports.into_iter().flatten().collect();
+    super::count_written(&reports);
+    Ok(reports)
 }
 
 fn progress_bar(show: bool, total: usize) -> Option<ProgressBar> {
@@ -555,5 +557,7 @@ pub async fn apply_document(db: &Db, doc: &Document, show_progress: bool) -> Res
         return Err(writer.found.into_error(None));
     }
     tx.commit().await?;
-    Ok(writer.reports.into_iter().flatten().collect())
+    let reports: Vec<EntityReport> = writer.reports.into_iter().flatten().collect();
+    super::count_written(&reports);
+    Ok(reports)
 }

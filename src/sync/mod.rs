@@ -287,11 +287,18 @@ pub async fn stage<T: Upsert>(
     if errs.len() > before {
         return Ok(EntityReport { entity: entity.into(), received: records.len(), ..Default::default() });
     }
-    for (label, count) in [("inserted", report.inserted), ("updated", report.updated), ("unchanged", report.unchanged)]
-    {
-        metrics::counter!("cport_sync_records_total", "entity" => entity, "outcome" => label).increment(count as u64);
-    }
     Ok(report)
+}
+
+/// Counts what a committed batch or document did in `cport_sync_records_total`: only once
+/// committed, as a batch refused or rolled back whole wrote nothing.
+pub fn count_written<'a>(reports: impl IntoIterator<Item = &'a EntityReport>) {
+    for r in reports {
+        for (label, count) in [("inserted", r.inserted), ("updated", r.updated), ("unchanged", r.unchanged)] {
+            metrics::counter!("cport_sync_records_total", "entity" => r.entity.clone(), "outcome" => label)
+                .increment(count as u64);
+        }
+    }
 }
 
 fn singular(table: &str) -> &str {
@@ -420,6 +427,7 @@ where
             return Err(listed.into_error(None));
         }
         tx.commit().await?;
+        count_written([&report]);
         Ok(report)
     })
 }
