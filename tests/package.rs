@@ -82,6 +82,9 @@ fn the_debian_package_installs_into_a_root_verifies_and_migrates() {
     let status = String::from_utf8(run("dpkg --status", dpkg(&root).args(["--status", "cport"])).stdout).unwrap();
     assert!(status.contains("Status: install ok installed"), "{status}");
     assert!(status.contains("/etc/cport/cport.toml"), "the config is a conffile:\n{status}");
+    // A removal stops and disables the service before its binary goes.
+    let prerm = std::fs::read_to_string(root.join("var/lib/dpkg/info/cport.prerm")).expect("the package has a prerm");
+    assert!(prerm.contains("systemctl stop cport.service"), "{prerm}");
 
     // The maintainer script made the service user, and the configuration (secrets) is
     // readable by its group only.
