@@ -23,10 +23,6 @@ pub async fn requeue(state: &Services, id: i64, now: DateTime<Utc>) -> Result<Da
     if let Some(row) = ob::get_message(db, id).await? {
         let why = match unwanted_now(state, &row).await? {
             Some(why) => Some(why),
-            // The sender would make it dead at once, as it did: said before, not after.
-            None if suspended_now(state, &row).await? => {
-                Some("email to its contact is suspended after bounces; resume it on the contacts page first")
-            }
             None => nothing_left(state, &row).await?.then_some("everything it lists was dealt with"),
         };
         if let Some(why) = why {
@@ -56,21 +52,19 @@ pub fn queued_again(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
-/// Whether `row` is an email to a contact whose email bounces have suspended.
-async fn suspended_now(state: &Services, row: &OutboxRow) -> Result<bool, StoreError> {
-    let Some(contact) = row.message.contact_id.as_deref().filter(|_| row.message.channel == Outlet::Email) else {
-        return Ok(false);
-    };
-    let settings = crate::store::settings::settings_of(&state.db, &[contact]).await?;
-    Ok(settings.get(contact).is_some_and(|s| s.email_suspended_at.is_some()))
-}
-
-/// [`unwanted`] for one message, its contact's state read now.
+/// [`unwanted`] for one message, its contact's state read now; and, for an email, its
+/// contact's email suspended after bounces (the sender would make it dead at once, as it
+/// did: said before, not after).
 async fn unwanted_now(state: &Services, row: &OutboxRow) -> Result<Option<&'static str>, StoreError> {
     let contacts: Vec<&str> = row.message.contact_id.as_deref().into_iter().collect();
     let active = crate::store::contacts::active_of(&state.db, &contacts).await?;
     let settings = crate::store::settings::settings_of(&state.db, &contacts).await?;
-    unwanted(state, row, &active, &settings).await
+    if let Some(why) = unwanted(state, row, &active, &settings).await? {
+        return Ok(Some(why));
+    }
+    let suspended = row.message.channel == Outlet::Email
+        && contacts.first().and_then(|c| settings.get(*c)).is_some_and(|s| s.email_suspended_at.is_some());
+    Ok(suspended.then_some("email to its contact is suspended after bounces; resume it on the contacts page first"))
 }
 
 /// Why a row is no longer to be sent, if it is not: its contact was deactivated (or removed)

@@ -246,6 +246,10 @@ where
         .collect(),
     };
     for uid in uids {
+        // Left for a person after its tries (see `Refusals`).
+        if refused.given_up(uid) {
+            continue;
+        }
         // Too large to read: its header alone is, so that the contact who sent it is told
         // and staff see it among inbound mail (as the MTA pipe bounces it, and the HTTP
         // route answers 413).
@@ -259,9 +263,6 @@ where
             Some(_) => 0,
             None => sizes.get(&uid).map_or(max, |s| u64::from(*s)),
         };
-        if refused.given_up(uid) {
-            continue;
-        }
         // A failure here may leave the connection in any state: the session ends (the next
         // one starts clean), and the message is counted against its tries.
         let fetched: Vec<_> = match bounded_for(state, what, carries, async {

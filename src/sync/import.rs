@@ -202,9 +202,7 @@ pub async fn import_file(db: &Db, path: &Path, show_progress: bool) -> Result<Ve
         return Err(writer.found.into_error(None).into());
     }
     tx.commit().await?;
-    let reports: Vec<EntityReport> = writer.reports.into_iter().flatten().collect();
-    super::count_written(&reports);
-    Ok(reports)
+    Ok(writer.written())
 }
 
 fn progress_bar(show: bool, total: usize) -> Option<ProgressBar> {
@@ -238,6 +236,14 @@ impl<'a> Writer<'a> {
             reports: vec![None; ENTITIES.len()],
             found: Listed::default(),
         }
+    }
+
+    /// What the document wrote, once its transaction committed: the reports, counted in the
+    /// records metric.
+    fn written(self) -> Vec<EntityReport> {
+        let reports: Vec<EntityReport> = self.reports.into_iter().flatten().collect();
+        super::count_written(&reports);
+        reports
     }
 
     async fn apply(&mut self, tx: &mut crate::store::Tx, (place, records): Batch) -> Result<(), SyncError> {
@@ -557,7 +563,5 @@ pub async fn apply_document(db: &Db, doc: &Document, show_progress: bool) -> Res
         return Err(writer.found.into_error(None));
     }
     tx.commit().await?;
-    let reports: Vec<EntityReport> = writer.reports.into_iter().flatten().collect();
-    super::count_written(&reports);
-    Ok(reports)
+    Ok(writer.written())
 }

@@ -175,9 +175,7 @@ pub async fn record_refused(
     why: &InboundError,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    use sha2::Digest;
-    let id =
-        format!("sha256:{}", sha2::Sha256::digest(raw).iter().take(16).map(|b| format!("{b:02x}")).collect::<String>());
+    let id = hashed_id(raw);
     let kept = nul_free(&raw[..raw.len().min(64 * 1024)]).into_owned();
     let reason = format!("refused unread: {why}");
     state
@@ -439,16 +437,18 @@ fn nul_free(raw: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 /// The id a message is known by: its Message-ID, or (none, one too long for an index, or
 /// one holding control characters) a hash.
 fn known_id(msg: &mail_parser::Message<'_>, raw: &[u8]) -> String {
-    let hashed = |bytes: &[u8]| {
-        use sha2::Digest;
-        let h = sha2::Sha256::digest(bytes);
-        format!("sha256:{}", h.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>())
-    };
     match msg.message_id() {
         Some(id) if threadable(id) => id.to_string(),
-        Some(id) => hashed(id.as_bytes()),
-        None => hashed(raw),
+        Some(id) => hashed_id(id.as_bytes()),
+        None => hashed_id(raw),
     }
+}
+
+/// An id made from `bytes` (a hash), for a message whose own cannot be used.
+fn hashed_id(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(bytes);
+    format!("sha256:{}", h.iter().take(16).map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 /// The outbox key the answer to a reply is queued under.
