@@ -868,6 +868,57 @@ async fn the_pipe_sends_its_answer_and_leaves_the_rest_of_the_outbox() {
     assert_eq!(std::fs::read_dir(&t.state.config.email.dir).unwrap().count(), 1, "one mail handed over");
 }
 
+/// `outbox drop` drops a waiting message or sets a dead one aside, saying which; a message
+/// that is not there or not in a state for it is refused, naming it, and nothing changes;
+/// `outbox retry` undoes a drop.
+#[tokio::test]
+async fn outbox_drop_drops_a_waiting_message_and_sets_a_dead_one_aside() {
+    let t = common::TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
+    let env = [
+        ("CPORT_DATABASE_URL", t.state.config.database_url.expose()),
+        ("CPORT_API_TOKEN", "t"),
+        ("CPORT_LINK_SECRET", t.state.config.link_secret.expose()),
+    ];
+    let db = &t.state.db;
+    let ids: Vec<i64> = cport::store::outbox::list_messages(db, None, 10).await.unwrap().iter().map(|m| m.id).collect();
+    let [waiting, dead] = ids[..] else { panic!("two digests: {ids:?}") };
+    let now = chrono::Utc::now();
+    assert!(cport::store::console::hold_for(db, dead, "held-by-test", now).await.unwrap());
+    let mark = cport::store::outbox::Mark::Failed { error: "550 5.1.1 no such user", retry_at: None };
+    assert!(cport::store::outbox::mark(db, dead, "held-by-test", mark, now).await.unwrap());
+    let status = |id: i64| async move {
+        cport::store::outbox::get_message(db, id).await.unwrap().unwrap().status.as_str().to_string()
+    };
+
+    let (ok, out, err) = output(cport(&env).args(["outbox", "drop", &dead.to_string()]));
+    assert!(ok && out.contains(&format!("message {dead}: Set aside")), "{out}{err}");
+    let (ok, out, err) = output(cport(&env).args(["outbox", "drop", &waiting.to_string()]));
+    assert!(ok && out.contains(&format!("message {waiting}: Dropped; it will not be sent.")), "{out}{err}");
+    assert_eq!((status(dead).await, status(waiting).await), ("dropped".into(), "dropped".into()));
+    let (ok, out, err) = output(cport(&env).args(["outbox", "list", "--status", "dropped"]));
+    assert!(ok && out.contains("dropped by the command line"), "{out}{err}");
+
+    for (id, says) in [
+        (
+            dead.to_string(),
+            format!("error: message {dead} is dropped: only a queued, failed or dead message is dropped"),
+        ),
+        ("999999".into(), "error: message 999999 not found".into()),
+    ] {
+        let (ok, out, err) = output(cport(&env).args(["outbox", "drop", &id]));
+        assert!(!ok && err.contains(&says) && out.is_empty(), "{id}: {out}{err}");
+    }
+    let (ok, _, err) = output(cport(&env).args(["outbox", "drop", "seven"]));
+    assert!(!ok && err.contains("'seven'") && err.contains("<ID>"), "{err}");
+    assert_eq!(status(dead).await, "dropped", "nothing changed");
+
+    let (ok, out, err) = output(cport(&env).args(["outbox", "retry", &dead.to_string()]));
+    assert!(ok && out.contains("Queued again"), "{out}{err}");
+    assert_eq!(status(dead).await, "queued");
+}
+
 /// `cport demo` empties its folder of an earlier demo's files, but checks its arguments
 /// first and never touches a store or config that no demo wrote.
 #[test]

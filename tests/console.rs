@@ -391,6 +391,26 @@ async fn a_send_error_is_shown_with_its_tokens_hidden() {
     app.stop().await;
 }
 
+/// A sign-in email to Ann queued under `key`, due at `at` (one in hours the running
+/// dispatcher leaves be); its id.
+async fn sign_in_mail_due(app: &TestApp, key: &str, at: chrono::DateTime<Utc>) -> i64 {
+    let ann = cport::store::contacts::get_contact(&app.db, "P-1A").await.unwrap();
+    let p = cport::actions::mail::login_email(&app.state, &ann, "http://127.0.0.1:9/l/x").unwrap();
+    let mut tx = app.db.begin().await.unwrap();
+    let queued = p.queued(Some("P-1A"), cport::model::MessageKind::System, key.into(), None, at);
+    let id = cport::store::outbox::insert_message(&mut tx, &queued, Utc::now()).await.unwrap().unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+/// Message `id` fails for good through the dispatcher's own claim and mark: it is dead.
+async fn goes_dead(app: &TestApp, id: i64) {
+    let now = Utc::now();
+    assert!(cport::store::console::hold_for(&app.db, id, "held-by-test", now).await.unwrap());
+    let mark = cport::store::outbox::Mark::Failed { error: "550 5.1.1 no such user", retry_at: None };
+    assert!(cport::store::outbox::mark(&app.db, id, "held-by-test", mark, now).await.unwrap());
+}
+
 #[tokio::test]
 async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queued_one() {
     let (app, staff) = console(true).await;
@@ -402,26 +422,9 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
     // good through the dispatcher's own mark, the other waits.
     let now = Utc::now();
     let later = now + chrono::Duration::hours(12);
-    let ann = cport::store::contacts::get_contact(&app.db, "P-1A").await.unwrap();
-    let mut ids = vec![];
-    for key in ["test:dead", "test:waiting"] {
-        let p = cport::actions::mail::login_email(&app.state, &ann, "http://127.0.0.1:9/l/x").unwrap();
-        let mut tx = app.db.begin().await.unwrap();
-        let id = cport::store::outbox::insert_message(
-            &mut tx,
-            &p.queued(Some("P-1A"), cport::model::MessageKind::System, key.into(), None, later),
-            now,
-        )
-        .await
-        .unwrap()
-        .unwrap();
-        tx.commit().await.unwrap();
-        ids.push(id);
-    }
-    let (dead, waiting) = (ids[0], ids[1]);
-    assert!(cport::store::console::hold_for(&app.db, dead, "held-by-test", now).await.unwrap());
-    let mark = cport::store::outbox::Mark::Failed { error: "550 5.1.1 no such user", retry_at: None };
-    assert!(cport::store::outbox::mark(&app.db, dead, "held-by-test", mark, now).await.unwrap());
+    let (dead, waiting) =
+        (sign_in_mail_due(&app, "test:dead", later).await, sign_in_mail_due(&app, "test:waiting", later).await);
+    goes_dead(&app, dead).await;
 
     let html = app.shown(&staff, "/staff/outbox?status=dead").await;
     assert!(html.contains(&format!("/staff/outbox/{dead}\"")) && html.contains("550 5.1.1"), "{html}");
@@ -526,17 +529,42 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
 
     // A message for a contact TOT has since removed would be dropped at once by the sender:
     // staff are told so, not that it goes with the next send.
-    let p = cport::actions::mail::login_email(&app.state, &ann, "http://127.0.0.1:9/l/x").unwrap();
-    let mut tx = app.db.begin().await.unwrap();
-    let queued = p.queued(Some("P-1A"), cport::model::MessageKind::System, "test:gone".into(), None, later);
-    let gone = cport::store::outbox::insert_message(&mut tx, &queued, now).await.unwrap().unwrap();
-    tx.commit().await.unwrap();
+    let gone = sign_in_mail_due(&app, "test:gone", later).await;
     app.submit(&staff, &format!("/staff/outbox/{gone}"), &[("action", "drop")]).await;
     assert_eq!(app.delete("contacts", &["P-1A"]).await.0, 200);
     let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{gone}"), &[("action", "requeue")]).await;
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("would not be sent (the contact is no longer active)"), "{body}");
     assert_eq!(status_of(&app, gone).await, "dropped");
+}
+
+/// A dead letter staff have looked at and will not send again is set aside: it leaves the
+/// overview's dead letters waiting and the dead gauge, its failed attempt kept, and it can
+/// be queued again like any dropped message.
+#[tokio::test]
+async fn a_dead_letter_set_aside_no_longer_waits() {
+    let (app, staff) = console(false).await;
+    let dead = sign_in_mail_due(&app, "test:dead", Utc::now() + chrono::Duration::hours(12)).await;
+    goes_dead(&app, dead).await;
+    let overview = app.shown(&staff, "/staff").await;
+    assert!(overview.contains("<strong>1</strong> dead letter(s) waiting"), "{overview}");
+    let page = app.shown(&staff, &format!("/staff/outbox/{dead}")).await;
+    assert!(page.contains("Set this dead message aside?"), "setting aside asks first: {page}");
+    let to = app.submit(&staff, &format!("/staff/outbox/{dead}"), &[("action", "drop")]).await;
+    let told = app.shown(&staff, &to).await;
+    assert!(told.contains("Set aside; it no longer counts as a dead letter waiting."), "{told}");
+    assert!(told.contains("550 5.1.1 no such user"), "the failed attempt is kept: {told}");
+    assert_eq!(status_of(&app, dead).await, "dropped");
+    let overview = app.shown(&staff, "/staff").await;
+    assert!(overview.contains("<strong>0</strong> dead letter(s) waiting"), "{overview}");
+    assert!(app.text("/metrics").await.contains("cport_outbox_messages{status=\"dead\"} 0"));
+    // Once only: a second click is refused, naming the state it is in.
+    let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "drop")]).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("is dropped: only a queued, failed or dead message is dropped"), "{body}");
+    // Undone the way a drop is.
+    app.submit(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")]).await;
+    assert_ne!(status_of(&app, dead).await, "dropped");
 }
 
 #[tokio::test]

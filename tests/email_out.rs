@@ -1155,7 +1155,8 @@ async fn a_banner_push_queued_again_waits_for_its_start() {
     let posted = cport::actions::banners::post(&t.state, input, "test", now).await.unwrap();
     let rows = cport::store::outbox::list_messages(&t.state.db, None, 100).await.unwrap();
     let push = rows.iter().find(|r| r.message.kind.as_str() == "banner").unwrap();
-    assert!(cport::store::outbox::drop_waiting(&t.state.db, push.id, "dropped by staff", now).await.unwrap());
+    let dropped = cport::store::outbox::drop_message(&t.state.db, push.id, "dropped by staff", now).await.unwrap();
+    assert_eq!(dropped, cport::store::outbox::Dropping::Done);
     let requeued = cport::store::outbox::requeue(&t.state.db, push.id, now).await.unwrap();
     let cport::store::outbox::Requeue::Queued(at) = requeued else { panic!("{requeued:?}") };
     assert_eq!(at.timestamp(), starts.timestamp(), "it goes when its banner starts");

@@ -1,15 +1,16 @@
-//! Staff's hands on the outbox: a failed, dead or dropped message queued again; and the rule
-//! the senders and staff share, whether a message is still to go.
+//! Staff's hands on the outbox: a failed, dead or dropped message queued again, a waiting one
+//! dropped or a dead one set aside; and the rule the senders and staff share, whether a
+//! message is still to go.
 
 use chrono::{DateTime, Utc};
 
 use std::collections::HashMap;
 
 use super::ActionError;
-use crate::model::{MessageKind, Outlet};
+use crate::model::{MessageKind, OutboxStatus, Outlet};
 use crate::services::Services;
 use crate::store::StoreError;
-use crate::store::outbox::{self as ob, OutboxRow, Requeue};
+use crate::store::outbox::{self as ob, Dropping, OutboxRow, Requeue};
 
 /// Queues message `id` again; gives when it goes (a banner's push waits for its banner's
 /// start). Refused, saying why, when it is not failed, dead or dropped, or is a push of a
@@ -40,6 +41,34 @@ pub async fn requeue(state: &Services, id: i64, now: DateTime<Utc>) -> Result<Da
         Requeue::BannerGone => Err(ActionError::Conflict(format!(
             "message {id} is a banner's push, and its banner was retracted or has expired: it shows nowhere, so it is not sent"
         ))),
+    }
+}
+
+/// Drops message `id`, which is queued, failed (waiting for a retry) or dead, saying who did
+/// (`by`): it will not be sent, and a dead one leaves the dead letters waiting. Undone by
+/// [`requeue`]. Refused, saying its state, when a sender holds it or it went.
+pub async fn drop_message(
+    state: &Services,
+    id: i64,
+    by: &str,
+    now: DateTime<Utc>,
+) -> Result<OutboxStatus, ActionError> {
+    let was = ob::get_message(&state.db, id).await?.ok_or_else(|| ActionError::NotFound(format!("message {id}")))?;
+    match ob::drop_message(&state.db, id, &format!("dropped by {by}"), now).await? {
+        Dropping::Done => Ok(was.status),
+        Dropping::Missing => Err(ActionError::NotFound(format!("message {id}"))),
+        Dropping::Not(status) => Err(ActionError::Conflict(format!(
+            "message {id} is {status}: only a queued, failed or dead message is dropped"
+        ))),
+    }
+}
+
+/// What staff are told of a message dropped that was `was`.
+pub fn dropped(was: OutboxStatus) -> &'static str {
+    if was == OutboxStatus::Dead {
+        "Set aside; it no longer counts as a dead letter waiting."
+    } else {
+        "Dropped; it will not be sent."
     }
 }
 

@@ -208,6 +208,12 @@ pub(super) enum OutboxCommand {
         #[arg(long)]
         dead: bool,
     },
+    /// Drop a queued or failed message so it is not sent, or set a dead one aside (it no
+    /// longer counts as waiting); `outbox retry ID` undoes either.
+    Drop {
+        /// The message's id (from `outbox list`).
+        id: i64,
+    },
 }
 
 #[derive(Args)]

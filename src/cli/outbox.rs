@@ -100,15 +100,18 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
         }
         OutboxCommand::Retry { id: Some(id), .. } => {
             let services = crate::services::Services::new(config.clone(), db.clone());
-            match crate::actions::outbox::requeue(&services, id, now).await {
-                Ok(at) => println!("message {id}: {}", crate::actions::outbox::queued_again(at, now)),
-                // Not there, or not to be queued again: said, naming why.
-                Err(e @ (crate::actions::ActionError::NotFound(_) | crate::actions::ActionError::Conflict(_))) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::FAILURE);
-                }
-                Err(e) => return Err(e.into()),
-            }
+            let Some(at) = refused_said(crate::actions::outbox::requeue(&services, id, now).await)? else {
+                return Ok(ExitCode::FAILURE);
+            };
+            println!("message {id}: {}", crate::actions::outbox::queued_again(at, now));
+        }
+        OutboxCommand::Drop { id } => {
+            let services = crate::services::Services::new(config.clone(), db.clone());
+            let outcome = crate::actions::outbox::drop_message(&services, id, "the command line", now).await;
+            let Some(was) = refused_said(outcome)? else {
+                return Ok(ExitCode::FAILURE);
+            };
+            println!("message {id}: {}", crate::actions::outbox::dropped(was));
         }
         OutboxCommand::Send => send_outbox(&AppState::new(config, db.clone())?).await?,
         OutboxCommand::Retry { id: None, .. } => {
@@ -120,4 +123,18 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An action on one message that is refused (there is no such message, or it is not in a
+/// state for it) is said on stderr, naming why: `None`, and the command fails.
+fn refused_said<T>(outcome: Result<T, crate::actions::ActionError>) -> anyhow::Result<Option<T>> {
+    use crate::actions::ActionError::{Conflict, NotFound};
+    match outcome {
+        Ok(v) => Ok(Some(v)),
+        Err(e @ (NotFound(_) | Conflict(_))) => {
+            eprintln!("error: {e}");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }

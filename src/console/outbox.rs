@@ -1,6 +1,6 @@
 //! `/staff/outbox`: messages by status, channel, kind, contact, client and date; a message's
 //! page with its body as sent (HTML in a sandboxed frame), headers and failed attempts;
-//! re-queue a failed, dead or dropped message, drop a waiting one.
+//! re-queue a failed, dead or dropped message, drop a waiting one or set a dead one aside.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
@@ -162,7 +162,7 @@ pub async fn message(
         json!({
             "m": row, "rendered": rendered, "attempts": attempts, "banner_gone": banner_gone,
             "may_requeue": OutboxStatus::REQUEUEABLE.contains(&row.status) && !banner_gone,
-            "may_drop": OutboxStatus::DROPPABLE.contains(&row.status),
+            "may_drop": OutboxStatus::STAFF_DROPPABLE.contains(&row.status),
             "cleared_after": state.config.sent_content_kept_days(),
             "note": Note::of(&q).verified(&state, staff.session_key()),
         }),
@@ -207,16 +207,9 @@ pub async fn act(
             Ok(see_other(&state, staff.session_key(), &back, &crate::actions::outbox::queued_again(at, now)))
         }
         Some("drop") => {
-            let why = format!("dropped by {}", staff.email);
-            if !ob::drop_waiting(&state.db, row.id, &why, now).await? {
-                let now_is = row_of(&state, &id).await?.status;
-                return Err(HttpError::Conflict(format!(
-                    "message {} is {now_is}: only a queued or failed message is dropped",
-                    row.id
-                )));
-            }
+            let was = crate::actions::outbox::drop_message(&state, row.id, &staff.email, now).await?;
             staff.record(&state, "dropped message", &row.id.to_string()).await;
-            Ok(see_other(&state, staff.session_key(), &back, "Dropped; it will not be sent."))
+            Ok(see_other(&state, staff.session_key(), &back, crate::actions::outbox::dropped(was)))
         }
         None | Some("") => Err(HttpError::Invalid("action: missing: requeue or drop".into())),
         Some(other) => {

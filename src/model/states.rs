@@ -329,8 +329,12 @@ named_enum! {
 impl OutboxStatus {
     /// May be queued again by staff: a drop by mistake is undone the same way.
     pub const REQUEUEABLE: &'static [OutboxStatus] = &[OutboxStatus::Failed, OutboxStatus::Dead, OutboxStatus::Dropped];
-    /// Still waiting to go, so staff may drop it.
+    /// Still waiting to go: a digest a newer one says again is dropped.
     pub const DROPPABLE: &'static [OutboxStatus] = &[OutboxStatus::Queued, OutboxStatus::Failed];
+    /// Staff may drop one still waiting, or set a dead one aside once they have looked at it
+    /// (it then leaves the dead letters waiting); either is queued again the same way.
+    pub const STAFF_DROPPABLE: &'static [OutboxStatus] =
+        &[OutboxStatus::Queued, OutboxStatus::Failed, OutboxStatus::Dead];
 }
 
 named_enum! {

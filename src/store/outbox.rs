@@ -519,15 +519,41 @@ pub async fn get_message(db: &Db, id: i64) -> Result<Option<OutboxRow>> {
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, OutboxRow>(&sql), id).fetch_optional(p).await)?)
 }
 
-/// Drops a message still waiting to be sent (not one a sender holds). False when it was not
-/// queued or failed.
-pub async fn drop_waiting(db: &Db, id: i64, why: &str, now: DateTime<Utc>) -> Result<bool> {
+/// What came of dropping one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropping {
+    Done,
+    /// There is no such message.
+    Missing,
+    /// It is not queued, failed or dead (a sender holds it, or it went): its state now.
+    Not(OutboxStatus),
+}
+
+/// Drops a message still waiting to be sent, or sets a dead one aside
+/// ([`OutboxStatus::STAFF_DROPPABLE`]), saying `why`; never one a sender holds.
+pub async fn drop_message(db: &Db, id: i64, why: &str, now: DateTime<Utc>) -> Result<Dropping> {
     let sql = format!(
         "UPDATE outbox SET status = 'dropped', last_error = $3, updated_at = $2
          WHERE id = $1 AND status IN ({})",
-        super::state_list(OutboxStatus::DROPPABLE)
+        super::state_list(OutboxStatus::STAFF_DROPPABLE)
     );
-    Ok(execute!(db => &sql, id, now, why)? == 1)
+    // Twice at most, as in [`requeue`]: one that became droppable between the two statements
+    // (a send failing that moment) is tried once more rather than refused under a wrong
+    // reason.
+    let mut seen = Dropping::Missing;
+    for _ in 0..2 {
+        if execute!(db => &sql, id, now, why)? == 1 {
+            return Ok(Dropping::Done);
+        }
+        let now_is: Option<OutboxStatus> = on_db!(db, p => bind!(
+            sqlx::query_scalar("SELECT status FROM outbox WHERE id = $1"), id).fetch_optional(p).await)?;
+        seen = match now_is {
+            None => return Ok(Dropping::Missing),
+            Some(s) if !OutboxStatus::STAFF_DROPPABLE.contains(&s) => return Ok(Dropping::Not(s)),
+            Some(s) => Dropping::Not(s),
+        };
+    }
+    Ok(seen)
 }
 
 /// Clears the content of at most `limit` messages sent before `before`, oldest first: their
