@@ -120,8 +120,10 @@ async fn refuses_each(app: &TestApp, staff: &reqwest::Client, path: &str, cases:
     }
 }
 
+/// This period's digest queued to every contact of the world, and sent.
 async fn digest_for_all(app: &TestApp) {
     common::digests_now(&app.state, &["P-1A", "P-1B", "P-1F", "P-1V", "P-2A"]).await;
+    cport::outbox::drain(&app.state).await.unwrap();
 }
 
 async fn status_of(app: &TestApp, id: i64) -> String {
@@ -347,6 +349,49 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     assert_eq!(app.count("outbox").await, outbox + 1);
     let audit = cport::store::staff::recent_audit(&app.db, 10).await.unwrap();
     assert!(audit.iter().any(|a| a.action == "reminded" && a.subject == "P-1B of A1:V-1"), "{audit:?}");
+}
+
+/// A contact is told of an item when the message that lists it is sent, not when it is
+/// queued: a digest still waiting, or one that went dead, told no one, and the chase list
+/// says "not yet"; once one is sent it says when, and by which channel.
+#[tokio::test]
+async fn the_chase_list_counts_a_contact_told_once_the_message_is_sent() {
+    use cport::actions::chase::{ChaseFilter, list};
+    // No background senders: each step is the test's.
+    let t = common::TestState::new(common::no_instant_alerts).await;
+    t.load(common::world()).await;
+    let v1 = |t: &common::TestState| {
+        let state = t.state.clone();
+        async move {
+            let filter = ChaseFilter { client: Some("C-1".into()), ..Default::default() };
+            let (_, rows) = list(&state, &filter, 0, 50, Utc::now()).await.unwrap();
+            let row = rows.into_iter().find(|r| r.key == "A1:V-1").expect("V-1 listed");
+            let ann = row.contacts.iter().find(|c| c.contact.id == "P-1A").expect("Ann sees V-1");
+            (row.first_sent, ann.channels.iter().map(|(ch, _)| ch.as_str().to_string()).collect::<Vec<_>>())
+        }
+    };
+    common::digests_now(&t.state, &["P-1A"]).await;
+    let digest = cport::store::outbox::list_messages(&t.state.db, None, 1).await.unwrap()[0].id;
+    assert_eq!(v1(&t).await, (None, vec![]), "queued is not told");
+    let now = Utc::now();
+    assert!(cport::store::console::hold_for(&t.state.db, digest, "held-by-test", now).await.unwrap());
+    let mark = cport::store::outbox::Mark::Failed { error: "550 5.1.1 no such user", retry_at: None };
+    assert!(cport::store::outbox::mark(&t.state.db, digest, "held-by-test", mark, now).await.unwrap());
+    assert_eq!(v1(&t).await, (None, vec![]), "a dead digest told no one");
+
+    // Queued again and sent: told, by email, when it went.
+    cport::store::outbox::requeue(&t.state.db, digest, Utc::now()).await.unwrap();
+    let before = Utc::now();
+    cport::outbox::drain(&t.state).await.unwrap();
+    let sent = cport::store::outbox::get_message(&t.state.db, digest).await.unwrap().unwrap();
+    assert_eq!(sent.status.as_str(), "sent");
+    let (first, channels) = v1(&t).await;
+    assert!(first.is_some_and(|f| f >= chrono::SubsecRound::trunc_subsecs(before, 0)), "told when it went: {first:?}");
+    assert_eq!(channels, ["email"]);
+    let (list,): (i64,) = cport::store::on_db!(&t.state.db, p => sqlx::query_as(
+        "SELECT COUNT(*) FROM outbox_items").fetch_one(p).await)
+    .unwrap();
+    assert_eq!(list, 0, "a sent message's list of items goes once noted");
 }
 
 /// A sent message's headers are shown as written: its `Date` is when it went, not when the

@@ -14,7 +14,7 @@ use crate::services::Services;
 use crate::store::console::{self, ContactBrief};
 use crate::store::contacts::active_contact;
 use crate::store::outbox::{AlertPayload, NewMessage, insert_message};
-use crate::store::{StoreError, chat, ledgers, settings};
+use crate::store::{StoreError, chat, settings};
 
 /// What the list is narrowed to; every part optional.
 #[derive(Debug, Clone, Default)]
@@ -295,8 +295,8 @@ pub async fn remind(
             payload: serde_json::to_string(&payload).unwrap_or_default(),
             next_attempt_at: at,
         };
-        if insert_message(&mut tx, &new, now).await?.is_some() {
-            ledgers::note_items(&mut tx, &contact.id, channel, &[key.to_string()], now).await?;
+        if let Some(id) = insert_message(&mut tx, &new, now).await? {
+            crate::store::outbox::note_items(&mut tx, id, &[key.to_string()]).await?;
             queued += 1;
         }
     }

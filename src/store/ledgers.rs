@@ -318,29 +318,3 @@ pub async fn try_leader_lock(db: &Db) -> Option<LeaderLock> {
         }
     }
 }
-
-/// Notes that `contact_id` was told of the items `keys` on `channel` (a digest, an alert or a
-/// reminder queued in `tx`); the first time per item, contact and channel is kept.
-pub async fn note_items(
-    tx: &mut Tx,
-    contact_id: &str,
-    channel: crate::model::Outlet,
-    keys: &[String],
-    now: DateTime<Utc>,
-) -> Result<()> {
-    for chunk in keys.chunks(300) {
-        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, $1, $2, $3)", i + 4)).collect();
-        let sql = format!(
-            "INSERT INTO item_notices (item_key, contact_id, channel, first_at) VALUES {} ON CONFLICT DO NOTHING",
-            rows.join(", ")
-        );
-        on_tx!(tx, c => {
-            let mut q = bind!(sqlx::query(&sql), contact_id, channel, now);
-            for k in chunk {
-                q = q.bind(k);
-            }
-            q.execute(c).await.map(|r| r.rows_affected())
-        })?;
-    }
-    Ok(())
-}
