@@ -351,6 +351,38 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     assert!(audit.iter().any(|a| a.action == "reminded" && a.subject == "P-1B of A1:V-1"), "{audit:?}");
 }
 
+/// The CSV holds every row of the list, however long: one longer than the rows it reads at a
+/// time comes whole, each item once, in the list's order.
+#[tokio::test]
+async fn the_chase_csv_holds_every_row_of_a_long_list() {
+    let (app, staff) = console(false).await;
+    let visuals: Vec<serde_json::Value> = (0..4_500)
+        .map(|n| {
+            serde_json::json!({"id": format!("VX-{n:05}"), "client_id": "C-1", "job_id": "J-1", "design_id": "DS-1",
+                "category": "Colour visual", "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v1.svg", "charges": [],
+                "created_at": format!("2026-10-01T{:02}:{:02}:00Z", n / 60 % 24, n % 60)})
+        })
+        .collect();
+    for batch in visuals.chunks(1_500) {
+        app.synced("visuals", serde_json::Value::Array(batch.to_vec())).await;
+    }
+    let total = cport::actions::chase::matching(&app.state, &Default::default(), Utc::now()).await.unwrap().len();
+    assert!(total > 4_500, "{total}");
+    let r = staff.get(app.url("/staff/chase.csv")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let csv = r.text().await.unwrap();
+    let lines: Vec<&str> = csv.split_terminator("\r\n").collect();
+    assert!(lines[0].starts_with("category,id,"), "{}", lines[0]);
+    assert_eq!(lines.len(), total + 1, "a header and every row");
+    // An item is its category and id (a job may wait for instructions and for art).
+    let keys: Vec<(&str, &str)> = lines[1..].iter().filter_map(|l| l.split_once(',')).collect();
+    let once: std::collections::BTreeSet<(&str, &str)> =
+        keys.iter().map(|(c, rest)| (*c, rest.split(',').next().unwrap())).collect();
+    assert_eq!(once.len(), keys.len(), "each item once");
+    let waiting: Vec<&str> = lines[1..].iter().filter_map(|l| l.split(',').nth(5).filter(|w| !w.is_empty())).collect();
+    assert!(waiting.windows(2).all(|w| w[0] <= w[1]), "oldest first across every page");
+}
+
 /// A contact is told of an item when the message that lists it is sent, not when it is
 /// queued: a digest still waiting, or one that went dead, told no one, and the chase list
 /// says "not yet"; once one is sent it says when, and by which channel.

@@ -117,6 +117,79 @@ fn waiting_since(i: &ActionItem) -> Option<DateTime<Utc>> {
     i.since.or_else(|| i.date.map(|d| d.and_time(NaiveTime::MIN).and_utc()))
 }
 
+/// The open items matching a filter, oldest first, as read at one moment: the list's pages
+/// (and the CSV's, however long) are cut from the same order.
+pub struct Matching {
+    clients: Vec<(console::ClientVersion, Arc<Vec<ActionItem>>)>,
+    /// Since when each waited, and where it is: a client of `clients`, an item of theirs.
+    order: Vec<(Option<DateTime<Utc>>, usize, usize)>,
+}
+
+impl Matching {
+    /// How many items match.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// At most `limit` of the items from `offset`, with who was told of each.
+    pub async fn rows(
+        &self,
+        state: &Services,
+        offset: usize,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ChaseRow>, StoreError> {
+        let page: Vec<_> = self
+            .order
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|&(since, c, i)| (since, &self.clients[c].0, &self.clients[c].1[i]))
+            .collect();
+        told(state, page, now).await
+    }
+}
+
+/// The open items matching `filter`, oldest first.
+pub async fn matching(state: &Services, filter: &ChaseFilter, now: DateTime<Utc>) -> Result<Matching, StoreError> {
+    // At least 0 days is every item: one dated ahead, or with no date, has waited 0 days too.
+    let cutoff = filter.min_age_days.filter(|d| *d > 0).map(|d| now - Duration::days(i64::from(d)));
+    let clients = everywhere(state).await?;
+    let mut order = vec![];
+    for (c, (client, items)) in clients.iter().enumerate() {
+        if filter.client.as_ref().is_some_and(|f| *f != client.id) {
+            continue;
+        }
+        for (i, item) in items.iter().enumerate() {
+            let since = waiting_since(item);
+            let old_enough = match (cutoff, since) {
+                (Some(c), Some(s)) => s <= c,
+                (Some(_), None) => false,
+                (None, _) => true,
+            };
+            if old_enough && filter.category.is_none_or(|c| c == item.category) {
+                order.push((since, c, i));
+            }
+        }
+    }
+    // Oldest first; items with no date last; then by category and id, so the order is stable.
+    let item = |&(_, c, i): &(Option<DateTime<Utc>>, usize, usize)| &clients[c].1[i];
+    order.sort_unstable_by(|a, b| {
+        let when = match (a.0, b.0) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        when.then_with(|| (item(a).category, &item(a).id).cmp(&(item(b).category, &item(b).id)))
+    });
+    Ok(Matching { clients, order })
+}
+
 /// The open items matching `filter`, oldest first: how many in all, and `limit` of them
 /// from `offset` with who was told of each.
 pub async fn list(
@@ -126,40 +199,8 @@ pub async fn list(
     limit: usize,
     now: DateTime<Utc>,
 ) -> Result<(usize, Vec<ChaseRow>), StoreError> {
-    // At least 0 days is every item: one dated ahead, or with no date, has waited 0 days too.
-    let cutoff = filter.min_age_days.filter(|d| *d > 0).map(|d| now - Duration::days(i64::from(d)));
-    let mut all: Vec<(Option<DateTime<Utc>>, &console::ClientVersion, &ActionItem)> = vec![];
-    let clients = everywhere(state).await?;
-    for (client, items) in &clients {
-        if filter.client.as_ref().is_some_and(|f| *f != client.id) {
-            continue;
-        }
-        for i in items.iter() {
-            let since = waiting_since(i);
-            let old_enough = match (cutoff, since) {
-                (Some(c), Some(s)) => s <= c,
-                (Some(_), None) => false,
-                (None, _) => true,
-            };
-            if old_enough && filter.category.is_none_or(|c| c == i.category) {
-                all.push((since, client, i));
-            }
-        }
-    }
-    // Oldest first; items with no date last; then by category and id, so the order is stable.
-    all.sort_unstable_by(|a, b| {
-        let when = match (a.0, b.0) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (None, None) => std::cmp::Ordering::Equal,
-        };
-        when.then_with(|| (a.2.category, &a.2.id).cmp(&(b.2.category, &b.2.id)))
-    });
-    let total = all.len();
-    let page: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
-    let rows = told(state, page, now).await?;
-    Ok((total, rows))
+    let all = matching(state, filter, now).await?;
+    Ok((all.len(), all.rows(state, offset, limit, now).await?))
 }
 
 /// Who of each item's client sees it, and what they were told of it.

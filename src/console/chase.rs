@@ -16,8 +16,8 @@ use crate::web::HttpError;
 use crate::web::Reply;
 
 const PAGE: usize = 50;
-/// The CSV holds the whole filtered list, up to this many rows.
-const CSV_ROWS: usize = 100_000;
+/// The CSV is read and written this many rows at a time.
+const CSV_PAGE: usize = 2_000;
 
 /// The filter from the query string; a value that cannot be used is an error naming it.
 fn filter_of(q: &FormData) -> Result<(ChaseFilter, usize), HttpError> {
@@ -56,14 +56,13 @@ pub async fn chase(State(state): State<AppState>, staff: Staff, Params(q): Param
     let (filter, page_no) = filter_of(&q)?;
     known_client(&state, filter.client.as_deref()).await?;
     let now = Utc::now();
-    let (mut total, mut rows) = chase::list(&state, &filter, (page_no - 1) * PAGE, PAGE, now).await?;
+    let all = chase::matching(&state, &filter, now).await?;
+    let total = all.len();
     let pages = total.div_ceil(PAGE).max(1);
     // A page past the last (a list that shrank since its link was made) shows the last, not
     // "nothing is waiting" beside a count of what is.
     let page_no = page_no.min(pages);
-    if rows.is_empty() && total > 0 {
-        (total, rows) = chase::list(&state, &filter, (page_no - 1) * PAGE, PAGE, now).await?;
-    }
+    let rows = all.rows(&state, (page_no - 1) * PAGE, PAGE, now).await?;
     let query = |p: usize| {
         let mut parts = vec![];
         for name in ["category", "client", "older"] {
@@ -130,26 +129,54 @@ fn csv_line(r: &ChaseRow) -> String {
     .join(",")
 }
 
-/// `GET /staff/chase.csv`: the same filtered list, every page.
+/// `GET /staff/chase.csv`: the same filtered list, every row, as it stood when asked. It is
+/// written as it is read, [`CSV_PAGE`] rows at a time, so a long list is neither cut short
+/// nor held whole in memory. A store failing part way ends the download early (the error
+/// is logged): the file then lacks its last line's end.
 pub async fn chase_csv(State(state): State<AppState>, _staff: Staff, Params(q): Params<FormData>) -> Reply {
     let (filter, _) = filter_of(&q)?;
     known_client(&state, filter.client.as_deref()).await?;
-    let (_, rows) = chase::list(&state, &filter, 0, CSV_ROWS, Utc::now()).await?;
-    let mut out = String::from(
-        "category,id,client_id,client,title,waiting_since,age_days,first_sent,channels,opened_link,replied,contacts\r\n",
-    );
-    for r in &rows {
-        out.push_str(&csv_line(r));
-        out.push_str("\r\n");
-    }
+    let now = Utc::now();
+    let all = std::sync::Arc::new(chase::matching(&state, &filter, now).await?);
+    // The first page is read before the answer starts: a store that fails at once is a
+    // page of error, not an empty file.
+    let first = all.rows(&state, 0, CSV_PAGE, now).await?;
+    let header = "category,id,client_id,client,title,waiting_since,age_days,first_sent,channels,opened_link,replied,contacts\r\n";
+    let head = futures::stream::once(std::future::ready(Ok(csv_lines(header.into(), &first))));
+    let rest = futures::stream::unfold(CSV_PAGE, move |from| {
+        let (all, state) = (all.clone(), state.clone());
+        async move {
+            if from >= all.len() {
+                return None;
+            }
+            match all.rows(&state, from, CSV_PAGE, now).await {
+                Ok(rows) => Some((Ok(csv_lines(String::new(), &rows)), from + CSV_PAGE)),
+                Err(e) => {
+                    tracing::error!(error = %e, rows_written = from, "the chase list's CSV stopped part way");
+                    // Past the end: the stream ends after this error.
+                    Some((Err(std::io::Error::other(e.to_string())), usize::MAX))
+                }
+            }
+        }
+    });
+    use futures::StreamExt as _;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
             (header::CONTENT_DISPOSITION, "attachment; filename=\"chase.csv\""),
         ],
-        out,
+        axum::body::Body::from_stream(head.chain(rest)),
     )
         .into_response())
+}
+
+/// `rows` as CSV lines after `out`.
+fn csv_lines(mut out: String, rows: &[ChaseRow]) -> String {
+    for r in rows {
+        out.push_str(&csv_line(r));
+        out.push_str("\r\n");
+    }
+    out
 }
 
 /// `POST /staff/chase/remind`: contact and item key; back to the list with what happened.
