@@ -879,6 +879,12 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
     let (status, _, body) = app.post_form(&staff, "/staff/access", &[("id", &id), ("decision", "refused")]).await;
     assert_eq!(status, 409, "decided once: {body}");
     assert!(body.contains("was decided already (done)"), "{body}");
+    assert!(body.contains(&format!("(done) by {SAM}")), "and by whom: {body}");
+    // A second click of the same decision is no error: it says so, and sends nothing more.
+    let again = app.submit(&staff, "/staff/access", &[("id", &id), ("decision", "done")]).await;
+    let page = app.shown(&staff, &again).await;
+    assert!(page.contains(&format!("Request {id} was marked done already by {SAM} at ")), "{page}");
+    assert!(page.contains("nothing more was sent"), "{page}");
     let told: Vec<_> = cport::store::outbox::list_messages(&app.db, None, 50)
         .await
         .unwrap()

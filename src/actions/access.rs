@@ -84,21 +84,33 @@ impl Decision {
     }
 }
 
+/// What came of deciding a request.
+#[derive(Debug)]
+pub enum Decided {
+    /// Decided now; the person's email is queued.
+    Now,
+    /// It had been decided so already (a second click): nothing more is done or sent. The
+    /// request as it stands, with who decided it and when.
+    Already(access::AccessRequest),
+}
+
 /// Decides an open request and queues the email that tells the person, in one transaction.
+/// The same decision again is [`Decided::Already`]; the other one, once it is decided, a
+/// conflict naming what it was.
 pub async fn decide(
     state: &Services,
     id: i64,
     decision: Decision,
     by: &str,
     now: DateTime<Utc>,
-) -> Result<(), ActionError> {
+) -> Result<Decided, ActionError> {
     let Some(r) = access::get(&state.db, id).await? else {
         return Err(ActionError::invalid("id", format!("there is no access request {id}")));
     };
     // Said first: a request decided already is that, whatever else is true of it now (the
     // decision is made again below, atomically, for two clicks at once).
     if r.status != crate::model::AccessStatus::Open {
-        return Err(ActionError::Conflict(format!("access request {id} was decided already ({})", r.status.as_str())));
+        return decided_already(r, decision);
     }
     // Done means the account is there: the person is told it is ready, so it must be. They
     // are greeted as the contact TOT made (the name and client on record), not as the form
@@ -140,7 +152,10 @@ pub async fn decide(
     let mut tx = state.db.begin().await?;
     if !access::decide(&mut tx, id, decision.status(), by, now).await? {
         tx.rollback().await?;
-        return Err(ActionError::Conflict(format!("access request {id} was decided already")));
+        // Another click decided it meanwhile: said as it now stands.
+        let r =
+            access::get(&state.db, id).await?.ok_or_else(|| ActionError::NotFound(format!("access request {id}")))?;
+        return decided_already(r, decision);
     }
     if let Some(email) = email {
         let row = email.queued(None, MessageKind::System, format!("access:{id}"), None, now);
@@ -148,5 +163,15 @@ pub async fn decide(
     }
     tx.commit().await?;
     state.wake_dispatch.notify_waiters();
-    Ok(())
+    Ok(Decided::Now)
+}
+
+/// A request decided already, asked to be decided `decision`: the same is a second click,
+/// the other a conflict that says what it was decided, by whom.
+fn decided_already(r: access::AccessRequest, decision: Decision) -> Result<Decided, ActionError> {
+    if r.status == decision.status() {
+        return Ok(Decided::Already(r));
+    }
+    let by = r.decided_by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default();
+    Err(ActionError::Conflict(format!("access request {} was decided already ({}){by}", r.id, r.status.as_str())))
 }

@@ -6,7 +6,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::{Staff, page};
-use crate::actions::access::{Decision, decide};
+use crate::actions::access::{Decided, Decision, decide};
 use crate::portal::{CsrfForm, FormData, HoldsCsrf as _, Note, Params, see_other};
 use crate::state::AppState;
 use crate::store::access;
@@ -35,12 +35,18 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
     let id: i64 = form.text("id").parse().map_err(|_| HttpError::Invalid("id: not a request number".into()))?;
     let decision = Decision::parse(form.get("decision").unwrap_or(""))
         .ok_or_else(|| HttpError::Invalid("decision: `done` or `refused`".into()))?;
-    decide(&state, id, decision, &staff.email, Utc::now()).await?;
-    staff.record(&state, &format!("marked access request {}", decision.as_str()), &id.to_string()).await;
-    Ok(see_other(
-        &state,
-        staff.session_key(),
-        "/staff/access",
-        &format!("Request {id} marked {}; the person is told by email.", decision.as_str()),
-    ))
+    let note = match decide(&state, id, decision, &staff.email, Utc::now()).await? {
+        Decided::Now => {
+            staff.record(&state, &format!("marked access request {}", decision.as_str()), &id.to_string()).await;
+            format!("Request {id} marked {}; the person is told by email.", decision.as_str())
+        }
+        // A second click: the first did it all, and this one nothing more.
+        Decided::Already(r) => format!(
+            "Request {id} was marked {} already{}{}; nothing more was sent.",
+            decision.as_str(),
+            r.decided_by.map(|b| format!(" by {b}")).unwrap_or_default(),
+            r.decided_at.map(|t| format!(" at {} UTC", t.format("%Y-%m-%d %H:%M"))).unwrap_or_default(),
+        ),
+    };
+    Ok(see_other(&state, staff.session_key(), "/staff/access", &note))
 }
