@@ -289,6 +289,15 @@ impl Signer {
         format!("{}{STAFF_PASSWORD_PATH}?token={token}", public_url.trim_end_matches('/'))
     }
 
+    /// When a token this signer made expires, whether or not it has; `None` for one it did
+    /// not make (a stale key's, a forgery, any other word).
+    pub fn expiry(&self, token: &str) -> Option<DateTime<Utc>> {
+        match self.verify(token, DateTime::<Utc>::MIN_UTC) {
+            Ok(claims) => Some(claims.expires),
+            Err(_) => None,
+        }
+    }
+
     /// Checks a link token's signature and expiry (single use is the caller's check).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<LinkClaims, LinkError> {
         let (p, t) = token.split_once('.').ok_or(LinkError::Malformed)?;

@@ -351,6 +351,45 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     assert!(audit.iter().any(|a| a.action == "reminded" && a.subject == "P-1B of A1:V-1"), "{audit:?}");
 }
 
+/// A message written once whose signed link has expired (a sign-in email dead for days) is
+/// not queued again, saying why, and one still queued when its link expires (a long outage)
+/// is dropped as it would go, not sent with a link that opens nothing.
+#[tokio::test]
+async fn a_message_whose_link_has_expired_is_not_sent() {
+    let t = common::TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    let (db, now) = (&t.state.db, Utc::now());
+    let ann = cport::store::contacts::get_contact(db, "P-1A").await.unwrap();
+    let queue = |key: &'static str, made: chrono::DateTime<Utc>| {
+        let url = t.state.signer.open_url("http://127.0.0.1:9", "/", "P-1A", chrono::Duration::hours(1), made);
+        let p = cport::actions::mail::login_email(&t.state, &ann, &url).unwrap();
+        async move {
+            let mut tx = db.begin().await.unwrap();
+            let row = p.queued(Some("P-1A"), cport::model::MessageKind::System, key.into(), None, now);
+            let id = cport::store::outbox::insert_message(&mut tx, &row, now).await.unwrap().unwrap();
+            tx.commit().await.unwrap();
+            id
+        }
+    };
+    let stale = queue("test:stale", now - chrono::Duration::hours(2)).await;
+    let fresh = queue("test:fresh", now).await;
+    let dead = queue("test:dead", now - chrono::Duration::days(3)).await;
+    assert!(cport::store::console::hold_for(db, dead, "held-by-test", now).await.unwrap());
+    let mark = cport::store::outbox::Mark::Failed { error: "421 try later", retry_at: None };
+    assert!(cport::store::outbox::mark(db, dead, "held-by-test", mark, now).await.unwrap());
+
+    let refused = cport::actions::outbox::requeue(&t.state, dead, now).await.unwrap_err().to_string();
+    assert!(refused.contains("a link it carries has expired"), "{refused}");
+    let status = |id: i64| async move { cport::store::outbox::get_message(db, id).await.unwrap().unwrap() };
+    assert_eq!(status(dead).await.status.as_str(), "dead", "nothing changed");
+
+    cport::outbox::drain(&t.state).await.unwrap();
+    let (stale, fresh) = (status(stale).await, status(fresh).await);
+    assert_eq!(stale.status.as_str(), "dropped");
+    assert!(stale.last_error.as_deref().unwrap_or("").contains("a link it carries has expired"), "{stale:?}");
+    assert_eq!(fresh.status.as_str(), "sent", "a link still good goes");
+}
+
 /// The CSV holds every row of the list, however long: one longer than the rows it reads at a
 /// time comes whole, each item once, in the list's order.
 #[tokio::test]

@@ -114,6 +114,9 @@ pub async fn unwanted(
     if row.message.channel == Outlet::Webhook && state.config.webhook.url.is_empty() {
         return Ok(Some("webhook.url is not set any more"));
     }
+    if link_expired(state, row, chrono::Utc::now()) {
+        return Ok(Some("a link it carries has expired; send the person a new one"));
+    }
     // A banner's push after its banner was retracted, or once it has expired (a retry after
     // an outage, a claim held through the retraction), would tell of what shows nowhere.
     if row.message.kind == MessageKind::Banner && ob::banner_gone_for(&state.db, row.id, chrono::Utc::now()).await? {
@@ -152,6 +155,28 @@ pub async fn unwanted(
     let still =
         linked.iter().any(|l| l.channel.as_str() == row.message.channel.as_str() && l.chat_id == row.message.recipient);
     Ok((!still).then_some("the chat is no longer linked to the contact"))
+}
+
+/// Whether a message written once (a sign-in, password, invitation or delegation email, a
+/// chat code, an answer) carries a signed link that has expired by `now`: sent late (a long
+/// outage, a retry after days, staff queueing it again) it would give its reader a link that
+/// opens nothing. Digests, alerts and banners that have waited are written again, with new
+/// links, as they go (`outbox::render`). The links are found as a sign-in link (`/l/TOKEN`)
+/// and a password link (`?token=TOKEN`) are written (`links::Signer`).
+fn link_expired(state: &Services, row: &OutboxRow, now: DateTime<Utc>) -> bool {
+    if matches!(row.message.kind, MessageKind::Digest | MessageKind::Alert | MessageKind::Banner | MessageKind::Change)
+    {
+        return false;
+    }
+    let payload = &row.message.payload;
+    ["/l/", "?token="].iter().any(|marker| {
+        payload.match_indices(marker).any(|(at, _)| {
+            let rest = &payload[at + marker.len()..];
+            let end =
+                rest.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))).unwrap_or(rest.len());
+            state.signer.expiry(&rest[..end]).is_some_and(|expires| expires <= now)
+        })
+    })
 }
 
 /// Whether `row` is a digest none of whose items is still open for its contact. One whose
