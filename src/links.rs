@@ -289,13 +289,10 @@ impl Signer {
         format!("{}{STAFF_PASSWORD_PATH}?token={token}", public_url.trim_end_matches('/'))
     }
 
-    /// When a token this signer made expires, whether or not it has; `None` for one it did
-    /// not make (a stale key's, a forgery, any other word).
-    pub fn expiry(&self, token: &str) -> Option<DateTime<Utc>> {
-        match self.verify(token, DateTime::<Utc>::MIN_UTC) {
-            Ok(claims) => Some(claims.expires),
-            Err(_) => None,
-        }
+    /// The claims of a token signed with this signer's key (or its previous one), whether or
+    /// not it has expired; `None` for any other word (a forgery, a retired key's token).
+    pub fn claims_any_time(&self, token: &str) -> Option<LinkClaims> {
+        self.verify(token, DateTime::<Utc>::MIN_UTC).ok()
     }
 
     /// Checks a link token's signature and expiry (single use is the caller's check).

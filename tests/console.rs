@@ -353,27 +353,34 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
 
 /// A message written once whose signed link has expired (a sign-in email dead for days) is
 /// not queued again, saying why, and one still queued when its link expires (a long outage)
-/// is dropped as it would go, not sent with a link that opens nothing.
+/// is dropped as it would go, not sent with a link that opens nothing. A link older than the
+/// message (one a client wrote, quoted back in an answer) is not its to check.
 #[tokio::test]
 async fn a_message_whose_link_has_expired_is_not_sent() {
     let t = common::TestState::new(|_| {}).await;
     t.load(common::world()).await;
     let (db, now) = (&t.state.db, Utc::now());
     let ann = cport::store::contacts::get_contact(db, "P-1A").await.unwrap();
-    let queue = |key: &'static str, made: chrono::DateTime<Utc>| {
+    // A sign-in email with a link made at `made`, queued at `queued`.
+    let queue = |key: &'static str, made: chrono::DateTime<Utc>, queued: chrono::DateTime<Utc>| {
         let url = t.state.signer.open_url("http://127.0.0.1:9", "/", "P-1A", chrono::Duration::hours(1), made);
         let p = cport::actions::mail::login_email(&t.state, &ann, &url).unwrap();
         async move {
             let mut tx = db.begin().await.unwrap();
             let row = p.queued(Some("P-1A"), cport::model::MessageKind::System, key.into(), None, now);
-            let id = cport::store::outbox::insert_message(&mut tx, &row, now).await.unwrap().unwrap();
+            let id = cport::store::outbox::insert_message(&mut tx, &row, queued).await.unwrap().unwrap();
             tx.commit().await.unwrap();
             id
         }
     };
-    let stale = queue("test:stale", now - chrono::Duration::hours(2)).await;
-    let fresh = queue("test:fresh", now).await;
-    let dead = queue("test:dead", now - chrono::Duration::days(3)).await;
+    let two_hours_ago = now - chrono::Duration::hours(2);
+    let stale = queue("test:stale", two_hours_ago, two_hours_ago).await;
+    let fresh = queue("test:fresh", now, now).await;
+    // A link made (by the clock) before its message was written: as a client's old link
+    // quoted back in an answer is.
+    let quoted = queue("test:quoted", two_hours_ago, now + chrono::Duration::minutes(2)).await;
+    let three_days_ago = now - chrono::Duration::days(3);
+    let dead = queue("test:dead", three_days_ago, three_days_ago).await;
     assert!(cport::store::console::hold_for(db, dead, "held-by-test", now).await.unwrap());
     let mark = cport::store::outbox::Mark::Failed { error: "421 try later", retry_at: None };
     assert!(cport::store::outbox::mark(db, dead, "held-by-test", mark, now).await.unwrap());
@@ -384,10 +391,11 @@ async fn a_message_whose_link_has_expired_is_not_sent() {
     assert_eq!(status(dead).await.status.as_str(), "dead", "nothing changed");
 
     cport::outbox::drain(&t.state).await.unwrap();
-    let (stale, fresh) = (status(stale).await, status(fresh).await);
+    let (stale, fresh, quoted) = (status(stale).await, status(fresh).await, status(quoted).await);
     assert_eq!(stale.status.as_str(), "dropped");
     assert!(stale.last_error.as_deref().unwrap_or("").contains("a link it carries has expired"), "{stale:?}");
     assert_eq!(fresh.status.as_str(), "sent", "a link still good goes");
+    assert_eq!(quoted.status.as_str(), "sent", "an older link is not the message's own: {quoted:?}");
 }
 
 /// The CSV holds every row of the list, however long: one longer than the rows it reads at a

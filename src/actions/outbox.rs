@@ -157,24 +157,33 @@ pub async fn unwanted(
     Ok((!still).then_some("the chat is no longer linked to the contact"))
 }
 
-/// Whether a message written once (a sign-in, password, invitation or delegation email, a
-/// chat code, an answer) carries a signed link that has expired by `now`: sent late (a long
+/// Whether a message written once (a sign-in, password, invitation or delegation email, an
+/// answer) carries a signed link made for it that has expired by `now`: sent late (a long
 /// outage, a retry after days, staff queueing it again) it would give its reader a link that
-/// opens nothing. Digests, alerts and banners that have waited are written again, with new
-/// links, as they go (`outbox::render`). The links are found as a sign-in link (`/l/TOKEN`)
-/// and a password link (`?token=TOKEN`) are written (`links::Signer`).
+/// opens nothing. Only a link made when the message was written counts: an answer may quote
+/// what its client wrote, an old link of theirs with it, and still goes. Digests, alerts and
+/// banners that have waited are written again, with new links, as they go
+/// (`outbox::render`). The links are found as a sign-in link (`/l/TOKEN`) and a password link
+/// (`?token=TOKEN`) are written (`links::Signer`).
 fn link_expired(state: &Services, row: &OutboxRow, now: DateTime<Utc>) -> bool {
     if matches!(row.message.kind, MessageKind::Digest | MessageKind::Alert | MessageKind::Banner | MessageKind::Change)
     {
         return false;
     }
+    // Made with the message: within the minute before it was queued.
+    let written = row.created_at - chrono::Duration::minutes(1);
     let payload = &row.message.payload;
     ["/l/", "?token="].iter().any(|marker| {
         payload.match_indices(marker).any(|(at, _)| {
             let rest = &payload[at + marker.len()..];
             let end =
                 rest.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))).unwrap_or(rest.len());
-            state.signer.expiry(&rest[..end]).is_some_and(|expires| expires <= now)
+            // A sentence's full stop after a link is not part of its token.
+            let token = rest[..end].trim_end_matches('.');
+            state
+                .signer
+                .claims_any_time(token)
+                .is_some_and(|c| c.expires <= now && c.issued.is_some_and(|made| made >= written))
         })
     })
 }

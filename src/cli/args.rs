@@ -209,7 +209,7 @@ pub(super) enum OutboxCommand {
         dead: bool,
     },
     /// Drop a queued or failed message so it is not sent, or set a dead one aside (it no
-    /// longer counts as waiting); `outbox retry ID` undoes either.
+    /// longer counts as waiting); `outbox retry ID` queues it again.
     Drop {
         /// The message's id (from `outbox list`).
         id: i64,

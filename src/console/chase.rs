@@ -131,8 +131,8 @@ fn csv_line(r: &ChaseRow) -> String {
 
 /// `GET /staff/chase.csv`: the same filtered list, every row, as it stood when asked. It is
 /// written as it is read, [`CSV_PAGE`] rows at a time, so a long list is neither cut short
-/// nor held whole in memory. A store failing part way ends the download early (the error
-/// is logged): the file then lacks its last line's end.
+/// nor held whole in memory. A store failing part way breaks the download off (the error is
+/// logged): the browser reports a failed transfer rather than a file that looks whole.
 pub async fn chase_csv(State(state): State<AppState>, _staff: Staff, Params(q): Params<FormData>) -> Reply {
     let (filter, _) = filter_of(&q)?;
     known_client(&state, filter.client.as_deref()).await?;
