@@ -423,30 +423,10 @@ async fn active_contact(db: &crate::store::Db, id: &str) -> anyhow::Result<Conta
     }
 }
 
-/// What a server about to start should know of its configuration, as warnings: said by
-/// `serve` and by the demo, which serves the same way.
+/// What a server about to start should know of its configuration ([`Config::start_warnings`]),
+/// logged as warnings: said by `serve` and by the demo, which serves the same way.
 pub(crate) fn start_warnings(config: &Config) {
-    if config.digest.catch_up_hours == 0 {
-        tracing::warn!(
-            "digest.catch_up_hours is 0: the scheduler sends no digest (no pass is ever on the slot's \
-             instant); `cport digest run` sends them, or set it to 1 or more"
-        );
-    }
-    if config.inbound.trusted_authserv_ids.is_empty() {
-        tracing::warn!(
-            "email replies are acted on without a trusted DMARC or DKIM result \
-             (inbound.trusted_authserv_ids is empty): an approval by email then rests on \
-             the secrecy of the reply address; put a DMARC check in front of cport and name it there"
-        );
-    }
-    if config.telegram.mode == crate::config::TelegramMode::Webhook
-        && !config.telegram.token.is_empty()
-        && !config.public_url.to_ascii_lowercase().starts_with("https://")
-    {
-        tracing::warn!(
-            public_url = %config.public_url,
-            "telegram.mode is webhook but public_url is not https: Telegram sends updates only to \
-             an https address, so none will come (use long polling, or serve cport over https)"
-        );
+    for warning in config.start_warnings() {
+        tracing::warn!("{warning}");
     }
 }

@@ -18,6 +18,7 @@ pub mod reference;
 mod load;
 pub use load::read_small_file;
 mod validate;
+mod warnings;
 
 use crate::model::AlertMode;
 use crate::named_enum;
@@ -82,7 +83,7 @@ pub struct Config {
     /// the folder cport runs in.
     pub data_dir: PathBuf,
     /// The bearer token TOT's system sends to `/api/v1` (required by `serve` only); one word,
-    /// no spaces.
+    /// no spaces. Shorter than 16 characters, `serve` warns at start.
     pub api_token: Secret,
     /// The HMAC key that signs portal links, reply addresses and unsubscribe links: at least
     /// 16 characters (required by `serve` and every command that makes or sends links:
@@ -310,7 +311,8 @@ pub struct PortalConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhookConfig {
-    /// Where to POST events; empty = no push (TOT reads GET /api/v1/changes).
+    /// Where to POST events; empty = no push (TOT reads GET /api/v1/changes). Plain `http://`
+    /// to another machine, `serve` warns at start.
     pub url: String,
     /// Key for the `X-Cport-Signature: sha256=…` header: at least 16 characters when `url`
     /// is set.
@@ -321,7 +323,8 @@ pub struct WebhookConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct InboundConfig {
-    /// Bearer token for POST /inbound/email (empty: the api_token).
+    /// Bearer token for POST /inbound/email (empty: the api_token). Shorter than 16
+    /// characters, `serve` warns at start.
     pub token: Secret,
     /// Larger messages are refused unread. At least 4/3 × `max_attachment_bytes` + 64 KiB (an
     /// attachment travels in base64), and Postfix's `message_size_limit` should be at least

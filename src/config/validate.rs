@@ -426,8 +426,8 @@ fn domain_name(s: &str) -> bool {
         })
 }
 
-/// Whether a mail host is this machine: `localhost`, or a loopback address.
-fn loopback(host: &str) -> bool {
+/// Whether a host is this machine: `localhost`, or a loopback address.
+pub(super) fn loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost") || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
