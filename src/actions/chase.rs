@@ -337,7 +337,7 @@ pub async fn remind(
             next_attempt_at: at,
         };
         if let Some(id) = insert_message(&mut tx, &new, now).await? {
-            crate::store::outbox::note_items(&mut tx, id, &[key.to_string()]).await?;
+            crate::store::ledgers::note_items(&mut tx, &contact.id, channel, &[key.to_string()], id, now).await?;
             queued += 1;
         }
     }

@@ -248,7 +248,7 @@ async fn queue_alerts(
         return Ok(0);
     }
     let told: Vec<String> = payload.items[payload.items.len() - added..].to_vec();
-    outbox::note_items(&mut tx, row_id, &told).await?;
+    ledgers::note_items(&mut tx, &c.id, channel, &told, row_id, now).await?;
     // As the email will say it (its items are the row's; a held row's are said by count).
     let subject = crate::messages::compose::alert_subject(
         &state.config.branding.name,

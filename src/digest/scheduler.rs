@@ -325,7 +325,7 @@ pub async fn queue_digest(
             return Ok(Queued::AlreadyDecided);
         };
         ledgers::record_digest(&mut tx, &c.id, channel, &period_key, Some(id), items.len() as i64).await?;
-        outbox::note_items(&mut tx, id, &item_keys(items)).await?;
+        ledgers::note_items(&mut tx, &c.id, channel, &item_keys(items), id, now).await?;
         tx.commit().await?;
         return Ok(Queued::Queued(id));
     }
@@ -353,7 +353,7 @@ pub async fn queue_digest(
         return Ok(Queued::AlreadyDecided);
     };
     ledgers::record_digest(&mut tx, &c.id, channel, &period_key, Some(id), items.len() as i64).await?;
-    outbox::note_items(&mut tx, id, &item_keys(items)).await?;
+    ledgers::note_items(&mut tx, &c.id, channel, &item_keys(items), id, now).await?;
     tx.commit().await?;
     Ok(Queued::Queued(id))
 }

@@ -71,11 +71,17 @@ pub struct Notice {
     pub first_at: DateTime<Utc>,
 }
 
+/// Who was told of the items `keys`, on which channel, and when: when the message noted
+/// ([`super::ledgers::note_items`]) was sent. One whose message has not gone (waiting, dead
+/// or dropped) told no one and is not listed.
 pub async fn notices_of(db: &Db, keys: &[&str]) -> Result<Vec<Notice>> {
     fetch_in!(
         on_db,
         db,
-        "SELECT item_key, contact_id, channel, first_at FROM item_notices WHERE item_key IN ({in})",
+        // A notice written before notices named their message was a telling at first_at.
+        "SELECT n.item_key, n.contact_id, n.channel, COALESCE(o.sent_at, n.first_at) AS first_at
+         FROM item_notices n LEFT JOIN outbox o ON o.id = n.outbox_id
+         WHERE n.item_key IN ({in}) AND (n.outbox_id IS NULL OR o.status = 'sent')",
         keys
     )
 }

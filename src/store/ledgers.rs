@@ -318,3 +318,38 @@ pub async fn try_leader_lock(db: &Db) -> Option<LeaderLock> {
         }
     }
 }
+
+/// Notes that message `outbox_id` (a digest, an alert or a reminder queued in `tx`) tells
+/// `contact_id` of the items `keys` on `channel`. The contact counts as told once the message
+/// noted is sent ([`super::console::notices_of`]): a notice whose message has not gone (it is
+/// waiting, dead or dropped) gives way to this one, and one whose message went is kept, the
+/// first time they were told.
+pub async fn note_items(
+    tx: &mut Tx,
+    contact_id: &str,
+    channel: crate::model::Outlet,
+    keys: &[String],
+    outbox_id: i64,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for chunk in keys.chunks(300) {
+        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, $1, $2, $3, $4)", i + 5)).collect();
+        // A notice written before notices named their message (no `outbox_id`) was a telling.
+        let sql = format!(
+            "INSERT INTO item_notices (item_key, contact_id, channel, first_at, outbox_id) VALUES {}
+             ON CONFLICT (item_key, contact_id, channel) DO UPDATE
+               SET first_at = excluded.first_at, outbox_id = excluded.outbox_id
+               WHERE item_notices.outbox_id IS NOT NULL
+                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = item_notices.outbox_id AND o.status = 'sent')",
+            rows.join(", ")
+        );
+        on_tx!(tx, c => {
+            let mut q = bind!(sqlx::query(&sql), contact_id, channel, now, outbox_id);
+            for k in chunk {
+                q = q.bind(k);
+            }
+            q.execute(c).await.map(|r| r.rows_affected())
+        })?;
+    }
+    Ok(())
+}

@@ -268,12 +268,11 @@ pub async fn claim(
     Ok(rows)
 }
 
-/// Marks several rows sent in one transaction (a statement per hundred), each only while its
-/// token is still its claim (the dispatcher's group commit), and notes what their contacts
-/// were told of. Items are (id, claim token, provider id); returns the ids that were marked.
+/// Marks several rows sent in one statement, each only while its token is still its claim
+/// (the dispatcher's group commit). Items are (id, claim token, provider id); returns the ids
+/// that were marked.
 pub async fn mark_sent_many(db: &Db, items: &[(i64, &str, &str)], now: DateTime<Utc>) -> Result<Vec<i64>> {
     let mut marked = Vec::with_capacity(items.len());
-    let mut tx = db.begin().await?;
     for chunk in items.chunks(100) {
         // Per item: $id, $provider, $token.
         let at = |i: usize, k: usize| 2 + 3 * i + k;
@@ -287,71 +286,16 @@ pub async fn mark_sent_many(db: &Db, items: &[(i64, &str, &str)], now: DateTime<
              RETURNING id",
             ids.join(", ")
         );
-        let sent: Vec<i64> = on_tx!(&mut tx, c => {
+        let sent: Vec<i64> = on_db_write!(db, p => {
             let mut q = bind!(sqlx::query_scalar(&sql), now);
             for (id, token, provider) in chunk {
                 q = q.bind(*id).bind(*provider).bind(*token);
             }
-            q.fetch_all(c).await
+            q.fetch_all(p).await
         })?;
         marked.extend(sent);
     }
-    told_of(&mut tx, &marked, now).await?;
-    tx.commit().await?;
     Ok(marked)
-}
-
-/// Notes that message `outbox_id` (a digest, an alert or a reminder queued in `tx`) tells of
-/// the items `keys`: once it is sent, its contact was told of them on its channel
-/// ([`mark`], [`mark_sent_many`]).
-pub async fn note_items(tx: &mut Tx, outbox_id: i64, keys: &[String]) -> Result<()> {
-    for chunk in keys.chunks(300) {
-        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("($1, ${})", i + 2)).collect();
-        let sql =
-            format!("INSERT INTO outbox_items (outbox_id, item_key) VALUES {} ON CONFLICT DO NOTHING", rows.join(", "));
-        on_tx!(tx, c => {
-            let mut q = bind!(sqlx::query(&sql), outbox_id);
-            for k in chunk {
-                q = q.bind(k);
-            }
-            q.execute(c).await.map(|r| r.rows_affected())
-        })?;
-    }
-    Ok(())
-}
-
-/// For the messages `ids` just marked sent in `tx`: their contacts were told of the items
-/// they list ([`note_items`]), on their channels, now (the first time per item, contact and
-/// channel is kept); the list itself goes.
-async fn told_of(tx: &mut Tx, ids: &[i64], now: DateTime<Utc>) -> Result<()> {
-    for chunk in ids.chunks(super::IN_CHUNK) {
-        // The join with contacts: a contact TOT removed since its message was queued is
-        // noted nowhere.
-        let notice = format!(
-            "INSERT INTO item_notices (item_key, contact_id, channel, first_at)
-             SELECT oi.item_key, o.contact_id, o.channel, $1
-             FROM outbox_items oi JOIN outbox o ON o.id = oi.outbox_id JOIN contacts c ON c.id = o.contact_id
-             WHERE oi.outbox_id IN ({})
-             ON CONFLICT DO NOTHING",
-            super::placeholders(2, chunk.len())
-        );
-        let gone = format!("DELETE FROM outbox_items WHERE outbox_id IN ({})", super::placeholders(1, chunk.len()));
-        on_tx!(tx, c => {
-            let mut q = bind!(sqlx::query(&notice), now);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(c).await.map(|r| r.rows_affected())
-        })?;
-        on_tx!(tx, c => {
-            let mut q = sqlx::query(&gone);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(c).await.map(|r| r.rows_affected())
-        })?;
-    }
-    Ok(())
 }
 
 /// Extends the lease of every row still claimed under `token`; the number extended.
@@ -419,20 +363,12 @@ pub async fn mark(db: &Db, id: i64, token: &str, mark: Mark<'_>, now: DateTime<U
         Mark::Dropped(reason) => Some(("dropped", *reason)),
     };
     let n = match mark {
-        Mark::Sent(provider) => {
-            let mut tx = db.begin().await?;
-            let n = execute!(&mut tx =>
-                &format!(
-                "UPDATE outbox SET status = 'sent', sent_at = $3, updated_at = $3, claimed_until = NULL,
-                   last_error = NULL, provider_id = $4 {FENCE}"
-            ),
-                id, token, now, provider)?;
-            if n == 1 {
-                told_of(&mut tx, &[id], now).await?;
-            }
-            tx.commit().await?;
-            n
-        }
+        Mark::Sent(provider) => execute!(db =>
+            &format!(
+            "UPDATE outbox SET status = 'sent', sent_at = $3, updated_at = $3, claimed_until = NULL,
+               last_error = NULL, provider_id = $4 {FENCE}"
+        ),
+            id, token, now, provider)?,
         Mark::Failed { error, retry_at } => execute!(db =>
             &format!(
             "UPDATE outbox SET status = $4, last_error = $5, next_attempt_at = COALESCE($6, next_attempt_at),
