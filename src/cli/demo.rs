@@ -195,7 +195,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     }
     println!("Staff console ({base}/staff): make yourself an account, then open the link it prints:");
     println!("  {cport} --config {cfg} staff add --email you@tot.example");
-    println!("  (one dead message, a made-up bounce, waits in its outbox to be queued again)");
+    println!("  (one dead message, a made-up bounce, waits in its outbox to be queued again or set aside)");
     println!();
     println!("Open the portal as a demo contact (each link signs you in):");
     for c in crate::demo::DEMO_CONTACTS {

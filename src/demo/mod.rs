@@ -75,7 +75,8 @@ pub fn banner(now: DateTime<Utc>) -> BannerInput {
 }
 
 /// One message the demo leaves dead in the outbox, as a bounce would, for the staff console's
-/// re-queue: a sign-in link to Priya Shah (P-103) whose server answered "mailbox full".
+/// re-queue or set aside: a sign-in link to Priya Shah (P-103) whose server answered "mailbox
+/// full".
 pub async fn dead_letter(state: &crate::services::Services, now: DateTime<Utc>) -> anyhow::Result<i64> {
     use crate::store::outbox::{Mark, insert_message, mark};
     let c = crate::store::contacts::get_contact(&state.db, "P-103").await?;
