@@ -446,17 +446,18 @@ async fn the_chase_list_counts_a_contact_told_once_the_message_is_sent() {
             let (_, rows) = list(&state, &filter, 0, 50, Utc::now()).await.unwrap();
             let row = rows.into_iter().find(|r| r.key == "A1:V-1").expect("V-1 listed");
             let ann = row.contacts.iter().find(|c| c.contact.id == "P-1A").expect("Ann sees V-1");
-            (row.first_sent, ann.channels.iter().map(|(ch, _)| ch.as_str().to_string()).collect::<Vec<_>>())
+            let queued: Vec<String> = ann.queued.iter().map(|ch| ch.as_str().to_string()).collect();
+            (row.first_sent, ann.channels.iter().map(|(ch, _)| ch.as_str().to_string()).collect::<Vec<_>>(), queued)
         }
     };
     common::digests_now(&t.state, &["P-1A"]).await;
     let digest = cport::store::outbox::list_messages(&t.state.db, None, 1).await.unwrap()[0].id;
-    assert_eq!(v1(&t).await, (None, vec![]), "queued is not told");
+    assert_eq!(v1(&t).await, (None, vec![], vec!["email".to_string()]), "queued is not told, but waits to be");
     let now = Utc::now();
     assert!(cport::store::console::hold_for(&t.state.db, digest, "held-by-test", now).await.unwrap());
     let mark = cport::store::outbox::Mark::Failed { error: "550 5.1.1 no such user", retry_at: None };
     assert!(cport::store::outbox::mark(&t.state.db, digest, "held-by-test", mark, now).await.unwrap());
-    assert_eq!(v1(&t).await, (None, vec![]), "a dead digest told no one");
+    assert_eq!(v1(&t).await, (None, vec![], vec![]), "a dead digest told no one, and will not");
 
     // Queued again and sent: told, by email, when it went.
     cport::store::outbox::requeue(&t.state.db, digest, Utc::now()).await.unwrap();
@@ -464,7 +465,8 @@ async fn the_chase_list_counts_a_contact_told_once_the_message_is_sent() {
     cport::outbox::drain(&t.state).await.unwrap();
     let sent = cport::store::outbox::get_message(&t.state.db, digest).await.unwrap().unwrap();
     assert_eq!(sent.status.as_str(), "sent");
-    let (first, channels) = v1(&t).await;
+    let (first, channels, queued) = v1(&t).await;
+    assert!(queued.is_empty(), "{queued:?}");
     assert!(first.is_some_and(|f| f >= chrono::SubsecRound::trunc_subsecs(before, 0)), "told when it went: {first:?}");
     assert_eq!(channels, ["email"]);
     // Told once: the next digest listing it leaves the first telling as it was.

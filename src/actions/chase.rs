@@ -34,6 +34,9 @@ pub struct Told {
     pub contact: ContactBrief,
     /// Channels the item went out on to this contact, with the first time on each.
     pub channels: Channels,
+    /// Channels a message about it is still waiting to go on (held by quiet hours, waiting
+    /// for a retry or its turn), where it has not gone yet.
+    pub queued: Vec<crate::model::Outlet>,
     /// Opened a portal link or signed in after first being told.
     pub opened: bool,
     /// Replied by email after first being told.
@@ -215,9 +218,14 @@ async fn told(
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let contacts = console::contacts_of(&state.db, &client_ids).await?;
     let contact_ids: Vec<&str> = contacts.iter().map(|c| c.id.as_str()).collect();
-    let mut notices: HashMap<(String, String), Channels> = HashMap::new();
+    // Per item and contact: the channels it went out on, and those it still waits to go on.
+    let mut notices: HashMap<(String, String), (Channels, Vec<crate::model::Outlet>)> = HashMap::new();
     for n in console::notices_of(&state.db, &key_refs).await? {
-        notices.entry((n.item_key, n.contact_id)).or_default().push((n.channel, n.first_at));
+        let (sent, queued) = notices.entry((n.item_key, n.contact_id)).or_default();
+        match n.first_at {
+            Some(at) => sent.push((n.channel, at)),
+            None => queued.push(n.channel),
+        }
     }
     let sessions: HashMap<String, DateTime<Utc>> =
         console::last_sessions(&state.db, &contact_ids).await?.into_iter().map(|s| (s.contact_id, s.at)).collect();
@@ -238,8 +246,9 @@ async fn told(
                 .flatten()
                 .filter(|c| item.category.visible_to(c.role))
                 .map(|c| {
-                    let mut channels = notices.remove(&(key.clone(), c.id.clone())).unwrap_or_default();
+                    let (mut channels, mut queued) = notices.remove(&(key.clone(), c.id.clone())).unwrap_or_default();
                     channels.sort_by_key(|(channel, at)| (channel.as_str(), *at));
+                    queued.sort_by_key(|channel| channel.as_str());
                     let first = channels.iter().map(|(_, at)| *at).min();
                     if let Some(f) = first {
                         first_sent = Some(first_sent.map_or(f, |x| x.min(f)));
@@ -250,6 +259,7 @@ async fn told(
                         replied: after(replies.get(&c.id)),
                         contact: (*c).clone(),
                         channels,
+                        queued,
                     }
                 })
                 .collect();

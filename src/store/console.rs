@@ -62,26 +62,28 @@ pub async fn contacts_of(db: &Db, clients: &[&str]) -> Result<Vec<ContactBrief>>
     )
 }
 
-/// One contact told of one item on one channel, first at `first_at`.
+/// One contact told of one item on one channel, first at `first_at`; or, without it, a
+/// message that will tell them still waiting to go.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Notice {
     pub item_key: String,
     pub contact_id: String,
     pub channel: crate::model::Outlet,
-    pub first_at: DateTime<Utc>,
+    pub first_at: Option<DateTime<Utc>>,
 }
 
 /// Who was told of the items `keys`, on which channel, and when: when the message noted
-/// ([`super::ledgers::note_items`]) was sent. One whose message has not gone (waiting, dead
-/// or dropped) told no one and is not listed.
+/// ([`super::ledgers::note_items`]) was sent; and whose message is still waiting to go. One
+/// whose message went dead or was dropped told no one and is not listed.
 pub async fn notices_of(db: &Db, keys: &[&str]) -> Result<Vec<Notice>> {
     fetch_in!(
         on_db,
         db,
         // A notice written before notices named their message was a telling at first_at.
-        "SELECT n.item_key, n.contact_id, n.channel, COALESCE(o.sent_at, n.first_at) AS first_at
+        "SELECT n.item_key, n.contact_id, n.channel,
+                CASE WHEN n.outbox_id IS NULL THEN n.first_at ELSE o.sent_at END AS first_at
          FROM item_notices n LEFT JOIN outbox o ON o.id = n.outbox_id
-         WHERE n.item_key IN ({in}) AND (n.outbox_id IS NULL OR o.status = 'sent')",
+         WHERE n.item_key IN ({in}) AND (n.outbox_id IS NULL OR o.status NOT IN ('dead', 'dropped'))",
         keys
     )
 }
