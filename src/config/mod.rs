@@ -741,9 +741,14 @@ impl Config {
         match self.portal.secure_cookies {
             CookieMode::Always => true,
             CookieMode::Never => false,
-            // A scheme is read in any case (`HTTPS://` is https too).
-            CookieMode::Auto => self.public_url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://")),
+            CookieMode::Auto => self.public_is_https(),
         }
+    }
+
+    /// Whether `public_url` is an https address; its scheme read in any case (`HTTPS://` is
+    /// https too).
+    pub fn public_is_https(&self) -> bool {
+        self.public_url.get(..8).is_some_and(|s| s.eq_ignore_ascii_case("https://"))
     }
 
     /// Where the `file` transport writes: `email.dir`, or `mail` under `data_dir` when that is

@@ -47,10 +47,7 @@ impl Config {
                  decided) crosses the network unencrypted; use https"
             ));
         }
-        if self.telegram.mode == TelegramMode::Webhook
-            && !self.telegram.token.is_empty()
-            && !self.public_url.to_ascii_lowercase().starts_with("https://")
-        {
+        if self.telegram.mode == TelegramMode::Webhook && !self.telegram.token.is_empty() && !self.public_is_https() {
             out.push(format!(
                 "telegram.mode is webhook but public_url ({}) is not https: Telegram sends updates only to \
                  an https address, so none will come (use long polling, or serve cport over https)",
@@ -61,20 +58,11 @@ impl Config {
     }
 }
 
-/// The host of an `http://` address (in any case), without its port; `None` for any other.
-fn plain_http_host(url: &str) -> Option<&str> {
-    let scheme = url.get(..7)?;
-    if !scheme.eq_ignore_ascii_case("http://") {
-        return None;
-    }
-    let rest = &url[7..];
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    // `[::1]:8080` keeps its brackets; `host:port` loses the port.
-    Some(match host.strip_prefix('[') {
-        Some(v6) => v6.split_once(']').map_or(host, |(h, _)| h),
-        None => host.split(':').next().unwrap_or(host),
-    })
+/// The host of an `http://` address (its scheme in any case), as the `url` crate reads it
+/// (an IPv6 host in its brackets); `None` for any other address.
+fn plain_http_host(address: &str) -> Option<String> {
+    let parsed = url::Url::parse(address).ok()?;
+    (parsed.scheme() == "http").then(|| parsed.host_str().map(str::to_string)).flatten()
 }
 
 #[cfg(test)]
