@@ -430,26 +430,27 @@ async fn the_chase_csv_holds_every_row_of_a_long_list() {
     assert!(waiting.windows(2).all(|w| w[0] <= w[1]), "oldest first across every page");
 }
 
+/// What the chase list says of Ann and visual V-1: when she was first told, on which channels,
+/// and on which a message telling her still waits to go.
+async fn ann_told_of_v1(t: &common::TestState) -> (Option<chrono::DateTime<Utc>>, Vec<String>, Vec<String>) {
+    use cport::actions::chase::{ChaseFilter, list};
+    let filter = ChaseFilter { client: Some("C-1".into()), ..Default::default() };
+    let (_, rows) = list(&t.state, &filter, 0, 50, Utc::now()).await.unwrap();
+    let row = rows.into_iter().find(|r| r.key == "A1:V-1").expect("V-1 listed");
+    let ann = row.contacts.iter().find(|c| c.contact.id == "P-1A").expect("Ann sees V-1");
+    let queued: Vec<String> = ann.queued.iter().map(|ch| ch.as_str().to_string()).collect();
+    (row.first_sent, ann.channels.iter().map(|(ch, _)| ch.as_str().to_string()).collect(), queued)
+}
+
 /// A contact is told of an item when the message that lists it is sent, not when it is
 /// queued: a digest still waiting, or one that went dead, told no one, and the chase list
 /// says "not yet"; once one is sent it says when, and by which channel.
 #[tokio::test]
 async fn the_chase_list_counts_a_contact_told_once_the_message_is_sent() {
-    use cport::actions::chase::{ChaseFilter, list};
     // No background senders: each step is the test's.
     let t = common::TestState::new(common::no_instant_alerts).await;
     t.load(common::world()).await;
-    let v1 = |t: &common::TestState| {
-        let state = t.state.clone();
-        async move {
-            let filter = ChaseFilter { client: Some("C-1".into()), ..Default::default() };
-            let (_, rows) = list(&state, &filter, 0, 50, Utc::now()).await.unwrap();
-            let row = rows.into_iter().find(|r| r.key == "A1:V-1").expect("V-1 listed");
-            let ann = row.contacts.iter().find(|c| c.contact.id == "P-1A").expect("Ann sees V-1");
-            let queued: Vec<String> = ann.queued.iter().map(|ch| ch.as_str().to_string()).collect();
-            (row.first_sent, ann.channels.iter().map(|(ch, _)| ch.as_str().to_string()).collect::<Vec<_>>(), queued)
-        }
-    };
+    let v1 = ann_told_of_v1;
     common::digests_now(&t.state, &["P-1A"]).await;
     let digest = cport::store::outbox::list_messages(&t.state.db, None, 1).await.unwrap()[0].id;
     assert_eq!(v1(&t).await, (None, vec![], vec!["email".to_string()]), "queued is not told, but waits to be");
@@ -473,6 +474,41 @@ async fn the_chase_list_counts_a_contact_told_once_the_message_is_sent() {
     common::digests_now(&t.state, &["P-1A"]).await;
     cport::outbox::drain(&t.state).await.unwrap();
     assert_eq!(v1(&t).await.0, first, "the first time it was sent");
+}
+
+/// Two messages listing one item wait for one contact: a digest, then a reminder. The
+/// reminder is set aside and the digest goes: the contact was told, by the digest, whichever
+/// of the two was written last. A key a message lists twice is one notice.
+#[tokio::test]
+async fn the_chase_list_counts_the_message_that_went_of_two_waiting() {
+    let t = common::TestState::new(common::no_instant_alerts).await;
+    t.load(common::world()).await;
+    let told = ann_told_of_v1;
+    common::digests_now(&t.state, &["P-1A"]).await;
+    let digest = cport::store::outbox::list_messages(&t.state.db, None, 1).await.unwrap()[0].id;
+    cport::actions::chase::remind(&t.state, "P-1A", "A1:V-1", Utc::now()).await.unwrap();
+    let reminder = cport::store::outbox::list_messages(&t.state.db, None, 1).await.unwrap()[0].id;
+    assert_ne!(digest, reminder);
+    assert_eq!(told(&t).await, (None, vec![], vec!["email".to_string()]), "both wait: queued, on one channel");
+    let dropped = cport::store::outbox::drop_message(&t.state.db, reminder, "set aside by test", Utc::now());
+    assert!(matches!(dropped.await.unwrap(), cport::store::outbox::Dropping::Done));
+    let before = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0);
+    cport::outbox::drain(&t.state).await.unwrap();
+    let sent = cport::store::outbox::get_message(&t.state.db, digest).await.unwrap().unwrap();
+    assert_eq!(sent.status.as_str(), "sent");
+    let (first, channels, queued) = told(&t).await;
+    assert!(first.is_some_and(|f| f >= before), "told by the digest when it went: {first:?}");
+    assert_eq!((channels, queued), (vec!["email".to_string()], vec![]));
+
+    // A message listing one key twice notes it once, on both engines.
+    let mut tx = t.state.db.begin().await.unwrap();
+    let twice = ["A1:V-9".to_string(), "A1:V-9".to_string()];
+    cport::store::ledgers::note_items(&mut tx, "P-1A", cport::model::Outlet::Email, &twice, digest, Utc::now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let notices = cport::store::console::notices_of(&t.state.db, &["A1:V-9"]).await.unwrap();
+    assert_eq!(notices.len(), 1, "{notices:?}");
 }
 
 /// A sent message's headers are shown as written: its `Date` is when it went, not when the

@@ -108,6 +108,9 @@ fn csv_line(r: &ChaseRow) -> String {
         r.contacts.iter().flat_map(|c| c.channels.iter().map(|(ch, _)| ch.as_str())).collect();
     channels.sort_unstable();
     channels.dedup();
+    let mut queued: Vec<&str> = r.contacts.iter().flat_map(|c| c.queued.iter().map(|ch| ch.as_str())).collect();
+    queued.sort_unstable();
+    queued.dedup();
     let names: Vec<&str> = r.contacts.iter().map(|c| c.contact.name.as_str()).collect();
     [
         r.item.category.code().to_string(),
@@ -119,6 +122,7 @@ fn csv_line(r: &ChaseRow) -> String {
         r.age_days.map(|d| d.to_string()).unwrap_or_default(),
         when(r.first_sent),
         channels.join(" "),
+        queued.join(" "),
         r.contacts.iter().any(|c| c.opened).to_string(),
         r.contacts.iter().any(|c| c.replied).to_string(),
         names.join("; "),
@@ -129,9 +133,10 @@ fn csv_line(r: &ChaseRow) -> String {
     .join(",")
 }
 
-/// `GET /staff/chase.csv`: the same filtered list, every row, as it stood when asked. It is
-/// written as it is read, [`CSV_PAGE`] rows at a time, so a long list is neither cut short
-/// nor held whole in memory. A store failing part way breaks the download off (the error is
+/// `GET /staff/chase.csv`: the same filtered list, every row, in the order it stood in when
+/// asked. Its rows are written as they are read, [`CSV_PAGE`] at a time, so a long list is
+/// not cut short and its file is not held whole in memory (the items matched are, as for a
+/// page); who was told, opened or replied is as each run of rows is read. A store failing part way breaks the download off (the error is
 /// logged): the browser reports a failed transfer rather than a file that looks whole.
 pub async fn chase_csv(State(state): State<AppState>, _staff: Staff, Params(q): Params<FormData>) -> Reply {
     let (filter, _) = filter_of(&q)?;
@@ -141,7 +146,7 @@ pub async fn chase_csv(State(state): State<AppState>, _staff: Staff, Params(q): 
     // The first page is read before the answer starts: a store that fails at once is a
     // page of error, not an empty file.
     let first = all.rows(&state, 0, CSV_PAGE, now).await?;
-    let header = "category,id,client_id,client,title,waiting_since,age_days,first_sent,channels,opened_link,replied,contacts\r\n";
+    let header = "category,id,client_id,client,title,waiting_since,age_days,first_sent,channels,queued,opened_link,replied,contacts\r\n";
     let head = futures::stream::once(std::future::ready(Ok(csv_lines(header.into(), &first))));
     let rest = futures::stream::unfold(CSV_PAGE, move |from| {
         let (all, state) = (all.clone(), state.clone());

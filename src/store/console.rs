@@ -72,18 +72,20 @@ pub struct Notice {
     pub first_at: Option<DateTime<Utc>>,
 }
 
-/// Who was told of the items `keys`, on which channel, and when: when the message noted
-/// ([`super::ledgers::note_items`]) was sent; and whose message is still waiting to go. One
-/// whose message went dead or was dropped told no one and is not listed.
+/// Who was told of the items `keys`, on which channel, and when: when the first of the
+/// messages noted ([`super::ledgers::note_items`]) was sent; and whose messages are all still
+/// waiting to go. One whose messages all went dead or were dropped told no one and is not
+/// listed.
 pub async fn notices_of(db: &Db, keys: &[&str]) -> Result<Vec<Notice>> {
     fetch_in!(
         on_db,
         db,
         // A notice written before notices named their message was a telling at first_at.
         "SELECT n.item_key, n.contact_id, n.channel,
-                CASE WHEN n.outbox_id IS NULL THEN n.first_at ELSE o.sent_at END AS first_at
+                MIN(CASE WHEN n.outbox_id IS NULL THEN n.first_at WHEN o.status = 'sent' THEN o.sent_at END) AS first_at
          FROM item_notices n LEFT JOIN outbox o ON o.id = n.outbox_id
-         WHERE n.item_key IN ({in}) AND (n.outbox_id IS NULL OR o.status NOT IN ('dead', 'dropped'))",
+         WHERE n.item_key IN ({in}) AND (n.outbox_id IS NULL OR o.status NOT IN ('dead', 'dropped'))
+         GROUP BY n.item_key, n.contact_id, n.channel",
         keys
     )
 }

@@ -320,10 +320,11 @@ pub async fn try_leader_lock(db: &Db) -> Option<LeaderLock> {
 }
 
 /// Notes that message `outbox_id` (a digest, an alert or a reminder queued in `tx`) tells
-/// `contact_id` of the items `keys` on `channel`. The contact counts as told once the message
-/// noted is sent ([`super::console::notices_of`]): a notice whose message has not gone (it is
-/// waiting, dead or dropped) gives way to this one, and one whose message went is kept, the
-/// first time they were told.
+/// `contact_id` of the items `keys` on `channel`. The contact counts as told once a message
+/// noted for the item is sent, at the earliest such message's `sent_at`
+/// ([`super::console::notices_of`]); until one is, each message listing the item is noted, so
+/// whichever of them goes tells. An item the contact was told of already is not noted again,
+/// and the notices of messages that went dead or were dropped (they told no one) give way.
 pub async fn note_items(
     tx: &mut Tx,
     contact_id: &str,
@@ -332,21 +333,38 @@ pub async fn note_items(
     outbox_id: i64,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    // A key listed twice is one notice (the unique index would also take the second as a
+    // conflict, and do nothing).
+    let keys: Vec<&String> = keys.iter().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     for chunk in keys.chunks(300) {
-        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, $1, $2, $3, $4)", i + 5)).collect();
-        // A notice written before notices named their message (no `outbox_id`) was a telling.
-        let sql = format!(
-            "INSERT INTO item_notices (item_key, contact_id, channel, first_at, outbox_id) VALUES {}
-             ON CONFLICT (item_key, contact_id, channel) DO UPDATE
-               SET first_at = excluded.first_at, outbox_id = excluded.outbox_id
-               WHERE item_notices.outbox_id IS NOT NULL
-                 AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.id = item_notices.outbox_id AND o.status = 'sent')",
-            rows.join(", ")
+        let at = |from: usize| (0..chunk.len()).map(|i| format!("${}", i + from)).collect::<Vec<_>>();
+        let spent = format!(
+            "DELETE FROM item_notices WHERE contact_id = $1 AND channel = $2 AND item_key IN ({})
+               AND EXISTS (SELECT 1 FROM outbox o WHERE o.id = item_notices.outbox_id AND o.status IN ('dead', 'dropped'))",
+            at(3).join(", ")
         );
         on_tx!(tx, c => {
-            let mut q = bind!(sqlx::query(&sql), contact_id, channel, now, outbox_id);
+            let mut q = bind!(sqlx::query(&spent), contact_id, channel);
             for k in chunk {
-                q = q.bind(k);
+                q = q.bind(*k);
+            }
+            q.execute(c).await.map(|r| r.rows_affected())
+        })?;
+        // A notice written before notices named their message (no `outbox_id`) was a telling.
+        let values: Vec<String> = at(5).iter().map(|p| format!("({p})")).collect();
+        let insert = format!(
+            "INSERT INTO item_notices (item_key, contact_id, channel, first_at, outbox_id)
+             SELECT k.column1, $1, $2, $3, $4 FROM (VALUES {}) AS k
+             WHERE NOT EXISTS (SELECT 1 FROM item_notices n LEFT JOIN outbox o ON o.id = n.outbox_id
+                               WHERE n.item_key = k.column1 AND n.contact_id = $1 AND n.channel = $2
+                                 AND (n.outbox_id IS NULL OR o.status = 'sent'))
+             ON CONFLICT DO NOTHING",
+            values.join(", ")
+        );
+        on_tx!(tx, c => {
+            let mut q = bind!(sqlx::query(&insert), contact_id, channel, now, outbox_id);
+            for k in chunk {
+                q = q.bind(*k);
             }
             q.execute(c).await.map(|r| r.rows_affected())
         })?;
