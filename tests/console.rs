@@ -430,6 +430,16 @@ async fn the_chase_csv_holds_every_row_of_a_long_list() {
     assert!(waiting.windows(2).all(|w| w[0] <= w[1]), "oldest first across every page");
 }
 
+/// The world with a digest queued to Ann, and its id. No background senders: each step is the
+/// test's.
+async fn a_digest_to_ann() -> (common::TestState, i64) {
+    let t = common::TestState::new(common::no_instant_alerts).await;
+    t.load(common::world()).await;
+    common::digests_now(&t.state, &["P-1A"]).await;
+    let digest = cport::store::outbox::list_messages(&t.state.db, None, 1).await.unwrap()[0].id;
+    (t, digest)
+}
+
 /// What the chase list says of Ann and visual V-1: when she was first told, on which channels,
 /// and on which a message telling her still waits to go.
 async fn ann_told_of_v1(t: &common::TestState) -> (Option<chrono::DateTime<Utc>>, Vec<String>, Vec<String>) {
@@ -447,12 +457,8 @@ async fn ann_told_of_v1(t: &common::TestState) -> (Option<chrono::DateTime<Utc>>
 /// says "not yet"; once one is sent it says when, and by which channel.
 #[tokio::test]
 async fn the_chase_list_counts_a_contact_told_once_the_message_is_sent() {
-    // No background senders: each step is the test's.
-    let t = common::TestState::new(common::no_instant_alerts).await;
-    t.load(common::world()).await;
+    let (t, digest) = a_digest_to_ann().await;
     let v1 = ann_told_of_v1;
-    common::digests_now(&t.state, &["P-1A"]).await;
-    let digest = cport::store::outbox::list_messages(&t.state.db, None, 1).await.unwrap()[0].id;
     assert_eq!(v1(&t).await, (None, vec![], vec!["email".to_string()]), "queued is not told, but waits to be");
     let now = Utc::now();
     assert!(cport::store::console::hold_for(&t.state.db, digest, "held-by-test", now).await.unwrap());
@@ -481,11 +487,8 @@ async fn the_chase_list_counts_a_contact_told_once_the_message_is_sent() {
 /// of the two was written last. A key a message lists twice is one notice.
 #[tokio::test]
 async fn the_chase_list_counts_the_message_that_went_of_two_waiting() {
-    let t = common::TestState::new(common::no_instant_alerts).await;
-    t.load(common::world()).await;
+    let (t, digest) = a_digest_to_ann().await;
     let told = ann_told_of_v1;
-    common::digests_now(&t.state, &["P-1A"]).await;
-    let digest = cport::store::outbox::list_messages(&t.state.db, None, 1).await.unwrap()[0].id;
     cport::actions::chase::remind(&t.state, "P-1A", "A1:V-1", Utc::now()).await.unwrap();
     let reminder = cport::store::outbox::list_messages(&t.state.db, None, 1).await.unwrap()[0].id;
     assert_ne!(digest, reminder);
