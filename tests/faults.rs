@@ -608,6 +608,37 @@ async fn the_content_of_old_sent_messages_is_cleared_and_the_record_kept() {
     assert!(answer.text.contains("too old to approve"), "{}", answer.text);
 }
 
+/// A message that went dead or was dropped holds as much as one that went: its content is
+/// cleared the same number of days after, the console and a retry say so, and it is not
+/// queued again (there is nothing left to send), alone or with every dead letter.
+#[tokio::test]
+async fn dead_and_dropped_messages_are_cleared_in_time_and_not_sent_again() {
+    let (t, ann, bob) = two_sent_digests(30).await;
+    let now = Utc::now();
+    for (id, status, days) in [(ann, "dropped", 31), (bob, "dead", 29)] {
+        let then = now - Duration::days(days);
+        cport::store::on_db!(&t.state.db, p => sqlx::query(
+            "UPDATE outbox SET status = $1, created_at = $2, updated_at = $2, sent_at = NULL WHERE id = $3")
+            .bind(status).bind(then).bind(id).execute(p).await.map(|_| ()))
+        .unwrap();
+    }
+    assert_eq!(cport::digest::scheduler::housekeeping(&t.state, now).await, 1, "the dropped one, 31 days on");
+    let cleared = ob::get_message(&t.state.db, ann).await.unwrap().expect("the message stays");
+    assert_eq!((cleared.status.as_str(), cleared.message.payload.as_str()), ("dropped", ""));
+    let shown = cport::outbox::render(&t.state, &cleared, now).await.unwrap();
+    assert!(matches!(shown, cport::outbox::Rendered::Cleared), "{shown:?}");
+    let e = cport::actions::outbox::requeue(&t.state, ann, now).await.unwrap_err();
+    assert!(e.to_string().contains("its content was cleared"), "{e}");
+    assert_eq!(ob::get_message(&t.state.db, ann).await.unwrap().unwrap().status.as_str(), "dropped");
+
+    // The dead one, two days later: cleared too, and left dead by a retry of every dead one.
+    let later = now + Duration::days(2);
+    assert_eq!(cport::digest::scheduler::housekeeping(&t.state, later).await, 1);
+    assert!(ob::get_message(&t.state.db, bob).await.unwrap().unwrap().message.payload.is_empty());
+    assert_eq!(ob::requeue_dead(&t.state.db, later).await.unwrap(), (0, 1));
+    assert_eq!(ob::get_message(&t.state.db, bob).await.unwrap().unwrap().status.as_str(), "dead");
+}
+
 /// Content is never cleared while a link to it may still act: a setting shorter than
 /// `digest.link_ttl_days` (14 here) is held to it.
 #[tokio::test]

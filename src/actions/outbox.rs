@@ -20,9 +20,11 @@ pub async fn requeue(state: &Services, id: i64, now: DateTime<Utc>) -> Result<Da
     let db = &state.db;
     // One the senders would drop at once (its contact no longer active, its chat unlinked,
     // such emails turned off, a digest whose every item was dealt with): staff are told why,
-    // not that it goes with the next send.
-    if let Some(row) = ob::get_message(db, id).await? {
-        let why = match unwanted_now(state, &row).await? {
+    // not that it goes with the next send. One not to be queued again at all (sent, or still
+    // waiting) is told so first, by `ob::requeue` below.
+    let found = ob::get_message(db, id).await?;
+    if let Some(row) = found.filter(|r| OutboxStatus::REQUEUEABLE.contains(&r.status)) {
+        let why = match unwanted_now(state, &row, now).await? {
             Some(why) => Some(why),
             None => nothing_left(state, &row).await?.then_some("everything it lists was dealt with"),
         };
@@ -35,11 +37,15 @@ pub async fn requeue(state: &Services, id: i64, now: DateTime<Utc>) -> Result<Da
     match ob::requeue(db, id, now).await? {
         Requeue::Queued(at) => Ok(at),
         Requeue::Missing => Err(ActionError::NotFound(format!("message {id}"))),
+        Requeue::Not(status) if OutboxStatus::REQUEUEABLE.contains(&status) => Err(busy(id)),
         Requeue::Not(status) => Err(ActionError::Conflict(format!(
             "message {id} is {status}: only a failed, dead or dropped message is queued again"
         ))),
         Requeue::BannerGone => Err(ActionError::Conflict(format!(
             "message {id} is a banner's push, and its banner was retracted or has expired: it shows nowhere, so it is not sent"
+        ))),
+        Requeue::Cleared => Err(ActionError::Conflict(format!(
+            "message {id} is old: its content was cleared (outbox.sent_content_days), so there is nothing to send"
         ))),
     }
 }
@@ -57,10 +63,18 @@ pub async fn drop_message(
     match ob::drop_message(&state.db, id, &format!("dropped by {by}"), now).await? {
         Dropping::Done => Ok(was.status),
         Dropping::Missing => Err(ActionError::NotFound(format!("message {id}"))),
+        // Droppable each time it was read, and changed each time before it was dropped.
+        Dropping::Not(status) if OutboxStatus::STAFF_DROPPABLE.contains(&status) => Err(busy(id)),
         Dropping::Not(status) => Err(ActionError::Conflict(format!(
             "message {id} is {status}: only a queued, failed or dead message is dropped"
         ))),
     }
+}
+
+/// A message whose state changed under staff's hands twice over (a sender trying it at that
+/// moment): nothing was done, and trying again will find it still.
+fn busy(id: i64) -> ActionError {
+    ActionError::Conflict(format!("message {id} changed as it was being handled; nothing was done, try again"))
 }
 
 /// What staff are told of a message dropped that was `was`.
@@ -84,11 +98,15 @@ pub fn queued_again(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
 /// [`unwanted`] for one message, its contact's state read now; and, for an email, its
 /// contact's email suspended after bounces (the sender would make it dead at once, as it
 /// did: said before, not after).
-async fn unwanted_now(state: &Services, row: &OutboxRow) -> Result<Option<&'static str>, StoreError> {
+async fn unwanted_now(
+    state: &Services,
+    row: &OutboxRow,
+    now: DateTime<Utc>,
+) -> Result<Option<&'static str>, StoreError> {
     let contacts: Vec<&str> = row.message.contact_id.as_deref().into_iter().collect();
     let active = crate::store::contacts::active_of(&state.db, &contacts).await?;
     let settings = crate::store::settings::settings_of(&state.db, &contacts).await?;
-    if let Some(why) = unwanted(state, row, &active, &settings).await? {
+    if let Some(why) = unwanted(state, row, &active, &settings, now).await? {
         return Ok(Some(why));
     }
     let suspended = row.message.channel == Outlet::Email
@@ -109,17 +127,18 @@ pub async fn unwanted(
     row: &OutboxRow,
     active: &HashMap<String, crate::store::contacts::Reach>,
     settings: &HashMap<String, crate::store::settings::ContactSettings>,
+    now: DateTime<Utc>,
 ) -> Result<Option<&'static str>, StoreError> {
     // A change event queued while the webhook was set goes nowhere once it is not.
     if row.message.channel == Outlet::Webhook && state.config.webhook.url.is_empty() {
         return Ok(Some("webhook.url is not set any more"));
     }
-    if link_expired(state, row, chrono::Utc::now()) {
+    if link_expired(state, row, now) {
         return Ok(Some("a link it carries has expired; send the person a new one"));
     }
     // A banner's push after its banner was retracted, or once it has expired (a retry after
     // an outage, a claim held through the retraction), would tell of what shows nowhere.
-    if row.message.kind == MessageKind::Banner && ob::banner_gone_for(&state.db, row.id, chrono::Utc::now()).await? {
+    if row.message.kind == MessageKind::Banner && ob::banner_gone_for(&state.db, row.id, now).await? {
         return Ok(Some("its banner was retracted or has expired"));
     }
     let Some(contact) = &row.message.contact_id else {
@@ -165,7 +184,7 @@ pub async fn unwanted(
 /// banners that have waited are written again, with new links, as they go
 /// (`outbox::render`). The links are found as a sign-in link (`/l/TOKEN`) and a password link
 /// (`?token=TOKEN`) are written (`links::Signer`).
-fn link_expired(state: &Services, row: &OutboxRow, now: DateTime<Utc>) -> bool {
+pub fn link_expired(state: &Services, row: &OutboxRow, now: DateTime<Utc>) -> bool {
     if matches!(row.message.kind, MessageKind::Digest | MessageKind::Alert | MessageKind::Banner | MessageKind::Change)
     {
         return false;

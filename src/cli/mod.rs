@@ -352,7 +352,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return staff(&state, command).await;
         }
         Command::Outbox { command } => {
-            let need = if matches!(command, OutboxCommand::Send) { Need::Signing } else { Need::StoreOnly };
+            // Queueing one message again checks the links it carries, which takes the key.
+            let signs = matches!(command, OutboxCommand::Send | OutboxCommand::Retry { id: Some(_), .. });
+            let need = if signs { Need::Signing } else { Need::StoreOnly };
             return outbox(load(need)?, command).await;
         }
     }

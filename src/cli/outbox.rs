@@ -118,7 +118,9 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
             let (n, left) = ob::requeue_dead(db, now).await?;
             println!("{n} dead message(s) queued again");
             if left > 0 {
-                println!("{left} left dead: their banners were retracted or have expired");
+                println!(
+                    "{left} left dead: their banners were retracted or have expired, or their content was cleared"
+                );
             }
         }
     }

@@ -283,7 +283,9 @@ pub struct OutboxConfig {
     pub send_timeout_seconds: u64,
     /// Days a sent message keeps its content (the rendered email or chat text, some 12 KB a
     /// digest); then the server clears it and keeps the record that it went: recipient,
-    /// subject, times, key and reply address. 0 keeps it for ever. Content is kept at least
+    /// subject, times, key and reply address. A message that went dead or was dropped (a
+    /// digest a later one said again) is cleared the same number of days after, and can then
+    /// no longer be queued again. 0 keeps it for ever. Content is kept at least
     /// `digest.link_ttl_days` whatever this says, so a reply within a link's life still finds
     /// what its digest listed.
     pub sent_content_days: u32,

@@ -153,15 +153,21 @@ pub async fn message(
         a.error = without_tokens(&a.error);
     }
     // A push of a banner retracted or expired since cannot go again: not offered.
-    let banner_gone = row.message.kind == crate::model::MessageKind::Banner
-        && ob::banner_gone_for(&state.db, row.id, Utc::now()).await?;
+    let now = Utc::now();
+    let banner_gone =
+        row.message.kind == crate::model::MessageKind::Banner && ob::banner_gone_for(&state.db, row.id, now).await?;
+    // Nor one whose link has expired: it would open nothing.
+    let link_expired = crate::actions::outbox::link_expired(&state, &row, now);
+    // Nor one whose content was cleared: there is nothing left to send.
+    let cleared = matches!(rendered, Rendered::Cleared);
     page(
         &state,
         Some(&staff),
         "message",
         json!({
             "m": row, "rendered": rendered, "attempts": attempts, "banner_gone": banner_gone,
-            "may_requeue": OutboxStatus::REQUEUEABLE.contains(&row.status) && !banner_gone,
+            "link_expired": link_expired,
+            "may_requeue": OutboxStatus::REQUEUEABLE.contains(&row.status) && !banner_gone && !link_expired && !cleared,
             "may_drop": OutboxStatus::STAFF_DROPPABLE.contains(&row.status),
             "cleared_after": state.config.sent_content_kept_days(),
             "note": Note::of(&q).verified(&state, staff.session_key()),

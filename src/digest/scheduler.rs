@@ -383,7 +383,7 @@ pub async fn housekeeping(state: &Services, now: DateTime<Utc>) -> u64 {
     let before = now - Duration::days(i64::from(days));
     let mut cleared = 0;
     for _ in 0..50 {
-        match outbox::clear_sent_content(&state.db, before, 1000).await {
+        match outbox::clear_old_content(&state.db, before, 1000).await {
             Ok(n) => {
                 cleared += n;
                 if n < 1000 {
@@ -391,13 +391,13 @@ pub async fn housekeeping(state: &Services, now: DateTime<Utc>) -> u64 {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "the content of old sent messages not cleared");
+                tracing::warn!(error = %e, "the content of old messages not cleared");
                 break;
             }
         }
     }
     if cleared > 0 {
-        tracing::info!(cleared, days, "content of old sent messages cleared");
+        tracing::info!(cleared, days, "content of old messages cleared");
     }
     cleared
 }

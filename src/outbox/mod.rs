@@ -370,11 +370,11 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
     // A delivery begins with a quarter of the send's time left at least: one held at its
     // gate longer is handed back untried, not handed over and then given up on at once.
     let gate = &gate.until(tokio::time::Instant::now() + limit, limit / 4);
-    let unwanted = unwanted(state, &row, active, settings).await;
+    let now = Utc::now();
+    let unwanted = unwanted(state, &row, active, settings, now).await;
     // An alert due while its contact's quiet hours hold it (they were set after it was
     // queued, or staff queued it again) goes back untried, with its attempt, until they end.
     if let Ok(None) = unwanted {
-        let now = Utc::now();
         let until = after_quiet_hours(state, &row, settings, now).await;
         if until > now {
             tracing::info!(id = row.id, until = %until, "an alert held by its contact's quiet hours");

@@ -361,7 +361,8 @@ pub enum Rendered {
     },
     /// Nothing would go now: an alert whose items were all resolved.
     Nothing,
-    /// Sent long ago: its content was cleared after `outbox.sent_content_days`.
+    /// Sent, or gone dead or dropped, long ago: its content was cleared after
+    /// `outbox.sent_content_days`.
     Cleared,
     Unreadable {
         error: String,
@@ -369,7 +370,8 @@ pub enum Rendered {
 }
 
 pub async fn render(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Result<Rendered, StoreError> {
-    if row.message.payload.is_empty() && row.status == crate::model::OutboxStatus::Sent {
+    use crate::model::OutboxStatus::{Dead, Dropped, Sent};
+    if row.message.payload.is_empty() && matches!(row.status, Sent | Dead | Dropped) {
         return Ok(Rendered::Cleared);
     }
     if row.message.channel == Outlet::Webhook {

@@ -556,9 +556,12 @@ pub async fn drop_message(db: &Db, id: i64, why: &str, now: DateTime<Utc>) -> Re
     Ok(seen)
 }
 
-/// Clears the content of at most `limit` messages sent before `before`, oldest first: their
-/// payload rows go, the messages stay (reading with an empty payload). Returns how many.
-pub async fn clear_sent_content(db: &Db, before: DateTime<Utc>, limit: i64) -> Result<u64> {
+/// Clears the content of at most `limit` messages sent before `before`, or that went dead or
+/// were dropped before it (a digest a later one said again, a message staff set aside: they
+/// hold as much as one that went), oldest first: their payload rows go, the messages stay
+/// (reading with an empty payload; one cleared is not queued again, [`requeue_sql`]).
+/// Returns how many.
+pub async fn clear_old_content(db: &Db, before: DateTime<Utc>, limit: i64) -> Result<u64> {
     // The payloads are walked in id order from the oldest still held, no further than the
     // newest message created before the cut (one step down `outbox(created_at)`), each
     // message looked up by its id: a pass costs the rows it clears and the few older ones
@@ -568,7 +571,8 @@ pub async fn clear_sent_content(db: &Db, before: DateTime<Utc>, limit: i64) -> R
         "DELETE FROM outbox_payloads WHERE outbox_id IN (
             SELECT p.outbox_id FROM outbox_payloads p
             WHERE p.outbox_id <= (SELECT id FROM outbox WHERE created_at < $1 ORDER BY created_at DESC LIMIT 1)
-              AND EXISTS (SELECT 1 FROM outbox o WHERE o.id = p.outbox_id AND o.status = 'sent' AND o.sent_at < $1)
+              AND EXISTS (SELECT 1 FROM outbox o WHERE o.id = p.outbox_id
+                          AND ((o.status = 'sent' AND o.sent_at < $1) OR (o.status IN ('dead', 'dropped') AND o.updated_at < $1)))
             ORDER BY p.outbox_id LIMIT $2)",
         before, limit)?)
 }
@@ -599,16 +603,20 @@ pub async fn banner_of(db: &Db, id: i64) -> Result<Option<i64>> {
 }
 
 /// Queueing again, at `$1`: a banner's push goes no sooner than its banner starts, and never
-/// once the banner is gone ([`banner_gone`]). One statement, so a retraction at the same
-/// moment is seen either way.
+/// once the banner is gone ([`banner_gone`]); a message whose content was cleared
+/// ([`clear_old_content`]) never, as there is nothing left to send. One statement, so a
+/// retraction at the same moment is seen either way.
 fn requeue_sql(which: &str) -> String {
     format!(
         "UPDATE outbox SET status = 'queued', attempts = 0, updated_at = $1,
            next_attempt_at = COALESCE((SELECT b.starts_at FROM banners b WHERE {ITS_BANNER} AND b.starts_at > $1), $1)
-         WHERE {which} AND NOT {}",
+         WHERE {which} AND NOT {} AND {HELD}",
         banner_gone()
     )
 }
+
+/// The message's content is still held (not cleared).
+const HELD: &str = "EXISTS (SELECT 1 FROM outbox_payloads p WHERE p.outbox_id = outbox.id)";
 
 /// What came of queueing one message again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -621,6 +629,8 @@ pub enum Requeue {
     Not(OutboxStatus),
     /// A banner's push whose banner was retracted or has expired.
     BannerGone,
+    /// Its content was cleared, long after it went dead or was dropped.
+    Cleared,
 }
 
 /// Sends a failed, dead or dropped message again from scratch ([`requeue_sql`]).
@@ -629,7 +639,7 @@ pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Requeue> {
         "{} RETURNING next_attempt_at",
         requeue_sql(&format!("id = $2 AND status IN ({})", super::state_list(OutboxStatus::REQUEUEABLE)))
     );
-    let look = format!("SELECT status, {} FROM outbox WHERE id = $2", banner_gone());
+    let look = format!("SELECT status, {}, {HELD} FROM outbox WHERE id = $2", banner_gone());
     // Twice at most: a message that became requeueable between the two statements (a send
     // failing that moment) is tried once more rather than refused under a wrong reason.
     let mut seen = Requeue::Missing;
@@ -639,24 +649,25 @@ pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Requeue> {
         if let Some(at) = at {
             return Ok(Requeue::Queued(at));
         }
-        let found: Option<(OutboxStatus, bool)> =
+        let found: Option<(OutboxStatus, bool, bool)> =
             on_db!(db, p => bind!(sqlx::query_as(&look), now, id).fetch_optional(p).await)?;
         seen = match found {
             None => return Ok(Requeue::Missing),
-            Some((s, _)) if !OutboxStatus::REQUEUEABLE.contains(&s) => return Ok(Requeue::Not(s)),
-            Some((_, true)) => return Ok(Requeue::BannerGone),
-            Some((s, false)) => Requeue::Not(s),
+            Some((s, _, _)) if !OutboxStatus::REQUEUEABLE.contains(&s) => return Ok(Requeue::Not(s)),
+            Some((_, true, _)) => return Ok(Requeue::BannerGone),
+            Some((_, _, false)) => return Ok(Requeue::Cleared),
+            Some((s, false, true)) => Requeue::Not(s),
         };
     }
     Ok(seen)
 }
 
 /// Queues every dead message again ([`requeue_sql`]): how many, and how many stay dead, the
-/// pushes of banners retracted or expired since.
+/// pushes of banners retracted or expired since and those whose content was cleared.
 pub async fn requeue_dead(db: &Db, now: DateTime<Utc>) -> Result<(u64, i64)> {
     let mut tx = db.begin().await?;
     let queued = execute!(&mut tx => &requeue_sql("status = 'dead'"), now)?;
-    let sql = format!("SELECT COUNT(*) FROM outbox WHERE status = 'dead' AND {}", banner_gone());
+    let sql = format!("SELECT COUNT(*) FROM outbox WHERE status = 'dead' AND ({} OR NOT {HELD})", banner_gone());
     let left: i64 = on_tx!(&mut tx, c => bind!(sqlx::query_scalar(&sql), now).fetch_one(c).await)?;
     tx.commit().await?;
     Ok((queued, left))
