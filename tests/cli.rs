@@ -1073,6 +1073,9 @@ fn a_command_leaves_the_store_whole_in_its_file() {
     }
     let (ok, _, err) = output(cport(&store_only).args(["staff", "add", "--email", "kim@tot.example"]));
     assert!(!ok && err.contains("link_secret"), "{err}");
+    // Nor does queueing a message again, which checks that the links it carries still open.
+    let (ok, _, err) = output(cport(&store_only).args(["outbox", "retry", "1"]));
+    assert!(!ok && err.contains("link_secret"), "{err}");
 }
 
 /// `link --to` a page the contact cannot open is refused by the flag: the console's, one their
@@ -1095,6 +1098,22 @@ async fn link_refuses_a_page_that_would_not_be_found() {
     }
     let (ok, out, err) = output(cport(&env).args(["link", "--contact", "P-1A", "--to", "/visuals/V-1"]));
     assert!(ok && out.contains("/l/"), "{out}{err}");
+    app.stop().await;
+}
+
+/// A dry run for a contact who is not active is refused as the run itself refuses it, by the
+/// flag: it would show a digest that never goes.
+#[tokio::test]
+async fn a_dry_run_for_an_inactive_contact_is_refused() {
+    let app = common::TestApp::with_world().await;
+    cport::store::on_db!(&app.db, p => sqlx::query("UPDATE contacts SET active = $1 WHERE id = $2")
+        .bind(false).bind("P-1A").execute(p).await.map(|_| ()))
+    .unwrap();
+    let env = on_store(&app.database_url);
+    let (ok, out, err) = output(cport(&env).args(["digest", "run", "--dry-run", "--contact", "P-1A"]));
+    assert!(!ok && err.contains("--contact:") && err.contains("is not active") && out.is_empty(), "{out}{err}");
+    let (ok, out, err) = output(cport(&env).args(["digest", "run", "--dry-run", "--contact", "P-1B"]));
+    assert!(ok, "an active contact's dry run: {out}{err}");
     app.stop().await;
 }
 

@@ -357,15 +357,16 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
 
     // An empty file, and a name too long for a file system: refused by name, and the long
-    // name is not echoed whole.
+    // name is not echoed whole. `.pdf` alone, or after characters that print as nothing, is
+    // no name either.
     let long = format!("{}.pdf", "n".repeat(300));
-    let (s, note) =
-        send_artwork(&app, &bob, "J-1", "AR-1", &[("empty.pdf", b""), (&long, b"%PDF-1.4"), (".pdf", b"%PDF-1.4")])
-            .await;
+    let files: &[(&str, &[u8])] =
+        &[("empty.pdf", b""), (&long, b"%PDF-1.4"), (".pdf", b"%PDF-1.4"), ("\u{200B}\u{2060}.pdf", b"%PDF-1.4")];
+    let (s, note) = send_artwork(&app, &bob, "J-1", "AR-1", files).await;
     assert_eq!(s, 303);
     assert!(note.contains("empty.pdf: the file is empty"), "{note}");
-    assert!(note.contains("the file name is longer than 200 characters") && note.len() < 1200, "{note}");
-    assert!(note.contains("a file without a name: name it with its type"), "`.pdf` alone: {note}");
+    assert!(note.contains("the file name is longer than 200 characters") && note.len() < 1400, "{note}");
+    assert_eq!(note.matches("a file without a name: name it with its type").count(), 2, "nameless: {note}");
     assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
 
     // A cancelled job takes no artwork.

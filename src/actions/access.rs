@@ -94,6 +94,11 @@ pub enum Decided {
     Already(access::AccessRequest),
 }
 
+/// The form's `id` names no request (read first, or again after a race): said the same way.
+fn no_request(id: i64) -> ActionError {
+    ActionError::invalid("id", format!("there is no access request {id}"))
+}
+
 /// Decides an open request and queues the email that tells the person, in one transaction.
 /// The same decision again is [`Decided::Already`]; the other one, once it is decided, a
 /// conflict naming what it was.
@@ -105,7 +110,7 @@ pub async fn decide(
     now: DateTime<Utc>,
 ) -> Result<Decided, ActionError> {
     let Some(r) = access::get(&state.db, id).await? else {
-        return Err(ActionError::invalid("id", format!("there is no access request {id}")));
+        return Err(no_request(id));
     };
     // Said first: a request decided already is that, whatever else is true of it now (the
     // decision is made again below, atomically, for two clicks at once).
@@ -153,8 +158,7 @@ pub async fn decide(
     if !access::decide(&mut tx, id, decision.status(), by, now).await? {
         tx.rollback().await?;
         // Another click decided it meanwhile: said as it now stands.
-        let r =
-            access::get(&state.db, id).await?.ok_or_else(|| ActionError::NotFound(format!("access request {id}")))?;
+        let r = access::get(&state.db, id).await?.ok_or_else(|| no_request(id))?;
         return decided_already(r, decision);
     }
     if let Some(email) = email {

@@ -62,11 +62,11 @@ pub async fn upload(
     for f in files {
         // The name is shown in answers and the change feed: no control characters.
         let name = crate::model::one_line(&f.name);
-        // `.pdf` alone is a type without a name.
-        // The letters after the last dot are its type; a name without a dot has none.
+        // The letters after the last dot are its type; a name without a dot has none. `.pdf`
+        // alone, or after characters that print as nothing, is a type without a name.
         let (stem, ext) = name.rsplit_once('.').unwrap_or((name.as_str(), ""));
         let ext = ext.to_ascii_lowercase();
-        if stem.trim().is_empty() {
+        if crate::model::blank(stem) {
             refused.push(format!(
                 "a file without a name: name it with its type, like logo.pdf ({})",
                 cfg.artwork_types.join(", ")

@@ -226,6 +226,13 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
         .unwrap_or(rest)
         .trim();
     let text = (!unquoted.is_empty()).then(|| unquoted.to_string());
+    if matches!(name, W::Stock | W::Blanks) && unquoted.chars().count() > crate::model::SEARCH_MAX {
+        return Err(CommandError {
+            command: name.to_string(),
+            message: format!("the text to search for is longer than {} characters", crate::model::SEARCH_MAX),
+            usage: usage(name),
+        });
+    }
     match name {
         W::Help => Ok(Some(Command::Help)),
         W::Items => none_expected(Command::Items),
@@ -315,6 +322,19 @@ mod tests {
         }
         assert_eq!(parse_line("BLANKS \"\""), Ok(Some(Command::Blanks(None))));
         assert_eq!(parse_line("STOCK 5\" apron"), Ok(Some(Command::Stock(Some("5\" apron".into())))));
+    }
+
+    /// A search longer than the portal's is refused by name, never cut short unsaid; one as
+    /// long, in letters of two bytes, is read whole.
+    #[test]
+    fn a_search_text_too_long_is_refused_by_name() {
+        let most = "é".repeat(crate::model::SEARCH_MAX);
+        assert_eq!(parse_line(&format!("STOCK {most}")), Ok(Some(Command::Stock(Some(most.clone())))));
+        for command in ["STOCK", "BLANKS"] {
+            let e = parse_line(&format!("{command} \"{most}x\"")).unwrap_err();
+            assert_eq!(e.command, command);
+            assert!(e.message.contains("longer than 200 characters"), "{e}");
+        }
     }
 
     #[test]

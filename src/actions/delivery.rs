@@ -154,8 +154,8 @@ pub async fn give(
         return Err(ActionError::invalid(&format!("qty[{job}:{}]", l.line_no), "must not be negative"));
     }
     let address = super::typed_text("address", &req.address, crate::model::Lines::Many, 1000, "where should it go?")?;
-    super::optional_text("contact_name", &req.contact_name, crate::model::Lines::One, 200)?;
-    super::optional_text("notes", &req.notes, crate::model::Lines::Many, 2000)?;
+    let contact_name = super::optional_text("contact_name", &req.contact_name, crate::model::Lines::One, 200)?;
+    let notes = super::optional_text("notes", &req.notes, crate::model::Lines::Many, 2000)?;
     if let Some(d) = req.required_date {
         if d < now.date_naive() {
             return Err(ActionError::invalid("required_date", "must not be in the past"));
@@ -180,7 +180,6 @@ pub async fn give(
     // made twice. Partial instructions leave goods to instruct, so quantities alone cannot
     // tell.
     let asked: Vec<(String, i64, i64)> = merged.iter().map(|((j, n), q)| (j.to_string(), *n, *q)).collect();
-    let (contact_name, notes) = (req.contact_name.trim(), req.notes.trim());
     let given = |s: &str| (!s.is_empty()).then(|| s.to_string());
     let details = (req.required_date, given(contact_name), given(notes));
     let since = now - chrono::Duration::minutes(crate::model::SAME_AGAIN_MINUTES);

@@ -128,7 +128,9 @@ pub(crate) fn typed_text<'a>(
     Ok(s)
 }
 
-/// [`typed_text`] for a field that may be left empty.
+/// [`typed_text`] for a field that may be left empty. Text that prints as nothing (spaces
+/// and zero-width characters alone) is left empty: kept, it would show as a name or note
+/// that is not there.
 pub(crate) fn optional_text<'a>(
     field: &str,
     s: &'a str,
@@ -140,7 +142,7 @@ pub(crate) fn optional_text<'a>(
     if s.chars().count() > max {
         return Err(ActionError::invalid(field, format!("at most {max} characters")));
     }
-    Ok(s)
+    Ok(if crate::model::blank(s) { "" } else { s })
 }
 
 /// An email address a person typed, trimmed; refused, naming the field, unless cport can send
@@ -330,4 +332,24 @@ pub(crate) async fn record_event(
         .await?;
     }
     Ok(seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Lines;
+
+    /// A field left with only what prints as nothing is empty, for every field that may be:
+    /// an invisible contact name or note is not stored to show as one that is not there.
+    #[test]
+    fn text_that_prints_as_nothing_is_left_empty() {
+        for s in ["", "  ", "\u{200B}", " \u{2060}\u{FEFF} ", "\u{3164}"] {
+            assert_eq!(optional_text("contact_name", s, Lines::One, 10).unwrap(), "", "{s:?}");
+            let e = typed_text("address", s, Lines::Many, 10, "give an address").unwrap_err();
+            assert!(e.to_string().contains("address") && e.to_string().contains("give an address"), "{e}");
+        }
+        assert_eq!(optional_text("notes", " Gate\u{200B}2 ", Lines::Many, 10).unwrap(), "Gate\u{200B}2");
+        let e = optional_text("notes", "a\u{0007}", Lines::Many, 10).unwrap_err();
+        assert!(e.to_string().contains("notes"), "{e}");
+    }
 }

@@ -249,8 +249,7 @@ pub async fn chosen_address(state: &Services, actor: &Actor, choice: &str, typed
 /// space) is kept as nothing: the basket then asks for an address when it is placed, as the
 /// delivery form does.
 fn basket_text<'a>(field: &str, v: &'a str) -> Result<&'a str, ActionError> {
-    let v = super::optional_text(field, v, Lines::Many, TEXT_MAX)?;
-    Ok(if crate::model::blank(v) { "" } else { v })
+    super::optional_text(field, v, Lines::Many, TEXT_MAX)
 }
 
 pub async fn save_details(

@@ -40,12 +40,8 @@ pub(crate) async fn digest_run(state: &AppState, args: &DigestRunArgs) -> anyhow
 /// The items each contact's digest would hold: a category they set to "not at all" left out.
 pub(crate) async fn dry_run(config: &crate::config::Config, db: &Db, args: &DigestRunArgs) -> anyhow::Result<()> {
     let contacts: Vec<ContactRow> = match &args.contact {
-        Some(id) => vec![get_contact(db, id).await.map_err(|e| match e {
-            crate::store::StoreError::NotFound => {
-                anyhow::anyhow!("--contact: no contact with id {}", crate::model::quoted(id))
-            }
-            other => other.into(),
-        })?],
+        // Refused as the real run refuses it: digests go to active contacts only.
+        Some(id) => vec![super::active_contact(db, id).await?],
         None => list_active_contacts(db).await?,
     };
     let settings = crate::store::settings::list_settings(db).await?;

@@ -177,6 +177,10 @@ pub fn check_record_chars<T: Serialize>(record: &T, errs: &mut Vec<FieldError>) 
     }
 }
 
+/// The longest text searched for, in characters: a portal filter, a `STOCK` or `BLANKS`
+/// command. One longer is refused by name, never cut short unsaid.
+pub const SEARCH_MAX: usize = 200;
+
 /// True when `s` shows nothing: empty, or only white space and characters that take no room
 /// of their own (format characters such as zero-width spaces and joiners and the byte-order
 /// mark, variation selectors, the Hangul fillers). A name or comment made of them would reach

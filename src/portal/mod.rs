@@ -71,12 +71,17 @@ impl FormData {
             )),
         }
     }
-    /// Text to search or filter by, trimmed: one line of at most 200 characters, without the
-    /// characters no typed text holds (a control character would be echoed into the page).
+    /// Text to search or filter by, trimmed: one line of at most [`crate::model::SEARCH_MAX`]
+    /// characters, without the characters no typed text holds (a control character would be echoed into the page).
     pub fn search(&self, name: &str) -> Result<String, HttpError> {
-        crate::actions::optional_text(name, self.get(name).unwrap_or(""), crate::model::Lines::One, 200)
-            .map(str::to_string)
-            .map_err(|e| HttpError::BadRequest(e.to_string()))
+        crate::actions::optional_text(
+            name,
+            self.get(name).unwrap_or(""),
+            crate::model::Lines::One,
+            crate::model::SEARCH_MAX,
+        )
+        .map(str::to_string)
+        .map_err(|e| HttpError::BadRequest(e.to_string()))
     }
     /// An id to find or filter by, trimmed, checked as TOT's ids are (see
     /// [`crate::model::check_id`]); none or empty: `None`.

@@ -444,15 +444,15 @@ impl Tx {
     }
 }
 
-/// `$1, $2, …, $n` starting at `from`, for IN lists.
 /// A LIKE pattern (for `LOWER(column) LIKE LOWER($n) ESCAPE '\'`) that matches text holding
 /// `text` in any case. LIKE's own wildcards in it are escaped, so `%` finds a percent sign, and
-/// it is cut to 200 characters: a search is a few words, and SQLite refuses patterns over
+/// it is cut to [`crate::model::SEARCH_MAX`] characters (every search refuses a longer one
+/// first): a search is a few words, and SQLite refuses patterns over
 /// 50,000 bytes as "too complex". Both sides are lowered by the engine, never one by Rust:
 /// SQLite's LOWER folds only A-Z, and a pattern lowered further (`É` → `é`) would then miss
 /// the very text it was typed from.
 pub fn contains_pattern(text: &str) -> String {
-    let text: String = text.trim().chars().take(200).collect();
+    let text: String = text.trim().chars().take(crate::model::SEARCH_MAX).collect();
     format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
 }
 
@@ -463,6 +463,7 @@ pub fn state_list<T: Copy + std::fmt::Display>(states: &[T]) -> String {
     states.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")
 }
 
+/// `$1, $2, …, $n` starting at `from`, for IN lists.
 pub fn placeholders(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
