@@ -396,6 +396,10 @@ async fn a_message_whose_link_has_expired_is_not_sent() {
     assert!(stale.last_error.as_deref().unwrap_or("").contains("a link it carries has expired"), "{stale:?}");
     assert_eq!(fresh.status.as_str(), "sent", "a link still good goes");
     assert_eq!(quoted.status.as_str(), "sent", "an older link is not the message's own: {quoted:?}");
+    // One that went is said to have gone, whatever its link has come to since.
+    let later = now + chrono::Duration::hours(2);
+    let refused = cport::actions::outbox::requeue(&t.state, fresh.id, later).await.unwrap_err().to_string();
+    assert!(refused.contains("is sent: only a failed, dead or dropped message is queued again"), "{refused}");
 }
 
 /// The CSV holds every row of the list, however long: one longer than the rows it reads at a
@@ -730,6 +734,20 @@ async fn a_dead_letter_set_aside_no_longer_waits() {
     // Undone the way a drop is.
     app.submit(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")]).await;
     assert_ne!(status_of(&app, dead).await, "dropped");
+
+    // Another set aside, and its content cleared with age: said, and not offered again.
+    let old = sign_in_mail_due(&app, "test:old", Utc::now() + chrono::Duration::hours(12)).await;
+    goes_dead(&app, old).await;
+    app.submit(&staff, &format!("/staff/outbox/{old}"), &[("action", "drop")]).await;
+    cport::store::on_db!(&app.db, p => sqlx::query("DELETE FROM outbox_payloads WHERE outbox_id = $1")
+        .bind(old).execute(p).await.map(|_| ()))
+    .unwrap();
+    let page = app.shown(&staff, &format!("/staff/outbox/{old}")).await;
+    assert!(page.contains("after it was dropped") && page.contains("so it cannot be sent again"), "{page}");
+    assert!(!page.contains("Queue again"), "{page}");
+    let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{old}"), &[("action", "requeue")]).await;
+    assert!(status == 409 && body.contains("its content was cleared"), "{status} {body}");
+    assert_eq!(status_of(&app, old).await, "dropped");
 }
 
 #[tokio::test]
