@@ -91,10 +91,20 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     /// The OS's words are in the message, once (see `ConfigError::Read`).
-    #[error("cannot listen on {addr}: {error}")]
+    #[error("cannot listen on {addr}: {error}{}", in_use_hint(error))]
     Bind { addr: String, error: std::io::Error },
     #[error("{0}")]
     Config(String),
+}
+
+/// What to do about an address another program listens on (an earlier `cport serve` or
+/// `cport demo` still running, most often); nothing for any other failure to listen.
+pub fn in_use_hint(error: &std::io::Error) -> &'static str {
+    if error.kind() == std::io::ErrorKind::AddrInUse {
+        "; another program (a cport still running?) listens there: stop it, or listen elsewhere (port 0 takes a free one)"
+    } else {
+        ""
+    }
 }
 
 /// The process-wide metrics recorder (installed once; every `App` shares it).

@@ -92,12 +92,21 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
         let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).args(["import", device]));
         assert!(!ok && err.contains(device) && err.contains(says), "{device}: {err}");
     }
-    for (input, says) in [(&b"  {\"clients\": [\xff]}"[..], "byte 15 is not UTF-8"), (b"\n[]", "byte 1 is not the `{`")]
-    {
+    for (input, says) in [
+        (&b"  {\"clients\": [\xff]}"[..], "byte 15 is not UTF-8"),
+        (b"\n7", "byte 1 is not the `{`"),
+        // One entity's array, as the sync API takes it: told where that goes.
+        (b"\n[]", "byte 1 is `[`, where a document begins with `{`; it must be an object of entity arrays, like"),
+    ] {
         let out = piped(cport(&[("CPORT_DATABASE_URL", &url)]).args(["import", "/dev/stdin"]), input);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(says), "{err}");
     }
+
+    // A file of one entity's array (the sync API's body) is told what a document is.
+    let visuals = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/visuals.json");
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&visuals));
+    assert!(!ok && err.contains("like {\"visuals\": [...]}") && err.contains("PUT to /api/v1/{entity}"), "{err}");
 
     // The imported contacts have items a dry run can show, as a table and as JSON.
     let (ok, out, err) =
@@ -512,6 +521,11 @@ fn commands_on_a_store_that_is_not_there_say_so_and_make_none() {
         assert!(!ok && err.contains("database_url: no store at"), "{args:?}: {err}");
         assert!(!dir.path().join("misspelt").exists(), "{args:?} made a store");
     }
+    // Run beside a demo's folder, the demo's config is named.
+    std::fs::create_dir(dir.path().join("demo-data")).unwrap();
+    std::fs::write(dir.path().join("demo-data/cport.toml"), "# Written by `cport demo`.\n").unwrap();
+    let (ok, _, err) = output(cport(&env).current_dir(dir.path()).args(["outbox", "list"]));
+    assert!(!ok && err.contains("the demo's is read with --config demo-data/cport.toml"), "{err}");
     // An empty file there (a `touch`, a creation cut short) is no store either.
     let empty = dir.path().join("empty.db");
     std::fs::write(&empty, b"").unwrap();
@@ -759,6 +773,9 @@ fn the_demo_keeps_its_secrets_to_its_owner() {
     // The demo's made-up bounce leaves one dead message: it has no next try to show.
     let config = dir.path().join("cport.toml");
     let dead = output(cport(&[]).arg("--config").arg(&config).args(["outbox", "list", "--status", "dead"]));
+    // The reply it wrote, handed over as a mail server would, approves the visual it names.
+    let reply = std::fs::read(dir.path().join("reply.eml")).unwrap_or_default();
+    let replied = piped(cport(&[]).arg("--config").arg(&config).arg("inbound-email"), &reply);
     let _ = child.kill();
     let _ = child.wait();
     assert!(ready, "the demo started: {seen:?}");
@@ -766,6 +783,7 @@ fn the_demo_keeps_its_secrets_to_its_owner() {
     assert!(!second.0 && second.2.contains("another `cport demo` is running"), "{}", second.2);
     assert_eq!(store.unwrap(), store_after.unwrap(), "the running demo's store is untouched");
     assert!(!busy.0 && busy.2.contains("--listen") && busy.2.contains("cannot listen"), "{}", busy.2);
+    assert!(busy.2.contains("a cport still running?") && busy.2.contains("port 0 takes a free one"), "{}", busy.2);
     assert!(other.path().join("cport.toml").exists(), "nothing cleared for a port in use");
     assert_eq!(mode.unwrap(), 0o600, "the config holds the API token and link secret");
     assert_eq!(store_mode.unwrap(), 0o600, "the store is its owner's alone");
@@ -775,6 +793,9 @@ fn the_demo_keeps_its_secrets_to_its_owner() {
     );
     let hints: Vec<&String> = seen.iter().filter(|l| l.contains("staff add")).collect();
     assert_eq!(hints.len(), 1, "the demo says how to make a staff account: {seen:?}");
+    let said = String::from_utf8_lossy(&replied.stdout);
+    assert!(seen.iter().any(|l| l.contains("inbound-email < ") && l.contains("reply.eml")), "{seen:?}");
+    assert!(replied.status.success() && said.contains("processed") && said.contains("APPROVE V-1001"), "{said}");
     // A message's row: its id, then its status.
     let rows: Vec<&str> = dead
         .1

@@ -216,10 +216,13 @@ pub(super) enum OutboxCommand {
     },
 }
 
+/// Where the demo keeps its files unless told (`--data-dir`); its config is `cport.toml` there.
+pub(super) const DEMO_DIR: &str = "demo-data";
+
 #[derive(Args)]
 pub(super) struct DemoArgs {
     /// Folder for the demo store, pictures, mail and config (emptied of earlier demo files).
-    #[arg(long, default_value = "demo-data", value_name = "DIR")]
+    #[arg(long, default_value = DEMO_DIR, value_name = "DIR")]
     pub(super) data_dir: PathBuf,
     /// Address to serve on (default: `listen` from the environment, `CPORT_LISTEN`, else
     /// 127.0.0.1:8080).

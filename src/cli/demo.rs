@@ -93,7 +93,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     // port 0 becomes the port the system gave.
     let listener = tokio::net::TcpListener::bind(&config.listen).await.map_err(|e| {
         let flag = if args.listen.is_some() { "--listen" } else { "listen" };
-        anyhow::anyhow!("{flag} {}: cannot listen there: {e}", config.listen)
+        anyhow::anyhow!("{flag} {}: cannot listen there: {e}{}", config.listen, crate::state::in_use_hint(&e))
     })?;
     config.listen = listener.local_addr()?.to_string();
     // The portal's links point at where the demo listens, unless CPORT_PUBLIC_URL says
@@ -137,12 +137,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let sent = crate::outbox::drain(&app.state).await?;
     crate::demo::dead_letter(&app.state, now).await?;
     let base = &config.public_url;
-    // Written as the shell reads it, for the commands below: a folder named `my demo` stays
-    // one argument (the path is UTF-8 text, checked above).
-    let cfg = config_file
-        .to_str()
-        .and_then(|p| shlex::try_quote(p).ok())
-        .map_or_else(|| config_file.display().to_string(), |q| q.into_owned());
+    let cfg = shell_word(&config_file);
     println!();
     println!("cport demo is running at {base}  (Ctrl-C stops it)");
     println!();
@@ -197,6 +192,12 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("  {cport} --config {cfg} staff add --email you@tot.example");
     println!("  (one dead message, a made-up bounce, waits in its outbox to be queued again or set aside)");
     println!();
+    if let Some(reply) = crate::demo::reply_file(&app.state, dir, now).await? {
+        let reply = shell_word(&reply);
+        println!("Reply to Maya's digest by email ({}), handed over as a mail server would:", crate::demo::REPLY_SAYS);
+        println!("  {cport} --config {cfg} inbound-email < {reply}");
+        println!();
+    }
     println!("Open the portal as a demo contact (each link signs you in):");
     for c in crate::demo::DEMO_CONTACTS {
         println!("  {:<6} {}\n         {}", c.id, c.who, app.state.portal_link(c.id, "/", now));
@@ -230,13 +231,26 @@ fn demo_lock(dir: &Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
+/// `path` written as the shell reads it, for the commands the demo suggests: a folder named
+/// `my demo` stays one argument (the demo's folder is UTF-8 text, checked before).
+fn shell_word(path: &Path) -> String {
+    path.to_str().and_then(|p| shlex::try_quote(p).ok()).map_or_else(|| path.display().to_string(), |q| q.into_owned())
+}
+
 /// The command that runs this binary, for the commands the demo suggests: `cargo run
-/// --release --` in a clone (the README's way), `cport` when that name on the PATH is this
-/// binary, else the binary's own path.
+/// --release --` (or `cargo run --` for a debug build) when it was built in the clone the
+/// demo runs in (the README's way), `cport` when that name on the PATH is this binary, else
+/// the binary's own path (a clone's binary run from elsewhere: `cargo run` would not work
+/// there).
 fn own_command() -> String {
     let Ok(exe) = std::env::current_exe() else { return "cport".into() };
-    if exe.components().any(|c| c.as_os_str() == "target") {
-        return "cargo run --release --".into();
+    let clone = exe.ancestors().find(|a| a.file_name() == Some("target".as_ref())).and_then(Path::parent);
+    if let Some(clone) = clone {
+        let here = std::env::current_dir().is_ok_and(|d| d.starts_with(clone));
+        if here && clone.join("Cargo.toml").is_file() {
+            let release = exe.parent().and_then(Path::file_name) == Some("release".as_ref());
+            return if release { "cargo run --release --" } else { "cargo run --" }.into();
+        }
     }
     let same = |p: &Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(&exe).ok();
     let on_path = std::env::var_os("PATH")

@@ -369,7 +369,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn open_store(config: &Config) -> anyhow::Result<Db> {
     let url = config.database_url_masked();
     if !crate::store::exists(config.database_url.expose()) {
-        bail!("database_url: no store at {url} yet (`cport migrate`, `cport import` or `cport serve` makes one)");
+        // Run beside a demo's folder, the demo's store is the one most likely meant.
+        let demo = Path::new(DEMO_DIR).join("cport.toml");
+        let hint = if demo.is_file() {
+            format!("; the demo's is read with --config {}", demo.display())
+        } else {
+            String::new()
+        };
+        bail!("database_url: no store at {url} yet (`cport migrate`, `cport import` or `cport serve` makes one){hint}");
     }
     match Db::connect_as_is(config.database_url.expose()).await {
         Ok(db) => {

@@ -99,6 +99,45 @@ pub async fn dead_letter(state: &crate::services::Services, now: DateTime<Utc>) 
     Ok(id)
 }
 
+/// The contact whose digest the demo's reply answers, and what the reply says.
+const REPLY_FROM: &str = "P-101";
+pub const REPLY_SAYS: &str = "APPROVE V-1001";
+
+/// A reply to Maya's digest approving visual V-1001, written to `dir/reply.eml` as her mail
+/// program would send it: `cport inbound-email < reply.eml` takes it as the mail server would
+/// hand it over, so a reply can be tried without one. None when her digest holds no reply
+/// address (it went another way).
+pub async fn reply_file(
+    state: &crate::services::Services,
+    dir: &std::path::Path,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let c = crate::store::contacts::get_contact(&state.db, REPLY_FROM).await?;
+    let rows = crate::store::outbox::list_messages(&state.db, None, 100).await?;
+    let Some(token) = rows
+        .iter()
+        .filter(|r| r.message.kind == MessageKind::Digest && r.message.contact_id.as_deref() == Some(REPLY_FROM))
+        .find_map(|r| r.message.reply_token.as_deref())
+    else {
+        return Ok(None);
+    };
+    // The headers a mail program writes, in ASCII; the name quoted as RFC 5322 asks.
+    let mail = format!(
+        "From: \"{name}\" <{email}>\r\nTo: <reply+{token}@{domain}>\r\nSubject: Re: Your TOT summary\r\n\
+         Date: {date}\r\nMessage-ID: <demo-reply-{stamp}@{host}>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{REPLY_SAYS}\r\n",
+        name = c.name.replace(['"', '\\'], ""),
+        email = c.email,
+        domain = state.config.email.reply_domain,
+        date = now.to_rfc2822(),
+        stamp = now.timestamp_millis(),
+        host = c.email.rsplit_once('@').map_or("example.com", |(_, h)| h),
+    );
+    let path = dir.join("reply.eml");
+    std::fs::write(&path, mail)?;
+    Ok(Some(path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

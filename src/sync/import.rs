@@ -82,6 +82,12 @@ fn copy_checked(from: &mut impl std::io::Read, to: &mut impl std::io::Write) -> 
             return Err(refused(at + i, "a NUL byte"));
         }
         if !begun && let Some(i) = chunk.iter().position(|b| !b.is_ascii_whitespace()) {
+            if chunk[i] == b'[' {
+                return Err(refused(
+                    at + i,
+                    &format!("`[`, where a document begins with `{{`; it must be {A_DOCUMENT}"),
+                ));
+            }
             if chunk[i] != b'{' {
                 return Err(refused(at + i, "not the `{` a document begins with"));
             }
@@ -291,6 +297,11 @@ enum OutlineError {
     Parse(String),
 }
 
+/// What an import document is, as a reader expecting one says it: a file holding one
+/// entity's array (the sync API's body, `examples/visuals.json`) is told where that goes.
+const A_DOCUMENT: &str =
+    "an object of entity arrays, like {\"visuals\": [...]} (one entity's array alone is PUT to /api/v1/{entity})";
+
 /// The document's entities in the order the file lists them, each with its number of
 /// records, read without keeping any record.
 fn read_outline(path: &Path) -> Result<Vec<(String, usize)>, OutlineError> {
@@ -301,7 +312,7 @@ fn read_outline(path: &Path) -> Result<Vec<(String, usize)>, OutlineError> {
             impl<'de> Visitor<'de> for V {
                 type Value = Outline;
                 fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("an object of entity arrays")
+                    f.write_str(A_DOCUMENT)
                 }
                 fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Outline, A::Error> {
                     let mut out = Vec::new();
@@ -372,7 +383,7 @@ fn stream_document(path: &Path, sender: &tokio::sync::mpsc::Sender<Batch>) -> Re
     impl<'de> Visitor<'de> for Doc<'_> {
         type Value = ();
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("an object of entity arrays")
+            f.write_str(A_DOCUMENT)
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             while let Some(key) = map.next_key::<String>()? {
@@ -427,7 +438,7 @@ struct LooseDoc<'a>(&'a mut Listed);
 impl<'de> Visitor<'de> for LooseDoc<'_> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("an object of entity arrays")
+        f.write_str(A_DOCUMENT)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(entity) = map.next_key::<String>()? {
