@@ -95,7 +95,9 @@ async fn an_invalid_batch_is_422_with_every_error_and_writes_nothing() {
         {"id": "J-6", "client_id": "C-1", "name": "Bad money", "status": "entered",
          "art_costs": [{"description": "Set-up", "qty": 1, "unit_price": "1.999"}]},
         {"id": "J-1", "client_id": "C-1", "name": "Duplicate", "status": "entered"},
-        "not an object"
+        "not an object",
+        // Every field it lacks is named at once, not one a try.
+        {"id": "J-8", "client_id": "C-1"}
     ]);
     let body = app.refused("jobs", batch).await;
     let errors = body["errors"].as_array().expect("errors array");
@@ -107,6 +109,8 @@ async fn an_invalid_batch_is_422_with_every_error_and_writes_nothing() {
         (5, "art_costs[0].unit_price", "2 decimals"),
         (6, "id", "appears twice"),
         (7, "record", "object"),
+        (8, "name", "missing field `name`"),
+        (8, "status", "missing field `status`"),
     ];
     for (index, field, words) in expect {
         assert!(

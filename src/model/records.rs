@@ -50,7 +50,7 @@ macro_rules! keyed {
 }
 
 /// A record that can check itself before it is written.
-pub trait Record: serde::de::DeserializeOwned + Serialize {
+pub trait Record: serde::de::DeserializeOwned + Serialize + JsonSchema {
     /// The key's field, and its column in the store (see [`keyed!`]).
     const KEY: &'static str;
     /// The TOT id (the key for idempotent upserts).

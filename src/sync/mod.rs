@@ -199,12 +199,29 @@ pub fn parse_value<T: Upsert>(index: usize, v: serde_json::Value, errs: &mut Vec
         });
         return None;
     }
+    // The fields it lacks, found before it is read (a few lookups): serde names only the
+    // first, and a sender would then learn of them one try at a time.
+    let lacks: Vec<&str> = required_of::<T>().iter().map(String::as_str).filter(|f| v.get(*f).is_none()).collect();
     match serde_path_to_error::deserialize::<_, T>(strict::Strict(v)) {
         Ok(rec) => Some(rec),
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
-            let field = if path == "." || path.is_empty() { named_field(&inner).unwrap_or("record") } else { &path };
+            let top = path == "." || path.is_empty();
+            if top && inner.starts_with("missing field `") && !lacks.is_empty() {
+                for field in lacks {
+                    let reason = format!("missing field `{field}`");
+                    errs.push(RecordError {
+                        entity: T::ENTITY.into(),
+                        index: Some(index),
+                        id: id.clone(),
+                        field: field.into(),
+                        reason,
+                    });
+                }
+                return None;
+            }
+            let field = if top { named_field(&inner).unwrap_or("record") } else { &path };
             // A key or value TOT sent is repeated in these words as it came: shown with what
             // would not print as code points, and cut, as every refused value is.
             let (field, reason) = (crate::model::visible(field, 100), crate::model::visible(&inner, 1_000));
@@ -212,6 +229,21 @@ pub fn parse_value<T: Upsert>(index: usize, v: serde_json::Value, errs: &mut Vec
             None
         }
     }
+}
+
+/// The fields a record of `T` cannot be read without, in the order it declares them: its
+/// schema's `required` (schemars reads serde's own attributes, so a field with a default or
+/// an `Option` is not among them), made once per entity.
+fn required_of<T: Upsert>() -> &'static [String] {
+    static MADE: std::sync::OnceLock<std::sync::Mutex<HashMap<&'static str, &'static [String]>>> =
+        std::sync::OnceLock::new();
+    let mut made = MADE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    made.entry(T::ENTITY).or_insert_with(|| {
+        let schema = schemars::SchemaGenerator::default().into_root_schema_for::<T>().to_value();
+        let names = schema["required"].as_array().map(|a| a.iter().filter_map(|n| n.as_str().map(String::from)));
+        // Made once for each of the dozen entities and kept for the process's life.
+        Vec::leak(names.map(Iterator::collect).unwrap_or_default())
+    })
 }
 
 /// The field serde's message about a missing, unknown or repeated field names (it stands in
