@@ -119,7 +119,20 @@ fn merge(base: &mut toml::Value, overlay: toml::Value, prefix: &str) -> Result<(
     for (k, v) in over_t {
         let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
         match base_t.get_mut(&k) {
-            None => return Err(invalid(&key, "unknown key")),
+            None => {
+                // A slip of the keyboard (`emial`, `[smtp] prot`) is shown the key it was meant for.
+                let near = base_t
+                    .keys()
+                    .map(|b| (b, strsim::damerau_levenshtein(&k, b)))
+                    .filter(|(_, d)| *d <= 2 && *d < k.chars().count())
+                    .min_by_key(|(_, d)| *d);
+                let says = match near {
+                    Some((b, _)) if prefix.is_empty() => format!("unknown key (`{b}` is nearest)"),
+                    Some((b, _)) => format!("unknown key (`{prefix}.{b}` is nearest)"),
+                    None => "unknown key".into(),
+                };
+                return Err(invalid(&key, says));
+            }
             Some(existing @ toml::Value::Table(_)) => {
                 if !v.is_table() {
                     return Err(invalid(&key, "must be a table ([section])"));
@@ -343,8 +356,10 @@ mod tests {
     fn unknown_and_mistyped_file_keys_are_named() {
         let dir = tempfile::tempdir().unwrap();
         for (text, named) in [
-            ("listn = \"x\"", "listn"),
-            ("[smtp]\nprot = 1", "smtp.prot"),
+            ("listn = \"x\"", "config key `listn`: unknown key (`listen` is nearest)"),
+            ("[smtp]\nprot = 1", "config key `smtp.prot`: unknown key (`smtp.port` is nearest)"),
+            ("[emial]\nfrom = \"x\"", "config key `emial`: unknown key (`email` is nearest)"),
+            ("[smtp]\nzzzzzz = 1", "config key `smtp.zzzzzz`: unknown key"),
             ("[smtp]\nport = \"x\"", "smtp.port"),
             (
                 "[smtp]\nport = 70000",
