@@ -622,7 +622,12 @@ async fn dead_and_dropped_messages_are_cleared_in_time_and_not_sent_again() {
             .bind(status).bind(then).bind(id).execute(p).await.map(|_| ()))
         .unwrap();
     }
+    let notices = |id: i64| format!("SELECT COUNT(*) FROM item_notices WHERE outbox_id = {id}");
+    assert!(count(&t, &notices(ann)).await > 0, "the digest noted what it listed");
     assert_eq!(cport::digest::scheduler::housekeeping(&t.state, now).await, 1, "the dropped one, 31 days on");
+    // Its notices go with it: it told no one, and will not be sent now.
+    assert_eq!(count(&t, &notices(ann)).await, 0);
+    assert!(count(&t, &notices(bob)).await > 0, "the dead one's are kept while it may be queued again");
     let cleared = ob::get_message(&t.state.db, ann).await.unwrap().expect("the message stays");
     assert_eq!((cleared.status.as_str(), cleared.message.payload.as_str()), ("dropped", ""));
     let shown = cport::outbox::render(&t.state, &cleared, now).await.unwrap();
@@ -637,6 +642,16 @@ async fn dead_and_dropped_messages_are_cleared_in_time_and_not_sent_again() {
     assert!(ob::get_message(&t.state.db, bob).await.unwrap().unwrap().message.payload.is_empty());
     assert_eq!(ob::requeue_dead(&t.state.db, later).await.unwrap(), (0, 1));
     assert_eq!(ob::get_message(&t.state.db, bob).await.unwrap().unwrap().status.as_str(), "dead");
+
+    // One cleared at the moment it was queued again (PostgreSQL lets the two pass each other)
+    // reaches a sender empty: dropped, saying why, never sent blank.
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET status = 'queued', next_attempt_at = $1 WHERE id = $2")
+        .bind(Utc::now()).bind(bob).execute(p).await.map(|_| ()))
+    .unwrap();
+    assert_eq!(drain(&t.state).await.unwrap().sent, 0);
+    let empty = ob::get_message(&t.state.db, bob).await.unwrap().unwrap();
+    assert_eq!(empty.status.as_str(), "dropped");
+    assert!(empty.last_error.as_deref().unwrap_or("").contains("its content was cleared"), "{empty:?}");
 }
 
 /// Content is never cleared while a link to it may still act: a setting shorter than

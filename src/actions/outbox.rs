@@ -133,6 +133,10 @@ pub async fn unwanted(
     if row.message.channel == Outlet::Webhook && state.config.webhook.url.is_empty() {
         return Ok(Some("webhook.url is not set any more"));
     }
+    // Its content cleared as it was queued again (the two at one moment): nothing to send.
+    if row.message.payload.is_empty() {
+        return Ok(Some("its content was cleared (outbox.sent_content_days); there is nothing to send"));
+    }
     if link_expired(state, row, now) {
         return Ok(Some("a link it carries has expired; send the person a new one"));
     }

@@ -17,8 +17,9 @@ const DEMO_MARK: &str = "# Written by `cport demo`.";
 fn check_demo_folder(dir: &Path) -> anyhow::Result<()> {
     let config = dir.join("cport.toml");
     let written_by_demo = std::fs::read_to_string(&config).is_ok_and(|t| t.starts_with(DEMO_MARK));
-    // Everything the demo would delete: a store, a config, pictures, artwork, mail.
-    let holds_cport = ["cport.db", "cport.toml", "media", "mail"].iter().any(|f| dir.join(f).exists());
+    // Everything the demo would delete: a store, a config, pictures, artwork, mail, a reply.
+    let holds_cport =
+        ["cport.db", "cport.toml", "media", "mail", crate::demo::REPLY_FILE].iter().any(|f| dir.join(f).exists());
     if holds_cport && !written_by_demo {
         anyhow::bail!(
             "--data-dir: {} holds a cport store, config, media or mail that `cport demo` did not \
@@ -31,7 +32,7 @@ fn check_demo_folder(dir: &Path) -> anyhow::Result<()> {
 
 /// Removes only what an earlier demo wrote, never anything else in the folder.
 pub(crate) fn clear_demo_files(dir: &Path) -> std::io::Result<()> {
-    for f in ["cport.db", "cport.db-wal", "cport.db-shm", "cport.toml"] {
+    for f in ["cport.db", "cport.db-wal", "cport.db-shm", "cport.toml", crate::demo::REPLY_FILE] {
         let p = dir.join(f);
         if p.exists() {
             std::fs::remove_file(p)?;

@@ -122,10 +122,11 @@ fn csv_line(r: &ChaseRow) -> String {
         r.age_days.map(|d| d.to_string()).unwrap_or_default(),
         when(r.first_sent),
         channels.join(" "),
-        queued.join(" "),
         r.contacts.iter().any(|c| c.opened).to_string(),
         r.contacts.iter().any(|c| c.replied).to_string(),
         names.join("; "),
+        // Last, so that the columns before it stand where they always stood.
+        queued.join(" "),
     ]
     .iter()
     .map(|f| field(f))
@@ -146,7 +147,7 @@ pub async fn chase_csv(State(state): State<AppState>, _staff: Staff, Params(q): 
     // The first page is read before the answer starts: a store that fails at once is a
     // page of error, not an empty file.
     let first = all.rows(&state, 0, CSV_PAGE, now).await?;
-    let header = "category,id,client_id,client,title,waiting_since,age_days,first_sent,channels,queued,opened_link,replied,contacts\r\n";
+    let header = "category,id,client_id,client,title,waiting_since,age_days,first_sent,channels,opened_link,replied,contacts,queued\r\n";
     let head = futures::stream::once(std::future::ready(Ok(csv_lines(header.into(), &first))));
     let rest = futures::stream::unfold(CSV_PAGE, move |from| {
         let (all, state) = (all.clone(), state.clone());

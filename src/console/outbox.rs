@@ -156,8 +156,10 @@ pub async fn message(
     let now = Utc::now();
     let banner_gone =
         row.message.kind == crate::model::MessageKind::Banner && ob::banner_gone_for(&state.db, row.id, now).await?;
-    // Nor one whose link has expired: it would open nothing.
-    let link_expired = crate::actions::outbox::link_expired(&state, &row, now);
+    // Nor one whose link has expired: it would open nothing (said only of one that could
+    // otherwise be queued again).
+    let link_expired =
+        OutboxStatus::REQUEUEABLE.contains(&row.status) && crate::actions::outbox::link_expired(&state, &row, now);
     // Nor one whose content was cleared: there is nothing left to send.
     let cleared = matches!(rendered, Rendered::Cleared);
     page(

@@ -99,9 +99,11 @@ pub async fn dead_letter(state: &crate::services::Services, now: DateTime<Utc>) 
     Ok(id)
 }
 
-/// The contact whose digest the demo's reply answers, and what the reply says.
+/// The contact whose digest the demo's reply answers, what the reply says, and the file in
+/// the demo's folder it is written to.
 const REPLY_FROM: &str = "P-101";
 pub const REPLY_SAYS: &str = "APPROVE V-1001";
+pub const REPLY_FILE: &str = "reply.eml";
 
 /// A reply to Maya's digest approving visual V-1001, written to `dir/reply.eml` as her mail
 /// program would send it: `cport inbound-email < reply.eml` takes it as the mail server would
@@ -121,19 +123,23 @@ pub async fn reply_file(
     else {
         return Ok(None);
     };
-    // The headers a mail program writes, in ASCII; the name quoted as RFC 5322 asks.
+    // The headers a mail program writes, in ASCII: the name quoted as RFC 5322 asks, and left
+    // out if it is not ASCII (it would need RFC 2047's encoding, and the address is what
+    // counts).
+    let from = match c.name.replace(['"', '\\'], "") {
+        name if name.is_ascii() && !name.is_empty() => format!("\"{name}\" <{}>", c.email),
+        _ => format!("<{}>", c.email),
+    };
     let mail = format!(
-        "From: \"{name}\" <{email}>\r\nTo: <reply+{token}@{domain}>\r\nSubject: Re: Your TOT summary\r\n\
+        "From: {from}\r\nTo: <reply+{token}@{domain}>\r\nSubject: Re: Your TOT summary\r\n\
          Date: {date}\r\nMessage-ID: <demo-reply-{stamp}@{host}>\r\nMIME-Version: 1.0\r\n\
          Content-Type: text/plain; charset=utf-8\r\n\r\n{REPLY_SAYS}\r\n",
-        name = c.name.replace(['"', '\\'], ""),
-        email = c.email,
         domain = state.config.email.reply_domain,
         date = now.to_rfc2822(),
         stamp = now.timestamp_millis(),
         host = c.email.rsplit_once('@').map_or("example.com", |(_, h)| h),
     );
-    let path = dir.join("reply.eml");
+    let path = dir.join(REPLY_FILE);
     std::fs::write(&path, mail)?;
     Ok(Some(path))
 }

@@ -323,8 +323,9 @@ pub async fn try_leader_lock(db: &Db) -> Option<LeaderLock> {
 /// `contact_id` of the items `keys` on `channel`. The contact counts as told once a message
 /// noted for the item is sent, at the earliest such message's `sent_at`
 /// ([`super::console::notices_of`]); until one is, each message listing the item is noted, so
-/// whichever of them goes tells. An item the contact was told of already is not noted again,
-/// and the notices of messages that went dead or were dropped (they told no one) give way.
+/// whichever of them goes tells. An item the contact was told of already is not noted again.
+/// The notices of messages that went dead or were dropped (they told no one, unless staff
+/// queue them again) go when their content is cleared ([`super::outbox::clear_old_content`]).
 pub async fn note_items(
     tx: &mut Tx,
     contact_id: &str,
@@ -337,21 +338,8 @@ pub async fn note_items(
     // conflict, and do nothing).
     let keys: Vec<&String> = keys.iter().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
     for chunk in keys.chunks(300) {
-        let at = |from: usize| (0..chunk.len()).map(|i| format!("${}", i + from)).collect::<Vec<_>>();
-        let spent = format!(
-            "DELETE FROM item_notices WHERE contact_id = $1 AND channel = $2 AND item_key IN ({})
-               AND EXISTS (SELECT 1 FROM outbox o WHERE o.id = item_notices.outbox_id AND o.status IN ('dead', 'dropped'))",
-            at(3).join(", ")
-        );
-        on_tx!(tx, c => {
-            let mut q = bind!(sqlx::query(&spent), contact_id, channel);
-            for k in chunk {
-                q = q.bind(*k);
-            }
-            q.execute(c).await.map(|r| r.rows_affected())
-        })?;
         // A notice written before notices named their message (no `outbox_id`) was a telling.
-        let values: Vec<String> = at(5).iter().map(|p| format!("({p})")).collect();
+        let values: Vec<String> = (0..chunk.len()).map(|i| format!("(${})", i + 5)).collect();
         let insert = format!(
             "INSERT INTO item_notices (item_key, contact_id, channel, first_at, outbox_id)
              SELECT k.column1, $1, $2, $3, $4 FROM (VALUES {}) AS k

@@ -559,22 +559,29 @@ pub async fn drop_message(db: &Db, id: i64, why: &str, now: DateTime<Utc>) -> Re
 /// Clears the content of at most `limit` messages sent before `before`, or that went dead or
 /// were dropped before it (a digest a later one said again, a message staff set aside: they
 /// hold as much as one that went), oldest first: their payload rows go, the messages stay
-/// (reading with an empty payload; one cleared is not queued again, [`requeue_sql`]).
-/// Returns how many.
+/// (reading with an empty payload; one cleared is not queued again, [`requeue_sql`]), and so
+/// do the chase list's notices of those that told no one. Returns how many.
 pub async fn clear_old_content(db: &Db, before: DateTime<Utc>, limit: i64) -> Result<u64> {
     // The payloads are walked in id order from the oldest still held, no further than the
     // newest message created before the cut (one step down `outbox(created_at)`), each
     // message looked up by its id: a pass costs the rows it clears and the few older ones
     // never sent, not the outbox. (A join let SQLite read every sent message by status and
     // sort them: 45 ms a pass with nothing to clear at 200,000 messages, against 0.01 ms.)
-    Ok(execute!(db =>
-        "DELETE FROM outbox_payloads WHERE outbox_id IN (
-            SELECT p.outbox_id FROM outbox_payloads p
+    let old = "SELECT p.outbox_id FROM outbox_payloads p
             WHERE p.outbox_id <= (SELECT id FROM outbox WHERE created_at < $1 ORDER BY created_at DESC LIMIT 1)
               AND EXISTS (SELECT 1 FROM outbox o WHERE o.id = p.outbox_id
                           AND ((o.status = 'sent' AND o.sent_at < $1) OR (o.status IN ('dead', 'dropped') AND o.updated_at < $1)))
-            ORDER BY p.outbox_id LIMIT $2)",
-        before, limit)?)
+            ORDER BY p.outbox_id LIMIT $2";
+    let mut tx = db.begin().await?;
+    let untold = format!(
+        "DELETE FROM item_notices WHERE outbox_id IN ({old})
+           AND EXISTS (SELECT 1 FROM outbox o WHERE o.id = item_notices.outbox_id AND o.status IN ('dead', 'dropped'))"
+    );
+    execute!(&mut tx => &untold, before, limit)?;
+    let cleared =
+        execute!(&mut tx => &format!("DELETE FROM outbox_payloads WHERE outbox_id IN ({old})"), before, limit)?;
+    tx.commit().await?;
+    Ok(cleared)
 }
 
 /// The banner an urgent push was queued for (its key is `banner:{id}:…`).

@@ -208,7 +208,12 @@ pub fn parse_value<T: Upsert>(index: usize, v: serde_json::Value, errs: &mut Vec
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
             let top = path == "." || path.is_empty();
-            if top && inner.starts_with("missing field `") && !lacks.is_empty() {
+            if top && inner.starts_with("missing field `") {
+                let mut lacks = lacks;
+                // The one serde named, should the schema not hold it as required.
+                if let Some(named) = named_field(&inner).filter(|n| !lacks.contains(n)) {
+                    lacks.push(named);
+                }
                 for field in lacks {
                     let reason = format!("missing field `{field}`");
                     errs.push(RecordError {
