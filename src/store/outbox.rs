@@ -572,16 +572,15 @@ pub async fn clear_old_content(db: &Db, before: DateTime<Utc>, limit: i64) -> Re
               AND EXISTS (SELECT 1 FROM outbox o WHERE o.id = p.outbox_id
                           AND ((o.status = 'sent' AND o.sent_at < $1) OR (o.status IN ('dead', 'dropped') AND o.updated_at < $1)))
             ORDER BY p.outbox_id LIMIT $2";
-    let mut tx = db.begin().await?;
+    // Two statements, each its own: the notices first, so that a pass cut short between the
+    // two leaves content whose notices are gone (the next pass clears it), never notices of
+    // content cleared. No write transaction is held across them each tick.
     let untold = format!(
         "DELETE FROM item_notices WHERE outbox_id IN ({old})
            AND EXISTS (SELECT 1 FROM outbox o WHERE o.id = item_notices.outbox_id AND o.status IN ('dead', 'dropped'))"
     );
-    execute!(&mut tx => &untold, before, limit)?;
-    let cleared =
-        execute!(&mut tx => &format!("DELETE FROM outbox_payloads WHERE outbox_id IN ({old})"), before, limit)?;
-    tx.commit().await?;
-    Ok(cleared)
+    execute!(db => &untold, before, limit)?;
+    Ok(execute!(db => &format!("DELETE FROM outbox_payloads WHERE outbox_id IN ({old})"), before, limit)?)
 }
 
 /// The banner an urgent push was queued for (its key is `banner:{id}:…`).
