@@ -1,4 +1,10 @@
 //! The `cport` binary as an operator uses it.
+//!
+//! A test here waits for a command with `std::process` while a server of its own may serve
+//! on the same runtime: its runtime has worker threads, so that the server's tasks (a
+//! scheduler's pass holding a SQLite write transaction among them) go on while the test's
+//! thread waits, as they would beside an operator's shell, rather than stand still and keep
+//! the command waiting for the store.
 
 mod common;
 
@@ -44,7 +50,7 @@ fn piped(cmd: &mut Command, input: &[u8]) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gen_data_output_imports_and_reimports_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(dir.path()).await;
@@ -131,7 +137,7 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
     assert_eq!((ways("P-00003-0"), ways("P-00003-1")), (serde_json::json!([]), serde_json::json!(["email"])));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(dir.path()).await;
@@ -239,7 +245,7 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
 /// to (here alphabetically, so art requirements come before clients) still land, a key
 /// repeated thousands of records apart is still caught, and an entity named twice or
 /// unknown is refused; each refusal writes nothing.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_streams_in_any_order_and_still_sees_the_whole_document() {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(dir.path()).await;
@@ -414,7 +420,7 @@ fn a_fatal_error_is_a_json_line_when_the_log_is_json() {
     assert!(last["fields"]["error"].as_str().unwrap().contains("/nonexistent/c.toml"), "{err}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(dir.path()).await;
@@ -619,7 +625,7 @@ fn every_command_refuses(dir: &std::path::Path, file: &std::path::Path, says: &[
 /// cport store older than the binary is not migrated, nor its journal mode changed, by a
 /// command that only reads or adds to it: `cport migrate` is asked for. One a newer cport
 /// migrated is refused, naming the migration this one does not know.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_database_is_left_alone_and_an_older_store_asks_for_migrate() {
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other.db");
@@ -812,7 +818,7 @@ fn the_demo_keeps_its_secrets_to_its_owner() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_the_pipe_handled_shows_in_inbound_list_and_the_servers_metrics() {
     let app = common::TestApp::spawn().await;
     let env = on_store(&app.database_url);
@@ -859,7 +865,7 @@ async fn mail_the_pipe_handled_shows_in_inbound_list_and_the_servers_metrics() {
 /// The MTA's pipe sends the answer to the reply it took, and nothing else: the rest of the
 /// outbox (here two digests due) is the running server's, so a pipe never runs long on a
 /// backlog and is killed mid-send by the MTA's time limit.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pipe_sends_its_answer_and_leaves_the_rest_of_the_outbox() {
     let t = common::TestState::new(|_| {}).await;
     t.load(common::world()).await;
@@ -892,7 +898,7 @@ async fn the_pipe_sends_its_answer_and_leaves_the_rest_of_the_outbox() {
 /// `outbox drop` drops a waiting message or sets a dead one aside, saying which; a message
 /// that is not there or not in a state for it is refused, naming it, and nothing changes;
 /// `outbox retry` undoes a drop.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_drop_drops_a_waiting_message_and_sets_a_dead_one_aside() {
     let t = common::TestState::new(|_| {}).await;
     t.load(common::world()).await;
@@ -982,7 +988,7 @@ fn the_demo_refuses_a_folder_it_did_not_make_and_bad_arguments_before_touching_i
 
 /// `staff add` refuses an address that reads other than it is (a direction override) or is
 /// no address, naming `--email`, and makes no account; a good one is added.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_add_refuses_an_address_that_reads_other_than_it_is() {
     let t = common::TestState::new(|_| {}).await;
     let env = [
@@ -1008,7 +1014,7 @@ async fn staff_add_refuses_an_address_that_reads_other_than_it_is() {
 }
 
 /// `banner post` names what is wrong by the flag it was typed with, and posts nothing.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn banner_post_names_its_flags() {
     let t = common::TestState::new(|_| {}).await;
     t.load(common::world()).await;
@@ -1102,7 +1108,7 @@ fn a_command_leaves_the_store_whole_in_its_file() {
 /// `link --to` a page the contact cannot open is refused by the flag: the console's, one their
 /// role does not see, or a record their client does not have (another client's, or none); a
 /// record of theirs is linked.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_refuses_a_page_that_would_not_be_found() {
     let app = common::TestApp::with_world().await;
     let env = on_store(&app.database_url);
@@ -1124,7 +1130,7 @@ async fn link_refuses_a_page_that_would_not_be_found() {
 
 /// A dry run for a contact who is not active is refused as the run itself refuses it, by the
 /// flag: it would show a digest that never goes.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_for_an_inactive_contact_is_refused() {
     let app = common::TestApp::with_world().await;
     cport::store::on_db!(&app.db, p => sqlx::query("UPDATE contacts SET active = $1 WHERE id = $2")
@@ -1140,7 +1146,7 @@ async fn a_dry_run_for_an_inactive_contact_is_refused() {
 
 /// A message another sender holds (a running server's, or a process's killed mid-send) is
 /// said after `outbox send`, with when it goes again, not left unmentioned.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_send_names_the_messages_another_sender_holds() {
     let t = common::TestState::new(|_| {}).await;
     t.load(common::world()).await;
