@@ -246,7 +246,7 @@ fn build_typed(
             .raw_header(header(
                 "List-Unsubscribe",
                 match token {
-                    Some(t) => format!("<{url}>, <mailto:reply+{t}@{domain}?subject=unsubscribe>"),
+                    Some(t) => format!("<{url}>, <mailto:{}?subject=unsubscribe>", config.reply_address(t)),
                     None => format!("<{url}>"),
                 },
             ))
@@ -259,7 +259,7 @@ fn build_typed(
     };
     let bounce: Address = match token {
         Some(t) => {
-            let reply: Address = format!("reply+{t}@{domain}").parse().map_err(|e| bad("reply address", &e))?;
+            let reply: Address = config.reply_address(t).parse().map_err(|e| bad("reply address", &e))?;
             b = b.reply_to(Mailbox::new(
                 Some(crate::model::one_line(&format!("{} replies", config.branding.name))),
                 reply,

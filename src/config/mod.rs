@@ -424,6 +424,12 @@ pub struct DiscordConfig {
 }
 
 impl Config {
+    /// The address replies to a message with reply token `token` go to (`reply+TOKEN@` the
+    /// reply domain), where the inbound reader finds the token again.
+    pub fn reply_address(&self, token: &str) -> String {
+        format!("reply+{token}@{}", self.email.reply_domain)
+    }
+
     /// Days a sent message's content is kept, if it is ever cleared: `outbox.sent_content_days`,
     /// but never less than a link lives (`digest.link_ttl_days`), so a reply within a link's
     /// life still finds what its digest listed.

@@ -137,8 +137,9 @@ fn csv_line(r: &ChaseRow) -> String {
 /// `GET /staff/chase.csv`: the same filtered list, every row, in the order it stood in when
 /// asked. Its rows are written as they are read, [`CSV_PAGE`] at a time, so a long list is
 /// not cut short and its file is not held whole in memory (the items matched are, as for a
-/// page); who was told, opened or replied is as each run of rows is read. A store failing part way breaks the download off (the error is
-/// logged): the browser reports a failed transfer rather than a file that looks whole.
+/// page); who was told, opened or replied is as each run of rows is read. A store failing
+/// part way breaks the download off (the error is logged): the browser reports a failed
+/// transfer rather than a file that looks whole.
 pub async fn chase_csv(State(state): State<AppState>, _staff: Staff, Params(q): Params<FormData>) -> Reply {
     let (filter, _) = filter_of(&q)?;
     known_client(&state, filter.client.as_deref()).await?;

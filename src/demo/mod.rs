@@ -123,22 +123,23 @@ pub async fn reply_file(
     else {
         return Ok(None);
     };
-    // The headers a mail program writes, in ASCII: the name quoted as RFC 5322 asks, and left
-    // out if it is not ASCII (it would need RFC 2047's encoding, and the address is what
-    // counts).
-    let from = match c.name.replace(['"', '\\'], "") {
-        name if name.is_ascii() && !name.is_empty() => format!("\"{name}\" <{}>", c.email),
-        _ => format!("<{}>", c.email),
-    };
-    let mail = format!(
-        "From: {from}\r\nTo: <reply+{token}@{domain}>\r\nSubject: Re: Your TOT summary\r\n\
-         Date: {date}\r\nMessage-ID: <demo-reply-{stamp}@{host}>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\n{REPLY_SAYS}\r\n",
-        domain = state.config.email.reply_domain,
-        date = now.to_rfc2822(),
-        stamp = now.timestamp_millis(),
-        host = c.email.rsplit_once('@').map_or("example.com", |(_, h)| h),
-    );
+    // Written by lettre, as the outgoing mail is: a name that is not ASCII is encoded as
+    // RFC 2047 asks, and the headers are those a mail program writes.
+    let bad = |e: &dyn std::fmt::Display| anyhow::anyhow!("the demo's reply could not be written: {e}");
+    let address = c.email.parse::<lettre::Address>().map_err(|e| bad(&e))?;
+    let from = lettre::message::Mailbox::new(Some(c.name.clone()), address);
+    let to = state.config.reply_address(token).parse::<lettre::message::Mailbox>().map_err(|e| bad(&e))?;
+    let host = c.email.rsplit_once('@').map_or("example.com", |(_, h)| h);
+    let mail = lettre::Message::builder()
+        .from(from)
+        .to(to)
+        .subject("Re: Your TOT summary")
+        .date(now.into())
+        .message_id(Some(format!("<demo-reply-{}@{host}>", now.timestamp_millis())))
+        .header(lettre::message::header::ContentType::TEXT_PLAIN)
+        .body(format!("{REPLY_SAYS}\r\n"))
+        .map_err(|e| bad(&e))?
+        .formatted();
     let path = dir.join(REPLY_FILE);
     std::fs::write(&path, mail)?;
     Ok(Some(path))

@@ -168,7 +168,7 @@ impl Composer<'_> {
     }
 
     pub fn reply_address(&self, token: &str) -> String {
-        format!("reply+{token}@{}", self.config.email.reply_domain)
+        self.config.reply_address(token)
     }
 
     fn groups<'s>(

@@ -72,7 +72,8 @@ impl FormData {
         }
     }
     /// Text to search or filter by, trimmed: one line of at most [`crate::model::SEARCH_MAX`]
-    /// characters, without the characters no typed text holds (a control character would be echoed into the page).
+    /// characters, without the characters no typed text holds (a control character would be
+    /// echoed into the page).
     pub fn search(&self, name: &str) -> Result<String, HttpError> {
         crate::actions::optional_text(
             name,
