@@ -708,7 +708,13 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
     // staff are told so, not that it goes with the next send.
     let gone = sign_in_mail_due(&app, "test:gone", later).await;
     app.submit(&staff, &format!("/staff/outbox/{gone}"), &[("action", "drop")]).await;
+    let page = app.shown(&staff, &format!("/staff/outbox/{gone}")).await;
+    assert!(page.contains("Queue again"), "{page}");
     assert_eq!(app.delete("contacts", &["P-1A"]).await.0, 200);
+    // The page offers it by the rule the action takes: not offered, and why said.
+    let page = app.shown(&staff, &format!("/staff/outbox/{gone}")).await;
+    assert!(page.contains("It cannot be sent again now: the contact is no longer active."), "{page}");
+    assert!(!page.contains("Queue again"), "{page}");
     let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{gone}"), &[("action", "requeue")]).await;
     assert_eq!(status, 409, "{body}");
     assert!(body.contains("would not be sent (the contact is no longer active)"), "{body}");

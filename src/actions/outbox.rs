@@ -23,16 +23,12 @@ pub async fn requeue(state: &Services, id: i64, now: DateTime<Utc>) -> Result<Da
     // not that it goes with the next send. One not to be queued again at all (sent, or still
     // waiting) is told so first, by `ob::requeue` below.
     let found = ob::get_message(db, id).await?;
-    if let Some(row) = found.filter(|r| OutboxStatus::REQUEUEABLE.contains(&r.status)) {
-        let why = match unwanted_now(state, &row, now).await? {
-            Some(why) => Some(why),
-            None => nothing_left(state, &row).await?.then_some("everything it lists was dealt with"),
-        };
-        if let Some(why) = why {
-            return Err(ActionError::Conflict(format!(
-                "message {id} would not be sent ({why}), so it is not queued again"
-            )));
-        }
+    if let Some(row) = found.filter(|r| OutboxStatus::REQUEUEABLE.contains(&r.status))
+        && let Some(why) = would_not_go(state, &row, now).await?
+    {
+        return Err(ActionError::Conflict(format!(
+            "message {id} would not be sent ({why}), so it is not queued again"
+        )));
     }
     match ob::requeue(db, id, now).await? {
         Requeue::Queued(at) => Ok(at),
@@ -93,6 +89,21 @@ pub fn queued_again(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     } else {
         "Queued again; it goes with the next send.".into()
     }
+}
+
+/// Why message `row`, queued again now, would not be sent, if it would not: [`unwanted`],
+/// its contact's email suspended, or (a digest) everything it lists dealt with. [`requeue`]
+/// refuses such a message saying so, and the console offers to queue again only a failed,
+/// dead or dropped message for which it is `None`.
+pub async fn would_not_go(
+    state: &Services,
+    row: &OutboxRow,
+    now: DateTime<Utc>,
+) -> Result<Option<&'static str>, StoreError> {
+    Ok(match unwanted_now(state, row, now).await? {
+        Some(why) => Some(why),
+        None => nothing_left(state, row).await?.then_some("everything it lists was dealt with"),
+    })
 }
 
 /// [`unwanted`] for one message, its contact's state read now; and, for an email, its
@@ -188,7 +199,7 @@ pub async fn unwanted(
 /// banners that have waited are written again, with new links, as they go
 /// (`outbox::render`). The links are found as a sign-in link (`/l/TOKEN`) and a password link
 /// (`?token=TOKEN`) are written (`links::Signer`).
-pub fn link_expired(state: &Services, row: &OutboxRow, now: DateTime<Utc>) -> bool {
+fn link_expired(state: &Services, row: &OutboxRow, now: DateTime<Utc>) -> bool {
     if matches!(row.message.kind, MessageKind::Digest | MessageKind::Alert | MessageKind::Banner | MessageKind::Change)
     {
         return false;

@@ -152,24 +152,26 @@ pub async fn message(
     for a in &mut attempts {
         a.error = without_tokens(&a.error);
     }
-    // A push of a banner retracted or expired since cannot go again: not offered.
+    // A push of a banner retracted or expired since cannot go again: said whatever its state.
     let now = Utc::now();
     let banner_gone =
         row.message.kind == crate::model::MessageKind::Banner && ob::banner_gone_for(&state.db, row.id, now).await?;
-    // Nor one whose link has expired: it would open nothing (said only of one that could
-    // otherwise be queued again).
-    let link_expired =
-        OutboxStatus::REQUEUEABLE.contains(&row.status) && crate::actions::outbox::link_expired(&state, &row, now);
-    // Nor one whose content was cleared: there is nothing left to send.
-    let cleared = matches!(rendered, Rendered::Cleared);
+    // Queuing again is offered by the rule that takes it: a failed, dead or dropped message
+    // that would go (not one whose link expired, whose content was cleared, whose contact
+    // left...); why not is said.
+    let requeueable = OutboxStatus::REQUEUEABLE.contains(&row.status);
+    let why_not = match requeueable {
+        true => crate::actions::outbox::would_not_go(&state, &row, now).await?,
+        false => None,
+    };
     page(
         &state,
         Some(&staff),
         "message",
         json!({
             "m": row, "rendered": rendered, "attempts": attempts, "banner_gone": banner_gone,
-            "link_expired": link_expired,
-            "may_requeue": OutboxStatus::REQUEUEABLE.contains(&row.status) && !banner_gone && !link_expired && !cleared,
+            "why_not": why_not,
+            "may_requeue": requeueable && why_not.is_none(),
             "may_drop": OutboxStatus::STAFF_DROPPABLE.contains(&row.status),
             "cleared_after": state.config.sent_content_kept_days(),
             "note": Note::of(&q).verified(&state, staff.session_key()),
