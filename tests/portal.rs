@@ -361,6 +361,7 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
     assert_eq!(r.headers()["location"], "/visuals/V-1");
     let html = app.shown(&third, "/visuals/V-1").await;
     assert!(html.contains("Dana Cole (for Ann Admin)"));
+    assert!(html.contains("Post comment"), "a delegate may comment while the decision is to be made: {html}");
     for path in ["/visuals/V-3", "/visuals", "/jobs/J-1", "/preferences"] {
         assert_eq!(app.page(&third, path).await.0, 404, "{path} is outside the delegation");
     }
@@ -393,6 +394,11 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
     // Decided by Dana: Eve's link asks for nothing more, not even a comment.
     let html = app.post_conflict(&eve, "/visuals/V-1", &[("action", "comment"), ("comment", "hi")]).await;
     assert!(html.contains("approved already"), "{html}");
+    // Nor is a comment offered to either, by the rule that refused it.
+    for who in [&eve, &third] {
+        let html = app.shown(who, "/visuals/V-1").await;
+        assert!(!html.contains("Post comment"), "{html}");
+    }
     assert_eq!(
         app.post_form(
             &third,

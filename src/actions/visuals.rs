@@ -28,6 +28,17 @@ pub fn may_decide(actor: &Actor, status: VisualStatus, delegation_used: bool) ->
     }
 }
 
+/// Whether `actor` may comment on a visual with `status`: anyone who may decide on visuals;
+/// a delegate, asked for one decision, only while it is still to be made (`delegation_used`:
+/// their link was used, or has expired). The portal offers the comment form by it, and
+/// [`comment`] refuses by it.
+pub fn may_comment(actor: &Actor, status: VisualStatus, delegation_used: bool) -> bool {
+    match &actor.delegation {
+        Some(_) => !delegation_used && status == VisualStatus::AwaitingApproval,
+        None => actor.role.acts_on_orders(),
+    }
+}
+
 /// Whether `actor` may hand a visual with `status` to someone else to decide on.
 pub fn may_delegate(actor: &Actor, status: VisualStatus) -> bool {
     actor.may_act() && status == VisualStatus::AwaitingApproval
@@ -306,19 +317,22 @@ pub async fn comment(
     body: &str,
     now: DateTime<Utc>,
 ) -> Result<i64, ActionError> {
-    if actor.delegation.is_none() && !actor.role.acts_on_orders() {
+    // Said before the comment is read or the visual looked up: whatever it is, a read-only
+    // role may not write it.
+    if actor.delegation.is_none() && !may_comment(actor, VisualStatus::AwaitingApproval, false) {
         return Err(ActionError::Forbidden(format!("your role ({}) is read-only", actor.role)));
     }
     let body = super::typed_text("comment", body, crate::model::Lines::Many, 5000, "write something first")?;
     let v = visible_visual(state, actor, id).await?;
     if let Some(d) = &actor.delegation {
         let row = visuals::get_delegation(&state.db, d.id).await?;
-        if row.used_at.is_some() || row.expires_at <= now {
+        let used = row.used_at.is_some() || row.expires_at <= now;
+        if used {
             return Err(ActionError::Forbidden("this approval link has been used or has expired".into()));
         }
         // A delegate is asked for one decision: once the visual is decided (by the client, or
         // another delegate), there is nothing left to say to TOT's designer about it.
-        if v.status != VisualStatus::AwaitingApproval {
+        if !may_comment(actor, v.status, used) {
             return Err(ActionError::Conflict(format!(
                 "visual {id} is {} already; this link asks for nothing more",
                 v.status.words()

@@ -144,7 +144,11 @@ async fn visual_page(state: &AppState, session: &Session, id: &str, shown: Shown
     let comments = vstore::list_comments(&state.db, id).await?;
     let decisions = vstore::list_decisions(&state.db, id).await?;
     let delegation_used = match &session.actor.delegation {
-        Some(d) => vstore::get_delegation(&state.db, d.id).await?.used_at.is_some(),
+        // Used, or expired while the page was left open: it asks for nothing more.
+        Some(d) => {
+            let d = vstore::get_delegation(&state.db, d.id).await?;
+            d.used_at.is_some() || d.expires_at <= chrono::Utc::now()
+        }
         None => false,
     };
     let currency = crate::store::enquiries::client_currency(&state.db, session.actor.client_id()).await?;
@@ -163,7 +167,7 @@ async fn visual_page(state: &AppState, session: &Session, id: &str, shown: Shown
             "terms": state.config.branding.approval_terms,
             "can_decide": crate::actions::visuals::may_decide(&session.actor, v.status, delegation_used),
             "can_delegate": crate::actions::visuals::may_delegate(&session.actor, v.status),
-            "can_comment": session.actor.may_act() || session.actor.delegation.is_some(),
+            "can_comment": crate::actions::visuals::may_comment(&session.actor, v.status, delegation_used),
             "note": note,
             "error": error,
             "typed": typed,
