@@ -946,6 +946,43 @@ async fn outbox_drop_drops_a_waiting_message_and_sets_a_dead_one_aside() {
     assert_eq!(status(dead).await, "queued");
 }
 
+/// `outbox retry --dead` queues every dead message again by the rule one is queued again by:
+/// one that would not be sent (its contact no longer active) stays dead, counted by why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_retry_dead_leaves_what_would_not_be_sent_saying_why() {
+    let t = common::TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
+    let env = [
+        ("CPORT_DATABASE_URL", t.state.config.database_url.expose()),
+        ("CPORT_API_TOKEN", "t"),
+        ("CPORT_LINK_SECRET", t.state.config.link_secret.expose()),
+    ];
+    let db = &t.state.db;
+    let now = chrono::Utc::now();
+    let rows = cport::store::outbox::list_messages(db, None, 10).await.unwrap();
+    assert_eq!(rows.len(), 2, "two digests: {rows:?}");
+    for m in &rows {
+        assert!(cport::store::console::hold_for(db, m.id, "held-by-test", now).await.unwrap());
+        let mark = cport::store::outbox::Mark::Failed { error: "421 try later", retry_at: None };
+        assert!(cport::store::outbox::mark(db, m.id, "held-by-test", mark, now).await.unwrap());
+    }
+    let to = |contact: &str| rows.iter().find(|m| m.message.contact_id.as_deref() == Some(contact)).unwrap().id;
+    let (gone, kept) = (to("P-1A"), to("P-1B"));
+    cport::store::on_db!(db, p => sqlx::query("UPDATE contacts SET active = false WHERE id = 'P-1A'")
+        .execute(p).await.map(|_| ()))
+    .unwrap();
+
+    let (ok, out, err) = output(cport(&env).args(["outbox", "retry", "--dead"]));
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("1 dead message(s) queued again"), "{out}");
+    assert!(out.contains("1 left dead, as they would not be sent:\n  1: the contact is no longer active"), "{out}");
+    let status = |id: i64| async move {
+        cport::store::outbox::get_message(db, id).await.unwrap().unwrap().status.as_str().to_string()
+    };
+    assert_eq!((status(gone).await, status(kept).await), ("dead".into(), "queued".into()));
+}
+
 /// `cport demo` empties its folder of an earlier demo's files, but checks its arguments
 /// first and never touches a store or config that no demo wrote.
 #[test]

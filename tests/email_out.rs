@@ -1088,8 +1088,15 @@ async fn a_retracted_urgent_banner_is_not_pushed_afterwards() {
     cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET status = 'dead' WHERE kind = 'banner'")
         .execute(p).await.map(|_| ()))
     .unwrap();
-    let (queued, left) = cport::store::outbox::requeue_dead(&t.state.db, now).await.unwrap();
+    let (queued, left) = cport::store::outbox::requeue_dead(&t.state.db, &[], now).await.unwrap();
     assert_eq!((queued, left), (0, posted.queued as i64));
+    // Asked as staff ask it, they are left by the rule each is refused by alone, and why said.
+    let done = cport::actions::outbox::requeue_dead(&t.state, now).await.unwrap();
+    assert_eq!(done.queued, 0);
+    assert_eq!(
+        done.left.into_iter().collect::<Vec<_>>(),
+        [("its banner was retracted or has expired", posted.queued as u64)]
+    );
 }
 
 /// A banner's push that waited past its banner's expiry (retried through a relay's outage),

@@ -46,6 +46,43 @@ pub async fn requeue(state: &Services, id: i64, now: DateTime<Utc>) -> Result<Da
     }
 }
 
+/// What came of queueing every dead message again.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DeadRequeued {
+    /// How many were queued again.
+    pub queued: u64,
+    /// How many were left dead, by why they would not be sent.
+    pub left: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// Queues every dead message again but those that would not be sent ([`would_not_go`]),
+/// which stay dead, counted by why: the rule a message queued again alone is refused by.
+pub async fn requeue_dead(state: &Services, now: DateTime<Utc>) -> Result<DeadRequeued, ActionError> {
+    const PAGE: i64 = 500;
+    let mut done = DeadRequeued::default();
+    let mut keep = Vec::new();
+    let mut after = 0;
+    // Ends: each page starts past the last id of the one before.
+    loop {
+        let page = ob::page_of(&state.db, OutboxStatus::Dead, after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for row in &page {
+            if let Some(why) = would_not_go(state, row, now).await? {
+                keep.push(row.id);
+                *done.left.entry(why).or_default() += 1;
+            }
+        }
+    }
+    let (queued, left) = ob::requeue_dead(&state.db, &keep, now).await?;
+    done.queued = queued;
+    // Gone or cleared as the walk was made.
+    if let Ok(left @ 1..) = u64::try_from(left) {
+        *done.left.entry("its banner was retracted or has expired, or its content was cleared").or_default() += left;
+    }
+    Ok(done)
+}
+
 /// Drops message `id`, which is queued, failed (waiting for a retry) or dead, saying who did
 /// (`by`): it will not be sent, and a dead one leaves the dead letters waiting. Undone by
 /// [`requeue`]. Refused, saying its state, when a sender holds it or it went.

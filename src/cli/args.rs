@@ -203,9 +203,9 @@ pub(super) enum OutboxCommand {
         /// The message's id (from `outbox list`).
         #[arg(required_unless_present = "dead", conflicts_with = "dead")]
         id: Option<i64>,
-        /// Every dead message (but the pushes of banners retracted or expired since, and those
-        /// whose content was cleared after `outbox.sent_content_days`, which stay dead and are
-        /// counted).
+        /// Every dead message but those that would not be sent (a push of a banner retracted
+        /// or expired since, content cleared after `outbox.sent_content_days`, a contact no
+        /// longer active, a link expired...), which stay dead and are counted by why.
         #[arg(long)]
         dead: bool,
     },

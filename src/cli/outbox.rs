@@ -115,12 +115,14 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
         }
         OutboxCommand::Send => send_outbox(&AppState::new(config, db.clone())?).await?,
         OutboxCommand::Retry { id: None, .. } => {
-            let (n, left) = ob::requeue_dead(db, now).await?;
-            println!("{n} dead message(s) queued again");
-            if left > 0 {
-                println!(
-                    "{left} left dead: their banners were retracted or have expired, or their content was cleared"
-                );
+            let services = crate::services::Services::new(config.clone(), db.clone());
+            let done = crate::actions::outbox::requeue_dead(&services, now).await?;
+            println!("{} dead message(s) queued again", done.queued);
+            if !done.left.is_empty() {
+                println!("{} left dead, as they would not be sent:", done.left.values().sum::<u64>());
+                for (why, n) in &done.left {
+                    println!("  {n}: {why}");
+                }
             }
         }
     }

@@ -513,6 +513,13 @@ pub async fn list_messages(db: &Db, status: Option<&str>, limit: i64) -> Result<
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, OutboxRow>(&sql), status, limit).fetch_all(p).await)?)
 }
 
+/// Messages in `status` with ids above `after`, oldest first, `limit` at most: a walk over
+/// all of them a page at a time.
+pub async fn page_of(db: &Db, status: OutboxStatus, after: i64, limit: i64) -> Result<Vec<OutboxRow>> {
+    let sql = format!("SELECT {COLS} FROM outbox_full WHERE status = $1 AND id > $2 ORDER BY id LIMIT $3");
+    Ok(on_db!(db, p => bind!(sqlx::query_as::<_, OutboxRow>(&sql), status, after, limit).fetch_all(p).await)?)
+}
+
 /// One message with its payload.
 pub async fn get_message(db: &Db, id: i64) -> Result<Option<OutboxRow>> {
     let sql = format!("SELECT {COLS} FROM outbox_full WHERE id = $1");
@@ -668,12 +675,19 @@ pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Requeue> {
     Ok(seen)
 }
 
-/// Queues every dead message again ([`requeue_sql`]): how many, and how many stay dead, the
-/// pushes of banners retracted or expired since and those whose content was cleared.
-pub async fn requeue_dead(db: &Db, now: DateTime<Utc>) -> Result<(u64, i64)> {
+/// Queues every dead message again but those of `keep` ([`requeue_sql`]): how many, and how
+/// many else stay dead, the pushes of banners retracted or expired since and those whose
+/// content was cleared.
+pub async fn requeue_dead(db: &Db, keep: &[i64], now: DateTime<Utc>) -> Result<(u64, i64)> {
+    // Ids are numbers: written into the statement, as many as there are, with no limit on
+    // bound parameters to meet.
+    let kept = match keep {
+        [] => String::new(),
+        ids => format!(" AND id NOT IN ({})", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")),
+    };
     let mut tx = db.begin().await?;
-    let queued = execute!(&mut tx => &requeue_sql("status = 'dead'"), now)?;
-    let sql = format!("SELECT COUNT(*) FROM outbox WHERE status = 'dead' AND ({} OR NOT {HELD})", banner_gone());
+    let queued = execute!(&mut tx => &requeue_sql(&format!("status = 'dead'{kept}")), now)?;
+    let sql = format!("SELECT COUNT(*) FROM outbox WHERE status = 'dead'{kept} AND ({} OR NOT {HELD})", banner_gone());
     let left: i64 = on_tx!(&mut tx, c => bind!(sqlx::query_scalar(&sql), now).fetch_one(c).await)?;
     tx.commit().await?;
     Ok((queued, left))
