@@ -499,6 +499,7 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     let (s, _, html) =
         app.post_form(&ann, "/users", &[("action", "allocate"), ("user", rita), ("sku", "SKU-CAP")]).await;
     assert!(html.contains(&format!("user {rita} was revoked; a revoked user takes no SKUs")), "{s}: {html}");
+    assert_eq!(s, 409, "a conflict, as every form's and the API's are: {html}");
     assert_eq!(app.changes(0).await.len(), events);
     let stale = cport::actions::Actor::new(before, cport::model::Channel::Portal);
     let placed = cport::actions::orders::place(&app.state, &stale, basket.parse().unwrap(), chrono::Utc::now()).await;

@@ -269,14 +269,19 @@ impl Shown {
     pub fn refused(error: String) -> Shown {
         Shown::error(StatusCode::UNPROCESSABLE_ENTITY, error)
     }
-    /// An action's refusal shown on its page, with the status the API gives it: a conflict
-    /// (decided meanwhile) 409, a field to put right 422.
-    pub fn failed(e: &crate::actions::ActionError) -> Shown {
-        let status = match e {
-            crate::actions::ActionError::Conflict(_) => StatusCode::CONFLICT,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
-        };
-        Shown::error(status, e.to_string())
+    /// An action's refusal for its form's page to show, with the status the API gives it (the
+    /// one mapping, [`HttpError`]'s): a field to put right 422, a conflict (decided meanwhile)
+    /// 409. Any other (not found, not allowed, a failure) is given back, for its caller to show
+    /// otherwise or to pass up (`?` makes it the [`HttpError`] it maps to).
+    pub fn failed(e: crate::actions::ActionError) -> Result<Shown, crate::actions::ActionError> {
+        use crate::actions::ActionError::{Conflict, Invalid};
+        match e {
+            Invalid { .. } | Conflict(_) => {
+                let error = e.to_string();
+                Ok(Shown::error(HttpError::from(e).status(), error))
+            }
+            e => Err(e),
+        }
     }
     pub fn error(status: StatusCode, error: String) -> Shown {
         Shown { note: None, error: Some(error), status, typed: Value::Object(Default::default()) }

@@ -29,13 +29,6 @@ fn require_orders(s: &Session) -> Result<(), HttpError> {
     Ok(())
 }
 
-fn form_error(e: &ActionError) -> Option<String> {
-    match e {
-        ActionError::Invalid { .. } | ActionError::Conflict(_) => Some(e.to_string()),
-        _ => None,
-    }
-}
-
 /// The stock page's query: `q` to search by, `page`, and a note from the step before.
 pub struct StockQuery {
     q: String,
@@ -144,14 +137,13 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
 }
 
 async fn stock_error(state: &AppState, session: &Session, back: &StockQuery, e: ActionError, form: &FormData) -> Reply {
-    match (&e, form_error(&e)) {
-        (_, Some(msg)) => stock_page(state, session, back, Shown::refused(msg).with_typed(form)).await,
+    match e {
         // The same words for another client's SKU and for none: ids reveal nothing.
-        (ActionError::NotFound(_), None) => {
+        ActionError::NotFound(_) => {
             let msg = format!("{e} among yours.");
             stock_page(state, session, back, Shown::error(StatusCode::NOT_FOUND, msg)).await
         }
-        _ => Err(e.into()),
+        e => stock_page(state, session, back, Shown::failed(e)?.with_typed(form)).await,
     }
 }
 
@@ -180,10 +172,7 @@ pub async fn create_basket(State(state): State<AppState>, CsrfForm(session, form
     require_orders(&session)?;
     match act::create_basket(&state, &session.actor, &form.text("name"), Utc::now()).await {
         Ok(id) => Ok(see_other(&state, &session.token_hash, &format!("/baskets/{id}"), "Basket created.")),
-        Err(e) => match form_error(&e) {
-            Some(msg) => baskets_page(&state, &session, Shown::refused(msg).with_typed(&form)).await,
-            None => Err(e.into()),
-        },
+        Err(e) => baskets_page(&state, &session, Shown::failed(e)?.with_typed(&form)).await,
     }
 }
 
@@ -285,22 +274,13 @@ pub async fn basket_action(
     };
     match result {
         Ok(r) => Ok(r),
-        Err(e) => match (form_error(&e), &e) {
-            (Some(msg), _) => {
-                let status = match e {
-                    ActionError::Conflict(_) => StatusCode::CONFLICT,
-                    _ => StatusCode::UNPROCESSABLE_ENTITY,
-                };
-                basket_page(&state, &session, id, vec![], Shown::error(status, msg).with_typed(&form)).await
-            }
-            // A line's stock gone from this user's reach meanwhile (un-allocated): said on the
-            // basket, which still opens, not as a missing page. One not theirs stays a 404.
-            (None, e @ ActionError::NotFound(_)) => {
-                let msg = format!("{e} among what you may order; remove the line.");
-                basket_page(&state, &session, id, vec![], Shown::error(StatusCode::NOT_FOUND, msg)).await
-            }
-            (None, _) => Err(e.into()),
-        },
+        // A line's stock gone from this user's reach meanwhile (un-allocated): said on the
+        // basket, which still opens, not as a missing page. One not theirs stays a 404.
+        Err(e @ ActionError::NotFound(_)) => {
+            let msg = format!("{e} among what you may order; remove the line.");
+            basket_page(&state, &session, id, vec![], Shown::error(StatusCode::NOT_FOUND, msg)).await
+        }
+        Err(e) => basket_page(&state, &session, id, vec![], Shown::failed(e)?.with_typed(&form)).await,
     }
 }
 
@@ -382,12 +362,9 @@ pub async fn users_action(State(state): State<AppState>, CsrfForm(session, form)
     };
     match result {
         Ok(note) => Ok(see_other(&state, &session.token_hash, "/users", &note)),
-        Err(e) => match (&e, form_error(&e)) {
-            (_, Some(msg)) => users_page(&state, &session, Shown::refused(msg).with_typed(&form)).await,
-            (ActionError::NotFound(_), None) => {
-                users_page(&state, &session, Shown::error(StatusCode::NOT_FOUND, format!("{e}."))).await
-            }
-            _ => Err(e.into()),
-        },
+        Err(e @ ActionError::NotFound(_)) => {
+            users_page(&state, &session, Shown::error(StatusCode::NOT_FOUND, format!("{e}."))).await
+        }
+        Err(e) => users_page(&state, &session, Shown::failed(e)?.with_typed(&form)).await,
     }
 }

@@ -129,10 +129,7 @@ pub async fn approve_many(State(state): State<AppState>, CsrfForm(session, form)
                 list_page(&state, &session, shown).await
             }
         }
-        Err(e @ ActionError::Invalid { .. }) | Err(e @ ActionError::Conflict(_)) => {
-            list_page(&state, &session, Shown::failed(&e)).await
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => list_page(&state, &session, Shown::failed(e)?).await,
     }
 }
 
@@ -239,10 +236,9 @@ pub async fn visual_action(
         // A field to put right comes back as typed; a conflict (decided meanwhile, a comment
         // already in the thread) does not offer the same words to send again.
         Err(e @ ActionError::Invalid { .. }) => {
-            visual_page(&state, &session, &id, Shown::refused(e.to_string()).with_typed(&form)).await
+            visual_page(&state, &session, &id, Shown::failed(e)?.with_typed(&form)).await
         }
-        Err(e @ ActionError::Conflict(_)) => visual_page(&state, &session, &id, Shown::failed(&e)).await,
-        Err(e) => Err(e.into()),
+        Err(e) => visual_page(&state, &session, &id, Shown::failed(e)?).await,
     }
 }
 
@@ -375,13 +371,7 @@ pub async fn delivery_submit(
     };
     match result {
         Ok(note) => Ok(see_other(&state, &session.token_hash, &format!("/jobs/{}", crate::model::segment(&id)), &note)),
-        Err(ActionError::Invalid { field, message }) => {
-            delivery_page(&state, &session, &id, Some(&form), Shown::refused(format!("{field}: {message}"))).await
-        }
-        Err(ActionError::Conflict(m)) => {
-            delivery_page(&state, &session, &id, Some(&form), Shown::error(StatusCode::CONFLICT, m)).await
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => delivery_page(&state, &session, &id, Some(&form), Shown::failed(e)?).await,
     }
 }
 
