@@ -348,10 +348,7 @@ pub async fn with_new(
 pub fn for_client(live: &[LiveBanner], client: &str, now: DateTime<Utc>) -> Vec<BannerRow> {
     live.iter()
         .filter(|b| {
-            let r = &b.row;
-            r.retracted_at.is_none()
-                && r.starts_at <= now
-                && r.expires_at.is_none_or(|e| e > now)
+            b.row.state(now) == crate::model::BannerState::Active
                 && (b.audience.is_empty() || b.audience.iter().any(|c| c == client))
         })
         .map(|b| b.row.clone())

@@ -42,15 +42,7 @@ pub(crate) async fn banner(state: &AppState, command: BannerCommand) -> anyhow::
                 "ID", "SEVERITY", "STATE", "STARTS", "EXPIRES", "AUDIENCE"
             );
             for (b, clients) in rows {
-                let st = if b.retracted_at.is_some() {
-                    "retracted"
-                } else if b.starts_at > now {
-                    "scheduled"
-                } else if b.expires_at.is_some_and(|e| e <= now) {
-                    "expired"
-                } else {
-                    "active"
-                };
+                let st = b.state(now);
                 let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M").to_string();
                 println!(
                     "{:<5} {:<8} {:<10} {:<17} {:<17} {:<20} {}",

@@ -94,11 +94,11 @@ async fn list_page(state: &AppState, staff: &Staff, mut ctx: Value, status: Stat
         .await?
         .into_iter()
         .map(|(b, clients)| {
-            let live = b.retracted_at.is_none() && b.expires_at.is_none_or(|e| e > now);
+            let state = b.state(now);
             let mut v = serde_json::to_value(&b).unwrap_or_default();
             v["clients"] = json!(clients);
-            v["live"] = json!(live);
-            v["waiting"] = json!(live && b.starts_at > now);
+            v["live"] = json!(state.live());
+            v["waiting"] = json!(state == crate::model::BannerState::Scheduled);
             v
         })
         .collect();

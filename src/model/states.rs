@@ -355,6 +355,27 @@ named_enum! {
 }
 
 named_enum! {
+    /// Where a stop-press banner stands at a moment: its record read against the clock.
+    pub enum BannerState {
+        /// Taken down by staff: shown nowhere again.
+        Retracted = "retracted",
+        /// Its expiry has passed.
+        Expired = "expired",
+        /// Posted to start later.
+        Scheduled = "scheduled",
+        /// Showing now.
+        Active = "active",
+    }
+}
+
+impl BannerState {
+    /// Showing now or to show later: what staff may still retract.
+    pub fn live(self) -> bool {
+        matches!(self, BannerState::Scheduled | BannerState::Active)
+    }
+}
+
+named_enum! {
     /// Where a request for a portal account stands.
     pub enum AccessStatus {
         Open = "open",

@@ -27,6 +27,24 @@ pub struct BannerRow {
     pub retracted_at: Option<DateTime<Utc>>,
 }
 
+impl BannerRow {
+    /// Where it stands at `now`, for the portal, the console and the command line alike (the
+    /// store's [`list_live`] asks the same of its rows in SQL). An expiry passed counts before
+    /// a start to come, though a banner cannot be posted to expire before it starts.
+    pub fn state(&self, now: DateTime<Utc>) -> crate::model::BannerState {
+        use crate::model::BannerState::*;
+        if self.retracted_at.is_some() {
+            Retracted
+        } else if self.expires_at.is_some_and(|e| e <= now) {
+            Expired
+        } else if self.starts_at > now {
+            Scheduled
+        } else {
+            Active
+        }
+    }
+}
+
 impl NewBanner {
     /// The banner as stored under `id`.
     pub fn row(&self, id: i64) -> BannerRow {
@@ -175,4 +193,37 @@ pub async fn existing_clients(db: &Db, ids: &[String]) -> Result<Vec<String>> {
     let rows: Vec<(String,)> =
         crate::fetch_in!(on_db, db, "SELECT id FROM clients WHERE id IN ({in})".to_string(), &ids, once)?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BannerState, Severity};
+
+    /// The four states at their edges: a banner shows from the second it starts, and not from
+    /// the second it expires; a retraction rules over both.
+    #[test]
+    fn a_banner_stands_by_its_times_and_retraction() {
+        let now = Utc::now();
+        let hour = chrono::Duration::hours(1);
+        let banner = |starts_at, expires_at, retracted_at| BannerRow {
+            id: 1,
+            title: "t".into(),
+            body: String::new(),
+            severity: Severity::Info,
+            starts_at,
+            expires_at,
+            retracted_at,
+        };
+        for (b, want) in [
+            (banner(now, None, None), BannerState::Active),
+            (banner(now - hour, Some(now + hour), None), BannerState::Active),
+            (banner(now + hour, None, None), BannerState::Scheduled),
+            (banner(now - hour, Some(now), None), BannerState::Expired),
+            (banner(now + hour, None, Some(now)), BannerState::Retracted),
+            (banner(now - hour, Some(now - hour), Some(now)), BannerState::Retracted),
+        ] {
+            assert_eq!(b.state(now), want, "{b:?}");
+        }
+    }
 }
