@@ -10,6 +10,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use crate::channels::Providers;
 use crate::channels::email::Mailer;
 use crate::config::Config;
+use crate::model::Chat;
 use crate::services::Services;
 use crate::store::Db;
 
@@ -48,15 +49,14 @@ impl AppState {
         };
         let discord = (!config.discord.token.is_empty() || !config.discord.public_key.is_empty())
             .then(|| Arc::new(crate::channels::discord::Discord::new(&config)));
-        let mut chat: std::collections::HashMap<&'static str, Arc<dyn crate::channels::chat::ChatSender>> =
-            Default::default();
+        let mut chat: std::collections::HashMap<Chat, Arc<dyn crate::channels::chat::ChatSender>> = Default::default();
         // The senders of `Config::chat_channels`, which the digest's targets are read from.
         for name in config.chat_channels() {
             match (name, &telegram, &discord) {
-                ("telegram", Some(t), _) => {
+                (Chat::Telegram, Some(t), _) => {
                     chat.insert(name, t.clone());
                 }
-                ("discord", _, Some(d)) => {
+                (Chat::Discord, _, Some(d)) => {
                     chat.insert(name, d.clone());
                 }
                 _ => {}

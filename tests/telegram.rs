@@ -646,7 +646,7 @@ async fn two_processes_on_one_store_send_no_faster_to_one_chat_than_one_does() {
     let a = TestState::new(paced).await;
     let b = a.beside(paced).await;
     let send = |t: &TestState, n: usize| {
-        let sender = t.state.chat["telegram"].clone();
+        let sender = t.state.chat[&cport::model::Chat::Telegram].clone();
         async move {
             let m = cport::channels::chat::ChatMessage::text(format!("message {n}"), vec![]);
             let to = ANN.to_string();

@@ -310,7 +310,7 @@ pub async fn remind(
     let chats: Vec<_> = chat::chats_of_contact(&state.db, &contact.id)
         .await?
         .into_iter()
-        .filter(|l| sending.contains(&l.channel.as_str()))
+        .filter(|l| sending.contains(&l.channel))
         .collect();
     let targets = targets_of(&s, Some(&chats), crate::store::settings::Sending::Alert);
     if targets.is_empty() {

@@ -224,7 +224,7 @@ pub async fn unwanted(
     }
     let linked = crate::store::chat::chats_of_contact(&state.db, contact).await?;
     let still =
-        linked.iter().any(|l| l.channel.as_str() == row.message.channel.as_str() && l.chat_id == row.message.recipient);
+        linked.iter().any(|l| Outlet::from(l.channel) == row.message.channel && l.chat_id == row.message.recipient);
     Ok((!still).then_some("the chat is no longer linked to the contact"))
 }
 

@@ -37,7 +37,7 @@ pub async fn targets_by_contact(
     let mut out: std::collections::HashMap<String, Vec<ChatLink>> = Default::default();
     let sending = config.chat_channels();
     for l in crate::store::chat::all_chats(db).await? {
-        if sending.contains(&l.channel.as_str()) {
+        if sending.contains(&l.channel) {
             out.entry(l.contact_id.clone()).or_default().push(l);
         }
     }

@@ -130,7 +130,7 @@ pub struct Providers {
     pub dkim: Option<std::sync::Arc<lettre::message::dkim::DkimConfig>>,
     /// HTTP client for webhook pushes (one pool for the process).
     pub http: reqwest::Client,
-    /// Chat senders by channel name (see `Config::chat_channels`).
+    /// Chat senders by provider (see `Config::chat_channels`).
     pub chat: chat::ChatSenders,
 }
 

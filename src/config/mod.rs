@@ -442,13 +442,13 @@ impl Config {
 
     /// The chat channels cport sends on: those with a bot token (a Discord public key alone
     /// answers interactions but sends nothing).
-    pub fn chat_channels(&self) -> Vec<&'static str> {
+    pub fn chat_channels(&self) -> Vec<crate::model::Chat> {
         let mut out = vec![];
         if !self.telegram.token.is_empty() {
-            out.push("telegram");
+            out.push(crate::model::Chat::Telegram);
         }
         if !self.discord.token.is_empty() {
-            out.push("discord");
+            out.push(crate::model::Chat::Discord);
         }
         out
     }

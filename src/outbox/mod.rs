@@ -350,7 +350,7 @@ async fn attempt(
             gate.pass().await?;
             crate::channels::webhook::send(&state.http, &state.config.webhook, row).await.map(Some)
         }
-        (chat, _) if state.chat.contains_key(chat.as_str()) => {
+        (out, _) if out.chat().is_some_and(|c| state.chat.contains_key(&c)) => {
             send_chat(&Going { state, row, reach, now }, gate).await.map_err(store)?
         }
         (other, _) => Err(SendError::Permanent(format!("no sender for channel `{other}`"))),
@@ -533,7 +533,7 @@ async fn send_email(go: &Going<'_>, gate: &Gate) -> Result<Result<Option<String>
 /// Sends a chat row. Alerts are rendered now from the items still open, like emails.
 async fn send_chat(go: &Going<'_>, gate: &Gate) -> Result<Result<Option<String>, SendError>, StoreError> {
     let Going { state, row, reach, now } = *go;
-    let Some(sender) = state.chat.get(row.message.channel.as_str()) else {
+    let Some(sender) = row.message.channel.chat().and_then(|c| state.chat.get(&c)) else {
         return Ok(Err(SendError::Permanent(format!("no sender for channel `{}`", row.message.channel))));
     };
     let mut message = match chat_message(state, row, reach, now).await? {

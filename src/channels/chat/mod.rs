@@ -82,7 +82,7 @@ pub trait ChatSender: Send + Sync {
 }
 
 /// The configured chat senders by channel name.
-pub type ChatSenders = Arc<std::collections::HashMap<&'static str, Arc<dyn ChatSender>>>;
+pub type ChatSenders = Arc<std::collections::HashMap<crate::model::Chat, Arc<dyn ChatSender>>>;
 
 fn not_linked(channel: Channel) -> ChatMessage {
     ChatMessage::text(
