@@ -679,6 +679,28 @@ async fn two_processes_on_one_store_send_no_faster_to_one_chat_than_one_does() {
 /// NUL characters in what a chat sends (a link code, a command's id or text) get a plain
 /// answer on both engines (PostgreSQL refuses NUL in text, even to look it up), and the bot
 /// goes on answering.
+/// RESET from a chat whose contact's email is suspended after bounces sends nothing that
+/// would only go dead: the answer says why and what to do.
+#[tokio::test]
+async fn reset_from_a_chat_says_when_email_is_suspended() {
+    let (fake, app) = linked().await;
+    cport::store::on_db!(&app.db, p => sqlx::query(
+        "INSERT INTO contact_settings (contact_id, email_enabled, email_suspended_at, email_suspended_reason, soft_bounces, updated_at)
+         VALUES ('P-1B', TRUE, $1, '550 mailbox unavailable', 0, $1)
+         ON CONFLICT (contact_id) DO UPDATE SET email_suspended_at = excluded.email_suspended_at,
+           email_suspended_reason = excluded.email_suspended_reason").bind(chrono::Utc::now()).execute(p).await.map(|_| ()))
+    .unwrap();
+    let outbox = app.count("outbox").await;
+    let m = fake.ask(ANN, "/reset", 1).await;
+    assert!(
+        m.text().contains("is suspended (550 mailbox unavailable), so no password-reset link was sent"),
+        "{}",
+        m.text()
+    );
+    assert_eq!(app.count("outbox").await, outbox, "nothing queued");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn nul_characters_in_a_chat_get_an_answer_and_the_bot_goes_on() {
     let (fake, app) = conversing().await;

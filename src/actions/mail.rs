@@ -123,10 +123,13 @@ pub fn access_email(
 pub const REPEAT_SECONDS: i64 = 60;
 
 /// What became of a system email.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Queued {
     /// On its way.
     Yes,
+    /// Email to the contact is suspended after bounces (why, as kept): the sender would only
+    /// make it dead, so nothing was queued.
+    Suspended(String),
     /// One of the same kind went to the contact at this time, less than [`REPEAT_SECONDS`]
     /// ago: nothing more was queued.
     Already(DateTime<Utc>),
@@ -135,7 +138,8 @@ pub enum Queued {
 }
 
 /// Queues a system email of kind `what` (`sign-in`, `reset`, `chat-code`, `invite`) to
-/// `contact_id` in `tx`, unless one of that kind went to them within [`REPEAT_SECONDS`]. An
+/// `contact_id` in `tx`, unless email to them is suspended after bounces or one of that kind
+/// went to them within [`REPEAT_SECONDS`]. An
 /// email that could not be written is cport's bug, not the contact's: said loudly, naming
 /// `what`, never silently dropped. The caller wakes the senders once `tx` is committed.
 async fn queue_once(
@@ -145,6 +149,9 @@ async fn queue_once(
     email: Result<EmailPayload, SendError>,
     now: DateTime<Utc>,
 ) -> Result<Queued, StoreError> {
+    if let Some(why) = crate::store::settings::email_suspended(tx, contact_id).await? {
+        return Ok(Queued::Suspended(why));
+    }
     let kind = format!("{what}:{contact_id}:");
     let since = now - Duration::seconds(REPEAT_SECONDS);
     if let Some(at) = crate::store::outbox::queued_since(tx, contact_id, &kind, since).await? {

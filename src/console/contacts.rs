@@ -79,18 +79,13 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
     let now = Utc::now();
     // An email to an address suspended after bounces would only go dead: nothing is sent, and
     // the page says why (as *Remind now* does).
-    if matches!(form.get("action"), Some("chat-code" | "sign-in-link")) {
-        let s = crate::store::settings::get_settings(&state.db, &c.id).await?;
-        if s.email_suspended_at.is_some() {
-            let why = s.email_suspended_reason.as_deref().unwrap_or("after bounces");
-            let note = format!(
-                "Nothing was sent: email to {} is suspended ({}). Resume it once the address works.",
-                c.name,
-                crate::model::shown(why, 200)
-            );
-            return Ok(see_other(&state, staff.session_key(), &back, &note));
-        }
-    }
+    let suspended = |why: &str| {
+        format!(
+            "Nothing was sent: email to {} is suspended ({}). Resume it once the address works.",
+            c.name,
+            crate::model::shown(why, 200)
+        )
+    };
     let note = match form.get("action") {
         Some("resume") => match crate::actions::unsubscribe::resume_email(&state, &c.id, now).await? {
             true => {
@@ -111,6 +106,7 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
                     format!("Chat link code sent to {} at {}; it works once, for a short time.", c.name, c.email)
                 }
                 Queued::Already(at) => already("A chat link code", &c, at),
+                Queued::Suspended(why) => suspended(&why),
                 Queued::Unwritable => {
                     return Err(HttpError::unexpected("the chat link code email could not be written (see the log)"));
                 }
@@ -122,6 +118,7 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
                 format!("A sign-in link is on its way to {}.", c.email)
             }
             Queued::Already(at) => already("A sign-in link", &c, at),
+            Queued::Suspended(why) => suspended(&why),
             Queued::Unwritable => {
                 return Err(HttpError::unexpected("the sign-in link email could not be written (see the log)"));
             }

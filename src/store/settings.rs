@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Conn, Db, Result, Tx, bind, execute, on_db};
+use super::{Conn, Db, Result, Tx, bind, execute, on_db, on_tx};
 use crate::model::AlertMode;
 
 /// What a message to a contact is, for the kinds of email a contact may turn off one by one.
@@ -55,6 +55,18 @@ const COLS: &str = "contact_id, timezone, digest_schedule, quiet_start, quiet_en
     email_suspended_at, email_suspended_reason, soft_bounces, schedule_set_at";
 
 /// The contact's settings, or defaults (everything from config) when none were saved.
+/// Why email to `contact_id` is suspended after bounces, if it is, read in `tx` (the server's
+/// words, or `after bounces` where none were kept).
+pub async fn email_suspended(tx: &mut Tx, contact_id: &str) -> Result<Option<String>> {
+    let row: Option<(Option<DateTime<Utc>>, Option<String>)> = on_tx!(tx, c => bind!(sqlx::query_as(
+        "SELECT email_suspended_at, email_suspended_reason FROM contact_settings WHERE contact_id = $1"),
+        contact_id).fetch_optional(c).await)?;
+    Ok(match row {
+        Some((Some(_), reason)) => Some(reason.unwrap_or_else(|| "after bounces".into())),
+        _ => None,
+    })
+}
+
 pub async fn get_settings(db: &Db, contact_id: &str) -> Result<ContactSettings> {
     let sql = format!("SELECT {COLS} FROM contact_settings WHERE contact_id = $1");
     let row = on_db!(db, p => bind!(sqlx::query_as::<_, ContactSettings>(&sql), contact_id).fetch_optional(p).await)?;

@@ -406,6 +406,10 @@ async fn reset(a: &Ask<'_>, unit: &mut Unit) -> Result<Answer, ActionError> {
             format!("A password-reset link went to {to} at {} UTC, a moment ago: use that one.", at.format("%H:%M:%S")),
             vec![],
         )),
+        Queued::Suspended(why) => Err(ActionError::Conflict(format!(
+            "email to {to} is suspended ({}), so no password-reset link was sent; ask TOT to resume it once the address works",
+            crate::model::shown(&why, 200)
+        ))),
         // Logged as cport's bug where it was found; the contact is told plainly.
         Queued::Unwritable => Err(ActionError::Conflict(
             "the password-reset email could not be written (a fault on our side, logged)".into(),
