@@ -1596,3 +1596,25 @@ async fn preferences_save_with_tots_more_frequent_schedule_kept() {
     assert!(html.contains("custom_schedule:"), "{html}");
     app.stop().await;
 }
+
+/// The menu offers a page exactly when the page opens for the contact's role: both ask one
+/// rule, for every role.
+#[tokio::test]
+async fn the_menu_offers_the_pages_each_role_may_open_and_no_others() {
+    let app = TestApp::with_world().await;
+    let pages = ["/visuals", "/jobs", "/deliveries", "/invoices", "/pos", "/stock", "/baskets", "/orders", "/users"];
+    for contact in ["P-1A", "P-1B", "P-1F", "P-1V"] {
+        let b = app.signed_in(contact).await;
+        let home = app.shown(&b, "/").await;
+        let nav = &home[home.find("<nav>").expect("a menu")..home.find("</nav>").unwrap()];
+        let mut offered = 0;
+        for path in pages {
+            let in_menu = nav.contains(&format!("href=\"{path}\""));
+            let (status, _) = app.page(&b, path).await;
+            assert_eq!(in_menu, status == 200, "{contact}: {path} in the menu: {in_menu}, opens with {status}");
+            offered += usize::from(in_menu);
+        }
+        assert!(offered > 0, "{contact}: some page is offered: {nav}");
+    }
+    app.stop().await;
+}

@@ -304,6 +304,20 @@ impl axum::extract::FromRequestParts<AppState> for Shown {
     }
 }
 
+/// The menu's pages the actor may open, each by the rule its page asks.
+fn sees(a: &crate::actions::Actor) -> Value {
+    use crate::model::CommandWord;
+    json!({
+        "visuals": a.may_see_visuals(),
+        "jobs": a.may_see_jobs(),
+        "deliveries": a.role.may_ask(CommandWord::Deliveries),
+        "invoices": a.role.may_ask(CommandWord::Invoices),
+        "pos": a.role.may_ask(CommandWord::Pos),
+        "orders": crate::actions::orders::may_see_orders(a),
+        "users": crate::actions::third_parties::manages_users(a),
+    })
+}
+
 /// The enquiry pages the menu has no room for, each where the role may ask its command
 /// (the rule the page itself asks): the dashboard lists them.
 fn more_pages(role: crate::model::Role) -> Vec<Value> {
@@ -329,7 +343,7 @@ pub async fn page(state: &AppState, session: Option<&Session>, name: &str, mut c
             ctx["me"] = json!({
                 "name": s.actor.display_name(), "client": c.client_name, "role": s.actor.role.as_str(),
                 "delegated": s.actor.delegation.is_some(), "may_act": s.actor.may_act(),
-                "sees_visuals": s.actor.may_see_visuals(),
+                "sees": sees(&s.actor),
                 "more": more_pages(s.actor.role),
             });
             ctx["csrf"] = json!(s.csrf);
