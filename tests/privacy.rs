@@ -379,6 +379,16 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     assert_eq!(s, 409, "{body}");
     assert!(body.contains("job J-8 is cancelled"), "{body}");
     assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
+    // Nor does its page offer a form for art TOT was waiting for before it was cancelled.
+    app.synced(
+        "art_requirements",
+        serde_json::json!([{"id": "AR-8", "client_id": "C-1", "job_id": "J-8", "design_id": "DS-1",
+                            "description": "Badge", "art_received": false}]),
+    )
+    .await;
+    let page = app.shown(&bob, "/jobs/J-8").await;
+    assert!(page.contains("Badge") && !page.contains("class=\"upload\""), "{page}");
+    assert!(app.shown(&bob, "/jobs/J-1").await.contains("class=\"upload\""), "a job not cancelled offers one");
 
     // Two good files: kept, the art received, one event.
     let (s, note) =

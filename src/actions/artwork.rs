@@ -21,6 +21,13 @@ pub struct Upload<'a> {
 /// The longest file name kept (it is shown in answers, the change feed and on disk).
 const NAME_MAX: usize = 200;
 
+/// Whether `actor` may send artwork for a job with `status`: anyone who acts for the client
+/// (not a read-only role, not a delegate), for a job not cancelled. The job page offers its
+/// forms by it; [`upload`] refuses by it.
+pub fn may_upload(actor: &Actor, status: crate::model::JobStatus) -> bool {
+    actor.may_act() && status != crate::model::JobStatus::Cancelled
+}
+
 /// Keeps the files of accepted types and sizes under `data_dir/uploads/artwork/JOB/`, marks
 /// the art they answer received (one requirement, or every one of the job's when
 /// `requirement` is `None`, as for an email reply) and records `artwork_uploaded`; the
@@ -38,7 +45,7 @@ pub async fn upload(
         return Err(ActionError::Forbidden(format!("Your role ({}) may not send artwork.", actor.role)));
     }
     let job = found(jobs::get_job(&state.db, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
-    if job.status == crate::model::JobStatus::Cancelled {
+    if !may_upload(actor, job.status) {
         return Err(ActionError::Conflict(format!("job {job_id} is cancelled; it takes no artwork")));
     }
     if let Some(r) = requirement {

@@ -26,7 +26,12 @@ pub fn body_limit(state: &AppState) -> usize {
 }
 
 /// What the job page shows about artwork (the caller has checked the job is the client's).
-pub async fn art_json(state: &AppState, session: &Session, job_id: &str) -> Result<Value, HttpError> {
+pub async fn art_json(
+    state: &AppState,
+    session: &Session,
+    job_id: &str,
+    status: crate::model::JobStatus,
+) -> Result<Value, HttpError> {
     let client = session.actor.client_id();
     let requirements = inbound::art_requirements(&state.db, client, job_id).await?;
     let files = inbound::list_artwork(&state.db, client, job_id).await?;
@@ -43,7 +48,7 @@ pub async fn art_json(state: &AppState, session: &Session, job_id: &str) -> Resu
         "requirements": requirements,
         "waiting": requirements.iter().filter(|r| !r.art_received).count(),
         "files": files,
-        "may_upload": session.actor.may_act(),
+        "may_upload": crate::actions::artwork::may_upload(&session.actor, status),
         "types": cfg.artwork_types,
         "accept": cfg.artwork_types.iter().map(|t| format!(".{t}")).collect::<Vec<_>>().join(","),
         "max_bytes": cfg.max_attachment_bytes,

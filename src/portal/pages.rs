@@ -287,7 +287,7 @@ pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path
         "job",
         json!({"job": job, "lines": lines_json(&lines), "open": open, "offers_delivery": offers_delivery,
                "note": shown.note, "a": a,
-               "art": super::artwork::art_json(&state, &session, &id).await?}),
+               "art": super::artwork::art_json(&state, &session, &id, job.status).await?}),
     )
     .await
 }
