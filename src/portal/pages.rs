@@ -295,11 +295,8 @@ pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path
 async fn delivery_page(state: &AppState, session: &Session, id: &str, form: Option<&FormData>, shown: Shown) -> Reply {
     let Shown { error, status, .. } = shown;
     let (job, lines) = job_with_lines(state, session, id).await?;
-    let open: Vec<_> = jobs::list_open_jobs(&state.db, session.actor.client_id())
-        .await?
-        .into_iter()
-        .filter(|j| j.id != id && j.delivery_instructions != crate::model::DeliveryInstructions::NotRequired)
-        .collect();
+    let open: Vec<_> =
+        jobs::list_open_jobs(&state.db, session.actor.client_id()).await?.into_iter().filter(|j| j.id != id).collect();
     let ids: Vec<&str> = open.iter().map(|j| j.id.as_str()).collect();
     let mut by_job: std::collections::HashMap<String, Vec<jobs::GarmentLine>> = Default::default();
     for l in jobs::garment_lines_of(&state.db, &ids).await? {
@@ -308,7 +305,8 @@ async fn delivery_page(state: &AppState, session: &Session, id: &str, form: Opti
     let mut others = Vec::new();
     for j in &open {
         let l = by_job.remove(&j.id).unwrap_or_default();
-        if l.iter().any(|x| x.remaining() > 0) {
+        // A job whose instructions the form may take, with goods left to place in it.
+        if crate::actions::delivery::takes_instructions(j, &l) && l.iter().any(|x| x.remaining() > 0) {
             others.push(json!({"id": j.id, "name": j.name, "lines": lines_json(&l)}));
         }
     }

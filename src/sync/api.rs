@@ -331,15 +331,15 @@ pub async fn inbound_email(
         let chunk = chunk.map_err(|e| HttpError::BadRequest(format!("the message could not be read: {e}")))?;
         if (body.len() + chunk.len()) as u64 > max {
             crate::channels::inbound::count_refused();
-            let e = format!("message too large: more than inbound.max_bytes ({max} bytes)");
-            return Ok((axum::http::StatusCode::PAYLOAD_TOO_LARGE, Json(serde_json::json!({ "error": e }))));
+            let message = format!("message too large: more than inbound.max_bytes ({max} bytes)");
+            return Err(HttpError::Rejected { status: axum::http::StatusCode::PAYLOAD_TOO_LARGE, message });
         }
         body.extend_from_slice(&chunk);
     }
     match handle(&state, &body, chrono::Utc::now()).await {
         Ok(d) => Ok((axum::http::StatusCode::OK, Json(serde_json::to_value(d).unwrap_or_default()))),
         Err(e @ InboundError::TooLarge { .. }) => {
-            Ok((axum::http::StatusCode::PAYLOAD_TOO_LARGE, Json(serde_json::json!({"error": e.to_string()}))))
+            Err(HttpError::Rejected { status: axum::http::StatusCode::PAYLOAD_TOO_LARGE, message: e.to_string() })
         }
         Err(e @ InboundError::Malformed(_)) => Err(HttpError::BadRequest(e.to_string())),
         Err(InboundError::Store(e)) => Err(e.into()),

@@ -28,6 +28,10 @@ pub use render::{alert_message, digest_message, page};
 
 /// Lines of an answer shown per chat message; the rest behind a "More" button.
 pub const PAGE_LINES: usize = 12;
+
+/// The most bytes of a button's data every provider takes back: Telegram's `callback_data`
+/// holds 64 (its sender drops a button over it), Discord's `custom_id` 100.
+pub const BUTTON_DATA_BYTES: usize = 64;
 /// How long the bot waits for a rejection's reason.
 const PENDING_MINUTES: i64 = 15;
 

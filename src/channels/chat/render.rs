@@ -68,7 +68,7 @@ pub fn page(a: &Answer, command: &str, offset: usize) -> ChatMessage {
         m.title = format!("{} (continued)", a.title);
     }
     let data = format!("mo:{end}:{command}");
-    if end < lines.len() && !command.is_empty() && data.len() <= 64 {
+    if end < lines.len() && !command.is_empty() && data.len() <= super::BUTTON_DATA_BYTES {
         m.buttons.push(vec![Button::action(&format!("More ({} left)", lines.len() - end), data)]);
     }
     m
