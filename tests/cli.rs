@@ -368,6 +368,15 @@ fn bad_configuration_stops_start_up_naming_the_key() {
 const SECRETS: [(&str, &str); 2] = [("CPORT_API_TOKEN", "t"), ("CPORT_LINK_SECRET", "0123456789abcdef0123")];
 
 /// The environment of a command on the store at `url`, with the secrets it may need.
+/// The environment that points a command at `t`'s store, with its secrets.
+fn env_of(t: &common::TestState) -> [(&'static str, &str); 3] {
+    [
+        ("CPORT_DATABASE_URL", t.state.config.database_url.expose()),
+        ("CPORT_API_TOKEN", "t"),
+        ("CPORT_LINK_SECRET", t.state.config.link_secret.expose()),
+    ]
+}
+
 fn on_store(url: &str) -> [(&str, &str); 3] {
     [("CPORT_DATABASE_URL", url), SECRETS[0], SECRETS[1]]
 }
@@ -872,12 +881,7 @@ async fn the_pipe_sends_its_answer_and_leaves_the_rest_of_the_outbox() {
     common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
     let token = common::reply_token_of(&t.state.db, "P-1A").await;
     let mail = t.state.config.email.dir.display().to_string();
-    let env = [
-        ("CPORT_DATABASE_URL", t.state.config.database_url.expose()),
-        ("CPORT_API_TOKEN", "t"),
-        ("CPORT_LINK_SECRET", t.state.config.link_secret.expose()),
-        ("CPORT_EMAIL__DIR", mail.as_str()),
-    ];
+    let env = [env_of(&t).as_slice(), &[("CPORT_EMAIL__DIR", mail.as_str())]].concat();
     let reply = format!(
         "From: Ann Admin <ann@alpha.example>\nTo: reply+{token}@reply.tot.example\nMessage-ID: <pipe-answer@alpha.example>\nSubject: Re: TOT\n\nITEMS\n"
     );
@@ -895,26 +899,33 @@ async fn the_pipe_sends_its_answer_and_leaves_the_rest_of_the_outbox() {
     assert_eq!(std::fs::read_dir(&t.state.config.email.dir).unwrap().count(), 1, "one mail handed over");
 }
 
+/// A store with the test world and a digest queued to each of Ann and Bob.
+async fn with_two_digests() -> common::TestState {
+    let t = common::TestState::new(|_| {}).await;
+    t.load(common::world()).await;
+    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
+    t
+}
+
+/// Makes message `id` dead with `error`, as a sender's failed last try does.
+async fn goes_dead(db: &cport::store::Db, id: i64, error: &str, now: chrono::DateTime<chrono::Utc>) {
+    assert!(cport::store::console::hold_for(db, id, "held-by-test", now).await.unwrap());
+    let mark = cport::store::outbox::Mark::Failed { error, retry_at: None };
+    assert!(cport::store::outbox::mark(db, id, "held-by-test", mark, now).await.unwrap());
+}
+
 /// `outbox drop` drops a waiting message or sets a dead one aside, saying which; a message
 /// that is not there or not in a state for it is refused, naming it, and nothing changes;
 /// `outbox retry` undoes a drop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_drop_drops_a_waiting_message_and_sets_a_dead_one_aside() {
-    let t = common::TestState::new(|_| {}).await;
-    t.load(common::world()).await;
-    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
-    let env = [
-        ("CPORT_DATABASE_URL", t.state.config.database_url.expose()),
-        ("CPORT_API_TOKEN", "t"),
-        ("CPORT_LINK_SECRET", t.state.config.link_secret.expose()),
-    ];
+    let t = with_two_digests().await;
+    let env = env_of(&t);
     let db = &t.state.db;
     let ids: Vec<i64> = cport::store::outbox::list_messages(db, None, 10).await.unwrap().iter().map(|m| m.id).collect();
     let [waiting, dead] = ids[..] else { panic!("two digests: {ids:?}") };
     let now = chrono::Utc::now();
-    assert!(cport::store::console::hold_for(db, dead, "held-by-test", now).await.unwrap());
-    let mark = cport::store::outbox::Mark::Failed { error: "550 5.1.1 no such user", retry_at: None };
-    assert!(cport::store::outbox::mark(db, dead, "held-by-test", mark, now).await.unwrap());
+    goes_dead(db, dead, "550 5.1.1 no such user", now).await;
     let status = |id: i64| async move {
         cport::store::outbox::get_message(db, id).await.unwrap().unwrap().status.as_str().to_string()
     };
@@ -950,22 +961,14 @@ async fn outbox_drop_drops_a_waiting_message_and_sets_a_dead_one_aside() {
 /// one that would not be sent (its contact no longer active) stays dead, counted by why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_retry_dead_leaves_what_would_not_be_sent_saying_why() {
-    let t = common::TestState::new(|_| {}).await;
-    t.load(common::world()).await;
-    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
-    let env = [
-        ("CPORT_DATABASE_URL", t.state.config.database_url.expose()),
-        ("CPORT_API_TOKEN", "t"),
-        ("CPORT_LINK_SECRET", t.state.config.link_secret.expose()),
-    ];
+    let t = with_two_digests().await;
+    let env = env_of(&t);
     let db = &t.state.db;
     let now = chrono::Utc::now();
     let rows = cport::store::outbox::list_messages(db, None, 10).await.unwrap();
     assert_eq!(rows.len(), 2, "two digests: {rows:?}");
     for m in &rows {
-        assert!(cport::store::console::hold_for(db, m.id, "held-by-test", now).await.unwrap());
-        let mark = cport::store::outbox::Mark::Failed { error: "421 try later", retry_at: None };
-        assert!(cport::store::outbox::mark(db, m.id, "held-by-test", mark, now).await.unwrap());
+        goes_dead(db, m.id, "421 try later", now).await;
     }
     let to = |contact: &str| rows.iter().find(|m| m.message.contact_id.as_deref() == Some(contact)).unwrap().id;
     let (gone, kept) = (to("P-1A"), to("P-1B"));
@@ -1028,11 +1031,7 @@ fn the_demo_refuses_a_folder_it_did_not_make_and_bad_arguments_before_touching_i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_add_refuses_an_address_that_reads_other_than_it_is() {
     let t = common::TestState::new(|_| {}).await;
-    let env = [
-        ("CPORT_DATABASE_URL", t.state.config.database_url.expose()),
-        ("CPORT_API_TOKEN", "t"),
-        ("CPORT_LINK_SECRET", t.state.config.link_secret.expose()),
-    ];
+    let env = env_of(&t);
     for (email, says) in [
         ("a\u{202e}@tot.example", "--email: holds the direction control character U+202E"),
         ("not an address", "--email: is not an email address"),
@@ -1055,11 +1054,7 @@ async fn staff_add_refuses_an_address_that_reads_other_than_it_is() {
 async fn banner_post_names_its_flags() {
     let t = common::TestState::new(|_| {}).await;
     t.load(common::world()).await;
-    let env = [
-        ("CPORT_DATABASE_URL", t.state.config.database_url.expose()),
-        ("CPORT_API_TOKEN", "t"),
-        ("CPORT_LINK_SECRET", t.state.config.link_secret.expose()),
-    ];
+    let env = env_of(&t);
     let post = ["banner", "post", "--title", "Closed", "--body", "Friday"];
     for (extra, says) in [
         (vec!["--starts", "2030-01-02T00:00:00Z", "--expires", "2030-01-01T00:00:00Z"], "--expires: must be after"),
