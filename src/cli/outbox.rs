@@ -78,12 +78,10 @@ pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Re
                 "ID", "STATUS", "CHANNEL", "KIND", "TRY", "SENT / NEXT TRY", "RECIPIENT"
             );
             for m in listed {
-                use crate::model::OutboxStatus::{Dead, Dropped};
-                // A dead or dropped message has no next try (until it is queued again).
-                let when = match (m.sent_at, m.status) {
+                let when = match (m.sent_at, m.status.awaits_a_try()) {
                     (Some(t), _) => t.format("%Y-%m-%d %H:%M").to_string(),
-                    (None, Dead | Dropped) => "-".into(),
-                    (None, _) => m.message.next_attempt_at.format("%Y-%m-%d %H:%M").to_string(),
+                    (None, false) => "-".into(),
+                    (None, true) => m.message.next_attempt_at.format("%Y-%m-%d %H:%M").to_string(),
                 };
                 println!(
                     "{:<7} {:<8} {:<7} {:<7} {:<4} {:<17} {:<32} {}",

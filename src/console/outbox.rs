@@ -171,6 +171,7 @@ pub async fn message(
         json!({
             "m": row, "rendered": rendered, "attempts": attempts, "banner_gone": banner_gone,
             "why_not": why_not,
+            "next_try": row.status.awaits_a_try().then_some(row.message.next_attempt_at),
             "may_requeue": requeueable && why_not.is_none(),
             "may_drop": OutboxStatus::STAFF_DROPPABLE.contains(&row.status),
             "cleared_after": state.config.sent_content_kept_days(),

@@ -335,6 +335,12 @@ impl OutboxStatus {
     /// (it then leaves the dead letters waiting); either is queued again the same way.
     pub const STAFF_DROPPABLE: &'static [OutboxStatus] =
         &[OutboxStatus::Queued, OutboxStatus::Failed, OutboxStatus::Dead];
+
+    /// Waits for the senders to try it (again) on their own: not sent, dead or dropped, which
+    /// have no next try until staff queue them again.
+    pub fn awaits_a_try(self) -> bool {
+        matches!(self, OutboxStatus::Queued | OutboxStatus::Sending | OutboxStatus::Failed)
+    }
 }
 
 named_enum! {
