@@ -704,6 +704,17 @@ async fn preferences_are_saved_and_bad_values_named() {
     let html = app.post_refused(&b, "/preferences", &same).await;
     assert!(html.contains("quiet_end: 22:00 is also the start"), "{html}");
     assert!(html.contains("value=\"22:00\""), "the times typed are shown again: {html}");
+    // A start alone, or a time that is none, is refused by its field too.
+    for (start, end, says) in [
+        ("22:00", "", "quiet hours: give both a start and an end, or neither"),
+        ("25:00", "07:00", "quiet_start: `25:00` is not a time like 22:00"),
+        ("22:00", "7h", "quiet_end: `7h` is not a time like 22:00"),
+    ] {
+        let fields =
+            [("timezone", "Europe/Paris"), ("schedule", "0 0 8 * * Mon"), ("quiet_start", start), ("quiet_end", end)];
+        let html = app.post_refused(&b, "/preferences", &fields).await;
+        assert!(html.contains(says), "{start}-{end}: {html}");
+    }
     let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
     assert_eq!(s.quiet_start, None, "nothing saved");
     app.submit(

@@ -121,6 +121,55 @@ pub fn after_quiet_hours(config: &Config, c: &ContactRow, s: &ContactSettings, a
     quiet_until(s, tz, at).unwrap_or(at)
 }
 
+/// Checks preferences a contact typed (`s`, read from the form as text) before they are
+/// saved: a time zone; a digest schedule within a contact's limits (given as
+/// `schedule_field`), unless it is the one TOT gives them, which is theirs whatever it allows
+/// and must not stop the page being saved for another reason; quiet hours `HH:MM` each, both
+/// or neither, not one time twice, then kept as `HH:MM` whatever was typed (`7:5`). The
+/// first fault, naming its field.
+pub fn check_preferences(
+    config: &Config,
+    c: &ContactRow,
+    s: &mut ContactSettings,
+    schedule_field: &str,
+) -> Result<(), super::ActionError> {
+    use super::ActionError;
+    let quoted = crate::model::quoted;
+    let tz = s.timezone.as_deref().unwrap_or("");
+    tz.parse::<Tz>().map_err(|_| ActionError::invalid("timezone", format!("{} is not a time zone", quoted(tz))))?;
+    let schedule = s.digest_schedule.as_deref().unwrap_or("");
+    let tots = c.digest_schedule.as_deref().unwrap_or(&config.digest.schedule);
+    if schedule != tots {
+        crate::model::schedule::check_contact_schedule(schedule)
+            .map_err(|e| ActionError::invalid(schedule_field, e.to_string()))?;
+    }
+    let time = |key: &str, v: &Option<String>| match v.as_deref() {
+        None => Ok(None),
+        Some(v) => NaiveTime::parse_from_str(v, "%H:%M")
+            .map(Some)
+            .map_err(|_| ActionError::invalid(key, format!("{} is not a time like 22:00", quoted(v)))),
+    };
+    let (start, end) = (time("quiet_start", &s.quiet_start)?, time("quiet_end", &s.quiet_end)?);
+    match (start, end) {
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(ActionError::invalid("quiet hours", "give both a start and an end, or neither"));
+        }
+        (Some(a), Some(b)) if a == b => {
+            return Err(ActionError::invalid(
+                "quiet_end",
+                format!(
+                    "{} is also the start: quiet hours from a time to itself hold nothing (leave both empty for none)",
+                    s.quiet_end.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let hhmm = |t: Option<NaiveTime>| t.map(|t| t.format("%H:%M").to_string());
+    (s.quiet_start, s.quiet_end) = (hhmm(start), hhmm(end));
+    Ok(())
+}
+
 /// Saves what a contact chose on their preferences page (`after`, over `before`) and, in the
 /// same transaction, what follows from it: the digest clock stamped when the schedule or
 /// zone in force changes ([`stamp_clock`]), and their held alerts retimed to the new quiet

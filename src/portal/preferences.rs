@@ -157,40 +157,12 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
     no_delegation(&session)?;
     let c = &session.actor.contact;
     let s = get_settings(&state.db, &c.id).await?;
-    let check = || -> Result<[bool; 3], String> {
+    // What the form holds is read here (a box, a mode's name); what it may say is the
+    // action's to check (`targets::check_preferences`).
+    let read = || -> Result<[bool; 3], String> {
         let mut boxes = [false; 3];
         for (ticked, name) in boxes.iter_mut().zip(["email_enabled", "email_digests", "email_alerts"]) {
             *ticked = form.checkbox(name).map_err(|e| e.to_string())?;
-        }
-        let tz = form.text("timezone");
-        tz.parse::<chrono_tz::Tz>()
-            .map_err(|_| format!("timezone: {} is not a time zone", crate::model::quoted(&tz)))?;
-        let (field, schedule) = match form.text("schedule").as_str() {
-            "custom" => ("custom_schedule", form.text("custom_schedule")),
-            other => ("schedule", other.to_string()),
-        };
-        // TOT's schedule for them (or the configured one) is theirs already, whatever it
-        // allows: kept, it is no choice of their own (see `own_choices`), and saving the page
-        // for another reason must not be refused over it.
-        let tots = c.digest_schedule.as_deref().unwrap_or(&state.config.digest.schedule);
-        if schedule != tots {
-            crate::model::schedule::check_contact_schedule(&schedule).map_err(|e| format!("{field}: {e}"))?;
-        }
-        for key in ["quiet_start", "quiet_end"] {
-            let v = form.text(key);
-            if !v.is_empty() && chrono::NaiveTime::parse_from_str(&v, "%H:%M").is_err() {
-                return Err(format!("{key}: {} is not a time like 22:00", crate::model::quoted(&v)));
-            }
-        }
-        if form.text("quiet_start").is_empty() != form.text("quiet_end").is_empty() {
-            return Err("quiet hours: give both a start and an end, or neither".into());
-        }
-        let at = |k: &str| chrono::NaiveTime::parse_from_str(&form.text(k), "%H:%M").ok();
-        if at("quiet_start").is_some() && at("quiet_start") == at("quiet_end") {
-            return Err(format!(
-                "quiet_end: {} is also the start: quiet hours from a time to itself hold nothing (leave both empty for none)",
-                form.text("quiet_end")
-            ));
         }
         for cat in Category::ALL {
             if let Some(m) = form.get(&format!("mode_{}", cat.name()))
@@ -206,19 +178,20 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
         }
         Ok(boxes)
     };
-    let [email_enabled, email_digests, email_alerts] = match check() {
+    let saved = s.clone();
+    let mut typed = as_typed(&form, s);
+    let schedule_field = if form.text("schedule") == "custom" { "custom_schedule" } else { "schedule" };
+    let checked = read().and_then(|boxes| {
+        crate::actions::targets::check_preferences(&state.config, c, &mut typed, schedule_field)
+            .map(|()| boxes)
+            .map_err(|e| e.to_string())
+    });
+    let [email_enabled, email_digests, email_alerts] = match checked {
         Ok(boxes) => boxes,
         // The form comes back as typed (nothing saved), so one field can be put right.
-        Err(e) => return prefs_page(&state, &session, Shown::refused(e), None, Some(as_typed(&form, s))).await,
+        Err(e) => return prefs_page(&state, &session, Shown::refused(e), None, Some(as_typed(&form, saved))).await,
     };
-    let saved = s.clone();
-    let mut s = as_typed(&form, s);
-    // Kept as HH:MM whatever was typed (`7:5`): the page's time inputs read it back so.
-    let hhmm = |v: Option<String>| {
-        v.and_then(|v| chrono::NaiveTime::parse_from_str(&v, "%H:%M").ok()).map(|t| t.format("%H:%M").to_string())
-    };
-    s.quiet_start = hhmm(s.quiet_start);
-    s.quiet_end = hhmm(s.quiet_end);
+    let mut s = typed;
     (s.email_enabled, s.email_digests, s.email_alerts) = (email_enabled, email_digests, email_alerts);
     crate::actions::targets::own_choices(&state.config, c, &mut s);
     crate::actions::targets::save_preferences(&state, c, &saved, s, Utc::now()).await?;
