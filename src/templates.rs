@@ -28,6 +28,16 @@ pub fn environment() -> Environment<'static> {
     });
     // `{{ id|segment }}`: an id as one step of a path (`INV/77` → `INV%2F77`).
     env.add_filter("segment", |id: String| -> String { crate::model::segment(&id) });
+    {
+        use crate::model::limits::*;
+        env.add_global(
+            "limits",
+            minijinja::context! {
+                banner_title => BANNER_TITLE, banner_body => BANNER_BODY,
+                access_name => ACCESS_NAME, access_note => ACCESS_NOTE,
+            },
+        );
+    }
     embed!(
         env,
         "email/_header.html.j2",

@@ -21,10 +21,11 @@ pub struct AccessInput {
 
 fn check(input: &AccessInput) -> Vec<FieldError> {
     let mut errs = vec![];
-    check_text("name", &input.name, 200, &mut errs);
-    check_text("company", &input.company, 200, &mut errs);
-    if input.note.chars().count() > 2000 {
-        errs.push(FieldError::new("note", "longer than 2000 characters"));
+    use crate::model::limits::{ACCESS_NAME, ACCESS_NOTE};
+    check_text("name", &input.name, ACCESS_NAME, &mut errs);
+    check_text("company", &input.company, ACCESS_NAME, &mut errs);
+    if input.note.chars().count() > ACCESS_NOTE {
+        errs.push(FieldError::new("note", format!("longer than {ACCESS_NOTE} characters")));
     }
     if !crate::model::records::valid_email(input.email.trim()) {
         errs.push(FieldError::new("email", "is not an email address"));

@@ -20,10 +20,10 @@ use crate::store::{StoreError, outbox};
 #[serde(deny_unknown_fields)]
 pub struct BannerInput {
     /// The headline, shown first (at most 200 characters, one line).
-    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
+    #[schemars(length(min = 1, max = crate::model::limits::BANNER_TITLE), regex(pattern = r"\S"))]
     pub title: String,
     /// The message (at most 4,000 characters).
-    #[schemars(length(min = 1, max = 4000), regex(pattern = r"\S"))]
+    #[schemars(length(min = 1, max = crate::model::limits::BANNER_BODY), regex(pattern = r"\S"))]
     pub body: String,
     /// How loud it is; `urgent` ones are also sent at once.
     #[schemars(with = "crate::model::Severity")]
@@ -70,8 +70,8 @@ pub async fn check(
     now: DateTime<Utc>,
 ) -> Result<NewBanner, BannerError> {
     let mut errs = Vec::new();
-    check_text("title", &input.title, 200, &mut errs);
-    check_text("body", &input.body, 4000, &mut errs);
+    check_text("title", &input.title, crate::model::limits::BANNER_TITLE, &mut errs);
+    check_text("body", &input.body, crate::model::limits::BANNER_BODY, &mut errs);
     let severity = crate::model::Severity::parse(&input.severity);
     if severity.is_none() {
         check_one_of("severity", &input.severity, SEVERITIES, &mut errs);

@@ -25,7 +25,8 @@ fn filter_of(q: &FormData) -> Result<(ChaseFilter, usize), HttpError> {
     let category = match text("category") {
         None => None,
         Some(c) => Some(Category::from_code(c).ok_or_else(|| {
-            HttpError::BadRequest(format!("category: {} is not one of A1, A2, A3, A4", crate::model::quoted(c)))
+            let codes: Vec<&str> = Category::ALL.iter().map(|c| c.code()).collect();
+            HttpError::BadRequest(format!("category: {} is not one of {}", crate::model::quoted(c), codes.join(", ")))
         })?),
     };
     let min_age_days = match text("older") {

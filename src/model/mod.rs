@@ -181,6 +181,19 @@ pub fn check_record_chars<T: Serialize>(record: &T, errs: &mut Vec<FieldError>) 
 /// command. One longer is refused by name, never cut short unsaid.
 pub const SEARCH_MAX: usize = 200;
 
+/// The most characters a free-text field of a form takes: the action's check refuses more,
+/// and the form's `maxlength` (the templates' global `limits`) reads the same figure.
+pub mod limits {
+    /// A banner's headline.
+    pub const BANNER_TITLE: usize = 200;
+    /// A banner's message.
+    pub const BANNER_BODY: usize = 4_000;
+    /// A portal account request's name, and its company.
+    pub const ACCESS_NAME: usize = 200;
+    /// A portal account request's note.
+    pub const ACCESS_NOTE: usize = 2_000;
+}
+
 /// True when `s` shows nothing: empty, or only white space and characters that take no room
 /// of their own (format characters such as zero-width spaces and joiners and the byte-order
 /// mark, variation selectors, the Hangul fillers). A name or comment made of them would reach
