@@ -640,7 +640,7 @@ async fn dead_and_dropped_messages_are_cleared_in_time_and_not_sent_again() {
     let later = now + Duration::days(2);
     assert_eq!(cport::digest::scheduler::housekeeping(&t.state, later).await, 1);
     assert!(ob::get_message(&t.state.db, bob).await.unwrap().unwrap().message.payload.is_empty());
-    assert_eq!(ob::requeue_dead(&t.state.db, &[], later).await.unwrap(), (0, 1));
+    assert_eq!(ob::requeue_dead(&t.state.db, &[bob], later).await.unwrap(), (0, 1));
     assert_eq!(ob::get_message(&t.state.db, bob).await.unwrap().unwrap().status.as_str(), "dead");
 
     // One cleared at the moment it was queued again (PostgreSQL lets the two pass each other)

@@ -19,10 +19,10 @@ use crate::store::{StoreError, outbox};
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BannerInput {
-    /// The headline, shown first (at most 200 characters, one line).
+    /// The headline, shown first (one line).
     #[schemars(length(min = 1, max = crate::model::limits::BANNER_TITLE), regex(pattern = r"\S"))]
     pub title: String,
-    /// The message (at most 4,000 characters).
+    /// The message.
     #[schemars(length(min = 1, max = crate::model::limits::BANNER_BODY), regex(pattern = r"\S"))]
     pub body: String,
     /// How loud it is; `urgent` ones are also sent at once.

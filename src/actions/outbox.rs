@@ -57,10 +57,12 @@ pub struct DeadRequeued {
 
 /// Queues every dead message again but those that would not be sent ([`would_not_go`]),
 /// which stay dead, counted by why: the rule a message queued again alone is refused by.
+/// Only the messages checked are queued: one that goes dead as they are read waits for the
+/// next run.
 pub async fn requeue_dead(state: &Services, now: DateTime<Utc>) -> Result<DeadRequeued, ActionError> {
     const PAGE: i64 = 500;
     let mut done = DeadRequeued::default();
-    let mut keep = Vec::new();
+    let mut go = Vec::new();
     let mut after = 0;
     // Ends: each page starts past the last id of the one before.
     loop {
@@ -68,13 +70,13 @@ pub async fn requeue_dead(state: &Services, now: DateTime<Utc>) -> Result<DeadRe
         let Some(last) = page.last() else { break };
         after = last.id;
         for row in &page {
-            if let Some(why) = would_not_go(state, row, now).await? {
-                keep.push(row.id);
-                *done.left.entry(why).or_default() += 1;
+            match would_not_go(state, row, now).await? {
+                Some(why) => *done.left.entry(why).or_default() += 1,
+                None => go.push(row.id),
             }
         }
     }
-    let (queued, left) = ob::requeue_dead(&state.db, &keep, now).await?;
+    let (queued, left) = ob::requeue_dead(&state.db, &go, now).await?;
     done.queued = queued;
     // Gone or cleared as the walk was made.
     if let Ok(left @ 1..) = u64::try_from(left) {

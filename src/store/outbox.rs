@@ -675,21 +675,21 @@ pub async fn requeue(db: &Db, id: i64, now: DateTime<Utc>) -> Result<Requeue> {
     Ok(seen)
 }
 
-/// Queues every dead message again but those of `keep` ([`requeue_sql`]): how many, and how
-/// many else stay dead, the pushes of banners retracted or expired since and those whose
-/// content was cleared.
-pub async fn requeue_dead(db: &Db, keep: &[i64], now: DateTime<Utc>) -> Result<(u64, i64)> {
-    // Ids are numbers: written into the statement, as many as there are, with no limit on
-    // bound parameters to meet.
-    let kept = match keep {
-        [] => String::new(),
-        ids => format!(" AND id NOT IN ({})", ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")),
-    };
-    let mut tx = db.begin().await?;
-    let queued = execute!(&mut tx => &requeue_sql(&format!("status = 'dead'{kept}")), now)?;
-    let sql = format!("SELECT COUNT(*) FROM outbox WHERE status = 'dead'{kept} AND ({} OR NOT {HELD})", banner_gone());
-    let left: i64 = on_tx!(&mut tx, c => bind!(sqlx::query_scalar(&sql), now).fetch_one(c).await)?;
-    tx.commit().await?;
+/// Queues again those of messages `ids` still dead ([`requeue_sql`]), a thousand to a
+/// statement: how many, and how many of them stay dead, the pushes of banners retracted or
+/// expired since and those whose content was cleared.
+pub async fn requeue_dead(db: &Db, ids: &[i64], now: DateTime<Utc>) -> Result<(u64, i64)> {
+    let (mut queued, mut left) = (0, 0);
+    for chunk in ids.chunks(1_000) {
+        // Ids are numbers: written into the statement, with no limit on bound parameters.
+        let list = chunk.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+        let which = format!("status = 'dead' AND id IN ({list})");
+        let mut tx = db.begin().await?;
+        queued += execute!(&mut tx => &requeue_sql(&which), now)?;
+        let sql = format!("SELECT COUNT(*) FROM outbox WHERE {which} AND ({} OR NOT {HELD})", banner_gone());
+        left += on_tx!(&mut tx, c => bind!(sqlx::query_scalar::<_, i64>(&sql), now).fetch_one(c).await)?;
+        tx.commit().await?;
+    }
     Ok((queued, left))
 }
 

@@ -54,7 +54,6 @@ const COLS: &str = "contact_id, timezone, digest_schedule, quiet_start, quiet_en
     mode_delivery_instructions, mode_third_party_po, mode_awaiting_art, email_enabled, email_digests, email_alerts,
     email_suspended_at, email_suspended_reason, soft_bounces, schedule_set_at";
 
-/// The contact's settings, or defaults (everything from config) when none were saved.
 /// Why email to `contact_id` is suspended after bounces, if it is, read in `tx` (the server's
 /// words, or `after bounces` where none were kept).
 pub async fn email_suspended(tx: &mut Tx, contact_id: &str) -> Result<Option<String>> {
@@ -67,6 +66,7 @@ pub async fn email_suspended(tx: &mut Tx, contact_id: &str) -> Result<Option<Str
     })
 }
 
+/// The contact's settings, or defaults (everything from config) when none were saved.
 pub async fn get_settings(db: &Db, contact_id: &str) -> Result<ContactSettings> {
     let sql = format!("SELECT {COLS} FROM contact_settings WHERE contact_id = $1");
     let row = on_db!(db, p => bind!(sqlx::query_as::<_, ContactSettings>(&sql), contact_id).fetch_optional(p).await)?;

@@ -42,8 +42,6 @@ const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// commands from one chat held all four senders for eight minutes, urgent banners and every
 /// email behind them; at 2 s a sender moves on at once.
 const OUTBOX_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-/// The most bytes a button's callback data may carry.
-const CALLBACK_BYTES: usize = 64;
 
 /// The bot: teloxide's client, and the pace its messages keep.
 pub struct Telegram {

@@ -3,7 +3,7 @@
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 
 use super::super::chat::{Button, ChatMessage};
-use super::CALLBACK_BYTES;
+use crate::channels::chat::BUTTON_DATA_BYTES as CALLBACK_BYTES;
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
