@@ -72,7 +72,7 @@ pub fn configured_parts(c: &ContactRow, s: &ContactSettings) -> (bool, bool) {
 /// the same as TOT's for them (or the configured one) is left to follow TOT, so that saving
 /// the preferences page for another reason does not pin them, and TOT's later change of
 /// either still reaches the contact.
-pub fn own_choices(config: &Config, c: &ContactRow, s: &mut ContactSettings) {
+fn own_choices(config: &Config, c: &ContactRow, s: &mut ContactSettings) {
     if s.timezone.as_deref() == Some(tots_zone(config, c)) {
         s.timezone = None;
     }
@@ -121,18 +121,24 @@ pub fn after_quiet_hours(config: &Config, c: &ContactRow, s: &ContactSettings, a
     quiet_until(s, tz, at).unwrap_or(at)
 }
 
+/// Preferences a contact chose, checked by [`check_preferences`]: the only kind
+/// [`save_preferences`] saves.
+#[derive(Debug, Clone)]
+pub struct Checked(ContactSettings);
+
 /// Checks preferences a contact typed (`s`, read from the form as text) before they are
 /// saved: a time zone; a digest schedule within a contact's limits (given as
 /// `schedule_field`), unless it is the one TOT gives them, which is theirs whatever it allows
 /// and must not stop the page being saved for another reason; quiet hours `HH:MM` each, both
 /// or neither, not one time twice, then kept as `HH:MM` whatever was typed (`7:5`). The
-/// first fault, naming its field.
+/// first fault, naming its field. What passes keeps only the contact's own choices
+/// ([`own_choices`]).
 pub fn check_preferences(
     config: &Config,
     c: &ContactRow,
-    s: &mut ContactSettings,
+    mut s: ContactSettings,
     schedule_field: &str,
-) -> Result<(), super::ActionError> {
+) -> Result<Checked, super::ActionError> {
     use super::ActionError;
     let quoted = crate::model::quoted;
     let tz = s.timezone.as_deref().unwrap_or("");
@@ -167,7 +173,8 @@ pub fn check_preferences(
     }
     let hhmm = |t: Option<NaiveTime>| t.map(|t| t.format("%H:%M").to_string());
     (s.quiet_start, s.quiet_end) = (hhmm(start), hhmm(end));
-    Ok(())
+    own_choices(config, c, &mut s);
+    Ok(Checked(s))
 }
 
 /// Saves what a contact chose on their preferences page (`after`, over `before`) and, in the
@@ -179,7 +186,7 @@ pub async fn save_preferences(
     state: &crate::services::Services,
     c: &ContactRow,
     before: &ContactSettings,
-    mut after: ContactSettings,
+    Checked(mut after): Checked,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     let config = &state.config;

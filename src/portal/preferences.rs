@@ -179,21 +179,17 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
         Ok(boxes)
     };
     let saved = s.clone();
-    let mut typed = as_typed(&form, s);
     let schedule_field = if form.text("schedule") == "custom" { "custom_schedule" } else { "schedule" };
-    let checked = read().and_then(|boxes| {
-        crate::actions::targets::check_preferences(&state.config, c, &mut typed, schedule_field)
-            .map(|()| boxes)
-            .map_err(|e| e.to_string())
+    let checked = read().and_then(|[email_enabled, email_digests, email_alerts]| {
+        let mut typed = as_typed(&form, saved.clone());
+        (typed.email_enabled, typed.email_digests, typed.email_alerts) = (email_enabled, email_digests, email_alerts);
+        crate::actions::targets::check_preferences(&state.config, c, typed, schedule_field).map_err(|e| e.to_string())
     });
-    let [email_enabled, email_digests, email_alerts] = match checked {
-        Ok(boxes) => boxes,
+    let checked = match checked {
+        Ok(checked) => checked,
         // The form comes back as typed (nothing saved), so one field can be put right.
         Err(e) => return prefs_page(&state, &session, Shown::refused(e), None, Some(as_typed(&form, saved))).await,
     };
-    let mut s = typed;
-    (s.email_enabled, s.email_digests, s.email_alerts) = (email_enabled, email_digests, email_alerts);
-    crate::actions::targets::own_choices(&state.config, c, &mut s);
-    crate::actions::targets::save_preferences(&state, c, &saved, s, Utc::now()).await?;
+    crate::actions::targets::save_preferences(&state, c, &saved, checked, Utc::now()).await?;
     Ok(see_other(&state, &session.token_hash, "/preferences", "Preferences saved."))
 }
