@@ -69,8 +69,8 @@ pub async fn requeue_dead(state: &Services, now: DateTime<Utc>) -> Result<DeadRe
         let page = ob::page_of(&state.db, OutboxStatus::Dead, after, PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.id;
-        for row in &page {
-            match would_not_go(state, row, now).await? {
+        for (row, why) in page.iter().zip(would_not_go_all(state, &page, now).await?) {
+            match why {
                 Some(why) => *done.left.entry(why).or_default() += 1,
                 None => go.push(row.id),
             }
@@ -139,29 +139,41 @@ pub async fn would_not_go(
     row: &OutboxRow,
     now: DateTime<Utc>,
 ) -> Result<Option<&'static str>, StoreError> {
-    Ok(match unwanted_now(state, row, now).await? {
-        Some(why) => Some(why),
-        None => nothing_left(state, row).await?.then_some("everything it lists was dealt with"),
-    })
+    Ok(would_not_go_all(state, std::slice::from_ref(row), now).await?.pop().flatten())
 }
 
-/// [`unwanted`] for one message, its contact's state read now; and, for an email, its
-/// contact's email suspended after bounces (the sender would make it dead at once, as it
-/// did: said before, not after).
-async fn unwanted_now(
+/// [`would_not_go`] for each of `rows`, their contacts' state read once for them all.
+async fn would_not_go_all(
     state: &Services,
-    row: &OutboxRow,
+    rows: &[OutboxRow],
     now: DateTime<Utc>,
-) -> Result<Option<&'static str>, StoreError> {
-    let contacts: Vec<&str> = row.message.contact_id.as_deref().into_iter().collect();
+) -> Result<Vec<Option<&'static str>>, StoreError> {
+    let mut contacts: Vec<&str> = rows.iter().filter_map(|r| r.message.contact_id.as_deref()).collect();
+    contacts.sort_unstable();
+    contacts.dedup();
     let active = crate::store::contacts::active_of(&state.db, &contacts).await?;
     let settings = crate::store::settings::settings_of(&state.db, &contacts).await?;
-    if let Some(why) = unwanted(state, row, &active, &settings, now).await? {
-        return Ok(Some(why));
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(why) = unwanted(state, row, &active, &settings, now).await? {
+            out.push(Some(why));
+            continue;
+        }
+        // The sender would make it dead at once, as it did: said before, not after.
+        let suspended = row.message.channel == Outlet::Email
+            && row
+                .message
+                .contact_id
+                .as_ref()
+                .and_then(|c| settings.get(c))
+                .is_some_and(|s| s.email_suspended_at.is_some());
+        out.push(if suspended {
+            Some("email to its contact is suspended after bounces; resume it on the contacts page first")
+        } else {
+            nothing_left(state, row).await?.then_some("everything it lists was dealt with")
+        });
     }
-    let suspended = row.message.channel == Outlet::Email
-        && contacts.first().and_then(|c| settings.get(*c)).is_some_and(|s| s.email_suspended_at.is_some());
-    Ok(suspended.then_some("email to its contact is suspended after bounces; resume it on the contacts page first"))
+    Ok(out)
 }
 
 /// Why a row is no longer to be sent, if it is not: its contact was deactivated (or removed)
