@@ -177,6 +177,16 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     assert!(loc.starts_with("/orders"));
     let (_, html) = app.page(&bob, "/stock").await;
     assert_eq!(available_on(&html, "SKU-TEE"), 5);
+    // The STOCK command by email or chat says the same figure as the page.
+    let contact = cport::store::contacts::get_contact(&app.db, "P-1B").await.unwrap();
+    let actor = cport::actions::Actor::new(contact, cport::model::Channel::Email);
+    let asked = cport::actions::commands::Command::Stock(Some("SKU-TEE".into()));
+    let answer =
+        cport::actions::enquiry::run_alone(&app.state, &actor, &asked, &Default::default(), chrono::Utc::now())
+            .await
+            .unwrap();
+    let row = answer.sections.iter().flat_map(|s| s.rows.iter()).find(|r| r[0] == "SKU-TEE").expect("the SKU listed");
+    assert_eq!(row.last().map(String::as_str), Some("5"), "{answer:?}");
     let (_, html) = app.page(&bob, &path).await;
     assert!(html.contains("This basket is empty"));
     // From the page as it was before (a second click, another tab): placed already, said so,

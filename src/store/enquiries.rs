@@ -97,12 +97,16 @@ pub struct StockRow {
 pub async fn stock(db: &Db, client_id: Option<&str>, text: Option<&str>, limit: i64) -> Result<Vec<StockRow>> {
     let pattern = super::contains_pattern(text.unwrap_or(""));
     Ok(match client_id {
-        Some(c) => on_db!(db, p => bind!(sqlx::query_as::<_, StockRow>(
-            "SELECT sku, client_sku, description, warehouse_balance, expected, accounted_for, available_to_order FROM stock
-             WHERE client_id = $1 AND (lower(description) LIKE LOWER($2) ESCAPE '\\' OR lower(sku) LIKE LOWER($2) ESCAPE '\\'
-               OR lower(COALESCE(client_sku, '')) LIKE LOWER($2) ESCAPE '\\')
-             ORDER BY sku LIMIT $3",
-        ), c, &pattern, limit).fetch_all(p).await)?,
+        // What is free to order, as the portal and ordering count it: TOT's figure less
+        // orders placed since.
+        Some(c) => on_db!(db, p => bind!(sqlx::query_as::<_, StockRow>(&format!(
+            "SELECT s.sku, s.client_sku, s.description, s.warehouse_balance, s.expected, s.accounted_for,
+               {} AS available_to_order FROM stock s
+             WHERE s.client_id = $1 AND (lower(s.description) LIKE LOWER($2) ESCAPE '\\' OR lower(s.sku) LIKE LOWER($2) ESCAPE '\\'
+               OR lower(COALESCE(s.client_sku, '')) LIKE LOWER($2) ESCAPE '\\')
+             ORDER BY s.sku LIMIT $3",
+            super::orders::FREE_TO_ORDER
+        )), c, &pattern, limit).fetch_all(p).await)?,
         None => on_db!(db, p => bind!(sqlx::query_as::<_, StockRow>(
             "SELECT sku, NULL AS client_sku, description, warehouse_balance, expected, accounted_for, available_to_order
              FROM blank_stock WHERE lower(description) LIKE LOWER($1) ESCAPE '\\' OR lower(sku) LIKE LOWER($1) ESCAPE '\\'

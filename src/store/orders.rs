@@ -23,11 +23,19 @@ pub struct StockItem {
     pub available: i64,
 }
 
-const STOCK: &str = "SELECT s.sku, s.client_sku, s.description, s.picture, s.warehouse_balance, s.expected, s.accounted_for,
-    s.available_to_order - CAST(COALESCE((SELECT SUM(l.qty) FROM reseller_order_lines l
+/// What stock row `s` still has free to order: TOT's figure less what orders placed since
+/// it arrived hold. The portal, ordering and the STOCK command all read this.
+pub(super) const FREE_TO_ORDER: &str = "s.available_to_order - CAST(COALESCE((SELECT SUM(l.qty) FROM reseller_order_lines l
         JOIN reseller_orders o ON o.id = l.order_id
-        WHERE l.sku = s.sku AND o.status = 'placed' AND o.placed_at > COALESCE(s.figure_at, s.updated_at)), 0) AS BIGINT) AS available
-    FROM stock s";
+        WHERE l.sku = s.sku AND o.status = 'placed' AND o.placed_at > COALESCE(s.figure_at, s.updated_at)), 0) AS BIGINT)";
+
+/// The stock rows as a client orders from them, `available` free to order.
+fn stock_select() -> String {
+    format!(
+        "SELECT s.sku, s.client_sku, s.description, s.picture, s.warehouse_balance, s.expected, s.accounted_for,
+           {FREE_TO_ORDER} AS available FROM stock s"
+    )
+}
 
 /// The client's stock matching `text` (all of it, or only SKUs allocated to `allocated_to`).
 pub async fn stock(
@@ -39,11 +47,12 @@ pub async fn stock(
     offset: i64,
 ) -> Result<Vec<StockItem>> {
     let sql = format!(
-        "{STOCK} WHERE s.client_id = $1
+        "{} WHERE s.client_id = $1
            AND (CAST($2 AS TEXT) IS NULL OR s.sku IN (SELECT sku FROM sku_allocations WHERE contact_id = $2))
            AND (lower(s.description) LIKE LOWER($3) ESCAPE '\\' OR lower(s.sku) LIKE LOWER($3) ESCAPE '\\'
                 OR lower(COALESCE(s.client_sku, '')) LIKE LOWER($3) ESCAPE '\\')
-         ORDER BY s.description, s.sku LIMIT $4 OFFSET $5"
+         ORDER BY s.description, s.sku LIMIT $4 OFFSET $5",
+        stock_select()
     );
     let pattern = super::contains_pattern(text);
     let rows = on_db!(db, p => bind!(sqlx::query_as::<_, StockItem>(&sql), client_id, allocated_to, &pattern, limit, offset)
@@ -53,7 +62,7 @@ pub async fn stock(
 
 /// One SKU of the client (in a placement, read in its transaction after [`lock_stock`]).
 pub async fn stock_item(conn: impl Into<Conn<'_>>, client_id: &str, sku: &str) -> Result<StockItem> {
-    let sql = format!("{STOCK} WHERE s.client_id = $1 AND s.sku = $2");
+    let sql = format!("{} WHERE s.client_id = $1 AND s.sku = $2", stock_select());
     Ok(on_conn!(conn.into(), c => bind!(sqlx::query_as::<_, StockItem>(&sql), client_id, sku).fetch_one(c).await)?)
 }
 
@@ -115,7 +124,8 @@ pub struct BasketLine {
 pub async fn basket_lines(db: &Db, basket_id: i64) -> Result<Vec<BasketLine>> {
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, BasketLine>(&format!(
         "SELECT l.sku, s.description, s.picture, l.qty, s.available FROM basket_lines l
-         JOIN ({STOCK}) s ON s.sku = l.sku WHERE l.basket_id = $1 ORDER BY s.description, l.sku"
+         JOIN ({}) s ON s.sku = l.sku WHERE l.basket_id = $1 ORDER BY s.description, l.sku",
+        stock_select()
     )), basket_id)
     .fetch_all(p).await)?)
 }
