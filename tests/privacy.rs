@@ -388,6 +388,17 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     .await;
     let page = app.shown(&bob, "/jobs/J-8").await;
     assert!(page.contains("Badge") && !page.contains("class=\"upload\""), "{page}");
+    assert!(!page.contains("waiting for your artwork"), "nor is it said to be waited for: {page}");
+    // Nor does a delivered one: ART and the digests wait for art on jobs still at TOT only.
+    app.synced(
+        "jobs",
+        serde_json::json!([{"id": "J-8", "client_id": "C-1", "name": "Dropped", "status": "delivered"}]),
+    )
+    .await;
+    let (s, body) = send_artwork(&app, &bob, "J-8", "AR-8", &[("logo.pdf", b"%PDF-1.4")]).await;
+    assert_eq!(s, 409, "{body}");
+    assert!(body.contains("job J-8 is delivered; it takes no artwork"), "{body}");
+    assert!(!app.shown(&bob, "/jobs/J-8").await.contains("class=\"upload\""));
     assert!(app.shown(&bob, "/jobs/J-1").await.contains("class=\"upload\""), "a job not cancelled offers one");
 
     // Two good files: kept, the art received, one event.

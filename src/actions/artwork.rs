@@ -22,10 +22,11 @@ pub struct Upload<'a> {
 const NAME_MAX: usize = 200;
 
 /// Whether `actor` may send artwork for a job with `status`: anyone who acts for the client
-/// (not a read-only role, not a delegate), for a job not cancelled. The job page offers its
-/// forms by it; [`upload`] refuses by it.
+/// (not a read-only role, not a delegate), for a job still at TOT (`JobStatus::OPEN`, the
+/// jobs whose missing art is an item to chase). The job page offers its forms by it;
+/// [`upload`] refuses by it.
 pub fn may_upload(actor: &Actor, status: crate::model::JobStatus) -> bool {
-    actor.may_act() && status != crate::model::JobStatus::Cancelled
+    actor.may_act() && status.is_open()
 }
 
 /// Keeps the files of accepted types and sizes under `data_dir/uploads/artwork/JOB/`, marks
@@ -46,7 +47,7 @@ pub async fn upload(
     }
     let job = found(jobs::get_job(&state.db, actor.client_id(), job_id).await, || format!("job {job_id}"))?;
     if !may_upload(actor, job.status) {
-        return Err(ActionError::Conflict(format!("job {job_id} is cancelled; it takes no artwork")));
+        return Err(ActionError::Conflict(format!("job {job_id} is {}; it takes no artwork", job.status.words())));
     }
     if let Some(r) = requirement {
         let known = inbound::art_requirements(&state.db, actor.client_id(), job_id).await?;

@@ -46,7 +46,9 @@ pub async fn art_json(
         .collect();
     Ok(json!({
         "requirements": requirements,
-        "waiting": requirements.iter().filter(|r| !r.art_received).count(),
+        // Art is waited for while the job is at TOT, as the item that chases it says.
+        "open": status.is_open(),
+        "waiting": if status.is_open() { requirements.iter().filter(|r| !r.art_received).count() } else { 0 },
         "files": files,
         "may_upload": crate::actions::artwork::may_upload(&session.actor, status),
         "types": cfg.artwork_types,
