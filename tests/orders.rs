@@ -311,6 +311,14 @@ async fn baskets_made_unnamed_in_the_same_minute_are_numbered() {
     }
     let base = format!("Basket {}", now.with_timezone(&chrono_tz::Asia::Tokyo).format("%-d %b %H:%M"));
     assert_eq!(names, [base.clone(), format!("{base} (2)"), format!("{base} (3)")]);
+    // A zone Ann chose herself rules over TOT's for her, as it does for her digests.
+    let mut s = cport::store::settings::get_settings(&t.state.db, "P-1A").await.unwrap();
+    s.timezone = Some("America/Los_Angeles".into());
+    cport::store::settings::save_preferences(&t.state.db, &s, now).await.unwrap();
+    let id = cport::actions::orders::create_unnamed_basket(&t.state, &ann, now).await.unwrap();
+    let name = cport::store::orders::basket(&t.state.db, "P-1A", id).await.unwrap().name;
+    let theirs = now.with_timezone(&chrono_tz::America::Los_Angeles).format("%-d %b %H:%M");
+    assert_eq!(name, format!("Basket {theirs}"));
 }
 
 /// Two people place the last units at once: exactly one order, the other told which line.

@@ -105,9 +105,9 @@ pub async fn create_basket(
 /// the same minute).
 pub async fn create_unnamed_basket(state: &Services, actor: &Actor, now: DateTime<Utc>) -> Result<i64, ActionError> {
     require_order(state, actor).await?;
-    // The time as the contact reads a clock (their zone; UTC if it cannot be read).
-    let tz: chrono_tz::Tz =
-        crate::actions::targets::tots_zone(&state.config, &actor.contact).parse().unwrap_or(chrono_tz::UTC);
+    // The time as the contact reads a clock: the zone they chose, else TOT's for them.
+    let settings = crate::store::settings::get_settings(&state.db, &actor.contact.id).await?;
+    let tz = crate::actions::targets::clock_of(&state.config, &actor.contact, &settings);
     let base = format!("Basket {}", now.with_timezone(&tz).format("%-d %b %H:%M"));
     // Bounded: a contact making more than this many baskets in one minute is told the name
     // is taken, as if they had typed it.

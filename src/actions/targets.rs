@@ -87,6 +87,12 @@ pub fn zone<'a>(config: &'a Config, c: &'a ContactRow, s: &'a ContactSettings) -
     s.timezone.as_deref().unwrap_or_else(|| tots_zone(config, c))
 }
 
+/// [`zone`] as a zone to read clocks in. One that cannot be read (zones are checked as they
+/// arrive, so only a record from before) is `digest.timezone`, checked at start.
+pub fn clock_of(config: &Config, c: &ContactRow, s: &ContactSettings) -> Tz {
+    zone(config, c, s).parse().or_else(|_| config.digest.timezone.parse()).unwrap_or(chrono_tz::UTC)
+}
+
 /// When quiet hours (local "HH:MM" start and end) hold a message due at `at`, the time they end.
 pub fn quiet_until(s: &ContactSettings, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let start = NaiveTime::parse_from_str(s.quiet_start.as_deref()?, "%H:%M").ok()?;
@@ -117,8 +123,7 @@ pub fn quiet_until(s: &ContactSettings, tz: Tz, at: DateTime<Utc>) -> Option<Dat
 /// they hold it then. The first queueing and every retry ask this, so a retry never lands in
 /// quiet hours either.
 pub fn after_quiet_hours(config: &Config, c: &ContactRow, s: &ContactSettings, at: DateTime<Utc>) -> DateTime<Utc> {
-    let tz: Tz = zone(config, c, s).parse().unwrap_or(chrono_tz::Europe::London);
-    quiet_until(s, tz, at).unwrap_or(at)
+    quiet_until(s, clock_of(config, c, s), at).unwrap_or(at)
 }
 
 /// Preferences a contact chose, checked by [`check_preferences`]: the only kind
@@ -230,7 +235,7 @@ async fn retime_held_alerts(
 }
 
 /// The time zone TOT gives a contact, else `digest.timezone`.
-pub fn tots_zone<'a>(config: &'a Config, c: &'a ContactRow) -> &'a str {
+fn tots_zone<'a>(config: &'a Config, c: &'a ContactRow) -> &'a str {
     match c.timezone.as_str() {
         "" => &config.digest.timezone,
         given => given,
