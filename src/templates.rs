@@ -34,7 +34,7 @@ pub fn environment() -> Environment<'static> {
             "limits",
             minijinja::context! {
                 banner_title => BANNER_TITLE, banner_body => BANNER_BODY,
-                access_name => ACCESS_NAME, access_note => ACCESS_NOTE,
+                person_name => PERSON_NAME, access_note => ACCESS_NOTE,
             },
         );
     }

@@ -395,6 +395,12 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     let html =
         app.post_refused(&ann, "/users", &[("action", "create"), ("name", "Zed"), ("email", "zed@beta.example")]).await;
     assert!(html.contains("email: zed@beta.example cannot be given an account"), "{html}");
+    // A person's name is as long as anywhere else cport takes one: 200 characters.
+    let long = "N".repeat(201);
+    let html = app
+        .post_refused(&ann, "/users", &[("action", "create"), ("name", &long), ("email", "long@resell.example")])
+        .await;
+    assert!(html.contains("name: longer than 200 characters"), "{html}");
     assert!(!html.contains("already has an account"), "{html}");
     // A user or stock line left empty is named, not looked up as one of no name.
     let html = app.post_refused(&ann, "/users", &[("action", "revoke"), ("user", "")]).await;

@@ -21,9 +21,9 @@ pub struct AccessInput {
 
 fn check(input: &AccessInput) -> Vec<FieldError> {
     let mut errs = vec![];
-    use crate::model::limits::{ACCESS_NAME, ACCESS_NOTE};
-    check_text("name", &input.name, ACCESS_NAME, &mut errs);
-    check_text("company", &input.company, ACCESS_NAME, &mut errs);
+    use crate::model::limits::{ACCESS_NOTE, PERSON_NAME};
+    check_text("name", &input.name, PERSON_NAME, &mut errs);
+    check_text("company", &input.company, PERSON_NAME, &mut errs);
     if input.note.chars().count() > ACCESS_NOTE {
         errs.push(FieldError::new("note", format!("longer than {ACCESS_NOTE} characters")));
     }

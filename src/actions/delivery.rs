@@ -154,7 +154,12 @@ pub async fn give(
         return Err(ActionError::invalid(&format!("qty[{job}:{}]", l.line_no), "must not be negative"));
     }
     let address = super::typed_text("address", &req.address, crate::model::Lines::Many, 1000, "where should it go?")?;
-    let contact_name = super::optional_text("contact_name", &req.contact_name, crate::model::Lines::One, 200)?;
+    let contact_name = super::optional_text(
+        "contact_name",
+        &req.contact_name,
+        crate::model::Lines::One,
+        crate::model::limits::PERSON_NAME,
+    )?;
     let notes = super::optional_text("notes", &req.notes, crate::model::Lines::Many, 2000)?;
     if let Some(d) = req.required_date {
         if d < now.date_naive() {

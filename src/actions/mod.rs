@@ -140,7 +140,7 @@ pub(crate) fn optional_text<'a>(
     let s = s.trim();
     check_typed(field, s, lines)?;
     if s.chars().count() > max {
-        return Err(ActionError::invalid(field, format!("at most {max} characters")));
+        return Err(ActionError::invalid(field, format!("longer than {max} characters")));
     }
     Ok(if crate::model::blank(s) { "" } else { s })
 }

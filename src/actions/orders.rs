@@ -12,7 +12,7 @@ use crate::store::StoreError;
 use crate::store::orders as q;
 
 /// Longest basket name, address and notes.
-pub(super) const NAME_MAX: usize = 80;
+const NAME_MAX: usize = 80;
 const TEXT_MAX: usize = 2000;
 
 /// May see stock and orders: everyone but finance (viewers look and act on nothing).

@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::orders::NAME_MAX;
 use super::{ActionError, Actor, found, record};
 use crate::model::{Lines, Role};
 use crate::services::Services;
@@ -41,7 +40,8 @@ pub async fn create_third_party(
     now: DateTime<Utc>,
 ) -> Result<String, ActionError> {
     require_third_parties(state, actor).await?;
-    let name = super::typed_text("name", name, Lines::One, NAME_MAX, "give the person's name")?;
+    let name =
+        super::typed_text("name", name, Lines::One, crate::model::limits::PERSON_NAME, "give the person's name")?;
     let email = super::person_email(state, "email", email, "the person the account is for")?;
     let mut tx = state.db.begin().await?;
     // An address signs in one person: asked inside the transaction that adds them.

@@ -387,7 +387,13 @@ pub async fn delegate(
         return Err(ActionError::Forbidden("a delegated approval cannot be delegated again".into()));
     }
     check_may_act(actor)?;
-    let name = super::typed_text("name", name, crate::model::Lines::One, 200, "who should approve it?")?;
+    let name = super::typed_text(
+        "name",
+        name,
+        crate::model::Lines::One,
+        crate::model::limits::PERSON_NAME,
+        "who should approve it?",
+    )?;
     // Handed to no one: cport's own addresses reach no person, and one's own is no one else.
     let email = super::person_email(state, "email", email, "the person who should approve it")?;
     if email.eq_ignore_ascii_case(&actor.contact.email) {

@@ -188,8 +188,9 @@ pub mod limits {
     pub const BANNER_TITLE: usize = 200;
     /// A banner's message.
     pub const BANNER_BODY: usize = 4_000;
-    /// A portal account request's name, and its company.
-    pub const ACCESS_NAME: usize = 200;
+    /// A person's name, wherever one is typed or sent: a contact TOT sends, a third-party
+    /// user, a delegate, a delivery's contact, an account request's name (and its company).
+    pub const PERSON_NAME: usize = 200;
     /// A portal account request's note.
     pub const ACCESS_NOTE: usize = 2_000;
 }

@@ -197,7 +197,7 @@ impl Record for ContactIn {
         telegram.into_iter().chain(discord).collect()
     }
     fn validate(&self, e: &mut Vec<FieldError>) {
-        check_text("name", &self.name, 200, e);
+        check_text("name", &self.name, super::limits::PERSON_NAME, e);
         if !valid_email(&self.email) {
             e.push(FieldError::new("email", format!("{} is not an email address", quoted(&self.email))));
         }
