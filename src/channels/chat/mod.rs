@@ -561,9 +561,8 @@ async fn button(
             let (offset, line) = arg.split_once(':').unwrap_or(("0", ""));
             let offset: usize = offset.parse().unwrap_or(0);
             match parse_line(line) {
-                Ok(Some(cmd))
-                    if !matches!(cmd, Command::Approve(_) | Command::Reject { .. } | Command::NoDelivery(_)) =>
-                {
+                // A page of an answer, never a decision made again.
+                Ok(Some(cmd)) if !cmd.word().decides() => {
                     let a = run(state, unit, actor, &cmd, &decide_ctx(), now).await?;
                     Ok(vec![Reply::Send(page(&a, line, offset))])
                 }

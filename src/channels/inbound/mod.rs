@@ -122,14 +122,15 @@ fn context_of(row: &OutboxRow, state: &Services, now: DateTime<Utc>) -> Context 
         _ => serde_json::from_str::<EmailPayload>(&row.message.payload).map(|p| p.item_keys).unwrap_or_default(),
     };
     let item = match keys.as_slice() {
-        [one] => one
-            .split_once(':')
-            .and_then(|(code, id)| Category::ALL.into_iter().find(|c| c.code() == code).map(|c| (c, id.to_string()))),
+        [one] => crate::model::items::ActionItem::key_parts(one).map(|(c, id)| (c, id.to_string())),
         _ => None,
     };
     // Two requirements of one job are two items with one key: still one job.
-    let art_prefix = format!("{}:", Category::AwaitingArt.code());
-    let art_jobs: std::collections::BTreeSet<&str> = keys.iter().filter_map(|k| k.strip_prefix(&art_prefix)).collect();
+    let art_jobs: std::collections::BTreeSet<&str> = keys
+        .iter()
+        .filter_map(|k| crate::model::items::ActionItem::key_parts(k))
+        .filter_map(|(c, job)| (c == Category::AwaitingArt).then_some(job))
+        .collect();
     let art_job = match art_jobs.len() {
         1 => art_jobs.first().map(|j| j.to_string()),
         _ => None,
