@@ -679,6 +679,21 @@ async fn two_processes_on_one_store_send_no_faster_to_one_chat_than_one_does() {
 /// NUL characters in what a chat sends (a link code, a command's id or text) get a plain
 /// answer on both engines (PostgreSQL refuses NUL in text, even to look it up), and the bot
 /// goes on answering.
+/// A chat just linked is offered the commands its contact's role may send, as an email's
+/// footer offers them: a finance contact is not told to try /jobs, which it may not ask.
+#[tokio::test]
+async fn a_chat_just_linked_is_offered_what_its_role_may_ask() {
+    let (fake, app) = conversing().await;
+    let code = code_from_portal(&app, "P-1F").await;
+    let m = fake.ask(ANN, &format!("/start {code}"), 0).await;
+    assert!(m.text().contains("Linked") && m.text().contains("/invoices"), "{}", m.text());
+    assert!(!m.text().contains("/jobs") && m.text().contains("/help"), "{}", m.text());
+    let code = code_from_portal(&app, "P-1B").await;
+    let m = fake.ask(STRANGER, &format!("/start {code}"), 0).await;
+    assert!(m.text().contains("Try /items, /jobs, /track") && m.text().contains("or /help;"), "{}", m.text());
+    app.stop().await;
+}
+
 /// RESET from a chat whose contact's email is suspended after bounces sends nothing that
 /// would only go dead: the answer says why and what to do.
 #[tokio::test]

@@ -133,8 +133,9 @@ pub fn alert_subject(brand: &str, count: usize, first: &str, reminder: bool) -> 
     format!("{brand}: {}", alert_title(count, first, reminder))
 }
 
-/// A few commands to offer a contact of `role` in a message's footer, HELP last.
-fn asks_for(role: crate::model::Role) -> Vec<&'static str> {
+/// A few commands to offer a contact of `role` (a message's footer, a chat just linked), HELP
+/// last: only those their role may send.
+pub fn asks_for(role: crate::model::Role) -> Vec<&'static str> {
     use crate::model::CommandWord as W;
     let mut asks: Vec<&'static str> = [
         (W::Items, "ITEMS"),

@@ -413,9 +413,22 @@ async fn link(
     }
     let c = get_contact(&state.db, &contact_id).await?;
     tracing::info!(channel = %inc.channel, contact = %c.id, "chat linked");
+    // What the contact's role may ask, as a message's footer offers it, in the chat's form.
+    let tries: Vec<String> = crate::messages::compose::asks_for(c.role)
+        .into_iter()
+        .map(|ask| match ask.split_once(' ') {
+            Some((word, rest)) => format!("/{} {rest}", word.to_ascii_lowercase()),
+            None => format!("/{}", ask.to_ascii_lowercase()),
+        })
+        .collect();
+    let tries = match tries.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => "/help".into(),
+    };
     Ok(vec![Reply::Send(ChatMessage::text(
         format!("Linked: this chat is now {} at {}.", c.name, c.client_name),
-        vec!["Digests and alerts will come here too. Try /items, /jobs or /help; /unlink stops it.".into()],
+        vec![format!("Digests and alerts will come here too. Try {tries}; /unlink stops it.")],
     ))])
 }
 
