@@ -123,6 +123,15 @@ pub fn alert_title(count: usize, first: &str, reminder: bool) -> String {
     }
 }
 
+/// How many things need a contact, as a digest's subject, a chat digest and the ITEMS answer
+/// say it: "1 thing needs you", "4 things need you".
+pub fn need_you(n: usize) -> String {
+    match n {
+        1 => "1 thing needs you".into(),
+        n => format!("{n} things need you"),
+    }
+}
+
 /// [`alert_title`] of these items.
 pub fn alert_title_of(items: &[ActionItem], reminder: bool) -> String {
     alert_title(items.len(), items.first().map_or("", |i| i.title.as_str()), reminder)
@@ -293,10 +302,10 @@ impl Composer<'_> {
         previous: Option<&HashSet<String>>,
     ) -> Result<EmailPayload, SendError> {
         let new = previous.map_or(0, |p| items.iter().filter(|i| !p.contains(&i.key())).count());
+        let brand = &self.config.branding.name;
         let subject = match (items.len(), new) {
-            (1, _) => format!("{}: 1 thing needs you", self.config.branding.name),
-            (n, 0) => format!("{}: {n} things need you", self.config.branding.name),
-            (n, k) => format!("{}: {n} things need you ({k} new)", self.config.branding.name),
+            (1, _) | (_, 0) => format!("{brand}: {}", need_you(items.len())),
+            (n, k) => format!("{brand}: {} ({k} new)", need_you(n)),
         };
         self.compose(Kind::Digest, to, subject, items, banners, previous)
     }

@@ -63,7 +63,8 @@ pub async fn dashboard(State(state): State<AppState>, session: Session, shown: S
         &state,
         Some(&session),
         "dashboard",
-        json!({"groups": groups, "total": items.len(), "note": shown.note, "balance": balance}),
+        json!({"groups": groups, "total": items.len(), "need_you": crate::messages::compose::need_you(items.len()),
+               "note": shown.note, "balance": balance}),
     )
     .await
 }

@@ -42,7 +42,8 @@ pub(super) async fn items(a: &Ask<'_>, unit: &Unit) -> Result<Answer, ActionErro
                 vec![i.category.code().into(), i.title.clone(), d(i.date), reply]
             })
             .collect();
-        Answer::table(name, format!("{} thing(s) need you:", items.len()), &["", "Item", "Date", "Reply"], rows)
+        let heading = format!("{}:", crate::messages::compose::need_you(items.len()));
+        Answer::table(name, heading, &["", "Item", "Date", "Reply"], rows)
     })
 }
 

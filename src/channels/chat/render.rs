@@ -110,8 +110,8 @@ pub fn digest_message(
     }
     ChatMessage {
         title: format!(
-            "{} thing(s) need you, {}",
-            items.len(),
+            "{}, {}",
+            crate::messages::compose::need_you(items.len()),
             contact.name.split_whitespace().next().unwrap_or(&contact.name)
         ),
         lines,
