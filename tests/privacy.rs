@@ -369,36 +369,25 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     assert_eq!(note.matches("a file without a name: name it with its type").count(), 2, "nameless: {note}");
     assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
 
-    // A cancelled job takes no artwork.
-    app.synced(
-        "jobs",
-        serde_json::json!([{"id": "J-8", "client_id": "C-1", "name": "Dropped", "status": "cancelled"}]),
-    )
-    .await;
-    let (s, body) = send_artwork(&app, &bob, "J-8", "AR-8", &[("logo.pdf", b"%PDF-1.4")]).await;
-    assert_eq!(s, 409, "{body}");
-    assert!(body.contains("job J-8 is cancelled"), "{body}");
-    assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
-    // Nor does its page offer a form for art TOT was waiting for before it was cancelled.
-    app.synced(
-        "art_requirements",
-        serde_json::json!([{"id": "AR-8", "client_id": "C-1", "job_id": "J-8", "design_id": "DS-1",
-                            "description": "Badge", "art_received": false}]),
-    )
-    .await;
-    let page = app.shown(&bob, "/jobs/J-8").await;
-    assert!(page.contains("Badge") && !page.contains("class=\"upload\""), "{page}");
-    assert!(!page.contains("waiting for your artwork"), "nor is it said to be waited for: {page}");
-    // Nor does a delivered one: ART and the digests wait for art on jobs still at TOT only.
-    app.synced(
-        "jobs",
-        serde_json::json!([{"id": "J-8", "client_id": "C-1", "name": "Dropped", "status": "delivered"}]),
-    )
-    .await;
-    let (s, body) = send_artwork(&app, &bob, "J-8", "AR-8", &[("logo.pdf", b"%PDF-1.4")]).await;
-    assert_eq!(s, 409, "{body}");
-    assert!(body.contains("job J-8 is delivered; it takes no artwork"), "{body}");
-    assert!(!app.shown(&bob, "/jobs/J-8").await.contains("class=\"upload\""));
+    // A job no longer at TOT (cancelled, delivered) takes no artwork, and its page neither
+    // offers a form for art TOT was waiting for nor says it waits: ART and the digests wait
+    // for art on jobs still at TOT only.
+    for (i, status) in ["cancelled", "delivered"].into_iter().enumerate() {
+        let job = serde_json::json!([{"id": "J-8", "client_id": "C-1", "name": "Dropped", "status": status}]);
+        app.synced("jobs", job).await;
+        if i == 0 {
+            let art = serde_json::json!([{"id": "AR-8", "client_id": "C-1", "job_id": "J-8", "design_id": "DS-1",
+                                          "description": "Badge", "art_received": false}]);
+            app.synced("art_requirements", art).await;
+        }
+        let (s, body) = send_artwork(&app, &bob, "J-8", "AR-8", &[("logo.pdf", b"%PDF-1.4")]).await;
+        assert_eq!(s, 409, "{body}");
+        assert!(body.contains(&format!("job J-8 is {status}; it takes no artwork")), "{body}");
+        assert_eq!(app.changes(0).await.len(), before, "nothing recorded");
+        let page = app.shown(&bob, "/jobs/J-8").await;
+        assert!(page.contains("Badge") && !page.contains("class=\"upload\""), "{status}: {page}");
+        assert!(!page.contains("waiting for your artwork"), "{status}: {page}");
+    }
     assert!(app.shown(&bob, "/jobs/J-1").await.contains("class=\"upload\""), "a job not cancelled offers one");
 
     // Two good files: kept, the art received, one event.
