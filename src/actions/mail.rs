@@ -139,9 +139,9 @@ pub enum Queued {
 
 /// Queues a system email of kind `what` (`sign-in`, `reset`, `chat-code`, `invite`) to
 /// `contact_id` in `tx`, unless email to them is suspended after bounces or one of that kind
-/// went to them within [`REPEAT_SECONDS`]. An
-/// email that could not be written is cport's bug, not the contact's: said loudly, naming
-/// `what`, never silently dropped. The caller wakes the senders once `tx` is committed.
+/// went to them within [`REPEAT_SECONDS`]. An email that could not be written is cport's bug,
+/// not the contact's: said loudly, naming `what`, never silently dropped. The caller wakes the
+/// senders once `tx` is committed.
 async fn queue_once(
     tx: &mut crate::store::Tx,
     contact_id: &str,

@@ -34,9 +34,15 @@ pub fn may_decide(actor: &Actor, status: VisualStatus, delegation_used: bool) ->
 /// [`comment`] refuses by it.
 pub fn may_comment(actor: &Actor, status: VisualStatus, delegation_used: bool) -> bool {
     match &actor.delegation {
-        Some(_) => !delegation_used && status == VisualStatus::AwaitingApproval,
+        Some(_) => may_decide(actor, status, delegation_used),
         None => actor.role.acts_on_orders(),
     }
+}
+
+/// Whether a delegation has done its work by `now`: its link was used, or it has expired. It
+/// then lends its holder no decision and no comment ([`may_decide`], [`may_comment`]).
+pub fn delegation_spent(d: &DelegationRow, now: DateTime<Utc>) -> bool {
+    d.used_at.is_some() || d.expires_at <= now
 }
 
 /// Whether `actor` may hand a visual with `status` to someone else to decide on.
@@ -325,14 +331,12 @@ pub async fn comment(
     let body = super::typed_text("comment", body, crate::model::Lines::Many, 5000, "write something first")?;
     let v = visible_visual(state, actor, id).await?;
     if let Some(d) = &actor.delegation {
-        let row = visuals::get_delegation(&state.db, d.id).await?;
-        let used = row.used_at.is_some() || row.expires_at <= now;
-        if used {
+        if delegation_spent(&visuals::get_delegation(&state.db, d.id).await?, now) {
             return Err(ActionError::Forbidden("this approval link has been used or has expired".into()));
         }
         // A delegate is asked for one decision: once the visual is decided (by the client, or
         // another delegate), there is nothing left to say to TOT's designer about it.
-        if !may_comment(actor, v.status, used) {
+        if !may_comment(actor, v.status, false) {
             return Err(ActionError::Conflict(format!(
                 "visual {id} is {} already; this link asks for nothing more",
                 v.status.words()

@@ -160,10 +160,7 @@ pub async fn message(
     // that would go (not one whose link expired, whose content was cleared, whose contact
     // left...); why not is said.
     let requeueable = OutboxStatus::REQUEUEABLE.contains(&row.status);
-    let why_not = match requeueable {
-        true => crate::actions::outbox::would_not_go(&state, &row, now).await?,
-        false => None,
-    };
+    let why_not = if requeueable { crate::actions::outbox::would_not_go(&state, &row, now).await? } else { None };
     page(
         &state,
         Some(&staff),

@@ -144,8 +144,7 @@ async fn visual_page(state: &AppState, session: &Session, id: &str, shown: Shown
     let delegation_used = match &session.actor.delegation {
         // Used, or expired while the page was left open: it asks for nothing more.
         Some(d) => {
-            let d = vstore::get_delegation(&state.db, d.id).await?;
-            d.used_at.is_some() || d.expires_at <= chrono::Utc::now()
+            crate::actions::visuals::delegation_spent(&vstore::get_delegation(&state.db, d.id).await?, Utc::now())
         }
         None => false,
     };
