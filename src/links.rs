@@ -20,6 +20,8 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+use crate::model::Stoppable;
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// What a link lets its holder do.
@@ -76,8 +78,8 @@ pub enum LinkFor {
     SetPassword { contact_id: String },
     /// Set the password of staff account `staff_id` (its first, or a new one).
     StaffPassword { staff_id: i64 },
-    /// Stop `contact_id`'s emails of kind `what` (`digest` or `alert`).
-    Unsubscribe { contact_id: String, what: String },
+    /// Stop `contact_id`'s emails of kind `what`.
+    Unsubscribe { contact_id: String, what: Stoppable },
 }
 
 /// The path a password link opens, and the `contact` field's prefix of a delegation link.
@@ -104,9 +106,10 @@ impl LinkClaims {
     /// The link's meaning; `None` for a one-time link of no known kind.
     pub fn meaning(&self) -> Option<LinkFor> {
         match self.purpose {
-            Purpose::Unsubscribe => {
-                Some(LinkFor::Unsubscribe { contact_id: self.contact_id.clone(), what: self.subject.clone() })
-            }
+            Purpose::Unsubscribe => Some(LinkFor::Unsubscribe {
+                contact_id: self.contact_id.clone(),
+                what: Stoppable::parse(&self.subject)?,
+            }),
             Purpose::Open => Some(LinkFor::Open { contact_id: self.contact_id.clone(), path: self.subject.clone() }),
             Purpose::Once => {
                 if let Some(id) = self.contact_id.strip_prefix(DELEGATION_PREFIX) {
@@ -274,11 +277,11 @@ impl Signer {
         &self,
         public_url: &str,
         contact_id: &str,
-        what: &str,
+        what: Stoppable,
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> String {
-        let token = self.sign(Purpose::Unsubscribe, what, contact_id, ttl, now);
+        let token = self.sign(Purpose::Unsubscribe, what.as_str(), contact_id, ttl, now);
         format!("{}/unsubscribe/{token}", public_url.trim_end_matches('/'))
     }
 
@@ -491,12 +494,12 @@ mod tests {
         let staff = s.staff_password_url("https://p.example", 7, Duration::hours(1), now);
         assert!(staff.starts_with("https://p.example/staff/password?token="), "{staff}");
         assert_eq!(s.verify(&token(&staff), now).unwrap().meaning(), Some(LinkFor::StaffPassword { staff_id: 7 }));
-        let stop = s.unsubscribe_url("https://p.example", "P-1", "digest", Duration::days(90), now);
+        let stop = s.unsubscribe_url("https://p.example", "P-1", Stoppable::Digest, Duration::days(90), now);
         assert!(stop.starts_with("https://p.example/unsubscribe/"), "{stop}");
         let token = stop.rsplit('/').next().unwrap();
         assert_eq!(
             s.verify(token, now).unwrap().meaning(),
-            Some(LinkFor::Unsubscribe { contact_id: "P-1".into(), what: "digest".into() })
+            Some(LinkFor::Unsubscribe { contact_id: "P-1".into(), what: Stoppable::Digest })
         );
         // A one-time link of no known kind means nothing.
         let odd = s.sign(Purpose::Once, "/visuals/V-1", "P-1", Duration::days(1), now);

@@ -122,7 +122,7 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
     // One who turned digest emails off, with no chat, is shown as getting none.
     let db = cport::store::Db::connect(&url).await.unwrap();
     let mut tx = db.begin().await.unwrap();
-    let off = cport::store::settings::Sending::Digest;
+    let off = cport::model::Stoppable::Digest;
     cport::store::settings::set_email_kind(&mut tx, "P-00003-0", off, false, chrono::Utc::now()).await.unwrap();
     tx.commit().await.unwrap();
     db.close().await;

@@ -545,7 +545,7 @@ async fn links_made_for_a_removed_contact_do_not_open_for_the_next_holder_of_its
     let old_links = [
         signer.open_url(&app.base, "/visuals/V-1", "P-1B", Duration::days(1), made),
         signer.set_password_url(&app.base, "P-1B", Duration::days(1), made),
-        signer.unsubscribe_url(&app.base, "P-1B", "digest", Duration::days(1), made),
+        signer.unsubscribe_url(&app.base, "P-1B", cport::model::Stoppable::Digest, Duration::days(1), made),
     ];
     let (status, body) = app.delete("contacts", &["P-1B"]).await;
     assert_eq!(status, 200, "{body}");

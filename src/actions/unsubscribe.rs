@@ -6,37 +6,28 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{ActionError, Actor, record};
+use crate::model::Stoppable;
 use crate::services::Services;
 use crate::store::contacts::ContactRow;
-use crate::store::settings::{Sending, set_email_kind};
+use crate::store::settings::set_email_kind;
 use crate::store::{StoreError, Tx};
 
-/// The kinds of email a contact can stop by one click.
-pub fn kind_of(what: &str) -> Option<Sending> {
-    match what {
-        "digest" => Some(Sending::Digest),
-        "alert" => Some(Sending::Alert),
-        _ => None,
-    }
-}
-
-/// Whether `what` (`digest` or `alert`) email is off for the contact already: a second
-/// visit to the link says so rather than asking again.
-pub async fn stopped_already(state: &Services, contact: &ContactRow, what: &str) -> Result<bool, StoreError> {
+/// Whether `what` email is off for the contact already: a second visit to the link says so
+/// rather than asking again.
+pub async fn stopped_already(state: &Services, contact: &ContactRow, what: Stoppable) -> Result<bool, StoreError> {
     let s = crate::store::settings::get_settings(&state.db, &contact.id).await?;
-    Ok(match kind_of(what) {
-        Some(Sending::Digest) => !s.email_digests,
-        Some(Sending::Alert) => !s.email_alerts,
-        _ => false,
+    Ok(match what {
+        Stoppable::Digest => !s.email_digests,
+        Stoppable::Alert => !s.email_alerts,
     })
 }
 
-/// Turns off `what` (`digest` or `alert`) email for the contact and records it in the change
+/// Turns off `what` email for the contact and records it in the change
 /// feed (`email_unsubscribed`) when it changed anything; false when it was off already.
 pub async fn unsubscribe(
     state: &Services,
     contact: &ContactRow,
-    what: &str,
+    what: Stoppable,
     now: DateTime<Utc>,
 ) -> Result<bool, ActionError> {
     let mut tx = state.db.begin().await?;
@@ -52,18 +43,17 @@ pub async fn unsubscribe_in(
     state: &Services,
     tx: &mut Tx,
     contact: &ContactRow,
-    what: &str,
+    what: Stoppable,
     via: &str,
     now: DateTime<Utc>,
-) -> Result<bool, ActionError> {
-    let kind = kind_of(what).ok_or_else(|| ActionError::invalid("what", format!("`{what}` is not digest or alert")))?;
-    if !set_email_kind(tx, &contact.id, kind, false, now).await? {
+) -> Result<bool, StoreError> {
+    if !set_email_kind(tx, &contact.id, what, false, now).await? {
         return Ok(false);
     }
     let actor = Actor::new(contact.clone(), crate::model::Channel::Email);
     let data = json!({"what": what, "via": via});
     record(state, tx, crate::model::ChangeKind::EmailUnsubscribed, &actor, &contact.id, &data, now).await?;
-    tracing::info!(contact = %contact.id, what, via, "unsubscribed");
+    tracing::info!(contact = %contact.id, %what, via, "unsubscribed");
     Ok(true)
 }
 

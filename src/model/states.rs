@@ -315,6 +315,27 @@ named_enum! {
 }
 
 named_enum! {
+    /// A kind of email a contact may turn off by itself (the one-click address in its
+    /// `List-Unsubscribe`, or a reply to that header's `mailto:`); the others follow only
+    /// email on or off. The name is what an unsubscribe link signs.
+    pub enum Stoppable {
+        Digest = "digest",
+        Alert = "alert",
+    }
+}
+
+impl Stoppable {
+    /// The kind an outbox message of `kind` is, if a contact may stop it alone.
+    pub fn of_kind(kind: MessageKind) -> Option<Stoppable> {
+        match kind {
+            MessageKind::Digest => Some(Stoppable::Digest),
+            MessageKind::Alert => Some(Stoppable::Alert),
+            _ => None,
+        }
+    }
+}
+
+named_enum! {
     /// Where an outbox message stands. `Sending` is a claim held by one dispatcher.
     pub enum OutboxStatus {
         Queued = "queued",

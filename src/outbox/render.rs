@@ -115,11 +115,7 @@ const UNSUBSCRIBE_DAYS: i64 = 90;
 /// The one-click unsubscribe address of a digest or alert email (RFC 8058); none for others.
 fn unsubscribe_url(state: &Providers, row: &OutboxRow, now: DateTime<Utc>) -> Option<String> {
     let contact = row.message.contact_id.as_deref()?;
-    let what = match crate::store::settings::Sending::of_kind(row.message.kind) {
-        crate::store::settings::Sending::Digest => "digest",
-        crate::store::settings::Sending::Alert => "alert",
-        crate::store::settings::Sending::Other => return None,
-    };
+    let what = crate::model::Stoppable::of_kind(row.message.kind)?;
     Some(state.signer.unsubscribe_url(&state.config.public_url, contact, what, Duration::days(UNSUBSCRIBE_DAYS), now))
 }
 

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Conn, Db, Result, Tx, bind, execute, on_db, on_tx};
-use crate::model::AlertMode;
+use crate::model::{AlertMode, Stoppable};
 
 /// What a message to a contact is, for the kinds of email a contact may turn off one by one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,14 +14,19 @@ pub enum Sending {
     Other,
 }
 
+impl From<Stoppable> for Sending {
+    fn from(kind: Stoppable) -> Sending {
+        match kind {
+            Stoppable::Digest => Sending::Digest,
+            Stoppable::Alert => Sending::Alert,
+        }
+    }
+}
+
 impl Sending {
     /// The kind of an outbox row (`digest`, `alert`, …).
     pub fn of_kind(kind: crate::model::MessageKind) -> Sending {
-        match kind {
-            crate::model::MessageKind::Digest => Sending::Digest,
-            crate::model::MessageKind::Alert => Sending::Alert,
-            _ => Sending::Other,
-        }
+        crate::model::Stoppable::of_kind(kind).map_or(Sending::Other, Sending::from)
     }
 }
 
@@ -97,14 +102,13 @@ pub async fn save_preferences(conn: impl Into<Conn<'_>>, s: &ContactSettings, no
 pub async fn set_email_kind(
     tx: &mut Tx,
     contact_id: &str,
-    kind: Sending,
+    kind: Stoppable,
     on: bool,
     now: DateTime<Utc>,
 ) -> Result<bool> {
     let column = match kind {
-        Sending::Digest => "email_digests",
-        Sending::Alert => "email_alerts",
-        Sending::Other => return Ok(false),
+        Stoppable::Digest => "email_digests",
+        Stoppable::Alert => "email_alerts",
     };
     let sql = format!(
         "INSERT INTO contact_settings (contact_id, email_enabled, soft_bounces, updated_at, {column})

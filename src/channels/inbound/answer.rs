@@ -23,14 +23,9 @@ pub(super) async fn answer_reply(
     // The `mailto:` of a digest's or alert's List-Unsubscribe: the subject says it, the body
     // says nothing. It is done without an answer (nobody waits for one).
     let asked_to_stop = lines.is_empty() && msg.subject().is_some_and(|s| s.trim().eq_ignore_ascii_case("unsubscribe"));
-    if asked_to_stop && matches!(row.message.kind, MessageKind::Digest | MessageKind::Alert) {
+    if let Some(what) = crate::model::Stoppable::of_kind(row.message.kind).filter(|_| asked_to_stop) {
         let tx = unit.tx().await?;
-        crate::actions::unsubscribe::unsubscribe_in(state, tx, contact, row.message.kind.as_str(), "email", now)
-            .await
-            .map_err(|e| match e {
-                ActionError::Store(s) => InboundError::Store(s),
-                other => InboundError::Internal(other.to_string()),
-            })?;
+        crate::actions::unsubscribe::unsubscribe_in(state, tx, contact, what, "email", now).await?;
         ledger::clear_bounces(tx, &contact.id, now).await?;
         let d = Disposition::Processed(format!("unsubscribed from {} emails", row.message.kind));
         let (kind, reason) = d.parts();

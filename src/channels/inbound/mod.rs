@@ -28,7 +28,7 @@ pub use text::{fresh_text, html_to_text};
 use crate::actions::commands::Command;
 use crate::actions::enquiry::{Answer, Context, run};
 use crate::actions::items::Category;
-use crate::actions::{ActionError, Actor, Unit};
+use crate::actions::{Actor, Unit};
 use crate::channels::email::{EmailPayload, new_message_id};
 use crate::model::{InboundOutcome, MessageKind};
 use crate::services::Services;
