@@ -419,6 +419,27 @@ async fn a_shared_channel_gets_no_details_and_no_sign_in_links() {
     assert!(cport::store::chat::chats_of_contact(&t.state.db, "P-1A").await.unwrap().is_empty());
 }
 
+/// A Discord that takes a message and never answers holds no sender past
+/// `outbox.send_timeout_seconds` (serenity's own client would wait for good, and the outbox
+/// waits long for a message handed over): the request is cut off and the message retried.
+#[tokio::test]
+async fn a_discord_that_never_answers_is_cut_off_and_the_message_retried() {
+    let (fake, t) = discord_world(|c| c.outbox.send_timeout_seconds = 2).await;
+    common::link_chat(&t.state, cport::model::Channel::Discord, "/link", USER, "P-1A").await;
+    fake.hang_messages();
+    common::digest_now(&t.state, "P-1A").await;
+    let started = std::time::Instant::now();
+    let r = tokio::time::timeout(std::time::Duration::from_secs(60), cport::outbox::drain(&t.state))
+        .await
+        .expect("the sender is not held by a silent Discord")
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+    assert_eq!(r.retrying, 1, "{r:?}");
+    let rows = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10).await.unwrap();
+    assert!(rows.len() == 1 && rows[0].message.channel.as_str() == "discord", "{rows:?}");
+    assert!(fake.calls().iter().any(|c| c.path.starts_with("/channels/")), "the message was posted");
+}
+
 /// A user whose direct messages are closed to the bot (Discord's 403, code 50007) has their
 /// chat unlinked at the first message refused, that message dropped, not dead; their next
 /// digest goes by email alone.

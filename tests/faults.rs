@@ -397,6 +397,50 @@ async fn a_server_too_busy_is_named_by_its_own_words_and_the_message_retried() {
     assert!(error.contains("421") && error.contains("Too busy for now"), "{error}");
 }
 
+/// A server that refuses cport's login, or its sender address, refuses every message alike:
+/// nothing of the message is at fault, so the messages wait out their backoff, named by the
+/// step that failed, instead of going dead at their first try (a rotated password would
+/// otherwise kill the whole queue in seconds). With the right password the same server takes
+/// the mail, so the refusal is the login's.
+#[tokio::test]
+async fn a_refused_login_or_sender_leaves_the_queue_waiting_not_dead() {
+    // A digest's envelope sender is its bounce address, at `email.reply_domain`.
+    let smtp = SmtpServer::start_with(&["--password", "right", "--refuse-from", "@refused.example"]);
+    type Setup = fn(&mut cport::config::Config);
+    let cases: [(Setup, &str, &str); 3] = [
+        (|c| c.smtp.password = cport::config::Secret::new("wrong"), "failed", "SMTP login (smtp.username)"),
+        (
+            |c| {
+                c.smtp.password = cport::config::Secret::new("right");
+                c.email.reply_domain = "refused.example".into();
+            },
+            "failed",
+            "SMTP MAIL FROM <bounce+",
+        ),
+        (|c| c.smtp.password = cport::config::Secret::new("right"), "sent", ""),
+    ];
+    for (setup, status, names) in cases {
+        let t = TestState::mailing(&smtp, |c| {
+            c.smtp.username = "cport".into();
+            setup(c);
+        })
+        .await;
+        common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
+        drain(&t.state).await.unwrap();
+        let rows = list_messages(&t.state.db, None, 10).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        for row in rows {
+            assert_eq!(row.status.as_str(), status, "{row:?}");
+            let error = row.last_error.unwrap_or_default();
+            assert!(error.contains(names), "{names}: {error}");
+            if status == "failed" {
+                assert!(row.message.next_attempt_at > Utc::now(), "a later try is set: {error}");
+            }
+        }
+    }
+    assert_eq!(smtp.messages().len(), 2, "only the right login and sender delivered");
+}
+
 #[tokio::test]
 async fn a_server_that_accepts_and_hangs_is_timed_out_and_the_message_retried() {
     let smtp = SmtpServer::start_with(&["--hang", "ann@"]);

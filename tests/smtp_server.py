@@ -2,7 +2,8 @@
 
 Usage: python3 tests/smtp_server.py DIR [--delay SECONDS] [--hang SUBSTRING] [--drop SUBSTRING]
                                          [--one-per-connection] [--no-pipelining] [--busy N]
-                                         [--slow-rcpt SECONDS]
+                                         [--slow-rcpt SECONDS] [--password PASS]
+                                         [--refuse-from SUBSTRING]
 Prints the port on the first line of stdout once it is listening, then stores every message
 as DIR/<n>.eml with DIR/<n>.json holding the envelope (mail_from, rcpt_tos).
 Recipients whose address contains "tempfail" are refused with a 451 the first time each is
@@ -15,7 +16,9 @@ to a recipient containing SUBSTRING and closes the connection before answering i
 data (a connection lost after the message was taken); --one-per-connection closes each
 connection after answering its first message (an idle connection the server dropped);
 --busy N answers the first N MAIL commands with a 421 and closes the connection (a server
-too busy for now). The server offers
+too busy for now). --password makes AUTH required, taking any user name with PASS and refusing
+any other password with a 535 (a login refused); --refuse-from answers MAIL with a 550 5.7.1 when
+the sender contains SUBSTRING (a relay that will not take mail from that address). The server offers
 PIPELINING (RFC 2920; it reads commands in order either way) unless --no-pipelining is given.
 """
 import asyncio
@@ -23,7 +26,7 @@ import json
 import os
 import sys
 
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, AuthResult
 
 
 class Behaviour:
@@ -76,10 +79,13 @@ class Handler(Behaviour):
         self.drop = drop
         self.one = one
         self.busy = busy
+        self.refuse_from = None
         self.count = 0
         self.tempfailed = set()
 
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if self.refuse_from and self.refuse_from in address:
+            return "550 5.7.1 Sender address rejected: not permitted to send from it"
         if self.busy > 0:
             self.busy -= 1
             await server.push("421 4.7.0 Too busy for now, try again later")
@@ -129,10 +135,20 @@ def main():
     )
     if "--slow-rcpt" in args:
         handler.rcpt_delay = float(args[args.index("--slow-rcpt") + 1])
+    if "--refuse-from" in args:
+        handler.refuse_from = args[args.index("--refuse-from") + 1]
+    login = {}
+    if "--password" in args:
+        password = args[args.index("--password") + 1].encode()
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            return AuthResult(success=getattr(auth_data, "password", None) == password, handled=False)
+
+        login = {"authenticator": authenticator, "auth_required": True, "auth_require_tls": False}
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     server = loop.run_until_complete(
-        loop.create_server(lambda: SMTP(handler, enable_SMTPUTF8=True), "127.0.0.1", 0)
+        loop.create_server(lambda: SMTP(handler, enable_SMTPUTF8=True, **login), "127.0.0.1", 0)
     )
     print(server.sockets[0].getsockname()[1], flush=True)
     try:

@@ -12,7 +12,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::smtp::{SmtpPool, described};
+use super::smtp::{SmtpPool, classify};
 use super::{Gate, SendError};
 use crate::config::{self, Config, Transport};
 pub use crate::messages::{EmailPayload, new_message_id};
@@ -84,8 +84,7 @@ impl Mailer {
             Mailer::Pooled(pool) => pool.send(envelope, raw, gate).await,
             Mailer::Smtp(t) => match t.send_raw(envelope, raw).await {
                 Ok(resp) => Ok(resp.message().collect::<Vec<_>>().join(" ")),
-                Err(e) if e.is_permanent() => Err(SendError::Permanent(described(&e))),
-                Err(e) => Err(SendError::Transient(described(&e))),
+                Err(e) => Err(classify(e)),
             },
         }
     }

@@ -143,19 +143,22 @@ impl SmtpPool {
         tcp.set_nodelay(true).map_err(|e| SendError::Transient(format!("connecting to {where_}: {e}")))?;
         let read_limit = Arc::new(AtomicU64::new(0));
         let stream = TimedStream::new(tcp, self.step, read_limit.clone());
-        let mut conn =
-            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello).await.map_err(classify)?;
+        let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
+            .await
+            .map_err(session_failed("greeting"))?;
         if let Some(tls) = &self.starttls {
-            conn.starttls(tls.clone(), &self.hello).await.map_err(classify)?;
+            conn.starttls(tls.clone(), &self.hello).await.map_err(session_failed("STARTTLS"))?;
         }
         // lettre keeps only the extensions it uses; PIPELINING is read from a second EHLO
         // (before AUTH, which an EHLO could reset).
-        let ehlo = conn.command(Ehlo::new(self.hello.clone())).await.map_err(classify)?;
+        let ehlo = conn.command(Ehlo::new(self.hello.clone())).await.map_err(session_failed("EHLO"))?;
         let pipelining = ehlo
             .message()
             .any(|line| line.split_whitespace().next().is_some_and(|k| k.eq_ignore_ascii_case("PIPELINING")));
         if let Some(c) = &self.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await.map_err(classify)?;
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
+                .await
+                .map_err(session_failed("login (smtp.username)"))?;
         }
         Ok(Pooled { conn, pipelining, read_limit, step: self.step })
     }
@@ -209,9 +212,18 @@ impl Failed {
 
     /// A refusal of command `n` of MAIL, the RCPTs (1 to `recipients`) and DATA: a permanent
     /// refusal of a recipient's address is told apart, as a bounce.
-    fn of_command(n: usize, recipients: usize, e: lettre::transport::smtp::Error) -> Failed {
+    fn of_command(n: usize, envelope: &Envelope, e: lettre::transport::smtp::Error) -> Failed {
+        let recipients = envelope.to().len();
         if (1..=recipients).contains(&n) && e.is_permanent() && address_refused(&e) {
             return Failed { error: SendError::AddressRefused(error_chain(&e)), broken: false, maybe_delivered: false };
+        }
+        // MAIL names only cport's own sender address (`email.from`, or the bounce address at
+        // `email.reply_domain`): its refusal (a relay that will not take mail from it) is the
+        // same for every message, never this one's fault.
+        if n == 0 && e.is_permanent() {
+            let from = envelope.from().map_or_else(|| "<>".to_string(), |a| format!("<{a}>"));
+            let error = SendError::Transient(format!("SMTP MAIL FROM {from} refused: {}", described(&e)));
+            return Failed { error, broken: false, maybe_delivered: false };
         }
         Failed::at(e, false)
     }
@@ -247,7 +259,6 @@ impl Pooled {
             commands.push(Rcpt::new(to.clone(), vec![]).to_string());
         }
         commands.push(Data.to_string());
-        let recipients = envelope.to().len();
         if self.pipelining {
             // Every reply is read, even after a refusal, so the conversation stays in step;
             // a broken connection ends it at once.
@@ -264,18 +275,18 @@ impl Pooled {
                     // is the reason, not the replies it never wrote.
                     Err(e) => {
                         return Err(match refused.take() {
-                            Some((n, first)) => Failed::of_command(n, recipients, first),
+                            Some((n, first)) => Failed::of_command(n, envelope, first),
                             None => Failed::at(e, false),
                         });
                     }
                 }
             }
             if let Some((n, e)) = refused {
-                return Err(Failed::of_command(n, recipients, e));
+                return Err(Failed::of_command(n, envelope, e));
             }
         } else {
             for (n, c) in commands.into_iter().enumerate() {
-                self.conn.command(c).await.map_err(|e| Failed::of_command(n, recipients, e))?;
+                self.conn.command(c).await.map_err(|e| Failed::of_command(n, envelope, e))?;
             }
         }
         // Refused: the server, mid-DATA, discards the message when the connection (not
@@ -343,9 +354,24 @@ impl std::fmt::Display for DataBody<'_> {
     }
 }
 
-/// 5xx replies are permanent; everything else (4xx, network, TLS) is worth another try.
+/// 5xx replies are permanent; everything else (4xx, network, TLS) is worth another try, and
+/// so is a refusal of cport's login (RFC 4954's 530, 534, 535, 538), whichever step it came
+/// at: it says nothing of the message, and every message would fail on it alike.
 pub(super) fn classify(e: lettre::transport::smtp::Error) -> SendError {
-    if e.is_permanent() { SendError::Permanent(described(&e)) } else { SendError::Transient(described(&e)) }
+    let login_refused = e.status().is_some_and(|c| matches!(c.to_string().as_str(), "530" | "534" | "535" | "538"));
+    if e.is_permanent() && !login_refused {
+        SendError::Permanent(described(&e))
+    } else {
+        SendError::Transient(described(&e))
+    }
+}
+
+/// A failure setting up a session (its greeting, EHLO, STARTTLS, login): nothing about the
+/// message on hand, so worth another try even after a 5xx. Marked dead at once, a password
+/// rotated or a relay closed to cport would kill the whole queue in seconds; retried, the
+/// messages wait out their backoff while staff put it right, and `stage` names the step.
+fn session_failed(stage: &'static str) -> impl Fn(lettre::transport::smtp::Error) -> SendError {
+    move |e| SendError::Transient(format!("SMTP {stage}: {}", described(&e)))
 }
 
 pub(super) fn error_chain(e: &dyn std::error::Error) -> String {

@@ -199,7 +199,17 @@ async fn dispatch(
                         settled
                     };
                     let (this, settled) = tokio::join!(send_guarded(&batch, row, &gate), settle);
-                    out.push(settled?);
+                    match settled {
+                        Ok(s) => out.push(s),
+                        Err(e) => {
+                            // Its gate stayed shut by this very failure: it goes back below
+                            // with the rest, not left claimed with an attempt never made.
+                            if let Ok(Settle::Refused(id)) = this {
+                                refused.push(id);
+                            }
+                            return Err(e);
+                        }
+                    }
                     this?
                 }
             };

@@ -36,6 +36,8 @@ pub struct Inner {
     refuse_answers: Mutex<usize>,
     /// Channel messages to refuse before taking one: Discord's status and JSON error code.
     refuse_messages: Mutex<std::collections::VecDeque<(u16, u32, String)>>,
+    /// Channel messages are taken and never answered (a Discord that stopped answering).
+    hang_messages: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Clone)]
@@ -116,6 +118,9 @@ async fn channel_message(
         axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default()
     };
     let b = record(&inner, Method::POST, format!("/channels/{channel}/messages"), &body);
+    if inner.hang_messages.load(std::sync::atomic::Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
     let limit = *inner.upload_limit.lock().unwrap();
     let too_large = b["files"].as_array().is_some_and(|files| {
         files.iter().any(|f| limit.is_some_and(|most| f["size"].as_u64().unwrap_or(0) as usize > most))
@@ -187,6 +192,11 @@ impl FakeDiscord {
     }
 
     /// Refuses the next `n` interaction answers (edits, follow-ups) as unknown.
+    /// Takes every channel message from now on and never answers it.
+    pub fn hang_messages(&self) {
+        self.inner.hang_messages.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub fn refuse_answers(&self, n: usize) {
         *self.inner.refuse_answers.lock().unwrap() = n;
     }

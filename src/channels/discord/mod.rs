@@ -55,6 +55,19 @@ impl Discord {
     pub fn new(config: &Config) -> Discord {
         let cfg = &config.discord;
         let mut b = HttpBuilder::new(cfg.token.expose());
+        // serenity's own HTTP client never gives up on a request: a Discord that stops
+        // answering would hold an outbox sender for the whole of its handed-over wait (the
+        // request counts as handed over from its first byte). Each request is cut off at
+        // `outbox.send_timeout_seconds`, as every provider call is.
+        match reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(config.outbox.send_timeout_seconds))
+            .build()
+        {
+            Ok(client) => b = b.client(client),
+            Err(e) => tracing::warn!(error = %e, "discord: no HTTP client with a time limit; serenity's own is used"),
+        }
         // serenity's rate limiter sends straight to discord.com, ignoring the proxy base, so
         // another base goes without it (a proxy in front of Discord keeps the limits there);
         // against Discord itself the limiter stays on.
