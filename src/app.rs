@@ -231,7 +231,7 @@ fn portal_routes(state: &AppState) -> Router<AppState> {
     use crate::web::too_large_says;
     let files = crate::portal::artwork::body_limit(state);
     let files_say =
-        format!(": {} files of inbound.max_attachment_bytes with their headers", crate::portal::artwork::MAX_FILES);
+        format!(": {} files of inbound.max_attachment_bytes with their headers", crate::actions::artwork::MAX_FILES);
     Router::new()
         .route("/media/{*path}", get(crate::portal::media::serve))
         // Artwork files are larger than any form: this route has a limit of its own.

@@ -1070,6 +1070,35 @@ async fn a_file_in_reply_to_a_digest_is_the_artwork_of_its_one_art_job() {
     assert_eq!(std::fs::read_dir(&stored).unwrap().count(), 1);
 }
 
+/// A reply with more files than one upload may hold (the portal's limit) keeps none of them
+/// and says so, naming the limit: each would be written, recorded and listed.
+#[tokio::test]
+async fn a_reply_with_too_many_files_keeps_none_and_says_why() {
+    let c = Corpus::new().await;
+    let domain = c.t.state.config.email.reply_domain.clone();
+    let token = c.tokens.iter().find(|(p, _)| *p == "{{TOKEN_DIGEST}}").unwrap().1.clone();
+    let pdf = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "%PDF-1.4\nlogo\n");
+    let files: String = (0..=cport::actions::artwork::MAX_FILES)
+        .map(|n| {
+            format!(
+                "--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"logo{n}.pdf\"\r\n\
+                 Content-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n"
+            )
+        })
+        .collect();
+    let mail = format!(
+        "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
+         Message-ID: <many-files@alpha.example>\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+         --b\r\nContent-Type: text/plain\r\n\r\nHere they are.\r\n{files}--b--\r\n"
+    );
+    let d = handle(&c.t.state, mail.as_bytes(), Utc::now()).await.unwrap();
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    let answer = last_answer(&c).await.text;
+    assert!(answer.contains("11 files were sent; at most 10 go at once"), "{answer}");
+    assert!(!c.t.state.config.data_dir.join("uploads/artwork/J-1").exists(), "nothing kept");
+}
+
 /// HELP lists what the asker's role may send: finance is not offered JOBS or TRACK, a viewer
 /// (who reads everything) is not offered the decisions it would be refused.
 #[tokio::test]

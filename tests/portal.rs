@@ -679,6 +679,26 @@ async fn passwords_login_limits_and_single_use_reset_links() {
     app.stop().await;
 }
 
+/// A password set ends every session and retires every sign-in link made before it: a
+/// digest's link forwarded, or left in a shared browser's history, is no way back in once
+/// the contact changes the password (the page says so); a link made after works.
+#[tokio::test]
+async fn a_password_change_retires_the_sign_in_links_made_before_it() {
+    let app = TestApp::with_world().await;
+    let forwarded = app.link("P-1A", "/visuals");
+    let b = app.signed_in("P-1A").await;
+    let fields = [("new_password", "anns own new password"), ("confirm_password", "anns own new password")];
+    let location = app.submit(&b, "/password", &fields).await;
+    assert!(app.shown(&b, &location).await.contains("links in earlier emails no longer sign you in"), "{location}");
+    let other = common::browser();
+    let r = other.get(&forwarded).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400, "the link made before the change signs no one in");
+    assert_eq!(app.page(&other, "/visuals").await.0, 303, "no session: sent to sign in");
+    let r = other.get(app.link("P-1A", "/visuals")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303, "a link made since works");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn preferences_are_saved_and_bad_values_named() {
     let (app, b) = app_as("P-1A").await;
@@ -1064,6 +1084,32 @@ async fn what_could_be_read_two_ways_is_refused_by_name() {
     }
     let (status, _) = app.page(&b, "/jobs/J-1/artwork/x").await;
     assert_eq!(status, 404, "a file number that is not a number names no file");
+    app.stop().await;
+}
+
+/// A saved address of many lines is chosen as a browser sends the choice back (its white
+/// space folded, for an option without a value; its line breaks made CRLF, for one with), and
+/// kept as it was saved. Compared as sent, no such address could ever be chosen.
+#[tokio::test]
+async fn a_saved_address_of_many_lines_can_be_chosen() {
+    let app = app_with_tees_in_production().await;
+    let b = app.signed_in("P-1B").await;
+    app.submit(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "1"), ("address", "Unit 4\r\nPark Rd\r\nLeeds")]).await;
+    let (_, html) = app.page(&b, "/jobs/J-1/delivery").await;
+    assert!(html.contains("<option>Unit 4"), "offered: {html}");
+    for (n, sent) in ["Unit 4 Park Rd Leeds", "Unit 4\r\nPark Rd\r\nLeeds", "Unit 4\nPark Rd\nLeeds"].iter().enumerate()
+    {
+        let notes = format!("Drop {n}");
+        app.submit(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "1"), ("saved_address", sent), ("notes", &notes)]).await;
+    }
+    let changes = app.changes(0).await;
+    let addresses: Vec<&str> = changes.iter().filter_map(|c| c["data"]["address"].as_str()).collect();
+    assert_eq!(addresses.len(), 4, "{changes:?}");
+    assert!(addresses.iter().all(|a| *a == addresses[0]), "kept as saved: {addresses:?}");
+    // One not offered is still refused, however its white space falls.
+    let html =
+        app.post_refused(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "1"), ("saved_address", "Unit 4 Leeds")]).await;
+    assert!(html.contains("saved_address: choose one of the addresses offered"), "{html}");
     app.stop().await;
 }
 

@@ -21,6 +21,10 @@ pub struct Upload<'a> {
 /// The longest file name kept (it is shown in answers, the change feed and on disk).
 const NAME_MAX: usize = 200;
 
+/// Files one upload may hold, by the portal or by email: each is written, recorded, put in
+/// the change feed and listed in the answer.
+pub const MAX_FILES: usize = 10;
+
 /// Whether `actor` may send artwork for a job with `status`: anyone who acts for the client
 /// (not a read-only role, not a delegate), for a job still at TOT (`JobStatus::OPEN`, the
 /// jobs whose missing art is an item to chase). The job page offers its forms by it;
@@ -59,10 +63,14 @@ pub async fn upload(
     if files.is_empty() {
         return Err(ActionError::invalid("files", "choose at least one file to send"));
     }
+    if files.len() > MAX_FILES {
+        let most = format!("{} files were sent; at most {MAX_FILES} go at once", files.len());
+        return Err(ActionError::invalid("files", most));
+    }
     let cfg = &state.config.inbound;
-    // One folder per job; its name made safe whatever an id may hold (ids are checked as they
-    // arrive, but a folder name is no place to rely on that).
-    let dir = state.config.data_dir.join("uploads").join("artwork").join(crate::model::safe_file_name(job_id));
+    // One folder per job, its own whatever an id may hold (ids are checked as they arrive,
+    // but a folder name is no place to rely on that).
+    let dir = state.config.data_dir.join("uploads").join("artwork").join(crate::model::folder_name(job_id));
     // Written to disk first, outside the transaction (a SQLite write transaction holds every
     // writer of the service while it is open); then recorded, or found sent already.
     let mut stored = Vec::new();

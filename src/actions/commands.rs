@@ -226,12 +226,18 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, CommandError> {
         .unwrap_or(rest)
         .trim();
     let text = (!unquoted.is_empty()).then(|| unquoted.to_string());
-    if matches!(name, W::Stock | W::Blanks) && unquoted.chars().count() > crate::model::SEARCH_MAX {
-        return Err(CommandError {
-            command: name.to_string(),
-            message: format!("the text to search for is longer than {} characters", crate::model::SEARCH_MAX),
-            usage: usage(name),
-        });
+    if matches!(name, W::Stock | W::Blanks) {
+        // Held to what the portal's search box takes (see `actions::optional_text`).
+        let refused = if unquoted.chars().count() > crate::model::SEARCH_MAX {
+            Some(format!("the text to search for is longer than {} characters", crate::model::SEARCH_MAX))
+        } else {
+            crate::model::check_chars("text", unquoted, crate::model::Lines::One)
+                .err()
+                .map(|e| format!("the text to search for {}", e.reason))
+        };
+        if let Some(message) = refused {
+            return Err(CommandError { command: name.to_string(), message, usage: usage(name) });
+        }
     }
     match name {
         W::Help => Ok(Some(Command::Help)),
@@ -334,6 +340,17 @@ mod tests {
             let e = parse_line(&format!("{command} \"{most}x\"")).unwrap_err();
             assert_eq!(e.command, command);
             assert!(e.message.contains("longer than 200 characters"), "{e}");
+        }
+    }
+
+    /// A search holding what the portal's search box refuses (a direction control, a bell)
+    /// is refused by the command's name, as the portal refuses it by its field's.
+    #[test]
+    fn a_search_text_with_control_characters_is_refused_by_name() {
+        for (line, code) in [("STOCK navy\u{202E}tee", "U+202E"), ("/blanks \"navy\u{7}\"", "U+0007")] {
+            let e = parse_line(line).unwrap_err();
+            assert!(["STOCK", "BLANKS"].contains(&e.command.as_str()), "{e}");
+            assert!(e.message.contains("the text to search for holds") && e.message.contains(code), "{e}");
         }
     }
 

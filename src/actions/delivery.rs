@@ -123,9 +123,9 @@ pub async fn saved_address(state: &Services, actor: &Actor, chosen: &str) -> Res
         return Ok(String::new());
     }
     let saved = jobs::saved_addresses(&state.db, actor.client_id()).await?;
-    match saved.iter().any(|a| a == chosen) {
-        true => Ok(chosen.to_string()),
-        false => Err(ActionError::invalid("saved_address", "choose one of the addresses offered, or type one")),
+    match crate::model::offered_choice(&saved, chosen) {
+        Some(address) => Ok(address.clone()),
+        None => Err(ActionError::invalid("saved_address", "choose one of the addresses offered, or type one")),
     }
 }
 

@@ -239,9 +239,15 @@ pub async fn offered_addresses(state: &Services, actor: &Actor) -> Result<Vec<St
 pub async fn chosen_address(state: &Services, actor: &Actor, choice: &str, typed: &str) -> Result<String, ActionError> {
     match choice {
         "" | "new" => Ok(typed.to_string()),
-        chosen => offered_addresses(state, actor).await?.into_iter().find(|a| a == chosen).ok_or_else(|| {
-            ActionError::invalid("address_choice", "choose one of the addresses offered, or a new one written below")
-        }),
+        chosen => {
+            let offered = offered_addresses(state, actor).await?;
+            crate::model::offered_choice(&offered, chosen).cloned().ok_or_else(|| {
+                ActionError::invalid(
+                    "address_choice",
+                    "choose one of the addresses offered, or a new one written below",
+                )
+            })
+        }
     }
 }
 

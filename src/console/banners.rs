@@ -169,7 +169,7 @@ fn confirmed(state: &AppState, form: &FormData, now: DateTime<Utc>) -> Option<St
     let given = form.text("confirm");
     let mut parts = given.splitn(3, '.');
     let (at, nonce, tag) = (parts.next()?, parts.next()?, parts.next()?);
-    let age = now.timestamp() - at.parse::<i64>().ok()?;
+    let age = now.timestamp().checked_sub(at.parse::<i64>().ok()?)?;
     let expected = state.signer.tag("banner-confirm", &format!("{at}.{nonce}.{}", form_values(form)));
     ((0..=CONFIRM_MINUTES * 60).contains(&age) && crate::links::constant_time_eq(&expected, tag))
         .then(|| format!("banner-confirm:{nonce}"))

@@ -46,7 +46,30 @@ pub fn typed_id(id: &str) -> bool {
 }
 
 /// An id as one step of a portal path: the `/` an id may hold is written `%2F`, so
-/// `/invoices/INV%2F77.pdf` names invoice `INV/77` (the router reads it back as such).
+/// `/invoices/INV%2F77.pdf` names invoice `INV/77` (the router reads it back as such). Any
+/// other byte but RFC 3986's unreserved ones is written `%XX` too: an id read from a
+/// request's path (one that names nothing) may hold anything, and the path made from it
+/// goes back in a `Location` header, where a control character would not stand.
 pub fn segment(id: &str) -> String {
-    id.replace('/', "%2F")
+    const KEEP: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+    percent_encoding::utf8_percent_encode(id, KEEP).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    /// A path step made from any id is one step of a valid path: a request's id that names
+    /// nothing (a control character, `?`, `#`, a space) goes back in a `Location` header
+    /// whole, and a stored id keeps its look but for its `/`.
+    #[test]
+    fn any_id_makes_one_valid_path_step() {
+        assert_eq!(super::segment("INV/77"), "INV%2F77");
+        assert_eq!(super::segment("J-3001_a.b"), "J-3001_a.b");
+        for id in ["J\u{1}x", "J?x=1", "J#x", "J x", "J%2Fx", "é\r\n"] {
+            let step = super::segment(id);
+            assert!(step.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)), "{id:?} → {step}");
+            let back = percent_encoding::percent_decode_str(&step).decode_utf8().unwrap();
+            assert_eq!(back, id, "read back as it was");
+        }
+    }
 }

@@ -323,6 +323,14 @@ pub fn visible(s: &str, max: usize) -> String {
     shortened(&visible, max).into_owned()
 }
 
+/// The text of `offered` that a form's choice `chosen` names. A browser sends a `<select>`'s
+/// choice back altered: its line breaks made CRLF, or (an option with no value) its white
+/// space folded to single spaces, so a many-line address offered would never match as sent.
+/// The two are compared with white space folded; the offered text is what is given back.
+pub fn offered_choice<'a>(offered: &'a [String], chosen: &str) -> Option<&'a String> {
+    offered.iter().find(|o| o.split_whitespace().eq(chosen.split_whitespace()))
+}
+
 /// Text from outside (a field's name, a server's words) made fit to show: one clean line of
 /// at most `max` characters.
 pub fn shown(s: &str, max: usize) -> String {
@@ -341,6 +349,19 @@ pub fn shortened(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
 /// anything else `_`.
 pub fn safe_file_name(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect()
+}
+
+/// A folder's name for an id: the id itself where it holds only ASCII letters, digits, `-`
+/// and `.` (not first), each other byte written `%XX`. Unlike [`safe_file_name`], no two ids
+/// share a folder (`A/1` and `A_1` would both be `A_1`, one job's files then another's, and
+/// gone with the other's client), and no id names `.` or `..`.
+pub fn folder_name(id: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.');
+    let name = percent_encoding::utf8_percent_encode(id, KEEP).to_string();
+    match name.strip_prefix('.') {
+        Some(rest) => format!("%2E{rest}"),
+        None => name,
+    }
 }
 
 /// A size as people read it: `20 MB`, `64 KB`, `512 bytes` (binary units, whole numbers).
@@ -383,6 +404,19 @@ pub fn media_type(declared: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// Every id has a folder of its own, inside the one it is joined to.
+    #[test]
+    fn ids_never_share_a_folder() {
+        let ids = ["A/1", "A_1", "A%2F1", "A%5F1", "J-1", ".", "..", "%2E", "é", "Ã©"];
+        let names: std::collections::HashSet<String> = ids.iter().map(|id| super::folder_name(id)).collect();
+        assert_eq!(names.len(), ids.len(), "{names:?}");
+        assert_eq!(super::folder_name("J-3001.v2"), "J-3001.v2", "a plain id is its own name");
+        for id in ids {
+            let name = super::folder_name(id);
+            assert!(!name.contains('/') && name != "." && name != "..", "{id:?} → {name:?}");
+        }
+    }
+
     use super::{
         VISUAL_STATUSES, VisualStatus, discord_id, is_web_address, media_file, media_type, quoted, shortened, size_text,
     };

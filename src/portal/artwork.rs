@@ -16,13 +16,12 @@ use crate::state::AppState;
 use crate::store::{StoreError, inbound};
 use crate::web::Reply;
 
-/// Files one form may send at once; with `inbound.max_attachment_bytes` it bounds a request.
-pub const MAX_FILES: u64 = 10;
+use crate::actions::artwork::MAX_FILES;
 
-/// The body limit of `POST /jobs/{id}/artwork`.
+/// The body limit of `POST /jobs/{id}/artwork`: [`MAX_FILES`] of the largest a file may be.
 pub fn body_limit(state: &AppState) -> usize {
     let per_file = state.config.inbound.max_attachment_bytes.saturating_add(64 * 1024);
-    usize::try_from(per_file.saturating_mul(MAX_FILES)).unwrap_or(usize::MAX)
+    usize::try_from(per_file.saturating_mul(MAX_FILES as u64)).unwrap_or(usize::MAX)
 }
 
 /// What the job page shows about artwork (the caller has checked the job is the client's).
@@ -146,10 +145,6 @@ pub async fn upload(
     let Some(requirement) = requirement.filter(|r| !r.is_empty()) else {
         return Ok(back("Nothing was sent: requirement: say which of the job's artwork the files are for."));
     };
-    if parts.len() as u64 > MAX_FILES {
-        let note = format!("Nothing was sent: at most {MAX_FILES} files at once.");
-        return Ok(back(&note));
-    }
     let files: Vec<Upload<'_>> = parts
         .iter()
         .map(|p| Upload { name: p.name.clone(), content_type: p.content_type.clone(), bytes: &p.bytes, damaged: false })

@@ -193,6 +193,13 @@ async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(Stri
             let Some(c) = link_holder(state, claims, &contact_id).await? else {
                 return Ok(None);
             };
+            // Setting a password ends every session of the contact's ("other devices were
+            // signed out"): a sign-in link made before it (in a forwarded digest, a shared
+            // browser's history) is no way back in.
+            let set_at = crate::store::sessions::password_set_at(&state.db, &c.id).await?;
+            if set_at.is_some_and(|t| claims.made_by(t)) {
+                return Ok(None);
+            }
             let cookie = session::start(state, &c.id, None).await?;
             Ok(Some((cookie, safe_next(Some(&path)))))
         }
@@ -505,7 +512,7 @@ pub async fn change_password(State(state): State<AppState>, CsrfForm(session, fo
                     &state,
                     super::ANYONE,
                     "/",
-                    "Your password is changed. Other devices were signed out.",
+                    "Your password is changed. Other devices were signed out, and links in earlier emails no longer sign you in.",
                 ),
                 &cookie,
             ));

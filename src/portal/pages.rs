@@ -313,12 +313,14 @@ async fn delivery_page(state: &AppState, session: &Session, id: &str, form: Opti
     let addresses = jobs::saved_addresses(&state.db, session.actor.client_id()).await?;
     let values: Value =
         form.map(|f| Value::Object(f.0.iter().map(|(k, v)| (k.clone(), json!(v))).collect())).unwrap_or(json!({}));
+    // The address the refused form chose, as offered, to be chosen again.
+    let chosen = form.and_then(|f| crate::model::offered_choice(&addresses, &f.text("saved_address")));
     page_status(
         state,
         Some(session),
         "delivery",
         json!({"job": job, "lines": lines_json(&lines), "others": others, "addresses": addresses,
-               "values": values, "error": error, "today": Utc::now().date_naive(),
+               "values": values, "chosen": chosen, "error": error, "today": Utc::now().date_naive(),
                "closed": (!job.status.is_open()).then(|| job.status.words())}),
         status,
     )

@@ -85,7 +85,12 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
     if verifier.verify(signature, timestamp, &body).is_err() {
         return refuse(StatusCode::UNAUTHORIZED, "invalid request signature");
     }
-    let fresh = timestamp.parse::<i64>().is_ok_and(|t| (Utc::now().timestamp() - t).abs() <= MAX_SKEW_SECONDS);
+    // Checked: a header's number may be any i64, and a subtraction that overflows is a panic.
+    let fresh = timestamp
+        .parse::<i64>()
+        .ok()
+        .and_then(|t| Utc::now().timestamp().checked_sub(t))
+        .is_some_and(|skew| skew.unsigned_abs() <= MAX_SKEW_SECONDS.unsigned_abs());
     if !fresh {
         return refuse(StatusCode::UNAUTHORIZED, "request timestamp is too old");
     }
