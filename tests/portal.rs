@@ -911,6 +911,8 @@ async fn a_webhook_redirect_is_not_followed_and_an_event_goes_nowhere_once_the_h
     let hook = axum::Router::new()
         .route("/hook", axum::routing::post(|| async { (axum::http::StatusCode::FOUND, [("location", "/landing")]) }))
         .route("/busy", axum::routing::post(|| async { axum::http::StatusCode::SERVICE_UNAVAILABLE }))
+        .route("/refuses", axum::routing::post(|| async { axum::http::StatusCode::UNAUTHORIZED }))
+        .route("/invalid", axum::routing::post(|| async { axum::http::StatusCode::UNPROCESSABLE_ENTITY }))
         .route(
             "/landing",
             axum::routing::any(move || {
@@ -971,6 +973,27 @@ async fn a_webhook_redirect_is_not_followed_and_an_event_goes_nowhere_once_the_h
         let later = chrono::Utc::now() + chrono::Duration::hours(2);
         let outcomes = cport::outbox::dispatch_batch_at(&t.state, later, 100).await.unwrap();
         assert_eq!(outcomes, vec![cport::outbox::Outcome::Retrying]);
+    }
+
+    // A receiver that refuses cport's signature (or has no such address) would refuse every
+    // event alike: they wait, naming the key to check. One refusing this event alone (422)
+    // makes it dead, saying so.
+    for (path, status, says) in
+        [("/refuses", "failed", "check webhook.secret"), ("/invalid", "dead", "refused this event")]
+    {
+        let url = hook_url.replace("/hook", path);
+        let t = common::TestState::new(|c| {
+            c.webhook.url = url.clone();
+            c.webhook.secret = cport::config::Secret::new("webhook-secret-0123456789");
+        })
+        .await;
+        let mut tx = t.state.db.begin().await.unwrap();
+        cport::store::outbox::insert_message(&mut tx, &event("change:5"), chrono::Utc::now()).await.unwrap();
+        tx.commit().await.unwrap();
+        cport::outbox::drain(&t.state).await.unwrap();
+        let row = cport::store::outbox::list_messages(&t.state.db, None, 5).await.unwrap().remove(0);
+        assert_eq!(row.status.as_str(), status, "{path}: {row:?}");
+        assert!(row.last_error.as_deref().unwrap_or("").contains(says), "{path}: {row:?}");
     }
 
     // The webhook turned off: what was queued for it is dropped, saying why.

@@ -9,7 +9,8 @@ use crate::store::outbox::OutboxRow;
 /// Pushes a change-feed event to TOT's webhook as configured now (its address and secret
 /// when it is sent, not when it was queued: a changed address gets the backlog), signed with
 /// HMAC-SHA256 over the body. 2xx is delivered; 408, 429 and 5xx (and network trouble) are
-/// retried; a redirect and other 4xx are dead. (With no webhook configured any more, the
+/// retried, and so are 401, 403, 404 and 405 (cport refused, or no such address: the same for
+/// every event); a redirect and other 4xx are dead. (With no webhook configured any more, the
 /// outbox drops the event before it comes here.)
 pub async fn send(http: &reqwest::Client, hook: &WebhookConfig, row: &OutboxRow) -> Result<String, SendError> {
     if hook.url.is_empty() {
@@ -41,8 +42,20 @@ pub async fn send(http: &reqwest::Client, hook: &WebhookConfig, row: &OutboxRow)
             status.as_u16(),
             crate::model::shown(to, 200)
         )))
+    } else if matches!(status.as_u16(), 401 | 403 | 404 | 405) {
+        // The receiver refuses cport itself (its signature) or has no such address: every
+        // event would meet the same, none is at fault. Retried as a receiver that is down
+        // is, so the backlog goes once the address or the secret is put right.
+        let check = if status.as_u16() >= 404 { "webhook.url" } else { "webhook.secret" };
+        Err(SendError::Transient(format!(
+            "webhook answered HTTP {}: check {check} with the receiver; the events wait meanwhile",
+            status.as_u16()
+        )))
     } else {
-        Err(SendError::Permanent(format!("webhook answered HTTP {}", status.as_u16())))
+        Err(SendError::Permanent(format!(
+            "webhook answered HTTP {}: the receiver refused this event; once it takes it, `cport outbox retry` it",
+            status.as_u16()
+        )))
     }
 }
 

@@ -352,8 +352,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return staff(&state, command).await;
         }
         Command::Outbox { command } => {
-            // Queueing one message again checks the links it carries, which takes the key.
-            let signs = matches!(command, OutboxCommand::Send | OutboxCommand::Retry { id: Some(_), .. });
+            // Queueing messages again (one, or every dead one) checks the links they carry,
+            // which takes the key.
+            let signs = matches!(command, OutboxCommand::Send | OutboxCommand::Retry { .. });
             let need = if signs { Need::Signing } else { Need::StoreOnly };
             return outbox(load(need)?, command).await;
         }

@@ -88,7 +88,7 @@ pub struct Config {
     /// The HMAC key that signs portal links, reply addresses and unsubscribe links: at least
     /// 16 characters (required by `serve` and every command that makes or sends links:
     /// `link`, `link-code`, `digest run`, `banner post`, `staff add`, `outbox send`,
-    /// `inbound-email`). Changing it invalidates every link sent, unless the old one is
+    /// `outbox retry`, `inbound-email`). Changing it invalidates every link sent, unless the old one is
     /// kept as `previous_link_secret`.
     pub link_secret: Secret,
     /// The `link_secret` before a planned change, for as long as what it signed is still in
@@ -406,7 +406,9 @@ impl Default for TelegramConfig {
 pub struct DiscordConfig {
     /// Bot token for sending. Empty: nothing is sent to Discord.
     pub token: Secret,
-    /// Base of the REST API (`https://discord.com`, or a proxy / a fake).
+    /// Base of the REST API (`https://discord.com`, or a proxy / a fake). Against any other
+    /// base serenity's rate limiter is off (it would send to discord.com itself): a proxy
+    /// must keep Discord's limits, and a 429 through it is waited out five seconds at a time.
     pub api_url: String,
     /// The application's Ed25519 public key (64 hex digits); empty: the interactions
     /// endpoint answers 404.
