@@ -1160,6 +1160,10 @@ async fn link_refuses_a_page_that_would_not_be_found() {
     }
     let (ok, out, err) = output(cport(&env).args(["link", "--contact", "P-1A", "--to", "/visuals/V-1"]));
     assert!(ok && out.contains("/l/"), "{out}{err}");
+    // A chat link code, with no chat set up, is refused by the rule the portal and the
+    // console ask, and none is made.
+    let (ok, out, err) = output(cport(&env).args(["link-code", "--contact", "P-1A"]));
+    assert!(!ok && out.is_empty() && err.contains("link-code: no chat channel is set up"), "{out}{err}");
     app.stop().await;
 }
 

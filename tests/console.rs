@@ -296,6 +296,9 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     assert!(lines[0].starts_with("category,id,client_id"), "{csv}");
     assert_eq!(lines.len(), 3, "a header and the two visuals: {csv}");
     assert!(lines.iter().any(|l| l.starts_with("A1,V-1,C-1,Alpha Ltd,")), "{csv}");
+    // Its times say their zone (RFC 3339, UTC): a spreadsheet reads one without as local.
+    let v1: Vec<&str> = lines.iter().find(|l| l.starts_with("A1,V-1,")).unwrap().split(',').collect();
+    assert!(chrono::DateTime::parse_from_rfc3339(v1[5]).is_ok(), "waiting_since: {csv}");
 
     // Remind now: queued once per item, contact and day.
     let outbox = app.count("outbox").await;

@@ -520,7 +520,14 @@ async fn a_chat_update_whose_processing_fails_leaves_nothing_and_its_redelivery_
     use cport::channels::chat::{Incoming, Input, handle, handle_update};
     let t = TestState::new(|_| {}).await;
     t.load(world()).await;
-    let code = cport::actions::chat_link::new_link_code(&t.state, "P-1A", Utc::now()).await.unwrap();
+    // Made in the store directly: this state has no chat provider set up to ask one of.
+    let now = Utc::now();
+    let code = t
+        .state
+        .db
+        .in_transaction(async |tx| cport::actions::chat_link::new_link_code_in(tx, "P-1A", now).await)
+        .await
+        .unwrap();
     let chat = |input: Input| Incoming {
         channel: cport::model::Channel::Telegram,
         user_id: "501".into(),

@@ -1000,7 +1000,12 @@ async fn an_update_that_fails_changes_nothing_and_its_retry_does_it_once() {
     assert_eq!(banners().await, 1, "posted once");
 
     // A linking code: unused by the failure, so the retry links.
-    let code = cport::actions::chat_link::new_link_code(s, "P-1A", Utc::now()).await.unwrap();
+    // Made in the store directly: this state has no chat provider set up to ask one of.
+    let now = Utc::now();
+    let code =
+        s.db.in_transaction(async |tx| cport::actions::chat_link::new_link_code_in(tx, "P-1A", now).await)
+            .await
+            .unwrap();
     let r = fails_then_runs(from(ANN, Input::Text(format!("/start {code}"))), "3").await;
     assert!(text(&r).contains("Linked"), "{r:?}");
 

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::ActionError;
 use crate::services::Services;
 use crate::store::StoreError;
 use crate::store::chat as db;
@@ -21,8 +22,16 @@ pub fn hash_code(code: &str) -> String {
 }
 
 /// A fresh one-time linking code for a contact, like `K7PQ-2XMD`. Only its hash is stored.
-pub async fn new_link_code(state: &Services, contact_id: &str, now: DateTime<Utc>) -> Result<String, StoreError> {
-    state.db.in_transaction(async |tx| new_link_code_in(tx, contact_id, now).await).await
+/// Refused while no chat is set up ([`chat_on`]): nothing could take the code.
+pub async fn new_link_code(state: &Services, contact_id: &str, now: DateTime<Utc>) -> Result<String, ActionError> {
+    chat_is_on(&state.config)?;
+    Ok(state.db.in_transaction(async |tx| new_link_code_in(tx, contact_id, now).await).await?)
+}
+
+/// [`chat_on`], as the refusal of a code asked for while it is not: one rule for the portal,
+/// the console and the command line.
+pub(crate) fn chat_is_on(config: &crate::config::Config) -> Result<(), ActionError> {
+    if chat_on(config) { Ok(()) } else { Err(ActionError::Conflict(NO_CHAT.to_string())) }
 }
 
 /// [`new_link_code`] inside the caller's transaction.

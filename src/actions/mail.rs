@@ -194,8 +194,13 @@ pub async fn send_login_link(state: &Services, c: &ContactRow, now: DateTime<Utc
 /// Issues a fresh chat link code and sends it to the contact's own address, together: a code
 /// staff issue for a contact reaches only that contact (shown to staff, it would let them tie
 /// their own chat to the contact and act as the client). When nothing is queued, no code is
-/// made either.
-pub async fn send_chat_code(state: &Services, c: &ContactRow, now: DateTime<Utc>) -> Result<Queued, StoreError> {
+/// made either; while no chat is set up, none is asked for.
+pub async fn send_chat_code(
+    state: &Services,
+    c: &ContactRow,
+    now: DateTime<Utc>,
+) -> Result<Queued, super::ActionError> {
+    super::chat_link::chat_is_on(&state.config)?;
     let mut tx = state.db.begin().await?;
     // The contact first, then its codes: the order every other path takes them in.
     crate::store::contacts::lock(&mut tx, &c.id).await?;

@@ -225,10 +225,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::LinkCode { contact } => {
             let state = open_state(load(Need::Signing)?).await?;
             active_contact(&state.db, &contact).await?;
-            if !crate::actions::chat_link::chat_on(&state.config) {
-                bail!("link-code: {}", crate::actions::chat_link::NO_CHAT);
-            }
-            let code = crate::actions::chat_link::new_link_code(&state, &contact, chrono::Utc::now()).await?;
+            let code = crate::actions::chat_link::new_link_code(&state, &contact, chrono::Utc::now())
+                .await
+                .map_err(|e| anyhow::anyhow!("link-code: {e}"))?;
             println!("{code}");
             for line in crate::actions::chat_link::how_to_link(&state.config, &code) {
                 eprintln!("{line}");

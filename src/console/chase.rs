@@ -104,7 +104,10 @@ fn field(s: &str) -> String {
 }
 
 fn csv_line(r: &ChaseRow) -> String {
-    let when = |t: Option<chrono::DateTime<Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
+    // RFC 3339 in UTC, as every time cport gives out: a spreadsheet reads a time without its
+    // zone as its own.
+    let when =
+        |t: Option<chrono::DateTime<Utc>>| t.map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default();
     let mut channels: Vec<&str> =
         r.contacts.iter().flat_map(|c| c.channels.iter().map(|(ch, _)| ch.as_str())).collect();
     channels.sort_unstable();

@@ -94,9 +94,6 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
             }
             false => format!("Email to {} was not suspended: nothing to resume.", c.name),
         },
-        Some("chat-code") if !crate::actions::chat_link::chat_on(&state.config) => {
-            return Err(HttpError::Conflict(format!("action: chat-code: {}", crate::actions::chat_link::NO_CHAT)));
-        }
         Some("chat-code") => {
             // The code goes to the contact's own address, never to the page or its address:
             // staff who saw it could tie their own chat to the contact.

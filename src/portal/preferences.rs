@@ -80,9 +80,6 @@ async fn prefs_page(
 /// page (never put in a URL).
 pub async fn chat_code(State(state): State<AppState>, CsrfForm(session, _): CsrfForm<Session>) -> Reply {
     no_delegation(&session)?;
-    if !crate::actions::chat_link::chat_on(&state.config) {
-        return Err(HttpError::Conflict(crate::actions::chat_link::NO_CHAT.to_string()));
-    }
     let code = crate::actions::chat_link::new_link_code(&state, &session.actor.contact.id, Utc::now()).await?;
     let how = crate::actions::chat_link::how_to_link(&state.config, &code);
     prefs_page(&state, &session, Shown::fresh(None), Some((code, how)), None).await

@@ -287,9 +287,12 @@ pub struct LeaderLock(sqlx::pool::PoolConnection<sqlx::Postgres>);
 
 impl LeaderLock {
     /// Whether the lock's connection still answers (a session lock ends with its
-    /// connection: a store restart or a cut network takes it away unseen).
+    /// connection: a store restart or a cut network takes it away unseen), within five
+    /// seconds: a connection whose network path was cut mid-answer waits for good, and the
+    /// scheduler with it, still holding the lock on the server until that session is dropped.
     pub async fn alive(&mut self) -> bool {
-        sqlx::query("SELECT 1").execute(&mut *self.0).await.is_ok()
+        let asked = sqlx::query("SELECT 1").execute(&mut *self.0);
+        matches!(tokio::time::timeout(std::time::Duration::from_secs(5), asked).await, Ok(Ok(_)))
     }
 }
 

@@ -608,7 +608,9 @@ pub async fn say_in_chat(
 }
 
 /// Links `user`'s chat on `channel` to `contact` with a fresh code, sent with `command`
-/// (`/start` on Telegram, `/link` on Discord).
+/// (`/start` on Telegram, `/link` on Discord). The code is made in the store directly: a test
+/// state that speaks to the chat handler needs no provider set up, which asking for a code
+/// the way the portal does would (see `chat_link::new_link_code`).
 pub async fn link_chat(
     state: &cport::services::Services,
     channel: cport::model::Channel,
@@ -616,7 +618,12 @@ pub async fn link_chat(
     user: &str,
     contact: &str,
 ) {
-    let code = cport::actions::chat_link::new_link_code(state, contact, chrono::Utc::now()).await.unwrap();
+    let now = chrono::Utc::now();
+    let code = state
+        .db
+        .in_transaction(async |tx| cport::actions::chat_link::new_link_code_in(tx, contact, now).await)
+        .await
+        .unwrap();
     say_in_chat(state, channel, user, &format!("{command} {code}")).await;
 }
 

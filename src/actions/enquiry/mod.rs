@@ -78,6 +78,12 @@ impl Answer {
         let title = if verb.is_empty() || message.starts_with(verb) { message } else { format!("{verb}: {message}") };
         Answer { command: command.into(), ok: false, title, sections: vec![] }
     }
+    /// Why a refused command was not done: its title without the command word put before
+    /// it (`APPROVE: Nothing was approved: …` → `Nothing was approved: …`).
+    pub fn refusal(&self) -> &str {
+        let verb = self.command.split_whitespace().next().unwrap_or_default();
+        self.title.strip_prefix(verb).and_then(|t| t.strip_prefix(": ")).unwrap_or(&self.title)
+    }
     /// Plain text (email text part, logs, chat fallback).
     pub fn to_text(&self) -> String {
         let mut out = format!("{}\n", self.title);

@@ -76,8 +76,16 @@ pub(super) async fn answer_reply(
         answers.push(a);
         answers.push(run(state, unit, actor, &Command::Help, &ctx, now).await?);
     }
-    let summary: Vec<String> =
-        answers.iter().map(|a| if a.command.is_empty() { "no command".into() } else { a.command.clone() }).collect();
+    // What was done, as staff read it (the inbound list, a held reply released): a command
+    // refused says so, with why, as the answer to the client does.
+    let summary: Vec<String> = answers
+        .iter()
+        .map(|a| match (a.command.is_empty(), a.ok) {
+            (true, _) => "no command".into(),
+            (false, true) => a.command.clone(),
+            (false, false) => format!("{} (not done: {})", a.command, crate::model::shown(a.refusal(), 160)),
+        })
+        .collect();
     let d = Disposition::Processed(summary.join("; "));
     queue_answer(state, unit, msg, message_id, contact, &answers, d, now).await
 }
