@@ -128,7 +128,7 @@ async fn the_corpus_has_the_expected_outcomes() {
         ("dmarc_fail.eml", "held", "dmarc=fail", false),
         ("outlook_cp1252.eml", "processed", "REJECT V-1", true),
         ("gmail_html_reply.eml", "processed", "APPROVE", true),
-        ("several_commands.eml", "processed", "NODELIVERY J-1; TRACK (not done: which one? an id is missing", true),
+        ("several_commands.eml", "processed", "NODELIVERY J-1; TRACK: which one? an id is missing", true),
         ("artwork_attachment.eml", "processed", "ARTWORK", true),
         ("dsn_bounce.eml", "bounce", "hard bounce 5.1.1", false),
     ];
@@ -644,6 +644,11 @@ async fn odd_replies_get_an_outcome_and_a_bounded_answer() {
     let answer = last_answer(&c).await.text;
     assert!(answer.contains("visual V-1 was approved by Ann Admin at"), "{answer}");
     assert_eq!(c.visual("V-1").await, "approved");
+    // The record of a reply says what was not done and why, in the answer's words (the
+    // console shows it when staff release a held reply): an approval made already.
+    let d = ann_replies(&c, &token, "approve-2@alpha.example", "", "APPROVE V-1").await;
+    let why = reason(&d);
+    assert!(why.starts_with("APPROVE V-1: Nothing was approved") && why.contains("already approved"), "{why}");
 
     // RESET in two replies a moment apart: one reset email, and the second answer says so.
     let resets = || async {

@@ -408,7 +408,11 @@ async fn a_refused_login_or_sender_leaves_the_queue_waiting_not_dead() {
     let smtp = SmtpServer::start_with(&["--password", "right", "--refuse-from", "@refused.example"]);
     type Setup = fn(&mut cport::config::Config);
     let cases: [(Setup, &str, &str); 3] = [
-        (|c| c.smtp.password = cport::config::Secret::new("wrong"), "failed", "SMTP login (smtp.username)"),
+        (
+            |c| c.smtp.password = cport::config::Secret::new("wrong"),
+            "failed",
+            "SMTP login (smtp.username, smtp.password)",
+        ),
         (
             |c| {
                 c.smtp.password = cport::config::Secret::new("right");

@@ -686,9 +686,26 @@ async fn passwords_login_limits_and_single_use_reset_links() {
 async fn a_password_change_retires_the_sign_in_links_made_before_it() {
     let app = TestApp::with_world().await;
     let forwarded = app.link("P-1A", "/visuals");
+    // A sign-in link asked for by email just before the change, and again just after: the
+    // second is no repeat of the first, whose link the change spent, and goes too.
+    let ask_for_a_link = || async {
+        let c = common::browser();
+        let csrf = csrf_of(&app.page(&c, "/login").await.1);
+        let (status, _, html) =
+            app.post_raw(&c, "/login/link", &[("csrf", csrf.as_str()), ("email", "ann@alpha.example")]).await;
+        assert!(status < 400, "{html}");
+    };
+    let sign_in_emails = || async {
+        let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
+        rows.iter().filter(|m| m.message.subject.contains("your sign-in link")).count()
+    };
+    ask_for_a_link().await;
+    assert_eq!(sign_in_emails().await, 1);
     let b = app.signed_in("P-1A").await;
     let fields = [("new_password", "anns own new password"), ("confirm_password", "anns own new password")];
     let location = app.submit(&b, "/password", &fields).await;
+    ask_for_a_link().await;
+    assert_eq!(sign_in_emails().await, 2, "the link asked for after the change is sent");
     assert!(app.shown(&b, &location).await.contains("links in earlier emails no longer sign you in"), "{location}");
     let other = common::browser();
     let r = other.get(&forwarded).send().await.unwrap();

@@ -153,7 +153,9 @@ async fn queue_once(
         return Ok(Queued::Suspended(why));
     }
     let kind = format!("{what}:{contact_id}:");
+    // One sent before the password was last set is no repeat: its link is spent by that.
     let since = now - Duration::seconds(REPEAT_SECONDS);
+    let since = crate::store::sessions::password_set_at(&mut *tx, contact_id).await?.map_or(since, |t| since.max(t));
     if let Some(at) = crate::store::outbox::queued_since(tx, contact_id, &kind, since).await? {
         return Ok(Queued::Already(at));
     }

@@ -158,7 +158,7 @@ impl SmtpPool {
         if let Some(c) = &self.credentials {
             conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
                 .await
-                .map_err(session_failed("login (smtp.username)"))?;
+                .map_err(session_failed("login (smtp.username, smtp.password)"))?;
         }
         Ok(Pooled { conn, pipelining, read_limit, step: self.step })
     }
@@ -220,7 +220,10 @@ impl Failed {
         // MAIL names only cport's own sender address (`email.from`, or the bounce address at
         // `email.reply_domain`): its refusal (a relay that will not take mail from it) is the
         // same for every message, never this one's fault.
-        if n == 0 && e.is_permanent() {
+        // (Save for a refusal of the parameters MAIL carries for this message, SMTPUTF8 or
+        // 8BITMIME: 555, or 5.5.4.)
+        let parameters = e.status().is_some_and(|c| c.to_string() == "555") || e.to_string().contains("5.5.4");
+        if n == 0 && e.is_permanent() && !parameters {
             let from = envelope.from().map_or_else(|| "<>".to_string(), |a| format!("<{a}>"));
             let error = SendError::Transient(format!("SMTP MAIL FROM {from} refused: {}", described(&e)));
             return Failed { error, broken: false, maybe_delivered: false };

@@ -187,6 +187,13 @@ pub(crate) async fn link_holder(
     }))
 }
 
+/// Whether a link was made before `contact_id`'s password was last set (or in the same
+/// millisecond): a sign-in or password link that old is spent.
+async fn made_before_password(state: &AppState, claims: &LinkClaims, contact_id: &str) -> Result<bool, HttpError> {
+    let set_at = crate::store::sessions::password_set_at(&state.db, contact_id).await?;
+    Ok(set_at.is_some_and(|t| claims.made_by(t)))
+}
+
 async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(String, String)>, HttpError> {
     match claims.meaning() {
         Some(LinkFor::Open { contact_id, path }) => {
@@ -196,8 +203,7 @@ async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(Stri
             // Setting a password ends every session of the contact's ("other devices were
             // signed out"): a sign-in link made before it (in a forwarded digest, a shared
             // browser's history) is no way back in.
-            let set_at = crate::store::sessions::password_set_at(&state.db, &c.id).await?;
-            if set_at.is_some_and(|t| claims.made_by(t)) {
+            if made_before_password(state, claims, &c.id).await? {
                 return Ok(None);
             }
             let cookie = session::start(state, &c.id, None).await?;
@@ -550,8 +556,7 @@ async fn reset_claims(state: &AppState, token: &str) -> Result<Option<LinkClaims
     if link_holder(state, &claims, &claims.contact_id).await?.is_none() {
         return Ok(None);
     }
-    let set_at = crate::store::sessions::password_set_at(&state.db, &claims.contact_id).await?;
-    Ok((!set_at.is_some_and(|t| claims.made_by(t))).then_some(claims))
+    Ok((!made_before_password(state, &claims, &claims.contact_id).await?).then_some(claims))
 }
 
 /// `GET /password/reset`: ask for a link, or (with `?token=`) choose the new password.

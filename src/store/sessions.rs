@@ -11,11 +11,11 @@ pub async fn get_password_hash(db: &Db, contact_id: &str) -> Result<Option<Strin
         .fetch_optional(p).await)?)
 }
 
-/// When the contact's password was last set, if it has one.
-pub async fn password_set_at(db: &Db, contact_id: &str) -> Result<Option<DateTime<Utc>>> {
-    Ok(on_db!(db, p => bind!(sqlx::query_scalar("SELECT password_set_at FROM accounts WHERE contact_id = $1"),
-        contact_id)
-        .fetch_optional(p).await)?)
+/// When the contact's password was last set, if it has one: `&db` or `&mut tx`.
+pub async fn password_set_at(conn: impl Into<Conn<'_>>, contact_id: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(crate::on_conn!(conn.into(), c => bind!(sqlx::query_scalar(
+        "SELECT password_set_at FROM accounts WHERE contact_id = $1"), contact_id)
+        .fetch_optional(c).await)?)
 }
 
 /// Sets a contact's password and ends every session of theirs, together, with the contact's

@@ -78,11 +78,14 @@ impl Answer {
         let title = if verb.is_empty() || message.starts_with(verb) { message } else { format!("{verb}: {message}") };
         Answer { command: command.into(), ok: false, title, sections: vec![] }
     }
-    /// Why a refused command was not done: its title without the command word put before
-    /// it (`APPROVE: Nothing was approved: …` → `Nothing was approved: …`).
-    pub fn refusal(&self) -> &str {
+    /// What an answer not wholly done says, as one text: its title without the command word
+    /// put before it (`APPROVE: Nothing was approved: …` → `Nothing was approved: …`), then
+    /// the lines of its sections (where an approval's reasons, or each file refused, stand).
+    pub fn refusal(&self) -> String {
         let verb = self.command.split_whitespace().next().unwrap_or_default();
-        self.title.strip_prefix(verb).and_then(|t| t.strip_prefix(": ")).unwrap_or(&self.title)
+        let title = self.title.strip_prefix(verb).and_then(|t| t.strip_prefix(": ")).unwrap_or(&self.title);
+        let lines = self.sections.iter().flat_map(|s| s.lines.iter().map(String::as_str));
+        std::iter::once(title).chain(lines).collect::<Vec<_>>().join(" ")
     }
     /// Plain text (email text part, logs, chat fallback).
     pub fn to_text(&self) -> String {

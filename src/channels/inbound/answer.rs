@@ -77,13 +77,14 @@ pub(super) async fn answer_reply(
         answers.push(run(state, unit, actor, &Command::Help, &ctx, now).await?);
     }
     // What was done, as staff read it (the inbound list, a held reply released): a command
-    // refused says so, with why, as the answer to the client does.
+    // not done, or done in part, is followed by the answer's own words, as the client read
+    // them.
     let summary: Vec<String> = answers
         .iter()
         .map(|a| match (a.command.is_empty(), a.ok) {
             (true, _) => "no command".into(),
             (false, true) => a.command.clone(),
-            (false, false) => format!("{} (not done: {})", a.command, crate::model::shown(a.refusal(), 160)),
+            (false, false) => format!("{}: {}", a.command, crate::model::shown(&a.refusal(), 200)),
         })
         .collect();
     let d = Disposition::Processed(summary.join("; "));
