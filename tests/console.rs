@@ -1078,6 +1078,33 @@ async fn mail_console(
     (app, staff, token, domain)
 }
 
+/// More held mail than one page shows is paged, newest first: the oldest, which has waited
+/// longest, is reached by Older rather than hidden until the newer ones are dealt with.
+#[tokio::test]
+async fn held_mail_is_paged_newest_first() {
+    let (app, staff, token, domain) = holding_mail().await;
+    let start = Utc::now() - chrono::Duration::hours(2);
+    for n in 0..51 {
+        let raw = format!(
+            "Authentication-Results: mx.tot.example; dmarc=fail (p=reject) header.from=alpha.example\r\n\
+             From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
+             Message-ID: <paged-{n}@alpha.example>\r\n\r\nITEMS\r\n"
+        );
+        let at = start + chrono::Duration::seconds(n);
+        let d = cport::channels::inbound::handle(&app.state, raw.as_bytes(), at).await.unwrap();
+        assert!(matches!(d, cport::channels::inbound::Disposition::Held(_)), "{d:?}");
+    }
+    let (_, first) = app.page(&staff, "/staff/held").await;
+    assert!(first.contains("1–50 of 51, newest first; the older ones are on the next pages"), "{first}");
+    assert!(first.contains("paged-50@") && !first.contains("paged-0@"), "the newest first");
+    assert!(first.contains("href=\"/staff/held?page=2\">Older"), "{first}");
+    let (_, second) = app.page(&staff, "/staff/held?page=2").await;
+    assert!(second.contains("paged-0@") && second.contains("51–51 of 51"), "{second}");
+    assert!(second.contains("href=\"/staff/held?page=1\">Newer") && !second.contains(">Older<"), "{second}");
+    let (status, html) = app.page(&staff, "/staff/held?page=0").await;
+    assert!(status == 400 && html.contains("page:"), "{status} {html}");
+}
+
 #[tokio::test]
 async fn a_large_held_message_shows_its_start_and_its_authentication_results() {
     let (app, staff, token, domain) = holding_mail().await;

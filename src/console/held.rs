@@ -78,8 +78,9 @@ fn soft_breaks_joined(message: &str) -> String {
 
 pub async fn held(State(state): State<AppState>, staff: Staff, Params(q): Params<FormData>) -> Reply {
     let note = Note::of(&q).verified(&state, staff.session_key());
+    let page_no = q.page()?;
     let mut out = vec![];
-    for h in inbound::held_heads(&state.db, PAGE, SHOWN).await? {
+    for h in inbound::held_heads(&state.db, PAGE, (page_no - 1) * PAGE, SHOWN).await? {
         let auth = auth_results(&h.head);
         // A reply quotes what it answers: the tokens of its links and reply address are
         // hidden, or staff could sign in or reply as the client.
@@ -112,7 +113,10 @@ pub async fn held(State(state): State<AppState>, staff: Staff, Params(q): Params
         out.push(json!({"m": h.row, "auth": auth, "raw": shown, "runs": runs}));
     }
     let (total, _) = crate::store::console::waiting_counts(&state.db).await?;
-    page(&state, Some(&staff), "held", json!({"held": out, "total": total, "note": note}))
+    let first = (page_no - 1) * PAGE + 1;
+    let ctx = json!({"held": out, "total": total, "note": note, "page": page_no, "first": first,
+                     "last": first + out.len() as i64 - 1, "older": total > page_no * PAGE});
+    page(&state, Some(&staff), "held", ctx)
 }
 
 /// Why a held message cannot be released or discarded: what became of it (released or

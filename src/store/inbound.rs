@@ -121,13 +121,14 @@ pub struct HeldHead {
 /// [`list_held`] with the first `chars` characters of each message, in one query: a page of
 /// held mail reads a bounded amount however large the messages are (a longer one is read
 /// whole by itself, with [`get_held`]).
-pub async fn held_heads(db: &Db, limit: i64, chars: i64) -> Result<Vec<HeldHead>> {
+pub async fn held_heads(db: &Db, limit: i64, offset: i64, chars: i64) -> Result<Vec<HeldHead>> {
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, HeldHead>(
         "SELECT message_id, received_at, contact_id, disposition, reason,
                 COALESCE(substr(raw, 1, CAST($2 AS INTEGER)), '') AS head,
                 COALESCE(length(raw) > CAST($2 AS INTEGER), FALSE) AS cut
-         FROM inbound_messages WHERE disposition = 'held' ORDER BY received_at DESC, message_id LIMIT $1"),
-        limit, chars).fetch_all(p).await)?)
+         FROM inbound_messages WHERE disposition = 'held' ORDER BY received_at DESC, message_id
+         LIMIT $1 OFFSET $3"),
+        limit, chars, offset).fetch_all(p).await)?)
 }
 
 /// Counts a bounce for a contact; suspends email on a hard bounce or after `soft_limit` soft
