@@ -682,14 +682,21 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
     let metrics = app.text("/metrics").await;
     assert!(metrics.contains("cport_outbox_messages{status=\"dead\"} 0"), "{metrics}");
     assert!(!metrics.contains("cport_outbox_messages{status=\"sent\"}"), "{metrics}");
-    let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")]).await;
-    assert_eq!(status, 409, "{body}");
+    // Clicked again (the page left open, a double click): said to be done, not a failure,
+    // and done once.
+    let location = app.submit(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")]).await;
+    let page = app.shown(&staff, &location).await;
+    assert!(page.contains(&format!("Nothing more to do: message {dead} is ")), "{page}");
     let (_, page) = app.page(&staff, &format!("/staff/outbox/{waiting}")).await;
     assert!(page.contains("Drop this message?"), "dropping asks first: {page}");
     app.submit(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await;
     assert_eq!(status_of(&app, waiting).await, "dropped");
-    let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await;
-    assert_eq!(status, 409, "dropped once");
+    let location = app.submit(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "drop")]).await;
+    let page = app.shown(&staff, &location).await;
+    assert!(page.contains(&format!("Nothing more to do: message {waiting} is dropped now.")), "{page}");
+    // A refusal is shown in the console's look.
+    let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{waiting}"), &[("action", "burn")]).await;
+    assert_eq!(status, 422, "{body}");
     assert!(
         body.contains("Back to the console") && !body.contains("Go to the portal"),
         "a console error is shown in the console's look: {body}"
@@ -708,6 +715,7 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
     let audit = cport::store::staff::recent_audit(&app.db, 10).await.unwrap();
     let done: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
     assert!(done.contains(&"re-queued message") && done.contains(&"dropped message"), "{done:?}");
+    assert_eq!(done.iter().filter(|a| **a == "dropped message").count(), 1, "dropped once: {done:?}");
 
     // A message for a contact TOT has since removed would be dropped at once by the sender:
     // staff are told so, not that it goes with the next send.
@@ -746,10 +754,10 @@ async fn a_dead_letter_set_aside_no_longer_waits() {
     let overview = app.shown(&staff, "/staff").await;
     assert!(overview.contains("<strong>0</strong> dead letter(s) waiting"), "{overview}");
     assert!(app.text("/metrics").await.contains("cport_outbox_messages{status=\"dead\"} 0"));
-    // Once only: a second click is refused, naming the state it is in.
-    let (status, _, body) = app.post_form(&staff, &format!("/staff/outbox/{dead}"), &[("action", "drop")]).await;
-    assert_eq!(status, 409, "{body}");
-    assert!(body.contains("is dropped: only a queued, failed or dead message is dropped"), "{body}");
+    // Once only: a second click does nothing more, and says so, naming the state it is in.
+    let to = app.submit(&staff, &format!("/staff/outbox/{dead}"), &[("action", "drop")]).await;
+    let told = app.shown(&staff, &to).await;
+    assert!(told.contains(&format!("Nothing more to do: message {dead} is dropped now.")), "{told}");
     // Undone the way a drop is.
     app.submit(&staff, &format!("/staff/outbox/{dead}"), &[("action", "requeue")]).await;
     assert_ne!(status_of(&app, dead).await, "dropped");
@@ -1191,20 +1199,27 @@ async fn contacts_held_mail_and_the_overview() {
     // the others are told what became of it.
     let release = [("message_id", "held-1@alpha.example"), ("action", "release")];
     let tries = futures::future::join_all((0..3).map(|_| app.post_form(&staff, "/staff/held", &release))).await;
-    let mut statuses: Vec<u16> = tries.iter().map(|t| t.0).collect();
-    statuses.sort();
-    assert_eq!(statuses, [303, 409, 409], "{tries:?}");
-    assert!(tries.iter().filter(|t| t.0 == 409).all(|t| t.2.contains("is not waiting in held mail: it is processed")));
+    assert!(tries.iter().all(|t| t.0 == 303), "{tries:?}");
+    let mut notes = vec![];
+    for (_, location, _) in &tries {
+        notes.push(app.shown(&staff, location).await);
+    }
+    assert_eq!(notes.iter().filter(|n| n.contains("Released: APPROVE V-1")).count(), 1, "{notes:?}");
+    let told = "Nothing more to do: `held-1@alpha.example` is not waiting in held mail: it is processed";
+    assert_eq!(notes.iter().filter(|n| n.contains(told)).count(), 2, "{notes:?}");
     assert_eq!(app.visual_status("V-1").await, "approved", "released and acted on");
     let audit = cport::store::staff::recent_audit(&app.db, 100).await.unwrap();
     assert_eq!(audit.iter().filter(|a| a.action == "released held mail").count(), 1, "{audit:?}");
     let (status, _, html) = app.post_form(&staff, "/staff/held", &[("action", "discard")]).await;
     assert!(status == 422 && html.contains("message_id: give the Message-ID"), "{status} {html}");
     app.submit(&staff, "/staff/held", &[("message_id", "held-2@alpha.example"), ("action", "discard")]).await;
-    let (status, _, html) =
-        app.post_form(&staff, "/staff/held", &[("message_id", "held-2@alpha.example"), ("action", "release")]).await;
-    assert_eq!(status, 409);
+    let location =
+        app.submit(&staff, "/staff/held", &[("message_id", "held-2@alpha.example"), ("action", "release")]).await;
+    let html = app.shown(&staff, &location).await;
     assert!(html.contains("it is ignored (discarded by "), "{html}");
+    let (status, _, html) =
+        app.post_form(&staff, "/staff/held", &[("message_id", "never@alpha.example"), ("action", "release")]).await;
+    assert!(status == 409 && html.contains("was never held"), "{status} {html}");
     // One without a Message-ID and with a byte that is not UTF-8 keeps its id when released.
     let bare = raw
         .replace("Message-ID: <held-1@alpha.example>\r\n", "")

@@ -119,18 +119,20 @@ pub async fn held(State(state): State<AppState>, staff: Staff, Params(q): Params
     page(&state, Some(&staff), "held", ctx)
 }
 
-/// Why a held message cannot be released or discarded: what became of it (released or
-/// discarded a moment ago, by another click or another member of staff), or that it never
-/// was held.
-async fn not_held(state: &AppState, id: &str) -> Result<HttpError, HttpError> {
+/// What became of a held message that cannot be released or discarded now: released or
+/// discarded a moment ago (by another click, another member of staff), said as the page's
+/// note, since nothing is left to do; never held, refused.
+async fn not_held(state: &AppState, id: &str) -> Result<String, HttpError> {
     let shown = crate::model::quoted(id);
-    Ok(HttpError::Conflict(match inbound::get_message(&state.db, id).await? {
+    match inbound::get_message(&state.db, id).await? {
         // Released, it is what it became (`processed`, …); discarded, `ignored` with who did it.
-        Some(m) => {
-            format!("message_id: {shown} is not waiting in held mail: it is {} ({})", m.disposition.as_str(), m.reason)
-        }
-        None => format!("message_id: {shown} was never held"),
-    }))
+        Some(m) => Ok(format!(
+            "Nothing more to do: {shown} is not waiting in held mail: it is {} ({}).",
+            m.disposition.as_str(),
+            m.reason
+        )),
+        None => Err(HttpError::Conflict(format!("message_id: {shown} was never held"))),
+    }
 }
 
 /// `POST /staff/held`: `action` is `release` or `discard` for `message_id`.
@@ -143,7 +145,7 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
     let note = match form.get("action") {
         Some("release") => match crate::channels::inbound::release(&state, &id, Utc::now()).await {
             // Taken by another release a moment before this one: nothing was done again.
-            Ok(None | Some(Disposition::Duplicate(_))) => return Err(not_held(&state, &id).await?),
+            Ok(None | Some(Disposition::Duplicate(_))) => not_held(&state, &id).await?,
             Ok(Some(d)) => {
                 staff.record(&state, "released held mail", &id).await;
                 format!(
@@ -158,11 +160,12 @@ pub async fn act(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<
             Err(e) => return Err(HttpError::Invalid(format!("the held message cannot be processed: {e}"))),
         },
         Some("discard") => {
-            if !inbound::discard_held(&state.db, &id, &format!("discarded by {}", staff.email)).await? {
-                return Err(not_held(&state, &id).await?);
+            if inbound::discard_held(&state.db, &id, &format!("discarded by {}", staff.email)).await? {
+                staff.record(&state, "discarded held mail", &id).await;
+                "Discarded.".to_string()
+            } else {
+                not_held(&state, &id).await?
             }
-            staff.record(&state, "discarded held mail", &id).await;
-            "Discarded.".to_string()
         }
         other => {
             return Err(HttpError::Invalid(format!(

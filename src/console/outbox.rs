@@ -131,6 +131,15 @@ async fn shown(state: &AppState, row: &ob::OutboxRow) -> Result<Rendered, HttpEr
     })
 }
 
+/// Message `id`'s status now, when `done` says the action asked for has been done to it.
+async fn status_now(
+    state: &AppState,
+    id: i64,
+    done: impl Fn(OutboxStatus) -> bool,
+) -> Result<Option<OutboxStatus>, HttpError> {
+    Ok(ob::get_message(&state.db, id).await?.map(|r| r.status).filter(|s| done(*s)))
+}
+
 async fn row_of(state: &AppState, id: &str) -> Result<ob::OutboxRow, HttpError> {
     let id: i64 = id.parse().map_err(|_| HttpError::NotFound)?;
     ob::get_message(&state.db, id).await?.ok_or(HttpError::NotFound)
@@ -206,16 +215,32 @@ pub async fn act(
     let row = row_of(&state, &id).await?;
     let now = Utc::now();
     let back = format!("/staff/outbox/{}", row.id);
+    // Found as the action would leave it (a second click, a colleague, a page left open),
+    // before it or by its refusal: said on the page, not as a failure.
+    let queued = |s: OutboxStatus| matches!(s, OutboxStatus::Queued | OutboxStatus::Sending | OutboxStatus::Sent);
+    let dropped = |s: OutboxStatus| s == OutboxStatus::Dropped;
+    let done_already = |status: OutboxStatus| {
+        let note = format!("Nothing more to do: message {} is {status} now.", row.id);
+        Ok(see_other(&state, staff.session_key(), &back, &note))
+    };
     match form.get("action") {
+        Some("requeue") if queued(row.status) => done_already(row.status),
+        Some("drop") if dropped(row.status) => done_already(row.status),
         Some("requeue") => {
-            // Another click may have queued it a moment ago, or its banner is gone: said.
-            let at = crate::actions::outbox::requeue(&state, row.id, now).await?;
+            // Its banner gone, its contact no longer active…: said by the action's refusal.
+            let at = match crate::actions::outbox::requeue(&state, row.id, now).await {
+                Ok(at) => at,
+                Err(e) => return status_now(&state, row.id, queued).await?.map_or(Err(e.into()), done_already),
+            };
             state.wake_dispatch.notify_waiters();
             staff.record(&state, "re-queued message", &row.id.to_string()).await;
             Ok(see_other(&state, staff.session_key(), &back, &crate::actions::outbox::queued_again(at, now)))
         }
         Some("drop") => {
-            let was = crate::actions::outbox::drop_message(&state, row.id, &staff.email, now).await?;
+            let was = match crate::actions::outbox::drop_message(&state, row.id, &staff.email, now).await {
+                Ok(was) => was,
+                Err(e) => return status_now(&state, row.id, dropped).await?.map_or(Err(e.into()), done_already),
+            };
             staff.record(&state, "dropped message", &row.id.to_string()).await;
             Ok(see_other(&state, staff.session_key(), &back, crate::actions::outbox::dropped(was)))
         }
