@@ -324,6 +324,19 @@ async fn a_large_message_over_a_slow_link_is_read_in_the_time_its_size_takes() {
     server.abort();
 }
 
+/// `imap.tls = "tls"` makes a TLS client of its own (rustls is built here with two crypto
+/// providers, so it has no default one, and asking it for one panicked at every session):
+/// against a server that speaks plain IMAP, the session fails with TLS's words, no panic.
+#[tokio::test]
+async fn implicit_tls_against_a_plain_server_fails_in_words() {
+    let (port, server) = scripted_imap(1, |tag, _, _| format!("{tag} BAD not expected\r\n"));
+    let t = scripted_state(port, |c| c.imap.tls = cport::config::Tls::Tls).await;
+    let polled = tokio::spawn(async move { cport::channels::imap::poll(&t.state).await.map(|_| ()) });
+    let err = polled.await.expect("no panic").expect_err("a plain server is no TLS server");
+    assert!(err.to_string().to_lowercase().contains("tls"), "{err}");
+    server.abort();
+}
+
 /// A state polling the scripted server on `port` (a short timeout: it answers at once or
 /// not at all), then configured by `configure`.
 async fn scripted_state(port: u16, configure: impl FnOnce(&mut cport::config::Config)) -> TestState {

@@ -1,18 +1,17 @@
-//! Email out: lettre with a pooled async SMTP transport, or `.eml` files in a folder.
+//! Email out: lettre's SMTP connections in cport's own pool, or `.eml` files in a folder.
 
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::PoolConfig;
 use std::sync::Arc;
 
 use lettre::message::dkim::{
     DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm, DkimSigningKey,
 };
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::client::TlsParameters;
+use lettre::{Address, Message};
 
-use super::smtp::{SmtpPool, classify};
+use super::smtp::SmtpPool;
 use super::{Gate, SendError};
 use crate::config::{self, Config, Transport};
 pub use crate::messages::{EmailPayload, new_message_id};
@@ -22,10 +21,9 @@ pub use crate::messages::{EmailPayload, new_message_id};
 pub enum Mailer {
     /// Each message a `.eml` file in this folder (the demo's and tests' transport).
     File(std::path::PathBuf),
-    /// Plain or STARTTLS: cport's own pool of lettre connections (see [`SmtpPool`]).
+    /// SMTP, plain, STARTTLS or implicit TLS: cport's own pool of lettre connections (see
+    /// [`SmtpPool`]).
     Pooled(Arc<SmtpPool>),
-    /// Implicit TLS: lettre's pooled transport.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,19 +43,10 @@ impl Mailer {
                 };
                 let credentials = (!s.username.is_empty())
                     .then(|| Credentials::new(s.username.clone(), s.password.expose().to_string()));
-                if s.tls != config::Tls::Tls {
-                    let starttls = if s.tls == config::Tls::Starttls { Some(tls_params()?) } else { None };
-                    return Ok(Mailer::Pooled(Arc::new(SmtpPool::new(s, starttls, credentials))));
-                }
-                let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
-                    .port(s.port)
-                    .timeout(Some(std::time::Duration::from_secs(s.timeout_seconds)))
-                    .tls(Tls::Wrapper(tls_params()?));
-                if let Some(c) = credentials {
-                    b = b.credentials(c);
-                }
-                b = b.pool_config(PoolConfig::new().max_size(s.pool_size));
-                Ok(Mailer::Smtp(b.build()))
+                let starttls = if s.tls == config::Tls::Starttls { Some(tls_params()?) } else { None };
+                let pool = SmtpPool::new(s, starttls, s.tls == config::Tls::Tls, credentials)
+                    .map_err(|message| MailerError::Config { key: "smtp.host", message })?;
+                Ok(Mailer::Pooled(Arc::new(pool)))
             }
             _ => {
                 let dir = config.mail_dir();
@@ -82,10 +71,6 @@ impl Mailer {
                 write_eml(dir, raw).await.map_err(|e| SendError::Transient(format!("file transport: {e}")))
             }
             Mailer::Pooled(pool) => pool.send(envelope, raw, gate).await,
-            Mailer::Smtp(t) => match t.send_raw(envelope, raw).await {
-                Ok(resp) => Ok(resp.message().collect::<Vec<_>>().join(" ")),
-                Err(e) => Err(classify(e)),
-            },
         }
     }
 }

@@ -2,7 +2,6 @@
 //! [`inbound::handle`](super::inbound::handle), then flags it seen (or moves it). Uses IDLE
 //! where the server offers it, and reconnects with backoff when the connection drops.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -88,12 +87,9 @@ async fn session_loop(
     .await?;
     tcp.set_nodelay(true).ok();
     if c.tls == crate::config::Tls::Tls {
-        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let cfg = tokio_rustls::rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
         let name = tokio_rustls::rustls::pki_types::ServerName::try_from(c.host.clone())
             .map_err(|e| ImapError::Tls(e.to_string()))?;
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+        let connector = super::tls_client().map_err(ImapError::Tls)?;
         let tls = bounded(state, "starting TLS", async {
             connector.connect(name, tcp).await.map_err(|e| ImapError::Tls(e.to_string()))
         })

@@ -11,6 +11,23 @@ pub mod webhook;
 
 pub use crate::messages::SendError;
 
+/// The TLS client for cport's own mail connections (implicit-TLS SMTP, IMAP): the web PKI's
+/// roots, and rustls's `ring` provider named outright. Two crates here build rustls with two
+/// providers (`ring`, `aws-lc-rs`), so it has no default of its own and
+/// `ClientConfig::builder()` panics: the IMAP poller did, at every session, on `tls = "tls"`.
+pub(crate) fn tls_client() -> Result<tokio_rustls::TlsConnector, String> {
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg)))
+}
+
 /// Holds a send back at the moment the receiving side would take the message (for pipelined
 /// SMTP, the end of data; elsewhere, before the request), until its [`GateKey`] opens it.
 /// The outbox lets a sender start its next message while the previous delivery's mark

@@ -1,5 +1,5 @@
-//! SMTP out: a pool of plain or STARTTLS connections whose every step is bounded in time,
-//! pipelined where the server allows it.
+//! SMTP out: a pool of plain, STARTTLS or implicit-TLS connections whose every step is
+//! bounded in time, pipelined where the server allows it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,20 +23,30 @@ use crate::config::SmtpConfig;
 /// read limit is shared with its connection's owner, which lengthens it for that reply.
 #[derive(Debug)]
 struct TimedStream {
-    inner: std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<tokio::net::TcpStream>>>,
+    inner: std::pin::Pin<Box<tokio_io_timeout::TimeoutStream<Box<dyn Socket>>>>,
+    peer: std::net::SocketAddr,
     /// The read limit in milliseconds as the owner wants it now, and as last applied.
     wanted: Arc<AtomicU64>,
     applied: u64,
 }
 
+/// What a connection runs over: the TCP socket, or TLS on it (`smtp.tls = "tls"`).
+trait Socket: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + std::fmt::Debug {}
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + std::fmt::Debug> Socket for S {}
+
 impl TimedStream {
-    fn new(tcp: tokio::net::TcpStream, limit: std::time::Duration, wanted: Arc<AtomicU64>) -> TimedStream {
-        let mut s = tokio_io_timeout::TimeoutStream::new(tcp);
+    fn new(
+        socket: Box<dyn Socket>,
+        peer: std::net::SocketAddr,
+        limit: std::time::Duration,
+        wanted: Arc<AtomicU64>,
+    ) -> TimedStream {
+        let mut s = tokio_io_timeout::TimeoutStream::new(socket);
         s.set_read_timeout(Some(limit));
         s.set_write_timeout(Some(limit));
         let applied = limit.as_millis() as u64;
         wanted.store(applied, Ordering::Relaxed);
-        TimedStream { inner: Box::pin(s), wanted, applied }
+        TimedStream { inner: Box::pin(s), peer, wanted, applied }
     }
 }
 
@@ -79,7 +89,7 @@ impl tokio::io::AsyncWrite for TimedStream {
 
 impl lettre::transport::smtp::client::AsyncTokioStream for TimedStream {
     fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.inner.get_ref().peer_addr()
+        Ok(self.peer)
     }
 }
 
@@ -97,6 +107,9 @@ pub struct SmtpPool {
     host: String,
     port: u16,
     starttls: Option<TlsParameters>,
+    /// TLS from the first byte (`smtp.tls = "tls"`, usually port 465): the handshake is made
+    /// here, under the same time limit as every step, and lettre speaks SMTP over it.
+    implicit_tls: Option<(tokio_rustls::TlsConnector, tokio_rustls::rustls::pki_types::ServerName<'static>)>,
     credentials: Option<Credentials>,
     idle: std::sync::Mutex<Vec<Pooled>>,
     slots: tokio::sync::Semaphore,
@@ -121,17 +134,34 @@ struct Pooled {
 }
 
 impl SmtpPool {
-    pub fn new(s: &SmtpConfig, starttls: Option<TlsParameters>, credentials: Option<Credentials>) -> SmtpPool {
-        SmtpPool {
+    /// A pool for `s`; with `implicit_tls`, its connections speak TLS from the first byte
+    /// (`starttls` is then none). An `implicit_tls` host that is no server name (nor IP
+    /// address) is refused by name.
+    pub fn new(
+        s: &SmtpConfig,
+        starttls: Option<TlsParameters>,
+        implicit_tls: bool,
+        credentials: Option<Credentials>,
+    ) -> Result<SmtpPool, String> {
+        let implicit_tls = match implicit_tls {
+            false => None,
+            true => {
+                let name =
+                    tokio_rustls::rustls::pki_types::ServerName::try_from(s.host.clone()).map_err(|e| e.to_string())?;
+                Some((super::tls_client()?, name))
+            }
+        };
+        Ok(SmtpPool {
             host: s.host.clone(),
             port: s.port,
             starttls,
+            implicit_tls,
             credentials,
             idle: std::sync::Mutex::new(Vec::new()),
             slots: tokio::sync::Semaphore::new(s.pool_size as usize),
             hello: ClientId::default(),
             step: std::time::Duration::from_secs(s.timeout_seconds),
-        }
+        })
     }
 
     async fn connect(&self) -> Result<Pooled, SendError> {
@@ -141,8 +171,25 @@ impl SmtpPool {
             .map_err(|_| SendError::Transient(format!("connecting to {where_}: timed out")))?
             .map_err(|e| SendError::Transient(format!("connecting to {where_}: {e}")))?;
         tcp.set_nodelay(true).map_err(|e| SendError::Transient(format!("connecting to {where_}: {e}")))?;
+        let peer = tcp.peer_addr().map_err(|e| SendError::Transient(format!("connecting to {where_}: {e}")))?;
+        let socket: Box<dyn Socket> = match &self.implicit_tls {
+            None => Box::new(tcp),
+            Some((connector, name)) => {
+                let tls = tokio::time::timeout(self.step, connector.connect(name.clone(), tcp))
+                    .await
+                    .map_err(|_| SendError::Transient(format!("SMTP TLS handshake with {where_}: timed out")))?
+                    .map_err(|e| {
+                        let mut s = format!("SMTP TLS handshake with {where_}: {e}");
+                        if tls_mismatch(&s) {
+                            s.push_str(TLS_MISMATCH);
+                        }
+                        SendError::Transient(s)
+                    })?;
+                Box::new(tls)
+            }
+        };
         let read_limit = Arc::new(AtomicU64::new(0));
-        let stream = TimedStream::new(tcp, self.step, read_limit.clone());
+        let stream = TimedStream::new(socket, peer, self.step, read_limit.clone());
         let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
             .await
             .map_err(session_failed("greeting"))?;
@@ -398,13 +445,14 @@ pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
 pub(super) fn described(e: &lettre::transport::smtp::Error) -> String {
     let mut s = error_chain(e);
     if e.status().is_none() && tls_mismatch(&s) {
-        s.push_str(
-            " (the server does not speak TLS as smtp.tls says: `tls` is TLS from the first byte, usually port 465; \
-             `starttls` upgrades a plain connection, usually port 587)",
-        );
+        s.push_str(TLS_MISMATCH);
     }
     s
 }
+
+/// What is said after TLS's own words for a handshake that met plain SMTP.
+const TLS_MISMATCH: &str = " (the server does not speak TLS as smtp.tls says: `tls` is TLS from the first byte, \
+     usually port 465; `starttls` upgrades a plain connection, usually port 587)";
 
 /// TLS's words for a handshake that met something else than TLS.
 fn tls_mismatch(words: &str) -> bool {
