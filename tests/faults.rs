@@ -1406,6 +1406,24 @@ async fn a_tls_setting_the_server_does_not_speak_is_named() {
     assert!(error.contains("smtp.tls"), "{error}");
 }
 
+/// cport is built with TLS for PostgreSQL (a managed database asks for it): a URL with
+/// `sslmode=require` is put to the server, and the test server, which offers no TLS, is
+/// refused for that in sqlx's words; built without TLS, sqlx refused before asking, and a
+/// managed database could not be used at all. PostgreSQL only.
+#[tokio::test]
+async fn postgres_tls_is_asked_of_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path()).await;
+    if !url.starts_with("postgres") {
+        return;
+    }
+    let Err(e) = cport::store::Db::connect(&format!("{url}?sslmode=require")).await else {
+        panic!("the test server offers no TLS, so a connection that requires it is refused");
+    };
+    let said = e.to_string();
+    assert!(said.contains("server does not support TLS") && !said.contains("without TLS support"), "{said}");
+}
+
 /// A store that cannot be reached is described in its own words (the health check logs them
 /// beside the pool's "timed out"); one that can be is not.
 #[tokio::test]

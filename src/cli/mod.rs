@@ -89,6 +89,11 @@ fn end_quietly_when_output_is_closed() {
 }
 
 pub fn main() -> ExitCode {
+    // rustls is built here with two crypto providers (`ring` by lettre and sqlx, `aws-lc-rs`
+    // by tokio-rustls), so it has none by default and any `ClientConfig::builder()` a crate
+    // makes without naming one panics. cport's own clients name `ring`; this makes it the
+    // process's default for the rest (PostgreSQL's `sslmode=verify-ca`, among others).
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve | Command::Demo(_) | Command::InboundEmail { .. }) {
         end_quietly_when_output_is_closed();

@@ -371,6 +371,8 @@ mod tests {
             ("[digest]\ncatch_up_hours = 169", "digest.catch_up_hours"),
             ("[portal]\nsecure_cookies = \"sometimes\"", "portal.secure_cookies"),
             ("[telegram]\nmode = \"push\"", "telegram.mode"),
+            ("[discord]\napi_url = \"https://discord.com/api\"", "discord.api_url"),
+            ("[discord]\napi_url = \"https://Discord.com/api/v10/\"", "discord.api_url"),
             ("[email]\nfrom = \"TOT notifications\"", "email.from"),
             ("[email]\nfrom = \"TOT <notifications@tot.example\"", "email.from"),
             ("[email]\nreply_domain = \"reply tot.example\"", "email.reply_domain"),

@@ -335,6 +335,21 @@ impl Config {
                 "must be a web address: http:// or https://, a host, no spaces or quotes",
             ));
         }
+        // Discord's own host with a path (`https://discord.com/api`, as Discord's docs write
+        // the base) would be taken for a proxy: serenity adds `/api/v10` itself, and every
+        // call would go to `/api/api/v10/…`, a 404, with its rate limiter off.
+        if let Ok(u) = reqwest::Url::parse(&d.api_url)
+            && u.host_str().is_some_and(|h| h.eq_ignore_ascii_case("discord.com"))
+            && d.api_url.trim_end_matches('/') != "https://discord.com"
+        {
+            return Err(invalid(
+                "discord.api_url",
+                format!(
+                    "{} is Discord itself: give `https://discord.com`, without a path (cport adds /api/v10)",
+                    crate::model::quoted(&d.api_url)
+                ),
+            ));
+        }
         if !d.public_key.is_empty() && d.verifier().is_none() {
             return Err(invalid("discord.public_key", "must be the application's public key: 64 hexadecimal digits"));
         }
