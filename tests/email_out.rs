@@ -38,6 +38,16 @@ async fn mailing_world_with(
     (smtp, t)
 }
 
+/// cport names itself in EHLO as `smtp.helo_name` says: a relay may refuse a bare host name,
+/// which is all a container has.
+#[tokio::test]
+async fn the_greeting_names_the_configured_host() {
+    let (smtp, t) = mailing_world_with(|c| c.smtp.helo_name = "mail.tot.example".into(), |_| {}).await;
+    common::digest_now(&t.state, "P-1A").await;
+    assert_eq!(drain(&t.state).await.unwrap().sent, 1);
+    assert_eq!(smtp.messages()[0].1["helo"], "mail.tot.example");
+}
+
 #[tokio::test]
 async fn a_digest_arrives_with_both_parts_the_headers_and_signed_links() {
     let (smtp, t) = mailing_world(|_| ()).await;

@@ -111,7 +111,7 @@ class Handler(Behaviour):
         with open(base + ".eml.tmp", "wb") as f:
             f.write(envelope.original_content)
         with open(base + ".json", "w") as f:
-            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos}, f)
+            json.dump({"mail_from": envelope.mail_from, "rcpt_tos": envelope.rcpt_tos, "helo": session.host_name}, f)
         os.rename(base + ".eml.tmp", base + ".eml")
         if self.drop and any(self.drop in r for r in envelope.rcpt_tos):
             server.transport.close()

@@ -159,7 +159,10 @@ impl SmtpPool {
             credentials,
             idle: std::sync::Mutex::new(Vec::new()),
             slots: tokio::sync::Semaphore::new(s.pool_size as usize),
-            hello: ClientId::default(),
+            hello: match s.helo_name.is_empty() {
+                true => ClientId::default(),
+                false => ClientId::Domain(s.helo_name.trim_end_matches('.').to_string()),
+            },
             step: std::time::Duration::from_secs(s.timeout_seconds),
         })
     }

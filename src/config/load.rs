@@ -371,6 +371,8 @@ mod tests {
             ("[digest]\ncatch_up_hours = 169", "digest.catch_up_hours"),
             ("[portal]\nsecure_cookies = \"sometimes\"", "portal.secure_cookies"),
             ("[telegram]\nmode = \"push\"", "telegram.mode"),
+            ("[smtp]\nhelo_name = \"localhost\"", "smtp.helo_name"),
+            ("[smtp]\nhelo_name = \"mail tot.example\"", "smtp.helo_name"),
             ("[discord]\napi_url = \"https://discord.com/api\"", "discord.api_url"),
             ("[discord]\napi_url = \"https://Discord.com/api/v10/\"", "discord.api_url"),
             ("[email]\nfrom = \"TOT notifications\"", "email.from"),

@@ -221,6 +221,10 @@ pub struct SmtpConfig {
     /// minutes: the server may check the message first), past `outbox.send_timeout_seconds`
     /// too: the message has been handed over, and given up on it would be sent again.
     pub timeout_seconds: u64,
+    /// The name cport gives itself in EHLO, a fully qualified host name such as
+    /// `mail.tot.example`; empty: this machine's host name. A relay that refuses a bare name
+    /// (Postfix's `reject_non_fqdn_helo_hostname`; a container's name is a bare one) needs it.
+    pub helo_name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -563,6 +567,7 @@ impl Default for SmtpConfig {
             password: Secret::default(),
             pool_size: 4,
             timeout_seconds: 30,
+            helo_name: String::new(),
         }
     }
 }

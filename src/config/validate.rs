@@ -57,6 +57,13 @@ impl Config {
                 ));
             }
         }
+        let helo = &self.smtp.helo_name;
+        if !helo.is_empty() && !(domain_name(helo) && helo.trim_end_matches('.').contains('.')) {
+            return Err(invalid(
+                "smtp.helo_name",
+                format!("{} is not a fully qualified host name like mail.tot.example", crate::model::quoted(helo)),
+            ));
+        }
         if self.email.transport == Transport::Smtp && self.smtp.host.is_empty() {
             return Err(invalid("smtp.host", "required when email.transport = \"smtp\""));
         }
