@@ -57,8 +57,10 @@ impl Config {
                 ));
             }
         }
+        // Fully qualified: a host name of two labels at least.
         let helo = &self.smtp.helo_name;
-        if !helo.is_empty() && !(domain_name(helo) && helo.trim_end_matches('.').contains('.')) {
+        let qualified = domain_name(helo) && helo.trim_end_matches('.').contains('.');
+        if !helo.is_empty() && !qualified {
             return Err(invalid(
                 "smtp.helo_name",
                 format!("{} is not a fully qualified host name like mail.tot.example", crate::model::quoted(helo)),
