@@ -140,10 +140,17 @@ impl App {
         }
         let marker = crate::outbox::Marker::start(state.db.clone());
         for (name, lane) in crate::outbox::senders(state.config.outbox.workers as usize) {
-            let (s, rx, m) = (state.clone(), stop_rx.clone(), marker.clone());
+            let (s, rx, m, task) = (state.clone(), stop_rx.clone(), marker.clone(), name.clone());
             supervised(
-                name,
-                Box::new(move || Box::pin(crate::outbox::run_worker(s.providers.clone(), m.clone(), lane, rx.clone()))),
+                task,
+                Box::new(move || {
+                    Box::pin(crate::outbox::run_worker(
+                        s.providers.clone(),
+                        m.clone(),
+                        (name.clone(), lane),
+                        rx.clone(),
+                    ))
+                }),
             );
         }
         let router = router(state.clone());

@@ -1,6 +1,6 @@
 //! Supervised background work: every long-running task (dispatchers, scheduler, alert
 //! scanner, chat poller, IMAP loop) runs under [`supervise`], which restarts it with backoff
-//! when it panics or returns before shutdown, logs that at once, counts it in
+//! when it panics, returns before shutdown or stalls in a pass ([`Health::watch`]), logs that at once, counts it in
 //! `cport_task_restarts_total{task}`, and keeps [`Health`] current for `/healthz`.
 
 use std::collections::BTreeMap;
@@ -44,13 +44,67 @@ pub struct Health {
     tasks: Mutex<BTreeMap<String, TaskRecord>>,
     /// Passes failing since the first of an unbroken run of failures, with the last error.
     failing: Mutex<BTreeMap<String, (Instant, String)>>,
+    /// Passes running now, by a number of their own: the pass, when it began, and how long
+    /// it may take before it counts as stalled.
+    running: Mutex<BTreeMap<u64, Running>>,
+    next_pass: std::sync::atomic::AtomicU64,
+}
+
+/// A pass running now: which, since when, for how long at the most, in which task.
+#[derive(Debug)]
+struct Running {
+    pass: String,
+    since: Instant,
+    most: Duration,
+    task: Option<tokio::task::Id>,
+}
+
+impl Running {
+    fn stalled(&self) -> bool {
+        self.since.elapsed() > self.most
+    }
+}
+
+/// One pass of a task's work under watch (see [`Health::watch`]): while it runs past its
+/// limit, `/healthz` reports its task `stalled`. Dropped (the pass ended, or its task
+/// panicked), it is watched no more.
+pub struct Watch<'a> {
+    health: &'a Health,
+    id: u64,
+    pass: String,
+}
+
+impl Watch<'_> {
+    /// Lets this pass run `more` longer: what it found to do takes longer than a pass that
+    /// only reads and writes the store.
+    pub fn allow(&self, more: Duration) {
+        if let Ok(mut running) = self.health.running.lock()
+            && let Some(r) = running.get_mut(&self.id)
+        {
+            r.most = r.most.saturating_add(more);
+        }
+    }
+
+    /// Ends the pass, recording how it ended (see [`Health::pass`]).
+    pub fn end<T, E: std::fmt::Display>(self, result: &Result<T, E>) {
+        self.health.pass(&self.pass, result.as_ref().map(|_| ()).map_err(ToString::to_string));
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.health.running.lock() {
+            running.remove(&self.id);
+        }
+    }
 }
 
 /// One line of the health report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TaskReport {
     pub task: String,
-    /// `running`, `down`, `restarting` (running, but restarted often lately) or `stopped`.
+    /// `running`, `down`, `restarting` (running, but restarted often lately) or `stopped`;
+    /// for a pass, `failing` (every try for a minute) or `stalled` (one running past its limit).
     pub state: &'static str,
     pub restarts: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,9 +142,48 @@ impl Health {
         }
     }
 
-    /// Every task with its state, by name; and each pass whose every try has failed for a
-    /// minute or more, as `failing` with its last error.
+    /// Watches one pass of `pass` (`outbox`, `digest`, `alerts`) that should end within
+    /// `most`. One that does not is waiting on a query the store never answers (a
+    /// connection cut without a word, which no timeout of sqlx's ends, or a lock held
+    /// elsewhere): left alone, its task would wait for ever and every later pass with it,
+    /// unsaid. [`supervise`] cuts such a pass off and restarts its task; the pass counts as
+    /// failed, so one that stalls again and again is reported `failing`.
+    pub fn watch(&self, pass: &str, most: Duration) -> Watch<'_> {
+        let id = self.next_pass.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut running) = self.running.lock() {
+            let r = Running { pass: pass.to_string(), since: Instant::now(), most, task: tokio::task::try_id() };
+            running.insert(id, r);
+        }
+        Watch { health: self, id, pass: pass.to_string() }
+    }
+
+    /// The pass `task` is in, and how long it has run, when it has run past its limit.
+    fn stalled_in(&self, task: tokio::task::Id) -> Option<(String, Duration)> {
+        let running = self.running.lock().ok()?;
+        running.values().find(|r| r.task == Some(task) && r.stalled()).map(|r| (r.pass.clone(), r.since.elapsed()))
+    }
+
+    /// Every task with its state, by name; each pass whose every try has failed for a
+    /// minute or more, as `failing` with its last error; and each pass running past its
+    /// limit, as `stalled`.
     pub fn report(&self) -> Vec<TaskReport> {
+        let stalled: Vec<TaskReport> = match self.running.lock() {
+            Ok(r) => r
+                .values()
+                .filter(|r| r.stalled())
+                .map(|r| TaskReport {
+                    task: format!("{} passes", r.pass),
+                    state: "stalled",
+                    restarts: 0,
+                    error: Some(format!(
+                        "one pass has run for {} s, past the {} s it may take (stalled_pass_seconds)",
+                        r.since.elapsed().as_secs(),
+                        r.most.as_secs()
+                    )),
+                })
+                .collect(),
+            Err(_) => vec![],
+        };
         let failing: Vec<TaskReport> = match self.failing.lock() {
             Ok(f) => f
                 .iter()
@@ -105,7 +198,7 @@ impl Health {
             Err(_) => vec![],
         };
         let Ok(mut tasks) = self.tasks.lock() else {
-            return failing;
+            return [failing, stalled].concat();
         };
         let mut report: Vec<TaskReport> = tasks
             .iter_mut()
@@ -121,13 +214,14 @@ impl Health {
             })
             .collect();
         report.extend(failing);
+        report.extend(stalled);
         report
     }
 
-    /// The tasks that make the process unhealthy: down, restarting in a loop, or failing
-    /// every pass.
+    /// The tasks that make the process unhealthy: down, restarting in a loop, failing
+    /// every pass, or stalled in one.
     pub fn unhealthy(&self) -> Vec<TaskReport> {
-        self.report().into_iter().filter(|t| matches!(t.state, "down" | "restarting" | "failing")).collect()
+        self.report().into_iter().filter(|t| matches!(t.state, "down" | "restarting" | "failing" | "stalled")).collect()
     }
 }
 
@@ -162,22 +256,16 @@ pub async fn supervise<F, Fut>(
     loop {
         health.set(&name, TaskState::Running, false);
         let started = Instant::now();
-        let ended = tokio::spawn(make()).await;
+        let ended = run_once(&health, make()).await;
         if *shutdown.borrow() {
-            if let Err(e) = ended
-                && e.is_panic()
-            {
-                tracing::error!(task = %name, error = %panic_text(&e.into_panic()), "background task panicked while stopping");
+            if let Err(error) = ended {
+                tracing::error!(task = %name, %error, "background task ended abnormally while stopping");
             }
             health.set(&name, TaskState::Stopped, false);
             tracing::info!(task = %name, "background task stopped");
             return;
         }
-        let error = match ended {
-            Ok(()) => "returned before shutdown".to_string(),
-            Err(e) if e.is_panic() => format!("panicked: {}", panic_text(&e.into_panic())),
-            Err(e) => format!("was cancelled: {e}"),
-        };
+        let error = ended.err().unwrap_or_else(|| "returned before shutdown".to_string());
         if started.elapsed() >= STABLE_AFTER {
             quick_failures = 0;
         }
@@ -193,6 +281,45 @@ pub async fn supervise<F, Fut>(
                 return;
             }
         }
+    }
+}
+
+/// How often a running task is looked at for a stalled pass.
+const STALL_CHECK: Duration = Duration::from_secs(1);
+
+/// Runs one task to its end: `Err` says how it ended abnormally (a panic, or a stalled pass
+/// cut off). Its own tokio task, so a panic is caught at its boundary; aborted when this
+/// future is dropped, so it never runs on unwatched.
+async fn run_once(health: &Health, task: impl Future<Output = ()> + Send + 'static) -> Result<(), String> {
+    struct AbortOnDrop(tokio::task::JoinHandle<()>);
+    impl Drop for AbortOnDrop {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let mut run = AbortOnDrop(tokio::spawn(task));
+    let ended = loop {
+        tokio::select! {
+            ended = &mut run.0 => break ended,
+            _ = tokio::time::sleep(STALL_CHECK) => {
+                if let Some((pass, ran)) = health.stalled_in(run.0.id()) {
+                    run.0.abort();
+                    let error = format!(
+                        "a {pass} pass stalled: no end after {} s (stalled_pass_seconds), waiting on a store or \
+                         server that did not answer; it was cut off",
+                        ran.as_secs()
+                    );
+                    health.pass(&pass, Err(error.clone()));
+                    metrics::counter!("cport_pass_stalls_total", "pass" => pass).increment(1);
+                    return Err(error);
+                }
+            }
+        }
+    };
+    match ended {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_panic() => Err(format!("panicked: {}", panic_text(&e.into_panic()))),
+        Err(e) => Err(format!("was cancelled: {e}")),
     }
 }
 
@@ -223,6 +350,14 @@ impl Faults {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Waits for ever when `point` is armed: a store or server that never answers, injected
+    /// on purpose (only shutdown, dropping the task, ends it).
+    pub async fn stall_if_armed(&self, point: &str) {
+        if self.fires(point) {
+            std::future::pending::<()>().await;
         }
     }
 
@@ -259,6 +394,26 @@ mod tests {
         assert!(bad[0].error.as_deref().unwrap().contains("still read-only"), "{bad:?}");
         health.pass("outbox", Ok(()));
         assert!(health.unhealthy().is_empty(), "one success ends it");
+    }
+
+    #[test]
+    fn a_pass_running_past_its_limit_is_stalled_until_it_ends() {
+        let health = Health::default();
+        let quick = health.watch("digest", Duration::from_secs(3600));
+        let slow = health.watch("outbox", Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(5));
+        let bad = health.unhealthy();
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert_eq!((bad[0].task.as_str(), bad[0].state), ("outbox passes", "stalled"));
+        assert!(bad[0].error.as_deref().unwrap().contains("stalled_pass_seconds"), "{bad:?}");
+        slow.allow(Duration::from_secs(3600));
+        assert!(health.unhealthy().is_empty(), "allowed longer, it is within its limit");
+        let slow = health.watch("outbox", Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(5));
+        slow.end(&Err::<(), _>("store: gone"));
+        assert!(health.unhealthy().is_empty(), "ended, a pass is watched no more (one failure is no failing task)");
+        quick.end(&Ok::<(), String>(()));
+        assert!(health.report().is_empty(), "{:?}", health.report());
     }
 
     #[tokio::test]

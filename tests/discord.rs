@@ -152,14 +152,29 @@ async fn commands_and_buttons_run_the_same_actions_as_email() {
     let (_, r) = post(&app, &signer, &button(USER, "ap:V-1")).await;
     assert_eq!(r["type"], 4);
     assert!(embed_text(&r).contains("Approve V-1?"), "{r}");
-    assert_eq!(custom_ids(&r), ["ay:V-1", "x"]);
+    let ids = custom_ids(&r);
+    assert!(ids[0].starts_with("ay:V-1:") && ids[1] == "x", "the confirmation names what it showed: {ids:?}");
     assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
-    let (_, r) = post(&app, &signer, &button(USER, "ay:V-1")).await;
+    // Pressed once TOT has changed the charges, it approves nothing and shows them again.
+    app.synced(
+        "visuals",
+        serde_json::json!([{"id": "V-1", "client_id": "C-1", "job_id": "J-1", "design_id": "DS-1", "category": "Colour visual",
+                "designer": "Des", "status": "awaiting_approval", "main_image": "/media/v1.svg",
+                "charges": [{"description": "Artwork, redrawn", "qty": 1, "unit_price": 90}]}]),
+    )
+    .await;
+    let (_, r) = post(&app, &signer, &button(USER, &ids[0])).await;
+    assert_eq!(r["type"], 4, "{r}");
+    assert!(embed_text(&r).contains("have changed") && embed_text(&r).contains("Artwork, redrawn"), "{r}");
+    assert_eq!(app.visual_status("V-1").await, "awaiting_approval", "nothing approved on an old confirmation");
+    let yes = custom_ids(&r)[0].clone();
+    assert_ne!(yes, ids[0]);
+    let (_, r) = post(&app, &signer, &button(USER, &yes)).await;
     assert_eq!(r["type"], 7, "the confirmation message is updated in place");
     assert!(embed_text(&r).contains("Approved"), "{r}");
     assert_eq!(app.visual_status("V-1").await, "approved");
     // Pressed twice: the approval shown stays, and a new message says it was approved already.
-    let (_, r) = post(&app, &signer, &button(USER, "ay:V-1")).await;
+    let (_, r) = post(&app, &signer, &button(USER, &yes)).await;
     assert_eq!(r["type"], 4, "a new message, not the approval overwritten: {r}");
     assert!(embed_text(&r).contains("already approved"), "{r}");
     let feed = app.changes(0).await;

@@ -201,6 +201,21 @@ async fn a_reply_approves_a_visual_from_its_alert_and_a_later_reply_lifts_a_susp
     assert!(feed[0].payload.contains("\"channel\":\"email\""));
 }
 
+/// RESET in the reply that lifts a suspension sends its link: the reply proves the address
+/// before the commands run (it was once answered "email is suspended" as it lifted it).
+#[tokio::test]
+async fn reset_in_a_reply_from_a_suspended_address_sends_the_link() {
+    let c = Corpus::new().await;
+    assert_eq!(kind(&c.handle("dsn_bounce.eml").await), "bounce");
+    assert!(cport::store::settings::get_settings(&c.t.state.db, "P-1A").await.unwrap().email_suspended_at.is_some());
+    let token = sent_to(&c.t, "P-1A", "ann@alpha.example", "alert", &["A1:V-1"]).await;
+    let d = ann_replies(&c, &token, "reset-suspended@alpha.example", "", "RESET").await;
+    assert_eq!(kind(&d), "processed", "{d:?}");
+    let answer = last_answer(&c).await.text;
+    assert!(answer.contains("on its way to ann@alpha.example") && !answer.contains("suspended"), "{answer}");
+    assert!(cport::store::settings::get_settings(&c.t.state.db, "P-1A").await.unwrap().email_suspended_at.is_none());
+}
+
 /// A suspension stands against the address that bounced: TOT sending the contact again with
 /// the same address (in another case, with another name) keeps it; a new address lifts it
 /// and forgets the old one's soft bounces.

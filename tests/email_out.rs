@@ -463,6 +463,37 @@ async fn a_changed_schedule_waits_for_its_next_slot_not_a_second_digest_at_once(
     assert_eq!(next.queued, 5, "each new schedule's next slot is owed: {next:?}");
 }
 
+/// A digest time moved earlier before the day's old time came (08:00 to 07:30, chosen at
+/// 07:45) still sends the day's digest, at once: yesterday's went early in the new clock's
+/// last period, and waiting for tomorrow's 07:30 would leave two days without one. The
+/// others have theirs at 08:00 as before.
+#[tokio::test]
+async fn a_digest_moved_earlier_before_its_time_still_comes_that_day() {
+    let smtp = SmtpServer::start();
+    let t = TestState::mailing(&smtp, |c| {
+        c.digest.schedule = "0 0 8 * * *".into();
+        c.digest.timezone = "UTC".into();
+        c.digest.catch_up_hours = 12;
+    })
+    .await;
+    t.known_for_a_week().await;
+    let day = (Utc::now() - Duration::days(3)).date_naive().and_hms_opt(8, 0, 0).unwrap().and_utc();
+    let first = run_pass(&t.state, day + Duration::seconds(5), None, Trigger::Scheduled).await.unwrap();
+    assert_eq!(first.queued, 5, "{first:?}");
+    let changed = day + Duration::days(1) - Duration::minutes(15);
+    let mut ann = cport::store::settings::get_settings(&t.state.db, "P-1A").await.unwrap();
+    ann.digest_schedule = Some("0 30 7 * * *".into());
+    ann.schedule_set_at = Some(changed);
+    cport::store::settings::save_preferences(&t.state.db, &ann, changed).await.unwrap();
+    let r = run_pass(&t.state, changed, None, Trigger::Scheduled).await.unwrap();
+    assert_eq!((r.queued, r.not_due), (1, 4), "Ann's digest of the day, at once: {r:?}");
+    let eight = run_pass(&t.state, day + Duration::days(1), None, Trigger::Scheduled).await.unwrap();
+    assert_eq!(eight.queued, 4, "the others' at 08:00, and no second one for Ann: {eight:?}");
+    let next =
+        run_pass(&t.state, day + Duration::days(2) - Duration::minutes(30), None, Trigger::Scheduled).await.unwrap();
+    assert_eq!(next.queued, 1, "Ann's at her new time the next day: {next:?}");
+}
+
 /// cport run again with another configured schedule (a restart with a changed config) is the
 /// same: a contact that had this slot's digest waits for the new schedule's next slot, and
 /// one that has had none since the new schedule's slot before is caught up.

@@ -179,9 +179,12 @@ async fn every_background_task_that_panics_is_restarted_and_healthz_says_so_mean
     })
     .await;
     assert_eq!(health(&app).await.0, 200);
-    for (point, task) in
-        [("task:dispatcher", "dispatcher-1"), ("task:scheduler", "scheduler"), ("task:alerts", "alerts")]
-    {
+    for (point, task) in [
+        ("task:dispatcher", "dispatcher-1"),
+        ("task:dispatcher-chat", "dispatcher-chat-1"),
+        ("task:scheduler", "scheduler"),
+        ("task:alerts", "alerts"),
+    ] {
         app.state.faults.arm(point, 1);
         app.state.wake_dispatch.notify_waiters();
         app.state.alerts.notify.notify_one();
@@ -539,7 +542,19 @@ async fn a_chat_update_whose_processing_fails_leaves_nothing_and_its_redelivery_
         input,
     };
     handle(&t.state, &chat(Input::Text(format!("/start {code}"))), Utc::now()).await.unwrap();
-    let approve = chat(Input::Button("ay:V-1".into()));
+    // The confirmation's "Yes, approve", as the chat shows it.
+    let asked = handle(&t.state, &chat(Input::Button("ap:V-1".into())), Utc::now()).await.unwrap();
+    let yes = asked
+        .iter()
+        .find_map(|r| match r {
+            cport::channels::chat::Reply::Send(m) => m.buttons.iter().flatten().find_map(|b| match b {
+                cport::messages::Button::Action { label, data } if label == "Yes, approve" => Some(data.clone()),
+                _ => None,
+            }),
+            _ => None,
+        })
+        .expect("a confirmation");
+    let approve = chat(Input::Button(yes));
     for point in ["chat:before-record", "unit:commit"] {
         t.state.faults.arm(point, 1);
         assert!(handle_update(&t.state, &approve, Some("900"), Utc::now()).await.is_err());
@@ -1177,6 +1192,68 @@ async fn migrated_sqlite() -> (tempfile::TempDir, String, cport::store::Db) {
     let db = cport::store::Db::connect(&url).await.unwrap();
     db.migrate().await.unwrap();
     (dir, url, db)
+}
+
+/// A digest pass that waits on something that never answers (injected: it waits for ever) is
+/// cut off once it has run `stalled_pass_seconds`, said meanwhile by `/healthz`, and its task
+/// restarted: the scheduler goes on rather than waiting unsaid for ever.
+#[tokio::test]
+async fn a_pass_that_stalls_is_cut_off_and_its_task_restarted() {
+    let app = TestApp::spawn_with(|c| {
+        c.digest.tick_seconds = 1;
+        c.stalled_pass_seconds = 1;
+    })
+    .await;
+    assert_eq!(health(&app).await.0, 200);
+    app.state.faults.arm("digest:stall", 1);
+    let body = health_becomes(&app, 503, 15).await;
+    let said = body.to_string();
+    assert!(said.contains("digest passes is stalled") || said.contains("a digest pass stalled"), "{body}");
+    let body = health_becomes(&app, 200, 15).await;
+    let t = body["tasks"].as_array().unwrap().iter().find(|t| t["task"] == "scheduler").unwrap().clone();
+    assert_eq!((t["state"].as_str(), t["restarts"].as_u64()), (Some("running"), Some(1)), "{body}");
+    assert!(app.text("/metrics").await.contains("cport_pass_stalls_total{pass=\"digest\"} 1"));
+    app.stop().await;
+}
+
+/// The same for real on PostgreSQL, which waits for a lock without end unless told: a table
+/// locked elsewhere (a migration, a `VACUUM FULL`, a session left open) holds the alert scan
+/// and the digest pass; each is cut off, said, and runs again once the lock goes.
+#[tokio::test]
+async fn passes_held_by_a_lock_elsewhere_are_cut_off_and_run_again_once_it_goes() {
+    use sqlx::{Connection, Executor};
+    if common::engine_name() != "postgres" {
+        return; // SQLite's lock waits end with its busy time-out, a failed pass said as such.
+    }
+    let app = TestApp::spawn_with(|c| {
+        c.digest.tick_seconds = 1;
+        c.alerts.scan_seconds = 1;
+        c.stalled_pass_seconds = 1;
+    })
+    .await;
+    common::load_world(&app).await;
+    assert_eq!(health(&app).await.0, 200);
+    let mut holder = sqlx::PgConnection::connect(&app.database_url).await.unwrap();
+    holder.execute("BEGIN; LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let body = health_becomes(&app, 503, 20).await;
+    assert!(body.to_string().contains("stalled"), "{body}");
+    holder.execute("ROLLBACK").await.unwrap();
+    let metrics = app.text("/metrics").await;
+    assert!(metrics.contains("cport_pass_stalls_total{pass="), "{metrics}");
+    // Once the lock is gone, the restarted tasks' passes end: nothing is stalled any more.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, body) = health(&app).await;
+        if !body.to_string().contains("stalled")
+            && body["tasks"].as_array().unwrap().iter().all(|t| t["state"] != "down")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still stalled: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    holder.close().await.unwrap();
+    app.stop().await;
 }
 
 /// A store SQLite can only read (a file or folder the user cport runs as may not write,

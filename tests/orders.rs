@@ -533,6 +533,10 @@ async fn a_third_party_sees_and_orders_only_what_was_allocated_until_revoked() {
     );
     let resp = r.get(app.url("/stock")).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 303, "sent to sign in");
+    // Her SKUs may still be taken away (they would come back with her otherwise).
+    app.submit(&ann, "/users", &[("action", "unallocate"), ("user", rita), ("sku", "SKU-CAP")]).await;
+    let gone = app.changes(0).await;
+    assert!(gone.iter().any(|e| e["kind"] == "sku_unallocated" && e["data"]["user_id"] == rita), "{gone:?}");
     // Someone invited and revoked before choosing a password: the invitation is dead, and
     // sending its form anyway sets nothing.
     app.submit(&ann, "/users", &[("action", "create"), ("name", "Tom Trader"), ("email", "tom@trade.example")]).await;

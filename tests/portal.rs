@@ -676,6 +676,19 @@ async fn passwords_login_limits_and_single_use_reset_links() {
     app.submit(&by_link, "/password", &fields).await;
     let (status, location, _) = login("anns third password").await;
     assert_eq!((status, location.as_str()), (303, "/visuals"), "a changed password ends the lockout");
+    // Someone at a device left signed in guesses the current password no more often than
+    // at sign-in, and the owner's sign-in is not locked by it.
+    let guess = [
+        ("current_password", "guess"),
+        ("new_password", "mallorys password"),
+        ("confirm_password", "mallorys password"),
+    ];
+    for _ in 0..5 {
+        assert_eq!(app.post_form(&by_link, "/password", &guess).await.0, 422);
+    }
+    let (status, _, html) = app.post_form(&by_link, "/password", &guess).await;
+    assert!(status == 429 && html.contains("Too many failed sign-ins"), "{status}: {html}");
+    assert_eq!(login("anns third password").await.0, 303, "sign-in is not locked by the guesses");
     app.stop().await;
 }
 
@@ -1150,6 +1163,19 @@ async fn a_saved_address_of_many_lines_can_be_chosen() {
     let html =
         app.post_refused(&b, "/jobs/J-1/delivery", &[("qty:J-1:0", "1"), ("saved_address", "Unit 4 Leeds")]).await;
     assert!(html.contains("saved_address: choose one of the addresses offered"), "{html}");
+    // One chosen and another typed (a form that came back kept what was typed): asked, not
+    // settled by one of them silently; the same one in both is that one.
+    let both = [("qty:J-1:0", "1"), ("saved_address", "Unit 4 Park Rd Leeds"), ("address", "2 Oracle St")];
+    let html = app.post_refused(&b, "/jobs/J-1/delivery", &both).await;
+    assert!(html.contains("a saved address is chosen and another typed"), "{html}");
+    assert_eq!(app.changes(0).await.len(), 4, "nothing was recorded");
+    let same = [
+        ("qty:J-1:0", "1"),
+        ("saved_address", "Unit 4 Park Rd Leeds"),
+        ("address", "Unit 4 Park Rd Leeds"),
+        ("notes", "Both the same"),
+    ];
+    app.submit(&b, "/jobs/J-1/delivery", &same).await;
     app.stop().await;
 }
 

@@ -1435,3 +1435,25 @@ async fn records_with_odd_values_are_taken_or_refused_by_field_never_a_server_er
     }
     assert!((5..380).contains(&taken), "some records are still taken, most refused: {taken} of 400");
 }
+
+/// Pictures are found by their path, which the store indexes: one longer than 2,000 bytes (a
+/// thousand characters of a script written three bytes each) is refused naming the field on
+/// both engines, where PostgreSQL's index once made it a server error.
+#[tokio::test]
+async fn a_picture_path_too_long_for_its_index_is_refused_by_name() {
+    let app = TestApp::with_world().await;
+    let stock = |picture: String| {
+        json!([{"sku": "S-1", "client_id": "C-1", "description": "Tee", "warehouse_balance": 10,
+                "available_to_order": 5, "picture": picture}])
+    };
+    let body = app.refused("stock", stock("图".repeat(1000))).await;
+    let said = body.to_string();
+    assert!(said.contains("\"picture\"") && said.contains("longer than 2000 bytes"), "{body}");
+    assert_eq!(app.count("stock").await, 0, "nothing was written");
+    app.synced("stock", stock("图".repeat(600))).await;
+    let visual = json!([{"id": "V-9", "client_id": "C-1", "job_id": "J-1", "design_id": "D", "category": "c",
+                         "designer": "d", "status": "awaiting_approval", "main_image": "/media/v.png",
+                         "placement_image": "图".repeat(1000)}]);
+    assert!(app.refused("visuals", visual).await.to_string().contains("placement_image"));
+    app.stop().await;
+}

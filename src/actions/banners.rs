@@ -60,6 +60,9 @@ pub struct Posted {
 
 /// How far ahead a banner may be set to start.
 pub const MOST_DAYS_AHEAD: i64 = 366;
+/// The most clients one banner names: its audience is some of TOT's clients, and every
+/// client is an empty list.
+pub const MOST_CLIENTS: usize = 10_000;
 
 /// Checks a banner as staff describe it and gives the banner to store; nothing is written.
 /// Each problem names its field.
@@ -112,9 +115,14 @@ pub async fn check(
         let why = if input.starts_at.is_some() { "must be after the start" } else { "is past: give a time to come" };
         errs.push(FieldError::new("expires_at", why));
     }
-    // Only what could be an id is looked up (a NUL in one cannot be, on PostgreSQL).
+    // Only what could be an id is looked up (a NUL in one cannot be, on PostgreSQL). A list
+    // longer than any audience is refused as a whole, not answered one error an entry.
     let mut ids = Vec::new();
-    for (i, c) in input.clients.iter().enumerate() {
+    if input.clients.len() > MOST_CLIENTS {
+        let why = format!("at most {MOST_CLIENTS} clients (leave it empty for every client)");
+        errs.push(FieldError::new("clients", why));
+    }
+    for (i, c) in input.clients.iter().enumerate().take_while(|_| input.clients.len() <= MOST_CLIENTS) {
         let before = errs.len();
         crate::model::check_id(&format!("clients[{i}]"), c, &mut errs);
         if errs.len() == before {

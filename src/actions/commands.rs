@@ -150,7 +150,10 @@ pub fn split_head(line: &str) -> (&str, &str) {
 /// "Visual V-2008 looks great", "Invoice INV-42 is paid") is not taken for one: a reader
 /// stops there, as before. A reader names a misspelt command rather than stopping silently.
 fn misspelt(head: &str, rest: &str) -> Option<CommandWord> {
-    if !head.chars().all(|c| c.is_ascii_alphabetic()) {
+    // One letter off is one letter longer at the most: a longer word is none, and is not
+    // measured (a reply of one word of megabytes would take seconds).
+    const LONGEST: usize = 16;
+    if head.len() > LONGEST || !head.chars().all(|c| c.is_ascii_alphabetic()) {
         return None;
     }
     let capitals = head.len() >= 4 && head.chars().all(|c| c.is_ascii_uppercase());

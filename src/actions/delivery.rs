@@ -162,10 +162,11 @@ pub async fn give(
     )?;
     let notes = super::optional_text("notes", &req.notes, crate::model::Lines::Many, 2000)?;
     if let Some(d) = req.required_date {
-        if d < now.date_naive() {
+        let today = crate::actions::targets::today_of(state, &actor.contact, now).await?;
+        if d < today {
             return Err(ActionError::invalid("required_date", "must not be in the past"));
         }
-        if d > now.date_naive() + chrono::Days::new(MOST_DAYS_AHEAD) {
+        if d > today + chrono::Days::new(MOST_DAYS_AHEAD) {
             return Err(ActionError::invalid("required_date", "must be within two years from today"));
         }
     }

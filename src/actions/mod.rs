@@ -298,6 +298,9 @@ pub(crate) async fn record_event(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<i64, StoreError> {
     let (client_id, contact_id) = who;
+    // To the microsecond, as PostgreSQL keeps it: the webhook's event is the feed's, to the
+    // letter.
+    let now = chrono::SubsecRound::trunc_subsecs(now, 6);
     // A test's failure of the store after the change it records was written.
     if state.faults.fires("change:record") {
         return Err(StoreError::Conflict("fault injected at change:record".into()));

@@ -93,6 +93,17 @@ pub fn clock_of(config: &Config, c: &ContactRow, s: &ContactSettings) -> Tz {
     zone(config, c, s).parse().or_else(|_| config.digest.timezone.parse()).unwrap_or(chrono_tz::UTC)
 }
 
+/// Today on the contact's clock ([`clock_of`]): what a date they pick is checked against
+/// (west of UTC in the evening, UTC's date is already tomorrow).
+pub async fn today_of(
+    state: &crate::services::Services,
+    c: &ContactRow,
+    now: DateTime<Utc>,
+) -> Result<chrono::NaiveDate, StoreError> {
+    let s = crate::store::settings::get_settings(&state.db, &c.id).await?;
+    Ok(now.with_timezone(&clock_of(&state.config, c, &s)).date_naive())
+}
+
 /// When quiet hours (local "HH:MM" start and end) hold a message due at `at`, the time they end.
 pub fn quiet_until(s: &ContactSettings, tz: Tz, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let start = NaiveTime::parse_from_str(s.quiet_start.as_deref()?, "%H:%M").ok()?;

@@ -145,7 +145,9 @@ pub async fn allocate(
     let sku = super::typed_text("sku", sku, Lines::One, crate::model::ID_MAX, "choose a SKU")?;
     let users = q::third_parties(&state.db, actor.client_id()).await?;
     match users.iter().find(|u| u.id == user) {
-        Some(u) if u.active => {}
+        // A revoked user's SKUs may still be taken away (they would come back with the user
+        // were TOT to make the contact active again).
+        Some(u) if u.active || !on => {}
         // A page left open from before the revoke: said, not "not found".
         Some(_) => return Err(revoked(user)),
         None => {

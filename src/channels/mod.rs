@@ -11,6 +11,26 @@ pub mod webhook;
 
 pub use crate::messages::SendError;
 
+/// Whether a mail refusal is about the address itself (no such mailbox or domain), so that
+/// the contact's email is suspended at once: an RFC 3463 status of class 5.1 in its `words`,
+/// or with none there, a `reply` code of 550, 551 or 553 that does not refuse to relay. A
+/// refusal for policy (5.7.x: a spam filter, a DMARC or DKIM check, a relay that will not
+/// relay for cport; every address would then be suspended by one bad day) or a full mailbox
+/// (5.2.2) is not the address's fault: it counts as a soft bounce. One rule for a refusal
+/// heard while sending and for a delivery report that comes back later.
+pub fn blames_the_address(words: &str, reply: Option<u16>) -> bool {
+    let status = words.split(|c: char| c.is_whitespace() || matches!(c, ':' | ';' | '(' | ')')).find(|w| {
+        let parts: Vec<&str> = w.split('.').collect();
+        parts.len() == 3
+            && parts[0] == "5"
+            && parts[1..].iter().all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
+    });
+    match status {
+        Some(s) => s.starts_with("5.1."),
+        None => matches!(reply, Some(550 | 551 | 553)) && !words.to_ascii_lowercase().contains("relay"),
+    }
+}
+
 /// The TLS client for cport's own mail connections (implicit-TLS SMTP, IMAP): the web PKI's
 /// roots, and rustls's `ring` provider named outright. Two crates here build rustls with two
 /// providers (`ring`, `aws-lc-rs`), so it has no default of its own and

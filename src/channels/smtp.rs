@@ -287,20 +287,7 @@ impl Failed {
 /// relay. A refusal for policy (5.7.x, a spam filter, a relay that will not relay for cport:
 /// every address would then be suspended) or a full mailbox is not the address's fault.
 fn address_refused(e: &lettre::transport::smtp::Error) -> bool {
-    let words = e.to_string();
-    let status = words.split(|c: char| c.is_whitespace() || c == ':').find(|w| {
-        let parts: Vec<&str> = w.split('.').collect();
-        parts.len() == 3
-            && parts[0] == "5"
-            && parts[1..].iter().all(|p| (1..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()))
-    });
-    match status {
-        Some(s) => s.starts_with("5.1."),
-        None => {
-            e.status().is_some_and(|c| matches!(c.to_string().as_str(), "550" | "551" | "553"))
-                && !words.to_ascii_lowercase().contains("relay")
-        }
-    }
+    super::blames_the_address(&e.to_string(), e.status().and_then(|c| c.to_string().parse().ok()))
 }
 
 impl Pooled {

@@ -110,6 +110,15 @@ pub struct Config {
     /// each connection's own address counts (behind a proxy, every request would then count
     /// as the proxy's, and one address's failures would lock everyone out).
     pub trusted_proxies: Proxies,
+    /// How long one pass of background work may run, in seconds, before it counts as stalled:
+    /// a digest pass or an alert scan in all; a batch of the outbox's, this and each of its
+    /// messages' `outbox.send_timeout_seconds` and ten minutes more for the answer. A pass that
+    /// long is waiting on a store that does not answer (a connection cut without a word, a
+    /// lock held elsewhere), which nothing else would end: it is cut off (its transaction
+    /// undone) and its task restarted, logged as an error and counted in
+    /// `cport_pass_stalls_total`; one that stalls again and again makes `/healthz` say
+    /// `failing` (503).
+    pub stalled_pass_seconds: u64,
     /// Email out: how it leaves, the sender, the reply domain, DKIM.
     pub email: EmailConfig,
     /// The SMTP relay, when `email.transport = "smtp"`.
@@ -273,9 +282,11 @@ pub struct OutboxConfig {
     pub backoff_base_seconds: u64,
     /// The longest delay between two attempts.
     pub backoff_max_seconds: u64,
-    /// Senders of email and chat working at once (messages sent at the same time): each
-    /// claims its share of what is due, at most 16 messages, and sends them one after
-    /// another. The change events for `webhook.url` have one sender more, of their own.
+    /// Senders of email working at once (messages sent at the same time), and as many of
+    /// chat: each claims its share of what is due, at most 16 messages, and sends them one
+    /// after another. Email and chat have senders of their own, so that a slow mail server
+    /// holds up no Telegram or Discord message; the change events for `webhook.url` have
+    /// one sender more, of their own.
     pub workers: u32,
     /// A sender's claim on a message; renewed while the sender works, so it runs out only
     /// when the sender died. The message is then sent again.
@@ -340,7 +351,9 @@ pub struct InboundConfig {
     /// `["mx.tot.example"]`), each a host name. Empty: replies are acted on without a DMARC
     /// check, and `serve` warns once at start.
     pub trusted_authserv_ids: Vec<String>,
-    /// Soft bounces in a row that suspend a contact's email.
+    /// Soft bounces that suspend a contact's email: reports of failure not the address's
+    /// fault (a full mailbox, a refusal for policy), counted since the contact last replied or
+    /// was given a new address, which start the count again.
     pub soft_bounce_limit: u32,
     /// Largest attachment kept as artwork, in bytes.
     pub max_attachment_bytes: u64,
@@ -529,6 +542,7 @@ impl Default for Config {
             previous_link_secret: Secret::default(),
             max_body_bytes: 64 * 1024 * 1024,
             trusted_proxies: Proxies::default(),
+            stalled_pass_seconds: 900,
             email: EmailConfig::default(),
             smtp: SmtpConfig::default(),
             digest: DigestConfig::default(),

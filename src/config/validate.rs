@@ -250,7 +250,7 @@ impl Config {
     }
 
     /// Each number's key, value, least, most and unit.
-    fn ranges(&self) -> [(&'static str, u64, u64, u64, &'static str); 32] {
+    fn ranges(&self) -> [(&'static str, u64, u64, u64, &'static str); 33] {
         const MINUTE: u64 = 60;
         const HOUR: u64 = 60 * MINUTE;
         const DAY: u64 = 24 * HOUR;
@@ -292,6 +292,7 @@ impl Config {
             ("inbound.max_bytes", self.inbound.max_bytes, 1, 2 << 30, " bytes"),
             // A body is held whole while it is read.
             ("max_body_bytes", self.max_body_bytes, 1, 2 << 30, " bytes"),
+            ("stalled_pass_seconds", self.stalled_pass_seconds, 1, DAY, " seconds"),
         ]
     }
 

@@ -275,6 +275,7 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
     loop {
         state.faults.panic_if_armed("task:alerts");
         let full = tokio::time::Instant::now() >= next_full;
+        let watch = state.health.watch("alerts", std::time::Duration::from_secs(state.config.stalled_pass_seconds));
         let dirty = state.alerts.take();
         let result = if full {
             next_full = tokio::time::Instant::now() + every;
@@ -284,7 +285,7 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
         } else {
             Ok(0)
         };
-        state.health.pass("alerts", result.as_ref().map(|_| ()).map_err(ToString::to_string));
+        watch.end(&result);
         match result {
             Ok(n) if n > 0 => tracing::info!(items = n, "alerts queued"),
             Ok(_) => {}

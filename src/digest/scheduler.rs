@@ -181,15 +181,17 @@ pub async fn run_pass(
         let clock_set = [tot_set, s.schedule_set_at].into_iter().chain(config_set).flatten().max();
         let known_at = |p: DateTime<Utc>| c.created_at.is_none_or(|t| t <= p);
         let current = current_period(&schedule, tz, now);
-        // A clock set since the period began owes it only if the contact had no digest since
-        // the slot before it on that clock: not after the 08:00 digest went when 09:00 was
-        // chosen at 10:00, but still when the clock was given again as it was (a zone TOT
-        // left out, now given by name).
+        // A clock set since the period began owes it only if the contact's last digest came
+        // before the middle of the period before it on that clock: not after the 08:00
+        // digest went when 09:00 was chosen at 10:00 (a second one within the hour), but
+        // when 07:30 was chosen at 07:45 before the day's 08:00 (the next, tomorrow at 07:30,
+        // would come two days after the last), and when the clock was given again as it was
+        // (a zone TOT left out, now given by name).
         let owed = match current {
             Some(p) if clock_set.is_some_and(|t| t > p) => {
                 let before = current_period(&schedule, tz, p - chrono::Duration::seconds(1));
                 let last = ledgers::last_digest_period(&state.db, &c.id).await?;
-                last.is_none_or(|l| l == p || before.is_some_and(|b| l <= b))
+                last.is_none_or(|l| l == p || before.is_some_and(|b| l < p - (p - b) / 2))
             }
             _ => true,
         };
@@ -423,9 +425,11 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
             }
         }
         if matches!(state.db, crate::store::Db::Sqlite(_)) || lock.is_some() {
+            let watch = state.health.watch("digest", std::time::Duration::from_secs(state.config.stalled_pass_seconds));
             housekeeping(&state, Utc::now()).await;
+            state.faults.stall_if_armed("digest:stall").await;
             let pass = run_pass(&state, Utc::now(), None, Trigger::Scheduled).await;
-            state.health.pass("digest", pass.as_ref().map(|_| ()).map_err(ToString::to_string));
+            watch.end(&pass);
             match pass {
                 Ok(r) if r.queued > 0 => tracing::info!(queued = r.queued, empty = r.empty, "digests queued"),
                 Ok(_) => {}

@@ -218,6 +218,21 @@ pub fn check_text(field: &str, s: &str, max: usize, errs: &mut Vec<FieldError>) 
     }
 }
 
+/// The longest path of a picture, in bytes: pictures are found by their path, which the
+/// store indexes, and PostgreSQL refuses an index entry past about 2,700 bytes (2,000
+/// characters of a script written three bytes a character would be 6,000).
+pub const MOST_PICTURE_BYTES: usize = 2_000;
+
+/// Checks the path of a picture TOT's data names (a visual, a process step, a signature, a
+/// stock item, a receipt's checking picture): present, and at most [`MOST_PICTURE_BYTES`].
+pub fn check_picture(field: &str, s: &str, errs: &mut Vec<FieldError>) {
+    if blank(s) {
+        errs.push(FieldError::new(field, "must not be empty"));
+    } else if s.len() > MOST_PICTURE_BYTES {
+        errs.push(FieldError::new(field, format!("longer than {MOST_PICTURE_BYTES} bytes of UTF-8")));
+    }
+}
+
 /// Checks a web address TOT's data offers as a link (a carrier's tracking page): `http://` or
 /// `https://`, a host, and nothing a browser would not keep inside one address (spaces,
 /// quotes, angle brackets), at most 2,000 characters.

@@ -368,6 +368,9 @@ impl Record for JobIn {
             check_text(&format!("process_lines[{i}].position"), &l.position, 200, e);
             check_qty(&format!("process_lines[{i}].qty"), l.qty, e);
             check_line_total(&format!("process_lines[{i}].unit_price"), l.qty, l.unit_price, e);
+            if let Some(image) = &l.image {
+                check_picture(&format!("process_lines[{i}].image"), image, e);
+            }
         }
         check_sum(
             "process_lines",
@@ -469,7 +472,10 @@ impl Record for VisualIn {
         check_text("category", &self.category, 100, e);
         check_text("designer", &self.designer, 200, e);
         check_one_of("status", &self.status, VISUAL_STATUSES, e);
-        check_text("main_image", &self.main_image, 2000, e);
+        check_picture("main_image", &self.main_image, e);
+        if let Some(image) = &self.placement_image {
+            check_picture("placement_image", image, e);
+        }
         check_cost_lines("charges", &self.charges, e);
         for (i, c) in self.comments.iter().enumerate() {
             check_one_of(&format!("comments[{i}].side"), &c.side, &["client", "tot"], e);
@@ -617,7 +623,7 @@ impl Record for DeliveryIn {
         if let Some(p) = &self.proof_of_delivery {
             check_qty("proof_of_delivery.boxes", p.boxes, e);
             check_text("proof_of_delivery.courier", &p.courier, 200, e);
-            check_text("proof_of_delivery.signature_image", &p.signature_image, 2000, e);
+            check_picture("proof_of_delivery.signature_image", &p.signature_image, e);
         }
         if DeliveryStatus::parse(&self.status) == Some(DeliveryStatus::Sent) && self.sent_date.is_none() {
             e.push(FieldError::new("sent_date", "required when status is sent"));
@@ -656,6 +662,9 @@ impl Record for StockIn {
     keyed!(sku, client_id);
     fn validate(&self, e: &mut Vec<FieldError>) {
         check_text("description", &self.description, 500, e);
+        if let Some(picture) = &self.picture {
+            check_picture("picture", picture, e);
+        }
         check_qty("warehouse_balance", self.warehouse_balance, e);
         check_qty("expected", self.expected, e);
         check_qty("accounted_for", self.accounted_for, e);
@@ -800,7 +809,7 @@ impl Record for PurchaseOrderIn {
         for (i, r) in self.receipts.iter().enumerate() {
             check_text(&format!("receipts[{i}].signed_by"), &r.signed_by, 200, e);
             for (j, image) in r.checking_images.iter().enumerate() {
-                check_text(&format!("receipts[{i}].checking_images[{j}]"), image, 2000, e);
+                check_picture(&format!("receipts[{i}].checking_images[{j}]"), image, e);
             }
             check_qty(&format!("receipts[{i}].outers"), r.outers, e);
         }

@@ -2,6 +2,7 @@
 //! senders that stop together), and the server's dispatcher workers.
 
 use chrono::Utc;
+use std::time::Duration;
 
 use super::{BATCH, Crew, Lane, Marker, Outcome, Take, dispatch};
 use crate::channels::Providers;
@@ -102,12 +103,14 @@ pub async fn drain_concurrently(
 }
 
 /// The senders of `workers` (`outbox.workers`), with the names their server tasks have:
-/// that many of email and chat (`dispatcher-1`…), and one of the change feed's pushes to
-/// TOT's webhook (`dispatcher-webhook`), its own so that a receiver that hangs holds up no
-/// client's message (see [`Lane`]).
+/// that many of email (`dispatcher-1`…) and as many of chat (`dispatcher-chat-1`…), and one
+/// of the change feed's pushes to TOT's webhook (`dispatcher-webhook`): each lane its own, so
+/// that a mail server, chat provider or receiver that hangs holds up no other's messages
+/// (see [`Lane`]).
 pub fn senders(workers: usize) -> impl Iterator<Item = (String, Lane)> {
     (1..=workers.max(1))
-        .map(|n| (format!("dispatcher-{n}"), Lane::Messages))
+        .map(|n| (format!("dispatcher-{n}"), Lane::Email))
+        .chain((1..=workers.max(1)).map(|n| (format!("dispatcher-chat-{n}"), Lane::Chat)))
         .chain([("dispatcher-webhook".to_string(), Lane::Changes)])
 }
 
@@ -124,7 +127,7 @@ pub struct DrainReport {
 async fn claim_size(state: &Providers, now: chrono::DateTime<Utc>, lane: Lane) -> Result<i64, StoreError> {
     let workers = match lane {
         Lane::Changes => 1,
-        Lane::All | Lane::Messages => i64::from(state.config.outbox.workers.max(1)),
+        Lane::All | Lane::Email | Lane::Chat => i64::from(state.config.outbox.workers.max(1)),
     };
     let due = crate::store::outbox::count_due(&state.db, now, BATCH * workers, lane).await?;
     Ok(if due == 0 { 0 } else { share(due, workers) })
@@ -137,13 +140,14 @@ fn share(due: i64, workers: i64) -> i64 {
     ((due + workers - 1) / workers.max(1)).clamp(1, BATCH)
 }
 
-/// One dispatcher worker of a lane: sends while there is work, otherwise waits for a
-/// wake-up, the next second, or shutdown. A message being sent when shutdown comes is
+/// One dispatcher worker of a lane, `task` by name (its passes are reported under it, so one
+/// sender failing or stalled is not hidden by another's success): sends while there is
+/// work, otherwise waits for a wake-up, the next second, or shutdown. A message being sent when shutdown comes is
 /// finished first; the rest of its claim is handed back.
 pub async fn run_worker(
     state: Providers,
     marker: Marker,
-    lane: Lane,
+    (task, lane): (String, Lane),
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let crew = Crew { stop: Some(shutdown.clone()), marker: Some(marker) };
@@ -153,16 +157,23 @@ pub async fn run_worker(
         }
         state.faults.panic_if_armed(match lane {
             Lane::Changes => "task:dispatcher-webhook",
-            Lane::All | Lane::Messages => "task:dispatcher",
+            Lane::Chat => "task:dispatcher-chat",
+            Lane::All | Lane::Email => "task:dispatcher",
         });
         let now = Utc::now();
+        let watch = state.health.watch(&task, Duration::from_secs(state.config.stalled_pass_seconds));
         let pass = match claim_size(&state, now, lane).await {
             // Nothing due: the wake-up or the next second finds what comes.
             Ok(0) => Ok(vec![]),
-            Ok(size) => dispatch(&state, now, size, &crew, Take::Lane(lane)).await,
+            Ok(size) => {
+                // Each message may take its send's time and the wait for its answer.
+                let each = Duration::from_secs(state.config.outbox.send_timeout_seconds) + super::HANDED_OVER_MOST;
+                watch.allow(each.saturating_mul(size.try_into().unwrap_or(u32::MAX)));
+                dispatch(&state, now, size, &crew, Take::Lane(lane)).await
+            }
             Err(e) => Err(e),
         };
-        state.health.pass("outbox", pass.as_ref().map(|_| ()).map_err(ToString::to_string));
+        watch.end(&pass);
         match pass {
             Ok(batch) if batch.is_empty() => {}
             Ok(_) => continue,

@@ -369,7 +369,7 @@ async fn attempt(
 
 /// How long a message handed over is waited for in all, past `outbox.send_timeout_seconds`:
 /// the SMTP pool's wait for the end of data's answer, and a little more.
-const HANDED_OVER_MOST: std::time::Duration = std::time::Duration::from_secs(630);
+pub(crate) const HANDED_OVER_MOST: std::time::Duration = std::time::Duration::from_secs(630);
 
 /// Sends one claimed row and marks it, if this sender still holds its claim (a delivery's
 /// mark may still be committing when this returns).

@@ -235,6 +235,11 @@ async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(Stri
     }
 }
 
+/// Too many failed tries lately: when to try again, and `or` what else to do.
+fn too_many(secs: u64, or: &str) -> HttpError {
+    HttpError::TooMany(format!("Too many failed sign-ins. Try again in {} minute(s), {or}.", secs.div_ceil(60)))
+}
+
 /// A sign-in try, counted before the password is checked, against the account's and the
 /// address's limits (in the store, so every process together keeps one limit).
 pub(crate) struct SignInTries {
@@ -257,12 +262,20 @@ impl SignInTries {
         let by_account = limits::attempt(&state.db, &account, p.login_attempts_per_account, now_ms).await?;
         let by_address = limits::attempt(&state.db, &address, p.login_attempts_per_address, now_ms).await?;
         if let Some(secs) = by_account.or(by_address) {
-            return Err(HttpError::TooMany(format!(
-                "Too many failed sign-ins. Try again in {} minute(s), {or}.",
-                secs.div_ceil(60)
-            )));
+            return Err(too_many(secs, or));
         }
         Ok(SignInTries { account, address })
+    }
+
+    /// Counts a try of the account's password made by someone signed in (changing it), against
+    /// the account's limit alone: the same error as at sign-in once there were too many.
+    pub(crate) async fn count_account(state: &AppState, account: &str, or: &str) -> Result<(), HttpError> {
+        let p = &state.config.portal;
+        let now_ms = Utc::now().timestamp_millis();
+        match limits::attempt(&state.db, account, p.login_attempts_per_account, now_ms).await? {
+            Some(secs) => Err(too_many(secs, or)),
+            None => Ok(()),
+        }
     }
 
     /// A new password was set (from a reset link, or by its owner): the account's count
@@ -503,15 +516,29 @@ pub async fn change_password(State(state): State<AppState>, CsrfForm(session, fo
     }
     let id = session.actor.contact.id.clone();
     let existing = get_password_hash(&state.db, &id).await?;
+    let account = portal_account(&session.actor.contact.email);
+    // The current password asked for here is guessed no more often than at sign-in (by
+    // someone at a device left signed in): each try counts, a right one clears the count.
+    // A count of its own, so that a lockout at sign-in (the owner then signs in by an emailed
+    // link to change the password) does not stop the change, nor the guesses here sign-in.
+    let changing = format!("change:{account}");
+    if existing.is_some() {
+        SignInTries::count_account(&state, &changing, "or ask for a password-reset link by email").await?;
+    }
     let error = match (&existing, check_new_password(&form, MIN_PASSWORD)) {
         (Some(h), _) if !verify_password(&form.text("current_password"), h) => {
             Some("current_password: that is not your password now.".to_string())
         }
-        (_, Err(e)) => Some(e),
+        (_, Err(e)) => {
+            // The current password was right: its count starts again.
+            SignInTries::password_set(&state, &changing).await?;
+            Some(e)
+        }
         (_, Ok(new)) => {
             let now = Utc::now();
             replace_password(&state.db, &id, &hash_password(&new)?, now).await?;
-            SignInTries::password_set(&state, &portal_account(&session.actor.contact.email)).await?;
+            SignInTries::password_set(&state, &account).await?;
+            SignInTries::password_set(&state, &changing).await?;
             let cookie = session::start(&state, &id, None).await?;
             return Ok(with_cookie(
                 super::see_other(

@@ -85,7 +85,9 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
     let a = &session.actor;
     act::require_order(&state, a).await?;
     let sku = form.text("sku").trim().to_string();
-    let back = StockQuery::back(form.text("q"));
+    // The search to go back to is checked as the page's own is (it is shown and searched
+    // again): a posted one the page would refuse is refused here too.
+    let back = StockQuery::back(form.search("q")?);
     let qty = match super::whole_number("qty", &form.text("qty")) {
         Ok(n) => n,
         Err(e) => {
@@ -93,6 +95,14 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
         }
     };
     let fresh = form.get("basket").unwrap_or("new") == "new";
+    // A name typed for a new basket while an existing one is chosen: which was meant?
+    if !fresh && !form.text("new_basket").trim().is_empty() {
+        let msg =
+            "new_basket: a name is for a new basket; choose “New basket…” to make it, or clear the name to add to \
+                   the basket chosen"
+                .to_string();
+        return stock_page(&state, &session, &back, Shown::refused(msg).with_typed(&form)).await;
+    }
     let basket = match form.get("basket").unwrap_or("new") {
         "new" => {
             let name = form.text("new_basket");

@@ -121,8 +121,17 @@ pub async fn approve_many(State(state): State<AppState>, CsrfForm(session, form)
                 [] => "None approved.".to_string(),
                 ids => format!("Approved: {}.", ids.join(", ")),
             };
-            let failed: Vec<String> =
-                results.iter().filter_map(|(_, r)| r.as_ref().err().map(|e| e.to_string())).collect();
+            // The store's own words stay in the log: a client reads that it failed.
+            let failed: Vec<String> = results
+                .iter()
+                .filter_map(|(id, r)| match r.as_ref().err()? {
+                    ActionError::Store(e) => {
+                        tracing::error!(visual = %id, error = %e, "approving a ticked visual failed");
+                        Some(format!("{id}: not approved, as cport's store failed; try again."))
+                    }
+                    e => Some(e.to_string()),
+                })
+                .collect();
             if failed.is_empty() {
                 Ok(see_other(&state, &session.token_hash, "/visuals", &done))
             } else {
@@ -320,7 +329,7 @@ async fn delivery_page(state: &AppState, session: &Session, id: &str, form: Opti
         Some(session),
         "delivery",
         json!({"job": job, "lines": lines_json(&lines), "others": others, "addresses": addresses,
-               "values": values, "chosen": chosen, "error": error, "today": Utc::now().date_naive(),
+               "values": values, "chosen": chosen, "error": error, "today": crate::actions::targets::today_of(state, &session.actor.contact, Utc::now()).await?,
                "closed": (!job.status.is_open()).then(|| job.status.words())}),
         status,
     )
@@ -406,9 +415,22 @@ fn parse_delivery(form: &FormData, saved: Result<String, ActionError>) -> Result
         let qty = super::whole_number(&field(), v)?;
         lines.push(LineQty { job_id: job.to_string(), line_no: i64::from(line_no), qty });
     }
-    let address = match form.text("address").trim() {
-        "" => saved?,
-        a => a.to_string(),
+    // One address: a saved one chosen and another typed (a form that came back with an error
+    // keeps what was typed) is asked about, never settled by one silently winning.
+    let chosen = form.text("saved_address");
+    let address = match (form.text("address").trim(), chosen.trim()) {
+        ("", _) => saved?,
+        (typed, "") => typed.to_string(),
+        (typed, _) => match saved {
+            Ok(s) if crate::model::offered_choice(std::slice::from_ref(&s), typed).is_some() => s,
+            Ok(_) => {
+                return Err(ActionError::invalid(
+                    "saved_address",
+                    "a saved address is chosen and another typed: choose one, or clear the other",
+                ));
+            }
+            Err(e) => return Err(e),
+        },
     };
     let required_date = match form.text("required_date").trim() {
         "" => None,

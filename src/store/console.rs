@@ -174,12 +174,15 @@ pub async fn last_digests(db: &Db, contacts: &[&str]) -> Result<Vec<LastSeen>> {
 }
 
 /// Puts a queued message in the hands of a sender holding `token`, as a claim does (the
-/// demo's made-up bounce goes through the senders' own `mark` from here).
+/// demo's made-up bounce goes through the senders' own `mark` from here), for a minute: a
+/// process stopped before it marks the message leaves it to the senders after that, as any
+/// claim does.
 pub async fn hold_for(db: &Db, id: i64, token: &str, now: DateTime<Utc>) -> Result<bool> {
     Ok(execute!(db =>
-        "UPDATE outbox SET status = 'sending', claim_token = $2, attempts = attempts + 1, updated_at = $3
+        "UPDATE outbox SET status = 'sending', claim_token = $2, claimed_until = $4, attempts = attempts + 1,
+                updated_at = $3
          WHERE id = $1 AND status = 'queued'",
-        id, token, now)?
+        id, token, now, now + chrono::Duration::minutes(1))?
         == 1)
 }
 

@@ -63,8 +63,9 @@ const DELIVERY: &str = "SELECT id, job_id, status, delivery_date, sent_date, ven
     pod_signature_image FROM deliveries";
 
 pub async fn deliveries(db: &Db, client_id: &str, limit: i64) -> Result<Vec<DeliveryRow>> {
-    let sql =
-        format!("{DELIVERY} WHERE client_id = $1 ORDER BY COALESCE(delivery_date, sent_date) DESC, id DESC LIMIT $2");
+    let sql = format!(
+        "{DELIVERY} WHERE client_id = $1 ORDER BY COALESCE(delivery_date, sent_date) DESC NULLS FIRST, id DESC LIMIT $2"
+    );
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, DeliveryRow>(&sql), client_id, limit).fetch_all(p).await)?)
 }
 

@@ -58,6 +58,13 @@ impl From<sqlx::Error> for StoreError {
         match e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(ref d) if d.is_unique_violation() => StoreError::Collision(d.message().to_string()),
+            // A record named by another was deleted by a write that committed after this one
+            // checked it (PostgreSQL's writers run side by side): the two writes crossed, and
+            // this one is worth sending again once it is known which stands.
+            sqlx::Error::Database(ref d) if d.is_foreign_key_violation() => StoreError::Conflict(format!(
+                "a record this write names was deleted by another write at the same time; send it again: {}",
+                d.message()
+            )),
             // SQLSTATE 22021, character_not_in_repertoire: a NUL in a bound text value.
             sqlx::Error::Database(ref d) if d.code().as_deref() == Some("22021") => StoreError::Unstorable,
             // Another writer held the store past the wait (SQLite's busy or locked, after

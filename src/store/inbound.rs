@@ -290,7 +290,7 @@ pub struct ArtRequirement {
 pub async fn art_requirements(db: &Db, client_id: &str, job_id: &str) -> Result<Vec<ArtRequirement>> {
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, ArtRequirement>(
         "SELECT id, design_id, description, art_due, art_received FROM art_requirements
-         WHERE client_id = $1 AND job_id = $2 ORDER BY art_received, art_due, id",
+         WHERE client_id = $1 AND job_id = $2 ORDER BY art_received, art_due NULLS LAST, id",
     ), client_id, job_id)
     .fetch_all(p).await)?)
 }

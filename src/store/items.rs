@@ -31,7 +31,7 @@ pub async fn list_pending_visuals(conn: impl Into<Conn<'_>>, clients: &[&str]) -
 pub async fn list_jobs_without_delivery(conn: impl Into<Conn<'_>>, clients: &[&str]) -> Result<Vec<JobRow>> {
     let sql = format!(
         "{} WHERE j.client_id IN ({{clients}}) AND j.status IN ({open}) AND j.delivery_instructions = '{none}'
-         ORDER BY j.date_required, j.id",
+         ORDER BY j.date_required NULLS LAST, j.id",
         super::jobs::SELECT,
         open = state_list(JobStatus::OPEN),
         none = DeliveryInstructions::None
@@ -86,7 +86,7 @@ pub async fn list_missing_art(conn: impl Into<Conn<'_>>, clients: &[&str]) -> Re
                 a.created_at
          FROM art_requirements a JOIN jobs j ON j.id = a.job_id
          WHERE a.client_id IN ({{clients}}) AND NOT a.art_received AND j.status IN ({open})
-         ORDER BY a.art_due, a.id",
+         ORDER BY a.art_due NULLS LAST, a.id",
         open = state_list(JobStatus::OPEN)
     );
     for_clients(conn, &sql, clients).await

@@ -31,7 +31,7 @@ pub async fn get_job(conn: impl Into<Conn<'_>>, client_id: &str, id: &str) -> Re
 /// Open jobs of a client (the ones delivery instructions can be given for).
 pub async fn list_open_jobs(db: &Db, client_id: &str) -> Result<Vec<JobRow>> {
     let sql = format!(
-        "{SELECT} WHERE j.client_id = $1 AND j.status IN ({open}) ORDER BY j.date_required, j.id",
+        "{SELECT} WHERE j.client_id = $1 AND j.status IN ({open}) ORDER BY j.date_required NULLS LAST, j.id",
         open = super::state_list(crate::model::JobStatus::OPEN)
     );
     rows_for(db, &sql, client_id).await
@@ -120,7 +120,15 @@ pub async fn requests_since(
             _ => out.push((id, SentRequest { at, details: (date, contact, notes), lines: vec![(job, line, qty)] })),
         }
     }
-    Ok(out.into_iter().map(|(_, r)| r).collect())
+    // In byte order, as the request they are compared with is: the store's own order of
+    // text follows its collation (PostgreSQL's may not be bytewise).
+    Ok(out
+        .into_iter()
+        .map(|(_, mut r)| {
+            r.lines.sort();
+            r
+        })
+        .collect())
 }
 
 pub async fn insert_request_line(tx: &mut Tx, request_id: i64, job_id: &str, line_no: i64, qty: i64) -> Result<()> {

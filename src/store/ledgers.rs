@@ -314,7 +314,19 @@ pub async fn try_leader_lock(db: &Db) -> Option<LeaderLock> {
         .fetch_one(&mut *conn)
         .await
     {
-        Ok(got) => got.then_some(LeaderLock(conn)),
+        Ok(true) => {
+            // The server learns of this connection cut without a word (a failover, a
+            // firewall's idle timeout) within two minutes and frees the lock for another
+            // process, rather than holding it through the system's two hours of silence.
+            // Ignored where refused (a connection over a Unix socket has no keepalive).
+            let keepalive = "SELECT set_config('tcp_keepalives_idle', '60', false),
+                    set_config('tcp_keepalives_interval', '10', false), set_config('tcp_keepalives_count', '6', false)";
+            if let Err(e) = sqlx::query(keepalive).execute(&mut *conn).await {
+                tracing::debug!(error = %e, "the scheduler's lock connection keeps the server's keepalive");
+            }
+            Some(LeaderLock(conn))
+        }
+        Ok(false) => None,
         Err(e) => {
             tracing::warn!(error = %e, "could not ask for the scheduler's lock");
             None

@@ -139,8 +139,11 @@ pub fn new_claim_token() -> String {
 pub enum Lane {
     /// Everything due (a drain by one sender, `cport digest run`).
     All,
-    /// Email and chat messages.
-    Messages,
+    /// Email.
+    Email,
+    /// Chat messages (Telegram, Discord): their own senders, so that a mail server that is
+    /// slow or does not answer holds up no chat message, nor the other way round.
+    Chat,
     /// Change events for the webhook.
     Changes,
 }
@@ -150,7 +153,8 @@ impl Lane {
     fn only(self) -> &'static str {
         match self {
             Lane::All => "",
-            Lane::Messages => "channel <> 'webhook' AND",
+            Lane::Email => "channel = 'email' AND",
+            Lane::Chat => "channel NOT IN ('email', 'webhook') AND",
             Lane::Changes => "channel = 'webhook' AND",
         }
     }

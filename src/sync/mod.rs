@@ -345,7 +345,9 @@ pub struct DeleteReport {
 /// Deletes records by TOT id, with everything that hangs off them.
 pub async fn delete_batch(db: &Db, entity: &str, ids: Vec<String>) -> Result<DeleteReport, SyncError> {
     by_entity!(entity, T => {
-        let mut errs = Vec::new();
+        // Listed as a PUT's are: the first thousand, and how many more (a body of millions
+        // of empty ids is not answered with millions of errors).
+        let mut errs = Listed::default();
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (index, id) in ids.iter().enumerate() {
             let mut fe = Vec::new();
@@ -355,16 +357,20 @@ pub async fn delete_batch(db: &Db, entity: &str, ids: Vec<String>) -> Result<Del
                 let twice = format!("{} appears twice in this list (also at index {first})", crate::model::quoted(id));
                 fe.push(crate::model::FieldError::new("ids", twice));
             }
-            errs.extend(fe.into_iter().map(|e| RecordError {
-                entity: entity.into(),
-                index: Some(index),
-                id: Some(error_id(id)),
-                field: e.field,
-                reason: e.reason,
-            }));
+            errs.push(
+                fe.into_iter()
+                    .map(|e| RecordError {
+                        entity: entity.into(),
+                        index: Some(index),
+                        id: Some(error_id(id)),
+                        field: e.field,
+                        reason: e.reason,
+                    })
+                    .collect(),
+            );
         }
         if !errs.is_empty() {
-            return Err(SyncError::Invalid(errs.into()));
+            return Err(errs.into_error(None));
         }
         let mut tx = db.begin().await?;
         // A client's artwork rows go with it: its files are removed once that is committed.

@@ -366,6 +366,35 @@ fn visual_buttons(a: &Answer) -> Vec<Vec<Button>> {
         .collect()
 }
 
+/// What approving visual `id` accepts, as the confirmation shows it: its charges and the
+/// approval terms.
+async fn terms_shown(state: &Services, actor: &Actor, id: &str) -> Result<Vec<String>, StoreError> {
+    let charges = crate::store::visuals::list_charges(&state.db, id).await?;
+    let currency = crate::store::enquiries::client_currency(&state.db, actor.client_id()).await?;
+    let mut lines: Vec<String> = charges
+        .iter()
+        .map(|c| {
+            format!(
+                "{} × {}: {} {currency}",
+                c.qty,
+                c.description,
+                crate::model::Money(crate::model::line_total(c.qty, c.unit_price))
+            )
+        })
+        .collect();
+    lines.insert(0, "Approving accepts the visual and the charges below:".into());
+    lines.push(format!("Terms: {}", state.config.branding.approval_terms));
+    Ok(lines)
+}
+
+/// Eight hex digits of SHA-256 over what a confirmation showed: enough to tell a change, and
+/// short enough for a button's data (Telegram keeps 64 bytes).
+fn fingerprint(lines: &[String]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(lines.join("\n").as_bytes());
+    digest.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
 /// Chat has no "message this replies to": decisions are allowed, ids are explicit.
 fn decide_ctx() -> Context {
     Context { item: None, art_job: None, may_decide: true, list_limit: 0 }
@@ -486,8 +515,8 @@ async fn staff(
     }
 }
 
-/// Button data: `ap:ID` asks to confirm an approval, `ay:ID` approves, `rj:ID` asks for a
-/// reason, `x` cancels, `mo:OFFSET:COMMAND` shows more of an answer.
+/// Button data: `ap:ID` asks to confirm an approval, `ay:ID:SHOWN` approves (when the
+/// charges and terms are still those the confirmation showed), `rj:ID` asks for a reason, `x` cancels, `mo:OFFSET:COMMAND` shows more of an answer.
 async fn button(
     state: &Services,
     unit: &mut Unit,
@@ -522,29 +551,33 @@ async fn button(
     }
     match verb {
         "ap" => {
-            let charges = crate::store::visuals::list_charges(&state.db, arg).await?;
-            let currency = crate::store::enquiries::client_currency(&state.db, actor.client_id()).await?;
-            let mut lines: Vec<String> = charges
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} × {}: {} {currency}",
-                        c.qty,
-                        c.description,
-                        crate::model::Money(crate::model::line_total(c.qty, c.unit_price))
-                    )
-                })
-                .collect();
-            lines.insert(0, "Approving accepts the visual and the charges below:".into());
-            lines.push(format!("Terms: {}", state.config.branding.approval_terms));
+            let lines = terms_shown(state, actor, arg).await?;
+            // The confirmation names what it showed: pressed once the charges or the terms
+            // have changed, it approves nothing and shows them again.
+            let yes = format!("ay:{arg}:{}", fingerprint(&lines));
             Ok(vec![Reply::Send(ChatMessage {
                 title: format!("Approve {arg}?"),
                 lines,
-                buttons: vec![vec![Button::action("Yes, approve", format!("ay:{arg}")), Button::action("Cancel", "x")]],
+                buttons: vec![vec![Button::action("Yes, approve", yes), Button::action("Cancel", "x")]],
                 ..Default::default()
             })])
         }
         "ay" => {
+            let (arg, shown) = arg.rsplit_once(':').unwrap_or((arg, ""));
+            let lines = terms_shown(state, actor, arg).await?;
+            if shown != fingerprint(&lines) {
+                let mut lines = lines;
+                lines.insert(0, "The charges or terms have changed since you were asked; nothing was approved.".into());
+                return Ok(vec![Reply::Send(ChatMessage {
+                    title: format!("Approve {arg}?"),
+                    buttons: vec![vec![
+                        Button::action("Yes, approve", format!("ay:{arg}:{}", fingerprint(&lines[1..]))),
+                        Button::action("Cancel", "x"),
+                    ]],
+                    lines,
+                    ..Default::default()
+                })]);
+            }
             let a = run(state, unit, actor, &Command::Approve(vec![arg.to_string()]), &decide_ctx(), now).await?;
             // Approved: the question becomes the answer. Not (a second tap on the button, a
             // colleague's decision meanwhile): a new message says why, and an approval already

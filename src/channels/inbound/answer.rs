@@ -35,6 +35,9 @@ pub(super) async fn answer_reply(
         return Ok(Some(d));
     }
     let ctx = context_of(row, state, now);
+    // A genuine reply proves the address works: its suspension is lifted before the commands
+    // run, so that RESET sends its link rather than answering that email is suspended.
+    ledger::clear_bounces(unit.tx().await?, &contact.id, now).await?;
     // Answered in the order the reply gives them, a line that is no command in its place.
     let mut answers: Vec<Answer> = Vec::new();
     for line in &lines {

@@ -39,12 +39,16 @@ pub(super) async fn store_attachments(
     ctx: &Context,
     now: DateTime<Utc>,
 ) -> Result<Option<Answer>, StoreError> {
-    let html: Vec<String> = msg.html_bodies().filter_map(|p| p.text_contents().map(str::to_string)).collect();
+    // The `cid:` references of the HTML, read once: looking each part up in the whole HTML
+    // would cost parts × HTML, minutes for a large message of many parts.
+    let shown: std::collections::HashSet<&str> = msg
+        .html_bodies()
+        .filter_map(|p| p.text_contents())
+        .flat_map(|h| h.split("cid:").skip(1))
+        .map(|after| after.split(['"', '\'', ' ', '>', ')', '\r', '\n']).next().unwrap_or(""))
+        .collect();
     let in_text = |a: &MessagePart<'_>| {
-        a.content_id().is_some_and(|id| {
-            let cid = format!("cid:{}", id.trim().trim_start_matches('<').trim_end_matches('>'));
-            html.iter().any(|h| h.contains(&cid))
-        })
+        a.content_id().is_some_and(|id| shown.contains(id.trim().trim_start_matches('<').trim_end_matches('>')))
     };
     let mut files: Vec<Upload<'_>> = Vec::new();
     let mut pictures: Vec<String> = Vec::new();

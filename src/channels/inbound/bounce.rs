@@ -103,12 +103,13 @@ struct Report {
     /// The remote server's words: one line of printable text, at most
     /// [`MOST_DIAGNOSTIC_CHARS`] characters.
     diagnostic: String,
-    /// A permanent failure: a 5.x.x status, or, without one, a 5xx reply in the diagnostic.
+    /// A failure the address is to blame for (see [`crate::channels::blames_the_address`]):
+    /// a 5.1.x status, or, without one, a 550, 551 or 553 reply in the diagnostic.
     hard: bool,
     /// The address that failed (`Final-Recipient: rfc822; ann@alpha.example`), when given.
     recipient: Option<String>,
     /// Whether it reports a failure: `Action: failed`, or, without an Action, a 4.x.x or 5.x.x
-    /// status (or a 5xx reply). `delivered`, `delayed`, `relayed` and `expanded` are none, and
+    /// status (or a 4xx or 5xx reply). `delivered`, `delayed`, `relayed` and `expanded` are none, and
     /// neither is a report whose status is no code and that names no failed reply.
     failed: bool,
 }
@@ -130,10 +131,17 @@ impl Report {
         let status = field("Status:");
         let status = if is_status_code(&status) { status } else { String::new() };
         let diagnostic = crate::model::shown(&field("Diagnostic-Code:"), MOST_DIAGNOSTIC_CHARS);
-        let hard = status.starts_with('5') || (status.is_empty() && diagnostic.contains(" 5"));
+        // Hard (the contact's email suspended at once) only when the address is at fault;
+        // a refusal for policy or a full mailbox is soft, as when refused while sending.
+        let reply = diagnostic
+            .split(|c: char| c.is_whitespace() || c == ';')
+            .find(|w| w.len() == 3 && w.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|w| w.parse().ok());
+        let words = format!("{status} {diagnostic}");
+        let hard = crate::channels::blames_the_address(&words, reply);
         let failed = match field("Action:").to_ascii_lowercase().as_str() {
             "failed" => true,
-            "" => hard || status.starts_with('4'),
+            "" => hard || status.starts_with(['4', '5']) || reply.is_some_and(|r| (400..600).contains(&r)),
             _ => false,
         };
         let final_recipient = field("Final-Recipient:");
@@ -184,6 +192,34 @@ mod tests {
         let r = Report::read(b"Status: 5.1.1 <script>\r\nDiagnostic-Code: smtp; 550 gone\r\n");
         assert_eq!((r.status.as_str(), r.hard), ("", true));
         assert!(!is_status_code("5.1") && !is_status_code("7.1.1") && !is_status_code("5.1.1234"));
+    }
+
+    #[test]
+    fn only_an_address_at_fault_is_a_hard_bounce() {
+        let read = |status: &str, diagnostic: &str| {
+            Report::read(
+                format!("Action: failed\r\nStatus: {status}\r\nDiagnostic-Code: smtp; {diagnostic}\r\n").as_bytes(),
+            )
+        };
+        assert!(read("5.1.1", "550 5.1.1 no such user").hard);
+        assert!(read("5.1.10", "550 5.1.10 recipient address rejected").hard);
+        // Refused for policy (DMARC, spam), or a full mailbox: failed, but soft.
+        for (status, diagnostic) in [
+            ("5.7.1", "550 5.7.1 rejected by DMARC policy"),
+            ("5.7.26", "550 5.7.26 unauthenticated email is not accepted"),
+            ("5.2.2", "552 5.2.2 mailbox full"),
+            ("4.2.2", "452 4.2.2 mailbox full"),
+        ] {
+            let r = read(status, diagnostic);
+            assert!(r.failed && !r.hard, "{status}: {r:?}");
+        }
+        // No status: the reply decides, and a refusal to relay is not the address's fault.
+        let bare = |diagnostic: &str| Report::read(format!("Diagnostic-Code: smtp; {diagnostic}\r\n").as_bytes());
+        assert!(bare("550 mailbox unavailable").hard);
+        let relay = bare("550 relaying denied");
+        assert!(relay.failed && !relay.hard, "{relay:?}");
+        let policy = bare("554 message refused");
+        assert!(policy.failed && !policy.hard, "{policy:?}");
     }
 
     #[test]

@@ -13,8 +13,11 @@ pub(super) const WHOLE_REPLY: &str = "REPLY";
 /// given twice runs once; past [`MOST_COMMANDS`] the rest are refused with one error.
 pub fn read_commands(text: &str) -> Vec<Result<Command, CommandError>> {
     let mut read: Vec<Result<Command, CommandError>> = Vec::new();
+    // Past the limit only the first few are kept, to be named, and the rest counted: a
+    // reply of millions of command lines costs no more than reading it.
+    const NAMED: usize = 5;
     let mut over: Vec<&str> = Vec::new();
-    let mut over_cmds: Vec<Command> = Vec::new();
+    let mut over_seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
     let given = |read: &[Result<Command, CommandError>], c: &Command| read.iter().any(|r| r.as_ref().ok() == Some(c));
     for line in text.lines() {
         if line.trim().is_empty() {
@@ -34,23 +37,23 @@ pub fn read_commands(text: &str) -> Vec<Result<Command, CommandError>> {
                 }));
             }
             // A command given twice in one reply is run and answered once.
-            Ok(Some(c)) if given(&read, &c) || over_cmds.contains(&c) => {}
-            Ok(Some(c)) if read.len() >= MOST_COMMANDS => {
-                over.push(line.trim());
-                over_cmds.push(c);
+            Ok(Some(c)) if given(&read, &c) => {}
+            Ok(Some(_)) | Err(_) if read.len() >= MOST_COMMANDS => {
+                let line = line.trim();
+                if over_seen.insert(line) && over.len() < NAMED {
+                    over.push(line);
+                }
             }
             Ok(Some(c)) => read.push(Ok(c)),
             Ok(None) => break,
-            Err(_) if read.len() >= MOST_COMMANDS => over.push(line.trim()),
             Err(e) => read.push(Err(e)),
         }
     }
     if !over.is_empty() {
         // The first few named as written (each cut short), so the sender knows what to send again.
-        const NAMED: usize = 5;
-        let mut named: Vec<String> = over.iter().take(NAMED).map(|l| crate::model::visible(l, 30)).collect();
-        if over.len() > NAMED {
-            named.push(format!("and {} more", over.len() - NAMED));
+        let mut named: Vec<String> = over.iter().map(|l| crate::model::visible(l, 30)).collect();
+        if over_seen.len() > NAMED {
+            named.push(format!("and {} more", over_seen.len() - NAMED));
         }
         read.push(Err(CommandError {
             command: WHOLE_REPLY.into(),

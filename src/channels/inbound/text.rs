@@ -111,17 +111,22 @@ fn push_line(out: &mut String, depth: usize, text: &str) {
 }
 
 /// HTML to plain text for reading commands: quoted blocks (`<blockquote>`, Gmail's and
-/// Outlook's quote containers) are cut off, block elements become line breaks, tags go,
-/// the common entities are decoded. Hand-written because only this narrow job is needed
+/// Outlook's quote containers) are cut off, white space is folded as a browser shows it (a
+/// line break in the source is a space), block elements become line breaks, tags go, the
+/// common entities are decoded. Hand-written because only this narrow job is needed
 /// and mail-parser's own conversion keeps quoted text inline.
 pub fn html_to_text(html: &str) -> String {
     let lower = html.to_ascii_lowercase();
-    let cut = ["<blockquote", "class=\"gmail_quote", "id=\"divrplyfwdmsg", "id=\"appendonsend", "<hr"]
+    let marked = ["<blockquote", "class=\"gmail_quote", "id=\"divrplyfwdmsg", "id=\"appendonsend", "<hr"]
         .iter()
-        .filter_map(|m| lower.find(m))
-        .min()
-        .unwrap_or(html.len());
-    let cut = lower[..cut].rfind('<').filter(|_| cut < html.len()).unwrap_or(cut);
+        .filter_map(|m| lower.find(m).map(|at| (at, m.starts_with('<'))))
+        .min();
+    // A tag is cut where it opens; an attribute, where the tag holding it opens.
+    let cut = match marked {
+        Some((at, true)) => at,
+        Some((at, false)) => lower[..at].rfind('<').unwrap_or(at),
+        None => html.len(),
+    };
     let html = &html[..cut];
     let lower = &lower[..cut];
     // Drop what is never shown: the head, styles and scripts. Each kind's next opening is
@@ -153,7 +158,7 @@ pub fn html_to_text(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
     while let Some(start) = rest.find('<') {
-        out.push_str(&rest[..start]);
+        push_folded(&mut out, &rest[..start]);
         let Some(end) = rest[start..].find('>') else { break };
         let tag = rest[start + 1..start + end].trim_start_matches('/').to_ascii_lowercase();
         let name: String = tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
@@ -162,8 +167,26 @@ pub fn html_to_text(html: &str) -> String {
         }
         rest = &rest[start + end + 1..];
     }
-    out.push_str(rest);
-    decode_entities(&out)
+    push_folded(&mut out, rest);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    decode_entities(&lines.join("\n"))
+}
+
+/// Text between tags, its runs of white space (line breaks of the source among them) one
+/// space each, as a browser shows them.
+fn push_folded(out: &mut String, text: &str) {
+    let mut space = out.ends_with([' ', '\n']);
+    for c in text.chars() {
+        if c.is_ascii_whitespace() {
+            if !space {
+                out.push(' ');
+                space = true;
+            }
+        } else {
+            out.push(c);
+            space = false;
+        }
+    }
 }
 
 /// Character references decoded in one pass: numeric ones (`&#74;`, `&#x4A;`; one naming no
@@ -270,5 +293,22 @@ mod tests {
         let styled =
             "<html><head><title>x</title><style>p{margin:0}</style></head><body><div>APPROVE V-1</div></body></html>";
         assert_eq!(html_to_text(styled).trim(), "APPROVE V-1");
+    }
+
+    #[test]
+    fn html_source_line_breaks_are_spaces_and_a_quote_tag_cuts_where_it_opens() {
+        let wrapped = "<p>REJECT V-1001 the navy is too light and the logo should be\r\n  twice as large</p><p>APPROVE\nV-1002</p>";
+        assert_eq!(
+            html_to_text(wrapped).trim(),
+            "REJECT V-1001 the navy is too light and the logo should be twice as large\n\nAPPROVE V-1002"
+        );
+        for html in [
+            "<body>APPROVE V-1001<blockquote type=\"cite\">REJECT V-1</blockquote>",
+            "<body>APPROVE V-1001<hr>REJECT V-1",
+        ] {
+            assert_eq!(html_to_text(html).trim(), "APPROVE V-1001", "{html}");
+        }
+        // An attribute marker cuts at the tag that holds it.
+        assert_eq!(html_to_text("<div>ITEMS</div><div class=\"gmail_quote\">On … wrote:</div>").trim(), "ITEMS");
     }
 }
