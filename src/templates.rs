@@ -20,11 +20,15 @@ pub fn shared() -> &'static Environment<'static> {
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|name| if name.contains(".html") { AutoEscape::Html } else { AutoEscape::None });
-    // `{{ t|when }}`: an RFC 3339 time as "2026-11-25 13:28 UTC".
-    env.add_filter("when", |t: String| -> String {
-        chrono::DateTime::parse_from_rfc3339(&t)
-            .map(|d| d.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M UTC").to_string())
-            .unwrap_or(t)
+    // `{{ t|when }}`: an RFC 3339 time as "2026-11-25 13:28 UTC", or on the clock the page's
+    // `tz` names (a contact's pages: "2026-11-25 14:28 CET"); staff pages have none.
+    env.add_filter("when", |state: &minijinja::State, t: String| -> String {
+        let Ok(d) = chrono::DateTime::parse_from_rfc3339(&t) else { return t };
+        let zone = state.lookup("tz").and_then(|v| v.as_str().and_then(|z| z.parse::<chrono_tz::Tz>().ok()));
+        match zone {
+            Some(tz) => d.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string(),
+            None => d.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M UTC").to_string(),
+        }
     });
     // `{{ id|segment }}`: an id as one step of a path (`INV/77` → `INV%2F77`).
     env.add_filter("segment", |id: String| -> String { crate::model::segment(&id) });

@@ -1741,3 +1741,24 @@ async fn the_menu_offers_the_pages_each_role_may_open_and_no_others() {
     }
     app.stop().await;
 }
+
+/// Times on a contact's pages are on the contact's clock, its zone named (digests are
+/// scheduled on that clock too); the staff console keeps UTC.
+#[tokio::test]
+async fn a_contacts_pages_show_times_on_the_contacts_clock() {
+    let app = TestApp::with_world().await;
+    app.synced(
+        "contacts",
+        json!([{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin", "email": "ann@alpha.example", "role": "admin",
+                "timezone": "Asia/Tokyo"}]),
+    )
+    .await;
+    let b = app.signed_in("P-1A").await;
+    app.submit(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
+    let html = app.shown(&b, "/visuals/V-1").await;
+    let shown = html.split(": approved by").next().and_then(|h| h.rsplit("<li>").next()).unwrap_or_default();
+    assert!(shown.ends_with(" JST"), "the decision's time on Ann's clock: {shown:?}");
+    let tokyo = chrono::Utc::now().with_timezone(&chrono_tz::Asia::Tokyo).format("%Y-%m-%d").to_string();
+    assert!(shown.starts_with(&tokyo), "{shown:?} is Tokyo's date {tokyo}");
+    app.stop().await;
+}

@@ -39,7 +39,7 @@ pub async fn art_json(
         .iter()
         .map(|f| {
             json!({"id": f.id, "name": f.file_name, "size": crate::model::size_text(f.size_bytes.max(0) as u64),
-                   "sent_by": f.sent_by, "at": f.created_at.format("%-d %b %Y %H:%M UTC").to_string(),
+                   "sent_by": f.sent_by, "at": f.created_at.to_rfc3339(),
                    "requirement_id": f.requirement_id})
         })
         .collect();

@@ -347,6 +347,9 @@ pub async fn page(state: &AppState, session: Option<&Session>, name: &str, mut c
                 "more": more_pages(s.actor.role),
             });
             ctx["csrf"] = json!(s.csrf);
+            // Times on the contact's clock, as digests are scheduled (see the `when` filter).
+            let settings = crate::store::settings::get_settings(&state.db, &c.id).await?;
+            ctx["tz"] = json!(crate::actions::targets::clock_of(&state.config, c, &settings).name());
             let banners = if s.actor.delegation.is_some() {
                 vec![]
             } else {
