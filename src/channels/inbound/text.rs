@@ -34,6 +34,15 @@ pub fn fresh_text(body: &str) -> String {
             && ["wrote", "écrit", "schrieb", "escribió", "scritto", "schreef", "skrev", "napisał", "escreveu"]
                 .iter()
                 .any(|v| lower.contains(v));
+        let intro = verb_inside
+            || (ends_quote_intro && (opens_intro || i > 0 && lines[i - 1].trim().to_lowercase().starts_with("on ")))
+            || (opens_intro && next.ends_with("wrote:") && lower.contains('@'));
+        // A reply written below the message it quotes (bottom-posting, as Thunderbird and
+        // mutt offer): the quote at the top and its intro are passed over, and the fresh
+        // text below them is read, up to the next quote or signature.
+        if (t.starts_with('>') || intro) && out.iter().all(|l: &String| l.trim().is_empty()) {
+            continue;
+        }
         if t.starts_with('>')
             || line == "-- "
             || t == "--"
@@ -44,9 +53,7 @@ pub fn fresh_text(body: &str) -> String {
             || lower.starts_with("begin forwarded message")
             || lower.starts_with("sent from my ")
             || header_start
-            || verb_inside
-            || (ends_quote_intro && (opens_intro || i > 0 && lines[i - 1].trim().to_lowercase().starts_with("on ")))
-            || (opens_intro && next.ends_with("wrote:") && lower.contains('@'))
+            || intro
         {
             // A quote intro wrapped over two lines: drop the first half already kept.
             if ends_quote_intro
@@ -270,7 +277,15 @@ mod tests {
             ("JOBS\n-----Original Message-----\nAPPROVE V-1", "JOBS"),
             ("TRACK D-1\n-- \nAnn, Alpha Ltd", "TRACK D-1"),
             ("TRACK D-1\n\nSent from my iPhone", "TRACK D-1"),
-            ("> quoted first\nAPPROVE V-1", ""),
+            // Written below the quote: the quote and its intro passed over, the reply read up
+            // to the next quote.
+            ("> quoted first\nAPPROVE V-1", "APPROVE V-1"),
+            (
+                "On Wed, 25 Nov 2026 at 08:00, TOT <n@tot.example> wrote:\n> APPROVE V-9\n>\n\nAPPROVE V-1\nITEMS",
+                "APPROVE V-1\nITEMS",
+            ),
+            ("> old\n\nTRACK D-1\n> more old\nAPPROVE V-2", "TRACK D-1"),
+            ("> old\n> older", ""),
         ];
         for (body, want) in cases {
             assert_eq!(fresh_text(body), want, "{body:?}");
