@@ -657,3 +657,47 @@ async fn a_third_party_id_fits_in_an_id_for_a_long_client_id() {
     assert!(errs.is_empty(), "{id}: {errs:?}");
     assert!(id.starts_with("TP-C-XX") && id.ends_with("-1"), "{id}");
 }
+
+/// A double click on "Add" adds once and makes one new basket: the page's once-value is
+/// taken by the first sending, and the second is told. Another line added from the same page
+/// (the back button) is its own form and goes.
+#[tokio::test]
+async fn a_double_click_on_add_adds_once_and_makes_one_basket() {
+    let app = app_with_stock().await;
+    let bob = app.signed_in("P-1B").await;
+    let html = app.shown(&bob, "/stock").await;
+    let once = html.split("name=\"once\" value=\"").nth(1).and_then(|s| s.split('"').next()).unwrap().to_string();
+    let csrf = common::csrf_of(&html);
+    let add = |sku: &'static str| {
+        [
+            ("csrf", csrf.clone()),
+            ("once", once.clone()),
+            ("sku", sku.into()),
+            ("qty", "3".into()),
+            ("basket", "new".into()),
+        ]
+    };
+    let send = |fields: [(&'static str, String); 5]| {
+        let bob = bob.clone();
+        let url = app.url("/stock");
+        async move {
+            let r = bob.post(url).form(&fields).send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default(),
+            )
+        }
+    };
+    let (one, two) = tokio::join!(send(add("SKU-TEE")), send(add("SKU-TEE")));
+    assert_eq!((one.0, two.0), (303, 303));
+    let told = [&one.1, &two.1].into_iter().filter(|l| l.starts_with("/baskets?")).count();
+    assert_eq!(told, 1, "one of the two is told it was sent already: {one:?} {two:?}");
+    assert_eq!(app.count("baskets").await, 1, "one new basket");
+    assert_eq!(app.count("basket_lines WHERE qty = 3").await, 1, "three added once");
+    let said = app.shown(&bob, if one.1.starts_with("/baskets?") { &one.1 } else { &two.1 }).await;
+    assert!(said.contains("That form was sent already"), "{said}");
+    // Another line from the same page is a form of its own.
+    let (status, location) = send(add("SKU-CAP")).await;
+    assert!(status == 303 && location.starts_with("/baskets/"), "{location}");
+    app.stop().await;
+}

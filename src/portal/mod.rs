@@ -347,6 +347,9 @@ pub async fn page(state: &AppState, session: Option<&Session>, name: &str, mut c
                 "more": more_pages(s.actor.role),
             });
             ctx["csrf"] = json!(s.csrf);
+            // A value new with each page, for a form whose second sending must do nothing
+            // (see [`first_sending`]).
+            ctx["once"] = json!(session::random_token());
             // Times on the contact's clock, as digests are scheduled (see the `when` filter).
             let settings = crate::store::settings::get_settings(&state.db, &c.id).await?;
             ctx["tz"] = json!(crate::actions::targets::clock_of(&state.config, c, &settings).name());
@@ -363,6 +366,21 @@ pub async fn page(state: &AppState, session: Option<&Session>, name: &str, mut c
         }
     }
     crate::web::html(&state.templates, &format!("portal/{name}.html.j2"), &ctx)
+}
+
+/// Whether this is the first sending of a form that carries the page's `once` value, for
+/// `what` (the forms of one page differ by it: each stock line's add): a second (a double
+/// click, the back button and send again) within a quarter of an hour is `false`, and its
+/// caller does nothing again. Kept with the sign-in limits, in the store, so two processes
+/// agree. A form without the value (not sent from a page) is not checked.
+pub async fn first_sending(state: &AppState, form: &FormData, what: &str) -> Result<bool, HttpError> {
+    let Some(once) = form.get("once").filter(|o| !o.is_empty()) else { return Ok(true) };
+    if once.len() != 64 || !once.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(HttpError::BadRequest("once: not a value a page of this portal gave; reload the page".into()));
+    }
+    let key = format!("once:{once}:{}", crate::links::sha256_hex(what));
+    let taken = crate::store::limits::attempt(&state.db, &key, 1, Utc::now().timestamp_millis()).await?;
+    Ok(taken.is_none())
 }
 
 /// [`page`] with a status other than 200 (a form shown again with its error).

@@ -84,6 +84,12 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
     let now = Utc::now();
     let a = &session.actor;
     act::require_order(&state, a).await?;
+    // A double click adds once (a second add of the same line is meant only from the page
+    // again), and makes one new basket, not two.
+    if !super::first_sending(&state, &form, &form.text("sku")).await? {
+        let note = "That form was sent already (a second click): your baskets show what it added.";
+        return Ok(see_other(&state, &session.token_hash, "/baskets", note));
+    }
     let sku = form.text("sku").trim().to_string();
     // The search to go back to is checked as the page's own is (it is shown and searched
     // again): a posted one the page would refuse is refused here too.
