@@ -1370,12 +1370,28 @@ async fn a_digest_unsubscribes_in_one_click_and_no_more_digests_come() {
     let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
     assert!(s.email_digests);
 
+    // Ann's preferences page, opened before she unsubscribes.
+    let ann = app.signed_in("P-1A").await;
+    let stale = app.shown(&ann, "/preferences").await;
+    assert!(stale.contains("name=\"shown_email_digests\" value=\"1\""), "{stale}");
+
     // A mail client's POST: no cookie, no form token, only the body RFC 8058 gives it.
     let form = [("content-type", "application/x-www-form-urlencoded")];
     let r = app.post_with(&plain, &path, &form, "List-Unsubscribe=One-Click").await;
     assert_eq!(r.status().as_u16(), 200);
     let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
     assert!(!s.email_digests && s.email_alerts && s.email_enabled, "only digests stop");
+    // The page opened before, saved after with another field changed: the box she left as
+    // it was shown keeps what the unsubscribe stored, and her change is saved.
+    let mut saved = vec![("timezone", "Europe/Paris"), ("schedule", "0 0 8 * * Mon-Fri")];
+    for b in ["email_enabled", "email_digests", "email_alerts"] {
+        saved.extend([(b, "1")]);
+    }
+    saved.extend([("shown_email_enabled", "1"), ("shown_email_digests", "1"), ("shown_email_alerts", "1")]);
+    app.submit(&ann, "/preferences", &saved).await;
+    let s = cport::store::settings::get_settings(&app.db, "P-1A").await.unwrap();
+    assert!(!s.email_digests && s.email_alerts, "the unsubscribe stands");
+    assert_eq!(s.timezone.as_deref(), Some("Europe/Paris"));
     let feed = app.changes(0).await;
     let stops: Vec<_> = feed.iter().filter(|c| c["kind"] == "email_unsubscribed").collect();
     assert_eq!(stops.len(), 1, "{feed:?}");

@@ -52,10 +52,12 @@ async fn prefs_page(
         .into_iter()
         .map(|l| json!({"channel": l.channel, "user": l.user_id}))
         .collect();
-    let s = match typed {
-        Some(s) => s,
-        None => get_settings(&state.db, &c.id).await?,
-    };
+    let stored = get_settings(&state.db, &c.id).await?;
+    // The email boxes as stored when the page was made, sent back with the form: a box left
+    // as it was shown keeps what is stored by then (see `save_preferences`).
+    let shown_boxes = json!({"email_enabled": stored.email_enabled, "email_digests": stored.email_digests,
+                             "email_alerts": stored.email_alerts});
+    let s = typed.unwrap_or(stored);
     let schedule = crate::actions::targets::clock(&state.config, c, &s).0.to_string();
     let modes: Vec<Value> = Category::ALL
         .iter()
@@ -72,7 +74,7 @@ async fn prefs_page(
             "custom": !SCHEDULES.iter().any(|(e, _)| *e == schedule), "modes": modes, "email": c.email,
             "note": note, "error": error, "chats": chats,
             "code": code.as_ref().map(|c| &c.0), "code_how": code.as_ref().map(|c| &c.1),
-            "chat_on": crate::actions::chat_link::chat_on(&state.config),
+            "chat_on": crate::actions::chat_link::chat_on(&state.config), "stored": shown_boxes,
         }), status).await
 }
 
@@ -158,8 +160,17 @@ pub async fn save_preferences(State(state): State<AppState>, CsrfForm(session, f
     // action's to check (`targets::check_preferences`).
     let read = || -> Result<[bool; 3], String> {
         let mut boxes = [false; 3];
-        for (ticked, name) in boxes.iter_mut().zip(["email_enabled", "email_digests", "email_alerts"]) {
+        let now_stored = [s.email_enabled, s.email_digests, s.email_alerts];
+        for ((ticked, name), stored) in
+            boxes.iter_mut().zip(["email_enabled", "email_digests", "email_alerts"]).zip(now_stored)
+        {
             *ticked = form.checkbox(name).map_err(|e| e.to_string())?;
+            // Left as the page showed it, a box keeps what is stored now: an unsubscribe
+            // link followed (or another device's save) since the page was opened is not
+            // undone by saving another field.
+            if form.get(&format!("shown_{name}")).is_some_and(|was| (was == "1") == *ticked) {
+                *ticked = stored;
+            }
         }
         for cat in Category::ALL {
             if let Some(m) = form.get(&format!("mode_{}", cat.name()))
