@@ -318,6 +318,11 @@ async fn a_body_that_is_not_an_array_of_records_is_refused() {
     let r = app.http.put(app.url("/api/v1/clients")).bearer_auth(TOKEN).body(bom).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
     assert_eq!(app.count("clients").await, 1);
+    // And before a DELETE's object, as before a PUT's array.
+    let bom = "\u{feff}{\"ids\": [\"C-1\"]}";
+    let r = app.http.delete(app.url("/api/v1/clients")).bearer_auth(TOKEN).body(bom).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(app.count("clients").await, 0);
     app.stop().await;
 }
 

@@ -377,6 +377,11 @@ pub struct Delegation {
     pub link: String,
 }
 
+/// A visual asked to be handed on once it was decided.
+fn needs_no_approval(id: &str, status: VisualStatus) -> ActionError {
+    ActionError::Conflict(format!("visual {id} is {} and needs no approval", status.words()))
+}
+
 /// Hands a visual to a third party: a single-use, expiring approval link is emailed to them
 /// through the outbox, in the same transaction as the delegation and its event.
 pub async fn delegate(
@@ -405,7 +410,7 @@ pub async fn delegate(
     }
     let v = visible_visual(state, actor, id).await?;
     if v.status != VisualStatus::AwaitingApproval {
-        return Err(ActionError::Conflict(format!("visual {id} is {} and needs no approval", v.status.words())));
+        return Err(needs_no_approval(id, v.status));
     }
     let ttl = Duration::hours(i64::from(state.config.portal.delegation_hours));
     let mut tx = state.db.begin().await?;
@@ -415,6 +420,13 @@ pub async fn delegate(
             "visual {id} was handed to {email} already; that link works until {} UTC",
             until.format("%Y-%m-%d %H:%M")
         )));
+    }
+    // Read again under the visual's lock: decided by a colleague a moment ago, it is handed
+    // to no one (no email, no event for a visual that needs no approval).
+    let now_status = visuals::get_visual(&mut tx, actor.client_id(), id).await?.status;
+    if now_status != VisualStatus::AwaitingApproval {
+        tx.rollback().await?;
+        return Err(needs_no_approval(id, now_status));
     }
     let row = DelegationRow {
         id: 0,

@@ -201,6 +201,8 @@ pub async fn delete_entity(
 /// A body that is one JSON object, read strictly (see [`super::strict`]); what is wrong is
 /// said with the field it is in.
 fn object_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    // A byte-order mark before the JSON is passed over, as a PUT's is.
+    let body = body.strip_prefix(super::import::BOM).unwrap_or(body);
     // A key given twice is refused, as in a record: which of the two would count?
     let v: Value = match serde_json::from_slice::<super::strict::Tree>(body) {
         Ok(tree) => tree.0,

@@ -309,6 +309,9 @@ pub async fn run_polling(state: Services, tg: Arc<Telegram>, mut shutdown: tokio
         match tg.register(&state).await {
             Ok(()) => break,
             Err(e) => {
+                // Counted with the failed polls: a revoked token fails here for ever, and no
+                // chat command is heard meanwhile.
+                metrics::counter!("cport_telegram_poll_errors_total").increment(1);
                 tracing::warn!(error = %e, "telegram: could not register commands; retrying in 10 s");
                 tokio::select! {
                     _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
