@@ -734,6 +734,36 @@ async fn records_dated_before_a_contacts_first_scan_are_no_news() {
     assert_eq!(cport::digest::alerts::scan(&t.state, now + Duration::hours(5), None).await.unwrap(), 0);
 }
 
+/// An alert that failed and waits for its retry is no alert sent: a new item's alert is
+/// timed from when that one was tried, not held until the failed one's next try and a
+/// batch window more.
+#[tokio::test]
+async fn an_alert_waiting_for_a_retry_does_not_hold_back_the_next() {
+    let (_smtp, t) = mailing_world(|_| ()).await;
+    let now = Utc::now();
+    assert_eq!(cport::digest::alerts::scan(&t.state, now, None).await.unwrap(), 0);
+    let new_visual = |id: &str| {
+        json!({"visuals": [{"id": id, "client_id": "C-1", "job_id": "J-1", "design_id": "D", "category": "Colour visual",
+                            "designer": "Des", "status": "awaiting_approval", "main_image": "/x.svg"}]})
+    };
+    t.load(new_visual("V-50")).await;
+    let first = now + Duration::seconds(30);
+    assert_eq!(cport::digest::alerts::scan(&t.state, first, None).await.unwrap(), 3);
+    // Ann's alert failed just then (her mail server said "try later"): its retry is in 40 minutes.
+    cport::store::on_db!(&t.state.db, p => sqlx::query(
+        "UPDATE outbox SET status = 'failed', next_attempt_at = $1, updated_at = $2 WHERE contact_id = 'P-1A' AND kind = 'alert'")
+        .bind(first + Duration::minutes(40)).bind(first).execute(p).await.map(|_| ()))
+    .unwrap();
+    t.load(new_visual("V-51")).await;
+    let later = first + Duration::minutes(10);
+    assert_eq!(cport::digest::alerts::scan(&t.state, later, None).await.unwrap(), 3);
+    let (due,): (chrono::DateTime<Utc>,) = cport::store::on_db!(&t.state.db, p => sqlx::query_as(
+        "SELECT next_attempt_at FROM outbox WHERE contact_id = 'P-1A' AND kind = 'alert' AND status = 'queued'")
+        .fetch_one(p).await)
+    .unwrap();
+    assert!(due <= later + Duration::seconds(1), "due at {due}, not after the failed one's retry ({later})");
+}
+
 /// A contact TOT gives no time zone has `digest.timezone`'s, as it is configured when read;
 /// one TOT gives a zone has that.
 #[tokio::test]

@@ -1778,3 +1778,30 @@ async fn a_contacts_pages_show_times_on_the_contacts_clock() {
     assert!(shown.starts_with(&tokyo), "{shown:?} is Tokyo's date {tokyo}");
     app.stop().await;
 }
+
+/// A sign-in link's email has a reply address and a bounce address of its own, as every
+/// email does: a reply is answered, and a bounce counts against the contact's address.
+#[tokio::test]
+async fn a_sign_in_email_has_a_reply_address_of_its_own() {
+    let app = app().await;
+    let c = browser();
+    let csrf = csrf_of(&app.page(&c, "/login").await.1);
+    let (status, _, html) =
+        app.post_raw(&c, "/login/link", &[("csrf", csrf.as_str()), ("email", "ann@alpha.example")]).await;
+    assert!(status < 400, "{html}");
+    let rows = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
+    let row = rows.iter().find(|m| m.message.subject.contains("your sign-in link")).expect("the sign-in email");
+    let token = row.message.reply_token.clone().expect("a reply token");
+    cport::outbox::drain(&app.state).await.unwrap();
+    let mut mail = None;
+    for _ in 0..500 {
+        mail = written_mail(&app).into_iter().find(|m| m.contains("your sign-in link"));
+        if mail.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mail = mail.expect("the sign-in email was written");
+    let reply = header_of(&mail, "Reply-To").expect("a Reply-To");
+    assert!(reply.contains(&format!("reply+{token}@")), "{reply}");
+}

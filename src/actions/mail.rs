@@ -144,6 +144,7 @@ pub enum Queued {
 /// senders once `tx` is committed.
 async fn queue_once(
     tx: &mut crate::store::Tx,
+    signer: &crate::links::Signer,
     contact_id: &str,
     what: &str,
     email: Result<EmailPayload, SendError>,
@@ -167,7 +168,10 @@ async fn queue_once(
         }
     };
     let idem = format!("{kind}{}", now.timestamp_micros());
-    crate::store::outbox::insert_message(tx, &p.queued(Some(contact_id), MessageKind::System, idem, None, now), now)
+    // With a reply address and a bounce address of its own, as every email has: a reply
+    // (HELP, LINK) is answered, and a bounce counts against the contact's address.
+    let token = Some(signer.new_reply_token());
+    crate::store::outbox::insert_message(tx, &p.queued(Some(contact_id), MessageKind::System, idem, token, now), now)
         .await?;
     Ok(Queued::Yes)
 }
@@ -180,7 +184,8 @@ async fn queue_system(
     email: Result<EmailPayload, SendError>,
     now: DateTime<Utc>,
 ) -> Result<Queued, StoreError> {
-    let queued = state.db.in_transaction(async |tx| queue_once(tx, contact_id, what, email, now).await).await?;
+    let queued =
+        state.db.in_transaction(async |tx| queue_once(tx, &state.signer, contact_id, what, email, now).await).await?;
     if queued == Queued::Yes {
         state.wake_dispatch.notify_waiters();
     }
@@ -212,7 +217,7 @@ pub async fn send_chat_code(
     let ctx = json!({"brand": brand(state), "subject": subject, "name": c.name, "client": c.client_name,
                      "label": super::chat_link::CODE_LABEL, "code": code, "how": how});
     let email = render(state, "chat_code", ctx).map(|parts| payload(state, &c.name, &c.email, subject, parts));
-    let queued = queue_once(&mut tx, &c.id, "chat-code", email, now).await?;
+    let queued = queue_once(&mut tx, &state.signer, &c.id, "chat-code", email, now).await?;
     if queued == Queued::Yes {
         tx.commit().await?;
         state.wake_dispatch.notify_waiters();
@@ -265,5 +270,5 @@ pub async fn queue_reset_link(
 ) -> Result<Queued, StoreError> {
     let ttl = Duration::minutes(i64::from(state.config.portal.reset_minutes));
     let link = state.signer.set_password_url(&state.config.public_url, &c.id, ttl, now);
-    queue_once(tx, &c.id, "reset", reset_email(state, c, &link), now).await
+    queue_once(tx, &state.signer, &c.id, "reset", reset_email(state, c, &link), now).await
 }

@@ -493,17 +493,20 @@ pub async fn find_held_alerts(
     Ok(on_tx!(tx, c => bind!(sqlx::query_as::<_, OutboxRow>(&sql), contact_id, channel, now).fetch_all(c).await)?)
 }
 
-/// When the last message of `kind` went to (or was queued for) this contact on this channel.
+/// When the last alert went to (or is queued for) this contact on this channel: a failed
+/// one waiting for its retry counts from when it was tried, not from that retry (it reached
+/// no one; the next alert is not held back behind it).
 pub async fn last_alert_at(
     tx: &mut Tx,
     contact_id: &str,
     channel: crate::model::Outlet,
 ) -> Result<Option<DateTime<Utc>>> {
-    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(
-        "SELECT next_attempt_at FROM outbox WHERE contact_id = $1 AND channel = $2 AND kind = 'alert'
-           AND status <> 'dropped' ORDER BY next_attempt_at DESC LIMIT 1",
-    ), contact_id, channel)
-    .fetch_optional(c).await)?)
+    let at = "CASE WHEN status = 'failed' THEN updated_at ELSE next_attempt_at END";
+    let sql = format!(
+        "SELECT {at} FROM outbox WHERE contact_id = $1 AND channel = $2 AND kind = 'alert'
+           AND status <> 'dropped' ORDER BY {at} DESC LIMIT 1"
+    );
+    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(&sql), contact_id, channel).fetch_optional(c).await)?)
 }
 
 pub async fn find_by_reply_token(db: &Db, token: &str) -> Result<Option<OutboxRow>> {
