@@ -652,6 +652,34 @@ async fn a_poller_that_panics_is_restarted_and_answers_again() {
     app.stop().await;
 }
 
+/// cport stopped between an update's commit and its answer (here: the answer never sent,
+/// then the poller gone before it told Telegram the update was read): Telegram delivers the
+/// update again, and the chat is told it was done, rather than left without a word. It is
+/// not run twice.
+#[tokio::test]
+async fn an_update_done_but_never_answered_is_told_so_when_delivered_again() {
+    let (fake, app) = linked().await;
+    // Armed once the poller is waiting again (the linking batch is behind it).
+    let polls = fake.polls().0.len();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fake.polls().0.len() <= polls {
+        assert!(std::time::Instant::now() < deadline, "the poller never asked again");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    app.state.faults.arm("telegram:before-answer", 1);
+    app.state.faults.arm("telegram:after-batch", 1);
+    fake.say(ANN, "/approve V-1");
+    let told = fake.next_to(ANN, 1).await;
+    assert!(told.text().contains("received and done"), "{}", told.text());
+    assert_eq!(app.visual_status("V-1").await, "approved");
+    let approvals = app.changes(0).await.iter().filter(|e| e["kind"] == "visual_approved").count();
+    assert_eq!(approvals, 1, "run once");
+    // Answered now: asked again, the chat is answered as usual.
+    let m = fake.ask(ANN, "/items", 2).await;
+    assert!(!m.text().contains("received and done"), "{}", m.text());
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_webhook_update_that_fails_is_refused_so_telegram_sends_it_again() {
     let fake = FakeTelegram::start().await;
@@ -1030,6 +1058,8 @@ async fn an_update_that_fails_changes_nothing_and_its_retry_does_it_once() {
         s.faults.arm("chat:before-record", 1);
         assert!(handle_update(s, &inc, Some(update), Utc::now()).await.is_err(), "{update} fails");
         let replies = handle_update(s, &inc, Some(update), Utc::now()).await.unwrap();
+        // Its answers sent, as the poller records them.
+        cport::store::chat::update_answered(&s.db, inc.channel, update, Utc::now()).await.unwrap();
         assert!(handle_update(s, &inc, Some(update), Utc::now()).await.unwrap().is_empty(), "{update} runs once");
         replies
     };
@@ -1142,6 +1172,7 @@ async fn a_nul_in_chat_input_is_refused_naming_the_command() {
         let update = format!("nul-{n}");
         let r = handle_update(s, &inc, Some(&update), Utc::now()).await.expect("answered, not a store error");
         assert!(format!("{r:?}").contains("NUL character"), "{inc:?}: {r:?}");
+        cport::store::chat::update_answered(&s.db, inc.channel, &update, Utc::now()).await.unwrap();
         assert!(handle_update(s, &inc, Some(&update), Utc::now()).await.unwrap().is_empty(), "{update} seen once");
     }
     let status: String =

@@ -226,13 +226,40 @@ pub async fn take_pending(
     Ok(row.filter(|r| r.2 > now).map(|r| (r.0, r.1)))
 }
 
-/// Whether an update id was recorded already (a cheap check before the work).
-pub async fn seen_update(db: &Db, channel: crate::model::Channel, update_id: &str) -> Result<bool> {
-    let row: Option<String> = on_db!(db, p => bind!(sqlx::query_scalar(
-        "SELECT update_id FROM chat_updates WHERE channel = $1 AND update_id = $2",
+/// What is known of an update id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sighting {
+    /// Never seen: to be run.
+    New,
+    /// Run, and its answers sent (or queued for later).
+    Answered,
+    /// Run, its answers never said to have gone: the process stopped between the two.
+    Unanswered,
+}
+
+/// What is known of an update id (a cheap check before the work).
+pub async fn seen_update(db: &Db, channel: crate::model::Channel, update_id: &str) -> Result<Sighting> {
+    let row: Option<(Option<DateTime<Utc>>,)> = on_db!(db, p => bind!(sqlx::query_as(
+        "SELECT answered_at FROM chat_updates WHERE channel = $1 AND update_id = $2",
     ), channel, update_id)
     .fetch_optional(p).await)?;
-    Ok(row.is_some())
+    Ok(match row {
+        None => Sighting::New,
+        Some((Some(_),)) => Sighting::Answered,
+        Some((None,)) => Sighting::Unanswered,
+    })
+}
+
+/// Records that an update's answers were sent or queued.
+pub async fn update_answered(
+    db: &Db,
+    channel: crate::model::Channel,
+    update_id: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    execute!(db => "UPDATE chat_updates SET answered_at = $3 WHERE channel = $1 AND update_id = $2 AND answered_at IS NULL",
+        channel, update_id, now)?;
+    Ok(())
 }
 
 /// Records an update id; false when it was seen before (a webhook delivered it twice).

@@ -128,10 +128,23 @@ pub async fn handle_update(
     now: DateTime<Utc>,
 ) -> Result<Vec<Reply>, StoreError> {
     let started = std::time::Instant::now();
-    if let Some(id) = update_id
-        && db::seen_update(&state.db, inc.channel, id).await?
-    {
-        return Ok(vec![]);
+    if let Some(id) = update_id {
+        match db::seen_update(&state.db, inc.channel, id).await? {
+            db::Sighting::New => {}
+            // Telegram delivers an update again until cport asks for the next ones: one run
+            // whose answers were never said to have gone (cport stopped between the two) is
+            // told so, once, rather than passed over in silence. It is not run again.
+            db::Sighting::Unanswered if inc.channel == Channel::Telegram => {
+                return Ok(vec![Reply::Send(ChatMessage::text(
+                    "Your last message was received and done",
+                    vec![
+                        "Its answer could not be sent (cport was restarting).".into(),
+                        "Send it again to see where things stand: nothing is approved or sent twice.".into(),
+                    ],
+                ))]);
+            }
+            db::Sighting::Answered | db::Sighting::Unanswered => return Ok(vec![]),
+        }
     }
     let mut unit = Unit::new(state);
     let replies = match handle_inner(state, &mut unit, inc, now).await {

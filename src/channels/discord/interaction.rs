@@ -124,8 +124,8 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
     // A captured request replayed within the timestamp window is answered once only.
     // It is recorded as seen together with what it changes (in `chat::handle`).
     match crate::store::chat::seen_update(&state.db, crate::model::Channel::Discord, &it.id).await {
-        Ok(false) => {}
-        Ok(true) => return refuse(StatusCode::CONFLICT, "interaction already handled"),
+        Ok(crate::store::chat::Sighting::New) => {}
+        Ok(_) => return refuse(StatusCode::CONFLICT, "interaction already handled"),
         Err(e) => {
             tracing::error!(error = %e, "discord: store unavailable");
             return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");

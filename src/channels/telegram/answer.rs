@@ -50,7 +50,21 @@ pub async fn process(state: &Services, tg: &Telegram, update: Update, until: tok
             ))]
         }
     };
+    // A test's crash between the update's commit and its answers.
+    state.faults.panic_if_armed("telegram:before-answer");
     execute(state, tg, p.chat, p.callback, replies, now, until).await;
+    answered(state, &p.update_id).await;
+}
+
+/// Records that an update's answers went (or wait in the outbox): delivered again, it is
+/// passed over. Not recorded (the store failing now), it is told it was done, once.
+pub(super) async fn answered(state: &Services, update_id: &str) {
+    let now = Utc::now();
+    if let Err(e) =
+        crate::store::chat::update_answered(&state.db, crate::model::Channel::Telegram, update_id, now).await
+    {
+        tracing::warn!(error = %e, update = update_id, "telegram: an update's answer could not be recorded as sent");
+    }
 }
 
 /// How long an answer may still wait for its turn.
