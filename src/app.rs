@@ -42,6 +42,11 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3
 /// `data_dir` keeps uploaded artwork, pictures and (by default) mail files: a start that
 /// cannot write there is refused, naming the key, rather than every upload failing later.
 fn check_data_dir(dir: &std::path::Path) -> Result<(), String> {
+    check_writable("data_dir", dir)
+}
+
+/// A folder cport writes to, made when missing and written once, named by its `key`.
+fn check_writable(key: &str, dir: &std::path::Path) -> Result<(), String> {
     // Named for this process: two starting at once do not remove each other's.
     let probe = dir.join(format!(".cport-write-check-{}", std::process::id()));
     // Made for the service and its group alone (0750, as the packaged unit makes it): it
@@ -53,7 +58,7 @@ fn check_data_dir(dir: &std::path::Path) -> Result<(), String> {
         .create(dir)
         .and_then(|_| std::fs::write(&probe, b""))
         .and_then(|_| std::fs::remove_file(&probe))
-        .map_err(|e| format!("data_dir: cannot write to {}: {e}", dir.display()))
+        .map_err(|e| format!("{key}: cannot write to {}: {e}", dir.display()))
 }
 
 impl App {
@@ -80,6 +85,11 @@ impl App {
             ))
         })?;
         check_data_dir(&config.data_dir).map_err(StartError::Config)?;
+        // The `file` transport's folder elsewhere than under data_dir: every email would
+        // fail there, one by one, rather than the start.
+        if config.email.transport == crate::config::Transport::File && !config.email.dir.as_os_str().is_empty() {
+            check_writable("email.dir", &config.email.dir).map_err(StartError::Config)?;
+        }
         let state = AppState::new(config, db)?;
         Ok(App { listener, state, shutdown_grace: SHUTDOWN_GRACE, header_read: crate::serve::HEADER_READ })
     }

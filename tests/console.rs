@@ -73,6 +73,7 @@ const PAGES: &[&str] = &[
     "/staff/outbox/1",
     "/staff/outbox/1/body",
     "/staff/banners",
+    "/staff/banners/preview",
     "/staff/contacts",
     "/staff/contacts?client=C-1",
     "/staff/held",

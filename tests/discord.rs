@@ -472,3 +472,32 @@ async fn a_user_who_closed_direct_messages_is_unlinked() {
     let rows = cport::store::outbox::list_messages(&t.state.db, Some("queued"), 10).await.unwrap();
     assert!(!rows.is_empty() && rows.iter().all(|m| m.message.channel.as_str() == "email"), "{rows:?}");
 }
+
+/// Discord refusing cport's own set-up (a revoked token, a channel the bot may not post in
+/// or cannot see) refuses every message alike: each is tried again with backoff while it is
+/// put right, not made dead at its first try; an account that is gone is unlinked.
+#[tokio::test]
+async fn a_refusal_of_the_set_up_is_retried_and_a_gone_account_unlinked() {
+    let (fake, t) = discord_world(|_| {}).await;
+    common::link_chat(&t.state, cport::model::Channel::Discord, "/link", USER, "P-1A").await;
+    let force = cport::digest::scheduler::Trigger::Manual { force: true };
+    for (status, code, says, hint) in [
+        (401, 0, "401: Unauthorized", "discord.token"),
+        (403, 50013, "Missing Permissions", "discord.channel_id"),
+        (404, 10003, "Unknown Channel", "discord.channel_id"),
+    ] {
+        fake.refuse_message(status, code, says);
+        cport::digest::scheduler::run_pass(&t.state, chrono::Utc::now(), Some("P-1A"), force).await.unwrap();
+        let r = cport::outbox::drain(&t.state).await.unwrap();
+        assert_eq!((r.dead, r.retrying), (0, 1), "{status}: {r:?}");
+        let rows = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10).await.unwrap();
+        let error = rows.iter().find_map(|m| m.last_error.clone()).unwrap_or_default();
+        assert!(error.contains(hint), "{status}: {error}");
+        cport::store::on_db!(&t.state.db, p => sqlx::query("DELETE FROM outbox").execute(p).await.map(|_| ())).unwrap();
+    }
+    fake.refuse_message(404, 10013, "Unknown User");
+    cport::digest::scheduler::run_pass(&t.state, chrono::Utc::now(), Some("P-1A"), force).await.unwrap();
+    let r = cport::outbox::drain(&t.state).await.unwrap();
+    assert_eq!((r.dead, r.dropped), (0, 1), "{r:?}");
+    assert!(cport::store::chat::chats_of_contact(&t.state.db, "P-1A").await.unwrap().is_empty());
+}

@@ -349,6 +349,24 @@ async fn a_digest_whose_items_were_all_dealt_with_during_its_retry_is_not_sent()
     assert!(said.contains("everything it lists was dealt with"), "{said}");
 }
 
+/// The same for an alert (a reminder alike): one dropped, whose every item was dealt with
+/// since, is not queued again by staff, being told why (the senders would drop it at once).
+#[tokio::test]
+async fn an_alert_whose_items_were_all_dealt_with_is_not_queued_again() {
+    let smtp = SmtpServer::start();
+    let t = hourly(&smtp).await;
+    common::fern_with_visuals(&t, &["V-50"]).await;
+    let now = Utc::now();
+    // Staff remind Fern of V-50, then drop the reminder (a slip); TOT then approves V-50.
+    cport::actions::chase::remind(&t.state, "P-5", "A1:V-50", now).await.unwrap();
+    let rows = cport::store::outbox::list_messages(&t.state.db, Some("queued"), 10).await.unwrap();
+    let id = rows.iter().find(|m| m.message.kind.as_str() == "alert").expect("the reminder").id;
+    cport::actions::outbox::drop_message(&t.state, id, "sam@tot.example", now).await.unwrap();
+    t.load(json!({"visuals": [common::visual_of_c5("V-50", "approved")]})).await;
+    let said = cport::actions::outbox::requeue(&t.state, id, now).await.unwrap_err().to_string();
+    assert!(said.contains("everything it lists was dealt with"), "{said}");
+}
+
 /// A digest refused by its mail server for now, one of whose two items is dealt with before
 /// its retry comes, goes then written again with the one still open: it asks for nothing that
 /// is done, keeps its Message-ID (a reply to it is read as before), and the console's copy is

@@ -1279,17 +1279,25 @@ async fn a_store_that_takes_no_writes_stops_start_up_saying_so() {
 }
 
 /// A `data_dir` cport cannot write (here: a folder below a file) stops start-up naming the
-/// key, rather than each upload and mail file failing later.
+/// key, rather than each upload and mail file failing later; the same for the `file`
+/// transport's own folder, `email.dir`, where every email would have failed one by one.
 #[tokio::test]
-async fn a_data_folder_that_cannot_be_written_stops_start_up_naming_it() {
-    let (dir, url, db) = migrated_sqlite().await;
-    std::fs::write(dir.path().join("a-file"), b"").unwrap();
-    let mut config = common::test_config(dir.path(), url);
-    config.listen = "127.0.0.1:0".into();
-    config.data_dir = dir.path().join("a-file").join("data");
-    let Err(e) = cport::App::build_with(config, db).await else { panic!("started without a data folder") };
-    let e = e.to_string();
-    assert!(e.starts_with("data_dir: cannot write to") && e.contains("a-file"), "{e}");
+async fn a_data_or_mail_folder_that_cannot_be_written_stops_start_up_naming_it() {
+    for key in ["data_dir", "email.dir"] {
+        let (dir, url, db) = migrated_sqlite().await;
+        std::fs::write(dir.path().join("a-file"), b"").unwrap();
+        let mut config = common::test_config(dir.path(), url);
+        config.listen = "127.0.0.1:0".into();
+        config.email.transport = cport::config::Transport::File;
+        let below_a_file = dir.path().join("a-file").join("folder");
+        match key {
+            "data_dir" => config.data_dir = below_a_file,
+            _ => config.email.dir = below_a_file,
+        }
+        let Err(e) = cport::App::build_with(config, db).await else { panic!("started without {key}") };
+        let e = e.to_string();
+        assert!(e.starts_with(&format!("{key}: cannot write to")) && e.contains("a-file"), "{e}");
+    }
 }
 
 /// A write that waited out another writer's lock (SQLite's "database is locked") is the

@@ -1763,12 +1763,9 @@ async fn the_menu_offers_the_pages_each_role_may_open_and_no_others() {
 #[tokio::test]
 async fn a_contacts_pages_show_times_on_the_contacts_clock() {
     let app = TestApp::with_world().await;
-    app.synced(
-        "contacts",
-        json!([{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin", "email": "ann@alpha.example", "role": "admin",
-                "timezone": "Asia/Tokyo"}]),
-    )
-    .await;
+    let mut ann = common::world()["contacts"][0].clone();
+    ann["timezone"] = json!("Asia/Tokyo");
+    app.synced("contacts", json!([ann])).await;
     let b = app.signed_in("P-1A").await;
     app.submit(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     let html = app.shown(&b, "/visuals/V-1").await;

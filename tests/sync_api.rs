@@ -752,6 +752,12 @@ async fn staff_post_list_and_retract_banners_over_the_api() {
                    "expires_at": "2031-01-01T00:00:00Z"}),
             "must be after the start",
         ),
+        // Started and ended in the past: shown nowhere, so refused, not posted.
+        (
+            json!({"title": "Old", "body": "b", "severity": "urgent", "starts_at": "2020-01-01T00:00:00Z",
+                   "expires_at": "2021-01-01T00:00:00Z"}),
+            "expires_at: is past",
+        ),
     ] {
         let r = app.http.post(&url).bearer_auth(TOKEN).json(&body).send().await.unwrap();
         common::refused_with(r, 400, says).await;

@@ -108,12 +108,14 @@ pub async fn check(
         errs.push(FieldError::new("starts_at", format!("must be within {MOST_DAYS_AHEAD} days from now")));
     }
     let starts_at = input.starts_at.unwrap_or(now);
-    if let Some(exp) = input.expires_at
-        && exp <= starts_at
-    {
-        // Without a start of its own the banner starts now: an end before that is past.
-        let why = if input.starts_at.is_some() { "must be after the start" } else { "is past: give a time to come" };
-        errs.push(FieldError::new("expires_at", why));
+    if let Some(exp) = input.expires_at {
+        // An end already past shows the banner nowhere (and would send an urgent one to be
+        // dropped at once), whatever its start; without a start the banner starts now.
+        if exp <= now {
+            errs.push(FieldError::new("expires_at", "is past: give a time to come"));
+        } else if exp <= starts_at {
+            errs.push(FieldError::new("expires_at", "must be after the start"));
+        }
     }
     // Only what could be an id is looked up (a NUL in one cannot be, on PostgreSQL). A list
     // longer than any audience is refused as a whole, not answered one error an entry.

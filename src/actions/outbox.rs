@@ -273,17 +273,20 @@ fn link_expired(state: &Services, row: &OutboxRow, now: DateTime<Utc>) -> bool {
     })
 }
 
-/// Whether `row` is a digest none of whose items is still open for its contact. One whose
+/// Whether `row` is a digest or an alert none of whose items is still open for its contact. One whose
 /// payload lists nothing readable (a chat digest written before chat digests kept their
 /// items) is not taken as having nothing left.
 async fn nothing_left(state: &Services, row: &OutboxRow) -> Result<bool, StoreError> {
-    let (MessageKind::Digest, Some(contact)) = (row.message.kind, row.message.contact_id.as_deref()) else {
-        return Ok(false);
-    };
+    let Some(contact) = row.message.contact_id.as_deref() else { return Ok(false) };
     let payload = &row.message.payload;
-    let listed = match row.message.channel {
-        Outlet::Email => serde_json::from_str::<crate::messages::EmailPayload>(payload).map(|p| p.item_keys),
-        _ => serde_json::from_str::<crate::messages::ChatPayload>(payload).map(|p| p.items),
+    // An alert (or a reminder) names its items whatever its channel; a digest, as written.
+    let listed = match (row.message.kind, row.message.channel) {
+        (MessageKind::Alert, _) => serde_json::from_str::<crate::store::outbox::AlertPayload>(payload).map(|p| p.items),
+        (MessageKind::Digest, Outlet::Email) => {
+            serde_json::from_str::<crate::messages::EmailPayload>(payload).map(|p| p.item_keys)
+        }
+        (MessageKind::Digest, _) => serde_json::from_str::<crate::messages::ChatPayload>(payload).map(|p| p.items),
+        _ => return Ok(false),
     };
     let Some(keys) = listed.ok().filter(|keys| !keys.is_empty()) else {
         return Ok(false);

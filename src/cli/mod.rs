@@ -36,8 +36,12 @@ use anyhow::{Context, bail};
 use clap::Parser;
 
 fn init_logging(format: &str) {
+    // The IMAP client logs each command it writes at trace level, the LOGIN with its
+    // password among them, and whole messages: held at info whatever RUST_LOG asks, as
+    // secrets never go to the log.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
+        .add_directive("async_imap=info".parse().expect("a directive"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

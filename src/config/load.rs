@@ -419,6 +419,8 @@ mod tests {
             ("[branding]\napproval_terms = \"\"", "branding.approval_terms"),
             ("[smtp]\nhost = \"smtp example\"", "smtp.host"),
             ("[imap]\nhost = \"imap ex/ample\"\nusername = \"u\"", "imap.host"),
+            // An IPv6 address in brackets would be looked up as a name: written bare.
+            ("[imap]\nhost = \"[::1]\"\nusername = \"u\"", "without brackets"),
             ("data_dir = \"\"", "data_dir"),
             ("data_dir = \"Cargo.toml\"", "data_dir"),
             ("[branding]\nlogo_url = \"/media/../../etc/passwd\"", "branding.logo_url"),

@@ -212,7 +212,7 @@ impl DkimConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpConfig {
-    /// The relay's host name.
+    /// The relay's host name, or its IP address (an IPv6 one without brackets: `::1`).
     pub host: String,
     /// The relay's port: 587 for STARTTLS, 465 for implicit TLS, 25 unencrypted.
     pub port: u16,
@@ -506,7 +506,8 @@ impl Default for DiscordConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ImapConfig {
-    /// Empty: no IMAP polling.
+    /// The server's host name or IP address (an IPv6 one without brackets); empty: no IMAP
+    /// polling.
     pub host: String,
     /// The server's port: 993 for implicit TLS.
     pub port: u16,

@@ -49,11 +49,13 @@ impl Config {
             ));
         }
         for (key, host) in [("smtp.host", &self.smtp.host), ("imap.host", &self.imap.host)] {
-            let bare = host.trim_start_matches('[').trim_end_matches(']');
-            if !host.is_empty() && !domain_name(host) && bare.parse::<std::net::IpAddr>().is_err() {
+            // An IPv6 address is written bare (`::1`): the port is a key of its own, and a
+            // bracketed one would be looked up as a name and never reached.
+            if !host.is_empty() && !domain_name(host) && host.parse::<std::net::IpAddr>().is_err() {
+                let hint = if host.starts_with('[') { " (write an IPv6 address without brackets)" } else { "" };
                 return Err(invalid(
                     key,
-                    format!("`{host}` is not a host name like mail.tot.example, or an IP address"),
+                    format!("`{host}` is not a host name like mail.tot.example, or an IP address{hint}"),
                 ));
             }
         }

@@ -628,7 +628,7 @@ pub async fn banner_of(db: &Db, id: i64) -> Result<Option<i64>> {
 /// retraction at the same moment is seen either way.
 fn requeue_sql(which: &str) -> String {
     format!(
-        "UPDATE outbox SET status = 'queued', attempts = 0, updated_at = $1,
+        "UPDATE outbox SET status = 'queued', attempts = 0, last_error = NULL, updated_at = $1,
            next_attempt_at = COALESCE((SELECT b.starts_at FROM banners b WHERE {ITS_BANNER} AND b.starts_at > $1), $1)
          WHERE {which} AND NOT {} AND {HELD}",
         banner_gone()

@@ -77,8 +77,7 @@ impl Discord {
         if let Some(id) = crate::model::discord_id(&cfg.application_id) {
             b = b.application_id(id.into());
         }
-        let colour = u32::from_str_radix(config.branding.colour.trim_start_matches('#').get(..6).unwrap_or(""), 16)
-            .unwrap_or(0x1f3a5f);
+        let colour = embed_colour(&config.branding.colour);
         Discord {
             http: Arc::new(b.build()),
             verifier: cfg.verifier(),
@@ -268,6 +267,18 @@ fn send_error(e: serenity::Error) -> SendError {
             // in, blocked it, or closed their direct messages. Said as a refused address, so
             // the chat is unlinked rather than every later message to it going dead.
             403 if r.error.code == 50007 => SendError::AddressRefused(format!("Discord: {e}")),
+            // 10013, "Unknown User": the account is gone; the same, so it is unlinked.
+            404 if r.error.code == 10013 => SendError::AddressRefused(format!("Discord: {e}")),
+            // Refusals of cport's own set-up, the same for every message (as a webhook's
+            // 401, 403 and 404 are): tried again with backoff while it is put right, not
+            // each message made dead at its first try.
+            401 => SendError::Transient(format!("Discord refused discord.token: {e}")),
+            403 if matches!(r.error.code, 50001 | 50013) => SendError::Transient(format!(
+                "Discord: the bot may not post there (discord.channel_id, or its permissions in that channel): {e}"
+            )),
+            404 if r.error.code == 10003 => {
+                SendError::Transient(format!("Discord: discord.channel_id names no channel the bot can see: {e}"))
+            }
             s if s >= 500 => SendError::Transient(format!("Discord: {e}")),
             _ => SendError::Permanent(format!("Discord: {e}")),
         },
@@ -287,3 +298,24 @@ fn send_error(e: serenity::Error) -> SendError {
 
 mod interaction;
 pub use interaction::interactions;
+
+/// The brand colour as an embed's: `#1f3a5f`, `#f00` (each digit doubled) or `#1f3a5fcc`
+/// (the alpha left out, as embeds have none).
+fn embed_colour(colour: &str) -> u32 {
+    let hex = colour.trim_start_matches('#');
+    let six: String = match hex.len() {
+        3 => hex.chars().flat_map(|c| [c, c]).collect(),
+        _ => hex.chars().take(6).collect(),
+    };
+    u32::from_str_radix(&six, 16).unwrap_or(0x1f3a5f)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_brand_colour_in_every_written_form_is_the_embeds() {
+        assert_eq!(super::embed_colour("#1f3a5f"), 0x1f3a5f);
+        assert_eq!(super::embed_colour("#f00"), 0xff0000);
+        assert_eq!(super::embed_colour("#1f3a5fcc"), 0x1f3a5f);
+    }
+}
