@@ -138,12 +138,6 @@ async fn checked(state: &AppState, staff: &Staff, form: &FormData) -> Result<Res
 }
 
 /// `POST /staff/banners/preview`: the banner as each channel shows it, nothing written.
-/// The preview's address opened (after signing in from it): the banners page. Asked as
-/// staff, so that a signed-in client is told 404 here as everywhere in the console.
-pub async fn preview_opened(_: Staff) -> axum::response::Redirect {
-    axum::response::Redirect::to("/staff/banners")
-}
-
 pub async fn preview(State(state): State<AppState>, CsrfForm(staff, form): CsrfForm<Staff>) -> Reply {
     let banner = match checked(&state, &staff, &form).await? {
         Ok(b) => b,

@@ -204,7 +204,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/staff/outbox/{id}", get(outbox::message).post(outbox::act))
         .route("/staff/outbox/{id}/body", get(outbox::body))
         .route("/staff/banners", get(banners::list).post(banners::post))
-        .route("/staff/banners/preview", get(banners::preview_opened).post(banners::preview))
+        .route(
+            "/staff/banners/preview",
+            crate::web::answered_with_a_page::<Staff, _, _, _>("/staff/banners", banners::preview),
+        )
         .route("/staff/banners/{id}/retract", post(banners::retract))
         .route("/staff/contacts", get(contacts::contacts).post(contacts::act))
         .route("/staff/held", get(held::held).post(held::act))

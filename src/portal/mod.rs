@@ -485,7 +485,10 @@ pub fn router() -> Router<AppState> {
         .route("/password", get(auth::password_form).post(auth::change_password))
         .route("/password/reset", get(auth::reset_form).post(auth::reset))
         .route("/preferences", get(preferences::preferences).post(preferences::save_preferences))
-        .route("/preferences/chat-code", crate::web::answered_with_a_page("/preferences", preferences::chat_code))
+        .route(
+            "/preferences/chat-code",
+            crate::web::answered_with_a_page::<(), _, _, _>("/preferences", preferences::chat_code),
+        )
         .route("/preferences/chat-unlink", post(preferences::chat_unlink))
         .route("/visuals", get(pages::visuals).post(pages::approve_many))
         .route("/visuals/{id}", get(pages::visual).post(pages::visual_action))

@@ -226,14 +226,17 @@ fn sign_in_at(form: &str, next: &str) -> String {
 }
 
 /// The route of a form answered with a page of its own (a preview, a code shown once, never
-/// put in an address): opened again, as after signing in from that page, it leads to `parent`.
-pub fn answered_with_a_page<H, T, S>(parent: &'static str, post: H) -> axum::routing::MethodRouter<S>
+/// put in an address): opened again, as after signing in from that page, it leads to `parent`,
+/// for whoever `G` lets in: anyone (`()`: the portal's page asks for its own sign-in), or
+/// staff alone (anyone else answered as the console answers them, a client 404).
+pub fn answered_with_a_page<G, H, T, S>(parent: &'static str, post: H) -> axum::routing::MethodRouter<S>
 where
+    G: axum::extract::FromRequestParts<S> + Send + 'static,
     H: axum::handler::Handler<T, S>,
     T: 'static,
     S: Clone + Send + Sync + 'static,
 {
-    axum::routing::get(move || async move { Redirect::to(parent) }).post(post)
+    axum::routing::get(move |_: G| async move { Redirect::to(parent) }).post(post)
 }
 
 /// The routes programs call (the sync API, the mail systems' `/inbound/`): answered in JSON,
