@@ -1154,6 +1154,9 @@ async fn link_refuses_a_page_that_would_not_be_found() {
         ("P-1A", "/jobs/J-9/delivery", "the contact's client has no job `J-9`"),
         // A page the contact's role does not see, asked by the rule the page asks.
         ("P-1F", "/visuals/V-1", "which a contact of role finance does not see"),
+        ("P-1V", "/jobs/J-1/delivery", "which a contact of role viewer does not give"),
+        // Below a record's page, only the pages it has.
+        ("P-1A", "/visuals/V-1/extra", "has no page `extra` below it"),
     ] {
         let (ok, _, err) = output(cport(&env).args(["link", "--contact", contact, "--to", to]));
         assert!(!ok && err.contains("--to:") && err.contains(says), "{to}: {err}");

@@ -333,6 +333,16 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     assert_eq!(status, 303);
     assert!(location.contains("already%20reminded"), "{location}");
     assert_eq!(app.count("outbox").await, outbox + 1, "once a day");
+    // Dead (a bounce; the running senders may have sent it already, so it is made dead by
+    // hand), the day's reminder reached no one: Remind now queues it again.
+    let id = rows[0].id;
+    cport::store::on_db!(&app.db, p => sqlx::query("UPDATE outbox SET status = 'dead' WHERE id = $1")
+        .bind(id).execute(p).await.map(|_| ()))
+    .unwrap();
+    let (status, location, _) = app.post_raw(&staff, "/staff/chase/remind", &remind).await;
+    assert!(status == 303 && location.contains("queued%20to%20Bob%20Buyer%20by%20email"), "{location}");
+    assert_ne!(status_of(&app, id).await, "dead", "queued again");
+    assert_eq!(app.count("outbox").await, outbox + 1, "the same reminder, queued again");
     // An item the contact does not see, and a contact that does not exist.
     let (_, location, _) =
         app.post_raw(&staff, "/staff/chase/remind", &[("csrf", &csrf), ("contact", "P-1F"), ("item", "A1:V-1")]).await;
@@ -617,6 +627,9 @@ async fn the_outbox_shows_a_message_as_sent_requeues_a_dead_one_and_drops_a_queu
     // Until the last day a date may name is no bound at all: every message, never none.
     let (_, html) = app.page(&staff, "/staff/outbox?status=dead&until=9999-12-31").await;
     assert!(html.contains(&format!("/staff/outbox/{dead}\"")), "{html}");
+    // A page past the end says so, not "no message matches" of a list that has some.
+    let html = app.shown(&staff, "/staff/outbox?page=500").await;
+    assert!(html.contains("Nothing on page 500") && !html.contains("No message matches"), "{html}");
     refuses_each(
         &app,
         &staff,

@@ -324,6 +324,7 @@ pub async fn remind(
     let at = super::targets::after_quiet_hours(&state.config, &contact, &s, now);
     let mut tx = state.db.begin().await?;
     let mut queued = 0;
+    let mut went: Vec<&str> = vec![];
     for t in &targets {
         let channel = t.outlet();
         let (recipient, reply_token, message_id) = match t {
@@ -346,9 +347,16 @@ pub async fn remind(
             payload: serde_json::to_string(&payload).unwrap_or_default(),
             next_attempt_at: at,
         };
-        if let Some(id) = insert_message(&mut tx, &new, now).await? {
+        let id = match insert_message(&mut tx, &new, now).await? {
+            Some(id) => Some(id),
+            // The day's reminder on this channel, dropped or dead: it reached no one, so it
+            // goes again (once a day is a reminder given, not one tried).
+            None => crate::store::outbox::revive_unsent(&mut tx, &new.idem_key, at, now).await?,
+        };
+        if let Some(id) = id {
             crate::store::ledgers::note_items(&mut tx, &contact.id, channel, &[key.to_string()], id, now).await?;
             queued += 1;
+            went.push(channel.as_str());
         }
     }
     tx.commit().await?;
@@ -356,7 +364,8 @@ pub async fn remind(
         return Err(ActionError::Conflict(format!("{} was already reminded of {} today", contact.name, item.title)));
     }
     state.wake_dispatch.notify_waiters();
-    let channels = targets.iter().map(|t| t.outlet().as_str()).collect::<Vec<_>>().join(" and ");
+    // The channels it went on this time: one reminded already today is not named.
+    let channels = went.join(" and ");
     let held_until = (at > now).then_some(at);
     Ok(Reminded { queued, contact: contact.name.clone(), item: item.title.clone(), channels, held_until })
 }

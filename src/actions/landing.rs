@@ -45,6 +45,19 @@ pub async fn leads_nowhere(db: &Db, actor: &Actor, path: &str) -> Result<Option<
     if !may {
         return Ok(Some(format!("is a {what}'s page, which a contact of role {} does not see", actor.role)));
     }
+    // Below the record's page, only the pages it has: a job's delivery form (for those who
+    // act on orders), a delivery's two PDFs.
+    match (*kind, &parts[2..]) {
+        (_, []) | ("deliveries", ["note.pdf" | "packing.pdf"]) => {}
+        ("jobs", ["delivery"]) if actor.may_act() => {}
+        ("jobs", ["delivery"]) => {
+            return Ok(Some(format!("is a job's delivery form, which a contact of role {} does not give", actor.role)));
+        }
+        (_, rest) => {
+            let below = crate::model::quoted(&rest.join("/"));
+            return Ok(Some(format!("a {what}'s page has no page {below} below it")));
+        }
+    }
     match found {
         Ok(()) => Ok(None),
         Err(NotFound) => Ok(Some(format!("the contact's client has no {what} {}", crate::model::quoted(&id)))),

@@ -67,7 +67,8 @@ pub async fn list(State(state): State<AppState>, staff: Staff, Params(q): Params
     let more = rows.len() as i64 > PAGE;
     rows.truncate(PAGE as usize);
     // Nothing found for an id that names nothing is a mistyped id, said as one rather than
-    // shown as "no messages" (a removed contact's or client's messages still list).
+    // shown as "no messages" (a removed contact's messages still list by its contact id; a
+    // client's are its contacts' as they are now, so not a removed contact's).
     if rows.is_empty() {
         if let Some(client) = &filter.client_id {
             super::client_named(&state, client).await?;

@@ -635,6 +635,16 @@ fn requeue_sql(which: &str) -> String {
     )
 }
 
+/// Queues again, due `at`, the message under `idem_key` if it was dropped or went dead (its
+/// content still held): one that reached no one. Gives its id.
+pub async fn revive_unsent(tx: &mut Tx, idem_key: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Option<i64>> {
+    let sql = format!(
+        "UPDATE outbox SET status = 'queued', attempts = 0, last_error = NULL, next_attempt_at = $2, updated_at = $3
+         WHERE idem_key = $1 AND status IN ('dropped', 'dead') AND {HELD} RETURNING id"
+    );
+    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(&sql), idem_key, at, now).fetch_optional(c).await)?)
+}
+
 /// The message's content is still held (not cleared).
 const HELD: &str = "EXISTS (SELECT 1 FROM outbox_payloads p WHERE p.outbox_id = outbox.id)";
 
