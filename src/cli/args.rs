@@ -54,7 +54,9 @@ pub(super) enum Command {
         contact: String,
         /// The portal page, e.g. /visuals/V-1001. A visual, job, delivery or purchase order is
         /// checked: one of another client's, or of a kind the contact's role does not see, is
-        /// refused, as are staff, API and signed-link paths; other pages are not checked.
+        /// refused, and so is a path below it that is none of its pages (a job's delivery
+        /// form only for a role that gives one, a delivery's note.pdf and packing.pdf), as are
+        /// staff, API and signed-link paths; other pages are not checked.
         #[arg(long, value_name = "PATH", default_value = "/")]
         to: String,
         /// How long the link works, in days, 1 to 366 (default digest.link_ttl_days).
