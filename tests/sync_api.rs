@@ -1313,8 +1313,8 @@ async fn objects_written_as_arrays_are_refused_where_they_stand() {
     app.stop().await;
 }
 
-/// A client TOT deletes takes its artwork records with it, and their files: nothing would
-/// name them after. Another client's stay.
+/// A client (or a job) TOT deletes takes its artwork records with it, and their files:
+/// nothing would name them after. Another client's stay.
 #[tokio::test]
 async fn deleting_a_client_removes_its_artwork_files() {
     let t = common::TestState::new(|_| {}).await;
@@ -1344,6 +1344,14 @@ async fn deleting_a_client_removes_its_artwork_files() {
     assert_eq!(report.deleted, 1);
     assert!(std::path::Path::new(&files[0]).exists(), "C-1's file stays");
     assert!(!std::path::Path::new(&files[1]).exists(), "C-2's file went with it");
+    // The same for a job: its artwork goes with it (sent anew, it shows none of the old).
+    let report = cport::sync::delete_batch(&t.state.db, "jobs", vec!["J-1".into()]).await.unwrap();
+    assert_eq!(report.deleted, 1);
+    assert!(!std::path::Path::new(&files[0]).exists(), "J-1's file went with it");
+    let left: (i64,) = cport::store::on_db!(&t.state.db, p => sqlx::query_as("SELECT COUNT(*) FROM artwork_uploads")
+        .fetch_one(p).await)
+    .unwrap();
+    assert_eq!(left.0, 0);
 }
 
 /// Values a sync record may be sent in place of its own: wrong types, out-of-range numbers,

@@ -208,11 +208,19 @@ pub struct NewArtwork<'a> {
     pub path: &'a str,
 }
 
-/// Where the artwork files of `clients` are stored: read before the clients are deleted, as
-/// their artwork rows go with them and nothing would name the files after.
+/// Where the artwork files of `clients` (or of `jobs`, [`artwork_paths_of_jobs`]) are
+/// stored: read before they are deleted, as their artwork rows go with them and nothing would
+/// name the files after.
 pub async fn artwork_paths_of(tx: &mut Tx, clients: &[&str]) -> Result<Vec<String>> {
     let rows: Vec<(String,)> =
         fetch_in!(on_tx, &mut *tx, "SELECT path FROM artwork_uploads WHERE client_id IN ({in})", clients)?;
+    Ok(rows.into_iter().map(|(p,)| p).collect())
+}
+
+/// [`artwork_paths_of`] for jobs.
+pub async fn artwork_paths_of_jobs(tx: &mut Tx, jobs: &[&str]) -> Result<Vec<String>> {
+    let rows: Vec<(String,)> =
+        fetch_in!(on_tx, &mut *tx, "SELECT path FROM artwork_uploads WHERE job_id IN ({in})", jobs)?;
     Ok(rows.into_iter().map(|(p,)| p).collect())
 }
 

@@ -361,6 +361,9 @@ impl Upsert for ContactIn {
 
 impl Upsert for JobIn {
     const ENTITY: &'static str = "jobs";
+    /// The artwork clients sent for it: a job deleted (or sent anew for another client)
+    /// keeps none of the old one's, and its files go once the delete is committed.
+    const HELD_BY: &'static [(&'static str, &'static str)] = &[("artwork_uploads", "job_id")];
     /// The client's answer about delivery stays when TOT leaves it out (see `JobIn`).
     const SPECIAL: &'static [(&'static str, &'static str, &'static str)] = &[
         created_at("COALESCE({v}, jobs.created_at)"),

@@ -373,12 +373,12 @@ pub async fn delete_batch(db: &Db, entity: &str, ids: Vec<String>) -> Result<Del
             return Err(errs.into_error(None));
         }
         let mut tx = db.begin().await?;
-        // A client's artwork rows go with it: its files are removed once that is committed.
+        // A client's or a job's artwork rows go with it: its files are removed once that is
+        // committed.
+        let keys: Vec<&str> = ids.iter().map(String::as_str).collect();
         let files = match T::ENTITY {
-            "clients" => {
-                let keys: Vec<&str> = ids.iter().map(String::as_str).collect();
-                crate::store::inbound::artwork_paths_of(&mut tx, &keys).await?
-            }
+            "clients" => crate::store::inbound::artwork_paths_of(&mut tx, &keys).await?,
+            "jobs" => crate::store::inbound::artwork_paths_of_jobs(&mut tx, &keys).await?,
             _ => vec![],
         };
         let deleted = delete_keys::<T>(&mut tx, &ids).await?;
