@@ -27,6 +27,12 @@ pub enum ImapError {
     Timeout(&'static str, Duration),
 }
 
+/// How long one IDLE is left before it is ended and begun again (after a search): under the
+/// five or six minutes after which NAT gateways and firewalls forget a quiet connection
+/// without a word, which a longer IDLE would wait on, replies unread, until the server's own
+/// limit.
+const IDLE_MOST: Duration = Duration::from_secs(4 * 60);
+
 /// Each exchange with the server is bounded by `imap.timeout_seconds`: a server that takes
 /// the connection and then says nothing is dropped, and reconnected to with backoff, rather
 /// than holding the poller forever. (The IDLE wait, when silence is normal, has its own cap.)
@@ -145,7 +151,7 @@ where
         if idle && r.deferred == 0 {
             let mut handle = session.idle();
             bounded(state, "starting IDLE", handle.init()).await?;
-            let (wait, stop) = handle.wait_with_timeout(Duration::from_secs(25 * 60));
+            let (wait, stop) = handle.wait_with_timeout(IDLE_MOST);
             let ended = tokio::select! {
                 r = wait => { r?; false }
                 _ = shutdown.changed() => true,

@@ -437,8 +437,8 @@ pub struct DiscordConfig {
     pub channel_id: String,
     /// Discord user ids of TOT staff, who may `/broadcast` and `/outbox`.
     pub staff: Vec<String>,
-    /// Interactions taking longer are answered "thinking…" at once and edited in later
-    /// (Discord waits 3 seconds for the first answer).
+    /// Interactions taking longer, from the request's arrival, are answered "thinking…" at
+    /// once and edited in later (Discord waits 3 seconds for the first answer); 0: always.
     pub defer_after_ms: u64,
 }
 

@@ -80,6 +80,9 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
     let Some(verifier) = &discord.verifier else {
         return refuse(StatusCode::NOT_FOUND, "discord.public_key is not configured");
     };
+    // Discord waits three seconds for the first answer, from the moment it sent the request:
+    // every wait here (the store's look for a replay too) counts against one deadline.
+    let deadline = tokio::time::Instant::now() + discord.defer_after;
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
     let (signature, timestamp) = (header("x-signature-ed25519"), header("x-signature-timestamp"));
     if verifier.verify(signature, timestamp, &body).is_err() {
@@ -122,11 +125,18 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
         _ => return refuse(StatusCode::BAD_REQUEST, "unsupported interaction type"),
     };
     // A captured request replayed within the timestamp window is answered once only.
-    // It is recorded as seen together with what it changes (in `chat::handle`).
-    match crate::store::chat::seen_update(&state.db, crate::model::Channel::Discord, &it.id).await {
-        Ok(crate::store::chat::Sighting::New) => {}
-        Ok(_) => return refuse(StatusCode::CONFLICT, "interaction already handled"),
-        Err(e) => {
+    // It is recorded as seen together with what it changes (in `chat::handle`), which tells a
+    // replay apart itself (answering it nothing): a store too slow to say so before the
+    // deadline is not waited for here.
+    match tokio::time::timeout_at(
+        deadline,
+        crate::store::chat::seen_update(&state.db, crate::model::Channel::Discord, &it.id),
+    )
+    .await
+    {
+        Ok(Ok(crate::store::chat::Sighting::New)) | Err(_) => {}
+        Ok(Ok(_)) => return refuse(StatusCode::CONFLICT, "interaction already handled"),
+        Ok(Err(e)) => {
             tracing::error!(error = %e, "discord: store unavailable");
             return refuse(StatusCode::SERVICE_UNAVAILABLE, "store unavailable");
         }
@@ -146,11 +156,8 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
     };
     let mut work = work;
     // Zero means "always defer" (a deployment whose store is known to be slow).
-    let quick = if discord.defer_after.is_zero() {
-        None
-    } else {
-        tokio::time::timeout(discord.defer_after, &mut work).await.ok()
-    };
+    let quick =
+        if discord.defer_after.is_zero() { None } else { tokio::time::timeout_at(deadline, &mut work).await.ok() };
     match quick.ok_or(()) {
         Ok(done) => {
             let replies = flatten(done);
