@@ -556,6 +556,19 @@ async fn a_429_is_honoured_and_the_message_sent_after_the_wait() {
     assert_eq!(later, vec![cport::outbox::Outcome::Sent]);
     let sent = fake.calls_of("sendMessage");
     assert_eq!(sent.len(), 2, "the refused call, then the one that went");
+    // A message still refused so a day after it was queued (a limit that never lifts)
+    // counts its tries from then, and goes dead once they are spent.
+    let force = cport::digest::scheduler::Trigger::Manual { force: true };
+    cport::digest::scheduler::run_pass(&t.state, Utc::now(), Some("P-1A"), force).await.unwrap();
+    cport::store::on_db!(&t.state.db, p => sqlx::query("UPDATE outbox SET created_at = $1 WHERE status = 'queued'")
+        .bind(now - chrono::Duration::days(2)).execute(p).await.map(|_| ()))
+    .unwrap();
+    fake.throttle("sendMessage", 1, 1000);
+    let r = cport::outbox::drain(&t.state).await.unwrap();
+    assert_eq!(r.retrying, 1, "{r:?}");
+    let rows = cport::store::outbox::list_messages(&t.state.db, Some("failed"), 10).await.unwrap();
+    assert!(rows.len() == 1 && rows[0].attempts == 1, "a failed try: {rows:?}");
+    assert!(rows[0].last_error.as_deref().unwrap_or("").contains("more than a day"), "{rows:?}");
 }
 
 #[tokio::test]

@@ -447,8 +447,11 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
                 Mark::Dropped("every item was resolved, or its category no longer alerted at once, before sending"),
             ),
         },
-        // A provider's "wait this long" is obeyed, and does not use up the attempts.
-        Err(SendError::RateLimited(wait)) => {
+        // A provider's "wait this long" is obeyed, and does not use up the attempts, for a
+        // day from the message's queueing; after that (a limit that never lifts) each one
+        // counts as a failed try, so the message goes dead once they are spent rather than
+        // wait unseen for ever.
+        Err(SendError::RateLimited(wait)) if now - row.created_at < Duration::days(1) => {
             let at = now + Duration::from_std(*wait).unwrap_or_else(|_| Duration::seconds(60));
             let at = after_quiet_hours(state, &row, settings, at).await;
             tracing::warn!(id = row.id, retry_at = %at, "rate limited by the provider; will retry");
@@ -462,6 +465,13 @@ async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Sett
             tracing::warn!(id = row.id, channel = %row.message.channel, error = %why, "the chat is gone; unlinking it");
             error = format!("the chat is gone ({why}); it was unlinked");
             (Outcome::Dropped, Mark::Dropped(&error))
+        }
+        Err(SendError::RateLimited(wait)) if retries_left(state, &row, now) => {
+            let waited = now + Duration::from_std(*wait).unwrap_or_else(|_| Duration::seconds(60));
+            let at = after_quiet_hours(state, &row, settings, waited.max(now + backoff(state, row.attempts))).await;
+            error = format!("rate limited for more than a day since it was queued; retry after {wait:?}");
+            tracing::warn!(id = row.id, attempts = row.attempts, retry_at = %at, "still rate limited a day on; counted as a failed try");
+            (Outcome::Retrying, Mark::Failed { error: &error, retry_at: Some(at) })
         }
         Err(SendError::Transient(msg)) if retries_left(state, &row, now) => {
             let at = after_quiet_hours(state, &row, settings, now + backoff(state, row.attempts)).await;
