@@ -186,6 +186,18 @@ async fn commands_and_buttons_run_the_same_actions_as_email() {
     assert_eq!(post(&app, &signer, &again).await.0, 200);
     assert_eq!(post(&app, &signer, &again).await.0, 409);
 
+    // A forged confirmation naming another client's visual shows nothing of it.
+    app.synced(
+        "visuals",
+        serde_json::json!([{"id": "V-9", "client_id": "C-2", "job_id": "J-9", "design_id": "DS-9",
+                "category": "Colour visual", "designer": "Des", "status": "awaiting_approval",
+                "main_image": "/media/v9.svg", "charges": [{"description": "Beta's secret art", "qty": 1, "unit_price": 70}]}]),
+    )
+    .await;
+    let (_, r) = post(&app, &signer, &button(USER, "ay:V-9:00000000")).await;
+    assert!(!r.to_string().contains("secret art") && r.to_string().contains("V-9 not found"), "{r}");
+    assert_eq!(app.visual_status("V-9").await, "awaiting_approval");
+
     // A viewer's forged Approve button does nothing.
     let viewer = "880000000000000002";
     let code = code_for(&app, "P-1V").await;

@@ -547,16 +547,23 @@ async fn button(
     }
     // The visual a button asks about must still await approval: decided since the message
     // was sent (a colleague, an earlier press), the button says so at once, before it asks
-    // to confirm or for a reason.
-    if matches!(verb, "ap" | "rj") {
-        match crate::actions::visuals::awaiting(state, actor, arg).await {
-            Ok(_) => {}
+    // to confirm or for a reason. A confirmation's must be the contact's to see before its
+    // charges are shown again (a hand-made press may name any visual); decided, its
+    // approval says so.
+    if matches!(verb, "ap" | "rj" | "ay") {
+        let id = if verb == "ay" { arg.rsplit_once(':').map_or(arg, |(id, _)| id) } else { arg };
+        let asked = match verb {
+            "ay" => crate::actions::visuals::visible_visual(state, actor, id).await.map(drop),
+            _ => crate::actions::visuals::awaiting(state, actor, id).await.map(drop),
+        };
+        match asked {
+            Ok(()) => {}
             Err(ActionError::Conflict(said)) => {
                 return Ok(vec![Reply::Notice(said.clone()), Reply::Send(ChatMessage::text(said, vec![]))]);
             }
             Err(ActionError::NotFound(_)) => {
-                let arg = crate::model::visible(arg, 40);
-                return Ok(vec![Reply::Notice(format!("Visual {arg} not found."))]);
+                let id = crate::model::visible(id, 40);
+                return Ok(vec![Reply::Notice(format!("Visual {id} not found."))]);
             }
             Err(ActionError::Store(e)) => return Err(e),
             Err(e) => return Ok(vec![Reply::Notice(e.to_string())]),
