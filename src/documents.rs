@@ -25,13 +25,33 @@ const REGULAR: Name<'static> = Name(b"F1");
 const BOLD: Name<'static> = Name(b"F2");
 const MONO: Name<'static> = Name(b"F3");
 
-/// Text in WinAnsi (what the standard fonts read); characters it lacks become `?`.
+/// Text in WinAnsi (what the standard fonts read: Latin-1 and the 0x80–0x9F block of
+/// Windows-1252); characters it lacks become `?`. A value of several lines (an address) is
+/// written on its one line of the page, its lines joined by commas.
 fn win_ansi(s: &str) -> Vec<u8> {
+    let joined;
+    let s = if s.contains(['\n', '\r']) {
+        joined = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(", ");
+        joined.as_str()
+    } else {
+        s
+    };
     s.chars()
         .map(|c| match c {
             '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{ff}' => c as u8,
             '€' => 0x80,
+            '‚' => 0x82,
+            'ƒ' => 0x83,
+            '„' => 0x84,
             '…' => 0x85,
+            '†' => 0x86,
+            '‡' => 0x87,
+            'ˆ' => 0x88,
+            '‰' => 0x89,
+            'Š' => 0x8a,
+            '‹' => 0x8b,
+            'Œ' => 0x8c,
+            'Ž' => 0x8e,
             '‘' => 0x91,
             '’' => 0x92,
             '“' => 0x93,
@@ -39,6 +59,13 @@ fn win_ansi(s: &str) -> Vec<u8> {
             '•' => 0x95,
             '–' => 0x96,
             '—' => 0x97,
+            '˜' => 0x98,
+            '™' => 0x99,
+            'š' => 0x9a,
+            '›' => 0x9b,
+            'œ' => 0x9c,
+            'ž' => 0x9e,
+            'Ÿ' => 0x9f,
             _ => b'?',
         })
         .collect()
@@ -451,7 +478,7 @@ pub fn statement_csv(currency: &str, aging: Option<&Aging>, open: &[InvoiceDoc])
         let kind = if i.is_credit_note() { "credit_note" } else { "invoice" };
         out.write_record([
             kind.to_string(),
-            i.id.clone(),
+            cell(&i.id),
             i.date.to_string(),
             i.due_date.map(|d| d.to_string()).unwrap_or_default(),
             cell(i.client_po_ref.as_deref().unwrap_or_default()),
@@ -497,5 +524,12 @@ mod tests {
     fn text_outside_win_ansi_is_replaced_not_dropped() {
         assert_eq!(win_ansi("Café – 5 €"), b"Caf\xe9 \x96 5 \x80");
         assert_eq!(win_ansi("日本"), b"??");
+        // Windows-1252's letters and signs the fonts have.
+        assert_eq!(win_ansi("Škoda™ œ"), b"\x8akoda\x99 \x9c");
+    }
+
+    #[test]
+    fn a_value_of_several_lines_is_one_line_of_the_page() {
+        assert_eq!(win_ansi("Unit 4\r\nHigh St\r\n\r\nLeeds"), b"Unit 4, High St, Leeds");
     }
 }

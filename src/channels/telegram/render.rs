@@ -32,12 +32,21 @@ pub(super) fn cut(html: &str, max: usize) -> String {
     out
 }
 
-/// Telegram refuses buttons that open loopback or private addresses; such links go in
-/// the text instead.
+/// Telegram refuses a whole message whose button opens an address that is not on the
+/// internet (`BUTTON_URL_INVALID`): a loopback or private address, or a host name without a
+/// dot (`http://cport:8080`). Such links go in the text instead.
 fn button_url(url: &str) -> Option<reqwest::Url> {
     let u = reqwest::Url::parse(url).ok()?;
-    let host = u.host_str()?;
-    let local = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let local = match u.host()? {
+        url::Host::Domain(name) => !name.trim_end_matches('.').contains('.'),
+        url::Host::Ipv4(ip) => ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified(),
+        url::Host::Ipv6(ip) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+        }
+    };
     (!local).then_some(u)
 }
 
@@ -91,6 +100,23 @@ pub(super) fn render(m: &ChatMessage) -> (String, Option<InlineKeyboardMarkup>) 
 #[cfg(test)]
 mod tests {
     use super::cut;
+
+    #[test]
+    fn a_link_telegram_would_refuse_as_a_button_goes_in_the_text() {
+        for url in [
+            "http://localhost:8080/l/x",
+            "http://cport:8080/l/x",
+            "http://127.0.0.1/",
+            "http://192.168.1.10/",
+            "http://10.0.0.5/",
+            "http://[::1]:8/",
+            "http://[fd00::1]/",
+        ] {
+            assert!(super::button_url(url).is_none(), "{url}");
+        }
+        assert!(super::button_url("https://portal.tot.example/l/x").is_some());
+        assert!(super::button_url("http://203.0.113.7/").is_some());
+    }
 
     #[test]
     fn a_cut_counts_what_telegram_counts() {
