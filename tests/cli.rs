@@ -141,6 +141,8 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
 async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(dir.path()).await;
+    // A store that is there already (one made for a refused document goes again).
+    cport::store::Db::connect(&url).await.unwrap().migrate().await.unwrap();
     let file = dir.path().join("bad.json");
     let mut doc = common::world();
     doc["jobs"][2]["status"] = serde_json::json!("lost");
@@ -249,6 +251,8 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
 async fn an_import_streams_in_any_order_and_still_sees_the_whole_document() {
     let dir = tempfile::tempdir().unwrap();
     let url = fresh_database_url(dir.path()).await;
+    // A store that is there already (one made for a refused document goes again).
+    cport::store::Db::connect(&url).await.unwrap().migrate().await.unwrap();
     let file = dir.path().join("doc.json");
     let import = || output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     let count = |table: &'static str| {
@@ -286,6 +290,8 @@ async fn an_import_streams_in_any_order_and_still_sees_the_whole_document() {
         (r#"{"clients": [{"id": "C-1", "name": "A", "co\u001b[2Jlour": 1}]}"#, "co<U+001B>[2Jlour"),
         (r#"{"clients": {"id": "C-1"}}"#, "expected an array"),
         (r#"{"clients": [{"id": "C-1", "name": "A"}"#, "not a JSON document"),
+        // One entity's array, as the API takes it: said so, with where such a file goes.
+        (r#"[{"id": "C-1", "name": "A"}]"#, "is not an import document: invalid type: sequence"),
     ] {
         std::fs::write(&file, bad).unwrap();
         let (ok, _, err) = import();
@@ -301,6 +307,20 @@ async fn an_import_streams_in_any_order_and_still_sees_the_whole_document() {
     assert!(out.lines().any(|l| l.starts_with("jobs") && l.contains(&format!("{jobs} inserted"))), "{out}");
     assert_eq!(count("jobs").await, jobs as i64);
     assert_eq!(count("art_requirements").await, doc["art_requirements"].as_array().unwrap().len() as i64);
+}
+
+/// A document refused where there was no store leaves none behind: the store made for it
+/// goes again, rather than stay as if something had been imported.
+#[test]
+fn a_refused_import_leaves_no_new_store_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("new.db");
+    let url = cport::store::sqlite_url(&db).unwrap();
+    let file = dir.path().join("doc.json");
+    std::fs::write(&file, r#"{"clients": [{"id": "C-1", "name": ""}]}"#).unwrap();
+    let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).args(["import", file.to_str().unwrap()]));
+    assert!(!ok && err.contains("name") && err.contains("removed again"), "{err}");
+    assert!(!db.exists(), "no store left behind");
 }
 
 #[test]
@@ -811,6 +831,9 @@ fn the_demo_keeps_its_secrets_to_its_owner() {
     let said = String::from_utf8_lossy(&replied.stdout);
     assert!(seen.iter().any(|l| l.contains("inbound-email < ") && l.contains("reply.eml")), "{seen:?}");
     assert!(replied.status.success() && said.contains("processed") && said.contains("APPROVE V-1001"), "{said}");
+    // Written as a reply to her digest: its subject, threaded to it.
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.contains("Subject: Re: TOT: ") && reply.contains("In-Reply-To: <"), "{reply}");
     // A message's row: its id, then its status.
     let rows: Vec<&str> = dead
         .1
@@ -864,7 +887,8 @@ async fn mail_the_pipe_handled_shows_in_inbound_list_and_the_servers_metrics() {
     std::fs::write(dir.join("ok.eml"), b"From: s@elsewhere.example\nMessage-ID: <dir-1@x>\n\nITEMS\n").unwrap();
     std::os::unix::fs::symlink("/etc/hostname", dir.join("link.eml")).unwrap();
     let (ok, stdout, stderr) = output(cport(&env).arg("inbound-email").arg("--dir").arg(&dir));
-    assert!(ok, "{stderr}");
+    // A file refused fails the run, as on standard input: a script sees it.
+    assert!(!ok && stderr.contains("1 of the 2 files were refused"), "{stderr}");
     assert!(stdout.contains("2 messages") && stdout.contains("1 ignored, 1 refused"), "{stdout}");
     assert!(stderr.contains("empty.eml: not an email message"), "{stderr}");
     assert!(stderr.contains("passed over") && stderr.contains("link.eml: not a regular file"), "{stderr}");

@@ -743,7 +743,7 @@ async fn staff_post_list_and_retract_banners_over_the_api() {
     let del = |id: i64| app.http.delete(app.url(&format!("/api/v1/banners/{id}"))).bearer_auth(TOKEN).send();
     assert_eq!(del(id).await.unwrap().status().as_u16(), 204);
     assert_eq!(del(id).await.unwrap().status().as_u16(), 204, "retracted before: a retry is answered the same");
-    assert_eq!(del(999).await.unwrap().status().as_u16(), 404);
+    common::refused_with(del(999).await.unwrap(), 404, "no banner with id 999").await;
     // An end before the start, or (with no start: now) in the past, each said as it is.
     for (body, says) in [
         (json!({"title": "Late", "body": "b", "severity": "info", "expires_at": "2020-01-01T00:00:00Z"}), "is past"),

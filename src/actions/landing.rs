@@ -15,9 +15,9 @@ pub async fn leads_nowhere(db: &Db, actor: &Actor, path: &str) -> Result<Option<
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match parts.first() {
-        Some(&"staff") => return Ok(Some("is the staff console's, not a page of the portal".into())),
-        Some(&"api") => return Ok(Some("is the API's, not a page of the portal".into())),
-        Some(&"l") => return Ok(Some("is a signed link already: give the page it opens".into())),
+        Some(&"staff") => return Ok(Some("it is the staff console's, not a page of the portal".into())),
+        Some(&"api") => return Ok(Some("it is the API's, not a page of the portal".into())),
+        Some(&"l") => return Ok(Some("it is a signed link already: give the page it opens".into())),
         _ => {}
     }
     let (Some(kind), Some(id)) = (parts.first(), parts.get(1)) else {
@@ -43,7 +43,7 @@ pub async fn leads_nowhere(db: &Db, actor: &Actor, path: &str) -> Result<Option<
         _ => return Ok(None),
     };
     if !may {
-        return Ok(Some(format!("is a {what}'s page, which a contact of role {} does not see", actor.role)));
+        return Ok(Some(format!("it is a {what}'s page, which a contact of role {} does not see", actor.role)));
     }
     // Below the record's page, only the pages it has: a job's delivery form (for those who
     // act on orders), a delivery's two PDFs.
@@ -51,7 +51,10 @@ pub async fn leads_nowhere(db: &Db, actor: &Actor, path: &str) -> Result<Option<
         (_, []) | ("deliveries", ["note.pdf" | "packing.pdf"]) => {}
         ("jobs", ["delivery"]) if actor.may_act() => {}
         ("jobs", ["delivery"]) => {
-            return Ok(Some(format!("is a job's delivery form, which a contact of role {} does not give", actor.role)));
+            return Ok(Some(format!(
+                "it is a job's delivery form, which a contact of role {} does not give",
+                actor.role
+            )));
         }
         (_, rest) => {
             let below = crate::model::quoted(&rest.join("/"));

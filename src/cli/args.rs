@@ -82,7 +82,7 @@ pub(super) enum Command {
     InboundEmail {
         /// Instead of standard input, every regular file in this folder (a replay, or a
         /// benchmark; links are not followed); answers are queued, not sent. Each file refused
-        /// is named with why on standard error.
+        /// is named with why on standard error, and the run then exits 1.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },

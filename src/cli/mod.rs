@@ -166,8 +166,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }) {
                 bail!("cannot read {}: {error}", args.file.display());
             }
+            let url = config.database_url.expose();
+            let made = !crate::store::exists(url);
             let db = make_store(&config).await?;
-            return import(&db, &args).await;
+            let imported = import(&db, &args).await;
+            // A store made for a document that was refused holds nothing: it goes again,
+            // rather than stay behind as if something had been imported.
+            if made && !matches!(imported, Ok(code) if code == ExitCode::SUCCESS) {
+                db.close().await;
+                if let Some(file) = crate::store::sqlite_file(url) {
+                    for end in ["", "-wal", "-shm"] {
+                        let _ = std::fs::remove_file(format!("{}{end}", file.display()));
+                    }
+                    eprintln!("the store made for it, {}, was removed again: nothing was written", file.display());
+                }
+            }
+            return imported;
         }
         Command::Digest { command: DigestCommand::Run(args) } => {
             if args.dry_run {
@@ -225,7 +239,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let who = active_contact(&state.db, &contact).await?;
             let actor = crate::actions::Actor::new(who, crate::model::Channel::Portal);
             if let Some(why) = crate::actions::landing::leads_nowhere(&state.db, &actor, &to).await? {
-                bail!("--to: {} {why}", crate::model::quoted(&to));
+                bail!("--to: {}: {why}", crate::model::quoted(&to));
             }
             let ttl = chrono::Duration::days(i64::from(days.unwrap_or(state.config.digest.link_ttl_days)));
             let url = state.signer.open_url(&state.config.public_url, &to, &contact, ttl, chrono::Utc::now());
@@ -299,6 +313,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 files.len() as f64 / secs.max(1e-9),
                 summary.join(", ")
             );
+            // A file refused is an error of the run, as one refused on standard input is: a
+            // script sees it by the exit code, the files by the lines above.
+            if !backlog.refused.is_empty() {
+                eprintln!("error: {} of the {} files were refused", backlog.refused.len(), files.len());
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Inbound { command: InboundCommand::List { disposition, limit } } => {
             use crate::model::InboundOutcome;

@@ -116,13 +116,18 @@ pub async fn reply_file(
 ) -> anyhow::Result<Option<std::path::PathBuf>> {
     let c = crate::store::contacts::get_contact(&state.db, REPLY_FROM).await?;
     let rows = crate::store::outbox::list_messages(&state.db, None, 100).await?;
-    let Some(token) = rows
+    let Some((digest, token)) = rows
         .iter()
         .filter(|r| r.message.kind == MessageKind::Digest && r.message.contact_id.as_deref() == Some(REPLY_FROM))
-        .find_map(|r| r.message.reply_token.as_deref())
+        .find_map(|r| r.message.reply_token.as_deref().map(|t| (r, t)))
     else {
         return Ok(None);
     };
+    // A reply to that digest, as her mail program threads it.
+    let answered = serde_json::from_str::<crate::messages::EmailPayload>(&digest.message.payload)
+        .ok()
+        .map(|p| p.message_id)
+        .filter(|id| !id.is_empty());
     // Written by lettre, as the outgoing mail is: a name that is not ASCII is encoded as
     // RFC 2047 asks, and the headers are those a mail program writes.
     let bad = |e: &dyn std::fmt::Display| anyhow::anyhow!("the demo's reply could not be written: {e}");
@@ -130,10 +135,14 @@ pub async fn reply_file(
     let from = lettre::message::Mailbox::new(Some(c.name.clone()), address);
     let to = state.config.reply_address(token).parse::<lettre::message::Mailbox>().map_err(|e| bad(&e))?;
     let host = c.email.rsplit_once('@').map_or("example.com", |(_, h)| h);
-    let mail = lettre::Message::builder()
+    let mut mail = lettre::Message::builder();
+    if let Some(id) = answered {
+        mail = mail.in_reply_to(id.clone()).references(id);
+    }
+    let mail = mail
         .from(from)
         .to(to)
-        .subject("Re: Your TOT summary")
+        .subject(format!("Re: {}", digest.message.subject))
         .date(now.into())
         .message_id(Some(format!("<demo-reply-{}@{host}>", now.timestamp_millis())))
         .header(lettre::message::header::ContentType::TEXT_PLAIN)

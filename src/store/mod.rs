@@ -30,7 +30,7 @@ pub mod values;
 pub mod visuals;
 
 pub use error::{Result, StoreError};
-pub use open::{exists, sqlite_url};
+pub use open::{exists, sqlite_file, sqlite_url};
 
 use std::time::Duration;
 

@@ -23,6 +23,15 @@ pub fn exists(url: &str) -> bool {
     })
 }
 
+/// The file of a SQLite store's address (`None` for PostgreSQL, or an address that cannot
+/// be read).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("sqlite:") || crate::config::sqlite_in_memory(url) {
+        return None;
+    }
+    SqliteConnectOptions::from_str(url).ok().map(|o| o.get_filename().to_path_buf())
+}
+
 /// The `sqlite://` address of a store file: `%`, `?` and `#` in the path are escaped (the
 /// address reader takes them for escapes, options and a fragment). None for a path that is
 /// not UTF-8 text, which no address can hold.

@@ -265,7 +265,11 @@ pub async fn retract_banner(
     match crate::actions::banners::retract(&state, id, chrono::Utc::now()).await? {
         // Retracted before: the same answer, so a request retried after a lost answer is safe.
         Retraction::Done | Retraction::Already(_) => Ok(axum::http::StatusCode::NO_CONTENT),
-        Retraction::Missing => Err(HttpError::NotFound),
+        // Said as the CLI says it: TOT's system asks for one banner by its id.
+        Retraction::Missing => Err(HttpError::Rejected {
+            status: axum::http::StatusCode::NOT_FOUND,
+            message: format!("no banner with id {id}"),
+        }),
     }
 }
 

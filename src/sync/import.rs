@@ -23,6 +23,9 @@ pub enum ImportError {
     Read { path: String, error: std::io::Error },
     #[error("{path} is not a JSON document: {message}")]
     NotJson { path: String, message: String },
+    /// JSON, but not the shape `import` reads.
+    #[error("{path} is not an import document: {message}")]
+    NotDocument { path: String, message: String },
     #[error("reading {path} stopped: {message}")]
     Reader { path: String, message: String },
     #[error(transparent)]
@@ -424,9 +427,12 @@ fn loose_report(path: &Path, shown: &str, typed: Option<String>) -> ImportError 
     let mut de = serde_json::Deserializer::from_reader(reader);
     let mut found = Listed::default();
     if let Err(e) = de.deserialize_map(LooseDoc(&mut found)) {
+        let path = shown.to_string();
         return match e.classify() {
-            serde_json::error::Category::Io => ImportError::Read { path: shown.to_string(), error: e.into() },
-            _ => ImportError::NotJson { path: shown.to_string(), message: e.to_string() },
+            serde_json::error::Category::Io => ImportError::Read { path, error: e.into() },
+            // JSON of another shape (one entity's array, made for the API) is said as such.
+            serde_json::error::Category::Data => ImportError::NotDocument { path, message: e.to_string() },
+            _ => ImportError::NotJson { path, message: e.to_string() },
         };
     }
     found.into_error(Some(typed.unwrap_or_else(|| "not a document of records".into()))).into()
