@@ -137,12 +137,18 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
     assert_eq!((ways("P-00003-0"), ways("P-00003-1")), (serde_json::json!([]), serde_json::json!(["email"])));
 }
 
+/// A store made and migrated in `dir`, as one that is there before an import (a store made
+/// for a refused document goes again); its address.
+async fn existing_store(dir: &std::path::Path) -> String {
+    let url = fresh_database_url(dir).await;
+    cport::store::Db::connect(&url).await.unwrap().migrate().await.unwrap();
+    url
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(dir.path()).await;
-    // A store that is there already (one made for a refused document goes again).
-    cport::store::Db::connect(&url).await.unwrap().migrate().await.unwrap();
+    let url = existing_store(dir.path()).await;
     let file = dir.path().join("bad.json");
     let mut doc = common::world();
     doc["jobs"][2]["status"] = serde_json::json!("lost");
@@ -250,9 +256,7 @@ async fn an_import_with_a_bad_record_names_it_and_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_streams_in_any_order_and_still_sees_the_whole_document() {
     let dir = tempfile::tempdir().unwrap();
-    let url = fresh_database_url(dir.path()).await;
-    // A store that is there already (one made for a refused document goes again).
-    cport::store::Db::connect(&url).await.unwrap().migrate().await.unwrap();
+    let url = existing_store(dir.path()).await;
     let file = dir.path().join("doc.json");
     let import = || output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&file));
     let count = |table: &'static str| {
