@@ -329,6 +329,8 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     // Said in its words, not its links: a link's random token may spell `new` (it did once).
     let words = text.lines().filter(|l| !l.contains("http")).collect::<Vec<_>>().join("\n");
     assert!(text.contains("A reminder from TOT: this is still waiting for you.") && !words.contains("new"), "{text}");
+    // Its text part says how to answer by reply, as its HTML does.
+    assert!(text.contains("Reply to this email with a command, one per line: "), "{text}");
     let (status, location, _) = app.post_raw(&staff, "/staff/chase/remind", &remind).await;
     assert_eq!(status, 303);
     assert!(location.contains("already%20reminded"), "{location}");

@@ -226,6 +226,8 @@ async fn long_answers_come_in_pages_with_a_more_button() {
     fake.say(ANN, &format!("/start {code}"));
     fake.next_to(ANN, 0).await;
     let first = fake.ask(ANN, "/jobs", 1).await;
+    // Thirty rows at the most in a chat: the heading says how many there are in all.
+    assert!(first.text().contains("open job(s), the first 30 here"), "{}", first.text());
     let more = first.buttons();
     let (label, data) = more.first().expect("a More button").clone();
     assert!(label.starts_with("More"), "{label}");

@@ -47,9 +47,21 @@ pub(super) async fn items(a: &Ask<'_>, unit: &Unit) -> Result<Answer, ActionErro
     })
 }
 
+/// The rows a whole-list answer shows (30 in email and chat; the portal's page asks for its
+/// own), and what its heading adds when there are more: a client with thousands of open jobs
+/// is not sent them all in one reply.
+fn first_rows<'l, T>(a: &Ask<'_>, list: &'l [T]) -> (&'l [T], String) {
+    let most = usize::try_from(a.ctx.limit(30)).unwrap_or(30).max(1);
+    match list.len() > most {
+        true => (&list[..most], format!(", the first {most} here (the portal lists every one)")),
+        false => (list, String::new()),
+    }
+}
+
 pub(super) async fn jobs(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { name, db, client, .. } = *a;
-    let list = jobs::list_open_jobs(db, client).await?;
+    let all = jobs::list_open_jobs(db, client).await?;
+    let (list, more) = first_rows(a, &all);
     let rows = list
         .iter()
         .map(|j| {
@@ -64,7 +76,7 @@ pub(super) async fn jobs(a: &Ask<'_>) -> Result<Answer, ActionError> {
         .collect();
     Ok(Answer::table(
         name,
-        format!("{} open job(s):", list.len()),
+        format!("{} open job(s){more}:", all.len()),
         &["Job", "Name", "Status", "Required", "Your ref"],
         rows,
     ))
@@ -381,17 +393,18 @@ pub(super) async fn prices(a: &Ask<'_>) -> Result<Answer, ActionError> {
 
 pub(super) async fn art(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { name, db, client, .. } = *a;
-    let list = crate::store::items::list_missing_art(db, &[client]).await?;
-    if list.is_empty() {
+    let all = crate::store::items::list_missing_art(db, &[client]).await?;
+    if all.is_empty() {
         return Ok(Answer::ok(name, "TOT is not waiting for any artwork from you.", vec![]));
     }
+    let (list, more) = first_rows(a, &all);
     let rows = list
         .iter()
         .map(|a| vec![d(a.art_due), a.description.clone(), a.design_id.clone(), a.job_id.clone(), "no".into()])
         .collect();
     Ok(Answer::table(
         name,
-        format!("TOT is waiting for {} piece(s) of artwork:", list.len()),
+        format!("TOT is waiting for {} piece(s) of artwork{more}:", all.len()),
         &["Art due", "Description", "Design", "Job", "Received"],
         rows,
     ))
@@ -404,11 +417,12 @@ pub(super) async fn visuals(a: &Ask<'_>, unit: &Unit) -> Result<Answer, ActionEr
     if list.is_empty() {
         return Ok(Answer::ok(name, "No visual is awaiting approval.", vec![]));
     }
+    let (shown, more) = first_rows(a, &list);
     let rows =
-        list.iter().map(|v| vec![v.id.clone(), v.job_name.clone(), v.category.clone(), d(v.date_required)]).collect();
+        shown.iter().map(|v| vec![v.id.clone(), v.job_name.clone(), v.category.clone(), d(v.date_required)]).collect();
     Ok(Answer::ok(
         name,
-        format!("{} visual(s) awaiting approval:", list.len()),
+        format!("{} visual(s) awaiting approval{more}:", list.len()),
         vec![
             Section::table(None, &["Visual", "Job", "Category", "Needed by"], rows),
             Section::text(vec![format!("Review them: {}", a.link("/visuals"))]),
