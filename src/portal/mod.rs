@@ -1,6 +1,10 @@
 //! The mini-portal: server-rendered pages (axum + minijinja) reached through signed links or a
 //! password login. Pages work without JavaScript; a GET never changes anything, every action
 //! is a POST carrying the session's CSRF token, and every action calls `crate::actions`.
+//!
+//! Just over 500 lines: what every page shares stays here, each part small (reading a form
+//! and its fields, rendering a page, a form sent once, the router); the pages are in the
+//! modules below.
 
 pub mod artwork;
 pub mod auth;
