@@ -400,6 +400,19 @@ async fn terms_shown(state: &Services, actor: &Actor, id: &str) -> Result<Vec<St
     Ok(lines)
 }
 
+/// The question before an approval: what approving `id` accepts (`lines`, after `first`
+/// when given), and a "Yes, approve" naming what it showed: pressed once the charges or the
+/// terms have changed, it approves nothing and shows them again.
+fn confirmation(id: &str, lines: Vec<String>, first: Option<&str>) -> ChatMessage {
+    let yes = format!("ay:{id}:{}", fingerprint(&lines));
+    ChatMessage {
+        title: format!("Approve {id}?"),
+        lines: first.map(str::to_string).into_iter().chain(lines).collect(),
+        buttons: vec![vec![Button::action("Yes, approve", yes), Button::action("Cancel", "x")]],
+        ..Default::default()
+    }
+}
+
 /// Eight hex digits of SHA-256 over what a confirmation showed: enough to tell a change, and
 /// short enough for a button's data (Telegram keeps 64 bytes).
 fn fingerprint(lines: &[String]) -> String {
@@ -570,33 +583,13 @@ async fn button(
         }
     }
     match verb {
-        "ap" => {
-            let lines = terms_shown(state, actor, arg).await?;
-            // The confirmation names what it showed: pressed once the charges or the terms
-            // have changed, it approves nothing and shows them again.
-            let yes = format!("ay:{arg}:{}", fingerprint(&lines));
-            Ok(vec![Reply::Send(ChatMessage {
-                title: format!("Approve {arg}?"),
-                lines,
-                buttons: vec![vec![Button::action("Yes, approve", yes), Button::action("Cancel", "x")]],
-                ..Default::default()
-            })])
-        }
+        "ap" => Ok(vec![Reply::Send(confirmation(arg, terms_shown(state, actor, arg).await?, None))]),
         "ay" => {
             let (arg, shown) = arg.rsplit_once(':').unwrap_or((arg, ""));
             let lines = terms_shown(state, actor, arg).await?;
             if shown != fingerprint(&lines) {
-                let mut lines = lines;
-                lines.insert(0, "The charges or terms have changed since you were asked; nothing was approved.".into());
-                return Ok(vec![Reply::Send(ChatMessage {
-                    title: format!("Approve {arg}?"),
-                    buttons: vec![vec![
-                        Button::action("Yes, approve", format!("ay:{arg}:{}", fingerprint(&lines[1..]))),
-                        Button::action("Cancel", "x"),
-                    ]],
-                    lines,
-                    ..Default::default()
-                })]);
+                let changed = "The charges or terms have changed since you were asked; nothing was approved.";
+                return Ok(vec![Reply::Send(confirmation(arg, lines, Some(changed)))]);
             }
             let a = run(state, unit, actor, &Command::Approve(vec![arg.to_string()]), &decide_ctx(), now).await?;
             // Approved: the question becomes the answer. Not (a second tap on the button, a
