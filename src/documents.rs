@@ -386,22 +386,17 @@ pub fn statement(
     match aging {
         Some(a) => {
             // TOT's figures as sent: the total owed, and the parts of it overdue.
-            w.table(
-                &[
-                    Col("As of", 95.0, Align::Left),
-                    Col("Total owed", 100.0, Align::Right),
-                    Col("Over 30 days", 100.0, Align::Right),
-                    Col("Over 60 days", 100.0, Align::Right),
-                    Col("Over 90 days", 100.0, Align::Right),
-                ],
-                &[vec![
-                    date(Some(a.as_of)),
-                    Money(a.current_balance).to_string(),
-                    Money(a.over_30).to_string(),
-                    Money(a.over_60).to_string(),
-                    Money(a.over_90).to_string(),
-                ]],
-            );
+            // The date, then four sums of money in columns of one width.
+            let sums = [
+                ("Total owed", a.current_balance),
+                ("Over 30 days", a.over_30),
+                ("Over 60 days", a.over_60),
+                ("Over 90 days", a.over_90),
+            ];
+            let cols = std::iter::once(Col("As of", 95.0, Align::Left))
+                .chain(sums.iter().map(|(heading, _)| Col(heading, 100.0, Align::Right)));
+            let row = std::iter::once(date(Some(a.as_of))).chain(sums.iter().map(|(_, m)| Money(*m).to_string()));
+            w.table(&cols.collect::<Vec<_>>(), &[row.collect()]);
         }
         None => w.paragraph("TOT has not sent an account summary yet."),
     }

@@ -355,16 +355,8 @@ pub async fn comment(
         )));
     }
     visuals::insert_comment(&mut tx, id, &who, body, now).await?;
-    let seq = super::record(
-        state,
-        &mut tx,
-        crate::model::ChangeKind::VisualCommented,
-        actor,
-        id,
-        &json!({"visual_id": id, "job_id": v.job_id, "by": who, "body": body, "channel": actor.channel}),
-        now,
-    )
-    .await?;
+    let data = json!({"visual_id": id, "job_id": v.job_id, "by": who, "body": body, "channel": actor.channel});
+    let seq = super::record(state, &mut tx, crate::model::ChangeKind::VisualCommented, actor, id, &data, now).await?;
     tx.commit().await?;
     Ok(seq)
 }
@@ -449,17 +441,9 @@ pub async fn delegate(
         now,
     )
     .await?;
-    let seq = super::record(
-        state,
-        &mut tx,
-        crate::model::ChangeKind::VisualDelegated,
-        actor,
-        id,
-        &json!({"visual_id": id, "job_id": v.job_id, "by": actor.contact.name, "to_name": name, "to_email": email,
-                "expires_at": row.expires_at, "channel": actor.channel}),
-        now,
-    )
-    .await?;
+    let data = json!({"visual_id": id, "job_id": v.job_id, "by": actor.contact.name, "to_name": name, "to_email": email,
+                      "expires_at": row.expires_at, "channel": actor.channel});
+    let seq = super::record(state, &mut tx, crate::model::ChangeKind::VisualDelegated, actor, id, &data, now).await?;
     tx.commit().await?;
     state.wake_dispatch.notify_waiters();
     Ok(Delegation { id: did, seq, link })

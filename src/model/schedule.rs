@@ -196,15 +196,13 @@ mod tests {
     #[test]
     fn the_period_is_the_latest_slot_in_the_contacts_zone() {
         let s = parse_schedule("0 0 8 * * Mon-Fri").unwrap();
-        // Wednesday 25 Nov 2026 09:30 UTC: the period began at 08:00 London (= UTC in winter).
-        let now = utc(2026, 11, 25, 9, 30);
-        assert_eq!(current_period(&s, London, now), Some(utc(2026, 11, 25, 8, 0)));
-        // At exactly 08:00 the new period has begun.
-        let at = utc(2026, 11, 25, 8, 0);
-        assert_eq!(current_period(&s, London, at), Some(at));
-        // Saturday: still Friday's period.
-        let sat = utc(2026, 11, 28, 12, 0);
-        assert_eq!(current_period(&s, London, sat), Some(utc(2026, 11, 27, 8, 0)));
+        for (now, began, why) in [
+            (utc(2026, 11, 25, 9, 30), utc(2026, 11, 25, 8, 0), "Wednesday 09:30 UTC: 08:00 London (UTC in winter)"),
+            (utc(2026, 11, 25, 8, 0), utc(2026, 11, 25, 8, 0), "at exactly 08:00 the new period has begun"),
+            (utc(2026, 11, 28, 12, 0), utc(2026, 11, 27, 8, 0), "Saturday: still Friday's period"),
+        ] {
+            assert_eq!(current_period(&s, London, now), Some(began), "{why}");
+        }
     }
 
     #[test]

@@ -81,7 +81,6 @@ async fn stock_page(state: &AppState, session: &Session, sq: &StockQuery, shown:
 /// `POST /stock`: add a SKU to a basket (a new one when `basket` is `new`).
 pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): CsrfForm<Session>) -> Reply {
     require_orders(&session)?;
-    let now = Utc::now();
     let a = &session.actor;
     act::require_order(&state, a).await?;
     // A double click adds once (a second add of the same line is meant only from the page
@@ -109,6 +108,7 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
                 .to_string();
         return stock_page(&state, &session, &back, Shown::refused(msg).with_typed(&form)).await;
     }
+    let now = Utc::now();
     let basket = match form.get("basket").unwrap_or("new") {
         "new" => {
             let name = form.text("new_basket");

@@ -37,7 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/inbound/email", post(inbound_email))
         .route("/api/v1/banners", post(post_banner).get(list_banners))
         .route("/api/v1/banners/{id}", delete(retract_banner))
-        .route("/api/v1/{entity}", put(put_entity).delete(delete_entity))
+        .route("/api/v1/{entity}", put(put_batch).delete(delete_ids))
 }
 
 /// `GET /api/v1/openapi.json`: the API contract (no token needed: it tells nothing the
@@ -81,14 +81,26 @@ pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), HttpError> 
     }
 }
 
-/// Refuses an entity the API does not have before its body is read, so what is said about
-/// a body is said of a known entity (the name is not echoed raw).
-fn known_entity(entity: &str) -> Result<(), HttpError> {
-    match crate::model::records::ENTITIES.contains(&entity) {
-        true => Ok(()),
-        false => Err(super::SyncError::UnknownEntity(entity.to_string()).into()),
+/// The `{entity}` of a sync route, one the API has: another is refused before the body is
+/// read, so what is said about a body is said of a known entity (the name is not echoed raw).
+pub struct Entity(String);
+
+impl FromRequestParts<AppState> for Entity {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Path(entity) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| HttpError::BadRequest(format!("entity: {}", e.body_text())))?;
+        match crate::model::records::ENTITIES.contains(&entity.as_str()) {
+            true => Ok(Entity(entity)),
+            false => Err(super::SyncError::UnknownEntity(entity).into()),
+        }
     }
 }
+
+/// What a sync API handler answers: a JSON body, or the error mapped once by [`HttpError`].
+type Api<T> = Result<Json<T>, HttpError>;
 
 fn body_error(entity: &str, reason: String) -> HttpError {
     // serde's words repeat the keys and values sent as they came.
@@ -130,13 +142,7 @@ impl Iterator for Trees<'_> {
 }
 
 /// `PUT /api/v1/{entity}`: the body is a JSON array of records.
-pub async fn put_entity(
-    _: Tot,
-    State(state): State<AppState>,
-    Path(entity): Path<String>,
-    body: Bytes,
-) -> Result<Json<EntityReport>, HttpError> {
-    known_entity(&entity)?;
+pub async fn put_batch(_: Tot, State(s): State<AppState>, Entity(entity): Entity, body: Bytes) -> Api<EntityReport> {
     let body = body.strip_prefix(super::import::BOM).unwrap_or(&body);
     // Each record's text is found in the body, and read into a JSON tree only when its turn
     // comes: the whole body as one tree took ten times its size (a 53 MB batch of jobs
@@ -159,9 +165,9 @@ pub async fn put_entity(
         return Err(HttpError::InvalidRecords(vec![super::given_twice(&entity, index, record.as_ref(), &key)].into()));
     }
     let clients: Vec<String> = records.iter().filter_map(|r| client_of(&entity, r)).collect();
-    let report = upsert_batch(&state.db, &entity, Trees(&entity, records.iter())).await?;
+    let report = upsert_batch(&s.db, &entity, Trees(&entity, records.iter())).await?;
     if report.inserted + report.updated > 0 {
-        state.alerts.mark(clients);
+        s.alerts.mark(clients);
     }
     tracing::info!(
         entity,
@@ -184,16 +190,10 @@ pub struct DeleteBody {
 }
 
 /// `DELETE /api/v1/{entity}`: the body is `{"ids": ["…", …]}`.
-pub async fn delete_entity(
-    _: Tot,
-    State(state): State<AppState>,
-    Path(entity): Path<String>,
-    body: Bytes,
-) -> Result<Json<DeleteReport>, HttpError> {
-    known_entity(&entity)?;
+pub async fn delete_ids(_: Tot, State(s): State<AppState>, Entity(entity): Entity, body: Bytes) -> Api<DeleteReport> {
     let parsed: DeleteBody =
         object_body(&body).map_err(|e| body_error(&entity, format!("expected {{\"ids\": [\"…\"]}}: {e}")))?;
-    let report = delete_batch(&state.db, &entity, parsed.ids).await?;
+    let report = delete_batch(&s.db, &entity, parsed.ids).await?;
     tracing::info!(entity, deleted = report.deleted, absent = report.absent.len(), "sync delete applied");
     Ok(Json(report))
 }
@@ -247,7 +247,7 @@ pub struct ListedBanner {
 }
 
 /// `GET /api/v1/banners`: every banner with its audience.
-pub async fn list_banners(_: Tot, State(state): State<AppState>) -> Result<Json<Vec<ListedBanner>>, HttpError> {
+pub async fn list_banners(_: Tot, State(state): State<AppState>) -> Api<Vec<ListedBanner>> {
     let rows = crate::store::banners::list_banners(&state.db).await?;
     Ok(Json(rows.into_iter().map(|(banner, clients)| ListedBanner { banner, clients }).collect()))
 }
@@ -296,7 +296,7 @@ pub async fn list_changes(
     _: Tot,
     State(state): State<AppState>,
     axum::extract::Query(q): axum::extract::Query<ChangesQuery>,
-) -> Result<Json<ChangesPage>, HttpError> {
+) -> Api<ChangesPage> {
     let after = q.after.unwrap_or(0);
     if after < 0 {
         return Err(HttpError::BadRequest("after: must be 0 or more".into()));
