@@ -1256,6 +1256,9 @@ async fn contacts_held_mail_and_the_overview() {
         )
         .replace("APPROVE V-1\r\n", "JOBS caf\u{1}\r\n");
     held_as_latin1(&app, &latin).await;
+    // The page says what releasing it runs as releasing reads it: in its charset.
+    let html = app.shown(&staff, "/staff/held").await;
+    assert!(html.contains("<code>JOBS: takes nothing after it, found `café`."), "{html}");
     app.submit(&staff, "/staff/held", &[("message_id", "held-4@alpha.example"), ("action", "release")]).await;
     let answers = cport::store::outbox::list_messages(&app.db, None, 50).await.unwrap();
     let answer = answers

@@ -391,3 +391,35 @@ async fn records_with_small_letters_in_their_ids_open_as_given() {
     assert_eq!(get(&app, &ann, "/pos/PO-7A").await.0, 404);
     app.stop().await;
 }
+
+/// The price card in force is the one of the contact's day: at noon UTC on 1 December, a card
+/// from 2 December is already TOT's prices for a contact in Auckland (past their midnight),
+/// and not yet for one in London.
+#[tokio::test]
+async fn the_price_card_in_force_is_the_one_of_the_contacts_day() {
+    let app = app().await;
+    let card = |id: &str, name: &str, from: &str| {
+        json!({"id": id, "client_id": "C-1", "name": name, "effective_from": from,
+               "lines": [{"code": "SP1", "description": "Screen print", "unit": "each", "min_qty": 25, "price": "0.84"}]})
+    };
+    app.synced(
+        "price_cards",
+        json!([card("RC-1", "Old rates", "2026-01-01"), card("RC-2", "New rates", "2026-12-02")]),
+    )
+    .await;
+    let noon = chrono::DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z").unwrap().to_utc();
+    for (zone, card) in
+        [("Pacific/Auckland", "New rates (from 2026-12-02"), ("Europe/London", "Old rates (from 2026-01-01")]
+    {
+        let ann = json!([{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin", "email": "ann@alpha.example",
+                          "role": "admin", "timezone": zone}]);
+        app.synced("contacts", ann).await;
+        let contact = cport::store::contacts::get_contact(&app.db, "P-1A").await.unwrap();
+        let actor = cport::actions::Actor::new(contact, cport::model::Channel::Email);
+        let asked = cport::actions::commands::Command::Prices;
+        let answer =
+            cport::actions::enquiry::run_alone(&app.state, &actor, &asked, &Default::default(), noon).await.unwrap();
+        assert!(answer.title.starts_with(card), "{zone}: {answer:?}");
+    }
+    app.stop().await;
+}

@@ -96,13 +96,16 @@ pub async fn revoke_third_party(
     // TOT closed for new orders (the user's sessions still show the client's stock).
     require_admin(actor)?;
     named("user", id, "say which third-party user")?;
+    // Checked as every id a form sends is (as allocating checks it): trimmed, one line, an
+    // id's length at the most.
+    let id = super::typed_text("user", id, Lines::One, crate::model::ID_MAX, "say which third-party user")?;
     let mut tx = state.db.begin().await?;
     if !q::revoke_third_party(&mut tx, actor.client_id(), id, now).await? {
         let active = q::third_party_active(&mut tx, actor.client_id(), id).await?;
         tx.rollback().await?;
         return match active {
             Some(false) => Ok(false),
-            _ => Err(ActionError::NotFound(format!("user {id}"))),
+            _ => Err(ActionError::NotFound(format!("user {}", crate::model::shown(id, crate::model::ID_MAX)))),
         };
     }
     record(

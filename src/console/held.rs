@@ -98,7 +98,9 @@ pub async fn held(State(state): State<AppState>, staff: Staff, Params(q): Params
         // A message longer than is shown (a reply with artwork) is read whole, one at a time
         // and off the request's thread, so the page's memory is one message's at the most.
         let read = match h.cut {
-            false => crate::channels::inbound::commands_in(h.head.as_bytes()),
+            // The bytes as received, never `head`'s lossy reading of them: a reply in
+            // ISO-8859-1 reads as its charset says, as it does when released.
+            false => crate::channels::inbound::commands_in(h.bytes.as_deref().unwrap_or(h.head.as_bytes())),
             true => match inbound::get_held(&state.db, &h.row.message_id).await? {
                 Some((_, raw)) => tokio::task::spawn_blocking(move || crate::channels::inbound::commands_in(&raw))
                     .await

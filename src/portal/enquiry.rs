@@ -317,7 +317,8 @@ async fn statement(s: &AppState, session: &Session, file: &str) -> Reply {
     let currency = q::client_currency(&s.db, client).await?;
     let aging = q::aging(&s.db, client).await?;
     let open = q::open_invoices(&s.db, client).await?;
-    let today = Utc::now().date_naive();
+    // The statement's date is the reader's: past midnight in Sydney it is already tomorrow's.
+    let today = crate::actions::targets::today_of(s, &session.actor.contact, Utc::now()).await?;
     match file {
         "statement.pdf" => Ok(pdf(
             &format!("statement-{today}.pdf"),

@@ -116,6 +116,9 @@ pub struct HeldHead {
     pub head: String,
     /// Whether the message goes on past `head`.
     pub cut: bool,
+    /// The message's bytes as received, when it is not cut: `head` is their lossy reading,
+    /// and a command is read from the bytes (in their charset), as releasing it reads them.
+    pub bytes: Option<Vec<u8>>,
 }
 
 /// [`list_held`] with the first `chars` characters of each message, in one query: a page of
@@ -125,7 +128,8 @@ pub async fn held_heads(db: &Db, limit: i64, offset: i64, chars: i64) -> Result<
     Ok(on_db!(db, p => bind!(sqlx::query_as::<_, HeldHead>(
         "SELECT message_id, received_at, contact_id, disposition, reason,
                 COALESCE(substr(raw, 1, CAST($2 AS INTEGER)), '') AS head,
-                COALESCE(length(raw) > CAST($2 AS INTEGER), FALSE) AS cut
+                COALESCE(length(raw) > CAST($2 AS INTEGER), FALSE) AS cut,
+                CASE WHEN length(raw) <= CAST($2 AS INTEGER) THEN raw_bytes END AS bytes
          FROM inbound_messages WHERE disposition = 'held' ORDER BY received_at DESC, message_id
          LIMIT $1 OFFSET $3"),
         limit, chars, offset).fetch_all(p).await)?)

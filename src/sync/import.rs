@@ -7,7 +7,6 @@ use std::io::BufReader;
 use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Deserialize;
 use serde::de::{
     DeserializeOwned, DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
@@ -84,7 +83,10 @@ fn copy_checked(from: &mut impl std::io::Read, to: &mut impl std::io::Write) -> 
         if let Some(i) = chunk.iter().position(|b| *b == 0) {
             return Err(refused(at + i, "a NUL byte"));
         }
-        if !begun && let Some(i) = chunk.iter().position(|b| !b.is_ascii_whitespace()) {
+        // A byte-order mark at the very start is passed over, as `past_bom` passes it over in
+        // a file (it may come a byte at a time from a pipe: each byte is checked at its offset).
+        let lead = |(j, b): (usize, &u8)| !(b.is_ascii_whitespace() || BOM.get(at + j) == Some(b));
+        if !begun && let Some(i) = chunk.iter().enumerate().position(lead) {
             if chunk[i] == b'[' {
                 return Err(refused(
                     at + i,
@@ -305,34 +307,44 @@ enum OutlineError {
 const A_DOCUMENT: &str =
     "an object of entity arrays, like {\"visuals\": [...]} (one entity's array alone is PUT to /api/v1/{entity})";
 
+/// One entity's array of a document, read by one of the document's three readings: its
+/// outline, its typed records, and the loose check that names every bad record.
+trait EntityReader {
+    fn entity<'de, A: MapAccess<'de>>(&mut self, name: String, map: &mut A) -> Result<(), A::Error>;
+}
+
+/// A document, an object of entity arrays, each array given to `R` in the order the file
+/// lists them.
+struct EntityArrays<R>(R);
+
+impl<'de, R: EntityReader> Visitor<'de> for EntityArrays<R> {
+    type Value = R;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(A_DOCUMENT)
+    }
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<R, A::Error> {
+        while let Some(name) = map.next_key::<String>()? {
+            self.0.entity(name, &mut map)?;
+        }
+        Ok(self.0)
+    }
+}
+
 /// The document's entities in the order the file lists them, each with its number of
 /// records, read without keeping any record.
 fn read_outline(path: &Path) -> Result<Vec<(String, usize)>, OutlineError> {
     struct Outline(Vec<(String, usize)>);
-    impl<'de> Deserialize<'de> for Outline {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct V;
-            impl<'de> Visitor<'de> for V {
-                type Value = Outline;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str(A_DOCUMENT)
-                }
-                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Outline, A::Error> {
-                    let mut out = Vec::new();
-                    while let Some(key) = map.next_key::<String>()? {
-                        // A sequence of zero-sized values: counted, nothing kept.
-                        let records: Vec<IgnoredAny> = map.next_value()?;
-                        out.push((key, records.len()));
-                    }
-                    Ok(Outline(out))
-                }
-            }
-            d.deserialize_map(V)
+    impl EntityReader for Outline {
+        fn entity<'de, A: MapAccess<'de>>(&mut self, name: String, map: &mut A) -> Result<(), A::Error> {
+            // A sequence of zero-sized values: counted, nothing kept.
+            let records: Vec<IgnoredAny> = map.next_value()?;
+            self.0.push((name, records.len()));
+            Ok(())
         }
     }
     let file = std::fs::File::open(path).map_err(OutlineError::Read)?;
     let mut de = serde_json::Deserializer::from_reader(past_bom(file).map_err(OutlineError::Read)?);
-    let outline = Outline::deserialize(&mut de).map_err(|e| match e.classify() {
+    let outline = de.deserialize_map(EntityArrays(Outline(Vec::new()))).map_err(|e| match e.classify() {
         serde_json::error::Category::Io => OutlineError::Read(e.into()),
         _ => OutlineError::Parse(e.to_string()),
     })?;
@@ -383,28 +395,21 @@ fn stream_document(path: &Path, sender: &tokio::sync::mpsc::Sender<Batch>) -> Re
             Ok(())
         }
     }
-    impl<'de> Visitor<'de> for Doc<'_> {
-        type Value = ();
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str(A_DOCUMENT)
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-            while let Some(key) = map.next_key::<String>()? {
-                let Some(place) = ENTITIES.iter().position(|e| *e == key) else {
-                    return Err(A::Error::custom(SyncError::UnknownEntity(key)));
-                };
-                let read: Result<Result<(), A::Error>, SyncError> = by_entity!(key.as_str(), T => {
-                    Ok(map.next_value_seed(Records::<T>(place, self.0, std::marker::PhantomData)))
-                });
-                read.map_err(A::Error::custom)??;
-            }
-            Ok(())
+    impl EntityReader for Doc<'_> {
+        fn entity<'de, A: MapAccess<'de>>(&mut self, name: String, map: &mut A) -> Result<(), A::Error> {
+            let Some(place) = ENTITIES.iter().position(|e| *e == name) else {
+                return Err(A::Error::custom(SyncError::UnknownEntity(name)));
+            };
+            let read: Result<Result<(), A::Error>, SyncError> = by_entity!(name.as_str(), T => {
+                Ok(map.next_value_seed(Records::<T>(place, self.0, std::marker::PhantomData)))
+            });
+            read.map_err(A::Error::custom)?
         }
     }
     let file = std::fs::File::open(path).map_err(StreamError::Read)?;
     let mut de = serde_json::Deserializer::from_reader(past_bom(file).map_err(StreamError::Read)?);
-    match de.deserialize_map(Doc(sender)) {
-        Ok(()) => Ok(()),
+    match de.deserialize_map(EntityArrays(Doc(sender))) {
+        Ok(_) => Ok(()),
         Err(_) if sender.is_closed() => Ok(()),
         Err(e) if e.classify() == serde_json::error::Category::Io => Err(StreamError::Read(e.into())),
         Err(e) => Err(StreamError::Parse(e.to_string())),
@@ -426,7 +431,7 @@ fn loose_report(path: &Path, shown: &str, typed: Option<String>) -> ImportError 
     };
     let mut de = serde_json::Deserializer::from_reader(reader);
     let mut found = Listed::default();
-    if let Err(e) = de.deserialize_map(LooseDoc(&mut found)) {
+    if let Err(e) = de.deserialize_map(EntityArrays(LooseDoc(&mut found))) {
         let path = shown.to_string();
         return match e.classify() {
             serde_json::error::Category::Io => ImportError::Read { path, error: e.into() },
@@ -441,16 +446,9 @@ fn loose_report(path: &Path, shown: &str, typed: Option<String>) -> ImportError 
 /// The document read loosely: each entity's value, record by record.
 struct LooseDoc<'a>(&'a mut Listed);
 
-impl<'de> Visitor<'de> for LooseDoc<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(A_DOCUMENT)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(entity) = map.next_key::<String>()? {
-            map.next_value_seed(LooseEntity { entity: &entity, found: &mut *self.0 })?;
-        }
-        Ok(())
+impl EntityReader for LooseDoc<'_> {
+    fn entity<'de, A: MapAccess<'de>>(&mut self, name: String, map: &mut A) -> Result<(), A::Error> {
+        map.next_value_seed(LooseEntity { entity: &name, found: &mut *self.0 })
     }
 }
 
@@ -555,20 +553,12 @@ pub async fn apply_document(db: &Db, doc: &Document, show_progress: bool) -> Res
     let bar = progress_bar(show_progress, doc.total());
     let mut writer = Writer::new(bar.as_ref());
     let mut tx = db.begin().await?;
-    let batches = [
-        indexed("clients", &doc.clients),
-        indexed("contacts", &doc.contacts),
-        indexed("jobs", &doc.jobs),
-        indexed("art_requirements", &doc.art_requirements),
-        indexed("visuals", &doc.visuals),
-        indexed("deliveries", &doc.deliveries),
-        indexed("stock", &doc.stock),
-        indexed("blank_stock", &doc.blank_stock),
-        indexed("purchase_orders", &doc.purchase_orders),
-        indexed("invoices", &doc.invoices),
-        indexed("account_summaries", &doc.account_summaries),
-        indexed("price_cards", &doc.price_cards),
-    ];
+    // Each entity's name is its field's: written once, so the two cannot disagree.
+    macro_rules! in_order {
+        ($($entity:ident)*) => { [$(indexed(stringify!($entity), &doc.$entity)),*] };
+    }
+    let batches = in_order! { clients contacts jobs art_requirements visuals deliveries stock blank_stock
+    purchase_orders invoices account_summaries price_cards };
     for batch in batches.into_iter().flatten() {
         writer.apply(&mut tx, batch).await?;
     }

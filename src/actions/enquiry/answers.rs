@@ -74,12 +74,8 @@ pub(super) async fn jobs(a: &Ask<'_>) -> Result<Answer, ActionError> {
             ]
         })
         .collect();
-    Ok(Answer::table(
-        name,
-        format!("{} open job(s){more}:", all.len()),
-        &["Job", "Name", "Status", "Required", "Your ref"],
-        rows,
-    ))
+    let heading = format!("{} open job(s){more}:", all.len());
+    Ok(Answer::table(name, heading, &["Job", "Name", "Status", "Required", "Your ref"], rows))
 }
 
 pub(super) async fn job(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
@@ -192,12 +188,10 @@ pub(super) async fn deliveries(a: &Ask<'_>) -> Result<Answer, ActionError> {
             ]
         })
         .collect();
-    Ok(Answer::table(
-        name,
-        if list.len() == 1 { "1 recent delivery:".to_string() } else { format!("{} recent deliveries:", list.len()) },
-        &["Delivery", "Status", "Date", "Sent", "Venue", "What", "Your ref", "Tracking"],
-        rows,
-    ))
+    let heading =
+        if list.len() == 1 { "1 recent delivery:".to_string() } else { format!("{} recent deliveries:", list.len()) };
+    let columns = ["Delivery", "Status", "Date", "Sent", "Venue", "What", "Your ref", "Tracking"];
+    Ok(Answer::table(name, heading, &columns, rows))
 }
 
 pub(super) async fn stock(a: &Ask<'_>, own: bool, text: Option<&str>) -> Result<Answer, ActionError> {
@@ -248,12 +242,9 @@ pub(super) async fn pos(a: &Ask<'_>) -> Result<Answer, ActionError> {
             ]
         })
         .collect();
-    Ok(Answer::table(
-        name,
-        format!("{} purchase order(s):", list.len()),
-        &["PO", "Status", "Ordered", "TOT ref", "Your ref", "Category", "Type", "Supplier"],
-        rows,
-    ))
+    let heading = format!("{} purchase order(s):", list.len());
+    let columns = ["PO", "Status", "Ordered", "TOT ref", "Your ref", "Category", "Type", "Supplier"];
+    Ok(Answer::table(name, heading, &columns, rows))
 }
 
 pub(super) async fn po(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
@@ -332,12 +323,9 @@ pub(super) async fn invoices(a: &Ask<'_>) -> Result<Answer, ActionError> {
             ]
         })
         .collect();
-    Ok(Answer::table(
-        name,
-        format!("{} invoice(s), amounts in {cur}:", list.len()),
-        &["Status", "Invoice", "Date", "Your PO", "Job", "Total", "Paid", "Outstanding"],
-        rows,
-    ))
+    let heading = format!("{} invoice(s), amounts in {cur}:", list.len());
+    let columns = ["Status", "Invoice", "Date", "Your PO", "Job", "Total", "Paid", "Outstanding"];
+    Ok(Answer::table(name, heading, &columns, rows))
 }
 
 pub(super) async fn balance(a: &Ask<'_>) -> Result<Answer, ActionError> {
@@ -370,8 +358,10 @@ pub(super) async fn balance(a: &Ask<'_>) -> Result<Answer, ActionError> {
 }
 
 pub(super) async fn prices(a: &Ask<'_>) -> Result<Answer, ActionError> {
-    let Ask { now, name, db, client, .. } = *a;
-    Ok(match q::price_card(db, client, now.date_naive()).await? {
+    let Ask { state, actor, now, name, db, client, .. } = *a;
+    // The card in force today on the contact's clock: a new card starts at their midnight.
+    let today = crate::actions::targets::today_of(state, &actor.contact, now).await?;
+    Ok(match q::price_card(db, client, today).await? {
         Some((card, from, lines)) => {
             let cur = q::client_currency(db, client).await?;
             let rows = lines
@@ -380,12 +370,8 @@ pub(super) async fn prices(a: &Ask<'_>) -> Result<Answer, ActionError> {
                     vec![l.code.clone(), l.description.clone(), l.unit.clone(), l.min_qty.to_string(), money(l.price)]
                 })
                 .collect();
-            Answer::table(
-                name,
-                format!("{card} (from {from}, {cur}):"),
-                &["Code", "Description", "Unit", "Min qty", "Price"],
-                rows,
-            )
+            let heading = format!("{card} (from {from}, {cur}):");
+            Answer::table(name, heading, &["Code", "Description", "Unit", "Min qty", "Price"], rows)
         }
         None => Answer::ok(name, "No price card yet.", vec![]),
     })
@@ -402,12 +388,8 @@ pub(super) async fn art(a: &Ask<'_>) -> Result<Answer, ActionError> {
         .iter()
         .map(|a| vec![d(a.art_due), a.description.clone(), a.design_id.clone(), a.job_id.clone(), "no".into()])
         .collect();
-    Ok(Answer::table(
-        name,
-        format!("TOT is waiting for {} piece(s) of artwork{more}:", all.len()),
-        &["Art due", "Description", "Design", "Job", "Received"],
-        rows,
-    ))
+    let heading = format!("TOT is waiting for {} piece(s) of artwork{more}:", all.len());
+    Ok(Answer::table(name, heading, &["Art due", "Description", "Design", "Job", "Received"], rows))
 }
 
 pub(super) async fn visuals(a: &Ask<'_>, unit: &Unit) -> Result<Answer, ActionError> {
