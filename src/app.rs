@@ -189,8 +189,14 @@ impl App {
     }
 }
 
-async fn telegram_webhook(State(s): State<AppState>, headers: axum::http::HeaderMap, body: Bytes) -> impl IntoResponse {
-    crate::channels::telegram::webhook(s.providers.services.clone(), s.telegram.clone(), headers, body).await
+async fn telegram_webhook(State(s): State<AppState>, headers: axum::http::HeaderMap, body: Bytes) -> Response {
+    let (status, said) =
+        crate::channels::telegram::webhook(s.providers.services.clone(), s.telegram.clone(), headers, body).await;
+    // A refusal in the shape every other address answers one in; Telegram reads only the status.
+    match status.is_success() {
+        true => (status, said).into_response(),
+        false => (status, axum::Json(serde_json::json!({ "error": said }))).into_response(),
+    }
 }
 
 async fn discord_interactions(State(s): State<AppState>, headers: axum::http::HeaderMap, body: Bytes) -> Response {

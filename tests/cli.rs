@@ -109,10 +109,20 @@ async fn gen_data_output_imports_and_reimports_unchanged() {
         (b"\n7", "byte 1 is not the `{`"),
         // One entity's array, as the sync API takes it: told where that goes.
         (b"\n[]", "byte 1 is `[`, where a document begins with `{`; it must be an object of entity arrays, like"),
+        (b"\xff\xfe{\x00}\x00", "byte 0 is a UTF-16 byte-order mark (the text is UTF-16; save it as UTF-8)"),
     ] {
         let out = piped(cport(&[("CPORT_DATABASE_URL", &url)]).args(["import", "/dev/stdin"]), input);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(says), "{err}");
+        // Given by name, bytes no document holds are said the same way, not as the parser's
+        // surprise at a place in them (JSON of another shape is said as that, below).
+        if !says.contains("UTF") {
+            continue;
+        }
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, input).unwrap();
+        let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("import").arg(&bad));
+        assert!(!ok && err.contains(says), "{}: {err}", String::from_utf8_lossy(input));
     }
 
     // A file of one entity's array (the sync API's body) is told what a document is.
@@ -1191,6 +1201,9 @@ async fn link_refuses_a_page_that_would_not_be_found() {
         ("P-1V", "/jobs/J-1/delivery", "which a contact of role viewer does not give"),
         // Below a record's page, only the pages it has.
         ("P-1A", "/visuals/V-1/extra", "has no page `extra` below it"),
+        // Encoded, what every route refuses before a page is looked for.
+        ("P-1A", "/%00", "may not hold a percent-encoded control character"),
+        ("P-1A", "/visuals/V-1?x=%FF", "or bytes that are not UTF-8"),
     ] {
         let (ok, _, err) = output(cport(&env).args(["link", "--contact", contact, "--to", to]));
         assert!(!ok && err.contains("--to:") && err.contains(says), "{to}: {err}");

@@ -846,6 +846,13 @@ async fn a_body_that_stops_coming_is_answered_and_one_too_long_refused_at_once()
     .await;
     assert!(stalled.starts_with("HTTP/1.1 400"), "{stalled}");
     assert!(stalled.contains("body: it stopped coming before its end"), "{stalled}");
+    // A broken chunked encoding is said in cport's words too, not the framework's.
+    let broken = answer_to(
+        b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n",
+    )
+    .await;
+    assert!(broken.starts_with("HTTP/1.1 400"), "{broken}");
+    assert!(broken.contains("body: it could not be read as sent") && !broken.contains("Failed to buffer"), "{broken}");
     let huge = answer_to(
         b"PUT /api/v1/clients HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer x\r\nContent-Length: 99999999999\r\nConnection: close\r\n\r\n",
     )

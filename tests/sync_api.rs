@@ -265,7 +265,9 @@ async fn a_body_that_is_not_an_array_of_records_is_refused() {
             Some("C-1"),
             "number out of range",
         ),
-        ("a lone surrogate", "[{\"name\": \"A\\ud800B\", \"id\": \"C-1\"}]", "name", Some("C-1"), "hex escape"),
+        ("a lone surrogate", "[{\"name\": \"A\\ud800B\", \"id\": \"C-1\"}]", "name", Some("C-1"), "as a pair"),
+        ("a lone low surrogate", "[{\"name\": \"A\\udc00\", \"id\": \"C-1\"}]", "name", Some("C-1"), "as a pair"),
+        ("a surrogate at the end", "[{\"name\": \"A\\ud800\", \"id\": \"C-1\"}]", "name", Some("C-1"), "as a pair"),
         ("nested past the parser's limit", deep.as_str(), "name", Some("C-1"), "recursion limit"),
     ] {
         let r =
@@ -1474,5 +1476,35 @@ async fn a_picture_path_too_long_for_its_index_is_refused_by_name() {
                          "designer": "d", "status": "awaiting_approval", "main_image": "/media/v.png",
                          "placement_image": "图".repeat(1000)}]);
     assert!(app.refused("visuals", visual).await.to_string().contains("placement_image"));
+    app.stop().await;
+}
+
+/// A count sent as anything but a whole number in digits is refused in the sender's words,
+/// naming the field, whatever way it was written: never the reader's "expected i64".
+#[tokio::test]
+async fn a_count_not_written_as_a_whole_number_is_refused_in_plain_words() {
+    let app = with_one_client().await;
+    let stock = |written: &str| {
+        format!(
+            "[{{\"sku\": \"S-1\", \"client_id\": \"C-1\", \"description\": \"Tee\", \"warehouse_balance\": {written}, \
+             \"expected\": 0, \"accounted_for\": 0, \"available_to_order\": 0}}]"
+        )
+    };
+    for (written, says) in [
+        ("1.5", "expected a whole number in digits, not `1.5`"),
+        // Read as floats, said as the reader holds them (`1000.0`, `1e20`).
+        ("1e3", "expected a whole number in digits, not `1"),
+        ("99999999999999999999", "expected a whole number in digits, not `1"),
+        ("\"150\"", "invalid type: string \"150\", expected a whole number"),
+    ] {
+        let r = app.http.put(app.url("/api/v1/stock")).bearer_auth(TOKEN).body(stock(written)).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 422, "{written}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        let e = &v["errors"][0];
+        assert_eq!(e["field"], "warehouse_balance", "{written}: {v}");
+        let reason = e["reason"].as_str().unwrap();
+        assert!(reason.starts_with(says) && !reason.contains("i64"), "{written}: {v}");
+    }
+    assert_eq!(app.count("stock").await, 0, "nothing was written");
     app.stop().await;
 }

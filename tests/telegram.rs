@@ -343,6 +343,8 @@ async fn webhook_mode_checks_the_secret_token() {
     let secret = [("X-Telegram-Bot-Api-Secret-Token", "a-long-webhook-secret")];
     let r = app.post_with(&app.http, "/telegram/webhook", &secret, "not json").await;
     assert_eq!(r.status().as_u16(), 400);
+    let said: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(said["error"], "body is not a Telegram update", "refused in cport's error shape: {said}");
     fake.say(STRANGER, "/help"); // not polled in webhook mode
     assert_eq!(fake.to_chat(STRANGER).len(), 1);
     assert!(fake.calls_of("getUpdates").is_empty(), "webhook mode does not poll");

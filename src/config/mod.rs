@@ -73,8 +73,8 @@ pub struct Config {
     /// a proxy gives cport a host of its own rather than a path. No user name, password, query
     /// or fragment (every link would carry them).
     pub public_url: String,
-    /// The store: `sqlite://PATH` (made by `serve`, `migrate`, `import` or `demo` when missing;
-    /// other commands refuse a path with no store) or `postgres://USER:PASS@HOST/DB`. Its
+    /// The store: `sqlite://PATH` (made by `serve`, `migrate`, `import` or `demo` when missing,
+    /// with its folder, which the log then names; other commands refuse a path with no store) or `postgres://USER:PASS@HOST/DB`. Its
     /// password is masked in logs. A relative PATH is read from the folder cport runs in, as
     /// is every relative path in the config (not from the config file's folder).
     pub database_url: Secret,

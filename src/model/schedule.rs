@@ -53,15 +53,35 @@ pub fn check_contact_schedule(expr: &str) -> Result<Schedule, String> {
 
 /// Parses a cron expression, explaining the expected form when it is wrong.
 pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
-    let schedule = Schedule::from_str(expr).map_err(|e| {
-        // The parser's words may repeat the input as it came (control characters and all)
-        // and say "less than" for the largest value allowed.
-        let detail = super::one_line(&e.to_string()).replace(" must be less than ", " must be at most ");
+    let wrong = |why: &str| {
         format!(
-            "{} is not a cron expression with seconds first, like \"0 0 8 * * Mon-Fri\" ({})",
-            super::quoted(expr),
-            super::shorten(&detail, 200)
+            "{} is not a cron expression with seconds first, like \"0 0 8 * * Mon-Fri\": {why}",
+            super::quoted(expr)
         )
+    };
+    // Six fields, or seven with a year: said in the reader's terms before the parser is asked,
+    // whose words for a count gone wrong point a caret at the input.
+    match expr.split_whitespace().count() {
+        0 => return Err(wrong("it is empty")),
+        6 | 7 => {}
+        n => {
+            return Err(wrong(&format!(
+                "it has {n} field(s) where a schedule has six: seconds, minutes, hours, day of month, month, day of week"
+            )));
+        }
+    }
+    let schedule = Schedule::from_str(expr).map_err(|e| {
+        // The parser's words repeat the input as it came (control characters and all) before a
+        // caret, then say what is wrong, with "less than" for the largest value allowed.
+        let words = super::one_line(&e.to_string());
+        let echoed = super::one_line(expr);
+        let after_caret = words.find(&echoed).and_then(|at| words[at + echoed.len()..].trim_start().strip_prefix('^'));
+        let detail = after_caret.unwrap_or(&words).trim();
+        let detail = match detail {
+            "" => "a field holds what no cron field takes".to_string(),
+            said => said.replace(" must be less than ", " must be at most "),
+        };
+        wrong(&super::shorten(&detail, 200))
     })?;
     // One that can never fire (31 February, a year gone by) would silently send nothing.
     if schedule.upcoming(Utc).next().is_none() {
@@ -154,8 +174,8 @@ mod tests {
     fn a_wrong_schedule_is_explained_on_one_line_with_the_right_limit() {
         let e = parse_schedule("0 0 25 * * *").unwrap_err();
         assert!(e.contains("must be at most 23"), "{e}");
-        let e = parse_schedule("\u{1b}[31mx").unwrap_err();
-        assert!(e.starts_with("`<U+001B>[31mx`"), "the input quoted: {e}");
+        let e = parse_schedule("\u{1b}[31mx * * * * *").unwrap_err();
+        assert!(e.starts_with("`<U+001B>[31mx * * * * *`"), "the input quoted: {e}");
         assert!(!e.chars().any(char::is_control), "nothing that would move a terminal's cursor: {e:?}");
     }
 
@@ -174,9 +194,16 @@ mod tests {
 
     #[test]
     fn bad_expressions_are_explained() {
-        for bad in ["every day", "0 0 25 * * *", ""] {
+        for (bad, why) in [
+            ("every day", "it has 2 field(s) where a schedule has six: seconds, minutes"),
+            ("0 0 25 * * *", "must be at most 23"),
+            ("", "it is empty"),
+            (" \t ", "it is empty"),
+            ("garbage * * * * *", "'garbage'"),
+        ] {
             let e = parse_schedule(bad).unwrap_err();
-            assert!(e.contains("seconds first"), "{bad}: {e}");
+            assert!(e.contains("seconds first") && e.contains(why), "{bad}: {e}");
+            assert!(!e.contains('^'), "no caret pointing at what is not shown: {e}");
         }
         let next_year = Utc::now().year() + 1;
         for (bad, says) in [

@@ -47,6 +47,12 @@ pub(crate) fn not_a_next(path: &str) -> Option<&'static str> {
         Some("may not hold spaces, backslashes or control characters")
     } else if climbs(path) {
         Some("may not hold a . or .. step")
+    } else if !percent_encoding::percent_decode_str(path).decode_utf8().is_ok_and(|p| !p.chars().any(char::is_control))
+    {
+        // Every route refuses a NUL or bytes that are not UTF-8 (`%00`, `%FF`) before a page is
+        // looked for, and no page's address holds another control character: a link to one
+        // would open an error.
+        Some("may not hold a percent-encoded control character or bytes that are not UTF-8")
     } else {
         None
     }

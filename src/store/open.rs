@@ -211,10 +211,14 @@ impl Db {
                 // parks the worker every few rows. A scan over the whole store reads 60,000:
                 // 1.0 s at 50, 0.65 s at 1,024, 0.75-1.1 s at 8,192 (scripts/bench-items).
                 .row_buffer_size(ROW_BUFFER);
+            // A missing folder is made (a new install's `data/`), and said: a mistyped path
+            // would otherwise leave a store where nobody looks, without a word.
             if let Some(parent) = opts.get_filename().parent()
                 && !parent.as_os_str().is_empty()
+                && !parent.exists()
             {
                 std::fs::create_dir_all(parent).map_err(|e| open_err(&e))?;
+                tracing::info!(folder = %parent.display(), "made the store's folder, which did not exist");
             }
             // A new store is its owner's alone (0600, whatever the umask): it holds every
             // message's text, sign-in links among them. SQLite gives its -wal and -shm files

@@ -80,6 +80,9 @@ fn copy_checked(from: &mut impl std::io::Read, to: &mut impl std::io::Write) -> 
             Err(e) => return Err(e),
         };
         let chunk = &buf[..n];
+        if at == 0 && (chunk.starts_with(b"\xFF\xFE") || chunk.starts_with(b"\xFE\xFF")) {
+            return Err(refused(0, "a UTF-16 byte-order mark (the text is UTF-16; save it as UTF-8)"));
+        }
         if let Some(i) = chunk.iter().position(|b| *b == 0) {
             return Err(refused(at + i, "a NUL byte"));
         }
@@ -432,12 +435,18 @@ fn loose_report(path: &Path, shown: &str, typed: Option<String>) -> ImportError 
     let mut de = serde_json::Deserializer::from_reader(reader);
     let mut found = Listed::default();
     if let Err(e) = de.deserialize_map(EntityArrays(LooseDoc(&mut found))) {
+        let source = path;
         let path = shown.to_string();
         return match e.classify() {
             serde_json::error::Category::Io => ImportError::Read { path, error: e.into() },
             // JSON of another shape (one entity's array, made for the API) is said as such.
             serde_json::error::Category::Data => ImportError::NotDocument { path, message: e.to_string() },
-            _ => ImportError::NotJson { path, message: e.to_string() },
+            // Bytes no JSON document holds are said as a piped document's are (by the same
+            // check, at the byte they stand at), not as the parser's surprise at a place in them.
+            _ => match std::fs::File::open(source).and_then(|mut f| copy_checked(&mut f, &mut std::io::sink())) {
+                Err(error) if error.kind() == std::io::ErrorKind::InvalidData => ImportError::Read { path, error },
+                _ => ImportError::NotJson { path, message: e.to_string() },
+            },
         };
     }
     found.into_error(Some(typed.unwrap_or_else(|| "not a document of records".into()))).into()

@@ -53,7 +53,18 @@ impl Unreadable {
     pub fn of(entity: &str, raw: &str, error: &serde_json::Error) -> Unreadable {
         let words = |e: &serde_json::Error| {
             let text = e.to_string();
-            format!("cannot be read: {}", text.split(" at line ").next().unwrap_or(&text))
+            let said = text.split(" at line ").next().unwrap_or(&text);
+            // serde_json's words for an escape that is no character name the reader's state.
+            match said {
+                "lone leading surrogate in hex escape"
+                | "unexpected end of hex escape"
+                | "invalid unicode code point" => {
+                    "cannot be read: a `\\u` escape in it is no character (a surrogate, `\\uD800` to `\\uDFFF`, \
+                     must come as a pair, high then low, and each escape has four hex digits)"
+                        .to_string()
+                }
+                said => format!("cannot be read: {said}"),
+            }
         };
         let Ok(fields) = serde_json::from_str::<std::collections::BTreeMap<String, &serde_json::value::RawValue>>(raw)
         else {
@@ -116,10 +127,31 @@ pub fn parse_value<T: Upsert>(index: usize, v: serde_json::Value, errs: &mut Vec
             let field = if top { named_field(&inner).unwrap_or("record") } else { &path };
             // A key or value TOT sent is repeated in these words as it came: shown with what
             // would not print as code points, and cut, as every refused value is.
-            let (field, reason) = (crate::model::visible(field, 100), crate::model::visible(&inner, 1_000));
+            let (field, reason) = (crate::model::visible(field, 100), crate::model::visible(&in_words(&inner), 1_000));
             errs.push(RecordError { entity: T::ENTITY.into(), index: Some(index), id, field, reason });
             None
         }
+    }
+}
+
+/// serde's words for a value of the wrong type in a sender's terms: "expected i64" is
+/// "expected a whole number", and a number read as a float where a whole number is wanted
+/// (`1.5`, `1e3`, or digits too many for any count, which JSON readers hold as a float) is
+/// said to be one. Other words pass unchanged.
+fn in_words(inner: &str) -> String {
+    const WHOLE: &[&str] = &["i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "usize", "isize"];
+    let Some((said, wanted)) = inner.rsplit_once(", expected ") else {
+        return inner.to_string();
+    };
+    if !WHOLE.contains(&wanted) {
+        return inner.to_string();
+    }
+    match said.strip_prefix("invalid type: floating point `").and_then(|n| n.strip_suffix('`')) {
+        Some(n) => format!(
+            "expected a whole number in digits, not `{n}` (a number with a fraction or an exponent, or with too many \
+             digits for any count, is refused)"
+        ),
+        None => format!("{said}, expected a whole number"),
     }
 }
 
@@ -145,4 +177,22 @@ fn named_field(message: &str) -> Option<&str> {
         let rest = message.strip_prefix(start)?;
         rest.rfind("`, ").or_else(|| rest.rfind('`')).map(|end| &rest[..end])
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_words;
+
+    #[test]
+    fn a_number_of_the_wrong_kind_is_said_in_the_senders_terms() {
+        for (serde, said) in [
+            ("invalid type: floating point `1e+20`, expected i64", "expected a whole number in digits, not `1e+20`"),
+            ("invalid type: floating point `1.5`, expected u32", "expected a whole number in digits, not `1.5`"),
+            ("invalid type: string \"5\", expected i64", "invalid type: string \"5\", expected a whole number"),
+            ("invalid type: integer `5`, expected a string", "invalid type: integer `5`, expected a string"),
+        ] {
+            let words = in_words(serde);
+            assert!(words.starts_with(said) && !words.contains("i64"), "{serde}: {words}");
+        }
+    }
 }

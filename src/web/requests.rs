@@ -50,6 +50,13 @@ pub async fn rejections_as_errors(resp: Response) -> Response {
         let message = "body: it stopped coming before its end (Content-Length); send it whole".to_string();
         return HttpError::Rejected { status: StatusCode::BAD_REQUEST, message }.into_response();
     }
+    // Any other failure while the body came (a broken chunked encoding, a connection cut).
+    if status == StatusCode::BAD_REQUEST && message.starts_with("Failed to buffer the request body") {
+        let message = "body: it could not be read as sent (broken chunked encoding, or the connection failed); \
+                       send it again whole"
+            .to_string();
+        return HttpError::Rejected { status: StatusCode::BAD_REQUEST, message }.into_response();
+    }
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         let message = "body: larger than this address takes (the limit is max_body_bytes in cport's configuration)";
         return HttpError::Rejected { status, message: message.into() }.into_response();

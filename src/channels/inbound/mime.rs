@@ -13,7 +13,9 @@ pub const MAX_NESTED_MESSAGES: usize = 16;
 
 /// The message, or why it cannot be read.
 pub fn parse(raw: &[u8]) -> Result<Message<'_>, String> {
-    let msg = MessageParser::default().parse(raw).ok_or("no headers could be read")?;
+    /// Said alike whether the parser found no header block at all or only headers of no mail.
+    const NO_HEADERS: &str = "no mail headers (From, To, Subject, Date…) could be read";
+    let msg = MessageParser::default().parse(raw).ok_or(NO_HEADERS)?;
     if nesting(&msg) > MAX_NESTED_MESSAGES {
         dismantle(msg);
         return Err(format!("it nests messages more than {MAX_NESTED_MESSAGES} deep"));
@@ -22,7 +24,7 @@ pub fn parse(raw: &[u8]) -> Result<Message<'_>, String> {
     // one: such a message missing its sender is taken in and recorded as ignored, not bounced
     // to whoever sent it as unreadable. Text with none of them is no email.
     if !msg.headers().iter().any(|h| !matches!(h.name, mail_parser::HeaderName::Other(_))) {
-        return Err("no mail headers (From, To, Subject, Date…) could be read".into());
+        return Err(NO_HEADERS.into());
     }
     Ok(msg)
 }
