@@ -301,7 +301,12 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     let v1: Vec<&str> = lines.iter().find(|l| l.starts_with("A1,V-1,")).unwrap().split(',').collect();
     assert!(chrono::DateTime::parse_from_rfc3339(v1[5]).is_ok(), "waiting_since: {csv}");
 
-    // Remind now: queued once per item, contact and day.
+    // Remind now: queued once per item, contact and day, the day on the contact's clock
+    // (Bob's, in a zone whose date is not UTC's at this hour).
+    let zone = if chrono::Timelike::hour(&Utc::now()) >= 10 { "Pacific/Kiritimati" } else { "Pacific/Pago_Pago" };
+    let bob = serde_json::json!([{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer", "email": "bob@alpha.example",
+                                  "role": "buyer", "timezone": zone}]);
+    app.synced("contacts", bob).await;
     let outbox = app.count("outbox").await;
     let (_, html) = app.page(&staff, "/staff/chase").await;
     let csrf = csrf_of(&html);
@@ -317,6 +322,8 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
         .fetch_one(p).await)
         .unwrap();
     assert!(idem.starts_with("remind:P-1B:email:A1:V-1:"), "{idem}");
+    let today = Utc::now().with_timezone(&zone.parse::<chrono_tz::Tz>().unwrap()).format("%Y-%m-%d").to_string();
+    assert!(idem.ends_with(&today), "the day on Bob's clock ({zone}): {idem}");
     // It goes as a reminder, with the subject the outbox shows: not as something new.
     let rows = cport::store::outbox::list_messages(&app.db, None, 1).await.unwrap();
     let cport::outbox::Rendered::Email { headers, text, .. } =

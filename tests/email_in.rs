@@ -721,6 +721,12 @@ async fn a_report_counts_only_on_the_bounce_address_and_for_the_address_the_mess
     let s = cport::store::settings::get_settings(&c.t.state.db, "P-1A").await.unwrap();
     assert_eq!(s.soft_bounces, 0, "no report of success or delay counted");
     assert!(!suspended().await, "none of these suspended Ann's email");
+    // Nor does one about a message sent longer ago than any mail server keeps trying (the
+    // bounce address is in every delivered copy's Return-Path): said why, counted nowhere.
+    let late = real.replace("dsn-0001@", "dsn-0010@");
+    let d = handle(&c.t.state, late.as_bytes(), Utc::now() + chrono::Duration::days(15)).await.unwrap();
+    assert!(kind(&d) == "ignored" && reason(&d).contains("more than 14 days before it"), "{d:?}");
+    assert!(!suspended().await);
     // The real one, to the bounce address and about Ann's address, does.
     assert_eq!(kind(&c.handle("dsn_bounce.eml").await), "bounce");
     assert!(suspended().await);

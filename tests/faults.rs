@@ -385,6 +385,35 @@ async fn a_relay_slow_to_answer_the_end_of_data_gets_the_message_once() {
     assert_eq!(smtp.messages().len(), 1);
 }
 
+/// A batch held up by a slow server reads its contacts again before a later message once
+/// what it read has grown old: a digest whose contact TOT gave a new address meanwhile is
+/// written again and goes to the new one, never to the address they no longer have.
+#[tokio::test]
+async fn a_batch_held_up_sends_on_what_is_true_when_each_message_goes() {
+    let smtp = SmtpServer::start_with(&["--delay", "6"]);
+    let t = TestState::mailing(&smtp, |_| {}).await;
+    common::digests_now(&t.state, &["P-1A", "P-1B"]).await;
+    let state = t.state.clone();
+    let batch = tokio::spawn(async move { cport::outbox::dispatch_batch(&state, 2).await });
+    // Ann's digest is being received (the batch read its contacts before it began): Bob's
+    // address changes while the server keeps the batch waiting.
+    let receiving = smtp.dir.path().join("receiving");
+    for _ in 0..400 {
+        if receiving.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(receiving.exists(), "the first message reached the server");
+    t.load(json!({"contacts": [{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer", "email": "bob@new.example",
+                                 "role": "buyer"}]}))
+        .await;
+    let out = batch.await.unwrap().unwrap();
+    assert_eq!(out, vec![cport::outbox::Outcome::Sent; 2]);
+    let to: Vec<String> = smtp.messages().iter().map(|(_, e)| e["rcpt_tos"][0].as_str().unwrap().to_string()).collect();
+    assert_eq!(to, ["ann@alpha.example", "bob@new.example"], "Bob's digest went to the address he has now");
+}
+
 /// A server too busy to take a message answers MAIL with a 421 and closes: its own words are
 /// the recorded reason (a pipelining sender once kept only "incomplete response"), and the
 /// message goes at a later try.

@@ -105,6 +105,9 @@ class Handler(Behaviour):
         return False
 
     async def handle_DATA(self, server, session, envelope):
+        # Marks that a message's data has come, before any --delay: a test can act while
+        # the sender waits for the answer.
+        open(os.path.join(self.dir, "receiving"), "w").close()
         await self.pause()
         self.count += 1
         base = os.path.join(self.dir, f"{self.count:06d}")

@@ -319,7 +319,9 @@ pub async fn remind(
             contact.name
         )));
     }
-    let day = now.format("%Y-%m-%d");
+    // Once a day on the contact's clock: two clicks either side of UTC's midnight are one
+    // day for a contact in Auckland.
+    let day = now.with_timezone(&super::targets::clock_of(&state.config, &contact, &s)).format("%Y-%m-%d");
     // A reminder is an alert: the contact's quiet hours hold it as they hold every alert.
     let at = super::targets::after_quiet_hours(&state.config, &contact, &s, now);
     let mut tx = state.db.begin().await?;

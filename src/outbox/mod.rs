@@ -155,11 +155,9 @@ async fn dispatch(
     let (held, until) = tokio::sync::watch::channel(now + lease);
     let hold = Hold { until, margin: lease / 3 };
     let sends = async {
-        let suspended = outbox::suspended_contacts(&state.db).await?;
         let contacts: Vec<&str> = contacts.iter().map(String::as_str).collect();
-        let active = crate::store::contacts::active_of(&state.db, &contacts).await?;
-        let settings = crate::store::settings::settings_of(&state.db, &contacts).await?;
-        let batch = Batch { state, crew, token: &token, suspended: &suspended, active: &active, settings: &settings };
+        let view = std::sync::Mutex::new(std::sync::Arc::new(View::read(&state.db, &contacts).await?));
+        let batch = Batch { state, crew, token: &token, contacts: &contacts, view };
         // The previous delivery's mark commits while the next message is built and begun;
         // it is settled before the next one is delivered.
         let mut pending: Option<Settle> = None;
@@ -275,12 +273,59 @@ struct Batch<'a> {
     crew: &'a Crew,
     /// The claim the batch's rows are held by.
     token: &'a str,
+    /// The contacts its rows are for.
+    contacts: &'a [&'a str],
+    /// What it knows of them (see [`Batch::view`]).
+    view: std::sync::Mutex<std::sync::Arc<View>>,
+}
+
+/// What a batch knows of its contacts as it sends.
+struct View {
     /// Contacts whose email is suspended (after bounces), with the reason.
-    suspended: &'a HashMap<String, String>,
+    suspended: HashMap<String, String>,
     /// The batch's contacts that are still there and active, with how they are reached now.
-    active: &'a HashMap<String, Reach>,
-    /// The batch's contacts' saved settings, read as it began (none saved: the defaults).
-    settings: &'a HashMap<String, crate::store::settings::ContactSettings>,
+    active: HashMap<String, Reach>,
+    /// The batch's contacts' saved settings (none saved: the defaults).
+    settings: HashMap<String, crate::store::settings::ContactSettings>,
+    read_at: Instant,
+}
+
+/// How old a batch's [`View`] may grow before it is read again: a batch held up by a slow
+/// server (minutes, at its sends' limits) does not send on what was true as it began, to an
+/// address TOT has changed since or a contact made inactive.
+const VIEW_FRESH: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl View {
+    async fn read(db: &crate::store::Db, contacts: &[&str]) -> Result<View, StoreError> {
+        Ok(View {
+            suspended: outbox::suspended_contacts(db).await?,
+            active: crate::store::contacts::active_of(db, contacts).await?,
+            settings: crate::store::settings::settings_of(db, contacts).await?,
+            read_at: Instant::now(),
+        })
+    }
+}
+
+impl Batch<'_> {
+    /// The batch's view of its contacts, read again once it is older than [`VIEW_FRESH`]. One
+    /// that cannot be read again is used as it was: the store's trouble shows at the mark.
+    async fn view(&self) -> std::sync::Arc<View> {
+        let held = self.view.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if held.read_at.elapsed() < VIEW_FRESH {
+            return held;
+        }
+        match View::read(&self.state.db, self.contacts).await {
+            Ok(fresh) => {
+                let fresh = std::sync::Arc::new(fresh);
+                *self.view.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh.clone();
+                fresh
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the batch's contacts again; sending on what was read before");
+                held
+            }
+        }
+    }
 }
 
 /// Sends one claimed row. A panic while building or sending it (a bug) makes that message
@@ -374,8 +419,10 @@ pub(crate) const HANDED_OVER_MOST: std::time::Duration = std::time::Duration::fr
 /// Sends one claimed row and marks it, if this sender still holds its claim (a delivery's
 /// mark may still be committing when this returns).
 async fn send_row(batch: &Batch<'_>, row: OutboxRow, gate: &Gate) -> Result<Settle, StoreError> {
-    let Batch { state, crew, token, suspended, active, settings } = *batch;
+    let Batch { state, crew, token, .. } = *batch;
     let started = Instant::now();
+    let view = batch.view().await;
+    let (suspended, active, settings) = (&view.suspended, &view.active, &view.settings);
     let limit = std::time::Duration::from_secs(state.config.outbox.send_timeout_seconds);
     // A delivery begins with a quarter of the send's time left at least: one held at its
     // gate longer is handed back untried, not handed over and then given up on at once.

@@ -1,7 +1,7 @@
 //! Delivery reports for messages cport sent: soft and hard bounces counted per contact,
 //! email suspended after too many.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use super::Disposition;
 use crate::model::InboundOutcome;
@@ -12,6 +12,11 @@ use crate::store::{StoreError, inbound as ledger};
 /// The longest diagnostic kept from a report: enough for an MTA's sentence, not a whole
 /// transcript a hostile or broken server may send.
 const MOST_DIAGNOSTIC_CHARS: usize = 300;
+
+/// The oldest message a report of failure is believed for, in days: the longest a mail server
+/// keeps a message it cannot deliver (five days by default in Postfix, four in Exim), with
+/// room for a report that waited in cport's mailbox while cport was down.
+const REPORT_DAYS: i64 = 14;
 
 pub(super) async fn bounce(
     state: &Services,
@@ -39,6 +44,10 @@ pub(super) async fn bounce(
         },
         None => false,
     };
+    // A report of failure comes within the days a mail server keeps trying (Postfix: 5):
+    // one about a message older than that is no real report, but the token read off a
+    // delivered copy (its Return-Path holds the bounce address), and suspends no one.
+    let late = ours.as_ref().is_some_and(|r| now - r.sent_at.unwrap_or(r.created_at) > Duration::days(REPORT_DAYS));
     let mut tx = state.db.begin().await?;
     // The report is recorded before it is counted, in one transaction: the same report taken
     // twice at once (two processes polling one mailbox, or IMAP and the MTA pipe) finds it
@@ -47,10 +56,14 @@ pub(super) async fn bounce(
         // A report that the message was delivered, relayed or is still being tried is no
         // bounce, nor is one about an address the contact no longer has: kept as seen,
         // counted against no one.
-        Some(_) if !failed || moved => {
-            let d = Disposition::Ignored(match moved {
-                true => "a bounce for an address the contact no longer has".into(),
-                false => format!("a delivery report of no failure ({})", status_or_none(&status)),
+        Some(_) if !failed || moved || late => {
+            let d = Disposition::Ignored(match (moved, late) {
+                (true, _) => "a bounce for an address the contact no longer has".into(),
+                (_, true) => format!(
+                    "a bounce for a message sent more than {REPORT_DAYS} days before it, which no mail server \
+                     keeps trying for: not believed"
+                ),
+                _ => format!("a delivery report of no failure ({})", status_or_none(&status)),
             });
             if !ledger::record(&mut tx, message_id, None, InboundOutcome::Ignored, d.parts().1, None, now).await? {
                 return duplicate(tx, message_id).await;

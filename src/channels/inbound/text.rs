@@ -117,6 +117,21 @@ fn push_line(out: &mut String, depth: usize, text: &str) {
     out.push('\n');
 }
 
+/// Where the next `tag` (`<head`) opens in `lower` from `from`: the whole name only, so that
+/// `<header>` is not taken for `<head>`.
+fn opening(lower: &str, from: usize, tag: &str) -> Option<usize> {
+    let mut at = from;
+    while let Some(found) = lower[at..].find(tag) {
+        let start = at + found;
+        let after = lower.as_bytes().get(start + tag.len());
+        if after.is_none_or(|b| *b == b'>' || *b == b'/' || b.is_ascii_whitespace()) {
+            return Some(start);
+        }
+        at = start + tag.len();
+    }
+    None
+}
+
 /// HTML to plain text for reading commands: quoted blocks (`<blockquote>`, Gmail's and
 /// Outlook's quote containers) are cut off, white space is folded as a browser shows it (a
 /// line break in the source is a space), block elements become line breaks, tags go, the
@@ -141,12 +156,12 @@ pub fn html_to_text(html: &str) -> String {
     // one pass, not once per tag (ASCII lowercasing keeps every byte offset).
     const HIDDEN: [&str; 4] = ["<head", "<style", "<script", "<title"];
     let mut shown = String::with_capacity(html.len());
-    let mut next: [Option<usize>; 4] = HIDDEN.map(|t| lower.find(t));
+    let mut next: [Option<usize>; 4] = HIDDEN.map(|t| opening(lower, 0, t));
     let mut pos = 0;
     loop {
         for (n, t) in next.iter_mut().zip(HIDDEN) {
             if n.is_some_and(|at| at < pos) {
-                *n = lower[pos..].find(t).map(|at| at + pos);
+                *n = opening(lower, pos, t);
             }
         }
         let hidden = next.iter().zip(HIDDEN).filter_map(|(n, t)| n.map(|at| (at, &t[1..]))).min_by_key(|(at, _)| *at);
@@ -156,10 +171,12 @@ pub fn html_to_text(html: &str) -> String {
         };
         shown.push_str(&html[pos..start]);
         let close = format!("</{name}>");
-        match lower[start..].find(&close) {
-            Some(end) => pos = start + end + close.len(),
-            None => break,
-        }
+        pos = match lower[start..].find(&close) {
+            Some(end) => start + end + close.len(),
+            // Never closed (a `<head>` may end where `<body>` begins): only the tag itself is
+            // hidden, never the rest of the message with the command in it.
+            None => lower[start..].find('>').map_or(lower.len(), |end| start + end + 1),
+        };
     }
     let html = shown.as_str();
     let mut out = String::with_capacity(html.len());
@@ -308,6 +325,15 @@ mod tests {
         let styled =
             "<html><head><title>x</title><style>p{margin:0}</style></head><body><div>APPROVE V-1</div></body></html>";
         assert_eq!(html_to_text(styled).trim(), "APPROVE V-1");
+        // A `<header>` is shown (it is no `<head>`), and a `<head>` never closed (HTML5 lets
+        // `<body>` end it) hides only itself: the command after either is read.
+        for html in [
+            "<header>Reply</header><div>APPROVE V-1</div>",
+            "<html><head><meta charset=utf-8><body><div>APPROVE V-1</div>",
+            "<title>Re: digest<div>APPROVE V-1</div>",
+        ] {
+            assert!(html_to_text(html).contains("APPROVE V-1"), "{html}: {}", html_to_text(html));
+        }
     }
 
     #[test]
