@@ -200,6 +200,15 @@ async fn lists_filter_sort_and_link_to_details() {
     ] {
         assert!(html.contains(want), "{want} on the delivery page: {html}");
     }
+    // When it was signed for, on Ann's clock as every time she is shown (Sydney's, here).
+    app.synced(
+        "contacts",
+        json!([{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin", "email": "ann@alpha.example", "role": "admin",
+                "timezone": "Australia/Sydney"}]),
+    )
+    .await;
+    let html = String::from_utf8(get(&app, &ann, "/deliveries/D-1").await.2).unwrap();
+    assert!(html.contains("signed 2026-11-25 21:42 AEDT by courier"), "{html}");
     let (_, _, html) = get(&app, &ann, "/jobs/J-1").await;
     let html = String::from_utf8(html).unwrap();
     assert!(html.contains("Processes") && html.contains("Screen print"), "{html}");
@@ -420,6 +429,49 @@ async fn the_price_card_in_force_is_the_one_of_the_contacts_day() {
         let answer =
             cport::actions::enquiry::run_alone(&app.state, &actor, &asked, &Default::default(), noon).await.unwrap();
         assert!(answer.title.starts_with(card), "{zone}: {answer:?}");
+    }
+    app.stop().await;
+}
+
+/// A job's process pictures and a purchase order's checking pictures are shown on their
+/// pages; an email or chat answer says how many there are and links to the page.
+#[tokio::test]
+async fn process_and_checking_pictures_are_shown_on_their_pages() {
+    let (app, ann) = app_as("P-1A").await;
+    let job = json!([{"id": "J-1", "client_id": "C-1", "name": "Tees", "status": "in_production",
+        "process_lines": [{"status": "planned", "process": "Screen print", "position": "Front", "qty": 100,
+                           "unit_price": "1.50", "image": "/media/process/J-1-front.svg"}],
+        "printed_garments": [{"description": "Tee", "expected_qty": 100}]}]);
+    app.synced("jobs", job).await;
+    let po = json!([{"id": "PO-1", "client_id": "C-1", "placed_by": "Reseller R", "third_party": true, "status": "open",
+        "date_ordered": "2026-11-01", "tot_ref": "T1", "category": "Garments", "type": "Third party", "supplier": "S",
+        "lines": [{"status": "open", "sku": "BLK-1", "description": "Tee", "ordered": 10, "received": 4}],
+        "receipts": [{"date_received": "2026-11-05", "signed_by": "Sam", "outers": 2, "handling_cost": "3.00",
+                      "checking_images": ["/media/po/PO-1-a.svg", "/media/po/PO-1-b.svg"]}]}]);
+    app.synced("purchase_orders", po).await;
+    // minijinja writes "/" in attributes as &#x2f;, which browsers read as "/".
+    let shown = |path: &'static str| {
+        let (app, ann) = (&app, &ann);
+        async move { String::from_utf8(get(app, ann, path).await.2).unwrap().replace("&#x2f;", "/") }
+    };
+    let html = shown("/jobs/J-1").await;
+    assert!(html.contains("src=\"/media/process/J-1-front.svg\"") && html.contains("Screen print, Front"), "{html}");
+    let html = shown("/pos/PO-1").await;
+    assert!(html.contains("src=\"/media/po/PO-1-b.svg\"") && html.contains("Checking picture 2"), "{html}");
+    assert!(!html.contains("picture(s) from its checking"), "the portal's own page needs no link to itself");
+    // By email: where they are.
+    let contact = cport::store::contacts::get_contact(&app.db, "P-1A").await.unwrap();
+    let actor = cport::actions::Actor::new(contact, cport::model::Channel::Email);
+    for (asked, says) in [
+        (cport::actions::commands::Command::Job("J-1".into()), "1 picture(s) of its processes, on its page: "),
+        (cport::actions::commands::Command::Po("PO-1".into()), "2 picture(s) from its checking, on its page: "),
+    ] {
+        let answer =
+            cport::actions::enquiry::run_alone(&app.state, &actor, &asked, &Default::default(), chrono::Utc::now())
+                .await
+                .unwrap();
+        let lines: Vec<&String> = answer.sections.iter().flat_map(|s| s.lines.iter()).collect();
+        assert!(lines.iter().any(|l| l.starts_with(says) && l.contains("/l/")), "{answer:?}");
     }
     app.stop().await;
 }

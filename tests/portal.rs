@@ -118,6 +118,13 @@ async fn a_contact_gets_404_for_another_clients_visual_and_job() {
         404
     );
     assert_eq!(app.visual_status("V-9").await, "awaiting_approval");
+    // An address that is a visual's id with a space or tab after it is no visual, for an
+    // approval as for every other action.
+    for path in ["/visuals/V-1%20", "/visuals/V-1%09"] {
+        let form = [("csrf", csrf.as_str()), ("action", "approve"), ("terms", "1")];
+        assert_eq!(app.post_raw(&b, path, &form).await.0, 404, "{path}");
+    }
+    assert_eq!(app.visual_status("V-1").await, "awaiting_approval");
     assert_eq!(app.post_raw(&b, "/jobs/J-9/delivery", &[("csrf", &csrf), ("action", "none")]).await.0, 404);
     assert!(app.changes(0).await.is_empty());
     app.stop().await;
@@ -423,6 +430,16 @@ async fn a_delegated_link_shows_one_visual_and_works_once() {
     cport::store::on_db!(&app.db, p => sqlx::query("UPDATE delegations SET expires_at = $1").bind(past).execute(p).await.map(|_| ()))
         .unwrap();
     assert_eq!(app.page(&third, "/visuals/V-1").await.0, 303, "an expired delegation opens nothing");
+    // ...and when TOT deletes its visual, the delegation with it: sign-in is asked, never
+    // "not found" on every page, signing out among them.
+    let later = chrono::Utc::now() + chrono::Duration::days(1);
+    cport::store::on_db!(&app.db, p => sqlx::query("UPDATE delegations SET expires_at = $1").bind(later).execute(p).await.map(|_| ()))
+        .unwrap();
+    assert_eq!(app.page(&eve, "/visuals/V-1").await.0, 200);
+    assert_eq!(app.delete("visuals", &["V-1"]).await.0, 200);
+    for path in ["/", "/visuals/V-1"] {
+        assert_eq!(app.page(&eve, path).await.0, 303, "{path}");
+    }
     app.stop().await;
 }
 

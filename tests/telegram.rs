@@ -446,31 +446,56 @@ async fn a_new_address_unties_the_chats_tied_by_a_code() {
 
 /// A chat untied and tied again starts from what needs the contact then, as a first tie
 /// does: what came up while it was untied (told by email) is not alerted to it all at once;
-/// what comes after is.
+/// what comes after is. Alike when the contact unlinks and links it again, and when TOT's
+/// record clears the chat and gives it again.
 #[tokio::test]
 async fn a_chat_tied_again_is_not_alerted_what_came_while_it_was_untied() {
     let fake = FakeTelegram::start().await;
-    let t = linked_state(&fake).await;
-    let now = Utc::now();
-    let visual = common::awaiting_visual_of_c1;
-    let chat_alerts = || async {
-        cport::store::outbox::list_messages(&t.state.db, None, 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|m| m.message.channel.as_str() == "telegram" && m.message.kind.as_str() == "alert")
-            .count()
+    let ann_chat = |chat: Option<i64>| {
+        json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin", "email": "ann@alpha.example",
+                             "role": "admin", "telegram_chat_id": chat}]})
     };
-    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
-    common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ANN.to_string(), "/unlink").await;
-    t.load(visual("V-5")).await;
-    cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
-    common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", &ANN.to_string(), "P-1A").await;
-    cport::digest::alerts::scan(&t.state, now + chrono::Duration::hours(2), None).await.unwrap();
-    assert_eq!(chat_alerts().await, 0, "V-5 came while the chat was untied");
-    t.load(visual("V-6")).await;
-    cport::digest::alerts::scan(&t.state, now + chrono::Duration::hours(3), None).await.unwrap();
-    assert_eq!(chat_alerts().await, 1, "V-6 came after it was tied again");
+    for by_record in [false, true] {
+        let t = match by_record {
+            false => linked_state(&fake).await,
+            true => {
+                let t = TestState::new(|c| telegram(c, &fake)).await;
+                t.load(common::world()).await;
+                t.load(ann_chat(Some(ANN))).await;
+                t
+            }
+        };
+        let now = Utc::now();
+        let visual = common::awaiting_visual_of_c1;
+        let chat_alerts = || async {
+            cport::store::outbox::list_messages(&t.state.db, None, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|m| m.message.channel.as_str() == "telegram" && m.message.kind.as_str() == "alert")
+                .count()
+        };
+        cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
+        match by_record {
+            true => t.load(ann_chat(None)).await,
+            false => {
+                common::say_in_chat(&t.state, cport::model::Channel::Telegram, &ANN.to_string(), "/unlink").await;
+            }
+        }
+        t.load(visual("V-5")).await;
+        cport::digest::alerts::scan(&t.state, now, None).await.unwrap();
+        match by_record {
+            true => t.load(ann_chat(Some(ANN))).await,
+            false => {
+                common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", &ANN.to_string(), "P-1A").await;
+            }
+        }
+        cport::digest::alerts::scan(&t.state, now + chrono::Duration::hours(2), None).await.unwrap();
+        assert_eq!(chat_alerts().await, 0, "V-5 came while the chat was untied (by record: {by_record})");
+        t.load(visual("V-6")).await;
+        cport::digest::alerts::scan(&t.state, now + chrono::Duration::hours(3), None).await.unwrap();
+        assert_eq!(chat_alerts().await, 1, "V-6 came after it was tied again (by record: {by_record})");
+    }
 }
 
 /// A picture Telegram refuses (too large, an address it cannot fetch) does not cost the

@@ -246,7 +246,10 @@ async fn told(
                 .flatten()
                 .filter(|c| item.category.visible_to(c.role))
                 .map(|c| {
-                    let (mut channels, mut queued) = notices.remove(&(key.clone(), c.id.clone())).unwrap_or_default();
+                    // Read, not taken: two rows may share a key (two pieces of artwork awaited
+                    // for one job are each a row, keyed by the job), and each was told alike.
+                    let (mut channels, mut queued) =
+                        notices.get(&(key.clone(), c.id.clone())).cloned().unwrap_or_default();
                     channels.sort_by_key(|(channel, at)| (channel.as_str(), *at));
                     queued.sort_by_key(|channel| channel.as_str());
                     let first = channels.iter().map(|(_, at)| *at).min();

@@ -81,17 +81,24 @@ impl ItemCache {
                 Some(i) => self.clients[i..].iter().take(BATCH).map(String::as_str).collect(),
                 None => vec![contact.client_id.as_str()],
             };
-            self.batch = match for_clients(db, &batch).await {
-                Ok(b) => b,
+            let (mut read, of) = match for_clients(db, &batch).await {
+                Ok(b) => (b, batch),
                 // One client's rows the store cannot give (a hand edit) would fail every
                 // contact of the window: read this contact's client alone, so only its own
                 // contacts fail.
                 Err(e) if batch.len() > 1 && !e.is_unavailable() => {
                     tracing::warn!(client = %contact.client_id, error = %e, "a batch of clients' items could not be read; reading the client alone");
-                    for_clients(db, &[contact.client_id.as_str()]).await?
+                    let alone = vec![contact.client_id.as_str()];
+                    (for_clients(db, &alone).await?, alone)
                 }
                 Err(e) => return Err(e),
             };
+            // A client read with no items is in hand too: its contacts do not read the batch
+            // again, each of them (most clients, most minutes, have nothing pending).
+            for client in of {
+                read.entry(client.to_string()).or_default();
+            }
+            self.batch = read;
         }
         let role = contact.role;
         // Only what the role sees is copied out of the batch.

@@ -100,8 +100,13 @@ pub async fn today_of(
     c: &ContactRow,
     now: DateTime<Utc>,
 ) -> Result<chrono::NaiveDate, StoreError> {
+    Ok(now.with_timezone(&contact_clock(state, c).await?).date_naive())
+}
+
+/// The contact's clock ([`clock_of`]), their saved settings read for it.
+pub async fn contact_clock(state: &crate::services::Services, c: &ContactRow) -> Result<Tz, StoreError> {
     let s = crate::store::settings::get_settings(&state.db, &c.id).await?;
-    Ok(now.with_timezone(&clock_of(&state.config, c, &s)).date_naive())
+    Ok(clock_of(&state.config, c, &s))
 }
 
 /// When quiet hours (local "HH:MM" start and end) hold a message due at `at`, the time they end.

@@ -50,6 +50,19 @@ pub async fn scan(
         if !watched.iter().any(|(t, _)| matches!(t, crate::actions::targets::Target::Email)) {
             watched.push((crate::actions::targets::Target::Email, &[]));
         }
+        // A chat looked at before that is no target now (unlinked, cleared or changed in
+        // TOT's record, its sender no longer configured) is forgotten, as an /unlink forgets
+        // it: tied again, it starts from what needs the contact then, not with every item
+        // that came up meanwhile (the contact had those by email and digest).
+        for chat in crate::model::Chat::ALL {
+            let outlet = crate::model::Outlet::from(*chat);
+            if before.get(&(c.id.clone(), outlet)).is_some()
+                && !watched.iter().any(|(t, _)| t.outlet() == outlet)
+                && let Err(e) = forget_chat(state, &c.id, outlet).await
+            {
+                super::skip_contact("alerts", &c.id, e)?;
+            }
+        }
         // Every item is looked at, not only the instant categories': those of the others are
         // recorded as seen, so a category switched to instant later alerts what comes after,
         // not what the contact had in their digests all along.
@@ -72,6 +85,13 @@ pub async fn scan(
         state.wake_dispatch.notify_waiters();
     }
     Ok(queued)
+}
+
+async fn forget_chat(state: &Services, contact: &str, outlet: crate::model::Outlet) -> Result<(), StoreError> {
+    let mut tx = state.db.begin().await?;
+    ledgers::forget_channel(&mut tx, contact, outlet).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// How long after a contact's first look an item TOT dated before it still counts as part of
@@ -177,7 +197,9 @@ async fn queue_alerts(
     let mut held = None;
     for row in outbox::find_held_alerts(&mut tx, &c.id, channel, now).await? {
         match serde_json::from_str::<AlertPayload>(&row.message.payload) {
-            Ok(p) if p.reminder => continue,
+            // Nor one addressed to a chat or address the contact no longer has (TOT's record
+            // changed it): its sender drops it, and what joined it would be lost with it.
+            Ok(p) if p.reminder || !row.message.recipient.eq_ignore_ascii_case(&recipient) => continue,
             Ok(p) => {
                 held = Some((row.id, p));
                 break;

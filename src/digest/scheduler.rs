@@ -190,7 +190,15 @@ pub async fn run_pass(
         let owed = match current {
             Some(p) if clock_set.is_some_and(|t| t > p) => {
                 let before = current_period(&schedule, tz, p - chrono::Duration::seconds(1));
-                let last = ledgers::last_digest_period(&state.db, &c.id).await?;
+                let last = match ledgers::last_digest_period(&state.db, &c.id).await {
+                    Ok(last) => last,
+                    // One contact's row the store cannot give stops no one else's digest.
+                    Err(e) => {
+                        super::skip_contact("digest", &c.id, e)?;
+                        report.failed += 1;
+                        continue;
+                    }
+                };
                 last.is_none_or(|l| l == p || before.is_some_and(|b| l < p - (p - b) / 2))
             }
             _ => true,
@@ -220,7 +228,14 @@ pub async fn run_pass(
                     .get(&(c.id.clone(), target.outlet().as_str().to_string(), period_key.clone()))
                     .copied()
                     .unwrap_or(ledgers::Decision::Open),
-                None => ledgers::digest_decision(&state.db, &c.id, target.outlet(), &period_key).await?,
+                None => match ledgers::digest_decision(&state.db, &c.id, target.outlet(), &period_key).await {
+                    Ok(d) => d,
+                    Err(e) => {
+                        super::skip_contact("digest", &c.id, e)?;
+                        report.failed += 1;
+                        break;
+                    }
+                },
             };
             if !again.retakes(decision) {
                 report.already_decided += 1;

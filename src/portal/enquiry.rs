@@ -237,8 +237,14 @@ pub async fn invoices(State(s): State<AppState>, session: Session, Params(lq): P
 pub fn record_page(heading: &'static str, cmd: fn(String) -> Command) -> MethodRouter<AppState> {
     get(
         move |State(s): State<AppState>, session: Session, Path(id): Path<String>, Params(lq): Params<ListQuery>| async move {
-            let spec = Spec { heading, images: vec![], link: None, filterable: false, documents: vec![] };
-            show(&s, &session, &[cmd(id)], spec, &lq, true).await
+            let cmd = cmd(id);
+            check(&session, &cmd)?;
+            let images = match &cmd {
+                Command::Po(id) => q::po_pictures(&s.db, session.actor.client_id(), id).await?,
+                _ => vec![],
+            };
+            let spec = Spec { heading, images, link: None, filterable: false, documents: vec![] };
+            show(&s, &session, &[cmd], spec, &lq, true).await
         },
     )
 }

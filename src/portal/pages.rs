@@ -209,6 +209,12 @@ pub async fn visual_action(
     Path(id): Path<String>,
     CsrfForm(session, form): CsrfForm<Session>,
 ) -> Reply {
+    // The address names a visual as TOT gave its id, to the letter (its page is found so):
+    // `/visuals/V-1%20` is no visual, for every action alike, though an approval's list of
+    // ids is read trimmed.
+    if id.trim() != id {
+        return Err(HttpError::NotFound);
+    }
     let now = Utc::now();
     let a = &session.actor;
     let result: Result<String, ActionError> = match form.get("action") {
@@ -290,12 +296,14 @@ pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path
     let cmd = crate::actions::commands::Command::Job(id.clone());
     let mut a = crate::actions::enquiry::run_alone(&state, &session.actor, &cmd, &ctx, Utc::now()).await?;
     a.sections.retain(|s| s.heading.as_deref().is_some_and(|h| h != "Printed garments"));
+    let pictures = crate::store::enquiries::job_pictures(&state.db, session.actor.client_id(), &id).await?;
+    let pictures: Vec<Value> = pictures.into_iter().map(|(src, alt)| json!({"src": src, "alt": alt})).collect();
     page(
         &state,
         Some(&session),
         "job",
         json!({"job": job, "lines": lines_json(&lines), "open": open, "offers_delivery": offers_delivery,
-               "note": shown.note, "a": a,
+               "note": shown.note, "a": a, "pictures": pictures,
                "art": super::artwork::art_json(&state, &session, &id, job.status).await?}),
     )
     .await

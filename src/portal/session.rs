@@ -137,8 +137,13 @@ impl FromRequestParts<AppState> for Session {
             get_signed_in(&state.db, &token_hash, now).await?.ok_or_else(login)?;
         let mut actor = Actor::new(contact, crate::model::Channel::Portal);
         if let Some(id) = row.delegation_id {
-            let d = get_delegation(&state.db, id).await?;
-            // A delegate's session ends with the delegation.
+            // A delegate's session ends with the delegation, and with its visual (TOT deleted
+            // it, and the delegation with it): sign-in is asked, never "not found" on every page.
+            let d = match get_delegation(&state.db, id).await {
+                Ok(d) => d,
+                Err(crate::store::StoreError::NotFound) => return Err(login()),
+                Err(e) => return Err(e.into()),
+            };
             if !crate::actions::visuals::delegation_holds(actor.role, &d, now) {
                 return Err(login());
             }

@@ -23,6 +23,24 @@ pub async fn process_lines(db: &Db, job_id: &str) -> Result<Vec<ProcessLine>> {
     .await
 }
 
+/// A job's process pictures, for a job of `client_id`: (picture path, caption), in line order.
+pub async fn job_pictures(db: &Db, client_id: &str, job_id: &str) -> Result<Vec<(String, String)>> {
+    let rows: Vec<(String, String, String)> = on_db!(db, p => bind!(sqlx::query_as(
+        "SELECT l.image, l.process, l.position FROM job_process_lines l JOIN jobs j ON j.id = l.job_id
+         WHERE l.job_id = $1 AND j.client_id = $2 AND l.image <> '' ORDER BY l.line_no"), job_id, client_id)
+        .fetch_all(p).await)?;
+    Ok(rows.into_iter().map(|(image, process, position)| (image, format!("{process}, {position}"))).collect())
+}
+
+/// A purchase order's checking pictures, for an order of `client_id`: (picture path, caption).
+pub async fn po_pictures(db: &Db, client_id: &str, po_id: &str) -> Result<Vec<(String, String)>> {
+    let rows: Vec<(String,)> = on_db!(db, p => bind!(sqlx::query_as(
+        "SELECT i.image FROM purchase_order_images i JOIN purchase_orders o ON o.id = i.po_id
+         WHERE i.po_id = $1 AND o.client_id = $2 ORDER BY i.line_no"), po_id, client_id)
+        .fetch_all(p).await)?;
+    Ok(rows.into_iter().enumerate().map(|(n, (image,))| (image, format!("Checking picture {}", n + 1))).collect())
+}
+
 /// A priced line: a job's art costs or blank garments, a visual's art charges.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct CostLine {

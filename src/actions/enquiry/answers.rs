@@ -78,6 +78,15 @@ pub(super) async fn jobs(a: &Ask<'_>) -> Result<Answer, ActionError> {
     Ok(Answer::table(name, heading, &["Job", "Name", "Status", "Required", "Your ref"], rows))
 }
 
+/// Where a record's pictures are seen: a line with the signed link to its portal page (which
+/// shows them; the portal's own page leaves the line out, as it does every signed link).
+fn pictures(a: &Ask<'_>, count: usize, of_what: &str, page: &str, id: &str) -> Option<Section> {
+    (count > 0).then(|| {
+        let link = a.link(&format!("/{page}/{}", crate::model::segment(id)));
+        Section::text(vec![format!("{count} picture(s) {of_what}, on its page: {link}")])
+    })
+}
+
 pub(super) async fn job(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
     let Ask { name, db, client, .. } = *a;
     let j = found(jobs::get_job(db, client, id).await, || format!("job {id}"))?;
@@ -117,11 +126,12 @@ pub(super) async fn job(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
         q::job_deliveries(db, client, id).await?,
         |x| vec![x.id, x.status.to_string(), d(x.delivery_date), x.venue],
     ));
+    sections.extend(pictures(a, q::job_pictures(db, client, id).await?.len(), "of its processes", "jobs", id));
     Ok(Answer::ok(name, format!("Job {}: {}", j.id, j.name), sections))
 }
 
 pub(super) async fn track(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
-    let Ask { name, db, client, .. } = *a;
+    let Ask { state, actor, name, db, client, .. } = *a;
     let x = found(q::delivery(db, client, id).await, || format!("delivery {id}"))?;
     let mut lines = vec![
         format!("Status: {}", x.status),
@@ -143,9 +153,11 @@ pub(super) async fn track(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> 
         ));
     }
     if let Some(at) = x.pod_signed_at {
+        // On the contact's clock, as every other time they are shown, its zone named.
+        let at = at.with_timezone(&crate::actions::targets::contact_clock(state, &actor.contact).await?);
         lines.push(format!(
             "Delivered: signed {} by courier {}{}, {} box(es)",
-            at.format("%Y-%m-%d %H:%M UTC"),
+            at.format("%Y-%m-%d %H:%M %Z"),
             x.pod_courier.clone().unwrap_or_default(),
             x.pod_courier_worker.as_ref().map(|w| format!(" ({w})")).unwrap_or_default(),
             x.pod_boxes.unwrap_or(0)
@@ -183,6 +195,7 @@ pub(super) async fn deliveries(a: &Ask<'_>) -> Result<Answer, ActionError> {
                 d(x.sent_date),
                 x.venue.clone(),
                 x.description.clone(),
+                x.contact.clone().unwrap_or_default(),
                 x.client_ref.clone().unwrap_or_default(),
                 x.tracking_number.clone().unwrap_or_default(),
             ]
@@ -190,7 +203,7 @@ pub(super) async fn deliveries(a: &Ask<'_>) -> Result<Answer, ActionError> {
         .collect();
     let heading =
         if list.len() == 1 { "1 recent delivery:".to_string() } else { format!("{} recent deliveries:", list.len()) };
-    let columns = ["Delivery", "Status", "Date", "Sent", "Venue", "What", "Your ref", "Tracking"];
+    let columns = ["Delivery", "Status", "Date", "Sent", "Venue", "What", "Contact", "Your ref", "Tracking"];
     Ok(Answer::table(name, heading, &columns, rows))
 }
 
@@ -292,6 +305,7 @@ pub(super) async fn po(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
             ]
         },
     ));
+    sections.extend(pictures(a, q::po_pictures(db, client, id).await?.len(), "from its checking", "pos", id));
     Ok(Answer::ok(name, format!("Purchase order {}", p.id), sections))
 }
 
