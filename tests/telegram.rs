@@ -423,6 +423,17 @@ async fn a_code_made_before_an_address_change_ties_no_chat() {
     common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", "4001", "P-1A").await;
     let linked = cport::store::chat::chats_of_contact(&t.state.db, "P-1A").await.unwrap();
     assert_eq!(linked.len(), 1, "a code made since ties the chat: {linked:?}");
+    // Nor does a code of a contact TOT has made inactive since tie anything: a chat tied to
+    // another contact keeps that tie, and is not told it is linked.
+    common::link_chat(&t.state, cport::model::Channel::Telegram, "/start", "4002", "P-1B").await;
+    let code = cport::actions::chat_link::new_link_code(&t.state, "P-1A", Utc::now()).await.unwrap();
+    t.load(json!({"contacts": [{"id": "P-1A", "client_id": "C-1", "name": "Ann Admin",
+        "email": "ann.new@alpha.example", "role": "admin", "active": false}]}))
+        .await;
+    let said = common::say_in_chat(&t.state, cport::model::Channel::Telegram, "4002", &format!("/start {code}")).await;
+    assert!(format!("{said:?}").contains("That code is not valid"), "{said:?}");
+    let bobs = cport::store::chat::chats_of_contact(&t.state.db, "P-1B").await.unwrap();
+    assert_eq!(bobs.len(), 1, "Bob's chat is still his: {bobs:?}");
 }
 
 /// A chat tied by a code (a code had by reading the contact's address) is untied when TOT

@@ -51,11 +51,14 @@ pub async fn redeem_code(
     now: DateTime<Utc>,
 ) -> Result<Option<String>> {
     // A code made before TOT gave its contact another address was for the old address's
-    // reader (mailed there, or shown to a session that address opened): it ties nothing.
+    // reader (mailed there, or shown to a session that address opened): it ties nothing. Nor
+    // does one of a contact TOT has made inactive since: it would undo the chat's tie to an
+    // active contact and promise digests that never come.
     let row: Option<String> = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "UPDATE chat_codes SET used_at = $2
          WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2
            AND NOT EXISTS (SELECT 1 FROM contacts c WHERE c.id = chat_codes.contact_id AND c.email_set_at >= chat_codes.created_at)
+           AND EXISTS (SELECT 1 FROM contacts c WHERE c.id = chat_codes.contact_id AND c.active)
          RETURNING contact_id",
     ), code_hash, now)
     .fetch_optional(c).await)?;

@@ -405,9 +405,12 @@ async fn terms_shown(state: &Services, actor: &Actor, id: &str) -> Result<Vec<St
 /// terms have changed, it approves nothing and shows them again.
 fn confirmation(id: &str, lines: Vec<String>, first: Option<&str>) -> ChatMessage {
     let yes = format!("ay:{id}:{}", fingerprint(&lines));
+    // An id too long for the button's data (Telegram keeps 64 bytes) leaves the typed command
+    // as the way to say yes.
+    let typed = (yes.len() > BUTTON_DATA_BYTES).then(|| format!("To approve, send /approve {id}"));
     ChatMessage {
         title: format!("Approve {id}?"),
-        lines: first.map(str::to_string).into_iter().chain(lines).collect(),
+        lines: first.map(str::to_string).into_iter().chain(lines).chain(typed).collect(),
         buttons: vec![vec![Button::action("Yes, approve", yes), Button::action("Cancel", "x")]],
         ..Default::default()
     }
@@ -629,5 +632,19 @@ async fn button(
             }
         }
         _ => Ok(vec![Reply::Notice("This button has expired.".into())]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A visual id too long for the "Yes, approve" button's data leaves the typed command to
+    /// say yes with, in the question itself; a short one needs no such line.
+    #[test]
+    fn a_confirmation_too_long_for_its_button_says_the_typed_command() {
+        let long = format!("V-{}", "7".repeat(58));
+        let asked = super::confirmation(&long, vec!["Approving accepts the visual".into()], None);
+        assert!(asked.lines.last().is_some_and(|l| *l == format!("To approve, send /approve {long}")), "{asked:?}");
+        let asked = super::confirmation("V-1", vec!["Approving accepts the visual".into()], None);
+        assert!(!asked.lines.iter().any(|l| l.contains("/approve")), "{asked:?}");
     }
 }

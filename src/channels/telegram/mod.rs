@@ -262,8 +262,21 @@ pub(super) fn send_error(e: RequestError) -> SendError {
             | ApiError::ChatNotFound
             | ApiError::UserDeactivated
             | ApiError::BotKicked
+            | ApiError::BotKickedFromSupergroup
+            | ApiError::BotKickedFromChannel
             | ApiError::CantInitiateConversation,
         ) => SendError::AddressRefused(format!("Telegram: {e}")),
+        // teloxide knows some refusals by older words ("Unauthorized: bot was kicked…"); the
+        // Bot API now says `Forbidden: …` for every chat the bot may not write to (kicked,
+        // blocked, a user who never pressed Start, no right to post): the chat is gone too.
+        RequestError::Api(ApiError::Unknown(ref text)) if text.trim_start().starts_with("Forbidden") => {
+            SendError::AddressRefused(format!("Telegram: {e}"))
+        }
+        // A group that became a supergroup has a new id: this one takes nothing more, and the
+        // new one is TOT's record's to give (or a new link's).
+        RequestError::MigrateToChatId(to) => SendError::AddressRefused(format!(
+            "Telegram: the group became a supergroup with the id {to}; link that chat, or give its id in TOT's record"
+        )),
         // teloxide keeps the description, not the status: Telegram begins a refusal of the
         // request itself with its class (`Bad Request: …`, `Forbidden: …`); anything else
         // (`Bad Gateway`, `Gateway Timeout`, `Internal Server Error`) is Telegram's own
@@ -465,5 +478,30 @@ pub async fn webhook(
             tracing::error!(error = %e, "telegram webhook: could not handle an update; Telegram will retry");
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable; retry")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every way the Bot API says the bot may not write to a chat unlinks it, the words
+    /// teloxide knows and those it does not alike; Telegram's own trouble is tried again.
+    #[test]
+    fn a_chat_the_bot_may_not_write_to_is_refused_whatever_the_words() {
+        let unknown = |text: &str| RequestError::Api(ApiError::Unknown(text.to_string()));
+        for refused in [
+            unknown("Forbidden: bot can't initiate conversation with a user"),
+            unknown("Forbidden: bot was kicked from the group chat"),
+            unknown("Forbidden: not enough rights to send text messages to the chat"),
+            RequestError::Api(ApiError::BotKickedFromSupergroup),
+            RequestError::Api(ApiError::BotBlocked),
+            RequestError::MigrateToChatId(ChatId(-100_123)),
+        ] {
+            let said = format!("{refused:?}");
+            assert!(matches!(send_error(refused), SendError::AddressRefused(_)), "{said}");
+        }
+        assert!(matches!(send_error(unknown("Bad Gateway")), SendError::Transient(_)));
+        assert!(matches!(send_error(unknown("Bad Request: message is too long")), SendError::Permanent(_)));
     }
 }

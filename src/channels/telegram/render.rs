@@ -22,6 +22,28 @@ pub(super) fn cut(html: &str, max: usize) -> String {
     for line in html.lines() {
         // The line, its line break, and room for the closing ellipsis.
         if used + units(line) + 2 > max {
+            // A line of text (no tag to leave open) is kept as far as it fits: a long
+            // paragraph is shortened, not dropped whole (an urgent banner's one-paragraph
+            // body would leave its title alone). Never inside an entity (`&amp;`).
+            if !line.contains('<') {
+                let room = max.saturating_sub(used + 1);
+                let mut kept = 0;
+                let mut taken = 0;
+                for (at, ch) in line.char_indices() {
+                    if taken + ch.len_utf16() > room {
+                        break;
+                    }
+                    taken += ch.len_utf16();
+                    kept = at + ch.len_utf8();
+                }
+                let mut part = &line[..kept];
+                if let Some(amp) = part.rfind('&')
+                    && !part[amp..].contains(';')
+                {
+                    part = &part[..amp];
+                }
+                out.push_str(part);
+            }
             out.push('…');
             break;
         }
@@ -128,5 +150,15 @@ mod tests {
         assert!(out.ends_with('…') && out.starts_with("\u{1f600}"));
         let short = "short\nenough";
         assert_eq!(cut(short, 4096), short);
+        // One long paragraph under a title is shortened, never dropped, and never cut inside
+        // an entity; the title's tags stay whole.
+        let body = "Fish &amp; chips ".repeat(300);
+        let html = format!("<b>URGENT: the yard is closed</b>\n{body}");
+        let out = cut(&html, 4096);
+        assert!(out.encode_utf16().count() <= 4096 && out.ends_with('…'), "{out}");
+        assert!(out.starts_with("<b>URGENT: the yard is closed</b>\nFish &amp; chips"), "{out}");
+        assert!(out.len() > 4000, "the paragraph is kept as far as it fits: {} bytes", out.len());
+        let tail = out.trim_end_matches('…');
+        assert!(tail.rfind('&').is_none_or(|at| tail[at..].contains(';')), "no entity cut: {tail}");
     }
 }
