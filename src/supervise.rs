@@ -54,6 +54,8 @@ pub struct Health {
 #[derive(Debug)]
 struct Running {
     pass: String,
+    /// The kind of pass its metrics name (`outbox` for every sender's).
+    kind: &'static str,
     since: Instant,
     most: Duration,
     task: Option<tokio::task::Id>,
@@ -148,19 +150,24 @@ impl Health {
     /// elsewhere): left alone, its task would wait for ever and every later pass with it,
     /// unsaid. [`supervise`] cuts such a pass off and restarts its task; the pass counts as
     /// failed, so one that stalls again and again is reported `failing`.
-    pub fn watch(&self, pass: &str, most: Duration) -> Watch<'_> {
+    /// `kind` labels its metrics (`cport_pass_stalls_total{pass}`), as its failures are
+    /// labelled: one kind for every sender's pass, each of which is watched by its own name.
+    pub fn watch(&self, pass: &str, kind: &'static str, most: Duration) -> Watch<'_> {
         let id = self.next_pass.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut running) = self.running.lock() {
-            let r = Running { pass: pass.to_string(), since: Instant::now(), most, task: tokio::task::try_id() };
+            let r = Running { pass: pass.to_string(), kind, since: Instant::now(), most, task: tokio::task::try_id() };
             running.insert(id, r);
         }
         Watch { health: self, id, pass: pass.to_string() }
     }
 
     /// The pass `task` is in, and how long it has run, when it has run past its limit.
-    fn stalled_in(&self, task: tokio::task::Id) -> Option<(String, Duration)> {
+    fn stalled_in(&self, task: tokio::task::Id) -> Option<(String, &'static str, Duration)> {
         let running = self.running.lock().ok()?;
-        running.values().find(|r| r.task == Some(task) && r.stalled()).map(|r| (r.pass.clone(), r.since.elapsed()))
+        running
+            .values()
+            .find(|r| r.task == Some(task) && r.stalled())
+            .map(|r| (r.pass.clone(), r.kind, r.since.elapsed()))
     }
 
     /// Every task with its state, by name; each pass whose every try has failed for a
@@ -302,7 +309,7 @@ async fn run_once(health: &Health, task: impl Future<Output = ()> + Send + 'stat
         tokio::select! {
             ended = &mut run.0 => break ended,
             _ = tokio::time::sleep(STALL_CHECK) => {
-                if let Some((pass, ran)) = health.stalled_in(run.0.id()) {
+                if let Some((pass, kind, ran)) = health.stalled_in(run.0.id()) {
                     run.0.abort();
                     let error = format!(
                         "a {pass} pass stalled: no end after {} s (stalled_pass_seconds), waiting on a store or \
@@ -310,7 +317,7 @@ async fn run_once(health: &Health, task: impl Future<Output = ()> + Send + 'stat
                         ran.as_secs()
                     );
                     health.pass(&pass, Err(error.clone()));
-                    metrics::counter!("cport_pass_stalls_total", "pass" => pass).increment(1);
+                    metrics::counter!("cport_pass_stalls_total", "pass" => kind).increment(1);
                     return Err(error);
                 }
             }
@@ -399,8 +406,8 @@ mod tests {
     #[test]
     fn a_pass_running_past_its_limit_is_stalled_until_it_ends() {
         let health = Health::default();
-        let quick = health.watch("digest", Duration::from_secs(3600));
-        let slow = health.watch("outbox", Duration::ZERO);
+        let quick = health.watch("digest", "digest", Duration::from_secs(3600));
+        let slow = health.watch("outbox", "outbox", Duration::ZERO);
         std::thread::sleep(Duration::from_millis(5));
         let bad = health.unhealthy();
         assert_eq!(bad.len(), 1, "{bad:?}");
@@ -408,7 +415,7 @@ mod tests {
         assert!(bad[0].error.as_deref().unwrap().contains("stalled_pass_seconds"), "{bad:?}");
         slow.allow(Duration::from_secs(3600));
         assert!(health.unhealthy().is_empty(), "allowed longer, it is within its limit");
-        let slow = health.watch("outbox", Duration::ZERO);
+        let slow = health.watch("outbox", "outbox", Duration::ZERO);
         std::thread::sleep(Duration::from_millis(5));
         slow.end(&Err::<(), _>("store: gone"));
         assert!(health.unhealthy().is_empty(), "ended, a pass is watched no more (one failure is no failing task)");

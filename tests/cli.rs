@@ -460,13 +460,24 @@ fn every_command_has_help() {
 /// every line of it), naming what went wrong.
 #[test]
 fn a_fatal_error_is_a_json_line_when_the_log_is_json() {
-    let (ok, _, err) =
-        output(cport(&[]).args(["--log-format", "json", "--config", "/nonexistent/c.toml", "outbox", "list"]));
-    assert!(!ok);
-    let lines: Vec<serde_json::Value> = err.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
-    let last = lines.last().expect("a line");
-    assert_eq!(last["level"], "ERROR", "{err}");
-    assert!(last["fields"]["error"].as_str().unwrap().contains("/nonexistent/c.toml"), "{err}");
+    // A configuration that cannot be read, and a command's own refusal (a message that is
+    // not there, a banner that is not there) alike.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("c.db").display());
+    assert!(output(cport(&[("CPORT_DATABASE_URL", &url)]).arg("migrate")).0);
+    for (args, says) in [
+        (&["--config", "/nonexistent/c.toml", "outbox", "list"][..], "/nonexistent/c.toml"),
+        (&["outbox", "drop", "99999"][..], "message 99999 not found"),
+        (&["banner", "retract", "999"][..], "no banner with id 999"),
+    ] {
+        let (ok, _, err) = output(cport(&[("CPORT_DATABASE_URL", &url)]).args(["--log-format", "json"]).args(args));
+        assert!(!ok, "{args:?}");
+        let lines: Vec<serde_json::Value> =
+            err.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("a JSON line: {l}"))).collect();
+        let last = lines.last().expect("a line");
+        assert_eq!(last["level"], "ERROR", "{err}");
+        assert!(last["fields"]["error"].as_str().unwrap().contains(says), "{args:?}: {err}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1261,4 +1272,21 @@ async fn outbox_send_names_the_messages_another_sender_holds() {
     let (ok, out, err) = output(cport(&env).args(["outbox", "send"]));
     assert!(ok && out.contains("outbox: 0 sent") && out.contains("1 held by another sender"), "{out}{err}");
     assert!(out.contains(&lease.format("%H:%M").to_string()), "when it goes again: {out}");
+    // A send that makes a message dead (an address the server refuses) exits 1, saying where
+    // to look: a timer running it sees the failure.
+    let smtp = common::SmtpServer::start();
+    let bob = serde_json::json!({"contacts": [{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer",
+                                               "email": "reject@alpha.example", "role": "buyer"}]});
+    t.load(bob).await;
+    common::digests_now(&t.state, &["P-1B"]).await;
+    let port = smtp.port.to_string();
+    env.extend([
+        ("CPORT_EMAIL__TRANSPORT", "smtp"),
+        ("CPORT_SMTP__HOST", "127.0.0.1"),
+        ("CPORT_SMTP__PORT", port.as_str()),
+        ("CPORT_SMTP__TLS", "none"),
+    ]);
+    let (ok, out, err) = output(cport(&env).args(["outbox", "send"]));
+    assert!(!ok && out.contains("1 dead"), "{out}{err}");
+    assert!(err.contains("1 message(s) went dead; `cport outbox list --status dead` says why"), "{err}");
 }

@@ -730,6 +730,17 @@ async fn a_report_counts_only_on_the_bounce_address_and_for_the_address_the_mess
     // The real one, to the bounce address and about Ann's address, does.
     assert_eq!(kind(&c.handle("dsn_bounce.eml").await), "bounce");
     assert!(suspended().await);
+    // Another for a message in flight meanwhile is a bounce, but no new suspension: the
+    // first one's time and reason stand.
+    let settings = || async { cport::store::settings::get_settings(&c.t.state.db, "P-1A").await.unwrap() };
+    let first = settings().await;
+    let d = handle(&c.t.state, real.replace("dsn-0001@", "dsn-0011@").as_bytes(), Utc::now()).await.unwrap();
+    assert!(kind(&d) == "bounce" && !reason(&d).contains("email suspended"), "{d:?}");
+    let now = settings().await;
+    assert_eq!(
+        (now.email_suspended_at, now.email_suspended_reason),
+        (first.email_suspended_at, first.email_suspended_reason)
+    );
 }
 
 /// One report taken twice at once (two processes polling one mailbox, or IMAP and the MTA

@@ -197,7 +197,8 @@ pub(super) enum OutboxCommand {
         limit: i64,
     },
     /// Send everything due now with `outbox.workers` senders (and one for the webhook's change
-    /// events), then exit (no server needed).
+    /// events), then exit (no server needed). Exits 1 when a message went dead; one to retry
+    /// waits for the next send.
     Send,
     /// Re-queue a failed, dead or dropped message (by id), or every dead one (--dead).
     #[command(override_usage = "cport outbox retry <ID>\n       cport outbox retry --dead")]
@@ -244,7 +245,8 @@ pub(super) struct ImportArgs {
 
 #[derive(Subcommand)]
 pub(super) enum DigestCommand {
-    /// Run one digest pass now (all contacts, or one).
+    /// Run one digest pass now (all contacts, or one), then send what is due. Exits 1 when a
+    /// digest could not be queued or a message went dead.
     Run(DigestRunArgs),
 }
 
@@ -253,7 +255,9 @@ pub(super) struct DigestRunArgs {
     /// Only this contact (TOT contact id).
     #[arg(long, value_name = "ID")]
     pub(super) contact: Option<String>,
-    /// Print what would be sent, and by which ways (email, chats), instead of sending.
+    /// Print what each contact's digest would hold now, and by which ways (email, chats),
+    /// instead of sending: whether this period's went out already is not asked (a run would
+    /// skip those, and --force would send them again).
     #[arg(long)]
     pub(super) dry_run: bool,
     /// With --dry-run: print JSON instead of a table.

@@ -19,12 +19,12 @@ pub(crate) async fn banner(state: &AppState, command: BannerCommand) -> anyhow::
                 // Named as they are typed here: `--expires`, `--client`, not the API's fields.
                 Err(crate::actions::banners::BannerError::Invalid(errs)) => {
                     for e in errs {
-                        eprintln!("error: {}: {}", flag_of(&e.field), e.reason);
+                        super::say_error(format_args!("{}: {}", flag_of(&e.field), e.reason));
                     }
                     return Ok(ExitCode::FAILURE);
                 }
                 Err(e @ crate::actions::banners::BannerError::AlreadyPosted(_)) => {
-                    eprintln!("error: {e}");
+                    super::say_error(format_args!("{e}"));
                     return Ok(ExitCode::FAILURE);
                 }
                 Err(e) => return Err(e.into()),
@@ -64,7 +64,7 @@ pub(crate) async fn banner(state: &AppState, command: BannerCommand) -> anyhow::
                     println!("banner {id} was retracted already, at {}", at.format("%Y-%m-%d %H:%M"))
                 }
                 Retraction::Missing => {
-                    eprintln!("error: no banner with id {id}");
+                    super::say_error(format_args!("no banner with id {id}"));
                     return Ok(ExitCode::FAILURE);
                 }
             }

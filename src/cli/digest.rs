@@ -21,6 +21,7 @@ pub(crate) async fn digest_run(state: &AppState, args: &DigestRunArgs) -> anyhow
         "digests: {} queued, {} with nothing to send, {} already sent this period (use --force to resend), {} with email off, {} failed",
         report.queued, report.empty, report.already_decided, report.email_off, report.failed
     );
+    let mut sent = None;
     if !args.no_send {
         let d = super::outbox::send_due(state).await?;
         println!("outbox: {} sent, {} to retry, {} dead", d.sent, d.retrying, d.dead);
@@ -28,13 +29,17 @@ pub(crate) async fn digest_run(state: &AppState, args: &DigestRunArgs) -> anyhow
         if state.config.email.transport == crate::config::Transport::File && d.sent > 0 {
             println!("emails written to {}", state.config.mail_dir().display());
         }
+        sent = Some(d);
     }
     // The others were queued (and sent), but a run that passed someone over must not look
     // like a clean one to a script or a timer.
     if report.failed > 0 {
         anyhow::bail!("{} digest(s) could not be queued; the log says whose and why", report.failed);
     }
-    Ok(())
+    match sent {
+        Some(d) => super::outbox::went_dead(&d),
+        None => Ok(()),
+    }
 }
 
 /// The items each contact's digest would hold: a category they set to "not at all" left out.

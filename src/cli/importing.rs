@@ -27,7 +27,7 @@ pub(crate) async fn import(db: &Db, args: &ImportArgs) -> anyhow::Result<ExitCod
             if refused.problems > shown {
                 eprintln!("… and {} more", refused.problems - shown);
             }
-            eprintln!("error: {} in {}; nothing was written", refused.counted(), args.file.display());
+            super::say_error(format_args!("{} in {}; nothing was written", refused.counted(), args.file.display()));
             Ok(ExitCode::FAILURE)
         }
         Err(e) => Err(e.into()),

@@ -13,7 +13,7 @@ pub(crate) async fn inbound_email(config: Config) -> anyhow::Result<ExitCode> {
     let mut raw = Vec::new();
     let limit = config.inbound.max_bytes;
     if let Err(e) = std::io::stdin().take(limit + 1).read_to_end(&mut raw) {
-        eprintln!("error: the message could not be read, try again later: {e}");
+        super::say_error(format_args!("the message could not be read, try again later: {e}"));
         return Ok(ExitCode::from(EX_TEMPFAIL));
     }
     // A reply for a store that is not there cannot be acted on, and a new empty one would
@@ -39,7 +39,7 @@ pub(crate) async fn inbound_email(config: Config) -> anyhow::Result<ExitCode> {
                 _ => "cport could not start (run `cport inbound-email` by hand, at a terminal, as this user to see why)"
                     .into(),
             };
-                eprintln!("error: {why}; try again later");
+                super::say_error(format_args!("{why}; try again later"));
                 return Ok(ExitCode::from(EX_TEMPFAIL));
             }
         };
@@ -57,11 +57,11 @@ pub(crate) async fn inbound_email(config: Config) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) if e.is_temporary() => {
-            eprintln!("error: try again later: {e}");
+            super::say_error(format_args!("try again later: {e}"));
             Ok(ExitCode::from(EX_TEMPFAIL))
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            super::say_error(format_args!("{e}"));
             Ok(ExitCode::from(EX_DATAERR))
         }
     }

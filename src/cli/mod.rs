@@ -103,14 +103,14 @@ pub fn main() -> ExitCode {
         end_quietly_when_output_is_closed();
     }
     init_logging(&cli.log_format);
+    JSON_LOG.store(cli.log_format == "json", std::sync::atomic::Ordering::Relaxed);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            say_error(format_args!("cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
-    let json = cli.log_format == "json";
     let outcome = runtime.block_on(async {
         let outcome = run(cli).await;
         close_opened().await;
@@ -119,14 +119,22 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(e) => {
-            // In the log's own shape when the log is JSON: a collector reads every line.
-            if json {
-                tracing::error!(error = %format!("{e:#}"), "cport stopped");
-            } else {
-                eprintln!("error: {e:#}");
-            }
+            say_error(format_args!("{e:#}"));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Whether the log is JSON (`--log-format json`), set once at start.
+static JSON_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A command's error on stderr: `error: …`, or in the log's own shape when the log is JSON,
+/// so a collector reads every line.
+pub(crate) fn say_error(message: std::fmt::Arguments<'_>) {
+    if JSON_LOG.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::error!(error = %message, "cport stopped");
+    } else {
+        eprintln!("error: {message}");
     }
 }
 
@@ -283,7 +291,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         e.discreet()
                     ),
                 };
-                eprintln!("error: cport's configuration cannot be used ({why}); the message is kept for a later try");
+                say_error(format_args!(
+                    "cport's configuration cannot be used ({why}); the message is kept for a later try"
+                ));
                 return Ok(ExitCode::from(inbound::EX_TEMPFAIL));
             }
         },
@@ -316,7 +326,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // A file refused is an error of the run, as one refused on standard input is: a
             // script sees it by the exit code, the files by the lines above.
             if !backlog.refused.is_empty() {
-                eprintln!("error: {} of the {} files were refused", backlog.refused.len(), files.len());
+                say_error(format_args!("{} of the {} files were refused", backlog.refused.len(), files.len()));
                 return Ok(ExitCode::FAILURE);
             }
         }

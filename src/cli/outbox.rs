@@ -42,7 +42,17 @@ pub(crate) async fn send_outbox(state: &AppState) -> anyhow::Result<()> {
         d.dropped,
         d.sent as f64 / secs.max(1e-9)
     );
-    say_held(state).await
+    say_held(state).await?;
+    went_dead(&d)
+}
+
+/// A send that made messages dead must not look like a clean one to a script or a timer;
+/// one that left messages to retry is a send like any other (the next one tries them).
+pub(crate) fn went_dead(d: &crate::outbox::DrainReport) -> anyhow::Result<()> {
+    if d.dead > 0 {
+        anyhow::bail!("{} message(s) went dead; `cport outbox list --status dead` says why", d.dead);
+    }
+    Ok(())
 }
 
 pub(crate) async fn outbox(config: Config, command: OutboxCommand) -> anyhow::Result<ExitCode> {
@@ -134,7 +144,7 @@ fn refused_said<T>(outcome: Result<T, crate::actions::ActionError>) -> anyhow::R
     match outcome {
         Ok(v) => Ok(Some(v)),
         Err(e @ (NotFound(_) | Conflict(_))) => {
-            eprintln!("error: {e}");
+            super::say_error(format_args!("{e}"));
             Ok(None)
         }
         Err(e) => Err(e.into()),

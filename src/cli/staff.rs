@@ -41,7 +41,7 @@ pub(crate) async fn staff(state: &AppState, command: StaffCommand) -> anyhow::Re
         StaffCommand::Remove { email } => {
             let email = email.trim().to_lowercase();
             if !st::remove(&state.db, &email, now).await? {
-                eprintln!("error: --email: no staff account {}", crate::model::quoted(&email));
+                super::say_error(format_args!("--email: no staff account {}", crate::model::quoted(&email)));
                 return Ok(ExitCode::FAILURE);
             }
             st::audit(&state.db, "cli", "removed staff", &email, now).await?;

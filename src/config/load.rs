@@ -432,6 +432,8 @@ mod tests {
             std::fs::write(&p, text).unwrap();
             let err = Config::load_from(Some(&p), &[], Need::StoreOnly).unwrap_err().to_string();
             assert!(err.contains(named), "{text}: `{err}` should name {named}");
+            // A password refused for being there is not printed in the refusal.
+            assert!(!err.contains(":pw@"), "{text}: `{err}` repeats the password");
         }
     }
 

@@ -415,7 +415,12 @@ impl Config {
 /// sign in and then redirect out of it), with nothing a link would carry on after it (a query,
 /// a fragment) or leak to every client who gets one (a user name and password).
 fn check_public_url(raw: &str) -> Result<(), ConfigError> {
-    let wrong = |why: &str| invalid("public_url", format!("{} {why}", crate::model::quoted(raw)));
+    // Said with any password in it masked: refused for holding one, it is not printed.
+    let said = match url::Url::parse(raw) {
+        Ok(u) if u.password().is_some() => super::mask_url_password(raw),
+        _ => raw.to_string(),
+    };
+    let wrong = |why: &str| invalid("public_url", format!("{} {why}", crate::model::quoted(&said)));
     if !crate::model::is_web_address(raw) {
         return Err(wrong("is not a web address: http:// or https://, a host, no spaces or quotes"));
     }

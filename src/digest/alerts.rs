@@ -297,7 +297,8 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
     loop {
         state.faults.panic_if_armed("task:alerts");
         let full = tokio::time::Instant::now() >= next_full;
-        let watch = state.health.watch("alerts", std::time::Duration::from_secs(state.config.stalled_pass_seconds));
+        let watch =
+            state.health.watch("alerts", "alerts", std::time::Duration::from_secs(state.config.stalled_pass_seconds));
         let dirty = state.alerts.take();
         let result = if full {
             next_full = tokio::time::Instant::now() + every;

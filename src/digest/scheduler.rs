@@ -440,7 +440,11 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
             }
         }
         if matches!(state.db, crate::store::Db::Sqlite(_)) || lock.is_some() {
-            let watch = state.health.watch("digest", std::time::Duration::from_secs(state.config.stalled_pass_seconds));
+            let watch = state.health.watch(
+                "digest",
+                "digest",
+                std::time::Duration::from_secs(state.config.stalled_pass_seconds),
+            );
             housekeeping(&state, Utc::now()).await;
             state.faults.stall_if_armed("digest:stall").await;
             let pass = run_pass(&state, Utc::now(), None, Trigger::Scheduled).await;

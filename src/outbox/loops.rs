@@ -161,7 +161,7 @@ pub async fn run_worker(
             Lane::All | Lane::Email => "task:dispatcher",
         });
         let now = Utc::now();
-        let watch = state.health.watch(&task, Duration::from_secs(state.config.stalled_pass_seconds));
+        let watch = state.health.watch(&task, "outbox", Duration::from_secs(state.config.stalled_pass_seconds));
         let pass = match claim_size(&state, now, lane).await {
             // Nothing due: the wake-up or the next second finds what comes.
             Ok(0) => Ok(vec![]),

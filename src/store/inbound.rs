@@ -136,7 +136,9 @@ pub async fn held_heads(db: &Db, limit: i64, offset: i64, chars: i64) -> Result<
 }
 
 /// Counts a bounce for a contact; suspends email on a hard bounce or after `soft_limit` soft
-/// ones in a row. Returns whether email is now suspended.
+/// ones in a row. Returns whether this bounce suspended it: one for a contact suspended
+/// already (the other messages in flight to a bad address bounce too) changes neither the
+/// time nor the reason, and is no new suspension to count.
 pub async fn record_bounce(
     tx: &mut Tx,
     contact_id: &str,
@@ -152,14 +154,14 @@ pub async fn record_bounce(
     let soft: i64 = on_tx!(tx, c => bind!(sqlx::query_scalar(
         "UPDATE contact_settings SET soft_bounces = soft_bounces + $2, updated_at = $3 WHERE contact_id = $1 RETURNING soft_bounces",
     ), contact_id, if hard { 0i64 } else { 1i64 }, now).fetch_one(c).await)?;
-    let suspend = hard || soft >= soft_limit;
-    if suspend {
-        execute!(tx =>
-            "UPDATE contact_settings SET email_suspended_at = COALESCE(email_suspended_at, $2), email_suspended_reason = $3
-             WHERE contact_id = $1",
-            contact_id, now, reason)?;
+    if !(hard || soft >= soft_limit) {
+        return Ok(false);
     }
-    Ok(suspend)
+    let suspended = execute!(tx =>
+        "UPDATE contact_settings SET email_suspended_at = $2, email_suspended_reason = $3
+         WHERE contact_id = $1 AND email_suspended_at IS NULL",
+        contact_id, now, reason)?;
+    Ok(suspended == 1)
 }
 
 /// A message from the contact proves the address works: lift a suspension, reset counts.
