@@ -149,7 +149,8 @@ impl App {
             );
         }
         let marker = crate::outbox::Marker::start(state.db.clone());
-        for (name, lane) in crate::outbox::senders(state.config.outbox.workers as usize) {
+        let webhook = !state.config.webhook.url.is_empty();
+        for (name, lane) in crate::outbox::senders(state.config.outbox.workers as usize, webhook) {
             let (s, rx, m, task) = (state.clone(), stop_rx.clone(), marker.clone(), name.clone());
             supervised(
                 task,

@@ -16,7 +16,14 @@ pub async fn drain(state: &Providers) -> Result<DrainReport, StoreError> {
 /// [`drain`] as one of a crew: it stops early when the crew's stop turns true (the message
 /// in hand is finished, the rest of the claim handed back), and marks through its marker.
 pub async fn drain_with(state: &Providers, crew: &Crew) -> Result<DrainReport, StoreError> {
-    drain_lane(state, crew, Lane::All).await
+    if !state.config.webhook.url.is_empty() {
+        return drain_lane(state, crew, Lane::All).await;
+    }
+    // Without a webhook here, its events are left for a process that has one (see
+    // [`senders`]): email, then chat.
+    let mut total = drain_lane(state, crew, Lane::Email).await?;
+    total += drain_lane(state, crew, Lane::Chat).await?;
+    Ok(total)
 }
 
 /// [`drain_with`] of one lane's messages.
@@ -72,7 +79,7 @@ pub async fn drain_concurrently(
     });
     let crew = Crew { stop: Some(halt.subscribe()), marker: Some(Marker::start(state.db.clone())) };
     let mut set = tokio::task::JoinSet::new();
-    for (_, lane) in senders(workers) {
+    for (_, lane) in senders(workers, !state.config.webhook.url.is_empty()) {
         let s = state.clone();
         let crew = crew.clone();
         set.spawn(async move { drain_lane(&s, &crew, lane).await });
@@ -81,12 +88,7 @@ pub async fn drain_concurrently(
     let mut failed = None;
     while let Some(r) = set.join_next().await {
         match r.map_err(|e| StoreError::Conflict(format!("sender task failed: {e}"))).and_then(|r| r) {
-            Ok(r) => {
-                total.sent += r.sent;
-                total.retrying += r.retrying;
-                total.dead += r.dead;
-                total.dropped += r.dropped;
-            }
+            Ok(r) => total += r,
             Err(e) => {
                 halt.send_replace(true);
                 failed.get_or_insert(e);
@@ -103,15 +105,17 @@ pub async fn drain_concurrently(
 }
 
 /// The senders of `workers` (`outbox.workers`), with the names their server tasks have:
-/// that many of email (`dispatcher-1`…) and as many of chat (`dispatcher-chat-1`…), and one
-/// of the change feed's pushes to TOT's webhook (`dispatcher-webhook`): each lane its own, so
-/// that a mail server, chat provider or receiver that hangs holds up no other's messages
-/// (see [`Lane`]).
-pub fn senders(workers: usize) -> impl Iterator<Item = (String, Lane)> {
+/// that many of email (`dispatcher-1`…) and as many of chat (`dispatcher-chat-1`…), and, when
+/// this process has a `webhook.url`, one of the change feed's pushes to TOT's webhook
+/// (`dispatcher-webhook`): each lane its own, so that a mail server, chat provider or receiver
+/// that hangs holds up no other's messages (see [`Lane`]). A process without the webhook (a
+/// shell's `cport digest run` missing the server's `CPORT_WEBHOOK__URL`, a second server set up
+/// otherwise) leaves the pushes alone for one that has it, rather than drop them as unwanted.
+pub fn senders(workers: usize, webhook: bool) -> impl Iterator<Item = (String, Lane)> {
     (1..=workers.max(1))
         .map(|n| (format!("dispatcher-{n}"), Lane::Email))
         .chain((1..=workers.max(1)).map(|n| (format!("dispatcher-chat-{n}"), Lane::Chat)))
-        .chain([("dispatcher-webhook".to_string(), Lane::Changes)])
+        .chain(webhook.then(|| ("dispatcher-webhook".to_string(), Lane::Changes)))
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -120,6 +124,15 @@ pub struct DrainReport {
     pub retrying: usize,
     pub dead: usize,
     pub dropped: usize,
+}
+
+impl std::ops::AddAssign for DrainReport {
+    fn add_assign(&mut self, other: DrainReport) {
+        self.sent += other.sent;
+        self.retrying += other.retrying;
+        self.dead += other.dead;
+        self.dropped += other.dropped;
+    }
 }
 
 /// How many of a lane's due messages a sender claims now: its share of those due among the
