@@ -196,9 +196,9 @@ pub(super) enum OutboxCommand {
         #[arg(long, allow_negative_numbers = true, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
     },
-    /// Send everything due now with `outbox.workers` senders (and one for the webhook's change
-    /// events), then exit (no server needed). Exits 1 when a message went dead; one to retry
-    /// waits for the next send.
+    /// Send everything due now with `outbox.workers` senders (and, with `webhook.url` set, one
+    /// for the webhook's change events), then exit (no server needed). Exits 1 when a message
+    /// went dead; one to retry waits for the next send.
     Send,
     /// Re-queue a failed, dead or dropped message (by id), or every dead one (--dead).
     #[command(override_usage = "cport outbox retry <ID>\n       cport outbox retry --dead")]

@@ -22,10 +22,10 @@ pub(crate) async fn import(db: &Db, args: &ImportArgs) -> anyhow::Result<ExitCod
             // The first problems, then how many more in all (not how many more were listed).
             let shown = refused.problems.min(200);
             for e in refused.errors.iter().take(shown) {
-                eprintln!("{e}");
+                super::say_problem(format_args!("{e}"));
             }
             if refused.problems > shown {
-                eprintln!("… and {} more", refused.problems - shown);
+                super::say_problem(format_args!("… and {} more", refused.problems - shown));
             }
             super::say_error(format_args!("{} in {}; nothing was written", refused.counted(), args.file.display()));
             Ok(ExitCode::FAILURE)

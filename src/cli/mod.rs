@@ -125,6 +125,16 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// One line of what a command found wrong (a record of an import, a file of a backlog) on
+/// stderr: as written, or a JSON log line when the log is JSON.
+pub(crate) fn say_problem(message: std::fmt::Arguments<'_>) {
+    if JSON_LOG.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(problem = %message, "refused");
+    } else {
+        eprintln!("{message}");
+    }
+}
+
 /// Whether the log is JSON (`--log-format json`), set once at start.
 static JSON_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -132,7 +142,7 @@ static JSON_LOG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 /// so a collector reads every line.
 pub(crate) fn say_error(message: std::fmt::Arguments<'_>) {
     if JSON_LOG.load(std::sync::atomic::Ordering::Relaxed) {
-        tracing::error!(error = %message, "cport stopped");
+        tracing::error!(error = %message, "refused");
     } else {
         eprintln!("error: {message}");
     }
@@ -306,7 +316,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let entry = entry.with_context(|| format!("--dir: cannot read {}", dir.display()))?;
                 match entry.file_type() {
                     Ok(t) if t.is_file() => files.push(entry.path()),
-                    _ => eprintln!("passed over {}: not a regular file", entry.path().display()),
+                    _ => say_problem(format_args!("passed over {}: not a regular file", entry.path().display())),
                 }
             }
             files.sort();
@@ -314,7 +324,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let backlog = crate::channels::inbound::handle_backlog(&state, &files).await?;
             let secs = started.elapsed().as_secs_f64();
             for (file, why) in &backlog.refused {
-                eprintln!("refused {}: {why}", file.display());
+                say_problem(format_args!("refused {}: {why}", file.display()));
             }
             let summary: Vec<String> = backlog.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
             println!(

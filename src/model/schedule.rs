@@ -63,7 +63,9 @@ pub fn parse_schedule(expr: &str) -> Result<Schedule, String> {
     // whose words for a count gone wrong point a caret at the input.
     match expr.split_whitespace().count() {
         0 => return Err(wrong("it is empty")),
+        // Six fields, seven with a year, or one of the parser's names (`@daily`, `@weekly`).
         6 | 7 => {}
+        1 if expr.trim_start().starts_with('@') => {}
         n => {
             return Err(wrong(&format!(
                 "it has {n} field(s) where a schedule has six: seconds, minutes, hours, day of month, month, day of week"
@@ -153,7 +155,10 @@ mod tests {
 
     #[test]
     fn a_contacts_schedule_sends_at_most_four_summaries_a_day() {
-        for ok in ["0 0 8 * * Mon-Fri", "0 0 8,12,16,20 * * *", "0 30 7 * * Mon,Wed,Fri"] {
+        // The parser's names for a day, a week, a month and a year are schedules too.
+        for ok in
+            ["0 0 8 * * Mon-Fri", "0 0 8,12,16,20 * * *", "0 30 7 * * Mon,Wed,Fri", "@daily", "@weekly", "@yearly"]
+        {
             assert!(check_contact_schedule(ok).is_ok(), "{ok}");
         }
         // A flood on one day of the year is found whenever it is checked.
@@ -200,6 +205,7 @@ mod tests {
             ("", "it is empty"),
             (" \t ", "it is empty"),
             ("garbage * * * * *", "'garbage'"),
+            ("@often", "seconds first"),
         ] {
             let e = parse_schedule(bad).unwrap_err();
             assert!(e.contains("seconds first") && e.contains(why), "{bad}: {e}");

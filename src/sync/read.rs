@@ -146,13 +146,18 @@ fn in_words(inner: &str) -> String {
     if !WHOLE.contains(&wanted) {
         return inner.to_string();
     }
-    match said.strip_prefix("invalid type: floating point `").and_then(|n| n.strip_suffix('`')) {
-        Some(n) => format!(
+    if let Some(n) = said.strip_prefix("invalid type: floating point `").and_then(|n| n.strip_suffix('`')) {
+        return format!(
             "expected a whole number in digits, not `{n}` (a number with a fraction or an exponent, or with too many \
              digits for any count, is refused)"
-        ),
-        None => format!("{said}, expected a whole number"),
+        );
     }
+    // A whole number past what the field holds (beyond 64 bits' range, or below zero where
+    // none is taken).
+    if let Some(n) = said.strip_prefix("invalid value: integer `").and_then(|n| n.strip_suffix('`')) {
+        return format!("`{n}` is out of the range of whole numbers this field takes");
+    }
+    format!("{said}, expected a whole number")
 }
 
 /// The fields a record of `T` cannot be read without, in the order it declares them: its
@@ -190,6 +195,10 @@ mod tests {
             ("invalid type: floating point `1.5`, expected u32", "expected a whole number in digits, not `1.5`"),
             ("invalid type: string \"5\", expected i64", "invalid type: string \"5\", expected a whole number"),
             ("invalid type: integer `5`, expected a string", "invalid type: integer `5`, expected a string"),
+            (
+                "invalid value: integer `10000000000000000000`, expected i64",
+                "`10000000000000000000` is out of the range",
+            ),
         ] {
             let words = in_words(serde);
             assert!(words.starts_with(said) && !words.contains("i64"), "{serde}: {words}");
