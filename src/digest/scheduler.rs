@@ -83,6 +83,23 @@ pub enum PassError {
     Contact { contact: String, message: String },
 }
 
+/// A store error met on one contact: in a pass over everyone it is that contact's alone
+/// (logged and counted, `Ok`, and the pass goes on to the next); in a run for that contact
+/// alone (`only`) it is the run's, in the store's own words.
+fn contact_store_error(
+    only: Option<&str>,
+    contact: &str,
+    e: StoreError,
+    report: &mut PassReport,
+) -> Result<(), PassError> {
+    if only.is_some() {
+        return Err(e.into());
+    }
+    super::skip_contact("digest", contact, e)?;
+    report.failed += 1;
+    Ok(())
+}
+
 /// A contact's schedule and time zone. `parsed` keeps the schedules already read in this
 /// pass: most contacts share a few expressions, and reading one is not free.
 fn contact_schedule(
@@ -192,14 +209,11 @@ pub async fn run_pass(
                 let before = current_period(&schedule, tz, p - chrono::Duration::seconds(1));
                 let last = match ledgers::last_digest_period(&state.db, &c.id).await {
                     Ok(last) => last,
-                    // One contact's row the store cannot give stops no one else's digest; a run
-                    // for that contact alone says the store's own words.
-                    Err(e) if only.is_none() => {
-                        super::skip_contact("digest", &c.id, e)?;
-                        report.failed += 1;
+                    // One contact's row the store cannot give stops no one else's digest.
+                    Err(e) => {
+                        contact_store_error(only, &c.id, e, &mut report)?;
                         continue;
                     }
-                    Err(e) => return Err(e.into()),
                 };
                 last.is_none_or(|l| l == p || before.is_some_and(|b| l < p - (p - b) / 2))
             }
@@ -232,12 +246,10 @@ pub async fn run_pass(
                     .unwrap_or(ledgers::Decision::Open),
                 None => match ledgers::digest_decision(&state.db, &c.id, target.outlet(), &period_key).await {
                     Ok(d) => d,
-                    Err(e) if only.is_none() => {
-                        super::skip_contact("digest", &c.id, e)?;
-                        report.failed += 1;
+                    Err(e) => {
+                        contact_store_error(only, &c.id, e, &mut report)?;
                         break;
                     }
-                    Err(e) => return Err(e.into()),
                 },
             };
             if !again.retakes(decision) {
@@ -246,12 +258,10 @@ pub async fn run_pass(
             }
             let items = match cache.for_contact(&state.db, c).await {
                 Ok(items) => crate::actions::targets::wanted(&state.config, &s, items),
-                Err(e) if only.is_none() => {
-                    super::skip_contact("digest", &c.id, e)?;
-                    report.failed += 1;
+                Err(e) => {
+                    contact_store_error(only, &c.id, e, &mut report)?;
                     break;
                 }
-                Err(e) => return Err(e.into()),
             };
             // Contacts come in client order: a client's banners are picked once.
             if banners.as_ref().is_none_or(|(client, _)| *client != c.client_id) {
