@@ -149,7 +149,7 @@ impl App {
             );
         }
         let marker = crate::outbox::Marker::start(state.db.clone());
-        let webhook = !state.config.webhook.url.is_empty();
+        let webhook = state.config.webhook.is_set();
         for (name, lane) in crate::outbox::senders(state.config.outbox.workers as usize, webhook) {
             let (s, rx, m, task) = (state.clone(), stop_rx.clone(), marker.clone(), name.clone());
             supervised(

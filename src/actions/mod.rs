@@ -307,7 +307,7 @@ pub(crate) async fn record_event(
     }
     let seq = append_change(tx, kind, client_id, contact_id, subject_id, data, now).await?;
     let hook = &state.config.webhook;
-    if !hook.url.is_empty() {
+    if hook.is_set() {
         let event = crate::model::Change {
             seq,
             kind: kind.to_string(),

@@ -106,8 +106,7 @@ pub async fn create_basket(
 pub async fn create_unnamed_basket(state: &Services, actor: &Actor, now: DateTime<Utc>) -> Result<i64, ActionError> {
     require_order(state, actor).await?;
     // The time as the contact reads a clock: the zone they chose, else TOT's for them.
-    let settings = crate::store::settings::get_settings(&state.db, &actor.contact.id).await?;
-    let tz = crate::actions::targets::clock_of(&state.config, &actor.contact, &settings);
+    let tz = crate::actions::targets::contact_clock(state, &actor.contact).await?;
     let base = format!("Basket {}", now.with_timezone(&tz).format("%-d %b %H:%M"));
     // Bounded: a contact making more than this many baskets in one minute is told the name
     // is taken, as if they had typed it.

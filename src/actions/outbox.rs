@@ -192,7 +192,7 @@ pub async fn unwanted(
     now: DateTime<Utc>,
 ) -> Result<Option<&'static str>, StoreError> {
     // A change event queued while the webhook was set goes nowhere once it is not.
-    if row.message.channel == Outlet::Webhook && state.config.webhook.url.is_empty() {
+    if row.message.channel == Outlet::Webhook && !state.config.webhook.is_set() {
         return Ok(Some("webhook.url is not set any more"));
     }
     // Its content cleared as it was queued again (the two at one moment): nothing to send.

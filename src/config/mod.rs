@@ -336,6 +336,14 @@ pub struct WebhookConfig {
     pub secret: Secret,
 }
 
+impl WebhookConfig {
+    /// Whether this process pushes change events: it queues them as they are recorded, and
+    /// has a sender for them; one without leaves them to a process that has.
+    pub fn is_set(&self) -> bool {
+        !self.url.is_empty()
+    }
+}
+
 /// Email in: replies, bounces, attachments.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]

@@ -16,7 +16,7 @@ pub async fn drain(state: &Providers) -> Result<DrainReport, StoreError> {
 /// [`drain`] as one of a crew: it stops early when the crew's stop turns true (the message
 /// in hand is finished, the rest of the claim handed back), and marks through its marker.
 pub async fn drain_with(state: &Providers, crew: &Crew) -> Result<DrainReport, StoreError> {
-    if !state.config.webhook.url.is_empty() {
+    if state.config.webhook.is_set() {
         return drain_lane(state, crew, Lane::All).await;
     }
     // Without a webhook here, its events are left for a process that has one (see
@@ -79,7 +79,7 @@ pub async fn drain_concurrently(
     });
     let crew = Crew { stop: Some(halt.subscribe()), marker: Some(Marker::start(state.db.clone())) };
     let mut set = tokio::task::JoinSet::new();
-    for (_, lane) in senders(workers, !state.config.webhook.url.is_empty()) {
+    for (_, lane) in senders(workers, state.config.webhook.is_set()) {
         let s = state.clone();
         let crew = crew.clone();
         set.spawn(async move { drain_lane(&s, &crew, lane).await });

@@ -355,8 +355,7 @@ pub async fn page(state: &AppState, session: Option<&Session>, name: &str, mut c
             // (see [`first_sending`]).
             ctx["once"] = json!(session::random_token());
             // Times on the contact's clock, as digests are scheduled (see the `when` filter).
-            let settings = crate::store::settings::get_settings(&state.db, &c.id).await?;
-            ctx["tz"] = json!(crate::actions::targets::clock_of(&state.config, c, &settings).name());
+            ctx["tz"] = json!(crate::actions::targets::contact_clock(state, c).await?.name());
             let banners = if s.actor.delegation.is_some() {
                 vec![]
             } else {
