@@ -191,12 +191,14 @@ pub fn generate(scale: &Scale) -> Document {
                 produced_qty: if status == "entered" { 0 } else { qty },
             }],
         });
+        // A visual and an artwork requirement of a job are of the job's one design.
+        let design = format!("DS-{j:07}");
         if j % 10 == 0 {
             doc.visuals.push(VisualIn {
                 id: format!("V-{j:07}"),
                 client_id: cid.clone(),
                 job_id: jid.clone(),
-                design_id: format!("DS-{j:07}"),
+                design_id: design.clone(),
                 category: "Colour visual".into(),
                 designer: "Studio".into(),
                 status: ["awaiting_approval", "approved"][rng.gen_range(0..2)].into(),
@@ -212,7 +214,7 @@ pub fn generate(scale: &Scale) -> Document {
                 id: format!("AR-{j:07}"),
                 client_id: cid.clone(),
                 job_id: jid.clone(),
-                design_id: format!("DS-{j:07}"),
+                design_id: design,
                 description: "Logo, vector".into(),
                 art_due: Some(day(base, rng.gen_range(0..14))),
                 art_received: rng.gen_bool(0.5),

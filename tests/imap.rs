@@ -9,6 +9,9 @@ use chrono::Utc;
 use common::{TestState, world};
 use cport::store::outbox::{NewMessage, insert_message, list_messages};
 
+/// Ann, a contact of the world's client: her replies are acted on.
+const ANN: &str = "Ann Admin <ann@alpha.example>";
+
 struct Dovecot {
     dir: tempfile::TempDir,
     port: u16,
@@ -154,8 +157,8 @@ async fn answers(t: &TestState) -> usize {
 async fn unseen_messages_are_handled_once_and_flagged() {
     let dv = Dovecot::start();
     let (t, token) = state_for(&dv, "").await;
-    dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "ITEMS")).await;
-    dv.deliver(&reply(&token, 2, "Ann Admin <ann@alpha.example>", "Auto-Submitted: auto-replied\n", "Away")).await;
+    dv.deliver(&reply(&token, 1, ANN, "", "ITEMS")).await;
+    dv.deliver(&reply(&token, 2, ANN, "Auto-Submitted: auto-replied\n", "Away")).await;
     dv.deliver(&reply(&token, 3, "Mallory <m@evil.example>", "", "APPROVE V-1")).await;
     assert_eq!(dv.unseen().await, 3);
 
@@ -176,7 +179,7 @@ async fn handled_messages_can_be_moved_to_another_mailbox() {
         s.logout().await.unwrap();
     }
     let (t, token) = state_for(&dv, "Processed").await;
-    dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "JOBS")).await;
+    dv.deliver(&reply(&token, 1, ANN, "", "JOBS")).await;
     cport::channels::imap::poll(&t.state).await.unwrap();
     assert_eq!(dv.count("INBOX").await, 0);
     assert_eq!(dv.count("Processed").await, 1);
@@ -189,13 +192,13 @@ async fn the_poller_survives_the_server_going_away() {
     let (t, token) = state_for(&dv, "").await;
     let (stop, rx) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(cport::channels::imap::run(t.state.services.clone(), rx));
-    dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "ITEMS")).await;
+    dv.deliver(&reply(&token, 1, ANN, "", "ITEMS")).await;
     wait_for(|| answers(&t), 1).await;
 
     // Dovecot restarts (the connection drops); the poller reconnects and goes on.
     dv.run(&["stop"]);
     dv.run(&[]);
-    dv.deliver(&reply(&token, 2, "Ann Admin <ann@alpha.example>", "", "JOBS")).await;
+    dv.deliver(&reply(&token, 2, ANN, "", "JOBS")).await;
     wait_for(|| answers(&t), 2).await;
     stop.send(true).unwrap();
     task.await.unwrap();
@@ -254,6 +257,7 @@ async fn a_silent_server_is_dropped_after_the_timeout() {
 /// until LOGOUT, at most `lines` lines. Gives the commands it heard, in order.
 fn scripted_imap(
     lines: usize,
+    capabilities: &'static str,
     answer: impl Fn(&str, &str, usize) -> String + Send + 'static,
 ) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -272,6 +276,7 @@ fn scripted_imap(
             let (tag, command) = line.split_once(' ').unwrap_or(("", line.as_str()));
             let before = heard.iter().filter(|c| *c == command).count();
             let reply = match command {
+                "CAPABILITY" => format!("* CAPABILITY {capabilities}\r\n{tag} OK done\r\n"),
                 c if c.starts_with("LOGIN") => format!("{tag} OK signed in\r\n"),
                 c if c.starts_with("SELECT") => {
                     format!("* 3 EXISTS\r\n* OK [UIDVALIDITY 1] ok\r\n{tag} OK [READ-WRITE] selected\r\n")
@@ -304,8 +309,7 @@ const PAUSE: &str = "\u{1}PAUSE\u{1}";
 /// `imap.timeout_seconds` and fetched again, over and over, in front of the mail behind it.
 #[tokio::test]
 async fn a_large_message_over_a_slow_link_is_read_in_the_time_its_size_takes() {
-    let (port, server) = scripted_imap(20, |tag, command, _| match command {
-        "CAPABILITY" => format!("* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n"),
+    let (port, server) = scripted_imap(20, "IMAP4rev1", |tag, command, _| match command {
         "UID SEARCH UNSEEN" => format!("* SEARCH 1\r\n{tag} OK done\r\n"),
         // 320 KiB: five seconds more than the one the exchange is given.
         "UID FETCH 1 RFC822.SIZE" => format!("* 1 FETCH (UID 1 RFC822.SIZE 327680)\r\n{tag} OK done\r\n"),
@@ -329,7 +333,7 @@ async fn a_large_message_over_a_slow_link_is_read_in_the_time_its_size_takes() {
 /// against a server that speaks plain IMAP, the session fails with TLS's words, no panic.
 #[tokio::test]
 async fn implicit_tls_against_a_plain_server_fails_in_words() {
-    let (port, server) = scripted_imap(1, |tag, _, _| format!("{tag} BAD not expected\r\n"));
+    let (port, server) = scripted_imap(1, "IMAP4rev1", |tag, _, _| format!("{tag} BAD not expected\r\n"));
     let t = scripted_state(port, |c| c.imap.tls = cport::config::Tls::Tls).await;
     let polled = tokio::spawn(async move { cport::channels::imap::poll(&t.state).await.map(|_| ()) });
     let err = polled.await.expect("no panic").expect_err("a plain server is no TLS server");
@@ -361,8 +365,7 @@ fn fetched(tag: &str, uid: u32) -> String {
 /// rest are handled in the same pass.
 #[tokio::test]
 async fn a_message_the_server_refuses_to_give_is_left_and_the_rest_are_handled() {
-    let (port, server) = scripted_imap(20, |tag, command, _| match command {
-        "CAPABILITY" => format!("* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n"),
+    let (port, server) = scripted_imap(20, "IMAP4rev1", |tag, command, _| match command {
         "UID SEARCH UNSEEN" => format!("* SEARCH 1 2 3\r\n{tag} OK done\r\n"),
         "UID FETCH 1 BODY.PEEK[]" => format!("{tag} NO [UNAVAILABLE] cannot read it now\r\n"),
         "UID FETCH 3 BODY.PEEK[]" => format!("{tag} BAD not now\r\n"),
@@ -386,8 +389,7 @@ async fn a_message_too_large_is_refused_without_being_fetched() {
     // Its header is read once the store is ready: the contact's reply address.
     let header = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let served = header.clone();
-    let (port, server) = scripted_imap(20, move |tag, command, _| match command {
-        "CAPABILITY" => format!("* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n"),
+    let (port, server) = scripted_imap(20, "IMAP4rev1", move |tag, command, _| match command {
         "UID SEARCH UNSEEN" => format!("* SEARCH 1 2\r\n{tag} OK done\r\n"),
         "UID FETCH 1:2 RFC822.SIZE" => {
             format!("* 1 FETCH (UID 1 RFC822.SIZE 500000)\r\n* 2 FETCH (UID 2 RFC822.SIZE 120)\r\n{tag} OK done\r\n")
@@ -458,8 +460,7 @@ async fn a_reply_too_large_to_read_from_an_unproven_sender_is_not_held() {
 /// offers IDLE: waiting in IDLE, the poller would try it only when new mail came.
 #[tokio::test]
 async fn a_message_left_for_later_is_tried_again_without_waiting_for_new_mail() {
-    let (port, server) = scripted_imap(30, |tag, command, before| match (command, before) {
-        ("CAPABILITY", _) => format!("* CAPABILITY IMAP4rev1 IDLE\r\n{tag} OK done\r\n"),
+    let (port, server) = scripted_imap(30, "IMAP4rev1 IDLE", |tag, command, before| match (command, before) {
         ("UID SEARCH UNSEEN", _) => format!("* SEARCH 1\r\n{tag} OK done\r\n"),
         ("UID FETCH 1 BODY.PEEK[]", 0) => format!("{tag} NO [UNAVAILABLE] cannot read it now\r\n"),
         ("UID FETCH 1 BODY.PEEK[]", _) => fetched(tag, 1),
@@ -482,8 +483,7 @@ async fn a_message_left_for_later_is_tried_again_without_waiting_for_new_mail() 
 /// told of it beside a command's answer (EXISTS), and IDLE would not tell of it again.
 #[tokio::test]
 async fn mail_that_comes_during_a_pass_is_not_left_waiting_for_the_next() {
-    let (port, server) = scripted_imap(30, |tag, command, before| match (command, before) {
-        ("CAPABILITY", _) => format!("* CAPABILITY IMAP4rev1 IDLE\r\n{tag} OK done\r\n"),
+    let (port, server) = scripted_imap(30, "IMAP4rev1 IDLE", |tag, command, before| match (command, before) {
         ("UID SEARCH UNSEEN", 0) => format!("* SEARCH 1\r\n{tag} OK done\r\n"),
         ("UID SEARCH UNSEEN", 1) => format!("* SEARCH 2\r\n{tag} OK done\r\n"),
         ("UID SEARCH UNSEEN", _) => format!("* SEARCH\r\n{tag} OK done\r\n"),
@@ -525,10 +525,9 @@ async fn poll_until_seen(t: &TestState, id: &str) -> bool {
 async fn a_message_the_server_never_gives_does_not_keep_the_poller_from_idle() {
     let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let seen = heard.clone();
-    let (port, server) = scripted_imap(40, move |tag, command, _| {
+    let (port, server) = scripted_imap(40, "IMAP4rev1 IDLE", move |tag, command, _| {
         seen.lock().unwrap().push(command.to_string());
         match command {
-            "CAPABILITY" => format!("* CAPABILITY IMAP4rev1 IDLE\r\n{tag} OK done\r\n"),
             "UID SEARCH UNSEEN" => format!("* SEARCH 1\r\n{tag} OK done\r\n"),
             "UID FETCH 1 BODY.PEEK[]" => format!("{tag} NO [UNAVAILABLE] cannot read it\r\n"),
             "IDLE" => "+ idling\r\n".to_string(),
@@ -560,8 +559,9 @@ async fn a_message_the_server_never_gives_does_not_keep_the_poller_from_idle() {
 async fn a_message_that_makes_reading_it_panic_is_refused_and_the_rest_are_handled() {
     let dv = Dovecot::start();
     let (t, token) = state_for(&dv, "").await;
-    dv.deliver(&reply(&token, 1, "Ann Admin <ann@alpha.example>", "", "ITEMS")).await;
-    dv.deliver(&reply(&token, 2, "Ann Admin <ann@alpha.example>", "", "ITEMS")).await;
+    for n in 1..=2 {
+        dv.deliver(&reply(&token, n, ANN, "", "ITEMS")).await;
+    }
     t.state.faults.arm("inbound:parse", 1);
     let r = cport::channels::imap::poll(&t.state).await.expect("the pass goes on past the panic");
     assert_eq!((r.handled, r.deferred), (2, 0), "{r:?}");

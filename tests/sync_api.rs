@@ -501,13 +501,10 @@ async fn deleting_a_named_record_empties_the_names_and_a_later_send_is_written()
 #[tokio::test]
 async fn records_cannot_point_at_another_clients_records() {
     let app = TestApp::with_world().await;
-    let body = app
-        .refused(
-            "visuals",
-            json!([{"id": "V-X", "client_id": "C-2", "job_id": "J-1", "design_id": "D", "category": "c",
-                "designer": "d", "status": "awaiting_approval", "main_image": "/x.svg"}]),
-        )
-        .await;
+    // C-2's visual of C-1's job.
+    let visual = json!({"id": "V-X", "client_id": "C-2", "job_id": "J-1", "design_id": "D", "category": "c",
+        "designer": "d", "status": "awaiting_approval", "main_image": "/x.svg"});
+    let body = app.refused("visuals", json!([visual])).await;
     assert_eq!(body["errors"][0]["field"], "job_id");
     assert!(body["errors"][0]["reason"].as_str().unwrap().contains("another client"));
     app.stop().await;
@@ -1109,21 +1106,27 @@ async fn dates_and_times_are_read_to_the_letter_and_each_bad_one_is_named() {
         j[field] = json!(value);
         json!([j])
     };
-    for (field, value, says) in [
-        ("date_required", "2026-1-5", "YYYY-MM-DD"),
-        ("date_required", "10000-01-01", "YYYY-MM-DD"),
-        ("date_required", "0000-01-01", "between the years 1900 and 9999"),
-        ("date_required", "2026-02-30", "not a day of the calendar"),
-        ("created_at", "2026-11-25 09:30:00Z", "RFC 3339"),
-        ("created_at", "2026-11-25T09:30:00", "RFC 3339"),
-        ("created_at", "0001-01-01T00:00:00Z", "between the years"),
+    // What each field refuses, and what the refusal says.
+    let dates = [
+        ("2026-1-5", "YYYY-MM-DD"),
+        ("10000-01-01", "YYYY-MM-DD"),
+        ("0000-01-01", "between the years 1900 and 9999"),
+        ("2026-02-30", "not a day of the calendar"),
+    ];
+    let times = [
+        ("2026-11-25 09:30:00Z", "RFC 3339"),
+        ("2026-11-25T09:30:00", "RFC 3339"),
+        ("0001-01-01T00:00:00Z", "between the years"),
         // In the year 10000 once in UTC, as it would be kept.
-        ("created_at", "9999-12-31T23:30:00-01:00", "between the years"),
-    ] {
-        let body = app.refused("jobs", job(field, value)).await;
-        let e = &body["errors"][0];
-        assert_eq!(e["field"], field, "{body:#}");
-        assert!(e["reason"].as_str().is_some_and(|r| r.contains(says)), "{field} = {value}: {body:#}");
+        ("9999-12-31T23:30:00-01:00", "between the years"),
+    ];
+    for (field, cases) in [("date_required", &dates), ("created_at", &times)] {
+        for &(value, says) in cases {
+            let body = app.refused("jobs", job(field, value)).await;
+            let e = &body["errors"][0];
+            assert_eq!(e["field"], field, "{body:#}");
+            assert!(e["reason"].as_str().is_some_and(|r| r.contains(says)), "{field} = {value}: {body:#}");
+        }
     }
     assert_eq!(app.count("jobs").await, 0, "nothing written");
     app.synced("jobs", job("date_required", "2026-01-05")).await;

@@ -289,39 +289,39 @@ mod tests {
         let c = Config::load_from(None, &[ok.clone(), rotated].concat(), Need::Secrets).unwrap();
         assert_eq!(c.previous_link_secret.expose(), "the-old-link-secret");
 
-        let cases = [
-            (vec![("CPORT_SMTP__PORT", "many")], "CPORT_SMTP__PORT"),
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("CPORT_SMTP__PORT", "many")], "CPORT_SMTP__PORT"),
             (
-                vec![("CPORT_OUTBOX__WORKERS", "-3")],
+                &[("CPORT_OUTBOX__WORKERS", "-3")],
                 "CPORT_OUTBOX__WORKERS: for `outbox.workers`, `-3` is below zero; this key takes a whole number between 1 and 64",
             ),
-            (vec![("CPORT_OUTBOX__WORKERS", "0")], "CPORT_OUTBOX__WORKERS: "),
-            (vec![("CPORT_LISTEN", "nonsense")], "CPORT_LISTEN: "),
-            (vec![("CPORT_DIGEST__LINK_TTL_DAYS", "99999999999999999999")], "is too large"),
-            (vec![("CPORT_OUTBOX__WORKERS", "2"), ("CPORT_OUTBOX_WORKERS", "4")], "as CPORT_OUTBOX__WORKERS does too"),
-            (vec![("CPORT_NOPE", "1")], "CPORT_NOPE"),
-            (vec![("CPORT_DIGEST__SCHEDULE", "every day")], "digest.schedule"),
-            (vec![("CPORT_DIGEST__TIMEZONE", "Mars/Base")], "digest.timezone"),
-            (vec![("CPORT_LISTEN", "here")], "listen"),
-            (vec![("CPORT_API_TOKEN", " padded-token-123 ")], "api_token"),
-            (vec![("CPORT_INBOUND__TOKEN", "two words")], "for `inbound.token`, holds spaces"),
-            (vec![("CPORT_DISCORD__TOKEN", "has space")], "for `discord.token`, holds spaces"),
+            (&[("CPORT_OUTBOX__WORKERS", "0")], "CPORT_OUTBOX__WORKERS: "),
+            (&[("CPORT_LISTEN", "nonsense")], "CPORT_LISTEN: "),
+            (&[("CPORT_DIGEST__LINK_TTL_DAYS", "99999999999999999999")], "is too large"),
+            (&[("CPORT_OUTBOX__WORKERS", "2"), ("CPORT_OUTBOX_WORKERS", "4")], "as CPORT_OUTBOX__WORKERS does too"),
+            (&[("CPORT_NOPE", "1")], "CPORT_NOPE"),
+            (&[("CPORT_DIGEST__SCHEDULE", "every day")], "digest.schedule"),
+            (&[("CPORT_DIGEST__TIMEZONE", "Mars/Base")], "digest.timezone"),
+            (&[("CPORT_LISTEN", "here")], "listen"),
+            (&[("CPORT_API_TOKEN", " padded-token-123 ")], "api_token"),
+            (&[("CPORT_INBOUND__TOKEN", "two words")], "for `inbound.token`, holds spaces"),
+            (&[("CPORT_DISCORD__TOKEN", "has space")], "for `discord.token`, holds spaces"),
             (
-                vec![("CPORT_TELEGRAM__WEBHOOK_SECRET", "not/a:secret-for-telegram")],
+                &[("CPORT_TELEGRAM__WEBHOOK_SECRET", "not/a:secret-for-telegram")],
                 "for `telegram.webhook_secret`, may hold only",
             ),
-            (vec![("CPORT_SMTP__POOL_SIZE", "0")], "0 is not between 1 and 64"),
-            (vec![("CPORT_MAX_BODY_BYTES", "-1")], "`-1` is below zero; this key takes a whole number between 1 and"),
-            (vec![("CPORT_SMTP__HOST", "mail.example.com"), ("CPORT_SMTP__TLS", "none")], "smtp.tls"),
-            (vec![("CPORT_PREVIOUS_LINK_SECRET", "old")], "for `previous_link_secret`, shorter than 16 characters"),
+            (&[("CPORT_SMTP__POOL_SIZE", "0")], "0 is not between 1 and 64"),
+            (&[("CPORT_MAX_BODY_BYTES", "-1")], "`-1` is below zero; this key takes a whole number between 1 and"),
+            (&[("CPORT_SMTP__HOST", "mail.example.com"), ("CPORT_SMTP__TLS", "none")], "smtp.tls"),
+            (&[("CPORT_PREVIOUS_LINK_SECRET", "old")], "for `previous_link_secret`, shorter than 16 characters"),
             (
-                vec![("CPORT_PREVIOUS_LINK_SECRET", "0123456789abcdef")],
+                &[("CPORT_PREVIOUS_LINK_SECRET", "0123456789abcdef")],
                 "for `previous_link_secret`, is link_secret itself",
             ),
         ];
-        for (extra, named) in cases {
+        for &(extra, named) in cases {
             let mut e = ok.clone();
-            e.extend(env(&extra));
+            e.extend(env(extra));
             let err = Config::load_from(None, &e, Need::Secrets).unwrap_err().to_string();
             assert!(err.contains(named), "{extra:?}: error `{err}` should name {named}");
         }

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{Db, Result, Tx, bind, execute, on_db, on_tx};
+use crate::model::AccessStatus;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct AccessRequest {
@@ -12,7 +13,7 @@ pub struct AccessRequest {
     pub company: String,
     pub note: String,
     /// `open`, `done` or `refused`.
-    pub status: crate::model::AccessStatus,
+    pub status: AccessStatus,
     pub created_at: DateTime<Utc>,
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTime<Utc>>,
@@ -61,13 +62,7 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<AccessRequest>> {
 }
 
 /// Decides an open request (`done` or `refused`) in `tx`. False when it was not open.
-pub async fn decide(
-    tx: &mut Tx,
-    id: i64,
-    status: crate::model::AccessStatus,
-    by: &str,
-    now: DateTime<Utc>,
-) -> Result<bool> {
+pub async fn decide(tx: &mut Tx, id: i64, status: AccessStatus, by: &str, now: DateTime<Utc>) -> Result<bool> {
     Ok(execute!(tx =>
         "UPDATE access_requests SET status = $2, decided_by = $3, decided_at = $4 WHERE id = $1 AND status = 'open'",
         id, status, by, now)?

@@ -34,16 +34,12 @@ pub(super) async fn items(a: &Ask<'_>, unit: &Unit) -> Result<Answer, ActionErro
     Ok(if items.is_empty() {
         Answer::ok(name, "Nothing needs you right now.", vec![])
     } else {
-        let rows = items
-            .iter()
-            .map(|i| {
-                // An item whose id no command can name is answered on the portal.
-                let reply = i.command.clone().unwrap_or_else(|| "(on the portal)".into());
-                vec![i.category.code().into(), i.title.clone(), d(i.date), reply]
-            })
-            .collect();
         let heading = format!("{}:", crate::messages::compose::need_you(items.len()));
-        Answer::table(name, heading, &["", "Item", "Date", "Reply"], rows)
+        Answer::listing(name, heading, &["", "Item", "Date", "Reply"], &items, |i| {
+            // An item whose id no command can name is answered on the portal.
+            let reply = i.command.clone().unwrap_or_else(|| "(on the portal)".into());
+            vec![i.category.code().into(), i.title.clone(), d(i.date), reply]
+        })
     })
 }
 
@@ -62,20 +58,16 @@ pub(super) async fn jobs(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { name, db, client, .. } = *a;
     let all = jobs::list_open_jobs(db, client).await?;
     let (list, more) = first_rows(a, &all);
-    let rows = list
-        .iter()
-        .map(|j| {
-            vec![
-                j.id.clone(),
-                j.name.clone(),
-                j.status.words(),
-                d(j.date_required),
-                j.client_ref.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
     let heading = format!("{} open job(s){more}:", all.len());
-    Ok(Answer::table(name, heading, &["Job", "Name", "Status", "Required", "Your ref"], rows))
+    Ok(Answer::listing(name, heading, &["Job", "Name", "Status", "Required", "Your ref"], list, |j| {
+        vec![
+            j.id.clone(),
+            j.name.clone(),
+            j.status.words(),
+            d(j.date_required),
+            j.client_ref.clone().unwrap_or_default(),
+        ]
+    }))
 }
 
 /// Where a record's pictures are seen: a line with the signed link to its portal page (which
@@ -185,79 +177,60 @@ pub(super) async fn track(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> 
 pub(super) async fn deliveries(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { ctx, name, db, client, .. } = *a;
     let list = q::deliveries(db, client, ctx.limit(20)).await?;
-    let rows = list
-        .iter()
-        .map(|x| {
-            vec![
-                x.id.clone(),
-                x.status.to_string(),
-                d(x.delivery_date),
-                d(x.sent_date),
-                x.venue.clone(),
-                x.description.clone(),
-                x.contact.clone().unwrap_or_default(),
-                x.client_ref.clone().unwrap_or_default(),
-                x.tracking_number.clone().unwrap_or_default(),
-            ]
-        })
-        .collect();
     let heading =
         if list.len() == 1 { "1 recent delivery:".to_string() } else { format!("{} recent deliveries:", list.len()) };
     let columns = ["Delivery", "Status", "Date", "Sent", "Venue", "What", "Contact", "Your ref", "Tracking"];
-    Ok(Answer::table(name, heading, &columns, rows))
+    Ok(Answer::listing(name, heading, &columns, &list, |x| {
+        vec![
+            x.id.clone(),
+            x.status.to_string(),
+            d(x.delivery_date),
+            d(x.sent_date),
+            x.venue.clone(),
+            x.description.clone(),
+            x.contact.clone().unwrap_or_default(),
+            x.client_ref.clone().unwrap_or_default(),
+            x.tracking_number.clone().unwrap_or_default(),
+        ]
+    }))
 }
 
 pub(super) async fn stock(a: &Ask<'_>, own: bool, text: Option<&str>) -> Result<Answer, ActionError> {
     let Ask { ctx, name, db, client, .. } = *a;
     let list = q::stock(db, own.then_some(client), text, ctx.limit(30)).await?;
-    let rows = list
-        .iter()
-        .map(|s| {
-            vec![
-                s.sku.clone(),
-                s.client_sku.clone().unwrap_or_default(),
-                s.description.clone(),
-                s.warehouse_balance.to_string(),
-                s.expected.to_string(),
-                s.accounted_for.to_string(),
-                s.available_to_order.to_string(),
-            ]
-        })
-        .collect();
     let what = if own { "stock line(s)" } else { "blank stock line(s)" };
-    Ok(Answer::table(
-        name,
-        format!(
-            "{} {what}{}:",
-            list.len(),
-            text.as_ref().map(|t| format!(" matching {}", crate::model::quoted(t))).unwrap_or_default()
-        ),
-        &["SKU", "Your SKU", "Description", "Balance", "Expected", "Accounted for", "Available"],
-        rows,
-    ))
+    let matching = text.as_ref().map(|t| format!(" matching {}", crate::model::quoted(t))).unwrap_or_default();
+    let columns = ["SKU", "Your SKU", "Description", "Balance", "Expected", "Accounted for", "Available"];
+    Ok(Answer::listing(name, format!("{} {what}{matching}:", list.len()), &columns, &list, |s| {
+        vec![
+            s.sku.clone(),
+            s.client_sku.clone().unwrap_or_default(),
+            s.description.clone(),
+            s.warehouse_balance.to_string(),
+            s.expected.to_string(),
+            s.accounted_for.to_string(),
+            s.available_to_order.to_string(),
+        ]
+    }))
 }
 
 pub(super) async fn pos(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { ctx, name, db, client, .. } = *a;
     let list = q::purchase_orders(db, client, ctx.limit(30)).await?;
-    let rows = list
-        .iter()
-        .map(|p| {
-            vec![
-                p.id.clone(),
-                p.status.words(),
-                p.date_ordered.to_string(),
-                p.tot_ref.clone(),
-                p.client_ref.clone().unwrap_or_default(),
-                p.category.clone(),
-                p.po_type.clone(),
-                p.supplier.clone(),
-            ]
-        })
-        .collect();
     let heading = format!("{} purchase order(s):", list.len());
     let columns = ["PO", "Status", "Ordered", "TOT ref", "Your ref", "Category", "Type", "Supplier"];
-    Ok(Answer::table(name, heading, &columns, rows))
+    Ok(Answer::listing(name, heading, &columns, &list, |p| {
+        vec![
+            p.id.clone(),
+            p.status.words(),
+            p.date_ordered.to_string(),
+            p.tot_ref.clone(),
+            p.client_ref.clone().unwrap_or_default(),
+            p.category.clone(),
+            p.po_type.clone(),
+            p.supplier.clone(),
+        ]
+    }))
 }
 
 pub(super) async fn po(a: &Ask<'_>, id: &str) -> Result<Answer, ActionError> {
@@ -313,33 +286,29 @@ pub(super) async fn invoices(a: &Ask<'_>) -> Result<Answer, ActionError> {
     let Ask { ctx, name, db, client, .. } = *a;
     let list = q::invoices(db, client, ctx.limit(30)).await?;
     let cur = q::client_currency(db, client).await?;
-    let rows = list
-        .iter()
-        .map(|i| {
-            let status = if i.total < 0 {
-                if crate::model::outstanding(i.total, i.paid) == 0 { "credit used" } else { "credit" }
-            } else if i.paid >= i.total {
-                "paid"
-            } else if i.paid > 0 {
-                "part paid"
-            } else {
-                "unpaid"
-            };
-            vec![
-                status.into(),
-                i.id.clone(),
-                i.date.to_string(),
-                i.client_po_ref.clone().unwrap_or_default(),
-                i.job_name.clone(),
-                money(i.total),
-                money(i.paid),
-                money(crate::model::outstanding(i.total, i.paid)),
-            ]
-        })
-        .collect();
     let heading = format!("{} invoice(s), amounts in {cur}:", list.len());
     let columns = ["Status", "Invoice", "Date", "Your PO", "Job", "Total", "Paid", "Outstanding"];
-    Ok(Answer::table(name, heading, &columns, rows))
+    Ok(Answer::listing(name, heading, &columns, &list, |i| {
+        let status = if i.total < 0 {
+            if crate::model::outstanding(i.total, i.paid) == 0 { "credit used" } else { "credit" }
+        } else if i.paid >= i.total {
+            "paid"
+        } else if i.paid > 0 {
+            "part paid"
+        } else {
+            "unpaid"
+        };
+        vec![
+            status.into(),
+            i.id.clone(),
+            i.date.to_string(),
+            i.client_po_ref.clone().unwrap_or_default(),
+            i.job_name.clone(),
+            money(i.total),
+            money(i.paid),
+            money(crate::model::outstanding(i.total, i.paid)),
+        ]
+    }))
 }
 
 pub(super) async fn balance(a: &Ask<'_>) -> Result<Answer, ActionError> {
@@ -378,14 +347,10 @@ pub(super) async fn prices(a: &Ask<'_>) -> Result<Answer, ActionError> {
     Ok(match q::price_card(db, client, today).await? {
         Some((card, from, lines)) => {
             let cur = q::client_currency(db, client).await?;
-            let rows = lines
-                .iter()
-                .map(|l| {
-                    vec![l.code.clone(), l.description.clone(), l.unit.clone(), l.min_qty.to_string(), money(l.price)]
-                })
-                .collect();
             let heading = format!("{card} (from {from}, {cur}):");
-            Answer::table(name, heading, &["Code", "Description", "Unit", "Min qty", "Price"], rows)
+            Answer::listing(name, heading, &["Code", "Description", "Unit", "Min qty", "Price"], &lines, |l| {
+                vec![l.code.clone(), l.description.clone(), l.unit.clone(), l.min_qty.to_string(), money(l.price)]
+            })
         }
         None => Answer::ok(name, "No price card yet.", vec![]),
     })
@@ -398,12 +363,10 @@ pub(super) async fn art(a: &Ask<'_>) -> Result<Answer, ActionError> {
         return Ok(Answer::ok(name, "TOT is not waiting for any artwork from you.", vec![]));
     }
     let (list, more) = first_rows(a, &all);
-    let rows = list
-        .iter()
-        .map(|a| vec![d(a.art_due), a.description.clone(), a.design_id.clone(), a.job_id.clone(), "no".into()])
-        .collect();
     let heading = format!("TOT is waiting for {} piece(s) of artwork{more}:", all.len());
-    Ok(Answer::table(name, heading, &["Art due", "Description", "Design", "Job", "Received"], rows))
+    Ok(Answer::listing(name, heading, &["Art due", "Description", "Design", "Job", "Received"], list, |a| {
+        vec![d(a.art_due), a.description.clone(), a.design_id.clone(), a.job_id.clone(), "no".into()]
+    }))
 }
 
 pub(super) async fn visuals(a: &Ask<'_>, unit: &Unit) -> Result<Answer, ActionError> {

@@ -67,6 +67,16 @@ impl Answer {
         }
         Answer::ok(command, title, vec![Section::table(None, columns, rows)])
     }
+    /// [`Answer::table`] of `list`, one row per entry.
+    fn listing<T>(
+        command: &str,
+        title: impl Into<String>,
+        columns: &[&str],
+        list: &[T],
+        row: impl FnMut(&T) -> Vec<String>,
+    ) -> Answer {
+        Answer::table(command, title, columns, list.iter().map(row).collect())
+    }
 
     /// A refusal, its message naming the command it answers (`APPROVE: …`, the command's
     /// word without its arguments, which may be a hundred ids), since a reply
