@@ -535,6 +535,25 @@ fn inbound_email_asks_the_mta_to_retry_when_the_store_is_down() {
     );
 }
 
+/// A command line the parser refuses (a typo in `master.cf`, a flag an upgrade dropped)
+/// defers the mail with 75, as any failure before the message is read does: exit 2 is no
+/// code a mail server knows, and Postfix would bounce every reply with the usage text.
+/// Help is still help, and other commands keep the parser's own code.
+#[test]
+fn inbound_email_with_arguments_it_does_not_take_defers() {
+    let mail = b"From: a@b.example\nSubject: x\n\nITEMS\n";
+    for args in [&["inbound-email", "--bogus"][..], &["--log-format", "yaml", "inbound-email"], &["inbound-email", "x"]]
+    {
+        let out = piped(cport(&[]).args(args), mail);
+        assert_eq!(out.status.code(), Some(75), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(!String::from_utf8_lossy(&out.stderr).is_empty(), "{args:?}: the parser's words are said");
+    }
+    let out = piped(cport(&[]).args(["inbound-email", "--help"]), b"");
+    assert_eq!(out.status.code(), Some(0));
+    let out = piped(cport(&[]).args(["outbox", "--bogus"]), b"");
+    assert_eq!(out.status.code(), Some(2));
+}
+
 /// A pipe that cannot start for want of its mail folder (a file where the folder should be)
 /// defers, and says so without the folder's path.
 #[test]

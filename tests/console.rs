@@ -306,7 +306,7 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     let zone = if chrono::Timelike::hour(&Utc::now()) >= 10 { "Pacific/Kiritimati" } else { "Pacific/Pago_Pago" };
     let bob = serde_json::json!([{"id": "P-1B", "client_id": "C-1", "name": "Bob Buyer", "email": "bob@alpha.example",
                                   "role": "buyer", "timezone": zone}]);
-    app.synced("contacts", bob).await;
+    app.synced("contacts", bob.clone()).await;
     let outbox = app.count("outbox").await;
     let (_, html) = app.page(&staff, "/staff/chase").await;
     let csrf = csrf_of(&html);
@@ -348,10 +348,16 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     cport::store::on_db!(&app.db, p => sqlx::query("UPDATE outbox SET status = 'dead' WHERE id = $1")
         .bind(id).execute(p).await.map(|_| ()))
     .unwrap();
+    // Bob has a new address since: the reminder queued again goes to it, not the old one.
+    let mut moved = bob.clone();
+    moved[0]["email"] = "robert@alpha.example".into();
+    app.synced("contacts", moved).await;
     let (status, location, _) = app.post_raw(&staff, "/staff/chase/remind", &remind).await;
     assert!(status == 303 && location.contains("queued%20to%20Bob%20Buyer%20by%20email"), "{location}");
     assert_ne!(status_of(&app, id).await, "dead", "queued again");
     assert_eq!(app.count("outbox").await, outbox + 1, "the same reminder, queued again");
+    let again = cport::store::outbox::get_message(&app.db, id).await.unwrap().unwrap();
+    assert_eq!(again.message.recipient, "robert@alpha.example", "to the address Bob has now");
     // An item the contact does not see, and a contact that does not exist.
     let (_, location, _) =
         app.post_raw(&staff, "/staff/chase/remind", &[("csrf", &csrf), ("contact", "P-1F"), ("item", "A1:V-1")]).await;

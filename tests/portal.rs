@@ -322,6 +322,25 @@ async fn the_visuals_page_lists_the_awaiting_then_the_newest_up_to_its_limit() {
     app.stop().await;
 }
 
+/// A delegation's link lends the right to decide on one visual, so once the visual is
+/// decided (here by the contact who handed it over) a link not yet opened opens nothing.
+#[tokio::test]
+async fn a_delegated_link_opened_after_the_decision_opens_nothing() {
+    let app = app_with_a_second_visual().await;
+    let b = app.signed_in("P-1A").await;
+    let dana = [("action", "delegate"), ("name", "Dana Cole"), ("email", "dana@reseller.example")];
+    app.submit(&b, "/visuals/V-1", &dana).await;
+    let link = app.link_mailed_to("dana@reseller.example", "/l/").await;
+    app.submit(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
+    assert_eq!(app.visual_status("V-1").await, "approved");
+    let r = browser().get(&link).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let set = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert!(!set.iter().any(|c| c.starts_with("cport_session=")), "no session: {set:?}");
+    assert!(r.text().await.unwrap().contains("This link is not valid or has expired"));
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_delegated_link_shows_one_visual_and_works_once() {
     let app = app_with_a_second_visual().await;

@@ -356,7 +356,7 @@ pub async fn remind(
             Some(id) => Some(id),
             // The day's reminder on this channel, dropped or dead: it reached no one, so it
             // goes again (once a day is a reminder given, not one tried).
-            None => crate::store::outbox::revive_unsent(&mut tx, &new.idem_key, at, now).await?,
+            None => crate::store::outbox::revive_unsent(&mut tx, &new, now).await?,
         };
         if let Some(id) = id {
             crate::store::ledgers::note_items(&mut tx, &contact.id, channel, &[key.to_string()], id, now).await?;

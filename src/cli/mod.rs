@@ -98,7 +98,10 @@ pub fn main() -> ExitCode {
     // makes without naming one panics. cport's own clients name `ring`; this makes it the
     // process's default for the rest (PostgreSQL's `sslmode=verify-ca`, among others).
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return refused_arguments(e),
+    };
     if !matches!(cli.command, Command::Serve | Command::Demo(_) | Command::InboundEmail { .. }) {
         end_quietly_when_output_is_closed();
     }
@@ -123,6 +126,23 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Arguments the parser refuses: its words and its exit code (2), except for
+/// `inbound-email`, whose caller is the mail server: any failure before the message is read
+/// is 75 there (try again later), so a typo in `master.cf` or a flag an upgrade dropped
+/// defers the mail, said in the MTA's log, instead of bouncing every reply with the usage.
+fn refused_arguments(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let asked = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if !asked && std::env::args_os().skip(1).any(|a| a == "inbound-email") {
+        let _ = e.print();
+        return ExitCode::from(inbound::EX_TEMPFAIL);
+    }
+    e.exit()
 }
 
 /// One line of what a command found wrong (a record of an import, a file of a backlog) on

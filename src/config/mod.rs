@@ -240,7 +240,7 @@ pub struct SmtpConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct DigestConfig {
     /// When digests go out: a cron expression with seconds first (`0 0 8 * * Mon-Fri` is 08:00
-    /// on weekdays). A contact's own schedule wins.
+    /// on weekdays), at most 24 summaries in any day (hourly). A contact's own schedule wins.
     pub schedule: String,
     /// The time zone of a contact TOT gives none (an IANA name): their digests follow
     /// `schedule` in it.

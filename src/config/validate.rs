@@ -138,7 +138,8 @@ impl Config {
                 format!("`{t}` is not a file type: give the extension's letters, like `pdf` (no dot)"),
             ));
         }
-        crate::model::schedule::check_schedule(&self.digest.schedule).map_err(|e| invalid("digest.schedule", e))?;
+        crate::model::schedule::check_default_schedule(&self.digest.schedule)
+            .map_err(|e| invalid("digest.schedule", e))?;
         self.digest
             .timezone
             .parse::<chrono_tz::Tz>()

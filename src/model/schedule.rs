@@ -28,25 +28,35 @@ pub fn check_schedule(expr: &str) -> Result<Schedule, String> {
 /// client and hurts delivery.
 pub const MOST_A_DAY: usize = 4;
 
+/// The most summaries the configured default (`digest.schedule`) may send in any 24 hours:
+/// TOT's own choice may be hourly, never a flood of every contact (`* * * * * *` is 86,400).
+pub const MOST_A_DAY_BY_DEFAULT: usize = 24;
+
 /// A contact's schedule (from TOT's record or the portal's preferences): [`check_schedule`],
-/// and refused when any 24 hours would hold more than [`MOST_A_DAY`] summaries. The
-/// configured default is TOT's own choice and is not held to it.
+/// and refused when any 24 hours would hold more than [`MOST_A_DAY`] summaries.
+pub fn check_contact_schedule(expr: &str) -> Result<Schedule, String> {
+    check_at_most(expr, MOST_A_DAY)
+}
+
+/// The configured default schedule: [`check_schedule`], and refused when any 24 hours would
+/// hold more than [`MOST_A_DAY_BY_DEFAULT`] summaries.
+pub fn check_default_schedule(expr: &str) -> Result<Schedule, String> {
+    check_at_most(expr, MOST_A_DAY_BY_DEFAULT)
+}
+
+/// [`check_schedule`], and at most `most` summaries in any 24 hours.
 ///
 /// A schedule fires at the same times of day on every day it fires, so 24 hours hold at
 /// most one firing of each time of day, and do hold each when two days in a row fire: the
 /// most in 24 hours is the number of its times of day, whatever its days (a flood on
 /// Christmas Day only is found now, not in the week before it).
-pub fn check_contact_schedule(expr: &str) -> Result<Schedule, String> {
-    use cron::TimeUnitSpec;
+fn check_at_most(expr: &str, most: usize) -> Result<Schedule, String> {
     let schedule = check_schedule(expr)?;
     let times_of_day = u64::from(schedule.seconds().count())
         * u64::from(schedule.minutes().count())
         * u64::from(schedule.hours().count());
-    if times_of_day > MOST_A_DAY as u64 {
-        return Err(format!(
-            "{} sends more than {MOST_A_DAY} summaries in a day: at most {MOST_A_DAY}",
-            super::quoted(expr)
-        ));
+    if times_of_day > most as u64 {
+        return Err(format!("{} sends more than {most} summaries in a day: at most {most}", super::quoted(expr)));
     }
     Ok(schedule)
 }
@@ -172,6 +182,17 @@ mod tests {
         ] {
             let e = check_contact_schedule(flood).unwrap_err();
             assert!(e.contains("more than 4 summaries in a day"), "{flood}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_default_schedule_may_be_hourly_and_no_more() {
+        for ok in ["0 0 * * * *", "0 30 */6 * * *", "0 0 8 * * Mon-Fri", "@daily"] {
+            assert!(check_default_schedule(ok).is_ok(), "{ok}");
+        }
+        for flood in ["* * * * * *", "0 * * * * *", "0 */30 * * * *", "0 0,30 8-20 * * *"] {
+            let e = check_default_schedule(flood).unwrap_err();
+            assert!(e.contains("more than 24 summaries in a day"), "{flood}: {e}");
         }
     }
 

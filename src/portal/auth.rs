@@ -231,6 +231,13 @@ async fn open_link(state: &AppState, claims: &LinkClaims) -> Result<Option<(Stri
             if !crate::actions::visuals::delegation_holds(giver.role, &d, Utc::now()) {
                 return Ok(None);
             }
+            // The link lends the right to decide, so it opens nothing once the visual is
+            // decided (by the giver, TOT, or anyone else) or gone.
+            match crate::store::visuals::get_visual(&state.db, &d.client_id, &d.visual_id).await {
+                Ok(v) if v.status == crate::model::VisualStatus::AwaitingApproval => {}
+                Ok(_) | Err(StoreError::NotFound) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
             let cookie = session::start(state, &d.contact_id, Some(d.id)).await?;
             Ok(Some((cookie, format!("/visuals/{}", crate::model::segment(&d.visual_id)))))
         }

@@ -635,14 +635,23 @@ fn requeue_sql(which: &str) -> String {
     )
 }
 
-/// Queues again, due `at`, the message under `idem_key` if it was dropped or went dead (its
-/// content still held): one that reached no one. Gives its id.
-pub async fn revive_unsent(tx: &mut Tx, idem_key: &str, at: DateTime<Utc>, now: DateTime<Utc>) -> Result<Option<i64>> {
+/// Queues again the message under `m`'s idempotency key if it was dropped or went dead (its
+/// content still held): one that reached no one. It goes as `m` is now: to its recipient
+/// (the contact's address or chat may have changed since), with its words, due when `m` is.
+/// Gives its id.
+pub async fn revive_unsent(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> Result<Option<i64>> {
     let sql = format!(
-        "UPDATE outbox SET status = 'queued', attempts = 0, last_error = NULL, next_attempt_at = $2, updated_at = $3
+        "UPDATE outbox SET status = 'queued', attempts = 0, last_error = NULL, next_attempt_at = $2, updated_at = $3,
+           reply_token = $4, recipient = $5, subject = $6
          WHERE idem_key = $1 AND status IN ('dropped', 'dead') AND {HELD} RETURNING id"
     );
-    Ok(on_tx!(tx, c => bind!(sqlx::query_scalar(&sql), idem_key, at, now).fetch_optional(c).await)?)
+    let id: Option<i64> = on_tx!(tx, c => bind!(sqlx::query_scalar(&sql), &m.idem_key, m.next_attempt_at, now,
+        &m.reply_token, &m.recipient, &m.subject)
+    .fetch_optional(c).await)?;
+    if let Some(id) = id {
+        execute!(tx => "UPDATE outbox_payloads SET payload = $2 WHERE outbox_id = $1", id, &m.payload)?;
+    }
+    Ok(id)
 }
 
 /// The message's content is still held (not cleared).

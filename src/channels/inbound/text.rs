@@ -221,10 +221,11 @@ fn decode_entities(text: &str) -> String {
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
         rest = &rest[at..];
-        // The longest reference read is `&#x10FFFF;` (10 bytes).
-        let decoded = rest.get(1..rest.len().min(11)).and_then(|head| {
-            let end = head.find(';')?;
-            let name = &head[..end];
+        // The longest reference read is `&#x10FFFF;` (10 bytes). The `;` is looked for by
+        // byte, so a letter of several bytes just after the reference does not hide it.
+        let decoded = rest.as_bytes()[1..rest.len().min(11)].iter().position(|&b| b == b';').and_then(|end| {
+            // ASCII up to the `;` (any other byte is not part of a reference).
+            let name = rest.get(1..1 + end).filter(|n| n.is_ascii())?;
             let c = match name.strip_prefix('#') {
                 Some(n) => {
                     let code = match n.strip_prefix(['x', 'X']) {
@@ -264,6 +265,18 @@ fn decode_entities(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// A reference just before a letter of several bytes is decoded like any other; an `&`
+    /// that begins none, or one holding a letter that is not ASCII, stays as written.
+    #[test]
+    fn references_are_decoded_before_letters_of_several_bytes() {
+        use super::decode_entities;
+        assert_eq!(decode_entities("trop&nbsp;foncé"), "trop foncé");
+        assert_eq!(decode_entities("A&amp;é"), "A&é");
+        assert_eq!(decode_entities("it&#8217;s 🎉"), "it\u{2019}s 🎉");
+        assert_eq!(decode_entities("R&é;D & co&"), "R&é;D & co&");
+        assert_eq!(decode_entities("&#x10FFFF;é"), "\u{10FFFF}é");
+    }
 
     #[test]
     fn flowed_text_is_joined_at_its_soft_breaks_and_nowhere_else() {

@@ -191,8 +191,10 @@ pub(super) async fn execute(
             },
             Reply::Notice(text) => match &callback {
                 Some((id, _)) if !noticed => {
-                    noticed = true;
-                    tg.bot.answer_callback_query(id.clone()).text(text.clone()).await.map(|_| ())
+                    let answered = tg.bot.answer_callback_query(id.clone()).text(text.clone()).await.map(|_| ());
+                    // Not taken: the plain answer after the loop still stops the button's spinner.
+                    noticed = answered.is_ok();
+                    answered
                 }
                 _ => Ok(()),
             },
