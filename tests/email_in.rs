@@ -448,6 +448,18 @@ async fn a_reply_holding_nul_bytes_gets_an_outcome_on_both_engines() {
         let answer = last_answer(&c).await.text;
         assert!(answer.contains("REJECT: holds U+FFFD where its text could not be read"), "{n}: {answer}");
     }
+    // So is a command whose id came damaged: said to be written again, not as an id typed
+    // wrong.
+    let mut mail = format!(
+        "Authentication-Results: mx.tot.example; dmarc=pass header.from=alpha.example\r\n\
+         From: Ann <ann@alpha.example>\r\nTo: reply+{token}@{domain}\r\nSubject: Re: digest\r\n\
+         Content-Type: text/plain; charset=utf-8\r\nMessage-ID: <nul-6@alpha.example>\r\n\r\nJOB J-1"
+    )
+    .into_bytes();
+    mail.extend_from_slice(b"\xe9\r\n");
+    assert_eq!(kind(&handle(&c.t.state, &mail, Utc::now()).await.unwrap()), "processed");
+    let answer = last_answer(&c).await.text;
+    assert!(answer.contains("JOB: holds U+FFFD where its text could not be read"), "{answer}");
 }
 
 /// In a reply to an alert about one visual, a reason whose first word looks like an id is

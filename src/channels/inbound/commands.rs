@@ -9,6 +9,17 @@ pub const MOST_COMMANDS: usize = 10;
 /// What an error about the reply as a whole (too many commands), not one command, names.
 pub(super) const WHOLE_REPLY: &str = "REPLY";
 
+/// The error of a command line whose text arrived damaged.
+fn unreadable(command: String, usage: &'static str) -> CommandError {
+    CommandError {
+        command,
+        message: "holds U+FFFD where its text could not be read (a NUL, or an encoding other than the one the \
+                  message names): write it again"
+            .into(),
+        usage,
+    }
+}
+
 /// Commands from the top of the fresh text, until the first line that is not one. A command
 /// given twice runs once; past [`MOST_COMMANDS`] the rest are refused with one error.
 pub fn read_commands(text: &str) -> Vec<Result<Command, CommandError>> {
@@ -23,19 +34,17 @@ pub fn read_commands(text: &str) -> Vec<Result<Command, CommandError>> {
         if line.trim().is_empty() {
             continue;
         }
+        let damaged = line.contains('\u{FFFD}');
         match parse_line(line) {
             // A command whose words arrived damaged (U+FFFD stands where a NUL, or bytes of
             // another charset than the one named, could not be read) is not run: it would act
-            // on, or keep in TOT's records, words the person did not write.
-            Ok(Some(c)) if line.contains('\u{FFFD}') && read.len() < MOST_COMMANDS => {
-                read.push(Err(CommandError {
-                    command: c.word().to_string(),
-                    message: "holds U+FFFD where its text could not be read (a NUL, or an encoding other than \
-                              the one the message names): write it again"
-                        .into(),
-                    usage: crate::actions::commands::usage(c.word()),
-                }));
+            // on, or keep in TOT's records, words the person did not write. Said so whether or
+            // not the rest of the line reads as the command's arguments: an id with U+FFFD in
+            // it is no typing slip to be explained.
+            Ok(Some(c)) if damaged && read.len() < MOST_COMMANDS => {
+                read.push(Err(unreadable(c.word().to_string(), crate::actions::commands::usage(c.word()))));
             }
+            Err(e) if damaged && read.len() < MOST_COMMANDS => read.push(Err(unreadable(e.command, e.usage))),
             // A command given twice in one reply is run and answered once.
             Ok(Some(c)) if given(&read, &c) => {}
             Ok(Some(_)) | Err(_) if read.len() >= MOST_COMMANDS => {
