@@ -421,6 +421,32 @@ fn on_store(url: &str) -> [(&str, &str); 3] {
     [("CPORT_DATABASE_URL", url), SECRETS[0], SECRETS[1]]
 }
 
+/// A path named on the command line, or a file of a folder read, is shown with its control
+/// characters and stray bytes written out: a hostile file name neither moves the terminal's
+/// cursor nor forges a log line, and the file meant can still be told.
+#[test]
+fn paths_in_messages_show_what_would_not_print() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cport.db").display());
+    let (ok, _, err) = output(cport(&on_store(&url)).arg("migrate"));
+    assert!(ok, "{err}");
+    let hostile = dir.path().join("x\u{1b}[31m");
+    let (ok, _, err) = output(cport(&on_store(&url)).arg("import").arg(&hostile));
+    assert!(!ok && err.contains("x<U+001B>[31m") && !err.contains('\u{1b}'), "{err:?}");
+    let (ok, _, err) =
+        output(cport(&on_store(&url)).arg("--config").arg(dir.path().join("c\u{7}.toml")).arg("migrate"));
+    assert!(!ok && err.contains("c<U+0007>.toml") && !err.contains('\u{7}'), "{err:?}");
+    // A backlog folder holding a file whose name is no text, nor harmless.
+    let mail = dir.path().join("mail");
+    std::fs::create_dir(&mail).unwrap();
+    std::fs::write(mail.join(std::ffi::OsStr::from_bytes(b"evil\x1b]0;pwn\x07\xe9.eml")), b"not a message").unwrap();
+    let out = cport(&on_store(&url)).args(["inbound-email", "--dir"]).arg(&mail).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("evil<U+001B>]0;pwn<U+0007><0xE9>.eml"), "{said:?}");
+    assert!(!said.contains('\u{1b}') && !said.contains('\u{7}'), "{said:?}");
+}
+
 #[test]
 fn environment_variables_that_are_not_utf8_stop_only_when_they_are_cports() {
     use std::os::unix::ffi::OsStrExt;

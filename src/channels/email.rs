@@ -52,7 +52,7 @@ impl Mailer {
                 let dir = config.mail_dir();
                 std::fs::create_dir_all(&dir).map_err(|e| MailerError::Config {
                     key: if config.email.dir.as_os_str().is_empty() { "data_dir" } else { "email.dir" },
-                    message: format!("cannot create {}: {e}", dir.display()),
+                    message: format!("cannot create {}: {e}", crate::model::path_shown(&dir)),
                 })?;
                 Ok(Mailer::File(dir))
             }

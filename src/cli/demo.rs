@@ -24,7 +24,7 @@ fn check_demo_folder(dir: &Path) -> anyhow::Result<()> {
         anyhow::bail!(
             "--data-dir: {} holds a cport store, config, media or mail that `cport demo` did not \
              write; the demo would delete it. Name another folder.",
-            dir.display()
+            crate::model::path_shown(&dir)
         );
     }
     Ok(())
@@ -66,7 +66,7 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     // Absolute, so the config file it writes works from any folder (`--config` given from
     // elsewhere would otherwise read its relative store path against the wrong place).
     let dir = &std::path::absolute(&args.data_dir)
-        .with_context(|| format!("--data-dir: {} cannot be made absolute", args.data_dir.display()))?;
+        .with_context(|| format!("--data-dir: {} cannot be made absolute", crate::model::path_shown(&args.data_dir)))?;
     // Defaults and the environment (so CPORT_TELEGRAM_TOKEN, CPORT_DISCORD_* and the like
     // work here too; what was taken is printed), then what the demo decides itself: all
     // checked before the folder is touched.
@@ -84,10 +84,10 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         config.listen = listen.clone();
     }
     if dir.exists() && !dir.is_dir() {
-        anyhow::bail!("--data-dir: {} is not a folder", dir.display());
+        anyhow::bail!("--data-dir: {} is not a folder", crate::model::path_shown(&dir));
     }
     let Some(store_url) = crate::store::sqlite_url(&dir.join("cport.db")) else {
-        anyhow::bail!("--data-dir: {} is not UTF-8 text; name a folder whose path is", dir.display());
+        anyhow::bail!("--data-dir: {} is not UTF-8 text; name a folder whose path is", crate::model::path_shown(&dir));
     };
     check_demo_folder(dir)?;
     // The port first: one in use is said before an earlier demo's files are cleared, and
@@ -111,13 +111,14 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     // Its owner's alone: it holds the store, the config's secrets and mail with sign-in links.
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(dir)
-        .with_context(|| format!("--data-dir: cannot create {}", dir.display()))?;
+        .with_context(|| format!("--data-dir: cannot create {}", crate::model::path_shown(&dir)))?;
     // One demo a folder: a second would delete the store the first is serving from.
     let lock = demo_lock(dir)?;
-    clear_demo_files(dir).with_context(|| format!("cannot clear the old demo in {}", dir.display()))?;
+    clear_demo_files(dir)
+        .with_context(|| format!("cannot clear the old demo in {}", crate::model::path_shown(&dir)))?;
     let config_file = dir.join("cport.toml");
     write_secret_file(&config_file, format!("{DEMO_MARK}\n{}", config.to_toml()).as_bytes())
-        .with_context(|| format!("cannot write {}", config_file.display()))?;
+        .with_context(|| format!("cannot write {}", crate::model::path_shown(&config_file)))?;
     let pictures = crate::demo::write_media(dir)?;
 
     let db = make_store(&config).await?;
@@ -219,15 +220,15 @@ fn demo_lock(dir: &Path) -> anyhow::Result<std::fs::File> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .with_context(|| format!("--data-dir: cannot write {}", path.display()))?;
+        .with_context(|| format!("--data-dir: cannot write {}", crate::model::path_shown(&path)))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
             "--data-dir: another `cport demo` is running in {}; stop it (Ctrl-C) or name another folder",
-            dir.display()
+            crate::model::path_shown(&dir)
         ),
         Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("--data-dir: cannot lock {}", path.display()))
+            Err(e).with_context(|| format!("--data-dir: cannot lock {}", crate::model::path_shown(&path)))
         }
     }
 }

@@ -27,7 +27,11 @@ pub(crate) async fn import(db: &Db, args: &ImportArgs) -> anyhow::Result<ExitCod
             if refused.problems > shown {
                 super::say_problem(format_args!("… and {} more", refused.problems - shown));
             }
-            super::say_error(format_args!("{} in {}; nothing was written", refused.counted(), args.file.display()));
+            super::say_error(format_args!(
+                "{} in {}; nothing was written",
+                refused.counted(),
+                crate::model::path_shown(&args.file)
+            ));
             Ok(ExitCode::FAILURE)
         }
         Err(e) => Err(e.into()),

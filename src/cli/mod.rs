@@ -202,7 +202,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 m if m.is_file() => std::fs::File::open(&args.file).map(drop),
                 _ => Ok(()),
             }) {
-                bail!("cannot read {}: {error}", args.file.display());
+                bail!("cannot read {}: {error}", crate::model::path_shown(&args.file));
             }
             let url = config.database_url.expose();
             let made = !crate::store::exists(url);
@@ -216,7 +216,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     for end in ["", "-wal", "-shm"] {
                         let _ = std::fs::remove_file(format!("{}{end}", file.display()));
                     }
-                    eprintln!("the store made for it, {}, was removed again: nothing was written", file.display());
+                    eprintln!(
+                        "the store made for it, {}, was removed again: nothing was written",
+                        crate::model::path_shown(&file)
+                    );
                 }
             }
             return imported;
@@ -242,11 +245,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             });
             match &args.out {
                 Some(p) => {
-                    let f = std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?;
+                    let f = std::fs::File::create(p)
+                        .with_context(|| format!("cannot write {}", crate::model::path_shown(&p)))?;
                     let mut w = std::io::BufWriter::new(f);
                     serde_json::to_writer(&mut w, &doc)?;
                     w.flush()?;
-                    eprintln!("wrote {} records to {}", doc.total(), p.display());
+                    eprintln!("wrote {} records to {}", doc.total(), crate::model::path_shown(&p));
                 }
                 None => {
                     let mut w = std::io::BufWriter::new(std::io::stdout().lock());
@@ -261,8 +265,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(named) = &cli.config {
                 anyhow::bail!(
                     "--config {}: the demo makes and uses its own ({}); change it with CPORT_* variables, or run `cport serve` with a configuration",
-                    named.display(),
-                    args.data_dir.join("cport.toml").display()
+                    crate::model::path_shown(&named),
+                    crate::model::path_shown(&args.data_dir.join("cport.toml"))
                 );
             }
             run_demo(args).await?
@@ -332,11 +336,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // Regular files only: a link is not followed (it may lead out of the folder), a
             // folder inside is not a message; each is named as passed over.
             let mut files: Vec<PathBuf> = Vec::new();
-            for entry in std::fs::read_dir(&dir).with_context(|| format!("--dir: cannot read {}", dir.display()))? {
-                let entry = entry.with_context(|| format!("--dir: cannot read {}", dir.display()))?;
+            for entry in std::fs::read_dir(&dir)
+                .with_context(|| format!("--dir: cannot read {}", crate::model::path_shown(&dir)))?
+            {
+                let entry = entry.with_context(|| format!("--dir: cannot read {}", crate::model::path_shown(&dir)))?;
                 match entry.file_type() {
                     Ok(t) if t.is_file() => files.push(entry.path()),
-                    _ => say_problem(format_args!("passed over {}: not a regular file", entry.path().display())),
+                    _ => say_problem(format_args!(
+                        "passed over {}: not a regular file",
+                        crate::model::path_shown(&entry.path())
+                    )),
                 }
             }
             files.sort();
@@ -344,7 +353,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let backlog = crate::channels::inbound::handle_backlog(&state, &files).await?;
             let secs = started.elapsed().as_secs_f64();
             for (file, why) in &backlog.refused {
-                say_problem(format_args!("refused {}: {why}", file.display()));
+                say_problem(format_args!("refused {}: {why}", crate::model::path_shown(&file)));
             }
             let summary: Vec<String> = backlog.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
             println!(

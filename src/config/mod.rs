@@ -732,9 +732,9 @@ named_enum! {
 pub enum ConfigError {
     /// The OS's words are in the message (a field named `source` would print them twice in
     /// an error chain).
-    #[error("cannot read config file {path}: {error}")]
+    #[error("cannot read config file {}: {error}", crate::model::path_shown(path))]
     Read { path: PathBuf, error: std::io::Error },
-    #[error("config file {path}: {message}")]
+    #[error("config file {}: {message}", crate::model::path_shown(path))]
     Parse { path: PathBuf, message: String },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },

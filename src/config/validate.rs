@@ -37,7 +37,10 @@ impl Config {
             return Err(invalid("data_dir", "must name a folder, like /var/lib/cport"));
         }
         if self.data_dir.exists() && !self.data_dir.is_dir() {
-            return Err(invalid("data_dir", format!("{} is a file, not a folder", self.data_dir.display())));
+            return Err(invalid(
+                "data_dir",
+                format!("{} is a file, not a folder", crate::model::path_shown(&self.data_dir)),
+            ));
         }
         if self.branding.name.trim().is_empty() {
             return Err(invalid("branding.name", "must not be blank: it signs every message and page"));

@@ -342,6 +342,23 @@ pub fn visible(s: &str, max: usize) -> String {
     shortened(&visible, max).into_owned()
 }
 
+/// A file's path as a message or a log line shows it: each character that would not print
+/// written as its code point, as [`visible`] does (`<U+001B>`), and each byte that is not
+/// UTF-8 as its value (`<0xE9>`). A path comes from the command line or a folder's listing,
+/// and a hostile file name could otherwise move the terminal's cursor, forge log lines, or
+/// hide which file is meant.
+pub fn path_shown(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+        out.push_str(&visible(chunk.valid(), usize::MAX));
+        for b in chunk.invalid() {
+            out.push_str(&format!("<0x{b:02X}>"));
+        }
+    }
+    out
+}
+
 /// The text of `offered` that a form's choice `chosen` names. A browser sends a `<select>`'s
 /// choice back altered: its line breaks made CRLF, or (an option with no value) its white
 /// space folded to single spaces, so a many-line address offered would never match as sent.

@@ -59,7 +59,7 @@ pub async fn serve(
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(HttpError::NotFound),
         Err(e) => {
-            tracing::error!(error = %e, file = %file.display(), "a picture could not be read");
+            tracing::error!(error = %e, file = %crate::model::path_shown(&file), "a picture could not be read");
             return Err(HttpError::NotFound);
         }
     };
