@@ -58,7 +58,7 @@ fn check_writable(key: &str, dir: &std::path::Path) -> Result<(), String> {
         .create(dir)
         .and_then(|_| std::fs::write(&probe, b""))
         .and_then(|_| std::fs::remove_file(&probe))
-        .map_err(|e| format!("{key}: cannot write to {}: {e}", crate::model::path_shown(&dir)))
+        .map_err(|e| format!("{key}: cannot write to {}: {e}", crate::model::path_shown(dir)))
 }
 
 impl App {

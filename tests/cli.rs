@@ -417,6 +417,15 @@ fn env_of(t: &common::TestState) -> [(&'static str, &str); 3] {
     ]
 }
 
+/// A folder holding a migrated SQLite store, and the store's URL.
+fn migrated_store() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("cport.db").display());
+    let (ok, _, err) = output(cport(&on_store(&url)).arg("migrate"));
+    assert!(ok, "{err}");
+    (dir, url)
+}
+
 fn on_store(url: &str) -> [(&str, &str); 3] {
     [("CPORT_DATABASE_URL", url), SECRETS[0], SECRETS[1]]
 }
@@ -427,10 +436,7 @@ fn on_store(url: &str) -> [(&str, &str); 3] {
 #[test]
 fn paths_in_messages_show_what_would_not_print() {
     use std::os::unix::ffi::OsStrExt;
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cport.db").display());
-    let (ok, _, err) = output(cport(&on_store(&url)).arg("migrate"));
-    assert!(ok, "{err}");
+    let (dir, url) = migrated_store();
     let hostile = dir.path().join("x\u{1b}[31m");
     let (ok, _, err) = output(cport(&on_store(&url)).arg("import").arg(&hostile));
     assert!(!ok && err.contains("x<U+001B>[31m") && !err.contains('\u{1b}'), "{err:?}");
@@ -584,10 +590,7 @@ fn inbound_email_with_arguments_it_does_not_take_defers() {
 /// defers, and says so without the folder's path.
 #[test]
 fn inbound_email_that_cannot_start_names_no_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("cport.db").display());
-    let (ok, _, err) = output(cport(&on_store(&url)).arg("migrate"));
-    assert!(ok, "{err}");
+    let (dir, url) = migrated_store();
     let blocker = dir.path().join("not-a-folder");
     std::fs::write(&blocker, b"x").unwrap();
     let mut env = on_store(&url).to_vec();

@@ -24,7 +24,7 @@ fn check_demo_folder(dir: &Path) -> anyhow::Result<()> {
         anyhow::bail!(
             "--data-dir: {} holds a cport store, config, media or mail that `cport demo` did not \
              write; the demo would delete it. Name another folder.",
-            crate::model::path_shown(&dir)
+            crate::model::path_shown(dir)
         );
     }
     Ok(())
@@ -84,10 +84,10 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         config.listen = listen.clone();
     }
     if dir.exists() && !dir.is_dir() {
-        anyhow::bail!("--data-dir: {} is not a folder", crate::model::path_shown(&dir));
+        anyhow::bail!("--data-dir: {} is not a folder", crate::model::path_shown(dir));
     }
     let Some(store_url) = crate::store::sqlite_url(&dir.join("cport.db")) else {
-        anyhow::bail!("--data-dir: {} is not UTF-8 text; name a folder whose path is", crate::model::path_shown(&dir));
+        anyhow::bail!("--data-dir: {} is not UTF-8 text; name a folder whose path is", crate::model::path_shown(dir));
     };
     check_demo_folder(dir)?;
     // The port first: one in use is said before an earlier demo's files are cleared, and
@@ -111,11 +111,10 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     // Its owner's alone: it holds the store, the config's secrets and mail with sign-in links.
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(dir)
-        .with_context(|| format!("--data-dir: cannot create {}", crate::model::path_shown(&dir)))?;
+        .with_context(|| format!("--data-dir: cannot create {}", crate::model::path_shown(dir)))?;
     // One demo a folder: a second would delete the store the first is serving from.
     let lock = demo_lock(dir)?;
-    clear_demo_files(dir)
-        .with_context(|| format!("cannot clear the old demo in {}", crate::model::path_shown(&dir)))?;
+    clear_demo_files(dir).with_context(|| format!("cannot clear the old demo in {}", crate::model::path_shown(dir)))?;
     let config_file = dir.join("cport.toml");
     write_secret_file(&config_file, format!("{DEMO_MARK}\n{}", config.to_toml()).as_bytes())
         .with_context(|| format!("cannot write {}", crate::model::path_shown(&config_file)))?;
@@ -225,7 +224,7 @@ fn demo_lock(dir: &Path) -> anyhow::Result<std::fs::File> {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
             "--data-dir: another `cport demo` is running in {}; stop it (Ctrl-C) or name another folder",
-            crate::model::path_shown(&dir)
+            crate::model::path_shown(dir)
         ),
         Err(std::fs::TryLockError::Error(e)) => {
             Err(e).with_context(|| format!("--data-dir: cannot lock {}", crate::model::path_shown(&path)))

@@ -246,11 +246,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             match &args.out {
                 Some(p) => {
                     let f = std::fs::File::create(p)
-                        .with_context(|| format!("cannot write {}", crate::model::path_shown(&p)))?;
+                        .with_context(|| format!("cannot write {}", crate::model::path_shown(p)))?;
                     let mut w = std::io::BufWriter::new(f);
                     serde_json::to_writer(&mut w, &doc)?;
                     w.flush()?;
-                    eprintln!("wrote {} records to {}", doc.total(), crate::model::path_shown(&p));
+                    eprintln!("wrote {} records to {}", doc.total(), crate::model::path_shown(p));
                 }
                 None => {
                     let mut w = std::io::BufWriter::new(std::io::stdout().lock());
@@ -265,7 +265,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(named) = &cli.config {
                 anyhow::bail!(
                     "--config {}: the demo makes and uses its own ({}); change it with CPORT_* variables, or run `cport serve` with a configuration",
-                    crate::model::path_shown(&named),
+                    crate::model::path_shown(named),
                     crate::model::path_shown(&args.data_dir.join("cport.toml"))
                 );
             }
@@ -353,7 +353,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let backlog = crate::channels::inbound::handle_backlog(&state, &files).await?;
             let secs = started.elapsed().as_secs_f64();
             for (file, why) in &backlog.refused {
-                say_problem(format_args!("refused {}: {why}", crate::model::path_shown(&file)));
+                say_problem(format_args!("refused {}: {why}", crate::model::path_shown(file)));
             }
             let summary: Vec<String> = backlog.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
             println!(

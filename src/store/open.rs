@@ -218,7 +218,7 @@ impl Db {
                 && !parent.exists()
             {
                 std::fs::create_dir_all(parent).map_err(|e| open_err(&e))?;
-                tracing::info!(folder = %crate::model::path_shown(&parent), "made the store's folder, which did not exist");
+                tracing::info!(folder = %crate::model::path_shown(parent), "made the store's folder, which did not exist");
             }
             // A new store is its owner's alone (0600, whatever the umask): it holds every
             // message's text, sign-in links among them. SQLite gives its -wal and -shm files

@@ -124,7 +124,7 @@ fn copy_checked(from: &mut impl std::io::Read, to: &mut impl std::io::Write) -> 
 /// held in memory until the end. A document that does not parse as records is read again
 /// loosely to report every bad record; nothing is written then.
 pub async fn import_file(db: &Db, path: &Path, show_progress: bool) -> Result<Vec<EntityReport>, ImportError> {
-    let shown = crate::model::path_shown(&path).to_string();
+    let shown = crate::model::path_shown(path).to_string();
     let read_err = |error| ImportError::Read { path: shown.clone(), error };
     let kept = readable_twice(path).map_err(read_err)?;
     let path = kept.as_deref().unwrap_or(path);

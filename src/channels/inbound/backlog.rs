@@ -29,7 +29,7 @@ pub struct Backlog {
 
 impl Backlog {
     fn refuse(&mut self, file: &Path, why: String) {
-        tracing::warn!(file = %crate::model::path_shown(&file), reason = %why, "message refused");
+        tracing::warn!(file = %crate::model::path_shown(file), reason = %why, "message refused");
         *self.counts.entry("refused".to_string()).or_default() += 1;
         self.refused.push((file.to_path_buf(), why));
     }
@@ -96,7 +96,7 @@ pub async fn handle_backlog(state: &Services, files: &[PathBuf]) -> Result<Backl
 #[derive(Debug, thiserror::Error)]
 pub enum BacklogError {
     /// The OS's words are in the message, once (see `ConfigError::Read`).
-    #[error("cannot read {}: {error}", crate::model::path_shown(&path))]
+    #[error("cannot read {}: {error}", crate::model::path_shown(path))]
     Read { path: PathBuf, error: std::io::Error },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
