@@ -359,6 +359,9 @@ fn bad_configuration_stops_start_up_naming_the_key() {
         ("", vec![("CPORT_DATABASE_URL", "mysql://x")], "database_url"),
         ("[inbound]\nmax_bytes = 10485760\n", vec![], "inbound.max_bytes"),
         ("max_body_bytes = 1048576\n[inbound]\nmax_attachment_bytes = 65536\n", vec![], "max_body_bytes"),
+        // A number out of its own range is blamed before a check between two keys would
+        // blame the other one.
+        ("[inbound]\nmax_attachment_bytes = 999999999999\n", vec![], "key `inbound.max_attachment_bytes`"),
         ("[email.dkim]\nselector = \"s1\"\n", vec![], "email.dkim.domain"),
         ("[email.dkim]\nselector = \"s1\"\ndomain = \"tot.example\"\n", vec![], "email.dkim.key_file"),
     ];

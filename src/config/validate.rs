@@ -10,6 +10,9 @@ impl Config {
     pub fn validate(&self, need: Need) -> Result<(), ConfigError> {
         // First: a control character makes every later message about that key misleading.
         self.check_text_values()?;
+        // Then each number on its own: a check between two keys (an attachment's size and
+        // the message's) would otherwise blame the key that is fine, asking the impossible.
+        self.check_ranges()?;
         SocketAddr::from_str(&self.listen)
             .map_err(|_| invalid("listen", format!("`{}` is not an address like 127.0.0.1:8080", self.listen)))?;
         check_public_url(&self.public_url)?;
@@ -229,8 +232,7 @@ impl Config {
                 return Err(invalid(key, "holds spaces; a token is one word"));
             }
         }
-        self.validate_chat()?;
-        self.check_ranges()
+        self.validate_chat()
     }
 
     /// Every number in the configuration within a range that makes sense: a zero where a
