@@ -513,3 +513,31 @@ async fn a_refusal_of_the_set_up_is_retried_and_a_gone_account_unlinked() {
     assert_eq!((r.dead, r.dropped), (0, 1), "{r:?}");
     assert!(cport::store::chat::chats_of_contact(&t.state.db, "P-1A").await.unwrap().is_empty());
 }
+
+/// Linking promises digests and alerts in the chat only where cport sends them: a Discord
+/// set up to answer interactions alone (a public key, no bot token) says that they keep
+/// coming by email; one with a bot token, that they come here too.
+#[tokio::test]
+async fn linking_promises_messages_only_where_cport_sends_them() {
+    for (token, says, not) in [
+        ("", "digests and alerts keep coming by email", "will come here too"),
+        ("discord-bot-token", "Digests and alerts will come here too", "keep coming by email"),
+    ] {
+        let t = TestState::new(|c| {
+            c.discord.public_key = InteractionSigner::new(7).public_key_hex();
+            c.discord.token = Secret::new(token);
+        })
+        .await;
+        t.load(common::world()).await;
+        let now = Utc::now();
+        let code = t
+            .state
+            .db
+            .in_transaction(async |tx| cport::actions::chat_link::new_link_code_in(tx, "P-1A", now).await)
+            .await
+            .unwrap();
+        let r = common::say_in_chat(&t.state, cport::model::Channel::Discord, USER, &format!("/link {code}")).await;
+        let said = format!("{r:?}");
+        assert!(said.contains("Linked:") && said.contains(says) && !said.contains(not), "{token:?}: {said}");
+    }
+}

@@ -484,9 +484,16 @@ async fn link(
         Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
         None => "/help".into(),
     };
+    // Digests and alerts are promised only where cport sends: a Discord set up to answer
+    // interactions alone (no bot token) answers commands, and sends the contact nothing.
+    let sends_here = inc.channel.chat().is_some_and(|chat| state.config.chat_channels().contains(&chat));
+    let told = match sends_here {
+        true => format!("Digests and alerts will come here too. Try {tries}; /unlink stops it."),
+        false => format!("Ask here with {tries}; digests and alerts keep coming by email. /unlink stops it."),
+    };
     Ok(vec![Reply::Send(ChatMessage::text(
         format!("Linked: this chat is now {} at {}.", c.name, c.client_name),
-        vec![format!("Digests and alerts will come here too. Try {tries}; /unlink stops it.")],
+        vec![told],
     ))])
 }
 
