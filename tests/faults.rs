@@ -1280,8 +1280,17 @@ async fn passes_held_by_a_lock_elsewhere_are_cut_off_and_run_again_once_it_goes(
     holder.execute("BEGIN; LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE").await.unwrap();
     let body = health_becomes(&app, 503, 20).await;
     assert!(body.to_string().contains("stalled"), "{body}");
+    // Said stalled once it runs past its time; cut off at the supervisor's next look (each
+    // second). The lock is held until then: let go sooner, the pass would just end.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let metrics = loop {
+        let metrics = app.text("/metrics").await;
+        if metrics.contains("cport_pass_stalls_total{pass=") || std::time::Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
     holder.execute("ROLLBACK").await.unwrap();
-    let metrics = app.text("/metrics").await;
     assert!(metrics.contains("cport_pass_stalls_total{pass="), "{metrics}");
     // Once the lock is gone, the restarted tasks' passes end: nothing is stalled any more.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

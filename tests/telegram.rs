@@ -1658,3 +1658,38 @@ async fn a_chat_digest_that_waited_out_a_retry_leaves_out_what_was_dealt_with_me
     assert_eq!(row.status.as_str(), "sent");
     assert!(row.message.subject.starts_with("1 thing needs you") && !row.message.payload.contains("V-50"), "{row:?}");
 }
+
+/// On PostgreSQL one process of those sharing the store long-polls Telegram: the one holding
+/// the poller's lock (a second poll of the same bot is answered 409, and a batch taken twice
+/// would be answered twice). Another takes over once the holder lets the lock go. On SQLite
+/// (one process to a store) the poller polls at once.
+#[tokio::test]
+async fn one_process_polls_telegram_and_another_takes_over() {
+    let fake = FakeTelegram::start().await;
+    let t = TestState::new(|c| telegram(c, &fake)).await;
+    let held = cport::store::ledgers::try_poller_lock(&t.state.db).await;
+    let shared = matches!(t.state.db, cport::store::Db::Postgres(_));
+    assert_eq!(held.is_some(), shared, "another process's lock, on PostgreSQL");
+    let tg = t.state.telegram.clone().expect("a bot");
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn(cport::channels::telegram::run_polling(t.state.services.clone(), tg, rx));
+    if let Some(held) = held {
+        // Set up for polling (the webhook taken away), then asking for the lock, not polling.
+        within_30_s("deleteWebhook", || !fake.calls_of("deleteWebhook").is_empty()).await;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert!(fake.polls().0.is_empty(), "no poll while another process holds the lock");
+        drop(held);
+    }
+    within_30_s("a poll", || !fake.polls().0.is_empty()).await;
+    stop.send(true).unwrap();
+    poller.await.unwrap();
+}
+
+/// Waits, checking every 50 ms, until `done` holds: at most 30 s, then fails naming `what`.
+async fn within_30_s(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what} within 30 s");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

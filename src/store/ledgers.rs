@@ -281,8 +281,11 @@ pub async fn nonce_used(db: &Db, nonce: &str) -> Result<bool> {
 
 const LEADER_LOCK: i64 = 0x6370_6f72_7401;
 
-/// The PostgreSQL advisory lock that makes one process the scheduler, held by a connection
-/// of its own for as long as this lives.
+/// The lock that makes one process Telegram's long poller.
+const POLLER_LOCK: i64 = 0x6370_6f72_7402;
+
+/// A PostgreSQL advisory lock that makes one process the scheduler (or the Telegram poller),
+/// held by a connection of its own for as long as this lives.
 pub struct LeaderLock(sqlx::pool::PoolConnection<sqlx::Postgres>);
 
 impl LeaderLock {
@@ -299,21 +302,29 @@ impl LeaderLock {
 /// Takes the scheduler's lock. None when another process holds it, when the store cannot be
 /// reached (said in the log), or on SQLite.
 pub async fn try_leader_lock(db: &Db) -> Option<LeaderLock> {
+    try_lock(db, LEADER_LOCK, "the scheduler's lock").await
+}
+
+/// Takes the Telegram poller's lock: Telegram answers a second long poll of the same bot
+/// 409, and a process that took a batch another had not yet confirmed would answer it
+/// again. None as [`try_leader_lock`].
+pub async fn try_poller_lock(db: &Db) -> Option<LeaderLock> {
+    try_lock(db, POLLER_LOCK, "the Telegram poller's lock").await
+}
+
+async fn try_lock(db: &Db, key: i64, what: &str) -> Option<LeaderLock> {
     let Db::Postgres(pool) = db else { return None };
     let mut conn = match pool.acquire().await {
         Ok(c) => c,
         Err(e) => {
-            tracing::warn!(error = %e, "could not ask for the scheduler's lock");
+            tracing::warn!(error = %e, lock = what, "could not ask for a lock");
             return None;
         }
     };
     // Dropped (a panic in the scheduler, a lost connection), the connection is closed rather
     // than handed back to the pool still holding the lock, so the lock is free at once.
     conn.close_on_drop();
-    match bind!(sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)"), LEADER_LOCK)
-        .fetch_one(&mut *conn)
-        .await
-    {
+    match bind!(sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)"), key).fetch_one(&mut *conn).await {
         Ok(true) => {
             // The server learns of this connection cut without a word (a failover, a
             // firewall's idle timeout) within two minutes and frees the lock for another
@@ -322,13 +333,13 @@ pub async fn try_leader_lock(db: &Db) -> Option<LeaderLock> {
             let keepalive = "SELECT set_config('tcp_keepalives_idle', '60', false),
                     set_config('tcp_keepalives_interval', '10', false), set_config('tcp_keepalives_count', '6', false)";
             if let Err(e) = sqlx::query(keepalive).execute(&mut *conn).await {
-                tracing::debug!(error = %e, "the scheduler's lock connection keeps the server's keepalive");
+                tracing::debug!(error = %e, "a lock's connection keeps the server's keepalive");
             }
             Some(LeaderLock(conn))
         }
         Ok(false) => None,
         Err(e) => {
-            tracing::warn!(error = %e, "could not ask for the scheduler's lock");
+            tracing::warn!(error = %e, lock = what, "could not ask for a lock");
             None
         }
     }

@@ -299,6 +299,10 @@ fn refusal(text: &str) -> bool {
 /// Tries at setting the command menu, a minute apart, before it is left for the next start.
 const MENU_TRIES: usize = 24 * 60;
 
+/// How often a process that does not poll Telegram (another holds the poller's lock) asks
+/// for the lock again.
+const POLLER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Long polling until shutdown. Written out rather than teloxide's dispatcher so polling and
 /// the webhook share one handler and polling stops on cport's own shutdown signal. Updates
 /// of one batch run concurrently, one chat's in order.
@@ -342,8 +346,33 @@ pub async fn run_polling(state: Services, tg: Arc<Telegram>, mut shutdown: tokio
     tracing::info!("telegram: long polling");
     let timeout = state.config.telegram.poll_timeout_seconds;
     let mut offset: i32 = 0;
+    let mut lock: Option<crate::store::ledgers::LeaderLock> = None;
     loop {
         state.faults.panic_if_armed("task:telegram");
+        // On PostgreSQL, one process of those sharing the store polls: the one holding the
+        // poller's lock. The others ask for it now and then, and take over when its holder
+        // stops (its connection, and the lock with it, ends).
+        if matches!(state.db, crate::store::Db::Postgres(_)) {
+            if let Some(held) = lock.as_mut()
+                && !held.alive().await
+            {
+                tracing::warn!("telegram: the poller's lock was lost with its connection; asking for it again");
+                lock = None;
+            }
+            if lock.is_none() {
+                lock = crate::store::ledgers::try_poller_lock(&state.db).await;
+                if lock.is_none() {
+                    tokio::select! {
+                        _ = tokio::time::sleep(POLLER_WAIT) => continue,
+                        _ = shutdown.changed() => break,
+                    }
+                }
+                tracing::info!("telegram: this process polls");
+                // Updates another poller took and did not confirm come again: each is
+                // recorded once, so none runs twice.
+                offset = 0;
+            }
+        }
         let req = tg.bot.get_updates().offset(offset).timeout(timeout).allowed_updates(vec![
             AllowedUpdate::Message,
             AllowedUpdate::EditedMessage,
