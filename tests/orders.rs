@@ -78,6 +78,12 @@ async fn baskets_keep_to_what_is_free_and_placing_takes_stock_down() {
     // A basket that is not a basket, and a new basket's name no one can read: named.
     let html = app.post_refused(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "abc")]).await;
     assert!(html.contains("basket: choose one of your baskets"), "{html}");
+    // Numbers in digits, as the API takes them: a sign before a quantity or a basket is refused.
+    let plus = format!("+{shop}");
+    let html = app.post_refused(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", &plus)]).await;
+    assert!(html.contains("basket: choose one of your baskets"), "{html}");
+    let html = app.post_refused(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "+1"), ("basket", &shop)]).await;
+    assert!(html.contains("qty: `+1` is not a whole number written in digits"), "{html}");
     let html = app
         .post_refused(&bob, "/stock", &[("sku", "SKU-TEE"), ("qty", "1"), ("basket", "new"), ("new_basket", "a\u{7}b")])
         .await;

@@ -60,22 +60,20 @@ fn wrong_password(state: &AppState, headers: &HeaderMap, next: &str, email: &str
 pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr }: AnonForm) -> Reply {
     let email = form.text("email").trim().to_lowercase();
     let next = staff_next(form.get("next"));
-    if email.is_empty() || email.len() > 254 {
-        return anon_page(
-            &state,
-            &headers,
-            "login",
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"next": next, "error": if email.is_empty() {
-                "email: give the address of your staff account."
-            } else {
-                "email: longer than any address (254 characters at most)."
-            }}),
-        );
+    let password = form.text("password");
+    if email.is_empty() || email.len() > 254 || password.is_empty() {
+        // Said by field, as the portal's sign-in does, and no try counted: nothing was checked.
+        let error = match (email.is_empty(), email.len() > 254) {
+            (true, _) => "email: give the address of your staff account.",
+            (_, true) => "email: longer than any address (254 characters at most).",
+            _ => "password: give your password, or ask for a new password link.",
+        };
+        let ctx = json!({"next": next, "error": error, "email": form.text("email")});
+        return anon_page(&state, &headers, "login", StatusCode::UNPROCESSABLE_ENTITY, ctx);
     }
     let tries = SignInTries::count(&state, staff_account(&email), addr, "or ask for a new password link").await?;
     let account = staff::by_email(&state.db, &email).await?;
-    let Some((id, hash)) = matching_account(&form.text("password"), account.into_iter().collect()) else {
+    let Some((id, hash)) = matching_account(&password, account.into_iter().collect()) else {
         tracing::info!(ip = %addr, "failed staff sign-in");
         return wrong_password(&state, &headers, &next, &email);
     };

@@ -163,6 +163,11 @@ impl<S: Send + Sync, T: FromParams + Send> axum::extract::FromRequestParts<S> fo
 /// as no whole number, when it cannot be read.
 pub fn whole_number(field: &str, v: &str) -> Result<i64, crate::actions::ActionError> {
     let v = v.trim();
+    // Digits, after a minus at most, as the API takes numbers: Rust's parser also takes `+1`.
+    if v.starts_with('+') {
+        let why = format!("{} is not a whole number written in digits", crate::model::quoted(v));
+        return Err(crate::actions::ActionError::invalid(field, why));
+    }
     v.parse().map_err(|e: std::num::ParseIntError| {
         use std::num::IntErrorKind::{NegOverflow, PosOverflow};
         let why = match e.kind() {
@@ -171,6 +176,12 @@ pub fn whole_number(field: &str, v: &str) -> Result<i64, crate::actions::ActionE
         };
         crate::actions::ActionError::invalid(field, format!("{} {why}", crate::model::quoted(v)))
     })
+}
+
+/// A record id cport made (a basket's) as a form or a path gives it: digits alone, so `+1`
+/// or ` 1` names no basket rather than basket 1.
+pub fn digits_id(s: &str) -> Option<i64> {
+    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
 }
 
 /// A signed-in session's CSRF check, for clients and staff alike (constant time).

@@ -127,9 +127,9 @@ pub async fn stock_add(State(state): State<AppState>, CsrfForm(session, form): C
                 Err(e) => return stock_error(&state, &session, &back, e, &form).await,
             }
         }
-        id => match id.parse::<i64>() {
-            Ok(id) => id,
-            Err(_) => {
+        id => match super::digits_id(id) {
+            Some(id) => id,
+            None => {
                 let msg = "basket: choose one of your baskets, or a new one".to_string();
                 return stock_page(&state, &session, &back, Shown::refused(msg).with_typed(&form)).await;
             }
@@ -194,7 +194,7 @@ pub async fn create_basket(State(state): State<AppState>, CsrfForm(session, form
 
 /// `GET /baskets/{id}`.
 pub async fn basket(State(state): State<AppState>, session: Session, Path(id): Path<String>, shown: Shown) -> Reply {
-    let id = id.parse::<i64>().map_err(|_| HttpError::NotFound)?;
+    let id = super::digits_id(&id).ok_or(HttpError::NotFound)?;
     basket_page(&state, &session, id, vec![], shown).await
 }
 
@@ -231,7 +231,7 @@ pub async fn basket_action(
     CsrfForm(session, form): CsrfForm<Session>,
 ) -> Reply {
     require_orders(&session)?;
-    let id = id.parse::<i64>().map_err(|_| HttpError::NotFound)?;
+    let id = super::digits_id(&id).ok_or(HttpError::NotFound)?;
     let now = Utc::now();
     let a: &Actor = &session.actor;
     let here = format!("/baskets/{id}");
