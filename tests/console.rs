@@ -170,7 +170,8 @@ async fn staff_sign_in_apart_from_clients_and_every_post_needs_csrf() {
     assert_eq!(status, 401);
     assert!(body.contains("do not match"), "{body}");
     // No password at all is said by its field, as the portal's sign-in says it.
-    let (status, _, body) = app.post_raw(&b, "/staff/login", &[("csrf", &csrf), ("email", SAM), ("password", "")]).await;
+    let (status, _, body) =
+        app.post_raw(&b, "/staff/login", &[("csrf", &csrf), ("email", SAM), ("password", "")]).await;
     assert_eq!(status, 422);
     assert!(body.contains("password: give your password"), "{body}");
     let staff = staff_browser(&app, SAM).await;

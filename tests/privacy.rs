@@ -425,7 +425,10 @@ async fn a_buyer_sends_artwork_on_the_job_page_and_it_stays_the_clients_own() {
     let r = bob.get(app.url(&path)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/octet-stream");
-    assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+    let disposition = r.headers()["content-disposition"].to_str().unwrap().to_string();
+    assert!(disposition.starts_with("attachment"), "{disposition}");
+    // The name as uploaded too, for browsers that read it (RFC 6266's `filename*`).
+    assert!(disposition.contains("filename*=UTF-8''logo."), "{disposition}");
     let vic = app.signed_in("P-1V").await;
     assert_eq!(status(&app, &vic, &path).await, 200, "a viewer of the client sees the job's files");
     let zed = app.signed_in("P-2A").await;

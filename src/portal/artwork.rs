@@ -188,16 +188,37 @@ pub async fn download(
         tracing::error!(error = %e, path = %row.path, "an artwork file could not be read");
         HttpError::NotFound
     })?;
-    let ascii = crate::model::safe_file_name(&row.file_name);
     let mut response = bytes.into_response();
     let h = response.headers_mut();
     // Served as bytes to save, never as a page of the portal's origin.
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{ascii}\"")) {
+    if let Ok(v) = HeaderValue::from_str(&disposition(&row.file_name)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox; default-src 'none'"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     Ok(response)
+}
+
+/// A download's `Content-Disposition`: an ASCII name for every browser, and the name as
+/// uploaded for those that read RFC 6266's `filename*` (all current ones).
+fn disposition(file_name: &str) -> String {
+    const KEEP: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_');
+    let ascii = crate::model::safe_file_name(file_name);
+    let line = crate::model::one_line(file_name);
+    let named = percent_encoding::utf8_percent_encode(&line, KEEP);
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{named}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_download_keeps_its_uploaded_name_for_browsers_that_read_it() {
+        let d = super::disposition("résumé 1.pdf");
+        assert!(d.starts_with("attachment; filename=\""), "{d}");
+        assert!(d.ends_with("; filename*=UTF-8''r%C3%A9sum%C3%A9%201.pdf"), "{d}");
+        assert!(super::disposition("a\"b\r\n.pdf").is_ascii() && !super::disposition("a\"b\r\n.pdf").contains('\n'));
+    }
 }
