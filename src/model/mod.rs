@@ -213,8 +213,14 @@ pub fn blank(s: &str) -> bool {
     })
 }
 
-/// Checks a free-text field is present and not absurdly long.
+/// Checks a free-text field is present and not absurdly long. Text that shows nothing but
+/// holds a character no field may hold (a direction control alone) is left to the check of
+/// characters every caller makes ([`check_chars`]; a record's every text): said empty too,
+/// the message would blame what the sender did not do.
 pub fn check_text(field: &str, s: &str, max: usize, errs: &mut Vec<FieldError>) {
+    if blank(s) && forbidden_char(s, Lines::Many).is_some() {
+        return;
+    }
     if blank(s) {
         errs.push(FieldError::new(field, "must not be empty"));
     } else if s.chars().count() > max {
