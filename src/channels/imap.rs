@@ -127,7 +127,8 @@ where
         client.login(&c.username, c.password.expose()).await.map_err(|(e, _)| e)
     })
     .await?;
-    bounded(state, "selecting the mailbox", session.select(&c.mailbox)).await?;
+    let mailbox = bounded(state, "selecting the mailbox", session.select(&c.mailbox)).await?;
+    refused.numbered(mailbox.uid_validity);
     let idle = bounded(state, "asking for capabilities", session.capabilities()).await?.has_str("IDLE");
     tracing::info!(host = %c.host, mailbox = %c.mailbox, idle, "IMAP mailbox open");
     *opened = true;
@@ -181,14 +182,31 @@ const MOST_REFUSALS: u32 = 5;
 /// flagging it failed), kept across the poller's sessions: a failure that ends a session
 /// would otherwise meet the same message first in the next one, every time, and hold up
 /// every message behind it.
+/// A UID names one message only within its mailbox's UIDVALIDITY: a mailbox rebuilt or moved
+/// to another server numbers its messages anew, and the counts are let go then, so that a
+/// new message given an old number is read.
 #[derive(Default)]
-struct Refusals(std::collections::HashMap<u32, u32>);
+struct Refusals {
+    counts: std::collections::HashMap<u32, u32>,
+    validity: Option<u32>,
+}
 
 impl Refusals {
+    /// The mailbox was selected, its UIDs valid under `validity`.
+    fn numbered(&mut self, validity: Option<u32>) {
+        if validity != self.validity {
+            if !self.counts.is_empty() {
+                tracing::info!("the IMAP mailbox numbers its messages anew (UIDVALIDITY); its refusals are let go");
+            }
+            self.counts.clear();
+            self.validity = validity;
+        }
+    }
+
     /// Counts one more refusal of `uid`; how many there have been. Said once, at the last
     /// try: the message is left unread in the mailbox for a person.
     fn again(&mut self, uid: u32) -> u32 {
-        let n = self.0.entry(uid).or_default();
+        let n = self.counts.entry(uid).or_default();
         *n = n.saturating_add(1);
         if *n == MOST_REFUSALS {
             tracing::error!(
@@ -203,7 +221,7 @@ impl Refusals {
 
     /// Whether `uid` has had its tries and is passed over.
     fn given_up(&self, uid: u32) -> bool {
-        self.0.get(&uid).is_some_and(|n| *n >= MOST_REFUSALS)
+        self.counts.get(&uid).is_some_and(|n| *n >= MOST_REFUSALS)
     }
 }
 
@@ -416,12 +434,19 @@ mod tests {
     #[test]
     fn a_message_is_passed_over_after_its_tries() {
         let mut refused = super::Refusals::default();
+        refused.numbered(None);
         for n in 1..super::MOST_REFUSALS {
             assert_eq!(refused.again(7), n);
             assert!(!refused.given_up(7), "try {n} of {}", super::MOST_REFUSALS);
         }
         refused.again(7);
         assert!(refused.given_up(7) && !refused.given_up(8));
+        // Selected again under the same numbering, the count stands; renumbered, UID 7 is
+        // another message, read like any new one.
+        refused.numbered(None);
+        assert!(refused.given_up(7));
+        refused.numbered(Some(42));
+        assert!(!refused.given_up(7));
     }
 
     #[test]
