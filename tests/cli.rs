@@ -1113,6 +1113,12 @@ fn the_demo_refuses_a_folder_it_did_not_make_and_bad_arguments_before_touching_i
     // The flag rules over CPORT_LISTEN, even one that holds no address.
     let (ok, _, stderr) = demo_in(&[("CPORT_LISTEN", "")], "127.0.0.1:0");
     assert!(!ok && stderr.contains("did not write") && !stderr.contains("listen"), "{stderr}");
+    // So do the demo's own store and secrets: the environment's, whatever they hold, are
+    // not read (a bad one stopped it, though not taken).
+    let own = [("CPORT_DATABASE_URL", "garbage"), ("CPORT_LINK_SECRET", "short")];
+    let (ok, _, stderr) = demo_in(&own, "127.0.0.1:0");
+    assert!(!ok && stderr.contains("did not write") && !stderr.contains("database_url"), "{stderr}");
+    assert!(!stderr.contains("link_secret") && !stderr.contains("CPORT_"), "{stderr}");
     assert_eq!(std::fs::read(&store).unwrap(), b"a real store", "the store is untouched");
     // A PostgreSQL deployment's folder has no store file, but its artwork is as dear.
     std::fs::remove_file(&store).unwrap();

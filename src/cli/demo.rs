@@ -79,6 +79,8 @@ pub(crate) async fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         .iter()
         .map(|(var, _)| var.clone())
         .partition(|v| DEMO_OWN.contains(&v.as_str()) || DEMO_OWN.iter().any(|own| own.replace("__", "_") == *v));
+    // Not taken is not read: a value of them the demo would refuse stops nothing.
+    env.retain(|(var, _)| !ignored.contains(var));
     let mut config = Config::load_from(None, &env, Need::StoreOnly)?;
     if let Some(listen) = &args.listen {
         config.listen = listen.clone();
