@@ -1351,3 +1351,37 @@ async fn outbox_send_names_the_messages_another_sender_holds() {
     assert!(!ok && out.contains("1 dead"), "{out}{err}");
     assert!(err.contains("1 message(s) went dead; `cport outbox list --status dead` says why"), "{err}");
 }
+
+/// `discord register-commands` with nothing answering at `discord.api_url` says it could
+/// not reach Discord there, not that Discord refused.
+#[test]
+fn registering_discord_commands_with_nothing_answering_says_so() {
+    let env = [
+        SECRETS[0],
+        SECRETS[1],
+        ("CPORT_DISCORD__TOKEN", "discord-bot-token"),
+        ("CPORT_DISCORD__APPLICATION_ID", "123"),
+        // Nothing listens on port 1 of loopback.
+        ("CPORT_DISCORD__API_URL", "http://127.0.0.1:1"),
+    ];
+    let (ok, _, err) = output(cport(&env).args(["discord", "register-commands"]));
+    assert!(!ok && err.contains("could not reach Discord at http://127.0.0.1:1"), "{err}");
+    assert!(!err.contains("refused the commands"), "{err}");
+}
+
+/// A store whose applied migration was changed since is refused by `migrate` in the
+/// migrator's words, said once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_migration_is_said_once() {
+    let (_dir, url) = migrated_store();
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query(
+        "UPDATE _sqlx_migrations SET checksum = X'00' WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let (ok, _, err) = output(cport(&on_store(&url)).arg("migrate"));
+    assert!(!ok && err.matches("previously applied but has been modified").count() == 1, "{err}");
+}

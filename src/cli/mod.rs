@@ -307,8 +307,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("discord.application_id: required to register commands (or CPORT_DISCORD_APPLICATION_ID)");
             }
             let discord = crate::channels::discord::Discord::new(&config);
-            let n =
-                discord.register_commands().await.map_err(|e| anyhow::anyhow!("Discord refused the commands: {e}"))?;
+            let n = discord.register_commands().await.map_err(|e| match &e {
+                // Nothing answered (a wrong discord.api_url, no network): not a refusal.
+                serenity::Error::Http(serenity::http::HttpError::Request(r)) => anyhow::anyhow!(
+                    "could not reach Discord at {} (discord.api_url): {}",
+                    config.discord.api_url,
+                    crate::model::shown(&std::error::Error::source(r).map_or(r.to_string(), |s| s.to_string()), 300)
+                ),
+                _ => anyhow::anyhow!("Discord refused the commands: {e}"),
+            })?;
             println!("{n} slash commands registered");
         }
         Command::InboundEmail { dir: None } => match load(Need::Signing) {
@@ -356,11 +363,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 say_problem(format_args!("refused {}: {why}", crate::model::path_shown(file)));
             }
             let summary: Vec<String> = backlog.counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+            let counted = if summary.is_empty() { String::new() } else { format!(": {}", summary.join(", ")) };
             println!(
-                "{} messages in {secs:.2}s ({:.0} messages/s): {}",
+                "{} messages in {secs:.2}s ({:.0} messages/s){counted}",
                 files.len(),
-                files.len() as f64 / secs.max(1e-9),
-                summary.join(", ")
+                files.len() as f64 / secs.max(1e-9)
             );
             // A file refused is an error of the run, as one refused on standard input is: a
             // script sees it by the exit code, the files by the lines above.

@@ -18,8 +18,10 @@ pub enum StoreError {
     Unstorable,
     #[error("database error: {0}")]
     Db(#[source] sqlx::Error),
+    /// The migrator's words are in the message, once (not also its source: an error chain
+    /// would print them twice).
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     #[error("cannot open store {url}: {message}")]
     Open { url: String, message: String },
     /// The database holds tables and none of cport's migrations: another program's, named by
@@ -118,5 +120,11 @@ mod tests {
         for code in ["5", "19", "2067", "23505", "55P03"] {
             assert!(!disk_error(code), "{code}");
         }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e)
     }
 }
