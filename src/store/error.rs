@@ -105,6 +105,12 @@ impl StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::disk_error;
@@ -120,11 +126,5 @@ mod tests {
         for code in ["5", "19", "2067", "23505", "55P03"] {
             assert!(!disk_error(code), "{code}");
         }
-    }
-}
-
-impl From<sqlx::migrate::MigrateError> for StoreError {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Migrate(e)
     }
 }
