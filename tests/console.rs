@@ -1000,6 +1000,8 @@ async fn access_requests_reach_the_console_and_the_feed_and_the_person_is_told()
         (ask("Gus\u{1b}[2J", "gus@gamma.example"), "name"),
         // A name of a direction control alone is refused for that, not said to be empty.
         (ask("\u{202e}\u{200b}", "gus@gamma.example"), "name: holds the direction control character U+202E"),
+        // A form feed alone is blank (trimmed away before its characters are checked).
+        (ask("\u{c}", "gus@gamma.example"), "name: must not be empty"),
     ] {
         let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (status, _, body) = app.post_raw(&visitor, "/access", &f).await;

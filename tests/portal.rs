@@ -1259,12 +1259,13 @@ async fn hostile_inputs_change_nothing() {
     let style = b.get(app.url("/static/portal.css")).send().await.unwrap();
     assert!(style.headers()["cache-control"].to_str().unwrap().contains("max-age"), "the stylesheet may be kept");
     // A delegate may decide a visual awaiting approval, never undo the client's approval.
+    // (Dana opens her link before the approval: after it, the link opens nothing.)
     app.submit(&b, "/visuals/V-1", &[("action", "delegate"), ("name", "Dana"), ("email", "dana@reseller.example")])
         .await;
-    app.submit(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     let link = app.link_mailed_to("dana@reseller.example", "/l/").await;
     let third = browser();
     third.get(&link).send().await.unwrap();
+    app.submit(&b, "/visuals/V-1", &[("action", "approve"), ("terms", "1")]).await;
     let undo = [("action", "reject"), ("seen", "awaiting_approval"), ("reason", "undo")];
     let _ = app.post_conflict(&third, "/visuals/V-1", &undo).await;
     assert_eq!(app.visual_status("V-1").await, "approved");

@@ -218,7 +218,8 @@ pub fn blank(s: &str) -> bool {
 /// characters every caller makes ([`check_chars`]; a record's every text): said empty too,
 /// the message would blame what the sender did not do.
 pub fn check_text(field: &str, s: &str, max: usize, errs: &mut Vec<FieldError>) {
-    if blank(s) && forbidden_char(s, Lines::Many).is_some() {
+    // Trimmed, as some callers check it: a form feed alone is blank, and said empty.
+    if blank(s) && forbidden_char(s.trim(), Lines::Many).is_some() {
         return;
     }
     if blank(s) {
