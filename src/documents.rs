@@ -26,8 +26,9 @@ const BOLD: Name<'static> = Name(b"F2");
 const MONO: Name<'static> = Name(b"F3");
 
 /// Text in WinAnsi (what the standard fonts read: Latin-1 and the 0x80–0x9F block of
-/// Windows-1252); characters it lacks become `?`. A value of several lines (an address) is
-/// written on its one line of the page, its lines joined by commas.
+/// Windows-1252); a letter it lacks is its base letter where there is one, and any other
+/// character `?`. A value of several lines (an address) is written on its one line of the
+/// page, its lines joined by commas.
 fn win_ansi(s: &str) -> Vec<u8> {
     let joined;
     let s = if s.contains(['\n', '\r']) {
@@ -36,39 +37,62 @@ fn win_ansi(s: &str) -> Vec<u8> {
     } else {
         s
     };
-    s.chars()
-        .map(|c| match c {
-            '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{ff}' => c as u8,
-            '€' => 0x80,
-            '‚' => 0x82,
-            'ƒ' => 0x83,
-            '„' => 0x84,
-            '…' => 0x85,
-            '†' => 0x86,
-            '‡' => 0x87,
-            'ˆ' => 0x88,
-            '‰' => 0x89,
-            'Š' => 0x8a,
-            '‹' => 0x8b,
-            'Œ' => 0x8c,
-            'Ž' => 0x8e,
-            '‘' => 0x91,
-            '’' => 0x92,
-            '“' => 0x93,
-            '”' => 0x94,
-            '•' => 0x95,
-            '–' => 0x96,
-            '—' => 0x97,
-            '˜' => 0x98,
-            '™' => 0x99,
-            'š' => 0x9a,
-            '›' => 0x9b,
-            'œ' => 0x9c,
-            'ž' => 0x9e,
-            'Ÿ' => 0x9f,
-            _ => b'?',
+    // Composed first, so a letter sent as a base and an accent (`e` + U+0301) is the one
+    // character Windows-1252 has; a letter it lacks is drawn as its base letter where it has
+    // one (`ź` as `z`, `Ł` as `L`), else as `?`.
+    use unicode_normalization::UnicodeNormalization;
+    s.nfc()
+        .map(|c| {
+            one_byte(c)
+                .or_else(|| c.to_string().nfd().next().and_then(one_byte))
+                .or(match c {
+                    'Ł' => Some(b'L'),
+                    'ł' => Some(b'l'),
+                    'Đ' => Some(b'D'),
+                    'đ' => Some(b'd'),
+                    'ı' => Some(b'i'),
+                    'Ħ' => Some(b'H'),
+                    'ħ' => Some(b'h'),
+                    _ => None,
+                })
+                .unwrap_or(b'?')
         })
         .collect()
+}
+
+/// `c`'s byte in Windows-1252 (the standard fonts' WinAnsiEncoding), if it has one.
+fn one_byte(c: char) -> Option<u8> {
+    Some(match c {
+        '\u{20}'..='\u{7e}' | '\u{a0}'..='\u{ff}' => c as u8,
+        '€' => 0x80,
+        '‚' => 0x82,
+        'ƒ' => 0x83,
+        '„' => 0x84,
+        '…' => 0x85,
+        '†' => 0x86,
+        '‡' => 0x87,
+        'ˆ' => 0x88,
+        '‰' => 0x89,
+        'Š' => 0x8a,
+        '‹' => 0x8b,
+        'Œ' => 0x8c,
+        'Ž' => 0x8e,
+        '‘' => 0x91,
+        '’' => 0x92,
+        '“' => 0x93,
+        '”' => 0x94,
+        '•' => 0x95,
+        '–' => 0x96,
+        '—' => 0x97,
+        '˜' => 0x98,
+        '™' => 0x99,
+        'š' => 0x9a,
+        '›' => 0x9b,
+        'œ' => 0x9c,
+        'ž' => 0x9e,
+        'Ÿ' => 0x9f,
+        _ => return None,
+    })
 }
 
 /// Helvetica's average advance is about half the font size; good enough to cut text that
@@ -507,6 +531,15 @@ pub fn statement_csv(currency: &str, aging: Option<&Aging>, open: &[InvoiceDoc])
 
 #[cfg(test)]
 mod tests {
+    /// Letters of Central European names are drawn as their base letters, an accent sent
+    /// apart is drawn with its letter, and what has no letter here is `?`.
+    #[test]
+    fn text_the_standard_fonts_lack_is_drawn_as_near_as_they_can() {
+        assert_eq!(super::win_ansi("Zakład Łódź, Kraków"), b"Zaklad L\xf3dz, Krak\xf3w");
+        assert_eq!(super::win_ansi("Cafe\u{301} – 5 €"), b"Caf\xe9 \x96 5 \x80");
+        assert_eq!(super::win_ansi("東京 🎉"), b"?? ?");
+    }
+
     use super::*;
 
     #[test]
