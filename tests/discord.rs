@@ -529,14 +529,7 @@ async fn linking_promises_messages_only_where_cport_sends_them() {
         })
         .await;
         t.load(common::world()).await;
-        let now = Utc::now();
-        let code = t
-            .state
-            .db
-            .in_transaction(async |tx| cport::actions::chat_link::new_link_code_in(tx, "P-1A", now).await)
-            .await
-            .unwrap();
-        let r = common::say_in_chat(&t.state, cport::model::Channel::Discord, USER, &format!("/link {code}")).await;
+        let r = common::link_chat(&t.state, cport::model::Channel::Discord, "/link", USER, "P-1A").await;
         let said = format!("{r:?}");
         assert!(said.contains("Linked:") && said.contains(says) && !said.contains(not), "{token:?}: {said}");
     }

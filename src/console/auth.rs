@@ -61,13 +61,9 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
     let email = form.text("email").trim().to_lowercase();
     let next = staff_next(form.get("next"));
     let password = form.text("password");
-    if email.is_empty() || email.len() > 254 || password.is_empty() {
-        // Said by field, as the portal's sign-in does, and no try counted: nothing was checked.
-        let error = match (email.is_empty(), email.len() > 254) {
-            (true, _) => "email: give the address of your staff account.",
-            (_, true) => "email: longer than any address (254 characters at most).",
-            _ => "password: give your password, or ask for a new password link.",
-        };
+    let lacks =
+        crate::portal::auth::sign_in_lacks(&email, &password, "of your staff account", "ask for a new password link");
+    if let Some(error) = lacks {
         let ctx = json!({"next": next, "error": error, "email": form.text("email")});
         return anon_page(&state, &headers, "login", StatusCode::UNPROCESSABLE_ENTITY, ctx);
     }

@@ -253,6 +253,21 @@ fn too_many(secs: u64, or: &str) -> HttpError {
     HttpError::TooMany(format!("Too many failed sign-ins. Try again in {} minute(s), {or}.", secs.div_ceil(60)))
 }
 
+/// What a sign-in form lacks, said by its field, before any account is looked for (and no try
+/// is counted: nothing was checked). `whose` names the address asked for; `or` is the way in
+/// without a password.
+pub(crate) fn sign_in_lacks(email: &str, password: &str, whose: &str, or: &str) -> Option<String> {
+    if email.is_empty() {
+        Some(format!("email: give the address {whose}."))
+    } else if email.len() > 254 {
+        Some("email: longer than any address (254 characters at most).".into())
+    } else if password.is_empty() {
+        Some(format!("password: give your password, or {or}."))
+    } else {
+        None
+    }
+}
+
 /// A sign-in try, counted before the password is checked, against the account's and the
 /// address's limits (in the store, so every process together keeps one limit).
 pub(crate) struct SignInTries {
@@ -344,13 +359,7 @@ pub async fn login(State(state): State<AppState>, AnonForm { form, headers, addr
     let email = form.text("email").trim().to_string();
     let next = safe_next(form.get("next"));
     let password = form.text("password");
-    if email.is_empty() || email.len() > 254 || password.is_empty() {
-        // Said by field, and no try counted: nothing was checked.
-        let error = match (email.is_empty(), email.len() > 254) {
-            (true, _) => "email: give the address you sign in with.",
-            (_, true) => "email: longer than any address (254 characters at most).",
-            _ => "password: give your password, or ask for a sign-in link by email.",
-        };
+    if let Some(error) = sign_in_lacks(&email, &password, "you sign in with", "ask for a sign-in link by email") {
         // What was typed comes back (the address, never the password).
         let ctx = json!({"next": next, "error": error, "email": form.text("email")});
         return anon_page(&state, &headers, "login", StatusCode::UNPROCESSABLE_ENTITY, ctx).await;

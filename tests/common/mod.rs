@@ -611,20 +611,21 @@ pub async fn say_in_chat(
 /// (`/start` on Telegram, `/link` on Discord). The code is made in the store directly: a test
 /// state that speaks to the chat handler needs no provider set up, which asking for a code
 /// the way the portal does would (see `chat_link::new_link_code`).
+/// Gives what the chat answered.
 pub async fn link_chat(
     state: &cport::services::Services,
     channel: cport::model::Channel,
     command: &str,
     user: &str,
     contact: &str,
-) {
+) -> Vec<cport::channels::chat::Reply> {
     let now = chrono::Utc::now();
     let code = state
         .db
         .in_transaction(async |tx| cport::actions::chat_link::new_link_code_in(tx, contact, now).await)
         .await
         .unwrap();
-    say_in_chat(state, channel, user, &format!("{command} {code}")).await;
+    say_in_chat(state, channel, user, &format!("{command} {code}")).await
 }
 
 /// The first character text may not hold (see `cport::model::forbidden_char`; line breaks
