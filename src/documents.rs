@@ -43,8 +43,10 @@ fn win_ansi(s: &str) -> Vec<u8> {
     use unicode_normalization::UnicodeNormalization;
     s.nfc()
         .map(|c| {
+            // A letter's base letter only: `≠` decomposes to `=` and a mark, which says the
+            // opposite.
             one_byte(c)
-                .or_else(|| c.to_string().nfd().next().and_then(one_byte))
+                .or_else(|| c.is_alphabetic().then(|| c.to_string().nfd().next().and_then(one_byte)).flatten())
                 .or(match c {
                     'Ł' => Some(b'L'),
                     'ł' => Some(b'l'),
@@ -538,6 +540,7 @@ mod tests {
         assert_eq!(super::win_ansi("Zakład Łódź, Kraków"), b"Zaklad L\xf3dz, Krak\xf3w");
         assert_eq!(super::win_ansi("Cafe\u{301} – 5 €"), b"Caf\xe9 \x96 5 \x80");
         assert_eq!(super::win_ansi("東京 🎉"), b"?? ?");
+        assert_eq!(super::win_ansi("1 ≠ 2"), b"1 ? 2", "a sign's base is no sign of the same meaning");
     }
 
     use super::*;

@@ -353,6 +353,15 @@ async fn the_chase_list_is_oldest_first_says_who_was_told_and_reminds_once_a_day
     cport::store::on_db!(&app.db, p => sqlx::query("UPDATE outbox SET status = 'dead' WHERE id = $1")
         .bind(id).execute(p).await.map(|_| ()))
     .unwrap();
+    // To the same address it keeps its reply token: the dead copy may have arrived after all.
+    let token = rows[0].message.reply_token.clone();
+    let (status, _, _) = app.post_raw(&staff, "/staff/chase/remind", &remind).await;
+    assert_eq!(status, 303);
+    let again = cport::store::outbox::get_message(&app.db, id).await.unwrap().unwrap();
+    assert!(token.is_some() && again.message.reply_token == token, "{:?}", again.message.reply_token);
+    cport::store::on_db!(&app.db, p => sqlx::query("UPDATE outbox SET status = 'dead' WHERE id = $1")
+        .bind(id).execute(p).await.map(|_| ()))
+    .unwrap();
     // Bob has a new address since: the reminder queued again goes to it, not the old one.
     let mut moved = bob.clone();
     moved[0]["email"] = "robert@alpha.example".into();

@@ -515,13 +515,13 @@ async fn a_refusal_of_the_set_up_is_retried_and_a_gone_account_unlinked() {
 }
 
 /// Linking promises digests and alerts in the chat only where cport sends them: a Discord
-/// set up to answer interactions alone (a public key, no bot token) says that they keep
-/// coming by email; one with a bot token, that they come here too.
+/// set up to answer interactions alone (a public key, no bot token) says that they do not
+/// come to this chat; one with a bot token, that they come here too.
 #[tokio::test]
 async fn linking_promises_messages_only_where_cport_sends_them() {
     for (token, says, not) in [
-        ("", "digests and alerts keep coming by email", "will come here too"),
-        ("discord-bot-token", "Digests and alerts will come here too", "keep coming by email"),
+        ("", "digests and alerts do not come to this chat", "will come here too"),
+        ("discord-bot-token", "Digests and alerts will come here too", "do not come to this chat"),
     ] {
         let t = TestState::new(|c| {
             c.discord.public_key = InteractionSigner::new(7).public_key_hex();

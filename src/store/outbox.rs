@@ -638,11 +638,13 @@ fn requeue_sql(which: &str) -> String {
 /// Queues again the message under `m`'s idempotency key if it was dropped or went dead (its
 /// content still held): one that reached no one. It goes as `m` is now: to its recipient
 /// (the contact's address or chat may have changed since), with its words, due when `m` is.
-/// Gives its id.
+/// To the same recipient it keeps its reply token: a dead message may have arrived after
+/// all (its sender stopped mid-send), and a reply to that copy is still answered. Gives its
+/// id.
 pub async fn revive_unsent(tx: &mut Tx, m: &NewMessage, now: DateTime<Utc>) -> Result<Option<i64>> {
     let sql = format!(
         "UPDATE outbox SET status = 'queued', attempts = 0, last_error = NULL, next_attempt_at = $2, updated_at = $3,
-           reply_token = $4, recipient = $5, subject = $6
+           reply_token = CASE WHEN recipient = $5 THEN reply_token ELSE $4 END, recipient = $5, subject = $6
          WHERE idem_key = $1 AND status IN ('dropped', 'dead') AND {HELD} RETURNING id"
     );
     let id: Option<i64> = on_tx!(tx, c => bind!(sqlx::query_scalar(&sql), &m.idem_key, m.next_attempt_at, now,

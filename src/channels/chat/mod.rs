@@ -489,7 +489,7 @@ async fn link(
     let sends_here = inc.channel.chat().is_some_and(|chat| state.config.chat_channels().contains(&chat));
     let told = match sends_here {
         true => format!("Digests and alerts will come here too. Try {tries}; /unlink stops it."),
-        false => format!("Ask here with {tries}; digests and alerts keep coming by email. /unlink stops it."),
+        false => format!("Ask here with {tries}; digests and alerts do not come to this chat. /unlink stops it."),
     };
     Ok(vec![Reply::Send(ChatMessage::text(
         format!("Linked: this chat is now {} at {}.", c.name, c.client_name),

@@ -303,6 +303,9 @@ const MENU_TRIES: usize = 24 * 60;
 /// for the lock again.
 const POLLER_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long every poll may fail before the poller lets its lock go for another process.
+const POLL_FAILING_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Long polling until shutdown. Written out rather than teloxide's dispatcher so polling and
 /// the webhook share one handler and polling stops on cport's own shutdown signal. Updates
 /// of one batch run concurrently, one chat's in order.
@@ -347,20 +350,42 @@ pub async fn run_polling(state: Services, tg: Arc<Telegram>, mut shutdown: tokio
     let timeout = state.config.telegram.poll_timeout_seconds;
     let mut offset: i32 = 0;
     let mut lock: Option<crate::store::ledgers::LeaderLock> = None;
+    // Since when every poll has failed, if the last did.
+    let mut failing_since: Option<std::time::Instant> = None;
     loop {
         state.faults.panic_if_armed("task:telegram");
         // On PostgreSQL, one process of those sharing the store polls: the one holding the
         // poller's lock. The others ask for it now and then, and take over when its holder
-        // stops (its connection, and the lock with it, ends).
+        // stops (its connection, and the lock with it, ends) or lets it go, unable to reach
+        // Telegram for a minute (its host's network may be at fault, not Telegram).
         if matches!(state.db, crate::store::Db::Postgres(_)) {
-            if let Some(held) = lock.as_mut()
-                && !held.alive().await
-            {
+            let alive = match lock.as_mut() {
+                Some(held) => tokio::select! {
+                    alive = held.alive() => alive,
+                    _ = shutdown.changed() => break,
+                },
+                None => true,
+            };
+            if !alive {
                 tracing::warn!("telegram: the poller's lock was lost with its connection; asking for it again");
                 lock = None;
             }
+            if lock.is_some() && failing_since.is_some_and(|t| t.elapsed() > POLL_FAILING_FOR) {
+                tracing::warn!(
+                    "telegram: no poll has worked for a minute; the poller's lock is let go for another process"
+                );
+                lock = None;
+                failing_since = None;
+                tokio::select! {
+                    _ = tokio::time::sleep(POLLER_WAIT * 2) => {}
+                    _ = shutdown.changed() => break,
+                }
+            }
             if lock.is_none() {
-                lock = crate::store::ledgers::try_poller_lock(&state.db).await;
+                lock = tokio::select! {
+                    taken = crate::store::ledgers::try_poller_lock(&state.db) => taken,
+                    _ = shutdown.changed() => break,
+                };
                 if lock.is_none() {
                     tokio::select! {
                         _ = tokio::time::sleep(POLLER_WAIT) => continue,
@@ -384,6 +409,7 @@ pub async fn run_polling(state: Services, tg: Arc<Telegram>, mut shutdown: tokio
         };
         match result {
             Ok(updates) => {
+                failing_since = None;
                 if let Some(last) = updates.last() {
                     // The Bot API's offset is 32 bits: an id past it (never seen) asks from the
                     // top rather than overflowing.
@@ -398,9 +424,13 @@ pub async fn run_polling(state: Services, tg: Arc<Telegram>, mut shutdown: tokio
                 }
             }
             Err(e) => {
+                // Telegram's own "come back later" is Telegram answering, not a poll failing.
                 let wait = match &e {
                     RequestError::RetryAfter(s) => s.duration(),
-                    _ => std::time::Duration::from_secs(2),
+                    _ => {
+                        failing_since.get_or_insert_with(std::time::Instant::now);
+                        std::time::Duration::from_secs(2)
+                    }
                 };
                 // Counted, so a bot that hears nothing (a revoked token, a second poller
                 // taking its updates) is seen on a dashboard, not only in the log.
