@@ -330,6 +330,9 @@ async fn a_refused_request_answers_in_the_error_shape_naming_the_field() {
         (Method::GET, "/api/v1/changes?after=1&after=2", "/api/v1/changes", "after"),
         (Method::GET, "/api/v1/changes?since=20", "/api/v1/changes", "since"),
         (Method::DELETE, "/api/v1/banners/abc", "/api/v1/banners/{id}", "id"),
+        // A write takes no query: one given is refused, never ignored while the batch is written.
+        (Method::PUT, "/api/v1/jobs?dry_run=1", "/api/v1/jobs", "`dry_run`: this route takes no query parameters"),
+        (Method::DELETE, "/api/v1/jobs?force", "/api/v1/jobs", "`force`"),
     ] {
         let r = app.http.request(method.clone(), app.url(path)).bearer_auth(common::TOKEN).send().await.unwrap();
         let status = r.status().as_u16();

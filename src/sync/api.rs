@@ -81,14 +81,26 @@ pub fn require_token(headers: &HeaderMap, token: &str) -> Result<(), HttpError> 
     }
 }
 
-/// The `{entity}` of a sync route, one the API has: another is refused before the body is
-/// read, so what is said about a body is said of a known entity (the name is not echoed raw).
+/// The `{entity}` of a sync route (a write), one the API has: another is refused before the
+/// body is read, so what is said about a body is said of a known entity (the name is not
+/// echoed raw). A write takes no query: one given anyway (`?dry_run=1`) is refused by its
+/// name rather than ignored, so that a caller never believes it was heeded while the batch
+/// is written.
 pub struct Entity(String);
 
 impl FromRequestParts<AppState> for Entity {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(query) = parts.uri.query().filter(|q| !q.is_empty()) {
+            let first = query.split('&').next().unwrap_or(query);
+            let name =
+                percent_encoding::percent_decode_str(first.split('=').next().unwrap_or(first)).decode_utf8_lossy();
+            return Err(HttpError::BadRequest(format!(
+                "{}: this route takes no query parameters; nothing was written",
+                crate::model::quoted(&name)
+            )));
+        }
         let Path(entity) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| HttpError::BadRequest(format!("entity: {}", e.body_text())))?;

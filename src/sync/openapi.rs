@@ -82,7 +82,7 @@ pub fn document(server: &str) -> Value {
                         json!({"200": answer("The batch was applied.", report)}),
                         &error,
                         &[
-                            ("400", "The body ended before its `Content-Length` (a request cut short); nothing was written."),
+                            ("400", "The body ended before its `Content-Length` (a request cut short), or a query parameter was given (this route takes none); nothing was written."),
                             ("413", "The body is larger than `max_body_bytes`."),
                             ("415", "The body has a `Content-Encoding` (gzip) cport does not undo: send it as it is."),
                             ("409", "Another request wrote the same new records at the same moment (a retry sent while the first was still running); nothing of this one was written: send it again."),
@@ -104,6 +104,7 @@ pub fn document(server: &str) -> Value {
                         json!({"200": answer("The records were deleted.", deleted)}),
                         &error,
                         &[
+                            ("400", "A query parameter was given (this route takes none); nothing was deleted."),
                             ("413", "The body is larger than `max_body_bytes`."),
                             ("415", "The body has a `Content-Encoding` (gzip) cport does not undo: send it as it is."),
                             ("422", "A key is not a valid id, or the body has another shape; nothing was deleted."),
