@@ -7,7 +7,7 @@ use chrono::Utc;
 use common::fake_discord::{APP_ID, FakeDiscord, InteractionSigner, button, command, form};
 use common::{TestApp, TestState, load_world};
 use cport::config::{Config, Secret};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const USER: &str = "880000000000000001";
 const STAFF: &str = "880000000000000009";
@@ -533,4 +533,39 @@ async fn linking_promises_messages_only_where_cport_sends_them() {
         let said = format!("{r:?}");
         assert!(said.contains("Linked:") && said.contains(says) && !said.contains(not), "{token:?}: {said}");
     }
+}
+
+/// A signed interaction that is malformed is refused in words that say what is wrong: a
+/// timestamp that is no number (not "too old"), a body of another shape (not the parser's
+/// words, which name Rust's types), a command or form without its data or user.
+#[tokio::test]
+async fn a_malformed_interaction_is_refused_saying_what_is_wrong() {
+    let (_fake, signer, app) = discord_app().await;
+    let send = |ts: String, body: String| {
+        let sig = signer.sign_raw(&ts, &body);
+        let app = &app;
+        async move {
+            let headers = [("X-Signature-Ed25519", sig.as_str()), ("X-Signature-Timestamp", ts.as_str())];
+            let r = app.post_with(&app.http, "/discord/interactions", &headers, body).await;
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null)["error"].to_string())
+        }
+    };
+    let now = Utc::now().timestamp().to_string();
+    let (s, said) = send("abc".into(), json!({"type": 1}).to_string()).await;
+    assert!(s == 401 && said.contains("x-signature-timestamp") && !said.contains("too old"), "{said}");
+    for (body, says) in [
+        (json!({"type": "1"}).to_string(), "body is not an interaction"),
+        ("{1: 2}".to_string(), "body is not an interaction"),
+        (json!({"id": "9", "type": 2, "user": {"id": USER}}).to_string(), "has no data"),
+        (json!({"id": "9", "type": 2, "data": {"name": "items"}}).to_string(), "names no user"),
+        (json!({"id": "9", "type": 5, "user": {"id": USER}, "data": {"custom_id": "zz"}}).to_string(), "form"),
+    ] {
+        let (s, said) = send(now.clone(), body.clone()).await;
+        assert!(s == 400 && said.contains(says), "{body}: {said}");
+        assert!(
+            !said.contains("expected") && !said.contains("line 1"),
+            "{body}: plain words, not the parser's: {said}"
+        );
+    }
+    app.stop().await;
 }

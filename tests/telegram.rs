@@ -1693,3 +1693,19 @@ async fn within_30_s(what: &str, done: impl Fn() -> bool) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A confirmation button pressed once its visual is decided answers how the visual stands,
+/// whatever fingerprint it carries: never a fresh "Approve?" saying the charges changed.
+#[tokio::test]
+async fn a_confirmation_of_a_decided_visual_says_how_it_stands() {
+    use cport::channels::chat::{Input, handle};
+    let t = ann_linked().await;
+    let s = &t.state;
+    let r = common::say_in_chat(s, cport::model::Channel::Telegram, &ANN.to_string(), "/approve V-1").await;
+    assert!(format!("{r:?}").contains("pproved"), "{r:?}");
+    for data in ["ay:V-1:xxxx", "ay:V-1:", "ay:V-1"] {
+        let r = handle(s, &from_ann(Input::Button(data.into())), Utc::now()).await.unwrap();
+        let said = format!("{r:?}");
+        assert!(said.contains("approved already") && !said.contains("have changed"), "{data}: {said}");
+    }
+}

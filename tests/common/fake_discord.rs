@@ -239,8 +239,13 @@ impl InteractionSigner {
     /// (signature hex, timestamp) for `body` signed at `timestamp`.
     pub fn sign(&self, timestamp: i64, body: &str) -> (String, String) {
         let ts = timestamp.to_string();
-        let sig = self.key.sign(format!("{ts}{body}").as_bytes());
-        (sig.to_bytes().iter().map(|b| format!("{b:02x}")).collect(), ts)
+        (self.sign_raw(&ts, body), ts)
+    }
+
+    /// The signature hex of `body` with `timestamp` as the header holds it, whatever it is.
+    pub fn sign_raw(&self, timestamp: &str, body: &str) -> String {
+        let sig = self.key.sign(format!("{timestamp}{body}").as_bytes());
+        sig.to_bytes().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 

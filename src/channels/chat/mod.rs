@@ -177,13 +177,20 @@ fn nul_refusal(input: &Input) -> Option<Reply> {
     if !t.contains('\0') {
         return None;
     }
-    let what = match input {
-        Input::Text(t) if t.trim_start().starts_with('/') => crate::model::quoted(&format!("/{}", head_of(t).0)),
-        Input::Button(_) => "That button".into(),
-        _ => "That message".into(),
+    let text = match input {
+        // A button's data is made by cport: one holding a NUL was damaged or made by hand, and
+        // no one can press it again without one.
+        Input::Button(_) => {
+            "That button is damaged (it holds a NUL character): nothing was done. Send /visuals or /items for fresh ones."
+                .into()
+        }
+        Input::Text(t) if t.trim_start().starts_with('/') => format!(
+            "{} is not valid: it holds a NUL character, which no command takes. Send it again without it.",
+            crate::model::quoted(&format!("/{}", head_of(t).0))
+        ),
+        _ => "That message is not valid: it holds a NUL character, which no command takes. Send it again without it."
+            .into(),
     };
-    let text =
-        format!("{what} is not valid: it holds a NUL character, which no command takes. Send it again without it.");
     Some(Reply::Send(ChatMessage::text(text, vec![])))
 }
 
@@ -598,6 +605,11 @@ async fn button(
             let (arg, shown) = arg.rsplit_once(':').unwrap_or((arg, ""));
             let lines = terms_shown(state, actor, arg).await?;
             if shown != fingerprint(&lines) {
+                // Decided since (or a hand-made press of a decided one): how it stands, not a
+                // fresh confirmation of an approval that cannot be made.
+                if let Err(ActionError::Conflict(said)) = crate::actions::visuals::awaiting(state, actor, arg).await {
+                    return Ok(vec![Reply::Notice(said.clone()), Reply::Send(ChatMessage::text(said, vec![]))]);
+                }
                 let changed = "The charges or terms have changed since you were asked; nothing was approved.";
                 return Ok(vec![Reply::Send(confirmation(arg, lines, Some(changed)))]);
             }

@@ -89,17 +89,23 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
         return refuse(StatusCode::UNAUTHORIZED, "invalid request signature");
     }
     // Checked: a header's number may be any i64, and a subtraction that overflows is a panic.
-    let fresh = timestamp
-        .parse::<i64>()
-        .ok()
-        .and_then(|t| Utc::now().timestamp().checked_sub(t))
+    let Ok(sent_at) = timestamp.parse::<i64>() else {
+        return refuse(StatusCode::UNAUTHORIZED, "x-signature-timestamp: not a time in whole seconds");
+    };
+    let fresh = Utc::now()
+        .timestamp()
+        .checked_sub(sent_at)
         .is_some_and(|skew| skew.unsigned_abs() <= MAX_SKEW_SECONDS.unsigned_abs());
     if !fresh {
         return refuse(StatusCode::UNAUTHORIZED, "request timestamp is too old");
     }
     let it: Interaction = match serde_json::from_slice(&body) {
         Ok(i) => i,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("body is not an interaction: {e}")),
+        Err(e) => {
+            // The parser's words name Rust's types: logged, and the caller told in plain words.
+            tracing::debug!(error = %e, "a Discord interaction that could not be read");
+            return refuse(StatusCode::BAD_REQUEST, "body is not an interaction (JSON of Discord's interaction shape)");
+        }
     };
     let user = it.user.as_ref().or(it.member.as_ref().map(|m| &m.user)).map(|u| u.id.clone());
     let input = match (it.kind, &it.data, user) {
@@ -122,6 +128,9 @@ pub async fn interactions(state: Services, discord: Option<Arc<Discord>>, header
             Some(text) => Input::Answer { text, about: d.custom_id.as_deref().and_then(form_about).flatten() },
             None => return refuse(StatusCode::BAD_REQUEST, "a form without its answer field"),
         },
+        (2 | 3 | 5, None, _) => return refuse(StatusCode::BAD_REQUEST, "the interaction has no data"),
+        (2 | 3 | 5, _, None) => return refuse(StatusCode::BAD_REQUEST, "the interaction names no user"),
+        (5, _, _) => return refuse(StatusCode::BAD_REQUEST, "a form cport did not send (its custom_id)"),
         _ => return refuse(StatusCode::BAD_REQUEST, "unsupported interaction type"),
     };
     // A captured request replayed within the timestamp window is answered once only.
