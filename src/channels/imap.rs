@@ -182,6 +182,7 @@ const MOST_REFUSALS: u32 = 5;
 /// flagging it failed), kept across the poller's sessions: a failure that ends a session
 /// would otherwise meet the same message first in the next one, every time, and hold up
 /// every message behind it.
+///
 /// A UID names one message only within its mailbox's UIDVALIDITY: a mailbox rebuilt or moved
 /// to another server numbers its messages anew, and the counts are let go then, so that a
 /// new message given an old number is read.

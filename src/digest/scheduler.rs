@@ -440,19 +440,8 @@ pub async fn run(state: Services, mut shutdown: tokio::sync::watch::Receiver<boo
     let mut lock: Option<ledgers::LeaderLock> = None;
     loop {
         state.faults.panic_if_armed("task:scheduler");
-        if let Some(held) = lock.as_mut()
-            && !held.alive().await
-        {
-            tracing::warn!("the scheduler's lock was lost with its connection; asking for it again");
-            lock = None;
-        }
-        if lock.is_none() {
-            lock = ledgers::try_leader_lock(&state.db).await;
-            if lock.is_some() {
-                tracing::info!("this process runs the digest scheduler");
-            }
-        }
-        if matches!(state.db, crate::store::Db::Sqlite(_)) || lock.is_some() {
+        let leads = ledgers::keep_lock(&state.db, &mut lock, ledgers::Leader::Scheduler).await;
+        if matches!(state.db, crate::store::Db::Sqlite(_)) || leads {
             let watch = state.health.watch(
                 "digest",
                 "digest",

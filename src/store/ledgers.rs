@@ -302,14 +302,57 @@ impl LeaderLock {
 /// Takes the scheduler's lock. None when another process holds it, when the store cannot be
 /// reached (said in the log), or on SQLite.
 pub async fn try_leader_lock(db: &Db) -> Option<LeaderLock> {
-    try_lock(db, LEADER_LOCK, "the scheduler's lock").await
+    try_lock(db, LEADER_LOCK, Leader::Scheduler.what()).await
 }
 
 /// Takes the Telegram poller's lock: Telegram answers a second long poll of the same bot
 /// 409, and a process that took a batch another had not yet confirmed would answer it
 /// again. None as [`try_leader_lock`].
 pub async fn try_poller_lock(db: &Db) -> Option<LeaderLock> {
-    try_lock(db, POLLER_LOCK, "the Telegram poller's lock").await
+    try_lock(db, POLLER_LOCK, Leader::TelegramPoller.what()).await
+}
+
+/// Which process-wide role a [`LeaderLock`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leader {
+    /// The digest scheduler ([`try_leader_lock`]).
+    Scheduler,
+    /// Telegram's long poller ([`try_poller_lock`]).
+    TelegramPoller,
+}
+
+impl Leader {
+    fn key(self) -> i64 {
+        match self {
+            Leader::Scheduler => LEADER_LOCK,
+            Leader::TelegramPoller => POLLER_LOCK,
+        }
+    }
+    fn what(self) -> &'static str {
+        match self {
+            Leader::Scheduler => "the scheduler's lock",
+            Leader::TelegramPoller => "the Telegram poller's lock",
+        }
+    }
+}
+
+/// Keeps `held` holding `leader`'s lock, one look at a time: a lock whose connection no
+/// longer answers is let go (said), and a lock not held is asked for (its taking said).
+/// Whether it is held now. Always false on SQLite, whose one process needs no lock.
+pub async fn keep_lock(db: &Db, held: &mut Option<LeaderLock>, leader: Leader) -> bool {
+    if let Some(lock) = held.as_mut()
+        && !lock.alive().await
+    {
+        tracing::warn!(lock = leader.what(), "a lock was lost with its connection; asking for it again");
+        *held = None;
+    }
+    if held.is_none() {
+        *held = try_lock(db, leader.key(), leader.what()).await;
+        if held.is_some() {
+            tracing::info!(lock = leader.what(), "this process holds a lock and does its work");
+        }
+    }
+    held.is_some()
 }
 
 async fn try_lock(db: &Db, key: i64, what: &str) -> Option<LeaderLock> {

@@ -558,6 +558,12 @@ async fn staff(
     }
 }
 
+/// A button about a visual decided since: how it stands, at once (the button's notice) and
+/// in the chat, where it stays.
+fn how_it_stands(said: String) -> Vec<Reply> {
+    vec![Reply::Notice(said.clone()), Reply::Send(ChatMessage::text(said, vec![]))]
+}
+
 /// Button data: `ap:ID` asks to confirm an approval, `ay:ID:SHOWN` approves (when the
 /// charges and terms are still those the confirmation showed), `rj:ID` asks for a reason, `x` cancels, `mo:OFFSET:COMMAND` shows more of an answer.
 async fn button(
@@ -588,9 +594,7 @@ async fn button(
         };
         match asked {
             Ok(()) => {}
-            Err(ActionError::Conflict(said)) => {
-                return Ok(vec![Reply::Notice(said.clone()), Reply::Send(ChatMessage::text(said, vec![]))]);
-            }
+            Err(ActionError::Conflict(said)) => return Ok(how_it_stands(said)),
             Err(ActionError::NotFound(_)) => {
                 let id = crate::model::visible(id, 40);
                 return Ok(vec![Reply::Notice(format!("Visual {id} not found."))]);
@@ -608,7 +612,7 @@ async fn button(
                 // Decided since (or a hand-made press of a decided one): how it stands, not a
                 // fresh confirmation of an approval that cannot be made.
                 if let Err(ActionError::Conflict(said)) = crate::actions::visuals::awaiting(state, actor, arg).await {
-                    return Ok(vec![Reply::Notice(said.clone()), Reply::Send(ChatMessage::text(said, vec![]))]);
+                    return Ok(how_it_stands(said));
                 }
                 let changed = "The charges or terms have changed since you were asked; nothing was approved.";
                 return Ok(vec![Reply::Send(confirmation(arg, lines, Some(changed)))]);

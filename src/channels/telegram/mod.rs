@@ -349,7 +349,8 @@ pub async fn run_polling(state: Services, tg: Arc<Telegram>, mut shutdown: tokio
     tracing::info!("telegram: long polling");
     let timeout = state.config.telegram.poll_timeout_seconds;
     let mut offset: i32 = 0;
-    let mut lock: Option<crate::store::ledgers::LeaderLock> = None;
+    use crate::store::ledgers;
+    let mut lock: Option<ledgers::LeaderLock> = None;
     // Since when every poll has failed, if the last did.
     let mut failing_since: Option<std::time::Instant> = None;
     loop {
@@ -359,17 +360,6 @@ pub async fn run_polling(state: Services, tg: Arc<Telegram>, mut shutdown: tokio
         // stops (its connection, and the lock with it, ends) or lets it go, unable to reach
         // Telegram for a minute (its host's network may be at fault, not Telegram).
         if matches!(state.db, crate::store::Db::Postgres(_)) {
-            let alive = match lock.as_mut() {
-                Some(held) => tokio::select! {
-                    alive = held.alive() => alive,
-                    _ = shutdown.changed() => break,
-                },
-                None => true,
-            };
-            if !alive {
-                tracing::warn!("telegram: the poller's lock was lost with its connection; asking for it again");
-                lock = None;
-            }
             if lock.is_some() && failing_since.is_some_and(|t| t.elapsed() > POLL_FAILING_FOR) {
                 tracing::warn!(
                     "telegram: no poll has worked for a minute; the poller's lock is let go for another process"
@@ -381,18 +371,18 @@ pub async fn run_polling(state: Services, tg: Arc<Telegram>, mut shutdown: tokio
                     _ = shutdown.changed() => break,
                 }
             }
-            if lock.is_none() {
-                lock = tokio::select! {
-                    taken = crate::store::ledgers::try_poller_lock(&state.db) => taken,
+            let had = lock.is_some();
+            let holds = tokio::select! {
+                holds = ledgers::keep_lock(&state.db, &mut lock, ledgers::Leader::TelegramPoller) => holds,
+                _ = shutdown.changed() => break,
+            };
+            if !holds {
+                tokio::select! {
+                    _ = tokio::time::sleep(POLLER_WAIT) => continue,
                     _ = shutdown.changed() => break,
-                };
-                if lock.is_none() {
-                    tokio::select! {
-                        _ = tokio::time::sleep(POLLER_WAIT) => continue,
-                        _ = shutdown.changed() => break,
-                    }
                 }
-                tracing::info!("telegram: this process polls");
+            }
+            if !had {
                 // Updates another poller took and did not confirm come again: each is
                 // recorded once, so none runs twice.
                 offset = 0;
