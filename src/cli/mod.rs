@@ -307,14 +307,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("discord.application_id: required to register commands (or CPORT_DISCORD_APPLICATION_ID)");
             }
             let discord = crate::channels::discord::Discord::new(&config);
-            let n = discord.register_commands().await.map_err(|e| match &e {
-                // Nothing answered (a wrong discord.api_url, no network): not a refusal.
-                serenity::Error::Http(serenity::http::HttpError::Request(r)) => anyhow::anyhow!(
-                    "could not reach Discord at {} (discord.api_url): {}",
-                    config.discord.api_url,
-                    crate::model::shown(&std::error::Error::source(r).map_or(r.to_string(), |s| s.to_string()), 300)
-                ),
-                _ => anyhow::anyhow!("Discord refused the commands: {e}"),
+            let n = discord.register_commands().await.map_err(|e| {
+                anyhow::anyhow!(crate::channels::discord::registration_error(&e, &config.discord.api_url))
             })?;
             println!("{n} slash commands registered");
         }

@@ -153,6 +153,18 @@ impl Discord {
     }
 }
 
+/// What a failed [`Discord::register_commands`] says: nothing answering at `api_url` (a wrong
+/// `discord.api_url`, no network) is no refusal by Discord, and is not said as one.
+pub fn registration_error(e: &serenity::Error, api_url: &str) -> String {
+    match e {
+        serenity::Error::Http(serenity::http::HttpError::Request(r)) => {
+            let why = std::error::Error::source(r).map_or(r.to_string(), |s| s.to_string());
+            format!("could not reach Discord at {api_url} (discord.api_url): {}", crate::model::shown(&why, 300))
+        }
+        _ => format!("Discord refused the commands: {e}"),
+    }
+}
+
 /// The slash commands: the grammar's words, each with one text option when it takes words.
 fn slash_commands() -> Vec<CreateCommand> {
     let mut out: Vec<CreateCommand> = COMMANDS
